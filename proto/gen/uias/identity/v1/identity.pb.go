@@ -357,19 +357,19 @@ type AuthenticateRequest struct {
 	// app_type and app_code name the application whose account is checked.
 	// Empty means the calling application. Naming another application is
 	// PERMISSION_DENIED: an app may only authenticate its own accounts.
-	AppType string `protobuf:"bytes,1,opt,name=app_type,json=appType,proto3" json:"app_type,omitempty"`
-	AppCode string `protobuf:"bytes,2,opt,name=app_code,json=appCode,proto3" json:"app_code,omitempty"`
+	AppType string `protobuf:"bytes,1,opt,name=app_type,json=appType" json:"app_type,omitempty"`
+	AppCode string `protobuf:"bytes,2,opt,name=app_code,json=appCode" json:"app_code,omitempty"`
 	// app_user_id is the application's own account id (resolved through the
 	// account link) or the central login name of a user linked to the app.
-	AppUserId string `protobuf:"bytes,3,opt,name=app_user_id,json=appUserId,proto3" json:"app_user_id,omitempty"`
-	Password  string `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
+	AppUserId string `protobuf:"bytes,3,opt,name=app_user_id,json=appUserId" json:"app_user_id,omitempty"`
+	Password  string `protobuf:"bytes,4,opt,name=password" json:"password,omitempty"`
 	// fingerprint_feature is the captured feature data (base64 in JSON).
-	FingerprintFeature []byte            `protobuf:"bytes,5,opt,name=fingerprint_feature,json=fingerprintFeature,proto3" json:"fingerprint_feature,omitempty"`
-	AuthType           AuthType          `protobuf:"varint,6,opt,name=auth_type,json=authType,proto3,enum=uias.identity.v1.AuthType" json:"auth_type,omitempty"`
-	ExtendInfo         map[string]string `protobuf:"bytes,7,rep,name=extend_info,json=extendInfo,proto3" json:"extend_info,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	FingerprintFeature []byte            `protobuf:"bytes,5,opt,name=fingerprint_feature,json=fingerprintFeature" json:"fingerprint_feature,omitempty"`
+	AuthType           AuthType          `protobuf:"varint,6,opt,name=auth_type,json=authType,enum=uias.identity.v1.AuthType" json:"auth_type,omitempty"`
+	ExtendInfo         map[string]string `protobuf:"bytes,7,rep,name=extend_info,json=extendInfo" json:"extend_info,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// extend_info_legacy is the legacy "name1=value|name2=value" form; merged
 	// into extend_info (extend_info wins on a duplicate name).
-	ExtendInfoLegacy string `protobuf:"bytes,8,opt,name=extend_info_legacy,json=extendInfoLegacy,proto3" json:"extend_info_legacy,omitempty"`
+	ExtendInfoLegacy string `protobuf:"bytes,8,opt,name=extend_info_legacy,json=extendInfoLegacy" json:"extend_info_legacy,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -466,13 +466,13 @@ type AuthenticateResponse struct {
 	// -2 no such user, -3 password-only, -4 no fingerprint enrolled, -5 bad
 	// request data, -6 system error. -99 is reserved for client-side
 	// communication errors and never sent by the server.
-	ResultCode         int32        `protobuf:"varint,1,opt,name=result_code,json=resultCode,proto3" json:"result_code,omitempty"`
-	Reason             Reason       `protobuf:"varint,2,opt,name=reason,proto3,enum=uias.identity.v1.Reason" json:"reason,omitempty"`
-	Message            string       `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	User               *UserSummary `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
-	MustChangePassword bool         `protobuf:"varint,5,opt,name=must_change_password,json=mustChangePassword,proto3" json:"must_change_password,omitempty"`
+	ResultCode         int32        `protobuf:"varint,1,opt,name=result_code,json=resultCode" json:"result_code,omitempty"`
+	Reason             Reason       `protobuf:"varint,2,opt,name=reason,enum=uias.identity.v1.Reason" json:"reason,omitempty"`
+	Message            string       `protobuf:"bytes,3,opt,name=message" json:"message,omitempty"`
+	User               *UserSummary `protobuf:"bytes,4,opt,name=user" json:"user,omitempty"`
+	MustChangePassword bool         `protobuf:"varint,5,opt,name=must_change_password,json=mustChangePassword" json:"must_change_password,omitempty"`
 	// serial is the id of this call, also in the audit event.
-	Serial        string `protobuf:"bytes,6,opt,name=serial,proto3" json:"serial,omitempty"`
+	Serial        string `protobuf:"bytes,6,opt,name=serial" json:"serial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -551,10 +551,10 @@ func (x *AuthenticateResponse) GetSerial() string {
 
 type UserSummary struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	LoginName     string                 `protobuf:"bytes,2,opt,name=login_name,json=loginName,proto3" json:"login_name,omitempty"`
-	DisplayName   string                 `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	OrgId         string                 `protobuf:"bytes,4,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	LoginName     string                 `protobuf:"bytes,2,opt,name=login_name,json=loginName" json:"login_name,omitempty"`
+	DisplayName   string                 `protobuf:"bytes,3,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
+	OrgId         string                 `protobuf:"bytes,4,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -619,9 +619,9 @@ func (x *UserSummary) GetOrgId() string {
 
 type ChangePasswordRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	AppUserId     string                 `protobuf:"bytes,1,opt,name=app_user_id,json=appUserId,proto3" json:"app_user_id,omitempty"`
-	OldPassword   string                 `protobuf:"bytes,2,opt,name=old_password,json=oldPassword,proto3" json:"old_password,omitempty"`
-	NewPassword   string                 `protobuf:"bytes,3,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	AppUserId     string                 `protobuf:"bytes,1,opt,name=app_user_id,json=appUserId" json:"app_user_id,omitempty"`
+	OldPassword   string                 `protobuf:"bytes,2,opt,name=old_password,json=oldPassword" json:"old_password,omitempty"`
+	NewPassword   string                 `protobuf:"bytes,3,opt,name=new_password,json=newPassword" json:"new_password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -715,8 +715,8 @@ func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
 
 type AdminLoginRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	LoginName     string                 `protobuf:"bytes,1,opt,name=login_name,json=loginName,proto3" json:"login_name,omitempty"`
-	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	LoginName     string                 `protobuf:"bytes,1,opt,name=login_name,json=loginName" json:"login_name,omitempty"`
+	Password      string                 `protobuf:"bytes,2,opt,name=password" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -767,9 +767,9 @@ func (x *AdminLoginRequest) GetPassword() string {
 
 type AdminLoginResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	User          *UserSummary           `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
+	User          *UserSummary           `protobuf:"bytes,3,opt,name=user" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -827,13 +827,13 @@ func (x *AdminLoginResponse) GetUser() *UserSummary {
 
 type Org struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	ParentId      string                 `protobuf:"bytes,4,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
-	Status        Status                 `protobuf:"varint,5,opt,name=status,proto3,enum=uias.identity.v1.Status" json:"status,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code" json:"code,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	ParentId      string                 `protobuf:"bytes,4,opt,name=parent_id,json=parentId" json:"parent_id,omitempty"`
+	Status        Status                 `protobuf:"varint,5,opt,name=status,enum=uias.identity.v1.Status" json:"status,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime" json:"update_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -919,9 +919,9 @@ func (x *Org) GetUpdateTime() *timestamppb.Timestamp {
 
 type CreateOrgRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	ParentId      string                 `protobuf:"bytes,3,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code" json:"code,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name" json:"name,omitempty"`
+	ParentId      string                 `protobuf:"bytes,3,opt,name=parent_id,json=parentId" json:"parent_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -979,7 +979,7 @@ func (x *CreateOrgRequest) GetParentId() string {
 
 type GetOrgRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1023,13 +1023,13 @@ func (x *GetOrgRequest) GetId() string {
 
 type ListOrgsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
-	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
 	// parent_id filters to direct children.
-	ParentId string `protobuf:"bytes,3,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	ParentId string `protobuf:"bytes,3,opt,name=parent_id,json=parentId" json:"parent_id,omitempty"`
 	// query matches code or name (substring).
-	Query         string `protobuf:"bytes,4,opt,name=query,proto3" json:"query,omitempty"`
-	Status        Status `protobuf:"varint,5,opt,name=status,proto3,enum=uias.identity.v1.Status" json:"status,omitempty"`
+	Query         string `protobuf:"bytes,4,opt,name=query" json:"query,omitempty"`
+	Status        Status `protobuf:"varint,5,opt,name=status,enum=uias.identity.v1.Status" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1101,8 +1101,8 @@ func (x *ListOrgsRequest) GetStatus() Status {
 
 type ListOrgsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Orgs          []*Org                 `protobuf:"bytes,1,rep,name=orgs,proto3" json:"orgs,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	Orgs          []*Org                 `protobuf:"bytes,1,rep,name=orgs" json:"orgs,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1153,8 +1153,8 @@ func (x *ListOrgsResponse) GetNextPageToken() string {
 
 type UpdateOrgRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1205,8 +1205,8 @@ func (x *UpdateOrgRequest) GetName() string {
 
 type MoveOrgRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	NewParentId   string                 `protobuf:"bytes,2,opt,name=new_parent_id,json=newParentId,proto3" json:"new_parent_id,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	NewParentId   string                 `protobuf:"bytes,2,opt,name=new_parent_id,json=newParentId" json:"new_parent_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1257,8 +1257,8 @@ func (x *MoveOrgRequest) GetNewParentId() string {
 
 type SetOrgStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Status        Status                 `protobuf:"varint,2,opt,name=status,proto3,enum=uias.identity.v1.Status" json:"status,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Status        Status                 `protobuf:"varint,2,opt,name=status,enum=uias.identity.v1.Status" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1309,29 +1309,29 @@ func (x *SetOrgStatusRequest) GetStatus() Status {
 
 type User struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
-	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	LoginName   string                 `protobuf:"bytes,2,opt,name=login_name,json=loginName,proto3" json:"login_name,omitempty"`
-	DisplayName string                 `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	IdType      IdType                 `protobuf:"varint,4,opt,name=id_type,json=idType,proto3,enum=uias.identity.v1.IdType" json:"id_type,omitempty"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	LoginName   string                 `protobuf:"bytes,2,opt,name=login_name,json=loginName" json:"login_name,omitempty"`
+	DisplayName string                 `protobuf:"bytes,3,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
+	IdType      IdType                 `protobuf:"varint,4,opt,name=id_type,json=idType,enum=uias.identity.v1.IdType" json:"id_type,omitempty"`
 	// id_number_masked is the ID number with all but the first and last few
 	// characters masked; the clear value is never returned.
-	IdNumberMasked string     `protobuf:"bytes,5,opt,name=id_number_masked,json=idNumberMasked,proto3" json:"id_number_masked,omitempty"`
-	PhoneMasked    string     `protobuf:"bytes,6,opt,name=phone_masked,json=phoneMasked,proto3" json:"phone_masked,omitempty"`
-	Email          string     `protobuf:"bytes,7,opt,name=email,proto3" json:"email,omitempty"`
-	OrgId          string     `protobuf:"bytes,8,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	Status         UserStatus `protobuf:"varint,9,opt,name=status,proto3,enum=uias.identity.v1.UserStatus" json:"status,omitempty"`
+	IdNumberMasked string     `protobuf:"bytes,5,opt,name=id_number_masked,json=idNumberMasked" json:"id_number_masked,omitempty"`
+	PhoneMasked    string     `protobuf:"bytes,6,opt,name=phone_masked,json=phoneMasked" json:"phone_masked,omitempty"`
+	Email          string     `protobuf:"bytes,7,opt,name=email" json:"email,omitempty"`
+	OrgId          string     `protobuf:"bytes,8,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	Status         UserStatus `protobuf:"varint,9,opt,name=status,enum=uias.identity.v1.UserStatus" json:"status,omitempty"`
 	// feature_code is unique per person, derived from ID type, ID number,
 	// name and login name.
-	FeatureCode              string                 `protobuf:"bytes,10,opt,name=feature_code,json=featureCode,proto3" json:"feature_code,omitempty"`
-	Locked                   bool                   `protobuf:"varint,11,opt,name=locked,proto3" json:"locked,omitempty"`
-	LockedUntil              *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=locked_until,json=lockedUntil,proto3" json:"locked_until,omitempty"`
-	MustChangePassword       bool                   `protobuf:"varint,13,opt,name=must_change_password,json=mustChangePassword,proto3" json:"must_change_password,omitempty"`
-	PasswordNeverExpires     bool                   `protobuf:"varint,14,opt,name=password_never_expires,json=passwordNeverExpires,proto3" json:"password_never_expires,omitempty"`
-	UserCannotChangePassword bool                   `protobuf:"varint,15,opt,name=user_cannot_change_password,json=userCannotChangePassword,proto3" json:"user_cannot_change_password,omitempty"`
-	PasswordChangedAt        *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=password_changed_at,json=passwordChangedAt,proto3" json:"password_changed_at,omitempty"`
-	IsAdmin                  bool                   `protobuf:"varint,17,opt,name=is_admin,json=isAdmin,proto3" json:"is_admin,omitempty"`
-	CreateTime               *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime               *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	FeatureCode              string                 `protobuf:"bytes,10,opt,name=feature_code,json=featureCode" json:"feature_code,omitempty"`
+	Locked                   bool                   `protobuf:"varint,11,opt,name=locked" json:"locked,omitempty"`
+	LockedUntil              *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=locked_until,json=lockedUntil" json:"locked_until,omitempty"`
+	MustChangePassword       bool                   `protobuf:"varint,13,opt,name=must_change_password,json=mustChangePassword" json:"must_change_password,omitempty"`
+	PasswordNeverExpires     bool                   `protobuf:"varint,14,opt,name=password_never_expires,json=passwordNeverExpires" json:"password_never_expires,omitempty"`
+	UserCannotChangePassword bool                   `protobuf:"varint,15,opt,name=user_cannot_change_password,json=userCannotChangePassword" json:"user_cannot_change_password,omitempty"`
+	PasswordChangedAt        *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=password_changed_at,json=passwordChangedAt" json:"password_changed_at,omitempty"`
+	IsAdmin                  bool                   `protobuf:"varint,17,opt,name=is_admin,json=isAdmin" json:"is_admin,omitempty"`
+	CreateTime               *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
+	UpdateTime               *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=update_time,json=updateTime" json:"update_time,omitempty"`
 	unknownFields            protoimpl.UnknownFields
 	sizeCache                protoimpl.SizeCache
 }
@@ -1501,20 +1501,20 @@ func (x *User) GetUpdateTime() *timestamppb.Timestamp {
 
 type CreateUserRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
-	LoginName   string                 `protobuf:"bytes,1,opt,name=login_name,json=loginName,proto3" json:"login_name,omitempty"`
-	DisplayName string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	IdType      IdType                 `protobuf:"varint,3,opt,name=id_type,json=idType,proto3,enum=uias.identity.v1.IdType" json:"id_type,omitempty"`
-	IdNumber    string                 `protobuf:"bytes,4,opt,name=id_number,json=idNumber,proto3" json:"id_number,omitempty"`
-	Phone       string                 `protobuf:"bytes,5,opt,name=phone,proto3" json:"phone,omitempty"`
-	Email       string                 `protobuf:"bytes,6,opt,name=email,proto3" json:"email,omitempty"`
-	OrgId       string                 `protobuf:"bytes,7,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	LoginName   string                 `protobuf:"bytes,1,opt,name=login_name,json=loginName" json:"login_name,omitempty"`
+	DisplayName string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
+	IdType      IdType                 `protobuf:"varint,3,opt,name=id_type,json=idType,enum=uias.identity.v1.IdType" json:"id_type,omitempty"`
+	IdNumber    string                 `protobuf:"bytes,4,opt,name=id_number,json=idNumber" json:"id_number,omitempty"`
+	Phone       string                 `protobuf:"bytes,5,opt,name=phone" json:"phone,omitempty"`
+	Email       string                 `protobuf:"bytes,6,opt,name=email" json:"email,omitempty"`
+	OrgId       string                 `protobuf:"bytes,7,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
 	// password is optional; without it the user cannot log in by password
 	// until an administrator sets one.
-	Password                 string `protobuf:"bytes,8,opt,name=password,proto3" json:"password,omitempty"`
-	MustChangePassword       bool   `protobuf:"varint,9,opt,name=must_change_password,json=mustChangePassword,proto3" json:"must_change_password,omitempty"`
-	PasswordNeverExpires     bool   `protobuf:"varint,10,opt,name=password_never_expires,json=passwordNeverExpires,proto3" json:"password_never_expires,omitempty"`
-	UserCannotChangePassword bool   `protobuf:"varint,11,opt,name=user_cannot_change_password,json=userCannotChangePassword,proto3" json:"user_cannot_change_password,omitempty"`
-	IsAdmin                  bool   `protobuf:"varint,12,opt,name=is_admin,json=isAdmin,proto3" json:"is_admin,omitempty"`
+	Password                 string `protobuf:"bytes,8,opt,name=password" json:"password,omitempty"`
+	MustChangePassword       bool   `protobuf:"varint,9,opt,name=must_change_password,json=mustChangePassword" json:"must_change_password,omitempty"`
+	PasswordNeverExpires     bool   `protobuf:"varint,10,opt,name=password_never_expires,json=passwordNeverExpires" json:"password_never_expires,omitempty"`
+	UserCannotChangePassword bool   `protobuf:"varint,11,opt,name=user_cannot_change_password,json=userCannotChangePassword" json:"user_cannot_change_password,omitempty"`
+	IsAdmin                  bool   `protobuf:"varint,12,opt,name=is_admin,json=isAdmin" json:"is_admin,omitempty"`
 	unknownFields            protoimpl.UnknownFields
 	sizeCache                protoimpl.SizeCache
 }
@@ -1635,7 +1635,7 @@ func (x *CreateUserRequest) GetIsAdmin() bool {
 
 type GetUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1679,12 +1679,12 @@ func (x *GetUserRequest) GetId() string {
 
 type ListUsersRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
-	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	OrgId     string                 `protobuf:"bytes,3,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	OrgId     string                 `protobuf:"bytes,3,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
 	// query matches login name, display name or email (substring).
-	Query         string     `protobuf:"bytes,4,opt,name=query,proto3" json:"query,omitempty"`
-	Status        UserStatus `protobuf:"varint,5,opt,name=status,proto3,enum=uias.identity.v1.UserStatus" json:"status,omitempty"`
+	Query         string     `protobuf:"bytes,4,opt,name=query" json:"query,omitempty"`
+	Status        UserStatus `protobuf:"varint,5,opt,name=status,enum=uias.identity.v1.UserStatus" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1756,8 +1756,8 @@ func (x *ListUsersRequest) GetStatus() UserStatus {
 
 type ListUsersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Users         []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	Users         []*User                `protobuf:"bytes,1,rep,name=users" json:"users,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1808,18 +1808,18 @@ func (x *ListUsersResponse) GetNextPageToken() string {
 
 type UpdateUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// Only fields named in update_mask are changed: display_name, phone,
 	// email, org_id, must_change_password, password_never_expires,
 	// user_cannot_change_password.
-	UpdateMask               []string `protobuf:"bytes,2,rep,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
-	DisplayName              string   `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	Phone                    string   `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
-	Email                    string   `protobuf:"bytes,5,opt,name=email,proto3" json:"email,omitempty"`
-	OrgId                    string   `protobuf:"bytes,6,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	MustChangePassword       bool     `protobuf:"varint,7,opt,name=must_change_password,json=mustChangePassword,proto3" json:"must_change_password,omitempty"`
-	PasswordNeverExpires     bool     `protobuf:"varint,8,opt,name=password_never_expires,json=passwordNeverExpires,proto3" json:"password_never_expires,omitempty"`
-	UserCannotChangePassword bool     `protobuf:"varint,9,opt,name=user_cannot_change_password,json=userCannotChangePassword,proto3" json:"user_cannot_change_password,omitempty"`
+	UpdateMask               []string `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
+	DisplayName              string   `protobuf:"bytes,3,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
+	Phone                    string   `protobuf:"bytes,4,opt,name=phone" json:"phone,omitempty"`
+	Email                    string   `protobuf:"bytes,5,opt,name=email" json:"email,omitempty"`
+	OrgId                    string   `protobuf:"bytes,6,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	MustChangePassword       bool     `protobuf:"varint,7,opt,name=must_change_password,json=mustChangePassword" json:"must_change_password,omitempty"`
+	PasswordNeverExpires     bool     `protobuf:"varint,8,opt,name=password_never_expires,json=passwordNeverExpires" json:"password_never_expires,omitempty"`
+	UserCannotChangePassword bool     `protobuf:"varint,9,opt,name=user_cannot_change_password,json=userCannotChangePassword" json:"user_cannot_change_password,omitempty"`
 	unknownFields            protoimpl.UnknownFields
 	sizeCache                protoimpl.SizeCache
 }
@@ -1919,8 +1919,8 @@ func (x *UpdateUserRequest) GetUserCannotChangePassword() bool {
 
 type SetUserStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Status        UserStatus             `protobuf:"varint,2,opt,name=status,proto3,enum=uias.identity.v1.UserStatus" json:"status,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Status        UserStatus             `protobuf:"varint,2,opt,name=status,enum=uias.identity.v1.UserStatus" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1971,9 +1971,9 @@ func (x *SetUserStatusRequest) GetStatus() UserStatus {
 
 type LockUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// duration_seconds 0 locks until unlocked.
-	DurationSeconds int64 `protobuf:"varint,2,opt,name=duration_seconds,json=durationSeconds,proto3" json:"duration_seconds,omitempty"`
+	DurationSeconds int64 `protobuf:"varint,2,opt,name=duration_seconds,json=durationSeconds" json:"duration_seconds,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -2024,7 +2024,7 @@ func (x *LockUserRequest) GetDurationSeconds() int64 {
 
 type UnlockUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2068,11 +2068,11 @@ func (x *UnlockUserRequest) GetId() string {
 
 type SetPasswordRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
-	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Password string                 `protobuf:"bytes,2,opt,name=password" json:"password,omitempty"`
 	// must_change_password forces a change at next login (default true
 	// unless the user may not change their password).
-	MustChangePassword bool `protobuf:"varint,3,opt,name=must_change_password,json=mustChangePassword,proto3" json:"must_change_password,omitempty"`
+	MustChangePassword bool `protobuf:"varint,3,opt,name=must_change_password,json=mustChangePassword" json:"must_change_password,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -2130,12 +2130,12 @@ func (x *SetPasswordRequest) GetMustChangePassword() bool {
 
 type Group struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	OrgId         string                 `protobuf:"bytes,4,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	MemberIds     []string               `protobuf:"bytes,5,rep,name=member_ids,json=memberIds,proto3" json:"member_ids,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code" json:"code,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	OrgId         string                 `protobuf:"bytes,4,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	MemberIds     []string               `protobuf:"bytes,5,rep,name=member_ids,json=memberIds" json:"member_ids,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2214,9 +2214,9 @@ func (x *Group) GetCreateTime() *timestamppb.Timestamp {
 
 type CreateGroupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	OrgId         string                 `protobuf:"bytes,3,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code" json:"code,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name" json:"name,omitempty"`
+	OrgId         string                 `protobuf:"bytes,3,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2274,7 +2274,7 @@ func (x *CreateGroupRequest) GetOrgId() string {
 
 type GetGroupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2318,10 +2318,10 @@ func (x *GetGroupRequest) GetId() string {
 
 type ListGroupsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	OrgId         string                 `protobuf:"bytes,3,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	Query         string                 `protobuf:"bytes,4,opt,name=query,proto3" json:"query,omitempty"`
+	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	OrgId         string                 `protobuf:"bytes,3,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	Query         string                 `protobuf:"bytes,4,opt,name=query" json:"query,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2386,8 +2386,8 @@ func (x *ListGroupsRequest) GetQuery() string {
 
 type ListGroupsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Groups        []*Group               `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	Groups        []*Group               `protobuf:"bytes,1,rep,name=groups" json:"groups,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2438,8 +2438,8 @@ func (x *ListGroupsResponse) GetNextPageToken() string {
 
 type GroupMemberRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId" json:"group_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId" json:"user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2491,18 +2491,18 @@ func (x *GroupMemberRequest) GetUserId() string {
 type App struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is the App_ID.
-	Id      string    `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	AppType string    `protobuf:"bytes,2,opt,name=app_type,json=appType,proto3" json:"app_type,omitempty"`
-	AppCode string    `protobuf:"bytes,3,opt,name=app_code,json=appCode,proto3" json:"app_code,omitempty"`
-	Name    string    `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	Status  AppStatus `protobuf:"varint,5,opt,name=status,proto3,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
+	Id      string    `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	AppType string    `protobuf:"bytes,2,opt,name=app_type,json=appType" json:"app_type,omitempty"`
+	AppCode string    `protobuf:"bytes,3,opt,name=app_code,json=appCode" json:"app_code,omitempty"`
+	Name    string    `protobuf:"bytes,4,opt,name=name" json:"name,omitempty"`
+	Status  AppStatus `protobuf:"varint,5,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
 	// ip_allow_list holds CIDRs; empty allows any address.
-	IpAllowList []string `protobuf:"bytes,6,rep,name=ip_allow_list,json=ipAllowList,proto3" json:"ip_allow_list,omitempty"`
+	IpAllowList []string `protobuf:"bytes,6,rep,name=ip_allow_list,json=ipAllowList" json:"ip_allow_list,omitempty"`
 	// rate_limit is requests per second (0: no limit); rate_burst the bucket.
-	RateLimit     float64                `protobuf:"fixed64,7,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
-	RateBurst     int32                  `protobuf:"varint,8,opt,name=rate_burst,json=rateBurst,proto3" json:"rate_burst,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	RateLimit     float64                `protobuf:"fixed64,7,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
+	RateBurst     int32                  `protobuf:"varint,8,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime" json:"update_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2609,12 +2609,12 @@ func (x *App) GetUpdateTime() *timestamppb.Timestamp {
 
 type CreateAppRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	AppType       string                 `protobuf:"bytes,1,opt,name=app_type,json=appType,proto3" json:"app_type,omitempty"`
-	AppCode       string                 `protobuf:"bytes,2,opt,name=app_code,json=appCode,proto3" json:"app_code,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	IpAllowList   []string               `protobuf:"bytes,4,rep,name=ip_allow_list,json=ipAllowList,proto3" json:"ip_allow_list,omitempty"`
-	RateLimit     float64                `protobuf:"fixed64,5,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
-	RateBurst     int32                  `protobuf:"varint,6,opt,name=rate_burst,json=rateBurst,proto3" json:"rate_burst,omitempty"`
+	AppType       string                 `protobuf:"bytes,1,opt,name=app_type,json=appType" json:"app_type,omitempty"`
+	AppCode       string                 `protobuf:"bytes,2,opt,name=app_code,json=appCode" json:"app_code,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	IpAllowList   []string               `protobuf:"bytes,4,rep,name=ip_allow_list,json=ipAllowList" json:"ip_allow_list,omitempty"`
+	RateLimit     float64                `protobuf:"fixed64,5,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
+	RateBurst     int32                  `protobuf:"varint,6,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2693,9 +2693,9 @@ func (x *CreateAppRequest) GetRateBurst() int32 {
 
 type CreateAppResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	App   *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	App   *App                   `protobuf:"bytes,1,opt,name=app" json:"app,omitempty"`
 	// app_secret is shown once.
-	AppSecret     string `protobuf:"bytes,2,opt,name=app_secret,json=appSecret,proto3" json:"app_secret,omitempty"`
+	AppSecret     string `protobuf:"bytes,2,opt,name=app_secret,json=appSecret" json:"app_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2746,7 +2746,7 @@ func (x *CreateAppResponse) GetAppSecret() string {
 
 type GetAppRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2790,11 +2790,11 @@ func (x *GetAppRequest) GetId() string {
 
 type ListAppsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	AppType       string                 `protobuf:"bytes,3,opt,name=app_type,json=appType,proto3" json:"app_type,omitempty"`
-	Query         string                 `protobuf:"bytes,4,opt,name=query,proto3" json:"query,omitempty"`
-	Status        AppStatus              `protobuf:"varint,5,opt,name=status,proto3,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
+	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	AppType       string                 `protobuf:"bytes,3,opt,name=app_type,json=appType" json:"app_type,omitempty"`
+	Query         string                 `protobuf:"bytes,4,opt,name=query" json:"query,omitempty"`
+	Status        AppStatus              `protobuf:"varint,5,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2866,8 +2866,8 @@ func (x *ListAppsRequest) GetStatus() AppStatus {
 
 type ListAppsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Apps          []*App                 `protobuf:"bytes,1,rep,name=apps,proto3" json:"apps,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	Apps          []*App                 `protobuf:"bytes,1,rep,name=apps" json:"apps,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2918,15 +2918,15 @@ func (x *ListAppsResponse) GetNextPageToken() string {
 
 type UpdateAppRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// Only fields named in update_mask change: name, status, ip_allow_list,
 	// rate_limit, rate_burst.
-	UpdateMask    []string  `protobuf:"bytes,2,rep,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
-	Name          string    `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Status        AppStatus `protobuf:"varint,4,opt,name=status,proto3,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
-	IpAllowList   []string  `protobuf:"bytes,5,rep,name=ip_allow_list,json=ipAllowList,proto3" json:"ip_allow_list,omitempty"`
-	RateLimit     float64   `protobuf:"fixed64,6,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
-	RateBurst     int32     `protobuf:"varint,7,opt,name=rate_burst,json=rateBurst,proto3" json:"rate_burst,omitempty"`
+	UpdateMask    []string  `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
+	Name          string    `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	Status        AppStatus `protobuf:"varint,4,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
+	IpAllowList   []string  `protobuf:"bytes,5,rep,name=ip_allow_list,json=ipAllowList" json:"ip_allow_list,omitempty"`
+	RateLimit     float64   `protobuf:"fixed64,6,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
+	RateBurst     int32     `protobuf:"varint,7,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3012,9 +3012,9 @@ func (x *UpdateAppRequest) GetRateBurst() int32 {
 
 type RotateAppSecretRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// overlap_seconds the previous secret stays valid; unset means 86400.
-	OverlapSeconds *int64 `protobuf:"varint,2,opt,name=overlap_seconds,json=overlapSeconds,proto3,oneof" json:"overlap_seconds,omitempty"`
+	OverlapSeconds *int64 `protobuf:"varint,2,opt,name=overlap_seconds,json=overlapSeconds" json:"overlap_seconds,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -3065,13 +3065,13 @@ func (x *RotateAppSecretRequest) GetOverlapSeconds() int64 {
 
 type AccountLink struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
-	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	UserId string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	AppId  string                 `protobuf:"bytes,3,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	UserId string                 `protobuf:"bytes,2,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	AppId  string                 `protobuf:"bytes,3,opt,name=app_id,json=appId" json:"app_id,omitempty"`
 	// app_account_id is the user's account id inside the application.
-	AppAccountId  string                 `protobuf:"bytes,4,opt,name=app_account_id,json=appAccountId,proto3" json:"app_account_id,omitempty"`
-	Status        Status                 `protobuf:"varint,5,opt,name=status,proto3,enum=uias.identity.v1.Status" json:"status,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	AppAccountId  string                 `protobuf:"bytes,4,opt,name=app_account_id,json=appAccountId" json:"app_account_id,omitempty"`
+	Status        Status                 `protobuf:"varint,5,opt,name=status,enum=uias.identity.v1.Status" json:"status,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3150,9 +3150,9 @@ func (x *AccountLink) GetCreateTime() *timestamppb.Timestamp {
 
 type CreateAccountLinkRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	AppId         string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
-	AppAccountId  string                 `protobuf:"bytes,3,opt,name=app_account_id,json=appAccountId,proto3" json:"app_account_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	AppId         string                 `protobuf:"bytes,2,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	AppAccountId  string                 `protobuf:"bytes,3,opt,name=app_account_id,json=appAccountId" json:"app_account_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3210,10 +3210,10 @@ func (x *CreateAccountLinkRequest) GetAppAccountId() string {
 
 type ListAccountLinksRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	AppId         string                 `protobuf:"bytes,4,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	AppId         string                 `protobuf:"bytes,4,opt,name=app_id,json=appId" json:"app_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3278,8 +3278,8 @@ func (x *ListAccountLinksRequest) GetAppId() string {
 
 type ListAccountLinksResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Links         []*AccountLink         `protobuf:"bytes,1,rep,name=links,proto3" json:"links,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	Links         []*AccountLink         `protobuf:"bytes,1,rep,name=links" json:"links,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3330,7 +3330,7 @@ func (x *ListAccountLinksResponse) GetNextPageToken() string {
 
 type DeleteAccountLinkRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3641,11 +3641,10 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
 	"rate_limit\x18\x06 \x01(\x01R\trateLimit\x12\x1d\n" +
 	"\n" +
-	"rate_burst\x18\a \x01(\x05R\trateBurst\"j\n" +
+	"rate_burst\x18\a \x01(\x05R\trateBurst\"X\n" +
 	"\x16RotateAppSecretRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
-	"\x0foverlap_seconds\x18\x02 \x01(\x03H\x00R\x0eoverlapSeconds\x88\x01\x01B\x12\n" +
-	"\x10_overlap_seconds\"\xe2\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\"\xe2\x01\n" +
 	"\vAccountLink\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x15\n" +
@@ -3747,7 +3746,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fRotateAppSecret\x12(.uias.identity.v1.RotateAppSecretRequest\x1a#.uias.identity.v1.CreateAppResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/apps/{id}:rotateSecret\x12t\n" +
 	"\x11CreateAccountLink\x12*.uias.identity.v1.CreateAccountLinkRequest\x1a\x1d.uias.identity.v1.AccountLink\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/links\x12|\n" +
 	"\x10ListAccountLinks\x12).uias.identity.v1.ListAccountLinksRequest\x1a*.uias.identity.v1.ListAccountLinksResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/links\x12\x84\x01\n" +
-	"\x11DeleteAccountLink\x12*.uias.identity.v1.DeleteAccountLinkRequest\x1a+.uias.identity.v1.DeleteAccountLinkResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/links/{id}B<Z:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1b\x06proto3"
+	"\x11DeleteAccountLink\x12*.uias.identity.v1.DeleteAccountLinkRequest\x1a+.uias.identity.v1.DeleteAccountLinkResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/links/{id}BCZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_identity_proto_rawDescOnce sync.Once
@@ -3925,7 +3924,6 @@ func file_uias_identity_v1_identity_proto_init() {
 	if File_uias_identity_v1_identity_proto != nil {
 		return
 	}
-	file_uias_identity_v1_identity_proto_msgTypes[38].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
