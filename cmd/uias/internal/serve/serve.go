@@ -1,0 +1,80 @@
+// Package serve is the `uias serve` command: load config, start the
+// requested target, wait for a signal, shut down gracefully.
+package serve
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/pkg/config"
+	ulog "github.com/uias/uias/pkg/log"
+)
+
+// Main runs `uias serve [flags]` until ctx is done; it returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("uias serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", os.Getenv("UIAS_CONFIG"), "YAML config file (env UIAS_CONFIG)")
+	cfg, err := config.Load(configPathFromArgs(args, *cfgPath), os.LookupEnv, fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "uias serve: %v\n", err)
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "uias serve: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	log, err := ulog.New(cfg.Log)
+	if err != nil {
+		fmt.Fprintf(stderr, "uias serve: %v\n", err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+	a, err := app.Start(ctx, cfg, app.Options{Logger: log, Out: stdout, BootstrapPassword: os.Getenv("UIAS_BOOTSTRAP_PASSWORD")})
+	if err != nil {
+		fmt.Fprintf(stderr, "uias serve: %v\n", err)
+		return 1
+	}
+	if a.GRPCAddr() != "" {
+		fmt.Fprintf(stdout, "uias %s: gRPC listening on %s\n", cfg.Target, a.GRPCAddr())
+	}
+	if a.HTTPAddr() != "" {
+		fmt.Fprintf(stdout, "uias %s: HTTP listening on http://%s\n", cfg.Target, a.HTTPAddr())
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "uias: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := a.Stop(sctx); err != nil {
+		fmt.Fprintf(stderr, "uias serve: shutdown: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// configPathFromArgs finds --config before the full flag parse, so the file
+// can be applied before env and flags override it.
+func configPathFromArgs(args []string, def string) string {
+	for i, a := range args {
+		switch {
+		case a == "--config" || a == "-config":
+			if i+1 < len(args) {
+				return args[i+1]
+			}
+		case len(a) > 9 && a[:9] == "--config=":
+			return a[9:]
+		case len(a) > 8 && a[:8] == "-config=":
+			return a[8:]
+		}
+	}
+	return def
+}

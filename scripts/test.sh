@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs go vet and every module's tests. Unless UIAS_NO_PG=1, starts a
+# throwaway PostgreSQL (scripts/pg.sh installs it if missing) so the storage
+# conformance suites also run against PostgreSQL, and stops it afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODULES="proto/gen pkg services/identity gateway cmd/uias tests"
+
+if [ "${UIAS_NO_PG:-}" != "1" ] && [ -z "${UIAS_TEST_PG_DSN:-}" ]; then
+  PGDIR=$(mktemp -d /tmp/uias-pg.XXXXXX)
+  trap 'scripts/pg.sh stop "$PGDIR" >/dev/null 2>&1 || true; rm -rf "$PGDIR"' EXIT
+  UIAS_TEST_PG_DSN=$(scripts/pg.sh start "$PGDIR" | tail -n 1)
+  export UIAS_TEST_PG_DSN
+  echo "test.sh: PostgreSQL for tests at ${UIAS_TEST_PG_DSN}"
+fi
+
+status=0
+for m in $MODULES; do
+  echo "== $m"
+  (cd "$m" && go vet ./... && go test -count=1 -timeout 15m ./...) || status=1
+done
+exit $status

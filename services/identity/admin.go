@@ -1,0 +1,831 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
+	ulog "github.com/uias/uias/pkg/log"
+)
+
+// write runs a store mutation with its change + audit events and wakes the relay.
+func (s *Service) write(ctx context.Context, what string, fn func(evs []events.Event) error, evs ...events.Event) error {
+	if err := fn(evs); err != nil {
+		return storeErr(err, what)
+	}
+	s.kick()
+	return nil
+}
+
+func (s *Service) adminAudit(ctx context.Context, api, subject, org string, start time.Time) events.Event {
+	return s.audit(ctx, api, subject, org, "success", "OK", start, nil)
+}
+
+func pageOf(size int32, token string) (Page, error) {
+	if size < 0 || size > 500 {
+		return Page{}, badRequest("page_size must be between 0 and 500")
+	}
+	if err := checkText("page_token", token, 512, false); err != nil {
+		return Page{}, err
+	}
+	return Page{Size: int(size), Token: token}, nil
+}
+
+// ---- orgs ----
+
+// CreateOrg adds an org; an empty parent makes a root (only when none exists).
+func (s *Service) CreateOrg(ctx context.Context, code, name, parentID string) (*Org, error) {
+	start := s.now()
+	if err := checkCode("code", code); err != nil {
+		return nil, err
+	}
+	if err := checkText("name", name, maxNameLen, true); err != nil {
+		return nil, err
+	}
+	if err := checkText("parent_id", parentID, maxIDLen, false); err != nil {
+		return nil, err
+	}
+	o := &Org{ID: newID(), Code: code, Name: name, ParentID: parentID, Status: StatusActive, CreatedAt: start, UpdatedAt: start}
+	if parentID == "" {
+		n, err := s.store.CountOrgs(ctx)
+		if err != nil {
+			return nil, storeErr(err, "org")
+		}
+		if n > 0 {
+			return nil, badRequest("parent_id is required (the root org already exists)")
+		}
+		o.Path = "/" + o.ID + "/"
+	} else {
+		p, err := s.store.GetOrg(ctx, parentID)
+		if err != nil {
+			return nil, storeErr(err, "parent org")
+		}
+		if p.Status != StatusActive {
+			return nil, failedPrecondition("PARENT_DISABLED", "parent org is disabled")
+		}
+		o.Path = p.Path + o.ID + "/"
+	}
+	err := s.write(ctx, "org", func(evs []events.Event) error { return s.store.CreateOrg(ctx, o, evs) },
+		s.change(ctx, "org", "created", o.ID, map[string]any{"code": code, "name": name, "parent_id": parentID}),
+		s.adminAudit(ctx, "org.create", "org:"+o.ID, o.ID, start))
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// GetOrg returns one org.
+func (s *Service) GetOrg(ctx context.Context, id string) (*Org, error) {
+	if err := checkText("id", id, maxIDLen, true); err != nil {
+		return nil, err
+	}
+	o, err := s.store.GetOrg(ctx, id)
+	return o, storeErr(err, "org")
+}
+
+// ListOrgs lists orgs with filters and a page.
+func (s *Service) ListOrgs(ctx context.Context, f OrgFilter, size int32, token string) ([]*Org, string, error) {
+	p, err := pageOf(size, token)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := checkText("query", f.Query, maxQueryLen, false); err != nil {
+		return nil, "", err
+	}
+	if err := checkText("parent_id", f.ParentID, maxIDLen, false); err != nil {
+		return nil, "", err
+	}
+	out, next, err := s.store.ListOrgs(ctx, f, p)
+	return out, next, storeErr(err, "org")
+}
+
+// UpdateOrg renames an org.
+func (s *Service) UpdateOrg(ctx context.Context, id, name string) (*Org, error) {
+	start := s.now()
+	if err := checkText("name", name, maxNameLen, true); err != nil {
+		return nil, err
+	}
+	o, err := s.GetOrg(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	o.Name, o.UpdatedAt = name, start
+	err = s.write(ctx, "org", func(evs []events.Event) error { return s.store.UpdateOrg(ctx, o, evs) },
+		s.change(ctx, "org", "updated", o.ID, map[string]any{"name": name}),
+		s.adminAudit(ctx, "org.update", "org:"+o.ID, o.ID, start))
+	return o, err
+}
+
+// SetOrgStatus disables or re-enables an org.
+func (s *Service) SetOrgStatus(ctx context.Context, id string, st Status) (*Org, error) {
+	start := s.now()
+	if st != StatusActive && st != StatusDisabled {
+		return nil, badRequest("status must be ACTIVE or DISABLED")
+	}
+	o, err := s.GetOrg(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if o.ParentID == "" && st == StatusDisabled {
+		return nil, failedPrecondition("ROOT_ORG", "the root org cannot be disabled")
+	}
+	o.Status, o.UpdatedAt = st, start
+	err = s.write(ctx, "org", func(evs []events.Event) error { return s.store.UpdateOrg(ctx, o, evs) },
+		s.change(ctx, "org", "status_changed", o.ID, map[string]any{"status": st}),
+		s.adminAudit(ctx, "org.set_status", "org:"+o.ID, o.ID, start))
+	return o, err
+}
+
+// MoveOrg re-parents an org (never under its own subtree).
+func (s *Service) MoveOrg(ctx context.Context, id, newParentID string) (*Org, error) {
+	start := s.now()
+	if err := checkText("id", id, maxIDLen, true); err != nil {
+		return nil, err
+	}
+	if err := checkText("new_parent_id", newParentID, maxIDLen, true); err != nil {
+		return nil, err
+	}
+	if id == newParentID {
+		return nil, failedPrecondition("ORG_CYCLE", "cannot move an org under itself")
+	}
+	cur, err := s.GetOrg(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if cur.ParentID == "" {
+		return nil, failedPrecondition("ROOT_ORG", "the root org cannot be moved")
+	}
+	var out *Org
+	err = s.write(ctx, "org", func(evs []events.Event) error {
+		o, err := s.store.MoveOrg(ctx, id, newParentID, start, evs)
+		out = o
+		if errors.Is(err, ErrConflict) {
+			return failedPrecondition("ORG_CYCLE", "cannot move an org under its own subtree")
+		}
+		return err
+	}, s.change(ctx, "org", "moved", id, map[string]any{"parent_id": newParentID}),
+		s.adminAudit(ctx, "org.move", "org:"+id, id, start))
+	return out, err
+}
+
+// ---- users ----
+
+// NewUser is the input of CreateUser.
+type NewUser struct {
+	LoginName, DisplayName string
+	IDType                 IDType
+	IDNumber, Phone, Email string
+	OrgID, Password        string
+	MustChange             bool
+	NeverExpires           bool
+	CannotChange           bool
+	IsAdmin                bool
+}
+
+func validIDType(t IDType) bool {
+	switch t {
+	case IDTypeNone, IDTypeResidentID, IDTypePassport, IDTypeMilitary, IDTypeOther:
+		return true
+	}
+	return false
+}
+
+// CreateUser adds a user; the ID number and phone are encrypted at rest.
+func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
+	start := s.now()
+	if err := checkCode("login_name", n.LoginName); err != nil {
+		return nil, err
+	}
+	if err := checkText("display_name", n.DisplayName, maxNameLen, true); err != nil {
+		return nil, err
+	}
+	if err := checkText("org_id", n.OrgID, maxIDLen, true); err != nil {
+		return nil, err
+	}
+	if !validIDType(n.IDType) {
+		return nil, badRequest("id_type is not a known ID type")
+	}
+	if err := checkText("id_number", n.IDNumber, 64, false); err != nil {
+		return nil, err
+	}
+	if n.IDNumber != "" && n.IDType == IDTypeNone {
+		return nil, badRequest("id_type is required with id_number")
+	}
+	if n.IDType == IDTypeResidentID && n.IDNumber != "" && !validResidentID(n.IDNumber) {
+		return nil, badRequest("id_number is not a valid 18-character resident ID number")
+	}
+	if err := checkPhone(n.Phone); err != nil {
+		return nil, err
+	}
+	if err := checkEmail(n.Email); err != nil {
+		return nil, err
+	}
+	org, err := s.store.GetOrg(ctx, n.OrgID)
+	if err != nil {
+		return nil, storeErr(err, "org")
+	}
+	if org.Status != StatusActive {
+		return nil, failedPrecondition("ORG_DISABLED", "org is disabled")
+	}
+	u := &User{ID: newID(), LoginName: n.LoginName, DisplayName: n.DisplayName, IDType: n.IDType,
+		Email: n.Email, OrgID: n.OrgID, Status: StatusActive, IsAdmin: n.IsAdmin,
+		MustChange: n.MustChange, NeverExpires: n.NeverExpires, CannotChange: n.CannotChange,
+		CreatedAt: start, UpdatedAt: start}
+	if err := s.sealPersonal(u, n.IDNumber, n.Phone); err != nil {
+		return nil, err
+	}
+	u.FeatureCode = s.featureCode(n.IDType, n.IDNumber, n.DisplayName, n.LoginName)
+	if n.Password != "" {
+		if err := s.cfg.Policy.CheckPassword(n.Password, n.LoginName); err != nil {
+			return nil, err
+		}
+		h, err := s.hasher.Hash(ctx, n.Password)
+		if err != nil {
+			return nil, apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many password operations in progress, retry shortly")
+		}
+		u.PasswordHash, u.PasswordChangedAt = h, start
+	}
+	err = s.write(ctx, "user", func(evs []events.Event) error { return s.store.CreateUser(ctx, u, evs) },
+		s.change(ctx, "user", "created", u.ID, userView(u)),
+		s.adminAudit(ctx, "user.create", "user:"+u.ID, u.OrgID, start))
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func (s *Service) sealPersonal(u *User, idNumber, phone string) error {
+	u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc, u.PhoneMask = "", "", "", ""
+	if idNumber != "" {
+		enc, err := s.sealer.Seal([]byte(idNumber), []byte("user.id_number"))
+		if err != nil {
+			return fmt.Errorf("seal id number: %w", err)
+		}
+		u.IDNumberEnc, u.IDNumberMask = enc, ulog.MaskIDNumber(idNumber)
+	}
+	if phone != "" {
+		enc, err := s.sealer.Seal([]byte(phone), []byte("user.phone"))
+		if err != nil {
+			return fmt.Errorf("seal phone: %w", err)
+		}
+		u.PhoneEnc, u.PhoneMask = enc, ulog.MaskPhone(phone)
+	}
+	return nil
+}
+
+// featureCode is the unique per-person code from ID type + ID number + name +
+// login name: a keyed hash, so it reveals none of them.
+func (s *Service) featureCode(t IDType, idNumber, name, login string) string {
+	return s.sealer.BlindIndex(fmt.Sprintf("%d\x00%s\x00%s\x00%s", t, strings.ToUpper(idNumber), name, login))[:32]
+}
+
+func (s *Service) openPersonal(u *User) (idNumber, phone string) {
+	if u.IDNumberEnc != "" {
+		if b, err := s.sealer.Open(u.IDNumberEnc, []byte("user.id_number")); err == nil {
+			idNumber = string(b)
+		}
+	}
+	if u.PhoneEnc != "" {
+		if b, err := s.sealer.Open(u.PhoneEnc, []byte("user.phone")); err == nil {
+			phone = string(b)
+		}
+	}
+	return idNumber, phone
+}
+
+// GetUser returns one user.
+func (s *Service) GetUser(ctx context.Context, id string) (*User, error) {
+	if err := checkText("id", id, maxIDLen, true); err != nil {
+		return nil, err
+	}
+	u, err := s.store.GetUser(ctx, id)
+	return u, storeErr(err, "user")
+}
+
+// ListUsers lists users with filters and a page.
+func (s *Service) ListUsers(ctx context.Context, f UserFilter, size int32, token string) ([]*User, string, error) {
+	p, err := pageOf(size, token)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := checkText("query", f.Query, maxQueryLen, false); err != nil {
+		return nil, "", err
+	}
+	if err := checkText("org_id", f.OrgID, maxIDLen, false); err != nil {
+		return nil, "", err
+	}
+	out, next, err := s.store.ListUsers(ctx, f, p)
+	return out, next, storeErr(err, "user")
+}
+
+// UserUpdate carries the fields of UpdateUser; Mask names those to change.
+type UserUpdate struct {
+	Mask                                   []string
+	DisplayName, Phone, Email, OrgID       string
+	MustChange, NeverExpires, CannotChange bool
+}
+
+// UpdateUser changes the named fields of a user.
+func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*User, error) {
+	start := s.now()
+	if len(up.Mask) == 0 {
+		return nil, badRequest("update_mask must name at least one field")
+	}
+	u, err := s.GetUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	idNumber, phone := s.openPersonal(u)
+	changed := map[string]any{}
+	for _, f := range up.Mask {
+		switch f {
+		case "display_name":
+			if err := checkText("display_name", up.DisplayName, maxNameLen, true); err != nil {
+				return nil, err
+			}
+			u.DisplayName = up.DisplayName
+			changed[f] = up.DisplayName
+		case "phone":
+			if err := checkPhone(up.Phone); err != nil {
+				return nil, err
+			}
+			phone = up.Phone
+			changed[f] = ulog.MaskPhone(up.Phone)
+		case "email":
+			if err := checkEmail(up.Email); err != nil {
+				return nil, err
+			}
+			u.Email = up.Email
+			changed[f] = up.Email
+		case "org_id":
+			org, err := s.store.GetOrg(ctx, up.OrgID)
+			if err != nil {
+				return nil, storeErr(err, "org")
+			}
+			if org.Status != StatusActive {
+				return nil, failedPrecondition("ORG_DISABLED", "org is disabled")
+			}
+			u.OrgID = up.OrgID
+			changed[f] = up.OrgID
+		case "must_change_password":
+			u.MustChange = up.MustChange
+			changed[f] = up.MustChange
+		case "password_never_expires":
+			u.NeverExpires = up.NeverExpires
+			changed[f] = up.NeverExpires
+		case "user_cannot_change_password":
+			u.CannotChange = up.CannotChange
+			changed[f] = up.CannotChange
+		default:
+			return nil, badRequest("update_mask field %q cannot be updated", truncate(f, 40))
+		}
+	}
+	if err := s.sealPersonal(u, idNumber, phone); err != nil {
+		return nil, err
+	}
+	u.FeatureCode = s.featureCode(u.IDType, idNumber, u.DisplayName, u.LoginName)
+	u.UpdatedAt = start
+	err = s.write(ctx, "user", func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
+		s.change(ctx, "user", "updated", u.ID, changed),
+		s.adminAudit(ctx, "user.update", "user:"+u.ID, u.OrgID, start))
+	return u, err
+}
+
+// mutateUser loads a user, applies fn and stores it with events for op.
+func (s *Service) mutateUser(ctx context.Context, id, op string, data map[string]any, fn func(u *User) error) (*User, error) {
+	start := s.now()
+	u, err := s.GetUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(u); err != nil {
+		return nil, err
+	}
+	u.UpdatedAt = start
+	err = s.write(ctx, "user", func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
+		s.change(ctx, "user", op, u.ID, data),
+		s.adminAudit(ctx, "user."+op, "user:"+u.ID, u.OrgID, start))
+	s.tokens.clear()
+	return u, err
+}
+
+// SetUserStatus disables or re-enables a user.
+func (s *Service) SetUserStatus(ctx context.Context, id string, st Status) (*User, error) {
+	if st != StatusActive && st != StatusDisabled {
+		return nil, badRequest("status must be ACTIVE or DISABLED")
+	}
+	return s.mutateUser(ctx, id, "status_changed", map[string]any{"status": st}, func(u *User) error {
+		u.Status = st
+		return nil
+	})
+}
+
+// LockUser locks an account for d (0: until unlocked).
+func (s *Service) LockUser(ctx context.Context, id string, d time.Duration) (*User, error) {
+	if d < 0 {
+		return nil, badRequest("duration_seconds must not be negative")
+	}
+	until := LockForever
+	if d > 0 {
+		until = s.now().Add(d)
+	}
+	return s.mutateUser(ctx, id, "locked", map[string]any{"locked_until": until}, func(u *User) error {
+		u.LockedUntil = until
+		return nil
+	})
+}
+
+// UnlockUser clears a lock and the failure count.
+func (s *Service) UnlockUser(ctx context.Context, id string) (*User, error) {
+	return s.mutateUser(ctx, id, "unlocked", map[string]any{}, func(u *User) error {
+		u.LockedUntil, u.FailedCount = time.Time{}, 0
+		return nil
+	})
+}
+
+// SetPassword is an administrator setting a user's password.
+func (s *Service) SetPassword(ctx context.Context, id, password string, mustChange bool) (*User, error) {
+	start := s.now()
+	if err := checkSecretText("password", password, maxPasswordLen, true); err != nil {
+		return nil, err
+	}
+	u, err := s.GetUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.setPassword(ctx, u, password, mustChange, false, "user.set_password", start); err != nil {
+		return nil, err
+	}
+	return s.GetUser(ctx, id)
+}
+
+// ---- groups ----
+
+// CreateGroup adds a group in an org.
+func (s *Service) CreateGroup(ctx context.Context, code, name, orgID string) (*Group, error) {
+	start := s.now()
+	if err := checkCode("code", code); err != nil {
+		return nil, err
+	}
+	if err := checkText("name", name, maxNameLen, true); err != nil {
+		return nil, err
+	}
+	if err := checkText("org_id", orgID, maxIDLen, true); err != nil {
+		return nil, err
+	}
+	if _, err := s.store.GetOrg(ctx, orgID); err != nil {
+		return nil, storeErr(err, "org")
+	}
+	g := &Group{ID: newID(), Code: code, Name: name, OrgID: orgID, CreatedAt: start}
+	err := s.write(ctx, "group", func(evs []events.Event) error { return s.store.CreateGroup(ctx, g, evs) },
+		s.change(ctx, "group", "created", g.ID, map[string]any{"code": code, "name": name, "org_id": orgID}),
+		s.adminAudit(ctx, "group.create", "group:"+g.ID, orgID, start))
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// GetGroup returns a group with its members.
+func (s *Service) GetGroup(ctx context.Context, id string) (*Group, error) {
+	if err := checkText("id", id, maxIDLen, true); err != nil {
+		return nil, err
+	}
+	g, err := s.store.GetGroup(ctx, id)
+	return g, storeErr(err, "group")
+}
+
+// ListGroups lists groups.
+func (s *Service) ListGroups(ctx context.Context, f GroupFilter, size int32, token string) ([]*Group, string, error) {
+	p, err := pageOf(size, token)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := checkText("query", f.Query, maxQueryLen, false); err != nil {
+		return nil, "", err
+	}
+	out, next, err := s.store.ListGroups(ctx, f, p)
+	return out, next, storeErr(err, "group")
+}
+
+// SetGroupMember adds (add=true) or removes a member.
+func (s *Service) SetGroupMember(ctx context.Context, groupID, userID string, add bool) (*Group, error) {
+	start := s.now()
+	g, err := s.GetGroup(ctx, groupID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.GetUser(ctx, userID); err != nil {
+		return nil, err
+	}
+	op, fn := "member_added", s.store.AddGroupMember
+	if !add {
+		op, fn = "member_removed", s.store.RemoveGroupMember
+	}
+	err = s.write(ctx, "group", func(evs []events.Event) error { return fn(ctx, groupID, userID, evs) },
+		s.change(ctx, "group", op, groupID, map[string]any{"user_id": userID}),
+		s.adminAudit(ctx, "group."+op, "group:"+groupID, g.OrgID, start))
+	if err != nil {
+		return nil, err
+	}
+	return s.GetGroup(ctx, groupID)
+}
+
+// ---- apps ----
+
+// NewApp is the input of CreateApp.
+type NewApp struct {
+	Type, Code, Name string
+	IPAllowList      []string
+	RateLimit        float64
+	RateBurst        int
+}
+
+func checkApp(name string, ips []string, rate float64, burst int) error {
+	if err := checkText("name", name, maxNameLen, true); err != nil {
+		return err
+	}
+	if len(ips) > 256 {
+		return badRequest("ip_allow_list has too many entries (at most 256)")
+	}
+	for _, c := range ips {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			if _, aerr := netip.ParseAddr(c); aerr != nil {
+				return badRequest("ip_allow_list entry %q is not a CIDR (e.g. 10.1.0.0/16) or an IP address", truncate(c, 48))
+			}
+		}
+	}
+	if rate < 0 || rate > 1e6 || rate != rate {
+		return badRequest("rate_limit must be between 0 (unlimited) and 1000000 per second")
+	}
+	if burst < 0 || burst > 1e6 {
+		return badRequest("rate_burst must be between 0 and 1000000")
+	}
+	return nil
+}
+
+// CreateApp registers an application and returns its secret (shown once).
+func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error) {
+	start := s.now()
+	if err := checkCode("app_type", n.Type); err != nil {
+		return nil, "", err
+	}
+	if err := checkCode("app_code", n.Code); err != nil {
+		return nil, "", err
+	}
+	if err := checkApp(n.Name, n.IPAllowList, n.RateLimit, n.RateBurst); err != nil {
+		return nil, "", err
+	}
+	secret := crypto.RandomToken(32)
+	a := &App{ID: newID(), Type: n.Type, Code: n.Code, Name: n.Name, Status: AppActive,
+		IPAllowList: append([]string{}, n.IPAllowList...), RateLimit: n.RateLimit, RateBurst: n.RateBurst,
+		SecretHash: crypto.HashToken(secret), CreatedAt: start, UpdatedAt: start}
+	err := s.write(ctx, "application", func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
+		s.change(ctx, "app", "created", a.ID, appView(a)),
+		s.adminAudit(ctx, "app.create", "app:"+a.ID, "", start))
+	if err != nil {
+		return nil, "", err
+	}
+	return a, secret, nil
+}
+
+// GetApp returns one application.
+func (s *Service) GetApp(ctx context.Context, id string) (*App, error) {
+	if err := checkText("id", id, maxIDLen, true); err != nil {
+		return nil, err
+	}
+	a, err := s.store.GetApp(ctx, id)
+	return a, storeErr(err, "application")
+}
+
+// ListApps lists applications.
+func (s *Service) ListApps(ctx context.Context, f AppFilter, size int32, token string) ([]*App, string, error) {
+	p, err := pageOf(size, token)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := checkText("query", f.Query, maxQueryLen, false); err != nil {
+		return nil, "", err
+	}
+	out, next, err := s.store.ListApps(ctx, f, p)
+	return out, next, storeErr(err, "application")
+}
+
+// AppUpdate carries UpdateApp's fields; Mask names those to change.
+type AppUpdate struct {
+	Mask        []string
+	Name        string
+	Status      AppStatus
+	IPAllowList []string
+	RateLimit   float64
+	RateBurst   int
+}
+
+// UpdateApp changes the named fields.
+func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App, error) {
+	start := s.now()
+	if len(up.Mask) == 0 {
+		return nil, badRequest("update_mask must name at least one field")
+	}
+	a, err := s.GetApp(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range up.Mask {
+		switch f {
+		case "name":
+			a.Name = up.Name
+		case "status":
+			if up.Status != AppActive && up.Status != AppSuspended {
+				return nil, badRequest("status must be ACTIVE or SUSPENDED")
+			}
+			a.Status = up.Status
+		case "ip_allow_list":
+			a.IPAllowList = append([]string{}, up.IPAllowList...)
+		case "rate_limit":
+			a.RateLimit = up.RateLimit
+		case "rate_burst":
+			a.RateBurst = up.RateBurst
+		default:
+			return nil, badRequest("update_mask field %q cannot be updated", truncate(f, 40))
+		}
+	}
+	if err := checkApp(a.Name, a.IPAllowList, a.RateLimit, a.RateBurst); err != nil {
+		return nil, err
+	}
+	a.UpdatedAt = start
+	err = s.write(ctx, "application", func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
+		s.change(ctx, "app", "updated", a.ID, appView(a)),
+		s.adminAudit(ctx, "app.update", "app:"+a.ID, "", start))
+	s.apps.drop(id)
+	return a, err
+}
+
+// RotateAppSecret issues a new secret; the old one stays valid for overlap.
+func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.Duration) (*App, string, error) {
+	start := s.now()
+	ov := s.cfg.SecretOverlap
+	if overlap != nil {
+		ov = *overlap
+	}
+	if ov < 0 || ov > 30*24*time.Hour {
+		return nil, "", badRequest("overlap_seconds must be between 0 and 2592000 (30 days)")
+	}
+	a, err := s.GetApp(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	secret := crypto.RandomToken(32)
+	a.PrevSecretHash, a.PrevSecretExpires = a.SecretHash, start.Add(ov)
+	if ov == 0 {
+		a.PrevSecretHash, a.PrevSecretExpires = "", time.Time{}
+	}
+	a.SecretHash, a.UpdatedAt = crypto.HashToken(secret), start
+	err = s.write(ctx, "application", func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
+		s.change(ctx, "app", "secret_rotated", a.ID, map[string]any{"overlap_seconds": int64(ov.Seconds())}),
+		s.adminAudit(ctx, "app.rotate_secret", "app:"+a.ID, "", start))
+	s.apps.drop(id)
+	if err != nil {
+		return nil, "", err
+	}
+	return a, secret, nil
+}
+
+// ---- account links ----
+
+// CreateLink ties a user to their account in an application.
+func (s *Service) CreateLink(ctx context.Context, userID, appID, account string) (*AccountLink, error) {
+	start := s.now()
+	if err := checkText("app_account_id", account, maxIDLen, true); err != nil {
+		return nil, err
+	}
+	u, err := s.GetUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.GetApp(ctx, appID); err != nil {
+		return nil, err
+	}
+	l := &AccountLink{ID: newID(), UserID: userID, AppID: appID, AppAccountID: account, Status: StatusActive, CreatedAt: start}
+	err = s.write(ctx, "account link", func(evs []events.Event) error { return s.store.CreateLink(ctx, l, evs) },
+		s.change(ctx, "link", "created", l.ID, map[string]any{"user_id": userID, "app_id": appID, "app_account_id": account}),
+		s.adminAudit(ctx, "link.create", "user:"+userID, u.OrgID, start))
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// ListLinks lists account links.
+func (s *Service) ListLinks(ctx context.Context, f LinkFilter, size int32, token string) ([]*AccountLink, string, error) {
+	p, err := pageOf(size, token)
+	if err != nil {
+		return nil, "", err
+	}
+	out, next, err := s.store.ListLinks(ctx, f, p)
+	return out, next, storeErr(err, "account link")
+}
+
+// DeleteLink removes an account link.
+func (s *Service) DeleteLink(ctx context.Context, id string) error {
+	start := s.now()
+	if err := checkText("id", id, maxIDLen, true); err != nil {
+		return err
+	}
+	l, err := s.store.GetLink(ctx, id)
+	if err != nil {
+		return storeErr(err, "account link")
+	}
+	return s.write(ctx, "account link", func(evs []events.Event) error { return s.store.DeleteLink(ctx, id, evs) },
+		s.change(ctx, "link", "deleted", id, map[string]any{"user_id": l.UserID, "app_id": l.AppID}),
+		s.adminAudit(ctx, "link.delete", "user:"+l.UserID, "", start))
+}
+
+// ---- bootstrap ----
+
+// Bootstrap creates the root org and the system administrator on first
+// start. password may be empty: one is generated and returned (to print
+// once). It does nothing when any org exists.
+func (s *Service) Bootstrap(ctx context.Context, password string) (created bool, generated string, err error) {
+	n, err := s.store.CountOrgs(ctx)
+	if err != nil {
+		return false, "", storeErr(err, "org")
+	}
+	if n > 0 {
+		return false, "", nil
+	}
+	bctx := WithCaller(ctx, &Caller{RequestID: "bootstrap"})
+	root, err := s.CreateOrg(bctx, "root", "Root", "")
+	if err != nil {
+		return false, "", err
+	}
+	if password == "" {
+		generated = "Ua" + crypto.RandomToken(18) + "#9"
+		password = generated
+	}
+	if _, err := s.CreateUser(bctx, NewUser{LoginName: "admin", DisplayName: "System Administrator",
+		OrgID: root.ID, Password: password, NeverExpires: true, IsAdmin: true}); err != nil {
+		return false, "", fmt.Errorf("create system administrator: %w", err)
+	}
+	return true, generated, nil
+}
+
+// ---- field checks ----
+
+func checkPhone(p string) error {
+	if p == "" {
+		return nil
+	}
+	if len(p) > 20 {
+		return badRequest("phone is too long")
+	}
+	for i, r := range p {
+		if !(r >= '0' && r <= '9') && !(i == 0 && r == '+') && r != '-' {
+			return badRequest("phone may contain only digits, '-' and a leading '+'")
+		}
+	}
+	return nil
+}
+
+func checkEmail(e string) error {
+	if e == "" {
+		return nil
+	}
+	if err := checkText("email", e, 254, false); err != nil {
+		return err
+	}
+	at := strings.LastIndexByte(e, '@')
+	if at < 1 || at == len(e)-1 || strings.ContainsAny(e, " <>\"") {
+		return badRequest("email is not a valid address")
+	}
+	return nil
+}
+
+// validResidentID checks the 18-character resident ID check digit
+// (GB 11643-1999).
+func validResidentID(id string) bool {
+	if len(id) != 18 {
+		return false
+	}
+	weights := [17]int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+	sum := 0
+	for i := 0; i < 17; i++ {
+		c := id[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		sum += int(c-'0') * weights[i]
+	}
+	check := "10X98765432"[sum%11]
+	last := id[17]
+	if last == 'x' {
+		last = 'X'
+	}
+	return last == check
+}

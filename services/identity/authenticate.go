@@ -1,0 +1,384 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
+)
+
+// Reason is why an authentication ended as it did (values match the proto).
+type Reason int
+
+// Reason values.
+const (
+	ReasonOK              Reason = 1
+	ReasonBadCredentials  Reason = 2
+	ReasonNoSuchUser      Reason = 3
+	ReasonPasswordOnly    Reason = 4
+	ReasonNoFingerprint   Reason = 5
+	ReasonBadRequest      Reason = 6
+	ReasonSystemError     Reason = 7
+	ReasonAccountLocked   Reason = 8
+	ReasonAccountDisabled Reason = 9
+	ReasonPasswordExpired Reason = 10
+)
+
+var reasonNames = map[Reason]string{
+	ReasonOK: "OK", ReasonBadCredentials: "BAD_CREDENTIALS", ReasonNoSuchUser: "NO_SUCH_USER",
+	ReasonPasswordOnly: "PASSWORD_ONLY", ReasonNoFingerprint: "NO_FINGERPRINT", ReasonBadRequest: "BAD_REQUEST",
+	ReasonSystemError: "SYSTEM_ERROR", ReasonAccountLocked: "ACCOUNT_LOCKED",
+	ReasonAccountDisabled: "ACCOUNT_DISABLED", ReasonPasswordExpired: "PASSWORD_EXPIRED",
+}
+
+func (r Reason) String() string { return reasonNames[r] }
+
+// LegacyCode is the result code of the fingerprint identity server interface.
+// -99 (client-side communication error) is never produced by the server.
+func (r Reason) LegacyCode() int32 {
+	switch r {
+	case ReasonOK:
+		return 0
+	case ReasonNoSuchUser:
+		return -2
+	case ReasonPasswordOnly:
+		return -3
+	case ReasonNoFingerprint:
+		return -4
+	case ReasonBadRequest:
+		return -5
+	case ReasonSystemError:
+		return -6
+	}
+	return -1
+}
+
+var reasonMessages = map[Reason]string{
+	ReasonOK: "authenticated", ReasonBadCredentials: "verification failed",
+	ReasonNoSuchUser: "no such user for this application", ReasonPasswordOnly: "user is set to password-only authentication",
+	ReasonNoFingerprint: "no fingerprint enrolled for this user", ReasonAccountLocked: "account is locked",
+	ReasonAccountDisabled: "account is disabled", ReasonPasswordExpired: "password has expired; change it first",
+}
+
+// Auth types.
+const (
+	AuthPassword            = 1
+	AuthFingerprint         = 2
+	AuthPasswordFingerprint = 3
+)
+
+// AuthRequest is one Authenticate call.
+type AuthRequest struct {
+	AppType, AppCode string
+	AppUserID        string
+	Password         string
+	Fingerprint      []byte
+	AuthType         int
+	Extend           map[string]string
+	ExtendLegacy     string
+}
+
+// AuthResult is the verdict. Errors (bad request, system fault, refused
+// caller) are returned as errors instead.
+type AuthResult struct {
+	Reason     Reason
+	Message    string
+	User       *User
+	MustChange bool
+	Serial     string
+	Extend     map[string]string
+}
+
+func (s *Service) validateAuth(req *AuthRequest) error {
+	if err := checkText("app_type", req.AppType, 64, false); err != nil {
+		return err
+	}
+	if err := checkText("app_code", req.AppCode, 64, false); err != nil {
+		return err
+	}
+	if err := checkText("app_user_id", req.AppUserID, maxIDLen, true); err != nil {
+		return err
+	}
+	if err := checkSecretText("password", req.Password, maxPasswordLen, false); err != nil {
+		return err
+	}
+	if len(req.Fingerprint) > maxFingerprintLen {
+		return badRequest("fingerprint_feature is too large (at most %d bytes)", maxFingerprintLen)
+	}
+	switch req.AuthType {
+	case AuthPassword:
+		if req.Password == "" {
+			return badRequest("password is required for auth type 1 (password)")
+		}
+	case AuthFingerprint:
+		if len(req.Fingerprint) == 0 {
+			return badRequest("fingerprint_feature is required for auth type 2 (fingerprint)")
+		}
+	case AuthPasswordFingerprint:
+		if req.Password == "" || len(req.Fingerprint) == 0 {
+			return badRequest("password and fingerprint_feature are both required for auth type 3")
+		}
+	default:
+		return badRequest("auth_type must be 1 (password), 2 (fingerprint) or 3 (both)")
+	}
+	if err := checkExtend(req.Extend); err != nil {
+		return err
+	}
+	legacy, err := ParseExtendInfo(req.ExtendLegacy)
+	if err != nil {
+		return err
+	}
+	if len(legacy) > 0 {
+		merged := make(map[string]string, len(legacy)+len(req.Extend))
+		for k, v := range legacy {
+			merged[k] = v
+		}
+		for k, v := range req.Extend {
+			merged[k] = v
+		}
+		if err := checkExtend(merged); err != nil {
+			return err
+		}
+		req.Extend = merged
+	}
+	return nil
+}
+
+// Authenticate checks a person on behalf of the calling application.
+func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResult, error) {
+	start := s.now()
+	c := CallerFrom(ctx)
+	if c.App == nil {
+		return nil, errBadAppCredentials
+	}
+	if err := s.validateAuth(&req); err != nil {
+		s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "failure", "BAD_REQUEST", start, nil))
+		return nil, err
+	}
+	if (req.AppType != "" || req.AppCode != "") && (req.AppType != c.App.Type || req.AppCode != c.App.Code) {
+		s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "denied", "FOREIGN_APP", start, nil))
+		return nil, apierr.New(apierr.PermissionDenied, "FOREIGN_APP", "an application may only authenticate its own accounts")
+	}
+	res := &AuthResult{Serial: c.RequestID, Extend: req.Extend}
+	finish := func(r Reason, u *User) (*AuthResult, error) {
+		res.Reason, res.Message, res.User = r, reasonMessages[r], u
+		return res, nil
+	}
+
+	link, err := s.store.FindLink(ctx, c.App.ID, req.AppUserID)
+	if errors.Is(err, ErrNotFound) {
+		s.appendAudit(ctx, s.audit(ctx, "authenticate", "account:"+req.AppUserID, "", "failure", ReasonNoSuchUser.String(), start, nil))
+		return finish(ReasonNoSuchUser, nil)
+	}
+	if err != nil {
+		return nil, storeErr(err, "account link")
+	}
+	u, err := s.store.GetUser(ctx, link.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return finish(ReasonNoSuchUser, nil)
+	}
+	if err != nil {
+		return nil, storeErr(err, "user")
+	}
+	if link.Status != StatusActive {
+		s.appendAudit(ctx, s.audit(ctx, "authenticate", "user:"+u.ID, u.OrgID, "failure", ReasonAccountDisabled.String(), start, nil))
+		return finish(ReasonAccountDisabled, nil)
+	}
+
+	if req.AuthType != AuthPassword {
+		// No fingerprint template store exists yet: nobody is enrolled, so
+		// the truthful answer is -4, never a fake success.
+		s.appendAudit(ctx, s.audit(ctx, "authenticate", "user:"+u.ID, u.OrgID, "failure", ReasonNoFingerprint.String(), start, nil))
+		return finish(ReasonNoFingerprint, nil)
+	}
+	r, err := s.checkPassword(ctx, u, req.Password, "authenticate", start)
+	if err != nil {
+		return nil, err
+	}
+	if r != ReasonOK {
+		return finish(r, nil)
+	}
+	res.MustChange = u.MustChange
+	return finish(ReasonOK, u)
+}
+
+// checkPassword runs the shared password verification: status, lock, hash,
+// failure counting and lockout, expiry, rehash. It writes the audit event
+// (with the failure counter or the success, in one transaction) itself.
+func (s *Service) checkPassword(ctx context.Context, u *User, password, api string, start time.Time) (Reason, error) {
+	now := s.now()
+	subject := "user:" + u.ID
+	if u.Status != StatusActive {
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountDisabled.String(), start, nil))
+		return ReasonAccountDisabled, nil
+	}
+	if u.Locked(now) {
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, nil))
+		return ReasonAccountLocked, nil
+	}
+	ok, rehash := false, false
+	if u.PasswordHash != "" {
+		var err error
+		ok, rehash, err = s.hasher.Verify(ctx, u.PasswordHash, password)
+		if errors.Is(err, crypto.ErrOverloaded) {
+			return 0, apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many logins in progress, retry shortly").
+				WithMeta("legacy_code", "-6")
+		}
+		if err != nil && ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if err != nil {
+			s.log.Error("stored password hash unreadable", zap.String("user_id", u.ID), zapErr(err))
+			ok = false
+		}
+	}
+	if !ok {
+		lockUntil := now.Add(s.cfg.Policy.LockDuration)
+		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonBadCredentials.String(), start, nil)
+		max := s.cfg.Policy.MaxFailures
+		if max <= 0 {
+			max = int(^uint(0) >> 1)
+		}
+		after, err := s.store.RecordLoginFailure(ctx, u.ID, max, lockUntil, now, eventsOf(ev))
+		if err != nil {
+			return 0, storeErr(err, "user")
+		}
+		s.kick()
+		if after.Locked(now) {
+			s.appendAudit(ctx, s.audit(ctx, "account.lockout", subject, u.OrgID, "locked", "TOO_MANY_FAILURES", start,
+				map[string]string{"locked_until": after.LockedUntil.UTC().Format(time.RFC3339)}))
+			return ReasonAccountLocked, nil
+		}
+		return ReasonBadCredentials, nil
+	}
+	if s.cfg.Policy.Expired(u, now) {
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonPasswordExpired.String(), start, nil))
+		return ReasonPasswordExpired, nil
+	}
+	newHash := ""
+	if rehash {
+		if h, err := s.hasher.Hash(ctx, password); err == nil {
+			newHash = h
+		}
+	}
+	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start,
+		map[string]string{"must_change_password": fmtBool(u.MustChange)})
+	if u.FailedCount == 0 && newHash == "" {
+		if err := s.store.AppendEvents(ctx, eventsOf(ev)); err != nil {
+			return 0, storeErr(err, "user")
+		}
+	} else if err := s.store.RecordLoginSuccess(ctx, u.ID, newHash, now, eventsOf(ev)); err != nil {
+		return 0, storeErr(err, "user")
+	}
+	s.kick()
+	return ReasonOK, nil
+}
+
+// ChangePassword lets a person change their own password through the
+// calling application, with the current password (also when it expired).
+func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, newPassword string) error {
+	start := s.now()
+	c := CallerFrom(ctx)
+	if c.App == nil {
+		return errBadAppCredentials
+	}
+	if err := checkText("app_user_id", appUserID, maxIDLen, true); err != nil {
+		return err
+	}
+	if err := checkSecretText("old_password", oldPassword, maxPasswordLen, true); err != nil {
+		return err
+	}
+	if err := checkSecretText("new_password", newPassword, maxPasswordLen, true); err != nil {
+		return err
+	}
+	link, err := s.store.FindLink(ctx, c.App.ID, appUserID)
+	if errors.Is(err, ErrNotFound) {
+		return notFound("account")
+	}
+	if err != nil {
+		return storeErr(err, "account link")
+	}
+	u, err := s.store.GetUser(ctx, link.UserID)
+	if err != nil {
+		return storeErr(err, "user")
+	}
+	if u.CannotChange {
+		return failedPrecondition("CANNOT_CHANGE_PASSWORD", "this user's password can only be changed by an administrator")
+	}
+	r, err := s.checkPassword(ctx, u, oldPassword, "password.change.verify", start)
+	if err != nil {
+		return err
+	}
+	if r != ReasonOK && r != ReasonPasswordExpired {
+		return apierr.New(apierr.FailedPrecondition, "VERIFICATION_FAILED", "current password not accepted: "+reasonMessages[r]).
+			WithMeta("legacy_code", "-1")
+	}
+	if err := s.setPassword(ctx, u, newPassword, false, true, "password.change", start); err != nil {
+		return err
+	}
+	return nil
+}
+
+// setPassword checks policy (and history when checkHistory), hashes and stores.
+func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChange, checkHistory bool, api string, start time.Time) error {
+	if err := s.cfg.Policy.CheckPassword(pw, u.LoginName); err != nil {
+		return err
+	}
+	if checkHistory && s.cfg.Policy.History > 0 {
+		hist, err := s.store.PasswordHistory(ctx, u.ID, s.cfg.Policy.History)
+		if err != nil {
+			return storeErr(err, "user")
+		}
+		if u.PasswordHash != "" {
+			hist = append(hist, u.PasswordHash)
+		}
+		for _, h := range hist {
+			if ok, _, err := s.hasher.Verify(ctx, h, pw); err == nil && ok {
+				return apierr.New(apierr.InvalidArgument, "PASSWORD_REUSED",
+					"password was used recently; choose one not among the last passwords").WithMeta("legacy_code", "-5")
+			} else if errors.Is(err, crypto.ErrOverloaded) {
+				return apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many password operations in progress, retry shortly")
+			}
+		}
+	}
+	h, err := s.hasher.Hash(ctx, pw)
+	if errors.Is(err, crypto.ErrOverloaded) {
+		return apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many password operations in progress, retry shortly")
+	}
+	if err != nil {
+		return err
+	}
+	evs := []events.Event{
+		s.audit(ctx, api, "user:"+u.ID, u.OrgID, "success", "OK", start, map[string]string{"must_change_password": fmtBool(mustChange)}),
+		s.change(ctx, "user", "password_changed", u.ID, map[string]any{"must_change_password": mustChange}),
+	}
+	keep := s.cfg.Policy.History
+	if keep < 1 {
+		keep = 1
+	}
+	if err := s.store.SetPassword(ctx, u.ID, h, s.now(), mustChange, keep, evs); err != nil {
+		return storeErr(err, "user")
+	}
+	s.kick()
+	return nil
+}
+
+// appendAudit writes a standalone audit event; if storage is down the event
+// is logged (without personal data) and the call's outcome stands.
+func (s *Service) appendAudit(ctx context.Context, ev events.Event) {
+	if err := s.store.AppendEvents(ctx, eventsOf(ev)); err != nil {
+		s.log.Warn("audit event not stored", zap.String("subject", ev.Subject), zapErr(err))
+		return
+	}
+	s.kick()
+}
+
+func eventsOf(evs ...events.Event) []events.Event { return evs }
+
+func zapErr(err error) zap.Field   { return zap.Error(err) }
+func zapReason(r string) zap.Field { return zap.String("reason", r) }

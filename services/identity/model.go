@@ -1,0 +1,174 @@
+// Package identity holds the identity component's domain logic: orgs, users,
+// groups, applications, account links, passwords and Authenticate. It has no
+// gRPC imports; the server package adapts it to the wire.
+package identity
+
+import (
+	"time"
+)
+
+// Status of an org or account link.
+type Status int
+
+// Status values.
+const (
+	StatusActive   Status = 1
+	StatusDisabled Status = 2
+)
+
+// AppStatus of an application.
+type AppStatus int
+
+// AppStatus values.
+const (
+	AppActive    AppStatus = 1
+	AppSuspended AppStatus = 2
+)
+
+// IDType is the kind of identity document.
+type IDType int
+
+// IDType values (match the proto enum).
+const (
+	IDTypeNone       IDType = 0
+	IDTypeResidentID IDType = 1
+	IDTypePassport   IDType = 2
+	IDTypeMilitary   IDType = 3
+	IDTypeOther      IDType = 9
+)
+
+// Org is a node of the organisation tree. Path is the materialised list of
+// ancestor ids ("/root/child/"), used for subtree queries and cycle checks.
+type Org struct {
+	ID        string
+	Code      string
+	Name      string
+	ParentID  string
+	Path      string
+	Status    Status
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// User is a person's central account. Personal data is held encrypted
+// (IDNumberEnc, PhoneEnc) with a masked copy for display.
+type User struct {
+	ID           string
+	LoginName    string
+	DisplayName  string
+	IDType       IDType
+	IDNumberEnc  string
+	IDNumberMask string
+	PhoneEnc     string
+	PhoneMask    string
+	Email        string
+	OrgID        string
+	Status       Status
+	FeatureCode  string
+	IsAdmin      bool
+
+	PasswordHash      string
+	PasswordChangedAt time.Time
+	MustChange        bool
+	NeverExpires      bool
+	CannotChange      bool
+	FailedCount       int
+	LockedUntil       time.Time // zero: not locked; LockForever: until unlocked
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// LockForever is the LockedUntil value of an account locked until an
+// administrator unlocks it.
+var LockForever = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// Locked reports whether the account is locked at now.
+func (u *User) Locked(now time.Time) bool {
+	return !u.LockedUntil.IsZero() && now.Before(u.LockedUntil)
+}
+
+// Group is a named set of users within an org.
+type Group struct {
+	ID        string
+	Code      string
+	Name      string
+	OrgID     string
+	MemberIDs []string
+	CreatedAt time.Time
+}
+
+// App is a business system allowed to call UIAS. Secrets are stored as
+// SHA-256 hashes; the previous secret stays valid until PrevSecretExpires.
+type App struct {
+	ID                string
+	Type              string
+	Code              string
+	Name              string
+	Status            AppStatus
+	IPAllowList       []string
+	RateLimit         float64
+	RateBurst         int
+	SecretHash        string
+	PrevSecretHash    string
+	PrevSecretExpires time.Time
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+// AccountLink ties a central user to their account inside an application.
+type AccountLink struct {
+	ID           string
+	UserID       string
+	AppID        string
+	AppAccountID string
+	Status       Status
+	CreatedAt    time.Time
+}
+
+// AdminToken is a hashed administrator bearer token.
+type AdminToken struct {
+	Hash      string
+	UserID    string
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+// Page asks for one page of a list.
+type Page struct {
+	Size  int
+	Token string
+}
+
+// OrgFilter narrows ListOrgs.
+type OrgFilter struct {
+	ParentID string
+	Query    string
+	Status   Status
+}
+
+// UserFilter narrows ListUsers.
+type UserFilter struct {
+	OrgID  string
+	Query  string
+	Status Status
+}
+
+// GroupFilter narrows ListGroups.
+type GroupFilter struct {
+	OrgID string
+	Query string
+}
+
+// AppFilter narrows ListApps.
+type AppFilter struct {
+	Type   string
+	Query  string
+	Status AppStatus
+}
+
+// LinkFilter narrows ListLinks.
+type LinkFilter struct {
+	UserID string
+	AppID  string
+}

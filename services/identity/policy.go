@@ -1,0 +1,92 @@
+package identity
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/uias/uias/pkg/apierr"
+)
+
+// Policy is the account policy applied to every user; per-user flags
+// (MustChange, NeverExpires, CannotChange) refine it.
+type Policy struct {
+	MinLength      int           // minimum password length in characters
+	RequireClasses int           // how many of lower, upper, digit, symbol (0-4)
+	History        int           // a new password may not repeat the last N
+	MaxFailures    int           // lock after N consecutive failures (0: never)
+	LockDuration   time.Duration // how long an automatic lock lasts
+	MaxAge         time.Duration // password expiry (0: never)
+}
+
+// DefaultPolicy follows the provincial staff SSO standard's baseline.
+func DefaultPolicy() Policy {
+	return Policy{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5,
+		LockDuration: 15 * time.Minute, MaxAge: 90 * 24 * time.Hour}
+}
+
+// weakPasswords are refused whatever their classes.
+var weakPasswords = map[string]bool{
+	"password": true, "password1": true, "p@ssw0rd": true, "Passw0rd!": true,
+	"12345678": true, "123456789": true, "qwerty123": true, "Aa123456": true,
+	"Admin@123": true, "admin123": true,
+}
+
+// CheckPassword returns a bad-request error naming what the password lacks.
+func (p Policy) CheckPassword(pw, login string) error {
+	if !utf8.ValidString(pw) {
+		return weakPassword("password is not valid UTF-8")
+	}
+	n := utf8.RuneCountInString(pw)
+	if n < p.MinLength {
+		return weakPassword(fmt.Sprintf("password must be at least %d characters", p.MinLength))
+	}
+	if len(pw) > maxPasswordLen {
+		return weakPassword(fmt.Sprintf("password must be at most %d bytes", maxPasswordLen))
+	}
+	var lower, upper, digit, symbol bool
+	for _, r := range pw {
+		switch {
+		case unicode.IsControl(r):
+			return weakPassword("password contains control characters")
+		case unicode.IsLower(r):
+			lower = true
+		case unicode.IsUpper(r):
+			upper = true
+		case unicode.IsDigit(r):
+			digit = true
+		default:
+			symbol = true
+		}
+	}
+	classes := 0
+	for _, b := range []bool{lower, upper, digit, symbol} {
+		if b {
+			classes++
+		}
+	}
+	if classes < p.RequireClasses {
+		return weakPassword(fmt.Sprintf("password must mix at least %d of: lower-case, upper-case, digits, symbols", p.RequireClasses))
+	}
+	if login != "" && len(login) >= 3 && strings.Contains(strings.ToLower(pw), strings.ToLower(login)) {
+		return weakPassword("password must not contain the login name")
+	}
+	if weakPasswords[pw] || weakPasswords[strings.ToLower(pw)] {
+		return weakPassword("password is too common")
+	}
+	return nil
+}
+
+func weakPassword(msg string) error {
+	return apierr.New(apierr.InvalidArgument, "WEAK_PASSWORD", msg).WithMeta("legacy_code", "-5")
+}
+
+// Expired reports whether u's password has passed the policy's maximum age.
+func (p Policy) Expired(u *User, now time.Time) bool {
+	if p.MaxAge <= 0 || u.NeverExpires || u.PasswordChangedAt.IsZero() {
+		return false
+	}
+	return now.After(u.PasswordChangedAt.Add(p.MaxAge))
+}

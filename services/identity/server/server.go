@@ -1,0 +1,439 @@
+// Package server adapts the identity domain to gRPC: thin handlers, proto
+// conversion, caller authentication and the component's error mapping.
+package server
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/identity"
+)
+
+// Metadata keys of caller credentials.
+const (
+	MDAppID     = "x-uias-app-id"
+	MDAppSecret = "x-uias-app-secret"
+	MDAuth      = "authorization"
+)
+
+// Server implements AuthService and AdminService.
+type Server struct {
+	identityv1.UnimplementedAuthServiceServer
+	identityv1.UnimplementedAdminServiceServer
+	svc *identity.Service
+}
+
+// New wraps svc.
+func New(svc *identity.Service) *Server { return &Server{svc: svc} }
+
+// Register adds both services to s.
+func (s *Server) Register(g *grpc.Server) {
+	identityv1.RegisterAuthServiceServer(g, s)
+	identityv1.RegisterAdminServiceServer(g, s)
+}
+
+// ToStatus is the identity component's one error-mapping function: store
+// sentinels that escaped the domain become their codes, everything else goes
+// through the platform funnel (apierr.ToStatus), which never leaks internals.
+func ToStatus(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, identity.ErrUnavailable):
+		var ae *apierr.Error
+		if !errors.As(err, &ae) {
+			err = apierr.Wrap(err, apierr.Unavailable, "STORAGE_UNAVAILABLE", "identity storage is unavailable, try again later").
+				WithMeta("legacy_code", "-6")
+		}
+	case errors.Is(err, identity.ErrNotFound):
+		if _, ok := apierr.As(err); !ok {
+			err = apierr.New(apierr.NotFound, "NOT_FOUND", "not found")
+		}
+	case errors.Is(err, identity.ErrConflict):
+		if _, ok := apierr.As(err); !ok {
+			err = apierr.New(apierr.AlreadyExists, "ALREADY_EXISTS", "already exists")
+		}
+	}
+	return apierr.ToStatus(err)
+}
+
+// CallerAuth authenticates callers by service: AuthService needs App_ID +
+// App_Secret, AdminService a bearer token (except AdminLogin), health and
+// reflection are open.
+type CallerAuth struct{ Svc *identity.Service }
+
+// AuthenticateCaller implements grpcx.CallerAuth.
+func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
+	c := &identity.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx)}
+	ctx = identity.WithCaller(ctx, c)
+	md, _ := metadata.FromIncomingContext(ctx)
+	first := func(k string) string {
+		if v := md.Get(k); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(method, "/uias.identity.v1.AuthService/"):
+		app, err := a.Svc.AuthenticateApp(ctx, first(MDAppID), first(MDAppSecret), c.ClientIP)
+		if err != nil {
+			return nil, ToStatus(err)
+		}
+		c.App = app
+	case method == "/uias.identity.v1.AdminService/AdminLogin":
+	case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"):
+		tok, ok := strings.CutPrefix(first(MDAuth), "Bearer ")
+		if !ok {
+			tok, _ = strings.CutPrefix(first(MDAuth), "bearer ")
+		}
+		u, err := a.Svc.AuthenticateAdmin(ctx, strings.TrimSpace(tok))
+		if err != nil {
+			return nil, ToStatus(err)
+		}
+		c.Admin = u
+	case strings.HasPrefix(method, "/grpc.health.v1.Health/"),
+		strings.HasPrefix(method, "/grpc.reflection."):
+	default:
+		return nil, ToStatus(apierr.New(apierr.Unauthenticated, "UNKNOWN_METHOD", "unknown method"))
+	}
+	return ctx, nil
+}
+
+// ---- AuthService ----
+
+// Authenticate implements AuthService.
+func (s *Server) Authenticate(ctx context.Context, r *identityv1.AuthenticateRequest) (*identityv1.AuthenticateResponse, error) {
+	res, err := s.svc.Authenticate(ctx, identity.AuthRequest{
+		AppType: r.GetAppType(), AppCode: r.GetAppCode(), AppUserID: r.GetAppUserId(),
+		Password: r.GetPassword(), Fingerprint: r.GetFingerprintFeature(), AuthType: int(r.GetAuthType()),
+		Extend: r.GetExtendInfo(), ExtendLegacy: r.GetExtendInfoLegacy(),
+	})
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	out := &identityv1.AuthenticateResponse{
+		ResultCode: res.Reason.LegacyCode(), Reason: identityv1.Reason(res.Reason), Message: res.Message,
+		MustChangePassword: res.MustChange, Serial: res.Serial,
+	}
+	if res.User != nil {
+		out.User = summary(res.User)
+	}
+	return out, nil
+}
+
+// ChangePassword implements AuthService.
+func (s *Server) ChangePassword(ctx context.Context, r *identityv1.ChangePasswordRequest) (*identityv1.ChangePasswordResponse, error) {
+	if err := s.svc.ChangePassword(ctx, r.GetAppUserId(), r.GetOldPassword(), r.GetNewPassword()); err != nil {
+		return nil, ToStatus(err)
+	}
+	return &identityv1.ChangePasswordResponse{}, nil
+}
+
+// ---- AdminService ----
+
+// AdminLogin implements AdminService.
+func (s *Server) AdminLogin(ctx context.Context, r *identityv1.AdminLoginRequest) (*identityv1.AdminLoginResponse, error) {
+	tok, exp, u, err := s.svc.AdminLogin(ctx, r.GetLoginName(), r.GetPassword())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return &identityv1.AdminLoginResponse{Token: tok, ExpiresAt: timestamppb.New(exp), User: summary(u)}, nil
+}
+
+// CreateOrg implements AdminService.
+func (s *Server) CreateOrg(ctx context.Context, r *identityv1.CreateOrgRequest) (*identityv1.Org, error) {
+	return orgOut(s.svc.CreateOrg(ctx, r.GetCode(), r.GetName(), r.GetParentId()))
+}
+
+// GetOrg implements AdminService.
+func (s *Server) GetOrg(ctx context.Context, r *identityv1.GetOrgRequest) (*identityv1.Org, error) {
+	return orgOut(s.svc.GetOrg(ctx, r.GetId()))
+}
+
+// ListOrgs implements AdminService.
+func (s *Server) ListOrgs(ctx context.Context, r *identityv1.ListOrgsRequest) (*identityv1.ListOrgsResponse, error) {
+	list, next, err := s.svc.ListOrgs(ctx, identity.OrgFilter{ParentID: r.GetParentId(), Query: r.GetQuery(),
+		Status: identity.Status(r.GetStatus())}, r.GetPageSize(), r.GetPageToken())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	out := &identityv1.ListOrgsResponse{NextPageToken: next}
+	for _, o := range list {
+		out.Orgs = append(out.Orgs, orgPB(o))
+	}
+	return out, nil
+}
+
+// UpdateOrg implements AdminService.
+func (s *Server) UpdateOrg(ctx context.Context, r *identityv1.UpdateOrgRequest) (*identityv1.Org, error) {
+	return orgOut(s.svc.UpdateOrg(ctx, r.GetId(), r.GetName()))
+}
+
+// MoveOrg implements AdminService.
+func (s *Server) MoveOrg(ctx context.Context, r *identityv1.MoveOrgRequest) (*identityv1.Org, error) {
+	return orgOut(s.svc.MoveOrg(ctx, r.GetId(), r.GetNewParentId()))
+}
+
+// SetOrgStatus implements AdminService.
+func (s *Server) SetOrgStatus(ctx context.Context, r *identityv1.SetOrgStatusRequest) (*identityv1.Org, error) {
+	return orgOut(s.svc.SetOrgStatus(ctx, r.GetId(), identity.Status(r.GetStatus())))
+}
+
+// CreateUser implements AdminService.
+func (s *Server) CreateUser(ctx context.Context, r *identityv1.CreateUserRequest) (*identityv1.User, error) {
+	return userOut(s.svc.CreateUser(ctx, identity.NewUser{
+		LoginName: r.GetLoginName(), DisplayName: r.GetDisplayName(), IDType: identity.IDType(r.GetIdType()),
+		IDNumber: r.GetIdNumber(), Phone: r.GetPhone(), Email: r.GetEmail(), OrgID: r.GetOrgId(),
+		Password: r.GetPassword(), MustChange: r.GetMustChangePassword(), NeverExpires: r.GetPasswordNeverExpires(),
+		CannotChange: r.GetUserCannotChangePassword(), IsAdmin: r.GetIsAdmin(),
+	}))
+}
+
+// GetUser implements AdminService.
+func (s *Server) GetUser(ctx context.Context, r *identityv1.GetUserRequest) (*identityv1.User, error) {
+	return userOut(s.svc.GetUser(ctx, r.GetId()))
+}
+
+// ListUsers implements AdminService.
+func (s *Server) ListUsers(ctx context.Context, r *identityv1.ListUsersRequest) (*identityv1.ListUsersResponse, error) {
+	list, next, err := s.svc.ListUsers(ctx, identity.UserFilter{OrgID: r.GetOrgId(), Query: r.GetQuery(),
+		Status: identity.Status(r.GetStatus())}, r.GetPageSize(), r.GetPageToken())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	out := &identityv1.ListUsersResponse{NextPageToken: next}
+	for _, u := range list {
+		out.Users = append(out.Users, userPB(u))
+	}
+	return out, nil
+}
+
+// UpdateUser implements AdminService.
+func (s *Server) UpdateUser(ctx context.Context, r *identityv1.UpdateUserRequest) (*identityv1.User, error) {
+	return userOut(s.svc.UpdateUser(ctx, r.GetId(), identity.UserUpdate{
+		Mask: r.GetUpdateMask(), DisplayName: r.GetDisplayName(), Phone: r.GetPhone(), Email: r.GetEmail(),
+		OrgID: r.GetOrgId(), MustChange: r.GetMustChangePassword(), NeverExpires: r.GetPasswordNeverExpires(),
+		CannotChange: r.GetUserCannotChangePassword(),
+	}))
+}
+
+// SetUserStatus implements AdminService.
+func (s *Server) SetUserStatus(ctx context.Context, r *identityv1.SetUserStatusRequest) (*identityv1.User, error) {
+	return userOut(s.svc.SetUserStatus(ctx, r.GetId(), identity.Status(r.GetStatus())))
+}
+
+// LockUser implements AdminService.
+func (s *Server) LockUser(ctx context.Context, r *identityv1.LockUserRequest) (*identityv1.User, error) {
+	return userOut(s.svc.LockUser(ctx, r.GetId(), time.Duration(r.GetDurationSeconds())*time.Second))
+}
+
+// UnlockUser implements AdminService.
+func (s *Server) UnlockUser(ctx context.Context, r *identityv1.UnlockUserRequest) (*identityv1.User, error) {
+	return userOut(s.svc.UnlockUser(ctx, r.GetId()))
+}
+
+// SetPassword implements AdminService.
+func (s *Server) SetPassword(ctx context.Context, r *identityv1.SetPasswordRequest) (*identityv1.User, error) {
+	return userOut(s.svc.SetPassword(ctx, r.GetId(), r.GetPassword(), r.GetMustChangePassword()))
+}
+
+// CreateGroup implements AdminService.
+func (s *Server) CreateGroup(ctx context.Context, r *identityv1.CreateGroupRequest) (*identityv1.Group, error) {
+	return groupOut(s.svc.CreateGroup(ctx, r.GetCode(), r.GetName(), r.GetOrgId()))
+}
+
+// GetGroup implements AdminService.
+func (s *Server) GetGroup(ctx context.Context, r *identityv1.GetGroupRequest) (*identityv1.Group, error) {
+	return groupOut(s.svc.GetGroup(ctx, r.GetId()))
+}
+
+// ListGroups implements AdminService.
+func (s *Server) ListGroups(ctx context.Context, r *identityv1.ListGroupsRequest) (*identityv1.ListGroupsResponse, error) {
+	list, next, err := s.svc.ListGroups(ctx, identity.GroupFilter{OrgID: r.GetOrgId(), Query: r.GetQuery()},
+		r.GetPageSize(), r.GetPageToken())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	out := &identityv1.ListGroupsResponse{NextPageToken: next}
+	for _, g := range list {
+		out.Groups = append(out.Groups, groupPB(g))
+	}
+	return out, nil
+}
+
+// AddGroupMember implements AdminService.
+func (s *Server) AddGroupMember(ctx context.Context, r *identityv1.GroupMemberRequest) (*identityv1.Group, error) {
+	return groupOut(s.svc.SetGroupMember(ctx, r.GetGroupId(), r.GetUserId(), true))
+}
+
+// RemoveGroupMember implements AdminService.
+func (s *Server) RemoveGroupMember(ctx context.Context, r *identityv1.GroupMemberRequest) (*identityv1.Group, error) {
+	return groupOut(s.svc.SetGroupMember(ctx, r.GetGroupId(), r.GetUserId(), false))
+}
+
+// CreateApp implements AdminService.
+func (s *Server) CreateApp(ctx context.Context, r *identityv1.CreateAppRequest) (*identityv1.CreateAppResponse, error) {
+	a, secret, err := s.svc.CreateApp(ctx, identity.NewApp{Type: r.GetAppType(), Code: r.GetAppCode(), Name: r.GetName(),
+		IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst())})
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return &identityv1.CreateAppResponse{App: appPB(a), AppSecret: secret}, nil
+}
+
+// GetApp implements AdminService.
+func (s *Server) GetApp(ctx context.Context, r *identityv1.GetAppRequest) (*identityv1.App, error) {
+	a, err := s.svc.GetApp(ctx, r.GetId())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return appPB(a), nil
+}
+
+// ListApps implements AdminService.
+func (s *Server) ListApps(ctx context.Context, r *identityv1.ListAppsRequest) (*identityv1.ListAppsResponse, error) {
+	list, next, err := s.svc.ListApps(ctx, identity.AppFilter{Type: r.GetAppType(), Query: r.GetQuery(),
+		Status: identity.AppStatus(r.GetStatus())}, r.GetPageSize(), r.GetPageToken())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	out := &identityv1.ListAppsResponse{NextPageToken: next}
+	for _, a := range list {
+		out.Apps = append(out.Apps, appPB(a))
+	}
+	return out, nil
+}
+
+// UpdateApp implements AdminService.
+func (s *Server) UpdateApp(ctx context.Context, r *identityv1.UpdateAppRequest) (*identityv1.App, error) {
+	a, err := s.svc.UpdateApp(ctx, r.GetId(), identity.AppUpdate{Mask: r.GetUpdateMask(), Name: r.GetName(),
+		Status: identity.AppStatus(r.GetStatus()), IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(),
+		RateBurst: int(r.GetRateBurst())})
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return appPB(a), nil
+}
+
+// RotateAppSecret implements AdminService.
+func (s *Server) RotateAppSecret(ctx context.Context, r *identityv1.RotateAppSecretRequest) (*identityv1.CreateAppResponse, error) {
+	var overlap *time.Duration
+	if r.OverlapSeconds != nil {
+		d := time.Duration(r.GetOverlapSeconds()) * time.Second
+		overlap = &d
+	}
+	a, secret, err := s.svc.RotateAppSecret(ctx, r.GetId(), overlap)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return &identityv1.CreateAppResponse{App: appPB(a), AppSecret: secret}, nil
+}
+
+// CreateAccountLink implements AdminService.
+func (s *Server) CreateAccountLink(ctx context.Context, r *identityv1.CreateAccountLinkRequest) (*identityv1.AccountLink, error) {
+	l, err := s.svc.CreateLink(ctx, r.GetUserId(), r.GetAppId(), r.GetAppAccountId())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return linkPB(l), nil
+}
+
+// ListAccountLinks implements AdminService.
+func (s *Server) ListAccountLinks(ctx context.Context, r *identityv1.ListAccountLinksRequest) (*identityv1.ListAccountLinksResponse, error) {
+	list, next, err := s.svc.ListLinks(ctx, identity.LinkFilter{UserID: r.GetUserId(), AppID: r.GetAppId()},
+		r.GetPageSize(), r.GetPageToken())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	out := &identityv1.ListAccountLinksResponse{NextPageToken: next}
+	for _, l := range list {
+		out.Links = append(out.Links, linkPB(l))
+	}
+	return out, nil
+}
+
+// DeleteAccountLink implements AdminService.
+func (s *Server) DeleteAccountLink(ctx context.Context, r *identityv1.DeleteAccountLinkRequest) (*identityv1.DeleteAccountLinkResponse, error) {
+	if err := s.svc.DeleteLink(ctx, r.GetId()); err != nil {
+		return nil, ToStatus(err)
+	}
+	return &identityv1.DeleteAccountLinkResponse{}, nil
+}
+
+// ---- conversion ----
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func summary(u *identity.User) *identityv1.UserSummary {
+	return &identityv1.UserSummary{Id: u.ID, LoginName: u.LoginName, DisplayName: u.DisplayName, OrgId: u.OrgID}
+}
+
+func orgPB(o *identity.Org) *identityv1.Org {
+	return &identityv1.Org{Id: o.ID, Code: o.Code, Name: o.Name, ParentId: o.ParentID,
+		Status: identityv1.Status(o.Status), CreateTime: ts(o.CreatedAt), UpdateTime: ts(o.UpdatedAt)}
+}
+
+func orgOut(o *identity.Org, err error) (*identityv1.Org, error) {
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return orgPB(o), nil
+}
+
+func userPB(u *identity.User) *identityv1.User {
+	now := time.Now()
+	out := &identityv1.User{Id: u.ID, LoginName: u.LoginName, DisplayName: u.DisplayName,
+		IdType: identityv1.IdType(u.IDType), IdNumberMasked: u.IDNumberMask, PhoneMasked: u.PhoneMask,
+		Email: u.Email, OrgId: u.OrgID, Status: identityv1.UserStatus(u.Status), FeatureCode: u.FeatureCode,
+		Locked: u.Locked(now), MustChangePassword: u.MustChange, PasswordNeverExpires: u.NeverExpires,
+		UserCannotChangePassword: u.CannotChange, PasswordChangedAt: ts(u.PasswordChangedAt), IsAdmin: u.IsAdmin,
+		CreateTime: ts(u.CreatedAt), UpdateTime: ts(u.UpdatedAt)}
+	if out.Locked {
+		out.LockedUntil = ts(u.LockedUntil)
+	}
+	return out
+}
+
+func userOut(u *identity.User, err error) (*identityv1.User, error) {
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return userPB(u), nil
+}
+
+func groupPB(g *identity.Group) *identityv1.Group {
+	return &identityv1.Group{Id: g.ID, Code: g.Code, Name: g.Name, OrgId: g.OrgID, MemberIds: g.MemberIDs,
+		CreateTime: ts(g.CreatedAt)}
+}
+
+func groupOut(g *identity.Group, err error) (*identityv1.Group, error) {
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return groupPB(g), nil
+}
+
+func appPB(a *identity.App) *identityv1.App {
+	return &identityv1.App{Id: a.ID, AppType: a.Type, AppCode: a.Code, Name: a.Name,
+		Status: identityv1.AppStatus(a.Status), IpAllowList: a.IPAllowList, RateLimit: a.RateLimit,
+		RateBurst: int32(a.RateBurst), CreateTime: ts(a.CreatedAt), UpdateTime: ts(a.UpdatedAt)}
+}
+
+func linkPB(l *identity.AccountLink) *identityv1.AccountLink {
+	return &identityv1.AccountLink{Id: l.ID, UserId: l.UserID, AppId: l.AppID, AppAccountId: l.AppAccountID,
+		Status: identityv1.Status(l.Status), CreateTime: ts(l.CreatedAt)}
+}
