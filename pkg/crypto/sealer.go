@@ -1,0 +1,148 @@
+package crypto
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// KeySize is the required length of every Sealer key (AES-256).
+const KeySize = 32
+
+// BlindIndexKeyID is a reserved key-ring id. When the ring contains it, that
+// key is used only to derive the blind-index key (never for sealing), so the
+// blind index stays stable however the sealing keys rotate.
+const BlindIndexKeyID = "blind-index"
+
+// Errors returned by Open (wrapped). None of them includes key material or
+// plaintext.
+var (
+	ErrSealedFormat = errors.New("sealed value is malformed")
+	ErrUnknownKeyID = errors.New("sealed value uses an unknown key id")
+	ErrOpenFailed   = errors.New("sealed value cannot be decrypted (tampered, wrong key or wrong associated data)")
+)
+
+// Sealer encrypts small values at rest with AES-256-GCM and a key ring. The
+// sealed form is "<key id>:<base64url(nonce|ciphertext|tag)>", so old values
+// stay readable after the active key rotates. It is safe for concurrent use.
+type Sealer struct {
+	active   string
+	aeads    map[string]cipher.AEAD
+	blindKey []byte
+}
+
+// NewSealer builds a Sealer from a key ring of 32-byte keys; activeKeyID names
+// the key used by Seal. Key ids must be non-empty and must not contain ':'.
+//
+// The blind-index key is derived with HKDF-SHA256 (info "uias blind-index v1")
+// from the ring entry BlindIndexKeyID when present, otherwise from the
+// smallest key id (e.g. "k1"). Keep that key in the ring when rotating, or
+// blind indexes will change.
+func NewSealer(keys map[string][]byte, activeKeyID string) (*Sealer, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("sealer: key ring is empty")
+	}
+	if activeKeyID == BlindIndexKeyID {
+		return nil, fmt.Errorf("sealer: key %q is reserved for blind indexes and cannot be the active key", BlindIndexKeyID)
+	}
+	if _, ok := keys[activeKeyID]; !ok {
+		return nil, fmt.Errorf("sealer: active key id %q is not in the key ring", activeKeyID)
+	}
+	s := &Sealer{active: activeKeyID, aeads: make(map[string]cipher.AEAD, len(keys))}
+	ids := make([]string, 0, len(keys))
+	for id, key := range keys {
+		if id == "" || strings.ContainsAny(id, ": \t\r\n") {
+			return nil, fmt.Errorf("sealer: key id %q is invalid (must be non-empty, without ':' or spaces)", id)
+		}
+		if len(key) != KeySize {
+			return nil, fmt.Errorf("sealer: key %q is %d bytes, want %d", id, len(key), KeySize)
+		}
+		if id == BlindIndexKeyID {
+			continue
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("sealer: key %q: %w", id, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("sealer: key %q: %w", id, err)
+		}
+		s.aeads[id] = aead
+		ids = append(ids, id)
+	}
+	blindSrc := BlindIndexKeyID
+	if _, ok := keys[BlindIndexKeyID]; !ok {
+		slices.Sort(ids)
+		blindSrc = ids[0]
+	}
+	bk, err := hkdf.Key(sha256.New, keys[blindSrc], nil, "uias blind-index v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("sealer: derive blind-index key: %w", err)
+	}
+	s.blindKey = bk
+	return s, nil
+}
+
+// ActiveKeyID returns the id of the key used by Seal.
+func (s *Sealer) ActiveKeyID() string { return s.active }
+
+// Seal encrypts plaintext with the active key, authenticating aad (which must
+// be given again to Open — bind it to the row, e.g. "users.id_number:<user id>").
+func (s *Sealer) Seal(plaintext, aad []byte) (string, error) {
+	aead := s.aeads[s.active]
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
+	_, _ = rand.Read(nonce) // crypto/rand.Read never fails (Go >= 1.24)
+	out := aead.Seal(nonce, nonce, plaintext, aad)
+	return s.active + ":" + base64.RawURLEncoding.EncodeToString(out), nil
+}
+
+// Open decrypts a value produced by Seal with any key of the ring.
+func (s *Sealer) Open(sealed string, aad []byte) ([]byte, error) {
+	kid, body, ok := strings.Cut(sealed, ":")
+	if !ok || kid == "" {
+		return nil, ErrSealedFormat
+	}
+	aead, ok := s.aeads[kid]
+	if !ok {
+		return nil, ErrUnknownKeyID
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil || len(raw) < aead.NonceSize()+aead.Overhead() {
+		return nil, ErrSealedFormat
+	}
+	nonce, ct := raw[:aead.NonceSize()], raw[aead.NonceSize():]
+	pt, err := aead.Open(nil, nonce, ct, aad)
+	if err != nil {
+		return nil, ErrOpenFailed
+	}
+	return pt, nil
+}
+
+// KeyIDOf returns the key id a sealed value was made with, so callers can
+// re-seal values that do not use the active key.
+func KeyIDOf(sealed string) (string, error) {
+	kid, _, ok := strings.Cut(sealed, ":")
+	if !ok || kid == "" {
+		return "", ErrSealedFormat
+	}
+	return kid, nil
+}
+
+// BlindIndex returns hex(HMAC-SHA256(blind key, value)): a deterministic,
+// non-reversible lookup key for an encrypted value. Normalise value (trim,
+// upper/lower case) before calling so equal values index equally.
+func (s *Sealer) BlindIndex(value string) string {
+	m := hmac.New(sha256.New, s.blindKey)
+	m.Write([]byte(value))
+	return hex.EncodeToString(m.Sum(nil))
+}
