@@ -1,0 +1,85 @@
+package events
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/pkg/store"
+)
+
+// OutboxMigrationSQL returns the DDL of the events_outbox table for a dialect, for
+// components to include in their own migrations. Rows are relayed in seq order.
+func OutboxMigrationSQL(dialect store.Dialect) string {
+	if dialect == store.Postgres {
+		return `CREATE TABLE IF NOT EXISTS events_outbox (
+	seq        BIGSERIAL   PRIMARY KEY,
+	id         TEXT        NOT NULL UNIQUE,
+	subject    TEXT        NOT NULL,
+	type       TEXT        NOT NULL,
+	payload    BYTEA,
+	created_at TIMESTAMPTZ NOT NULL
+);
+`
+	}
+	return `CREATE TABLE IF NOT EXISTS events_outbox (
+	seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+	id         TEXT    NOT NULL UNIQUE,
+	subject    TEXT    NOT NULL,
+	type       TEXT    NOT NULL,
+	payload    BLOB,
+	created_at TEXT    NOT NULL
+);
+`
+}
+
+// ValidateEvent checks the fields AddToOutbox requires: a non-empty ID and a subject
+// without spaces or wildcards.
+func ValidateEvent(ev Event) error {
+	if strings.TrimSpace(ev.ID) == "" {
+		return errors.New("events: event ID is empty")
+	}
+	if ev.Subject == "" || strings.ContainsAny(ev.Subject, " \t\r\n*>") ||
+		strings.HasPrefix(ev.Subject, ".") || strings.HasSuffix(ev.Subject, ".") {
+		return fmt.Errorf("events: event %s has an invalid subject %q", ev.ID, ev.Subject)
+	}
+	return nil
+}
+
+// AddToOutbox stores ev in the outbox as part of the caller's transaction tx (on db), so
+// the event exists if and only if the transaction commits. A zero ev.Time means now. A
+// repeated ID is reported as a unique violation (store.IsUniqueViolation).
+func AddToOutbox(ctx context.Context, tx *sql.Tx, db *store.DB, ev Event) error {
+	if tx == nil || db == nil {
+		return errors.New("events: AddToOutbox needs a transaction and its database")
+	}
+	if err := ValidateEvent(ev); err != nil {
+		return err
+	}
+	t := ev.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	payload := ev.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	_, err := tx.ExecContext(ctx, db.Rebind(
+		`INSERT INTO events_outbox (id, subject, type, payload, created_at) VALUES (?, ?, ?, ?, ?)`),
+		ev.ID, ev.Subject, ev.Type, payload, encodeTime(db.Dialect, t))
+	if err != nil {
+		return fmt.Errorf("events: add event %s to outbox: %w", ev.ID, err)
+	}
+	return nil
+}
+
+func encodeTime(d store.Dialect, t time.Time) any {
+	t = t.UTC()
+	if d == store.Postgres {
+		return t
+	}
+	return t.Format(time.RFC3339Nano)
+}

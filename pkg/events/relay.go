@@ -1,0 +1,284 @@
+package events
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/store"
+)
+
+// RelayOptions tunes a Relay. Zero values take the defaults shown.
+type RelayOptions struct {
+	BatchSize      int           // rows read per batch; default 100
+	PublishTimeout time.Duration // per publish (waiting for the JetStream ack); default 5s
+	PollInterval   time.Duration // idle re-check when nobody calls Kick; default 1s
+	MinBackoff     time.Duration // first retry delay after a failure; default 100ms
+	MaxBackoff     time.Duration // retry delay cap; default 5s
+}
+
+func (o RelayOptions) withDefaults() RelayOptions {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 100
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 5 * time.Second
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(5*time.Second, o.MinBackoff)
+	}
+	return o
+}
+
+// Relay moves outbox rows to JetStream: oldest first, each published with
+// jetstream.WithMsgID(ev.ID) and deleted only after the ack. When a publish fails the
+// batch stops (so order is kept), the rows stay, and Run retries with exponential
+// backoff. Deduplication on the stream absorbs a publish that was acked but whose row
+// could not be deleted, or that was retried after a lost ack.
+//
+// On PostgreSQL several processes may run a relay against one database: a batch is
+// processed only while holding a transaction-scoped advisory lock, so one relay works
+// at a time and order is preserved.
+type Relay struct {
+	db   *store.DB
+	js   jetstream.JetStream
+	log  *zap.Logger
+	opts RelayOptions
+	kick chan struct{}
+	mu   sync.Mutex // one flush at a time in this process
+}
+
+// NewRelay builds a relay; a nil log discards logs.
+func NewRelay(db *store.DB, js jetstream.JetStream, log *zap.Logger, opts RelayOptions) *Relay {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Relay{
+		db:   db,
+		js:   js,
+		log:  log.Named("outbox-relay"),
+		opts: opts.withDefaults(),
+		kick: make(chan struct{}, 1),
+	}
+}
+
+// Kick wakes the relay to publish new rows now instead of at the next poll. It never
+// blocks; while the relay is backing off after a failure it is ignored.
+func (r *Relay) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Pending returns the number of events waiting in the outbox.
+func (r *Relay) Pending(ctx context.Context) (int, error) {
+	var n int
+	if err := r.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events_outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("events: count outbox rows: %w", err)
+	}
+	return n, nil
+}
+
+// Run relays until ctx is done, then returns nil. Failures are logged and retried; they
+// do not end Run.
+func (r *Relay) Run(ctx context.Context) error {
+	var backoff time.Duration
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for {
+		_, err := r.Flush(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var wait time.Duration
+		kick := r.kick
+		if err != nil {
+			if backoff == 0 {
+				backoff = r.opts.MinBackoff
+			} else {
+				backoff = min(2*backoff, r.opts.MaxBackoff)
+			}
+			wait = backoff
+			kick = nil // do not hammer a broken NATS on every new event
+			r.log.Warn("outbox relay: publishing failed; events stay in the outbox and will be retried",
+				zap.Error(err), zap.Duration("retry_in", wait))
+		} else {
+			if backoff != 0 {
+				r.log.Info("outbox relay: publishing recovered")
+			}
+			backoff = 0
+			wait = r.opts.PollInterval
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-kick:
+			if !timer.Stop() {
+				<-timer.C
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+// errLocked means another relay holds the PostgreSQL relay lock.
+var errLocked = errors.New("outbox relay lock held elsewhere")
+
+// Flush publishes everything currently in the outbox (batch by batch) and returns how
+// many events were published. It stops at the first failure, returning the error.
+func (r *Relay) Flush(ctx context.Context) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	total := 0
+	for {
+		n, more, err := r.batch(ctx)
+		total += n
+		if errors.Is(err, errLocked) {
+			return total, nil
+		}
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+var relayLockKey = func() int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("uias:events_outbox:relay"))
+	return int64(h.Sum64() >> 1)
+}()
+
+// batch publishes up to BatchSize rows; more reports whether a full batch was read.
+func (r *Relay) batch(ctx context.Context) (n int, more bool, err error) {
+	if r.db.Dialect != store.Postgres {
+		return r.publishRows(ctx, r.db)
+	}
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("events: begin outbox transaction: %w", err)
+	}
+	var locked bool
+	if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, relayLockKey).Scan(&locked); err != nil {
+		_ = tx.Rollback()
+		return 0, false, fmt.Errorf("events: take outbox relay lock: %w", err)
+	}
+	if !locked {
+		_ = tx.Rollback()
+		return 0, false, errLocked
+	}
+	n, more, err = r.publishRows(ctx, tx)
+	// Commit the deletes of whatever was published, even when a later publish failed.
+	if cerr := tx.Commit(); cerr != nil && err == nil {
+		err = fmt.Errorf("events: commit outbox deletes: %w", cerr)
+	}
+	return n, more, err
+}
+
+type outboxRow struct {
+	seq int64
+	ev  Event
+}
+
+func (r *Relay) publishRows(ctx context.Context, q querier) (int, bool, error) {
+	rows, err := r.readRows(ctx, q)
+	if err != nil {
+		return 0, false, err
+	}
+	del := r.db.Rebind(`DELETE FROM events_outbox WHERE seq = ?`)
+	for i, row := range rows {
+		if err := r.publish(ctx, row.ev); err != nil {
+			return i, false, err
+		}
+		if _, err := q.ExecContext(ctx, del, row.seq); err != nil {
+			// Published but still in the outbox: the next attempt is deduplicated.
+			return i + 1, false, fmt.Errorf("events: delete published event %s from outbox: %w", row.ev.ID, err)
+		}
+	}
+	return len(rows), len(rows) == r.opts.BatchSize, nil
+}
+
+func (r *Relay) readRows(ctx context.Context, q querier) ([]outboxRow, error) {
+	rs, err := q.QueryContext(ctx, r.db.Rebind(
+		`SELECT seq, id, subject, type, payload, created_at FROM events_outbox ORDER BY seq LIMIT ?`),
+		r.opts.BatchSize)
+	if err != nil {
+		return nil, fmt.Errorf("events: read outbox: %w", err)
+	}
+	defer rs.Close()
+	var out []outboxRow
+	for rs.Next() {
+		var row outboxRow
+		var created any
+		if err := rs.Scan(&row.seq, &row.ev.ID, &row.ev.Subject, &row.ev.Type, &row.ev.Payload, &created); err != nil {
+			return nil, fmt.Errorf("events: read outbox row: %w", err)
+		}
+		row.ev.Time = decodeTime(created)
+		out = append(out, row)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("events: read outbox: %w", err)
+	}
+	return out, nil
+}
+
+func decodeTime(v any) time.Time {
+	switch t := v.(type) {
+	case time.Time:
+		return t.UTC()
+	case string:
+		if p, err := time.Parse(time.RFC3339Nano, t); err == nil {
+			return p
+		}
+	case []byte:
+		if p, err := time.Parse(time.RFC3339Nano, string(t)); err == nil {
+			return p
+		}
+	}
+	return time.Time{}
+}
+
+// publish sends one event and waits for the stream's ack. The error names the event but
+// never includes its payload.
+func (r *Relay) publish(ctx context.Context, ev Event) error {
+	msg := nats.NewMsg(ev.Subject)
+	msg.Data = ev.Payload
+	if ev.Type != "" {
+		msg.Header.Set(HeaderType, ev.Type)
+	}
+	if !ev.Time.IsZero() {
+		msg.Header.Set(HeaderTime, ev.Time.UTC().Format(time.RFC3339Nano))
+	}
+	pctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
+	defer cancel()
+	ack, err := r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(ev.ID))
+	if err != nil {
+		return fmt.Errorf("events: publish event %s to %s: %w", ev.ID, ev.Subject, err)
+	}
+	if ack.Duplicate {
+		r.log.Debug("outbox relay: event already on the stream (deduplicated)",
+			zap.String("event_id", ev.ID), zap.String("subject", ev.Subject))
+	}
+	return nil
+}

@@ -1,0 +1,278 @@
+// Package store opens the relational database used by UIAS components (SQLite for the
+// monolithic default, PostgreSQL for scale-out), runs embedded migrations and classifies
+// driver errors so callers can map them to domain errors.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+)
+
+// Dialect is the SQL dialect of an open database.
+type Dialect int
+
+const (
+	// SQLite is modernc.org/sqlite (pure Go).
+	SQLite Dialect = iota
+	// Postgres is PostgreSQL through pgx/v5/stdlib.
+	Postgres
+)
+
+// String returns "sqlite" or "postgres".
+func (d Dialect) String() string {
+	switch d {
+	case SQLite:
+		return "sqlite"
+	case Postgres:
+		return "postgres"
+	default:
+		return "Dialect(" + strconv.Itoa(int(d)) + ")"
+	}
+}
+
+// DB is a *sql.DB that knows its dialect.
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+}
+
+// ParseDriver maps a configured driver name to a Dialect. Accepted names: "sqlite",
+// "sqlite3" (SQLite) and "postgres", "postgresql", "pgx" (PostgreSQL).
+func ParseDriver(driver string) (Dialect, error) {
+	switch strings.ToLower(strings.TrimSpace(driver)) {
+	case "sqlite", "sqlite3":
+		return SQLite, nil
+	case "postgres", "postgresql", "pgx":
+		return Postgres, nil
+	default:
+		return 0, fmt.Errorf("store: unknown database driver %q (want sqlite or postgres)", driver)
+	}
+}
+
+// Open opens and pings a database.
+//
+// driver is "sqlite" or "postgres" (see ParseDriver). For SQLite, dsn is a file path or a
+// "file:" URI; the parent directory of a file path is created, and unless the DSN already
+// sets them the connection gets busy_timeout(5000), journal_mode(WAL), foreign_keys(1)
+// and _txlock=immediate (transactions take the write lock up front, so concurrent
+// writers wait for busy_timeout instead of failing with SQLITE_BUSY on lock upgrade).
+// For PostgreSQL, dsn is anything pgx accepts (URL or key=value).
+//
+// The returned error never contains the DSN (it may hold a password).
+func Open(ctx context.Context, driver, dsn string) (*DB, error) {
+	dialect, err := ParseDriver(driver)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(dsn) == "" {
+		return nil, fmt.Errorf("store: empty DSN for %s database", dialect)
+	}
+	var db *sql.DB
+	switch dialect {
+	case SQLite:
+		db, err = openSQLite(dsn)
+	case Postgres:
+		db, err = openPostgres(dsn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: cannot connect to %s database: %w", dialect, err)
+	}
+	return &DB{DB: db, Dialect: dialect}, nil
+}
+
+func openSQLite(dsn string) (*sql.DB, error) {
+	path, query, _ := strings.Cut(dsn, "?")
+	memory := isSQLiteMemory(path, query)
+	if !memory {
+		file := strings.TrimPrefix(path, "file:")
+		if strings.HasPrefix(path, "file:") {
+			if u, err := url.Parse(path); err == nil && u.Path != "" {
+				file = u.Path
+			} else if u != nil && u.Opaque != "" {
+				file = u.Opaque
+			}
+		}
+		if dir := filepath.Dir(file); file != "" && dir != "." {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return nil, fmt.Errorf("store: create directory for sqlite database: %w", err)
+			}
+		}
+	}
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("store: invalid sqlite DSN query parameters: %w", err)
+	}
+	has := func(pragma string) bool {
+		for _, p := range params["_pragma"] {
+			if strings.HasPrefix(strings.ToLower(strings.TrimSpace(p)), pragma) {
+				return true
+			}
+		}
+		return false
+	}
+	var add []string
+	if !has("busy_timeout") && params.Get("_busy_timeout") == "" && params.Get("_timeout") == "" {
+		add = append(add, "_pragma=busy_timeout(5000)")
+	}
+	if !has("journal_mode") && params.Get("_journal_mode") == "" && params.Get("_journal") == "" && !memory {
+		add = append(add, "_pragma=journal_mode(WAL)")
+	}
+	if !has("foreign_keys") && params.Get("_foreign_keys") == "" && params.Get("_fk") == "" {
+		add = append(add, "_pragma=foreign_keys(1)")
+	}
+	if params.Get("_txlock") == "" {
+		add = append(add, "_txlock=immediate")
+	}
+	full := path
+	if q := strings.Join(append(nonEmpty(query), add...), "&"); q != "" {
+		full += "?" + q
+	}
+	db, err := sql.Open("sqlite", full)
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite database: %w", err)
+	}
+	if memory {
+		// Every connection to ":memory:" is a separate database: keep exactly one.
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+	}
+	return db, nil
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+func isSQLiteMemory(path, query string) bool {
+	p := strings.TrimPrefix(path, "file:")
+	return p == ":memory:" || p == "" || strings.Contains(query, "mode=memory")
+}
+
+func openPostgres(dsn string) (*sql.DB, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		// pgx parse errors may echo the DSN; do not wrap them verbatim.
+		return nil, errors.New("store: invalid postgres DSN (check the URL or key=value syntax)")
+	}
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(10)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	db.SetConnMaxLifetime(30 * time.Minute)
+	return db, nil
+}
+
+// Rebind rewrites '?' placeholders to $1, $2, ... for PostgreSQL and returns q unchanged
+// for SQLite. Question marks inside quoted strings, quoted identifiers and comments are
+// left alone.
+func (d *DB) Rebind(q string) string {
+	if d.Dialect != Postgres {
+		return q
+	}
+	return RebindPostgres(q)
+}
+
+// RebindPostgres rewrites '?' placeholders to $1, $2, ... (see DB.Rebind).
+func RebindPostgres(q string) string {
+	if !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case c == '\'' || c == '"':
+			j := i + 1
+			for j < len(q) {
+				if q[j] == c {
+					if j+1 < len(q) && q[j+1] == c { // doubled quote escape
+						j += 2
+						continue
+					}
+					break
+				}
+				j++
+			}
+			end := min(j+1, len(q))
+			b.WriteString(q[i:end])
+			i = end - 1
+		case c == '-' && i+1 < len(q) && q[i+1] == '-':
+			j := strings.IndexByte(q[i:], '\n')
+			if j < 0 {
+				b.WriteString(q[i:])
+				return b.String()
+			}
+			b.WriteString(q[i : i+j+1])
+			i += j
+		case c == '/' && i+1 < len(q) && q[i+1] == '*':
+			j := strings.Index(q[i+2:], "*/")
+			if j < 0 {
+				b.WriteString(q[i:])
+				return b.String()
+			}
+			b.WriteString(q[i : i+2+j+2])
+			i += j + 3
+		case c == '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// InTx runs fn in a transaction. The transaction is committed when fn returns nil and
+// rolled back when fn returns an error or panics (the panic is re-raised).
+func (d *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := d.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin transaction: %w", err)
+	}
+	done := false
+	defer func() {
+		if done {
+			return
+		}
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			return errors.Join(err, fmt.Errorf("store: rollback: %w", rbErr))
+		}
+		done = true // rolled back already
+		return err
+	}
+	done = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit transaction: %w", err)
+	}
+	return nil
+}
