@@ -1,0 +1,232 @@
+// Package discovery registers gRPC endpoints of UIAS components in etcd and
+// dials them through the etcd naming resolver.
+//
+// Endpoints live under "uias/<component>/<addr>" (go.etcd.io/etcd naming
+// endpoints format), attached to a lease that is kept alive while the
+// component runs, so a crashed instance disappears after the lease TTL.
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/naming/endpoints"
+	"go.etcd.io/etcd/client/v3/naming/resolver"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Prefix is the etcd key prefix under which components register.
+const Prefix = "uias"
+
+// DefaultTTLSeconds is the lease TTL used when Register is given ttl <= 0.
+const DefaultTTLSeconds = 10
+
+// RoundRobinServiceConfig is the default service config of DialEtcd.
+const RoundRobinServiceConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
+
+// Target returns the endpoints target of a component: "uias/<component>".
+func Target(component string) string { return Prefix + "/" + component }
+
+// Key returns the etcd key of one endpoint: "uias/<component>/<addr>".
+func Key(component, addr string) string { return Target(component) + "/" + addr }
+
+// Register adds addr under "uias/<component>" with an etcd lease of
+// ttlSeconds (naming/endpoints format) and keeps the lease alive in the
+// background. If the lease is lost (expired while etcd was unreachable, or
+// revoked) the endpoint is registered again under a new lease, retrying with
+// backoff.
+//
+// ctx bounds only the initial registration; the registration then lives until
+// the returned func is called (or cli is closed). The returned func stops the
+// keep-alive, deletes the key and revokes the lease; it is safe to call more
+// than once.
+func Register(ctx context.Context, cli *clientv3.Client, component, addr string, ttlSeconds int64, log *zap.Logger) (func(context.Context) error, error) {
+	if cli == nil {
+		return nil, errors.New("discovery: nil etcd client")
+	}
+	if component == "" || strings.Contains(component, "/") {
+		return nil, fmt.Errorf("discovery: invalid component %q", component)
+	}
+	if addr == "" {
+		return nil, errors.New("discovery: empty address")
+	}
+	if ttlSeconds <= 0 {
+		ttlSeconds = DefaultTTLSeconds
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	em, err := endpoints.NewManager(cli, Target(component))
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	r := &registration{
+		cli:  cli,
+		em:   em,
+		key:  Key(component, addr),
+		addr: addr,
+		ttl:  ttlSeconds,
+		log:  log.With(zap.String("component", component), zap.String("addr", addr)),
+		done: make(chan struct{}),
+	}
+	lease, err := r.register(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.log.Info("registered in etcd", zap.String("key", r.key), zap.Int64("ttl_seconds", ttlSeconds))
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go r.run(runCtx, lease)
+	return r.deregister, nil
+}
+
+type registration struct {
+	cli  *clientv3.Client
+	em   endpoints.Manager
+	key  string
+	addr string
+	ttl  int64
+	log  *zap.Logger
+
+	mu    sync.Mutex
+	lease clientv3.LeaseID
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+	err    error
+}
+
+// register grants a lease and puts the endpoint under it.
+func (r *registration) register(ctx context.Context) (clientv3.LeaseID, error) {
+	grant, err := r.cli.Grant(ctx, r.ttl)
+	if err != nil {
+		return 0, fmt.Errorf("discovery: grant lease: %w", err)
+	}
+	err = r.em.AddEndpoint(ctx, r.key, endpoints.Endpoint{Addr: r.addr}, clientv3.WithLease(grant.ID))
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		_, _ = r.cli.Revoke(rctx, grant.ID)
+		cancel()
+		return 0, fmt.Errorf("discovery: add endpoint %s: %w", r.key, err)
+	}
+	r.mu.Lock()
+	r.lease = grant.ID
+	r.mu.Unlock()
+	return grant.ID, nil
+}
+
+// run keeps the lease alive and re-registers when it is lost.
+func (r *registration) run(ctx context.Context, lease clientv3.LeaseID) {
+	defer close(r.done)
+	for {
+		ch, err := r.cli.KeepAlive(ctx, lease)
+		if err == nil {
+			for range ch { // drain until the keep-alive stops
+			}
+		}
+		if ctx.Err() != nil || r.cli.Ctx().Err() != nil {
+			return
+		}
+		r.log.Warn("etcd lease lost; registering again", zap.Error(err))
+
+		backoff := 200 * time.Millisecond
+		for {
+			regCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			lease, err = r.register(regCtx)
+			cancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil || r.cli.Ctx().Err() != nil {
+				return
+			}
+			r.log.Warn("etcd re-registration failed", zap.Error(err), zap.Duration("retry_in", backoff))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+		}
+		r.log.Info("registered in etcd again", zap.String("key", r.key))
+	}
+}
+
+func (r *registration) deregister(ctx context.Context) error {
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			r.err = ctx.Err()
+			return
+		}
+		r.mu.Lock()
+		lease := r.lease
+		r.mu.Unlock()
+		var errs []error
+		if err := r.em.DeleteEndpoint(ctx, r.key); err != nil {
+			errs = append(errs, fmt.Errorf("discovery: delete %s: %w", r.key, err))
+		}
+		if _, err := r.cli.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			errs = append(errs, fmt.Errorf("discovery: revoke lease: %w", err))
+		}
+		r.err = errors.Join(errs...)
+		if r.err == nil {
+			r.log.Info("deregistered from etcd", zap.String("key", r.key))
+		}
+	})
+	return r.err
+}
+
+// DialEtcd returns a client connection to "etcd:///uias/<component>", resolved
+// through the etcd naming resolver (it follows registrations as they come and
+// go) with round_robin load balancing. Transport credentials default to
+// insecure; pass grpc.WithTransportCredentials in opts to override (later
+// options win). The connection is lazy: ctx is only checked, no I/O happens
+// until the first call.
+func DialEtcd(ctx context.Context, cli *clientv3.Client, component string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if cli == nil {
+		return nil, errors.New("discovery: nil etcd client")
+	}
+	b, err := resolver.NewBuilder(cli)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	base := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithResolvers(b),
+		grpc.WithDefaultServiceConfig(RoundRobinServiceConfig),
+	}
+	conn, err := grpc.NewClient("etcd:///"+Target(component), append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: dial %s: %w", component, err)
+	}
+	return conn, nil
+}
+
+// DialDirect returns a client connection to a fixed address: "host:port"
+// (resolved with the default dns resolver) or any gRPC target URI
+// ("passthrough:///...", "unix:///..."). Transport credentials default to insecure; pass
+// grpc.WithTransportCredentials in opts to override.
+func DialDirect(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	base := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	conn, err := grpc.NewClient(addr, append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: dial %s: %w", addr, err)
+	}
+	return conn, nil
+}

@@ -1,0 +1,337 @@
+package grpcx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/uias/uias/pkg/apierr"
+)
+
+// healthPrefix is the method prefix of the standard health service. Health
+// checks bypass CallerAuth (probes carry no credentials) and are logged at
+// debug level.
+const healthPrefix = "/grpc.health.v1.Health/"
+
+// errPanic is what the recovery interceptor hands to the error funnel; its
+// text never reaches the client (apierr.ToStatus maps it to Internal).
+var errPanic = errors.New("grpcx: handler panicked")
+
+type validator interface{ Validate() error }
+
+// chain holds the state shared by the interceptors of one server.
+type chain struct {
+	log     *zap.Logger
+	trusted []netip.Prefix
+	auth    CallerAuth
+	metrics *serverMetrics
+}
+
+func (c *chain) unary() []grpc.UnaryServerInterceptor {
+	return []grpc.UnaryServerInterceptor{
+		c.unaryRecovery,
+		c.unaryRequestID,
+		c.unaryClientIP,
+		c.unaryLogging,
+		c.unaryMetrics,
+		c.unaryAuth,
+		c.unaryValidation,
+		c.unaryErrorFunnel,
+	}
+}
+
+func (c *chain) stream() []grpc.StreamServerInterceptor {
+	return []grpc.StreamServerInterceptor{
+		c.streamRecovery,
+		c.streamRequestID,
+		c.streamClientIP,
+		c.streamLogging,
+		c.streamMetrics,
+		c.streamAuth,
+		c.streamValidation,
+		c.streamErrorFunnel,
+	}
+}
+
+// ctxStream overrides the context of a server stream.
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *ctxStream) Context() context.Context { return s.ctx }
+
+func withStreamContext(ss grpc.ServerStream, ctx context.Context) grpc.ServerStream {
+	if cs, ok := ss.(*ctxStream); ok {
+		return &ctxStream{ServerStream: cs.ServerStream, ctx: ctx}
+	}
+	return &ctxStream{ServerStream: ss, ctx: ctx}
+}
+
+// ---- recovery ----
+
+func (c *chain) recovered(method string, r any) error {
+	c.log.Error("grpc handler panic",
+		zap.String("method", method),
+		zap.String("panic", fmt.Sprint(r)),
+		zap.ByteString("stack", debug.Stack()))
+	return apierr.ToStatus(errPanic)
+}
+
+func (c *chain) unaryRecovery(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, c.recovered(info.FullMethod, r)
+		}
+	}()
+	return handler(ctx, req)
+}
+
+func (c *chain) streamRecovery(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = c.recovered(info.FullMethod, r)
+		}
+	}()
+	return handler(srv, ss)
+}
+
+// ---- request id ----
+
+func incomingRequestID(ctx context.Context) string {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(MetadataRequestID); len(v) > 0 && ValidRequestID(v[0]) {
+			return v[0]
+		}
+	}
+	return NewRequestID()
+}
+
+func (c *chain) unaryRequestID(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	id := incomingRequestID(ctx)
+	ctx = WithRequestID(ctx, id)
+	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataRequestID, id))
+	return handler(ctx, req)
+}
+
+func (c *chain) streamRequestID(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	id := incomingRequestID(ss.Context())
+	_ = ss.SetHeader(metadata.Pairs(MetadataRequestID, id))
+	return handler(srv, withStreamContext(ss, WithRequestID(ss.Context(), id)))
+}
+
+// ---- client ip ----
+
+func (c *chain) clientIP(ctx context.Context) netip.Addr {
+	var peerIP netip.Addr
+	if p, ok := peer.FromContext(ctx); ok {
+		peerIP = AddrFromNet(p.Addr)
+	}
+	var xff []string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		xff = md.Get(MetadataForwardedFor)
+	}
+	return ResolveClientIP(peerIP, xff, c.trusted)
+}
+
+func (c *chain) unaryClientIP(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return handler(WithClientIP(ctx, c.clientIP(ctx)), req)
+}
+
+func (c *chain) streamClientIP(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx := ss.Context()
+	return handler(srv, withStreamContext(ss, WithClientIP(ctx, c.clientIP(ctx))))
+}
+
+// ---- logging ----
+
+// callCode is the code reported for a finished call; a call that did not
+// complete (the handler panicked) is reported as Internal.
+func callCode(err error, completed bool) codes.Code {
+	if !completed {
+		return codes.Internal
+	}
+	return status.Code(err)
+}
+
+func (c *chain) logCall(ctx context.Context, method string, code codes.Code, d time.Duration, panicked bool) {
+	lvl := zapcore.InfoLevel
+	switch code {
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
+		lvl = zapcore.ErrorLevel
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		lvl = zapcore.WarnLevel
+	}
+	if lvl == zapcore.InfoLevel && strings.HasPrefix(method, healthPrefix) {
+		lvl = zapcore.DebugLevel
+	}
+	ce := c.log.Check(lvl, "grpc call")
+	if ce == nil {
+		return
+	}
+	fields := []zap.Field{
+		zap.String("method", method),
+		zap.String("code", code.String()),
+		zap.Duration("duration", d),
+		zap.String("request_id", RequestID(ctx)),
+	}
+	if ip := ClientIP(ctx); ip.IsValid() {
+		fields = append(fields, zap.String("client_ip", ip.String()))
+	} else {
+		fields = append(fields, zap.String("client_ip", ""))
+	}
+	if panicked {
+		fields = append(fields, zap.Bool("panicked", true))
+	}
+	ce.Write(fields...)
+}
+
+func (c *chain) unaryLogging(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	completed := false
+	defer func() {
+		c.logCall(ctx, info.FullMethod, callCode(err, completed), time.Since(start), !completed)
+	}()
+	resp, err = handler(ctx, req)
+	completed = true
+	return resp, err
+}
+
+func (c *chain) streamLogging(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	completed := false
+	defer func() {
+		c.logCall(ss.Context(), info.FullMethod, callCode(err, completed), time.Since(start), !completed)
+	}()
+	err = handler(srv, ss)
+	completed = true
+	return err
+}
+
+// ---- metrics ----
+
+func (c *chain) unaryMetrics(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	completed := false
+	defer func() {
+		c.metrics.observe(info.FullMethod, callCode(err, completed), time.Since(start))
+	}()
+	resp, err = handler(ctx, req)
+	completed = true
+	return resp, err
+}
+
+func (c *chain) streamMetrics(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	completed := false
+	defer func() {
+		c.metrics.observe(info.FullMethod, callCode(err, completed), time.Since(start))
+	}()
+	err = handler(srv, ss)
+	completed = true
+	return err
+}
+
+// ---- caller auth ----
+
+func (c *chain) authenticate(ctx context.Context, method string) (context.Context, error) {
+	if c.auth == nil || strings.HasPrefix(method, healthPrefix) {
+		return ctx, nil
+	}
+	nctx, err := c.auth.AuthenticateCaller(ctx, method)
+	if err != nil {
+		return nil, apierr.ToStatus(err)
+	}
+	if nctx == nil {
+		nctx = ctx
+	}
+	return nctx, nil
+}
+
+func (c *chain) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := c.authenticate(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (c *chain) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, err := c.authenticate(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return handler(srv, withStreamContext(ss, ctx))
+}
+
+// ---- validation ----
+
+// validationError maps an error returned by a request's Validate method to an
+// InvalidArgument status. An *apierr.Error with code InvalidArgument keeps
+// its reason and message; any other error becomes reason "INVALID_ARGUMENT"
+// with the validation message as the status message.
+func validationError(err error) error {
+	if ae, ok := apierr.As(err); ok && ae.Code == apierr.InvalidArgument {
+		return apierr.ToStatus(ae)
+	}
+	return apierr.ToStatus(apierr.Wrap(err, apierr.InvalidArgument, "INVALID_ARGUMENT", err.Error()))
+}
+
+func (c *chain) unaryValidation(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if v, ok := req.(validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, validationError(err)
+		}
+	}
+	return handler(ctx, req)
+}
+
+// validatingStream validates every received message.
+type validatingStream struct {
+	grpc.ServerStream
+}
+
+func (s validatingStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if v, ok := m.(validator); ok {
+		if err := v.Validate(); err != nil {
+			return validationError(err)
+		}
+	}
+	return nil
+}
+
+func (c *chain) streamValidation(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, validatingStream{ServerStream: ss})
+}
+
+// ---- error funnel ----
+
+func (c *chain) unaryErrorFunnel(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err != nil {
+		return nil, apierr.ToStatus(err)
+	}
+	return resp, nil
+}
+
+func (c *chain) streamErrorFunnel(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := handler(srv, ss); err != nil {
+		return apierr.ToStatus(err)
+	}
+	return nil
+}
