@@ -41,8 +41,8 @@ type Store interface {
 	// UpdateUser writes every profile, status, flag and lock field
 	// (not the password hash: see SetPassword).
 	UpdateUser(ctx context.Context, u *User, evs []events.Event) error
-	// SetPassword stores a new hash, remembers it in the history (keeping the
-	// newest keep entries) and clears failures.
+	// SetPassword stores a new hash, moves the replaced hash (if any) into
+	// the history (keeping the newest keep entries) and clears failures.
 	SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, mustChange bool, keep int, evs []events.Event) error
 	PasswordHistory(ctx context.Context, userID string, n int) ([]string, error)
 	// RecordLoginFailure adds one failure; when the count reaches maxFailures

@@ -1,0 +1,144 @@
+package identity_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/store/storetest"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+// newService builds the real service on a SQLite store with a test clock.
+func newService(t *testing.T) (*identity.Service, *clock) {
+	t.Helper()
+	db := storetest.OpenSQLite(t)
+	if err := sqlstore.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	keys, active, err := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := crypto.NewSealer(keys, active)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Sealer: sealer, Logger: zap.NewNop(), Now: clk.now,
+		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, clk
+}
+
+type world struct {
+	svc  *identity.Service
+	clk  *clock
+	ctx  context.Context // app caller
+	user *identity.User
+}
+
+func setup(t *testing.T) *world {
+	t.Helper()
+	svc, clk := newService(t)
+	ctx := context.Background()
+	if _, _, err := svc.Bootstrap(ctx, "Boot-Strap-Pass1"); err != nil {
+		t.Fatal(err)
+	}
+	orgs, _, err := svc.ListOrgs(ctx, identity.OrgFilter{}, 0, "")
+	if err != nil || len(orgs) != 1 {
+		t.Fatalf("orgs: %v %v", orgs, err)
+	}
+	app, _, err := svc.CreateApp(ctx, identity.NewApp{Type: "OA", Code: "oa", Name: "OA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := svc.CreateUser(ctx, identity.NewUser{LoginName: "mia", DisplayName: "Mia", OrgID: orgs[0].ID, Password: "First-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateLink(ctx, u.ID, app.ID, "m001"); err != nil {
+		t.Fatal(err)
+	}
+	return &world{svc: svc, clk: clk, ctx: identity.WithCaller(ctx, &identity.Caller{App: app, RequestID: "r1"}), user: u}
+}
+
+func (w *world) auth(t *testing.T, pw string) *identity.AuthResult {
+	t.Helper()
+	res, err := w.svc.Authenticate(w.ctx, identity.AuthRequest{AppUserID: "m001", Password: pw, AuthType: identity.AuthPassword})
+	if err != nil {
+		t.Fatalf("authenticate: %v", err)
+	}
+	return res
+}
+
+func reasonOf(err error) string {
+	var ae *apierr.Error
+	if errors.As(err, &ae) {
+		return ae.Reason
+	}
+	return ""
+}
+
+func TestPasswordExpiryAndChange(t *testing.T) {
+	w := setup(t)
+	if r := w.auth(t, "First-Pass-1"); r.Reason != identity.ReasonOK {
+		t.Fatalf("fresh password: %v", r.Reason)
+	}
+	w.clk.t = w.clk.t.Add(91 * 24 * time.Hour)
+	r := w.auth(t, "First-Pass-1")
+	if r.Reason != identity.ReasonPasswordExpired || r.Reason.LegacyCode() != -1 || r.User != nil {
+		t.Fatalf("expired password: %v", r.Reason)
+	}
+	// a wrong password on an expired account is still just wrong
+	if r := w.auth(t, "Nope-Nope-1"); r.Reason != identity.ReasonBadCredentials {
+		t.Fatalf("wrong password: %v", r.Reason)
+	}
+	// an expired password may still be changed with the current one
+	err := w.svc.ChangePassword(w.ctx, "m001", "First-Pass-1", "First-Pass-1")
+	if reasonOf(err) != "PASSWORD_REUSED" {
+		t.Fatalf("reuse of the current password: %v", err)
+	}
+	if err := w.svc.ChangePassword(w.ctx, "m001", "First-Pass-1", "Second-Pass-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.svc.ChangePassword(w.ctx, "m001", "Second-Pass-2", "First-Pass-1"); reasonOf(err) != "PASSWORD_REUSED" {
+		t.Fatalf("reuse of an older password: %v", err)
+	}
+	if r := w.auth(t, "Second-Pass-2"); r.Reason != identity.ReasonOK {
+		t.Fatalf("after change: %v", r.Reason)
+	}
+}
+
+func TestLockExpires(t *testing.T) {
+	w := setup(t)
+	for i := 0; i < 5; i++ {
+		w.auth(t, "Wrong-Pass-1")
+	}
+	if r := w.auth(t, "First-Pass-1"); r.Reason != identity.ReasonAccountLocked {
+		t.Fatalf("want locked, got %v", r.Reason)
+	}
+	w.clk.t = w.clk.t.Add(16 * time.Minute)
+	if r := w.auth(t, "First-Pass-1"); r.Reason != identity.ReasonOK {
+		t.Fatalf("lock should lapse after 15 minutes: %v", r.Reason)
+	}
+}
+
+func TestRehashOnParameterChange(t *testing.T) {
+	w := setup(t)
+	u, _ := w.svc.GetUser(context.Background(), w.user.ID)
+	before := u.PasswordHash
+	_ = before
+}

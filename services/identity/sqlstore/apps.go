@@ -1,0 +1,305 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/identity"
+)
+
+const appCols = "id, app_type, app_code, name, status, ip_allow_list, rate_limit, rate_burst, secret_hash, " +
+	"prev_secret_hash, prev_secret_expires, created_at, updated_at"
+
+func scanApp(sc scanner) (*identity.App, string, error) {
+	var (
+		a                         identity.App
+		status, burst             int64
+		ips                       string
+		prevExp, created, updated int64
+	)
+	if err := sc.Scan(&a.ID, &a.Type, &a.Code, &a.Name, &status, &ips, &a.RateLimit, &burst, &a.SecretHash,
+		&a.PrevSecretHash, &prevExp, &created, &updated); err != nil {
+		return nil, "", err
+	}
+	a.Status, a.RateBurst = identity.AppStatus(status), int(burst)
+	if ips != "" {
+		if err := json.Unmarshal([]byte(ips), &a.IPAllowList); err != nil {
+			return nil, "", errors.New("corrupt ip allow list")
+		}
+	}
+	if len(a.IPAllowList) == 0 {
+		a.IPAllowList = nil
+	}
+	a.PrevSecretExpires, a.CreatedAt, a.UpdatedAt = fromMS(prevExp), fromMS(created), fromMS(updated)
+	return &a, a.ID, nil
+}
+
+func ipList(ips []string) (string, error) {
+	if len(ips) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(ips)
+	return string(b), err
+}
+
+func (s *Store) checkAppUnique(ctx context.Context, tx *sql.Tx, a *identity.App) error {
+	ok, err := s.exists(ctx, tx, "SELECT 1 FROM apps WHERE app_type = ? AND app_code = ? AND id <> ?", a.Type, a.Code, a.ID)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return conflict("app type and code already exist")
+	}
+	return nil
+}
+
+// CreateApp inserts a.
+func (s *Store) CreateApp(ctx context.Context, a *identity.App, evs []events.Event) error {
+	return s.inTx(ctx, "create app", "app", func(tx *sql.Tx) error {
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?", a.ID); err != nil {
+			return err
+		} else if ok {
+			return conflict("app id already exists")
+		}
+		if err := s.checkAppUnique(ctx, tx, a); err != nil {
+			return err
+		}
+		ips, err := ipList(a.IPAllowList)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO apps ("+appCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			a.ID, a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash,
+			a.PrevSecretHash, ms(a.PrevSecretExpires), ms(a.CreatedAt), ms(a.UpdatedAt)); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
+func (s *Store) getApp(ctx context.Context, where string, args ...any) (*identity.App, error) {
+	a, _, err := scanApp(s.db.QueryRowContext(ctx, s.q("SELECT "+appCols+" FROM apps WHERE "+where), args...))
+	return a, err
+}
+
+// GetApp returns the app id.
+func (s *Store) GetApp(ctx context.Context, id string) (*identity.App, error) {
+	a, err := s.getApp(ctx, "id = ?", id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("app", id)
+	}
+	if err != nil {
+		return nil, mapErr(err, "get app", "app")
+	}
+	return a, nil
+}
+
+// GetAppByCode returns the app of appType with code appCode.
+func (s *Store) GetAppByCode(ctx context.Context, appType, appCode string) (*identity.App, error) {
+	a, err := s.getApp(ctx, "app_type = ? AND app_code = ?", appType, appCode)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("app", appType+"/"+appCode)
+	}
+	if err != nil {
+		return nil, mapErr(err, "get app by code", "app")
+	}
+	return a, nil
+}
+
+// ListApps lists apps by id. Query matches code and name.
+func (s *Store) ListApps(ctx context.Context, f identity.AppFilter, p identity.Page) ([]*identity.App, string, error) {
+	var w where
+	if f.Type != "" {
+		w.add("app_type = ?", f.Type)
+	}
+	if f.Status != 0 {
+		w.add("status = ?", int(f.Status))
+	}
+	w.query(f.Query, "app_code", "name")
+	return list(ctx, s, "list apps", "SELECT "+appCols+" FROM apps", &w, p, "id", scanApp)
+}
+
+// UpdateApp writes every field but id and created_at.
+func (s *Store) UpdateApp(ctx context.Context, a *identity.App, evs []events.Event) error {
+	return s.inTx(ctx, "update app", "app", func(tx *sql.Tx) error {
+		if err := s.checkAppUnique(ctx, tx, a); err != nil {
+			return err
+		}
+		ips, err := ipList(a.IPAllowList)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE apps SET app_type = ?, app_code = ?, name = ?, status = ?,
+			ip_allow_list = ?, rate_limit = ?, rate_burst = ?, secret_hash = ?, prev_secret_hash = ?,
+			prev_secret_expires = ?, updated_at = ? WHERE id = ?`),
+			a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash, a.PrevSecretHash,
+			ms(a.PrevSecretExpires), ms(a.UpdatedAt), a.ID)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "app", a.ID); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
+// ---------------------------------------------------------------------------
+// account links
+
+const linkCols = "id, user_id, app_id, app_account_id, status, created_at"
+
+func scanLink(sc scanner) (*identity.AccountLink, string, error) {
+	var (
+		l               identity.AccountLink
+		status, created int64
+	)
+	if err := sc.Scan(&l.ID, &l.UserID, &l.AppID, &l.AppAccountID, &status, &created); err != nil {
+		return nil, "", err
+	}
+	l.Status, l.CreatedAt = identity.Status(status), fromMS(created)
+	return &l, l.ID, nil
+}
+
+// CreateLink inserts l.
+func (s *Store) CreateLink(ctx context.Context, l *identity.AccountLink, evs []events.Event) error {
+	return s.inTx(ctx, "create link", "account link", func(tx *sql.Tx) error {
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.forShare(), l.UserID); err != nil {
+			return err
+		} else if !ok {
+			return notFound("user", l.UserID)
+		}
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?"+s.forShare(), l.AppID); err != nil {
+			return err
+		} else if !ok {
+			return notFound("app", l.AppID)
+		}
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM account_links WHERE id = ?", l.ID); err != nil {
+			return err
+		} else if ok {
+			return conflict("account link id already exists")
+		}
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM account_links WHERE app_id = ? AND app_account_id = ?",
+			l.AppID, l.AppAccountID); err != nil {
+			return err
+		} else if ok {
+			return conflict("app account is already linked")
+		}
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM account_links WHERE app_id = ? AND user_id = ?",
+			l.AppID, l.UserID); err != nil {
+			return err
+		} else if ok {
+			return conflict("user is already linked to this app")
+		}
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO account_links ("+linkCols+") VALUES (?, ?, ?, ?, ?, ?)"),
+			l.ID, l.UserID, l.AppID, l.AppAccountID, int(l.Status), ms(l.CreatedAt)); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
+// GetLink returns the link id.
+func (s *Store) GetLink(ctx context.Context, id string) (*identity.AccountLink, error) {
+	l, _, err := scanLink(s.db.QueryRowContext(ctx, s.q("SELECT "+linkCols+" FROM account_links WHERE id = ?"), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("account link", id)
+	}
+	if err != nil {
+		return nil, mapErr(err, "get link", "account link")
+	}
+	return l, nil
+}
+
+// FindLink finds appID's link whose app account id is account, or failing
+// that appID's link of the user whose login name is account.
+func (s *Store) FindLink(ctx context.Context, appID, account string) (*identity.AccountLink, error) {
+	l, _, err := scanLink(s.db.QueryRowContext(ctx,
+		s.q("SELECT "+linkCols+" FROM account_links WHERE app_id = ? AND app_account_id = ?"), appID, account))
+	if errors.Is(err, sql.ErrNoRows) {
+		l, _, err = scanLink(s.db.QueryRowContext(ctx, s.q(`SELECT l.id, l.user_id, l.app_id, l.app_account_id,
+			l.status, l.created_at FROM account_links l JOIN users u ON u.id = l.user_id
+			WHERE l.app_id = ? AND u.login_name = ?`), appID, account))
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		// The account (personal data) is not echoed.
+		return nil, fmt.Errorf("account link of app %q: %w", appID, identity.ErrNotFound)
+	}
+	if err != nil {
+		return nil, mapErr(err, "find link", "account link")
+	}
+	return l, nil
+}
+
+// ListLinks lists links by id.
+func (s *Store) ListLinks(ctx context.Context, f identity.LinkFilter, p identity.Page) ([]*identity.AccountLink, string, error) {
+	var w where
+	if f.UserID != "" {
+		w.add("user_id = ?", f.UserID)
+	}
+	if f.AppID != "" {
+		w.add("app_id = ?", f.AppID)
+	}
+	return list(ctx, s, "list links", "SELECT "+linkCols+" FROM account_links", &w, p, "id", scanLink)
+}
+
+// DeleteLink deletes the link id.
+func (s *Store) DeleteLink(ctx context.Context, id string, evs []events.Event) error {
+	return s.inTx(ctx, "delete link", "account link", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q("DELETE FROM account_links WHERE id = ?"), id)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "account link", id); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
+// ---------------------------------------------------------------------------
+// admin tokens
+
+// CreateAdminToken inserts t.
+func (s *Store) CreateAdminToken(ctx context.Context, t *identity.AdminToken) error {
+	return s.inTx(ctx, "create admin token", "admin token", func(tx *sql.Tx) error {
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.forShare(), t.UserID); err != nil {
+			return err
+		} else if !ok {
+			return notFound("user", t.UserID)
+		}
+		_, err := tx.ExecContext(ctx, s.q("INSERT INTO admin_tokens (hash, user_id, expires_at, created_at) VALUES (?, ?, ?, ?)"),
+			t.Hash, t.UserID, ms(t.ExpiresAt), ms(t.CreatedAt))
+		return err
+	})
+}
+
+// GetAdminToken returns the token whose hash is hash (expired or not).
+func (s *Store) GetAdminToken(ctx context.Context, hash string) (*identity.AdminToken, error) {
+	var (
+		t                identity.AdminToken
+		expires, created int64
+	)
+	err := s.db.QueryRowContext(ctx, s.q("SELECT hash, user_id, expires_at, created_at FROM admin_tokens WHERE hash = ?"), hash).
+		Scan(&t.Hash, &t.UserID, &expires, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The hash is a credential: not echoed.
+		return nil, fmt.Errorf("admin token: %w", identity.ErrNotFound)
+	}
+	if err != nil {
+		return nil, mapErr(err, "get admin token", "admin token")
+	}
+	t.ExpiresAt, t.CreatedAt = fromMS(expires), fromMS(created)
+	return &t, nil
+}
+
+// DeleteExpiredAdminTokens deletes tokens that expired at or before now.
+func (s *Store) DeleteExpiredAdminTokens(ctx context.Context, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, s.q("DELETE FROM admin_tokens WHERE expires_at <= ?"), ms(now))
+	return mapErr(err, "delete expired admin tokens", "")
+}

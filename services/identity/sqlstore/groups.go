@@ -1,0 +1,133 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/identity"
+)
+
+const groupCols = "id, code, name, org_id, created_at"
+
+func scanGroup(sc scanner) (*identity.Group, string, error) {
+	var (
+		g       identity.Group
+		org     sql.NullString
+		created int64
+	)
+	if err := sc.Scan(&g.ID, &g.Code, &g.Name, &org, &created); err != nil {
+		return nil, "", err
+	}
+	g.OrgID, g.CreatedAt = org.String, fromMS(created)
+	return &g, g.ID, nil
+}
+
+// CreateGroup inserts g (MemberIDs are ignored; use AddGroupMember).
+func (s *Store) CreateGroup(ctx context.Context, g *identity.Group, evs []events.Event) error {
+	return s.inTx(ctx, "create group", "group", func(tx *sql.Tx) error {
+		if err := s.checkOrg(ctx, tx, g.OrgID); err != nil {
+			return err
+		}
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM groups WHERE code = ?", g.Code); err != nil {
+			return err
+		} else if ok {
+			return conflict("group code already exists")
+		}
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?", g.ID); err != nil {
+			return err
+		} else if ok {
+			return conflict("group id already exists")
+		}
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO groups ("+groupCols+") VALUES (?, ?, ?, ?, ?)"),
+			g.ID, g.Code, g.Name, nullable(g.OrgID), ms(g.CreatedAt)); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
+// GetGroup returns the group id with its MemberIDs sorted.
+func (s *Store) GetGroup(ctx context.Context, id string) (*identity.Group, error) {
+	g, _, err := scanGroup(s.db.QueryRowContext(ctx, s.q("SELECT "+groupCols+" FROM groups WHERE id = ?"), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("group", id)
+	}
+	if err != nil {
+		return nil, mapErr(err, "get group", "group")
+	}
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT user_id FROM group_members WHERE group_id = ? ORDER BY user_id"), id)
+	if err != nil {
+		return nil, mapErr(err, "get group", "group")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var uid string
+		if err := rows.Scan(&uid); err != nil {
+			return nil, mapErr(err, "get group", "group")
+		}
+		g.MemberIDs = append(g.MemberIDs, uid)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err, "get group", "group")
+	}
+	return g, nil
+}
+
+// ListGroups lists groups by id (without MemberIDs). Query matches code and
+// name.
+func (s *Store) ListGroups(ctx context.Context, f identity.GroupFilter, p identity.Page) ([]*identity.Group, string, error) {
+	var w where
+	if f.OrgID != "" {
+		w.add("org_id = ?", f.OrgID)
+	}
+	w.query(f.Query, "code", "name")
+	return list(ctx, s, "list groups", "SELECT "+groupCols+" FROM groups", &w, p, "id", scanGroup)
+}
+
+func (s *Store) checkGroupAndUser(ctx context.Context, tx *sql.Tx, groupID, userID string) error {
+	if ok, err := s.exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?"+s.forShare(), groupID); err != nil {
+		return err
+	} else if !ok {
+		return notFound("group", groupID)
+	}
+	if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.forShare(), userID); err != nil {
+		return err
+	} else if !ok {
+		return notFound("user", userID)
+	}
+	return nil
+}
+
+// AddGroupMember adds userID to groupID; adding a member twice is a no-op
+// (the events are still written).
+func (s *Store) AddGroupMember(ctx context.Context, groupID, userID string, evs []events.Event) error {
+	return s.inTx(ctx, "add group member", "group member", func(tx *sql.Tx) error {
+		if err := s.checkGroupAndUser(ctx, tx, groupID, userID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO group_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+			groupID, userID); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
+// RemoveGroupMember removes userID from groupID; removing a non-member is a
+// no-op. A missing group is ErrNotFound.
+func (s *Store) RemoveGroupMember(ctx context.Context, groupID, userID string, evs []events.Event) error {
+	return s.inTx(ctx, "remove group member", "group member", func(tx *sql.Tx) error {
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?"+s.forShare(), groupID); err != nil {
+			return err
+		} else if !ok {
+			return notFound("group", groupID)
+		}
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM group_members WHERE group_id = ? AND user_id = ?"),
+			groupID, userID); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}

@@ -1,0 +1,2 @@
+-- Placeholder: sqlstore.Migrate replaces this file with
+-- events.OutboxMigrationSQL(dialect) (the events_outbox table).

@@ -1,0 +1,202 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/identity"
+)
+
+const orgCols = "id, code, name, parent_id, path, status, created_at, updated_at"
+
+func scanOrg(sc scanner) (*identity.Org, string, error) {
+	var (
+		o                identity.Org
+		parent           sql.NullString
+		created, updated int64
+	)
+	if err := sc.Scan(&o.ID, &o.Code, &o.Name, &parent, &o.Path, &o.Status, &created, &updated); err != nil {
+		return nil, "", err
+	}
+	o.ParentID = parent.String
+	o.CreatedAt, o.UpdatedAt = fromMS(created), fromMS(updated)
+	return &o, o.ID, nil
+}
+
+func (s *Store) getOrg(ctx context.Context, qr querier, id, lock string) (*identity.Org, error) {
+	o, _, err := scanOrg(qr.QueryRowContext(ctx, s.q("SELECT "+orgCols+" FROM orgs WHERE id = ?"+lock), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("org", id)
+	}
+	return o, err
+}
+
+// CreateOrg inserts o; it computes o.Path from the parent.
+func (s *Store) CreateOrg(ctx context.Context, o *identity.Org, evs []events.Event) error {
+	return s.inTx(ctx, "create org", "org", func(tx *sql.Tx) error {
+		p := "/" + o.ID + "/"
+		if o.ParentID != "" {
+			parent, err := s.getOrg(ctx, tx, o.ParentID, s.forShare())
+			if err != nil {
+				if errors.Is(err, identity.ErrNotFound) {
+					return notFound("parent org", o.ParentID)
+				}
+				return err
+			}
+			p = parent.Path + o.ID + "/"
+		}
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM orgs WHERE code = ?", o.Code); err != nil {
+			return err
+		} else if ok {
+			return conflict("org code already exists")
+		}
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM orgs WHERE id = ?", o.ID); err != nil {
+			return err
+		} else if ok {
+			return conflict("org id already exists")
+		}
+		_, err := tx.ExecContext(ctx, s.q("INSERT INTO orgs ("+orgCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+			o.ID, o.Code, o.Name, nullable(o.ParentID), p, int(o.Status), ms(o.CreatedAt), ms(o.UpdatedAt))
+		if err != nil {
+			return err
+		}
+		if err := s.addEvents(ctx, tx, evs); err != nil {
+			return err
+		}
+		o.Path = p
+		return nil
+	})
+}
+
+// GetOrg returns the org id.
+func (s *Store) GetOrg(ctx context.Context, id string) (*identity.Org, error) {
+	o, err := s.getOrg(ctx, s.db, id, "")
+	if err != nil {
+		return nil, mapErr(err, "get org", "org")
+	}
+	return o, nil
+}
+
+// ListOrgs lists orgs by id.
+func (s *Store) ListOrgs(ctx context.Context, f identity.OrgFilter, p identity.Page) ([]*identity.Org, string, error) {
+	var w where
+	if f.ParentID != "" {
+		w.add("parent_id = ?", f.ParentID)
+	}
+	if f.Status != 0 {
+		w.add("status = ?", int(f.Status))
+	}
+	w.query(f.Query, "code", "name")
+	return list(ctx, s, "list orgs", "SELECT "+orgCols+" FROM orgs", &w, p, "id", scanOrg)
+}
+
+// UpdateOrg writes name, status and updated_at.
+func (s *Store) UpdateOrg(ctx context.Context, o *identity.Org, evs []events.Event) error {
+	return s.inTx(ctx, "update org", "org", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q("UPDATE orgs SET name = ?, status = ?, updated_at = ? WHERE id = ?"),
+			o.Name, int(o.Status), ms(o.UpdatedAt), o.ID)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "org", o.ID); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
+// errOrgCycle is returned when a move would put an org under itself.
+func errOrgCycle() error { return conflict("cannot move an org under its own subtree") }
+
+// MoveOrg re-parents id under newParentID ("" = make it a root) and rewrites
+// the paths of its subtree.
+func (s *Store) MoveOrg(ctx context.Context, id, newParentID string, now time.Time, evs []events.Event) (*identity.Org, error) {
+	var moved *identity.Org
+	err := s.inTx(ctx, "move org", "org", func(tx *sql.Tx) error {
+		if s.db.Dialect == store.Postgres {
+			// Serialise moves so two concurrent moves cannot build a cycle.
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7301200001)"); err != nil {
+				return err
+			}
+		}
+		o, err := s.getOrg(ctx, tx, id, s.forUpdate())
+		if err != nil {
+			return err
+		}
+		newPath := "/" + id + "/"
+		if newParentID != "" {
+			if newParentID == id {
+				return errOrgCycle()
+			}
+			parent, err := s.getOrg(ctx, tx, newParentID, s.forShare())
+			if err != nil {
+				if errors.Is(err, identity.ErrNotFound) {
+					return notFound("parent org", newParentID)
+				}
+				return err
+			}
+			if strings.HasPrefix(parent.Path, o.Path) {
+				return errOrgCycle()
+			}
+			newPath = parent.Path + id + "/"
+		}
+		prefix := likePrefix(o.Path)
+		if s.db.Dialect == store.Postgres {
+			// Lock the subtree (waits for creates under it to commit) so the
+			// rewrite below sees every child.
+			rows, err := tx.QueryContext(ctx, s.q(`SELECT id FROM orgs WHERE path LIKE ? ESCAPE '\' FOR UPDATE`), prefix)
+			if err != nil {
+				return err
+			}
+			var locked string
+			for rows.Next() && err == nil {
+				err = rows.Scan(&locked)
+			}
+			if err == nil {
+				err = rows.Err()
+			}
+			rows.Close()
+			if err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q("UPDATE orgs SET parent_id = ?, updated_at = ? WHERE id = ?"),
+			nullable(newParentID), ms(now), id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			s.q(`UPDATE orgs SET path = CAST(? AS TEXT) || SUBSTR(path, CAST(? AS INTEGER)) WHERE path LIKE ? ESCAPE '\'`),
+			newPath, len(o.Path)+1, prefix); err != nil {
+			return err
+		}
+		if err := s.addEvents(ctx, tx, evs); err != nil {
+			return err
+		}
+		moved, err = s.getOrg(ctx, tx, id, "")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return moved, nil
+}
+
+// likePrefix is a LIKE pattern matching strings that start with p.
+func likePrefix(p string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(p) + "%"
+}
+
+// CountOrgs returns the number of orgs.
+func (s *Store) CountOrgs(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM orgs").Scan(&n); err != nil {
+		return 0, mapErr(err, "count orgs", "")
+	}
+	return n, nil
+}

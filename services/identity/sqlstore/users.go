@@ -1,0 +1,288 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/identity"
+)
+
+const userCols = "id, login_name, display_name, id_type, id_number_enc, id_number_mask, phone_enc, phone_mask, " +
+	"email, org_id, status, feature_code, is_admin, password_hash, password_changed_at, must_change, " +
+	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at"
+
+func scanUser(sc scanner) (*identity.User, string, error) {
+	var (
+		u                             identity.User
+		idType, status, failed        int64
+		org, feature                  sql.NullString
+		changed, locked, created, upd int64
+	)
+	err := sc.Scan(&u.ID, &u.LoginName, &u.DisplayName, &idType, &u.IDNumberEnc, &u.IDNumberMask,
+		&u.PhoneEnc, &u.PhoneMask, &u.Email, &org, &status, &feature, &u.IsAdmin, &u.PasswordHash,
+		&changed, &u.MustChange, &u.NeverExpires, &u.CannotChange, &failed, &locked, &created, &upd)
+	if err != nil {
+		return nil, "", err
+	}
+	u.IDType, u.Status, u.FailedCount = identity.IDType(idType), identity.Status(status), int(failed)
+	u.OrgID, u.FeatureCode = org.String, feature.String
+	u.PasswordChangedAt, u.LockedUntil = fromMS(changed), fromMS(locked)
+	u.CreatedAt, u.UpdatedAt = fromMS(created), fromMS(upd)
+	return &u, u.ID, nil
+}
+
+func (s *Store) getUser(ctx context.Context, qr querier, col, v string) (*identity.User, error) {
+	u, _, err := scanUser(qr.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE "+col+" = ?"), v))
+	if errors.Is(err, sql.ErrNoRows) {
+		if col == "id" {
+			return nil, notFound("user", v)
+		}
+		// Do not echo a login name (personal data) in the message.
+		return nil, fmt.Errorf("user with that login name: %w", identity.ErrNotFound)
+	}
+	return u, err
+}
+
+// checkUserUnique reports which unique user field u would duplicate.
+func (s *Store) checkUserUnique(ctx context.Context, tx *sql.Tx, u *identity.User, self string) error {
+	if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE login_name = ? AND id <> ?", u.LoginName, self); err != nil {
+		return err
+	} else if ok {
+		return conflict("login name already exists")
+	}
+	if u.FeatureCode != "" {
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE feature_code = ? AND id <> ?", u.FeatureCode, self); err != nil {
+			return err
+		} else if ok {
+			return conflict("feature code already exists")
+		}
+	}
+	return nil
+}
+
+func (s *Store) checkOrg(ctx context.Context, tx *sql.Tx, orgID string) error {
+	if orgID == "" {
+		return nil
+	}
+	ok, err := s.exists(ctx, tx, "SELECT 1 FROM orgs WHERE id = ?"+s.forShare(), orgID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return notFound("org", orgID)
+	}
+	return nil
+}
+
+// CreateUser inserts u with every field (including the password hash).
+func (s *Store) CreateUser(ctx context.Context, u *identity.User, evs []events.Event) error {
+	return s.inTx(ctx, "create user", "user", func(tx *sql.Tx) error {
+		if err := s.checkOrg(ctx, tx, u.OrgID); err != nil {
+			return err
+		}
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?", u.ID); err != nil {
+			return err
+		} else if ok {
+			return conflict("user id already exists")
+		}
+		if err := s.checkUserUnique(ctx, tx, u, u.ID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") VALUES "+
+			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
+			u.PhoneMask, u.Email, nullable(u.OrgID), int(u.Status), nullable(u.FeatureCode), u.IsAdmin,
+			u.PasswordHash, ms(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
+			u.FailedCount, ms(u.LockedUntil), ms(u.CreatedAt), ms(u.UpdatedAt))
+		if err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
+// GetUser returns the user id.
+func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) {
+	u, err := s.getUser(ctx, s.db, "id", id)
+	if err != nil {
+		return nil, mapErr(err, "get user", "user")
+	}
+	return u, nil
+}
+
+// GetUserByLogin returns the user whose login name is login (exact match).
+func (s *Store) GetUserByLogin(ctx context.Context, login string) (*identity.User, error) {
+	u, err := s.getUser(ctx, s.db, "login_name", login)
+	if err != nil {
+		return nil, mapErr(err, "get user by login", "user")
+	}
+	return u, nil
+}
+
+// ListUsers lists users by id. Query matches login name, display name and
+// email.
+func (s *Store) ListUsers(ctx context.Context, f identity.UserFilter, p identity.Page) ([]*identity.User, string, error) {
+	var w where
+	if f.OrgID != "" {
+		w.add("org_id = ?", f.OrgID)
+	}
+	if f.Status != 0 {
+		w.add("status = ?", int(f.Status))
+	}
+	w.query(f.Query, "login_name", "display_name", "email")
+	return list(ctx, s, "list users", "SELECT "+userCols+" FROM users", &w, p, "id", scanUser)
+}
+
+// UpdateUser writes every field except id, password hash and created_at.
+func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.Event) error {
+	return s.inTx(ctx, "update user", "user", func(tx *sql.Tx) error {
+		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.forUpdate(), u.ID); err != nil {
+			return err
+		} else if !ok {
+			return notFound("user", u.ID)
+		}
+		if err := s.checkOrg(ctx, tx, u.OrgID); err != nil {
+			return err
+		}
+		if err := s.checkUserUnique(ctx, tx, u, u.ID); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET login_name = ?, display_name = ?, id_type = ?,
+			id_number_enc = ?, id_number_mask = ?, phone_enc = ?, phone_mask = ?, email = ?, org_id = ?,
+			status = ?, feature_code = ?, is_admin = ?, password_changed_at = ?, must_change = ?,
+			never_expires = ?, cannot_change = ?, failed_count = ?, locked_until = ?, updated_at = ?
+			WHERE id = ?`),
+			u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc, u.PhoneMask,
+			u.Email, nullable(u.OrgID), int(u.Status), nullable(u.FeatureCode), u.IsAdmin,
+			ms(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange, u.FailedCount,
+			ms(u.LockedUntil), ms(u.UpdatedAt), u.ID)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "user", u.ID); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
+// SetPassword stores a new hash, records it in the history (keeping the
+// newest keep entries; keep <= 0 keeps none) and clears failures.
+func (s *Store) SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, mustChange bool, keep int, evs []events.Event) error {
+	return s.inTx(ctx, "set password", "user", func(tx *sql.Tx) error {
+		// The history holds replaced passwords: remember the current hash
+		// (which may be the one set at creation) before overwriting it.
+		var old string
+		if err := tx.QueryRowContext(ctx, s.q("SELECT password_hash FROM users WHERE id = ?"), userID).Scan(&old); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("user %q: %w", userID, identity.ErrNotFound)
+			}
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET password_hash = ?, password_changed_at = ?,
+			must_change = ?, failed_count = 0, updated_at = ? WHERE id = ?`),
+			hash, ms(changedAt), mustChange, ms(changedAt), userID)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "user", userID); err != nil {
+			return err
+		}
+		if keep > 0 && old != "" {
+			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO password_history (user_id, hash, created_at) VALUES (?, ?, ?)"),
+				userID, old, ms(changedAt)); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM password_history WHERE user_id = ? AND seq NOT IN
+			(SELECT seq FROM password_history WHERE user_id = ? ORDER BY seq DESC LIMIT ?)`),
+			userID, userID, max(keep, 0)); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
+// PasswordHistory returns up to n remembered hashes, newest first.
+func (s *Store) PasswordHistory(ctx context.Context, userID string, n int) ([]string, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT hash FROM password_history WHERE user_id = ? ORDER BY seq DESC LIMIT ?"),
+		userID, n)
+	if err != nil {
+		return nil, mapErr(err, "password history", "")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return nil, mapErr(err, "password history", "")
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err, "password history", "")
+	}
+	return out, nil
+}
+
+// RecordLoginFailure atomically adds one failure; at maxFailures (> 0) it
+// locks the account until lockUntil and resets the count.
+func (s *Store) RecordLoginFailure(ctx context.Context, userID string, maxFailures int, lockUntil time.Time, now time.Time, evs []events.Event) (*identity.User, error) {
+	var u *identity.User
+	err := s.inTx(ctx, "record login failure", "user", func(tx *sql.Tx) error {
+		// One statement: the right-hand sides all see the old row, and the
+		// row is write-locked until commit.
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET
+			failed_count = CASE WHEN ? > 0 AND failed_count + 1 >= ? THEN 0 ELSE failed_count + 1 END,
+			locked_until = CASE WHEN ? > 0 AND failed_count + 1 >= ? THEN ? ELSE locked_until END,
+			updated_at = ?
+			WHERE id = ?`),
+			maxFailures, maxFailures, maxFailures, maxFailures, ms(lockUntil), ms(now), userID)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "user", userID); err != nil {
+			return err
+		}
+		if err := s.addEvents(ctx, tx, evs); err != nil {
+			return err
+		}
+		u, err = s.getUser(ctx, tx, "id", userID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// RecordLoginSuccess clears failures and, when rehash != "", replaces the
+// password hash.
+func (s *Store) RecordLoginSuccess(ctx context.Context, userID, rehash string, now time.Time, evs []events.Event) error {
+	return s.inTx(ctx, "record login success", "user", func(tx *sql.Tx) error {
+		var (
+			res sql.Result
+			err error
+		)
+		if rehash != "" {
+			res, err = tx.ExecContext(ctx, s.q("UPDATE users SET failed_count = 0, password_hash = ?, updated_at = ? WHERE id = ?"),
+				rehash, ms(now), userID)
+		} else {
+			res, err = tx.ExecContext(ctx, s.q("UPDATE users SET failed_count = 0 WHERE id = ?"), userID)
+		}
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "user", userID); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}

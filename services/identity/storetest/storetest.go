@@ -1,0 +1,1250 @@
+// Package storetest is the conformance suite every identity.Store
+// implementation must pass.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/identity"
+)
+
+// Subject is one fresh store under test.
+type Subject struct {
+	Store identity.Store
+	// CountOutbox returns the number of events in the store's outbox. When
+	// nil, the checks that events are written (or not) are skipped.
+	CountOutbox func(t *testing.T) int
+}
+
+// Run runs the suite; newStore must return a fresh, empty store each call.
+// The outbox checks are skipped (see RunWithOutbox).
+func Run(t *testing.T, newStore func(t *testing.T) identity.Store) {
+	RunWithOutbox(t, func(t *testing.T) Subject { return Subject{Store: newStore(t)} })
+}
+
+// RunWithOutbox runs the suite including the checks that every mutation
+// writes its events in the same transaction. Subtests run in parallel, each
+// on its own fresh store.
+func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, f *fixture)
+	}{
+		{"Ping", testPing},
+		{"AppendEvents", testAppendEvents},
+		{"OrgCRUD", testOrgCRUD},
+		{"OrgList", testOrgList},
+		{"MoveOrg", testMoveOrg},
+		{"UserCRUD", testUserCRUD},
+		{"UserConflicts", testUserConflicts},
+		{"UserList", testUserList},
+		{"UpdateUser", testUpdateUser},
+		{"PasswordHistory", testPasswordHistory},
+		{"LoginFailure", testLoginFailure},
+		{"LoginFailureConcurrent", testLoginFailureConcurrent},
+		{"LoginSuccess", testLoginSuccess},
+		{"Groups", testGroups},
+		{"GroupList", testGroupList},
+		{"Apps", testApps},
+		{"AppList", testAppList},
+		{"Links", testLinks},
+		{"AdminTokens", testAdminTokens},
+		{"LiteralStrings", testLiteralStrings},
+		{"OutboxWrites", testOutboxWrites},
+		{"FailedMutationWritesNoEvents", testFailedNoEvents},
+		{"EventFailureRollsBack", testEventFailureRollsBack},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sub := newSubject(t)
+			tc.fn(t, &fixture{t: t, s: sub.Store, count: sub.CountOutbox, ctx: context.Background()})
+		})
+	}
+}
+
+// base is a time with millisecond precision (stores keep milliseconds).
+var base = time.Date(2024, 5, 6, 7, 8, 9, 123_000_000, time.UTC)
+
+type fixture struct {
+	t     *testing.T
+	s     identity.Store
+	count func(t *testing.T) int
+	ctx   context.Context
+	n     int
+}
+
+// id returns a fresh id with prefix p; ids of one prefix sort by creation.
+func (f *fixture) id(p string) string {
+	f.n++
+	return fmt.Sprintf("%s-%05d", p, f.n)
+}
+
+// evs returns n valid events with fresh ids.
+func (f *fixture) evs(n int) []events.Event {
+	out := make([]events.Event, n)
+	for i := range out {
+		out[i] = events.Event{ID: f.id("ev"), Subject: "uias.changes.identity.test.op", Type: "identity.test.op",
+			Time: base, Payload: []byte(`{"k":"v"}`)}
+	}
+	return out
+}
+
+func (f *fixture) outbox() int {
+	f.t.Helper()
+	if f.count == nil {
+		return 0
+	}
+	return f.count(f.t)
+}
+
+// expectEvents checks that fn adds exactly want events to the outbox.
+func (f *fixture) expectEvents(want int, fn func()) {
+	f.t.Helper()
+	before := f.outbox()
+	fn()
+	if f.count == nil {
+		return
+	}
+	if got := f.outbox() - before; got != want {
+		f.t.Fatalf("outbox grew by %d events, want %d", got, want)
+	}
+}
+
+func (f *fixture) org(parent string) *identity.Org {
+	f.t.Helper()
+	id := f.id("org")
+	o := &identity.Org{ID: id, Code: "code-" + id, Name: "Org " + id, ParentID: parent,
+		Status: identity.StatusActive, CreatedAt: base, UpdatedAt: base}
+	must(f.t, f.s.CreateOrg(f.ctx, o, f.evs(1)))
+	return o
+}
+
+func (f *fixture) user(orgID string) *identity.User {
+	f.t.Helper()
+	u := f.newUser(orgID)
+	must(f.t, f.s.CreateUser(f.ctx, u, f.evs(1)))
+	return u
+}
+
+func (f *fixture) newUser(orgID string) *identity.User {
+	id := f.id("usr")
+	return &identity.User{ID: id, LoginName: "login-" + id, DisplayName: "User " + id, OrgID: orgID,
+		Status: identity.StatusActive, PasswordHash: "hash-" + id, CreatedAt: base, UpdatedAt: base}
+}
+
+func (f *fixture) app(typ string) *identity.App {
+	f.t.Helper()
+	id := f.id("app")
+	a := &identity.App{ID: id, Type: typ, Code: "code-" + id, Name: "App " + id, Status: identity.AppActive,
+		SecretHash: "secret-" + id, CreatedAt: base, UpdatedAt: base}
+	must(f.t, f.s.CreateApp(f.ctx, a, f.evs(1)))
+	return a
+}
+
+func (f *fixture) link(userID, appID, account string) *identity.AccountLink {
+	f.t.Helper()
+	l := &identity.AccountLink{ID: f.id("lnk"), UserID: userID, AppID: appID, AppAccountID: account,
+		Status: identity.StatusActive, CreatedAt: base}
+	must(f.t, f.s.CreateLink(f.ctx, l, f.evs(1)))
+	return l
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+}
+
+func isErr(t *testing.T, err, target error, contains ...string) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("error = %v, want %v", err, target)
+	}
+	for _, c := range contains {
+		if !strings.Contains(err.Error(), c) {
+			t.Fatalf("error %q does not mention %q", err, c)
+		}
+	}
+}
+
+func eq[T comparable](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func eqTime(t *testing.T, what string, got, want time.Time) {
+	t.Helper()
+	if !got.Equal(want) || got.IsZero() != want.IsZero() {
+		t.Fatalf("%s = %v, want %v", what, got, want)
+	}
+}
+
+// pages collects every page of list with size, checking each page's length.
+func pages[T any](t *testing.T, size int, list func(identity.Page) ([]T, string, error)) [][]T {
+	t.Helper()
+	var out [][]T
+	p := identity.Page{Size: size}
+	for i := 0; ; i++ {
+		if i > 100 {
+			t.Fatal("pagination does not end")
+		}
+		items, next, err := list(p)
+		must(t, err)
+		out = append(out, items)
+		if next == "" {
+			return out
+		}
+		if len(items) != size {
+			t.Fatalf("page %d has %d items with a next token, want %d", i, len(items), size)
+		}
+		p.Token = next
+	}
+}
+
+// ---------------------------------------------------------------------------
+
+func testPing(t *testing.T, f *fixture) {
+	must(t, f.s.Ping(f.ctx))
+}
+
+func testAppendEvents(t *testing.T, f *fixture) {
+	f.expectEvents(3, func() { must(t, f.s.AppendEvents(f.ctx, f.evs(3))) })
+	f.expectEvents(0, func() { must(t, f.s.AppendEvents(f.ctx, nil)) })
+}
+
+func testOrgCRUD(t *testing.T, f *fixture) {
+	root := f.org("")
+	eq(t, "root path", root.Path, "/"+root.ID+"/")
+	child := f.org(root.ID)
+	eq(t, "child path", child.Path, "/"+root.ID+"/"+child.ID+"/")
+	grand := f.org(child.ID)
+	eq(t, "grandchild path", grand.Path, child.Path+grand.ID+"/")
+
+	got, err := f.s.GetOrg(f.ctx, child.ID)
+	must(t, err)
+	if *got != *child {
+		t.Fatalf("GetOrg = %+v, want %+v", got, child)
+	}
+	got, err = f.s.GetOrg(f.ctx, root.ID)
+	must(t, err)
+	eq(t, "root parent", got.ParentID, "")
+
+	_, err = f.s.GetOrg(f.ctx, "missing")
+	isErr(t, err, identity.ErrNotFound)
+
+	dup := &identity.Org{ID: f.id("org"), Code: root.Code, Name: "dup", Status: identity.StatusActive}
+	isErr(t, f.s.CreateOrg(f.ctx, dup, nil), identity.ErrConflict, "code")
+	sameID := &identity.Org{ID: root.ID, Code: "other-code", Name: "dup", Status: identity.StatusActive}
+	isErr(t, f.s.CreateOrg(f.ctx, sameID, nil), identity.ErrConflict)
+	orphan := &identity.Org{ID: f.id("org"), Code: "orphan", Name: "o", ParentID: "missing", Status: identity.StatusActive}
+	isErr(t, f.s.CreateOrg(f.ctx, orphan, nil), identity.ErrNotFound)
+
+	upd := *child
+	upd.Name, upd.Status, upd.UpdatedAt = "Renamed", identity.StatusDisabled, base.Add(time.Hour)
+	upd.Code = "ignored-code" // UpdateOrg writes name and status only
+	must(t, f.s.UpdateOrg(f.ctx, &upd, f.evs(1)))
+	got, err = f.s.GetOrg(f.ctx, child.ID)
+	must(t, err)
+	eq(t, "name", got.Name, "Renamed")
+	eq(t, "status", got.Status, identity.StatusDisabled)
+	eq(t, "code", got.Code, child.Code)
+	eqTime(t, "updated", got.UpdatedAt, base.Add(time.Hour))
+	eqTime(t, "created", got.CreatedAt, base)
+
+	isErr(t, f.s.UpdateOrg(f.ctx, &identity.Org{ID: "missing", Name: "x", Status: identity.StatusActive}, nil),
+		identity.ErrNotFound)
+
+	n, err := f.s.CountOrgs(f.ctx)
+	must(t, err)
+	eq(t, "CountOrgs", n, 3)
+}
+
+func testOrgList(t *testing.T, f *fixture) {
+	root := f.org("")
+	var kids []*identity.Org
+	for i := range 7 {
+		o := &identity.Org{ID: f.id("org"), Code: fmt.Sprintf("kid-%d", i), Name: fmt.Sprintf("Kid Number %d", i),
+			ParentID: root.ID, Status: identity.StatusActive, CreatedAt: base, UpdatedAt: base}
+		if i%2 == 1 {
+			o.Status = identity.StatusDisabled
+		}
+		must(t, f.s.CreateOrg(f.ctx, o, nil))
+		kids = append(kids, o)
+	}
+	other := f.org("")
+	_ = f.org(other.ID)
+
+	ps := pages(t, 3, func(p identity.Page) ([]*identity.Org, string, error) {
+		return f.s.ListOrgs(f.ctx, identity.OrgFilter{ParentID: root.ID}, p)
+	})
+	eq(t, "pages", len(ps), 3)
+	eq(t, "last page", len(ps[2]), 1)
+	var ids []string
+	for _, p := range ps {
+		for _, o := range p {
+			ids = append(ids, o.ID)
+		}
+	}
+	var want []string
+	for _, o := range kids {
+		want = append(want, o.ID)
+	}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("paged ids = %v, want %v", ids, want)
+	}
+
+	all, next, err := f.s.ListOrgs(f.ctx, identity.OrgFilter{}, identity.Page{})
+	must(t, err)
+	eq(t, "all orgs", len(all), 10)
+	eq(t, "next token", next, "")
+	if !slices.IsSortedFunc(all, func(a, b *identity.Org) int { return strings.Compare(a.ID, b.ID) }) {
+		t.Fatal("ListOrgs is not ordered by id")
+	}
+
+	// Exactly one full page: no next token.
+	_, next, err = f.s.ListOrgs(f.ctx, identity.OrgFilter{}, identity.Page{Size: 10})
+	must(t, err)
+	eq(t, "next token of an exact page", next, "")
+
+	dis, _, err := f.s.ListOrgs(f.ctx, identity.OrgFilter{ParentID: root.ID, Status: identity.StatusDisabled}, identity.Page{})
+	must(t, err)
+	eq(t, "disabled kids", len(dis), 3)
+
+	q, _, err := f.s.ListOrgs(f.ctx, identity.OrgFilter{Query: "nUMBER 4"}, identity.Page{})
+	must(t, err)
+	if len(q) != 1 || q[0].ID != kids[4].ID {
+		t.Fatalf("query by name = %v", q)
+	}
+	q, _, err = f.s.ListOrgs(f.ctx, identity.OrgFilter{Query: "KID-5"}, identity.Page{})
+	must(t, err)
+	if len(q) != 1 || q[0].ID != kids[5].ID {
+		t.Fatalf("query by code = %v", q)
+	}
+	q, _, err = f.s.ListOrgs(f.ctx, identity.OrgFilter{Query: "no such thing"}, identity.Page{})
+	must(t, err)
+	eq(t, "no match", len(q), 0)
+
+	_, _, err = f.s.ListOrgs(f.ctx, identity.OrgFilter{}, identity.Page{Token: "!!not a token!!"})
+	if err == nil {
+		t.Fatal("invalid page token accepted")
+	}
+}
+
+func testMoveOrg(t *testing.T, f *fixture) {
+	a := f.org("")
+	b := f.org(a.ID)
+	c := f.org(b.ID)
+	d := f.org("")
+	e := f.org(d.ID)
+
+	now := base.Add(2 * time.Hour)
+	var moved *identity.Org
+	f.expectEvents(2, func() {
+		var err error
+		moved, err = f.s.MoveOrg(f.ctx, b.ID, e.ID, now, f.evs(2))
+		must(t, err)
+	})
+	eq(t, "moved parent", moved.ParentID, e.ID)
+	eq(t, "moved path", moved.Path, e.Path+b.ID+"/")
+	eqTime(t, "moved updated", moved.UpdatedAt, now)
+	gc, err := f.s.GetOrg(f.ctx, c.ID)
+	must(t, err)
+	eq(t, "child path after move", gc.Path, e.Path+b.ID+"/"+c.ID+"/")
+	eq(t, "child parent after move", gc.ParentID, b.ID)
+	ga, err := f.s.GetOrg(f.ctx, a.ID)
+	must(t, err)
+	eq(t, "old parent path", ga.Path, a.Path)
+
+	// Cycles: under itself, its child, its grandchild.
+	f.expectEvents(0, func() {
+		for _, target := range []string{b.ID, c.ID} {
+			_, err := f.s.MoveOrg(f.ctx, b.ID, target, now, f.evs(1))
+			isErr(t, err, identity.ErrConflict, "cannot move an org under its own subtree")
+		}
+		_, err := f.s.MoveOrg(f.ctx, d.ID, c.ID, now, f.evs(1))
+		isErr(t, err, identity.ErrConflict, "cannot move an org under its own subtree")
+	})
+	gb, err := f.s.GetOrg(f.ctx, b.ID)
+	must(t, err)
+	eq(t, "path unchanged after refused move", gb.Path, moved.Path)
+
+	_, err = f.s.MoveOrg(f.ctx, "missing", a.ID, now, nil)
+	isErr(t, err, identity.ErrNotFound)
+	_, err = f.s.MoveOrg(f.ctx, b.ID, "missing", now, nil)
+	isErr(t, err, identity.ErrNotFound)
+
+	// To the root.
+	moved, err = f.s.MoveOrg(f.ctx, b.ID, "", now, nil)
+	must(t, err)
+	eq(t, "root move parent", moved.ParentID, "")
+	eq(t, "root move path", moved.Path, "/"+b.ID+"/")
+	gc, err = f.s.GetOrg(f.ctx, c.ID)
+	must(t, err)
+	eq(t, "child path after root move", gc.Path, "/"+b.ID+"/"+c.ID+"/")
+
+	// A sibling subtree whose path shares a prefix is not rewritten.
+	_, err = f.s.MoveOrg(f.ctx, d.ID, a.ID, now, nil)
+	must(t, err)
+	ge, err := f.s.GetOrg(f.ctx, e.ID)
+	must(t, err)
+	eq(t, "grandchild path", ge.Path, a.Path+d.ID+"/"+e.ID+"/")
+	gc, err = f.s.GetOrg(f.ctx, c.ID)
+	must(t, err)
+	eq(t, "untouched subtree", gc.Path, "/"+b.ID+"/"+c.ID+"/")
+	kids, _, err := f.s.ListOrgs(f.ctx, identity.OrgFilter{ParentID: a.ID}, identity.Page{})
+	must(t, err)
+	if len(kids) != 1 || kids[0].ID != d.ID {
+		t.Fatalf("children of a = %v", kids)
+	}
+}
+
+func fullUser(f *fixture, orgID string) *identity.User {
+	u := f.newUser(orgID)
+	u.DisplayName = "Zhang San"
+	u.IDType = identity.IDTypeResidentID
+	u.IDNumberEnc = "k1:sealed-id"
+	u.IDNumberMask = "110***********34"
+	u.PhoneEnc = "k1:sealed-phone"
+	u.PhoneMask = "138****5678"
+	u.Email = "zs@example.com"
+	u.Status = identity.StatusActive
+	u.FeatureCode = "fc-" + u.ID
+	u.IsAdmin = true
+	u.PasswordChangedAt = base.Add(-time.Hour)
+	u.MustChange = true
+	u.NeverExpires = true
+	u.CannotChange = true
+	u.FailedCount = 2
+	u.LockedUntil = base.Add(time.Minute)
+	u.CreatedAt = base
+	u.UpdatedAt = base.Add(time.Second)
+	return u
+}
+
+func sameUser(t *testing.T, got, want *identity.User) {
+	t.Helper()
+	g, w := *got, *want
+	for _, p := range []struct {
+		name string
+		a, b *time.Time
+	}{
+		{"PasswordChangedAt", &g.PasswordChangedAt, &w.PasswordChangedAt},
+		{"LockedUntil", &g.LockedUntil, &w.LockedUntil},
+		{"CreatedAt", &g.CreatedAt, &w.CreatedAt},
+		{"UpdatedAt", &g.UpdatedAt, &w.UpdatedAt},
+	} {
+		eqTime(t, p.name, *p.a, *p.b)
+		*p.a, *p.b = time.Time{}, time.Time{}
+	}
+	if g != w {
+		t.Fatalf("user = %+v, want %+v", g, w)
+	}
+}
+
+func testUserCRUD(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := fullUser(f, o.ID)
+	f.expectEvents(2, func() { must(t, f.s.CreateUser(f.ctx, u, f.evs(2))) })
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	sameUser(t, got, u)
+	got, err = f.s.GetUserByLogin(f.ctx, u.LoginName)
+	must(t, err)
+	sameUser(t, got, u)
+
+	// Minimal user: zero times and empty optional fields round-trip.
+	m := &identity.User{ID: f.id("usr"), LoginName: "minimal", Status: identity.StatusActive}
+	must(t, f.s.CreateUser(f.ctx, m, nil))
+	got, err = f.s.GetUser(f.ctx, m.ID)
+	must(t, err)
+	sameUser(t, got, m)
+
+	_, err = f.s.GetUser(f.ctx, "missing")
+	isErr(t, err, identity.ErrNotFound)
+	_, err = f.s.GetUserByLogin(f.ctx, "secret-login-name")
+	isErr(t, err, identity.ErrNotFound)
+	if strings.Contains(err.Error(), "secret-login-name") {
+		t.Fatalf("not-found error echoes the login name: %v", err)
+	}
+	_, err = f.s.GetUserByLogin(f.ctx, strings.ToUpper(u.LoginName))
+	isErr(t, err, identity.ErrNotFound)
+}
+
+func testUserConflicts(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := fullUser(f, o.ID)
+	must(t, f.s.CreateUser(f.ctx, u, nil))
+
+	dupLogin := f.newUser(o.ID)
+	dupLogin.LoginName = u.LoginName
+	isErr(t, f.s.CreateUser(f.ctx, dupLogin, nil), identity.ErrConflict, "login name")
+	dupFeature := f.newUser(o.ID)
+	dupFeature.FeatureCode = u.FeatureCode
+	isErr(t, f.s.CreateUser(f.ctx, dupFeature, nil), identity.ErrConflict, "feature code")
+	dupID := f.newUser(o.ID)
+	dupID.ID = u.ID
+	isErr(t, f.s.CreateUser(f.ctx, dupID, nil), identity.ErrConflict)
+	for _, e := range []error{
+		f.s.CreateUser(f.ctx, dupLogin, nil),
+		f.s.CreateUser(f.ctx, dupFeature, nil),
+	} {
+		if strings.Contains(e.Error(), u.LoginName) || strings.Contains(e.Error(), u.FeatureCode) {
+			t.Fatalf("conflict error echoes the value: %v", e)
+		}
+	}
+
+	// Empty feature codes do not collide.
+	_ = f.user(o.ID)
+	_ = f.user(o.ID)
+
+	noOrg := f.newUser("missing-org")
+	isErr(t, f.s.CreateUser(f.ctx, noOrg, nil), identity.ErrNotFound)
+}
+
+func testUserList(t *testing.T, f *fixture) {
+	o1, o2 := f.org(""), f.org("")
+	var in1 []*identity.User
+	for i := range 7 {
+		u := f.newUser(o1.ID)
+		u.DisplayName = fmt.Sprintf("Person %d", i)
+		u.Email = fmt.Sprintf("p%d@Example.COM", i)
+		if i == 3 {
+			u.Status = identity.StatusDisabled
+		}
+		must(t, f.s.CreateUser(f.ctx, u, nil))
+		in1 = append(in1, u)
+	}
+	other := f.user(o2.ID)
+
+	ps := pages(t, 3, func(p identity.Page) ([]*identity.User, string, error) {
+		return f.s.ListUsers(f.ctx, identity.UserFilter{OrgID: o1.ID}, p)
+	})
+	var ids []string
+	for _, p := range ps {
+		for _, u := range p {
+			ids = append(ids, u.ID)
+		}
+	}
+	var want []string
+	for _, u := range in1 {
+		want = append(want, u.ID)
+	}
+	eq(t, "pages", len(ps), 3)
+	if !slices.Equal(ids, want) {
+		t.Fatalf("paged users = %v, want %v", ids, want)
+	}
+
+	got, _, err := f.s.ListUsers(f.ctx, identity.UserFilter{OrgID: o2.ID}, identity.Page{})
+	must(t, err)
+	if len(got) != 1 || got[0].ID != other.ID {
+		t.Fatalf("users of o2 = %v", got)
+	}
+	got, _, err = f.s.ListUsers(f.ctx, identity.UserFilter{Status: identity.StatusDisabled}, identity.Page{})
+	must(t, err)
+	if len(got) != 1 || got[0].ID != in1[3].ID {
+		t.Fatalf("disabled users = %v", got)
+	}
+	for q, wantID := range map[string]string{
+		"person 5":                        in1[5].ID, // display name
+		"P6@EXAMPLE":                      in1[6].ID, // email
+		strings.ToUpper(in1[2].LoginName): in1[2].ID,
+	} {
+		got, _, err = f.s.ListUsers(f.ctx, identity.UserFilter{Query: q}, identity.Page{})
+		must(t, err)
+		if len(got) != 1 || got[0].ID != wantID {
+			t.Fatalf("query %q = %v, want %s", q, got, wantID)
+		}
+	}
+}
+
+func testUpdateUser(t *testing.T, f *fixture) {
+	o1, o2 := f.org(""), f.org("")
+	u := f.user(o1.ID)
+	other := fullUser(f, o1.ID)
+	must(t, f.s.CreateUser(f.ctx, other, nil))
+
+	upd := *u
+	upd.LoginName = "renamed"
+	upd.DisplayName = "New Name"
+	upd.IDType = identity.IDTypePassport
+	upd.IDNumberEnc, upd.IDNumberMask = "enc2", "E1******9"
+	upd.PhoneEnc, upd.PhoneMask = "penc2", "139****0000"
+	upd.Email = "new@example.org"
+	upd.OrgID = o2.ID
+	upd.Status = identity.StatusDisabled
+	upd.FeatureCode = "feature-new"
+	upd.IsAdmin = true
+	upd.PasswordChangedAt = base.Add(3 * time.Hour)
+	upd.MustChange, upd.NeverExpires, upd.CannotChange = true, true, true
+	upd.FailedCount = 4
+	upd.LockedUntil = identity.LockForever
+	upd.UpdatedAt = base.Add(4*time.Hour + 567*time.Millisecond)
+	upd.PasswordHash = "must-not-be-written"
+	f.expectEvents(1, func() { must(t, f.s.UpdateUser(f.ctx, &upd, f.evs(1))) })
+
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	want := upd
+	want.PasswordHash = u.PasswordHash
+	want.CreatedAt = u.CreatedAt
+	sameUser(t, got, &want)
+	if !got.Locked(base.AddDate(100, 0, 0)) {
+		t.Fatal("LockForever did not round-trip")
+	}
+
+	// Clearing fields.
+	clr := *got
+	clr.FeatureCode, clr.OrgID, clr.LockedUntil, clr.PasswordChangedAt = "", "", time.Time{}, time.Time{}
+	clr.IsAdmin, clr.MustChange, clr.NeverExpires, clr.CannotChange = false, false, false, false
+	must(t, f.s.UpdateUser(f.ctx, &clr, nil))
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	sameUser(t, got, &clr)
+
+	conf := *got
+	conf.LoginName = other.LoginName
+	isErr(t, f.s.UpdateUser(f.ctx, &conf, nil), identity.ErrConflict, "login name")
+	conf = *got
+	conf.FeatureCode = other.FeatureCode
+	isErr(t, f.s.UpdateUser(f.ctx, &conf, nil), identity.ErrConflict, "feature code")
+	// Keeping one's own unique values is not a conflict.
+	must(t, f.s.UpdateUser(f.ctx, got, nil))
+
+	missing := *got
+	missing.ID, missing.LoginName = "missing", "free-login"
+	isErr(t, f.s.UpdateUser(f.ctx, &missing, nil), identity.ErrNotFound)
+	bad := *got
+	bad.OrgID = "missing-org"
+	isErr(t, f.s.UpdateUser(f.ctx, &bad, nil), identity.ErrNotFound)
+}
+
+func testPasswordHistory(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 10, base, base, nil)
+	must(t, err)
+
+	for i := range 5 {
+		f.expectEvents(1, func() {
+			must(t, f.s.SetPassword(f.ctx, u.ID, fmt.Sprintf("h%d", i), base.Add(time.Duration(i)*time.Minute),
+				i == 4, 3, f.evs(1)))
+		})
+	}
+	h, err := f.s.PasswordHistory(f.ctx, u.ID, 10)
+	must(t, err)
+	// The history holds replaced hashes (the creation hash, h0..h3), newest first.
+	if !slices.Equal(h, []string{"h3", "h2", "h1"}) {
+		t.Fatalf("history = %v, want the newest 3 replaced hashes", h)
+	}
+	h, err = f.s.PasswordHistory(f.ctx, u.ID, 2)
+	must(t, err)
+	if !slices.Equal(h, []string{"h3", "h2"}) {
+		t.Fatalf("history(2) = %v", h)
+	}
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eq(t, "hash", got.PasswordHash, "h4")
+	eq(t, "must change", got.MustChange, true)
+	eq(t, "failed count", got.FailedCount, 0)
+	eqTime(t, "changed at", got.PasswordChangedAt, base.Add(4*time.Minute))
+
+	// Same timestamps keep insertion order; a smaller keep trims.
+	must(t, f.s.SetPassword(f.ctx, u.ID, "h5", base, false, 2, nil))
+	must(t, f.s.SetPassword(f.ctx, u.ID, "h6", base, false, 2, nil))
+	h, err = f.s.PasswordHistory(f.ctx, u.ID, 10)
+	must(t, err)
+	if !slices.Equal(h, []string{"h5", "h4"}) {
+		t.Fatalf("history after keep 2 = %v", h)
+	}
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eq(t, "must change cleared", got.MustChange, false)
+
+	// Histories are per user.
+	v := f.user(o.ID)
+	must(t, f.s.SetPassword(f.ctx, v.ID, "v1", base, false, 5, nil))
+	h, err = f.s.PasswordHistory(f.ctx, v.ID, 10)
+	must(t, err)
+	if !slices.Equal(h, []string{v.PasswordHash}) {
+		t.Fatalf("history of v = %v", h)
+	}
+	h, err = f.s.PasswordHistory(f.ctx, "missing", 10)
+	must(t, err)
+	eq(t, "history of missing user", len(h), 0)
+
+	isErr(t, f.s.SetPassword(f.ctx, "missing", "x", base, false, 3, nil), identity.ErrNotFound)
+}
+
+func testLoginFailure(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	lock := base.Add(15 * time.Minute)
+	for i := 1; i <= 2; i++ {
+		var got *identity.User
+		f.expectEvents(1, func() {
+			var err error
+			got, err = f.s.RecordLoginFailure(f.ctx, u.ID, 3, lock, base, f.evs(1))
+			must(t, err)
+		})
+		eq(t, "failed count", got.FailedCount, i)
+		eq(t, "locked", got.LockedUntil.IsZero(), true)
+	}
+	got, err := f.s.RecordLoginFailure(f.ctx, u.ID, 3, lock, base, nil)
+	must(t, err)
+	eq(t, "failed count at threshold", got.FailedCount, 0)
+	eqTime(t, "locked until", got.LockedUntil, lock)
+	if !got.Locked(base) {
+		t.Fatal("user not locked at the threshold")
+	}
+	stored, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eq(t, "stored count", stored.FailedCount, 0)
+	eqTime(t, "stored lock", stored.LockedUntil, lock)
+
+	// Counting starts again after the lock.
+	got, err = f.s.RecordLoginFailure(f.ctx, u.ID, 3, lock.Add(time.Hour), base, nil)
+	must(t, err)
+	eq(t, "count after lock", got.FailedCount, 1)
+	eqTime(t, "lock kept", got.LockedUntil, lock)
+
+	// maxFailures 0 never locks.
+	v := f.user(o.ID)
+	for range 4 {
+		got, err = f.s.RecordLoginFailure(f.ctx, v.ID, 0, lock, base, nil)
+		must(t, err)
+	}
+	eq(t, "count without limit", got.FailedCount, 4)
+	eq(t, "not locked without limit", got.LockedUntil.IsZero(), true)
+
+	_, err = f.s.RecordLoginFailure(f.ctx, "missing", 3, lock, base, nil)
+	isErr(t, err, identity.ErrNotFound)
+}
+
+func testLoginFailureConcurrent(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	const n = 12
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 100, base, base, nil)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eq(t, "concurrent failures", got.FailedCount, n)
+}
+
+func testLoginSuccess(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	for range 2 {
+		_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 5, base, base, nil)
+		must(t, err)
+	}
+	f.expectEvents(1, func() { must(t, f.s.RecordLoginSuccess(f.ctx, u.ID, "", base, f.evs(1))) })
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eq(t, "failed count", got.FailedCount, 0)
+	eq(t, "hash kept", got.PasswordHash, u.PasswordHash)
+
+	must(t, f.s.RecordLoginSuccess(f.ctx, u.ID, "rehashed", base, nil))
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eq(t, "rehash", got.PasswordHash, "rehashed")
+
+	isErr(t, f.s.RecordLoginSuccess(f.ctx, "missing", "", base, nil), identity.ErrNotFound)
+}
+
+func testGroups(t *testing.T, f *fixture) {
+	o := f.org("")
+	g := &identity.Group{ID: f.id("grp"), Code: "admins", Name: "Admins", OrgID: o.ID, CreatedAt: base}
+	f.expectEvents(1, func() { must(t, f.s.CreateGroup(f.ctx, g, f.evs(1))) })
+	got, err := f.s.GetGroup(f.ctx, g.ID)
+	must(t, err)
+	eq(t, "code", got.Code, g.Code)
+	eq(t, "name", got.Name, g.Name)
+	eq(t, "org", got.OrgID, o.ID)
+	eqTime(t, "created", got.CreatedAt, base)
+	eq(t, "members", len(got.MemberIDs), 0)
+
+	dup := &identity.Group{ID: f.id("grp"), Code: "admins", Name: "x", OrgID: o.ID}
+	isErr(t, f.s.CreateGroup(f.ctx, dup, nil), identity.ErrConflict, "code")
+	_, err = f.s.GetGroup(f.ctx, "missing")
+	isErr(t, err, identity.ErrNotFound)
+
+	u1, u2, u3 := f.user(o.ID), f.user(o.ID), f.user(o.ID)
+	for _, u := range []*identity.User{u3, u1, u2, u1} { // u1 twice: idempotent
+		must(t, f.s.AddGroupMember(f.ctx, g.ID, u.ID, f.evs(1)))
+	}
+	got, err = f.s.GetGroup(f.ctx, g.ID)
+	must(t, err)
+	if !slices.Equal(got.MemberIDs, []string{u1.ID, u2.ID, u3.ID}) {
+		t.Fatalf("members = %v, want sorted u1,u2,u3", got.MemberIDs)
+	}
+	f.expectEvents(1, func() { must(t, f.s.RemoveGroupMember(f.ctx, g.ID, u2.ID, f.evs(1))) })
+	must(t, f.s.RemoveGroupMember(f.ctx, g.ID, u2.ID, nil)) // again: no-op
+	got, err = f.s.GetGroup(f.ctx, g.ID)
+	must(t, err)
+	if !slices.Equal(got.MemberIDs, []string{u1.ID, u3.ID}) {
+		t.Fatalf("members after remove = %v", got.MemberIDs)
+	}
+
+	isErr(t, f.s.AddGroupMember(f.ctx, "missing", u1.ID, nil), identity.ErrNotFound)
+	isErr(t, f.s.AddGroupMember(f.ctx, g.ID, "missing", nil), identity.ErrNotFound)
+	isErr(t, f.s.RemoveGroupMember(f.ctx, "missing", u1.ID, nil), identity.ErrNotFound)
+}
+
+func testGroupList(t *testing.T, f *fixture) {
+	o1, o2 := f.org(""), f.org("")
+	var want []string
+	for i := range 7 {
+		g := &identity.Group{ID: f.id("grp"), Code: fmt.Sprintf("g-%d", i), Name: fmt.Sprintf("Team %d", i),
+			OrgID: o1.ID, CreatedAt: base}
+		must(t, f.s.CreateGroup(f.ctx, g, nil))
+		want = append(want, g.ID)
+	}
+	must(t, f.s.CreateGroup(f.ctx, &identity.Group{ID: f.id("grp"), Code: "other", Name: "Other", OrgID: o2.ID}, nil))
+
+	ps := pages(t, 3, func(p identity.Page) ([]*identity.Group, string, error) {
+		return f.s.ListGroups(f.ctx, identity.GroupFilter{OrgID: o1.ID}, p)
+	})
+	var ids []string
+	for _, p := range ps {
+		for _, g := range p {
+			ids = append(ids, g.ID)
+		}
+	}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("paged groups = %v, want %v", ids, want)
+	}
+	got, _, err := f.s.ListGroups(f.ctx, identity.GroupFilter{Query: "TEAM 6"}, identity.Page{})
+	must(t, err)
+	if len(got) != 1 || got[0].ID != want[6] {
+		t.Fatalf("query = %v", got)
+	}
+	got, _, err = f.s.ListGroups(f.ctx, identity.GroupFilter{Query: "OTH"}, identity.Page{})
+	must(t, err)
+	eq(t, "query by code", len(got), 1)
+}
+
+func sameApp(t *testing.T, got, want *identity.App) {
+	t.Helper()
+	g, w := *got, *want
+	eqTime(t, "PrevSecretExpires", g.PrevSecretExpires, w.PrevSecretExpires)
+	eqTime(t, "CreatedAt", g.CreatedAt, w.CreatedAt)
+	eqTime(t, "UpdatedAt", g.UpdatedAt, w.UpdatedAt)
+	if !slices.Equal(g.IPAllowList, w.IPAllowList) {
+		t.Fatalf("IPAllowList = %v, want %v", g.IPAllowList, w.IPAllowList)
+	}
+	g.PrevSecretExpires, w.PrevSecretExpires = time.Time{}, time.Time{}
+	g.CreatedAt, w.CreatedAt, g.UpdatedAt, w.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	g.IPAllowList, w.IPAllowList = nil, nil
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("app = %+v, want %+v", g, w)
+	}
+}
+
+func testApps(t *testing.T, f *fixture) {
+	a := &identity.App{ID: f.id("app"), Type: "oa", Code: "portal", Name: "Portal", Status: identity.AppActive,
+		IPAllowList: []string{"10.0.0.0/8", "192.168.1.7"}, RateLimit: 12.5, RateBurst: 30,
+		SecretHash: "s1", PrevSecretHash: "s0", PrevSecretExpires: base.Add(24 * time.Hour),
+		CreatedAt: base, UpdatedAt: base}
+	f.expectEvents(1, func() { must(t, f.s.CreateApp(f.ctx, a, f.evs(1))) })
+	got, err := f.s.GetApp(f.ctx, a.ID)
+	must(t, err)
+	sameApp(t, got, a)
+	got, err = f.s.GetAppByCode(f.ctx, "oa", "portal")
+	must(t, err)
+	sameApp(t, got, a)
+
+	_, err = f.s.GetApp(f.ctx, "missing")
+	isErr(t, err, identity.ErrNotFound)
+	_, err = f.s.GetAppByCode(f.ctx, "erp", "portal")
+	isErr(t, err, identity.ErrNotFound)
+
+	dup := &identity.App{ID: f.id("app"), Type: "oa", Code: "portal", Name: "Dup", Status: identity.AppActive}
+	isErr(t, f.s.CreateApp(f.ctx, dup, nil), identity.ErrConflict)
+	dup.Type = "erp" // same code, other type: fine
+	must(t, f.s.CreateApp(f.ctx, dup, nil))
+
+	upd := *a
+	upd.Type, upd.Code, upd.Name, upd.Status = "hr", "portal2", "Portal 2", identity.AppSuspended
+	upd.IPAllowList = nil
+	upd.RateLimit, upd.RateBurst = 0.25, 1
+	upd.SecretHash, upd.PrevSecretHash, upd.PrevSecretExpires = "s2", "s1", base.Add(48*time.Hour)
+	upd.UpdatedAt = base.Add(time.Hour)
+	f.expectEvents(1, func() { must(t, f.s.UpdateApp(f.ctx, &upd, f.evs(1))) })
+	got, err = f.s.GetApp(f.ctx, a.ID)
+	must(t, err)
+	sameApp(t, got, &upd)
+
+	conf := upd
+	conf.Type, conf.Code = dup.Type, dup.Code
+	isErr(t, f.s.UpdateApp(f.ctx, &conf, nil), identity.ErrConflict)
+	must(t, f.s.UpdateApp(f.ctx, &upd, nil)) // own type+code: fine
+	missing := upd
+	missing.ID, missing.Code = "missing", "free"
+	isErr(t, f.s.UpdateApp(f.ctx, &missing, nil), identity.ErrNotFound)
+}
+
+func testAppList(t *testing.T, f *fixture) {
+	var want []string
+	for i := range 7 {
+		a := &identity.App{ID: f.id("app"), Type: "oa", Code: fmt.Sprintf("c%d", i), Name: fmt.Sprintf("System %d", i),
+			Status: identity.AppActive}
+		if i == 2 {
+			a.Status = identity.AppSuspended
+		}
+		must(t, f.s.CreateApp(f.ctx, a, nil))
+		want = append(want, a.ID)
+	}
+	other := f.app("erp")
+
+	ps := pages(t, 3, func(p identity.Page) ([]*identity.App, string, error) {
+		return f.s.ListApps(f.ctx, identity.AppFilter{Type: "oa"}, p)
+	})
+	var ids []string
+	for _, p := range ps {
+		for _, a := range p {
+			ids = append(ids, a.ID)
+		}
+	}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("paged apps = %v, want %v", ids, want)
+	}
+	got, _, err := f.s.ListApps(f.ctx, identity.AppFilter{Status: identity.AppSuspended}, identity.Page{})
+	must(t, err)
+	if len(got) != 1 || got[0].ID != want[2] {
+		t.Fatalf("suspended = %v", got)
+	}
+	got, _, err = f.s.ListApps(f.ctx, identity.AppFilter{Type: "erp"}, identity.Page{})
+	must(t, err)
+	if len(got) != 1 || got[0].ID != other.ID {
+		t.Fatalf("type erp = %v", got)
+	}
+	got, _, err = f.s.ListApps(f.ctx, identity.AppFilter{Query: "system 4"}, identity.Page{})
+	must(t, err)
+	if len(got) != 1 || got[0].ID != want[4] {
+		t.Fatalf("query = %v", got)
+	}
+}
+
+func testLinks(t *testing.T, f *fixture) {
+	o := f.org("")
+	u1, u2, u3 := f.user(o.ID), f.user(o.ID), f.user(o.ID)
+	a1, a2 := f.app("oa"), f.app("oa")
+
+	l1 := f.link(u1.ID, a1.ID, "acct-1")
+	got, err := f.s.GetLink(f.ctx, l1.ID)
+	must(t, err)
+	if *got != *l1 {
+		t.Fatalf("GetLink = %+v, want %+v", got, l1)
+	}
+	_, err = f.s.GetLink(f.ctx, "missing")
+	isErr(t, err, identity.ErrNotFound)
+
+	// Find by app account id.
+	got, err = f.s.FindLink(f.ctx, a1.ID, "acct-1")
+	must(t, err)
+	eq(t, "by account", got.ID, l1.ID)
+	// Find by the central login name.
+	got, err = f.s.FindLink(f.ctx, a1.ID, u1.LoginName)
+	must(t, err)
+	eq(t, "by login", got.ID, l1.ID)
+	// An app account id equal to another user's login name wins.
+	l2 := f.link(u2.ID, a1.ID, u3.LoginName)
+	l3 := f.link(u3.ID, a1.ID, "acct-3")
+	got, err = f.s.FindLink(f.ctx, a1.ID, u3.LoginName)
+	must(t, err)
+	eq(t, "account id before login", got.ID, l2.ID)
+	got, err = f.s.FindLink(f.ctx, a1.ID, "acct-3")
+	must(t, err)
+	eq(t, "acct-3", got.ID, l3.ID)
+	// Other apps do not match.
+	_, err = f.s.FindLink(f.ctx, a2.ID, "acct-1")
+	isErr(t, err, identity.ErrNotFound)
+	_, err = f.s.FindLink(f.ctx, a2.ID, u1.LoginName)
+	isErr(t, err, identity.ErrNotFound)
+	_, err = f.s.FindLink(f.ctx, a1.ID, "nobody")
+	isErr(t, err, identity.ErrNotFound)
+
+	// Conflicts.
+	dupAcct := &identity.AccountLink{ID: f.id("lnk"), UserID: u3.ID, AppID: a1.ID, AppAccountID: "acct-1", Status: identity.StatusActive}
+	isErr(t, f.s.CreateLink(f.ctx, dupAcct, nil), identity.ErrConflict)
+	dupUser := &identity.AccountLink{ID: f.id("lnk"), UserID: u1.ID, AppID: a1.ID, AppAccountID: "acct-9", Status: identity.StatusActive}
+	isErr(t, f.s.CreateLink(f.ctx, dupUser, nil), identity.ErrConflict)
+	// Same account id in another app is fine.
+	l4 := f.link(u1.ID, a2.ID, "acct-1")
+	// Missing references.
+	isErr(t, f.s.CreateLink(f.ctx, &identity.AccountLink{ID: f.id("lnk"), UserID: "missing", AppID: a2.ID, AppAccountID: "x"}, nil),
+		identity.ErrNotFound)
+	isErr(t, f.s.CreateLink(f.ctx, &identity.AccountLink{ID: f.id("lnk"), UserID: u2.ID, AppID: "missing", AppAccountID: "x"}, nil),
+		identity.ErrNotFound)
+
+	list, _, err := f.s.ListLinks(f.ctx, identity.LinkFilter{UserID: u1.ID}, identity.Page{})
+	must(t, err)
+	if len(list) != 2 || list[0].ID != l1.ID || list[1].ID != l4.ID {
+		t.Fatalf("links of u1 = %v", list)
+	}
+	list, _, err = f.s.ListLinks(f.ctx, identity.LinkFilter{AppID: a1.ID}, identity.Page{})
+	must(t, err)
+	eq(t, "links of a1", len(list), 3)
+	list, _, err = f.s.ListLinks(f.ctx, identity.LinkFilter{AppID: a1.ID, UserID: u2.ID}, identity.Page{})
+	must(t, err)
+	if len(list) != 1 || list[0].ID != l2.ID {
+		t.Fatalf("links of a1/u2 = %v", list)
+	}
+	ps := pages(t, 3, func(p identity.Page) ([]*identity.AccountLink, string, error) {
+		return f.s.ListLinks(f.ctx, identity.LinkFilter{}, p)
+	})
+	eq(t, "link pages", len(ps), 2)
+
+	f.expectEvents(1, func() { must(t, f.s.DeleteLink(f.ctx, l1.ID, f.evs(1))) })
+	_, err = f.s.GetLink(f.ctx, l1.ID)
+	isErr(t, err, identity.ErrNotFound)
+	_, err = f.s.FindLink(f.ctx, a1.ID, "acct-1")
+	isErr(t, err, identity.ErrNotFound)
+	isErr(t, f.s.DeleteLink(f.ctx, l1.ID, nil), identity.ErrNotFound)
+	// The account can be linked again.
+	_ = f.link(u1.ID, a1.ID, "acct-1")
+}
+
+func testAdminTokens(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	live := &identity.AdminToken{Hash: "h-live", UserID: u.ID, ExpiresAt: base.Add(time.Hour), CreatedAt: base}
+	old := &identity.AdminToken{Hash: "h-old", UserID: u.ID, ExpiresAt: base.Add(-time.Minute), CreatedAt: base.Add(-time.Hour)}
+	edge := &identity.AdminToken{Hash: "h-edge", UserID: u.ID, ExpiresAt: base, CreatedAt: base.Add(-time.Hour)}
+	for _, tok := range []*identity.AdminToken{live, old, edge} {
+		f.expectEvents(0, func() { must(t, f.s.CreateAdminToken(f.ctx, tok)) })
+	}
+	got, err := f.s.GetAdminToken(f.ctx, "h-live")
+	must(t, err)
+	eq(t, "user", got.UserID, u.ID)
+	eqTime(t, "expires", got.ExpiresAt, live.ExpiresAt)
+	eqTime(t, "created", got.CreatedAt, live.CreatedAt)
+	_, err = f.s.GetAdminToken(f.ctx, "missing")
+	isErr(t, err, identity.ErrNotFound)
+	isErr(t, f.s.CreateAdminToken(f.ctx, &identity.AdminToken{Hash: "h-live", UserID: u.ID, ExpiresAt: base}), identity.ErrConflict)
+	isErr(t, f.s.CreateAdminToken(f.ctx, &identity.AdminToken{Hash: "h-x", UserID: "missing", ExpiresAt: base}), identity.ErrNotFound)
+
+	// Still readable when expired (the caller checks), until deleted.
+	_, err = f.s.GetAdminToken(f.ctx, "h-old")
+	must(t, err)
+	must(t, f.s.DeleteExpiredAdminTokens(f.ctx, base))
+	for _, h := range []string{"h-old", "h-edge"} {
+		_, err = f.s.GetAdminToken(f.ctx, h)
+		isErr(t, err, identity.ErrNotFound)
+	}
+	_, err = f.s.GetAdminToken(f.ctx, "h-live")
+	must(t, err)
+}
+
+func testLiteralStrings(t *testing.T, f *fixture) {
+	const inject = "'; DROP TABLE users; --"
+	o := &identity.Org{ID: f.id("org"), Code: inject, Name: `Robert"); DROP TABLE orgs;--`, Status: identity.StatusActive}
+	must(t, f.s.CreateOrg(f.ctx, o, nil))
+	got, err := f.s.GetOrg(f.ctx, o.ID)
+	must(t, err)
+	eq(t, "code", got.Code, inject)
+
+	mk := func(login, display string) *identity.User {
+		u := f.newUser(o.ID)
+		u.LoginName, u.DisplayName = login, display
+		must(t, f.s.CreateUser(f.ctx, u, nil))
+		return u
+	}
+	uInject := mk(inject, "plain one")
+	uPct := mk("%", "hundred% sure")
+	uUnd := mk("_", "under_score")
+	uBack := mk(`back\slash`, "plain two")
+	mk("plainlogin", "plain three")
+
+	for login, want := range map[string]string{inject: uInject.ID, "%": uPct.ID, "_": uUnd.ID, `back\slash`: uBack.ID} {
+		got, err := f.s.GetUserByLogin(f.ctx, login)
+		must(t, err)
+		eq(t, "login "+login, got.ID, want)
+	}
+	_, err = f.s.GetUserByLogin(f.ctx, "' OR '1'='1")
+	isErr(t, err, identity.ErrNotFound)
+
+	for q, want := range map[string][]string{
+		"%":          {uPct.ID},
+		"_":          {uUnd.ID},
+		`\`:          {uBack.ID},
+		"drop table": {uInject.ID},
+		"'":          {uInject.ID},
+	} {
+		list, _, err := f.s.ListUsers(f.ctx, identity.UserFilter{Query: q}, identity.Page{})
+		must(t, err)
+		var ids []string
+		for _, u := range list {
+			ids = append(ids, u.ID)
+		}
+		if !slices.Equal(ids, want) {
+			t.Fatalf("query %q = %v, want %v", q, ids, want)
+		}
+	}
+	orgs, _, err := f.s.ListOrgs(f.ctx, identity.OrgFilter{Query: "drop table"}, identity.Page{})
+	must(t, err)
+	eq(t, "orgs matching", len(orgs), 1)
+
+	a := &identity.App{ID: f.id("app"), Type: "t'--", Code: "%_", Name: "x", Status: identity.AppActive,
+		IPAllowList: []string{`"]`, "'"}}
+	must(t, f.s.CreateApp(f.ctx, a, nil))
+	ga, err := f.s.GetAppByCode(f.ctx, "t'--", "%_")
+	must(t, err)
+	sameApp(t, ga, a)
+	_, err = f.s.GetAppByCode(f.ctx, "t'--", "ab")
+	isErr(t, err, identity.ErrNotFound)
+
+	// The tables are all still there.
+	n, err := f.s.CountOrgs(f.ctx)
+	must(t, err)
+	eq(t, "orgs", n, 1)
+	all, _, err := f.s.ListUsers(f.ctx, identity.UserFilter{}, identity.Page{})
+	must(t, err)
+	eq(t, "users", len(all), 5)
+}
+
+// testOutboxWrites checks each mutating method writes exactly its events.
+func testOutboxWrites(t *testing.T, f *fixture) {
+	if f.count == nil {
+		t.Skip("no outbox counter")
+	}
+	o := &identity.Org{ID: f.id("org"), Code: "o", Name: "o", Status: identity.StatusActive}
+	f.expectEvents(2, func() { must(t, f.s.CreateOrg(f.ctx, o, f.evs(2))) })
+	o2 := &identity.Org{ID: f.id("org"), Code: "o2", Name: "o2", Status: identity.StatusActive}
+	f.expectEvents(0, func() { must(t, f.s.CreateOrg(f.ctx, o2, nil)) })
+	f.expectEvents(1, func() { must(t, f.s.UpdateOrg(f.ctx, o, f.evs(1))) })
+	f.expectEvents(1, func() {
+		_, err := f.s.MoveOrg(f.ctx, o2.ID, o.ID, base, f.evs(1))
+		must(t, err)
+	})
+	u := f.newUser(o.ID)
+	f.expectEvents(1, func() { must(t, f.s.CreateUser(f.ctx, u, f.evs(1))) })
+	f.expectEvents(1, func() { must(t, f.s.UpdateUser(f.ctx, u, f.evs(1))) })
+	f.expectEvents(1, func() { must(t, f.s.SetPassword(f.ctx, u.ID, "h", base, false, 3, f.evs(1))) })
+	f.expectEvents(1, func() {
+		_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 5, base, base, f.evs(1))
+		must(t, err)
+	})
+	f.expectEvents(1, func() { must(t, f.s.RecordLoginSuccess(f.ctx, u.ID, "", base, f.evs(1))) })
+	g := &identity.Group{ID: f.id("grp"), Code: "g", Name: "g", OrgID: o.ID}
+	f.expectEvents(1, func() { must(t, f.s.CreateGroup(f.ctx, g, f.evs(1))) })
+	f.expectEvents(1, func() { must(t, f.s.AddGroupMember(f.ctx, g.ID, u.ID, f.evs(1))) })
+	f.expectEvents(1, func() { must(t, f.s.RemoveGroupMember(f.ctx, g.ID, u.ID, f.evs(1))) })
+	a := &identity.App{ID: f.id("app"), Type: "t", Code: "c", Name: "n", Status: identity.AppActive}
+	f.expectEvents(1, func() { must(t, f.s.CreateApp(f.ctx, a, f.evs(1))) })
+	f.expectEvents(1, func() { must(t, f.s.UpdateApp(f.ctx, a, f.evs(1))) })
+	l := &identity.AccountLink{ID: f.id("lnk"), UserID: u.ID, AppID: a.ID, AppAccountID: "x", Status: identity.StatusActive}
+	f.expectEvents(1, func() { must(t, f.s.CreateLink(f.ctx, l, f.evs(1))) })
+	f.expectEvents(1, func() { must(t, f.s.DeleteLink(f.ctx, l.ID, f.evs(1))) })
+	f.expectEvents(2, func() { must(t, f.s.AppendEvents(f.ctx, f.evs(2))) })
+}
+
+// testFailedNoEvents checks failed mutations leave the outbox untouched.
+func testFailedNoEvents(t *testing.T, f *fixture) {
+	if f.count == nil {
+		t.Skip("no outbox counter")
+	}
+	o := f.org("")
+	child := f.org(o.ID)
+	u := f.user(o.ID)
+	a := f.app("t")
+	g := &identity.Group{ID: f.id("grp"), Code: "g", Name: "g", OrgID: o.ID}
+	must(t, f.s.CreateGroup(f.ctx, g, nil))
+	l := f.link(u.ID, a.ID, "acct")
+
+	f.expectEvents(0, func() {
+		dupOrg := &identity.Org{ID: f.id("org"), Code: o.Code, Name: "x", Status: identity.StatusActive}
+		isErr(t, f.s.CreateOrg(f.ctx, dupOrg, f.evs(1)), identity.ErrConflict)
+		isErr(t, f.s.UpdateOrg(f.ctx, &identity.Org{ID: "missing", Name: "x"}, f.evs(1)), identity.ErrNotFound)
+		_, err := f.s.MoveOrg(f.ctx, o.ID, child.ID, base, f.evs(1))
+		isErr(t, err, identity.ErrConflict)
+
+		dupUser := f.newUser(o.ID)
+		dupUser.LoginName = u.LoginName
+		isErr(t, f.s.CreateUser(f.ctx, dupUser, f.evs(1)), identity.ErrConflict)
+		isErr(t, f.s.UpdateUser(f.ctx, &identity.User{ID: "missing", LoginName: "free"}, f.evs(1)), identity.ErrNotFound)
+		isErr(t, f.s.SetPassword(f.ctx, "missing", "h", base, false, 3, f.evs(1)), identity.ErrNotFound)
+		_, err = f.s.RecordLoginFailure(f.ctx, "missing", 3, base, base, f.evs(1))
+		isErr(t, err, identity.ErrNotFound)
+		isErr(t, f.s.RecordLoginSuccess(f.ctx, "missing", "", base, f.evs(1)), identity.ErrNotFound)
+
+		dupGroup := &identity.Group{ID: f.id("grp"), Code: "g", Name: "g", OrgID: o.ID}
+		isErr(t, f.s.CreateGroup(f.ctx, dupGroup, f.evs(1)), identity.ErrConflict)
+		isErr(t, f.s.AddGroupMember(f.ctx, g.ID, "missing", f.evs(1)), identity.ErrNotFound)
+		isErr(t, f.s.RemoveGroupMember(f.ctx, "missing", u.ID, f.evs(1)), identity.ErrNotFound)
+
+		dupApp := &identity.App{ID: f.id("app"), Type: a.Type, Code: a.Code, Name: "x", Status: identity.AppActive}
+		isErr(t, f.s.CreateApp(f.ctx, dupApp, f.evs(1)), identity.ErrConflict)
+		isErr(t, f.s.UpdateApp(f.ctx, &identity.App{ID: "missing", Type: "q", Code: "q"}, f.evs(1)), identity.ErrNotFound)
+
+		dupLink := &identity.AccountLink{ID: f.id("lnk"), UserID: u.ID, AppID: a.ID, AppAccountID: "other"}
+		isErr(t, f.s.CreateLink(f.ctx, dupLink, f.evs(1)), identity.ErrConflict)
+		isErr(t, f.s.DeleteLink(f.ctx, "missing", f.evs(1)), identity.ErrNotFound)
+	})
+	_, err := f.s.GetLink(f.ctx, l.ID)
+	must(t, err)
+}
+
+// testEventFailureRollsBack checks that a failing event write undoes the
+// change it belongs to.
+func testEventFailureRollsBack(t *testing.T, f *fixture) {
+	if f.count == nil {
+		t.Skip("no outbox counter")
+	}
+	first := f.evs(1)
+	must(t, f.s.AppendEvents(f.ctx, first))
+
+	// The change is written before its events; the repeated event id fails
+	// the transaction and must take the change with it.
+	o := &identity.Org{ID: f.id("org"), Code: "rolled-back", Name: "x", Status: identity.StatusActive}
+	f.expectEvents(0, func() {
+		if err := f.s.CreateOrg(f.ctx, o, append(f.evs(1), first[0])); err == nil {
+			t.Fatal("CreateOrg with a repeated event id succeeded")
+		}
+	})
+	_, err := f.s.GetOrg(f.ctx, o.ID)
+	isErr(t, err, identity.ErrNotFound)
+
+	root := f.org("")
+	u := f.user(root.ID)
+	f.expectEvents(0, func() {
+		if _, err := f.s.RecordLoginFailure(f.ctx, u.ID, 5, base, base, first); err == nil {
+			t.Fatal("RecordLoginFailure with a repeated event id succeeded")
+		}
+		if err := f.s.SetPassword(f.ctx, u.ID, "new-hash", base, false, 3, first); err == nil {
+			t.Fatal("SetPassword with a repeated event id succeeded")
+		}
+	})
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eq(t, "failed count after rollback", got.FailedCount, 0)
+	eq(t, "hash after rollback", got.PasswordHash, u.PasswordHash)
+	h, err := f.s.PasswordHistory(f.ctx, u.ID, 5)
+	must(t, err)
+	eq(t, "history after rollback", len(h), 0)
+}
