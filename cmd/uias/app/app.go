@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -263,8 +264,8 @@ func (a *App) startIdentity(ctx, runCtx context.Context, cfg config.Config, o Op
 	}()
 	if etcd != nil {
 		adv := cfg.AdvertiseAddr
-		if adv == "" {
-			adv = a.grpcAddr
+		if adv == "" || (adv == cfg.GRPCAddr && strings.HasSuffix(adv, ":0")) {
+			adv = a.grpcAddr // the real address when configured with port 0
 		}
 		unreg, err := discovery.Register(ctx, etcd, "identity", adv, int64(cfg.Etcd.LeaseTTL), log)
 		if err != nil {

@@ -1,0 +1,913 @@
+package ctl
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+// commands lists every command by noun and verb; login and logout use the
+// empty verb.
+func commands() map[string]map[string]command {
+	return map[string]map[string]command{
+		"login":  {"": loginCmd()},
+		"logout": {"": logoutCmd()},
+		"org": {
+			"create":  orgCreateCmd(),
+			"list":    orgListCmd(),
+			"get":     orgGetCmd(),
+			"move":    orgMoveCmd(),
+			"disable": orgStatusCmd(identityv1.Status_STATUS_DISABLED),
+			"enable":  orgStatusCmd(identityv1.Status_STATUS_ACTIVE),
+		},
+		"user": {
+			"create":       userCreateCmd(),
+			"list":         userListCmd(),
+			"get":          userGetCmd(),
+			"set-password": userSetPasswordCmd(),
+			"lock":         userLockCmd(),
+			"unlock":       userUnlockCmd(),
+			"disable":      userStatusCmd(identityv1.UserStatus_USER_STATUS_DISABLED),
+			"enable":       userStatusCmd(identityv1.UserStatus_USER_STATUS_ACTIVE),
+		},
+		"group": {
+			"create":        groupCreateCmd(),
+			"list":          groupListCmd(),
+			"get":           groupGetCmd(),
+			"add-member":    groupMemberCmd(true),
+			"remove-member": groupMemberCmd(false),
+		},
+		"app": {
+			"create":        appCreateCmd(),
+			"list":          appListCmd(),
+			"get":           appGetCmd(),
+			"suspend":       appStatusCmd(identityv1.AppStatus_APP_STATUS_SUSPENDED),
+			"activate":      appStatusCmd(identityv1.AppStatus_APP_STATUS_ACTIVE),
+			"rotate-secret": appRotateCmd(),
+		},
+		"link": {
+			"create": linkCreateCmd(),
+			"list":   linkListCmd(),
+			"delete": linkDeleteCmd(),
+		},
+	}
+}
+
+// withSession runs fn with an authenticated session.
+func (a *app) withSession(fn func(s *session) error) error {
+	s, err := a.authSession()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return s.wrap(fn(s))
+}
+
+// ---- login / logout ----
+
+func loginCmd() command {
+	return command{
+		usage: "--user NAME [--password-stdin]",
+		help: "Logs in to the AdminService and stores the token in the token file (mode 0600).\n" +
+			"The password is read from the first line of standard input with --password-stdin,\n" +
+			"otherwise from the UIAS_ADMIN_PASSWORD environment variable.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			user := fs.String("user", a.env("UIAS_ADMIN_USER"), "administrator login `name` (env UIAS_ADMIN_USER)")
+			fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := required("user", *user); err != nil {
+					return err
+				}
+				var password string
+				switch {
+				case *fromStdin:
+					p, err := a.readSecretLine("password")
+					if err != nil {
+						return err
+					}
+					password = p
+				case a.env("UIAS_ADMIN_PASSWORD") != "":
+					password = a.env("UIAS_ADMIN_PASSWORD")
+				default:
+					return usagef("no password: pass it on standard input with --password-stdin, or set UIAS_ADMIN_PASSWORD")
+				}
+				s, err := a.dial()
+				if err != nil {
+					return err
+				}
+				defer s.close()
+				resp, err := s.client.AdminLogin(s.ctx, &identityv1.AdminLoginRequest{LoginName: *user, Password: password})
+				if err != nil {
+					return err
+				}
+				if resp.GetToken() == "" {
+					return errors.New("the server returned no token")
+				}
+				path, err := a.saveToken(resp.GetToken())
+				if err != nil {
+					return err
+				}
+				return a.output(resp, func(tw *tabwriter.Writer) {
+					fmt.Fprintf(tw, "Logged in as %s; token saved to %s", *user, path)
+					if exp := ts(resp.GetExpiresAt()); exp != "" {
+						fmt.Fprintf(tw, " (expires %s)", exp)
+					}
+					fmt.Fprintln(tw, ".")
+				})
+			}
+		},
+	}
+}
+
+func logoutCmd() command {
+	return command{
+		usage: "",
+		help:  "Deletes the stored token file.",
+		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				dir, err := a.configDir()
+				if err != nil {
+					return err
+				}
+				path := filepath.Join(dir, tokenFileName)
+				removed := true
+				if err := os.Remove(path); err != nil {
+					if !errors.Is(err, fs.ErrNotExist) {
+						return fmt.Errorf("removing token file: %w", err)
+					}
+					removed = false
+				}
+				if a.g.output == "json" {
+					b, _ := json.Marshal(map[string]any{"token_file": path, "removed": removed})
+					_, err := fmt.Fprintf(a.stdout, "%s\n", b)
+					return err
+				}
+				if removed {
+					fmt.Fprintf(a.stdout, "Logged out; removed %s.\n", path)
+				} else {
+					fmt.Fprintf(a.stdout, "Not logged in (no token file at %s).\n", path)
+				}
+				return nil
+			}
+		},
+	}
+}
+
+// ---- listing ----
+
+type listOpts struct {
+	pageSize  int
+	pageToken string
+	all       bool
+}
+
+func addListFlags(fs *flag.FlagSet) *listOpts {
+	o := &listOpts{}
+	fs.IntVar(&o.pageSize, "page-size", 0, "results per page (0: server default)")
+	fs.StringVar(&o.pageToken, "page-token", "", "continue from this page `token`")
+	fs.BoolVar(&o.all, "all", false, "follow next_page_token and list everything")
+	return o
+}
+
+func (o *listOpts) check() error {
+	if o.pageSize < 0 || o.pageSize > math.MaxInt32 {
+		return usagef("--page-size must be between 0 and %d", math.MaxInt32)
+	}
+	return nil
+}
+
+// maxPages bounds --all so a misbehaving server cannot loop forever.
+const maxPages = 100000
+
+// paginate fetches one page, or with all every page, and returns the items
+// and the token of the next page (empty after --all).
+func paginate[T any](o *listOpts, fetch func(token string) ([]T, string, error)) ([]T, string, error) {
+	var items []T
+	token := o.pageToken
+	seen := map[string]bool{}
+	for pages := 0; ; pages++ {
+		page, next, err := fetch(token)
+		if err != nil {
+			return nil, "", err
+		}
+		items = append(items, page...)
+		if !o.all || next == "" {
+			return items, next, nil
+		}
+		if seen[next] || pages >= maxPages {
+			return nil, "", errors.New("the server keeps returning more pages (repeated next_page_token); stopping")
+		}
+		seen[next] = true
+		token = next
+	}
+}
+
+// moreHint tells a table reader that more results exist.
+func (a *app) moreHint(next string) {
+	if next != "" && a.g.output != "json" {
+		fmt.Fprintf(a.stderr, "More results: rerun with --page-token %s, or with --all.\n", next)
+	}
+}
+
+// ---- org ----
+
+func orgCreateCmd() command {
+	return command{
+		usage: "--code C --name N [--parent ID]",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			code := fs.String("code", "", "organisation `code`")
+			name := fs.String("name", "", "organisation `name`")
+			parent := fs.String("parent", "", "parent organisation `ID` (empty: a root)")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := required("code", *code, "name", *name); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					o, err := s.client.CreateOrg(s.ctx, &identityv1.CreateOrgRequest{Code: *code, Name: *name, ParentId: *parent})
+					if err != nil {
+						return err
+					}
+					return a.output(o, func(tw *tabwriter.Writer) { orgTable(tw, o) })
+				})
+			}
+		},
+	}
+}
+
+func orgListCmd() command {
+	return command{
+		usage: "[--parent ID] [--query Q] [--page-size N] [--page-token T] [--all]",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			parent := fs.String("parent", "", "only direct children of this organisation `ID`")
+			query := fs.String("query", "", "match code or name (substring)")
+			lo := addListFlags(fs)
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := lo.check(); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					orgs, next, err := paginate(lo, func(tok string) ([]*identityv1.Org, string, error) {
+						r, err := s.client.ListOrgs(s.ctx, &identityv1.ListOrgsRequest{
+							PageSize: int32(lo.pageSize), PageToken: tok, ParentId: *parent, Query: *query,
+						})
+						return r.GetOrgs(), r.GetNextPageToken(), err
+					})
+					if err != nil {
+						return err
+					}
+					resp := &identityv1.ListOrgsResponse{Orgs: orgs, NextPageToken: next}
+					a.moreHint(next)
+					return a.output(resp, func(tw *tabwriter.Writer) { orgRows(tw, orgs) })
+				})
+			}
+		},
+	}
+}
+
+func orgGetCmd() command {
+	return command{
+		usage: "ID",
+		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					o, err := s.client.GetOrg(s.ctx, &identityv1.GetOrgRequest{Id: args[0]})
+					if err != nil {
+						return err
+					}
+					return a.output(o, func(tw *tabwriter.Writer) { orgTable(tw, o) })
+				})
+			}
+		},
+	}
+}
+
+func orgMoveCmd() command {
+	return command{
+		usage: "ID --parent ID",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			parent := fs.String("parent", "", "new parent organisation `ID`")
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				if err := required("parent", *parent); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					o, err := s.client.MoveOrg(s.ctx, &identityv1.MoveOrgRequest{Id: args[0], NewParentId: *parent})
+					if err != nil {
+						return err
+					}
+					return a.output(o, func(tw *tabwriter.Writer) { orgTable(tw, o) })
+				})
+			}
+		},
+	}
+}
+
+func orgStatusCmd(st identityv1.Status) command {
+	return command{
+		usage: "ID",
+		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					o, err := s.client.SetOrgStatus(s.ctx, &identityv1.SetOrgStatusRequest{Id: args[0], Status: st})
+					if err != nil {
+						return err
+					}
+					return a.output(o, func(tw *tabwriter.Writer) { orgTable(tw, o) })
+				})
+			}
+		},
+	}
+}
+
+// ---- user ----
+
+func parseIDType(s string) (identityv1.IdType, bool) {
+	switch strings.ToLower(s) {
+	case "resident_id":
+		return identityv1.IdType_ID_TYPE_RESIDENT_ID, true
+	case "passport":
+		return identityv1.IdType_ID_TYPE_PASSPORT, true
+	case "military":
+		return identityv1.IdType_ID_TYPE_MILITARY, true
+	case "other":
+		return identityv1.IdType_ID_TYPE_OTHER, true
+	}
+	return identityv1.IdType_ID_TYPE_UNSPECIFIED, false
+}
+
+func userCreateCmd() command {
+	return command{
+		usage: "--login L --name N --org ID [--id-type resident_id|passport|military|other] [--id-number X] " +
+			"[--phone P] [--email E] [--password-stdin] [--must-change] [--never-expires] [--cannot-change] [--admin]",
+		help: "With --password-stdin the initial password is read from the first line of standard input;\n" +
+			"without it the user cannot log in by password until one is set with set-password.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			login := fs.String("login", "", "login `name`")
+			name := fs.String("name", "", "display `name`")
+			org := fs.String("org", "", "organisation `ID`")
+			idt := fs.String("id-type", "", "ID document `type`: resident_id, passport, military or other")
+			idNumber := fs.String("id-number", "", "ID document `number`")
+			phone := fs.String("phone", "", "mobile `number`")
+			email := fs.String("email", "", "e-mail `address`")
+			fromStdin := fs.Bool("password-stdin", false, "read the initial password from the first line of standard input")
+			mustChange := fs.Bool("must-change", false, "the user must change the password at first login")
+			neverExpires := fs.Bool("never-expires", false, "the password never expires")
+			cannotChange := fs.Bool("cannot-change", false, "the user may not change the password")
+			admin := fs.Bool("admin", false, "the user is an administrator")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := required("login", *login, "name", *name, "org", *org); err != nil {
+					return err
+				}
+				req := &identityv1.CreateUserRequest{
+					LoginName: *login, DisplayName: *name, OrgId: *org, IdNumber: *idNumber,
+					Phone: *phone, Email: *email, MustChangePassword: *mustChange,
+					PasswordNeverExpires: *neverExpires, UserCannotChangePassword: *cannotChange, IsAdmin: *admin,
+				}
+				if *idt != "" {
+					t, ok := parseIDType(*idt)
+					if !ok {
+						return usagef("--id-type must be resident_id, passport, military or other, not %q", *idt)
+					}
+					req.IdType = t
+				}
+				if *fromStdin {
+					p, err := a.readSecretLine("initial password")
+					if err != nil {
+						return err
+					}
+					req.Password = p
+				}
+				return a.withSession(func(s *session) error {
+					u, err := s.client.CreateUser(s.ctx, req)
+					if err != nil {
+						return err
+					}
+					return a.output(u, func(tw *tabwriter.Writer) { userTable(tw, u) })
+				})
+			}
+		},
+	}
+}
+
+func userListCmd() command {
+	return command{
+		usage: "[--org ID] [--query Q] [--page-size N] [--page-token T] [--all]",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			org := fs.String("org", "", "only users of this organisation `ID`")
+			query := fs.String("query", "", "match login name, display name or e-mail (substring)")
+			lo := addListFlags(fs)
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := lo.check(); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					users, next, err := paginate(lo, func(tok string) ([]*identityv1.User, string, error) {
+						r, err := s.client.ListUsers(s.ctx, &identityv1.ListUsersRequest{
+							PageSize: int32(lo.pageSize), PageToken: tok, OrgId: *org, Query: *query,
+						})
+						return r.GetUsers(), r.GetNextPageToken(), err
+					})
+					if err != nil {
+						return err
+					}
+					resp := &identityv1.ListUsersResponse{Users: users, NextPageToken: next}
+					a.moreHint(next)
+					return a.output(resp, func(tw *tabwriter.Writer) { userRows(tw, users) })
+				})
+			}
+		},
+	}
+}
+
+// userCall is a user command taking only the user ID.
+func userCall(call func(s *session, id string) (*identityv1.User, error)) command {
+	return command{
+		usage: "ID",
+		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					u, err := call(s, args[0])
+					if err != nil {
+						return err
+					}
+					return a.output(u, func(tw *tabwriter.Writer) { userTable(tw, u) })
+				})
+			}
+		},
+	}
+}
+
+func userGetCmd() command {
+	return userCall(func(s *session, id string) (*identityv1.User, error) {
+		return s.client.GetUser(s.ctx, &identityv1.GetUserRequest{Id: id})
+	})
+}
+
+func userUnlockCmd() command {
+	return userCall(func(s *session, id string) (*identityv1.User, error) {
+		return s.client.UnlockUser(s.ctx, &identityv1.UnlockUserRequest{Id: id})
+	})
+}
+
+func userStatusCmd(st identityv1.UserStatus) command {
+	return userCall(func(s *session, id string) (*identityv1.User, error) {
+		return s.client.SetUserStatus(s.ctx, &identityv1.SetUserStatusRequest{Id: id, Status: st})
+	})
+}
+
+func userSetPasswordCmd() command {
+	return command{
+		usage: "ID [--password-stdin] [--must-change=true|false]",
+		help: "The new password is read from the first line of standard input (--password-stdin is\n" +
+			"implied; passwords are never taken from flags). --must-change defaults to true.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			fs.Bool("password-stdin", true, "read the new password from the first line of standard input (always)")
+			mustChange := fs.Bool("must-change", true, "the user must change the password at next login")
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				p, err := a.readSecretLine("new password")
+				if err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					u, err := s.client.SetPassword(s.ctx, &identityv1.SetPasswordRequest{Id: args[0], Password: p, MustChangePassword: *mustChange})
+					if err != nil {
+						return err
+					}
+					return a.output(u, func(tw *tabwriter.Writer) { userTable(tw, u) })
+				})
+			}
+		},
+	}
+}
+
+func userLockCmd() command {
+	return command{
+		usage: "ID [--duration 30m]",
+		help:  "--duration 0 locks the user until unlocked.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			d := fs.Duration("duration", 30*time.Minute, "how long the lock lasts (0: until unlocked)")
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				if *d < 0 {
+					return usagef("--duration must not be negative")
+				}
+				if *d > 0 && *d < time.Second {
+					return usagef("--duration must be at least 1s (or 0 for until unlocked)")
+				}
+				return a.withSession(func(s *session) error {
+					u, err := s.client.LockUser(s.ctx, &identityv1.LockUserRequest{Id: args[0], DurationSeconds: int64(d.Seconds())})
+					if err != nil {
+						return err
+					}
+					return a.output(u, func(tw *tabwriter.Writer) { userTable(tw, u) })
+				})
+			}
+		},
+	}
+}
+
+// ---- group ----
+
+func groupCreateCmd() command {
+	return command{
+		usage: "--code C --name N --org ID",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			code := fs.String("code", "", "group `code`")
+			name := fs.String("name", "", "group `name`")
+			org := fs.String("org", "", "organisation `ID`")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := required("code", *code, "name", *name, "org", *org); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					g, err := s.client.CreateGroup(s.ctx, &identityv1.CreateGroupRequest{Code: *code, Name: *name, OrgId: *org})
+					if err != nil {
+						return err
+					}
+					return a.output(g, func(tw *tabwriter.Writer) { groupTable(tw, g) })
+				})
+			}
+		},
+	}
+}
+
+func groupListCmd() command {
+	return command{
+		usage: "[--org ID] [--query Q] [--page-size N] [--page-token T] [--all]",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			org := fs.String("org", "", "only groups of this organisation `ID`")
+			query := fs.String("query", "", "match code or name (substring)")
+			lo := addListFlags(fs)
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := lo.check(); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					groups, next, err := paginate(lo, func(tok string) ([]*identityv1.Group, string, error) {
+						r, err := s.client.ListGroups(s.ctx, &identityv1.ListGroupsRequest{
+							PageSize: int32(lo.pageSize), PageToken: tok, OrgId: *org, Query: *query,
+						})
+						return r.GetGroups(), r.GetNextPageToken(), err
+					})
+					if err != nil {
+						return err
+					}
+					resp := &identityv1.ListGroupsResponse{Groups: groups, NextPageToken: next}
+					a.moreHint(next)
+					return a.output(resp, func(tw *tabwriter.Writer) { groupRows(tw, groups) })
+				})
+			}
+		},
+	}
+}
+
+func groupGetCmd() command {
+	return command{
+		usage: "ID",
+		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					g, err := s.client.GetGroup(s.ctx, &identityv1.GetGroupRequest{Id: args[0]})
+					if err != nil {
+						return err
+					}
+					return a.output(g, func(tw *tabwriter.Writer) { groupTable(tw, g) })
+				})
+			}
+		},
+	}
+}
+
+func groupMemberCmd(add bool) command {
+	return command{
+		usage: "GROUP USER",
+		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantArgs(args, "GROUP", "USER"); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					req := &identityv1.GroupMemberRequest{GroupId: args[0], UserId: args[1]}
+					var g *identityv1.Group
+					var err error
+					if add {
+						g, err = s.client.AddGroupMember(s.ctx, req)
+					} else {
+						g, err = s.client.RemoveGroupMember(s.ctx, req)
+					}
+					if err != nil {
+						return err
+					}
+					return a.output(g, func(tw *tabwriter.Writer) { groupTable(tw, g) })
+				})
+			}
+		},
+	}
+}
+
+// ---- app ----
+
+func appCreateCmd() command {
+	return command{
+		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200]",
+		help:  "Prints the new App_ID and App_Secret. The secret is shown only once.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			typ := fs.String("type", "", "application `type`")
+			code := fs.String("code", "", "application `code`")
+			name := fs.String("name", "", "application `name`")
+			var allow stringList
+			fs.Var(&allow, "allow", "allowed caller network (`CIDR`); repeatable; none: any address")
+			rate := fs.Float64("rate", 100, "requests per second (0: no limit)")
+			burst := fs.Int("burst", 200, "rate limit burst")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := required("type", *typ, "code", *code, "name", *name); err != nil {
+					return err
+				}
+				cidrs, err := checkCIDRs(allow)
+				if err != nil {
+					return err
+				}
+				if *rate < 0 || math.IsNaN(*rate) || math.IsInf(*rate, 0) {
+					return usagef("--rate must be a non-negative number")
+				}
+				if *burst < 0 || *burst > math.MaxInt32 {
+					return usagef("--burst must be between 0 and %d", math.MaxInt32)
+				}
+				return a.withSession(func(s *session) error {
+					r, err := s.client.CreateApp(s.ctx, &identityv1.CreateAppRequest{
+						AppType: *typ, AppCode: *code, Name: *name, IpAllowList: cidrs,
+						RateLimit: *rate, RateBurst: int32(*burst),
+					})
+					if err != nil {
+						return err
+					}
+					return a.output(r, func(tw *tabwriter.Writer) { secretTable(tw, r) })
+				})
+			}
+		},
+	}
+}
+
+// checkCIDRs validates --allow values; a bare address becomes a /32 or /128.
+func checkCIDRs(in []string) ([]string, error) {
+	out := make([]string, 0, len(in))
+	for _, v := range in {
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			if p, err := netip.ParsePrefix(part); err == nil {
+				out = append(out, p.String())
+				continue
+			}
+			if ip, err := netip.ParseAddr(part); err == nil {
+				out = append(out, netip.PrefixFrom(ip, ip.BitLen()).String())
+				continue
+			}
+			return nil, usagef("--allow %q is not a CIDR (like 10.0.0.0/8) or an IP address", part)
+		}
+	}
+	return out, nil
+}
+
+func appListCmd() command {
+	return command{
+		usage: "[--type T] [--query Q] [--page-size N] [--page-token T] [--all]",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			typ := fs.String("type", "", "only applications of this `type`")
+			query := fs.String("query", "", "match code or name (substring)")
+			lo := addListFlags(fs)
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := lo.check(); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					apps, next, err := paginate(lo, func(tok string) ([]*identityv1.App, string, error) {
+						r, err := s.client.ListApps(s.ctx, &identityv1.ListAppsRequest{
+							PageSize: int32(lo.pageSize), PageToken: tok, AppType: *typ, Query: *query,
+						})
+						return r.GetApps(), r.GetNextPageToken(), err
+					})
+					if err != nil {
+						return err
+					}
+					resp := &identityv1.ListAppsResponse{Apps: apps, NextPageToken: next}
+					a.moreHint(next)
+					return a.output(resp, func(tw *tabwriter.Writer) { appRows(tw, apps) })
+				})
+			}
+		},
+	}
+}
+
+func appGetCmd() command {
+	return command{
+		usage: "ID",
+		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					x, err := s.client.GetApp(s.ctx, &identityv1.GetAppRequest{Id: args[0]})
+					if err != nil {
+						return err
+					}
+					return a.output(x, func(tw *tabwriter.Writer) { appTable(tw, x) })
+				})
+			}
+		},
+	}
+}
+
+func appStatusCmd(st identityv1.AppStatus) command {
+	return command{
+		usage: "ID",
+		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					x, err := s.client.UpdateApp(s.ctx, &identityv1.UpdateAppRequest{Id: args[0], UpdateMask: []string{"status"}, Status: st})
+					if err != nil {
+						return err
+					}
+					return a.output(x, func(tw *tabwriter.Writer) { appTable(tw, x) })
+				})
+			}
+		},
+	}
+}
+
+func appRotateCmd() command {
+	return command{
+		usage: "ID [--overlap 24h]",
+		help:  "Issues a new App_Secret (shown only once); the old one keeps working for --overlap (0: stops at once).",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			overlap := fs.Duration("overlap", 24*time.Hour, "how long the previous secret stays valid")
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				if *overlap < 0 {
+					return usagef("--overlap must not be negative")
+				}
+				return a.withSession(func(s *session) error {
+					r, err := s.client.RotateAppSecret(s.ctx, &identityv1.RotateAppSecretRequest{
+						Id: args[0], OverlapSeconds: proto.Int64(int64(overlap.Seconds())),
+					})
+					if err != nil {
+						return err
+					}
+					return a.output(r, func(tw *tabwriter.Writer) { secretTable(tw, r) })
+				})
+			}
+		},
+	}
+}
+
+// ---- link ----
+
+func linkCreateCmd() command {
+	return command{
+		usage: "--user ID --app ID --account ACCOUNT",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			user := fs.String("user", "", "user `ID`")
+			appID := fs.String("app", "", "App_ID")
+			account := fs.String("account", "", "the user's `account` id inside the application")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := required("user", *user, "app", *appID, "account", *account); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					l, err := s.client.CreateAccountLink(s.ctx, &identityv1.CreateAccountLinkRequest{UserId: *user, AppId: *appID, AppAccountId: *account})
+					if err != nil {
+						return err
+					}
+					return a.output(l, func(tw *tabwriter.Writer) { linkTable(tw, l) })
+				})
+			}
+		},
+	}
+}
+
+func linkListCmd() command {
+	return command{
+		usage: "[--user ID] [--app ID] [--page-size N] [--page-token T] [--all]",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			user := fs.String("user", "", "only links of this user `ID`")
+			appID := fs.String("app", "", "only links to this App_ID")
+			lo := addListFlags(fs)
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := lo.check(); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					links, next, err := paginate(lo, func(tok string) ([]*identityv1.AccountLink, string, error) {
+						r, err := s.client.ListAccountLinks(s.ctx, &identityv1.ListAccountLinksRequest{
+							PageSize: int32(lo.pageSize), PageToken: tok, UserId: *user, AppId: *appID,
+						})
+						return r.GetLinks(), r.GetNextPageToken(), err
+					})
+					if err != nil {
+						return err
+					}
+					resp := &identityv1.ListAccountLinksResponse{Links: links, NextPageToken: next}
+					a.moreHint(next)
+					return a.output(resp, func(tw *tabwriter.Writer) { linkRows(tw, links) })
+				})
+			}
+		},
+	}
+}
+
+func linkDeleteCmd() command {
+	return command{
+		usage: "ID",
+		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					r, err := s.client.DeleteAccountLink(s.ctx, &identityv1.DeleteAccountLinkRequest{Id: args[0]})
+					if err != nil {
+						return err
+					}
+					return a.output(r, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Deleted account link %s.\n", args[0]) })
+				})
+			}
+		},
+	}
+}

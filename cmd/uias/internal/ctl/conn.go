@@ -1,0 +1,246 @@
+package ctl
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+const tokenFileName = "token"
+
+// errNotLoggedIn is returned when no token can be found.
+var errNotLoggedIn = errors.New(`not logged in: run "uias ctl login --user NAME", ` +
+	`or set UIAS_TOKEN (or UIAS_ADMIN_USER and UIAS_ADMIN_PASSWORD)`)
+
+// session is a connection to the AdminService with the command deadline.
+type session struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	conn   *grpc.ClientConn
+	client identityv1.AdminServiceClient
+	// tokenFromFile is set when the token was read from the token file, so an
+	// "unauthenticated" answer can suggest logging in again.
+	tokenFromFile bool
+}
+
+func (s *session) close() {
+	s.cancel()
+	_ = s.conn.Close()
+}
+
+// dial connects to the server; it does not authenticate.
+func (a *app) dial() (*session, error) {
+	creds, err := a.transportCredentials()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(a.g.addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to %s: %w", a.g.addr, err)
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, a.g.timeout)
+	return &session{ctx: ctx, cancel: cancel, conn: conn, client: identityv1.NewAdminServiceClient(conn)}, nil
+}
+
+func (a *app) transportCredentials() (credentials.TransportCredentials, error) {
+	if a.g.tlsCA == "" {
+		if !isLoopback(a.g.addr) {
+			fmt.Fprintf(a.stderr, "warning: connecting to %s without TLS; tokens and passwords travel in clear (use --tls-ca FILE)\n", a.g.addr)
+		}
+		return insecure.NewCredentials(), nil
+	}
+	pem, err := os.ReadFile(a.g.tlsCA)
+	if err != nil {
+		return nil, fmt.Errorf("reading --tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca %s holds no PEM certificates", a.g.tlsCA)
+	}
+	return credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}), nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && ip.IsLoopback()
+}
+
+// authSession dials and attaches the admin token to the session context.
+func (a *app) authSession() (*session, error) {
+	s, err := a.dial()
+	if err != nil {
+		return nil, err
+	}
+	token, fromFile, err := a.findToken()
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	if token == "" {
+		user, pass := a.env("UIAS_ADMIN_USER"), a.env("UIAS_ADMIN_PASSWORD")
+		if user == "" || pass == "" {
+			s.close()
+			return nil, errNotLoggedIn
+		}
+		resp, err := s.client.AdminLogin(s.ctx, &identityv1.AdminLoginRequest{LoginName: user, Password: pass})
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("logging in as UIAS_ADMIN_USER %q: %w", user, err)
+		}
+		token = resp.GetToken()
+	}
+	s.tokenFromFile = fromFile
+	s.ctx = metadata.AppendToOutgoingContext(s.ctx, "authorization", "Bearer "+token)
+	return s, nil
+}
+
+// findToken returns the token from --token/UIAS_TOKEN or the token file;
+// "" when there is none.
+func (a *app) findToken() (token string, fromFile bool, err error) {
+	if t := strings.TrimSpace(a.g.token); t != "" {
+		return t, false, nil
+	}
+	dir, err := a.configDir()
+	if err != nil {
+		// Without a config dir there can be no token file.
+		return "", false, nil
+	}
+	path := filepath.Join(dir, tokenFileName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("reading token file: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(a.stderr, "warning: %s is accessible by other users (mode %v); it should be 0600\n", path, fi.Mode().Perm())
+	}
+	return strings.TrimSpace(string(b)), true, nil
+}
+
+// configDir is $UIAS_CONFIG_DIR, $XDG_CONFIG_HOME/uias or ~/.config/uias.
+func (a *app) configDir() (string, error) {
+	if d := a.env("UIAS_CONFIG_DIR"); d != "" {
+		return d, nil
+	}
+	if d := a.env("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "uias"), nil
+	}
+	if h := a.env("HOME"); h != "" {
+		return filepath.Join(h, ".config", "uias"), nil
+	}
+	return "", errors.New("cannot find a configuration directory: set UIAS_CONFIG_DIR or HOME")
+}
+
+// saveToken writes the token file (mode 0600) atomically and returns its path.
+func (a *app) saveToken(token string) (string, error) {
+	dir, err := a.configDir()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".token-*")
+	if err != nil {
+		return "", fmt.Errorf("writing token file: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return "", fmt.Errorf("writing token file: %w", err)
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("writing token file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("writing token file: %w", err)
+	}
+	path := filepath.Join(dir, tokenFileName)
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("writing token file: %w", err)
+	}
+	return path, nil
+}
+
+// readSecretLine reads the first line of stdin (without the line ending).
+func (a *app) readSecretLine(what string) (string, error) {
+	if a.stdin == nil {
+		return "", usagef("%s expected on standard input, but there is none", what)
+	}
+	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading %s from standard input: %w", what, err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", usagef("%s expected on the first line of standard input, but it is empty", what)
+	}
+	return line, nil
+}
+
+// describe renders an error as "<message> (<code>)" for gRPC status errors.
+func (a *app) describe(err error) string {
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
+		return err.Error()
+	}
+	st := se.GRPCStatus()
+	msg := st.Message()
+	// Keep any context added around the status error.
+	if full := err.Error(); !strings.HasPrefix(full, "rpc error:") {
+		if i := strings.Index(full, ": rpc error:"); i >= 0 {
+			msg = full[:i] + ": " + msg
+		}
+	}
+	switch st.Code() {
+	case codes.Unavailable:
+		if strings.Contains(msg, "connection error") || strings.Contains(msg, "transport:") {
+			msg = "cannot reach the UIAS server at " + a.g.addr + " (check --addr / UIAS_ADDR): " + msg
+		}
+	case codes.DeadlineExceeded:
+		msg += " (consider --timeout)"
+	}
+	return fmt.Sprintf("%s (%s)", msg, st.Code())
+}
+
+// call wraps an RPC error with advice when the stored token was refused.
+func (s *session) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if s.tokenFromFile && status.Code(err) == codes.Unauthenticated {
+		st := status.Convert(err)
+		return status.Error(codes.Unauthenticated, st.Message()+`; the stored token may have expired, run "uias ctl login"`)
+	}
+	return err
+}

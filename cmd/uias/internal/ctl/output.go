@@ -1,0 +1,219 @@
+package ctl
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+// printJSON writes the protojson form of m (proto field names).
+func (a *app) printJSON(m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encoding JSON output: %w", err)
+	}
+	_, err = fmt.Fprintf(a.stdout, "%s\n", b)
+	return err
+}
+
+// output prints m as JSON, or calls table for the table form.
+func (a *app) output(m proto.Message, table func(tw *tabwriter.Writer)) error {
+	if a.g.output == "json" {
+		return a.printJSON(m)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+// row writes tab-separated cells; empty cells become "-".
+func row(tw *tabwriter.Writer, cells ...string) {
+	for i, c := range cells {
+		if c == "" {
+			cells[i] = "-"
+		} else {
+			cells[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
+		}
+	}
+	fmt.Fprintln(tw, strings.Join(cells, "\t"))
+}
+
+// fields writes name/value pairs vertically.
+func fields(tw *tabwriter.Writer, kv ...string) {
+	for i := 0; i+1 < len(kv); i += 2 {
+		row(tw, kv[i]+":", kv[i+1])
+	}
+}
+
+func ts(t *timestamppb.Timestamp) string {
+	if t == nil || (t.GetSeconds() == 0 && t.GetNanos() == 0) {
+		return ""
+	}
+	return t.AsTime().UTC().Format(time.RFC3339)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orgStatus(s identityv1.Status) string {
+	return enumName(s.String(), "STATUS_")
+}
+
+func userStatus(s identityv1.UserStatus) string {
+	return enumName(s.String(), "USER_STATUS_")
+}
+
+func appStatus(s identityv1.AppStatus) string {
+	return enumName(s.String(), "APP_STATUS_")
+}
+
+func idType(t identityv1.IdType) string {
+	return enumName(t.String(), "ID_TYPE_")
+}
+
+// enumName turns STATUS_ACTIVE into "active"; unspecified into "".
+func enumName(s, prefix string) string {
+	s = strings.ToLower(strings.TrimPrefix(s, prefix))
+	if s == "unspecified" {
+		return ""
+	}
+	return s
+}
+
+func fmtFloat(f float64) string {
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
+
+func orgTable(tw *tabwriter.Writer, o *identityv1.Org) {
+	fields(tw,
+		"ID", o.GetId(),
+		"Code", o.GetCode(),
+		"Name", o.GetName(),
+		"Parent", o.GetParentId(),
+		"Status", orgStatus(o.GetStatus()),
+		"Created", ts(o.GetCreateTime()),
+		"Updated", ts(o.GetUpdateTime()),
+	)
+}
+
+func orgRows(tw *tabwriter.Writer, orgs []*identityv1.Org) {
+	row(tw, "ID", "CODE", "NAME", "PARENT", "STATUS")
+	for _, o := range orgs {
+		row(tw, o.GetId(), o.GetCode(), o.GetName(), o.GetParentId(), orgStatus(o.GetStatus()))
+	}
+}
+
+func userTable(tw *tabwriter.Writer, u *identityv1.User) {
+	locked := yesNo(u.GetLocked())
+	if u.GetLocked() && ts(u.GetLockedUntil()) != "" {
+		locked += " (until " + ts(u.GetLockedUntil()) + ")"
+	}
+	fields(tw,
+		"ID", u.GetId(),
+		"Login", u.GetLoginName(),
+		"Name", u.GetDisplayName(),
+		"Org", u.GetOrgId(),
+		"Status", userStatus(u.GetStatus()),
+		"Locked", locked,
+		"ID type", idType(u.GetIdType()),
+		"ID number", u.GetIdNumberMasked(),
+		"Phone", u.GetPhoneMasked(),
+		"Email", u.GetEmail(),
+		"Feature code", u.GetFeatureCode(),
+		"Admin", yesNo(u.GetIsAdmin()),
+		"Must change password", yesNo(u.GetMustChangePassword()),
+		"Password never expires", yesNo(u.GetPasswordNeverExpires()),
+		"Cannot change password", yesNo(u.GetUserCannotChangePassword()),
+		"Password changed", ts(u.GetPasswordChangedAt()),
+		"Created", ts(u.GetCreateTime()),
+		"Updated", ts(u.GetUpdateTime()),
+	)
+}
+
+func userRows(tw *tabwriter.Writer, users []*identityv1.User) {
+	row(tw, "ID", "LOGIN", "NAME", "ORG", "STATUS", "LOCKED", "ADMIN")
+	for _, u := range users {
+		row(tw, u.GetId(), u.GetLoginName(), u.GetDisplayName(), u.GetOrgId(),
+			userStatus(u.GetStatus()), yesNo(u.GetLocked()), yesNo(u.GetIsAdmin()))
+	}
+}
+
+func groupTable(tw *tabwriter.Writer, g *identityv1.Group) {
+	fields(tw,
+		"ID", g.GetId(),
+		"Code", g.GetCode(),
+		"Name", g.GetName(),
+		"Org", g.GetOrgId(),
+		"Members", strings.Join(g.GetMemberIds(), ", "),
+		"Created", ts(g.GetCreateTime()),
+	)
+}
+
+func groupRows(tw *tabwriter.Writer, groups []*identityv1.Group) {
+	row(tw, "ID", "CODE", "NAME", "ORG", "MEMBERS")
+	for _, g := range groups {
+		row(tw, g.GetId(), g.GetCode(), g.GetName(), g.GetOrgId(), strconv.Itoa(len(g.GetMemberIds())))
+	}
+}
+
+func appTable(tw *tabwriter.Writer, x *identityv1.App) {
+	fields(tw,
+		"App_ID", x.GetId(),
+		"Type", x.GetAppType(),
+		"Code", x.GetAppCode(),
+		"Name", x.GetName(),
+		"Status", appStatus(x.GetStatus()),
+		"IP allow list", strings.Join(x.GetIpAllowList(), ", "),
+		"Rate limit", fmtFloat(x.GetRateLimit())+"/s",
+		"Burst", strconv.Itoa(int(x.GetRateBurst())),
+		"Created", ts(x.GetCreateTime()),
+		"Updated", ts(x.GetUpdateTime()),
+	)
+}
+
+func appRows(tw *tabwriter.Writer, apps []*identityv1.App) {
+	row(tw, "APP_ID", "TYPE", "CODE", "NAME", "STATUS", "RATE", "BURST")
+	for _, x := range apps {
+		row(tw, x.GetId(), x.GetAppType(), x.GetAppCode(), x.GetName(), appStatus(x.GetStatus()),
+			fmtFloat(x.GetRateLimit()), strconv.Itoa(int(x.GetRateBurst())))
+	}
+}
+
+func linkTable(tw *tabwriter.Writer, l *identityv1.AccountLink) {
+	fields(tw,
+		"ID", l.GetId(),
+		"User", l.GetUserId(),
+		"App", l.GetAppId(),
+		"Account", l.GetAppAccountId(),
+		"Status", orgStatus(l.GetStatus()),
+		"Created", ts(l.GetCreateTime()),
+	)
+}
+
+func linkRows(tw *tabwriter.Writer, links []*identityv1.AccountLink) {
+	row(tw, "ID", "USER", "APP", "ACCOUNT", "STATUS")
+	for _, l := range links {
+		row(tw, l.GetId(), l.GetUserId(), l.GetAppId(), l.GetAppAccountId(), orgStatus(l.GetStatus()))
+	}
+}
+
+// secretTable prints a freshly issued App_Secret.
+func secretTable(tw *tabwriter.Writer, r *identityv1.CreateAppResponse) {
+	fields(tw,
+		"App_ID", r.GetApp().GetId(),
+		"App_Secret", r.GetAppSecret(),
+	)
+	fmt.Fprintln(tw, "The App_Secret is shown only once: store it securely now; it cannot be retrieved later (use rotate-secret if it is lost).")
+}

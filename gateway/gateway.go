@@ -1,0 +1,173 @@
+// Package gateway serves the UIAS REST/JSON API: it translates HTTP requests
+// into gRPC calls to the identity service (grpc-gateway v2), forwards only the
+// headers the service understands, decides the client address, limits
+// request bodies, records HTTP metrics and exposes /healthz, /readyz,
+// /metrics and /openapi.json.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/uias/uias/proto/gen/openapi"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+
+	// The error details sent by the identity service (ErrorInfo) must be
+	// resolvable so error bodies can be marshalled to JSON.
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
+)
+
+// DefaultMaxBodyBytes is the request body limit used when Options.MaxBodyBytes
+// is zero.
+const DefaultMaxBodyBytes int64 = 1 << 20
+
+// readyTimeout bounds the default readiness check.
+const readyTimeout = 2 * time.Second
+
+// Options configures the gateway handler.
+type Options struct {
+	// Logger receives request-independent diagnostics; nil means no logging.
+	Logger *zap.Logger
+	// Identity is the connection to the identity gRPC server (direct or
+	// etcd-resolved). Required.
+	Identity *grpc.ClientConn
+	// Registry receives the HTTP metrics (http_requests_total{route,code} and
+	// http_request_duration_seconds{route}). nil means a private registry.
+	Registry *prometheus.Registry
+	// Gatherer is what /metrics exposes; nil means Registry.
+	Gatherer prometheus.Gatherer
+	// TrustedProxies lists the peers whose X-Forwarded-For header is honoured.
+	TrustedProxies []netip.Prefix
+	// MaxBodyBytes limits request bodies (413 beyond it); 0 means 1 MiB.
+	MaxBodyBytes int64
+	// Ready answers /readyz; nil means a gRPC health check on Identity.
+	Ready func(ctx context.Context) error
+}
+
+// New builds the HTTP handler serving the REST API and the operational
+// endpoints. ctx bounds the lifetime of the registered gRPC-gateway handlers.
+func New(ctx context.Context, o Options) (http.Handler, error) {
+	if o.Identity == nil {
+		return nil, errors.New("gateway: Options.Identity (identity gRPC connection) is required")
+	}
+	if o.MaxBodyBytes < 0 {
+		return nil, errors.New("gateway: Options.MaxBodyBytes must not be negative")
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if o.Gatherer == nil {
+		o.Gatherer = o.Registry
+	}
+	if o.Ready == nil {
+		o.Ready = healthReady(o.Identity)
+	}
+	m, err := newMetrics(o.Registry)
+	if err != nil {
+		return nil, err
+	}
+
+	g := &gateway{log: o.Logger, opts: o, metrics: m}
+
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &jsonMarshaler{JSONPb: &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}}),
+		runtime.WithIncomingHeaderMatcher(incomingHeaderMatcher),
+		runtime.WithMetadata(g.annotate),
+		runtime.WithErrorHandler(g.errorHandler),
+		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithMiddlewares(routeMiddleware),
+	)
+	if err := identityv1.RegisterAuthServiceHandler(ctx, gw, o.Identity); err != nil {
+		return nil, err
+	}
+	if err := identityv1.RegisterAdminServiceHandler(ctx, gw, o.Identity); err != nil {
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", fixedRoute("/healthz", http.HandlerFunc(handleHealthz)))
+	mux.Handle("GET /readyz", fixedRoute("/readyz", http.HandlerFunc(g.handleReadyz)))
+	mux.Handle("GET /metrics", fixedRoute("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
+	mux.Handle("GET /openapi.json", fixedRoute("/openapi.json", http.HandlerFunc(handleOpenAPI)))
+	mux.Handle("/", g.apiHandler(gw))
+
+	return g.outer(mux), nil
+}
+
+// NewHTTPServer returns an http.Server for h with conservative limits.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+type gateway struct {
+	log     *zap.Logger
+	opts    Options
+	metrics *metrics
+}
+
+func handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok"))
+}
+
+func (g *gateway) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := g.opts.Ready(r.Context()); err != nil {
+		g.log.Warn("readiness check failed", zap.Error(err))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready: identity service unavailable"))
+		return
+	}
+	_, _ = w.Write([]byte("ok"))
+}
+
+func handleOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openapi.JSON)
+}
+
+// healthReady checks the standard gRPC health service of the identity server.
+func healthReady(conn *grpc.ClientConn) func(ctx context.Context) error {
+	client := healthpb.NewHealthClient(conn)
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+		resp, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return err
+		}
+		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			return errors.New("identity service reports " + resp.GetStatus().String())
+		}
+		return nil
+	}
+}

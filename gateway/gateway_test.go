@@ -1,0 +1,429 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+// echoAuth is a stand-in AuthService: Authenticate returns the incoming
+// metadata as JSON in the message field, or, when app_user_id is "code:N",
+// fails with gRPC code N.
+type echoAuth struct {
+	identityv1.UnimplementedAuthServiceServer
+}
+
+func (echoAuth) Authenticate(ctx context.Context, req *identityv1.AuthenticateRequest) (*identityv1.AuthenticateResponse, error) {
+	if c, ok := strings.CutPrefix(req.GetAppUserId(), "code:"); ok {
+		n, err := strconv.Atoi(c)
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, "bad code")
+		}
+		st := status.New(codes.Code(n), "failure on demand")
+		if withDetails, err := st.WithDetails(&errdetails.ErrorInfo{Reason: "ON_DEMAND", Domain: "uias.dev", Metadata: map[string]string{"legacy_code": "-6"}}); err == nil {
+			st = withDetails
+		}
+		return nil, st.Err()
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	b, err := json.Marshal(md)
+	if err != nil {
+		return nil, err
+	}
+	return &identityv1.AuthenticateResponse{Message: string(b), ResultCode: 0, Reason: identityv1.Reason_REASON_OK}, nil
+}
+
+type env struct {
+	url   string
+	grpc  *grpc.Server
+	reg   *prometheus.Registry
+	close func()
+}
+
+func newEnv(t *testing.T, mod func(*Options)) *env {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	identityv1.RegisterAuthServiceServer(gs, echoAuth{})
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	go func() { _ = gs.Serve(lis) }()
+
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	reg := prometheus.NewRegistry()
+	o := Options{Logger: zaptest.NewLogger(t), Identity: conn, Registry: reg}
+	if mod != nil {
+		mod(&o)
+	}
+	h, err := New(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	e := &env{url: srv.URL, grpc: gs, reg: reg}
+	e.close = func() {
+		srv.Close()
+		cancel()
+		_ = conn.Close()
+		gs.Stop()
+	}
+	t.Cleanup(e.close)
+	return e
+}
+
+type result struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func (e *env) do(t *testing.T, method, path string, body io.Reader, hdr map[string]string) result {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return result{code: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// echoedMD calls Authenticate and returns the metadata the backend received.
+func (e *env) echoedMD(t *testing.T, hdr map[string]string) (metadata.MD, result) {
+	t.Helper()
+	r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"alice","password":"x"}`), hdr)
+	if r.code != http.StatusOK {
+		t.Fatalf("status %d, body %s", r.code, r.body)
+	}
+	var resp struct {
+		Message    string `json:"message"`
+		ResultCode *int   `json:"result_code"`
+	}
+	if err := json.Unmarshal(r.body, &resp); err != nil {
+		t.Fatalf("response %s: %v", r.body, err)
+	}
+	if resp.ResultCode == nil {
+		t.Errorf("result_code missing from %s (EmitUnpopulated expected)", r.body)
+	}
+	var md metadata.MD
+	if err := json.Unmarshal([]byte(resp.Message), &md); err != nil {
+		t.Fatalf("echoed metadata %q: %v", resp.Message, err)
+	}
+	return md, r
+}
+
+func TestHeadersForwarded(t *testing.T) {
+	e := newEnv(t, nil)
+	md, r := e.echoedMD(t, map[string]string{
+		"X-Uias-App-Id":     "app-1",
+		"X-Uias-App-Secret": "s3cret",
+		"Authorization":     "Bearer tok",
+		"X-Request-Id":      "req-42",
+		"X-Custom":          "nope",
+		"Cookie":            "a=b",
+		"Grpc-Metadata-Foo": "bar",
+		"X-Forwarded-Host":  "evil.example",
+		"Grpc-Timeout":      "1S",
+	})
+	want := map[string]string{
+		"x-uias-app-id":     "app-1",
+		"x-uias-app-secret": "s3cret",
+		"authorization":     "Bearer tok",
+		"x-request-id":      "req-42",
+		"x-forwarded-for":   "127.0.0.1",
+	}
+	for k, v := range want {
+		if got := md.Get(k); len(got) != 1 || got[0] != v {
+			t.Errorf("metadata %s = %q, want [%q]", k, got, v)
+		}
+	}
+	for _, k := range []string{"x-custom", "cookie", "foo", "grpcgateway-foo", "x-forwarded-host", "grpcgateway-cookie"} {
+		if got := md.Get(k); len(got) != 0 {
+			t.Errorf("metadata %s = %q, want it dropped", k, got)
+		}
+	}
+	// Only the forwarded keys plus gRPC's own transport keys may appear.
+	allowed := map[string]bool{":authority": true, "content-type": true, "user-agent": true, "grpc-accept-encoding": true}
+	for k := range want {
+		allowed[k] = true
+	}
+	for k := range md {
+		if !allowed[k] {
+			t.Errorf("unexpected metadata key %q = %q", k, md[k])
+		}
+	}
+	if got := r.header.Get("X-Request-Id"); got != "req-42" {
+		t.Errorf("response X-Request-Id = %q, want req-42", got)
+	}
+}
+
+func TestRequestIDGenerated(t *testing.T) {
+	e := newEnv(t, nil)
+	md, r := e.echoedMD(t, nil)
+	id := r.header.Get("X-Request-Id")
+	if id == "" {
+		t.Fatal("no X-Request-Id in response")
+	}
+	if got := md.Get("x-request-id"); len(got) != 1 || got[0] != id {
+		t.Errorf("backend saw request id %q, response says %q", got, id)
+	}
+	// A malformed id is replaced.
+	md, r = e.echoedMD(t, map[string]string{"X-Request-Id": "bad id with spaces"})
+	if id := r.header.Get("X-Request-Id"); id == "" || id == "bad id with spaces" || md.Get("x-request-id")[0] != id {
+		t.Errorf("malformed request id not replaced: response %q, backend %q", id, md.Get("x-request-id"))
+	}
+}
+
+func TestForwardedForOnlyFromTrustedPeer(t *testing.T) {
+	untrusted := newEnv(t, nil)
+	md, _ := untrusted.echoedMD(t, map[string]string{"X-Forwarded-For": "203.0.113.7"})
+	if got := md.Get("x-forwarded-for"); len(got) != 1 || got[0] != "127.0.0.1" {
+		t.Errorf("untrusted peer: x-forwarded-for = %q, want [127.0.0.1]", got)
+	}
+
+	trusted := newEnv(t, func(o *Options) {
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}
+	})
+	md, _ = trusted.echoedMD(t, map[string]string{"X-Forwarded-For": "198.51.100.1, 203.0.113.7, 10.1.2.3"})
+	if got := md.Get("x-forwarded-for"); len(got) != 1 || got[0] != "203.0.113.7" {
+		t.Errorf("trusted peer: x-forwarded-for = %q, want [203.0.113.7]", got)
+	}
+	md, _ = trusted.echoedMD(t, nil)
+	if got := md.Get("x-forwarded-for"); len(got) != 1 || got[0] != "127.0.0.1" {
+		t.Errorf("trusted peer without header: x-forwarded-for = %q, want [127.0.0.1]", got)
+	}
+}
+
+type errorBody struct {
+	Code    *int              `json:"code"`
+	Message string            `json:"message"`
+	Details []json.RawMessage `json:"details"`
+}
+
+func TestStatusMapping(t *testing.T) {
+	e := newEnv(t, nil)
+	cases := []struct {
+		code codes.Code
+		http int
+	}{
+		{codes.Unauthenticated, 401},
+		{codes.PermissionDenied, 403},
+		{codes.ResourceExhausted, 429},
+		{codes.InvalidArgument, 400},
+		{codes.NotFound, 404},
+		{codes.AlreadyExists, 409},
+		{codes.FailedPrecondition, 400},
+		{codes.Unavailable, 503},
+		{codes.Internal, 500},
+		{codes.DeadlineExceeded, 504},
+	}
+	for _, c := range cases {
+		t.Run(c.code.String(), func(t *testing.T) {
+			body := `{"app_user_id":"code:` + strconv.Itoa(int(c.code)) + `"}`
+			r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), nil)
+			if r.code != c.http {
+				t.Fatalf("HTTP %d, want %d (body %s)", r.code, c.http, r.body)
+			}
+			var eb errorBody
+			if err := json.Unmarshal(r.body, &eb); err != nil {
+				t.Fatalf("error body %s: %v", r.body, err)
+			}
+			if eb.Code == nil || *eb.Code != int(c.code) || eb.Message != "failure on demand" {
+				t.Errorf("error body %s", r.body)
+			}
+			if len(eb.Details) != 1 || !bytes.Contains(eb.Details[0], []byte("ON_DEMAND")) {
+				t.Errorf("details missing ErrorInfo: %s", r.body)
+			}
+			retry := r.header.Get("Retry-After")
+			if c.code == codes.ResourceExhausted && retry != "1" {
+				t.Errorf("Retry-After = %q, want 1", retry)
+			}
+			if c.code != codes.ResourceExhausted && retry != "" {
+				t.Errorf("unexpected Retry-After %q", retry)
+			}
+			if r.header.Get("X-Request-Id") == "" {
+				t.Error("error response lacks X-Request-Id")
+			}
+		})
+	}
+}
+
+func TestMalformedJSON(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, body := range []string{`{"app_user_id": `, `not json`, `{"no_such_field": 1}`, `{"app_user_id": 5}`} {
+		r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
+		if r.code != http.StatusBadRequest {
+			t.Errorf("%q: HTTP %d, want 400 (%s)", body, r.code, r.body)
+			continue
+		}
+		var eb errorBody
+		if err := json.Unmarshal(r.body, &eb); err != nil {
+			t.Fatalf("error body %s: %v", r.body, err)
+		}
+		if eb.Code == nil || *eb.Code != int(codes.InvalidArgument) || !strings.Contains(eb.Message, "invalid JSON request body") {
+			t.Errorf("%q: error body %s", body, r.body)
+		}
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MaxBodyBytes = 1024 })
+	big := `{"app_user_id":"` + strings.Repeat("a", 4096) + `"}`
+
+	// Declared length beyond the limit.
+	r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(big), nil)
+	if r.code != http.StatusRequestEntityTooLarge {
+		t.Errorf("with Content-Length: HTTP %d, want 413 (%s)", r.code, r.body)
+	}
+	// Chunked body (length unknown up front).
+	r = e.do(t, http.MethodPost, "/v1/authenticate", io.MultiReader(strings.NewReader(big)), nil)
+	if r.code != http.StatusRequestEntityTooLarge {
+		t.Errorf("chunked: HTTP %d, want 413 (%s)", r.code, r.body)
+	}
+	if !strings.Contains(string(r.body), "too large") {
+		t.Errorf("413 body %s", r.body)
+	}
+	// Within the limit still works.
+	if _, r := e.echoedMD(t, nil); r.code != http.StatusOK {
+		t.Errorf("small body: HTTP %d", r.code)
+	}
+}
+
+func TestOpenAPI(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.do(t, http.MethodGet, "/openapi.json", nil, nil)
+	if r.code != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+		t.Fatalf("HTTP %d, Content-Type %q", r.code, r.header.Get("Content-Type"))
+	}
+	var doc struct {
+		Paths map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatalf("openapi.json is not JSON: %v", err)
+	}
+	if _, ok := doc.Paths["/v1/authenticate"]; !ok {
+		t.Error("openapi.json lacks /v1/authenticate")
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	e := newEnv(t, nil)
+	if r := e.do(t, http.MethodGet, "/healthz", nil, nil); r.code != 200 || string(r.body) != "ok" {
+		t.Errorf("/healthz: %d %q", r.code, r.body)
+	}
+	if r := e.do(t, http.MethodGet, "/readyz", nil, nil); r.code != 200 {
+		t.Errorf("/readyz with backend up: %d %q", r.code, r.body)
+	}
+
+	e.grpc.Stop()
+
+	r := e.do(t, http.MethodGet, "/readyz", nil, nil)
+	if r.code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with backend stopped: %d %q", r.code, r.body)
+	}
+	if strings.Contains(string(r.body), "127.0.0.1") || strings.Contains(string(r.body), "dial") {
+		t.Errorf("/readyz leaks internals: %q", r.body)
+	}
+	if r := e.do(t, http.MethodGet, "/healthz", nil, nil); r.code != 200 {
+		t.Errorf("/healthz with backend stopped: %d", r.code)
+	}
+	// API calls fail with 503 without naming internal addresses.
+	r = e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{}`), nil)
+	if r.code != http.StatusServiceUnavailable {
+		t.Errorf("API with backend stopped: %d %s", r.code, r.body)
+	}
+	if strings.Contains(string(r.body), "127.0.0.1") {
+		t.Errorf("API error leaks address: %s", r.body)
+	}
+}
+
+func TestReadyCustom(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Ready = func(context.Context) error { return io.ErrUnexpectedEOF }
+	})
+	r := e.do(t, http.MethodGet, "/readyz", nil, nil)
+	if r.code != http.StatusServiceUnavailable || strings.Contains(string(r.body), "EOF") {
+		t.Errorf("/readyz: %d %q", r.code, r.body)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t, nil)
+	e.echoedMD(t, nil)
+	e.do(t, http.MethodGet, "/no/such/route", nil, nil)
+	r := e.do(t, http.MethodGet, "/metrics", nil, nil)
+	if r.code != 200 {
+		t.Fatalf("/metrics: %d", r.code)
+	}
+	body := string(r.body)
+	for _, want := range []string{
+		`http_requests_total{code="200",route="/v1/authenticate"} 1`,
+		`http_requests_total{code="404",route="unmatched"} 1`,
+		`http_request_duration_seconds_bucket`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func TestAdminRoutesRegistered(t *testing.T) {
+	// The test backend has no AdminService, so a routed admin call reaches
+	// gRPC and comes back Unimplemented (501), not a routing 404.
+	e := newEnv(t, nil)
+	r := e.do(t, http.MethodGet, "/v1/orgs/abc", nil, nil)
+	if r.code != http.StatusNotImplemented {
+		t.Errorf("GET /v1/orgs/abc: %d %s", r.code, r.body)
+	}
+}
+
+func TestNewRequiresIdentity(t *testing.T) {
+	if _, err := New(context.Background(), Options{}); err == nil {
+		t.Error("New without Identity succeeded")
+	}
+}
+
+func TestNewHTTPServer(t *testing.T) {
+	s := NewHTTPServer("127.0.0.1:0", http.NotFoundHandler())
+	if s.ReadHeaderTimeout == 0 || s.ReadTimeout == 0 || s.WriteTimeout == 0 || s.IdleTimeout == 0 || s.MaxHeaderBytes != 64<<10 {
+		t.Errorf("limits not set: %+v", s)
+	}
+}

@@ -1,0 +1,354 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// HTTP headers forwarded to the identity service (besides Authorization,
+// which grpc-gateway always forwards as "authorization").
+const (
+	headerAppID     = "X-Uias-App-Id"
+	headerAppSecret = "X-Uias-App-Secret"
+	headerRequestID = "X-Request-Id"
+)
+
+// Metadata keys set by the gateway itself.
+const (
+	mdRequestID    = "x-request-id"
+	mdForwardedFor = "x-forwarded-for"
+)
+
+// maxRequestIDLen bounds a client-supplied X-Request-Id; longer or oddly
+// formed ids are replaced with a fresh one.
+const maxRequestIDLen = 128
+
+// requestState travels in the request context from the outer middleware to
+// the inner handlers, which fill in what they learn.
+type requestState struct {
+	route        string
+	requestID    string
+	clientIP     netip.Addr
+	bodyTooLarge bool
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *requestState {
+	st, _ := ctx.Value(stateKey{}).(*requestState)
+	return st
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "http_requests_total",
+		Help: "HTTP requests served by the gateway, by route pattern and status code.",
+	}, []string{"route", "code"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "http_request_duration_seconds",
+		Help:    "Time to serve HTTP requests, by route pattern.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route"})
+	var err error
+	if requests, err = registerOrReuse(reg, requests); err != nil {
+		return nil, err
+	}
+	if duration, err = registerOrReuse(reg, duration); err != nil {
+		return nil, err
+	}
+	return &metrics{requests: requests, duration: duration}, nil
+}
+
+// registerOrReuse registers c, or returns the identical collector already
+// registered (so several gateways may share one registry).
+func registerOrReuse[C prometheus.Collector](reg *prometheus.Registry, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("gateway: registering metrics: %w", err)
+	}
+	return c, nil
+}
+
+// statusWriter records the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.code = code
+		w.wroteHeader = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.code = http.StatusOK
+		w.wroteHeader = true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		if !w.wroteHeader {
+			w.code = http.StatusOK
+			w.wroteHeader = true
+		}
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// outer assigns the request id, recovers panics and records metrics for every
+// request.
+func (g *gateway) outer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		st := &requestState{route: "unmatched", requestID: requestIDFrom(r.Header.Get(headerRequestID))}
+		w.Header().Set(headerRequestID, st.requestID)
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				g.log.Error("panic while serving HTTP request",
+					zap.Any("panic", p), zap.String("route", st.route), zap.String("request_id", st.requestID))
+				if !sw.wroteHeader {
+					writeStatusJSON(sw, http.StatusInternalServerError, status.New(codes.Internal, "internal error"))
+				}
+			}
+			code := sw.code
+			if !sw.wroteHeader {
+				code = http.StatusOK
+			}
+			g.metrics.requests.WithLabelValues(st.route, strconv.Itoa(code)).Inc()
+			g.metrics.duration.WithLabelValues(st.route).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	})
+}
+
+// fixedRoute labels requests to a non-API endpoint with route.
+func fixedRoute(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st := stateFrom(r.Context()); st != nil {
+			st.route = route
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// routeMiddleware labels API requests with the matched path pattern.
+func routeMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if pat, ok := runtime.HTTPPattern(r.Context()); ok {
+			if st := stateFrom(r.Context()); st != nil {
+				st.route = pat.String()
+			}
+		}
+		next(w, r, params)
+	}
+}
+
+// forwardedRequestHeaders are the only request headers the API handler keeps;
+// everything else is dropped before grpc-gateway sees the request.
+var forwardedRequestHeaders = []string{
+	"Accept", "Content-Type",
+	"Authorization", headerAppID, headerAppSecret,
+}
+
+// apiHandler sanitises the request (headers, client address, body limit)
+// before handing it to the grpc-gateway mux.
+func (g *gateway) apiHandler(gw http.Handler) http.Handler {
+	limit := g.opts.MaxBodyBytes
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := stateFrom(r.Context())
+		if r.ContentLength > limit {
+			writeStatusJSON(w, http.StatusRequestEntityTooLarge, tooLargeStatus(limit))
+			return
+		}
+		st.clientIP = clientIP(r, g.opts.TrustedProxies)
+
+		r2 := r.Clone(r.Context())
+		h := make(http.Header, len(forwardedRequestHeaders)+1)
+		for _, k := range forwardedRequestHeaders {
+			if v, ok := r.Header[k]; ok {
+				h[k] = v
+			}
+		}
+		r2.Header = h
+		// Host only feeds grpc-gateway's x-forwarded-host metadata, which the
+		// identity service does not use.
+		r2.Host = ""
+		if r.Body != nil && r.Body != http.NoBody {
+			r2.Body = &limitedBody{rc: http.MaxBytesReader(w, r.Body, limit), st: st}
+		}
+		gw.ServeHTTP(w, r2)
+	})
+}
+
+// limitedBody notes in the request state when the body limit was hit, so the
+// error handler can answer 413 instead of a decode error.
+type limitedBody struct {
+	rc io.ReadCloser
+	st *requestState
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	var mbe *http.MaxBytesError
+	if err != nil && errors.As(err, &mbe) {
+		b.st.bodyTooLarge = true
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
+func tooLargeStatus(limit int64) *status.Status {
+	return status.Newf(codes.InvalidArgument, "request body too large: the limit is %d bytes", limit)
+}
+
+// incomingHeaderMatcher maps the application credential headers to metadata
+// and drops every other header (Authorization is forwarded by grpc-gateway
+// itself; the request id and client address are set by annotate).
+func incomingHeaderMatcher(key string) (string, bool) {
+	switch key {
+	case headerAppID:
+		return "x-uias-app-id", true
+	case headerAppSecret:
+		return "x-uias-app-secret", true
+	}
+	return "", false
+}
+
+// annotate adds the gateway-decided metadata; it replaces anything
+// grpc-gateway derived under the same keys.
+func (g *gateway) annotate(ctx context.Context, r *http.Request) metadata.MD {
+	st := stateFrom(r.Context())
+	if st == nil {
+		return nil
+	}
+	md := metadata.Pairs(mdRequestID, st.requestID)
+	if st.clientIP.IsValid() {
+		md.Set(mdForwardedFor, st.clientIP.String())
+	}
+	return md
+}
+
+// requestIDFrom returns v when it is a sensible request id, otherwise a new
+// random one.
+func requestIDFrom(v string) string {
+	if v != "" && len(v) <= maxRequestIDLen && validRequestID(v) {
+		return v
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func validRequestID(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '_', c == '.', c == ':', c == '/', c == '+', c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// clientIP is the TCP peer of r, or, when the peer is a trusted proxy, the
+// rightmost X-Forwarded-For address that is not itself a trusted proxy (the
+// leftmost if all are trusted). An unparsable entry stops the walk.
+func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	peer := parseAddr(r.RemoteAddr)
+	if !peer.IsValid() || !inPrefixes(peer, trusted) {
+		return peer
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip := parseAddr(strings.TrimSpace(hops[i]))
+		if !ip.IsValid() {
+			break
+		}
+		client = ip
+		if !inPrefixes(ip, trusted) {
+			break
+		}
+	}
+	return client
+}
+
+func parseAddr(s string) netip.Addr {
+	if s == "" {
+		return netip.Addr{}
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone("")
+	}
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return ip.Unmap().WithZone("")
+	}
+	return netip.Addr{}
+}
+
+func inPrefixes(ip netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeStatusJSON writes s in the same JSON shape grpc-gateway uses for
+// errors: {"code": ..., "message": ..., "details": [...]}.
+func writeStatusJSON(w http.ResponseWriter, httpStatus int, s *status.Status) {
+	body, err := protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true}.Marshal(s.Proto())
+	if err != nil {
+		body = []byte(`{"code": 13, "message": "failed to marshal error message", "details": []}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	_, _ = w.Write(body)
+}
