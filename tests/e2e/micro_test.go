@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/discovery"
+	"github.com/uias/uias/pkg/events"
+)
+
+// TestMicroservices runs identity and gateway as separate servers that find
+// each other through embedded etcd, with an external NATS and (when
+// UIAS_TEST_PG_DSN is set) PostgreSQL. Identity is stopped and restarted on
+// another port; the gateway finds it again.
+func TestMicroservices(t *testing.T) {
+	dir := t.TempDir()
+	etcd, endpoints, err := discovery.StartEmbeddedEtcd(filepath.Join(dir, "etcd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer etcd.Close()
+	ns, err := events.StartEmbeddedNATS(filepath.Join(dir, "nats"), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+
+	idCfg := testConfig(filepath.Join(dir, "identity"))
+	idCfg.Target = "identity"
+	idCfg.Discovery = "etcd"
+	idCfg.Etcd.Endpoints = endpoints
+	idCfg.Etcd.LeaseTTL = 2
+	idCfg.NATS.URL, idCfg.NATS.Embedded = ns.ClientURL(), false
+	idCfg.HTTPAddr = ""
+	if dsn := os.Getenv("UIAS_TEST_PG_DSN"); dsn != "" {
+		idCfg.DB.Driver, idCfg.DB.DSN = "postgres", freshSchemaDSN(t, dsn)
+	}
+	gwCfg := idCfg
+	gwCfg.Target = "gateway"
+	gwCfg.GRPCAddr = ""
+	gwCfg.HTTPAddr = "127.0.0.1:0"
+	gwCfg.DataDir = filepath.Join(dir, "gateway")
+
+	idApp := startApp(t, idCfg)
+	gw := start(t, gwCfg)
+	id := &env{t: t, app: idApp}
+	id.dial(idApp.GRPCAddr())
+	id.login()
+	f := id.seed("oa", "leo", nil, nil)
+
+	authREST := func() (int, map[string]any) {
+		code, out, _ := gw.rest("POST", "/v1/authenticate", appHeaders(f), map[string]any{"app_user_id": f.account,
+			"password": f.password, "auth_type": "AUTH_TYPE_PASSWORD"})
+		return code, out
+	}
+	code, out := authREST()
+	if code != 200 || out["result_code"] != float64(0) {
+		t.Fatalf("through gateway: %d %v", code, out)
+	}
+
+	// Stop identity; start a new instance on another port with the same data.
+	first := idApp.GRPCAddr()
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	if err := idApp.Stop(sctx); err != nil {
+		t.Logf("stop identity: %v", err)
+	}
+	cancel()
+	code, _ = authREST()
+	if code != 503 {
+		t.Fatalf("with identity down the gateway should answer 503, got %d", code)
+	}
+	idApp2 := startApp(t, idCfg)
+	if idApp2.GRPCAddr() == first {
+		t.Fatalf("restarted on the same address %s", first)
+	}
+	eventually(t, "gateway to find the new identity instance", func() bool {
+		code, out := authREST()
+		return code == 200 && out["result_code"] == float64(0)
+	})
+}
+
+func startApp(t *testing.T, cfg config.Config) *app.App {
+	t.Helper()
+	return start(t, cfg).app
+}
+
+// freshSchemaDSN creates an empty schema in the test PostgreSQL and returns
+// a DSN whose search_path points at it, so each test has its own tables.
+func freshSchemaDSN(t *testing.T, dsn string) string {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	schema := fmt.Sprintf("e2e_%d", time.Now().UnixNano())
+	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if db, err := sql.Open("pgx", dsn); err == nil {
+			_, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE")
+			db.Close()
+		}
+	})
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "search_path=" + schema
+}
