@@ -32,7 +32,7 @@ test-short:
 bench:
 	scripts/bench.sh
 
-## tools: pinned buf and protoc plugins into .bin/
+## tools: pinned buf and protoc plugins into .bin/ (golangci-lint is built by lint)
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2
 
 $(BIN)/buf: tools/buf/go.mod
@@ -57,11 +57,14 @@ tidy:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-## lint: buf lint, gofmt, go vet
-lint: tools
+$(BIN)/golangci-lint: tools/lint/go.mod
+	cd tools/lint && GOWORK=off $(GO) build -o $(BIN)/ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+## lint: buf lint, gofmt, go vet, golangci-lint (.golangci.yml) in every module
+lint: tools $(BIN)/golangci-lint
 	$(BIN)/buf lint
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+	for m in $(MODULES); do (cd $$m && $(GO) vet ./... && $(BIN)/golangci-lint run --config $(CURDIR)/.golangci.yml ./...) || exit 1; done
 
 ## verify: regenerate and tidy, then fail on any difference from what is committed
 verify: proto tidy

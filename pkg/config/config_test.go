@@ -47,7 +47,7 @@ func fieldErrors(err error) []string {
 	var out []string
 	var walk func(error)
 	walk = func(e error) {
-		if fe, ok := e.(*FieldError); ok {
+		if fe, ok := e.(*FieldError); ok { //nolint:errorlint // walks the join tree node by node
 			out = append(out, fe.Field)
 			return
 		}

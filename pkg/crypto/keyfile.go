@@ -80,7 +80,7 @@ func createKeyFile(path string) error {
 		return fmt.Errorf("create key file %s: %w", path, err)
 	}
 	tmpName := tmp.Name()
-	defer os.Remove(tmpName)
+	defer func() { _ = os.Remove(tmpName) }()
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
 		return fmt.Errorf("create key file %s: %w", path, err)

@@ -214,8 +214,8 @@ func (h *harness) watch(ctx context.Context, service string) result {
 	r.err = cs.RecvMsg(&healthpb.HealthCheckResponse{})
 	if r.err == nil {
 		// Drain to the end of the stream so the trailer is available.
-		if err := cs.RecvMsg(&healthpb.HealthCheckResponse{}); err != io.EOF {
-			r.err = fmt.Errorf("want io.EOF after one message, got %v", err)
+		if err := cs.RecvMsg(&healthpb.HealthCheckResponse{}); !errors.Is(err, io.EOF) {
+			r.err = fmt.Errorf("want io.EOF after one message, got %w", err)
 		}
 	}
 	r.header, _ = cs.Header()

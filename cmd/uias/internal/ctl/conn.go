@@ -126,10 +126,10 @@ func (a *app) findToken() (token string, fromFile bool, err error) {
 	if t := strings.TrimSpace(a.g.token); t != "" {
 		return t, false, nil
 	}
-	dir, err := a.configDir()
-	if err != nil {
+	dir, derr := a.configDir()
+	if derr != nil {
 		// Without a config dir there can be no token file.
-		return "", false, nil
+		return "", false, nil //nolint:nilerr // not an error: fall back to env login
 	}
 	path := filepath.Join(dir, tokenFileName)
 	b, err := os.ReadFile(path)
@@ -173,7 +173,7 @@ func (a *app) saveToken(token string) (string, error) {
 		return "", fmt.Errorf("writing token file: %w", err)
 	}
 	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
+	defer func() { _ = os.Remove(tmp) }() // no-op after a successful rename
 	if err := f.Chmod(0o600); err != nil {
 		f.Close()
 		return "", fmt.Errorf("writing token file: %w", err)
