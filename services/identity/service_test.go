@@ -3,6 +3,7 @@ package identity_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,8 +138,47 @@ func TestLockExpires(t *testing.T) {
 }
 
 func TestRehashOnParameterChange(t *testing.T) {
-	w := setup(t)
-	u, _ := w.svc.GetUser(context.Background(), w.user.ID)
-	before := u.PasswordHash
-	_ = before
+	db := storetest.OpenSQLite(t)
+	if err := sqlstore.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	keys, active, _ := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
+	sealer, _ := crypto.NewSealer(keys, active)
+	st := sqlstore.New(db)
+	mk := func(mem uint32) *identity.Service {
+		svc, err := identity.New(identity.Deps{Store: st, Sealer: sealer, Logger: zap.NewNop(),
+			Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: mem, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	ctx := context.Background()
+	old := mk(64)
+	if _, _, err := old.Bootstrap(ctx, "Boot-Strap-Pass1"); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := st.GetUserByLogin(ctx, "admin")
+	if err != nil || !strings.Contains(admin.PasswordHash, "m=64,") {
+		t.Fatalf("hash under old params: %v %v", admin, err)
+	}
+	// The operator raises the memory cost; the next successful login
+	// re-hashes under the new parameters, a failed one does not.
+	cur := mk(128)
+	if _, _, _, err := cur.AdminLogin(ctx, "admin", "Wrong-Pass-99"); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	if u, _ := st.GetUserByLogin(ctx, "admin"); u.PasswordHash != admin.PasswordHash {
+		t.Fatal("a failed login must not rehash")
+	}
+	if _, _, _, err := cur.AdminLogin(ctx, "admin", "Boot-Strap-Pass1"); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := st.GetUserByLogin(ctx, "admin")
+	if !strings.Contains(u.PasswordHash, "m=128,") {
+		t.Fatalf("not rehashed: %s", u.PasswordHash[:30])
+	}
+	if _, _, _, err := cur.AdminLogin(ctx, "admin", "Boot-Strap-Pass1"); err != nil {
+		t.Fatalf("login after rehash: %v", err)
+	}
 }

@@ -6,6 +6,8 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +27,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
 
 	"github.com/uias/uias/gateway"
 	"github.com/uias/uias/pkg/config"
@@ -61,6 +65,7 @@ type App struct {
 	grpcAddr string
 	httpAddr string
 	natsURL  string
+	health   *health.Server
 
 	// Identity is the identity service when this process runs it.
 	Identity *identity.Service
@@ -103,6 +108,15 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 	if err != nil {
 		return nil, err
 	}
+	serverTLS, clientTLS, err := loadTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// Internal gRPC hops use TLS whenever the listeners do.
+	dialCreds := insecure.NewCredentials()
+	if clientTLS != nil {
+		dialCreds = credentials.NewTLS(clientTLS)
+	}
 
 	var etcd *clientv3.Client
 	if cfg.Target != "all" {
@@ -115,10 +129,11 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 
 	var identityConn *grpc.ClientConn
 	if cfg.Target == "all" || cfg.Target == "identity" {
-		if err := a.startIdentity(ctx, runCtx, cfg, o, reg, proxies, etcd); err != nil {
+		if err := a.startIdentity(ctx, runCtx, cfg, o, reg, proxies, etcd, serverTLS); err != nil {
 			return nil, err
 		}
-		identityConn, err = discovery.DialDirect(a.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		identityConn, err = discovery.DialDirect(a.grpcAddr, grpc.WithTransportCredentials(dialCreds),
+			grpc.WithChainUnaryInterceptor(grpcx.UnaryClientRequestID()))
 		if err != nil {
 			return nil, err
 		}
@@ -126,7 +141,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 	if cfg.Target == "all" || cfg.Target == "gateway" {
 		if identityConn == nil {
 			dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
-			identityConn, err = discovery.DialEtcd(dctx, etcd, "identity", grpc.WithTransportCredentials(insecure.NewCredentials()),
+			identityConn, err = discovery.DialEtcd(dctx, etcd, "identity", grpc.WithTransportCredentials(dialCreds),
 				grpc.WithChainUnaryInterceptor(grpcx.UnaryClientRequestID()))
 			dcancel()
 			if err != nil {
@@ -135,7 +150,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		}
 		conn := identityConn
 		a.closers = append(a.closers, func(context.Context) error { return conn.Close() })
-		if err := a.startGateway(ctx, runCtx, cfg, o, reg, proxies, conn); err != nil {
+		if err := a.startGateway(ctx, cfg, o, reg, proxies, conn, serverTLS); err != nil {
 			return nil, err
 		}
 	} else if identityConn != nil {
@@ -145,7 +160,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 }
 
 func (a *App) startIdentity(ctx, runCtx context.Context, cfg config.Config, o Options, reg *prometheus.Registry,
-	proxies []netip.Prefix, etcd *clientv3.Client) error {
+	proxies []netip.Prefix, etcd *clientv3.Client, serverTLS *tls.Config) error {
 	log := o.Logger.Named("identity")
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -246,7 +261,7 @@ func (a *App) startIdentity(ctx, runCtx context.Context, cfg config.Config, o Op
 	}
 
 	gs, health := grpcx.NewServer(grpcx.ServerOptions{Logger: log, Registry: reg, Auth: server.CallerAuth{Svc: svc},
-		TrustedProxies: proxies, TLS: nil})
+		TrustedProxies: proxies, TLS: serverTLS})
 	server.New(svc).Register(gs)
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -255,6 +270,7 @@ func (a *App) startIdentity(ctx, runCtx context.Context, cfg config.Config, o Op
 	a.grpcAddr = lis.Addr().String()
 	health.SetServingStatus("uias.identity.v1.AuthService", 1)
 	health.SetServingStatus("uias.identity.v1.AdminService", 1)
+	a.health = health
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -277,8 +293,8 @@ func (a *App) startIdentity(ctx, runCtx context.Context, cfg config.Config, o Op
 	return nil
 }
 
-func (a *App) startGateway(ctx, runCtx context.Context, cfg config.Config, o Options, reg *prometheus.Registry,
-	proxies []netip.Prefix, conn *grpc.ClientConn) error {
+func (a *App) startGateway(ctx context.Context, cfg config.Config, o Options, reg *prometheus.Registry,
+	proxies []netip.Prefix, conn *grpc.ClientConn, serverTLS *tls.Config) error {
 	h, err := gateway.New(ctx, gateway.Options{Logger: o.Logger.Named("gateway"), Identity: conn, Registry: reg,
 		TrustedProxies: proxies})
 	if err != nil {
@@ -290,10 +306,15 @@ func (a *App) startGateway(ctx, runCtx context.Context, cfg config.Config, o Opt
 	}
 	a.httpAddr = lis.Addr().String()
 	srv := gateway.NewHTTPServer(a.httpAddr, h)
+	serve := srv.Serve
+	if serverTLS != nil {
+		srv.TLSConfig = serverTLS
+		serve = func(l net.Listener) error { return srv.ServeTLS(l, "", "") }
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("HTTP server stopped", zap.Error(err))
 		}
 	}()
@@ -306,6 +327,9 @@ func (a *App) startGateway(ctx, runCtx context.Context, cfg config.Config, o Opt
 // order of start).
 func (a *App) Stop(ctx context.Context) error {
 	var errs []error
+	if a.health != nil {
+		a.health.Shutdown() // probes see NOT_SERVING while we drain
+	}
 	for _, c := range a.before {
 		errs = append(errs, c(ctx))
 	}
@@ -335,4 +359,43 @@ func policyOf(cfg config.Config) identity.Policy {
 	return identity.Policy{MinLength: p.MinLength, RequireClasses: p.RequireClasses, History: p.History,
 		MaxFailures: p.MaxFailures, LockDuration: time.Duration(p.LockMinutes) * time.Minute,
 		MaxAge: time.Duration(p.MaxAgeDays) * 24 * time.Hour}
+}
+
+// loadTLS builds the server TLS config (TLS 1.2 at least) from the
+// configured certificate, and the client config internal hops use to dial
+// it: trusting tls.client_ca_file when set (which also verifies client
+// certificates), else the system roots plus our own certificate.
+func loadTLS(cfg config.Config) (server, client *tls.Config, err error) {
+	if cfg.TLS.CertFile == "" {
+		return nil, nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if cfg.TLS.ClientCAFile != "" {
+		pem, err := os.ReadFile(cfg.TLS.ClientCAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("TLS client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("TLS client CA %s: no PEM certificates found", cfg.TLS.ClientCAFile)
+		}
+		server.ClientCAs, server.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		roots = pool
+	} else {
+		for _, der := range cert.Certificate {
+			if c, err := x509.ParseCertificate(der); err == nil {
+				roots.AddCert(c)
+			}
+		}
+	}
+	client = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, Certificates: []tls.Certificate{cert}}
+	return server, client, nil
 }
