@@ -503,7 +503,7 @@ func (c Config) Validate() error {
 		bad("db.driver", "%q is not a supported driver (use sqlite or postgres)", c.DB.Driver)
 	}
 
-	if c.NATS.URL == "" && c.Target != TargetAll {
+	if c.NATS.URL == "" && c.Target == TargetIdentity { // the gateway publishes nothing
 		bad("nats.url", "is required when target is %q (embedded NATS is only available with target all)", c.Target)
 	}
 	if c.NATS.Embedded && c.Target != TargetAll {

@@ -101,7 +101,7 @@ func TestValidateEachProblem(t *testing.T) {
 		{"bad log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level"},
 		{"bad log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
 		{"identity without etcd", func(c *Config) { identity(c); c.Etcd.Endpoints = nil }, "etcd.endpoints"},
-		{"gateway without nats", func(c *Config) { identity(c); c.Target = "gateway"; c.NATS.URL = "" }, "nats.url"},
+		{"identity without nats", func(c *Config) { identity(c); c.NATS.URL = "" }, "nats.url"},
 		{"identity with embedded nats", func(c *Config) { identity(c); c.NATS.Embedded = true }, "nats.embedded"},
 		{"bad nats url scheme", func(c *Config) { c.NATS.URL = "http://localhost:4222" }, "nats.url"},
 		{"bad etcd endpoint", func(c *Config) { identity(c); c.Etcd.Endpoints = []string{"etcd-without-port"} }, "etcd.endpoints"},
@@ -183,7 +183,7 @@ func TestValidateDistributedOK(t *testing.T) {
 
 func TestValidateReportsAllProblems(t *testing.T) {
 	c := Default()
-	c.Target = "gateway"
+	c.Target = "identity"
 	c.Discovery = "etcd"
 	c.NATS.Embedded = false
 	c.GRPCAddr = "nope"

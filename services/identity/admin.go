@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 	ulog "github.com/uias/uias/pkg/log"
@@ -247,7 +246,7 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 		}
 		h, err := s.hasher.Hash(ctx, n.Password)
 		if err != nil {
-			return nil, apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many password operations in progress, retry shortly")
+			return nil, errOverloaded
 		}
 		u.PasswordHash, u.PasswordChangedAt = h, start
 	}
@@ -751,18 +750,40 @@ func (s *Service) DeleteLink(ctx context.Context, id string) error {
 
 // Bootstrap creates the root org and the system administrator on first
 // start. password may be empty: one is generated and returned (to print
-// once). It does nothing when any org exists.
+// once). A given password is checked against the policy before anything is
+// written. It does nothing once an administrator exists, and finishes a
+// start that created the root org but not the administrator.
 func (s *Service) Bootstrap(ctx context.Context, password string) (created bool, generated string, err error) {
+	if password != "" {
+		if err := s.cfg.Policy.CheckPassword(password, "admin"); err != nil {
+			return false, "", fmt.Errorf("bootstrap password (UIAS_BOOTSTRAP_PASSWORD): %w", err)
+		}
+	}
+	bctx := WithCaller(ctx, &Caller{RequestID: "bootstrap"})
+	var root *Org
 	n, err := s.store.CountOrgs(ctx)
 	if err != nil {
 		return false, "", storeErr(err, "org")
 	}
 	if n > 0 {
-		return false, "", nil
-	}
-	bctx := WithCaller(ctx, &Caller{RequestID: "bootstrap"})
-	root, err := s.CreateOrg(bctx, "root", "Root", "")
-	if err != nil {
+		users, _, err := s.store.ListUsers(ctx, UserFilter{}, Page{Size: 1})
+		if err != nil || len(users) > 0 {
+			return false, "", storeErr(err, "user")
+		}
+		// Orgs but no user at all: an earlier bootstrap stopped half-way.
+		orgs, _, err := s.store.ListOrgs(ctx, OrgFilter{}, Page{Size: 500})
+		if err != nil {
+			return false, "", storeErr(err, "org")
+		}
+		for _, o := range orgs {
+			if o.ParentID == "" {
+				root = o
+			}
+		}
+		if root == nil {
+			return false, "", errors.New("bootstrap: orgs exist but no root org")
+		}
+	} else if root, err = s.CreateOrg(bctx, "root", "Root", ""); err != nil {
 		return false, "", err
 	}
 	if password == "" {

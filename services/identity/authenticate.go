@@ -226,8 +226,7 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 		var err error
 		ok, rehash, err = s.hasher.Verify(ctx, u.PasswordHash, password)
 		if errors.Is(err, crypto.ErrOverloaded) {
-			return 0, apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many logins in progress, retry shortly").
-				WithMeta("legacy_code", "-6")
+			return 0, errOverloaded
 		}
 		if err != nil && ctx.Err() != nil {
 			return 0, ctx.Err()
@@ -342,13 +341,13 @@ func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChang
 				return apierr.New(apierr.InvalidArgument, "PASSWORD_REUSED",
 					"password was used recently; choose one not among the last passwords").WithMeta("legacy_code", "-5")
 			} else if errors.Is(err, crypto.ErrOverloaded) {
-				return apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many password operations in progress, retry shortly")
+				return errOverloaded
 			}
 		}
 	}
 	h, err := s.hasher.Hash(ctx, pw)
 	if errors.Is(err, crypto.ErrOverloaded) {
-		return apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many password operations in progress, retry shortly")
+		return errOverloaded
 	}
 	if err != nil {
 		return err

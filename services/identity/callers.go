@@ -16,10 +16,13 @@ var (
 	errBadAppCredentials = apierr.New(apierr.Unauthenticated, "BAD_APP_CREDENTIALS", "invalid application credentials")
 	errAppSuspended      = apierr.New(apierr.PermissionDenied, "APP_SUSPENDED", "application is suspended")
 	errIPNotAllowed      = apierr.New(apierr.PermissionDenied, "IP_NOT_ALLOWED", "calls from this address are not allowed for this application")
-	errRateLimited       = apierr.New(apierr.ResourceExhausted, "RATE_LIMITED", "rate limit exceeded for this application, retry later")
-	errBadAdminToken     = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_TOKEN", "administrator token is missing, invalid or expired; log in again")
-	errNotAdmin          = apierr.New(apierr.PermissionDenied, "NOT_ADMIN", "this call requires an administrator")
-	errBadAdminLogin     = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_LOGIN", "invalid login name or password")
+	errRateLimited       = apierr.New(apierr.ResourceExhausted, "RATE_LIMITED", "rate limit exceeded for this application, retry later").WithMeta("legacy_code", "-6")
+	// errOverloaded is a fast refusal when every password-hashing worker and
+	// queue slot is taken (memory stays bounded instead of queueing).
+	errOverloaded    = apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many password operations in progress, retry shortly").WithMeta("legacy_code", "-6")
+	errBadAdminToken = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_TOKEN", "administrator token is missing, invalid or expired; log in again")
+	errNotAdmin      = apierr.New(apierr.PermissionDenied, "NOT_ADMIN", "this call requires an administrator")
+	errBadAdminLogin = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_LOGIN", "invalid login name or password")
 )
 
 // AuthenticateApp checks an application caller: App_ID + App_Secret, status,

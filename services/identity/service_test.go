@@ -182,3 +182,44 @@ func TestRehashOnParameterChange(t *testing.T) {
 		t.Fatalf("login after rehash: %v", err)
 	}
 }
+
+func TestBootstrap(t *testing.T) {
+	svc, _ := newService(t)
+	ctx := context.Background()
+	// A weak bootstrap password is refused before anything is written.
+	if _, _, err := svc.Bootstrap(ctx, "weak"); reasonOf(errors.Unwrap(err)) != "WEAK_PASSWORD" {
+		t.Fatalf("weak bootstrap password: %v", err)
+	}
+	if orgs, _, _ := svc.ListOrgs(ctx, identity.OrgFilter{}, 0, ""); len(orgs) != 0 {
+		t.Fatalf("refused bootstrap wrote orgs: %v", orgs)
+	}
+	created, generated, err := svc.Bootstrap(ctx, "")
+	if err != nil || !created || generated == "" {
+		t.Fatalf("first bootstrap: %v %v %q", created, err, generated)
+	}
+	if err := svc.Policy().CheckPassword(generated, "admin"); err != nil {
+		t.Fatalf("generated password fails the policy: %v", err)
+	}
+	if _, _, _, err := svc.AdminLogin(ctx, "admin", generated); err != nil {
+		t.Fatalf("login with generated password: %v", err)
+	}
+	// Later starts do nothing.
+	if created, _, err := svc.Bootstrap(ctx, "Other-Pass-123"); err != nil || created {
+		t.Fatalf("second bootstrap: %v %v", created, err)
+	}
+}
+
+func TestBootstrapResumesAfterRootOnly(t *testing.T) {
+	svc, _ := newService(t)
+	ctx := context.Background()
+	if _, err := svc.CreateOrg(ctx, "root", "Root", ""); err != nil {
+		t.Fatal(err)
+	}
+	created, _, err := svc.Bootstrap(ctx, "Boot-Strap-Pass1")
+	if err != nil || !created {
+		t.Fatalf("resume: %v %v", created, err)
+	}
+	if _, _, _, err := svc.AdminLogin(ctx, "admin", "Boot-Strap-Pass1"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -143,9 +143,13 @@ func TestStorageDown(t *testing.T) {
 	if code != 503 {
 		t.Fatalf("REST with storage down: %d %v", code, out)
 	}
-	// still alive
+	// still alive, but not ready: readiness follows storage
 	code, _, _ = e.rest("GET", "/healthz", nil, nil)
 	if code != 200 {
 		t.Fatalf("healthz: %d", code)
 	}
+	eventually(t, "readyz to report storage down", func() bool {
+		code, _, _ := e.rest("GET", "/readyz", nil, nil)
+		return code == 503
+	})
 }

@@ -41,7 +41,7 @@ func TestMicroservices(t *testing.T) {
 	idCfg.Etcd.Endpoints = endpoints
 	idCfg.Etcd.LeaseTTL = 2
 	idCfg.NATS.URL, idCfg.NATS.Embedded = ns.ClientURL(), false
-	idCfg.HTTPAddr = ""
+	idCfg.HTTPAddr = "127.0.0.1:0" // ops listener: /metrics, /healthz, /readyz
 	if dsn := os.Getenv("UIAS_TEST_PG_DSN"); dsn != "" {
 		idCfg.DB.Driver, idCfg.DB.DSN = "postgres", freshSchemaDSN(t, dsn)
 	}
@@ -66,6 +66,15 @@ func TestMicroservices(t *testing.T) {
 	code, out := authREST()
 	if code != 200 || out["result_code"] != float64(0) {
 		t.Fatalf("through gateway: %d %v", code, out)
+	}
+	// The lone identity process exposes its own probes and metrics.
+	ops := &env{t: t, http: "http://" + idApp.HTTPAddr()}
+	if code, _, _ := ops.rest("GET", "/readyz", nil, nil); code != 200 {
+		t.Fatalf("identity /readyz: %d", code)
+	}
+	if code, out, _ := ops.rest("GET", "/metrics", nil, nil); code != 200 ||
+		!strings.Contains(fmt.Sprint(out["_raw"]), `grpc_server_handled_total{grpc_code="OK",grpc_method="/uias.identity.v1.AuthService/Authenticate"}`) {
+		t.Fatalf("identity /metrics: %d", code)
 	}
 
 	// Stop identity; start a new instance on another port with the same data.

@@ -24,12 +24,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/uias/uias/gateway"
 	"github.com/uias/uias/pkg/config"
@@ -219,6 +221,12 @@ func (a *App) startIdentity(ctx, runCtx context.Context, cfg config.Config, o Op
 		return err
 	}
 	a.DB = db
+	if driver == "sqlite" {
+		// The database holds password hashes and sealed personal data.
+		for _, f := range []string{dsn, dsn + "-wal", dsn + "-shm"} {
+			_ = os.Chmod(f, 0o600)
+		}
+	}
 	a.closers = append(a.closers, func(context.Context) error { return db.Close() })
 	if err := sqlstore.Migrate(ctx, db); err != nil {
 		return fmt.Errorf("identity migrations: %w", err)
@@ -268,9 +276,45 @@ func (a *App) startIdentity(ctx, runCtx context.Context, cfg config.Config, o Op
 		return fmt.Errorf("listen gRPC %s: %w", cfg.GRPCAddr, err)
 	}
 	a.grpcAddr = lis.Addr().String()
-	health.SetServingStatus("uias.identity.v1.AuthService", 1)
-	health.SetServingStatus("uias.identity.v1.AdminService", 1)
 	a.health = health
+	ready := func(ctx context.Context) error {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return db.PingContext(pctx)
+	}
+	// Readiness follows storage: health turns NOT_SERVING while the
+	// database does not answer, so the gateway's /readyz and Kubernetes
+	// probes take the instance out of rotation.
+	setHealth := func() {
+		st := healthpb.HealthCheckResponse_SERVING
+		if err := ready(runCtx); err != nil {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		for _, name := range []string{"", "uias.identity.v1.AuthService", "uias.identity.v1.AdminService"} {
+			health.SetServingStatus(name, st)
+		}
+	}
+	setHealth()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				setHealth()
+			}
+		}
+	}()
+	if cfg.Target == config.TargetIdentity && cfg.HTTPAddr != "" {
+		// A lone identity process still exposes metrics and probes.
+		if err := a.serveHTTP(cfg.HTTPAddr, opsHandler(reg, ready), serverTLS); err != nil {
+			return err
+		}
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -300,9 +344,14 @@ func (a *App) startGateway(ctx context.Context, cfg config.Config, o Options, re
 	if err != nil {
 		return err
 	}
-	lis, err := net.Listen("tcp", cfg.HTTPAddr)
+	return a.serveHTTP(cfg.HTTPAddr, h, serverTLS)
+}
+
+// serveHTTP listens on addr and serves h (with TLS when given) until Stop.
+func (a *App) serveHTTP(addr string, h http.Handler, serverTLS *tls.Config) error {
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen HTTP %s: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("listen HTTP %s: %w", addr, err)
 	}
 	a.httpAddr = lis.Addr().String()
 	srv := gateway.NewHTTPServer(a.httpAddr, h)
@@ -398,4 +447,20 @@ func loadTLS(cfg config.Config) (server, client *tls.Config, err error) {
 	}
 	client = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, Certificates: []tls.Certificate{cert}}
 	return server, client, nil
+}
+
+// opsHandler serves /metrics, /healthz and /readyz for a process without
+// the REST edge.
+func opsHandler(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(r.Context()); err != nil {
+			http.Error(w, "not ready: storage unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
 }

@@ -2070,8 +2070,8 @@ type SetPasswordRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Id       string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	Password string                 `protobuf:"bytes,2,opt,name=password" json:"password,omitempty"`
-	// must_change_password forces a change at next login (default true
-	// unless the user may not change their password).
+	// must_change_password true forces a change at next login (usual for a
+	// reset; `uias ctl user set-password` sends true unless told otherwise).
 	MustChangePassword bool `protobuf:"varint,3,opt,name=must_change_password,json=mustChangePassword" json:"must_change_password,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
