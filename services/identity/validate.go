@@ -30,20 +30,11 @@ func badRequest(format string, a ...any) error {
 		WithMeta("legacy_code", "-5")
 }
 
-// checkText validates a free-text field: valid UTF-8, no control characters,
-// at most max bytes, and present when required.
+// checkText validates a free-text field: what checkSecretText checks, and
+// no control characters.
 func checkText(field, v string, max int, required bool) error {
-	if v == "" {
-		if required {
-			return badRequest("%s is required", field)
-		}
-		return nil
-	}
-	if len(v) > max {
-		return badRequest("%s is too long (at most %d bytes)", field, max)
-	}
-	if !utf8.ValidString(v) {
-		return badRequest("%s is not valid UTF-8", field)
+	if err := checkSecretText(field, v, max, required); err != nil {
+		return err
 	}
 	for _, r := range v {
 		if unicode.IsControl(r) {
@@ -53,8 +44,8 @@ func checkText(field, v string, max int, required bool) error {
 	return nil
 }
 
-// checkSecretText validates a password-like field: UTF-8 and length only
-// (any printable or not), and never echoes the value.
+// checkSecretText validates a password-like field: present when required,
+// at most max bytes, valid UTF-8; it never echoes the value.
 func checkSecretText(field, v string, max int, required bool) error {
 	if v == "" {
 		if required {
