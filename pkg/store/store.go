@@ -154,6 +154,8 @@ func openSQLite(dsn string) (*sql.DB, error) {
 		db.SetMaxIdleConns(1)
 		db.SetConnMaxLifetime(0)
 		db.SetConnMaxIdleTime(0)
+	} else {
+		db.SetMaxIdleConns(16)
 	}
 	return db, nil
 }

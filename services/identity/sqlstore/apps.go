@@ -83,7 +83,7 @@ func (s *Store) CreateApp(ctx context.Context, a *identity.App, evs []events.Eve
 }
 
 func (s *Store) getApp(ctx context.Context, where string, args ...any) (*identity.App, error) {
-	a, _, err := scanApp(s.db.QueryRowContext(ctx, s.q("SELECT "+appCols+" FROM apps WHERE "+where), args...))
+	a, _, err := scanApp(s.queryRow(ctx, s.q("SELECT "+appCols+" FROM apps WHERE "+where), args...))
 	return a, err
 }
 
@@ -219,10 +219,10 @@ func (s *Store) GetLink(ctx context.Context, id string) (*identity.AccountLink, 
 // FindLink finds appID's link whose app account id is account, or failing
 // that appID's link of the user whose login name is account.
 func (s *Store) FindLink(ctx context.Context, appID, account string) (*identity.AccountLink, error) {
-	l, _, err := scanLink(s.db.QueryRowContext(ctx,
+	l, _, err := scanLink(s.queryRow(ctx,
 		s.q("SELECT "+linkCols+" FROM account_links WHERE app_id = ? AND app_account_id = ?"), appID, account))
 	if errors.Is(err, sql.ErrNoRows) {
-		l, _, err = scanLink(s.db.QueryRowContext(ctx, s.q(`SELECT l.id, l.user_id, l.app_id, l.app_account_id,
+		l, _, err = scanLink(s.queryRow(ctx, s.q(`SELECT l.id, l.user_id, l.app_id, l.app_account_id,
 			l.status, l.created_at FROM account_links l JOIN users u ON u.id = l.user_id
 			WHERE l.app_id = ? AND u.login_name = ?`), appID, account))
 	}
@@ -285,7 +285,7 @@ func (s *Store) GetAdminToken(ctx context.Context, hash string) (*identity.Admin
 		t                identity.AdminToken
 		expires, created int64
 	)
-	err := s.db.QueryRowContext(ctx, s.q("SELECT hash, user_id, expires_at, created_at FROM admin_tokens WHERE hash = ?"), hash).
+	err := s.queryRow(ctx, s.q("SELECT hash, user_id, expires_at, created_at FROM admin_tokens WHERE hash = ?"), hash).
 		Scan(&t.Hash, &t.UserID, &expires, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The hash is a credential: not echoed.

@@ -41,7 +41,8 @@ const (
 
 // Store is the SQL implementation of identity.Store.
 type Store struct {
-	db *store.DB
+	db    *store.DB
+	stmts stmtCache
 }
 
 var _ identity.Store = (*Store)(nil)

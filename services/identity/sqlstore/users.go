@@ -107,7 +107,7 @@ func (s *Store) CreateUser(ctx context.Context, u *identity.User, evs []events.E
 
 // GetUser returns the user id.
 func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) {
-	u, err := s.getUser(ctx, s.db, "id", id)
+	u, err := s.getUser(ctx, pooled{s}, "id", id)
 	if err != nil {
 		return nil, mapErr(err, "get user", "user")
 	}
@@ -116,7 +116,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) 
 
 // GetUserByLogin returns the user whose login name is login (exact match).
 func (s *Store) GetUserByLogin(ctx context.Context, login string) (*identity.User, error) {
-	u, err := s.getUser(ctx, s.db, "login_name", login)
+	u, err := s.getUser(ctx, pooled{s}, "login_name", login)
 	if err != nil {
 		return nil, mapErr(err, "get user by login", "user")
 	}
