@@ -164,6 +164,11 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "denied", "FOREIGN_APP", start, nil))
 		return nil, apierr.New(apierr.PermissionDenied, "FOREIGN_APP", "an application may only authenticate its own accounts")
 	}
+	// Shed load before any storage work when the hashing queue is already
+	// full: the refusal is then as cheap as it can be.
+	if q := s.hasher.QueueLen(); req.AuthType == AuthPassword && q > 0 && s.hasher.Waiting() >= q {
+		return nil, errOverloaded
+	}
 	res := &AuthResult{Serial: c.RequestID, Extend: req.Extend}
 	finish := func(r Reason, u *User) (*AuthResult, error) {
 		res.Reason, res.Message, res.User = r, reasonMessages[r], u

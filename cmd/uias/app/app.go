@@ -446,6 +446,13 @@ func loadTLS(cfg config.Config) (server, client *tls.Config, err error) {
 		}
 	}
 	client = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, Certificates: []tls.Certificate{cert}}
+	// Internal hops dial an etcd target ("uias/identity") or a wildcard
+	// listen address, neither of which names the peer. UIAS components share
+	// a certificate name: verify the peer against the first DNS name of our
+	// own certificate (e.g. uias.internal) when it has one.
+	if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil && len(leaf.DNSNames) > 0 {
+		client.ServerName = leaf.DNSNames[0]
+	}
 	return server, client, nil
 }
 
