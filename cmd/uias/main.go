@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/uias/uias/cmd/uias/internal/bench"
 	"github.com/uias/uias/cmd/uias/internal/ctl"
 	"github.com/uias/uias/cmd/uias/internal/serve"
 )
@@ -25,6 +26,8 @@ Commands:
             "uias serve --help" lists its flags
   ctl       administer UIAS: orgs, users, groups, applications, account links
             "uias ctl help" lists its commands
+  bench     measure Authenticate and cheap RPCs against their floors
+            "uias bench --help" lists its flags
   version   print the version
   help      print this help
 `
@@ -46,6 +49,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return serve.Main(ctx, args[1:], stdout, stderr)
 	case "ctl":
 		return ctl.Main(ctx, args[1:], stdin, stdout, stderr, os.Getenv)
+	case "bench":
+		return bench.Main(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "uias %s\n", versionString())
 		return 0

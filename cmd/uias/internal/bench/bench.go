@@ -1,0 +1,341 @@
+// Package bench is the `uias bench` command: it starts a monolithic UIAS in
+// process (target all, SQLite, embedded NATS, random loopback ports) and, in
+// one run, measures its hot paths against floors measured on the same
+// machine at the same time:
+//
+//   - password Authenticate over gRPC, saturated, against raw argon2id
+//     hashes per second with the same parameters;
+//   - Authenticate p99 latency at 80% of that saturation against one hash;
+//   - overload (far more callers than hash workers + queue): share and speed
+//     of RESOURCE_EXHAUSTED refusals, and heap growth;
+//   - a cheap admin RPC (GetUser) over gRPC and through the REST edge against
+//     a bare gRPC health server.
+//
+// It prints a table of figures, ratios and goals (and with --out writes it
+// as markdown with the machine and parameters). Goals are reported, never
+// enforced: the exit code is 0 unless the run itself fails.
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/pkg/crypto"
+)
+
+// phases in run order; --only selects a subset.
+var allPhases = []string{"auth", "latency", "overload", "echo", "getuser", "rest"}
+
+type options struct {
+	duration, warmup time.Duration
+	concurrency      int
+	count, slices    int
+	out, cpuprofile  string
+	only             map[string]bool
+	authConc         int
+	overloadCallers  int
+	env              envConfig
+	args             []string // command line, for the report
+}
+
+func (o *options) has(phase string) bool { return o.only == nil || o.only[phase] }
+
+// Main runs `uias bench [flags]`; it returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "uias bench: %v\n", err)
+		return 2
+	}
+	if err := run(ctx, o, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "uias bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("uias bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := crypto.DefaultArgon2()
+	o := &options{args: args}
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measurement time of each phase")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before each phase (not measured)")
+	fs.IntVar(&o.concurrency, "concurrency", 50, "concurrent callers for the cheap RPC phases (echo, getuser, rest)")
+	fs.IntVar(&o.count, "count", 1, "rounds; figures are medians over rounds")
+	fs.IntVar(&o.slices, "slices", 4, "a phase and its floor alternate in this many slices (noise hits both alike)")
+	fs.StringVar(&o.out, "out", "", "also write the report as markdown to this file")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured phases to this file")
+	only := fs.String("only", "", "comma-separated phases to run (default all): "+strings.Join(allPhases, ","))
+	fs.IntVar(&o.authConc, "auth-concurrency", 0, "closed-loop callers for saturated Authenticate (default 2 x hash workers, at most workers+queue)")
+	fs.IntVar(&o.overloadCallers, "overload-callers", 0, "simultaneous callers per overload wave (default 10 x (workers+queue))")
+	mem := fs.Uint("argon2-memory", uint(def.MemoryKiB), "argon2id memory in KiB")
+	tm := fs.Uint("argon2-time", uint(def.Time), "argon2id iterations")
+	th := fs.Uint("argon2-threads", uint(def.Threads), "argon2id parallelism")
+	fs.IntVar(&o.env.HashWorkers, "hash-workers", 0, "identity.hash_workers (0 = GOMAXPROCS)")
+	fs.IntVar(&o.env.HashQueue, "hash-queue", 0, "identity.hash_queue (0 = 4 x workers, -1 = none)")
+	fs.StringVar(&o.env.LogLevel, "log-level", "error", "log level of the system under test (logs go to stderr)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.duration <= 0 || o.warmup < 0 || o.concurrency < 1 || o.count < 1 || o.slices < 1 {
+		return nil, errors.New("--duration and --concurrency must be positive, --warmup not negative, --count and --slices at least 1")
+	}
+	if *th < 1 || *th > 255 || *tm < 1 || *mem < 8**th {
+		return nil, errors.New("invalid argon2 parameters")
+	}
+	o.env.Argon2 = crypto.Argon2Params{MemoryKiB: uint32(*mem), Time: uint32(*tm), Threads: uint8(*th),
+		SaltLen: def.SaltLen, KeyLen: def.KeyLen}
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, p := range strings.Split(*only, ",") {
+			p = strings.TrimSpace(p)
+			if !slices.Contains(allPhases, p) {
+				return nil, fmt.Errorf("unknown phase %q (want %s)", p, strings.Join(allPhases, ","))
+			}
+			o.only[p] = true
+		}
+	}
+	w, q := o.env.workers(), o.env.queue()
+	if o.authConc <= 0 {
+		o.authConc = min(2*w, w+q)
+	}
+	if o.authConc > w+q {
+		fmt.Fprintf(stderr, "uias bench: warning: --auth-concurrency %d exceeds workers+queue %d; expect RESOURCE_EXHAUSTED\n", o.authConc, w+q)
+	}
+	if o.overloadCallers <= 0 {
+		o.overloadCallers = 10 * (w + q)
+	}
+	return o, nil
+}
+
+// round is what one round measured (zero values for phases not run).
+type round struct {
+	hashQPS   float64       // raw argon2id, GOMAXPROCS goroutines
+	hashTime  time.Duration // median single-threaded raw argon2id
+	auth      *Result       // saturated Authenticate
+	openRate  float64       // arrival rate of the latency phase
+	open      *Result       // Authenticate at 0.8 x saturation
+	overload  *Result
+	waves     int
+	heapBase  uint64
+	heapPeak  uint64
+	rssPeak   uint64
+	echo      *Result
+	getUser   *Result
+	getUserHT *Result
+}
+
+func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	o.env.Log = stderr
+	started := time.Now()
+	fmt.Fprintf(stderr, "uias bench: starting UIAS (argon2id m=%d KiB t=%d p=%d, %d hash workers, queue %d)\n",
+		o.env.Argon2.MemoryKiB, o.env.Argon2.Time, o.env.Argon2.Threads, o.env.workers(), o.env.queue())
+	e, err := startEnv(ctx, o.env)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.check(ctx); err != nil {
+		return err
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rounds := make([]*round, 0, o.count)
+	for i := range o.count {
+		if o.count > 1 {
+			fmt.Fprintf(stderr, "round %d/%d\n", i+1, o.count)
+		}
+		r, err := runRound(ctx, o, e, stderr)
+		if err != nil {
+			return err
+		}
+		rounds = append(rounds, r)
+	}
+	rep := buildReport(o, rounds, started, time.Since(started))
+	fmt.Fprint(stdout, rep.text())
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(rep.markdown()), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "uias bench: wrote %s\n", o.out)
+	}
+	return nil
+}
+
+// check makes one call of each kind so a broken setup fails fast instead
+// of producing a table of errors.
+func (e *env) check(ctx context.Context) error {
+	for name, call := range map[string]CallFunc{"Authenticate": e.callAuthenticate, "GetUser": e.callGetUser,
+		"echo": e.callEcho, "REST GetUser": e.callGetUserREST} {
+		if _, err := oneCall(ctx, call); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, error) {
+	r := &round{}
+	p := o.env.Argon2
+	group := func(names ...string) []string {
+		var out []string
+		for _, n := range names {
+			if o.has(n) {
+				out = append(out, n)
+			}
+		}
+		if len(out) > 0 && ctx.Err() == nil {
+			runtime.GC()
+			return out
+		}
+		return nil
+	}
+	closed := func(conc int, call CallFunc) Measure {
+		return func(w, d time.Duration) *Result { return ClosedLoop(ctx, conc, w, d, call) }
+	}
+	if group("auth") != nil {
+		procs := runtime.GOMAXPROCS(0)
+		res := Interleave(ctx, o.slices, o.warmup, o.duration, closed(procs, rawHash(p)), closed(o.authConc, e.callAuthenticate))
+		r.hashQPS, r.auth = res[0].QPS(), res[1]
+		fmt.Fprintf(log, "  raw argon2id (%d goroutines): %.1f hashes/s, %.2f CPUs busy\n", procs, r.hashQPS, res[0].Cores())
+		fmt.Fprintf(log, "  Authenticate saturated (%d callers): %s\n", o.authConc, summary(r.auth))
+	}
+	if group("latency") != nil {
+		if r.auth == nil || r.auth.QPS() <= 0 {
+			return nil, errors.New("phase latency needs phase auth (its arrival rate is 0.8 x the saturated throughput)")
+		}
+		r.openRate = 0.8 * r.auth.QPS()
+		open := func(w, d time.Duration) *Result { return OpenLoop(ctx, r.openRate, w, d, e.callAuthenticate) }
+		res := Interleave(ctx, o.slices, o.warmup, o.duration, singleHash(ctx, p), open)
+		r.hashTime, r.open = res[0].P(0.5), res[1]
+		fmt.Fprintf(log, "  one raw argon2id: %s (median of %d)\n", ms(r.hashTime), res[0].OK)
+		fmt.Fprintf(log, "  Authenticate open loop at %.1f/s: %s\n", r.openRate, summary(r.open))
+	}
+	if group("overload") != nil {
+		r.heapBase = heapInuse()
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			t := time.NewTicker(5 * time.Millisecond)
+			defer t.Stop()
+			for {
+				r.heapPeak = max(r.heapPeak, heapInuse())
+				r.rssPeak = max(r.rssPeak, rss())
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		r.overload, r.waves = Waves(ctx, o.overloadCallers, o.duration, e.callAuthenticate)
+		close(stop)
+		<-done
+		fmt.Fprintf(log, "  overload (%d waves of %d callers): %s; refused p99 %s; heap %s -> %s MiB, RSS peak %s MiB\n",
+			r.waves, o.overloadCallers, summary(r.overload), ms(Quantile(r.overload.ExhLat, 0.99)),
+			mib(r.heapBase), mib(r.heapPeak), mib(r.rssPeak))
+	}
+	if names := group("echo", "getuser", "rest"); names != nil {
+		calls := map[string]CallFunc{"echo": e.callEcho, "getuser": e.callGetUser, "rest": e.callGetUserREST}
+		var ms []Measure
+		for _, n := range names {
+			ms = append(ms, closed(o.concurrency, calls[n]))
+		}
+		res := Interleave(ctx, o.slices, o.warmup, o.duration, ms...)
+		for i, n := range names {
+			switch n {
+			case "echo":
+				r.echo = res[i]
+				fmt.Fprintf(log, "  echo gRPC (%d callers): %s\n", o.concurrency, summary(r.echo))
+			case "getuser":
+				r.getUser = res[i]
+				fmt.Fprintf(log, "  GetUser gRPC (%d callers): %s\n", o.concurrency, summary(r.getUser))
+			case "rest":
+				r.getUserHT = res[i]
+				fmt.Fprintf(log, "  GetUser REST (%d callers): %s\n", o.concurrency, summary(r.getUserHT))
+			}
+		}
+	}
+	return r, ctx.Err()
+}
+
+// rawHash is the argon2id floor: RawArgon2id with p, nothing else.
+func rawHash(p crypto.Argon2Params) CallFunc {
+	pw, salt := []byte(userPassword), []byte("0123456789abcdef")
+	return func(context.Context) (Outcome, error) {
+		crypto.RawArgon2id(pw, salt, p)
+		return OK, nil
+	}
+}
+
+// singleHash times RawArgon2id on one goroutine, one after the other: at
+// least one unmeasured hash and 3 measured ones per slice.
+func singleHash(ctx context.Context, p crypto.Argon2Params) Measure {
+	h := rawHash(p)
+	return func(w, d time.Duration) *Result {
+		rc := &recorder{}
+		for start, n := time.Now(), 0; (n < 1 || time.Since(start) < w) && ctx.Err() == nil; n++ {
+			_, _ = h(ctx)
+		}
+		start := time.Now()
+		for n := 0; (n < 3 || time.Since(start) < d) && ctx.Err() == nil; n++ {
+			t0 := time.Now()
+			_, _ = h(ctx)
+			rc.add(OK, nil, time.Since(t0))
+		}
+		return merge(time.Since(start), []*recorder{rc})
+	}
+}
+
+func summary(r *Result) string {
+	s := fmt.Sprintf("%.1f ok/s, p50 %s, p99 %s", r.QPS(), ms(r.P(0.5)), ms(r.P(0.99)))
+	if c := r.Cores(); c > 0 {
+		s += fmt.Sprintf(", %.2f CPUs busy", c)
+	}
+	if r.Exhausted > 0 {
+		s += fmt.Sprintf(", %d RESOURCE_EXHAUSTED (%.1f%%)", r.Exhausted, 100*r.ExhaustedFraction())
+	}
+	if r.Failed > 0 {
+		s += fmt.Sprintf(", %d FAILED (first: %v)", r.Failed, r.FirstErr)
+	}
+	return s
+}
+
+func ms(d time.Duration) string {
+	f := float64(d) / float64(time.Millisecond)
+	switch {
+	case f >= 100:
+		return fmt.Sprintf("%.0f ms", f)
+	case f >= 10:
+		return fmt.Sprintf("%.1f ms", f)
+	}
+	return fmt.Sprintf("%.2f ms", f)
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.0f", float64(b)/(1<<20)) }

@@ -1,0 +1,293 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/crypto"
+	ulog "github.com/uias/uias/pkg/log"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+const (
+	adminPassword = "Bench-Adm1n-Secret!"
+	userPassword  = "Str0ng-Pass!42"
+	userAccount   = "acct-bench"
+)
+
+// envConfig is what the system under test is started with.
+type envConfig struct {
+	Argon2      crypto.Argon2Params
+	HashWorkers int // 0 = GOMAXPROCS
+	HashQueue   int // 0 = 4*workers, -1 = none
+	LogLevel    string
+	Log         io.Writer
+}
+
+// workers and queue are the effective hasher bounds for c (as NewHasher
+// computes them).
+func (c envConfig) workers() int {
+	if c.HashWorkers > 0 {
+		return c.HashWorkers
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+func (c envConfig) queue() int {
+	switch {
+	case c.HashQueue == 0:
+		return 4 * c.workers()
+	case c.HashQueue < 0:
+		return 0
+	}
+	return c.HashQueue
+}
+
+// env is a running monolithic UIAS (target all, SQLite, embedded NATS) with
+// one application, one user linked to it, an admin token and a bare echo
+// gRPC server, all on loopback.
+type env struct {
+	dir    string
+	app    *app.App
+	conn   *grpc.ClientConn
+	auth   identityv1.AuthServiceClient
+	admin  identityv1.AdminServiceClient
+	token  string
+	appID  string
+	secret string
+	userID string
+
+	echoSrv  *grpc.Server
+	echoConn *grpc.ClientConn
+	echo     healthpb.HealthClient
+
+	httpBase   string
+	httpClient *http.Client
+
+	authCtx  context.Context // outgoing metadata: app credentials
+	adminCtx context.Context // outgoing metadata: admin bearer token
+}
+
+func startEnv(ctx context.Context, ec envConfig) (_ *env, err error) {
+	dir, err := os.MkdirTemp("", "uias-bench-*")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{dir: dir}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.DB.DSN, cfg.Identity.KeyFile = "", ""
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.Identity.Argon2 = ec.Argon2
+	cfg.Identity.HashWorkers, cfg.Identity.HashQueue = ec.HashWorkers, ec.HashQueue
+	cfg.Log.Level = ec.LogLevel
+	cfg.Complete()
+	logw := ec.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	log, err := ulog.NewTo(cfg.Log, logw)
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	e.app, err = app.Start(sctx, cfg, app.Options{Logger: log, BootstrapPassword: adminPassword})
+	if err != nil {
+		return nil, fmt.Errorf("start uias: %w", err)
+	}
+	e.conn, err = grpc.NewClient(e.app.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	e.auth = identityv1.NewAuthServiceClient(e.conn)
+	e.admin = identityv1.NewAdminServiceClient(e.conn)
+	if err := e.seed(sctx); err != nil {
+		return nil, err
+	}
+	if err := e.startEcho(); err != nil {
+		return nil, err
+	}
+	e.httpBase = "http://" + e.app.HTTPAddr()
+	e.httpClient = &http.Client{Timeout: callTimeout, Transport: &http.Transport{
+		MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
+		DisableCompression: true,
+	}}
+	return e, nil
+}
+
+// seed logs in as the bootstrap admin and creates an app, a user with a
+// password and the account link between them.
+func (e *env) seed(ctx context.Context) error {
+	res, err := e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: "admin", Password: adminPassword})
+	if err != nil {
+		return fmt.Errorf("admin login: %w", err)
+	}
+	e.token = res.GetToken()
+	e.adminCtx = metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+e.token)
+	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+e.token)
+	orgs, err := e.admin.ListOrgs(actx, &identityv1.ListOrgsRequest{})
+	if err != nil || len(orgs.GetOrgs()) == 0 {
+		return fmt.Errorf("list orgs: %v (%d orgs)", err, len(orgs.GetOrgs()))
+	}
+	root := orgs.GetOrgs()[0].GetId()
+	ar, err := e.admin.CreateApp(actx, &identityv1.CreateAppRequest{AppType: "OA", AppCode: "bench", Name: "Benchmark"})
+	if err != nil {
+		return fmt.Errorf("create app: %w", err)
+	}
+	e.appID, e.secret = ar.GetApp().GetId(), ar.GetAppSecret()
+	e.authCtx = metadata.AppendToOutgoingContext(context.Background(), "x-uias-app-id", e.appID, "x-uias-app-secret", e.secret)
+	u, err := e.admin.CreateUser(actx, &identityv1.CreateUserRequest{LoginName: "bench", DisplayName: "Bench User",
+		OrgId: root, IdType: identityv1.IdType_ID_TYPE_RESIDENT_ID, IdNumber: "11010519491231002X",
+		Phone: "13812345678", Password: userPassword})
+	if err != nil {
+		return fmt.Errorf("create user: %w", err)
+	}
+	e.userID = u.GetId()
+	if _, err := e.admin.CreateAccountLink(actx, &identityv1.CreateAccountLinkRequest{UserId: e.userID,
+		AppId: e.appID, AppAccountId: userAccount}); err != nil {
+		return fmt.Errorf("create link: %w", err)
+	}
+	return nil
+}
+
+// startEcho runs the floor for cheap RPCs: a plain grpc.Server on loopback
+// with only the standard health service and no interceptors.
+func (e *env) startEcho() error {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	e.echoSrv = grpc.NewServer()
+	healthpb.RegisterHealthServer(e.echoSrv, health.NewServer())
+	go func() { _ = e.echoSrv.Serve(lis) }()
+	e.echoConn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	e.echo = healthpb.NewHealthClient(e.echoConn)
+	return nil
+}
+
+func (e *env) close() {
+	if e.httpClient != nil {
+		e.httpClient.CloseIdleConnections()
+	}
+	if e.echoConn != nil {
+		_ = e.echoConn.Close()
+	}
+	if e.echoSrv != nil {
+		e.echoSrv.Stop()
+	}
+	if e.conn != nil {
+		_ = e.conn.Close()
+	}
+	if e.app != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_ = e.app.Stop(sctx)
+		cancel()
+	}
+	_ = os.RemoveAll(e.dir)
+}
+
+// grpcOutcome classifies a gRPC error.
+func grpcOutcome(err error) (Outcome, error) {
+	switch {
+	case err == nil:
+		return OK, nil
+	case status.Code(err) == codes.ResourceExhausted:
+		return Exhausted, err
+	}
+	return Failed, err
+}
+
+// callAuthenticate is one password Authenticate over gRPC; anything but
+// result code 0 is a failure.
+func (e *env) callAuthenticate(ctx context.Context) (Outcome, error) {
+	ctx = mergeOutgoing(ctx, e.authCtx)
+	res, err := e.auth.Authenticate(ctx, &identityv1.AuthenticateRequest{AppUserId: userAccount,
+		Password: userPassword, AuthType: identityv1.AuthType_AUTH_TYPE_PASSWORD})
+	if err != nil {
+		return grpcOutcome(err)
+	}
+	if res.GetResultCode() != 0 {
+		return Failed, fmt.Errorf("authenticate: result %d %v: %s", res.GetResultCode(), res.GetReason(), res.GetMessage())
+	}
+	return OK, nil
+}
+
+// callGetUser is AdminService/GetUser by id with the admin bearer token.
+func (e *env) callGetUser(ctx context.Context) (Outcome, error) {
+	ctx = mergeOutgoing(ctx, e.adminCtx)
+	u, err := e.admin.GetUser(ctx, &identityv1.GetUserRequest{Id: e.userID})
+	if err != nil {
+		return grpcOutcome(err)
+	}
+	if u.GetId() != e.userID {
+		return Failed, errors.New("get user: wrong user returned")
+	}
+	return OK, nil
+}
+
+// callEcho is Health/Check on the bare echo server.
+func (e *env) callEcho(ctx context.Context) (Outcome, error) {
+	res, err := e.echo.Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return grpcOutcome(err)
+	}
+	if res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return Failed, fmt.Errorf("echo: status %v", res.GetStatus())
+	}
+	return OK, nil
+}
+
+// callGetUserREST is GET /v1/users/{id} through the REST edge.
+func (e *env) callGetUserREST(ctx context.Context) (Outcome, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.httpBase+"/v1/users/"+e.userID, nil)
+	if err != nil {
+		return Failed, err
+	}
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	resp, err := e.httpClient.Do(req)
+	if err != nil {
+		return Failed, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return OK, nil
+	case http.StatusTooManyRequests:
+		return Exhausted, errors.New("HTTP 429")
+	}
+	return Failed, fmt.Errorf("GET /v1/users/{id}: HTTP %d", resp.StatusCode)
+}
+
+// mergeOutgoing returns ctx (deadline, cancellation) carrying the outgoing
+// metadata of md.
+func mergeOutgoing(ctx, md context.Context) context.Context {
+	m, _ := metadata.FromOutgoingContext(md)
+	return metadata.NewOutgoingContext(ctx, m)
+}
