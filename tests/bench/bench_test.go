@@ -96,7 +96,7 @@ func start(argon2 crypto.Argon2Params) (_ *env, err error) {
 	e.adminCtx = metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+e.token)
 	orgs, err := e.admin.ListOrgs(e.adminCtx, &identityv1.ListOrgsRequest{})
 	if err != nil || len(orgs.GetOrgs()) == 0 {
-		return nil, fmt.Errorf("list orgs: %v", err)
+		return nil, fmt.Errorf("list orgs: %w", err)
 	}
 	ar, err := e.admin.CreateApp(e.adminCtx, &identityv1.CreateAppRequest{AppType: "OA", AppCode: "bench", Name: "Benchmark"})
 	if err != nil {

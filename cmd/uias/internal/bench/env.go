@@ -150,7 +150,7 @@ func (e *env) seed(ctx context.Context) error {
 	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+e.token)
 	orgs, err := e.admin.ListOrgs(actx, &identityv1.ListOrgsRequest{})
 	if err != nil || len(orgs.GetOrgs()) == 0 {
-		return fmt.Errorf("list orgs: %v (%d orgs)", err, len(orgs.GetOrgs()))
+		return fmt.Errorf("list orgs: %w (%d orgs)", err, len(orgs.GetOrgs()))
 	}
 	root := orgs.GetOrgs()[0].GetId()
 	ar, err := e.admin.CreateApp(actx, &identityv1.CreateAppRequest{AppType: "OA", AppCode: "bench", Name: "Benchmark"})
