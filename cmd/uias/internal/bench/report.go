@@ -348,6 +348,6 @@ func (rep *report) markdown() string {
 	b.WriteString("```sh\nmake bench                                   # this page\n" +
 		"go run ./cmd/uias bench --help              # flags\n" +
 		"go run ./cmd/uias bench --only echo,getuser --cpuprofile cpu.out && go tool pprof -top cpu.out\n" +
-		"go test ./tests/bench -run '^$' -bench . -cpuprofile cpu.out   # go test benchmarks\n```\n")
+		"go test ./cmd/uias/internal/bench -run '^$' -bench . -cpuprofile cpu.out   # go test benchmarks\n```\n")
 	return b.String()
 }

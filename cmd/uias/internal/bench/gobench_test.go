@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/uias/uias/pkg/crypto"
+)
+
+// These are the `go test -bench` views of the same measurements `uias
+// bench` reports; they share its environment (startEnv) and calls.
+
+var (
+	goBenchOnce sync.Once
+	goBenchEnv  *env
+	goBenchErr  error
+)
+
+func benchEnv(b *testing.B) *env {
+	b.Helper()
+	goBenchOnce.Do(func() {
+		goBenchEnv, goBenchErr = startEnv(context.Background(), envConfig{Argon2: crypto.DefaultArgon2(), LogLevel: "error"})
+	})
+	if goBenchErr != nil {
+		b.Fatal(goBenchErr)
+	}
+	return goBenchEnv
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if goBenchEnv != nil {
+		goBenchEnv.close()
+	}
+	os.Exit(code)
+}
+
+// runParallel drives call from conc goroutines for b.N calls in all.
+func runParallel(b *testing.B, conc int, call func(context.Context) (Outcome, error)) {
+	b.Helper()
+	b.SetParallelism(max(1, conc/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := call(context.Background()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkRawArgon2id(b *testing.B) {
+	p := crypto.DefaultArgon2()
+	salt := make([]byte, p.SaltLen)
+	_, _ = rand.Read(salt)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			crypto.RawArgon2id([]byte(userPassword), salt, p)
+		}
+	})
+}
+
+func BenchmarkAuthenticateGRPC(b *testing.B) {
+	e := benchEnv(b)
+	runParallel(b, runtime.GOMAXPROCS(0)*2, e.callAuthenticate)
+}
+
+func BenchmarkGetUserGRPC(b *testing.B) { runParallel(b, 50, benchEnv(b).callGetUser) }
+
+func BenchmarkGetUserREST(b *testing.B) { runParallel(b, 50, benchEnv(b).callGetUserREST) }
+
+func BenchmarkEchoGRPC(b *testing.B) {
+	e := benchEnv(b)
+	runParallel(b, 50, e.callEcho)
+}
