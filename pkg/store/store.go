@@ -64,7 +64,10 @@ func ParseDriver(driver string) (Dialect, error) {
 //
 // driver is "sqlite" or "postgres" (see ParseDriver). For SQLite, dsn is a file path or a
 // "file:" URI; the parent directory of a file path is created, and unless the DSN already
-// sets them the connection gets busy_timeout(5000), journal_mode(WAL), foreign_keys(1)
+// sets them the connection gets busy_timeout(5000), journal_mode(WAL),
+// synchronous(NORMAL) (file databases: in WAL mode a commit is durable when uias crashes,
+// but the last commits before an OS crash or power loss may roll back; set
+// _pragma=synchronous(FULL) in the DSN to fsync the WAL on every commit), foreign_keys(1)
 // and _txlock=immediate (transactions take the write lock up front, so concurrent
 // writers wait for busy_timeout instead of failing with SQLITE_BUSY on lock upgrade).
 // For PostgreSQL, dsn is anything pgx accepts (URL or key=value).
@@ -133,6 +136,9 @@ func openSQLite(dsn string) (*sql.DB, error) {
 	}
 	if !has("journal_mode") && params.Get("_journal_mode") == "" && params.Get("_journal") == "" && !memory {
 		add = append(add, "_pragma=journal_mode(WAL)")
+	}
+	if !has("synchronous") && !memory {
+		add = append(add, "_pragma=synchronous(NORMAL)")
 	}
 	if !has("foreign_keys") && params.Get("_foreign_keys") == "" && params.Get("_fk") == "" {
 		add = append(add, "_pragma=foreign_keys(1)")

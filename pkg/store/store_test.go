@@ -32,9 +32,13 @@ func TestOpenSQLitePragmas(t *testing.T) {
 	db := storetest.OpenSQLite(t)
 	ctx := context.Background()
 	var mode string
-	var fk, busy int
+	var fk, busy, syncMode int
 	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		t.Fatal(err)
+	}
+	// Every pooled connection must carry the pragma (it is per connection).
+	if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&syncMode); err != nil || syncMode != 1 {
+		t.Fatalf("synchronous = %d (%v), want 1 (NORMAL)", syncMode, err)
 	}
 	if err := db.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
 		t.Fatal(err)
@@ -47,6 +51,20 @@ func TestOpenSQLitePragmas(t *testing.T) {
 	}
 	if db.Dialect != store.SQLite || db.Dialect.String() != "sqlite" {
 		t.Fatalf("dialect %v", db.Dialect)
+	}
+}
+
+// A DSN that sets synchronous itself keeps its choice (FULL = 2).
+func TestOpenSQLiteSynchronousOverride(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite", "file:"+filepath.Join(t.TempDir(), "x.db")+"?_pragma=synchronous(FULL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var syncMode int
+	if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&syncMode); err != nil || syncMode != 2 {
+		t.Fatalf("synchronous = %d (%v), want 2 (FULL)", syncMode, err)
 	}
 }
 
