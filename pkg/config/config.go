@@ -85,6 +85,10 @@ type Config struct {
 		HashWorkers int                 `yaml:"hash_workers"` // 0 = GOMAXPROCS
 		HashQueue   int                 `yaml:"hash_queue"`   // 0 = 4*workers, -1 = no queue
 		KeyFile     string              `yaml:"key_file"`     // default <DataDir>/keyring.json
+		// UserCacheTTL bounds how long an administrator read (GetUser) may
+		// serve a user changed through another instance when its change
+		// event is late; 0 turns the user cache off. Default 5s.
+		UserCacheTTL time.Duration `yaml:"user_cache_ttl"`
 	} `yaml:"identity"`
 	Policy PolicyDefaults `yaml:"policy"`
 	Admin  struct {
@@ -110,6 +114,7 @@ func base() Config {
 	c.Etcd.DialTimeout = 5 * time.Second
 	c.Etcd.LeaseTTL = 10
 	c.Identity.Argon2 = crypto.DefaultArgon2()
+	c.Identity.UserCacheTTL = 5 * time.Second
 	c.Policy = PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, LockMinutes: 15, MaxAgeDays: 90}
 	c.Admin.TokenTTL = 8 * time.Hour
 	c.TrustedProxies = []string{"127.0.0.0/8", "::1/128"}
@@ -279,6 +284,8 @@ func bindings() []binding {
 	add("UIAS_HASH_QUEUE", "", "", s, g)
 	s, g = str(func(c *Config) *string { return &c.Identity.KeyFile })
 	add("UIAS_KEY_FILE", "", "", s, g)
+	s, g = duration(func(c *Config) *time.Duration { return &c.Identity.UserCacheTTL })
+	add("UIAS_USER_CACHE_TTL", "", "", s, g)
 	s, g = duration(func(c *Config) *time.Duration { return &c.Admin.TokenTTL })
 	add("UIAS_ADMIN_TOKEN_TTL", "", "", s, g)
 	s, g = list(func(c *Config) *[]string { return &c.TrustedProxies })
@@ -566,6 +573,9 @@ func (c Config) Validate() error {
 	}
 	if c.Identity.HashQueue < -1 {
 		bad("identity.hash_queue", "must be -1 (no queue), 0 (4 per worker) or more, got %d", c.Identity.HashQueue)
+	}
+	if c.Identity.UserCacheTTL < 0 || c.Identity.UserCacheTTL > time.Hour {
+		bad("identity.user_cache_ttl", "must be between 0 (no cache) and 1h, got %s", c.Identity.UserCacheTTL)
 	}
 	if c.Identity.KeyFile == "" {
 		bad("identity.key_file", "must not be empty (set data_dir or identity.key_file)")

@@ -120,6 +120,7 @@ func TestValidateEachProblem(t *testing.T) {
 		{"argon2 key", func(c *Config) { c.Identity.Argon2.KeyLen = 8 }, "identity.argon2.key_len"},
 		{"hash workers", func(c *Config) { c.Identity.HashWorkers = -1 }, "identity.hash_workers"},
 		{"hash queue", func(c *Config) { c.Identity.HashQueue = -2 }, "identity.hash_queue"},
+		{"user cache ttl", func(c *Config) { c.Identity.UserCacheTTL = -time.Second }, "identity.user_cache_ttl"},
 		{"key file", func(c *Config) { c.Identity.KeyFile = "" }, "identity.key_file"},
 		{"policy min length", func(c *Config) { c.Policy.MinLength = -1 }, "policy.min_length"},
 		{"policy classes negative", func(c *Config) { c.Policy.RequireClasses = -1 }, "policy.require_classes"},

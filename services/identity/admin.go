@@ -298,8 +298,23 @@ func (s *Service) openPersonal(u *User) (idNumber, phone string) {
 	return idNumber, phone
 }
 
-// GetUser returns one user.
+// GetUser returns one user, from this instance's user cache when it holds a
+// fresh copy (see userCache).
 func (s *Service) GetUser(ctx context.Context, id string) (*User, error) {
+	if u, ok := s.users.get(id, s.now()); ok {
+		return u, nil
+	}
+	gen := s.users.generation()
+	u, err := s.loadUser(ctx, id)
+	if err == nil {
+		s.users.put(u, gen, s.now())
+	}
+	return u, err
+}
+
+// loadUser reads a user from the store, never from the cache: for
+// read-modify-write and checks that must see the stored state.
+func (s *Service) loadUser(ctx context.Context, id string) (*User, error) {
 	if err := checkText("id", id, maxIDLen, true); err != nil {
 		return nil, err
 	}
@@ -336,7 +351,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 	if len(up.Mask) == 0 {
 		return nil, badRequest("update_mask must name at least one field")
 	}
-	u, err := s.GetUser(ctx, id)
+	u, err := s.loadUser(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -399,7 +414,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 // mutateUser loads a user, applies fn and stores it with events for op.
 func (s *Service) mutateUser(ctx context.Context, id, op string, data map[string]any, fn func(u *User) error) (*User, error) {
 	start := s.now()
-	u, err := s.GetUser(ctx, id)
+	u, err := s.loadUser(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -454,14 +469,14 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, mustChan
 	if err := checkSecretText("password", password, maxPasswordLen, true); err != nil {
 		return nil, err
 	}
-	u, err := s.GetUser(ctx, id)
+	u, err := s.loadUser(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.setPassword(ctx, u, password, mustChange, false, "user.set_password", start); err != nil {
 		return nil, err
 	}
-	return s.GetUser(ctx, id)
+	return s.loadUser(ctx, id)
 }
 
 // ---- groups ----
@@ -520,7 +535,7 @@ func (s *Service) SetGroupMember(ctx context.Context, groupID, userID string, ad
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.GetUser(ctx, userID); err != nil {
+	if _, err := s.loadUser(ctx, userID); err != nil {
 		return nil, err
 	}
 	op, fn := "member_added", s.store.AddGroupMember
@@ -704,7 +719,7 @@ func (s *Service) CreateLink(ctx context.Context, userID, appID, account string)
 	if err := checkText("app_account_id", account, maxIDLen, true); err != nil {
 		return nil, err
 	}
-	u, err := s.GetUser(ctx, userID)
+	u, err := s.loadUser(ctx, userID)
 	if err != nil {
 		return nil, err
 	}

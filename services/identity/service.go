@@ -25,6 +25,12 @@ type Config struct {
 	AdminTokenTTL time.Duration // default 8h
 	AppCacheTTL   time.Duration // default 5s; how long a changed app may be served stale by another instance
 	TokenCacheTTL time.Duration // default 30s
+	// UserCacheTTL bounds how long GetUser may serve a user changed by
+	// another instance whose CHANGES event did not arrive (default 5s;
+	// negative: no user cache).
+	UserCacheTTL time.Duration
+	// UserCacheSize is the most users cached (default 10000).
+	UserCacheSize int
 	SecretOverlap time.Duration // default rotation overlap, 24h
 }
 
@@ -54,6 +60,7 @@ type Service struct {
 	limiter *rateLimiter
 	apps    ttlCache[*App]
 	tokens  ttlCache[*User]
+	users   userCache
 }
 
 // New validates deps and builds the service.
@@ -87,6 +94,12 @@ func New(d Deps) (*Service, error) {
 	if c.TokenCacheTTL <= 0 {
 		c.TokenCacheTTL = 30 * time.Second
 	}
+	if c.UserCacheTTL == 0 {
+		c.UserCacheTTL = 5 * time.Second
+	}
+	if c.UserCacheSize <= 0 {
+		c.UserCacheSize = 10000
+	}
 	if c.SecretOverlap <= 0 {
 		c.SecretOverlap = 24 * time.Hour
 	}
@@ -100,6 +113,8 @@ func New(d Deps) (*Service, error) {
 	}
 	s.apps.ttl = c.AppCacheTTL
 	s.tokens.ttl = c.TokenCacheTTL
+	s.users.ttl, s.users.max = c.UserCacheTTL, c.UserCacheSize
+	s.store = userCachingStore{Store: d.Store, c: &s.users}
 	return s, nil
 }
 

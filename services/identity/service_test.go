@@ -23,6 +23,14 @@ func (c *clock) now() time.Time { return c.t }
 // newService builds the real service on a SQLite store with a test clock.
 func newService(t *testing.T) (*identity.Service, *clock) {
 	t.Helper()
+	svcs, clk := newInstances(t, 1, identity.Config{})
+	return svcs[0], clk
+}
+
+// newInstances builds n services (instances of the identity component) on
+// one SQLite store, one key ring and one test clock, with config cfg.
+func newInstances(t *testing.T, n int, cfg identity.Config) ([]*identity.Service, *clock) {
+	t.Helper()
 	db := storetest.OpenSQLite(t)
 	if err := sqlstore.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
@@ -36,12 +44,16 @@ func newService(t *testing.T) (*identity.Service, *clock) {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-	svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Sealer: sealer, Logger: zap.NewNop(), Now: clk.now,
-		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
-	if err != nil {
-		t.Fatal(err)
+	var out []*identity.Service
+	for range n {
+		svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Sealer: sealer, Logger: zap.NewNop(), Now: clk.now, Config: cfg,
+			Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, svc)
 	}
-	return svc, clk
+	return out, clk
 }
 
 type world struct {
@@ -54,6 +66,13 @@ type world struct {
 func setup(t *testing.T) *world {
 	t.Helper()
 	svc, clk := newService(t)
+	return setupOn(t, svc, clk)
+}
+
+// setupOn bootstraps svc and adds an app "oa" and a user "mia" linked to it
+// as "m001" with password First-Pass-1.
+func setupOn(t *testing.T, svc *identity.Service, clk *clock) *world {
+	t.Helper()
 	ctx := context.Background()
 	if _, _, err := svc.Bootstrap(ctx, "Boot-Strap-Pass1"); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/discovery"
 	"github.com/uias/uias/pkg/events"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
 // TestMicroservices runs identity and gateway as separate servers that find
@@ -42,6 +43,9 @@ func TestMicroservices(t *testing.T) {
 	idCfg.Etcd.LeaseTTL = 2
 	idCfg.NATS.URL, idCfg.NATS.Embedded = ns.ClientURL(), false
 	idCfg.HTTPAddr = "127.0.0.1:0" // ops listener: /metrics, /healthz, /readyz
+	// A user cache TTL far beyond the test: only the CHANGES event can make
+	// one instance see a change made through another.
+	idCfg.Identity.UserCacheTTL = time.Hour
 	if dsn := os.Getenv("UIAS_TEST_PG_DSN"); dsn != "" {
 		idCfg.DB.Driver, idCfg.DB.DSN = "postgres", freshSchemaDSN(t, dsn)
 	}
@@ -77,9 +81,38 @@ func TestMicroservices(t *testing.T) {
 		t.Fatalf("identity /metrics: %d", code)
 	}
 
+	// A second identity instance on the same data: a change made through it
+	// reaches the first instance's user cache as a CHANGES event.
+	peerApp := startApp(t, idCfg)
+	peer := &env{t: t, app: peerApp}
+	peer.dial(peerApp.GRPCAddr())
+	peer.login()
+	if u, err := id.admin.GetUser(id.adm(), &identityv1.GetUserRequest{Id: f.userID}); err != nil || u.Status != identityv1.UserStatus_USER_STATUS_ACTIVE {
+		t.Fatalf("get user: %v %v", u, err)
+	}
+	if _, err := peer.admin.SetUserStatus(peer.adm(), &identityv1.SetUserStatusRequest{Id: f.userID, Status: identityv1.UserStatus_USER_STATUS_DISABLED}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first instance to see a user disabled through the second", func() bool {
+		u, err := id.admin.GetUser(id.adm(), &identityv1.GetUserRequest{Id: f.userID})
+		return err == nil && u.Status == identityv1.UserStatus_USER_STATUS_DISABLED
+	})
+	if _, err := peer.admin.SetUserStatus(peer.adm(), &identityv1.SetUserStatusRequest{Id: f.userID, Status: identityv1.UserStatus_USER_STATUS_ACTIVE}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first instance to see the user enabled again", func() bool {
+		u, err := id.admin.GetUser(id.adm(), &identityv1.GetUserRequest{Id: f.userID})
+		return err == nil && u.Status == identityv1.UserStatus_USER_STATUS_ACTIVE
+	})
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	if err := peerApp.Stop(sctx); err != nil {
+		t.Logf("stop peer: %v", err)
+	}
+	cancel()
+
 	// Stop identity; start a new instance on another port with the same data.
 	first := idApp.GRPCAddr()
-	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	sctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
 	if err := idApp.Stop(sctx); err != nil {
 		t.Logf("stop identity: %v", err)
 	}

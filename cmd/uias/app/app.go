@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -251,11 +252,24 @@ func (a *App) startIdentity(ctx, runCtx context.Context, cfg config.Config, o Op
 	go func() { defer a.wg.Done(); _ = relay.Run(runCtx) }()
 
 	svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer, Logger: log,
-		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg), AdminTokenTTL: cfg.Admin.TokenTTL}})
+		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg), AdminTokenTTL: cfg.Admin.TokenTTL,
+			UserCacheTTL: userCacheTTL(cfg.Identity.UserCacheTTL)}})
 	if err != nil {
 		return err
 	}
 	a.Identity = svc
+	// Changes made through other instances drop users from this one's
+	// caches as soon as their CHANGES events arrive (the cache TTL covers a
+	// NATS outage). Own events arrive too; dropping again is harmless.
+	sub, err := nc.Subscribe(userChangesSubject, func(m *nats.Msg) {
+		if id := changedID(m.Data); id != "" {
+			svc.ForgetUser(id)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to user changes: %w", err)
+	}
+	a.closers = append(a.closers, func(context.Context) error { return sub.Unsubscribe() })
 	created, generated, err := svc.Bootstrap(ctx, o.BootstrapPassword)
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
@@ -470,4 +484,26 @@ func opsHandler(reg *prometheus.Registry, ready func(context.Context) error) htt
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
+}
+
+// userChangesSubject carries every change to a user (see identity's change events).
+const userChangesSubject = "uias.changes.identity.user.>"
+
+// changedID returns the id of the entity a CHANGES event payload names.
+func changedID(payload []byte) string {
+	var ev struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(payload, &ev) != nil {
+		return ""
+	}
+	return ev.ID
+}
+
+// userCacheTTL maps the config (0 = no cache) to identity.Config (0 = default, negative = none).
+func userCacheTTL(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
