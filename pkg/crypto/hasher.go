@@ -76,6 +76,13 @@ func (h *Hasher) QueueLen() int { return int(h.queue) }
 // Waiting returns the number of callers currently waiting for a worker.
 func (h *Hasher) Waiting() int { return int(h.waiting.Load()) }
 
+// Saturated reports whether a Hash or Verify started now would most likely
+// get ErrOverloaded: every worker busy and the queue full. It is a hint for
+// shedding load before doing other work (it may race with calls finishing).
+func (h *Hasher) Saturated() bool {
+	return len(h.sem) == cap(h.sem) && h.waiting.Load() >= h.queue
+}
+
 // acquire takes a worker slot, waiting in the bounded queue if needed.
 func (h *Hasher) acquire(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {

@@ -123,7 +123,13 @@ func TestOverloadNoQueue(t *testing.T) {
 	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, Queue: NoQueue})
 	done := make(chan error, 1)
 	go func() { _, err := h.Hash(ctx, "first"); done <- err }()
+	if h.Saturated() {
+		t.Fatal("saturated with an idle worker")
+	}
 	<-started // the only worker is now busy
+	if !h.Saturated() {
+		t.Fatal("not saturated with the only worker busy and no queue")
+	}
 
 	if _, err := h.Hash(ctx, "second"); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("Hash while saturated = %v, want ErrOverloaded", err)
@@ -148,8 +154,14 @@ func TestOverloadQueueBound(t *testing.T) {
 	results := make(chan error, 2)
 	go func() { _, err := h.Hash(ctx, "in flight"); results <- err }()
 	<-started
+	if h.Saturated() {
+		t.Fatal("saturated with a free queue slot")
+	}
 	go func() { _, err := h.Hash(ctx, "queued"); results <- err }()
 	waitForWaiters(h, 1)
+	if !h.Saturated() {
+		t.Fatal("not saturated with the worker busy and the queue full")
+	}
 
 	if _, err := h.Hash(ctx, "rejected"); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("Hash with full queue = %v, want ErrOverloaded", err)
@@ -159,6 +171,9 @@ func TestOverloadQueueBound(t *testing.T) {
 		if err := <-results; err != nil {
 			t.Fatalf("admitted hash failed: %v", err)
 		}
+	}
+	if h.Saturated() {
+		t.Fatal("still saturated after the work finished")
 	}
 }
 

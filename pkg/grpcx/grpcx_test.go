@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -612,5 +614,54 @@ func TestServerTLSMinVersion(t *testing.T) {
 	}
 	if got := grpcx.ServerTLS(tlsConfig(0x0304)).MinVersion; got != 0x0304 {
 		t.Errorf("MinVersion = %#x, want TLS 1.3 kept", got)
+	}
+}
+
+// Admit refuses calls in the transport with the refusal's domain status
+// (code, message, ErrorInfo reason); other methods and admitted calls run
+// through the chain as usual.
+func TestAdmit(t *testing.T) {
+	var shed atomic.Bool
+	var auths atomic.Int32
+	h := start(t, grpcx.ServerOptions{
+		Auth: grpcx.CallerAuthFunc(func(ctx context.Context, _ string) (context.Context, error) {
+			auths.Add(1)
+			return ctx, nil
+		}),
+		Admit: func(method string) error {
+			if method == checkMethod && shed.Load() {
+				return apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too busy, retry shortly")
+			}
+			return nil
+		},
+	}, time.Second)
+	if r := h.check(ctxT(t), "ok"); r.err != nil {
+		t.Fatalf("admitted call: %v", r.err)
+	}
+	shed.Store(true)
+	before := auths.Load()
+	r := h.check(ctxT(t), "ok")
+	st := status.Convert(r.err)
+	if st.Code() != codes.ResourceExhausted || st.Message() != "too busy, retry shortly" {
+		t.Fatalf("refused call: %v", st)
+	}
+	var reason string
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
+			reason = ei.GetReason()
+		}
+	}
+	if reason != "OVERLOADED" {
+		t.Fatalf("refusal reason %q in %v", reason, st.Details())
+	}
+	if auths.Load() != before {
+		t.Fatal("a refused call reached the interceptor chain")
+	}
+	if got := counter(t, h.reg, checkMethod, "ResourceExhausted"); got != 1 {
+		t.Fatalf("refusals counted %v, want 1", got)
+	}
+	// Other methods are not affected.
+	if r := h.watch(ctxT(t), "ok"); r.err != nil {
+		t.Fatalf("watch while check is shed: %v", r.err)
 	}
 }

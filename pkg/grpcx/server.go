@@ -42,6 +42,13 @@ type ServerOptions struct {
 	TrustedProxies []netip.Prefix       // peers allowed to set x-forwarded-for
 	TLS            *tls.Config          // nil => plaintext; MinVersion raised to TLS 1.2
 	MaxRecvMsgSize int                  // default 1 MiB
+	// Admit, when set, is asked about every call before the call gets a
+	// goroutine, its request is read or any interceptor runs: a non-nil
+	// error (an *apierr.Error) refuses the call at once with that error's
+	// status. It sees only the method name; use it to shed load cheaply
+	// (the handler must still check, Admit may race). Refusals are counted
+	// in the metrics but not logged per call.
+	Admit func(fullMethod string) error
 }
 
 // NewServer builds a *grpc.Server with one interceptor chain (unary and
@@ -60,6 +67,9 @@ type ServerOptions struct {
 // health service. Requests (and streamed messages) with a Validate() error
 // method that fails get InvalidArgument. Every error returned by a handler
 // passes through apierr.ToStatus.
+//
+// Before all of that, ServerOptions.Admit may refuse a call in the
+// transport (see there).
 //
 // The health service (returned, all services SERVING) and reflection are
 // registered.
@@ -86,6 +96,9 @@ func NewServer(o ServerOptions) (*grpc.Server, *health.Server) {
 			MinTime:             10 * time.Second,
 			PermitWithoutStream: true,
 		}),
+	}
+	if o.Admit != nil {
+		opts = append(opts, grpc.InTapHandle(c.admission(o.Admit)))
 	}
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(ServerTLS(o.TLS))))

@@ -166,7 +166,7 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 	}
 	// Shed load before any storage work when the hashing queue is already
 	// full: the refusal is then as cheap as it can be.
-	if q := s.hasher.QueueLen(); req.AuthType == AuthPassword && q > 0 && s.hasher.Waiting() >= q {
+	if req.AuthType == AuthPassword && s.hasher.Saturated() {
 		return nil, errOverloaded
 	}
 	res := &AuthResult{Serial: c.RequestID, Extend: req.Extend}

@@ -25,6 +25,17 @@ var (
 	errBadAdminLogin = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_LOGIN", "invalid login name or password")
 )
 
+// AdmitPasswordCall refuses a call that will hash a password (Authenticate,
+// ChangePassword, AdminLogin) while every hashing worker and queue slot is
+// taken, before anything else is done for it. The transport asks it for
+// each such call, so under overload the refusal costs almost nothing.
+func (s *Service) AdmitPasswordCall() error {
+	if s.hasher.Saturated() {
+		return errOverloaded
+	}
+	return nil
+}
+
 // AuthenticateApp checks an application caller: App_ID + App_Secret, status,
 // IP allow-list and rate limit, in that order. Failures are audited.
 func (s *Service) AuthenticateApp(ctx context.Context, appID, secret string, ip netip.Addr) (*App, error) {

@@ -283,7 +283,7 @@ func (a *App) startIdentity(ctx, runCtx context.Context, cfg config.Config, o Op
 	}
 
 	gs, health := grpcx.NewServer(grpcx.ServerOptions{Logger: log, Registry: reg, Auth: server.CallerAuth{Svc: svc},
-		TrustedProxies: proxies, TLS: serverTLS})
+		TrustedProxies: proxies, TLS: serverTLS, Admit: server.Admit(svc)})
 	server.New(svc).Register(gs)
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {

@@ -71,6 +71,22 @@ func ToStatus(err error) error {
 // reflection are open.
 type CallerAuth struct{ Svc *identity.Service }
 
+// Admit is grpcx.ServerOptions.Admit for the identity server: the calls
+// that hash a password are refused in the transport while hashing is
+// saturated (a fingerprint-only Authenticate too: the method is all the
+// transport knows).
+func Admit(svc *identity.Service) func(fullMethod string) error {
+	return func(method string) error {
+		switch method {
+		case identityv1.AuthService_Authenticate_FullMethodName,
+			identityv1.AuthService_ChangePassword_FullMethodName,
+			identityv1.AdminService_AdminLogin_FullMethodName:
+			return svc.AdmitPasswordCall()
+		}
+		return nil
+	}
+}
+
 // AuthenticateCaller implements grpcx.CallerAuth.
 func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
 	c := &identity.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx)}

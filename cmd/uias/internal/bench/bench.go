@@ -79,7 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "", "also write the report as markdown to this file")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured phases to this file")
 	only := fs.String("only", "", "comma-separated phases to run (default all): "+strings.Join(allPhases, ","))
-	fs.IntVar(&o.authConc, "auth-concurrency", 0, "closed-loop callers for saturated Authenticate (default 2 x hash workers, at most workers+queue)")
+	fs.IntVar(&o.authConc, "auth-concurrency", 0, "closed-loop callers for saturated Authenticate (default 4 x hash workers, at most workers+queue)")
 	fs.IntVar(&o.overloadCallers, "overload-callers", 0, "simultaneous callers per overload wave (default 10 x (workers+queue))")
 	mem := fs.Uint("argon2-memory", uint(def.MemoryKiB), "argon2id memory in KiB")
 	tm := fs.Uint("argon2-time", uint(def.Time), "argon2id iterations")
@@ -113,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	w, q := o.env.workers(), o.env.queue()
 	if o.authConc <= 0 {
-		o.authConc = min(2*w, w+q)
+		o.authConc = min(4*w, w+q)
 	}
 	if o.authConc > w+q {
 		fmt.Fprintf(stderr, "uias bench: warning: --auth-concurrency %d exceeds workers+queue %d; expect RESOURCE_EXHAUSTED\n", o.authConc, w+q)

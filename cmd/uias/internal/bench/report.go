@@ -113,7 +113,9 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		oursLabel:  fmt.Sprintf("%d closed-loop callers", o.authConc),
 		floorLabel: fmt.Sprintf("raw argon2id in %d goroutines", runtime.GOMAXPROCS(0)),
 		explain: fmt.Sprintf("Successful password Authenticate calls per second over gRPC with %d closed-loop callers "+
-			"(enough to keep all %d hash workers busy, fewer than workers + queue = %d so none is refused), "+
+			"(so that while a finished call writes its audit event and its answer travels back, "+
+			"others wait in the queue and none of the %d hash workers idles; "+
+			"no more than workers + queue = %d so none is refused), "+
 			"against bare RawArgon2id hashes per second with the same parameters in GOMAXPROCS goroutines. "+
 			"The gap is everything besides the hash: gRPC, interceptors, app credential check, the SQLite "+
 			"reads of link and user, the audit-event write and its relay to NATS. The note gives the parallel "+
