@@ -129,12 +129,18 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			"latency counts from the scheduled start), against the median time of one RawArgon2id on one goroutine " +
 			"(measured in slices alternating with the open-loop ones). With c hash workers at 80% load a call " +
 			"takes one hash plus some queueing; when hashes run in parallel slower than alone (speed-up in row 1 " +
-			"below the CPU count) each one takes longer than the floor."}
+			"below the CPU count) each one takes longer than the floor, and every network hop of the call may " +
+			"wait up to the Go scheduler's 10 ms preemption quantum for a CPU held by a hash (see row 3)."}
 	refused := &row{name: "Overload: refusal p99", u: dur, target: 0.5,
 		oursLabel: fmt.Sprintf("waves of %d callers", o.overloadCallers), floorLabel: "one hash (median)",
 		explain: fmt.Sprintf("Waves of %d simultaneous Authenticate calls (%d× workers + queue); the callers beyond "+
 			"workers + queue must get RESOURCE_EXHAUSTED at once. Ours is the p99 latency of those refusals "+
-			"(the share refused in brackets), against one hash time; goal: well under one hash.",
+			"(the share refused in brackets), against one hash time; goal: well under one hash. Refusals happen "+
+			"in the transport before any other work (grpcx Admit), so what a refusal waits for is CPU: while every "+
+			"CPU runs a pure-Go hash, each hop of the call (client write, server read, server write, client read; "+
+			"the load generator shares the process) waits for the Go scheduler to preempt a hashing goroutine "+
+			"(10 ms quantum) and the network is polled about every 10 ms. With one hash worker on 2 CPUs the "+
+			"same refusals measured 13 ms p99.",
 			o.overloadCallers, o.overloadCallers/max(1, w+o.env.queue()))}
 	heap := &row{name: "Overload: heap growth", u: mebibytes, target: 3,
 		oursLabel: "peak HeapInuse − base", floorLabel: "workers × argon2 memory",
