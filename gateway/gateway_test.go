@@ -205,10 +205,17 @@ func TestRequestIDGenerated(t *testing.T) {
 	if got := md.Get("x-request-id"); len(got) != 1 || got[0] != id {
 		t.Errorf("backend saw request id %q, response says %q", got, id)
 	}
-	// A malformed id is replaced.
-	md, r = e.echoedMD(t, map[string]string{"X-Request-Id": "bad id with spaces"})
-	if id := r.header.Get("X-Request-Id"); id == "" || id == "bad id with spaces" || md.Get("x-request-id")[0] != id {
-		t.Errorf("malformed request id not replaced: response %q, backend %q", id, md.Get("x-request-id"))
+	// A malformed id, or one the gRPC servers would not accept (they would
+	// log and audit another serial), is replaced.
+	for _, bad := range []string{"bad id with spaces", "a:b/c", strings.Repeat("x", 65)} {
+		md, r = e.echoedMD(t, map[string]string{"X-Request-Id": bad})
+		if id := r.header.Get("X-Request-Id"); id == "" || id == bad || md.Get("x-request-id")[0] != id {
+			t.Errorf("request id %q not replaced: response %q, backend %q", bad, id, md.Get("x-request-id"))
+		}
+	}
+	long := strings.Repeat("y", 64)
+	if md, r = e.echoedMD(t, map[string]string{"X-Request-Id": long}); r.header.Get("X-Request-Id") != long || md.Get("x-request-id")[0] != long {
+		t.Errorf("64-character id not kept: %q", r.header.Get("X-Request-Id"))
 	}
 }
 

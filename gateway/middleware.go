@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/uias/uias/pkg/grpcx"
 )
 
 // HTTP headers forwarded to the identity service (besides Authorization,
@@ -35,10 +35,6 @@ const (
 	mdRequestID    = "x-request-id"
 	mdForwardedFor = "x-forwarded-for"
 )
-
-// maxRequestIDLen bounds a client-supplied X-Request-Id; longer or oddly
-// formed ids are replaced with a fresh one.
-const maxRequestIDLen = 128
 
 // requestState travels in the request context from the outer middleware to
 // the inner handlers, which fill in what they learn.
@@ -269,28 +265,15 @@ func (g *gateway) annotate(ctx context.Context, r *http.Request) metadata.MD {
 	return md
 }
 
-// requestIDFrom returns v when it is a sensible request id, otherwise a new
-// random one.
+// requestIDFrom returns v when it is acceptable as a request id by the same
+// rule as the gRPC servers (grpcx.ValidRequestID: 1-64 of [A-Za-z0-9._-]),
+// so the id a client sent is the one every component logs and audits as the
+// serial; otherwise a new random one.
 func requestIDFrom(v string) string {
-	if v != "" && len(v) <= maxRequestIDLen && validRequestID(v) {
+	if grpcx.ValidRequestID(v) {
 		return v
 	}
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-func validRequestID(v string) bool {
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-', c == '_', c == '.', c == ':', c == '/', c == '+', c == '=':
-		default:
-			return false
-		}
-	}
-	return true
+	return grpcx.NewRequestID()
 }
 
 // clientIP is the TCP peer of r, or, when the peer is a trusted proxy, the

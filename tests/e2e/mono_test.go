@@ -357,9 +357,15 @@ func TestRESTEdge(t *testing.T) {
 	body := map[string]any{"app_user_id": f.account, "password": f.password, "auth_type": "AUTH_TYPE_PASSWORD",
 		"extend_info_legacy": "terminal=T1"}
 
-	code, out, _ := e.rest("POST", "/v1/authenticate", appHeaders(f), body)
+	hdr := appHeaders(f)
+	hdr["X-Request-Id"] = "teller-7.2026-11-23_0001"
+	code, out, rh := e.rest("POST", "/v1/authenticate", hdr, body)
 	if code != 200 || out["result_code"] != float64(0) || out["reason"] != "REASON_OK" {
 		t.Fatalf("REST authenticate: %d %v", code, out)
+	}
+	// The caller's request id is the serial in the answer and the header.
+	if out["serial"] != "teller-7.2026-11-23_0001" || rh.Get("X-Request-Id") != "teller-7.2026-11-23_0001" {
+		t.Fatalf("serial %v, X-Request-Id %q", out["serial"], rh.Get("X-Request-Id"))
 	}
 	body["password"] = "Wrong-Pass-1"
 	code, out, _ = e.rest("POST", "/v1/authenticate", appHeaders(f), body)
