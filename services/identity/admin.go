@@ -299,15 +299,15 @@ func (s *Service) openPersonal(u *User) (idNumber, phone string) {
 }
 
 // GetUser returns one user, from this instance's user cache when it holds a
-// fresh copy (see userCache).
+// fresh copy (see usercache.go).
 func (s *Service) GetUser(ctx context.Context, id string) (*User, error) {
 	if u, ok := s.users.get(id, s.now()); ok {
-		return u, nil
+		return &u, nil // a copy: callers may change it
 	}
 	gen := s.users.generation()
 	u, err := s.loadUser(ctx, id)
 	if err == nil {
-		s.users.put(u, gen, s.now())
+		s.users.putIfCurrent(id, *u, gen, s.now())
 	}
 	return u, err
 }

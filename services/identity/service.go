@@ -28,9 +28,7 @@ type Config struct {
 	// UserCacheTTL bounds how long GetUser may serve a user changed by
 	// another instance whose CHANGES event did not arrive (default 5s;
 	// negative: no user cache).
-	UserCacheTTL time.Duration
-	// UserCacheSize is the most users cached (default 10000).
-	UserCacheSize int
+	UserCacheTTL  time.Duration
 	SecretOverlap time.Duration // default rotation overlap, 24h
 }
 
@@ -60,7 +58,8 @@ type Service struct {
 	limiter *rateLimiter
 	apps    ttlCache[*App]
 	tokens  ttlCache[*User]
-	users   userCache
+	// users holds users for admin reads (GetUser) only; see usercache.go.
+	users ttlCache[User]
 }
 
 // New validates deps and builds the service.
@@ -97,9 +96,6 @@ func New(d Deps) (*Service, error) {
 	if c.UserCacheTTL == 0 {
 		c.UserCacheTTL = 5 * time.Second
 	}
-	if c.UserCacheSize <= 0 {
-		c.UserCacheSize = 10000
-	}
 	if c.SecretOverlap <= 0 {
 		c.SecretOverlap = 24 * time.Hour
 	}
@@ -113,7 +109,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s.apps.ttl = c.AppCacheTTL
 	s.tokens.ttl = c.TokenCacheTTL
-	s.users.ttl, s.users.max = c.UserCacheTTL, c.UserCacheSize
+	s.users.ttl = c.UserCacheTTL
 	s.store = userCachingStore{Store: d.Store, c: &s.users}
 	return s, nil
 }
@@ -172,6 +168,9 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// changesSubjectPrefix starts the subject of every identity CHANGES event.
+const changesSubjectPrefix = "uias.changes.identity."
+
 // change builds a CHANGES event for entity/op; data must hold no secrets and
 // only masked personal data.
 func (s *Service) change(ctx context.Context, entity, op, id string, data any) events.Event {
@@ -179,7 +178,7 @@ func (s *Service) change(ctx context.Context, entity, op, id string, data any) e
 		"entity": entity, "op": op, "id": id, "actor": CallerFrom(ctx).actor(),
 		"time": s.now().UTC(), "data": data,
 	})
-	return events.Event{ID: newID(), Subject: "uias.changes.identity." + entity + "." + op,
+	return events.Event{ID: newID(), Subject: changesSubjectPrefix + entity + "." + op,
 		Type: "identity." + entity + "." + op, Time: s.now().UTC(), Payload: payload}
 }
 
@@ -244,11 +243,18 @@ func failedPrecondition(reason, msg string) error {
 	return apierr.New(apierr.FailedPrecondition, reason, msg)
 }
 
-// ttlCache is a small read-through cache for hot lookups on the caller
-// authentication path.
+// ttlCache is a small read-through cache for hot lookups (apps and admin
+// tokens on the caller authentication path, users for admin reads).
+// Entries live for ttl (<= 0: nothing is cached). At max entries (0: 10000)
+// expired entries make room first, then everything goes (cheaper than LRU
+// bookkeeping on every read; it refills on demand). drop and clear bump a
+// generation: putIfCurrent with a generation read before a store read does
+// not cache what a concurrent write may already have made stale.
 type ttlCache[V any] struct {
 	mu  sync.RWMutex
 	ttl time.Duration
+	max int
+	gen uint64
 	m   map[string]ttlEntry[V]
 }
 
@@ -261,7 +267,7 @@ func (c *ttlCache[V]) get(k string, now time.Time) (V, bool) {
 	c.mu.RLock()
 	e, ok := c.m[k]
 	c.mu.RUnlock()
-	if !ok || now.After(e.exp) {
+	if !ok || !now.Before(e.exp) {
 		var zero V
 		return zero, false
 	}
@@ -270,21 +276,60 @@ func (c *ttlCache[V]) get(k string, now time.Time) (V, bool) {
 
 func (c *ttlCache[V]) put(k string, v V, now time.Time) {
 	c.mu.Lock()
-	if c.m == nil || len(c.m) > 10000 {
+	c.putLocked(k, v, now)
+	c.mu.Unlock()
+}
+
+// generation is read before a store read whose result goes to putIfCurrent.
+func (c *ttlCache[V]) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// putIfCurrent caches v unless something was dropped since gen was read.
+func (c *ttlCache[V]) putIfCurrent(k string, v V, gen uint64, now time.Time) {
+	c.mu.Lock()
+	if gen == c.gen {
+		c.putLocked(k, v, now)
+	}
+	c.mu.Unlock()
+}
+
+func (c *ttlCache[V]) putLocked(k string, v V, now time.Time) {
+	if c.ttl <= 0 {
+		return
+	}
+	limit := c.max
+	if limit <= 0 {
+		limit = 10000
+	}
+	if c.m == nil {
 		c.m = map[string]ttlEntry[V]{}
 	}
+	if len(c.m) >= limit {
+		for old, e := range c.m {
+			if !now.Before(e.exp) {
+				delete(c.m, old)
+			}
+		}
+		if len(c.m) >= limit {
+			clear(c.m)
+		}
+	}
 	c.m[k] = ttlEntry[V]{v: v, exp: now.Add(c.ttl)}
-	c.mu.Unlock()
 }
 
 func (c *ttlCache[V]) drop(k string) {
 	c.mu.Lock()
+	c.gen++
 	delete(c.m, k)
 	c.mu.Unlock()
 }
 
 func (c *ttlCache[V]) clear() {
 	c.mu.Lock()
+	c.gen++
 	c.m = nil
 	c.mu.Unlock()
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -261,11 +260,7 @@ func (a *App) startIdentity(ctx, runCtx context.Context, cfg config.Config, o Op
 	// Changes made through other instances drop users from this one's
 	// caches as soon as their CHANGES events arrive (the cache TTL covers a
 	// NATS outage). Own events arrive too; dropping again is harmless.
-	sub, err := nc.Subscribe(userChangesSubject, func(m *nats.Msg) {
-		if id := changedID(m.Data); id != "" {
-			svc.ForgetUser(id)
-		}
-	})
+	sub, err := nc.Subscribe(identity.UserChangesSubject, func(m *nats.Msg) { svc.ForgetChangedUser(m.Data) })
 	if err != nil {
 		return fmt.Errorf("subscribe to user changes: %w", err)
 	}
@@ -484,20 +479,6 @@ func opsHandler(reg *prometheus.Registry, ready func(context.Context) error) htt
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
-}
-
-// userChangesSubject carries every change to a user (see identity's change events).
-const userChangesSubject = "uias.changes.identity.user.>"
-
-// changedID returns the id of the entity a CHANGES event payload names.
-func changedID(payload []byte) string {
-	var ev struct {
-		ID string `json:"id"`
-	}
-	if json.Unmarshal(payload, &ev) != nil {
-		return ""
-	}
-	return ev.ID
 }
 
 // userCacheTTL maps the config (0 = no cache) to identity.Config (0 = default, negative = none).
