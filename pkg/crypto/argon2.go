@@ -53,12 +53,6 @@ func (p Argon2Params) withDefaults() Argon2Params {
 	return p
 }
 
-// RawArgon2id derives an argon2id key; it is the bare cost of one hash (used
-// as the benchmark floor).
-func RawArgon2id(password, salt []byte, p Argon2Params) []byte {
-	return argon2.IDKey(password, salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
-}
-
 // Limits enforced when parsing stored hashes, so a corrupted or hostile
 // database row cannot make Verify allocate gigabytes or spin for minutes.
 const (

@@ -34,13 +34,16 @@ type HasherConfig struct {
 // Hasher hashes and verifies passwords with argon2id, with bounded
 // concurrency and a bounded waiting queue. It is safe for concurrent use.
 type Hasher struct {
-	params  Argon2Params
-	sem     chan struct{}
+	params Argon2Params
+	// slots holds one argon2Memory per idle worker: taking one is starting
+	// a hash, and its memory is reused by the next hash, so the hash memory
+	// stays at Workers x MemoryKiB however many logins come.
+	slots   chan *argon2Memory
 	queue   int64
 	waiting atomic.Int64
 
-	// derive is RawArgon2id; tests replace it to hold a worker deterministically.
-	derive func(password, salt []byte, p Argon2Params) []byte
+	// derive is argon2idKey; tests replace it to hold a worker deterministically.
+	derive func(mem *argon2Memory, password, salt []byte, p Argon2Params) []byte
 }
 
 // NewHasher returns a Hasher for cfg.
@@ -56,11 +59,15 @@ func NewHasher(cfg HasherConfig) *Hasher {
 	case queue < 0:
 		queue = 0
 	}
+	slots := make(chan *argon2Memory, workers)
+	for range workers {
+		slots <- new(argon2Memory) // allocated by its first hash
+	}
 	return &Hasher{
 		params: cfg.Params.withDefaults(),
-		sem:    make(chan struct{}, workers),
+		slots:  slots,
 		queue:  int64(queue),
-		derive: RawArgon2id,
+		derive: argon2idKey,
 	}
 }
 
@@ -68,7 +75,7 @@ func NewHasher(cfg HasherConfig) *Hasher {
 func (h *Hasher) Params() Argon2Params { return h.params }
 
 // Workers returns the maximum number of concurrent hash computations.
-func (h *Hasher) Workers() int { return cap(h.sem) }
+func (h *Hasher) Workers() int { return cap(h.slots) }
 
 // QueueLen returns the maximum number of callers that may wait for a worker.
 func (h *Hasher) QueueLen() int { return int(h.queue) }
@@ -80,33 +87,43 @@ func (h *Hasher) Waiting() int { return int(h.waiting.Load()) }
 // get ErrOverloaded: every worker busy and the queue full. It is a hint for
 // shedding load before doing other work (it may race with calls finishing).
 func (h *Hasher) Saturated() bool {
-	return len(h.sem) == cap(h.sem) && h.waiting.Load() >= h.queue
+	return len(h.slots) == 0 && h.waiting.Load() >= h.queue
 }
 
 // acquire takes a worker slot, waiting in the bounded queue if needed.
-func (h *Hasher) acquire(ctx context.Context) error {
+func (h *Hasher) acquire(ctx context.Context) (*argon2Memory, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	select {
-	case h.sem <- struct{}{}:
-		return nil
+	case m := <-h.slots:
+		return m, nil
 	default:
 	}
 	if h.waiting.Add(1) > h.queue {
 		h.waiting.Add(-1)
-		return ErrOverloaded
+		return nil, ErrOverloaded
 	}
 	defer h.waiting.Add(-1)
 	select {
-	case h.sem <- struct{}{}:
-		return nil
+	case m := <-h.slots:
+		return m, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
-func (h *Hasher) release() { <-h.sem }
+func (h *Hasher) release(m *argon2Memory) { h.slots <- m }
+
+// run derives a key in the worker's memory. A stored hash made with more
+// memory than the current parameters (before a rehash) gets memory of its
+// own, so one old or hostile row cannot make a worker keep it.
+func (h *Hasher) run(m *argon2Memory, password, salt []byte, p Argon2Params) []byte {
+	if p.MemoryKiB > h.params.MemoryKiB {
+		m = nil
+	}
+	return h.derive(m, password, salt, p)
+}
 
 // Hash returns the PHC-encoded argon2id hash of password. It returns
 // ErrOverloaded when the hasher is saturated and ctx.Err() if ctx ends while
@@ -114,11 +131,12 @@ func (h *Hasher) release() { <-h.sem }
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	salt := make([]byte, h.params.SaltLen)
 	_, _ = rand.Read(salt) // crypto/rand.Read never fails (Go >= 1.24)
-	if err := h.acquire(ctx); err != nil {
+	m, err := h.acquire(ctx)
+	if err != nil {
 		return "", err
 	}
-	key := h.derive([]byte(password), salt, h.params)
-	h.release()
+	key := h.run(m, []byte(password), salt, h.params)
+	h.release(m)
 	return EncodePHC(h.params, salt, key), nil
 }
 
@@ -131,11 +149,12 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (ok, need
 	if err != nil {
 		return false, false, err
 	}
-	if err := h.acquire(ctx); err != nil {
+	m, err := h.acquire(ctx)
+	if err != nil {
 		return false, false, err
 	}
-	got := h.derive([]byte(password), salt, p)
-	h.release()
+	got := h.run(m, []byte(password), salt, p)
+	h.release(m)
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return false, false, nil
 	}

@@ -103,10 +103,10 @@ func blockingHasher(cfg HasherConfig) (h *Hasher, started chan struct{}, release
 	h = NewHasher(cfg)
 	started = make(chan struct{}, 16)
 	release = make(chan struct{})
-	h.derive = func(pw, salt []byte, p Argon2Params) []byte {
+	h.derive = func(m *argon2Memory, pw, salt []byte, p Argon2Params) []byte {
 		started <- struct{}{}
 		<-release
-		return RawArgon2id(pw, salt, p)
+		return argon2idKey(m, pw, salt, p)
 	}
 	return h, started, release
 }
@@ -230,6 +230,45 @@ func BenchmarkHasherHashDefault(b *testing.B) {
 	for b.Loop() {
 		if _, err := h.Hash(ctx, "correct horse battery staple"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestHasherReusesWorkerMemory: each worker keeps one memory of the current
+// parameters' size, and verifying an older hash made with more memory does
+// not make it keep more.
+func TestHasherReusesWorkerMemory(t *testing.T) {
+	ctx := context.Background()
+	h := NewHasher(HasherConfig{Params: testParams, Workers: 2})
+	big := testParams
+	big.MemoryKiB *= 4
+	bigHash := EncodePHC(big, []byte("0123456789abcdef"), RawArgon2id([]byte("old"), []byte("0123456789abcdef"), big))
+	for range 3 {
+		enc, err := h.Hash(ctx, "pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, _, err := h.Verify(ctx, enc, "pw"); !ok || err != nil {
+			t.Fatalf("Verify = %v, %v", ok, err)
+		}
+		if ok, rehash, err := h.Verify(ctx, bigHash, "old"); !ok || !rehash || err != nil {
+			t.Fatalf("Verify(bigger hash) = %v, %v, %v", ok, rehash, err)
+		}
+	}
+	if len(h.slots) != 2 {
+		t.Fatalf("%d idle workers, want 2", len(h.slots))
+	}
+	want := 0
+	if argon2ReusesMemory {
+		want = int(testParams.MemoryKiB) * 1024
+	}
+	for range 2 {
+		m := <-h.slots
+		if cap(m.buf) != want && cap(m.buf) != 0 {
+			t.Errorf("worker memory %d bytes, want %d (or 0 if unused)", cap(m.buf), want)
+		}
+		if argon2ReusesMemory && cap(m.buf) > want {
+			t.Errorf("worker kept %d bytes after a bigger hash", cap(m.buf))
 		}
 	}
 }
