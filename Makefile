@@ -5,7 +5,12 @@ BIN     := $(CURDIR)/.bin
 MODULES := proto/gen pkg services/identity gateway cmd/uias tests
 UIAS_FLAGS ?=
 
-export GOFLAGS := -buildvcs=false
+# Build tags for this machine, worked out once per make run, only by targets
+# that run go: "libargon2" (argon2id in the C reference library through cgo,
+# installed with apt-get when missing) or nothing (pure Go). UIAS_PURE_GO=1
+# forces pure Go. See scripts/buildtags.sh and docs/operators.md.
+TAGS = $(eval TAGS := $$(shell scripts/buildtags.sh))$(TAGS)
+export GOFLAGS = -buildvcs=false $(if $(TAGS),-tags=$(TAGS))
 
 .PHONY: all build run test test-short bench proto lint verify tools tidy fmt clean
 

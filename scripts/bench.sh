@@ -6,7 +6,12 @@
 #   BENCH_OUT=/tmp/b.md scripts/bench.sh --only echo,getuser
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+# Build tags as the Makefile sets them when run without it (scripts/buildtags.sh).
+if [ -z "${GOFLAGS:-}" ]; then
+  tags=$(scripts/buildtags.sh)
+  GOFLAGS="-buildvcs=false${tags:+ -tags=$tags}"
+fi
+export GOFLAGS
 
 out="${BENCH_OUT:-docs/benchmarks.md}"
 bin=$(mktemp -d /tmp/uias-bench.XXXXXX)
