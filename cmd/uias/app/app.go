@@ -244,6 +244,8 @@ func (a *App) startIdentity(ctx, runCtx context.Context, cfg config.Config, o Op
 		return fmt.Errorf("key ring: %w", err)
 	}
 	hasher := crypto.NewHasher(crypto.HasherConfig{Params: cfg.Identity.Argon2, Workers: cfg.Identity.HashWorkers, Queue: cfg.Identity.HashQueue})
+	log.Info("password hashing", zap.String("argon2id", crypto.Argon2Implementation),
+		zap.Uint32("memory_kib", hasher.Params().MemoryKiB), zap.Int("workers", hasher.Workers()), zap.Int("queue", hasher.QueueLen()))
 
 	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
 	a.Relay = relay

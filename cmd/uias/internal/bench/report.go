@@ -122,6 +122,21 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			"speed-up of bare argon2id (hashes/s in GOMAXPROCS goroutines × one hash time): well below the CPU "+
 			"count means the CPUs are shared (SMT siblings, other load) or memory-bound, which also lengthens "+
 			"every hash under concurrency (row 2).", o.authConc, w, w+o.env.queue())}
+	// What rows 3 and 4 depend on differs between the two argon2id builds.
+	refusalWaits := "While every CPU runs a pure-Go hash, each hop of the call (client write, server read, " +
+		"server write, client read; the load generator shares the process) waits for the Go scheduler to preempt " +
+		"a hashing goroutine (10 ms quantum) and the network is polled about every 10 ms. With one hash worker " +
+		"on 2 CPUs the same refusals measured 13 ms p99; the libargon2 build (docs/operators.md) avoids the wait."
+	heapGrows := "The pure-Go build allocates each hash's memory afresh, so the goal allows the GC's headroom " +
+		"(GOGC=100 lets the heap reach about twice the live heap) over the bounded live set."
+	if crypto.Argon2Cgo {
+		refusalWaits = "Hashes run in C (libargon2) and hold no Go scheduler P while they do, so the OS shares " +
+			"the CPUs between them and the handling of the wave at once; what remains is the wave itself: " +
+			"every call of it sent, refused and answered (and the load generator shares the process) on CPUs " +
+			"that also run the hashes."
+		heapGrows = "Each worker hashes in memory it keeps from one hash to the next (already in the base), " +
+			"so the growth is the garbage of the requests, within the GC's headroom."
+	}
 	authP99 := &row{name: "Authenticate p99 at 80% of saturation", u: dur, target: 3,
 		oursLabel: "open loop, paced arrivals", floorLabel: "one hash (median, 1 goroutine)",
 		explain: "p99 latency of Authenticate with arrivals evenly paced at 0.8 × the saturated throughput " +
@@ -130,24 +145,19 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			"(measured in slices alternating with the open-loop ones). With c hash workers at 80% load a call " +
 			"takes one hash plus some queueing; when hashes run in parallel slower than alone (speed-up in row 1 " +
 			"below the CPU count) each one takes longer than the floor, and every network hop of the call may " +
-			"wait up to the Go scheduler's 10 ms preemption quantum for a CPU held by a hash (see row 3)."}
+			"wait for a CPU held by a hash (see row 3)."}
 	refused := &row{name: "Overload: refusal p99", u: dur, target: 0.5,
 		oursLabel: fmt.Sprintf("waves of %d callers", o.overloadCallers), floorLabel: "one hash (median)",
 		explain: fmt.Sprintf("Waves of %d simultaneous Authenticate calls (%d× workers + queue); the callers beyond "+
 			"workers + queue must get RESOURCE_EXHAUSTED at once. Ours is the p99 latency of those refusals "+
 			"(the share refused in brackets), against one hash time; goal: well under one hash. Refusals happen "+
-			"in the transport before any other work (grpcx Admit), so what a refusal waits for is CPU: while every "+
-			"CPU runs a pure-Go hash, each hop of the call (client write, server read, server write, client read; "+
-			"the load generator shares the process) waits for the Go scheduler to preempt a hashing goroutine "+
-			"(10 ms quantum) and the network is polled about every 10 ms. With one hash worker on 2 CPUs the "+
-			"same refusals measured 13 ms p99.",
-			o.overloadCallers, o.overloadCallers/max(1, w+o.env.queue()))}
+			"in the transport before any other work (grpcx Admit), so what a refusal waits for is CPU. %s",
+			o.overloadCallers, o.overloadCallers/max(1, w+o.env.queue()), refusalWaits)}
 	heap := &row{name: "Overload: heap growth", u: mebibytes, target: 3,
 		oursLabel: "peak HeapInuse − base", floorLabel: "workers × argon2 memory",
 		explain: fmt.Sprintf("Peak Go HeapInuse during the overload waves minus HeapInuse after a GC just before, "+
 			"against the memory of the hashes that may run at once (%d workers × %d KiB). Unbounded hashing "+
-			"would need %d × %d KiB; the goal allows the GC's headroom (GOGC=100 lets the heap reach about twice "+
-			"the live heap) over the bounded live set.", w, p.MemoryKiB, o.overloadCallers, p.MemoryKiB)}
+			"would need %d × %d KiB. %s", w, p.MemoryKiB, o.overloadCallers, p.MemoryKiB, heapGrows)}
 	getQPS := &row{name: "GetUser throughput (gRPC)", u: perSec, atLeast: true, target: 0.6,
 		oursLabel: fmt.Sprintf("%d callers", o.concurrency), floorLabel: "echo gRPC (health Check)",
 		explain: fmt.Sprintf("AdminService/GetUser by id with an admin bearer token, %d closed-loop callers on one "+
@@ -285,8 +295,8 @@ func (rep *report) params() []string {
 		rounds += "; every figure and ratio is the median over rounds (the ratio is the median of the per-round ratios)"
 	}
 	return []string{
-		fmt.Sprintf("argon2id m=%d KiB, t=%d, p=%d%s; %d hash workers, queue %d", p.MemoryKiB, p.Time, p.Threads, def,
-			o.env.workers(), o.env.queue()),
+		fmt.Sprintf("argon2id m=%d KiB, t=%d, p=%d%s, computed by %s (for the system and the floors alike); %d hash workers, queue %d",
+			p.MemoryKiB, p.Time, p.Threads, def, crypto.Argon2Implementation, o.env.workers(), o.env.queue()),
 		fmt.Sprintf("each phase: %s measured, alternating with its floor in %d slices (first slice %s warm-up, later ones up to %s); %s",
 			o.duration, o.slices, o.warmup, min(o.warmup, sliceWarmup), rounds),
 		fmt.Sprintf("saturated Authenticate: %d closed-loop callers; 80%% load: evenly paced arrivals; overload: waves of %d simultaneous callers",
