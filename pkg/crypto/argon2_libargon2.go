@@ -82,7 +82,11 @@ func init() {
 // argon2idKey derives p.KeyLen bytes with libargon2. It runs in C, so the
 // Go scheduler hands the goroutine's P to other goroutines while it hashes
 // and request handling is not stuck behind a hash. With mem it hashes in
-// mem's (Go heap, pointer-free) memory; without, libargon2 mallocs.
+// mem's memory; without, libargon2 mallocs. mem is Go heap (pointer-free,
+// so never scanned) rather than C memory on purpose: as live heap it keeps
+// the GC's heap goal high, and a login storm's request garbage then triggers
+// few collections (with C memory, refusals under overload were several times
+// slower in some benchmark runs).
 func argon2idKey(mem *argon2Memory, password, salt []byte, p Argon2Params) []byte {
 	out := make([]byte, p.KeyLen)
 	var blocks []byte
