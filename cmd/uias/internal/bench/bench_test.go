@@ -89,9 +89,13 @@ func TestSmoke(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "bench.md")
 	var stdout, stderr bytes.Buffer
+	// One worker, a short queue and hashes of ~10 ms: a wave of 30 callers
+	// must overflow even when the hashes run in C and requests are read
+	// while they do (with 2 workers, 8 queued and 3 ms hashes a wave could
+	// drain as fast as it arrived, and the overload row had nothing to show).
 	code := Main(context.Background(), []string{"--duration", "150ms", "--warmup", "20ms", "--slices", "1",
-		"--concurrency", "4", "--overload-callers", "30", "--argon2-memory", "8192", "--argon2-time", "1",
-		"--out", out}, &stdout, &stderr)
+		"--concurrency", "4", "--overload-callers", "30", "--argon2-memory", "8192", "--argon2-time", "4",
+		"--hash-workers", "1", "--hash-queue", "2", "--out", out}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
