@@ -202,20 +202,16 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			okOverloadP99 = append(okOverloadP99, r.overload.P(0.99).Seconds())
 			heap.add(float64(r.heapPeak)-float64(r.heapBase), float64(w)*float64(p.MemoryKiB)*1024)
 		}
+		echoQPS, echoP99 := 0.0, 0.0
+		if r.echo != nil {
+			echoQPS, echoP99 = r.echo.QPS(), r.echo.P(0.99).Seconds()
+		}
 		if r.getUser != nil {
-			echoQPS, echoP99 := 0.0, 0.0
-			if r.echo != nil {
-				echoQPS, echoP99 = r.echo.QPS(), r.echo.P(0.99).Seconds()
-			}
 			getQPS.add(r.getUser.QPS(), echoQPS)
 			getP99.add(r.getUser.P(0.99).Seconds(), echoP99)
 			failed(getQPS, "GetUser", r.getUser)
 		}
 		if r.getUserHT != nil {
-			echoQPS, echoP99 := 0.0, 0.0
-			if r.echo != nil {
-				echoQPS, echoP99 = r.echo.QPS(), r.echo.P(0.99).Seconds()
-			}
 			restQPS.add(r.getUserHT.QPS(), echoQPS)
 			restP99.add(r.getUserHT.P(0.99).Seconds(), echoP99)
 			failed(restQPS, "REST GetUser", r.getUserHT)
