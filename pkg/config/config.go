@@ -27,6 +27,7 @@ import (
 
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/log"
+	"github.com/uias/uias/pkg/sched"
 )
 
 // Targets.
@@ -89,6 +90,12 @@ type Config struct {
 		// serve a user changed through another instance when its change
 		// event is late; 0 turns the user cache off. Default 5s.
 		UserCacheTTL time.Duration `yaml:"user_cache_ttl"`
+		// SchedPolicy is the Linux CPU scheduling policy of a process that
+		// runs the identity service: "batch" (default) switches the whole
+		// process to SCHED_BATCH so that short request work does not
+		// preempt running password hashes (see package sched); "inherit"
+		// leaves the policy the process was started with.
+		SchedPolicy string `yaml:"sched_policy"`
 	} `yaml:"identity"`
 	Policy PolicyDefaults `yaml:"policy"`
 	Admin  struct {
@@ -115,6 +122,7 @@ func base() Config {
 	c.Etcd.LeaseTTL = 10
 	c.Identity.Argon2 = crypto.DefaultArgon2()
 	c.Identity.UserCacheTTL = 5 * time.Second
+	c.Identity.SchedPolicy = sched.PolicyBatch
 	c.Policy = PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, LockMinutes: 15, MaxAgeDays: 90}
 	c.Admin.TokenTTL = 8 * time.Hour
 	c.TrustedProxies = []string{"127.0.0.0/8", "::1/128"}
@@ -286,6 +294,8 @@ func bindings() []binding {
 	add("UIAS_KEY_FILE", "", "", s, g)
 	s, g = duration(func(c *Config) *time.Duration { return &c.Identity.UserCacheTTL })
 	add("UIAS_USER_CACHE_TTL", "", "", s, g)
+	s, g = str(func(c *Config) *string { return &c.Identity.SchedPolicy })
+	add("UIAS_SCHED_POLICY", "", "", s, g)
 	s, g = duration(func(c *Config) *time.Duration { return &c.Admin.TokenTTL })
 	add("UIAS_ADMIN_TOKEN_TTL", "", "", s, g)
 	s, g = list(func(c *Config) *[]string { return &c.TrustedProxies })
@@ -576,6 +586,9 @@ func (c Config) Validate() error {
 	}
 	if c.Identity.UserCacheTTL < 0 || c.Identity.UserCacheTTL > time.Hour {
 		bad("identity.user_cache_ttl", "must be between 0 (no cache) and 1h, got %s", c.Identity.UserCacheTTL)
+	}
+	if c.Identity.SchedPolicy != sched.PolicyBatch && c.Identity.SchedPolicy != sched.PolicyInherit {
+		bad("identity.sched_policy", "must be %q or %q, got %q", sched.PolicyBatch, sched.PolicyInherit, c.Identity.SchedPolicy)
 	}
 	if c.Identity.KeyFile == "" {
 		bad("identity.key_file", "must not be empty (set data_dir or identity.key_file)")

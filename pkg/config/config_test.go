@@ -82,6 +82,9 @@ func TestDefaultIsValid(t *testing.T) {
 	if !slices.Equal(c.TrustedProxies, []string{"127.0.0.0/8", "::1/128"}) {
 		t.Fatalf("trusted proxies = %v", c.TrustedProxies)
 	}
+	if c.Identity.SchedPolicy != "batch" {
+		t.Fatalf("sched policy = %q, want batch", c.Identity.SchedPolicy)
+	}
 }
 
 func TestValidateEachProblem(t *testing.T) {
@@ -121,6 +124,8 @@ func TestValidateEachProblem(t *testing.T) {
 		{"hash workers", func(c *Config) { c.Identity.HashWorkers = -1 }, "identity.hash_workers"},
 		{"hash queue", func(c *Config) { c.Identity.HashQueue = -2 }, "identity.hash_queue"},
 		{"user cache ttl", func(c *Config) { c.Identity.UserCacheTTL = -time.Second }, "identity.user_cache_ttl"},
+		{"sched policy", func(c *Config) { c.Identity.SchedPolicy = "fifo" }, "identity.sched_policy"},
+		{"sched policy empty", func(c *Config) { c.Identity.SchedPolicy = "" }, "identity.sched_policy"},
 		{"key file", func(c *Config) { c.Identity.KeyFile = "" }, "identity.key_file"},
 		{"policy min length", func(c *Config) { c.Policy.MinLength = -1 }, "policy.min_length"},
 		{"policy classes negative", func(c *Config) { c.Policy.RequireClasses = -1 }, "policy.require_classes"},
@@ -356,6 +361,7 @@ identity:
   hash_workers: 4
   hash_queue: 16
   key_file: /secrets/keyring.json
+  sched_policy: inherit
 policy: {min_length: 12, require_classes: 4, history: 10, max_failures: 3, lock_minutes: 30, max_age_days: 0}
 admin: {token_ttl: 30m}
 trusted_proxies: [10.0.0.0/8]
@@ -367,7 +373,7 @@ tls: {cert_file: /tls/tls.crt, key_file: /tls/tls.key, client_ca_file: /tls/ca.c
 	}
 	mustValid(t, c)
 	if c.Identity.Argon2 != (crypto.Argon2Params{MemoryKiB: 65536, Time: 3, Threads: 2, SaltLen: 16, KeyLen: 32}) ||
-		c.Identity.HashWorkers != 4 || c.Identity.KeyFile != "/secrets/keyring.json" ||
+		c.Identity.HashWorkers != 4 || c.Identity.KeyFile != "/secrets/keyring.json" || c.Identity.SchedPolicy != "inherit" ||
 		c.Policy.MinLength != 12 || c.Admin.TokenTTL != 30*time.Minute || c.Etcd.LeaseTTL != 15 ||
 		c.TLS.ClientCAFile != "/tls/ca.crt" || c.Log.Format != "console" || !slices.Equal(c.TrustedProxies, []string{"10.0.0.0/8"}) {
 		t.Fatalf("got %+v", c)
@@ -398,7 +404,7 @@ func TestLoadEnvCoversSettings(t *testing.T) {
 		"UIAS_DB_DRIVER": "postgres", "UIAS_DB_DSN": "host=db password=x",
 		"UIAS_HASH_WORKERS": "2", "UIAS_HASH_QUEUE": "-1", "UIAS_ARGON2_MEMORY_KIB": "32768",
 		"UIAS_TRUSTED_PROXIES": "10.0.0.0/8,192.168.0.0/16", "UIAS_ADMIN_TOKEN_TTL": "1h",
-		"UIAS_ETCD_LEASE_TTL": "20",
+		"UIAS_ETCD_LEASE_TTL": "20", "UIAS_SCHED_POLICY": "inherit",
 	})
 	c, err := Load("", env, nil, nil)
 	if err != nil {
@@ -406,7 +412,8 @@ func TestLoadEnvCoversSettings(t *testing.T) {
 	}
 	mustValid(t, c)
 	if c.Target != "gateway" || c.Discovery != "etcd" || c.AdvertiseAddr != "gw:9091" || c.Identity.HashQueue != -1 ||
-		c.Identity.Argon2.MemoryKiB != 32768 || len(c.TrustedProxies) != 2 || c.Admin.TokenTTL != time.Hour || c.Etcd.LeaseTTL != 20 {
+		c.Identity.Argon2.MemoryKiB != 32768 || len(c.TrustedProxies) != 2 || c.Admin.TokenTTL != time.Hour || c.Etcd.LeaseTTL != 20 ||
+		c.Identity.SchedPolicy != "inherit" {
 		t.Fatalf("got %+v", c)
 	}
 }

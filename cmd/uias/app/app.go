@@ -39,6 +39,7 @@ import (
 	"github.com/uias/uias/pkg/discovery"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/grpcx"
+	"github.com/uias/uias/pkg/sched"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/server"
@@ -246,6 +247,7 @@ func (a *App) startIdentity(ctx, runCtx context.Context, cfg config.Config, o Op
 	hasher := crypto.NewHasher(crypto.HasherConfig{Params: cfg.Identity.Argon2, Workers: cfg.Identity.HashWorkers, Queue: cfg.Identity.HashQueue})
 	log.Info("password hashing", zap.String("argon2id", crypto.Argon2Implementation),
 		zap.Uint32("memory_kib", hasher.Params().MemoryKiB), zap.Int("workers", hasher.Workers()), zap.Int("queue", hasher.QueueLen()))
+	setSchedPolicy(cfg.Identity.SchedPolicy, log)
 
 	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
 	a.Relay = relay
@@ -412,6 +414,26 @@ func prefixes(cidrs []string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// setSchedPolicy applies identity.sched_policy to the whole process. It is
+// not fatal when it fails: the process then runs under the policy it was
+// started with, which is correct, only slower under a login storm.
+func setSchedPolicy(policy string, log *zap.Logger) {
+	if policy != sched.PolicyBatch {
+		log.Info("cpu scheduling left as started", zap.String("sched_policy", policy))
+		return
+	}
+	n, err := sched.Batch()
+	switch {
+	case errors.Is(err, sched.ErrUnsupported):
+		log.Info("cpu scheduling left as started: SCHED_BATCH exists only on Linux")
+	case err != nil:
+		log.Warn("cpu scheduling: could not switch to SCHED_BATCH; running as started (password hashes are preempted more under load)",
+			zap.Error(err))
+	default:
+		log.Info("cpu scheduling", zap.String("policy", "SCHED_BATCH"), zap.Int("threads", n))
+	}
 }
 
 func policyOf(cfg config.Config) identity.Policy {

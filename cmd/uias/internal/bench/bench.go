@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/sched"
 )
 
 // phases in run order; --only selects a subset.
@@ -86,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	th := fs.Uint("argon2-threads", uint(def.Threads), "argon2id parallelism")
 	fs.IntVar(&o.env.HashWorkers, "hash-workers", 0, "identity.hash_workers (0 = GOMAXPROCS)")
 	fs.IntVar(&o.env.HashQueue, "hash-queue", 0, "identity.hash_queue (0 = 4 x workers, -1 = none)")
+	fs.StringVar(&o.env.SchedPolicy, "sched-policy", sched.PolicyBatch, "identity.sched_policy of the process (batch|inherit); the floors run under it too")
 	fs.StringVar(&o.env.LogLevel, "log-level", "error", "log level of the system under test (logs go to stderr)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -95,6 +97,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.duration <= 0 || o.warmup < 0 || o.concurrency < 1 || o.count < 1 || o.slices < 1 {
 		return nil, errors.New("--duration and --concurrency must be positive, --warmup not negative, --count and --slices at least 1")
+	}
+	if o.env.SchedPolicy != sched.PolicyBatch && o.env.SchedPolicy != sched.PolicyInherit {
+		return nil, fmt.Errorf("--sched-policy must be %s or %s, got %q", sched.PolicyBatch, sched.PolicyInherit, o.env.SchedPolicy)
 	}
 	if *th < 1 || *th > 255 || *tm < 1 || *mem < 8**th {
 		return nil, errors.New("invalid argon2 parameters")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -76,8 +77,13 @@ func TestFlags(t *testing.T) {
 		t.Fatalf("bad phase: code %d, %s", code, errb.String())
 	}
 	o, err := parseFlags([]string{"--hash-workers", "3", "--hash-queue", "-1"}, &errb)
-	if err != nil || o.authConc != 3 || o.overloadCallers != 30 || o.env.Argon2.MemoryKiB != 19*1024 {
+	if err != nil || o.authConc != 3 || o.overloadCallers != 30 || o.env.Argon2.MemoryKiB != 19*1024 || o.env.SchedPolicy != "batch" {
 		t.Fatalf("defaults: %+v, %v", o, err)
+	}
+	errb.Reset()
+	if code := Main(context.Background(), []string{"--sched-policy", "fifo"}, &bytes.Buffer{}, &errb); code != 2 ||
+		!strings.Contains(errb.String(), "--sched-policy must be batch or inherit") {
+		t.Fatalf("bad sched policy: code %d, %s", code, errb.String())
 	}
 }
 
@@ -103,7 +109,11 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Authenticate throughput", "GetUser p99 (REST edge)", "| Goal |", "## What each row measures"} {
+	wantSched := "CPU scheduling: SCHED_BATCH for the whole process"
+	if runtime.GOOS != "linux" {
+		wantSched = "SCHED_BATCH could not be set here"
+	}
+	for _, want := range []string{"Authenticate throughput", "GetUser p99 (REST edge)", "| Goal |", "## What each row measures", wantSched} {
 		if !strings.Contains(string(md), want) || !strings.Contains(stdout.String(), "| Goal |") {
 			t.Fatalf("report lacks %q:\n%s", want, md)
 		}

@@ -35,8 +35,9 @@ const (
 // envConfig is what the system under test is started with.
 type envConfig struct {
 	Argon2      crypto.Argon2Params
-	HashWorkers int // 0 = GOMAXPROCS
-	HashQueue   int // 0 = 4*workers, -1 = none
+	HashWorkers int    // 0 = GOMAXPROCS
+	HashQueue   int    // 0 = 4*workers, -1 = none
+	SchedPolicy string // identity.sched_policy: batch|inherit
 	LogLevel    string
 	Log         io.Writer
 }
@@ -102,6 +103,9 @@ func startEnv(ctx context.Context, ec envConfig) (_ *env, err error) {
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
 	cfg.Identity.Argon2 = ec.Argon2
 	cfg.Identity.HashWorkers, cfg.Identity.HashQueue = ec.HashWorkers, ec.HashQueue
+	if ec.SchedPolicy != "" {
+		cfg.Identity.SchedPolicy = ec.SchedPolicy
+	}
 	cfg.Log.Level = ec.LogLevel
 	cfg.Complete()
 	logw := ec.Log

@@ -1,0 +1,76 @@
+//go:build linux
+
+package app_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/sched"
+)
+
+// setAllThreads puts every thread of the test process under policy.
+func setAllThreads(t *testing.T, policy uint32) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		tid, _ := strconv.Atoi(e.Name())
+		_ = unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: policy}, 0)
+	}
+}
+
+func policiesAfterStart(t *testing.T, c config.Config) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := app.Start(ctx, c, app.Options{BootstrapPassword: "Sched-Test-Pass-1"})
+	if err != nil {
+		t.Fatalf("app.Start: %v", err)
+	}
+	defer func() {
+		if err := a.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	pol, err := sched.Policies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, p := range pol {
+		count[p]++
+	}
+	return count
+}
+
+// The identity service switches the process to SCHED_BATCH by default (so
+// request work does not preempt running password hashes), and leaves the
+// policy alone with identity.sched_policy=inherit.
+func TestSchedPolicy(t *testing.T) {
+	setAllThreads(t, unix.SCHED_NORMAL)
+	t.Cleanup(func() { setAllThreads(t, unix.SCHED_NORMAL) })
+
+	c := quickConfig(t)
+	c.Identity.SchedPolicy = sched.PolicyInherit
+	if got := policiesAfterStart(t, c); got["batch"] != 0 || got["other"] == 0 {
+		t.Fatalf("sched_policy inherit: thread policies %v, want all other", got)
+	}
+
+	c = quickConfig(t)
+	if c.Identity.SchedPolicy != sched.PolicyBatch {
+		t.Fatalf("default sched_policy %q, want batch", c.Identity.SchedPolicy)
+	}
+	if got := policiesAfterStart(t, c); got["other"] != 0 || got["batch"] == 0 {
+		t.Fatalf("default sched_policy: thread policies %v, want all batch", got)
+	}
+}

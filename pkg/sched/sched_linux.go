@@ -1,0 +1,114 @@
+//go:build linux
+
+package sched
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Batch switches every thread of this process that runs under the default
+// policy (SCHED_OTHER) to SCHED_BATCH, keeping its nice value; threads under
+// another policy (real-time, idle) are left as the operator set them. Threads
+// created later inherit the policy of the thread that creates them, so the
+// Go runtime's and cgo's future threads are SCHED_BATCH as well. Threads may
+// start while it runs, so it repeats until a pass finds nothing to change.
+// It returns the number of threads of the process that are SCHED_BATCH.
+func Batch() (int, error) {
+	for pass := 0; pass < 10; pass++ {
+		tids, err := threads()
+		if err != nil {
+			return 0, err
+		}
+		changed, batch := 0, 0
+		for _, tid := range tids {
+			attr, err := unix.SchedGetAttr(tid, 0)
+			if errors.Is(err, unix.ESRCH) {
+				continue // the thread exited
+			}
+			if err != nil {
+				return 0, fmt.Errorf("sched: read policy of thread %d: %w", tid, err)
+			}
+			switch attr.Policy {
+			case unix.SCHED_BATCH:
+				batch++
+				continue
+			case unix.SCHED_NORMAL:
+			default:
+				continue
+			}
+			attr.Policy = unix.SCHED_BATCH
+			attr.Flags &= unix.SCHED_FLAG_RESET_ON_FORK // keep it; drop util-clamp flags
+			err = unix.SchedSetAttr(tid, attr, 0)
+			if errors.Is(err, unix.ESRCH) {
+				continue
+			}
+			if err != nil {
+				return 0, fmt.Errorf("sched: set SCHED_BATCH on thread %d: %w", tid, err)
+			}
+			changed++
+			batch++
+		}
+		if changed == 0 {
+			return batch, nil
+		}
+	}
+	return 0, errors.New("sched: threads kept starting with the default policy; gave up")
+}
+
+// Policies returns the scheduling policy of every thread of the process by
+// name ("other", "batch", "idle", "fifo", "rr", "deadline").
+func Policies() (map[int]string, error) {
+	tids, err := threads()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]string, len(tids))
+	for _, tid := range tids {
+		attr, err := unix.SchedGetAttr(tid, 0)
+		if errors.Is(err, unix.ESRCH) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sched: read policy of thread %d: %w", tid, err)
+		}
+		out[tid] = policyName(attr.Policy)
+	}
+	return out, nil
+}
+
+func policyName(p uint32) string {
+	switch p {
+	case unix.SCHED_NORMAL:
+		return "other"
+	case unix.SCHED_BATCH:
+		return "batch"
+	case unix.SCHED_IDLE:
+		return "idle"
+	case unix.SCHED_FIFO:
+		return "fifo"
+	case unix.SCHED_RR:
+		return "rr"
+	case unix.SCHED_DEADLINE:
+		return "deadline"
+	}
+	return strconv.FormatUint(uint64(p), 10)
+}
+
+func threads() ([]int, error) {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, fmt.Errorf("sched: list threads: %w", err)
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
+}

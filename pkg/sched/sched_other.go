@@ -1,0 +1,9 @@
+//go:build !linux
+
+package sched
+
+// Batch is not supported outside Linux.
+func Batch() (int, error) { return 0, ErrUnsupported }
+
+// Policies is not supported outside Linux.
+func Policies() (map[int]string, error) { return nil, ErrUnsupported }
