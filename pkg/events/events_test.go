@@ -329,3 +329,52 @@ func TestStartEmbeddedNATSErrors(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// A publish refused midway through a batch (here: a message over the stream's
+// size limit) stops the batch: the events before it are deleted from the
+// outbox, it and those after it stay, and once the stream accepts it again
+// everything is on the stream exactly once, in outbox order.
+func TestRelayStopsAtRefusedPublishAndKeepsOrder(t *testing.T) {
+	for name, db := range storetest.DBs(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			migrate(t, db)
+			s := startNATS(t, t.TempDir(), -1)
+			_, js := connect(t, s)
+			st, err := js.Stream(ctx, events.StreamChanges)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := st.CachedInfo().Config
+			limited := cfg
+			limited.MaxMsgSize = 1024
+			if _, err := js.UpdateStream(ctx, limited); err != nil {
+				t.Fatal(err)
+			}
+
+			evs := makeEvents("order", 6)
+			evs[2].Payload = []byte(`"` + strings.Repeat("x", 4096) + `"`)
+			addEvents(t, db, evs, false)
+			r := events.NewRelay(db, js, nil, events.RelayOptions{})
+			n, err := r.Flush(ctx)
+			if err == nil || n != 2 {
+				t.Fatalf("Flush = %d, %v; want 2 published and the size error", n, err)
+			}
+			if p, err := r.Pending(ctx); err != nil || p != 4 {
+				t.Fatalf("Pending = %d, %v; want 4 (the refused event and those after it)", p, err)
+			}
+			checkStream(t, js, events.StreamChanges, evs[:2])
+
+			if _, err := js.UpdateStream(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := r.Flush(ctx); err != nil || n != 4 {
+				t.Fatalf("Flush after the limit was lifted = %d, %v; want 4", n, err)
+			}
+			if p, err := r.Pending(ctx); err != nil || p != 0 {
+				t.Fatalf("Pending = %d, %v; want 0", p, err)
+			}
+			checkStream(t, js, events.StreamChanges, evs)
+		})
+	}
+}

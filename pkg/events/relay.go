@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,8 +22,13 @@ type RelayOptions struct {
 	BatchSize      int           // rows read per batch; default 100
 	PublishTimeout time.Duration // per publish (waiting for the JetStream ack); default 5s
 	PollInterval   time.Duration // idle re-check when nobody calls Kick; default 1s
-	MinBackoff     time.Duration // first retry delay after a failure; default 100ms
-	MaxBackoff     time.Duration // retry delay cap; default 5s
+	// Linger is how long the relay waits after a Kick before it reads the
+	// outbox, so that events written meanwhile go out in the same batch
+	// (one outbox read and one delete for all of them); default 20ms,
+	// negative = publish at once. It delays delivery by at most Linger.
+	Linger     time.Duration
+	MinBackoff time.Duration // first retry delay after a failure; default 100ms
+	MaxBackoff time.Duration // retry delay cap; default 5s
 }
 
 func (o RelayOptions) withDefaults() RelayOptions {
@@ -35,6 +41,9 @@ func (o RelayOptions) withDefaults() RelayOptions {
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
 	}
+	if o.Linger == 0 {
+		o.Linger = 20 * time.Millisecond
+	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = 100 * time.Millisecond
 	}
@@ -45,9 +54,10 @@ func (o RelayOptions) withDefaults() RelayOptions {
 }
 
 // Relay moves outbox rows to JetStream: oldest first, each published with
-// jetstream.WithMsgID(ev.ID) and deleted only after the ack. When a publish fails the
-// batch stops (so order is kept), the rows stay, and Run retries with exponential
-// backoff. Deduplication on the stream absorbs a publish that was acked but whose row
+// jetstream.WithMsgID(ev.ID) and deleted only after its ack (the acked rows of a batch
+// with one statement). When a publish fails the batch stops (so order is kept), the
+// rows from it on stay, and Run retries with exponential backoff. After a Kick, Run
+// lingers briefly (RelayOptions.Linger) so that a burst of events goes out as one batch. Deduplication on the stream absorbs a publish that was acked but whose row
 // could not be deleted, or that was retried after a lost ack.
 //
 // On PostgreSQL several processes may run a relay against one database: a batch is
@@ -133,6 +143,14 @@ func (r *Relay) Run(ctx context.Context) error {
 			if !timer.Stop() {
 				<-timer.C
 			}
+			if r.opts.Linger > 0 {
+				timer.Reset(r.opts.Linger)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-timer.C:
+				}
+			}
 		case <-timer.C:
 		}
 	}
@@ -206,17 +224,40 @@ func (r *Relay) publishRows(ctx context.Context, q querier) (int, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
-	del := r.db.Rebind(`DELETE FROM events_outbox WHERE seq = ?`)
-	for i, row := range rows {
-		if err := r.publish(ctx, row.ev); err != nil {
-			return i, false, err
+	// Publish in order and stop at the first failure (so the stream keeps
+	// the outbox order), then delete what was acked in one statement.
+	done := 0
+	var pubErr error
+	for _, row := range rows {
+		if pubErr = r.publish(ctx, row.ev); pubErr != nil {
+			break
 		}
-		if _, err := q.ExecContext(ctx, del, row.seq); err != nil {
-			// Published but still in the outbox: the next attempt is deduplicated.
-			return i + 1, false, fmt.Errorf("events: delete published event %s from outbox: %w", row.ev.ID, err)
-		}
+		done++
 	}
-	return len(rows), len(rows) == r.opts.BatchSize, nil
+	if err := r.deleteRows(ctx, q, rows[:done]); err != nil {
+		// Published but still in the outbox: the next attempt is deduplicated.
+		return done, false, errors.Join(pubErr, err)
+	}
+	if pubErr != nil {
+		return done, false, pubErr
+	}
+	return done, len(rows) == r.opts.BatchSize, nil
+}
+
+// deleteRows removes published rows from the outbox with one statement.
+func (r *Relay) deleteRows(ctx context.Context, q querier, rows []outboxRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	args := make([]any, len(rows))
+	for i, row := range rows {
+		args[i] = row.seq
+	}
+	del := `DELETE FROM events_outbox WHERE seq IN (?` + strings.Repeat(", ?", len(rows)-1) + `)`
+	if _, err := q.ExecContext(ctx, r.db.Rebind(del), args...); err != nil {
+		return fmt.Errorf("events: delete %d published events from outbox (first %s): %w", len(rows), rows[0].ev.ID, err)
+	}
+	return nil
 }
 
 func (r *Relay) readRows(ctx context.Context, q querier) ([]outboxRow, error) {
