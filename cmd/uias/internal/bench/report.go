@@ -156,6 +156,12 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			"the CPUs between them and the handling of the wave at once; what remains is the wave itself: " +
 			"every call of it sent, refused and answered (and the load generator shares the process) on CPUs " +
 			"that also run the hashes."
+		if rep.schedBatch {
+			refusalWaits += " Under SCHED_BATCH each step of the wave that wakes a thread waits for a CPU " +
+				"whose hash reaches the end of its time slice (a few ms) instead of preempting it; that is " +
+				"the price of row 1's throughput (a prototype that hashed on threads of lower priority than the " +
+				"request work did not answer waves measurably faster on our noisy 2-CPU machine)."
+		}
 		heapGrows = "Each worker hashes in memory it keeps from one hash to the next (already in the base), " +
 			"so the growth is the garbage of the requests, within the GC's headroom. That memory is Go heap on " +
 			"purpose: as live heap it spaces out garbage collections during a storm (with it in C memory the " +
