@@ -184,6 +184,7 @@ type NewUser struct {
 	MustChange             bool
 	NeverExpires           bool
 	CannotChange           bool
+	PasswordOnly           bool
 	IsAdmin                bool
 }
 
@@ -235,7 +236,7 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 	u := &User{ID: newID(), LoginName: n.LoginName, DisplayName: n.DisplayName, IDType: n.IDType,
 		Email: n.Email, OrgID: n.OrgID, Status: StatusActive, IsAdmin: n.IsAdmin,
 		MustChange: n.MustChange, NeverExpires: n.NeverExpires, CannotChange: n.CannotChange,
-		CreatedAt: start, UpdatedAt: start}
+		PasswordOnly: n.PasswordOnly, CreatedAt: start, UpdatedAt: start}
 	if err := s.sealPersonal(u, n.IDNumber, n.Phone); err != nil {
 		return nil, err
 	}
@@ -343,6 +344,7 @@ type UserUpdate struct {
 	Mask                                   []string
 	DisplayName, Phone, Email, OrgID       string
 	MustChange, NeverExpires, CannotChange bool
+	PasswordOnly                           bool
 }
 
 // UpdateUser changes the named fields of a user.
@@ -396,6 +398,9 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 		case "user_cannot_change_password":
 			u.CannotChange = up.CannotChange
 			changed[f] = up.CannotChange
+		case "password_only":
+			u.PasswordOnly = up.PasswordOnly
+			changed[f] = up.PasswordOnly
 		default:
 			return nil, badRequest("update_mask field %q cannot be updated", truncate(f, 40))
 		}

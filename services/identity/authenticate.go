@@ -195,6 +195,12 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		return finish(ReasonAccountDisabled, nil)
 	}
 
+	if req.AuthType != AuthPassword && u.PasswordOnly {
+		// Fingerprint (alone or with the password) is not allowed for this
+		// person: -3, whatever is enrolled.
+		s.appendAudit(ctx, s.audit(ctx, "authenticate", "user:"+u.ID, u.OrgID, "failure", ReasonPasswordOnly.String(), start, nil))
+		return finish(ReasonPasswordOnly, nil)
+	}
 	if req.AuthType != AuthPassword {
 		// No fingerprint template store exists yet: nobody is enrolled, so
 		// the truthful answer is -4, never a fake success.

@@ -72,8 +72,11 @@ type User struct {
 	MustChange        bool
 	NeverExpires      bool
 	CannotChange      bool
-	FailedCount       int
-	LockedUntil       time.Time // zero: not locked; LockForever: until unlocked
+	// PasswordOnly: the person may authenticate by password only; a
+	// fingerprint Authenticate answers ReasonPasswordOnly (-3).
+	PasswordOnly bool
+	FailedCount  int
+	LockedUntil  time.Time // zero: not locked; LockForever: until unlocked
 
 	CreatedAt time.Time
 	UpdatedAt time.Time

@@ -61,6 +61,35 @@ func TestMonolithicAuthenticate(t *testing.T) {
 			wantResult(t, res, err, -4, identityv1.Reason_REASON_NO_FINGERPRINT)
 		}
 	})
+	t.Run("password-only user: fingerprint is -3, password works", func(t *testing.T) {
+		g := e.seed("pwonly", "pat", nil, func(r *identityv1.CreateUserRequest) { r.PasswordOnly = true })
+		u, err := e.admin.GetUser(e.adm(), &identityv1.GetUserRequest{Id: g.userID})
+		if err != nil || !u.GetPasswordOnly() {
+			t.Fatalf("GetUser: password_only=%v, %v", u.GetPasswordOnly(), err)
+		}
+		fingerprint := func(want int32, reason identityv1.Reason) {
+			t.Helper()
+			for _, at := range []identityv1.AuthType{identityv1.AuthType_AUTH_TYPE_FINGERPRINT, identityv1.AuthType_AUTH_TYPE_PASSWORD_AND_FINGERPRINT} {
+				res, err := e.auth.Authenticate(g.ctx(), &identityv1.AuthenticateRequest{AppUserId: g.account,
+					Password: g.password, FingerprintFeature: []byte{1, 2, 3}, AuthType: at})
+				wantResult(t, res, err, want, reason)
+				if res.GetUser() != nil {
+					t.Fatal("a refused login must not return the user")
+				}
+			}
+		}
+		fingerprint(-3, identityv1.Reason_REASON_PASSWORD_ONLY)
+		res, err := e.authPW(g, g.account, g.password)
+		wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
+
+		// Lifting the flag: fingerprint is allowed again, and nothing is enrolled.
+		u, err = e.admin.UpdateUser(e.adm(), &identityv1.UpdateUserRequest{Id: g.userID,
+			UpdateMask: []string{"password_only"}, PasswordOnly: false})
+		if err != nil || u.GetPasswordOnly() {
+			t.Fatalf("UpdateUser: password_only=%v, %v", u.GetPasswordOnly(), err)
+		}
+		fingerprint(-4, identityv1.Reason_REASON_NO_FINGERPRINT)
+	})
 	t.Run("bad request data is -5", func(t *testing.T) {
 		cases := []*identityv1.AuthenticateRequest{
 			{AppUserId: f.account, Password: f.password},                                                             // no auth type

@@ -210,7 +210,7 @@ func (s *Server) CreateUser(ctx context.Context, r *identityv1.CreateUserRequest
 		LoginName: r.GetLoginName(), DisplayName: r.GetDisplayName(), IDType: identity.IDType(r.GetIdType()),
 		IDNumber: r.GetIdNumber(), Phone: r.GetPhone(), Email: r.GetEmail(), OrgID: r.GetOrgId(),
 		Password: r.GetPassword(), MustChange: r.GetMustChangePassword(), NeverExpires: r.GetPasswordNeverExpires(),
-		CannotChange: r.GetUserCannotChangePassword(), IsAdmin: r.GetIsAdmin(),
+		CannotChange: r.GetUserCannotChangePassword(), IsAdmin: r.GetIsAdmin(), PasswordOnly: r.GetPasswordOnly(),
 	}))
 }
 
@@ -238,7 +238,7 @@ func (s *Server) UpdateUser(ctx context.Context, r *identityv1.UpdateUserRequest
 	return userOut(s.svc.UpdateUser(ctx, r.GetId(), identity.UserUpdate{
 		Mask: r.GetUpdateMask(), DisplayName: r.GetDisplayName(), Phone: r.GetPhone(), Email: r.GetEmail(),
 		OrgID: r.GetOrgId(), MustChange: r.GetMustChangePassword(), NeverExpires: r.GetPasswordNeverExpires(),
-		CannotChange: r.GetUserCannotChangePassword(),
+		CannotChange: r.GetUserCannotChangePassword(), PasswordOnly: r.GetPasswordOnly(),
 	}))
 }
 
@@ -417,7 +417,7 @@ func userPB(u *identity.User) *identityv1.User {
 		Email: u.Email, OrgId: u.OrgID, Status: identityv1.UserStatus(u.Status), FeatureCode: u.FeatureCode,
 		Locked: u.Locked(now), MustChangePassword: u.MustChange, PasswordNeverExpires: u.NeverExpires,
 		UserCannotChangePassword: u.CannotChange, PasswordChangedAt: ts(u.PasswordChangedAt), IsAdmin: u.IsAdmin,
-		CreateTime: ts(u.CreatedAt), UpdateTime: ts(u.UpdatedAt)}
+		CreateTime: ts(u.CreatedAt), UpdateTime: ts(u.UpdatedAt), PasswordOnly: u.PasswordOnly}
 	if out.Locked {
 		out.LockedUntil = ts(u.LockedUntil)
 	}

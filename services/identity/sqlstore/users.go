@@ -13,7 +13,7 @@ import (
 
 const userCols = "id, login_name, display_name, id_type, id_number_enc, id_number_mask, phone_enc, phone_mask, " +
 	"email, org_id, status, feature_code, is_admin, password_hash, password_changed_at, must_change, " +
-	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at"
+	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at, password_only"
 
 func scanUser(sc scanner) (*identity.User, string, error) {
 	var (
@@ -24,7 +24,7 @@ func scanUser(sc scanner) (*identity.User, string, error) {
 	)
 	err := sc.Scan(&u.ID, &u.LoginName, &u.DisplayName, &idType, &u.IDNumberEnc, &u.IDNumberMask,
 		&u.PhoneEnc, &u.PhoneMask, &u.Email, &org, &status, &feature, &u.IsAdmin, &u.PasswordHash,
-		&changed, &u.MustChange, &u.NeverExpires, &u.CannotChange, &failed, &locked, &created, &upd)
+		&changed, &u.MustChange, &u.NeverExpires, &u.CannotChange, &failed, &locked, &created, &upd, &u.PasswordOnly)
 	if err != nil {
 		return nil, "", err
 	}
@@ -93,11 +93,11 @@ func (s *Store) CreateUser(ctx context.Context, u *identity.User, evs []events.E
 			return err
 		}
 		_, err := tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") VALUES "+
-			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
 			u.PhoneMask, u.Email, nullable(u.OrgID), int(u.Status), nullable(u.FeatureCode), u.IsAdmin,
 			u.PasswordHash, ms(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
-			u.FailedCount, ms(u.LockedUntil), ms(u.CreatedAt), ms(u.UpdatedAt))
+			u.FailedCount, ms(u.LockedUntil), ms(u.CreatedAt), ms(u.UpdatedAt), u.PasswordOnly)
 		if err != nil {
 			return err
 		}
@@ -154,12 +154,13 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET login_name = ?, display_name = ?, id_type = ?,
 			id_number_enc = ?, id_number_mask = ?, phone_enc = ?, phone_mask = ?, email = ?, org_id = ?,
 			status = ?, feature_code = ?, is_admin = ?, password_changed_at = ?, must_change = ?,
-			never_expires = ?, cannot_change = ?, failed_count = ?, locked_until = ?, updated_at = ?
+			never_expires = ?, cannot_change = ?, failed_count = ?, locked_until = ?, updated_at = ?,
+			password_only = ?
 			WHERE id = ?`),
 			u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc, u.PhoneMask,
 			u.Email, nullable(u.OrgID), int(u.Status), nullable(u.FeatureCode), u.IsAdmin,
 			ms(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange, u.FailedCount,
-			ms(u.LockedUntil), ms(u.UpdatedAt), u.ID)
+			ms(u.LockedUntil), ms(u.UpdatedAt), u.PasswordOnly, u.ID)
 		if err != nil {
 			return err
 		}

@@ -427,6 +427,7 @@ func fullUser(f *fixture, orgID string) *identity.User {
 	u.MustChange = true
 	u.NeverExpires = true
 	u.CannotChange = true
+	u.PasswordOnly = true
 	u.FailedCount = 2
 	u.LockedUntil = base.Add(time.Minute)
 	u.CreatedAt = base
@@ -588,7 +589,7 @@ func testUpdateUser(t *testing.T, f *fixture) {
 	upd.FeatureCode = "feature-new"
 	upd.IsAdmin = true
 	upd.PasswordChangedAt = base.Add(3 * time.Hour)
-	upd.MustChange, upd.NeverExpires, upd.CannotChange = true, true, true
+	upd.MustChange, upd.NeverExpires, upd.CannotChange, upd.PasswordOnly = true, true, true, false
 	upd.FailedCount = 4
 	upd.LockedUntil = identity.LockForever
 	upd.UpdatedAt = base.Add(4*time.Hour + 567*time.Millisecond)
@@ -608,7 +609,7 @@ func testUpdateUser(t *testing.T, f *fixture) {
 	// Clearing fields.
 	clr := *got
 	clr.FeatureCode, clr.OrgID, clr.LockedUntil, clr.PasswordChangedAt = "", "", time.Time{}, time.Time{}
-	clr.IsAdmin, clr.MustChange, clr.NeverExpires, clr.CannotChange = false, false, false, false
+	clr.IsAdmin, clr.MustChange, clr.NeverExpires, clr.CannotChange, clr.PasswordOnly = false, false, false, false, false
 	must(t, f.s.UpdateUser(f.ctx, &clr, nil))
 	got, err = f.s.GetUser(f.ctx, u.ID)
 	must(t, err)

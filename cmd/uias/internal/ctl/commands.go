@@ -372,7 +372,7 @@ func parseIDType(s string) (identityv1.IdType, bool) {
 func userCreateCmd() command {
 	return command{
 		usage: "--login L --name N --org ID [--id-type resident_id|passport|military|other] [--id-number X] " +
-			"[--phone P] [--email E] [--password-stdin] [--must-change] [--never-expires] [--cannot-change] [--admin]",
+			"[--phone P] [--email E] [--password-stdin] [--must-change] [--never-expires] [--cannot-change] [--password-only] [--admin]",
 		help: "With --password-stdin the initial password is read from the first line of standard input;\n" +
 			"without it the user cannot log in by password until one is set with set-password.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
@@ -387,6 +387,7 @@ func userCreateCmd() command {
 			mustChange := fs.Bool("must-change", false, "the user must change the password at first login")
 			neverExpires := fs.Bool("never-expires", false, "the password never expires")
 			cannotChange := fs.Bool("cannot-change", false, "the user may not change the password")
+			passwordOnly := fs.Bool("password-only", false, "the user may authenticate by password only (fingerprint Authenticate answers -3)")
 			admin := fs.Bool("admin", false, "the user is an administrator")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
@@ -399,6 +400,7 @@ func userCreateCmd() command {
 					LoginName: *login, DisplayName: *name, OrgId: *org, IdNumber: *idNumber,
 					Phone: *phone, Email: *email, MustChangePassword: *mustChange,
 					PasswordNeverExpires: *neverExpires, UserCannotChangePassword: *cannotChange, IsAdmin: *admin,
+					PasswordOnly: *passwordOnly,
 				}
 				if *idt != "" {
 					t, ok := parseIDType(*idt)

@@ -63,7 +63,7 @@ Commands:
 
   user create --login L --name N --org ID [--id-type resident_id|passport|military|other]
               [--id-number X] [--phone P] [--email E] [--password-stdin]
-              [--must-change] [--never-expires] [--cannot-change] [--admin]
+              [--must-change] [--never-expires] [--cannot-change] [--password-only] [--admin]
   user list [--org ID] [--query Q] [--page-size N] [--page-token T] [--all]
   user get ID
   user set-password ID [--password-stdin] [--must-change=true|false]

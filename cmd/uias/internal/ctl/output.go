@@ -136,6 +136,7 @@ func userTable(tw *tabwriter.Writer, u *identityv1.User) {
 		"Must change password", yesNo(u.GetMustChangePassword()),
 		"Password never expires", yesNo(u.GetPasswordNeverExpires()),
 		"Cannot change password", yesNo(u.GetUserCannotChangePassword()),
+		"Password only", yesNo(u.GetPasswordOnly()),
 		"Password changed", ts(u.GetPasswordChangedAt()),
 		"Created", ts(u.GetCreateTime()),
 		"Updated", ts(u.GetUpdateTime()),

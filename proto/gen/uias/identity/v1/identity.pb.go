@@ -1332,8 +1332,12 @@ type User struct {
 	IsAdmin                  bool                   `protobuf:"varint,17,opt,name=is_admin,json=isAdmin" json:"is_admin,omitempty"`
 	CreateTime               *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
 	UpdateTime               *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=update_time,json=updateTime" json:"update_time,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// password_only: the person may authenticate by password only; a
+	// fingerprint Authenticate (auth type 2 or 3) answers REASON_PASSWORD_ONLY
+	// (legacy -3).
+	PasswordOnly  bool `protobuf:"varint,20,opt,name=password_only,json=passwordOnly" json:"password_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
@@ -1499,6 +1503,13 @@ func (x *User) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *User) GetPasswordOnly() bool {
+	if x != nil {
+		return x.PasswordOnly
+	}
+	return false
+}
+
 type CreateUserRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	LoginName   string                 `protobuf:"bytes,1,opt,name=login_name,json=loginName" json:"login_name,omitempty"`
@@ -1515,6 +1526,7 @@ type CreateUserRequest struct {
 	PasswordNeverExpires     bool   `protobuf:"varint,10,opt,name=password_never_expires,json=passwordNeverExpires" json:"password_never_expires,omitempty"`
 	UserCannotChangePassword bool   `protobuf:"varint,11,opt,name=user_cannot_change_password,json=userCannotChangePassword" json:"user_cannot_change_password,omitempty"`
 	IsAdmin                  bool   `protobuf:"varint,12,opt,name=is_admin,json=isAdmin" json:"is_admin,omitempty"`
+	PasswordOnly             bool   `protobuf:"varint,13,opt,name=password_only,json=passwordOnly" json:"password_only,omitempty"`
 	unknownFields            protoimpl.UnknownFields
 	sizeCache                protoimpl.SizeCache
 }
@@ -1629,6 +1641,13 @@ func (x *CreateUserRequest) GetUserCannotChangePassword() bool {
 func (x *CreateUserRequest) GetIsAdmin() bool {
 	if x != nil {
 		return x.IsAdmin
+	}
+	return false
+}
+
+func (x *CreateUserRequest) GetPasswordOnly() bool {
+	if x != nil {
+		return x.PasswordOnly
 	}
 	return false
 }
@@ -1811,7 +1830,7 @@ type UpdateUserRequest struct {
 	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// Only fields named in update_mask are changed: display_name, phone,
 	// email, org_id, must_change_password, password_never_expires,
-	// user_cannot_change_password.
+	// user_cannot_change_password, password_only.
 	UpdateMask               []string `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
 	DisplayName              string   `protobuf:"bytes,3,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
 	Phone                    string   `protobuf:"bytes,4,opt,name=phone" json:"phone,omitempty"`
@@ -1820,6 +1839,7 @@ type UpdateUserRequest struct {
 	MustChangePassword       bool     `protobuf:"varint,7,opt,name=must_change_password,json=mustChangePassword" json:"must_change_password,omitempty"`
 	PasswordNeverExpires     bool     `protobuf:"varint,8,opt,name=password_never_expires,json=passwordNeverExpires" json:"password_never_expires,omitempty"`
 	UserCannotChangePassword bool     `protobuf:"varint,9,opt,name=user_cannot_change_password,json=userCannotChangePassword" json:"user_cannot_change_password,omitempty"`
+	PasswordOnly             bool     `protobuf:"varint,10,opt,name=password_only,json=passwordOnly" json:"password_only,omitempty"`
 	unknownFields            protoimpl.UnknownFields
 	sizeCache                protoimpl.SizeCache
 }
@@ -1913,6 +1933,13 @@ func (x *UpdateUserRequest) GetPasswordNeverExpires() bool {
 func (x *UpdateUserRequest) GetUserCannotChangePassword() bool {
 	if x != nil {
 		return x.UserCannotChangePassword
+	}
+	return false
+}
+
+func (x *UpdateUserRequest) GetPasswordOnly() bool {
+	if x != nil {
+		return x.PasswordOnly
 	}
 	return false
 }
@@ -3488,7 +3515,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\rnew_parent_id\x18\x02 \x01(\tR\vnewParentId\"W\n" +
 	"\x13SetOrgStatusRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\xbd\x06\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\xe2\x06\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -3512,7 +3539,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\vcreate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xc6\x03\n" +
+	"updateTime\x12#\n" +
+	"\rpassword_only\x18\x14 \x01(\bR\fpasswordOnly\"\xeb\x03\n" +
 	"\x11CreateUserRequest\x12\x1d\n" +
 	"\n" +
 	"login_name\x18\x01 \x01(\tR\tloginName\x12!\n" +
@@ -3527,7 +3555,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x16password_never_expires\x18\n" +
 	" \x01(\bR\x14passwordNeverExpires\x12=\n" +
 	"\x1buser_cannot_change_password\x18\v \x01(\bR\x18userCannotChangePassword\x12\x19\n" +
-	"\bis_admin\x18\f \x01(\bR\aisAdmin\" \n" +
+	"\bis_admin\x18\f \x01(\bR\aisAdmin\x12#\n" +
+	"\rpassword_only\x18\r \x01(\bR\fpasswordOnly\" \n" +
 	"\x0eGetUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\xb1\x01\n" +
 	"\x10ListUsersRequest\x12\x1b\n" +
@@ -3539,7 +3568,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x06status\x18\x05 \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\"i\n" +
 	"\x11ListUsersResponse\x12,\n" +
 	"\x05users\x18\x01 \x03(\v2\x16.uias.identity.v1.UserR\x05users\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd1\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf6\x02\n" +
 	"\x11UpdateUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vupdate_mask\x18\x02 \x03(\tR\n" +
@@ -3550,7 +3579,9 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x06org_id\x18\x06 \x01(\tR\x05orgId\x120\n" +
 	"\x14must_change_password\x18\a \x01(\bR\x12mustChangePassword\x124\n" +
 	"\x16password_never_expires\x18\b \x01(\bR\x14passwordNeverExpires\x12=\n" +
-	"\x1buser_cannot_change_password\x18\t \x01(\bR\x18userCannotChangePassword\"\\\n" +
+	"\x1buser_cannot_change_password\x18\t \x01(\bR\x18userCannotChangePassword\x12#\n" +
+	"\rpassword_only\x18\n" +
+	" \x01(\bR\fpasswordOnly\"\\\n" +
 	"\x14SetUserStatusRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\"L\n" +
