@@ -37,6 +37,7 @@ func commands() map[string]map[string]command {
 			"create":       userCreateCmd(),
 			"list":         userListCmd(),
 			"get":          userGetCmd(),
+			"update":       userUpdateCmd(),
 			"set-password": userSetPasswordCmd(),
 			"lock":         userLockCmd(),
 			"unlock":       userUnlockCmd(),
@@ -498,6 +499,56 @@ func userStatusCmd(st identityv1.UserStatus) command {
 	return userCall(func(s *session, id string) (*identityv1.User, error) {
 		return s.client.SetUserStatus(s.ctx, &identityv1.SetUserStatusRequest{Id: id, Status: st})
 	})
+}
+
+// userUpdateFlags maps user update flags to UpdateUser's update_mask names.
+var userUpdateFlags = []struct{ flag, field string }{
+	{"name", "display_name"}, {"phone", "phone"}, {"email", "email"}, {"org", "org_id"},
+	{"must-change", "must_change_password"}, {"never-expires", "password_never_expires"},
+	{"cannot-change", "user_cannot_change_password"}, {"password-only", "password_only"},
+}
+
+func userUpdateCmd() command {
+	return command{
+		usage: "ID [--name N] [--phone P] [--email E] [--org ID] [--must-change=true|false] " +
+			"[--never-expires=true|false] [--cannot-change=true|false] [--password-only=true|false]",
+		help: "Only the flags given are changed (an empty value clears --phone or --email).",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			req := &identityv1.UpdateUserRequest{}
+			fs.StringVar(&req.DisplayName, "name", "", "display `name`")
+			fs.StringVar(&req.Phone, "phone", "", "mobile `number`")
+			fs.StringVar(&req.Email, "email", "", "e-mail `address`")
+			fs.StringVar(&req.OrgId, "org", "", "move the user to organisation `ID`")
+			fs.BoolVar(&req.MustChangePassword, "must-change", false, "the user must change the password at next login")
+			fs.BoolVar(&req.PasswordNeverExpires, "never-expires", false, "the password never expires")
+			fs.BoolVar(&req.UserCannotChangePassword, "cannot-change", false, "the user may not change the password")
+			fs.BoolVar(&req.PasswordOnly, "password-only", false, "the user may authenticate by password only")
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				set := map[string]bool{}
+				fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+				for _, m := range userUpdateFlags {
+					if set[m.flag] {
+						req.UpdateMask = append(req.UpdateMask, m.field)
+					}
+				}
+				if len(req.UpdateMask) == 0 {
+					return usagef("nothing to update: give at least one of --name, --phone, --email, --org, " +
+						"--must-change, --never-expires, --cannot-change, --password-only")
+				}
+				req.Id = args[0]
+				return a.withSession(func(s *session) error {
+					u, err := s.client.UpdateUser(s.ctx, req)
+					if err != nil {
+						return err
+					}
+					return a.output(u, func(tw *tabwriter.Writer) { userTable(tw, u) })
+				})
+			}
+		},
+	}
 }
 
 func userSetPasswordCmd() command {

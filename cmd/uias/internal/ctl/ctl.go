@@ -66,6 +66,8 @@ Commands:
               [--must-change] [--never-expires] [--cannot-change] [--password-only] [--admin]
   user list [--org ID] [--query Q] [--page-size N] [--page-token T] [--all]
   user get ID
+  user update ID [--name N] [--phone P] [--email E] [--org ID] [--must-change=BOOL]
+              [--never-expires=BOOL] [--cannot-change=BOOL] [--password-only=BOOL]
   user set-password ID [--password-stdin] [--must-change=true|false]
   user lock ID [--duration 30m]            (--duration 0: until unlocked)
   user unlock ID | user disable ID | user enable ID
