@@ -65,8 +65,8 @@ func (s *Service) CreateOrg(ctx context.Context, code, name, parentID string) (*
 		if err != nil {
 			return nil, storeErr(err, "parent org")
 		}
-		if p.Status != StatusActive {
-			return nil, failedPrecondition("PARENT_DISABLED", "parent org is disabled")
+		if err := s.activeOrg(ctx, parentID, "PARENT_DISABLED", "parent org"); err != nil {
+			return nil, err
 		}
 		o.Path = p.Path + o.ID + "/"
 	}
@@ -142,6 +142,23 @@ func (s *Service) SetOrgStatus(ctx context.Context, id string, st Status) (*Org,
 }
 
 // MoveOrg re-parents an org (never under its own subtree).
+// activeOrg checks that org id exists and that neither it nor an org above
+// it is disabled: a disabled org disables its whole subtree. what names the
+// org in the error ("org", "parent org").
+func (s *Service) activeOrg(ctx context.Context, id, reason, what string) error {
+	d, err := s.store.DisabledInOrgChain(ctx, id)
+	if err != nil {
+		return storeErr(err, what)
+	}
+	switch {
+	case d == id:
+		return failedPrecondition(reason, what+" is disabled")
+	case d != "":
+		return failedPrecondition(reason, what+" is below a disabled org")
+	}
+	return nil
+}
+
 func (s *Service) MoveOrg(ctx context.Context, id, newParentID string) (*Org, error) {
 	start := s.now()
 	if err := checkText("id", id, maxIDLen, true); err != nil {
@@ -159,6 +176,9 @@ func (s *Service) MoveOrg(ctx context.Context, id, newParentID string) (*Org, er
 	}
 	if cur.ParentID == "" {
 		return nil, failedPrecondition("ROOT_ORG", "the root org cannot be moved")
+	}
+	if err := s.activeOrg(ctx, newParentID, "PARENT_DISABLED", "new parent org"); err != nil {
+		return nil, err
 	}
 	var out *Org
 	err = s.write(ctx, "org", func(evs []events.Event) error {
@@ -226,12 +246,8 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 	if err := checkEmail(n.Email); err != nil {
 		return nil, err
 	}
-	org, err := s.store.GetOrg(ctx, n.OrgID)
-	if err != nil {
-		return nil, storeErr(err, "org")
-	}
-	if org.Status != StatusActive {
-		return nil, failedPrecondition("ORG_DISABLED", "org is disabled")
+	if err := s.activeOrg(ctx, n.OrgID, "ORG_DISABLED", "org"); err != nil {
+		return nil, err
 	}
 	u := &User{ID: newID(), LoginName: n.LoginName, DisplayName: n.DisplayName, IDType: n.IDType,
 		Email: n.Email, OrgID: n.OrgID, Status: StatusActive, IsAdmin: n.IsAdmin,
@@ -251,7 +267,7 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 		}
 		u.PasswordHash, u.PasswordChangedAt = h, start
 	}
-	err = s.write(ctx, "user", func(evs []events.Event) error { return s.store.CreateUser(ctx, u, evs) },
+	err := s.write(ctx, "user", func(evs []events.Event) error { return s.store.CreateUser(ctx, u, evs) },
 		s.change(ctx, "user", "created", u.ID, userView(u)),
 		s.adminAudit(ctx, "user.create", "user:"+u.ID, u.OrgID, start))
 	if err != nil {
@@ -380,12 +396,8 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 			u.Email = up.Email
 			changed[f] = up.Email
 		case "org_id":
-			org, err := s.store.GetOrg(ctx, up.OrgID)
-			if err != nil {
-				return nil, storeErr(err, "org")
-			}
-			if org.Status != StatusActive {
-				return nil, failedPrecondition("ORG_DISABLED", "org is disabled")
+			if err := s.activeOrg(ctx, up.OrgID, "ORG_DISABLED", "org"); err != nil {
+				return nil, err
 			}
 			u.OrgID = up.OrgID
 			changed[f] = up.OrgID
@@ -498,8 +510,8 @@ func (s *Service) CreateGroup(ctx context.Context, code, name, orgID string) (*G
 	if err := checkText("org_id", orgID, maxIDLen, true); err != nil {
 		return nil, err
 	}
-	if _, err := s.store.GetOrg(ctx, orgID); err != nil {
-		return nil, storeErr(err, "org")
+	if err := s.activeOrg(ctx, orgID, "ORG_DISABLED", "org"); err != nil {
+		return nil, err
 	}
 	g := &Group{ID: newID(), Code: code, Name: name, OrgID: orgID, CreatedAt: start}
 	err := s.write(ctx, "group", func(evs []events.Event) error { return s.store.CreateGroup(ctx, g, evs) },

@@ -228,6 +228,17 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountDisabled.String(), start, nil))
 		return ReasonAccountDisabled, nil
 	}
+	if u.OrgID != "" {
+		// A disabled org disables the accounts of its whole subtree.
+		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return 0, storeErr(err, "org")
+		}
+		if d != "" {
+			s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", "ORG_DISABLED", start, nil))
+			return ReasonAccountDisabled, nil
+		}
+	}
 	if u.Locked(now) {
 		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, nil))
 		return ReasonAccountLocked, nil

@@ -33,6 +33,10 @@ type Store interface {
 	// MoveOrg re-parents id (and rewrites the paths of its subtree).
 	MoveOrg(ctx context.Context, id, newParentID string, now time.Time, evs []events.Event) (*Org, error)
 	CountOrgs(ctx context.Context) (int, error)
+	// DisabledInOrgChain returns the id of a disabled org among id and its
+	// ancestors ("" when all are active): a disabled org disables the whole
+	// subtree below it.
+	DisabledInOrgChain(ctx context.Context, id string) (string, error)
 
 	CreateUser(ctx context.Context, u *User, evs []events.Event) error
 	GetUser(ctx context.Context, id string) (*User, error)

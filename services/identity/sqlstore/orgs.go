@@ -192,6 +192,38 @@ func likePrefix(p string) string {
 	return r.Replace(p) + "%"
 }
 
+// DisabledInOrgChain returns a disabled org among id and its ancestors (read
+// from id's path), or "" when they are all active.
+func (s *Store) DisabledInOrgChain(ctx context.Context, id string) (string, error) {
+	o, err := s.getOrg(ctx, s.db, id, "")
+	if err != nil {
+		return "", mapErr(err, "check org chain", "org")
+	}
+	if o.Status != identity.StatusActive {
+		return o.ID, nil
+	}
+	var ancestors []any
+	for _, a := range strings.Split(strings.Trim(o.Path, "/"), "/") {
+		if a != "" && a != o.ID {
+			ancestors = append(ancestors, a)
+		}
+	}
+	if len(ancestors) == 0 {
+		return "", nil
+	}
+	args := append(ancestors, int(identity.StatusActive))
+	var disabled string
+	err = s.db.QueryRowContext(ctx, s.q("SELECT id FROM orgs WHERE id IN (?"+strings.Repeat(", ?", len(ancestors)-1)+
+		") AND status <> ? ORDER BY path LIMIT 1"), args...).Scan(&disabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", mapErr(err, "check org chain", "org")
+	}
+	return disabled, nil
+}
+
 // CountOrgs returns the number of orgs.
 func (s *Store) CountOrgs(ctx context.Context) (int, error) {
 	var n int

@@ -44,6 +44,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"OrgCRUD", testOrgCRUD},
 		{"OrgList", testOrgList},
 		{"MoveOrg", testMoveOrg},
+		{"DisabledInOrgChain", testDisabledInOrgChain},
 		{"UserCRUD", testUserCRUD},
 		{"UserConflicts", testUserConflicts},
 		{"UserList", testUserList},
@@ -223,6 +224,40 @@ func testPing(t *testing.T, f *fixture) {
 func testAppendEvents(t *testing.T, f *fixture) {
 	f.expectEvents(3, func() { must(t, f.s.AppendEvents(f.ctx, f.evs(3))) })
 	f.expectEvents(0, func() { must(t, f.s.AppendEvents(f.ctx, nil)) })
+}
+
+func testDisabledInOrgChain(t *testing.T, f *fixture) {
+	root := f.org("")
+	child := f.org(root.ID)
+	grand := f.org(child.ID)
+	sibling := f.org(root.ID)
+	chain := func(id string) string {
+		t.Helper()
+		d, err := f.s.DisabledInOrgChain(f.ctx, id)
+		must(t, err)
+		return d
+	}
+	for _, o := range []*identity.Org{root, child, grand, sibling} {
+		eq(t, "all active: "+o.ID, chain(o.ID), "")
+	}
+	set := func(o *identity.Org, st identity.Status) {
+		t.Helper()
+		u := *o
+		u.Status = st
+		must(t, f.s.UpdateOrg(f.ctx, &u, nil))
+	}
+	set(child, identity.StatusDisabled)
+	eq(t, "disabled itself", chain(child.ID), child.ID)
+	eq(t, "under a disabled parent", chain(grand.ID), child.ID)
+	eq(t, "sibling", chain(sibling.ID), "")
+	eq(t, "root", chain(root.ID), "")
+	set(root, identity.StatusDisabled)
+	eq(t, "nearest the root first", chain(grand.ID), root.ID)
+	set(root, identity.StatusActive)
+	set(child, identity.StatusActive)
+	eq(t, "re-enabled", chain(grand.ID), "")
+	_, err := f.s.DisabledInOrgChain(f.ctx, "missing")
+	isErr(t, err, identity.ErrNotFound)
 }
 
 func testOrgCRUD(t *testing.T, f *fixture) {
