@@ -391,7 +391,9 @@ func ts(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
 	}
-	return timestamppb.New(t)
+	// Stored times have millisecond precision; answers made before a
+	// write (create) show the same time as later reads.
+	return timestamppb.New(t.Truncate(time.Millisecond))
 }
 
 func summary(u *identity.User) *identityv1.UserSummary {

@@ -163,9 +163,10 @@ func groupTable(tw *tabwriter.Writer, g *identityv1.Group) {
 }
 
 func groupRows(tw *tabwriter.Writer, groups []*identityv1.Group) {
-	row(tw, "ID", "CODE", "NAME", "ORG", "MEMBERS")
+	// ListGroups does not return members (see "group get ID").
+	row(tw, "ID", "CODE", "NAME", "ORG")
 	for _, g := range groups {
-		row(tw, g.GetId(), g.GetCode(), g.GetName(), g.GetOrgId(), strconv.Itoa(len(g.GetMemberIds())))
+		row(tw, g.GetId(), g.GetCode(), g.GetName(), g.GetOrgId())
 	}
 }
 

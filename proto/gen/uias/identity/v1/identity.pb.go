@@ -2156,11 +2156,13 @@ func (x *SetPasswordRequest) GetMustChangePassword() bool {
 }
 
 type Group struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
-	Code          string                 `protobuf:"bytes,2,opt,name=code" json:"code,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
-	OrgId         string                 `protobuf:"bytes,4,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Code  string                 `protobuf:"bytes,2,opt,name=code" json:"code,omitempty"`
+	Name  string                 `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	OrgId string                 `protobuf:"bytes,4,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	// member_ids (user ids, sorted) is filled by GetGroup and the member
+	// calls; ListGroups leaves it empty, as a group may have many members.
 	MemberIds     []string               `protobuf:"bytes,5,rep,name=member_ids,json=memberIds" json:"member_ids,omitempty"`
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
