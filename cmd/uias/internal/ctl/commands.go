@@ -29,6 +29,7 @@ func commands() map[string]map[string]command {
 			"create":  orgCreateCmd(),
 			"list":    orgListCmd(),
 			"get":     orgGetCmd(),
+			"rename":  orgRenameCmd(),
 			"move":    orgMoveCmd(),
 			"disable": orgStatusCmd(identityv1.Status_STATUS_DISABLED),
 			"enable":  orgStatusCmd(identityv1.Status_STATUS_ACTIVE),
@@ -55,6 +56,7 @@ func commands() map[string]map[string]command {
 			"create":        appCreateCmd(),
 			"list":          appListCmd(),
 			"get":           appGetCmd(),
+			"update":        appUpdateCmd(),
 			"suspend":       appStatusCmd(identityv1.AppStatus_APP_STATUS_SUSPENDED),
 			"activate":      appStatusCmd(identityv1.AppStatus_APP_STATUS_ACTIVE),
 			"rotate-secret": appRotateCmd(),
@@ -300,6 +302,30 @@ func orgGetCmd() command {
 				}
 				return a.withSession(func(s *session) error {
 					o, err := s.client.GetOrg(s.ctx, &identityv1.GetOrgRequest{Id: args[0]})
+					if err != nil {
+						return err
+					}
+					return a.output(o, func(tw *tabwriter.Writer) { orgTable(tw, o) })
+				})
+			}
+		},
+	}
+}
+
+func orgRenameCmd() command {
+	return command{
+		usage: "ID --name N",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			name := fs.String("name", "", "new `name`")
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				if err := required("name", *name); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					o, err := s.client.UpdateOrg(s.ctx, &identityv1.UpdateOrgRequest{Id: args[0], Name: *name})
 					if err != nil {
 						return err
 					}
@@ -827,6 +853,68 @@ func appGetCmd() command {
 				}
 				return a.withSession(func(s *session) error {
 					x, err := s.client.GetApp(s.ctx, &identityv1.GetAppRequest{Id: args[0]})
+					if err != nil {
+						return err
+					}
+					return a.output(x, func(tw *tabwriter.Writer) { appTable(tw, x) })
+				})
+			}
+		},
+	}
+}
+
+func appUpdateCmd() command {
+	return command{
+		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B]",
+		help: "Only the flags given are changed. --allow replaces the whole allow-list;\n" +
+			"--allow-any empties it (calls from any address). Use suspend/activate for the status.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			name := fs.String("name", "", "application `name`")
+			var allow stringList
+			fs.Var(&allow, "allow", "allowed caller network (`CIDR`); repeatable; replaces the list")
+			allowAny := fs.Bool("allow-any", false, "empty the allow-list: calls from any address")
+			rate := fs.Float64("rate", 0, "requests per second (0: no limit)")
+			burst := fs.Int("burst", 0, "rate limit burst")
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				set := map[string]bool{}
+				fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+				req := &identityv1.UpdateAppRequest{Id: args[0], Name: *name, RateLimit: *rate, RateBurst: int32(*burst)}
+				if set["name"] {
+					req.UpdateMask = append(req.UpdateMask, "name")
+				}
+				switch {
+				case set["allow"] && *allowAny:
+					return usagef("--allow and --allow-any exclude each other")
+				case set["allow"]:
+					cidrs, err := checkCIDRs(allow)
+					if err != nil {
+						return err
+					}
+					req.IpAllowList = cidrs
+					req.UpdateMask = append(req.UpdateMask, "ip_allow_list")
+				case *allowAny:
+					req.UpdateMask = append(req.UpdateMask, "ip_allow_list")
+				}
+				if set["rate"] {
+					if *rate < 0 || math.IsNaN(*rate) || math.IsInf(*rate, 0) {
+						return usagef("--rate must be a non-negative number")
+					}
+					req.UpdateMask = append(req.UpdateMask, "rate_limit")
+				}
+				if set["burst"] {
+					if *burst < 0 || *burst > math.MaxInt32 {
+						return usagef("--burst must be between 0 and %d", math.MaxInt32)
+					}
+					req.UpdateMask = append(req.UpdateMask, "rate_burst")
+				}
+				if len(req.UpdateMask) == 0 {
+					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst")
+				}
+				return a.withSession(func(s *session) error {
+					x, err := s.client.UpdateApp(s.ctx, req)
 					if err != nil {
 						return err
 					}

@@ -58,6 +58,7 @@ Commands:
   org create --code C --name N [--parent ID]
   org list [--parent ID] [--query Q] [--page-size N] [--page-token T] [--all]
   org get ID
+  org rename ID --name N
   org move ID --parent ID
   org disable ID | org enable ID
 
@@ -80,6 +81,7 @@ Commands:
   app create --type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200]
   app list [--type T] [--query Q] [--page-size N] [--page-token T] [--all]
   app get ID
+  app update ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B]
   app suspend ID | app activate ID
   app rotate-secret ID [--overlap 24h]     (--overlap 0: old secret stops at once)
 
