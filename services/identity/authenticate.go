@@ -265,14 +265,19 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 		if max <= 0 {
 			max = int(^uint(0) >> 1)
 		}
-		after, err := s.store.RecordLoginFailure(ctx, u.ID, max, lockUntil, now, eventsOf(ev))
+		// If this failure locks the account, the lockout is audited and
+		// published as a user change in the same transaction.
+		until := lockUntil.UTC().Format(time.RFC3339)
+		onLock := eventsOf(
+			s.audit(ctx, "account.lockout", subject, u.OrgID, "locked", "TOO_MANY_FAILURES", start,
+				map[string]string{"locked_until": until}),
+			s.change(ctx, "user", "locked", u.ID, map[string]any{"locked_until": until, "reason": "TOO_MANY_FAILURES"}))
+		after, err := s.store.RecordLoginFailure(ctx, u.ID, max, lockUntil, now, eventsOf(ev), onLock)
 		if err != nil {
 			return 0, storeErr(err, "user")
 		}
 		s.kick()
 		if after.Locked(now) {
-			s.appendAudit(ctx, s.audit(ctx, "account.lockout", subject, u.OrgID, "locked", "TOO_MANY_FAILURES", start,
-				map[string]string{"locked_until": after.LockedUntil.UTC().Format(time.RFC3339)}))
 			return ReasonAccountLocked, nil
 		}
 		return ReasonBadCredentials, nil

@@ -569,6 +569,15 @@ func TestAuditEventsForAuthentication(t *testing.T) {
 		if err != nil || until.Sub(rec.Time) < e.svc.Policy().LockDuration-2*time.Second || until.Sub(rec.Time) > e.svc.Policy().LockDuration {
 			t.Errorf("locked_until %q (audit time %v): %v", rec.Detail["locked_until"], rec.Time, err)
 		}
+		// The lock is a change of the user too (other instances and data
+		// centres learn of it), written with the failure that caused it.
+		data := wantChange(t, rows, "user", "locked", u.ID, "app:"+app.ID)
+		if data["locked_until"] != rec.Detail["locked_until"] || data["reason"] != "TOO_MANY_FAILURES" {
+			t.Errorf("user.locked change data %v", data)
+		}
+		if len(rows) != 3 {
+			t.Errorf("the locking failure wrote %d events, want 3 (failure audit, lockout audit, user.locked)", len(rows))
+		}
 		// While locked even the right password is refused, and audited.
 		m, before = e.mark(t), e.clk.t
 		if r := authn(evUserPass); r != identity.ReasonAccountLocked {

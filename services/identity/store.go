@@ -50,9 +50,10 @@ type Store interface {
 	SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, mustChange bool, keep int, evs []events.Event) error
 	PasswordHistory(ctx context.Context, userID string, n int) ([]string, error)
 	// RecordLoginFailure adds one failure; when the count reaches maxFailures
-	// it sets LockedUntil = lockUntil and resets the count. It returns the
-	// user after the update.
-	RecordLoginFailure(ctx context.Context, userID string, maxFailures int, lockUntil time.Time, now time.Time, evs []events.Event) (*User, error)
+	// it sets LockedUntil = lockUntil and resets the count. evs are written
+	// with it; onLock only when this failure locked the account (in the same
+	// transaction). It returns the user after the update.
+	RecordLoginFailure(ctx context.Context, userID string, maxFailures int, lockUntil time.Time, now time.Time, evs, onLock []events.Event) (*User, error)
 	// RecordLoginSuccess clears failures and, when rehash != "", replaces the
 	// password hash with an equivalent one under new parameters.
 	RecordLoginSuccess(ctx context.Context, userID, rehash string, now time.Time, evs []events.Event) error

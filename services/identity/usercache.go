@@ -39,9 +39,9 @@ func (s userCachingStore) SetPassword(ctx context.Context, userID, hash string, 
 	return s.Store.SetPassword(ctx, userID, hash, changedAt, mustChange, keep, evs)
 }
 
-func (s userCachingStore) RecordLoginFailure(ctx context.Context, userID string, maxFailures int, lockUntil, now time.Time, evs []events.Event) (*User, error) {
+func (s userCachingStore) RecordLoginFailure(ctx context.Context, userID string, maxFailures int, lockUntil, now time.Time, evs, onLock []events.Event) (*User, error) {
 	defer s.c.drop(userID)
-	return s.Store.RecordLoginFailure(ctx, userID, maxFailures, lockUntil, now, evs)
+	return s.Store.RecordLoginFailure(ctx, userID, maxFailures, lockUntil, now, evs, onLock)
 }
 
 func (s userCachingStore) RecordLoginSuccess(ctx context.Context, userID, rehash string, now time.Time, evs []events.Event) error {

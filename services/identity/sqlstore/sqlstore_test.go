@@ -136,7 +136,7 @@ func TestClosedDBIsUnavailable(t *testing.T) {
 			_, _, err = s.ListOrgs(ctx, identity.OrgFilter{}, identity.Page{})
 			check("ListOrgs", err)
 			check("CreateOrg", s.CreateOrg(ctx, &identity.Org{ID: "o", Code: "o", Name: "o", Status: identity.StatusActive}, nil))
-			_, err = s.RecordLoginFailure(ctx, "u", 3, time.Now(), time.Now(), nil)
+			_, err = s.RecordLoginFailure(ctx, "u", 3, time.Now(), time.Now(), nil, nil)
 			check("RecordLoginFailure", err)
 			_, err = s.CountOrgs(ctx)
 			check("CountOrgs", err)

@@ -235,7 +235,7 @@ func (s *Store) PasswordHistory(ctx context.Context, userID string, n int) ([]st
 
 // RecordLoginFailure atomically adds one failure; at maxFailures (> 0) it
 // locks the account until lockUntil and resets the count.
-func (s *Store) RecordLoginFailure(ctx context.Context, userID string, maxFailures int, lockUntil time.Time, now time.Time, evs []events.Event) (*identity.User, error) {
+func (s *Store) RecordLoginFailure(ctx context.Context, userID string, maxFailures int, lockUntil time.Time, now time.Time, evs, onLock []events.Event) (*identity.User, error) {
 	var u *identity.User
 	err := s.inTx(ctx, "record login failure", "user", func(tx *sql.Tx) error {
 		// One statement: the right-hand sides all see the old row, and the
@@ -256,7 +256,14 @@ func (s *Store) RecordLoginFailure(ctx context.Context, userID string, maxFailur
 			return err
 		}
 		u, err = s.getUser(ctx, tx, "id", userID)
-		return err
+		if err != nil {
+			return err
+		}
+		// The count goes back to 0 only when this failure reached the limit.
+		if maxFailures > 0 && u.FailedCount == 0 && u.LockedUntil.Equal(fromMS(ms(lockUntil))) {
+			return s.addEvents(ctx, tx, onLock)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

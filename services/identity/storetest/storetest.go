@@ -670,7 +670,7 @@ func testUpdateUser(t *testing.T, f *fixture) {
 func testPasswordHistory(t *testing.T, f *fixture) {
 	o := f.org("")
 	u := f.user(o.ID)
-	_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 10, base, base, nil)
+	_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 10, base, base, nil, nil)
 	must(t, err)
 
 	for i := range 5 {
@@ -732,14 +732,19 @@ func testLoginFailure(t *testing.T, f *fixture) {
 		var got *identity.User
 		f.expectEvents(1, func() {
 			var err error
-			got, err = f.s.RecordLoginFailure(f.ctx, u.ID, 3, lock, base, f.evs(1))
+			// onLock events are not written while the count is below the limit.
+			got, err = f.s.RecordLoginFailure(f.ctx, u.ID, 3, lock, base, f.evs(1), f.evs(2))
 			must(t, err)
 		})
 		eq(t, "failed count", got.FailedCount, i)
 		eq(t, "locked", got.LockedUntil.IsZero(), true)
 	}
-	got, err := f.s.RecordLoginFailure(f.ctx, u.ID, 3, lock, base, nil)
-	must(t, err)
+	var got *identity.User
+	f.expectEvents(3, func() {
+		var err error
+		got, err = f.s.RecordLoginFailure(f.ctx, u.ID, 3, lock, base, f.evs(1), f.evs(2))
+		must(t, err)
+	})
 	eq(t, "failed count at threshold", got.FailedCount, 0)
 	eqTime(t, "locked until", got.LockedUntil, lock)
 	if !got.Locked(base) {
@@ -751,21 +756,27 @@ func testLoginFailure(t *testing.T, f *fixture) {
 	eqTime(t, "stored lock", stored.LockedUntil, lock)
 
 	// Counting starts again after the lock.
-	got, err = f.s.RecordLoginFailure(f.ctx, u.ID, 3, lock.Add(time.Hour), base, nil)
-	must(t, err)
+	f.expectEvents(0, func() {
+		var err error
+		got, err = f.s.RecordLoginFailure(f.ctx, u.ID, 3, lock.Add(time.Hour), base, nil, f.evs(1))
+		must(t, err)
+	})
 	eq(t, "count after lock", got.FailedCount, 1)
 	eqTime(t, "lock kept", got.LockedUntil, lock)
 
 	// maxFailures 0 never locks.
 	v := f.user(o.ID)
-	for range 4 {
-		got, err = f.s.RecordLoginFailure(f.ctx, v.ID, 0, lock, base, nil)
-		must(t, err)
-	}
+	f.expectEvents(0, func() {
+		for range 4 {
+			var err error
+			got, err = f.s.RecordLoginFailure(f.ctx, v.ID, 0, lock, base, nil, f.evs(1))
+			must(t, err)
+		}
+	})
 	eq(t, "count without limit", got.FailedCount, 4)
 	eq(t, "not locked without limit", got.LockedUntil.IsZero(), true)
 
-	_, err = f.s.RecordLoginFailure(f.ctx, "missing", 3, lock, base, nil)
+	_, err = f.s.RecordLoginFailure(f.ctx, "missing", 3, lock, base, nil, nil)
 	isErr(t, err, identity.ErrNotFound)
 }
 
@@ -777,7 +788,7 @@ func testLoginFailureConcurrent(t *testing.T, f *fixture) {
 	errs := make(chan error, n)
 	for range n {
 		wg.Go(func() {
-			_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 100, base, base, nil)
+			_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 100, base, base, nil, nil)
 			errs <- err
 		})
 	}
@@ -795,7 +806,7 @@ func testLoginSuccess(t *testing.T, f *fixture) {
 	o := f.org("")
 	u := f.user(o.ID)
 	for range 2 {
-		_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 5, base, base, nil)
+		_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 5, base, base, nil, nil)
 		must(t, err)
 	}
 	f.expectEvents(1, func() { must(t, f.s.RecordLoginSuccess(f.ctx, u.ID, "", base, f.evs(1))) })
@@ -1183,7 +1194,7 @@ func testOutboxWrites(t *testing.T, f *fixture) {
 	f.expectEvents(1, func() { must(t, f.s.UpdateUser(f.ctx, u, f.evs(1))) })
 	f.expectEvents(1, func() { must(t, f.s.SetPassword(f.ctx, u.ID, "h", base, false, 3, f.evs(1))) })
 	f.expectEvents(1, func() {
-		_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 5, base, base, f.evs(1))
+		_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 5, base, base, f.evs(1), nil)
 		must(t, err)
 	})
 	f.expectEvents(1, func() { must(t, f.s.RecordLoginSuccess(f.ctx, u.ID, "", base, f.evs(1))) })
@@ -1225,7 +1236,7 @@ func testFailedNoEvents(t *testing.T, f *fixture) {
 		isErr(t, f.s.CreateUser(f.ctx, dupUser, f.evs(1)), identity.ErrConflict)
 		isErr(t, f.s.UpdateUser(f.ctx, &identity.User{ID: "missing", LoginName: "free"}, f.evs(1)), identity.ErrNotFound)
 		isErr(t, f.s.SetPassword(f.ctx, "missing", "h", base, false, 3, f.evs(1)), identity.ErrNotFound)
-		_, err = f.s.RecordLoginFailure(f.ctx, "missing", 3, base, base, f.evs(1))
+		_, err = f.s.RecordLoginFailure(f.ctx, "missing", 3, base, base, f.evs(1), f.evs(1))
 		isErr(t, err, identity.ErrNotFound)
 		isErr(t, f.s.RecordLoginSuccess(f.ctx, "missing", "", base, f.evs(1)), identity.ErrNotFound)
 
@@ -1269,7 +1280,7 @@ func testEventFailureRollsBack(t *testing.T, f *fixture) {
 	root := f.org("")
 	u := f.user(root.ID)
 	f.expectEvents(0, func() {
-		if _, err := f.s.RecordLoginFailure(f.ctx, u.ID, 5, base, base, first); err == nil {
+		if _, err := f.s.RecordLoginFailure(f.ctx, u.ID, 5, base, base, first, nil); err == nil {
 			t.Fatal("RecordLoginFailure with a repeated event id succeeded")
 		}
 		if err := f.s.SetPassword(f.ctx, u.ID, "new-hash", base, false, 3, first); err == nil {
