@@ -1,28 +1,10 @@
 package app_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/uias/uias/cmd/uias/internal/ctl"
 )
-
-// runCtlWantExit runs `uias ctl args...` expecting exit code want and
-// returns its stderr.
-func runCtlWantExit(t *testing.T, c *uiasCtl, want int, args ...string) string {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if code := ctl.Main(ctx, args, strings.NewReader(""), &stdout, &stderr, func(k string) string { return c.env[k] }); code != want {
-		t.Fatalf("uias ctl %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, want, stdout.String(), stderr.String())
-	}
-	return stderr.String()
-}
 
 func userJSON(t *testing.T, out string) map[string]any {
 	t.Helper()
@@ -63,17 +45,17 @@ func TestCtlUserUpdate(t *testing.T) {
 		t.Fatalf("user get table lacks the password-only row:\n%s", out)
 	}
 
-	if msg := runCtlWantExit(t, c, 2, "user", "update", id); !strings.Contains(msg, "nothing to update") {
+	if msg := c.fail(2, "", "user", "update", id); !strings.Contains(msg, "nothing to update") {
 		t.Fatalf("update without flags: %q", msg)
 	}
-	if msg := runCtlWantExit(t, c, 2, "user", "update", "--name", "X"); !strings.Contains(msg, "missing ID") {
+	if msg := c.fail(2, "", "user", "update", "--name", "X"); !strings.Contains(msg, "missing ID") {
 		t.Fatalf("update without ID: %q", msg)
 	}
-	msg := runCtlWantExit(t, c, 1, "user", "update", "no-such-user", "--name", "X")
+	msg := c.fail(1, "", "user", "update", "no-such-user", "--name", "X")
 	if !strings.Contains(strings.ToLower(msg), "not found") || strings.Contains(msg, "sql") {
 		t.Fatalf("update of a missing user: %q", msg)
 	}
-	msg = runCtlWantExit(t, c, 1, "user", "update", id, "--org", "no-such-org")
+	msg = c.fail(1, "", "user", "update", id, "--org", "no-such-org")
 	if !strings.Contains(strings.ToLower(msg), "org") {
 		t.Fatalf("move to a missing org: %q", msg)
 	}

@@ -25,7 +25,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/uias/uias/cmd/uias/app"
-	"github.com/uias/uias/cmd/uias/internal/ctl"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -137,14 +136,11 @@ func newCtl(t *testing.T, a *app.App) *uiasCtl {
 
 func (c *uiasCtl) run(stdin string, args ...string) string {
 	c.t.Helper()
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	code := ctl.Main(ctx, args, strings.NewReader(stdin), &stdout, &stderr, func(k string) string { return c.env[k] })
-	if code != 0 {
-		c.t.Fatalf("uias ctl %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+	r := c.exec(stdin, args...)
+	if r.code != 0 {
+		c.t.Fatalf("uias ctl %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	}
-	return stdout.String()
+	return r.stdout
 }
 
 // jsonField is the README's shell helper
