@@ -102,18 +102,27 @@ func (rc *recorder) add(o Outcome, err error, d time.Duration) {
 func merge(window time.Duration, recs []*recorder) *Result {
 	r := &Result{Window: window}
 	for _, rc := range recs {
-		r.OK += rc.ok
-		r.Exhausted += rc.exh
-		r.Failed += rc.failed
-		if r.FirstErr == nil {
-			r.FirstErr = rc.firstErr
-		}
-		r.Lat = append(r.Lat, rc.lat...)
-		r.ExhLat = append(r.ExhLat, rc.exhLat...)
+		r.tally(rc.ok, rc.exh, rc.failed, rc.firstErr, rc.lat, rc.exhLat)
 	}
+	r.sortLatencies()
+	return r
+}
+
+// tally adds counts and latencies (unsorted) to r.
+func (r *Result) tally(ok, exh, failed int, firstErr error, lat, exhLat []time.Duration) {
+	r.OK += ok
+	r.Exhausted += exh
+	r.Failed += failed
+	if r.FirstErr == nil {
+		r.FirstErr = firstErr
+	}
+	r.Lat = append(r.Lat, lat...)
+	r.ExhLat = append(r.ExhLat, exhLat...)
+}
+
+func (r *Result) sortLatencies() {
 	slices.Sort(r.Lat)
 	slices.Sort(r.ExhLat)
-	return r
 }
 
 // callTimeout bounds every single call so a phase always ends.
@@ -274,18 +283,10 @@ func (r *Result) add(b *Result) *Result {
 		return b
 	}
 	r.Window += b.Window
-	r.OK += b.OK
-	r.Exhausted += b.Exhausted
-	r.Failed += b.Failed
-	if r.FirstErr == nil {
-		r.FirstErr = b.FirstErr
-	}
-	r.Lat = append(r.Lat, b.Lat...)
-	r.ExhLat = append(r.ExhLat, b.ExhLat...)
+	r.tally(b.OK, b.Exhausted, b.Failed, b.FirstErr, b.Lat, b.ExhLat)
 	r.cpu += b.cpu
 	r.wall += b.wall
-	slices.Sort(r.Lat)
-	slices.Sort(r.ExhLat)
+	r.sortLatencies()
 	return r
 }
 
