@@ -61,14 +61,10 @@ func (s *Service) CreateOrg(ctx context.Context, code, name, parentID string) (*
 		}
 		o.Path = "/" + o.ID + "/"
 	} else {
-		p, err := s.store.GetOrg(ctx, parentID)
-		if err != nil {
-			return nil, storeErr(err, "parent org")
-		}
+		// Also reports a missing parent; the store derives the path.
 		if err := s.activeOrg(ctx, parentID, "PARENT_DISABLED", "parent org"); err != nil {
 			return nil, err
 		}
-		o.Path = p.Path + o.ID + "/"
 	}
 	err := s.write(ctx, "org", func(evs []events.Event) error { return s.store.CreateOrg(ctx, o, evs) },
 		s.change(ctx, "org", "created", o.ID, map[string]any{"code": code, "name": name, "parent_id": parentID}),
