@@ -25,6 +25,10 @@ func TestCtlUserUpdate(t *testing.T) {
 	u := userJSON(t, c.run("", "user", "create", "--login", "bob", "--name", "Bob", "--org", orgID,
 		"--phone", "13812345678", "--email", "bob@example.com", "-o", "json"))
 	id := u["id"].(string)
+	if p := userJSON(t, c.run("", "user", "create", "--login", "pat", "--name", "Pat", "--org", orgID,
+		"--password-only", "-o", "json")); p["password_only"] != true {
+		t.Fatalf("user create --password-only: %v", p)
+	}
 
 	u = userJSON(t, c.run("", "user", "update", id, "--name", "Bob Brown", "--password-only", "-o", "json"))
 	if u["display_name"] != "Bob Brown" || u["password_only"] != true {
