@@ -378,3 +378,40 @@ func TestRelayStopsAtRefusedPublishAndKeepsOrder(t *testing.T) {
 		})
 	}
 }
+
+// When the published rows cannot be deleted (here a trigger refuses the
+// DELETE), Flush reports it and the rows stay; the next Flush publishes them
+// again, JetStream drops the duplicates, and the outbox empties.
+func TestRelayDeleteFailureRepublishesWithoutDuplicates(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.OpenSQLite(t)
+	migrate(t, db)
+	s := startNATS(t, t.TempDir(), -1)
+	_, js := connect(t, s)
+	if _, err := db.ExecContext(ctx, `CREATE TRIGGER keep_outbox BEFORE DELETE ON events_outbox
+		BEGIN SELECT RAISE(ABORT, 'outbox rows are kept'); END`); err != nil {
+		t.Fatal(err)
+	}
+	evs := makeEvents("kept", 3)
+	addEvents(t, db, evs, false)
+	r := events.NewRelay(db, js, nil, events.RelayOptions{})
+	n, err := r.Flush(ctx)
+	if err == nil || n != 3 || !strings.Contains(err.Error(), "delete 3 published events") {
+		t.Fatalf("Flush = %d, %v; want 3 published and the delete error", n, err)
+	}
+	if p, err := r.Pending(ctx); err != nil || p != 3 {
+		t.Fatalf("Pending = %d, %v; want 3", p, err)
+	}
+	checkStream(t, js, events.StreamChanges, evs)
+
+	if _, err := db.ExecContext(ctx, `DROP TRIGGER keep_outbox`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Flush(ctx); err != nil || n != 3 {
+		t.Fatalf("second Flush = %d, %v", n, err)
+	}
+	if p, err := r.Pending(ctx); err != nil || p != 0 {
+		t.Fatalf("Pending = %d, %v; want 0", p, err)
+	}
+	checkStream(t, js, events.StreamChanges, evs)
+}
