@@ -2,7 +2,8 @@
 # need (buf, protoc plugins, PostgreSQL for tests) is installed by them.
 GO      ?= go
 BIN     := $(CURDIR)/.bin
-MODULES := proto/gen pkg services/identity gateway cmd/uias tests
+# The workspace modules, from go.work (adding a module edits only go.work).
+MODULES := $(shell scripts/modules.sh)
 UIAS_FLAGS ?=
 
 # Build tags for this machine, worked out once per make run, only by targets

@@ -8,6 +8,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"time"
@@ -16,12 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/uias/uias/proto/gen/openapi"
-	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 
 	// The error details sent by the identity service (ErrorInfo) must be
 	// resolvable so error bodies can be marshalled to JSON.
@@ -39,9 +38,9 @@ const readyTimeout = 2 * time.Second
 type Options struct {
 	// Logger receives request-independent diagnostics; nil means no logging.
 	Logger *zap.Logger
-	// Identity is the connection to the identity gRPC server (direct or
-	// etcd-resolved). Required.
-	Identity *grpc.ClientConn
+	// Backends are the components whose REST routes the edge serves, each
+	// with its connection (in-process or etcd-resolved). At least one.
+	Backends []Backend
 	// Registry receives the HTTP metrics (http_requests_total{route,code} and
 	// http_request_duration_seconds{route}). nil means a private registry.
 	Registry *prometheus.Registry
@@ -51,15 +50,23 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// MaxBodyBytes limits request bodies (413 beyond it); 0 means 1 MiB.
 	MaxBodyBytes int64
-	// Ready answers /readyz; nil means a gRPC health check on Identity.
+	// OpenAPI is the document /openapi.json serves; nil means the identity
+	// document.
+	OpenAPI []byte
+	// Ready answers /readyz; nil means a gRPC health check on every backend.
 	Ready func(ctx context.Context) error
 }
 
 // New builds the HTTP handler serving the REST API and the operational
 // endpoints. ctx bounds the lifetime of the registered gRPC-gateway handlers.
 func New(ctx context.Context, o Options) (http.Handler, error) {
-	if o.Identity == nil {
-		return nil, errors.New("gateway: Options.Identity (identity gRPC connection) is required")
+	if len(o.Backends) == 0 {
+		return nil, errors.New("gateway: Options.Backends (the components to serve) is required")
+	}
+	for _, b := range o.Backends {
+		if b.Conn == nil || b.REST == nil {
+			return nil, fmt.Errorf("gateway: backend %q needs Conn and REST", b.Name)
+		}
 	}
 	if o.MaxBodyBytes < 0 {
 		return nil, errors.New("gateway: Options.MaxBodyBytes must not be negative")
@@ -77,7 +84,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		o.Gatherer = o.Registry
 	}
 	if o.Ready == nil {
-		o.Ready = healthReady(o.Identity)
+		o.Ready = healthReady(o.Backends)
 	}
 	m, err := newMetrics(o.Registry)
 	if err != nil {
@@ -97,34 +104,24 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		runtime.WithDisableHTTPMethodOverride(),
 		runtime.WithMiddlewares(routeMiddleware),
 	)
-	if err := identityv1.RegisterAuthServiceHandler(ctx, gw, o.Identity); err != nil {
-		return nil, err
+	for _, b := range o.Backends {
+		if err := b.REST(ctx, gw, b.Conn); err != nil {
+			return nil, fmt.Errorf("gateway: register %s REST routes: %w", b.Name, err)
+		}
 	}
-	if err := identityv1.RegisterAdminServiceHandler(ctx, gw, o.Identity); err != nil {
-		return nil, err
+	if o.OpenAPI == nil {
+		o.OpenAPI = openapi.JSON
 	}
+	g.opts.OpenAPI = o.OpenAPI
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", fixedRoute("/healthz", http.HandlerFunc(handleHealthz)))
 	mux.Handle("GET /readyz", fixedRoute("/readyz", http.HandlerFunc(g.handleReadyz)))
 	mux.Handle("GET /metrics", fixedRoute("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
-	mux.Handle("GET /openapi.json", fixedRoute("/openapi.json", http.HandlerFunc(handleOpenAPI)))
+	mux.Handle("GET /openapi.json", fixedRoute("/openapi.json", http.HandlerFunc(g.handleOpenAPI)))
 	mux.Handle("/", g.apiHandler(gw))
 
 	return g.outer(mux), nil
-}
-
-// NewHTTPServer returns an http.Server for h with conservative limits.
-func NewHTTPServer(addr string, h http.Handler) *http.Server {
-	return &http.Server{
-		Addr:              addr,
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
 }
 
 type gateway struct {
@@ -144,29 +141,30 @@ func (g *gateway) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if err := g.opts.Ready(r.Context()); err != nil {
 		g.log.Warn("readiness check failed", zap.Error(err))
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("not ready: identity service unavailable"))
+		_, _ = w.Write([]byte("not ready: a UIAS service is unavailable"))
 		return
 	}
 	_, _ = w.Write([]byte("ok"))
 }
 
-func handleOpenAPI(w http.ResponseWriter, _ *http.Request) {
+func (g *gateway) handleOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(openapi.JSON)
+	_, _ = w.Write(g.opts.OpenAPI)
 }
 
-// healthReady checks the standard gRPC health service of the identity server.
-func healthReady(conn *grpc.ClientConn) func(ctx context.Context) error {
-	client := healthpb.NewHealthClient(conn)
+// healthReady checks the standard gRPC health service of every backend.
+func healthReady(backends []Backend) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 		defer cancel()
-		resp, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
-		if err != nil {
-			return err
-		}
-		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			return errors.New("identity service reports " + resp.GetStatus().String())
+		for _, b := range backends {
+			resp, err := healthpb.NewHealthClient(b.Conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			if err != nil {
+				return fmt.Errorf("%s: %w", b.Name, err)
+			}
+			if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				return fmt.Errorf("%s service reports %s", b.Name, resp.GetStatus())
+			}
 		}
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"io"
 	"net"
 	"net/http"
@@ -79,7 +80,7 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	reg := prometheus.NewRegistry()
-	o := Options{Logger: zaptest.NewLogger(t), Identity: conn, Registry: reg}
+	o := Options{Logger: zaptest.NewLogger(t), Registry: reg, Backends: []Backend{{Name: "identity", Conn: conn, REST: identityREST}}}
 	if mod != nil {
 		mod(&o)
 	}
@@ -168,6 +169,7 @@ func TestHeadersForwarded(t *testing.T) {
 		"x-uias-app-secret": "s3cret",
 		"authorization":     "Bearer tok",
 		"x-request-id":      "req-42",
+		"x-uias-client-ip":  "127.0.0.1",
 		"x-forwarded-for":   "127.0.0.1",
 	}
 	for k, v := range want {
@@ -222,20 +224,20 @@ func TestRequestIDGenerated(t *testing.T) {
 func TestForwardedForOnlyFromTrustedPeer(t *testing.T) {
 	untrusted := newEnv(t, nil)
 	md, _ := untrusted.echoedMD(t, map[string]string{"X-Forwarded-For": "203.0.113.7"})
-	if got := md.Get("x-forwarded-for"); len(got) != 1 || got[0] != "127.0.0.1" {
-		t.Errorf("untrusted peer: x-forwarded-for = %q, want [127.0.0.1]", got)
+	if got := md.Get("x-uias-client-ip"); len(got) != 1 || got[0] != "127.0.0.1" {
+		t.Errorf("untrusted peer: x-uias-client-ip = %q, want [127.0.0.1]", got)
 	}
 
 	trusted := newEnv(t, func(o *Options) {
 		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}
 	})
 	md, _ = trusted.echoedMD(t, map[string]string{"X-Forwarded-For": "198.51.100.1, 203.0.113.7, 10.1.2.3"})
-	if got := md.Get("x-forwarded-for"); len(got) != 1 || got[0] != "203.0.113.7" {
-		t.Errorf("trusted peer: x-forwarded-for = %q, want [203.0.113.7]", got)
+	if got := md.Get("x-uias-client-ip"); len(got) != 1 || got[0] != "203.0.113.7" {
+		t.Errorf("trusted peer: x-uias-client-ip = %q, want [203.0.113.7]", got)
 	}
 	md, _ = trusted.echoedMD(t, nil)
-	if got := md.Get("x-forwarded-for"); len(got) != 1 || got[0] != "127.0.0.1" {
-		t.Errorf("trusted peer without header: x-forwarded-for = %q, want [127.0.0.1]", got)
+	if got := md.Get("x-uias-client-ip"); len(got) != 1 || got[0] != "127.0.0.1" {
+		t.Errorf("trusted peer without header: x-uias-client-ip = %q, want [127.0.0.1]", got)
 	}
 }
 
@@ -422,15 +424,18 @@ func TestAdminRoutesRegistered(t *testing.T) {
 	}
 }
 
-func TestNewRequiresIdentity(t *testing.T) {
+func TestNewRequiresBackends(t *testing.T) {
 	if _, err := New(context.Background(), Options{}); err == nil {
-		t.Error("New without Identity succeeded")
+		t.Error("New without backends succeeded")
+	}
+	if _, err := New(context.Background(), Options{Backends: []Backend{{Name: "x"}}}); err == nil {
+		t.Error("New with a backend without connection succeeded")
 	}
 }
 
-func TestNewHTTPServer(t *testing.T) {
-	s := NewHTTPServer("127.0.0.1:0", http.NotFoundHandler())
-	if s.ReadHeaderTimeout == 0 || s.ReadTimeout == 0 || s.WriteTimeout == 0 || s.IdleTimeout == 0 || s.MaxHeaderBytes != 64<<10 {
-		t.Errorf("limits not set: %+v", s)
+func identityREST(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+	if err := identityv1.RegisterAuthServiceHandlerClient(ctx, mux, identityv1.NewAuthServiceClient(conn)); err != nil {
+		return err
 	}
+	return identityv1.RegisterAdminServiceHandlerClient(ctx, mux, identityv1.NewAdminServiceClient(conn))
 }

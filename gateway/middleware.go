@@ -33,7 +33,6 @@ const (
 // Metadata keys set by the gateway itself.
 const (
 	mdRequestID    = "x-request-id"
-	mdForwardedFor = "x-forwarded-for"
 )
 
 // requestState travels in the request context from the outer middleware to
@@ -198,7 +197,9 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 		}
 		st.clientIP = clientIP(r, g.opts.TrustedProxies)
 
-		r2 := r.Clone(r.Context())
+		// The client address travels with the gRPC call (grpcx origin),
+		// signed or in-process, so the services believe it.
+		r2 := r.Clone(grpcx.WithClientIP(r.Context(), st.clientIP))
 		h := make(http.Header, len(forwardedRequestHeaders)+1)
 		for _, k := range forwardedRequestHeaders {
 			if v, ok := r.Header[k]; ok {
@@ -260,7 +261,11 @@ func (g *gateway) annotate(ctx context.Context, r *http.Request) metadata.MD {
 	}
 	md := metadata.Pairs(mdRequestID, st.requestID)
 	if st.clientIP.IsValid() {
-		md.Set(mdForwardedFor, st.clientIP.String())
+		// grpc-gateway adds the TCP peer as x-forwarded-for; replace it with
+		// the decided address (servers believe it only from trusted proxies;
+		// they believe x-uias-client-ip only from the edge itself).
+		md.Set(grpcx.MetadataClientIP, st.clientIP.String())
+		md.Set(grpcx.MetadataForwardedFor, st.clientIP.String())
 	}
 	return md
 }

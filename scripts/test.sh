@@ -4,7 +4,7 @@
 # conformance suites also run against PostgreSQL, and stops it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODULES="proto/gen pkg services/identity gateway cmd/uias tests"
+MODULES=$(scripts/modules.sh) # from go.work
 
 # Build tags as the Makefile sets them when run without it (scripts/buildtags.sh).
 if [ -z "${GOFLAGS:-}" ]; then

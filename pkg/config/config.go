@@ -18,24 +18,20 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/log"
-	"github.com/uias/uias/pkg/sched"
 )
 
-// Targets.
-const (
-	TargetAll      = "all"
-	TargetIdentity = "identity"
-	TargetGateway  = "gateway"
-)
+// TargetAll runs every registered component in one process.
+const TargetAll = "all"
 
 // Discovery modes.
 const (
@@ -49,19 +45,11 @@ const (
 	DriverPostgres = "postgres"
 )
 
-// PolicyDefaults are the password/lockout policy defaults for new apps.
-type PolicyDefaults struct {
-	MinLength      int `yaml:"min_length"`      // 8
-	RequireClasses int `yaml:"require_classes"` // 3 of {lower, upper, digit, symbol}
-	History        int `yaml:"history"`         // 5 previous passwords may not be reused
-	MaxFailures    int `yaml:"max_failures"`    // 5 failed logins lock the account
-	LockMinutes    int `yaml:"lock_minutes"`    // 15
-	MaxAgeDays     int `yaml:"max_age_days"`    // 90 (0 = never expires)
-}
-
-// Config is the whole process configuration.
+// Config is the platform configuration of a process (what every component
+// shares: target, addresses, logging, storage, NATS, etcd, TLS) plus one
+// Section per registered component, under the component's own YAML key.
 type Config struct {
-	Target        string     `yaml:"target"`         // all|identity|gateway
+	Target        string     `yaml:"target"`         // all, or a comma list of components
 	DataDir       string     `yaml:"data_dir"`       // ./data
 	GRPCAddr      string     `yaml:"grpc_addr"`      // 127.0.0.1:9090
 	HTTPAddr      string     `yaml:"http_addr"`      // 127.0.0.1:8080
@@ -69,7 +57,10 @@ type Config struct {
 	Log           log.Config `yaml:"log"`
 	DB            struct {
 		Driver string `yaml:"driver"` // sqlite|postgres
-		DSN    string `yaml:"dsn"`    // sqlite default: <DataDir>/identity.db
+		// DSN: the PostgreSQL DSN shared by every component (each keeps its
+		// own tables and migrations); for sqlite empty means one file per
+		// component, <DataDir>/<component>.db.
+		DSN string `yaml:"dsn"`
 	} `yaml:"db"`
 	NATS struct {
 		URL      string `yaml:"url"`      // empty => embedded (target all only)
@@ -81,36 +72,55 @@ type Config struct {
 		LeaseTTL    int           `yaml:"lease_ttl"`    // seconds, 10
 	} `yaml:"etcd"`
 	Discovery string `yaml:"discovery"` // inproc|etcd (all => inproc; other targets => etcd)
-	Identity  struct {
-		Argon2      crypto.Argon2Params `yaml:"argon2"`
-		HashWorkers int                 `yaml:"hash_workers"` // 0 = GOMAXPROCS
-		HashQueue   int                 `yaml:"hash_queue"`   // 0 = 4*workers, -1 = no queue
-		KeyFile     string              `yaml:"key_file"`     // default <DataDir>/keyring.json
-		// UserCacheTTL bounds how long an administrator read (GetUser) may
-		// serve a user changed through another instance when its change
-		// event is late; 0 turns the user cache off. Default 5s.
-		UserCacheTTL time.Duration `yaml:"user_cache_ttl"`
-		// SchedPolicy is the Linux CPU scheduling policy of a process that
-		// runs the identity service: "batch" (default) switches the whole
-		// process to SCHED_BATCH so that short request work does not
-		// preempt running password hashes (see package sched); "inherit"
-		// leaves the policy the process was started with.
-		SchedPolicy string `yaml:"sched_policy"`
-	} `yaml:"identity"`
-	Policy PolicyDefaults `yaml:"policy"`
-	Admin  struct {
-		TokenTTL time.Duration `yaml:"token_ttl"` // 8h
-	} `yaml:"admin"`
-	TrustedProxies []string `yaml:"trusted_proxies"` // CIDRs allowed to set X-Forwarded-For
-	TLS            struct {
+	// TrustedProxies are the CIDRs of reverse proxies (load balancers) in
+	// front of the REST edge whose X-Forwarded-For is believed. Default:
+	// none, so a client cannot choose its own address.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// InternalKeyFile holds the key UIAS components share to sign, on calls
+	// between them, the client address and caller they act for (the edge's
+	// credentials). Without it, a component reached over the network does
+	// not believe those values. InternalKey (UIAS_INTERNAL_KEY, environment
+	// only) takes precedence.
+	InternalKeyFile string `yaml:"internal_key_file"`
+	InternalKey     string `yaml:"-"`
+	TLS             struct {
 		CertFile     string `yaml:"cert_file"`
 		KeyFile      string `yaml:"key_file"`
 		ClientCAFile string `yaml:"client_ca_file"`
 	} `yaml:"tls"` // optional; MinVersion TLS 1.2
+
+	// Sections are the components' own settings by component name (the
+	// YAML key). Load and Default fill them from the SectionDefs given.
+	Sections map[string]Section `yaml:"-"`
 }
 
-// base returns the defaults without derived fields.
-func base() Config {
+// Section is one component's own configuration: a struct with yaml tags
+// decoded from the component's key of the YAML file, which binds its
+// environment variables and flags and checks itself.
+type Section interface {
+	// Bind declares the section's environment variables and flags.
+	Bind(b *Binder)
+	// Complete fills derived fields from the platform settings (e.g. a file
+	// under DataDir); it runs after every source is applied.
+	Complete(platform *Config)
+	// Validate checks the section; report problems as *FieldError with the
+	// full key path ("identity.hash_workers") joined with errors.Join.
+	Validate(platform *Config) error
+}
+
+// SectionDef declares a component's section: its name (YAML key) and a
+// constructor returning the defaults.
+type SectionDef struct {
+	Name string
+	New  func() Section
+}
+
+// Section returns the section of component name (nil if none).
+func (c *Config) Section(name string) Section { return c.Sections[name] }
+
+// base returns the platform defaults without derived fields, with fresh
+// default sections.
+func base(defs []SectionDef) Config {
 	var c Config
 	c.Target = TargetAll
 	c.DataDir = "./data"
@@ -120,29 +130,27 @@ func base() Config {
 	c.DB.Driver = DriverSQLite
 	c.Etcd.DialTimeout = 5 * time.Second
 	c.Etcd.LeaseTTL = 10
-	c.Identity.Argon2 = crypto.DefaultArgon2()
-	c.Identity.UserCacheTTL = 5 * time.Second
-	c.Identity.SchedPolicy = sched.PolicyBatch
-	c.Policy = PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, LockMinutes: 15, MaxAgeDays: 90}
-	c.Admin.TokenTTL = 8 * time.Hour
-	c.TrustedProxies = []string{"127.0.0.0/8", "::1/128"}
+	c.TrustedProxies = []string{}
+	c.Sections = make(map[string]Section, len(defs))
+	for _, d := range defs {
+		c.Sections[d.Name] = d.New()
+	}
 	return c
 }
 
-// Default returns the default configuration (monolithic target "all"), with
-// derived fields filled in.
-func Default() Config {
-	c := base()
+// Default returns the default configuration (monolithic target "all") with
+// the given component sections, derived fields filled in.
+func Default(defs ...SectionDef) Config {
+	c := base(defs)
 	c.Complete()
 	return c
 }
 
 // Complete fills empty derived fields from the others: Discovery (inproc for
-// target all, etcd otherwise), AdvertiseAddr (= GRPCAddr), DB.DSN
-// (<DataDir>/identity.db for sqlite), Identity.KeyFile
-// (<DataDir>/keyring.json) and NATS.Embedded (true when NATS.URL is empty and
-// the target is all). Load calls it; call it yourself after changing e.g.
-// DataDir on a Config whose derived fields you cleared.
+// target all, etcd otherwise), AdvertiseAddr (= GRPCAddr) and NATS.Embedded
+// (true when NATS.URL is empty and the target is all), then each section's.
+// Load calls it; call it yourself after changing e.g. DataDir on a Config
+// whose derived fields you cleared.
 func (c *Config) Complete() {
 	if c.Discovery == "" {
 		if c.Target == TargetAll {
@@ -157,15 +165,33 @@ func (c *Config) Complete() {
 	if c.DB.Driver == "" {
 		c.DB.Driver = DriverSQLite
 	}
-	if c.DB.DSN == "" && c.DB.Driver == DriverSQLite && c.DataDir != "" {
-		c.DB.DSN = filepath.Join(c.DataDir, "identity.db")
-	}
-	if c.Identity.KeyFile == "" && c.DataDir != "" {
-		c.Identity.KeyFile = filepath.Join(c.DataDir, "keyring.json")
-	}
 	if c.NATS.URL == "" && c.Target == TargetAll {
 		c.NATS.Embedded = true
 	}
+	for _, name := range c.sectionNames() {
+		c.Sections[name].Complete(c)
+	}
+}
+
+// SQLDSN is the DSN component name opens: the shared DSN, or for sqlite
+// without one, <DataDir>/<name>.db.
+func (c *Config) SQLDSN(name string) string {
+	if c.DB.DSN == "" && c.DB.Driver == DriverSQLite {
+		return filepath.Join(c.DataDir, name+".db")
+	}
+	return c.DB.DSN
+}
+
+// Targets splits Target into component names ("all" stays one name).
+func (c *Config) Targets() []string { return splitList(c.Target) }
+
+func (c *Config) sectionNames() []string {
+	names := make([]string, 0, len(c.Sections))
+	for n := range c.Sections {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // binding ties one setting to its environment variable and (optionally) flag.
@@ -173,180 +199,159 @@ type binding struct {
 	env   string
 	flag  string // "" = no flag
 	usage string
-	set   func(c *Config, v string) error
-	get   func(c *Config) string // flag default shown in -help
+	set   func(v string) error
+	get   func() string // flag default shown in -help
 }
 
-func str(p func(c *Config) *string) (func(*Config, string) error, func(*Config) string) {
-	return func(c *Config, v string) error { *p(c) = strings.TrimSpace(v); return nil },
-		func(c *Config) string { return *p(c) }
-}
+// Binder collects the environment variables and flags of the platform
+// settings and of every section (Section.Bind). Each method binds one
+// setting, given by pointer, to env (UIAS_...) and optionally to a flag
+// ("" = none); values are parsed when a source sets them.
+type Binder struct{ binds []binding }
 
-func list(p func(c *Config) *[]string) (func(*Config, string) error, func(*Config) string) {
-	return func(c *Config, v string) error { *p(c) = splitList(v); return nil },
-		func(c *Config) string { return strings.Join(*p(c), ",") }
-}
-
-func integer(p func(c *Config) *int) (func(*Config, string) error, func(*Config) string) {
-	return func(c *Config, v string) error {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				return fmt.Errorf("%q is not an integer", v)
-			}
-			*p(c) = n
-			return nil
-		},
-		func(c *Config) string { return strconv.Itoa(*p(c)) }
-}
-
-func uint32v(p func(c *Config) *uint32) (func(*Config, string) error, func(*Config) string) {
-	return func(c *Config, v string) error {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
-			if err != nil {
-				return fmt.Errorf("%q is not a non-negative integer", v)
-			}
-			*p(c) = uint32(n)
-			return nil
-		},
-		func(c *Config) string { return strconv.FormatUint(uint64(*p(c)), 10) }
-}
-
-func duration(p func(c *Config) *time.Duration) (func(*Config, string) error, func(*Config) string) {
-	return func(c *Config, v string) error {
-			d, err := time.ParseDuration(strings.TrimSpace(v))
-			if err != nil {
-				return fmt.Errorf("%q is not a duration (e.g. 30s, 8h)", v)
-			}
-			*p(c) = d
-			return nil
-		},
-		func(c *Config) string { return p(c).String() }
-}
-
-func boolean(p func(c *Config) *bool) (func(*Config, string) error, func(*Config) string) {
-	return func(c *Config, v string) error {
-			b, err := strconv.ParseBool(strings.TrimSpace(v))
-			if err != nil {
-				return fmt.Errorf("%q is not a boolean (true/false)", v)
-			}
-			*p(c) = b
-			return nil
-		},
-		func(c *Config) string { return strconv.FormatBool(*p(c)) }
-}
-
-func bind(env, flagName, usage string, f func(*Config, string) error, g func(*Config) string) binding {
-	return binding{env: env, flag: flagName, usage: usage, set: f, get: g}
-}
-
-func bindings() []binding {
-	var b []binding
-	add := func(env, flagName, usage string, f func(*Config, string) error, g func(*Config) string) {
-		b = append(b, bind(env, flagName, usage, f, g))
+// Func binds a setting with its own parser and printer.
+func (b *Binder) Func(env, flagName, usage string, set func(string) error, get func() string) {
+	if get == nil {
+		get = func() string { return "" }
 	}
-	s, g := str(func(c *Config) *string { return &c.Target })
-	add("UIAS_TARGET", "target", "what to run: all|identity|gateway", s, g)
-	s, g = str(func(c *Config) *string { return &c.DataDir })
-	add("UIAS_DATA_DIR", "data-dir", "directory for the SQLite database, key ring and embedded NATS", s, g)
-	s, g = str(func(c *Config) *string { return &c.GRPCAddr })
-	add("UIAS_GRPC_ADDR", "grpc-addr", "gRPC listen address host:port", s, g)
-	s, g = str(func(c *Config) *string { return &c.HTTPAddr })
-	add("UIAS_HTTP_ADDR", "http-addr", "HTTP (REST gateway, metrics, health) listen address host:port", s, g)
-	s, g = str(func(c *Config) *string { return &c.AdvertiseAddr })
-	add("UIAS_ADVERTISE_ADDR", "advertise-addr", "gRPC address registered in etcd (default: grpc-addr)", s, g)
-	s, g = str(func(c *Config) *string { return &c.Log.Level })
-	add("UIAS_LOG_LEVEL", "log-level", "log level: debug|info|warn|error", s, g)
-	s, g = str(func(c *Config) *string { return &c.Log.Format })
-	add("UIAS_LOG_FORMAT", "log-format", "log format: json|console", s, g)
-	s, g = str(func(c *Config) *string { return &c.DB.Driver })
-	add("UIAS_DB_DRIVER", "db-driver", "database driver: sqlite|postgres", s, g)
-	s, g = str(func(c *Config) *string { return &c.DB.DSN })
-	add("UIAS_DB_DSN", "db-dsn", "database DSN (default for sqlite: <data-dir>/identity.db)", s, g)
-	s, g = str(func(c *Config) *string { return &c.NATS.URL })
-	add("UIAS_NATS_URL", "nats-url", "NATS server URL(s), comma-separated (empty with target all: embedded NATS)", s, g)
-	s, g = boolean(func(c *Config) *bool { return &c.NATS.Embedded })
-	add("UIAS_NATS_EMBEDDED", "", "", s, g)
-	s, g = list(func(c *Config) *[]string { return &c.Etcd.Endpoints })
-	add("UIAS_ETCD_ENDPOINTS", "etcd-endpoints", "etcd endpoints, comma-separated (required unless target is all)", s, g)
-	s, g = duration(func(c *Config) *time.Duration { return &c.Etcd.DialTimeout })
-	add("UIAS_ETCD_DIAL_TIMEOUT", "", "", s, g)
-	s, g = integer(func(c *Config) *int { return &c.Etcd.LeaseTTL })
-	add("UIAS_ETCD_LEASE_TTL", "", "", s, g)
-	s, g = str(func(c *Config) *string { return &c.Discovery })
-	add("UIAS_DISCOVERY", "", "", s, g)
-	s, g = uint32v(func(c *Config) *uint32 { return &c.Identity.Argon2.MemoryKiB })
-	add("UIAS_ARGON2_MEMORY_KIB", "", "", s, g)
-	s, g = uint32v(func(c *Config) *uint32 { return &c.Identity.Argon2.Time })
-	add("UIAS_ARGON2_TIME", "", "", s, g)
-	add("UIAS_ARGON2_THREADS", "", "", func(c *Config, v string) error {
-		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 8)
-		if err != nil {
-			return fmt.Errorf("%q is not an integer between 0 and 255", v)
-		}
-		c.Identity.Argon2.Threads = uint8(n)
-		return nil
-	}, nil)
-	s, g = integer(func(c *Config) *int { return &c.Identity.HashWorkers })
-	add("UIAS_HASH_WORKERS", "", "", s, g)
-	s, g = integer(func(c *Config) *int { return &c.Identity.HashQueue })
-	add("UIAS_HASH_QUEUE", "", "", s, g)
-	s, g = str(func(c *Config) *string { return &c.Identity.KeyFile })
-	add("UIAS_KEY_FILE", "", "", s, g)
-	s, g = duration(func(c *Config) *time.Duration { return &c.Identity.UserCacheTTL })
-	add("UIAS_USER_CACHE_TTL", "", "", s, g)
-	s, g = str(func(c *Config) *string { return &c.Identity.SchedPolicy })
-	add("UIAS_SCHED_POLICY", "", "", s, g)
-	s, g = duration(func(c *Config) *time.Duration { return &c.Admin.TokenTTL })
-	add("UIAS_ADMIN_TOKEN_TTL", "", "", s, g)
-	s, g = list(func(c *Config) *[]string { return &c.TrustedProxies })
-	add("UIAS_TRUSTED_PROXIES", "", "", s, g)
-	s, g = str(func(c *Config) *string { return &c.TLS.CertFile })
-	add("UIAS_TLS_CERT_FILE", "", "", s, g)
-	s, g = str(func(c *Config) *string { return &c.TLS.KeyFile })
-	add("UIAS_TLS_KEY_FILE", "", "", s, g)
-	s, g = str(func(c *Config) *string { return &c.TLS.ClientCAFile })
-	add("UIAS_TLS_CLIENT_CA_FILE", "", "", s, g)
-	return b
+	b.binds = append(b.binds, binding{env: env, flag: flagName, usage: usage, set: set, get: get})
 }
 
-// EnvVars returns the names of all environment variables Load reads.
-func EnvVars() []string {
+// String binds a string (surrounding spaces trimmed).
+func (b *Binder) String(p *string, env, flagName, usage string) {
+	b.Func(env, flagName, usage, func(v string) error { *p = strings.TrimSpace(v); return nil },
+		func() string { return *p })
+}
+
+// Secret binds a string from the environment only, never a flag (flags are
+// visible to every user of the machine in the process list).
+func (b *Binder) Secret(p *string, env string) {
+	b.Func(env, "", "", func(v string) error { *p = v; return nil }, nil)
+}
+
+// List binds a comma-separated list.
+func (b *Binder) List(p *[]string, env, flagName, usage string) {
+	b.Func(env, flagName, usage, func(v string) error { *p = splitList(v); return nil },
+		func() string { return strings.Join(*p, ",") })
+}
+
+// Int binds an int.
+func (b *Binder) Int(p *int, env, flagName, usage string) {
+	b.Func(env, flagName, usage, func(v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		*p = n
+		return nil
+	}, func() string { return strconv.Itoa(*p) })
+}
+
+// Uint binds an unsigned integer of the given bit size (8, 16, 32, 64).
+func (b *Binder) Uint(set func(uint64), get func() uint64, bits int, env, flagName, usage string) {
+	b.Func(env, flagName, usage, func(v string) error {
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, bits)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer between 0 and %d", v, uint64(1)<<bits-1)
+		}
+		set(n)
+		return nil
+	}, func() string { return strconv.FormatUint(get(), 10) })
+}
+
+// Duration binds a time.Duration ("30s", "8h").
+func (b *Binder) Duration(p *time.Duration, env, flagName, usage string) {
+	b.Func(env, flagName, usage, func(v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (e.g. 30s, 8h)", v)
+		}
+		*p = d
+		return nil
+	}, func() string { return p.String() })
+}
+
+// Bool binds a boolean.
+func (b *Binder) Bool(p *bool, env, flagName, usage string) {
+	b.Func(env, flagName, usage, func(v string) error {
+		x, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean (true/false)", v)
+		}
+		*p = x
+		return nil
+	}, func() string { return strconv.FormatBool(*p) })
+}
+
+// bind declares the platform settings of c and then every section's.
+func (c *Config) bind() []binding {
+	b := &Binder{}
+	b.String(&c.Target, "UIAS_TARGET", "target", "what to run: all, or a comma list of components (e.g. identity,gateway)")
+	b.String(&c.DataDir, "UIAS_DATA_DIR", "data-dir", "directory for SQLite databases, key ring and embedded NATS")
+	b.String(&c.GRPCAddr, "UIAS_GRPC_ADDR", "grpc-addr", "gRPC listen address host:port")
+	b.String(&c.HTTPAddr, "UIAS_HTTP_ADDR", "http-addr", "HTTP (REST gateway, metrics, health) listen address host:port")
+	b.String(&c.AdvertiseAddr, "UIAS_ADVERTISE_ADDR", "advertise-addr", "gRPC address registered in etcd (default: grpc-addr)")
+	b.String(&c.Log.Level, "UIAS_LOG_LEVEL", "log-level", "log level: debug|info|warn|error")
+	b.String(&c.Log.Format, "UIAS_LOG_FORMAT", "log-format", "log format: json|console")
+	b.String(&c.DB.Driver, "UIAS_DB_DRIVER", "db-driver", "database driver: sqlite|postgres")
+	b.String(&c.DB.DSN, "UIAS_DB_DSN", "db-dsn", "database DSN (default for sqlite: <data-dir>/<component>.db)")
+	b.String(&c.NATS.URL, "UIAS_NATS_URL", "nats-url", "NATS server URL(s), comma-separated (empty with target all: embedded NATS)")
+	b.Bool(&c.NATS.Embedded, "UIAS_NATS_EMBEDDED", "", "")
+	b.List(&c.Etcd.Endpoints, "UIAS_ETCD_ENDPOINTS", "etcd-endpoints", "etcd endpoints, comma-separated (required unless target is all)")
+	b.Duration(&c.Etcd.DialTimeout, "UIAS_ETCD_DIAL_TIMEOUT", "", "")
+	b.Int(&c.Etcd.LeaseTTL, "UIAS_ETCD_LEASE_TTL", "", "")
+	b.String(&c.Discovery, "UIAS_DISCOVERY", "", "")
+	b.List(&c.TrustedProxies, "UIAS_TRUSTED_PROXIES", "", "")
+	b.String(&c.InternalKeyFile, "UIAS_INTERNAL_KEY_FILE", "", "")
+	b.Secret(&c.InternalKey, "UIAS_INTERNAL_KEY")
+	b.String(&c.TLS.CertFile, "UIAS_TLS_CERT_FILE", "", "")
+	b.String(&c.TLS.KeyFile, "UIAS_TLS_KEY_FILE", "", "")
+	b.String(&c.TLS.ClientCAFile, "UIAS_TLS_CLIENT_CA_FILE", "", "")
+	for _, name := range c.sectionNames() {
+		c.Sections[name].Bind(b)
+	}
+	return b.binds
+}
+
+// EnvVars returns the names of all environment variables Load reads for
+// the given sections.
+func EnvVars(defs ...SectionDef) []string {
+	c := base(defs)
 	var names []string
-	for _, b := range bindings() {
+	for _, b := range c.bind() {
 		names = append(names, b.env)
 	}
 	return names
 }
 
-// Load builds the configuration: defaults, then the YAML file at path (if
-// path != ""), then UIAS_* environment variables read through env (nil means
-// os.LookupEnv; empty values are ignored), then flags.
+// Load builds the configuration of the platform and the given component
+// sections: defaults, then the YAML file at path (if path != ""), then
+// UIAS_* environment variables read through env (nil means os.LookupEnv;
+// empty values are ignored), then flags.
 //
-// If fs is not nil, Load registers its flags on fs (--target, --grpc-addr,
-// --http-addr, --data-dir, --db-driver, --db-dsn, --nats-url,
-// --etcd-endpoints, --log-level, --log-format, --advertise-addr; names
-// already defined on fs are left alone) and parses args with it. Only flags
-// given on the command line override. If path is "" and fs has a "config"
-// flag (registered by the caller), its value is used as the file path.
+// If fs is not nil, Load registers its flags on fs (names already defined on
+// fs are left alone) and parses args with it. Only flags given on the command
+// line override. If path is "" and fs has a "config" flag (registered by the
+// caller), its value is used as the file path.
 //
 // Finally derived fields are completed (see Complete). Load reports only
 // problems reading the sources (unreadable file, bad YAML or unknown keys,
 // unparsable env values, bad flags — all env/flag problems joined); call
 // Validate on the result to check the values themselves. flag.ErrHelp is
 // returned as is when args ask for help.
-func Load(path string, env func(string) (string, bool), fs *flag.FlagSet, args []string) (Config, error) {
+func Load(path string, env func(string) (string, bool), fs *flag.FlagSet, args []string, defs ...SectionDef) (Config, error) {
 	if env == nil {
 		env = os.LookupEnv
 	}
-	binds := bindings()
+	c := base(defs)
+	binds := c.bind()
 	flagSet := map[string]string{}
 	if fs != nil {
-		defaults := base()
 		for _, b := range binds {
 			if b.flag == "" || fs.Lookup(b.flag) != nil {
 				continue
 			}
-			fs.String(b.flag, b.get(&defaults), b.usage)
+			fs.String(b.flag, b.get(), b.usage)
 		}
 		if err := fs.Parse(args); err != nil {
 			return Config{}, err
@@ -359,7 +364,6 @@ func Load(path string, env func(string) (string, bool), fs *flag.FlagSet, args [
 		}
 	}
 
-	c := base()
 	if path != "" {
 		if err := loadFile(&c, path); err != nil {
 			return c, err
@@ -371,7 +375,7 @@ func Load(path string, env func(string) (string, bool), fs *flag.FlagSet, args [
 		if !ok || strings.TrimSpace(v) == "" {
 			continue
 		}
-		if err := b.set(&c, v); err != nil {
+		if err := b.set(v); err != nil {
 			errs = append(errs, fmt.Errorf("environment variable %s: %w", b.env, err))
 		}
 	}
@@ -383,7 +387,7 @@ func Load(path string, env func(string) (string, bool), fs *flag.FlagSet, args [
 		if !ok {
 			continue
 		}
-		if err := b.set(&c, v); err != nil {
+		if err := b.set(v); err != nil {
 			errs = append(errs, fmt.Errorf("flag --%s: %w", b.flag, err))
 		}
 	}
@@ -391,20 +395,37 @@ func Load(path string, env func(string) (string, bool), fs *flag.FlagSet, args [
 	return c, errors.Join(errs...)
 }
 
+// loadFile decodes the YAML file into c: the platform keys into c itself and
+// each section's key into that section, strictly (unknown keys are errors)
+// in one pass, so error lines point into the file.
 func loadFile(c *Config, path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read config file: %w", err)
 	}
+	names := c.sectionNames()
+	fields := []reflect.StructField{{Name: "Platform", Type: reflect.TypeOf(Config{}), Tag: `yaml:",inline"`}}
+	for i, n := range names {
+		fields = append(fields, reflect.StructField{Name: fmt.Sprintf("S%d", i), Type: reflect.TypeOf(c.Sections[n]),
+			Tag: reflect.StructTag(fmt.Sprintf("yaml:%q", n))})
+	}
+	doc := reflect.New(reflect.StructOf(fields)).Elem()
+	doc.Field(0).Set(reflect.ValueOf(*c))
+	for i, n := range names {
+		doc.Field(i + 1).Set(reflect.ValueOf(c.Sections[n]))
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(doc.Addr().Interface()); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
 			return fmt.Errorf("config file %s:\n  %s", path, strings.Join(explainYAMLErrors(te.Errors, data), "\n  "))
 		}
 		return fmt.Errorf("config file %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
+	sections := c.Sections
+	*c = doc.Field(0).Interface().(Config)
+	c.Sections = sections
 	// A second document would be silently ignored; reject it instead.
 	var extra any
 	if err := dec.Decode(&extra); err == nil {
@@ -463,38 +484,37 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return "config " + e.Field + ": " + e.Msg }
 
-// Validate checks every field and returns errors.Join of a *FieldError per
-// problem (nil when the configuration is valid). Messages never include
-// secrets (DSNs, URLs with credentials).
+// Validate checks every platform field and every section, and returns
+// errors.Join of a *FieldError per problem (nil when the configuration is
+// valid). What depends on the components a process runs (listeners, NATS,
+// etcd) is checked by ValidateRun once the target is resolved. Messages
+// never include secrets (DSNs, URLs with credentials).
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, a ...any) {
 		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
 	}
 
-	switch c.Target {
-	case TargetAll, TargetIdentity, TargetGateway:
-	default:
-		bad("target", "%q is not a valid target (use all, identity or gateway)", c.Target)
+	targets := c.Targets()
+	if len(targets) == 0 {
+		bad("target", "must not be empty (use all, or a comma list of components)")
+	}
+	for _, t := range targets {
+		if !targetName.MatchString(t) {
+			bad("target", "%q is not a component name", t)
+		}
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data_dir", "must not be empty")
 	}
-	// Each target needs only the listeners it runs: identity serves gRPC,
-	// the gateway HTTP, target all both.
-	if c.Target != TargetGateway || c.GRPCAddr != "" {
+	if c.GRPCAddr != "" {
 		if err := checkListenAddr(c.GRPCAddr); err != nil {
 			bad("grpc_addr", "%q %v", c.GRPCAddr, err)
 		}
 	}
-	if err := checkListenAddr(c.HTTPAddr); err != nil && (c.Target != TargetIdentity || c.HTTPAddr != "") {
-		bad("http_addr", "%q %v", c.HTTPAddr, err)
-	}
-	if c.Discovery == DiscoveryEtcd && c.Target != TargetGateway && !(c.AdvertiseAddr == c.GRPCAddr && portZero(c.GRPCAddr)) {
-		// Only registered (and dialled by others) with etcd discovery. A
-		// port-0 grpc_addr advertises the address actually listened on.
-		if err := checkDialAddr(c.AdvertiseAddr); err != nil {
-			bad("advertise_addr", "%q %v", c.AdvertiseAddr, err)
+	if c.HTTPAddr != "" {
+		if err := checkListenAddr(c.HTTPAddr); err != nil {
+			bad("http_addr", "%q %v", c.HTTPAddr, err)
 		}
 	}
 
@@ -509,7 +529,7 @@ func (c Config) Validate() error {
 
 	switch c.DB.Driver {
 	case DriverSQLite:
-		if c.DB.DSN == "" {
+		if c.DB.DSN == "" && strings.TrimSpace(c.DataDir) == "" {
 			bad("db.dsn", "must not be empty (set data_dir or db.dsn)")
 		}
 	case DriverPostgres:
@@ -520,9 +540,6 @@ func (c Config) Validate() error {
 		bad("db.driver", "%q is not a supported driver (use sqlite or postgres)", c.DB.Driver)
 	}
 
-	if c.NATS.URL == "" && c.Target == TargetIdentity { // the gateway publishes nothing
-		bad("nats.url", "is required when target is %q (embedded NATS is only available with target all)", c.Target)
-	}
 	if c.NATS.Embedded && c.Target != TargetAll {
 		bad("nats.embedded", "embedded NATS is only available with target all")
 	}
@@ -538,15 +555,15 @@ func (c Config) Validate() error {
 			bad("discovery", "inproc discovery only works with target all; use etcd")
 		}
 	case DiscoveryEtcd:
+		if len(c.Etcd.Endpoints) == 0 {
+			if c.Target != TargetAll {
+				bad("etcd.endpoints", "at least one endpoint is required when target is %q", c.Target)
+			} else {
+				bad("etcd.endpoints", "at least one endpoint is required when discovery is etcd")
+			}
+		}
 	default:
 		bad("discovery", "%q is not a valid discovery mode (use inproc or etcd)", c.Discovery)
-	}
-	if len(c.Etcd.Endpoints) == 0 && (c.Target != TargetAll || c.Discovery == DiscoveryEtcd) {
-		if c.Target != TargetAll {
-			bad("etcd.endpoints", "at least one endpoint is required when target is %q", c.Target)
-		} else {
-			bad("etcd.endpoints", "at least one endpoint is required when discovery is etcd")
-		}
 	}
 	for i, ep := range c.Etcd.Endpoints {
 		if err := checkURLOrHostPort(ep, "http", "https", "unix", "unixs"); err != nil {
@@ -558,61 +575,6 @@ func (c Config) Validate() error {
 	}
 	if c.Etcd.LeaseTTL < 1 {
 		bad("etcd.lease_ttl", "must be at least 1 second, got %d", c.Etcd.LeaseTTL)
-	}
-
-	a := c.Identity.Argon2
-	if a.MemoryKiB < 8*1024 {
-		bad("identity.argon2.memory_kib", "must be at least 8192 (8 MiB), got %d", a.MemoryKiB)
-	} else if a.MemoryKiB > 1<<20 {
-		bad("identity.argon2.memory_kib", "must be at most 1048576 (1 GiB), got %d", a.MemoryKiB)
-	}
-	if a.Time < 1 || a.Time > 64 {
-		bad("identity.argon2.time", "must be between 1 and 64, got %d", a.Time)
-	}
-	if a.Threads < 1 {
-		bad("identity.argon2.threads", "must be at least 1, got %d", a.Threads)
-	}
-	if a.SaltLen < 16 || a.SaltLen > 1024 {
-		bad("identity.argon2.salt_len", "must be between 16 and 1024 bytes, got %d", a.SaltLen)
-	}
-	if a.KeyLen < 16 || a.KeyLen > 1024 {
-		bad("identity.argon2.key_len", "must be between 16 and 1024 bytes, got %d", a.KeyLen)
-	}
-	if c.Identity.HashWorkers < 0 {
-		bad("identity.hash_workers", "must be 0 (number of CPUs) or more, got %d", c.Identity.HashWorkers)
-	}
-	if c.Identity.HashQueue < -1 {
-		bad("identity.hash_queue", "must be -1 (no queue), 0 (4 per worker) or more, got %d", c.Identity.HashQueue)
-	}
-	if c.Identity.UserCacheTTL < 0 || c.Identity.UserCacheTTL > time.Hour {
-		bad("identity.user_cache_ttl", "must be between 0 (no cache) and 1h, got %s", c.Identity.UserCacheTTL)
-	}
-	if c.Identity.SchedPolicy != sched.PolicyBatch && c.Identity.SchedPolicy != sched.PolicyInherit {
-		bad("identity.sched_policy", "must be %q or %q, got %q", sched.PolicyBatch, sched.PolicyInherit, c.Identity.SchedPolicy)
-	}
-	if c.Identity.KeyFile == "" {
-		bad("identity.key_file", "must not be empty (set data_dir or identity.key_file)")
-	}
-
-	p := c.Policy
-	for _, f := range []struct {
-		name string
-		v    int
-	}{
-		{"policy.min_length", p.MinLength}, {"policy.require_classes", p.RequireClasses},
-		{"policy.history", p.History}, {"policy.max_failures", p.MaxFailures},
-		{"policy.lock_minutes", p.LockMinutes}, {"policy.max_age_days", p.MaxAgeDays},
-	} {
-		if f.v < 0 {
-			bad(f.name, "must not be negative, got %d", f.v)
-		}
-	}
-	if p.RequireClasses > 4 {
-		bad("policy.require_classes", "must be at most 4 (lower, upper, digit, symbol), got %d", p.RequireClasses)
-	}
-
-	if c.Admin.TokenTTL <= 0 {
-		bad("admin.token_ttl", "must be positive (e.g. 8h), got %s", c.Admin.TokenTTL)
 	}
 
 	for i, cidr := range c.TrustedProxies {
@@ -629,6 +591,51 @@ func (c Config) Validate() error {
 	}
 	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
 		bad("tls.client_ca_file", "requires tls.cert_file and tls.key_file (client certificates need server TLS)")
+	}
+	for _, name := range c.sectionNames() {
+		if err := c.Sections[name].Validate(&c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var targetName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// Run is what a resolved target needs from the platform settings.
+type Run struct {
+	GRPC bool // serves gRPC (a component with services runs here)
+	HTTP bool // serves the REST edge
+	NATS bool // a component here uses NATS
+	// Register: components here are registered in etcd for others to dial.
+	Register bool
+}
+
+// ValidateRun checks the settings that depend on what the process runs.
+func (c Config) ValidateRun(r Run) error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
+	}
+	if r.GRPC {
+		if err := checkListenAddr(c.GRPCAddr); err != nil {
+			bad("grpc_addr", "%q %v", c.GRPCAddr, err)
+		}
+	}
+	if r.HTTP {
+		if err := checkListenAddr(c.HTTPAddr); err != nil {
+			bad("http_addr", "%q %v", c.HTTPAddr, err)
+		}
+	}
+	if r.NATS && c.NATS.URL == "" && !c.NATS.Embedded {
+		bad("nats.url", "is required when target is %q (embedded NATS is only available with target all)", c.Target)
+	}
+	if r.Register && c.Discovery == DiscoveryEtcd && !(c.AdvertiseAddr == c.GRPCAddr && portZero(c.GRPCAddr)) {
+		// Only registered (and dialled by others) with etcd discovery. A
+		// port-0 grpc_addr advertises the address actually listened on.
+		if err := checkDialAddr(c.AdvertiseAddr); err != nil {
+			bad("advertise_addr", "%q %v", c.AdvertiseAddr, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -735,6 +742,9 @@ func (c Config) Redacted() Config {
 		eps[i] = redactURLs(e)
 	}
 	c.Etcd.Endpoints = eps
+	if c.InternalKey != "" {
+		c.InternalKey = "xxxxx"
+	}
 	return c
 }
 

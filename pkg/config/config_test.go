@@ -11,8 +11,47 @@ import (
 	"testing"
 	"time"
 
-	"github.com/uias/uias/pkg/crypto"
 )
+
+// demo is a component section as components define them: its own YAML
+// keys, environment variables, a flag, derived fields and validation.
+type demo struct {
+	Workers int           `yaml:"workers"`
+	TTL     time.Duration `yaml:"ttl"`
+	File    string        `yaml:"file"`
+	Nested  struct {
+		Size int `yaml:"size"`
+	} `yaml:"nested"`
+	Secret string `yaml:"-"`
+}
+
+func (d *demo) Bind(b *Binder) {
+	b.Int(&d.Workers, "UIAS_DEMO_WORKERS", "demo-workers", "demo workers")
+	b.Duration(&d.TTL, "UIAS_DEMO_TTL", "", "")
+	b.Int(&d.Nested.Size, "UIAS_DEMO_SIZE", "", "")
+	b.Secret(&d.Secret, "UIAS_DEMO_SECRET")
+}
+
+func (d *demo) Complete(p *Config) {
+	if d.File == "" && p.DataDir != "" {
+		d.File = filepath.Join(p.DataDir, "demo.bin")
+	}
+}
+
+func (d *demo) Validate(*Config) error {
+	var errs []error
+	if d.Workers < 0 {
+		errs = append(errs, &FieldError{Field: "demo.workers", Msg: "must not be negative"})
+	}
+	if d.TTL <= 0 {
+		errs = append(errs, &FieldError{Field: "demo.ttl", Msg: "must be positive"})
+	}
+	return errors.Join(errs...)
+}
+
+var demoDef = SectionDef{Name: "demo", New: func() Section { return &demo{Workers: 2, TTL: time.Hour} }}
+
+func demoOf(c Config) *demo { return c.Section("demo").(*demo) }
 
 func envMap(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
@@ -69,21 +108,22 @@ func TestDefaultIsValid(t *testing.T) {
 	if c.Target != "all" || c.Discovery != "inproc" || c.GRPCAddr != "127.0.0.1:9090" || c.HTTPAddr != "127.0.0.1:8080" {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
-	if c.AdvertiseAddr != c.GRPCAddr || c.DB.Driver != "sqlite" || c.DB.DSN != filepath.Join("data", "identity.db") {
+	if c.AdvertiseAddr != c.GRPCAddr || c.DB.Driver != "sqlite" || c.SQLDSN("identity") != filepath.Join("data", "identity.db") {
 		t.Fatalf("derived defaults: advertise=%q db=%+v", c.AdvertiseAddr, c.DB)
 	}
-	if !c.NATS.Embedded || c.Admin.TokenTTL != 8*time.Hour || c.Identity.Argon2 != crypto.DefaultArgon2() {
-		t.Fatalf("defaults: nats=%+v ttl=%v argon2=%+v", c.NATS, c.Admin.TokenTTL, c.Identity.Argon2)
+	if !c.NATS.Embedded {
+		t.Fatalf("defaults: nats=%+v", c.NATS)
 	}
-	want := PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, LockMinutes: 15, MaxAgeDays: 90}
-	if c.Policy != want {
-		t.Fatalf("policy = %+v", c.Policy)
-	}
-	if !slices.Equal(c.TrustedProxies, []string{"127.0.0.0/8", "::1/128"}) {
+	// No proxy is trusted by default: a client cannot choose its address.
+	if len(c.TrustedProxies) != 0 {
 		t.Fatalf("trusted proxies = %v", c.TrustedProxies)
 	}
-	if c.Identity.SchedPolicy != "batch" {
-		t.Fatalf("sched policy = %q, want batch", c.Identity.SchedPolicy)
+	d := Default(demoDef)
+	if err := d.Validate(); err != nil {
+		t.Fatalf("Default(demo) invalid: %v", err)
+	}
+	if got := demoOf(d); got.Workers != 2 || got.File != filepath.Join("data", "demo.bin") {
+		t.Fatalf("demo section defaults: %+v", got)
 	}
 }
 
@@ -93,52 +133,30 @@ func TestValidateEachProblem(t *testing.T) {
 		mod   func(c *Config)
 		field string
 	}{
-		{"bad target", func(c *Config) { c.Target = "everything" }, "target"},
+		{"bad target", func(c *Config) { c.Target = "Every thing" }, "target"},
+		{"empty target", func(c *Config) { c.Target = " , " }, "target"},
 		{"empty data dir", func(c *Config) { c.DataDir = "" }, "data_dir"},
 		{"grpc addr no port", func(c *Config) { c.GRPCAddr = "localhost" }, "grpc_addr"},
 		{"grpc addr bad port", func(c *Config) { c.GRPCAddr = "localhost:http2" }, "grpc_addr"},
 		{"http addr port range", func(c *Config) { c.HTTPAddr = "127.0.0.1:70000" }, "http_addr"},
-		{"http addr empty", func(c *Config) { c.HTTPAddr = "" }, "http_addr"},
 		{"unknown db driver", func(c *Config) { c.DB.Driver = "mysql" }, "db.driver"},
 		{"postgres without dsn", func(c *Config) { c.DB.Driver = "postgres"; c.DB.DSN = "" }, "db.dsn"},
 		{"bad log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level"},
 		{"bad log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
 		{"identity without etcd", func(c *Config) { identity(c); c.Etcd.Endpoints = nil }, "etcd.endpoints"},
-		{"identity without nats", func(c *Config) { identity(c); c.NATS.URL = "" }, "nats.url"},
 		{"identity with embedded nats", func(c *Config) { identity(c); c.NATS.Embedded = true }, "nats.embedded"},
 		{"bad nats url scheme", func(c *Config) { c.NATS.URL = "http://localhost:4222" }, "nats.url"},
 		{"bad etcd endpoint", func(c *Config) { identity(c); c.Etcd.Endpoints = []string{"etcd-without-port"} }, "etcd.endpoints"},
 		{"inproc with identity", func(c *Config) { identity(c); c.Discovery = "inproc" }, "discovery"},
 		{"unknown discovery", func(c *Config) { c.Discovery = "dns" }, "discovery"},
 		{"etcd discovery without endpoints", func(c *Config) { c.Discovery = "etcd" }, "etcd.endpoints"},
-		{"advertise unspecified", func(c *Config) { identity(c); c.AdvertiseAddr = "0.0.0.0:9090" }, "advertise_addr"},
-		{"advertise no host", func(c *Config) { identity(c); c.AdvertiseAddr = ":9090" }, "advertise_addr"},
 		{"dial timeout", func(c *Config) { c.Etcd.DialTimeout = 0 }, "etcd.dial_timeout"},
 		{"lease ttl", func(c *Config) { c.Etcd.LeaseTTL = 0 }, "etcd.lease_ttl"},
-		{"argon2 memory", func(c *Config) { c.Identity.Argon2.MemoryKiB = 4096 }, "identity.argon2.memory_kib"},
-		{"argon2 memory huge", func(c *Config) { c.Identity.Argon2.MemoryKiB = 4 << 20 }, "identity.argon2.memory_kib"},
-		{"argon2 time", func(c *Config) { c.Identity.Argon2.Time = 0 }, "identity.argon2.time"},
-		{"argon2 threads", func(c *Config) { c.Identity.Argon2.Threads = 0 }, "identity.argon2.threads"},
-		{"argon2 salt", func(c *Config) { c.Identity.Argon2.SaltLen = 4 }, "identity.argon2.salt_len"},
-		{"argon2 key", func(c *Config) { c.Identity.Argon2.KeyLen = 8 }, "identity.argon2.key_len"},
-		{"hash workers", func(c *Config) { c.Identity.HashWorkers = -1 }, "identity.hash_workers"},
-		{"hash queue", func(c *Config) { c.Identity.HashQueue = -2 }, "identity.hash_queue"},
-		{"user cache ttl", func(c *Config) { c.Identity.UserCacheTTL = -time.Second }, "identity.user_cache_ttl"},
-		{"sched policy", func(c *Config) { c.Identity.SchedPolicy = "fifo" }, "identity.sched_policy"},
-		{"sched policy empty", func(c *Config) { c.Identity.SchedPolicy = "" }, "identity.sched_policy"},
-		{"key file", func(c *Config) { c.Identity.KeyFile = "" }, "identity.key_file"},
-		{"policy min length", func(c *Config) { c.Policy.MinLength = -1 }, "policy.min_length"},
-		{"policy classes negative", func(c *Config) { c.Policy.RequireClasses = -1 }, "policy.require_classes"},
-		{"policy classes > 4", func(c *Config) { c.Policy.RequireClasses = 5 }, "policy.require_classes"},
-		{"policy history", func(c *Config) { c.Policy.History = -1 }, "policy.history"},
-		{"policy failures", func(c *Config) { c.Policy.MaxFailures = -1 }, "policy.max_failures"},
-		{"policy lock", func(c *Config) { c.Policy.LockMinutes = -1 }, "policy.lock_minutes"},
-		{"policy age", func(c *Config) { c.Policy.MaxAgeDays = -1 }, "policy.max_age_days"},
-		{"admin ttl", func(c *Config) { c.Admin.TokenTTL = 0 }, "admin.token_ttl"},
 		{"trusted proxy", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.1"} }, "trusted_proxies"},
 		{"tls cert without key", func(c *Config) { c.TLS.CertFile = "server.crt" }, "tls.key_file"},
 		{"tls key without cert", func(c *Config) { c.TLS.KeyFile = "server.key" }, "tls.cert_file"},
 		{"tls client ca without cert", func(c *Config) { c.TLS.ClientCAFile = "ca.crt" }, "tls.client_ca_file"},
+		{"section", func(c *Config) { *c = Default(demoDef); demoOf(*c).Workers = -1 }, "demo.workers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,20 +206,20 @@ func TestValidateDistributedOK(t *testing.T) {
 }
 
 func TestValidateReportsAllProblems(t *testing.T) {
-	c := Default()
+	c := Default(demoDef)
 	c.Target = "identity"
 	c.Discovery = "etcd"
 	c.NATS.Embedded = false
 	c.GRPCAddr = "nope"
 	c.DB.Driver = "postgres"
 	c.DB.DSN = ""
-	c.Identity.Argon2.MemoryKiB = 1024
-	c.Identity.Argon2.Time = 0
+	demoOf(c).Workers = -1
+	demoOf(c).TTL = 0
 	c.TrustedProxies = []string{"bad"}
 	c.TLS.CertFile = "x.crt"
 	err := c.Validate()
-	want := []string{"grpc_addr", "db.dsn", "nats.url", "etcd.endpoints", "identity.argon2.memory_kib",
-		"identity.argon2.time", "trusted_proxies", "tls.key_file"}
+	want := []string{"grpc_addr", "db.dsn", "etcd.endpoints", "demo.workers",
+		"demo.ttl", "trusted_proxies", "tls.key_file"}
 	got := fieldErrors(err)
 	for _, f := range want {
 		if !slices.Contains(got, f) {
@@ -238,8 +256,9 @@ log:
   level: warn
 db:
   driver: sqlite
-admin:
-  token_ttl: 2h
+demo:
+  ttl: 2h
+  workers: 7
 etcd:
   endpoints: [http://file-etcd:2379]
   dial_timeout: 3s
@@ -250,9 +269,10 @@ etcd:
 		"UIAS_LOG_LEVEL":      "error",
 		"UIAS_ETCD_ENDPOINTS": "http://e1:2379, http://e2:2379",
 		"UIAS_NATS_URL":       "", // empty env values are ignored
+		"UIAS_DEMO_WORKERS":   "8",
 	})
 	fs := newFS()
-	c, err := Load(path, env, fs, []string{"--data-dir", "/flag/data", "--log-level=debug"})
+	c, err := Load(path, env, fs, []string{"--data-dir", "/flag/data", "--log-level=debug", "--demo-workers=9"}, demoDef)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,8 +284,8 @@ etcd:
 		{"log.level (file < env < flag)", c.Log.Level, "debug"},
 		{"log.format (default)", c.Log.Format, "json"},
 		{"etcd endpoints (env)", strings.Join(c.Etcd.Endpoints, " "), "http://e1:2379 http://e2:2379"},
-		{"derived dsn follows final data dir", c.DB.DSN, filepath.Join("/flag/data", "identity.db")},
-		{"derived key file", c.Identity.KeyFile, filepath.Join("/flag/data", "keyring.json")},
+		{"derived dsn follows final data dir", c.SQLDSN("identity"), filepath.Join("/flag/data", "identity.db")},
+		{"derived section field", demoOf(c).File, filepath.Join("/flag/data", "demo.bin")},
 		{"advertise defaults to grpc addr", c.AdvertiseAddr, "127.0.0.1:1001"},
 	}
 	for _, ch := range checks {
@@ -273,8 +293,11 @@ etcd:
 			t.Errorf("%s = %q, want %q", ch.name, ch.got, ch.want)
 		}
 	}
-	if c.Admin.TokenTTL != 2*time.Hour || c.Etcd.DialTimeout != 3*time.Second {
-		t.Errorf("durations from YAML: ttl=%v dial=%v", c.Admin.TokenTTL, c.Etcd.DialTimeout)
+	if demoOf(c).TTL != 2*time.Hour || c.Etcd.DialTimeout != 3*time.Second {
+		t.Errorf("durations from YAML: ttl=%v dial=%v", demoOf(c).TTL, c.Etcd.DialTimeout)
+	}
+	if demoOf(c).Workers != 9 {
+		t.Errorf("section flag (file 7 < env 8 < flag 9): %d", demoOf(c).Workers)
 	}
 }
 
@@ -321,15 +344,18 @@ func TestLoadYAMLErrors(t *testing.T) {
 	tests := []struct{ name, yaml, want string }{
 		{"typo", "grpc_adr: 127.0.0.1:1\n", "grpc_adr"},
 		{"nested typo", "db:\n  drivr: sqlite\n", "drivr"},
-		{"duration as int", "admin:\n  token_ttl: 8\n", "token_ttl"},
-		{"bad duration", "admin:\n  token_ttl: eight hours\n", "token_ttl"},
-		{"negative uint", "identity:\n  argon2:\n    memory_kib: -1\n", "memory_kib"},
+		{"duration as int", "demo:\n  ttl: 8\n", "ttl"},
+		{"bad duration", "demo:\n  ttl: eight hours\n", "ttl"},
+		{"section typo", "demo:\n  workrs: 1\n", "workrs"},
+		{"section nested typo", "demo:\n  nested:\n    sise: 1\n", "sise"},
+		{"unknown section", "nosuch:\n  x: 1\n", "nosuch"},
+		{"etcd dial timeout as int", "etcd:\n  dial_timeout: 8\n", "dial_timeout"},
 		{"not yaml", "target: [\n", "config file"},
 		{"two documents", "target: all\n---\ntarget: identity\n", "more than one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(writeFile(t, tt.yaml), noEnv, nil, nil)
+			_, err := Load(writeFile(t, tt.yaml), noEnv, nil, nil, demoDef)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want mention of %q", err, tt.want)
 			}
@@ -356,25 +382,21 @@ db: {driver: postgres, dsn: "postgres://u:p@db/uias"}
 nats: {url: "nats://nats:4222"}
 etcd: {endpoints: ["http://etcd:2379"], dial_timeout: 2s, lease_ttl: 15}
 discovery: etcd
-identity:
-  argon2: {memory_kib: 65536, time: 3, threads: 2, salt_len: 16, key_len: 32}
-  hash_workers: 4
-  hash_queue: 16
-  key_file: /secrets/keyring.json
-  sched_policy: inherit
-policy: {min_length: 12, require_classes: 4, history: 10, max_failures: 3, lock_minutes: 30, max_age_days: 0}
-admin: {token_ttl: 30m}
+demo:
+  workers: 4
+  ttl: 30m
+  file: /secrets/demo.bin
+  nested: {size: 12}
 trusted_proxies: [10.0.0.0/8]
 tls: {cert_file: /tls/tls.crt, key_file: /tls/tls.key, client_ca_file: /tls/ca.crt}
 `)
-	c, err := Load(path, noEnv, nil, nil)
+	c, err := Load(path, noEnv, nil, nil, demoDef)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustValid(t, c)
-	if c.Identity.Argon2 != (crypto.Argon2Params{MemoryKiB: 65536, Time: 3, Threads: 2, SaltLen: 16, KeyLen: 32}) ||
-		c.Identity.HashWorkers != 4 || c.Identity.KeyFile != "/secrets/keyring.json" || c.Identity.SchedPolicy != "inherit" ||
-		c.Policy.MinLength != 12 || c.Admin.TokenTTL != 30*time.Minute || c.Etcd.LeaseTTL != 15 ||
+	d := demoOf(c)
+	if d.Workers != 4 || d.TTL != 30*time.Minute || d.File != "/secrets/demo.bin" || d.Nested.Size != 12 || c.Etcd.LeaseTTL != 15 ||
 		c.TLS.ClientCAFile != "/tls/ca.crt" || c.Log.Format != "console" || !slices.Equal(c.TrustedProxies, []string{"10.0.0.0/8"}) {
 		t.Fatalf("got %+v", c)
 	}
@@ -386,11 +408,11 @@ tls: {cert_file: /tls/tls.crt, key_file: /tls/tls.key, client_ca_file: /tls/ca.c
 func TestLoadEnvErrors(t *testing.T) {
 	env := envMap(map[string]string{
 		"UIAS_ETCD_LEASE_TTL":  "ten",
-		"UIAS_ADMIN_TOKEN_TTL": "8",
-		"UIAS_ARGON2_THREADS":  "300",
+		"UIAS_DEMO_TTL":        "8",
+		"UIAS_DEMO_WORKERS":    "many",
 	})
-	_, err := Load("", env, nil, nil)
-	for _, name := range []string{"UIAS_ETCD_LEASE_TTL", "UIAS_ADMIN_TOKEN_TTL", "UIAS_ARGON2_THREADS"} {
+	_, err := Load("", env, nil, nil, demoDef)
+	for _, name := range []string{"UIAS_ETCD_LEASE_TTL", "UIAS_DEMO_TTL", "UIAS_DEMO_WORKERS"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not mention %s: %v", name, err)
 		}
@@ -402,19 +424,23 @@ func TestLoadEnvCoversSettings(t *testing.T) {
 		"UIAS_TARGET": "gateway", "UIAS_NATS_URL": "nats://n:4222", "UIAS_ETCD_ENDPOINTS": "etcd:2379",
 		"UIAS_ADVERTISE_ADDR": "gw:9091", "UIAS_GRPC_ADDR": ":9091", "UIAS_HTTP_ADDR": ":8080",
 		"UIAS_DB_DRIVER": "postgres", "UIAS_DB_DSN": "host=db password=x",
-		"UIAS_HASH_WORKERS": "2", "UIAS_HASH_QUEUE": "-1", "UIAS_ARGON2_MEMORY_KIB": "32768",
-		"UIAS_TRUSTED_PROXIES": "10.0.0.0/8,192.168.0.0/16", "UIAS_ADMIN_TOKEN_TTL": "1h",
-		"UIAS_ETCD_LEASE_TTL": "20", "UIAS_SCHED_POLICY": "inherit",
+		"UIAS_DEMO_WORKERS": "2", "UIAS_DEMO_SIZE": "5", "UIAS_DEMO_SECRET": " s3cret ",
+		"UIAS_TRUSTED_PROXIES": "10.0.0.0/8,192.168.0.0/16", "UIAS_DEMO_TTL": "1h",
+		"UIAS_ETCD_LEASE_TTL": "20", "UIAS_INTERNAL_KEY": "k",
 	})
-	c, err := Load("", env, nil, nil)
+	c, err := Load("", env, nil, nil, demoDef)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustValid(t, c)
-	if c.Target != "gateway" || c.Discovery != "etcd" || c.AdvertiseAddr != "gw:9091" || c.Identity.HashQueue != -1 ||
-		c.Identity.Argon2.MemoryKiB != 32768 || len(c.TrustedProxies) != 2 || c.Admin.TokenTTL != time.Hour || c.Etcd.LeaseTTL != 20 ||
-		c.Identity.SchedPolicy != "inherit" {
-		t.Fatalf("got %+v", c)
+	d := demoOf(c)
+	if c.Target != "gateway" || c.Discovery != "etcd" || c.AdvertiseAddr != "gw:9091" || d.Workers != 2 ||
+		d.Nested.Size != 5 || len(c.TrustedProxies) != 2 || d.TTL != time.Hour || c.Etcd.LeaseTTL != 20 ||
+		d.Secret != " s3cret " || c.InternalKey != "k" {
+		t.Fatalf("got %+v %+v", c, d)
+	}
+	if !slices.Contains(EnvVars(demoDef), "UIAS_DEMO_SIZE") || slices.Contains(EnvVars(), "UIAS_DEMO_SIZE") {
+		t.Fatalf("EnvVars does not follow the sections: %v", EnvVars(demoDef))
 	}
 }
 
@@ -423,7 +449,7 @@ func TestLoadThenValidate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load reports only source problems, got %v", err)
 	}
-	err = c.Validate()
+	err = errors.Join(c.Validate(), c.ValidateRun(Run{NATS: true, GRPC: true}))
 	got := fieldErrors(err)
 	for _, f := range []string{"nats.url", "etcd.endpoints"} {
 		if !slices.Contains(got, f) {
@@ -443,6 +469,7 @@ func TestLoadHelpAndBadFlag(t *testing.T) {
 
 func TestTrustedProxyPrefixes(t *testing.T) {
 	c := Default()
+	c.TrustedProxies = []string{"127.0.0.0/8", "::1/128"}
 	ps, err := c.TrustedProxyPrefixes()
 	if err != nil || len(ps) != 2 || ps[0].String() != "127.0.0.0/8" {
 		t.Fatalf("prefixes = %v, %v", ps, err)
@@ -477,5 +504,41 @@ func TestRedacted(t *testing.T) {
 	}
 	if c.Etcd.Endpoints[0] != "https://root:hunter2@etcd:2379" {
 		t.Fatal("Redacted modified the receiver's slice")
+	}
+}
+
+// What depends on the components a process runs is checked once the target
+// is resolved.
+func TestValidateRun(t *testing.T) {
+	tests := []struct {
+		name  string
+		run   Run
+		mod   func(c *Config)
+		field string
+	}{
+		{"grpc needs an address", Run{GRPC: true}, func(c *Config) { c.GRPCAddr = "" }, "grpc_addr"},
+		{"edge needs an http address", Run{HTTP: true}, func(c *Config) { c.HTTPAddr = "" }, "http_addr"},
+		{"nats needed", Run{NATS: true}, func(c *Config) { identity(c); c.NATS.URL = "" }, "nats.url"},
+		{"advertise unspecified", Run{Register: true}, func(c *Config) { identity(c); c.AdvertiseAddr = "0.0.0.0:9090" }, "advertise_addr"},
+		{"advertise no host", Run{Register: true}, func(c *Config) { identity(c); c.AdvertiseAddr = ":9090" }, "advertise_addr"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			if err := c.ValidateRun(tt.run); err != nil {
+				t.Fatalf("defaults rejected: %v", err)
+			}
+			tt.mod(&c)
+			err := c.ValidateRun(tt.run)
+			if !slices.Contains(fieldErrors(err), tt.field) {
+				t.Fatalf("fields %v do not include %q; error: %v", fieldErrors(err), tt.field, err)
+			}
+		})
+	}
+	// What a process does not run is not required.
+	c := Default()
+	c.HTTPAddr, c.NATS.Embedded = "", false
+	if err := c.ValidateRun(Run{GRPC: true}); err != nil {
+		t.Fatalf("identity-only process: %v", err)
 	}
 }

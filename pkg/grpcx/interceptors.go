@@ -33,10 +33,11 @@ type validator interface{ Validate() error }
 
 // chain holds the state shared by the interceptors of one server.
 type chain struct {
-	log     *zap.Logger
-	trusted []netip.Prefix
-	auth    CallerAuth
-	metrics *serverMetrics
+	log         *zap.Logger
+	trusted     []netip.Prefix
+	auth        CallerAuth
+	internalKey []byte
+	metrics     *serverMetrics
 }
 
 func (c *chain) unary() []grpc.UnaryServerInterceptor {
@@ -134,7 +135,13 @@ func (c *chain) streamRequestID(srv any, ss grpc.ServerStream, info *grpc.Stream
 
 // ---- client ip ----
 
+// clientIP is the client address of the call: the one a trusted channel
+// (in-process, or signed with the internal key) asserts, else the peer, or
+// for a peer in TrustedProxies the rightmost untrusted X-Forwarded-For hop.
 func (c *chain) clientIP(ctx context.Context) netip.Addr {
+	if o, ok := incomingOrigin(ctx, c.internalKey); ok && o.ClientIP.IsValid() {
+		return o.ClientIP
+	}
 	var peerIP netip.Addr
 	if p, ok := peer.FromContext(ctx); ok {
 		peerIP = AddrFromNet(p.Addr)
@@ -146,13 +153,23 @@ func (c *chain) clientIP(ctx context.Context) netip.Addr {
 	return ResolveClientIP(peerIP, xff, c.trusted)
 }
 
+// withOrigin puts the client address, and the origin a trusted channel
+// asserts, into ctx.
+func (c *chain) withOrigin(ctx context.Context) context.Context {
+	ip := c.clientIP(ctx)
+	if o, ok := incomingOrigin(ctx, c.internalKey); ok {
+		o.ClientIP = ip
+		return WithOrigin(ctx, o)
+	}
+	return WithClientIP(ctx, ip)
+}
+
 func (c *chain) unaryClientIP(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	return handler(WithClientIP(ctx, c.clientIP(ctx)), req)
+	return handler(c.withOrigin(ctx), req)
 }
 
 func (c *chain) streamClientIP(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	ctx := ss.Context()
-	return handler(srv, withStreamContext(ss, WithClientIP(ctx, c.clientIP(ctx))))
+	return handler(srv, withStreamContext(ss, c.withOrigin(ss.Context())))
 }
 
 // ---- logging ----

@@ -49,6 +49,11 @@ type ServerOptions struct {
 	// (the handler must still check, Admit may race). Refusals are counted
 	// in the metrics but not logged per call.
 	Admit func(fullMethod string) error
+	// InternalKey, when set, is the key other UIAS components sign the
+	// origin of their calls with (client address, caller): a call whose
+	// signature checks is believed about them, as in-process calls always
+	// are. Without it only in-process calls are.
+	InternalKey []byte
 }
 
 // NewServer builds a *grpc.Server with one interceptor chain (unary and
@@ -83,10 +88,11 @@ func NewServer(o ServerOptions) (*grpc.Server, *health.Server) {
 		maxRecv = DefaultMaxRecvMsgSize
 	}
 	c := &chain{
-		log:     log.Named("grpc"),
-		trusted: append([]netip.Prefix(nil), o.TrustedProxies...),
-		auth:    o.Auth,
-		metrics: newServerMetrics(o.Registry),
+		log:         log.Named("grpc"),
+		trusted:     append([]netip.Prefix(nil), o.TrustedProxies...),
+		internalKey: o.InternalKey,
+		auth:        o.Auth,
+		metrics:     newServerMetrics(o.Registry),
 	}
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(c.unary()...),

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/cmd/uias/app"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -33,11 +34,11 @@ const adminPassword = "Adm1n-Secret!x"
 // testConfig is a monolithic config on random loopback ports in dir, with
 // argon2 at its cheapest valid setting so tests stay fast.
 func testConfig(dir string) config.Config {
-	c := config.Default()
+	c := app.DefaultConfig()
 	c.DataDir = dir
-	c.DB.DSN, c.Identity.KeyFile = "", ""
+	c.DB.DSN, identitycomponent.Settings(&c).KeyFile = "", ""
 	c.GRPCAddr, c.HTTPAddr, c.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
-	c.Identity.Argon2 = crypto.Argon2Params{MemoryKiB: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	identitycomponent.Settings(&c).Argon2 = crypto.Argon2Params{MemoryKiB: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	c.Log.Level = "error"
 	c.Complete()
 	return c

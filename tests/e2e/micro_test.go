@@ -13,6 +13,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/uias/uias/cmd/uias/app"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/discovery"
 	"github.com/uias/uias/pkg/events"
@@ -45,7 +46,7 @@ func TestMicroservices(t *testing.T) {
 	idCfg.HTTPAddr = "127.0.0.1:0" // ops listener: /metrics, /healthz, /readyz
 	// A user cache TTL far beyond the test: only the CHANGES event can make
 	// one instance see a change made through another.
-	idCfg.Identity.UserCacheTTL = time.Hour
+	identitycomponent.Settings(&idCfg).UserCacheTTL = time.Hour
 	if dsn := os.Getenv("UIAS_TEST_PG_DSN"); dsn != "" {
 		idCfg.DB.Driver, idCfg.DB.DSN = "postgres", freshSchemaDSN(t, dsn)
 	}

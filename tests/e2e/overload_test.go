@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/pkg/crypto"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
 // TestHashingOverload: with one hashing worker and no wait queue, a burst
@@ -14,8 +15,8 @@ import (
 // OVERLOADED (legacy -6) — never queued without bound, never another error.
 func TestHashingOverload(t *testing.T) {
 	cfg := testConfig(t.TempDir())
-	cfg.Identity.Argon2 = crypto.DefaultArgon2() // slow enough for calls to overlap
-	cfg.Identity.HashWorkers, cfg.Identity.HashQueue = 1, crypto.NoQueue
+	identitycomponent.Settings(&cfg).Argon2 = crypto.DefaultArgon2() // slow enough for calls to overlap
+	identitycomponent.Settings(&cfg).HashWorkers, identitycomponent.Settings(&cfg).HashQueue = 1, crypto.NoQueue
 	e := start(t, cfg)
 	e.login()
 	f := e.seed("oa", "olga", nil, nil)

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/uias/uias/cmd/uias/app"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -90,11 +91,11 @@ func TestQuickStartMatchesREADME(t *testing.T) {
 // in a temp dir on random loopback ports, with cheap argon2 for speed.
 func quickConfig(t *testing.T) config.Config {
 	t.Helper()
-	c := config.Default()
+	c := app.DefaultConfig()
 	c.DataDir = t.TempDir()
-	c.DB.DSN, c.Identity.KeyFile = "", ""
+	c.DB.DSN, identitycomponent.Settings(&c).KeyFile = "", ""
 	c.GRPCAddr, c.HTTPAddr, c.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
-	c.Identity.Argon2 = crypto.Argon2Params{MemoryKiB: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	identitycomponent.Settings(&c).Argon2 = crypto.Argon2Params{MemoryKiB: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	c.Complete()
 	if c.Target != config.TargetAll {
 		t.Fatalf("default target is %q, the README assumes all", c.Target)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uias/uias/cmd/uias/app"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/sched"
 )
@@ -53,24 +54,31 @@ func policiesAfterStart(t *testing.T, c config.Config) map[string]int {
 	return count
 }
 
-// The identity service switches the process to SCHED_BATCH by default (so
-// request work does not preempt running password hashes), and leaves the
-// policy alone with identity.sched_policy=inherit.
+// Target all runs more than identity, so by default (auto) the process
+// keeps the policy it was started with: SCHED_BATCH would slow the edge and
+// every other component while hashes run. identity.sched_policy=batch still
+// switches it, inherit leaves it.
 func TestSchedPolicy(t *testing.T) {
 	setAllThreads(t, unix.SCHED_NORMAL)
 	t.Cleanup(func() { setAllThreads(t, unix.SCHED_NORMAL) })
 
 	c := quickConfig(t)
-	c.Identity.SchedPolicy = sched.PolicyInherit
+	if got := identitycomponent.Settings(&c).SchedPolicy; got != identitycomponent.SchedAuto {
+		t.Fatalf("default sched_policy %q, want auto", got)
+	}
+	if got := policiesAfterStart(t, c); got["batch"] != 0 || got["other"] == 0 {
+		t.Fatalf("default sched_policy with target all: thread policies %v, want all other", got)
+	}
+
+	c = quickConfig(t)
+	identitycomponent.Settings(&c).SchedPolicy = sched.PolicyInherit
 	if got := policiesAfterStart(t, c); got["batch"] != 0 || got["other"] == 0 {
 		t.Fatalf("sched_policy inherit: thread policies %v, want all other", got)
 	}
 
 	c = quickConfig(t)
-	if c.Identity.SchedPolicy != sched.PolicyBatch {
-		t.Fatalf("default sched_policy %q, want batch", c.Identity.SchedPolicy)
-	}
+	identitycomponent.Settings(&c).SchedPolicy = sched.PolicyBatch
 	if got := policiesAfterStart(t, c); got["other"] != 0 || got["batch"] == 0 {
-		t.Fatalf("default sched_policy: thread policies %v, want all batch", got)
+		t.Fatalf("sched_policy batch: thread policies %v, want all batch", got)
 	}
 }

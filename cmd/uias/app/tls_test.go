@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/uias/uias/cmd/uias/app"
-	"github.com/uias/uias/pkg/config"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/pkg/crypto"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
@@ -58,11 +58,11 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 // or newer only, the gateway reaches identity over TLS, plaintext is refused.
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	cfg := config.Default()
+	cfg := app.DefaultConfig()
 	cfg.DataDir = dir
-	cfg.DB.DSN, cfg.Identity.KeyFile = "", ""
+	cfg.DB.DSN, identitycomponent.Settings(&cfg).KeyFile = "", ""
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
-	cfg.Identity.Argon2 = crypto.Argon2Params{MemoryKiB: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	identitycomponent.Settings(&cfg).Argon2 = crypto.Argon2Params{MemoryKiB: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	var certPool *x509.CertPool
 	cfg.TLS.CertFile, cfg.TLS.KeyFile, certPool = selfSigned(t, dir)
 	cfg.Complete()

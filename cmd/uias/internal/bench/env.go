@@ -20,7 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/cmd/uias/app"
-	"github.com/uias/uias/pkg/config"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/pkg/crypto"
 	ulog "github.com/uias/uias/pkg/log"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -97,14 +97,16 @@ func startEnv(ctx context.Context, ec envConfig) (_ *env, err error) {
 			e.close()
 		}
 	}()
-	cfg := config.Default()
+	cfg := app.DefaultConfig()
+	idc := identitycomponent.Settings(&cfg)
 	cfg.DataDir = dir
-	cfg.DB.DSN, cfg.Identity.KeyFile = "", ""
+	cfg.DB.DSN, idc.KeyFile = "", ""
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
-	cfg.Identity.Argon2 = ec.Argon2
-	cfg.Identity.HashWorkers, cfg.Identity.HashQueue = ec.HashWorkers, ec.HashQueue
+	idc.Argon2 = ec.Argon2
+	idc.HashWorkers, idc.HashQueue = ec.HashWorkers, ec.HashQueue
+	idc.BootstrapPassword = adminPassword
 	if ec.SchedPolicy != "" {
-		cfg.Identity.SchedPolicy = ec.SchedPolicy
+		idc.SchedPolicy = ec.SchedPolicy
 	}
 	cfg.Log.Level = ec.LogLevel
 	cfg.Complete()
@@ -118,7 +120,7 @@ func startEnv(ctx context.Context, ec envConfig) (_ *env, err error) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	e.app, err = app.Start(sctx, cfg, app.Options{Logger: log, BootstrapPassword: adminPassword})
+	e.app, err = app.Start(sctx, cfg, app.Options{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("start uias: %w", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/uias/uias/cmd/uias/app"
-	"github.com/uias/uias/pkg/config"
 	ulog "github.com/uias/uias/pkg/log"
 )
 
@@ -21,7 +20,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("uias serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", os.Getenv("UIAS_CONFIG"), "YAML config file (env UIAS_CONFIG)")
-	cfg, err := config.Load(configPathFromArgs(args, *cfgPath), os.LookupEnv, fs, args)
+	cfg, err := app.LoadConfig(configPathFromArgs(args, *cfgPath), os.LookupEnv, fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -39,7 +38,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
-	a, err := app.Start(ctx, cfg, app.Options{Logger: log, Out: stdout, BootstrapPassword: os.Getenv("UIAS_BOOTSTRAP_PASSWORD")})
+	a, err := app.Start(ctx, cfg, app.Options{Logger: log, Out: stdout})
 	if err != nil {
 		fmt.Fprintf(stderr, "uias serve: %v\n", err)
 		return 1

@@ -1,0 +1,189 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
+)
+
+// Env is what a module's Init gets from the process: its logger, settings
+// and metrics registry, and on demand its SQL store, NATS, and the gRPC
+// clients of the components it uses.
+type Env struct {
+	// Name is the module's name.
+	Name string
+	// Log is the process logger named after the module.
+	Log *zap.Logger
+	// Config is the whole process configuration (platform settings and
+	// every section); use Section for the module's own.
+	Config *config.Config
+	// Metrics is the process's Prometheus registry.
+	Metrics *prometheus.Registry
+	// Out is the process's standard output, for one-time notices meant for
+	// the operator at the terminal (never for secrets of users).
+	Out io.Writer
+
+	p   *Process
+	mod *Module
+}
+
+// Section returns the module's config section (nil if it declares none).
+func (e *Env) Section() config.Section { return e.Config.Section(e.Name) }
+
+// Context is done when the process stops; background work started with Go
+// gets it too.
+func (e *Env) Context() context.Context { return e.p.runCtx }
+
+// Go runs fn in the background until the process stops; Stop waits for it
+// (before OnStop functions run).
+func (e *Env) Go(fn func(ctx context.Context)) {
+	e.p.wg.Add(1)
+	go func() {
+		defer e.p.wg.Done()
+		fn(e.p.runCtx)
+	}()
+}
+
+// OnStop runs fn when the process stops, after the servers and background
+// work have stopped, in reverse order of registration.
+func (e *Env) OnStop(fn func(ctx context.Context) error) { e.p.onStop(fn) }
+
+// Alone reports whether the module is the only one in this process.
+func (e *Env) Alone() bool { return len(e.p.mods) == 1 }
+
+// Runs reports whether module name runs in this process.
+func (e *Env) Runs(name string) bool { return e.p.runs(name) }
+
+// Modules returns every registered module (running here or not), e.g. for
+// the edge to register their REST handlers.
+func (e *Env) Modules() []*Module { return e.p.reg.Modules() }
+
+// TrustedProxies are the parsed trusted_proxies.
+func (e *Env) TrustedProxies() []netip.Prefix { return slices.Clone(e.p.proxies) }
+
+// SQL opens the module's SQL store (config db.*: one SQLite file per
+// component under data_dir, or the shared PostgreSQL database). It is
+// closed when the process stops. Run the module's migrations on it.
+func (e *Env) SQL(ctx context.Context) (*store.DB, error) {
+	if !e.mod.SQL {
+		return nil, fmt.Errorf("module %q did not declare SQL", e.Name)
+	}
+	c := e.Config
+	dsn := c.SQLDSN(e.Name)
+	if c.DB.Driver == config.DriverSQLite {
+		if err := os.MkdirAll(filepath.Dir(dsn), 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+	}
+	db, err := store.Open(ctx, c.DB.Driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if c.DB.Driver == config.DriverSQLite {
+		// Component databases hold password hashes and sealed personal data.
+		for _, f := range []string{dsn, dsn + "-wal", dsn + "-shm"} {
+			_ = os.Chmod(f, 0o600)
+		}
+	}
+	e.OnStop(func(context.Context) error { return db.Close() })
+	return db, nil
+}
+
+// NATS returns the process's NATS connection and JetStream context (the
+// embedded server in monolithic mode, nats.url otherwise), shared by the
+// modules of the process. The UIAS streams are ensured in the background:
+// if NATS is down at start the process still serves.
+func (e *Env) NATS() (*nats.Conn, jetstream.JetStream, error) {
+	if !e.mod.NATS {
+		return nil, nil, fmt.Errorf("module %q did not declare NATS", e.Name)
+	}
+	return e.p.natsConn()
+}
+
+// Client returns a connection to component name, which the module must
+// declare in Uses (or be the edge): in-process when name runs in this
+// process, else through etcd (etcd:///uias/<name>). The request id,
+// deadline and the origin of the call (client address, caller) travel with
+// every call. The connection is lazy and closed when the process stops.
+func (e *Env) Client(name string) (grpc.ClientConnInterface, error) {
+	if !slices.Contains(e.p.reg.uses(e.mod), name) {
+		return nil, fmt.Errorf("module %q asks for the client of %q without declaring it in Uses", e.Name, name)
+	}
+	return e.p.client(name)
+}
+
+// natsConn starts the embedded server (once) or connects to nats.url.
+func (p *Process) natsConn() (*nats.Conn, jetstream.JetStream, error) {
+	p.natsOnce.Do(func() { p.nc, p.js, p.natsErr = p.connectNATS() })
+	return p.nc, p.js, p.natsErr
+}
+
+func (p *Process) connectNATS() (*nats.Conn, jetstream.JetStream, error) {
+	url := p.cfg.NATS.URL
+	if url == "" {
+		if !p.cfg.NATS.Embedded {
+			return nil, nil, errors.New("nats.url is not set")
+		}
+		ns, err := events.StartEmbeddedNATS(filepath.Join(p.cfg.DataDir, "nats"), "127.0.0.1", -1)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.onStop(func(context.Context) error { ns.Shutdown(); ns.WaitForShutdown(); return nil })
+		url = ns.ClientURL()
+	}
+	p.natsURL = url
+	nc, err := nats.Connect(url, nats.Name("uias-"+p.cfg.Target), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(500*time.Millisecond))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect NATS: %w", err)
+	}
+	p.onStop(func(context.Context) error { nc.Close(); return nil })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("JetStream: %w", err)
+	}
+	log := p.log.Named("nats")
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for delay := 200 * time.Millisecond; ; delay = min(delay*2, 5*time.Second) {
+			sctx, c := context.WithTimeout(p.runCtx, 5*time.Second)
+			err := events.EnsureStreams(sctx, js)
+			c()
+			if err == nil || p.runCtx.Err() != nil {
+				return
+			}
+			log.Warn("JetStream streams not ready, retrying", zap.Error(err))
+			select {
+			case <-p.runCtx.Done():
+				return
+			case <-time.After(delay):
+			}
+		}
+	}()
+	return nc, js, nil
+}
+
+// conns caches the client connections of a process.
+type conns struct {
+	mu     sync.Mutex
+	inproc *grpc.ClientConn
+	remote map[string]*grpc.ClientConn
+}

@@ -1,0 +1,228 @@
+// Package module is the UIAS component system (the Grafana Mimir/Loki
+// "modules" pattern). Every component (identity, ticket, authz, audit, sync,
+// gateway, ...) registers itself once as a Module: its name, its config
+// section, what it needs from the platform (SQL, NATS, other components'
+// gRPC clients) and an Init function. Start resolves a target ("all" or a
+// comma list of names) to the modules to run, in dependency order, provides
+// what they need (an embedded NATS and SQLite files in monolithic mode; etcd,
+// a NATS cluster and PostgreSQL in microservices mode), serves their gRPC
+// services on one server and the REST edge on one HTTP listener, registers
+// them in etcd and stops them in reverse order.
+//
+// Adding a component is: its proto, its folder under services/, and one
+// Register line in cmd/uias/app (see docs/adr/0002-component-modules.md).
+package module
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/grpcx"
+)
+
+// Module declares one component.
+type Module struct {
+	// Name is the target name, the config section key, the etcd name
+	// (etcd:///uias/<Name>) and the logger name: lower case, [a-z0-9_-].
+	Name string
+	// Config returns the component's config section with its defaults (nil:
+	// the component has no settings). Env.Section hands it back at Init.
+	Config func() config.Section
+	// SQL: the component keeps data in SQL (Env.SQL).
+	SQL bool
+	// NATS: the component uses NATS JetStream (Env.NATS).
+	NATS bool
+	// Uses names the components whose gRPC clients Init asks for
+	// (Env.Client). Those running in the same process start first.
+	Uses []string
+	// Edge marks the REST edge: it uses the client of every component that
+	// has REST handlers (and starts after those running in the process).
+	Edge bool
+	// REST registers the component's REST routes on the edge's mux, through
+	// its generated Register...HandlerClient functions; conn reaches the
+	// component (in-process or through etcd). nil: no REST.
+	REST func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
+	// OpenAPI is the component's OpenAPI document (as generated from its
+	// proto), merged by the edge into /openapi.json. nil: none.
+	OpenAPI []byte
+	// NotInAll leaves the component out of target "all" (it must be named).
+	NotInAll bool
+	// Init starts the component. It must return promptly; long-running work
+	// goes to Env.Go, cleanup to Env.OnStop.
+	Init func(ctx context.Context, env *Env) (*Component, error)
+}
+
+// Component is what a started module offers the process.
+type Component struct {
+	// Register adds the component's gRPC services to the process's server.
+	Register func(s *grpc.Server)
+	// Auth authenticates callers of the component's services (nil: open;
+	// health and reflection are always open).
+	Auth grpcx.CallerAuth
+	// Admit may refuse a call to the component's services in the transport,
+	// before anything is read (see grpcx.ServerOptions.Admit).
+	Admit func(fullMethod string) error
+	// Ready reports whether the component can serve (e.g. its storage
+	// answers); the health service and /readyz follow it. nil: always.
+	Ready func(ctx context.Context) error
+	// HTTP is the handler the process serves on http_addr (the edge only).
+	HTTP http.Handler
+	// Value is anything the component wants to expose to the process's
+	// owner (tests, benchmarks): Process.Value(name) returns it.
+	Value any
+}
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// Registry holds the registered modules.
+type Registry struct {
+	mods []*Module
+}
+
+// Register adds m. It panics on an invalid or duplicate name or a missing
+// Init: registration is static program structure, fixed at build time.
+func (r *Registry) Register(m Module) {
+	switch {
+	case !nameRE.MatchString(m.Name) || m.Name == config.TargetAll:
+		panic(fmt.Sprintf("module: invalid module name %q", m.Name))
+	case r.Lookup(m.Name) != nil:
+		panic(fmt.Sprintf("module: %q registered twice", m.Name))
+	case m.Init == nil:
+		panic(fmt.Sprintf("module: %q has no Init", m.Name))
+	}
+	r.mods = append(r.mods, &m)
+}
+
+// Modules returns the registered modules in registration order.
+func (r *Registry) Modules() []*Module { return slices.Clone(r.mods) }
+
+// Lookup returns the module called name, or nil.
+func (r *Registry) Lookup(name string) *Module {
+	for _, m := range r.mods {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// Names returns the registered names, sorted.
+func (r *Registry) Names() []string {
+	out := make([]string, 0, len(r.mods))
+	for _, m := range r.mods {
+		out = append(out, m.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Sections returns the config sections of the registered modules, for
+// config.Load and config.Default.
+func (r *Registry) Sections() []config.SectionDef {
+	var out []config.SectionDef
+	for _, m := range r.mods {
+		if m.Config != nil {
+			out = append(out, config.SectionDef{Name: m.Name, New: m.Config})
+		}
+	}
+	return out
+}
+
+// uses lists the modules m uses (Uses, and for the edge every module with
+// REST handlers).
+func (r *Registry) uses(m *Module) []string {
+	out := slices.Clone(m.Uses)
+	if m.Edge {
+		for _, o := range r.mods {
+			if o.REST != nil && o != m && !slices.Contains(out, o.Name) {
+				out = append(out, o.Name)
+			}
+		}
+	}
+	return out
+}
+
+// Resolve turns a target ("all" or a comma list of module names) into the
+// modules to run, ordered so that every module starts after the modules it
+// uses that run in the same process. Unknown names, cycles and an empty
+// target are errors.
+func (r *Registry) Resolve(target string) ([]*Module, error) {
+	var want []*Module
+	seen := map[string]bool{}
+	for _, name := range strings.Split(target, ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "":
+			continue
+		case name == config.TargetAll:
+			for _, m := range r.mods {
+				if !m.NotInAll && !seen[m.Name] {
+					seen[m.Name] = true
+					want = append(want, m)
+				}
+			}
+			continue
+		}
+		m := r.Lookup(name)
+		if m == nil {
+			return nil, fmt.Errorf("unknown target %q (known: all, %s)", name, strings.Join(r.Names(), ", "))
+		}
+		if !seen[name] {
+			seen[name] = true
+			want = append(want, m)
+		}
+	}
+	if len(want) == 0 {
+		return nil, fmt.Errorf("empty target (known: all, %s)", strings.Join(r.Names(), ", "))
+	}
+	for _, m := range r.mods {
+		for _, u := range r.uses(m) {
+			if r.Lookup(u) == nil {
+				return nil, fmt.Errorf("module %q uses unknown module %q", m.Name, u)
+			}
+		}
+	}
+	// Depth-first topological order over the "uses" edges inside the
+	// process, keeping the registration order where there is no edge.
+	const (
+		visiting = 1
+		done     = 2
+	)
+	state := map[string]int{}
+	var order []*Module
+	var visit func(m *Module, path []string) error
+	visit = func(m *Module, path []string) error {
+		switch state[m.Name] {
+		case done:
+			return nil
+		case visiting:
+			return fmt.Errorf("modules use each other in a cycle: %s", strings.Join(append(path, m.Name), " -> "))
+		}
+		state[m.Name] = visiting
+		for _, u := range r.uses(m) {
+			if seen[u] {
+				if err := visit(r.Lookup(u), append(path, m.Name)); err != nil {
+					return err
+				}
+			}
+		}
+		state[m.Name] = done
+		order = append(order, m)
+		return nil
+	}
+	for _, m := range want {
+		if err := visit(m, nil); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}

@@ -1,0 +1,510 @@
+package module
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/discovery"
+	"github.com/uias/uias/pkg/grpcx"
+)
+
+// Options are what Start needs besides the registry and the config.
+type Options struct {
+	Logger *zap.Logger // nil: no logging
+	// Out receives one-time notices for the operator (stdout); nil discards.
+	Out io.Writer
+}
+
+// Process is a running set of modules.
+type Process struct {
+	reg     *Registry
+	cfg     config.Config
+	log     *zap.Logger
+	mods    []*Module
+	proxies []netip.Prefix
+	key     []byte // internal key (origin signatures), nil if none
+
+	runCtx context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	before  []func(context.Context) error // run first on stop (HTTP, etcd deregistration)
+	closers []func(context.Context) error // run last, in reverse
+
+	comps map[string]*Component
+	// grpcSrv serves grpc_addr (with TLS when configured); inprocSrv, the
+	// same services and interceptors without TLS, serves inproc, the
+	// in-memory listener of in-process clients.
+	grpcSrv   *grpc.Server
+	inprocSrv *grpc.Server
+	health    []*health.Server
+	inproc    *grpcx.InprocListener
+	grpcAddr string
+	httpAddr string
+
+	etcd      *clientv3.Client
+	clientTLS *tls.Config
+	conns     conns
+
+	natsOnce sync.Once
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	natsErr  error
+	natsURL  string
+}
+
+// GRPCAddr is the address the gRPC server listens on ("" if none).
+func (p *Process) GRPCAddr() string { return p.grpcAddr }
+
+// HTTPAddr is the address the HTTP server listens on ("" if none).
+func (p *Process) HTTPAddr() string { return p.httpAddr }
+
+// NATSURL is the NATS server in use ("" if no module uses NATS).
+func (p *Process) NATSURL() string { return p.natsURL }
+
+// Modules returns the names of the running modules in start order.
+func (p *Process) Modules() []string {
+	out := make([]string, len(p.mods))
+	for i, m := range p.mods {
+		out[i] = m.Name
+	}
+	return out
+}
+
+// Value returns the Component.Value of running module name (nil if none).
+func (p *Process) Value(name string) any {
+	if c := p.comps[name]; c != nil {
+		return c.Value
+	}
+	return nil
+}
+
+func (p *Process) runs(name string) bool {
+	return slices.ContainsFunc(p.mods, func(m *Module) bool { return m.Name == name })
+}
+
+func (p *Process) onStop(fn func(context.Context) error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closers = append(p.closers, fn)
+}
+
+func (p *Process) beforeStop(fn func(context.Context) error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.before = append(p.before, fn)
+}
+
+// Start resolves cfg.Target against reg, starts the modules in dependency
+// order and returns once every listener is up. On error, whatever started
+// is stopped again.
+func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ *Process, err error) {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	mods, err := reg.Resolve(cfg.Target)
+	if err != nil {
+		return nil, &config.FieldError{Field: "target", Msg: err.Error()}
+	}
+	var run config.Run
+	for _, m := range mods {
+		run.NATS = run.NATS || m.NATS
+		run.HTTP = run.HTTP || m.Edge
+		run.GRPC = run.GRPC || !m.Edge
+	}
+	run.Register = run.GRPC
+	if err := cfg.ValidateRun(run); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	p := &Process{reg: reg, cfg: cfg, log: o.Logger, mods: mods, runCtx: runCtx, cancel: cancel,
+		comps: map[string]*Component{}}
+	defer func() {
+		if err != nil {
+			_ = p.Stop(context.Background())
+		}
+	}()
+	if p.proxies, err = cfg.TrustedProxyPrefixes(); err != nil {
+		return nil, err
+	}
+	if p.key, err = internalKey(cfg); err != nil {
+		return nil, err
+	}
+	serverTLS, clientTLS, err := LoadTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.clientTLS = clientTLS
+	if cfg.Discovery == config.DiscoveryEtcd {
+		p.etcd, err = clientv3.New(clientv3.Config{Endpoints: cfg.Etcd.Endpoints, DialTimeout: cfg.Etcd.DialTimeout, Logger: zap.NewNop()})
+		if err != nil {
+			return nil, fmt.Errorf("connect etcd: %w", err)
+		}
+		etcd := p.etcd
+		p.onStop(func(context.Context) error { return etcd.Close() })
+	}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// One gRPC server for every module of the process, with the in-process
+	// listener that local clients use. Caller auth and admission are routed
+	// to the module owning the called service.
+	var router router
+	if run.GRPC {
+		so := grpcx.ServerOptions{Logger: o.Logger, Registry: metrics,
+			Auth: &router, Admit: router.admit, TrustedProxies: p.proxies, TLS: serverTLS, InternalKey: p.key}
+		var hs *health.Server
+		p.grpcSrv, hs = grpcx.NewServer(so)
+		p.health = append(p.health, hs)
+		so.TLS = nil
+		p.inprocSrv, hs = grpcx.NewServer(so)
+		p.health = append(p.health, hs)
+		p.inproc = grpcx.NewInprocListener()
+	}
+
+	for _, m := range mods {
+		env := &Env{Name: m.Name, Log: o.Logger.Named(m.Name), Config: &p.cfg, Metrics: metrics, Out: o.Out, p: p, mod: m}
+		c, err := m.Init(ctx, env)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", m.Name, err)
+		}
+		if c == nil {
+			c = &Component{}
+		}
+		p.comps[m.Name] = c
+		if c.Register != nil {
+			if p.grpcSrv == nil {
+				return nil, fmt.Errorf("start %s: it registers gRPC services but is marked Edge", m.Name)
+			}
+			before := p.grpcSrv.GetServiceInfo()
+			c.Register(p.grpcSrv)
+			c.Register(p.inprocSrv)
+			for svc := range p.grpcSrv.GetServiceInfo() {
+				if _, ok := before[svc]; !ok {
+					router.add(svc, m.Name, c)
+				}
+			}
+		}
+	}
+
+	if p.grpcSrv != nil {
+		if err := p.serveGRPC(ctx, &router); err != nil {
+			return nil, err
+		}
+	}
+	var edge http.Handler
+	for _, m := range mods {
+		if h := p.comps[m.Name].HTTP; h != nil {
+			edge = h
+		}
+	}
+	switch {
+	case edge != nil:
+		err = p.serveHTTP(cfg.HTTPAddr, edge, serverTLS)
+	case cfg.HTTPAddr != "":
+		// A process without the edge still exposes metrics and probes.
+		err = p.serveHTTP(cfg.HTTPAddr, OpsHandler(metrics, p.Ready), serverTLS)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Discovery == config.DiscoveryEtcd && p.grpcAddr != "" {
+		adv := cfg.AdvertiseAddr
+		if adv == "" || (adv == cfg.GRPCAddr && strings.HasSuffix(adv, ":0")) {
+			adv = p.grpcAddr // the real address when configured with port 0
+		}
+		for _, name := range router.modules() {
+			unreg, err := discovery.Register(ctx, p.etcd, name, adv, int64(cfg.Etcd.LeaseTTL), o.Logger.Named(name))
+			if err != nil {
+				return nil, fmt.Errorf("register %s in etcd: %w", name, err)
+			}
+			// Deregister first on stop so callers move away before we go.
+			p.beforeStop(unreg)
+		}
+	}
+	return p, nil
+}
+
+// serveGRPC starts the gRPC server on grpc_addr and the in-process
+// listener, and keeps the health service in step with the modules' Ready.
+func (p *Process) serveGRPC(ctx context.Context, r *router) error {
+	lis, err := net.Listen("tcp", p.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen gRPC %s: %w", p.cfg.GRPCAddr, err)
+	}
+	p.grpcAddr = lis.Addr().String()
+	setHealth := func() {
+		all := healthpb.HealthCheckResponse_SERVING
+		for svc, name := range r.owner {
+			st := healthpb.HealthCheckResponse_SERVING
+			if err := p.ready(p.runCtx, name); err != nil {
+				st, all = healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_NOT_SERVING
+			}
+			for _, h := range p.health {
+				h.SetServingStatus(svc, st)
+			}
+		}
+		for _, h := range p.health {
+			h.SetServingStatus("", all)
+		}
+	}
+	// Readiness follows the modules (e.g. their storage): health turns
+	// NOT_SERVING while one is not ready, so the edge's /readyz and
+	// Kubernetes probes take the instance out of rotation.
+	setHealth()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.runCtx.Done():
+				return
+			case <-t.C:
+				setHealth()
+			}
+		}
+	}()
+	for _, s := range []struct {
+		srv *grpc.Server
+		lis net.Listener
+	}{{p.grpcSrv, lis}, {p.inprocSrv, p.inproc}} {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			if err := grpcx.Serve(p.runCtx, s.srv, s.lis, 10*time.Second); err != nil {
+				p.log.Error("gRPC server stopped", zap.Error(err))
+			}
+		}()
+	}
+	_ = ctx
+	return nil
+}
+
+func (p *Process) ready(ctx context.Context, name string) error {
+	c := p.comps[name]
+	if c == nil || c.Ready == nil {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return c.Ready(rctx)
+}
+
+// Ready reports whether every module of the process is ready.
+func (p *Process) Ready(ctx context.Context) error {
+	var errs []error
+	for _, m := range p.mods {
+		if err := p.ready(ctx, m.Name); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serveHTTP listens on addr and serves h (with TLS when given) until Stop.
+func (p *Process) serveHTTP(addr string, h http.Handler, serverTLS *tls.Config) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen HTTP %s: %w", addr, err)
+	}
+	p.httpAddr = lis.Addr().String()
+	srv := NewHTTPServer(p.httpAddr, h)
+	serve := srv.Serve
+	if serverTLS != nil {
+		srv.TLSConfig = serverTLS
+		serve = func(l net.Listener) error { return srv.ServeTLS(l, "", "") }
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.log.Error("HTTP server stopped", zap.Error(err))
+		}
+	}()
+	p.beforeStop(srv.Shutdown)
+	return nil
+}
+
+// NewHTTPServer returns an http.Server for h with conservative limits.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// client returns the (cached) connection to component name.
+func (p *Process) client(name string) (*grpc.ClientConn, error) {
+	p.conns.mu.Lock()
+	defer p.conns.mu.Unlock()
+	if p.runs(name) && p.inproc != nil {
+		if p.conns.inproc == nil {
+			conn, err := grpc.NewClient("passthrough:///uias-inproc",
+				grpc.WithContextDialer(p.inproc.Dial),
+				grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithChainUnaryInterceptor(grpcx.UnaryClientOrigin(nil)),
+				grpc.WithChainStreamInterceptor(grpcx.StreamClientOrigin(nil)))
+			if err != nil {
+				return nil, fmt.Errorf("in-process client: %w", err)
+			}
+			p.conns.inproc = conn
+			p.onStop(func(context.Context) error { return conn.Close() })
+		}
+		return p.conns.inproc, nil
+	}
+	if conn := p.conns.remote[name]; conn != nil {
+		return conn, nil
+	}
+	if p.etcd == nil {
+		return nil, fmt.Errorf("component %q does not run in this process and discovery is not etcd", name)
+	}
+	creds := insecure.NewCredentials()
+	if p.clientTLS != nil {
+		creds = credentials.NewTLS(p.clientTLS)
+	}
+	conn, err := discovery.DialEtcd(p.runCtx, p.etcd, name, grpc.WithTransportCredentials(creds),
+		grpc.WithChainUnaryInterceptor(grpcx.UnaryClientOrigin(p.key)),
+		grpc.WithChainStreamInterceptor(grpcx.StreamClientOrigin(p.key)))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s through etcd: %w", name, err)
+	}
+	if p.conns.remote == nil {
+		p.conns.remote = map[string]*grpc.ClientConn{}
+	}
+	p.conns.remote[name] = conn
+	p.onStop(func(context.Context) error { return conn.Close() })
+	return conn, nil
+}
+
+// Stop shuts everything down gracefully: HTTP and etcd registrations first,
+// then the gRPC server and background work, then what modules registered
+// with OnStop, connections, storage and NATS (in reverse order of start).
+func (p *Process) Stop(ctx context.Context) error {
+	var errs []error
+	for _, h := range p.health {
+		h.Shutdown() // probes see NOT_SERVING while we drain
+	}
+	p.mu.Lock()
+	before := p.before
+	p.before = nil
+	p.mu.Unlock()
+	for _, c := range before {
+		errs = append(errs, c(ctx))
+	}
+	p.cancel()
+	p.wg.Wait()
+	p.mu.Lock()
+	closers := p.closers
+	p.closers = nil
+	p.mu.Unlock()
+	for i := len(closers) - 1; i >= 0; i-- {
+		errs = append(errs, closers[i](ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// internalKey reads the key components sign the origin of their calls with
+// (UIAS_INTERNAL_KEY, or the file internal_key_file).
+func internalKey(cfg config.Config) ([]byte, error) {
+	if cfg.InternalKey != "" {
+		return []byte(cfg.InternalKey), nil
+	}
+	if cfg.InternalKeyFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(cfg.InternalKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("internal key: %w", err)
+	}
+	k := strings.TrimSpace(string(b))
+	if len(k) < 16 {
+		return nil, &config.FieldError{Field: "internal_key_file", Msg: "the key must be at least 16 characters"}
+	}
+	return []byte(k), nil
+}
+
+// router sends caller authentication and admission of a call to the module
+// that owns the called service.
+type router struct {
+	owner map[string]string // service -> module
+	comp  map[string]*Component
+}
+
+func (r *router) add(service, module string, c *Component) {
+	if r.owner == nil {
+		r.owner, r.comp = map[string]string{}, map[string]*Component{}
+	}
+	r.owner[service], r.comp[service] = module, c
+}
+
+func (r *router) modules() []string {
+	var out []string
+	for _, m := range r.owner {
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (r *router) lookup(fullMethod string) *Component {
+	svc, _, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	if !ok {
+		return nil
+	}
+	return r.comp[svc]
+}
+
+// AuthenticateCaller implements grpcx.CallerAuth.
+func (r *router) AuthenticateCaller(ctx context.Context, fullMethod string) (context.Context, error) {
+	if c := r.lookup(fullMethod); c != nil && c.Auth != nil {
+		return c.Auth.AuthenticateCaller(ctx, fullMethod)
+	}
+	return ctx, nil
+}
+
+func (r *router) admit(fullMethod string) error {
+	if c := r.lookup(fullMethod); c != nil && c.Admit != nil {
+		return c.Admit(fullMethod)
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+// Package component registers the identity service as a UIAS module: its
+// config section, its needs (SQL, NATS) and how it starts.
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/sched"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/proto/gen/openapi"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/server"
+	"github.com/uias/uias/services/identity/sqlstore"
+)
+
+// Name is the identity component's name (target, config key, etcd name).
+const Name = "identity"
+
+// Handle is what a running identity component exposes to the process owner
+// (tests and benchmarks): module.Process.Value("identity").
+type Handle struct {
+	Service *identity.Service
+	Relay   *events.Relay
+	DB      *store.DB
+}
+
+// Module is the identity component's registration.
+func Module() module.Module {
+	return module.Module{
+		Name:    Name,
+		Config:  func() config.Section { return Defaults() },
+		SQL:     true,
+		NATS:    true,
+		REST:    rest,
+		OpenAPI: openapi.JSON,
+		Init:    start,
+	}
+}
+
+func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+	if err := identityv1.RegisterAuthServiceHandlerClient(ctx, mux, identityv1.NewAuthServiceClient(conn)); err != nil {
+		return err
+	}
+	return identityv1.RegisterAdminServiceHandlerClient(ctx, mux, identityv1.NewAdminServiceClient(conn))
+}
+
+func start(ctx context.Context, env *module.Env) (*module.Component, error) {
+	cfg := env.Section().(*Config)
+	log := env.Log
+	nc, js, err := env.NATS()
+	if err != nil {
+		return nil, err
+	}
+	db, err := env.SQL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("identity migrations: %w", err)
+	}
+	keys, active, err := crypto.LoadOrCreateKeyFile(cfg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("key ring: %w", err)
+	}
+	sealer, err := crypto.NewSealer(keys, active)
+	if err != nil {
+		return nil, fmt.Errorf("key ring: %w", err)
+	}
+	hasher := crypto.NewHasher(crypto.HasherConfig{Params: cfg.Argon2, Workers: cfg.HashWorkers, Queue: cfg.HashQueue})
+	log.Info("password hashing", zap.String("argon2id", crypto.Argon2Implementation),
+		zap.Uint32("memory_kib", hasher.Params().MemoryKiB), zap.Int("workers", hasher.Workers()), zap.Int("queue", hasher.QueueLen()))
+	setSchedPolicy(schedPolicy(cfg.SchedPolicy, env.Alone()), log)
+
+	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
+	env.Go(func(ctx context.Context) { _ = relay.Run(ctx) })
+
+	svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer, Logger: log,
+		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
+			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL)}})
+	if err != nil {
+		return nil, err
+	}
+	// Changes made through other instances drop users from this one's
+	// caches as soon as their CHANGES events arrive (the cache TTL covers a
+	// NATS outage). Own events arrive too; dropping again is harmless.
+	sub, err := nc.Subscribe(identity.UserChangesSubject, func(m *nats.Msg) { svc.ForgetChangedUser(m.Data) })
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to user changes: %w", err)
+	}
+	env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
+	created, generated, err := svc.Bootstrap(ctx, cfg.BootstrapPassword)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if created {
+		log.Info("created root org and system administrator \"admin\"")
+		if generated != "" {
+			fmt.Fprintf(env.Out, "\nUIAS first start: system administrator login \"admin\", password: %s\n"+
+				"This password is shown once. Set UIAS_BOOTSTRAP_PASSWORD to choose it instead.\n\n", generated)
+		}
+	}
+	return &module.Component{
+		Register: server.New(svc).Register,
+		Auth:     server.CallerAuth{Svc: svc},
+		Admit:    server.Admit(svc),
+		Ready:    db.PingContext,
+		Value:    &Handle{Service: svc, Relay: relay, DB: db},
+	}, nil
+}
+
+// schedPolicy resolves "auto": SCHED_BATCH helps password hashes only when
+// nothing else shares the process (it slows every other component while
+// hashes run).
+func schedPolicy(p string, alone bool) string {
+	if p != SchedAuto {
+		return p
+	}
+	if alone {
+		return sched.PolicyBatch
+	}
+	return sched.PolicyInherit
+}
+
+// setSchedPolicy applies the scheduling policy to the whole process. It is
+// not fatal when it fails: the process then runs under the policy it was
+// started with, which is correct, only slower under a login storm.
+func setSchedPolicy(policy string, log *zap.Logger) {
+	if policy != sched.PolicyBatch {
+		log.Info("cpu scheduling left as started", zap.String("sched_policy", policy))
+		return
+	}
+	n, err := sched.Batch()
+	switch {
+	case errors.Is(err, sched.ErrUnsupported):
+		log.Info("cpu scheduling left as started: SCHED_BATCH exists only on Linux")
+	case err != nil:
+		log.Warn("cpu scheduling: could not switch to SCHED_BATCH; running as started (password hashes are preempted more under load)",
+			zap.Error(err))
+	default:
+		log.Info("cpu scheduling", zap.String("policy", "SCHED_BATCH"), zap.Int("threads", n))
+	}
+}
+
+func policyOf(p PolicyDefaults) identity.Policy {
+	return identity.Policy{MinLength: p.MinLength, RequireClasses: p.RequireClasses, History: p.History,
+		MaxFailures: p.MaxFailures, LockDuration: time.Duration(p.LockMinutes) * time.Minute,
+		MaxAge: time.Duration(p.MaxAgeDays) * 24 * time.Hour}
+}
+
+// userCacheTTL maps the config (0 = no cache) to identity.Config (0 = default, negative = none).
+func userCacheTTL(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}

@@ -1,0 +1,162 @@
+package component
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/sched"
+)
+
+// SchedAuto as Config.SchedPolicy decides by what else the process runs:
+// SCHED_BATCH for an identity process alone, inherit when the process runs
+// other components too (SCHED_BATCH would slow them during hashing).
+const SchedAuto = "auto"
+
+// PolicyDefaults are the password and lockout policy.
+type PolicyDefaults struct {
+	MinLength      int `yaml:"min_length"`      // 8
+	RequireClasses int `yaml:"require_classes"` // 3 of {lower, upper, digit, symbol}
+	History        int `yaml:"history"`         // 5 previous passwords may not be reused
+	MaxFailures    int `yaml:"max_failures"`    // 5 failed logins lock the account
+	LockMinutes    int `yaml:"lock_minutes"`    // 15
+	MaxAgeDays     int `yaml:"max_age_days"`    // 90 (0 = never expires)
+}
+
+// Config is the identity section of the configuration (YAML key "identity").
+type Config struct {
+	Argon2      crypto.Argon2Params `yaml:"argon2"`
+	HashWorkers int                 `yaml:"hash_workers"` // 0 = GOMAXPROCS
+	HashQueue   int                 `yaml:"hash_queue"`   // 0 = 4*workers, -1 = no queue
+	KeyFile     string              `yaml:"key_file"`     // default <DataDir>/keyring.json
+	// UserCacheTTL bounds how long an administrator read (GetUser) may
+	// serve a user changed through another instance when its change event
+	// is late; 0 turns the user cache off. Default 5s.
+	UserCacheTTL time.Duration `yaml:"user_cache_ttl"`
+	// SchedPolicy is the Linux CPU scheduling policy of a process that runs
+	// the identity service: "batch" switches the whole process to
+	// SCHED_BATCH so that short request work does not preempt running
+	// password hashes (see package sched); "inherit" leaves the policy the
+	// process was started with; "auto" (default) is batch when identity
+	// runs alone and inherit otherwise (docs/adr/0003-sched-policy.md).
+	SchedPolicy string         `yaml:"sched_policy"`
+	Policy      PolicyDefaults `yaml:"policy"`
+	// AdminTokenTTL is the hard lifetime of an administrator token (8h).
+	AdminTokenTTL time.Duration `yaml:"admin_token_ttl"`
+	// BootstrapPassword is the first administrator's password, used only
+	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
+	// only); empty generates one and prints it once.
+	BootstrapPassword string `yaml:"-"`
+}
+
+// Defaults returns the identity defaults.
+func Defaults() *Config {
+	return &Config{
+		Argon2:        crypto.DefaultArgon2(),
+		UserCacheTTL:  5 * time.Second,
+		SchedPolicy:   SchedAuto,
+		Policy:        PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, LockMinutes: 15, MaxAgeDays: 90},
+		AdminTokenTTL: 8 * time.Hour,
+	}
+}
+
+// Settings returns the identity section of cfg (nil if cfg has none).
+func Settings(cfg *config.Config) *Config {
+	c, _ := cfg.Section(Name).(*Config)
+	return c
+}
+
+// Bind implements config.Section.
+func (c *Config) Bind(b *config.Binder) {
+	a := &c.Argon2
+	b.Uint(func(v uint64) { a.MemoryKiB = uint32(v) }, func() uint64 { return uint64(a.MemoryKiB) }, 32, "UIAS_ARGON2_MEMORY_KIB", "", "")
+	b.Uint(func(v uint64) { a.Time = uint32(v) }, func() uint64 { return uint64(a.Time) }, 32, "UIAS_ARGON2_TIME", "", "")
+	b.Uint(func(v uint64) { a.Threads = uint8(v) }, func() uint64 { return uint64(a.Threads) }, 8, "UIAS_ARGON2_THREADS", "", "")
+	b.Int(&c.HashWorkers, "UIAS_HASH_WORKERS", "", "")
+	b.Int(&c.HashQueue, "UIAS_HASH_QUEUE", "", "")
+	b.String(&c.KeyFile, "UIAS_KEY_FILE", "", "")
+	b.Duration(&c.UserCacheTTL, "UIAS_USER_CACHE_TTL", "", "")
+	b.String(&c.SchedPolicy, "UIAS_SCHED_POLICY", "", "")
+	b.Int(&c.Policy.MinLength, "UIAS_POLICY_MIN_LENGTH", "", "")
+	b.Int(&c.Policy.RequireClasses, "UIAS_POLICY_REQUIRE_CLASSES", "", "")
+	b.Int(&c.Policy.History, "UIAS_POLICY_HISTORY", "", "")
+	b.Int(&c.Policy.MaxFailures, "UIAS_POLICY_MAX_FAILURES", "", "")
+	b.Int(&c.Policy.LockMinutes, "UIAS_POLICY_LOCK_MINUTES", "", "")
+	b.Int(&c.Policy.MaxAgeDays, "UIAS_POLICY_MAX_AGE_DAYS", "", "")
+	b.Duration(&c.AdminTokenTTL, "UIAS_ADMIN_TOKEN_TTL", "", "")
+	b.Secret(&c.BootstrapPassword, "UIAS_BOOTSTRAP_PASSWORD")
+}
+
+// Complete implements config.Section: the key ring defaults to
+// <data_dir>/keyring.json.
+func (c *Config) Complete(p *config.Config) {
+	if c.KeyFile == "" && p.DataDir != "" {
+		c.KeyFile = filepath.Join(p.DataDir, "keyring.json")
+	}
+}
+
+// Validate implements config.Section.
+func (c *Config) Validate(*config.Config) error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, &config.FieldError{Field: Name + "." + field, Msg: fmt.Sprintf(format, a...)})
+	}
+	a := c.Argon2
+	if a.MemoryKiB < 8*1024 {
+		bad("argon2.memory_kib", "must be at least 8192 (8 MiB), got %d", a.MemoryKiB)
+	} else if a.MemoryKiB > 1<<20 {
+		bad("argon2.memory_kib", "must be at most 1048576 (1 GiB), got %d", a.MemoryKiB)
+	}
+	if a.Time < 1 || a.Time > 64 {
+		bad("argon2.time", "must be between 1 and 64, got %d", a.Time)
+	}
+	if a.Threads < 1 {
+		bad("argon2.threads", "must be at least 1, got %d", a.Threads)
+	}
+	if a.SaltLen < 16 || a.SaltLen > 1024 {
+		bad("argon2.salt_len", "must be between 16 and 1024 bytes, got %d", a.SaltLen)
+	}
+	if a.KeyLen < 16 || a.KeyLen > 1024 {
+		bad("argon2.key_len", "must be between 16 and 1024 bytes, got %d", a.KeyLen)
+	}
+	if c.HashWorkers < 0 {
+		bad("hash_workers", "must be 0 (number of CPUs) or more, got %d", c.HashWorkers)
+	}
+	if c.HashQueue < -1 {
+		bad("hash_queue", "must be -1 (no queue), 0 (4 per worker) or more, got %d", c.HashQueue)
+	}
+	if c.UserCacheTTL < 0 || c.UserCacheTTL > time.Hour {
+		bad("user_cache_ttl", "must be between 0 (no cache) and 1h, got %s", c.UserCacheTTL)
+	}
+	switch c.SchedPolicy {
+	case SchedAuto, sched.PolicyBatch, sched.PolicyInherit:
+	default:
+		bad("sched_policy", "must be %q, %q or %q, got %q", SchedAuto, sched.PolicyBatch, sched.PolicyInherit, c.SchedPolicy)
+	}
+	if c.KeyFile == "" {
+		bad("key_file", "must not be empty (set data_dir or identity.key_file)")
+	}
+	p := c.Policy
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"policy.min_length", p.MinLength}, {"policy.require_classes", p.RequireClasses},
+		{"policy.history", p.History}, {"policy.max_failures", p.MaxFailures},
+		{"policy.lock_minutes", p.LockMinutes}, {"policy.max_age_days", p.MaxAgeDays},
+	} {
+		if f.v < 0 {
+			bad(f.name, "must not be negative, got %d", f.v)
+		}
+	}
+	if p.RequireClasses > 4 {
+		bad("policy.require_classes", "must be at most 4 (lower, upper, digit, symbol), got %d", p.RequireClasses)
+	}
+	if c.AdminTokenTTL <= 0 {
+		bad("admin_token_ttl", "must be positive (e.g. 8h), got %s", c.AdminTokenTTL)
+	}
+	return errors.Join(errs...)
+}

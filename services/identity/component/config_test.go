@@ -1,0 +1,128 @@
+package component
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/crypto"
+)
+
+var def = config.SectionDef{Name: Name, New: func() config.Section { return Defaults() }}
+
+func fields(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(e error) {
+		if fe, ok := e.(*config.FieldError); ok { //nolint:errorlint // walks the join tree node by node
+			out = append(out, fe.Field)
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+		}
+	}
+	walk(err)
+	return out
+}
+
+func TestDefaults(t *testing.T) {
+	c := config.Default(def)
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := Settings(&c)
+	if s.Argon2 != crypto.DefaultArgon2() || s.AdminTokenTTL != 8*time.Hour || s.SchedPolicy != SchedAuto ||
+		s.KeyFile != filepath.Join("data", "keyring.json") || s.UserCacheTTL != 5*time.Second {
+		t.Fatalf("defaults: %+v", s)
+	}
+	want := PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, LockMinutes: 15, MaxAgeDays: 90}
+	if s.Policy != want {
+		t.Fatalf("policy = %+v", s.Policy)
+	}
+}
+
+func TestValidateEachProblem(t *testing.T) {
+	tests := []struct {
+		name  string
+		mod   func(c *Config)
+		field string
+	}{
+		{"argon2 memory", func(c *Config) { c.Argon2.MemoryKiB = 4096 }, "identity.argon2.memory_kib"},
+		{"argon2 memory huge", func(c *Config) { c.Argon2.MemoryKiB = 4 << 20 }, "identity.argon2.memory_kib"},
+		{"argon2 time", func(c *Config) { c.Argon2.Time = 0 }, "identity.argon2.time"},
+		{"argon2 threads", func(c *Config) { c.Argon2.Threads = 0 }, "identity.argon2.threads"},
+		{"argon2 salt", func(c *Config) { c.Argon2.SaltLen = 4 }, "identity.argon2.salt_len"},
+		{"argon2 key", func(c *Config) { c.Argon2.KeyLen = 8 }, "identity.argon2.key_len"},
+		{"hash workers", func(c *Config) { c.HashWorkers = -1 }, "identity.hash_workers"},
+		{"hash queue", func(c *Config) { c.HashQueue = -2 }, "identity.hash_queue"},
+		{"user cache ttl", func(c *Config) { c.UserCacheTTL = -time.Second }, "identity.user_cache_ttl"},
+		{"sched policy", func(c *Config) { c.SchedPolicy = "fifo" }, "identity.sched_policy"},
+		{"sched policy empty", func(c *Config) { c.SchedPolicy = "" }, "identity.sched_policy"},
+		{"key file", func(c *Config) { c.KeyFile = "" }, "identity.key_file"},
+		{"policy min length", func(c *Config) { c.Policy.MinLength = -1 }, "identity.policy.min_length"},
+		{"policy classes negative", func(c *Config) { c.Policy.RequireClasses = -1 }, "identity.policy.require_classes"},
+		{"policy classes > 4", func(c *Config) { c.Policy.RequireClasses = 5 }, "identity.policy.require_classes"},
+		{"policy history", func(c *Config) { c.Policy.History = -1 }, "identity.policy.history"},
+		{"policy failures", func(c *Config) { c.Policy.MaxFailures = -1 }, "identity.policy.max_failures"},
+		{"policy lock", func(c *Config) { c.Policy.LockMinutes = -1 }, "identity.policy.lock_minutes"},
+		{"policy age", func(c *Config) { c.Policy.MaxAgeDays = -1 }, "identity.policy.max_age_days"},
+		{"admin ttl", func(c *Config) { c.AdminTokenTTL = 0 }, "identity.admin_token_ttl"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default(def)
+			tt.mod(Settings(&c))
+			err := c.Validate()
+			if !slices.Contains(fields(err), tt.field) || !strings.Contains(err.Error(), tt.field) {
+				t.Fatalf("fields %v do not include %q; error: %v", fields(err), tt.field, err)
+			}
+		})
+	}
+}
+
+func TestLoadYAMLAndEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "uias.yaml")
+	if err := os.WriteFile(path, []byte(`
+data_dir: /var/lib/uias
+identity:
+  argon2: {memory_kib: 65536, time: 3, threads: 2, salt_len: 16, key_len: 32}
+  hash_workers: 4
+  hash_queue: 16
+  sched_policy: inherit
+  policy: {min_length: 12, require_classes: 4, history: 10, max_failures: 3, lock_minutes: 30, max_age_days: 0}
+  admin_token_ttl: 30m
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"UIAS_HASH_WORKERS": "2", "UIAS_ARGON2_THREADS": "1", "UIAS_BOOTSTRAP_PASSWORD": "Boot-Pass-1",
+		"UIAS_POLICY_MAX_FAILURES": "7"}
+	c, err := config.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil, def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := Settings(&c)
+	if s.Argon2 != (crypto.Argon2Params{MemoryKiB: 65536, Time: 3, Threads: 1, SaltLen: 16, KeyLen: 32}) ||
+		s.HashWorkers != 2 || s.HashQueue != 16 || s.SchedPolicy != "inherit" || s.Policy.MinLength != 12 ||
+		s.Policy.MaxFailures != 7 || s.AdminTokenTTL != 30*time.Minute || s.BootstrapPassword != "Boot-Pass-1" ||
+		s.KeyFile != "/var/lib/uias/keyring.json" {
+		t.Fatalf("got %+v", s)
+	}
+	// Out-of-range and unknown values are clear errors.
+	env = map[string]string{"UIAS_ARGON2_THREADS": "300", "UIAS_ADMIN_TOKEN_TTL": "8"}
+	_, err = config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil, def)
+	for _, name := range []string{"UIAS_ARGON2_THREADS", "UIAS_ADMIN_TOKEN_TTL"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not mention %s: %v", name, err)
+		}
+	}
+}
