@@ -32,7 +32,7 @@ const (
 
 // Metadata keys set by the gateway itself.
 const (
-	mdRequestID    = "x-request-id"
+	mdRequestID = "x-request-id"
 )
 
 // requestState travels in the request context from the outer middleware to

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // demo is a component section as components define them: its own YAML
@@ -407,9 +406,9 @@ tls: {cert_file: /tls/tls.crt, key_file: /tls/tls.key, client_ca_file: /tls/ca.c
 
 func TestLoadEnvErrors(t *testing.T) {
 	env := envMap(map[string]string{
-		"UIAS_ETCD_LEASE_TTL":  "ten",
-		"UIAS_DEMO_TTL":        "8",
-		"UIAS_DEMO_WORKERS":    "many",
+		"UIAS_ETCD_LEASE_TTL": "ten",
+		"UIAS_DEMO_TTL":       "8",
+		"UIAS_DEMO_WORKERS":   "many",
 	})
 	_, err := Load("", env, nil, nil, demoDef)
 	for _, name := range []string{"UIAS_ETCD_LEASE_TTL", "UIAS_DEMO_TTL", "UIAS_DEMO_WORKERS"} {

@@ -64,8 +64,8 @@ type Process struct {
 	inprocSrv *grpc.Server
 	health    []*health.Server
 	inproc    *grpcx.InprocListener
-	grpcAddr string
-	httpAddr string
+	grpcAddr  string
+	httpAddr  string
 
 	etcd      *clientv3.Client
 	clientTLS *tls.Config

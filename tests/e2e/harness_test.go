@@ -23,10 +23,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/cmd/uias/app"
-	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
 const adminPassword = "Adm1n-Secret!x"

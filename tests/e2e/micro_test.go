@@ -13,11 +13,11 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/uias/uias/cmd/uias/app"
-	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/discovery"
 	"github.com/uias/uias/pkg/events"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
 // TestMicroservices runs identity and gateway as separate servers that find

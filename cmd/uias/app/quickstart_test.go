@@ -25,10 +25,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/uias/uias/cmd/uias/app"
-	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
 // Values used by the README example.

@@ -12,9 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uias/uias/cmd/uias/app"
-	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/sched"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
 // setAllThreads puts every thread of the test process under policy.

@@ -23,9 +23,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/uias/uias/cmd/uias/app"
-	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/pkg/crypto"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
 // selfSigned writes a self-signed certificate for 127.0.0.1/localhost.

@@ -20,10 +20,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/cmd/uias/app"
-	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/pkg/crypto"
 	ulog "github.com/uias/uias/pkg/log"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
 const (
