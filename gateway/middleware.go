@@ -199,7 +199,7 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 
 		// The client address travels with the gRPC call (grpcx origin),
 		// signed or in-process, so the services believe it.
-		r2 := r.Clone(grpcx.WithClientIP(r.Context(), st.clientIP))
+		r2 := r.Clone(grpcx.WithRequestID(grpcx.WithClientIP(r.Context(), st.clientIP), st.requestID))
 		h := make(http.Header, len(forwardedRequestHeaders)+1)
 		for _, k := range forwardedRequestHeaders {
 			if v, ok := r.Header[k]; ok {

@@ -121,7 +121,16 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 	default:
 		return nil, ToStatus(apierr.New(apierr.Unauthenticated, "UNKNOWN_METHOD", "unknown method"))
 	}
-	return ctx, nil
+	// Calls this component makes to others on the caller's behalf carry
+	// who the caller is (grpcx origin).
+	o := grpcx.OriginFrom(ctx)
+	if c.App != nil {
+		o.App = c.App.ID
+	}
+	if c.Admin != nil {
+		o.Principal = c.Admin.ID
+	}
+	return grpcx.WithOrigin(ctx, o), nil
 }
 
 // ---- AuthService ----
