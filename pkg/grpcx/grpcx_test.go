@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -24,6 +25,12 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/grpcx"
@@ -39,18 +46,49 @@ const (
 
 type callerKey struct{}
 
-// testReq is a HealthCheckRequest with a Validate method.
+// testReq is the request of the test service. On the wire it is a
+// HealthCheckRequest (field 1, "service"); the server decodes it as
+// uias.test.CheckRequest, whose proto carries protovalidate rules: service
+// holds at most 32 bytes and is not "invalid".
 type testReq struct {
-	*healthpb.HealthCheckRequest
+	*dynamicpb.Message
 }
 
-func newReq() *testReq { return &testReq{HealthCheckRequest: &healthpb.HealthCheckRequest{}} }
-
-func (r *testReq) Validate() error {
-	if r.GetService() == "invalid" {
-		return errors.New("service: must not be \"invalid\"")
+var checkRequestDesc = func() protoreflect.MessageDescriptor {
+	rules := validate.FieldRules_builder{String: validate.StringRules_builder{
+		MaxBytes: proto.Uint64(32),
+		NotIn:    []string{"invalid"},
+	}.Build()}.Build()
+	opts := &descriptorpb.FieldOptions{}
+	proto.SetExtension(opts, validate.E_Field, rules)
+	fdp := &descriptorpb.FileDescriptorProto{
+		Name:       proto.String("uias/test/check.proto"),
+		Package:    proto.String("uias.test"),
+		Syntax:     proto.String("proto3"),
+		Dependency: []string{"buf/validate/validate.proto"},
+		MessageType: []*descriptorpb.DescriptorProto{{
+			Name: proto.String("CheckRequest"),
+			Field: []*descriptorpb.FieldDescriptorProto{{
+				Name:     proto.String("service"),
+				JsonName: proto.String("service"),
+				Number:   proto.Int32(1),
+				Label:    descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(),
+				Type:     descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum(),
+				Options:  opts,
+			}},
+		}},
 	}
-	return nil
+	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+	if err != nil {
+		panic(err)
+	}
+	return fd.Messages().Get(0)
+}()
+
+func newReq() *testReq { return &testReq{Message: dynamicpb.NewMessage(checkRequestDesc)} }
+
+func (r *testReq) GetService() string {
+	return r.Get(checkRequestDesc.Fields().ByNumber(1)).String()
 }
 
 type testServer struct {

@@ -29,8 +29,6 @@ const healthPrefix = "/grpc.health.v1.Health/"
 // text never reaches the client (apierr.ToStatus maps it to Internal).
 var errPanic = errors.New("grpcx: handler panicked")
 
-type validator interface{ Validate() error }
-
 // chain holds the state shared by the interceptors of one server.
 type chain struct {
 	log         *zap.Logger
@@ -295,45 +293,47 @@ func (c *chain) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 
 // ---- validation ----
 
-// validationError maps an error returned by a request's Validate method to an
-// InvalidArgument status. An *apierr.Error with code InvalidArgument keeps
-// its reason and message; any other error becomes reason "INVALID_ARGUMENT"
-// with the validation message as the status message.
-func validationError(err error) error {
-	if ae, ok := apierr.As(err); ok && ae.Code == apierr.InvalidArgument {
-		return apierr.ToStatus(ae)
+// checkRequest answers for a request message before its handler sees it:
+// undecodable (see requestCodec) or breaking its proto rules
+// (ValidateRequest) is a bad request (InvalidArgument, legacy code -5, the
+// field named); rules that cannot be evaluated are a server fault, logged.
+func (c *chain) checkRequest(method string, m any) error {
+	if err := undecodableError(m); err != nil {
+		return apierr.ToStatus(err)
 	}
-	return apierr.ToStatus(apierr.Wrap(err, apierr.InvalidArgument, "INVALID_ARGUMENT", err.Error()))
+	err := ValidateRequest(m)
+	if err == nil {
+		return nil
+	}
+	if ae, ok := apierr.As(err); ok && ae.Code != apierr.InvalidArgument {
+		c.log.Error("request validation could not run", zap.String("method", method), zap.Error(err))
+	}
+	return apierr.ToStatus(err)
 }
 
 func (c *chain) unaryValidation(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if v, ok := req.(validator); ok {
-		if err := v.Validate(); err != nil {
-			return nil, validationError(err)
-		}
+	if err := c.checkRequest(info.FullMethod, req); err != nil {
+		return nil, err
 	}
 	return handler(ctx, req)
 }
 
-// validatingStream validates every received message.
+// validatingStream checks every received message.
 type validatingStream struct {
 	grpc.ServerStream
+	chain  *chain
+	method string
 }
 
 func (s validatingStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	if v, ok := m.(validator); ok {
-		if err := v.Validate(); err != nil {
-			return validationError(err)
-		}
-	}
-	return nil
+	return s.chain.checkRequest(s.method, m)
 }
 
 func (c *chain) streamValidation(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	return handler(srv, validatingStream{ServerStream: ss})
+	return handler(srv, validatingStream{ServerStream: ss, chain: c, method: info.FullMethod})
 }
 
 // ---- error funnel ----

@@ -69,9 +69,12 @@ type ServerOptions struct {
 // rightmost untrusted "x-forwarded-for" entry when the peer is in
 // TrustedProxies. Logging writes one line per call (method, code, duration,
 // request id, client ip; never payloads). Caller auth is skipped for the
-// health service. Requests (and streamed messages) with a Validate() error
-// method that fails get InvalidArgument. Every error returned by a handler
-// passes through apierr.ToStatus.
+// health service. Validation checks every request (and streamed message)
+// against the protovalidate rules of its proto (ValidateRequest); a request
+// that breaks them, or that cannot be decoded at all (bad wire format, a
+// string that is not UTF-8), gets InvalidArgument with reason BAD_REQUEST,
+// legacy code -5 and the field named, never reaching its handler. Every
+// error returned by a handler passes through apierr.ToStatus.
 //
 // Before all of that, ServerOptions.Admit may refuse a call in the
 // transport (see there).
@@ -98,6 +101,8 @@ func NewServer(o ServerOptions) (*grpc.Server, *health.Server) {
 		grpc.ChainUnaryInterceptor(c.unary()...),
 		grpc.ChainStreamInterceptor(c.stream()...),
 		grpc.MaxRecvMsgSize(maxRecv),
+		// Decoding failures are answered by the validation interceptor.
+		grpc.ForceServerCodecV2(newRequestCodec()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             10 * time.Second,
 			PermitWithoutStream: true,

@@ -1,0 +1,163 @@
+package grpcx
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/encoding"
+	protoenc "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Undecodable requests.
+//
+// grpc-go decodes a request before any interceptor runs (inside the
+// generated handler, or in RecvMsg for streams) and answers a codec error
+// itself, as INTERNAL "grpc: failed to unmarshal the received message",
+// whatever error the codec returned. A request a client garbled is the
+// client's fault: it must answer INVALID_ARGUMENT with legacy code -5, like
+// any other bad request. So the server codec (requestCodec, installed with
+// grpc.ForceServerCodecV2, so clients in the same process keep the standard
+// codec) does not fail: it empties the message and marks it undecodable, and
+// the validation interceptor, which sees every request before its handler,
+// answers for it (undecodableError).
+//
+// The mark travels in the message itself, as an unknown field that carries a
+// per-process random tag: nothing is left behind when a call ends early (an
+// authentication failure, a second request message on a unary call), and a
+// client cannot forge the mark.
+
+// markField is the field number of the mark (the largest valid one).
+const markField protowire.Number = protowire.MaxValidNumber
+
+// markTag starts every mark's payload; the rest of the payload is the proto
+// path of the string field that was not valid UTF-8, if that was the failure.
+var markTag = func() []byte {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never returns an error (Go >= 1.24)
+	return b
+}()
+
+// requestCodec is the standard proto codec of grpc-go, except for what
+// Unmarshal does with a message it cannot decode (see above).
+type requestCodec struct {
+	encoding.CodecV2
+}
+
+func newRequestCodec() requestCodec {
+	return requestCodec{CodecV2: encoding.GetCodecV2(protoenc.Name)}
+}
+
+// Unmarshal decodes data into v. When that fails and v is a proto message,
+// v is reset and marked undecodable, and nil is returned.
+func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	err := c.CodecV2.Unmarshal(data, v)
+	if err == nil {
+		return nil
+	}
+	m, ok := v.(proto.Message)
+	if !ok {
+		return err
+	}
+	field := invalidUTF8Field(m.ProtoReflect().Descriptor(), data.Materialize(), 0)
+	proto.Reset(m)
+	payload := append(append([]byte(nil), markTag...), field...)
+	mark := protowire.AppendBytes(protowire.AppendTag(nil, markField, protowire.BytesType), payload)
+	m.ProtoReflect().SetUnknown(mark)
+	return nil
+}
+
+// undecodableError returns the bad-request error for m when the server codec
+// marked it undecodable, nil otherwise.
+func undecodableError(m any) error {
+	msg, ok := m.(proto.Message)
+	if !ok {
+		return nil
+	}
+	r := msg.ProtoReflect()
+	u := r.GetUnknown()
+	if len(u) == 0 {
+		return nil
+	}
+	for len(u) > 0 {
+		num, typ, n := protowire.ConsumeTag(u)
+		if n < 0 {
+			return nil
+		}
+		u = u[n:]
+		if num == markField && typ == protowire.BytesType {
+			payload, n := protowire.ConsumeBytes(u)
+			if n < 0 {
+				return nil
+			}
+			if field, ok := bytes.CutPrefix(payload, markTag); ok {
+				if len(field) > 0 {
+					return badRequest(string(field), string(field)+" is not valid UTF-8")
+				}
+				return badRequest("", fmt.Sprintf("the request is not a valid %s message (it could not be decoded)", r.Descriptor().FullName()))
+			}
+		}
+		n = protowire.ConsumeFieldValue(num, typ, u)
+		if n < 0 {
+			return nil
+		}
+		u = u[n:]
+	}
+	return nil
+}
+
+// maxUTF8Depth bounds the search for an invalid string in nested messages.
+const maxUTF8Depth = 32
+
+// invalidUTF8Field returns the path of the first string field (of md, or of
+// a message within it) whose value in the wire-format bytes b is not valid
+// UTF-8: proto field names joined by '.'; a map field is named as a whole
+// (e.g. "extend_info"). It returns "" when there is none or b is malformed.
+func invalidUTF8Field(md protoreflect.MessageDescriptor, b []byte, depth int) string {
+	if depth > maxUTF8Depth {
+		return ""
+	}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return ""
+		}
+		b = b[n:]
+		if typ != protowire.BytesType {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return ""
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return ""
+		}
+		b = b[n:]
+		fd := md.Fields().ByNumber(num)
+		if fd == nil {
+			continue
+		}
+		switch fd.Kind() {
+		case protoreflect.StringKind:
+			if !utf8.Valid(v) {
+				return string(fd.Name())
+			}
+		case protoreflect.MessageKind:
+			if sub := invalidUTF8Field(fd.Message(), v, depth+1); sub != "" {
+				if fd.IsMap() {
+					return string(fd.Name())
+				}
+				return string(fd.Name()) + "." + sub
+			}
+		}
+	}
+	return ""
+}
