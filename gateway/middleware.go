@@ -166,13 +166,18 @@ func fixedRoute(route string, h http.Handler) http.Handler {
 	})
 }
 
-// routeMiddleware labels API requests with the matched path pattern.
+// routeMiddleware labels API requests with the matched path pattern and
+// answers for parameters that are not UTF-8 (see badUTF8Param).
 func routeMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		if pat, ok := runtime.HTTPPattern(r.Context()); ok {
 			if st := stateFrom(r.Context()); st != nil {
 				st.route = pat.String()
 			}
+		}
+		if err := badUTF8Param(r, params); err != nil {
+			writeStatusJSON(w, http.StatusBadRequest, status.Convert(err))
+			return
 		}
 		next(w, r, params)
 	}

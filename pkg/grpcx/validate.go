@@ -76,7 +76,14 @@ func ValidateRequest(m any) error {
 	return apierr.Wrap(fmt.Errorf("%w: %w", errValidatorBroken, err), apierr.Internal, apierr.ReasonInternal, "")
 }
 
-// badRequest is the error for a malformed request; field may be "".
+// BadRequest is the error for a malformed request, as the servers answer
+// it: InvalidArgument, reason BAD_REQUEST, legacy code -5 and, unless field
+// is "", the field's proto path. msg is shown to the caller; it should name
+// the field and must not repeat its value.
+func BadRequest(field, msg string) *apierr.Error {
+	return badRequest(field, msg)
+}
+
 func badRequest(field, msg string) *apierr.Error {
 	e := apierr.New(apierr.InvalidArgument, ReasonBadRequest, msg).WithMeta(MetaLegacyCode, legacyBadRequest)
 	if field != "" {

@@ -30,9 +30,6 @@ func pageOf(size int32, token string) (Page, error) {
 	if size < 0 || size > 500 {
 		return Page{}, badRequest("page_size must be between 0 and 500")
 	}
-	if err := checkText("page_token", token, 512, false); err != nil {
-		return Page{}, err
-	}
 	return Page{Size: int(size), Token: token}, nil
 }
 
@@ -41,15 +38,6 @@ func pageOf(size int32, token string) (Page, error) {
 // CreateOrg adds an org; an empty parent makes a root (only when none exists).
 func (s *Service) CreateOrg(ctx context.Context, code, name, parentID string) (*Org, error) {
 	start := s.now()
-	if err := checkCode("code", code); err != nil {
-		return nil, err
-	}
-	if err := checkText("name", name, maxNameLen, true); err != nil {
-		return nil, err
-	}
-	if err := checkText("parent_id", parentID, maxIDLen, false); err != nil {
-		return nil, err
-	}
 	o := &Org{ID: newID(), Code: code, Name: name, ParentID: parentID, Status: StatusActive, CreatedAt: start, UpdatedAt: start}
 	if parentID == "" {
 		n, err := s.store.CountOrgs(ctx)
@@ -77,9 +65,6 @@ func (s *Service) CreateOrg(ctx context.Context, code, name, parentID string) (*
 
 // GetOrg returns one org.
 func (s *Service) GetOrg(ctx context.Context, id string) (*Org, error) {
-	if err := checkText("id", id, maxIDLen, true); err != nil {
-		return nil, err
-	}
 	o, err := s.store.GetOrg(ctx, id)
 	return o, storeErr(err, "org")
 }
@@ -90,12 +75,6 @@ func (s *Service) ListOrgs(ctx context.Context, f OrgFilter, size int32, token s
 	if err != nil {
 		return nil, "", err
 	}
-	if err := checkText("query", f.Query, maxQueryLen, false); err != nil {
-		return nil, "", err
-	}
-	if err := checkText("parent_id", f.ParentID, maxIDLen, false); err != nil {
-		return nil, "", err
-	}
 	out, next, err := s.store.ListOrgs(ctx, f, p)
 	return out, next, storeErr(err, "org")
 }
@@ -103,9 +82,6 @@ func (s *Service) ListOrgs(ctx context.Context, f OrgFilter, size int32, token s
 // UpdateOrg renames an org.
 func (s *Service) UpdateOrg(ctx context.Context, id, name string) (*Org, error) {
 	start := s.now()
-	if err := checkText("name", name, maxNameLen, true); err != nil {
-		return nil, err
-	}
 	o, err := s.GetOrg(ctx, id)
 	if err != nil {
 		return nil, err
@@ -157,12 +133,6 @@ func (s *Service) activeOrg(ctx context.Context, id, reason, what string) error 
 
 func (s *Service) MoveOrg(ctx context.Context, id, newParentID string) (*Org, error) {
 	start := s.now()
-	if err := checkText("id", id, maxIDLen, true); err != nil {
-		return nil, err
-	}
-	if err := checkText("new_parent_id", newParentID, maxIDLen, true); err != nil {
-		return nil, err
-	}
 	if id == newParentID {
 		return nil, failedPrecondition("ORG_CYCLE", "cannot move an org under itself")
 	}
@@ -215,20 +185,8 @@ func validIDType(t IDType) bool {
 // CreateUser adds a user; the ID number and phone are encrypted at rest.
 func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 	start := s.now()
-	if err := checkCode("login_name", n.LoginName); err != nil {
-		return nil, err
-	}
-	if err := checkText("display_name", n.DisplayName, maxNameLen, true); err != nil {
-		return nil, err
-	}
-	if err := checkText("org_id", n.OrgID, maxIDLen, true); err != nil {
-		return nil, err
-	}
 	if !validIDType(n.IDType) {
 		return nil, badRequest("id_type is not a known ID type")
-	}
-	if err := checkText("id_number", n.IDNumber, 64, false); err != nil {
-		return nil, err
 	}
 	if n.IDNumber != "" && n.IDType == IDTypeNone {
 		return nil, badRequest("id_type is required with id_number")
@@ -328,9 +286,6 @@ func (s *Service) GetUser(ctx context.Context, id string) (*User, error) {
 // loadUser reads a user from the store, never from the cache: for
 // read-modify-write and checks that must see the stored state.
 func (s *Service) loadUser(ctx context.Context, id string) (*User, error) {
-	if err := checkText("id", id, maxIDLen, true); err != nil {
-		return nil, err
-	}
 	u, err := s.store.GetUser(ctx, id)
 	return u, storeErr(err, "user")
 }
@@ -339,12 +294,6 @@ func (s *Service) loadUser(ctx context.Context, id string) (*User, error) {
 func (s *Service) ListUsers(ctx context.Context, f UserFilter, size int32, token string) ([]*User, string, error) {
 	p, err := pageOf(size, token)
 	if err != nil {
-		return nil, "", err
-	}
-	if err := checkText("query", f.Query, maxQueryLen, false); err != nil {
-		return nil, "", err
-	}
-	if err := checkText("org_id", f.OrgID, maxIDLen, false); err != nil {
 		return nil, "", err
 	}
 	out, next, err := s.store.ListUsers(ctx, f, p)
@@ -374,8 +323,8 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 	for _, f := range up.Mask {
 		switch f {
 		case "display_name":
-			if err := checkText("display_name", up.DisplayName, maxNameLen, true); err != nil {
-				return nil, err
+			if up.DisplayName == "" {
+				return nil, badRequest("display_name is required")
 			}
 			u.DisplayName = up.DisplayName
 			changed[f] = up.DisplayName
@@ -479,9 +428,6 @@ func (s *Service) UnlockUser(ctx context.Context, id string) (*User, error) {
 // SetPassword is an administrator setting a user's password.
 func (s *Service) SetPassword(ctx context.Context, id, password string, mustChange bool) (*User, error) {
 	start := s.now()
-	if err := checkSecretText("password", password, maxPasswordLen, true); err != nil {
-		return nil, err
-	}
 	u, err := s.loadUser(ctx, id)
 	if err != nil {
 		return nil, err
@@ -497,15 +443,6 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, mustChan
 // CreateGroup adds a group in an org.
 func (s *Service) CreateGroup(ctx context.Context, code, name, orgID string) (*Group, error) {
 	start := s.now()
-	if err := checkCode("code", code); err != nil {
-		return nil, err
-	}
-	if err := checkText("name", name, maxNameLen, true); err != nil {
-		return nil, err
-	}
-	if err := checkText("org_id", orgID, maxIDLen, true); err != nil {
-		return nil, err
-	}
 	if err := s.activeOrg(ctx, orgID, "ORG_DISABLED", "org"); err != nil {
 		return nil, err
 	}
@@ -521,9 +458,6 @@ func (s *Service) CreateGroup(ctx context.Context, code, name, orgID string) (*G
 
 // GetGroup returns a group with its members.
 func (s *Service) GetGroup(ctx context.Context, id string) (*Group, error) {
-	if err := checkText("id", id, maxIDLen, true); err != nil {
-		return nil, err
-	}
 	g, err := s.store.GetGroup(ctx, id)
 	return g, storeErr(err, "group")
 }
@@ -532,9 +466,6 @@ func (s *Service) GetGroup(ctx context.Context, id string) (*Group, error) {
 func (s *Service) ListGroups(ctx context.Context, f GroupFilter, size int32, token string) ([]*Group, string, error) {
 	p, err := pageOf(size, token)
 	if err != nil {
-		return nil, "", err
-	}
-	if err := checkText("query", f.Query, maxQueryLen, false); err != nil {
 		return nil, "", err
 	}
 	out, next, err := s.store.ListGroups(ctx, f, p)
@@ -574,12 +505,11 @@ type NewApp struct {
 	RateBurst        int
 }
 
+// checkApp checks an application's settings as they will be stored (an
+// update may name some of them only); the proto rules bound the strings.
 func checkApp(name string, ips []string, rate float64, burst int) error {
-	if err := checkText("name", name, maxNameLen, true); err != nil {
-		return err
-	}
-	if len(ips) > 256 {
-		return badRequest("ip_allow_list has too many entries (at most 256)")
+	if name == "" {
+		return badRequest("name is required")
 	}
 	for _, c := range ips {
 		if _, err := netip.ParsePrefix(c); err != nil {
@@ -600,12 +530,6 @@ func checkApp(name string, ips []string, rate float64, burst int) error {
 // CreateApp registers an application and returns its secret (shown once).
 func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error) {
 	start := s.now()
-	if err := checkCode("app_type", n.Type); err != nil {
-		return nil, "", err
-	}
-	if err := checkCode("app_code", n.Code); err != nil {
-		return nil, "", err
-	}
 	if err := checkApp(n.Name, n.IPAllowList, n.RateLimit, n.RateBurst); err != nil {
 		return nil, "", err
 	}
@@ -624,9 +548,6 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 
 // GetApp returns one application.
 func (s *Service) GetApp(ctx context.Context, id string) (*App, error) {
-	if err := checkText("id", id, maxIDLen, true); err != nil {
-		return nil, err
-	}
 	a, err := s.store.GetApp(ctx, id)
 	return a, storeErr(err, "application")
 }
@@ -635,9 +556,6 @@ func (s *Service) GetApp(ctx context.Context, id string) (*App, error) {
 func (s *Service) ListApps(ctx context.Context, f AppFilter, size int32, token string) ([]*App, string, error) {
 	p, err := pageOf(size, token)
 	if err != nil {
-		return nil, "", err
-	}
-	if err := checkText("query", f.Query, maxQueryLen, false); err != nil {
 		return nil, "", err
 	}
 	out, next, err := s.store.ListApps(ctx, f, p)
@@ -729,9 +647,6 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 // CreateLink ties a user to their account in an application.
 func (s *Service) CreateLink(ctx context.Context, userID, appID, account string) (*AccountLink, error) {
 	start := s.now()
-	if err := checkText("app_account_id", account, maxIDLen, true); err != nil {
-		return nil, err
-	}
 	u, err := s.loadUser(ctx, userID)
 	if err != nil {
 		return nil, err
@@ -762,9 +677,6 @@ func (s *Service) ListLinks(ctx context.Context, f LinkFilter, size int32, token
 // DeleteLink removes an account link.
 func (s *Service) DeleteLink(ctx context.Context, id string) error {
 	start := s.now()
-	if err := checkText("id", id, maxIDLen, true); err != nil {
-		return err
-	}
 	l, err := s.store.GetLink(ctx, id)
 	if err != nil {
 		return storeErr(err, "account link")
@@ -831,9 +743,6 @@ func checkPhone(p string) error {
 	if p == "" {
 		return nil
 	}
-	if len(p) > 20 {
-		return badRequest("phone is too long")
-	}
 	for i, r := range p {
 		if !(r >= '0' && r <= '9') && !(i == 0 && r == '+') && r != '-' {
 			return badRequest("phone may contain only digits, '-' and a leading '+'")
@@ -845,9 +754,6 @@ func checkPhone(p string) error {
 func checkEmail(e string) error {
 	if e == "" {
 		return nil
-	}
-	if err := checkText("email", e, 254, false); err != nil {
-		return err
 	}
 	at := strings.LastIndexByte(e, '@')
 	if at < 1 || at == len(e)-1 || strings.ContainsAny(e, " <>\"") {

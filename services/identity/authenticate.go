@@ -94,22 +94,10 @@ type AuthResult struct {
 	Extend     map[string]string
 }
 
+// validateAuth checks what the request's proto rules cannot: which
+// credentials the auth type needs, and the legacy extend info (parsed, then
+// merged into the structured map).
 func (s *Service) validateAuth(req *AuthRequest) error {
-	if err := checkText("app_type", req.AppType, 64, false); err != nil {
-		return err
-	}
-	if err := checkText("app_code", req.AppCode, 64, false); err != nil {
-		return err
-	}
-	if err := checkText("app_user_id", req.AppUserID, maxIDLen, true); err != nil {
-		return err
-	}
-	if err := checkSecretText("password", req.Password, maxPasswordLen, false); err != nil {
-		return err
-	}
-	if len(req.Fingerprint) > maxFingerprintLen {
-		return badRequest("fingerprint_feature is too large (at most %d bytes)", maxFingerprintLen)
-	}
 	switch req.AuthType {
 	case AuthPassword:
 		if req.Password == "" {
@@ -125,9 +113,6 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 		}
 	default:
 		return badRequest("auth_type must be 1 (password), 2 (fingerprint) or 3 (both)")
-	}
-	if err := checkExtend(req.Extend); err != nil {
-		return err
 	}
 	legacy, err := ParseExtendInfo(req.ExtendLegacy)
 	if err != nil {
@@ -312,15 +297,6 @@ func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, ne
 	c := CallerFrom(ctx)
 	if c.App == nil {
 		return errBadAppCredentials
-	}
-	if err := checkText("app_user_id", appUserID, maxIDLen, true); err != nil {
-		return err
-	}
-	if err := checkSecretText("old_password", oldPassword, maxPasswordLen, true); err != nil {
-		return err
-	}
-	if err := checkSecretText("new_password", newPassword, maxPasswordLen, true); err != nil {
-		return err
 	}
 	link, err := s.store.FindLink(ctx, c.App.ID, appUserID)
 	if errors.Is(err, ErrNotFound) {

@@ -5,74 +5,34 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/uias/uias/pkg/apierr"
 )
 
-// Field limits. Requests beyond them are bad request data (-5).
+// The strings of every request (UTF-8, lengths, control characters, code
+// formats) are checked before a request reaches the service, by the rules in
+// proto/uias/identity/v1/identity.proto (see pkg/grpcx). What stays here is
+// what the proto cannot say: parsing the legacy extend-info form, limits on
+// the merged extend info, and the domain's own rules (password policy, ID
+// numbers, e-mail and phone formats, what an update mask may name).
+
+// Limits. maxIDLen bounds the App_ID of caller credentials (metadata, not a
+// request field); maxPasswordLen is the password policy's (also for
+// passwords that come from no request, like the bootstrap password); the
+// extend-info limits are those of the structured map in the proto.
 const (
 	maxIDLen          = 128
-	maxNameLen        = 256
 	maxPasswordLen    = 1024
-	maxFingerprintLen = 64 << 10
 	maxExtendEntries  = 32
-	maxExtendKeyLen   = 64
 	maxExtendValueLen = 1024
 	maxExtendLegacy   = 8 << 10
-	maxQueryLen       = 128
 )
 
 // badRequest is the error for malformed input; it carries the legacy -5 code.
 func badRequest(format string, a ...any) error {
 	return apierr.New(apierr.InvalidArgument, "BAD_REQUEST", fmt.Sprintf(format, a...)).
 		WithMeta("legacy_code", "-5")
-}
-
-// checkText validates a free-text field: what checkSecretText checks, and
-// no control characters.
-func checkText(field, v string, max int, required bool) error {
-	if err := checkSecretText(field, v, max, required); err != nil {
-		return err
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return badRequest("%s contains control characters", field)
-		}
-	}
-	return nil
-}
-
-// checkSecretText validates a password-like field: present when required,
-// at most max bytes, valid UTF-8; it never echoes the value.
-func checkSecretText(field, v string, max int, required bool) error {
-	if v == "" {
-		if required {
-			return badRequest("%s is required", field)
-		}
-		return nil
-	}
-	if len(v) > max {
-		return badRequest("%s is too long (at most %d bytes)", field, max)
-	}
-	if !utf8.ValidString(v) {
-		return badRequest("%s is not valid UTF-8", field)
-	}
-	return nil
-}
-
-var codePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$`)
-
-// checkCode validates an identifier-like code (org code, app code, group code).
-func checkCode(field, v string) error {
-	if v == "" {
-		return badRequest("%s is required", field)
-	}
-	if !codePattern.MatchString(v) {
-		return badRequest("%s must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", field)
-	}
-	return nil
 }
 
 var extendKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)

@@ -91,17 +91,15 @@ func TestMonolithicAuthenticate(t *testing.T) {
 		fingerprint(-4, identityv1.Reason_REASON_NO_FINGERPRINT)
 	})
 	t.Run("bad request data is -5", func(t *testing.T) {
+		// Strings that are not UTF-8 need a raw client: see validation_test.go.
 		cases := []*identityv1.AuthenticateRequest{
 			{AppUserId: f.account, Password: f.password},                                                             // no auth type
 			{AppUserId: "", Password: f.password, AuthType: 1},                                                       // missing user
 			{AppUserId: strings.Repeat("a", 4096), Password: f.password, AuthType: 1},                                // oversized
-			{AppUserId: "al\xffice", Password: f.password, AuthType: 1},                                              // not UTF-8
-			{AppUserId: f.account, Password: "p\xc3\x28", AuthType: 1},                                               // not UTF-8
 			{AppUserId: f.account, Password: f.password, AuthType: 1, ExtendInfoLegacy: "terminal=T1|broken"},        // malformed extend info
 			{AppUserId: f.account, Password: f.password, AuthType: 1, ExtendInfo: map[string]string{"bad key": "1"}}, // bad extend name
 			{AppUserId: f.account, Password: f.password, AuthType: 2},                                                // fingerprint missing
 			{AppUserId: f.account, Password: strings.Repeat("p", 100000), AuthType: 1},                               // oversized password
-			{AppUserId: f.account, Password: f.password, AuthType: 1, ExtendInfo: map[string]string{"k": "\xff"}},    // bad value
 		}
 		for i, req := range cases {
 			_, err := e.auth.Authenticate(f.ctx(), req)

@@ -7,6 +7,8 @@
 package identityv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/uias/uias/proto/gen/uias/validate/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -3441,17 +3443,17 @@ var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
-	"\x1fuias/identity/v1/identity.proto\x12\x10uias.identity.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x03\n" +
-	"\x13AuthenticateRequest\x12\x19\n" +
-	"\bapp_type\x18\x01 \x01(\tR\aappType\x12\x19\n" +
-	"\bapp_code\x18\x02 \x01(\tR\aappCode\x12\x1e\n" +
-	"\vapp_user_id\x18\x03 \x01(\tR\tappUserId\x12\x1a\n" +
-	"\bpassword\x18\x04 \x01(\tR\bpassword\x12/\n" +
-	"\x13fingerprint_feature\x18\x05 \x01(\fR\x12fingerprintFeature\x127\n" +
-	"\tauth_type\x18\x06 \x01(\x0e2\x1a.uias.identity.v1.AuthTypeR\bauthType\x12V\n" +
-	"\vextend_info\x18\a \x03(\v25.uias.identity.v1.AuthenticateRequest.ExtendInfoEntryR\n" +
-	"extendInfo\x12,\n" +
-	"\x12extend_info_legacy\x18\b \x01(\tR\x10extendInfoLegacy\x1a=\n" +
+	"\x1fuias/identity/v1/identity.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xa5\x04\n" +
+	"\x13AuthenticateRequest\x12&\n" +
+	"\bapp_type\x18\x01 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\aappType\x12&\n" +
+	"\bapp_code\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\aappCode\x12/\n" +
+	"\vapp_user_id\x18\x03 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\tappUserId\x12$\n" +
+	"\bpassword\x18\x04 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x12:\n" +
+	"\x13fingerprint_feature\x18\x05 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x04R\x12fingerprintFeature\x127\n" +
+	"\tauth_type\x18\x06 \x01(\x0e2\x1a.uias.identity.v1.AuthTypeR\bauthType\x12w\n" +
+	"\vextend_info\x18\a \x03(\v25.uias.identity.v1.AuthenticateRequest.ExtendInfoEntryB\x1f\xbaH\x1c\x9a\x01\x19\x10 \"\x06r\x04\xd8\xc6'\x01*\rr\v\xc8\xc6'\x01(\x80\b\xba\x01\x01|R\n" +
+	"extendInfo\x12:\n" +
+	"\x12extend_info_legacy\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80@R\x10extendInfoLegacy\x1a=\n" +
 	"\x0fExtendInfoEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x02\n" +
@@ -3468,16 +3470,16 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
 	"login_name\x18\x02 \x01(\tR\tloginName\x12!\n" +
 	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12\x15\n" +
-	"\x06org_id\x18\x04 \x01(\tR\x05orgId\"}\n" +
-	"\x15ChangePasswordRequest\x12\x1e\n" +
-	"\vapp_user_id\x18\x01 \x01(\tR\tappUserId\x12!\n" +
-	"\fold_password\x18\x02 \x01(\tR\voldPassword\x12!\n" +
-	"\fnew_password\x18\x03 \x01(\tR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse\"N\n" +
-	"\x11AdminLoginRequest\x12\x1d\n" +
+	"\x06org_id\x18\x04 \x01(\tR\x05orgId\"\xa8\x01\n" +
+	"\x15ChangePasswordRequest\x12/\n" +
+	"\vapp_user_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\tappUserId\x12.\n" +
+	"\fold_password\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\voldPassword\x12.\n" +
+	"\fnew_password\x18\x03 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\vnewPassword\"\x18\n" +
+	"\x16ChangePasswordResponse\"l\n" +
+	"\x11AdminLoginRequest\x12.\n" +
 	"\n" +
-	"login_name\x18\x01 \x01(\tR\tloginName\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x98\x01\n" +
+	"login_name\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\tloginName\x12'\n" +
+	"\bpassword\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\bpassword\"\x98\x01\n" +
 	"\x12AdminLoginResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
 	"\n" +
@@ -3492,31 +3494,31 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"W\n" +
-	"\x10CreateOrgRequest\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
-	"\tparent_id\x18\x03 \x01(\tR\bparentId\"\x1f\n" +
-	"\rGetOrgRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xb2\x01\n" +
+	"updateTime\"\x84\x01\n" +
+	"\x10CreateOrgRequest\x12 \n" +
+	"\x04code\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\x04code\x12#\n" +
+	"\x04name\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x04name\x12)\n" +
+	"\tparent_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\bparentId\"0\n" +
+	"\rGetOrgRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xdc\x01\n" +
 	"\x0fListOrgsRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12+\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x1b\n" +
-	"\tparent_id\x18\x03 \x01(\tR\bparentId\x12\x14\n" +
-	"\x05query\x18\x04 \x01(\tR\x05query\x120\n" +
+	"page_token\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x04R\tpageToken\x12)\n" +
+	"\tparent_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\bparentId\x12\"\n" +
+	"\x05query\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05query\x120\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"e\n" +
 	"\x10ListOrgsResponse\x12)\n" +
 	"\x04orgs\x18\x01 \x03(\v2\x15.uias.identity.v1.OrgR\x04orgs\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"6\n" +
-	"\x10UpdateOrgRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"D\n" +
-	"\x0eMoveOrgRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
-	"\rnew_parent_id\x18\x02 \x01(\tR\vnewParentId\"W\n" +
-	"\x13SetOrgStatusRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"X\n" +
+	"\x10UpdateOrgRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12#\n" +
+	"\x04name\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x04name\"f\n" +
+	"\x0eMoveOrgRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x123\n" +
+	"\rnew_parent_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\vnewParentId\"h\n" +
+	"\x13SetOrgStatusRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x120\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\xe2\x06\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -3542,59 +3544,60 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12#\n" +
-	"\rpassword_only\x18\x14 \x01(\bR\fpasswordOnly\"\xeb\x03\n" +
-	"\x11CreateUserRequest\x12\x1d\n" +
+	"\rpassword_only\x18\x14 \x01(\bR\fpasswordOnly\"\xcd\x04\n" +
+	"\x11CreateUserRequest\x12+\n" +
 	"\n" +
-	"login_name\x18\x01 \x01(\tR\tloginName\x12!\n" +
-	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x121\n" +
-	"\aid_type\x18\x03 \x01(\x0e2\x18.uias.identity.v1.IdTypeR\x06idType\x12\x1b\n" +
-	"\tid_number\x18\x04 \x01(\tR\bidNumber\x12\x14\n" +
-	"\x05phone\x18\x05 \x01(\tR\x05phone\x12\x14\n" +
-	"\x05email\x18\x06 \x01(\tR\x05email\x12\x15\n" +
-	"\x06org_id\x18\a \x01(\tR\x05orgId\x12\x1a\n" +
-	"\bpassword\x18\b \x01(\tR\bpassword\x120\n" +
+	"login_name\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\tloginName\x122\n" +
+	"\fdisplay_name\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\vdisplayName\x121\n" +
+	"\aid_type\x18\x03 \x01(\x0e2\x18.uias.identity.v1.IdTypeR\x06idType\x12(\n" +
+	"\tid_number\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bidNumber\x12!\n" +
+	"\x05phone\x18\x05 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x14R\x05phone\x12\"\n" +
+	"\x05email\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xfe\x01R\x05email\x12&\n" +
+	"\x06org_id\x18\a \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05orgId\x12$\n" +
+	"\bpassword\x18\b \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x120\n" +
 	"\x14must_change_password\x18\t \x01(\bR\x12mustChangePassword\x124\n" +
 	"\x16password_never_expires\x18\n" +
 	" \x01(\bR\x14passwordNeverExpires\x12=\n" +
 	"\x1buser_cannot_change_password\x18\v \x01(\bR\x18userCannotChangePassword\x12\x19\n" +
 	"\bis_admin\x18\f \x01(\bR\aisAdmin\x12#\n" +
-	"\rpassword_only\x18\r \x01(\bR\fpasswordOnly\" \n" +
-	"\x0eGetUserRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xb1\x01\n" +
+	"\rpassword_only\x18\r \x01(\bR\fpasswordOnly\"1\n" +
+	"\x0eGetUserRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xdb\x01\n" +
 	"\x10ListUsersRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12+\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x15\n" +
-	"\x06org_id\x18\x03 \x01(\tR\x05orgId\x12\x14\n" +
-	"\x05query\x18\x04 \x01(\tR\x05query\x124\n" +
+	"page_token\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x04R\tpageToken\x12#\n" +
+	"\x06org_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05orgId\x12\"\n" +
+	"\x05query\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05query\x124\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\"i\n" +
 	"\x11ListUsersResponse\x12,\n" +
 	"\x05users\x18\x01 \x03(\v2\x16.uias.identity.v1.UserR\x05users\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf6\x02\n" +
-	"\x11UpdateUserRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
-	"\vupdate_mask\x18\x02 \x03(\tR\n" +
-	"updateMask\x12!\n" +
-	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12\x14\n" +
-	"\x05phone\x18\x04 \x01(\tR\x05phone\x12\x14\n" +
-	"\x05email\x18\x05 \x01(\tR\x05email\x12\x15\n" +
-	"\x06org_id\x18\x06 \x01(\tR\x05orgId\x120\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd0\x03\n" +
+	"\x11UpdateUserRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
+	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
+	"\"\br\x06\xc8\xc6'\x01(@R\n" +
+	"updateMask\x12/\n" +
+	"\fdisplay_name\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\vdisplayName\x12!\n" +
+	"\x05phone\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x14R\x05phone\x12\"\n" +
+	"\x05email\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xfe\x01R\x05email\x12#\n" +
+	"\x06org_id\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05orgId\x120\n" +
 	"\x14must_change_password\x18\a \x01(\bR\x12mustChangePassword\x124\n" +
 	"\x16password_never_expires\x18\b \x01(\bR\x14passwordNeverExpires\x12=\n" +
 	"\x1buser_cannot_change_password\x18\t \x01(\bR\x18userCannotChangePassword\x12#\n" +
 	"\rpassword_only\x18\n" +
-	" \x01(\bR\fpasswordOnly\"\\\n" +
-	"\x14SetUserStatusRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\"L\n" +
-	"\x0fLockUserRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
-	"\x10duration_seconds\x18\x02 \x01(\x03R\x0fdurationSeconds\"#\n" +
-	"\x11UnlockUserRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"r\n" +
-	"\x12SetPasswordRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\x120\n" +
+	" \x01(\bR\fpasswordOnly\"m\n" +
+	"\x14SetUserStatusRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x124\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\"]\n" +
+	"\x0fLockUserRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12)\n" +
+	"\x10duration_seconds\x18\x02 \x01(\x03R\x0fdurationSeconds\"4\n" +
+	"\x11UnlockUserRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x90\x01\n" +
+	"\x12SetPasswordRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12'\n" +
+	"\bpassword\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\bpassword\x120\n" +
 	"\x14must_change_password\x18\x03 \x01(\bR\x12mustChangePassword\"\xb2\x01\n" +
 	"\x05Group\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -3604,25 +3607,25 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
 	"member_ids\x18\x05 \x03(\tR\tmemberIds\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"S\n" +
-	"\x12CreateGroupRequest\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
-	"\x06org_id\x18\x03 \x01(\tR\x05orgId\"!\n" +
-	"\x0fGetGroupRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"|\n" +
+	"createTime\"\x83\x01\n" +
+	"\x12CreateGroupRequest\x12 \n" +
+	"\x04code\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\x04code\x12#\n" +
+	"\x04name\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x04name\x12&\n" +
+	"\x06org_id\x18\x03 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05orgId\"2\n" +
+	"\x0fGetGroupRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xa6\x01\n" +
 	"\x11ListGroupsRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12+\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x15\n" +
-	"\x06org_id\x18\x03 \x01(\tR\x05orgId\x12\x14\n" +
-	"\x05query\x18\x04 \x01(\tR\x05query\"m\n" +
+	"page_token\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x04R\tpageToken\x12#\n" +
+	"\x06org_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05orgId\x12\"\n" +
+	"\x05query\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05query\"m\n" +
 	"\x12ListGroupsResponse\x12/\n" +
 	"\x06groups\x18\x01 \x03(\v2\x17.uias.identity.v1.GroupR\x06groups\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"H\n" +
-	"\x12GroupMemberRequest\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xf0\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
+	"\x12GroupMemberRequest\x12*\n" +
+	"\bgroup_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\agroupId\x12(\n" +
+	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xf0\x02\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -3638,12 +3641,12 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xbe\x01\n" +
-	"\x10CreateAppRequest\x12\x19\n" +
-	"\bapp_type\x18\x01 \x01(\tR\aappType\x12\x19\n" +
-	"\bapp_code\x18\x02 \x01(\tR\aappCode\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\x12\"\n" +
-	"\rip_allow_list\x18\x04 \x03(\tR\vipAllowList\x12\x1d\n" +
+	"updateTime\"\x80\x02\n" +
+	"\x10CreateAppRequest\x12'\n" +
+	"\bapp_type\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappType\x12'\n" +
+	"\bapp_code\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappCode\x12#\n" +
+	"\x04name\x18\x03 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x04name\x127\n" +
+	"\rip_allow_list\x18\x04 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10\x80\x02\"\br\x06\xc8\xc6'\x01(@R\vipAllowList\x12\x1d\n" +
 	"\n" +
 	"rate_limit\x18\x05 \x01(\x01R\trateLimit\x12\x1d\n" +
 	"\n" +
@@ -3651,32 +3654,33 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x11CreateAppResponse\x12'\n" +
 	"\x03app\x18\x01 \x01(\v2\x15.uias.identity.v1.AppR\x03app\x12\x1d\n" +
 	"\n" +
-	"app_secret\x18\x02 \x01(\tR\tappSecret\"\x1f\n" +
-	"\rGetAppRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xb3\x01\n" +
+	"app_secret\x18\x02 \x01(\tR\tappSecret\"0\n" +
+	"\rGetAppRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xdc\x01\n" +
 	"\x0fListAppsRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12+\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x19\n" +
-	"\bapp_type\x18\x03 \x01(\tR\aappType\x12\x14\n" +
-	"\x05query\x18\x04 \x01(\tR\x05query\x123\n" +
+	"page_token\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x04R\tpageToken\x12&\n" +
+	"\bapp_type\x18\x03 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\aappType\x12\"\n" +
+	"\x05query\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05query\x123\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x1b.uias.identity.v1.AppStatusR\x06status\"e\n" +
 	"\x10ListAppsResponse\x12)\n" +
 	"\x04apps\x18\x01 \x03(\v2\x15.uias.identity.v1.AppR\x04apps\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xee\x01\n" +
-	"\x10UpdateAppRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
-	"\vupdate_mask\x18\x02 \x03(\tR\n" +
-	"updateMask\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\x123\n" +
-	"\x06status\x18\x04 \x01(\x0e2\x1b.uias.identity.v1.AppStatusR\x06status\x12\"\n" +
-	"\rip_allow_list\x18\x05 \x03(\tR\vipAllowList\x12\x1d\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb4\x02\n" +
+	"\x10UpdateAppRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
+	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
+	"\"\br\x06\xc8\xc6'\x01(@R\n" +
+	"updateMask\x12 \n" +
+	"\x04name\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04name\x123\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x1b.uias.identity.v1.AppStatusR\x06status\x127\n" +
+	"\rip_allow_list\x18\x05 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10\x80\x02\"\br\x06\xc8\xc6'\x01(@R\vipAllowList\x12\x1d\n" +
 	"\n" +
 	"rate_limit\x18\x06 \x01(\x01R\trateLimit\x12\x1d\n" +
 	"\n" +
-	"rate_burst\x18\a \x01(\x05R\trateBurst\"X\n" +
-	"\x16RotateAppSecretRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"rate_burst\x18\a \x01(\x05R\trateBurst\"i\n" +
+	"\x16RotateAppSecretRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12.\n" +
 	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\"\xe2\x01\n" +
 	"\vAccountLink\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
@@ -3685,22 +3689,22 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0eapp_account_id\x18\x04 \x01(\tR\fappAccountId\x120\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"p\n" +
-	"\x18CreateAccountLinkRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x15\n" +
-	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12$\n" +
-	"\x0eapp_account_id\x18\x03 \x01(\tR\fappAccountId\"\x85\x01\n" +
+	"createTime\"\xa3\x01\n" +
+	"\x18CreateAccountLinkRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12&\n" +
+	"\x06app_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x125\n" +
+	"\x0eapp_account_id\x18\x03 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\fappAccountId\"\xaf\x01\n" +
 	"\x17ListAccountLinksRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12+\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x15\n" +
-	"\x06app_id\x18\x04 \x01(\tR\x05appId\"w\n" +
+	"page_token\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x04R\tpageToken\x12%\n" +
+	"\auser_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12#\n" +
+	"\x06app_id\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"w\n" +
 	"\x18ListAccountLinksResponse\x123\n" +
 	"\x05links\x18\x01 \x03(\v2\x1d.uias.identity.v1.AccountLinkR\x05links\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"*\n" +
-	"\x18DeleteAccountLinkRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x1b\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\";\n" +
+	"\x18DeleteAccountLinkRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x1b\n" +
 	"\x19DeleteAccountLinkResponse*\x80\x01\n" +
 	"\bAuthType\x12\x19\n" +
 	"\x15AUTH_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -3779,7 +3783,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fRotateAppSecret\x12(.uias.identity.v1.RotateAppSecretRequest\x1a#.uias.identity.v1.CreateAppResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/apps/{id}:rotateSecret\x12t\n" +
 	"\x11CreateAccountLink\x12*.uias.identity.v1.CreateAccountLinkRequest\x1a\x1d.uias.identity.v1.AccountLink\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/links\x12|\n" +
 	"\x10ListAccountLinks\x12).uias.identity.v1.ListAccountLinksRequest\x1a*.uias.identity.v1.ListAccountLinksResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/links\x12\x84\x01\n" +
-	"\x11DeleteAccountLink\x12*.uias.identity.v1.DeleteAccountLinkRequest\x1a+.uias.identity.v1.DeleteAccountLinkResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/links/{id}BCZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
+	"\x11DeleteAccountLink\x12*.uias.identity.v1.DeleteAccountLinkRequest\x1a+.uias.identity.v1.DeleteAccountLinkResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/links/{id}BAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_identity_proto_rawDescOnce sync.Once
