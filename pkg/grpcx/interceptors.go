@@ -36,6 +36,7 @@ type chain struct {
 	auth        CallerAuth
 	internalKey []byte
 	metrics     *serverMetrics
+	onBad       func(ctx context.Context, fullMethod string, err error)
 }
 
 func (c *chain) unary() []grpc.UnaryServerInterceptor {
@@ -296,23 +297,26 @@ func (c *chain) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 // checkRequest answers for a request message before its handler sees it:
 // undecodable (see requestCodec) or breaking its proto rules
 // (ValidateRequest) is a bad request (InvalidArgument, legacy code -5, the
-// field named); rules that cannot be evaluated are a server fault, logged.
-func (c *chain) checkRequest(method string, m any) error {
-	if err := undecodableError(m); err != nil {
-		return apierr.ToStatus(err)
+// field named, reported to ServerOptions.OnBadRequest); rules that cannot be
+// evaluated are a server fault, logged.
+func (c *chain) checkRequest(ctx context.Context, method string, m any) error {
+	err := undecodableError(m)
+	if err == nil {
+		err = ValidateRequest(m)
 	}
-	err := ValidateRequest(m)
 	if err == nil {
 		return nil
 	}
-	if ae, ok := apierr.As(err); ok && ae.Code != apierr.InvalidArgument {
+	if apierr.CodeOf(err) != apierr.InvalidArgument {
 		c.log.Error("request validation could not run", zap.String("method", method), zap.Error(err))
+	} else if c.onBad != nil {
+		c.onBad(ctx, method, err)
 	}
 	return apierr.ToStatus(err)
 }
 
 func (c *chain) unaryValidation(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := c.checkRequest(info.FullMethod, req); err != nil {
+	if err := c.checkRequest(ctx, info.FullMethod, req); err != nil {
 		return nil, err
 	}
 	return handler(ctx, req)
@@ -329,7 +333,7 @@ func (s validatingStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	return s.chain.checkRequest(s.method, m)
+	return s.chain.checkRequest(s.Context(), s.method, m)
 }
 
 func (c *chain) streamValidation(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

@@ -54,6 +54,12 @@ type ServerOptions struct {
 	// signature checks is believed about them, as in-process calls always
 	// are. Without it only in-process calls are.
 	InternalKey []byte
+	// OnBadRequest, when set, is told of every request the validation
+	// interceptor refuses (it breaks its proto rules or cannot be decoded),
+	// with the call's context as caller auth left it and the error (an
+	// *apierr.Error, InvalidArgument), before the refusal is sent. Use it
+	// to audit what a handler would have audited: the handler never runs.
+	OnBadRequest func(ctx context.Context, fullMethod string, err error)
 }
 
 // NewServer builds a *grpc.Server with one interceptor chain (unary and
@@ -96,6 +102,7 @@ func NewServer(o ServerOptions) (*grpc.Server, *health.Server) {
 		internalKey: o.InternalKey,
 		auth:        o.Auth,
 		metrics:     newServerMetrics(o.Registry),
+		onBad:       o.OnBadRequest,
 	}
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(c.unary()...),

@@ -176,3 +176,30 @@ func TestUndecodableRequest(t *testing.T) {
 		t.Errorf("%d calls logged as Internal", n)
 	}
 }
+
+func TestOnBadRequest(t *testing.T) {
+	type report struct{ method, caller, field string }
+	reports := make(chan report, 8)
+	h := start(t, grpcx.ServerOptions{
+		Auth: grpcx.CallerAuthFunc(func(ctx context.Context, _ string) (context.Context, error) {
+			return context.WithValue(ctx, callerKey{}, "app-1"), nil
+		}),
+		OnBadRequest: func(ctx context.Context, method string, err error) {
+			caller, _ := ctx.Value(callerKey{}).(string)
+			ae, _ := apierr.As(err)
+			reports <- report{method, caller, ae.Meta[grpcx.MetaField]}
+		},
+	}, time.Second)
+	h.check(ctxT(t), "invalid")
+	h.rawWatch(ctxT(t), []byte{0xff})
+	h.check(ctxT(t), "ok")
+	want := []report{{checkMethod, "app-1", "service"}, {watchMethod, "app-1", ""}}
+	for _, w := range want {
+		if got := <-reports; got != w {
+			t.Errorf("reported %+v, want %+v", got, w)
+		}
+	}
+	if len(reports) != 0 {
+		t.Errorf("%d more reports (a good request was reported?)", len(reports))
+	}
+}

@@ -71,6 +71,10 @@ type Component struct {
 	// Admit may refuse a call to the component's services in the transport,
 	// before anything is read (see grpcx.ServerOptions.Admit).
 	Admit func(fullMethod string) error
+	// OnBadRequest is told of calls to the component's services refused as
+	// malformed before their handler ran (see
+	// grpcx.ServerOptions.OnBadRequest), e.g. to audit them. nil: nothing.
+	OnBadRequest func(ctx context.Context, fullMethod string, err error)
 	// Ready reports whether the component can serve (e.g. its storage
 	// answers); the health service and /readyz follow it. nil: always.
 	Ready func(ctx context.Context) error

@@ -183,7 +183,8 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 	var router router
 	if run.GRPC {
 		so := grpcx.ServerOptions{Logger: o.Logger, Registry: metrics,
-			Auth: &router, Admit: router.admit, TrustedProxies: p.proxies, TLS: serverTLS, InternalKey: p.key}
+			Auth: &router, Admit: router.admit, OnBadRequest: router.badRequest,
+			TrustedProxies: p.proxies, TLS: serverTLS, InternalKey: p.key}
 		var hs *health.Server
 		p.grpcSrv, hs = grpcx.NewServer(so)
 		p.health = append(p.health, hs)
@@ -461,8 +462,8 @@ func internalKey(cfg config.Config) ([]byte, error) {
 	return []byte(k), nil
 }
 
-// router sends caller authentication and admission of a call to the module
-// that owns the called service.
+// router sends caller authentication, admission and bad-request reports of
+// a call to the module that owns the called service.
 type router struct {
 	owner map[string]string // service -> module
 	comp  map[string]*Component
@@ -500,6 +501,13 @@ func (r *router) AuthenticateCaller(ctx context.Context, fullMethod string) (con
 		return c.Auth.AuthenticateCaller(ctx, fullMethod)
 	}
 	return ctx, nil
+}
+
+// badRequest tells the owning module of a call refused as malformed.
+func (r *router) badRequest(ctx context.Context, fullMethod string, err error) {
+	if c := r.lookup(fullMethod); c != nil && c.OnBadRequest != nil {
+		c.OnBadRequest(ctx, fullMethod, err)
+	}
 }
 
 func (r *router) admit(fullMethod string) error {

@@ -134,6 +134,13 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 	return nil
 }
 
+// AuditBadAuthenticate records an Authenticate refused as malformed before
+// it reached the service (by its proto rules; see server.BadRequestAudit):
+// a failed login, reason BAD_REQUEST, as when Authenticate refuses one.
+func (s *Service) AuditBadAuthenticate(ctx context.Context) {
+	s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "failure", "BAD_REQUEST", s.now(), nil))
+}
+
 // Authenticate checks a person on behalf of the calling application.
 func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResult, error) {
 	start := s.now()

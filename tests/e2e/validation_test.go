@@ -279,6 +279,19 @@ func TestRequestValidation(t *testing.T) {
 		}
 	}
 
+	// Each malformed Authenticate (14 above, after its caller was
+	// authenticated) is a failed login in the audit log, as when the
+	// service refused one itself.
+	badLogins := func() (n int) {
+		for _, ev := range streamEvents(t, e.app.NATSURL(), "AUDIT", "uias.audit.identity.authenticate") {
+			if ev["result"] == "failure" && ev["reason"] == "BAD_REQUEST" && ev["app_id"] == f.appID {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, "14 BAD_REQUEST login audit events", func() bool { return badLogins() == 14 })
+
 	// None of them reached a handler: nothing was created, and well-formed
 	// requests still work.
 	orgs, err := e.admin.ListOrgs(e.adm(), &identityv1.ListOrgsRequest{})

@@ -116,8 +116,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Register: server.New(svc).Register,
 		Auth:     server.CallerAuth{Svc: svc},
 		Admit:    server.Admit(svc),
-		Ready:    db.PingContext,
-		Value:    &Handle{Service: svc, Relay: relay, DB: db},
+		// A malformed Authenticate is refused before its handler, and
+		// still audited as a failed login.
+		OnBadRequest: server.BadRequestAudit(svc),
+		Ready:        db.PingContext,
+		Value:        &Handle{Service: svc, Relay: relay, DB: db},
 	}, nil
 }
 

@@ -87,6 +87,17 @@ func Admit(svc *identity.Service) func(fullMethod string) error {
 	}
 }
 
+// BadRequestAudit is grpcx.ServerOptions.OnBadRequest for the identity
+// server: an Authenticate refused as malformed by the request checks (its
+// handler never runs) still leaves its audit record, a failed login.
+func BadRequestAudit(svc *identity.Service) func(ctx context.Context, fullMethod string, err error) {
+	return func(ctx context.Context, method string, _ error) {
+		if method == identityv1.AuthService_Authenticate_FullMethodName {
+			svc.AuditBadAuthenticate(ctx)
+		}
+	}
+}
+
 // AuthenticateCaller implements grpcx.CallerAuth.
 func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
 	c := &identity.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx)}
