@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	validatev1 "github.com/uias/uias/proto/gen/uias/validate/v1"
 )
@@ -94,5 +95,29 @@ func checkString(t *testing.T, where string, rules *validate.FieldRules, secret 
 	}
 	if !secret && !text && !code && !name {
 		t.Errorf("%s: string that may hold control characters (add string.(uias.validate.v1.text))", where)
+	}
+}
+
+// BenchmarkValidateRequest is the cost of the request checks on typical
+// requests (what every call pays before its handler).
+func BenchmarkValidateRequest(b *testing.B) {
+	reqs := map[string]proto.Message{
+		"Authenticate": &identityv1.AuthenticateRequest{AppUserId: "acct-alice", Password: "Str0ng-Pass!42",
+			AuthType: identityv1.AuthType_AUTH_TYPE_PASSWORD, ExtendInfo: map[string]string{"terminal": "T1", "branch": "0101"}},
+		"GetUser": &identityv1.GetUserRequest{Id: "0193a5b2-7c1e-7d3f-9a4b-1c2d3e4f5a6b"},
+		"CreateUser": &identityv1.CreateUserRequest{LoginName: "alice", DisplayName: "Alice Wang", OrgId: "org-1",
+			IdType: identityv1.IdType_ID_TYPE_RESIDENT_ID, IdNumber: "11010519491231002X", Phone: "13812345678",
+			Email: "alice@example.cn", Password: "Str0ng-Pass!42"},
+	}
+	for name, req := range reqs {
+		b.Run(name, func(b *testing.B) {
+			if err := grpcx.ValidateRequest(req); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = grpcx.ValidateRequest(req)
+			}
+		})
 	}
 }

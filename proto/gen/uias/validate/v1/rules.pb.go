@@ -88,10 +88,10 @@ var File_uias_validate_v1_rules_proto protoreflect.FileDescriptor
 
 const file_uias_validate_v1_rules_proto_rawDesc = "" +
 	"\n" +
-	"\x1cuias/validate/v1/rules.proto\x12\x10uias.validate.v1\x1a\x1bbuf/validate/validate.proto:\x89\x01\n" +
-	"\x04text\x12\x19.buf.validate.StringRules\x18\xe9\xf8\x04 \x01(\bBX\xc2HU\n" +
-	"S\n" +
-	"\tuias.text\x12#must not contain control characters\x1a!!rule || !this.matches(r'\\p{Cc}')R\x04text:\xd0\x01\n" +
+	"\x1cuias/validate/v1/rules.proto\x12\x10uias.validate.v1\x1a\x1bbuf/validate/validate.proto:\x8e\x01\n" +
+	"\x04text\x12\x19.buf.validate.StringRules\x18\xe9\xf8\x04 \x01(\bB]\xc2HZ\n" +
+	"X\n" +
+	"\tuias.text\x12#must not contain control characters\x1a&!rule || this.matches(r'^[^\\p{Cc}]*$')R\x04text:\xd0\x01\n" +
 	"\x04code\x12\x19.buf.validate.StringRules\x18\xea\xf8\x04 \x01(\bB\x9e\x01\xc2H\x9a\x01\n" +
 	"\x97\x01\n" +
 	"\tuias.code\x12Nmust be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit\x1a:!rule || this.matches('^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')R\x04code:\xa1\x01\n" +
