@@ -163,11 +163,10 @@ func (r *Registry) Resolve(target string) ([]*Module, error) {
 	var want []*Module
 	seen := map[string]bool{}
 	for _, name := range strings.Split(target, ",") {
-		name = strings.TrimSpace(name)
-		switch {
-		case name == "":
+		switch name = strings.TrimSpace(name); name {
+		case "":
 			continue
-		case name == config.TargetAll:
+		case config.TargetAll:
 			for _, m := range r.mods {
 				if !m.NotInAll && !seen[m.Name] {
 					seen[m.Name] = true
