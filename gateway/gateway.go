@@ -101,8 +101,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		runtime.WithIncomingHeaderMatcher(incomingHeaderMatcher),
 		runtime.WithMetadata(g.annotate),
 		runtime.WithErrorHandler(g.errorHandler),
+		runtime.WithRoutingErrorHandler(g.routingErrorHandler),
 		runtime.WithDisableHTTPMethodOverride(),
-		runtime.WithMiddlewares(routeMiddleware),
+		runtime.WithMiddlewares(probeMiddleware, routeMiddleware),
 	)
 	for _, b := range o.Backends {
 		if err := b.REST(ctx, gw, b.Conn); err != nil {
