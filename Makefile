@@ -39,7 +39,7 @@ bench:
 	scripts/bench.sh
 
 ## tools: pinned buf and protoc plugins into .bin/ (golangci-lint is built by lint)
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/swagger-to-openapi3
 
 $(BIN)/buf: tools/buf/go.mod
 	cd tools/buf && GOWORK=off $(GO) build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf
@@ -50,11 +50,15 @@ $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(
 		github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
 		github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
 
-## proto: lint and regenerate proto/gen (Go, gRPC, gateway, OpenAPI)
+$(BIN)/swagger-to-openapi3: tools/go.mod tools/swagger-to-openapi3/main.go
+	cd tools && GOWORK=off $(GO) build -o $(BIN)/ ./swagger-to-openapi3
+
+## proto: lint and regenerate proto/gen (Go, gRPC, gateway, OpenAPI 3.0)
 proto: tools
 	$(BIN)/buf lint
 	rm -rf proto/gen/uias proto/gen/openapi/*.json
 	$(BIN)/buf generate
+	$(BIN)/swagger-to-openapi3 proto/gen/openapi
 
 ## tidy: go mod tidy in every module
 tidy:

@@ -20,8 +20,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/uias/uias/proto/gen/openapi"
-
 	// The error details sent by the identity service (ErrorInfo) must be
 	// resolvable so error bodies can be marshalled to JSON.
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -50,9 +48,10 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// MaxBodyBytes limits request bodies (413 beyond it); 0 means 1 MiB.
 	MaxBodyBytes int64
-	// OpenAPI is the document /openapi.json serves; nil means the identity
-	// document.
-	OpenAPI []byte
+	// APIDocs describe the REST routes of the backends; New merges them into
+	// the OpenAPI 3 document /openapi.json serves (BuildOpenAPI). nil: a
+	// document without operations.
+	APIDocs []APIDoc
 	// Ready answers /readyz; nil means a gRPC health check on every backend.
 	Ready func(ctx context.Context) error
 }
@@ -90,6 +89,12 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Built once here: it depends on which components are served, and a
+	// collision or an operation without declared security stops the start.
+	apiDoc, err := BuildOpenAPI(DefaultOpenAPIInfo, o.APIDocs...)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 
 	g := &gateway{log: o.Logger, opts: o, metrics: m}
 
@@ -110,16 +115,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			return nil, fmt.Errorf("gateway: register %s REST routes: %w", b.Name, err)
 		}
 	}
-	if o.OpenAPI == nil {
-		o.OpenAPI = openapi.JSON
-	}
-	g.opts.OpenAPI = o.OpenAPI
-
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", fixedRoute("/healthz", http.HandlerFunc(handleHealthz)))
 	mux.Handle("GET /readyz", fixedRoute("/readyz", http.HandlerFunc(g.handleReadyz)))
 	mux.Handle("GET /metrics", fixedRoute("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
-	mux.Handle("GET /openapi.json", fixedRoute("/openapi.json", http.HandlerFunc(g.handleOpenAPI)))
+	mux.Handle("GET /openapi.json", fixedRoute("/openapi.json", handleOpenAPI(apiDoc)))
 	mux.Handle("/", g.apiHandler(gw))
 
 	return g.outer(mux), nil
@@ -146,11 +146,6 @@ func (g *gateway) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ok"))
-}
-
-func (g *gateway) handleOpenAPI(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(g.opts.OpenAPI)
 }
 
 // healthReady checks the standard gRPC health service of every backend.

@@ -337,7 +337,7 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func TestOpenAPI(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, withIdentityDoc)
 	r := e.do(t, http.MethodGet, "/openapi.json", nil, nil)
 	if r.code != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
 		t.Fatalf("HTTP %d, Content-Type %q", r.code, r.header.Get("Content-Type"))

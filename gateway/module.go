@@ -29,7 +29,7 @@ func Module() module.Module {
 		Edge: true,
 		Init: func(_ context.Context, env *module.Env) (*module.Component, error) {
 			var backends []Backend
-			var docs [][]byte
+			var docs []APIDoc
 			for _, m := range env.Modules() {
 				if m.REST == nil {
 					continue
@@ -40,16 +40,12 @@ func Module() module.Module {
 				}
 				backends = append(backends, Backend{Name: m.Name, Conn: conn, REST: m.REST})
 				if m.OpenAPI != nil {
-					docs = append(docs, m.OpenAPI)
+					docs = append(docs, APIDoc{OpenAPI: m.OpenAPI, Security: m.OpenAPISecurity, Public: m.OpenAPIPublic})
 				}
-			}
-			var doc []byte
-			if len(docs) > 0 {
-				doc = docs[0] // TODO(openapi): merge every component's document
 			}
 			// The handlers live as long as the process.
 			h, err := New(env.Context(), Options{Logger: env.Log, Backends: backends, Registry: env.Metrics,
-				TrustedProxies: env.TrustedProxies(), OpenAPI: doc})
+				TrustedProxies: env.TrustedProxies(), APIDocs: docs})
 			if err != nil {
 				return nil, err
 			}

@@ -51,15 +51,44 @@ type Module struct {
 	// its generated Register...HandlerClient functions; conn reaches the
 	// component (in-process or through etcd). nil: no REST.
 	REST func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
-	// OpenAPI is the component's OpenAPI document (as generated from its
-	// proto), merged by the edge into /openapi.json. nil: none.
+	// OpenAPI is the component's OpenAPI 3.0 document as `make proto`
+	// generates it from its proto (proto/gen/openapi), merged by the edge
+	// into /openapi.json. nil: none.
 	OpenAPI []byte
+	// OpenAPISecurity names, per gRPC service of OpenAPI (the tag of its
+	// operations, e.g. "AuthService"), the security schemes its REST
+	// operations need, all together (AppCredentials, AdminCredentials).
+	// Every operation needs an entry here or in OpenAPIPublic, or the edge
+	// does not start.
+	OpenAPISecurity map[string][]string
+	// OpenAPIPublic lists the operations (operationId, e.g.
+	// "AdminService_AdminLogin") that need no credentials.
+	OpenAPIPublic []string
 	// NotInAll leaves the component out of target "all" (it must be named).
 	NotInAll bool
 	// Init starts the component. It must return promptly; long-running work
 	// goes to Env.Go, cleanup to Env.OnStop.
 	Init func(ctx context.Context, env *Env) (*Component, error)
 }
+
+// Security schemes of /openapi.json: the credentials callers present at the
+// REST edge, which forwards them to the components.
+const (
+	// SchemeAppID is a business system's App_ID (header X-Uias-App-Id).
+	SchemeAppID = "AppID"
+	// SchemeAppSecret is a business system's App_Secret (header
+	// X-Uias-App-Secret).
+	SchemeAppSecret = "AppSecret"
+	// SchemeAdminToken is an administrator's bearer token (Authorization).
+	SchemeAdminToken = "AdminToken"
+)
+
+// AppCredentials is the requirement of calls made by business systems:
+// App_ID and App_Secret together.
+var AppCredentials = []string{SchemeAppID, SchemeAppSecret}
+
+// AdminCredentials is the requirement of administrator calls.
+var AdminCredentials = []string{SchemeAdminToken}
 
 // Component is what a started module offers the process.
 type Component struct {

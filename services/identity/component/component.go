@@ -46,7 +46,15 @@ func Module() module.Module {
 		NATS:    true,
 		REST:    rest,
 		OpenAPI: openapi.JSON,
-		Init:    start,
+		// As server.CallerAuth demands: AuthService callers present
+		// application credentials, AdminService callers an administrator
+		// token, except AdminLogin.
+		OpenAPISecurity: map[string][]string{
+			"AuthService":  module.AppCredentials,
+			"AdminService": module.AdminCredentials,
+		},
+		OpenAPIPublic: []string{"AdminService_AdminLogin"},
+		Init:          start,
 	}
 }
 

@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"testing"
+)
+
+// servedOpenAPI is the part of /openapi.json a client generator uses to
+// decide which credentials to send.
+type servedOpenAPI struct {
+	Paths map[string]map[string]struct {
+		OperationID string                 `json:"operationId"`
+		Security    *[]map[string][]string `json:"security"`
+		RequestBody any                    `json:"requestBody"`
+	} `json:"paths"`
+	Components struct {
+		SecuritySchemes map[string]struct {
+			Type, In, Name, Scheme string
+		} `json:"securitySchemes"`
+	} `json:"components"`
+}
+
+// TestOpenAPISecurityIsTrue calls every operation of the served OpenAPI
+// document on a real monolithic deployment, as a generated client would:
+// without credentials an operation that declares security is refused with
+// 401 by the caller check, and with the credentials its security schemes
+// name, placed where they say, it passes that check. Public operations pass
+// it without credentials.
+func TestOpenAPISecurityIsTrue(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	f := e.seed("oa3", "olga", nil, nil)
+	credentials := map[string]string{
+		"X-Uias-App-Id":     f.appID,
+		"X-Uias-App-Secret": f.secret,
+		"bearer":            e.token,
+	}
+
+	resp, err := http.Get(e.http + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /openapi.json: %d %v", resp.StatusCode, err)
+	}
+	var doc servedOpenAPI
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	// Caller-check failures: the ErrorInfo reasons of missing or wrong
+	// application credentials and administrator tokens.
+	callerRefused := func(code int, out map[string]any) bool {
+		if code != http.StatusUnauthorized {
+			return false
+		}
+		r := fmt.Sprint(out["details"])
+		return regexp.MustCompile(`BAD_APP_CREDENTIALS|BAD_ADMIN_TOKEN`).MatchString(r)
+	}
+
+	ops := 0
+	for path, item := range doc.Paths {
+		target := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(path, "no-such-id")
+		for m, op := range item {
+			ops++
+			method := map[string]string{"get": "GET", "post": "POST", "put": "PUT", "patch": "PATCH", "delete": "DELETE"}[m]
+			var body any
+			if op.RequestBody != nil {
+				body = map[string]any{}
+			}
+			if op.Security == nil {
+				t.Errorf("%s %s: no security stated", method, path)
+				continue
+			}
+			code, out, _ := e.rest(method, target, nil, body)
+			if len(*op.Security) == 0 {
+				if callerRefused(code, out) {
+					t.Errorf("%s (public) without credentials: refused by the caller check: %d %v", op.OperationID, code, out)
+				}
+				continue
+			}
+			if !callerRefused(code, out) {
+				t.Errorf("%s without credentials: %d %v, want 401 from the caller check", op.OperationID, code, out)
+			}
+			hdr := map[string]string{}
+			for name := range (*op.Security)[0] {
+				s := doc.Components.SecuritySchemes[name]
+				switch {
+				case s.Type == "apiKey" && s.In == "header":
+					hdr[s.Name] = credentials[s.Name]
+				case s.Type == "http" && s.Scheme == "bearer":
+					hdr["Authorization"] = "Bearer " + credentials["bearer"]
+				default:
+					t.Fatalf("scheme %s: %+v", name, s)
+				}
+			}
+			if code, out, _ := e.rest(method, target, hdr, body); code == http.StatusUnauthorized || code == http.StatusForbidden {
+				t.Errorf("%s with the credentials the document names (%v): %d %v", op.OperationID, (*op.Security)[0], code, out)
+			}
+		}
+	}
+	if ops < 20 {
+		t.Fatalf("only %d operations in /openapi.json", ops)
+	}
+
+	// A known path with the wrong method: 405 with Allow.
+	code, out, h := e.rest("GET", "/v1/authenticate", nil, nil)
+	if code != http.StatusMethodNotAllowed || h.Get("Allow") != "POST" || out["message"] == nil {
+		t.Errorf("GET /v1/authenticate: %d Allow %q %v", code, h.Get("Allow"), out)
+	}
+}
