@@ -56,7 +56,7 @@ $(BIN)/swagger-to-openapi3: tools/go.mod tools/swagger-to-openapi3/main.go
 ## proto: lint and regenerate proto/gen (Go, gRPC, gateway, OpenAPI 3.0)
 proto: tools
 	$(BIN)/buf lint
-	rm -rf proto/gen/uias proto/gen/openapi/*.json
+	rm -rf proto/gen/uias proto/gen/openapi/uias proto/gen/openapi/*.json
 	$(BIN)/buf generate
 	$(BIN)/swagger-to-openapi3 proto/gen/openapi
 

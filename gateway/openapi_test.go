@@ -28,7 +28,7 @@ import (
 // declares it (services/identity/component).
 func identityAPIDoc() APIDoc {
 	return APIDoc{
-		OpenAPI: openapi.JSON,
+		OpenAPI: openapi.Identity,
 		Security: map[string][]string{
 			"AuthService":  module.AppCredentials,
 			"AdminService": module.AdminCredentials,

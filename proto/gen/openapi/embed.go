@@ -1,12 +1,14 @@
-// Package openapi embeds the generated OpenAPI 3.0 document of the UIAS
-// protos (protoc-gen-openapiv2, converted by tools/swagger-to-openapi3; see
-// `make proto`). The gateway adds security and serves it at /openapi.json.
+// Package openapi embeds the generated OpenAPI 3.0 documents of the UIAS
+// protos, one per proto file (protoc-gen-openapiv2, converted by
+// tools/swagger-to-openapi3; see `make proto`). Each component registers its
+// own (module.Module.OpenAPI); the gateway merges those of the components it
+// serves, adds their security and serves the result at /openapi.json.
 package openapi
 
 import _ "embed"
 
-// JSON is the OpenAPI 3.0 document for every public UIAS RPC, without
-// security requirements (gateway.BuildOpenAPI adds them).
+// Identity is the OpenAPI 3.0 document of uias/identity/v1/identity.proto
+// (AuthService and AdminService), without security requirements.
 //
-//go:embed uias.openapi.json
-var JSON []byte
+//go:embed uias/identity/v1/identity.openapi.json
+var Identity []byte

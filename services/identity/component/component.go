@@ -45,7 +45,7 @@ func Module() module.Module {
 		SQL:     true,
 		NATS:    true,
 		REST:    rest,
-		OpenAPI: openapi.JSON,
+		OpenAPI: openapi.Identity,
 		// As server.CallerAuth demands: AuthService callers present
 		// application credentials, AdminService callers an administrator
 		// token, except AdminLogin.
