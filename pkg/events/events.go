@@ -6,12 +6,12 @@ package events
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uias/uias/pkg/ids"
 )
 
 // Event is one change or audit event.
@@ -41,12 +41,9 @@ const (
 	HeaderTime = "Uias-Event-Time" // RFC 3339 with nanoseconds, UTC
 )
 
-// NewID returns a random 128-bit event id (32 hex characters).
-func NewID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+// NewID returns a random 128-bit event id (32 hex characters); see package
+// ids for ids that sort by creation.
+func NewID() string { return ids.Random() }
 
 // StreamConfigs returns the configurations EnsureStreams applies.
 func StreamConfigs() []jetstream.StreamConfig {

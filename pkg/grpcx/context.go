@@ -6,9 +6,9 @@ package grpcx
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/netip"
+
+	"github.com/uias/uias/pkg/ids"
 )
 
 // MetadataRequestID is the metadata key (and response header) that carries the
@@ -64,8 +64,4 @@ func ValidRequestID(id string) bool {
 }
 
 // NewRequestID returns a fresh random request id (32 hex characters).
-func NewRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error (Go >= 1.24)
-	return hex.EncodeToString(b[:])
-}
+func NewRequestID() string { return ids.Random() }
