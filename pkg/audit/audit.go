@@ -1,0 +1,85 @@
+// Package audit builds the audit records every UIAS component writes for
+// security-relevant actions (logins, refused callers, admin changes, ...):
+// serial/trace id, App_ID, API id, actor, subject, org, result, reason,
+// duration, client IP and time, as events.AuditRecord payloads of AUDIT
+// events. The component writes the event into its outbox (with the change
+// it audits, when there is one), and the relay publishes it on the AUDIT
+// stream.
+//
+// Records must hold no personal data in clear and no secrets: subjects are
+// ids ("user:<id>"), details are masked by the caller.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/ids"
+)
+
+// Results used across components.
+const (
+	ResultSuccess = "success"
+	ResultFailure = "failure" // the caller's request failed (bad password, unknown account, ...)
+	ResultDenied  = "denied"  // the caller may not do this (refused caller, not an admin, ...)
+)
+
+// APICallerDenied is the API id of the record of a refused application
+// caller (see Builder.CallerDenied).
+const APICallerDenied = "caller.denied"
+
+// Action is what a component audits.
+type Action struct {
+	API     string    // what was called, e.g. "authenticate", "user.create"
+	Subject string    // what it was done to, e.g. "user:<id>", "app:<App_ID>"
+	Org     string    // the org of the subject, if any
+	Result  string    // ResultSuccess, ResultFailure, ResultDenied or a component's own
+	Reason  string    // e.g. "OK", "BAD_CREDENTIALS"
+	Start   time.Time // when the call started (the record's duration ends now)
+	Detail  map[string]string
+}
+
+// Builder makes the AUDIT events of one component.
+type Builder struct {
+	component string
+	now       func() time.Time
+}
+
+// NewBuilder returns a builder for component (the events' subjects are
+// uias.audit.<component>.<api>) on the clock now (nil: time.Now).
+func NewBuilder(component string, now func() time.Time) *Builder {
+	if now == nil {
+		now = time.Now
+	}
+	return &Builder{component: component, now: now}
+}
+
+// Event builds the audit event of a, done for the caller in ctx
+// (caller.From): its request id is the serial and trace id, its App_ID,
+// actor and client IP are recorded.
+func (b *Builder) Event(ctx context.Context, a Action) events.Event {
+	c := caller.From(ctx)
+	end := b.now()
+	rec := events.AuditRecord{
+		Serial: c.RequestID, TraceID: c.RequestID, AppID: c.AppID(), API: a.API,
+		Actor: c.Actor(), Subject: a.Subject, Org: a.Org, Result: a.Result, Reason: a.Reason,
+		DurationMS: float64(end.Sub(a.Start).Microseconds()) / 1000, Time: end.UTC(), Detail: a.Detail,
+	}
+	if c.ClientIP.IsValid() {
+		rec.ClientIP = c.ClientIP.String()
+	}
+	payload, _ := json.Marshal(rec) // an AuditRecord always marshals
+	return events.Event{ID: ids.New(), Subject: "uias.audit." + b.component + "." + a.API, Type: "audit." + a.API,
+		Time: rec.Time, Payload: payload}
+}
+
+// CallerDenied builds the record of an application caller refused for
+// reason (see caller.AuthOptions.Denied): API caller.denied, subject
+// "app:<appID>" with the claimed App_ID also in the detail, result denied.
+func (b *Builder) CallerDenied(ctx context.Context, appID, reason string, start time.Time) events.Event {
+	return b.Event(ctx, Action{API: APICallerDenied, Subject: "app:" + appID, Result: ResultDenied, Reason: reason,
+		Start: start, Detail: map[string]string{"app_id": appID}})
+}

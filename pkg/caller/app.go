@@ -1,0 +1,171 @@
+package caller
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/cache"
+	"github.com/uias/uias/pkg/crypto"
+)
+
+// Limits on presented credentials: longer ones are refused before any
+// lookup.
+const (
+	MaxAppIDLen  = 128
+	MaxSecretLen = 256
+)
+
+// Caller authentication errors. Unknown App_ID and wrong secret share one
+// error so a caller cannot probe which App_IDs exist.
+var (
+	ErrBadAppCredentials = apierr.New(apierr.Unauthenticated, "BAD_APP_CREDENTIALS", "invalid application credentials")
+	ErrAppSuspended      = apierr.New(apierr.PermissionDenied, "APP_SUSPENDED", "application is suspended")
+	ErrIPNotAllowed      = apierr.New(apierr.PermissionDenied, "IP_NOT_ALLOWED", "calls from this address are not allowed for this application")
+	ErrRateLimited       = apierr.New(apierr.ResourceExhausted, "RATE_LIMITED", "rate limit exceeded for this application, retry later").WithMeta("legacy_code", "-6")
+)
+
+// ErrUnknownApp is what an AppSource returns (wrapped or bare) when no
+// application has the App_ID. Callers never see it: it becomes
+// ErrBadAppCredentials.
+var ErrUnknownApp = errors.New("no such application")
+
+// App is an application as caller authentication and the components see
+// it. Secrets are SHA-256 hashes (crypto.HashToken); the previous secret
+// stays valid until PrevSecretExpires. Values handed out by an
+// AppAuthenticator are shared: do not modify them.
+type App struct {
+	ID   string // App_ID
+	Type string // app_type and app_code: the application in the legacy API
+	Code string
+	// Active is false for a suspended application (and for any status the
+	// source does not know: callers are refused unless it says active).
+	Active            bool
+	IPAllowList       []string // addresses and CIDR prefixes; empty: any address
+	RateLimit         float64  // calls per second; <= 0: unlimited
+	RateBurst         int      // bucket size; < 1: RateLimit (at least 1)
+	SecretHash        string
+	PrevSecretHash    string
+	PrevSecretExpires time.Time
+}
+
+// SecretMatches reports whether secret is the application's current
+// secret, or its previous one before PrevSecretExpires (compared in
+// constant time).
+func (a *App) SecretMatches(secret string, now time.Time) bool {
+	h := crypto.HashToken(secret)
+	valid := crypto.EqualHash(h, a.SecretHash)
+	if !valid && a.PrevSecretHash != "" && now.Before(a.PrevSecretExpires) {
+		valid = crypto.EqualHash(h, a.PrevSecretHash)
+	}
+	return valid
+}
+
+// AllowsIP reports whether the allow-list admits ip (see IPAllowed).
+func (a *App) AllowsIP(ip netip.Addr) bool { return IPAllowed(a.IPAllowList, ip) }
+
+// AppSource finds applications by App_ID for caller authentication.
+type AppSource interface {
+	// CallerApp returns the application appID, or an error wrapping
+	// ErrUnknownApp when there is none. Any other error is returned to the
+	// caller as it is: make it an *apierr.Error that leaks nothing.
+	CallerApp(ctx context.Context, appID string) (*App, error)
+}
+
+// AppSourceFunc adapts a function to AppSource.
+type AppSourceFunc func(ctx context.Context, appID string) (*App, error)
+
+// CallerApp calls f.
+func (f AppSourceFunc) CallerApp(ctx context.Context, appID string) (*App, error) {
+	return f(ctx, appID)
+}
+
+// AuthOptions configure an AppAuthenticator.
+type AuthOptions struct {
+	Apps AppSource // required
+	// CacheTTL is how long a looked-up application is reused (default 5s):
+	// a change made through another instance is seen after at most this
+	// long, unless this instance is told (Forget).
+	CacheTTL time.Duration
+	CacheMax int              // entries (default cache.DefaultMax)
+	Now      func() time.Time // the clock (default time.Now)
+	// Denied, when set, is told of every refused caller (to audit it)
+	// before the refusal is returned; it should not block for long.
+	Denied func(ctx context.Context, appID string, err *apierr.Error, start time.Time)
+}
+
+// AppAuthenticator authenticates application callers. Its rate limits
+// count the calls it sees (per process). Safe for concurrent use.
+type AppAuthenticator struct {
+	apps    AppSource
+	cache   *cache.TTL[*App]
+	limiter *RateLimiter
+	now     func() time.Time
+	denied  func(ctx context.Context, appID string, err *apierr.Error, start time.Time)
+}
+
+// NewAppAuthenticator returns an authenticator over o.Apps.
+func NewAppAuthenticator(o AuthOptions) (*AppAuthenticator, error) {
+	if o.Apps == nil {
+		return nil, errors.New("caller: AuthOptions.Apps is required")
+	}
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = 5 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &AppAuthenticator{apps: o.Apps, cache: cache.NewTTL[*App](o.CacheTTL, o.CacheMax),
+		limiter: NewRateLimiter(), now: o.Now, denied: o.Denied}, nil
+}
+
+// Authenticate checks an application caller: App_ID + App_Secret, status,
+// IP allow-list and rate limit, in that order, and returns the
+// application. Refusals are ErrBadAppCredentials, ErrAppSuspended,
+// ErrIPNotAllowed or ErrRateLimited (and are told to Denied); a failed
+// lookup returns the source's error.
+func (a *AppAuthenticator) Authenticate(ctx context.Context, appID, secret string, ip netip.Addr) (*App, error) {
+	start := a.now()
+	now := start
+	if appID == "" || secret == "" || len(appID) > MaxAppIDLen || len(secret) > MaxSecretLen {
+		return nil, a.refuse(ctx, appID, ErrBadAppCredentials, start)
+	}
+	app, ok := a.cache.Get(appID, now)
+	if !ok {
+		got, err := a.apps.CallerApp(ctx, appID)
+		switch {
+		case errors.Is(err, ErrUnknownApp), err == nil && got == nil:
+			return nil, a.refuse(ctx, appID, ErrBadAppCredentials, start)
+		case err != nil:
+			return nil, err
+		}
+		app = got
+		a.cache.Put(appID, app, now)
+	}
+	if !app.SecretMatches(secret, now) {
+		return nil, a.refuse(ctx, appID, ErrBadAppCredentials, start)
+	}
+	if !app.Active {
+		return nil, a.refuse(ctx, appID, ErrAppSuspended, start)
+	}
+	if !app.AllowsIP(ip) {
+		return nil, a.refuse(ctx, appID, ErrIPNotAllowed, start)
+	}
+	if !a.limiter.Allow(app.ID, app.RateLimit, app.RateBurst, now) {
+		return nil, a.refuse(ctx, appID, ErrRateLimited, start)
+	}
+	return app, nil
+}
+
+func (a *AppAuthenticator) refuse(ctx context.Context, appID string, err *apierr.Error, start time.Time) error {
+	if a.denied != nil {
+		a.denied(ctx, appID, err, start)
+	}
+	return err
+}
+
+// Forget drops appID from the cache, so the next call looks it up (after
+// this instance changed it).
+func (a *AppAuthenticator) Forget(appID string) { a.cache.Drop(appID) }

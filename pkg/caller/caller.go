@@ -1,0 +1,60 @@
+// Package caller is who calls a UIAS component and how an application
+// caller is authenticated: App_ID + App_Secret (stored hashed, with the
+// previous secret valid for an overlap after a rotation), suspended
+// applications, the per-application IP allow-list and rate limit.
+//
+// A component authenticates application callers with an AppAuthenticator
+// over an AppSource (identity reads its own store; another component asks
+// identity), keeps the Caller in the request context (With) and reads it
+// back where it audits or decides (From). The package has no gRPC imports:
+// the transport reads the credentials (grpcx.AppCredentials) and hands
+// them over.
+package caller
+
+import (
+	"context"
+	"net/netip"
+)
+
+// Caller is who made the current call.
+type Caller struct {
+	App       *App   // the authenticated application, for application callers
+	Principal string // user id of the authenticated person (e.g. an administrator), if any
+	ClientIP  netip.Addr
+	RequestID string
+}
+
+type key struct{}
+
+// With returns ctx carrying c.
+func With(ctx context.Context, c *Caller) context.Context {
+	return context.WithValue(ctx, key{}, c)
+}
+
+// From returns the caller carried by ctx, or an empty one (never nil).
+func From(ctx context.Context) *Caller {
+	if c, ok := ctx.Value(key{}).(*Caller); ok && c != nil {
+		return c
+	}
+	return &Caller{}
+}
+
+// Actor names the caller in audit records and change events: "user:<id>"
+// for a person, "app:<App_ID>" for an application, else "anonymous".
+func (c *Caller) Actor() string {
+	switch {
+	case c.Principal != "":
+		return "user:" + c.Principal
+	case c.App != nil:
+		return "app:" + c.App.ID
+	}
+	return "anonymous"
+}
+
+// AppID is the App_ID of the calling application, or "".
+func (c *Caller) AppID() string {
+	if c.App != nil {
+		return c.App.ID
+	}
+	return ""
+}
