@@ -1,0 +1,268 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Querier is what *sql.DB, *sql.Tx, *DB and *StmtCache have in common: a
+// read or write helper taking one works inside and outside transactions.
+type Querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// Scanner is a row to scan: *sql.Row or *sql.Rows.
+type Scanner interface {
+	Scan(dest ...any) error
+}
+
+// ---- values ----
+
+// UnixMS encodes a time as milliseconds since the epoch, the zero time as 0
+// (columns of type BIGINT / INTEGER, the same on every dialect).
+func UnixMS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// FromUnixMS decodes UnixMS: 0 is the zero time, others are UTC.
+func FromUnixMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// NullIfEmpty stores "" as NULL (optional references and optional unique
+// columns).
+func NullIfEmpty(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
+}
+
+// LikePattern is a case-insensitive substring pattern for
+// "LOWER(col) LIKE ? ESCAPE '\'": q lower-cased, its %, _ and \ escaped.
+func LikePattern(q string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(strings.ToLower(q)) + "%"
+}
+
+// Placeholders returns n '?' placeholders separated by commas, for
+// "col IN (" + Placeholders(len(args)) + ")"; n must be at least 1.
+func Placeholders(n int) string {
+	return "?" + strings.Repeat(", ?", n-1)
+}
+
+// ---- statements ----
+
+// ForUpdate is the row-locking suffix of a SELECT that is about to be
+// updated: " FOR UPDATE" on PostgreSQL, "" on SQLite (whose transactions
+// take the write lock up front).
+func (d *DB) ForUpdate() string {
+	if d.Dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// ForShare is the suffix of a SELECT whose rows must not change or vanish
+// before the transaction ends (e.g. a referenced row): " FOR SHARE" on
+// PostgreSQL, "" on SQLite.
+func (d *DB) ForShare() string {
+	if d.Dialect == Postgres {
+		return " FOR SHARE"
+	}
+	return ""
+}
+
+// Exists runs query ('?' placeholders, rebound for the dialect) on q and
+// reports whether it returned a row.
+func (d *DB) Exists(ctx context.Context, q Querier, query string, args ...any) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, d.Rebind(query), args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Where accumulates the conditions of a WHERE clause ('?' placeholders).
+type Where struct {
+	conds []string
+	args  []any
+}
+
+// Add adds a condition and its arguments.
+func (w *Where) Add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+// Contains adds a case-insensitive substring match of q over any of cols;
+// an empty q adds nothing.
+func (w *Where) Contains(q string, cols ...string) {
+	if q == "" {
+		return
+	}
+	p := LikePattern(q)
+	ors := make([]string, len(cols))
+	args := make([]any, len(cols))
+	for i, c := range cols {
+		ors[i] = "LOWER(" + c + `) LIKE ? ESCAPE '\'`
+		args[i] = p
+	}
+	w.Add("("+strings.Join(ors, " OR ")+")", args...)
+}
+
+// SQL is " WHERE c1 AND c2 ..." or "" without conditions.
+func (w *Where) SQL() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// Args are the arguments of the conditions, in order.
+func (w *Where) Args() []any { return w.args }
+
+// ---- keyset pages ----
+
+// ErrBadPageToken is returned for a page token that PageToken did not make.
+var ErrBadPageToken = errors.New("store: invalid page token")
+
+// PageToken is the opaque token of the page that follows the row whose key
+// is lastKey.
+func PageToken(lastKey string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(lastKey))
+}
+
+// PageAfter decodes a PageToken into the key after which the page starts;
+// "" for the first page (empty token).
+func PageAfter(token string) (string, error) {
+	if token == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(b) == 0 {
+		return "", ErrBadPageToken
+	}
+	return string(b), nil
+}
+
+// QueryPage reads one page ordered by keyCol: base ("SELECT cols FROM t")
+// with w's conditions, keyCol greater than the key the token names (see
+// PageAfter), at most size rows. scan reads one row and returns its key.
+// next is the token of the following page, "" on the last one. Errors
+// are ErrBadPageToken or the driver's, unmapped.
+func QueryPage[T any](ctx context.Context, db *DB, base string, w *Where, keyCol string, size int, token string,
+	scan func(Scanner) (T, string, error)) (items []T, next string, err error) {
+	after, err := PageAfter(token)
+	if err != nil {
+		return nil, "", err
+	}
+	if after != "" {
+		w.Add(keyCol+" > ?", after)
+	}
+	query := base + w.SQL() + " ORDER BY " + keyCol + " LIMIT ?"
+	rows, err := db.QueryContext(ctx, db.Rebind(query), append(w.Args(), size+1)...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		v, key, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		items = append(items, v)
+		keys = append(keys, key)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	if len(items) > size {
+		items = items[:size]
+		next = PageToken(keys[size-1])
+	}
+	return items, next, nil
+}
+
+// ---- prepared statements ----
+
+// StmtCache is a Querier on a pool whose single-row reads
+// (QueryRowContext) use prepared statements kept per query string, so hot
+// lookups are parsed once per pooled connection instead of on every call
+// (with SQLite, parsing a wide SELECT can cost more than running it). Pass
+// it only fixed query strings, so it stays small; the statements are
+// closed with the pool. Safe for concurrent use.
+type StmtCache struct {
+	db *sql.DB
+	mu sync.RWMutex
+	m  map[string]*sql.Stmt
+}
+
+// NewStmtCache returns a statement cache on db.
+func NewStmtCache(db *sql.DB) *StmtCache { return &StmtCache{db: db} }
+
+// QueryRowContext runs query as a prepared statement. If it cannot be
+// prepared the query runs unprepared (and reports the same error, if any,
+// through Scan).
+func (c *StmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := c.get(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return c.db.QueryRowContext(ctx, query, args...)
+}
+
+// QueryContext runs query on the pool (not cached).
+func (c *StmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return c.db.QueryContext(ctx, query, args...)
+}
+
+// ExecContext runs query on the pool (not cached).
+func (c *StmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return c.db.ExecContext(ctx, query, args...)
+}
+
+// Len returns the number of statements kept.
+func (c *StmtCache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
+}
+
+func (c *StmtCache) get(ctx context.Context, query string) *sql.Stmt {
+	c.mu.RLock()
+	st := c.m[query]
+	c.mu.RUnlock()
+	if st != nil {
+		return st
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.m[query]; old != nil {
+		_ = st.Close()
+		return old
+	}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	c.m[query] = st
+	return st
+}
