@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
+	"testing/fstest"
 	"time"
 
 	"github.com/uias/uias/pkg/store"
@@ -34,6 +36,35 @@ func OutboxMigrationSQL(dialect store.Dialect) string {
 	created_at TEXT    NOT NULL
 );
 `
+}
+
+// WithOutboxMigration returns the migrations of fsys (its top-level files,
+// see store.LoadMigrations) with the events_outbox table of dialect as the
+// migration named file (e.g. "0002_events_outbox.sql"), so a component's
+// migrations create its outbox from this package instead of a copy of the
+// DDL. A file of that name in fsys (a placeholder that keeps the version
+// taken) is replaced; otherwise the migration is added.
+func WithOutboxMigration(fsys fs.FS, dialect store.Dialect, file string) (fs.FS, error) {
+	if !strings.HasSuffix(file, ".sql") || strings.Contains(file, "/") {
+		return nil, fmt.Errorf("events: outbox migration %q is not a NNNN_name.sql file name", file)
+	}
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("events: outbox migration: %w", err)
+	}
+	out := fstest.MapFS{}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		b, err := fs.ReadFile(fsys, e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("events: outbox migration: %w", err)
+		}
+		out[e.Name()] = &fstest.MapFile{Data: b, Mode: 0o444}
+	}
+	out[file] = &fstest.MapFile{Data: []byte(OutboxMigrationSQL(dialect)), Mode: 0o444}
+	return out, nil
 }
 
 // ValidateEvent checks the fields AddToOutbox requires: a non-empty ID and a subject

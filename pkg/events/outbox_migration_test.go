@@ -1,0 +1,61 @@
+package events_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"testing/fstest"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/pkg/store/storetest"
+)
+
+// A component's migrations get the outbox from this package: a placeholder
+// file keeps its version and is replaced, or the migration is added.
+func TestWithOutboxMigration(t *testing.T) {
+	own := func(table string) fstest.MapFS {
+		return fstest.MapFS{
+			"0001_things.sql": {Data: []byte("CREATE TABLE " + table + " (id TEXT PRIMARY KEY);")},
+			"0003_more.sql":   {Data: []byte("ALTER TABLE " + table + " ADD COLUMN n INTEGER NOT NULL DEFAULT 0;")},
+			"README.md":       {Data: []byte("not a migration")},
+			"sub/0009_x.sql":  {Data: []byte("not read: below the root")},
+		}
+	}
+	placeholder := own("things_p")
+	placeholder["0002_events_outbox.sql"] = &fstest.MapFile{Data: []byte("-- placeholder")}
+	for name, db := range storetest.DBs(t) {
+		for variant, fsys := range map[string]fstest.MapFS{"placeholder": placeholder, "added": own("things_a")} {
+			t.Run(name+"/"+variant, func(t *testing.T) {
+				ctx := context.Background()
+				comp := "comp_" + variant
+				migs, err := events.WithOutboxMigration(fsys, db.Dialect, "0002_events_outbox.sql")
+				if err != nil {
+					t.Fatal(err)
+				}
+				loaded, err := store.LoadMigrations(migs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(loaded) != 3 || loaded[1].Name != "0002_events_outbox.sql" || loaded[1].SQL != events.OutboxMigrationSQL(db.Dialect) {
+					t.Fatalf("migrations %+v", loaded)
+				}
+				for range 2 { // idempotent, and both variants share one database
+					if err := store.Migrate(ctx, db, comp, migs); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := db.InTx(ctx, func(tx *sql.Tx) error {
+					return events.AddToOutbox(ctx, tx, db, events.Event{ID: events.NewID(), Subject: "uias.changes.comp.x", Type: "x"})
+				}); err != nil {
+					t.Fatalf("the migrated outbox refuses an event: %v", err)
+				}
+			})
+		}
+	}
+	for _, bad := range []string{"", "0002_outbox.txt", "dir/0002_outbox.sql"} {
+		if _, err := events.WithOutboxMigration(placeholder, store.SQLite, bad); err == nil {
+			t.Errorf("file name %q accepted", bad)
+		}
+	}
+}
