@@ -703,3 +703,41 @@ func TestAdmit(t *testing.T) {
 		t.Fatalf("watch while check is shed: %v", r.err)
 	}
 }
+
+// The caller credentials a client sends reach CallerAuth through
+// AppCredentials and BearerToken, over a real connection.
+func TestCallerCredentials(t *testing.T) {
+	auth := grpcx.CallerAuthFunc(func(ctx context.Context, _ string) (context.Context, error) {
+		id, secret := grpcx.AppCredentials(ctx)
+		seen := fmt.Sprintf("app=%s secret=%s bearer=%s extra=%s", id, secret, grpcx.BearerToken(ctx),
+			grpcx.IncomingValue(ctx, "x-extra"))
+		return context.WithValue(ctx, callerKey{}, seen), nil
+	})
+	h := start(t, grpcx.ServerOptions{Auth: auth}, time.Second)
+	cases := []struct {
+		md   []string
+		want string
+	}{
+		{nil, "app= secret= bearer= extra="},
+		{[]string{"X-Uias-App-Id", "app-1", "x-uias-app-secret", "s3cret", "x-extra", "e"},
+			"app=app-1 secret=s3cret bearer= extra=e"},
+		{[]string{"authorization", "Bearer tok-1 "}, "app= secret= bearer=tok-1 extra="},
+		{[]string{"authorization", "bearer tok-2"}, "app= secret= bearer=tok-2 extra="},
+		{[]string{"authorization", "tok-3"}, "app= secret= bearer=tok-3 extra="},
+		{[]string{grpcx.MetadataAppID, "first", grpcx.MetadataAppID, "second"}, "app=first secret= bearer= extra="},
+	}
+	h.both(func(name string, call func(context.Context, string) result) {
+		for _, c := range cases {
+			r := call(metadata.AppendToOutgoingContext(ctxT(t), c.md...), "ok")
+			if r.err != nil {
+				t.Fatalf("%s: %v", name, r.err)
+			}
+			if got := first(r.trailer, "seen-caller"); got != c.want {
+				t.Errorf("%s: metadata %q: seen %q, want %q", name, c.md, got, c.want)
+			}
+		}
+	})
+	if grpcx.IncomingValue(context.Background(), grpcx.MetadataAppID) != "" || grpcx.BearerToken(context.Background()) != "" {
+		t.Fatal("a context without metadata has credentials")
+	}
+}

@@ -91,11 +91,7 @@ func outgoingOrigin(ctx context.Context, key []byte) context.Context {
 	setOrDelete(md, MetadataOriginPrincipal, o.Principal)
 	md.Delete(MetadataOriginSig)
 	if key != nil {
-		rid := ""
-		if v := md.Get(MetadataRequestID); len(v) > 0 {
-			rid = v[0]
-		}
-		md.Set(MetadataOriginSig, originSig(key, rid, o))
+		md.Set(MetadataOriginSig, originSig(key, firstValue(md, MetadataRequestID), o))
 	}
 	return metadata.NewOutgoingContext(ctx, md)
 }
@@ -131,12 +127,7 @@ func incomingOrigin(ctx context.Context, key []byte) (Origin, bool) {
 	if !ok {
 		return Origin{}, false
 	}
-	first := func(k string) string {
-		if v := md.Get(k); len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
+	first := func(k string) string { return firstValue(md, k) }
 	var o Origin
 	if s := first(MetadataClientIP); s != "" {
 		ip, err := netip.ParseAddr(strings.TrimSpace(s))
