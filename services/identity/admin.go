@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/ids"
 	ulog "github.com/uias/uias/pkg/log"
 )
 
@@ -38,7 +40,7 @@ func pageOf(size int32, token string) (Page, error) {
 // CreateOrg adds an org; an empty parent makes a root (only when none exists).
 func (s *Service) CreateOrg(ctx context.Context, code, name, parentID string) (*Org, error) {
 	start := s.now()
-	o := &Org{ID: newID(), Code: code, Name: name, ParentID: parentID, Status: StatusActive, CreatedAt: start, UpdatedAt: start}
+	o := &Org{ID: ids.New(), Code: code, Name: name, ParentID: parentID, Status: StatusActive, CreatedAt: start, UpdatedAt: start}
 	if parentID == "" {
 		n, err := s.store.CountOrgs(ctx)
 		if err != nil {
@@ -203,7 +205,7 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 	if err := s.activeOrg(ctx, n.OrgID, "ORG_DISABLED", "org"); err != nil {
 		return nil, err
 	}
-	u := &User{ID: newID(), LoginName: n.LoginName, DisplayName: n.DisplayName, IDType: n.IDType,
+	u := &User{ID: ids.New(), LoginName: n.LoginName, DisplayName: n.DisplayName, IDType: n.IDType,
 		Email: n.Email, OrgID: n.OrgID, Status: StatusActive, IsAdmin: n.IsAdmin,
 		MustChange: n.MustChange, NeverExpires: n.NeverExpires, CannotChange: n.CannotChange,
 		PasswordOnly: n.PasswordOnly, CreatedAt: start, UpdatedAt: start}
@@ -272,13 +274,13 @@ func (s *Service) openPersonal(u *User) (idNumber, phone string) {
 // GetUser returns one user, from this instance's user cache when it holds a
 // fresh copy (see usercache.go).
 func (s *Service) GetUser(ctx context.Context, id string) (*User, error) {
-	if u, ok := s.users.get(id, s.now()); ok {
+	if u, ok := s.users.Get(id, s.now()); ok {
 		return &u, nil // a copy: callers may change it
 	}
-	gen := s.users.generation()
+	gen := s.users.Generation()
 	u, err := s.loadUser(ctx, id)
 	if err == nil {
-		s.users.putIfCurrent(id, *u, gen, s.now())
+		s.users.PutIfCurrent(id, *u, gen, s.now())
 	}
 	return u, err
 }
@@ -387,7 +389,7 @@ func (s *Service) mutateUser(ctx context.Context, id, op string, data map[string
 	err = s.write(ctx, "user", func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
 		s.change(ctx, "user", op, u.ID, data),
 		s.adminAudit(ctx, "user."+op, "user:"+u.ID, u.OrgID, start))
-	s.tokens.clear()
+	s.tokens.Clear()
 	return u, err
 }
 
@@ -446,7 +448,7 @@ func (s *Service) CreateGroup(ctx context.Context, code, name, orgID string) (*G
 	if err := s.activeOrg(ctx, orgID, "ORG_DISABLED", "org"); err != nil {
 		return nil, err
 	}
-	g := &Group{ID: newID(), Code: code, Name: name, OrgID: orgID, CreatedAt: start}
+	g := &Group{ID: ids.New(), Code: code, Name: name, OrgID: orgID, CreatedAt: start}
 	err := s.write(ctx, "group", func(evs []events.Event) error { return s.store.CreateGroup(ctx, g, evs) },
 		s.change(ctx, "group", "created", g.ID, map[string]any{"code": code, "name": name, "org_id": orgID}),
 		s.adminAudit(ctx, "group.create", "group:"+g.ID, orgID, start))
@@ -534,7 +536,7 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 		return nil, "", err
 	}
 	secret := crypto.RandomToken(32)
-	a := &App{ID: newID(), Type: n.Type, Code: n.Code, Name: n.Name, Status: AppActive,
+	a := &App{ID: ids.New(), Type: n.Type, Code: n.Code, Name: n.Name, Status: AppActive,
 		IPAllowList: append([]string{}, n.IPAllowList...), RateLimit: n.RateLimit, RateBurst: n.RateBurst,
 		SecretHash: crypto.HashToken(secret), CreatedAt: start, UpdatedAt: start}
 	err := s.write(ctx, "application", func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
@@ -608,7 +610,7 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	err = s.write(ctx, "application", func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
 		s.change(ctx, "app", "updated", a.ID, appView(a)),
 		s.adminAudit(ctx, "app.update", "app:"+a.ID, "", start))
-	s.apps.drop(id)
+	s.appAuth.Forget(id)
 	return a, err
 }
 
@@ -635,7 +637,7 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 	err = s.write(ctx, "application", func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
 		s.change(ctx, "app", "secret_rotated", a.ID, map[string]any{"overlap_seconds": int64(ov.Seconds())}),
 		s.adminAudit(ctx, "app.rotate_secret", "app:"+a.ID, "", start))
-	s.apps.drop(id)
+	s.appAuth.Forget(id)
 	if err != nil {
 		return nil, "", err
 	}
@@ -654,7 +656,7 @@ func (s *Service) CreateLink(ctx context.Context, userID, appID, account string)
 	if _, err := s.GetApp(ctx, appID); err != nil {
 		return nil, err
 	}
-	l := &AccountLink{ID: newID(), UserID: userID, AppID: appID, AppAccountID: account, Status: StatusActive, CreatedAt: start}
+	l := &AccountLink{ID: ids.New(), UserID: userID, AppID: appID, AppAccountID: account, Status: StatusActive, CreatedAt: start}
 	err = s.write(ctx, "account link", func(evs []events.Event) error { return s.store.CreateLink(ctx, l, evs) },
 		s.change(ctx, "link", "created", l.ID, map[string]any{"user_id": userID, "app_id": appID, "app_account_id": account}),
 		s.adminAudit(ctx, "link.create", "user:"+userID, u.OrgID, start))
@@ -699,7 +701,7 @@ func (s *Service) Bootstrap(ctx context.Context, password string) (created bool,
 			return false, "", fmt.Errorf("bootstrap password (UIAS_BOOTSTRAP_PASSWORD): %w", err)
 		}
 	}
-	bctx := WithCaller(ctx, &Caller{RequestID: "bootstrap"})
+	bctx := caller.With(ctx, &caller.Caller{RequestID: "bootstrap"})
 	var root *Org
 	n, err := s.store.CountOrgs(ctx)
 	if err != nil {

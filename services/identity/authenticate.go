@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 )
@@ -144,9 +145,9 @@ func (s *Service) AuditBadAuthenticate(ctx context.Context) {
 // Authenticate checks a person on behalf of the calling application.
 func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResult, error) {
 	start := s.now()
-	c := CallerFrom(ctx)
+	c := caller.From(ctx)
 	if c.App == nil {
-		return nil, errBadAppCredentials
+		return nil, caller.ErrBadAppCredentials
 	}
 	if err := s.validateAuth(&req); err != nil {
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "failure", "BAD_REQUEST", start, nil))
@@ -301,9 +302,9 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 // calling application, with the current password (also when it expired).
 func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, newPassword string) error {
 	start := s.now()
-	c := CallerFrom(ctx)
+	c := caller.From(ctx)
 	if c.App == nil {
-		return errBadAppCredentials
+		return caller.ErrBadAppCredentials
 	}
 	link, err := s.store.FindLink(ctx, c.App.ID, appUserID)
 	if errors.Is(err, ErrNotFound) {

@@ -7,16 +7,13 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 )
 
-// Caller authentication errors. Unknown App_ID and wrong secret share one
-// message so a caller cannot probe which App_IDs exist.
+// Administrator and load errors (application caller errors are
+// caller.Err*).
 var (
-	errBadAppCredentials = apierr.New(apierr.Unauthenticated, "BAD_APP_CREDENTIALS", "invalid application credentials")
-	errAppSuspended      = apierr.New(apierr.PermissionDenied, "APP_SUSPENDED", "application is suspended")
-	errIPNotAllowed      = apierr.New(apierr.PermissionDenied, "IP_NOT_ALLOWED", "calls from this address are not allowed for this application")
-	errRateLimited       = apierr.New(apierr.ResourceExhausted, "RATE_LIMITED", "rate limit exceeded for this application, retry later").WithMeta("legacy_code", "-6")
 	// errOverloaded is a fast refusal when every password-hashing worker and
 	// queue slot is taken (memory stays bounded instead of queueing).
 	errOverloaded    = apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many password operations in progress, retry shortly").WithMeta("legacy_code", "-6")
@@ -37,80 +34,42 @@ func (s *Service) AdmitPasswordCall() error {
 }
 
 // AuthenticateApp checks an application caller: App_ID + App_Secret, status,
-// IP allow-list and rate limit, in that order. Failures are audited.
-func (s *Service) AuthenticateApp(ctx context.Context, appID, secret string, ip netip.Addr) (*App, error) {
-	start := s.now()
-	now := start
-	if appID == "" || secret == "" || len(appID) > maxIDLen || len(secret) > 256 {
-		return nil, s.callerDenied(ctx, appID, errBadAppCredentials, start)
-	}
-	app, ok := s.apps.get(appID, now)
-	if !ok {
-		a, err := s.store.GetApp(ctx, appID)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			return nil, s.callerDenied(ctx, appID, errBadAppCredentials, start)
-		case err != nil:
-			return nil, storeErr(err, "application")
-		}
-		app = a
-		s.apps.put(appID, app, now)
-	}
-	h := crypto.HashToken(secret)
-	valid := crypto.EqualHash(h, app.SecretHash)
-	if !valid && app.PrevSecretHash != "" && now.Before(app.PrevSecretExpires) {
-		valid = crypto.EqualHash(h, app.PrevSecretHash)
-	}
-	if !valid {
-		return nil, s.callerDenied(ctx, appID, errBadAppCredentials, start)
-	}
-	if app.Status != AppActive {
-		return nil, s.callerDenied(ctx, appID, errAppSuspended, start)
-	}
-	if !ipAllowed(app.IPAllowList, ip) {
-		return nil, s.callerDenied(ctx, appID, errIPNotAllowed, start)
-	}
-	if !s.limiter.allow(app.ID, app.RateLimit, app.RateBurst, now) {
-		return nil, s.callerDenied(ctx, appID, errRateLimited, start)
-	}
-	return app, nil
+// IP allow-list and rate limit, in that order (caller.AppAuthenticator over
+// this component's store). Failures are audited.
+func (s *Service) AuthenticateApp(ctx context.Context, appID, secret string, ip netip.Addr) (*caller.App, error) {
+	return s.appAuth.Authenticate(ctx, appID, secret, ip)
 }
 
-// callerDenied audits a refused caller and returns err. The audit write is
+// CallerApp is the application as caller authentication sees it.
+func (a *App) CallerApp() *caller.App {
+	return &caller.App{ID: a.ID, Type: a.Type, Code: a.Code, Active: a.Status == AppActive,
+		IPAllowList: a.IPAllowList, RateLimit: a.RateLimit, RateBurst: a.RateBurst,
+		SecretHash: a.SecretHash, PrevSecretHash: a.PrevSecretHash, PrevSecretExpires: a.PrevSecretExpires}
+}
+
+// appSource is the caller.AppSource of the identity component: its store.
+type appSource struct{ s *Service }
+
+func (src appSource) CallerApp(ctx context.Context, appID string) (*caller.App, error) {
+	a, err := src.s.store.GetApp(ctx, appID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, caller.ErrUnknownApp
+	case err != nil:
+		return nil, storeErr(err, "application")
+	}
+	return a.CallerApp(), nil
+}
+
+// callerDenied audits a refused application caller. The audit write is
 // best effort: if storage is down the refusal still stands.
-func (s *Service) callerDenied(ctx context.Context, appID string, err *apierr.Error, start time.Time) error {
-	c := *CallerFrom(ctx)
-	ev := s.audit(WithCaller(ctx, &c), "caller.denied", "app:"+appID, "", "denied", err.Reason, start,
-		map[string]string{"app_id": appID})
+func (s *Service) callerDenied(ctx context.Context, appID string, err *apierr.Error, start time.Time) {
+	ev := s.auditor.CallerDenied(ctx, appID, err.Reason, start)
 	if werr := s.store.AppendEvents(ctx, eventsOf(ev)); werr != nil {
 		s.log.Warn("audit write failed for refused caller", zapReason(err.Reason), zapErr(werr))
 	} else {
 		s.kick()
 	}
-	return err
-}
-
-func ipAllowed(list []string, ip netip.Addr) bool {
-	if len(list) == 0 {
-		return true
-	}
-	if !ip.IsValid() {
-		return false
-	}
-	ip = ip.Unmap()
-	for _, c := range list {
-		p, err := netip.ParsePrefix(c)
-		if err != nil {
-			if a, aerr := netip.ParseAddr(c); aerr == nil && a.Unmap() == ip {
-				return true
-			}
-			continue
-		}
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // AdminLogin exchanges an administrator's password for a bearer token.
@@ -151,7 +110,7 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 	}
 	h := crypto.HashToken(token)
 	now := s.now()
-	if u, ok := s.tokens.get(h, now); ok {
+	if u, ok := s.tokens.Get(h, now); ok {
 		return u, nil
 	}
 	t, err := s.store.GetAdminToken(ctx, h)
@@ -174,6 +133,6 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 	if !u.IsAdmin || u.Status != StatusActive || u.Locked(now) {
 		return nil, errNotAdmin
 	}
-	s.tokens.put(h, u, now)
+	s.tokens.Put(h, u, now)
 	return u, nil
 }

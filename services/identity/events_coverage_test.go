@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 	ulog "github.com/uias/uias/pkg/log"
@@ -269,7 +270,7 @@ func adminCtx(t *testing.T, svc *identity.Service, ip, requestID string) (contex
 	if err != nil {
 		t.Fatal(err)
 	}
-	return identity.WithCaller(context.Background(), &identity.Caller{Admin: admin, ClientIP: netip.MustParseAddr(ip), RequestID: requestID}), admin
+	return caller.With(context.Background(), &caller.Caller{Principal: admin.ID, ClientIP: netip.MustParseAddr(ip), RequestID: requestID}), admin
 }
 
 // TestChangeEventsCoverEveryChange makes every kind of change through an
@@ -410,7 +411,7 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 	})
 
 	t.Run("self-service password change", func(t *testing.T) {
-		appActor := "app:" + identity.CallerFrom(w.ctx).App.ID
+		appActor := "app:" + caller.From(w.ctx).App.ID
 		m := e.mark(t)
 		must(e.svc.ChangePassword(w.ctx, "m001", evUserPass, "Second-Pass-2"))
 		rows := e.outbox(t, m)
@@ -502,9 +503,9 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 func TestAuditEventsForAuthentication(t *testing.T) {
 	e := newEvEnv(t, "")
 	w := setupOn(t, e.svc, e.clk)
-	app := identity.CallerFrom(w.ctx).App
-	c := identity.Caller{App: app, ClientIP: netip.MustParseAddr("192.0.2.10"), RequestID: "req-auth-1"}
-	ctx := identity.WithCaller(context.Background(), &c)
+	app := caller.From(w.ctx).App
+	c := caller.Caller{App: app, ClientIP: netip.MustParseAddr("192.0.2.10"), RequestID: "req-auth-1"}
+	ctx := caller.With(context.Background(), &c)
 	u := w.user
 	base := events.AuditRecord{Serial: "req-auth-1", AppID: app.ID, Actor: "app:" + app.ID,
 		Subject: "user:" + u.ID, Org: u.OrgID, ClientIP: "192.0.2.10"}
@@ -590,8 +591,8 @@ func TestAuditEventsForAuthentication(t *testing.T) {
 
 	t.Run("administrator change", func(t *testing.T) {
 		before := e.clk.t
-		_, _, admin, err := e.svc.AdminLogin(identity.WithCaller(context.Background(),
-			&identity.Caller{ClientIP: netip.MustParseAddr("2001:db8::7"), RequestID: "req-adm-login"}), "admin", evAdminPass)
+		_, _, admin, err := e.svc.AdminLogin(caller.With(context.Background(),
+			&caller.Caller{ClientIP: netip.MustParseAddr("2001:db8::7"), RequestID: "req-adm-login"}), "admin", evAdminPass)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -610,7 +611,7 @@ func TestAuditEventsForAuthentication(t *testing.T) {
 		wantAudit(t, *login, events.AuditRecord{Serial: "req-adm-login", Actor: "anonymous", Subject: "user:" + admin.ID,
 			Org: admin.OrgID, Result: "success", Reason: "OK", ClientIP: "2001:db8::7"}, before, e.clk.t)
 
-		actx := identity.WithCaller(context.Background(), &identity.Caller{Admin: admin, ClientIP: netip.MustParseAddr("2001:db8::7"), RequestID: "req-adm-1"})
+		actx := caller.With(context.Background(), &caller.Caller{Principal: admin.ID, ClientIP: netip.MustParseAddr("2001:db8::7"), RequestID: "req-adm-1"})
 		m, before := e.mark(t), e.clk.t
 		nu, err := e.svc.CreateUser(actx, identity.NewUser{LoginName: "ann", DisplayName: "Ann", OrgID: u.OrgID,
 			IDType: identity.IDTypeResidentID, IDNumber: evIDNumber, Phone: evPhone, Password: "Lark-Pass-789"})
@@ -624,7 +625,7 @@ func TestAuditEventsForAuthentication(t *testing.T) {
 	t.Run("refused caller", func(t *testing.T) {
 		// As the transport does: the caller (IP, request id) is in ctx
 		// before the application is known.
-		cctx := identity.WithCaller(context.Background(), &identity.Caller{ClientIP: netip.MustParseAddr("198.51.100.4"), RequestID: "req-bad-app"})
+		cctx := caller.With(context.Background(), &caller.Caller{ClientIP: netip.MustParseAddr("198.51.100.4"), RequestID: "req-bad-app"})
 		m, before := e.mark(t), e.clk.t
 		_, err := e.svc.AuthenticateApp(cctx, app.ID, "not-the-secret-xyz", netip.MustParseAddr("198.51.100.4"))
 		if reasonOf(err) != "BAD_APP_CREDENTIALS" {

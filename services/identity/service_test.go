@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
@@ -92,7 +93,7 @@ func setupOn(t *testing.T, svc *identity.Service, clk *clock) *world {
 	if _, err := svc.CreateLink(ctx, u.ID, app.ID, "m001"); err != nil {
 		t.Fatal(err)
 	}
-	return &world{svc: svc, clk: clk, ctx: identity.WithCaller(ctx, &identity.Caller{App: app, RequestID: "r1"}), user: u}
+	return &world{svc: svc, clk: clk, ctx: caller.With(ctx, &caller.Caller{App: app.CallerApp(), RequestID: "r1"}), user: u}
 }
 
 func (w *world) auth(t *testing.T, pw string) *identity.AuthResult {

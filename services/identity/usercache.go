@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/uias/uias/pkg/cache"
 	"github.com/uias/uias/pkg/events"
 )
 
@@ -14,7 +15,7 @@ import (
 //
 // Coherence: every user write made through this instance drops the user
 // (userCachingStore), and GetUser caches only what it read when nothing was
-// dropped meanwhile (ttlCache.putIfCurrent). Writes made by another instance
+// dropped meanwhile (cache.TTL.PutIfCurrent). Writes made by another instance
 // reach this one as CHANGES events (ForgetUser, wired by the binary to
 // UserChangesSubject) or expire after the TTL.
 
@@ -26,34 +27,34 @@ const UserChangesSubject = changesSubjectPrefix + "user.>"
 // still have committed before the error reached us).
 type userCachingStore struct {
 	Store
-	c *ttlCache[User]
+	c *cache.TTL[User]
 }
 
 func (s userCachingStore) UpdateUser(ctx context.Context, u *User, evs []events.Event) error {
-	defer s.c.drop(u.ID)
+	defer s.c.Drop(u.ID)
 	return s.Store.UpdateUser(ctx, u, evs)
 }
 
 func (s userCachingStore) SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, mustChange bool, keep int, evs []events.Event) error {
-	defer s.c.drop(userID)
+	defer s.c.Drop(userID)
 	return s.Store.SetPassword(ctx, userID, hash, changedAt, mustChange, keep, evs)
 }
 
 func (s userCachingStore) RecordLoginFailure(ctx context.Context, userID string, maxFailures int, lockUntil, now time.Time, evs, onLock []events.Event) (*User, error) {
-	defer s.c.drop(userID)
+	defer s.c.Drop(userID)
 	return s.Store.RecordLoginFailure(ctx, userID, maxFailures, lockUntil, now, evs, onLock)
 }
 
 func (s userCachingStore) RecordLoginSuccess(ctx context.Context, userID, rehash string, now time.Time, evs []events.Event) error {
-	defer s.c.drop(userID)
+	defer s.c.Drop(userID)
 	return s.Store.RecordLoginSuccess(ctx, userID, rehash, now, evs)
 }
 
 // ForgetUser drops a user from this instance's caches.
 func (s *Service) ForgetUser(id string) {
-	s.users.drop(id)
+	s.users.Drop(id)
 	// Administrator tokens cache the administrator's user record.
-	s.tokens.clear()
+	s.tokens.Clear()
 }
 
 // ForgetChangedUser is ForgetUser for the payload of a CHANGES event on

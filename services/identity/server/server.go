@@ -9,20 +9,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
-)
-
-// Metadata keys of caller credentials.
-const (
-	MDAppID     = "x-uias-app-id"
-	MDAppSecret = "x-uias-app-secret"
-	MDAuth      = "authorization"
 )
 
 // Server implements AuthService and AdminService.
@@ -100,33 +93,23 @@ func BadRequestAudit(svc *identity.Service) func(ctx context.Context, fullMethod
 
 // AuthenticateCaller implements grpcx.CallerAuth.
 func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
-	c := &identity.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx)}
-	ctx = identity.WithCaller(ctx, c)
-	md, _ := metadata.FromIncomingContext(ctx)
-	first := func(k string) string {
-		if v := md.Get(k); len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
+	c := &caller.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx)}
+	ctx = caller.With(ctx, c)
 	switch {
 	case strings.HasPrefix(method, "/uias.identity.v1.AuthService/"):
-		app, err := a.Svc.AuthenticateApp(ctx, first(MDAppID), first(MDAppSecret), c.ClientIP)
+		appID, secret := grpcx.AppCredentials(ctx)
+		app, err := a.Svc.AuthenticateApp(ctx, appID, secret, c.ClientIP)
 		if err != nil {
 			return nil, ToStatus(err)
 		}
 		c.App = app
 	case method == "/uias.identity.v1.AdminService/AdminLogin":
 	case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"):
-		tok, ok := strings.CutPrefix(first(MDAuth), "Bearer ")
-		if !ok {
-			tok, _ = strings.CutPrefix(first(MDAuth), "bearer ")
-		}
-		u, err := a.Svc.AuthenticateAdmin(ctx, strings.TrimSpace(tok))
+		u, err := a.Svc.AuthenticateAdmin(ctx, grpcx.BearerToken(ctx))
 		if err != nil {
 			return nil, ToStatus(err)
 		}
-		c.Admin = u
+		c.Principal = u.ID
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"),
 		strings.HasPrefix(method, "/grpc.reflection."):
 	default:
@@ -138,8 +121,8 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 	if c.App != nil {
 		o.App = c.App.ID
 	}
-	if c.Admin != nil {
-		o.Principal = c.Admin.ID
+	if c.Principal != "" {
+		o.Principal = c.Principal
 	}
 	return grpcx.WithOrigin(ctx, o), nil
 }

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 )
 
 const appCols = "id, app_type, app_code, name, status, ip_allow_list, rate_limit, rate_burst, secret_hash, " +
 	"prev_secret_hash, prev_secret_expires, created_at, updated_at"
 
-func scanApp(sc scanner) (*identity.App, string, error) {
+func scanApp(sc store.Scanner) (*identity.App, string, error) {
 	var (
 		a                         identity.App
 		status, burst             int64
@@ -35,7 +36,7 @@ func scanApp(sc scanner) (*identity.App, string, error) {
 	if len(a.IPAllowList) == 0 {
 		a.IPAllowList = nil
 	}
-	a.PrevSecretExpires, a.CreatedAt, a.UpdatedAt = fromMS(prevExp), fromMS(created), fromMS(updated)
+	a.PrevSecretExpires, a.CreatedAt, a.UpdatedAt = store.FromUnixMS(prevExp), store.FromUnixMS(created), store.FromUnixMS(updated)
 	return &a, a.ID, nil
 }
 
@@ -48,7 +49,7 @@ func ipList(ips []string) (string, error) {
 }
 
 func (s *Store) checkAppUnique(ctx context.Context, tx *sql.Tx, a *identity.App) error {
-	ok, err := s.exists(ctx, tx, "SELECT 1 FROM apps WHERE app_type = ? AND app_code = ? AND id <> ?", a.Type, a.Code, a.ID)
+	ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM apps WHERE app_type = ? AND app_code = ? AND id <> ?", a.Type, a.Code, a.ID)
 	if err != nil {
 		return err
 	}
@@ -61,7 +62,7 @@ func (s *Store) checkAppUnique(ctx context.Context, tx *sql.Tx, a *identity.App)
 // CreateApp inserts a.
 func (s *Store) CreateApp(ctx context.Context, a *identity.App, evs []events.Event) error {
 	return s.inTx(ctx, "create app", "app", func(tx *sql.Tx) error {
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?", a.ID); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?", a.ID); err != nil {
 			return err
 		} else if ok {
 			return conflict("app id already exists")
@@ -75,7 +76,7 @@ func (s *Store) CreateApp(ctx context.Context, a *identity.App, evs []events.Eve
 		}
 		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO apps ("+appCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			a.ID, a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash,
-			a.PrevSecretHash, ms(a.PrevSecretExpires), ms(a.CreatedAt), ms(a.UpdatedAt)); err != nil {
+			a.PrevSecretHash, store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.CreatedAt), store.UnixMS(a.UpdatedAt)); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)
@@ -83,7 +84,7 @@ func (s *Store) CreateApp(ctx context.Context, a *identity.App, evs []events.Eve
 }
 
 func (s *Store) getApp(ctx context.Context, where string, args ...any) (*identity.App, error) {
-	a, _, err := scanApp(s.queryRow(ctx, s.q("SELECT "+appCols+" FROM apps WHERE "+where), args...))
+	a, _, err := scanApp(s.stmts.QueryRowContext(ctx, s.q("SELECT "+appCols+" FROM apps WHERE "+where), args...))
 	return a, err
 }
 
@@ -113,14 +114,14 @@ func (s *Store) GetAppByCode(ctx context.Context, appType, appCode string) (*ide
 
 // ListApps lists apps by id. Query matches code and name.
 func (s *Store) ListApps(ctx context.Context, f identity.AppFilter, p identity.Page) ([]*identity.App, string, error) {
-	var w where
+	var w store.Where
 	if f.Type != "" {
-		w.add("app_type = ?", f.Type)
+		w.Add("app_type = ?", f.Type)
 	}
 	if f.Status != 0 {
-		w.add("status = ?", int(f.Status))
+		w.Add("status = ?", int(f.Status))
 	}
-	w.query(f.Query, "app_code", "name")
+	w.Contains(f.Query, "app_code", "name")
 	return list(ctx, s, "list apps", "SELECT "+appCols+" FROM apps", &w, p, "id", scanApp)
 }
 
@@ -138,7 +139,7 @@ func (s *Store) UpdateApp(ctx context.Context, a *identity.App, evs []events.Eve
 			ip_allow_list = ?, rate_limit = ?, rate_burst = ?, secret_hash = ?, prev_secret_hash = ?,
 			prev_secret_expires = ?, updated_at = ? WHERE id = ?`),
 			a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash, a.PrevSecretHash,
-			ms(a.PrevSecretExpires), ms(a.UpdatedAt), a.ID)
+			store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.UpdatedAt), a.ID)
 		if err != nil {
 			return err
 		}
@@ -154,7 +155,7 @@ func (s *Store) UpdateApp(ctx context.Context, a *identity.App, evs []events.Eve
 
 const linkCols = "id, user_id, app_id, app_account_id, status, created_at"
 
-func scanLink(sc scanner) (*identity.AccountLink, string, error) {
+func scanLink(sc store.Scanner) (*identity.AccountLink, string, error) {
 	var (
 		l               identity.AccountLink
 		status, created int64
@@ -162,42 +163,42 @@ func scanLink(sc scanner) (*identity.AccountLink, string, error) {
 	if err := sc.Scan(&l.ID, &l.UserID, &l.AppID, &l.AppAccountID, &status, &created); err != nil {
 		return nil, "", err
 	}
-	l.Status, l.CreatedAt = identity.Status(status), fromMS(created)
+	l.Status, l.CreatedAt = identity.Status(status), store.FromUnixMS(created)
 	return &l, l.ID, nil
 }
 
 // CreateLink inserts l.
 func (s *Store) CreateLink(ctx context.Context, l *identity.AccountLink, evs []events.Event) error {
 	return s.inTx(ctx, "create link", "account link", func(tx *sql.Tx) error {
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.forShare(), l.UserID); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForShare(), l.UserID); err != nil {
 			return err
 		} else if !ok {
 			return notFound("user", l.UserID)
 		}
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?"+s.forShare(), l.AppID); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?"+s.db.ForShare(), l.AppID); err != nil {
 			return err
 		} else if !ok {
 			return notFound("app", l.AppID)
 		}
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM account_links WHERE id = ?", l.ID); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE id = ?", l.ID); err != nil {
 			return err
 		} else if ok {
 			return conflict("account link id already exists")
 		}
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM account_links WHERE app_id = ? AND app_account_id = ?",
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE app_id = ? AND app_account_id = ?",
 			l.AppID, l.AppAccountID); err != nil {
 			return err
 		} else if ok {
 			return conflict("app account is already linked")
 		}
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM account_links WHERE app_id = ? AND user_id = ?",
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE app_id = ? AND user_id = ?",
 			l.AppID, l.UserID); err != nil {
 			return err
 		} else if ok {
 			return conflict("user is already linked to this app")
 		}
 		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO account_links ("+linkCols+") VALUES (?, ?, ?, ?, ?, ?)"),
-			l.ID, l.UserID, l.AppID, l.AppAccountID, int(l.Status), ms(l.CreatedAt)); err != nil {
+			l.ID, l.UserID, l.AppID, l.AppAccountID, int(l.Status), store.UnixMS(l.CreatedAt)); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)
@@ -219,10 +220,10 @@ func (s *Store) GetLink(ctx context.Context, id string) (*identity.AccountLink, 
 // FindLink finds appID's link whose app account id is account, or failing
 // that appID's link of the user whose login name is account.
 func (s *Store) FindLink(ctx context.Context, appID, account string) (*identity.AccountLink, error) {
-	l, _, err := scanLink(s.queryRow(ctx,
+	l, _, err := scanLink(s.stmts.QueryRowContext(ctx,
 		s.q("SELECT "+linkCols+" FROM account_links WHERE app_id = ? AND app_account_id = ?"), appID, account))
 	if errors.Is(err, sql.ErrNoRows) {
-		l, _, err = scanLink(s.queryRow(ctx, s.q(`SELECT l.id, l.user_id, l.app_id, l.app_account_id,
+		l, _, err = scanLink(s.stmts.QueryRowContext(ctx, s.q(`SELECT l.id, l.user_id, l.app_id, l.app_account_id,
 			l.status, l.created_at FROM account_links l JOIN users u ON u.id = l.user_id
 			WHERE l.app_id = ? AND u.login_name = ?`), appID, account))
 	}
@@ -238,12 +239,12 @@ func (s *Store) FindLink(ctx context.Context, appID, account string) (*identity.
 
 // ListLinks lists links by id.
 func (s *Store) ListLinks(ctx context.Context, f identity.LinkFilter, p identity.Page) ([]*identity.AccountLink, string, error) {
-	var w where
+	var w store.Where
 	if f.UserID != "" {
-		w.add("user_id = ?", f.UserID)
+		w.Add("user_id = ?", f.UserID)
 	}
 	if f.AppID != "" {
-		w.add("app_id = ?", f.AppID)
+		w.Add("app_id = ?", f.AppID)
 	}
 	return list(ctx, s, "list links", "SELECT "+linkCols+" FROM account_links", &w, p, "id", scanLink)
 }
@@ -268,13 +269,13 @@ func (s *Store) DeleteLink(ctx context.Context, id string, evs []events.Event) e
 // CreateAdminToken inserts t.
 func (s *Store) CreateAdminToken(ctx context.Context, t *identity.AdminToken) error {
 	return s.inTx(ctx, "create admin token", "admin token", func(tx *sql.Tx) error {
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.forShare(), t.UserID); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForShare(), t.UserID); err != nil {
 			return err
 		} else if !ok {
 			return notFound("user", t.UserID)
 		}
 		_, err := tx.ExecContext(ctx, s.q("INSERT INTO admin_tokens (hash, user_id, expires_at, created_at) VALUES (?, ?, ?, ?)"),
-			t.Hash, t.UserID, ms(t.ExpiresAt), ms(t.CreatedAt))
+			t.Hash, t.UserID, store.UnixMS(t.ExpiresAt), store.UnixMS(t.CreatedAt))
 		return err
 	})
 }
@@ -285,7 +286,7 @@ func (s *Store) GetAdminToken(ctx context.Context, hash string) (*identity.Admin
 		t                identity.AdminToken
 		expires, created int64
 	)
-	err := s.queryRow(ctx, s.q("SELECT hash, user_id, expires_at, created_at FROM admin_tokens WHERE hash = ?"), hash).
+	err := s.stmts.QueryRowContext(ctx, s.q("SELECT hash, user_id, expires_at, created_at FROM admin_tokens WHERE hash = ?"), hash).
 		Scan(&t.Hash, &t.UserID, &expires, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The hash is a credential: not echoed.
@@ -294,12 +295,12 @@ func (s *Store) GetAdminToken(ctx context.Context, hash string) (*identity.Admin
 	if err != nil {
 		return nil, mapErr(err, "get admin token", "admin token")
 	}
-	t.ExpiresAt, t.CreatedAt = fromMS(expires), fromMS(created)
+	t.ExpiresAt, t.CreatedAt = store.FromUnixMS(expires), store.FromUnixMS(created)
 	return &t, nil
 }
 
 // DeleteExpiredAdminTokens deletes tokens that expired at or before now.
 func (s *Store) DeleteExpiredAdminTokens(ctx context.Context, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, s.q("DELETE FROM admin_tokens WHERE expires_at <= ?"), ms(now))
+	_, err := s.db.ExecContext(ctx, s.q("DELETE FROM admin_tokens WHERE expires_at <= ?"), store.UnixMS(now))
 	return mapErr(err, "delete expired admin tokens", "")
 }

@@ -6,12 +6,13 @@ import (
 	"errors"
 
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 )
 
 const groupCols = "id, code, name, org_id, created_at"
 
-func scanGroup(sc scanner) (*identity.Group, string, error) {
+func scanGroup(sc store.Scanner) (*identity.Group, string, error) {
 	var (
 		g       identity.Group
 		org     sql.NullString
@@ -20,7 +21,7 @@ func scanGroup(sc scanner) (*identity.Group, string, error) {
 	if err := sc.Scan(&g.ID, &g.Code, &g.Name, &org, &created); err != nil {
 		return nil, "", err
 	}
-	g.OrgID, g.CreatedAt = org.String, fromMS(created)
+	g.OrgID, g.CreatedAt = org.String, store.FromUnixMS(created)
 	return &g, g.ID, nil
 }
 
@@ -30,18 +31,18 @@ func (s *Store) CreateGroup(ctx context.Context, g *identity.Group, evs []events
 		if err := s.checkOrg(ctx, tx, g.OrgID); err != nil {
 			return err
 		}
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM groups WHERE code = ?", g.Code); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM groups WHERE code = ?", g.Code); err != nil {
 			return err
 		} else if ok {
 			return conflict("group code already exists")
 		}
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?", g.ID); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?", g.ID); err != nil {
 			return err
 		} else if ok {
 			return conflict("group id already exists")
 		}
 		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO groups ("+groupCols+") VALUES (?, ?, ?, ?, ?)"),
-			g.ID, g.Code, g.Name, nullable(g.OrgID), ms(g.CreatedAt)); err != nil {
+			g.ID, g.Code, g.Name, store.NullIfEmpty(g.OrgID), store.UnixMS(g.CreatedAt)); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)
@@ -78,21 +79,21 @@ func (s *Store) GetGroup(ctx context.Context, id string) (*identity.Group, error
 // ListGroups lists groups by id (without MemberIDs). Query matches code and
 // name.
 func (s *Store) ListGroups(ctx context.Context, f identity.GroupFilter, p identity.Page) ([]*identity.Group, string, error) {
-	var w where
+	var w store.Where
 	if f.OrgID != "" {
-		w.add("org_id = ?", f.OrgID)
+		w.Add("org_id = ?", f.OrgID)
 	}
-	w.query(f.Query, "code", "name")
+	w.Contains(f.Query, "code", "name")
 	return list(ctx, s, "list groups", "SELECT "+groupCols+" FROM groups", &w, p, "id", scanGroup)
 }
 
 func (s *Store) checkGroupAndUser(ctx context.Context, tx *sql.Tx, groupID, userID string) error {
-	if ok, err := s.exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?"+s.forShare(), groupID); err != nil {
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?"+s.db.ForShare(), groupID); err != nil {
 		return err
 	} else if !ok {
 		return notFound("group", groupID)
 	}
-	if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.forShare(), userID); err != nil {
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForShare(), userID); err != nil {
 		return err
 	} else if !ok {
 		return notFound("user", userID)
@@ -119,7 +120,7 @@ func (s *Store) AddGroupMember(ctx context.Context, groupID, userID string, evs 
 // no-op. A missing group is ErrNotFound.
 func (s *Store) RemoveGroupMember(ctx context.Context, groupID, userID string, evs []events.Event) error {
 	return s.inTx(ctx, "remove group member", "group member", func(tx *sql.Tx) error {
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?"+s.forShare(), groupID); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?"+s.db.ForShare(), groupID); err != nil {
 			return err
 		} else if !ok {
 			return notFound("group", groupID)

@@ -14,7 +14,7 @@ import (
 
 const orgCols = "id, code, name, parent_id, path, status, created_at, updated_at"
 
-func scanOrg(sc scanner) (*identity.Org, string, error) {
+func scanOrg(sc store.Scanner) (*identity.Org, string, error) {
 	var (
 		o                identity.Org
 		parent           sql.NullString
@@ -24,11 +24,11 @@ func scanOrg(sc scanner) (*identity.Org, string, error) {
 		return nil, "", err
 	}
 	o.ParentID = parent.String
-	o.CreatedAt, o.UpdatedAt = fromMS(created), fromMS(updated)
+	o.CreatedAt, o.UpdatedAt = store.FromUnixMS(created), store.FromUnixMS(updated)
 	return &o, o.ID, nil
 }
 
-func (s *Store) getOrg(ctx context.Context, qr querier, id, lock string) (*identity.Org, error) {
+func (s *Store) getOrg(ctx context.Context, qr store.Querier, id, lock string) (*identity.Org, error) {
 	o, _, err := scanOrg(qr.QueryRowContext(ctx, s.q("SELECT "+orgCols+" FROM orgs WHERE id = ?"+lock), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("org", id)
@@ -41,7 +41,7 @@ func (s *Store) CreateOrg(ctx context.Context, o *identity.Org, evs []events.Eve
 	return s.inTx(ctx, "create org", "org", func(tx *sql.Tx) error {
 		p := "/" + o.ID + "/"
 		if o.ParentID != "" {
-			parent, err := s.getOrg(ctx, tx, o.ParentID, s.forShare())
+			parent, err := s.getOrg(ctx, tx, o.ParentID, s.db.ForShare())
 			if err != nil {
 				if errors.Is(err, identity.ErrNotFound) {
 					return notFound("parent org", o.ParentID)
@@ -50,18 +50,18 @@ func (s *Store) CreateOrg(ctx context.Context, o *identity.Org, evs []events.Eve
 			}
 			p = parent.Path + o.ID + "/"
 		}
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM orgs WHERE code = ?", o.Code); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM orgs WHERE code = ?", o.Code); err != nil {
 			return err
 		} else if ok {
 			return conflict("org code already exists")
 		}
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM orgs WHERE id = ?", o.ID); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM orgs WHERE id = ?", o.ID); err != nil {
 			return err
 		} else if ok {
 			return conflict("org id already exists")
 		}
 		_, err := tx.ExecContext(ctx, s.q("INSERT INTO orgs ("+orgCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-			o.ID, o.Code, o.Name, nullable(o.ParentID), p, int(o.Status), ms(o.CreatedAt), ms(o.UpdatedAt))
+			o.ID, o.Code, o.Name, store.NullIfEmpty(o.ParentID), p, int(o.Status), store.UnixMS(o.CreatedAt), store.UnixMS(o.UpdatedAt))
 		if err != nil {
 			return err
 		}
@@ -84,14 +84,14 @@ func (s *Store) GetOrg(ctx context.Context, id string) (*identity.Org, error) {
 
 // ListOrgs lists orgs by id.
 func (s *Store) ListOrgs(ctx context.Context, f identity.OrgFilter, p identity.Page) ([]*identity.Org, string, error) {
-	var w where
+	var w store.Where
 	if f.ParentID != "" {
-		w.add("parent_id = ?", f.ParentID)
+		w.Add("parent_id = ?", f.ParentID)
 	}
 	if f.Status != 0 {
-		w.add("status = ?", int(f.Status))
+		w.Add("status = ?", int(f.Status))
 	}
-	w.query(f.Query, "code", "name")
+	w.Contains(f.Query, "code", "name")
 	return list(ctx, s, "list orgs", "SELECT "+orgCols+" FROM orgs", &w, p, "id", scanOrg)
 }
 
@@ -99,7 +99,7 @@ func (s *Store) ListOrgs(ctx context.Context, f identity.OrgFilter, p identity.P
 func (s *Store) UpdateOrg(ctx context.Context, o *identity.Org, evs []events.Event) error {
 	return s.inTx(ctx, "update org", "org", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE orgs SET name = ?, status = ?, updated_at = ? WHERE id = ?"),
-			o.Name, int(o.Status), ms(o.UpdatedAt), o.ID)
+			o.Name, int(o.Status), store.UnixMS(o.UpdatedAt), o.ID)
 		if err != nil {
 			return err
 		}
@@ -124,7 +124,7 @@ func (s *Store) MoveOrg(ctx context.Context, id, newParentID string, now time.Ti
 				return err
 			}
 		}
-		o, err := s.getOrg(ctx, tx, id, s.forUpdate())
+		o, err := s.getOrg(ctx, tx, id, s.db.ForUpdate())
 		if err != nil {
 			return err
 		}
@@ -133,7 +133,7 @@ func (s *Store) MoveOrg(ctx context.Context, id, newParentID string, now time.Ti
 			if newParentID == id {
 				return errOrgCycle()
 			}
-			parent, err := s.getOrg(ctx, tx, newParentID, s.forShare())
+			parent, err := s.getOrg(ctx, tx, newParentID, s.db.ForShare())
 			if err != nil {
 				if errors.Is(err, identity.ErrNotFound) {
 					return notFound("parent org", newParentID)
@@ -166,7 +166,7 @@ func (s *Store) MoveOrg(ctx context.Context, id, newParentID string, now time.Ti
 			}
 		}
 		if _, err := tx.ExecContext(ctx, s.q("UPDATE orgs SET parent_id = ?, updated_at = ? WHERE id = ?"),
-			nullable(newParentID), ms(now), id); err != nil {
+			store.NullIfEmpty(newParentID), store.UnixMS(now), id); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx,
@@ -213,7 +213,7 @@ func (s *Store) DisabledInOrgChain(ctx context.Context, id string) (string, erro
 	}
 	args := append(ancestors, int(identity.StatusActive))
 	var disabled string
-	err = s.db.QueryRowContext(ctx, s.q("SELECT id FROM orgs WHERE id IN (?"+strings.Repeat(", ?", len(ancestors)-1)+
+	err = s.db.QueryRowContext(ctx, s.q("SELECT id FROM orgs WHERE id IN ("+store.Placeholders(len(ancestors))+
 		") AND status <> ? ORDER BY path LIMIT 1"), args...).Scan(&disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil

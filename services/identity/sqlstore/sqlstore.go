@@ -7,14 +7,9 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
-	"strings"
-	"testing/fstest"
-	"time"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/events"
@@ -41,15 +36,17 @@ const (
 
 // Store is the SQL implementation of identity.Store.
 type Store struct {
-	db    *store.DB
-	stmts stmtCache
+	db *store.DB
+	// stmts serves the hot single-row reads (Authenticate, caller
+	// authentication, GetUser) from prepared statements.
+	stmts *store.StmtCache
 }
 
 var _ identity.Store = (*Store)(nil)
 
 // New returns a Store on db. Run Migrate first.
 func New(db *store.DB) *Store {
-	return &Store{db: db}
+	return &Store{db: db, stmts: store.NewStmtCache(db.DB)}
 }
 
 // Migrate brings the identity schema (and its events outbox) up to date.
@@ -64,27 +61,11 @@ func Migrate(ctx context.Context, db *store.DB) error {
 // migrations returns the migration files of dialect, with the outbox
 // placeholder replaced by the events package's SQL.
 func migrations(d store.Dialect) (fs.FS, error) {
-	dir := "migrations/sqlite"
-	if d == store.Postgres {
-		dir = "migrations/postgres"
-	}
-	entries, err := fs.ReadDir(migrationFiles, dir)
+	dir, err := fs.Sub(migrationFiles, "migrations/"+d.String())
 	if err != nil {
 		return nil, fmt.Errorf("identity migrations: %w", err)
 	}
-	out := fstest.MapFS{}
-	for _, e := range entries {
-		b, err := fs.ReadFile(migrationFiles, path.Join(dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("identity migrations: %w", err)
-		}
-		out[e.Name()] = &fstest.MapFile{Data: b, Mode: 0o444}
-	}
-	if _, ok := out[outboxMigration]; !ok {
-		return nil, fmt.Errorf("identity migrations: %s missing", outboxMigration)
-	}
-	out[outboxMigration] = &fstest.MapFile{Data: []byte(events.OutboxMigrationSQL(d)), Mode: 0o444}
-	return out, nil
+	return events.WithOutboxMigration(dir, d, outboxMigration)
 }
 
 // ---------------------------------------------------------------------------
@@ -168,36 +149,6 @@ func (s *Store) addEvents(ctx context.Context, tx *sql.Tx, evs []events.Event) e
 // q rebinds a '?' query for the dialect.
 func (s *Store) q(query string) string { return s.db.Rebind(query) }
 
-// forUpdate is the row-locking suffix (PostgreSQL; SQLite serialises writers).
-func (s *Store) forUpdate() string {
-	if s.db.Dialect == store.Postgres {
-		return " FOR UPDATE"
-	}
-	return ""
-}
-
-func (s *Store) forShare() string {
-	if s.db.Dialect == store.Postgres {
-		return " FOR SHARE"
-	}
-	return ""
-}
-
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-func (s *Store) exists(ctx context.Context, qr querier, query string, args ...any) (bool, error) {
-	var one int
-	err := qr.QueryRowContext(ctx, s.q(query), args...).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 // mustAffect returns a not-found error when res touched no row.
 func mustAffect(res sql.Result, what, id string) error {
 	n, err := res.RowsAffected()
@@ -210,71 +161,9 @@ func mustAffect(res sql.Result, what, id string) error {
 	return nil
 }
 
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
-
-// nullable stores "" as NULL (for optional references and optional unique
-// columns).
-func nullable(v string) any {
-	if v == "" {
-		return nil
-	}
-	return v
-}
-
-// likePattern is a case-insensitive substring pattern for LOWER(col) LIKE ?
-// ESCAPE '\'.
-func likePattern(q string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(strings.ToLower(q)) + "%"
-}
-
-// where accumulates filter conditions.
-type where struct {
-	conds []string
-	args  []any
-}
-
-func (w *where) add(cond string, args ...any) {
-	w.conds = append(w.conds, cond)
-	w.args = append(w.args, args...)
-}
-
-// query adds a case-insensitive substring match over cols.
-func (w *where) query(q string, cols ...string) {
-	if q == "" {
-		return
-	}
-	p := likePattern(q)
-	ors := make([]string, len(cols))
-	args := make([]any, len(cols))
-	for i, c := range cols {
-		ors[i] = "LOWER(" + c + `) LIKE ? ESCAPE '\'`
-		args[i] = p
-	}
-	w.add("("+strings.Join(ors, " OR ")+")", args...)
-}
-
-func (w *where) sql() string {
-	if len(w.conds) == 0 {
-		return ""
-	}
-	return " WHERE " + strings.Join(w.conds, " AND ")
-}
-
-// page decodes p into a limit and the id after which to start.
-func page(p identity.Page, w *where, idCol string) (int, error) {
+// list runs a paged query (store.QueryPage): base is "SELECT cols FROM t",
+// scan reads one row and returns its id.
+func list[T any](ctx context.Context, s *Store, op, base string, w *store.Where, p identity.Page, idCol string, scan func(sc store.Scanner) (T, string, error)) ([]T, string, error) {
 	size := p.Size
 	if size <= 0 {
 		size = DefaultPageSize
@@ -282,59 +171,14 @@ func page(p identity.Page, w *where, idCol string) (int, error) {
 	if size > MaxPageSize {
 		size = MaxPageSize
 	}
-	if p.Token != "" {
-		b, err := base64.RawURLEncoding.DecodeString(p.Token)
-		if err != nil || len(b) == 0 {
-			return 0, apierr.New(apierr.InvalidArgument, "INVALID_PAGE_TOKEN", "invalid page token")
-		}
-		w.add(idCol+" > ?", string(b))
+	out, next, err := store.QueryPage(ctx, s.db, base, w, idCol, size, p.Token, scan)
+	if errors.Is(err, store.ErrBadPageToken) {
+		return nil, "", apierr.New(apierr.InvalidArgument, "INVALID_PAGE_TOKEN", "invalid page token")
 	}
-	return size, nil
-}
-
-func pageToken(lastID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(lastID))
-}
-
-// list runs a paged query: base is "SELECT cols FROM t", scan reads one row
-// and returns its id.
-func list[T any](ctx context.Context, s *Store, op, base string, w *where, p identity.Page, idCol string, scan func(sc scanner) (T, string, error)) ([]T, string, error) {
-	size, err := page(p, w, idCol)
-	if err != nil {
-		return nil, "", err
-	}
-	query := base + w.sql() + " ORDER BY " + idCol + " LIMIT ?"
-	args := append(w.args, size+1)
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, "", mapErr(err, op, "")
-	}
-	defer rows.Close()
-	var (
-		out []T
-		ids []string
-	)
-	for rows.Next() {
-		v, id, err := scan(rows)
-		if err != nil {
-			return nil, "", mapErr(err, op, "")
-		}
-		out = append(out, v)
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", mapErr(err, op, "")
-	}
-	next := ""
-	if len(out) > size {
-		out = out[:size]
-		next = pageToken(ids[size-1])
 	}
 	return out, next, nil
-}
-
-type scanner interface {
-	Scan(dest ...any) error
 }
 
 // ---------------------------------------------------------------------------

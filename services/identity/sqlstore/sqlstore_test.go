@@ -2,81 +2,24 @@ package sqlstore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"net/url"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
-	"github.com/uias/uias/services/identity/storetest"
+	istoretest "github.com/uias/uias/services/identity/storetest"
 )
 
-const envPGDSN = "UIAS_TEST_PG_DSN"
-
-func openSQLite(t *testing.T) *store.DB {
-	t.Helper()
-	db, err := store.Open(context.Background(), "sqlite", filepath.Join(t.TempDir(), "identity.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
-// openPG opens dsn inside a fresh schema dropped at the end of the test.
-func openPG(t *testing.T, dsn string) *store.DB {
-	t.Helper()
-	ctx := context.Background()
-	admin, err := store.Open(ctx, "postgres", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		a, err := store.Open(context.Background(), "postgres", dsn)
-		if err != nil {
-			t.Logf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer a.Close()
-		if _, err := a.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Logf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil || !strings.HasPrefix(u.Scheme, "postgres") {
-		t.Fatalf("%s must be a postgres:// URL", envPGDSN)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := store.Open(ctx, "postgres", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
-func subject(t *testing.T, db *store.DB) storetest.Subject {
+func subject(t *testing.T, db *store.DB) istoretest.Subject {
 	t.Helper()
 	if err := sqlstore.Migrate(context.Background(), db); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	return storetest.Subject{
+	return istoretest.Subject{
 		Store: sqlstore.New(db),
 		CountOutbox: func(t *testing.T) int {
 			t.Helper()
@@ -90,19 +33,19 @@ func subject(t *testing.T, db *store.DB) storetest.Subject {
 }
 
 func TestSQLite(t *testing.T) {
-	storetest.RunWithOutbox(t, func(t *testing.T) storetest.Subject { return subject(t, openSQLite(t)) })
+	istoretest.RunWithOutbox(t, func(t *testing.T) istoretest.Subject { return subject(t, storetest.OpenSQLite(t)) })
 }
 
 func TestPostgres(t *testing.T) {
-	dsn := os.Getenv(envPGDSN)
+	dsn := os.Getenv(storetest.EnvPGDSN)
 	if dsn == "" {
-		t.Skip(envPGDSN + " not set")
+		t.Skip(storetest.EnvPGDSN + " not set")
 	}
-	storetest.RunWithOutbox(t, func(t *testing.T) storetest.Subject { return subject(t, openPG(t, dsn)) })
+	istoretest.RunWithOutbox(t, func(t *testing.T) istoretest.Subject { return subject(t, storetest.OpenPG(t, dsn)) })
 }
 
 func TestMigrateIsIdempotent(t *testing.T) {
-	db := openSQLite(t)
+	db := storetest.OpenSQLite(t)
 	for range 2 {
 		if err := sqlstore.Migrate(context.Background(), db); err != nil {
 			t.Fatal(err)
@@ -111,13 +54,8 @@ func TestMigrateIsIdempotent(t *testing.T) {
 }
 
 func TestClosedDBIsUnavailable(t *testing.T) {
-	dbs := map[string]func(t *testing.T) *store.DB{"sqlite": openSQLite}
-	if dsn := os.Getenv(envPGDSN); dsn != "" {
-		dbs["postgres"] = func(t *testing.T) *store.DB { return openPG(t, dsn) }
-	}
-	for name, open := range dbs {
+	for name, db := range storetest.DBs(t) {
 		t.Run(name, func(t *testing.T) {
-			db := open(t)
 			if err := sqlstore.Migrate(context.Background(), db); err != nil {
 				t.Fatal(err)
 			}

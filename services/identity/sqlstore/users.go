@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 )
 
@@ -15,7 +16,7 @@ const userCols = "id, login_name, display_name, id_type, id_number_enc, id_numbe
 	"email, org_id, status, feature_code, is_admin, password_hash, password_changed_at, must_change, " +
 	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at, password_only"
 
-func scanUser(sc scanner) (*identity.User, string, error) {
+func scanUser(sc store.Scanner) (*identity.User, string, error) {
 	var (
 		u                             identity.User
 		idType, status, failed        int64
@@ -30,12 +31,12 @@ func scanUser(sc scanner) (*identity.User, string, error) {
 	}
 	u.IDType, u.Status, u.FailedCount = identity.IDType(idType), identity.Status(status), int(failed)
 	u.OrgID, u.FeatureCode = org.String, feature.String
-	u.PasswordChangedAt, u.LockedUntil = fromMS(changed), fromMS(locked)
-	u.CreatedAt, u.UpdatedAt = fromMS(created), fromMS(upd)
+	u.PasswordChangedAt, u.LockedUntil = store.FromUnixMS(changed), store.FromUnixMS(locked)
+	u.CreatedAt, u.UpdatedAt = store.FromUnixMS(created), store.FromUnixMS(upd)
 	return &u, u.ID, nil
 }
 
-func (s *Store) getUser(ctx context.Context, qr querier, col, v string) (*identity.User, error) {
+func (s *Store) getUser(ctx context.Context, qr store.Querier, col, v string) (*identity.User, error) {
 	u, _, err := scanUser(qr.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE "+col+" = ?"), v))
 	if errors.Is(err, sql.ErrNoRows) {
 		if col == "id" {
@@ -49,13 +50,13 @@ func (s *Store) getUser(ctx context.Context, qr querier, col, v string) (*identi
 
 // checkUserUnique reports which unique user field u would duplicate.
 func (s *Store) checkUserUnique(ctx context.Context, tx *sql.Tx, u *identity.User, self string) error {
-	if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE login_name = ? AND id <> ?", u.LoginName, self); err != nil {
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE login_name = ? AND id <> ?", u.LoginName, self); err != nil {
 		return err
 	} else if ok {
 		return conflict("login name already exists")
 	}
 	if u.FeatureCode != "" {
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE feature_code = ? AND id <> ?", u.FeatureCode, self); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE feature_code = ? AND id <> ?", u.FeatureCode, self); err != nil {
 			return err
 		} else if ok {
 			return conflict("feature code already exists")
@@ -68,7 +69,7 @@ func (s *Store) checkOrg(ctx context.Context, tx *sql.Tx, orgID string) error {
 	if orgID == "" {
 		return nil
 	}
-	ok, err := s.exists(ctx, tx, "SELECT 1 FROM orgs WHERE id = ?"+s.forShare(), orgID)
+	ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM orgs WHERE id = ?"+s.db.ForShare(), orgID)
 	if err != nil {
 		return err
 	}
@@ -84,7 +85,7 @@ func (s *Store) CreateUser(ctx context.Context, u *identity.User, evs []events.E
 		if err := s.checkOrg(ctx, tx, u.OrgID); err != nil {
 			return err
 		}
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?", u.ID); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?", u.ID); err != nil {
 			return err
 		} else if ok {
 			return conflict("user id already exists")
@@ -95,9 +96,9 @@ func (s *Store) CreateUser(ctx context.Context, u *identity.User, evs []events.E
 		_, err := tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") VALUES "+
 			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
-			u.PhoneMask, u.Email, nullable(u.OrgID), int(u.Status), nullable(u.FeatureCode), u.IsAdmin,
-			u.PasswordHash, ms(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
-			u.FailedCount, ms(u.LockedUntil), ms(u.CreatedAt), ms(u.UpdatedAt), u.PasswordOnly)
+			u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
+			u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
+			u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly)
 		if err != nil {
 			return err
 		}
@@ -107,7 +108,7 @@ func (s *Store) CreateUser(ctx context.Context, u *identity.User, evs []events.E
 
 // GetUser returns the user id.
 func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) {
-	u, err := s.getUser(ctx, pooled{s}, "id", id)
+	u, err := s.getUser(ctx, s.stmts, "id", id)
 	if err != nil {
 		return nil, mapErr(err, "get user", "user")
 	}
@@ -116,7 +117,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) 
 
 // GetUserByLogin returns the user whose login name is login (exact match).
 func (s *Store) GetUserByLogin(ctx context.Context, login string) (*identity.User, error) {
-	u, err := s.getUser(ctx, pooled{s}, "login_name", login)
+	u, err := s.getUser(ctx, s.stmts, "login_name", login)
 	if err != nil {
 		return nil, mapErr(err, "get user by login", "user")
 	}
@@ -126,21 +127,21 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (*identity.Use
 // ListUsers lists users by id. Query matches login name, display name and
 // email.
 func (s *Store) ListUsers(ctx context.Context, f identity.UserFilter, p identity.Page) ([]*identity.User, string, error) {
-	var w where
+	var w store.Where
 	if f.OrgID != "" {
-		w.add("org_id = ?", f.OrgID)
+		w.Add("org_id = ?", f.OrgID)
 	}
 	if f.Status != 0 {
-		w.add("status = ?", int(f.Status))
+		w.Add("status = ?", int(f.Status))
 	}
-	w.query(f.Query, "login_name", "display_name", "email")
+	w.Contains(f.Query, "login_name", "display_name", "email")
 	return list(ctx, s, "list users", "SELECT "+userCols+" FROM users", &w, p, "id", scanUser)
 }
 
 // UpdateUser writes every field except id, password hash and created_at.
 func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.Event) error {
 	return s.inTx(ctx, "update user", "user", func(tx *sql.Tx) error {
-		if ok, err := s.exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.forUpdate(), u.ID); err != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForUpdate(), u.ID); err != nil {
 			return err
 		} else if !ok {
 			return notFound("user", u.ID)
@@ -158,9 +159,9 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 			password_only = ?
 			WHERE id = ?`),
 			u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc, u.PhoneMask,
-			u.Email, nullable(u.OrgID), int(u.Status), nullable(u.FeatureCode), u.IsAdmin,
-			ms(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange, u.FailedCount,
-			ms(u.LockedUntil), ms(u.UpdatedAt), u.PasswordOnly, u.ID)
+			u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
+			store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange, u.FailedCount,
+			store.UnixMS(u.LockedUntil), store.UnixMS(u.UpdatedAt), u.PasswordOnly, u.ID)
 		if err != nil {
 			return err
 		}
@@ -186,7 +187,7 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, changedAt 
 		}
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET password_hash = ?, password_changed_at = ?,
 			must_change = ?, failed_count = 0, updated_at = ? WHERE id = ?`),
-			hash, ms(changedAt), mustChange, ms(changedAt), userID)
+			hash, store.UnixMS(changedAt), mustChange, store.UnixMS(changedAt), userID)
 		if err != nil {
 			return err
 		}
@@ -195,7 +196,7 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, changedAt 
 		}
 		if keep > 0 && old != "" {
 			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO password_history (user_id, hash, created_at) VALUES (?, ?, ?)"),
-				userID, old, ms(changedAt)); err != nil {
+				userID, old, store.UnixMS(changedAt)); err != nil {
 				return err
 			}
 		}
@@ -245,7 +246,7 @@ func (s *Store) RecordLoginFailure(ctx context.Context, userID string, maxFailur
 			locked_until = CASE WHEN ? > 0 AND failed_count + 1 >= ? THEN ? ELSE locked_until END,
 			updated_at = ?
 			WHERE id = ?`),
-			maxFailures, maxFailures, maxFailures, maxFailures, ms(lockUntil), ms(now), userID)
+			maxFailures, maxFailures, maxFailures, maxFailures, store.UnixMS(lockUntil), store.UnixMS(now), userID)
 		if err != nil {
 			return err
 		}
@@ -260,7 +261,7 @@ func (s *Store) RecordLoginFailure(ctx context.Context, userID string, maxFailur
 			return err
 		}
 		// The count goes back to 0 only when this failure reached the limit.
-		if maxFailures > 0 && u.FailedCount == 0 && u.LockedUntil.Equal(fromMS(ms(lockUntil))) {
+		if maxFailures > 0 && u.FailedCount == 0 && u.LockedUntil.Equal(store.FromUnixMS(store.UnixMS(lockUntil))) {
 			return s.addEvents(ctx, tx, onLock)
 		}
 		return nil
@@ -281,7 +282,7 @@ func (s *Store) RecordLoginSuccess(ctx context.Context, userID, rehash string, n
 		)
 		if rehash != "" {
 			res, err = tx.ExecContext(ctx, s.q("UPDATE users SET failed_count = 0, password_hash = ?, updated_at = ? WHERE id = ?"),
-				rehash, ms(now), userID)
+				rehash, store.UnixMS(now), userID)
 		} else {
 			res, err = tx.ExecContext(ctx, s.q("UPDATE users SET failed_count = 0 WHERE id = ?"), userID)
 		}

@@ -1,2 +1,2 @@
--- Placeholder: sqlstore.Migrate replaces this file with
--- events.OutboxMigrationSQL(dialect) (the events_outbox table).
+-- Placeholder: sqlstore.Migrate replaces this file with the events_outbox
+-- table of pkg/events (events.WithOutboxMigration).
