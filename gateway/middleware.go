@@ -22,17 +22,13 @@ import (
 	"github.com/uias/uias/pkg/grpcx"
 )
 
-// HTTP headers forwarded to the identity service (besides Authorization,
-// which grpc-gateway always forwards as "authorization").
-const (
-	headerAppID     = "X-Uias-App-Id"
-	headerAppSecret = "X-Uias-App-Secret"
-	headerRequestID = "X-Request-Id"
-)
-
-// Metadata keys set by the gateway itself.
-const (
-	mdRequestID = "x-request-id"
+// HTTP headers forwarded to the services as the metadata of the same name
+// (besides Authorization, which grpc-gateway always forwards as
+// "authorization"), and the request id header.
+var (
+	headerAppID     = http.CanonicalHeaderKey(grpcx.MetadataAppID)     // X-Uias-App-Id
+	headerAppSecret = http.CanonicalHeaderKey(grpcx.MetadataAppSecret) // X-Uias-App-Secret
+	headerRequestID = http.CanonicalHeaderKey(grpcx.MetadataRequestID) // X-Request-Id
 )
 
 // requestState travels in the request context from the outer middleware to
@@ -250,9 +246,9 @@ func tooLargeStatus(limit int64) *status.Status {
 func incomingHeaderMatcher(key string) (string, bool) {
 	switch key {
 	case headerAppID:
-		return "x-uias-app-id", true
+		return grpcx.MetadataAppID, true
 	case headerAppSecret:
-		return "x-uias-app-secret", true
+		return grpcx.MetadataAppSecret, true
 	}
 	return "", false
 }
@@ -264,7 +260,7 @@ func (g *gateway) annotate(ctx context.Context, r *http.Request) metadata.MD {
 	if st == nil {
 		return nil
 	}
-	md := metadata.Pairs(mdRequestID, st.requestID)
+	md := metadata.Pairs(grpcx.MetadataRequestID, st.requestID)
 	if st.clientIP.IsValid() {
 		// grpc-gateway adds the TCP peer as x-forwarded-for; replace it with
 		// the decided address (servers believe it only from trusted proxies;

@@ -21,6 +21,7 @@ import (
 
 	"github.com/uias/uias/cmd/uias/app"
 	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/grpcx"
 	ulog "github.com/uias/uias/pkg/log"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	identitycomponent "github.com/uias/uias/services/identity/component"
@@ -164,7 +165,7 @@ func (e *env) seed(ctx context.Context) error {
 		return fmt.Errorf("create app: %w", err)
 	}
 	e.appID, e.secret = ar.GetApp().GetId(), ar.GetAppSecret()
-	e.authCtx = metadata.AppendToOutgoingContext(context.Background(), "x-uias-app-id", e.appID, "x-uias-app-secret", e.secret)
+	e.authCtx = metadata.AppendToOutgoingContext(context.Background(), grpcx.MetadataAppID, e.appID, grpcx.MetadataAppSecret, e.secret)
 	u, err := e.admin.CreateUser(actx, &identityv1.CreateUserRequest{LoginName: "bench", DisplayName: "Bench User",
 		OrgId: root, IdType: identityv1.IdType_ID_TYPE_RESIDENT_ID, IdNumber: "11010519491231002X",
 		Phone: "13812345678", Password: userPassword})
