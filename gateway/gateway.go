@@ -44,6 +44,8 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Gatherer is what /metrics exposes; nil means Registry.
 	Gatherer prometheus.Gatherer
+	// NoMetrics leaves /metrics out (it answers 404 like any unknown path).
+	NoMetrics bool
 	// TrustedProxies lists the peers whose X-Forwarded-For header is honoured.
 	TrustedProxies []netip.Prefix
 	// MaxBodyBytes limits request bodies (413 beyond it); 0 means 1 MiB.
@@ -118,7 +120,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", fixedRoute("/healthz", http.HandlerFunc(handleHealthz)))
 	mux.Handle("GET /readyz", fixedRoute("/readyz", http.HandlerFunc(g.handleReadyz)))
-	mux.Handle("GET /metrics", fixedRoute("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
+	if !o.NoMetrics {
+		mux.Handle("GET /metrics", fixedRoute("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
+	}
 	mux.Handle("GET /openapi.json", fixedRoute("/openapi.json", handleOpenAPI(apiDoc)))
 	mux.Handle("/", g.apiHandler(gw))
 

@@ -45,7 +45,7 @@ func Module() module.Module {
 			}
 			// The handlers live as long as the process.
 			h, err := New(env.Context(), Options{Logger: env.Log, Backends: backends, Registry: env.Metrics,
-				TrustedProxies: env.TrustedProxies(), APIDocs: docs})
+				TrustedProxies: env.TrustedProxies(), APIDocs: docs, NoMetrics: !env.Config.MetricsOn()})
 			if err != nil {
 				return nil, err
 			}

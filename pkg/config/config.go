@@ -61,15 +61,41 @@ type Config struct {
 		// own tables and migrations); for sqlite empty means one file per
 		// component, <DataDir>/<component>.db.
 		DSN string `yaml:"dsn"`
+		// PasswordFile holds the PostgreSQL password (e.g. a mounted
+		// Secret), merged into the DSN when the database is opened so it
+		// never sits in the config file or the process list. Password
+		// (UIAS_DB_PASSWORD, environment only) takes precedence.
+		PasswordFile string `yaml:"password_file"`
+		Password     string `yaml:"-"`
 	} `yaml:"db"`
 	NATS struct {
 		URL      string `yaml:"url"`      // empty => embedded (target all only)
 		Embedded bool   `yaml:"embedded"` // derived: true when URL is empty and target is all
+		// User and the password from PasswordFile (or UIAS_NATS_PASSWORD,
+		// environment only, which takes precedence) authenticate to the
+		// NATS servers of nats.url.
+		User         string `yaml:"user"`
+		PasswordFile string `yaml:"password_file"`
+		Password     string `yaml:"-"`
 	} `yaml:"nats"`
 	Etcd struct {
 		Endpoints   []string      `yaml:"endpoints"`
 		DialTimeout time.Duration `yaml:"dial_timeout"` // 5s
 		LeaseTTL    int           `yaml:"lease_ttl"`    // seconds, 10
+		// Username and the password from PasswordFile (or
+		// UIAS_ETCD_PASSWORD, environment only, which takes precedence)
+		// authenticate to etcd (etcd's auth must be enabled).
+		Username     string `yaml:"username"`
+		PasswordFile string `yaml:"password_file"`
+		Password     string `yaml:"-"`
+		// TLS to etcd (https:// endpoints): CAFile verifies the servers
+		// (default: the system roots); CertFile and KeyFile are the client
+		// certificate when etcd requires one (--client-cert-auth).
+		TLS struct {
+			CAFile   string `yaml:"ca_file"`
+			CertFile string `yaml:"cert_file"`
+			KeyFile  string `yaml:"key_file"`
+		} `yaml:"tls"`
 	} `yaml:"etcd"`
 	Discovery string `yaml:"discovery"` // inproc|etcd (all => inproc; other targets => etcd)
 	// TrustedProxies are the CIDRs of reverse proxies (load balancers) in
@@ -83,11 +109,35 @@ type Config struct {
 	// only) takes precedence.
 	InternalKeyFile string `yaml:"internal_key_file"`
 	InternalKey     string `yaml:"-"`
-	TLS             struct {
+	// TLS of the gRPC and HTTP listeners (optional; TLS 1.2 or newer, AEAD
+	// suites only). The files are read again when they change. With
+	// ClientCAFile, client certificates signed by it are verified (and may
+	// be bound to an App_ID).
+	TLS struct {
 		CertFile     string `yaml:"cert_file"`
 		KeyFile      string `yaml:"key_file"`
 		ClientCAFile string `yaml:"client_ca_file"`
-	} `yaml:"tls"` // optional; MinVersion TLS 1.2
+	} `yaml:"tls"`
+	// Metrics: Enabled serves /metrics on http_addr. auto (the default)
+	// serves it only when http_addr is a loopback address.
+	Metrics struct {
+		Enabled Toggle `yaml:"enabled"`
+	} `yaml:"metrics"`
+	// GRPC tunes the gRPC server.
+	GRPC struct {
+		// Reflection registers the gRPC reflection service; auto (the
+		// default) only when grpc_addr is a loopback address.
+		Reflection Toggle `yaml:"reflection"`
+		// KeepaliveMinTime is the shortest client ping interval tolerated
+		// (more frequent pings: the connection is closed), 10s.
+		KeepaliveMinTime time.Duration `yaml:"keepalive_min_time"`
+		// MaxConnectionIdle closes connections idle this long, 15m;
+		// MaxConnectionAge closes connections this old, 30m, after
+		// MaxConnectionAgeGrace for calls in flight, 1m.
+		MaxConnectionIdle     time.Duration `yaml:"max_connection_idle"`
+		MaxConnectionAge      time.Duration `yaml:"max_connection_age"`
+		MaxConnectionAgeGrace time.Duration `yaml:"max_connection_age_grace"`
+	} `yaml:"grpc"`
 
 	// Sections are the components' own settings by component name (the
 	// YAML key). Load and Default fill them from the SectionDefs given.
@@ -131,6 +181,12 @@ func base(defs []SectionDef) Config {
 	c.Etcd.DialTimeout = 5 * time.Second
 	c.Etcd.LeaseTTL = 10
 	c.TrustedProxies = []string{}
+	c.Metrics.Enabled = ToggleAuto
+	c.GRPC.Reflection = ToggleAuto
+	c.GRPC.KeepaliveMinTime = 10 * time.Second
+	c.GRPC.MaxConnectionIdle = 15 * time.Minute
+	c.GRPC.MaxConnectionAge = 30 * time.Minute
+	c.GRPC.MaxConnectionAgeGrace = time.Minute
 	c.Sections = make(map[string]Section, len(defs))
 	for _, d := range defs {
 		c.Sections[d.Name] = d.New()
@@ -307,6 +363,23 @@ func (c *Config) bind() []binding {
 	b.String(&c.TLS.CertFile, "UIAS_TLS_CERT_FILE", "", "")
 	b.String(&c.TLS.KeyFile, "UIAS_TLS_KEY_FILE", "", "")
 	b.String(&c.TLS.ClientCAFile, "UIAS_TLS_CLIENT_CA_FILE", "", "")
+	b.String(&c.DB.PasswordFile, "UIAS_DB_PASSWORD_FILE", "", "")
+	b.Secret(&c.DB.Password, "UIAS_DB_PASSWORD")
+	b.String(&c.NATS.User, "UIAS_NATS_USER", "", "")
+	b.String(&c.NATS.PasswordFile, "UIAS_NATS_PASSWORD_FILE", "", "")
+	b.Secret(&c.NATS.Password, "UIAS_NATS_PASSWORD")
+	b.String(&c.Etcd.Username, "UIAS_ETCD_USERNAME", "", "")
+	b.String(&c.Etcd.PasswordFile, "UIAS_ETCD_PASSWORD_FILE", "", "")
+	b.Secret(&c.Etcd.Password, "UIAS_ETCD_PASSWORD")
+	b.String(&c.Etcd.TLS.CAFile, "UIAS_ETCD_TLS_CA_FILE", "", "")
+	b.String(&c.Etcd.TLS.CertFile, "UIAS_ETCD_TLS_CERT_FILE", "", "")
+	b.String(&c.Etcd.TLS.KeyFile, "UIAS_ETCD_TLS_KEY_FILE", "", "")
+	b.Func("UIAS_METRICS_ENABLED", "", "", func(v string) error { c.Metrics.Enabled = Toggle(strings.TrimSpace(v)); return nil }, nil)
+	b.Func("UIAS_GRPC_REFLECTION", "", "", func(v string) error { c.GRPC.Reflection = Toggle(strings.TrimSpace(v)); return nil }, nil)
+	b.Duration(&c.GRPC.KeepaliveMinTime, "UIAS_GRPC_KEEPALIVE_MIN_TIME", "", "")
+	b.Duration(&c.GRPC.MaxConnectionIdle, "UIAS_GRPC_MAX_CONNECTION_IDLE", "", "")
+	b.Duration(&c.GRPC.MaxConnectionAge, "UIAS_GRPC_MAX_CONNECTION_AGE", "", "")
+	b.Duration(&c.GRPC.MaxConnectionAgeGrace, "UIAS_GRPC_MAX_CONNECTION_AGE_GRACE", "", "")
 	for _, name := range c.sectionNames() {
 		c.Sections[name].Bind(b)
 	}
@@ -592,6 +665,38 @@ func (c Config) Validate() error {
 	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
 		bad("tls.client_ca_file", "requires tls.cert_file and tls.key_file (client certificates need server TLS)")
 	}
+	if c.Etcd.TLS.CertFile != "" && c.Etcd.TLS.KeyFile == "" {
+		bad("etcd.tls.key_file", "is required when etcd.tls.cert_file is set")
+	}
+	if c.Etcd.TLS.KeyFile != "" && c.Etcd.TLS.CertFile == "" {
+		bad("etcd.tls.cert_file", "is required when etcd.tls.key_file is set")
+	}
+	if c.Etcd.Username == "" && (c.Etcd.PasswordFile != "" || c.Etcd.Password != "") {
+		bad("etcd.username", "is required when an etcd password is set")
+	}
+	if c.NATS.User == "" && (c.NATS.PasswordFile != "" || c.NATS.Password != "") {
+		bad("nats.user", "is required when a NATS password is set")
+	}
+	if c.DB.Driver == DriverSQLite && (c.DB.PasswordFile != "" || c.DB.Password != "") {
+		bad("db.password_file", "a database password (db.password_file, UIAS_DB_PASSWORD) only applies when db.driver is postgres")
+	}
+	if _, err := c.Metrics.Enabled.On(true); err != nil {
+		bad("metrics.enabled", "%v", err)
+	}
+	if _, err := c.GRPC.Reflection.On(true); err != nil {
+		bad("grpc.reflection", "%v", err)
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"grpc.keepalive_min_time", c.GRPC.KeepaliveMinTime}, {"grpc.max_connection_idle", c.GRPC.MaxConnectionIdle},
+		{"grpc.max_connection_age", c.GRPC.MaxConnectionAge}, {"grpc.max_connection_age_grace", c.GRPC.MaxConnectionAgeGrace},
+	} {
+		if d.v < 0 {
+			bad(d.field, "must not be negative (0 takes the default), got %s", d.v)
+		}
+	}
 	for _, name := range c.sectionNames() {
 		if err := c.Sections[name].Validate(&c); err != nil {
 			errs = append(errs, err)
@@ -744,6 +849,11 @@ func (c Config) Redacted() Config {
 	c.Etcd.Endpoints = eps
 	if c.InternalKey != "" {
 		c.InternalKey = "xxxxx"
+	}
+	for _, p := range []*string{&c.DB.Password, &c.NATS.Password, &c.Etcd.Password} {
+		if *p != "" {
+			*p = "xxxxx"
+		}
 	}
 	return c
 }

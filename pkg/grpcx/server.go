@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,57 @@ type ServerOptions struct {
 	// *apierr.Error, InvalidArgument), before the refusal is sent. Use it
 	// to audit what a handler would have audited: the handler never runs.
 	OnBadRequest func(ctx context.Context, fullMethod string, err error)
+	// Reflection registers the gRPC reflection service (which lists every
+	// service and message to anyone who asks). Off unless set.
+	Reflection bool
+	// Keepalive bounds connections; zero fields take the defaults of
+	// DefaultKeepalive.
+	Keepalive Keepalive
+}
+
+// Keepalive are the connection limits of a server.
+type Keepalive struct {
+	// MinPingInterval is the shortest interval between client pings the
+	// server tolerates: a client pinging more often (a ping flood) gets
+	// GOAWAY and is disconnected.
+	MinPingInterval time.Duration
+	// MaxConnectionIdle closes a connection without calls for this long.
+	MaxConnectionIdle time.Duration
+	// MaxConnectionAge closes a connection after this long (clients
+	// reconnect, so load spreads over new instances), after
+	// MaxConnectionAgeGrace for calls in flight.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
+	// PingInterval and PingTimeout: the server pings a connection idle for
+	// PingInterval and closes it when no answer comes within PingTimeout
+	// (dead peers do not hold connections).
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+}
+
+// DefaultKeepalive are the connection limits used for zero fields.
+var DefaultKeepalive = Keepalive{
+	MinPingInterval:       10 * time.Second,
+	MaxConnectionIdle:     15 * time.Minute,
+	MaxConnectionAge:      30 * time.Minute,
+	MaxConnectionAgeGrace: time.Minute,
+	PingInterval:          2 * time.Minute,
+	PingTimeout:           20 * time.Second,
+}
+
+// withDefaults fills zero fields from DefaultKeepalive.
+func (k Keepalive) withDefaults() Keepalive {
+	d := DefaultKeepalive
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&k.MinPingInterval, &d.MinPingInterval}, {&k.MaxConnectionIdle, &d.MaxConnectionIdle},
+		{&k.MaxConnectionAge, &d.MaxConnectionAge}, {&k.MaxConnectionAgeGrace, &d.MaxConnectionAgeGrace},
+		{&k.PingInterval, &d.PingInterval}, {&k.PingTimeout, &d.PingTimeout},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return k
 }
 
 // NewServer builds a *grpc.Server with one interceptor chain (unary and
@@ -85,8 +137,9 @@ type ServerOptions struct {
 // Before all of that, ServerOptions.Admit may refuse a call in the
 // transport (see there).
 //
-// The health service (returned, all services SERVING) and reflection are
-// registered.
+// The health service (returned, all services SERVING) is registered, and
+// reflection when ServerOptions.Reflection is set. Connections are bounded by
+// ServerOptions.Keepalive.
 func NewServer(o ServerOptions) (*grpc.Server, *health.Server) {
 	log := o.Logger
 	if log == nil {
@@ -110,11 +163,20 @@ func NewServer(o ServerOptions) (*grpc.Server, *health.Server) {
 		grpc.MaxRecvMsgSize(maxRecv),
 		// Decoding failures are answered by the validation interceptor.
 		grpc.ForceServerCodecV2(newRequestCodec()),
+	}
+	ka := o.Keepalive.withDefaults()
+	opts = append(opts,
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
-			MinTime:             10 * time.Second,
+			MinTime:             ka.MinPingInterval,
 			PermitWithoutStream: true,
 		}),
-	}
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle:     ka.MaxConnectionIdle,
+			MaxConnectionAge:      ka.MaxConnectionAge,
+			MaxConnectionAgeGrace: ka.MaxConnectionAgeGrace,
+			Time:                  ka.PingInterval,
+			Timeout:               ka.PingTimeout,
+		}))
 	if o.Admit != nil {
 		opts = append(opts, grpc.InTapHandle(c.admission(o.Admit)))
 	}
@@ -124,15 +186,42 @@ func NewServer(o ServerOptions) (*grpc.Server, *health.Server) {
 	srv := grpc.NewServer(opts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
-	reflection.Register(srv)
+	if o.Reflection {
+		reflection.Register(srv)
+	}
 	return srv, hs
 }
 
-// ServerTLS returns a clone of cfg with MinVersion at least TLS 1.2.
+// TLS12CipherSuites are the only cipher suites UIAS accepts for TLS 1.2:
+// ECDHE key exchange (forward secrecy) with an AEAD cipher (AES-GCM or
+// ChaCha20-Poly1305). No CBC, no RSA key exchange, no 3DES or RC4. The TLS
+// 1.3 suites are all AEAD (and not configurable in Go).
+var TLS12CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// ServerTLS returns a clone of cfg with MinVersion at least TLS 1.2 and, for
+// TLS 1.2, only the suites of TLS12CipherSuites (those of cfg.CipherSuites
+// among them, if any).
 func ServerTLS(cfg *tls.Config) *tls.Config {
 	c := cfg.Clone()
 	if c.MinVersion < tls.VersionTLS12 {
 		c.MinVersion = tls.VersionTLS12
 	}
+	var suites []uint16
+	for _, s := range c.CipherSuites {
+		if slices.Contains(TLS12CipherSuites, s) {
+			suites = append(suites, s)
+		}
+	}
+	if len(suites) == 0 {
+		suites = slices.Clone(TLS12CipherSuites)
+	}
+	c.CipherSuites = suites
 	return c
 }

@@ -86,7 +86,10 @@ func (e *Env) SQL(ctx context.Context) (*store.DB, error) {
 		return nil, fmt.Errorf("module %q did not declare SQL", e.Name)
 	}
 	c := e.Config
-	dsn := c.SQLDSN(e.Name)
+	dsn, err := c.OpenDSN(e.Name) // with the password: never log it
+	if err != nil {
+		return nil, err
+	}
 	if c.DB.Driver == config.DriverSQLite {
 		if err := os.MkdirAll(filepath.Dir(dsn), 0o700); err != nil {
 			return nil, fmt.Errorf("create data dir: %w", err)
@@ -149,8 +152,12 @@ func (p *Process) connectNATS() (*nats.Conn, jetstream.JetStream, error) {
 		url = ns.ClientURL()
 	}
 	p.natsURL = url
-	nc, err := nats.Connect(url, nats.Name("uias-"+p.cfg.Target), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true), nats.ReconnectWait(500*time.Millisecond))
+	auth, err := natsAuth(p.cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("uias-" + p.cfg.Target), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(500 * time.Millisecond)}, auth...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect NATS: %w", err)
 	}

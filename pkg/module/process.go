@@ -161,13 +161,18 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 	if p.key, err = internalKey(cfg); err != nil {
 		return nil, err
 	}
-	serverTLS, clientTLS, err := LoadTLS(cfg)
+	serverTLS, clientTLS, err := LoadTLS(cfg, o.Logger.Named("tls"))
 	if err != nil {
 		return nil, err
 	}
 	p.clientTLS = clientTLS
+	warnPlaintext(o.Logger, cfg, run, serverTLS != nil)
 	if cfg.Discovery == config.DiscoveryEtcd {
-		p.etcd, err = clientv3.New(clientv3.Config{Endpoints: cfg.Etcd.Endpoints, DialTimeout: cfg.Etcd.DialTimeout, Logger: zap.NewNop()})
+		ec, err := EtcdConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		p.etcd, err = clientv3.New(ec)
 		if err != nil {
 			return nil, fmt.Errorf("connect etcd: %w", err)
 		}
@@ -183,12 +188,14 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 	var router router
 	if run.GRPC {
 		so := grpcx.ServerOptions{Logger: o.Logger, Registry: metrics,
-			Auth: &router, Admit: router.admit, OnBadRequest: router.badRequest,
-			TrustedProxies: p.proxies, TLS: serverTLS, InternalKey: p.key}
+			Auth: &router, Admit: router.admit, OnBadRequest: router.badRequest, TrustedProxies: p.proxies, TLS: serverTLS, InternalKey: p.key,
+			Reflection: cfg.ReflectionOn(), Keepalive: grpcx.Keepalive{
+				MinPingInterval: cfg.GRPC.KeepaliveMinTime, MaxConnectionIdle: cfg.GRPC.MaxConnectionIdle,
+				MaxConnectionAge: cfg.GRPC.MaxConnectionAge, MaxConnectionAgeGrace: cfg.GRPC.MaxConnectionAgeGrace}}
 		var hs *health.Server
 		p.grpcSrv, hs = grpcx.NewServer(so)
 		p.health = append(p.health, hs)
-		so.TLS = nil
+		so.TLS, so.Reflection = nil, false
 		p.inprocSrv, hs = grpcx.NewServer(so)
 		p.health = append(p.health, hs)
 		p.inproc = grpcx.NewInprocListener()
@@ -235,7 +242,7 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 		err = p.serveHTTP(cfg.HTTPAddr, edge, serverTLS)
 	case cfg.HTTPAddr != "":
 		// A process without the edge still exposes metrics and probes.
-		err = p.serveHTTP(cfg.HTTPAddr, OpsHandler(metrics, p.Ready), serverTLS)
+		err = p.serveHTTP(cfg.HTTPAddr, OpsHandler(metrics, cfg.MetricsOn(), p.Ready), serverTLS)
 	}
 	if err != nil {
 		return nil, err
@@ -342,7 +349,7 @@ func (p *Process) serveHTTP(addr string, h http.Handler, serverTLS *tls.Config) 
 		return fmt.Errorf("listen HTTP %s: %w", addr, err)
 	}
 	p.httpAddr = lis.Addr().String()
-	srv := NewHTTPServer(p.httpAddr, h)
+	srv := NewHTTPServer(p.httpAddr, SecurityHeaders(h, p.proxies))
 	serve := srv.Serve
 	if serverTLS != nil {
 		srv.TLSConfig = serverTLS

@@ -7,27 +7,41 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/grpcx"
 )
 
-// LoadTLS builds the server TLS config (TLS 1.2 at least) from the
-// configured certificate, and the client config internal hops use to dial
-// it: trusting tls.client_ca_file when set (which also verifies client
-// certificates), else the system roots plus our own certificate. Both are
-// nil without tls.cert_file.
-func LoadTLS(cfg config.Config) (server, client *tls.Config, err error) {
+// certCheckInterval is how often, at most, a handshake looks whether the
+// certificate files changed.
+var certCheckInterval = time.Second
+
+// LoadTLS builds the server TLS config from the configured certificate, and
+// the client config internal hops use to dial it: trusting
+// tls.client_ca_file when set (which also verifies client certificates),
+// else the system roots plus our own certificate. Both are nil without
+// tls.cert_file.
+//
+// Both serve the certificate through a CertReloader: when cert_file or
+// key_file change on disk (a renewal by cert-manager or an operator), new
+// connections get the new certificate without a restart. The server accepts
+// TLS 1.2 or newer and, for TLS 1.2, only grpcx.TLS12CipherSuites.
+func LoadTLS(cfg config.Config, log *zap.Logger) (server, client *tls.Config, err error) {
 	if cfg.TLS.CertFile == "" {
 		return nil, nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	r, err := NewCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
+		return nil, nil, err
 	}
-	server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	cert := r.Certificate()
+	server = grpcx.ServerTLS(&tls.Config{GetCertificate: r.GetCertificate})
 	roots, err := x509.SystemCertPool()
 	if err != nil || roots == nil {
 		roots = x509.NewCertPool()
@@ -50,7 +64,8 @@ func LoadTLS(cfg config.Config) (server, client *tls.Config, err error) {
 			}
 		}
 	}
-	client = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, Certificates: []tls.Certificate{cert}}
+	client = &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: grpcx.TLS12CipherSuites, RootCAs: roots,
+		GetClientCertificate: r.GetClientCertificate}
 	// Internal hops dial an etcd target ("uias/identity") or a wildcard
 	// listen address, neither of which names the peer. UIAS components share
 	// a certificate name: verify the peer against the first DNS name of our
@@ -61,11 +76,113 @@ func LoadTLS(cfg config.Config) (server, client *tls.Config, err error) {
 	return server, client, nil
 }
 
-// OpsHandler serves /metrics, /healthz and /readyz for a process without
-// the REST edge.
-func OpsHandler(reg prometheus.Gatherer, ready func(context.Context) error) http.Handler {
+// CertReloader serves a certificate and key from files and loads them again
+// when either file changes (size or modification time, looked at during a
+// handshake at most once a second). A pair that does not load (a renewal
+// half written, a key that does not match) is logged and the previous
+// certificate kept until the files load again.
+type CertReloader struct {
+	certFile, keyFile string
+	log               *zap.Logger
+	// every is how often at most the files are looked at (0: on every
+	// handshake, for tests).
+	every time.Duration
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	stamp   [2]fileStamp
+	checked time.Time
+	failed  [2]fileStamp // the stamp that failed to load (logged once)
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+// NewCertReloader loads certFile and keyFile (an error if they do not load).
+func NewCertReloader(certFile, keyFile string, log *zap.Logger) (*CertReloader, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	r := &CertReloader{certFile: certFile, keyFile: keyFile, log: log, every: certCheckInterval}
+	st, err := r.stamps()
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	r.cert, r.stamp, r.checked = &cert, st, time.Now()
+	return r, nil
+}
+
+func (r *CertReloader) stamps() ([2]fileStamp, error) {
+	var out [2]fileStamp
+	for i, f := range []string{r.certFile, r.keyFile} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return out, err
+		}
+		out[i] = fileStamp{mod: fi.ModTime(), size: fi.Size()}
+	}
+	return out, nil
+}
+
+// Certificate returns the certificate in use, loading the files again first
+// if they changed.
+func (r *CertReloader) Certificate() *tls.Certificate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if now.Sub(r.checked) < r.every {
+		return r.cert
+	}
+	r.checked = now
+	st, err := r.stamps()
+	if err != nil || st == r.stamp {
+		if err != nil && st != r.failed {
+			r.failed = st
+			r.log.Warn("TLS certificate files unreadable; serving the previous certificate", zap.Error(err))
+		}
+		return r.cert
+	}
+	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		if st != r.failed {
+			r.failed = st
+			r.log.Warn("TLS certificate files changed but do not load; serving the previous certificate until they do",
+				zap.String("cert_file", r.certFile), zap.Error(err))
+		}
+		return r.cert
+	}
+	r.cert, r.stamp = &cert, st
+	fields := []zap.Field{zap.String("cert_file", r.certFile)}
+	if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+		fields = append(fields, zap.Time("not_after", leaf.NotAfter), zap.String("serial", leaf.SerialNumber.String()))
+	}
+	r.log.Info("TLS certificate reloaded", fields...)
+	return r.cert
+}
+
+// GetCertificate is tls.Config.GetCertificate.
+func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return r.Certificate(), nil
+}
+
+// GetClientCertificate is tls.Config.GetClientCertificate.
+func (r *CertReloader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return r.Certificate(), nil
+}
+
+// OpsHandler serves /metrics (when metrics is true), /healthz and /readyz
+// for a process without the REST edge.
+func OpsHandler(reg prometheus.Gatherer, metrics bool, ready func(context.Context) error) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if metrics {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := ready(r.Context()); err != nil {

@@ -31,11 +31,17 @@ import (
 // selfSigned writes a self-signed certificate for 127.0.0.1/localhost.
 func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
+	return selfSignedSerial(t, dir, 1)
+}
+
+// selfSignedSerial is selfSigned with the given serial number.
+func selfSignedSerial(t *testing.T, dir string, serial int64) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "uias-test"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "uias-test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
@@ -108,6 +114,17 @@ func TestTLS(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("REST admin login over TLS: %d", resp.StatusCode)
 	}
+	// The answer carries a token: no cache may keep it, no page may frame
+	// or sniff it, and browsers stay on HTTPS.
+	for k, v := range map[string]string{"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+		"Strict-Transport-Security": "max-age=31536000", "X-Frame-Options": "DENY"} {
+		if got := resp.Header.Get(k); got != v {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
 	old := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certPool,
 		MaxVersion: tls.VersionTLS11}}}
 	if resp, err := old.Get("https://" + a.HTTPAddr() + "/healthz"); err == nil {
@@ -117,5 +134,45 @@ func TestTLS(t *testing.T) {
 	if resp, err := http.Get("http://" + a.HTTPAddr() + "/healthz"); err == nil && resp.StatusCode == 200 {
 		resp.Body.Close()
 		t.Fatal("plaintext HTTP served on a TLS listener")
+	}
+
+	// Renewal: new files in place, no restart; new connections on both
+	// listeners get the new certificate.
+	renewDir := t.TempDir()
+	newCert, newKey, newPool := selfSignedSerial(t, renewDir, 2)
+	for src, dst := range map[string]string{newCert: cfg.TLS.CertFile, newKey: cfg.TLS.KeyFile} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst+".new", b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		later := time.Now().Add(time.Hour)
+		_ = os.Chtimes(dst+".new", later, later)
+		if err := os.Rename(dst+".new", dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	served := func(addr string) int64 {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // only reads the certificate
+		if err != nil {
+			t.Fatalf("handshake with %s: %v", addr, err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	for _, addr := range []string{a.GRPCAddr(), a.HTTPAddr()} {
+		// The files are looked at no more than once a second.
+		deadline := time.Now().Add(15 * time.Second)
+		for served(addr) != 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still serves the old certificate", addr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if err := login(credentials.NewTLS(&tls.Config{RootCAs: newPool})); err != nil {
+		t.Fatalf("gRPC with the renewed certificate: %v", err)
 	}
 }

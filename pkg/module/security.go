@@ -1,0 +1,199 @@
+package module
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/grpcx"
+)
+
+// warnPlaintext logs, loudly, every listener bound beyond loopback without
+// TLS (passwords, App secrets and admin tokens would cross the network in
+// clear), and says when metrics or reflection are off because of the
+// address.
+func warnPlaintext(log *zap.Logger, cfg config.Config, run config.Run, withTLS bool) {
+	type listener struct{ name, field, addr string }
+	var ls []listener
+	if run.GRPC {
+		ls = append(ls, listener{"gRPC", "grpc_addr", cfg.GRPCAddr})
+	}
+	if cfg.HTTPAddr != "" {
+		ls = append(ls, listener{"HTTP", "http_addr", cfg.HTTPAddr})
+	}
+	for _, l := range ls {
+		if config.Loopback(l.addr) {
+			continue
+		}
+		if !withTLS {
+			log.Warn("SECURITY WARNING: "+l.name+" listens beyond loopback WITHOUT TLS: passwords, application "+
+				"secrets and admin tokens cross the network in clear text. Set tls.cert_file and tls.key_file "+
+				"(or bind "+l.field+" to 127.0.0.1 behind a TLS-terminating proxy).",
+				zap.String("listener", l.name), zap.String(l.field, l.addr))
+		}
+		if l.field == "http_addr" && !cfg.MetricsOn() {
+			log.Info("/metrics is not served: http_addr is not a loopback address (set metrics.enabled=true to serve it)")
+		}
+		if l.field == "grpc_addr" && !cfg.ReflectionOn() {
+			log.Info("gRPC reflection is off: grpc_addr is not a loopback address (set grpc.reflection=true to turn it on)")
+		}
+	}
+}
+
+// EtcdConfig is the etcd client configuration of cfg: endpoints, username
+// and password (etcd.password_file or UIAS_ETCD_PASSWORD), and TLS when an
+// endpoint is https:// or etcd.tls is set (the client certificate is read
+// again when its files change).
+func EtcdConfig(cfg config.Config) (clientv3.Config, error) {
+	ec := clientv3.Config{Endpoints: cfg.Etcd.Endpoints, DialTimeout: cfg.Etcd.DialTimeout, Logger: zap.NewNop(),
+		Username: cfg.Etcd.Username}
+	pw, err := cfg.EtcdPassword()
+	if err != nil {
+		return ec, err
+	}
+	ec.Password = pw
+	t := cfg.Etcd.TLS
+	secure := t.CAFile != "" || t.CertFile != ""
+	for _, ep := range cfg.Etcd.Endpoints {
+		secure = secure || strings.HasPrefix(ep, "https://") || strings.HasPrefix(ep, "unixs://")
+	}
+	if !secure {
+		return ec, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: grpcx.TLS12CipherSuites}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return ec, &config.FieldError{Field: "etcd.tls.ca_file", Msg: fmt.Sprintf("cannot read: %v", err)}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return ec, &config.FieldError{Field: "etcd.tls.ca_file", Msg: t.CAFile + ": no PEM certificates found"}
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		r, err := NewCertReloader(t.CertFile, t.KeyFile, nil)
+		if err != nil {
+			return ec, &config.FieldError{Field: "etcd.tls.cert_file", Msg: err.Error()}
+		}
+		tc.GetClientCertificate = r.GetClientCertificate
+	}
+	ec.TLS = tc
+	return ec, nil
+}
+
+// natsAuth returns the NATS options of the configured credentials
+// (nats.user with nats.password_file or UIAS_NATS_PASSWORD).
+func natsAuth(cfg config.Config) ([]nats.Option, error) {
+	if cfg.NATS.User == "" {
+		return nil, nil
+	}
+	pw, err := cfg.NATSPassword()
+	if err != nil {
+		return nil, err
+	}
+	return []nats.Option{nats.UserInfo(cfg.NATS.User, pw)}, nil
+}
+
+// SecurityHeaders sets the security headers on every HTTP answer of next,
+// unless the handler set them itself (a page with its own
+// Content-Security-Policy, a static asset that may be cached):
+//
+//	X-Content-Type-Options: nosniff         (no MIME sniffing of answers)
+//	X-Frame-Options: DENY and
+//	Content-Security-Policy: default-src 'none'; frame-ancestors 'none'
+//	                                         (nothing may frame us: no clickjacking)
+//	Cache-Control: no-store                  (tokens and personal data stay out of caches)
+//	Referrer-Policy: no-referrer
+//	Strict-Transport-Security: max-age=31536000
+//	                                         (only under TLS: on a TLS connection, or
+//	                                         X-Forwarded-Proto https from a trusted proxy)
+func SecurityHeaders(next http.Handler, trusted []netip.Prefix) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hw := &headerWriter{ResponseWriter: w, hsts: underTLS(r, trusted)}
+		next.ServeHTTP(hw, r)
+		hw.fill() // an answer without a body: the server writes the headers now
+
+	})
+}
+
+// underTLS reports whether the client reached us over TLS.
+func underTLS(r *http.Request, trusted []netip.Prefix) bool {
+	if r.TLS != nil {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			return strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
+		}
+	}
+	return false
+}
+
+// headerWriter fills in the security headers the handler left unset when
+// the answer starts.
+type headerWriter struct {
+	http.ResponseWriter
+	hsts bool
+	done bool
+}
+
+var securityHeaders = [][2]string{
+	{"X-Content-Type-Options", "nosniff"},
+	{"X-Frame-Options", "DENY"},
+	{"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+	{"Cache-Control", "no-store"},
+	{"Referrer-Policy", "no-referrer"},
+}
+
+func (w *headerWriter) fill() {
+	if w.done {
+		return
+	}
+	w.done = true
+	h := w.ResponseWriter.Header()
+	for _, kv := range securityHeaders {
+		if _, ok := h[kv[0]]; !ok {
+			h.Set(kv[0], kv[1])
+		}
+	}
+	if w.hsts {
+		if _, ok := h["Strict-Transport-Security"]; !ok {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+	}
+}
+
+func (w *headerWriter) WriteHeader(code int) {
+	w.fill()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *headerWriter) Write(b []byte) (int, error) {
+	w.fill()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *headerWriter) Flush() {
+	w.fill()
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *headerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
