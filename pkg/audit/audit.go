@@ -63,10 +63,20 @@ func NewBuilder(component string, now func() time.Time) *Builder {
 func (b *Builder) Event(ctx context.Context, a Action) events.Event {
 	c := caller.From(ctx)
 	end := b.now()
+	detail := a.Detail
+	if len(detail) > 0 {
+		detail = make(map[string]string, len(a.Detail))
+		for k, v := range a.Detail {
+			detail[Text(k)] = Text(v)
+		}
+	}
+	// Subjects and details may hold what a caller sent (a login name, a
+	// claimed App_ID): capped and escaped (Text), so a caller can neither
+	// forge lines nor grow the log.
 	rec := events.AuditRecord{
-		Serial: c.RequestID, TraceID: c.RequestID, AppID: c.AppID(), API: a.API,
-		Actor: c.Actor(), Subject: a.Subject, Org: a.Org, Result: a.Result, Reason: a.Reason,
-		DurationMS: float64(end.Sub(a.Start).Microseconds()) / 1000, Time: end.UTC(), Detail: a.Detail,
+		Serial: Text(c.RequestID), TraceID: Text(c.RequestID), AppID: Text(c.AppID()), API: a.API,
+		Actor: Text(c.Actor()), Subject: Text(a.Subject), Org: Text(a.Org), Result: a.Result, Reason: a.Reason,
+		DurationMS: float64(end.Sub(a.Start).Microseconds()) / 1000, Time: end.UTC(), Detail: detail,
 	}
 	if c.ClientIP.IsValid() {
 		rec.ClientIP = c.ClientIP.String()
