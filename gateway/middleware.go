@@ -198,9 +198,14 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 		}
 		st.clientIP = clientIP(r, g.opts.TrustedProxies)
 
-		// The client address travels with the gRPC call (grpcx origin),
-		// signed or in-process, so the services believe it.
-		r2 := r.Clone(grpcx.WithRequestID(grpcx.WithClientIP(r.Context(), st.clientIP), st.requestID))
+		// The client address, and the client certificate this server
+		// verified (App_ID + certificate), travel with the gRPC call (grpcx
+		// origin), signed or in-process, so the services believe them.
+		o := grpcx.Origin{ClientIP: st.clientIP}
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
+			o.ClientCert = grpcx.CertFingerprint(r.TLS.PeerCertificates[0].Raw)
+		}
+		r2 := r.Clone(grpcx.WithRequestID(grpcx.WithOrigin(r.Context(), o), st.requestID))
 		h := make(http.Header, len(forwardedRequestHeaders)+1)
 		for _, k := range forwardedRequestHeaders {
 			if v, ok := r.Header[k]; ok {

@@ -2,6 +2,7 @@ package caller
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"net/netip"
 	"time"
@@ -24,6 +25,7 @@ var (
 	ErrBadAppCredentials = apierr.New(apierr.Unauthenticated, "BAD_APP_CREDENTIALS", "invalid application credentials")
 	ErrAppSuspended      = apierr.New(apierr.PermissionDenied, "APP_SUSPENDED", "application is suspended")
 	ErrIPNotAllowed      = apierr.New(apierr.PermissionDenied, "IP_NOT_ALLOWED", "calls from this address are not allowed for this application")
+	ErrClientCert        = apierr.New(apierr.Unauthenticated, "CLIENT_CERT_REQUIRED", "this application must call over TLS with its registered client certificate")
 	ErrRateLimited       = apierr.New(apierr.ResourceExhausted, "RATE_LIMITED", "rate limit exceeded for this application, retry later").WithMeta("legacy_code", "-6")
 )
 
@@ -49,6 +51,18 @@ type App struct {
 	SecretHash        string
 	PrevSecretHash    string
 	PrevSecretExpires time.Time
+	// ClientCertSHA256, when set, binds the application to a client
+	// certificate (App_ID + certificate): calls must come with the verified
+	// client certificate of this fingerprint (Caller.ClientCert).
+	ClientCertSHA256 string
+}
+
+// CertMatches reports whether a call with the client certificate of
+// fingerprint fp may act as the application: always for an application not
+// bound to a certificate, else when fp is its certificate's (compared in
+// constant time).
+func (a *App) CertMatches(fp string) bool {
+	return a.ClientCertSHA256 == "" || subtle.ConstantTimeCompare([]byte(fp), []byte(a.ClientCertSHA256)) == 1
 }
 
 // SecretMatches reports whether secret is the application's current
@@ -122,10 +136,11 @@ func NewAppAuthenticator(o AuthOptions) (*AppAuthenticator, error) {
 }
 
 // Authenticate checks an application caller: App_ID + App_Secret, status,
-// IP allow-list and rate limit, in that order, and returns the
+// the client certificate of an application bound to one (the Caller of
+// ctx), IP allow-list and rate limit, in that order, and returns the
 // application. Refusals are ErrBadAppCredentials, ErrAppSuspended,
-// ErrIPNotAllowed or ErrRateLimited (and are told to Denied); a failed
-// lookup returns the source's error.
+// ErrClientCert, ErrIPNotAllowed or ErrRateLimited (and are told to
+// Denied); a failed lookup returns the source's error.
 func (a *AppAuthenticator) Authenticate(ctx context.Context, appID, secret string, ip netip.Addr) (*App, error) {
 	start := a.now()
 	now := start
@@ -149,6 +164,9 @@ func (a *AppAuthenticator) Authenticate(ctx context.Context, appID, secret strin
 	}
 	if !app.Active {
 		return nil, a.refuse(ctx, appID, ErrAppSuspended, start)
+	}
+	if !app.CertMatches(From(ctx).ClientCert) {
+		return nil, a.refuse(ctx, appID, ErrClientCert, start)
 	}
 	if !app.AllowsIP(ip) {
 		return nil, a.refuse(ctx, appID, ErrIPNotAllowed, start)

@@ -22,6 +22,10 @@ type Caller struct {
 	Principal string // user id of the authenticated person (e.g. an administrator), if any
 	ClientIP  netip.Addr
 	RequestID string
+	// ClientCert is the SHA-256 fingerprint (lower case hex of the DER) of
+	// the verified client certificate the call came with ("" if none; see
+	// grpcx.ClientCertSHA256).
+	ClientCert string
 }
 
 type key struct{}

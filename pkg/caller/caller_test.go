@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,6 +235,23 @@ func TestAuthenticateApp(t *testing.T) {
 		}
 		r.clk.t = r.clk.t.Add(time.Hour)
 		_, err := r.auth.Authenticate(ctx, "a1", secret, ip)
+		r.wantRefused(t, err, "BAD_APP_CREDENTIALS", codes.Unauthenticated, "")
+	})
+
+	t.Run("bound to a client certificate", func(t *testing.T) {
+		a := activeApp("a1")
+		a.ClientCertSHA256 = strings.Repeat("ab", 32)
+		r := newRig(t, a)
+		with := func(fp string) context.Context { return caller.With(ctx, &caller.Caller{ClientCert: fp}) }
+		if _, err := r.auth.Authenticate(with(a.ClientCertSHA256), "a1", secret, ip); err != nil {
+			t.Fatalf("its certificate refused: %v", err)
+		}
+		for _, fp := range []string{"", strings.Repeat("cd", 32), strings.ToUpper(a.ClientCertSHA256)} {
+			_, err := r.auth.Authenticate(with(fp), "a1", secret, ip)
+			r.wantRefused(t, err, "CLIENT_CERT_REQUIRED", codes.Unauthenticated, "")
+		}
+		// Checked after the secret: a certificate alone is not a credential.
+		_, err := r.auth.Authenticate(with(a.ClientCertSHA256), "a1", "wrong-secret", ip)
 		r.wantRefused(t, err, "BAD_APP_CREDENTIALS", codes.Unauthenticated, "")
 	})
 

@@ -153,12 +153,17 @@ func (c *chain) clientIP(ctx context.Context) netip.Addr {
 }
 
 // withOrigin puts the client address, and the origin a trusted channel
-// asserts, into ctx.
+// asserts, into ctx. The client certificate is the one the trusted channel
+// asserts (the edge's client's, possibly none), else that of the call's own
+// TLS connection.
 func (c *chain) withOrigin(ctx context.Context) context.Context {
 	ip := c.clientIP(ctx)
 	if o, ok := incomingOrigin(ctx, c.internalKey); ok {
 		o.ClientIP = ip
 		return WithOrigin(ctx, o)
+	}
+	if cert := peerCert(ctx); cert != "" {
+		return WithOrigin(ctx, Origin{ClientIP: ip, ClientCert: cert})
 	}
 	return WithClientIP(ctx, ip)
 }

@@ -5,11 +5,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"net"
 	"net/netip"
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/test/bufconn"
@@ -23,6 +25,9 @@ const (
 	MetadataClientIP        = "x-uias-client-ip"
 	MetadataOriginApp       = "x-uias-origin-app"
 	MetadataOriginPrincipal = "x-uias-origin-principal"
+	// MetadataClientCert is the SHA-256 fingerprint (hex) of the client
+	// certificate the edge verified for the original client.
+	MetadataClientCert = "x-uias-client-cert"
 	// MetadataOriginSig is HMAC-SHA256 under the internal key of the other
 	// origin values and the request id (base64url), so that a component
 	// reached over the network knows the assertion comes from a peer that
@@ -37,6 +42,37 @@ type Origin struct {
 	ClientIP  netip.Addr
 	App       string // App_ID of the calling application, if any
 	Principal string // the authenticated person (e.g. admin user id), if any
+	// ClientCert is the SHA-256 fingerprint (lower case hex of the DER) of
+	// the client certificate the original client presented and the server
+	// that terminated its TLS verified; "" if none.
+	ClientCert string
+}
+
+// CertFingerprint is the ClientCert form of a certificate: the SHA-256 of
+// its DER encoding in lower case hex.
+func CertFingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+// ClientCertSHA256 returns the fingerprint of the verified client
+// certificate of the call in ctx ("" if none): from the TLS connection of
+// the call, or, for a call a trusted component made on behalf of a client
+// (the edge), the certificate that client presented to it.
+func ClientCertSHA256(ctx context.Context) string { return OriginFrom(ctx).ClientCert }
+
+// peerCert is the fingerprint of the client certificate of the TLS
+// connection of ctx, if the server verified it against its client CAs.
+func peerCert(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.PeerCertificates) == 0 {
+		return ""
+	}
+	return CertFingerprint(ti.State.PeerCertificates[0].Raw)
 }
 
 type originKey struct{}
@@ -67,7 +103,7 @@ func originSig(key []byte, requestID string, o Origin) string {
 	if o.ClientIP.IsValid() {
 		ip = o.ClientIP.String()
 	}
-	for _, s := range []string{requestID, ip, o.App, o.Principal} {
+	for _, s := range []string{requestID, ip, o.App, o.Principal, o.ClientCert} {
 		m.Write([]byte(s))
 		m.Write([]byte{0})
 	}
@@ -79,7 +115,7 @@ func originSig(key []byte, requestID string, o Origin) string {
 func outgoingOrigin(ctx context.Context, key []byte) context.Context {
 	ctx = outgoingWithRequestID(ctx)
 	o := OriginFrom(ctx)
-	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" {
+	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" && o.ClientCert == "" {
 		return ctx
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
@@ -89,6 +125,7 @@ func outgoingOrigin(ctx context.Context, key []byte) context.Context {
 	}
 	setOrDelete(md, MetadataOriginApp, o.App)
 	setOrDelete(md, MetadataOriginPrincipal, o.Principal)
+	setOrDelete(md, MetadataClientCert, o.ClientCert)
 	md.Delete(MetadataOriginSig)
 	if key != nil {
 		md.Set(MetadataOriginSig, originSig(key, firstValue(md, MetadataRequestID), o))
@@ -137,7 +174,8 @@ func incomingOrigin(ctx context.Context, key []byte) (Origin, bool) {
 		o.ClientIP = ip.Unmap()
 	}
 	o.App, o.Principal = first(MetadataOriginApp), first(MetadataOriginPrincipal)
-	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" {
+	o.ClientCert = first(MetadataClientCert)
+	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" && o.ClientCert == "" {
 		return Origin{}, false
 	}
 	if InProcess(ctx) {

@@ -2,10 +2,13 @@ package grpcx
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/netip"
 	"testing"
 
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 )
@@ -19,7 +22,7 @@ func serverSide(out context.Context, addr net.Addr) context.Context {
 
 func TestOriginTrust(t *testing.T) {
 	key := []byte("0123456789abcdef")
-	o := Origin{ClientIP: netip.MustParseAddr("192.0.2.7"), App: "app-1", Principal: "u-1"}
+	o := Origin{ClientIP: netip.MustParseAddr("192.0.2.7"), App: "app-1", Principal: "u-1", ClientCert: CertFingerprint([]byte("der"))}
 	ctx := WithOrigin(WithRequestID(context.Background(), "rid-1"), o)
 	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
 
@@ -39,7 +42,7 @@ func TestOriginTrust(t *testing.T) {
 	}
 	// Changing any signed value breaks the signature.
 	signed, _ := metadata.FromOutgoingContext(outgoingOrigin(ctx, key))
-	for _, k := range []string{MetadataClientIP, MetadataOriginApp, MetadataOriginPrincipal, MetadataRequestID} {
+	for _, k := range []string{MetadataClientIP, MetadataOriginApp, MetadataOriginPrincipal, MetadataClientCert, MetadataRequestID} {
 		md := signed.Copy()
 		md.Set(k, "10.0.0.1")
 		c := peer.NewContext(metadata.NewIncomingContext(context.Background(), md), &peer.Peer{Addr: tcp})
@@ -49,5 +52,44 @@ func TestOriginTrust(t *testing.T) {
 	}
 	if got := OriginFrom(WithClientIP(context.Background(), o.ClientIP)); got.ClientIP != o.ClientIP || got.App != "" {
 		t.Errorf("OriginFrom falls back to the client address: %+v", got)
+	}
+}
+
+// The client certificate of a call is the verified one of its own TLS
+// connection, unless a trusted channel (the edge) speaks for the client;
+// an unverified certificate or an untrusted assertion counts for nothing.
+func TestClientCertOfCall(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
+	leaf := &x509.Certificate{Raw: []byte("client-der")}
+	withTLS := func(ctx context.Context, verified bool) context.Context {
+		st := tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}}
+		if verified {
+			st.VerifiedChains = [][]*x509.Certificate{{leaf}}
+		}
+		p, _ := peer.FromContext(ctx)
+		return peer.NewContext(ctx, &peer.Peer{Addr: p.Addr, AuthInfo: credentials.TLSInfo{State: st}})
+	}
+	c := &chain{internalKey: key}
+	plain := serverSide(context.Background(), tcp)
+	if got := ClientCertSHA256(c.withOrigin(withTLS(plain, true))); got != CertFingerprint(leaf.Raw) {
+		t.Errorf("verified TLS peer: %q", got)
+	}
+	if got := ClientCertSHA256(c.withOrigin(withTLS(plain, false))); got != "" {
+		t.Errorf("unverified TLS peer believed: %q", got)
+	}
+	forged := metadata.AppendToOutgoingContext(context.Background(), MetadataClientCert, "ab")
+	if got := ClientCertSHA256(c.withOrigin(serverSide(forged, tcp))); got != "" {
+		t.Errorf("unsigned assertion believed: %q", got)
+	}
+	// The edge (signed) speaks for a client without a certificate: its own
+	// TLS certificate is not the client's.
+	edge := outgoingOrigin(WithOrigin(context.Background(), Origin{ClientIP: netip.MustParseAddr("192.0.2.9")}), key)
+	if got := ClientCertSHA256(c.withOrigin(withTLS(serverSide(edge, tcp), true))); got != "" {
+		t.Errorf("the edge's own certificate taken for its client's: %q", got)
+	}
+	edge = outgoingOrigin(WithOrigin(context.Background(), Origin{ClientIP: netip.MustParseAddr("192.0.2.9"), ClientCert: "cd"}), key)
+	if got := ClientCertSHA256(c.withOrigin(withTLS(serverSide(edge, tcp), true))); got != "cd" {
+		t.Errorf("the edge's client's certificate: %q", got)
 	}
 }

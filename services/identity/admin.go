@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -505,6 +506,25 @@ type NewApp struct {
 	IPAllowList      []string
 	RateLimit        float64
 	RateBurst        int
+	// ClientCertSHA256 binds the app to a client certificate (see App).
+	ClientCertSHA256 string
+}
+
+// certFingerprint normalizes a SHA-256 certificate fingerprint as tools
+// print it (hex, any case, colons or spaces between bytes) to 64 lower case
+// hex digits; "" stays "" (no binding).
+func certFingerprint(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if len(v) > 128 {
+		return "", badRequest("client_cert_sha256 is not a SHA-256 fingerprint (64 hex digits)")
+	}
+	h := strings.ToLower(strings.NewReplacer(":", "", " ", "").Replace(strings.TrimSpace(v)))
+	if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
+		return "", badRequest("client_cert_sha256 is not a SHA-256 fingerprint (64 hex digits)")
+	}
+	return h, nil
 }
 
 // checkApp checks an application's settings as they will be stored (an
@@ -535,11 +555,15 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	if err := checkApp(n.Name, n.IPAllowList, n.RateLimit, n.RateBurst); err != nil {
 		return nil, "", err
 	}
+	fp, err := certFingerprint(n.ClientCertSHA256)
+	if err != nil {
+		return nil, "", err
+	}
 	secret := crypto.RandomToken(32)
 	a := &App{ID: ids.New(), Type: n.Type, Code: n.Code, Name: n.Name, Status: AppActive,
 		IPAllowList: append([]string{}, n.IPAllowList...), RateLimit: n.RateLimit, RateBurst: n.RateBurst,
-		SecretHash: crypto.HashToken(secret), CreatedAt: start, UpdatedAt: start}
-	err := s.write(ctx, "application", func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
+		SecretHash: crypto.HashToken(secret), ClientCertSHA256: fp, CreatedAt: start, UpdatedAt: start}
+	err = s.write(ctx, "application", func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
 		s.change(ctx, "app", "created", a.ID, appView(a)),
 		s.adminAudit(ctx, "app.create", "app:"+a.ID, "", start))
 	if err != nil {
@@ -572,6 +596,8 @@ type AppUpdate struct {
 	IPAllowList []string
 	RateLimit   float64
 	RateBurst   int
+	// ClientCertSHA256: "" removes the certificate binding.
+	ClientCertSHA256 string
 }
 
 // UpdateApp changes the named fields.
@@ -599,6 +625,12 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			a.RateLimit = up.RateLimit
 		case "rate_burst":
 			a.RateBurst = up.RateBurst
+		case "client_cert_sha256":
+			fp, err := certFingerprint(up.ClientCertSHA256)
+			if err != nil {
+				return nil, err
+			}
+			a.ClientCertSHA256 = fp
 		default:
 			return nil, badRequest("update_mask field %q cannot be updated", truncate(f, 40))
 		}

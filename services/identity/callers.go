@@ -34,8 +34,9 @@ func (s *Service) AdmitPasswordCall() error {
 }
 
 // AuthenticateApp checks an application caller: App_ID + App_Secret, status,
-// IP allow-list and rate limit, in that order (caller.AppAuthenticator over
-// this component's store). Failures are audited.
+// the client certificate of an application bound to one, IP allow-list and
+// rate limit, in that order (caller.AppAuthenticator over this component's
+// store). Failures are audited.
 func (s *Service) AuthenticateApp(ctx context.Context, appID, secret string, ip netip.Addr) (*caller.App, error) {
 	return s.appAuth.Authenticate(ctx, appID, secret, ip)
 }
@@ -44,7 +45,8 @@ func (s *Service) AuthenticateApp(ctx context.Context, appID, secret string, ip 
 func (a *App) CallerApp() *caller.App {
 	return &caller.App{ID: a.ID, Type: a.Type, Code: a.Code, Active: a.Status == AppActive,
 		IPAllowList: a.IPAllowList, RateLimit: a.RateLimit, RateBurst: a.RateBurst,
-		SecretHash: a.SecretHash, PrevSecretHash: a.PrevSecretHash, PrevSecretExpires: a.PrevSecretExpires}
+		SecretHash: a.SecretHash, PrevSecretHash: a.PrevSecretHash, PrevSecretExpires: a.PrevSecretExpires,
+		ClientCertSHA256: a.ClientCertSHA256}
 }
 
 // appSource is the caller.AppSource of the identity component: its store.

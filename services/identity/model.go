@@ -115,8 +115,13 @@ type App struct {
 	SecretHash        string
 	PrevSecretHash    string
 	PrevSecretExpires time.Time
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// ClientCertSHA256, when set, binds the application to a client
+	// certificate (App_ID + certificate): its calls must present the
+	// verified client certificate with this SHA-256 fingerprint (64 lower
+	// case hex digits of the DER encoding).
+	ClientCertSHA256 string
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // AccountLink ties a central user to their account inside an application.

@@ -199,7 +199,8 @@ func userView(u *User) map[string]any {
 
 func appView(a *App) map[string]any {
 	return map[string]any{"app_type": a.Type, "app_code": a.Code, "name": a.Name,
-		"status": a.Status, "ip_allow_list": a.IPAllowList, "rate_limit": a.RateLimit, "rate_burst": a.RateBurst}
+		"status": a.Status, "ip_allow_list": a.IPAllowList, "rate_limit": a.RateLimit, "rate_burst": a.RateBurst,
+		"client_cert_sha256": a.ClientCertSHA256}
 }
 
 func fmtBool(b bool) string { return fmt.Sprintf("%t", b) }

@@ -93,7 +93,7 @@ func BadRequestAudit(svc *identity.Service) func(ctx context.Context, fullMethod
 
 // AuthenticateCaller implements grpcx.CallerAuth.
 func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
-	c := &caller.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx)}
+	c := &caller.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx), ClientCert: grpcx.ClientCertSHA256(ctx)}
 	ctx = caller.With(ctx, c)
 	switch {
 	case strings.HasPrefix(method, "/uias.identity.v1.AuthService/"):
@@ -302,7 +302,8 @@ func (s *Server) RemoveGroupMember(ctx context.Context, r *identityv1.GroupMembe
 // CreateApp implements AdminService.
 func (s *Server) CreateApp(ctx context.Context, r *identityv1.CreateAppRequest) (*identityv1.CreateAppResponse, error) {
 	a, secret, err := s.svc.CreateApp(ctx, identity.NewApp{Type: r.GetAppType(), Code: r.GetAppCode(), Name: r.GetName(),
-		IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst())})
+		IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst()),
+		ClientCertSHA256: r.GetClientCertSha256()})
 	if err != nil {
 		return nil, ToStatus(err)
 	}
@@ -336,7 +337,7 @@ func (s *Server) ListApps(ctx context.Context, r *identityv1.ListAppsRequest) (*
 func (s *Server) UpdateApp(ctx context.Context, r *identityv1.UpdateAppRequest) (*identityv1.App, error) {
 	a, err := s.svc.UpdateApp(ctx, r.GetId(), identity.AppUpdate{Mask: r.GetUpdateMask(), Name: r.GetName(),
 		Status: identity.AppStatus(r.GetStatus()), IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(),
-		RateBurst: int(r.GetRateBurst())})
+		RateBurst: int(r.GetRateBurst()), ClientCertSHA256: r.GetClientCertSha256()})
 	if err != nil {
 		return nil, ToStatus(err)
 	}
@@ -451,7 +452,8 @@ func groupOut(g *identity.Group, err error) (*identityv1.Group, error) {
 func appPB(a *identity.App) *identityv1.App {
 	return &identityv1.App{Id: a.ID, AppType: a.Type, AppCode: a.Code, Name: a.Name,
 		Status: identityv1.AppStatus(a.Status), IpAllowList: a.IPAllowList, RateLimit: a.RateLimit,
-		RateBurst: int32(a.RateBurst), CreateTime: ts(a.CreatedAt), UpdateTime: ts(a.UpdatedAt)}
+		RateBurst: int32(a.RateBurst), CreateTime: ts(a.CreatedAt), UpdateTime: ts(a.UpdatedAt),
+		ClientCertSha256: a.ClientCertSHA256}
 }
 
 func linkPB(l *identity.AccountLink) *identityv1.AccountLink {

@@ -916,7 +916,7 @@ func testApps(t *testing.T, f *fixture) {
 	a := &identity.App{ID: f.id("app"), Type: "oa", Code: "portal", Name: "Portal", Status: identity.AppActive,
 		IPAllowList: []string{"10.0.0.0/8", "192.168.1.7"}, RateLimit: 12.5, RateBurst: 30,
 		SecretHash: "s1", PrevSecretHash: "s0", PrevSecretExpires: base.Add(24 * time.Hour),
-		CreatedAt: base, UpdatedAt: base}
+		ClientCertSHA256: strings.Repeat("ab", 32), CreatedAt: base, UpdatedAt: base}
 	f.expectEvents(1, func() { must(t, f.s.CreateApp(f.ctx, a, f.evs(1))) })
 	got, err := f.s.GetApp(f.ctx, a.ID)
 	must(t, err)
@@ -940,6 +940,7 @@ func testApps(t *testing.T, f *fixture) {
 	upd.IPAllowList = nil
 	upd.RateLimit, upd.RateBurst = 0.25, 1
 	upd.SecretHash, upd.PrevSecretHash, upd.PrevSecretExpires = "s2", "s1", base.Add(48*time.Hour)
+	upd.ClientCertSHA256 = ""
 	upd.UpdatedAt = base.Add(time.Hour)
 	f.expectEvents(1, func() { must(t, f.s.UpdateApp(f.ctx, &upd, f.evs(1))) })
 	got, err = f.s.GetApp(f.ctx, a.ID)

@@ -1,7 +1,11 @@
 package ctl
 
 import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -745,8 +749,10 @@ func groupMemberCmd(add bool) command {
 
 func appCreateCmd() command {
 	return command{
-		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200]",
-		help:  "Prints the new App_ID and App_Secret. The secret is shown only once.",
+		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--client-cert FILE | --client-cert-sha256 HEX]",
+		help: "Prints the new App_ID and App_Secret. The secret is shown only once.\n" +
+			"--client-cert binds the application to its client certificate (App_ID + certificate):\n" +
+			"its calls must then come over TLS with that certificate.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			typ := fs.String("type", "", "application `type`")
 			code := fs.String("code", "", "application `code`")
@@ -755,11 +761,16 @@ func appCreateCmd() command {
 			fs.Var(&allow, "allow", "allowed caller network (`CIDR`); repeatable; none: any address")
 			rate := fs.Float64("rate", 100, "requests per second (0: no limit)")
 			burst := fs.Int("burst", 200, "rate limit burst")
+			cert := certFlags(fs)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
 				}
 				if err := required("type", *typ, "code", *code, "name", *name); err != nil {
+					return err
+				}
+				fp, _, err := cert.fingerprint()
+				if err != nil {
 					return err
 				}
 				cidrs, err := checkCIDRs(allow)
@@ -775,7 +786,7 @@ func appCreateCmd() command {
 				return a.withSession(func(s *session) error {
 					r, err := s.client.CreateApp(s.ctx, &identityv1.CreateAppRequest{
 						AppType: *typ, AppCode: *code, Name: *name, IpAllowList: cidrs,
-						RateLimit: *rate, RateBurst: int32(*burst),
+						RateLimit: *rate, RateBurst: int32(*burst), ClientCertSha256: fp,
 					})
 					if err != nil {
 						return err
@@ -865,9 +876,10 @@ func appGetCmd() command {
 
 func appUpdateCmd() command {
 	return command{
-		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B]",
+		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert]",
 		help: "Only the flags given are changed. --allow replaces the whole allow-list;\n" +
-			"--allow-any empties it (calls from any address). Use suspend/activate for the status.",
+			"--allow-any empties it (calls from any address). Use suspend/activate for the status.\n" +
+			"--client-cert binds the application to its client certificate; --no-client-cert removes the binding.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			name := fs.String("name", "", "application `name`")
 			var allow stringList
@@ -875,13 +887,26 @@ func appUpdateCmd() command {
 			allowAny := fs.Bool("allow-any", false, "empty the allow-list: calls from any address")
 			rate := fs.Float64("rate", 0, "requests per second (0: no limit)")
 			burst := fs.Int("burst", 0, "rate limit burst")
+			cert := certFlags(fs)
+			noCert := fs.Bool("no-client-cert", false, "remove the client certificate binding")
 			return func(args []string) error {
 				if err := wantArgs(args, "ID"); err != nil {
 					return err
 				}
 				set := map[string]bool{}
 				fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-				req := &identityv1.UpdateAppRequest{Id: args[0], Name: *name, RateLimit: *rate, RateBurst: int32(*burst)}
+				fp, given, err := cert.fingerprint()
+				if err != nil {
+					return err
+				}
+				req := &identityv1.UpdateAppRequest{Id: args[0], Name: *name, RateLimit: *rate, RateBurst: int32(*burst),
+					ClientCertSha256: fp}
+				switch {
+				case given && *noCert:
+					return usagef("--no-client-cert excludes --client-cert and --client-cert-sha256")
+				case given || *noCert:
+					req.UpdateMask = append(req.UpdateMask, "client_cert_sha256")
+				}
 				if set["name"] {
 					req.UpdateMask = append(req.UpdateMask, "name")
 				}
@@ -911,7 +936,7 @@ func appUpdateCmd() command {
 					req.UpdateMask = append(req.UpdateMask, "rate_burst")
 				}
 				if len(req.UpdateMask) == 0 {
-					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst")
+					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert")
 				}
 				return a.withSession(func(s *session) error {
 					x, err := s.client.UpdateApp(s.ctx, req)
@@ -1050,5 +1075,46 @@ func linkDeleteCmd() command {
 				})
 			}
 		},
+	}
+}
+
+// certFlag is --client-cert FILE / --client-cert-sha256 HEX.
+type certFlag struct{ file, sha256 *string }
+
+func certFlags(fs *flag.FlagSet) certFlag {
+	return certFlag{
+		file:   fs.String("client-cert", "", "PEM `file` of the application's client certificate (App_ID + certificate)"),
+		sha256: fs.String("client-cert-sha256", "", "SHA-256 fingerprint (`hex`) of the application's client certificate"),
+	}
+}
+
+// fingerprint returns the SHA-256 fingerprint the flags name (hex; the
+// server checks the form) and whether one was given.
+func (c certFlag) fingerprint() (string, bool, error) {
+	switch {
+	case *c.file != "" && *c.sha256 != "":
+		return "", false, usagef("--client-cert and --client-cert-sha256 exclude each other")
+	case *c.sha256 != "":
+		return *c.sha256, true, nil
+	case *c.file == "":
+		return "", false, nil
+	}
+	b, err := os.ReadFile(*c.file)
+	if err != nil {
+		return "", false, usagef("--client-cert: %v", err)
+	}
+	for rest := b; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			return "", false, usagef("--client-cert: %s holds no PEM CERTIFICATE", *c.file)
+		}
+		if blk.Type == "CERTIFICATE" {
+			if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+				return "", false, usagef("--client-cert: %s: %v", *c.file, err)
+			}
+			sum := sha256.Sum256(blk.Bytes)
+			return hex.EncodeToString(sum[:]), true, nil
+		}
 	}
 }

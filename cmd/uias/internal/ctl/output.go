@@ -180,6 +180,7 @@ func appTable(tw *tabwriter.Writer, x *identityv1.App) {
 		"IP allow list", strings.Join(x.GetIpAllowList(), ", "),
 		"Rate limit", fmtFloat(x.GetRateLimit())+"/s",
 		"Burst", strconv.Itoa(int(x.GetRateBurst())),
+		"Client cert SHA-256", x.GetClientCertSha256(),
 		"Created", ts(x.GetCreateTime()),
 		"Updated", ts(x.GetUpdateTime()),
 	)

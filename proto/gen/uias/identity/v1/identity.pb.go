@@ -2530,12 +2530,17 @@ type App struct {
 	// ip_allow_list holds CIDRs; empty allows any address.
 	IpAllowList []string `protobuf:"bytes,6,rep,name=ip_allow_list,json=ipAllowList" json:"ip_allow_list,omitempty"`
 	// rate_limit is requests per second (0: no limit); rate_burst the bucket.
-	RateLimit     float64                `protobuf:"fixed64,7,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
-	RateBurst     int32                  `protobuf:"varint,8,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RateLimit  float64                `protobuf:"fixed64,7,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
+	RateBurst  int32                  `protobuf:"varint,8,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime" json:"update_time,omitempty"`
+	// client_cert_sha256, when set, binds the application to a client
+	// certificate (App_ID + certificate): its calls must come over TLS with
+	// the certificate whose SHA-256 fingerprint (of the DER encoding, 64 hex
+	// digits) this is, verified against the server's tls.client_ca_file.
+	ClientCertSha256 string `protobuf:"bytes,11,opt,name=client_cert_sha256,json=clientCertSha256" json:"client_cert_sha256,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *App) Reset() {
@@ -2638,16 +2643,26 @@ func (x *App) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *App) GetClientCertSha256() string {
+	if x != nil {
+		return x.ClientCertSha256
+	}
+	return ""
+}
+
 type CreateAppRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AppType       string                 `protobuf:"bytes,1,opt,name=app_type,json=appType" json:"app_type,omitempty"`
-	AppCode       string                 `protobuf:"bytes,2,opt,name=app_code,json=appCode" json:"app_code,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
-	IpAllowList   []string               `protobuf:"bytes,4,rep,name=ip_allow_list,json=ipAllowList" json:"ip_allow_list,omitempty"`
-	RateLimit     float64                `protobuf:"fixed64,5,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
-	RateBurst     int32                  `protobuf:"varint,6,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	AppType     string                 `protobuf:"bytes,1,opt,name=app_type,json=appType" json:"app_type,omitempty"`
+	AppCode     string                 `protobuf:"bytes,2,opt,name=app_code,json=appCode" json:"app_code,omitempty"`
+	Name        string                 `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	IpAllowList []string               `protobuf:"bytes,4,rep,name=ip_allow_list,json=ipAllowList" json:"ip_allow_list,omitempty"`
+	RateLimit   float64                `protobuf:"fixed64,5,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
+	RateBurst   int32                  `protobuf:"varint,6,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
+	// client_cert_sha256 binds the application to a client certificate (see
+	// App); hex, upper or lower case, colons allowed (openssl -fingerprint).
+	ClientCertSha256 string `protobuf:"bytes,7,opt,name=client_cert_sha256,json=clientCertSha256" json:"client_cert_sha256,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateAppRequest) Reset() {
@@ -2720,6 +2735,13 @@ func (x *CreateAppRequest) GetRateBurst() int32 {
 		return x.RateBurst
 	}
 	return 0
+}
+
+func (x *CreateAppRequest) GetClientCertSha256() string {
+	if x != nil {
+		return x.ClientCertSha256
+	}
+	return ""
 }
 
 type CreateAppResponse struct {
@@ -2951,15 +2973,17 @@ type UpdateAppRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// Only fields named in update_mask change: name, status, ip_allow_list,
-	// rate_limit, rate_burst.
-	UpdateMask    []string  `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
-	Name          string    `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
-	Status        AppStatus `protobuf:"varint,4,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
-	IpAllowList   []string  `protobuf:"bytes,5,rep,name=ip_allow_list,json=ipAllowList" json:"ip_allow_list,omitempty"`
-	RateLimit     float64   `protobuf:"fixed64,6,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
-	RateBurst     int32     `protobuf:"varint,7,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// rate_limit, rate_burst, client_cert_sha256.
+	UpdateMask  []string  `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
+	Name        string    `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	Status      AppStatus `protobuf:"varint,4,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
+	IpAllowList []string  `protobuf:"bytes,5,rep,name=ip_allow_list,json=ipAllowList" json:"ip_allow_list,omitempty"`
+	RateLimit   float64   `protobuf:"fixed64,6,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
+	RateBurst   int32     `protobuf:"varint,7,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
+	// client_cert_sha256: see App; empty removes the binding.
+	ClientCertSha256 string `protobuf:"bytes,8,opt,name=client_cert_sha256,json=clientCertSha256" json:"client_cert_sha256,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *UpdateAppRequest) Reset() {
@@ -3039,6 +3063,13 @@ func (x *UpdateAppRequest) GetRateBurst() int32 {
 		return x.RateBurst
 	}
 	return 0
+}
+
+func (x *UpdateAppRequest) GetClientCertSha256() string {
+	if x != nil {
+		return x.ClientCertSha256
+	}
+	return ""
 }
 
 type RotateAppSecretRequest struct {
@@ -3625,7 +3656,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
 	"\x12GroupMemberRequest\x12*\n" +
 	"\bgroup_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\agroupId\x12(\n" +
-	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xf0\x02\n" +
+	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\x9e\x03\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -3641,7 +3672,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x80\x02\n" +
+	"updateTime\x12,\n" +
+	"\x12client_cert_sha256\x18\v \x01(\tR\x10clientCertSha256\"\xbc\x02\n" +
 	"\x10CreateAppRequest\x12'\n" +
 	"\bapp_type\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappType\x12'\n" +
 	"\bapp_code\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappCode\x12#\n" +
@@ -3650,7 +3682,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
 	"rate_limit\x18\x05 \x01(\x01R\trateLimit\x12\x1d\n" +
 	"\n" +
-	"rate_burst\x18\x06 \x01(\x05R\trateBurst\"[\n" +
+	"rate_burst\x18\x06 \x01(\x05R\trateBurst\x12:\n" +
+	"\x12client_cert_sha256\x18\a \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x10clientCertSha256\"[\n" +
 	"\x11CreateAppResponse\x12'\n" +
 	"\x03app\x18\x01 \x01(\v2\x15.uias.identity.v1.AppR\x03app\x12\x1d\n" +
 	"\n" +
@@ -3666,7 +3699,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x06status\x18\x05 \x01(\x0e2\x1b.uias.identity.v1.AppStatusR\x06status\"e\n" +
 	"\x10ListAppsResponse\x12)\n" +
 	"\x04apps\x18\x01 \x03(\v2\x15.uias.identity.v1.AppR\x04apps\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb4\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf0\x02\n" +
 	"\x10UpdateAppRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
 	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -3678,7 +3711,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
 	"rate_limit\x18\x06 \x01(\x01R\trateLimit\x12\x1d\n" +
 	"\n" +
-	"rate_burst\x18\a \x01(\x05R\trateBurst\"i\n" +
+	"rate_burst\x18\a \x01(\x05R\trateBurst\x12:\n" +
+	"\x12client_cert_sha256\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x10clientCertSha256\"i\n" +
 	"\x16RotateAppSecretRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12.\n" +
 	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\"\xe2\x01\n" +
