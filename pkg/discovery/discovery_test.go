@@ -15,11 +15,12 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/uias/uias/pkg/discovery"
+	"github.com/uias/uias/pkg/discovery/etcdtest"
 )
 
 func startEtcd(t *testing.T) *clientv3.Client {
 	t.Helper()
-	e, eps, err := discovery.StartEmbeddedEtcd(t.TempDir())
+	e, eps, err := etcdtest.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,43 +196,5 @@ func TestRegisterRejectsBadInput(t *testing.T) {
 		if _, err := discovery.Register(ctx, cli, tc[0], tc[1], 5, nil); err == nil {
 			t.Errorf("Register(%q, %q) accepted", tc[0], tc[1])
 		}
-	}
-}
-
-func TestEmbeddedEtcdRestartSameDir(t *testing.T) {
-	dir := t.TempDir()
-	e, eps, err := discovery.StartEmbeddedEtcd(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := cli.Put(ctx, "k", "v"); err != nil {
-		t.Fatal(err)
-	}
-	cli.Close()
-	e.Close()
-
-	// Restart on the same data dir (new random ports): data survives.
-	e, eps, err = discovery.StartEmbeddedEtcd(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	cli, err = clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	resp, err := cli.Get(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v" {
-		t.Fatalf("after restart: %v", resp.Kvs)
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/uias/uias/cmd/uias/app"
 	"github.com/uias/uias/pkg/config"
-	"github.com/uias/uias/pkg/discovery"
+	"github.com/uias/uias/pkg/discovery/etcdtest"
 	"github.com/uias/uias/pkg/events"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	identitycomponent "github.com/uias/uias/services/identity/component"
@@ -26,7 +26,7 @@ import (
 // another port; the gateway finds it again.
 func TestMicroservices(t *testing.T) {
 	dir := t.TempDir()
-	etcd, endpoints, err := discovery.StartEmbeddedEtcd(filepath.Join(dir, "etcd"))
+	etcd, endpoints, err := etcdtest.Start(filepath.Join(dir, "etcd"))
 	if err != nil {
 		t.Fatal(err)
 	}

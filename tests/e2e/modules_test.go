@@ -21,7 +21,7 @@ import (
 
 	"github.com/uias/uias/cmd/uias/app"
 	"github.com/uias/uias/pkg/config"
-	"github.com/uias/uias/pkg/discovery"
+	"github.com/uias/uias/pkg/discovery/etcdtest"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/module"
@@ -231,7 +231,7 @@ func TestClientIPCannotBeForged(t *testing.T) {
 // believed; without it the component sees the edge's own address.
 func TestTestComponentAlone(t *testing.T) {
 	dir := t.TempDir()
-	etcd, endpoints, err := discovery.StartEmbeddedEtcd(filepath.Join(dir, "etcd"))
+	etcd, endpoints, err := etcdtest.Start(filepath.Join(dir, "etcd"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package discovery
+// Package etcdtest starts an embedded single-node etcd server for tests. Only
+// _test.go files may import it: the etcd server is large, and the uias binary
+// only ever talks to etcd as a client (cmd/uias has a test that fails if the
+// server is linked in).
+package etcdtest
 
 import (
 	"errors"
@@ -11,19 +15,18 @@ import (
 	"go.uber.org/zap"
 )
 
-// EmbeddedReadyTimeout bounds how long StartEmbeddedEtcd waits for the server.
-const EmbeddedReadyTimeout = 20 * time.Second
+// ReadyTimeout bounds how long Start waits for the server.
+const ReadyTimeout = 20 * time.Second
 
-// StartEmbeddedEtcd starts a single-node etcd with its data in dir, listening
-// on random loopback ports, and waits until it is ready. It returns the server
-// (Close it when done) and its client endpoints. Used by tests and the dev
-// cluster; etcd's own logging is discarded.
-func StartEmbeddedEtcd(dir string) (*embed.Etcd, []string, error) {
+// Start starts a single-node etcd with its data in dir, listening on random
+// loopback ports, and waits until it is ready. It returns the server (Close it
+// when done) and its client endpoints. etcd's own logging is discarded.
+func Start(dir string) (*embed.Etcd, []string, error) {
 	var lastErr error
 	// Ports are picked by listening on :0 and closing, so another process may
 	// grab one in between; retry a few times with fresh ports.
 	for attempt := 0; attempt < 3; attempt++ {
-		e, eps, err := startEmbeddedEtcd(dir)
+		e, eps, err := start(dir)
 		if err == nil {
 			return e, eps, nil
 		}
@@ -32,7 +35,7 @@ func StartEmbeddedEtcd(dir string) (*embed.Etcd, []string, error) {
 	return nil, nil, lastErr
 }
 
-func startEmbeddedEtcd(dir string) (*embed.Etcd, []string, error) {
+func start(dir string) (*embed.Etcd, []string, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, nil, err
@@ -53,19 +56,19 @@ func startEmbeddedEtcd(dir string) (*embed.Etcd, []string, error) {
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("discovery: start embedded etcd: %w", err)
+		return nil, nil, fmt.Errorf("etcdtest: start embedded etcd: %w", err)
 	}
-	timer := time.NewTimer(EmbeddedReadyTimeout)
+	timer := time.NewTimer(ReadyTimeout)
 	defer timer.Stop()
 	select {
 	case <-e.Server.ReadyNotify():
 		return e, []string{clientURL.String()}, nil
 	case err := <-e.Err():
 		e.Close()
-		return nil, nil, fmt.Errorf("discovery: embedded etcd: %w", err)
+		return nil, nil, fmt.Errorf("etcdtest: embedded etcd: %w", err)
 	case <-timer.C:
 		e.Close()
-		return nil, nil, errors.New("discovery: embedded etcd not ready within " + EmbeddedReadyTimeout.String())
+		return nil, nil, errors.New("etcdtest: embedded etcd not ready within " + ReadyTimeout.String())
 	}
 }
 
@@ -81,7 +84,7 @@ func freePorts(n int) ([]int, error) {
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, fmt.Errorf("discovery: pick a free port: %w", err)
+			return nil, fmt.Errorf("etcdtest: pick a free port: %w", err)
 		}
 		lis = append(lis, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
