@@ -6,10 +6,14 @@
 #   BENCH_OUT=/tmp/b.md scripts/bench.sh --only echo,getuser
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Build tags as the Makefile sets them when run without it (scripts/buildtags.sh).
+# Build as the Makefile does when run without it: pure Go with cgo off, or,
+# with LIBARGON2=1, argon2id in libargon2 through cgo (scripts/buildtags.sh
+# fails, saying what is missing, if that cannot be built here).
 if [ -z "${GOFLAGS:-}" ]; then
   tags=$(scripts/buildtags.sh)
   GOFLAGS="-buildvcs=false${tags:+ -tags=$tags}"
+  if [ -n "$tags" ]; then CGO_ENABLED=1; else CGO_ENABLED=0; fi
+  export CGO_ENABLED
 fi
 export GOFLAGS
 
