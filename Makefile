@@ -26,9 +26,11 @@ all: build
 build: buildtags
 	$(GO) build -o bin/uias ./cmd/uias
 
-## run: every component in one process (embedded NATS + SQLite in ./data)
-run: buildtags
-	$(GO) run ./cmd/uias serve --target=all $(UIAS_FLAGS)
+## run: every component in one process (embedded NATS + SQLite in ./data).
+## Builds bin/uias and runs it rather than `go run`, which exits 1 after any
+## Ctrl-C (so make reported an error); uias stops gracefully and exits 0.
+run: build
+	exec bin/uias serve --target=all $(UIAS_FLAGS)
 
 ## test: vet + every module's tests, with a throwaway PostgreSQL for the
 ## storage conformance suite (installed and started by scripts/test.sh)
