@@ -725,14 +725,11 @@ func (s *Service) DeleteLink(ctx context.Context, id string) error {
 // Bootstrap creates the root org and the system administrator on first
 // start. password may be empty: one is generated and returned (to print
 // once). A given password is checked against the policy before anything is
-// written. It does nothing once an administrator exists, and finishes a
+// written. It does nothing once an administrator exists (a password given
+// then is ignored, whatever it is, with a log line, so a
+// UIAS_BOOTSTRAP_PASSWORD left set never blocks a restart), and finishes a
 // start that created the root org but not the administrator.
 func (s *Service) Bootstrap(ctx context.Context, password string) (created bool, generated string, err error) {
-	if password != "" {
-		if err := s.cfg.Policy.CheckPassword(password, "admin"); err != nil {
-			return false, "", fmt.Errorf("bootstrap password (UIAS_BOOTSTRAP_PASSWORD): %w", err)
-		}
-	}
 	bctx := caller.With(ctx, &caller.Caller{RequestID: "bootstrap"})
 	var root *Org
 	n, err := s.store.CountOrgs(ctx)
@@ -741,9 +738,23 @@ func (s *Service) Bootstrap(ctx context.Context, password string) (created bool,
 	}
 	if n > 0 {
 		users, _, err := s.store.ListUsers(ctx, UserFilter{}, Page{Size: 1})
-		if err != nil || len(users) > 0 {
+		if err != nil {
 			return false, "", storeErr(err, "user")
 		}
+		if len(users) > 0 {
+			if password != "" {
+				s.log.Info("bootstrap password ignored: the system administrator already exists " +
+					"(UIAS_BOOTSTRAP_PASSWORD is used only on a first start, with an empty database; unset it)")
+			}
+			return false, "", nil
+		}
+	}
+	if password != "" {
+		if err := s.cfg.Policy.CheckPassword(password, "admin"); err != nil {
+			return false, "", fmt.Errorf("bootstrap password (UIAS_BOOTSTRAP_PASSWORD): %w", err)
+		}
+	}
+	if n > 0 {
 		// Orgs but no user at all: an earlier bootstrap stopped half-way.
 		orgs, _, err := s.store.ListOrgs(ctx, OrgFilter{}, Page{Size: 500})
 		if err != nil {
