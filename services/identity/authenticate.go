@@ -170,7 +170,7 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 
 	link, err := s.store.FindLink(ctx, c.App.ID, req.AppUserID)
 	if errors.Is(err, ErrNotFound) {
-		s.appendAudit(ctx, s.audit(ctx, "authenticate", "account:"+req.AppUserID, "", "failure", ReasonNoSuchUser.String(), start, nil))
+		s.appendAudit(ctx, s.audit(ctx, "authenticate", claimedAccount(req.AppUserID), "", "failure", ReasonNoSuchUser.String(), start, nil))
 		return finish(ReasonNoSuchUser, nil)
 	}
 	if err != nil {
@@ -178,6 +178,7 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 	}
 	u, err := s.store.GetUser(ctx, link.UserID)
 	if errors.Is(err, ErrNotFound) {
+		s.appendAudit(ctx, s.audit(ctx, "authenticate", claimedAccount(req.AppUserID), "", "failure", ReasonNoSuchUser.String(), start, nil))
 		return finish(ReasonNoSuchUser, nil)
 	}
 	if err != nil {

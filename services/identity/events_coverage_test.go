@@ -498,8 +498,8 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 }
 
 // TestAuditEventsForAuthentication checks the AUDIT records of a login
-// success, a wrong password, a lockout, an administrator change and a
-// refused application caller, field by field.
+// success, a wrong password, a lockout, an unknown account, an
+// administrator change and a refused application caller, field by field.
 func TestAuditEventsForAuthentication(t *testing.T) {
 	e := newEvEnv(t, "")
 	w := setupOn(t, e.svc, e.clk)
@@ -587,6 +587,48 @@ func TestAuditEventsForAuthentication(t *testing.T) {
 		locked := base
 		locked.Result, locked.Reason = "failure", "ACCOUNT_LOCKED"
 		wantAudit(t, audit(t, e.outbox(t, m), "authenticate"), locked, before, e.clk.t)
+	})
+
+	t.Run("unknown account", func(t *testing.T) {
+		// No hash is computed, but the attempt is audited: the claimed
+		// account is the subject (there is no user), phone- and ID-shaped
+		// values masked as everywhere else.
+		for _, tc := range []struct{ claimed, subject string }{
+			{"nobody-42", "account:nobody-42"},
+			{evPhone, "account:" + ulog.MaskPhone(evPhone)},
+		} {
+			m, before := e.mark(t), e.clk.t
+			r, err := e.svc.Authenticate(ctx, identity.AuthRequest{AppUserID: tc.claimed, Password: "Any-Pass-1", AuthType: identity.AuthPassword})
+			if err != nil || r.Reason != identity.ReasonNoSuchUser || r.User != nil {
+				t.Fatalf("unknown account %q: %v %v", tc.claimed, r, err)
+			}
+			rows := e.outbox(t, m)
+			if len(rows) != 1 {
+				t.Errorf("%d events for an unknown account, want 1", len(rows))
+			}
+			want := base
+			want.Subject, want.Org, want.Result, want.Reason = tc.subject, "", "failure", "NO_SUCH_USER"
+			wantAudit(t, audit(t, rows, "authenticate"), want, before, e.clk.t)
+		}
+	})
+
+	t.Run("account whose user is gone", func(t *testing.T) {
+		// The link is found but its user is not (deleted meanwhile): the
+		// same answer and the same audit as an unknown account.
+		tick := func() time.Time { e.clk.t = e.clk.t.Add(time.Millisecond); return e.clk.t } // as newEvEnv's
+		gone, err := identity.New(identity.Deps{Store: goneUserStore{sqlstore.New(e.db)}, Sealer: e.sealer, Logger: zap.NewNop(),
+			Now: tick, Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, before := e.mark(t), e.clk.t
+		r, err := gone.Authenticate(ctx, identity.AuthRequest{AppUserID: "m001", Password: evUserPass, AuthType: identity.AuthPassword})
+		if err != nil || r.Reason != identity.ReasonNoSuchUser {
+			t.Fatalf("gone user: %v %v", r, err)
+		}
+		want := base
+		want.Subject, want.Org, want.Result, want.Reason = "account:m001", "", "failure", "NO_SUCH_USER"
+		wantAudit(t, audit(t, e.outbox(t, m), "authenticate"), want, before, e.clk.t)
 	})
 
 	t.Run("administrator change", func(t *testing.T) {
@@ -944,4 +986,12 @@ func TestFeatureCode(t *testing.T) {
 	if err != nil || v.FeatureCode != u.FeatureCode {
 		t.Errorf("email update changed the feature code: %v", err)
 	}
+}
+
+// goneUserStore is the real store, except that no user is found: the state
+// of a login racing the removal of its user.
+type goneUserStore struct{ identity.Store }
+
+func (goneUserStore) GetUser(context.Context, string) (*identity.User, error) {
+	return nil, fmt.Errorf("user: %w", identity.ErrNotFound)
 }
