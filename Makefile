@@ -7,11 +7,12 @@ MODULES := $(shell scripts/modules.sh)
 UIAS_FLAGS ?=
 
 # The default build is pure Go (argon2id in golang.org/x/crypto, cgo off: a
-# static binary), whatever the machine has installed. LIBARGON2=1 (e.g. make build LIBARGON2=1; also
-# honoured by run, test, test-short, bench and lint) builds argon2id in the C
-# reference library through cgo; it needs Debian's libargon2-dev, which no
-# target installs (scripts/install-libargon2.sh does, as root), and fails
-# saying so when it is missing. See scripts/buildtags.sh and docs/operators.md.
+# static binary), whatever the machine has installed. LIBARGON2=1 (e.g.
+# make build LIBARGON2=1; also honoured by run, test, test-short, bench and
+# lint) builds argon2id in the C reference library through cgo; it needs
+# Debian's libargon2-dev, which no target installs (scripts/install-libargon2.sh
+# does, as root), and fails saying so when it is missing. See
+# scripts/buildtags.sh and docs/operators.md.
 LIBARGON2 ?=
 export LIBARGON2
 TAGS := $(if $(filter 1,$(LIBARGON2)),libargon2)

@@ -8,9 +8,9 @@ import (
 )
 
 // maxClaimedAccount caps the claimed account kept in an audit subject, in
-// bytes (the request field's own limit; checked again here because the
-// subject must stay bounded whatever let the value through).
-const maxClaimedAccount = maxIDLen
+// bytes: app_user_id's max_bytes in the proto, applied again here because
+// the subject must stay bounded whatever called the domain.
+const maxClaimedAccount = 128
 
 // claimedAccount is the audit subject for a login naming an account that is
 // not known ("account:" + what the caller sent), so failed logins for unknown
