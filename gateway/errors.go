@@ -6,16 +6,39 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/uias/uias/pkg/apierr"
 )
 
+// Error reasons of the REST edge itself.
+const (
+	ReasonRequestTooLarge    = "REQUEST_TOO_LARGE"
+	ReasonInvalidJSON        = "INVALID_JSON"
+	ReasonServiceUnreachable = "SERVICE_UNREACHABLE"
+	ReasonMethodNotAllowed   = "METHOD_NOT_ALLOWED"
+)
+
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: ReasonRequestTooLarge, Code: apierr.InvalidArgument, Legacy: -5, HTTP: http.StatusRequestEntityTooLarge,
+			Doc: "REST: the request body is over the limit (1 MiB by default)."},
+		apierr.Reason{Name: ReasonInvalidJSON, Code: apierr.InvalidArgument, Legacy: -5,
+			Doc: "REST: the request body is not valid JSON for the request (syntax error, unknown field, wrong type)."},
+		apierr.Reason{Name: ReasonServiceUnreachable, Code: apierr.Unavailable, Legacy: -6,
+			Doc: "REST: the edge cannot reach the service behind it; retry with back-off."},
+		apierr.Reason{Name: ReasonMethodNotAllowed, Code: apierr.Unimplemented, HTTP: http.StatusMethodNotAllowed,
+			Doc: "REST: the path exists but not with this HTTP method (the Allow header lists those it has)."},
+	)
+}
+
 // jsonMarshaler is runtime.JSONPb with request-body decode errors reworded so
-// a client sees that its JSON was at fault.
+// a client sees that its JSON was at fault, and noted in the request state so
+// the error handler answers them as INVALID_JSON.
 type jsonMarshaler struct {
 	*runtime.JSONPb
 }
@@ -32,43 +55,71 @@ func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		if errors.As(err, &mbe) {
 			return err
 		}
+		if lb, ok := r.(*limitedBody); ok {
+			lb.st.badJSON = true
+		}
 		return fmt.Errorf("invalid JSON request body: %w", err)
 	})
 }
 
-// errorHandler turns gRPC errors into HTTP responses. It uses grpc-gateway's
-// standard status mapping and body, and in addition answers 413 when the
-// request body was too large, adds Retry-After to 429 responses and hides
-// client-side transport details of an unreachable identity service.
+// errorHandler turns errors into HTTP responses. The status and body come
+// from the gRPC status and its ErrorInfo only (apierr.HTTPStatus: the
+// registered reason's HTTP status, else the code's default), never from
+// message text; 429 responses carry Retry-After. The body is grpc-gateway's
+// (code, message, details).
 func (g *gateway) errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	if st := stateFrom(r.Context()); st != nil && st.bodyTooLarge {
-		err = &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: tooLargeStatus(g.opts.MaxBodyBytes).Err()}
-	}
-	var custom *runtime.HTTPStatusError
-	inner := err
-	if errors.As(err, &custom) {
-		inner = custom.Err
-	}
-	s := status.Convert(inner)
-	switch s.Code() {
-	case codes.ResourceExhausted:
+	st := g.restStatus(r, err)
+	code := apierr.HTTPStatus(st)
+	if code == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
-	case codes.Unavailable:
-		if isTransportError(s.Message()) {
-			g.log.Warn("identity service unreachable", zap.String("error", s.Message()))
-			err = status.Error(codes.Unavailable, "identity service unavailable")
-		}
 	}
-	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: code, Err: st.Err()})
 }
 
-// isTransportError reports whether msg is a gRPC client transport failure
-// (which names internal addresses) rather than a message from the service.
-func isTransportError(msg string) bool {
-	for _, s := range []string{"connection error", "transport:", "dial tcp", "name resolver", "produced zero addresses", "last resolver error"} {
-		if strings.Contains(msg, s) {
-			return true
+// restStatus is the status answered for err, always with an ErrorInfo:
+//   - what the edge itself noted about the request (body too large, body
+//     not valid JSON);
+//   - a status with a UIAS ErrorInfo: the answer of a service's error
+//     funnel, sent as it is;
+//   - UNAVAILABLE without ErrorInfo: no service answered (every UIAS answer
+//     carries an ErrorInfo), so this is the edge's own call failing in the
+//     transport; its text, which names internal addresses, is logged only;
+//   - anything else (grpc-gateway's routing and parameter errors, other
+//     client-side failures) through the error funnel, which keeps
+//     caller-caused messages and hides server-side ones.
+func (g *gateway) restStatus(r *http.Request, err error) *status.Status {
+	if rs := stateFrom(r.Context()); rs != nil {
+		switch {
+		case rs.bodyTooLarge:
+			return tooLargeStatus(g.opts.MaxBodyBytes)
+		case rs.badJSON:
+			// The message is the decoder's, about the caller's own input.
+			return status.Convert(apierr.ToStatus(apierr.Wrap(err, apierr.InvalidArgument, ReasonInvalidJSON, status.Convert(err).Message())))
 		}
 	}
-	return false
+	var custom *runtime.HTTPStatusError
+	if errors.As(err, &custom) {
+		err = custom.Err
+	}
+	s := status.Convert(err)
+	if apierr.Info(s) != nil {
+		return s
+	}
+	if s.Code() == codes.Unavailable {
+		g.log.Warn("service unreachable", zap.String("route", routeOf(r)), zap.String("error", s.Message()))
+		return status.Convert(apierr.ToStatus(apierr.New(apierr.Unavailable, ReasonServiceUnreachable, "service unavailable, try again later")))
+	}
+	return status.Convert(apierr.ToStatusLogged(g.log.With(zap.String("route", routeOf(r))), err))
+}
+
+func routeOf(r *http.Request) string {
+	if rs := stateFrom(r.Context()); rs != nil && rs.route != "" {
+		return rs.route
+	}
+	return "unmatched"
+}
+
+func tooLargeStatus(limit int64) *status.Status {
+	return status.Convert(apierr.ToStatus(apierr.New(apierr.InvalidArgument, ReasonRequestTooLarge,
+		fmt.Sprintf("request body too large: the limit is %d bytes", limit))))
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"io"
 	"net"
 	"net/http"
@@ -14,8 +13,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,6 +28,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/uias/uias/pkg/apierr"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
@@ -36,6 +40,12 @@ type echoAuth struct {
 }
 
 func (echoAuth) Authenticate(ctx context.Context, req *identityv1.AuthenticateRequest) (*identityv1.AuthenticateResponse, error) {
+	if c, ok := strings.CutPrefix(req.GetAppUserId(), "bare:"); ok {
+		// A status without ErrorInfo, as a foreign peer or the gRPC library
+		// would send, naming an internal address.
+		n, _ := strconv.Atoi(c)
+		return nil, status.Error(codes.Code(n), "backend at 10.9.8.7:5432 exploded")
+	}
 	if c, ok := strings.CutPrefix(req.GetAppUserId(), "code:"); ok {
 		n, err := strconv.Atoi(c)
 		if err != nil {
@@ -438,4 +448,100 @@ func identityREST(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientCo
 		return err
 	}
 	return identityv1.RegisterAdminServiceHandlerClient(ctx, mux, identityv1.NewAdminServiceClient(conn))
+}
+
+// restError is a REST error answer, decoded.
+type restError struct {
+	code    int
+	body    errorBody
+	reason  string
+	legacy  string
+	message string
+	raw     string
+}
+
+func (e *env) restError(t *testing.T, r result) restError {
+	t.Helper()
+	var eb errorBody
+	if err := json.Unmarshal(r.body, &eb); err != nil {
+		t.Fatalf("error body %s: %v", r.body, err)
+	}
+	out := restError{code: r.code, body: eb, message: eb.Message, raw: string(r.body)}
+	for _, d := range eb.Details {
+		var info struct {
+			Type     string            `json:"@type"`
+			Reason   string            `json:"reason"`
+			Domain   string            `json:"domain"`
+			Metadata map[string]string `json:"metadata"`
+		}
+		if err := json.Unmarshal(d, &info); err == nil && info.Domain == apierr.Domain {
+			out.reason, out.legacy = info.Reason, info.Metadata[apierr.MetaLegacyCode]
+		}
+	}
+	return out
+}
+
+// Every REST error carries an ErrorInfo, including the edge's own (body too
+// large, bad JSON, unreachable service, routing) and foreign statuses, and
+// its HTTP status follows from code + ErrorInfo alone.
+func TestEdgeErrorsCarryInfo(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	e := newEnv(t, func(o *Options) { o.MaxBodyBytes = 1024; o.Logger = zap.New(core) })
+	json400 := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id": 5}`), nil)
+	big := e.do(t, http.MethodPost, "/v1/authenticate", io.MultiReader(strings.NewReader(`{"app_user_id":"`+strings.Repeat("a", 4096)+`"}`)), nil)
+	route := e.do(t, http.MethodGet, "/v1/no-such-thing", nil, nil)
+	method := e.do(t, http.MethodGet, "/v1/authenticate", nil, nil)
+	foreign := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"bare:13"}`), nil)
+	foreignArg := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"bare:3"}`), nil)
+	// With ErrorInfo, UNAVAILABLE is a service's answer and kept as it is.
+	answered := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"code:14"}`), nil)
+	// A bare UNAVAILABLE is as good as no answer at all (see below).
+	bareUnavailable := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"bare:14"}`), nil)
+	e.grpc.Stop()
+	down := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{}`), nil)
+
+	cases := []struct {
+		name   string
+		r      result
+		http   int
+		reason string
+		legacy string
+		msg    string // substring
+	}{
+		{"bad JSON", json400, 400, ReasonInvalidJSON, "-5", "invalid JSON request body"},
+		{"body too large", big, 413, ReasonRequestTooLarge, "-5", "too large"},
+		{"unknown route", route, 404, "NOT_FOUND", "", "Not Found"},
+		{"wrong method", method, 405, ReasonMethodNotAllowed, "", "allowed: POST"},
+		{"foreign internal", foreign, 500, apierr.ReasonInternal, "-6", "internal error"},
+		{"foreign invalid argument", foreignArg, 400, "INVALID_ARGUMENT", "-5", "exploded"},
+		{"service answered unavailable", answered, 503, "ON_DEMAND", "-6", "failure on demand"},
+		{"bare unavailable", bareUnavailable, 503, ReasonServiceUnreachable, "-6", "service unavailable"},
+		{"service down", down, 503, ReasonServiceUnreachable, "-6", "service unavailable"},
+	}
+	for _, c := range cases {
+		got := e.restError(t, c.r)
+		if got.code != c.http || got.reason != c.reason || got.legacy != c.legacy || !strings.Contains(got.message, c.msg) {
+			t.Errorf("%s: HTTP %d reason %q legacy %q message %q; want %d %q %q %q (%s)", c.name, got.code, got.reason,
+				got.legacy, got.message, c.http, c.reason, c.legacy, c.msg, got.raw)
+		}
+		if c.reason != "INVALID_ARGUMENT" && (strings.Contains(got.raw, "10.9.8.7") || strings.Contains(got.raw, "127.0.0.1")) {
+			t.Errorf("%s: body leaks an address: %s", c.name, got.raw)
+		}
+	}
+	// What was hidden is in the log.
+	if logs.FilterMessage("service unreachable").Len() < 2 {
+		t.Errorf("unreachable service not logged: %v", logs.All())
+	}
+	if logs.FilterMessageSnippet("10.9.8.7").Len() != 1 {
+		t.Errorf("foreign internal failure not logged: %v", logs.All())
+	}
+}
+
+// The default HTTP status of every gRPC code is grpc-gateway's.
+func TestHTTPStatusOfCodeMatchesRuntime(t *testing.T) {
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		if got, want := apierr.HTTPStatusOfCode(c), runtime.HTTPStatusFromCode(c); got != want {
+			t.Errorf("%v: apierr %d, runtime %d", c, got, want)
+		}
+	}
 }

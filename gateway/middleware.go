@@ -14,11 +14,11 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/grpcx"
 )
 
@@ -38,6 +38,7 @@ type requestState struct {
 	requestID    string
 	clientIP     netip.Addr
 	bodyTooLarge bool
+	badJSON      bool // the request body did not decode (set by jsonMarshaler)
 }
 
 type stateKey struct{}
@@ -138,7 +139,8 @@ func (g *gateway) outer(next http.Handler) http.Handler {
 				g.log.Error("panic while serving HTTP request",
 					zap.Any("panic", p), zap.String("route", st.route), zap.String("request_id", st.requestID))
 				if !sw.wroteHeader {
-					writeStatusJSON(sw, http.StatusInternalServerError, status.New(codes.Internal, "internal error"))
+					s := status.Convert(apierr.ToStatus(errors.New("gateway: handler panicked")))
+					writeStatusJSON(sw, apierr.HTTPStatus(s), s)
 				}
 			}
 			code := sw.code
@@ -193,7 +195,8 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := stateFrom(r.Context())
 		if r.ContentLength > limit {
-			writeStatusJSON(w, http.StatusRequestEntityTooLarge, tooLargeStatus(limit))
+			s := tooLargeStatus(limit)
+			writeStatusJSON(w, apierr.HTTPStatus(s), s)
 			return
 		}
 		st.clientIP = clientIP(r, g.opts.TrustedProxies)
@@ -240,10 +243,6 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
-
-func tooLargeStatus(limit int64) *status.Status {
-	return status.Newf(codes.InvalidArgument, "request body too large: the limit is %d bytes", limit)
-}
 
 // incomingHeaderMatcher maps the application credential headers to metadata
 // and drops every other header (Authorization is forwarded by grpc-gateway

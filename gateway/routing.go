@@ -2,13 +2,15 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/uias/uias/pkg/apierr"
 )
 
 // restMethods are the methods a REST route can have (google.api.http).
@@ -44,8 +46,9 @@ func (g *gateway) routingErrorHandler(ctx context.Context, mux *runtime.ServeMux
 	}
 	allowed := strings.Join(allowedMethods(mux, r), ", ")
 	w.Header().Set("Allow", allowed)
-	writeStatusJSON(w, http.StatusMethodNotAllowed,
-		status.Newf(codes.Unimplemented, "method %s is not allowed on this path; allowed: %s", r.Method, allowed))
+	st := status.Convert(apierr.ToStatus(apierr.New(apierr.Unimplemented, ReasonMethodNotAllowed,
+		fmt.Sprintf("method %s is not allowed on this path; allowed: %s", r.Method, allowed))))
+	writeStatusJSON(w, apierr.HTTPStatus(st), st)
 }
 
 // allowedMethods lists the methods mux routes r's path for, by replaying a

@@ -1,23 +1,26 @@
-// Package apierr defines the domain error type used across UIAS and the single
-// funnel (ToStatus) that turns any error into a gRPC status that is safe to
-// return to a caller.
+// Package apierr defines the domain error type used across UIAS, the table of
+// error reasons (reasons.go) and the single funnel (ToStatus) that turns any
+// error into a gRPC status that is safe to return to a caller.
 //
-// Handlers and services return *Error values (or wrap lower-level errors with
-// Wrap). Everything else — SQL errors, network errors, panics turned into
-// errors — is reported to the caller as codes.Internal "internal error" and
-// never leaks its text. The full cause stays available to logs via Error().
+// A domain error carries a reason (ErrorInfo.reason, e.g. "WEAK_PASSWORD").
+// The reason is declared once, with Register, by the package whose errors use
+// it; the declaration fixes the gRPC code, the legacy result code and the HTTP
+// status every error with that reason gets. The funnel answers an *Error with
+// its registered reason, its Message and google.rpc.ErrorInfo{reason, domain,
+// metadata (incl. legacy_code)}. Everything else — SQL errors, network errors,
+// panics turned into errors, errors whose reason nobody registered — is
+// answered as codes.Internal "internal error" and never leaks its text. The
+// full cause stays available to logs via Error() and ToStatusLogged.
 package apierr
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // Domain is the ErrorInfo domain attached to every status produced by ToStatus.
@@ -26,8 +29,16 @@ const Domain = "uias.dev"
 // ReasonInternal is the ErrorInfo reason used for errors that are not domain errors.
 const ReasonInternal = "INTERNAL"
 
+// ReasonBadRequest is the ErrorInfo reason of a malformed request (legacy
+// code -5), in every component.
+const ReasonBadRequest = "BAD_REQUEST"
+
+// MetaLegacyCode is the ErrorInfo metadata key of the legacy result code.
+// The funnel sets it from the reason table; a value set by hand is replaced.
+const MetaLegacyCode = "legacy_code"
+
 // Code classifies a domain error. The zero value is not a valid code; an
-// *Error with an unknown code is reported as Internal.
+// *Error with an unknown code and no registered reason is reported as Internal.
 type Code int
 
 // Error codes. They map one-to-one onto gRPC codes of the same name.
@@ -43,6 +54,7 @@ const (
 	Internal
 	DeadlineExceeded
 	Canceled
+	Unimplemented
 )
 
 var codeInfo = map[Code]struct {
@@ -61,6 +73,7 @@ var codeInfo = map[Code]struct {
 	Internal:           {"INTERNAL", codes.Internal, "internal error"},
 	DeadlineExceeded:   {"DEADLINE_EXCEEDED", codes.DeadlineExceeded, "deadline exceeded"},
 	Canceled:           {"CANCELED", codes.Canceled, "request canceled"},
+	Unimplemented:      {"UNIMPLEMENTED", codes.Unimplemented, "not implemented"},
 }
 
 // String returns the upper-snake-case name of the code (e.g. "NOT_FOUND").
@@ -79,11 +92,15 @@ func (c Code) GRPCCode() codes.Code {
 	return codes.Internal
 }
 
-// Error is a domain error. Message is shown to callers and must not contain
-// internal details; Err is the (optional) cause, kept for logs only.
+// Error is a domain error. Reason selects its entry in the reason table
+// (which decides the code callers see); Message is shown to callers and must
+// not contain internal details; Err is the (optional) cause, kept for logs
+// only. Code states the intent at the construction site; it must agree with
+// the registered reason (a test checks every constructor call in the
+// sources), and where it does not, the table wins.
 type Error struct {
 	Code    Code
-	Reason  string            // machine-readable, UPPER_SNAKE_CASE, e.g. "USER_LOCKED"
+	Reason  string            // registered, UPPER_SNAKE_CASE, e.g. "USER_LOCKED"; "" means the code's generic reason
 	Message string            // human-readable, safe to show to the caller
 	Meta    map[string]string // extra machine-readable details (ErrorInfo.metadata)
 	Err     error             // cause; never sent to the caller
@@ -124,7 +141,7 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Is reports whether target is an *Error with the same Code and Reason, so
-// sentinels such as ErrUnavailable work with errors.Is.
+// sentinels such as ErrUnavailable (or store.ErrNotFound) work with errors.Is.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	if !ok || t == nil {
@@ -151,6 +168,15 @@ func (e *Error) WithCause(err error) *Error {
 	return &c
 }
 
+// WithMessage returns a copy of e with the caller-facing message msg, e.g.
+// store.ErrNotFound.WithMessage("user not found").
+func (e *Error) WithMessage(msg string) *Error {
+	c := *e
+	c.Meta = maps.Clone(e.Meta)
+	c.Message = msg
+	return &c
+}
+
 // As returns the first *Error in err's chain.
 func As(err error) (*Error, bool) {
 	var e *Error
@@ -160,165 +186,30 @@ func As(err error) (*Error, bool) {
 	return nil, false
 }
 
-// CodeOf returns the domain code of err: the code of the first *Error in the
-// chain, Canceled/DeadlineExceeded for context errors, Internal otherwise.
-// CodeOf(nil) is 0.
+// CodeOf returns the code callers get for err (what ToStatus answers):
+// the registered code of a domain error's reason, Canceled/DeadlineExceeded
+// for context errors, Internal otherwise. CodeOf(nil) is 0.
 func CodeOf(err error) Code {
 	if err == nil {
 		return 0
 	}
-	if e, ok := As(err); ok {
-		if _, known := codeInfo[e.Code]; known {
-			return e.Code
-		}
-		return Internal
+	return fromGRPC(resolve(err).code())
+}
+
+// LegacyCode returns the legacy result code callers get for err (0: none).
+func LegacyCode(err error) int {
+	if err == nil {
+		return 0
 	}
-	switch {
-	case errors.Is(err, context.Canceled):
-		return Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return DeadlineExceeded
+	a := resolve(err)
+	if a.verbatim != nil {
+		n, _ := strconv.Atoi(ourInfo(a.verbatim).GetMetadata()[MetaLegacyCode])
+		return n
 	}
-	return Internal
+	return a.reason.Legacy
 }
 
 // Sentinels usable with errors.Is (compared by Code and Reason).
 var (
 	ErrUnavailable = New(Unavailable, "UNAVAILABLE", "service temporarily unavailable")
 )
-
-// ToStatus maps any error to a gRPC status error. nil stays nil.
-//
-//   - *Error anywhere in the chain: its code, its Message (or a generic message
-//     for the code when empty) and an errdetails.ErrorInfo{Reason, Domain,
-//     Metadata}. The cause (Err) is never included.
-//   - context.Canceled / context.DeadlineExceeded: codes.Canceled /
-//     codes.DeadlineExceeded with a generic message.
-//   - an error that already is (or wraps) a gRPC status passes through with its
-//     code and details. Its message is kept when it was produced by this funnel
-//     (ErrorInfo with Domain) or when the code is caller-caused; for
-//     server-side codes (Unknown, Internal, Unavailable, DeadlineExceeded,
-//     DataLoss) a foreign message — e.g. a gRPC transport error naming a
-//     dialled host — is replaced by a generic one.
-//   - anything else: codes.Internal "internal error", reason "INTERNAL".
-func ToStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	if e, ok := As(err); ok {
-		return domainStatus(e)
-	}
-	if st, ok := grpcStatusOf(err); ok {
-		return passThrough(st)
-	}
-	switch {
-	case errors.Is(err, context.Canceled):
-		return domainStatus(New(Canceled, "CANCELED", ""))
-	case errors.Is(err, context.DeadlineExceeded):
-		return domainStatus(New(DeadlineExceeded, "DEADLINE_EXCEEDED", ""))
-	}
-	return domainStatus(New(Internal, ReasonInternal, ""))
-}
-
-func domainStatus(e *Error) error {
-	code := e.Code
-	if _, known := codeInfo[code]; !known {
-		code = Internal
-	}
-	msg := e.Message
-	if msg == "" || code != e.Code {
-		msg = codeInfo[code].message
-	}
-	reason := e.Reason
-	if reason == "" || code != e.Code {
-		reason = codeInfo[code].name
-	}
-	st := status.New(code.GRPCCode(), msg)
-	info := &errdetails.ErrorInfo{Reason: reason, Domain: Domain}
-	if len(e.Meta) > 0 && code == e.Code {
-		info.Metadata = maps.Clone(e.Meta)
-	}
-	if withInfo, err := st.WithDetails(info); err == nil {
-		st = withInfo
-	}
-	return st.Err()
-}
-
-// grpcStatusOf returns the status carried by err or by an error in its chain,
-// using the inner status itself (status.FromError would prepend the wrapping
-// text to the message).
-func grpcStatusOf(err error) (*status.Status, bool) {
-	type grpcStatus interface{ GRPCStatus() *status.Status }
-	var gs grpcStatus
-	if !errors.As(err, &gs) {
-		return nil, false
-	}
-	st := gs.GRPCStatus()
-	if st == nil || st.Code() == codes.OK {
-		return nil, false
-	}
-	return st, true
-}
-
-func passThrough(st *status.Status) error {
-	if ourInfo(st) {
-		return st.Err()
-	}
-	switch st.Code() {
-	case codes.Unknown, codes.Internal, codes.Unavailable, codes.DeadlineExceeded, codes.DataLoss:
-		p := st.Proto()
-		p.Message = genericMessage(st.Code())
-		return status.FromProto(p).Err()
-	}
-	return st.Err()
-}
-
-func ourInfo(st *status.Status) bool {
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == Domain {
-			return true
-		}
-	}
-	return false
-}
-
-func genericMessage(c codes.Code) string {
-	for _, i := range codeInfo {
-		if i.grpc == c {
-			return i.message
-		}
-	}
-	return "internal error"
-}
-
-// FromStatus converts a status error produced by ToStatus (typically received
-// from another UIAS service) back into an *Error, so a caller can inspect the
-// reason and metadata. It returns false when err carries no gRPC status.
-// Statuses without a UIAS ErrorInfo get the reason of their code name.
-func FromStatus(err error) (*Error, bool) {
-	st, ok := grpcStatusOf(err)
-	if !ok {
-		return nil, false
-	}
-	e := &Error{Code: fromGRPC(st.Code()), Message: st.Message(), Err: err}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == Domain {
-			e.Reason = info.GetReason()
-			e.Meta = maps.Clone(info.GetMetadata())
-			break
-		}
-	}
-	if e.Reason == "" {
-		e.Reason = e.Code.String()
-	}
-	return e, true
-}
-
-func fromGRPC(c codes.Code) Code {
-	for code, i := range codeInfo {
-		if i.grpc == c {
-			return code
-		}
-	}
-	return Internal
-}

@@ -12,6 +12,23 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// Reasons used by these tests, registered as a service would register its own.
+func init() {
+	Register(
+		Reason{Name: "USER_NOT_FOUND", Code: NotFound, Doc: "test"},
+		Reason{Name: "DB_DOWN", Code: Unavailable, Legacy: -6, Doc: "test"},
+		Reason{Name: "NOT_ADMIN", Code: PermissionDenied, Doc: "test"},
+		Reason{Name: "UPSTREAM_TIMEOUT", Code: Unavailable, Doc: "test"},
+		Reason{Name: "TOO_MANY_ATTEMPTS", Code: ResourceExhausted, Doc: "test"},
+		Reason{Name: "ROW_MISSING", Code: NotFound, Doc: "test"},
+		Reason{Name: "R_UNAUTH", Code: Unauthenticated, Doc: "test"},
+		Reason{Name: "OTHER", Code: Unavailable, Doc: "test"},
+	)
+	for c := range codeInfo {
+		Register(Reason{Name: "TEST_" + c.String(), Code: c, Doc: "test"})
+	}
+}
+
 func errorInfo(t *testing.T, st *status.Status) *errdetails.ErrorInfo {
 	t.Helper()
 	for _, d := range st.Details() {
@@ -38,22 +55,32 @@ func TestToStatusCodes(t *testing.T) {
 		{Internal, codes.Internal},
 		{DeadlineExceeded, codes.DeadlineExceeded},
 		{Canceled, codes.Canceled},
+		{Unimplemented, codes.Unimplemented},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code.String(), func(t *testing.T) {
-			e := New(tt.code, "SOME_REASON", "something happened").WithMeta("user_id", "u1")
+			reason := "TEST_" + tt.code.String()
+			e := New(tt.code, reason, "something happened").WithMeta("user_id", "u1")
 			st := status.Convert(ToStatus(e))
 			if st.Code() != tt.want {
 				t.Fatalf("code = %v, want %v", st.Code(), tt.want)
 			}
-			if st.Message() != "something happened" {
-				t.Fatalf("message = %q", st.Message())
+			wantMsg := "something happened"
+			if tt.code == Internal {
+				wantMsg = "internal error" // an internal error's text never leaves
+			}
+			if st.Message() != wantMsg {
+				t.Fatalf("message = %q, want %q", st.Message(), wantMsg)
 			}
 			info := errorInfo(t, st)
 			if info == nil {
 				t.Fatal("no ErrorInfo detail")
 			}
-			if info.Reason != "SOME_REASON" || info.Domain != Domain || info.Metadata["user_id"] != "u1" {
+			wantReason, wantMeta := reason, "u1"
+			if tt.code == Internal {
+				wantReason, wantMeta = ReasonInternal, ""
+			}
+			if info.Reason != wantReason || info.Domain != Domain || info.Metadata["user_id"] != wantMeta {
 				t.Fatalf("ErrorInfo = %+v", info)
 			}
 		})
@@ -211,7 +238,7 @@ func TestErrorsIsAndAs(t *testing.T) {
 }
 
 func TestWithMetaCopies(t *testing.T) {
-	base := New(NotFound, "R", "m").WithMeta("a", "1")
+	base := New(NotFound, "ROW_MISSING", "m").WithMeta("a", "1")
 	derived := base.WithMeta("b", "2")
 	if _, ok := base.Meta["b"]; ok {
 		t.Fatal("WithMeta modified the receiver")
@@ -227,8 +254,9 @@ func TestCodeOf(t *testing.T) {
 		want Code
 	}{
 		{nil, 0},
-		{New(NotFound, "R", "m"), NotFound},
-		{fmt.Errorf("x: %w", New(Unauthenticated, "R", "m")), Unauthenticated},
+		{New(NotFound, "ROW_MISSING", "m"), NotFound},
+		{fmt.Errorf("x: %w", New(Unauthenticated, "R_UNAUTH", "m")), Unauthenticated},
+		{New(NotFound, "NOT_REGISTERED_ANYWHERE", "m"), Internal},
 		{context.Canceled, Canceled},
 		{errors.New("boom"), Internal},
 	}

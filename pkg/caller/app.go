@@ -19,6 +19,22 @@ const (
 	MaxSecretLen = 256
 )
 
+// The reasons of application caller authentication (pkg/apierr table).
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: "BAD_APP_CREDENTIALS", Code: apierr.Unauthenticated,
+			Doc: "Missing, unknown or wrong App_ID / App_Secret."},
+		apierr.Reason{Name: "APP_SUSPENDED", Code: apierr.PermissionDenied,
+			Doc: "The calling application is suspended."},
+		apierr.Reason{Name: "IP_NOT_ALLOWED", Code: apierr.PermissionDenied,
+			Doc: "The caller's address is not in the application's IP allow-list."},
+		apierr.Reason{Name: "CLIENT_CERT_REQUIRED", Code: apierr.Unauthenticated,
+			Doc: "The application is bound to a client certificate and must call over TLS presenting it."},
+		apierr.Reason{Name: "RATE_LIMITED", Code: apierr.ResourceExhausted, Legacy: -6,
+			Doc: "The application's rate limit is exceeded; retry later (REST: Retry-After)."},
+	)
+}
+
 // Caller authentication errors. Unknown App_ID and wrong secret share one
 // error so a caller cannot probe which App_IDs exist.
 var (
@@ -26,7 +42,7 @@ var (
 	ErrAppSuspended      = apierr.New(apierr.PermissionDenied, "APP_SUSPENDED", "application is suspended")
 	ErrIPNotAllowed      = apierr.New(apierr.PermissionDenied, "IP_NOT_ALLOWED", "calls from this address are not allowed for this application")
 	ErrClientCert        = apierr.New(apierr.Unauthenticated, "CLIENT_CERT_REQUIRED", "this application must call over TLS with its registered client certificate")
-	ErrRateLimited       = apierr.New(apierr.ResourceExhausted, "RATE_LIMITED", "rate limit exceeded for this application, retry later").WithMeta("legacy_code", "-6")
+	ErrRateLimited       = apierr.New(apierr.ResourceExhausted, "RATE_LIMITED", "rate limit exceeded for this application, retry later")
 )
 
 // ErrUnknownApp is what an AppSource returns (wrapped or bare) when no

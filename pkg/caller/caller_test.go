@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -165,8 +166,8 @@ func (r *rig) wantRefused(t *testing.T, err error, reason string, code codes.Cod
 	if !ok || ae.Reason != reason {
 		t.Fatalf("error = %v, want reason %s", err, reason)
 	}
-	if legacy != "" && ae.Meta["legacy_code"] != legacy {
-		t.Fatalf("%s: legacy code %q, want %q", reason, ae.Meta["legacy_code"], legacy)
+	if got := strconv.Itoa(apierr.LegacyCode(err)); legacy != "" && got != legacy {
+		t.Fatalf("%s: legacy code %q, want %q", reason, got, legacy)
 	}
 	st := status.Convert(apierr.ToStatus(err))
 	if st.Code() != code || st.Message() == "" {

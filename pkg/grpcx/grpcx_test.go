@@ -96,6 +96,16 @@ type testServer struct {
 	release chan struct{} // closed to let "block" calls finish
 }
 
+// The reasons of the test service, registered as a real service registers its own.
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: "USER_NOT_FOUND", Code: apierr.NotFound, Doc: "test"},
+		apierr.Reason{Name: "NO_CREDENTIALS", Code: apierr.Unauthenticated, Doc: "test"},
+		apierr.Reason{Name: "APP_NOT_ALLOWED", Code: apierr.PermissionDenied, Doc: "test"},
+		apierr.Reason{Name: "OVERLOADED", Code: apierr.ResourceExhausted, Legacy: -6, Doc: "test"},
+	)
+}
+
 func newTestServer() *testServer {
 	return &testServer{entered: make(chan struct{}, 16), release: make(chan struct{})}
 }
@@ -116,6 +126,8 @@ func (s *testServer) behave(ctx context.Context, req *testReq, setTrailer func(m
 		return errors.New("pq: password authentication failed for host db.internal")
 	case "notfound":
 		return apierr.New(apierr.NotFound, "USER_NOT_FOUND", "user not found")
+	case "unregistered":
+		return apierr.New(apierr.NotFound, "NOBODY_REGISTERED_THIS", "user alice not found")
 	case "block":
 		s.entered <- struct{}{}
 		select {
@@ -501,7 +513,30 @@ func TestErrorFunnel(t *testing.T) {
 		if st.Code() != codes.NotFound || st.Message() != "user not found" {
 			t.Errorf("%s: domain error: %v", name, st)
 		}
+		if info := apierr.Info(st); info.GetReason() != "USER_NOT_FOUND" {
+			t.Errorf("%s: domain error info: %v", name, info)
+		}
+		// A reason nobody registered is answered as an internal error,
+		// without its message, and logged.
+		st = status.Convert(call(ctxT(t), "unregistered").err)
+		if st.Code() != codes.Internal || st.Message() != "internal error" || apierr.Info(st).GetReason() != apierr.ReasonInternal {
+			t.Errorf("%s: unregistered reason: %v", name, st)
+		}
 	})
+	// The cause of an internal error is logged (never sent), with the
+	// method and request id; so is an unregistered reason.
+	for _, frag := range []string{"db.internal", "NOBODY_REGISTERED_THIS"} {
+		entries := h.logs.FilterLevelExact(zapcore.ErrorLevel).Filter(func(e observer.LoggedEntry) bool {
+			return strings.Contains(fmt.Sprint(e.ContextMap()["error"]), frag)
+		}).All()
+		if len(entries) != 2 { // unary and stream
+			t.Errorf("log lines with %q: %d, want 2 (%v)", frag, len(entries), h.logs.All())
+			continue
+		}
+		if m := entries[0].ContextMap(); m["method"] != checkMethod && m["method"] != watchMethod || m["request_id"] == "" {
+			t.Errorf("log line lacks method or request id: %v", m)
+		}
+	}
 }
 
 func counter(t *testing.T, reg *prometheus.Registry, method, code string) float64 {

@@ -273,7 +273,7 @@ func (c *chain) authenticate(ctx context.Context, method string) (context.Contex
 	}
 	nctx, err := c.auth.AuthenticateCaller(ctx, method)
 	if err != nil {
-		return nil, apierr.ToStatus(err)
+		return nil, c.toStatus(ctx, method, err)
 	}
 	if nctx == nil {
 		nctx = ctx
@@ -347,17 +347,24 @@ func (c *chain) streamValidation(srv any, ss grpc.ServerStream, info *grpc.Strea
 
 // ---- error funnel ----
 
+// toStatus passes err through the error funnel (apierr), which logs what the
+// answer hides (an internal error's cause, an unregistered reason) with the
+// method and request id.
+func (c *chain) toStatus(ctx context.Context, method string, err error) error {
+	return apierr.ToStatusLogged(c.log.With(zap.String("method", method), zap.String("request_id", RequestID(ctx))), err)
+}
+
 func (c *chain) unaryErrorFunnel(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	resp, err := handler(ctx, req)
 	if err != nil {
-		return nil, apierr.ToStatus(err)
+		return nil, c.toStatus(ctx, info.FullMethod, err)
 	}
 	return resp, nil
 }
 
 func (c *chain) streamErrorFunnel(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if err := handler(srv, ss); err != nil {
-		return apierr.ToStatus(err)
+		return c.toStatus(ss.Context(), info.FullMethod, err)
 	}
 	return nil
 }

@@ -132,7 +132,10 @@ func (k Keepalive) withDefaults() Keepalive {
 // that breaks them, or that cannot be decoded at all (bad wire format, a
 // string that is not UTF-8), gets InvalidArgument with reason BAD_REQUEST,
 // legacy code -5 and the field named, never reaching its handler. Every
-// error returned by a handler passes through apierr.ToStatus.
+// error returned by a handler or by caller auth passes through the error
+// funnel (apierr.ToStatusLogged: answered by its registered reason; an
+// internal error's cause or an unregistered reason is logged with method
+// and request id, never sent).
 //
 // Before all of that, ServerOptions.Admit may refuse a call in the
 // transport (see there).

@@ -22,20 +22,18 @@ import (
 // hand-check what the rules cover.
 
 // ReasonBadRequest is the ErrorInfo reason of a request that breaks its
-// proto rules or cannot be decoded.
-const ReasonBadRequest = "BAD_REQUEST"
+// proto rules or cannot be decoded (registered in apierr: legacy code -5).
+const ReasonBadRequest = apierr.ReasonBadRequest
 
 // ErrorInfo metadata keys set on bad-request errors.
 const (
-	// MetaLegacyCode carries the legacy result code: "-5" (bad request data).
-	MetaLegacyCode = "legacy_code"
+	// MetaLegacyCode carries the legacy result code: "-5" (bad request data),
+	// set by the error funnel from the reason table.
+	MetaLegacyCode = apierr.MetaLegacyCode
 	// MetaField names the offending field by its proto field path (e.g.
 	// "app_user_id", "extend_info"), when there is one.
 	MetaField = "field"
 )
-
-// legacyBadRequest is the legacy code of malformed input.
-const legacyBadRequest = "-5"
 
 // requestValidator is built once per process and shared by every server:
 // protovalidate caches the compiled rules per message type.
@@ -85,7 +83,7 @@ func BadRequest(field, msg string) *apierr.Error {
 }
 
 func badRequest(field, msg string) *apierr.Error {
-	e := apierr.New(apierr.InvalidArgument, ReasonBadRequest, msg).WithMeta(MetaLegacyCode, legacyBadRequest)
+	e := apierr.New(apierr.InvalidArgument, ReasonBadRequest, msg)
 	if field != "" {
 		e = e.WithMeta(MetaField, field)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -12,7 +13,75 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/uias/uias/pkg/apierr"
 )
+
+// ReasonUnavailable is the error reason of ErrUnavailable.
+const ReasonUnavailable = "STORAGE_UNAVAILABLE"
+
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: ReasonUnavailable, Code: apierr.Unavailable, Legacy: -6,
+			Doc: "The component's database is unreachable; retry with back-off."},
+		apierr.Reason{Name: ReasonBadPageToken, Code: apierr.InvalidArgument, Legacy: -5,
+			Doc: "A list call's page_token was not issued by the previous page."},
+	)
+}
+
+// Store errors. Every store (of every component) returns these, wrapped or
+// bare, so the domain can tell a missing row from a conflict from a storage
+// fault, and the error funnel (apierr) answers them without further mapping:
+// they are domain errors with the generic reasons NOT_FOUND and
+// ALREADY_EXISTS and the reason STORAGE_UNAVAILABLE. Use NotFound and
+// Conflict for a message that names the object; compare with errors.Is.
+var (
+	ErrNotFound    = apierr.New(apierr.NotFound, "NOT_FOUND", "not found")
+	ErrConflict    = apierr.New(apierr.AlreadyExists, "ALREADY_EXISTS", "already exists")
+	ErrUnavailable = apierr.New(apierr.Unavailable, ReasonUnavailable, "storage is unavailable, try again later")
+)
+
+// NotFound returns ErrNotFound with the message "<what> not found" (what
+// names the object, e.g. "user"; never a value).
+func NotFound(what string) error { return ErrNotFound.WithMessage(what + " not found") }
+
+// Conflict returns ErrConflict with msg, a caller-facing sentence naming the
+// clashing key ("login name already exists"; never a value).
+func Conflict(msg string) error { return ErrConflict.WithMessage(msg) }
+
+// Classify is the one place where driver errors (SQLite and PostgreSQL)
+// become store errors:
+//
+//   - nil, errors that already carry a reason (*apierr.Error) and context
+//     errors are returned unchanged;
+//   - sql.ErrNoRows becomes ErrNotFound;
+//   - a unique or primary-key violation becomes ErrConflict;
+//   - unavailability (IsUnavailable) becomes ErrUnavailable;
+//   - anything else is returned unchanged: the error funnel answers it as an
+//     internal error and logs it.
+//
+// The driver error stays the cause (for logs, errors.Is and errors.As); its
+// text never reaches a caller.
+func Classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	if _, ok := apierr.As(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ErrNotFound.WithCause(err)
+	case IsUniqueViolation(err):
+		return ErrConflict.WithCause(err)
+	case IsUnavailable(err):
+		return ErrUnavailable.WithCause(err)
+	}
+	return err
+}
 
 // IsUniqueViolation reports whether err is a unique or primary-key constraint violation
 // (SQLite SQLITE_CONSTRAINT_UNIQUE / SQLITE_CONSTRAINT_PRIMARYKEY, PostgreSQL 23505).

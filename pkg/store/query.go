@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/uias/uias/pkg/apierr"
 )
 
 // Querier is what *sql.DB, *sql.Tx, *DB and *StmtCache have in common: a
@@ -138,8 +140,12 @@ func (w *Where) Args() []any { return w.args }
 
 // ---- keyset pages ----
 
-// ErrBadPageToken is returned for a page token that PageToken did not make.
-var ErrBadPageToken = errors.New("store: invalid page token")
+// ReasonBadPageToken is the error reason of ErrBadPageToken.
+const ReasonBadPageToken = "INVALID_PAGE_TOKEN"
+
+// ErrBadPageToken is returned for a page token that PageToken did not make
+// (a domain error: the caller's fault, answered as it is).
+var ErrBadPageToken = apierr.New(apierr.InvalidArgument, ReasonBadPageToken, "invalid page token")
 
 // PageToken is the opaque token of the page that follows the row whose key
 // is lastKey.

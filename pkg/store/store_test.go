@@ -11,6 +11,10 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/pkg/store/storetest"
 )
@@ -336,5 +340,84 @@ func TestUnavailableTerminatedBackend(t *testing.T) {
 	_, err = conn.ExecContext(ctx, "SELECT 1")
 	if err == nil || !store.IsUnavailable(err) {
 		t.Fatalf("IsUnavailable(%v) = false", err)
+	}
+}
+
+// Classify turns real driver errors into the store sentinels, and the error
+// funnel answers them with the right code, reason and legacy code, without
+// SQL text.
+func TestClassify(t *testing.T) {
+	for name, db := range storetest.DBs(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			if err := store.Migrate(ctx, db, "widgets", testFS()); err != nil {
+				t.Fatal(err)
+			}
+			ins := db.Rebind(`INSERT INTO widgets (id, name) VALUES (?, ?)`)
+			if _, err := db.ExecContext(ctx, ins, "a", "alpha"); err != nil {
+				t.Fatal(err)
+			}
+			_, dup := db.ExecContext(ctx, ins, "b", "alpha")
+			var none string
+			noRows := db.QueryRowContext(ctx, db.Rebind(`SELECT name FROM widgets WHERE id = ?`), "zz").Scan(&none)
+			_, syntax := db.ExecContext(ctx, "THIS IS NOT SQL")
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			_, canceled := db.ExecContext(cctx, "SELECT 1")
+
+			type classifyCase struct {
+				name     string
+				err      error
+				sentinel error // nil: returned unchanged
+				code     codes.Code
+				reason   string
+				legacy   string
+			}
+			cases := []classifyCase{
+				{"unique violation", dup, store.ErrConflict, codes.AlreadyExists, "ALREADY_EXISTS", ""},
+				{"no rows", noRows, store.ErrNotFound, codes.NotFound, "NOT_FOUND", ""},
+				{"syntax error", syntax, nil, codes.Internal, apierr.ReasonInternal, "-6"},
+				{"canceled", canceled, nil, codes.Canceled, "CANCELED", ""},
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			_, closed := db.ExecContext(ctx, "SELECT 1")
+			cases = append(cases, classifyCase{"closed database", closed, store.ErrUnavailable, codes.Unavailable, store.ReasonUnavailable, "-6"})
+
+			for _, c := range cases {
+				if c.err == nil {
+					t.Fatalf("%s: no driver error", c.name)
+				}
+				got := store.Classify(c.err)
+				if c.sentinel != nil && !errors.Is(got, c.sentinel) {
+					t.Errorf("%s: Classify(%v) = %v, want %v", c.name, c.err, got, c.sentinel)
+				}
+				if !errors.Is(got, c.err) {
+					t.Errorf("%s: the driver error is not kept as the cause", c.name)
+				}
+				st := status.Convert(apierr.ToStatus(got))
+				info := apierr.Info(st)
+				if st.Code() != c.code || info.GetReason() != c.reason || info.GetMetadata()[apierr.MetaLegacyCode] != c.legacy {
+					t.Errorf("%s: answered %v %v %v, want %v %s %q", c.name, st.Code(), info.GetReason(),
+						info.GetMetadata(), c.code, c.reason, c.legacy)
+				}
+				for _, frag := range []string{"SQL", "sql", "widgets", "constraint", "UNIQUE"} {
+					if strings.Contains(st.Message(), frag) {
+						t.Errorf("%s: message leaks %q: %q", c.name, frag, st.Message())
+					}
+				}
+			}
+		})
+	}
+	if store.Classify(nil) != nil {
+		t.Fatal("Classify(nil) != nil")
+	}
+	domain := store.NotFound("widget")
+	if got, ok := apierr.As(store.Classify(domain)); !ok || got.Message != "widget not found" || !errors.Is(got, store.ErrNotFound) {
+		t.Fatal("a classified error must pass unchanged")
+	}
+	if st := status.Convert(apierr.ToStatus(store.Conflict("widget name already exists"))); st.Message() != "widget name already exists" || st.Code() != codes.AlreadyExists {
+		t.Fatalf("Conflict: %v %q", st.Code(), st.Message())
 	}
 }

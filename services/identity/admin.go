@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
@@ -16,10 +17,12 @@ import (
 	ulog "github.com/uias/uias/pkg/log"
 )
 
-// write runs a store mutation with its change + audit events and wakes the relay.
-func (s *Service) write(ctx context.Context, what string, fn func(evs []events.Event) error, evs ...events.Event) error {
+// write runs a store mutation with its change + audit events and wakes the
+// relay. Store errors (pkg/store) are returned as they are: they already
+// carry a reason and a message that names the object.
+func (s *Service) write(ctx context.Context, fn func(evs []events.Event) error, evs ...events.Event) error {
 	if err := fn(evs); err != nil {
-		return storeErr(err, what)
+		return err
 	}
 	s.kick()
 	return nil
@@ -45,7 +48,7 @@ func (s *Service) CreateOrg(ctx context.Context, code, name, parentID string) (*
 	if parentID == "" {
 		n, err := s.store.CountOrgs(ctx)
 		if err != nil {
-			return nil, storeErr(err, "org")
+			return nil, err
 		}
 		if n > 0 {
 			return nil, badRequest("parent_id is required (the root org already exists)")
@@ -57,7 +60,7 @@ func (s *Service) CreateOrg(ctx context.Context, code, name, parentID string) (*
 			return nil, err
 		}
 	}
-	err := s.write(ctx, "org", func(evs []events.Event) error { return s.store.CreateOrg(ctx, o, evs) },
+	err := s.write(ctx, func(evs []events.Event) error { return s.store.CreateOrg(ctx, o, evs) },
 		s.change(ctx, "org", "created", o.ID, map[string]any{"code": code, "name": name, "parent_id": parentID}),
 		s.adminAudit(ctx, "org.create", "org:"+o.ID, o.ID, start))
 	if err != nil {
@@ -69,7 +72,7 @@ func (s *Service) CreateOrg(ctx context.Context, code, name, parentID string) (*
 // GetOrg returns one org.
 func (s *Service) GetOrg(ctx context.Context, id string) (*Org, error) {
 	o, err := s.store.GetOrg(ctx, id)
-	return o, storeErr(err, "org")
+	return o, err
 }
 
 // ListOrgs lists orgs with filters and a page.
@@ -79,7 +82,7 @@ func (s *Service) ListOrgs(ctx context.Context, f OrgFilter, size int32, token s
 		return nil, "", err
 	}
 	out, next, err := s.store.ListOrgs(ctx, f, p)
-	return out, next, storeErr(err, "org")
+	return out, next, err
 }
 
 // UpdateOrg renames an org.
@@ -90,7 +93,7 @@ func (s *Service) UpdateOrg(ctx context.Context, id, name string) (*Org, error) 
 		return nil, err
 	}
 	o.Name, o.UpdatedAt = name, start
-	err = s.write(ctx, "org", func(evs []events.Event) error { return s.store.UpdateOrg(ctx, o, evs) },
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateOrg(ctx, o, evs) },
 		s.change(ctx, "org", "updated", o.ID, map[string]any{"name": name}),
 		s.adminAudit(ctx, "org.update", "org:"+o.ID, o.ID, start))
 	return o, err
@@ -107,10 +110,10 @@ func (s *Service) SetOrgStatus(ctx context.Context, id string, st Status) (*Org,
 		return nil, err
 	}
 	if o.ParentID == "" && st == StatusDisabled {
-		return nil, failedPrecondition("ROOT_ORG", "the root org cannot be disabled")
+		return nil, apierr.New(apierr.FailedPrecondition, "ROOT_ORG", "the root org cannot be disabled")
 	}
 	o.Status, o.UpdatedAt = st, start
-	err = s.write(ctx, "org", func(evs []events.Event) error { return s.store.UpdateOrg(ctx, o, evs) },
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateOrg(ctx, o, evs) },
 		s.change(ctx, "org", "status_changed", o.ID, map[string]any{"status": st}),
 		s.adminAudit(ctx, "org.set_status", "org:"+o.ID, o.ID, start))
 	return o, err
@@ -122,14 +125,17 @@ func (s *Service) SetOrgStatus(ctx context.Context, id string, st Status) (*Org,
 // org in the error ("org", "parent org").
 func (s *Service) activeOrg(ctx context.Context, id, reason, what string) error {
 	d, err := s.store.DisabledInOrgChain(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return apierr.New(apierr.NotFound, "NOT_FOUND", what+" not found")
+	}
 	if err != nil {
-		return storeErr(err, what)
+		return err
 	}
 	switch {
 	case d == id:
-		return failedPrecondition(reason, what+" is disabled")
+		return apierr.New(apierr.FailedPrecondition, reason, what+" is disabled")
 	case d != "":
-		return failedPrecondition(reason, what+" is below a disabled org")
+		return apierr.New(apierr.FailedPrecondition, reason, what+" is below a disabled org")
 	}
 	return nil
 }
@@ -137,24 +143,24 @@ func (s *Service) activeOrg(ctx context.Context, id, reason, what string) error 
 func (s *Service) MoveOrg(ctx context.Context, id, newParentID string) (*Org, error) {
 	start := s.now()
 	if id == newParentID {
-		return nil, failedPrecondition("ORG_CYCLE", "cannot move an org under itself")
+		return nil, apierr.New(apierr.FailedPrecondition, "ORG_CYCLE", "cannot move an org under itself")
 	}
 	cur, err := s.GetOrg(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if cur.ParentID == "" {
-		return nil, failedPrecondition("ROOT_ORG", "the root org cannot be moved")
+		return nil, apierr.New(apierr.FailedPrecondition, "ROOT_ORG", "the root org cannot be moved")
 	}
 	if err := s.activeOrg(ctx, newParentID, "PARENT_DISABLED", "new parent org"); err != nil {
 		return nil, err
 	}
 	var out *Org
-	err = s.write(ctx, "org", func(evs []events.Event) error {
+	err = s.write(ctx, func(evs []events.Event) error {
 		o, err := s.store.MoveOrg(ctx, id, newParentID, start, evs)
 		out = o
 		if errors.Is(err, ErrConflict) {
-			return failedPrecondition("ORG_CYCLE", "cannot move an org under its own subtree")
+			return apierr.New(apierr.FailedPrecondition, "ORG_CYCLE", "cannot move an org under its own subtree")
 		}
 		return err
 	}, s.change(ctx, "org", "moved", id, map[string]any{"parent_id": newParentID}),
@@ -224,7 +230,7 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 		}
 		u.PasswordHash, u.PasswordChangedAt = h, start
 	}
-	err := s.write(ctx, "user", func(evs []events.Event) error { return s.store.CreateUser(ctx, u, evs) },
+	err := s.write(ctx, func(evs []events.Event) error { return s.store.CreateUser(ctx, u, evs) },
 		s.change(ctx, "user", "created", u.ID, userView(u)),
 		s.adminAudit(ctx, "user.create", "user:"+u.ID, u.OrgID, start))
 	if err != nil {
@@ -290,7 +296,7 @@ func (s *Service) GetUser(ctx context.Context, id string) (*User, error) {
 // read-modify-write and checks that must see the stored state.
 func (s *Service) loadUser(ctx context.Context, id string) (*User, error) {
 	u, err := s.store.GetUser(ctx, id)
-	return u, storeErr(err, "user")
+	return u, err
 }
 
 // ListUsers lists users with filters and a page.
@@ -300,7 +306,7 @@ func (s *Service) ListUsers(ctx context.Context, f UserFilter, size int32, token
 		return nil, "", err
 	}
 	out, next, err := s.store.ListUsers(ctx, f, p)
-	return out, next, storeErr(err, "user")
+	return out, next, err
 }
 
 // UserUpdate carries the fields of UpdateUser; Mask names those to change.
@@ -370,7 +376,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 	}
 	u.FeatureCode = s.featureCode(u.IDType, idNumber, u.DisplayName, u.LoginName)
 	u.UpdatedAt = start
-	err = s.write(ctx, "user", func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
 		s.change(ctx, "user", "updated", u.ID, changed),
 		s.adminAudit(ctx, "user.update", "user:"+u.ID, u.OrgID, start))
 	return u, err
@@ -387,7 +393,7 @@ func (s *Service) mutateUser(ctx context.Context, id, op string, data map[string
 		return nil, err
 	}
 	u.UpdatedAt = start
-	err = s.write(ctx, "user", func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
 		s.change(ctx, "user", op, u.ID, data),
 		s.adminAudit(ctx, "user."+op, "user:"+u.ID, u.OrgID, start))
 	s.tokens.Clear()
@@ -450,7 +456,7 @@ func (s *Service) CreateGroup(ctx context.Context, code, name, orgID string) (*G
 		return nil, err
 	}
 	g := &Group{ID: ids.New(), Code: code, Name: name, OrgID: orgID, CreatedAt: start}
-	err := s.write(ctx, "group", func(evs []events.Event) error { return s.store.CreateGroup(ctx, g, evs) },
+	err := s.write(ctx, func(evs []events.Event) error { return s.store.CreateGroup(ctx, g, evs) },
 		s.change(ctx, "group", "created", g.ID, map[string]any{"code": code, "name": name, "org_id": orgID}),
 		s.adminAudit(ctx, "group.create", "group:"+g.ID, orgID, start))
 	if err != nil {
@@ -462,7 +468,7 @@ func (s *Service) CreateGroup(ctx context.Context, code, name, orgID string) (*G
 // GetGroup returns a group with its members.
 func (s *Service) GetGroup(ctx context.Context, id string) (*Group, error) {
 	g, err := s.store.GetGroup(ctx, id)
-	return g, storeErr(err, "group")
+	return g, err
 }
 
 // ListGroups lists groups.
@@ -472,7 +478,7 @@ func (s *Service) ListGroups(ctx context.Context, f GroupFilter, size int32, tok
 		return nil, "", err
 	}
 	out, next, err := s.store.ListGroups(ctx, f, p)
-	return out, next, storeErr(err, "group")
+	return out, next, err
 }
 
 // SetGroupMember adds (add=true) or removes a member.
@@ -489,7 +495,7 @@ func (s *Service) SetGroupMember(ctx context.Context, groupID, userID string, ad
 	if !add {
 		op, fn = "member_removed", s.store.RemoveGroupMember
 	}
-	err = s.write(ctx, "group", func(evs []events.Event) error { return fn(ctx, groupID, userID, evs) },
+	err = s.write(ctx, func(evs []events.Event) error { return fn(ctx, groupID, userID, evs) },
 		s.change(ctx, "group", op, groupID, map[string]any{"user_id": userID}),
 		s.adminAudit(ctx, "group."+op, "group:"+groupID, g.OrgID, start))
 	if err != nil {
@@ -563,7 +569,7 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	a := &App{ID: ids.New(), Type: n.Type, Code: n.Code, Name: n.Name, Status: AppActive,
 		IPAllowList: append([]string{}, n.IPAllowList...), RateLimit: n.RateLimit, RateBurst: n.RateBurst,
 		SecretHash: crypto.HashToken(secret), ClientCertSHA256: fp, CreatedAt: start, UpdatedAt: start}
-	err = s.write(ctx, "application", func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
 		s.change(ctx, "app", "created", a.ID, appView(a)),
 		s.adminAudit(ctx, "app.create", "app:"+a.ID, "", start))
 	if err != nil {
@@ -575,7 +581,7 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 // GetApp returns one application.
 func (s *Service) GetApp(ctx context.Context, id string) (*App, error) {
 	a, err := s.store.GetApp(ctx, id)
-	return a, storeErr(err, "application")
+	return a, err
 }
 
 // ListApps lists applications.
@@ -585,7 +591,7 @@ func (s *Service) ListApps(ctx context.Context, f AppFilter, size int32, token s
 		return nil, "", err
 	}
 	out, next, err := s.store.ListApps(ctx, f, p)
-	return out, next, storeErr(err, "application")
+	return out, next, err
 }
 
 // AppUpdate carries UpdateApp's fields; Mask names those to change.
@@ -639,7 +645,7 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 		return nil, err
 	}
 	a.UpdatedAt = start
-	err = s.write(ctx, "application", func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
 		s.change(ctx, "app", "updated", a.ID, appView(a)),
 		s.adminAudit(ctx, "app.update", "app:"+a.ID, "", start))
 	s.appAuth.Forget(id)
@@ -666,7 +672,7 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 		a.PrevSecretHash, a.PrevSecretExpires = "", time.Time{}
 	}
 	a.SecretHash, a.UpdatedAt = crypto.HashToken(secret), start
-	err = s.write(ctx, "application", func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
 		s.change(ctx, "app", "secret_rotated", a.ID, map[string]any{"overlap_seconds": int64(ov.Seconds())}),
 		s.adminAudit(ctx, "app.rotate_secret", "app:"+a.ID, "", start))
 	s.appAuth.Forget(id)
@@ -689,7 +695,7 @@ func (s *Service) CreateLink(ctx context.Context, userID, appID, account string)
 		return nil, err
 	}
 	l := &AccountLink{ID: ids.New(), UserID: userID, AppID: appID, AppAccountID: account, Status: StatusActive, CreatedAt: start}
-	err = s.write(ctx, "account link", func(evs []events.Event) error { return s.store.CreateLink(ctx, l, evs) },
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateLink(ctx, l, evs) },
 		s.change(ctx, "link", "created", l.ID, map[string]any{"user_id": userID, "app_id": appID, "app_account_id": account}),
 		s.adminAudit(ctx, "link.create", "user:"+userID, u.OrgID, start))
 	if err != nil {
@@ -705,7 +711,7 @@ func (s *Service) ListLinks(ctx context.Context, f LinkFilter, size int32, token
 		return nil, "", err
 	}
 	out, next, err := s.store.ListLinks(ctx, f, p)
-	return out, next, storeErr(err, "account link")
+	return out, next, err
 }
 
 // DeleteLink removes an account link.
@@ -713,9 +719,9 @@ func (s *Service) DeleteLink(ctx context.Context, id string) error {
 	start := s.now()
 	l, err := s.store.GetLink(ctx, id)
 	if err != nil {
-		return storeErr(err, "account link")
+		return err
 	}
-	return s.write(ctx, "account link", func(evs []events.Event) error { return s.store.DeleteLink(ctx, id, evs) },
+	return s.write(ctx, func(evs []events.Event) error { return s.store.DeleteLink(ctx, id, evs) },
 		s.change(ctx, "link", "deleted", id, map[string]any{"user_id": l.UserID, "app_id": l.AppID}),
 		s.adminAudit(ctx, "link.delete", "user:"+l.UserID, "", start))
 }
@@ -734,12 +740,12 @@ func (s *Service) Bootstrap(ctx context.Context, password string) (created bool,
 	var root *Org
 	n, err := s.store.CountOrgs(ctx)
 	if err != nil {
-		return false, "", storeErr(err, "org")
+		return false, "", err
 	}
 	if n > 0 {
 		users, _, err := s.store.ListUsers(ctx, UserFilter{}, Page{Size: 1})
 		if err != nil {
-			return false, "", storeErr(err, "user")
+			return false, "", err
 		}
 		if len(users) > 0 {
 			if password != "" {
@@ -758,7 +764,7 @@ func (s *Service) Bootstrap(ctx context.Context, password string) (created bool,
 		// Orgs but no user at all: an earlier bootstrap stopped half-way.
 		orgs, _, err := s.store.ListOrgs(ctx, OrgFilter{}, Page{Size: 500})
 		if err != nil {
-			return false, "", storeErr(err, "org")
+			return false, "", err
 		}
 		for _, o := range orgs {
 			if o.ParentID == "" {

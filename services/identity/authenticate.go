@@ -174,7 +174,7 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		return finish(ReasonNoSuchUser, nil)
 	}
 	if err != nil {
-		return nil, storeErr(err, "account link")
+		return nil, err
 	}
 	u, err := s.store.GetUser(ctx, link.UserID)
 	if errors.Is(err, ErrNotFound) {
@@ -182,7 +182,7 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		return finish(ReasonNoSuchUser, nil)
 	}
 	if err != nil {
-		return nil, storeErr(err, "user")
+		return nil, err
 	}
 	if link.Status != StatusActive {
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "user:"+u.ID, u.OrgID, "failure", ReasonAccountDisabled.String(), start, nil))
@@ -226,7 +226,7 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 		// A disabled org disables the accounts of its whole subtree.
 		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			return 0, storeErr(err, "org")
+			return 0, err
 		}
 		if d != "" {
 			s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", "ORG_DISABLED", start, nil))
@@ -268,7 +268,7 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 			s.change(ctx, "user", "locked", u.ID, map[string]any{"locked_until": until, "reason": "TOO_MANY_FAILURES"}))
 		after, err := s.store.RecordLoginFailure(ctx, u.ID, max, lockUntil, now, eventsOf(ev), onLock)
 		if err != nil {
-			return 0, storeErr(err, "user")
+			return 0, err
 		}
 		s.kick()
 		if after.Locked(now) {
@@ -290,10 +290,10 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 		map[string]string{"must_change_password": fmtBool(u.MustChange)})
 	if u.FailedCount == 0 && newHash == "" {
 		if err := s.store.AppendEvents(ctx, eventsOf(ev)); err != nil {
-			return 0, storeErr(err, "user")
+			return 0, err
 		}
 	} else if err := s.store.RecordLoginSuccess(ctx, u.ID, newHash, now, eventsOf(ev)); err != nil {
-		return 0, storeErr(err, "user")
+		return 0, err
 	}
 	s.kick()
 	return ReasonOK, nil
@@ -309,25 +309,24 @@ func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, ne
 	}
 	link, err := s.store.FindLink(ctx, c.App.ID, appUserID)
 	if errors.Is(err, ErrNotFound) {
-		return notFound("account")
+		return apierr.New(apierr.NotFound, "NOT_FOUND", "account not found")
 	}
 	if err != nil {
-		return storeErr(err, "account link")
+		return err
 	}
 	u, err := s.store.GetUser(ctx, link.UserID)
 	if err != nil {
-		return storeErr(err, "user")
+		return err
 	}
 	if u.CannotChange {
-		return failedPrecondition("CANNOT_CHANGE_PASSWORD", "this user's password can only be changed by an administrator")
+		return apierr.New(apierr.FailedPrecondition, "CANNOT_CHANGE_PASSWORD", "this user's password can only be changed by an administrator")
 	}
 	r, err := s.checkPassword(ctx, u, oldPassword, "password.change.verify", start)
 	if err != nil {
 		return err
 	}
 	if r != ReasonOK && r != ReasonPasswordExpired {
-		return apierr.New(apierr.FailedPrecondition, "VERIFICATION_FAILED", "current password not accepted: "+reasonMessages[r]).
-			WithMeta("legacy_code", "-1")
+		return apierr.New(apierr.FailedPrecondition, "VERIFICATION_FAILED", "current password not accepted: "+reasonMessages[r])
 	}
 	if err := s.setPassword(ctx, u, newPassword, false, true, "password.change", start); err != nil {
 		return err
@@ -343,7 +342,7 @@ func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChang
 	if checkHistory && s.cfg.Policy.History > 0 {
 		hist, err := s.store.PasswordHistory(ctx, u.ID, s.cfg.Policy.History)
 		if err != nil {
-			return storeErr(err, "user")
+			return err
 		}
 		if u.PasswordHash != "" {
 			hist = append(hist, u.PasswordHash)
@@ -351,7 +350,7 @@ func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChang
 		for _, h := range hist {
 			if ok, _, err := s.hasher.Verify(ctx, h, pw); err == nil && ok {
 				return apierr.New(apierr.InvalidArgument, "PASSWORD_REUSED",
-					"password was used recently; choose one not among the last passwords").WithMeta("legacy_code", "-5")
+					"password was used recently; choose one not among the last passwords")
 			} else if errors.Is(err, crypto.ErrOverloaded) {
 				return errOverloaded
 			}
@@ -373,7 +372,7 @@ func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChang
 		keep = 1
 	}
 	if err := s.store.SetPassword(ctx, u.ID, h, s.now(), mustChange, keep, evs); err != nil {
-		return storeErr(err, "user")
+		return err
 	}
 	s.kick()
 	return nil

@@ -16,7 +16,7 @@ import (
 var (
 	// errOverloaded is a fast refusal when every password-hashing worker and
 	// queue slot is taken (memory stays bounded instead of queueing).
-	errOverloaded    = apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many password operations in progress, retry shortly").WithMeta("legacy_code", "-6")
+	errOverloaded    = apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many password operations in progress, retry shortly")
 	errBadAdminToken = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_TOKEN", "administrator token is missing, invalid or expired; log in again")
 	errNotAdmin      = apierr.New(apierr.PermissionDenied, "NOT_ADMIN", "this call requires an administrator")
 	errBadAdminLogin = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_LOGIN", "invalid login name or password")
@@ -58,7 +58,7 @@ func (src appSource) CallerApp(ctx context.Context, appID string) (*caller.App, 
 	case errors.Is(err, ErrNotFound):
 		return nil, caller.ErrUnknownApp
 	case err != nil:
-		return nil, storeErr(err, "application")
+		return nil, err
 	}
 	return a.CallerApp(), nil
 }
@@ -83,7 +83,7 @@ func (s *Service) AdminLogin(ctx context.Context, login, password string) (token
 		return "", time.Time{}, nil, errBadAdminLogin
 	}
 	if err != nil {
-		return "", time.Time{}, nil, storeErr(err, "user")
+		return "", time.Time{}, nil, err
 	}
 	verdict, err := s.checkPassword(ctx, u, password, "admin.login", start)
 	if err != nil {
@@ -100,7 +100,7 @@ func (s *Service) AdminLogin(ctx context.Context, login, password string) (token
 	now := s.now()
 	exp = now.Add(s.cfg.AdminTokenTTL)
 	if err := s.store.CreateAdminToken(ctx, &AdminToken{Hash: crypto.HashToken(token), UserID: u.ID, ExpiresAt: exp, CreatedAt: now}); err != nil {
-		return "", time.Time{}, nil, storeErr(err, "token")
+		return "", time.Time{}, nil, err
 	}
 	return token, exp, u, nil
 }
@@ -120,7 +120,7 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 		return nil, errBadAdminToken
 	}
 	if err != nil {
-		return nil, storeErr(err, "token")
+		return nil, err
 	}
 	if !now.Before(t.ExpiresAt) {
 		return nil, errBadAdminToken
@@ -130,7 +130,7 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 		return nil, errBadAdminToken
 	}
 	if err != nil {
-		return nil, storeErr(err, "user")
+		return nil, err
 	}
 	if !u.IsAdmin || u.Status != StatusActive || u.Locked(now) {
 		return nil, errNotAdmin

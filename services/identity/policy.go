@@ -80,7 +80,7 @@ func (p Policy) CheckPassword(pw, login string) error {
 }
 
 func weakPassword(msg string) error {
-	return apierr.New(apierr.InvalidArgument, "WEAK_PASSWORD", msg).WithMeta("legacy_code", "-5")
+	return apierr.New(apierr.InvalidArgument, "WEAK_PASSWORD", msg)
 }
 
 // Expired reports whether u's password has passed the policy's maximum age.

@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/cache"
 	"github.com/uias/uias/pkg/caller"
@@ -142,51 +141,6 @@ func (s *Service) change(ctx context.Context, entity, op, id string, data any) e
 func (s *Service) audit(ctx context.Context, api, subject, org, result, reason string, start time.Time, detail map[string]string) events.Event {
 	return s.auditor.Event(ctx, audit.Action{API: api, Subject: subject, Org: org, Result: result, Reason: reason,
 		Start: start, Detail: detail})
-}
-
-// storeErr turns a store error into a domain error with a clear message.
-// what names the thing looked for ("user", "org").
-func storeErr(err error, what string) error {
-	var ae *apierr.Error
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ae):
-		return err
-	case errors.Is(err, ErrNotFound):
-		return apierr.New(apierr.NotFound, "NOT_FOUND", what+" not found")
-	case errors.Is(err, ErrConflict):
-		msg := what + " already exists"
-		if m := conflictMessage(err); m != "" {
-			msg = m
-		}
-		return apierr.New(apierr.AlreadyExists, "ALREADY_EXISTS", msg)
-	case errors.Is(err, ErrUnavailable):
-		return apierr.Wrap(err, apierr.Unavailable, "STORAGE_UNAVAILABLE", "identity storage is unavailable, try again later").
-			WithMeta("legacy_code", "-6")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err
-	}
-	return apierr.Wrap(err, apierr.Internal, "INTERNAL", "internal error").WithMeta("legacy_code", "-6")
-}
-
-// conflictMessage extracts a store's human message ("login name already
-// exists") from a wrapped ErrConflict, when it gives one.
-func conflictMessage(err error) string {
-	msg := err.Error()
-	suffix := ": " + ErrConflict.Error()
-	if len(msg) > len(suffix) && msg[len(msg)-len(suffix):] == suffix {
-		return msg[:len(msg)-len(suffix)]
-	}
-	return ""
-}
-
-func notFound(what string) error {
-	return apierr.New(apierr.NotFound, "NOT_FOUND", what+" not found")
-}
-
-func failedPrecondition(reason, msg string) error {
-	return apierr.New(apierr.FailedPrecondition, reason, msg)
 }
 
 func userView(u *User) map[string]any {

@@ -2,18 +2,20 @@ package identity
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
 )
 
-// Store errors. Implementations return these (wrapped or bare) so the domain
-// can tell a missing row from a conflict from a storage fault.
+// Store errors: the platform's (pkg/store). Implementations return them
+// (store.NotFound, store.Conflict, store.Classify) so the domain can tell a
+// missing row from a conflict from a storage fault; they carry caller-facing
+// messages and reasons, so the error funnel answers them as they are.
 var (
-	ErrNotFound    = errors.New("not found")
-	ErrConflict    = errors.New("already exists")
-	ErrUnavailable = errors.New("storage unavailable")
+	ErrNotFound    = store.ErrNotFound
+	ErrConflict    = store.ErrConflict
+	ErrUnavailable = store.ErrUnavailable
 )
 
 // Store is the identity component's persistence. Every mutating call takes

@@ -29,10 +29,9 @@ const (
 	maxExtendLegacy   = 8 << 10
 )
 
-// badRequest is the error for malformed input; it carries the legacy -5 code.
+// badRequest is the error for malformed input (BAD_REQUEST: legacy code -5).
 func badRequest(format string, a ...any) error {
-	return apierr.New(apierr.InvalidArgument, "BAD_REQUEST", fmt.Sprintf(format, a...)).
-		WithMeta("legacy_code", "-5")
+	return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, fmt.Sprintf(format, a...))
 }
 
 var extendKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)

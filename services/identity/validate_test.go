@@ -16,8 +16,8 @@ func wantBadRequest(t *testing.T, err error, contains string) {
 	if !errors.As(err, &ae) {
 		t.Fatalf("want bad request error, got %v", err)
 	}
-	if ae.Code != apierr.InvalidArgument || ae.Meta["legacy_code"] != "-5" {
-		t.Fatalf("want InvalidArgument with legacy_code -5, got %v %v", ae.Code, ae.Meta)
+	if apierr.CodeOf(err) != apierr.InvalidArgument || apierr.LegacyCode(err) != -5 {
+		t.Fatalf("want InvalidArgument with legacy_code -5, got %v %d", apierr.CodeOf(err), apierr.LegacyCode(err))
 	}
 	if !strings.Contains(ae.Message, contains) {
 		t.Fatalf("message %q does not mention %q", ae.Message, contains)
@@ -191,7 +191,7 @@ func FuzzValidateAuth(f *testing.F) {
 			return
 		}
 		var ae *apierr.Error
-		if !errors.As(err, &ae) || ae.Code != apierr.InvalidArgument || ae.Meta["legacy_code"] != "-5" {
+		if !errors.As(err, &ae) || apierr.CodeOf(err) != apierr.InvalidArgument || apierr.LegacyCode(err) != -5 {
 			t.Fatalf("want -5 bad request, got %v", err)
 		}
 	})

@@ -1,10 +1,9 @@
 // Package server adapts the identity domain to gRPC: thin handlers, proto
-// conversion, caller authentication and the component's error mapping.
+// conversion and caller authentication.
 package server
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 
@@ -34,29 +33,14 @@ func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterAdminServiceServer(g, s)
 }
 
-// ToStatus is the identity component's one error-mapping function: store
-// sentinels that escaped the domain become their codes, everything else goes
-// through the platform funnel (apierr.ToStatus), which never leaks internals.
-func ToStatus(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, identity.ErrUnavailable):
-		var ae *apierr.Error
-		if !errors.As(err, &ae) {
-			err = apierr.Wrap(err, apierr.Unavailable, "STORAGE_UNAVAILABLE", "identity storage is unavailable, try again later").
-				WithMeta("legacy_code", "-6")
-		}
-	case errors.Is(err, identity.ErrNotFound):
-		if _, ok := apierr.As(err); !ok {
-			err = apierr.New(apierr.NotFound, "NOT_FOUND", "not found")
-		}
-	case errors.Is(err, identity.ErrConflict):
-		if _, ok := apierr.As(err); !ok {
-			err = apierr.New(apierr.AlreadyExists, "ALREADY_EXISTS", "already exists")
-		}
-	}
-	return apierr.ToStatus(err)
+// Errors: handlers and CallerAuth return domain errors as they are; the
+// server's interceptor chain (pkg/grpcx) passes every one through the
+// platform error funnel (apierr.ToStatus), which answers each reason as
+// registered (the domain's reasons in services/identity/reasons.go, the
+// store's in pkg/store, this package's below) and never leaks internals.
+func init() {
+	apierr.Register(apierr.Reason{Name: "UNKNOWN_METHOD", Code: apierr.Unauthenticated,
+		Doc: "A method the identity service does not know how to authenticate callers for."})
 }
 
 // CallerAuth authenticates callers by service: AuthService needs App_ID +
@@ -100,20 +84,20 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		appID, secret := grpcx.AppCredentials(ctx)
 		app, err := a.Svc.AuthenticateApp(ctx, appID, secret, c.ClientIP)
 		if err != nil {
-			return nil, ToStatus(err)
+			return nil, err
 		}
 		c.App = app
 	case method == "/uias.identity.v1.AdminService/AdminLogin":
 	case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"):
 		u, err := a.Svc.AuthenticateAdmin(ctx, grpcx.BearerToken(ctx))
 		if err != nil {
-			return nil, ToStatus(err)
+			return nil, err
 		}
 		c.Principal = u.ID
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"),
 		strings.HasPrefix(method, "/grpc.reflection."):
 	default:
-		return nil, ToStatus(apierr.New(apierr.Unauthenticated, "UNKNOWN_METHOD", "unknown method"))
+		return nil, apierr.New(apierr.Unauthenticated, "UNKNOWN_METHOD", "unknown method")
 	}
 	// Calls this component makes to others on the caller's behalf carry
 	// who the caller is (grpcx origin).
@@ -137,7 +121,7 @@ func (s *Server) Authenticate(ctx context.Context, r *identityv1.AuthenticateReq
 		Extend: r.GetExtendInfo(), ExtendLegacy: r.GetExtendInfoLegacy(),
 	})
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	out := &identityv1.AuthenticateResponse{
 		ResultCode: res.Reason.LegacyCode(), Reason: identityv1.Reason(res.Reason), Message: res.Message,
@@ -152,7 +136,7 @@ func (s *Server) Authenticate(ctx context.Context, r *identityv1.AuthenticateReq
 // ChangePassword implements AuthService.
 func (s *Server) ChangePassword(ctx context.Context, r *identityv1.ChangePasswordRequest) (*identityv1.ChangePasswordResponse, error) {
 	if err := s.svc.ChangePassword(ctx, r.GetAppUserId(), r.GetOldPassword(), r.GetNewPassword()); err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	return &identityv1.ChangePasswordResponse{}, nil
 }
@@ -163,7 +147,7 @@ func (s *Server) ChangePassword(ctx context.Context, r *identityv1.ChangePasswor
 func (s *Server) AdminLogin(ctx context.Context, r *identityv1.AdminLoginRequest) (*identityv1.AdminLoginResponse, error) {
 	tok, exp, u, err := s.svc.AdminLogin(ctx, r.GetLoginName(), r.GetPassword())
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	return &identityv1.AdminLoginResponse{Token: tok, ExpiresAt: timestamppb.New(exp), User: summary(u)}, nil
 }
@@ -183,7 +167,7 @@ func (s *Server) ListOrgs(ctx context.Context, r *identityv1.ListOrgsRequest) (*
 	list, next, err := s.svc.ListOrgs(ctx, identity.OrgFilter{ParentID: r.GetParentId(), Query: r.GetQuery(),
 		Status: identity.Status(r.GetStatus())}, r.GetPageSize(), r.GetPageToken())
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	out := &identityv1.ListOrgsResponse{NextPageToken: next}
 	for _, o := range list {
@@ -227,7 +211,7 @@ func (s *Server) ListUsers(ctx context.Context, r *identityv1.ListUsersRequest) 
 	list, next, err := s.svc.ListUsers(ctx, identity.UserFilter{OrgID: r.GetOrgId(), Query: r.GetQuery(),
 		Status: identity.Status(r.GetStatus())}, r.GetPageSize(), r.GetPageToken())
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	out := &identityv1.ListUsersResponse{NextPageToken: next}
 	for _, u := range list {
@@ -280,7 +264,7 @@ func (s *Server) ListGroups(ctx context.Context, r *identityv1.ListGroupsRequest
 	list, next, err := s.svc.ListGroups(ctx, identity.GroupFilter{OrgID: r.GetOrgId(), Query: r.GetQuery()},
 		r.GetPageSize(), r.GetPageToken())
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	out := &identityv1.ListGroupsResponse{NextPageToken: next}
 	for _, g := range list {
@@ -305,7 +289,7 @@ func (s *Server) CreateApp(ctx context.Context, r *identityv1.CreateAppRequest) 
 		IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst()),
 		ClientCertSHA256: r.GetClientCertSha256()})
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	return &identityv1.CreateAppResponse{App: appPB(a), AppSecret: secret}, nil
 }
@@ -314,7 +298,7 @@ func (s *Server) CreateApp(ctx context.Context, r *identityv1.CreateAppRequest) 
 func (s *Server) GetApp(ctx context.Context, r *identityv1.GetAppRequest) (*identityv1.App, error) {
 	a, err := s.svc.GetApp(ctx, r.GetId())
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	return appPB(a), nil
 }
@@ -324,7 +308,7 @@ func (s *Server) ListApps(ctx context.Context, r *identityv1.ListAppsRequest) (*
 	list, next, err := s.svc.ListApps(ctx, identity.AppFilter{Type: r.GetAppType(), Query: r.GetQuery(),
 		Status: identity.AppStatus(r.GetStatus())}, r.GetPageSize(), r.GetPageToken())
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	out := &identityv1.ListAppsResponse{NextPageToken: next}
 	for _, a := range list {
@@ -339,7 +323,7 @@ func (s *Server) UpdateApp(ctx context.Context, r *identityv1.UpdateAppRequest) 
 		Status: identity.AppStatus(r.GetStatus()), IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(),
 		RateBurst: int(r.GetRateBurst()), ClientCertSHA256: r.GetClientCertSha256()})
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	return appPB(a), nil
 }
@@ -353,7 +337,7 @@ func (s *Server) RotateAppSecret(ctx context.Context, r *identityv1.RotateAppSec
 	}
 	a, secret, err := s.svc.RotateAppSecret(ctx, r.GetId(), overlap)
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	return &identityv1.CreateAppResponse{App: appPB(a), AppSecret: secret}, nil
 }
@@ -362,7 +346,7 @@ func (s *Server) RotateAppSecret(ctx context.Context, r *identityv1.RotateAppSec
 func (s *Server) CreateAccountLink(ctx context.Context, r *identityv1.CreateAccountLinkRequest) (*identityv1.AccountLink, error) {
 	l, err := s.svc.CreateLink(ctx, r.GetUserId(), r.GetAppId(), r.GetAppAccountId())
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	return linkPB(l), nil
 }
@@ -372,7 +356,7 @@ func (s *Server) ListAccountLinks(ctx context.Context, r *identityv1.ListAccount
 	list, next, err := s.svc.ListLinks(ctx, identity.LinkFilter{UserID: r.GetUserId(), AppID: r.GetAppId()},
 		r.GetPageSize(), r.GetPageToken())
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	out := &identityv1.ListAccountLinksResponse{NextPageToken: next}
 	for _, l := range list {
@@ -384,7 +368,7 @@ func (s *Server) ListAccountLinks(ctx context.Context, r *identityv1.ListAccount
 // DeleteAccountLink implements AdminService.
 func (s *Server) DeleteAccountLink(ctx context.Context, r *identityv1.DeleteAccountLinkRequest) (*identityv1.DeleteAccountLinkResponse, error) {
 	if err := s.svc.DeleteLink(ctx, r.GetId()); err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	return &identityv1.DeleteAccountLinkResponse{}, nil
 }
@@ -411,7 +395,7 @@ func orgPB(o *identity.Org) *identityv1.Org {
 
 func orgOut(o *identity.Org, err error) (*identityv1.Org, error) {
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	return orgPB(o), nil
 }
@@ -432,7 +416,7 @@ func userPB(u *identity.User) *identityv1.User {
 
 func userOut(u *identity.User, err error) (*identityv1.User, error) {
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	return userPB(u), nil
 }
@@ -444,7 +428,7 @@ func groupPB(g *identity.Group) *identityv1.Group {
 
 func groupOut(g *identity.Group, err error) (*identityv1.Group, error) {
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
 	return groupPB(g), nil
 }

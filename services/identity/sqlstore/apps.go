@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/uias/uias/pkg/events"
@@ -54,7 +53,7 @@ func (s *Store) checkAppUnique(ctx context.Context, tx *sql.Tx, a *identity.App)
 		return err
 	}
 	if ok {
-		return conflict("app type and code already exist")
+		return store.Conflict("app type and code already exist")
 	}
 	return nil
 }
@@ -65,7 +64,7 @@ func (s *Store) CreateApp(ctx context.Context, a *identity.App, evs []events.Eve
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?", a.ID); err != nil {
 			return err
 		} else if ok {
-			return conflict("app id already exists")
+			return store.Conflict("app id already exists")
 		}
 		if err := s.checkAppUnique(ctx, tx, a); err != nil {
 			return err
@@ -92,10 +91,10 @@ func (s *Store) getApp(ctx context.Context, where string, args ...any) (*identit
 func (s *Store) GetApp(ctx context.Context, id string) (*identity.App, error) {
 	a, err := s.getApp(ctx, "id = ?", id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound("app", id)
+		return nil, store.NotFound("application")
 	}
 	if err != nil {
-		return nil, mapErr(err, "get app", "app")
+		return nil, classify(err, "get app", "app")
 	}
 	return a, nil
 }
@@ -104,10 +103,10 @@ func (s *Store) GetApp(ctx context.Context, id string) (*identity.App, error) {
 func (s *Store) GetAppByCode(ctx context.Context, appType, appCode string) (*identity.App, error) {
 	a, err := s.getApp(ctx, "app_type = ? AND app_code = ?", appType, appCode)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound("app", appType+"/"+appCode)
+		return nil, store.NotFound("application")
 	}
 	if err != nil {
-		return nil, mapErr(err, "get app by code", "app")
+		return nil, classify(err, "get app by code", "app")
 	}
 	return a, nil
 }
@@ -143,7 +142,7 @@ func (s *Store) UpdateApp(ctx context.Context, a *identity.App, evs []events.Eve
 		if err != nil {
 			return err
 		}
-		if err := mustAffect(res, "app", a.ID); err != nil {
+		if err := mustAffect(res, "application"); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)
@@ -173,29 +172,29 @@ func (s *Store) CreateLink(ctx context.Context, l *identity.AccountLink, evs []e
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForShare(), l.UserID); err != nil {
 			return err
 		} else if !ok {
-			return notFound("user", l.UserID)
+			return store.NotFound("user")
 		}
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?"+s.db.ForShare(), l.AppID); err != nil {
 			return err
 		} else if !ok {
-			return notFound("app", l.AppID)
+			return store.NotFound("application")
 		}
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE id = ?", l.ID); err != nil {
 			return err
 		} else if ok {
-			return conflict("account link id already exists")
+			return store.Conflict("account link id already exists")
 		}
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE app_id = ? AND app_account_id = ?",
 			l.AppID, l.AppAccountID); err != nil {
 			return err
 		} else if ok {
-			return conflict("app account is already linked")
+			return store.Conflict("app account is already linked")
 		}
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE app_id = ? AND user_id = ?",
 			l.AppID, l.UserID); err != nil {
 			return err
 		} else if ok {
-			return conflict("user is already linked to this app")
+			return store.Conflict("user is already linked to this app")
 		}
 		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO account_links ("+linkCols+") VALUES (?, ?, ?, ?, ?, ?)"),
 			l.ID, l.UserID, l.AppID, l.AppAccountID, int(l.Status), store.UnixMS(l.CreatedAt)); err != nil {
@@ -209,10 +208,10 @@ func (s *Store) CreateLink(ctx context.Context, l *identity.AccountLink, evs []e
 func (s *Store) GetLink(ctx context.Context, id string) (*identity.AccountLink, error) {
 	l, _, err := scanLink(s.db.QueryRowContext(ctx, s.q("SELECT "+linkCols+" FROM account_links WHERE id = ?"), id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound("account link", id)
+		return nil, store.NotFound("account link")
 	}
 	if err != nil {
-		return nil, mapErr(err, "get link", "account link")
+		return nil, classify(err, "get link", "account link")
 	}
 	return l, nil
 }
@@ -229,10 +228,10 @@ func (s *Store) FindLink(ctx context.Context, appID, account string) (*identity.
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		// The account (personal data) is not echoed.
-		return nil, fmt.Errorf("account link of app %q: %w", appID, identity.ErrNotFound)
+		return nil, store.NotFound("account link")
 	}
 	if err != nil {
-		return nil, mapErr(err, "find link", "account link")
+		return nil, classify(err, "find link", "account link")
 	}
 	return l, nil
 }
@@ -256,7 +255,7 @@ func (s *Store) DeleteLink(ctx context.Context, id string, evs []events.Event) e
 		if err != nil {
 			return err
 		}
-		if err := mustAffect(res, "account link", id); err != nil {
+		if err := mustAffect(res, "account link"); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)
@@ -272,7 +271,7 @@ func (s *Store) CreateAdminToken(ctx context.Context, t *identity.AdminToken) er
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForShare(), t.UserID); err != nil {
 			return err
 		} else if !ok {
-			return notFound("user", t.UserID)
+			return store.NotFound("user")
 		}
 		_, err := tx.ExecContext(ctx, s.q("INSERT INTO admin_tokens (hash, user_id, expires_at, created_at) VALUES (?, ?, ?, ?)"),
 			t.Hash, t.UserID, store.UnixMS(t.ExpiresAt), store.UnixMS(t.CreatedAt))
@@ -290,10 +289,10 @@ func (s *Store) GetAdminToken(ctx context.Context, hash string) (*identity.Admin
 		Scan(&t.Hash, &t.UserID, &expires, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The hash is a credential: not echoed.
-		return nil, fmt.Errorf("admin token: %w", identity.ErrNotFound)
+		return nil, store.NotFound("admin token")
 	}
 	if err != nil {
-		return nil, mapErr(err, "get admin token", "admin token")
+		return nil, classify(err, "get admin token", "admin token")
 	}
 	t.ExpiresAt, t.CreatedAt = store.FromUnixMS(expires), store.FromUnixMS(created)
 	return &t, nil
@@ -302,5 +301,5 @@ func (s *Store) GetAdminToken(ctx context.Context, hash string) (*identity.Admin
 // DeleteExpiredAdminTokens deletes tokens that expired at or before now.
 func (s *Store) DeleteExpiredAdminTokens(ctx context.Context, now time.Time) error {
 	_, err := s.db.ExecContext(ctx, s.q("DELETE FROM admin_tokens WHERE expires_at <= ?"), store.UnixMS(now))
-	return mapErr(err, "delete expired admin tokens", "")
+	return classify(err, "delete expired admin tokens", "")
 }

@@ -34,12 +34,12 @@ func (s *Store) CreateGroup(ctx context.Context, g *identity.Group, evs []events
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM groups WHERE code = ?", g.Code); err != nil {
 			return err
 		} else if ok {
-			return conflict("group code already exists")
+			return store.Conflict("group code already exists")
 		}
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?", g.ID); err != nil {
 			return err
 		} else if ok {
-			return conflict("group id already exists")
+			return store.Conflict("group id already exists")
 		}
 		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO groups ("+groupCols+") VALUES (?, ?, ?, ?, ?)"),
 			g.ID, g.Code, g.Name, store.NullIfEmpty(g.OrgID), store.UnixMS(g.CreatedAt)); err != nil {
@@ -53,25 +53,25 @@ func (s *Store) CreateGroup(ctx context.Context, g *identity.Group, evs []events
 func (s *Store) GetGroup(ctx context.Context, id string) (*identity.Group, error) {
 	g, _, err := scanGroup(s.db.QueryRowContext(ctx, s.q("SELECT "+groupCols+" FROM groups WHERE id = ?"), id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound("group", id)
+		return nil, store.NotFound("group")
 	}
 	if err != nil {
-		return nil, mapErr(err, "get group", "group")
+		return nil, classify(err, "get group", "group")
 	}
 	rows, err := s.db.QueryContext(ctx, s.q("SELECT user_id FROM group_members WHERE group_id = ? ORDER BY user_id"), id)
 	if err != nil {
-		return nil, mapErr(err, "get group", "group")
+		return nil, classify(err, "get group", "group")
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var uid string
 		if err := rows.Scan(&uid); err != nil {
-			return nil, mapErr(err, "get group", "group")
+			return nil, classify(err, "get group", "group")
 		}
 		g.MemberIDs = append(g.MemberIDs, uid)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, mapErr(err, "get group", "group")
+		return nil, classify(err, "get group", "group")
 	}
 	return g, nil
 }
@@ -91,12 +91,12 @@ func (s *Store) checkGroupAndUser(ctx context.Context, tx *sql.Tx, groupID, user
 	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?"+s.db.ForShare(), groupID); err != nil {
 		return err
 	} else if !ok {
-		return notFound("group", groupID)
+		return store.NotFound("group")
 	}
 	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForShare(), userID); err != nil {
 		return err
 	} else if !ok {
-		return notFound("user", userID)
+		return store.NotFound("user")
 	}
 	return nil
 }
@@ -123,7 +123,7 @@ func (s *Store) RemoveGroupMember(ctx context.Context, groupID, userID string, e
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?"+s.db.ForShare(), groupID); err != nil {
 			return err
 		} else if !ok {
-			return notFound("group", groupID)
+			return store.NotFound("group")
 		}
 		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM group_members WHERE group_id = ? AND user_id = ?"),
 			groupID, userID); err != nil {

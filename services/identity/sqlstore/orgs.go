@@ -31,7 +31,7 @@ func scanOrg(sc store.Scanner) (*identity.Org, string, error) {
 func (s *Store) getOrg(ctx context.Context, qr store.Querier, id, lock string) (*identity.Org, error) {
 	o, _, err := scanOrg(qr.QueryRowContext(ctx, s.q("SELECT "+orgCols+" FROM orgs WHERE id = ?"+lock), id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound("org", id)
+		return nil, store.NotFound("org")
 	}
 	return o, err
 }
@@ -43,8 +43,8 @@ func (s *Store) CreateOrg(ctx context.Context, o *identity.Org, evs []events.Eve
 		if o.ParentID != "" {
 			parent, err := s.getOrg(ctx, tx, o.ParentID, s.db.ForShare())
 			if err != nil {
-				if errors.Is(err, identity.ErrNotFound) {
-					return notFound("parent org", o.ParentID)
+				if errors.Is(err, store.ErrNotFound) {
+					return store.NotFound("parent org")
 				}
 				return err
 			}
@@ -53,12 +53,12 @@ func (s *Store) CreateOrg(ctx context.Context, o *identity.Org, evs []events.Eve
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM orgs WHERE code = ?", o.Code); err != nil {
 			return err
 		} else if ok {
-			return conflict("org code already exists")
+			return store.Conflict("org code already exists")
 		}
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM orgs WHERE id = ?", o.ID); err != nil {
 			return err
 		} else if ok {
-			return conflict("org id already exists")
+			return store.Conflict("org id already exists")
 		}
 		_, err := tx.ExecContext(ctx, s.q("INSERT INTO orgs ("+orgCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
 			o.ID, o.Code, o.Name, store.NullIfEmpty(o.ParentID), p, int(o.Status), store.UnixMS(o.CreatedAt), store.UnixMS(o.UpdatedAt))
@@ -77,7 +77,7 @@ func (s *Store) CreateOrg(ctx context.Context, o *identity.Org, evs []events.Eve
 func (s *Store) GetOrg(ctx context.Context, id string) (*identity.Org, error) {
 	o, err := s.getOrg(ctx, s.db, id, "")
 	if err != nil {
-		return nil, mapErr(err, "get org", "org")
+		return nil, classify(err, "get org", "org")
 	}
 	return o, nil
 }
@@ -103,7 +103,7 @@ func (s *Store) UpdateOrg(ctx context.Context, o *identity.Org, evs []events.Eve
 		if err != nil {
 			return err
 		}
-		if err := mustAffect(res, "org", o.ID); err != nil {
+		if err := mustAffect(res, "org"); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)
@@ -111,7 +111,7 @@ func (s *Store) UpdateOrg(ctx context.Context, o *identity.Org, evs []events.Eve
 }
 
 // errOrgCycle is returned when a move would put an org under itself.
-func errOrgCycle() error { return conflict("cannot move an org under its own subtree") }
+func errOrgCycle() error { return store.Conflict("cannot move an org under its own subtree") }
 
 // MoveOrg re-parents id under newParentID ("" = make it a root) and rewrites
 // the paths of its subtree.
@@ -135,8 +135,8 @@ func (s *Store) MoveOrg(ctx context.Context, id, newParentID string, now time.Ti
 			}
 			parent, err := s.getOrg(ctx, tx, newParentID, s.db.ForShare())
 			if err != nil {
-				if errors.Is(err, identity.ErrNotFound) {
-					return notFound("parent org", newParentID)
+				if errors.Is(err, store.ErrNotFound) {
+					return store.NotFound("parent org")
 				}
 				return err
 			}
@@ -197,7 +197,7 @@ func likePrefix(p string) string {
 func (s *Store) DisabledInOrgChain(ctx context.Context, id string) (string, error) {
 	o, err := s.getOrg(ctx, s.db, id, "")
 	if err != nil {
-		return "", mapErr(err, "check org chain", "org")
+		return "", classify(err, "check org chain", "org")
 	}
 	if o.Status != identity.StatusActive {
 		return o.ID, nil
@@ -219,7 +219,7 @@ func (s *Store) DisabledInOrgChain(ctx context.Context, id string) (string, erro
 		return "", nil
 	}
 	if err != nil {
-		return "", mapErr(err, "check org chain", "org")
+		return "", classify(err, "check org chain", "org")
 	}
 	return disabled, nil
 }
@@ -228,7 +228,7 @@ func (s *Store) DisabledInOrgChain(ctx context.Context, id string) (string, erro
 func (s *Store) CountOrgs(ctx context.Context) (int, error) {
 	var n int
 	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM orgs").Scan(&n); err != nil {
-		return 0, mapErr(err, "count orgs", "")
+		return 0, classify(err, "count orgs", "")
 	}
 	return n, nil
 }

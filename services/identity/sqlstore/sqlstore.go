@@ -71,49 +71,30 @@ func migrations(d store.Dialect) (fs.FS, error) {
 // ---------------------------------------------------------------------------
 // errors
 
-// isDomain reports whether err already is one of the identity store errors
-// (or an apierr error), which pass through unchanged.
-func isDomain(err error) bool {
-	if errors.Is(err, identity.ErrNotFound) || errors.Is(err, identity.ErrConflict) ||
-		errors.Is(err, identity.ErrUnavailable) {
-		return true
-	}
-	_, ok := apierr.As(err)
-	return ok
-}
-
-// mapErr turns a driver error into a store error. what names the entity
-// ("user") for conflicts; op names the operation for other errors. Messages
-// never carry SQL text or row values.
-func mapErr(err error, op, what string) error {
-	switch {
-	case err == nil:
+// classify is store.Classify (the platform's one classification of driver
+// errors) for this store: a unique violation the statement's own checks did
+// not name answers "<what> already exists", and an unclassified error names
+// the operation for the log line of the internal error it becomes. Errors
+// that already carry a reason (store.NotFound, store.Conflict, ...) pass
+// unchanged. Messages never carry SQL text or row values.
+func classify(err error, op, what string) error {
+	if err == nil {
 		return nil
-	case isDomain(err):
+	}
+	if _, ok := apierr.As(err); ok {
 		return err
-	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("identity store %s: %w", op, context.Canceled)
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("identity store %s: %w", op, context.DeadlineExceeded)
-	case store.IsUniqueViolation(err):
-		return conflict(what + " already exists")
-	case store.IsUnavailable(err):
-		return fmt.Errorf("identity store %s: %w", op, identity.ErrUnavailable)
+	}
+	c := store.Classify(err)
+	if errors.Is(c, store.ErrConflict) && what != "" {
+		return store.ErrConflict.WithMessage(what + " already exists").WithCause(err)
+	}
+	if _, ok := apierr.As(c); ok {
+		return c
 	}
 	return fmt.Errorf("identity store %s: %w", op, err)
 }
 
-// conflict builds an ErrConflict whose message is msg (the domain reads the
-// text before ": already exists" as the human message).
-func conflict(msg string) error {
-	return fmt.Errorf("%s: %w", msg, identity.ErrConflict)
-}
-
-func notFound(what, id string) error {
-	return fmt.Errorf("%s %q: %w", what, id, identity.ErrNotFound)
-}
-
-// inTx runs fn in a transaction. Errors fn returns are mapped with mapErr
+// inTx runs fn in a transaction. Errors fn returns are classified
 // (domain errors pass through unchanged); so are begin/commit errors.
 func (s *Store) inTx(ctx context.Context, op, what string, fn func(tx *sql.Tx) error) error {
 	var fnErr error
@@ -125,9 +106,9 @@ func (s *Store) inTx(ctx context.Context, op, what string, fn func(tx *sql.Tx) e
 		return nil
 	}
 	if fnErr != nil {
-		return mapErr(fnErr, op, what)
+		return classify(fnErr, op, what)
 	}
-	return mapErr(err, op, what)
+	return classify(err, op, what)
 }
 
 func (s *Store) addEvents(ctx context.Context, tx *sql.Tx, evs []events.Event) error {
@@ -150,13 +131,13 @@ func (s *Store) addEvents(ctx context.Context, tx *sql.Tx, evs []events.Event) e
 func (s *Store) q(query string) string { return s.db.Rebind(query) }
 
 // mustAffect returns a not-found error when res touched no row.
-func mustAffect(res sql.Result, what, id string) error {
+func mustAffect(res sql.Result, what string) error {
 	n, err := res.RowsAffected()
 	if err != nil {
 		return err
 	}
 	if n == 0 {
-		return notFound(what, id)
+		return store.NotFound(what)
 	}
 	return nil
 }
@@ -172,11 +153,8 @@ func list[T any](ctx context.Context, s *Store, op, base string, w *store.Where,
 		size = MaxPageSize
 	}
 	out, next, err := store.QueryPage(ctx, s.db, base, w, idCol, size, p.Token, scan)
-	if errors.Is(err, store.ErrBadPageToken) {
-		return nil, "", apierr.New(apierr.InvalidArgument, "INVALID_PAGE_TOKEN", "invalid page token")
-	}
 	if err != nil {
-		return nil, "", mapErr(err, op, "")
+		return nil, "", classify(err, op, "")
 	}
 	return out, next, nil
 }
@@ -186,7 +164,7 @@ func list[T any](ctx context.Context, s *Store, op, base string, w *store.Where,
 
 // Ping checks the database connection.
 func (s *Store) Ping(ctx context.Context) error {
-	return mapErr(s.db.PingContext(ctx), "ping", "")
+	return classify(s.db.PingContext(ctx), "ping", "")
 }
 
 // AppendEvents writes events alone.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/uias/uias/pkg/events"
@@ -40,10 +39,10 @@ func (s *Store) getUser(ctx context.Context, qr store.Querier, col, v string) (*
 	u, _, err := scanUser(qr.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE "+col+" = ?"), v))
 	if errors.Is(err, sql.ErrNoRows) {
 		if col == "id" {
-			return nil, notFound("user", v)
+			return nil, store.NotFound("user")
 		}
 		// Do not echo a login name (personal data) in the message.
-		return nil, fmt.Errorf("user with that login name: %w", identity.ErrNotFound)
+		return nil, store.NotFound("user")
 	}
 	return u, err
 }
@@ -53,13 +52,13 @@ func (s *Store) checkUserUnique(ctx context.Context, tx *sql.Tx, u *identity.Use
 	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE login_name = ? AND id <> ?", u.LoginName, self); err != nil {
 		return err
 	} else if ok {
-		return conflict("login name already exists")
+		return store.Conflict("login name already exists")
 	}
 	if u.FeatureCode != "" {
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE feature_code = ? AND id <> ?", u.FeatureCode, self); err != nil {
 			return err
 		} else if ok {
-			return conflict("feature code already exists")
+			return store.Conflict("feature code already exists")
 		}
 	}
 	return nil
@@ -74,7 +73,7 @@ func (s *Store) checkOrg(ctx context.Context, tx *sql.Tx, orgID string) error {
 		return err
 	}
 	if !ok {
-		return notFound("org", orgID)
+		return store.NotFound("org")
 	}
 	return nil
 }
@@ -88,7 +87,7 @@ func (s *Store) CreateUser(ctx context.Context, u *identity.User, evs []events.E
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?", u.ID); err != nil {
 			return err
 		} else if ok {
-			return conflict("user id already exists")
+			return store.Conflict("user id already exists")
 		}
 		if err := s.checkUserUnique(ctx, tx, u, u.ID); err != nil {
 			return err
@@ -110,7 +109,7 @@ func (s *Store) CreateUser(ctx context.Context, u *identity.User, evs []events.E
 func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) {
 	u, err := s.getUser(ctx, s.stmts, "id", id)
 	if err != nil {
-		return nil, mapErr(err, "get user", "user")
+		return nil, classify(err, "get user", "user")
 	}
 	return u, nil
 }
@@ -119,7 +118,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) 
 func (s *Store) GetUserByLogin(ctx context.Context, login string) (*identity.User, error) {
 	u, err := s.getUser(ctx, s.stmts, "login_name", login)
 	if err != nil {
-		return nil, mapErr(err, "get user by login", "user")
+		return nil, classify(err, "get user by login", "user")
 	}
 	return u, nil
 }
@@ -144,7 +143,7 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForUpdate(), u.ID); err != nil {
 			return err
 		} else if !ok {
-			return notFound("user", u.ID)
+			return store.NotFound("user")
 		}
 		if err := s.checkOrg(ctx, tx, u.OrgID); err != nil {
 			return err
@@ -165,7 +164,7 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 		if err != nil {
 			return err
 		}
-		if err := mustAffect(res, "user", u.ID); err != nil {
+		if err := mustAffect(res, "user"); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)
@@ -181,7 +180,7 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, changedAt 
 		var old string
 		if err := tx.QueryRowContext(ctx, s.q("SELECT password_hash FROM users WHERE id = ?"), userID).Scan(&old); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("user %q: %w", userID, identity.ErrNotFound)
+				return store.NotFound("user")
 			}
 			return err
 		}
@@ -191,7 +190,7 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, changedAt 
 		if err != nil {
 			return err
 		}
-		if err := mustAffect(res, "user", userID); err != nil {
+		if err := mustAffect(res, "user"); err != nil {
 			return err
 		}
 		if keep > 0 && old != "" {
@@ -217,19 +216,19 @@ func (s *Store) PasswordHistory(ctx context.Context, userID string, n int) ([]st
 	rows, err := s.db.QueryContext(ctx, s.q("SELECT hash FROM password_history WHERE user_id = ? ORDER BY seq DESC LIMIT ?"),
 		userID, n)
 	if err != nil {
-		return nil, mapErr(err, "password history", "")
+		return nil, classify(err, "password history", "")
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var h string
 		if err := rows.Scan(&h); err != nil {
-			return nil, mapErr(err, "password history", "")
+			return nil, classify(err, "password history", "")
 		}
 		out = append(out, h)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, mapErr(err, "password history", "")
+		return nil, classify(err, "password history", "")
 	}
 	return out, nil
 }
@@ -250,7 +249,7 @@ func (s *Store) RecordLoginFailure(ctx context.Context, userID string, maxFailur
 		if err != nil {
 			return err
 		}
-		if err := mustAffect(res, "user", userID); err != nil {
+		if err := mustAffect(res, "user"); err != nil {
 			return err
 		}
 		if err := s.addEvents(ctx, tx, evs); err != nil {
@@ -289,7 +288,7 @@ func (s *Store) RecordLoginSuccess(ctx context.Context, userID, rehash string, n
 		if err != nil {
 			return err
 		}
-		if err := mustAffect(res, "user", userID); err != nil {
+		if err := mustAffect(res, "user"); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)

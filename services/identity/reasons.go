@@ -1,0 +1,50 @@
+package identity
+
+import "github.com/uias/uias/pkg/apierr"
+
+// The identity component's error reasons. The error funnel (apierr) answers
+// every error carrying one of them with the code, legacy code and HTTP status
+// declared here; docs/integrators.md lists them (generated from this table).
+// Store errors (NOT_FOUND, ALREADY_EXISTS, STORAGE_UNAVAILABLE) are the
+// platform's (pkg/store, with INVALID_PAGE_TOKEN), and so are BAD_REQUEST
+// (pkg/apierr) and the application caller reasons (pkg/caller).
+func init() {
+	apierr.Register(
+		// Load.
+		apierr.Reason{Name: "OVERLOADED", Code: apierr.ResourceExhausted, Legacy: -6,
+			Doc: "Password hashing is saturated; Authenticate, ChangePassword and AdminLogin are refused at once. Retry after a short, jittered back-off."},
+
+		// Caller authentication of administrators (application callers:
+		// pkg/caller).
+		apierr.Reason{Name: "BAD_ADMIN_TOKEN", Code: apierr.Unauthenticated,
+			Doc: "The administrator bearer token is missing, invalid or expired; log in again."},
+		apierr.Reason{Name: "NOT_ADMIN", Code: apierr.PermissionDenied,
+			Doc: "The call requires an administrator."},
+		apierr.Reason{Name: "BAD_ADMIN_LOGIN", Code: apierr.Unauthenticated,
+			Doc: "AdminLogin: unknown login name, wrong password, or an account that is locked, disabled or expired."},
+
+		// Request data (malformed requests: apierr.ReasonBadRequest).
+		apierr.Reason{Name: "WEAK_PASSWORD", Code: apierr.InvalidArgument, Legacy: -5,
+			Doc: "The new password breaks the password policy; the message says which rule."},
+		apierr.Reason{Name: "PASSWORD_REUSED", Code: apierr.InvalidArgument, Legacy: -5,
+			Doc: "The new password equals the current one or one of the previous ones."},
+
+		// Authentication and password changes.
+		apierr.Reason{Name: "FOREIGN_APP", Code: apierr.PermissionDenied,
+			Doc: "app_type/app_code name another application than the caller."},
+		apierr.Reason{Name: "VERIFICATION_FAILED", Code: apierr.FailedPrecondition, Legacy: -1,
+			Doc: "ChangePassword: old password wrong, account locked or disabled (counts towards the lockout)."},
+		apierr.Reason{Name: "CANNOT_CHANGE_PASSWORD", Code: apierr.FailedPrecondition,
+			Doc: "ChangePassword: the user's password can only be changed by an administrator."},
+
+		// Administration of the org tree.
+		apierr.Reason{Name: "ROOT_ORG", Code: apierr.FailedPrecondition,
+			Doc: "The root org cannot be disabled or moved."},
+		apierr.Reason{Name: "ORG_CYCLE", Code: apierr.FailedPrecondition,
+			Doc: "An org cannot be moved under itself or its own subtree."},
+		apierr.Reason{Name: "PARENT_DISABLED", Code: apierr.FailedPrecondition,
+			Doc: "The (new) parent org is disabled or below a disabled org."},
+		apierr.Reason{Name: "ORG_DISABLED", Code: apierr.FailedPrecondition,
+			Doc: "The user's or group's org is disabled or below a disabled org."},
+	)
+}
