@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/uias/uias/pkg/apierr"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
@@ -224,7 +225,9 @@ func (a *app) describe(err error) string {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
-		if strings.Contains(msg, "connection error") || strings.Contains(msg, "transport:") {
+		// Every answer of a UIAS server carries an ErrorInfo; without one,
+		// this client's own call failed in the transport.
+		if apierr.Info(st) == nil {
 			msg = "cannot reach the UIAS server at " + a.g.addr + " (check --addr / UIAS_ADDR): " + msg
 		}
 	case codes.DeadlineExceeded:

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/uias/uias/pkg/apierr"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
@@ -85,6 +86,10 @@ func (f *fakeAdmin) GetOrg(ctx context.Context, r *identityv1.GetOrgRequest) (*i
 	}
 	if r.GetId() == "missing" {
 		return nil, status.Error(codes.NotFound, "org not found")
+	}
+	if r.GetId() == "storage-down" {
+		// A server's answer: UNAVAILABLE with ErrorInfo, not a transport failure.
+		return nil, apierr.ToStatus(apierr.New(apierr.Unavailable, "UNAVAILABLE", "storage is unavailable, try again later"))
 	}
 	return org(r.GetId()), nil
 }
@@ -500,8 +505,13 @@ func TestUnreachableServer(t *testing.T) {
 	dead := lis.Addr().String()
 	lis.Close()
 	code, _, errs := h.run("--addr", dead, "org", "get", "o1")
-	if code != 1 || !strings.HasSuffix(errs, "(Unavailable)\n") {
+	if code != 1 || !strings.HasSuffix(errs, "(Unavailable)\n") || !strings.Contains(errs, "cannot reach the UIAS server at "+dead) {
 		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+	// A server that answers UNAVAILABLE was reached.
+	code, _, errs = h.run("org", "get", "storage-down")
+	if code != 1 || strings.Contains(errs, "cannot reach") || !strings.Contains(errs, "storage is unavailable") {
+		t.Errorf("answered UNAVAILABLE: exit %d, stderr %q", code, errs)
 	}
 }
 
