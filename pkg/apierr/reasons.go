@@ -126,7 +126,7 @@ func init() {
 		Reason{Name: "INVALID_ARGUMENT", Code: InvalidArgument, Legacy: -5,
 			Doc: "Malformed request (also REST path or query parameters the REST edge cannot parse)."},
 		Reason{Name: ReasonBadRequest, Code: InvalidArgument, Legacy: -5,
-			Doc: "Malformed request: a field is missing, too long, not valid UTF-8, has control characters or breaks its rule (e.g. auth_type, extend info); the message and metadata `field` name it, never its value."},
+			Doc: "Malformed request: a field missing, too long, not valid UTF-8, with control characters or breaking its rule (e.g. auth_type, extend info), or a gRPC message that is not valid protobuf. The message starts with the field's name and never echoes a password; metadata `field` holds the field's proto name when one field is at fault."},
 		Reason{Name: "NOT_FOUND", Code: NotFound,
 			Doc: "The addressed object does not exist (the message names it); also an unknown REST route."},
 		Reason{Name: "ALREADY_EXISTS", Code: AlreadyExists,
