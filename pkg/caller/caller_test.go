@@ -41,7 +41,8 @@ func TestRateLimiter(t *testing.T) {
 		t.Fatal("burst 0 at rate 0.5 must allow exactly one call at once")
 	}
 	// A changed limit starts again with a full bucket.
-	if !r.Allow("a", 2, 2, now) || !r.Allow("a", 2, 2, now) || r.Allow("a", 2, 2, now) {
+	first, second, third := r.Allow("a", 2, 2, now), r.Allow("a", 2, 2, now), r.Allow("a", 2, 2, now)
+	if !first || !second || third {
 		t.Fatal("a changed limit did not start with a full bucket of 2")
 	}
 }

@@ -166,7 +166,7 @@ func (w *headerWriter) fill() {
 		return
 	}
 	w.done = true
-	h := w.ResponseWriter.Header()
+	h := w.Header()
 	for _, kv := range securityHeaders {
 		if _, ok := h[kv[0]]; !ok {
 			h.Set(kv[0], kv[1])

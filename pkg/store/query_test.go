@@ -123,7 +123,7 @@ func TestQueryHelpers(t *testing.T) {
 					for _, lock := range []string{db.ForUpdate(), db.ForShare()} {
 						ok, err := db.Exists(ctx, tx, "SELECT 1 FROM items WHERE id = ?"+lock, id)
 						if err != nil || ok != want {
-							return fmt.Errorf("Exists(%s%s) = %v, %v", id, lock, ok, err)
+							return fmt.Errorf("Exists(%s%s) = %v, %w", id, lock, ok, err)
 						}
 					}
 				}
