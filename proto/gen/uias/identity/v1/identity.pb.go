@@ -768,8 +768,10 @@ func (x *AdminLoginRequest) GetPassword() string {
 }
 
 type AdminLoginResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         string                 `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token string                 `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
+	// expires_at is the hard limit (identity.admin_token_ttl); a token unused
+	// for identity.admin_token_idle expires before it.
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
 	User          *UserSummary           `protobuf:"bytes,3,opt,name=user" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -827,6 +829,78 @@ func (x *AdminLoginResponse) GetUser() *UserSummary {
 	return nil
 }
 
+type AdminLogoutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdminLogoutRequest) Reset() {
+	*x = AdminLogoutRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdminLogoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdminLogoutRequest) ProtoMessage() {}
+
+func (x *AdminLogoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdminLogoutRequest.ProtoReflect.Descriptor instead.
+func (*AdminLogoutRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{7}
+}
+
+type AdminLogoutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdminLogoutResponse) Reset() {
+	*x = AdminLogoutResponse{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdminLogoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdminLogoutResponse) ProtoMessage() {}
+
+func (x *AdminLogoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdminLogoutResponse.ProtoReflect.Descriptor instead.
+func (*AdminLogoutResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{8}
+}
+
 type Org struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
@@ -842,7 +916,7 @@ type Org struct {
 
 func (x *Org) Reset() {
 	*x = Org{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +928,7 @@ func (x *Org) String() string {
 func (*Org) ProtoMessage() {}
 
 func (x *Org) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +941,7 @@ func (x *Org) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Org.ProtoReflect.Descriptor instead.
 func (*Org) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{7}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Org) GetId() string {
@@ -930,7 +1004,7 @@ type CreateOrgRequest struct {
 
 func (x *CreateOrgRequest) Reset() {
 	*x = CreateOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1016,7 @@ func (x *CreateOrgRequest) String() string {
 func (*CreateOrgRequest) ProtoMessage() {}
 
 func (x *CreateOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1029,7 @@ func (x *CreateOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOrgRequest.ProtoReflect.Descriptor instead.
 func (*CreateOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{8}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateOrgRequest) GetCode() string {
@@ -988,7 +1062,7 @@ type GetOrgRequest struct {
 
 func (x *GetOrgRequest) Reset() {
 	*x = GetOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1074,7 @@ func (x *GetOrgRequest) String() string {
 func (*GetOrgRequest) ProtoMessage() {}
 
 func (x *GetOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1087,7 @@ func (x *GetOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrgRequest.ProtoReflect.Descriptor instead.
 func (*GetOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{9}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetOrgRequest) GetId() string {
@@ -1038,7 +1112,7 @@ type ListOrgsRequest struct {
 
 func (x *ListOrgsRequest) Reset() {
 	*x = ListOrgsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1124,7 @@ func (x *ListOrgsRequest) String() string {
 func (*ListOrgsRequest) ProtoMessage() {}
 
 func (x *ListOrgsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1137,7 @@ func (x *ListOrgsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrgsRequest.ProtoReflect.Descriptor instead.
 func (*ListOrgsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{10}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListOrgsRequest) GetPageSize() int32 {
@@ -1111,7 +1185,7 @@ type ListOrgsResponse struct {
 
 func (x *ListOrgsResponse) Reset() {
 	*x = ListOrgsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1197,7 @@ func (x *ListOrgsResponse) String() string {
 func (*ListOrgsResponse) ProtoMessage() {}
 
 func (x *ListOrgsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1210,7 @@ func (x *ListOrgsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrgsResponse.ProtoReflect.Descriptor instead.
 func (*ListOrgsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{11}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListOrgsResponse) GetOrgs() []*Org {
@@ -1163,7 +1237,7 @@ type UpdateOrgRequest struct {
 
 func (x *UpdateOrgRequest) Reset() {
 	*x = UpdateOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1249,7 @@ func (x *UpdateOrgRequest) String() string {
 func (*UpdateOrgRequest) ProtoMessage() {}
 
 func (x *UpdateOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1262,7 @@ func (x *UpdateOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOrgRequest.ProtoReflect.Descriptor instead.
 func (*UpdateOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{12}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateOrgRequest) GetId() string {
@@ -1215,7 +1289,7 @@ type MoveOrgRequest struct {
 
 func (x *MoveOrgRequest) Reset() {
 	*x = MoveOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1301,7 @@ func (x *MoveOrgRequest) String() string {
 func (*MoveOrgRequest) ProtoMessage() {}
 
 func (x *MoveOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1314,7 @@ func (x *MoveOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveOrgRequest.ProtoReflect.Descriptor instead.
 func (*MoveOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{13}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MoveOrgRequest) GetId() string {
@@ -1267,7 +1341,7 @@ type SetOrgStatusRequest struct {
 
 func (x *SetOrgStatusRequest) Reset() {
 	*x = SetOrgStatusRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1353,7 @@ func (x *SetOrgStatusRequest) String() string {
 func (*SetOrgStatusRequest) ProtoMessage() {}
 
 func (x *SetOrgStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1366,7 @@ func (x *SetOrgStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOrgStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetOrgStatusRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{14}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetOrgStatusRequest) GetId() string {
@@ -1344,7 +1418,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1430,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1443,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{15}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *User) GetId() string {
@@ -1535,7 +1609,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1547,7 +1621,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1560,7 +1634,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{16}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateUserRequest) GetLoginName() string {
@@ -1663,7 +1737,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +1749,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +1762,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{17}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetUserRequest) GetId() string {
@@ -1712,7 +1786,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1798,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1811,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{18}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -1785,7 +1859,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1797,7 +1871,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1810,7 +1884,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{19}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1848,7 +1922,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +1934,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +1947,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{20}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateUserRequest) GetId() string {
@@ -1956,7 +2030,7 @@ type SetUserStatusRequest struct {
 
 func (x *SetUserStatusRequest) Reset() {
 	*x = SetUserStatusRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2042,7 @@ func (x *SetUserStatusRequest) String() string {
 func (*SetUserStatusRequest) ProtoMessage() {}
 
 func (x *SetUserStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2055,7 @@ func (x *SetUserStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetUserStatusRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{21}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetUserStatusRequest) GetId() string {
@@ -2009,7 +2083,7 @@ type LockUserRequest struct {
 
 func (x *LockUserRequest) Reset() {
 	*x = LockUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2095,7 @@ func (x *LockUserRequest) String() string {
 func (*LockUserRequest) ProtoMessage() {}
 
 func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2108,7 @@ func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserRequest.ProtoReflect.Descriptor instead.
 func (*LockUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{22}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LockUserRequest) GetId() string {
@@ -2060,7 +2134,7 @@ type UnlockUserRequest struct {
 
 func (x *UnlockUserRequest) Reset() {
 	*x = UnlockUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2146,7 @@ func (x *UnlockUserRequest) String() string {
 func (*UnlockUserRequest) ProtoMessage() {}
 
 func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2159,7 @@ func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
 func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{23}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UnlockUserRequest) GetId() string {
@@ -2108,7 +2182,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2194,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2207,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{24}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SetPasswordRequest) GetId() string {
@@ -2173,7 +2247,7 @@ type Group struct {
 
 func (x *Group) Reset() {
 	*x = Group{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2259,7 @@ func (x *Group) String() string {
 func (*Group) ProtoMessage() {}
 
 func (x *Group) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2272,7 @@ func (x *Group) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Group.ProtoReflect.Descriptor instead.
 func (*Group) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{25}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Group) GetId() string {
@@ -2254,7 +2328,7 @@ type CreateGroupRequest struct {
 
 func (x *CreateGroupRequest) Reset() {
 	*x = CreateGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2266,7 +2340,7 @@ func (x *CreateGroupRequest) String() string {
 func (*CreateGroupRequest) ProtoMessage() {}
 
 func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2279,7 +2353,7 @@ func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{26}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateGroupRequest) GetCode() string {
@@ -2312,7 +2386,7 @@ type GetGroupRequest struct {
 
 func (x *GetGroupRequest) Reset() {
 	*x = GetGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2398,7 @@ func (x *GetGroupRequest) String() string {
 func (*GetGroupRequest) ProtoMessage() {}
 
 func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2411,7 @@ func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{27}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetGroupRequest) GetId() string {
@@ -2359,7 +2433,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2445,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2458,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{28}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListGroupsRequest) GetPageSize() int32 {
@@ -2425,7 +2499,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2511,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2524,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{29}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*Group {
@@ -2477,7 +2551,7 @@ type GroupMemberRequest struct {
 
 func (x *GroupMemberRequest) Reset() {
 	*x = GroupMemberRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2489,7 +2563,7 @@ func (x *GroupMemberRequest) String() string {
 func (*GroupMemberRequest) ProtoMessage() {}
 
 func (x *GroupMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2502,7 +2576,7 @@ func (x *GroupMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMemberRequest.ProtoReflect.Descriptor instead.
 func (*GroupMemberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{30}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GroupMemberRequest) GetGroupId() string {
@@ -2545,7 +2619,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +2631,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +2644,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{31}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *App) GetId() string {
@@ -2667,7 +2741,7 @@ type CreateAppRequest struct {
 
 func (x *CreateAppRequest) Reset() {
 	*x = CreateAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2679,7 +2753,7 @@ func (x *CreateAppRequest) String() string {
 func (*CreateAppRequest) ProtoMessage() {}
 
 func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2692,7 +2766,7 @@ func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppRequest.ProtoReflect.Descriptor instead.
 func (*CreateAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{32}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateAppRequest) GetAppType() string {
@@ -2755,7 +2829,7 @@ type CreateAppResponse struct {
 
 func (x *CreateAppResponse) Reset() {
 	*x = CreateAppResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +2841,7 @@ func (x *CreateAppResponse) String() string {
 func (*CreateAppResponse) ProtoMessage() {}
 
 func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +2854,7 @@ func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppResponse.ProtoReflect.Descriptor instead.
 func (*CreateAppResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{33}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateAppResponse) GetApp() *App {
@@ -2806,7 +2880,7 @@ type GetAppRequest struct {
 
 func (x *GetAppRequest) Reset() {
 	*x = GetAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +2892,7 @@ func (x *GetAppRequest) String() string {
 func (*GetAppRequest) ProtoMessage() {}
 
 func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +2905,7 @@ func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppRequest.ProtoReflect.Descriptor instead.
 func (*GetAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{34}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetAppRequest) GetId() string {
@@ -2854,7 +2928,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2866,7 +2940,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2879,7 +2953,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{35}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListAppsRequest) GetPageSize() int32 {
@@ -2927,7 +3001,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2939,7 +3013,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2952,7 +3026,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{36}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -2988,7 +3062,7 @@ type UpdateAppRequest struct {
 
 func (x *UpdateAppRequest) Reset() {
 	*x = UpdateAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3000,7 +3074,7 @@ func (x *UpdateAppRequest) String() string {
 func (*UpdateAppRequest) ProtoMessage() {}
 
 func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3013,7 +3087,7 @@ func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAppRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{37}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UpdateAppRequest) GetId() string {
@@ -3083,7 +3157,7 @@ type RotateAppSecretRequest struct {
 
 func (x *RotateAppSecretRequest) Reset() {
 	*x = RotateAppSecretRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3095,7 +3169,7 @@ func (x *RotateAppSecretRequest) String() string {
 func (*RotateAppSecretRequest) ProtoMessage() {}
 
 func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3108,7 +3182,7 @@ func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateAppSecretRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{38}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RotateAppSecretRequest) GetId() string {
@@ -3140,7 +3214,7 @@ type AccountLink struct {
 
 func (x *AccountLink) Reset() {
 	*x = AccountLink{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3152,7 +3226,7 @@ func (x *AccountLink) String() string {
 func (*AccountLink) ProtoMessage() {}
 
 func (x *AccountLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3165,7 +3239,7 @@ func (x *AccountLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountLink.ProtoReflect.Descriptor instead.
 func (*AccountLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{39}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AccountLink) GetId() string {
@@ -3221,7 +3295,7 @@ type CreateAccountLinkRequest struct {
 
 func (x *CreateAccountLinkRequest) Reset() {
 	*x = CreateAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3233,7 +3307,7 @@ func (x *CreateAccountLinkRequest) String() string {
 func (*CreateAccountLinkRequest) ProtoMessage() {}
 
 func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3246,7 +3320,7 @@ func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*CreateAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{40}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateAccountLinkRequest) GetUserId() string {
@@ -3282,7 +3356,7 @@ type ListAccountLinksRequest struct {
 
 func (x *ListAccountLinksRequest) Reset() {
 	*x = ListAccountLinksRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3294,7 +3368,7 @@ func (x *ListAccountLinksRequest) String() string {
 func (*ListAccountLinksRequest) ProtoMessage() {}
 
 func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3307,7 +3381,7 @@ func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListAccountLinksRequest) GetPageSize() int32 {
@@ -3348,7 +3422,7 @@ type ListAccountLinksResponse struct {
 
 func (x *ListAccountLinksResponse) Reset() {
 	*x = ListAccountLinksResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3360,7 +3434,7 @@ func (x *ListAccountLinksResponse) String() string {
 func (*ListAccountLinksResponse) ProtoMessage() {}
 
 func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3373,7 +3447,7 @@ func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListAccountLinksResponse) GetLinks() []*AccountLink {
@@ -3399,7 +3473,7 @@ type DeleteAccountLinkRequest struct {
 
 func (x *DeleteAccountLinkRequest) Reset() {
 	*x = DeleteAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3411,7 +3485,7 @@ func (x *DeleteAccountLinkRequest) String() string {
 func (*DeleteAccountLinkRequest) ProtoMessage() {}
 
 func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3424,7 +3498,7 @@ func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteAccountLinkRequest) GetId() string {
@@ -3442,7 +3516,7 @@ type DeleteAccountLinkResponse struct {
 
 func (x *DeleteAccountLinkResponse) Reset() {
 	*x = DeleteAccountLinkResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3454,7 +3528,7 @@ func (x *DeleteAccountLinkResponse) String() string {
 func (*DeleteAccountLinkResponse) ProtoMessage() {}
 
 func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3467,7 +3541,7 @@ func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
 }
 
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
@@ -3515,7 +3589,9 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x121\n" +
-	"\x04user\x18\x03 \x01(\v2\x1d.uias.identity.v1.UserSummaryR\x04user\"\x86\x02\n" +
+	"\x04user\x18\x03 \x01(\v2\x1d.uias.identity.v1.UserSummaryR\x04user\"\x14\n" +
+	"\x12AdminLogoutRequest\"\x15\n" +
+	"\x13AdminLogoutResponse\"\x86\x02\n" +
 	"\x03Org\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x12\n" +
@@ -3779,10 +3855,11 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x14APP_STATUS_SUSPENDED\x10\x022\x8f\x02\n" +
 	"\vAuthService\x12z\n" +
 	"\fAuthenticate\x12%.uias.identity.v1.AuthenticateRequest\x1a&.uias.identity.v1.AuthenticateResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/authenticate\x12\x83\x01\n" +
-	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xe4\x17\n" +
+	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xdd\x18\n" +
 	"\fAdminService\x12s\n" +
 	"\n" +
-	"AdminLogin\x12#.uias.identity.v1.AdminLoginRequest\x1a$.uias.identity.v1.AdminLoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/login\x12[\n" +
+	"AdminLogin\x12#.uias.identity.v1.AdminLoginRequest\x1a$.uias.identity.v1.AdminLoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/login\x12w\n" +
+	"\vAdminLogout\x12$.uias.identity.v1.AdminLogoutRequest\x1a%.uias.identity.v1.AdminLogoutResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/admin/logout\x12[\n" +
 	"\tCreateOrg\x12\".uias.identity.v1.CreateOrgRequest\x1a\x15.uias.identity.v1.Org\"\x13\x82\xd3\xe4\x93\x02\r:\x01*\"\b/v1/orgs\x12W\n" +
 	"\x06GetOrg\x12\x1f.uias.identity.v1.GetOrgRequest\x1a\x15.uias.identity.v1.Org\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/orgs/{id}\x12c\n" +
 	"\bListOrgs\x12!.uias.identity.v1.ListOrgsRequest\x1a\".uias.identity.v1.ListOrgsResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
@@ -3832,7 +3909,7 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(AuthType)(0),                     // 0: uias.identity.v1.AuthType
 	(Reason)(0),                       // 1: uias.identity.v1.Reason
@@ -3847,144 +3924,148 @@ var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(*ChangePasswordResponse)(nil),    // 10: uias.identity.v1.ChangePasswordResponse
 	(*AdminLoginRequest)(nil),         // 11: uias.identity.v1.AdminLoginRequest
 	(*AdminLoginResponse)(nil),        // 12: uias.identity.v1.AdminLoginResponse
-	(*Org)(nil),                       // 13: uias.identity.v1.Org
-	(*CreateOrgRequest)(nil),          // 14: uias.identity.v1.CreateOrgRequest
-	(*GetOrgRequest)(nil),             // 15: uias.identity.v1.GetOrgRequest
-	(*ListOrgsRequest)(nil),           // 16: uias.identity.v1.ListOrgsRequest
-	(*ListOrgsResponse)(nil),          // 17: uias.identity.v1.ListOrgsResponse
-	(*UpdateOrgRequest)(nil),          // 18: uias.identity.v1.UpdateOrgRequest
-	(*MoveOrgRequest)(nil),            // 19: uias.identity.v1.MoveOrgRequest
-	(*SetOrgStatusRequest)(nil),       // 20: uias.identity.v1.SetOrgStatusRequest
-	(*User)(nil),                      // 21: uias.identity.v1.User
-	(*CreateUserRequest)(nil),         // 22: uias.identity.v1.CreateUserRequest
-	(*GetUserRequest)(nil),            // 23: uias.identity.v1.GetUserRequest
-	(*ListUsersRequest)(nil),          // 24: uias.identity.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),         // 25: uias.identity.v1.ListUsersResponse
-	(*UpdateUserRequest)(nil),         // 26: uias.identity.v1.UpdateUserRequest
-	(*SetUserStatusRequest)(nil),      // 27: uias.identity.v1.SetUserStatusRequest
-	(*LockUserRequest)(nil),           // 28: uias.identity.v1.LockUserRequest
-	(*UnlockUserRequest)(nil),         // 29: uias.identity.v1.UnlockUserRequest
-	(*SetPasswordRequest)(nil),        // 30: uias.identity.v1.SetPasswordRequest
-	(*Group)(nil),                     // 31: uias.identity.v1.Group
-	(*CreateGroupRequest)(nil),        // 32: uias.identity.v1.CreateGroupRequest
-	(*GetGroupRequest)(nil),           // 33: uias.identity.v1.GetGroupRequest
-	(*ListGroupsRequest)(nil),         // 34: uias.identity.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),        // 35: uias.identity.v1.ListGroupsResponse
-	(*GroupMemberRequest)(nil),        // 36: uias.identity.v1.GroupMemberRequest
-	(*App)(nil),                       // 37: uias.identity.v1.App
-	(*CreateAppRequest)(nil),          // 38: uias.identity.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),         // 39: uias.identity.v1.CreateAppResponse
-	(*GetAppRequest)(nil),             // 40: uias.identity.v1.GetAppRequest
-	(*ListAppsRequest)(nil),           // 41: uias.identity.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),          // 42: uias.identity.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),          // 43: uias.identity.v1.UpdateAppRequest
-	(*RotateAppSecretRequest)(nil),    // 44: uias.identity.v1.RotateAppSecretRequest
-	(*AccountLink)(nil),               // 45: uias.identity.v1.AccountLink
-	(*CreateAccountLinkRequest)(nil),  // 46: uias.identity.v1.CreateAccountLinkRequest
-	(*ListAccountLinksRequest)(nil),   // 47: uias.identity.v1.ListAccountLinksRequest
-	(*ListAccountLinksResponse)(nil),  // 48: uias.identity.v1.ListAccountLinksResponse
-	(*DeleteAccountLinkRequest)(nil),  // 49: uias.identity.v1.DeleteAccountLinkRequest
-	(*DeleteAccountLinkResponse)(nil), // 50: uias.identity.v1.DeleteAccountLinkResponse
-	nil,                               // 51: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),     // 52: google.protobuf.Timestamp
+	(*AdminLogoutRequest)(nil),        // 13: uias.identity.v1.AdminLogoutRequest
+	(*AdminLogoutResponse)(nil),       // 14: uias.identity.v1.AdminLogoutResponse
+	(*Org)(nil),                       // 15: uias.identity.v1.Org
+	(*CreateOrgRequest)(nil),          // 16: uias.identity.v1.CreateOrgRequest
+	(*GetOrgRequest)(nil),             // 17: uias.identity.v1.GetOrgRequest
+	(*ListOrgsRequest)(nil),           // 18: uias.identity.v1.ListOrgsRequest
+	(*ListOrgsResponse)(nil),          // 19: uias.identity.v1.ListOrgsResponse
+	(*UpdateOrgRequest)(nil),          // 20: uias.identity.v1.UpdateOrgRequest
+	(*MoveOrgRequest)(nil),            // 21: uias.identity.v1.MoveOrgRequest
+	(*SetOrgStatusRequest)(nil),       // 22: uias.identity.v1.SetOrgStatusRequest
+	(*User)(nil),                      // 23: uias.identity.v1.User
+	(*CreateUserRequest)(nil),         // 24: uias.identity.v1.CreateUserRequest
+	(*GetUserRequest)(nil),            // 25: uias.identity.v1.GetUserRequest
+	(*ListUsersRequest)(nil),          // 26: uias.identity.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),         // 27: uias.identity.v1.ListUsersResponse
+	(*UpdateUserRequest)(nil),         // 28: uias.identity.v1.UpdateUserRequest
+	(*SetUserStatusRequest)(nil),      // 29: uias.identity.v1.SetUserStatusRequest
+	(*LockUserRequest)(nil),           // 30: uias.identity.v1.LockUserRequest
+	(*UnlockUserRequest)(nil),         // 31: uias.identity.v1.UnlockUserRequest
+	(*SetPasswordRequest)(nil),        // 32: uias.identity.v1.SetPasswordRequest
+	(*Group)(nil),                     // 33: uias.identity.v1.Group
+	(*CreateGroupRequest)(nil),        // 34: uias.identity.v1.CreateGroupRequest
+	(*GetGroupRequest)(nil),           // 35: uias.identity.v1.GetGroupRequest
+	(*ListGroupsRequest)(nil),         // 36: uias.identity.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),        // 37: uias.identity.v1.ListGroupsResponse
+	(*GroupMemberRequest)(nil),        // 38: uias.identity.v1.GroupMemberRequest
+	(*App)(nil),                       // 39: uias.identity.v1.App
+	(*CreateAppRequest)(nil),          // 40: uias.identity.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),         // 41: uias.identity.v1.CreateAppResponse
+	(*GetAppRequest)(nil),             // 42: uias.identity.v1.GetAppRequest
+	(*ListAppsRequest)(nil),           // 43: uias.identity.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),          // 44: uias.identity.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),          // 45: uias.identity.v1.UpdateAppRequest
+	(*RotateAppSecretRequest)(nil),    // 46: uias.identity.v1.RotateAppSecretRequest
+	(*AccountLink)(nil),               // 47: uias.identity.v1.AccountLink
+	(*CreateAccountLinkRequest)(nil),  // 48: uias.identity.v1.CreateAccountLinkRequest
+	(*ListAccountLinksRequest)(nil),   // 49: uias.identity.v1.ListAccountLinksRequest
+	(*ListAccountLinksResponse)(nil),  // 50: uias.identity.v1.ListAccountLinksResponse
+	(*DeleteAccountLinkRequest)(nil),  // 51: uias.identity.v1.DeleteAccountLinkRequest
+	(*DeleteAccountLinkResponse)(nil), // 52: uias.identity.v1.DeleteAccountLinkResponse
+	nil,                               // 53: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*timestamppb.Timestamp)(nil),     // 54: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	51, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	53, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
 	1,  // 2: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
 	8,  // 3: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	52, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	54, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	8,  // 5: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
 	2,  // 6: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	52, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	52, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	54, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	54, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
-	13, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
+	15, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
 	2,  // 11: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
 	3,  // 12: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 13: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	52, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	52, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	52, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	52, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	54, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	54, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	54, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	54, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
 	3,  // 18: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 19: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
-	21, // 20: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
+	23, // 20: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
 	4,  // 21: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	52, // 22: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
-	31, // 23: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
+	54, // 22: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	33, // 23: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
 	5,  // 24: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	52, // 25: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	52, // 26: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	37, // 27: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	54, // 25: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	54, // 26: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	39, // 27: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
 	5,  // 28: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	37, // 29: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	39, // 29: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
 	5,  // 30: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
 	2,  // 31: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	52, // 32: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	45, // 33: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	54, // 32: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	47, // 33: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
 	6,  // 34: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
 	9,  // 35: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
 	11, // 36: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	14, // 37: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	15, // 38: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	16, // 39: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	18, // 40: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	19, // 41: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	20, // 42: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	22, // 43: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	23, // 44: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	24, // 45: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	26, // 46: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	27, // 47: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	28, // 48: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	29, // 49: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	30, // 50: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	32, // 51: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	33, // 52: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	34, // 53: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	36, // 54: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	36, // 55: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	38, // 56: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	40, // 57: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	41, // 58: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	43, // 59: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	44, // 60: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	46, // 61: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	47, // 62: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	49, // 63: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	7,  // 64: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	10, // 65: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	12, // 66: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	13, // 67: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	13, // 68: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	17, // 69: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	13, // 70: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	13, // 71: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	13, // 72: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	21, // 73: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	21, // 74: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	25, // 75: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	21, // 76: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	21, // 77: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	21, // 78: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	21, // 79: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	21, // 80: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	31, // 81: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	31, // 82: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	35, // 83: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	31, // 84: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	31, // 85: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	39, // 86: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	37, // 87: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	42, // 88: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	37, // 89: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	39, // 90: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	45, // 91: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	48, // 92: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	50, // 93: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	64, // [64:94] is the sub-list for method output_type
-	34, // [34:64] is the sub-list for method input_type
+	13, // 37: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	16, // 38: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	17, // 39: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	18, // 40: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	20, // 41: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	21, // 42: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	22, // 43: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	24, // 44: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	25, // 45: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	26, // 46: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	28, // 47: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	29, // 48: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	30, // 49: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	31, // 50: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	32, // 51: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	34, // 52: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	35, // 53: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	36, // 54: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	38, // 55: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	38, // 56: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	40, // 57: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	42, // 58: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	43, // 59: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	45, // 60: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	46, // 61: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	48, // 62: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	49, // 63: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	51, // 64: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	7,  // 65: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	10, // 66: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	12, // 67: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	14, // 68: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	15, // 69: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	15, // 70: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	19, // 71: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	15, // 72: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	15, // 73: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	15, // 74: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	23, // 75: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	23, // 76: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	27, // 77: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	23, // 78: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	23, // 79: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	23, // 80: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	23, // 81: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	23, // 82: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	33, // 83: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	33, // 84: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	37, // 85: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	33, // 86: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	33, // 87: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	41, // 88: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	39, // 89: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	44, // 90: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	39, // 91: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	41, // 92: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	47, // 93: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	50, // 94: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	52, // 95: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	65, // [65:96] is the sub-list for method output_type
+	34, // [34:65] is the sub-list for method input_type
 	34, // [34:34] is the sub-list for extension type_name
 	34, // [34:34] is the sub-list for extension extendee
 	0,  // [0:34] is the sub-list for field type_name
@@ -4001,7 +4082,7 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   46,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

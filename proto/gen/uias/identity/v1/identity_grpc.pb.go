@@ -180,6 +180,7 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	AdminService_AdminLogin_FullMethodName        = "/uias.identity.v1.AdminService/AdminLogin"
+	AdminService_AdminLogout_FullMethodName       = "/uias.identity.v1.AdminService/AdminLogout"
 	AdminService_CreateOrg_FullMethodName         = "/uias.identity.v1.AdminService/CreateOrg"
 	AdminService_GetOrg_FullMethodName            = "/uias.identity.v1.AdminService/GetOrg"
 	AdminService_ListOrgs_FullMethodName          = "/uias.identity.v1.AdminService/ListOrgs"
@@ -220,6 +221,9 @@ type AdminServiceClient interface {
 	// AdminLogin exchanges an administrator's login name and password for a
 	// short-lived bearer token. It is the only AdminService call without a token.
 	AdminLogin(ctx context.Context, in *AdminLoginRequest, opts ...grpc.CallOption) (*AdminLoginResponse, error)
+	// AdminLogout revokes the bearer token the call carries: it is refused
+	// (UNAUTHENTICATED) from then on, on every instance.
+	AdminLogout(ctx context.Context, in *AdminLogoutRequest, opts ...grpc.CallOption) (*AdminLogoutResponse, error)
 	CreateOrg(ctx context.Context, in *CreateOrgRequest, opts ...grpc.CallOption) (*Org, error)
 	GetOrg(ctx context.Context, in *GetOrgRequest, opts ...grpc.CallOption) (*Org, error)
 	ListOrgs(ctx context.Context, in *ListOrgsRequest, opts ...grpc.CallOption) (*ListOrgsResponse, error)
@@ -266,6 +270,16 @@ func (c *adminServiceClient) AdminLogin(ctx context.Context, in *AdminLoginReque
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AdminLoginResponse)
 	err := c.cc.Invoke(ctx, AdminService_AdminLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) AdminLogout(ctx context.Context, in *AdminLogoutRequest, opts ...grpc.CallOption) (*AdminLogoutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AdminLogoutResponse)
+	err := c.cc.Invoke(ctx, AdminService_AdminLogout_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -553,6 +567,9 @@ type AdminServiceServer interface {
 	// AdminLogin exchanges an administrator's login name and password for a
 	// short-lived bearer token. It is the only AdminService call without a token.
 	AdminLogin(context.Context, *AdminLoginRequest) (*AdminLoginResponse, error)
+	// AdminLogout revokes the bearer token the call carries: it is refused
+	// (UNAUTHENTICATED) from then on, on every instance.
+	AdminLogout(context.Context, *AdminLogoutRequest) (*AdminLogoutResponse, error)
 	CreateOrg(context.Context, *CreateOrgRequest) (*Org, error)
 	GetOrg(context.Context, *GetOrgRequest) (*Org, error)
 	ListOrgs(context.Context, *ListOrgsRequest) (*ListOrgsResponse, error)
@@ -597,6 +614,9 @@ type UnimplementedAdminServiceServer struct{}
 
 func (UnimplementedAdminServiceServer) AdminLogin(context.Context, *AdminLoginRequest) (*AdminLoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AdminLogin not implemented")
+}
+func (UnimplementedAdminServiceServer) AdminLogout(context.Context, *AdminLogoutRequest) (*AdminLogoutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AdminLogout not implemented")
 }
 func (UnimplementedAdminServiceServer) CreateOrg(context.Context, *CreateOrgRequest) (*Org, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateOrg not implemented")
@@ -714,6 +734,24 @@ func _AdminService_AdminLogin_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).AdminLogin(ctx, req.(*AdminLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_AdminLogout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AdminLogoutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).AdminLogout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_AdminLogout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).AdminLogout(ctx, req.(*AdminLogoutRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1214,6 +1252,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AdminLogin",
 			Handler:    _AdminService_AdminLogin_Handler,
+		},
+		{
+			MethodName: "AdminLogout",
+			Handler:    _AdminService_AdminLogout_Handler,
 		},
 		{
 			MethodName: "CreateOrg",
