@@ -396,7 +396,6 @@ func (s *Service) mutateUser(ctx context.Context, id, op string, data map[string
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
 		s.change(ctx, "user", op, u.ID, data),
 		s.adminAudit(ctx, "user."+op, "user:"+u.ID, u.OrgID, start))
-	s.tokens.Clear()
 	return u, err
 }
 

@@ -201,7 +201,8 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "user:"+u.ID, u.OrgID, "failure", ReasonNoFingerprint.String(), start, nil))
 		return finish(ReasonNoFingerprint, nil)
 	}
-	r, err := s.checkPassword(ctx, u, req.Password, "authenticate", start)
+	r, err := s.checkPassword(ctx, u, req.Password, "authenticate", start,
+		s.newAttempt(appLoginSource(c.App.ID, req.Extend, u.ID), "authenticate"))
 	if err != nil {
 		return nil, err
 	}
@@ -212,13 +213,15 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 	return finish(ReasonOK, u)
 }
 
-// checkPassword runs the shared password verification: status, lock, hash,
-// failure counting and lockout, expiry, rehash. It writes the audit event
-// (with the failure counter or the success, in one transaction) itself.
-func (s *Service) checkPassword(ctx context.Context, u *User, password, api string, start time.Time) (Reason, error) {
+// checkPassword runs the shared password verification: status, lock, the
+// login gate (loginguard.go), hash, failure counting and lockout, expiry,
+// rehash. It writes the audit event (with the gate's update, in one
+// transaction) itself. a is the check's way through the gate.
+func (s *Service) checkPassword(ctx context.Context, u *User, password, api string, start time.Time, a *loginAttempt) (Reason, error) {
 	now := s.now()
 	subject := "user:" + u.ID
 	if u.Status != StatusActive {
+		a.refund(ctx)
 		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountDisabled.String(), start, nil))
 		return ReasonAccountDisabled, nil
 	}
@@ -226,25 +229,42 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 		// A disabled org disables the accounts of its whole subtree.
 		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
+			a.refund(ctx)
 			return 0, err
 		}
 		if d != "" {
+			a.refund(ctx)
 			s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", "ORG_DISABLED", start, nil))
 			return ReasonAccountDisabled, nil
 		}
 	}
 	if u.Locked(now) {
+		a.refund(ctx)
 		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, nil))
 		return ReasonAccountLocked, nil
+	}
+	// The gate: the source's delay (or refusal), then the account's count,
+	// spacing and lock, decided in one step before the hash.
+	if err := a.admitSource(ctx, subject, u.OrgID, start); err != nil {
+		return 0, err
+	}
+	if r, err := a.admitAccount(ctx, u, start); err != nil || r != 0 {
+		a.refund(ctx)
+		return r, err
+	}
+	if err := a.wait(ctx); err != nil {
+		return 0, err
 	}
 	ok, rehash := false, false
 	if u.PasswordHash != "" {
 		var err error
 		ok, rehash, err = s.hasher.Verify(ctx, u.PasswordHash, password)
 		if errors.Is(err, crypto.ErrOverloaded) {
+			a.refund(ctx)
 			return 0, errOverloaded
 		}
 		if err != nil && ctx.Err() != nil {
+			a.refund(ctx)
 			return 0, ctx.Err()
 		}
 		if err != nil {
@@ -253,31 +273,23 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 		}
 	}
 	if !ok {
-		lockUntil := now.Add(s.cfg.Policy.LockDuration)
 		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonBadCredentials.String(), start, nil)
-		max := s.cfg.Policy.MaxFailures
-		if max <= 0 {
-			max = int(^uint(0) >> 1)
-		}
-		// If this failure locks the account, the lockout is audited and
-		// published as a user change in the same transaction.
-		until := lockUntil.UTC().Format(time.RFC3339)
-		onLock := eventsOf(
-			s.audit(ctx, "account.lockout", subject, u.OrgID, "locked", "TOO_MANY_FAILURES", start,
-				map[string]string{"locked_until": until}),
-			s.change(ctx, "user", "locked", u.ID, map[string]any{"locked_until": until, "reason": "TOO_MANY_FAILURES"}))
-		after, err := s.store.RecordLoginFailure(ctx, u.ID, max, lockUntil, now, eventsOf(ev), onLock)
-		if err != nil {
+		if err := a.failed(ctx, u, eventsOf(ev), start); err != nil {
 			return 0, err
 		}
-		s.kick()
-		if after.Locked(now) {
+		if !a.acct.lockSet.IsZero() {
 			return ReasonAccountLocked, nil
 		}
 		return ReasonBadCredentials, nil
 	}
+	// The password was right: the gate forgets the failures, also when
+	// the password has expired (the person proved it; ChangePassword
+	// follows).
 	if s.cfg.Policy.Expired(u, now) {
-		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonPasswordExpired.String(), start, nil))
+		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonPasswordExpired.String(), start, nil)
+		if err := a.succeeded(ctx, u, "", eventsOf(ev)); err != nil {
+			return 0, err
+		}
 		return ReasonPasswordExpired, nil
 	}
 	newHash := ""
@@ -288,14 +300,9 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	}
 	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start,
 		map[string]string{"must_change_password": fmtBool(u.MustChange)})
-	if u.FailedCount == 0 && newHash == "" {
-		if err := s.store.AppendEvents(ctx, eventsOf(ev)); err != nil {
-			return 0, err
-		}
-	} else if err := s.store.RecordLoginSuccess(ctx, u.ID, newHash, now, eventsOf(ev)); err != nil {
+	if err := a.succeeded(ctx, u, newHash, eventsOf(ev)); err != nil {
 		return 0, err
 	}
-	s.kick()
 	return ReasonOK, nil
 }
 
@@ -321,7 +328,8 @@ func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, ne
 	if u.CannotChange {
 		return apierr.New(apierr.FailedPrecondition, "CANNOT_CHANGE_PASSWORD", "this user's password can only be changed by an administrator")
 	}
-	r, err := s.checkPassword(ctx, u, oldPassword, "password.change.verify", start)
+	r, err := s.checkPassword(ctx, u, oldPassword, "password.change.verify", start,
+		s.newAttempt(appLoginSource(c.App.ID, nil, u.ID), "password.change.verify"))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
@@ -75,26 +77,38 @@ func (s *Service) callerDenied(ctx context.Context, appID string, err *apierr.Er
 }
 
 // AdminLogin exchanges an administrator's password for a bearer token.
+// Only administrators' failures count against their accounts: a login name
+// that is unknown or belongs to someone who is no administrator is
+// answered alike and counts only against the caller's address
+// (loginguard.go).
 func (s *Service) AdminLogin(ctx context.Context, login, password string) (token string, exp time.Time, u *User, err error) {
 	start := s.now()
-	u, err = s.store.GetUserByLogin(ctx, login)
-	if errors.Is(err, ErrNotFound) {
-		s.appendAudit(ctx, s.audit(ctx, "admin.login", "login:"+login, "", "failure", "NO_SUCH_USER", start, nil))
-		return "", time.Time{}, nil, errBadAdminLogin
-	}
-	if err != nil {
+	a := s.newAttempt(adminLoginSource(caller.From(ctx).ClientIP), "admin.login")
+	if err := a.admitSource(ctx, "login:"+login, "", start); err != nil {
 		return "", time.Time{}, nil, err
 	}
-	verdict, err := s.checkPassword(ctx, u, password, "admin.login", start)
+	u, err = s.store.GetUserByLogin(ctx, login)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		a.refund(ctx)
+		return "", time.Time{}, nil, err
+	}
+	if err != nil || !u.IsAdmin {
+		subject, org, reason := "login:"+login, "", "NO_SUCH_USER"
+		if u != nil {
+			subject, org, reason = "user:"+u.ID, u.OrgID, "NOT_ADMIN"
+		}
+		if err := a.wait(ctx); err != nil {
+			return "", time.Time{}, nil, err
+		}
+		s.appendAudit(ctx, s.audit(ctx, "admin.login", subject, org, "failure", reason, start, nil))
+		return "", time.Time{}, nil, errBadAdminLogin
+	}
+	verdict, err := s.checkPassword(ctx, u, password, "admin.login", start, a)
 	if err != nil {
 		return "", time.Time{}, nil, err
 	}
 	if verdict != ReasonOK {
 		return "", time.Time{}, nil, errBadAdminLogin
-	}
-	if !u.IsAdmin {
-		s.appendAudit(ctx, s.audit(ctx, "admin.login", "user:"+u.ID, u.OrgID, "denied", "NOT_ADMIN", start, nil))
-		return "", time.Time{}, nil, errNotAdmin
 	}
 	token = crypto.RandomToken(32)
 	now := s.now()
@@ -102,39 +116,101 @@ func (s *Service) AdminLogin(ctx context.Context, login, password string) (token
 	if err := s.store.CreateAdminToken(ctx, &AdminToken{Hash: crypto.HashToken(token), UserID: u.ID, ExpiresAt: exp, CreatedAt: now}); err != nil {
 		return "", time.Time{}, nil, err
 	}
+	if err := s.store.DeleteExpiredAdminTokens(ctx, now); err != nil {
+		s.log.Warn("expired admin tokens not deleted", zapErr(err))
+	}
 	return token, exp, u, nil
 }
 
 // AuthenticateAdmin checks a bearer token and returns its administrator.
+// Every use reads the store (no cache): a token revoked through any
+// instance is refused at once everywhere. A token is valid until its hard
+// limit (AdminTokenTTL) while it is used at least every AdminTokenIdle.
+// Refusals are audited (admin.auth).
 func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, error) {
-	if token == "" || len(token) > 256 {
-		return nil, errBadAdminToken
+	start := s.now()
+	if token == "" {
+		return nil, s.tokenRefused(ctx, "", "", "NO_TOKEN", errBadAdminToken, start)
+	}
+	if len(token) > 256 {
+		return nil, s.tokenRefused(ctx, "", "", "MALFORMED_TOKEN", errBadAdminToken, start)
 	}
 	h := crypto.HashToken(token)
-	now := s.now()
-	if u, ok := s.tokens.Get(h, now); ok {
-		return u, nil
-	}
+	now := start
 	t, err := s.store.GetAdminToken(ctx, h)
 	if errors.Is(err, ErrNotFound) {
-		return nil, errBadAdminToken
+		// Never issued, revoked (logout, password change, disable, lock,
+		// change of admin rights) or deleted after it expired.
+		return nil, s.tokenRefused(ctx, "", "", "UNKNOWN_TOKEN", errBadAdminToken, start)
 	}
 	if err != nil {
 		return nil, err
 	}
+	subject := "user:" + t.UserID
 	if !now.Before(t.ExpiresAt) {
-		return nil, errBadAdminToken
+		return nil, s.tokenRefused(ctx, subject, "", "TOKEN_EXPIRED", errBadAdminToken, start)
+	}
+	if !now.Before(t.LastUsedAt.Add(s.cfg.AdminTokenIdle)) {
+		return nil, s.tokenRefused(ctx, subject, "", "TOKEN_IDLE", errBadAdminToken, start)
 	}
 	u, err := s.store.GetUser(ctx, t.UserID)
 	if errors.Is(err, ErrNotFound) {
-		return nil, errBadAdminToken
+		return nil, s.tokenRefused(ctx, subject, "", "NO_SUCH_USER", errBadAdminToken, start)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !u.IsAdmin || u.Status != StatusActive || u.Locked(now) {
-		return nil, errNotAdmin
+	// Disabling a user or taking their admin rights deletes their tokens;
+	// this is the belt to those braces. An automatic lockout (failed
+	// logins by anyone) does not end a session: the token holder proved
+	// the password before.
+	if !u.IsAdmin || u.Status != StatusActive {
+		return nil, s.tokenRefused(ctx, subject, u.OrgID, "NOT_ADMIN", errNotAdmin, start)
 	}
-	s.tokens.Put(h, u, now)
+	if now.Sub(t.LastUsedAt) >= s.tokenTouchEvery() {
+		if err := s.store.TouchAdminToken(ctx, h, now); err != nil {
+			s.log.Warn("admin token use not recorded", zap.String("user_id", u.ID), zapErr(err))
+		}
+	}
 	return u, nil
+}
+
+// tokenTouchEvery is how often a token's last use is written: a token may
+// expire up to this much before AdminTokenIdle after its true last use.
+func (s *Service) tokenTouchEvery() time.Duration {
+	return min(s.cfg.AdminTokenIdle/10, time.Minute)
+}
+
+// tokenRefused audits a refused administrator token and returns err.
+func (s *Service) tokenRefused(ctx context.Context, subject, org, reason string, err error, start time.Time) error {
+	s.appendAudit(ctx, s.audit(ctx, "admin.auth", subject, org, "denied", reason, start, nil))
+	return err
+}
+
+// AdminLogout revokes token, the caller's own (already authenticated).
+func (s *Service) AdminLogout(ctx context.Context, token string) error {
+	start := s.now()
+	subject := ""
+	if p := caller.From(ctx).Principal; p != "" {
+		subject = "user:" + p
+	}
+	err := s.store.DeleteAdminToken(ctx, crypto.HashToken(token),
+		eventsOf(s.audit(ctx, "admin.logout", subject, "", "success", "OK", start, nil)))
+	if errors.Is(err, ErrNotFound) {
+		// Revoked meanwhile (a concurrent logout): the outcome stands.
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.kick()
+	return nil
+}
+
+// AuditRefusedAdminCall records an administrator call the service refused
+// (bad request, permission, precondition, conflict); the transport reports
+// them (server.AuditedAdminService). reason is the error's reason.
+func (s *Service) AuditRefusedAdminCall(ctx context.Context, method, reason string) {
+	s.appendAudit(ctx, s.audit(ctx, "admin.refused", "", "", "denied", reason, s.now(),
+		map[string]string{"method": method}))
 }

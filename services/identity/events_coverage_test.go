@@ -72,10 +72,12 @@ func newEvEnv(t *testing.T, keyFile string) *evEnv {
 	}
 	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
 	tick := func() time.Time {
+		clk.mu.Lock()
+		defer clk.mu.Unlock()
 		clk.t = clk.t.Add(time.Millisecond)
 		return clk.t
 	}
-	svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Sealer: sealer, Logger: zap.NewNop(), Now: tick,
+	svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Sealer: sealer, Logger: zap.NewNop(), Now: tick, Sleep: clk.sleep,
 		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
 	if err != nil {
 		t.Fatal(err)
@@ -509,9 +511,14 @@ func TestAuditEventsForAuthentication(t *testing.T) {
 	u := w.user
 	base := events.AuditRecord{Serial: "req-auth-1", AppID: app.ID, Actor: "app:" + app.ID,
 		Subject: "user:" + u.ID, Org: u.OrgID, ClientIP: "192.0.2.10"}
+	// Each call reports another client address (extend_info client_ip):
+	// only failures from several sources lock an account.
+	n := 0
 	authn := func(pw string) identity.Reason {
 		t.Helper()
-		r, err := e.svc.Authenticate(ctx, identity.AuthRequest{AppUserID: "m001", Password: pw, AuthType: identity.AuthPassword})
+		n++
+		r, err := e.svc.Authenticate(ctx, identity.AuthRequest{AppUserID: "m001", Password: pw, AuthType: identity.AuthPassword,
+			Extend: map[string]string{identity.ClientIPExtend: fmt.Sprintf("198.51.100.%d", n)}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -75,8 +75,13 @@ type User struct {
 	// PasswordOnly: the person may authenticate by password only; a
 	// fingerprint Authenticate answers ReasonPasswordOnly (-3).
 	PasswordOnly bool
-	FailedCount  int
-	LockedUntil  time.Time // zero: not locked; LockForever: until unlocked
+	// FailedCount is the number of counted failed password checks since
+	// the last success or lock (see loginguard.go).
+	FailedCount int
+	LockedUntil time.Time // zero: not locked; LockForever: until unlocked
+	// NextAttemptAt is the earliest start of the next counted password
+	// check (the login gate's per-account spacing).
+	NextAttemptAt time.Time
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -134,12 +139,14 @@ type AccountLink struct {
 	CreatedAt    time.Time
 }
 
-// AdminToken is a hashed administrator bearer token.
+// AdminToken is a hashed administrator bearer token. It is valid until
+// ExpiresAt (the hard limit) while used at least every admin_token_idle.
 type AdminToken struct {
-	Hash      string
-	UserID    string
-	ExpiresAt time.Time
-	CreatedAt time.Time
+	Hash       string
+	UserID     string
+	ExpiresAt  time.Time
+	CreatedAt  time.Time
+	LastUsedAt time.Time
 }
 
 // Page asks for one page of a list.

@@ -16,14 +16,15 @@ type Policy struct {
 	MinLength      int           // minimum password length in characters
 	RequireClasses int           // how many of lower, upper, digit, symbol (0-4)
 	History        int           // a new password may not repeat the last N
-	MaxFailures    int           // lock after N consecutive failures (0: never)
+	MaxFailures    int           // lock after N counted failures (0: never; see loginguard.go)
+	SourceFailures int           // one source counts at most N failures against an account (default 2)
 	LockDuration   time.Duration // how long an automatic lock lasts
 	MaxAge         time.Duration // password expiry (0: never)
 }
 
 // DefaultPolicy follows the provincial staff SSO standard's baseline.
 func DefaultPolicy() Policy {
-	return Policy{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5,
+	return Policy{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, SourceFailures: 2,
 		LockDuration: 15 * time.Minute, MaxAge: 90 * 24 * time.Hour}
 }
 

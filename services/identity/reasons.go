@@ -14,6 +14,10 @@ func init() {
 		apierr.Reason{Name: "OVERLOADED", Code: apierr.ResourceExhausted, Legacy: -6,
 			Doc: "Password hashing is saturated; Authenticate, ChangePassword and AdminLogin are refused at once. Retry after a short, jittered back-off."},
 
+		// The login gate (loginguard.go).
+		apierr.Reason{Name: "LOGIN_THROTTLED", Code: apierr.ResourceExhausted, Legacy: -6,
+			Doc: "Too many failed passwords from this source (or for this account from many sources): the check was refused without being made. Metadata `retry_after_seconds` says when to try again (REST: `Retry-After`)."},
+
 		// Caller authentication of administrators (application callers:
 		// pkg/caller).
 		apierr.Reason{Name: "BAD_ADMIN_TOKEN", Code: apierr.Unauthenticated,

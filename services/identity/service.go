@@ -21,8 +21,11 @@ import (
 type Config struct {
 	Policy        Policy
 	AdminTokenTTL time.Duration // default 8h
-	AppCacheTTL   time.Duration // default 5s; how long a changed app may be served stale by another instance
-	TokenCacheTTL time.Duration // default 30s
+	// AdminTokenIdle ends an admin token unused for this long (default 30m).
+	AdminTokenIdle time.Duration
+	// Throttle tunes the login gate (loginguard.go).
+	Throttle    Throttle
+	AppCacheTTL time.Duration // default 5s; how long a changed app may be served stale by another instance
 	// UserCacheTTL bounds how long GetUser may serve a user changed by
 	// another instance whose CHANGES event did not arrive (default 5s;
 	// negative: no user cache).
@@ -41,6 +44,9 @@ type Deps struct {
 	Kick func()
 	// Now is the clock (optional, for tests).
 	Now func() time.Time
+	// Sleep waits d or until ctx ends (optional, for tests); the login
+	// gate's delays use it.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Service is the identity domain.
@@ -53,11 +59,16 @@ type Service struct {
 	kick   func()
 	now    func() time.Time
 
+	sleep func(ctx context.Context, d time.Duration) error
+
 	// appAuth authenticates application callers (with its app cache and
 	// rate limits).
 	appAuth *caller.AppAuthenticator
 	auditor *audit.Builder
-	tokens  *cache.TTL[*User]
+	// sources is the login gate's per-source state; hits thins the audit
+	// of refused password checks (loginguard.go).
+	sources *sourceGate
+	hits    hitLog
 	// users holds users for admin reads (GetUser) only; see usercache.go.
 	users *cache.TTL[User]
 }
@@ -90,9 +101,10 @@ func New(d Deps) (*Service, error) {
 	if c.AppCacheTTL <= 0 {
 		c.AppCacheTTL = 5 * time.Second
 	}
-	if c.TokenCacheTTL <= 0 {
-		c.TokenCacheTTL = 30 * time.Second
+	if c.AdminTokenIdle <= 0 {
+		c.AdminTokenIdle = 30 * time.Minute
 	}
+	c.Throttle = c.Throttle.withDefaults()
 	if c.UserCacheTTL == 0 {
 		c.UserCacheTTL = 5 * time.Second
 	}
@@ -100,12 +112,15 @@ func New(d Deps) (*Service, error) {
 		c.SecretOverlap = 24 * time.Hour
 	}
 	s := &Service{store: d.Store, hasher: d.Hasher, sealer: d.Sealer, log: d.Logger, cfg: c,
-		kick: d.Kick, now: d.Now}
+		kick: d.Kick, now: d.Now, sleep: d.Sleep, sources: newSourceGate(c.Throttle)}
 	if s.kick == nil {
 		s.kick = func() {}
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.sleep == nil {
+		s.sleep = sleepCtx
 	}
 	s.auditor = audit.NewBuilder("identity", s.now)
 	appAuth, err := caller.NewAppAuthenticator(caller.AuthOptions{Apps: appSource{s}, CacheTTL: c.AppCacheTTL,
@@ -114,7 +129,6 @@ func New(d Deps) (*Service, error) {
 		return nil, err
 	}
 	s.appAuth = appAuth
-	s.tokens = cache.NewTTL[*User](c.TokenCacheTTL, 0)
 	s.users = cache.NewTTL[User](c.UserCacheTTL, 0)
 	s.store = userCachingStore{Store: d.Store, c: s.users}
 	return s, nil

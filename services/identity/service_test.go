@@ -3,7 +3,9 @@ package identity_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,9 +19,37 @@ import (
 	"github.com/uias/uias/services/identity/sqlstore"
 )
 
-type clock struct{ t time.Time }
+// clock is the services' time: now, and the login gate's waits (sleep),
+// which return at once and are recorded; with advance set (sequential
+// tests only) a wait moves the clock on by its length.
+type clock struct {
+	t       time.Time
+	advance bool
+
+	mu    sync.Mutex
+	slept []time.Duration
+}
 
 func (c *clock) now() time.Time { return c.t }
+
+func (c *clock) sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.slept = append(c.slept, d)
+	c.mu.Unlock()
+	if c.advance {
+		c.t = c.t.Add(d)
+	}
+	return ctx.Err()
+}
+
+// waits returns the waits recorded so far and forgets them.
+func (c *clock) waits() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.slept
+	c.slept = nil
+	return out
+}
 
 // newService builds the real service on a SQLite store with a test clock.
 func newService(t *testing.T) (*identity.Service, *clock) {
@@ -47,7 +77,7 @@ func newInstances(t *testing.T, n int, cfg identity.Config) ([]*identity.Service
 	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
 	var out []*identity.Service
 	for range n {
-		svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Sealer: sealer, Logger: zap.NewNop(), Now: clk.now, Config: cfg,
+		svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Sealer: sealer, Logger: zap.NewNop(), Now: clk.now, Sleep: clk.sleep, Config: cfg,
 			Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
 		if err != nil {
 			t.Fatal(err)
@@ -143,10 +173,21 @@ func TestPasswordExpiryAndChange(t *testing.T) {
 	}
 }
 
+// authFrom is auth with the person's address reported by the app.
+func (w *world) authFrom(t *testing.T, pw, ip string) *identity.AuthResult {
+	t.Helper()
+	res, err := w.svc.Authenticate(w.ctx, identity.AuthRequest{AppUserID: "m001", Password: pw, AuthType: identity.AuthPassword,
+		Extend: map[string]string{identity.ClientIPExtend: ip}})
+	if err != nil {
+		t.Fatalf("authenticate: %v", err)
+	}
+	return res
+}
+
 func TestLockExpires(t *testing.T) {
 	w := setup(t)
 	for i := 0; i < 5; i++ {
-		w.auth(t, "Wrong-Pass-1")
+		w.authFrom(t, "Wrong-Pass-1", fmt.Sprintf("198.51.100.%d", i))
 	}
 	if r := w.auth(t, "First-Pass-1"); r.Reason != identity.ReasonAccountLocked {
 		t.Fatalf("want locked, got %v", r.Reason)

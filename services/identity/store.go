@@ -45,20 +45,25 @@ type Store interface {
 	GetUserByLogin(ctx context.Context, login string) (*User, error)
 	ListUsers(ctx context.Context, f UserFilter, p Page) ([]*User, string, error)
 	// UpdateUser writes every profile, status, flag and lock field
-	// (not the password hash: see SetPassword).
+	// (not the password hash: see SetPassword). A FailedCount of 0 also
+	// forgets the per-source failure counts. When it changes the status or
+	// the admin flag, or sets a lock (a LockedUntil other than the stored
+	// one, not zero), it deletes every admin token of the user in the same
+	// transaction: such a change revokes them for good.
 	UpdateUser(ctx context.Context, u *User, evs []events.Event) error
 	// SetPassword stores a new hash, moves the replaced hash (if any) into
-	// the history (keeping the newest keep entries) and clears failures.
+	// the history (keeping the newest keep entries), clears the login gate
+	// (failures, per-source counts, next attempt) and deletes every admin
+	// token of the user.
 	SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, mustChange bool, keep int, evs []events.Event) error
 	PasswordHistory(ctx context.Context, userID string, n int) ([]string, error)
-	// RecordLoginFailure adds one failure; when the count reaches maxFailures
-	// it sets LockedUntil = lockUntil and resets the count. evs are written
-	// with it; onLock only when this failure locked the account (in the same
-	// transaction). It returns the user after the update.
-	RecordLoginFailure(ctx context.Context, userID string, maxFailures int, lockUntil time.Time, now time.Time, evs, onLock []events.Event) (*User, error)
-	// RecordLoginSuccess clears failures and, when rehash != "", replaces the
-	// password hash with an equivalent one under new parameters.
-	RecordLoginSuccess(ctx context.Context, userID, rehash string, now time.Time, evs []events.Event) error
+	// UpdateLoginGate is the login gate's one atomic step: in one
+	// transaction, under the user row's write lock, it reads the gate of
+	// userID as seen from source (SourceFailures is that source's count;
+	// source may be ""), calls decide with it and, when decide returns
+	// true, writes what it returned with its events. decide must not block.
+	// A missing user is ErrNotFound.
+	UpdateLoginGate(ctx context.Context, userID, source string, decide func(LoginGate) (LoginGateWrite, bool)) error
 
 	CreateGroup(ctx context.Context, g *Group, evs []events.Event) error
 	GetGroup(ctx context.Context, id string) (*Group, error)
@@ -82,7 +87,34 @@ type Store interface {
 	ListLinks(ctx context.Context, f LinkFilter, p Page) ([]*AccountLink, string, error)
 	DeleteLink(ctx context.Context, id string, evs []events.Event) error
 
+	// CreateAdminToken stores t (its LastUsedAt is its CreatedAt).
 	CreateAdminToken(ctx context.Context, t *AdminToken) error
 	GetAdminToken(ctx context.Context, hash string) (*AdminToken, error)
+	// TouchAdminToken records a use of the token at now.
+	TouchAdminToken(ctx context.Context, hash string, now time.Time) error
+	// DeleteAdminToken deletes one token (logout) with evs; ErrNotFound
+	// when there is none.
+	DeleteAdminToken(ctx context.Context, hash string, evs []events.Event) error
 	DeleteExpiredAdminTokens(ctx context.Context, now time.Time) error
+}
+
+// LoginGate is an account's login gate as UpdateLoginGate reads it.
+type LoginGate struct {
+	FailedCount    int       // counted failures (User.FailedCount)
+	SourceFailures int       // how many of them came from the source asked about
+	NextAttemptAt  time.Time // earliest start of the next counted password check
+	LockedUntil    time.Time
+}
+
+// LoginGateWrite is what UpdateLoginGate writes, every field at once.
+type LoginGateWrite struct {
+	FailedCount    int
+	SourceFailures int  // the source's new count (ignored with ClearSources)
+	ClearSources   bool // forget every source's count
+	NextAttemptAt  time.Time
+	LockedUntil    time.Time
+	// Rehash, when not empty, replaces the password hash (the same
+	// password under new parameters).
+	Rehash string
+	Events []events.Event
 }

@@ -40,21 +40,14 @@ func (s userCachingStore) SetPassword(ctx context.Context, userID, hash string, 
 	return s.Store.SetPassword(ctx, userID, hash, changedAt, mustChange, keep, evs)
 }
 
-func (s userCachingStore) RecordLoginFailure(ctx context.Context, userID string, maxFailures int, lockUntil, now time.Time, evs, onLock []events.Event) (*User, error) {
+func (s userCachingStore) UpdateLoginGate(ctx context.Context, userID, source string, decide func(LoginGate) (LoginGateWrite, bool)) error {
 	defer s.c.Drop(userID)
-	return s.Store.RecordLoginFailure(ctx, userID, maxFailures, lockUntil, now, evs, onLock)
-}
-
-func (s userCachingStore) RecordLoginSuccess(ctx context.Context, userID, rehash string, now time.Time, evs []events.Event) error {
-	defer s.c.Drop(userID)
-	return s.Store.RecordLoginSuccess(ctx, userID, rehash, now, evs)
+	return s.Store.UpdateLoginGate(ctx, userID, source, decide)
 }
 
 // ForgetUser drops a user from this instance's caches.
 func (s *Service) ForgetUser(id string) {
 	s.users.Drop(id)
-	// Administrator tokens cache the administrator's user record.
-	s.tokens.Clear()
 }
 
 // ForgetChangedUser is ForgetUser for the payload of a CHANGES event on

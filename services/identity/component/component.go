@@ -97,6 +97,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 
 	svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer, Logger: log,
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
+			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
 			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL)}})
 	if err != nil {
 		return nil, err
@@ -167,8 +168,12 @@ func setSchedPolicy(policy string, log *zap.Logger) {
 
 func policyOf(p PolicyDefaults) identity.Policy {
 	return identity.Policy{MinLength: p.MinLength, RequireClasses: p.RequireClasses, History: p.History,
-		MaxFailures: p.MaxFailures, LockDuration: time.Duration(p.LockMinutes) * time.Minute,
+		MaxFailures: p.MaxFailures, SourceFailures: p.SourceFailures, LockDuration: time.Duration(p.LockMinutes) * time.Minute,
 		MaxAge: time.Duration(p.MaxAgeDays) * 24 * time.Hour}
+}
+
+func throttleOf(t LoginThrottle) identity.Throttle {
+	return identity.Throttle{AddressFailures: t.AddressFailures, BaseDelay: t.BaseDelay, MaxDelay: t.MaxDelay, Decay: t.Decay}
 }
 
 // userCacheTTL maps the config (0 = no cache) to identity.Config (0 = default, negative = none).

@@ -21,9 +21,18 @@ type PolicyDefaults struct {
 	MinLength      int `yaml:"min_length"`      // 8
 	RequireClasses int `yaml:"require_classes"` // 3 of {lower, upper, digit, symbol}
 	History        int `yaml:"history"`         // 5 previous passwords may not be reused
-	MaxFailures    int `yaml:"max_failures"`    // 5 failed logins lock the account
+	MaxFailures    int `yaml:"max_failures"`    // 5 counted failed logins lock the account
+	SourceFailures int `yaml:"source_failures"` // 2: one source counts at most this many of them
 	LockMinutes    int `yaml:"lock_minutes"`    // 15
 	MaxAgeDays     int `yaml:"max_age_days"`    // 90 (0 = never expires)
+}
+
+// LoginThrottle is the login gate's timing (see identity.Throttle).
+type LoginThrottle struct {
+	AddressFailures int           `yaml:"address_failures"` // 10 failures from one source pass undelayed
+	BaseDelay       time.Duration `yaml:"base_delay"`       // 1s, then 2s, 4s, ...
+	MaxDelay        time.Duration `yaml:"max_delay"`        // 30s; a source beyond it is refused (429)
+	Decay           time.Duration `yaml:"decay"`            // 1m: a source forgets one failure per decay
 }
 
 // Config is the identity section of the configuration (YAML key "identity").
@@ -46,6 +55,12 @@ type Config struct {
 	Policy      PolicyDefaults `yaml:"policy"`
 	// AdminTokenTTL is the hard lifetime of an administrator token (8h).
 	AdminTokenTTL time.Duration `yaml:"admin_token_ttl"`
+	// AdminTokenIdle ends an administrator token unused for this long
+	// (30m), before its hard lifetime.
+	AdminTokenIdle time.Duration `yaml:"admin_token_idle"`
+	// LoginThrottle slows down password guessing per source and per
+	// account (services/identity/loginguard.go).
+	LoginThrottle LoginThrottle `yaml:"login_throttle"`
 	// BootstrapPassword is the first administrator's password, used only
 	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
 	// only); empty generates one and prints it once.
@@ -55,11 +70,14 @@ type Config struct {
 // Defaults returns the identity defaults.
 func Defaults() *Config {
 	return &Config{
-		Argon2:        crypto.DefaultArgon2(),
-		UserCacheTTL:  5 * time.Second,
-		SchedPolicy:   SchedAuto,
-		Policy:        PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, LockMinutes: 15, MaxAgeDays: 90},
-		AdminTokenTTL: 8 * time.Hour,
+		Argon2:       crypto.DefaultArgon2(),
+		UserCacheTTL: 5 * time.Second,
+		SchedPolicy:  SchedAuto,
+		Policy: PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, SourceFailures: 2,
+			LockMinutes: 15, MaxAgeDays: 90},
+		AdminTokenTTL:  8 * time.Hour,
+		AdminTokenIdle: 30 * time.Minute,
+		LoginThrottle:  LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
 	}
 }
 
@@ -84,9 +102,15 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.Policy.RequireClasses, "UIAS_POLICY_REQUIRE_CLASSES", "", "")
 	b.Int(&c.Policy.History, "UIAS_POLICY_HISTORY", "", "")
 	b.Int(&c.Policy.MaxFailures, "UIAS_POLICY_MAX_FAILURES", "", "")
+	b.Int(&c.Policy.SourceFailures, "UIAS_POLICY_SOURCE_FAILURES", "", "")
 	b.Int(&c.Policy.LockMinutes, "UIAS_POLICY_LOCK_MINUTES", "", "")
 	b.Int(&c.Policy.MaxAgeDays, "UIAS_POLICY_MAX_AGE_DAYS", "", "")
 	b.Duration(&c.AdminTokenTTL, "UIAS_ADMIN_TOKEN_TTL", "", "")
+	b.Duration(&c.AdminTokenIdle, "UIAS_ADMIN_TOKEN_IDLE", "", "")
+	b.Int(&c.LoginThrottle.AddressFailures, "UIAS_LOGIN_THROTTLE_ADDRESS_FAILURES", "", "")
+	b.Duration(&c.LoginThrottle.BaseDelay, "UIAS_LOGIN_THROTTLE_BASE_DELAY", "", "")
+	b.Duration(&c.LoginThrottle.MaxDelay, "UIAS_LOGIN_THROTTLE_MAX_DELAY", "", "")
+	b.Duration(&c.LoginThrottle.Decay, "UIAS_LOGIN_THROTTLE_DECAY", "", "")
 	b.Secret(&c.BootstrapPassword, "UIAS_BOOTSTRAP_PASSWORD")
 }
 
@@ -157,6 +181,31 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if c.AdminTokenTTL <= 0 {
 		bad("admin_token_ttl", "must be positive (e.g. 8h), got %s", c.AdminTokenTTL)
+	}
+	if c.AdminTokenIdle <= 0 {
+		bad("admin_token_idle", "must be positive (e.g. 30m), got %s", c.AdminTokenIdle)
+	}
+	switch {
+	case p.SourceFailures < 1:
+		bad("policy.source_failures", "must be at least 1, got %d", p.SourceFailures)
+	case p.MaxFailures == 1:
+		bad("policy.max_failures", "must be 0 (never lock) or at least 2, so that no single address can lock an account, got 1")
+	case p.MaxFailures > 0 && p.SourceFailures >= p.MaxFailures:
+		bad("policy.source_failures", "must be less than policy.max_failures (%d), so that no single address can lock an account, got %d",
+			p.MaxFailures, p.SourceFailures)
+	}
+	lt := c.LoginThrottle
+	if lt.AddressFailures < 1 {
+		bad("login_throttle.address_failures", "must be at least 1, got %d", lt.AddressFailures)
+	}
+	if lt.BaseDelay <= 0 {
+		bad("login_throttle.base_delay", "must be positive (e.g. 1s), got %s", lt.BaseDelay)
+	}
+	if lt.MaxDelay < lt.BaseDelay || lt.MaxDelay > 10*time.Minute {
+		bad("login_throttle.max_delay", "must be between base_delay (%s) and 10m, got %s", lt.BaseDelay, lt.MaxDelay)
+	}
+	if lt.Decay <= 0 {
+		bad("login_throttle.decay", "must be positive (e.g. 1m), got %s", lt.Decay)
 	}
 	return errors.Join(errs...)
 }

@@ -39,10 +39,14 @@ func TestDefaults(t *testing.T) {
 	}
 	s := Settings(&c)
 	if s.Argon2 != crypto.DefaultArgon2() || s.AdminTokenTTL != 8*time.Hour || s.SchedPolicy != SchedAuto ||
-		s.KeyFile != filepath.Join("data", "keyring.json") || s.UserCacheTTL != 5*time.Second {
+		s.KeyFile != filepath.Join("data", "keyring.json") || s.UserCacheTTL != 5*time.Second ||
+		s.AdminTokenIdle != 30*time.Minute {
 		t.Fatalf("defaults: %+v", s)
 	}
-	want := PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, LockMinutes: 15, MaxAgeDays: 90}
+	if s.LoginThrottle != (LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute}) {
+		t.Fatalf("login throttle = %+v", s.LoginThrottle)
+	}
+	want := PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, SourceFailures: 2, LockMinutes: 15, MaxAgeDays: 90}
 	if s.Policy != want {
 		t.Fatalf("policy = %+v", s.Policy)
 	}
@@ -74,6 +78,16 @@ func TestValidateEachProblem(t *testing.T) {
 		{"policy lock", func(c *Config) { c.Policy.LockMinutes = -1 }, "identity.policy.lock_minutes"},
 		{"policy age", func(c *Config) { c.Policy.MaxAgeDays = -1 }, "identity.policy.max_age_days"},
 		{"admin ttl", func(c *Config) { c.AdminTokenTTL = 0 }, "identity.admin_token_ttl"},
+		{"admin idle", func(c *Config) { c.AdminTokenIdle = 0 }, "identity.admin_token_idle"},
+		{"source failures zero", func(c *Config) { c.Policy.SourceFailures = 0 }, "identity.policy.source_failures"},
+		// One address could lock the account.
+		{"source failures = max", func(c *Config) { c.Policy.SourceFailures = 5 }, "identity.policy.source_failures"},
+		{"max failures 1", func(c *Config) { c.Policy.MaxFailures = 1 }, "identity.policy.max_failures"},
+		{"throttle free", func(c *Config) { c.LoginThrottle.AddressFailures = 0 }, "identity.login_throttle.address_failures"},
+		{"throttle base", func(c *Config) { c.LoginThrottle.BaseDelay = 0 }, "identity.login_throttle.base_delay"},
+		{"throttle max < base", func(c *Config) { c.LoginThrottle.MaxDelay = time.Millisecond }, "identity.login_throttle.max_delay"},
+		{"throttle max huge", func(c *Config) { c.LoginThrottle.MaxDelay = time.Hour }, "identity.login_throttle.max_delay"},
+		{"throttle decay", func(c *Config) { c.LoginThrottle.Decay = 0 }, "identity.login_throttle.decay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,13 +110,15 @@ identity:
   hash_workers: 4
   hash_queue: 16
   sched_policy: inherit
-  policy: {min_length: 12, require_classes: 4, history: 10, max_failures: 3, lock_minutes: 30, max_age_days: 0}
+  policy: {min_length: 12, require_classes: 4, history: 10, max_failures: 3, source_failures: 1, lock_minutes: 30, max_age_days: 0}
   admin_token_ttl: 30m
+  admin_token_idle: 10m
+  login_throttle: {address_failures: 20, base_delay: 500ms, max_delay: 1m, decay: 30s}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{"UIAS_HASH_WORKERS": "2", "UIAS_ARGON2_THREADS": "1", "UIAS_BOOTSTRAP_PASSWORD": "Boot-Pass-1",
-		"UIAS_POLICY_MAX_FAILURES": "7"}
+		"UIAS_POLICY_MAX_FAILURES": "7", "UIAS_LOGIN_THROTTLE_DECAY": "2m"}
 	c, err := config.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil, def)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +130,8 @@ identity:
 	if s.Argon2 != (crypto.Argon2Params{MemoryKiB: 65536, Time: 3, Threads: 1, SaltLen: 16, KeyLen: 32}) ||
 		s.HashWorkers != 2 || s.HashQueue != 16 || s.SchedPolicy != "inherit" || s.Policy.MinLength != 12 ||
 		s.Policy.MaxFailures != 7 || s.AdminTokenTTL != 30*time.Minute || s.BootstrapPassword != "Boot-Pass-1" ||
-		s.KeyFile != "/var/lib/uias/keyring.json" {
+		s.KeyFile != "/var/lib/uias/keyring.json" || s.Policy.SourceFailures != 1 || s.AdminTokenIdle != 10*time.Minute ||
+		s.LoginThrottle != (LoginThrottle{AddressFailures: 20, BaseDelay: 500 * time.Millisecond, MaxDelay: time.Minute, Decay: 2 * time.Minute}) {
 		t.Fatalf("got %+v", s)
 	}
 	// Out-of-range and unknown values are clear errors.

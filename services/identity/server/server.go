@@ -27,10 +27,57 @@ type Server struct {
 // New wraps svc.
 func New(svc *identity.Service) *Server { return &Server{svc: svc} }
 
-// Register adds both services to s.
+// Register adds both services to s; the AdminService audits the calls it
+// refuses (AuditedAdminService).
 func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterAuthServiceServer(g, s)
-	identityv1.RegisterAdminServiceServer(g, s)
+	g.RegisterService(AuditedAdminService(s.svc), s)
+}
+
+// refusalCodes are the errors of an administrator call that are refusals
+// of what the administrator asked (audited as admin.refused). A bad token
+// is audited where it is checked (admin.auth); a fault (internal,
+// unavailable, overloaded) is not the administrator's doing.
+var refusalCodes = map[apierr.Code]bool{
+	apierr.InvalidArgument: true, apierr.PermissionDenied: true,
+	apierr.FailedPrecondition: true, apierr.AlreadyExists: true,
+}
+
+// AuditedAdminService is the AdminService description with every method
+// reporting a refusal by its handler to svc (as admin.refused), with the
+// authenticated caller; the request checks report theirs through
+// BadRequestAudit. AdminLogin audits itself.
+func AuditedAdminService(svc *identity.Service) *grpc.ServiceDesc {
+	desc := identityv1.AdminService_ServiceDesc
+	desc.Methods = make([]grpc.MethodDesc, len(identityv1.AdminService_ServiceDesc.Methods))
+	for i, m := range identityv1.AdminService_ServiceDesc.Methods {
+		h := m.Handler
+		desc.Methods[i] = grpc.MethodDesc{MethodName: m.MethodName, Handler: func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+			// The auditing goes innermost, after caller authentication,
+			// so that it sees the caller.
+			audited := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+				inner := func(ctx context.Context, req any) (any, error) {
+					resp, err := handler(ctx, req)
+					if err != nil && info.FullMethod != identityv1.AdminService_AdminLogin_FullMethodName {
+						ae, ok := apierr.As(err)
+						if !ok {
+							ae, ok = apierr.FromStatus(err)
+						}
+						if ok && refusalCodes[ae.Code] {
+							svc.AuditRefusedAdminCall(ctx, info.FullMethod, ae.Reason)
+						}
+					}
+					return resp, err
+				}
+				if ic == nil {
+					return inner(ctx, req)
+				}
+				return ic(ctx, req, info, inner)
+			}
+			return h(srv, ctx, dec, audited)
+		}}
+	}
+	return &desc
 }
 
 // Errors: handlers and CallerAuth return domain errors as they are; the
@@ -66,11 +113,20 @@ func Admit(svc *identity.Service) func(fullMethod string) error {
 
 // BadRequestAudit is grpcx.ServerOptions.OnBadRequest for the identity
 // server: an Authenticate refused as malformed by the request checks (its
-// handler never runs) still leaves its audit record, a failed login.
+// handler never runs) still leaves its audit record, a failed login; so
+// does an administrator call (admin.refused).
 func BadRequestAudit(svc *identity.Service) func(ctx context.Context, fullMethod string, err error) {
-	return func(ctx context.Context, method string, _ error) {
-		if method == identityv1.AuthService_Authenticate_FullMethodName {
+	return func(ctx context.Context, method string, err error) {
+		switch {
+		case method == identityv1.AuthService_Authenticate_FullMethodName:
 			svc.AuditBadAuthenticate(ctx)
+		case method == identityv1.AdminService_AdminLogin_FullMethodName:
+		case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"):
+			reason := "BAD_REQUEST"
+			if ae, ok := apierr.As(err); ok {
+				reason = ae.Reason
+			}
+			svc.AuditRefusedAdminCall(ctx, method, reason)
 		}
 	}
 }
@@ -150,6 +206,15 @@ func (s *Server) AdminLogin(ctx context.Context, r *identityv1.AdminLoginRequest
 		return nil, err
 	}
 	return &identityv1.AdminLoginResponse{Token: tok, ExpiresAt: timestamppb.New(exp), User: summary(u)}, nil
+}
+
+// AdminLogout implements AdminService: it revokes the token the call was
+// authenticated with.
+func (s *Server) AdminLogout(ctx context.Context, _ *identityv1.AdminLogoutRequest) (*identityv1.AdminLogoutResponse, error) {
+	if err := s.svc.AdminLogout(ctx, grpcx.BearerToken(ctx)); err != nil {
+		return nil, err
+	}
+	return &identityv1.AdminLogoutResponse{}, nil
 }
 
 // CreateOrg implements AdminService.

@@ -265,7 +265,7 @@ func (s *Store) DeleteLink(ctx context.Context, id string, evs []events.Event) e
 // ---------------------------------------------------------------------------
 // admin tokens
 
-// CreateAdminToken inserts t.
+// CreateAdminToken inserts t; its last use is its creation.
 func (s *Store) CreateAdminToken(ctx context.Context, t *identity.AdminToken) error {
 	return s.inTx(ctx, "create admin token", "admin token", func(tx *sql.Tx) error {
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForShare(), t.UserID); err != nil {
@@ -273,8 +273,8 @@ func (s *Store) CreateAdminToken(ctx context.Context, t *identity.AdminToken) er
 		} else if !ok {
 			return store.NotFound("user")
 		}
-		_, err := tx.ExecContext(ctx, s.q("INSERT INTO admin_tokens (hash, user_id, expires_at, created_at) VALUES (?, ?, ?, ?)"),
-			t.Hash, t.UserID, store.UnixMS(t.ExpiresAt), store.UnixMS(t.CreatedAt))
+		_, err := tx.ExecContext(ctx, s.q("INSERT INTO admin_tokens (hash, user_id, expires_at, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)"),
+			t.Hash, t.UserID, store.UnixMS(t.ExpiresAt), store.UnixMS(t.CreatedAt), store.UnixMS(t.CreatedAt))
 		return err
 	})
 }
@@ -282,11 +282,11 @@ func (s *Store) CreateAdminToken(ctx context.Context, t *identity.AdminToken) er
 // GetAdminToken returns the token whose hash is hash (expired or not).
 func (s *Store) GetAdminToken(ctx context.Context, hash string) (*identity.AdminToken, error) {
 	var (
-		t                identity.AdminToken
-		expires, created int64
+		t                      identity.AdminToken
+		expires, created, used int64
 	)
-	err := s.stmts.QueryRowContext(ctx, s.q("SELECT hash, user_id, expires_at, created_at FROM admin_tokens WHERE hash = ?"), hash).
-		Scan(&t.Hash, &t.UserID, &expires, &created)
+	err := s.stmts.QueryRowContext(ctx, s.q("SELECT hash, user_id, expires_at, created_at, last_used_at FROM admin_tokens WHERE hash = ?"), hash).
+		Scan(&t.Hash, &t.UserID, &expires, &created, &used)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The hash is a credential: not echoed.
 		return nil, store.NotFound("admin token")
@@ -294,8 +294,34 @@ func (s *Store) GetAdminToken(ctx context.Context, hash string) (*identity.Admin
 	if err != nil {
 		return nil, classify(err, "get admin token", "admin token")
 	}
-	t.ExpiresAt, t.CreatedAt = store.FromUnixMS(expires), store.FromUnixMS(created)
+	t.ExpiresAt, t.CreatedAt, t.LastUsedAt = store.FromUnixMS(expires), store.FromUnixMS(created), store.FromUnixMS(used)
+	if t.LastUsedAt.IsZero() {
+		t.LastUsedAt = t.CreatedAt // a token made before last_used_at existed
+	}
 	return &t, nil
+}
+
+// TouchAdminToken records a use of the token (never moving it back).
+func (s *Store) TouchAdminToken(ctx context.Context, hash string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, s.q("UPDATE admin_tokens SET last_used_at = ? WHERE hash = ? AND last_used_at < ?"),
+		store.UnixMS(now), hash, store.UnixMS(now))
+	return classify(err, "touch admin token", "")
+}
+
+// DeleteAdminToken deletes one token with evs.
+func (s *Store) DeleteAdminToken(ctx context.Context, hash string, evs []events.Event) error {
+	return s.inTx(ctx, "delete admin token", "admin token", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q("DELETE FROM admin_tokens WHERE hash = ?"), hash)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.NotFound("admin token")
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
 }
 
 // DeleteExpiredAdminTokens deletes tokens that expired at or before now.

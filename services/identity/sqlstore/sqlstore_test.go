@@ -74,8 +74,10 @@ func TestClosedDBIsUnavailable(t *testing.T) {
 			_, _, err = s.ListOrgs(ctx, identity.OrgFilter{}, identity.Page{})
 			check("ListOrgs", err)
 			check("CreateOrg", s.CreateOrg(ctx, &identity.Org{ID: "o", Code: "o", Name: "o", Status: identity.StatusActive}, nil))
-			_, err = s.RecordLoginFailure(ctx, "u", 3, time.Now(), time.Now(), nil, nil)
-			check("RecordLoginFailure", err)
+			check("UpdateLoginGate", s.UpdateLoginGate(ctx, "u", "s", func(identity.LoginGate) (identity.LoginGateWrite, bool) {
+				return identity.LoginGateWrite{}, true
+			}))
+			check("TouchAdminToken", s.TouchAdminToken(ctx, "h", time.Now()))
 			_, err = s.CountOrgs(ctx)
 			check("CountOrgs", err)
 			check("DeleteExpiredAdminTokens", s.DeleteExpiredAdminTokens(ctx, time.Now()))

@@ -13,7 +13,7 @@ import (
 
 const userCols = "id, login_name, display_name, id_type, id_number_enc, id_number_mask, phone_enc, phone_mask, " +
 	"email, org_id, status, feature_code, is_admin, password_hash, password_changed_at, must_change, " +
-	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at, password_only"
+	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at, password_only, next_attempt_at"
 
 func scanUser(sc store.Scanner) (*identity.User, string, error) {
 	var (
@@ -21,17 +21,18 @@ func scanUser(sc store.Scanner) (*identity.User, string, error) {
 		idType, status, failed        int64
 		org, feature                  sql.NullString
 		changed, locked, created, upd int64
+		next                          int64
 	)
 	err := sc.Scan(&u.ID, &u.LoginName, &u.DisplayName, &idType, &u.IDNumberEnc, &u.IDNumberMask,
 		&u.PhoneEnc, &u.PhoneMask, &u.Email, &org, &status, &feature, &u.IsAdmin, &u.PasswordHash,
-		&changed, &u.MustChange, &u.NeverExpires, &u.CannotChange, &failed, &locked, &created, &upd, &u.PasswordOnly)
+		&changed, &u.MustChange, &u.NeverExpires, &u.CannotChange, &failed, &locked, &created, &upd, &u.PasswordOnly, &next)
 	if err != nil {
 		return nil, "", err
 	}
 	u.IDType, u.Status, u.FailedCount = identity.IDType(idType), identity.Status(status), int(failed)
 	u.OrgID, u.FeatureCode = org.String, feature.String
 	u.PasswordChangedAt, u.LockedUntil = store.FromUnixMS(changed), store.FromUnixMS(locked)
-	u.CreatedAt, u.UpdatedAt = store.FromUnixMS(created), store.FromUnixMS(upd)
+	u.CreatedAt, u.UpdatedAt, u.NextAttemptAt = store.FromUnixMS(created), store.FromUnixMS(upd), store.FromUnixMS(next)
 	return &u, u.ID, nil
 }
 
@@ -93,11 +94,11 @@ func (s *Store) CreateUser(ctx context.Context, u *identity.User, evs []events.E
 			return err
 		}
 		_, err := tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") VALUES "+
-			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
 			u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 			u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
-			u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly)
+			u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt))
 		if err != nil {
 			return err
 		}
@@ -138,12 +139,22 @@ func (s *Store) ListUsers(ctx context.Context, f identity.UserFilter, p identity
 }
 
 // UpdateUser writes every field except id, password hash and created_at.
+// A change of status or admin rights, or a new lock, deletes the user's
+// admin tokens; a failure count of 0 forgets the per-source counts.
 func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.Event) error {
 	return s.inTx(ctx, "update user", "user", func(tx *sql.Tx) error {
-		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForUpdate(), u.ID); err != nil {
-			return err
-		} else if !ok {
+		var (
+			oldStatus int64
+			oldAdmin  bool
+			oldLock   int64
+		)
+		err := tx.QueryRowContext(ctx, s.q("SELECT status, is_admin, locked_until FROM users WHERE id = ?"+s.db.ForUpdate()), u.ID).
+			Scan(&oldStatus, &oldAdmin, &oldLock)
+		if errors.Is(err, sql.ErrNoRows) {
 			return store.NotFound("user")
+		}
+		if err != nil {
+			return err
 		}
 		if err := s.checkOrg(ctx, tx, u.OrgID); err != nil {
 			return err
@@ -155,20 +166,41 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 			id_number_enc = ?, id_number_mask = ?, phone_enc = ?, phone_mask = ?, email = ?, org_id = ?,
 			status = ?, feature_code = ?, is_admin = ?, password_changed_at = ?, must_change = ?,
 			never_expires = ?, cannot_change = ?, failed_count = ?, locked_until = ?, updated_at = ?,
-			password_only = ?
+			password_only = ?, next_attempt_at = ?
 			WHERE id = ?`),
 			u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc, u.PhoneMask,
 			u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 			store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange, u.FailedCount,
-			store.UnixMS(u.LockedUntil), store.UnixMS(u.UpdatedAt), u.PasswordOnly, u.ID)
+			store.UnixMS(u.LockedUntil), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt), u.ID)
 		if err != nil {
 			return err
 		}
 		if err := mustAffect(res, "user"); err != nil {
 			return err
 		}
+		newLock := store.UnixMS(u.LockedUntil)
+		if int64(u.Status) != oldStatus || u.IsAdmin != oldAdmin || (newLock != 0 && newLock != oldLock) {
+			if err := s.deleteUserTokens(ctx, tx, u.ID); err != nil {
+				return err
+			}
+		}
+		if u.FailedCount == 0 {
+			if err := s.clearSources(ctx, tx, u.ID); err != nil {
+				return err
+			}
+		}
 		return s.addEvents(ctx, tx, evs)
 	})
+}
+
+func (s *Store) deleteUserTokens(ctx context.Context, tx *sql.Tx, userID string) error {
+	_, err := tx.ExecContext(ctx, s.q("DELETE FROM admin_tokens WHERE user_id = ?"), userID)
+	return err
+}
+
+func (s *Store) clearSources(ctx context.Context, tx *sql.Tx, userID string) error {
+	_, err := tx.ExecContext(ctx, s.q("DELETE FROM login_failure_sources WHERE user_id = ?"), userID)
+	return err
 }
 
 // SetPassword stores a new hash, records it in the history (keeping the
@@ -185,12 +217,18 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, changedAt 
 			return err
 		}
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET password_hash = ?, password_changed_at = ?,
-			must_change = ?, failed_count = 0, updated_at = ? WHERE id = ?`),
+			must_change = ?, failed_count = 0, next_attempt_at = 0, updated_at = ? WHERE id = ?`),
 			hash, store.UnixMS(changedAt), mustChange, store.UnixMS(changedAt), userID)
 		if err != nil {
 			return err
 		}
 		if err := mustAffect(res, "user"); err != nil {
+			return err
+		}
+		if err := s.clearSources(ctx, tx, userID); err != nil {
+			return err
+		}
+		if err := s.deleteUserTokens(ctx, tx, userID); err != nil {
 			return err
 		}
 		if keep > 0 && old != "" {
@@ -233,64 +271,59 @@ func (s *Store) PasswordHistory(ctx context.Context, userID string, n int) ([]st
 	return out, nil
 }
 
-// RecordLoginFailure atomically adds one failure; at maxFailures (> 0) it
-// locks the account until lockUntil and resets the count.
-func (s *Store) RecordLoginFailure(ctx context.Context, userID string, maxFailures int, lockUntil time.Time, now time.Time, evs, onLock []events.Event) (*identity.User, error) {
-	var u *identity.User
-	err := s.inTx(ctx, "record login failure", "user", func(tx *sql.Tx) error {
-		// One statement: the right-hand sides all see the old row, and the
-		// row is write-locked until commit.
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET
-			failed_count = CASE WHEN ? > 0 AND failed_count + 1 >= ? THEN 0 ELSE failed_count + 1 END,
-			locked_until = CASE WHEN ? > 0 AND failed_count + 1 >= ? THEN ? ELSE locked_until END,
-			updated_at = ?
-			WHERE id = ?`),
-			maxFailures, maxFailures, maxFailures, maxFailures, store.UnixMS(lockUntil), store.UnixMS(now), userID)
-		if err != nil {
-			return err
-		}
-		if err := mustAffect(res, "user"); err != nil {
-			return err
-		}
-		if err := s.addEvents(ctx, tx, evs); err != nil {
-			return err
-		}
-		u, err = s.getUser(ctx, tx, "id", userID)
-		if err != nil {
-			return err
-		}
-		// The count goes back to 0 only when this failure reached the limit.
-		if maxFailures > 0 && u.FailedCount == 0 && u.LockedUntil.Equal(store.FromUnixMS(store.UnixMS(lockUntil))) {
-			return s.addEvents(ctx, tx, onLock)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return u, nil
-}
-
-// RecordLoginSuccess clears failures and, when rehash != "", replaces the
-// password hash.
-func (s *Store) RecordLoginSuccess(ctx context.Context, userID, rehash string, now time.Time, evs []events.Event) error {
-	return s.inTx(ctx, "record login success", "user", func(tx *sql.Tx) error {
+// UpdateLoginGate reads the login gate of userID (as seen from source)
+// under the row's write lock, asks decide and writes its answer with its
+// events, all in one transaction.
+func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, decide func(identity.LoginGate) (identity.LoginGateWrite, bool)) error {
+	return s.inTx(ctx, "update login gate", "user", func(tx *sql.Tx) error {
 		var (
-			res sql.Result
-			err error
+			g             identity.LoginGate
+			failed        int64
+			next, lockedU int64
 		)
-		if rehash != "" {
-			res, err = tx.ExecContext(ctx, s.q("UPDATE users SET failed_count = 0, password_hash = ?, updated_at = ? WHERE id = ?"),
-				rehash, store.UnixMS(now), userID)
-		} else {
-			res, err = tx.ExecContext(ctx, s.q("UPDATE users SET failed_count = 0 WHERE id = ?"), userID)
+		err := tx.QueryRowContext(ctx, s.q("SELECT failed_count, next_attempt_at, locked_until FROM users WHERE id = ?"+s.db.ForUpdate()), userID).
+			Scan(&failed, &next, &lockedU)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.NotFound("user")
 		}
 		if err != nil {
 			return err
 		}
-		if err := mustAffect(res, "user"); err != nil {
+		g.FailedCount, g.NextAttemptAt, g.LockedUntil = int(failed), store.FromUnixMS(next), store.FromUnixMS(lockedU)
+		if source != "" {
+			var n int64
+			err := tx.QueryRowContext(ctx, s.q("SELECT failures FROM login_failure_sources WHERE user_id = ? AND source = ?"), userID, source).Scan(&n)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			g.SourceFailures = int(n)
+		}
+		w, ok := decide(g)
+		if !ok {
+			return nil
+		}
+		if w.Rehash != "" {
+			_, err = tx.ExecContext(ctx, s.q("UPDATE users SET failed_count = ?, next_attempt_at = ?, locked_until = ?, password_hash = ? WHERE id = ?"),
+				w.FailedCount, store.UnixMS(w.NextAttemptAt), store.UnixMS(w.LockedUntil), w.Rehash, userID)
+		} else {
+			_, err = tx.ExecContext(ctx, s.q("UPDATE users SET failed_count = ?, next_attempt_at = ?, locked_until = ? WHERE id = ?"),
+				w.FailedCount, store.UnixMS(w.NextAttemptAt), store.UnixMS(w.LockedUntil), userID)
+		}
+		if err != nil {
 			return err
 		}
-		return s.addEvents(ctx, tx, evs)
+		switch {
+		case w.ClearSources:
+			err = s.clearSources(ctx, tx, userID)
+		case source != "" && w.SourceFailures > 0:
+			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO login_failure_sources (user_id, source, failures) VALUES (?, ?, ?)
+				ON CONFLICT (user_id, source) DO UPDATE SET failures = excluded.failures`), userID, source, w.SourceFailures)
+		case source != "":
+			_, err = tx.ExecContext(ctx, s.q("DELETE FROM login_failure_sources WHERE user_id = ? AND source = ?"), userID, source)
+		}
+		if err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, w.Events)
 	})
 }

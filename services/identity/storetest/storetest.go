@@ -50,15 +50,16 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"UserList", testUserList},
 		{"UpdateUser", testUpdateUser},
 		{"PasswordHistory", testPasswordHistory},
-		{"LoginFailure", testLoginFailure},
-		{"LoginFailureConcurrent", testLoginFailureConcurrent},
-		{"LoginSuccess", testLoginSuccess},
+		{"LoginGate", testLoginGate},
+		{"LoginGateConcurrent", testLoginGateConcurrent},
+		{"LoginGateClearedByUserWrites", testLoginGateCleared},
 		{"Groups", testGroups},
 		{"GroupList", testGroupList},
 		{"Apps", testApps},
 		{"AppList", testAppList},
 		{"Links", testLinks},
 		{"AdminTokens", testAdminTokens},
+		{"AdminTokensRevoked", testAdminTokensRevoked},
 		{"LiteralStrings", testLiteralStrings},
 		{"OutboxWrites", testOutboxWrites},
 		{"FailedMutationWritesNoEvents", testFailedNoEvents},
@@ -479,6 +480,7 @@ func sameUser(t *testing.T, got, want *identity.User) {
 	}{
 		{"PasswordChangedAt", &g.PasswordChangedAt, &w.PasswordChangedAt},
 		{"LockedUntil", &g.LockedUntil, &w.LockedUntil},
+		{"NextAttemptAt", &g.NextAttemptAt, &w.NextAttemptAt},
 		{"CreatedAt", &g.CreatedAt, &w.CreatedAt},
 		{"UpdatedAt", &g.UpdatedAt, &w.UpdatedAt},
 	} {
@@ -627,6 +629,7 @@ func testUpdateUser(t *testing.T, f *fixture) {
 	upd.MustChange, upd.NeverExpires, upd.CannotChange, upd.PasswordOnly = true, true, true, false
 	upd.FailedCount = 4
 	upd.LockedUntil = identity.LockForever
+	upd.NextAttemptAt = base.Add(time.Minute)
 	upd.UpdatedAt = base.Add(4*time.Hour + 567*time.Millisecond)
 	upd.PasswordHash = "must-not-be-written"
 	f.expectEvents(1, func() { must(t, f.s.UpdateUser(f.ctx, &upd, f.evs(1))) })
@@ -644,6 +647,7 @@ func testUpdateUser(t *testing.T, f *fixture) {
 	// Clearing fields.
 	clr := *got
 	clr.FeatureCode, clr.OrgID, clr.LockedUntil, clr.PasswordChangedAt = "", "", time.Time{}, time.Time{}
+	clr.NextAttemptAt = time.Time{}
 	clr.IsAdmin, clr.MustChange, clr.NeverExpires, clr.CannotChange, clr.PasswordOnly = false, false, false, false, false
 	must(t, f.s.UpdateUser(f.ctx, &clr, nil))
 	got, err = f.s.GetUser(f.ctx, u.ID)
@@ -670,8 +674,7 @@ func testUpdateUser(t *testing.T, f *fixture) {
 func testPasswordHistory(t *testing.T, f *fixture) {
 	o := f.org("")
 	u := f.user(o.ID)
-	_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 10, base, base, nil, nil)
-	must(t, err)
+	f.gate(u.ID, "src", 3)
 
 	for i := range 5 {
 		f.expectEvents(1, func() {
@@ -695,7 +698,9 @@ func testPasswordHistory(t *testing.T, f *fixture) {
 	eq(t, "hash", got.PasswordHash, "h4")
 	eq(t, "must change", got.MustChange, true)
 	eq(t, "failed count", got.FailedCount, 0)
+	eq(t, "next attempt", got.NextAttemptAt.IsZero(), true)
 	eqTime(t, "changed at", got.PasswordChangedAt, base.Add(4*time.Minute))
+	eq(t, "source count", f.readGate(u.ID, "src").SourceFailures, 0)
 
 	// Same timestamps keep insertion order; a smaller keep trims.
 	must(t, f.s.SetPassword(f.ctx, u.ID, "h5", base, false, 2, nil))
@@ -724,63 +729,90 @@ func testPasswordHistory(t *testing.T, f *fixture) {
 	isErr(t, f.s.SetPassword(f.ctx, "missing", "x", base, false, 3, nil), identity.ErrNotFound)
 }
 
-func testLoginFailure(t *testing.T, f *fixture) {
-	o := f.org("")
-	u := f.user(o.ID)
-	lock := base.Add(15 * time.Minute)
-	for i := 1; i <= 2; i++ {
-		var got *identity.User
-		f.expectEvents(1, func() {
-			var err error
-			// onLock events are not written while the count is below the limit.
-			got, err = f.s.RecordLoginFailure(f.ctx, u.ID, 3, lock, base, f.evs(1), f.evs(2))
-			must(t, err)
-		})
-		eq(t, "failed count", got.FailedCount, i)
-		eq(t, "locked", got.LockedUntil.IsZero(), true)
-	}
-	var got *identity.User
-	f.expectEvents(3, func() {
-		var err error
-		got, err = f.s.RecordLoginFailure(f.ctx, u.ID, 3, lock, base, f.evs(1), f.evs(2))
-		must(t, err)
-	})
-	eq(t, "failed count at threshold", got.FailedCount, 0)
-	eqTime(t, "locked until", got.LockedUntil, lock)
-	if !got.Locked(base) {
-		t.Fatal("user not locked at the threshold")
-	}
-	stored, err := f.s.GetUser(f.ctx, u.ID)
-	must(t, err)
-	eq(t, "stored count", stored.FailedCount, 0)
-	eqTime(t, "stored lock", stored.LockedUntil, lock)
-
-	// Counting starts again after the lock.
-	f.expectEvents(0, func() {
-		var err error
-		got, err = f.s.RecordLoginFailure(f.ctx, u.ID, 3, lock.Add(time.Hour), base, nil, f.evs(1))
-		must(t, err)
-	})
-	eq(t, "count after lock", got.FailedCount, 1)
-	eqTime(t, "lock kept", got.LockedUntil, lock)
-
-	// maxFailures 0 never locks.
-	v := f.user(o.ID)
-	f.expectEvents(0, func() {
-		for range 4 {
-			var err error
-			got, err = f.s.RecordLoginFailure(f.ctx, v.ID, 0, lock, base, nil, f.evs(1))
-			must(t, err)
-		}
-	})
-	eq(t, "count without limit", got.FailedCount, 4)
-	eq(t, "not locked without limit", got.LockedUntil.IsZero(), true)
-
-	_, err = f.s.RecordLoginFailure(f.ctx, "missing", 3, lock, base, nil, nil)
-	isErr(t, err, identity.ErrNotFound)
+// gate sets the login gate of userID: n failures, all from source, the
+// next attempt a minute after base.
+func (f *fixture) gate(userID, source string, n int) {
+	f.t.Helper()
+	must(f.t, f.s.UpdateLoginGate(f.ctx, userID, source, func(identity.LoginGate) (identity.LoginGateWrite, bool) {
+		return identity.LoginGateWrite{FailedCount: n, SourceFailures: n, NextAttemptAt: base.Add(time.Minute)}, true
+	}))
 }
 
-func testLoginFailureConcurrent(t *testing.T, f *fixture) {
+// readGate returns the login gate of userID as seen from source.
+func (f *fixture) readGate(userID, source string) identity.LoginGate {
+	f.t.Helper()
+	var out identity.LoginGate
+	must(f.t, f.s.UpdateLoginGate(f.ctx, userID, source, func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+		out = g
+		return identity.LoginGateWrite{}, false
+	}))
+	return out
+}
+
+func testLoginGate(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	if g := f.readGate(u.ID, "a"); g != (identity.LoginGate{}) {
+		t.Fatalf("fresh gate = %+v", g)
+	}
+	// decide answering false writes nothing, not even events.
+	f.expectEvents(0, func() { f.readGate(u.ID, "a") })
+
+	lock := base.Add(15 * time.Minute)
+	f.expectEvents(2, func() {
+		must(t, f.s.UpdateLoginGate(f.ctx, u.ID, "a", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+			return identity.LoginGateWrite{FailedCount: 3, SourceFailures: 2, NextAttemptAt: base.Add(time.Second),
+				LockedUntil: lock, Events: f.evs(2)}, true
+		}))
+	})
+	g := f.readGate(u.ID, "a")
+	eq(t, "failed count", g.FailedCount, 3)
+	eq(t, "source failures", g.SourceFailures, 2)
+	eqTime(t, "next attempt", g.NextAttemptAt, base.Add(time.Second))
+	eqTime(t, "locked until", g.LockedUntil, lock)
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eq(t, "user failed count", got.FailedCount, 3)
+	eqTime(t, "user next attempt", got.NextAttemptAt, base.Add(time.Second))
+	eqTime(t, "user lock", got.LockedUntil, lock)
+	eq(t, "hash untouched", got.PasswordHash, u.PasswordHash)
+
+	// Sources are counted apart; another source starts at 0.
+	eq(t, "other source", f.readGate(u.ID, "b").SourceFailures, 0)
+	eq(t, "no source", f.readGate(u.ID, "").SourceFailures, 0)
+	must(t, f.s.UpdateLoginGate(f.ctx, u.ID, "b", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+		return identity.LoginGateWrite{FailedCount: g.FailedCount + 1, SourceFailures: g.SourceFailures + 1}, true
+	}))
+	eq(t, "b counted", f.readGate(u.ID, "b").SourceFailures, 1)
+	eq(t, "a kept", f.readGate(u.ID, "a").SourceFailures, 2)
+	eq(t, "total", f.readGate(u.ID, "a").FailedCount, 4)
+	// A source count of 0 forgets the source; ClearSources forgets all.
+	must(t, f.s.UpdateLoginGate(f.ctx, u.ID, "b", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+		return identity.LoginGateWrite{FailedCount: g.FailedCount}, true
+	}))
+	eq(t, "b forgotten", f.readGate(u.ID, "b").SourceFailures, 0)
+	eq(t, "a still", f.readGate(u.ID, "a").SourceFailures, 2)
+	f.expectEvents(1, func() {
+		must(t, f.s.UpdateLoginGate(f.ctx, u.ID, "", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+			return identity.LoginGateWrite{ClearSources: true, Rehash: "rehashed", Events: f.evs(1)}, true
+		}))
+	})
+	g = f.readGate(u.ID, "a")
+	if g != (identity.LoginGate{}) {
+		t.Fatalf("cleared gate = %+v", g)
+	}
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eq(t, "rehash", got.PasswordHash, "rehashed")
+
+	isErr(t, f.s.UpdateLoginGate(f.ctx, "missing", "a", func(identity.LoginGate) (identity.LoginGateWrite, bool) {
+		return identity.LoginGateWrite{FailedCount: 1}, true
+	}), identity.ErrNotFound)
+}
+
+// testLoginGateConcurrent: decide runs on the stored state under the row
+// lock, so concurrent read-modify-writes never lose an update.
+func testLoginGateConcurrent(t *testing.T, f *fixture) {
 	o := f.org("")
 	u := f.user(o.ID)
 	const n = 12
@@ -788,8 +820,9 @@ func testLoginFailureConcurrent(t *testing.T, f *fixture) {
 	errs := make(chan error, n)
 	for range n {
 		wg.Go(func() {
-			_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 100, base, base, nil, nil)
-			errs <- err
+			errs <- f.s.UpdateLoginGate(f.ctx, u.ID, "src", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+				return identity.LoginGateWrite{FailedCount: g.FailedCount + 1, SourceFailures: g.SourceFailures + 1}, true
+			})
 		})
 	}
 	wg.Wait()
@@ -797,30 +830,33 @@ func testLoginFailureConcurrent(t *testing.T, f *fixture) {
 	for err := range errs {
 		must(t, err)
 	}
-	got, err := f.s.GetUser(f.ctx, u.ID)
-	must(t, err)
-	eq(t, "concurrent failures", got.FailedCount, n)
+	g := f.readGate(u.ID, "src")
+	eq(t, "concurrent failures", g.FailedCount, n)
+	eq(t, "concurrent source failures", g.SourceFailures, n)
 }
 
-func testLoginSuccess(t *testing.T, f *fixture) {
+// testLoginGateCleared: an update with no failures (unlock) and a new
+// password forget the per-source counts.
+func testLoginGateCleared(t *testing.T, f *fixture) {
 	o := f.org("")
 	u := f.user(o.ID)
-	for range 2 {
-		_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 5, base, base, nil, nil)
-		must(t, err)
-	}
-	f.expectEvents(1, func() { must(t, f.s.RecordLoginSuccess(f.ctx, u.ID, "", base, f.evs(1))) })
+	f.gate(u.ID, "src", 2)
 	got, err := f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
-	eq(t, "failed count", got.FailedCount, 0)
-	eq(t, "hash kept", got.PasswordHash, u.PasswordHash)
-
-	must(t, f.s.RecordLoginSuccess(f.ctx, u.ID, "rehashed", base, nil))
-	got, err = f.s.GetUser(f.ctx, u.ID)
-	must(t, err)
-	eq(t, "rehash", got.PasswordHash, "rehashed")
-
-	isErr(t, f.s.RecordLoginSuccess(f.ctx, "missing", "", base, nil), identity.ErrNotFound)
+	eq(t, "failed", got.FailedCount, 2)
+	got.DisplayName = "still failing"
+	must(t, f.s.UpdateUser(f.ctx, got, nil))
+	eq(t, "kept by a profile update", f.readGate(u.ID, "src").SourceFailures, 2)
+	got.FailedCount, got.NextAttemptAt = 0, time.Time{}
+	must(t, f.s.UpdateUser(f.ctx, got, nil))
+	if g := f.readGate(u.ID, "src"); g != (identity.LoginGate{}) {
+		t.Fatalf("after unlock: %+v", g)
+	}
+	f.gate(u.ID, "src", 2)
+	must(t, f.s.SetPassword(f.ctx, u.ID, "new", base, false, 3, nil))
+	if g := f.readGate(u.ID, "src"); g != (identity.LoginGate{}) {
+		t.Fatalf("after a new password: %+v", g)
+	}
 }
 
 func testGroups(t *testing.T, f *fixture) {
@@ -1092,6 +1128,12 @@ func testAdminTokens(t *testing.T, f *fixture) {
 	eq(t, "user", got.UserID, u.ID)
 	eqTime(t, "expires", got.ExpiresAt, live.ExpiresAt)
 	eqTime(t, "created", got.CreatedAt, live.CreatedAt)
+	eqTime(t, "last used = created", got.LastUsedAt, live.CreatedAt)
+	must(t, f.s.TouchAdminToken(f.ctx, "h-live", base.Add(5*time.Minute)))
+	must(t, f.s.TouchAdminToken(f.ctx, "h-live", base.Add(time.Minute))) // never backwards
+	got, err = f.s.GetAdminToken(f.ctx, "h-live")
+	must(t, err)
+	eqTime(t, "last used", got.LastUsedAt, base.Add(5*time.Minute))
 	_, err = f.s.GetAdminToken(f.ctx, "missing")
 	isErr(t, err, identity.ErrNotFound)
 	isErr(t, f.s.CreateAdminToken(f.ctx, &identity.AdminToken{Hash: "h-live", UserID: u.ID, ExpiresAt: base}), identity.ErrConflict)
@@ -1107,6 +1149,78 @@ func testAdminTokens(t *testing.T, f *fixture) {
 	}
 	_, err = f.s.GetAdminToken(f.ctx, "h-live")
 	must(t, err)
+
+	// Logout deletes one token, with its events.
+	f.expectEvents(1, func() { must(t, f.s.DeleteAdminToken(f.ctx, "h-live", f.evs(1))) })
+	_, err = f.s.GetAdminToken(f.ctx, "h-live")
+	isErr(t, err, identity.ErrNotFound)
+	f.expectEvents(0, func() { isErr(t, f.s.DeleteAdminToken(f.ctx, "h-live", f.evs(1)), identity.ErrNotFound) })
+}
+
+// testAdminTokensRevoked: a new password, a change of status or admin
+// rights and a new lock delete every token of the user (and only theirs);
+// profile changes and unlocking do not.
+func testAdminTokensRevoked(t *testing.T, f *fixture) {
+	o := f.org("")
+	other := f.user(o.ID)
+	n := 0
+	issue := func(userID string) string {
+		n++
+		h := fmt.Sprintf("tok-%d", n)
+		must(t, f.s.CreateAdminToken(f.ctx, &identity.AdminToken{Hash: h, UserID: userID, ExpiresAt: base.Add(time.Hour), CreatedAt: base}))
+		return h
+	}
+	alive := func(h string) bool {
+		t.Helper()
+		_, err := f.s.GetAdminToken(f.ctx, h)
+		if err != nil && !errors.Is(err, identity.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	bystander := issue(other.ID)
+	for _, c := range []struct {
+		name    string
+		change  func(u *identity.User)
+		revokes bool
+	}{
+		{"profile", func(u *identity.User) { u.DisplayName = "renamed" }, false},
+		{"failure count", func(u *identity.User) { u.FailedCount = 3 }, false},
+		{"disable", func(u *identity.User) { u.Status = identity.StatusDisabled }, true},
+		{"admin rights taken", func(u *identity.User) { u.IsAdmin = false }, true},
+		{"admin rights given", func(u *identity.User) { u.IsAdmin = true }, true},
+		{"lock", func(u *identity.User) { u.LockedUntil = base.Add(time.Hour) }, true},
+		{"lock forever", func(u *identity.User) { u.LockedUntil = identity.LockForever }, true},
+	} {
+		u := f.newUser(o.ID)
+		u.IsAdmin = c.name != "admin rights given"
+		must(t, f.s.CreateUser(f.ctx, u, nil))
+		h1, h2 := issue(u.ID), issue(u.ID)
+		c.change(u)
+		must(t, f.s.UpdateUser(f.ctx, u, nil))
+		if alive(h1) == c.revokes || alive(h2) == c.revokes {
+			t.Fatalf("%s: tokens alive %v %v, want revoked=%v", c.name, alive(h1), alive(h2), c.revokes)
+		}
+		if c.revokes {
+			// Undoing the change does not bring them back.
+			u2, err := f.s.GetUser(f.ctx, u.ID)
+			must(t, err)
+			u2.Status, u2.LockedUntil = identity.StatusActive, time.Time{}
+			must(t, f.s.UpdateUser(f.ctx, u2, nil))
+			if alive(h1) || alive(h2) {
+				t.Fatalf("%s: tokens came back", c.name)
+			}
+		}
+	}
+	u := f.user(o.ID)
+	h := issue(u.ID)
+	must(t, f.s.SetPassword(f.ctx, u.ID, "new", base, false, 3, nil))
+	if alive(h) {
+		t.Fatal("token survived a new password")
+	}
+	if !alive(bystander) {
+		t.Fatal("another user's token was revoked")
+	}
 }
 
 func testLiteralStrings(t *testing.T, f *fixture) {
@@ -1195,10 +1309,12 @@ func testOutboxWrites(t *testing.T, f *fixture) {
 	f.expectEvents(1, func() { must(t, f.s.UpdateUser(f.ctx, u, f.evs(1))) })
 	f.expectEvents(1, func() { must(t, f.s.SetPassword(f.ctx, u.ID, "h", base, false, 3, f.evs(1))) })
 	f.expectEvents(1, func() {
-		_, err := f.s.RecordLoginFailure(f.ctx, u.ID, 5, base, base, f.evs(1), nil)
-		must(t, err)
+		must(t, f.s.UpdateLoginGate(f.ctx, u.ID, "s", func(identity.LoginGate) (identity.LoginGateWrite, bool) {
+			return identity.LoginGateWrite{FailedCount: 1, SourceFailures: 1, Events: f.evs(1)}, true
+		}))
 	})
-	f.expectEvents(1, func() { must(t, f.s.RecordLoginSuccess(f.ctx, u.ID, "", base, f.evs(1))) })
+	must(t, f.s.CreateAdminToken(f.ctx, &identity.AdminToken{Hash: "t", UserID: u.ID, ExpiresAt: base}))
+	f.expectEvents(1, func() { must(t, f.s.DeleteAdminToken(f.ctx, "t", f.evs(1))) })
 	g := &identity.Group{ID: f.id("grp"), Code: "g", Name: "g", OrgID: o.ID}
 	f.expectEvents(1, func() { must(t, f.s.CreateGroup(f.ctx, g, f.evs(1))) })
 	f.expectEvents(1, func() { must(t, f.s.AddGroupMember(f.ctx, g.ID, u.ID, f.evs(1))) })
@@ -1237,9 +1353,10 @@ func testFailedNoEvents(t *testing.T, f *fixture) {
 		isErr(t, f.s.CreateUser(f.ctx, dupUser, f.evs(1)), identity.ErrConflict)
 		isErr(t, f.s.UpdateUser(f.ctx, &identity.User{ID: "missing", LoginName: "free"}, f.evs(1)), identity.ErrNotFound)
 		isErr(t, f.s.SetPassword(f.ctx, "missing", "h", base, false, 3, f.evs(1)), identity.ErrNotFound)
-		_, err = f.s.RecordLoginFailure(f.ctx, "missing", 3, base, base, f.evs(1), f.evs(1))
-		isErr(t, err, identity.ErrNotFound)
-		isErr(t, f.s.RecordLoginSuccess(f.ctx, "missing", "", base, f.evs(1)), identity.ErrNotFound)
+		isErr(t, f.s.UpdateLoginGate(f.ctx, "missing", "s", func(identity.LoginGate) (identity.LoginGateWrite, bool) {
+			return identity.LoginGateWrite{FailedCount: 1, Events: f.evs(1)}, true
+		}), identity.ErrNotFound)
+		isErr(t, f.s.DeleteAdminToken(f.ctx, "missing", f.evs(1)), identity.ErrNotFound)
 
 		dupGroup := &identity.Group{ID: f.id("grp"), Code: "g", Name: "g", OrgID: o.ID}
 		isErr(t, f.s.CreateGroup(f.ctx, dupGroup, f.evs(1)), identity.ErrConflict)
@@ -1281,8 +1398,10 @@ func testEventFailureRollsBack(t *testing.T, f *fixture) {
 	root := f.org("")
 	u := f.user(root.ID)
 	f.expectEvents(0, func() {
-		if _, err := f.s.RecordLoginFailure(f.ctx, u.ID, 5, base, base, first, nil); err == nil {
-			t.Fatal("RecordLoginFailure with a repeated event id succeeded")
+		if err := f.s.UpdateLoginGate(f.ctx, u.ID, "s", func(identity.LoginGate) (identity.LoginGateWrite, bool) {
+			return identity.LoginGateWrite{FailedCount: 1, SourceFailures: 1, Events: first}, true
+		}); err == nil {
+			t.Fatal("UpdateLoginGate with a repeated event id succeeded")
 		}
 		if err := f.s.SetPassword(f.ctx, u.ID, "new-hash", base, false, 3, first); err == nil {
 			t.Fatal("SetPassword with a repeated event id succeeded")
@@ -1291,6 +1410,7 @@ func testEventFailureRollsBack(t *testing.T, f *fixture) {
 	got, err := f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
 	eq(t, "failed count after rollback", got.FailedCount, 0)
+	eq(t, "source count after rollback", f.readGate(u.ID, "s").SourceFailures, 0)
 	eq(t, "hash after rollback", got.PasswordHash, u.PasswordHash)
 	h, err := f.s.PasswordHistory(f.ctx, u.ID, 5)
 	must(t, err)

@@ -1,0 +1,574 @@
+package identity
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/events"
+)
+
+// The login gate stands between a password guess and the hash. Its rules
+// (also in docs/operators.md, "Password policy and lockout"):
+//
+//  1. Per source (in memory, per instance). Every password check is
+//     charged to its source when it is admitted and refunded when the
+//     password was right, so the charge is the number of failed (and
+//     running) checks; it drops by one every Throttle.Decay. The first
+//     Throttle.AddressFailures checks pass at once; the next ones wait
+//     BaseDelay, 2×, 4×, ... before they are hashed; one whose wait would
+//     exceed MaxDelay is refused at once (RESOURCE_EXHAUSTED
+//     LOGIN_THROTTLED with retry_after_seconds, audited as a rate-limit
+//     hit) and not charged.
+//  2. Per account (in the store, shared by every instance). A check is
+//     counted against the account (User.FailedCount) only while its source
+//     has counted fewer than Policy.SourceFailures of the account's
+//     failures: a source that spent that budget goes on failing against
+//     rule 1 only. Counted checks are spaced: once more failures are
+//     counted than one source may add, the next counted check may start
+//     BaseDelay after this one, then 2×, 4×, ... up to MaxDelay; a check
+//     whose turn is more than MaxDelay away (or beyond its deadline) is
+//     refused at once (LOGIN_THROTTLED). The policy's hard lock falls when
+//     Policy.MaxFailures checks are counted, which therefore needs failures
+//     from at least ceil(MaxFailures/SourceFailures) sources: no single
+//     address can lock anyone out.
+//  3. Count and decide in one step. The account charge, the spacing and
+//     the lock are decided in one store transaction (UpdateLoginGate)
+//     before the hash: once the threshold is reached no further check is
+//     admitted, however many arrive at once. The check that reaches it
+//     still runs; if its password was right it lifts the lock it set, if
+//     not the lockout is audited and published.
+//
+// A source is the client address for AdminLogin (IPv6 by /64), and for
+// Authenticate and ChangePassword the calling application together with
+// the person's address when the application reports it in extend_info
+// "client_ip"; without it the application itself is the source of the
+// account's count, and its rule-1 charge is kept per account (so guessing
+// through one application slows that account there, not the application).
+// Waiting never holds a hash worker: it happens before the hash.
+
+// Throttle tunes the login gate (zero fields take the defaults).
+type Throttle struct {
+	// AddressFailures is how many failed checks a source may make before
+	// its checks are delayed (default 10).
+	AddressFailures int
+	// BaseDelay is the first delay; each next one doubles (default 1s).
+	BaseDelay time.Duration
+	// MaxDelay is the longest wait; a source whose next delay would be
+	// longer is refused, an account's spacing stops growing (default 30s).
+	MaxDelay time.Duration
+	// Decay is how long a source takes to forget one failure (default 1m).
+	Decay time.Duration
+	// MaxSources bounds the sources tracked in memory (default 100000).
+	MaxSources int
+}
+
+// DefaultThrottle returns the default login gate settings.
+func DefaultThrottle() Throttle {
+	return Throttle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second,
+		Decay: time.Minute, MaxSources: 100000}
+}
+
+func (t Throttle) withDefaults() Throttle {
+	d := DefaultThrottle()
+	if t.AddressFailures <= 0 {
+		t.AddressFailures = d.AddressFailures
+	}
+	if t.BaseDelay <= 0 {
+		t.BaseDelay = d.BaseDelay
+	}
+	if t.MaxDelay <= 0 {
+		t.MaxDelay = d.MaxDelay
+	}
+	if t.MaxDelay < t.BaseDelay {
+		t.MaxDelay = t.BaseDelay
+	}
+	if t.Decay <= 0 {
+		t.Decay = d.Decay
+	}
+	if t.MaxSources <= 0 {
+		t.MaxSources = d.MaxSources
+	}
+	return t
+}
+
+// delay is the wait of the n-th check when the first free ones are free:
+// BaseDelay for n = free+1, doubling after. Past MaxDelay it returns
+// MaxDelay+1 (the caller caps or refuses).
+func (t Throttle) delay(n, free int) time.Duration {
+	if n <= free {
+		return 0
+	}
+	d := t.BaseDelay
+	for i := free + 1; i < n; i++ {
+		if d > t.MaxDelay {
+			break
+		}
+		d *= 2
+	}
+	if d > t.MaxDelay {
+		return t.MaxDelay + 1
+	}
+	return d
+}
+
+// maxCounted bounds an account's counted failures when the policy never
+// locks: the spacing is at MaxDelay long before, and the per-source rows
+// stay few.
+const maxCounted = 64
+
+// sourceCap is how many failures one source may count against an account.
+func (p Policy) sourceCap() int {
+	c := p.SourceFailures
+	if c <= 0 {
+		c = DefaultPolicy().SourceFailures
+	}
+	if p.MaxFailures > 1 && c >= p.MaxFailures {
+		c = p.MaxFailures - 1
+	}
+	return max(c, 1)
+}
+
+// loginSource says where a password check comes from.
+type loginSource struct {
+	gate    string // rule 1 key ("" = none)
+	account string // the source as the account counts it (rule 2)
+}
+
+// addressKey is the client address as a source: IPv4 whole, IPv6 by /64
+// (one host usually holds a whole /64).
+func addressKey(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return "ip:unknown"
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return "ip:" + p.String()
+	}
+	return "ip:" + ip.String()
+}
+
+// adminLoginSource is the source of an AdminLogin.
+func adminLoginSource(ip netip.Addr) loginSource {
+	k := addressKey(ip)
+	return loginSource{gate: k, account: k}
+}
+
+// ClientIPExtend is the extend_info key by which an application reports
+// the address of the person it authenticates.
+const ClientIPExtend = "client_ip"
+
+// appLoginSource is the source of a password check an application makes for
+// user u (see the rules above).
+func appLoginSource(appID string, extend map[string]string, userID string) loginSource {
+	app := "app:" + appID
+	if ip, err := netip.ParseAddr(extend[ClientIPExtend]); err == nil {
+		k := app + "/" + addressKey(ip)
+		return loginSource{gate: k, account: k}
+	}
+	return loginSource{gate: app + "/user:" + userID, account: app}
+}
+
+// sourceID is how the store keeps a source: a hash, so that client
+// addresses are not kept with the account.
+func sourceID(src string) string {
+	h := sha256.Sum256([]byte(src))
+	return hex.EncodeToString(h[:12])
+}
+
+// MetaRetryAfter is the ErrorInfo metadata key of a LOGIN_THROTTLED
+// refusal saying in how many seconds to try again (the REST edge sends it
+// as Retry-After).
+const MetaRetryAfter = "retry_after_seconds"
+
+// errLoginThrottled refuses a password check for now; retry is when it may
+// be tried again.
+func errLoginThrottled(retry time.Duration) *apierr.Error {
+	secs := int64(math.Ceil(retry.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	return apierr.New(apierr.ResourceExhausted, "LOGIN_THROTTLED",
+		fmt.Sprintf("too many failed logins: password checks are slowed down; retry in %d s", secs)).
+		WithMeta(MetaRetryAfter, strconv.FormatInt(secs, 10))
+}
+
+// ---- rule 1: the per-source gate ----
+
+type sourceGate struct {
+	cfg Throttle
+	mu  sync.Mutex
+	m   map[string]*sourceState
+}
+
+type sourceState struct {
+	charge float64   // failed and running checks, decaying
+	at     time.Time // when charge was brought up to date
+}
+
+func newSourceGate(cfg Throttle) *sourceGate {
+	return &sourceGate{cfg: cfg, m: map[string]*sourceState{}}
+}
+
+func (g *sourceGate) decay(e *sourceState, now time.Time) {
+	if el := now.Sub(e.at); el > 0 {
+		e.charge = max(0, e.charge-float64(el)/float64(g.cfg.Decay))
+		e.at = now
+	}
+}
+
+// limit is the highest check number whose delay fits MaxDelay.
+func (g *sourceGate) limit() int {
+	n := g.cfg.AddressFailures
+	for g.cfg.delay(n+1, g.cfg.AddressFailures) <= g.cfg.MaxDelay {
+		n++
+	}
+	return n
+}
+
+// admit charges one check to key and says how long it must wait first, or
+// refuses it (not charged) with how long until a retry may pass.
+func (g *sourceGate) admit(key string, now time.Time, remaining time.Duration) (wait, retry time.Duration, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e := g.m[key]
+	if e == nil {
+		e = &sourceState{at: now}
+	}
+	g.decay(e, now)
+	// This check's number: a charge decayed part-way still counts whole,
+	// so that a source gains a check only per full Decay.
+	n := int(math.Ceil(e.charge)) + 1
+	wait = g.cfg.delay(n, g.cfg.AddressFailures)
+	if wait > g.cfg.MaxDelay {
+		// Admitted again once the charge has decayed to limit-1.
+		over := e.charge - float64(g.limit()-1)
+		return 0, time.Duration(over * float64(g.cfg.Decay)), false
+	}
+	if wait > remaining {
+		return 0, wait, false
+	}
+	e.charge++
+	if g.m[key] == nil {
+		g.makeRoom(now)
+		g.m[key] = e
+	}
+	return wait, 0, true
+}
+
+// refund takes back one charge (a check whose password was right, or that
+// was never made).
+func (g *sourceGate) refund(key string, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e := g.m[key]; e != nil {
+		g.decay(e, now)
+		e.charge = max(0, e.charge-1)
+	}
+}
+
+// makeRoom keeps the map under MaxSources: forgotten sources go first,
+// then arbitrary ones (an attacker with that many addresses gains little
+// from rule 1 anyway; rule 2 still holds).
+func (g *sourceGate) makeRoom(now time.Time) {
+	if len(g.m) < g.cfg.MaxSources {
+		return
+	}
+	for k, e := range g.m {
+		if g.decay(e, now); e.charge == 0 {
+			delete(g.m, k)
+		}
+	}
+	for k := range g.m {
+		if len(g.m) < g.cfg.MaxSources*9/10 {
+			break
+		}
+		delete(g.m, k)
+	}
+}
+
+// hitLog thins the audit of refused checks: at most one record per key per
+// second, carrying how many refusals it stands for.
+type hitLog struct {
+	mu sync.Mutex
+	m  map[string]hitState
+}
+
+type hitState struct {
+	last       time.Time
+	suppressed int
+}
+
+func (h *hitLog) note(key string, now time.Time) (audit bool, suppressed int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil || len(h.m) > 10000 {
+		h.m = map[string]hitState{}
+	}
+	st := h.m[key]
+	if !st.last.IsZero() && now.Sub(st.last) < time.Second {
+		st.suppressed++
+		h.m[key] = st
+		return false, 0
+	}
+	h.m[key] = hitState{last: now}
+	return true, st.suppressed
+}
+
+// ---- rule 2: the per-account gate ----
+
+// accountTicket is what admitting a check on an account decided.
+type accountTicket struct {
+	charged bool          // counted against the account
+	lockSet time.Time     // the lock this check set (zero: none)
+	wait    time.Duration // how long it waits for its turn
+	// level is the account's count with this check admitted: a success
+	// clears the failures up to it; the ones above were counted by checks
+	// admitted after this one, still running.
+	level int
+}
+
+type gateVerdict int
+
+const (
+	gateAdmit gateVerdict = iota
+	gateLocked
+	gateThrottled
+)
+
+// decideAccount admits one password check on an account whose gate is g
+// (rules 2 and 3), for a caller with remaining time left.
+func (s *Service) decideAccount(g LoginGate, now time.Time, remaining time.Duration) (LoginGateWrite, bool, accountTicket, gateVerdict) {
+	p, th := s.cfg.Policy, s.cfg.Throttle
+	var t accountTicket
+	if g.LockedUntil.After(now) {
+		return LoginGateWrite{}, false, t, gateLocked
+	}
+	if g.NextAttemptAt.After(now) {
+		t.wait = g.NextAttemptAt.Sub(now)
+	}
+	if t.wait > th.MaxDelay || t.wait > remaining {
+		return LoginGateWrite{}, false, t, gateThrottled
+	}
+	cap := p.sourceCap()
+	t.level = g.FailedCount
+	if g.SourceFailures >= cap {
+		// This source spent its budget on the account (rule 1 holds it).
+		return LoginGateWrite{}, false, t, gateAdmit
+	}
+	start := now.Add(t.wait)
+	if g.FailedCount >= maxCounted {
+		// Counting stops (the policy never locks); the spacing goes on at
+		// its longest.
+		return LoginGateWrite{FailedCount: g.FailedCount, SourceFailures: g.SourceFailures,
+			NextAttemptAt: start.Add(th.MaxDelay), LockedUntil: g.LockedUntil}, true, t, gateAdmit
+	}
+	t.charged = true
+	c := g.FailedCount + 1
+	t.level = c
+	w := LoginGateWrite{FailedCount: c, SourceFailures: g.SourceFailures + 1,
+		NextAttemptAt: g.NextAttemptAt, LockedUntil: g.LockedUntil}
+	if d := th.delay(c, cap); d > 0 {
+		w.NextAttemptAt = start.Add(min(d, th.MaxDelay))
+	}
+	if p.MaxFailures > 0 && c >= p.MaxFailures {
+		t.lockSet, t.level = now.Add(p.LockDuration).Truncate(time.Millisecond), 0
+		w = LoginGateWrite{ClearSources: true, LockedUntil: t.lockSet}
+	}
+	return w, true, t, gateAdmit
+}
+
+// ---- one password check through the gate ----
+
+// loginAttempt is one password check on its way through the gate.
+type loginAttempt struct {
+	s        *Service
+	src      loginSource
+	api      string
+	admitted bool // charged to the source gate
+	srcWait  time.Duration
+	userID   string
+	acct     accountTicket
+}
+
+func (s *Service) newAttempt(src loginSource, api string) *loginAttempt {
+	return &loginAttempt{s: s, src: src, api: api}
+}
+
+// remaining is how long the caller still waits for an answer.
+func remaining(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return time.Until(dl)
+	}
+	return math.MaxInt64
+}
+
+// admitSource passes rule 1 (once).
+func (a *loginAttempt) admitSource(ctx context.Context, subject, org string, start time.Time) error {
+	if a.admitted || a.src.gate == "" {
+		return nil
+	}
+	wait, retry, ok := a.s.sources.admit(a.src.gate, a.s.now(), remaining(ctx))
+	if !ok {
+		return a.throttled(ctx, "source", subject, org, retry, start)
+	}
+	a.admitted, a.srcWait = true, wait
+	return nil
+}
+
+// throttled audits a refused check (thinned, see hitLog) and returns the
+// refusal.
+func (a *loginAttempt) throttled(ctx context.Context, gate, subject, org string, retry time.Duration, start time.Time) error {
+	err := errLoginThrottled(retry)
+	key := gate + "|" + a.src.gate
+	if gate == "account" {
+		key = gate + "|" + a.userID
+	}
+	if ok, suppressed := a.s.hits.note(key, a.s.now()); ok {
+		a.s.appendAudit(ctx, a.s.audit(ctx, a.api, subject, org, "denied", err.Reason, start, map[string]string{
+			"gate": gate, MetaRetryAfter: err.Meta[MetaRetryAfter], "suppressed": strconv.Itoa(suppressed)}))
+	}
+	return err
+}
+
+// admitAccount passes rules 2 and 3 for u. A locked account answers
+// ReasonAccountLocked (audited); nothing was charged then.
+func (a *loginAttempt) admitAccount(ctx context.Context, u *User, start time.Time) (Reason, error) {
+	a.userID = u.ID
+	now := a.s.now()
+	var (
+		t       accountTicket
+		verdict gateVerdict
+	)
+	err := a.s.store.UpdateLoginGate(ctx, u.ID, sourceID(a.src.account), func(g LoginGate) (LoginGateWrite, bool) {
+		var (
+			w     LoginGateWrite
+			write bool
+		)
+		w, write, t, verdict = a.s.decideAccount(g, now, remaining(ctx))
+		return w, write
+	})
+	subject := "user:" + u.ID
+	switch {
+	case err != nil:
+		return 0, err
+	case verdict == gateLocked:
+		a.s.appendAudit(ctx, a.s.audit(ctx, a.api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, nil))
+		return ReasonAccountLocked, nil
+	case verdict == gateThrottled:
+		return 0, a.throttled(ctx, "account", subject, u.OrgID, t.wait, start)
+	}
+	a.acct = t
+	return 0, nil
+}
+
+// wait sleeps for the check's turn (never holding a hash worker). If the
+// caller gives up meanwhile, the check is refunded.
+func (a *loginAttempt) wait(ctx context.Context) error {
+	d := max(a.srcWait, a.acct.wait)
+	if d <= 0 {
+		return nil
+	}
+	if err := a.s.sleep(ctx, d); err != nil {
+		a.refund(ctx)
+		return err
+	}
+	return nil
+}
+
+// failed settles a check whose password was wrong: the charges stay; evs
+// (the failure's audit) are written, with the lockout when this check set
+// the lock.
+func (a *loginAttempt) failed(ctx context.Context, u *User, evs []events.Event, start time.Time) error {
+	if !a.acct.lockSet.IsZero() {
+		until := a.acct.lockSet.UTC().Format(time.RFC3339)
+		evs = append(evs,
+			a.s.audit(ctx, "account.lockout", "user:"+u.ID, u.OrgID, "locked", "TOO_MANY_FAILURES", start,
+				map[string]string{"locked_until": until}),
+			a.s.change(ctx, "user", "locked", u.ID, map[string]any{"locked_until": until, "reason": "TOO_MANY_FAILURES"}))
+	}
+	if err := a.s.store.AppendEvents(ctx, evs); err != nil {
+		return err
+	}
+	a.s.kick()
+	return nil
+}
+
+// succeeded settles a check whose password was right: the source charge is
+// refunded; the account's failures up to this check's level (those of
+// checks admitted after it stay counted), its spacing, the per-source
+// counts and the lock this check set (if any) are cleared, with evs and,
+// when rehash is set, the new hash.
+func (a *loginAttempt) succeeded(ctx context.Context, u *User, rehash string, evs []events.Event) error {
+	if a.admitted {
+		a.s.sources.refund(a.src.gate, a.s.now())
+		a.admitted = false
+	}
+	lock, level := a.acct.lockSet, a.acct.level
+	err := a.s.store.UpdateLoginGate(ctx, u.ID, "", func(g LoginGate) (LoginGateWrite, bool) {
+		w := LoginGateWrite{FailedCount: max(g.FailedCount-level, 0), ClearSources: true, LockedUntil: g.LockedUntil,
+			Rehash: rehash, Events: evs}
+		if !lock.IsZero() && g.LockedUntil.Equal(lock) {
+			w.LockedUntil = time.Time{}
+		}
+		return w, true
+	})
+	if err != nil {
+		return err
+	}
+	a.s.kick()
+	return nil
+}
+
+// refund takes back a check that was never decided (the caller left, the
+// hashing capacity refused it, a storage fault): its charges, and the
+// lock it set. Best effort: a failed refund leaves one failure counted.
+func (a *loginAttempt) refund(ctx context.Context) {
+	if a.admitted {
+		a.s.sources.refund(a.src.gate, a.s.now())
+		a.admitted = false
+	}
+	t := a.acct
+	if !t.charged {
+		return
+	}
+	a.acct = accountTicket{}
+	ctx = context.WithoutCancel(ctx)
+	err := a.s.store.UpdateLoginGate(ctx, a.userID, sourceID(a.src.account), func(g LoginGate) (LoginGateWrite, bool) {
+		w := LoginGateWrite{FailedCount: max(g.FailedCount-1, 0), SourceFailures: max(g.SourceFailures-1, 0),
+			NextAttemptAt: g.NextAttemptAt, LockedUntil: g.LockedUntil}
+		if !t.lockSet.IsZero() && g.LockedUntil.Equal(t.lockSet) {
+			w.LockedUntil = time.Time{}
+		}
+		return w, true
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		a.s.log.Warn("login gate: refund not stored", zap.String("user_id", a.userID), zapErr(err))
+	}
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
