@@ -133,7 +133,7 @@ func (p Policy) sourceCap() int {
 	if c <= 0 {
 		c = DefaultPolicy().SourceFailures
 	}
-	if p.MaxFailures > 1 && c >= p.MaxFailures {
+	if p.MaxFailures > 0 && c >= p.MaxFailures {
 		c = p.MaxFailures - 1
 	}
 	return max(c, 1)
