@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.uber.org/zap"
@@ -71,9 +72,20 @@ func (g *gateway) errorHandler(ctx context.Context, mux *runtime.ServeMux, m run
 	st := g.restStatus(r, err)
 	code := apierr.HTTPStatus(st)
 	if code == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", retryAfter(st))
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: code, Err: st.Err()})
+}
+
+// retryAfter is the Retry-After of a 429: the ErrorInfo metadata
+// retry_after_seconds when the service gives one (a throttled login), else 1.
+func retryAfter(st *status.Status) string {
+	if v := apierr.Info(st).GetMetadata()["retry_after_seconds"]; v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= 86400 {
+			return strconv.Itoa(n)
+		}
+	}
+	return "1"
 }
 
 // restStatus is the status answered for err, always with an ErrorInfo:

@@ -545,3 +545,19 @@ func TestHTTPStatusOfCodeMatchesRuntime(t *testing.T) {
 		}
 	}
 }
+
+// Retry-After follows the service's retry_after_seconds (a throttled
+// login), else 1; nonsense falls back to 1.
+func TestRetryAfter(t *testing.T) {
+	for v, want := range map[string]string{"": "1", "17": "17", "0": "1", "-3": "1", "x": "1", "999999": "1"} {
+		st := status.New(codes.ResourceExhausted, "slow down")
+		md := map[string]string{"legacy_code": "-6"}
+		if v != "" {
+			md["retry_after_seconds"] = v
+		}
+		st, _ = st.WithDetails(&errdetails.ErrorInfo{Reason: "LOGIN_THROTTLED", Domain: "uias.dev", Metadata: md})
+		if got := retryAfter(st); got != want {
+			t.Errorf("retry_after_seconds %q: Retry-After %q, want %q", v, got, want)
+		}
+	}
+}
