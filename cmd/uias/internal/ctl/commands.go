@@ -18,6 +18,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -73,27 +76,38 @@ func commands() map[string]map[string]command {
 	}
 }
 
-// withSession runs fn with an authenticated session.
+// withSession runs fn with an authenticated session. A token got for this
+// invocation alone (UIAS_ADMIN_USER + UIAS_ADMIN_PASSWORD) is revoked
+// after it.
 func (a *app) withSession(fn func(s *session) error) error {
 	s, err := a.authSession()
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	return s.wrap(fn(s))
+	err = s.wrap(fn(s))
+	if s.oneOff {
+		if _, lerr := s.client.AdminLogout(s.ctx, &identityv1.AdminLogoutRequest{}); lerr != nil {
+			fmt.Fprintf(a.stderr, "warning: the one-off token of UIAS_ADMIN_USER was not revoked (%v); it ends when unused for the idle time\n",
+				status.Convert(lerr).Message())
+		}
+	}
+	return err
 }
 
 // ---- login / logout ----
 
 func loginCmd() command {
 	return command{
-		usage: "--user NAME [--password-stdin]",
+		usage: "--user NAME [--password-stdin] [--print-token]",
 		help: "Logs in to the AdminService and stores the token in the token file (mode 0600).\n" +
 			"The password is read from the first line of standard input with --password-stdin,\n" +
-			"otherwise from the UIAS_ADMIN_PASSWORD environment variable.",
+			"otherwise from the UIAS_ADMIN_PASSWORD environment variable. The token itself is\n" +
+			"printed (also with -o json) only with --print-token.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			user := fs.String("user", a.env("UIAS_ADMIN_USER"), "administrator login `name` (env UIAS_ADMIN_USER)")
 			fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+			printToken := fs.Bool("print-token", false, "print the token too (it is a credential: keep it out of logs)")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
@@ -130,12 +144,19 @@ func loginCmd() command {
 				if err != nil {
 					return err
 				}
-				return a.output(resp, func(tw *tabwriter.Writer) {
+				shown := proto.CloneOf(resp)
+				if !*printToken {
+					shown.Token = ""
+				}
+				return a.output(shown, func(tw *tabwriter.Writer) {
 					fmt.Fprintf(tw, "Logged in as %s; token saved to %s", *user, path)
 					if exp := ts(resp.GetExpiresAt()); exp != "" {
-						fmt.Fprintf(tw, " (expires %s)", exp)
+						fmt.Fprintf(tw, " (expires %s at the latest)", exp)
 					}
 					fmt.Fprintln(tw, ".")
+					if *printToken {
+						fmt.Fprintf(tw, "Token: %s\n", resp.GetToken())
+					}
 				})
 			}
 		},
@@ -145,38 +166,79 @@ func loginCmd() command {
 func logoutCmd() command {
 	return command{
 		usage: "",
-		help:  "Deletes the stored token file.",
+		help: "Revokes the token on the server (AdminLogout) and deletes the stored token file.\n" +
+			"With --token or UIAS_TOKEN, that token is revoked and the file is left alone.",
 		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
 				}
-				dir, err := a.configDir()
+				token, fromFile, err := a.findToken()
 				if err != nil {
 					return err
 				}
-				path := filepath.Join(dir, tokenFileName)
-				removed := true
-				if err := os.Remove(path); err != nil {
-					if !errors.Is(err, fs.ErrNotExist) {
+				path := ""
+				if dir, err := a.configDir(); err == nil {
+					path = filepath.Join(dir, tokenFileName)
+				}
+				if token == "" {
+					return a.loggedOut(path, false, false, fmt.Sprintf("Not logged in (no token file at %s).", path))
+				}
+				revoked, revokeErr := a.revoke(token)
+				removed := false
+				if fromFile {
+					if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 						return fmt.Errorf("removing token file: %w", err)
 					}
-					removed = false
+					removed = true
 				}
-				if a.g.output == "json" {
-					b, _ := json.Marshal(map[string]any{"token_file": path, "removed": removed})
-					_, err := fmt.Fprintf(a.stdout, "%s\n", b)
-					return err
+				if revokeErr != nil {
+					msg := "the server could not revoke the token, which stays valid until it expires or is unused for the idle time"
+					if removed {
+						msg = "token file removed, but " + msg
+					}
+					return fmt.Errorf("%s: %w", msg, revokeErr)
+				}
+				what := "Logged out: token revoked"
+				if !revoked {
+					what = "Logged out: the token was no longer valid"
 				}
 				if removed {
-					fmt.Fprintf(a.stdout, "Logged out; removed %s.\n", path)
-				} else {
-					fmt.Fprintf(a.stdout, "Not logged in (no token file at %s).\n", path)
+					what += "; removed " + path
 				}
-				return nil
+				return a.loggedOut(path, removed, revoked, what+".")
 			}
 		},
 	}
+}
+
+// revoke calls AdminLogout with token: revoked is false when the server
+// no longer knew the token (UNAUTHENTICATED: expired, idle or revoked).
+func (a *app) revoke(token string) (revoked bool, err error) {
+	s, err := a.dial()
+	if err != nil {
+		return false, err
+	}
+	defer s.close()
+	ctx := metadata.AppendToOutgoingContext(s.ctx, "authorization", "Bearer "+token)
+	if _, err := s.client.AdminLogout(ctx, &identityv1.AdminLogoutRequest{}); err != nil {
+		if status.Code(err) == codes.Unauthenticated {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// loggedOut reports the outcome of logout.
+func (a *app) loggedOut(path string, removed, revoked bool, msg string) error {
+	if a.g.output == "json" {
+		b, _ := json.Marshal(map[string]any{"token_file": path, "removed": removed, "revoked": revoked})
+		_, err := fmt.Fprintf(a.stdout, "%s\n", b)
+		return err
+	}
+	_, err := fmt.Fprintln(a.stdout, msg)
+	return err
 }
 
 // ---- listing ----

@@ -41,6 +41,9 @@ type session struct {
 	// tokenFromFile is set when the token was read from the token file, so an
 	// "unauthenticated" answer can suggest logging in again.
 	tokenFromFile bool
+	// oneOff is set when the token was got for this invocation alone
+	// (UIAS_ADMIN_USER + UIAS_ADMIN_PASSWORD): it is revoked at the end.
+	oneOff bool
 }
 
 func (s *session) close() {
@@ -115,6 +118,7 @@ func (a *app) authSession() (*session, error) {
 			return nil, fmt.Errorf("logging in as UIAS_ADMIN_USER %q: %w", user, err)
 		}
 		token = resp.GetToken()
+		s.oneOff = true
 	}
 	s.tokenFromFile = fromFile
 	s.ctx = metadata.AppendToOutgoingContext(s.ctx, "authorization", "Bearer "+token)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +34,7 @@ type fakeAdmin struct {
 	lastApp   *identityv1.CreateAppRequest
 	lastLock  *identityv1.LockUserRequest
 	lastRot   *identityv1.RotateAppSecretRequest
+	revoked   []string // tokens revoked by AdminLogout
 }
 
 var validTokens = map[string]bool{"Bearer tok-login": true, "Bearer tok-flag": true}
@@ -43,10 +45,26 @@ func (f *fakeAdmin) authorize(ctx context.Context) error {
 	f.mu.Lock()
 	f.auths = append(f.auths, v)
 	f.mu.Unlock()
-	if !validTokens[v] {
+	if !validTokens[v] || slices.Contains(f.revoked, v) {
 		return status.Error(codes.Unauthenticated, "invalid or expired admin token")
 	}
 	return nil
+}
+
+func (f *fakeAdmin) AdminLogout(ctx context.Context, _ *identityv1.AdminLogoutRequest) (*identityv1.AdminLogoutResponse, error) {
+	if err := f.authorize(ctx); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revoked = append(f.revoked, f.auths[len(f.auths)-1])
+	return &identityv1.AdminLogoutResponse{}, nil
+}
+
+func (f *fakeAdmin) revokedTokens() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.revoked)
 }
 
 func (f *fakeAdmin) lastAuth() string {
@@ -244,8 +262,14 @@ func TestLoginStoresTokenAndLaterCommandsSendIt(t *testing.T) {
 		t.Errorf("authorization with --token = %q", got)
 	}
 
-	// logout removes the file; then commands fail cleanly.
-	h.mustRun("logout")
+	// logout revokes the token on the server and removes the file; then
+	// commands fail cleanly.
+	if out := h.mustRun("logout"); !strings.Contains(out, "token revoked") {
+		t.Errorf("logout output %q", out)
+	}
+	if got := h.srv.revokedTokens(); !slices.Equal(got, []string{"Bearer tok-login"}) {
+		t.Errorf("revoked on the server: %v", got)
+	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("token file still there after logout: %v", err)
 	}
@@ -316,6 +340,75 @@ func TestEnvCredentialsLogInForOneInvocation(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(h.cfg, "token")); !os.IsNotExist(err) {
 		t.Errorf("token file written by an env login")
+	}
+	// The one-off token is revoked when the command is done.
+	if got := h.srv.revokedTokens(); !slices.Equal(got, []string{"Bearer tok-login"}) {
+		t.Errorf("one-off token not revoked: %v", got)
+	}
+}
+
+// login prints the token only when asked: -o json output is often logged.
+func TestLoginPrintsNoTokenUnlessAsked(t *testing.T) {
+	h := newHarness(t)
+	h.env["UIAS_ADMIN_PASSWORD"] = "p@ss word"
+	for _, args := range [][]string{{"login", "--user", "admin"}, {"-o", "json", "login", "--user", "admin"}} {
+		out := h.mustRun(args...)
+		if strings.Contains(out, "tok-login") {
+			t.Errorf("%v printed the token: %s", args, out)
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "login", "--user", "admin")), &m); err != nil || m["expires_at"] == nil {
+		t.Errorf("json login output: %v %v", m, err)
+	}
+	out := h.mustRun("-o", "json", "login", "--user", "admin", "--print-token")
+	if err := json.Unmarshal([]byte(out), &m); err != nil || m["token"] != "tok-login" {
+		t.Errorf("--print-token json: %v %s", err, out)
+	}
+	if out := h.mustRun("login", "--user", "admin", "--print-token"); !strings.Contains(out, "Token: tok-login") {
+		t.Errorf("--print-token: %q", out)
+	}
+}
+
+func TestLogoutOutcomes(t *testing.T) {
+	h := newHarness(t)
+	path := filepath.Join(h.cfg, "token")
+	// Nothing stored: nothing to do.
+	if out := h.mustRun("logout"); !strings.Contains(out, "Not logged in") {
+		t.Errorf("logout without a token: %q", out)
+	}
+	// A token the server no longer knows: the file goes, exit 0.
+	if err := os.MkdirAll(h.cfg, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("tok-old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := h.mustRun("logout"); !strings.Contains(out, "no longer valid") {
+		t.Errorf("logout of an expired token: %q", out)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("token file kept: %v", err)
+	}
+	// --token revokes that token and leaves the file alone.
+	h.login()
+	out := h.mustRun("--token", "tok-flag", "-o", "json", "logout")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil || m["revoked"] != true || m["removed"] != false {
+		t.Errorf("logout --token: %v %s", err, out)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("logout --token removed the file: %v", err)
+	}
+	// Server unreachable: the file goes anyway, and the user is told the
+	// token is still valid.
+	h.env["UIAS_ADDR"] = "127.0.0.1:1"
+	code, _, errs := h.run("--timeout", "2s", "logout")
+	if code != 1 || !strings.Contains(errs, "token file removed, but the server could not revoke the token") {
+		t.Errorf("unreachable: exit %d, stderr %q", code, errs)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("token file kept: %v", err)
 	}
 }
 
