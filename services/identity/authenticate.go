@@ -274,21 +274,25 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	}
 	if !ok {
 		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonBadCredentials.String(), start, nil)
-		if err := a.failed(ctx, u, eventsOf(ev), start); err != nil {
+		locked, err := a.failed(ctx, u, eventsOf(ev), start)
+		if err != nil {
 			return 0, err
 		}
-		if !a.acct.lockSet.IsZero() {
+		if locked {
 			return ReasonAccountLocked, nil
 		}
 		return ReasonBadCredentials, nil
 	}
 	// The password was right: the gate forgets the failures, also when
 	// the password has expired (the person proved it; ChangePassword
-	// follows).
+	// follows). If the account was locked while the hash ran, the lock
+	// stands.
+	evLocked := eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, nil))
 	if s.cfg.Policy.Expired(u, now) {
 		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonPasswordExpired.String(), start, nil)
-		if err := a.succeeded(ctx, u, "", eventsOf(ev)); err != nil {
-			return 0, err
+		r, err := a.succeeded(ctx, u, "", eventsOf(ev), evLocked)
+		if err != nil || r != ReasonOK {
+			return r, err
 		}
 		return ReasonPasswordExpired, nil
 	}
@@ -300,10 +304,7 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	}
 	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start,
 		map[string]string{"must_change_password": fmtBool(u.MustChange)})
-	if err := a.succeeded(ctx, u, newHash, eventsOf(ev)); err != nil {
-		return 0, err
-	}
-	return ReasonOK, nil
+	return a.succeeded(ctx, u, newHash, eventsOf(ev), evLocked)
 }
 
 // ChangePassword lets a person change their own password through the

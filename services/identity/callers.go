@@ -83,7 +83,7 @@ func (s *Service) callerDenied(ctx context.Context, appID string, err *apierr.Er
 // (loginguard.go).
 func (s *Service) AdminLogin(ctx context.Context, login, password string) (token string, exp time.Time, u *User, err error) {
 	start := s.now()
-	a := s.newAttempt(adminLoginSource(caller.From(ctx).ClientIP), "admin.login")
+	a := s.newEarlyAttempt(adminLoginSource(caller.From(ctx).ClientIP), "admin.login")
 	if err := a.admitSource(ctx, "login:"+login, "", start); err != nil {
 		return "", time.Time{}, nil, err
 	}

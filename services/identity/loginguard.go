@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -19,41 +20,45 @@ import (
 )
 
 // The login gate stands between a password guess and the hash. Its rules
-// (also in docs/operators.md, "Password policy and lockout"):
+// (also in docs/operators.md, "Lockout rules"):
 //
-//  1. Per source (in memory, per instance). Every password check is
-//     charged to its source when it is admitted and refunded when the
-//     password was right, so the charge is the number of failed (and
-//     running) checks; it drops by one every Throttle.Decay. The first
-//     Throttle.AddressFailures checks pass at once; the next ones wait
-//     BaseDelay, 2×, 4×, ... before they are hashed; one whose wait would
-//     exceed MaxDelay is refused at once (RESOURCE_EXHAUSTED
-//     LOGIN_THROTTLED with retry_after_seconds, audited as a rate-limit
-//     hit) and not charged.
+//  1. Per source (in memory, per instance). A source's failed checks
+//     count, dropping by one every Throttle.Decay. The first
+//     Throttle.AddressFailures pass at once; the next ones wait BaseDelay,
+//     2×, 4×, ... before they are hashed; one whose wait would exceed
+//     MaxDelay is refused at once (RESOURCE_EXHAUSTED LOGIN_THROTTLED with
+//     retry_after_seconds, audited as a rate-limit hit). For AdminLogin,
+//     which needs no credential, a check counts from its admission (and
+//     is taken back if the password was right), so parallel guesses see
+//     each other; through an application, whose calls its rate limit
+//     bounds, a check counts when it has failed, so that one person's many
+//     parallel logins through a busy application are not slowed down.
 //  2. Per account (in the store, shared by every instance). A check is
-//     counted against the account (User.FailedCount) only while its source
-//     has counted fewer than Policy.SourceFailures of the account's
-//     failures: a source that spent that budget goes on failing against
-//     rule 1 only. Counted checks are spaced: once more failures are
-//     counted than one source may add, the next counted check may start
-//     BaseDelay after this one, then 2×, 4×, ... up to MaxDelay; a check
-//     whose turn is more than MaxDelay away (or beyond its deadline) is
-//     refused at once (LOGIN_THROTTLED). The policy's hard lock falls when
-//     Policy.MaxFailures checks are counted, which therefore needs failures
-//     from at least ceil(MaxFailures/SourceFailures) sources: no single
-//     address can lock anyone out.
-//  3. Count and decide in one step. The account charge, the spacing and
-//     the lock are decided in one store transaction (UpdateLoginGate)
-//     before the hash: once the threshold is reached no further check is
-//     admitted, however many arrive at once. The check that reaches it
-//     still runs; if its password was right it lifts the lock it set, if
-//     not the lockout is audited and published.
+//     counted against the account only while its source has made fewer
+//     than Policy.SourceFailures counted checks: a source that spent that
+//     budget goes on against rule 1 only. Counted checks are spaced: once
+//     more failures are counted than one source may add, the next counted
+//     check may start BaseDelay after this one, then 2×, 4×, ... up to
+//     MaxDelay; a check whose turn is more than MaxDelay away (or beyond
+//     its deadline) is refused at once (LOGIN_THROTTLED). The policy's
+//     hard lock falls when Policy.MaxFailures failures are counted, which
+//     therefore needs failures from at least
+//     ceil(MaxFailures/SourceFailures) sources: no single address can lock
+//     anyone out.
+//  3. Count and decide in one step. Admitting a counted check, deciding a
+//     failure (and the lock) and a success are each one store transaction
+//     (UpdateLoginGate) on the account's row. A counted check is admitted
+//     only while the failures counted plus the counted checks still
+//     running, beyond as many as there are hash workers, stay under
+//     MaxFailures; so of any number of parallel guesses at most MaxFailures
+//     + hash workers are hashed, and once MaxFailures failures are decided
+//     no check succeeds (one still running is answered "locked").
 //
 // A source is the client address for AdminLogin (IPv6 by /64), and for
 // Authenticate and ChangePassword the calling application together with
 // the person's address when the application reports it in extend_info
 // "client_ip"; without it the application itself is the source of the
-// account's count, and its rule-1 charge is kept per account (so guessing
+// account's count, and its rule-1 count is kept per account (so guessing
 // through one application slows that account there, not the application).
 // Waiting never holds a hash worker: it happens before the hash.
 
@@ -237,9 +242,11 @@ func (g *sourceGate) limit() int {
 	return n
 }
 
-// admit charges one check to key and says how long it must wait first, or
-// refuses it (not charged) with how long until a retry may pass.
-func (g *sourceGate) admit(key string, now time.Time, remaining time.Duration) (wait, retry time.Duration, ok bool) {
+// admit says how long a check from key must wait first, or refuses it
+// with how long until a retry may pass. With charge, an admitted check
+// counts at once (take it back with refund); else count a failure with
+// fail.
+func (g *sourceGate) admit(key string, now time.Time, remaining time.Duration, charge bool) (wait, retry time.Duration, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	e := g.m[key]
@@ -259,12 +266,30 @@ func (g *sourceGate) admit(key string, now time.Time, remaining time.Duration) (
 	if wait > remaining {
 		return 0, wait, false
 	}
+	if charge {
+		g.add(key, e, now)
+	}
+	return wait, 0, true
+}
+
+// fail counts a failed check of key.
+func (g *sourceGate) fail(key string, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e := g.m[key]
+	if e == nil {
+		e = &sourceState{at: now}
+	}
+	g.decay(e, now)
+	g.add(key, e, now)
+}
+
+func (g *sourceGate) add(key string, e *sourceState, now time.Time) {
 	e.charge++
 	if g.m[key] == nil {
 		g.makeRoom(now)
 		g.m[key] = e
 	}
-	return wait, 0, true
 }
 
 // refund takes back one charge (a check whose password was right, or that
@@ -326,17 +351,16 @@ func (h *hitLog) note(key string, now time.Time) (audit bool, suppressed int) {
 	return true, st.suppressed
 }
 
-// ---- rule 2: the per-account gate ----
+// ---- rules 2 and 3: the per-account gate ----
+
+// pendingStale is when counted checks still "running" are deemed lost (an
+// instance that died mid-check): admitting ignores them after it.
+const pendingStale = time.Minute
 
 // accountTicket is what admitting a check on an account decided.
 type accountTicket struct {
-	charged bool          // counted against the account
-	lockSet time.Time     // the lock this check set (zero: none)
+	counted bool          // counted against the account (holds a pending slot)
 	wait    time.Duration // how long it waits for its turn
-	// level is the account's count with this check admitted: a success
-	// clears the failures up to it; the ones above were counted by checks
-	// admitted after this one, still running.
-	level int
 }
 
 type gateVerdict int
@@ -347,13 +371,27 @@ const (
 	gateThrottled
 )
 
+// slack is how many counted checks of one account may run beyond the
+// threshold's budget: as many as hashes run at once.
+func (s *Service) slack() int {
+	if s.hasher == nil {
+		return 1
+	}
+	return s.hasher.Workers()
+}
+
 // decideAccount admits one password check on an account whose gate is g
-// (rules 2 and 3), for a caller with remaining time left.
+// (rules 2 and 3), for a caller with remaining time left. A refused check
+// (locked, throttled) writes nothing; t.wait is then when to retry.
 func (s *Service) decideAccount(g LoginGate, now time.Time, remaining time.Duration) (LoginGateWrite, bool, accountTicket, gateVerdict) {
 	p, th := s.cfg.Policy, s.cfg.Throttle
 	var t accountTicket
 	if g.LockedUntil.After(now) {
 		return LoginGateWrite{}, false, t, gateLocked
+	}
+	pending := g.Pending
+	if pending > 0 && now.Sub(g.PendingAt) > pendingStale {
+		pending = 0
 	}
 	if g.NextAttemptAt.After(now) {
 		t.wait = g.NextAttemptAt.Sub(now)
@@ -362,48 +400,76 @@ func (s *Service) decideAccount(g LoginGate, now time.Time, remaining time.Durat
 		return LoginGateWrite{}, false, t, gateThrottled
 	}
 	cap := p.sourceCap()
-	t.level = g.FailedCount
 	if g.SourceFailures >= cap {
-		// This source spent its budget on the account (rule 1 holds it).
+		// Not counted: this source spent its budget on the account (rule 1
+		// holds it).
 		return LoginGateWrite{}, false, t, gateAdmit
 	}
-	start := now.Add(t.wait)
 	if g.FailedCount >= maxCounted {
-		// Counting stops (the policy never locks); the spacing goes on at
-		// its longest.
-		return LoginGateWrite{FailedCount: g.FailedCount, SourceFailures: g.SourceFailures,
-			NextAttemptAt: start.Add(th.MaxDelay), LockedUntil: g.LockedUntil}, true, t, gateAdmit
+		// The count stopped (a policy that never locks); the spacing goes
+		// on at its longest.
+		w := LoginGateWrite{FailedCount: g.FailedCount, SourceFailures: g.SourceFailures, LockedUntil: g.LockedUntil,
+			NextAttemptAt: now.Add(t.wait + th.MaxDelay), Pending: g.Pending, PendingAt: g.PendingAt}
+		return w, true, t, gateAdmit
 	}
-	t.charged = true
-	c := g.FailedCount + 1
-	t.level = c
-	w := LoginGateWrite{FailedCount: c, SourceFailures: g.SourceFailures + 1,
-		NextAttemptAt: g.NextAttemptAt, LockedUntil: g.LockedUntil}
-	if d := th.delay(c, cap); d > 0 {
-		w.NextAttemptAt = start.Add(min(d, th.MaxDelay))
+	// The count this check would reach if it and every other running
+	// check beyond the slack failed.
+	eff := g.FailedCount + max(0, pending-s.slack())
+	if p.MaxFailures > 0 && eff >= p.MaxFailures {
+		// The checks running decide first.
+		t.wait = time.Second
+		return LoginGateWrite{}, false, t, gateThrottled
 	}
-	if p.MaxFailures > 0 && c >= p.MaxFailures {
-		t.lockSet, t.level = now.Add(p.LockDuration).Truncate(time.Millisecond), 0
-		w = LoginGateWrite{ClearSources: true, LockedUntil: t.lockSet}
+	t.counted = true
+	w := LoginGateWrite{FailedCount: g.FailedCount, SourceFailures: g.SourceFailures + 1,
+		NextAttemptAt: g.NextAttemptAt, LockedUntil: g.LockedUntil, Pending: pending + 1, PendingAt: now}
+	if d := th.delay(eff+1, cap); d > 0 {
+		w.NextAttemptAt = now.Add(t.wait + min(d, th.MaxDelay))
 	}
 	return w, true, t, gateAdmit
+}
+
+// decideFailure settles a counted check whose password was wrong: it
+// counts (unless the account was locked meanwhile) and may lock.
+func (s *Service) decideFailure(g LoginGate, now time.Time) (w LoginGateWrite, lock time.Time) {
+	p := s.cfg.Policy
+	w = LoginGateWrite{FailedCount: g.FailedCount, SourceFailures: g.SourceFailures, NextAttemptAt: g.NextAttemptAt,
+		LockedUntil: g.LockedUntil, Pending: max(g.Pending-1, 0), PendingAt: g.PendingAt}
+	if g.LockedUntil.After(now) {
+		return w, time.Time{}
+	}
+	w.FailedCount++
+	if p.MaxFailures > 0 && w.FailedCount >= p.MaxFailures {
+		lock = now.Add(p.LockDuration).Truncate(time.Millisecond)
+		w = LoginGateWrite{ClearSources: true, LockedUntil: lock, Pending: w.Pending, PendingAt: w.PendingAt}
+	}
+	return w, lock
 }
 
 // ---- one password check through the gate ----
 
 // loginAttempt is one password check on its way through the gate.
 type loginAttempt struct {
-	s        *Service
-	src      loginSource
-	api      string
-	admitted bool // charged to the source gate
+	s   *Service
+	src loginSource
+	api string
+	// early: rule 1 counts the check from its admission (AdminLogin).
+	early    bool
+	admitted bool // charged to the source gate (early)
 	srcWait  time.Duration
 	userID   string
 	acct     accountTicket
 }
 
+// newAttempt starts a check of an application's caller (rule 1 counts it
+// when it fails).
 func (s *Service) newAttempt(src loginSource, api string) *loginAttempt {
 	return &loginAttempt{s: s, src: src, api: api}
+}
+
+// newEarlyAttempt starts a check that rule 1 counts from its admission.
+func (s *Service) newEarlyAttempt(src loginSource, api string) *loginAttempt {
+	return &loginAttempt{s: s, src: src, api: api, early: true}
 }
 
 // remaining is how long the caller still waits for an answer.
@@ -419,11 +485,11 @@ func (a *loginAttempt) admitSource(ctx context.Context, subject, org string, sta
 	if a.admitted || a.src.gate == "" {
 		return nil
 	}
-	wait, retry, ok := a.s.sources.admit(a.src.gate, a.s.now(), remaining(ctx))
+	wait, retry, ok := a.s.sources.admit(a.src.gate, a.s.now(), remaining(ctx), a.early)
 	if !ok {
 		return a.throttled(ctx, "source", subject, org, retry, start)
 	}
-	a.admitted, a.srcWait = true, wait
+	a.admitted, a.srcWait = a.early, wait
 	return nil
 }
 
@@ -443,7 +509,7 @@ func (a *loginAttempt) throttled(ctx context.Context, gate, subject, org string,
 }
 
 // admitAccount passes rules 2 and 3 for u. A locked account answers
-// ReasonAccountLocked (audited); nothing was charged then.
+// ReasonAccountLocked (audited); nothing was counted then.
 func (a *loginAttempt) admitAccount(ctx context.Context, u *User, start time.Time) (Reason, error) {
 	a.userID = u.ID
 	now := a.s.now()
@@ -474,7 +540,7 @@ func (a *loginAttempt) admitAccount(ctx context.Context, u *User, start time.Tim
 }
 
 // wait sleeps for the check's turn (never holding a hash worker). If the
-// caller gives up meanwhile, the check is refunded.
+// caller gives up meanwhile, the check is taken back.
 func (a *loginAttempt) wait(ctx context.Context) error {
 	d := max(a.srcWait, a.acct.wait)
 	if d <= 0 {
@@ -487,71 +553,96 @@ func (a *loginAttempt) wait(ctx context.Context) error {
 	return nil
 }
 
-// failed settles a check whose password was wrong: the charges stay; evs
-// (the failure's audit) are written, with the lockout when this check set
-// the lock.
-func (a *loginAttempt) failed(ctx context.Context, u *User, evs []events.Event, start time.Time) error {
-	if !a.acct.lockSet.IsZero() {
-		until := a.acct.lockSet.UTC().Format(time.RFC3339)
-		evs = append(evs,
-			a.s.audit(ctx, "account.lockout", "user:"+u.ID, u.OrgID, "locked", "TOO_MANY_FAILURES", start,
-				map[string]string{"locked_until": until}),
-			a.s.change(ctx, "user", "locked", u.ID, map[string]any{"locked_until": until, "reason": "TOO_MANY_FAILURES"}))
+// failed settles a check whose password was wrong: rule 1 counts it, the
+// account counts it and may lock (rule 3), with evs (the failure's audit)
+// and, when this failure locked the account, the lockout. locked reports
+// that the account is locked now (by this failure or meanwhile).
+func (a *loginAttempt) failed(ctx context.Context, u *User, evs []events.Event, start time.Time) (locked bool, err error) {
+	now := a.s.now()
+	if a.src.gate != "" && !a.early {
+		a.s.sources.fail(a.src.gate, now)
 	}
-	if err := a.s.store.AppendEvents(ctx, evs); err != nil {
-		return err
+	a.admitted = false
+	if !a.acct.counted {
+		if err := a.s.store.AppendEvents(ctx, evs); err != nil {
+			return false, err
+		}
+		a.s.kick()
+		return false, nil
 	}
-	a.s.kick()
-	return nil
-}
-
-// succeeded settles a check whose password was right: the source charge is
-// refunded; the account's failures up to this check's level (those of
-// checks admitted after it stay counted), its spacing, the per-source
-// counts and the lock this check set (if any) are cleared, with evs and,
-// when rehash is set, the new hash.
-func (a *loginAttempt) succeeded(ctx context.Context, u *User, rehash string, evs []events.Event) error {
-	if a.admitted {
-		a.s.sources.refund(a.src.gate, a.s.now())
-		a.admitted = false
-	}
-	lock, level := a.acct.lockSet, a.acct.level
-	err := a.s.store.UpdateLoginGate(ctx, u.ID, "", func(g LoginGate) (LoginGateWrite, bool) {
-		w := LoginGateWrite{FailedCount: max(g.FailedCount-level, 0), ClearSources: true, LockedUntil: g.LockedUntil,
-			Rehash: rehash, Events: evs}
-		if !lock.IsZero() && g.LockedUntil.Equal(lock) {
-			w.LockedUntil = time.Time{}
+	a.acct.counted = false
+	err = a.s.store.UpdateLoginGate(ctx, u.ID, sourceID(a.src.account), func(g LoginGate) (LoginGateWrite, bool) {
+		w, lock := a.s.decideFailure(g, now)
+		w.Events = evs
+		locked = g.LockedUntil.After(now)
+		if !lock.IsZero() {
+			locked = true
+			until := lock.UTC().Format(time.RFC3339)
+			w.Events = append(slices.Clip(evs),
+				a.s.audit(ctx, "account.lockout", "user:"+u.ID, u.OrgID, "locked", "TOO_MANY_FAILURES", start,
+					map[string]string{"locked_until": until}),
+				a.s.change(ctx, "user", "locked", u.ID, map[string]any{"locked_until": until, "reason": "TOO_MANY_FAILURES"}))
 		}
 		return w, true
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	a.s.kick()
-	return nil
+	return locked, nil
+}
+
+// succeeded settles a check whose password was right. If the account was
+// locked while it ran (rule 3: no success once the threshold is passed)
+// it answers ReasonAccountLocked, with evsLocked. Otherwise the account's
+// failures, spacing and per-source counts are cleared, with evs and, when
+// rehash is set, the new hash; it answers ReasonOK.
+func (a *loginAttempt) succeeded(ctx context.Context, u *User, rehash string, evs, evsLocked []events.Event) (Reason, error) {
+	now := a.s.now()
+	if a.admitted {
+		a.s.sources.refund(a.src.gate, now)
+		a.admitted = false
+	}
+	counted := a.acct.counted
+	a.acct.counted = false
+	verdict := ReasonOK
+	err := a.s.store.UpdateLoginGate(ctx, u.ID, "", func(g LoginGate) (LoginGateWrite, bool) {
+		pending := g.Pending
+		if counted {
+			pending = max(pending-1, 0)
+		}
+		if g.LockedUntil.After(now) {
+			verdict = ReasonAccountLocked
+			return LoginGateWrite{FailedCount: g.FailedCount, NextAttemptAt: g.NextAttemptAt, LockedUntil: g.LockedUntil,
+				Pending: pending, PendingAt: g.PendingAt, SourceFailures: g.SourceFailures, Events: evsLocked}, true
+		}
+		verdict = ReasonOK
+		return LoginGateWrite{ClearSources: true, LockedUntil: g.LockedUntil, Pending: pending, PendingAt: g.PendingAt,
+			Rehash: rehash, Events: evs}, true
+	})
+	if err != nil {
+		return 0, err
+	}
+	a.s.kick()
+	return verdict, nil
 }
 
 // refund takes back a check that was never decided (the caller left, the
-// hashing capacity refused it, a storage fault): its charges, and the
-// lock it set. Best effort: a failed refund leaves one failure counted.
+// hashing capacity refused it, a storage fault). Best effort: a refund
+// that is not stored leaves a pending slot until pendingStale.
 func (a *loginAttempt) refund(ctx context.Context) {
 	if a.admitted {
 		a.s.sources.refund(a.src.gate, a.s.now())
 		a.admitted = false
 	}
-	t := a.acct
-	if !t.charged {
+	if !a.acct.counted {
 		return
 	}
-	a.acct = accountTicket{}
+	a.acct.counted = false
 	ctx = context.WithoutCancel(ctx)
 	err := a.s.store.UpdateLoginGate(ctx, a.userID, sourceID(a.src.account), func(g LoginGate) (LoginGateWrite, bool) {
-		w := LoginGateWrite{FailedCount: max(g.FailedCount-1, 0), SourceFailures: max(g.SourceFailures-1, 0),
-			NextAttemptAt: g.NextAttemptAt, LockedUntil: g.LockedUntil}
-		if !t.lockSet.IsZero() && g.LockedUntil.Equal(t.lockSet) {
-			w.LockedUntil = time.Time{}
-		}
-		return w, true
+		return LoginGateWrite{FailedCount: g.FailedCount, SourceFailures: max(g.SourceFailures-1, 0),
+			NextAttemptAt: g.NextAttemptAt, LockedUntil: g.LockedUntil, Pending: max(g.Pending-1, 0), PendingAt: g.PendingAt}, true
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		a.s.log.Warn("login gate: refund not stored", zap.String("user_id", a.userID), zapErr(err))

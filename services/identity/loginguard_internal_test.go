@@ -29,7 +29,7 @@ func TestSourceGate(t *testing.T) {
 	forever := time.Duration(math.MaxInt64)
 	var waits []time.Duration
 	for range 15 {
-		w, _, ok := g.admit("k", now, forever)
+		w, _, ok := g.admit("k", now, forever, true)
 		if !ok {
 			t.Fatal("refused early")
 		}
@@ -40,34 +40,34 @@ func TestSourceGate(t *testing.T) {
 	}
 	// The 16th would wait 32 s: refused, told to come back when one
 	// failure has decayed (a minute).
-	if _, retry, ok := g.admit("k", now, forever); ok || retry != time.Minute {
+	if _, retry, ok := g.admit("k", now, forever, true); ok || retry != time.Minute {
 		t.Fatalf("16th: ok=%v retry=%v", ok, retry)
 	}
 	// Half a minute later the charge is 14.5: still counts as 15.
-	if _, retry, ok := g.admit("k", now.Add(30*time.Second), forever); ok || retry != 30*time.Second {
+	if _, retry, ok := g.admit("k", now.Add(30*time.Second), forever, true); ok || retry != 30*time.Second {
 		t.Fatalf("after 30s: ok=%v retry=%v", ok, retry)
 	}
-	if w, _, ok := g.admit("k", now.Add(time.Minute), forever); !ok || w != 16*time.Second {
+	if w, _, ok := g.admit("k", now.Add(time.Minute), forever, true); !ok || w != 16*time.Second {
 		t.Fatalf("after a minute: ok=%v wait=%v", ok, w)
 	}
 	// A wait beyond the caller's deadline is refused and not charged.
 	g2 := newSourceGate(DefaultThrottle())
 	for range 11 {
-		g2.admit("k", now, forever)
+		g2.admit("k", now, forever, true)
 	}
-	if _, retry, ok := g2.admit("k", now, time.Second); ok || retry != 2*time.Second {
+	if _, retry, ok := g2.admit("k", now, time.Second, true); ok || retry != 2*time.Second {
 		t.Fatalf("deadline: ok=%v retry=%v", ok, retry)
 	}
-	if w, _, _ := g2.admit("k", now, forever); w != 2*time.Second {
+	if w, _, _ := g2.admit("k", now, forever, true); w != 2*time.Second {
 		t.Fatalf("after a refusal the wait is %v, want 2s (not charged)", w)
 	}
 	// Refunds take charges back; sources are apart.
 	g2.refund("k", now)
 	g2.refund("k", now)
-	if w, _, _ := g2.admit("k", now, forever); w != time.Second {
+	if w, _, _ := g2.admit("k", now, forever, true); w != time.Second {
 		t.Fatalf("after two refunds: %v", w)
 	}
-	if w, _, _ := g2.admit("other", now, forever); w != 0 {
+	if w, _, _ := g2.admit("other", now, forever, true); w != 0 {
 		t.Fatalf("another source waits %v", w)
 	}
 }
@@ -78,7 +78,7 @@ func TestSourceGateBounded(t *testing.T) {
 	g := newSourceGate(th)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 1000 {
-		g.admit(fmt.Sprint(i), now, time.Hour)
+		g.admit(fmt.Sprint(i), now, time.Hour, true)
 	}
 	if len(g.m) > 100 {
 		t.Fatalf("%d sources tracked, bound 100", len(g.m))
@@ -125,20 +125,39 @@ func TestSourceCap(t *testing.T) {
 	}
 }
 
+// A source's checks through an application count when they fail.
+func TestSourceGateCountsFailures(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := newSourceGate(DefaultThrottle())
+	for range 100 {
+		if w, _, ok := g.admit("k", now, time.Hour, false); !ok || w != 0 {
+			t.Fatal("checks not yet failed slowed down")
+		}
+	}
+	for range 11 {
+		g.fail("k", now)
+	}
+	if w, _, ok := g.admit("k", now, time.Hour, false); !ok || w != 2*time.Second {
+		t.Fatalf("after 11 failures: %v %v", w, ok)
+	}
+}
+
 func TestDecideAccount(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s := &Service{cfg: Config{Policy: DefaultPolicy(), Throttle: DefaultThrottle()}}
+	s := &Service{cfg: Config{Policy: DefaultPolicy(), Throttle: DefaultThrottle()}} // slack 1 (no hasher)
 	forever := time.Duration(math.MaxInt64)
 
 	if _, write, _, v := s.decideAccount(LoginGate{LockedUntil: now.Add(time.Second)}, now, forever); v != gateLocked || write {
 		t.Fatalf("locked: %v %v", v, write)
 	}
-	// Counted, no spacing below the source cap + 1.
+	// Counted: a pending slot and the source's count; no spacing while the
+	// count is within what one source may add.
 	w, write, tk, v := s.decideAccount(LoginGate{FailedCount: 1, SourceFailures: 1}, now, forever)
-	if v != gateAdmit || !write || !tk.charged || w.FailedCount != 2 || w.SourceFailures != 2 || !w.NextAttemptAt.IsZero() || tk.level != 2 {
-		t.Fatalf("second failure: %+v %+v", w, tk)
+	if v != gateAdmit || !write || !tk.counted || w.FailedCount != 1 || w.SourceFailures != 2 || w.Pending != 1 ||
+		!w.PendingAt.Equal(now) || !w.NextAttemptAt.IsZero() {
+		t.Fatalf("second check: %+v %+v", w, tk)
 	}
-	// The third counted failure spaces the next check by 1 s.
+	// With two failures counted the next check spaces the one after by 1 s.
 	w, _, tk, _ = s.decideAccount(LoginGate{FailedCount: 2}, now, forever)
 	if !w.NextAttemptAt.Equal(now.Add(time.Second)) || tk.wait != 0 {
 		t.Fatalf("third: %+v %+v", w, tk)
@@ -148,9 +167,9 @@ func TestDecideAccount(t *testing.T) {
 	if tk.wait != time.Second || !w.NextAttemptAt.Equal(now.Add(3*time.Second)) {
 		t.Fatalf("fourth: %+v %+v", w, tk)
 	}
-	// A source over its cap is not counted and moves nothing.
-	if _, write, tk, v := s.decideAccount(LoginGate{FailedCount: 3, SourceFailures: 2, NextAttemptAt: now.Add(time.Second)}, now, forever); write || tk.charged || v != gateAdmit || tk.wait != time.Second {
-		t.Fatalf("over cap: write=%v %+v %v", write, tk, v)
+	// A source over its budget is not counted and writes nothing.
+	if _, write, tk, v := s.decideAccount(LoginGate{FailedCount: 3, SourceFailures: 2, NextAttemptAt: now.Add(time.Second)}, now, forever); write || tk.counted || v != gateAdmit || tk.wait != time.Second {
+		t.Fatalf("over budget: write=%v %+v %v", write, tk, v)
 	}
 	// A turn too far away, or beyond the deadline: refused.
 	if _, _, _, v := s.decideAccount(LoginGate{NextAttemptAt: now.Add(31 * time.Second)}, now, forever); v != gateThrottled {
@@ -159,15 +178,37 @@ func TestDecideAccount(t *testing.T) {
 	if _, _, _, v := s.decideAccount(LoginGate{NextAttemptAt: now.Add(5 * time.Second)}, now, time.Second); v != gateThrottled {
 		t.Fatalf("beyond deadline: %v", v)
 	}
-	// The fifth counted failure locks: sources and count cleared.
-	w, _, tk, _ = s.decideAccount(LoginGate{FailedCount: 4, SourceFailures: 1}, now, forever)
-	if !tk.lockSet.Equal(now.Add(15*time.Minute)) || !w.LockedUntil.Equal(tk.lockSet) || w.FailedCount != 0 || !w.ClearSources {
-		t.Fatalf("lock: %+v %+v", w, tk)
+	// Failures plus running checks beyond the slack reach the threshold:
+	// the running ones decide first.
+	if _, _, tk, v := s.decideAccount(LoginGate{FailedCount: 3, Pending: 3, PendingAt: now}, now, forever); v != gateThrottled || tk.wait != time.Second {
+		t.Fatalf("threshold reached by running checks: %v %+v", v, tk)
 	}
-	// Never locking: counting stops at maxCounted, spacing goes on at 30 s.
+	if _, _, _, v := s.decideAccount(LoginGate{FailedCount: 3, Pending: 2, PendingAt: now}, now, forever); v != gateAdmit {
+		t.Fatalf("one under the threshold: %v", v)
+	}
+	// Running checks admitted over a minute ago are deemed lost.
+	if w, _, _, v := s.decideAccount(LoginGate{FailedCount: 3, Pending: 9, PendingAt: now.Add(-2 * time.Minute)}, now, forever); v != gateAdmit || w.Pending != 1 {
+		t.Fatalf("stale running checks: %v %+v", v, w)
+	}
+
+	// Deciding failures: counted; the fifth locks and clears the count.
+	w, lock := s.decideFailure(LoginGate{FailedCount: 3, Pending: 2, SourceFailures: 1}, now)
+	if !lock.IsZero() || w.FailedCount != 4 || w.Pending != 1 || w.SourceFailures != 1 {
+		t.Fatalf("fourth failure: %+v", w)
+	}
+	w, lock = s.decideFailure(LoginGate{FailedCount: 4, Pending: 2}, now)
+	if !lock.Equal(now.Add(15*time.Minute)) || !w.LockedUntil.Equal(lock) || w.FailedCount != 0 || !w.ClearSources || w.Pending != 1 {
+		t.Fatalf("fifth failure: %+v %v", w, lock)
+	}
+	// A failure decided while locked does not count towards the next lock.
+	w, lock = s.decideFailure(LoginGate{LockedUntil: now.Add(time.Minute), Pending: 1}, now)
+	if !lock.IsZero() || w.FailedCount != 0 || w.Pending != 0 {
+		t.Fatalf("failure while locked: %+v", w)
+	}
+	// Never locking: counting stops at maxCounted; the spacing goes on.
 	s.cfg.Policy.MaxFailures = 0
 	w, write, tk, _ = s.decideAccount(LoginGate{FailedCount: maxCounted, NextAttemptAt: now}, now, forever)
-	if !write || tk.charged || w.FailedCount != maxCounted || !w.NextAttemptAt.Equal(now.Add(30*time.Second)) {
+	if !write || tk.counted || w.FailedCount != maxCounted || !w.NextAttemptAt.Equal(now.Add(30*time.Second)) {
 		t.Fatalf("ceiling: %+v %+v", w, tk)
 	}
 }

@@ -101,9 +101,11 @@ type Store interface {
 // LoginGate is an account's login gate as UpdateLoginGate reads it.
 type LoginGate struct {
 	FailedCount    int       // counted failures (User.FailedCount)
-	SourceFailures int       // how many of them came from the source asked about
+	SourceFailures int       // how many checks the source asked about counted (failed or running)
 	NextAttemptAt  time.Time // earliest start of the next counted password check
 	LockedUntil    time.Time
+	Pending        int       // counted checks admitted and not yet decided
+	PendingAt      time.Time // when the last of them was admitted
 }
 
 // LoginGateWrite is what UpdateLoginGate writes, every field at once.
@@ -113,6 +115,8 @@ type LoginGateWrite struct {
 	ClearSources   bool // forget every source's count
 	NextAttemptAt  time.Time
 	LockedUntil    time.Time
+	Pending        int
+	PendingAt      time.Time
 	// Rehash, when not empty, replaces the password hash (the same
 	// password under new parameters).
 	Rehash string

@@ -277,12 +277,12 @@ func (s *Store) PasswordHistory(ctx context.Context, userID string, n int) ([]st
 func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, decide func(identity.LoginGate) (identity.LoginGateWrite, bool)) error {
 	return s.inTx(ctx, "update login gate", "user", func(tx *sql.Tx) error {
 		var (
-			g             identity.LoginGate
-			failed        int64
-			next, lockedU int64
+			g                        identity.LoginGate
+			failed, pending          int64
+			next, lockedU, pendingAt int64
 		)
-		err := tx.QueryRowContext(ctx, s.q("SELECT failed_count, next_attempt_at, locked_until FROM users WHERE id = ?"+s.db.ForUpdate()), userID).
-			Scan(&failed, &next, &lockedU)
+		err := tx.QueryRowContext(ctx, s.q("SELECT failed_count, next_attempt_at, locked_until, login_pending, login_pending_at FROM users WHERE id = ?"+
+			s.db.ForUpdate()), userID).Scan(&failed, &next, &lockedU, &pending, &pendingAt)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.NotFound("user")
 		}
@@ -290,6 +290,7 @@ func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, deci
 			return err
 		}
 		g.FailedCount, g.NextAttemptAt, g.LockedUntil = int(failed), store.FromUnixMS(next), store.FromUnixMS(lockedU)
+		g.Pending, g.PendingAt = int(pending), store.FromUnixMS(pendingAt)
 		if source != "" {
 			var n int64
 			err := tx.QueryRowContext(ctx, s.q("SELECT failures FROM login_failure_sources WHERE user_id = ? AND source = ?"), userID, source).Scan(&n)
@@ -302,13 +303,12 @@ func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, deci
 		if !ok {
 			return nil
 		}
+		set, args := "failed_count = ?, next_attempt_at = ?, locked_until = ?, login_pending = ?, login_pending_at = ?",
+			[]any{w.FailedCount, store.UnixMS(w.NextAttemptAt), store.UnixMS(w.LockedUntil), w.Pending, store.UnixMS(w.PendingAt)}
 		if w.Rehash != "" {
-			_, err = tx.ExecContext(ctx, s.q("UPDATE users SET failed_count = ?, next_attempt_at = ?, locked_until = ?, password_hash = ? WHERE id = ?"),
-				w.FailedCount, store.UnixMS(w.NextAttemptAt), store.UnixMS(w.LockedUntil), w.Rehash, userID)
-		} else {
-			_, err = tx.ExecContext(ctx, s.q("UPDATE users SET failed_count = ?, next_attempt_at = ?, locked_until = ? WHERE id = ?"),
-				w.FailedCount, store.UnixMS(w.NextAttemptAt), store.UnixMS(w.LockedUntil), userID)
+			set, args = set+", password_hash = ?", append(args, w.Rehash)
 		}
+		_, err = tx.ExecContext(ctx, s.q("UPDATE users SET "+set+" WHERE id = ?"), append(args, userID)...)
 		if err != nil {
 			return err
 		}

@@ -762,7 +762,7 @@ func testLoginGate(t *testing.T, f *fixture) {
 	f.expectEvents(2, func() {
 		must(t, f.s.UpdateLoginGate(f.ctx, u.ID, "a", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
 			return identity.LoginGateWrite{FailedCount: 3, SourceFailures: 2, NextAttemptAt: base.Add(time.Second),
-				LockedUntil: lock, Events: f.evs(2)}, true
+				LockedUntil: lock, Pending: 2, PendingAt: base, Events: f.evs(2)}, true
 		}))
 	})
 	g := f.readGate(u.ID, "a")
@@ -770,6 +770,8 @@ func testLoginGate(t *testing.T, f *fixture) {
 	eq(t, "source failures", g.SourceFailures, 2)
 	eqTime(t, "next attempt", g.NextAttemptAt, base.Add(time.Second))
 	eqTime(t, "locked until", g.LockedUntil, lock)
+	eq(t, "pending", g.Pending, 2)
+	eqTime(t, "pending at", g.PendingAt, base)
 	got, err := f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
 	eq(t, "user failed count", got.FailedCount, 3)

@@ -1,8 +1,11 @@
 -- Login gate (see identity/loginguard.go): the earliest start of the next
--- counted password check of an account, and how many of its counted
--- failures each source (a client address or an application) contributed;
--- one source counts at most policy.source_failures of them.
+-- counted password check of an account, the counted checks running (and
+-- when the last was admitted), and how many counted checks each source (a
+-- client address or an application) made; one source counts at most
+-- policy.source_failures of them.
 ALTER TABLE users ADD COLUMN next_attempt_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN login_pending INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN login_pending_at BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE login_failure_sources (
 	user_id  TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
 	source   TEXT    NOT NULL,
