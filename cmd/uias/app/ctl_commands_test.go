@@ -761,9 +761,14 @@ func TestCtlSessionCommands(t *testing.T) {
 	a, _ := startQuick(t, readmeAdminPassword)
 	c := newCtl(t, a)
 
-	// login -o json: the token it prints is the one stored (mode 0600).
+	// login -o json prints no token; with --print-token the token it
+	// prints is the one stored (mode 0600).
 	var lr identityv1.AdminLoginResponse
 	c.jsonOut(&lr, readmeAdminPassword+"\n", "login", "--user", "admin", "--password-stdin")
+	if lr.GetToken() != "" || lr.GetExpiresAt() == nil {
+		t.Fatalf("login -o json without --print-token: %v", &lr)
+	}
+	c.jsonOut(&lr, readmeAdminPassword+"\n", "login", "--user", "admin", "--password-stdin", "--print-token")
 	tokenFile := filepath.Join(c.env["UIAS_CONFIG_DIR"], "token")
 	b, err := os.ReadFile(tokenFile)
 	if err != nil {
@@ -800,6 +805,14 @@ func TestCtlSessionCommands(t *testing.T) {
 	stderr = c.fail(1, "", "org", "list", "-o", "json")
 	if !strings.Contains(stderr, "not logged in") {
 		t.Errorf("command after logout: %q", stderr)
+	}
+	// logout revoked the token on the server too.
+	if stderr := c.fail(1, "", "--token", lr.GetToken(), "org", "list"); !strings.Contains(stderr, "(Unauthenticated)") {
+		t.Errorf("the logged-out token: %q", stderr)
+	}
+	c.jsonOut(&lr, readmeAdminPassword+"\n", "login", "--user", "admin", "--password-stdin", "--print-token")
+	if err := os.Remove(tokenFile); err != nil {
+		t.Fatal(err)
 	}
 
 	// --token and UIAS_TOKEN instead of the token file.
