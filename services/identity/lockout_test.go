@@ -23,13 +23,14 @@ func from(ip string) context.Context {
 	return caller.With(context.Background(), &caller.Caller{ClientIP: netip.MustParseAddr(ip), RequestID: "r-" + ip})
 }
 
-// wantThrottled checks err is the gate's refusal: RESOURCE_EXHAUSTED
-// LOGIN_THROTTLED with a positive retry_after_seconds, legacy code -6.
+// wantThrottled checks err is the gate's refusal as callers get it:
+// RESOURCE_EXHAUSTED LOGIN_THROTTLED with a positive retry_after_seconds,
+// legacy code -6.
 func wantThrottled(t *testing.T, what string, err error) {
 	t.Helper()
-	ae, ok := apierr.As(err)
-	if !ok || ae.Code != apierr.ResourceExhausted || ae.Reason != "LOGIN_THROTTLED" || ae.Meta["legacy_code"] != "-6" {
-		t.Fatalf("%s: %v, want RESOURCE_EXHAUSTED LOGIN_THROTTLED", what, err)
+	ae, ok := apierr.FromStatus(apierr.ToStatus(err))
+	if !ok || ae.Code != apierr.ResourceExhausted || ae.Reason != "LOGIN_THROTTLED" || ae.Meta[apierr.MetaLegacyCode] != "-6" {
+		t.Fatalf("%s: %v, want RESOURCE_EXHAUSTED LOGIN_THROTTLED (-6)", what, err)
 	}
 	if n, err := strconv.Atoi(ae.Meta["retry_after_seconds"]); err != nil || n < 1 {
 		t.Fatalf("%s: retry_after_seconds %q", what, ae.Meta["retry_after_seconds"])

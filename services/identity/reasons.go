@@ -25,7 +25,7 @@ func init() {
 		apierr.Reason{Name: "NOT_ADMIN", Code: apierr.PermissionDenied,
 			Doc: "The call requires an administrator."},
 		apierr.Reason{Name: "BAD_ADMIN_LOGIN", Code: apierr.Unauthenticated,
-			Doc: "AdminLogin: unknown login name, wrong password, or an account that is locked, disabled or expired."},
+			Doc: "AdminLogin: unknown login name, a person who is no administrator, wrong password, or an account that is locked, disabled or expired (all answered alike)."},
 
 		// Request data (malformed requests: apierr.ReasonBadRequest).
 		apierr.Reason{Name: "WEAK_PASSWORD", Code: apierr.InvalidArgument, Legacy: -5,
