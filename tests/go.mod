@@ -4,7 +4,7 @@ go 1.26.0
 
 require (
 	github.com/uias/uias/cmd/uias v0.0.0
-	github.com/uias/uias/gateway v0.0.0 // indirect
+	github.com/uias/uias/gateway v0.0.0
 	github.com/uias/uias/pkg v0.0.0
 	github.com/uias/uias/proto/gen v0.0.0
 	github.com/uias/uias/services/identity v0.0.0
