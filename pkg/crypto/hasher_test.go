@@ -5,7 +5,9 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // fast params for tests; argon2 cost is irrelevant to the logic under test.
@@ -79,11 +81,17 @@ func TestDefaultsFilled(t *testing.T) {
 	if h.Params() != DefaultArgon2() {
 		t.Fatalf("Params = %+v", h.Params())
 	}
-	if h.Workers() != runtime.GOMAXPROCS(0) || h.QueueLen() != 4*h.Workers() {
-		t.Fatalf("workers=%d queue=%d", h.Workers(), h.QueueLen())
+	if h.Workers() != runtime.GOMAXPROCS(0) || h.MaxWait() != DefaultMaxHashWait || h.waitCap != -1 {
+		t.Fatalf("workers=%d max wait=%v wait cap=%d", h.Workers(), h.MaxWait(), h.waitCap)
 	}
-	if q := NewHasher(HasherConfig{Workers: 1, Queue: NoQueue}).QueueLen(); q != 0 {
-		t.Fatalf("NoQueue -> %d", q)
+	if h.HashTime() <= 0 {
+		t.Fatalf("no hash time estimate after NewHasher: %v", h.HashTime())
+	}
+	if c := NewHasher(HasherConfig{Params: testParams, Workers: 1, Queue: NoQueue}).waitCap; c != 0 {
+		t.Fatalf("NoQueue -> wait cap %d", c)
+	}
+	if c := NewHasher(HasherConfig{Params: testParams, Workers: 1, Queue: 3}).waitCap; c != 3 {
+		t.Fatalf("Queue 3 -> wait cap %d", c)
 	}
 }
 
@@ -98,10 +106,15 @@ func TestVerifyMalformed(t *testing.T) {
 }
 
 // blockingHasher returns a hasher whose derive blocks until release is
-// closed; started receives one value per derive call that has begun.
-func blockingHasher(cfg HasherConfig) (h *Hasher, started chan struct{}, release chan struct{}) {
+// closed; started receives one value per derive call that has begun. Its
+// estimate of one hash's duration is fixed at est (nothing is timed), and
+// its clock stands still at clockAt (a time far from now, so that context
+// deadlines set from it never fire during a test).
+func blockingHasher(cfg HasherConfig, est time.Duration) (h *Hasher, started chan struct{}, release chan struct{}) {
+	cfg.Testing = &HasherTesting{HashTime: est}
 	h = NewHasher(cfg)
-	started = make(chan struct{}, 16)
+	h.now = func() time.Time { return clockAt }
+	started = make(chan struct{}, 64)
 	release = make(chan struct{})
 	h.derive = func(m *argon2Memory, pw, salt []byte, p Argon2Params) []byte {
 		started <- struct{}{}
@@ -110,6 +123,8 @@ func blockingHasher(cfg HasherConfig) (h *Hasher, started chan struct{}, release
 	}
 	return h, started, release
 }
+
+var clockAt = time.Now().Add(24 * time.Hour)
 
 // waitForWaiters spins (without sleeping or timing) until n callers are queued.
 func waitForWaiters(h *Hasher, n int) {
@@ -120,16 +135,10 @@ func waitForWaiters(h *Hasher, n int) {
 
 func TestOverloadNoQueue(t *testing.T) {
 	ctx := context.Background()
-	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, Queue: NoQueue})
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, Queue: NoQueue}, time.Millisecond)
 	done := make(chan error, 1)
 	go func() { _, err := h.Hash(ctx, "first"); done <- err }()
-	if h.Saturated() {
-		t.Fatal("saturated with an idle worker")
-	}
 	<-started // the only worker is now busy
-	if !h.Saturated() {
-		t.Fatal("not saturated with the only worker busy and no queue")
-	}
 
 	if _, err := h.Hash(ctx, "second"); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("Hash while saturated = %v, want ErrOverloaded", err)
@@ -150,18 +159,12 @@ func TestOverloadNoQueue(t *testing.T) {
 
 func TestOverloadQueueBound(t *testing.T) {
 	ctx := context.Background()
-	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, Queue: 1})
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, Queue: 1}, time.Millisecond)
 	results := make(chan error, 2)
 	go func() { _, err := h.Hash(ctx, "in flight"); results <- err }()
 	<-started
-	if h.Saturated() {
-		t.Fatal("saturated with a free queue slot")
-	}
 	go func() { _, err := h.Hash(ctx, "queued"); results <- err }()
 	waitForWaiters(h, 1)
-	if !h.Saturated() {
-		t.Fatal("not saturated with the worker busy and the queue full")
-	}
 
 	if _, err := h.Hash(ctx, "rejected"); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("Hash with full queue = %v, want ErrOverloaded", err)
@@ -172,13 +175,205 @@ func TestOverloadQueueBound(t *testing.T) {
 			t.Fatalf("admitted hash failed: %v", err)
 		}
 	}
-	if h.Saturated() {
-		t.Fatal("still saturated after the work finished")
+}
+
+// TestWaitBudgetMaxWait: with 2 workers busy and hashes of 1 s, the k-th
+// caller to queue (k from 0) projects 1 s + k x 0.5 s; with MaxWait 3 s
+// callers 0..4 wait and the next is refused at once. All admitted ones are
+// then served.
+func TestWaitBudgetMaxWait(t *testing.T) {
+	ctx := context.Background()
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 2, MaxWait: 3 * time.Second}, time.Second)
+	results := make(chan error, 7)
+	for range 2 {
+		go func() { _, err := h.Hash(ctx, "running"); results <- err }()
+		<-started
+	}
+	for k := range 5 {
+		if w := h.projectedWait(int64(k)); w != time.Second+time.Duration(k)*500*time.Millisecond {
+			t.Fatalf("projected wait with %d ahead = %v", k, w)
+		}
+		go func() { _, err := h.Hash(ctx, "waiting"); results <- err }()
+		waitForWaiters(h, k+1)
+	}
+	if _, err := h.Hash(ctx, "one too many"); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("Hash projecting 3.5 s with MaxWait 3 s = %v, want ErrOverloaded", err)
+	}
+	enc := EncodePHC(testParams, make([]byte, 16), make([]byte, 32))
+	if _, _, err := h.Verify(ctx, enc, "x"); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("Verify projecting 3.5 s with MaxWait 3 s = %v, want ErrOverloaded", err)
+	}
+	if h.Waiting() != 5 {
+		t.Fatalf("refused calls left %d waiting, want 5", h.Waiting())
+	}
+	close(release)
+	for range 7 {
+		if err := <-results; err != nil {
+			t.Fatalf("admitted call failed: %v", err)
+		}
+	}
+}
+
+// TestWaitBudgetDeadline: a call waits only if its projected wait plus its
+// own hash end before its context's deadline; MaxWait is not the limit here.
+func TestWaitBudgetDeadline(t *testing.T) {
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, MaxWait: time.Hour}, time.Second)
+	results := make(chan error, 3)
+	go func() { _, err := h.Hash(context.Background(), "running"); results <- err }()
+	<-started
+
+	// 1 s wait + 1 s hash does not fit 1.5 s.
+	short, cancel := context.WithDeadline(context.Background(), clockAt.Add(1500*time.Millisecond))
+	defer cancel()
+	if _, err := h.Hash(short, "too late"); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("Hash with 1.5 s left projecting 2 s = %v, want ErrOverloaded", err)
+	}
+	// It fits 2.5 s (and no deadline at all): both wait.
+	long, cancel2 := context.WithDeadline(context.Background(), clockAt.Add(2500*time.Millisecond))
+	defer cancel2()
+	go func() { _, err := h.Hash(long, "in time"); results <- err }()
+	waitForWaiters(h, 1)
+	// Second in line: 1 s + 1 s wait + 1 s hash is past 2.5 s.
+	if _, err := h.Hash(long, "second in line"); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("second in line with 2.5 s left = %v, want ErrOverloaded", err)
+	}
+	go func() { _, err := h.Hash(context.Background(), "no deadline"); results <- err }()
+	waitForWaiters(h, 2)
+	close(release)
+	for range 3 {
+		if err := <-results; err != nil {
+			t.Fatalf("admitted call failed: %v", err)
+		}
+	}
+}
+
+// TestWaitersHoldNoHashMemory: however many calls wait, only the workers
+// hash, each in its own kept memory.
+func TestWaitersHoldNoHashMemory(t *testing.T) {
+	const workers, waiters = 2, 40
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: workers}, time.Nanosecond)
+	var (
+		mu             sync.Mutex
+		inFlight, peak int
+		mems           = map[*argon2Memory]bool{}
+		gate           = h.derive
+	)
+	h.derive = func(m *argon2Memory, pw, salt []byte, p Argon2Params) []byte {
+		mu.Lock()
+		inFlight++
+		peak = max(peak, inFlight)
+		mems[m] = true
+		mu.Unlock()
+		key := gate(m, pw, salt, p)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return key
+	}
+	results := make(chan error, workers+waiters)
+	for range workers {
+		go func() { _, err := h.Hash(context.Background(), "running"); results <- err }()
+		<-started
+	}
+	for range waiters {
+		go func() { _, err := h.Hash(context.Background(), "waiting"); results <- err }()
+	}
+	waitForWaiters(h, waiters)
+	mu.Lock()
+	if inFlight != workers {
+		t.Errorf("%d hashes in flight with %d waiting, want %d", inFlight, waiters, workers)
+	}
+	mu.Unlock()
+	close(release)
+	for range workers + waiters {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if peak != workers || len(mems) != workers {
+		t.Fatalf("peak %d concurrent hashes in %d memories, want %d and %d", peak, len(mems), workers, workers)
+	}
+	if argon2ReusesMemory {
+		for m := range mems {
+			if cap(m.buf) > int(testParams.MemoryKiB)*1024 {
+				t.Errorf("worker memory %d bytes, more than one hash needs", cap(m.buf))
+			}
+		}
+	}
+}
+
+// TestEstimateIsShortestRecent: the estimate is the shortest of the last
+// 16 hashes at the current parameters; hashes under other parameters (old
+// stored hashes) do not count.
+func TestEstimateIsShortestRecent(t *testing.T) {
+	h := NewHasher(HasherConfig{Params: testParams, Workers: 1})
+	var now time.Time
+	var step time.Duration
+	h.now = func() time.Time { return now }
+	h.derive = func(m *argon2Memory, pw, salt []byte, p Argon2Params) []byte {
+		now = now.Add(step) // the hash "takes" step
+		return argon2idKey(m, pw, salt, p)
+	}
+	ctx := context.Background()
+	hashTaking := func(d time.Duration) {
+		t.Helper()
+		step = d
+		if _, err := h.Hash(ctx, "pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.recent, h.next = [estimateWindow]time.Duration{}, 0
+	for _, d := range []time.Duration{50, 30, 40} {
+		hashTaking(d * time.Millisecond)
+	}
+	if got := h.HashTime(); got != 30*time.Millisecond {
+		t.Fatalf("estimate after 50, 30, 40 ms = %v, want 30 ms", got)
+	}
+	big := testParams
+	big.MemoryKiB *= 2
+	step = time.Millisecond
+	enc := EncodePHC(big, []byte("0123456789abcdef"), RawArgon2id([]byte("pw"), []byte("0123456789abcdef"), big))
+	if ok, _, err := h.Verify(ctx, enc, "pw"); !ok || err != nil {
+		t.Fatalf("Verify(old params) = %v, %v", ok, err)
+	}
+	if got := h.HashTime(); got != 30*time.Millisecond {
+		t.Fatalf("a hash under other parameters changed the estimate to %v", got)
+	}
+	for range estimateWindow {
+		hashTaking(60 * time.Millisecond)
+	}
+	if got := h.HashTime(); got != 60*time.Millisecond {
+		t.Fatalf("estimate after %d hashes of 60 ms = %v, want 60 ms", estimateWindow, got)
+	}
+}
+
+func TestHashIfIdle(t *testing.T) {
+	ctx := context.Background()
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1}, time.Nanosecond)
+	done := make(chan error, 1)
+	go func() { _, err := h.Hash(ctx, "running"); done <- err }()
+	<-started
+	if _, err := h.HashIfIdle(ctx, "busy"); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("HashIfIdle with the worker busy = %v, want ErrOverloaded at once", err)
+	}
+	if h.Waiting() != 0 {
+		t.Fatal("HashIfIdle waited")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	enc, err := h.HashIfIdle(ctx, "idle")
+	if err != nil {
+		t.Fatalf("HashIfIdle with the worker idle: %v", err)
+	}
+	if ok, _, err := h.Verify(ctx, enc, "idle"); !ok || err != nil {
+		t.Fatalf("Verify(HashIfIdle) = %v, %v", ok, err)
 	}
 }
 
 func TestContextCancelWhileWaiting(t *testing.T) {
-	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, Queue: 4})
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, Queue: 4}, time.Millisecond)
 	defer close(release)
 	go func() { _, _ = h.Hash(context.Background(), "in flight") }()
 	<-started

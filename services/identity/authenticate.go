@@ -157,11 +157,6 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "denied", "FOREIGN_APP", start, nil))
 		return nil, apierr.New(apierr.PermissionDenied, "FOREIGN_APP", "an application may only authenticate its own accounts")
 	}
-	// Shed load before any storage work when the hashing queue is already
-	// full: the refusal is then as cheap as it can be.
-	if req.AuthType == AuthPassword && s.hasher.Saturated() {
-		return nil, errOverloaded
-	}
 	res := &AuthResult{Serial: c.RequestID, Extend: req.Extend}
 	finish := func(r Reason, u *User) (*AuthResult, error) {
 		res.Reason, res.Message, res.User = r, reasonMessages[r], u
@@ -255,6 +250,11 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	if err := a.wait(ctx); err != nil {
 		return 0, err
 	}
+	// Only here does the verdict need a hash, and only here may hashing
+	// capacity refuse the call: every verdict above (and unknown accounts,
+	// disabled links, fingerprint verdicts before) is answered whatever the
+	// load. The hasher refuses at once (OVERLOADED) when the projected wait
+	// for a worker does not fit identity.max_hash_wait or the deadline.
 	ok, rehash := false, false
 	if u.PasswordHash != "" {
 		var err error
@@ -298,7 +298,9 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	}
 	newHash := ""
 	if rehash {
-		if h, err := s.hasher.Hash(ctx, password); err == nil {
+		// Upgrading the stored hash may wait for a quieter login: it never
+		// queues behind other calls' hashes.
+		if h, err := s.hasher.HashIfIdle(ctx, password); err == nil {
 			newHash = h
 		}
 	}

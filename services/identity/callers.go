@@ -16,24 +16,14 @@ import (
 // Administrator and load errors (application caller errors are
 // caller.Err*).
 var (
-	// errOverloaded is a fast refusal when every password-hashing worker and
-	// queue slot is taken (memory stays bounded instead of queueing).
+	// errOverloaded is the fast refusal of a password check whose projected
+	// wait for a hashing worker does not fit identity.max_hash_wait or the
+	// caller's deadline (crypto.ErrOverloaded).
 	errOverloaded    = apierr.New(apierr.ResourceExhausted, "OVERLOADED", "too many password operations in progress, retry shortly")
 	errBadAdminToken = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_TOKEN", "administrator token is missing, invalid or expired; log in again")
 	errNotAdmin      = apierr.New(apierr.PermissionDenied, "NOT_ADMIN", "this call requires an administrator")
 	errBadAdminLogin = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_LOGIN", "invalid login name or password")
 )
-
-// AdmitPasswordCall refuses a call that will hash a password (Authenticate,
-// ChangePassword, AdminLogin) while every hashing worker and queue slot is
-// taken, before anything else is done for it. The transport asks it for
-// each such call, so under overload the refusal costs almost nothing.
-func (s *Service) AdmitPasswordCall() error {
-	if s.hasher.Saturated() {
-		return errOverloaded
-	}
-	return nil
-}
 
 // AuthenticateApp checks an application caller: App_ID + App_Secret, status,
 // the client certificate of an application bound to one, IP allow-list and

@@ -12,7 +12,7 @@ func init() {
 	apierr.Register(
 		// Load.
 		apierr.Reason{Name: "OVERLOADED", Code: apierr.ResourceExhausted, Legacy: -6,
-			Doc: "Password hashing is saturated; Authenticate, ChangePassword and AdminLogin are refused at once. Retry after a short, jittered back-off."},
+			Doc: "The call needs a password hash and its projected wait for a hashing worker exceeds the server's identity.max_hash_wait (default 3 s) or the call's deadline: it is refused at once rather than queued. Verdicts that need no hash (unknown, locked or disabled account, fingerprint) are answered as usual, and a refusal is not a failed login. Retry after a short, jittered back-off; give password calls a deadline of a few seconds."},
 
 		// The login gate (loginguard.go).
 		apierr.Reason{Name: "LOGIN_THROTTLED", Code: apierr.ResourceExhausted, Legacy: -6,

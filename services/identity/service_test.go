@@ -62,6 +62,14 @@ func newService(t *testing.T) (*identity.Service, *clock) {
 // one SQLite store, one key ring and one test clock, with config cfg.
 func newInstances(t *testing.T, n int, cfg identity.Config) ([]*identity.Service, *clock) {
 	t.Helper()
+	return newInstancesWith(t, n, cfg, func() *crypto.Hasher {
+		return crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
+	})
+}
+
+// newInstancesWith is newInstances with each instance's hasher made by newHasher.
+func newInstancesWith(t *testing.T, n int, cfg identity.Config, newHasher func() *crypto.Hasher) ([]*identity.Service, *clock) {
+	t.Helper()
 	db := storetest.OpenSQLite(t)
 	if err := sqlstore.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
@@ -78,7 +86,7 @@ func newInstances(t *testing.T, n int, cfg identity.Config) ([]*identity.Service
 	var out []*identity.Service
 	for range n {
 		svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Sealer: sealer, Logger: zap.NewNop(), Now: clk.now, Sleep: clk.sleep, Config: cfg,
-			Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
+			Hasher: newHasher()})
 		if err != nil {
 			t.Fatal(err)
 		}

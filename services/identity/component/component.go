@@ -87,9 +87,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key ring: %w", err)
 	}
-	hasher := crypto.NewHasher(crypto.HasherConfig{Params: cfg.Argon2, Workers: cfg.HashWorkers, Queue: cfg.HashQueue})
+	hasher := crypto.NewHasher(crypto.HasherConfig{Params: cfg.Argon2, Workers: cfg.HashWorkers,
+		Queue: cfg.HashQueue, MaxWait: cfg.MaxHashWait})
 	log.Info("password hashing", zap.String("argon2id", crypto.Argon2Implementation),
-		zap.Uint32("memory_kib", hasher.Params().MemoryKiB), zap.Int("workers", hasher.Workers()), zap.Int("queue", hasher.QueueLen()))
+		zap.Uint32("memory_kib", hasher.Params().MemoryKiB), zap.Int("workers", hasher.Workers()),
+		zap.Duration("max_wait", hasher.MaxWait()), zap.Duration("hash_time", hasher.HashTime()))
 	setSchedPolicy(schedPolicy(cfg.SchedPolicy, env.Alone()), log)
 
 	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
@@ -124,7 +126,6 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	return &module.Component{
 		Register: server.New(svc).Register,
 		Auth:     server.CallerAuth{Svc: svc},
-		Admit:    server.Admit(svc),
 		// A malformed Authenticate is refused before its handler, and
 		// still audited as a failed login.
 		OnBadRequest: server.BadRequestAudit(svc),

@@ -39,8 +39,13 @@ type LoginThrottle struct {
 type Config struct {
 	Argon2      crypto.Argon2Params `yaml:"argon2"`
 	HashWorkers int                 `yaml:"hash_workers"` // 0 = GOMAXPROCS
-	HashQueue   int                 `yaml:"hash_queue"`   // 0 = 4*workers, -1 = no queue
-	KeyFile     string              `yaml:"key_file"`     // default <DataDir>/keyring.json
+	HashQueue   int                 `yaml:"hash_queue"`   // cap on waiting calls; 0 = none besides max_hash_wait, -1 = no waiting
+	// MaxHashWait is the longest a password check may expect to wait for a
+	// hash worker (work ahead of it / workers x one hash's duration); beyond
+	// it, or beyond the caller's deadline, it is refused at once with
+	// OVERLOADED. Default 3s.
+	MaxHashWait time.Duration `yaml:"max_hash_wait"`
+	KeyFile     string        `yaml:"key_file"` // default <DataDir>/keyring.json
 	// UserCacheTTL bounds how long an administrator read (GetUser) may
 	// serve a user changed through another instance when its change event
 	// is late; 0 turns the user cache off. Default 5s.
@@ -72,6 +77,7 @@ func Defaults() *Config {
 	return &Config{
 		Argon2:       crypto.DefaultArgon2(),
 		UserCacheTTL: 5 * time.Second,
+		MaxHashWait:  crypto.DefaultMaxHashWait,
 		SchedPolicy:  SchedAuto,
 		Policy: PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, SourceFailures: 2,
 			LockMinutes: 15, MaxAgeDays: 90},
@@ -95,6 +101,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Uint(func(v uint64) { a.Threads = uint8(v) }, func() uint64 { return uint64(a.Threads) }, 8, "UIAS_ARGON2_THREADS", "", "")
 	b.Int(&c.HashWorkers, "UIAS_HASH_WORKERS", "", "")
 	b.Int(&c.HashQueue, "UIAS_HASH_QUEUE", "", "")
+	b.Duration(&c.MaxHashWait, "UIAS_MAX_HASH_WAIT", "", "")
 	b.String(&c.KeyFile, "UIAS_KEY_FILE", "", "")
 	b.Duration(&c.UserCacheTTL, "UIAS_USER_CACHE_TTL", "", "")
 	b.String(&c.SchedPolicy, "UIAS_SCHED_POLICY", "", "")
@@ -150,7 +157,10 @@ func (c *Config) Validate(*config.Config) error {
 		bad("hash_workers", "must be 0 (number of CPUs) or more, got %d", c.HashWorkers)
 	}
 	if c.HashQueue < -1 {
-		bad("hash_queue", "must be -1 (no queue), 0 (4 per worker) or more, got %d", c.HashQueue)
+		bad("hash_queue", "must be -1 (no waiting), 0 (no cap besides max_hash_wait) or more, got %d", c.HashQueue)
+	}
+	if c.MaxHashWait <= 0 || c.MaxHashWait > time.Minute {
+		bad("max_hash_wait", "must be more than 0 and at most 1m, got %s", c.MaxHashWait)
 	}
 	if c.UserCacheTTL < 0 || c.UserCacheTTL > time.Hour {
 		bad("user_cache_ttl", "must be between 0 (no cache) and 1h, got %s", c.UserCacheTTL)

@@ -40,7 +40,7 @@ func TestDefaults(t *testing.T) {
 	s := Settings(&c)
 	if s.Argon2 != crypto.DefaultArgon2() || s.AdminTokenTTL != 8*time.Hour || s.SchedPolicy != SchedAuto ||
 		s.KeyFile != filepath.Join("data", "keyring.json") || s.UserCacheTTL != 5*time.Second ||
-		s.AdminTokenIdle != 30*time.Minute {
+		s.AdminTokenIdle != 30*time.Minute || s.MaxHashWait != 3*time.Second || s.HashQueue != 0 {
 		t.Fatalf("defaults: %+v", s)
 	}
 	if s.LoginThrottle != (LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute}) {
@@ -67,6 +67,8 @@ func TestValidateEachProblem(t *testing.T) {
 		{"hash workers", func(c *Config) { c.HashWorkers = -1 }, "identity.hash_workers"},
 		{"hash queue", func(c *Config) { c.HashQueue = -2 }, "identity.hash_queue"},
 		{"user cache ttl", func(c *Config) { c.UserCacheTTL = -time.Second }, "identity.user_cache_ttl"},
+		{"max hash wait zero", func(c *Config) { c.MaxHashWait = 0 }, "identity.max_hash_wait"},
+		{"max hash wait huge", func(c *Config) { c.MaxHashWait = 2 * time.Minute }, "identity.max_hash_wait"},
 		{"sched policy", func(c *Config) { c.SchedPolicy = "fifo" }, "identity.sched_policy"},
 		{"sched policy empty", func(c *Config) { c.SchedPolicy = "" }, "identity.sched_policy"},
 		{"key file", func(c *Config) { c.KeyFile = "" }, "identity.key_file"},
@@ -109,6 +111,7 @@ identity:
   argon2: {memory_kib: 65536, time: 3, threads: 2, salt_len: 16, key_len: 32}
   hash_workers: 4
   hash_queue: 16
+  max_hash_wait: 1500ms
   sched_policy: inherit
   policy: {min_length: 12, require_classes: 4, history: 10, max_failures: 3, source_failures: 1, lock_minutes: 30, max_age_days: 0}
   admin_token_ttl: 30m
@@ -118,7 +121,7 @@ identity:
 		t.Fatal(err)
 	}
 	env := map[string]string{"UIAS_HASH_WORKERS": "2", "UIAS_ARGON2_THREADS": "1", "UIAS_BOOTSTRAP_PASSWORD": "Boot-Pass-1",
-		"UIAS_POLICY_MAX_FAILURES": "7", "UIAS_LOGIN_THROTTLE_DECAY": "2m"}
+		"UIAS_POLICY_MAX_FAILURES": "7", "UIAS_LOGIN_THROTTLE_DECAY": "2m", "UIAS_MAX_HASH_WAIT": "750ms"}
 	c, err := config.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil, def)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +134,8 @@ identity:
 		s.HashWorkers != 2 || s.HashQueue != 16 || s.SchedPolicy != "inherit" || s.Policy.MinLength != 12 ||
 		s.Policy.MaxFailures != 7 || s.AdminTokenTTL != 30*time.Minute || s.BootstrapPassword != "Boot-Pass-1" ||
 		s.KeyFile != "/var/lib/uias/keyring.json" || s.Policy.SourceFailures != 1 || s.AdminTokenIdle != 10*time.Minute ||
-		s.LoginThrottle != (LoginThrottle{AddressFailures: 20, BaseDelay: 500 * time.Millisecond, MaxDelay: time.Minute, Decay: 2 * time.Minute}) {
+		s.LoginThrottle != (LoginThrottle{AddressFailures: 20, BaseDelay: 500 * time.Millisecond, MaxDelay: time.Minute, Decay: 2 * time.Minute}) ||
+		s.MaxHashWait != 750*time.Millisecond {
 		t.Fatalf("got %+v", s)
 	}
 	// Out-of-range and unknown values are clear errors.

@@ -95,22 +95,6 @@ func init() {
 // reflection are open.
 type CallerAuth struct{ Svc *identity.Service }
 
-// Admit is grpcx.ServerOptions.Admit for the identity server: the calls
-// that hash a password are refused in the transport while hashing is
-// saturated (a fingerprint-only Authenticate too: the method is all the
-// transport knows).
-func Admit(svc *identity.Service) func(fullMethod string) error {
-	return func(method string) error {
-		switch method {
-		case identityv1.AuthService_Authenticate_FullMethodName,
-			identityv1.AuthService_ChangePassword_FullMethodName,
-			identityv1.AdminService_AdminLogin_FullMethodName:
-			return svc.AdmitPasswordCall()
-		}
-		return nil
-	}
-}
-
 // BadRequestAudit is grpcx.ServerOptions.OnBadRequest for the identity
 // server: an Authenticate refused as malformed by the request checks (its
 // handler never runs) still leaves its audit record, a failed login; so
