@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,7 +82,7 @@ type Hasher struct {
 	waiting atomic.Int64
 
 	// estimate is the running estimate of one hash's duration (ns): the
-	// shortest of the last estimateWindow hashes at the current parameters.
+	// median of the last estimateWindow hashes at the current parameters.
 	estimate atomic.Int64
 	fixed    bool // Testing.HashTime: estimate never changes
 	mu       sync.Mutex
@@ -138,8 +139,8 @@ func NewHasher(cfg HasherConfig) *Hasher {
 }
 
 // calibrate times two hashes in a worker's memory (the first one also
-// faults that memory in) so that the estimate is known before the first
-// call.
+// faults that memory in; the estimate of two is the shorter) so that the
+// estimate is known before the first call.
 func (h *Hasher) calibrate() {
 	m := <-h.slots
 	salt := make([]byte, h.params.SaltLen)
@@ -245,12 +246,11 @@ func (h *Hasher) run(m *argon2Memory, password, salt []byte, p Argon2Params) []b
 }
 
 // observe records the duration of one hash at the current parameters. The
-// estimate is the shortest of the recent ones: what a hash costs when it
-// has its CPU. Time a hash loses to other work on the same CPUs (request
-// handling, garbage collection) is spread thin and comes and goes; the
-// shortest recent duration follows lasting changes (fewer CPUs, slower
-// memory) within estimateWindow hashes without counting those pauses as
-// hashing capacity lost.
+// estimate is the median of the recent ones (the lower middle one of an
+// even count): it follows lasting changes (a busier machine, fewer CPUs,
+// slower memory) within a few hashes, so the projected wait tracks what the
+// workers really deliver, and a single hash stalled by a garbage collection
+// or another process does not move it.
 func (h *Hasher) observe(d time.Duration) {
 	if h.fixed || d <= 0 {
 		return
@@ -258,14 +258,12 @@ func (h *Hasher) observe(d time.Duration) {
 	h.mu.Lock()
 	h.recent[h.next%estimateWindow] = d
 	h.next++
-	best := time.Duration(0)
-	for i := range min(h.next, estimateWindow) {
-		if best == 0 || h.recent[i] < best {
-			best = h.recent[i]
-		}
-	}
+	n := min(h.next, estimateWindow)
+	var sorted [estimateWindow]time.Duration
+	copy(sorted[:], h.recent[:n])
+	slices.Sort(sorted[:n])
 	h.mu.Unlock()
-	h.estimate.Store(int64(best))
+	h.estimate.Store(int64(sorted[(n-1)/2]))
 }
 
 // Hash returns the PHC-encoded argon2id hash of password. It returns

@@ -302,10 +302,11 @@ func TestWaitersHoldNoHashMemory(t *testing.T) {
 	}
 }
 
-// TestEstimateIsShortestRecent: the estimate is the shortest of the last
-// 16 hashes at the current parameters; hashes under other parameters (old
-// stored hashes) do not count.
-func TestEstimateIsShortestRecent(t *testing.T) {
+// TestEstimateIsMedianOfRecent: the estimate is the median of the last 16
+// hashes at the current parameters; one stalled hash does not move it, a
+// lasting change does, and hashes under other parameters (old stored
+// hashes) do not count.
+func TestEstimateIsMedianOfRecent(t *testing.T) {
 	h := NewHasher(HasherConfig{Params: testParams, Workers: 1})
 	var now time.Time
 	var step time.Duration
@@ -326,24 +327,33 @@ func TestEstimateIsShortestRecent(t *testing.T) {
 	for _, d := range []time.Duration{50, 30, 40} {
 		hashTaking(d * time.Millisecond)
 	}
-	if got := h.HashTime(); got != 30*time.Millisecond {
-		t.Fatalf("estimate after 50, 30, 40 ms = %v, want 30 ms", got)
+	if got := h.HashTime(); got != 40*time.Millisecond {
+		t.Fatalf("estimate after 50, 30, 40 ms = %v, want 40 ms", got)
+	}
+	for range estimateWindow {
+		hashTaking(20 * time.Millisecond)
+	}
+	hashTaking(time.Second) // stalled
+	if got := h.HashTime(); got != 20*time.Millisecond {
+		t.Fatalf("estimate after one stalled hash = %v, want 20 ms", got)
 	}
 	big := testParams
 	big.MemoryKiB *= 2
-	step = time.Millisecond
+	step = time.Hour
 	enc := EncodePHC(big, []byte("0123456789abcdef"), RawArgon2id([]byte("pw"), []byte("0123456789abcdef"), big))
-	if ok, _, err := h.Verify(ctx, enc, "pw"); !ok || err != nil {
-		t.Fatalf("Verify(old params) = %v, %v", ok, err)
-	}
-	if got := h.HashTime(); got != 30*time.Millisecond {
-		t.Fatalf("a hash under other parameters changed the estimate to %v", got)
-	}
 	for range estimateWindow {
+		if ok, _, err := h.Verify(ctx, enc, "pw"); !ok || err != nil {
+			t.Fatalf("Verify(old params) = %v, %v", ok, err)
+		}
+	}
+	if got := h.HashTime(); got != 20*time.Millisecond {
+		t.Fatalf("hashes under other parameters changed the estimate to %v", got)
+	}
+	for range estimateWindow / 2 {
 		hashTaking(60 * time.Millisecond)
 	}
 	if got := h.HashTime(); got != 60*time.Millisecond {
-		t.Fatalf("estimate after %d hashes of 60 ms = %v, want 60 ms", estimateWindow, got)
+		t.Fatalf("estimate after %d hashes of 60 ms = %v, want 60 ms", estimateWindow/2, got)
 	}
 }
 
