@@ -18,13 +18,21 @@ import (
 // Go runtime's and cgo's future threads are SCHED_BATCH as well. Threads may
 // start while it runs, so it repeats until a pass finds nothing to change.
 // It returns the number of threads of the process that are SCHED_BATCH.
-func Batch() (int, error) {
+func Batch() (int, error) { return switchPolicy(unix.SCHED_NORMAL, unix.SCHED_BATCH) }
+
+// Normal undoes Batch: every SCHED_BATCH thread of this process goes back to
+// the default policy (SCHED_OTHER), keeping its nice value. It returns the
+// number of threads that are SCHED_OTHER. The benchmark uses it to act as a
+// client of another process whatever policy it ran its own phases under.
+func Normal() (int, error) { return switchPolicy(unix.SCHED_BATCH, unix.SCHED_NORMAL) }
+
+func switchPolicy(from, to uint32) (int, error) {
 	for pass := 0; pass < 10; pass++ {
 		tids, err := threads()
 		if err != nil {
 			return 0, err
 		}
-		changed, batch := 0, 0
+		changed, done := 0, 0
 		for _, tid := range tids {
 			attr, err := unix.SchedGetAttr(tid, 0)
 			if errors.Is(err, unix.ESRCH) {
@@ -34,30 +42,30 @@ func Batch() (int, error) {
 				return 0, fmt.Errorf("sched: read policy of thread %d: %w", tid, err)
 			}
 			switch attr.Policy {
-			case unix.SCHED_BATCH:
-				batch++
+			case to:
+				done++
 				continue
-			case unix.SCHED_NORMAL:
+			case from:
 			default:
 				continue
 			}
-			attr.Policy = unix.SCHED_BATCH
+			attr.Policy = to
 			attr.Flags &= unix.SCHED_FLAG_RESET_ON_FORK // keep it; drop util-clamp flags
 			err = unix.SchedSetAttr(tid, attr, 0)
 			if errors.Is(err, unix.ESRCH) {
 				continue
 			}
 			if err != nil {
-				return 0, fmt.Errorf("sched: set SCHED_BATCH on thread %d: %w", tid, err)
+				return 0, fmt.Errorf("sched: set %s on thread %d: %w", policyName(to), tid, err)
 			}
 			changed++
-			batch++
+			done++
 		}
 		if changed == 0 {
-			return batch, nil
+			return done, nil
 		}
 	}
-	return 0, errors.New("sched: threads kept starting with the default policy; gave up")
+	return 0, fmt.Errorf("sched: threads kept starting under %s; gave up", policyName(from))
 }
 
 // Policies returns the scheduling policy of every thread of the process by

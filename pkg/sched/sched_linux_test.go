@@ -110,4 +110,22 @@ func TestBatchSwitchesEveryThreadAndNewOnesInherit(t *testing.T) {
 	if _, err := sched.Batch(); err != nil {
 		t.Fatalf("second Batch: %v", err)
 	}
+
+	// Normal undoes it, except for the thread the operator put under SCHED_IDLE.
+	if _, err := sched.Normal(); err != nil {
+		t.Fatalf("Normal: %v", err)
+	}
+	pol, err = sched.Policies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tid, p := range pol {
+		want := "other"
+		if tid == idleTid {
+			want = "idle"
+		}
+		if p != want {
+			t.Errorf("after Normal: thread %d policy %s, want %s", tid, p, want)
+		}
+	}
 }

@@ -5,11 +5,18 @@
 //
 //   - password Authenticate over gRPC, saturated, against raw argon2id
 //     hashes per second with the same parameters;
-//   - Authenticate p99 latency at 80% of that saturation against one hash;
-//   - overload (far more callers than hash workers + queue): share and speed
-//     of RESOURCE_EXHAUSTED refusals, and heap growth;
+//   - Authenticate p99 latency at 80% of that saturation against one hash,
+//     and that none of those calls is refused;
+//   - a burst of N simultaneous logins, N = identity.max_hash_wait x the raw
+//     hash rate: all served, the slowest against N hashes' time;
+//   - a storm of 10 N: speed of the RESOURCE_EXHAUSTED refusals against the
+//     served calls, and heap growth;
 //   - a cheap admin RPC (GetUser) over gRPC and through the REST edge against
-//     a bare gRPC health server.
+//     a bare gRPC health server;
+//   - with an etcd (--etcd-bin or --etcd-endpoints), `uias serve
+//     --target=identity` in processes of its own, under SCHED_BATCH and
+//     inherited scheduling alike: GetUser p99 and login throughput while
+//     logins saturate the CPUs.
 //
 // It prints a table of figures, ratios and goals (and with --out writes it
 // as markdown with the machine and parameters). Goals are reported, never
@@ -27,23 +34,30 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/sched"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
 // phases in run order; --only selects a subset.
-var allPhases = []string{"auth", "latency", "overload", "echo", "getuser", "rest"}
+var allPhases = []string{"auth", "latency", "burst", "overload", "echo", "getuser", "rest", "sched"}
 
 type options struct {
 	duration, warmup time.Duration
 	concurrency      int
 	count, slices    int
 	out, cpuprofile  string
+	appendOut        bool
 	only             map[string]bool
 	authConc         int
+	burstCallers     int
 	overloadCallers  int
+	etcdBin          string   // sched phase: start this etcd
+	etcdEndpoints    []string // sched phase: use this etcd
+	schedRate        float64  // sched phase: GetUser calls per second
 	env              envConfig
 	args             []string // command line, for the report
 }
@@ -78,15 +92,21 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.count, "count", 1, "rounds; figures are medians over rounds")
 	fs.IntVar(&o.slices, "slices", 4, "a phase and its floor alternate in this many slices (noise hits both alike)")
 	fs.StringVar(&o.out, "out", "", "also write the report as markdown to this file")
+	fs.BoolVar(&o.appendOut, "append", false, "with --out: add this run as a section to the page already in the file (scripts/bench.sh: one per argon2id build)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured phases to this file")
 	only := fs.String("only", "", "comma-separated phases to run (default all): "+strings.Join(allPhases, ","))
-	fs.IntVar(&o.authConc, "auth-concurrency", 0, "closed-loop callers for saturated Authenticate (default 4 x hash workers, at most workers+queue)")
-	fs.IntVar(&o.overloadCallers, "overload-callers", 0, "simultaneous callers per overload wave (default 10 x (workers+queue))")
+	fs.IntVar(&o.authConc, "auth-concurrency", 0, "closed-loop callers for saturated Authenticate (default 4 x hash workers, at most workers + hash queue)")
+	fs.IntVar(&o.burstCallers, "burst-callers", 0, "simultaneous callers of the burst (default N = max hash wait x raw hash rate)")
+	fs.IntVar(&o.overloadCallers, "overload-callers", 0, "simultaneous callers per storm wave (default 10 x N)")
+	fs.StringVar(&o.etcdBin, "etcd-bin", "", "sched phase: an etcd binary to start for `uias serve --target=identity` (scripts/bench.sh builds one)")
+	etcdEndpoints := fs.String("etcd-endpoints", "", "sched phase: endpoints of a running etcd instead of --etcd-bin")
+	fs.Float64Var(&o.schedRate, "sched-getuser-rate", 200, "sched phase: GetUser calls per second (paced) while logins saturate the CPUs")
 	mem := fs.Uint("argon2-memory", uint(def.MemoryKiB), "argon2id memory in KiB")
 	tm := fs.Uint("argon2-time", uint(def.Time), "argon2id iterations")
 	th := fs.Uint("argon2-threads", uint(def.Threads), "argon2id parallelism")
 	fs.IntVar(&o.env.HashWorkers, "hash-workers", 0, "identity.hash_workers (0 = GOMAXPROCS)")
-	fs.IntVar(&o.env.HashQueue, "hash-queue", 0, "identity.hash_queue (0 = 4 x workers, -1 = none)")
+	fs.IntVar(&o.env.HashQueue, "hash-queue", 0, "identity.hash_queue: cap on waiting calls (0 = none besides the max hash wait, -1 = no waiting)")
+	fs.DurationVar(&o.env.MaxHashWait, "max-hash-wait", identitycomponent.Defaults().MaxHashWait, "identity.max_hash_wait")
 	fs.StringVar(&o.env.SchedPolicy, "sched-policy", sched.PolicyBatch, "identity.sched_policy of the process (batch|inherit); the floors run under it too")
 	fs.StringVar(&o.env.LogLevel, "log-level", "error", "log level of the system under test (logs go to stderr)")
 	if err := fs.Parse(args); err != nil {
@@ -95,8 +115,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if o.duration <= 0 || o.warmup < 0 || o.concurrency < 1 || o.count < 1 || o.slices < 1 {
-		return nil, errors.New("--duration and --concurrency must be positive, --warmup not negative, --count and --slices at least 1")
+	if o.duration <= 0 || o.warmup < 0 || o.concurrency < 1 || o.count < 1 || o.slices < 1 || o.env.MaxHashWait <= 0 || o.schedRate <= 0 {
+		return nil, errors.New("--duration, --concurrency, --max-hash-wait and --sched-getuser-rate must be positive, --warmup not negative, --count and --slices at least 1")
+	}
+	if *etcdEndpoints != "" {
+		o.etcdEndpoints = strings.Split(*etcdEndpoints, ",")
 	}
 	if o.env.SchedPolicy != sched.PolicyBatch && o.env.SchedPolicy != sched.PolicyInherit {
 		return nil, fmt.Errorf("--sched-policy must be %s or %s, got %q", sched.PolicyBatch, sched.PolicyInherit, o.env.SchedPolicy)
@@ -116,27 +139,31 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			o.only[p] = true
 		}
 	}
-	w, q := o.env.workers(), o.env.queue()
+	w := o.env.workers()
 	if o.authConc <= 0 {
-		o.authConc = min(4*w, w+q)
+		o.authConc = 4 * w
+		if q := o.env.waitCap(); q >= 0 {
+			o.authConc = min(o.authConc, w+q)
+		}
 	}
-	if o.authConc > w+q {
-		fmt.Fprintf(stderr, "uias bench: warning: --auth-concurrency %d exceeds workers+queue %d; expect RESOURCE_EXHAUSTED\n", o.authConc, w+q)
-	}
-	if o.overloadCallers <= 0 {
-		o.overloadCallers = 10 * (w + q)
+	if q := o.env.waitCap(); q >= 0 && o.authConc > w+q {
+		fmt.Fprintf(stderr, "uias bench: warning: --auth-concurrency %d exceeds workers + hash queue %d; expect RESOURCE_EXHAUSTED\n", o.authConc, w+q)
 	}
 	return o, nil
 }
 
 // round is what one round measured (zero values for phases not run).
 type round struct {
-	hashQPS   float64       // raw argon2id, GOMAXPROCS goroutines
+	hashQPS   float64       // raw argon2id, GOMAXPROCS goroutines (phase auth)
 	hashTime  time.Duration // median single-threaded raw argon2id
 	auth      *Result       // saturated Authenticate
 	openRate  float64       // arrival rate of the latency phase
 	open      *Result       // Authenticate at 0.8 x saturation
-	overload  *Result
+	rawRate   float64       // raw hash rate N is computed from (hashQPS, or measured for it)
+	burstN    int
+	burst     *Result // one wave of burstN simultaneous Authenticate calls
+	overload  *Result // the storm
+	stormN    int
 	waves     int
 	heapBase  uint64
 	heapPeak  uint64
@@ -144,13 +171,30 @@ type round struct {
 	echo      *Result
 	getUser   *Result
 	getUserHT *Result
+	// sched phase: GetUser while logins saturate a lone identity process,
+	// and those logins, under SCHED_BATCH and inherited scheduling.
+	schedGet, schedLogins [2]*Result
+}
+
+// lockedWriter serializes writes: the system under test, the processes of
+// the sched phase and the phases all log to stderr.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	stderr = &lockedWriter{w: stderr}
 	o.env.Log = stderr
 	started := time.Now()
-	fmt.Fprintf(stderr, "uias bench: starting UIAS (argon2id m=%d KiB t=%d p=%d, %d hash workers, queue %d)\n",
-		o.env.Argon2.MemoryKiB, o.env.Argon2.Time, o.env.Argon2.Threads, o.env.workers(), o.env.queue())
+	fmt.Fprintf(stderr, "uias bench: starting UIAS (argon2id m=%d KiB t=%d p=%d, %d hash workers, max hash wait %s)\n",
+		o.env.Argon2.MemoryKiB, o.env.Argon2.Time, o.env.Argon2.Threads, o.env.workers(), o.env.MaxHashWait)
 	e, err := startEnv(ctx, o.env)
 	if err != nil {
 		return err
@@ -184,7 +228,11 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	rep := buildReport(o, rounds, started, time.Since(started))
 	fmt.Fprint(stdout, rep.text())
 	if o.out != "" {
-		if err := os.WriteFile(o.out, []byte(rep.markdown()), 0o644); err != nil {
+		var existing []byte
+		if o.appendOut {
+			existing, _ = os.ReadFile(o.out) // none yet: a new page
+		}
+		if err := os.WriteFile(o.out, []byte(rep.markdown(string(existing))), 0o644); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "uias bench: wrote %s\n", o.out)
@@ -241,7 +289,25 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 		fmt.Fprintf(log, "  one raw argon2id: %s (median of %d)\n", ms(r.hashTime), res[0].OK)
 		fmt.Fprintf(log, "  Authenticate open loop at %.1f/s: %s\n", r.openRate, summary(r.open))
 	}
+	if group("burst", "overload") != nil {
+		if err := r.burstSize(ctx, o, log); err != nil {
+			return nil, err
+		}
+	}
+	if group("burst") != nil {
+		// A storm finds a server going about its day: a few logins one after
+		// the other first, then N at once.
+		for range 2 * o.env.workers() {
+			_, _ = oneCall(ctx, e.callAuthenticate)
+		}
+		r.burst, _ = Waves(ctx, r.burstN, 0, e.callAuthenticate)
+		fmt.Fprintf(log, "  burst of %d simultaneous logins: %s; slowest %s\n", r.burstN, summary(r.burst), ms(slowest(r.burst)))
+	}
 	if group("overload") != nil {
+		r.stormN = o.overloadCallers
+		if r.stormN <= 0 {
+			r.stormN = 10 * r.burstN
+		}
 		r.heapBase = heapInuse()
 		stop := make(chan struct{})
 		done := make(chan struct{})
@@ -259,11 +325,11 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 				}
 			}
 		}()
-		r.overload, r.waves = Waves(ctx, o.overloadCallers, o.duration, e.callAuthenticate)
+		r.overload, r.waves = Waves(ctx, r.stormN, o.duration, e.callAuthenticate)
 		close(stop)
 		<-done
-		fmt.Fprintf(log, "  overload (%d waves of %d callers): %s; refused p99 %s; heap %s -> %s MiB, RSS peak %s MiB\n",
-			r.waves, o.overloadCallers, summary(r.overload), ms(Quantile(r.overload.ExhLat, 0.99)),
+		fmt.Fprintf(log, "  storm (%d waves of %d callers): %s; refused p99 %s; heap %s -> %s MiB, RSS peak %s MiB\n",
+			r.waves, r.stormN, summary(r.overload), ms(Quantile(r.overload.ExhLat, 0.99)),
 			mib(r.heapBase), mib(r.heapPeak), mib(r.rssPeak))
 	}
 	if names := group("echo", "getuser", "rest"); names != nil {
@@ -287,7 +353,43 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 			}
 		}
 	}
+	if group("sched") != nil {
+		if err := e.runSched(ctx, o, r, log); err != nil {
+			return nil, err
+		}
+	}
 	return r, ctx.Err()
+}
+
+// burstSize sets N, the burst size: identity.max_hash_wait x the raw hash
+// rate of this round (measured here when phase auth did not run).
+func (r *round) burstSize(ctx context.Context, o *options, log io.Writer) error {
+	r.rawRate = r.hashQPS
+	if r.rawRate <= 0 {
+		procs := runtime.GOMAXPROCS(0)
+		r.rawRate = ClosedLoop(ctx, procs, o.warmup, o.duration, rawHash(o.env.Argon2)).QPS()
+		fmt.Fprintf(log, "  raw argon2id (%d goroutines): %.1f hashes/s\n", procs, r.rawRate)
+	}
+	r.burstN = o.burstCallers
+	if r.burstN <= 0 {
+		r.burstN = int(o.env.MaxHashWait.Seconds() * r.rawRate)
+	}
+	if r.burstN < 1 {
+		return errors.New("phases burst and overload: the raw hash rate is 0")
+	}
+	return nil
+}
+
+// slowest is the longest latency of any call of r, whatever its outcome.
+func slowest(r *Result) time.Duration {
+	var d time.Duration
+	if n := len(r.Lat); n > 0 {
+		d = r.Lat[n-1]
+	}
+	if n := len(r.ExhLat); n > 0 {
+		d = max(d, r.ExhLat[n-1])
+	}
+	return d
 }
 
 // rawHash is the argon2id floor: RawArgon2id with p, nothing else.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/uias/uias/pkg/discovery/etcdtest"
 )
 
 func TestQuantileAndMedian(t *testing.T) {
@@ -77,8 +79,13 @@ func TestFlags(t *testing.T) {
 		t.Fatalf("bad phase: code %d, %s", code, errb.String())
 	}
 	o, err := parseFlags([]string{"--hash-workers", "3", "--hash-queue", "-1"}, &errb)
-	if err != nil || o.authConc != 3 || o.overloadCallers != 30 || o.env.Argon2.MemoryKiB != 19*1024 || o.env.SchedPolicy != "batch" {
+	if err != nil || o.authConc != 3 || o.overloadCallers != 0 || o.env.Argon2.MemoryKiB != 19*1024 || o.env.SchedPolicy != "batch" ||
+		o.env.MaxHashWait != 3*time.Second {
 		t.Fatalf("defaults: %+v, %v", o, err)
+	}
+	// Without a cap on waiting calls, 4 callers per worker.
+	if o, err := parseFlags([]string{"--hash-workers", "3"}, &errb); err != nil || o.authConc != 12 {
+		t.Fatalf("auth concurrency without a wait cap: %+v, %v", o, err)
 	}
 	errb.Reset()
 	if code := Main(context.Background(), []string{"--sched-policy", "fifo"}, &bytes.Buffer{}, &errb); code != 2 ||
@@ -87,21 +94,22 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// TestSmoke runs every phase very briefly with cheap argon2 parameters: the
-// harness works end to end and writes a report. Figures are not checked.
+// TestSmoke runs every phase but sched very briefly with cheap argon2
+// parameters: the harness works end to end and writes a report. Figures
+// are not checked.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a UIAS")
 	}
 	out := filepath.Join(t.TempDir(), "bench.md")
 	var stdout, stderr bytes.Buffer
-	// One worker, a short queue and hashes of ~10 ms: a wave of 30 callers
-	// must overflow even when the hashes run in C and requests are read
-	// while they do (with 2 workers, 8 queued and 3 ms hashes a wave could
-	// drain as fast as it arrived, and the overload row had nothing to show).
-	code := Main(context.Background(), []string{"--duration", "150ms", "--warmup", "20ms", "--slices", "1",
-		"--concurrency", "4", "--overload-callers", "30", "--argon2-memory", "8192", "--argon2-time", "4",
-		"--hash-workers", "1", "--hash-queue", "2", "--out", out}, &stdout, &stderr)
+	// Cheap hashes (a few ms) and a max hash wait of 200 ms: the 3
+	// saturating callers fit even on a busy machine, and a storm of 300
+	// callers (fixed, not 10 N: N comes from a raw rate measured for 300 ms)
+	// must overflow.
+	code := Main(context.Background(), []string{"--duration", "300ms", "--warmup", "20ms", "--slices", "1",
+		"--concurrency", "4", "--auth-concurrency", "3", "--max-hash-wait", "200ms", "--argon2-memory", "8192",
+		"--argon2-time", "1", "--burst-callers", "10", "--overload-callers", "300", "--out", out}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
@@ -113,12 +121,60 @@ func TestSmoke(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		wantSched = "SCHED_BATCH could not be set here"
 	}
-	for _, want := range []string{"Authenticate throughput", "GetUser p99 (REST edge)", "| Goal |", "## What each row measures", wantSched} {
-		if !strings.Contains(string(md), want) || !strings.Contains(stdout.String(), "| Goal |") {
-			t.Fatalf("report lacks %q:\n%s", want, md)
+	for _, want := range []string{"Authenticate throughput", "Login burst: slowest answer", "Storm: heap growth",
+		"Authenticate refused at 80% of saturation", "GetUser p99 (REST edge)", "| Goal |", "### What each row measures",
+		wantSched, "sched: skipped"} {
+		if !strings.Contains(string(md)+stderr.String(), want) || !strings.Contains(stdout.String(), "| Goal |") {
+			t.Fatalf("report lacks %q:\n%s\n%s", want, md, stderr.String())
 		}
 	}
 	if strings.Contains(stdout.String(), "ERROR") {
 		t.Fatalf("calls failed:\n%s\n%s", stdout.String(), stderr.String())
+	}
+
+	// A second run with --append adds its section before the closing part.
+	code = Main(context.Background(), []string{"--only", "echo", "--duration", "50ms", "--warmup", "0s", "--slices", "1",
+		"--concurrency", "2", "--argon2-memory", "8192", "--argon2-time", "1", "--out", out, "--append"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("append run: exit %d\n%s", code, stderr.String())
+	}
+	md2, _ := os.ReadFile(out)
+	page := string(md2)
+	if strings.Count(page, "# UIAS benchmarks") != 1 || strings.Count(page, "### Results") != 2 ||
+		!strings.HasPrefix(page, string(md[:strings.Index(string(md), reproduce)])) ||
+		strings.Index(page, reproduce) < strings.LastIndex(page, "### Results") {
+		t.Fatalf("appended page:\n%s", page)
+	}
+}
+
+// TestSmokeSched runs the sched phase briefly: two `uias serve
+// --target=identity` processes (this test binary, see TestMain) on an
+// embedded etcd, each loaded in turn.
+func TestSmokeSched(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	etcd, endpoints, err := etcdtest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer etcd.Close()
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), []string{"--only", "sched", "--duration", "200ms", "--warmup", "20ms", "--slices", "1",
+		"--argon2-memory", "8192", "--argon2-time", "1", "--sched-getuser-rate", "50",
+		"--etcd-endpoints", strings.Join(endpoints, ",")}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"Identity alone: GetUser p99 under saturating logins", "Identity alone: login throughput"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Fatalf("report lacks %q:\n%s\n%s", want, stdout.String(), stderr.String())
+		}
+	}
+	if strings.Contains(stdout.String(), "ERROR") {
+		t.Fatalf("calls failed:\n%s\n%s", stdout.String(), stderr.String())
+	}
+	if runtime.GOOS == "linux" && !strings.Contains(stderr.String(), "batch process") {
+		t.Fatalf("no thread policies logged:\n%s", stderr.String())
 	}
 }

@@ -36,15 +36,16 @@ const (
 // envConfig is what the system under test is started with.
 type envConfig struct {
 	Argon2      crypto.Argon2Params
-	HashWorkers int    // 0 = GOMAXPROCS
-	HashQueue   int    // 0 = 4*workers, -1 = none
-	SchedPolicy string // identity.sched_policy: batch|inherit
+	HashWorkers int           // 0 = GOMAXPROCS
+	HashQueue   int           // cap on waiting calls: 0 = none, -1 = no waiting
+	MaxHashWait time.Duration // identity.max_hash_wait; 0 = the default
+	SchedPolicy string        // identity.sched_policy: batch|inherit
 	LogLevel    string
 	Log         io.Writer
 }
 
-// workers and queue are the effective hasher bounds for c (as NewHasher
-// computes them).
+// workers is the effective number of hash workers for c (as NewHasher
+// computes it).
 func (c envConfig) workers() int {
 	if c.HashWorkers > 0 {
 		return c.HashWorkers
@@ -52,10 +53,12 @@ func (c envConfig) workers() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-func (c envConfig) queue() int {
+// waitCap is the most calls that may wait for a hash worker; -1: no cap
+// besides the max hash wait.
+func (c envConfig) waitCap() int {
 	switch {
 	case c.HashQueue == 0:
-		return 4 * c.workers()
+		return -1
 	case c.HashQueue < 0:
 		return 0
 	}
@@ -85,6 +88,8 @@ type env struct {
 
 	authCtx  context.Context // outgoing metadata: app credentials
 	adminCtx context.Context // outgoing metadata: admin bearer token
+
+	lone *loneIdentity // sched phase, started on first use
 }
 
 func startEnv(ctx context.Context, ec envConfig) (_ *env, err error) {
@@ -105,6 +110,9 @@ func startEnv(ctx context.Context, ec envConfig) (_ *env, err error) {
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
 	idc.Argon2 = ec.Argon2
 	idc.HashWorkers, idc.HashQueue = ec.HashWorkers, ec.HashQueue
+	if ec.MaxHashWait > 0 {
+		idc.MaxHashWait = ec.MaxHashWait
+	}
 	idc.BootstrapPassword = adminPassword
 	if ec.SchedPolicy != "" {
 		idc.SchedPolicy = ec.SchedPolicy
@@ -199,6 +207,9 @@ func (e *env) startEcho() error {
 }
 
 func (e *env) close() {
+	if e.lone != nil {
+		e.lone.close()
+	}
 	if e.httpClient != nil {
 		e.httpClient.CloseIdleConnections()
 	}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"os"
+	"os/signal"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 
+	"github.com/uias/uias/cmd/uias/internal/serve"
 	"github.com/uias/uias/pkg/crypto"
 )
 
@@ -32,6 +35,13 @@ func benchEnv(b *testing.B) *env {
 }
 
 func TestMain(m *testing.M) {
+	// The sched phase starts `uias serve` as os.Executable(): this binary.
+	if os.Getenv(ChildEnv) != "" && len(os.Args) > 1 && os.Args[1] == "serve" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := serve.Main(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	code := m.Run()
 	if goBenchEnv != nil {
 		goBenchEnv.close()

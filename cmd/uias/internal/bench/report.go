@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ const (
 	perSec    unit = iota // calls or hashes per second
 	dur                   // seconds
 	mebibytes             // bytes
+	count                 // calls
 )
 
 // row is one line of the table: our figure, its floor, their ratio (all
@@ -26,7 +28,8 @@ type row struct {
 	ours, floor  []float64
 	ratios       []float64
 	atLeast      bool    // goal is ratio >= target (else <=)
-	target       float64 // 0: no goal
+	target       float64 // 0: no goal, unless zeroGoal
+	zeroGoal     bool    // goal is ratio = 0 (none of the calls)
 	note         string  // extra figures, shown after ours
 	errs         []string
 	explain      string
@@ -52,7 +55,12 @@ func (r *row) ratio() (float64, bool) {
 	return Median(r.ratios), true
 }
 
+func (r *row) hasGoal() bool { return r.target != 0 || r.zeroGoal }
+
 func (r *row) goal() string {
+	if r.zeroGoal {
+		return "none"
+	}
 	if r.target == 0 {
 		return "—"
 	}
@@ -68,7 +76,7 @@ func (r *row) verdict() string {
 		return "ERROR"
 	}
 	x, ok := r.ratio()
-	if r.target == 0 || !ok {
+	if !r.hasGoal() || !ok {
 		return "—"
 	}
 	if (r.atLeast && x >= r.target) || (!r.atLeast && x <= r.target) {
@@ -88,6 +96,8 @@ func format(u unit, v float64) string {
 		return ms(time.Duration(v * float64(time.Second)))
 	case mebibytes:
 		return fmt.Sprintf("%.0f MiB", v/(1<<20))
+	case count:
+		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprint(v)
 }
@@ -98,6 +108,7 @@ type report struct {
 	started time.Time
 	took    time.Duration
 	rows    []*row
+	rounds  []*round
 	// schedBatch: every thread of the process ran SCHED_BATCH at the end.
 	schedBatch bool
 }
@@ -119,53 +130,56 @@ func allBatch() bool {
 func buildReport(o *options, rounds []*round, started time.Time, took time.Duration) *report {
 	w := o.env.workers()
 	p := o.env.Argon2
-	rep := &report{o: o, m: thisMachine(), started: started, took: took, schedBatch: allBatch()}
+	rep := &report{o: o, m: thisMachine(), started: started, took: took, rounds: rounds, schedBatch: allBatch()}
 	failed := func(rw *row, what string, res *Result) {
 		if res != nil && res.Failed > 0 {
 			rw.errs = append(rw.errs, fmt.Sprintf("%s: %d failed calls, first: %v", what, res.Failed, res.FirstErr))
 		}
 	}
 
+	maxWait := o.env.MaxHashWait
+	waitCap := ""
+	if q := o.env.waitCap(); q >= 0 {
+		waitCap = fmt.Sprintf(" (and identity.hash_queue caps waiting calls at %d)", q)
+	}
 	authQPS := &row{name: "Authenticate throughput, saturated (gRPC)", u: perSec, atLeast: true, target: 0.9,
 		oursLabel:  fmt.Sprintf("%d closed-loop callers", o.authConc),
 		floorLabel: fmt.Sprintf("raw argon2id in %d goroutines", runtime.GOMAXPROCS(0)),
 		explain: fmt.Sprintf("Successful password Authenticate calls per second over gRPC with %d closed-loop callers "+
 			"(so that while a finished call writes its audit event and its answer travels back, "+
-			"others wait in the queue and none of the %d hash workers idles; "+
-			"no more than workers + queue = %d so none is refused), "+
+			"others wait for a worker and none of the %d hash workers idles; %d callers project a wait of a few "+
+			"hashes, far below identity.max_hash_wait, so none is refused), "+
 			"against bare RawArgon2id hashes per second with the same parameters in GOMAXPROCS goroutines. "+
 			"The gap is everything besides the hash: gRPC, interceptors, app credential check, the SQLite "+
 			"reads of link and user, the audit-event write and its relay to NATS. The note gives the parallel "+
 			"speed-up of bare argon2id (hashes/s in GOMAXPROCS goroutines × one hash time): well below the CPU "+
 			"count means the CPUs are shared (SMT siblings, other load) or memory-bound, which also lengthens "+
-			"every hash under concurrency (row 2).", o.authConc, w, w+o.env.queue())}
+			"every hash under concurrency (see the 80%% row).", o.authConc, w, o.authConc)}
 	if rep.schedBatch {
 		authQPS.explain += " The process runs under SCHED_BATCH (identity.sched_policy, docs/operators.md): that work " +
 			"takes a CPU when a hash's time slice ends instead of preempting a hash each time it wakes, which " +
 			"measured 0.79–0.85× with the default policy and 0.86–0.94× with SCHED_BATCH on the same machine."
 	}
-	// What rows 4 and 5 depend on differs between the two argon2id builds.
+	// What the storm rows depend on differs between the two argon2id builds.
 	refusalWaits := "While every CPU runs a pure-Go hash, each hop of the call (client write, server read, " +
 		"server write, client read; the load generator shares the process) waits for the Go scheduler to preempt " +
-		"a hashing goroutine (10 ms quantum) and the network is polled about every 10 ms. With one hash worker " +
-		"on 2 CPUs the same refusals measured 13 ms p99; the libargon2 build (docs/operators.md) avoids the wait."
+		"a hashing goroutine (10 ms quantum) and the network is polled about every 10 ms; the libargon2 build " +
+		"(docs/operators.md) avoids the wait."
 	heapGrows := "The pure-Go build allocates each hash's memory afresh, so the goal allows the GC's headroom " +
 		"(GOGC=100 lets the heap reach about twice the live heap) over the bounded live set."
 	if crypto.Argon2Cgo {
 		refusalWaits = "Hashes run in C (libargon2) and hold no Go scheduler P while they do, so the OS shares " +
 			"the CPUs between them and the handling of the wave at once; what remains is the wave itself: " +
-			"every call of it sent, refused and answered (and the load generator shares the process) on CPUs " +
-			"that also run the hashes."
+			"every call of it sent, checked, refused and answered (and the load generator shares the process) " +
+			"on CPUs that also run the hashes."
 		if rep.schedBatch {
 			refusalWaits += " Under SCHED_BATCH each step of the wave that wakes a thread waits for a CPU " +
 				"whose hash reaches the end of its time slice (a few ms) instead of preempting it; that is " +
-				"the price of row 1's throughput (a prototype that hashed on threads of lower priority than the " +
-				"request work did not answer waves measurably faster on our noisy 2-CPU machine)."
+				"the price of the saturated throughput."
 		}
 		heapGrows = "Each worker hashes in memory it keeps from one hash to the next (already in the base), " +
 			"so the growth is the garbage of the requests, within the GC's headroom. That memory is Go heap on " +
-			"purpose: as live heap it spaces out garbage collections during a storm (with it in C memory the " +
-			"refusal p99 of rows 3 and 4 was 3 to 5 times worse in 2 of 3 runs)."
+			"purpose: as live heap it spaces out garbage collections during a storm."
 	}
 	authP99 := &row{name: "Authenticate p99 at 80% of saturation", u: dur, target: 3,
 		oursLabel: "open loop, paced arrivals", floorLabel: "one hash (median, 1 goroutine)",
@@ -173,28 +187,46 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			"measured just before (open loop: a call starts on schedule whether or not earlier ones returned; " +
 			"latency counts from the scheduled start), against the median time of one RawArgon2id on one goroutine " +
 			"(measured in slices alternating with the open-loop ones). With c hash workers at 80% load a call " +
-			"takes one hash plus some queueing; when hashes run in parallel slower than alone (speed-up in row 1 " +
+			"takes one hash plus some queueing; when hashes run in parallel slower than alone (speed-up in the first row " +
 			"below the CPU count) each one takes longer than the floor, and every network hop of the call may " +
-			"wait for a CPU held by a hash (see row 4)."}
-	refused := &row{name: "Overload: refusals are not queued", u: dur, target: 0.5,
-		oursLabel:  fmt.Sprintf("refusal p99, waves of %d callers", o.overloadCallers),
-		floorLabel: "p99 of the calls served in the same waves",
-		explain: fmt.Sprintf("Waves of %d simultaneous Authenticate calls (%d× workers + queue); the callers beyond "+
-			"workers + queue must get RESOURCE_EXHAUSTED at once instead of waiting in an unbounded queue. Ours is "+
-			"the p99 latency of those refusals (the share refused in brackets), against the p99 latency of the "+
-			"calls of the same waves that were served (each waited for its place in the bounded queue and its "+
-			"hash). A refusal queued behind the hashes would take as long as a served call (ratio 1); goal: at "+
-			"most half. Refusals happen in the transport before any other work (grpcx Admit).",
-			o.overloadCallers, o.overloadCallers/max(1, w+o.env.queue()))}
-	refusedVsHash := &row{name: "Overload: refusal p99 against one hash", u: dur,
-		oursLabel: "refusal p99 (as in row 3)", floorLabel: "one hash (median)",
-		explain: "The refusal p99 of row 3 against one hash time (no goal; earlier versions of this report had " +
-			"0.5 as the goal here). What a refusal waits for is CPU. " + refusalWaits}
-	heap := &row{name: "Overload: heap growth", u: mebibytes, target: 3,
+			"wait for a CPU held by a hash (see the storm's refusal p99 against one hash)."}
+	openRefused := &row{name: "Authenticate refused at 80% of saturation", u: count, zeroGoal: true,
+		oursLabel: "calls refused (RESOURCE_EXHAUSTED)", floorLabel: "calls made",
+		explain: fmt.Sprintf("The calls of the 80%% row that were refused, against all of them. At 80%% load the queue "+
+			"that forms now and then projects a wait far below identity.max_hash_wait (%s), so none may be refused.",
+			maxWait)}
+	burstSlow := &row{name: "Login burst: slowest answer", u: dur, target: 4.0 / 3,
+		oursLabel: "N simultaneous logins, slowest", floorLabel: "N ÷ raw argon2id rate",
+		explain: fmt.Sprintf("One wave of N simultaneous password Authenticate calls, N = identity.max_hash_wait (%s) × "+
+			"the raw argon2id rate of the round (hashes/s in GOMAXPROCS goroutines, as in the first row): %s worth of hashes, "+
+			"as when everyone logs in at once (just before it, %d logins one after the other, as a server going "+
+			"about its day sees). Every call waits for a worker while its projected wait (work ahead of it ÷ "+
+			"workers × the running estimate of one hash) fits identity.max_hash_wait, so all N are served. Ours "+
+			"is the slowest answer, against the time the N bare hashes take on all CPUs; goal: within 4 s for "+
+			"3 s of hashes (≤ 1.33×), the rest being the requests' own work and one hash.", maxWait, maxWait, 2*w)}
+	burstNotOK := &row{name: "Login burst: calls not answered 0", u: count, zeroGoal: true,
+		oursLabel: "calls refused or failed", floorLabel: "N",
+		explain: "The calls of the burst that did not get result code 0 (authenticated): refused " +
+			"(RESOURCE_EXHAUSTED) or anything else, against N. Goal: none."}
+	refused := &row{name: "Storm: refusals are not queued", u: dur, target: 0.5,
+		oursLabel: "refusal p99, waves of 10 N callers", floorLabel: "p99 of the calls served in the same waves",
+		explain: "Waves of 10 N simultaneous Authenticate calls (N as in the burst). A password check whose projected " +
+			"wait for a hash worker does not fit identity.max_hash_wait" + waitCap + " gets RESOURCE_EXHAUSTED " +
+			"OVERLOADED (legacy -6) at once, at the point where its hash would start: after the app credential " +
+			"check and the account reads that every verdict needs (verdicts that need no hash, such as an unknown " +
+			"account, are never refused). Ours is the p99 latency of those refusals (the share refused in " +
+			"brackets), against the p99 latency of the calls of the same waves that were served (each waited for " +
+			"its worker and its hash). A refusal queued behind the hashes would take as long as a served call " +
+			"(ratio 1); goal: at most half."}
+	refusedVsHash := &row{name: "Storm: refusal p99 against one hash", u: dur,
+		oursLabel: "refusal p99 (as above)", floorLabel: "one hash (median)",
+		explain: "The refusal p99 of the storm against one hash time (no goal). What a refusal waits for is CPU. " + refusalWaits}
+	heap := &row{name: "Storm: heap growth", u: mebibytes, target: 3,
 		oursLabel: "peak HeapInuse − base", floorLabel: "workers × argon2 memory",
-		explain: fmt.Sprintf("Peak Go HeapInuse during the overload waves minus HeapInuse after a GC just before, "+
-			"against the memory of the hashes that may run at once (%d workers × %d KiB). Unbounded hashing "+
-			"would need %d × %d KiB. %s", w, p.MemoryKiB, o.overloadCallers, p.MemoryKiB, heapGrows)}
+		explain: fmt.Sprintf("Peak Go HeapInuse during the storm minus HeapInuse after a GC just before, "+
+			"against the memory of the hashes that may run at once (%d workers × %d KiB). Calls waiting for a "+
+			"worker hold no argon2 memory; the 10 N calls in flight at once hold their requests, on the client "+
+			"and the server side of this one process. %s", w, p.MemoryKiB, heapGrows)}
 	getQPS := &row{name: "GetUser throughput (gRPC)", u: perSec, atLeast: true, target: 0.6,
 		oursLabel: fmt.Sprintf("%d callers", o.concurrency), floorLabel: "echo gRPC (health Check)",
 		explain: fmt.Sprintf("AdminService/GetUser by id with an admin bearer token, %d closed-loop callers on one "+
@@ -210,6 +242,19 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 	restP99 := &row{name: "GetUser p99 (REST edge)", u: dur,
 		oursLabel: fmt.Sprintf("%d callers", o.concurrency), floorLabel: "echo gRPC p99",
 		explain: "p99 latency of the REST phase against the echo p99 (no goal)."}
+	lone := "`uias serve --target=identity` in a process of its own (SQLite, registered in etcd, publishing to " +
+		"the benchmark's NATS), started twice: with identity.sched_policy batch and with inherit. In alternating " +
+		"slices of the same run, one of them gets %d closed-loop password logins (saturating the CPUs) and " +
+		"GetUser calls paced at %.0f/s from this process, which acts as a client on another machine would " +
+		"(its own threads under the default policy for this phase)."
+	schedGet := &row{name: "Identity alone: GetUser p99 under saturating logins", u: dur,
+		oursLabel: "SCHED_BATCH", floorLabel: "inherit (SCHED_OTHER)",
+		explain: fmt.Sprintf(lone+" Ours is the GetUser p99 (from the scheduled start) of the SCHED_BATCH process, "+
+			"the floor that of the other. No goal: with the login throughput of the same slices it decides identity.sched_policy's default for "+
+			"--target=identity alone (docs/adr/0003-sched-policy.md).", o.authConc, o.schedRate)}
+	schedLogins := &row{name: "Identity alone: login throughput", u: perSec,
+		oursLabel: "SCHED_BATCH", floorLabel: "inherit (SCHED_OTHER)",
+		explain: "Successful logins per second of the same slices as the GetUser p99 above (no goal)."}
 
 	var refusedShare []float64
 	for _, r := range rounds {
@@ -217,22 +262,27 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			authQPS.add(r.auth.QPS(), r.hashQPS)
 			failed(authQPS, "Authenticate", r.auth)
 			if r.auth.Exhausted > 0 {
-				authQPS.errs = append(authQPS.errs, fmt.Sprintf("%d RESOURCE_EXHAUSTED while saturated (callers > workers + queue?)", r.auth.Exhausted))
+				authQPS.errs = append(authQPS.errs, fmt.Sprintf("%d RESOURCE_EXHAUSTED while saturated", r.auth.Exhausted))
 			}
 		}
 		if r.open != nil {
 			authP99.add(r.open.P(0.99).Seconds(), r.hashTime.Seconds())
 			failed(authP99, "Authenticate", r.open)
-			if r.open.Exhausted > 0 {
-				authP99.note = fmt.Sprintf("%d refused", r.open.Exhausted)
+			openRefused.add(float64(r.open.Exhausted), float64(r.open.Calls()))
+		}
+		if r.burst != nil {
+			burstSlow.add(slowest(r.burst).Seconds(), float64(r.burstN)/r.rawRate)
+			burstNotOK.add(float64(r.burstN-r.burst.OK), float64(r.burstN))
+			if r.burst.Failed > 0 {
+				burstNotOK.note = fmt.Sprintf("first failure: %v", r.burst.FirstErr)
 			}
 		}
 		if r.overload != nil {
 			refused.add(Quantile(r.overload.ExhLat, 0.99).Seconds(), r.overload.P(0.99).Seconds())
 			refusedVsHash.add(Quantile(r.overload.ExhLat, 0.99).Seconds(), r.hashTime.Seconds())
-			failed(refused, "overload", r.overload)
+			failed(refused, "storm", r.overload)
 			if r.overload.Exhausted == 0 {
-				refused.errs = append(refused.errs, "no call was refused: the overload did not overload")
+				refused.errs = append(refused.errs, "no call was refused: the storm did not overload")
 			}
 			refusedShare = append(refusedShare, r.overload.ExhaustedFraction())
 			heap.add(float64(r.heapPeak)-float64(r.heapBase), float64(w)*float64(p.MemoryKiB)*1024)
@@ -254,6 +304,17 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		if r.echo != nil && r.echo.Failed > 0 {
 			failed(getQPS, "echo", r.echo)
 		}
+		if g := r.schedGet; g[0] != nil && g[1] != nil {
+			schedGet.add(g[0].P(0.99).Seconds(), g[1].P(0.99).Seconds())
+			schedLogins.add(r.schedLogins[0].QPS(), r.schedLogins[1].QPS())
+			for i, pol := range schedPolicies {
+				failed(schedGet, "GetUser ("+pol+")", g[i])
+				failed(schedLogins, "logins ("+pol+")", r.schedLogins[i])
+				if n := g[i].Exhausted + r.schedLogins[i].Exhausted; n > 0 {
+					schedLogins.errs = append(schedLogins.errs, fmt.Sprintf("%s: %d calls refused", pol, n))
+				}
+			}
+		}
 	}
 	var speedup []float64
 	for _, r := range rounds {
@@ -267,6 +328,16 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 	if len(refusedShare) > 0 {
 		refused.note = fmt.Sprintf("%.0f%% refused", 100*Median(refusedShare))
 	}
+	var ns []float64
+	for _, r := range rounds {
+		if r.burstN > 0 {
+			ns = append(ns, float64(r.burstN))
+		}
+	}
+	if len(ns) > 0 {
+		burstSlow.note = fmt.Sprintf("N = %.0f", Median(ns))
+		burstSlow.oursLabel = fmt.Sprintf("N = %s × raw rate simultaneous logins, slowest", maxWait)
+	}
 	if len(rounds) > 0 && rounds[0].heapPeak > 0 {
 		var rssPeak []float64
 		for _, r := range rounds {
@@ -274,7 +345,8 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		}
 		heap.note = "process RSS peak " + format(mebibytes, Median(rssPeak))
 	}
-	for _, rw := range []*row{authQPS, authP99, refused, refusedVsHash, heap, getQPS, getP99, restQPS, restP99} {
+	for _, rw := range []*row{authQPS, authP99, openRefused, burstSlow, burstNotOK, refused, refusedVsHash, heap,
+		getQPS, getP99, restQPS, restP99, schedGet, schedLogins} {
 		if len(rw.ours) > 0 {
 			rep.rows = append(rep.rows, rw)
 		}
@@ -326,14 +398,33 @@ func (rep *report) params() []string {
 	if o.count > 1 {
 		rounds += "; every figure and ratio is the median over rounds (the ratio is the median of the per-round ratios)"
 	}
+	admission := fmt.Sprintf("identity.max_hash_wait %s", o.env.MaxHashWait)
+	if q := o.env.waitCap(); q >= 0 {
+		admission += fmt.Sprintf(", identity.hash_queue %d", q)
+	}
+	var ns, storms []string
+	for _, r := range rep.rounds {
+		if r.burstN > 0 {
+			ns = append(ns, strconv.Itoa(r.burstN))
+		}
+		if r.stormN > 0 {
+			storms = append(storms, strconv.Itoa(r.stormN))
+		}
+	}
+	loads := fmt.Sprintf("saturated Authenticate: %d closed-loop callers; 80%% load: evenly paced arrivals", o.authConc)
+	if len(ns) > 0 {
+		loads += "; burst: N = " + strings.Join(ns, ", ") + " simultaneous callers (per round)"
+	}
+	if len(storms) > 0 {
+		loads += "; storm: waves of " + strings.Join(storms, ", ") + " simultaneous callers (per round)"
+	}
 	return []string{
-		fmt.Sprintf("argon2id m=%d KiB, t=%d, p=%d%s, computed by %s (for the system and the floors alike); %d hash workers, queue %d",
-			p.MemoryKiB, p.Time, p.Threads, def, crypto.Argon2Implementation, o.env.workers(), o.env.queue()),
+		fmt.Sprintf("argon2id m=%d KiB, t=%d, p=%d%s, computed by %s (for the system and the floors alike); %d hash workers, %s",
+			p.MemoryKiB, p.Time, p.Threads, def, crypto.Argon2Implementation, o.env.workers(), admission),
 		rep.schedParam(),
 		fmt.Sprintf("each phase: %s measured, alternating with its floor in %d slices (first slice %s warm-up, later ones up to %s); %s",
 			o.duration, o.slices, o.warmup, min(o.warmup, sliceWarmup), rounds),
-		fmt.Sprintf("saturated Authenticate: %d closed-loop callers; 80%% load: evenly paced arrivals; overload: waves of %d simultaneous callers",
-			o.authConc, o.overloadCallers),
+		loads,
 		fmt.Sprintf("cheap RPC: %d closed-loop callers; gRPC over one client connection; REST over HTTP/1.1 keep-alive", o.concurrency),
 		"system under test: `uias` target all in the benchmark process (SQLite in a temp dir, embedded NATS, log level " +
 			o.env.LogLevel + "), loopback only; load generator and floors share the same CPUs",
@@ -378,22 +469,48 @@ func (rep *report) text() string {
 	return b.String()
 }
 
-// markdown is the docs/benchmarks.md page.
-func (rep *report) markdown() string {
+// reproduce starts the part of the page after the runs' sections.
+const reproduce = "\n## Reproduce and profile\n"
+
+// markdown is the docs/benchmarks.md page with this run as its one
+// section; with existing (a page written before, e.g. by the other argon2id
+// build), this run's section is added after the sections already there.
+func (rep *report) markdown(existing string) string {
+	if i := strings.Index(existing, reproduce); i >= 0 && strings.HasPrefix(existing, "# UIAS benchmarks") {
+		return strings.TrimRight(existing[:i], "\n") + "\n\n" + rep.section() + existing[i:]
+	}
 	var b strings.Builder
 	b.WriteString("# UIAS benchmarks\n\n")
-	b.WriteString("Generated by `make bench` (`scripts/bench.sh`, which runs `uias bench`). Do not edit by hand: " +
-		"rerun it. All figures come from one run on one machine: every ratio compares UIAS with a floor measured " +
+	b.WriteString("Generated by `make bench` (`scripts/bench.sh`, which runs `uias bench` once per argon2id build: the " +
+		"default pure-Go build, and the libargon2 build where the library is installed). Do not edit by hand: " +
+		"rerun it. Each section comes from one run on one machine: every ratio compares UIAS with a floor measured " +
 		"in the same process in alternating slices seconds apart, so machine noise mostly cancels out in the ratio but not in the " +
 		"absolute figures.\n\n")
+	b.WriteString(rep.section())
+	b.WriteString(reproduce)
+	b.WriteString("\n```sh\nmake bench                                   # this page\n" +
+		"go run ./cmd/uias bench --help              # flags\n" +
+		"go run ./cmd/uias bench --only echo,getuser --cpuprofile cpu.out && go tool pprof -top cpu.out\n" +
+		"go test ./cmd/uias/internal/bench -run '^$' -bench . -cpuprofile cpu.out   # go test benchmarks\n```\n")
+	return b.String()
+}
+
+// section is this run's part of the page.
+func (rep *report) section() string {
+	var b strings.Builder
+	build := "Default build: argon2id in pure Go (" + crypto.Argon2Implementation + ")"
+	if crypto.Argon2Cgo {
+		build = "libargon2 build: argon2id in the C reference library (-tags libargon2)"
+	}
+	fmt.Fprintf(&b, "## %s\n\n", build)
 	fmt.Fprintf(&b, "- **Date:** %s\n", rep.started.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- **Machine:** %d CPUs (nproc; GOMAXPROCS %d), %s, %s\n", rep.m.cpus, rep.m.procs, rep.m.cpuModel, rep.m.kernel)
 	fmt.Fprintf(&b, "- **Go:** %s\n\n", rep.m.goVersion)
-	b.WriteString("## Parameters\n\n")
+	b.WriteString("### Parameters\n\n")
 	for _, p := range rep.params() {
 		b.WriteString("- " + p + "\n")
 	}
-	b.WriteString("\n## Results\n\n")
+	b.WriteString("\n### Results\n\n")
 	b.WriteString(rep.table())
 	if errs := rep.errors(); len(errs) > 0 {
 		b.WriteString("\nErrors during the run:\n\n")
@@ -402,14 +519,9 @@ func (rep *report) markdown() string {
 		}
 	}
 	b.WriteString("\nRatio is ours ÷ floor. Goals are targets, not assertions: the command exits 0 whatever the result.\n\n")
-	b.WriteString("## What each row measures\n\n")
+	b.WriteString("### What each row measures\n\n")
 	for i, r := range rep.rows {
 		fmt.Fprintf(&b, "%d. **%s.** %s\n", i+1, r.name, r.explain)
 	}
-	b.WriteString("\n## Reproduce and profile\n\n")
-	b.WriteString("```sh\nmake bench                                   # this page\n" +
-		"go run ./cmd/uias bench --help              # flags\n" +
-		"go run ./cmd/uias bench --only echo,getuser --cpuprofile cpu.out && go tool pprof -top cpu.out\n" +
-		"go test ./cmd/uias/internal/bench -run '^$' -bench . -cpuprofile cpu.out   # go test benchmarks\n```\n")
 	return b.String()
 }
