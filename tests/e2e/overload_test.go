@@ -10,9 +10,12 @@ import (
 	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
-// TestHashingOverload: with one hashing worker and no wait queue, a burst
-// of logins is answered either normally or with a fast RESOURCE_EXHAUSTED
-// OVERLOADED (legacy -6) — never queued without bound, never another error.
+// TestHashingOverload: with one hashing worker and no waiting allowed, a
+// burst of logins is answered either normally or with a fast
+// RESOURCE_EXHAUSTED OVERLOADED (legacy -6) — never queued without bound,
+// never another error — while logins of unknown accounts in the same burst,
+// which need no hash, are all answered -2 (hashing capacity never refuses
+// them, in the transport or anywhere else).
 func TestHashingOverload(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	identitycomponent.Settings(&cfg).Argon2 = crypto.DefaultArgon2() // slow enough for calls to overlap
@@ -26,7 +29,14 @@ func TestHashingOverload(t *testing.T) {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for i := 0; i < 12; i++ {
-			wg.Add(1)
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				res, err := e.authPW(f, "no-such-account", f.password)
+				if err != nil || res.GetResultCode() != -2 {
+					t.Errorf("unknown account during the burst: %v %v, want result -2", res, err)
+				}
+			}()
 			go func() {
 				defer wg.Done()
 				res, err := e.authPW(f, f.account, f.password)
