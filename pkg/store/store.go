@@ -161,6 +161,10 @@ func openSQLite(dsn string) (*sql.DB, error) {
 		db.SetConnMaxLifetime(0)
 		db.SetConnMaxIdleTime(0)
 	} else {
+		// Writers take turns anyway, and readers are CPU-bound: more
+		// connections than this only cost memory and opening time (a login
+		// storm would otherwise open one per call in flight).
+		db.SetMaxOpenConns(16)
 		db.SetMaxIdleConns(16)
 	}
 	return db, nil

@@ -56,6 +56,11 @@ func TestOpenSQLitePragmas(t *testing.T) {
 	if db.Dialect != store.SQLite || db.Dialect.String() != "sqlite" {
 		t.Fatalf("dialect %v", db.Dialect)
 	}
+	// A storm of calls shares a bounded pool instead of opening a
+	// connection each.
+	if n := db.Stats().MaxOpenConnections; n != 16 {
+		t.Fatalf("max open connections = %d, want 16", n)
+	}
 }
 
 // A DSN that sets synchronous itself keeps its choice (FULL = 2).
