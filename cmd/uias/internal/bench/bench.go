@@ -295,9 +295,10 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 		}
 	}
 	if group("burst") != nil {
-		// A storm finds a server going about its day: a few logins one after
-		// the other first, then N at once.
-		for range 2 * o.env.workers() {
+		// The burst finds a server going about a quiet day: logins one
+		// after the other (as many as its hash duration estimate looks
+		// at), then N at once.
+		for range burstWarmup {
 			_, _ = oneCall(ctx, e.callAuthenticate)
 		}
 		r.burst, _ = Waves(ctx, r.burstN, 0, e.callAuthenticate)
@@ -360,6 +361,10 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 	}
 	return r, ctx.Err()
 }
+
+// burstWarmup is how many logins, one after the other, precede the burst:
+// the hasher's estimate of one hash's duration is the median of the last 16.
+const burstWarmup = 16
 
 // burstSize sets N, the burst size: identity.max_hash_wait x the raw hash
 // rate of this round (measured here when phase auth did not run).
