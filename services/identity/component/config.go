@@ -55,7 +55,7 @@ type Config struct {
 	// SCHED_BATCH so that short request work does not preempt running
 	// password hashes (see package sched); "inherit" leaves the policy the
 	// process was started with; "auto" (default) is batch when identity
-	// runs alone and inherit otherwise (docs/adr/0003-sched-policy.md).
+	// runs alone and inherit otherwise (docs/adr/0004-sched-policy.md).
 	SchedPolicy string         `yaml:"sched_policy"`
 	Policy      PolicyDefaults `yaml:"policy"`
 	// AdminTokenTTL is the hard lifetime of an administrator token (8h).

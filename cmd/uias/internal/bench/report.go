@@ -251,7 +251,7 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		oursLabel: "SCHED_BATCH", floorLabel: "inherit (SCHED_OTHER)",
 		explain: fmt.Sprintf(lone+" Ours is the GetUser p99 (from the scheduled start) of the SCHED_BATCH process, "+
 			"the floor that of the other. No goal: with the login throughput of the same slices it decides identity.sched_policy's default for "+
-			"--target=identity alone (docs/adr/0003-sched-policy.md).", o.authConc, o.schedRate)}
+			"--target=identity alone (docs/adr/0004-sched-policy.md).", o.authConc, o.schedRate)}
 	schedLogins := &row{name: "Identity alone: login throughput", u: perSec,
 		oursLabel: "SCHED_BATCH", floorLabel: "inherit (SCHED_OTHER)",
 		explain: "Successful logins per second of the same slices as the GetUser p99 above (no goal)."}
