@@ -52,7 +52,28 @@ func (r *row) ratio() (float64, bool) {
 	if len(r.ratios) == 0 {
 		return 0, false
 	}
+	if r.zeroGoal {
+		return sum(r.ours) / sum(r.floor), true
+	}
 	return Median(r.ratios), true
+}
+
+// figure is what the table shows for xs (ours or floor): the median over
+// rounds, or the total for a row whose goal is none at all (one refusal in
+// any round misses it).
+func (r *row) figure(xs []float64) float64 {
+	if r.zeroGoal {
+		return sum(xs)
+	}
+	return Median(xs)
+}
+
+func sum(xs []float64) float64 {
+	t := 0.0
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }
 
 func (r *row) hasGoal() bool { return r.target != 0 || r.zeroGoal }
@@ -360,13 +381,13 @@ func (rep *report) table() string {
 	b.WriteString("| # | Measurement | Ours | Floor | Ratio | Goal | Result |\n")
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for i, r := range rep.rows {
-		ours := format(r.u, Median(r.ours))
+		ours := format(r.u, r.figure(r.ours))
 		if r.note != "" {
 			ours += " (" + r.note + ")"
 		}
 		floor := "—"
 		if !r.missingFloor {
-			floor = format(r.u, Median(r.floor))
+			floor = format(r.u, r.figure(r.floor))
 		}
 		ratio := "—"
 		if x, ok := r.ratio(); ok {
@@ -396,7 +417,8 @@ func (rep *report) params() []string {
 	}
 	rounds := fmt.Sprintf("%d round(s)", o.count)
 	if o.count > 1 {
-		rounds += "; every figure and ratio is the median over rounds (the ratio is the median of the per-round ratios)"
+		rounds += "; every figure and ratio is the median over rounds (the ratio is the median of the per-round ratios), " +
+			"except in rows whose goal is none: their figures are totals over all rounds"
 	}
 	admission := fmt.Sprintf("identity.max_hash_wait %s", o.env.MaxHashWait)
 	if q := o.env.waitCap(); q >= 0 {
@@ -440,7 +462,8 @@ func (rep *report) schedParam() string {
 	if !rep.schedBatch {
 		return "CPU scheduling: identity.sched_policy batch asked for, but SCHED_BATCH could not be set here (see the log); the policy the process was started with"
 	}
-	return "CPU scheduling: SCHED_BATCH for the whole process (identity.sched_policy batch, the default), so the floors run under it too"
+	return "CPU scheduling: SCHED_BATCH for the whole process (identity.sched_policy batch, set by the benchmark's --sched-policy; " +
+		"the default, auto, leaves a process that runs every component as started), so the floors run under it too"
 }
 
 // text is what is printed: parameters, table, errors.
