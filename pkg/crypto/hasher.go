@@ -69,23 +69,32 @@ type HasherTesting struct {
 // Hasher hashes and verifies passwords with argon2id, with bounded
 // concurrency and admission by wait budget (see HasherConfig). It is safe
 // for concurrent use.
+//
+// Each of its Workers has argon2 memory it keeps from one hash to the next,
+// so the hash memory stays at Workers x MemoryKiB however many logins come.
+// A call that finds a worker free hashes at once, on its own goroutine, in
+// that worker's memory. A call that finds every worker busy waits in a
+// queue, served in arrival order: the worker that finishes a hash then goes
+// on with the queued hashes on a goroutine of its own until the queue is
+// empty, handing each result to its waiting caller, so no worker stays idle
+// while a woken caller waits for a CPU (on a busy machine that can take
+// milliseconds a hash).
 type Hasher struct {
 	params  Argon2Params
 	maxWait time.Duration
 	// waitCap is the most calls that may wait; < 0: no cap.
 	waitCap int64
-	// slots holds one argon2Memory per idle worker: taking one is starting
-	// a hash, and its memory is reused by the next hash, so the hash memory
-	// stays at Workers x MemoryKiB however many logins come. Waiting calls
-	// block on it and are served in arrival order.
-	slots   chan *argon2Memory
-	waiting atomic.Int64
+	mems    []*argon2Memory // one per worker (tests inspect them)
+
+	mu    sync.Mutex
+	free  []*argon2Memory // the memory of every idle worker
+	queue []*job          // admitted, not yet taken by a worker, oldest first
 
 	// estimate is the running estimate of one hash's duration (ns): the
 	// median of the last estimateWindow hashes at the current parameters.
 	estimate atomic.Int64
 	fixed    bool // Testing.HashTime: estimate never changes
-	mu       sync.Mutex
+	estMu    sync.Mutex
 	recent   [estimateWindow]time.Duration
 	next     int
 
@@ -95,8 +104,17 @@ type Hasher struct {
 	derive func(mem *argon2Memory, password, salt []byte, p Argon2Params) []byte
 }
 
+// job is one queued hash; its result goes to key.
+type job struct {
+	password, salt []byte
+	p              Argon2Params
+	key            chan []byte // buffered: the worker never waits for the caller
+	taken          bool        // a worker has it (guarded by Hasher.mu)
+}
+
 // NewHasher returns a Hasher for cfg. Unless cfg.Testing fixes the
-// estimate, it times two hashes to seed the estimate of one hash's duration.
+// estimate, it times two hashes to seed the estimate of one hash's
+// duration.
 func NewHasher(cfg HasherConfig) *Hasher {
 	workers := cfg.Workers
 	if workers <= 0 {
@@ -113,18 +131,17 @@ func NewHasher(cfg HasherConfig) *Hasher {
 	if maxWait <= 0 {
 		maxWait = DefaultMaxHashWait
 	}
-	slots := make(chan *argon2Memory, workers)
-	for range workers {
-		slots <- new(argon2Memory) // allocated by its first hash
-	}
 	h := &Hasher{
 		params:  cfg.Params.withDefaults(),
 		maxWait: maxWait,
 		waitCap: waitCap,
-		slots:   slots,
 		now:     time.Now,
 		derive:  argon2idKey,
 	}
+	for range workers {
+		h.mems = append(h.mems, new(argon2Memory)) // allocated by its first hash
+	}
+	h.free = append([]*argon2Memory(nil), h.mems...)
 	if t := cfg.Testing; t != nil {
 		h.before = t.BeforeHash
 		if t.HashTime > 0 {
@@ -133,28 +150,51 @@ func NewHasher(cfg HasherConfig) *Hasher {
 		}
 	}
 	if !h.fixed {
-		h.calibrate()
+		// Two hashes in the first worker's memory (the first one also
+		// faults it in; the estimate of two is the shorter), so that the
+		// estimate is known before the first call.
+		salt := make([]byte, h.params.SaltLen)
+		for range 2 {
+			h.run(h.mems[0], []byte("calibration"), salt, h.params)
+		}
 	}
 	return h
 }
 
-// calibrate times two hashes in a worker's memory (the first one also
-// faults that memory in; the estimate of two is the shorter) so that the
-// estimate is known before the first call.
-func (h *Hasher) calibrate() {
-	m := <-h.slots
-	salt := make([]byte, h.params.SaltLen)
-	for range 2 {
-		h.run(m, []byte("calibration"), salt, h.params)
+// nextJob is what a worker whose hash is done does with its memory m: it takes
+// the oldest queued job, or, with the queue empty, becomes idle (and
+// returns nil). Doing this before handing over a result means a caller
+// that has its result finds the worker available.
+func (h *Hasher) nextJob(m *argon2Memory) *job {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.queue) == 0 {
+		h.free = append(h.free, m)
+		return nil
 	}
-	h.release(m)
+	j := h.queue[0]
+	h.queue[0] = nil
+	h.queue = h.queue[1:]
+	j.taken = true
+	return j
+}
+
+// drain is a worker going on with queued jobs j, ... in memory m until the
+// queue is empty.
+func (h *Hasher) drain(m *argon2Memory, j *job) {
+	for j != nil {
+		key := h.run(m, j.password, j.salt, j.p)
+		next := h.nextJob(m)
+		j.key <- key
+		j = next
+	}
 }
 
 // Params returns the parameters used for new hashes.
 func (h *Hasher) Params() Argon2Params { return h.params }
 
 // Workers returns the maximum number of concurrent hash computations.
-func (h *Hasher) Workers() int { return cap(h.slots) }
+func (h *Hasher) Workers() int { return len(h.mems) }
 
 // MaxWait returns the longest projected wait for a worker a call accepts.
 func (h *Hasher) MaxWait() time.Duration { return h.maxWait }
@@ -162,8 +202,12 @@ func (h *Hasher) MaxWait() time.Duration { return h.maxWait }
 // HashTime returns the current estimate of one hash's duration.
 func (h *Hasher) HashTime() time.Duration { return time.Duration(h.estimate.Load()) }
 
-// Waiting returns the number of callers currently waiting for a worker.
-func (h *Hasher) Waiting() int { return int(h.waiting.Load()) }
+// Waiting returns the number of calls waiting for a worker.
+func (h *Hasher) Waiting() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.queue)
+}
 
 // projectedWait is how long a call that finds every worker busy, with
 // ahead calls already waiting, is expected to wait for a worker: the work
@@ -171,8 +215,7 @@ func (h *Hasher) Waiting() int { return int(h.waiting.Load()) }
 // the workers.
 func (h *Hasher) projectedWait(ahead int64) time.Duration {
 	est := h.estimate.Load()
-	w := int64(cap(h.slots))
-	return time.Duration(est + ahead*est/w)
+	return time.Duration(est + ahead*est/int64(len(h.mems)))
 }
 
 // fits reports whether a wait of wait (and then one hash) fits the budget
@@ -187,44 +230,62 @@ func (h *Hasher) fits(ctx context.Context, wait time.Duration) bool {
 	return true
 }
 
-// tryAcquire takes an idle worker's slot if there is one.
-func (h *Hasher) tryAcquire() (*argon2Memory, bool) {
-	select {
-	case m := <-h.slots:
-		return m, true
-	default:
-		return nil, false
+// leave takes j out of the queue if no worker has it yet; it reports
+// whether it did.
+func (h *Hasher) leave(j *job) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if j.taken {
+		return false
 	}
+	for i, q := range h.queue {
+		if q == j {
+			h.queue = append(h.queue[:i], h.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
-// acquire takes a worker slot, waiting for one while the projected wait
-// fits the call's budget; when it does not, it returns ErrOverloaded at once.
-func (h *Hasher) acquire(ctx context.Context) (*argon2Memory, error) {
+// compute derives the key of password with salt and p: at once on this
+// goroutine if a worker is free; otherwise it queues the hash if its
+// projected wait fits the call's budget (wait false: never) and returns
+// ErrOverloaded at once if it does not. A call whose ctx ends while it
+// waits leaves the queue; once a worker has its job, it waits for the hash
+// (a hash is short, and cannot be stopped).
+func (h *Hasher) compute(ctx context.Context, password, salt []byte, p Argon2Params, wait bool) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if m, ok := h.tryAcquire(); ok {
-		return m, nil
-	}
-	ahead := h.waiting.Add(1) - 1
-	if (h.waitCap >= 0 && ahead >= h.waitCap) || !h.fits(ctx, h.projectedWait(ahead)) {
-		h.waiting.Add(-1)
-		// A worker may have come free since the first look.
-		if m, ok := h.tryAcquire(); ok {
-			return m, nil
+	h.mu.Lock()
+	if n := len(h.free); n > 0 {
+		m := h.free[n-1]
+		h.free = h.free[:n-1]
+		h.mu.Unlock()
+		key := h.run(m, password, salt, p)
+		if j := h.nextJob(m); j != nil {
+			go h.drain(m, j)
 		}
+		return key, nil
+	}
+	ahead := int64(len(h.queue))
+	if !wait || (h.waitCap >= 0 && ahead >= h.waitCap) || !h.fits(ctx, h.projectedWait(ahead)) {
+		h.mu.Unlock()
 		return nil, ErrOverloaded
 	}
-	defer h.waiting.Add(-1)
+	j := &job{password: password, salt: salt, p: p, key: make(chan []byte, 1)}
+	h.queue = append(h.queue, j)
+	h.mu.Unlock()
 	select {
-	case m := <-h.slots:
-		return m, nil
+	case key := <-j.key:
+		return key, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		if h.leave(j) {
+			return nil, ctx.Err()
+		}
+		return <-j.key, nil
 	}
 }
-
-func (h *Hasher) release(m *argon2Memory) { h.slots <- m }
 
 // run derives a key in the worker's memory and, for hashes at the current
 // parameters, updates the duration estimate. A stored hash made with more
@@ -255,14 +316,14 @@ func (h *Hasher) observe(d time.Duration) {
 	if h.fixed || d <= 0 {
 		return
 	}
-	h.mu.Lock()
+	h.estMu.Lock()
 	h.recent[h.next%estimateWindow] = d
 	h.next++
 	n := min(h.next, estimateWindow)
 	var sorted [estimateWindow]time.Duration
 	copy(sorted[:], h.recent[:n])
 	slices.Sort(sorted[:n])
-	h.mu.Unlock()
+	h.estMu.Unlock()
 	h.estimate.Store(int64(sorted[(n-1)/2]))
 }
 
@@ -270,33 +331,24 @@ func (h *Hasher) observe(d time.Duration) {
 // ErrOverloaded when the hasher has no room for the call (see HasherConfig)
 // and ctx.Err() if ctx ends while waiting for a worker.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
-	m, err := h.acquire(ctx)
-	if err != nil {
-		return "", err
-	}
-	return h.hashIn(m, password), nil
+	return h.hash(ctx, password, true)
 }
 
 // HashIfIdle is Hash for work that may be skipped, such as re-hashing a
 // password under new parameters after a login: it hashes only if a worker
 // is idle now and returns ErrOverloaded otherwise, never waiting.
 func (h *Hasher) HashIfIdle(ctx context.Context, password string) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	m, ok := h.tryAcquire()
-	if !ok {
-		return "", ErrOverloaded
-	}
-	return h.hashIn(m, password), nil
+	return h.hash(ctx, password, false)
 }
 
-func (h *Hasher) hashIn(m *argon2Memory, password string) string {
+func (h *Hasher) hash(ctx context.Context, password string, wait bool) (string, error) {
 	salt := make([]byte, h.params.SaltLen)
 	_, _ = rand.Read(salt) // crypto/rand.Read never fails (Go >= 1.24)
-	key := h.run(m, []byte(password), salt, h.params)
-	h.release(m)
-	return EncodePHC(h.params, salt, key)
+	key, err := h.compute(ctx, []byte(password), salt, h.params, wait)
+	if err != nil {
+		return "", err
+	}
+	return EncodePHC(h.params, salt, key), nil
 }
 
 // Verify checks password against a PHC-encoded hash in constant time. ok
@@ -309,12 +361,10 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (ok, need
 	if err != nil {
 		return false, false, err
 	}
-	m, err := h.acquire(ctx)
+	got, err := h.compute(ctx, []byte(password), salt, p, true)
 	if err != nil {
 		return false, false, err
 	}
-	got := h.run(m, []byte(password), salt, p)
-	h.release(m)
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return false, false, nil
 	}

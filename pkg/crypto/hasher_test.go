@@ -151,9 +151,17 @@ func TestOverloadNoQueue(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("first hash: %v", err)
 	}
-	// Capacity is back.
-	if _, err := h.Hash(ctx, "third"); err != nil {
-		t.Fatalf("after release: %v", err)
+	// Capacity is back (once the worker is back from handing over its
+	// result: until then a call that may not wait is refused).
+	for {
+		_, err := h.Hash(ctx, "third")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrOverloaded) {
+			t.Fatalf("after release: %v", err)
+		}
+		runtime.Gosched()
 	}
 }
 
@@ -373,9 +381,17 @@ func TestHashIfIdle(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	enc, err := h.HashIfIdle(ctx, "idle")
-	if err != nil {
-		t.Fatalf("HashIfIdle with the worker idle: %v", err)
+	// Once the worker is back from handing over its result, it is idle.
+	var enc string
+	for {
+		var err error
+		if enc, err = h.HashIfIdle(ctx, "idle"); err == nil {
+			break
+		}
+		if !errors.Is(err, ErrOverloaded) {
+			t.Fatalf("HashIfIdle with the worker idle: %v", err)
+		}
+		runtime.Gosched()
 	}
 	if ok, _, err := h.Verify(ctx, enc, "idle"); !ok || err != nil {
 		t.Fatalf("Verify(HashIfIdle) = %v, %v", ok, err)
@@ -398,6 +414,39 @@ func TestContextCancelWhileWaiting(t *testing.T) {
 	}
 	if h.Waiting() != 0 {
 		t.Fatalf("waiting = %d after cancel", h.Waiting())
+	}
+}
+
+// TestWorkersAllComeBack: whatever the mix of served, refused and
+// cancelled calls, every worker ends idle and the queue empty.
+func TestWorkersAllComeBack(t *testing.T) {
+	h := NewHasher(HasherConfig{Params: testParams, Workers: 3, Queue: 8})
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			if i%3 == 0 {
+				cancel() // before, during or after its wait
+			}
+			_, _ = h.Hash(ctx, "pw")
+			if i%5 == 0 {
+				_, _ = h.HashIfIdle(ctx, "pw")
+			}
+			cancel()
+		})
+		if i%7 == 0 {
+			runtime.Gosched()
+		}
+	}
+	wg.Wait()
+	h.mu.Lock()
+	idle, queued := len(h.free), len(h.queue)
+	h.mu.Unlock()
+	if queued != 0 || idle != 3 {
+		t.Fatalf("%d jobs left in the queue, %d idle workers of 3", queued, idle)
+	}
+	if _, err := h.Hash(context.Background(), "after"); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -460,15 +509,14 @@ func TestHasherReusesWorkerMemory(t *testing.T) {
 			t.Fatalf("Verify(bigger hash) = %v, %v, %v", ok, rehash, err)
 		}
 	}
-	if len(h.slots) != 2 {
-		t.Fatalf("%d idle workers, want 2", len(h.slots))
+	if len(h.mems) != 2 {
+		t.Fatalf("%d worker memories, want 2", len(h.mems))
 	}
 	want := 0
 	if argon2ReusesMemory {
 		want = int(testParams.MemoryKiB) * 1024
 	}
-	for range 2 {
-		m := <-h.slots
+	for _, m := range h.mems {
 		if cap(m.buf) != want && cap(m.buf) != 0 {
 			t.Errorf("worker memory %d bytes, want %d (or 0 if unused)", cap(m.buf), want)
 		}
