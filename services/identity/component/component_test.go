@@ -6,21 +6,16 @@ import (
 	"github.com/uias/uias/pkg/sched"
 )
 
-// auto means SCHED_BATCH only for an identity process alone; an explicit
-// setting always wins.
+// auto means inherit, for an identity process alone too (see
+// docs/adr/0004-sched-policy.md); an explicit setting always wins.
 func TestSchedPolicyAuto(t *testing.T) {
-	for _, tc := range []struct {
-		set   string
-		alone bool
-		want  string
-	}{
-		{SchedAuto, true, sched.PolicyBatch},
-		{SchedAuto, false, sched.PolicyInherit},
-		{sched.PolicyBatch, false, sched.PolicyBatch},
-		{sched.PolicyInherit, true, sched.PolicyInherit},
+	for set, want := range map[string]string{
+		SchedAuto:           sched.PolicyInherit,
+		sched.PolicyBatch:   sched.PolicyBatch,
+		sched.PolicyInherit: sched.PolicyInherit,
 	} {
-		if got := schedPolicy(tc.set, tc.alone); got != tc.want {
-			t.Errorf("schedPolicy(%q, alone=%v) = %q, want %q", tc.set, tc.alone, got, tc.want)
+		if got := schedPolicy(set); got != want {
+			t.Errorf("schedPolicy(%q) = %q, want %q", set, got, want)
 		}
 	}
 }

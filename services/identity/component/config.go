@@ -11,9 +11,10 @@ import (
 	"github.com/uias/uias/pkg/sched"
 )
 
-// SchedAuto as Config.SchedPolicy decides by what else the process runs:
-// SCHED_BATCH for an identity process alone, inherit when the process runs
-// other components too (SCHED_BATCH would slow them during hashing).
+// SchedAuto as Config.SchedPolicy is the measured default for what the
+// process runs: today inherit in every case (SCHED_BATCH slows the other
+// components of a process while hashes run, and brought no measurable gain
+// to an identity process alone; docs/adr/0004-sched-policy.md).
 const SchedAuto = "auto"
 
 // PolicyDefaults are the password and lockout policy.
@@ -54,8 +55,8 @@ type Config struct {
 	// the identity service: "batch" switches the whole process to
 	// SCHED_BATCH so that short request work does not preempt running
 	// password hashes (see package sched); "inherit" leaves the policy the
-	// process was started with; "auto" (default) is batch when identity
-	// runs alone and inherit otherwise (docs/adr/0004-sched-policy.md).
+	// process was started with; "auto" (default) is the measured default,
+	// today inherit (docs/adr/0004-sched-policy.md).
 	SchedPolicy string         `yaml:"sched_policy"`
 	Policy      PolicyDefaults `yaml:"policy"`
 	// AdminTokenTTL is the hard lifetime of an administrator token (8h).
