@@ -28,7 +28,10 @@ const NoQueue = -1
 const DefaultMaxHashWait = 3 * time.Second
 
 // estimateWindow is how many recent hash durations the estimate looks at.
-const estimateWindow = 16
+// A login storm's own request work slows the first hashes of the storm for
+// a moment; it must not move the estimate, while a lasting change should
+// within a second or so of hashing.
+const estimateWindow = 64
 
 // HasherConfig configures a Hasher.
 //

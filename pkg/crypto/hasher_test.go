@@ -310,7 +310,7 @@ func TestWaitersHoldNoHashMemory(t *testing.T) {
 	}
 }
 
-// TestEstimateIsMedianOfRecent: the estimate is the median of the last 16
+// TestEstimateIsMedianOfRecent: the estimate is the median of the last 64
 // hashes at the current parameters; one stalled hash does not move it, a
 // lasting change does, and hashes under other parameters (old stored
 // hashes) do not count.

@@ -363,8 +363,8 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 }
 
 // burstWarmup is how many logins, one after the other, precede the burst:
-// the hasher's estimate of one hash's duration is the median of the last 16.
-const burstWarmup = 16
+// the hasher's estimate of one hash's duration is the median of its last 64.
+const burstWarmup = 64
 
 // burstSize sets N, the burst size: identity.max_hash_wait x the raw hash
 // rate of this round (measured here when phase auth did not run).
