@@ -60,6 +60,7 @@ type options struct {
 	schedRate        float64  // sched phase: GetUser calls per second
 	env              envConfig
 	args             []string // command line, for the report
+	machine          *machine // where it runs, read at the start
 }
 
 func (o *options) has(phase string) bool { return o.only == nil || o.only[phase] }
@@ -191,6 +192,8 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	stderr = &lockedWriter{w: stderr}
+	m := thisMachine() // before this run loads the machine
+	o.machine = &m
 	o.env.Log = stderr
 	started := time.Now()
 	fmt.Fprintf(stderr, "uias bench: starting UIAS (argon2id m=%d KiB t=%d p=%d, %d hash workers, max hash wait %s)\n",

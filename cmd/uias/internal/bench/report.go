@@ -151,7 +151,11 @@ func allBatch() bool {
 func buildReport(o *options, rounds []*round, started time.Time, took time.Duration) *report {
 	w := o.env.workers()
 	p := o.env.Argon2
-	rep := &report{o: o, m: thisMachine(), started: started, took: took, rounds: rounds, schedBatch: allBatch()}
+	m := thisMachine()
+	if o.machine != nil {
+		m = *o.machine
+	}
+	rep := &report{o: o, m: m, started: started, took: took, rounds: rounds, schedBatch: allBatch()}
 	failed := func(rw *row, what string, res *Result) {
 		if res != nil && res.Failed > 0 {
 			rw.errs = append(rw.errs, fmt.Sprintf("%s: %d failed calls, first: %v", what, res.Failed, res.FirstErr))
@@ -528,6 +532,9 @@ func (rep *report) section() string {
 	fmt.Fprintf(&b, "## %s\n\n", build)
 	fmt.Fprintf(&b, "- **Date:** %s\n", rep.started.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- **Machine:** %d CPUs (nproc; GOMAXPROCS %d), %s, %s\n", rep.m.cpus, rep.m.procs, rep.m.cpuModel, rep.m.kernel)
+	if rep.m.load != "" {
+		fmt.Fprintf(&b, "- **Load average at the start:** %s (1, 5, 15 min; work of other processes shares the CPUs and shows in the absolute figures)\n", rep.m.load)
+	}
 	fmt.Fprintf(&b, "- **Go:** %s\n\n", rep.m.goVersion)
 	b.WriteString("### Parameters\n\n")
 	for _, p := range rep.params() {

@@ -67,6 +67,7 @@ type machine struct {
 	goVersion   string
 	cpuModel    string
 	kernel      string
+	load        string // /proc/loadavg's 1, 5 and 15 minute averages at the start ("" if unknown)
 }
 
 func thisMachine() machine {
@@ -78,6 +79,11 @@ func thisMachine() machine {
 				m.cpuModel = strings.TrimSpace(v)
 				break
 			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.load = strings.Join(f[:3], " ")
 		}
 	}
 	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
