@@ -13,6 +13,7 @@ import (
 
 	"github.com/uias/uias/cmd/uias/internal/bench"
 	"github.com/uias/uias/cmd/uias/internal/ctl"
+	"github.com/uias/uias/cmd/uias/internal/natsctl"
 	"github.com/uias/uias/cmd/uias/internal/serve"
 )
 
@@ -26,6 +27,8 @@ Commands:
             "uias serve --help" lists its flags
   ctl       administer UIAS: orgs, users, groups, applications, account links
             "uias ctl help" lists its commands
+  nats      operator tasks on an external NATS: "uias nats setup" creates
+            the JetStream streams (the components may not)
   bench     measure Authenticate and cheap RPCs against their floors
             "uias bench --help" lists its flags
   version   print the version
@@ -49,6 +52,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return serve.Main(ctx, args[1:], stdout, stderr)
 	case "ctl":
 		return ctl.Main(ctx, args[1:], stdin, stdout, stderr, os.Getenv)
+	case "nats":
+		return natsctl.Main(ctx, args[1:], stdout, stderr, os.LookupEnv)
 	case "bench":
 		return bench.Main(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":

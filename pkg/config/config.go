@@ -68,16 +68,7 @@ type Config struct {
 		PasswordFile string `yaml:"password_file"`
 		Password     string `yaml:"-"`
 	} `yaml:"db"`
-	NATS struct {
-		URL      string `yaml:"url"`      // empty => embedded (target all only)
-		Embedded bool   `yaml:"embedded"` // derived: true when URL is empty and target is all
-		// User and the password from PasswordFile (or UIAS_NATS_PASSWORD,
-		// environment only, which takes precedence) authenticate to the
-		// NATS servers of nats.url.
-		User         string `yaml:"user"`
-		PasswordFile string `yaml:"password_file"`
-		Password     string `yaml:"-"`
-	} `yaml:"nats"`
+	NATS NATS `yaml:"nats"`
 	Etcd struct {
 		Endpoints   []string      `yaml:"endpoints"`
 		DialTimeout time.Duration `yaml:"dial_timeout"` // 5s
@@ -142,6 +133,37 @@ type Config struct {
 	// Sections are the components' own settings by component name (the
 	// YAML key). Load and Default fill them from the SectionDefs given.
 	Sections map[string]Section `yaml:"-"`
+}
+
+// NATS is where the process's NATS connection goes and with which
+// credentials. The embedded server (target all) accepts no network
+// connections, so the credentials and TLS settings are for an external NATS
+// (nats.url, microservices mode): each component runs as its own NATS user
+// whose permissions allow only its own subjects (deploy/nats).
+type NATS struct {
+	URL      string `yaml:"url"`      // empty => embedded (target all only)
+	Embedded bool   `yaml:"embedded"` // derived: true when URL is empty and target is all
+	// At most one way to authenticate: User with a password
+	// (UIAS_NATS_PASSWORD from the environment only, which takes
+	// precedence, or PasswordFile), an NKEY seed file, or a credentials
+	// file (JWT + NKEY seed, decentralised auth).
+	User            string `yaml:"user"`
+	PasswordFile    string `yaml:"password_file"`
+	Password        string `yaml:"-"`
+	NKeySeedFile    string `yaml:"nkey_seed_file"`
+	CredentialsFile string `yaml:"credentials_file"`
+	// TLS to the NATS server: CAFile verifies the server; CertFile and
+	// KeyFile are a client certificate for servers that ask for one.
+	TLS struct {
+		CAFile   string `yaml:"ca_file"`
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"tls"`
+}
+
+// HasCredentials reports whether a NATS user is configured.
+func (n NATS) HasCredentials() bool {
+	return n.User != "" || n.NKeySeedFile != "" || n.CredentialsFile != ""
 }
 
 // Section is one component's own configuration: a struct with yaml tags
@@ -353,6 +375,11 @@ func (c *Config) bind() []binding {
 	b.String(&c.DB.DSN, "UIAS_DB_DSN", "db-dsn", "database DSN (default for sqlite: <data-dir>/<component>.db)")
 	b.String(&c.NATS.URL, "UIAS_NATS_URL", "nats-url", "NATS server URL(s), comma-separated (empty with target all: embedded NATS)")
 	b.Bool(&c.NATS.Embedded, "UIAS_NATS_EMBEDDED", "", "")
+	b.String(&c.NATS.NKeySeedFile, "UIAS_NATS_NKEY_SEED_FILE", "", "")
+	b.String(&c.NATS.CredentialsFile, "UIAS_NATS_CREDENTIALS_FILE", "", "")
+	b.String(&c.NATS.TLS.CAFile, "UIAS_NATS_TLS_CA_FILE", "", "")
+	b.String(&c.NATS.TLS.CertFile, "UIAS_NATS_TLS_CERT_FILE", "", "")
+	b.String(&c.NATS.TLS.KeyFile, "UIAS_NATS_TLS_KEY_FILE", "", "")
 	b.List(&c.Etcd.Endpoints, "UIAS_ETCD_ENDPOINTS", "etcd-endpoints", "etcd endpoints, comma-separated (required unless target is all)")
 	b.Duration(&c.Etcd.DialTimeout, "UIAS_ETCD_DIAL_TIMEOUT", "", "")
 	b.Int(&c.Etcd.LeaseTTL, "UIAS_ETCD_LEASE_TTL", "", "")
@@ -621,6 +648,7 @@ func (c Config) Validate() error {
 			bad("nats.url", "entry %d %v", i+1, err)
 		}
 	}
+	c.validateNATS(bad)
 
 	switch c.Discovery {
 	case DiscoveryInproc:
@@ -703,6 +731,29 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateNATS checks the NATS credentials and TLS settings.
+func (c Config) validateNATS(bad func(field, format string, a ...any)) {
+	n := c.NATS
+	ways := 0
+	for _, set := range []bool{n.User != "", n.NKeySeedFile != "", n.CredentialsFile != ""} {
+		if set {
+			ways++
+		}
+	}
+	if ways > 1 {
+		bad("nats.user", "set only one of nats.user (with a password), nats.nkey_seed_file and nats.credentials_file")
+	}
+	if n.User != "" && n.PasswordFile == "" && n.Password == "" {
+		bad("nats.password_file", "is required with nats.user (or set UIAS_NATS_PASSWORD)")
+	}
+	if n.Embedded && (ways > 0 || n.TLS.CAFile != "" || n.TLS.CertFile != "") {
+		bad("nats.url", "NATS credentials and TLS are for an external NATS server: set nats.url (the embedded server accepts no network connections and needs none)")
+	}
+	if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
+		bad("nats.tls.cert_file", "nats.tls.cert_file and nats.tls.key_file go together")
+	}
 }
 
 var targetName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)

@@ -145,6 +145,14 @@ func TestValidateEachProblem(t *testing.T) {
 		{"identity without etcd", func(c *Config) { identity(c); c.Etcd.Endpoints = nil }, "etcd.endpoints"},
 		{"identity with embedded nats", func(c *Config) { identity(c); c.NATS.Embedded = true }, "nats.embedded"},
 		{"bad nats url scheme", func(c *Config) { c.NATS.URL = "http://localhost:4222" }, "nats.url"},
+		{"two nats credentials", func(c *Config) {
+			identity(c)
+			c.NATS.User, c.NATS.PasswordFile, c.NATS.NKeySeedFile = "identity", "pw", "identity.nk"
+		}, "nats.user"},
+		{"nats user without password", func(c *Config) { identity(c); c.NATS.User = "identity" }, "nats.password_file"},
+		{"nats password without user", func(c *Config) { identity(c); c.NATS.Password = "pw" }, "nats.user"},
+		{"nats credentials for the embedded server", func(c *Config) { c.NATS.NKeySeedFile = "identity.nk" }, "nats.url"},
+		{"nats tls cert without key", func(c *Config) { identity(c); c.NATS.TLS.CertFile = "c.crt" }, "nats.tls.cert_file"},
 		{"bad etcd endpoint", func(c *Config) { identity(c); c.Etcd.Endpoints = []string{"etcd-without-port"} }, "etcd.endpoints"},
 		{"inproc with identity", func(c *Config) { identity(c); c.Discovery = "inproc" }, "discovery"},
 		{"unknown discovery", func(c *Config) { c.Discovery = "dns" }, "discovery"},
@@ -193,6 +201,7 @@ func TestValidateDistributedOK(t *testing.T) {
 	c.DB.Driver = "postgres"
 	c.DB.DSN = "postgres://uias:pw@db/uias"
 	c.TLS.CertFile, c.TLS.KeyFile, c.TLS.ClientCAFile = "a.crt", "a.key", "ca.crt"
+	c.NATS.NKeySeedFile, c.NATS.TLS.CAFile = "/run/secrets/identity.nk", "/etc/uias/nats-ca.crt"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("valid config rejected: %v", err)
 	}
@@ -484,8 +493,9 @@ func TestRedacted(t *testing.T) {
 	c.DB.DSN = "postgres://uias:hunter2@db:5432/uias?sslmode=disable"
 	c.NATS.URL = "nats://user:hunter2@n1:4222,nats://s3cr3tt0ken@n2:4222"
 	c.Etcd.Endpoints = []string{"https://root:hunter2@etcd:2379"}
+	c.NATS.User, c.NATS.Password = "identity", "hunter2"
 	r := c.Redacted()
-	for _, s := range []string{r.DB.DSN, r.NATS.URL, strings.Join(r.Etcd.Endpoints, ",")} {
+	for _, s := range []string{r.DB.DSN, r.NATS.URL, strings.Join(r.Etcd.Endpoints, ","), r.NATS.Password} {
 		if strings.Contains(s, "hunter2") || strings.Contains(s, "s3cr3tt0ken") {
 			t.Fatalf("not redacted: %q", s)
 		}

@@ -103,8 +103,12 @@ func (c Config) DBPassword() (string, error) {
 
 // NATSPassword is the NATS password: UIAS_NATS_PASSWORD or
 // nats.password_file ("" if neither).
-func (c Config) NATSPassword() (string, error) {
-	return secret(c.NATS.Password, c.NATS.PasswordFile, "nats.password_file")
+func (c Config) NATSPassword() (string, error) { return c.NATS.ReadPassword() }
+
+// ReadPassword is the NATS password: UIAS_NATS_PASSWORD or
+// nats.password_file ("" if neither).
+func (n NATS) ReadPassword() (string, error) {
+	return secret(n.Password, n.PasswordFile, "nats.password_file")
 }
 
 // EtcdPassword is the etcd password: UIAS_ETCD_PASSWORD or

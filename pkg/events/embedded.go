@@ -10,14 +10,24 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
+// StartInProcessNATS starts an embedded NATS server with JetStream storing
+// under storeDir that accepts no network connections at all: no port is
+// opened, so no other process of the machine can connect, publish a forged
+// record or purge a stream. Clients of this process connect with
+// nats.InProcessServer(s). It does not log and does not install signal
+// handlers. Stop it with Shutdown (and WaitForShutdown).
+func StartInProcessNATS(storeDir string) (*server.Server, error) {
+	return startNATS(storeDir, &server.Options{DontListen: true}, "in process")
+}
+
 // StartEmbeddedNATS starts an in-process NATS server with JetStream storing under
 // storeDir, listening on host:port (port -1 picks a free port; an empty host means
 // 127.0.0.1). It does not log and does not install signal handlers. Stop it with
 // Shutdown (and WaitForShutdown); its client URL is s.ClientURL().
+//
+// The listener accepts anyone who can reach it: UIAS itself uses
+// StartInProcessNATS; this one stands in for an external NATS in tests.
 func StartEmbeddedNATS(storeDir string, host string, port int) (*server.Server, error) {
-	if storeDir == "" {
-		return nil, errors.New("events: embedded NATS needs a JetStream store directory")
-	}
 	if host == "" {
 		host = "127.0.0.1"
 	}
@@ -30,15 +40,25 @@ func StartEmbeddedNATS(storeDir string, host string, port int) (*server.Server, 
 		}
 		_ = l.Close()
 	}
-	opts := &server.Options{
-		ServerName: "uias-embedded",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   storeDir,
-		NoLog:      true,
-		NoSigs:     true,
+	return startNATS(storeDir, &server.Options{Host: host, Port: port}, fmt.Sprintf("on %s:%d", host, port))
+}
+
+// StartNATS starts a NATS server with the given options (e.g. read from a
+// server configuration file with server.ProcessConfigFile) after forcing
+// JetStream on under storeDir, no logging and no signal handlers. Tests use
+// it to run a server with the accounts and permissions operators deploy.
+func StartNATS(storeDir string, opts *server.Options) (*server.Server, error) {
+	return startNATS(storeDir, opts, fmt.Sprintf("on %s:%d", opts.Host, opts.Port))
+}
+
+func startNATS(storeDir string, opts *server.Options, where string) (*server.Server, error) {
+	if storeDir == "" {
+		return nil, errors.New("events: embedded NATS needs a JetStream store directory")
 	}
+	if opts.ServerName == "" {
+		opts.ServerName = "uias-embedded"
+	}
+	opts.JetStream, opts.StoreDir, opts.NoLog, opts.NoSigs = true, storeDir, true, true
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("events: configure embedded NATS: %w", err)
@@ -47,7 +67,7 @@ func StartEmbeddedNATS(storeDir string, host string, port int) (*server.Server, 
 	if !s.ReadyForConnections(10 * time.Second) {
 		s.Shutdown()
 		s.WaitForShutdown()
-		return nil, fmt.Errorf("events: embedded NATS did not become ready on %s:%d within 10s (port in use or store directory %q unusable?)", host, port, storeDir)
+		return nil, fmt.Errorf("events: embedded NATS did not become ready %s within 10s (port in use or store directory %q unusable?)", where, storeDir)
 	}
 	if !s.JetStreamEnabled() {
 		s.Shutdown()

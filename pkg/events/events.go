@@ -6,9 +6,13 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/uias/uias/pkg/ids"
@@ -65,15 +69,52 @@ func StreamConfigs() []jetstream.StreamConfig {
 	}
 }
 
-// EnsureStreams creates the CHANGES and AUDIT streams, or updates them to the expected
-// configuration (file storage, 2 minute duplicate window).
+// EnsureStreams makes sure the CHANGES and AUDIT streams exist with the
+// expected configuration (file storage, 2 minute duplicate window): a
+// missing stream is created, one whose subjects or duplicate window differ
+// is updated, and one that is already right is only read
+// ($JS.API.STREAM.INFO). So components whose NATS user may neither create
+// nor edit streams (microservices mode, deploy/nats) pass once an operator
+// has run "uias nats setup", and the setup itself uses the same function.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 	for _, cfg := range StreamConfigs() {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("events: create or update JetStream stream %s: %w", cfg.Name, err)
+		s, err := js.Stream(ctx, cfg.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			_, err = js.CreateStream(ctx, cfg)
+			if err != nil {
+				return streamErr(js, "create", cfg.Name, err)
+			}
+		case err != nil:
+			return streamErr(js, "read", cfg.Name, err)
+		case !StreamUpToDate(s.CachedInfo().Config, cfg):
+			if _, err := js.UpdateStream(ctx, cfg); err != nil {
+				return streamErr(js, "update", cfg.Name, err)
+			}
 		}
 	}
 	return nil
+}
+
+// StreamUpToDate reports whether have carries what EnsureStreams sets in want
+// (subjects, storage, duplicate window).
+func StreamUpToDate(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Storage == want.Storage && have.Duplicates == want.Duplicates
+}
+
+// ErrStreamsNotAllowed reports that this NATS user may not create or edit
+// the UIAS streams (see EnsureStreams).
+var ErrStreamsNotAllowed = errors.New("this NATS user may not create or change UIAS streams: run \"uias nats setup\" with the setup credentials (docs/operators.md)")
+
+// streamErr names the stream and the operation; a request the server refused
+// for lack of permissions (it answers nothing, so the request times out)
+// becomes ErrStreamsNotAllowed.
+func streamErr(js jetstream.JetStream, op, name string, err error) error {
+	if nc := js.Conn(); nc != nil && errors.Is(nc.LastError(), nats.ErrPermissionViolation) &&
+		strings.Contains(nc.LastError().Error(), "$JS.API.STREAM.") {
+		return fmt.Errorf("events: %s JetStream stream %s: %w", op, name, ErrStreamsNotAllowed)
+	}
+	return fmt.Errorf("events: %s JetStream stream %s: %w", op, name, err)
 }
 
 // EventFromMsg rebuilds the Event carried by a JetStream message published by the relay.

@@ -138,26 +138,29 @@ func (p *Process) natsConn() (*nats.Conn, jetstream.JetStream, error) {
 	return p.nc, p.js, p.natsErr
 }
 
+// connectNATS starts the embedded server, which takes no network
+// connections (this process connects in memory), or connects to nats.url
+// with the process's credentials.
 func (p *Process) connectNATS() (*nats.Conn, jetstream.JetStream, error) {
-	url := p.cfg.NATS.URL
-	if url == "" {
+	reconnect := []nats.Option{nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true), nats.ReconnectWait(500 * time.Millisecond)}
+	if p.cfg.NATS.URL == "" {
 		if !p.cfg.NATS.Embedded {
 			return nil, nil, errors.New("nats.url is not set")
 		}
-		ns, err := events.StartEmbeddedNATS(filepath.Join(p.cfg.DataDir, "nats"), "127.0.0.1", -1)
+		ns, err := events.StartInProcessNATS(filepath.Join(p.cfg.DataDir, "nats"))
 		if err != nil {
 			return nil, nil, err
 		}
 		p.onStop(func(context.Context) error { ns.Shutdown(); ns.WaitForShutdown(); return nil })
-		url = ns.ClientURL()
+		p.natsOpts = []nats.Option{nats.InProcessServer(ns), nats.Name("uias-" + p.cfg.Target)}
+	} else {
+		opts, err := NATSOptions(p.cfg.NATS, p.cfg.Target)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.natsOpts = opts
 	}
-	p.natsURL = url
-	auth, err := natsAuth(p.cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("uias-" + p.cfg.Target), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true), nats.ReconnectWait(500 * time.Millisecond)}, auth...)...)
+	nc, err := nats.Connect(p.cfg.NATS.URL, append(slices.Clone(p.natsOpts), reconnect...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect NATS: %w", err)
 	}
@@ -176,6 +179,10 @@ func (p *Process) connectNATS() (*nats.Conn, jetstream.JetStream, error) {
 			c()
 			if err == nil || p.runCtx.Err() != nil {
 				return
+			}
+			if errors.Is(err, events.ErrStreamsNotAllowed) {
+				// Not retried quickly: an operator has to act.
+				delay = max(delay, time.Minute)
 			}
 			log.Warn("JetStream streams not ready, retrying", zap.Error(err))
 			select {

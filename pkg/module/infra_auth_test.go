@@ -236,7 +236,7 @@ func TestInfrastructureCredentials(t *testing.T) {
 		} {
 			c := good()
 			edit(&c)
-			opts, err := natsAuth(c)
+			opts, err := NATSOptions(c.NATS, c.Target)
 			if err != nil {
 				t.Fatal(err)
 			}

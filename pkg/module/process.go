@@ -75,7 +75,9 @@ type Process struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	natsErr  error
-	natsURL  string
+	// natsOpts are the client options of the process's connection (in
+	// memory to the embedded server, or credentials for nats.url).
+	natsOpts []nats.Option
 }
 
 // GRPCAddr is the address the gRPC server listens on ("" if none).
@@ -84,8 +86,17 @@ func (p *Process) GRPCAddr() string { return p.grpcAddr }
 // HTTPAddr is the address the HTTP server listens on ("" if none).
 func (p *Process) HTTPAddr() string { return p.httpAddr }
 
-// NATSURL is the NATS server in use ("" if no module uses NATS).
-func (p *Process) NATSURL() string { return p.natsURL }
+// ConnectNATS opens a new connection to the process's NATS with the
+// process's own options (credentials; in memory to the embedded server,
+// which has no network listener) plus opts, for tests and tools that read
+// the streams. The caller closes it. It fails when no module of the
+// process uses NATS.
+func (p *Process) ConnectNATS(opts ...nats.Option) (*nats.Conn, error) {
+	if p.natsOpts == nil {
+		return nil, errors.New("no module of this process uses NATS")
+	}
+	return nats.Connect(p.cfg.NATS.URL, append(slices.Clone(p.natsOpts), opts...)...)
+}
 
 // Modules returns the names of the running modules in start order.
 func (p *Process) Modules() []string {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -90,19 +89,6 @@ func EtcdConfig(cfg config.Config) (clientv3.Config, error) {
 	}
 	ec.TLS = tc
 	return ec, nil
-}
-
-// natsAuth returns the NATS options of the configured credentials
-// (nats.user with nats.password_file or UIAS_NATS_PASSWORD).
-func natsAuth(cfg config.Config) ([]nats.Option, error) {
-	if cfg.NATS.User == "" {
-		return nil, nil
-	}
-	pw, err := cfg.NATSPassword()
-	if err != nil {
-		return nil, err
-	}
-	return []nats.Option{nats.UserInfo(cfg.NATS.User, pw)}, nil
 }
 
 // SecurityHeaders sets the security headers on every HTTP answer of next,

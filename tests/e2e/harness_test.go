@@ -255,6 +255,13 @@ func streamEvents(t *testing.T, natsURL, stream, prefix string) []map[string]any
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	return streamEventsConn(t, nc, stream, prefix)
+}
+
+// streamEventsConn is streamEvents over an open connection (e.g. the
+// in-process one of a monolithic process: App.ConnectNATS).
+func streamEventsConn(t *testing.T, nc *nats.Conn, stream, prefix string) []map[string]any {
+	t.Helper()
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

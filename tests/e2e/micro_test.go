@@ -11,6 +11,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/uias/uias/cmd/uias/app"
 	"github.com/uias/uias/pkg/config"
@@ -21,9 +22,11 @@ import (
 )
 
 // TestMicroservices runs identity and gateway as separate servers that find
-// each other through embedded etcd, with an external NATS and (when
-// UIAS_TEST_PG_DSN is set) PostgreSQL. Identity is stopped and restarted on
-// another port; the gateway finds it again.
+// each other through embedded etcd, with an external NATS configured as
+// operators deploy it (deploy/nats: identity runs as its own NATS user that
+// may only publish its own events) and (when UIAS_TEST_PG_DSN is set)
+// PostgreSQL. Identity is stopped and restarted on another port; the
+// gateway finds it again.
 func TestMicroservices(t *testing.T) {
 	dir := t.TempDir()
 	etcd, endpoints, err := etcdtest.Start(filepath.Join(dir, "etcd"))
@@ -31,18 +34,28 @@ func TestMicroservices(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer etcd.Close()
-	ns, err := events.StartEmbeddedNATS(filepath.Join(dir, "nats"), "127.0.0.1", -1)
-	if err != nil {
+	pn := startPermNATS(t, filepath.Join(dir, "nats"))
+	setupConn, _ := pn.connect(t, pn.setup, "setup")
+	setupJS, _ := jetstream.New(setupConn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := events.EnsureStreams(ctx, setupJS); err != nil { // uias nats setup
 		t.Fatal(err)
 	}
-	defer ns.Shutdown()
+	auditCount := func() uint64 {
+		s, err := setupJS.Stream(ctx, events.StreamAudit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State.Msgs
+	}
 
 	idCfg := testConfig(filepath.Join(dir, "identity"))
 	idCfg.Target = "identity"
 	idCfg.Discovery = "etcd"
 	idCfg.Etcd.Endpoints = endpoints
 	idCfg.Etcd.LeaseTTL = 2
-	idCfg.NATS.URL, idCfg.NATS.Embedded = ns.ClientURL(), false
+	idCfg.NATS, idCfg.NATS.Embedded = pn.identity, false
 	idCfg.HTTPAddr = "127.0.0.1:0" // ops listener: /metrics, /healthz, /readyz
 	// A user cache TTL far beyond the test: only the CHANGES event can make
 	// one instance see a change made through another.
@@ -72,6 +85,8 @@ func TestMicroservices(t *testing.T) {
 	if code != 200 || out["result_code"] != float64(0) {
 		t.Fatalf("through gateway: %d %v", code, out)
 	}
+	// Identity publishes its audit records with its own NATS credentials.
+	eventually(t, "identity's audit records to reach AUDIT", func() bool { return auditCount() >= 2 })
 	// The lone identity process exposes its own probes and metrics.
 	ops := &env{t: t, http: "http://" + idApp.HTTPAddr()}
 	if code, _, _ := ops.rest("GET", "/readyz", nil, nil); code != 200 {
@@ -105,19 +120,19 @@ func TestMicroservices(t *testing.T) {
 		u, err := id.admin.GetUser(id.adm(), &identityv1.GetUserRequest{Id: f.userID})
 		return err == nil && u.Status == identityv1.UserStatus_USER_STATUS_ACTIVE
 	})
-	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	sctx, cancel2 := context.WithTimeout(context.Background(), 20*time.Second)
 	if err := peerApp.Stop(sctx); err != nil {
 		t.Logf("stop peer: %v", err)
 	}
-	cancel()
+	cancel2()
 
 	// Stop identity; start a new instance on another port with the same data.
 	first := idApp.GRPCAddr()
-	sctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	sctx, cancel2 = context.WithTimeout(context.Background(), 20*time.Second)
 	if err := idApp.Stop(sctx); err != nil {
 		t.Logf("stop identity: %v", err)
 	}
-	cancel()
+	cancel2()
 	code, _ = authREST()
 	if code != 503 {
 		t.Fatalf("with identity down the gateway should answer 503, got %d", code)
