@@ -1,7 +1,6 @@
 package crypto
 
 import (
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -19,13 +18,15 @@ type keyFile struct {
 	Keys   map[string]string `json:"keys"`
 }
 
-// LoadOrCreateKeyFile reads the JSON key ring at path. If the file does not
-// exist it is created (mode 0600, parent directories 0700) with one random
-// 32-byte key "k1", which is active. It returns the keys and the active key id,
-// ready for NewSealer. Errors name the file and key id, never key material.
+// LoadOrCreateKeyFile reads the version-1 JSON key ring at path. If the file
+// does not exist it is created (mode 0600, parent directories 0700) with one
+// random 32-byte key "k1", which is active. It returns the keys and the
+// active key id, ready for NewSealer. Errors name the file and key id, never
+// key material.
 //
-// To rotate, add a new key to "keys" and point "active" at it; keep old keys
-// so existing values still open.
+// It is for tests and tools that want a Sealer on a scratch file: it makes a
+// new ring whenever the file is missing. Services load their ring with
+// LoadRing, which never does (see Ring).
 func LoadOrCreateKeyFile(path string) (map[string][]byte, string, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -61,19 +62,22 @@ func LoadOrCreateKeyFile(path string) (map[string][]byte, string, error) {
 	return keys, kf.Active, nil
 }
 
-// createKeyFile writes a fresh key ring to a temporary file and links it into
-// place, so concurrent starters never see a partial file and never overwrite
-// each other (the loser simply reads the winner's file).
+// createKeyFile writes a fresh version-1 key ring to path.
 func createKeyFile(path string) error {
+	data, err := json.MarshalIndent(keyFile{Active: "k1", Keys: map[string]string{"k1": base64.StdEncoding.EncodeToString(randomKey())}}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return createExclusive(path, append(data, '\n'))
+}
+
+// createExclusive writes data to a temporary file and links it into place
+// (mode 0600, directories 0700), so concurrent starters never see a partial
+// file and never overwrite each other (the loser keeps the winner's file).
+func createExclusive(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create key file directory %s: %w", dir, err)
-	}
-	key := make([]byte, KeySize)
-	_, _ = rand.Read(key) // crypto/rand.Read never fails (Go >= 1.24)
-	data, err := json.MarshalIndent(keyFile{Active: "k1", Keys: map[string]string{"k1": base64.StdEncoding.EncodeToString(key)}}, "", "  ")
-	if err != nil {
-		return err
 	}
 	tmp, err := os.CreateTemp(dir, ".keyring-*.tmp")
 	if err != nil {
@@ -85,7 +89,7 @@ func createKeyFile(path string) error {
 		tmp.Close()
 		return fmt.Errorf("create key file %s: %w", path, err)
 	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write key file %s: %w", path, err)
 	}
@@ -108,7 +112,7 @@ func createKeyFile(path string) error {
 		if cerr != nil {
 			return fmt.Errorf("create key file %s: %w", path, cerr)
 		}
-		if _, err := f.Write(append(data, '\n')); err != nil {
+		if _, err := f.Write(data); err != nil {
 			f.Close()
 			return fmt.Errorf("write key file %s: %w", path, err)
 		}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // KeySize is the required length of every Sealer key (AES-256).
@@ -33,11 +34,16 @@ var (
 
 // Sealer encrypts small values at rest with AES-256-GCM and a key ring. The
 // sealed form is "<key id>:<base64url(nonce|ciphertext|tag)>", so old values
-// stay readable after the active key rotates. It is safe for concurrent use.
+// stay readable after the active key rotates. It is safe for concurrent use;
+// SetKeys swaps its keys (after a rotation) while it is in use.
 type Sealer struct {
-	active   string
-	aeads    map[string]cipher.AEAD
+	state    atomic.Pointer[sealerState]
 	blindKey []byte
+}
+
+type sealerState struct {
+	active string
+	aeads  map[string]cipher.AEAD
 }
 
 // NewSealer builds a Sealer from a key ring of 32-byte keys; activeKeyID names
@@ -51,41 +57,38 @@ func NewSealer(keys map[string][]byte, activeKeyID string) (*Sealer, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("sealer: key ring is empty")
 	}
-	if activeKeyID == BlindIndexKeyID {
-		return nil, fmt.Errorf("sealer: key %q is reserved for blind indexes and cannot be the active key", BlindIndexKeyID)
-	}
-	if _, ok := keys[activeKeyID]; !ok {
-		return nil, fmt.Errorf("sealer: active key id %q is not in the key ring", activeKeyID)
-	}
-	s := &Sealer{active: activeKeyID, aeads: make(map[string]cipher.AEAD, len(keys))}
 	ids := make([]string, 0, len(keys))
-	for id, key := range keys {
-		if id == "" || strings.ContainsAny(id, ": \t\r\n") {
-			return nil, fmt.Errorf("sealer: key id %q is invalid (must be non-empty, without ':' or spaces)", id)
+	for id := range keys {
+		if id != BlindIndexKeyID {
+			ids = append(ids, id)
 		}
-		if len(key) != KeySize {
-			return nil, fmt.Errorf("sealer: key %q is %d bytes, want %d", id, len(key), KeySize)
-		}
-		if id == BlindIndexKeyID {
-			continue
-		}
-		block, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, fmt.Errorf("sealer: key %q: %w", id, err)
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, fmt.Errorf("sealer: key %q: %w", id, err)
-		}
-		s.aeads[id] = aead
-		ids = append(ids, id)
 	}
 	blindSrc := BlindIndexKeyID
 	if _, ok := keys[BlindIndexKeyID]; !ok {
 		slices.Sort(ids)
+		if len(ids) == 0 {
+			return nil, errors.New("sealer: key ring is empty")
+		}
 		blindSrc = ids[0]
 	}
-	bk, err := hkdf.Key(sha256.New, keys[blindSrc], nil, "uias blind-index v1", 32)
+	if len(keys[blindSrc]) != KeySize {
+		return nil, fmt.Errorf("sealer: key %q is %d bytes, want %d", blindSrc, len(keys[blindSrc]), KeySize)
+	}
+	return NewSealerWithIndexKey(keys, activeKeyID, keys[blindSrc])
+}
+
+// NewSealerWithIndexKey builds a Sealer whose blind-index key is derived
+// (HKDF-SHA256, info "uias blind-index v1") from indexKey, a key kept apart
+// from the sealing keys (so blind indexes survive any rotation of them).
+func NewSealerWithIndexKey(keys map[string][]byte, activeKeyID string, indexKey []byte) (*Sealer, error) {
+	if len(indexKey) != KeySize {
+		return nil, fmt.Errorf("sealer: the blind-index key is %d bytes, want %d", len(indexKey), KeySize)
+	}
+	s := &Sealer{}
+	if err := s.SetKeys(keys, activeKeyID); err != nil {
+		return nil, err
+	}
+	bk, err := hkdf.Key(sha256.New, indexKey, nil, "uias blind-index v1", 32)
 	if err != nil {
 		return nil, fmt.Errorf("sealer: derive blind-index key: %w", err)
 	}
@@ -93,17 +96,61 @@ func NewSealer(keys map[string][]byte, activeKeyID string) (*Sealer, error) {
 	return s, nil
 }
 
+// SetKeys replaces the sealing keys and the active key id (the blind-index
+// key stays). Values sealed with a key no longer in keys cannot be opened.
+func (s *Sealer) SetKeys(keys map[string][]byte, activeKeyID string) error {
+	if activeKeyID == BlindIndexKeyID {
+		return fmt.Errorf("sealer: key %q is reserved for blind indexes and cannot be the active key", BlindIndexKeyID)
+	}
+	if _, ok := keys[activeKeyID]; !ok {
+		return fmt.Errorf("sealer: active key id %q is not in the key ring", activeKeyID)
+	}
+	st := &sealerState{active: activeKeyID, aeads: make(map[string]cipher.AEAD, len(keys))}
+	for id, key := range keys {
+		if err := CheckKeyID(id); err != nil {
+			return fmt.Errorf("sealer: %w", err)
+		}
+		if len(key) != KeySize {
+			return fmt.Errorf("sealer: key %q is %d bytes, want %d", id, len(key), KeySize)
+		}
+		if id == BlindIndexKeyID {
+			continue
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return fmt.Errorf("sealer: key %q: %w", id, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return fmt.Errorf("sealer: key %q: %w", id, err)
+		}
+		st.aeads[id] = aead
+	}
+	s.state.Store(st)
+	return nil
+}
+
+// CheckKeyID reports whether id can name a key: 1 to 64 characters, no ':'
+// and no white space.
+func CheckKeyID(id string) error {
+	if id == "" || len(id) > 64 || strings.ContainsAny(id, ": \t\r\n") {
+		return fmt.Errorf("key id %q is invalid (must be 1 to 64 characters, without ':' or spaces)", id)
+	}
+	return nil
+}
+
 // ActiveKeyID returns the id of the key used by Seal.
-func (s *Sealer) ActiveKeyID() string { return s.active }
+func (s *Sealer) ActiveKeyID() string { return s.state.Load().active }
 
 // Seal encrypts plaintext with the active key, authenticating aad (which must
 // be given again to Open — bind it to the row, e.g. "users.id_number:<user id>").
 func (s *Sealer) Seal(plaintext, aad []byte) (string, error) {
-	aead := s.aeads[s.active]
+	st := s.state.Load()
+	aead := st.aeads[st.active]
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
 	_, _ = rand.Read(nonce) // crypto/rand.Read never fails (Go >= 1.24)
 	out := aead.Seal(nonce, nonce, plaintext, aad)
-	return s.active + ":" + base64.RawURLEncoding.EncodeToString(out), nil
+	return st.active + ":" + base64.RawURLEncoding.EncodeToString(out), nil
 }
 
 // Open decrypts a value produced by Seal with any key of the ring.
@@ -112,7 +159,7 @@ func (s *Sealer) Open(sealed string, aad []byte) ([]byte, error) {
 	if !ok || kid == "" {
 		return nil, ErrSealedFormat
 	}
-	aead, ok := s.aeads[kid]
+	aead, ok := s.state.Load().aeads[kid]
 	if !ok {
 		return nil, ErrUnknownKeyID
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
@@ -264,18 +266,36 @@ func (s *Service) featureCode(t IDType, idNumber, name, login string) string {
 	return s.sealer.BlindIndex(fmt.Sprintf("%d\x00%s\x00%s\x00%s", t, strings.ToUpper(idNumber), name, login))[:32]
 }
 
-func (s *Service) openPersonal(u *User) (idNumber, phone string) {
-	if u.IDNumberEnc != "" {
-		if b, err := s.sealer.Open(u.IDNumberEnc, []byte("user.id_number")); err == nil {
-			idNumber = string(b)
+// openPersonal decrypts u's sealed values. A value that does not decrypt is
+// an error, never an empty value: re-sealing an empty value would erase the
+// stored one. A key id this instance does not know yet (another instance
+// rotated) makes it reload the data keys once.
+func (s *Service) openPersonal(ctx context.Context, u *User) (idNumber, phone string, err error) {
+	open := func(v, aad string) (string, error) {
+		if v == "" {
+			return "", nil
 		}
-	}
-	if u.PhoneEnc != "" {
-		if b, err := s.sealer.Open(u.PhoneEnc, []byte("user.phone")); err == nil {
-			phone = string(b)
+		b, err := s.sealer.Open(v, []byte(aad))
+		if errors.Is(err, crypto.ErrUnknownKeyID) && s.keys != nil {
+			if rerr := s.keys.Reload(ctx); rerr != nil {
+				return "", errKeys(rerr)
+			}
+			b, err = s.sealer.Open(v, []byte(aad))
 		}
+		if err != nil {
+			s.log.Error("stored personal data cannot be decrypted with the data keys", zap.String("user_id", u.ID), zap.Error(err))
+			return "", apierr.Wrap(err, apierr.FailedPrecondition, "PERSONAL_DATA_UNREADABLE",
+				"the stored personal data of this user cannot be decrypted (key ring or data keys do not match); nothing was changed")
+		}
+		return string(b), nil
 	}
-	return idNumber, phone
+	if idNumber, err = open(u.IDNumberEnc, "user.id_number"); err != nil {
+		return "", "", err
+	}
+	if phone, err = open(u.PhoneEnc, "user.phone"); err != nil {
+		return "", "", err
+	}
+	return idNumber, phone, nil
 }
 
 // GetUser returns one user, from this instance's user cache when it holds a
@@ -327,7 +347,10 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 	if err != nil {
 		return nil, err
 	}
-	idNumber, phone := s.openPersonal(u)
+	idNumber, phone, err := s.openPersonal(ctx, u)
+	if err != nil {
+		return nil, err
+	}
 	changed := map[string]any{}
 	for _, f := range up.Mask {
 		switch f {

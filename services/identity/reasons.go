@@ -50,5 +50,15 @@ func init() {
 			Doc: "The (new) parent org is disabled or below a disabled org."},
 		apierr.Reason{Name: "ORG_DISABLED", Code: apierr.FailedPrecondition,
 			Doc: "The user's or group's org is disabled or below a disabled org."},
+
+		// Personal data at rest and its keys (KeyService).
+		apierr.Reason{Name: "PERSONAL_DATA_UNREADABLE", Code: apierr.FailedPrecondition,
+			Doc: "A user's stored ID number or phone does not decrypt with the data keys; the update was refused so nothing is erased."},
+		apierr.Reason{Name: "KEY_RING_MISMATCH", Code: apierr.FailedPrecondition,
+			Doc: "KeyService: the instance's key ring does not fit the stored data keys (see its log)."},
+		apierr.Reason{Name: "ROTATION_CONFLICT", Code: apierr.FailedPrecondition,
+			Doc: "RotateKeys: another rotation happened at the same time; check the key status and retry if needed."},
+		apierr.Reason{Name: "KEYS_UNAVAILABLE", Code: apierr.FailedPrecondition,
+			Doc: "KeyService: this instance runs without key management."},
 	)
 }

@@ -38,6 +38,9 @@ type Deps struct {
 	Store  Store
 	Hasher *crypto.Hasher
 	Sealer *crypto.Sealer
+	// Keys manages the data keys behind Sealer (optional: without it the
+	// KeyService calls fail; with it Sealer defaults to Keys.Sealer()).
+	Keys   *Keys
 	Logger *zap.Logger
 	Config Config
 	// Kick wakes the outbox relay after a write (optional).
@@ -54,6 +57,7 @@ type Service struct {
 	store  Store
 	hasher *crypto.Hasher
 	sealer *crypto.Sealer
+	keys   *Keys
 	log    *zap.Logger
 	cfg    Config
 	kick   func()
@@ -76,6 +80,9 @@ type Service struct {
 // New validates deps and builds the service.
 func New(d Deps) (*Service, error) {
 	var errs []error
+	if d.Sealer == nil && d.Keys != nil {
+		d.Sealer = d.Keys.Sealer()
+	}
 	if d.Store == nil {
 		errs = append(errs, errors.New("identity: Store is required"))
 	}
@@ -111,7 +118,7 @@ func New(d Deps) (*Service, error) {
 	if c.SecretOverlap <= 0 {
 		c.SecretOverlap = 24 * time.Hour
 	}
-	s := &Service{store: d.Store, hasher: d.Hasher, sealer: d.Sealer, log: d.Logger, cfg: c,
+	s := &Service{store: d.Store, hasher: d.Hasher, sealer: d.Sealer, keys: d.Keys, log: d.Logger, cfg: c,
 		kick: d.Kick, now: d.Now, sleep: d.Sleep, sources: newSourceGate(c.Throttle)}
 	if s.kick == nil {
 		s.kick = func() {}

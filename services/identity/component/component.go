@@ -79,14 +79,27 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err := sqlstore.Migrate(ctx, db); err != nil {
 		return nil, fmt.Errorf("identity migrations: %w", err)
 	}
-	keys, active, err := crypto.LoadOrCreateKeyFile(cfg.KeyFile)
+	st := sqlstore.New(db)
+	keys, err := openKeys(ctx, cfg, st, log)
 	if err != nil {
-		return nil, fmt.Errorf("key ring: %w", err)
+		return nil, err
 	}
-	sealer, err := crypto.NewSealer(keys, active)
-	if err != nil {
-		return nil, fmt.Errorf("key ring: %w", err)
-	}
+	// Rotations made through other instances reach this one's sealer
+	// (values sealed with an unknown key also trigger a reload).
+	env.Go(func(ctx context.Context) {
+		t := time.NewTicker(keyReloadEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := keys.Reload(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("data keys not reloaded", zap.Error(err))
+				}
+			}
+		}
+	})
 	hasher := crypto.NewHasher(crypto.HasherConfig{Params: cfg.Argon2, Workers: cfg.HashWorkers,
 		Queue: cfg.HashQueue, MaxWait: cfg.MaxHashWait})
 	log.Info("password hashing", zap.String("argon2id", crypto.Argon2Implementation),
@@ -97,7 +110,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
 	env.Go(func(ctx context.Context) { _ = relay.Run(ctx) })
 
-	svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer, Logger: log,
+	svc, err := identity.New(identity.Deps{Store: st, Hasher: hasher, Keys: keys, Logger: log,
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
 			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
 			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL)}})
@@ -132,6 +145,46 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Ready:        db.PingContext,
 		Value:        &Handle{Service: svc, Relay: relay, DB: db},
 	}, nil
+}
+
+// keyReloadEvery is how often an instance rereads the data keys.
+const keyReloadEvery = 30 * time.Second
+
+// openKeys loads the key ring (UIAS_KEYRING, else the key file) and checks
+// it against the database. A new ring file is made only for a database that
+// holds no data yet: with data, a missing ring stops the start (a new one
+// would make the stored personal data unreadable, and the next update of a
+// person would erase it).
+func openKeys(ctx context.Context, cfg *Config, st *sqlstore.Store, log *zap.Logger) (*identity.Keys, error) {
+	hasData, err := identity.HasKeyedData(ctx, st, st)
+	if err != nil {
+		return nil, fmt.Errorf("key ring: read the database: %w", err)
+	}
+	ring, err := crypto.LoadRing(crypto.RingSource{Env: cfg.KeyRing, File: cfg.KeyFile, AllowOpenFile: cfg.KeyFileAllowOpenMode})
+	switch {
+	case errors.Is(err, crypto.ErrNoRing) && hasData:
+		return nil, fmt.Errorf("key ring: %w, but the database already holds encrypted data: "+
+			"restore the key ring this database was set up with (the backup of %s, or its Secret via UIAS_KEYRING); "+
+			"UIAS does not make a new ring for existing data, which would make it unreadable. Nothing was changed",
+			err, cfg.KeyFile)
+	case errors.Is(err, crypto.ErrNoRing):
+		if ring, err = crypto.NewRingFile(cfg.KeyFile); err != nil {
+			return nil, fmt.Errorf("key ring: %w", err)
+		}
+		log.Warn("created a new key ring for a new database; back it up, or better keep it in a Secret (docs/operators.md)",
+			zap.String("key_file", cfg.KeyFile))
+	case errors.Is(err, crypto.ErrKeyFileOpen):
+		return nil, fmt.Errorf("key ring: %w (identity.key_file_allow_open_mode)", err)
+	case err != nil:
+		return nil, fmt.Errorf("key ring: %w", err)
+	}
+	keys, err := identity.OpenKeys(ctx, st, ring, hasData, log)
+	if err != nil {
+		return nil, fmt.Errorf("key ring: %w", err)
+	}
+	log.Info("key ring loaded", zap.String("source", ring.Source), zap.String("master_key", ring.Master.Active),
+		zap.String("data_key", keys.Sealer().ActiveKeyID()))
+	return keys, nil
 }
 
 // schedPolicy resolves "auto", the default, to inherit, whatever else the

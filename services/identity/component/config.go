@@ -46,7 +46,14 @@ type Config struct {
 	// it, or beyond the caller's deadline, it is refused at once with
 	// OVERLOADED. Default 3s.
 	MaxHashWait time.Duration `yaml:"max_hash_wait"`
-	KeyFile     string        `yaml:"key_file"` // default <DataDir>/keyring.json
+	// KeyFile is the key ring file (default <DataDir>/keyring.json), e.g. a
+	// mounted Secret; KeyRing, the ring itself from UIAS_KEYRING
+	// (environment only, never the config file), takes precedence. A key
+	// file that group or others may access is refused unless
+	// KeyFileAllowOpenMode.
+	KeyFile              string `yaml:"key_file"`
+	KeyRing              string `yaml:"-"`
+	KeyFileAllowOpenMode bool   `yaml:"key_file_allow_open_mode"`
 	// UserCacheTTL bounds how long an administrator read (GetUser) may
 	// serve a user changed through another instance when its change event
 	// is late; 0 turns the user cache off. Default 5s.
@@ -104,6 +111,8 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.HashQueue, "UIAS_HASH_QUEUE", "", "")
 	b.Duration(&c.MaxHashWait, "UIAS_MAX_HASH_WAIT", "", "")
 	b.String(&c.KeyFile, "UIAS_KEY_FILE", "", "")
+	b.Secret(&c.KeyRing, "UIAS_KEYRING")
+	b.Bool(&c.KeyFileAllowOpenMode, "UIAS_KEY_FILE_ALLOW_OPEN_MODE", "", "")
 	b.Duration(&c.UserCacheTTL, "UIAS_USER_CACHE_TTL", "", "")
 	b.String(&c.SchedPolicy, "UIAS_SCHED_POLICY", "", "")
 	b.Int(&c.Policy.MinLength, "UIAS_POLICY_MIN_LENGTH", "", "")

@@ -147,3 +147,27 @@ identity:
 		}
 	}
 }
+
+// The key ring itself comes only from the environment (UIAS_KEYRING), never
+// from the config file; the file may name a key file and allow an open mode.
+func TestKeyRingSettings(t *testing.T) {
+	def := config.SectionDef{Name: Name, New: func() config.Section { return Defaults() }}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "uias.yaml")
+	_ = os.WriteFile(path, []byte("identity:\n  key_file: /run/secrets/uias/keyring.json\n  key_file_allow_open_mode: true\n"), 0o600)
+	env := map[string]string{"UIAS_KEYRING": `{"version":2}`}
+	c, err := config.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil, def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Settings(&c)
+	if s.KeyRing != `{"version":2}` || s.KeyFile != "/run/secrets/uias/keyring.json" || !s.KeyFileAllowOpenMode {
+		t.Fatalf("got %+v", s)
+	}
+	for _, key := range []string{"key_ring", "keyring"} {
+		_ = os.WriteFile(path, []byte("identity:\n  "+key+": '{\"version\":2}'\n"), 0o600)
+		if _, err := config.Load(path, nil, nil, nil, def); err == nil || !strings.Contains(err.Error(), "unknown key") {
+			t.Errorf("%s in the config file: %v, want an unknown-key error", key, err)
+		}
+	}
+}

@@ -27,11 +27,12 @@ type Server struct {
 // New wraps svc.
 func New(svc *identity.Service) *Server { return &Server{svc: svc} }
 
-// Register adds both services to s; the AdminService audits the calls it
-// refuses (AuditedAdminService).
+// Register adds the services (AuthService, AdminService, KeyService) to g;
+// the AdminService audits the calls it refuses (AuditedAdminService).
 func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterAuthServiceServer(g, s)
 	g.RegisterService(AuditedAdminService(s.svc), s)
+	identityv1.RegisterKeyServiceServer(g, keyServer{svc: s.svc})
 }
 
 // refusalCodes are the errors of an administrator call that are refusals
@@ -128,7 +129,8 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		}
 		c.App = app
 	case method == "/uias.identity.v1.AdminService/AdminLogin":
-	case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"):
+	case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"),
+		strings.HasPrefix(method, "/uias.identity.v1.KeyService/"):
 		u, err := a.Svc.AuthenticateAdmin(ctx, grpcx.BearerToken(ctx))
 		if err != nil {
 			return nil, err

@@ -64,6 +64,8 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"OutboxWrites", testOutboxWrites},
 		{"FailedMutationWritesNoEvents", testFailedNoEvents},
 		{"EventFailureRollsBack", testEventFailureRollsBack},
+		{"DataKeys", testDataKeys},
+		{"SealedValues", testSealedValues},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -73,6 +73,7 @@ func commands() map[string]map[string]command {
 			"list":   linkListCmd(),
 			"delete": linkDeleteCmd(),
 		},
+		"keys": keysCommands(),
 	}
 }
 

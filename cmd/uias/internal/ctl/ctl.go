@@ -29,7 +29,7 @@ const (
 const usageText = `Usage: uias ctl [global flags] <noun> <verb> [flags] [args]
 
 Manage UIAS organisations, users, groups, applications and account links
-through the AdminService gRPC API.
+through the AdminService gRPC API, and the data keys through the KeyService.
 
 Global flags (accepted before or after the noun):
   --addr HOST:PORT      identity gRPC address (env UIAS_ADDR, default 127.0.0.1:9090)
@@ -88,6 +88,10 @@ Commands:
   link create --user ID --app ID --account ACCOUNT
   link list [--user ID] [--app ID] [--page-size N] [--page-token T] [--all]
   link delete ID
+
+  keys status                              data keys; values still on older keys
+  keys rotate [--no-reencrypt] [--batch N] new active data key, then re-encrypt
+  keys reencrypt [--batch N]               move stored values to the active key
 
 Run "uias ctl <noun> <verb> --help" for the flags of one command.
 Exit status: 0 success, 1 the operation failed, 2 bad command line.

@@ -1,0 +1,133 @@
+package ctl
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+// keysCommands are the "keys" noun: data keys of the identity service.
+func keysCommands() map[string]command {
+	return map[string]command{
+		"status":    keysStatusCmd(),
+		"rotate":    keysRotateCmd(),
+		"reencrypt": keysReencryptCmd(),
+	}
+}
+
+func keysStatusCmd() command {
+	return command{
+		usage: "",
+		help:  "Lists the data keys and counts the stored values still on an older key than the active one.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					st, err := identityv1.NewKeyServiceClient(s.conn).GetKeyStatus(s.ctx, &identityv1.GetKeyStatusRequest{})
+					if err != nil {
+						return err
+					}
+					return a.output(st, func(tw *tabwriter.Writer) { keyStatusTable(tw, st) })
+				})
+			}
+		},
+	}
+}
+
+func keysRotateCmd() command {
+	return command{
+		usage: "[--no-reencrypt] [--batch N]",
+		help: "Makes a new data key the active one (new writes use it; older keys still decrypt) and\n" +
+			"re-wraps the data keys with the key ring's active master key, then re-encrypts the stored\n" +
+			"values with the new key in batches (unless --no-reencrypt; \"keys reencrypt\" resumes).",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			noRe := fs.Bool("no-reencrypt", false, "only rotate; leave stored values on their keys")
+			batch := fs.Int("batch", 0, "users per re-encrypt call (0: the server's default, 200)")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if *batch < 0 {
+					return usagef("--batch must not be negative")
+				}
+				return a.withSession(func(s *session) error {
+					st, err := identityv1.NewKeyServiceClient(s.conn).RotateKeys(s.ctx, &identityv1.RotateKeysRequest{})
+					if err != nil {
+						return err
+					}
+					if *noRe {
+						return a.output(st, func(tw *tabwriter.Writer) { keyStatusTable(tw, st) })
+					}
+					if a.g.output != "json" {
+						fmt.Fprintf(a.stdout, "new active data key: %s\n", st.GetActiveKeyId())
+					}
+					return a.reencrypt(s, *batch)
+				})
+			}
+		},
+	}
+}
+
+func keysReencryptCmd() command {
+	return command{
+		usage: "[--batch N]",
+		help: "Re-encrypts stored values still on an older data key with the active one, batch by batch,\n" +
+			"until none remain (or no batch makes progress: values that do not decrypt are reported).",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			batch := fs.Int("batch", 0, "users per call (0: the server's default, 200)")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if *batch < 0 {
+					return usagef("--batch must not be negative")
+				}
+				return a.withSession(func(s *session) error { return a.reencrypt(s, *batch) })
+			}
+		},
+	}
+}
+
+// reencrypt calls ReencryptData until nothing remains or a batch moves
+// nothing, and prints the totals.
+func (a *app) reencrypt(s *session, batch int) error {
+	client := identityv1.NewKeyServiceClient(s.conn)
+	total := &identityv1.ReencryptDataResponse{}
+	for {
+		r, err := client.ReencryptData(s.ctx, &identityv1.ReencryptDataRequest{BatchSize: int32(batch)})
+		if err != nil {
+			return err
+		}
+		total.ActiveKeyId, total.Remaining = r.GetActiveKeyId(), r.GetRemaining()
+		total.Reencrypted += r.GetReencrypted()
+		total.Failed += r.GetFailed()
+		if r.GetRemaining() == 0 || r.GetReencrypted() == 0 {
+			break
+		}
+	}
+	if err := a.output(total, func(tw *tabwriter.Writer) {
+		fields(tw, "active key", total.GetActiveKeyId(), "users re-encrypted", strconv.FormatInt(total.GetReencrypted(), 10),
+			"users failed", strconv.FormatInt(total.GetFailed(), 10), "values on older keys", strconv.FormatInt(total.GetRemaining(), 10))
+	}); err != nil {
+		return err
+	}
+	if total.GetFailed() > 0 {
+		return fmt.Errorf("%d users hold values that do not decrypt with the data keys; they were left unchanged (see the identity log)", total.GetFailed())
+	}
+	return nil
+}
+
+func keyStatusTable(tw *tabwriter.Writer, st *identityv1.KeyStatus) {
+	fields(tw, "active data key", st.GetActiveKeyId(), "active master key", st.GetActiveMasterKeyId(),
+		"values on older keys", strconv.FormatInt(st.GetValuesOnOlderKeys(), 10))
+	row(tw, "")
+	row(tw, "KEY", "MASTER KEY", "CREATED", "ACTIVE")
+	for _, k := range st.GetKeys() {
+		row(tw, k.GetId(), k.GetMasterKeyId(), ts(k.GetCreatedAt()), yesNo(k.GetActive()))
+	}
+}

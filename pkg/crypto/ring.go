@@ -1,0 +1,398 @@
+package crypto
+
+import (
+	"bytes"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+)
+
+// A Ring is the secret key material UIAS keeps outside its databases, in
+// separate sets so that no key serves two purposes:
+//
+//   - master keys protect the data keys stored in the database (envelope
+//     encryption: data keys are wrapped with the active master key) and prove
+//     that the ring is the one the database was set up with (a key-check
+//     value per master key id is stored next to the data);
+//   - signing keys sign tokens and records (Signer).
+//
+// Every key has an id; the active key of a set is the one used for new
+// wrapping or signing, the others still unwrap or verify. Master keys are
+// never used directly: wrapping and key-check keys are derived from them
+// with HKDF under distinct labels.
+//
+// The ring file (or the UIAS_KEYRING variable) is JSON, optionally base64:
+//
+//	{"version": 2,
+//	 "master":  {"active": "m1", "keys": {"m1": "<base64 of 32 bytes>"}},
+//	 "signing": {"active": "s1", "keys": {"s1": "<base64 of 32 bytes>"}}}
+//
+// A version-1 file ({"active": "k1", "keys": {...}}, whose keys sealed data
+// directly) is still read: its keys become the master set and, once, the
+// database's data keys (see Legacy).
+type Ring struct {
+	Master  KeySet
+	Signing KeySet
+	// Legacy holds the keys of a version-1 file as they were used before
+	// (directly as sealing keys, and the blind-index source), so a database
+	// written with them can be taken over; nil for version 2.
+	Legacy *LegacyKeys
+	// Source names where the ring came from (a file path or UIAS_KEYRING),
+	// for messages.
+	Source string
+}
+
+// KeySet is a set of 32-byte keys by id with the active id.
+type KeySet struct {
+	Active string
+	Keys   map[string][]byte
+}
+
+// LegacyKeys are the keys of a version-1 ring.
+type LegacyKeys struct {
+	Active string
+	Keys   map[string][]byte // sealing keys by id (without blind-index)
+	Index  []byte            // the key blind indexes were derived from
+}
+
+// RingVersion is the version of the ring format written by NewRingFile.
+const RingVersion = 2
+
+// Errors of LoadRing (wrapped).
+var (
+	// ErrNoRing reports that neither the environment nor the file holds a ring.
+	ErrNoRing = errors.New("no key ring")
+	// ErrKeyFileOpen reports a key file that group or others may access.
+	ErrKeyFileOpen = errors.New("group or others may access the key file")
+)
+
+type ringFile struct {
+	Version int         `json:"version"`
+	Master  *keySetFile `json:"master,omitempty"`
+	Signing *keySetFile `json:"signing,omitempty"`
+	// version 1
+	Active string            `json:"active,omitempty"`
+	Keys   map[string]string `json:"keys,omitempty"`
+}
+
+type keySetFile struct {
+	Active string            `json:"active"`
+	Keys   map[string]string `json:"keys"`
+}
+
+// RingSource says where LoadRing finds the ring.
+type RingSource struct {
+	// Env is the ring itself (JSON or base64 of it), from the UIAS_KEYRING
+	// environment variable; when set, File is not read.
+	Env string
+	// File is the path of the ring file, e.g. a mounted Kubernetes Secret.
+	File string
+	// AllowOpenFile accepts a file that group or others may read or write
+	// (refused by default: anyone who can read the file can read every
+	// sealed value, anyone who can write it can swap the ring).
+	AllowOpenFile bool
+}
+
+// LoadRing reads the ring from src.Env or else src.File. It returns an error
+// wrapping ErrNoRing when Env is empty and File does not exist, and refuses a
+// file with group or other permission bits unless AllowOpenFile. Errors name
+// the source, never key material.
+func LoadRing(src RingSource) (*Ring, error) {
+	if strings.TrimSpace(src.Env) != "" {
+		r, err := ParseRing([]byte(src.Env))
+		if err != nil {
+			return nil, fmt.Errorf("key ring from UIAS_KEYRING: %w", err)
+		}
+		r.Source = "UIAS_KEYRING"
+		return r, nil
+	}
+	if src.File == "" {
+		return nil, fmt.Errorf("%w: UIAS_KEYRING is empty and no key file is set", ErrNoRing)
+	}
+	fi, err := os.Stat(src.File)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: key file %s does not exist and UIAS_KEYRING is empty", ErrNoRing, src.File)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", src.File, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && !src.AllowOpenFile {
+		return nil, fmt.Errorf("key file %s has mode %04o: %w; make it readable by the UIAS user only "+
+			"(chmod 600, or defaultMode 0400 on a Kubernetes Secret volume), or accept it explicitly", src.File, perm, ErrKeyFileOpen)
+	}
+	data, err := os.ReadFile(src.File)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", src.File, err)
+	}
+	r, err := ParseRing(data)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", src.File, err)
+	}
+	r.Source = src.File
+	return r, nil
+}
+
+// ParseRing decodes a ring from JSON or from base64 of JSON. Errors never
+// include key material.
+func ParseRing(data []byte) (*Ring, error) {
+	data = bytes.TrimSpace(data)
+	if len(data) > 0 && data[0] != '{' {
+		var dec []byte
+		var err error
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			if dec, err = enc.DecodeString(string(data)); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return nil, errors.New("the key ring is neither JSON nor base64 of JSON")
+		}
+		data = bytes.TrimSpace(dec)
+	}
+	var rf ringFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rf); err != nil {
+		return nil, errors.New("the key ring is not valid JSON of the expected shape (version, master, signing)")
+	}
+	switch {
+	case rf.Version == 0 && rf.Master == nil && rf.Signing == nil:
+		return parseV1(rf)
+	case rf.Version != RingVersion:
+		return nil, fmt.Errorf("key ring version %d is not supported (want %d)", rf.Version, RingVersion)
+	case len(rf.Keys) > 0 || rf.Active != "":
+		return nil, errors.New(`a version 2 key ring has "master" and "signing" sets, not top-level "keys"`)
+	}
+	r := &Ring{}
+	var err error
+	if r.Master, err = parseSet("master", rf.Master, true); err != nil {
+		return nil, err
+	}
+	if r.Signing, err = parseSet("signing", rf.Signing, false); err != nil {
+		return nil, err
+	}
+	for mid, m := range r.Master.Keys {
+		for sid, s := range r.Signing.Keys {
+			if hmac.Equal(m, s) {
+				return nil, fmt.Errorf("master key %q and signing key %q are the same key: every key must serve one purpose", mid, sid)
+			}
+		}
+	}
+	return r, nil
+}
+
+func parseSet(name string, f *keySetFile, required bool) (KeySet, error) {
+	if f == nil || len(f.Keys) == 0 {
+		if required {
+			return KeySet{}, fmt.Errorf("the key ring has no %s keys", name)
+		}
+		return KeySet{}, nil
+	}
+	keys, err := decodeKeys(name, f.Keys)
+	if err != nil {
+		return KeySet{}, err
+	}
+	if _, ok := keys[f.Active]; !ok {
+		return KeySet{}, fmt.Errorf("the active %s key id %q is not among the %s keys", name, f.Active, name)
+	}
+	return KeySet{Active: f.Active, Keys: keys}, nil
+}
+
+func decodeKeys(name string, in map[string]string) (map[string][]byte, error) {
+	keys := make(map[string][]byte, len(in))
+	for id, enc := range in {
+		if err := CheckKeyID(id); err != nil {
+			return nil, fmt.Errorf("%s %w", name, err)
+		}
+		k, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			return nil, fmt.Errorf("%s key %q is not valid base64", name, id)
+		}
+		if len(k) != KeySize {
+			return nil, fmt.Errorf("%s key %q is %d bytes, want %d", name, id, len(k), KeySize)
+		}
+		keys[id] = k
+	}
+	return keys, nil
+}
+
+func parseV1(rf ringFile) (*Ring, error) {
+	if len(rf.Keys) == 0 {
+		return nil, errors.New("the key ring has no keys")
+	}
+	all, err := decodeKeys("legacy", rf.Keys)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := all[rf.Active]; !ok || rf.Active == BlindIndexKeyID {
+		return nil, fmt.Errorf("the active key id %q is not among the keys", rf.Active)
+	}
+	seal := map[string][]byte{}
+	for id, k := range all {
+		if id != BlindIndexKeyID {
+			seal[id] = k
+		}
+	}
+	index := all[BlindIndexKeyID]
+	if index == nil { // as NewSealer: the smallest sealing key id
+		ids := make([]string, 0, len(seal))
+		for id := range seal {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		index = seal[ids[0]]
+	}
+	return &Ring{
+		Master: KeySet{Active: rf.Active, Keys: seal},
+		Legacy: &LegacyKeys{Active: rf.Active, Keys: seal, Index: index},
+	}, nil
+}
+
+// NewRingFile writes a new version 2 ring (one random master key "m1", one
+// random signing key "s1") to path with mode 0600 (directories 0700),
+// unless the file exists; in both cases it then loads the file. Concurrent
+// callers end up with the same ring.
+func NewRingFile(path string) (*Ring, error) {
+	data, err := json.MarshalIndent(ringFile{Version: RingVersion,
+		Master:  &keySetFile{Active: "m1", Keys: map[string]string{"m1": base64.StdEncoding.EncodeToString(randomKey())}},
+		Signing: &keySetFile{Active: "s1", Keys: map[string]string{"s1": base64.StdEncoding.EncodeToString(randomKey())}},
+	}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := createExclusive(path, append(data, '\n')); err != nil {
+		return nil, err
+	}
+	return LoadRing(RingSource{File: path})
+}
+
+// NewRingJSON returns a new version 2 ring as JSON (for UIAS_KEYRING or a
+// Secret; "uias keys new" prints it).
+func NewRingJSON() []byte {
+	data, _ := json.MarshalIndent(ringFile{Version: RingVersion,
+		Master:  &keySetFile{Active: "m1", Keys: map[string]string{"m1": base64.StdEncoding.EncodeToString(randomKey())}},
+		Signing: &keySetFile{Active: "s1", Keys: map[string]string{"s1": base64.StdEncoding.EncodeToString(randomKey())}},
+	}, "", "  ")
+	return append(data, '\n')
+}
+
+func randomKey() []byte {
+	k := make([]byte, KeySize)
+	_, _ = rand.Read(k) // crypto/rand.Read never fails (Go >= 1.24)
+	return k
+}
+
+// derive returns the key for purpose derived from master key id.
+func (r *Ring) derive(id, purpose string) ([]byte, error) {
+	k, ok := r.Master.Keys[id]
+	if !ok {
+		return nil, fmt.Errorf("the key ring has no master key %q", id)
+	}
+	return hkdf.Key(sha256.New, k, nil, "uias "+purpose+" v1", KeySize)
+}
+
+// CheckValue is the key-check value of master key id: a MAC of a fixed
+// string under a key derived from it. Stored next to the data it proves
+// that a later ring holds the same key, without revealing anything of it.
+func (r *Ring) CheckValue(id string) (string, error) {
+	k, err := r.derive(id, "key-check")
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte("uias key-check value"))
+	return hex.EncodeToString(m.Sum(nil)), nil
+}
+
+// wrapper is a Sealer over the wrapping keys derived from every master key.
+func (r *Ring) wrapper() (*Sealer, error) {
+	keys := make(map[string][]byte, len(r.Master.Keys))
+	for id := range r.Master.Keys {
+		k, err := r.derive(id, "wrap")
+		if err != nil {
+			return nil, err
+		}
+		keys[id] = k
+	}
+	return NewSealerWithIndexKey(keys, r.Master.Active, make([]byte, KeySize))
+}
+
+// WrapKey encrypts a data key with the active master key, binding it to
+// label (e.g. the data key's id): "<master id>:<ciphertext>".
+func (r *Ring) WrapKey(key []byte, label string) (string, error) {
+	w, err := r.wrapper()
+	if err != nil {
+		return "", err
+	}
+	return w.Seal(key, []byte("uias data key:"+label))
+}
+
+// UnwrapKey decrypts a data key wrapped by WrapKey with any master key of
+// the ring.
+func (r *Ring) UnwrapKey(wrapped, label string) ([]byte, error) {
+	w, err := r.wrapper()
+	if err != nil {
+		return nil, err
+	}
+	k, err := w.Open(wrapped, []byte("uias data key:"+label))
+	if err != nil {
+		return nil, err
+	}
+	if len(k) != KeySize {
+		return nil, fmt.Errorf("data key %q is %d bytes, want %d", label, len(k), KeySize)
+	}
+	return k, nil
+}
+
+// NewDataKey returns a random 32-byte data key.
+func NewDataKey() []byte { return randomKey() }
+
+// Signer signs messages with the ring's signing keys (HMAC-SHA256), never
+// with a master or data key. It fails when the ring has no signing keys
+// (a version-1 ring).
+func (r *Ring) Signer() (*Signer, error) {
+	if len(r.Signing.Keys) == 0 {
+		return nil, errors.New("the key ring has no signing keys (add a \"signing\" set)")
+	}
+	return &Signer{active: r.Signing.Active, keys: r.Signing.Keys}, nil
+}
+
+// Signer makes and checks "<key id>:<base64url MAC>" signatures; signatures
+// by any key of the set verify, new ones use the active key.
+type Signer struct {
+	active string
+	keys   map[string][]byte
+}
+
+// Sign returns the signature of msg under the active signing key.
+func (s *Signer) Sign(msg []byte) string {
+	return s.active + ":" + base64.RawURLEncoding.EncodeToString(mac(s.keys[s.active], msg))
+}
+
+// Verify reports whether sig is a signature of msg by a key of the set
+// (compared in constant time).
+func (s *Signer) Verify(msg []byte, sig string) bool {
+	kid, body, ok := strings.Cut(sig, ":")
+	k, known := s.keys[kid]
+	if !ok || !known {
+		return false
+	}
+	got, err := base64.RawURLEncoding.DecodeString(body)
+	return err == nil && hmac.Equal(got, mac(k, msg))
+}
+
+func mac(key, msg []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(msg)
+	return m.Sum(nil)
+}

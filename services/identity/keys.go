@@ -1,0 +1,551 @@
+package identity
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
+)
+
+// Personal data (ID numbers, phones) is sealed with data keys that live in
+// the database, each wrapped (encrypted) by a master key of the key ring,
+// which lives outside it (a Secret, UIAS_KEYRING or a 0600 file). The
+// database also keeps a key-check value per master key id, so a start with
+// a missing or different ring stops with a clear error instead of making new
+// keys and losing the old data. Rotation makes a new data key (new writes
+// use it, old ones stay readable) and re-wraps the data keys under the
+// active master key; a re-encrypt job moves stored values to the new key.
+
+// Data key purposes.
+const (
+	KeyPurposeSeal  = "seal"  // seals personal data; the newest is active
+	KeyPurposeIndex = "index" // blind indexes (feature codes); never rotates
+)
+
+// DataKey is a data-encryption key as stored.
+type DataKey struct {
+	ID      string // "d1", "d2", ... ("index" for the index key; v1 ids when imported)
+	Purpose string
+	// Seq orders keys by creation; the seal key with the highest Seq is
+	// the active one. Unique, so two concurrent rotations cannot both win.
+	Seq       int64
+	Wrapped   string // crypto.Ring.WrapKey output: "<master key id>:..."
+	CreatedAt time.Time
+}
+
+// MasterKeyID is the id of the master key that wraps k.
+func (k DataKey) MasterKeyID() string {
+	id, _ := crypto.KeyIDOf(k.Wrapped)
+	return id
+}
+
+// KeyCheck is the key-check value of a master key id.
+type KeyCheck struct {
+	MasterID  string
+	Value     string
+	CreatedAt time.Time
+}
+
+// SealedValues are a user's sealed personal data.
+type SealedValues struct {
+	UserID      string
+	IDNumberEnc string
+	PhoneEnc    string
+}
+
+// KeyStore is the persistence of data keys and key checks, and what the
+// re-encrypt job needs of the users table. The conformance suite in
+// storetest runs against every implementation.
+type KeyStore interface {
+	// ListDataKeys returns every data key by Seq.
+	ListDataKeys(ctx context.Context) ([]DataKey, error)
+	// AddDataKeys inserts keys and writes evs, all or nothing; ErrConflict
+	// when an id or Seq is taken (another instance added keys first).
+	AddDataKeys(ctx context.Context, keys []DataKey, evs []events.Event) error
+	// RewrapDataKeys replaces the wrapped form of the given keys (id ->
+	// wrapped), all or nothing.
+	RewrapDataKeys(ctx context.Context, wrapped map[string]string) error
+	ListKeyChecks(ctx context.Context) ([]KeyCheck, error)
+	// AddKeyCheck stores c; ErrConflict when its master id has one.
+	AddKeyCheck(ctx context.Context, c KeyCheck) error
+	// SealedWithout returns up to limit users, by id after after, holding a
+	// sealed value whose key id is not keyID.
+	SealedWithout(ctx context.Context, keyID, after string, limit int) ([]SealedValues, error)
+	// CountSealedWithout counts the sealed values (not users) whose key id
+	// is not keyID.
+	CountSealedWithout(ctx context.Context, keyID string) (int, error)
+	// Reseal replaces a user's sealed values with to if they still are from
+	// (compare and set); false when the user changed or is gone meanwhile.
+	Reseal(ctx context.Context, from, to SealedValues) (bool, error)
+}
+
+// ErrKeyRingMismatch reports a key ring that does not belong to the
+// database (wrong ring, or one missing a master key the data needs).
+var ErrKeyRingMismatch = errors.New("the key ring does not match this database")
+
+// Keys holds the data keys of the identity service and the Sealer built
+// from them. It is safe for concurrent use.
+type Keys struct {
+	store  KeyStore
+	ring   *crypto.Ring
+	sealer *crypto.Sealer
+	log    *zap.Logger
+	now    func() time.Time
+
+	mu    sync.Mutex // serialises Reload and Rotate
+	known map[string]DataKey
+}
+
+// HasKeyedData reports whether the database holds data protected by a key
+// ring: data keys, or any org (a database in use always has its root org;
+// users' feature codes and sealed values depend on the ring).
+func HasKeyedData(ctx context.Context, st Store, ks KeyStore) (bool, error) {
+	dks, err := ks.ListDataKeys(ctx)
+	if err != nil {
+		return false, err
+	}
+	if len(dks) > 0 {
+		return true, nil
+	}
+	n, err := st.CountOrgs(ctx)
+	return n > 0, err
+}
+
+// OpenKeys checks ring against the database and loads the data keys:
+//   - every stored key-check value of a master key id the ring holds must
+//     match (else ErrKeyRingMismatch: a different ring);
+//   - every data key must unwrap with the ring (else ErrKeyRingMismatch
+//     naming the missing master key);
+//   - a database without data keys gets new ones when it holds no data
+//     (hasData false); with data it must have been written with a
+//     version-1 ring, whose keys are then imported as its data keys;
+//   - the active master key's check value is stored when new.
+func OpenKeys(ctx context.Context, st KeyStore, ring *crypto.Ring, hasData bool, log *zap.Logger) (*Keys, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	k := &Keys{store: st, ring: ring, log: log, now: time.Now, known: map[string]DataKey{}}
+	if err := k.checkRing(ctx); err != nil {
+		return nil, err
+	}
+	dks, err := st.ListDataKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read data keys: %w", err)
+	}
+	if len(dks) == 0 {
+		if err := k.createFirst(ctx, hasData); err != nil {
+			return nil, err
+		}
+	}
+	if err := k.Reload(ctx); err != nil {
+		return nil, err
+	}
+	// Only a ring that opened every data key leaves its mark.
+	if err := k.ensureCheck(ctx, ring.Master.Active); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Sealer is the Sealer over the data keys (kept current by Reload).
+func (k *Keys) Sealer() *crypto.Sealer { return k.sealer }
+
+func (k *Keys) mismatch(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrKeyRingMismatch}, a...)...)
+}
+
+// checkRing compares the stored key-check values with the ring.
+func (k *Keys) checkRing(ctx context.Context) error {
+	checks, err := k.store.ListKeyChecks(ctx)
+	if err != nil {
+		return fmt.Errorf("read key checks: %w", err)
+	}
+	for _, c := range checks {
+		if _, ok := k.ring.Master.Keys[c.MasterID]; !ok {
+			continue // an old master key no longer needed (checked with the data keys)
+		}
+		v, err := k.ring.CheckValue(c.MasterID)
+		if err != nil {
+			return err
+		}
+		if subtle.ConstantTimeCompare([]byte(v), []byte(c.Value)) != 1 {
+			return k.mismatch("master key %q of the key ring (%s) is not the key %q this database was set up with; "+
+				"start with the key ring this database belongs to (restore it from its backup or Secret); "+
+				"nothing was changed", c.MasterID, k.ring.Source, c.MasterID)
+		}
+	}
+	return nil
+}
+
+// ensureCheck stores the key-check value of master key id unless present
+// (and compares it when another instance stored it first).
+func (k *Keys) ensureCheck(ctx context.Context, id string) error {
+	v, err := k.ring.CheckValue(id)
+	if err != nil {
+		return err
+	}
+	err = k.store.AddKeyCheck(ctx, KeyCheck{MasterID: id, Value: v, CreatedAt: k.now()})
+	if errors.Is(err, ErrConflict) {
+		return k.checkRing(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("store key check: %w", err)
+	}
+	return nil
+}
+
+// createFirst makes the data keys of a new database, or imports the keys of
+// a version-1 ring for a database written with them.
+func (k *Keys) createFirst(ctx context.Context, hasData bool) error {
+	var keys []DataKey
+	now := k.now()
+	wrap := func(id, purpose string, seq int64, raw []byte) error {
+		w, err := k.ring.WrapKey(raw, id)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, DataKey{ID: id, Purpose: purpose, Seq: seq, Wrapped: w, CreatedAt: now})
+		return nil
+	}
+	switch {
+	case !hasData:
+		if err := wrap("index", KeyPurposeIndex, 0, crypto.NewDataKey()); err != nil {
+			return err
+		}
+		if err := wrap("d1", KeyPurposeSeal, 1, crypto.NewDataKey()); err != nil {
+			return err
+		}
+	case k.ring.Legacy != nil:
+		// The version-1 keys sealed the data directly: they become data
+		// keys with their ids, the active one last (highest Seq).
+		lg := k.ring.Legacy
+		if err := wrap("index", KeyPurposeIndex, 0, lg.Index); err != nil {
+			return err
+		}
+		ids := make([]string, 0, len(lg.Keys))
+		for id := range lg.Keys {
+			if id != lg.Active {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		for i, id := range append(ids, lg.Active) {
+			if err := wrap(id, KeyPurposeSeal, int64(i+1), lg.Keys[id]); err != nil {
+				return err
+			}
+		}
+		k.log.Warn("imported the keys of a version-1 key ring as data keys; switch to a version 2 ring "+
+			"and run \"uias ctl keys rotate\" (docs/operators.md)", zap.String("key_ring", k.ring.Source))
+	default:
+		return k.mismatch("this database holds data but no data keys: it was written with a version-1 key ring " +
+			"(keyring.json with \"active\" and \"keys\"); start once with that ring so its keys are imported")
+	}
+	err := k.store.AddDataKeys(ctx, keys, nil)
+	if errors.Is(err, ErrConflict) {
+		return nil // another instance created them first; Reload reads theirs
+	}
+	if err != nil {
+		return fmt.Errorf("store data keys: %w", err)
+	}
+	return nil
+}
+
+// Reload reads the data keys (e.g. after another instance rotated) and
+// updates the Sealer. It fails, changing nothing, when a key does not
+// unwrap with the ring.
+func (k *Keys) Reload(ctx context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.reloadLocked(ctx)
+}
+
+func (k *Keys) reloadLocked(ctx context.Context) error {
+	dks, err := k.store.ListDataKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("read data keys: %w", err)
+	}
+	seal := map[string][]byte{}
+	var index []byte
+	var active DataKey
+	known := map[string]DataKey{}
+	for _, dk := range dks {
+		mid := dk.MasterKeyID()
+		if _, ok := k.ring.Master.Keys[mid]; !ok {
+			return k.mismatch("data key %q is wrapped by master key %q, which the key ring (%s) does not hold; "+
+				"add that key back to the ring (keep old master keys until \"uias ctl keys rotate\" has re-wrapped every data key)",
+				dk.ID, mid, k.ring.Source)
+		}
+		raw, err := k.ring.UnwrapKey(dk.Wrapped, dk.ID)
+		if err != nil {
+			return k.mismatch("data key %q does not decrypt with master key %q of the key ring (%s)", dk.ID, mid, k.ring.Source)
+		}
+		known[dk.ID] = dk
+		switch dk.Purpose {
+		case KeyPurposeIndex:
+			index = raw
+		case KeyPurposeSeal:
+			seal[dk.ID] = raw
+			if dk.Seq >= active.Seq {
+				active = dk
+			}
+		}
+	}
+	if index == nil || len(seal) == 0 {
+		return errors.New("the database lacks its index or sealing data key")
+	}
+	if k.sealer == nil {
+		s, err := crypto.NewSealerWithIndexKey(seal, active.ID, index)
+		if err != nil {
+			return err
+		}
+		k.sealer = s
+	} else if err := k.sealer.SetKeys(seal, active.ID); err != nil {
+		return err
+	}
+	k.known = known
+	return nil
+}
+
+// KeyStatus is the state of the data keys.
+type KeyStatus struct {
+	ActiveKeyID       string
+	ActiveMasterKeyID string
+	Keys              []DataKey // sealing keys by Seq
+	// OnOlderKeys counts the stored values still sealed with another key
+	// than the active one (the re-encrypt job moves them).
+	OnOlderKeys int
+}
+
+func (k *Keys) status(ctx context.Context) (*KeyStatus, error) {
+	if err := k.Reload(ctx); err != nil {
+		return nil, err
+	}
+	st := &KeyStatus{ActiveKeyID: k.sealer.ActiveKeyID(), ActiveMasterKeyID: k.ring.Master.Active}
+	k.mu.Lock()
+	for _, dk := range k.known {
+		if dk.Purpose == KeyPurposeSeal {
+			st.Keys = append(st.Keys, dk)
+		}
+	}
+	k.mu.Unlock()
+	slices.SortFunc(st.Keys, func(a, b DataKey) int { return int(a.Seq - b.Seq) })
+	n, err := k.store.CountSealedWithout(ctx, st.ActiveKeyID)
+	if err != nil {
+		return nil, err
+	}
+	st.OnOlderKeys = n
+	return st, nil
+}
+
+// rotate adds a new active sealing key and re-wraps every data key not yet
+// under the active master key.
+func (k *Keys) rotate(ctx context.Context, evs func(DataKey) []events.Event) (DataKey, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.reloadLocked(ctx); err != nil {
+		return DataKey{}, err
+	}
+	var last int64
+	rewrap := map[string]string{}
+	for _, dk := range k.known {
+		last = max(last, dk.Seq)
+		if dk.MasterKeyID() != k.ring.Master.Active {
+			raw, err := k.ring.UnwrapKey(dk.Wrapped, dk.ID)
+			if err != nil {
+				return DataKey{}, err
+			}
+			if rewrap[dk.ID], err = k.ring.WrapKey(raw, dk.ID); err != nil {
+				return DataKey{}, err
+			}
+		}
+	}
+	id := "d" + strconv.FormatInt(last+1, 10)
+	for k.known[id].ID != "" { // an imported key may hold the name
+		id += "x"
+	}
+	w, err := k.ring.WrapKey(crypto.NewDataKey(), id)
+	if err != nil {
+		return DataKey{}, err
+	}
+	dk := DataKey{ID: id, Purpose: KeyPurposeSeal, Seq: last + 1, Wrapped: w, CreatedAt: k.now()}
+	if err := k.ensureCheck(ctx, k.ring.Master.Active); err != nil {
+		return DataKey{}, err
+	}
+	if len(rewrap) > 0 {
+		if err := k.store.RewrapDataKeys(ctx, rewrap); err != nil {
+			return DataKey{}, err
+		}
+	}
+	if err := k.store.AddDataKeys(ctx, []DataKey{dk}, evs(dk)); err != nil {
+		return DataKey{}, err
+	}
+	return dk, k.reloadLocked(ctx)
+}
+
+// ---- service operations (KeyService) ----
+
+var errNoKeys = apierr.New(apierr.FailedPrecondition, "KEYS_UNAVAILABLE", "key management is not available in this instance")
+
+// errKeys turns a key-management failure into a domain error: a ring that
+// does not fit the data is a precondition for the operator, not a fault.
+// Store errors pass as they are (pkg/store classified them).
+func errKeys(err error) error {
+	if errors.Is(err, ErrKeyRingMismatch) {
+		return apierr.Wrap(err, apierr.FailedPrecondition, "KEY_RING_MISMATCH",
+			"the key ring of this instance does not fit the stored data keys; see its log")
+	}
+	return err
+}
+
+// KeyStatus returns the data keys and how many values still use older ones.
+func (s *Service) KeyStatus(ctx context.Context) (*KeyStatus, error) {
+	if s.keys == nil {
+		return nil, errNoKeys
+	}
+	st, err := s.keys.status(ctx)
+	if err != nil {
+		return nil, errKeys(err)
+	}
+	return st, nil
+}
+
+// RotateKeys makes a new data key the active one (new writes use it, older
+// ones still decrypt) and re-wraps the data keys under the active master
+// key. Run ReencryptData afterwards to move stored values to the new key.
+func (s *Service) RotateKeys(ctx context.Context) (*KeyStatus, error) {
+	start := s.now()
+	if s.keys == nil {
+		return nil, errNoKeys
+	}
+	dk, err := s.keys.rotate(ctx, func(dk DataKey) []events.Event {
+		return []events.Event{s.audit(ctx, "keys.rotate", "key:"+dk.ID, "", "success", "OK", start,
+			map[string]string{"master_key_id": dk.MasterKeyID()})}
+	})
+	if errors.Is(err, ErrConflict) {
+		return nil, apierr.New(apierr.FailedPrecondition, "ROTATION_CONFLICT", "another key rotation happened at the same time; check the key status and retry if needed")
+	}
+	if err != nil {
+		return nil, errKeys(err)
+	}
+	s.kick()
+	s.log.Info("data key rotated", zap.String("key_id", dk.ID), zap.String("master_key_id", dk.MasterKeyID()))
+	return s.KeyStatus(ctx)
+}
+
+// ReencryptResult is the outcome of one re-encrypt batch.
+type ReencryptResult struct {
+	ActiveKeyID string
+	Reencrypted int // users whose values moved to the active key
+	Failed      int // users whose values could not be decrypted (left as they are)
+	Remaining   int // values still on older keys after this batch
+}
+
+// Batch sizes of ReencryptData.
+const (
+	DefaultReencryptBatch = 200
+	MaxReencryptBatch     = 2000
+)
+
+// ReencryptData moves up to batch users' sealed values to the active data
+// key (one batch per call, so the call stays short and can be repeated
+// until Remaining is 0; a value that changed meanwhile is left to the next
+// call). Values that cannot be decrypted are counted and logged, never
+// erased.
+func (s *Service) ReencryptData(ctx context.Context, batch int) (ReencryptResult, error) {
+	start := s.now()
+	if s.keys == nil {
+		return ReencryptResult{}, errNoKeys
+	}
+	switch {
+	case batch == 0:
+		batch = DefaultReencryptBatch
+	case batch < 0 || batch > MaxReencryptBatch:
+		return ReencryptResult{}, badRequest("batch_size must be between 0 (default %d) and %d", DefaultReencryptBatch, MaxReencryptBatch)
+	}
+	if err := s.keys.Reload(ctx); err != nil {
+		return ReencryptResult{}, errKeys(err)
+	}
+	sealer := s.keys.Sealer()
+	res := ReencryptResult{ActiveKeyID: sealer.ActiveKeyID()}
+	after := ""
+	for res.Reencrypted+res.Failed < batch {
+		list, err := s.keys.store.SealedWithout(ctx, res.ActiveKeyID, after, batch-res.Reencrypted-res.Failed)
+		if err != nil {
+			return res, err
+		}
+		if len(list) == 0 {
+			break
+		}
+		for _, v := range list {
+			after = v.UserID
+			to, err := reseal(sealer, v)
+			if err != nil {
+				res.Failed++
+				s.log.Error("re-encrypt: a stored value of this user cannot be decrypted; left unchanged",
+					zap.String("user_id", v.UserID), zap.Error(err))
+				continue
+			}
+			ok, err := s.keys.store.Reseal(ctx, v, to)
+			if err != nil {
+				return res, err
+			}
+			if ok {
+				res.Reencrypted++
+			}
+		}
+	}
+	n, err := s.keys.store.CountSealedWithout(ctx, res.ActiveKeyID)
+	if err != nil {
+		return res, err
+	}
+	res.Remaining = n
+	if res.Reencrypted > 0 || res.Failed > 0 {
+		ev := s.audit(ctx, "keys.reencrypt", "key:"+res.ActiveKeyID, "", "success", "OK", start,
+			map[string]string{"reencrypted": strconv.Itoa(res.Reencrypted), "failed": strconv.Itoa(res.Failed),
+				"remaining": strconv.Itoa(res.Remaining)})
+		if err := s.store.AppendEvents(ctx, []events.Event{ev}); err != nil {
+			s.log.Warn("re-encrypt: audit event not written", zap.Error(err))
+		}
+		s.kick()
+	}
+	return res, nil
+}
+
+// reseal opens v's values with any known key and seals them with the active
+// one (values already on the active key stay as they are).
+func reseal(sealer *crypto.Sealer, v SealedValues) (SealedValues, error) {
+	out := v
+	for _, f := range []struct {
+		val *string
+		aad string
+	}{{&out.IDNumberEnc, aadIDNumber}, {&out.PhoneEnc, aadPhone}} {
+		if *f.val == "" || strings.HasPrefix(*f.val, sealer.ActiveKeyID()+":") {
+			continue
+		}
+		pt, err := sealer.Open(*f.val, []byte(f.aad))
+		if err != nil {
+			return v, err
+		}
+		if *f.val, err = sealer.Seal(pt, []byte(f.aad)); err != nil {
+			return v, err
+		}
+	}
+	return out, nil
+}
+
+// Associated data binding sealed values to their column.
+const (
+	aadIDNumber = "user.id_number"
+	aadPhone    = "user.phone"
+)

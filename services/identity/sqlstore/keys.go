@@ -1,0 +1,144 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/identity"
+)
+
+var _ identity.KeyStore = (*Store)(nil)
+
+// ListDataKeys returns every data key by seq.
+func (s *Store) ListDataKeys(ctx context.Context) ([]identity.DataKey, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT id, purpose, seq, wrapped, created_at FROM data_keys ORDER BY seq")
+	if err != nil {
+		return nil, classify(err, "list data keys", "")
+	}
+	defer rows.Close()
+	var out []identity.DataKey
+	for rows.Next() {
+		var k identity.DataKey
+		var created int64
+		if err := rows.Scan(&k.ID, &k.Purpose, &k.Seq, &k.Wrapped, &created); err != nil {
+			return nil, classify(err, "list data keys", "")
+		}
+		k.CreatedAt = store.FromUnixMS(created)
+		out = append(out, k)
+	}
+	return out, classify(rows.Err(), "list data keys", "")
+}
+
+// AddDataKeys inserts keys and writes evs in one transaction.
+func (s *Store) AddDataKeys(ctx context.Context, keys []identity.DataKey, evs []events.Event) error {
+	return s.inTx(ctx, "add data keys", "data key", func(tx *sql.Tx) error {
+		for _, k := range keys {
+			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO data_keys (id, purpose, seq, wrapped, created_at) VALUES (?, ?, ?, ?, ?)"),
+				k.ID, k.Purpose, k.Seq, k.Wrapped, store.UnixMS(k.CreatedAt)); err != nil {
+				return err
+			}
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
+// RewrapDataKeys replaces the wrapped form of the given keys.
+func (s *Store) RewrapDataKeys(ctx context.Context, wrapped map[string]string) error {
+	return s.inTx(ctx, "rewrap data keys", "data key", func(tx *sql.Tx) error {
+		for id, w := range wrapped {
+			res, err := tx.ExecContext(ctx, s.q("UPDATE data_keys SET wrapped = ? WHERE id = ?"), w, id)
+			if err != nil {
+				return err
+			}
+			if err := mustAffect(res, "data key"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListKeyChecks returns the key-check values by master key id.
+func (s *Store) ListKeyChecks(ctx context.Context) ([]identity.KeyCheck, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT master_id, check_value, created_at FROM key_checks ORDER BY master_id")
+	if err != nil {
+		return nil, classify(err, "list key checks", "")
+	}
+	defer rows.Close()
+	var out []identity.KeyCheck
+	for rows.Next() {
+		var c identity.KeyCheck
+		var created int64
+		if err := rows.Scan(&c.MasterID, &c.Value, &created); err != nil {
+			return nil, classify(err, "list key checks", "")
+		}
+		c.CreatedAt = store.FromUnixMS(created)
+		out = append(out, c)
+	}
+	return out, classify(rows.Err(), "list key checks", "")
+}
+
+// AddKeyCheck stores c (ErrConflict when its master id has one).
+func (s *Store) AddKeyCheck(ctx context.Context, c identity.KeyCheck) error {
+	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO key_checks (master_id, check_value, created_at) VALUES (?, ?, ?)"),
+		c.MasterID, c.Value, store.UnixMS(c.CreatedAt))
+	return classify(err, "add key check", "key check")
+}
+
+// notOnKey is the condition "col holds a value sealed with another key than
+// the one whose prefix ("<id>:") is bound twice: length, then prefix".
+func notOnKey(col string) string {
+	return "(" + col + " <> '' AND SUBSTR(" + col + ", 1, ?) <> ?)"
+}
+
+// SealedWithout returns users holding a value not sealed with keyID.
+func (s *Store) SealedWithout(ctx context.Context, keyID, after string, limit int) ([]identity.SealedValues, error) {
+	p := keyID + ":"
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT id, id_number_enc, phone_enc FROM users WHERE id > ? AND ("+
+		notOnKey("id_number_enc")+" OR "+notOnKey("phone_enc")+") ORDER BY id LIMIT ?"),
+		after, len(p), p, len(p), p, limit)
+	if err != nil {
+		return nil, classify(err, "list sealed values", "")
+	}
+	defer rows.Close()
+	var out []identity.SealedValues
+	for rows.Next() {
+		var v identity.SealedValues
+		if err := rows.Scan(&v.UserID, &v.IDNumberEnc, &v.PhoneEnc); err != nil {
+			return nil, classify(err, "list sealed values", "")
+		}
+		out = append(out, v)
+	}
+	return out, classify(rows.Err(), "list sealed values", "")
+}
+
+// CountSealedWithout counts the values not sealed with keyID.
+func (s *Store) CountSealedWithout(ctx context.Context, keyID string) (int, error) {
+	p := keyID + ":"
+	var a, b int
+	err := s.db.QueryRowContext(ctx, s.q("SELECT "+
+		"COALESCE(SUM(CASE WHEN "+notOnKey("id_number_enc")+" THEN 1 ELSE 0 END), 0), "+
+		"COALESCE(SUM(CASE WHEN "+notOnKey("phone_enc")+" THEN 1 ELSE 0 END), 0) FROM users"),
+		len(p), p, len(p), p).Scan(&a, &b)
+	if err != nil {
+		return 0, classify(err, "count sealed values", "")
+	}
+	return a + b, nil
+}
+
+// Reseal replaces a user's sealed values if they still are from.
+func (s *Store) Reseal(ctx context.Context, from, to identity.SealedValues) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q("UPDATE users SET id_number_enc = ?, phone_enc = ? "+
+		"WHERE id = ? AND id_number_enc = ? AND phone_enc = ?"),
+		to.IDNumberEnc, to.PhoneEnc, from.UserID, from.IDNumberEnc, from.PhoneEnc)
+	if err != nil {
+		return false, classify(err, "reseal user", "user")
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, classify(err, "reseal user", "user")
+	}
+	return n == 1, nil
+}
