@@ -6,6 +6,9 @@
 // merges the converted documents of the services it serves at start and adds
 // their security (gateway.BuildOpenAPI).
 //
+// A document without paths (a proto file with gRPC-only services) is
+// removed without a conversion.
+//
 // Usage: swagger-to-openapi3 DIR
 package main
 
@@ -54,6 +57,11 @@ func convert(in, out string) error {
 	var doc2 openapi2.T
 	if err := json.Unmarshal(raw, &doc2); err != nil {
 		return fmt.Errorf("%s: %w", in, err)
+	}
+	if len(doc2.Paths) == 0 {
+		// A proto file whose services have no HTTP bindings (gRPC only,
+		// e.g. identity's KeyService) defines no REST API: no document.
+		return os.Remove(in)
 	}
 	doc3, err := openapi2conv.ToV3(&doc2)
 	if err != nil {
