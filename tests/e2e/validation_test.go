@@ -282,8 +282,13 @@ func TestRequestValidation(t *testing.T) {
 	// Each malformed Authenticate (14 above, after its caller was
 	// authenticated) is a failed login in the audit log, as when the
 	// service refused one itself.
+	nc, err := e.app.ConnectNATS() // in memory: the embedded NATS has no port
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
 	badLogins := func() (n int) {
-		for _, ev := range streamEvents(t, e.app.NATSURL(), "AUDIT", "uias.audit.identity.authenticate") {
+		for _, ev := range streamEventsConn(t, nc, "AUDIT", "uias.audit.identity.authenticate") {
 			if ev["result"] == "failure" && ev["reason"] == "BAD_REQUEST" && ev["app_id"] == f.appID {
 				n++
 			}
