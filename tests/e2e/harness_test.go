@@ -258,6 +258,18 @@ func streamEvents(t *testing.T, natsURL, stream, prefix string) []map[string]any
 	return streamEventsConn(t, nc, stream, prefix)
 }
 
+// appEvents is streamEvents on the NATS of process a (in memory for the
+// embedded server of target all, which has no port).
+func appEvents(t *testing.T, a *app.App, stream, prefix string) []map[string]any {
+	t.Helper()
+	nc, err := a.ConnectNATS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	return streamEventsConn(t, nc, stream, prefix)
+}
+
 // streamEventsConn is streamEvents over an open connection (e.g. the
 // in-process one of a monolithic process: App.ConnectNATS).
 func streamEventsConn(t *testing.T, nc *nats.Conn, stream, prefix string) []map[string]any {

@@ -89,7 +89,7 @@ func wantAudits(t *testing.T, e *env, want map[string]bool, key func(ev map[stri
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		missing := 0
-		for _, ev := range streamEvents(t, e.app.NATSURL(), "AUDIT", "uias.audit.identity.admin.") {
+		for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.identity.admin.") {
 			seen[key(ev)] = true
 		}
 		for k := range want {
@@ -124,8 +124,8 @@ func TestRefusedAdminCallsAudited(t *testing.T) {
 	admin := "user:" + e.adminID(t)
 	want := map[string]bool{
 		"admin.refused ROOT_ORG " + admin + " /uias.identity.v1.AdminService/SetOrgStatus": false,
-		"admin.refused BAD_REQUEST " + admin + " /uias.identity.v1.AdminService/CreateOrg":  false,
-		"admin.auth UNKNOWN_TOKEN anonymous <nil>":                                           false,
+		"admin.refused BAD_REQUEST " + admin + " /uias.identity.v1.AdminService/CreateOrg": false,
+		"admin.auth UNKNOWN_TOKEN anonymous <nil>":                                         false,
 	}
 	wantAudits(t, e, want, func(ev map[string]any) string {
 		var method any
