@@ -17,9 +17,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/sched"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
@@ -35,11 +37,14 @@ var schedPolicies = [2]string{sched.PolicyBatch, sched.PolicyInherit}
 // loneIdentity is `uias serve --target=identity` run twice, in processes
 // of their own, one with identity.sched_policy batch and one with inherit,
 // each with its own SQLite data dir, registered in an etcd (started here
-// from --etcd-bin, or given by --etcd-endpoints) and publishing to the
-// benchmark's embedded NATS. Only one of them is loaded at a time.
+// from --etcd-bin, or given by --etcd-endpoints) and publishing to a NATS
+// server of their own on loopback, started here (the monolith's embedded
+// NATS takes no network connections; this one stands in for the external
+// NATS of microservices mode). Only one of them is loaded at a time.
 type loneIdentity struct {
 	dir   string
 	etcd  *exec.Cmd
+	nats  *server.Server
 	procs [2]*child
 }
 
@@ -49,7 +54,7 @@ type child struct {
 	e    *env          // clients of this process, seeded
 }
 
-func startLone(ctx context.Context, o *options, natsURL string, log io.Writer) (_ *loneIdentity, err error) {
+func startLone(ctx context.Context, o *options, log io.Writer) (_ *loneIdentity, err error) {
 	dir, err := os.MkdirTemp("", "uias-bench-lone-*")
 	if err != nil {
 		return nil, err
@@ -66,6 +71,10 @@ func startLone(ctx context.Context, o *options, natsURL string, log io.Writer) (
 			return nil, err
 		}
 	}
+	if l.nats, err = events.StartEmbeddedNATS(filepath.Join(dir, "nats"), "127.0.0.1", -1); err != nil {
+		return nil, err
+	}
+	natsURL := l.nats.ClientURL()
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -230,6 +239,10 @@ func (l *loneIdentity) close() {
 			<-c.done
 		}
 	}
+	if l.nats != nil {
+		l.nats.Shutdown()
+		l.nats.WaitForShutdown()
+	}
 	if l.etcd != nil && l.etcd.Process != nil {
 		_ = l.etcd.Process.Signal(syscall.SIGTERM)
 		waited := make(chan struct{})
@@ -284,7 +297,7 @@ func (e *env) runSched(ctx context.Context, o *options, r *round, log io.Writer)
 	}
 	if e.lone == nil {
 		fmt.Fprintln(log, "  sched: starting uias serve --target=identity with sched_policy batch and inherit")
-		l, err := startLone(ctx, o, e.app.NATSURL(), log)
+		l, err := startLone(ctx, o, log)
 		if err != nil {
 			return err
 		}
