@@ -259,6 +259,7 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	if u.PasswordHash != "" {
 		var err error
 		ok, rehash, err = s.hasher.Verify(ctx, u.PasswordHash, password)
+		a.hashed = err == nil
 		if errors.Is(err, crypto.ErrOverloaded) {
 			a.refund(ctx)
 			return 0, errOverloaded

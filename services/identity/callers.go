@@ -90,6 +90,11 @@ func (s *Service) AdminLogin(ctx context.Context, login, password string) (token
 		if err := a.wait(ctx); err != nil {
 			return "", time.Time{}, nil, err
 		}
+		// As much work as a wrong password (one hash), so that the time
+		// of the answer does not tell whether the login exists.
+		if err := s.verifyDummy(ctx, password); err != nil {
+			return "", time.Time{}, nil, err
+		}
 		s.appendAudit(ctx, s.audit(ctx, "admin.login", subject, org, "failure", reason, start, nil))
 		return "", time.Time{}, nil, errBadAdminLogin
 	}
@@ -98,6 +103,13 @@ func (s *Service) AdminLogin(ctx context.Context, login, password string) (token
 		return "", time.Time{}, nil, err
 	}
 	if verdict != ReasonOK {
+		// Verdicts given without a hash (disabled, locked, no password
+		// set) cost one here: they answer like a wrong password.
+		if !a.hashed {
+			if err := s.verifyDummy(ctx, password); err != nil {
+				return "", time.Time{}, nil, err
+			}
+		}
 		return "", time.Time{}, nil, errBadAdminLogin
 	}
 	token = crypto.RandomToken(32)
@@ -110,6 +122,20 @@ func (s *Service) AdminLogin(ctx context.Context, login, password string) (token
 		s.log.Warn("expired admin tokens not deleted", zapErr(err))
 	}
 	return token, exp, u, nil
+}
+
+// verifyDummy verifies password against the dummy hash: the cost of a
+// password check where there is no hash to check. Only overload and an
+// ended context are errors.
+func (s *Service) verifyDummy(ctx context.Context, password string) error {
+	_, _, err := s.hasher.Verify(ctx, s.dummyHash, password)
+	switch {
+	case errors.Is(err, crypto.ErrOverloaded):
+		return errOverloaded
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return nil
 }
 
 // AuthenticateAdmin checks a bearer token and returns its administrator.

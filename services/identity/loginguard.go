@@ -459,6 +459,7 @@ type loginAttempt struct {
 	srcWait  time.Duration
 	userID   string
 	acct     accountTicket
+	hashed   bool // the password was hashed (checkPassword)
 }
 
 // newAttempt starts a check of an application's caller (rule 1 counts it

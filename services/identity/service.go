@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,6 +74,11 @@ type Service struct {
 	// of refused password checks (loginguard.go).
 	sources *sourceGate
 	hits    hitLog
+	// dummyHash is a password hash of nobody, with the current parameters:
+	// verified where there is no real hash to check (an unknown login), so
+	// that the answer costs the same as a wrong password and its time does
+	// not tell which logins exist.
+	dummyHash string
 	// users holds users for admin reads (GetUser) only; see usercache.go.
 	users *cache.TTL[User]
 }
@@ -138,6 +144,11 @@ func New(d Deps) (*Service, error) {
 	s.appAuth = appAuth
 	s.users = cache.NewTTL[User](c.UserCacheTTL, 0)
 	s.store = userCachingStore{Store: d.Store, c: s.users}
+	p := d.Hasher.Params()
+	salt, key := make([]byte, p.SaltLen), make([]byte, p.KeyLen)
+	_, _ = rand.Read(salt) // crypto/rand.Read never fails (Go >= 1.24)
+	_, _ = rand.Read(key)
+	s.dummyHash = crypto.EncodePHC(p, salt, key)
 	return s, nil
 }
 

@@ -1,0 +1,99 @@
+package identity_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
+)
+
+// AdminLogin must not tell, by how long it takes, whether a login exists:
+// an unknown login costs one password hash, like a wrong password for a
+// real account (and so do a user without a password, a disabled and a
+// locked one). Counted through the hasher's test hook, not timed.
+func TestAdminLoginHashesForUnknownLogins(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite", t.TempDir()+"/identity.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	var hashes atomic.Int64
+	params := crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	hasher := crypto.NewHasher(crypto.HasherConfig{Params: params,
+		Testing: &crypto.HasherTesting{HashTime: time.Millisecond, BeforeHash: func() { hashes.Add(1) }}})
+	keys, active, err := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := crypto.NewSealer(keys, active)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer, Logger: zap.NewNop(),
+		Sleep: func(context.Context, time.Duration) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Bootstrap(ctx, "Boot-Strap-Pass1"); err != nil {
+		t.Fatal(err)
+	}
+	adminCtx, _ := adminCtx(t, svc, "10.0.0.1", "r1")
+	org := evRoot(t, svc)
+	if _, err := svc.CreateUser(adminCtx, identity.NewUser{LoginName: "nopass", DisplayName: "No Password", OrgID: org.ID}); err != nil {
+		t.Fatal(err)
+	}
+	newUser := func(login string) *identity.User {
+		u, err := svc.CreateUser(adminCtx, identity.NewUser{LoginName: login, DisplayName: login, OrgID: org.ID, Password: "Right-Pass-123"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	disabled, locked := newUser("disabled"), newUser("locked")
+	if _, err := svc.SetUserStatus(adminCtx, disabled.ID, identity.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.LockUser(adminCtx, locked.ID, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+
+	count := func(login, password string) (int64, error) {
+		before := hashes.Load()
+		_, _, _, err := svc.AdminLogin(ctx, login, password)
+		return hashes.Load() - before, err
+	}
+	wrong, wrongErr := count("admin", "Wrong-Pass-123")
+	if wrongErr == nil || wrong != 1 {
+		t.Fatalf("wrong password: %d hashes, %v", wrong, wrongErr)
+	}
+	for _, login := range []string{"nobody", "no-such-admin-at-all"} {
+		n, err := count(login, "Wrong-Pass-123")
+		if n != wrong {
+			t.Errorf("unknown login %q: %d hashes, a wrong password costs %d", login, n, wrong)
+		}
+		if err == nil || err.Error() != wrongErr.Error() {
+			t.Errorf("unknown login %q answered %v, a wrong password %v", login, err, wrongErr)
+		}
+	}
+	// Accounts that fail before any hash (no password, disabled, locked)
+	// cost the same hash.
+	for _, login := range []string{"nopass", "disabled", "locked"} {
+		if n, err := count(login, "Right-Pass-123"); n != wrong || err == nil || err.Error() != wrongErr.Error() {
+			t.Errorf("%s: %d hashes, %v", login, n, err)
+		}
+	}
+	if n, err := count("admin", "Boot-Strap-Pass1"); n != 1 || err != nil {
+		t.Errorf("right password: %d hashes, %v", n, err)
+	}
+}
