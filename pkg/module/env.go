@@ -65,9 +65,6 @@ func (e *Env) Go(fn func(ctx context.Context)) {
 // work have stopped, in reverse order of registration.
 func (e *Env) OnStop(fn func(ctx context.Context) error) { e.p.onStop(fn) }
 
-// Alone reports whether the module is the only one in this process.
-func (e *Env) Alone() bool { return len(e.p.mods) == 1 }
-
 // Runs reports whether module name runs in this process.
 func (e *Env) Runs(name string) bool { return e.p.runs(name) }
 
