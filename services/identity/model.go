@@ -158,13 +158,19 @@ type Page struct {
 // OrgFilter narrows ListOrgs.
 type OrgFilter struct {
 	ParentID string
+	// Subtree widens ParentID to every org below it (at any depth),
+	// listed by path.
+	Subtree bool
 	Query    string
 	Status   Status
 }
 
 // UserFilter narrows ListUsers.
 type UserFilter struct {
-	OrgID  string
+	OrgID string
+	// Subtree widens OrgID to the users of OrgID and of every org below
+	// it, listed by (org path, id).
+	Subtree bool
 	Query  string
 	Status Status
 }

@@ -216,7 +216,7 @@ func (s *Server) GetOrg(ctx context.Context, r *identityv1.GetOrgRequest) (*iden
 // ListOrgs implements AdminService.
 func (s *Server) ListOrgs(ctx context.Context, r *identityv1.ListOrgsRequest) (*identityv1.ListOrgsResponse, error) {
 	list, next, err := s.svc.ListOrgs(ctx, identity.OrgFilter{ParentID: r.GetParentId(), Query: r.GetQuery(),
-		Status: identity.Status(r.GetStatus())}, r.GetPageSize(), r.GetPageToken())
+		Status: identity.Status(r.GetStatus()), Subtree: r.GetIncludeDescendants()}, r.GetPageSize(), r.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +260,7 @@ func (s *Server) GetUser(ctx context.Context, r *identityv1.GetUserRequest) (*id
 // ListUsers implements AdminService.
 func (s *Server) ListUsers(ctx context.Context, r *identityv1.ListUsersRequest) (*identityv1.ListUsersResponse, error) {
 	list, next, err := s.svc.ListUsers(ctx, identity.UserFilter{OrgID: r.GetOrgId(), Query: r.GetQuery(),
-		Status: identity.Status(r.GetStatus())}, r.GetPageSize(), r.GetPageToken())
+		Status: identity.Status(r.GetStatus()), Subtree: r.GetIncludeDescendants()}, r.GetPageSize(), r.GetPageToken())
 	if err != nil {
 		return nil, err
 	}

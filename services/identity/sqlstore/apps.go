@@ -111,17 +111,28 @@ func (s *Store) GetAppByCode(ctx context.Context, appType, appCode string) (*ide
 	return a, nil
 }
 
-// ListApps lists apps by id. Query matches code and name.
+// ListApps lists apps by id, or with a query in search order (see
+// search): code and name.
 func (s *Store) ListApps(ctx context.Context, f identity.AppFilter, p identity.Page) ([]*identity.App, string, error) {
-	var w store.Where
+	l, err := s.appListing(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	return run(ctx, s, l, p, scanApp)
+}
+
+func (s *Store) appListing(_ context.Context, f identity.AppFilter) (*listing, error) {
+	l := &listing{op: "list apps", cols: qualified("apps", appCols), from: "apps", keys: []keyCol{{expr: "apps.id"}}}
 	if f.Type != "" {
-		w.Add("app_type = ?", f.Type)
+		l.w.Add("apps.app_type = ?", f.Type)
 	}
 	if f.Status != 0 {
-		w.Add("status = ?", int(f.Status))
+		l.w.Add("apps.status = ?", int(f.Status))
 	}
-	w.Contains(f.Query, "app_code", "name")
-	return list(ctx, s, "list apps", "SELECT "+appCols+" FROM apps", &w, p, "id", scanApp)
+	if f.Query != "" {
+		s.search(l, "apps", "name", []string{"app_code", "name"}, f.Query)
+	}
+	return l, nil
 }
 
 // UpdateApp writes every field but id and created_at.
@@ -238,14 +249,19 @@ func (s *Store) FindLink(ctx context.Context, appID, account string) (*identity.
 
 // ListLinks lists links by id.
 func (s *Store) ListLinks(ctx context.Context, f identity.LinkFilter, p identity.Page) ([]*identity.AccountLink, string, error) {
-	var w store.Where
+	return run(ctx, s, linkListing(f), p, scanLink)
+}
+
+func linkListing(f identity.LinkFilter) *listing {
+	l := &listing{op: "list links", cols: qualified("account_links", linkCols), from: "account_links",
+		keys: []keyCol{{expr: "account_links.id"}}}
 	if f.UserID != "" {
-		w.Add("user_id = ?", f.UserID)
+		l.w.Add("account_links.user_id = ?", f.UserID)
 	}
 	if f.AppID != "" {
-		w.Add("app_id = ?", f.AppID)
+		l.w.Add("account_links.app_id = ?", f.AppID)
 	}
-	return list(ctx, s, "list links", "SELECT "+linkCols+" FROM account_links", &w, p, "id", scanLink)
+	return l
 }
 
 // DeleteLink deletes the link id.

@@ -28,7 +28,7 @@ func scanGroup(sc store.Scanner) (*identity.Group, string, error) {
 // CreateGroup inserts g (MemberIDs are ignored; use AddGroupMember).
 func (s *Store) CreateGroup(ctx context.Context, g *identity.Group, evs []events.Event) error {
 	return s.inTx(ctx, "create group", "group", func(tx *sql.Tx) error {
-		if err := s.checkOrg(ctx, tx, g.OrgID); err != nil {
+		if _, err := s.checkOrg(ctx, tx, g.OrgID); err != nil {
 			return err
 		}
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM groups WHERE code = ?", g.Code); err != nil {
@@ -76,15 +76,25 @@ func (s *Store) GetGroup(ctx context.Context, id string) (*identity.Group, error
 	return g, nil
 }
 
-// ListGroups lists groups by id (without MemberIDs). Query matches code and
-// name.
+// ListGroups lists groups (without MemberIDs) by id, or with a query in
+// search order (see search): code and name.
 func (s *Store) ListGroups(ctx context.Context, f identity.GroupFilter, p identity.Page) ([]*identity.Group, string, error) {
-	var w store.Where
-	if f.OrgID != "" {
-		w.Add("org_id = ?", f.OrgID)
+	l, err := s.groupListing(ctx, f)
+	if err != nil {
+		return nil, "", err
 	}
-	w.Contains(f.Query, "code", "name")
-	return list(ctx, s, "list groups", "SELECT "+groupCols+" FROM groups", &w, p, "id", scanGroup)
+	return run(ctx, s, l, p, scanGroup)
+}
+
+func (s *Store) groupListing(_ context.Context, f identity.GroupFilter) (*listing, error) {
+	l := &listing{op: "list groups", cols: qualified("groups", groupCols), from: "groups", keys: []keyCol{{expr: "groups.id"}}}
+	if f.OrgID != "" {
+		l.w.Add("groups.org_id = ?", f.OrgID)
+	}
+	if f.Query != "" {
+		s.search(l, "groups", "name", []string{"code", "name"}, f.Query)
+	}
+	return l, nil
 }
 
 func (s *Store) checkGroupAndUser(ctx context.Context, tx *sql.Tx, groupID, userID string) error {

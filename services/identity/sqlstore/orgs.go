@@ -82,17 +82,37 @@ func (s *Store) GetOrg(ctx context.Context, id string) (*identity.Org, error) {
 	return o, nil
 }
 
-// ListOrgs lists orgs by id.
+// ListOrgs lists orgs: by id, or with f.Subtree (every org under
+// f.ParentID) by path, or with a query in search order (see search).
 func (s *Store) ListOrgs(ctx context.Context, f identity.OrgFilter, p identity.Page) ([]*identity.Org, string, error) {
-	var w store.Where
-	if f.ParentID != "" {
-		w.Add("parent_id = ?", f.ParentID)
+	l, err := s.orgListing(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	return run(ctx, s, l, p, scanOrg)
+}
+
+func (s *Store) orgListing(ctx context.Context, f identity.OrgFilter) (*listing, error) {
+	l := &listing{op: "list orgs", cols: qualified("orgs", orgCols), from: "orgs", keys: []keyCol{{expr: "orgs.id"}}}
+	switch {
+	case f.ParentID != "" && f.Subtree:
+		o, err := s.getOrg(ctx, s.db, f.ParentID, "")
+		if err != nil {
+			return nil, classify(err, "list orgs", "org")
+		}
+		_, hi := subtreeRange(o.Path)
+		l.w.Add("orgs.path > ? AND orgs.path < ?", o.Path, hi)
+		l.keys = []keyCol{{expr: "orgs.path"}}
+	case f.ParentID != "":
+		l.w.Add("orgs.parent_id = ?", f.ParentID)
 	}
 	if f.Status != 0 {
-		w.Add("status = ?", int(f.Status))
+		l.w.Add("orgs.status = ?", int(f.Status))
 	}
-	w.Contains(f.Query, "code", "name")
-	return list(ctx, s, "list orgs", "SELECT "+orgCols+" FROM orgs", &w, p, "id", scanOrg)
+	if f.Query != "" {
+		s.search(l, "orgs", "name", []string{"code", "name"}, f.Query)
+	}
+	return l, nil
 }
 
 // UpdateOrg writes name, status and updated_at.
@@ -172,6 +192,14 @@ func (s *Store) MoveOrg(ctx context.Context, id, newParentID string, now time.Ti
 		if _, err := tx.ExecContext(ctx,
 			s.q(`UPDATE orgs SET path = CAST(? AS TEXT) || SUBSTR(path, CAST(? AS INTEGER)) WHERE path LIKE ? ESCAPE '\'`),
 			newPath, len(o.Path)+1, prefix); err != nil {
+			return err
+		}
+		// The users of the subtree carry its paths (a range of their
+		// org_path index).
+		lo, hi := subtreeRange(o.Path)
+		if _, err := tx.ExecContext(ctx,
+			s.q(`UPDATE users SET org_path = CAST(? AS TEXT) || SUBSTR(org_path, CAST(? AS INTEGER)) WHERE org_path >= ? AND org_path < ?`),
+			newPath, len(o.Path)+1, lo, hi); err != nil {
 			return err
 		}
 		if err := s.addEvents(ctx, tx, evs); err != nil {

@@ -142,23 +142,6 @@ func mustAffect(res sql.Result, what string) error {
 	return nil
 }
 
-// list runs a paged query (store.QueryPage): base is "SELECT cols FROM t",
-// scan reads one row and returns its id.
-func list[T any](ctx context.Context, s *Store, op, base string, w *store.Where, p identity.Page, idCol string, scan func(sc store.Scanner) (T, string, error)) ([]T, string, error) {
-	size := p.Size
-	if size <= 0 {
-		size = DefaultPageSize
-	}
-	if size > MaxPageSize {
-		size = MaxPageSize
-	}
-	out, next, err := store.QueryPage(ctx, s.db, base, w, idCol, size, p.Token, scan)
-	if err != nil {
-		return nil, "", classify(err, op, "")
-	}
-	return out, next, nil
-}
-
 // ---------------------------------------------------------------------------
 // misc
 

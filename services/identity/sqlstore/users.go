@@ -65,24 +65,25 @@ func (s *Store) checkUserUnique(ctx context.Context, tx *sql.Tx, u *identity.Use
 	return nil
 }
 
-func (s *Store) checkOrg(ctx context.Context, tx *sql.Tx, orgID string) error {
+// checkOrg checks that orgID ("" for none) exists and returns its path ("" for
+// none), the org_path of its users.
+func (s *Store) checkOrg(ctx context.Context, tx *sql.Tx, orgID string) (string, error) {
 	if orgID == "" {
-		return nil
+		return "", nil
 	}
-	ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM orgs WHERE id = ?"+s.db.ForShare(), orgID)
-	if err != nil {
-		return err
+	var path string
+	err := tx.QueryRowContext(ctx, s.q("SELECT path FROM orgs WHERE id = ?"+s.db.ForShare()), orgID).Scan(&path)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", store.NotFound("org")
 	}
-	if !ok {
-		return store.NotFound("org")
-	}
-	return nil
+	return path, err
 }
 
 // CreateUser inserts u with every field (including the password hash).
 func (s *Store) CreateUser(ctx context.Context, u *identity.User, evs []events.Event) error {
 	return s.inTx(ctx, "create user", "user", func(tx *sql.Tx) error {
-		if err := s.checkOrg(ctx, tx, u.OrgID); err != nil {
+		orgPath, err := s.checkOrg(ctx, tx, u.OrgID)
+		if err != nil {
 			return err
 		}
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?", u.ID); err != nil {
@@ -93,12 +94,12 @@ func (s *Store) CreateUser(ctx context.Context, u *identity.User, evs []events.E
 		if err := s.checkUserUnique(ctx, tx, u, u.ID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") VALUES "+
-			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		_, err = tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+", org_path) VALUES "+
+			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
 			u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 			u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
-			u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt))
+			u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt), orgPath)
 		if err != nil {
 			return err
 		}
@@ -124,18 +125,37 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (*identity.Use
 	return u, nil
 }
 
-// ListUsers lists users by id. Query matches login name, display name and
-// email.
+// ListUsers lists users: by id, or with f.Subtree by (org path, id), or
+// with a query in search order (see search).
 func (s *Store) ListUsers(ctx context.Context, f identity.UserFilter, p identity.Page) ([]*identity.User, string, error) {
-	var w store.Where
-	if f.OrgID != "" {
-		w.Add("org_id = ?", f.OrgID)
+	l, err := s.userListing(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	return run(ctx, s, l, p, scanUser)
+}
+
+func (s *Store) userListing(ctx context.Context, f identity.UserFilter) (*listing, error) {
+	l := &listing{op: "list users", cols: qualified("users", userCols), from: "users", keys: []keyCol{{expr: "users.id"}}}
+	switch {
+	case f.OrgID != "" && f.Subtree:
+		o, err := s.getOrg(ctx, s.db, f.OrgID, "")
+		if err != nil {
+			return nil, classify(err, "list users", "org")
+		}
+		lo, hi := subtreeRange(o.Path)
+		l.w.Add("users.org_path >= ? AND users.org_path < ?", lo, hi)
+		l.keys = []keyCol{{expr: "users.org_path"}, {expr: "users.id"}}
+	case f.OrgID != "":
+		l.w.Add("users.org_id = ?", f.OrgID)
 	}
 	if f.Status != 0 {
-		w.Add("status = ?", int(f.Status))
+		l.w.Add("users.status = ?", int(f.Status))
 	}
-	w.Contains(f.Query, "login_name", "display_name", "email")
-	return list(ctx, s, "list users", "SELECT "+userCols+" FROM users", &w, p, "id", scanUser)
+	if f.Query != "" {
+		s.search(l, "users", "display_name", []string{"login_name", "display_name", "email"}, f.Query)
+	}
+	return l, nil
 }
 
 // UpdateUser writes every field except id, password hash and created_at.
@@ -156,7 +176,8 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 		if err != nil {
 			return err
 		}
-		if err := s.checkOrg(ctx, tx, u.OrgID); err != nil {
+		orgPath, err := s.checkOrg(ctx, tx, u.OrgID)
+		if err != nil {
 			return err
 		}
 		if err := s.checkUserUnique(ctx, tx, u, u.ID); err != nil {
@@ -166,12 +187,12 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 			id_number_enc = ?, id_number_mask = ?, phone_enc = ?, phone_mask = ?, email = ?, org_id = ?,
 			status = ?, feature_code = ?, is_admin = ?, password_changed_at = ?, must_change = ?,
 			never_expires = ?, cannot_change = ?, failed_count = ?, locked_until = ?, updated_at = ?,
-			password_only = ?, next_attempt_at = ?
+			password_only = ?, next_attempt_at = ?, org_path = ?
 			WHERE id = ?`),
 			u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc, u.PhoneMask,
 			u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 			store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange, u.FailedCount,
-			store.UnixMS(u.LockedUntil), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt), u.ID)
+			store.UnixMS(u.LockedUntil), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt), orgPath, u.ID)
 		if err != nil {
 			return err
 		}

@@ -61,6 +61,10 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"AdminTokens", testAdminTokens},
 		{"AdminTokensRevoked", testAdminTokensRevoked},
 		{"LiteralStrings", testLiteralStrings},
+		{"UserSubtree", testUserSubtree},
+		{"OrgSubtree", testOrgSubtree},
+		{"Search", testSearch},
+		{"ListingEdges", testListingEdges},
 		{"OutboxWrites", testOutboxWrites},
 		{"FailedMutationWritesNoEvents", testFailedNoEvents},
 		{"EventFailureRollsBack", testEventFailureRollsBack},
@@ -1255,12 +1259,16 @@ func testLiteralStrings(t *testing.T, f *fixture) {
 	_, err = f.s.GetUserByLogin(f.ctx, "' OR '1'='1")
 	isErr(t, err, identity.ErrNotFound)
 
+	// Queries of MinSearchLen (3) characters and more are substrings.
 	for q, want := range map[string][]string{
-		"%":          {uPct.ID},
-		"_":          {uUnd.ID},
-		`\`:          {uBack.ID},
+		"d% s":       {uPct.ID},
+		"r_s":        {uUnd.ID},
+		`k\s`:        {uBack.ID},
 		"drop table": {uInject.ID},
-		"'":          {uInject.ID},
+		"'; d":       {uInject.ID},
+		"%%%":        nil,
+		"___":        nil,
+		`"""`:        nil,
 	} {
 		list, _, err := f.s.ListUsers(f.ctx, identity.UserFilter{Query: q}, identity.Page{})
 		must(t, err)

@@ -328,10 +328,11 @@ func orgCreateCmd() command {
 
 func orgListCmd() command {
 	return command{
-		usage: "[--parent ID] [--query Q] [--page-size N] [--page-token T] [--all]",
+		usage: "[--parent ID [--descendants]] [--query Q] [--page-size N] [--page-token T] [--all]",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			parent := fs.String("parent", "", "only direct children of this organisation `ID`")
-			query := fs.String("query", "", "match code or name (substring)")
+			desc := fs.Bool("descendants", false, "with --parent: every organisation below it, at any depth")
+			query := fs.String("query", "", "match code or name (substring from 3 characters, else name prefix)")
 			lo := addListFlags(fs)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
@@ -344,6 +345,7 @@ func orgListCmd() command {
 					orgs, next, err := paginate(lo, func(tok string) ([]*identityv1.Org, string, error) {
 						r, err := s.client.ListOrgs(s.ctx, &identityv1.ListOrgsRequest{
 							PageSize: int32(lo.pageSize), PageToken: tok, ParentId: *parent, Query: *query,
+							IncludeDescendants: *desc,
 						})
 						return r.GetOrgs(), r.GetNextPageToken(), err
 					})
@@ -524,10 +526,12 @@ func userCreateCmd() command {
 
 func userListCmd() command {
 	return command{
-		usage: "[--org ID] [--query Q] [--page-size N] [--page-token T] [--all]",
+		usage: "[--org ID [--descendants]] [--query Q] [--page-size N] [--page-token T] [--all]",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			org := fs.String("org", "", "only users of this organisation `ID`")
-			query := fs.String("query", "", "match login name, display name or e-mail (substring)")
+			desc := fs.Bool("descendants", false, "with --org: also the users of every organisation below it")
+			query := fs.String("query", "", "match login name, display name or e-mail (substring from 3 characters, "+
+				"else display-name prefix)")
 			lo := addListFlags(fs)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
@@ -540,6 +544,7 @@ func userListCmd() command {
 					users, next, err := paginate(lo, func(tok string) ([]*identityv1.User, string, error) {
 						r, err := s.client.ListUsers(s.ctx, &identityv1.ListUsersRequest{
 							PageSize: int32(lo.pageSize), PageToken: tok, OrgId: *org, Query: *query,
+							IncludeDescendants: *desc,
 						})
 						return r.GetUsers(), r.GetNextPageToken(), err
 					})

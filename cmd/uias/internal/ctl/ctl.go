@@ -56,7 +56,7 @@ Commands:
   logout                                   delete the stored token
 
   org create --code C --name N [--parent ID]
-  org list [--parent ID] [--query Q] [--page-size N] [--page-token T] [--all]
+  org list [--parent ID [--descendants]] [--query Q] [--page-size N] [--page-token T] [--all]
   org get ID
   org rename ID --name N
   org move ID --parent ID
@@ -65,7 +65,7 @@ Commands:
   user create --login L --name N --org ID [--id-type resident_id|passport|military|other]
               [--id-number X] [--phone P] [--email E] [--password-stdin]
               [--must-change] [--never-expires] [--cannot-change] [--password-only] [--admin]
-  user list [--org ID] [--query Q] [--page-size N] [--page-token T] [--all]
+  user list [--org ID [--descendants]] [--query Q] [--page-size N] [--page-token T] [--all]
   user get ID
   user update ID [--name N] [--phone P] [--email E] [--org ID] [--must-change=BOOL]
               [--never-expires=BOOL] [--cannot-change=BOOL] [--password-only=BOOL]

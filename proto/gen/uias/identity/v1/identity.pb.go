@@ -1103,11 +1103,15 @@ type ListOrgsRequest struct {
 	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
 	// parent_id filters to direct children.
 	ParentId string `protobuf:"bytes,3,opt,name=parent_id,json=parentId" json:"parent_id,omitempty"`
-	// query matches code or name (substring).
-	Query         string `protobuf:"bytes,4,opt,name=query" json:"query,omitempty"`
-	Status        Status `protobuf:"varint,5,opt,name=status,enum=uias.identity.v1.Status" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// query: 3 characters or more match code or name (substring, any
+	// case, through a trigram index); fewer match names starting with it.
+	Query  string `protobuf:"bytes,4,opt,name=query" json:"query,omitempty"`
+	Status Status `protobuf:"varint,5,opt,name=status,enum=uias.identity.v1.Status" json:"status,omitempty"`
+	// include_descendants widens parent_id to every org below it (any
+	// depth), listed by path.
+	IncludeDescendants bool `protobuf:"varint,6,opt,name=include_descendants,json=includeDescendants" json:"include_descendants,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ListOrgsRequest) Reset() {
@@ -1173,6 +1177,13 @@ func (x *ListOrgsRequest) GetStatus() Status {
 		return x.Status
 	}
 	return Status_STATUS_UNSPECIFIED
+}
+
+func (x *ListOrgsRequest) GetIncludeDescendants() bool {
+	if x != nil {
+		return x.IncludeDescendants
+	}
+	return false
 }
 
 type ListOrgsResponse struct {
@@ -1777,11 +1788,16 @@ type ListUsersRequest struct {
 	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
 	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
 	OrgId     string                 `protobuf:"bytes,3,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
-	// query matches login name, display name or email (substring).
-	Query         string     `protobuf:"bytes,4,opt,name=query" json:"query,omitempty"`
-	Status        UserStatus `protobuf:"varint,5,opt,name=status,enum=uias.identity.v1.UserStatus" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// query: 3 characters or more match login name, display name or email
+	// (substring, any case, through a trigram index); fewer match display
+	// names starting with it (a two-character Chinese name).
+	Query  string     `protobuf:"bytes,4,opt,name=query" json:"query,omitempty"`
+	Status UserStatus `protobuf:"varint,5,opt,name=status,enum=uias.identity.v1.UserStatus" json:"status,omitempty"`
+	// include_descendants widens org_id to the users of org_id and of every
+	// org below it, listed by (org path, id).
+	IncludeDescendants bool `protobuf:"varint,6,opt,name=include_descendants,json=includeDescendants" json:"include_descendants,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ListUsersRequest) Reset() {
@@ -1847,6 +1863,13 @@ func (x *ListUsersRequest) GetStatus() UserStatus {
 		return x.Status
 	}
 	return UserStatus_USER_STATUS_UNSPECIFIED
+}
+
+func (x *ListUsersRequest) GetIncludeDescendants() bool {
+	if x != nil {
+		return x.IncludeDescendants
+	}
+	return false
 }
 
 type ListUsersResponse struct {
@@ -3607,14 +3630,15 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x04name\x12)\n" +
 	"\tparent_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\bparentId\"0\n" +
 	"\rGetOrgRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xdc\x01\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x8d\x02\n" +
 	"\x0fListOrgsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12+\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x04R\tpageToken\x12)\n" +
 	"\tparent_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\bparentId\x12\"\n" +
 	"\x05query\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05query\x120\n" +
-	"\x06status\x18\x05 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"e\n" +
+	"\x06status\x18\x05 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\x12/\n" +
+	"\x13include_descendants\x18\x06 \x01(\bR\x12includeDescendants\"e\n" +
 	"\x10ListOrgsResponse\x12)\n" +
 	"\x04orgs\x18\x01 \x03(\v2\x15.uias.identity.v1.OrgR\x04orgs\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"X\n" +
@@ -3669,14 +3693,15 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\bis_admin\x18\f \x01(\bR\aisAdmin\x12#\n" +
 	"\rpassword_only\x18\r \x01(\bR\fpasswordOnly\"1\n" +
 	"\x0eGetUserRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xdb\x01\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x8c\x02\n" +
 	"\x10ListUsersRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12+\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x04R\tpageToken\x12#\n" +
 	"\x06org_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05orgId\x12\"\n" +
 	"\x05query\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05query\x124\n" +
-	"\x06status\x18\x05 \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\"i\n" +
+	"\x06status\x18\x05 \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\x12/\n" +
+	"\x13include_descendants\x18\x06 \x01(\bR\x12includeDescendants\"i\n" +
 	"\x11ListUsersResponse\x12,\n" +
 	"\x05users\x18\x01 \x03(\v2\x16.uias.identity.v1.UserR\x05users\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd0\x03\n" +
