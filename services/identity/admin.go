@@ -79,12 +79,9 @@ func (s *Service) GetOrg(ctx context.Context, id string) (*Org, error) {
 
 // ListOrgs lists orgs with filters and a page.
 func (s *Service) ListOrgs(ctx context.Context, f OrgFilter, size int32, token string) ([]*Org, string, error) {
-	p, err := pageOf(size, token)
-	if err != nil {
-		return nil, "", err
-	}
-	out, next, err := s.store.ListOrgs(ctx, f, p)
-	return out, next, err
+	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*Org, string, error) {
+		return s.store.ListOrgs(ctx, f, p)
+	})
 }
 
 // UpdateOrg renames an org.
@@ -321,12 +318,9 @@ func (s *Service) loadUser(ctx context.Context, id string) (*User, error) {
 
 // ListUsers lists users with filters and a page.
 func (s *Service) ListUsers(ctx context.Context, f UserFilter, size int32, token string) ([]*User, string, error) {
-	p, err := pageOf(size, token)
-	if err != nil {
-		return nil, "", err
-	}
-	out, next, err := s.store.ListUsers(ctx, f, p)
-	return out, next, err
+	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*User, string, error) {
+		return s.store.ListUsers(ctx, f, p)
+	})
 }
 
 // UserUpdate carries the fields of UpdateUser; Mask names those to change.
@@ -495,12 +489,9 @@ func (s *Service) GetGroup(ctx context.Context, id string) (*Group, error) {
 
 // ListGroups lists groups.
 func (s *Service) ListGroups(ctx context.Context, f GroupFilter, size int32, token string) ([]*Group, string, error) {
-	p, err := pageOf(size, token)
-	if err != nil {
-		return nil, "", err
-	}
-	out, next, err := s.store.ListGroups(ctx, f, p)
-	return out, next, err
+	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*Group, string, error) {
+		return s.store.ListGroups(ctx, f, p)
+	})
 }
 
 // SetGroupMember adds (add=true) or removes a member.
@@ -608,12 +599,9 @@ func (s *Service) GetApp(ctx context.Context, id string) (*App, error) {
 
 // ListApps lists applications.
 func (s *Service) ListApps(ctx context.Context, f AppFilter, size int32, token string) ([]*App, string, error) {
-	p, err := pageOf(size, token)
-	if err != nil {
-		return nil, "", err
-	}
-	out, next, err := s.store.ListApps(ctx, f, p)
-	return out, next, err
+	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*App, string, error) {
+		return s.store.ListApps(ctx, f, p)
+	})
 }
 
 // AppUpdate carries UpdateApp's fields; Mask names those to change.
@@ -728,12 +716,9 @@ func (s *Service) CreateLink(ctx context.Context, userID, appID, account string)
 
 // ListLinks lists account links.
 func (s *Service) ListLinks(ctx context.Context, f LinkFilter, size int32, token string) ([]*AccountLink, string, error) {
-	p, err := pageOf(size, token)
-	if err != nil {
-		return nil, "", err
-	}
-	out, next, err := s.store.ListLinks(ctx, f, p)
-	return out, next, err
+	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*AccountLink, string, error) {
+		return s.store.ListLinks(ctx, f, p)
+	})
 }
 
 // DeleteLink removes an account link.

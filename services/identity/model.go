@@ -161,8 +161,8 @@ type OrgFilter struct {
 	// Subtree widens ParentID to every org below it (at any depth),
 	// listed by path.
 	Subtree bool
-	Query    string
-	Status   Status
+	Query   string
+	Status  Status
 }
 
 // UserFilter narrows ListUsers.
@@ -171,8 +171,8 @@ type UserFilter struct {
 	// Subtree widens OrgID to the users of OrgID and of every org below
 	// it, listed by (org path, id).
 	Subtree bool
-	Query  string
-	Status Status
+	Query   string
+	Status  Status
 }
 
 // GroupFilter narrows ListGroups.

@@ -32,6 +32,11 @@ type Config struct {
 	// negative: no user cache).
 	UserCacheTTL  time.Duration
 	SecretOverlap time.Duration // default rotation overlap, 24h
+	// AdminReads caps the listings and searches running at once (default
+	// DefaultAdminReads: half the CPUs); AdminReadTimeout bounds each,
+	// waiting for a slot included (default 5s). See adminreads.go.
+	AdminReads       int
+	AdminReadTimeout time.Duration
 }
 
 // Deps are what the service needs; all required except Kick and Now.
@@ -81,6 +86,8 @@ type Service struct {
 	dummyHash string
 	// users holds users for admin reads (GetUser) only; see usercache.go.
 	users *cache.TTL[User]
+	// reads admits listings and searches (adminreads.go).
+	reads *adminReads
 }
 
 // New validates deps and builds the service.
@@ -125,7 +132,8 @@ func New(d Deps) (*Service, error) {
 		c.SecretOverlap = 24 * time.Hour
 	}
 	s := &Service{store: d.Store, hasher: d.Hasher, sealer: d.Sealer, keys: d.Keys, log: d.Logger, cfg: c,
-		kick: d.Kick, now: d.Now, sleep: d.Sleep, sources: newSourceGate(c.Throttle)}
+		kick: d.Kick, now: d.Now, sleep: d.Sleep, sources: newSourceGate(c.Throttle),
+		reads: newAdminReads(c.AdminReads, c.AdminReadTimeout)}
 	if s.kick == nil {
 		s.kick = func() {}
 	}

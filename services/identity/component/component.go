@@ -113,7 +113,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	svc, err := identity.New(identity.Deps{Store: st, Hasher: hasher, Keys: keys, Logger: log,
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
 			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
-			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL)}})
+			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL), AdminReads: cfg.AdminReads,
+			AdminReadTimeout: cfg.AdminReadTimeout}})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/sched"
+	"github.com/uias/uias/services/identity"
 )
 
 // SchedAuto as Config.SchedPolicy is the measured default for what the
@@ -74,6 +75,11 @@ type Config struct {
 	// LoginThrottle slows down password guessing per source and per
 	// account (services/identity/loginguard.go).
 	LoginThrottle LoginThrottle `yaml:"login_throttle"`
+	// AdminReads caps the administrator listings and searches running at
+	// once, apart from logins (0, the default: half the CPUs, at least
+	// one); AdminReadTimeout bounds each, waiting included (5s).
+	AdminReads       int           `yaml:"admin_reads"`
+	AdminReadTimeout time.Duration `yaml:"admin_read_timeout"`
 	// BootstrapPassword is the first administrator's password, used only
 	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
 	// only); empty generates one and prints it once.
@@ -89,9 +95,10 @@ func Defaults() *Config {
 		SchedPolicy:  SchedAuto,
 		Policy: PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, SourceFailures: 2,
 			LockMinutes: 15, MaxAgeDays: 90},
-		AdminTokenTTL:  8 * time.Hour,
-		AdminTokenIdle: 30 * time.Minute,
-		LoginThrottle:  LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
+		AdminTokenTTL:    8 * time.Hour,
+		AdminTokenIdle:   30 * time.Minute,
+		AdminReadTimeout: identity.DefaultAdminReadTimeout,
+		LoginThrottle:    LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
 	}
 }
 
@@ -128,6 +135,8 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.LoginThrottle.BaseDelay, "UIAS_LOGIN_THROTTLE_BASE_DELAY", "", "")
 	b.Duration(&c.LoginThrottle.MaxDelay, "UIAS_LOGIN_THROTTLE_MAX_DELAY", "", "")
 	b.Duration(&c.LoginThrottle.Decay, "UIAS_LOGIN_THROTTLE_DECAY", "", "")
+	b.Int(&c.AdminReads, "UIAS_ADMIN_READS", "", "")
+	b.Duration(&c.AdminReadTimeout, "UIAS_ADMIN_READ_TIMEOUT", "", "")
 	b.Secret(&c.BootstrapPassword, "UIAS_BOOTSTRAP_PASSWORD")
 }
 
@@ -213,6 +222,12 @@ func (c *Config) Validate(*config.Config) error {
 	case p.MaxFailures > 0 && p.SourceFailures >= p.MaxFailures:
 		bad("policy.source_failures", "must be less than policy.max_failures (%d), so that no single address can lock an account, got %d",
 			p.MaxFailures, p.SourceFailures)
+	}
+	if c.AdminReads < 0 {
+		bad("admin_reads", "must be 0 (half the CPUs) or more, got %d", c.AdminReads)
+	}
+	if c.AdminReadTimeout <= 0 || c.AdminReadTimeout > 10*time.Minute {
+		bad("admin_read_timeout", "must be more than 0 and at most 10m, got %s", c.AdminReadTimeout)
 	}
 	lt := c.LoginThrottle
 	if lt.AddressFailures < 1 {

@@ -1,0 +1,101 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+)
+
+// Admission of administrator reads (listings and searches). They get their
+// own small pool of slots, apart from logins (whose password hashes have the
+// hasher's workers and its admission by wait budget): at most AdminReads run
+// at once, each within AdminReadTimeout (waiting for a slot included), so
+// however many administrators search, they take at most AdminReads CPUs and
+// no search runs for ever.
+
+// Admin read defaults.
+const (
+	DefaultAdminReadTimeout = 5 * time.Second
+)
+
+// DefaultAdminReads is the default number of concurrent administrator
+// reads: half the CPUs, at least one.
+func DefaultAdminReads() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
+// Reasons of administrator reads.
+const (
+	ReasonAdminReadsBusy = "ADMIN_READS_BUSY"
+	ReasonQueryTimeout   = "QUERY_TIMEOUT"
+)
+
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: ReasonAdminReadsBusy, Code: apierr.ResourceExhausted,
+			Doc: "Listings and searches already use every slot for administrator reads (identity.admin_reads) until the call's time (identity.admin_read_timeout or its deadline) ran out; logins are not affected. Retry later."},
+		apierr.Reason{Name: ReasonQueryTimeout, Code: apierr.DeadlineExceeded,
+			Doc: "The listing or search did not finish within identity.admin_read_timeout (default 5 s): narrow the filter (an org, a status) or search for a longer text."},
+	)
+}
+
+// adminReads is the pool of administrator read slots.
+type adminReads struct {
+	slots   chan struct{}
+	timeout time.Duration
+}
+
+func newAdminReads(n int, timeout time.Duration) *adminReads {
+	if n <= 0 {
+		n = DefaultAdminReads()
+	}
+	if timeout <= 0 {
+		timeout = DefaultAdminReadTimeout
+	}
+	return &adminReads{slots: make(chan struct{}, n), timeout: timeout}
+}
+
+// run runs read in a slot with the read timeout.
+func (a *adminReads) run(ctx context.Context, read func(ctx context.Context) error) error {
+	rctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	select {
+	case a.slots <- struct{}{}:
+	case <-rctx.Done():
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return apierr.New(apierr.ResourceExhausted, ReasonAdminReadsBusy,
+			"too many listings and searches at once; retry later")
+	}
+	defer func() { <-a.slots }()
+	err := read(rctx)
+	if err != nil && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) {
+		return apierr.New(apierr.DeadlineExceeded, ReasonQueryTimeout,
+			"the listing took too long; narrow the filter or search for a longer text")
+	}
+	return err
+}
+
+// listRead runs a store listing as an administrator read.
+func listRead[T any](ctx context.Context, s *Service, size int32, token string,
+	list func(ctx context.Context, p Page) ([]T, string, error)) ([]T, string, error) {
+	p, err := pageOf(size, token)
+	if err != nil {
+		return nil, "", err
+	}
+	var (
+		out  []T
+		next string
+	)
+	err = s.reads.run(ctx, func(ctx context.Context) error {
+		var err error
+		out, next, err = list(ctx, p)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
