@@ -160,7 +160,7 @@ func (c *chain) withOrigin(ctx context.Context) context.Context {
 	ip := c.clientIP(ctx)
 	if o, ok := incomingOrigin(ctx, c.internalKey); ok {
 		o.ClientIP = ip
-		return WithOrigin(ctx, o)
+		return WithOrigin(context.WithValue(ctx, componentKey{}, true), o)
 	}
 	if cert := peerCert(ctx); cert != "" {
 		return WithOrigin(ctx, Origin{ClientIP: ip, ClientCert: cert})

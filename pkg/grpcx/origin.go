@@ -192,6 +192,19 @@ func incomingOrigin(ctx context.Context, key []byte) (Origin, bool) {
 	return o, true
 }
 
+// componentKey marks a call whose origin a trusted channel asserted.
+type componentKey struct{}
+
+// FromComponent reports whether the call in ctx came from a UIAS component:
+// over an in-process connection, or asserting its origin under a valid
+// signature of the internal key (a component reached over the network).
+// Only code of this process or a holder of the key passes. Methods that
+// only components may call (and that have no REST mapping, which the edge
+// would call in-process on anyone's behalf) check it.
+func FromComponent(ctx context.Context) bool {
+	return InProcess(ctx) || ctx.Value(componentKey{}) != nil
+}
+
 // ---- in-process connections ----
 
 // InprocAddr is the address of both ends of an in-process connection.

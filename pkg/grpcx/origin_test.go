@@ -93,3 +93,27 @@ func TestClientCertOfCall(t *testing.T) {
 		t.Errorf("the edge's client's certificate: %q", got)
 	}
 }
+
+// FromComponent: in-process calls and calls with a signed origin come from
+// components; an unsigned or wrongly signed origin over the network does not.
+func TestFromComponent(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
+	o := Origin{ClientIP: netip.MustParseAddr("192.0.2.7")}
+	ctx := WithOrigin(WithRequestID(context.Background(), "rid-1"), o)
+	c := &chain{internalKey: key}
+	for name, tc := range map[string]struct {
+		ctx  context.Context
+		want bool
+	}{
+		"signed over the network":   {serverSide(outgoingOrigin(ctx, key), tcp), true},
+		"in process":                {serverSide(context.Background(), InprocAddr{}), true},
+		"unsigned over the network": {serverSide(outgoingOrigin(ctx, nil), tcp), false},
+		"another key":               {serverSide(outgoingOrigin(ctx, []byte("another-key-0000")), tcp), false},
+		"no origin":                 {serverSide(context.Background(), tcp), false},
+	} {
+		if got := FromComponent(c.withOrigin(tc.ctx)); got != tc.want {
+			t.Errorf("%s: FromComponent = %v, want %v", name, got, tc.want)
+		}
+	}
+}
