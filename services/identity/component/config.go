@@ -102,6 +102,12 @@ func Defaults() *Config {
 	}
 }
 
+// KeyRingSource is where the deployment's key ring is read from (the
+// ticket component signs its tickets with the same ring).
+func (c *Config) KeyRingSource() crypto.RingSource {
+	return crypto.RingSource{Env: c.KeyRing, File: c.KeyFile, AllowOpenFile: c.KeyFileAllowOpenMode}
+}
+
 // Settings returns the identity section of cfg (nil if cfg has none).
 func Settings(cfg *config.Config) *Config {
 	c, _ := cfg.Section(Name).(*Config)
