@@ -8,6 +8,7 @@ require (
 	github.com/uias/uias/pkg v0.0.0
 	github.com/uias/uias/proto/gen v0.0.0
 	github.com/uias/uias/services/identity v0.0.0
+	github.com/uias/uias/services/ticket v0.0.0
 )
 
 replace (
@@ -16,6 +17,7 @@ replace (
 	github.com/uias/uias/pkg => ../pkg
 	github.com/uias/uias/proto/gen => ../proto/gen
 	github.com/uias/uias/services/identity => ../services/identity
+	github.com/uias/uias/services/ticket => ../services/ticket
 )
 
 require (

@@ -173,7 +173,7 @@ func TestTestComponentInAll(t *testing.T) {
 	base := testConfig(t.TempDir())
 	base.Sections["echo"] = cfg.Sections["echo"]
 	a := startWith(t, base, reg)
-	if got := strings.Join(a.Modules(), ","); got != "identity,echo,gateway" {
+	if got := strings.Join(a.Modules(), ","); got != "identity,ticket,echo,gateway" {
 		t.Fatalf("modules in start order: %s", got)
 	}
 

@@ -20,6 +20,7 @@ import (
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 	identitycomponent "github.com/uias/uias/services/identity/component"
+	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
 // Registry returns the registry of every UIAS component. Adding a
@@ -27,6 +28,7 @@ import (
 func Registry() *module.Registry {
 	r := &module.Registry{}
 	r.Register(identitycomponent.Module())
+	r.Register(ticketcomponent.Module())
 	r.Register(gateway.Module())
 	return r
 }

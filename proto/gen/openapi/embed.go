@@ -12,3 +12,9 @@ import _ "embed"
 //
 //go:embed uias/identity/v1/identity.openapi.json
 var Identity []byte
+
+// Ticket is the OpenAPI 3.0 document of uias/ticket/v1/ticket.proto
+// (TicketAdminService; TicketService has no REST mapping).
+//
+//go:embed uias/ticket/v1/ticket.openapi.json
+var Ticket []byte

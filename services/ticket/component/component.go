@@ -1,0 +1,156 @@
+// Package component registers the ticket service as a UIAS module: its
+// config section, its needs (NATS, identity's client) and how it starts.
+package component
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/proto/gen/openapi"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
+	"github.com/uias/uias/services/ticket/kvstore"
+	"github.com/uias/uias/services/ticket/server"
+)
+
+// Name is the ticket component's name (target, config key, etcd name).
+const Name = "ticket"
+
+// Handle is what a running ticket component exposes to the process owner
+// (tests and benchmarks): module.Process.Value("ticket").
+type Handle struct {
+	Service *ticket.Service
+}
+
+// Module is the ticket component's registration.
+func Module() module.Module {
+	return module.Module{
+		Name:    Name,
+		Config:  func() config.Section { return Defaults() },
+		NATS:    true,
+		Uses:    []string{"identity"},
+		REST:    rest,
+		OpenAPI: openapi.Ticket,
+		OpenAPISecurity: map[string][]string{
+			"TicketAdminService": module.AdminCredentials,
+		},
+		Init: start,
+	}
+}
+
+func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+	return ticketv1.RegisterTicketAdminServiceHandlerClient(ctx, mux, ticketv1.NewTicketAdminServiceClient(conn))
+}
+
+// UserChangesSubject matches identity's CHANGES events of users.
+const UserChangesSubject = "uias.changes.identity.user.>"
+
+func start(ctx context.Context, env *module.Env) (*module.Component, error) {
+	cfg := env.Section().(*Config)
+	log := env.Log
+	nc, js, err := env.NATS()
+	if err != nil {
+		return nil, err
+	}
+	ring, err := crypto.LoadRing(cfg.RingSource(env.Config))
+	if err != nil {
+		return nil, fmt.Errorf("ticket: key ring (the deployment's, as identity reads it, or ticket.key_file): %w", err)
+	}
+	signer, signingKey, err := ticketSigner(ring)
+	if err != nil {
+		return nil, fmt.Errorf("ticket: key ring: %w", err)
+	}
+	if ring.Legacy != nil || len(ring.Signing.Keys) == 0 {
+		log.Warn("the key ring has no signing keys (version 1): tickets are signed with a key derived from the master key; add a signing set")
+	}
+	idConn, err := env.Client("identity")
+	if err != nil {
+		return nil, err
+	}
+	store := kvstore.New(js, kvstore.Options{Replicas: cfg.KVReplicas, Timeout: cfg.StoreTimeout})
+	aq := newAuditQueue(js, log.Named("audit"))
+	env.Go(aq.run)
+	svc, err := ticket.New(ticket.Deps{Store: store, MAC: signer, Audit: aq, Logger: log,
+		Config: ticket.Config{STTTL: cfg.STTTL, PTTTL: cfg.PTTTL, TGTIdle: cfg.TGTIdle, TGTHard: cfg.TGTHard,
+			PGTTTL: cfg.PGTTTL, Centre: cfg.Centre}})
+	if err != nil {
+		return nil, err
+	}
+	// A person disabled, locked or deleted loses their sessions at once.
+	// One instance of the component handles each event (queue group).
+	sub, err := nc.QueueSubscribe(UserChangesSubject, "uias-ticket", func(m *nats.Msg) {
+		endSessionsOnChange(env.Context(), svc, log, m.Subject, m.Data)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to user changes: %w", err)
+	}
+	env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
+	log.Info("ticket service", zap.String("centre", cfg.Centre), zap.Duration("st_ttl", cfg.STTTL),
+		zap.Duration("tgt_idle", cfg.TGTIdle), zap.Duration("tgt_hard", cfg.TGTHard), zap.String("signing_key", signingKey))
+	return &module.Component{
+		Register: server.New(svc, server.IdentityAdmins{Users: identityv1.NewAdminServiceClient(idConn)}).Register,
+		Auth:     server.CallerAuth{},
+		Ready:    store.Ping,
+		Value:    &Handle{Service: svc},
+	}, nil
+}
+
+// endSessionsOnChange ends the sessions of a person whose account was
+// disabled, locked or deleted (identity's CHANGES events).
+func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logger, subject string, data []byte) {
+	reason := EndReason(subject, data)
+	if reason == "" {
+		return
+	}
+	var ev struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(data, &ev) != nil || ev.ID == "" {
+		return
+	}
+	n, err := svc.RevokeUserSessions(ctx, ev.ID, "", reason)
+	if err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession) {
+		log.Warn("sessions of a changed user not ended", zap.String("reason", reason), zap.Error(err))
+		return
+	}
+	if n > 0 {
+		log.Info("ended the sessions of a changed user", zap.String("reason", reason), zap.Int("sessions", n))
+	}
+}
+
+// EndReason is the reason a user CHANGES event ends the person's sessions
+// ("" when it does not): user.disabled, user.locked, user.deleted, and
+// user.status_changed to a status other than active.
+func EndReason(subject string, data []byte) string {
+	op := subject[strings.LastIndexByte(subject, '.')+1:]
+	switch op {
+	case "disabled":
+		return "USER_DISABLED"
+	case "locked":
+		return "USER_LOCKED"
+	case "deleted":
+		return "USER_DELETED"
+	case "status_changed":
+		var ev struct {
+			Data struct {
+				Status int `json:"status"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(data, &ev) == nil && ev.Data.Status != 1 {
+			return "USER_DISABLED"
+		}
+	}
+	return ""
+}

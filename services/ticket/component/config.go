@@ -1,0 +1,116 @@
+package component
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/services/ticket"
+)
+
+// Config is the ticket section of the configuration (YAML key "ticket").
+type Config struct {
+	// STTTL is the lifetime of a service ticket (CAS default 10s).
+	STTTL time.Duration `yaml:"st_ttl"`
+	// PTTTL is the lifetime of a proxy ticket (10s).
+	PTTTL time.Duration `yaml:"pt_ttl"`
+	// TGTIdle ends a session unused for this long (2h).
+	TGTIdle time.Duration `yaml:"tgt_idle"`
+	// TGTHard ends a session this long after login (8h).
+	TGTHard time.Duration `yaml:"tgt_hard"`
+	// PGTTTL bounds a proxy-granting ticket (2h; its session bounds it too).
+	PGTTTL time.Duration `yaml:"pgt_ttl"`
+	// Centre is the code of this data centre, carried by every ticket
+	// (1-16 letters or digits; default "c1").
+	Centre string `yaml:"centre"`
+	// KVReplicas is the replica count of the key-value buckets (1 with the
+	// embedded NATS; 3 on a NATS cluster).
+	KVReplicas int `yaml:"kv_replicas"`
+	// StoreTimeout bounds every call to the buckets: a NATS outage is a
+	// prompt TICKET_STORE_UNAVAILABLE, never a hang (2s).
+	StoreTimeout time.Duration `yaml:"store_timeout"`
+	// KeyFile overrides where the key ring is read from. Empty (the
+	// default): the deployment's ring as identity reads it (UIAS_KEYRING,
+	// identity.key_file, identity.key_file_allow_open_mode). Service
+	// tickets are signed with its signing keys.
+	KeyFile              string `yaml:"key_file"`
+	KeyFileAllowOpenMode bool   `yaml:"key_file_allow_open_mode"`
+}
+
+// Defaults returns the ticket defaults (CAS's).
+func Defaults() *Config {
+	return &Config{STTTL: ticket.DefaultSTTTL, PTTTL: ticket.DefaultPTTTL, TGTIdle: ticket.DefaultTGTIdle,
+		TGTHard: ticket.DefaultTGTHard, PGTTTL: ticket.DefaultPGTTTL, Centre: ticket.DefaultCentre,
+		KVReplicas: 1, StoreTimeout: 2 * time.Second}
+}
+
+// Bind implements config.Section.
+func (c *Config) Bind(b *config.Binder) {
+	b.Duration(&c.STTTL, "UIAS_TICKET_ST_TTL", "", "")
+	b.Duration(&c.PTTTL, "UIAS_TICKET_PT_TTL", "", "")
+	b.Duration(&c.TGTIdle, "UIAS_TICKET_TGT_IDLE", "", "")
+	b.Duration(&c.TGTHard, "UIAS_TICKET_TGT_HARD", "", "")
+	b.Duration(&c.PGTTTL, "UIAS_TICKET_PGT_TTL", "", "")
+	b.String(&c.Centre, "UIAS_TICKET_CENTRE", "", "")
+	b.Int(&c.KVReplicas, "UIAS_TICKET_KV_REPLICAS", "", "")
+	b.Duration(&c.StoreTimeout, "UIAS_TICKET_STORE_TIMEOUT", "", "")
+	b.String(&c.KeyFile, "UIAS_TICKET_KEY_FILE", "", "")
+	b.Bool(&c.KeyFileAllowOpenMode, "UIAS_TICKET_KEY_FILE_ALLOW_OPEN_MODE", "", "")
+}
+
+// Complete implements config.Section.
+func (c *Config) Complete(*config.Config) {}
+
+// ringSource is implemented by the section that says where the
+// deployment's key ring is (identity's).
+type ringSource interface {
+	KeyRingSource() crypto.RingSource
+}
+
+// RingSource is where the ticket component reads the key ring: key_file
+// when set, else the deployment's ring as identity reads it, else
+// <data_dir>/keyring.json.
+func (c *Config) RingSource(p *config.Config) crypto.RingSource {
+	if c.KeyFile != "" {
+		return crypto.RingSource{File: c.KeyFile, AllowOpenFile: c.KeyFileAllowOpenMode}
+	}
+	if rs, ok := p.Section("identity").(ringSource); ok {
+		return rs.KeyRingSource()
+	}
+	return crypto.RingSource{File: filepath.Join(p.DataDir, "keyring.json")}
+}
+
+var centreRE = regexp.MustCompile(`^[A-Za-z0-9]{1,16}$`)
+
+// Validate implements config.Section.
+func (c *Config) Validate(*config.Config) error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, &config.FieldError{Field: Name + "." + field, Msg: fmt.Sprintf(format, a...)})
+	}
+	between := func(field string, d, lo, hi time.Duration) {
+		if d < lo || d > hi {
+			bad(field, "must be between %s and %s, got %s", lo, hi, d)
+		}
+	}
+	between("st_ttl", c.STTTL, time.Second, 10*time.Minute)
+	between("pt_ttl", c.PTTTL, time.Second, 10*time.Minute)
+	between("tgt_idle", c.TGTIdle, time.Minute, 30*24*time.Hour)
+	between("tgt_hard", c.TGTHard, time.Minute, 90*24*time.Hour)
+	between("pgt_ttl", c.PGTTTL, time.Minute, 90*24*time.Hour)
+	if c.TGTIdle > c.TGTHard {
+		bad("tgt_idle", "must not exceed tgt_hard (%s), got %s", c.TGTHard, c.TGTIdle)
+	}
+	if !centreRE.MatchString(c.Centre) {
+		bad("centre", "must be 1-16 letters or digits (it goes into ticket values), got %q", c.Centre)
+	}
+	if c.KVReplicas < 1 || c.KVReplicas > 5 {
+		bad("kv_replicas", "must be between 1 and 5, got %d", c.KVReplicas)
+	}
+	between("store_timeout", c.StoreTimeout, 100*time.Millisecond, time.Minute)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,59 @@
+package component
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/config"
+)
+
+func TestDefaultsAreCAS(t *testing.T) {
+	c := Defaults()
+	if c.STTTL != 10*time.Second || c.TGTIdle != 2*time.Hour || c.TGTHard != 8*time.Hour {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if err := c.Validate(&config.Config{DataDir: "d"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for name, tc := range map[string]struct {
+		mod   func(c *Config)
+		field string
+	}{
+		"st_ttl zero":      {func(c *Config) { c.STTTL = 0 }, "ticket.st_ttl"},
+		"idle beyond hard": {func(c *Config) { c.TGTIdle, c.TGTHard = 9*time.Hour, 8*time.Hour }, "ticket.tgt_idle"},
+		"centre with dash": {func(c *Config) { c.Centre = "bj-1" }, "ticket.centre"},
+		"replicas":         {func(c *Config) { c.KVReplicas = 0 }, "ticket.kv_replicas"},
+		"store timeout":    {func(c *Config) { c.StoreTimeout = time.Hour }, "ticket.store_timeout"},
+	} {
+		c := Defaults()
+		tc.mod(c)
+		err := c.Validate(&config.Config{DataDir: "d"})
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: %v, want an error naming %s", name, err, tc.field)
+		}
+	}
+}
+
+func TestEndReason(t *testing.T) {
+	for subject, tc := range map[string]struct {
+		data, want string
+	}{
+		"uias.changes.identity.user.locked":         {`{"id":"u"}`, "USER_LOCKED"},
+		"uias.changes.identity.user.disabled":       {`{"id":"u"}`, "USER_DISABLED"},
+		"uias.changes.identity.user.deleted":        {`{"id":"u"}`, "USER_DELETED"},
+		"uias.changes.identity.user.status_changed": {`{"id":"u","data":{"status":2}}`, "USER_DISABLED"},
+		"uias.changes.identity.user.updated":        {`{"id":"u"}`, ""},
+		"uias.changes.identity.user.unlocked":       {`{"id":"u"}`, ""},
+	} {
+		if got := EndReason(subject, []byte(tc.data)); got != tc.want {
+			t.Errorf("%s: %q, want %q", subject, got, tc.want)
+		}
+	}
+	if got := EndReason("uias.changes.identity.user.status_changed", []byte(`{"id":"u","data":{"status":1}}`)); got != "" {
+		t.Errorf("re-enabled: %q", got)
+	}
+}

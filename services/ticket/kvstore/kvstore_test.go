@@ -1,0 +1,107 @@
+package kvstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/ticket"
+	"github.com/uias/uias/services/ticket/kvstore"
+)
+
+func TestRecordsExpireByKeyTTL(t *testing.T) {
+	ns, err := events.StartEmbeddedNATS(t.TempDir(), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st := kvstore.New(js, kvstore.Options{})
+	ctx := context.Background()
+	now := time.Now()
+	sess := &ticket.Session{ID: "s1", UserID: "u1", CreatedAt: now, LastUsedAt: now, HardExpiry: now.Add(time.Hour)}
+	if err := st.CreateSession(ctx, sess, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutTicket(ctx, "k1", &ticket.Ticket{Kind: ticket.KindST, Service: "x"}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutTicket(ctx, "k2", &ticket.Ticket{Kind: ticket.KindST, Service: "x"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// The bucket is set up for per-key TTL.
+	kv, err := js.KeyValue(ctx, kvstore.BucketTickets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _ := kv.Status(ctx)
+	if status.LimitMarkerTTL() <= 0 {
+		t.Fatalf("bucket without LimitMarkerTTL: %+v", status)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, _, errS := st.GetSession(ctx, "s1")
+		_, errT := kv.Get(ctx, "t.k1")
+		if errors.Is(errS, ticket.ErrNotFound) && errT != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records with a 1 s TTL still there after 15 s: %v %v", errS, errT)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := st.ConsumeTicket(ctx, "k2"); err != nil {
+		t.Fatalf("a ticket with a long TTL went too: %v", err)
+	}
+	if _, err := st.ConsumeTicket(ctx, "k2"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("consumed twice: %v", err)
+	}
+}
+
+// A restart of NATS loses no session: the buckets are file-backed.
+func TestSessionsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	ns, err := events.StartEmbeddedNATS(dir, "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, _ := nats.Connect(ns.ClientURL())
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	now := time.Now()
+	sess := &ticket.Session{ID: "s1", UserID: "u1", Login: "l", CreatedAt: now, LastUsedAt: now, HardExpiry: now.Add(time.Hour)}
+	if err := kvstore.New(js, kvstore.Options{}).CreateSession(ctx, sess, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	ns.Shutdown()
+	ns.WaitForShutdown()
+
+	ns, err = events.StartEmbeddedNATS(dir, "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	nc, _ = nats.Connect(ns.ClientURL())
+	defer nc.Close()
+	js, _ = jetstream.New(nc)
+	st := kvstore.New(js, kvstore.Options{})
+	got, _, err := st.GetSession(ctx, "s1")
+	if err != nil || got.UserID != "u1" {
+		t.Fatalf("session after a restart: %+v %v", got, err)
+	}
+	ids, err := st.UserSessions(ctx, "u1")
+	if err != nil || len(ids) != 1 || ids[0] != "s1" {
+		t.Fatalf("index after a restart: %v %v", ids, err)
+	}
+}

@@ -1,0 +1,105 @@
+// Package ticket holds the ticket component's domain: single sign-on
+// sessions (TGT), single-use service tickets (ST), proxy-granting tickets
+// (PGT) and proxy tickets (PT), as CAS 3.0 defines them. It has no gRPC
+// imports; the server package adapts it to the wire, and the kvstore
+// package keeps its records in NATS JetStream key-value buckets.
+package ticket
+
+import "time"
+
+// Session is an SSO session (the record behind a TGT). The TGT itself is
+// never stored: the session is found by a hash of it (ID).
+type Session struct {
+	ID         string    `json:"id"`
+	UserID     string    `json:"user_id"`
+	Login      string    `json:"login"`
+	OrgID      string    `json:"org_id,omitempty"`
+	AuthLevel  int       `json:"auth_level"`
+	Centre     string    `json:"centre"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	// HardExpiry is when the session ends however much it is used.
+	HardExpiry time.Time `json:"hard_expiry"`
+	ClientIP   string    `json:"client_ip,omitempty"`
+	// Services are those that received a ticket in this session, told of
+	// its end (single logout).
+	Services []ServiceUse `json:"services,omitempty"`
+}
+
+// ServiceUse is a service that received a ticket in a session: the CAS
+// logoutRequest names the ticket (SessionIndex).
+type ServiceUse struct {
+	Service string    `json:"service"`
+	AppID   string    `json:"app_id,omitempty"`
+	Ticket  string    `json:"ticket"`
+	At      time.Time `json:"at"`
+}
+
+// MaxServicesPerSession bounds the single-logout list of a session (the
+// oldest entries give way).
+const MaxServicesPerSession = 64
+
+// Expiry is when s ends unless used again.
+func (s *Session) Expiry(idle time.Duration) time.Time {
+	e := s.LastUsedAt.Add(idle)
+	if e.After(s.HardExpiry) {
+		e = s.HardExpiry
+	}
+	return e
+}
+
+// Kind of a consumable ticket.
+type Kind string
+
+// Kinds.
+const (
+	KindST Kind = "ST"
+	KindPT Kind = "PT"
+)
+
+// Ticket is the record of an ST or PT, consumed by its validation.
+type Ticket struct {
+	Kind         Kind      `json:"kind"`
+	Serial       string    `json:"serial"`
+	Service      string    `json:"service"`
+	AppID        string    `json:"app_id,omitempty"`
+	SessionID    string    `json:"session_id"`
+	UserID       string    `json:"user_id"`
+	Login        string    `json:"login"`
+	OrgID        string    `json:"org_id,omitempty"`
+	AuthLevel    int       `json:"auth_level"`
+	FromNewLogin bool      `json:"from_new_login,omitempty"`
+	AuthTime     time.Time `json:"auth_time"`
+	IssuedAt     time.Time `json:"issued_at"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	// Proxies lists the proxy services of a PT, nearest first.
+	Proxies []string `json:"proxies,omitempty"`
+}
+
+// PGT is the record of a proxy-granting ticket.
+type PGT struct {
+	SessionID string    `json:"session_id"`
+	UserID    string    `json:"user_id"`
+	Login     string    `json:"login"`
+	OrgID     string    `json:"org_id,omitempty"`
+	AuthLevel int       `json:"auth_level"`
+	AuthTime  time.Time `json:"auth_time"`
+	// Proxies: the service that got the PGT (its pgtUrl) first, then the
+	// services before it.
+	Proxies   []string  `json:"proxies"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CasCode is the CAS 3.0 error code of a refused validation.
+type CasCode string
+
+// CAS error codes.
+const (
+	CodeInvalidRequest          CasCode = "INVALID_REQUEST"
+	CodeInvalidTicketSpec       CasCode = "INVALID_TICKET_SPEC"
+	CodeUnauthorizedServiceProx CasCode = "UNAUTHORIZED_SERVICE_PROXY"
+	CodeInvalidProxyCallback    CasCode = "INVALID_PROXY_CALLBACK"
+	CodeInvalidTicket           CasCode = "INVALID_TICKET"
+	CodeInvalidService          CasCode = "INVALID_SERVICE"
+	CodeInternalError           CasCode = "INTERNAL_ERROR"
+)

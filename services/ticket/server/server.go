@@ -1,0 +1,227 @@
+// Package server adapts the ticket domain to gRPC: thin handlers, proto
+// conversion and caller authentication.
+package server
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/grpcx"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
+)
+
+func init() {
+	apierr.Register(apierr.Reason{Name: "UNKNOWN_TICKET_METHOD", Code: apierr.Unauthenticated,
+		Doc: "A method the ticket service does not know how to authenticate callers for."})
+}
+
+// Admins checks that the administrator of a call (its bearer token) may
+// see a person, and returns the person's org (for audit records).
+type Admins interface {
+	CheckAdmin(ctx context.Context, userID string) (orgID string, err error)
+}
+
+// Server implements TicketService and TicketAdminService.
+type Server struct {
+	ticketv1.UnimplementedTicketServiceServer
+	ticketv1.UnimplementedTicketAdminServiceServer
+	svc    *ticket.Service
+	admins Admins
+}
+
+// New wraps svc; admins checks administrator calls.
+func New(svc *ticket.Service, admins Admins) *Server { return &Server{svc: svc, admins: admins} }
+
+// Register adds the services to g.
+func (s *Server) Register(g *grpc.Server) {
+	ticketv1.RegisterTicketServiceServer(g, s)
+	ticketv1.RegisterTicketAdminServiceServer(g, s)
+}
+
+// CallerAuth authenticates callers: ValidateServiceTicket is open (the
+// ticket is the credential, as in CAS), the other TicketService calls are
+// for UIAS components only, TicketAdminService calls carry an
+// administrator token that identity checks in the handler.
+type CallerAuth struct{}
+
+// AuthenticateCaller implements grpcx.CallerAuth.
+func (CallerAuth) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
+	c := &caller.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx), ClientCert: grpcx.ClientCertSHA256(ctx)}
+	o := grpcx.OriginFrom(ctx)
+	switch {
+	case method == ticketv1.TicketService_ValidateServiceTicket_FullMethodName:
+	case strings.HasPrefix(method, "/uias.ticket.v1.TicketService/"):
+		if !grpcx.FromComponent(ctx) {
+			return nil, ticket.ErrComponentsOnly
+		}
+		c.Principal = o.Principal
+	case strings.HasPrefix(method, "/uias.ticket.v1.TicketAdminService/"):
+	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):
+	default:
+		return nil, apierr.New(apierr.Unauthenticated, "UNKNOWN_TICKET_METHOD", "unknown method")
+	}
+	return caller.With(ctx, c), nil
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func sessionPB(s *ticket.Session, idle time.Duration) *ticketv1.Session {
+	out := &ticketv1.Session{Id: s.ID, UserId: s.UserID, Login: s.Login, AuthLevel: int32(s.AuthLevel),
+		CreatedAt: ts(s.CreatedAt), LastUsedAt: ts(s.LastUsedAt), ExpiresAt: ts(s.Expiry(idle)), ClientIp: s.ClientIP}
+	seen := map[string]bool{}
+	for _, u := range s.Services {
+		if !seen[u.Service] {
+			seen[u.Service] = true
+			out.Services = append(out.Services, u.Service)
+		}
+	}
+	return out
+}
+
+// CreateSession implements TicketService.
+func (s *Server) CreateSession(ctx context.Context, r *ticketv1.CreateSessionRequest) (*ticketv1.CreateSessionResponse, error) {
+	ip := ""
+	if a := grpcx.ClientIP(ctx); a.IsValid() {
+		ip = a.String()
+	}
+	tgt, sess, err := s.svc.CreateSession(ctx, ticket.NewSession{UserID: r.GetUserId(), Login: r.GetLogin(),
+		OrgID: r.GetOrgId(), AuthLevel: int(r.GetAuthLevel()), ClientIP: ip})
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.CreateSessionResponse{Tgt: tgt, Session: sessionPB(sess, s.svc.Config().TGTIdle)}, nil
+}
+
+// GetSession implements TicketService.
+func (s *Server) GetSession(ctx context.Context, r *ticketv1.GetSessionRequest) (*ticketv1.Session, error) {
+	sess, err := s.svc.GetSession(ctx, r.GetTgt())
+	if err != nil {
+		return nil, err
+	}
+	return sessionPB(sess, s.svc.Config().TGTIdle), nil
+}
+
+// DestroySession implements TicketService.
+func (s *Server) DestroySession(ctx context.Context, r *ticketv1.DestroySessionRequest) (*ticketv1.DestroySessionResponse, error) {
+	ok, err := s.svc.DestroySession(ctx, r.GetTgt())
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.DestroySessionResponse{Ended: ok}, nil
+}
+
+// IssueServiceTicket implements TicketService.
+func (s *Server) IssueServiceTicket(ctx context.Context, r *ticketv1.IssueServiceTicketRequest) (*ticketv1.IssueServiceTicketResponse, error) {
+	st, exp, err := s.svc.IssueServiceTicket(ctx, r.GetTgt(), r.GetService(), r.GetAppId(), r.GetFromNewLogin())
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.IssueServiceTicketResponse{Ticket: st, ExpiresAt: ts(exp)}, nil
+}
+
+var casCodes = map[ticket.CasCode]ticketv1.CasCode{
+	ticket.CodeInvalidRequest:          ticketv1.CasCode_CAS_CODE_INVALID_REQUEST,
+	ticket.CodeInvalidTicketSpec:       ticketv1.CasCode_CAS_CODE_INVALID_TICKET_SPEC,
+	ticket.CodeUnauthorizedServiceProx: ticketv1.CasCode_CAS_CODE_UNAUTHORIZED_SERVICE_PROXY,
+	ticket.CodeInvalidProxyCallback:    ticketv1.CasCode_CAS_CODE_INVALID_PROXY_CALLBACK,
+	ticket.CodeInvalidTicket:           ticketv1.CasCode_CAS_CODE_INVALID_TICKET,
+	ticket.CodeInvalidService:          ticketv1.CasCode_CAS_CODE_INVALID_SERVICE,
+	ticket.CodeInternalError:           ticketv1.CasCode_CAS_CODE_INTERNAL_ERROR,
+}
+
+// CasCodeOf maps a wire code back to the domain's (for the CAS edge).
+func CasCodeOf(c ticketv1.CasCode) ticket.CasCode {
+	for k, v := range casCodes {
+		if v == c {
+			return k
+		}
+	}
+	return ticket.CodeInternalError
+}
+
+// ValidateServiceTicket implements TicketService.
+func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.ValidateServiceTicketRequest) (*ticketv1.ValidateServiceTicketResponse, error) {
+	v, err := s.svc.ValidateTicket(ctx, ticket.Validate{Ticket: r.GetTicket(), Service: r.GetService(), Renew: r.GetRenew(),
+		AllowProxy: r.GetAllowProxy(), IssuePGT: r.GetIssuePgt(), PGTURL: r.GetPgtUrl()})
+	if err != nil {
+		return nil, err
+	}
+	if !v.Valid {
+		return &ticketv1.ValidateServiceTicketResponse{Code: casCodes[v.Code], Message: v.Message}, nil
+	}
+	t := v.Ticket
+	return &ticketv1.ValidateServiceTicketResponse{Valid: true, UserId: t.UserID, Login: t.Login, AuthLevel: int32(t.AuthLevel),
+		AppId: t.AppID, FromNewLogin: t.FromNewLogin, AuthenticatedAt: ts(t.AuthTime), Proxies: t.Proxies,
+		Pgt: v.PGT, PgtIou: v.PGTIOU, SessionId: t.SessionID}, nil
+}
+
+// IssueProxyTicket implements TicketService.
+func (s *Server) IssueProxyTicket(ctx context.Context, r *ticketv1.IssueProxyTicketRequest) (*ticketv1.IssueProxyTicketResponse, error) {
+	pt, code, msg, err := s.svc.IssueProxyTicket(ctx, r.GetPgt(), r.GetTargetService(), r.GetAppId())
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.IssueProxyTicketResponse{Ticket: pt, Code: casCodes[code], Message: msg}, nil
+}
+
+// ListUserSessions implements TicketAdminService.
+func (s *Server) ListUserSessions(ctx context.Context, r *ticketv1.ListUserSessionsRequest) (*ticketv1.ListUserSessionsResponse, error) {
+	if _, err := s.admins.CheckAdmin(ctx, r.GetUserId()); err != nil {
+		return nil, err
+	}
+	list, err := s.svc.UserSessions(ctx, r.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	out := &ticketv1.ListUserSessionsResponse{}
+	for _, sess := range list {
+		out.Sessions = append(out.Sessions, sessionPB(sess, s.svc.Config().TGTIdle))
+	}
+	return out, nil
+}
+
+// RevokeUserSessions implements TicketAdminService.
+func (s *Server) RevokeUserSessions(ctx context.Context, r *ticketv1.RevokeUserSessionsRequest) (*ticketv1.RevokeUserSessionsResponse, error) {
+	if _, err := s.admins.CheckAdmin(ctx, r.GetUserId()); err != nil {
+		return nil, err
+	}
+	n, err := s.svc.RevokeUserSessions(ctx, r.GetUserId(), r.GetSessionId(), "ADMIN_REVOKED")
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.RevokeUserSessionsResponse{Ended: int32(n)}, nil
+}
+
+// IdentityAdmins checks administrators with identity: the call's bearer
+// token goes with a GetUser of the person, which identity answers only to
+// an administrator who may see that person.
+type IdentityAdmins struct {
+	Users identityv1.AdminServiceClient
+}
+
+// CheckAdmin implements Admins.
+func (a IdentityAdmins) CheckAdmin(ctx context.Context, userID string) (string, error) {
+	out := metadata.MD{}
+	if tok := grpcx.BearerToken(ctx); tok != "" {
+		out.Set("authorization", "Bearer "+tok)
+	}
+	u, err := a.Users.GetUser(metadata.NewOutgoingContext(ctx, out), &identityv1.GetUserRequest{Id: userID})
+	if err != nil {
+		return "", err
+	}
+	return u.GetOrgId(), nil
+}

@@ -1,0 +1,487 @@
+package ticket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/events"
+)
+
+// Config is the ticket policy. Zero durations take the CAS defaults.
+type Config struct {
+	// STTTL is the lifetime of a service ticket (CAS: 10 s).
+	STTTL time.Duration
+	// PTTTL is the lifetime of a proxy ticket (CAS: 10 s).
+	PTTTL time.Duration
+	// TGTIdle ends a session unused for this long (CAS: 2 h).
+	TGTIdle time.Duration
+	// TGTHard ends a session this long after login however much it is
+	// used (CAS: 8 h).
+	TGTHard time.Duration
+	// PGTTTL bounds a proxy-granting ticket (its session's end bounds it
+	// too; CAS: 2 h).
+	PGTTTL time.Duration
+	// Centre is the code of the issuing centre, carried by every ticket.
+	Centre string
+}
+
+// Defaults as CAS.
+const (
+	DefaultSTTTL   = 10 * time.Second
+	DefaultPTTTL   = 10 * time.Second
+	DefaultTGTIdle = 2 * time.Hour
+	DefaultTGTHard = 8 * time.Hour
+	DefaultPGTTTL  = 2 * time.Hour
+	DefaultCentre  = "c1"
+)
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.STTTL, DefaultSTTTL)
+	def(&c.PTTTL, DefaultPTTTL)
+	def(&c.TGTIdle, DefaultTGTIdle)
+	def(&c.TGTHard, DefaultTGTHard)
+	def(&c.PGTTTL, DefaultPGTTTL)
+	if c.Centre == "" {
+		c.Centre = DefaultCentre
+	}
+	return c
+}
+
+// AuditSink publishes audit events (the component publishes them to the
+// AUDIT stream, asynchronously: ticket records live in NATS, not in a
+// database whose outbox could carry them).
+type AuditSink interface {
+	Publish(ev events.Event)
+}
+
+// Ending is told of every session that ends (logout, expiry seen, revoked,
+// the person disabled), e.g. to send single-logout requests.
+type Ending func(s *Session, reason string)
+
+// Deps are what a Service needs.
+type Deps struct {
+	Store  Store
+	MAC    MACer
+	Audit  AuditSink // nil: none
+	Logger *zap.Logger
+	Now    func() time.Time
+	Ended  Ending // nil: none
+	Config Config
+}
+
+// Service is the ticket domain.
+type Service struct {
+	store   Store
+	mac     MACer
+	sink    AuditSink
+	log     *zap.Logger
+	now     func() time.Time
+	ended   Ending
+	cfg     Config
+	auditor *audit.Builder
+}
+
+// New returns a Service.
+func New(d Deps) (*Service, error) {
+	if d.Store == nil || d.MAC == nil {
+		return nil, errors.New("ticket: Store and MAC are required")
+	}
+	cfg := d.Config.withDefaults()
+	if !centreRE.MatchString(cfg.Centre) {
+		return nil, fmt.Errorf("ticket: centre %q must be 1-16 letters or digits", cfg.Centre)
+	}
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Service{store: d.Store, mac: d.MAC, sink: d.Audit, log: d.Logger, now: d.Now, ended: d.Ended,
+		cfg: cfg, auditor: audit.NewBuilder("ticket", d.Now)}, nil
+}
+
+// Config returns the policy in force.
+func (s *Service) Config() Config { return s.cfg }
+
+// SetEnding sets the hook told of ended sessions.
+func (s *Service) SetEnding(e Ending) { s.ended = e }
+
+func (s *Service) audit(ctx context.Context, a audit.Action) {
+	if s.sink != nil {
+		s.sink.Publish(s.auditor.Event(ctx, a))
+	}
+}
+
+// NewSession is what CreateSession records.
+type NewSession struct {
+	UserID    string
+	Login     string
+	OrgID     string
+	AuthLevel int
+	ClientIP  string
+}
+
+// CreateSession starts a session and returns its TGT.
+func (s *Service) CreateSession(ctx context.Context, n NewSession) (string, *Session, error) {
+	start := s.now()
+	if n.AuthLevel < 1 {
+		n.AuthLevel = 1
+	}
+	tgt := newOpaque(PrefixTGT, s.cfg.Centre)
+	sess := &Session{ID: SessionID(tgt), UserID: n.UserID, Login: n.Login, OrgID: n.OrgID, AuthLevel: n.AuthLevel,
+		Centre: s.cfg.Centre, CreatedAt: start.UTC(), LastUsedAt: start.UTC(), HardExpiry: start.Add(s.cfg.TGTHard).UTC(),
+		ClientIP: n.ClientIP}
+	if err := s.store.CreateSession(ctx, sess, sess.Expiry(s.cfg.TGTIdle).Sub(start)); err != nil {
+		s.audit(ctx, audit.Action{API: "session.create", Subject: "user:" + n.UserID, Org: n.OrgID,
+			Result: audit.ResultFailure, Reason: reasonOf(err), Start: start})
+		return "", nil, err
+	}
+	s.audit(ctx, audit.Action{API: "session.create", Subject: "user:" + n.UserID, Org: n.OrgID,
+		Result: audit.ResultSuccess, Reason: "OK", Start: start,
+		Detail: map[string]string{"session_id": sess.ID, "auth_level": fmt.Sprint(n.AuthLevel)}})
+	return tgt, sess, nil
+}
+
+// validTGT reports whether t has the form of a TGT.
+func validTGT(t string) bool {
+	return strings.HasPrefix(t, PrefixTGT) && ValidTicketChars(t)
+}
+
+// liveSession returns the session of id if it has not ended.
+func (s *Service) liveSession(ctx context.Context, id string) (*Session, uint64, error) {
+	sess, rev, err := s.store.GetSession(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, 0, ErrSessionNotFound
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if !s.now().Before(sess.Expiry(s.cfg.TGTIdle)) {
+		return nil, 0, ErrSessionNotFound
+	}
+	return sess, rev, nil
+}
+
+// GetSession returns the live session of tgt.
+func (s *Service) GetSession(ctx context.Context, tgt string) (*Session, error) {
+	if !validTGT(tgt) {
+		return nil, ErrSessionNotFound
+	}
+	sess, _, err := s.liveSession(ctx, SessionID(tgt))
+	return sess, err
+}
+
+// DestroySession ends the session of tgt (logout); false when it had
+// already ended.
+func (s *Service) DestroySession(ctx context.Context, tgt string) (bool, error) {
+	if !validTGT(tgt) {
+		return false, nil
+	}
+	return s.endSession(ctx, SessionID(tgt), "", "LOGOUT")
+}
+
+// endSession removes session id (of userID when not empty) and tells of it.
+func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bool, error) {
+	start := s.now()
+	if userID != "" {
+		sess, _, err := s.store.GetSession(ctx, id)
+		if errors.Is(err, ErrNotFound) || (err == nil && sess.UserID != userID) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	sess, err := s.store.DeleteSession(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	s.audit(ctx, audit.Action{API: "session.end", Subject: "user:" + sess.UserID, Org: sess.OrgID,
+		Result: audit.ResultSuccess, Reason: reason, Start: start,
+		Detail: map[string]string{"session_id": sess.ID, "services": fmt.Sprint(len(sess.Services))}})
+	if s.ended != nil {
+		s.ended(sess, reason)
+	}
+	return true, nil
+}
+
+// IssueServiceTicket issues an ST for service from the session of tgt and
+// records the service in the session (single logout).
+func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service, appID string, fromNewLogin bool) (string, time.Time, error) {
+	start := s.now()
+	if !validTGT(tgt) {
+		return "", time.Time{}, ErrSessionNotFound
+	}
+	id := SessionID(tgt)
+	var (
+		st  string
+		sig signed
+	)
+	for attempt := 0; ; attempt++ {
+		sess, rev, err := s.liveSession(ctx, id)
+		if err != nil {
+			s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultFailure,
+				Reason: reasonOf(err), Start: start, Detail: map[string]string{"service": service}})
+			return "", time.Time{}, err
+		}
+		now := s.now()
+		if st == "" {
+			st, sig = newSigned(s.mac, PrefixST, s.cfg.Centre, now, now.Add(s.cfg.STTTL))
+		}
+		sess.LastUsedAt = now.UTC()
+		sess.Services = append(sess.Services, ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()})
+		if n := len(sess.Services); n > MaxServicesPerSession {
+			sess.Services = sess.Services[n-MaxServicesPerSession:]
+		}
+		err = s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(now))
+		if errors.Is(err, ErrConflict) && attempt < 5 {
+			continue
+		}
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+			err = ErrSessionNotFound
+		}
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		rec := &Ticket{Kind: KindST, Serial: sig.Serial, Service: service, AppID: appID, SessionID: id,
+			UserID: sess.UserID, Login: sess.Login, OrgID: sess.OrgID, AuthLevel: sess.AuthLevel, FromNewLogin: fromNewLogin,
+			AuthTime: sess.CreatedAt, IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC()}
+		if err := s.store.PutTicket(ctx, keyOf(st), rec, s.cfg.STTTL); err != nil {
+			return "", time.Time{}, err
+		}
+		s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + sess.UserID, Org: sess.OrgID,
+			Result: audit.ResultSuccess, Reason: "OK", Start: start,
+			Detail: map[string]string{"kind": "ST", "serial": sig.Serial, "service": service, "app_id": appID,
+				"session_id": id}})
+		return st, sig.Expires, nil
+	}
+}
+
+// Validate is a validation request (CAS serviceValidate, proxyValidate).
+type Validate struct {
+	Ticket     string
+	Service    string
+	Renew      bool
+	AllowProxy bool
+	// IssuePGT asks for a proxy-granting ticket for PGTURL.
+	IssuePGT bool
+	PGTURL   string
+}
+
+// Validation is the answer: Valid with the ticket's record, or a CAS code
+// and message.
+type Validation struct {
+	Valid   bool
+	Code    CasCode
+	Message string
+	Ticket  *Ticket
+	PGT     string
+	PGTIOU  string
+}
+
+// ValidateTicket consumes and checks a service (or proxy) ticket. Refusals
+// are answers (Valid false); only faults of the store are errors.
+func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, error) {
+	start := s.now()
+	refuse := func(code CasCode, reason, msg string, t *Ticket) (*Validation, error) {
+		a := audit.Action{API: "ticket.validate", Subject: "ticket", Result: audit.ResultFailure, Reason: reason, Start: start,
+			Detail: map[string]string{"code": string(code), "service": v.Service}}
+		if t != nil {
+			a.Subject, a.Org = "user:"+t.UserID, t.OrgID
+			a.Detail["serial"] = t.Serial
+		}
+		s.audit(ctx, a)
+		return &Validation{Code: code, Message: msg}, nil
+	}
+	if v.Ticket == "" || v.Service == "" {
+		return refuse(CodeInvalidRequest, "MISSING_PARAMETER", "ticket and service are required", nil)
+	}
+	prefix := PrefixST
+	switch {
+	case strings.HasPrefix(v.Ticket, PrefixST):
+	case strings.HasPrefix(v.Ticket, PrefixPT) && v.AllowProxy:
+		prefix = PrefixPT
+	case strings.HasPrefix(v.Ticket, PrefixPT):
+		return refuse(CodeInvalidTicketSpec, "PROXY_TICKET_NOT_ALLOWED", "proxy tickets are validated at proxyValidate", nil)
+	default:
+		return refuse(CodeInvalidTicket, "UNKNOWN_TICKET", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), nil)
+	}
+	sig, err := parseSigned(s.mac, prefix, v.Ticket)
+	if err != nil {
+		// Forged, altered or malformed: refused before any lookup.
+		return refuse(CodeInvalidTicket, "FORGED_OR_MALFORMED", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), nil)
+	}
+	if !s.now().Before(sig.Expires) {
+		return refuse(CodeInvalidTicket, "EXPIRED", fmt.Sprintf("ticket %s has expired", shown(v.Ticket)), nil)
+	}
+	t, err := s.store.ConsumeTicket(ctx, keyOf(v.Ticket))
+	if errors.Is(err, ErrNotFound) {
+		return refuse(CodeInvalidTicket, "UNKNOWN_OR_USED", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The ticket is used up from here on, whatever follows (CAS: a ticket
+	// presented for the wrong service is invalidated too).
+	if t.Service != v.Service {
+		return refuse(CodeInvalidService, "WRONG_SERVICE", "the ticket was not issued for this service", t)
+	}
+	if v.Renew && !t.FromNewLogin {
+		return refuse(CodeInvalidTicketSpec, "NOT_FROM_NEW_LOGIN", "renew was requested but the ticket did not follow a login", t)
+	}
+	if _, _, err := s.liveSession(ctx, t.SessionID); err != nil {
+		if errors.Is(err, ErrSessionNotFound) {
+			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), t)
+		}
+		return nil, err
+	}
+	out := &Validation{Valid: true, Ticket: t}
+	if v.IssuePGT {
+		pgt, iou := newOpaque(PrefixPGT, s.cfg.Centre), newOpaque(PrefixPGTIOU, s.cfg.Centre)
+		rec := &PGT{SessionID: t.SessionID, UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, AuthLevel: t.AuthLevel,
+			AuthTime: t.AuthTime, Proxies: append([]string{v.PGTURL}, t.Proxies...), CreatedAt: s.now().UTC()}
+		if err := s.store.PutPGT(ctx, keyOf(pgt), rec, s.cfg.PGTTTL); err != nil {
+			return nil, err
+		}
+		out.PGT, out.PGTIOU = pgt, iou
+	}
+	s.audit(ctx, audit.Action{API: "ticket.validate", Subject: "user:" + t.UserID, Org: t.OrgID,
+		Result: audit.ResultSuccess, Reason: "OK", Start: start,
+		Detail: map[string]string{"kind": string(t.Kind), "serial": t.Serial, "service": v.Service, "app_id": t.AppID,
+			"pgt": fmt.Sprint(out.PGT != "")}})
+	return out, nil
+}
+
+// shown is the part of a ticket value that messages and records may show:
+// its prefix and serial start, never enough to use it.
+func shown(t string) string {
+	if len(t) > 12 {
+		t = t[:12] + "..."
+	}
+	var b strings.Builder
+	for _, r := range t {
+		if r < 0x20 || r == 0x7f || r == '<' || r == '>' || r == '&' || r == '"' || r == '\'' {
+			r = '?'
+		}
+		b.WriteRune(r)
+	}
+	return "'" + b.String() + "'"
+}
+
+// IssueProxyTicket issues a PT for target from a PGT. Refusals are answers
+// (code and message); only faults of the store are errors.
+func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target, appID string) (string, CasCode, string, error) {
+	start := s.now()
+	refuse := func(code CasCode, reason, msg string) (string, CasCode, string, error) {
+		s.audit(ctx, audit.Action{API: "ticket.proxy", Subject: "pgt", Result: audit.ResultFailure, Reason: reason,
+			Start: start, Detail: map[string]string{"code": string(code), "service": target}})
+		return "", code, msg, nil
+	}
+	if pgt == "" || target == "" {
+		return refuse(CodeInvalidRequest, "MISSING_PARAMETER", "pgt and targetService are required")
+	}
+	if !strings.HasPrefix(pgt, PrefixPGT) || !ValidTicketChars(pgt) {
+		return refuse(CodeInvalidTicket, "UNKNOWN_TICKET", fmt.Sprintf("ticket %s not recognized", shown(pgt)))
+	}
+	p, err := s.store.GetPGT(ctx, keyOf(pgt))
+	if errors.Is(err, ErrNotFound) {
+		return refuse(CodeInvalidTicket, "UNKNOWN_TICKET", fmt.Sprintf("ticket %s not recognized", shown(pgt)))
+	}
+	if err != nil {
+		return "", "", "", err
+	}
+	if _, _, err := s.liveSession(ctx, p.SessionID); err != nil {
+		if errors.Is(err, ErrSessionNotFound) {
+			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(pgt)))
+		}
+		return "", "", "", err
+	}
+	now := s.now()
+	pt, sig := newSigned(s.mac, PrefixPT, s.cfg.Centre, now, now.Add(s.cfg.PTTTL))
+	rec := &Ticket{Kind: KindPT, Serial: sig.Serial, Service: target, AppID: appID, SessionID: p.SessionID,
+		UserID: p.UserID, Login: p.Login, OrgID: p.OrgID, AuthLevel: p.AuthLevel, AuthTime: p.AuthTime,
+		IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Proxies: p.Proxies}
+	if err := s.store.PutTicket(ctx, keyOf(pt), rec, s.cfg.PTTTL); err != nil {
+		return "", "", "", err
+	}
+	s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + p.UserID, Org: p.OrgID,
+		Result: audit.ResultSuccess, Reason: "OK", Start: start,
+		Detail: map[string]string{"kind": "PT", "serial": sig.Serial, "service": target, "app_id": appID,
+			"session_id": p.SessionID}})
+	return pt, "", "", nil
+}
+
+// UserSessions lists the live sessions of a person.
+func (s *Service) UserSessions(ctx context.Context, userID string) ([]*Session, error) {
+	ids, err := s.store.UserSessions(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Session
+	for _, id := range ids {
+		sess, _, err := s.liveSession(ctx, id)
+		if errors.Is(err, ErrSessionNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if sess.UserID == userID {
+			out = append(out, sess)
+		}
+	}
+	return out, nil
+}
+
+// RevokeUserSessions ends one session of a person (sessionID) or all of
+// them; it returns how many ended.
+func (s *Service) RevokeUserSessions(ctx context.Context, userID, sessionID, reason string) (int, error) {
+	if sessionID != "" {
+		ok, err := s.endSession(ctx, sessionID, userID, reason)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			return 0, ErrNoSuchUserSession
+		}
+		return 1, nil
+	}
+	ids, err := s.store.UserSessions(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		ok, err := s.endSession(ctx, id, userID, reason)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// reasonOf is the reason of an error for audit records.
+func reasonOf(err error) string {
+	if ae, ok := apierr.As(err); ok {
+		return ae.Reason
+	}
+	return "ERROR"
+}

@@ -1,0 +1,443 @@
+package ticket_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/ticket"
+	"github.com/uias/uias/services/ticket/kvstore"
+)
+
+// recorder keeps the audit events published.
+type recorder struct {
+	mu  sync.Mutex
+	evs []events.AuditRecord
+}
+
+func (r *recorder) Publish(ev events.Event) {
+	var rec events.AuditRecord
+	_ = json.Unmarshal(ev.Payload, &rec)
+	rec.API = strings.TrimPrefix(ev.Type, "audit.")
+	r.mu.Lock()
+	r.evs = append(r.evs, rec)
+	r.mu.Unlock()
+}
+
+func (r *recorder) find(api, result, reason string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.evs {
+		if e.API == api && e.Result == result && (reason == "" || e.Reason == reason) {
+			return true
+		}
+	}
+	return false
+}
+
+type fixture struct {
+	svc   *ticket.Service
+	ns    *server.Server
+	nc    *nats.Conn
+	audit *recorder
+	clock *clock
+	mac   ticket.MACer
+}
+
+type clock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.off += d
+	c.mu.Unlock()
+}
+
+func signer(t *testing.T) ticket.MACer {
+	t.Helper()
+	ring, err := crypto.ParseRing(crypto.NewRingJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ring.Signer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newFixture(t *testing.T, cfg ticket.Config) *fixture {
+	t.Helper()
+	ns, err := events.StartEmbeddedNATS(t.TempDir(), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{ns: ns, nc: nc, audit: &recorder{}, clock: &clock{}, mac: signer(t)}
+	f.svc, err = ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second}), MAC: f.mac,
+		Audit: f.audit, Now: f.clock.now, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) login(t *testing.T, user string) string {
+	t.Helper()
+	tgt, sess, err := f.svc.CreateSession(context.Background(), ticket.NewSession{UserID: user, Login: "login-" + user, AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess.ID != ticket.SessionID(tgt) {
+		t.Fatalf("session id %q", sess.ID)
+	}
+	return tgt
+}
+
+func (f *fixture) st(t *testing.T, tgt, service string) string {
+	t.Helper()
+	st, _, err := f.svc.IssueServiceTicket(context.Background(), tgt, service, "app1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func (f *fixture) validate(t *testing.T, st, service string) *ticket.Validation {
+	t.Helper()
+	v, err := f.svc.ValidateTicket(context.Background(), ticket.Validate{Ticket: st, Service: service})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+const svcA = "https://a.example.com/app/"
+
+func TestTicketValues(t *testing.T) {
+	f := newFixture(t, ticket.Config{Centre: "bj1"})
+	tgt := f.login(t, "u1")
+	st := f.st(t, tgt, svcA)
+	for _, tc := range []struct{ v, prefix string }{{tgt, "TGT-"}, {st, "ST-"}} {
+		if !strings.HasPrefix(tc.v, tc.prefix) || !ticket.ValidTicketChars(tc.v) || len(tc.v) > 256 {
+			t.Errorf("ticket %q: want prefix %s, only [A-Za-z0-9-], <= 256 chars", tc.v, tc.prefix)
+		}
+		if !strings.Contains(tc.v, "-bj1") {
+			t.Errorf("ticket %q does not name its centre", tc.v)
+		}
+	}
+	// 128 random bits at least: the serial of an ST is 32 hex digits.
+	if parts := strings.Split(strings.TrimPrefix(st, "ST-"), "-"); len(parts[0]) < 32 {
+		t.Errorf("ST serial %q is shorter than 128 bits", parts[0])
+	}
+	if f.st(t, tgt, svcA) == st {
+		t.Error("two tickets are equal")
+	}
+}
+
+func TestValidateOnceForItsService(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	tgt := f.login(t, "u1")
+	st := f.st(t, tgt, svcA)
+	v := f.validate(t, st, svcA)
+	if !v.Valid || v.Ticket.UserID != "u1" || v.Ticket.Login != "login-u1" || v.Ticket.Service != svcA || v.Ticket.AppID != "app1" {
+		t.Fatalf("first validation: %+v", v)
+	}
+	if v := f.validate(t, st, svcA); v.Valid || v.Code != ticket.CodeInvalidTicket {
+		t.Fatalf("replay: %+v, want INVALID_TICKET", v)
+	}
+	if !f.audit.find("ticket.validate", "failure", "UNKNOWN_OR_USED") || !f.audit.find("ticket.validate", "success", "OK") {
+		t.Errorf("audit: %+v", f.audit.evs)
+	}
+	// Wrong service: refused, and the ticket is used up (CAS).
+	st = f.st(t, tgt, svcA)
+	if v := f.validate(t, st, "https://b.example.com/"); v.Valid || v.Code != ticket.CodeInvalidService {
+		t.Fatalf("wrong service: %+v", v)
+	}
+	if v := f.validate(t, st, svcA); v.Valid || v.Code != ticket.CodeInvalidTicket {
+		t.Fatalf("after wrong service: %+v", v)
+	}
+	// Missing parameters.
+	if v := f.validate(t, "", svcA); v.Code != ticket.CodeInvalidRequest {
+		t.Fatalf("no ticket: %+v", v)
+	}
+	if v := f.validate(t, st, ""); v.Code != ticket.CodeInvalidRequest {
+		t.Fatalf("no service: %+v", v)
+	}
+	// renew=true wants a ticket from a fresh login.
+	st = f.st(t, tgt, svcA)
+	if v, _ := f.svc.ValidateTicket(context.Background(), ticket.Validate{Ticket: st, Service: svcA, Renew: true}); v.Valid || v.Code != ticket.CodeInvalidTicketSpec {
+		t.Fatalf("renew: %+v", v)
+	}
+	st, _, _ = f.svc.IssueServiceTicket(context.Background(), tgt, svcA, "", true)
+	if v, _ := f.svc.ValidateTicket(context.Background(), ticket.Validate{Ticket: st, Service: svcA, Renew: true}); !v.Valid || !v.Ticket.FromNewLogin {
+		t.Fatalf("renew with a fresh login: %+v", v)
+	}
+}
+
+func TestConcurrentValidationsOneSuccess(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	st := f.st(t, f.login(t, "u1"), svcA)
+	var ok, refused, failed atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 100 {
+		wg.Go(func() {
+			<-start
+			v, err := f.svc.ValidateTicket(context.Background(), ticket.Validate{Ticket: st, Service: svcA})
+			switch {
+			case err != nil:
+				failed.Add(1)
+			case v.Valid:
+				ok.Add(1)
+			case v.Code == ticket.CodeInvalidTicket:
+				refused.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if ok.Load() != 1 || refused.Load() != 99 || failed.Load() != 0 {
+		t.Fatalf("100 concurrent validations: %d valid, %d refused, %d errors; want 1, 99, 0", ok.Load(), refused.Load(), failed.Load())
+	}
+}
+
+func TestForgedAndMalformedRefusedBeforeLookup(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	st := f.st(t, f.login(t, "u1"), svcA)
+	other := newFixture(t, ticket.Config{}) // another key ring
+	foreign := other.st(t, other.login(t, "u1"), svcA)
+	flip := func(s string, i int) string {
+		b := []byte(s)
+		if b[i] == 'a' {
+			b[i] = 'b'
+		} else {
+			b[i] = 'a'
+		}
+		return string(b)
+	}
+	parts := strings.Split(st, "-")
+	longer := strings.Join(append(parts[:3:3], "zzzzzzzz"), "-") + "-" + strings.Join(parts[4:], "-")
+	cases := map[string]string{
+		"other key ring":  foreign,
+		"altered serial":  flip(st, 5),
+		"altered mac":     flip(st, len(st)-3),
+		"altered expiry":  longer,
+		"no signature":    strings.Join(parts[:5], "-"),
+		"bad characters":  st[:10] + "_" + st[11:],
+		"too long":        st + strings.Repeat("a", 300),
+		"upper case hex":  strings.ToUpper(st[:3]) + strings.ToUpper(st[3:35]) + st[35:],
+		"not a ticket":    "hello",
+		"empty parts":     "ST------",
+		"tgt as st":       "ST-" + strings.TrimPrefix(f.login(t, "u2"), "TGT-"),
+		"ticket of a TGT": f.login(t, "u3"),
+		"html in ticket":  "ST-<script>",
+	}
+	for name, bad := range cases {
+		v := f.validate(t, bad, svcA)
+		if v.Valid || v.Code != ticket.CodeInvalidTicket {
+			t.Errorf("%s: %+v, want INVALID_TICKET", name, v)
+		}
+		if strings.ContainsAny(v.Message, "<>") {
+			t.Errorf("%s: message %q echoes markup", name, v.Message)
+		}
+	}
+	if !f.audit.find("ticket.validate", "failure", "FORGED_OR_MALFORMED") {
+		t.Error("no audit record of a forged ticket")
+	}
+	// The genuine ticket is still unused: forged ones never reached the store.
+	if v := f.validate(t, st, svcA); !v.Valid {
+		t.Fatalf("genuine ticket after forgeries: %+v", v)
+	}
+	// A proxy ticket at serviceValidate is INVALID_TICKET_SPEC.
+	if v := f.validate(t, "PT-"+strings.TrimPrefix(st, "ST-"), svcA); v.Code != ticket.CodeInvalidTicketSpec {
+		t.Errorf("PT at serviceValidate: %+v", v)
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	tgt := f.login(t, "u1")
+	st := f.st(t, tgt, svcA)
+	f.clock.advance(11 * time.Second) // ST lifetime 10 s
+	if v := f.validate(t, st, svcA); v.Valid || v.Code != ticket.CodeInvalidTicket || !strings.Contains(v.Message, "expired") {
+		t.Fatalf("expired ST: %+v", v)
+	}
+	// Session idle: 2 h without use ends it; use extends it.
+	f.clock.advance(110 * time.Minute)
+	st = f.st(t, tgt, svcA) // used at 1h50m
+	f.clock.advance(110 * time.Minute)
+	if _, err := f.svc.GetSession(context.Background(), tgt); err != nil {
+		t.Fatalf("session used 1h50m ago: %v", err)
+	}
+	f.clock.advance(11 * time.Minute)
+	if _, err := f.svc.GetSession(context.Background(), tgt); !errors.Is(err, ticket.ErrSessionNotFound) {
+		t.Fatalf("idle session: %v", err)
+	}
+	if _, _, err := f.svc.IssueServiceTicket(context.Background(), tgt, svcA, "", false); !errors.Is(err, ticket.ErrSessionNotFound) {
+		t.Fatalf("ST from an idle session: %v", err)
+	}
+	// Hard lifetime: 8 h however much it is used.
+	tgt = f.login(t, "u2")
+	for range 9 {
+		f.clock.advance(55 * time.Minute)
+		if _, _, err := f.svc.IssueServiceTicket(context.Background(), tgt, svcA, "", false); err != nil {
+			if !errors.Is(err, ticket.ErrSessionNotFound) {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatal("a session used every 55 minutes lived beyond 8 h")
+}
+
+func TestLogoutEndsSessionAndItsTickets(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	var ended []string
+	f.svc.SetEnding(func(s *ticket.Session, reason string) { ended = append(ended, reason+":"+s.UserID) })
+	tgt := f.login(t, "u1")
+	st := f.st(t, tgt, svcA)
+	ok, err := f.svc.DestroySession(context.Background(), tgt)
+	if err != nil || !ok {
+		t.Fatalf("logout: %v %v", ok, err)
+	}
+	if ok, _ := f.svc.DestroySession(context.Background(), tgt); ok {
+		t.Error("second logout ended something")
+	}
+	if v := f.validate(t, st, svcA); v.Valid || v.Code != ticket.CodeInvalidTicket {
+		t.Fatalf("ST of an ended session: %+v", v)
+	}
+	if len(ended) != 1 || ended[0] != "LOGOUT:u1" {
+		t.Errorf("ended: %v", ended)
+	}
+	if !f.audit.find("session.end", "success", "LOGOUT") || !f.audit.find("session.create", "success", "OK") {
+		t.Error("session audit missing")
+	}
+}
+
+func TestUserSessionsListAndRevoke(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	ctx := context.Background()
+	a, b := f.login(t, "u.1"), f.login(t, "u.1")
+	other := f.login(t, "u.10")
+	st := f.st(t, a, svcA)
+	list, err := f.svc.UserSessions(ctx, "u.1")
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	if len(list[0].Services)+len(list[1].Services) != 1 {
+		t.Errorf("services: %+v", list)
+	}
+	if _, err := f.svc.RevokeUserSessions(ctx, "u.1", ticket.SessionID(other), "ADMIN"); !errors.Is(err, ticket.ErrNoSuchUserSession) {
+		t.Fatalf("revoke another person's session: %v", err)
+	}
+	if n, err := f.svc.RevokeUserSessions(ctx, "u.1", ticket.SessionID(b), "ADMIN"); n != 1 || err != nil {
+		t.Fatalf("revoke one: %d %v", n, err)
+	}
+	if n, err := f.svc.RevokeUserSessions(ctx, "u.1", "", "USER_DISABLED"); n != 1 || err != nil {
+		t.Fatalf("revoke all: %d %v", n, err)
+	}
+	if v := f.validate(t, st, svcA); v.Valid {
+		t.Fatal("ticket of a revoked session validated")
+	}
+	if _, err := f.svc.GetSession(ctx, other); err != nil {
+		t.Fatalf("other person's session: %v", err)
+	}
+}
+
+func TestProxyTickets(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	ctx := context.Background()
+	tgt := f.login(t, "u1")
+	st := f.st(t, tgt, svcA)
+	v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA, IssuePGT: true, PGTURL: "https://a.example.com/pgt"})
+	if err != nil || !v.Valid || !strings.HasPrefix(v.PGT, "PGT-") || !strings.HasPrefix(v.PGTIOU, "PGTIOU-") {
+		t.Fatalf("validate with pgtUrl: %+v %v", v, err)
+	}
+	pt, code, _, err := f.svc.IssueProxyTicket(ctx, v.PGT, "https://backend.example.com/", "app2")
+	if err != nil || code != "" || !strings.HasPrefix(pt, "PT-") {
+		t.Fatalf("proxy: %q %s %v", pt, code, err)
+	}
+	if v := f.validate(t, pt, "https://backend.example.com/"); v.Valid || v.Code != ticket.CodeInvalidTicketSpec {
+		t.Fatalf("PT at serviceValidate: %+v", v)
+	}
+	// That refusal did not consume it (refused before any lookup).
+	pv, _ := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: pt, Service: "https://backend.example.com/", AllowProxy: true})
+	if !pv.Valid || len(pv.Ticket.Proxies) != 1 || pv.Ticket.Proxies[0] != "https://a.example.com/pgt" {
+		t.Fatalf("proxyValidate: %+v", pv)
+	}
+	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, "PGT-forged-c1", "https://backend.example.com/", ""); code != ticket.CodeInvalidTicket {
+		t.Errorf("forged PGT: %s", code)
+	}
+	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, "", "https://backend.example.com/", ""); code != ticket.CodeInvalidRequest {
+		t.Errorf("no PGT: %s", code)
+	}
+	// The PGT dies with its session.
+	_, _ = f.svc.DestroySession(ctx, tgt)
+	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, "https://backend.example.com/", ""); code != ticket.CodeInvalidTicket {
+		t.Errorf("PGT of an ended session: %s", code)
+	}
+}
+
+func TestNATSDownIsAPromptError(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	tgt := f.login(t, "u1")
+	st := f.st(t, tgt, svcA)
+	f.ns.Shutdown()
+	f.ns.WaitForShutdown()
+	ctx := context.Background()
+	check := func(what string, err error) {
+		t.Helper()
+		ae, ok := apierr.As(err)
+		if !ok || ae.Code != apierr.Unavailable || ae.Reason != "TICKET_STORE_UNAVAILABLE" {
+			t.Errorf("%s with NATS down: %v, want TICKET_STORE_UNAVAILABLE", what, err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA})
+		check("validate", err)
+		_, _, err = f.svc.IssueServiceTicket(ctx, tgt, svcA, "", false)
+		check("issue", err)
+		_, _, err = f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u2", Login: "u2"})
+		check("create session", err)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("calls hang while NATS is down")
+	}
+	if !f.audit.find("session.create", "failure", "TICKET_STORE_UNAVAILABLE") {
+		t.Error("failed session start not audited")
+	}
+}

@@ -1,0 +1,46 @@
+package ticket
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store errors (the kvstore maps its own to these).
+var (
+	// ErrNotFound: no live record (never made, consumed, ended or expired).
+	ErrNotFound = errors.New("ticket: not found")
+	// ErrConflict: the record changed since it was read (another
+	// validation consumed it, another call updated the session).
+	ErrConflict = errors.New("ticket: changed concurrently")
+)
+
+// Store keeps sessions and tickets with a time to live per record. Every
+// method returns promptly when the backend is down (an error that is, or
+// wraps, an *apierr.Error with reason TICKET_STORE_UNAVAILABLE).
+type Store interface {
+	// CreateSession stores a new session, ending after ttl.
+	CreateSession(ctx context.Context, s *Session, ttl time.Duration) error
+	// GetSession returns the session id and its revision.
+	GetSession(ctx context.Context, id string) (*Session, uint64, error)
+	// UpdateSession replaces the session if it is still at rev (else
+	// ErrConflict), with a new time to live.
+	UpdateSession(ctx context.Context, s *Session, rev uint64, ttl time.Duration) error
+	// DeleteSession removes the session (ErrNotFound when there is none).
+	DeleteSession(ctx context.Context, id string) (*Session, error)
+	// UserSessions lists the ids of the sessions of a person (some may
+	// have ended since).
+	UserSessions(ctx context.Context, userID string) ([]string, error)
+	// PutTicket stores a consumable ticket under key, ending after ttl.
+	PutTicket(ctx context.Context, key string, t *Ticket, ttl time.Duration) error
+	// ConsumeTicket returns the ticket under key and removes it, atomically:
+	// of concurrent calls for one key exactly one gets the ticket, the
+	// others ErrNotFound.
+	ConsumeTicket(ctx context.Context, key string) (*Ticket, error)
+	// PutPGT stores a proxy-granting ticket under key, ending after ttl.
+	PutPGT(ctx context.Context, key string, p *PGT, ttl time.Duration) error
+	// GetPGT returns the proxy-granting ticket under key.
+	GetPGT(ctx context.Context, key string) (*PGT, error)
+	// Ping checks that the backend answers.
+	Ping(ctx context.Context) error
+}

@@ -1,0 +1,115 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
+	ticketcomponent "github.com/uias/uias/services/ticket/component"
+)
+
+// The ticket component in target all: tickets validated over gRPC by
+// anyone (the ticket is the credential), session calls refused to callers
+// that are no UIAS component, administrators listing and revoking a
+// person's sessions, and a disabled or locked person losing their sessions
+// through identity's CHANGES events.
+func TestTicketComponent(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	f := e.seed("tkt", "tina", nil, nil)
+	h, ok := e.app.Value(ticketcomponent.Name).(*ticketcomponent.Handle)
+	if !ok {
+		t.Fatal("no ticket component in target all")
+	}
+	ctx := context.Background()
+	tickets := ticketv1.NewTicketServiceClient(e.conn)
+	admin := ticketv1.NewTicketAdminServiceClient(e.conn)
+
+	// Session calls are for components only (the CAS edge), not for a
+	// client over the network.
+	_, err := tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: f.userID, Login: "tina", AuthLevel: 1})
+	wantCode(t, err, codes.PermissionDenied, "COMPONENTS_ONLY")
+
+	tgt, _, err := h.Service.CreateSession(ctx, ticket.NewSession{UserID: f.userID, Login: "tina", AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const svc = "https://oa.example.com/"
+	st, _, err := h.Service.IssueServiceTicket(ctx, tgt, svc, f.appID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tickets.ValidateServiceTicket(ctx, &ticketv1.ValidateServiceTicketRequest{Ticket: st, Service: svc})
+	if err != nil || !res.GetValid() || res.GetUserId() != f.userID || res.GetLogin() != "tina" || res.GetAppId() != f.appID {
+		t.Fatalf("validate over gRPC: %v %v", res, err)
+	}
+	res, err = tickets.ValidateServiceTicket(ctx, &ticketv1.ValidateServiceTicketRequest{Ticket: st, Service: svc})
+	if err != nil || res.GetValid() || res.GetCode() != ticketv1.CasCode_CAS_CODE_INVALID_TICKET {
+		t.Fatalf("replay over gRPC: %v %v", res, err)
+	}
+
+	// Administrators list and revoke sessions; identity checks the token.
+	_, err = admin.ListUserSessions(ctx, &ticketv1.ListUserSessionsRequest{UserId: f.userID})
+	wantCode(t, err, codes.Unauthenticated, "BAD_ADMIN_TOKEN")
+	list, err := admin.ListUserSessions(e.adm(), &ticketv1.ListUserSessionsRequest{UserId: f.userID})
+	if err != nil || len(list.GetSessions()) != 1 || list.GetSessions()[0].GetServices()[0] != svc {
+		t.Fatalf("list sessions: %v %v", list, err)
+	}
+	code, body, _ := e.rest(http.MethodGet, "/v1/users/"+f.userID+"/sessions", map[string]string{"Authorization": "Bearer " + e.token}, nil)
+	if code != http.StatusOK || len(body["sessions"].([]any)) != 1 {
+		t.Fatalf("REST list sessions: %d %v", code, body)
+	}
+	second, _, _ := h.Service.CreateSession(ctx, ticket.NewSession{UserID: f.userID, Login: "tina", AuthLevel: 1})
+	rv, err := admin.RevokeUserSessions(e.adm(), &ticketv1.RevokeUserSessionsRequest{UserId: f.userID, SessionId: ticket.SessionID(second)})
+	if err != nil || rv.GetEnded() != 1 {
+		t.Fatalf("revoke one: %v %v", rv, err)
+	}
+	_, err = admin.RevokeUserSessions(e.adm(), &ticketv1.RevokeUserSessionsRequest{UserId: f.userID, SessionId: ticket.SessionID(second)})
+	wantCode(t, err, codes.NotFound, "SESSION_NOT_OF_USER")
+
+	// Disabling the person ends their sessions (CHANGES user.status_changed).
+	begin := time.Now()
+	if _, err := e.admin.SetUserStatus(e.adm(), &identityv1.SetUserStatusRequest{Id: f.userID, Status: identityv1.UserStatus_USER_STATUS_DISABLED}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the disabled person's session to end", func() bool {
+		_, err := h.Service.GetSession(ctx, tgt)
+		return err != nil
+	})
+	t.Logf("session ended %s after the person was disabled", time.Since(begin).Round(time.Millisecond))
+
+	// Locking does too (CHANGES user.locked).
+	if _, err := e.admin.SetUserStatus(e.adm(), &identityv1.SetUserStatusRequest{Id: f.userID, Status: identityv1.UserStatus_USER_STATUS_ACTIVE}); err != nil {
+		t.Fatal(err)
+	}
+	tgt, _, _ = h.Service.CreateSession(ctx, ticket.NewSession{UserID: f.userID, Login: "tina", AuthLevel: 1})
+	if _, err := e.admin.LockUser(e.adm(), &identityv1.LockUserRequest{Id: f.userID}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the locked person's session to end", func() bool {
+		_, err := h.Service.GetSession(ctx, tgt)
+		return err != nil
+	})
+
+	// Every step left its audit record.
+	eventually(t, "ticket audit records", func() bool {
+		seen := map[string]bool{}
+		for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.ticket.") {
+			seen[ev["_subject"].(string)+"/"+ev["result"].(string)+"/"+ev["reason"].(string)] = true
+		}
+		for _, want := range []string{"session.create/success/OK", "ticket.issue/success/OK", "ticket.validate/success/OK",
+			"ticket.validate/failure/UNKNOWN_OR_USED", "session.end/success/ADMIN_REVOKED", "session.end/success/USER_DISABLED",
+			"session.end/success/USER_LOCKED"} {
+			if !seen["uias.audit.ticket."+want] {
+				return false
+			}
+		}
+		return true
+	})
+}
