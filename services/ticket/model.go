@@ -101,5 +101,6 @@ const (
 	CodeInvalidProxyCallback    CasCode = "INVALID_PROXY_CALLBACK"
 	CodeInvalidTicket           CasCode = "INVALID_TICKET"
 	CodeInvalidService          CasCode = "INVALID_SERVICE"
+	CodeUnauthorizedService     CasCode = "UNAUTHORIZED_SERVICE"
 	CodeInternalError           CasCode = "INTERNAL_ERROR"
 )

@@ -78,7 +78,9 @@ type Deps struct {
 	Logger *zap.Logger
 	Now    func() time.Time
 	Ended  Ending // nil: none
-	Config Config
+	// Registry decides which services may receive tickets (required).
+	Registry *Registry
+	Config   Config
 }
 
 // Service is the ticket domain.
@@ -89,14 +91,15 @@ type Service struct {
 	log     *zap.Logger
 	now     func() time.Time
 	ended   Ending
+	reg     *Registry
 	cfg     Config
 	auditor *audit.Builder
 }
 
 // New returns a Service.
 func New(d Deps) (*Service, error) {
-	if d.Store == nil || d.MAC == nil {
-		return nil, errors.New("ticket: Store and MAC are required")
+	if d.Store == nil || d.MAC == nil || d.Registry == nil {
+		return nil, errors.New("ticket: Store, MAC and Registry are required")
 	}
 	cfg := d.Config.withDefaults()
 	if !centreRE.MatchString(cfg.Centre) {
@@ -109,8 +112,11 @@ func New(d Deps) (*Service, error) {
 		d.Now = time.Now
 	}
 	return &Service{store: d.Store, mac: d.MAC, sink: d.Audit, log: d.Logger, now: d.Now, ended: d.Ended,
-		cfg: cfg, auditor: audit.NewBuilder("ticket", d.Now)}, nil
+		reg: d.Registry, cfg: cfg, auditor: audit.NewBuilder("ticket", d.Now)}, nil
 }
+
+// Registry returns the service registry.
+func (s *Service) Registry() *Registry { return s.reg }
 
 // Config returns the policy in force.
 func (s *Service) Config() Config { return s.cfg }
@@ -221,22 +227,35 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 }
 
 // IssueServiceTicket issues an ST for service from the session of tgt and
-// records the service in the session (single logout).
+// records the service in the session (single logout). The service must be
+// registered (its application is the registry's, whatever appID says) and
+// the session must have reached the application's minimum authentication
+// level (else ErrAuthLevelTooLow: a step-up login is needed).
 func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service, appID string, fromNewLogin bool) (string, time.Time, error) {
 	start := s.now()
 	if !validTGT(tgt) {
 		return "", time.Time{}, ErrSessionNotFound
 	}
 	id := SessionID(tgt)
+	rs, err := s.reg.Match(ctx, service)
+	if err != nil {
+		s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultDenied,
+			Reason: reasonOf(err), Start: start, Detail: map[string]string{"service": service}})
+		return "", time.Time{}, err
+	}
+	appID = rs.AppID
 	var (
 		st  string
 		sig signed
 	)
 	for attempt := 0; ; attempt++ {
 		sess, rev, err := s.liveSession(ctx, id)
+		if err == nil && sess.AuthLevel < rs.MinAuthLevel {
+			err = ErrAuthLevelTooLow
+		}
 		if err != nil {
 			s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultFailure,
-				Reason: reasonOf(err), Start: start, Detail: map[string]string{"service": service}})
+				Reason: reasonOf(err), Start: start, Detail: map[string]string{"service": service, "app_id": appID}})
 			return "", time.Time{}, err
 		}
 		now := s.now()
@@ -329,6 +348,22 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	if !s.now().Before(sig.Expires) {
 		return refuse(CodeInvalidTicket, "EXPIRED", fmt.Sprintf("ticket %s has expired", shown(v.Ticket)), nil)
 	}
+	if v.IssuePGT {
+		rs, err := s.reg.Match(ctx, v.Service)
+		if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+			return nil, err
+		}
+		if rs == nil || !rs.AllowProxy {
+			return refuse(CodeUnauthorizedServiceProx, "PROXY_NOT_ALLOWED", "the service is not allowed to obtain proxy-granting tickets", nil)
+		}
+		cb, err := s.reg.Match(ctx, v.PGTURL)
+		if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+			return nil, err
+		}
+		if cb == nil || !strings.HasPrefix(v.PGTURL, "https://") {
+			return refuse(CodeInvalidProxyCallback, "BAD_PROXY_CALLBACK", "the proxy callback must be a registered https URL", nil)
+		}
+	}
 	t, err := s.store.ConsumeTicket(ctx, keyOf(v.Ticket))
 	if errors.Is(err, ErrNotFound) {
 		return refuse(CodeInvalidTicket, "UNKNOWN_OR_USED", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), nil)
@@ -411,6 +446,17 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target, appID strin
 		}
 		return "", "", "", err
 	}
+	rs, err := s.reg.Match(ctx, target)
+	if errors.Is(err, ErrServiceNotRegistered) {
+		return refuse(CodeUnauthorizedService, "SERVICE_NOT_REGISTERED", "the target service is not registered to use single sign-on")
+	}
+	if err != nil {
+		return "", "", "", err
+	}
+	if p.AuthLevel < rs.MinAuthLevel {
+		return refuse(CodeUnauthorizedService, "AUTH_LEVEL_TOO_LOW", "the target service requires a stronger login")
+	}
+	appID = rs.AppID
 	now := s.now()
 	pt, sig := newSigned(s.mac, PrefixPT, s.cfg.Centre, now, now.Add(s.cfg.PTTTL))
 	rec := &Ticket{Kind: KindPT, Serial: sig.Serial, Service: target, AppID: appID, SessionID: p.SessionID,

@@ -54,6 +54,8 @@ type fixture struct {
 	audit *recorder
 	clock *clock
 	mac   ticket.MACer
+
+	services *memServices
 }
 
 type clock struct {
@@ -102,9 +104,13 @@ func newFixture(t *testing.T, cfg ticket.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{ns: ns, nc: nc, audit: &recorder{}, clock: &clock{}, mac: signer(t)}
+	f := &fixture{ns: ns, nc: nc, audit: &recorder{}, clock: &clock{}, mac: signer(t), services: &memServices{}}
+	register(t, f.services, "a", ticket.RegisteredService{AppID: "app1", URL: "https://a.example.com/", AllowProxy: true})
+	register(t, f.services, "b", ticket.RegisteredService{AppID: "app2", URL: "https://b.example.com/"})
+	register(t, f.services, "be", ticket.RegisteredService{AppID: "app3", URL: "https://backend.example.com/"})
+	register(t, f.services, "l2", ticket.RegisteredService{AppID: "app4", URL: "https://strong.example.com/", MinAuthLevel: 2})
 	f.svc, err = ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second}), MAC: f.mac,
-		Audit: f.audit, Now: f.clock.now, Config: cfg})
+		Audit: f.audit, Now: f.clock.now, Config: cfg, Registry: ticket.NewRegistry(f.services, 0, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +131,7 @@ func (f *fixture) login(t *testing.T, user string) string {
 
 func (f *fixture) st(t *testing.T, tgt, service string) string {
 	t.Helper()
-	st, _, err := f.svc.IssueServiceTicket(context.Background(), tgt, service, "app1", false)
+	st, _, err := f.svc.IssueServiceTicket(context.Background(), tgt, service, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,6 +207,36 @@ func TestValidateOnceForItsService(t *testing.T) {
 	st, _, _ = f.svc.IssueServiceTicket(context.Background(), tgt, svcA, "", true)
 	if v, _ := f.svc.ValidateTicket(context.Background(), ticket.Validate{Ticket: st, Service: svcA, Renew: true}); !v.Valid || !v.Ticket.FromNewLogin {
 		t.Fatalf("renew with a fresh login: %+v", v)
+	}
+}
+
+func TestRegistryAndLevels(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	ctx := context.Background()
+	tgt := f.login(t, "u1")
+	for _, bad := range []string{"https://evil.example/", "https://a.example.com@evil.example/", "javascript:alert(1)"} {
+		if _, _, err := f.svc.IssueServiceTicket(ctx, tgt, bad, "", false); !errors.Is(err, ticket.ErrServiceNotRegistered) {
+			t.Errorf("ticket for %q: %v", bad, err)
+		}
+	}
+	// The registry names the application, not the caller.
+	st, _, err := f.svc.IssueServiceTicket(ctx, tgt, "https://b.example.com/", "app1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := f.validate(t, st, "https://b.example.com/"); !v.Valid || v.Ticket.AppID != "app2" {
+		t.Fatalf("app of the ticket: %+v", v)
+	}
+	// A level-2 application gets no ticket from a password session.
+	if _, _, err := f.svc.IssueServiceTicket(ctx, tgt, "https://strong.example.com/", "", false); !errors.Is(err, ticket.ErrAuthLevelTooLow) {
+		t.Fatalf("level 2 from level 1: %v", err)
+	}
+	strong, _, _ := f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u2", Login: "u2", AuthLevel: 2})
+	if _, _, err := f.svc.IssueServiceTicket(ctx, strong, "https://strong.example.com/", "", false); err != nil {
+		t.Fatalf("level 2 from level 2: %v", err)
+	}
+	if !f.audit.find("ticket.issue", "denied", "SERVICE_NOT_REGISTERED") || !f.audit.find("ticket.issue", "failure", "AUTH_LEVEL_TOO_LOW") {
+		t.Error("refused issues not audited")
 	}
 }
 
@@ -383,7 +419,7 @@ func TestProxyTickets(t *testing.T) {
 	if err != nil || !v.Valid || !strings.HasPrefix(v.PGT, "PGT-") || !strings.HasPrefix(v.PGTIOU, "PGTIOU-") {
 		t.Fatalf("validate with pgtUrl: %+v %v", v, err)
 	}
-	pt, code, _, err := f.svc.IssueProxyTicket(ctx, v.PGT, "https://backend.example.com/", "app2")
+	pt, code, _, err := f.svc.IssueProxyTicket(ctx, v.PGT, "https://backend.example.com/", "")
 	if err != nil || code != "" || !strings.HasPrefix(pt, "PT-") {
 		t.Fatalf("proxy: %q %s %v", pt, code, err)
 	}
@@ -392,8 +428,23 @@ func TestProxyTickets(t *testing.T) {
 	}
 	// That refusal did not consume it (refused before any lookup).
 	pv, _ := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: pt, Service: "https://backend.example.com/", AllowProxy: true})
-	if !pv.Valid || len(pv.Ticket.Proxies) != 1 || pv.Ticket.Proxies[0] != "https://a.example.com/pgt" {
+	if !pv.Valid || len(pv.Ticket.Proxies) != 1 || pv.Ticket.Proxies[0] != "https://a.example.com/pgt" || pv.Ticket.AppID != "app3" {
 		t.Fatalf("proxyValidate: %+v", pv)
+	}
+	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, "https://unregistered.example.com/", ""); code != ticket.CodeUnauthorizedService {
+		t.Errorf("PT for an unregistered service: %s", code)
+	}
+	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, "https://strong.example.com/", ""); code != ticket.CodeUnauthorizedService {
+		t.Errorf("PT for a level-2 service from a password login: %s", code)
+	}
+	// Only services allowed to proxy get PGTs, only at registered https callbacks.
+	st = f.st(t, tgt, "https://b.example.com/x")
+	if v, _ := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: "https://b.example.com/x", IssuePGT: true, PGTURL: "https://b.example.com/pgt"}); v.Code != ticket.CodeUnauthorizedServiceProx {
+		t.Errorf("PGT for a service not allowed to proxy: %+v", v)
+	}
+	st = f.st(t, tgt, svcA)
+	if v, _ := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA, IssuePGT: true, PGTURL: "https://evil.example/pgt"}); v.Code != ticket.CodeInvalidProxyCallback {
+		t.Errorf("PGT to an unregistered callback: %+v", v)
 	}
 	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, "PGT-forged-c1", "https://backend.example.com/", ""); code != ticket.CodeInvalidTicket {
 		t.Errorf("forged PGT: %s", code)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -41,7 +42,40 @@ func TestTicketComponent(t *testing.T) {
 		t.Fatal(err)
 	}
 	const svc = "https://oa.example.com/"
-	st, _, err := h.Service.IssueServiceTicket(ctx, tgt, svc, f.appID, true)
+	// No ticket for a service nobody registered.
+	if _, _, err := h.Service.IssueServiceTicket(ctx, tgt, svc, f.appID, true); !errors.Is(err, ticket.ErrServiceNotRegistered) {
+		t.Fatalf("ticket for an unregistered service: %v", err)
+	}
+	// Administrators register the application's service (identity checks
+	// the token and the application).
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	def := &ticketv1.ServiceDefinition{AppId: f.appID, Name: "OA", Url: "https://OA.example.com/"}
+	_, err = registry.CreateService(ctx, &ticketv1.CreateServiceRequest{Service: def})
+	wantCode(t, err, codes.Unauthenticated, "BAD_ADMIN_TOKEN")
+	_, err = registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{AppId: "no-such-app", Url: svc}})
+	wantCode(t, err, codes.NotFound, "")
+	_, err = registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{AppId: f.appID, Url: "https://oa.example.com@evil.example/"}})
+	wantCode(t, err, codes.InvalidArgument, "BAD_SERVICE_DEFINITION")
+	rs, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: def})
+	if err != nil || rs.GetUrl() != "https://oa.example.com:443/" || rs.GetMinAuthLevel() != 1 || !rs.GetEnabled() {
+		t.Fatalf("register: %v %v", rs, err)
+	}
+	code, body, _ := e.rest(http.MethodGet, "/v1/cas/services?app_id="+f.appID, map[string]string{"Authorization": "Bearer " + e.token}, nil)
+	if code != http.StatusOK || len(body["services"].([]any)) != 1 {
+		t.Fatalf("REST list services: %d %v", code, body)
+	}
+	code, body, _ = e.rest(http.MethodPost, "/v1/cas/services", map[string]string{"Authorization": "Bearer " + e.token},
+		map[string]any{"service": map[string]any{"app_id": f.appID, "pattern": `https://[a-z]+\.oa\.example\.com/.*`, "min_auth_level": 2}})
+	if code != http.StatusOK || body["pattern"] == "" {
+		t.Fatalf("REST register a pattern: %d %v", code, body)
+	}
+	if _, err := tickets.MatchService(ctx, &ticketv1.MatchServiceRequest{Service: svc}); err == nil {
+		t.Fatal("MatchService over the network without being a component")
+	}
+	if _, _, err := h.Service.IssueServiceTicket(ctx, tgt, "https://hr.oa.example.com/x", "", true); !errors.Is(err, ticket.ErrAuthLevelTooLow) {
+		t.Fatalf("level-2 service from a password session: %v", err)
+	}
+	st, _, err := h.Service.IssueServiceTicket(ctx, tgt, svc, "", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +95,7 @@ func TestTicketComponent(t *testing.T) {
 	if err != nil || len(list.GetSessions()) != 1 || list.GetSessions()[0].GetServices()[0] != svc {
 		t.Fatalf("list sessions: %v %v", list, err)
 	}
-	code, body, _ := e.rest(http.MethodGet, "/v1/users/"+f.userID+"/sessions", map[string]string{"Authorization": "Bearer " + e.token}, nil)
+	code, body, _ = e.rest(http.MethodGet, "/v1/users/"+f.userID+"/sessions", map[string]string{"Authorization": "Bearer " + e.token}, nil)
 	if code != http.StatusOK || len(body["sessions"].([]any)) != 1 {
 		t.Fatalf("REST list sessions: %d %v", code, body)
 	}
@@ -103,7 +137,7 @@ func TestTicketComponent(t *testing.T) {
 		for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.ticket.") {
 			seen[ev["_subject"].(string)+"/"+ev["result"].(string)+"/"+ev["reason"].(string)] = true
 		}
-		for _, want := range []string{"session.create/success/OK", "ticket.issue/success/OK", "ticket.validate/success/OK",
+		for _, want := range []string{"service.created/success/OK", "session.create/success/OK", "ticket.issue/success/OK", "ticket.validate/success/OK",
 			"ticket.validate/failure/UNKNOWN_OR_USED", "session.end/success/ADMIN_REVOKED", "session.end/success/USER_DISABLED",
 			"session.end/success/USER_LOCKED"} {
 			if !seen["uias.audit.ticket."+want] {

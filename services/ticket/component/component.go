@@ -16,13 +16,16 @@ import (
 
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/proto/gen/openapi"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
 	"github.com/uias/uias/services/ticket/kvstore"
 	"github.com/uias/uias/services/ticket/server"
+	"github.com/uias/uias/services/ticket/sqlstore"
 )
 
 // Name is the ticket component's name (target, config key, etcd name).
@@ -32,6 +35,30 @@ const Name = "ticket"
 // (tests and benchmarks): module.Process.Value("ticket").
 type Handle struct {
 	Service *ticket.Service
+	DB      *store.DB
+	Relay   *events.Relay
+}
+
+// relayKicking is the service store with the relay kicked after each
+// change, so its events leave at once.
+type relayKicking struct {
+	*sqlstore.Store
+	relay *events.Relay
+}
+
+func (r relayKicking) CreateService(ctx context.Context, s *ticket.RegisteredService, evs ...events.Event) error {
+	defer r.relay.Kick()
+	return r.Store.CreateService(ctx, s, evs...)
+}
+
+func (r relayKicking) UpdateService(ctx context.Context, s *ticket.RegisteredService, evs ...events.Event) error {
+	defer r.relay.Kick()
+	return r.Store.UpdateService(ctx, s, evs...)
+}
+
+func (r relayKicking) DeleteService(ctx context.Context, id string, evs ...events.Event) error {
+	defer r.relay.Kick()
+	return r.Store.DeleteService(ctx, id, evs...)
 }
 
 // Module is the ticket component's registration.
@@ -39,19 +66,24 @@ func Module() module.Module {
 	return module.Module{
 		Name:    Name,
 		Config:  func() config.Section { return Defaults() },
+		SQL:     true,
 		NATS:    true,
 		Uses:    []string{"identity"},
 		REST:    rest,
 		OpenAPI: openapi.Ticket,
 		OpenAPISecurity: map[string][]string{
-			"TicketAdminService": module.AdminCredentials,
+			"TicketAdminService":     module.AdminCredentials,
+			"ServiceRegistryService": module.AdminCredentials,
 		},
 		Init: start,
 	}
 }
 
 func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
-	return ticketv1.RegisterTicketAdminServiceHandlerClient(ctx, mux, ticketv1.NewTicketAdminServiceClient(conn))
+	if err := ticketv1.RegisterTicketAdminServiceHandlerClient(ctx, mux, ticketv1.NewTicketAdminServiceClient(conn)); err != nil {
+		return err
+	}
+	return ticketv1.RegisterServiceRegistryServiceHandlerClient(ctx, mux, ticketv1.NewServiceRegistryServiceClient(conn))
 }
 
 // UserChangesSubject matches identity's CHANGES events of users.
@@ -79,10 +111,21 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	db, err := env.SQL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("ticket migrations: %w", err)
+	}
+	services := sqlstore.New(db)
+	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
+	env.Go(func(ctx context.Context) { _ = relay.Run(ctx) })
+	registry := ticket.NewRegistry(relayKicking{services, relay}, cfg.RegistryRefresh, nil)
 	store := kvstore.New(js, kvstore.Options{Replicas: cfg.KVReplicas, Timeout: cfg.StoreTimeout})
 	aq := newAuditQueue(js, log.Named("audit"))
 	env.Go(aq.run)
-	svc, err := ticket.New(ticket.Deps{Store: store, MAC: signer, Audit: aq, Logger: log,
+	svc, err := ticket.New(ticket.Deps{Store: store, MAC: signer, Audit: aq, Logger: log, Registry: registry,
 		Config: ticket.Config{STTTL: cfg.STTTL, PTTTL: cfg.PTTTL, TGTIdle: cfg.TGTIdle, TGTHard: cfg.TGTHard,
 			PGTTTL: cfg.PGTTTL, Centre: cfg.Centre}})
 	if err != nil {
@@ -102,8 +145,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	return &module.Component{
 		Register: server.New(svc, server.IdentityAdmins{Users: identityv1.NewAdminServiceClient(idConn)}).Register,
 		Auth:     server.CallerAuth{},
-		Ready:    store.Ping,
-		Value:    &Handle{Service: svc},
+		Ready: func(ctx context.Context) error {
+			return errors.Join(store.Ping(ctx), services.Ping(ctx))
+		},
+		Value: &Handle{Service: svc, DB: db, Relay: relay},
 	}, nil
 }
 

@@ -37,15 +37,18 @@ type Config struct {
 	// default): the deployment's ring as identity reads it (UIAS_KEYRING,
 	// identity.key_file, identity.key_file_allow_open_mode). Service
 	// tickets are signed with its signing keys.
-	KeyFile              string `yaml:"key_file"`
-	KeyFileAllowOpenMode bool   `yaml:"key_file_allow_open_mode"`
+	KeyFile string `yaml:"key_file"`
+	// RegistryRefresh is how often an instance rereads the service registry
+	// (changes made through it apply at once; 5s).
+	RegistryRefresh      time.Duration `yaml:"registry_refresh"`
+	KeyFileAllowOpenMode bool          `yaml:"key_file_allow_open_mode"`
 }
 
 // Defaults returns the ticket defaults (CAS's).
 func Defaults() *Config {
 	return &Config{STTTL: ticket.DefaultSTTTL, PTTTL: ticket.DefaultPTTTL, TGTIdle: ticket.DefaultTGTIdle,
 		TGTHard: ticket.DefaultTGTHard, PGTTTL: ticket.DefaultPGTTTL, Centre: ticket.DefaultCentre,
-		KVReplicas: 1, StoreTimeout: 2 * time.Second}
+		KVReplicas: 1, StoreTimeout: 2 * time.Second, RegistryRefresh: 5 * time.Second}
 }
 
 // Bind implements config.Section.
@@ -59,6 +62,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.KVReplicas, "UIAS_TICKET_KV_REPLICAS", "", "")
 	b.Duration(&c.StoreTimeout, "UIAS_TICKET_STORE_TIMEOUT", "", "")
 	b.String(&c.KeyFile, "UIAS_TICKET_KEY_FILE", "", "")
+	b.Duration(&c.RegistryRefresh, "UIAS_TICKET_REGISTRY_REFRESH", "", "")
 	b.Bool(&c.KeyFileAllowOpenMode, "UIAS_TICKET_KEY_FILE_ALLOW_OPEN_MODE", "", "")
 }
 
@@ -112,5 +116,6 @@ func (c *Config) Validate(*config.Config) error {
 		bad("kv_replicas", "must be between 1 and 5, got %d", c.KVReplicas)
 	}
 	between("store_timeout", c.StoreTimeout, 100*time.Millisecond, time.Minute)
+	between("registry_refresh", c.RegistryRefresh, 100*time.Millisecond, time.Hour)
 	return errors.Join(errs...)
 }

@@ -24,16 +24,19 @@ func init() {
 		Doc: "A method the ticket service does not know how to authenticate callers for."})
 }
 
-// Admins checks that the administrator of a call (its bearer token) may
-// see a person, and returns the person's org (for audit records).
+// Admins checks the administrator of a call (its bearer token) with
+// identity: that they may see a person, an application, or (appID empty)
+// that they are an administrator at all.
 type Admins interface {
 	CheckAdmin(ctx context.Context, userID string) (orgID string, err error)
+	CheckApp(ctx context.Context, appID string) error
 }
 
 // Server implements TicketService and TicketAdminService.
 type Server struct {
 	ticketv1.UnimplementedTicketServiceServer
 	ticketv1.UnimplementedTicketAdminServiceServer
+	ticketv1.UnimplementedServiceRegistryServiceServer
 	svc    *ticket.Service
 	admins Admins
 }
@@ -45,6 +48,7 @@ func New(svc *ticket.Service, admins Admins) *Server { return &Server{svc: svc, 
 func (s *Server) Register(g *grpc.Server) {
 	ticketv1.RegisterTicketServiceServer(g, s)
 	ticketv1.RegisterTicketAdminServiceServer(g, s)
+	ticketv1.RegisterServiceRegistryServiceServer(g, s)
 }
 
 // CallerAuth authenticates callers: ValidateServiceTicket is open (the
@@ -64,7 +68,8 @@ func (CallerAuth) AuthenticateCaller(ctx context.Context, method string) (contex
 			return nil, ticket.ErrComponentsOnly
 		}
 		c.Principal = o.Principal
-	case strings.HasPrefix(method, "/uias.ticket.v1.TicketAdminService/"):
+	case strings.HasPrefix(method, "/uias.ticket.v1.TicketAdminService/"),
+		strings.HasPrefix(method, "/uias.ticket.v1.ServiceRegistryService/"):
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):
 	default:
 		return nil, apierr.New(apierr.Unauthenticated, "UNKNOWN_TICKET_METHOD", "unknown method")
@@ -141,6 +146,7 @@ var casCodes = map[ticket.CasCode]ticketv1.CasCode{
 	ticket.CodeInvalidTicket:           ticketv1.CasCode_CAS_CODE_INVALID_TICKET,
 	ticket.CodeInvalidService:          ticketv1.CasCode_CAS_CODE_INVALID_SERVICE,
 	ticket.CodeInternalError:           ticketv1.CasCode_CAS_CODE_INTERNAL_ERROR,
+	ticket.CodeUnauthorizedService:     ticketv1.CasCode_CAS_CODE_UNAUTHORIZED_SERVICE,
 }
 
 // CasCodeOf maps a wire code back to the domain's (for the CAS edge).
@@ -206,6 +212,106 @@ func (s *Server) RevokeUserSessions(ctx context.Context, r *ticketv1.RevokeUserS
 	return &ticketv1.RevokeUserSessionsResponse{Ended: int32(n)}, nil
 }
 
+// ---- service registry ----
+
+func servicePB(r *ticket.RegisteredService) *ticketv1.RegisteredService {
+	return &ticketv1.RegisteredService{Id: r.ID, AppId: r.AppID, Name: r.Name, Url: r.URL, Pattern: r.Pattern,
+		LogoutUrl: r.LogoutURL, MinAuthLevel: int32(r.MinAuthLevel), AllowProxy: r.AllowProxy, Enabled: r.Enabled,
+		CreatedAt: ts(r.CreatedAt), UpdatedAt: ts(r.UpdatedAt)}
+}
+
+func serviceDef(d *ticketv1.ServiceDefinition) ticket.RegisteredService {
+	return ticket.RegisteredService{AppID: d.GetAppId(), Name: d.GetName(), URL: d.GetUrl(), Pattern: d.GetPattern(),
+		LogoutURL: d.GetLogoutUrl(), MinAuthLevel: int(d.GetMinAuthLevel()), AllowProxy: d.GetAllowProxy(), Enabled: !d.GetDisabled()}
+}
+
+// MatchService implements TicketService.
+func (s *Server) MatchService(ctx context.Context, r *ticketv1.MatchServiceRequest) (*ticketv1.RegisteredService, error) {
+	rs, err := s.svc.Registry().Match(ctx, r.GetService())
+	if err != nil {
+		return nil, err
+	}
+	return servicePB(rs), nil
+}
+
+// CreateService implements ServiceRegistryService.
+func (s *Server) CreateService(ctx context.Context, r *ticketv1.CreateServiceRequest) (*ticketv1.RegisteredService, error) {
+	if err := s.admins.CheckApp(ctx, r.GetService().GetAppId()); err != nil {
+		return nil, err
+	}
+	rs, err := s.svc.CreateRegisteredService(ctx, serviceDef(r.GetService()))
+	if err != nil {
+		return nil, err
+	}
+	return servicePB(rs), nil
+}
+
+// loadService returns service id when the administrator may see its app.
+func (s *Server) loadService(ctx context.Context, id string) (*ticket.RegisteredService, error) {
+	if err := s.admins.CheckApp(ctx, ""); err != nil {
+		return nil, err
+	}
+	rs, err := s.svc.GetRegisteredService(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.admins.CheckApp(ctx, rs.AppID); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// GetService implements ServiceRegistryService.
+func (s *Server) GetService(ctx context.Context, r *ticketv1.GetServiceRequest) (*ticketv1.RegisteredService, error) {
+	rs, err := s.loadService(ctx, r.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return servicePB(rs), nil
+}
+
+// ListServices implements ServiceRegistryService.
+func (s *Server) ListServices(ctx context.Context, r *ticketv1.ListServicesRequest) (*ticketv1.ListServicesResponse, error) {
+	if err := s.admins.CheckApp(ctx, r.GetAppId()); err != nil {
+		return nil, err
+	}
+	list, err := s.svc.ListRegisteredServices(ctx, r.GetAppId())
+	if err != nil {
+		return nil, err
+	}
+	out := &ticketv1.ListServicesResponse{}
+	for _, rs := range list {
+		out.Services = append(out.Services, servicePB(rs))
+	}
+	return out, nil
+}
+
+// UpdateService implements ServiceRegistryService.
+func (s *Server) UpdateService(ctx context.Context, r *ticketv1.UpdateServiceRequest) (*ticketv1.RegisteredService, error) {
+	if _, err := s.loadService(ctx, r.GetId()); err != nil {
+		return nil, err
+	}
+	if err := s.admins.CheckApp(ctx, r.GetService().GetAppId()); err != nil {
+		return nil, err
+	}
+	rs, err := s.svc.UpdateRegisteredService(ctx, r.GetId(), serviceDef(r.GetService()))
+	if err != nil {
+		return nil, err
+	}
+	return servicePB(rs), nil
+}
+
+// DeleteService implements ServiceRegistryService.
+func (s *Server) DeleteService(ctx context.Context, r *ticketv1.DeleteServiceRequest) (*ticketv1.DeleteServiceResponse, error) {
+	if _, err := s.loadService(ctx, r.GetId()); err != nil {
+		return nil, err
+	}
+	if err := s.svc.DeleteRegisteredService(ctx, r.GetId()); err != nil {
+		return nil, err
+	}
+	return &ticketv1.DeleteServiceResponse{}, nil
+}
+
 // IdentityAdmins checks administrators with identity: the call's bearer
 // token goes with a GetUser of the person, which identity answers only to
 // an administrator who may see that person.
@@ -215,13 +321,28 @@ type IdentityAdmins struct {
 
 // CheckAdmin implements Admins.
 func (a IdentityAdmins) CheckAdmin(ctx context.Context, userID string) (string, error) {
-	out := metadata.MD{}
-	if tok := grpcx.BearerToken(ctx); tok != "" {
-		out.Set("authorization", "Bearer "+tok)
-	}
-	u, err := a.Users.GetUser(metadata.NewOutgoingContext(ctx, out), &identityv1.GetUserRequest{Id: userID})
+	u, err := a.Users.GetUser(adminContext(ctx), &identityv1.GetUserRequest{Id: userID})
 	if err != nil {
 		return "", err
 	}
 	return u.GetOrgId(), nil
+}
+
+// CheckApp implements Admins: GetApp of appID, or a one-row ListApps.
+func (a IdentityAdmins) CheckApp(ctx context.Context, appID string) error {
+	if appID == "" {
+		_, err := a.Users.ListApps(adminContext(ctx), &identityv1.ListAppsRequest{PageSize: 1})
+		return err
+	}
+	_, err := a.Users.GetApp(adminContext(ctx), &identityv1.GetAppRequest{Id: appID})
+	return err
+}
+
+// adminContext carries the call's bearer token to identity.
+func adminContext(ctx context.Context) context.Context {
+	out := metadata.MD{}
+	if tok := grpcx.BearerToken(ctx); tok != "" {
+		out.Set("authorization", "Bearer "+tok)
+	}
+	return metadata.NewOutgoingContext(ctx, out)
 }

@@ -37,6 +37,7 @@ const (
 	CasCode_CAS_CODE_INVALID_TICKET             CasCode = 5
 	CasCode_CAS_CODE_INVALID_SERVICE            CasCode = 6
 	CasCode_CAS_CODE_INTERNAL_ERROR             CasCode = 7
+	CasCode_CAS_CODE_UNAUTHORIZED_SERVICE       CasCode = 8
 )
 
 // Enum value maps for CasCode.
@@ -50,6 +51,7 @@ var (
 		5: "CAS_CODE_INVALID_TICKET",
 		6: "CAS_CODE_INVALID_SERVICE",
 		7: "CAS_CODE_INTERNAL_ERROR",
+		8: "CAS_CODE_UNAUTHORIZED_SERVICE",
 	}
 	CasCode_value = map[string]int32{
 		"CAS_CODE_UNSPECIFIED":                0,
@@ -60,6 +62,7 @@ var (
 		"CAS_CODE_INVALID_TICKET":             5,
 		"CAS_CODE_INVALID_SERVICE":            6,
 		"CAS_CODE_INTERNAL_ERROR":             7,
+		"CAS_CODE_UNAUTHORIZED_SERVICE":       8,
 	}
 )
 
@@ -90,6 +93,595 @@ func (CasCode) EnumDescriptor() ([]byte, []int) {
 	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{0}
 }
 
+// RegisteredService is where an application may receive tickets.
+type RegisteredService struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	AppId string                 `protobuf:"bytes,2,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	Name  string                 `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	// url is the registered prefix, normalised
+	// (scheme://host:port/path): a service URL matches with the same scheme,
+	// host and port and a path under it (at a segment boundary).
+	Url string `protobuf:"bytes,4,opt,name=url" json:"url,omitempty"`
+	// pattern is an opt-in regular expression (RE2) the whole service URL
+	// must match (anchored at both ends); url is then empty.
+	Pattern string `protobuf:"bytes,5,opt,name=pattern" json:"pattern,omitempty"`
+	// logout_url receives the back-channel logout requests (empty: the
+	// service URL).
+	LogoutUrl string `protobuf:"bytes,6,opt,name=logout_url,json=logoutUrl" json:"logout_url,omitempty"`
+	// min_auth_level: 1 = password, 2 = certificate or another strong method.
+	MinAuthLevel int32 `protobuf:"varint,7,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	// allow_proxy lets the service obtain proxy-granting tickets.
+	AllowProxy    bool                   `protobuf:"varint,8,opt,name=allow_proxy,json=allowProxy" json:"allow_proxy,omitempty"`
+	Enabled       bool                   `protobuf:"varint,9,opt,name=enabled" json:"enabled,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt" json:"created_at,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisteredService) Reset() {
+	*x = RegisteredService{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisteredService) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisteredService) ProtoMessage() {}
+
+func (x *RegisteredService) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisteredService.ProtoReflect.Descriptor instead.
+func (*RegisteredService) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RegisteredService) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RegisteredService) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *RegisteredService) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RegisteredService) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *RegisteredService) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+func (x *RegisteredService) GetLogoutUrl() string {
+	if x != nil {
+		return x.LogoutUrl
+	}
+	return ""
+}
+
+func (x *RegisteredService) GetMinAuthLevel() int32 {
+	if x != nil {
+		return x.MinAuthLevel
+	}
+	return 0
+}
+
+func (x *RegisteredService) GetAllowProxy() bool {
+	if x != nil {
+		return x.AllowProxy
+	}
+	return false
+}
+
+func (x *RegisteredService) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *RegisteredService) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *RegisteredService) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// ServiceDefinition is what an administrator sets.
+type ServiceDefinition struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AppId     string                 `protobuf:"bytes,1,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name" json:"name,omitempty"`
+	Url       string                 `protobuf:"bytes,3,opt,name=url" json:"url,omitempty"`
+	Pattern   string                 `protobuf:"bytes,4,opt,name=pattern" json:"pattern,omitempty"`
+	LogoutUrl string                 `protobuf:"bytes,5,opt,name=logout_url,json=logoutUrl" json:"logout_url,omitempty"`
+	// min_auth_level: 0 means 1.
+	MinAuthLevel int32 `protobuf:"varint,6,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	AllowProxy   bool  `protobuf:"varint,7,opt,name=allow_proxy,json=allowProxy" json:"allow_proxy,omitempty"`
+	// disabled services match nothing.
+	Disabled      bool `protobuf:"varint,8,opt,name=disabled" json:"disabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceDefinition) Reset() {
+	*x = ServiceDefinition{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceDefinition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceDefinition) ProtoMessage() {}
+
+func (x *ServiceDefinition) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceDefinition.ProtoReflect.Descriptor instead.
+func (*ServiceDefinition) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ServiceDefinition) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *ServiceDefinition) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceDefinition) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *ServiceDefinition) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+func (x *ServiceDefinition) GetLogoutUrl() string {
+	if x != nil {
+		return x.LogoutUrl
+	}
+	return ""
+}
+
+func (x *ServiceDefinition) GetMinAuthLevel() int32 {
+	if x != nil {
+		return x.MinAuthLevel
+	}
+	return 0
+}
+
+func (x *ServiceDefinition) GetAllowProxy() bool {
+	if x != nil {
+		return x.AllowProxy
+	}
+	return false
+}
+
+func (x *ServiceDefinition) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+type MatchServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatchServiceRequest) Reset() {
+	*x = MatchServiceRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatchServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatchServiceRequest) ProtoMessage() {}
+
+func (x *MatchServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatchServiceRequest.ProtoReflect.Descriptor instead.
+func (*MatchServiceRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MatchServiceRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+type CreateServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       *ServiceDefinition     `protobuf:"bytes,1,opt,name=service" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateServiceRequest) Reset() {
+	*x = CreateServiceRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceRequest) ProtoMessage() {}
+
+func (x *CreateServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceRequest.ProtoReflect.Descriptor instead.
+func (*CreateServiceRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CreateServiceRequest) GetService() *ServiceDefinition {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+type GetServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceRequest) Reset() {
+	*x = GetServiceRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceRequest) ProtoMessage() {}
+
+func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
+func (*GetServiceRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetServiceRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ListServicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AppId         string                 `protobuf:"bytes,1,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServicesRequest) Reset() {
+	*x = ListServicesRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServicesRequest) ProtoMessage() {}
+
+func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
+func (*ListServicesRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListServicesRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+type ListServicesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Services      []*RegisteredService   `protobuf:"bytes,1,rep,name=services" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServicesResponse) Reset() {
+	*x = ListServicesResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServicesResponse) ProtoMessage() {}
+
+func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
+func (*ListServicesResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListServicesResponse) GetServices() []*RegisteredService {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+type UpdateServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Service       *ServiceDefinition     `protobuf:"bytes,2,opt,name=service" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceRequest) Reset() {
+	*x = UpdateServiceRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceRequest) ProtoMessage() {}
+
+func (x *UpdateServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateServiceRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UpdateServiceRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateServiceRequest) GetService() *ServiceDefinition {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+type DeleteServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteServiceRequest) Reset() {
+	*x = DeleteServiceRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServiceRequest) ProtoMessage() {}
+
+func (x *DeleteServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServiceRequest.ProtoReflect.Descriptor instead.
+func (*DeleteServiceRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DeleteServiceRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteServiceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteServiceResponse) Reset() {
+	*x = DeleteServiceResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServiceResponse) ProtoMessage() {}
+
+func (x *DeleteServiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServiceResponse.ProtoReflect.Descriptor instead.
+func (*DeleteServiceResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{9}
+}
+
 // Session is an SSO session as callers see it (never its TGT).
 type Session struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -114,7 +706,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[0]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -126,7 +718,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[0]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -139,7 +731,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{0}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Session) GetId() string {
@@ -218,7 +810,7 @@ type CreateSessionRequest struct {
 
 func (x *CreateSessionRequest) Reset() {
 	*x = CreateSessionRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[1]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -230,7 +822,7 @@ func (x *CreateSessionRequest) String() string {
 func (*CreateSessionRequest) ProtoMessage() {}
 
 func (x *CreateSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[1]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -243,7 +835,7 @@ func (x *CreateSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSessionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSessionRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{1}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateSessionRequest) GetUserId() string {
@@ -285,7 +877,7 @@ type CreateSessionResponse struct {
 
 func (x *CreateSessionResponse) Reset() {
 	*x = CreateSessionResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[2]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -297,7 +889,7 @@ func (x *CreateSessionResponse) String() string {
 func (*CreateSessionResponse) ProtoMessage() {}
 
 func (x *CreateSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[2]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -310,7 +902,7 @@ func (x *CreateSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSessionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSessionResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{2}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateSessionResponse) GetTgt() string {
@@ -336,7 +928,7 @@ type GetSessionRequest struct {
 
 func (x *GetSessionRequest) Reset() {
 	*x = GetSessionRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[3]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +940,7 @@ func (x *GetSessionRequest) String() string {
 func (*GetSessionRequest) ProtoMessage() {}
 
 func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[3]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +953,7 @@ func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionRequest.ProtoReflect.Descriptor instead.
 func (*GetSessionRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{3}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetSessionRequest) GetTgt() string {
@@ -380,7 +972,7 @@ type DestroySessionRequest struct {
 
 func (x *DestroySessionRequest) Reset() {
 	*x = DestroySessionRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[4]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -392,7 +984,7 @@ func (x *DestroySessionRequest) String() string {
 func (*DestroySessionRequest) ProtoMessage() {}
 
 func (x *DestroySessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[4]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -405,7 +997,7 @@ func (x *DestroySessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroySessionRequest.ProtoReflect.Descriptor instead.
 func (*DestroySessionRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{4}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DestroySessionRequest) GetTgt() string {
@@ -425,7 +1017,7 @@ type DestroySessionResponse struct {
 
 func (x *DestroySessionResponse) Reset() {
 	*x = DestroySessionResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[5]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +1029,7 @@ func (x *DestroySessionResponse) String() string {
 func (*DestroySessionResponse) ProtoMessage() {}
 
 func (x *DestroySessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[5]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +1042,7 @@ func (x *DestroySessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroySessionResponse.ProtoReflect.Descriptor instead.
 func (*DestroySessionResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{5}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DestroySessionResponse) GetEnded() bool {
@@ -466,7 +1058,7 @@ type IssueServiceTicketRequest struct {
 	// service is the URL the ticket is for, as the edge checked it against
 	// the service registry.
 	Service string `protobuf:"bytes,2,opt,name=service" json:"service,omitempty"`
-	// app_id of the registered application the service belongs to.
+	// app_id is ignored: the service registry names the application.
 	AppId string `protobuf:"bytes,3,opt,name=app_id,json=appId" json:"app_id,omitempty"`
 	// from_new_login: the credentials were presented for this ticket (CAS
 	// "renew"); validation with renew=true accepts only such tickets.
@@ -477,7 +1069,7 @@ type IssueServiceTicketRequest struct {
 
 func (x *IssueServiceTicketRequest) Reset() {
 	*x = IssueServiceTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[6]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +1081,7 @@ func (x *IssueServiceTicketRequest) String() string {
 func (*IssueServiceTicketRequest) ProtoMessage() {}
 
 func (x *IssueServiceTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[6]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +1094,7 @@ func (x *IssueServiceTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueServiceTicketRequest.ProtoReflect.Descriptor instead.
 func (*IssueServiceTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{6}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *IssueServiceTicketRequest) GetTgt() string {
@@ -543,7 +1135,7 @@ type IssueServiceTicketResponse struct {
 
 func (x *IssueServiceTicketResponse) Reset() {
 	*x = IssueServiceTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[7]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +1147,7 @@ func (x *IssueServiceTicketResponse) String() string {
 func (*IssueServiceTicketResponse) ProtoMessage() {}
 
 func (x *IssueServiceTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[7]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +1160,7 @@ func (x *IssueServiceTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueServiceTicketResponse.ProtoReflect.Descriptor instead.
 func (*IssueServiceTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{7}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *IssueServiceTicketResponse) GetTicket() string {
@@ -604,7 +1196,7 @@ type ValidateServiceTicketRequest struct {
 
 func (x *ValidateServiceTicketRequest) Reset() {
 	*x = ValidateServiceTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[8]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +1208,7 @@ func (x *ValidateServiceTicketRequest) String() string {
 func (*ValidateServiceTicketRequest) ProtoMessage() {}
 
 func (x *ValidateServiceTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[8]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +1221,7 @@ func (x *ValidateServiceTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateServiceTicketRequest.ProtoReflect.Descriptor instead.
 func (*ValidateServiceTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{8}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ValidateServiceTicketRequest) GetTicket() string {
@@ -701,7 +1293,7 @@ type ValidateServiceTicketResponse struct {
 
 func (x *ValidateServiceTicketResponse) Reset() {
 	*x = ValidateServiceTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[9]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +1305,7 @@ func (x *ValidateServiceTicketResponse) String() string {
 func (*ValidateServiceTicketResponse) ProtoMessage() {}
 
 func (x *ValidateServiceTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[9]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +1318,7 @@ func (x *ValidateServiceTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateServiceTicketResponse.ProtoReflect.Descriptor instead.
 func (*ValidateServiceTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{9}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ValidateServiceTicketResponse) GetValid() bool {
@@ -831,7 +1423,7 @@ type IssueProxyTicketRequest struct {
 
 func (x *IssueProxyTicketRequest) Reset() {
 	*x = IssueProxyTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[10]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +1435,7 @@ func (x *IssueProxyTicketRequest) String() string {
 func (*IssueProxyTicketRequest) ProtoMessage() {}
 
 func (x *IssueProxyTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[10]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +1448,7 @@ func (x *IssueProxyTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketRequest.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{10}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *IssueProxyTicketRequest) GetPgt() string {
@@ -892,7 +1484,7 @@ type IssueProxyTicketResponse struct {
 
 func (x *IssueProxyTicketResponse) Reset() {
 	*x = IssueProxyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[11]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1496,7 @@ func (x *IssueProxyTicketResponse) String() string {
 func (*IssueProxyTicketResponse) ProtoMessage() {}
 
 func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[11]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1509,7 @@ func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketResponse.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{11}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *IssueProxyTicketResponse) GetTicket() string {
@@ -950,7 +1542,7 @@ type ListUserSessionsRequest struct {
 
 func (x *ListUserSessionsRequest) Reset() {
 	*x = ListUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[12]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1554,7 @@ func (x *ListUserSessionsRequest) String() string {
 func (*ListUserSessionsRequest) ProtoMessage() {}
 
 func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[12]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1567,7 @@ func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{12}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListUserSessionsRequest) GetUserId() string {
@@ -994,7 +1586,7 @@ type ListUserSessionsResponse struct {
 
 func (x *ListUserSessionsResponse) Reset() {
 	*x = ListUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[13]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1598,7 @@ func (x *ListUserSessionsResponse) String() string {
 func (*ListUserSessionsResponse) ProtoMessage() {}
 
 func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[13]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1611,7 @@ func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{13}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListUserSessionsResponse) GetSessions() []*Session {
@@ -1039,7 +1631,7 @@ type RevokeUserSessionsRequest struct {
 
 func (x *RevokeUserSessionsRequest) Reset() {
 	*x = RevokeUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[14]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1643,7 @@ func (x *RevokeUserSessionsRequest) String() string {
 func (*RevokeUserSessionsRequest) ProtoMessage() {}
 
 func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[14]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1656,7 @@ func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{14}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RevokeUserSessionsRequest) GetUserId() string {
@@ -1090,7 +1682,7 @@ type RevokeUserSessionsResponse struct {
 
 func (x *RevokeUserSessionsResponse) Reset() {
 	*x = RevokeUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[15]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1694,7 @@ func (x *RevokeUserSessionsResponse) String() string {
 func (*RevokeUserSessionsResponse) ProtoMessage() {}
 
 func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[15]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1707,7 @@ func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{15}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RevokeUserSessionsResponse) GetEnded() int32 {
@@ -1129,7 +1721,51 @@ var File_uias_ticket_v1_ticket_proto protoreflect.FileDescriptor
 
 const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\n" +
-	"\x1buias/ticket/v1/ticket.proto\x12\x0euias.ticket.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xd4\x02\n" +
+	"\x1buias/ticket/v1/ticket.proto\x12\x0euias.ticket.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xf0\x02\n" +
+	"\x11RegisteredService\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
+	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x04 \x01(\tR\x03url\x12\x18\n" +
+	"\apattern\x18\x05 \x01(\tR\apattern\x12\x1d\n" +
+	"\n" +
+	"logout_url\x18\x06 \x01(\tR\tlogoutUrl\x12$\n" +
+	"\x0emin_auth_level\x18\a \x01(\x05R\fminAuthLevel\x12\x1f\n" +
+	"\vallow_proxy\x18\b \x01(\bR\n" +
+	"allowProxy\x12\x18\n" +
+	"\aenabled\x18\t \x01(\bR\aenabled\x129\n" +
+	"\n" +
+	"created_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xc0\x02\n" +
+	"\x11ServiceDefinition\x12&\n" +
+	"\x06app_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12 \n" +
+	"\x04name\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04name\x12\x1e\n" +
+	"\x03url\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x03url\x12&\n" +
+	"\apattern\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\apattern\x12+\n" +
+	"\n" +
+	"logout_url\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\tlogoutUrl\x12/\n" +
+	"\x0emin_auth_level\x18\x06 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\fminAuthLevel\x12\x1f\n" +
+	"\vallow_proxy\x18\a \x01(\bR\n" +
+	"allowProxy\x12\x1a\n" +
+	"\bdisabled\x18\b \x01(\bR\bdisabled\"@\n" +
+	"\x13MatchServiceRequest\x12)\n" +
+	"\aservice\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\aservice\"[\n" +
+	"\x14CreateServiceRequest\x12C\n" +
+	"\aservice\x18\x01 \x01(\v2!.uias.ticket.v1.ServiceDefinitionB\x06\xbaH\x03\xc8\x01\x01R\aservice\"3\n" +
+	"\x11GetServiceRequest\x12\x1e\n" +
+	"\x02id\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xc8\xc6'\x01(@R\x02id\":\n" +
+	"\x13ListServicesRequest\x12#\n" +
+	"\x06app_id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"U\n" +
+	"\x14ListServicesResponse\x12=\n" +
+	"\bservices\x18\x01 \x03(\v2!.uias.ticket.v1.RegisteredServiceR\bservices\"{\n" +
+	"\x14UpdateServiceRequest\x12\x1e\n" +
+	"\x02id\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xc8\xc6'\x01(@R\x02id\x12C\n" +
+	"\aservice\x18\x02 \x01(\v2!.uias.ticket.v1.ServiceDefinitionB\x06\xbaH\x03\xc8\x01\x01R\aservice\"6\n" +
+	"\x14DeleteServiceRequest\x12\x1e\n" +
+	"\x02id\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xc8\xc6'\x01(@R\x02id\"\x17\n" +
+	"\x15DeleteServiceResponse\"\xd4\x02\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
@@ -1210,7 +1846,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\tsessionId\"2\n" +
 	"\x1aRevokeUserSessionsResponse\x12\x14\n" +
-	"\x05ended\x18\x01 \x01(\x05R\x05ended*\x89\x02\n" +
+	"\x05ended\x18\x01 \x01(\x05R\x05ended*\xac\x02\n" +
 	"\aCasCode\x12\x18\n" +
 	"\x14CAS_CODE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CAS_CODE_INVALID_REQUEST\x10\x01\x12 \n" +
@@ -1219,7 +1855,8 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x1fCAS_CODE_INVALID_PROXY_CALLBACK\x10\x04\x12\x1b\n" +
 	"\x17CAS_CODE_INVALID_TICKET\x10\x05\x12\x1c\n" +
 	"\x18CAS_CODE_INVALID_SERVICE\x10\x06\x12\x1b\n" +
-	"\x17CAS_CODE_INTERNAL_ERROR\x10\a2\xe2\x04\n" +
+	"\x17CAS_CODE_INTERNAL_ERROR\x10\a\x12!\n" +
+	"\x1dCAS_CODE_UNAUTHORIZED_SERVICE\x10\b2\xba\x05\n" +
 	"\rTicketService\x12\\\n" +
 	"\rCreateSession\x12$.uias.ticket.v1.CreateSessionRequest\x1a%.uias.ticket.v1.CreateSessionResponse\x12H\n" +
 	"\n" +
@@ -1227,7 +1864,15 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x0eDestroySession\x12%.uias.ticket.v1.DestroySessionRequest\x1a&.uias.ticket.v1.DestroySessionResponse\x12k\n" +
 	"\x12IssueServiceTicket\x12).uias.ticket.v1.IssueServiceTicketRequest\x1a*.uias.ticket.v1.IssueServiceTicketResponse\x12t\n" +
 	"\x15ValidateServiceTicket\x12,.uias.ticket.v1.ValidateServiceTicketRequest\x1a-.uias.ticket.v1.ValidateServiceTicketResponse\x12e\n" +
-	"\x10IssueProxyTicket\x12'.uias.ticket.v1.IssueProxyTicketRequest\x1a(.uias.ticket.v1.IssueProxyTicketResponse2\xc0\x02\n" +
+	"\x10IssueProxyTicket\x12'.uias.ticket.v1.IssueProxyTicketRequest\x1a(.uias.ticket.v1.IssueProxyTicketResponse\x12V\n" +
+	"\fMatchService\x12#.uias.ticket.v1.MatchServiceRequest\x1a!.uias.ticket.v1.RegisteredService2\xf0\x04\n" +
+	"\x16ServiceRegistryService\x12u\n" +
+	"\rCreateService\x12$.uias.ticket.v1.CreateServiceRequest\x1a!.uias.ticket.v1.RegisteredService\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/cas/services\x12q\n" +
+	"\n" +
+	"GetService\x12!.uias.ticket.v1.GetServiceRequest\x1a!.uias.ticket.v1.RegisteredService\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/cas/services/{id}\x12s\n" +
+	"\fListServices\x12#.uias.ticket.v1.ListServicesRequest\x1a$.uias.ticket.v1.ListServicesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/cas/services\x12z\n" +
+	"\rUpdateService\x12$.uias.ticket.v1.UpdateServiceRequest\x1a!.uias.ticket.v1.RegisteredService\" \x82\xd3\xe4\x93\x02\x1a:\x01*\x1a\x15/v1/cas/services/{id}\x12{\n" +
+	"\rDeleteService\x12$.uias.ticket.v1.DeleteServiceRequest\x1a%.uias.ticket.v1.DeleteServiceResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/cas/services/{id}2\xc0\x02\n" +
 	"\x12TicketAdminService\x12\x8b\x01\n" +
 	"\x10ListUserSessions\x12'.uias.ticket.v1.ListUserSessionsRequest\x1a(.uias.ticket.v1.ListUserSessionsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/users/{user_id}/sessions\x12\x9b\x01\n" +
 	"\x12RevokeUserSessions\x12).uias.ticket.v1.RevokeUserSessionsRequest\x1a*.uias.ticket.v1.RevokeUserSessionsResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/users/{user_id}/sessions:revokeB=Z6github.com/uias/uias/proto/gen/uias/ticket/v1;ticketv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
@@ -1245,58 +1890,85 @@ func file_uias_ticket_v1_ticket_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_ticket_v1_ticket_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(CasCode)(0),                          // 0: uias.ticket.v1.CasCode
-	(*Session)(nil),                       // 1: uias.ticket.v1.Session
-	(*CreateSessionRequest)(nil),          // 2: uias.ticket.v1.CreateSessionRequest
-	(*CreateSessionResponse)(nil),         // 3: uias.ticket.v1.CreateSessionResponse
-	(*GetSessionRequest)(nil),             // 4: uias.ticket.v1.GetSessionRequest
-	(*DestroySessionRequest)(nil),         // 5: uias.ticket.v1.DestroySessionRequest
-	(*DestroySessionResponse)(nil),        // 6: uias.ticket.v1.DestroySessionResponse
-	(*IssueServiceTicketRequest)(nil),     // 7: uias.ticket.v1.IssueServiceTicketRequest
-	(*IssueServiceTicketResponse)(nil),    // 8: uias.ticket.v1.IssueServiceTicketResponse
-	(*ValidateServiceTicketRequest)(nil),  // 9: uias.ticket.v1.ValidateServiceTicketRequest
-	(*ValidateServiceTicketResponse)(nil), // 10: uias.ticket.v1.ValidateServiceTicketResponse
-	(*IssueProxyTicketRequest)(nil),       // 11: uias.ticket.v1.IssueProxyTicketRequest
-	(*IssueProxyTicketResponse)(nil),      // 12: uias.ticket.v1.IssueProxyTicketResponse
-	(*ListUserSessionsRequest)(nil),       // 13: uias.ticket.v1.ListUserSessionsRequest
-	(*ListUserSessionsResponse)(nil),      // 14: uias.ticket.v1.ListUserSessionsResponse
-	(*RevokeUserSessionsRequest)(nil),     // 15: uias.ticket.v1.RevokeUserSessionsRequest
-	(*RevokeUserSessionsResponse)(nil),    // 16: uias.ticket.v1.RevokeUserSessionsResponse
-	(*timestamppb.Timestamp)(nil),         // 17: google.protobuf.Timestamp
+	(*RegisteredService)(nil),             // 1: uias.ticket.v1.RegisteredService
+	(*ServiceDefinition)(nil),             // 2: uias.ticket.v1.ServiceDefinition
+	(*MatchServiceRequest)(nil),           // 3: uias.ticket.v1.MatchServiceRequest
+	(*CreateServiceRequest)(nil),          // 4: uias.ticket.v1.CreateServiceRequest
+	(*GetServiceRequest)(nil),             // 5: uias.ticket.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),           // 6: uias.ticket.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),          // 7: uias.ticket.v1.ListServicesResponse
+	(*UpdateServiceRequest)(nil),          // 8: uias.ticket.v1.UpdateServiceRequest
+	(*DeleteServiceRequest)(nil),          // 9: uias.ticket.v1.DeleteServiceRequest
+	(*DeleteServiceResponse)(nil),         // 10: uias.ticket.v1.DeleteServiceResponse
+	(*Session)(nil),                       // 11: uias.ticket.v1.Session
+	(*CreateSessionRequest)(nil),          // 12: uias.ticket.v1.CreateSessionRequest
+	(*CreateSessionResponse)(nil),         // 13: uias.ticket.v1.CreateSessionResponse
+	(*GetSessionRequest)(nil),             // 14: uias.ticket.v1.GetSessionRequest
+	(*DestroySessionRequest)(nil),         // 15: uias.ticket.v1.DestroySessionRequest
+	(*DestroySessionResponse)(nil),        // 16: uias.ticket.v1.DestroySessionResponse
+	(*IssueServiceTicketRequest)(nil),     // 17: uias.ticket.v1.IssueServiceTicketRequest
+	(*IssueServiceTicketResponse)(nil),    // 18: uias.ticket.v1.IssueServiceTicketResponse
+	(*ValidateServiceTicketRequest)(nil),  // 19: uias.ticket.v1.ValidateServiceTicketRequest
+	(*ValidateServiceTicketResponse)(nil), // 20: uias.ticket.v1.ValidateServiceTicketResponse
+	(*IssueProxyTicketRequest)(nil),       // 21: uias.ticket.v1.IssueProxyTicketRequest
+	(*IssueProxyTicketResponse)(nil),      // 22: uias.ticket.v1.IssueProxyTicketResponse
+	(*ListUserSessionsRequest)(nil),       // 23: uias.ticket.v1.ListUserSessionsRequest
+	(*ListUserSessionsResponse)(nil),      // 24: uias.ticket.v1.ListUserSessionsResponse
+	(*RevokeUserSessionsRequest)(nil),     // 25: uias.ticket.v1.RevokeUserSessionsRequest
+	(*RevokeUserSessionsResponse)(nil),    // 26: uias.ticket.v1.RevokeUserSessionsResponse
+	(*timestamppb.Timestamp)(nil),         // 27: google.protobuf.Timestamp
 }
 var file_uias_ticket_v1_ticket_proto_depIdxs = []int32{
-	17, // 0: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	17, // 1: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	17, // 2: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 3: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
-	17, // 4: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	17, // 6: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
-	0,  // 7: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	1,  // 8: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
-	2,  // 9: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
-	4,  // 10: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
-	5,  // 11: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
-	7,  // 12: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
-	9,  // 13: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
-	11, // 14: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
-	13, // 15: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
-	15, // 16: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
-	3,  // 17: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
-	1,  // 18: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
-	6,  // 19: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
-	8,  // 20: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
-	10, // 21: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
-	12, // 22: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
-	14, // 23: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
-	16, // 24: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	27, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
+	27, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
+	2,  // 2: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
+	1,  // 3: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
+	2,  // 4: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
+	27, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	27, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	27, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	11, // 8: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
+	27, // 9: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 10: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
+	27, // 11: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
+	0,  // 12: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
+	11, // 13: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
+	12, // 14: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
+	14, // 15: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
+	15, // 16: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
+	17, // 17: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
+	19, // 18: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
+	21, // 19: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
+	3,  // 20: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
+	4,  // 21: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
+	5,  // 22: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
+	6,  // 23: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
+	8,  // 24: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
+	9,  // 25: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
+	23, // 26: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
+	25, // 27: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
+	13, // 28: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
+	11, // 29: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
+	16, // 30: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
+	18, // 31: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
+	20, // 32: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
+	22, // 33: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
+	1,  // 34: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
+	1,  // 35: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
+	1,  // 36: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
+	7,  // 37: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
+	1,  // 38: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
+	10, // 39: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
+	24, // 40: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
+	26, // 41: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
+	28, // [28:42] is the sub-list for method output_type
+	14, // [14:28] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_uias_ticket_v1_ticket_proto_init() }
@@ -1310,9 +1982,9 @@ func file_uias_ticket_v1_ticket_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_ticket_v1_ticket_proto_rawDesc), len(file_uias_ticket_v1_ticket_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   26,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_uias_ticket_v1_ticket_proto_goTypes,
 		DependencyIndexes: file_uias_ticket_v1_ticket_proto_depIdxs,

@@ -25,6 +25,7 @@ const (
 	TicketService_IssueServiceTicket_FullMethodName    = "/uias.ticket.v1.TicketService/IssueServiceTicket"
 	TicketService_ValidateServiceTicket_FullMethodName = "/uias.ticket.v1.TicketService/ValidateServiceTicket"
 	TicketService_IssueProxyTicket_FullMethodName      = "/uias.ticket.v1.TicketService/IssueProxyTicket"
+	TicketService_MatchService_FullMethodName          = "/uias.ticket.v1.TicketService/MatchService"
 )
 
 // TicketServiceClient is the client API for TicketService service.
@@ -54,6 +55,10 @@ type TicketServiceClient interface {
 	ValidateServiceTicket(ctx context.Context, in *ValidateServiceTicketRequest, opts ...grpc.CallOption) (*ValidateServiceTicketResponse, error)
 	// IssueProxyTicket issues a PT for target_service from a PGT.
 	IssueProxyTicket(ctx context.Context, in *IssueProxyTicketRequest, opts ...grpc.CallOption) (*IssueProxyTicketResponse, error)
+	// MatchService returns the registered service of a service URL
+	// (SERVICE_NOT_REGISTERED when none): the edge shows an error page, never
+	// a redirect, for an unregistered service.
+	MatchService(ctx context.Context, in *MatchServiceRequest, opts ...grpc.CallOption) (*RegisteredService, error)
 }
 
 type ticketServiceClient struct {
@@ -124,6 +129,16 @@ func (c *ticketServiceClient) IssueProxyTicket(ctx context.Context, in *IssuePro
 	return out, nil
 }
 
+func (c *ticketServiceClient) MatchService(ctx context.Context, in *MatchServiceRequest, opts ...grpc.CallOption) (*RegisteredService, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisteredService)
+	err := c.cc.Invoke(ctx, TicketService_MatchService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TicketServiceServer is the server API for TicketService service.
 // All implementations must embed UnimplementedTicketServiceServer
 // for forward compatibility.
@@ -151,6 +166,10 @@ type TicketServiceServer interface {
 	ValidateServiceTicket(context.Context, *ValidateServiceTicketRequest) (*ValidateServiceTicketResponse, error)
 	// IssueProxyTicket issues a PT for target_service from a PGT.
 	IssueProxyTicket(context.Context, *IssueProxyTicketRequest) (*IssueProxyTicketResponse, error)
+	// MatchService returns the registered service of a service URL
+	// (SERVICE_NOT_REGISTERED when none): the edge shows an error page, never
+	// a redirect, for an unregistered service.
+	MatchService(context.Context, *MatchServiceRequest) (*RegisteredService, error)
 	mustEmbedUnimplementedTicketServiceServer()
 }
 
@@ -178,6 +197,9 @@ func (UnimplementedTicketServiceServer) ValidateServiceTicket(context.Context, *
 }
 func (UnimplementedTicketServiceServer) IssueProxyTicket(context.Context, *IssueProxyTicketRequest) (*IssueProxyTicketResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method IssueProxyTicket not implemented")
+}
+func (UnimplementedTicketServiceServer) MatchService(context.Context, *MatchServiceRequest) (*RegisteredService, error) {
+	return nil, status.Error(codes.Unimplemented, "method MatchService not implemented")
 }
 func (UnimplementedTicketServiceServer) mustEmbedUnimplementedTicketServiceServer() {}
 func (UnimplementedTicketServiceServer) testEmbeddedByValue()                       {}
@@ -308,6 +330,24 @@ func _TicketService_IssueProxyTicket_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TicketService_MatchService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MatchServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).MatchService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_MatchService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).MatchService(ctx, req.(*MatchServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TicketService_ServiceDesc is the grpc.ServiceDesc for TicketService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -338,6 +378,279 @@ var TicketService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "IssueProxyTicket",
 			Handler:    _TicketService_IssueProxyTicket_Handler,
+		},
+		{
+			MethodName: "MatchService",
+			Handler:    _TicketService_MatchService_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "uias/ticket/v1/ticket.proto",
+}
+
+const (
+	ServiceRegistryService_CreateService_FullMethodName = "/uias.ticket.v1.ServiceRegistryService/CreateService"
+	ServiceRegistryService_GetService_FullMethodName    = "/uias.ticket.v1.ServiceRegistryService/GetService"
+	ServiceRegistryService_ListServices_FullMethodName  = "/uias.ticket.v1.ServiceRegistryService/ListServices"
+	ServiceRegistryService_UpdateService_FullMethodName = "/uias.ticket.v1.ServiceRegistryService/UpdateService"
+	ServiceRegistryService_DeleteService_FullMethodName = "/uias.ticket.v1.ServiceRegistryService/DeleteService"
+)
+
+// ServiceRegistryServiceClient is the client API for ServiceRegistryService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ServiceRegistryService manages the service registry: which application
+// (identity App_ID) may receive tickets at which service URLs. Callers are
+// administrators; identity checks the token and that the application
+// exists and is theirs to see.
+type ServiceRegistryServiceClient interface {
+	CreateService(ctx context.Context, in *CreateServiceRequest, opts ...grpc.CallOption) (*RegisteredService, error)
+	GetService(ctx context.Context, in *GetServiceRequest, opts ...grpc.CallOption) (*RegisteredService, error)
+	// ListServices lists the services of app_id, or every service.
+	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
+	// UpdateService replaces a service's definition.
+	UpdateService(ctx context.Context, in *UpdateServiceRequest, opts ...grpc.CallOption) (*RegisteredService, error)
+	DeleteService(ctx context.Context, in *DeleteServiceRequest, opts ...grpc.CallOption) (*DeleteServiceResponse, error)
+}
+
+type serviceRegistryServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewServiceRegistryServiceClient(cc grpc.ClientConnInterface) ServiceRegistryServiceClient {
+	return &serviceRegistryServiceClient{cc}
+}
+
+func (c *serviceRegistryServiceClient) CreateService(ctx context.Context, in *CreateServiceRequest, opts ...grpc.CallOption) (*RegisteredService, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisteredService)
+	err := c.cc.Invoke(ctx, ServiceRegistryService_CreateService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *serviceRegistryServiceClient) GetService(ctx context.Context, in *GetServiceRequest, opts ...grpc.CallOption) (*RegisteredService, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisteredService)
+	err := c.cc.Invoke(ctx, ServiceRegistryService_GetService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *serviceRegistryServiceClient) ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServicesResponse)
+	err := c.cc.Invoke(ctx, ServiceRegistryService_ListServices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *serviceRegistryServiceClient) UpdateService(ctx context.Context, in *UpdateServiceRequest, opts ...grpc.CallOption) (*RegisteredService, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisteredService)
+	err := c.cc.Invoke(ctx, ServiceRegistryService_UpdateService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *serviceRegistryServiceClient) DeleteService(ctx context.Context, in *DeleteServiceRequest, opts ...grpc.CallOption) (*DeleteServiceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteServiceResponse)
+	err := c.cc.Invoke(ctx, ServiceRegistryService_DeleteService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ServiceRegistryServiceServer is the server API for ServiceRegistryService service.
+// All implementations must embed UnimplementedServiceRegistryServiceServer
+// for forward compatibility.
+//
+// ServiceRegistryService manages the service registry: which application
+// (identity App_ID) may receive tickets at which service URLs. Callers are
+// administrators; identity checks the token and that the application
+// exists and is theirs to see.
+type ServiceRegistryServiceServer interface {
+	CreateService(context.Context, *CreateServiceRequest) (*RegisteredService, error)
+	GetService(context.Context, *GetServiceRequest) (*RegisteredService, error)
+	// ListServices lists the services of app_id, or every service.
+	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)
+	// UpdateService replaces a service's definition.
+	UpdateService(context.Context, *UpdateServiceRequest) (*RegisteredService, error)
+	DeleteService(context.Context, *DeleteServiceRequest) (*DeleteServiceResponse, error)
+	mustEmbedUnimplementedServiceRegistryServiceServer()
+}
+
+// UnimplementedServiceRegistryServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedServiceRegistryServiceServer struct{}
+
+func (UnimplementedServiceRegistryServiceServer) CreateService(context.Context, *CreateServiceRequest) (*RegisteredService, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateService not implemented")
+}
+func (UnimplementedServiceRegistryServiceServer) GetService(context.Context, *GetServiceRequest) (*RegisteredService, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetService not implemented")
+}
+func (UnimplementedServiceRegistryServiceServer) ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServices not implemented")
+}
+func (UnimplementedServiceRegistryServiceServer) UpdateService(context.Context, *UpdateServiceRequest) (*RegisteredService, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateService not implemented")
+}
+func (UnimplementedServiceRegistryServiceServer) DeleteService(context.Context, *DeleteServiceRequest) (*DeleteServiceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteService not implemented")
+}
+func (UnimplementedServiceRegistryServiceServer) mustEmbedUnimplementedServiceRegistryServiceServer() {
+}
+func (UnimplementedServiceRegistryServiceServer) testEmbeddedByValue() {}
+
+// UnsafeServiceRegistryServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ServiceRegistryServiceServer will
+// result in compilation errors.
+type UnsafeServiceRegistryServiceServer interface {
+	mustEmbedUnimplementedServiceRegistryServiceServer()
+}
+
+func RegisterServiceRegistryServiceServer(s grpc.ServiceRegistrar, srv ServiceRegistryServiceServer) {
+	// If the following call panics, it indicates UnimplementedServiceRegistryServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ServiceRegistryService_ServiceDesc, srv)
+}
+
+func _ServiceRegistryService_CreateService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ServiceRegistryServiceServer).CreateService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ServiceRegistryService_CreateService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ServiceRegistryServiceServer).CreateService(ctx, req.(*CreateServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ServiceRegistryService_GetService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ServiceRegistryServiceServer).GetService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ServiceRegistryService_GetService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ServiceRegistryServiceServer).GetService(ctx, req.(*GetServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ServiceRegistryService_ListServices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServicesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ServiceRegistryServiceServer).ListServices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ServiceRegistryService_ListServices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ServiceRegistryServiceServer).ListServices(ctx, req.(*ListServicesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ServiceRegistryService_UpdateService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ServiceRegistryServiceServer).UpdateService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ServiceRegistryService_UpdateService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ServiceRegistryServiceServer).UpdateService(ctx, req.(*UpdateServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ServiceRegistryService_DeleteService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ServiceRegistryServiceServer).DeleteService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ServiceRegistryService_DeleteService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ServiceRegistryServiceServer).DeleteService(ctx, req.(*DeleteServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ServiceRegistryService_ServiceDesc is the grpc.ServiceDesc for ServiceRegistryService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ServiceRegistryService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "uias.ticket.v1.ServiceRegistryService",
+	HandlerType: (*ServiceRegistryServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreateService",
+			Handler:    _ServiceRegistryService_CreateService_Handler,
+		},
+		{
+			MethodName: "GetService",
+			Handler:    _ServiceRegistryService_GetService_Handler,
+		},
+		{
+			MethodName: "ListServices",
+			Handler:    _ServiceRegistryService_ListServices_Handler,
+		},
+		{
+			MethodName: "UpdateService",
+			Handler:    _ServiceRegistryService_UpdateService_Handler,
+		},
+		{
+			MethodName: "DeleteService",
+			Handler:    _ServiceRegistryService_DeleteService_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

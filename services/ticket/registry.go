@@ -1,0 +1,357 @@
+package ticket
+
+import (
+	"context"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/events"
+)
+
+// The service registry says which application may receive tickets at
+// which URLs (CAS "registered services"). The ticket component owns it;
+// identity owns the applications themselves (App_ID).
+
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: "SERVICE_NOT_REGISTERED", Code: apierr.PermissionDenied,
+			Doc: "The service URL matches no registered service (or is malformed: userinfo, backslashes, encoded dots or slashes, fragments, non-ASCII hosts...): no ticket is issued and no browser is sent there."},
+		apierr.Reason{Name: "AUTH_LEVEL_TOO_LOW", Code: apierr.FailedPrecondition,
+			Doc: "The application requires a stronger login (its minimum authentication level) than the session reached; a step-up login is needed."},
+		apierr.Reason{Name: "BAD_SERVICE_DEFINITION", Code: apierr.InvalidArgument, Legacy: -5,
+			Doc: "A registered service's URL prefix, pattern or logout URL is not acceptable; the message says why."},
+	)
+}
+
+// Errors of the registry.
+var (
+	ErrServiceNotRegistered = apierr.New(apierr.PermissionDenied, "SERVICE_NOT_REGISTERED", "the service is not registered to use single sign-on")
+	ErrAuthLevelTooLow      = apierr.New(apierr.FailedPrecondition, "AUTH_LEVEL_TOO_LOW", "this application requires a stronger login")
+)
+
+func badService(msg string) error {
+	return apierr.New(apierr.InvalidArgument, "BAD_SERVICE_DEFINITION", msg)
+}
+
+// RegisteredService is an application's service: where it may receive
+// tickets.
+type RegisteredService struct {
+	ID    string
+	AppID string // identity App_ID
+	Name  string
+	// URL is the registered prefix: scheme, host, port and path prefix
+	// (normalised: lower-case host, explicit port). Empty when Pattern is
+	// used.
+	URL string
+	// Pattern is an opt-in regular expression the whole service URL must
+	// match (anchored at both ends).
+	Pattern string
+	// LogoutURL receives the back-channel logout requests (empty: the
+	// service URL itself); the logout page redirects only to registered
+	// services.
+	LogoutURL string
+	// MinAuthLevel: 1 = password, 2 = certificate or another strong method.
+	MinAuthLevel int
+	// AllowProxy lets the service obtain proxy-granting tickets.
+	AllowProxy bool
+	Enabled    bool
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// ServiceStore keeps the registry. Changes write their events (CHANGES,
+// AUDIT) in the same transaction. A missing service is store.ErrNotFound.
+type ServiceStore interface {
+	CreateService(ctx context.Context, s *RegisteredService, evs ...events.Event) error
+	GetService(ctx context.Context, id string) (*RegisteredService, error)
+	// ListServices lists the services of appID (every service when empty),
+	// ordered by id.
+	ListServices(ctx context.Context, appID string) ([]*RegisteredService, error)
+	UpdateService(ctx context.Context, s *RegisteredService, evs ...events.Event) error
+	DeleteService(ctx context.Context, id string, evs ...events.Event) error
+}
+
+// MaxServiceURLLen bounds a service URL.
+const MaxServiceURLLen = 2048
+
+// serviceURL is a checked, normalised http(s) URL.
+type serviceURL struct {
+	scheme string
+	host   string // lower case, no trailing dot; IPv6 without brackets
+	port   int
+	path   string // escaped path, at least "/"
+}
+
+func (u serviceURL) prefix() string {
+	h := u.host
+	if strings.Contains(h, ":") {
+		h = "[" + h + "]"
+	}
+	return u.scheme + "://" + h + ":" + strconv.Itoa(u.port) + u.path
+}
+
+var hostRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+
+// checkURL parses raw strictly. It refuses what browsers, proxies and
+// application frameworks read differently: control characters and spaces,
+// backslashes, non-ASCII characters (international host names must be
+// registered and sent in their xn-- form), userinfo ("@"), scheme-relative
+// and opaque forms, fragments, percent signs in the host, trailing dots,
+// dot segments and encoded dots, slashes, backslashes or percent signs in
+// the path (double encoding).
+func checkURL(raw string) (serviceURL, bool) {
+	if raw == "" || len(raw) > MaxServiceURLLen {
+		return serviceURL{}, false
+	}
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c <= 0x20 || c >= 0x7f || strings.IndexByte("\\<>\"{}|^`#", c) >= 0 {
+			return serviceURL{}, false
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || u.User != nil || u.Host == "" || u.Fragment != "" {
+		return serviceURL{}, false
+	}
+	if u.Scheme != "https" && u.Scheme != "http" || !strings.HasPrefix(strings.ToLower(raw), u.Scheme+"://") {
+		return serviceURL{}, false
+	}
+	host := strings.ToLower(u.Hostname())
+	if strings.Contains(u.Host, "%") || host == "" {
+		return serviceURL{}, false
+	}
+	if strings.HasPrefix(u.Host, "[") {
+		a, err := netip.ParseAddr(host)
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return serviceURL{}, false
+		}
+	} else if !hostRE.MatchString(host) {
+		return serviceURL{}, false // also refuses a trailing dot and empty labels
+	}
+	port := 443
+	if u.Scheme == "http" {
+		port = 80
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != p {
+			return serviceURL{}, false
+		}
+		port = n
+	} else if strings.HasSuffix(u.Host, ":") {
+		return serviceURL{}, false
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") {
+		return serviceURL{}, false
+	}
+	lp := strings.ToLower(path)
+	for _, bad := range []string{"%2e", "%2f", "%5c", "%25", "%00"} {
+		if strings.Contains(lp, bad) {
+			return serviceURL{}, false
+		}
+	}
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return serviceURL{}, false
+		}
+	}
+	return serviceURL{scheme: u.Scheme, host: host, port: port, path: path}, true
+}
+
+// NormalizePrefix checks a registered URL prefix and returns its normal
+// form (scheme://host:port/path, no query).
+func NormalizePrefix(raw string) (string, error) {
+	u, ok := checkURL(raw)
+	if !ok {
+		return "", badService("the service URL must be an absolute http(s) URL without userinfo, fragment, " +
+			"backslashes, encoded dots or slashes, or non-ASCII characters (international hosts in their xn-- form)")
+	}
+	if strings.Contains(raw, "?") {
+		return "", badService("the service URL prefix must not have a query")
+	}
+	return u.prefix(), nil
+}
+
+// compilePattern compiles an opt-in service pattern, anchored.
+func compilePattern(p string) (*regexp.Regexp, error) {
+	if len(p) > 1024 {
+		return nil, badService("the pattern is longer than 1024 characters")
+	}
+	re, err := regexp.Compile(`^(?:` + p + `)$`)
+	if err != nil {
+		return nil, badService("the pattern is not a valid regular expression (RE2 syntax)")
+	}
+	return re, nil
+}
+
+// CheckService validates and normalises a service definition.
+func CheckService(s *RegisteredService) error {
+	switch {
+	case s.AppID == "":
+		return badService("app_id is required")
+	case (s.URL == "") == (s.Pattern == ""):
+		return badService("give either a URL prefix or a pattern")
+	case s.MinAuthLevel < 1 || s.MinAuthLevel > 2:
+		return badService("min_auth_level must be 1 (password) or 2 (certificate or another strong method)")
+	}
+	if s.URL != "" {
+		n, err := NormalizePrefix(s.URL)
+		if err != nil {
+			return err
+		}
+		s.URL = n
+	}
+	if s.Pattern != "" {
+		if _, err := compilePattern(s.Pattern); err != nil {
+			return err
+		}
+	}
+	if s.LogoutURL != "" {
+		u, ok := checkURL(s.LogoutURL)
+		if !ok || u.scheme != "https" && !loopback(u.host) {
+			return badService("the logout URL must be an https URL (http only on loopback) of the same strict form")
+		}
+	}
+	return nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+// compiled is a registered service ready for matching.
+type compiled struct {
+	*RegisteredService
+	prefix serviceURL
+	re     *regexp.Regexp
+}
+
+// matches reports whether the checked URL u (raw as given) is this
+// service's.
+func (c *compiled) matches(raw string, u serviceURL) bool {
+	if c.re != nil {
+		return c.re.MatchString(raw)
+	}
+	p := c.prefix
+	if u.scheme != p.scheme || u.host != p.host || u.port != p.port {
+		return false
+	}
+	if strings.HasSuffix(p.path, "/") {
+		return strings.HasPrefix(u.path, p.path)
+	}
+	return u.path == p.path || strings.HasPrefix(u.path, p.path+"/")
+}
+
+// Registry matches service URLs against the registered services. It reads
+// the store at most once per refresh period (changes through this instance
+// apply at once).
+type Registry struct {
+	store   ServiceStore
+	refresh time.Duration
+	now     func() time.Time
+
+	mu     sync.Mutex
+	loaded time.Time
+	list   []*compiled
+}
+
+// NewRegistry returns a registry over st, rereading it every refresh (5s
+// when 0).
+func NewRegistry(st ServiceStore, refresh time.Duration, now func() time.Time) *Registry {
+	if refresh <= 0 {
+		refresh = 5 * time.Second
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Registry{store: st, refresh: refresh, now: now}
+}
+
+// Invalidate makes the next match reread the store.
+func (r *Registry) Invalidate() {
+	r.mu.Lock()
+	r.loaded = time.Time{}
+	r.mu.Unlock()
+}
+
+func (r *Registry) services(ctx context.Context) ([]*compiled, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.loaded.IsZero() && r.now().Sub(r.loaded) < r.refresh {
+		return r.list, nil
+	}
+	all, err := r.store.ListServices(ctx, "")
+	if err != nil {
+		if r.list != nil {
+			return r.list, nil // serve the last known registry through an outage
+		}
+		return nil, err
+	}
+	list := make([]*compiled, 0, len(all))
+	for _, s := range all {
+		if !s.Enabled {
+			continue
+		}
+		c := &compiled{RegisteredService: s}
+		if s.Pattern != "" {
+			re, err := compilePattern(s.Pattern)
+			if err != nil {
+				continue
+			}
+			c.re = re
+		} else {
+			u, ok := checkURL(s.URL)
+			if !ok {
+				continue
+			}
+			c.prefix = u
+		}
+		list = append(list, c)
+	}
+	// Most specific first: prefixes by length, then patterns.
+	slices.SortStableFunc(list, func(a, b *compiled) int {
+		if (a.re == nil) != (b.re == nil) {
+			if a.re == nil {
+				return -1
+			}
+			return 1
+		}
+		return len(b.prefix.path) - len(a.prefix.path)
+	})
+	r.list, r.loaded = list, r.now()
+	return list, nil
+}
+
+// Match returns the registered service of a service URL, or
+// ErrServiceNotRegistered.
+func (r *Registry) Match(ctx context.Context, raw string) (*RegisteredService, error) {
+	u, ok := checkURL(raw)
+	if !ok {
+		return nil, ErrServiceNotRegistered
+	}
+	list, err := r.services(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range list {
+		if c.matches(raw, u) {
+			return c.RegisteredService, nil
+		}
+	}
+	return nil, ErrServiceNotRegistered
+}

@@ -1,0 +1,85 @@
+package ticket
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/ids"
+)
+
+// Administration of the service registry. Every change writes a CHANGES
+// event (uias.changes.ticket.service.<op>) and an audit record with it.
+
+func (s *Service) serviceEvents(ctx context.Context, op string, r *RegisteredService) []events.Event {
+	now := s.now().UTC()
+	payload, _ := json.Marshal(map[string]any{"entity": "service", "op": op, "id": r.ID, "actor": caller.From(ctx).Actor(),
+		"time": now, "data": map[string]any{"app_id": r.AppID, "name": r.Name, "url": r.URL, "pattern": r.Pattern,
+			"logout_url": r.LogoutURL, "min_auth_level": r.MinAuthLevel, "allow_proxy": r.AllowProxy, "enabled": r.Enabled}})
+	change := events.Event{ID: ids.New(), Subject: "uias.changes.ticket.service." + op, Type: "ticket.service." + op,
+		Time: now, Payload: payload}
+	return []events.Event{change, s.auditor.Event(ctx, audit.Action{API: "service." + op, Subject: "service:" + r.ID,
+		Result: audit.ResultSuccess, Reason: "OK", Start: now, Detail: map[string]string{"app_id": r.AppID}})}
+}
+
+// CreateRegisteredService registers a service.
+func (s *Service) CreateRegisteredService(ctx context.Context, def RegisteredService) (*RegisteredService, error) {
+	if def.MinAuthLevel == 0 {
+		def.MinAuthLevel = 1
+	}
+	if err := CheckService(&def); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	def.ID, def.CreatedAt, def.UpdatedAt = ids.New(), now, now
+	if err := s.reg.store.CreateService(ctx, &def, s.serviceEvents(ctx, "created", &def)...); err != nil {
+		return nil, err
+	}
+	s.reg.Invalidate()
+	return &def, nil
+}
+
+// GetRegisteredService returns a registered service.
+func (s *Service) GetRegisteredService(ctx context.Context, id string) (*RegisteredService, error) {
+	return s.reg.store.GetService(ctx, id)
+}
+
+// ListRegisteredServices lists the services of appID (all when empty).
+func (s *Service) ListRegisteredServices(ctx context.Context, appID string) ([]*RegisteredService, error) {
+	return s.reg.store.ListServices(ctx, appID)
+}
+
+// UpdateRegisteredService replaces the definition of service id.
+func (s *Service) UpdateRegisteredService(ctx context.Context, id string, def RegisteredService) (*RegisteredService, error) {
+	old, err := s.reg.store.GetService(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if def.MinAuthLevel == 0 {
+		def.MinAuthLevel = 1
+	}
+	if err := CheckService(&def); err != nil {
+		return nil, err
+	}
+	def.ID, def.CreatedAt, def.UpdatedAt = id, old.CreatedAt, s.now().UTC()
+	if err := s.reg.store.UpdateService(ctx, &def, s.serviceEvents(ctx, "updated", &def)...); err != nil {
+		return nil, err
+	}
+	s.reg.Invalidate()
+	return &def, nil
+}
+
+// DeleteRegisteredService removes service id.
+func (s *Service) DeleteRegisteredService(ctx context.Context, id string) error {
+	old, err := s.reg.store.GetService(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.reg.store.DeleteService(ctx, id, s.serviceEvents(ctx, "deleted", old)...); err != nil {
+		return err
+	}
+	s.reg.Invalidate()
+	return nil
+}

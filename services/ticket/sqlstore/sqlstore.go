@@ -1,0 +1,197 @@
+// Package sqlstore implements the ticket component's SQL store (the
+// service registry) on SQLite and PostgreSQL through pkg/store. Every
+// change writes its events into the outbox (pkg/events) in the same
+// transaction.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/ticket"
+)
+
+// Component is the name under which the ticket migrations are recorded.
+const Component = "ticket"
+
+const outboxMigration = "0002_events_outbox.sql"
+
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
+var migrationFiles embed.FS
+
+// Store is the SQL store of the ticket component.
+type Store struct {
+	db *store.DB
+}
+
+var _ ticket.ServiceStore = (*Store)(nil)
+
+// New returns a Store on db. Run Migrate first.
+func New(db *store.DB) *Store { return &Store{db: db} }
+
+// Migrate brings the ticket schema (and its events outbox) up to date.
+func Migrate(ctx context.Context, db *store.DB) error {
+	dir, err := fs.Sub(migrationFiles, "migrations/"+db.Dialect.String())
+	if err != nil {
+		return fmt.Errorf("ticket migrations: %w", err)
+	}
+	fsys, err := events.WithOutboxMigration(dir, db.Dialect, outboxMigration)
+	if err != nil {
+		return err
+	}
+	return store.Migrate(ctx, db, Component, fsys)
+}
+
+// Ping checks the database.
+func (s *Store) Ping(ctx context.Context) error {
+	return classify(s.db.PingContext(ctx), "ping")
+}
+
+func classify(err error, op string) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := apierr.As(err); ok {
+		return err
+	}
+	c := store.Classify(err)
+	if _, ok := apierr.As(c); ok {
+		return c
+	}
+	return fmt.Errorf("ticket store %s: %w", op, err)
+}
+
+func (s *Store) inTx(ctx context.Context, op string, evs []events.Event, fn func(tx *sql.Tx) error) error {
+	var fnErr error
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if fnErr = fn(tx); fnErr != nil {
+			return fnErr
+		}
+		for _, ev := range evs {
+			if fnErr = events.AddToOutbox(ctx, tx, s.db, ev); fnErr != nil {
+				if store.IsUniqueViolation(fnErr) {
+					fnErr = errors.New("ticket store: duplicate event id")
+				}
+				return fnErr
+			}
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return classify(fnErr, op)
+	}
+	return classify(err, op)
+}
+
+const serviceCols = "id, app_id, name, url, pattern, logout_url, min_auth_level, allow_proxy, enabled, created_at, updated_at"
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// CreateService implements ticket.ServiceStore.
+func (s *Store) CreateService(ctx context.Context, r *ticket.RegisteredService, evs ...events.Event) error {
+	return s.inTx(ctx, "create service", evs, func(tx *sql.Tx) error {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM ticket_services WHERE id = ?", r.ID); err != nil {
+			return err
+		} else if ok {
+			return store.Conflict("service id already exists")
+		}
+		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_services ("+serviceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			r.ID, r.AppID, r.Name, r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, b2i(r.AllowProxy), b2i(r.Enabled),
+			store.UnixMS(r.CreatedAt), store.UnixMS(r.UpdatedAt))
+		return err
+	})
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanService(row scanner) (*ticket.RegisteredService, error) {
+	var r ticket.RegisteredService
+	var proxy, enabled int
+	var created, updated int64
+	if err := row.Scan(&r.ID, &r.AppID, &r.Name, &r.URL, &r.Pattern, &r.LogoutURL, &r.MinAuthLevel, &proxy, &enabled,
+		&created, &updated); err != nil {
+		return nil, err
+	}
+	r.AllowProxy, r.Enabled = proxy != 0, enabled != 0
+	r.CreatedAt, r.UpdatedAt = store.FromUnixMS(created), store.FromUnixMS(updated)
+	return &r, nil
+}
+
+// GetService implements ticket.ServiceStore.
+func (s *Store) GetService(ctx context.Context, id string) (*ticket.RegisteredService, error) {
+	r, err := scanService(s.db.QueryRowContext(ctx, s.db.Rebind("SELECT "+serviceCols+" FROM ticket_services WHERE id = ?"), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("service")
+	}
+	return r, classify(err, "get service")
+}
+
+// ListServices implements ticket.ServiceStore.
+func (s *Store) ListServices(ctx context.Context, appID string) ([]*ticket.RegisteredService, error) {
+	q, args := "SELECT "+serviceCols+" FROM ticket_services ORDER BY id", []any(nil)
+	if appID != "" {
+		q, args = "SELECT "+serviceCols+" FROM ticket_services WHERE app_id = ? ORDER BY id", []any{appID}
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(q), args...)
+	if err != nil {
+		return nil, classify(err, "list services")
+	}
+	defer rows.Close()
+	var out []*ticket.RegisteredService
+	for rows.Next() {
+		r, err := scanService(rows)
+		if err != nil {
+			return nil, classify(err, "list services")
+		}
+		out = append(out, r)
+	}
+	return out, classify(rows.Err(), "list services")
+}
+
+// UpdateService implements ticket.ServiceStore.
+func (s *Store) UpdateService(ctx context.Context, r *ticket.RegisteredService, evs ...events.Event) error {
+	return s.inTx(ctx, "update service", evs, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Rebind("UPDATE ticket_services SET app_id = ?, name = ?, url = ?, pattern = ?, "+
+			"logout_url = ?, min_auth_level = ?, allow_proxy = ?, enabled = ?, updated_at = ? WHERE id = ?"),
+			r.AppID, r.Name, r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, b2i(r.AllowProxy), b2i(r.Enabled),
+			store.UnixMS(r.UpdatedAt), r.ID)
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+}
+
+// DeleteService implements ticket.ServiceStore.
+func (s *Store) DeleteService(ctx context.Context, id string, evs ...events.Event) error {
+	return s.inTx(ctx, "delete service", evs, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Rebind("DELETE FROM ticket_services WHERE id = ?"), id)
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+}
+
+func mustAffect(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.NotFound("service")
+	}
+	return nil
+}

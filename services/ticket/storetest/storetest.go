@@ -1,0 +1,156 @@
+// Package storetest is the conformance suite every ticket.ServiceStore
+// implementation must pass (the SQL store on SQLite and PostgreSQL).
+package storetest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/ids"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/ticket"
+)
+
+// Subject is one fresh store under test.
+type Subject struct {
+	Store ticket.ServiceStore
+	// CountOutbox returns the number of events in the store's outbox.
+	CountOutbox func(t *testing.T) int
+}
+
+// Run runs the suite; newSubject returns a fresh, empty store each call.
+func Run(t *testing.T, newSubject func(t *testing.T) Subject) {
+	for name, fn := range map[string]func(t *testing.T, s Subject){
+		"CRUD":        testCRUD,
+		"ListByApp":   testListByApp,
+		"Missing":     testMissing,
+		"Duplicate":   testDuplicate,
+		"EventsInTx":  testEventsInTx,
+		"AllFieldsRT": testAllFields,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, newSubject(t))
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func svc(id, app string) *ticket.RegisteredService {
+	now := time.Now().Truncate(time.Millisecond).UTC()
+	return &ticket.RegisteredService{ID: id, AppID: app, Name: "Svc " + id, URL: "https://" + id + ".example.com:443/",
+		MinAuthLevel: 1, Enabled: true, CreatedAt: now, UpdatedAt: now}
+}
+
+func event() events.Event {
+	return events.Event{ID: ids.New(), Subject: "uias.changes.ticket.service.created", Type: "ticket.service.created",
+		Time: time.Now().UTC(), Payload: []byte(`{}`)}
+}
+
+func testCRUD(t *testing.T, s Subject) {
+	a := svc("a", "app1")
+	if err := s.Store.CreateService(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Store.GetService(ctx, "a")
+	if err != nil || !reflect.DeepEqual(got, a) {
+		t.Fatalf("get: %+v %v, want %+v", got, err, a)
+	}
+	a.Name, a.Enabled, a.UpdatedAt = "renamed", false, a.UpdatedAt.Add(time.Second)
+	if err := s.Store.UpdateService(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Store.GetService(ctx, "a"); got.Name != "renamed" || got.Enabled || !got.UpdatedAt.Equal(a.UpdatedAt) {
+		t.Fatalf("after update: %+v", got)
+	}
+	if err := s.Store.DeleteService(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store.GetService(ctx, "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+}
+
+func testListByApp(t *testing.T, s Subject) {
+	for _, r := range []*ticket.RegisteredService{svc("c", "app1"), svc("a", "app1"), svc("b", "app2")} {
+		if err := s.Store.CreateService(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.Store.ListServices(ctx, "")
+	if err != nil || len(all) != 3 || all[0].ID != "a" || all[1].ID != "b" || all[2].ID != "c" {
+		t.Fatalf("all: %v %v", all, err)
+	}
+	one, err := s.Store.ListServices(ctx, "app1")
+	if err != nil || len(one) != 2 || one[0].ID != "a" || one[1].ID != "c" {
+		t.Fatalf("app1: %v %v", one, err)
+	}
+	none, err := s.Store.ListServices(ctx, "nope")
+	if err != nil || len(none) != 0 {
+		t.Fatalf("unknown app: %v %v", none, err)
+	}
+}
+
+func testMissing(t *testing.T, s Subject) {
+	if _, err := s.Store.GetService(ctx, "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("get: %v", err)
+	}
+	if err := s.Store.UpdateService(ctx, svc("x", "a")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("update: %v", err)
+	}
+	if err := s.Store.DeleteService(ctx, "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("delete: %v", err)
+	}
+}
+
+func testDuplicate(t *testing.T, s Subject) {
+	if err := s.Store.CreateService(ctx, svc("a", "app1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Store.CreateService(ctx, svc("a", "app2")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate id: %v", err)
+	}
+}
+
+func testEventsInTx(t *testing.T, s Subject) {
+	if s.CountOutbox == nil {
+		t.Skip("no outbox")
+	}
+	if err := s.Store.CreateService(ctx, svc("a", "app1"), event(), event()); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CountOutbox(t); n != 2 {
+		t.Fatalf("outbox after create: %d", n)
+	}
+	// A failed change leaves no event.
+	_ = s.Store.CreateService(ctx, svc("a", "app1"), event())
+	_ = s.Store.UpdateService(ctx, svc("missing", "app1"), event())
+	_ = s.Store.DeleteService(ctx, "missing", event())
+	if n := s.CountOutbox(t); n != 2 {
+		t.Fatalf("outbox after failed changes: %d", n)
+	}
+	if err := s.Store.DeleteService(ctx, "a", event()); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CountOutbox(t); n != 3 {
+		t.Fatalf("outbox after delete: %d", n)
+	}
+}
+
+func testAllFields(t *testing.T, s Subject) {
+	r := svc("p", "app9")
+	r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, r.AllowProxy, r.Name = "", `https://[a-z]+\.example\.com/.*`,
+		"https://slo.example.com/logout", 2, true, "名称 with unicode"
+	if err := s.Store.CreateService(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Store.GetService(ctx, "p")
+	if err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip: %+v %v, want %+v", got, err, r)
+	}
+}
