@@ -21,8 +21,15 @@ import (
 
 func init() {
 	apierr.Register(apierr.Reason{Name: "UNKNOWN_TICKET_METHOD", Code: apierr.Unauthenticated,
-		Doc: "A method the ticket service does not know how to authenticate callers for."})
+		Doc: "A method the ticket service does not know how to authenticate callers for."},
+		// The same declaration as identity's: identity checks the token.
+		apierr.Reason{Name: "BAD_ADMIN_TOKEN", Code: apierr.Unauthenticated,
+			Doc: "The administrator bearer token is missing, invalid or expired; log in again."})
 }
+
+// errNoAdminToken refuses an administrator call without a token before
+// anything else (identity checks a token that is there).
+var errNoAdminToken = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_TOKEN", "an administrator token is required")
 
 // Admins checks the administrator of a call (its bearer token) with
 // identity: that they may see a person, an application, or (appID empty)
@@ -70,6 +77,9 @@ func (CallerAuth) AuthenticateCaller(ctx context.Context, method string) (contex
 		c.Principal = o.Principal
 	case strings.HasPrefix(method, "/uias.ticket.v1.TicketAdminService/"),
 		strings.HasPrefix(method, "/uias.ticket.v1.ServiceRegistryService/"):
+		if grpcx.BearerToken(ctx) == "" {
+			return nil, errNoAdminToken
+		}
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):
 	default:
 		return nil, apierr.New(apierr.Unauthenticated, "UNKNOWN_TICKET_METHOD", "unknown method")
