@@ -12,15 +12,13 @@ import (
 	"time"
 
 	"github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/pkg/config"
 	ulog "github.com/uias/uias/pkg/log"
 )
 
 // Main runs `uias serve [flags]` until ctx is done; it returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("uias serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", os.Getenv("UIAS_CONFIG"), "YAML config file (env UIAS_CONFIG)")
-	cfg, err := app.LoadConfig(configPathFromArgs(args, *cfgPath), os.LookupEnv, fs, args)
+	cfg, err := load(args, os.LookupEnv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -58,6 +56,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// load parses the command line and the environment of `uias serve` into a
+// configuration (not yet validated). The Helm chart's tests parse each
+// rendered Deployment's arguments and environment with it.
+func load(args []string, env func(string) (string, bool), stderr io.Writer) (config.Config, error) {
+	fs := flag.NewFlagSet("uias serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def, _ := env("UIAS_CONFIG")
+	cfgPath := fs.String("config", def, "YAML config file (env UIAS_CONFIG)")
+	return app.LoadConfig(configPathFromArgs(args, *cfgPath), env, fs, args)
 }
 
 // configPathFromArgs finds --config before the full flag parse, so the file
