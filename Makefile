@@ -19,7 +19,7 @@ TAGS := $(if $(filter 1,$(LIBARGON2)),libargon2)
 export GOFLAGS = -buildvcs=false $(if $(TAGS),-tags=$(TAGS))
 export CGO_ENABLED = $(if $(TAGS),1,0)
 
-.PHONY: all build run test test-short bench proto lint verify tools tidy fmt clean buildtags
+.PHONY: all build run test test-short bench proto lint verify tools tidy fmt clean buildtags image chart-test
 
 all: build
 
@@ -41,6 +41,17 @@ test: buildtags
 ## test-short: tests without PostgreSQL
 test-short: buildtags
 	UIAS_NO_PG=1 scripts/test.sh
+
+## image: the container image from deploy/Dockerfile (static libargon2 build,
+## distroless, non-root) with docker, podman or buildah; says so and fails
+## where none works. IMAGE=name:tag to choose the tag.
+image:
+	scripts/image.sh $(IMAGE)
+
+## chart-test: the offline Helm chart tests alone (make test runs them too):
+## helm lint, helm template, kubeconform -strict, the chart's Go tests
+chart-test:
+	scripts/chart-test.sh
 
 ## bench: Authenticate and cheap-RPC benchmarks vs their floors; writes docs/benchmarks.md
 bench: buildtags

@@ -26,6 +26,13 @@ if [ "${UIAS_NO_PG:-}" != "1" ] && [ -z "${UIAS_TEST_PG_DSN:-}" ]; then
 fi
 
 status=0
+# The Helm chart: helm lint, helm template and kubeconform -strict (tools
+# installed into .bin by scripts/chart-tools.sh on the first run); the chart's
+# Go tests run with cmd/uias below, with this helm (UIAS_HELM: they fail
+# rather than skip when it is missing).
+echo "== charts/uias"
+scripts/chart-test.sh || status=1
+export UIAS_HELM=$PWD/.bin/helm
 for m in $MODULES; do
   echo "== $m"
   (cd "$m" && go vet ./... && go test -count=1 -timeout 15m ./...) || status=1
