@@ -6,7 +6,7 @@ checks the rendered Deployments against them.
 */}}
 {{- define "uias.componentDefs" -}}
 identity: {grpc: true, database: true, nats: true, keyRing: true, bootstrap: true}
-ticket: {grpc: true, database: false, nats: true, keyRing: true}
+ticket: {grpc: true, database: true, nats: true, keyRing: true}
 authz: {grpc: true, database: true, nats: true}
 audit: {grpc: true, database: true, nats: true}
 sync: {grpc: true, database: true, nats: true}
