@@ -88,6 +88,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 		case err != nil:
 			return streamErr(js, "read", cfg.Name, err)
 		case !StreamUpToDate(s.CachedInfo().Config, cfg):
+			// The retention is not ours to reset: the audit component
+			// (audit.stream_max_age) or an operator sets it.
+			cfg.MaxAge = s.CachedInfo().Config.MaxAge
 			if _, err := js.UpdateStream(ctx, cfg); err != nil {
 				return streamErr(js, "update", cfg.Name, err)
 			}

@@ -415,3 +415,27 @@ func TestRelayDeleteFailureRepublishesWithoutDuplicates(t *testing.T) {
 	}
 	checkStream(t, js, events.StreamChanges, evs)
 }
+
+// EnsureStreams brings a stream's subjects and duplicate window back, but
+// keeps the retention someone set (the audit component, an operator).
+func TestEnsureStreamsKeepsRetention(t *testing.T) {
+	s := startNATS(t, t.TempDir(), -1)
+	_, js := connect(t, s)
+	ctx := context.Background()
+	st, err := js.Stream(ctx, events.StreamAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxAge, cfg.Duplicates = 9*24*time.Hour, time.Minute
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := events.EnsureStreams(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = js.Stream(ctx, events.StreamAudit)
+	if got := st.CachedInfo().Config; got.Duplicates != events.DuplicateWindow || got.MaxAge != 9*24*time.Hour {
+		t.Fatalf("after EnsureStreams: duplicates %s, max age %s", got.Duplicates, got.MaxAge)
+	}
+}
