@@ -27,12 +27,14 @@ type Server struct {
 // New wraps svc.
 func New(svc *identity.Service) *Server { return &Server{svc: svc} }
 
-// Register adds the services (AuthService, AdminService, KeyService) to g;
+// Register adds the services (AuthService, AdminService, KeyService,
+// AdminSessionService) to g;
 // the AdminService audits the calls it refuses (AuditedAdminService).
 func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterAuthServiceServer(g, s)
 	g.RegisterService(AuditedAdminService(s.svc), s)
 	identityv1.RegisterKeyServiceServer(g, keyServer{svc: s.svc})
+	identityv1.RegisterAdminSessionServiceServer(g, sessionServer{svc: s.svc})
 }
 
 // refusalCodes are the errors of an administrator call that are refusals
@@ -130,7 +132,8 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		c.App = app
 	case method == "/uias.identity.v1.AdminService/AdminLogin":
 	case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"),
-		strings.HasPrefix(method, "/uias.identity.v1.KeyService/"):
+		strings.HasPrefix(method, "/uias.identity.v1.KeyService/"),
+		strings.HasPrefix(method, "/uias.identity.v1.AdminSessionService/"):
 		u, err := a.Svc.AuthenticateAdmin(ctx, grpcx.BearerToken(ctx))
 		if err != nil {
 			return nil, err
