@@ -6,6 +6,7 @@ require (
 	github.com/uias/uias/gateway v0.0.0
 	github.com/uias/uias/pkg v0.0.0
 	github.com/uias/uias/proto/gen v0.0.0
+	github.com/uias/uias/services/audit v0.0.0
 	github.com/uias/uias/services/identity v0.0.0
 	github.com/uias/uias/services/ticket v0.0.0
 )
@@ -14,6 +15,7 @@ replace (
 	github.com/uias/uias/gateway => ../../gateway
 	github.com/uias/uias/pkg => ../../pkg
 	github.com/uias/uias/proto/gen => ../../proto/gen
+	github.com/uias/uias/services/audit => ../../services/audit
 	github.com/uias/uias/services/identity => ../../services/identity
 	github.com/uias/uias/services/ticket => ../../services/ticket
 )
@@ -23,6 +25,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/nats-io/nkeys v0.4.16
 	go.uber.org/zap v1.28.0
+	golang.org/x/mod v0.43.0
 	golang.org/x/sys v0.49.0
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b
 	google.golang.org/grpc v1.85.0

@@ -18,6 +18,7 @@ import (
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
+	auditcomponent "github.com/uias/uias/services/audit/component"
 	"github.com/uias/uias/services/identity"
 	identitycomponent "github.com/uias/uias/services/identity/component"
 	ticketcomponent "github.com/uias/uias/services/ticket/component"
@@ -29,6 +30,7 @@ func Registry() *module.Registry {
 	r := &module.Registry{}
 	r.Register(identitycomponent.Module())
 	r.Register(ticketcomponent.Module())
+	r.Register(auditcomponent.Module())
 	r.Register(gateway.Module())
 	return r
 }

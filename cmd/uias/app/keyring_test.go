@@ -26,6 +26,7 @@ import (
 	"github.com/uias/uias/pkg/store"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
+	auditcomponent "github.com/uias/uias/services/audit/component"
 	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
@@ -186,6 +187,7 @@ func TestKeyFileModeRefused(t *testing.T) {
 		}
 	}
 	idc.KeyFileAllowOpenMode = true
+	auditcomponent.Settings(&cfg).KeyFileAllowOpenMode = true // the audit component reads the same ring
 	if _, err := startCfg(t, cfg); err != nil {
 		t.Fatalf("start with the mode explicitly allowed: %v", err)
 	}

@@ -18,3 +18,9 @@ var Identity []byte
 //
 //go:embed uias/ticket/v1/ticket.openapi.json
 var Ticket []byte
+
+// Audit is the OpenAPI 3.0 document of uias/audit/v1/audit.proto
+// (AuditLogService), without security requirements.
+//
+//go:embed uias/audit/v1/audit.openapi.json
+var Audit []byte

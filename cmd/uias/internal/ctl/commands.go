@@ -73,7 +73,8 @@ func commands() map[string]map[string]command {
 			"list":   linkListCmd(),
 			"delete": linkDeleteCmd(),
 		},
-		"keys": keysCommands(),
+		"keys":  keysCommands(),
+		"audit": auditCommands(),
 	}
 }
 

@@ -93,6 +93,11 @@ Commands:
   keys rotate [--no-reencrypt] [--batch N] new active data key, then re-encrypt
   keys reencrypt [--batch N]               move stored values to the active key
 
+  audit checkpoint [--size N]              the latest signed checkpoint, checked
+  audit prove SEQ [--size N]               a record and its inclusion proof, checked
+  audit consistency --old N [--new N]      the later checkpoint extends the earlier
+  audit verify                             check the whole stored log; first bad record
+
 Run "uias ctl <noun> <verb> --help" for the flags of one command.
 Exit status: 0 success, 1 the operation failed, 2 bad command line.
 `

@@ -1,0 +1,238 @@
+package ctl
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	"github.com/uias/uias/services/audit"
+)
+
+// auditCommands are the "audit" noun: the tamper-evident audit log.
+func auditCommands() map[string]command {
+	return map[string]command{
+		"checkpoint":  auditCheckpointCmd(),
+		"prove":       auditProveCmd(),
+		"consistency": auditConsistencyCmd(),
+		"verify":      auditVerifyCmd(),
+	}
+}
+
+// verifierFlag collects --verifier-key values: the keys this command trusts
+// for checkpoints. Without any, the keys the server names are used, and
+// the command says so.
+type verifierFlag []string
+
+func (v *verifierFlag) String() string     { return strings.Join(*v, ",") }
+func (v *verifierFlag) Set(s string) error { *v = append(*v, s); return nil }
+
+// trusted returns the verifiers to check checkpoints with.
+func (a *app) trusted(pinned verifierFlag, served []string) (note.Verifiers, error) {
+	keys := []string(pinned)
+	if len(keys) == 0 {
+		keys = served
+		if a.g.output != "json" {
+			fmt.Fprintln(a.stderr, "note: checking against the verifier keys the server sent; pin them with --verifier-key")
+		}
+	}
+	return audit.VerifiersFromKeys(keys)
+}
+
+// openCP checks the signature of a checkpoint message and that it states
+// what the message says.
+func openCP(cp *auditv1.Checkpoint, known note.Verifiers) (audit.Checkpoint, error) {
+	origin, _, _ := strings.Cut(cp.GetNote(), "\n")
+	c, err := audit.OpenCheckpoint([]byte(cp.GetNote()), origin, known)
+	if err != nil {
+		return c, err
+	}
+	if c.Size != cp.GetSize() || string(c.Root[:]) != string(cp.GetRootHash()) {
+		return c, errors.New("the checkpoint's size or root differs from its signed note")
+	}
+	return c, nil
+}
+
+func auditCheckpointCmd() command {
+	return command{
+		usage: "[--size N] [--verifier-key KEY]...",
+		help:  "Shows the latest signed checkpoint of the audit log (or the one of --size) and checks its signature.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			size := fs.Int64("size", 0, "tree size of the checkpoint (0: the latest)")
+			var pinned verifierFlag
+			fs.Var(&pinned, "verifier-key", "trusted verifier key (repeatable)")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					cp, err := auditv1.NewAuditLogServiceClient(s.conn).GetCheckpoint(s.ctx, &auditv1.GetCheckpointRequest{Size: *size})
+					if err != nil {
+						return err
+					}
+					known, err := a.trusted(pinned, cp.GetVerifierKeys())
+					if err != nil {
+						return err
+					}
+					if _, err := openCP(cp, known); err != nil {
+						return fmt.Errorf("checkpoint of size %d does not verify: %w", cp.GetSize(), err)
+					}
+					return a.output(cp, func(tw *tabwriter.Writer) {
+						fields(tw, "size", strconv.FormatInt(cp.GetSize(), 10), "root", tlog.Hash(cp.GetRootHash()).String(),
+							"time", cp.GetTime().AsTime().Format(time.RFC3339), "signature", "ok")
+						for _, k := range cp.GetVerifierKeys() {
+							fields(tw, "verifier key", k)
+						}
+					})
+				})
+			}
+		},
+	}
+}
+
+func auditProveCmd() command {
+	return command{
+		usage: "SEQ [--size N] [--verifier-key KEY]...",
+		help: "Fetches audit record SEQ with the proof that it is in the tree of a signed checkpoint\n" +
+			"(the latest, or --size), and checks the proof and the signature here.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			size := fs.Int64("size", 0, "tree size of the checkpoint (0: the latest)")
+			var pinned verifierFlag
+			fs.Var(&pinned, "verifier-key", "trusted verifier key (repeatable)")
+			return func(args []string) error {
+				if err := wantArgs(args, "SEQ"); err != nil {
+					return err
+				}
+				seq, err := strconv.ParseInt(args[0], 10, 64)
+				if err != nil || seq < 0 {
+					return usagef("SEQ must be a record number (0 or more), got %q", args[0])
+				}
+				return a.withSession(func(s *session) error {
+					p, err := auditv1.NewAuditLogServiceClient(s.conn).ProveInclusion(s.ctx, &auditv1.ProveInclusionRequest{Seq: seq, Size: *size})
+					if err != nil {
+						return err
+					}
+					known, err := a.trusted(pinned, p.GetCheckpoint().GetVerifierKeys())
+					if err != nil {
+						return err
+					}
+					cp, err := openCP(p.GetCheckpoint(), known)
+					if err != nil {
+						return fmt.Errorf("checkpoint does not verify: %w", err)
+					}
+					leaf := tlog.RecordHash(p.GetRecord().GetLeafData())
+					var proof tlog.RecordProof
+					for _, h := range p.GetProof() {
+						proof = append(proof, tlog.Hash(h))
+					}
+					if err := tlog.CheckRecord(proof, cp.Size, cp.Root, seq, leaf); err != nil {
+						return fmt.Errorf("record %d: the inclusion proof does not check: %w", seq, err)
+					}
+					r := p.GetRecord()
+					return a.output(p, func(tw *tabwriter.Writer) {
+						fields(tw, "record", strconv.FormatInt(seq, 10), "event", r.GetEventId(), "time", r.GetTime().AsTime().Format(time.RFC3339Nano),
+							"component", r.GetComponent(), "api", r.GetApi(), "actor", r.GetActor(), "subject", r.GetSubject(),
+							"result", r.GetResult(), "reason", r.GetReason(), "client ip", r.GetClientIp(),
+							"leaf hash", leaf.String(), "in checkpoint", strconv.FormatInt(cp.Size, 10), "proof", "ok")
+					})
+				})
+			}
+		},
+	}
+}
+
+func auditConsistencyCmd() command {
+	return command{
+		usage: "--old N [--new N] [--verifier-key KEY]...",
+		help: "Proves that the checkpoint of --new (default: the latest) extends the one of --old:\n" +
+			"nothing in the first N records was changed, removed or reordered. Checked here.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			oldSize := fs.Int64("old", 0, "tree size of the earlier checkpoint")
+			newSize := fs.Int64("new", 0, "tree size of the later checkpoint (0: the latest)")
+			var pinned verifierFlag
+			fs.Var(&pinned, "verifier-key", "trusted verifier key (repeatable)")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if *oldSize <= 0 {
+					return usagef("--old must be a checkpoint size (1 or more)")
+				}
+				return a.withSession(func(s *session) error {
+					p, err := auditv1.NewAuditLogServiceClient(s.conn).ProveConsistency(s.ctx,
+						&auditv1.ProveConsistencyRequest{OldSize: *oldSize, NewSize: *newSize})
+					if err != nil {
+						return err
+					}
+					known, err := a.trusted(pinned, p.GetNew().GetVerifierKeys())
+					if err != nil {
+						return err
+					}
+					o, err := openCP(p.GetOld(), known)
+					if err != nil {
+						return fmt.Errorf("checkpoint of size %d does not verify: %w", p.GetOld().GetSize(), err)
+					}
+					n, err := openCP(p.GetNew(), known)
+					if err != nil {
+						return fmt.Errorf("checkpoint of size %d does not verify: %w", p.GetNew().GetSize(), err)
+					}
+					var proof tlog.TreeProof
+					for _, h := range p.GetProof() {
+						proof = append(proof, tlog.Hash(h))
+					}
+					if err := tlog.CheckTree(proof, n.Size, n.Root, o.Size, o.Root); err != nil {
+						return fmt.Errorf("the tree of size %d does not extend the tree of size %d: %w", n.Size, o.Size, err)
+					}
+					return a.output(p, func(tw *tabwriter.Writer) {
+						fields(tw, "old", strconv.FormatInt(o.Size, 10), "new", strconv.FormatInt(n.Size, 10), "consistent", "yes")
+					})
+				})
+			}
+		},
+	}
+}
+
+func auditVerifyCmd() command {
+	return command{
+		usage: "",
+		help: "Has the audit component read its whole stored log, recompute the Merkle tree from the\n" +
+			"records and check it against the stored hashes and every signed checkpoint. Reports the\n" +
+			"first bad record (changed, deleted, inserted, moved or cut off); exit status 1 if any.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					v, err := auditv1.NewAuditLogServiceClient(s.conn).VerifyLog(s.ctx, &auditv1.VerifyLogRequest{})
+					if err != nil {
+						return err
+					}
+					if err := a.output(v, func(tw *tabwriter.Writer) {
+						fields(tw, "records checked", strconv.FormatInt(v.GetRecords(), 10),
+							"checkpoints matched", strconv.Itoa(int(v.GetCheckpoints())),
+							"signed up to", strconv.FormatInt(v.GetSignedSize(), 10))
+						if v.GetOk() {
+							fields(tw, "result", "ok")
+						} else {
+							fields(tw, "result", "TAMPERED", "first bad record", strconv.FormatInt(v.GetBadSeq(), 10), "problem", v.GetProblem())
+						}
+					}); err != nil {
+						return err
+					}
+					if !v.GetOk() {
+						return fmt.Errorf("the audit log does not verify: %s", v.GetProblem())
+					}
+					return nil
+				})
+			}
+		},
+	}
+}

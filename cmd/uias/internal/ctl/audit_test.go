@@ -1,0 +1,99 @@
+package ctl
+
+import (
+	"context"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	uiasapp "github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/services/audit"
+	auditcomponent "github.com/uias/uias/services/audit/component"
+	identitycomponent "github.com/uias/uias/services/identity/component"
+)
+
+// "uias ctl audit" against a real monolithic process: checkpoint, prove
+// and consistency check what the server sends; verify reports the log
+// whole, then the first record changed behind the log's back.
+func TestAuditCommands(t *testing.T) {
+	cfg := uiasapp.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.DB.DSN, identitycomponent.Settings(&cfg).KeyFile = "", ""
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	identitycomponent.Settings(&cfg).Argon2 = crypto.Argon2Params{MemoryKiB: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	ac := auditcomponent.Settings(&cfg)
+	ac.CheckpointEvery, ac.BatchWait = 1, 20*time.Millisecond
+	cfg.Complete()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const pw = "Audit-Ctl-Pass-1"
+	a, err := uiasapp.Start(ctx, cfg, uiasapp.Options{BootstrapPassword: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Stop(context.Background()) })
+	h := &harness{t: t, addr: a.GRPCAddr(), cfg: filepath.Join(t.TempDir(), "uias"),
+		env: map[string]string{"UIAS_ADDR": a.GRPCAddr()}}
+	h.env["UIAS_CONFIG_DIR"] = h.cfg
+	h.stdin = pw + "\n"
+	h.mustRun("login", "--user", "admin", "--password-stdin")
+	h.stdin = ""
+	hd := a.Value(auditcomponent.Name).(*auditcomponent.Handle)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cp, err := hd.Store.LatestCheckpoint(ctx)
+		if err == nil && cp != nil && cp.Size >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	out := h.mustRun("audit", "checkpoint")
+	if !strings.Contains(out, "signature:") || !strings.Contains(out, "ok") || !strings.Contains(out, "verifier key:") {
+		t.Fatalf("checkpoint:\n%s", out)
+	}
+	out = h.mustRun("audit", "prove", "0")
+	if !strings.Contains(out, "proof:") || !strings.Contains(out, "org.create") {
+		t.Fatalf("prove:\n%s", out)
+	}
+	var first int64
+	_ = hd.Store.Checkpoints(ctx, func(c *audit.Checkpoint) error {
+		if first == 0 {
+			first = c.Size
+		}
+		return nil
+	})
+	out = h.mustRun("audit", "consistency", "--old", strconv.FormatInt(first, 10))
+	if !strings.Contains(out, "consistent:") {
+		t.Fatalf("consistency:\n%s", out)
+	}
+	out = h.mustRun("audit", "verify")
+	if !strings.Contains(out, "result:") || !strings.Contains(out, "ok") {
+		t.Fatalf("verify:\n%s", out)
+	}
+	// a foreign verifier key: the checkpoint is refused
+	code, _, errs := h.run("audit", "checkpoint", "--verifier-key", "uias.audit+01234567+AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefgh=")
+	if code != exitError {
+		t.Fatalf("checkpoint with a foreign key: exit %d %s", code, errs)
+	}
+	if code, _, _ := h.run("audit", "prove", "x"); code != exitUsage {
+		t.Fatalf("prove x: exit %d", code)
+	}
+
+	// someone edits record 0 in the database
+	if _, err := hd.DB.ExecContext(ctx, "UPDATE audit_records SET result = 'denied' WHERE seq = 0"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = h.run("audit", "verify")
+	if code != exitError || !strings.Contains(out, "TAMPERED") || !regexp.MustCompile(`first bad record:\s+0\n`).MatchString(out) ||
+		!strings.Contains(errs, "does not verify") {
+		t.Fatalf("verify after tampering: exit %d\n%s\n%s", code, out, errs)
+	}
+}

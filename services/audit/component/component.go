@@ -1,0 +1,155 @@
+// Package component registers the audit service as a UIAS module: its
+// config section, its needs (SQL, NATS, identity's client) and how it
+// starts: the ingest consumer of the AUDIT stream, the checkpoint signer
+// and the gRPC services.
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/proto/gen/openapi"
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/audit"
+	"github.com/uias/uias/services/audit/ingest"
+	"github.com/uias/uias/services/audit/server"
+	"github.com/uias/uias/services/audit/sqlstore"
+)
+
+// Name is the audit component's name (target, config key, etcd name).
+const Name = "audit"
+
+// CheckpointSubject is the NATS subject on which every new checkpoint (the
+// signed note) is published, for witnesses such as another centre.
+const CheckpointSubject = "uias.checkpoints.audit"
+
+// Handle is what a running audit component exposes to the process owner
+// (tests and benchmarks): module.Process.Value("audit").
+type Handle struct {
+	Log      *audit.Log
+	Store    *sqlstore.Store
+	DB       *store.DB
+	Ingester *ingest.Ingester
+}
+
+// Module is the audit component's registration.
+func Module() module.Module {
+	return module.Module{
+		Name:            Name,
+		Config:          func() config.Section { return Defaults() },
+		SQL:             true,
+		NATS:            true,
+		Uses:            []string{"identity"},
+		REST:            rest,
+		OpenAPI:         openapi.Audit,
+		OpenAPISecurity: map[string][]string{"AuditLogService": module.AdminCredentials},
+		Init:            start,
+	}
+}
+
+func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+	return auditv1.RegisterAuditLogServiceHandlerClient(ctx, mux, auditv1.NewAuditLogServiceClient(conn))
+}
+
+func start(ctx context.Context, env *module.Env) (*module.Component, error) {
+	cfg := env.Section().(*Config)
+	log := env.Log
+	nc, js, err := env.NATS()
+	if err != nil {
+		return nil, err
+	}
+	db, err := env.SQL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("audit migrations: %w", err)
+	}
+	st := sqlstore.New(db)
+	signer, err := openSigner(ctx, cfg, cfg.KeyFileIn(env.Config), st, log)
+	if err != nil {
+		return nil, err
+	}
+	l := audit.NewLog(st, signer, audit.LogOptions{
+		Policy: audit.Policy{Every: int64(cfg.CheckpointEvery), Interval: cfg.CheckpointInterval},
+		OnCheckpoint: func(c audit.Checkpoint) {
+			if err := nc.Publish(CheckpointSubject, c.Note); err != nil {
+				log.Warn("checkpoint not published", zap.Int64("size", c.Size), zap.Error(err))
+			}
+		},
+	})
+	in := ingest.New(js, l, ingest.Options{Batch: cfg.Batch, MaxWait: cfg.BatchWait, StreamMaxAge: cfg.StreamMaxAge,
+		Logger: log.Named("ingest"), Metrics: env.Metrics})
+	env.Go(func(ctx context.Context) { _ = in.Run(ctx) })
+
+	idc, err := env.Client("identity")
+	if err != nil {
+		return nil, err
+	}
+	return &module.Component{
+		Register: server.New(l).Register,
+		Auth:     server.CallerAuth{Sessions: identityv1.NewAdminSessionServiceClient(idc)},
+		Ready:    db.PingContext,
+		Value:    &Handle{Log: l, Store: st, DB: db, Ingester: in},
+	}, nil
+}
+
+// openSigner loads the key ring and derives the checkpoint keys. A new
+// ring file is made only for a log without checkpoints; the ring must
+// verify the latest checkpoint, else the start stops (a new ring would sign
+// checkpoints nobody can link to the old ones).
+func openSigner(ctx context.Context, cfg *Config, keyFile string, st *sqlstore.Store, log *zap.Logger) (*audit.Signer, error) {
+	latest, err := st.LatestCheckpoint(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit key ring: read the log: %w", err)
+	}
+	ring, err := crypto.LoadRing(crypto.RingSource{Env: cfg.KeyRing, File: keyFile, AllowOpenFile: cfg.KeyFileAllowOpenMode})
+	switch {
+	case errors.Is(err, crypto.ErrNoRing) && latest != nil:
+		return nil, fmt.Errorf("audit key ring: %w, but the audit log has signed checkpoints: restore the key ring it was set up with "+
+			"(the backup of %s, or UIAS_KEYRING)", err, keyFile)
+	case errors.Is(err, crypto.ErrNoRing):
+		if ring, err = crypto.NewRingFile(keyFile); err != nil {
+			return nil, fmt.Errorf("audit key ring: %w", err)
+		}
+		log.Warn("created a new key ring for a new audit log; back it up, or better keep it in a Secret (docs/operators.md)",
+			zap.String("key_file", keyFile))
+	case errors.Is(err, crypto.ErrKeyFileOpen):
+		return nil, fmt.Errorf("audit key ring: %w (audit.key_file_allow_open_mode)", err)
+	case err != nil:
+		return nil, fmt.Errorf("audit key ring: %w", err)
+	}
+	keys, err := ring.Ed25519(audit.KeyPurpose)
+	if err != nil {
+		return nil, fmt.Errorf("audit key ring: %w", err)
+	}
+	signer, err := audit.NewSigner(cfg.Origin, keys)
+	if err != nil {
+		return nil, err
+	}
+	if latest != nil {
+		if _, err := signer.Open(latest.Note); err != nil {
+			return nil, fmt.Errorf("audit key ring: the ring (%s) and audit.origin %q do not verify the log's latest checkpoint "+
+				"(size %d): restore the ring and origin the log was set up with: %w", ring.Source, cfg.Origin, latest.Size, err)
+		}
+	}
+	log.Info("audit log ready", zap.String("origin", cfg.Origin), zap.String("signing_key", keys.Active),
+		zap.Strings("verifier_keys", signer.VerifierKeys()))
+	return signer, nil
+}
+
+// Settings returns the audit section of cfg (nil if cfg has none).
+func Settings(cfg *config.Config) *Config {
+	c, _ := cfg.Section(Name).(*Config)
+	return c
+}

@@ -1,0 +1,105 @@
+package component
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/services/audit"
+)
+
+// MinStreamMaxAge is the shortest AUDIT stream retention accepted: events
+// wait at least a week for an audit component that is down.
+const MinStreamMaxAge = 7 * 24 * time.Hour
+
+// Config is the audit section of the configuration (YAML key "audit").
+type Config struct {
+	// Origin names the log: the first line of its checkpoints and the name
+	// of its signing keys (letters, digits, '.', '_', '/', '-'). Give each
+	// centre's log its own (default "uias.audit").
+	Origin string `yaml:"origin"`
+	// Batch is the most events stored in one transaction (500); BatchWait
+	// how long the consumer waits to fill one (500ms).
+	Batch     int           `yaml:"batch"`
+	BatchWait time.Duration `yaml:"batch_wait"`
+	// CheckpointEvery and CheckpointInterval: a signed checkpoint follows
+	// every CheckpointEvery records (1000), or CheckpointInterval (10s)
+	// after the previous one when records came since.
+	CheckpointEvery    int           `yaml:"checkpoint_every"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// StreamMaxAge is the retention of the JetStream AUDIT stream the
+	// component applies at start (168h, at least 168h): how long events
+	// wait for an audit component that is down. 0 leaves the stream as it
+	// is (e.g. set by an operator; unlimited by default).
+	StreamMaxAge time.Duration `yaml:"stream_max_age"`
+	// KeyFile is the key ring file whose signing keys sign the checkpoints
+	// (default <data_dir>/keyring.json, identity's ring in monolithic
+	// mode); KeyRing (UIAS_KEYRING, environment only) takes precedence.
+	KeyFile              string `yaml:"key_file"`
+	KeyRing              string `yaml:"-"`
+	KeyFileAllowOpenMode bool   `yaml:"key_file_allow_open_mode"`
+}
+
+// Defaults returns the audit defaults.
+func Defaults() *Config {
+	return &Config{Origin: "uias.audit", Batch: 500, BatchWait: 500 * time.Millisecond, CheckpointEvery: 1000,
+		CheckpointInterval: 10 * time.Second, StreamMaxAge: MinStreamMaxAge}
+}
+
+// Bind implements config.Section.
+func (c *Config) Bind(b *config.Binder) {
+	b.String(&c.Origin, "UIAS_AUDIT_ORIGIN", "", "")
+	b.Int(&c.Batch, "UIAS_AUDIT_BATCH", "", "")
+	b.Duration(&c.BatchWait, "UIAS_AUDIT_BATCH_WAIT", "", "")
+	b.Int(&c.CheckpointEvery, "UIAS_AUDIT_CHECKPOINT_EVERY", "", "")
+	b.Duration(&c.CheckpointInterval, "UIAS_AUDIT_CHECKPOINT_INTERVAL", "", "")
+	b.Duration(&c.StreamMaxAge, "UIAS_AUDIT_STREAM_MAX_AGE", "", "")
+	// The same variables as identity's: one ring for the process.
+	b.String(&c.KeyFile, "UIAS_KEY_FILE", "", "")
+	b.Secret(&c.KeyRing, "UIAS_KEYRING")
+	b.Bool(&c.KeyFileAllowOpenMode, "UIAS_KEY_FILE_ALLOW_OPEN_MODE", "", "")
+}
+
+// Complete implements config.Section. (An empty key_file means
+// <data_dir>/keyring.json, resolved at start: KeyFileIn.)
+func (c *Config) Complete(*config.Config) {}
+
+// KeyFileIn is the key ring file: key_file, else <data_dir>/keyring.json.
+func (c *Config) KeyFileIn(p *config.Config) string {
+	if c.KeyFile != "" {
+		return c.KeyFile
+	}
+	return filepath.Join(p.DataDir, "keyring.json")
+}
+
+// Validate implements config.Section.
+func (c *Config) Validate(p *config.Config) error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, &config.FieldError{Field: Name + "." + field, Msg: fmt.Sprintf(format, a...)})
+	}
+	if !audit.ValidOrigin(c.Origin) {
+		bad("origin", "must be 1-128 letters, digits, '.', '_', '/' or '-', starting with a letter or digit, got %q", c.Origin)
+	}
+	if c.Batch < 1 || c.Batch > 5000 {
+		bad("batch", "must be between 1 and 5000, got %d", c.Batch)
+	}
+	if c.BatchWait < time.Millisecond || c.BatchWait > time.Minute {
+		bad("batch_wait", "must be between 1ms and 1m, got %s", c.BatchWait)
+	}
+	if c.CheckpointEvery < 1 {
+		bad("checkpoint_every", "must be at least 1, got %d", c.CheckpointEvery)
+	}
+	if c.CheckpointInterval < time.Second || c.CheckpointInterval > 24*time.Hour {
+		bad("checkpoint_interval", "must be between 1s and 24h, got %s", c.CheckpointInterval)
+	}
+	if c.StreamMaxAge != 0 && c.StreamMaxAge < MinStreamMaxAge {
+		bad("stream_max_age", "must be 0 (leave the stream as it is) or at least 168h (7 days), got %s", c.StreamMaxAge)
+	}
+	if c.KeyRing == "" && c.KeyFileIn(p) == "keyring.json" && p.DataDir == "" {
+		bad("key_file", "must not be empty (set data_dir, audit.key_file or UIAS_KEYRING)")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,237 @@
+// Package ingest feeds the audit log from the JetStream AUDIT stream: a
+// durable pull consumer fetches events in batches, the log stores each
+// batch in one transaction (skipping event ids it already holds), and only
+// then are the messages acknowledged. A crash at any point loses nothing
+// (unacknowledged messages are delivered again) and doubles nothing (a
+// redelivered event's id is already stored).
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/audit"
+)
+
+// Durable is the name of the audit component's consumer on AUDIT.
+const Durable = "audit"
+
+// Options configure an Ingester.
+type Options struct {
+	// Batch is the most events stored in one transaction (default 500).
+	Batch int
+	// MaxWait is how long a fetch waits for a full batch (default 500ms).
+	MaxWait time.Duration
+	// AckWait is how long JetStream waits for an acknowledgement before it
+	// delivers a message again (default 30s).
+	AckWait time.Duration
+	// StreamMaxAge, when positive, is applied as the AUDIT stream's
+	// retention (events wait that long for the audit component). 0 leaves
+	// the stream as it is.
+	StreamMaxAge time.Duration
+	Logger       *zap.Logger
+	Metrics      prometheus.Registerer
+	// AfterAppend, for tests, runs after a batch is stored and before its
+	// messages are acknowledged.
+	AfterAppend func(res audit.AppendResult)
+}
+
+// Ingester is the consumer loop.
+type Ingester struct {
+	js  jetstream.JetStream
+	log *audit.Log
+	o   Options
+
+	stored, duplicates prometheus.Counter
+	failures           prometheus.Counter
+}
+
+// New returns an ingester of js's AUDIT stream into l.
+func New(js jetstream.JetStream, l *audit.Log, o Options) *Ingester {
+	if o.Batch <= 0 {
+		o.Batch = 500
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 500 * time.Millisecond
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	in := &Ingester{js: js, log: l, o: o,
+		stored: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_audit_records_stored_total",
+			Help: "Audit records appended to the log."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_audit_events_duplicate_total",
+			Help: "AUDIT events delivered again whose record was already stored (skipped)."}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_audit_append_failures_total",
+			Help: "Batches the log could not store (retried)."}),
+	}
+	if o.Metrics != nil {
+		for _, c := range []prometheus.Collector{in.stored, in.duplicates, in.failures} {
+			_ = o.Metrics.Register(c)
+		}
+	}
+	return in
+}
+
+// ConsumerConfig is the durable consumer the ingester uses.
+func (in *Ingester) ConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       Durable,
+		Description:   "UIAS audit component: stores every AUDIT event in the audit log",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       in.o.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 4 * in.o.Batch,
+		FilterSubject: events.SubjectsAudit,
+	}
+}
+
+// Run consumes until ctx ends. It waits (retrying) for the stream, then
+// stores batch after batch; between busy periods it signs the checkpoint
+// that is due by time.
+func (in *Ingester) Run(ctx context.Context) error {
+	cons, err := in.consumer(ctx)
+	if err != nil {
+		return err
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		n, err := in.once(ctx, cons)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			in.failures.Inc()
+			in.o.Logger.Warn("audit ingest: batch not stored, retrying", zap.Error(err))
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		case n == 0:
+			if _, err := in.log.CheckpointIfDue(ctx); err != nil && ctx.Err() == nil {
+				in.o.Logger.Warn("audit checkpoint not signed", zap.Error(err))
+			}
+		}
+		backoff = 100 * time.Millisecond
+	}
+	return ctx.Err()
+}
+
+// consumer creates (or updates) the durable consumer, retrying until the
+// stream exists, and applies the stream retention.
+func (in *Ingester) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		c, err := in.js.CreateOrUpdateConsumer(ctx, events.StreamAudit, in.ConsumerConfig())
+		if err == nil {
+			in.retention(ctx)
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			in.o.Logger.Warn("audit ingest: consumer not ready, retrying", zap.Error(err))
+		}
+		sleep(ctx, delay)
+	}
+}
+
+// retention sets the AUDIT stream's max age to StreamMaxAge.
+func (in *Ingester) retention(ctx context.Context) {
+	if in.o.StreamMaxAge <= 0 {
+		return
+	}
+	s, err := in.js.Stream(ctx, events.StreamAudit)
+	if err != nil {
+		in.o.Logger.Warn("audit ingest: cannot read the AUDIT stream to set its retention", zap.Error(err))
+		return
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.MaxAge == in.o.StreamMaxAge {
+		return
+	}
+	cfg.MaxAge = in.o.StreamMaxAge
+	if _, err := in.js.UpdateStream(ctx, cfg); err != nil {
+		in.o.Logger.Warn("audit ingest: cannot set the AUDIT stream retention (audit.stream_max_age); it keeps its own setting",
+			zap.Duration("stream_max_age", in.o.StreamMaxAge), zap.Error(err))
+		return
+	}
+	in.o.Logger.Info("AUDIT stream retention set", zap.Duration("max_age", in.o.StreamMaxAge))
+}
+
+// once fetches one batch, stores it and acknowledges it; it returns the
+// number of messages fetched.
+func (in *Ingester) once(ctx context.Context, cons jetstream.Consumer) (int, error) {
+	batch, err := cons.Fetch(in.o.Batch, jetstream.FetchMaxWait(in.o.MaxWait))
+	if err != nil {
+		return 0, fmt.Errorf("fetch: %w", err)
+	}
+	var msgs []jetstream.Msg
+	recs := make([]audit.Record, 0, in.o.Batch)
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+		recs = append(recs, Record(m))
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && len(msgs) == 0 {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoHeartbeat) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("fetch: %w", err)
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	res, err := in.log.Append(ctx, recs)
+	if err != nil {
+		for _, m := range msgs {
+			_ = m.NakWithDelay(time.Second)
+		}
+		return len(msgs), err
+	}
+	in.stored.Add(float64(res.Added))
+	in.duplicates.Add(float64(res.Duplicates))
+	if in.o.AfterAppend != nil {
+		in.o.AfterAppend(res)
+	}
+	for _, m := range msgs {
+		_ = m.Ack()
+	}
+	return len(msgs), nil
+}
+
+// Record makes the audit record of an AUDIT message. A message without an
+// event id (not published by the outbox relay) is identified by its stream
+// sequence, so it too is stored once.
+func Record(m jetstream.Msg) audit.Record {
+	ev, err := events.EventFromMsg(m)
+	if ev.ID == "" {
+		if md, merr := m.Metadata(); merr == nil {
+			ev.ID = "js:" + strconv.FormatUint(md.Sequence.Stream, 10)
+		}
+	}
+	if ev.Time.IsZero() || err != nil {
+		if md, merr := m.Metadata(); merr == nil {
+			ev.Time = md.Timestamp
+		}
+	}
+	return audit.FromEvent(ev)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

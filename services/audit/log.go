@@ -1,0 +1,332 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Policy says when the log signs a checkpoint: after Every new records, or
+// Interval after the previous one when records came since.
+type Policy struct {
+	Every    int64
+	Interval time.Duration
+}
+
+// Log is the audit log: it appends records as leaves of the Merkle tree,
+// signs checkpoints and answers proofs.
+type Log struct {
+	store  Store
+	signer *Signer
+	policy Policy
+	now    func() time.Time
+	// published is told of every new checkpoint after it is stored (e.g.
+	// to publish it on NATS for witnesses).
+	published func(Checkpoint)
+	// started stands in for the time of the previous checkpoint when
+	// there is none yet.
+	started time.Time
+}
+
+// LogOptions configure NewLog.
+type LogOptions struct {
+	Policy Policy
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// OnCheckpoint is called with every new checkpoint once it is stored.
+	OnCheckpoint func(Checkpoint)
+}
+
+// NewLog returns the log kept in st, signing with s.
+func NewLog(st Store, s *Signer, o LogOptions) *Log {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Policy.Every <= 0 {
+		o.Policy.Every = 1000
+	}
+	if o.Policy.Interval <= 0 {
+		o.Policy.Interval = 10 * time.Second
+	}
+	if o.OnCheckpoint == nil {
+		o.OnCheckpoint = func(Checkpoint) {}
+	}
+	return &Log{store: st, signer: s, policy: o.Policy, now: o.Now, published: o.OnCheckpoint, started: o.Now()}
+}
+
+// Signer is the log's checkpoint signer.
+func (l *Log) Signer() *Signer { return l.signer }
+
+// Store is the log's store.
+func (l *Log) Store() Store { return l.store }
+
+// AppendResult says what Append did.
+type AppendResult struct {
+	Added      int         // records stored
+	Duplicates int         // records whose event id was already stored (or repeated in the batch)
+	Size       int64       // the log's size afterwards
+	Checkpoint *Checkpoint // the checkpoint signed with them, if one was due
+}
+
+// Append adds recs (in order) to the log in one transaction, skipping
+// those whose event id is already stored: each event is stored exactly
+// once however often it is delivered. Their tree hashes are written with
+// them, and a checkpoint when one is due.
+func (l *Log) Append(ctx context.Context, recs []Record) (AppendResult, error) {
+	var res AppendResult
+	err := l.store.InAppend(ctx, func(tx AppendTx) error {
+		res = AppendResult{}
+		size, err := tx.Size(ctx)
+		if err != nil {
+			return err
+		}
+		ids := make([]string, len(recs))
+		for i := range recs {
+			ids[i] = recs[i].EventID
+		}
+		known, err := tx.Known(ctx, ids)
+		if err != nil {
+			return err
+		}
+		firstHash := tlog.StoredHashIndex(0, size)
+		pending := map[int64]tlog.Hash{}
+		var hashes []tlog.Hash
+		reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+			return readThrough(ctx, tx, pending, idx)
+		})
+		add := make([]Record, 0, len(recs))
+		for _, r := range recs {
+			if known[r.EventID] {
+				res.Duplicates++
+				continue
+			}
+			known[r.EventID] = true
+			r.Seq = size
+			hs, err := tlog.StoredHashesForRecordHash(size, r.LeafHash(), reader)
+			if err != nil {
+				return fmt.Errorf("tree hashes of record %d: %w", size, err)
+			}
+			at := firstHash + int64(len(hashes))
+			for i, h := range hs {
+				pending[at+int64(i)] = h
+			}
+			hashes = append(hashes, hs...)
+			add = append(add, r)
+			size++
+		}
+		res.Added, res.Size = len(add), size
+		if len(add) > 0 {
+			if err := tx.Append(ctx, add, firstHash, hashes); err != nil {
+				return err
+			}
+		}
+		cp, err := l.checkpointIfDue(ctx, tx, size, reader)
+		res.Checkpoint = cp
+		return err
+	})
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if res.Checkpoint != nil {
+		l.published(*res.Checkpoint)
+	}
+	return res, nil
+}
+
+// CheckpointIfDue signs a checkpoint when records came since the latest
+// one and Interval has passed (or Every records are waiting). The ingest
+// loop calls it when idle.
+func (l *Log) CheckpointIfDue(ctx context.Context) (*Checkpoint, error) {
+	var cp *Checkpoint
+	err := l.store.InAppend(ctx, func(tx AppendTx) error {
+		size, err := tx.Size(ctx)
+		if err != nil {
+			return err
+		}
+		cp, err = l.checkpointIfDue(ctx, tx, size, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+			return tx.ReadHashes(ctx, idx)
+		}))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cp != nil {
+		l.published(*cp)
+	}
+	return cp, nil
+}
+
+// checkpointIfDue signs and stores a checkpoint of size when due.
+func (l *Log) checkpointIfDue(ctx context.Context, tx AppendTx, size int64, r tlog.HashReader) (*Checkpoint, error) {
+	if size == 0 {
+		return nil, nil
+	}
+	last, err := tx.LatestCheckpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var lastSize int64
+	lastTime := l.started
+	if last != nil {
+		lastSize, lastTime = last.Size, last.Time
+	}
+	now := l.now()
+	if size <= lastSize || (size-lastSize < l.policy.Every && now.Before(lastTime.Add(l.policy.Interval))) {
+		return nil, nil
+	}
+	root, err := tlog.TreeHash(size, r)
+	if err != nil {
+		return nil, fmt.Errorf("tree hash of size %d: %w", size, err)
+	}
+	cp, err := l.signer.Sign(size, root, now)
+	if err != nil {
+		return nil, fmt.Errorf("sign checkpoint: %w", err)
+	}
+	if err := tx.AddCheckpoint(ctx, cp); err != nil {
+		return nil, err
+	}
+	return &cp, nil
+}
+
+// readThrough reads hashes from pending (written in this transaction) or
+// else from the transaction.
+func readThrough(ctx context.Context, tx AppendTx, pending map[int64]tlog.Hash, idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	var miss []int64
+	for i, x := range idx {
+		if h, ok := pending[x]; ok {
+			out[i] = h
+		} else {
+			miss = append(miss, x)
+		}
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := tx.ReadHashes(ctx, miss)
+	if err != nil {
+		return nil, err
+	}
+	j := 0
+	for i, x := range idx {
+		if _, ok := pending[x]; !ok {
+			out[i] = got[j]
+			j++
+		}
+	}
+	return out, nil
+}
+
+// storeReader is the store as a tlog.HashReader.
+func (l *Log) storeReader(ctx context.Context) tlog.HashReader {
+	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return l.store.ReadHashes(ctx, idx) })
+}
+
+// Latest returns the latest checkpoint (errNotCheckpointed if none).
+func (l *Log) Latest(ctx context.Context) (*Checkpoint, error) {
+	cp, err := l.store.LatestCheckpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cp == nil {
+		return nil, errNotCheckpointed
+	}
+	return cp, nil
+}
+
+// checkpoint returns the checkpoint of size, or the latest when size is 0.
+func (l *Log) checkpoint(ctx context.Context, size int64) (*Checkpoint, error) {
+	if size == 0 {
+		return l.Latest(ctx)
+	}
+	cp, err := l.store.CheckpointAt(ctx, size)
+	if isNotFound(err) {
+		return nil, errNotCheckpointed.WithMessage(fmt.Sprintf("no checkpoint of size %d", size))
+	}
+	return cp, err
+}
+
+// Inclusion is the proof that a record is in the tree of a checkpoint.
+type Inclusion struct {
+	Record     *Record
+	LeafHash   tlog.Hash
+	Proof      tlog.RecordProof
+	Checkpoint *Checkpoint
+}
+
+// ProveInclusion proves that record seq is in the tree of the checkpoint
+// of size (0: the latest checkpoint).
+func (l *Log) ProveInclusion(ctx context.Context, seq, size int64) (*Inclusion, error) {
+	if seq < 0 || size < 0 {
+		return nil, errBadRange
+	}
+	cp, err := l.checkpoint(ctx, size)
+	if err != nil {
+		return nil, err
+	}
+	if seq >= cp.Size {
+		if size == 0 {
+			return nil, errNotCheckpointed.WithMessage(fmt.Sprintf("record %d is not in the latest checkpoint (size %d) yet", seq, cp.Size))
+		}
+		return nil, errBadRange.WithMessage(fmt.Sprintf("record %d is not in a tree of size %d", seq, cp.Size))
+	}
+	rec, err := l.store.GetRecord(ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	p, err := tlog.ProveRecord(cp.Size, seq, l.storeReader(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &Inclusion{Record: rec, LeafHash: rec.LeafHash(), Proof: p, Checkpoint: cp}, nil
+}
+
+// Consistency is the proof that the tree of New extends the tree of Old.
+type Consistency struct {
+	Old, New *Checkpoint
+	Proof    tlog.TreeProof
+}
+
+// ProveConsistency proves that the checkpoint of newSize (0: the latest)
+// extends the one of oldSize.
+func (l *Log) ProveConsistency(ctx context.Context, oldSize, newSize int64) (*Consistency, error) {
+	if oldSize <= 0 || newSize < 0 || (newSize != 0 && oldSize > newSize) {
+		return nil, errBadRange
+	}
+	nw, err := l.checkpoint(ctx, newSize)
+	if err != nil {
+		return nil, err
+	}
+	if oldSize > nw.Size {
+		return nil, errBadRange.WithMessage(fmt.Sprintf("old size %d exceeds the new size %d", oldSize, nw.Size))
+	}
+	old, err := l.checkpoint(ctx, oldSize)
+	if err != nil {
+		return nil, err
+	}
+	p, err := tlog.ProveTree(nw.Size, old.Size, l.storeReader(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &Consistency{Old: old, New: nw, Proof: p}, nil
+}
+
+// CheckpointAt returns the checkpoint of size.
+func (l *Log) CheckpointAt(ctx context.Context, size int64) (*Checkpoint, error) {
+	if size <= 0 {
+		return nil, errBadRange
+	}
+	return l.checkpoint(ctx, size)
+}
+
+// Verify checks the whole stored log with the log's own keys (see Verify).
+func (l *Log) Verify(ctx context.Context) (*Report, error) {
+	known, err := VerifiersFromKeys(l.signer.VerifierKeys())
+	if err != nil {
+		return nil, err
+	}
+	return Verify(ctx, l.store, l.signer.Origin(), known)
+}

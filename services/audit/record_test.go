@@ -1,0 +1,92 @@
+package audit_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/audit"
+	"github.com/uias/uias/services/audit/storetest"
+)
+
+func TestFromEvent(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.UTC)
+	payload, _ := json.Marshal(events.AuditRecord{Serial: "r1", TraceID: "r1", AppID: "app", API: "authenticate", Actor: "app:app",
+		Subject: "user:u", Org: "o", Result: "failure", Reason: "BAD_CREDENTIALS", DurationMS: 2.5, ClientIP: "192.0.2.1",
+		Time: at, Detail: map[string]string{"k": "v"}})
+	r := audit.FromEvent(events.Event{ID: "e1", Subject: "uias.audit.identity.authenticate", Type: "audit.authenticate", Time: at, Payload: payload})
+	if r.EventID != "e1" || r.Component != "identity" || r.API != "authenticate" || r.Result != "failure" || r.ClientIP != "192.0.2.1" ||
+		!r.Time.Equal(at.Truncate(time.Millisecond)) || r.Detail["k"] != "v" || r.DurationMS != 2.5 {
+		t.Fatalf("record %+v", r)
+	}
+	// not an audit record: kept, escaped, never dropped
+	bad := audit.FromEvent(events.Event{ID: "e2", Subject: "uias.audit.ticket.x", Type: "audit.session.create", Time: at,
+		Payload: []byte("not json\n" + strings.Repeat("x", 1000))})
+	if bad.API != "session.create" || bad.Component != "ticket" || !strings.HasPrefix(bad.Detail[audit.MalformedDetail], `not json\u000a`) ||
+		len(bad.Detail[audit.MalformedDetail]) > 256 || bad.Time.IsZero() {
+		t.Fatalf("malformed event: %+v", bad)
+	}
+}
+
+func TestLeafData(t *testing.T) {
+	recs := storetest.Records("ev", 2)
+	a, b := recs[0], recs[0]
+	a.Detail = map[string]string{"x": "1", "a": "2", "m": "3"}
+	b.Detail = map[string]string{"m": "3", "x": "1", "a": "2"}
+	if !bytes.Equal(a.LeafData(), b.LeafData()) {
+		t.Fatal("leaf data depends on map order")
+	}
+	var nilDetail, emptyDetail audit.Record = recs[1], recs[1]
+	nilDetail.Detail, emptyDetail.Detail = nil, map[string]string{}
+	if nilDetail.LeafHash() != emptyDetail.LeafHash() {
+		t.Fatal("no detail and empty detail hash differently")
+	}
+	moved := a
+	moved.Seq = 5
+	if moved.LeafHash() == a.LeafHash() {
+		t.Fatal("the record number is not part of the leaf")
+	}
+	for _, f := range []func(r *audit.Record){
+		func(r *audit.Record) { r.Result = "denied" }, func(r *audit.Record) { r.Time = r.Time.Add(time.Millisecond) },
+		func(r *audit.Record) { r.DurationMS += 0.001 }, func(r *audit.Record) { r.Detail["a"] = "3" },
+		func(r *audit.Record) { r.EventID = "other" }, func(r *audit.Record) { r.ClientIP = "" },
+	} {
+		c := a
+		c.Detail = map[string]string{"x": "1", "a": "2", "m": "3"}
+		f(&c)
+		if c.LeafHash() == a.LeafHash() {
+			t.Fatalf("a change leaves the leaf hash: %+v", c)
+		}
+	}
+}
+
+func TestOpenCheckpoint(t *testing.T) {
+	s := storetest.Signer(t)
+	var root [32]byte
+	root[0] = 7
+	cp, err := s.Sign(42, root, time.Unix(1_800_000_000, 5e6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Open(cp.Note)
+	if err != nil || got.Size != 42 || got.Root != root || got.Time.UnixMilli() != 1_800_000_000_005 {
+		t.Fatalf("open: %+v %v", got, err)
+	}
+	known, _ := audit.VerifiersFromKeys(s.VerifierKeys())
+	if _, err := audit.OpenCheckpoint(cp.Note, "another.log", known); err == nil {
+		t.Fatal("a checkpoint of another log opened")
+	}
+	edited := bytes.Replace(cp.Note, []byte("\n42\n"), []byte("\n43\n"), 1)
+	if _, err := s.Open(edited); err == nil {
+		t.Fatal("an edited checkpoint opened")
+	}
+	if _, err := audit.VerifiersFromKeys([]string{"not a key"}); err == nil {
+		t.Fatal("a bad verifier key parsed")
+	}
+	if audit.ValidOrigin("a b") || audit.ValidOrigin("") || !audit.ValidOrigin("centre-1.example/audit") {
+		t.Fatal("ValidOrigin")
+	}
+}

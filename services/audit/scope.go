@@ -1,0 +1,54 @@
+package audit
+
+import (
+	"github.com/uias/uias/pkg/apierr"
+)
+
+// Principal is the administrator calling the audit component.
+type Principal struct {
+	UserID string
+	OrgID  string
+	// SystemAdmin: a system administrator (identity's administrators, until
+	// the authorization component defines the admin roles).
+	SystemAdmin bool
+}
+
+// Scope is what part of the log an administrator may read.
+type Scope struct {
+	// All: every record (system administrator, security auditor).
+	All bool
+	// Orgs: the org subtrees whose records may be read (unit
+	// administrators, once the authorization component exists).
+	Orgs []string
+}
+
+// ReasonAuditForbidden is the reason of a refused audit read.
+const ReasonAuditForbidden = "AUDIT_FORBIDDEN"
+
+var errForbidden = apierr.New(apierr.PermissionDenied, ReasonAuditForbidden, "this administrator may not read the audit log")
+
+func init() {
+	apierr.Register(apierr.Reason{Name: ReasonAuditForbidden, Code: apierr.PermissionDenied,
+		Doc: "Audit log: the administrator may not read the audit log, or not this part of it."})
+}
+
+// ScopeOf is the one place that decides what an administrator may read of
+// the audit log. Until the authorization component lands, a system
+// administrator reads everything and nobody else anything; then unit
+// administrators get their org subtrees and the security auditor
+// everything, here.
+func ScopeOf(p Principal) (Scope, error) {
+	if p.SystemAdmin {
+		return Scope{All: true}, nil
+	}
+	return Scope{}, errForbidden
+}
+
+// ScopeAll checks that the scope covers the whole log (proofs,
+// verification and checkpoints concern every record).
+func ScopeAll(s Scope) error {
+	if !s.All {
+		return errForbidden
+	}
+	return nil
+}

@@ -1,0 +1,166 @@
+// Package server is the audit component's gRPC layer: thin handlers over
+// the audit log, and the authentication of its callers.
+package server
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/grpcx"
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/audit"
+)
+
+// Server implements AuditLogService.
+type Server struct {
+	auditv1.UnimplementedAuditLogServiceServer
+	log *audit.Log
+}
+
+// New returns the server of l.
+func New(l *audit.Log) *Server { return &Server{log: l} }
+
+// Register adds the services to g.
+func (s *Server) Register(g *grpc.Server) { auditv1.RegisterAuditLogServiceServer(g, s) }
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying the authenticated administrator.
+func WithPrincipal(ctx context.Context, p audit.Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// scope is the caller's scope (audit.ScopeOf of the authenticated
+// administrator).
+func scope(ctx context.Context) (audit.Scope, error) {
+	p, ok := ctx.Value(principalKey{}).(audit.Principal)
+	if !ok {
+		return audit.Scope{}, apierr.New(apierr.Unauthenticated, "UNAUTHENTICATED", "no administrator")
+	}
+	return audit.ScopeOf(p)
+}
+
+func wholeLog(ctx context.Context) error {
+	sc, err := scope(ctx)
+	if err != nil {
+		return err
+	}
+	return audit.ScopeAll(sc)
+}
+
+// CallerAuth authenticates callers of the audit services: administrators,
+// whose bearer token identity resolves (AdminSessionService.WhoAmI).
+type CallerAuth struct {
+	Sessions identityv1.AdminSessionServiceClient
+}
+
+// AuthenticateCaller implements grpcx.CallerAuth.
+func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
+	c := &caller.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx), ClientCert: grpcx.ClientCertSHA256(ctx)}
+	ctx = caller.With(ctx, c)
+	switch {
+	case strings.HasPrefix(method, "/uias.audit.v1."):
+		// identity checks the token (and audits a refusal) as for its own
+		// administrator calls; its error is answered as it is
+		out := metadata.AppendToOutgoingContext(ctx, grpcx.MetadataAuthorization, "Bearer "+grpcx.BearerToken(ctx))
+		who, err := a.Sessions.WhoAmI(out, &identityv1.WhoAmIRequest{})
+		if err != nil {
+			return nil, err
+		}
+		c.Principal = who.GetUser().GetId()
+		ctx = WithPrincipal(ctx, audit.Principal{UserID: c.Principal, OrgID: who.GetUser().GetOrgId(), SystemAdmin: who.GetSystemAdmin()})
+	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):
+	default:
+		return nil, apierr.New(apierr.Unimplemented, "UNIMPLEMENTED", "unknown method")
+	}
+	o := grpcx.OriginFrom(ctx)
+	if c.Principal != "" {
+		o.Principal = c.Principal
+	}
+	return grpcx.WithOrigin(ctx, o), nil
+}
+
+// GetCheckpoint implements AuditLogService.
+func (s *Server) GetCheckpoint(ctx context.Context, r *auditv1.GetCheckpointRequest) (*auditv1.Checkpoint, error) {
+	if err := wholeLog(ctx); err != nil {
+		return nil, err
+	}
+	var cp *audit.Checkpoint
+	var err error
+	if r.GetSize() == 0 {
+		cp, err = s.log.Latest(ctx)
+	} else {
+		cp, err = s.log.CheckpointAt(ctx, r.GetSize())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.checkpoint(cp), nil
+}
+
+// ProveInclusion implements AuditLogService.
+func (s *Server) ProveInclusion(ctx context.Context, r *auditv1.ProveInclusionRequest) (*auditv1.InclusionProof, error) {
+	if err := wholeLog(ctx); err != nil {
+		return nil, err
+	}
+	p, err := s.log.ProveInclusion(ctx, r.GetSeq(), r.GetSize())
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.InclusionProof{Record: RecordPB(p.Record), LeafHash: p.LeafHash[:], Checkpoint: s.checkpoint(p.Checkpoint)}
+	for _, h := range p.Proof {
+		out.Proof = append(out.Proof, h[:])
+	}
+	return out, nil
+}
+
+// ProveConsistency implements AuditLogService.
+func (s *Server) ProveConsistency(ctx context.Context, r *auditv1.ProveConsistencyRequest) (*auditv1.ConsistencyProof, error) {
+	if err := wholeLog(ctx); err != nil {
+		return nil, err
+	}
+	p, err := s.log.ProveConsistency(ctx, r.GetOldSize(), r.GetNewSize())
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.ConsistencyProof{Old: s.checkpoint(p.Old), New: s.checkpoint(p.New)}
+	for _, h := range p.Proof {
+		out.Proof = append(out.Proof, h[:])
+	}
+	return out, nil
+}
+
+// VerifyLog implements AuditLogService.
+func (s *Server) VerifyLog(ctx context.Context, _ *auditv1.VerifyLogRequest) (*auditv1.VerifyLogResponse, error) {
+	if err := wholeLog(ctx); err != nil {
+		return nil, err
+	}
+	rep, err := s.log.Verify(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.VerifyLogResponse{Ok: rep.OK(), Records: rep.Records, Checkpoints: int32(rep.Checkpoints), SignedSize: rep.Signed, BadSeq: -1}
+	if p := rep.Problem; p != nil {
+		out.BadSeq, out.Problem, out.BadCheckpoint = p.Seq, p.What, p.Checkpoint
+	}
+	return out, nil
+}
+
+func (s *Server) checkpoint(c *audit.Checkpoint) *auditv1.Checkpoint {
+	return &auditv1.Checkpoint{Size: c.Size, RootHash: c.Root[:], Time: timestamppb.New(c.Time), Note: string(c.Note),
+		VerifierKeys: s.log.Signer().VerifierKeys()}
+}
+
+// RecordPB is the message of a record.
+func RecordPB(r *audit.Record) *auditv1.Record {
+	return &auditv1.Record{Seq: r.Seq, EventId: r.EventID, Type: r.Type, Component: r.Component, Time: timestamppb.New(r.Time),
+		Serial: r.Serial, TraceId: r.TraceID, AppId: r.AppID, Api: r.API, Actor: r.Actor, Subject: r.Subject, Org: r.Org,
+		Result: r.Result, Reason: r.Reason, DurationMs: r.DurationMS, ClientIp: r.ClientIP, Detail: r.Detail, LeafData: r.LeafData()}
+}

@@ -1,0 +1,224 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Report is the outcome of Verify.
+type Report struct {
+	// Records is the number of records checked (read in order until the
+	// first problem).
+	Records int64
+	// Checkpoints is the number of checkpoints whose signature and root
+	// matched the records.
+	Checkpoints int
+	// Signed is the size of the latest checkpoint that matched; records
+	// beyond it are not signed yet (they will be at the next checkpoint).
+	Signed int64
+	// Problem is the first thing found wrong, nil when the log is whole.
+	Problem *Problem
+}
+
+// OK reports whether nothing was found wrong.
+func (r *Report) OK() bool { return r.Problem == nil }
+
+// Problem says what is wrong and where.
+type Problem struct {
+	// Seq is the first record found bad (missing, changed, moved,
+	// inserted), or -1 when the problem is a checkpoint itself.
+	Seq int64
+	// Checkpoint is the size of the checkpoint concerned, if any.
+	Checkpoint int64
+	// What says it in words.
+	What string
+}
+
+func (p *Problem) Error() string { return p.What }
+
+// Verify reads the whole log in order, recomputes every leaf and tree hash
+// from the records, and checks them against the stored hashes (which serve
+// the proofs) and against every signed checkpoint (whose signatures it
+// checks with known). It reports the first record found bad: deleted,
+// changed, inserted, moved or cut off. Errors are failures to read the
+// store, not findings.
+func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) (*Report, error) {
+	rep := &Report{}
+	var cps []*Checkpoint
+	err := st.Checkpoints(ctx, func(c *Checkpoint) error {
+		cps = append(cps, c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cps {
+		got, err := OpenCheckpoint(c.Note, origin, known)
+		if err != nil {
+			rep.Problem = &Problem{Seq: -1, Checkpoint: c.Size, What: fmt.Sprintf("checkpoint of size %d: %v", c.Size, err)}
+			return rep, nil
+		}
+		if got.Size != c.Size || got.Root != c.Root {
+			rep.Problem = &Problem{Seq: -1, Checkpoint: c.Size,
+				What: fmt.Sprintf("checkpoint of size %d: the stored size or root differs from its signed text", c.Size)}
+			return rep, nil
+		}
+	}
+	size, err := st.Size(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	v := &verifier{st: st, cps: cps}
+	errStop := errors.New("stop")
+	err = st.ScanRecords(ctx, 0, func(r *Record) error {
+		if p, err := v.record(ctx, r); err != nil || p != nil {
+			rep.Problem = p
+			if err == nil {
+				err = errStop
+			}
+			return err
+		}
+		return nil
+	})
+	rep.Records, rep.Checkpoints, rep.Signed = v.n, v.matched, v.signed
+	switch {
+	case errors.Is(err, errStop):
+		return rep, nil
+	case err != nil:
+		return nil, err
+	}
+	n := v.n
+	switch {
+	case v.next < len(cps):
+		rep.Problem = &Problem{Seq: n, Checkpoint: cps[v.next].Size,
+			What: fmt.Sprintf("records %d to %d are missing: the checkpoint of size %d covers them (log cut off)", n, cps[v.next].Size-1, cps[v.next].Size)}
+	case size > n:
+		rep.Problem = &Problem{Seq: n, What: fmt.Sprintf("records %d to %d are missing: the log's size is %d (log cut off)", n, size-1, size)}
+	case size < n:
+		rep.Problem = &Problem{Seq: size, What: fmt.Sprintf("record %d is beyond the log's size %d (inserted)", size, size)}
+	}
+	return rep, nil
+}
+
+// verifier recomputes the tree record by record (a stack of the roots of
+// the complete subtrees, RFC 6962 section 2.1) and compares.
+type verifier struct {
+	st      Store
+	cps     []*Checkpoint
+	next    int   // next checkpoint to reach
+	n       int64 // records checked
+	matched int
+	signed  int64
+	stack   []node
+	// stored hashes read ahead, from index base on
+	buf  []tlog.Hash
+	base int64
+	end  bool // no stored hashes beyond buf
+}
+
+type node struct {
+	level int
+	hash  tlog.Hash
+}
+
+const hashChunk = 8192
+
+func (v *verifier) record(ctx context.Context, r *Record) (*Problem, error) {
+	n := v.n
+	if r.Seq != n {
+		return &Problem{Seq: n, What: fmt.Sprintf("record %d is missing (the next stored record is %d)", n, r.Seq)}, nil
+	}
+	leafHash := r.LeafHash()
+	// the hashes record n adds: its leaf and every subtree it completes
+	idx := tlog.StoredHashIndex(0, n)
+	h := leafHash
+	level := 0
+	for i := 0; ; i++ {
+		stored, ok, err := v.stored(ctx, idx+int64(i))
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case !ok && i == 0:
+			return &Problem{Seq: n, What: fmt.Sprintf("record %d has no stored leaf hash: it was inserted behind the log's back, or its hash deleted", n)}, nil
+		case !ok:
+			return &Problem{Seq: n, What: fmt.Sprintf("tree hashes of record %d are missing", n)}, nil
+		case stored != h && i == 0:
+			return &Problem{Seq: n, What: fmt.Sprintf("record %d does not match its leaf hash: it was changed, moved or inserted", n)}, nil
+		case stored != h:
+			return &Problem{Seq: n, What: fmt.Sprintf("the stored tree hashes of record %d were changed", n)}, nil
+		}
+		if len(v.stack) == 0 || v.stack[len(v.stack)-1].level != level {
+			break
+		}
+		h = tlog.NodeHash(v.stack[len(v.stack)-1].hash, h)
+		v.stack = v.stack[:len(v.stack)-1]
+		level++
+	}
+	v.stack = append(v.stack, node{level: level, hash: h})
+	v.n++
+	for v.next < len(v.cps) && v.cps[v.next].Size == v.n {
+		c := v.cps[v.next]
+		if v.root() != c.Root {
+			return &Problem{Seq: v.signed, Checkpoint: c.Size,
+				What: fmt.Sprintf("records %d to %d do not match the checkpoint of size %d: one of them was changed together with its tree hashes", v.signed, c.Size-1, c.Size)}, nil
+		}
+		v.matched++
+		v.signed = c.Size
+		v.next++
+	}
+	return nil, nil
+}
+
+// root is the tree hash of the records so far.
+func (v *verifier) root() tlog.Hash {
+	h := v.stack[len(v.stack)-1].hash
+	for i := len(v.stack) - 2; i >= 0; i-- {
+		h = tlog.NodeHash(v.stack[i].hash, h)
+	}
+	return h
+}
+
+// stored returns the stored hash at index idx (read ahead in chunks).
+func (v *verifier) stored(ctx context.Context, idx int64) (tlog.Hash, bool, error) {
+	for idx >= v.base+int64(len(v.buf)) {
+		if v.end {
+			return tlog.Hash{}, false, nil
+		}
+		from := v.base + int64(len(v.buf))
+		v.base, v.buf = from, v.buf[:0]
+		want := from
+		var gap bool
+		var got int
+		err := v.st.ScanHashes(ctx, from, hashChunk, func(i int64, h tlog.Hash) error {
+			got++
+			if i != want {
+				gap = true
+				return errStopScan
+			}
+			v.buf = append(v.buf, h)
+			want++
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStopScan) {
+			return tlog.Hash{}, false, err
+		}
+		if got < hashChunk || gap {
+			v.end = true
+		}
+		if len(v.buf) == 0 {
+			return tlog.Hash{}, false, nil
+		}
+	}
+	if idx < v.base {
+		return tlog.Hash{}, false, fmt.Errorf("stored hash %d read out of order", idx)
+	}
+	return v.buf[idx-v.base], true, nil
+}
+
+var errStopScan = errors.New("stop scan")
