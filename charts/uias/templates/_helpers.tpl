@@ -8,7 +8,7 @@ checks the rendered Deployments against them.
 identity: {grpc: true, database: true, nats: true, keyRing: true, bootstrap: true}
 ticket: {grpc: true, database: true, nats: true, keyRing: true}
 authz: {grpc: true, database: true, nats: true}
-audit: {grpc: true, database: true, nats: true}
+audit: {grpc: true, database: true, nats: true, keyRing: true}
 sync: {grpc: true, database: true, nats: true}
 gateway: {grpc: false, database: false, nats: false, edge: true}
 {{- end -}}
@@ -129,7 +129,7 @@ failure is one clear line.
 {{- fail "uias: database.dsnSecret.name is required: the name of an existing Secret whose key database.dsnSecret.key holds the PostgreSQL DSN" -}}
 {{- end -}}
 {{- if and (include "uias.anyNeeds" (list . "keyRing")) (not $v.secrets.keyRing.name) -}}
-{{- fail "uias: secrets.keyRing.name is required with identity or ticket: the name of an existing Secret holding the key ring JSON (every replica must share it; see docs/operators.md \"Key ring\")" -}}
+{{- fail "uias: secrets.keyRing.name is required with identity, ticket or audit: the name of an existing Secret holding the key ring JSON (every replica must share it; see docs/operators.md \"Key ring\")" -}}
 {{- end -}}
 {{- if and $v.etcd.passwordSecret.name (not $v.etcd.username) -}}
 {{- fail "uias: etcd.username is required when etcd.passwordSecret is set" -}}
