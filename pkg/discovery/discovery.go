@@ -12,12 +12,12 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/naming/endpoints"
-	"go.etcd.io/etcd/client/v3/naming/resolver"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -49,6 +49,60 @@ func Key(component, addr string) string { return Target(component) + "/" + addr 
 // keep-alive, deletes the key and revokes the lease; it is safe to call more
 // than once.
 func Register(ctx context.Context, cli *clientv3.Client, component, addr string, ttlSeconds int64, log *zap.Logger) (func(context.Context) error, error) {
+	r, err := newRegistration(cli, component, addr, ttlSeconds, 0, log)
+	if err != nil {
+		return nil, err
+	}
+	lease, err := r.register(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.log.Info("registered in etcd", zap.String("key", r.key), zap.Int64("ttl_seconds", r.ttl))
+	r.start(lease)
+	return r.deregister, nil
+}
+
+// Registration is an endpoint registered in the background by Keep.
+type Registration struct{ r *registration }
+
+// Keep registers addr under "uias/<component>" like Register, but in the
+// background: it returns at once and tries until it succeeds, each attempt
+// bounded by timeout (e.g. etcd.dial_timeout; <= 0: 5 s), with back-off
+// between attempts and a warning logged for each failure, so that a process
+// started while etcd is unreachable serves its probes (not ready) and joins
+// when etcd returns. Then it keeps the lease alive as Register does.
+func Keep(cli *clientv3.Client, component, addr string, ttlSeconds int64, timeout time.Duration, log *zap.Logger) (*Registration, error) {
+	r, err := newRegistration(cli, component, addr, ttlSeconds, timeout, log)
+	if err != nil {
+		return nil, err
+	}
+	r.start(0)
+	return &Registration{r}, nil
+}
+
+// FirstAttempt is closed when the first attempt to register has ended,
+// registered or not (it takes at most the attempt timeout).
+func (g *Registration) FirstAttempt() <-chan struct{} { return g.r.first }
+
+// Ready is nil once the endpoint has been registered (it stays nil while
+// etcd is away later on: the registration is renewed when etcd returns),
+// and an error saying why not before.
+func (g *Registration) Ready() error {
+	if g.r.ever.Load() {
+		return nil
+	}
+	if err, _ := g.r.lastErr.Load().(error); err != nil {
+		return fmt.Errorf("not registered in etcd yet: %w", err)
+	}
+	return errors.New("not registered in etcd yet")
+}
+
+// Deregister stops the keep-alive, deletes the key and revokes the lease
+// (each step bounded by ctx and the attempt timeout); safe to call more
+// than once.
+func (g *Registration) Deregister(ctx context.Context) error { return g.r.deregister(ctx) }
+
+func newRegistration(cli *clientv3.Client, component, addr string, ttlSeconds int64, timeout time.Duration, log *zap.Logger) (*registration, error) {
 	if cli == nil {
 		return nil, errors.New("discovery: nil etcd client")
 	}
@@ -61,6 +115,9 @@ func Register(ctx context.Context, cli *clientv3.Client, component, addr string,
 	if ttlSeconds <= 0 {
 		ttlSeconds = DefaultTTLSeconds
 	}
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -68,42 +125,46 @@ func Register(ctx context.Context, cli *clientv3.Client, component, addr string,
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
-	r := &registration{
-		cli:  cli,
-		em:   em,
-		key:  Key(component, addr),
-		addr: addr,
-		ttl:  ttlSeconds,
-		log:  log.With(zap.String("component", component), zap.String("addr", addr)),
-		done: make(chan struct{}),
-	}
-	lease, err := r.register(ctx)
-	if err != nil {
-		return nil, err
-	}
-	r.log.Info("registered in etcd", zap.String("key", r.key), zap.Int64("ttl_seconds", ttlSeconds))
-
-	runCtx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go r.run(runCtx, lease)
-	return r.deregister, nil
+	return &registration{
+		cli:     cli,
+		em:      em,
+		key:     Key(component, addr),
+		addr:    addr,
+		ttl:     ttlSeconds,
+		timeout: timeout,
+		log:     log.With(zap.String("component", component), zap.String("addr", addr)),
+		done:    make(chan struct{}),
+		first:   make(chan struct{}),
+	}, nil
 }
 
 type registration struct {
-	cli  *clientv3.Client
-	em   endpoints.Manager
-	key  string
-	addr string
-	ttl  int64
-	log  *zap.Logger
+	cli     *clientv3.Client
+	em      endpoints.Manager
+	key     string
+	addr    string
+	ttl     int64
+	timeout time.Duration // of one attempt
+	log     *zap.Logger
 
 	mu    sync.Mutex
 	lease clientv3.LeaseID
 
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
-	err    error
+	ever    atomic.Bool  // registered at least once
+	lastErr atomic.Value // error of the last failed attempt
+
+	cancel    context.CancelFunc
+	done      chan struct{}
+	first     chan struct{} // closed after the first attempt (Keep)
+	firstOnce sync.Once
+	once      sync.Once
+	err       error
+}
+
+func (r *registration) start(lease clientv3.LeaseID) {
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go r.run(runCtx, lease)
 }
 
 // register grants a lease and puts the endpoint under it.
@@ -122,35 +183,47 @@ func (r *registration) register(ctx context.Context) (clientv3.LeaseID, error) {
 	r.mu.Lock()
 	r.lease = grant.ID
 	r.mu.Unlock()
+	r.ever.Store(true)
 	return grant.ID, nil
 }
 
-// run keeps the lease alive and re-registers when it is lost.
+// run keeps the lease alive and re-registers when it is lost (or registers
+// first when lease is 0).
 func (r *registration) run(ctx context.Context, lease clientv3.LeaseID) {
 	defer close(r.done)
+	defer r.firstOnce.Do(func() { close(r.first) })
+	first := lease == 0
 	for {
-		ch, err := r.cli.KeepAlive(ctx, lease)
-		if err == nil {
-			for range ch { // drain until the keep-alive stops
+		if lease != 0 {
+			ch, err := r.cli.KeepAlive(ctx, lease)
+			if err == nil {
+				for range ch { // drain until the keep-alive stops
+				}
 			}
+			if ctx.Err() != nil || r.cli.Ctx().Err() != nil {
+				return
+			}
+			r.log.Warn("etcd lease lost; registering again", zap.Error(err))
 		}
-		if ctx.Err() != nil || r.cli.Ctx().Err() != nil {
-			return
-		}
-		r.log.Warn("etcd lease lost; registering again", zap.Error(err))
-
 		backoff := 200 * time.Millisecond
 		for {
-			regCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			regCtx, cancel := context.WithTimeout(ctx, r.timeout)
+			var err error
 			lease, err = r.register(regCtx)
 			cancel()
+			r.firstOnce.Do(func() { close(r.first) })
 			if err == nil {
 				break
 			}
 			if ctx.Err() != nil || r.cli.Ctx().Err() != nil {
 				return
 			}
-			r.log.Warn("etcd re-registration failed", zap.Error(err), zap.Duration("retry_in", backoff))
+			r.lastErr.Store(err)
+			msg := "etcd re-registration failed"
+			if first {
+				msg = "etcd unreachable: not registered (not ready) yet; retrying"
+			}
+			r.log.Warn(msg, zap.Error(err), zap.Duration("attempt_timeout", r.timeout), zap.Duration("retry_in", backoff))
 			select {
 			case <-ctx.Done():
 				return
@@ -158,7 +231,12 @@ func (r *registration) run(ctx context.Context, lease clientv3.LeaseID) {
 			}
 			backoff = min(backoff*2, 5*time.Second)
 		}
-		r.log.Info("registered in etcd again", zap.String("key", r.key))
+		if first {
+			r.log.Info("registered in etcd", zap.String("key", r.key), zap.Int64("ttl_seconds", r.ttl))
+			first = false
+		} else {
+			r.log.Info("registered in etcd again", zap.String("key", r.key))
+		}
 	}
 }
 
@@ -174,11 +252,16 @@ func (r *registration) deregister(ctx context.Context) error {
 		r.mu.Lock()
 		lease := r.lease
 		r.mu.Unlock()
+		if lease == 0 {
+			return // never registered
+		}
+		dctx, cancel := context.WithTimeout(ctx, r.timeout)
+		defer cancel()
 		var errs []error
-		if err := r.em.DeleteEndpoint(ctx, r.key); err != nil {
+		if err := r.em.DeleteEndpoint(dctx, r.key); err != nil {
 			errs = append(errs, fmt.Errorf("discovery: delete %s: %w", r.key, err))
 		}
-		if _, err := r.cli.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		if _, err := r.cli.Revoke(dctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			errs = append(errs, fmt.Errorf("discovery: revoke lease: %w", err))
 		}
 		r.err = errors.Join(errs...)
@@ -190,25 +273,32 @@ func (r *registration) deregister(ctx context.Context) error {
 }
 
 // DialEtcd returns a client connection to "etcd:///uias/<component>", resolved
-// through the etcd naming resolver (it follows registrations as they come and
-// go) with round_robin load balancing. Transport credentials default to
-// insecure; pass grpc.WithTransportCredentials in opts to override (later
-// options win). The connection is lazy: ctx is only checked, no I/O happens
-// until the first call.
+// through etcd (it follows registrations as they come and go, see
+// etcdBuilder) with round_robin load balancing. Transport credentials
+// default to insecure; pass grpc.WithTransportCredentials in opts to
+// override (later options win). The connection is lazy: ctx is only
+// checked, no I/O happens until the first call. While etcd has never
+// answered, calls fail at once with UNAVAILABLE; once it has, the last
+// known endpoints keep serving while it is away.
 func DialEtcd(ctx context.Context, cli *clientv3.Client, component string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return DialEtcdLog(ctx, cli, component, nil, opts...)
+}
+
+// DialEtcdLog is DialEtcd with a logger for the resolver's reports (etcd
+// unreachable, watch restarted); nil discards them.
+func DialEtcdLog(ctx context.Context, cli *clientv3.Client, component string, log *zap.Logger, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if cli == nil {
 		return nil, errors.New("discovery: nil etcd client")
 	}
-	b, err := resolver.NewBuilder(cli)
-	if err != nil {
-		return nil, fmt.Errorf("discovery: %w", err)
+	if log == nil {
+		log = zap.NewNop()
 	}
 	base := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithResolvers(b),
+		grpc.WithResolvers(etcdBuilder{cli: cli, log: log}),
 		grpc.WithDefaultServiceConfig(RoundRobinServiceConfig),
 	}
 	conn, err := grpc.NewClient("etcd:///"+Target(component), append(base, opts...)...)

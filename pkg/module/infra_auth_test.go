@@ -189,9 +189,13 @@ func TestInfrastructureCredentials(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { _ = p.Stop(context.Background()) }()
-		// Registered in etcd (as user uias, over TLS) ...
+		// Registered in etcd (as user uias, over TLS; in the background,
+		// the process is ready once it is) ...
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		for p.Ready(ctx) != nil && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
 		resp, err := p.etcd.Get(ctx, "uias/svc", clientv3.WithPrefix())
 		if err != nil || resp.Count == 0 {
 			t.Fatalf("registration in etcd: %v %v", resp, err)

@@ -68,6 +68,8 @@ type Process struct {
 	httpAddr  string
 
 	etcd      *clientv3.Client
+	regs      []*discovery.Registration // etcd registrations (not ready until done)
+	wantReg   bool                      // the process registers in etcd
 	clientTLS *tls.Config
 	conns     conns
 
@@ -237,6 +239,7 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 		}
 	}
 
+	p.wantReg = cfg.Discovery == config.DiscoveryEtcd && len(router.modules()) > 0
 	if p.grpcSrv != nil {
 		if err := p.serveGRPC(ctx, &router); err != nil {
 			return nil, err
@@ -263,13 +266,24 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 		if adv == "" || (adv == cfg.GRPCAddr && strings.HasSuffix(adv, ":0")) {
 			adv = p.grpcAddr // the real address when configured with port 0
 		}
+		// In the background: a process started while etcd is unreachable
+		// serves its probes (not ready) and joins when etcd answers.
 		for _, name := range router.modules() {
-			unreg, err := discovery.Register(ctx, p.etcd, name, adv, int64(cfg.Etcd.LeaseTTL), o.Logger.Named(name))
+			reg, err := discovery.Keep(p.etcd, name, adv, int64(cfg.Etcd.LeaseTTL), cfg.Etcd.DialTimeout, o.Logger.Named(name))
 			if err != nil {
 				return nil, fmt.Errorf("register %s in etcd: %w", name, err)
 			}
+			p.mu.Lock()
+			p.regs = append(p.regs, reg)
+			p.mu.Unlock()
+			// Start returns registered when etcd answers (within
+			// etcd.dial_timeout), else not ready.
+			select {
+			case <-reg.FirstAttempt():
+			case <-ctx.Done():
+			}
 			// Deregister first on stop so callers move away before we go.
-			p.beforeStop(unreg)
+			p.beforeStop(reg.Deregister)
 		}
 	}
 	return p, nil
@@ -333,6 +347,9 @@ func (p *Process) serveGRPC(ctx context.Context, r *router) error {
 }
 
 func (p *Process) ready(ctx context.Context, name string) error {
+	if err := p.registered(); err != nil {
+		return err
+	}
 	c := p.comps[name]
 	if c == nil || c.Ready == nil {
 		return nil
@@ -342,8 +359,28 @@ func (p *Process) ready(ctx context.Context, name string) error {
 	return c.Ready(rctx)
 }
 
-// Ready reports whether every module of the process is ready.
+// registered is nil once every etcd registration of the process is done.
+func (p *Process) registered() error {
+	p.mu.Lock()
+	regs := p.regs
+	p.mu.Unlock()
+	if len(regs) == 0 && p.wantReg {
+		return errors.New("not registered in etcd yet")
+	}
+	for _, r := range regs {
+		if err := r.Ready(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Ready reports whether every module of the process is ready (and, with
+// etcd discovery, registered).
 func (p *Process) Ready(ctx context.Context) error {
+	if err := p.registered(); err != nil {
+		return err
+	}
 	var errs []error
 	for _, m := range p.mods {
 		if err := p.ready(ctx, m.Name); err != nil {
@@ -419,7 +456,7 @@ func (p *Process) client(name string) (*grpc.ClientConn, error) {
 	if p.clientTLS != nil {
 		creds = credentials.NewTLS(p.clientTLS)
 	}
-	conn, err := discovery.DialEtcd(p.runCtx, p.etcd, name, grpc.WithTransportCredentials(creds),
+	conn, err := discovery.DialEtcdLog(p.runCtx, p.etcd, name, p.log.Named("discovery"), grpc.WithTransportCredentials(creds),
 		grpc.WithChainUnaryInterceptor(grpcx.UnaryClientOrigin(p.key)),
 		grpc.WithChainStreamInterceptor(grpcx.StreamClientOrigin(p.key)))
 	if err != nil {

@@ -26,7 +26,7 @@ func Start(dir string) (*embed.Etcd, []string, error) {
 	// Ports are picked by listening on :0 and closing, so another process may
 	// grab one in between; retry a few times with fresh ports.
 	for attempt := 0; attempt < 3; attempt++ {
-		e, eps, err := start(dir)
+		e, eps, err := start(dir, 0)
 		if err == nil {
 			return e, eps, nil
 		}
@@ -35,10 +35,27 @@ func Start(dir string) (*embed.Etcd, []string, error) {
 	return nil, nil, lastErr
 }
 
-func start(dir string) (*embed.Etcd, []string, error) {
+// StartOn is Start with the client endpoint on 127.0.0.1:clientPort, e.g. to
+// bring etcd up (or back) where processes already look for it.
+func StartOn(dir string, clientPort int) (*embed.Etcd, []string, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		e, eps, err := start(dir, clientPort)
+		if err == nil {
+			return e, eps, nil
+		}
+		lastErr = err
+	}
+	return nil, nil, lastErr
+}
+
+func start(dir string, clientPort int) (*embed.Etcd, []string, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, nil, err
+	}
+	if clientPort != 0 {
+		ports[0] = clientPort
 	}
 	clientURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])}
 	peerURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])}
