@@ -13,6 +13,7 @@ import (
 
 	"github.com/uias/uias/cmd/uias/internal/bench"
 	"github.com/uias/uias/cmd/uias/internal/ctl"
+	"github.com/uias/uias/cmd/uias/internal/keyring"
 	"github.com/uias/uias/cmd/uias/internal/natsctl"
 	"github.com/uias/uias/cmd/uias/internal/serve"
 )
@@ -29,6 +30,7 @@ Commands:
             "uias ctl help" lists its commands
   nats      operator tasks on an external NATS: "uias nats setup" creates
             the JetStream streams (the components may not)
+  keys      "uias keys new" makes a key ring for the identity replicas
   bench     measure Authenticate and cheap RPCs against their floors
             "uias bench --help" lists its flags
   version   print the version
@@ -52,6 +54,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return serve.Main(ctx, args[1:], stdout, stderr)
 	case "ctl":
 		return ctl.Main(ctx, args[1:], stdin, stdout, stderr, os.Getenv)
+	case "keys":
+		return keyring.Main(args[1:], stdout, stderr)
 	case "nats":
 		return natsctl.Main(ctx, args[1:], stdout, stderr, os.LookupEnv)
 	case "bench":

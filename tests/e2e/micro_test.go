@@ -63,6 +63,7 @@ func TestMicroservices(t *testing.T) {
 	if dsn := os.Getenv("UIAS_TEST_PG_DSN"); dsn != "" {
 		idCfg.DB.Driver, idCfg.DB.DSN = "postgres", freshSchemaDSN(t, dsn)
 	}
+	makeKeyRing(t, idCfg) // outside "all" a replica does not make its own
 	gwCfg := idCfg
 	gwCfg.Target = "gateway"
 	gwCfg.GRPCAddr = ""

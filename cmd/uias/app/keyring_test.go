@@ -411,3 +411,36 @@ func TestKeyRingVersion1Upgrade(t *testing.T) {
 	}
 	keepsPersonalData(t, c, before, "Vera W")
 }
+
+// TestKeyRingMissingOutsideAll: an identity replica (target identity,
+// microservices mode) without a key ring does not make its own (the other
+// replicas could not read what it seals): the start stops and names the
+// command that makes one.
+func TestKeyRingMissingOutsideAll(t *testing.T) {
+	cfg := quickConfig(t)
+	cfg.Target, cfg.Discovery = "identity", config.DiscoveryEtcd
+	cfg.Etcd.Endpoints = []string{"http://127.0.0.1:1"} // never reached: the start stops first
+	cfg.NATS.URL, cfg.NATS.Embedded = "nats://127.0.0.1:1", false
+	cfg.HTTPAddr = ""
+	ringFile := identitycomponent.Settings(&cfg).KeyFile
+	_, err := startCfg(t, cfg)
+	if err == nil {
+		t.Fatal("an identity replica started without a key ring")
+	}
+	for _, want := range []string{"no key ring", ringFile, "uias keys new --out " + ringFile, "UIAS_KEYRING", "same"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("start error lacks %q: %v", want, err)
+		}
+	}
+	if _, err := os.Stat(ringFile); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a replica made a key ring of its own")
+	}
+	// With the ring made by the command the error names, it starts.
+	if err := os.WriteFile(ringFile, crypto.NewRingJSON(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Etcd.DialTimeout = 500 * time.Millisecond
+	if _, err := startCfg(t, cfg); err != nil {
+		t.Fatalf("start with a ring: %v", err)
+	}
+}

@@ -80,7 +80,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, fmt.Errorf("identity migrations: %w", err)
 	}
 	st := sqlstore.New(db)
-	keys, err := openKeys(ctx, cfg, st, log)
+	keys, err := openKeys(ctx, cfg, st, log, env.Config.Target == config.TargetAll)
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +152,13 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 const keyReloadEvery = 30 * time.Second
 
 // openKeys loads the key ring (UIAS_KEYRING, else the key file) and checks
-// it against the database. A new ring file is made only for a database that
-// holds no data yet: with data, a missing ring stops the start (a new one
-// would make the stored personal data unreadable, and the next update of a
-// person would erase it).
-func openKeys(ctx context.Context, cfg *Config, st *sqlstore.Store, log *zap.Logger) (*identity.Keys, error) {
+// it against the database. A new ring file is made only in target "all" and
+// for a database that holds no data yet: with data, a missing ring stops the
+// start (a new one would make the stored personal data unreadable, and the
+// next update of a person would erase it); outside "all" (microservices
+// mode, replicas sharing one database) it stops the start too, since a ring
+// made by one replica would be unknown to the others.
+func openKeys(ctx context.Context, cfg *Config, st *sqlstore.Store, log *zap.Logger, all bool) (*identity.Keys, error) {
 	hasData, err := identity.HasKeyedData(ctx, st, st)
 	if err != nil {
 		return nil, fmt.Errorf("key ring: read the database: %w", err)
@@ -168,6 +170,11 @@ func openKeys(ctx context.Context, cfg *Config, st *sqlstore.Store, log *zap.Log
 			"restore the key ring this database was set up with (the backup of %s, or its Secret via UIAS_KEYRING); "+
 			"UIAS does not make a new ring for existing data, which would make it unreadable. Nothing was changed",
 			err, cfg.KeyFile)
+	case errors.Is(err, crypto.ErrNoRing) && !all:
+		return nil, fmt.Errorf("key ring: %w (%s does not exist and UIAS_KEYRING is not set). Outside target \"all\" "+
+			"every identity replica must use the same ring, so none is made here: create one once with "+
+			"\"uias keys new --out %s\" (or \"uias keys new\" for the JSON to keep in a Secret, given to every replica "+
+			"as UIAS_KEYRING) and give every replica the same one", err, cfg.KeyFile, cfg.KeyFile)
 	case errors.Is(err, crypto.ErrNoRing):
 		if ring, err = crypto.NewRingFile(cfg.KeyFile); err != nil {
 			return nil, fmt.Errorf("key ring: %w", err)

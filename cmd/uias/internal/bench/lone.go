@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/sched"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -135,6 +136,10 @@ func (l *loneIdentity) startEtcd(ctx context.Context, bin string, log io.Writer)
 // token).
 func startChild(ctx context.Context, exe string, o *options, policy, dir, natsURL string, etcd []string, log io.Writer) (*child, error) {
 	a := o.env.Argon2
+	// Outside target "all" identity needs a key ring made beforehand.
+	if _, err := crypto.NewRingFile(filepath.Join(dir, "keyring.json")); err != nil {
+		return nil, fmt.Errorf("key ring: %w", err)
+	}
 	cmd := exec.Command(exe, "serve", "--target=identity", "--grpc-addr=127.0.0.1:0", "--http-addr=",
 		"--data-dir="+dir, "--nats-url="+natsURL, "--etcd-endpoints="+strings.Join(etcd, ","),
 		"--log-level="+o.env.LogLevel)

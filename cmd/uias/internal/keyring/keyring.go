@@ -1,0 +1,87 @@
+// Package keyring is the `uias keys` command: offline key ring tasks that
+// need no running server ("uias ctl keys" rotates the data keys of a
+// running deployment).
+package keyring
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/uias/uias/pkg/crypto"
+)
+
+const usage = `Usage: uias keys new [--out FILE]
+
+  new    makes a new key ring (version 2: one random master key, one random
+         signing key). With --out it is written to FILE (mode 0600; an
+         existing file is never replaced), for identity.key_file; without,
+         the JSON is printed, to keep in a Secret given to every identity
+         replica as UIAS_KEYRING. Every replica of one database needs the
+         same ring: make it once, back it up, and hand out copies.
+`
+
+// Main runs `uias keys ...`; it returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if args[0] != "new" {
+		fmt.Fprintf(stderr, "uias keys: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	fset := flag.NewFlagSet("uias keys new", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	out := fset.String("out", "", "write the ring to this file (mode 0600) instead of printing it")
+	if err := fset.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fset.NArg() != 0 {
+		fmt.Fprintf(stderr, "uias keys new: unexpected argument %q\n", fset.Arg(0))
+		return 2
+	}
+	ring := crypto.NewRingJSON()
+	if *out == "" {
+		_, _ = stdout.Write(ring)
+		return 0
+	}
+	if err := writeNew(*out, ring); err != nil {
+		fmt.Fprintf(stderr, "uias keys new: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote a new key ring to %s (mode 0600): back it up, and give every identity replica the same ring\n", *out)
+	return 0
+}
+
+// writeNew creates path (and its directory, 0700) with data, mode 0600,
+// refusing to replace an existing file: a replaced ring makes the data
+// sealed with the old one unreadable.
+func writeNew(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s exists: a key ring is never replaced (the data sealed with it would be lost); choose another file", path)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
