@@ -19,8 +19,8 @@ import (
 
 // RelayOptions tunes a Relay. Zero values take the defaults shown.
 type RelayOptions struct {
-	BatchSize      int           // rows read per batch; default 100
-	PublishTimeout time.Duration // per publish (waiting for the JetStream ack); default 5s
+	BatchSize      int           // rows read (and published together) per batch; default 500
+	PublishTimeout time.Duration // per batch (waiting for the JetStream acks); default 5s
 	PollInterval   time.Duration // idle re-check when nobody calls Kick; default 1s
 	// Linger is how long the relay waits after a Kick before it reads the
 	// outbox, so that events written meanwhile go out in the same batch
@@ -33,7 +33,7 @@ type RelayOptions struct {
 
 func (o RelayOptions) withDefaults() RelayOptions {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 100
+		o.BatchSize = 500
 	}
 	if o.PublishTimeout <= 0 {
 		o.PublishTimeout = 5 * time.Second
@@ -53,19 +53,25 @@ func (o RelayOptions) withDefaults() RelayOptions {
 	return o
 }
 
-// Relay moves outbox rows to JetStream: oldest first, each published with
-// jetstream.WithMsgID(ev.ID) and deleted only after its ack (the acked rows of a batch
-// with one statement). When a publish fails the batch stops (so order is kept), the
-// rows from it on stay, and Run retries with exponential backoff. After a Kick, Run
-// lingers briefly (RelayOptions.Linger) so that a burst of events goes out as one batch. Deduplication on the stream absorbs a publish that was acked but whose row
-// could not be deleted, or that was retried after a lost ack.
+// Relay moves outbox rows to JetStream, oldest first, each published with
+// jetstream.WithMsgID(ev.ID) and deleted only after its ack (the acked rows
+// of a batch with one statement). The rows of a batch are published
+// together (asynchronously, then every ack awaited), so a backlog drains at
+// the speed of the link rather than one round trip per event, also while
+// the CPU is busy with logins. When a publish fails its row stays (the acked
+// ones are deleted) and Run retries with exponential backoff; the stream then
+// holds the retried event after those published behind it, so order is kept
+// except around a failed publish. Deduplication on the stream absorbs a
+// publish that was acked but whose row could not be deleted, or that was
+// retried after a lost ack. After a Kick, Run lingers briefly
+// (RelayOptions.Linger) so that a burst of events goes out as one batch.
 //
-// On PostgreSQL several processes may run a relay against one database: a batch is
-// processed only while holding a transaction-scoped advisory lock, so one relay works
-// at a time and order is preserved.
+// On PostgreSQL several processes may run a relay against one database: a
+// batch is processed only while holding a transaction-scoped advisory lock,
+// so one relay works at a time; the others wait quietly.
 type Relay struct {
 	db   *store.DB
-	js   jetstream.JetStream
+	js   jetstream.JetStream // the relay's own publisher (async acks time out)
 	log  *zap.Logger
 	opts RelayOptions
 	kick chan struct{}
@@ -77,11 +83,21 @@ func NewRelay(db *store.DB, js jetstream.JetStream, log *zap.Logger, opts RelayO
 	if log == nil {
 		log = zap.NewNop()
 	}
+	opts = opts.withDefaults()
+	// A publisher of its own on the same connection, whose pending acks
+	// expire (the caller's may have no async timeout: acks lost in an
+	// outage would otherwise stay pending forever).
+	if js != nil && js.Conn() != nil {
+		if own, err := jetstream.New(js.Conn(), jetstream.WithPublishAsyncTimeout(opts.PublishTimeout),
+			jetstream.WithPublishAsyncMaxPending(2*opts.BatchSize)); err == nil {
+			js = own
+		}
+	}
 	return &Relay{
 		db:   db,
 		js:   js,
 		log:  log.Named("outbox-relay"),
-		opts: opts.withDefaults(),
+		opts: opts,
 		kick: make(chan struct{}, 1),
 	}
 }
@@ -112,13 +128,20 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer timer.Stop()
 	<-timer.C
 	for {
-		_, err := r.Flush(ctx)
+		_, locked, err := r.flush(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		var wait time.Duration
 		kick := r.kick
-		if err != nil {
+		switch {
+		case locked:
+			// Another relay holds the outbox (PostgreSQL): it publishes.
+			// Nothing recovered or failed here; look again later, keeping
+			// any backoff from an earlier failure.
+			wait = max(backoff, r.opts.PollInterval)
+			r.log.Debug("outbox relay: another relay holds the outbox lock", zap.Duration("retry_in", wait))
+		case err != nil:
 			if backoff == 0 {
 				backoff = r.opts.MinBackoff
 			} else {
@@ -128,7 +151,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			kick = nil // do not hammer a broken NATS on every new event
 			r.log.Warn("outbox relay: publishing failed; events stay in the outbox and will be retried",
 				zap.Error(err), zap.Duration("retry_in", wait))
-		} else {
+		default:
 			if backoff != 0 {
 				r.log.Info("outbox relay: publishing recovered")
 			}
@@ -161,18 +184,26 @@ var errLocked = errors.New("outbox relay lock held elsewhere")
 
 // Flush publishes everything currently in the outbox (batch by batch) and returns how
 // many events were published. It stops at the first failure, returning the error.
+// While another relay holds the PostgreSQL relay lock it publishes nothing
+// and returns nil.
 func (r *Relay) Flush(ctx context.Context) (int, error) {
+	n, _, err := r.flush(ctx)
+	return n, err
+}
+
+// flush is Flush that also reports whether it stopped because another
+// relay holds the lock.
+func (r *Relay) flush(ctx context.Context) (total int, locked bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	total := 0
 	for {
 		n, more, err := r.batch(ctx)
 		total += n
 		if errors.Is(err, errLocked) {
-			return total, nil
+			return total, true, nil
 		}
 		if err != nil || !more {
-			return total, err
+			return total, false, err
 		}
 	}
 }
@@ -224,24 +255,75 @@ func (r *Relay) publishRows(ctx context.Context, q querier) (int, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
-	// Publish in order and stop at the first failure (so the stream keeps
-	// the outbox order), then delete what was acked in one statement.
-	done := 0
-	var pubErr error
-	for _, row := range rows {
-		if pubErr = r.publish(ctx, row.ev); pubErr != nil {
-			break
-		}
-		done++
-	}
-	if err := r.deleteRows(ctx, q, rows[:done]); err != nil {
+	// Publish the batch together, then delete what was acked in one
+	// statement; rows whose publish failed stay for the next attempt.
+	acked, pubErr := r.publishAll(ctx, rows)
+	if err := r.deleteRows(ctx, q, acked); err != nil {
 		// Published but still in the outbox: the next attempt is deduplicated.
-		return done, false, errors.Join(pubErr, err)
+		return len(acked), false, errors.Join(pubErr, err)
 	}
 	if pubErr != nil {
-		return done, false, pubErr
+		return len(acked), false, pubErr
 	}
-	return done, len(rows) == r.opts.BatchSize, nil
+	return len(acked), len(rows) == r.opts.BatchSize, nil
+}
+
+// publishAll publishes rows asynchronously, in order, and waits (at most
+// PublishTimeout) for their acks. It returns the acked rows and the first
+// error (naming its event, never its payload).
+func (r *Relay) publishAll(ctx context.Context, rows []outboxRow) ([]outboxRow, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(rows))
+	var firstErr error
+	for _, row := range rows {
+		f, err := r.js.PublishMsgAsync(r.msg(row.ev), jetstream.WithMsgID(row.ev.ID))
+		if err != nil {
+			firstErr = fmt.Errorf("events: publish event %s to %s: %w", row.ev.ID, row.ev.Subject, err)
+			break // the connection refuses more (closed, stalled): retry later
+		}
+		futures = append(futures, f)
+	}
+	timer := time.NewTimer(r.opts.PublishTimeout)
+	defer timer.Stop()
+	acked := make([]outboxRow, 0, len(futures))
+	expired := false
+	for i, f := range futures {
+		ev := rows[i].ev
+		var err error
+		if expired {
+			select {
+			case ack := <-f.Ok():
+				r.noteDuplicate(ack, ev)
+			case err = <-f.Err():
+			default:
+				err = errors.New("no ack in time")
+			}
+		} else {
+			select {
+			case ack := <-f.Ok():
+				r.noteDuplicate(ack, ev)
+			case err = <-f.Err():
+			case <-timer.C:
+				expired, err = true, errors.New("no ack in time")
+			case <-ctx.Done():
+				expired, err = true, ctx.Err()
+			}
+		}
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("events: publish event %s to %s: %w", ev.ID, ev.Subject, err)
+			}
+			continue
+		}
+		acked = append(acked, rows[i])
+	}
+	return acked, firstErr
+}
+
+func (r *Relay) noteDuplicate(ack *jetstream.PubAck, ev Event) {
+	if ack != nil && ack.Duplicate {
+		r.log.Debug("outbox relay: event already on the stream (deduplicated)",
+			zap.String("event_id", ev.ID), zap.String("subject", ev.Subject))
+	}
 }
 
 // deleteRows removes published rows from the outbox with one statement.
@@ -300,9 +382,8 @@ func decodeTime(v any) time.Time {
 	return time.Time{}
 }
 
-// publish sends one event and waits for the stream's ack. The error names the event but
-// never includes its payload.
-func (r *Relay) publish(ctx context.Context, ev Event) error {
+// msg is the NATS message of ev.
+func (r *Relay) msg(ev Event) *nats.Msg {
 	msg := nats.NewMsg(ev.Subject)
 	msg.Data = ev.Payload
 	if ev.Type != "" {
@@ -311,15 +392,5 @@ func (r *Relay) publish(ctx context.Context, ev Event) error {
 	if !ev.Time.IsZero() {
 		msg.Header.Set(HeaderTime, ev.Time.UTC().Format(time.RFC3339Nano))
 	}
-	pctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
-	defer cancel()
-	ack, err := r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(ev.ID))
-	if err != nil {
-		return fmt.Errorf("events: publish event %s to %s: %w", ev.ID, ev.Subject, err)
-	}
-	if ack.Duplicate {
-		r.log.Debug("outbox relay: event already on the stream (deduplicated)",
-			zap.String("event_id", ev.ID), zap.String("subject", ev.Subject))
-	}
-	return nil
+	return msg
 }
