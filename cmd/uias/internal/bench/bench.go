@@ -11,6 +11,8 @@
 //     hash rate: all served, the slowest against N hashes' time;
 //   - a storm of 10 N: speed of the RESOURCE_EXHAUSTED refusals against the
 //     served calls, and heap growth;
+//   - an outbox backlog of 3,000 events drained by the identity relay while
+//     logins arrive at 80% of saturation, against the same drain alone;
 //   - a cheap admin RPC (GetUser) over gRPC and through the REST edge against
 //     a bare gRPC health server;
 //   - with an etcd (--etcd-bin or --etcd-endpoints), `uias serve
@@ -43,7 +45,7 @@ import (
 )
 
 // phases in run order; --only selects a subset.
-var allPhases = []string{"auth", "latency", "burst", "overload", "echo", "getuser", "rest", "sched"}
+var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched"}
 
 type options struct {
 	duration, warmup time.Duration
@@ -175,6 +177,11 @@ type round struct {
 	// sched phase: GetUser while logins saturate a lone identity process,
 	// and those logins, under SCHED_BATCH and inherited scheduling.
 	schedGet, schedLogins [2]*Result
+	// drain phase: an outbox backlog published alone and under logins at
+	// drainRate (0.8 x saturation).
+	drainQuiet, drainLoaded time.Duration
+	drainLogins             *Result
+	drainRate               float64
 }
 
 // lockedWriter serializes writes: the system under test, the processes of
@@ -291,6 +298,14 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 		r.hashTime, r.open = res[0].P(0.5), res[1]
 		fmt.Fprintf(log, "  one raw argon2id: %s (median of %d)\n", ms(r.hashTime), res[0].OK)
 		fmt.Fprintf(log, "  Authenticate open loop at %.1f/s: %s\n", r.openRate, summary(r.open))
+	}
+	if group("drain") != nil {
+		if r.auth == nil || r.auth.QPS() <= 0 {
+			return nil, errors.New("phase drain needs phase auth (its login rate is 0.8 x the saturated throughput)")
+		}
+		if err := e.runDrain(ctx, 0.8*r.auth.QPS(), r, log); err != nil {
+			return nil, err
+		}
 	}
 	if group("burst", "overload") != nil {
 		if err := r.burstSize(ctx, o, log); err != nil {
