@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.uber.org/zap"
@@ -31,7 +33,7 @@ func init() {
 		apierr.Reason{Name: ReasonInvalidJSON, Code: apierr.InvalidArgument, Legacy: -5,
 			Doc: "REST: the request body is not valid JSON for the request (syntax error, unknown field, wrong type)."},
 		apierr.Reason{Name: ReasonServiceUnreachable, Code: apierr.Unavailable, Legacy: -6,
-			Doc: "REST: the edge cannot reach the service behind it; retry with back-off."},
+			Doc: "REST: the edge cannot reach the service behind it (the message names it: \"identity service unavailable, try again later\"); retry with back-off."},
 		apierr.Reason{Name: ReasonMethodNotAllowed, Code: apierr.Unimplemented, HTTP: http.StatusMethodNotAllowed,
 			Doc: "REST: the path exists but not with this HTTP method (the Allow header lists those it has)."},
 	)
@@ -69,7 +71,7 @@ func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 // message text; 429 responses carry Retry-After. The body is grpc-gateway's
 // (code, message, details).
 func (g *gateway) errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	st := g.restStatus(r, err)
+	st := g.restStatus(ctx, r, err)
 	code := apierr.HTTPStatus(st)
 	if code == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", retryAfter(st))
@@ -99,7 +101,7 @@ func retryAfter(st *status.Status) string {
 //   - anything else (grpc-gateway's routing and parameter errors, other
 //     client-side failures) through the error funnel, which keeps
 //     caller-caused messages and hides server-side ones.
-func (g *gateway) restStatus(r *http.Request, err error) *status.Status {
+func (g *gateway) restStatus(ctx context.Context, r *http.Request, err error) *status.Status {
 	if rs := stateFrom(r.Context()); rs != nil {
 		switch {
 		case rs.bodyTooLarge:
@@ -119,10 +121,26 @@ func (g *gateway) restStatus(r *http.Request, err error) *status.Status {
 	}
 	if s.Code() == codes.Unavailable {
 		g.log.Warn("service unreachable", zap.String("route", routeOf(r)), zap.String("error", s.Message()))
-		return status.Convert(apierr.ToStatus(apierr.New(apierr.Unavailable, ReasonServiceUnreachable, "service unavailable, try again later")))
+		return status.Convert(apierr.ToStatus(apierr.New(apierr.Unavailable, ReasonServiceUnreachable, unreachableMessage(ctx))))
 	}
 	return status.Convert(apierr.ToStatusLogged(g.log.With(zap.String("route", routeOf(r))), err))
 }
+
+// unreachableMessage is the message of SERVICE_UNREACHABLE: it names the
+// component of the called method ("identity service unavailable, try again
+// later"), taken from its proto package uias.<component>.v1, never from the
+// transport error (which names internal addresses).
+func unreachableMessage(ctx context.Context) string {
+	if m, ok := runtime.RPCMethod(ctx); ok {
+		svc, _, _ := strings.Cut(strings.TrimPrefix(m, "/"), "/")
+		if parts := strings.Split(svc, "."); len(parts) >= 3 && parts[0] == "uias" && componentRE.MatchString(parts[1]) {
+			return parts[1] + " service unavailable, try again later"
+		}
+	}
+	return "service unavailable, try again later"
+}
+
+var componentRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 
 func routeOf(r *http.Request) string {
 	if rs := stateFrom(r.Context()); rs != nil && rs.route != "" {
