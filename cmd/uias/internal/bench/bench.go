@@ -45,7 +45,7 @@ import (
 )
 
 // phases in run order; --only selects a subset.
-var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched"}
+var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger"}
 
 type options struct {
 	duration, warmup time.Duration
@@ -63,6 +63,9 @@ type options struct {
 	env              envConfig
 	args             []string // command line, for the report
 	machine          *machine // where it runs, read at the start
+
+	// finger phase: accuracy is deterministic, measured in the first round.
+	fingerAccuracyDone bool
 }
 
 func (o *options) has(phase string) bool { return o.only == nil || o.only[phase] }
@@ -182,6 +185,8 @@ type round struct {
 	drainQuiet, drainLoaded time.Duration
 	drainLogins             *Result
 	drainRate               float64
+
+	finger *fingerRound // fingerprint matcher (finger.go)
 }
 
 // lockedWriter serializes writes: the system under test, the processes of
@@ -376,6 +381,13 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 		if err := e.runSched(ctx, o, r, log); err != nil {
 			return nil, err
 		}
+	}
+	if group("finger") != nil {
+		var err error
+		if r.finger, err = measureFinger(o, !o.fingerAccuracyDone, log); err != nil {
+			return nil, err
+		}
+		o.fingerAccuracyDone = true
 	}
 	return r, ctx.Err()
 }

@@ -18,6 +18,7 @@ const (
 	dur                   // seconds
 	mebibytes             // bytes
 	count                 // calls
+	percent               // a rate, 0 to 1
 )
 
 // row is one line of the table: our figure, its floor, their ratio (all
@@ -119,6 +120,8 @@ func format(u unit, v float64) string {
 		return fmt.Sprintf("%.0f MiB", v/(1<<20))
 	case count:
 		return fmt.Sprintf("%.0f", v)
+	case percent:
+		return fmt.Sprintf("%.3f%%", 100*v)
 	}
 	return fmt.Sprint(v)
 }
@@ -390,6 +393,7 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			rep.rows = append(rep.rows, rw)
 		}
 	}
+	rep.rows = append(rep.rows, fingerRows(rounds)...)
 	return rep
 }
 
