@@ -134,7 +134,7 @@ func TestNoHashVerdictsNeverRefused(t *testing.T) {
 			req.Password = "First-Pass-1"
 		}
 		if authType != identity.AuthPassword {
-			req.Fingerprint = []byte("template")
+			req.Fingerprint = impression(1, 1)
 		}
 		return w.svc.Authenticate(w.ctx, req)
 	}

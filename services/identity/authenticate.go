@@ -11,6 +11,7 @@ import (
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/identity/finger"
 )
 
 // Reason is why an authentication ended as it did (values match the proto).
@@ -82,6 +83,8 @@ type AuthRequest struct {
 	AuthType         int
 	Extend           map[string]string
 	ExtendLegacy     string
+
+	probe *finger.Template // Fingerprint, parsed by validateAuth
 }
 
 // AuthResult is the verdict. Errors (bad request, system fault, refused
@@ -114,6 +117,13 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 		}
 	default:
 		return badRequest("auth_type must be 1 (password), 2 (fingerprint) or 3 (both)")
+	}
+	if req.AuthType != AuthPassword {
+		_, t, err := parseFingerRecord(req.Fingerprint, "fingerprint_feature", finger.MinMinutiae)
+		if err != nil {
+			return err
+		}
+		req.probe = t
 	}
 	legacy, err := ParseExtendInfo(req.ExtendLegacy)
 	if err != nil {
@@ -190,14 +200,13 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "user:"+u.ID, u.OrgID, "failure", ReasonPasswordOnly.String(), start, nil))
 		return finish(ReasonPasswordOnly, nil)
 	}
+	var r Reason
 	if req.AuthType != AuthPassword {
-		// No fingerprint template store exists yet: nobody is enrolled, so
-		// the truthful answer is -4, never a fake success.
-		s.appendAudit(ctx, s.audit(ctx, "authenticate", "user:"+u.ID, u.OrgID, "failure", ReasonNoFingerprint.String(), start, nil))
-		return finish(ReasonNoFingerprint, nil)
+		r, err = s.authenticateFinger(ctx, c, &req, u, start)
+	} else {
+		r, err = s.checkPassword(ctx, u, req.Password, "authenticate", start,
+			s.newAttempt(appLoginSource(c.App.ID, req.Extend, u.ID), "authenticate"))
 	}
-	r, err := s.checkPassword(ctx, u, req.Password, "authenticate", start,
-		s.newAttempt(appLoginSource(c.App.ID, req.Extend, u.ID), "authenticate"))
 	if err != nil {
 		return nil, err
 	}

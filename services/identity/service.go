@@ -16,6 +16,7 @@ import (
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
+	"github.com/uias/uias/services/identity/finger"
 )
 
 // Config tunes the service.
@@ -37,6 +38,9 @@ type Config struct {
 	// waiting for a slot included (default 5s). See adminreads.go.
 	AdminReads       int
 	AdminReadTimeout time.Duration
+	// FingerFMR is the target false-match rate of a fingerprint decision
+	// (default DefaultFingerFMR, 1e-4).
+	FingerFMR float64
 }
 
 // Deps are what the service needs; all required except Kick and Now.
@@ -88,6 +92,8 @@ type Service struct {
 	users *cache.TTL[User]
 	// reads admits listings and searches (adminreads.go).
 	reads *adminReads
+	// matcher decides fingerprint matches (fingers.go).
+	matcher *finger.Matcher
 }
 
 // New validates deps and builds the service.
@@ -125,6 +131,13 @@ func New(d Deps) (*Service, error) {
 		c.AdminTokenIdle = 30 * time.Minute
 	}
 	c.Throttle = c.Throttle.withDefaults()
+	if c.FingerFMR == 0 {
+		c.FingerFMR = DefaultFingerFMR
+	}
+	matcher, err := finger.NewMatcher(c.FingerFMR)
+	if err != nil {
+		return nil, fmt.Errorf("identity: finger_fmr: %w", err)
+	}
 	if c.UserCacheTTL == 0 {
 		c.UserCacheTTL = 5 * time.Second
 	}
@@ -133,7 +146,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s := &Service{store: d.Store, hasher: d.Hasher, sealer: d.Sealer, keys: d.Keys, log: d.Logger, cfg: c,
 		kick: d.Kick, now: d.Now, sleep: d.Sleep, sources: newSourceGate(c.Throttle),
-		reads: newAdminReads(c.AdminReads, c.AdminReadTimeout)}
+		reads: newAdminReads(c.AdminReads, c.AdminReadTimeout), matcher: matcher}
 	if s.kick == nil {
 		s.kick = func() {}
 	}

@@ -96,6 +96,8 @@ type Store interface {
 	// when there is none.
 	DeleteAdminToken(ctx context.Context, hash string, evs []events.Event) error
 	DeleteExpiredAdminTokens(ctx context.Context, now time.Time) error
+
+	FingerStore // fingers.go
 }
 
 // LoginGate is an account's login gate as UpdateLoginGate reads it.

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/identity/finger/synth"
 )
 
 // TestMonolithicAuthenticate covers the main job end to end in target all:
@@ -57,7 +58,7 @@ func TestMonolithicAuthenticate(t *testing.T) {
 	t.Run("fingerprint answers truthfully", func(t *testing.T) {
 		for _, at := range []identityv1.AuthType{identityv1.AuthType_AUTH_TYPE_FINGERPRINT, identityv1.AuthType_AUTH_TYPE_PASSWORD_AND_FINGERPRINT} {
 			res, err := e.auth.Authenticate(f.ctx(), &identityv1.AuthenticateRequest{AppUserId: f.account,
-				Password: f.password, FingerprintFeature: []byte{1, 2, 3}, AuthType: at})
+				Password: f.password, FingerprintFeature: probeRecord, AuthType: at})
 			wantResult(t, res, err, -4, identityv1.Reason_REASON_NO_FINGERPRINT)
 		}
 	})
@@ -71,7 +72,7 @@ func TestMonolithicAuthenticate(t *testing.T) {
 			t.Helper()
 			for _, at := range []identityv1.AuthType{identityv1.AuthType_AUTH_TYPE_FINGERPRINT, identityv1.AuthType_AUTH_TYPE_PASSWORD_AND_FINGERPRINT} {
 				res, err := e.auth.Authenticate(g.ctx(), &identityv1.AuthenticateRequest{AppUserId: g.account,
-					Password: g.password, FingerprintFeature: []byte{1, 2, 3}, AuthType: at})
+					Password: g.password, FingerprintFeature: probeRecord, AuthType: at})
 				wantResult(t, res, err, want, reason)
 				if res.GetUser() != nil {
 					t.Fatal("a refused login must not return the user")
@@ -448,3 +449,8 @@ func TestRESTEdge(t *testing.T) {
 	}
 	_ = status.Code
 }
+
+// probeRecord is a well-formed finger minutiae record (an impression of a
+// synthetic finger): a malformed one would be answered -5 before any
+// account check.
+var probeRecord = synth.NewFinger(synth.Default(1), 0).Impression(1)

@@ -24,3 +24,10 @@ var Ticket []byte
 //
 //go:embed uias/audit/v1/audit.openapi.json
 var Audit []byte
+
+// IdentityFinger is the OpenAPI 3.0 document of
+// uias/identity/v1/finger.proto (FingerService), without security
+// requirements.
+//
+//go:embed uias/identity/v1/finger.openapi.json
+var IdentityFinger []byte

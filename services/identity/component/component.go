@@ -19,7 +19,6 @@ import (
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/sched"
 	"github.com/uias/uias/pkg/store"
-	"github.com/uias/uias/proto/gen/openapi"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/server"
@@ -45,13 +44,14 @@ func Module() module.Module {
 		SQL:     true,
 		NATS:    true,
 		REST:    rest,
-		OpenAPI: openapi.Identity,
+		OpenAPI: identityOpenAPI,
 		// As server.CallerAuth demands: AuthService callers present
 		// application credentials, AdminService callers an administrator
 		// token, except AdminLogin.
 		OpenAPISecurity: map[string][]string{
-			"AuthService":  module.AppCredentials,
-			"AdminService": module.AdminCredentials,
+			"AuthService":   module.AppCredentials,
+			"AdminService":  module.AdminCredentials,
+			"FingerService": module.AdminCredentials,
 		},
 		OpenAPIPublic: []string{"AdminService_AdminLogin"},
 		Init:          start,
@@ -60,6 +60,9 @@ func Module() module.Module {
 
 func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
 	if err := identityv1.RegisterAuthServiceHandlerClient(ctx, mux, identityv1.NewAuthServiceClient(conn)); err != nil {
+		return err
+	}
+	if err := identityv1.RegisterFingerServiceHandlerClient(ctx, mux, identityv1.NewFingerServiceClient(conn)); err != nil {
 		return err
 	}
 	return identityv1.RegisterAdminServiceHandlerClient(ctx, mux, identityv1.NewAdminServiceClient(conn))
@@ -114,7 +117,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
 			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
 			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL), AdminReads: cfg.AdminReads,
-			AdminReadTimeout: cfg.AdminReadTimeout}})
+			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR}})
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/uias/uias/pkg/config"
@@ -84,6 +85,11 @@ type Config struct {
 	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
 	// only); empty generates one and prints it once.
 	BootstrapPassword string `yaml:"-"`
+	// FingerFMR is the target false-match rate of a fingerprint decision
+	// (Authenticate auth types 2 and 3): 1e-4 (default, 1 in 10,000) to
+	// 1e-2. Each of a person's enrolled fingers is held to FingerFMR / their
+	// number, within the matcher's calibration (down to 1e-5).
+	FingerFMR float64 `yaml:"finger_fmr"`
 }
 
 // Defaults returns the identity defaults.
@@ -98,6 +104,7 @@ func Defaults() *Config {
 		AdminTokenTTL:    8 * time.Hour,
 		AdminTokenIdle:   30 * time.Minute,
 		AdminReadTimeout: identity.DefaultAdminReadTimeout,
+		FingerFMR:        identity.DefaultFingerFMR,
 		LoginThrottle:    LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
 	}
 }
@@ -144,6 +151,14 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.AdminReads, "UIAS_ADMIN_READS", "", "")
 	b.Duration(&c.AdminReadTimeout, "UIAS_ADMIN_READ_TIMEOUT", "", "")
 	b.Secret(&c.BootstrapPassword, "UIAS_BOOTSTRAP_PASSWORD")
+	b.Func("UIAS_FINGER_FMR", "", "", func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", v)
+		}
+		c.FingerFMR = f
+		return nil
+	}, func() string { return strconv.FormatFloat(c.FingerFMR, 'g', -1, 64) })
 }
 
 // Complete implements config.Section: the key ring defaults to
@@ -247,6 +262,9 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if lt.Decay <= 0 {
 		bad("login_throttle.decay", "must be positive (e.g. 1m), got %s", lt.Decay)
+	}
+	if !(c.FingerFMR >= 1e-4 && c.FingerFMR <= 1e-2) {
+		bad("finger_fmr", "must be between 0.0001 (1 in 10,000) and 0.01, got %g", c.FingerFMR)
 	}
 	return errors.Join(errs...)
 }

@@ -35,6 +35,7 @@ func (s *Server) Register(g *grpc.Server) {
 	g.RegisterService(AuditedAdminService(s.svc), s)
 	identityv1.RegisterKeyServiceServer(g, keyServer{svc: s.svc})
 	identityv1.RegisterAdminSessionServiceServer(g, sessionServer{svc: s.svc})
+	identityv1.RegisterFingerServiceServer(g, fingerServer{svc: s.svc})
 }
 
 // refusalCodes are the errors of an administrator call that are refusals
@@ -108,7 +109,8 @@ func BadRequestAudit(svc *identity.Service) func(ctx context.Context, fullMethod
 		case method == identityv1.AuthService_Authenticate_FullMethodName:
 			svc.AuditBadAuthenticate(ctx)
 		case method == identityv1.AdminService_AdminLogin_FullMethodName:
-		case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"):
+		case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"),
+			strings.HasPrefix(method, "/uias.identity.v1.FingerService/"):
 			reason := "BAD_REQUEST"
 			if ae, ok := apierr.As(err); ok {
 				reason = ae.Reason
@@ -133,7 +135,8 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 	case method == "/uias.identity.v1.AdminService/AdminLogin":
 	case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"),
 		strings.HasPrefix(method, "/uias.identity.v1.KeyService/"),
-		strings.HasPrefix(method, "/uias.identity.v1.AdminSessionService/"):
+		strings.HasPrefix(method, "/uias.identity.v1.AdminSessionService/"),
+		strings.HasPrefix(method, "/uias.identity.v1.FingerService/"):
 		u, err := a.Svc.AuthenticateAdmin(ctx, grpcx.BearerToken(ctx))
 		if err != nil {
 			return nil, err

@@ -70,6 +70,9 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"EventFailureRollsBack", testEventFailureRollsBack},
 		{"DataKeys", testDataKeys},
 		{"SealedValues", testSealedValues},
+		{"Fingers", testFingers},
+		{"FingerLimitConcurrent", testFingerLimitConcurrent},
+		{"FingerBypass", testFingerBypass},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,6 +51,7 @@ func commands() map[string]map[string]command {
 			"unlock":       userUnlockCmd(),
 			"disable":      userStatusCmd(identityv1.UserStatus_USER_STATUS_DISABLED),
 			"enable":       userStatusCmd(identityv1.UserStatus_USER_STATUS_ACTIVE),
+			"finger":       userFingerCmd(),
 		},
 		"group": {
 			"create":        groupCreateCmd(),
@@ -67,6 +68,7 @@ func commands() map[string]map[string]command {
 			"suspend":       appStatusCmd(identityv1.AppStatus_APP_STATUS_SUSPENDED),
 			"activate":      appStatusCmd(identityv1.AppStatus_APP_STATUS_ACTIVE),
 			"rotate-secret": appRotateCmd(),
+			"finger-bypass": appFingerBypassCmd(),
 		},
 		"link": {
 			"create": linkCreateCmd(),

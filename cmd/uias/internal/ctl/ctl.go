@@ -72,6 +72,8 @@ Commands:
   user set-password ID [--password-stdin] [--must-change=true|false]
   user lock ID [--duration 30m]            (--duration 0: until unlocked)
   user unlock ID | user disable ID | user enable ID
+  user finger enroll USER --position N --record FILE   (ISO/ANSI minutiae record)
+  user finger list USER | user finger delete USER --position N
 
   group create --code C --name N --org ID
   group list [--org ID] [--query Q] [--page-size N] [--page-token T] [--all]
@@ -84,6 +86,7 @@ Commands:
   app update ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B]
   app suspend ID | app activate ID
   app rotate-secret ID [--overlap 24h]     (--overlap 0: old secret stops at once)
+  app finger-bypass ID [--on | --off --reason R]   emergency: auth type 2 checks the password
 
   link create --user ID --app ID --account ACCOUNT
   link list [--user ID] [--app ID] [--page-size N] [--page-token T] [--all]

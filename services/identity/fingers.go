@@ -1,0 +1,340 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/identity/finger"
+)
+
+// Fingerprints (issue 13): up to MaxFingers templates per person, one per
+// finger position, each an ISO/IEC 19794-2 or ANSI INCITS 378 record sealed
+// with the data keys. Nothing returns a template, and neither logs nor
+// events carry one: audit records name the person and the finger position.
+
+// MaxFingers is how many fingers a person may enrol.
+const MaxFingers = 10
+
+// MinEnrolMinutiae is the fewest minutiae an enrolled view must have: a
+// sparser template would match too little of a later impression.
+const MinEnrolMinutiae = 12
+
+// DefaultFingerFMR is the default target false-match rate of a
+// fingerprint decision: 1 in 10,000.
+const DefaultFingerFMR = 1e-4
+
+// Finger describes an enrolled finger (never its template).
+type Finger struct {
+	UserID    string
+	Position  int
+	Quality   int
+	Format    string // finger.Format.String()
+	Minutiae  int
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// StoredFinger is a finger with its sealed template, as the store keeps it.
+type StoredFinger struct {
+	Finger
+	TemplateEnc string
+}
+
+// FingerBypass is an application's emergency fingerprint bypass switch.
+type FingerBypass struct {
+	AppID     string
+	Enabled   bool
+	Reason    string
+	SetBy     string
+	UpdatedAt time.Time
+}
+
+// FingerStore is the persistence of fingers and bypass switches (part of
+// Store; the conformance suite in storetest covers it).
+type FingerStore interface {
+	// PutFinger stores f, replacing the finger of the same user and
+	// position, with evs. ErrNotFound when the user does not exist;
+	// ErrConflict when it would give the user more than max fingers.
+	PutFinger(ctx context.Context, f *StoredFinger, max int, evs []events.Event) error
+	// ListFingers returns a user's fingers by position (none: empty).
+	ListFingers(ctx context.Context, userID string) ([]*StoredFinger, error)
+	// DeleteFinger deletes one finger with evs; ErrNotFound when none.
+	DeleteFinger(ctx context.Context, userID string, position int, evs []events.Event) error
+	// GetFingerBypass returns an application's switch (never set: off,
+	// with AppID set and the rest zero).
+	GetFingerBypass(ctx context.Context, appID string) (*FingerBypass, error)
+	// SetFingerBypass writes the switch with evs; ErrNotFound when the
+	// application does not exist.
+	SetFingerBypass(ctx context.Context, b *FingerBypass, evs []events.Event) error
+}
+
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: "FINGER_RECORD_INVALID", Code: apierr.InvalidArgument, Legacy: -5,
+			Doc: "A fingerprint record (Authenticate's fingerprint_feature, or EnrollFinger's record) is not a well-formed ISO/IEC 19794-2:2005 or ANSI INCITS 378-2004 finger minutiae record, or does not fit its use (one finger view; enough minutiae to enrol; the finger position asked for). The message says what and at which byte."},
+		apierr.Reason{Name: "TOO_MANY_FINGERS", Code: apierr.FailedPrecondition,
+			Doc: "EnrollFinger: the person has 10 fingers enrolled already; delete one first."},
+	)
+}
+
+func fingerRecordInvalid(msg string) error {
+	return apierr.New(apierr.InvalidArgument, "FINGER_RECORD_INVALID", msg)
+}
+
+// parseFingerRecord reads a record that must hold exactly one finger view
+// with at least minMinutiae minutiae, and returns it with its template.
+func parseFingerRecord(b []byte, what string, minMinutiae int) (*finger.Record, *finger.Template, error) {
+	r, err := finger.Parse(b)
+	if err != nil {
+		var fe *finger.FormatError
+		if errors.As(err, &fe) {
+			return nil, nil, fingerRecordInvalid(fmt.Sprintf("%s: at byte %d: %s", what, fe.Offset, fe.Reason))
+		}
+		return nil, nil, fingerRecordInvalid(what + ": not a finger minutiae record")
+	}
+	if len(r.Views) != 1 {
+		return nil, nil, fingerRecordInvalid(fmt.Sprintf("%s: holds %d finger views; exactly one is expected", what, len(r.Views)))
+	}
+	if n := len(r.Views[0].Minutiae); n < minMinutiae {
+		return nil, nil, fingerRecordInvalid(fmt.Sprintf("%s: %d minutiae; at least %d are needed", what, n, minMinutiae))
+	}
+	t, err := finger.Prepare(r, 0)
+	if err != nil {
+		return nil, nil, fingerRecordInvalid(what + ": " + err.Error())
+	}
+	return r, t, nil
+}
+
+func fingerAAD(userID string, position int) []byte {
+	return []byte("user.finger\x00" + userID + "\x00" + strconv.Itoa(position))
+}
+
+// EnrollFinger stores (or replaces) the template of finger position of
+// user id: an administrator's call.
+func (s *Service) EnrollFinger(ctx context.Context, userID string, position int, record []byte) (*Finger, error) {
+	start := s.now()
+	if position < 1 || position > 10 {
+		return nil, badRequest("position must be a finger position from 1 (right thumb) to 10 (left little finger)")
+	}
+	r, _, err := parseFingerRecord(record, "record", MinEnrolMinutiae)
+	if err != nil {
+		return nil, err
+	}
+	v := r.Views[0]
+	if v.Position != 0 && int(v.Position) != position {
+		return nil, fingerRecordInvalid(fmt.Sprintf("record: its finger view is of finger position %d, not %d", v.Position, position))
+	}
+	u, err := s.store.GetUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := s.sealer.Seal(record, fingerAAD(u.ID, position))
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	f := &StoredFinger{Finger: Finger{UserID: u.ID, Position: position, Quality: int(v.Quality), Format: r.Format.String(),
+		Minutiae: len(v.Minutiae), CreatedAt: now, UpdatedAt: now}, TemplateEnc: enc}
+	data := map[string]any{"position": position, "quality": f.Quality, "format": f.Format}
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.PutFinger(ctx, f, MaxFingers, evs) },
+		s.change(ctx, "user", "finger_enrolled", u.ID, data),
+		s.adminAudit(ctx, "finger.enroll", "user:"+u.ID, u.OrgID, start))
+	if errors.Is(err, ErrConflict) {
+		return nil, apierr.New(apierr.FailedPrecondition, "TOO_MANY_FINGERS",
+			fmt.Sprintf("at most %d fingers per person; delete one first", MaxFingers))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &f.Finger, nil
+}
+
+// ListFingers lists user id's enrolled fingers.
+func (s *Service) ListFingers(ctx context.Context, userID string) ([]Finger, error) {
+	if _, err := s.store.GetUser(ctx, userID); err != nil {
+		return nil, err
+	}
+	fs, err := s.store.ListFingers(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Finger, len(fs))
+	for i, f := range fs {
+		out[i] = f.Finger
+	}
+	return out, nil
+}
+
+// DeleteFinger deletes the template of one finger.
+func (s *Service) DeleteFinger(ctx context.Context, userID string, position int) error {
+	start := s.now()
+	u, err := s.store.GetUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(evs []events.Event) error { return s.store.DeleteFinger(ctx, u.ID, position, evs) },
+		s.change(ctx, "user", "finger_deleted", u.ID, map[string]any{"position": position}),
+		s.adminAudit(ctx, "finger.delete", "user:"+u.ID, u.OrgID, start))
+}
+
+// GetFingerprintBypass reads an application's bypass switch.
+func (s *Service) GetFingerprintBypass(ctx context.Context, appID string) (*FingerBypass, error) {
+	if _, err := s.store.GetApp(ctx, appID); err != nil {
+		return nil, err
+	}
+	return s.store.GetFingerBypass(ctx, appID)
+}
+
+// SetFingerprintBypass turns an application's fingerprint bypass on or off,
+// audited with the reason.
+func (s *Service) SetFingerprintBypass(ctx context.Context, appID string, enabled bool, reason string) (*FingerBypass, error) {
+	start := s.now()
+	if reason == "" {
+		return nil, badRequest("reason is required")
+	}
+	a, err := s.store.GetApp(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	b := &FingerBypass{AppID: a.ID, Enabled: enabled, Reason: reason, SetBy: caller.From(ctx).Principal, UpdatedAt: s.now()}
+	ev := s.audit(ctx, "finger.bypass", "app:"+a.ID, "", "success", "OK", start,
+		map[string]string{"enabled": strconv.FormatBool(enabled), "reason": reason})
+	if err := s.write(ctx, func(evs []events.Event) error { return s.store.SetFingerBypass(ctx, b, evs) },
+		s.change(ctx, "app", "finger_bypass_changed", a.ID, map[string]any{"enabled": enabled}), ev); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// fingerVerdict matches the probe of req against u's enrolled fingers:
+// ReasonOK (matched), ReasonBadCredentials (no match) or
+// ReasonNoFingerprint (nothing enrolled).
+func (s *Service) fingerVerdict(ctx context.Context, u *User, probe *finger.Template) (Reason, error) {
+	stored, err := s.store.ListFingers(ctx, u.ID)
+	if err != nil {
+		return 0, err
+	}
+	if len(stored) == 0 {
+		return ReasonNoFingerprint, nil
+	}
+	gallery := make([]*finger.Template, 0, len(stored))
+	for _, f := range stored {
+		rec, err := s.sealer.Open(f.TemplateEnc, fingerAAD(f.UserID, f.Position))
+		if err != nil {
+			// A template that does not open (a lost data key) cannot
+			// match; the others still may.
+			s.log.Error("enrolled finger does not decrypt", zap.String("user_id", u.ID), zapErr(err))
+			continue
+		}
+		r, err := finger.Parse(rec)
+		if err != nil {
+			s.log.Error("enrolled finger does not parse", zap.String("user_id", u.ID), zapErr(err))
+			continue
+		}
+		t, err := finger.Prepare(r, 0)
+		if err != nil {
+			continue
+		}
+		gallery = append(gallery, t)
+	}
+	if ok, _ := s.matcher.Match([]*finger.Template{probe}, gallery); ok {
+		return ReasonOK, nil
+	}
+	return ReasonBadCredentials, nil
+}
+
+// checkFinger settles a fingerprint check the way checkPassword settles a
+// password: status, disabled org, lock and the login gate first (a check
+// that fails counts towards the lockout like a wrong password), then the
+// verdict of the match. matched is the match's outcome.
+func (s *Service) checkFinger(ctx context.Context, u *User, matched bool, api string, start time.Time, a *loginAttempt, extra map[string]string) (Reason, error) {
+	subject := "user:" + u.ID
+	if u.Status != StatusActive {
+		a.refund(ctx)
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountDisabled.String(), start, extra))
+		return ReasonAccountDisabled, nil
+	}
+	if u.OrgID != "" {
+		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			a.refund(ctx)
+			return 0, err
+		}
+		if d != "" {
+			a.refund(ctx)
+			s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", "ORG_DISABLED", start, extra))
+			return ReasonAccountDisabled, nil
+		}
+	}
+	if u.Locked(s.now()) {
+		a.refund(ctx)
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, extra))
+		return ReasonAccountLocked, nil
+	}
+	if err := a.admitSource(ctx, subject, u.OrgID, start); err != nil {
+		return 0, err
+	}
+	if r, err := a.admitAccount(ctx, u, start); err != nil || r != 0 {
+		a.refund(ctx)
+		return r, err
+	}
+	if err := a.wait(ctx); err != nil {
+		return 0, err
+	}
+	if !matched {
+		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonBadCredentials.String(), start, extra)
+		locked, err := a.failed(ctx, u, eventsOf(ev), start)
+		if err != nil {
+			return 0, err
+		}
+		if locked {
+			return ReasonAccountLocked, nil
+		}
+		return ReasonBadCredentials, nil
+	}
+	evLocked := eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, extra))
+	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start, extra)
+	return a.succeeded(ctx, u, "", eventsOf(ev), evLocked)
+}
+
+// authenticateFinger answers auth types 2 and 3 for u (not password-only).
+func (s *Service) authenticateFinger(ctx context.Context, c *caller.Caller, req *AuthRequest, u *User, start time.Time) (Reason, error) {
+	src := appLoginSource(c.App.ID, req.Extend, u.ID)
+	if req.AuthType == AuthFingerprint {
+		b, err := s.store.GetFingerBypass(ctx, c.App.ID)
+		if err != nil {
+			return 0, err
+		}
+		if b.Enabled {
+			// The application's emergency bypass: the password instead.
+			if req.Password == "" {
+				s.appendAudit(ctx, s.audit(ctx, "authenticate", "user:"+u.ID, u.OrgID, "failure", "BAD_REQUEST", start,
+					map[string]string{"fingerprint_bypass": "true"}))
+				return 0, badRequest("the application's fingerprint bypass is on: password is required for auth type 2")
+			}
+			return s.checkPassword(ctx, u, req.Password, "authenticate.finger_bypass", start, s.newAttempt(src, "authenticate"))
+		}
+	}
+	r, err := s.fingerVerdict(ctx, u, req.probe)
+	if err != nil {
+		return 0, err
+	}
+	extra := map[string]string{"auth_type": strconv.Itoa(req.AuthType)}
+	switch {
+	case r == ReasonNoFingerprint:
+		s.appendAudit(ctx, s.audit(ctx, "authenticate", "user:"+u.ID, u.OrgID, "failure", ReasonNoFingerprint.String(), start, extra))
+		return r, nil
+	case r == ReasonOK && req.AuthType == AuthPasswordFingerprint:
+		// Both: the finger matched; the password decides (and counts).
+		return s.checkPassword(ctx, u, req.Password, "authenticate", start, s.newAttempt(src, "authenticate"))
+	}
+	return s.checkFinger(ctx, u, r == ReasonOK, "authenticate", start, s.newAttempt(src, "authenticate"), extra)
+}

@@ -1,0 +1,285 @@
+package identity_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/finger"
+	"github.com/uias/uias/services/identity/finger/synth"
+)
+
+// Impressions of synthetic fingers (finger/synth): two impressions of one
+// finger match, impressions of different fingers do not.
+var fingerSet = synth.Default(42)
+
+func impression(id, imp int) []byte { return synth.NewFinger(fingerSet, id).Impression(imp) }
+
+// withPosition sets the finger position of a record's view.
+func withPosition(t *testing.T, b []byte, pos uint8) []byte {
+	t.Helper()
+	r, err := finger.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Views[0].Position = pos
+	out, err := finger.Encode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (w *world) authFinger(t *testing.T, authType int, probe []byte, pw string) (*identity.AuthResult, error) {
+	t.Helper()
+	return w.svc.Authenticate(w.ctx, identity.AuthRequest{AppUserID: "m001", Password: pw, Fingerprint: probe, AuthType: authType})
+}
+
+func (w *world) mustAuthFinger(t *testing.T, authType int, probe []byte, pw string) identity.Reason {
+	t.Helper()
+	r, err := w.authFinger(t, authType, probe, pw)
+	if err != nil {
+		t.Fatalf("authenticate: %v", err)
+	}
+	return r.Reason
+}
+
+func TestFingerprintAuthenticate(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	genuine, other := impression(1, 1), impression(2, 1)
+
+	// Nothing enrolled: -4.
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, genuine, ""); r != identity.ReasonNoFingerprint || r.LegacyCode() != -4 {
+		t.Fatalf("nothing enrolled: %v", r)
+	}
+	f, err := w.svc.EnrollFinger(ctx, w.user.ID, 2, impression(1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Position != 2 || f.Format != finger.ISO.String() || f.Minutiae < identity.MinEnrolMinutiae {
+		t.Fatalf("enrolled %+v", f)
+	}
+	// A second finger (another position) of the same person.
+	if _, err := w.svc.EnrollFinger(ctx, w.user.ID, 7, impression(3, 0)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Auth type 2: the right finger (another impression, ANSI) matches: 0.
+	res, err := w.authFinger(t, identity.AuthFingerprint, genuine, "")
+	if err != nil || res.Reason != identity.ReasonOK || res.Reason.LegacyCode() != 0 || res.User == nil {
+		t.Fatalf("genuine finger: %+v %v", res, err)
+	}
+	// The second enrolled finger matches too.
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(3, 4), ""); r != identity.ReasonOK {
+		t.Fatalf("second finger: %v", r)
+	}
+	// Someone else's finger: -1.
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, other, ""); r != identity.ReasonBadCredentials || r.LegacyCode() != -1 {
+		t.Fatalf("other finger: %v", r)
+	}
+	// Auth type 3: both needed.
+	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, genuine, "First-Pass-1"); r != identity.ReasonOK {
+		t.Fatalf("type 3, both right: %v", r)
+	}
+	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, genuine, "Wrong-Pass-1"); r != identity.ReasonBadCredentials {
+		t.Fatalf("type 3, wrong password: %v", r)
+	}
+	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, other, "First-Pass-1"); r != identity.ReasonBadCredentials {
+		t.Fatalf("type 3, wrong finger: %v", r)
+	}
+	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, genuine, "First-Pass-1"); r != identity.ReasonOK {
+		t.Fatalf("type 3 after the failures: %v", r)
+	}
+
+	// Malformed probe: -5 with the reason.
+	bad := bytes.Clone(genuine)
+	bad[0] = 'X'
+	_, err = w.authFinger(t, identity.AuthFingerprint, bad, "")
+	if reasonOf(err) != "FINGER_RECORD_INVALID" || !strings.Contains(err.Error(), "at byte 0") {
+		t.Fatalf("malformed probe: %v", err)
+	}
+	if apierr.LegacyCode(err) != -5 || apierr.CodeOf(err) != apierr.InvalidArgument {
+		t.Fatalf("malformed probe: legacy code of %v", err)
+	}
+	two, _ := finger.Parse(genuine)
+	two.Views = append(two.Views, finger.View{Position: 3, Minutiae: two.Views[0].Minutiae})
+	twoViews, _ := finger.Encode(two)
+	if _, err := w.authFinger(t, identity.AuthFingerprint, twoViews, ""); reasonOf(err) != "FINGER_RECORD_INVALID" ||
+		!strings.Contains(err.Error(), "exactly one") {
+		t.Fatalf("two views: %v", err)
+	}
+
+	// The per-person switch: password only: -3 for types 2 and 3.
+	if _, err := w.svc.UpdateUser(ctx, w.user.ID, identity.UserUpdate{Mask: []string{"password_only"}, PasswordOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, genuine, ""); r != identity.ReasonPasswordOnly || r.LegacyCode() != -3 {
+		t.Fatalf("password-only person: %v", r)
+	}
+	if r := w.auth(t, "First-Pass-1"); r.Reason != identity.ReasonOK {
+		t.Fatalf("password-only person, password: %v", r.Reason)
+	}
+}
+
+// TestFingerprintFailuresLock: failed fingerprint checks count towards
+// the lockout like wrong passwords.
+func TestFingerprintFailuresLock(t *testing.T) {
+	w := setup(t)
+	if _, err := w.svc.EnrollFinger(context.Background(), w.user.ID, 1, impression(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	var last identity.Reason
+	for i := range 6 {
+		res, err := w.svc.Authenticate(w.ctx, identity.AuthRequest{AppUserID: "m001", Fingerprint: impression(10+i, 1),
+			AuthType: identity.AuthFingerprint, Extend: map[string]string{identity.ClientIPExtend: "198.51.100." + string(rune('1'+i))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res.Reason
+	}
+	if last != identity.ReasonAccountLocked {
+		t.Fatalf("after 6 wrong fingers: %v, want locked", last)
+	}
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(1, 1), ""); r != identity.ReasonAccountLocked {
+		t.Fatalf("right finger on a locked account: %v", r)
+	}
+}
+
+func TestFingerprintBypass(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	if _, err := w.svc.EnrollFinger(ctx, w.user.ID, 1, impression(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	app := caller.From(w.ctx).App
+	admin := caller.With(ctx, &caller.Caller{Principal: "admin-1", RequestID: "r2"})
+	if _, err := w.svc.SetFingerprintBypass(admin, app.ID, true, ""); reasonOf(err) != "BAD_REQUEST" {
+		t.Fatalf("bypass without a reason: %v", err)
+	}
+	b, err := w.svc.SetFingerprintBypass(admin, app.ID, true, "scanners down in branch 12")
+	if err != nil || !b.Enabled || b.SetBy != "admin-1" {
+		t.Fatalf("bypass on: %+v %v", b, err)
+	}
+	if got, err := w.svc.GetFingerprintBypass(ctx, app.ID); err != nil || !got.Enabled || got.Reason != "scanners down in branch 12" {
+		t.Fatalf("bypass read: %+v %v", got, err)
+	}
+	// Type 2 checks the password instead; the finger is not needed to match.
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(2, 1), "First-Pass-1"); r != identity.ReasonOK {
+		t.Fatalf("bypass, right password: %v", r)
+	}
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(1, 1), "Wrong-Pass-1"); r != identity.ReasonBadCredentials {
+		t.Fatalf("bypass, wrong password: %v", r)
+	}
+	if _, err := w.authFinger(t, identity.AuthFingerprint, impression(1, 1), ""); reasonOf(err) != "BAD_REQUEST" ||
+		!strings.Contains(err.Error(), "bypass") {
+		t.Fatalf("bypass, no password: %v", err)
+	}
+	// Type 3 still needs both.
+	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, impression(2, 1), "First-Pass-1"); r != identity.ReasonBadCredentials {
+		t.Fatalf("bypass does not cover type 3: %v", r)
+	}
+	if _, err := w.svc.SetFingerprintBypass(admin, app.ID, false, "fixed"); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(2, 1), "First-Pass-1"); r != identity.ReasonBadCredentials {
+		t.Fatalf("bypass off: %v", r)
+	}
+	if _, err := w.svc.SetFingerprintBypass(admin, "missing", true, "x"); reasonOf(err) != "NOT_FOUND" {
+		t.Fatalf("unknown app: %v", err)
+	}
+}
+
+func TestEnrollFinger(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	rec := impression(1, 0)
+	cases := []struct {
+		name   string
+		pos    int
+		rec    []byte
+		reason string
+		msg    string
+	}{
+		{"position 0", 0, rec, "BAD_REQUEST", "finger position"},
+		{"position 11", 11, rec, "BAD_REQUEST", "finger position"},
+		{"malformed", 1, rec[:30], "FINGER_RECORD_INVALID", "record"},
+		{"other position in the record", 3, withPosition(t, rec, 4), "FINGER_RECORD_INVALID", "finger position 4, not 3"},
+		{"too few minutiae", 1, sparse(t, rec, 5), "FINGER_RECORD_INVALID", "5 minutiae; at least 12"},
+	}
+	for _, c := range cases {
+		_, err := w.svc.EnrollFinger(ctx, w.user.ID, c.pos, c.rec)
+		if reasonOf(err) != c.reason || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s: %v, want %s containing %q", c.name, err, c.reason, c.msg)
+		}
+	}
+	if _, err := w.svc.EnrollFinger(ctx, "nobody", 1, rec); reasonOf(err) != "NOT_FOUND" {
+		t.Fatalf("unknown user: %v", err)
+	}
+	// The record's own position, when given, must agree; replacing keeps one.
+	if _, err := w.svc.EnrollFinger(ctx, w.user.ID, 4, withPosition(t, rec, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.EnrollFinger(ctx, w.user.ID, 4, impression(5, 0)); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := w.svc.ListFingers(ctx, w.user.ID)
+	if err != nil || len(fs) != 1 || fs[0].Position != 4 {
+		t.Fatalf("ListFingers = %+v, %v", fs, err)
+	}
+	if err := w.svc.DeleteFinger(ctx, w.user.ID, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.svc.DeleteFinger(ctx, w.user.ID, 4); reasonOf(err) != "NOT_FOUND" {
+		t.Fatalf("delete again: %v", err)
+	}
+}
+
+// sparse keeps the first n minutiae of a record.
+func sparse(t *testing.T, b []byte, n int) []byte {
+	r, err := finger.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Views[0].Minutiae = r.Views[0].Minutiae[:n]
+	out, _ := finger.Encode(r)
+	return out
+}
+
+// TestFingerTemplatesStaySecret: templates are sealed at rest; no event
+// carries one.
+func TestFingerTemplatesStaySecret(t *testing.T) {
+	e := newEvEnv(t, "")
+	w := setupOn(t, e.svc, e.clk)
+	rec := impression(1, 0)
+	mark := e.mark(t)
+	if _, err := w.svc.EnrollFinger(context.Background(), w.user.ID, 2, rec); err != nil {
+		t.Fatal(err)
+	}
+	w.mustAuthFinger(t, identity.AuthFingerprint, impression(1, 1), "")
+	var stored string
+	if err := e.db.QueryRowContext(context.Background(), "SELECT template_enc FROM user_fingers").Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stored, base64.StdEncoding.EncodeToString(rec[:24])) || strings.Contains(stored, "FMR") {
+		t.Fatalf("template stored in clear: %.60s", stored)
+	}
+	rows := e.outbox(t, mark)
+	if len(rows) == 0 {
+		t.Fatal("no events")
+	}
+	for _, r := range rows {
+		if bytes.Contains(r.Payload, []byte(base64.StdEncoding.EncodeToString(rec[24:48]))) || bytes.Contains(r.Payload, []byte("FMR")) {
+			t.Fatalf("event %s carries the template: %s", r.Subject, r.Payload)
+		}
+	}
+	a := audit(t, rows, "finger.enroll")
+	if a.Subject != "user:"+w.user.ID {
+		t.Fatalf("enrol audit subject %q", a.Subject)
+	}
+}
