@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -56,6 +57,15 @@ type Options struct {
 	APIDocs []APIDoc
 	// Ready answers /readyz; nil means a gRPC health check on every backend.
 	Ready func(ctx context.Context) error
+	// Pages are components' own handlers mounted under their prefixes
+	// (module.Pages).
+	Pages []Mount
+}
+
+// Mount is a component's handler served under Prefix (ending in "/").
+type Mount struct {
+	Prefix  string
+	Handler http.Handler
 }
 
 // New builds the HTTP handler serving the REST API and the operational
@@ -125,6 +135,12 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	}
 	mux.Handle("GET /openapi.json", fixedRoute("/openapi.json", handleOpenAPI(apiDoc)))
 	mux.Handle("/", g.apiHandler(gw))
+	for _, p := range o.Pages {
+		if !strings.HasPrefix(p.Prefix, "/") || !strings.HasSuffix(p.Prefix, "/") || p.Handler == nil {
+			return nil, fmt.Errorf("gateway: pages prefix %q must start and end with / and have a handler", p.Prefix)
+		}
+		mux.Handle(p.Prefix, fixedRoute(p.Prefix, g.pagesHandler(p.Handler)))
+	}
 
 	return g.outer(mux), nil
 }

@@ -190,6 +190,27 @@ var forwardedRequestHeaders = []string{
 
 // apiHandler sanitises the request (headers, client address, body limit)
 // before handing it to the grpc-gateway mux.
+// pagesHandler serves a component's own handler (module.Pages): the client
+// address, the verified client certificate and the request id go into the
+// request's context (grpcx origin), so the component's calls carry them;
+// bodies are limited like API bodies.
+func (g *gateway) pagesHandler(h http.Handler) http.Handler {
+	limit := g.opts.MaxBodyBytes
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := stateFrom(r.Context())
+		st.clientIP = clientIP(r, g.opts.TrustedProxies)
+		o := grpcx.Origin{ClientIP: st.clientIP}
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
+			o.ClientCert = grpcx.CertFingerprint(r.TLS.PeerCertificates[0].Raw)
+		}
+		r2 := r.WithContext(grpcx.WithRequestID(grpcx.WithOrigin(r.Context(), o), st.requestID))
+		if r.Body != nil && r.Body != http.NoBody {
+			r2.Body = http.MaxBytesReader(w, r.Body, limit)
+		}
+		h.ServeHTTP(w, r2)
+	})
+}
+
 func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 	limit := g.opts.MaxBodyBytes
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -30,7 +31,15 @@ func Module() module.Module {
 		Init: func(_ context.Context, env *module.Env) (*module.Component, error) {
 			var backends []Backend
 			var docs []APIDoc
+			var pages []Mount
 			for _, m := range env.Modules() {
+				if m.Pages != nil {
+					h, err := m.Pages.New(env.Context(), module.PagesEnv{Log: env.Log.Named(m.Name), Config: env.Config, Client: env.Client})
+					if err != nil {
+						return nil, fmt.Errorf("%s pages: %w", m.Name, err)
+					}
+					pages = append(pages, Mount{Prefix: m.Pages.Prefix, Handler: h})
+				}
 				if m.REST == nil {
 					continue
 				}
@@ -45,7 +54,7 @@ func Module() module.Module {
 			}
 			// The handlers live as long as the process.
 			h, err := New(env.Context(), Options{Logger: env.Log, Backends: backends, Registry: env.Metrics,
-				TrustedProxies: env.TrustedProxies(), APIDocs: docs, NoMetrics: !env.Config.MetricsOn()})
+				TrustedProxies: env.TrustedProxies(), APIDocs: docs, Pages: pages, NoMetrics: !env.Config.MetricsOn()})
 			if err != nil {
 				return nil, err
 			}

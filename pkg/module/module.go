@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	"github.com/uias/uias/pkg/config"
@@ -64,11 +65,39 @@ type Module struct {
 	// OpenAPIPublic lists the operations (operationId, e.g.
 	// "AdminService_AdminLogin") that need no credentials.
 	OpenAPIPublic []string
+	// Pages is the component's own HTTP handler, which the edge mounts
+	// (browser pages and protocols that are not REST mappings of its RPCs,
+	// e.g. CAS under /cas/). nil: none.
+	Pages *Pages
 	// NotInAll leaves the component out of target "all" (it must be named).
 	NotInAll bool
 	// Init starts the component. It must return promptly; long-running work
 	// goes to Env.Go, cleanup to Env.OnStop.
 	Init func(ctx context.Context, env *Env) (*Component, error)
+}
+
+// Pages is a component's HTTP handler mounted by the edge under Prefix.
+type Pages struct {
+	// Prefix is the path the handler serves, ending in "/" (e.g.
+	// "/cas/"); it gets every request under it, path intact.
+	Prefix string
+	// New builds the handler in the edge's process. It reaches its own
+	// component and those it Uses through env.Client, in-process or
+	// through etcd, with the request id and the client's origin the edge
+	// put into each request's context.
+	New func(ctx context.Context, env PagesEnv) (http.Handler, error)
+}
+
+// PagesEnv is what Pages.New gets from the edge.
+type PagesEnv struct {
+	// Log is the edge's logger named after the component.
+	Log *zap.Logger
+	// Config is the whole process configuration (the component's own
+	// section included).
+	Config *config.Config
+	// Client returns the connection to the component itself or to one it
+	// Uses.
+	Client func(name string) (grpc.ClientConnInterface, error)
 }
 
 // Security schemes of /openapi.json: the credentials callers present at the
@@ -171,13 +200,23 @@ func (r *Registry) Sections() []config.SectionDef {
 }
 
 // uses lists the modules m uses (Uses, and for the edge every module with
-// REST handlers).
+// REST handlers or pages, and those the latter use).
 func (r *Registry) uses(m *Module) []string {
 	out := slices.Clone(m.Uses)
 	if m.Edge {
+		add := func(name string) {
+			if name != m.Name && !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
 		for _, o := range r.mods {
-			if o.REST != nil && o != m && !slices.Contains(out, o.Name) {
-				out = append(out, o.Name)
+			if o.REST != nil || o.Pages != nil {
+				add(o.Name)
+			}
+			if o.Pages != nil {
+				for _, u := range o.Uses {
+					add(u)
+				}
 			}
 		}
 	}
