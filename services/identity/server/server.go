@@ -36,6 +36,7 @@ func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterKeyServiceServer(g, keyServer{svc: s.svc})
 	identityv1.RegisterAdminSessionServiceServer(g, sessionServer{svc: s.svc})
 	identityv1.RegisterFingerServiceServer(g, fingerServer{svc: s.svc})
+	identityv1.RegisterSSOServiceServer(g, ssoServer{svc: s.svc})
 }
 
 // refusalCodes are the errors of an administrator call that are refusals
@@ -142,6 +143,10 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 			return nil, err
 		}
 		c.Principal = u.ID
+	case strings.HasPrefix(method, "/uias.identity.v1.SSOService/"):
+		if !grpcx.FromComponent(ctx) {
+			return nil, errSSOComponentsOnly
+		}
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"),
 		strings.HasPrefix(method, "/grpc.reflection."):
 	default:
