@@ -91,15 +91,15 @@ func TestOpenRedirectTricks(t *testing.T) {
 	ctx := context.Background()
 
 	good := map[string]string{
-		"https://good.example.com/app/":                     "good",
-		"https://good.example.com/app/page?x=1&y=%20z":      "good",
-		"https://GOOD.Example.com/app/":                     "good",
-		"https://good.example.com:443/app/x":                "good",
-		"https://good.example.com/exact":                    "exact",
-		"https://good.example.com/exact/sub":                "exact",
-		"https://good.example.com/exact?ticket=x":           "exact",
-		"https://xn--bcher-kva.example/shop":                "idn",
-		"https://acme.tenants.example.com/cas/login?x=1":    "re",
+		"https://good.example.com/app/":                  "good",
+		"https://good.example.com/app/page?x=1&y=%20z":   "good",
+		"https://GOOD.Example.com/app/":                  "good",
+		"https://good.example.com:443/app/x":             "good",
+		"https://good.example.com/exact":                 "exact",
+		"https://good.example.com/exact/sub":             "exact",
+		"https://good.example.com/exact?ticket=x":        "exact",
+		"https://xn--bcher-kva.example/shop":             "idn",
+		"https://acme.tenants.example.com/cas/login?x=1": "re",
 	}
 	for raw, want := range good {
 		s, err := reg.Match(ctx, raw)

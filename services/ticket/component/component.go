@@ -4,10 +4,15 @@ package component
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/nats-io/nats.go"
@@ -23,6 +28,7 @@ import (
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
+	"github.com/uias/uias/services/ticket/cas"
 	"github.com/uias/uias/services/ticket/kvstore"
 	"github.com/uias/uias/services/ticket/server"
 	"github.com/uias/uias/services/ticket/sqlstore"
@@ -71,6 +77,7 @@ func Module() module.Module {
 		Uses:    []string{"identity"},
 		REST:    rest,
 		OpenAPI: openapi.Ticket,
+		Pages:   &module.Pages{Prefix: "/cas/", New: pages},
 		OpenAPISecurity: map[string][]string{
 			"TicketAdminService":     module.AdminCredentials,
 			"ServiceRegistryService": module.AdminCredentials,
@@ -131,6 +138,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	client, err := outboundClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	svc.SetEnding(newSingleLogout(env.Context(), svc, client, aq, log.Named("slo")).ended)
 	// A person disabled, locked or deleted loses their sessions at once.
 	// One instance of the component handles each event (queue group).
 	sub, err := nc.QueueSubscribe(UserChangesSubject, "uias-ticket", func(m *nats.Msg) {
@@ -150,6 +162,54 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		},
 		Value: &Handle{Service: svc, DB: db, Relay: relay},
 	}, nil
+}
+
+// pages builds the CAS handler in the edge's process.
+func pages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
+	tc, err := env.Client(Name)
+	if err != nil {
+		return nil, err
+	}
+	ic, err := env.Client("identity")
+	if err != nil {
+		return nil, err
+	}
+	cfg, _ := env.Config.Section(Name).(*Config)
+	if cfg == nil {
+		cfg = Defaults()
+	}
+	client, err := outboundClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return cas.New(cas.Options{Tickets: ticketv1.NewTicketServiceClient(tc), SSO: identityv1.NewSSOServiceClient(ic),
+		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes}), nil
+}
+
+// outboundClient makes the component's outbound HTTPS calls (pgtUrl
+// callbacks, single-logout requests): certificates verified against the
+// system roots plus ticket.outbound_ca_file, TLS 1.2 or later, no
+// redirects followed, 10s per call.
+func outboundClient(cfg *Config) (*http.Client, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.OutboundCAFile != "" {
+		pem, err := os.ReadFile(cfg.OutboundCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ticket.outbound_ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ticket.outbound_ca_file %s: no PEM certificate", cfg.OutboundCAFile)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
 }
 
 // endSessionsOnChange ends the sessions of a person whose account was

@@ -38,6 +38,14 @@ type Config struct {
 	// identity.key_file, identity.key_file_allow_open_mode). Service
 	// tickets are signed with its signing keys.
 	KeyFile string `yaml:"key_file"`
+	// CAS2Attributes releases the person's attributes at the CAS 2.0
+	// serviceValidate/proxyValidate too, not only at p3/ (true): clients
+	// such as gopkg.in/cas.v2 validate only at /serviceValidate.
+	CAS2Attributes bool `yaml:"cas2_attributes"`
+	// OutboundCAFile adds CA certificates (PEM) to the system roots for the
+	// component's outbound HTTPS calls (pgtUrl callbacks, single-logout
+	// requests to the applications).
+	OutboundCAFile string `yaml:"outbound_ca_file"`
 	// RegistryRefresh is how often an instance rereads the service registry
 	// (changes made through it apply at once; 5s).
 	RegistryRefresh      time.Duration `yaml:"registry_refresh"`
@@ -48,7 +56,7 @@ type Config struct {
 func Defaults() *Config {
 	return &Config{STTTL: ticket.DefaultSTTTL, PTTTL: ticket.DefaultPTTTL, TGTIdle: ticket.DefaultTGTIdle,
 		TGTHard: ticket.DefaultTGTHard, PGTTTL: ticket.DefaultPGTTTL, Centre: ticket.DefaultCentre,
-		KVReplicas: 1, StoreTimeout: 2 * time.Second, RegistryRefresh: 5 * time.Second}
+		KVReplicas: 1, StoreTimeout: 2 * time.Second, RegistryRefresh: 5 * time.Second, CAS2Attributes: true}
 }
 
 // Bind implements config.Section.
@@ -62,6 +70,8 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.KVReplicas, "UIAS_TICKET_KV_REPLICAS", "", "")
 	b.Duration(&c.StoreTimeout, "UIAS_TICKET_STORE_TIMEOUT", "", "")
 	b.String(&c.KeyFile, "UIAS_TICKET_KEY_FILE", "", "")
+	b.Bool(&c.CAS2Attributes, "UIAS_TICKET_CAS2_ATTRIBUTES", "", "")
+	b.String(&c.OutboundCAFile, "UIAS_TICKET_OUTBOUND_CA_FILE", "", "")
 	b.Duration(&c.RegistryRefresh, "UIAS_TICKET_REGISTRY_REFRESH", "", "")
 	b.Bool(&c.KeyFileAllowOpenMode, "UIAS_TICKET_KEY_FILE_ALLOW_OPEN_MODE", "", "")
 }

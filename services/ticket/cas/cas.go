@@ -1,0 +1,438 @@
+// Package cas is the CAS 3.0 protocol and the single sign-on pages of the
+// ticket component, served by the edge under /cas/ (module.Pages): login
+// (form and credentials, service, renew, gateway, method=POST), logout,
+// validate (CAS 1.0), serviceValidate and proxyValidate (2.0),
+// p3/serviceValidate and p3/proxyValidate (3.0, with attributes), proxy,
+// XML and JSON answers with the CAS error codes. It reaches the ticket
+// component and identity over gRPC only.
+package cas
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/uias/uias/pkg/apierr"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+var pages = template.Must(template.ParseFS(templateFiles, "templates/*.html"))
+
+// Cookie names.
+const (
+	// TGCCookie carries the TGT (CAS "ticket-granting cookie").
+	TGCCookie  = "TGC"
+	csrfCookie = "uias_csrf"
+)
+
+// Options configure the handler.
+type Options struct {
+	Tickets ticketv1.TicketServiceClient
+	SSO     identityv1.SSOServiceClient
+	Log     *zap.Logger
+	// Prefix is where the edge mounts the handler ("/cas/"): the cookie
+	// path and the base of the form action.
+	Prefix string
+	// Client makes the pgtUrl callbacks (HTTPS with certificate
+	// verification); nil: a client with the system roots and a 5s timeout.
+	Client *http.Client
+	// CAS2Attributes releases the attributes at serviceValidate and
+	// proxyValidate too, not only at their p3/ forms (Apereo's
+	// "v3 forward compatible" CAS 2 views), for clients that validate only
+	// at /serviceValidate (e.g. gopkg.in/cas.v2).
+	CAS2Attributes bool
+	// CallTimeout bounds each call to the components (default 10s), so
+	// a fault is an error page, never a hang.
+	CallTimeout time.Duration
+}
+
+// Handler serves CAS.
+type Handler struct {
+	o   Options
+	mux *http.ServeMux
+}
+
+// New returns the CAS handler.
+func New(o Options) *Handler {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Prefix == "" {
+		o.Prefix = "/cas/"
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 10 * time.Second
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 5 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	h := &Handler{o: o, mux: http.NewServeMux()}
+	p := o.Prefix
+	h.mux.HandleFunc("GET "+p+"login", h.loginForm)
+	h.mux.HandleFunc("POST "+p+"login", h.loginPost)
+	h.mux.HandleFunc("GET "+p+"logout", h.logout)
+	h.mux.HandleFunc("GET "+p+"validate", h.validate1)
+	h.mux.HandleFunc("GET "+p+"serviceValidate", h.validator(false, o.CAS2Attributes))
+	h.mux.HandleFunc("GET "+p+"proxyValidate", h.validator(true, o.CAS2Attributes))
+	h.mux.HandleFunc("GET "+p+"p3/serviceValidate", h.validator(false, true))
+	h.mux.HandleFunc("GET "+p+"p3/proxyValidate", h.validator(true, true))
+	h.mux.HandleFunc("GET "+p+"proxy", h.proxy)
+	h.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == p {
+			http.Redirect(w, r, p+"login", http.StatusFound)
+			return
+		}
+		http.NotFound(w, r)
+	})
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+func (h *Handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), h.o.CallTimeout)
+}
+
+// ---- pages ----
+
+type pageData struct {
+	Lang, OtherLang, SwitchQuery string
+	T                            texts
+	Nonce                        string
+	AppName                      string
+	Error                        string
+	CSRF                         string
+	Action                       string
+	Service                      string
+	Renew                        bool
+	Method                       string
+	Username                     string
+	Heading, Message             string
+	Link, LinkText               string
+	Ticket                       string
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (h *Handler) page(w http.ResponseWriter, r *http.Request, code int, name string, d pageData) {
+	d.Lang = language(r)
+	d.T = languages[d.Lang]
+	d.OtherLang = "en"
+	if d.Lang == "en" {
+		d.OtherLang = "zh-CN"
+	}
+	q := r.URL.Query()
+	q.Set("locale", d.OtherLang)
+	d.SwitchQuery = q.Encode()
+	if r.URL.Query().Get("locale") != "" {
+		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: d.Lang, Path: h.o.Prefix, MaxAge: 365 * 24 * 3600,
+			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	}
+	d.Nonce = randomToken()
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+d.Nonce+"'; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
+	hd.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(code)
+	if err := pages.ExecuteTemplate(w, name, d); err != nil {
+		h.o.Log.Warn("render page", zap.String("page", name), zap.Error(err))
+	}
+}
+
+func (h *Handler) message(w http.ResponseWriter, r *http.Request, code int, isErr bool, heading, msg string, link, linkText string) {
+	h.page(w, r, code, "message", pageData{Error: map[bool]string{true: "1"}[isErr], Heading: heading, Message: msg,
+		Link: link, LinkText: linkText})
+}
+
+func (h *Handler) texts(r *http.Request) texts { return languages[language(r)] }
+
+// csrf returns the form token, setting its cookie (double submit).
+func (h *Handler) csrf(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) >= 32 {
+		return c.Value
+	}
+	t := randomToken()
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: t, Path: h.o.Prefix, HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode})
+	return t
+}
+
+func (h *Handler) csrfOK(r *http.Request) bool {
+	c, err := r.Cookie(csrfCookie)
+	f := r.PostFormValue("csrf")
+	return err == nil && len(c.Value) >= 32 && subtle.ConstantTimeCompare([]byte(c.Value), []byte(f)) == 1
+}
+
+func (h *Handler) setTGC(w http.ResponseWriter, r *http.Request, tgt string) {
+	http.SetCookie(w, &http.Cookie{Name: TGCCookie, Value: tgt, Path: h.o.Prefix, HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteLaxMode})
+}
+
+func (h *Handler) clearTGC(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: TGCCookie, Value: "", Path: h.o.Prefix, MaxAge: -1, HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+}
+
+func tgcOf(r *http.Request) string {
+	if c, err := r.Cookie(TGCCookie); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+func truthy(v string) bool { return v == "true" || v == "1" || v == "yes" }
+
+// loginParams are the CAS login parameters of a request.
+type loginParams struct {
+	service, method string
+	renew, gateway  bool
+}
+
+func paramsOf(v url.Values) loginParams {
+	m := ""
+	if strings.EqualFold(v.Get("method"), "POST") {
+		m = "POST"
+	}
+	return loginParams{service: v.Get("service"), method: m, renew: truthy(v.Get("renew")), gateway: truthy(v.Get("gateway"))}
+}
+
+// match returns the registered service of p.service (nil when there is
+// none in the request); on refusal the error page has been written.
+func (h *Handler) match(w http.ResponseWriter, r *http.Request, service string) (*ticketv1.RegisteredService, bool) {
+	if service == "" {
+		return nil, true
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	rs, err := h.o.Tickets.MatchService(ctx, &ticketv1.MatchServiceRequest{Service: service})
+	if err != nil {
+		t := h.texts(r)
+		if reasonOf(err) == "SERVICE_NOT_REGISTERED" || status.Code(err) == codes.InvalidArgument {
+			h.message(w, r, http.StatusForbidden, true, t.BadServiceHead, t.BadService, "", "")
+		} else {
+			h.fault(w, r, err)
+		}
+		return nil, false
+	}
+	return rs, true
+}
+
+func reasonOf(err error) string {
+	if ae, ok := apierr.FromStatus(err); ok {
+		return ae.Reason
+	}
+	return ""
+}
+
+func (h *Handler) fault(w http.ResponseWriter, r *http.Request, err error) {
+	t := h.texts(r)
+	h.o.Log.Warn("CAS page: a component call failed", zap.Error(err))
+	code := http.StatusServiceUnavailable
+	msg := t.TryLater
+	if reasonOf(err) == "LOGIN_THROTTLED" {
+		code, msg = http.StatusTooManyRequests, t.Throttled
+	}
+	h.message(w, r, code, true, t.ErrorHead, msg, "", "")
+}
+
+// loginForm is GET /cas/login.
+func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
+	p := paramsOf(r.URL.Query())
+	rs, ok := h.match(w, r, p.service)
+	if !ok {
+		return
+	}
+	if tgt := tgcOf(r); tgt != "" && !p.renew {
+		ctx, cancel := h.ctx(r)
+		sess, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: tgt})
+		cancel()
+		switch {
+		case err == nil && rs != nil:
+			h.sendToService(w, r, tgt, p, rs, false)
+			return
+		case err == nil:
+			t := h.texts(r)
+			h.message(w, r, http.StatusOK, false, t.SignedInHead, t.SignedIn+" ("+sess.GetLogin()+")", h.o.Prefix+"logout", t.SignOut)
+			return
+		case status.Code(err) != codes.NotFound && status.Code(err) != codes.InvalidArgument:
+			h.fault(w, r, err)
+			return
+		}
+		h.clearTGC(w, r)
+	}
+	if p.gateway && rs != nil {
+		// CAS gateway: no login page; back to the service without a ticket.
+		http.Redirect(w, r, p.service, http.StatusSeeOther)
+		return
+	}
+	h.loginPage(w, r, http.StatusOK, p, rs, "", "")
+}
+
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p loginParams, rs *ticketv1.RegisteredService, errMsg, username string) {
+	d := pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "login", Service: p.service, Renew: p.renew, Method: p.method,
+		Error: errMsg, Username: username}
+	if rs != nil {
+		d.AppName = rs.GetName()
+	}
+	h.page(w, r, code, "login", d)
+}
+
+// loginPost is POST /cas/login: the credentials.
+func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		h.message(w, r, http.StatusBadRequest, true, h.texts(r).ErrorHead, h.texts(r).CSRF, h.o.Prefix+"login", h.texts(r).SignIn)
+		return
+	}
+	p := paramsOf(r.PostForm)
+	rs, ok := h.match(w, r, p.service)
+	if !ok {
+		return
+	}
+	t := h.texts(r)
+	if !h.csrfOK(r) {
+		h.loginPage(w, r, http.StatusForbidden, p, rs, t.CSRF, "")
+		return
+	}
+	username := strings.TrimSpace(r.PostFormValue("username"))
+	password := r.PostFormValue("password")
+	if username == "" || password == "" || len(username) > 128 || len(password) > 1024 {
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.BadCredentials, "")
+		return
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	res, err := h.o.SSO.Login(ctx, &identityv1.SSOLoginRequest{Login: username, Password: password})
+	if err != nil {
+		if status.Code(err) == codes.InvalidArgument {
+			h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.BadCredentials, "")
+			return
+		}
+		h.fault(w, r, err)
+		return
+	}
+	switch res.GetReason() {
+	case identityv1.Reason_REASON_OK:
+	case identityv1.Reason_REASON_ACCOUNT_LOCKED:
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.Locked, username)
+		return
+	case identityv1.Reason_REASON_ACCOUNT_DISABLED:
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.Disabled, username)
+		return
+	case identityv1.Reason_REASON_PASSWORD_EXPIRED:
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.Expired, username)
+		return
+	default:
+		// Unknown login and wrong password: one answer.
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.BadCredentials, "")
+		return
+	}
+	if res.GetMustChangePassword() {
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.MustChange, username)
+		return
+	}
+	if old := tgcOf(r); old != "" {
+		_, _ = h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: old})
+	}
+	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
+		AuthLevel: 1, OrgId: res.GetOrgId()})
+	if err != nil {
+		h.fault(w, r, err)
+		return
+	}
+	h.setTGC(w, r, cs.GetTgt())
+	if rs == nil {
+		http.Redirect(w, r, h.o.Prefix+"login", http.StatusSeeOther)
+		return
+	}
+	h.sendToService(w, r, cs.GetTgt(), p, rs, true, res.GetPasswordOnly())
+}
+
+// sendToService issues a ticket and sends the browser to the service.
+func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt string, p loginParams, rs *ticketv1.RegisteredService, fresh bool, passwordOnly ...bool) {
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	st, err := h.o.Tickets.IssueServiceTicket(ctx, &ticketv1.IssueServiceTicketRequest{Tgt: tgt, Service: p.service, FromNewLogin: fresh})
+	if err != nil {
+		t := h.texts(r)
+		switch reasonOf(err) {
+		case "AUTH_LEVEL_TOO_LOW":
+			msg := t.LevelNotYet
+			if len(passwordOnly) > 0 && passwordOnly[0] {
+				msg = t.LevelPassword
+			}
+			d := pageData{Error: "1", Heading: t.LevelHead, Message: msg, AppName: rs.GetName()}
+			h.page(w, r, http.StatusForbidden, "message", d)
+		case "SESSION_NOT_FOUND":
+			h.clearTGC(w, r)
+			h.loginPage(w, r, http.StatusOK, p, rs, "", "")
+		case "SERVICE_NOT_REGISTERED":
+			h.message(w, r, http.StatusForbidden, true, t.BadServiceHead, t.BadService, "", "")
+		default:
+			h.fault(w, r, err)
+		}
+		return
+	}
+	if p.method == "POST" {
+		h.page(w, r, http.StatusOK, "post", pageData{Service: p.service, Ticket: st.GetTicket(), AppName: rs.GetName()})
+		return
+	}
+	http.Redirect(w, r, withTicket(p.service, st.GetTicket()), http.StatusFound)
+}
+
+// withTicket appends the ticket parameter to a service URL.
+func withTicket(service, ticket string) string {
+	sep := "?"
+	if strings.Contains(service, "?") {
+		sep = "&"
+	}
+	return service + sep + "ticket=" + url.QueryEscape(ticket)
+}
+
+// logout is GET /cas/logout: ends the session (the ticket component tells
+// every service that got a ticket), then redirects only to a registered
+// service.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	if tgt := tgcOf(r); tgt != "" {
+		ctx, cancel := h.ctx(r)
+		_, err := h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: tgt})
+		cancel()
+		if err != nil && status.Code(err) != codes.InvalidArgument {
+			h.fault(w, r, err)
+			return
+		}
+	}
+	h.clearTGC(w, r)
+	if svc := r.URL.Query().Get("service"); svc != "" {
+		ctx, cancel := h.ctx(r)
+		_, err := h.o.Tickets.MatchService(ctx, &ticketv1.MatchServiceRequest{Service: svc})
+		cancel()
+		if err == nil {
+			http.Redirect(w, r, svc, http.StatusSeeOther)
+			return
+		}
+	}
+	t := h.texts(r)
+	h.message(w, r, http.StatusOK, false, t.LoggedOutHead, t.LoggedOut, h.o.Prefix+"login", t.SignIn)
+}

@@ -1,0 +1,91 @@
+package cas
+
+import (
+	"net/http"
+	"strings"
+)
+
+// texts are the page strings of one language.
+type texts struct {
+	Title, SignIn, SigningInTo, Username, Password, SignInButton, Language, OtherLanguage, Continue              string
+	BadCredentials, Locked, Disabled, Expired, MustChange, TryLater, Throttled, CSRF, BadService, BadServiceHead string
+	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, LevelNotYet, ErrorHead  string
+}
+
+var languages = map[string]texts{
+	"en": {
+		Title: "UIAS sign-in", SignIn: "Sign in", SigningInTo: "You are signing in to", Username: "Login name",
+		Password: "Password", SignInButton: "Sign in", Language: "Language", OtherLanguage: "中文", Continue: "Continue",
+		BadCredentials: "The login name or password is not correct.",
+		Locked:         "This account is locked after too many failed sign-ins. Try again later or ask your administrator.",
+		Disabled:       "This account is disabled. Ask your administrator.",
+		Expired:        "Your password has expired. Change it in the application or ask your administrator, then sign in again.",
+		MustChange:     "You must change your password before you continue. Change it in the application or ask your administrator.",
+		TryLater:       "The sign-in service is busy or unavailable. Please try again in a moment.",
+		Throttled:      "Too many attempts from your network. Please wait a moment and try again.",
+		CSRF:           "Your sign-in form expired. Please sign in again.",
+		BadService:     "The application you came from is not registered to use single sign-on. You were not sent back to it. Contact the application's administrator.",
+		BadServiceHead: "Application not authorised",
+		LoggedOut:      "You have signed out of every application of this session.", LoggedOutHead: "Signed out",
+		SignedIn: "You are signed in. You can now open your applications without typing your password again.", SignedInHead: "Signed in",
+		SignOut:       "Sign out",
+		LevelHead:     "A stronger sign-in is required",
+		LevelPassword: "This application requires a certificate or another strong sign-in (level 2). Your account can sign in with a password only, so it cannot enter this application.",
+		LevelNotYet:   "This application requires a certificate or another strong sign-in (level 2). You signed in with a password, and certificate sign-in is not available yet, so you cannot enter this application.",
+		ErrorHead:     "Sign-in error",
+	},
+	"zh-CN": {
+		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
+		Password: "密码", SignInButton: "登录", Language: "语言", OtherLanguage: "English", Continue: "继续",
+		BadCredentials: "登录名或密码不正确。",
+		Locked:         "登录失败次数过多，账号已被锁定。请稍后再试或联系管理员。",
+		Disabled:       "该账号已停用，请联系管理员。",
+		Expired:        "您的密码已过期。请在应用中修改密码或联系管理员后重新登录。",
+		MustChange:     "继续之前必须修改密码。请在应用中修改密码或联系管理员。",
+		TryLater:       "登录服务繁忙或暂不可用，请稍后再试。",
+		Throttled:      "来自您网络的尝试次数过多，请稍候再试。",
+		CSRF:           "登录表单已过期，请重新登录。",
+		BadService:     "您来自的应用未登记使用统一登录，系统没有将您跳转回该应用。请联系该应用的管理员。",
+		BadServiceHead: "应用未获授权",
+		LoggedOut:      "您已退出本次会话中的所有应用。", LoggedOutHead: "已退出",
+		SignedIn: "您已登录，现在打开您的应用无需再次输入密码。", SignedInHead: "已登录",
+		SignOut:       "退出",
+		LevelHead:     "需要更高强度的登录",
+		LevelPassword: "该应用要求使用证书或其他强认证方式（二级）登录。您的账号只能使用密码登录，因此无法进入该应用。",
+		LevelNotYet:   "该应用要求使用证书或其他强认证方式（二级）登录。您使用密码登录，而证书登录尚未开通，因此无法进入该应用。",
+		ErrorHead:     "登录错误",
+	},
+}
+
+// langCookie keeps the language chosen with the switch.
+const langCookie = "uias_lang"
+
+// language picks the page language: ?locale=, then the switch's cookie,
+// then Accept-Language (zh* is Simplified Chinese), else English.
+func language(r *http.Request) string {
+	pick := func(v string) string {
+		v = strings.ToLower(strings.TrimSpace(v))
+		switch {
+		case strings.HasPrefix(v, "zh"):
+			return "zh-CN"
+		case strings.HasPrefix(v, "en"):
+			return "en"
+		}
+		return ""
+	}
+	if l := pick(r.URL.Query().Get("locale")); l != "" {
+		return l
+	}
+	if c, err := r.Cookie(langCookie); err == nil {
+		if l := pick(c.Value); l != "" {
+			return l
+		}
+	}
+	for part := range strings.SplitSeq(r.Header.Get("Accept-Language"), ",") {
+		tag, _, _ := strings.Cut(part, ";")
+		if l := pick(tag); l != "" {
+			return l
+		}
+	}
+	return "en"
+}

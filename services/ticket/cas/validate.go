@@ -1,0 +1,236 @@
+package cas
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+)
+
+// casCode is the CAS name of a wire code.
+func casCode(c ticketv1.CasCode) string {
+	if c == ticketv1.CasCode_CAS_CODE_UNSPECIFIED {
+		return "INTERNAL_ERROR"
+	}
+	return strings.TrimPrefix(c.String(), "CAS_CODE_")
+}
+
+// validate1 is CAS 1.0 /validate: "yes\n<user>\n" or "no\n\n".
+func (h *Handler) validate1(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	res, err := h.o.Tickets.ValidateServiceTicket(ctx, &ticketv1.ValidateServiceTicketRequest{Ticket: q.Get("ticket"),
+		Service: q.Get("service"), Renew: truthy(q.Get("renew"))})
+	if err != nil || !res.GetValid() {
+		if err != nil {
+			h.o.Log.Warn("CAS validate: the ticket component failed", zap.Error(err))
+		}
+		_, _ = w.Write([]byte("no\n\n"))
+		return
+	}
+	_, _ = w.Write([]byte("yes\n" + res.GetLogin() + "\n"))
+}
+
+// validation is what serviceValidate answers, in XML or JSON.
+type validation struct {
+	ok          bool
+	code, desc  string
+	user        string
+	pgtIOU      string
+	proxies     []string
+	attributes  [][2]string // name, value (repeated names for multiple values)
+	proxyTicket string      // for /proxy
+	proxy       bool        // a /proxy answer
+}
+
+// validator serves serviceValidate, proxyValidate and their p3 forms.
+func (h *Handler) validator(allowProxy, attributes bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		jsonOut := strings.EqualFold(q.Get("format"), "JSON")
+		service, pgtURL := q.Get("service"), q.Get("pgtUrl")
+		req := &ticketv1.ValidateServiceTicketRequest{Ticket: q.Get("ticket"), Service: service, Renew: truthy(q.Get("renew")),
+			AllowProxy: allowProxy, IssuePgt: pgtURL != "", PgtUrl: pgtURL}
+		ctx, cancel := h.ctx(r)
+		defer cancel()
+		res, err := h.o.Tickets.ValidateServiceTicket(ctx, req)
+		if err != nil {
+			h.o.Log.Warn("CAS validation: the ticket component failed", zap.Error(err))
+			code, desc := "INTERNAL_ERROR", "the ticket service is unavailable, retry later"
+			if reasonOf(err) == "BAD_REQUEST" {
+				code, desc = "INVALID_REQUEST", "the request's parameters are not valid"
+			}
+			h.answer(w, jsonOut, validation{code: code, desc: desc})
+			return
+		}
+		if !res.GetValid() {
+			h.answer(w, jsonOut, validation{code: casCode(res.GetCode()), desc: res.GetMessage()})
+			return
+		}
+		v := validation{ok: true, user: res.GetLogin(), proxies: res.GetProxies()}
+		if res.GetPgt() != "" && h.deliverPGT(ctx, pgtURL, res.GetPgt(), res.GetPgtIou()) {
+			v.pgtIOU = res.GetPgtIou()
+		}
+		if attributes {
+			v.attributes = h.attributes(ctx, res)
+		}
+		h.answer(w, jsonOut, v)
+	}
+}
+
+// attributes are the CAS 3.0 attributes of a validated ticket.
+func (h *Handler) attributes(ctx context.Context, res *ticketv1.ValidateServiceTicketResponse) [][2]string {
+	out := [][2]string{
+		{"userId", res.GetUserId()},
+		{"authLevel", strconv.Itoa(int(res.GetAuthLevel()))},
+		{"isFromNewLogin", strconv.FormatBool(res.GetFromNewLogin())},
+		{"longTermAuthenticationRequestTokenUsed", "false"},
+	}
+	if t := res.GetAuthenticatedAt(); t != nil {
+		out = append(out, [2]string{"authenticationDate", t.AsTime().UTC().Format(time.RFC3339)})
+	}
+	a, err := h.o.SSO.PersonAttributes(ctx, &identityv1.PersonAttributesRequest{UserId: res.GetUserId(), AppId: res.GetAppId()})
+	if err != nil {
+		h.o.Log.Warn("CAS attributes: identity failed; answering without the person's attributes", zap.Error(err))
+		return out
+	}
+	out = append(out, [2]string{"login", a.GetLogin()}, [2]string{"displayName", a.GetDisplayName()},
+		[2]string{"orgId", a.GetOrgId()}, [2]string{"orgName", a.GetOrgName()})
+	if a.GetAppAccountId() != "" {
+		out = append(out, [2]string{"appAccountId", a.GetAppAccountId()})
+	}
+	for _, g := range a.GetGroups() {
+		out = append(out, [2]string{"groups", g})
+	}
+	return out
+}
+
+// deliverPGT calls the pgtUrl (HTTPS, certificate verified) with the PGT
+// and its IOU, as CAS 2.0 asks; false when it did not answer 200.
+func (h *Handler) deliverPGT(ctx context.Context, pgtURL, pgt, iou string) bool {
+	u, err := url.Parse(pgtURL)
+	if err != nil || u.Scheme != "https" {
+		return false
+	}
+	q := u.Query()
+	q.Set("pgtId", pgt)
+	q.Set("pgtIou", iou)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return false
+	}
+	resp, err := h.o.Client.Do(req)
+	if err != nil {
+		h.o.Log.Info("pgtUrl callback failed", zap.Error(err))
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// proxy is /proxy: a PT for targetService from a PGT.
+func (h *Handler) proxy(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	jsonOut := strings.EqualFold(q.Get("format"), "JSON")
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	res, err := h.o.Tickets.IssueProxyTicket(ctx, &ticketv1.IssueProxyTicketRequest{Pgt: q.Get("pgt"), TargetService: q.Get("targetService")})
+	switch {
+	case err != nil && reasonOf(err) == "BAD_REQUEST":
+		h.answer(w, jsonOut, validation{proxy: true, code: "INVALID_REQUEST", desc: "pgt and targetService are required"})
+	case err != nil:
+		h.o.Log.Warn("CAS proxy: the ticket component failed", zap.Error(err))
+		h.answer(w, jsonOut, validation{proxy: true, code: "INTERNAL_ERROR", desc: "the ticket service is unavailable, retry later"})
+	case res.GetTicket() == "":
+		h.answer(w, jsonOut, validation{proxy: true, code: casCode(res.GetCode()), desc: res.GetMessage()})
+	default:
+		h.answer(w, jsonOut, validation{proxy: true, ok: true, proxyTicket: res.GetTicket()})
+	}
+}
+
+// answer writes a serviceResponse in XML (the CAS 3.0 schema) or JSON.
+func (h *Handler) answer(w http.ResponseWriter, jsonOut bool, v validation) {
+	w.Header().Set("Cache-Control", "no-store")
+	if jsonOut {
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+		_ = json.NewEncoder(w).Encode(map[string]any{"serviceResponse": jsonBody(v)})
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml;charset=UTF-8")
+	var b strings.Builder
+	b.WriteString(`<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">` + "\n")
+	switch {
+	case v.proxy && v.ok:
+		b.WriteString("  <cas:proxySuccess>\n    <cas:proxyTicket>" + esc(v.proxyTicket) + "</cas:proxyTicket>\n  </cas:proxySuccess>\n")
+	case v.proxy:
+		b.WriteString(`  <cas:proxyFailure code="` + esc(v.code) + `">` + esc(v.desc) + "</cas:proxyFailure>\n")
+	case v.ok:
+		b.WriteString("  <cas:authenticationSuccess>\n    <cas:user>" + esc(v.user) + "</cas:user>\n")
+		if len(v.attributes) > 0 {
+			b.WriteString("    <cas:attributes>\n")
+			for _, a := range v.attributes {
+				b.WriteString("      <cas:" + a[0] + ">" + esc(a[1]) + "</cas:" + a[0] + ">\n")
+			}
+			b.WriteString("    </cas:attributes>\n")
+		}
+		if v.pgtIOU != "" {
+			b.WriteString("    <cas:proxyGrantingTicket>" + esc(v.pgtIOU) + "</cas:proxyGrantingTicket>\n")
+		}
+		if len(v.proxies) > 0 {
+			b.WriteString("    <cas:proxies>\n")
+			for _, p := range v.proxies {
+				b.WriteString("      <cas:proxy>" + esc(p) + "</cas:proxy>\n")
+			}
+			b.WriteString("    </cas:proxies>\n")
+		}
+		b.WriteString("  </cas:authenticationSuccess>\n")
+	default:
+		b.WriteString(`  <cas:authenticationFailure code="` + esc(v.code) + `">` + esc(v.desc) + "</cas:authenticationFailure>\n")
+	}
+	b.WriteString("</cas:serviceResponse>\n")
+	_, _ = w.Write([]byte(b.String()))
+}
+
+func esc(s string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+func jsonBody(v validation) map[string]any {
+	switch {
+	case v.proxy && v.ok:
+		return map[string]any{"proxySuccess": map[string]any{"proxyTicket": v.proxyTicket}}
+	case v.proxy:
+		return map[string]any{"proxyFailure": map[string]any{"code": v.code, "description": v.desc}}
+	case v.ok:
+		s := map[string]any{"user": v.user}
+		if len(v.attributes) > 0 {
+			attrs := map[string][]string{}
+			for _, a := range v.attributes {
+				attrs[a[0]] = append(attrs[a[0]], a[1])
+			}
+			s["attributes"] = attrs
+		}
+		if v.pgtIOU != "" {
+			s["proxyGrantingTicket"] = v.pgtIOU
+		}
+		if len(v.proxies) > 0 {
+			s["proxies"] = v.proxies
+		}
+		return map[string]any{"authenticationSuccess": s}
+	}
+	return map[string]any{"authenticationFailure": map[string]any{"code": v.code, "description": v.desc}}
+}

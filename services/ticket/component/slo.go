@@ -1,0 +1,112 @@
+package component
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/xml"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/services/ticket"
+)
+
+// singleLogout sends the CAS back-channel logoutRequest to every service
+// that got a ticket in an ended session, in the background, retried, and
+// each delivery recorded in the audit log (logout.delivery).
+type singleLogout struct {
+	svc     *ticket.Service
+	client  *http.Client
+	log     *zap.Logger
+	sink    ticket.AuditSink
+	auditor *audit.Builder
+	ctx     context.Context
+	retries []time.Duration
+}
+
+func newSingleLogout(ctx context.Context, svc *ticket.Service, client *http.Client, sink ticket.AuditSink, log *zap.Logger) *singleLogout {
+	return &singleLogout{svc: svc, client: client, log: log, sink: sink, auditor: audit.NewBuilder("ticket", nil), ctx: ctx,
+		retries: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}}
+}
+
+// ended implements ticket.Ending.
+func (s *singleLogout) ended(sess *ticket.Session, reason string) {
+	seen := map[string]bool{}
+	for _, u := range sess.Services {
+		if seen[u.Service] {
+			continue
+		}
+		seen[u.Service] = true
+		go s.deliver(sess, u)
+	}
+}
+
+// logoutRequest is the CAS SAML logout request body.
+func logoutRequest(login, ticketValue string, now time.Time) string {
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	var b strings.Builder
+	b.WriteString(`<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="LR-`)
+	b.WriteString(hex.EncodeToString(id))
+	b.WriteString(`" Version="2.0" IssueInstant="` + now.UTC().Format(time.RFC3339) + `"><saml:NameID>`)
+	_ = xml.EscapeText(&b, []byte(login))
+	b.WriteString(`</saml:NameID><samlp:SessionIndex>`)
+	_ = xml.EscapeText(&b, []byte(ticketValue))
+	b.WriteString(`</samlp:SessionIndex></samlp:LogoutRequest>`)
+	return b.String()
+}
+
+func (s *singleLogout) deliver(sess *ticket.Session, u ticket.ServiceUse) {
+	start := time.Now()
+	target := u.Service
+	if rs, err := s.svc.Registry().Match(s.ctx, u.Service); err == nil && rs.LogoutURL != "" {
+		target = rs.LogoutURL
+	}
+	body := url.Values{"logoutRequest": {logoutRequest(sess.Login, u.Ticket, time.Now())}}.Encode()
+	var lastErr string
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(body))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			var resp *http.Response
+			resp, err = s.client.Do(req)
+			if err == nil {
+				_ = resp.Body.Close()
+				if resp.StatusCode >= 300 {
+					lastErr = "HTTP_" + resp.Status[:3]
+				} else {
+					lastErr = ""
+				}
+			} else {
+				lastErr = "UNREACHABLE"
+			}
+		} else {
+			lastErr = "BAD_URL"
+		}
+		cancel()
+		if lastErr == "" || attempt >= len(s.retries) || lastErr == "BAD_URL" {
+			break
+		}
+		select {
+		case <-s.ctx.Done():
+			lastErr = "STOPPED"
+		case <-time.After(s.retries[attempt]):
+			continue
+		}
+		break
+	}
+	result, reason := audit.ResultSuccess, "OK"
+	if lastErr != "" {
+		result, reason = audit.ResultFailure, lastErr
+		s.log.Info("single logout not delivered", zap.String("service", u.Service), zap.String("reason", lastErr))
+	}
+	s.sink.Publish(s.auditor.Event(context.Background(), audit.Action{API: "logout.delivery", Subject: "user:" + sess.UserID,
+		Org: sess.OrgID, Result: result, Reason: reason, Start: start,
+		Detail: map[string]string{"service": u.Service, "app_id": u.AppID, "session_id": sess.ID}}))
+}
