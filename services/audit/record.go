@@ -100,7 +100,8 @@ func (r *Record) LeafHash() tlog.Hash { return tlog.RecordHash(r.LeafData()) }
 // such events are stored too, never dropped.
 const MalformedDetail = "malformed_payload"
 
-// FromEvent makes the record of an AUDIT event (without Seq). An event
+// FromEvent makes the record of an AUDIT event (without Seq), masked
+// (Mask). An event
 // whose payload is not an audit record still yields a record, with the
 // payload under MalformedDetail, so that nothing sent to AUDIT is lost and
 // a bad event cannot stop the log.
@@ -122,6 +123,14 @@ func FromEvent(ev events.Event) Record {
 	if r.API == "" {
 		r.API = strings.TrimPrefix(r.Type, "audit.")
 	}
+	if len(r.Detail) > 0 { // the event's map is not ours to change
+		d := make(map[string]string, len(r.Detail))
+		for k, v := range r.Detail {
+			d[k] = v
+		}
+		r.Detail = d
+	}
+	maskRecord(&r)
 	r.Time = time.UnixMilli(r.Time.UnixMilli()).UTC()
 	return r
 }

@@ -90,3 +90,27 @@ func TestOpenCheckpoint(t *testing.T) {
 		t.Fatal("ValidOrigin")
 	}
 }
+
+func TestMask(t *testing.T) {
+	for in, want := range map[string]string{
+		"account:6222021234567890123":        "account:6222***********0123",
+		"card 6222 0212":                     "card 6222 0212",
+		"account:110101199003071234":         "account:110*************34",
+		"phone 13812345678":                  "phone 138****5678",
+		"event 01a232dc5ce6657f463732952287": "event 01a232dc5ce6657f463732952287",
+		"id:a1234567890123b":                 "id:a1234567890123b",
+		"short 23456789012":                  "short 23456789012",
+		"acct=123456789012;x":                "acct=1234****9012;x",
+		"":                                   "",
+	} {
+		if got := audit.Mask(in); got != want {
+			t.Errorf("Mask(%q) = %q, want %q", in, got, want)
+		}
+	}
+	payload, _ := json.Marshal(events.AuditRecord{API: "authenticate", Subject: "account:6222021234567890123",
+		Actor: "user:13812345678", Detail: map[string]string{"id_number": "110101199003071234"}})
+	r := audit.FromEvent(events.Event{ID: "e", Subject: "uias.audit.identity.authenticate", Type: "audit.authenticate", Payload: payload})
+	if r.Subject != "account:6222***********0123" || r.Actor != "user:138****5678" || r.Detail["id_number"] != "110*************34" {
+		t.Fatalf("record stored in clear: %+v", r)
+	}
+}
