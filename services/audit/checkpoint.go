@@ -99,7 +99,9 @@ func (s *Signer) Sign(size int64, root tlog.Hash, at time.Time) (Checkpoint, err
 
 // Open checks the signature of a signed checkpoint with the log's keys and
 // returns what it states.
-func (s *Signer) Open(msg []byte) (Checkpoint, error) { return OpenCheckpoint(msg, s.origin, s.verifiers) }
+func (s *Signer) Open(msg []byte) (Checkpoint, error) {
+	return OpenCheckpoint(msg, s.origin, s.verifiers)
+}
 
 // OpenCheckpoint checks a signed checkpoint of log origin against known
 // verifiers and parses it.

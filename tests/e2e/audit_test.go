@@ -124,14 +124,26 @@ func TestAuditLog(t *testing.T) {
 		t.Fatalf("verify: %+v %v", v, err)
 	}
 
-	// callers without an administrator token are refused
+	q := auditv1.NewAuditQueryServiceClient(e.conn)
+	res, err := q.QueryRecords(e.adm(), &auditv1.QueryRecordsRequest{Api: "admin.login", Result: "failure"})
+	if err != nil || len(res.GetRecords()) != 1 || res.GetRecords()[0].GetSeq() != failed {
+		t.Fatalf("query of the failed login: %v %v", res, err)
+	}
+	code, body, _ := e.rest(http.MethodGet, "/v1/audit/records?api=admin.login&page_size=1", map[string]string{"Authorization": "Bearer " + e.token}, nil)
+	if code != http.StatusOK || len(body["records"].([]any)) != 1 {
+		t.Fatalf("REST query: %d %v", code, body)
+	}
+	_, err = q.QueryRecords(e.adm(), &auditv1.QueryRecordsRequest{Text: "a\nb"})
+	wantCode(t, err, codes.InvalidArgument, "BAD_REQUEST")
+
+		// callers without an administrator token are refused
 	_, err = logc.GetCheckpoint(ctx, &auditv1.GetCheckpointRequest{})
 	wantCode(t, err, codes.Unauthenticated, "BAD_ADMIN_TOKEN")
 	_, err = logc.ProveInclusion(ctx, &auditv1.ProveInclusionRequest{Seq: -1})
 	if err == nil {
 		t.Fatal("negative record number accepted")
 	}
-	code, body, _ := e.rest(http.MethodGet, "/v1/audit/checkpoint", map[string]string{"Authorization": "Bearer " + e.token}, nil)
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/checkpoint", map[string]string{"Authorization": "Bearer " + e.token}, nil)
 	if code != http.StatusOK || fmt.Sprint(body["size"]) == "" {
 		t.Fatalf("REST checkpoint: %d %v", code, body)
 	}

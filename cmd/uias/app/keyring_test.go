@@ -25,8 +25,8 @@ import (
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/store"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
-	"github.com/uias/uias/services/identity"
 	auditcomponent "github.com/uias/uias/services/audit/component"
+	"github.com/uias/uias/services/identity"
 	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/services/identity/sqlstore"
 )

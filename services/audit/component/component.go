@@ -52,13 +52,16 @@ func Module() module.Module {
 		Uses:            []string{"identity"},
 		REST:            rest,
 		OpenAPI:         openapi.Audit,
-		OpenAPISecurity: map[string][]string{"AuditLogService": module.AdminCredentials},
+		OpenAPISecurity: map[string][]string{"AuditLogService": module.AdminCredentials, "AuditQueryService": module.AdminCredentials},
 		Init:            start,
 	}
 }
 
 func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
-	return auditv1.RegisterAuditLogServiceHandlerClient(ctx, mux, auditv1.NewAuditLogServiceClient(conn))
+	if err := auditv1.RegisterAuditLogServiceHandlerClient(ctx, mux, auditv1.NewAuditLogServiceClient(conn)); err != nil {
+		return err
+	}
+	return auditv1.RegisterAuditQueryServiceHandlerClient(ctx, mux, auditv1.NewAuditQueryServiceClient(conn))
 }
 
 func start(ctx context.Context, env *module.Env) (*module.Component, error) {
@@ -97,7 +100,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	return &module.Component{
-		Register: server.New(l).Register,
+		Register: func(g *grpc.Server) { server.New(l).Register(g); server.NewQuery(st).Register(g) },
 		Auth:     server.CallerAuth{Sessions: identityv1.NewAdminSessionServiceClient(idc)},
 		Ready:    db.PingContext,
 		Value:    &Handle{Log: l, Store: st, DB: db, Ingester: in},

@@ -208,7 +208,7 @@ func TestKillDuringIngest(t *testing.T) {
 	done := make(chan struct{})
 	in := ingest.New(js, l, ingest.Options{Batch: 100, MaxWait: 50 * time.Millisecond, AckWait: 2 * time.Second, Logger: zap.NewNop(),
 		StreamMaxAge: 8 * 24 * time.Hour,
-		AfterAppend: func(r audit.AppendResult) { dups += r.Duplicates }})
+		AfterAppend:  func(r audit.AppendResult) { dups += r.Duplicates }})
 	go func() { defer close(done); _ = in.Run(rctx) }()
 	cons, err := js.Consumer(ctx, events.StreamAudit, ingest.Durable)
 	if err != nil {

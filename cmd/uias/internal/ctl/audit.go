@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	"github.com/uias/uias/services/audit"
@@ -23,6 +24,7 @@ func auditCommands() map[string]command {
 		"prove":       auditProveCmd(),
 		"consistency": auditConsistencyCmd(),
 		"verify":      auditVerifyCmd(),
+		"query":       auditQueryCmd(),
 	}
 }
 
@@ -231,6 +233,79 @@ func auditVerifyCmd() command {
 						return fmt.Errorf("the audit log does not verify: %s", v.GetProblem())
 					}
 					return nil
+				})
+			}
+		},
+	}
+}
+
+func auditQueryCmd() command {
+	return command{
+		usage: "[--since D | --from T] [--to T] [--actor A] [--subject S] [--app ID] [--api API] [--result R]\n" +
+			"              [--ip ADDR] [--text TEXT] [--page-size N] [--page-token T] [--all]",
+		help: "Searches the audit log, newest first. Times are RFC 3339 (2026-12-01T08:00:00Z);\n" +
+			"--since 24h means from 24 hours ago. Filters combine (all must match).",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			since := fs.Duration("since", 0, "records of the last `DURATION` (e.g. 24h)")
+			from := fs.String("from", "", "records at or after `TIME` (RFC 3339)")
+			to := fs.String("to", "", "records before `TIME` (RFC 3339)")
+			actor := fs.String("actor", "", "who acted (e.g. user:ID, app:APP_ID)")
+			subject := fs.String("subject", "", "what it was done to (e.g. user:ID)")
+			appID := fs.String("app", "", "App_ID of the calling application")
+			api := fs.String("api", "", "event type: the API id (e.g. authenticate, admin.login)")
+			result := fs.String("result", "", "success, failure, denied, ...")
+			ip := fs.String("ip", "", "client IP address")
+			text := fs.String("text", "", "substring of subject, actor, reason or detail")
+			lo := addListFlags(fs)
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := lo.check(); err != nil {
+					return err
+				}
+				req := &auditv1.QueryRecordsRequest{Actor: *actor, Subject: *subject, AppId: *appID, Api: *api, Result: *result,
+					ClientIp: *ip, Text: *text}
+				switch {
+				case *since < 0:
+					return usagef("--since must be positive")
+				case *since > 0 && *from != "":
+					return usagef("give --since or --from, not both")
+				case *since > 0:
+					req.StartTime = timestamppb.New(time.Now().Add(-*since))
+				case *from != "":
+					t, err := time.Parse(time.RFC3339Nano, *from)
+					if err != nil {
+						return usagef("--from: %v", err)
+					}
+					req.StartTime = timestamppb.New(t)
+				}
+				if *to != "" {
+					t, err := time.Parse(time.RFC3339Nano, *to)
+					if err != nil {
+						return usagef("--to: %v", err)
+					}
+					req.EndTime = timestamppb.New(t)
+				}
+				return a.withSession(func(s *session) error {
+					c := auditv1.NewAuditQueryServiceClient(s.conn)
+					recs, next, err := paginate(lo, func(tok string) ([]*auditv1.Record, string, error) {
+						req.PageSize, req.PageToken = int32(lo.pageSize), tok
+						r, err := c.QueryRecords(s.ctx, req)
+						return r.GetRecords(), r.GetNextPageToken(), err
+					})
+					if err != nil {
+						return err
+					}
+					a.moreHint(next)
+					return a.output(&auditv1.QueryRecordsResponse{Records: recs, NextPageToken: next}, func(tw *tabwriter.Writer) {
+						row(tw, "TIME", "SEQ", "COMPONENT", "API", "ACTOR", "SUBJECT", "RESULT", "REASON", "CLIENT IP", "APP", "MS")
+						for _, r := range recs {
+							row(tw, r.GetTime().AsTime().Format(time.RFC3339Nano), strconv.FormatInt(r.GetSeq(), 10), r.GetComponent(),
+								r.GetApi(), r.GetActor(), r.GetSubject(), r.GetResult(), r.GetReason(), r.GetClientIp(), r.GetAppId(),
+								strconv.FormatFloat(r.GetDurationMs(), 'f', -1, 64))
+						}
+					})
 				})
 			}
 		},

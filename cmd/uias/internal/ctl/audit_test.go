@@ -78,7 +78,21 @@ func TestAuditCommands(t *testing.T) {
 	if !strings.Contains(out, "result:") || !strings.Contains(out, "ok") {
 		t.Fatalf("verify:\n%s", out)
 	}
-	// a foreign verifier key: the checkpoint is refused
+	out = h.mustRun("audit", "query", "--api", "org.create", "--since", "1h")
+	if strings.Count(out, "org.create") != 1 || !strings.Contains(out, "TIME") {
+		t.Fatalf("query:\n%s", out)
+	}
+	out = h.mustRun("audit", "query", "--all", "--page-size", "1")
+	if n := strings.Count(out, "\n"); n < 3 {
+		t.Fatalf("query --all: %d lines\n%s", n, out)
+	}
+	if code, _, errs := h.run("audit", "query", "--ip", "not-an-ip"); code != exitError || !strings.Contains(errs, "client_ip") {
+		t.Fatalf("query --ip not-an-ip: exit %d %s", code, errs)
+	}
+	if code, _, _ := h.run("audit", "query", "--since", "1h", "--from", "2026-01-01T00:00:00Z"); code != exitUsage {
+		t.Fatalf("query --since --from: exit %d", code)
+	}
+		// a foreign verifier key: the checkpoint is refused
 	code, _, errs := h.run("audit", "checkpoint", "--verifier-key", "uias.audit+01234567+AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefgh=")
 	if code != exitError {
 		t.Fatalf("checkpoint with a foreign key: exit %d %s", code, errs)

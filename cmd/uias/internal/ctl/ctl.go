@@ -100,6 +100,8 @@ Commands:
   audit prove SEQ [--size N]               a record and its inclusion proof, checked
   audit consistency --old N [--new N]      the later checkpoint extends the earlier
   audit verify                             check the whole stored log; first bad record
+  audit query [--since D | --from T] [--to T] [--actor A] [--subject S] [--app ID] [--api API]
+              [--result R] [--ip ADDR] [--text TEXT] [--page-size N] [--page-token T] [--all]
 
 Run "uias ctl <noun> <verb> --help" for the flags of one command.
 Exit status: 0 success, 1 the operation failed, 2 bad command line.

@@ -8,6 +8,7 @@ package auditv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/uias/uias/proto/gen/uias/validate/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -24,6 +25,194 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type QueryRecordsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// start_time (inclusive) and end_time (exclusive) bound the record time.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start_time,json=startTime" json:"start_time,omitempty"`
+	EndTime   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=end_time,json=endTime" json:"end_time,omitempty"`
+	// actor, e.g. "user:<id>" or "app:<App_ID>" (exact).
+	Actor string `protobuf:"bytes,3,opt,name=actor" json:"actor,omitempty"`
+	// subject, e.g. "user:<id>" (exact).
+	Subject string `protobuf:"bytes,4,opt,name=subject" json:"subject,omitempty"`
+	// app_id of the calling application (exact).
+	AppId string `protobuf:"bytes,5,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	// api: the event type, the API id (e.g. "authenticate", "admin.login").
+	Api string `protobuf:"bytes,6,opt,name=api" json:"api,omitempty"`
+	// result: success, failure, denied, ...
+	Result string `protobuf:"bytes,7,opt,name=result" json:"result,omitempty"`
+	// client_ip (exact address).
+	ClientIp string `protobuf:"bytes,8,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
+	// text: case-insensitive substring of the subject, actor, reason or
+	// detail (e.g. a login name).
+	Text string `protobuf:"bytes,9,opt,name=text" json:"text,omitempty"`
+	// page_size: 1-1000, default 50.
+	PageSize int32 `protobuf:"varint,10,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	// page_token from the previous response.
+	PageToken     string `protobuf:"bytes,11,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryRecordsRequest) Reset() {
+	*x = QueryRecordsRequest{}
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryRecordsRequest) ProtoMessage() {}
+
+func (x *QueryRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryRecordsRequest.ProtoReflect.Descriptor instead.
+func (*QueryRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *QueryRecordsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *QueryRecordsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *QueryRecordsRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *QueryRecordsRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *QueryRecordsRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *QueryRecordsRequest) GetApi() string {
+	if x != nil {
+		return x.Api
+	}
+	return ""
+}
+
+func (x *QueryRecordsRequest) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *QueryRecordsRequest) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
+	}
+	return ""
+}
+
+func (x *QueryRecordsRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *QueryRecordsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *QueryRecordsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type QueryRecordsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Records []*Record              `protobuf:"bytes,1,rep,name=records" json:"records,omitempty"`
+	// next_page_token continues the query; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryRecordsResponse) Reset() {
+	*x = QueryRecordsResponse{}
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryRecordsResponse) ProtoMessage() {}
+
+func (x *QueryRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryRecordsResponse.ProtoReflect.Descriptor instead.
+func (*QueryRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *QueryRecordsResponse) GetRecords() []*Record {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *QueryRecordsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type GetCheckpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// size of the checkpoint; 0 for the latest.
@@ -34,7 +223,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[0]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +235,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[0]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +248,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{0}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetCheckpointRequest) GetSize() int64 {
@@ -87,7 +276,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[1]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -99,7 +288,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[1]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -112,7 +301,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{1}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Checkpoint) GetSize() int64 {
@@ -162,7 +351,7 @@ type ProveInclusionRequest struct {
 
 func (x *ProveInclusionRequest) Reset() {
 	*x = ProveInclusionRequest{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[2]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -174,7 +363,7 @@ func (x *ProveInclusionRequest) String() string {
 func (*ProveInclusionRequest) ProtoMessage() {}
 
 func (x *ProveInclusionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[2]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -187,7 +376,7 @@ func (x *ProveInclusionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProveInclusionRequest.ProtoReflect.Descriptor instead.
 func (*ProveInclusionRequest) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{2}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ProveInclusionRequest) GetSeq() int64 {
@@ -232,7 +421,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[3]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +433,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[3]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +446,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{3}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Record) GetSeq() int64 {
@@ -399,7 +588,7 @@ type InclusionProof struct {
 
 func (x *InclusionProof) Reset() {
 	*x = InclusionProof{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[4]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -411,7 +600,7 @@ func (x *InclusionProof) String() string {
 func (*InclusionProof) ProtoMessage() {}
 
 func (x *InclusionProof) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[4]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -424,7 +613,7 @@ func (x *InclusionProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProof.ProtoReflect.Descriptor instead.
 func (*InclusionProof) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{4}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *InclusionProof) GetRecord() *Record {
@@ -466,7 +655,7 @@ type ProveConsistencyRequest struct {
 
 func (x *ProveConsistencyRequest) Reset() {
 	*x = ProveConsistencyRequest{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[5]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +667,7 @@ func (x *ProveConsistencyRequest) String() string {
 func (*ProveConsistencyRequest) ProtoMessage() {}
 
 func (x *ProveConsistencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[5]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +680,7 @@ func (x *ProveConsistencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProveConsistencyRequest.ProtoReflect.Descriptor instead.
 func (*ProveConsistencyRequest) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProveConsistencyRequest) GetOldSize() int64 {
@@ -519,7 +708,7 @@ type ConsistencyProof struct {
 
 func (x *ConsistencyProof) Reset() {
 	*x = ConsistencyProof{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +720,7 @@ func (x *ConsistencyProof) String() string {
 func (*ConsistencyProof) ProtoMessage() {}
 
 func (x *ConsistencyProof) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +733,7 @@ func (x *ConsistencyProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProof.ProtoReflect.Descriptor instead.
 func (*ConsistencyProof) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConsistencyProof) GetOld() *Checkpoint {
@@ -576,7 +765,7 @@ type VerifyLogRequest struct {
 
 func (x *VerifyLogRequest) Reset() {
 	*x = VerifyLogRequest{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[7]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +777,7 @@ func (x *VerifyLogRequest) String() string {
 func (*VerifyLogRequest) ProtoMessage() {}
 
 func (x *VerifyLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[7]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +790,7 @@ func (x *VerifyLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyLogRequest.ProtoReflect.Descriptor instead.
 func (*VerifyLogRequest) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{7}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
 type VerifyLogResponse struct {
@@ -627,7 +816,7 @@ type VerifyLogResponse struct {
 
 func (x *VerifyLogResponse) Reset() {
 	*x = VerifyLogResponse{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[8]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +828,7 @@ func (x *VerifyLogResponse) String() string {
 func (*VerifyLogResponse) ProtoMessage() {}
 
 func (x *VerifyLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[8]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +841,7 @@ func (x *VerifyLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyLogResponse.ProtoReflect.Descriptor instead.
 func (*VerifyLogResponse) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{8}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VerifyLogResponse) GetOk() bool {
@@ -708,7 +897,26 @@ var File_uias_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x19uias/audit/v1/audit.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"3\n" +
+	"\x19uias/audit/v1/audit.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xdf\x03\n" +
+	"\x13QueryRecordsRequest\x129\n" +
+	"\n" +
+	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\"\n" +
+	"\x05actor\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xac\x02R\x05actor\x12&\n" +
+	"\asubject\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xac\x02R\asubject\x12#\n" +
+	"\x06app_id\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12\x1e\n" +
+	"\x03api\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x03api\x12#\n" +
+	"\x06result\x18\a \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01( R\x06result\x12(\n" +
+	"\tclient_ip\x18\b \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bclientIp\x12 \n" +
+	"\x04text\x18\t \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04text\x12'\n" +
+	"\tpage_size\x18\n" +
+	" \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12+\n" +
+	"\n" +
+	"page_token\x18\v \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\tpageToken\"o\n" +
+	"\x14QueryRecordsResponse\x12/\n" +
+	"\arecords\x18\x01 \x03(\v2\x15.uias.audit.v1.RecordR\arecords\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"3\n" +
 	"\x14GetCheckpointRequest\x12\x1b\n" +
 	"\x04size\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x04size\"\xa6\x01\n" +
 	"\n" +
@@ -773,7 +981,9 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\rGetCheckpoint\x12#.uias.audit.v1.GetCheckpointRequest\x1a\x19.uias.audit.v1.Checkpoint\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/audit/checkpoint\x12r\n" +
 	"\x0eProveInclusion\x12$.uias.audit.v1.ProveInclusionRequest\x1a\x1d.uias.audit.v1.InclusionProof\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/audit/inclusion\x12z\n" +
 	"\x10ProveConsistency\x12&.uias.audit.v1.ProveConsistencyRequest\x1a\x1f.uias.audit.v1.ConsistencyProof\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/audit/consistency\x12k\n" +
-	"\tVerifyLog\x12\x1f.uias.audit.v1.VerifyLogRequest\x1a .uias.audit.v1.VerifyLogResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/audit/verifyB;Z4github.com/uias/uias/proto/gen/uias/audit/v1;auditv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\tVerifyLog\x12\x1f.uias.audit.v1.VerifyLogRequest\x1a .uias.audit.v1.VerifyLogResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/audit/verify2\x87\x01\n" +
+	"\x11AuditQueryService\x12r\n" +
+	"\fQueryRecords\x12\".uias.audit.v1.QueryRecordsRequest\x1a#.uias.audit.v1.QueryRecordsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/audit/recordsB;Z4github.com/uias/uias/proto/gen/uias/audit/v1;auditv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_audit_v1_audit_proto_rawDescOnce sync.Once
@@ -787,41 +997,48 @@ func file_uias_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_uias_audit_v1_audit_proto_rawDescData
 }
 
-var file_uias_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_uias_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_uias_audit_v1_audit_proto_goTypes = []any{
-	(*GetCheckpointRequest)(nil),    // 0: uias.audit.v1.GetCheckpointRequest
-	(*Checkpoint)(nil),              // 1: uias.audit.v1.Checkpoint
-	(*ProveInclusionRequest)(nil),   // 2: uias.audit.v1.ProveInclusionRequest
-	(*Record)(nil),                  // 3: uias.audit.v1.Record
-	(*InclusionProof)(nil),          // 4: uias.audit.v1.InclusionProof
-	(*ProveConsistencyRequest)(nil), // 5: uias.audit.v1.ProveConsistencyRequest
-	(*ConsistencyProof)(nil),        // 6: uias.audit.v1.ConsistencyProof
-	(*VerifyLogRequest)(nil),        // 7: uias.audit.v1.VerifyLogRequest
-	(*VerifyLogResponse)(nil),       // 8: uias.audit.v1.VerifyLogResponse
-	nil,                             // 9: uias.audit.v1.Record.DetailEntry
-	(*timestamppb.Timestamp)(nil),   // 10: google.protobuf.Timestamp
+	(*QueryRecordsRequest)(nil),     // 0: uias.audit.v1.QueryRecordsRequest
+	(*QueryRecordsResponse)(nil),    // 1: uias.audit.v1.QueryRecordsResponse
+	(*GetCheckpointRequest)(nil),    // 2: uias.audit.v1.GetCheckpointRequest
+	(*Checkpoint)(nil),              // 3: uias.audit.v1.Checkpoint
+	(*ProveInclusionRequest)(nil),   // 4: uias.audit.v1.ProveInclusionRequest
+	(*Record)(nil),                  // 5: uias.audit.v1.Record
+	(*InclusionProof)(nil),          // 6: uias.audit.v1.InclusionProof
+	(*ProveConsistencyRequest)(nil), // 7: uias.audit.v1.ProveConsistencyRequest
+	(*ConsistencyProof)(nil),        // 8: uias.audit.v1.ConsistencyProof
+	(*VerifyLogRequest)(nil),        // 9: uias.audit.v1.VerifyLogRequest
+	(*VerifyLogResponse)(nil),       // 10: uias.audit.v1.VerifyLogResponse
+	nil,                             // 11: uias.audit.v1.Record.DetailEntry
+	(*timestamppb.Timestamp)(nil),   // 12: google.protobuf.Timestamp
 }
 var file_uias_audit_v1_audit_proto_depIdxs = []int32{
-	10, // 0: uias.audit.v1.Checkpoint.time:type_name -> google.protobuf.Timestamp
-	10, // 1: uias.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	9,  // 2: uias.audit.v1.Record.detail:type_name -> uias.audit.v1.Record.DetailEntry
-	3,  // 3: uias.audit.v1.InclusionProof.record:type_name -> uias.audit.v1.Record
-	1,  // 4: uias.audit.v1.InclusionProof.checkpoint:type_name -> uias.audit.v1.Checkpoint
-	1,  // 5: uias.audit.v1.ConsistencyProof.old:type_name -> uias.audit.v1.Checkpoint
-	1,  // 6: uias.audit.v1.ConsistencyProof.new:type_name -> uias.audit.v1.Checkpoint
-	0,  // 7: uias.audit.v1.AuditLogService.GetCheckpoint:input_type -> uias.audit.v1.GetCheckpointRequest
-	2,  // 8: uias.audit.v1.AuditLogService.ProveInclusion:input_type -> uias.audit.v1.ProveInclusionRequest
-	5,  // 9: uias.audit.v1.AuditLogService.ProveConsistency:input_type -> uias.audit.v1.ProveConsistencyRequest
-	7,  // 10: uias.audit.v1.AuditLogService.VerifyLog:input_type -> uias.audit.v1.VerifyLogRequest
-	1,  // 11: uias.audit.v1.AuditLogService.GetCheckpoint:output_type -> uias.audit.v1.Checkpoint
-	4,  // 12: uias.audit.v1.AuditLogService.ProveInclusion:output_type -> uias.audit.v1.InclusionProof
-	6,  // 13: uias.audit.v1.AuditLogService.ProveConsistency:output_type -> uias.audit.v1.ConsistencyProof
-	8,  // 14: uias.audit.v1.AuditLogService.VerifyLog:output_type -> uias.audit.v1.VerifyLogResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	12, // 0: uias.audit.v1.QueryRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
+	12, // 1: uias.audit.v1.QueryRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
+	5,  // 2: uias.audit.v1.QueryRecordsResponse.records:type_name -> uias.audit.v1.Record
+	12, // 3: uias.audit.v1.Checkpoint.time:type_name -> google.protobuf.Timestamp
+	12, // 4: uias.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	11, // 5: uias.audit.v1.Record.detail:type_name -> uias.audit.v1.Record.DetailEntry
+	5,  // 6: uias.audit.v1.InclusionProof.record:type_name -> uias.audit.v1.Record
+	3,  // 7: uias.audit.v1.InclusionProof.checkpoint:type_name -> uias.audit.v1.Checkpoint
+	3,  // 8: uias.audit.v1.ConsistencyProof.old:type_name -> uias.audit.v1.Checkpoint
+	3,  // 9: uias.audit.v1.ConsistencyProof.new:type_name -> uias.audit.v1.Checkpoint
+	2,  // 10: uias.audit.v1.AuditLogService.GetCheckpoint:input_type -> uias.audit.v1.GetCheckpointRequest
+	4,  // 11: uias.audit.v1.AuditLogService.ProveInclusion:input_type -> uias.audit.v1.ProveInclusionRequest
+	7,  // 12: uias.audit.v1.AuditLogService.ProveConsistency:input_type -> uias.audit.v1.ProveConsistencyRequest
+	9,  // 13: uias.audit.v1.AuditLogService.VerifyLog:input_type -> uias.audit.v1.VerifyLogRequest
+	0,  // 14: uias.audit.v1.AuditQueryService.QueryRecords:input_type -> uias.audit.v1.QueryRecordsRequest
+	3,  // 15: uias.audit.v1.AuditLogService.GetCheckpoint:output_type -> uias.audit.v1.Checkpoint
+	6,  // 16: uias.audit.v1.AuditLogService.ProveInclusion:output_type -> uias.audit.v1.InclusionProof
+	8,  // 17: uias.audit.v1.AuditLogService.ProveConsistency:output_type -> uias.audit.v1.ConsistencyProof
+	10, // 18: uias.audit.v1.AuditLogService.VerifyLog:output_type -> uias.audit.v1.VerifyLogResponse
+	1,  // 19: uias.audit.v1.AuditQueryService.QueryRecords:output_type -> uias.audit.v1.QueryRecordsResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_uias_audit_v1_audit_proto_init() }
@@ -835,9 +1052,9 @@ func file_uias_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_audit_v1_audit_proto_rawDesc), len(file_uias_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_uias_audit_v1_audit_proto_goTypes,
 		DependencyIndexes: file_uias_audit_v1_audit_proto_depIdxs,

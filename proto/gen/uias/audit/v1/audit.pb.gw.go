@@ -167,6 +167,41 @@ func local_request_AuditLogService_VerifyLog_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
+var filter_AuditQueryService_QueryRecords_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_AuditQueryService_QueryRecords_0(ctx context.Context, marshaler runtime.Marshaler, client AuditQueryServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq QueryRecordsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_AuditQueryService_QueryRecords_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.QueryRecords(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_AuditQueryService_QueryRecords_0(ctx context.Context, marshaler runtime.Marshaler, server AuditQueryServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq QueryRecordsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_AuditQueryService_QueryRecords_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.QueryRecords(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterAuditLogServiceHandlerServer registers the http handlers for service AuditLogService to "mux".
 // UnaryRPC     :call AuditLogServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -252,6 +287,36 @@ func RegisterAuditLogServiceHandlerServer(ctx context.Context, mux *runtime.Serv
 			return
 		}
 		forward_AuditLogService_VerifyLog_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+
+	return nil
+}
+
+// RegisterAuditQueryServiceHandlerServer registers the http handlers for service AuditQueryService to "mux".
+// UnaryRPC     :call AuditQueryServiceServer directly.
+// StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
+// Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterAuditQueryServiceHandlerFromEndpoint instead.
+// GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
+func RegisterAuditQueryServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server AuditQueryServiceServer) error {
+	mux.Handle(http.MethodGet, pattern_AuditQueryService_QueryRecords_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/uias.audit.v1.AuditQueryService/QueryRecords", runtime.WithHTTPPathPattern("/v1/audit/records"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_AuditQueryService_QueryRecords_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AuditQueryService_QueryRecords_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -376,4 +441,68 @@ var (
 	forward_AuditLogService_ProveInclusion_0   = runtime.ForwardResponseMessage
 	forward_AuditLogService_ProveConsistency_0 = runtime.ForwardResponseMessage
 	forward_AuditLogService_VerifyLog_0        = runtime.ForwardResponseMessage
+)
+
+// RegisterAuditQueryServiceHandlerFromEndpoint is same as RegisterAuditQueryServiceHandler but
+// automatically dials to "endpoint" and closes the connection when "ctx" gets done.
+func RegisterAuditQueryServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.ServeMux, endpoint string, opts []grpc.DialOption) (err error) {
+	conn, err := grpc.NewClient(endpoint, opts...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+			return
+		}
+		go func() {
+			<-ctx.Done()
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+		}()
+	}()
+	return RegisterAuditQueryServiceHandler(ctx, mux, conn)
+}
+
+// RegisterAuditQueryServiceHandler registers the http handlers for service AuditQueryService to "mux".
+// The handlers forward requests to the grpc endpoint over "conn".
+func RegisterAuditQueryServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	return RegisterAuditQueryServiceHandlerClient(ctx, mux, NewAuditQueryServiceClient(conn))
+}
+
+// RegisterAuditQueryServiceHandlerClient registers the http handlers for service AuditQueryService
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "AuditQueryServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "AuditQueryServiceClient"
+// doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
+// "AuditQueryServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterAuditQueryServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client AuditQueryServiceClient) error {
+	mux.Handle(http.MethodGet, pattern_AuditQueryService_QueryRecords_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/uias.audit.v1.AuditQueryService/QueryRecords", runtime.WithHTTPPathPattern("/v1/audit/records"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_AuditQueryService_QueryRecords_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AuditQueryService_QueryRecords_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	return nil
+}
+
+var (
+	pattern_AuditQueryService_QueryRecords_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "audit", "records"}, ""))
+)
+
+var (
+	forward_AuditQueryService_QueryRecords_0 = runtime.ForwardResponseMessage
 )

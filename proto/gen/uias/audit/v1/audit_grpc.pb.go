@@ -259,3 +259,119 @@ var AuditLogService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "uias/audit/v1/audit.proto",
 }
+
+const (
+	AuditQueryService_QueryRecords_FullMethodName = "/uias.audit.v1.AuditQueryService/QueryRecords"
+)
+
+// AuditQueryServiceClient is the client API for AuditQueryService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// AuditQueryService searches the audit log. Callers are administrators
+// ("authorization: Bearer <token>"); each sees the records of their scope
+// (until the authorization component defines the admin roles: a system
+// administrator sees all).
+type AuditQueryServiceClient interface {
+	// QueryRecords returns the records matching every filter given, newest
+	// first, a page at a time.
+	QueryRecords(ctx context.Context, in *QueryRecordsRequest, opts ...grpc.CallOption) (*QueryRecordsResponse, error)
+}
+
+type auditQueryServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAuditQueryServiceClient(cc grpc.ClientConnInterface) AuditQueryServiceClient {
+	return &auditQueryServiceClient{cc}
+}
+
+func (c *auditQueryServiceClient) QueryRecords(ctx context.Context, in *QueryRecordsRequest, opts ...grpc.CallOption) (*QueryRecordsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QueryRecordsResponse)
+	err := c.cc.Invoke(ctx, AuditQueryService_QueryRecords_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuditQueryServiceServer is the server API for AuditQueryService service.
+// All implementations must embed UnimplementedAuditQueryServiceServer
+// for forward compatibility.
+//
+// AuditQueryService searches the audit log. Callers are administrators
+// ("authorization: Bearer <token>"); each sees the records of their scope
+// (until the authorization component defines the admin roles: a system
+// administrator sees all).
+type AuditQueryServiceServer interface {
+	// QueryRecords returns the records matching every filter given, newest
+	// first, a page at a time.
+	QueryRecords(context.Context, *QueryRecordsRequest) (*QueryRecordsResponse, error)
+	mustEmbedUnimplementedAuditQueryServiceServer()
+}
+
+// UnimplementedAuditQueryServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAuditQueryServiceServer struct{}
+
+func (UnimplementedAuditQueryServiceServer) QueryRecords(context.Context, *QueryRecordsRequest) (*QueryRecordsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueryRecords not implemented")
+}
+func (UnimplementedAuditQueryServiceServer) mustEmbedUnimplementedAuditQueryServiceServer() {}
+func (UnimplementedAuditQueryServiceServer) testEmbeddedByValue()                           {}
+
+// UnsafeAuditQueryServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AuditQueryServiceServer will
+// result in compilation errors.
+type UnsafeAuditQueryServiceServer interface {
+	mustEmbedUnimplementedAuditQueryServiceServer()
+}
+
+func RegisterAuditQueryServiceServer(s grpc.ServiceRegistrar, srv AuditQueryServiceServer) {
+	// If the following call panics, it indicates UnimplementedAuditQueryServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&AuditQueryService_ServiceDesc, srv)
+}
+
+func _AuditQueryService_QueryRecords_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueryRecordsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditQueryServiceServer).QueryRecords(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditQueryService_QueryRecords_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditQueryServiceServer).QueryRecords(ctx, req.(*QueryRecordsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// AuditQueryService_ServiceDesc is the grpc.ServiceDesc for AuditQueryService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var AuditQueryService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "uias.audit.v1.AuditQueryService",
+	HandlerType: (*AuditQueryServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "QueryRecords",
+			Handler:    _AuditQueryService_QueryRecords_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "uias/audit/v1/audit.proto",
+}

@@ -1,0 +1,47 @@
+package server
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	"github.com/uias/uias/services/audit"
+)
+
+// QueryServer implements AuditQueryService.
+type QueryServer struct {
+	auditv1.UnimplementedAuditQueryServiceServer
+	store audit.QueryStore
+}
+
+// NewQuery returns the query server over st.
+func NewQuery(st audit.QueryStore) *QueryServer { return &QueryServer{store: st} }
+
+// Register adds the service to g.
+func (s *QueryServer) Register(g *grpc.Server) { auditv1.RegisterAuditQueryServiceServer(g, s) }
+
+// QueryRecords implements AuditQueryService.
+func (s *QueryServer) QueryRecords(ctx context.Context, r *auditv1.QueryRecordsRequest) (*auditv1.QueryRecordsResponse, error) {
+	sc, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := audit.Query{Actor: r.GetActor(), Subject: r.GetSubject(), AppID: r.GetAppId(), API: r.GetApi(), Result: r.GetResult(),
+		ClientIP: r.GetClientIp(), Text: r.GetText(), PageSize: int(r.GetPageSize()), PageToken: r.GetPageToken()}
+	if r.GetStartTime() != nil {
+		q.From = r.GetStartTime().AsTime()
+	}
+	if r.GetEndTime() != nil {
+		q.To = r.GetEndTime().AsTime()
+	}
+	recs, next, err := audit.Search(ctx, s.store, sc, q)
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.QueryRecordsResponse{NextPageToken: next, Records: make([]*auditv1.Record, len(recs))}
+	for i := range recs {
+		out.Records[i] = RecordPB(&recs[i])
+	}
+	return out, nil
+}
