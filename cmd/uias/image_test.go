@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,5 +212,41 @@ func TestStaticImageBinary(t *testing.T) {
 	out, err := exec.Command(bin, "version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "uias v0.0.0-imagetest") {
 		t.Errorf("uias version: %v: %q", err, out)
+	}
+}
+
+// TestMakeImageWithoutBuilder: where no container builder works, make image
+// (scripts/image.sh) fails and says which builder is missing or unusable.
+// A docker client without a daemon counts as unusable.
+func TestMakeImageWithoutBuilder(t *testing.T) {
+	root := repoRoot(t)
+	for _, b := range []string{"podman", "buildah"} {
+		for _, dir := range []string{"/usr/bin", "/bin"} {
+			if _, err := os.Stat(filepath.Join(dir, b)); err == nil {
+				t.Skipf("%s is installed in %s", b, dir)
+			}
+		}
+	}
+	fake := t.TempDir()
+	docker := "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(fake, "docker"), []byte(docker), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(root, "scripts", "image.sh"))
+	cmd.Env = append(os.Environ(), "PATH="+fake+":/usr/bin:/bin")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("scripts/image.sh: %v, want exit status 1\n%s", err, out)
+	}
+	for _, want := range []string{
+		"no container builder works on this machine, so no image was built",
+		"docker: installed but not usable (Cannot connect to the Docker daemon",
+		"podman: not installed",
+		"buildah: not installed",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -715,6 +715,7 @@ func TestChartSchemaRejects(t *testing.T) {
 		{"client certificates without TLS", []string{"--set", "tls.verifyClients=true"}, []string{"tls.verifyClients needs tls.secretName"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			args := slices.Clone(tc.args)
 			for i := 1; i < len(args); i++ {
 				if args[i-1] == "-f" { // inline values: into a file
