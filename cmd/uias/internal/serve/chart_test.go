@@ -98,7 +98,7 @@ func render(t *testing.T, helm string, args ...string) ([]map[string]any, error)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("helm template %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+		return nil, fmt.Errorf("helm template %s: %w: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	var docs []map[string]any
 	dec := yaml.NewDecoder(&stdout)
