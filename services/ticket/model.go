@@ -39,6 +39,10 @@ type ServiceUse struct {
 // oldest entries give way).
 const MaxServicesPerSession = 64
 
+// MaxTicketsPerService bounds the tickets of one service a session's
+// single-logout list keeps (the latest).
+const MaxTicketsPerService = 4
+
 // Expiry is when s ends unless used again.
 func (s *Session) Expiry(idle time.Duration) time.Time {
 	e := s.LastUsedAt.Add(idle)

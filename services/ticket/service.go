@@ -263,10 +263,7 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service, appID st
 			st, sig = newSigned(s.mac, PrefixST, s.cfg.Centre, now, now.Add(s.cfg.STTTL))
 		}
 		sess.LastUsedAt = now.UTC()
-		sess.Services = append(sess.Services, ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()})
-		if n := len(sess.Services); n > MaxServicesPerSession {
-			sess.Services = sess.Services[n-MaxServicesPerSession:]
-		}
+		sess.Services = addUse(sess.Services, ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()})
 		err = s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(now))
 		if errors.Is(err, ErrConflict) && attempt < 5 {
 			continue
@@ -289,6 +286,32 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service, appID st
 				"session_id": id}})
 		return st, sig.Expires, nil
 	}
+}
+
+// addUse records a service's ticket in a session's single-logout list: at
+// most MaxTicketsPerService per service (the latest; an application keeps
+// one session per ticket it validated, and older ones have usually ended)
+// and MaxServicesPerSession in all.
+func addUse(list []ServiceUse, u ServiceUse) []ServiceUse {
+	same := 0
+	for _, e := range list {
+		if e.Service == u.Service {
+			same++
+		}
+	}
+	if same >= MaxTicketsPerService {
+		for i, e := range list {
+			if e.Service == u.Service {
+				list = append(list[:i:i], list[i+1:]...)
+				break
+			}
+		}
+	}
+	list = append(list, u)
+	if n := len(list); n > MaxServicesPerSession {
+		list = list[n-MaxServicesPerSession:]
+	}
+	return list
 }
 
 // Validate is a validation request (CAS serviceValidate, proxyValidate).
