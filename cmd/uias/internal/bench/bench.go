@@ -45,7 +45,7 @@ import (
 )
 
 // phases in run order; --only selects a subset.
-var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger"}
+var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger", "ticket"}
 
 type options struct {
 	duration, warmup time.Duration
@@ -187,6 +187,7 @@ type round struct {
 	drainRate               float64
 
 	finger *fingerRound // fingerprint matcher (finger.go)
+	ticket *ticketRound // CAS ticket pairs (ticket.go)
 }
 
 // lockedWriter serializes writes: the system under test, the processes of
@@ -379,6 +380,12 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 	}
 	if group("sched") != nil {
 		if err := e.runSched(ctx, o, r, log); err != nil {
+			return nil, err
+		}
+	}
+	if group("ticket") != nil {
+		var err error
+		if r.ticket, err = e.measureTicket(ctx, o, log, closed); err != nil {
 			return nil, err
 		}
 	}

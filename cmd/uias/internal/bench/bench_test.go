@@ -122,7 +122,7 @@ func TestSmoke(t *testing.T) {
 		wantSched = "SCHED_BATCH could not be set here"
 	}
 	for _, want := range []string{"Authenticate throughput", "Login burst: slowest answer", "Storm: heap growth",
-		"Authenticate refused at 80% of saturation", "Outbox backlog of 3,000 drained", "GetUser p99 (REST edge)", "| Goal |", "### What each row measures",
+		"Authenticate refused at 80% of saturation", "Outbox backlog of 3,000 drained", "GetUser p99 (REST edge)", "CAS single use under contention", "| Goal |", "### What each row measures",
 		wantSched, "sched: skipped"} {
 		if !strings.Contains(string(md)+stderr.String(), want) || !strings.Contains(stdout.String(), "| Goal |") {
 			t.Fatalf("report lacks %q:\n%s\n%s", want, md, stderr.String())

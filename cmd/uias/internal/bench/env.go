@@ -90,6 +90,8 @@ type env struct {
 	adminCtx context.Context // outgoing metadata: admin bearer token
 
 	lone *loneIdentity // sched phase, started on first use
+
+	tickets *ticketBench // ticket phase, set up on first use
 }
 
 func startEnv(ctx context.Context, ec envConfig) (_ *env, err error) {

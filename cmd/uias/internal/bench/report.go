@@ -394,6 +394,7 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		}
 	}
 	rep.rows = append(rep.rows, fingerRows(rounds)...)
+	rep.rows = append(rep.rows, ticketRows(o, rounds)...)
 	return rep
 }
 
