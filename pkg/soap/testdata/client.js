@@ -1,0 +1,15 @@
+// Calls authenticate(...) with the npm soap 1.13.0 client, which reads
+// the WSDL from URL?wsdl. Usage: node client.js URL JSON-ARGS
+// Prints {"result": ...} or {"fault": ...}.
+const soap = require('soap');
+const [, , url, json] = process.argv;
+(async () => {
+  const client = await soap.createClientAsync(url + '?wsdl');
+  try {
+    const [result] = await client.authenticateAsync(JSON.parse(json));
+    process.stdout.write(JSON.stringify({ result, request: client.lastRequest }));
+  } catch (e) {
+    const f = e.root && e.root.Envelope && e.root.Envelope.Body && e.root.Envelope.Body.Fault;
+    process.stdout.write(JSON.stringify({ fault: f || String(e) }));
+  }
+})().catch((e) => { process.stderr.write(String(e)); process.exit(1); });
