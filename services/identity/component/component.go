@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -21,6 +22,7 @@ import (
 	"github.com/uias/uias/pkg/store"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/legacy"
 	"github.com/uias/uias/services/identity/server"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
@@ -54,8 +56,18 @@ func Module() module.Module {
 			"FingerService": module.AdminCredentials,
 		},
 		OpenAPIPublic: []string{"AdminService_AdminLogin"},
-		Init:          start,
+		// Authenticate over Hessian 2.0 and SOAP 1.1 for older systems.
+		Pages: &module.Pages{Prefix: legacy.Prefix, New: legacyPages},
+		Init:  start,
 	}
+}
+
+func legacyPages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
+	conn, err := env.Client(Name)
+	if err != nil {
+		return nil, err
+	}
+	return legacy.New(conn, env.Log), nil
 }
 
 func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
