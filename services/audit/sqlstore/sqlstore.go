@@ -136,22 +136,8 @@ func (t *appendTx) Append(ctx context.Context, recs []audit.Record, firstHash in
 	if len(recs) > 0 && recs[0].Seq != t.size {
 		return fmt.Errorf("audit store: append at %d to a log of size %d", recs[0].Seq, t.size)
 	}
-	const chunk = 200 // rows per INSERT (17 parameters each)
-	for i := 0; i < len(recs); i += chunk {
-		part := recs[i:min(i+chunk, len(recs))]
-		args := make([]any, 0, len(part)*nRecordCols)
-		for _, r := range part {
-			d, err := encodeDetail(r.Detail)
-			if err != nil {
-				return err
-			}
-			args = append(args, r.Seq, r.EventID, r.Type, r.Component, r.Time.UnixMilli(), r.Serial, r.TraceID, r.AppID,
-				r.API, r.Actor, r.Subject, r.Org, r.Result, r.Reason, r.DurationMS, r.ClientIP, d)
-		}
-		q := "INSERT INTO audit_records (" + recordCols + ") VALUES " + rows(len(part), nRecordCols)
-		if _, err := t.q.ExecContext(ctx, t.db.Rebind(q), args...); err != nil {
-			return classify(err, "insert records")
-		}
+	if err := insertRecords(ctx, t.db, t.q, recs); err != nil {
+		return err
 	}
 	const hchunk = 1000
 	for i := 0; i < len(hashes); i += hchunk {
@@ -181,6 +167,28 @@ func (t *appendTx) AddCheckpoint(ctx context.Context, c audit.Checkpoint) error 
 	_, err := t.q.ExecContext(ctx, t.db.Rebind("INSERT INTO audit_checkpoints (size, root, time_ms, note) VALUES (?, ?, ?, ?)"),
 		c.Size, c.Root[:], c.Time.UnixMilli(), string(c.Note))
 	return classify(err, "insert checkpoint")
+}
+
+// insertRecords inserts recs (Seq set) into audit_records.
+func insertRecords(ctx context.Context, db *store.DB, q querier, recs []audit.Record) error {
+	const chunk = 200 // rows per INSERT (17 parameters each)
+	for i := 0; i < len(recs); i += chunk {
+		part := recs[i:min(i+chunk, len(recs))]
+		args := make([]any, 0, len(part)*nRecordCols)
+		for _, r := range part {
+			d, err := encodeDetail(r.Detail)
+			if err != nil {
+				return err
+			}
+			args = append(args, r.Seq, r.EventID, r.Type, r.Component, r.Time.UnixMilli(), r.Serial, r.TraceID, r.AppID,
+				r.API, r.Actor, r.Subject, r.Org, r.Result, r.Reason, r.DurationMS, r.ClientIP, d)
+		}
+		stmt := "INSERT INTO audit_records (" + recordCols + ") VALUES " + rows(len(part), nRecordCols)
+		if _, err := q.ExecContext(ctx, db.Rebind(stmt), args...); err != nil {
+			return classify(err, "insert records")
+		}
+	}
+	return nil
 }
 
 // rows returns "(?, ?), (?, ?), ..." for n rows of cols columns.
