@@ -85,8 +85,7 @@ func TestIngestChild(t *testing.T) {
 }
 
 // publish puts n audit events on AUDIT as the outbox relay does.
-func publish(t *testing.T, js jetstream.JetStream, n int) []string {
-	t.Helper()
+func publish(t testing.TB, js jetstream.JetStream, n int) []string {
 	ctx := context.Background()
 	ids := make([]string, n)
 	for i := range n {
@@ -98,14 +97,17 @@ func publish(t *testing.T, js jetstream.JetStream, n int) []string {
 		msg.Header.Set(events.HeaderType, ev.Type)
 		msg.Header.Set(events.HeaderTime, ev.Time.Format(time.RFC3339Nano))
 		if _, err := js.PublishMsgAsync(msg); err != nil {
-			t.Fatal(err)
+			panic(err)
 		}
 		ids[i] = ev.ID
+		if i%1000 == 999 {
+			<-js.PublishAsyncComplete()
+		}
 	}
 	select {
 	case <-js.PublishAsyncComplete():
-	case <-time.After(30 * time.Second):
-		t.Fatal("publish did not complete")
+	case <-time.After(60 * time.Second):
+		panic("publish did not complete")
 	}
 	_ = ctx
 	return ids
