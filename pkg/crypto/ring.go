@@ -126,6 +126,9 @@ func LoadRing(src RingSource) (*Ring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", src.File, err)
 	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("key file %s is not a regular file (a directory?): point identity.key_file at the key ring file itself", src.File)
+	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 && !src.AllowOpenFile {
 		return nil, fmt.Errorf("key file %s has mode %04o: %w; make it readable by the UIAS user only "+
 			"(chmod 600, or defaultMode 0400 on a Kubernetes Secret volume), or accept it explicitly", src.File, perm, ErrKeyFileOpen)

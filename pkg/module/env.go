@@ -157,16 +157,30 @@ func (p *Process) connectNATS() (*nats.Conn, jetstream.JetStream, error) {
 		}
 		p.natsOpts = opts
 	}
-	nc, err := nats.Connect(p.cfg.NATS.URL, append(slices.Clone(p.natsOpts), reconnect...)...)
+	log := p.log.Named("nats")
+	url := p.cfg.Redacted().NATS.URL // no credentials in logs
+	notes := []nats.Option{
+		nats.ConnectHandler(func(*nats.Conn) { log.Info("NATS connected", zap.String("url", url)) }),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("NATS connected again", zap.String("url", url)) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS connection lost; reconnecting (events wait in the outbox meanwhile)", zap.String("url", url), zap.Error(err))
+			}
+		}),
+	}
+	nc, err := nats.Connect(p.cfg.NATS.URL, append(append(slices.Clone(p.natsOpts), reconnect...), notes...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect NATS: %w", err)
+	}
+	if p.cfg.NATS.URL != "" && !nc.IsConnected() {
+		log.Warn("NATS unreachable: serving without it and retrying; events wait in the outbox until it answers",
+			zap.String("url", url))
 	}
 	p.onStop(func(context.Context) error { nc.Close(); return nil })
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("JetStream: %w", err)
 	}
-	log := p.log.Named("nats")
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
