@@ -55,6 +55,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, env func
 	fs.SetOutput(stderr)
 	fs.String("config", "", "YAML config file (nats.* settings are used)")
 	timeout := fs.Duration("timeout", 30*time.Second, "deadline for the whole setup")
+	replicas := fs.Int("replicas", 0, "replicas of each stream on a NATS cluster (e.g. 3; 0 leaves them as they are, 1 for a new stream)")
 	path := ""
 	for i, a := range args[1:] {
 		if (a == "--config" || a == "-config") && i+2 < len(args) {
@@ -80,7 +81,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, env func
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	if err := Setup(ctx, cfg.NATS, stdout); err != nil {
+	if err := SetupReplicas(ctx, cfg.NATS, *replicas, stdout); err != nil {
 		fmt.Fprintf(stderr, "uias nats setup: %v\n", err)
 		return 1
 	}
@@ -90,6 +91,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, env func
 // Setup connects with the nats settings n (as the "setup" client, inbox
 // _INBOX.setup) and ensures the UIAS streams, reporting each on out.
 func Setup(ctx context.Context, n config.NATS, out io.Writer) error {
+	return SetupReplicas(ctx, n, 0, out)
+}
+
+// SetupReplicas is Setup that also gives each stream replicas copies on a
+// NATS cluster when replicas > 0, so that losing one server loses no
+// stream.
+func SetupReplicas(ctx context.Context, n config.NATS, replicas int, out io.Writer) error {
 	opts, err := module.NATSOptions(n, "setup")
 	if err != nil {
 		return err
@@ -112,7 +120,16 @@ func Setup(ctx context.Context, n config.NATS, out io.Writer) error {
 			return fmt.Errorf("read stream %s: %w", c.Name, err)
 		}
 		info := s.CachedInfo()
-		fmt.Fprintf(out, "stream %s ready: subjects %v, %d messages\n", c.Name, info.Config.Subjects, info.State.Msgs)
+		if replicas > 0 && info.Config.Replicas != replicas {
+			sc := info.Config
+			sc.Replicas = replicas
+			if _, err := js.UpdateStream(ctx, sc); err != nil {
+				return fmt.Errorf("stream %s: set %d replicas: %w", c.Name, replicas, err)
+			}
+			info.Config.Replicas = replicas
+		}
+		fmt.Fprintf(out, "stream %s ready: subjects %v, %d replicas, %d messages\n", c.Name, info.Config.Subjects,
+			max(info.Config.Replicas, 1), info.State.Msgs)
 	}
 	return nil
 }
