@@ -8,6 +8,7 @@ package discovery
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -319,4 +320,38 @@ func DialDirect(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) 
 		return nil, fmt.Errorf("discovery: dial %s: %w", addr, err)
 	}
 	return conn, nil
+}
+
+// RetryServiceConfig is RoundRobinServiceConfig with a retry policy for
+// methods (full names, "/pkg.Service/Method"): a call that fails with
+// UNAVAILABLE before any answer arrived (the replica crashed or went away
+// mid-call) is tried again, on another replica, up to 3 attempts in all.
+// Give it only methods that are safe to repeat.
+func RetryServiceConfig(methods []string) string {
+	type name struct {
+		Service string `json:"service"`
+		Method  string `json:"method"`
+	}
+	var names []name
+	for _, m := range methods {
+		svc, meth, ok := strings.Cut(strings.TrimPrefix(m, "/"), "/")
+		if ok {
+			names = append(names, name{svc, meth})
+		}
+	}
+	if len(names) == 0 {
+		return RoundRobinServiceConfig
+	}
+	cfg := map[string]any{
+		"loadBalancingConfig": []any{map[string]any{"round_robin": map[string]any{}}},
+		"methodConfig": []any{map[string]any{
+			"name": names,
+			"retryPolicy": map[string]any{
+				"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s", "backoffMultiplier": 2,
+				"retryableStatusCodes": []string{"UNAVAILABLE"},
+			},
+		}},
+	}
+	b, _ := json.Marshal(cfg)
+	return string(b)
 }

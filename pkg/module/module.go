@@ -69,6 +69,12 @@ type Module struct {
 	// (browser pages and protocols that are not REST mappings of its RPCs,
 	// e.g. CAS under /cas/). nil: none.
 	Pages *Pages
+	// Retry names methods (full names, "/pkg.Service/Method") besides the
+	// reads that are safe to try again on another replica when a replica
+	// fails mid-call (e.g. a login: a repeated attempt is a new attempt).
+	// Reads (Get, List, Prove, Verify, WhoAmI, Match...) and methods marked
+	// idempotency_level NO_SIDE_EFFECTS or IDEMPOTENT are retried anyway.
+	Retry []string
 	// NotInAll leaves the component out of target "all" (it must be named).
 	NotInAll bool
 	// Init starts the component. It must return promptly; long-running work

@@ -26,6 +26,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/discovery"
@@ -456,7 +459,12 @@ func (p *Process) client(name string) (*grpc.ClientConn, error) {
 	if p.clientTLS != nil {
 		creds = credentials.NewTLS(p.clientTLS)
 	}
+	var extra []string
+	if m := p.reg.Lookup(name); m != nil {
+		extra = m.Retry
+	}
 	conn, err := discovery.DialEtcdLog(p.runCtx, p.etcd, name, p.log.Named("discovery"), grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultServiceConfig(discovery.RetryServiceConfig(retryable(name, extra))),
 		grpc.WithChainUnaryInterceptor(grpcx.UnaryClientOrigin(p.key)),
 		grpc.WithChainStreamInterceptor(grpcx.StreamClientOrigin(p.key)))
 	if err != nil {
@@ -570,4 +578,37 @@ func (r *router) admit(fullMethod string) error {
 		return c.Admit(fullMethod)
 	}
 	return nil
+}
+
+// readPrefixes start the names of methods that only read.
+var readPrefixes = []string{"Get", "List", "Prove", "Verify", "WhoAmI", "Match", "Check", "BatchCheck", "Explain", "Query"}
+
+// retryable lists the methods of component name (services of the proto
+// package uias.<name>.v1) that the edge may try again on another replica:
+// reads, methods marked idempotent, and extra.
+func retryable(name string, extra []string) []string {
+	out := slices.Clone(extra)
+	pkg := protoreflect.FullName("uias." + name + ".v1")
+	protoregistry.GlobalFiles.RangeFilesByPackage(pkg, func(fd protoreflect.FileDescriptor) bool {
+		for i := 0; i < fd.Services().Len(); i++ {
+			sd := fd.Services().Get(i)
+			for j := 0; j < sd.Methods().Len(); j++ {
+				md := sd.Methods().Get(j)
+				if md.IsStreamingClient() || md.IsStreamingServer() {
+					continue
+				}
+				full := "/" + string(sd.FullName()) + "/" + string(md.Name())
+				ok := slices.ContainsFunc(readPrefixes, func(p string) bool { return strings.HasPrefix(string(md.Name()), p) })
+				if o, _ := md.Options().(*descriptorpb.MethodOptions); o != nil &&
+					o.GetIdempotencyLevel() != descriptorpb.MethodOptions_IDEMPOTENCY_UNKNOWN {
+					ok = true
+				}
+				if ok && !slices.Contains(out, full) {
+					out = append(out, full)
+				}
+			}
+		}
+		return true
+	})
+	return out
 }

@@ -58,6 +58,9 @@ func Module() module.Module {
 		OpenAPIPublic: []string{"AdminService_AdminLogin"},
 		// Authenticate over Hessian 2.0 and SOAP 1.1 for older systems.
 		Pages: &module.Pages{Prefix: legacy.Prefix, New: legacyPages},
+		// A login cut off by a replica's crash is tried on another one (a
+		// repeated attempt is a new attempt, as when a person presses again).
+		Retry: []string{identityv1.AuthService_Authenticate_FullMethodName},
 		Init:  start,
 	}
 }
