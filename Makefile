@@ -19,7 +19,7 @@ TAGS := $(if $(filter 1,$(LIBARGON2)),libargon2)
 export GOFLAGS = -buildvcs=false $(if $(TAGS),-tags=$(TAGS))
 export CGO_ENABLED = $(if $(TAGS),1,0)
 
-.PHONY: all build run test test-short bench proto lint verify tools tidy fmt clean buildtags image chart-test
+.PHONY: chaos all build run test test-short bench proto lint verify tools tidy fmt clean buildtags image chart-test
 
 all: build
 
@@ -37,6 +37,11 @@ run: build
 ## storage conformance suite (installed and started by scripts/test.sh)
 test: buildtags
 	scripts/test.sh
+
+## chaos: failure tests on a local multi-process cluster (scripts/cluster.sh):
+## kill -9, rolling restart, NATS node, PostgreSQL and etcd outages (~5 min)
+chaos: buildtags
+	cd tests && UIAS_CHAOS=1 go test ./chaos -run TestChaos -count=1 -v -timeout 30m
 
 ## test-short: tests without PostgreSQL
 test-short: buildtags

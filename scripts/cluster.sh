@@ -128,6 +128,7 @@ cmd_up() {
 	fi
 	rm -rf "$dir/run" "$dir/data" "$dir/log"
 	mkdir -p "$dir/bin" "$dir/run" "$dir/log"
+	chmod 755 "$dir" # PostgreSQL runs as user postgres under it
 	build_tool etcd go.etcd.io/etcd/server/v3 v3.7.3 go.etcd.io/etcd/server/v3
 	build_tool nats-server github.com/nats-io/nats-server/v2 v2.15.2 github.com/nats-io/nats-server/v2
 	log "building uias"
@@ -193,6 +194,9 @@ UIAS_BOOTSTRAP_PASSWORD=$pw
 UIAS_TICKET_KV_REPLICAS=3
 UIAS_LOG_LEVEL=${UIAS_LOG_LEVEL:-warn}
 EOF
+	# Password hashing settings pass through (the failure tests make hashes
+	# cheap so that their loads stay short).
+	env | grep -E '^UIAS_(ARGON2_|HASH_|MAX_HASH_WAIT|POLICY_|LOGIN_THROTTLE_)' >>"$dir/env" || true
 	umask 022
 	log "JetStream streams with 3 replicas (uias nats setup)"
 	(
@@ -227,6 +231,7 @@ EOF
 				edge+=("http://127.0.0.1:$http")
 			else
 				args+=(--grpc-addr="127.0.0.1:$grpc")
+				echo "127.0.0.1:$grpc" >"$dir/run/$name-$r.grpc"
 			fi
 			spawn "$name-$r" "$dir/bin/uias" "${args[@]}"
 			echo "http://127.0.0.1:$http" >"$dir/run/$name-$r.http"
