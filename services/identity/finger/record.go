@@ -277,9 +277,8 @@ func walkViews(b []byte, off, nviews int, r *Record, views []View, ms []Minutia)
 			return 0, 0, bad(off, "finger view %d: %d minutiae declared but only %d bytes left (%d needed)", v+1, n, len(b)-off, n*minutiaLen)
 		}
 		for i := range n {
-			m, err := minutia(b[off:off+minutiaLen], r)
-			if err != nil {
-				fe := err.(*FormatError)
+			m, fe := minutia(b[off:off+minutiaLen], r)
+			if fe != nil {
 				fe.Offset += off
 				fe.Reason = fmt.Sprintf("finger view %d, minutia %d: %s", v+1, i+1, fe.Reason)
 				return 0, 0, fe
@@ -305,20 +304,23 @@ func walkViews(b []byte, off, nviews int, r *Record, views []View, ms []Minutia)
 	return nviews, total, nil
 }
 
-func minutia(p []byte, r *Record) (Minutia, error) {
+func minutia(p []byte, r *Record) (Minutia, *FormatError) {
 	xw, yw := binary.BigEndian.Uint16(p), binary.BigEndian.Uint16(p[2:])
 	m := Minutia{Type: uint8(xw >> 14), X: xw & 0x3fff, Y: yw & 0x3fff, Angle: p[4], Quality: p[5]}
+	fe := func(off int, format string, args ...any) *FormatError {
+		return &FormatError{Offset: off, Reason: fmt.Sprintf(format, args...)}
+	}
 	switch {
 	case m.Type == 3:
-		return m, bad(0, "minutia type 3 is reserved")
+		return m, fe(0, "minutia type 3 is reserved")
 	case yw>>14 != 0:
-		return m, bad(2, "reserved bits of the y coordinate are not 0")
+		return m, fe(2, "reserved bits of the y coordinate are not 0")
 	case m.X >= r.Width || m.Y >= r.Height:
-		return m, bad(0, "position (%d,%d) lies outside the %dx%d image", m.X, m.Y, r.Width, r.Height)
+		return m, fe(0, "position (%d,%d) lies outside the %dx%d image", m.X, m.Y, r.Width, r.Height)
 	case r.Format == ANSI && m.Angle > 179:
-		return m, bad(4, "angle %d is above 179 (ANSI unit: 2 degrees)", m.Angle)
+		return m, fe(4, "angle %d is above 179 (ANSI unit: 2 degrees)", m.Angle)
 	case m.Quality > 100:
-		return m, bad(5, "quality %d is above 100", m.Quality)
+		return m, fe(5, "quality %d is above 100", m.Quality)
 	}
 	return m, nil
 }
