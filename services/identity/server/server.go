@@ -28,7 +28,7 @@ type Server struct {
 func New(svc *identity.Service) *Server { return &Server{svc: svc} }
 
 // Register adds the services (AuthService, AdminService, KeyService,
-// AdminSessionService) to g;
+// AdminSessionService, FingerService, SSOService, CallerService) to g;
 // the AdminService audits the calls it refuses (AuditedAdminService).
 func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterAuthServiceServer(g, s)
@@ -37,6 +37,7 @@ func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterAdminSessionServiceServer(g, sessionServer{svc: s.svc})
 	identityv1.RegisterFingerServiceServer(g, fingerServer{svc: s.svc})
 	identityv1.RegisterSSOServiceServer(g, ssoServer{svc: s.svc})
+	identityv1.RegisterCallerServiceServer(g, callerServer{svc: s.svc})
 }
 
 // refusalCodes are the errors of an administrator call that are refusals
@@ -148,7 +149,9 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 			return nil, errSSOComponentsOnly
 		}
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"),
-		strings.HasPrefix(method, "/grpc.reflection."):
+		strings.HasPrefix(method, "/grpc.reflection."),
+		// CallerService calls carry the credentials they ask about.
+		strings.HasPrefix(method, "/uias.identity.v1.CallerService/"):
 	default:
 		return nil, apierr.New(apierr.Unauthenticated, "UNKNOWN_METHOD", "unknown method")
 	}

@@ -1,0 +1,38 @@
+package server
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/identity"
+)
+
+// callerServer implements CallerService: other components check the
+// credentials their callers presented with identity, exactly as identity
+// checks its own callers (the same refusals, audited the same way).
+type callerServer struct {
+	identityv1.UnimplementedCallerServiceServer
+	svc *identity.Service
+}
+
+// VerifyApp implements CallerService.
+func (s callerServer) VerifyApp(ctx context.Context, r *identityv1.VerifyAppRequest) (*identityv1.VerifyAppResponse, error) {
+	ip, err := netip.ParseAddr(r.GetClientIp())
+	if err != nil && r.GetClientIp() != "" {
+		return nil, apierr.New(apierr.InvalidArgument, "BAD_REQUEST", "client_ip is not an IP address")
+	}
+	// The refusal is audited with the original client's address and
+	// certificate, not the component's.
+	c := *caller.From(ctx)
+	c.ClientIP, c.ClientCert = ip.Unmap(), r.GetClientCertSha256()
+	ctx = caller.With(ctx, &c)
+	app, err := s.svc.AuthenticateApp(ctx, r.GetAppId(), r.GetAppSecret(), ip.Unmap())
+	if err != nil {
+		return nil, err
+	}
+	return &identityv1.VerifyAppResponse{AppId: app.ID, AppType: app.Type, AppCode: app.Code,
+		RateLimit: app.RateLimit, RateBurst: int32(app.RateBurst)}, nil
+}
