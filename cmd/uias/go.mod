@@ -7,6 +7,7 @@ require (
 	github.com/uias/uias/pkg v0.0.0
 	github.com/uias/uias/proto/gen v0.0.0
 	github.com/uias/uias/services/audit v0.0.0
+	github.com/uias/uias/services/authz v0.0.0
 	github.com/uias/uias/services/identity v0.0.0
 	github.com/uias/uias/services/ticket v0.0.0
 )
@@ -16,6 +17,7 @@ replace (
 	github.com/uias/uias/pkg => ../../pkg
 	github.com/uias/uias/proto/gen => ../../proto/gen
 	github.com/uias/uias/services/audit => ../../services/audit
+	github.com/uias/uias/services/authz => ../../services/authz
 	github.com/uias/uias/services/identity => ../../services/identity
 	github.com/uias/uias/services/ticket => ../../services/ticket
 )

@@ -19,6 +19,7 @@ import (
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
 	auditcomponent "github.com/uias/uias/services/audit/component"
+	authzcomponent "github.com/uias/uias/services/authz/component"
 	"github.com/uias/uias/services/identity"
 	identitycomponent "github.com/uias/uias/services/identity/component"
 	ticketcomponent "github.com/uias/uias/services/ticket/component"
@@ -31,6 +32,7 @@ func Registry() *module.Registry {
 	r.Register(identitycomponent.Module())
 	r.Register(ticketcomponent.Module())
 	r.Register(auditcomponent.Module())
+	r.Register(authzcomponent.Module())
 	r.Register(gateway.Module())
 	return r
 }

@@ -31,3 +31,9 @@ var Audit []byte
 //
 //go:embed uias/identity/v1/finger.openapi.json
 var IdentityFinger []byte
+
+// Authz is the OpenAPI 3.0 document of uias/authz/v1/authz.proto
+// (AuthzService and AuthzAdminService), without security requirements.
+//
+//go:embed uias/authz/v1/authz.openapi.json
+var Authz []byte

@@ -77,6 +77,7 @@ func commands() map[string]map[string]command {
 		},
 		"keys":  keysCommands(),
 		"audit": auditCommands(),
+		"authz": authzCommands(),
 	}
 }
 

@@ -1,0 +1,59 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/services/authz"
+	"github.com/uias/uias/services/authz/index"
+)
+
+// MaxBatch is the most checks one BatchCheck answers.
+const MaxBatch = 100
+
+// Check answers q once the index has reached atLeast.
+func (s *Service) Check(ctx context.Context, q index.Query, atLeast int64) (bool, int64, error) {
+	if err := s.WaitFor(ctx, atLeast); err != nil {
+		return false, 0, err
+	}
+	ok, rev := s.idx.Check(q, s.now())
+	return ok, rev, nil
+}
+
+// BatchCheck answers every query at one revision.
+func (s *Service) BatchCheck(ctx context.Context, qs []index.Query, atLeast int64) ([]bool, int64, error) {
+	if len(qs) > MaxBatch {
+		return nil, 0, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, "at most 100 checks per batch")
+	}
+	if err := s.WaitFor(ctx, atLeast); err != nil {
+		return nil, 0, err
+	}
+	out, rev := s.idx.BatchCheck(qs, s.now())
+	return out, rev, nil
+}
+
+// Explain answers q with the grant path or why not.
+func (s *Service) Explain(ctx context.Context, q index.Query, atLeast int64) (index.Explanation, error) {
+	if err := s.WaitFor(ctx, atLeast); err != nil {
+		return index.Explanation{}, err
+	}
+	return s.idx.Explain(q, s.now()), nil
+}
+
+// ListPermissions lists what person may do in app.
+func (s *Service) ListPermissions(ctx context.Context, person, app string, atLeast int64) ([]authz.Permission, int64, error) {
+	if err := s.WaitFor(ctx, atLeast); err != nil {
+		return nil, 0, err
+	}
+	ps, rev := s.idx.ListPermissions(person, app, s.now())
+	return ps, rev, nil
+}
+
+// ListSubjects lists who may do op on resource of app.
+func (s *Service) ListSubjects(ctx context.Context, app, resource, op string, atLeast int64) ([]index.SubjectGrant, int64, error) {
+	if err := s.WaitFor(ctx, atLeast); err != nil {
+		return nil, 0, err
+	}
+	out, rev := s.idx.ListSubjects(app, resource, op, s.now())
+	return out, rev, nil
+}

@@ -1,0 +1,322 @@
+// Package commands holds the authorization component's commands (the
+// OpenFGA pattern: a thin RPC handler calls one command, which uses only the
+// narrow pieces it needs): the writes, which validate a change against the
+// replica's index at the store's current revision and commit it with its
+// CHANGES and AUDIT events, and the queries, answered from the index once it
+// has reached the revision the caller demands.
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/ids"
+	"github.com/uias/uias/services/authz"
+	"github.com/uias/uias/services/authz/index"
+)
+
+// ChangesSubjectPrefix starts the subject of every authz CHANGES event:
+// uias.changes.authz.<obj>.<op>.
+const ChangesSubjectPrefix = "uias.changes.authz."
+
+// Defaults.
+const (
+	// DefaultMaxWait is how long a query waits for the revision it demands.
+	DefaultMaxWait = 2 * time.Second
+	// writeAttempts bounds the retries of a write that lost the race for
+	// the next revision.
+	writeAttempts = 8
+	catchUpBatch  = 5000
+)
+
+// Deps are the service's collaborators.
+type Deps struct {
+	Store  authz.Store
+	Index  *index.Index
+	Logger *zap.Logger
+	// Kick is called after a commit (the outbox relay's wake-up); nil: none.
+	Kick func()
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// MaxWait bounds the wait for a demanded revision (0: DefaultMaxWait).
+	MaxWait time.Duration
+}
+
+// Service runs the commands of one replica.
+type Service struct {
+	st      authz.Store
+	idx     *index.Index
+	log     *zap.Logger
+	kick    func()
+	now     func() time.Time
+	maxWait time.Duration
+	auditor *audit.Builder
+
+	// catchMu serialises reading changes from the store into the index.
+	catchMu sync.Mutex
+	// advanced is closed and replaced whenever the index's revision moves.
+	advMu    sync.Mutex
+	advanced chan struct{}
+}
+
+// New returns the service. Load (or an empty store) must run before queries.
+func New(d Deps) *Service {
+	s := &Service{st: d.Store, idx: d.Index, log: d.Logger, kick: d.Kick, now: d.Now, maxWait: d.MaxWait,
+		advanced: make(chan struct{})}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.kick == nil {
+		s.kick = func() {}
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxWait <= 0 {
+		s.maxWait = DefaultMaxWait
+	}
+	s.auditor = audit.NewBuilder("authz", s.now)
+	return s
+}
+
+// Index is the replica's index.
+func (s *Service) Index() *index.Index { return s.idx }
+
+// Load fills the index from a snapshot of the store (at start).
+func (s *Service) Load(ctx context.Context) error {
+	s.catchMu.Lock()
+	defer s.catchMu.Unlock()
+	var batch []authz.Change
+	rev, err := s.st.Snapshot(ctx, func(c authz.Change) error {
+		batch = append(batch, c)
+		if len(batch) == 4096 {
+			err := s.idx.Apply(batch...)
+			batch = batch[:0]
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.idx.Apply(batch...); err != nil {
+		return err
+	}
+	s.idx.SetRevision(rev)
+	s.idx.Rebuild()
+	s.signal()
+	return nil
+}
+
+// CatchUp applies the changes the store holds beyond the index's revision.
+func (s *Service) CatchUp(ctx context.Context) error {
+	s.catchMu.Lock()
+	defer s.catchMu.Unlock()
+	return s.catchUpLocked(ctx)
+}
+
+func (s *Service) catchUpLocked(ctx context.Context) error {
+	moved := false
+	defer func() {
+		if moved {
+			s.signal()
+		}
+	}()
+	for {
+		chs, err := s.st.ChangesSince(ctx, s.idx.Revision(), catchUpBatch)
+		if err != nil {
+			return err
+		}
+		if len(chs) == 0 {
+			return nil
+		}
+		if err := s.idx.Apply(chs...); err != nil {
+			return err
+		}
+		moved = true
+		if len(chs) < catchUpBatch {
+			return nil
+		}
+	}
+}
+
+// Notify applies a change another replica (or this one) committed, as its
+// CHANGES event carries it; a gap is filled from the store.
+func (s *Service) Notify(ctx context.Context, ch authz.Change) {
+	s.catchMu.Lock()
+	defer s.catchMu.Unlock()
+	err := s.idx.Apply(ch)
+	var gap index.ErrGap
+	if errors.As(err, &gap) {
+		err = s.catchUpLocked(ctx)
+	} else if err == nil {
+		s.signal()
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("authz change not applied; the next catch-up retries", zap.Error(err))
+	}
+}
+
+func (s *Service) signal() {
+	s.advMu.Lock()
+	close(s.advanced)
+	s.advanced = make(chan struct{})
+	s.advMu.Unlock()
+}
+
+func (s *Service) advancedCh() <-chan struct{} {
+	s.advMu.Lock()
+	defer s.advMu.Unlock()
+	return s.advanced
+}
+
+// WaitFor returns once the index has reached rev. It reads the store at
+// once, then waits for change events (reading the store again now and then)
+// up to the service's MaxWait or ctx's deadline, whichever comes first, and
+// then answers FAILED_PRECONDITION REVISION_NOT_REACHED.
+func (s *Service) WaitFor(ctx context.Context, rev int64) error {
+	if rev <= 0 || s.idx.Revision() >= rev {
+		return nil
+	}
+	// The wait is measured on the real clock (the service's clock may be a
+	// test's).
+	wait := s.maxWait
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d))
+	}
+	deadline := time.NewTimer(max(wait, 0))
+	defer deadline.Stop()
+	for {
+		ch := s.advancedCh()
+		if err := s.CatchUp(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("authz catch-up failed", zap.Error(err))
+		}
+		have := s.idx.Revision()
+		if have >= rev {
+			return nil
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return apierr.New(apierr.FailedPrecondition, authz.ReasonRevisionNotReached,
+				fmt.Sprintf("this replica is at revision %d and did not reach revision %d before the call's deadline", have, rev))
+		case <-deadline.C:
+			t.Stop()
+			return apierr.New(apierr.FailedPrecondition, authz.ReasonRevisionNotReached,
+				fmt.Sprintf("this replica is at revision %d and did not reach revision %d in time; retry", have, rev))
+		case <-ch:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// write validates and commits one change: validate sees the index at the
+// store's current revision and returns the change (and audit details) to
+// commit; a write that lost the race for the next revision is validated
+// again against the newer state.
+func (s *Service) write(ctx context.Context, api, subject string, validate func() (authz.Change, error)) (authz.Change, error) {
+	start := s.now()
+	for attempt := 0; attempt < writeAttempts; attempt++ {
+		if err := s.CatchUp(ctx); err != nil {
+			return authz.Change{}, err
+		}
+		s.catchMu.Lock()
+		expect := s.idx.Revision()
+		ch, err := validate()
+		if err != nil {
+			s.catchMu.Unlock()
+			s.appendRefusal(ctx, api, subject, err, start)
+			return authz.Change{}, err
+		}
+		ch.Rev = expect + 1
+		evs := []events.Event{s.changeEvent(ctx, ch),
+			s.auditor.Event(ctx, audit.Action{API: api, Subject: subject, Result: audit.ResultSuccess, Reason: "OK", Start: start,
+				Detail: map[string]string{"revision": fmt.Sprint(ch.Rev)}})}
+		got, err := s.st.Write(ctx, expect, ch, evs)
+		if errors.Is(err, authz.ErrStale) {
+			s.catchMu.Unlock()
+			continue
+		}
+		if err != nil {
+			s.catchMu.Unlock()
+			return authz.Change{}, err
+		}
+		aerr := s.idx.Apply(got)
+		s.catchMu.Unlock()
+		if aerr != nil {
+			s.log.Warn("authz index: own change not applied", zap.Error(aerr))
+		}
+		s.signal()
+		s.kick()
+		return got, nil
+	}
+	return authz.Change{}, authz.ErrStale
+}
+
+// appendRefusal records a refused write in the audit log (best effort).
+func (s *Service) appendRefusal(ctx context.Context, api, subject string, err error, start time.Time) {
+	reason := "ERROR"
+	if ae, ok := apierr.As(err); ok {
+		reason = ae.Reason
+		if ae.Code == apierr.Unavailable || ae.Code == apierr.Internal {
+			return
+		}
+	}
+	ev := s.auditor.Event(ctx, audit.Action{API: api, Subject: subject, Result: audit.ResultDenied, Reason: reason, Start: start})
+	// A refusal changes nothing; it goes to the outbox alone through a
+	// write that does not move the revision.
+	if w, ok := s.st.(interface {
+		AppendEvents(ctx context.Context, evs []events.Event) error
+	}); ok {
+		if aerr := w.AppendEvents(ctx, []events.Event{ev}); aerr != nil {
+			s.log.Warn("audit record of a refused change not stored", zap.Error(aerr))
+		}
+	}
+	s.kick()
+}
+
+// ChangePayload is the JSON payload of an authz CHANGES event.
+type ChangePayload struct {
+	authz.Change
+	Actor string    `json:"actor"`
+	Time  time.Time `json:"time"`
+}
+
+func (s *Service) changeEvent(ctx context.Context, ch authz.Change) events.Event {
+	t := s.now().UTC()
+	payload, _ := json.Marshal(ChangePayload{Change: ch, Actor: caller.From(ctx).Actor(), Time: t})
+	return events.Event{ID: ids.New(), Subject: ChangesSubjectPrefix + ch.Obj + "." + ch.Op,
+		Type: "authz." + ch.Obj + "." + ch.Op, Time: t, Payload: payload}
+}
+
+// ParseChange reads the change carried by an authz CHANGES event payload.
+func ParseChange(payload []byte) (authz.Change, error) {
+	var p ChangePayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return authz.Change{}, err
+	}
+	if p.Rev <= 0 || p.Obj == "" || p.Op == "" {
+		return authz.Change{}, errors.New("authz change event without revision or object")
+	}
+	return p.Change, nil
+}
+
+func put(obj, id string, v any) (authz.Change, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return authz.Change{}, err
+	}
+	return authz.Change{Obj: obj, Op: authz.OpPut, ID: id, Data: b}, nil
+}

@@ -1,0 +1,344 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/ids"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/authz"
+	"github.com/uias/uias/services/authz/index"
+)
+
+// maxResourceDepth bounds the resource tree (module > menu > URL > entity
+// and a few more levels).
+const maxResourceDepth = 16
+
+// PutResource creates or replaces a resource of an application.
+func (s *Service) PutResource(ctx context.Context, r authz.Resource) (authz.Resource, int64, error) {
+	r.Operations = compactStrings(r.Operations)
+	r.Method = strings.ToUpper(r.Method)
+	id := index.ResourceID(r.App, r.Code)
+	ch, err := s.write(ctx, "resource.put", "resource:"+id, func() (authz.Change, error) {
+		if err := s.checkResource(r); err != nil {
+			return authz.Change{}, err
+		}
+		return put(authz.ObjResource, id, r)
+	})
+	return r, ch.Rev, err
+}
+
+func (s *Service) checkResource(r authz.Resource) error {
+	switch {
+	case r.App == "" || r.Code == "":
+		return badModel("a resource needs an application and a code")
+	case strings.Contains(r.Code, "/"):
+		return badModel("a resource code may not contain '/'")
+	case !authz.ValidKind(r.Kind):
+		return badModel("kind must be module, menu, url or entity")
+	case len(r.Operations) == 0:
+		return badModel("a resource needs at least one operation")
+	case r.Kind == authz.KindURL && !strings.HasPrefix(r.PathPattern, "/"):
+		return badModel("a URL resource needs a path_pattern starting with '/'")
+	case r.Kind != authz.KindURL && (r.PathPattern != "" || r.Method != ""):
+		return badModel("only URL resources have a method and a path_pattern")
+	case r.Method != "" && r.Method != "*" && !validMethod(r.Method):
+		return badModel("method must be an HTTP method (GET, POST, ...) or empty for any")
+	}
+	if r.Kind == authz.KindURL {
+		for i, seg := range strings.Split(strings.Trim(r.PathPattern, "/"), "/") {
+			if strings.Contains(seg, "**") && (seg != "**" || i != strings.Count(strings.Trim(r.PathPattern, "/"), "/")) {
+				return badModel("'**' may only be the last segment of a path_pattern")
+			}
+		}
+	}
+	// The parent exists in the same application and the resource is not
+	// (through its new parent) below itself.
+	depth := 0
+	for p := r.Parent; p != ""; depth++ {
+		if p == r.Code {
+			return badModel("a resource cannot be below itself")
+		}
+		if depth >= maxResourceDepth {
+			return badModel(fmt.Sprintf("the resource tree may be at most %d levels deep", maxResourceDepth))
+		}
+		pr, ok := s.idx.Resource(r.App, p)
+		if !ok {
+			return badModel("the parent resource does not exist in this application")
+		}
+		p = pr.Parent
+	}
+	// Operations that roles use may not go away.
+	if old, ok := s.idx.Resource(r.App, r.Code); ok {
+		for _, op := range old.Operations {
+			if slices.Contains(r.Operations, op) {
+				continue
+			}
+			for _, role := range s.idx.Roles("", true) {
+				if slices.Contains(role.Permissions, authz.Permission{App: r.App, Resource: r.Code, Operation: op}) {
+					return inUse(fmt.Sprintf("operation %q is held by role %q; take it out of the role first", op, role.Code))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func validMethod(m string) bool {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		return true
+	}
+	return false
+}
+
+// DeleteResource deletes a resource no resource is below and no role uses.
+func (s *Service) DeleteResource(ctx context.Context, app, code string) (int64, error) {
+	id := index.ResourceID(app, code)
+	ch, err := s.write(ctx, "resource.delete", "resource:"+id, func() (authz.Change, error) {
+		if _, ok := s.idx.Resource(app, code); !ok {
+			return authz.Change{}, store.NotFound("resource")
+		}
+		if s.idx.Children(app, code) {
+			return authz.Change{}, inUse("resources are below this resource; delete or move them first")
+		}
+		if n := s.idx.ResourceUsers(app, code); n > 0 {
+			return authz.Change{}, inUse(fmt.Sprintf("%d role(s) hold permissions on this resource", n))
+		}
+		return authz.Change{Obj: authz.ObjResource, Op: authz.OpDelete, ID: id}, nil
+	})
+	return ch.Rev, err
+}
+
+// CreateRole creates a role (its id is chosen here).
+func (s *Service) CreateRole(ctx context.Context, r authz.Role) (authz.Role, int64, error) {
+	r.ID = ids.New()
+	return s.putRole(ctx, "role.create", r, true)
+}
+
+// UpdateRole replaces a role's code, name, permissions and inherited roles
+// (its application does not change).
+func (s *Service) UpdateRole(ctx context.Context, r authz.Role) (authz.Role, int64, error) {
+	return s.putRole(ctx, "role.update", r, false)
+}
+
+func (s *Service) putRole(ctx context.Context, api string, r authz.Role, create bool) (authz.Role, int64, error) {
+	r.Inherits = compactStrings(r.Inherits)
+	r.Permissions = compactPerms(r.Permissions)
+	ch, err := s.write(ctx, api, "role:"+r.ID, func() (authz.Change, error) {
+		if !create {
+			old, ok := s.idx.Role(r.ID)
+			if !ok {
+				return authz.Change{}, store.NotFound("role")
+			}
+			if old.App != r.App {
+				return authz.Change{}, badModel("the application of a role cannot change")
+			}
+		}
+		if err := s.checkRole(r); err != nil {
+			return authz.Change{}, err
+		}
+		return put(authz.ObjRole, r.ID, r)
+	})
+	return r, ch.Rev, err
+}
+
+func (s *Service) checkRole(r authz.Role) error {
+	if r.Code == "" {
+		return badModel("a role needs a code")
+	}
+	if other, ok := s.idx.RoleByCode(r.App, r.Code); ok && other.ID != r.ID {
+		return store.Conflict("a role with this code already exists in this application")
+	}
+	for _, p := range r.Permissions {
+		if r.App != "" && p.App != r.App {
+			return badModel("an application role holds only its application's permissions")
+		}
+		res, ok := s.idx.Resource(p.App, p.Resource)
+		if !ok {
+			return badModel(fmt.Sprintf("permission on unknown resource %q", p.Resource))
+		}
+		if !slices.Contains(res.Operations, p.Operation) {
+			return badModel(fmt.Sprintf("resource %q has no operation %q", p.Resource, p.Operation))
+		}
+	}
+	for _, j := range r.Inherits {
+		if j == r.ID {
+			return badModel("a role cannot inherit itself")
+		}
+		jr, ok := s.idx.Role(j)
+		if !ok {
+			return badModel("an inherited role does not exist")
+		}
+		if r.App != "" && jr.App != r.App {
+			return badModel("an application role inherits only roles of its application")
+		}
+		if slices.Contains(s.idx.Closure(j), r.ID) {
+			return badModel(fmt.Sprintf("inheriting role %q would make a cycle", jr.Code))
+		}
+	}
+	closure := s.idx.ClosureOf(r)
+	for _, e := range s.idx.Exclusions() {
+		if slices.Contains(closure, e.RoleA) && slices.Contains(closure, e.RoleB) {
+			return sodConflict(s.idx, e)
+		}
+	}
+	return nil
+}
+
+// DeleteRole deletes a role no grant, role or exclusion uses.
+func (s *Service) DeleteRole(ctx context.Context, id string) (int64, error) {
+	ch, err := s.write(ctx, "role.delete", "role:"+id, func() (authz.Change, error) {
+		if _, ok := s.idx.Role(id); !ok {
+			return authz.Change{}, store.NotFound("role")
+		}
+		g, seniors, ex := s.idx.RoleUsers(id)
+		if g+seniors+ex > 0 {
+			return authz.Change{}, inUse(fmt.Sprintf("the role is used by %d grant(s), %d role(s) and %d exclusion(s)", g, seniors, ex))
+		}
+		return authz.Change{Obj: authz.ObjRole, Op: authz.OpDelete, ID: id}, nil
+	})
+	return ch.Rev, err
+}
+
+// CreateGrant grants a role to a subject. It is refused when the subject
+// would hold both roles of an exclusion (counting what it holds directly,
+// through its groups and orgs, the roles the granted role inherits, and
+// for a group or an org each person it reaches).
+func (s *Service) CreateGrant(ctx context.Context, g authz.Grant) (authz.Grant, int64, error) {
+	g.ID = ids.New()
+	g.CreatedAt = s.now().UTC()
+	g.CreatedBy = caller.From(ctx).Actor()
+	ch, err := s.write(ctx, "grant.create", g.Subject.String(), func() (authz.Change, error) {
+		if err := s.checkGrant(g); err != nil {
+			return authz.Change{}, err
+		}
+		return put(authz.ObjGrant, g.ID, g)
+	})
+	return g, ch.Rev, err
+}
+
+func (s *Service) checkGrant(g authz.Grant) error {
+	switch g.Subject.Kind {
+	case authz.SubjectUser, authz.SubjectGroup, authz.SubjectOrg:
+	default:
+		return badModel("subject kind must be user, group or org")
+	}
+	switch {
+	case g.Subject.ID == "":
+		return badModel("a grant needs a subject id")
+	case !g.ValidFrom.IsZero() && !g.ValidUntil.IsZero() && !g.ValidUntil.After(g.ValidFrom):
+		return badModel("valid_until must be after valid_from")
+	case !g.ValidUntil.IsZero() && !g.ValidUntil.After(s.now()):
+		return badModel("valid_until is in the past")
+	}
+	if _, ok := s.idx.Role(g.Role); !ok {
+		return badModel("the role does not exist")
+	}
+	granted := s.idx.Closure(g.Role)
+	holders := []authz.Subject{g.Subject}
+	var people []string
+	switch g.Subject.Kind {
+	case authz.SubjectGroup:
+		people = s.idx.GroupMembers(g.Subject.ID)
+	case authz.SubjectOrg:
+		people = s.idx.PeopleUnder(g.Subject.ID)
+	}
+	for _, m := range people {
+		holders = append(holders, authz.Subject{Kind: authz.SubjectUser, ID: m})
+	}
+	for _, h := range holders {
+		held := s.idx.HeldRoles(h, s.now())
+		for _, id := range granted {
+			held[id] = true
+		}
+		for _, e := range s.idx.Exclusions() {
+			if held[e.RoleA] && held[e.RoleB] {
+				return sodConflict(s.idx, e)
+			}
+		}
+	}
+	return nil
+}
+
+func sodConflict(x *index.Index, e authz.Exclusion) error {
+	a, _ := x.Role(e.RoleA)
+	b, _ := x.Role(e.RoleB)
+	msg := fmt.Sprintf("roles %q and %q are mutually exclusive", a.Code, b.Code)
+	if e.Name != "" {
+		msg += " (" + e.Name + ")"
+	}
+	return sodErr(msg + ": nobody may hold both")
+}
+
+// RevokeGrant removes a grant.
+func (s *Service) RevokeGrant(ctx context.Context, id string) (int64, error) {
+	ch, err := s.write(ctx, "grant.revoke", "grant:"+id, func() (authz.Change, error) {
+		if _, ok := s.idx.Grant(id); !ok {
+			return authz.Change{}, store.NotFound("grant")
+		}
+		return authz.Change{Obj: authz.ObjGrant, Op: authz.OpDelete, ID: id}, nil
+	})
+	return ch.Rev, err
+}
+
+// CreateExclusion declares two roles mutually exclusive. It is refused when
+// a role already includes both.
+func (s *Service) CreateExclusion(ctx context.Context, e authz.Exclusion) (authz.Exclusion, int64, error) {
+	e.ID = ids.New()
+	ch, err := s.write(ctx, "exclusion.create", "exclusion:"+e.ID, func() (authz.Change, error) {
+		if e.RoleA == e.RoleB {
+			return authz.Change{}, badModel("an exclusion names two different roles")
+		}
+		for _, id := range []string{e.RoleA, e.RoleB} {
+			if _, ok := s.idx.Role(id); !ok {
+				return authz.Change{}, badModel("a role of the exclusion does not exist")
+			}
+		}
+		for _, o := range s.idx.Exclusions() {
+			if (o.RoleA == e.RoleA && o.RoleB == e.RoleB) || (o.RoleA == e.RoleB && o.RoleB == e.RoleA) {
+				return authz.Change{}, store.Conflict("these roles are already exclusive")
+			}
+		}
+		for _, r := range s.idx.Roles("", true) {
+			c := s.idx.Closure(r.ID)
+			if slices.Contains(c, e.RoleA) && slices.Contains(c, e.RoleB) {
+				return authz.Change{}, sodErr(fmt.Sprintf("role %q already includes both roles", r.Code))
+			}
+		}
+		return put(authz.ObjExclusion, e.ID, e)
+	})
+	return e, ch.Rev, err
+}
+
+// DeleteExclusion removes an exclusion.
+func (s *Service) DeleteExclusion(ctx context.Context, id string) (int64, error) {
+	ch, err := s.write(ctx, "exclusion.delete", "exclusion:"+id, func() (authz.Change, error) {
+		found := false
+		for _, e := range s.idx.Exclusions() {
+			found = found || e.ID == id
+		}
+		if !found {
+			return authz.Change{}, store.NotFound("exclusion")
+		}
+		return authz.Change{Obj: authz.ObjExclusion, Op: authz.OpDelete, ID: id}, nil
+	})
+	return ch.Rev, err
+}
+
+func compactStrings(in []string) []string {
+	out := slices.Clone(in)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func compactPerms(in []authz.Permission) []authz.Permission {
+	out := slices.Clone(in)
+	slices.SortFunc(out, func(a, b authz.Permission) int {
+		return strings.Compare(a.App+"\x00"+a.Resource+"\x00"+a.Operation, b.App+"\x00"+b.Resource+"\x00"+b.Operation)
+	})
+	return slices.Compact(out)
+}

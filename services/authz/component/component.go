@@ -1,0 +1,259 @@
+// Package component registers the authorization service as a UIAS module:
+// its config section, its needs (SQL, NATS, identity's client) and how it
+// starts: the index is loaded from the store, then kept fresh by the
+// CHANGES stream (authz's own changes, from every replica, and identity's
+// org tree and group members).
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/proto/gen/openapi"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/authz/commands"
+	"github.com/uias/uias/services/authz/index"
+	"github.com/uias/uias/services/authz/server"
+	"github.com/uias/uias/services/authz/sqlstore"
+)
+
+// Name is the authz component's name (target, config key, etcd name).
+const Name = "authz"
+
+// Handle is what a running authz component exposes to the process owner
+// (tests and benchmarks): module.Process.Value("authz").
+type Handle struct {
+	Service *commands.Service
+	Index   *index.Index
+	DB      *store.DB
+	// Loaded is closed when the index has been loaded from the store and
+	// identity's events up to the start have been applied.
+	Loaded <-chan struct{}
+	// LoadTime is how long loading the index from the store took.
+	LoadTime func() time.Duration
+}
+
+// Module is the authz component's registration.
+func Module() module.Module {
+	return module.Module{
+		Name:    Name,
+		Config:  func() config.Section { return Defaults() },
+		SQL:     true,
+		NATS:    true,
+		Uses:    []string{"identity"},
+		REST:    rest,
+		OpenAPI: openapi.Authz,
+		OpenAPISecurity: map[string][]string{
+			"AuthzService":      module.AppCredentials,
+			"AuthzAdminService": module.AdminCredentials,
+		},
+		Init: start,
+	}
+}
+
+func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+	if err := authzv1.RegisterAuthzServiceHandlerClient(ctx, mux, authzv1.NewAuthzServiceClient(conn)); err != nil {
+		return err
+	}
+	return authzv1.RegisterAuthzAdminServiceHandlerClient(ctx, mux, authzv1.NewAuthzAdminServiceClient(conn))
+}
+
+// errLoading answers calls that come before the index is loaded.
+var errLoading = apierr.ErrUnavailable.WithMessage("the authorization index is still loading; retry shortly")
+
+func start(ctx context.Context, env *module.Env) (*module.Component, error) {
+	cfg := env.Section().(*Config)
+	log := env.Log
+	nc, js, err := env.NATS()
+	if err != nil {
+		return nil, err
+	}
+	db, err := env.SQL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("authz migrations: %w", err)
+	}
+	conn, err := env.Client("identity")
+	if err != nil {
+		return nil, err
+	}
+	st := sqlstore.New(db)
+	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
+	env.Go(func(ctx context.Context) { _ = relay.Run(ctx) })
+	idx := index.New()
+	svc := commands.New(commands.Deps{Store: st, Index: idx, Logger: log, Kick: relay.Kick, MaxWait: cfg.MaxWait})
+
+	// Changes committed by any replica (this one's too, applied already)
+	// reach the index as their events arrive; a gap is read from the store.
+	sub, err := nc.Subscribe(commands.ChangesSubjectPrefix+">", func(m *nats.Msg) {
+		ch, err := commands.ParseChange(m.Data)
+		if err != nil {
+			log.Warn("authz change event ignored", zap.Error(err))
+			return
+		}
+		svc.Notify(env.Context(), ch)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to authz changes: %w", err)
+	}
+	env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
+
+	var loaded atomic.Bool
+	loadedCh := make(chan struct{})
+	var loadTime atomic.Int64
+	storeLoaded, identityLoaded := make(chan struct{}), make(chan struct{})
+	env.Go(func(ctx context.Context) {
+		for delay := 200 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+			t0 := time.Now()
+			err := svc.Load(ctx)
+			if err == nil {
+				loadTime.Store(int64(time.Since(t0)))
+				log.Info("authz index loaded", zap.Int64("revision", idx.Revision()), zap.Int("grants", idx.GrantCount()),
+					zap.Duration("took", time.Since(t0)))
+				close(storeLoaded)
+				break
+			}
+			log.Warn("authz index not loaded, retrying", zap.Error(err))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+		}
+		// The backstop: changes whose events were lost.
+		t := time.NewTicker(cfg.CatchUpEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := svc.CatchUp(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("authz catch-up failed", zap.Error(err))
+				}
+			}
+		}
+	})
+	env.Go(func(ctx context.Context) { followIdentity(ctx, js, idx, log, identityLoaded) })
+	env.Go(func(ctx context.Context) {
+		for _, c := range []chan struct{}{storeLoaded, identityLoaded} {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c:
+			}
+		}
+		loaded.Store(true)
+		close(loadedCh)
+	})
+
+	auth := server.NewCallerAuth(identityVerifier{c: identityv1.NewCallerServiceClient(conn)})
+	return &module.Component{
+		Register: server.New(svc).Register,
+		Auth:     loadingGate{auth: auth, loaded: &loaded},
+		Ready: func(ctx context.Context) error {
+			if !loaded.Load() {
+				return errLoading
+			}
+			return db.PingContext(ctx)
+		},
+		Value: &Handle{Service: svc, Index: idx, DB: db, Loaded: loadedCh,
+			LoadTime: func() time.Duration { return time.Duration(loadTime.Load()) }},
+	}, nil
+}
+
+// loadingGate refuses calls (UNAVAILABLE) until the index is loaded.
+type loadingGate struct {
+	auth   *server.CallerAuth
+	loaded *atomic.Bool
+}
+
+func (g loadingGate) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
+	ctx, err := g.auth.AuthenticateCaller(ctx, method)
+	if err == nil && !g.loaded.Load() && !isHealth(method) {
+		return nil, errLoading
+	}
+	return ctx, err
+}
+
+func isHealth(m string) bool {
+	return len(m) > 17 && m[:17] == "/grpc.health.v1.H"
+}
+
+// followIdentity mirrors identity's org tree and group members from the
+// CHANGES stream, from its start (an ordered consumer: in order, no state on
+// the server); loaded is closed once the events present at the start are
+// applied. It retries until the stream exists.
+func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Index, log *zap.Logger, loaded chan struct{}) {
+	once := false
+	markLoaded := func() {
+		if !once {
+			once = true
+			close(loaded)
+		}
+	}
+	for delay := 200 * time.Millisecond; ctx.Err() == nil; delay = min(2*delay, 5*time.Second) {
+		err := func() error {
+			cons, err := js.OrderedConsumer(ctx, events.StreamChanges, jetstream.OrderedConsumerConfig{
+				FilterSubjects: identitySubjects, DeliverPolicy: jetstream.DeliverAllPolicy})
+			if err != nil {
+				return err
+			}
+			info, err := cons.Info(ctx)
+			if err != nil {
+				return err
+			}
+			if info.NumPending == 0 {
+				markLoaded()
+			}
+			done := make(chan struct{})
+			cc, err := cons.Consume(func(m jetstream.Msg) {
+				if isIdentitySubject(m.Subject()) {
+					ApplyIdentityEvent(idx, m.Data())
+				}
+				if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
+					markLoaded()
+				}
+			}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrNoHeartbeat) {
+					log.Debug("identity changes consumer interrupted", zap.Error(err))
+				}
+			}))
+			if err != nil {
+				return err
+			}
+			defer cc.Stop()
+			select {
+			case <-ctx.Done():
+			case <-done:
+			}
+			return nil
+		}()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn("identity changes not followed yet, retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}

@@ -1,0 +1,538 @@
+// Package index is the in-memory authorization index of one replica: every
+// resource, role, exclusion and grant of the authz store (applied change by
+// change, in revision order), and a mirror of what identity owns and
+// authorization needs (which org each person is in, the org tree, group
+// members), fed by identity's CHANGES events. Queries read it under a read
+// lock; it does no I/O.
+package index
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/uias/uias/services/authz"
+)
+
+// maxOrgDepth bounds walks up the org tree (identity forbids cycles; the
+// bound keeps a corrupt mirror from looping).
+const maxOrgDepth = 64
+
+type permKey struct {
+	res *resNode
+	op  string
+}
+
+type resNode struct {
+	r        authz.Resource
+	parent   *resNode // resolved at rebuild; nil for a root or a missing parent
+	segments []string // of PathPattern, for URL resources
+}
+
+type roleNode struct {
+	r   authz.Role
+	idx int32
+}
+
+type grantNode struct {
+	g           authz.Grant
+	role        *roleNode
+	from, until int64 // unix nanoseconds; 0 = unbounded
+}
+
+func (g *grantNode) activeAt(now int64) bool {
+	return (g.from == 0 || now >= g.from) && (g.until == 0 || now < g.until)
+}
+
+// holder is anything grants are made to: a person, a group, an org.
+type holder struct {
+	grants []*grantNode
+}
+
+type person struct {
+	holder
+	org    *org
+	groups []*group
+}
+
+type group struct {
+	holder
+	members map[string]bool
+}
+
+type org struct {
+	holder
+	parent *org
+	id     string
+}
+
+// Index is the replica's view. The zero value is not usable; use New.
+type Index struct {
+	mu  sync.RWMutex
+	rev int64
+
+	resources  map[string]map[string]*resNode // app -> code
+	urls       map[string][]*resNode
+	roles      map[string]*roleNode
+	roleByCode map[string]*roleNode // app \x00 code
+	nextRole   int32
+	exclusions map[string]*authz.Exclusion
+	grants     map[string]*grantNode
+	byRole     map[*roleNode]map[*grantNode]struct{}
+
+	people map[string]*person
+	groups map[string]*group
+	orgs   map[string]*org
+
+	// permRoles: for each (resource, operation) declared in some role, the
+	// roles holding it directly or through inheritance. Rebuilt when roles
+	// or resources change (derivedDirty), before the next query.
+	permRoles    map[permKey]map[*roleNode]struct{}
+	derivedDirty bool
+}
+
+// New returns an empty index at revision 0.
+func New() *Index {
+	return &Index{
+		resources: map[string]map[string]*resNode{}, urls: map[string][]*resNode{}, roles: map[string]*roleNode{},
+		roleByCode: map[string]*roleNode{}, exclusions: map[string]*authz.Exclusion{}, grants: map[string]*grantNode{},
+		byRole: map[*roleNode]map[*grantNode]struct{}{}, people: map[string]*person{}, groups: map[string]*group{},
+		orgs: map[string]*org{}, permRoles: map[permKey]map[*roleNode]struct{}{},
+	}
+}
+
+// Revision is the revision of the last change applied.
+func (x *Index) Revision() int64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.rev
+}
+
+// ErrGap reports a change that does not follow the index's revision: the
+// caller reads the missing changes from the store first.
+type ErrGap struct{ Have, Got int64 }
+
+func (e ErrGap) Error() string {
+	return fmt.Sprintf("authz index: change of revision %d does not follow revision %d", e.Got, e.Have)
+}
+
+// Apply applies changes in order. A change at or below the index's
+// revision is skipped (already applied); one beyond the next revision stops
+// with ErrGap. Changes with Rev 0 (a snapshot load) are applied as they
+// come; SetRevision then fixes the revision.
+func (x *Index) Apply(chs ...authz.Change) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, c := range chs {
+		if c.Rev != 0 {
+			if c.Rev <= x.rev {
+				continue
+			}
+			if c.Rev != x.rev+1 {
+				return ErrGap{Have: x.rev, Got: c.Rev}
+			}
+		}
+		if err := x.applyLocked(c); err != nil {
+			return fmt.Errorf("authz index: revision %d: %w", c.Rev, err)
+		}
+		if c.Rev != 0 {
+			x.rev = c.Rev
+		}
+	}
+	return nil
+}
+
+// SetRevision sets the revision after a snapshot load.
+func (x *Index) SetRevision(rev int64) {
+	x.mu.Lock()
+	x.rev = rev
+	x.mu.Unlock()
+}
+
+func (x *Index) applyLocked(c authz.Change) error {
+	switch c.Obj + "." + c.Op {
+	case authz.ObjResource + "." + authz.OpPut:
+		var r authz.Resource
+		if err := json.Unmarshal(c.Data, &r); err != nil {
+			return err
+		}
+		x.putResource(r)
+	case authz.ObjResource + "." + authz.OpDelete:
+		x.deleteResource(c.ID)
+	case authz.ObjRole + "." + authz.OpPut:
+		var r authz.Role
+		if err := json.Unmarshal(c.Data, &r); err != nil {
+			return err
+		}
+		x.putRole(r)
+	case authz.ObjRole + "." + authz.OpDelete:
+		x.deleteRole(c.ID)
+	case authz.ObjGrant + "." + authz.OpPut:
+		var g authz.Grant
+		if err := json.Unmarshal(c.Data, &g); err != nil {
+			return err
+		}
+		x.putGrant(g)
+	case authz.ObjGrant + "." + authz.OpDelete:
+		x.deleteGrant(c.ID)
+	case authz.ObjExclusion + "." + authz.OpPut:
+		var e authz.Exclusion
+		if err := json.Unmarshal(c.Data, &e); err != nil {
+			return err
+		}
+		x.exclusions[e.ID] = &e
+	case authz.ObjExclusion + "." + authz.OpDelete:
+		delete(x.exclusions, c.ID)
+	default:
+		return fmt.Errorf("unknown change %s.%s", c.Obj, c.Op)
+	}
+	return nil
+}
+
+// ResourceID is the store id of the resource app/code (codes hold no '/').
+func ResourceID(app, code string) string { return app + "/" + code }
+
+// SplitResourceID splits a ResourceID.
+func SplitResourceID(id string) (app, code string) {
+	i := strings.LastIndexByte(id, '/')
+	if i < 0 {
+		return "", id
+	}
+	return id[:i], id[i+1:]
+}
+
+func (x *Index) putResource(r authz.Resource) {
+	app := x.resources[r.App]
+	if app == nil {
+		app = map[string]*resNode{}
+		x.resources[r.App] = app
+	}
+	n := app[r.Code]
+	if n == nil {
+		n = &resNode{}
+		app[r.Code] = n
+	}
+	n.r = r
+	n.segments = nil
+	if r.Kind == authz.KindURL && r.PathPattern != "" {
+		n.segments = splitPath(r.PathPattern)
+	}
+	x.reindexURLs(r.App)
+	x.derivedDirty = true
+}
+
+func (x *Index) deleteResource(id string) {
+	app, code := SplitResourceID(id)
+	if _, ok := x.resources[app][code]; !ok {
+		return
+	}
+	delete(x.resources[app], code)
+	if len(x.resources[app]) == 0 {
+		delete(x.resources, app)
+	}
+	x.reindexURLs(app)
+	x.derivedDirty = true
+}
+
+func (x *Index) reindexURLs(app string) {
+	var out []*resNode
+	for _, n := range x.resources[app] {
+		if n.segments != nil {
+			out = append(out, n)
+		}
+	}
+	slices.SortFunc(out, func(a, b *resNode) int { return strings.Compare(a.r.Code, b.r.Code) })
+	if len(out) == 0 {
+		delete(x.urls, app)
+		return
+	}
+	x.urls[app] = out
+}
+
+func (x *Index) putRole(r authz.Role) {
+	n := x.roles[r.ID]
+	if n == nil {
+		x.nextRole++
+		n = &roleNode{idx: x.nextRole}
+		x.roles[r.ID] = n
+	} else {
+		delete(x.roleByCode, n.r.App+"\x00"+n.r.Code)
+	}
+	n.r = r
+	x.roleByCode[r.App+"\x00"+r.Code] = n
+	x.derivedDirty = true
+}
+
+func (x *Index) deleteRole(id string) {
+	n := x.roles[id]
+	if n == nil {
+		return
+	}
+	delete(x.roles, id)
+	delete(x.roleByCode, n.r.App+"\x00"+n.r.Code)
+	x.derivedDirty = true
+}
+
+func (x *Index) holderOf(s authz.Subject) *holder {
+	switch s.Kind {
+	case authz.SubjectUser:
+		return &x.personOf(s.ID).holder
+	case authz.SubjectGroup:
+		return &x.groupOf(s.ID).holder
+	case authz.SubjectOrg:
+		return &x.orgOf(s.ID).holder
+	}
+	return nil
+}
+
+func (x *Index) personOf(id string) *person {
+	p := x.people[id]
+	if p == nil {
+		p = &person{}
+		x.people[id] = p
+	}
+	return p
+}
+
+func (x *Index) groupOf(id string) *group {
+	g := x.groups[id]
+	if g == nil {
+		g = &group{members: map[string]bool{}}
+		x.groups[id] = g
+	}
+	return g
+}
+
+func (x *Index) orgOf(id string) *org {
+	o := x.orgs[id]
+	if o == nil {
+		o = &org{id: id}
+		x.orgs[id] = o
+	}
+	return o
+}
+
+func (x *Index) putGrant(g authz.Grant) {
+	x.deleteGrant(g.ID)
+	role := x.roles[g.Role]
+	if role == nil {
+		// The store refuses grants of unknown roles; a grant whose role is
+		// not (yet) known is kept out of queries.
+		role = &roleNode{r: authz.Role{ID: g.Role}, idx: -1}
+	}
+	n := &grantNode{g: g, role: role}
+	if !g.ValidFrom.IsZero() {
+		n.from = g.ValidFrom.UnixNano()
+	}
+	if !g.ValidUntil.IsZero() {
+		n.until = g.ValidUntil.UnixNano()
+	}
+	x.grants[g.ID] = n
+	h := x.holderOf(g.Subject)
+	if h != nil {
+		h.grants = append(h.grants, n)
+	}
+	set := x.byRole[role]
+	if set == nil {
+		set = map[*grantNode]struct{}{}
+		x.byRole[role] = set
+	}
+	set[n] = struct{}{}
+}
+
+func (x *Index) deleteGrant(id string) {
+	n := x.grants[id]
+	if n == nil {
+		return
+	}
+	delete(x.grants, id)
+	if h := x.holderOf(n.g.Subject); h != nil {
+		if i := slices.Index(h.grants, n); i >= 0 {
+			h.grants = slices.Delete(h.grants, i, i+1)
+		}
+	}
+	if set := x.byRole[n.role]; set != nil {
+		delete(set, n)
+		if len(set) == 0 {
+			delete(x.byRole, n.role)
+		}
+	}
+}
+
+// ---- identity mirror ----
+
+// SetOrgParent records that org id sits under parent ("" for a root).
+func (x *Index) SetOrgParent(id, parent string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	o := x.orgOf(id)
+	if parent == "" {
+		o.parent = nil
+		return
+	}
+	o.parent = x.orgOf(parent)
+}
+
+// SetUserOrg records the org of person id.
+func (x *Index) SetUserOrg(id, orgID string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	p := x.personOf(id)
+	if orgID == "" {
+		p.org = nil
+		return
+	}
+	p.org = x.orgOf(orgID)
+}
+
+// SetGroupMember adds or removes person user from group id.
+func (x *Index) SetGroupMember(id, user string, member bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	g := x.groupOf(id)
+	p := x.personOf(user)
+	i := slices.Index(p.groups, g)
+	switch {
+	case member && i < 0:
+		p.groups = append(p.groups, g)
+		g.members[user] = true
+	case !member && i >= 0:
+		p.groups = slices.Delete(p.groups, i, i+1)
+		delete(g.members, user)
+	}
+}
+
+// OrgAncestors returns org id and its ancestors, nearest first.
+func (x *Index) OrgAncestors(id string) []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var out []string
+	for o, d := x.orgs[id], 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+		out = append(out, o.id)
+	}
+	if len(out) == 0 && id != "" {
+		out = []string{id}
+	}
+	return out
+}
+
+// UserOrg returns the org of a person as mirrored ("" if unknown).
+func (x *Index) UserOrg(id string) string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if p := x.people[id]; p != nil && p.org != nil {
+		return p.org.id
+	}
+	return ""
+}
+
+// ---- derived data ----
+
+// ensureDerived rebuilds permRoles if roles or resources changed. Called
+// with the write lock held.
+func (x *Index) ensureDerivedLocked() {
+	if !x.derivedDirty {
+		return
+	}
+	for _, app := range x.resources {
+		for _, n := range app {
+			n.parent = nil
+			if n.r.Parent != "" {
+				n.parent = app[n.r.Parent]
+			}
+		}
+	}
+	// Grants whose role arrived after them point at placeholders.
+	for _, g := range x.grants {
+		if g.role.idx < 0 || x.roles[g.role.r.ID] != g.role {
+			if r := x.roles[g.g.Role]; r != nil && r != g.role {
+				if set := x.byRole[g.role]; set != nil {
+					delete(set, g)
+					if len(set) == 0 {
+						delete(x.byRole, g.role)
+					}
+				}
+				g.role = r
+				set := x.byRole[r]
+				if set == nil {
+					set = map[*grantNode]struct{}{}
+					x.byRole[r] = set
+				}
+				set[g] = struct{}{}
+			}
+		}
+	}
+	pr := make(map[permKey]map[*roleNode]struct{}, len(x.permRoles))
+	for _, r := range x.roles {
+		for _, p := range x.effectivePermsLocked(r) {
+			set := pr[p]
+			if set == nil {
+				set = map[*roleNode]struct{}{}
+				pr[p] = set
+			}
+			set[r] = struct{}{}
+		}
+	}
+	x.permRoles = pr
+	x.derivedDirty = false
+}
+
+// effectivePermsLocked lists the permissions of r and of every role it
+// inherits (each once), resolved to resource nodes.
+func (x *Index) effectivePermsLocked(r *roleNode) []permKey {
+	var out []permKey
+	seen := map[*roleNode]bool{}
+	var walk func(n *roleNode, depth int)
+	walk = func(n *roleNode, depth int) {
+		if n == nil || seen[n] || depth > 64 {
+			return
+		}
+		seen[n] = true
+		for _, p := range n.r.Permissions {
+			if res := x.resources[p.App][p.Resource]; res != nil {
+				out = append(out, permKey{res, p.Operation})
+			}
+		}
+		for _, j := range n.r.Inherits {
+			walk(x.roles[j], depth+1)
+		}
+	}
+	walk(r, 0)
+	return out
+}
+
+// rlock takes the read lock with the derived data up to date.
+func (x *Index) rlock() {
+	x.mu.RLock()
+	if !x.derivedDirty {
+		return
+	}
+	x.mu.RUnlock()
+	x.mu.Lock()
+	x.ensureDerivedLocked()
+	x.mu.Unlock()
+	x.mu.RLock()
+	// A change may have slipped in between; queries then see the previous
+	// derived data for one call at most, which is consistent with its own
+	// revision only after the next rebuild. Rebuild again if so.
+	for x.derivedDirty {
+		x.mu.RUnlock()
+		x.mu.Lock()
+		x.ensureDerivedLocked()
+		x.mu.Unlock()
+		x.mu.RLock()
+	}
+}
+
+// Rebuild brings the derived data up to date now (e.g. after a snapshot
+// load, so that the first query does not pay for it).
+func (x *Index) Rebuild() {
+	x.mu.Lock()
+	x.ensureDerivedLocked()
+	x.mu.Unlock()
+}
+
+func nowNanos(t time.Time) int64 { return t.UnixNano() }

@@ -1,0 +1,400 @@
+package index
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/services/authz"
+)
+
+// DefaultURLOperation is the operation a Check by URL asks for when it
+// names none.
+const DefaultURLOperation = "access"
+
+// Query is one question: may Person do Operation on Resource of App? A
+// query may name a URL (Method and Path) instead of Resource: the most
+// specific URL resource of the application matching both answers it.
+type Query struct {
+	Person    string
+	App       string
+	Resource  string
+	Operation string
+	Method    string
+	Path      string
+}
+
+// resolve finds the resource and operation of q (nil if none).
+func (x *Index) resolve(q Query) (*resNode, string) {
+	op := q.Operation
+	if q.Resource != "" {
+		return x.resources[q.App][q.Resource], op
+	}
+	if op == "" {
+		op = DefaultURLOperation
+	}
+	return x.matchURL(q.App, q.Method, q.Path), op
+}
+
+// Check answers q at time now, and the revision it was answered at.
+func (x *Index) Check(q Query, now time.Time) (bool, int64) {
+	x.rlock()
+	defer x.mu.RUnlock()
+	return x.checkLocked(q, now.UnixNano()), x.rev
+}
+
+func (x *Index) checkLocked(q Query, t int64) bool {
+	res, op := x.resolve(q)
+	if res == nil || !slices.Contains(res.r.Operations, op) {
+		return false
+	}
+	p := x.people[q.Person]
+	if p == nil {
+		return false
+	}
+	for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
+		set := x.permRoles[permKey{r, op}]
+		if len(set) == 0 {
+			continue
+		}
+		if g, _ := x.holds(p, set, t); g != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// holds returns the first active grant of p (directly, through a group or
+// through the person's org or an org above it) whose role is in set, and the
+// subject holding it.
+func (x *Index) holds(p *person, set map[*roleNode]struct{}, t int64) (*grantNode, authz.Subject) {
+	for _, g := range p.grants {
+		if _, ok := set[g.role]; ok && g.activeAt(t) {
+			return g, g.g.Subject
+		}
+	}
+	for _, gr := range p.groups {
+		for _, g := range gr.grants {
+			if _, ok := set[g.role]; ok && g.activeAt(t) {
+				return g, g.g.Subject
+			}
+		}
+	}
+	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+		for _, g := range o.grants {
+			if _, ok := set[g.role]; ok && g.activeAt(t) {
+				return g, g.g.Subject
+			}
+		}
+	}
+	return nil, authz.Subject{}
+}
+
+// allGrants calls fn for every grant reaching p (active or not).
+func (x *Index) allGrants(p *person, fn func(g *grantNode)) {
+	for _, g := range p.grants {
+		fn(g)
+	}
+	for _, gr := range p.groups {
+		for _, g := range gr.grants {
+			fn(g)
+		}
+	}
+	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+		for _, g := range o.grants {
+			fn(g)
+		}
+	}
+}
+
+// Denial reasons of Explain.
+const (
+	WhyUnknownResource  = "UNKNOWN_RESOURCE"
+	WhyUnknownOperation = "UNKNOWN_OPERATION"
+	WhyNoRole           = "NO_ROLE"
+	WhyNotGranted       = "NOT_GRANTED"
+	WhyGrantInactive    = "GRANT_INACTIVE"
+)
+
+// Path is how a person holds a permission: the grant (to the person, a
+// group of theirs, or their org or an org above it), the chain of roles from
+// the granted role to the role holding the permission, and the permission
+// (on the resource asked about or one above it).
+type Path struct {
+	Grant      authz.Grant
+	Roles      []string
+	Permission authz.Permission
+}
+
+// Explanation answers Explain.
+type Explanation struct {
+	Allowed   bool
+	Revision  int64
+	Resource  string // the resource the query resolved to ("" if none)
+	Operation string
+	Path      *Path
+	// When denied: Reason (Why...) and Detail, a sentence; Inactive lists
+	// grants that would allow it outside their validity window.
+	Reason   string
+	Detail   string
+	Inactive []authz.Grant
+}
+
+// Explain answers q with the grant path that allows it, or why not.
+func (x *Index) Explain(q Query, now time.Time) Explanation {
+	x.rlock()
+	defer x.mu.RUnlock()
+	res, op := x.resolve(q)
+	e := Explanation{Revision: x.rev, Operation: op}
+	if res == nil {
+		e.Reason = WhyUnknownResource
+		if q.Resource != "" {
+			e.Detail = "the application has no resource " + quote(q.Resource)
+		} else {
+			e.Detail = "no URL resource of the application matches " + q.Method + " " + quote(q.Path)
+		}
+		return e
+	}
+	e.Resource = res.r.Code
+	if !slices.Contains(res.r.Operations, op) {
+		e.Reason, e.Detail = WhyUnknownOperation, "resource "+quote(res.r.Code)+" has no operation "+quote(op)+
+			" (it has: "+strings.Join(res.r.Operations, ", ")+")"
+		return e
+	}
+	t := now.UnixNano()
+	p := x.people[q.Person]
+	anyRole := false
+	for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
+		set := x.permRoles[permKey{r, op}]
+		if len(set) == 0 {
+			continue
+		}
+		anyRole = true
+		if p == nil {
+			continue
+		}
+		if g, _ := x.holds(p, set, t); g != nil {
+			e.Allowed = true
+			e.Path = &Path{Grant: g.g, Roles: x.roleChain(g.role, r, op),
+				Permission: authz.Permission{App: r.r.App, Resource: r.r.Code, Operation: op}}
+			return e
+		}
+		x.allGrants(p, func(g *grantNode) {
+			if _, ok := set[g.role]; ok && !g.activeAt(t) {
+				e.Inactive = append(e.Inactive, g.g)
+			}
+		})
+	}
+	switch {
+	case !anyRole:
+		e.Reason, e.Detail = WhyNoRole, "no role holds "+quote(op)+" on "+quote(res.r.Code)+" or a resource above it"
+	case len(e.Inactive) > 0:
+		e.Reason, e.Detail = WhyGrantInactive, "the person holds a role allowing it only through grants not in force now"
+	default:
+		var names []string
+		for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
+			for role := range x.permRoles[permKey{r, op}] {
+				names = append(names, role.r.Code)
+			}
+		}
+		sort.Strings(names)
+		names = slices.Compact(names)
+		if len(names) > 10 {
+			names = append(names[:10], "...")
+		}
+		e.Reason, e.Detail = WhyNotGranted, "the person holds none of the roles allowing it ("+strings.Join(names, ", ")+")"
+	}
+	return e
+}
+
+// roleChain returns role ids from granted down to the role that holds
+// (res, op) itself.
+func (x *Index) roleChain(granted *roleNode, res *resNode, op string) []string {
+	var path []string
+	seen := map[*roleNode]bool{}
+	var dfs func(n *roleNode) bool
+	dfs = func(n *roleNode) bool {
+		if n == nil || seen[n] || len(path) > 64 {
+			return false
+		}
+		seen[n] = true
+		path = append(path, n.r.ID)
+		for _, p := range n.r.Permissions {
+			if p.App == res.r.App && p.Resource == res.r.Code && p.Operation == op {
+				return true
+			}
+		}
+		for _, j := range n.r.Inherits {
+			if dfs(x.roles[j]) {
+				return true
+			}
+		}
+		path = path[:len(path)-1]
+		return false
+	}
+	dfs(granted)
+	return path
+}
+
+func quote(s string) string {
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return "\"" + s + "\""
+}
+
+// ListPermissions returns every permission person holds in app at now
+// (what the application needs to draw its menus): each (resource,
+// operation) allowed, including resources covered through a permission on
+// a resource above them, sorted by resource and operation.
+func (x *Index) ListPermissions(person, app string, now time.Time) ([]authz.Permission, int64) {
+	x.rlock()
+	defer x.mu.RUnlock()
+	p := x.people[person]
+	if p == nil {
+		return nil, x.rev
+	}
+	t := now.UnixNano()
+	held := map[permKey]bool{}
+	seenRole := map[*roleNode]bool{}
+	x.allGrants(p, func(g *grantNode) {
+		if !g.activeAt(t) || seenRole[g.role] || g.role.idx < 0 {
+			return
+		}
+		seenRole[g.role] = true
+		for _, pk := range x.effectivePermsLocked(g.role) {
+			if pk.res.r.App == app {
+				held[pk] = true
+			}
+		}
+	})
+	var out []authz.Permission
+	if len(held) == 0 {
+		return nil, x.rev
+	}
+	for _, n := range x.resources[app] {
+		for _, op := range n.r.Operations {
+			for r, d := n, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
+				if held[permKey{r, op}] {
+					out = append(out, authz.Permission{App: app, Resource: n.r.Code, Operation: op})
+					break
+				}
+			}
+		}
+	}
+	sortPerms(out)
+	return out, x.rev
+}
+
+func sortPerms(ps []authz.Permission) {
+	slices.SortFunc(ps, func(a, b authz.Permission) int {
+		if c := strings.Compare(a.Resource, b.Resource); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Operation, b.Operation)
+	})
+}
+
+// SubjectGrant is one answer of ListSubjects: a subject holding a grant
+// whose role allows the operation.
+type SubjectGrant struct {
+	Subject authz.Subject
+	Grant   authz.Grant
+}
+
+// ListSubjects returns who may do op on resource of app at now: the
+// subjects (people, groups, orgs with their subtrees) holding an active
+// grant of a role that allows it, sorted by subject then grant id.
+func (x *Index) ListSubjects(app, resource, op string, now time.Time) ([]SubjectGrant, int64) {
+	x.rlock()
+	defer x.mu.RUnlock()
+	res := x.resources[app][resource]
+	if res == nil || !slices.Contains(res.r.Operations, op) {
+		return nil, x.rev
+	}
+	t := now.UnixNano()
+	seen := map[*grantNode]bool{}
+	var out []SubjectGrant
+	for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
+		for role := range x.permRoles[permKey{r, op}] {
+			for g := range x.byRole[role] {
+				if !seen[g] && g.activeAt(t) {
+					seen[g] = true
+					out = append(out, SubjectGrant{Subject: g.g.Subject, Grant: g.g})
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b SubjectGrant) int {
+		if c := strings.Compare(a.Subject.String(), b.Subject.String()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Grant.ID, b.Grant.ID)
+	})
+	return out, x.rev
+}
+
+// ---- URL matching ----
+
+func splitPath(p string) []string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return []string{}
+	}
+	return strings.Split(p, "/")
+}
+
+// matchURL returns the most specific URL resource of app whose method and
+// pattern match (most literal segments, then longest pattern, then code).
+func (x *Index) matchURL(app, method, path string) *resNode {
+	segs := splitPath(path)
+	var best *resNode
+	bestLit, bestLen := -1, -1
+	for _, n := range x.urls[app] {
+		if n.r.Method != "" && n.r.Method != "*" && !strings.EqualFold(n.r.Method, method) {
+			continue
+		}
+		lit, ok := matchSegments(n.segments, segs)
+		if !ok {
+			continue
+		}
+		if lit > bestLit || (lit == bestLit && len(n.segments) > bestLen) {
+			best, bestLit, bestLen = n, lit, len(n.segments)
+		}
+	}
+	return best
+}
+
+// matchSegments matches a pattern ("*" or "{name}" = one segment, a final
+// "**" = zero or more) and returns the number of literal segments matched.
+func matchSegments(pat, segs []string) (int, bool) {
+	lit := 0
+	for i, p := range pat {
+		if p == "**" && i == len(pat)-1 {
+			return lit, true
+		}
+		if i >= len(segs) {
+			return 0, false
+		}
+		switch {
+		case p == "*" || (strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}")):
+		case p == segs[i]:
+			lit++
+		default:
+			return 0, false
+		}
+	}
+	return lit, len(pat) == len(segs)
+}
+
+// BatchCheck answers every query at one revision (one read lock).
+func (x *Index) BatchCheck(qs []Query, now time.Time) ([]bool, int64) {
+	x.rlock()
+	defer x.mu.RUnlock()
+	out := make([]bool, len(qs))
+	for i, q := range qs {
+		out[i] = x.checkLocked(q, now.UnixNano())
+	}
+	return out, x.rev
+}

@@ -1,0 +1,313 @@
+// Package server adapts the authz commands to gRPC: thin handlers (one
+// command each), proto conversion and caller authentication.
+package server
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/store"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
+	"github.com/uias/uias/services/authz"
+	"github.com/uias/uias/services/authz/commands"
+	"github.com/uias/uias/services/authz/index"
+)
+
+// Server implements AuthzService and AuthzAdminService.
+type Server struct {
+	authzv1.UnimplementedAuthzServiceServer
+	authzv1.UnimplementedAuthzAdminServiceServer
+	svc *commands.Service
+}
+
+// New wraps svc.
+func New(svc *commands.Service) *Server { return &Server{svc: svc} }
+
+// Register adds both services to g.
+func (s *Server) Register(g *grpc.Server) {
+	authzv1.RegisterAuthzServiceServer(g, s)
+	authzv1.RegisterAuthzAdminServiceServer(g, s)
+}
+
+// ---- AuthzService ----
+
+// appOf is the application a query is about: the one named, else the
+// calling application.
+func appOf(ctx context.Context, app string) string {
+	if app != "" {
+		return app
+	}
+	return caller.From(ctx).AppID()
+}
+
+func queryOf(ctx context.Context, r *authzv1.CheckRequest) index.Query {
+	return index.Query{Person: r.GetPerson(), App: appOf(ctx, r.GetApp()), Resource: r.GetResource(),
+		Operation: r.GetOperation(), Method: r.GetMethod(), Path: r.GetPath()}
+}
+
+// Check implements AuthzService.
+func (s *Server) Check(ctx context.Context, r *authzv1.CheckRequest) (*authzv1.CheckResponse, error) {
+	ok, rev, err := s.svc.Check(ctx, queryOf(ctx, r), r.GetAtLeastRevision())
+	if err != nil {
+		return nil, err
+	}
+	return &authzv1.CheckResponse{Allowed: ok, Revision: rev}, nil
+}
+
+// BatchCheck implements AuthzService.
+func (s *Server) BatchCheck(ctx context.Context, r *authzv1.BatchCheckRequest) (*authzv1.BatchCheckResponse, error) {
+	qs := make([]index.Query, len(r.GetChecks()))
+	for i, c := range r.GetChecks() {
+		qs[i] = queryOf(ctx, c)
+	}
+	out, rev, err := s.svc.BatchCheck(ctx, qs, r.GetAtLeastRevision())
+	if err != nil {
+		return nil, err
+	}
+	return &authzv1.BatchCheckResponse{Allowed: out, Revision: rev}, nil
+}
+
+// Explain implements AuthzService.
+func (s *Server) Explain(ctx context.Context, r *authzv1.CheckRequest) (*authzv1.ExplainResponse, error) {
+	e, err := s.svc.Explain(ctx, queryOf(ctx, r), r.GetAtLeastRevision())
+	if err != nil {
+		return nil, err
+	}
+	out := &authzv1.ExplainResponse{Allowed: e.Allowed, Revision: e.Revision, Resource: e.Resource,
+		Operation: e.Operation, Reason: e.Reason, Detail: e.Detail}
+	if e.Path != nil {
+		out.Grant, out.RolePath, out.Permission = grantPB(e.Path.Grant), e.Path.Roles, permPB(e.Path.Permission)
+	}
+	for _, g := range e.Inactive {
+		out.Inactive = append(out.Inactive, grantPB(g))
+	}
+	return out, nil
+}
+
+// ListPermissions implements AuthzService.
+func (s *Server) ListPermissions(ctx context.Context, r *authzv1.ListPermissionsRequest) (*authzv1.ListPermissionsResponse, error) {
+	ps, rev, err := s.svc.ListPermissions(ctx, r.GetPerson(), appOf(ctx, r.GetApp()), r.GetAtLeastRevision())
+	if err != nil {
+		return nil, err
+	}
+	out := &authzv1.ListPermissionsResponse{Revision: rev}
+	for _, p := range ps {
+		out.Permissions = append(out.Permissions, permPB(p))
+	}
+	return out, nil
+}
+
+// ListSubjects implements AuthzService.
+func (s *Server) ListSubjects(ctx context.Context, r *authzv1.ListSubjectsRequest) (*authzv1.ListSubjectsResponse, error) {
+	sg, rev, err := s.svc.ListSubjects(ctx, appOf(ctx, r.GetApp()), r.GetResource(), r.GetOperation(), r.GetAtLeastRevision())
+	if err != nil {
+		return nil, err
+	}
+	out := &authzv1.ListSubjectsResponse{Revision: rev}
+	for _, x := range sg {
+		out.Subjects = append(out.Subjects, &authzv1.SubjectGrant{Subject: subjectPB(x.Subject), GrantId: x.Grant.ID, RoleId: x.Grant.Role})
+	}
+	return out, nil
+}
+
+// ---- AuthzAdminService ----
+
+// PutResource implements AuthzAdminService.
+func (s *Server) PutResource(ctx context.Context, r *authzv1.Resource) (*authzv1.ResourceResponse, error) {
+	res, rev, err := s.svc.PutResource(ctx, resourceOf(r))
+	if err != nil {
+		return nil, err
+	}
+	return &authzv1.ResourceResponse{Resource: resourcePB(res), Revision: rev}, nil
+}
+
+// ListResources implements AuthzAdminService.
+func (s *Server) ListResources(ctx context.Context, r *authzv1.ListResourcesRequest) (*authzv1.ListResourcesResponse, error) {
+	rs, rev := s.svc.Resources(r.GetApp())
+	out := &authzv1.ListResourcesResponse{Revision: rev}
+	for _, x := range rs {
+		out.Resources = append(out.Resources, resourcePB(x))
+	}
+	return out, nil
+}
+
+// DeleteResource implements AuthzAdminService.
+func (s *Server) DeleteResource(ctx context.Context, r *authzv1.DeleteResourceRequest) (*authzv1.WriteResponse, error) {
+	rev, err := s.svc.DeleteResource(ctx, r.GetApp(), r.GetCode())
+	return writeResp(rev, err)
+}
+
+// CreateRole implements AuthzAdminService.
+func (s *Server) CreateRole(ctx context.Context, r *authzv1.Role) (*authzv1.RoleResponse, error) {
+	role, rev, err := s.svc.CreateRole(ctx, roleOf(r))
+	if err != nil {
+		return nil, err
+	}
+	return &authzv1.RoleResponse{Role: rolePB(role), Revision: rev}, nil
+}
+
+// UpdateRole implements AuthzAdminService.
+func (s *Server) UpdateRole(ctx context.Context, r *authzv1.Role) (*authzv1.RoleResponse, error) {
+	role, rev, err := s.svc.UpdateRole(ctx, roleOf(r))
+	if err != nil {
+		return nil, err
+	}
+	return &authzv1.RoleResponse{Role: rolePB(role), Revision: rev}, nil
+}
+
+// GetRole implements AuthzAdminService.
+func (s *Server) GetRole(ctx context.Context, r *authzv1.GetRoleRequest) (*authzv1.RoleResponse, error) {
+	role, rev, ok := s.svc.Role(r.GetId())
+	if !ok {
+		return nil, store.NotFound("role")
+	}
+	return &authzv1.RoleResponse{Role: rolePB(role), Revision: rev}, nil
+}
+
+// ListRoles implements AuthzAdminService.
+func (s *Server) ListRoles(ctx context.Context, r *authzv1.ListRolesRequest) (*authzv1.ListRolesResponse, error) {
+	roles, rev := s.svc.Roles(r.GetApp(), r.GetAll())
+	out := &authzv1.ListRolesResponse{Revision: rev}
+	for _, x := range roles {
+		out.Roles = append(out.Roles, rolePB(x))
+	}
+	return out, nil
+}
+
+// DeleteRole implements AuthzAdminService.
+func (s *Server) DeleteRole(ctx context.Context, r *authzv1.DeleteRoleRequest) (*authzv1.WriteResponse, error) {
+	rev, err := s.svc.DeleteRole(ctx, r.GetId())
+	return writeResp(rev, err)
+}
+
+// CreateGrant implements AuthzAdminService.
+func (s *Server) CreateGrant(ctx context.Context, r *authzv1.Grant) (*authzv1.GrantResponse, error) {
+	g, rev, err := s.svc.CreateGrant(ctx, grantOf(r))
+	if err != nil {
+		return nil, err
+	}
+	return &authzv1.GrantResponse{Grant: grantPB(g), Revision: rev}, nil
+}
+
+// ListGrants implements AuthzAdminService.
+func (s *Server) ListGrants(ctx context.Context, r *authzv1.ListGrantsRequest) (*authzv1.ListGrantsResponse, error) {
+	f := index.GrantFilter{Role: r.GetRoleId()}
+	if r.GetSubjectKind() != "" || r.GetSubjectId() != "" {
+		f.Subject = &authz.Subject{Kind: authz.SubjectKind(r.GetSubjectKind()), ID: r.GetSubjectId()}
+	}
+	gs, next, rev, err := s.svc.ListGrants(f, int(r.GetPageSize()), r.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	out := &authzv1.ListGrantsResponse{NextPageToken: next, Revision: rev}
+	for _, g := range gs {
+		out.Grants = append(out.Grants, grantPB(g))
+	}
+	return out, nil
+}
+
+// RevokeGrant implements AuthzAdminService.
+func (s *Server) RevokeGrant(ctx context.Context, r *authzv1.RevokeGrantRequest) (*authzv1.WriteResponse, error) {
+	rev, err := s.svc.RevokeGrant(ctx, r.GetId())
+	return writeResp(rev, err)
+}
+
+// CreateExclusion implements AuthzAdminService.
+func (s *Server) CreateExclusion(ctx context.Context, r *authzv1.Exclusion) (*authzv1.ExclusionResponse, error) {
+	e, rev, err := s.svc.CreateExclusion(ctx, authz.Exclusion{RoleA: r.GetRoleA(), RoleB: r.GetRoleB(), Name: r.GetName()})
+	if err != nil {
+		return nil, err
+	}
+	return &authzv1.ExclusionResponse{Exclusion: exclusionPB(e), Revision: rev}, nil
+}
+
+// ListExclusions implements AuthzAdminService.
+func (s *Server) ListExclusions(ctx context.Context, _ *authzv1.ListExclusionsRequest) (*authzv1.ListExclusionsResponse, error) {
+	es, rev := s.svc.Exclusions()
+	out := &authzv1.ListExclusionsResponse{Revision: rev}
+	for _, e := range es {
+		out.Exclusions = append(out.Exclusions, exclusionPB(e))
+	}
+	return out, nil
+}
+
+// DeleteExclusion implements AuthzAdminService.
+func (s *Server) DeleteExclusion(ctx context.Context, r *authzv1.DeleteExclusionRequest) (*authzv1.WriteResponse, error) {
+	rev, err := s.svc.DeleteExclusion(ctx, r.GetId())
+	return writeResp(rev, err)
+}
+
+func writeResp(rev int64, err error) (*authzv1.WriteResponse, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &authzv1.WriteResponse{Revision: rev}, nil
+}
+
+// ---- conversion ----
+
+func permPB(p authz.Permission) *authzv1.Permission {
+	return &authzv1.Permission{App: p.App, Resource: p.Resource, Operation: p.Operation}
+}
+
+func subjectPB(s authz.Subject) *authzv1.Subject {
+	return &authzv1.Subject{Kind: string(s.Kind), Id: s.ID}
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func timeOf(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
+}
+
+func grantPB(g authz.Grant) *authzv1.Grant {
+	return &authzv1.Grant{Id: g.ID, RoleId: g.Role, Subject: subjectPB(g.Subject), ValidFrom: ts(g.ValidFrom),
+		ValidUntil: ts(g.ValidUntil), ScopeOrg: g.ScopeOrg, Delegable: g.Delegable, CreatedAt: ts(g.CreatedAt), CreatedBy: g.CreatedBy}
+}
+
+func grantOf(g *authzv1.Grant) authz.Grant {
+	return authz.Grant{Role: g.GetRoleId(), Subject: authz.Subject{Kind: authz.SubjectKind(g.GetSubject().GetKind()), ID: g.GetSubject().GetId()},
+		ValidFrom: timeOf(g.GetValidFrom()), ValidUntil: timeOf(g.GetValidUntil()), ScopeOrg: g.GetScopeOrg(), Delegable: g.GetDelegable()}
+}
+
+func resourcePB(r authz.Resource) *authzv1.Resource {
+	return &authzv1.Resource{App: r.App, Code: r.Code, Parent: r.Parent, Kind: string(r.Kind), Name: r.Name,
+		Operations: r.Operations, Method: r.Method, PathPattern: r.PathPattern}
+}
+
+func resourceOf(r *authzv1.Resource) authz.Resource {
+	return authz.Resource{App: r.GetApp(), Code: r.GetCode(), Parent: r.GetParent(), Kind: authz.ResourceKind(r.GetKind()),
+		Name: r.GetName(), Operations: r.GetOperations(), Method: r.GetMethod(), PathPattern: r.GetPathPattern()}
+}
+
+func rolePB(r authz.Role) *authzv1.Role {
+	out := &authzv1.Role{Id: r.ID, App: r.App, Code: r.Code, Name: r.Name, Inherits: r.Inherits}
+	for _, p := range r.Permissions {
+		out.Permissions = append(out.Permissions, permPB(p))
+	}
+	return out
+}
+
+func roleOf(r *authzv1.Role) authz.Role {
+	out := authz.Role{ID: r.GetId(), App: r.GetApp(), Code: r.GetCode(), Name: r.GetName(), Inherits: r.GetInherits()}
+	for _, p := range r.GetPermissions() {
+		out.Permissions = append(out.Permissions, authz.Permission{App: p.GetApp(), Resource: p.GetResource(), Operation: p.GetOperation()})
+	}
+	return out
+}
+
+func exclusionPB(e authz.Exclusion) *authzv1.Exclusion {
+	return &authzv1.Exclusion{Id: e.ID, RoleA: e.RoleA, RoleB: e.RoleB, Name: e.Name}
+}

@@ -1,0 +1,2 @@
+-- Placeholder: sqlstore.Migrate replaces this file with the events_outbox
+-- table of pkg/events (events.WithOutboxMigration).

@@ -1,0 +1,224 @@
+// Package sqlstore implements authz.Store on SQL databases (SQLite and
+// PostgreSQL) through pkg/store. Every write moves the revision, changes
+// the object, appends to the change log and writes its events into the
+// outbox (pkg/events) in one transaction.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/authz"
+)
+
+// Component is the name under which the authz migrations are recorded.
+const Component = "authz"
+
+const outboxMigration = "0002_events_outbox.sql"
+
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
+var migrationFiles embed.FS
+
+// Store is the SQL implementation of authz.Store.
+type Store struct {
+	db *store.DB
+}
+
+var _ authz.Store = (*Store)(nil)
+
+// New returns a Store on db. Run Migrate first.
+func New(db *store.DB) *Store { return &Store{db: db} }
+
+// Migrate brings the authz schema (and its events outbox) up to date.
+func Migrate(ctx context.Context, db *store.DB) error {
+	dir, err := fs.Sub(migrationFiles, "migrations/"+db.Dialect.String())
+	if err != nil {
+		return fmt.Errorf("authz migrations: %w", err)
+	}
+	fsys, err := events.WithOutboxMigration(dir, db.Dialect, outboxMigration)
+	if err != nil {
+		return err
+	}
+	return store.Migrate(ctx, db, Component, fsys)
+}
+
+func classify(err error, op string) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := apierr.As(err); ok {
+		return err
+	}
+	c := store.Classify(err)
+	if _, ok := apierr.As(c); ok {
+		return c
+	}
+	return fmt.Errorf("authz store %s: %w", op, err)
+}
+
+func (s *Store) q(query string) string { return s.db.Rebind(query) }
+
+// Write implements authz.Store.
+func (s *Store) Write(ctx context.Context, expect int64, ch authz.Change, evs []events.Event) (authz.Change, error) {
+	ch.Rev = expect + 1
+	var fnErr error
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		fnErr = func() error {
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE authz_revision SET rev = rev + 1 WHERE id = 1 AND rev = ?`), expect)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return authz.ErrStale
+			}
+			switch ch.Op {
+			case authz.OpPut:
+				if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO authz_objects (obj, id, data, rev) VALUES (?, ?, ?, ?)
+					ON CONFLICT (obj, id) DO UPDATE SET data = excluded.data, rev = excluded.rev`),
+					ch.Obj, ch.ID, string(ch.Data), ch.Rev); err != nil {
+					return err
+				}
+			case authz.OpDelete:
+				res, err := tx.ExecContext(ctx, s.q(`DELETE FROM authz_objects WHERE obj = ? AND id = ?`), ch.Obj, ch.ID)
+				if err != nil {
+					return err
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return err
+				} else if n == 0 {
+					return store.NotFound(ch.Obj)
+				}
+				ch.Data = nil
+			default:
+				return fmt.Errorf("unknown change op %q", ch.Op)
+			}
+			var data any
+			if ch.Data != nil {
+				data = string(ch.Data)
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO authz_changes (rev, obj, op, id, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+				ch.Rev, ch.Obj, ch.Op, ch.ID, data, store.UnixMS(time.Now())); err != nil {
+				return err
+			}
+			return addEvents(ctx, tx, s.db, evs)
+		}()
+		return fnErr
+	})
+	if err != nil {
+		if fnErr != nil {
+			err = fnErr
+		}
+		return authz.Change{}, classify(err, "write")
+	}
+	return ch, nil
+}
+
+func addEvents(ctx context.Context, tx *sql.Tx, db *store.DB, evs []events.Event) error {
+	for _, ev := range evs {
+		if err := events.AddToOutbox(ctx, tx, db, ev); err != nil {
+			if store.IsUniqueViolation(err) {
+				return errors.New("authz store: duplicate event id")
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// AppendEvents writes events alone (audit records of refused changes).
+func (s *Store) AppendEvents(ctx context.Context, evs []events.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	return classify(s.db.InTx(ctx, func(tx *sql.Tx) error { return addEvents(ctx, tx, s.db, evs) }), "append events")
+}
+
+// Revision implements authz.Store.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	var rev int64
+	err := s.db.QueryRowContext(ctx, `SELECT rev FROM authz_revision WHERE id = 1`).Scan(&rev)
+	return rev, classify(err, "revision")
+}
+
+// ChangesSince implements authz.Store.
+func (s *Store) ChangesSince(ctx context.Context, rev int64, limit int) ([]authz.Change, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT rev, obj, op, id, data FROM authz_changes WHERE rev > ? ORDER BY rev LIMIT ?`), rev, limit)
+	if err != nil {
+		return nil, classify(err, "changes")
+	}
+	defer rows.Close()
+	var out []authz.Change
+	for rows.Next() {
+		var c authz.Change
+		var data sql.NullString
+		if err := rows.Scan(&c.Rev, &c.Obj, &c.Op, &c.ID, &data); err != nil {
+			return nil, classify(err, "changes")
+		}
+		if data.Valid {
+			c.Data = []byte(data.String)
+		}
+		out = append(out, c)
+	}
+	return out, classify(rows.Err(), "changes")
+}
+
+// snapshotOrder is the order objects are handed out in: what others refer
+// to first.
+var snapshotOrder = []string{authz.ObjResource, authz.ObjRole, authz.ObjExclusion, authz.ObjGrant}
+
+// Snapshot implements authz.Store.
+func (s *Store) Snapshot(ctx context.Context, fn func(authz.Change) error) (int64, error) {
+	var opts *sql.TxOptions
+	if s.db.Dialect == store.Postgres {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	tx, err := s.db.BeginTx(ctx, opts)
+	if err != nil {
+		return 0, classify(err, "snapshot")
+	}
+	defer func() { _ = tx.Rollback() }()
+	var rev int64
+	if err := tx.QueryRowContext(ctx, `SELECT rev FROM authz_revision WHERE id = 1`).Scan(&rev); err != nil {
+		return 0, classify(err, "snapshot")
+	}
+	for _, obj := range snapshotOrder {
+		if err := func() error {
+			rows, err := tx.QueryContext(ctx, s.q(`SELECT id, data FROM authz_objects WHERE obj = ?`), obj)
+			if err != nil {
+				return classify(err, "snapshot")
+			}
+			defer rows.Close()
+			for rows.Next() {
+				c := authz.Change{Obj: obj, Op: authz.OpPut}
+				var data string
+				if err := rows.Scan(&c.ID, &data); err != nil {
+					return classify(err, "snapshot")
+				}
+				c.Data = []byte(data)
+				if err := fn(c); err != nil {
+					return err
+				}
+			}
+			return classify(rows.Err(), "snapshot")
+		}(); err != nil {
+			return 0, err
+		}
+	}
+	return rev, nil
+}
+
+// Ping implements authz.Store.
+func (s *Store) Ping(ctx context.Context) error { return classify(s.db.PingContext(ctx), "ping") }

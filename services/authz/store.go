@@ -1,0 +1,31 @@
+package authz
+
+import (
+	"context"
+
+	"github.com/uias/uias/pkg/events"
+)
+
+// Store keeps the authz objects (resources, roles, grants, exclusions) and
+// the change log, with the revision counter. Writes are serialised by the
+// revision: Write succeeds only when the stored revision is still the one
+// the caller validated against, so every change is checked against the
+// state it applies to (optimistic concurrency), and revisions have no gaps.
+type Store interface {
+	// Write commits ch in one transaction: moves the revision from expect
+	// to expect+1 (ErrStale when it is no longer expect), puts (ch.Data) or
+	// deletes (store.ErrNotFound when missing) the object ch.Obj/ch.ID,
+	// appends ch to the change log with Rev expect+1, and adds evs to the
+	// events outbox. It returns ch with its Rev.
+	Write(ctx context.Context, expect int64, ch Change, evs []events.Event) (Change, error)
+	// Revision is the revision of the last committed change (0: none).
+	Revision(ctx context.Context) (int64, error)
+	// ChangesSince returns up to limit changes with Rev > rev, in order.
+	ChangesSince(ctx context.Context, rev int64, limit int) ([]Change, error)
+	// Snapshot calls fn with every stored object as a put change (Rev 0):
+	// resources, roles, exclusions, then grants; and returns the revision
+	// the objects are at, read consistently with them.
+	Snapshot(ctx context.Context, fn func(Change) error) (int64, error)
+	// Ping checks the store answers.
+	Ping(ctx context.Context) error
+}

@@ -1,0 +1,246 @@
+// Package storetest is the conformance suite of authz.Store: every
+// implementation (SQLite, PostgreSQL) runs it.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/ids"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/authz"
+)
+
+// Subject is a store under test with a way to count its outbox rows.
+type Subject struct {
+	Store       authz.Store
+	CountOutbox func(t *testing.T) int
+}
+
+// Run runs the suite; open returns a fresh, migrated, empty store.
+func Run(t *testing.T, open func(t *testing.T) Subject) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s Subject)
+	}{
+		{"Empty", testEmpty},
+		{"PutAndRead", testPutAndRead},
+		{"Stale", testStale},
+		{"Delete", testDelete},
+		{"ChangesSinceOrderAndLimit", testChangesSince},
+		{"SnapshotOrder", testSnapshotOrder},
+		{"ConcurrentWritersGetEveryRevisionOnce", testConcurrent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+func ev(subject string) events.Event {
+	return events.Event{ID: ids.New(), Subject: subject, Type: "test", Payload: []byte(`{}`)}
+}
+
+func put(obj, id, data string) authz.Change {
+	return authz.Change{Obj: obj, Op: authz.OpPut, ID: id, Data: []byte(data)}
+}
+
+func snapshot(t *testing.T, st authz.Store) (map[string]string, []string, int64) {
+	t.Helper()
+	got := map[string]string{}
+	var order []string
+	rev, err := st.Snapshot(context.Background(), func(c authz.Change) error {
+		if c.Rev != 0 || c.Op != authz.OpPut {
+			return fmt.Errorf("snapshot change %+v: want put with rev 0", c)
+		}
+		got[c.Obj+"/"+c.ID] = string(c.Data)
+		order = append(order, c.Obj)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, order, rev
+}
+
+func testEmpty(t *testing.T, s Subject) {
+	ctx := context.Background()
+	rev, err := s.Store.Revision(ctx)
+	if err != nil || rev != 0 {
+		t.Fatalf("Revision = %d, %v", rev, err)
+	}
+	chs, err := s.Store.ChangesSince(ctx, 0, 10)
+	if err != nil || len(chs) != 0 {
+		t.Fatalf("ChangesSince = %v, %v", chs, err)
+	}
+	got, _, srev := snapshot(t, s.Store)
+	if len(got) != 0 || srev != 0 {
+		t.Fatalf("snapshot = %v at %d", got, srev)
+	}
+	if err := s.Store.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testPutAndRead(t *testing.T, s Subject) {
+	ctx := context.Background()
+	before := s.CountOutbox(t)
+	ch, err := s.Store.Write(ctx, 0, put(authz.ObjRole, "r1", `{"id":"r1","code":"a"}`),
+		[]events.Event{ev("uias.changes.authz.role.put"), ev("uias.audit.authz.role.create")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Rev != 1 {
+		t.Fatalf("rev = %d", ch.Rev)
+	}
+	if n := s.CountOutbox(t) - before; n != 2 {
+		t.Fatalf("outbox rows added: %d, want 2", n)
+	}
+	// Replacing keeps one object with the new data.
+	if _, err := s.Store.Write(ctx, 1, put(authz.ObjRole, "r1", `{"id":"r1","code":"b"}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	// The same id of another kind is another object.
+	if _, err := s.Store.Write(ctx, 2, put(authz.ObjGrant, "r1", `{"id":"r1"}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _, rev := snapshot(t, s.Store)
+	if rev != 3 || len(got) != 2 || got["role/r1"] != `{"id":"r1","code":"b"}` {
+		t.Fatalf("snapshot at %d: %v", rev, got)
+	}
+	chs, err := s.Store.ChangesSince(ctx, 0, 10)
+	if err != nil || len(chs) != 3 {
+		t.Fatalf("changes %v %v", chs, err)
+	}
+	if string(chs[0].Data) != `{"id":"r1","code":"a"}` || chs[0].Obj != authz.ObjRole || chs[0].ID != "r1" || chs[0].Op != authz.OpPut {
+		t.Fatalf("first change %+v", chs[0])
+	}
+}
+
+func testStale(t *testing.T, s Subject) {
+	ctx := context.Background()
+	if _, err := s.Store.Write(ctx, 0, put(authz.ObjRole, "r1", `{}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	before := s.CountOutbox(t)
+	for _, expect := range []int64{0, 2, 7} {
+		_, err := s.Store.Write(ctx, expect, put(authz.ObjRole, "r2", `{}`), []events.Event{ev("uias.changes.authz.role.put")})
+		if !errors.Is(err, authz.ErrStale) {
+			t.Fatalf("expect %d: err = %v, want ErrStale", expect, err)
+		}
+	}
+	if rev, _ := s.Store.Revision(ctx); rev != 1 {
+		t.Fatalf("revision moved to %d", rev)
+	}
+	if s.CountOutbox(t) != before {
+		t.Fatal("a stale write left events")
+	}
+	if got, _, _ := snapshot(t, s.Store); len(got) != 1 {
+		t.Fatalf("a stale write left an object: %v", got)
+	}
+}
+
+func testDelete(t *testing.T, s Subject) {
+	ctx := context.Background()
+	if _, err := s.Store.Write(ctx, 0, put(authz.ObjGrant, "g1", `{}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.Store.Write(ctx, 1, authz.Change{Obj: authz.ObjGrant, Op: authz.OpDelete, ID: "g1"}, nil)
+	if err != nil || ch.Rev != 2 {
+		t.Fatalf("delete: %+v %v", ch, err)
+	}
+	if got, _, _ := snapshot(t, s.Store); len(got) != 0 {
+		t.Fatalf("after delete: %v", got)
+	}
+	before := s.CountOutbox(t)
+	_, err = s.Store.Write(ctx, 2, authz.Change{Obj: authz.ObjGrant, Op: authz.OpDelete, ID: "g1"}, []events.Event{ev("uias.x")})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete of a missing object: %v", err)
+	}
+	if rev, _ := s.Store.Revision(ctx); rev != 2 || s.CountOutbox(t) != before {
+		t.Fatalf("a refused delete moved the revision (%d) or left events", rev)
+	}
+	chs, _ := s.Store.ChangesSince(ctx, 1, 10)
+	if len(chs) != 1 || chs[0].Op != authz.OpDelete || chs[0].Data != nil {
+		t.Fatalf("delete change: %+v", chs)
+	}
+}
+
+func testChangesSince(t *testing.T, s Subject) {
+	ctx := context.Background()
+	for i := range 7 {
+		if _, err := s.Store.Write(ctx, int64(i), put(authz.ObjGrant, fmt.Sprint("g", i), `{}`), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chs, err := s.Store.ChangesSince(ctx, 2, 3)
+	if err != nil || len(chs) != 3 || chs[0].Rev != 3 || chs[2].Rev != 5 || chs[0].ID != "g2" {
+		t.Fatalf("ChangesSince(2, 3) = %+v, %v", chs, err)
+	}
+	if chs, _ := s.Store.ChangesSince(ctx, 7, 3); len(chs) != 0 {
+		t.Fatalf("beyond the end: %+v", chs)
+	}
+}
+
+func testSnapshotOrder(t *testing.T, s Subject) {
+	ctx := context.Background()
+	objs := []string{authz.ObjGrant, authz.ObjExclusion, authz.ObjRole, authz.ObjResource, authz.ObjGrant, authz.ObjRole}
+	for i, o := range objs {
+		if _, err := s.Store.Write(ctx, int64(i), put(o, fmt.Sprint(i), `{}`), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, order, rev := snapshot(t, s.Store)
+	want := []string{authz.ObjResource, authz.ObjRole, authz.ObjRole, authz.ObjExclusion, authz.ObjGrant, authz.ObjGrant}
+	if fmt.Sprint(order) != fmt.Sprint(want) || rev != 6 {
+		t.Fatalf("snapshot order %v at %d, want %v at 6", order, rev, want)
+	}
+}
+
+// Writers racing for the next revision: each succeeds exactly once per
+// revision, with no gap and no revision given twice.
+func testConcurrent(t *testing.T, s Subject) {
+	ctx := context.Background()
+	const writers, each = 4, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; {
+				rev, err := s.Store.Revision(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, err = s.Store.Write(ctx, rev, put(authz.ObjGrant, fmt.Sprintf("w%d-%d", w, i), `{}`), nil)
+				switch {
+				case errors.Is(err, authz.ErrStale), errors.Is(err, store.ErrUnavailable):
+					continue // lost the race (or SQLite was busy): try again
+				case err != nil:
+					errs <- err
+					return
+				}
+				i++
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	chs, err := s.Store.ChangesSince(ctx, 0, 1000)
+	if err != nil || len(chs) != writers*each {
+		t.Fatalf("%d changes, %v", len(chs), err)
+	}
+	for i, c := range chs {
+		if c.Rev != int64(i+1) {
+			t.Fatalf("change %d has revision %d", i, c.Rev)
+		}
+	}
+}
