@@ -1,0 +1,118 @@
+package dataset_test
+
+import (
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/services/authz"
+	"github.com/uias/uias/services/authz/dataset"
+)
+
+// reference answers a check the slow, obvious way, from the data set
+// alone: the person's subjects, their grants, the granted roles with every
+// role they inherit, and the permissions on the resource or one above it.
+func reference(d *dataset.Data, c dataset.Check) bool {
+	subjects := map[authz.Subject]bool{{Kind: authz.SubjectUser, ID: c.Person}: true}
+	for g, us := range d.GroupUsers {
+		if slices.Contains(us, c.Person) {
+			subjects[authz.Subject{Kind: authz.SubjectGroup, ID: g}] = true
+		}
+	}
+	for o := d.UserOrg[c.Person]; o != ""; o = d.OrgParent[o] {
+		subjects[authz.Subject{Kind: authz.SubjectOrg, ID: o}] = true
+	}
+	roles := map[string]authz.Role{}
+	for _, r := range d.Roles {
+		roles[r.ID] = r
+	}
+	parent := map[string]string{}
+	for _, r := range d.Resources {
+		if r.App == c.App {
+			parent[r.Code] = r.Parent
+		}
+	}
+	if _, ok := parent[c.Resource]; !ok {
+		return false
+	}
+	var holds func(id string, depth int) bool
+	holds = func(id string, depth int) bool {
+		r := roles[id]
+		for _, p := range r.Permissions {
+			if p.App != c.App || p.Operation != c.Operation {
+				continue
+			}
+			for res := c.Resource; res != ""; res = parent[res] {
+				if p.Resource == res {
+					return true
+				}
+			}
+		}
+		for _, j := range r.Inherits {
+			if depth < 64 && holds(j, depth+1) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, g := range d.Grants {
+		if subjects[g.Subject] && holds(g.Role, 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// The index answers every check of a generated data set as the reference
+// does, and about half of them are allowed (the data set is not trivial).
+func TestIndexAgreesWithReference(t *testing.T) {
+	d := dataset.Generate(dataset.Small, 7, 2000)
+	idx, err := d.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	allowed := 0
+	for _, c := range d.Checks {
+		got, _ := idx.Check(c.Query(), now)
+		if want := reference(d, c); got != want {
+			t.Fatalf("%+v: index %v, reference %v", c, got, want)
+		}
+		if got {
+			allowed++
+		}
+	}
+	if allowed < len(d.Checks)/3 || allowed > len(d.Checks)*9/10 {
+		t.Fatalf("%d of %d checks allowed", allowed, len(d.Checks))
+	}
+	t.Logf("%d of %d checks allowed", allowed, len(d.Checks))
+}
+
+// BenchmarkCheck is the in-process Check on the full data set (issue 10
+// item 7); the rebuild time and memory of 1 M grants are reported once.
+func BenchmarkCheck(b *testing.B) {
+	d := dataset.Generate(dataset.Full, 7, 100_000)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	t0 := time.Now()
+	idx, err := d.Index()
+	if err != nil {
+		b.Fatal(err)
+	}
+	took := time.Since(t0)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.Logf("index of %d grants: loaded in %v, %.0f MiB per million grants", len(d.Grants), took,
+		float64(after.HeapAlloc-before.HeapAlloc)/float64(len(d.Grants))*1e6/(1<<20))
+	now := time.Now()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			idx.Check(d.Checks[i%len(d.Checks)].Query(), now)
+			i++
+		}
+	})
+}
