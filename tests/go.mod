@@ -8,7 +8,7 @@ require (
 	github.com/uias/uias/pkg v0.0.0
 	github.com/uias/uias/proto/gen v0.0.0
 	github.com/uias/uias/services/audit v0.0.0
-	github.com/uias/uias/services/authz v0.0.0 // indirect
+	github.com/uias/uias/services/authz v0.0.0
 	github.com/uias/uias/services/identity v0.0.0
 	github.com/uias/uias/services/ticket v0.0.0
 )

@@ -164,7 +164,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		close(loadedCh)
 	})
 
-	auth := server.NewCallerAuth(identityVerifier{c: identityv1.NewCallerServiceClient(conn)})
+	auth := server.NewCallerAuth(identityVerifier{c: identityv1.NewCallerServiceClient(conn), s: identityv1.NewAdminSessionServiceClient(conn)})
 	return &module.Component{
 		Register: server.New(svc).Register,
 		Auth:     loadingGate{auth: auth, loaded: &loaded},

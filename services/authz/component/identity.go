@@ -6,6 +6,9 @@ import (
 	"net/netip"
 	"strings"
 
+	"google.golang.org/grpc/metadata"
+
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/authz/index"
@@ -61,11 +64,17 @@ func ApplyIdentityEvent(idx *index.Index, payload []byte) bool {
 	return false
 }
 
+// errNoToken refuses an administrator call without a token.
+var errNoToken = apierr.New(apierr.Unauthenticated, "UNAUTHENTICATED", "an administrator token is required (authorization: Bearer <token>)")
+
 func isIdentitySubject(s string) bool { return strings.HasPrefix(s, "uias.changes.identity.") }
 
-// identityVerifier checks credentials with identity's CallerService.
+// identityVerifier checks credentials with identity: application
+// credentials with CallerService, administrator tokens with
+// AdminSessionService.
 type identityVerifier struct {
 	c identityv1.CallerServiceClient
+	s identityv1.AdminSessionServiceClient
 }
 
 func (v identityVerifier) VerifyApp(ctx context.Context, appID, secret string, ip netip.Addr, cert string) (*caller.App, error) {
@@ -82,9 +91,12 @@ func (v identityVerifier) VerifyApp(ctx context.Context, appID, secret string, i
 }
 
 func (v identityVerifier) VerifyAdmin(ctx context.Context, token string) (string, error) {
-	r, err := v.c.VerifyAdminToken(ctx, &identityv1.VerifyAdminTokenRequest{Token: token})
+	if token == "" {
+		return "", errNoToken
+	}
+	r, err := v.s.WhoAmI(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), &identityv1.WhoAmIRequest{})
 	if err != nil {
 		return "", err
 	}
-	return r.GetUserId(), nil
+	return r.GetUser().GetId(), nil
 }

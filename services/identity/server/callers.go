@@ -6,6 +6,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
 )
@@ -18,8 +19,15 @@ type callerServer struct {
 	svc *identity.Service
 }
 
+// errComponentsOnly refuses CallerService calls from outside UIAS: only
+// code of this process or a holder of the internal key may ask.
+var errComponentsOnly = apierr.New(apierr.PermissionDenied, "PERMISSION_DENIED", "CallerService is for UIAS components only")
+
 // VerifyApp implements CallerService.
 func (s callerServer) VerifyApp(ctx context.Context, r *identityv1.VerifyAppRequest) (*identityv1.VerifyAppResponse, error) {
+	if !grpcx.FromComponent(ctx) {
+		return nil, errComponentsOnly
+	}
 	ip, err := netip.ParseAddr(r.GetClientIp())
 	if err != nil && r.GetClientIp() != "" {
 		return nil, apierr.New(apierr.InvalidArgument, "BAD_REQUEST", "client_ip is not an IP address")

@@ -30,8 +30,10 @@ const (
 // callers with identity: the App_ID + App_Secret a caller presented to them
 // are checked here exactly as identity checks its own callers (secret,
 // suspension, IP allow-list against client_ip, client certificate). (Their
-// administrator callers: AdminSessionService.WhoAmI.) It is
-// for components only: it has no REST binding. A refusal is the error the
+// administrator callers: AdminSessionService.WhoAmI.) It is for components
+// only (in-process, or over the network with the origin signed under the
+// internal key; anyone else is refused PERMISSION_DENIED): it has no REST
+// binding. A refusal is the error the
 // caller would have had from identity (UNAUTHENTICATED BAD_APP_CREDENTIALS,
 // PERMISSION_DENIED IP_NOT_ALLOWED, ...).
 type CallerServiceClient interface {
@@ -64,8 +66,10 @@ func (c *callerServiceClient) VerifyApp(ctx context.Context, in *VerifyAppReques
 // callers with identity: the App_ID + App_Secret a caller presented to them
 // are checked here exactly as identity checks its own callers (secret,
 // suspension, IP allow-list against client_ip, client certificate). (Their
-// administrator callers: AdminSessionService.WhoAmI.) It is
-// for components only: it has no REST binding. A refusal is the error the
+// administrator callers: AdminSessionService.WhoAmI.) It is for components
+// only (in-process, or over the network with the origin signed under the
+// internal key; anyone else is refused PERMISSION_DENIED): it has no REST
+// binding. A refusal is the error the
 // caller would have had from identity (UNAUTHENTICATED BAD_APP_CREDENTIALS,
 // PERMISSION_DENIED IP_NOT_ALLOWED, ...).
 type CallerServiceServer interface {
