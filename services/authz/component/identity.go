@@ -65,7 +65,7 @@ func ApplyIdentityEvent(idx *index.Index, payload []byte) bool {
 }
 
 // errNoToken refuses an administrator call without a token.
-var errNoToken = apierr.New(apierr.Unauthenticated, "UNAUTHENTICATED", "an administrator token is required (authorization: Bearer <token>)")
+var errNoToken = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_TOKEN", "an administrator token is required (authorization: Bearer <token>)")
 
 func isIdentitySubject(s string) bool { return strings.HasPrefix(s, "uias.changes.identity.") }
 

@@ -18,7 +18,10 @@ import (
 
 func init() {
 	apierr.Register(apierr.Reason{Name: "UNKNOWN_METHOD", Code: apierr.Unauthenticated,
-		Doc: "A method the identity service does not know how to authenticate callers for."})
+		Doc: "A method the identity service does not know how to authenticate callers for."},
+		// The same declaration as identity's: identity checks the token.
+		apierr.Reason{Name: "BAD_ADMIN_TOKEN", Code: apierr.Unauthenticated,
+			Doc: "The administrator bearer token is missing, invalid or expired; log in again."})
 }
 
 // Verifier checks the credentials callers present, with identity (which
