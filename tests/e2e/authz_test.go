@@ -192,7 +192,9 @@ func TestAuthzTwoReplicas(t *testing.T) {
 		c.Complete()
 		return c
 	}
-	one := start(t, mk("identity,authz,gateway", "one"))
+	oneCfg := mk("identity,authz,gateway", "one")
+	makeKeyRing(t, oneCfg) // outside "all" a replica does not make its own
+	one := start(t, oneCfg)
 	twoCfg := mk("authz", "two")
 	twoCfg.DB.DSN = filepath.Join(dir, "one", "authz.db") // the same store
 	two := start(t, twoCfg)
