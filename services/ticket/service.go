@@ -228,10 +228,10 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 
 // IssueServiceTicket issues an ST for service from the session of tgt and
 // records the service in the session (single logout). The service must be
-// registered (its application is the registry's, whatever appID says) and
+// registered (its application is the registry's) and
 // the session must have reached the application's minimum authentication
 // level (else ErrAuthLevelTooLow: a step-up login is needed).
-func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service, appID string, fromNewLogin bool) (string, time.Time, error) {
+func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, fromNewLogin bool) (string, time.Time, error) {
 	start := s.now()
 	if !validTGT(tgt) {
 		return "", time.Time{}, ErrSessionNotFound
@@ -243,7 +243,7 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service, appID st
 			Reason: reasonOf(err), Start: start, Detail: map[string]string{"service": service}})
 		return "", time.Time{}, err
 	}
-	appID = rs.AppID
+	appID := rs.AppID
 	var (
 		st  string
 		sig signed
@@ -443,7 +443,7 @@ func shown(t string) string {
 
 // IssueProxyTicket issues a PT for target from a PGT. Refusals are answers
 // (code and message); only faults of the store are errors.
-func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target, appID string) (string, CasCode, string, error) {
+func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (string, CasCode, string, error) {
 	start := s.now()
 	refuse := func(code CasCode, reason, msg string) (string, CasCode, string, error) {
 		s.audit(ctx, audit.Action{API: "ticket.proxy", Subject: "pgt", Result: audit.ResultFailure, Reason: reason,
@@ -479,7 +479,7 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target, appID strin
 	if p.AuthLevel < rs.MinAuthLevel {
 		return refuse(CodeUnauthorizedService, "AUTH_LEVEL_TOO_LOW", "the target service requires a stronger login")
 	}
-	appID = rs.AppID
+	appID := rs.AppID
 	now := s.now()
 	pt, sig := newSigned(s.mac, PrefixPT, s.cfg.Centre, now, now.Add(s.cfg.PTTTL))
 	rec := &Ticket{Kind: KindPT, Serial: sig.Serial, Service: target, AppID: appID, SessionID: p.SessionID,

@@ -131,7 +131,7 @@ func (f *fixture) login(t *testing.T, user string) string {
 
 func (f *fixture) st(t *testing.T, tgt, service string) string {
 	t.Helper()
-	st, _, err := f.svc.IssueServiceTicket(context.Background(), tgt, service, "", false)
+	st, _, err := f.svc.IssueServiceTicket(context.Background(), tgt, service, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestValidateOnceForItsService(t *testing.T) {
 	if v, _ := f.svc.ValidateTicket(context.Background(), ticket.Validate{Ticket: st, Service: svcA, Renew: true}); v.Valid || v.Code != ticket.CodeInvalidTicketSpec {
 		t.Fatalf("renew: %+v", v)
 	}
-	st, _, _ = f.svc.IssueServiceTicket(context.Background(), tgt, svcA, "", true)
+	st, _, _ = f.svc.IssueServiceTicket(context.Background(), tgt, svcA, true)
 	if v, _ := f.svc.ValidateTicket(context.Background(), ticket.Validate{Ticket: st, Service: svcA, Renew: true}); !v.Valid || !v.Ticket.FromNewLogin {
 		t.Fatalf("renew with a fresh login: %+v", v)
 	}
@@ -215,12 +215,12 @@ func TestRegistryAndLevels(t *testing.T) {
 	ctx := context.Background()
 	tgt := f.login(t, "u1")
 	for _, bad := range []string{"https://evil.example/", "https://a.example.com@evil.example/", "javascript:alert(1)"} {
-		if _, _, err := f.svc.IssueServiceTicket(ctx, tgt, bad, "", false); !errors.Is(err, ticket.ErrServiceNotRegistered) {
+		if _, _, err := f.svc.IssueServiceTicket(ctx, tgt, bad, false); !errors.Is(err, ticket.ErrServiceNotRegistered) {
 			t.Errorf("ticket for %q: %v", bad, err)
 		}
 	}
 	// The registry names the application, not the caller.
-	st, _, err := f.svc.IssueServiceTicket(ctx, tgt, "https://b.example.com/", "app1", false)
+	st, _, err := f.svc.IssueServiceTicket(ctx, tgt, "https://b.example.com/", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,11 +228,11 @@ func TestRegistryAndLevels(t *testing.T) {
 		t.Fatalf("app of the ticket: %+v", v)
 	}
 	// A level-2 application gets no ticket from a password session.
-	if _, _, err := f.svc.IssueServiceTicket(ctx, tgt, "https://strong.example.com/", "", false); !errors.Is(err, ticket.ErrAuthLevelTooLow) {
+	if _, _, err := f.svc.IssueServiceTicket(ctx, tgt, "https://strong.example.com/", false); !errors.Is(err, ticket.ErrAuthLevelTooLow) {
 		t.Fatalf("level 2 from level 1: %v", err)
 	}
 	strong, _, _ := f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u2", Login: "u2", AuthLevel: 2})
-	if _, _, err := f.svc.IssueServiceTicket(ctx, strong, "https://strong.example.com/", "", false); err != nil {
+	if _, _, err := f.svc.IssueServiceTicket(ctx, strong, "https://strong.example.com/", false); err != nil {
 		t.Fatalf("level 2 from level 2: %v", err)
 	}
 	if !f.audit.find("ticket.issue", "denied", "SERVICE_NOT_REGISTERED") || !f.audit.find("ticket.issue", "failure", "AUTH_LEVEL_TOO_LOW") {
@@ -330,7 +330,7 @@ func TestExpiry(t *testing.T) {
 	}
 	// Session idle: 2 h without use ends it; use extends it.
 	f.clock.advance(110 * time.Minute)
-	st = f.st(t, tgt, svcA) // used at 1h50m
+	_ = f.st(t, tgt, svcA) // used at 1h50m
 	f.clock.advance(110 * time.Minute)
 	if _, err := f.svc.GetSession(context.Background(), tgt); err != nil {
 		t.Fatalf("session used 1h50m ago: %v", err)
@@ -339,14 +339,14 @@ func TestExpiry(t *testing.T) {
 	if _, err := f.svc.GetSession(context.Background(), tgt); !errors.Is(err, ticket.ErrSessionNotFound) {
 		t.Fatalf("idle session: %v", err)
 	}
-	if _, _, err := f.svc.IssueServiceTicket(context.Background(), tgt, svcA, "", false); !errors.Is(err, ticket.ErrSessionNotFound) {
+	if _, _, err := f.svc.IssueServiceTicket(context.Background(), tgt, svcA, false); !errors.Is(err, ticket.ErrSessionNotFound) {
 		t.Fatalf("ST from an idle session: %v", err)
 	}
 	// Hard lifetime: 8 h however much it is used.
 	tgt = f.login(t, "u2")
 	for range 9 {
 		f.clock.advance(55 * time.Minute)
-		if _, _, err := f.svc.IssueServiceTicket(context.Background(), tgt, svcA, "", false); err != nil {
+		if _, _, err := f.svc.IssueServiceTicket(context.Background(), tgt, svcA, false); err != nil {
 			if !errors.Is(err, ticket.ErrSessionNotFound) {
 				t.Fatal(err)
 			}
@@ -419,7 +419,7 @@ func TestProxyTickets(t *testing.T) {
 	if err != nil || !v.Valid || !strings.HasPrefix(v.PGT, "PGT-") || !strings.HasPrefix(v.PGTIOU, "PGTIOU-") {
 		t.Fatalf("validate with pgtUrl: %+v %v", v, err)
 	}
-	pt, code, _, err := f.svc.IssueProxyTicket(ctx, v.PGT, "https://backend.example.com/", "")
+	pt, code, _, err := f.svc.IssueProxyTicket(ctx, v.PGT, "https://backend.example.com/")
 	if err != nil || code != "" || !strings.HasPrefix(pt, "PT-") {
 		t.Fatalf("proxy: %q %s %v", pt, code, err)
 	}
@@ -431,10 +431,10 @@ func TestProxyTickets(t *testing.T) {
 	if !pv.Valid || len(pv.Ticket.Proxies) != 1 || pv.Ticket.Proxies[0] != "https://a.example.com/pgt" || pv.Ticket.AppID != "app3" {
 		t.Fatalf("proxyValidate: %+v", pv)
 	}
-	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, "https://unregistered.example.com/", ""); code != ticket.CodeUnauthorizedService {
+	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, "https://unregistered.example.com/"); code != ticket.CodeUnauthorizedService {
 		t.Errorf("PT for an unregistered service: %s", code)
 	}
-	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, "https://strong.example.com/", ""); code != ticket.CodeUnauthorizedService {
+	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, "https://strong.example.com/"); code != ticket.CodeUnauthorizedService {
 		t.Errorf("PT for a level-2 service from a password login: %s", code)
 	}
 	// Only services allowed to proxy get PGTs, only at registered https callbacks.
@@ -446,15 +446,15 @@ func TestProxyTickets(t *testing.T) {
 	if v, _ := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA, IssuePGT: true, PGTURL: "https://evil.example/pgt"}); v.Code != ticket.CodeInvalidProxyCallback {
 		t.Errorf("PGT to an unregistered callback: %+v", v)
 	}
-	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, "PGT-forged-c1", "https://backend.example.com/", ""); code != ticket.CodeInvalidTicket {
+	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, "PGT-forged-c1", "https://backend.example.com/"); code != ticket.CodeInvalidTicket {
 		t.Errorf("forged PGT: %s", code)
 	}
-	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, "", "https://backend.example.com/", ""); code != ticket.CodeInvalidRequest {
+	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, "", "https://backend.example.com/"); code != ticket.CodeInvalidRequest {
 		t.Errorf("no PGT: %s", code)
 	}
 	// The PGT dies with its session.
 	_, _ = f.svc.DestroySession(ctx, tgt)
-	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, "https://backend.example.com/", ""); code != ticket.CodeInvalidTicket {
+	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, "https://backend.example.com/"); code != ticket.CodeInvalidTicket {
 		t.Errorf("PGT of an ended session: %s", code)
 	}
 }
@@ -478,7 +478,7 @@ func TestNATSDownIsAPromptError(t *testing.T) {
 		defer close(done)
 		_, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA})
 		check("validate", err)
-		_, _, err = f.svc.IssueServiceTicket(ctx, tgt, svcA, "", false)
+		_, _, err = f.svc.IssueServiceTicket(ctx, tgt, svcA, false)
 		check("issue", err)
 		_, _, err = f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u2", Login: "u2"})
 		check("create session", err)

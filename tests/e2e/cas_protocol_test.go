@@ -79,7 +79,7 @@ func TestCASProtocol(t *testing.T) {
 	tgt, _, _ := h.Service.CreateSession(ctx, ticket.NewSession{UserID: f.userID, Login: "pat", AuthLevel: 1})
 	issue := func(service string) string {
 		t.Helper()
-		st, _, err := h.Service.IssueServiceTicket(ctx, tgt, service, "", false)
+		st, _, err := h.Service.IssueServiceTicket(ctx, tgt, service, false)
 		if err != nil {
 			t.Fatal(err)
 		}

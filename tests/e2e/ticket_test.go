@@ -43,7 +43,7 @@ func TestTicketComponent(t *testing.T) {
 	}
 	const svc = "https://oa.example.com/"
 	// No ticket for a service nobody registered.
-	if _, _, err := h.Service.IssueServiceTicket(ctx, tgt, svc, f.appID, true); !errors.Is(err, ticket.ErrServiceNotRegistered) {
+	if _, _, err := h.Service.IssueServiceTicket(ctx, tgt, svc, true); !errors.Is(err, ticket.ErrServiceNotRegistered) {
 		t.Fatalf("ticket for an unregistered service: %v", err)
 	}
 	// Administrators register the application's service (identity checks
@@ -72,10 +72,10 @@ func TestTicketComponent(t *testing.T) {
 	if _, err := tickets.MatchService(ctx, &ticketv1.MatchServiceRequest{Service: svc}); err == nil {
 		t.Fatal("MatchService over the network without being a component")
 	}
-	if _, _, err := h.Service.IssueServiceTicket(ctx, tgt, "https://hr.oa.example.com/x", "", true); !errors.Is(err, ticket.ErrAuthLevelTooLow) {
+	if _, _, err := h.Service.IssueServiceTicket(ctx, tgt, "https://hr.oa.example.com/x", true); !errors.Is(err, ticket.ErrAuthLevelTooLow) {
 		t.Fatalf("level-2 service from a password session: %v", err)
 	}
-	st, _, err := h.Service.IssueServiceTicket(ctx, tgt, svc, "", true)
+	st, _, err := h.Service.IssueServiceTicket(ctx, tgt, svc, true)
 	if err != nil {
 		t.Fatal(err)
 	}

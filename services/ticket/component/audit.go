@@ -117,8 +117,10 @@ func (q *auditQueue) publish(ctx context.Context, evs []events.Event) []events.E
 		}
 		select {
 		case <-f.Ok():
-		case <-f.Err():
-			failed = append(failed, evs[i])
+		case err := <-f.Err():
+			if err != nil {
+				failed = append(failed, evs[i])
+			}
 		case <-wait.C:
 			return append(failed, evs[i:]...)
 		case <-ctx.Done():

@@ -141,7 +141,7 @@ func (s *Server) DestroySession(ctx context.Context, r *ticketv1.DestroySessionR
 
 // IssueServiceTicket implements TicketService.
 func (s *Server) IssueServiceTicket(ctx context.Context, r *ticketv1.IssueServiceTicketRequest) (*ticketv1.IssueServiceTicketResponse, error) {
-	st, exp, err := s.svc.IssueServiceTicket(ctx, r.GetTgt(), r.GetService(), r.GetAppId(), r.GetFromNewLogin())
+	st, exp, err := s.svc.IssueServiceTicket(ctx, r.GetTgt(), r.GetService(), r.GetFromNewLogin())
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 
 // IssueProxyTicket implements TicketService.
 func (s *Server) IssueProxyTicket(ctx context.Context, r *ticketv1.IssueProxyTicketRequest) (*ticketv1.IssueProxyTicketResponse, error) {
-	pt, code, msg, err := s.svc.IssueProxyTicket(ctx, r.GetPgt(), r.GetTargetService(), r.GetAppId())
+	pt, code, msg, err := s.svc.IssueProxyTicket(ctx, r.GetPgt(), r.GetTargetService())
 	if err != nil {
 		return nil, err
 	}

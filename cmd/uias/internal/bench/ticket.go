@@ -71,7 +71,7 @@ func (e *env) ticketSetup(ctx context.Context) (*ticketBench, error) {
 // issue makes a service ticket (in-process: the CAS login's part).
 func (tb *ticketBench) issue(ctx context.Context) (string, uint64, error) {
 	n := tb.next.Add(1)
-	st, _, err := tb.svc.IssueServiceTicket(ctx, tb.tgts[n%ticketSessions], benchService, "", false)
+	st, _, err := tb.svc.IssueServiceTicket(ctx, tb.tgts[n%ticketSessions], benchService, false)
 	return st, n, err
 }
 
