@@ -142,8 +142,11 @@ func (e *env) validateREST(tb *ticketBench) func(context.Context, string) (bool,
 		}
 		defer resp.Body.Close()
 		body, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return false, fmt.Errorf("p3/serviceValidate: HTTP %d %v", resp.StatusCode, err)
+		if err != nil {
+			return false, fmt.Errorf("p3/serviceValidate: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return false, fmt.Errorf("p3/serviceValidate: HTTP %d", resp.StatusCode)
 		}
 		return strings.Contains(string(body), "<cas:authenticationSuccess>"), nil
 	}
