@@ -48,8 +48,36 @@ func (g *grantNode) activeAt(now int64) bool {
 }
 
 // holder is anything grants are made to: a person, a group, an org.
+// Besides its grants it keeps, for Check, the role numbers of its
+// grants without a validity window as a sorted slice (compact, so a check
+// touches few cache lines) and its other grants apart.
 type holder struct {
 	grants []*grantNode
+	roles  []int32
+	timed  []*grantNode
+}
+
+func (h *holder) add(g *grantNode) {
+	h.grants = append(h.grants, g)
+	if g.from != 0 || g.until != 0 || g.role.idx < 0 {
+		h.timed = append(h.timed, g)
+		return
+	}
+	i, _ := slices.BinarySearch(h.roles, g.role.idx)
+	h.roles = slices.Insert(h.roles, i, g.role.idx)
+}
+
+func (h *holder) remove(g *grantNode) {
+	if i := slices.Index(h.grants, g); i >= 0 {
+		h.grants = slices.Delete(h.grants, i, i+1)
+	}
+	if i := slices.Index(h.timed, g); i >= 0 {
+		h.timed = slices.Delete(h.timed, i, i+1)
+		return
+	}
+	if i, ok := slices.BinarySearch(h.roles, g.role.idx); ok {
+		h.roles = slices.Delete(h.roles, i, i+1)
+	}
 }
 
 type person struct {
@@ -90,7 +118,7 @@ type Index struct {
 	// permRoles: for each (resource, operation) declared in some role, the
 	// roles holding it directly or through inheritance. Rebuilt when roles
 	// or resources change (derivedDirty), before the next query.
-	permRoles    map[permKey]map[*roleNode]struct{}
+	permRoles    map[permKey]roleSet
 	derivedDirty bool
 }
 
@@ -100,7 +128,7 @@ func New() *Index {
 		resources: map[string]map[string]*resNode{}, urls: map[string][]*resNode{}, roles: map[string]*roleNode{},
 		roleByCode: map[string]*roleNode{}, exclusions: map[string]*authz.Exclusion{}, grants: map[string]*grantNode{},
 		byRole: map[*roleNode]map[*grantNode]struct{}{}, people: map[string]*person{}, groups: map[string]*group{},
-		orgs: map[string]*org{}, permRoles: map[permKey]map[*roleNode]struct{}{},
+		orgs: map[string]*org{}, permRoles: map[permKey]roleSet{},
 	}
 }
 
@@ -331,9 +359,8 @@ func (x *Index) putGrant(g authz.Grant) {
 		n.until = g.ValidUntil.UnixNano()
 	}
 	x.grants[g.ID] = n
-	h := x.holderOf(g.Subject)
-	if h != nil {
-		h.grants = append(h.grants, n)
+	if h := x.holderOf(g.Subject); h != nil {
+		h.add(n)
 	}
 	set := x.byRole[role]
 	if set == nil {
@@ -350,9 +377,7 @@ func (x *Index) deleteGrant(id string) {
 	}
 	delete(x.grants, id)
 	if h := x.holderOf(n.g.Subject); h != nil {
-		if i := slices.Index(h.grants, n); i >= 0 {
-			h.grants = slices.Delete(h.grants, i, i+1)
-		}
+		h.remove(n)
 	}
 	if set := x.byRole[n.role]; set != nil {
 		delete(set, n)
@@ -455,7 +480,10 @@ func (x *Index) ensureDerivedLocked() {
 						delete(x.byRole, g.role)
 					}
 				}
+				h := x.holderOf(g.g.Subject)
+				h.remove(g)
 				g.role = r
+				h.add(g)
 				set := x.byRole[r]
 				if set == nil {
 					set = map[*grantNode]struct{}{}
@@ -465,16 +493,21 @@ func (x *Index) ensureDerivedLocked() {
 			}
 		}
 	}
-	pr := make(map[permKey]map[*roleNode]struct{}, len(x.permRoles))
+	raw := make(map[permKey][]*roleNode, len(x.permRoles))
 	for _, r := range x.roles {
 		for _, p := range x.effectivePermsLocked(r) {
-			set := pr[p]
-			if set == nil {
-				set = map[*roleNode]struct{}{}
-				pr[p] = set
-			}
-			set[r] = struct{}{}
+			raw[p] = append(raw[p], r)
 		}
+	}
+	pr := make(map[permKey]roleSet, len(raw))
+	for k, set := range raw {
+		slices.SortFunc(set, func(a, b *roleNode) int { return int(a.idx - b.idx) })
+		set = slices.Compact(set)
+		ids := make([]int32, len(set))
+		for i, r := range set {
+			ids[i] = r.idx
+		}
+		pr[k] = roleSet{nodes: set, ids: ids}
 	}
 	x.permRoles = pr
 	x.derivedDirty = false
@@ -536,3 +569,28 @@ func (x *Index) Rebuild() {
 }
 
 func nowNanos(t time.Time) int64 { return t.UnixNano() }
+
+// roleSet is the roles holding a permission, sorted by number.
+type roleSet struct {
+	nodes []*roleNode
+	ids   []int32
+}
+
+func (s roleSet) has(r *roleNode) bool {
+	_, ok := slices.BinarySearch(s.ids, r.idx)
+	return ok && r.idx >= 0
+}
+
+// meets reports whether sorted ids and s share a role.
+func (s roleSet) meets(ids []int32) bool {
+	a, b := ids, s.ids
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	for _, v := range a {
+		if _, ok := slices.BinarySearch(b, v); ok {
+			return true
+		}
+	}
+	return false
+}

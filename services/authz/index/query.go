@@ -55,10 +55,39 @@ func (x *Index) checkLocked(q Query, t int64) bool {
 	}
 	for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
 		set := x.permRoles[permKey{r, op}]
-		if len(set) == 0 {
+		if len(set.ids) == 0 {
 			continue
 		}
-		if g, _ := x.holds(p, set, t); g != nil {
+		if x.holdsFast(p, set, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsFast is holds without naming the grant (Check's path).
+func (x *Index) holdsFast(p *person, set roleSet, t int64) bool {
+	check := func(h *holder) bool {
+		if len(h.roles) > 0 && set.meets(h.roles) {
+			return true
+		}
+		for _, g := range h.timed {
+			if set.has(g.role) && g.activeAt(t) {
+				return true
+			}
+		}
+		return false
+	}
+	if check(&p.holder) {
+		return true
+	}
+	for _, gr := range p.groups {
+		if check(&gr.holder) {
+			return true
+		}
+	}
+	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+		if check(&o.holder) {
 			return true
 		}
 	}
@@ -68,22 +97,22 @@ func (x *Index) checkLocked(q Query, t int64) bool {
 // holds returns the first active grant of p (directly, through a group or
 // through the person's org or an org above it) whose role is in set, and the
 // subject holding it.
-func (x *Index) holds(p *person, set map[*roleNode]struct{}, t int64) (*grantNode, authz.Subject) {
+func (x *Index) holds(p *person, set roleSet, t int64) (*grantNode, authz.Subject) {
 	for _, g := range p.grants {
-		if _, ok := set[g.role]; ok && g.activeAt(t) {
+		if set.has(g.role) && g.activeAt(t) {
 			return g, g.g.Subject
 		}
 	}
 	for _, gr := range p.groups {
 		for _, g := range gr.grants {
-			if _, ok := set[g.role]; ok && g.activeAt(t) {
+			if set.has(g.role) && g.activeAt(t) {
 				return g, g.g.Subject
 			}
 		}
 	}
 	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
 		for _, g := range o.grants {
-			if _, ok := set[g.role]; ok && g.activeAt(t) {
+			if set.has(g.role) && g.activeAt(t) {
 				return g, g.g.Subject
 			}
 		}
@@ -167,7 +196,7 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 	anyRole := false
 	for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
 		set := x.permRoles[permKey{r, op}]
-		if len(set) == 0 {
+		if len(set.ids) == 0 {
 			continue
 		}
 		anyRole = true
@@ -181,7 +210,7 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 			return e
 		}
 		x.allGrants(p, func(g *grantNode) {
-			if _, ok := set[g.role]; ok && !g.activeAt(t) {
+			if set.has(g.role) && !g.activeAt(t) {
 				e.Inactive = append(e.Inactive, g.g)
 			}
 		})
@@ -194,7 +223,7 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 	default:
 		var names []string
 		for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
-			for role := range x.permRoles[permKey{r, op}] {
+			for _, role := range x.permRoles[permKey{r, op}].nodes {
 				names = append(names, role.r.Code)
 			}
 		}
@@ -317,7 +346,7 @@ func (x *Index) ListSubjects(app, resource, op string, now time.Time) ([]Subject
 	seen := map[*grantNode]bool{}
 	var out []SubjectGrant
 	for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
-		for role := range x.permRoles[permKey{r, op}] {
+		for _, role := range x.permRoles[permKey{r, op}].nodes {
 			for g := range x.byRole[role] {
 				if !seen[g] && g.activeAt(t) {
 					seen[g] = true
