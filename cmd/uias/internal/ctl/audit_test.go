@@ -92,7 +92,7 @@ func TestAuditCommands(t *testing.T) {
 	if code, _, _ := h.run("audit", "query", "--since", "1h", "--from", "2026-01-01T00:00:00Z"); code != exitUsage {
 		t.Fatalf("query --since --from: exit %d", code)
 	}
-		// a foreign verifier key: the checkpoint is refused
+	// a foreign verifier key: the checkpoint is refused
 	code, _, errs := h.run("audit", "checkpoint", "--verifier-key", "uias.audit+01234567+AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefgh=")
 	if code != exitError {
 		t.Fatalf("checkpoint with a foreign key: exit %d %s", code, errs)
