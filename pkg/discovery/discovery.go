@@ -204,6 +204,17 @@ func (r *registration) run(ctx context.Context, lease clientv3.LeaseID) {
 			if ctx.Err() != nil || r.cli.Ctx().Err() != nil {
 				return
 			}
+			// The keep-alive gives up when etcd has not answered for a TTL,
+			// but after an outage the lease usually still exists (etcd
+			// extends leases when it comes back): keep it, and with it the
+			// key, rather than let it expire while a new one is granted
+			// (callers would see no endpoint in between).
+			if r.stillAlive(ctx, lease) {
+				continue
+			}
+			if ctx.Err() != nil || r.cli.Ctx().Err() != nil {
+				return
+			}
 			r.log.Warn("etcd lease lost; registering again", zap.Error(err))
 		}
 		backoff := 200 * time.Millisecond
@@ -238,6 +249,31 @@ func (r *registration) run(ctx context.Context, lease clientv3.LeaseID) {
 		} else {
 			r.log.Info("registered in etcd again", zap.String("key", r.key))
 		}
+	}
+}
+
+// stillAlive tries to renew lease until etcd answers: true if the lease
+// still exists, false if etcd says it does not (or ctx ends).
+func (r *registration) stillAlive(ctx context.Context, lease clientv3.LeaseID) bool {
+	backoff := 200 * time.Millisecond
+	for {
+		kctx, cancel := context.WithTimeout(ctx, r.timeout)
+		_, err := r.cli.KeepAliveOnce(kctx, lease)
+		cancel()
+		switch {
+		case err == nil:
+			r.log.Info("etcd reachable again; registration kept", zap.String("key", r.key))
+			return true
+		case errors.Is(err, rpctypes.ErrLeaseNotFound) || ctx.Err() != nil || r.cli.Ctx().Err() != nil:
+			return false
+		}
+		r.log.Warn("etcd unreachable; keeping the registration until it answers", zap.Error(err), zap.Duration("retry_in", backoff))
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
 	}
 }
 

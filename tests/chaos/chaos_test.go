@@ -131,7 +131,14 @@ func startCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	c := &cluster{t: t, dir: dir, root: root, env: map[string]string{}}
-	t.Cleanup(func() { c.sh("down", "--purge") })
+	t.Cleanup(func() {
+		if t.Failed() && os.Getenv("UIAS_CHAOS_KEEP") != "" {
+			c.sh("down")
+			fmt.Printf("chaos: logs kept in %s/log\n", dir)
+			return
+		}
+		c.sh("down", "--purge")
+	})
 	start := time.Now()
 	c.sh("up", "2")
 	fmt.Printf("chaos: cluster up in %s (2 replicas of each component, 3 NATS nodes, etcd, PostgreSQL)\n", time.Since(start).Round(time.Second))
@@ -312,8 +319,15 @@ func TestChaos(t *testing.T) {
 	c := startCluster(t)
 	users, admin, adminCtx, root := c.seed()
 	var totalOK atomic.Int64
+	// UIAS_CHAOS_ONLY=<substring> runs only the matching scenarios.
+	only := os.Getenv("UIAS_CHAOS_ONLY")
+	run := func(name string, f func(t *testing.T)) {
+		if only == "" || strings.Contains(name, only) {
+			t.Run(name, f)
+		}
+	}
 
-	t.Run("kill -9 of an identity replica", func(t *testing.T) {
+	run("kill -9 of an identity replica", func(t *testing.T) {
 		l := c.startLoad(users)
 		sleep(3 * time.Second)
 		fault := time.Now()
@@ -341,7 +355,7 @@ func TestChaos(t *testing.T) {
 		}
 	})
 
-	t.Run("rolling restart of every component", func(t *testing.T) {
+	run("rolling restart of every component", func(t *testing.T) {
 		l := c.startLoad(users)
 		sleep(2 * time.Second)
 		var names []string
@@ -363,7 +377,7 @@ func TestChaos(t *testing.T) {
 		}
 	})
 
-	t.Run("a NATS node killed", func(t *testing.T) {
+	run("a NATS node killed", func(t *testing.T) {
 		l := c.startLoad(users)
 		sleep(2 * time.Second)
 		fault := time.Now()
@@ -378,7 +392,7 @@ func TestChaos(t *testing.T) {
 		}
 	})
 
-	t.Run("PostgreSQL restarted", func(t *testing.T) {
+	run("PostgreSQL restarted", func(t *testing.T) {
 		l := c.startLoad(users)
 		// Acknowledged writes meanwhile (through identity-1): none may be lost.
 		var acked []string
@@ -437,7 +451,7 @@ func TestChaos(t *testing.T) {
 		}
 	})
 
-	t.Run("etcd down for 60 s", func(t *testing.T) {
+	run("etcd down for 60 s", func(t *testing.T) {
 		c.sh("stop", "identity-2")
 		l := c.startLoad(users)
 		sleep(2 * time.Second)
@@ -469,7 +483,7 @@ func TestChaos(t *testing.T) {
 		}
 	})
 
-	t.Run("every login event in AUDIT exactly once", func(t *testing.T) {
+	run("every login event in AUDIT exactly once", func(t *testing.T) {
 		nc, err := nats.Connect(c.env["UIAS_NATS_URL"])
 		if err != nil {
 			t.Fatal(err)
