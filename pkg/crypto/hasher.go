@@ -107,12 +107,11 @@ type Hasher struct {
 	derive func(mem *argon2Memory, password, salt []byte, p Argon2Params) []byte
 }
 
-// job is one queued hash; its result goes to key.
+// job is one queued hash (or other work, see Run); its result goes to key.
 type job struct {
-	password, salt []byte
-	p              Argon2Params
-	key            chan []byte // buffered: the worker never waits for the caller
-	taken          bool        // a worker has it (guarded by Hasher.mu)
+	work  func(m *argon2Memory) []byte
+	key   chan []byte // buffered: the worker never waits for the caller
+	taken bool        // a worker has it (guarded by Hasher.mu)
 }
 
 // NewHasher returns a Hasher for cfg. Unless cfg.Testing fixes the
@@ -186,7 +185,7 @@ func (h *Hasher) nextJob(m *argon2Memory) *job {
 // queue is empty.
 func (h *Hasher) drain(m *argon2Memory, j *job) {
 	for j != nil {
-		key := h.run(m, j.password, j.salt, j.p)
+		key := j.work(m)
 		next := h.nextJob(m)
 		j.key <- key
 		j = next
@@ -257,6 +256,28 @@ func (h *Hasher) leave(j *job) bool {
 // waits leaves the queue; once a worker has its job, it waits for the hash
 // (a hash is short, and cannot be stopped).
 func (h *Hasher) compute(ctx context.Context, password, salt []byte, p Argon2Params, wait bool) ([]byte, error) {
+	return h.admit(ctx, wait, func(m *argon2Memory) []byte { return h.run(m, password, salt, p) })
+}
+
+// Run runs fn in a hash worker, with the admission of a password hash
+// (ErrOverloaded at once when its projected wait does not fit, ctx.Err()
+// if ctx ends while it waits): for CPU work that costs about as much as a
+// hash, such as verifying a password against a legacy bcrypt or PBKDF2
+// hash, so that it shares the workers' CPUs instead of adding to them.
+func (h *Hasher) Run(ctx context.Context, fn func()) error {
+	_, err := h.admit(ctx, true, func(*argon2Memory) []byte {
+		if h.before != nil {
+			h.before()
+		}
+		fn()
+		return nil
+	})
+	return err
+}
+
+// admit runs work in a worker's memory: at once on this goroutine if a
+// worker is free, otherwise queued as compute describes.
+func (h *Hasher) admit(ctx context.Context, wait bool, work func(m *argon2Memory) []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -265,7 +286,7 @@ func (h *Hasher) compute(ctx context.Context, password, salt []byte, p Argon2Par
 		m := h.free[n-1]
 		h.free = h.free[:n-1]
 		h.mu.Unlock()
-		key := h.run(m, password, salt, p)
+		key := work(m)
 		if j := h.nextJob(m); j != nil {
 			go h.drain(m, j)
 		}
@@ -276,7 +297,7 @@ func (h *Hasher) compute(ctx context.Context, password, salt []byte, p Argon2Par
 		h.mu.Unlock()
 		return nil, ErrOverloaded
 	}
-	j := &job{password: password, salt: salt, p: p, key: make(chan []byte, 1)}
+	j := &job{work: work, key: make(chan []byte, 1)}
 	h.queue = append(h.queue, j)
 	h.mu.Unlock()
 	select {

@@ -525,3 +525,41 @@ func TestHasherReusesWorkerMemory(t *testing.T) {
 		}
 	}
 }
+
+// Run shares the workers and the admission of hashes: it runs its work
+// when a worker is free, queues behind busy workers, and is refused like a
+// hash when it may not wait.
+func TestRunSharesWorkers(t *testing.T) {
+	ctx := context.Background()
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, Queue: NoQueue}, time.Millisecond)
+	ran := false
+	if err := h.Run(ctx, func() { ran = true }); err != nil || !ran {
+		t.Fatalf("Run on an idle hasher: ran %v, %v", ran, err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := h.Hash(ctx, "first"); done <- err }()
+	<-started
+	if err := h.Run(ctx, func() { t.Error("work ran while the only worker was busy") }); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("Run while saturated = %v, want ErrOverloaded", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Queued behind a busy worker, the work runs on that worker after it.
+	h, started, release = blockingHasher(HasherConfig{Params: testParams, Workers: 1}, time.Millisecond)
+	go func() { _, err := h.Hash(ctx, "first"); done <- err }()
+	<-started
+	queued := make(chan error, 1)
+	ran = false
+	go func() { queued <- h.Run(ctx, func() { ran = true }) }()
+	waitForWaiters(h, 1)
+	close(release)
+	if err := <-queued; err != nil || !ran {
+		t.Fatalf("queued Run: ran %v, %v", ran, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

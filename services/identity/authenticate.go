@@ -264,10 +264,10 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	// disabled links, fingerprint verdicts before) is answered whatever the
 	// load. The hasher refuses at once (OVERLOADED) when the projected wait
 	// for a worker does not fit identity.max_hash_wait or the deadline.
-	ok, rehash := false, false
+	var v hashVerdict
 	if u.PasswordHash != "" {
 		var err error
-		ok, rehash, err = s.hasher.Verify(ctx, u.PasswordHash, password)
+		v, err = s.verifyHash(ctx, u.PasswordHash, password)
 		a.hashed = err == nil
 		if errors.Is(err, crypto.ErrOverloaded) {
 			a.refund(ctx)
@@ -279,10 +279,10 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 		}
 		if err != nil {
 			s.log.Error("stored password hash unreadable", zap.String("user_id", u.ID), zapErr(err))
-			ok = false
+			v = hashVerdict{}
 		}
 	}
-	if !ok {
+	if !v.ok {
 		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonBadCredentials.String(), start, nil)
 		locked, err := a.failed(ctx, u, eventsOf(ev), start)
 		if err != nil {
@@ -298,7 +298,7 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	// follows). If the account was locked while the hash ran, the lock
 	// stands.
 	evLocked := eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, nil))
-	if s.cfg.Policy.Expired(u, now) {
+	if s.cfg.Policy.Expired(u, now) || s.unsaltedExpired(v, now) {
 		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonPasswordExpired.String(), start, nil)
 		r, err := a.succeeded(ctx, u, "", eventsOf(ev), evLocked)
 		if err != nil || r != ReasonOK {
@@ -307,7 +307,15 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 		return ReasonPasswordExpired, nil
 	}
 	newHash := ""
-	if rehash {
+	switch {
+	case v.legacy:
+		// A hash of another scheme is replaced at once (waiting for a
+		// worker within the usual budget; if none frees up, the next
+		// login tries again).
+		if h, err := s.hasher.Hash(ctx, password); err == nil {
+			newHash = h
+		}
+	case v.rehash:
 		// Upgrading the stored hash may wait for a quieter login: it never
 		// queues behind other calls' hashes.
 		if h, err := s.hasher.HashIfIdle(ctx, password); err == nil {
@@ -369,7 +377,7 @@ func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChang
 			hist = append(hist, u.PasswordHash)
 		}
 		for _, h := range hist {
-			if ok, _, err := s.hasher.Verify(ctx, h, pw); err == nil && ok {
+			if v, err := s.verifyHash(ctx, h, pw); err == nil && v.ok {
 				return apierr.New(apierr.InvalidArgument, "PASSWORD_REUSED",
 					"password was used recently; choose one not among the last passwords")
 			} else if errors.Is(err, crypto.ErrOverloaded) {

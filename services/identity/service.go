@@ -41,6 +41,10 @@ type Config struct {
 	// FingerFMR is the target false-match rate of a fingerprint decision
 	// (default DefaultFingerFMR, 1e-4).
 	FingerFMR float64
+	// UnsaltedCutover: from then on, a login whose stored hash is an
+	// unsalted fast hash (or one wrapped in argon2id) is answered
+	// PASSWORD_EXPIRED (zero: never). See passwords.go.
+	UnsaltedCutover time.Time
 }
 
 // Deps are what the service needs; all required except Kick and Now.

@@ -57,6 +57,11 @@ type Store interface {
 	// token of the user.
 	SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, mustChange bool, keep int, evs []events.Event) error
 	PasswordHistory(ctx context.Context, userID string, n int) ([]string, error)
+	// ReplacePasswordHash replaces userID's hash old by new (the same
+	// password in another form: no history, the login gate and tokens
+	// untouched) with evs; ErrConflict when the hash is no longer old,
+	// ErrNotFound without the user.
+	ReplacePasswordHash(ctx context.Context, userID, old, new string, evs []events.Event) error
 	// UpdateLoginGate is the login gate's one atomic step: in one
 	// transaction, under the user row's write lock, it reads the gate of
 	// userID as seen from source (SourceFailures is that source's count;

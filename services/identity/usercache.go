@@ -45,6 +45,11 @@ func (s userCachingStore) UpdateLoginGate(ctx context.Context, userID, source st
 	return s.Store.UpdateLoginGate(ctx, userID, source, decide)
 }
 
+func (s userCachingStore) ReplacePasswordHash(ctx context.Context, userID, old, new string, evs []events.Event) error {
+	defer s.c.Drop(userID)
+	return s.Store.ReplacePasswordHash(ctx, userID, old, new, evs)
+}
+
 // ForgetUser drops a user from this instance's caches.
 func (s *Service) ForgetUser(id string) {
 	s.users.Drop(id)

@@ -125,6 +125,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		zap.Duration("max_wait", hasher.MaxWait()), zap.Duration("hash_time", hasher.HashTime()))
 	setSchedPolicy(schedPolicy(cfg.SchedPolicy), log)
 
+	cutover, err := parseCutover(cfg.UnsaltedCutover) // validated
+	if err != nil {
+		return nil, err
+	}
 	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
 	env.Go(func(ctx context.Context) { _ = relay.Run(ctx) })
 
@@ -132,10 +136,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
 			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
 			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL), AdminReads: cfg.AdminReads,
-			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR}})
+			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, UnsaltedCutover: cutover}})
 	if err != nil {
 		return nil, err
 	}
+	env.Go(func(ctx context.Context) { svc.RunWrapUnsalted(ctx, float64(cfg.UnsaltedWrapRate), time.Hour) })
 	// Changes made through other instances drop users from this one's
 	// caches as soon as their CHANGES events arrive (the cache TTL covers a
 	// NATS outage). Own events arrive too; dropping again is harmless.

@@ -81,6 +81,15 @@ type Config struct {
 	// one); AdminReadTimeout bounds each, waiting included (5s).
 	AdminReads       int           `yaml:"admin_reads"`
 	AdminReadTimeout time.Duration `yaml:"admin_read_timeout"`
+	// UnsaltedCutover (a date, 2027-01-01, or an RFC 3339 time; empty:
+	// never): from then on a login whose stored hash is an unsalted fast
+	// hash (imported {SHA}, {MD5}, ...; wrapped or not) is answered
+	// PASSWORD_EXPIRED, so the person must choose a new password.
+	UnsaltedCutover string `yaml:"unsalted_cutover"`
+	// UnsaltedWrapRate is how many unsalted hashes a second the background
+	// job wraps in argon2id, only with a hash worker idle (default 5; 0:
+	// no job).
+	UnsaltedWrapRate int `yaml:"unsalted_wrap_rate"`
 	// BootstrapPassword is the first administrator's password, used only
 	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
 	// only); empty generates one and prints it once.
@@ -105,6 +114,7 @@ func Defaults() *Config {
 		AdminTokenIdle:   30 * time.Minute,
 		AdminReadTimeout: identity.DefaultAdminReadTimeout,
 		FingerFMR:        identity.DefaultFingerFMR,
+		UnsaltedWrapRate: 5,
 		LoginThrottle:    LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
 	}
 }
@@ -150,6 +160,8 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.LoginThrottle.Decay, "UIAS_LOGIN_THROTTLE_DECAY", "", "")
 	b.Int(&c.AdminReads, "UIAS_ADMIN_READS", "", "")
 	b.Duration(&c.AdminReadTimeout, "UIAS_ADMIN_READ_TIMEOUT", "", "")
+	b.String(&c.UnsaltedCutover, "UIAS_UNSALTED_CUTOVER", "", "")
+	b.Int(&c.UnsaltedWrapRate, "UIAS_UNSALTED_WRAP_RATE", "", "")
 	b.Secret(&c.BootstrapPassword, "UIAS_BOOTSTRAP_PASSWORD")
 	b.Func("UIAS_FINGER_FMR", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
@@ -250,6 +262,12 @@ func (c *Config) Validate(*config.Config) error {
 	if c.AdminReadTimeout <= 0 || c.AdminReadTimeout > 10*time.Minute {
 		bad("admin_read_timeout", "must be more than 0 and at most 10m, got %s", c.AdminReadTimeout)
 	}
+	if _, err := parseCutover(c.UnsaltedCutover); err != nil {
+		bad("unsalted_cutover", "must be a date (2027-01-01) or an RFC 3339 time, got %q", c.UnsaltedCutover)
+	}
+	if c.UnsaltedWrapRate < 0 {
+		bad("unsalted_wrap_rate", "must be 0 (no background wrapping) or more, got %d", c.UnsaltedWrapRate)
+	}
 	lt := c.LoginThrottle
 	if lt.AddressFailures < 1 {
 		bad("login_throttle.address_failures", "must be at least 1, got %d", lt.AddressFailures)
@@ -267,4 +285,16 @@ func (c *Config) Validate(*config.Config) error {
 		bad("finger_fmr", "must be between 0.0001 (1 in 10,000) and 0.01, got %g", c.FingerFMR)
 	}
 	return errors.Join(errs...)
+}
+
+// parseCutover reads identity.unsalted_cutover: "" (never), a date (UTC
+// midnight) or an RFC 3339 time.
+func parseCutover(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.RFC3339, v)
 }

@@ -267,6 +267,27 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, changedAt 
 	})
 }
 
+// ReplacePasswordHash replaces userID's hash old by new with evs.
+func (s *Store) ReplacePasswordHash(ctx context.Context, userID, old, new string, evs []events.Event) error {
+	return s.inTx(ctx, "replace password hash", "user", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?"), new, userID, old)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?", userID); err != nil {
+				return err
+			} else if !ok {
+				return store.NotFound("user")
+			}
+			return store.Conflict("the password hash changed")
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
 // PasswordHistory returns up to n remembered hashes, newest first.
 func (s *Store) PasswordHistory(ctx context.Context, userID string, n int) ([]string, error) {
 	if n <= 0 {

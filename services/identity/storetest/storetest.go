@@ -65,6 +65,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"OrgSubtree", testOrgSubtree},
 		{"Search", testSearch},
 		{"ListingEdges", testListingEdges},
+		{"ReplacePasswordHash", testReplacePasswordHash},
 		{"OutboxWrites", testOutboxWrites},
 		{"FailedMutationWritesNoEvents", testFailedNoEvents},
 		{"EventFailureRollsBack", testEventFailureRollsBack},
