@@ -19,7 +19,7 @@ TAGS := $(if $(filter 1,$(LIBARGON2)),libargon2)
 export GOFLAGS = -buildvcs=false $(if $(TAGS),-tags=$(TAGS))
 export CGO_ENABLED = $(if $(TAGS),1,0)
 
-.PHONY: chaos all build run test test-short bench proto lint verify tools tidy fmt clean buildtags image chart-test
+.PHONY: chaos all build run test test-short bench soak proto lint verify tools tidy fmt clean buildtags image chart-test
 
 all: build
 
@@ -61,6 +61,13 @@ chart-test:
 ## bench: Authenticate and cheap-RPC benchmarks vs their floors; writes docs/benchmarks.md
 bench: buildtags
 	scripts/bench.sh
+
+## soak: identity with 10 M generated people (uias bench scale: listings,
+## search, Authenticate while administrators search); opt-in, about an hour
+## on 2 CPUs and ~10 GB of disk in $TMPDIR; adds its section to docs/benchmarks.md
+soak: buildtags
+	$(GO) run ./cmd/uias bench scale --people 10000000 --heading "Identity at 10 M people (make soak)" \
+		--out docs/benchmarks.md
 
 # buildtags: checks that the build LIBARGON2 asks for can be made here
 # (always true for the default pure-Go build).

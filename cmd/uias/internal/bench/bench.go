@@ -72,6 +72,9 @@ func (o *options) has(phase string) bool { return o.only == nil || o.only[phase]
 
 // Main runs `uias bench [flags]`; it returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "scale" { // identity with many people: scale.go
+		return MainScale(ctx, args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
