@@ -29,6 +29,7 @@ type Store interface {
 
 	CreateOrg(ctx context.Context, o *Org, evs []events.Event) error
 	GetOrg(ctx context.Context, id string) (*Org, error)
+	GetOrgByCode(ctx context.Context, code string) (*Org, error)
 	ListOrgs(ctx context.Context, f OrgFilter, p Page) ([]*Org, string, error)
 	// UpdateOrg writes name and status.
 	UpdateOrg(ctx context.Context, o *Org, evs []events.Event) error
@@ -91,6 +92,15 @@ type Store interface {
 	FindLink(ctx context.Context, appID, account string) (*AccountLink, error)
 	ListLinks(ctx context.Context, f LinkFilter, p Page) ([]*AccountLink, string, error)
 	DeleteLink(ctx context.Context, id string, evs []events.Event) error
+
+	// ImportBatch writes the items of one batch of an import in one
+	// transaction, each on its own (a failing item leaves the others; its
+	// result carries the error, a store error with a reason), skipping
+	// items whose Key importID has already written. evs returns the
+	// events to write with the items written. With dryRun nothing is
+	// kept (the results are what a real run would have done).
+	ImportBatch(ctx context.Context, importID string, items []ImportItem, dryRun bool,
+		evs func(written []ImportItem) []events.Event) ([]ImportResult, error)
 
 	// CreateAdminToken stores t (its LastUsedAt is its CreatedAt).
 	CreateAdminToken(ctx context.Context, t *AdminToken) error

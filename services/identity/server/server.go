@@ -38,6 +38,7 @@ func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterFingerServiceServer(g, fingerServer{svc: s.svc})
 	identityv1.RegisterSSOServiceServer(g, ssoServer{svc: s.svc})
 	identityv1.RegisterCallerServiceServer(g, callerServer{svc: s.svc})
+	identityv1.RegisterImportServiceServer(g, importServer{svc: s.svc})
 }
 
 // refusalCodes are the errors of an administrator call that are refusals
@@ -138,7 +139,8 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 	case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"),
 		strings.HasPrefix(method, "/uias.identity.v1.KeyService/"),
 		strings.HasPrefix(method, "/uias.identity.v1.AdminSessionService/"),
-		strings.HasPrefix(method, "/uias.identity.v1.FingerService/"):
+		strings.HasPrefix(method, "/uias.identity.v1.FingerService/"),
+		strings.HasPrefix(method, "/uias.identity.v1.ImportService/"):
 		u, err := a.Svc.AuthenticateAdmin(ctx, grpcx.BearerToken(ctx))
 		if err != nil {
 			return nil, err

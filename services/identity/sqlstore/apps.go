@@ -180,39 +180,47 @@ func scanLink(sc store.Scanner) (*identity.AccountLink, string, error) {
 // CreateLink inserts l.
 func (s *Store) CreateLink(ctx context.Context, l *identity.AccountLink, evs []events.Event) error {
 	return s.inTx(ctx, "create link", "account link", func(tx *sql.Tx) error {
-		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForShare(), l.UserID); err != nil {
-			return err
-		} else if !ok {
-			return store.NotFound("user")
-		}
-		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?"+s.db.ForShare(), l.AppID); err != nil {
-			return err
-		} else if !ok {
-			return store.NotFound("application")
-		}
-		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE id = ?", l.ID); err != nil {
-			return err
-		} else if ok {
-			return store.Conflict("account link id already exists")
-		}
-		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE app_id = ? AND app_account_id = ?",
-			l.AppID, l.AppAccountID); err != nil {
-			return err
-		} else if ok {
-			return store.Conflict("app account is already linked")
-		}
-		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE app_id = ? AND user_id = ?",
-			l.AppID, l.UserID); err != nil {
-			return err
-		} else if ok {
-			return store.Conflict("user is already linked to this app")
-		}
-		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO account_links ("+linkCols+") VALUES (?, ?, ?, ?, ?, ?)"),
-			l.ID, l.UserID, l.AppID, l.AppAccountID, int(l.Status), store.UnixMS(l.CreatedAt)); err != nil {
+		if err := s.createLinkTx(ctx, tx, l); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)
 	})
+}
+
+// createLinkTx is CreateLink within tx, without events.
+func (s *Store) createLinkTx(ctx context.Context, tx *sql.Tx, l *identity.AccountLink) error {
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForShare(), l.UserID); err != nil {
+		return err
+	} else if !ok {
+		return store.NotFound("user")
+	}
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?"+s.db.ForShare(), l.AppID); err != nil {
+		return err
+	} else if !ok {
+		return store.NotFound("application")
+	}
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE id = ?", l.ID); err != nil {
+		return err
+	} else if ok {
+		return store.Conflict("account link id already exists")
+	}
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE app_id = ? AND app_account_id = ?",
+		l.AppID, l.AppAccountID); err != nil {
+		return err
+	} else if ok {
+		return store.Conflict("app account is already linked")
+	}
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE app_id = ? AND user_id = ?",
+		l.AppID, l.UserID); err != nil {
+		return err
+	} else if ok {
+		return store.Conflict("user is already linked to this app")
+	}
+	if _, err := tx.ExecContext(ctx, s.q("INSERT INTO account_links ("+linkCols+") VALUES (?, ?, ?, ?, ?, ?)"),
+		l.ID, l.UserID, l.AppID, l.AppAccountID, int(l.Status), store.UnixMS(l.CreatedAt)); err != nil {
+		return err
+	}
+	return nil
 }
 
 // GetLink returns the link id.

@@ -39,38 +39,55 @@ func (s *Store) getOrg(ctx context.Context, qr store.Querier, id, lock string) (
 // CreateOrg inserts o; it computes o.Path from the parent.
 func (s *Store) CreateOrg(ctx context.Context, o *identity.Org, evs []events.Event) error {
 	return s.inTx(ctx, "create org", "org", func(tx *sql.Tx) error {
-		p := "/" + o.ID + "/"
-		if o.ParentID != "" {
-			parent, err := s.getOrg(ctx, tx, o.ParentID, s.db.ForShare())
-			if err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return store.NotFound("parent org")
-				}
-				return err
-			}
-			p = parent.Path + o.ID + "/"
-		}
-		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM orgs WHERE code = ?", o.Code); err != nil {
-			return err
-		} else if ok {
-			return store.Conflict("org code already exists")
-		}
-		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM orgs WHERE id = ?", o.ID); err != nil {
-			return err
-		} else if ok {
-			return store.Conflict("org id already exists")
-		}
-		_, err := tx.ExecContext(ctx, s.q("INSERT INTO orgs ("+orgCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-			o.ID, o.Code, o.Name, store.NullIfEmpty(o.ParentID), p, int(o.Status), store.UnixMS(o.CreatedAt), store.UnixMS(o.UpdatedAt))
-		if err != nil {
+		if err := s.createOrgTx(ctx, tx, o); err != nil {
 			return err
 		}
-		if err := s.addEvents(ctx, tx, evs); err != nil {
-			return err
-		}
-		o.Path = p
-		return nil
+		return s.addEvents(ctx, tx, evs)
 	})
+}
+
+// createOrgTx is CreateOrg within tx, without events; it sets o.Path.
+func (s *Store) createOrgTx(ctx context.Context, tx *sql.Tx, o *identity.Org) error {
+	p := "/" + o.ID + "/"
+	if o.ParentID != "" {
+		parent, err := s.getOrg(ctx, tx, o.ParentID, s.db.ForShare())
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return store.NotFound("parent org")
+			}
+			return err
+		}
+		p = parent.Path + o.ID + "/"
+	}
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM orgs WHERE code = ?", o.Code); err != nil {
+		return err
+	} else if ok {
+		return store.Conflict("org code already exists")
+	}
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM orgs WHERE id = ?", o.ID); err != nil {
+		return err
+	} else if ok {
+		return store.Conflict("org id already exists")
+	}
+	_, err := tx.ExecContext(ctx, s.q("INSERT INTO orgs ("+orgCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+		o.ID, o.Code, o.Name, store.NullIfEmpty(o.ParentID), p, int(o.Status), store.UnixMS(o.CreatedAt), store.UnixMS(o.UpdatedAt))
+	if err != nil {
+		return err
+	}
+	o.Path = p
+	return nil
+}
+
+// GetOrgByCode returns the org whose code is code.
+func (s *Store) GetOrgByCode(ctx context.Context, code string) (*identity.Org, error) {
+	o, _, err := scanOrg(s.db.QueryRowContext(ctx, s.q("SELECT "+orgCols+" FROM orgs WHERE code = ?"), code))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("org")
+	}
+	if err != nil {
+		return nil, classify(err, "get org by code", "org")
+	}
+	return o, nil
 }
 
 // GetOrg returns the org id.

@@ -82,29 +82,37 @@ func (s *Store) checkOrg(ctx context.Context, tx *sql.Tx, orgID string) (string,
 // CreateUser inserts u with every field (including the password hash).
 func (s *Store) CreateUser(ctx context.Context, u *identity.User, evs []events.Event) error {
 	return s.inTx(ctx, "create user", "user", func(tx *sql.Tx) error {
-		orgPath, err := s.checkOrg(ctx, tx, u.OrgID)
-		if err != nil {
-			return err
-		}
-		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?", u.ID); err != nil {
-			return err
-		} else if ok {
-			return store.Conflict("user id already exists")
-		}
-		if err := s.checkUserUnique(ctx, tx, u, u.ID); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+", org_path) VALUES "+
-			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-			u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
-			u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
-			u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
-			u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt), orgPath)
-		if err != nil {
+		if err := s.createUserTx(ctx, tx, u); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)
 	})
+}
+
+// createUserTx is CreateUser within tx, without events.
+func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, u *identity.User) error {
+	orgPath, err := s.checkOrg(ctx, tx, u.OrgID)
+	if err != nil {
+		return err
+	}
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?", u.ID); err != nil {
+		return err
+	} else if ok {
+		return store.Conflict("user id already exists")
+	}
+	if err := s.checkUserUnique(ctx, tx, u, u.ID); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+", org_path) VALUES "+
+		"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
+		u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
+		u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
+		u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt), orgPath)
+	if err != nil {
+		return err
+	}
+	return nil
 }
 
 // GetUser returns the user id.

@@ -1,0 +1,421 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/ids"
+	"github.com/uias/uias/services/identity/legacyhash"
+)
+
+// Bulk import: users (with their account link in the same row), orgs and
+// links, from the rows of a file (package importfile reads them; the
+// server checks each field's form). Rows are written in batches of
+// ImportBatchSize, each batch in one transaction with one CHANGES event
+// and one audit record (not one per row, so that the outbox and the
+// downstream systems are not flooded). Every row that cannot be written
+// is reported with its row number, field and reason; the others are
+// written. Idempotent and resumable: each row has an external key (users:
+// external_key or the login name; orgs: the code; links: app + account),
+// and a row whose key the same import id already wrote is skipped, so an
+// interrupted import is finished by sending the file again. A dry run
+// checks every row against the database as a real run would and writes
+// nothing.
+
+// ImportBatchSize is the number of rows written per transaction.
+const ImportBatchSize = 500
+
+// MaxImportErrors is the number of row errors a report lists (all are
+// counted).
+const MaxImportErrors = 1000
+
+// ImportItem is one row to write: an org, a user (with an optional link),
+// or a link; Key is its external key.
+type ImportItem struct {
+	Row  int
+	Key  string
+	At   time.Time
+	Org  *Org
+	User *User
+	Link *AccountLink
+}
+
+// ImportResult is what the store did with an item.
+type ImportResult struct {
+	Skipped bool  // written before by the same import
+	Err     error // not written (a store error with a reason)
+}
+
+// ImportRow is one row of the file: its number and fields (canonical
+// names), already checked for form; Problem, when set, is a form problem
+// found before (the row is reported, not written).
+type ImportRow struct {
+	Row     int
+	Fields  map[string]string
+	Problem *RowError
+}
+
+// RowError is a row that was not written.
+type RowError struct {
+	Row     int
+	Field   string
+	Reason  string
+	Message string
+}
+
+// ImportReport is the outcome of an import.
+type ImportReport struct {
+	ImportID string
+	Kind     string
+	DryRun   bool
+	Rows     int // data rows read
+	Written  int // written now (a dry run: would be written)
+	Skipped  int // written before under the same import id
+	Failed   int
+	Errors   []RowError // the first MaxImportErrors
+}
+
+// Import reasons (row errors, and the import's own).
+const (
+	ReasonImportDuplicate   = "DUPLICATE"           // the key (login, code, account) appears twice in the file
+	ReasonImportUnknownOrg  = "UNKNOWN_ORG"         // org_code / parent_code names no org
+	ReasonImportUnknownApp  = "UNKNOWN_APP"         // app_type + app_code name no application
+	ReasonImportUnknownUser = "UNKNOWN_USER"        // login_name names no user
+	ReasonImportBadField    = "BAD_FIELD"           // a field's form
+	ReasonImportBadIDNumber = "BAD_ID_NUMBER"       // resident ID number check
+	ReasonImportBadHash     = "BAD_PASSWORD_HASH"   // password_hash in no known format
+	ReasonImportExists      = "ALREADY_EXISTS"      // login, code or account exists
+	ReasonImportFeature     = "FEATURE_CODE_EXISTS" // same ID type + number + name + login as a person already there
+	ReasonImportBadFile     = "BAD_IMPORT_FILE"
+)
+
+func init() {
+	apierr.Register(apierr.Reason{Name: ReasonImportBadFile, Code: apierr.InvalidArgument,
+		Doc: "Import: the file cannot be read at all (format, header row: unknown or missing columns). Row problems are reported per row in the import report instead."})
+}
+
+// ImportOptions are an import's settings.
+type ImportOptions struct {
+	Kind     string // users, orgs, links
+	ImportID string // "" = a new id (no resuming)
+	DryRun   bool
+}
+
+// Import writes the rows next yields (io.EOF-style: ok false at the end)
+// as opts say and reports what it did. A storage failure ends it with an
+// error (the rows written so far stay written: resume with the same
+// import id).
+func (s *Service) Import(ctx context.Context, opts ImportOptions, next func() (*ImportRow, bool, error)) (*ImportReport, error) {
+	if opts.ImportID == "" {
+		opts.ImportID = ids.New()
+	}
+	rep := &ImportReport{ImportID: opts.ImportID, Kind: opts.Kind, DryRun: opts.DryRun}
+	im := &importer{s: s, opts: opts, rep: rep, orgs: map[string]*Org{}, apps: map[string]*App{},
+		users: map[string]string{}, seen: map[string]int{}}
+	switch opts.Kind {
+	case "users", "orgs", "links":
+	default:
+		return nil, badRequest("kind must be users, orgs or links")
+	}
+	var batch []ImportItem
+	for {
+		r, ok, err := next()
+		if err != nil {
+			return nil, apierr.Wrap(err, apierr.InvalidArgument, ReasonImportBadFile, "the import file cannot be read: "+err.Error())
+		}
+		if !ok {
+			break
+		}
+		rep.Rows++
+		if r.Problem != nil {
+			im.fail(*r.Problem)
+			continue
+		}
+		it, rerr := im.item(ctx, r)
+		if rerr != nil {
+			if rerr.Reason == "" { // a storage failure during a lookup
+				return nil, errors.New(rerr.Message)
+			}
+			im.fail(*rerr)
+			continue
+		}
+		batch = append(batch, *it)
+		if len(batch) == ImportBatchSize {
+			if err := im.flush(ctx, batch); err != nil {
+				return nil, err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := im.flush(ctx, batch); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+type importer struct {
+	s    *Service
+	opts ImportOptions
+	rep  *ImportReport
+	orgs map[string]*Org // by code: looked up, or created by this file
+	apps map[string]*App // by type + "\x00" + code
+	// users maps login names to ids (links of this file).
+	users map[string]string
+	seen  map[string]int // keys in this file -> first row
+}
+
+func (im *importer) fail(e RowError) {
+	im.rep.Failed++
+	if len(im.rep.Errors) < MaxImportErrors {
+		im.rep.Errors = append(im.rep.Errors, e)
+	}
+}
+
+func rowErr(row int, field, reason, msg string) *RowError {
+	return &RowError{Row: row, Field: field, Reason: reason, Message: msg}
+}
+
+// lookupErr turns a lookup failure into a row error (not found) or a
+// storage failure (Reason "").
+func lookupErr(row int, field, reason, msg string, err error) *RowError {
+	if errors.Is(err, ErrNotFound) {
+		return rowErr(row, field, reason, msg)
+	}
+	return &RowError{Row: row, Message: err.Error()}
+}
+
+func (im *importer) org(ctx context.Context, row int, field, code string) (*Org, *RowError) {
+	if o, ok := im.orgs[code]; ok {
+		return o, nil
+	}
+	o, err := im.s.store.GetOrgByCode(ctx, code)
+	if err != nil {
+		return nil, lookupErr(row, field, ReasonImportUnknownOrg, "no org has code "+quoteShort(code), err)
+	}
+	im.orgs[code] = o
+	return o, nil
+}
+
+func (im *importer) app(ctx context.Context, row int, typ, code string) (*App, *RowError) {
+	k := typ + "\x00" + code
+	if a, ok := im.apps[k]; ok {
+		return a, nil
+	}
+	a, err := im.s.store.GetAppByCode(ctx, typ, code)
+	if err != nil {
+		return nil, lookupErr(row, "app_code", ReasonImportUnknownApp, "no application "+quoteShort(typ)+"/"+quoteShort(code), err)
+	}
+	im.apps[k] = a
+	return a, nil
+}
+
+// once reports a row whose key an earlier row of the file had.
+func (im *importer) once(row int, field, key string) *RowError {
+	if first, ok := im.seen[key]; ok {
+		return rowErr(row, field, ReasonImportDuplicate, fmt.Sprintf("same %s as row %d", field, first))
+	}
+	im.seen[key] = row
+	return nil
+}
+
+// idTypes maps the id_type column's values.
+var idTypes = map[string]IDType{
+	"": IDTypeNone, "resident_id": IDTypeResidentID, "身份证": IDTypeResidentID, "1": IDTypeResidentID,
+	"passport": IDTypePassport, "护照": IDTypePassport, "2": IDTypePassport,
+	"military": IDTypeMilitary, "军官证": IDTypeMilitary, "3": IDTypeMilitary,
+	"other": IDTypeOther, "其他": IDTypeOther, "9": IDTypeOther,
+}
+
+func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowError) {
+	f := r.Fields
+	now := im.s.now()
+	it := &ImportItem{Row: r.Row, At: now}
+	switch im.opts.Kind {
+	case "orgs":
+		code := f["code"]
+		if e := im.once(r.Row, "code", "org\x00"+code); e != nil {
+			return nil, e
+		}
+		parent, e := im.org(ctx, r.Row, "parent_code", f["parent_code"])
+		if e != nil {
+			return nil, e
+		}
+		o := &Org{ID: ids.New(), Code: code, Name: f["name"], ParentID: parent.ID, Status: StatusActive, CreatedAt: now, UpdatedAt: now}
+		o.Path = parent.Path + o.ID + "/"
+		// Later rows may name it as their parent: the org there is (a
+		// resumed import wrote it before; the store skips or refuses
+		// this row), or the one this row makes.
+		switch existing, err := im.s.store.GetOrgByCode(ctx, code); {
+		case err == nil:
+			im.orgs[code] = existing
+		case errors.Is(err, ErrNotFound):
+			im.orgs[code] = o
+		default:
+			return nil, &RowError{Row: r.Row, Message: err.Error()}
+		}
+		it.Key, it.Org = "org:"+code, o
+		return it, nil
+	case "links":
+		login := f["login_name"]
+		a, e := im.app(ctx, r.Row, f["app_type"], f["app_code"])
+		if e != nil {
+			return nil, e
+		}
+		if e := im.once(r.Row, "app_account", "acct\x00"+a.ID+"\x00"+f["app_account"]); e != nil {
+			return nil, e
+		}
+		uid, ok := im.users[login]
+		if !ok {
+			u, err := im.s.store.GetUserByLogin(ctx, login)
+			if err != nil {
+				return nil, lookupErr(r.Row, "login_name", ReasonImportUnknownUser, "no user has this login name", err)
+			}
+			uid = u.ID
+		}
+		it.Key = "link:" + a.ID + ":" + f["app_account"]
+		it.Link = &AccountLink{ID: ids.New(), UserID: uid, AppID: a.ID, AppAccountID: f["app_account"], Status: StatusActive, CreatedAt: now}
+		return it, nil
+	}
+	// users
+	login := f["login_name"]
+	if e := im.once(r.Row, "login_name", "login\x00"+login); e != nil {
+		return nil, e
+	}
+	o, e := im.org(ctx, r.Row, "org_code", f["org_code"])
+	if e != nil {
+		return nil, e
+	}
+	t, ok := idTypes[strings.ToLower(f["id_type"])]
+	if !ok {
+		return nil, rowErr(r.Row, "id_type", ReasonImportBadField, "id_type must be resident_id, passport, military or other")
+	}
+	idNumber := f["id_number"]
+	switch {
+	case idNumber != "" && t == IDTypeNone:
+		return nil, rowErr(r.Row, "id_type", ReasonImportBadField, "id_type is required with id_number")
+	case t == IDTypeResidentID && idNumber != "" && !validResidentID(idNumber):
+		return nil, rowErr(r.Row, "id_number", ReasonImportBadIDNumber, "not a valid 18-character resident ID number")
+	}
+	if err := checkPhone(f["phone"]); err != nil {
+		return nil, rowErr(r.Row, "phone", ReasonImportBadField, messageOf(err))
+	}
+	if err := checkEmail(f["email"]); err != nil {
+		return nil, rowErr(r.Row, "email", ReasonImportBadField, messageOf(err))
+	}
+	hash := f["password_hash"]
+	if hash != "" && !legacyhash.IsArgon2id(hash) {
+		if _, err := legacyhash.Parse(hash); err != nil {
+			return nil, rowErr(r.Row, "password_hash", ReasonImportBadHash, "not a password hash in a known format (see docs/operators.md)")
+		}
+	}
+	u := &User{ID: ids.New(), LoginName: login, DisplayName: f["display_name"], IDType: t, Email: f["email"],
+		OrgID: o.ID, Status: StatusActive, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+	if hash != "" {
+		u.PasswordChangedAt = now
+	}
+	if err := im.s.sealPersonal(u, idNumber, f["phone"]); err != nil {
+		return nil, &RowError{Row: r.Row, Message: err.Error()}
+	}
+	u.FeatureCode = im.s.featureCode(t, idNumber, u.DisplayName, login)
+	if e := im.once(r.Row, "id_number", "feature\x00"+u.FeatureCode); e != nil {
+		e.Reason = ReasonImportFeature
+		return nil, e
+	}
+	key := f["external_key"]
+	if key == "" {
+		key = login
+	}
+	it.Key, it.User = "user:"+key, u
+	im.users[login] = u.ID
+	if typ, code, acct := f["app_type"], f["app_code"], f["app_account"]; typ != "" || code != "" || acct != "" {
+		if typ == "" || code == "" || acct == "" {
+			return nil, rowErr(r.Row, "app_account", ReasonImportBadField, "app_type, app_code and app_account go together")
+		}
+		a, e := im.app(ctx, r.Row, typ, code)
+		if e != nil {
+			return nil, e
+		}
+		if e := im.once(r.Row, "app_account", "acct\x00"+a.ID+"\x00"+acct); e != nil {
+			return nil, e
+		}
+		it.Link = &AccountLink{ID: ids.New(), UserID: u.ID, AppID: a.ID, AppAccountID: acct, Status: StatusActive, CreatedAt: now}
+	}
+	return it, nil
+}
+
+func messageOf(err error) string {
+	if e, ok := apierr.As(err); ok {
+		return e.Message
+	}
+	return err.Error()
+}
+
+func quoteShort(s string) string {
+	if len([]rune(s)) > 40 {
+		s = string([]rune(s)[:40]) + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// storeReason is the reason of a store error of an item (ALREADY_EXISTS,
+// NOT_FOUND, ...); its message says what (e.g. "feature code already
+// exists").
+func storeReason(err error) string {
+	if e, ok := apierr.As(err); ok && e.Reason != "" {
+		return e.Reason
+	}
+	return "ERROR"
+}
+
+// flush writes one batch with its batched events.
+func (im *importer) flush(ctx context.Context, batch []ImportItem) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	start := im.s.now()
+	kind := strings.TrimSuffix(im.opts.Kind, "s")
+	results, err := im.s.store.ImportBatch(ctx, im.opts.ImportID, batch, im.opts.DryRun, func(written []ImportItem) []events.Event {
+		idList := make([]string, len(written))
+		for i, it := range written {
+			switch {
+			case it.Org != nil:
+				idList[i] = it.Org.ID
+			case it.User != nil:
+				idList[i] = it.User.ID
+			default:
+				idList[i] = it.Link.ID
+			}
+		}
+		return []events.Event{
+			im.s.change(ctx, kind, "imported", im.opts.ImportID, map[string]any{"import_id": im.opts.ImportID, "ids": idList}),
+			im.s.audit(ctx, kind+".import", "import:"+im.opts.ImportID, "", "success", "OK", start,
+				map[string]string{"rows": fmt.Sprint(len(written)), "first_row": fmt.Sprint(written[0].Row),
+					"last_row": fmt.Sprint(written[len(written)-1].Row)}),
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for i, r := range results {
+		switch {
+		case r.Skipped:
+			im.rep.Skipped++
+		case r.Err != nil:
+			im.fail(RowError{Row: batch[i].Row, Reason: storeReason(r.Err), Message: messageOf(r.Err)})
+			if o := batch[i].Org; o != nil && im.orgs[o.Code] == o {
+				delete(im.orgs, o.Code) // later rows must not use it as a parent
+			}
+		default:
+			im.rep.Written++
+		}
+	}
+	if !im.opts.DryRun {
+		im.s.kick()
+	}
+	return nil
+}

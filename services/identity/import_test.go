@@ -1,0 +1,300 @@
+package identity_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/pkg/store/storetest"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/importfile"
+	"github.com/uias/uias/services/identity/sqlstore"
+)
+
+type importWorld struct {
+	*world
+	st   *sqlstore.Store
+	db   *store.DB
+	root *identity.Org
+}
+
+func newImportWorld(t *testing.T) *importWorld {
+	t.Helper()
+	db := storetest.OpenSQLite(t)
+	if err := sqlstore.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	keys, active, err := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := crypto.NewSealer(keys, active)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := sqlstore.New(db)
+	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	svc, err := identity.New(identity.Deps{Store: st, Sealer: sealer, Logger: zap.NewNop(), Now: clk.now, Sleep: clk.sleep,
+		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := setupOn(t, svc, clk)
+	orgs, _, err := svc.ListOrgs(context.Background(), identity.OrgFilter{}, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &importWorld{world: w, st: st, db: db, root: orgs[0]}
+}
+
+func (iw *importWorld) outbox(t *testing.T) int {
+	t.Helper()
+	var n int
+	if err := iw.db.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM events_outbox").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// run imports the file at path as the server does (without the per-field
+// proto rules, which the server checks).
+func (iw *importWorld) run(t *testing.T, path string, f importfile.Format, k importfile.Kind, id string, dry bool) *identity.ImportReport {
+	t.Helper()
+	r, err := importfile.Open(path, f, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rep, err := iw.svc.Import(context.Background(), identity.ImportOptions{Kind: string(k), ImportID: id, DryRun: dry},
+		func() (*identity.ImportRow, bool, error) {
+			rec, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				return nil, false, nil
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			row := &identity.ImportRow{Row: rec.Row, Fields: rec.Fields}
+			if field, msg := importfile.Problem(rec, k); msg != "" {
+				row.Problem = &identity.RowError{Row: rec.Row, Field: field, Reason: identity.ReasonImportBadField, Message: msg}
+			}
+			return row, true, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// errorsByRow is the report's errors as "row:reason" strings.
+func errorsByRow(rep *identity.ImportReport) map[int]string {
+	out := map[int]string{}
+	for _, e := range rep.Errors {
+		out[e.Row] = e.Reason
+	}
+	return out
+}
+
+func sameErrors(t *testing.T, rep *identity.ImportReport, want map[int]string) {
+	t.Helper()
+	got := errorsByRow(rep)
+	if len(got) != len(want) {
+		t.Fatalf("row errors %v, want %v (%+v)", got, want, rep.Errors)
+	}
+	for row, reason := range want {
+		if got[row] != reason {
+			t.Fatalf("row %d: %q, want %q (%+v)", row, got[row], reason, rep.Errors)
+		}
+	}
+}
+
+func TestImportOrgsCSV(t *testing.T) {
+	iw := newImportWorld(t)
+	// Chinese headers (the template's), a BOM as Excel writes, a parent
+	// defined by an earlier row, a blank row.
+	csv := "\uFEFF机构编码,机构名称,上级机构编码\n" +
+		"port-a,港口甲," + iw.root.Code + "\n" +
+		"port-a-1,港口甲一处,port-a\n" +
+		",,\n" +
+		"port-x,无上级,no-such-org\n" +
+		"port-a,重复,port-a\n"
+	p := writeFile(t, "orgs.csv", csv)
+	rep := iw.run(t, p, importfile.CSV, importfile.Orgs, "orgs-1", false)
+	if rep.Rows != 4 || rep.Written != 2 || rep.Failed != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	sameErrors(t, rep, map[int]string{5: identity.ReasonImportUnknownOrg, 6: identity.ReasonImportDuplicate})
+	kids, _, err := iw.svc.ListOrgs(context.Background(), identity.OrgFilter{ParentID: iw.root.ID, Subtree: true}, 0, "")
+	if err != nil || len(kids) != 2 || kids[0].Code != "port-a" || kids[1].Code != "port-a-1" {
+		t.Fatalf("orgs after the import: %v %v", kids, err)
+	}
+	// The same file again under the same id: nothing new, nothing failed
+	// but what failed before.
+	rep = iw.run(t, p, importfile.CSV, importfile.Orgs, "orgs-1", false)
+	if rep.Written != 0 || rep.Skipped != 2 || rep.Failed != 2 {
+		t.Fatalf("second run %+v", rep)
+	}
+	// Under another id the codes exist.
+	rep = iw.run(t, p, importfile.CSV, importfile.Orgs, "orgs-2", false)
+	if rep.Written != 0 || rep.Failed != 4 || errorsByRow(rep)[2] != "ALREADY_EXISTS" {
+		t.Fatalf("other import id %+v", rep)
+	}
+}
+
+const sshaOcean = "{SSHA}ToCQ+Yy+XbHrrCMPC5gQGBLBShJzNGx0" // "Ocean-Pass-1"
+
+func usersXLSX(t *testing.T, rows [][]string) string {
+	t.Helper()
+	f := excelize.NewFile()
+	defer f.Close()
+	sw, err := f.NewStreamWriter("Sheet1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rows {
+		cells := make([]any, len(r))
+		for j, c := range r {
+			cells[j] = c
+		}
+		cell, _ := excelize.CoordinatesToCellName(1, i+1)
+		if err := sw.SetRow(cell, cells); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "users.xlsx")
+	if err := f.SaveAs(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestImportUsersXLSX(t *testing.T) {
+	iw := newImportWorld(t)
+	root := iw.root.Code
+	p := usersXLSX(t, [][]string{
+		{"登录名", "姓名", "机构编码", "邮箱", "证件类型", "证件号码", "密码哈希", "应用类型", "应用编码", "应用账号"},
+		{"zhangsan", "张三", root, "zs@example.org", "身份证", "11010519491231002X", sshaOcean, "OA", "oa", "z001"}, // 2
+		{"lisi", "李四", root, "", "", "", "", "", "", ""},                                                       // 3
+		{"zhangsan", "张三二", root, "", "", "", "", "", "", ""},                                                  // 4 duplicate login
+		{"wangwu", "王五", "nowhere", "", "", "", "", "", "", ""},                                                // 5 unknown org
+		{"zhaoliu", "赵六", root, "", "resident_id", "110105194912310021", "", "", "", ""},                       // 6 bad check digit
+		{"sunqi", "孙七", root, "", "", "", "md5:abc", "", "", ""},                                               // 7 bad hash
+		{"mia", "Mia Again", root, "", "", "", "", "", "", ""},                                                 // 8 login exists
+		{"zhouba", "周八", root, "not an email", "", "", "", "", "", ""},                                         // 9 bad email
+		{"wujiu", "吴九", root, "", "", "", "", "OA", "nope", "w009"},                                            // 10 unknown app
+		{"zheng", "郑十", root, "", "", "", "", "OA", "oa", "z001"},                                              // 11 account twice
+	})
+	want := map[int]string{4: identity.ReasonImportDuplicate, 5: identity.ReasonImportUnknownOrg,
+		6: identity.ReasonImportBadIDNumber, 7: identity.ReasonImportBadHash, 8: "ALREADY_EXISTS",
+		9: identity.ReasonImportBadField, 10: identity.ReasonImportUnknownApp, 11: identity.ReasonImportDuplicate}
+
+	// A dry run reports what a run would do and writes nothing.
+	before := iw.outbox(t)
+	rep := iw.run(t, p, importfile.XLSX, importfile.Users, "users-1", true)
+	if rep.Rows != 10 || rep.Written != 2 || rep.Failed != 8 || !rep.DryRun {
+		t.Fatalf("dry run %+v", rep)
+	}
+	sameErrors(t, rep, want)
+	if _, err := iw.st.GetUserByLogin(context.Background(), "zhangsan"); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("a dry run wrote a user: %v", err)
+	}
+	if n := iw.outbox(t); n != before {
+		t.Fatalf("a dry run wrote %d events", n-before)
+	}
+
+	rep = iw.run(t, p, importfile.XLSX, importfile.Users, "users-1", false)
+	if rep.Written != 2 || rep.Failed != 8 {
+		t.Fatalf("run %+v", rep)
+	}
+	sameErrors(t, rep, want)
+	// One batch: one change event and one audit record for it.
+	if n := iw.outbox(t) - before; n != 2 {
+		t.Fatalf("the batch wrote %d events, want 2", n)
+	}
+	u, err := iw.st.GetUserByLogin(context.Background(), "zhangsan")
+	if err != nil || u.IDNumberMask == "" || u.PasswordHash != sshaOcean {
+		t.Fatalf("imported user %+v %v", u, err)
+	}
+	// The person logs in through the application with the old password,
+	// which is then rehashed.
+	res, err := iw.svc.Authenticate(iw.ctx, identity.AuthRequest{AppUserID: "z001", Password: "Ocean-Pass-1", AuthType: identity.AuthPassword})
+	if err != nil || res.Reason != identity.ReasonOK {
+		t.Fatalf("login of an imported user: %+v %v", res, err)
+	}
+	if u, _ := iw.st.GetUser(context.Background(), u.ID); !strings.HasPrefix(u.PasswordHash, "$argon2id$") {
+		t.Fatalf("hash after the login: %q", u.PasswordHash)
+	}
+	// Resuming: the same file under the same id writes nothing more.
+	rep = iw.run(t, p, importfile.XLSX, importfile.Users, "users-1", false)
+	if rep.Written != 0 || rep.Skipped != 2 || rep.Failed != 8 {
+		t.Fatalf("resumed run %+v", rep)
+	}
+	users, _, err := iw.svc.ListUsers(context.Background(), identity.UserFilter{Query: "李四"}, 0, "")
+	if err != nil || len(users) != 1 {
+		t.Fatalf("imported users are searchable: %v %v", users, err)
+	}
+}
+
+func TestImportLinksJSONL(t *testing.T) {
+	iw := newImportWorld(t)
+	jl := `{"login_name":"mia","app_type":"OA","app_code":"oa","app_account":"m-second"}
+{"login_name":"nobody","app_type":"OA","app_code":"oa","app_account":"n1"}
+[1, 2]
+{"login_name":"mia","app_type":"OA","app_code":"oa","app_account":"x","colour":"red"}
+
+{"login_name":"mia","app_type":"OA","app_code":"oa","app_account":"m001"}
+`
+	p := writeFile(t, "links.jsonl", jl)
+	rep := iw.run(t, p, importfile.JSONL, importfile.Links, "", false)
+	// mia is linked to oa already (one link per person and application).
+	sameErrors(t, rep, map[int]string{1: "ALREADY_EXISTS", 2: identity.ReasonImportUnknownUser,
+		3: identity.ReasonImportBadField, 4: identity.ReasonImportBadField, 6: "ALREADY_EXISTS"})
+	if rep.ImportID == "" || rep.Rows != 5 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestImportFileErrors(t *testing.T) {
+	for name, c := range map[string]struct {
+		content string
+		f       importfile.Format
+		k       importfile.Kind
+	}{
+		"unknown column": {"login_name,display_name,org_code,colour\n", importfile.CSV, importfile.Users},
+		"missing column": {"login_name,display_name\n", importfile.CSV, importfile.Users},
+		"twice":          {"code,name,parent_code,code\n", importfile.CSV, importfile.Orgs},
+		"empty":          {"", importfile.CSV, importfile.Orgs},
+		"not xlsx":       {"hello", importfile.XLSX, importfile.Orgs},
+		"unknown format": {"", "pdf", importfile.Orgs},
+		"unknown kind":   {"", importfile.CSV, "groups"},
+	} {
+		p := writeFile(t, "f", c.content)
+		_, err := importfile.Open(p, c.f, c.k)
+		var he *importfile.ErrHeader
+		if !errors.As(err, &he) {
+			t.Errorf("%s: %v, want a header error", name, err)
+		}
+	}
+}

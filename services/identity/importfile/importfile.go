@@ -1,0 +1,360 @@
+// Package importfile reads the rows of an import file (XLSX, CSV or JSON
+// Lines) as records: a row number and its fields by canonical name. Headers
+// may be the canonical names or the Chinese ones of the template (see
+// Columns); unknown headers are an error, so a typo is not silently
+// dropped. XLSX is read with excelize's streaming row reader (one row in
+// memory at a time); the file itself must be seekable (a zip).
+package importfile
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/xuri/excelize/v2"
+)
+
+// Kind is what a file holds.
+type Kind string
+
+// Kinds.
+const (
+	Users Kind = "users"
+	Orgs  Kind = "orgs"
+	Links Kind = "links"
+)
+
+// Format is a file format.
+type Format string
+
+// Formats.
+const (
+	XLSX  Format = "xlsx"
+	CSV   Format = "csv"
+	JSONL Format = "jsonl"
+)
+
+// Column is one column of a kind: its canonical name, its Chinese header
+// (the template's) and whether a row must have it.
+type Column struct {
+	Name, Chinese string
+	Required      bool
+	Doc           string
+}
+
+// Columns lists each kind's columns in template order.
+var Columns = map[Kind][]Column{
+	Users: {
+		{"login_name", "登录名", true, "unique login name"},
+		{"display_name", "姓名", true, "the person's name"},
+		{"org_code", "机构编码", true, "code of the person's org"},
+		{"email", "邮箱", false, ""},
+		{"phone", "手机号", false, "stored encrypted"},
+		{"id_type", "证件类型", false, "resident_id (身份证), passport (护照), military (军官证), other (其他)"},
+		{"id_number", "证件号码", false, "stored encrypted; a resident ID is checked (18 characters, check digit)"},
+		{"password_hash", "密码哈希", false, "the old system's hash in a documented tagged format"},
+		{"app_type", "应用类型", false, "with app_code and app_account: link the person to that application"},
+		{"app_code", "应用编码", false, ""},
+		{"app_account", "应用账号", false, "the person's account id in the application"},
+		{"external_key", "外部标识", false, "the row's key for resuming (default: login_name)"},
+	},
+	Orgs: {
+		{"code", "机构编码", true, "unique org code"},
+		{"name", "机构名称", true, ""},
+		{"parent_code", "上级机构编码", true, "code of the parent org (earlier in the file or existing)"},
+	},
+	Links: {
+		{"login_name", "登录名", true, "the person's login name"},
+		{"app_type", "应用类型", true, ""},
+		{"app_code", "应用编码", true, ""},
+		{"app_account", "应用账号", true, "the person's account id in the application"},
+	},
+}
+
+// Record is one data row.
+type Record struct {
+	Row    int // 1-based row of the file (the header is row 1; JSONL: line number)
+	Fields map[string]string
+}
+
+// Reader yields the records of a file.
+type Reader interface {
+	// Next returns the next record, io.EOF after the last.
+	Next() (*Record, error)
+	Close() error
+}
+
+// ErrHeader is an error of the file's header (or of its format): the file
+// cannot be read at all.
+type ErrHeader struct{ Msg string }
+
+func (e *ErrHeader) Error() string { return e.Msg }
+
+// Open returns a reader of the file at path (format f, rows of kind k).
+func Open(path string, f Format, k Kind) (Reader, error) {
+	cols, ok := Columns[k]
+	if !ok {
+		return nil, &ErrHeader{Msg: fmt.Sprintf("unknown import kind %q", k)}
+	}
+	switch f {
+	case CSV:
+		fh, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		r := csv.NewReader(bufio.NewReader(fh))
+		r.FieldsPerRecord = -1
+		hdr, err := r.Read()
+		if err != nil {
+			fh.Close()
+			return nil, &ErrHeader{Msg: "the file has no header row"}
+		}
+		if len(hdr) > 0 {
+			hdr[0] = strings.TrimPrefix(hdr[0], "\uFEFF") // Excel's CSV starts with a BOM
+		}
+		names, err := mapHeader(hdr, cols)
+		if err != nil {
+			fh.Close()
+			return nil, err
+		}
+		return &tableReader{names: names, row: 1, next: r.Read, close: fh.Close}, nil
+	case XLSX:
+		x, err := excelize.OpenFile(path)
+		if err != nil {
+			return nil, &ErrHeader{Msg: "not a readable XLSX file"}
+		}
+		sheet := x.GetSheetName(0)
+		rows, err := x.Rows(sheet)
+		if err != nil {
+			x.Close()
+			return nil, &ErrHeader{Msg: "the first sheet cannot be read"}
+		}
+		closeAll := func() error { rows.Close(); return x.Close() }
+		if !rows.Next() {
+			closeAll()
+			return nil, &ErrHeader{Msg: "the first sheet has no header row"}
+		}
+		hdr, err := rows.Columns()
+		if err != nil {
+			closeAll()
+			return nil, &ErrHeader{Msg: "the header row cannot be read"}
+		}
+		names, err := mapHeader(hdr, cols)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		next := func() ([]string, error) {
+			if !rows.Next() {
+				if err := rows.Error(); err != nil {
+					return nil, err
+				}
+				return nil, io.EOF
+			}
+			return rows.Columns()
+		}
+		return &tableReader{names: names, row: 1, next: next, close: closeAll}, nil
+	case JSONL:
+		fh, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		known := map[string]bool{}
+		for _, c := range cols {
+			known[c.Name] = true
+		}
+		return &jsonlReader{sc: sc, known: known, cols: cols, close: fh.Close}, nil
+	}
+	return nil, &ErrHeader{Msg: fmt.Sprintf("unknown file format %q (want xlsx, csv or jsonl)", f)}
+}
+
+// mapHeader maps each header cell to its canonical column name.
+func mapHeader(hdr []string, cols []Column) ([]string, error) {
+	byName := map[string]string{}
+	for _, c := range cols {
+		byName[strings.ToLower(c.Name)] = c.Name
+		byName[c.Chinese] = c.Name
+	}
+	names := make([]string, len(hdr))
+	seen := map[string]bool{}
+	for i, h := range hdr {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		n, ok := byName[strings.ToLower(h)]
+		if !ok {
+			return nil, &ErrHeader{Msg: fmt.Sprintf("unknown column %q in the header (column %d)", truncate(h, 40), i+1)}
+		}
+		if seen[n] {
+			return nil, &ErrHeader{Msg: fmt.Sprintf("column %q appears twice in the header", n)}
+		}
+		seen[n], names[i] = true, n
+	}
+	for _, c := range cols {
+		if c.Required && !seen[c.Name] {
+			return nil, &ErrHeader{Msg: fmt.Sprintf("the header lacks the column %s (%s)", c.Name, c.Chinese)}
+		}
+	}
+	return names, nil
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
+}
+
+type tableReader struct {
+	names []string
+	row   int
+	next  func() ([]string, error)
+	close func() error
+}
+
+func (t *tableReader) Next() (*Record, error) {
+	for {
+		cells, err := t.next()
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		t.row++
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				return nil, fmt.Errorf("row %d: %s", t.row, pe.Err)
+			}
+			return nil, fmt.Errorf("row %d: cannot be read", t.row)
+		}
+		rec := &Record{Row: t.row, Fields: map[string]string{}}
+		empty := true
+		for i, c := range cells {
+			c = strings.TrimSpace(c)
+			if i < len(t.names) && t.names[i] != "" && c != "" {
+				rec.Fields[t.names[i]], empty = c, false
+			}
+		}
+		if !empty { // blank rows are skipped
+			return rec, nil
+		}
+	}
+}
+
+func (t *tableReader) Close() error { return t.close() }
+
+type jsonlReader struct {
+	sc    *bufio.Scanner
+	line  int
+	known map[string]bool
+	cols  []Column
+	close func() error
+}
+
+func (j *jsonlReader) Next() (*Record, error) {
+	for j.sc.Scan() {
+		j.line++
+		b := j.sc.Bytes()
+		if len(strings.TrimSpace(string(b))) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return &Record{Row: j.line, Fields: nil}, nil // reported as a bad row
+		}
+		rec := &Record{Row: j.line, Fields: map[string]string{}}
+		for k, v := range m {
+			if !j.known[k] {
+				rec.Fields["\x00unknown"] = k
+				continue
+			}
+			switch x := v.(type) {
+			case string:
+				rec.Fields[k] = strings.TrimSpace(x)
+			case float64:
+				rec.Fields[k] = strings.TrimSuffix(fmt.Sprintf("%.0f", x), ".0")
+			case nil:
+			default:
+				rec.Fields["\x00badtype"] = k
+			}
+		}
+		return rec, nil
+	}
+	if err := j.sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %v", j.line+1, err)
+	}
+	return nil, io.EOF
+}
+
+func (j *jsonlReader) Close() error { return j.close() }
+
+// Problem returns why a record cannot be used as it is (a JSON line that
+// is no object, an unknown or non-text field, a required column empty),
+// naming the field; "" when it is fine.
+func Problem(rec *Record, k Kind) (field, msg string) {
+	if rec.Fields == nil {
+		return "", "not a JSON object"
+	}
+	if f, ok := rec.Fields["\x00unknown"]; ok {
+		return f, "unknown field"
+	}
+	if f, ok := rec.Fields["\x00badtype"]; ok {
+		return f, "must be text"
+	}
+	for _, c := range Columns[k] {
+		if c.Required && rec.Fields[c.Name] == "" {
+			return c.Name, "is required"
+		}
+	}
+	return "", ""
+}
+
+// Template writes an XLSX template for kind k: one sheet with the Chinese
+// headers (the canonical name as a comment-like second line is not used:
+// both header forms are accepted on import) and a second sheet explaining
+// the columns.
+func Template(w io.Writer, k Kind) error {
+	cols, ok := Columns[k]
+	if !ok {
+		return fmt.Errorf("unknown import kind %q", k)
+	}
+	f := excelize.NewFile()
+	defer f.Close()
+	sheet := string(k)
+	if err := f.SetSheetName("Sheet1", sheet); err != nil {
+		return err
+	}
+	help, err := f.NewSheet("说明")
+	if err != nil {
+		return err
+	}
+	_ = help
+	_ = f.SetCellValue("说明", "A1", "列 (column)")
+	_ = f.SetCellValue("说明", "B1", "字段 (field)")
+	_ = f.SetCellValue("说明", "C1", "必填 (required)")
+	_ = f.SetCellValue("说明", "D1", "说明 (notes)")
+	for i, c := range cols {
+		cell, _ := excelize.CoordinatesToCellName(i+1, 1)
+		if err := f.SetCellValue(sheet, cell, c.Chinese); err != nil {
+			return err
+		}
+		r := i + 2
+		req := ""
+		if c.Required {
+			req = "是 (yes)"
+		}
+		for j, v := range []string{c.Chinese, c.Name, req, c.Doc} {
+			cell, _ := excelize.CoordinatesToCellName(j+1, r)
+			_ = f.SetCellValue("说明", cell, v)
+		}
+	}
+	return f.Write(w)
+}

@@ -1,0 +1,98 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/identity"
+)
+
+// errDryRun rolls a dry run's transaction back.
+var errDryRun = errors.New("dry run")
+
+// ImportBatch writes items in one transaction: each in a savepoint of its
+// own, so a row that fails leaves the others; rows whose key this import
+// already wrote are skipped. evs gets the items written and returns the
+// events to write with them. A dry run checks everything and rolls back.
+func (s *Store) ImportBatch(ctx context.Context, importID string, items []identity.ImportItem, dryRun bool,
+	evs func(written []identity.ImportItem) []events.Event) ([]identity.ImportResult, error) {
+	out := make([]identity.ImportResult, len(items))
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var written []identity.ImportItem
+		for i, it := range items {
+			if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM import_rows WHERE import_id = ? AND ext_key = ?", importID, it.Key); err != nil {
+				return err
+			} else if ok {
+				out[i].Skipped = true
+				continue
+			}
+			sp := fmt.Sprintf("import_row_%d", i)
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT "+sp); err != nil {
+				return err
+			}
+			err := s.importItem(ctx, tx, importID, it)
+			if err != nil {
+				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+sp); rerr != nil {
+					return rerr
+				}
+				c := classify(err, "import", "")
+				if errors.Is(c, store.ErrUnavailable) || ctx.Err() != nil {
+					return c
+				}
+				out[i].Err = c
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
+				return err
+			}
+			written = append(written, it)
+		}
+		if len(written) > 0 {
+			if err := s.addEvents(ctx, tx, evs(written)); err != nil {
+				return err
+			}
+		}
+		if dryRun {
+			return errDryRun
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errDryRun) {
+		return nil, classify(err, "import", "")
+	}
+	return out, nil
+}
+
+func (s *Store) importItem(ctx context.Context, tx *sql.Tx, importID string, it identity.ImportItem) error {
+	var kind, id string
+	switch {
+	case it.Org != nil:
+		kind, id = "org", it.Org.ID
+		if err := s.createOrgTx(ctx, tx, it.Org); err != nil {
+			return err
+		}
+	case it.User != nil:
+		kind, id = "user", it.User.ID
+		if err := s.createUserTx(ctx, tx, it.User); err != nil {
+			return err
+		}
+	}
+	if it.Link != nil {
+		if kind == "" {
+			kind, id = "link", it.Link.ID
+		}
+		if err := s.createLinkTx(ctx, tx, it.Link); err != nil {
+			return err
+		}
+	}
+	if kind == "" {
+		return errors.New("empty import item")
+	}
+	_, err := tx.ExecContext(ctx, s.q("INSERT INTO import_rows (import_id, ext_key, kind, entity_id, created_at) VALUES (?, ?, ?, ?, ?)"),
+		importID, it.Key, kind, id, store.UnixMS(it.At))
+	return err
+}
