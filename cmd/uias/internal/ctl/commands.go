@@ -75,9 +75,10 @@ func commands() map[string]map[string]command {
 			"list":   linkListCmd(),
 			"delete": linkDeleteCmd(),
 		},
-		"keys":  keysCommands(),
-		"audit": auditCommands(),
-		"authz": authzCommands(),
+		"keys":   keysCommands(),
+		"audit":  auditCommands(),
+		"authz":  authzCommands(),
+		"import": importCommands(),
 	}
 }
 

@@ -103,6 +103,10 @@ Commands:
   audit query [--since D | --from T] [--to T] [--actor A] [--subject S] [--app ID] [--api API]
               [--result R] [--ip ADDR] [--text TEXT] [--page-size N] [--page-token T] [--all]
 
+  import users|orgs|links FILE [--dry-run] [--import-id ID] [--format xlsx|csv|jsonl]
+                                           bulk import (use --timeout 1h for large files)
+  import template users|orgs|links FILE    XLSX template with Chinese headers
+
 Run "uias ctl <noun> <verb> --help" for the flags of one command.
 Exit status: 0 success, 1 the operation failed, 2 bad command line.
 `
