@@ -66,6 +66,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"Search", testSearch},
 		{"ListingEdges", testListingEdges},
 		{"ReplacePasswordHash", testReplacePasswordHash},
+		{"ImportBatch", testImportBatch},
 		{"OutboxWrites", testOutboxWrites},
 		{"FailedMutationWritesNoEvents", testFailedNoEvents},
 		{"EventFailureRollsBack", testEventFailureRollsBack},
