@@ -34,7 +34,12 @@ type listing struct {
 	// fromArgs are the arguments of placeholders in from.
 	fromArgs []any
 	w        store.Where
-	keys     []keyCol
+	// first is a condition of the first page only: the lower bound of a
+	// range whose later pages start after their key (with both bounds a
+	// database may walk the range from its start and filter).
+	first     string
+	firstArgs []any
+	keys      []keyCol
 }
 
 // keyScanner scans a row's columns and then its order keys.
@@ -131,6 +136,9 @@ func (l *listing) sql(after []any, limit int) (string, []any) {
 	for i, k := range l.keys {
 		exprs[i] = k.expr
 	}
+	if after == nil && l.first != "" {
+		w.Add(l.first, l.firstArgs...)
+	}
 	if after != nil {
 		if len(exprs) == 1 {
 			w.Add(exprs[0]+" > ?", after...)
@@ -185,6 +193,11 @@ func (s *Store) search(l *listing, table, nameCol string, cols []string, q strin
 		}
 		return r
 	}, q)
+	if l.first != "" {
+		// The listing's keys change: its first-page bound becomes a filter.
+		l.w.Add(l.first, l.firstArgs...)
+		l.first, l.firstArgs = "", nil
+	}
 	if utf8.RuneCountInString(q) < MinSearchLen {
 		expr := table + "." + nameCol
 		l.from = table
@@ -195,7 +208,8 @@ func (s *Store) search(l *listing, table, nameCol string, cols []string, q strin
 			// (SQLite would rather walk a status index and sort).
 			l.from = table + " INDEXED BY " + nameIndex[table]
 		}
-		l.w.Add(expr+" >= ? AND "+expr+" < ?", q, prefixEnd(q))
+		l.w.Add(expr+" < ?", prefixEnd(q))
+		l.first, l.firstArgs = expr+" >= ?", []any{q}
 		l.keys = []keyCol{{expr: expr}, {expr: table + ".id"}}
 		return
 	}

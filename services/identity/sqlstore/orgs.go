@@ -118,7 +118,8 @@ func (s *Store) orgListing(ctx context.Context, f identity.OrgFilter) (*listing,
 			return nil, classify(err, "list orgs", "org")
 		}
 		_, hi := subtreeRange(o.Path)
-		l.w.Add("orgs.path > ? AND orgs.path < ?", o.Path, hi)
+		l.w.Add("orgs.path < ?", hi)
+		l.first, l.firstArgs = "orgs.path > ?", []any{o.Path}
 		l.keys = []keyCol{{expr: "orgs.path"}}
 	case f.ParentID != "":
 		l.w.Add("orgs.parent_id = ?", f.ParentID)

@@ -152,7 +152,8 @@ func (s *Store) userListing(ctx context.Context, f identity.UserFilter) (*listin
 			return nil, classify(err, "list users", "org")
 		}
 		lo, hi := subtreeRange(o.Path)
-		l.w.Add("users.org_path >= ? AND users.org_path < ?", lo, hi)
+		l.w.Add("users.org_path < ?", hi)
+		l.first, l.firstArgs = "users.org_path >= ?", []any{lo}
 		l.keys = []keyCol{{expr: "users.org_path"}, {expr: "users.id"}}
 	case f.OrgID != "":
 		l.w.Add("users.org_id = ?", f.OrgID)
