@@ -39,7 +39,7 @@ func TestLeafData(t *testing.T) {
 	if !bytes.Equal(a.LeafData(), b.LeafData()) {
 		t.Fatal("leaf data depends on map order")
 	}
-	var nilDetail, emptyDetail audit.Record = recs[1], recs[1]
+	nilDetail, emptyDetail := recs[1], recs[1]
 	nilDetail.Detail, emptyDetail.Detail = nil, map[string]string{}
 	if nilDetail.LeafHash() != emptyDetail.LeafHash() {
 		t.Fatal("no detail and empty detail hash differently")

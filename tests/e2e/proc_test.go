@@ -47,7 +47,7 @@ func uiasBinary(t *testing.T) string {
 		cmd := exec.Command("go", "build", "-o", binPath, "github.com/uias/uias/cmd/uias")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			binErr = fmt.Errorf("go build cmd/uias: %v\n%s", err, out)
+			binErr = fmt.Errorf("go build cmd/uias: %w\n%s", err, out)
 		}
 	})
 	if binErr != nil {

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/uias/uias/services/authz"
 )
@@ -567,8 +566,6 @@ func (x *Index) Rebuild() {
 	x.ensureDerivedLocked()
 	x.mu.Unlock()
 }
-
-func nowNanos(t time.Time) int64 { return t.UnixNano() }
 
 // roleSet is the roles holding a permission, sorted by number.
 type roleSet struct {

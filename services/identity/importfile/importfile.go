@@ -132,22 +132,22 @@ func Open(path string, f Format, k Kind) (Reader, error) {
 		sheet := x.GetSheetName(0)
 		rows, err := x.Rows(sheet)
 		if err != nil {
-			x.Close()
+			_ = x.Close()
 			return nil, &ErrHeader{Msg: "the first sheet cannot be read"}
 		}
-		closeAll := func() error { rows.Close(); return x.Close() }
+		closeAll := func() error { _ = rows.Close(); return x.Close() }
 		if !rows.Next() {
-			closeAll()
+			_ = closeAll()
 			return nil, &ErrHeader{Msg: "the first sheet has no header row"}
 		}
 		hdr, err := rows.Columns()
 		if err != nil {
-			closeAll()
+			_ = closeAll()
 			return nil, &ErrHeader{Msg: "the header row cannot be read"}
 		}
 		names, err := mapHeader(hdr, cols)
 		if err != nil {
-			closeAll()
+			_ = closeAll()
 			return nil, err
 		}
 		next := func() ([]string, error) {
@@ -224,14 +224,14 @@ type tableReader struct {
 func (t *tableReader) Next() (*Record, error) {
 	for {
 		cells, err := t.next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return nil, io.EOF
 		}
 		t.row++
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				return nil, fmt.Errorf("row %d: %s", t.row, pe.Err)
+				return nil, fmt.Errorf("row %d: %w", t.row, pe.Err)
 			}
 			return nil, fmt.Errorf("row %d: cannot be read", t.row)
 		}
@@ -268,7 +268,7 @@ func (j *jsonlReader) Next() (*Record, error) {
 		}
 		var m map[string]any
 		if err := json.Unmarshal(b, &m); err != nil {
-			return &Record{Row: j.line, Fields: nil}, nil // reported as a bad row
+			return &Record{Row: j.line, Fields: nil}, nil //nolint:nilerr // a line that is not JSON is a bad row of the report, not a read failure
 		}
 		rec := &Record{Row: j.line, Fields: map[string]string{}}
 		for k, v := range m {
@@ -289,7 +289,7 @@ func (j *jsonlReader) Next() (*Record, error) {
 		return rec, nil
 	}
 	if err := j.sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %v", j.line+1, err)
+		return nil, fmt.Errorf("line %d: %w", j.line+1, err)
 	}
 	return nil, io.EOF
 }
@@ -327,7 +327,7 @@ func Template(w io.Writer, k Kind) error {
 		return fmt.Errorf("unknown import kind %q", k)
 	}
 	f := excelize.NewFile()
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	sheet := string(k)
 	if err := f.SetSheetName("Sheet1", sheet); err != nil {
 		return err

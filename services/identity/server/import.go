@@ -57,7 +57,7 @@ func (s importServer) Import(stream identityv1.ImportService_ImportServer) error
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
+	defer func() { _ = os.Remove(f.Name()) }()
 	defer f.Close()
 	var size int64
 	for {
@@ -90,7 +90,7 @@ func (s importServer) Import(stream identityv1.ImportService_ImportServer) error
 		}
 		return err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	next := func() (*identity.ImportRow, bool, error) {
 		rec, err := r.Next()
 		if errors.Is(err, io.EOF) {

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,7 +51,7 @@ func generatePeople(ctx context.Context, db *store.DB, appID string, from, to in
 	err := db.InTx(ctx, func(tx *sql.Tx) error {
 		var root string
 		err := tx.QueryRowContext(ctx, "SELECT id FROM orgs WHERE parent_id IS NULL").Scan(&root)
-		if err == sql.ErrNoRows {
+		if errors.Is(err, sql.ErrNoRows) {
 			root = genRoot
 			if _, err := tx.ExecContext(ctx, q("INSERT INTO orgs (id, code, name, parent_id, path, status, created_at, updated_at) VALUES (?, ?, ?, NULL, ?, 1, ?, ?)"),
 				root, root, "Root", "/"+root+"/", now, now); err != nil {

@@ -121,7 +121,6 @@ type scaleReport struct {
 	started time.Time
 	genTime time.Duration // generating o.people into the measured store
 	rows    []*scaleRow
-	extra   []string
 }
 
 func runScale(ctx context.Context, o *scaleOptions, stdout, stderr io.Writer) error {
@@ -133,7 +132,7 @@ func runScale(ctx context.Context, o *scaleOptions, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(d)
+		defer func() { _ = os.RemoveAll(d) }()
 		dir = d
 	}
 	open := func(name string, n int) (*store.DB, *sqlstore.Store, time.Duration, error) {
@@ -342,7 +341,7 @@ func listingQueries() []listingQuery {
 					mu.Unlock()
 					list, nt, err := s.ListLinks(ctx, identity.LinkFilter{AppID: genApp}, identity.Page{Size: 50, Token: tok})
 					if err != nil || len(list) == 0 {
-						return Failed, fmt.Errorf("links: %d, %v", len(list), err)
+						return Failed, fmt.Errorf("links: %d, %w", len(list), err)
 					}
 					mu.Lock()
 					token, pages = nt, pages+1
@@ -360,7 +359,7 @@ func listingQueries() []listingQuery {
 					mu.Unlock()
 					list, _, err := s.ListLinks(ctx, identity.LinkFilter{UserID: id}, identity.Page{Size: 50})
 					if err != nil || len(list) != 1 {
-						return Failed, fmt.Errorf("links of %s: %d, %v", id, len(list), err)
+						return Failed, fmt.Errorf("links of %s: %d, %w", id, len(list), err)
 					}
 					return OK, nil
 				}
