@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
@@ -294,6 +295,22 @@ func TestDocsCurlExamplesInDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// This gateway serves identity's document only (the gateway module knows
+	// no other component); the other components' generated documents route
+	// the examples of their own sections.
+	rs := []routers.Router{router}
+	for _, raw := range [][]byte{openapi.Ticket, openapi.Audit, openapi.IdentityFinger, openapi.Authz} {
+		other, err := openapi3.NewLoader().LoadFromData(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other.Servers = doc.Servers
+		r, err := gorillamux.NewRouter(other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
 	docs, err := filepath.Glob("../docs/*.md")
 	if err != nil {
 		t.Fatal(err)
@@ -310,8 +327,14 @@ func TestDocsCurlExamplesInDocument(t *testing.T) {
 			t.Errorf("%s: %v", ex.where, err)
 			continue
 		}
-		if _, _, err := router.FindRoute(req); err != nil {
-			t.Errorf("%s: curl -X %s %s is not in /openapi.json: %v", ex.where, ex.method, ex.path, err)
+		var found error
+		for _, r := range rs {
+			if _, _, found = r.FindRoute(req); found == nil {
+				break
+			}
+		}
+		if found != nil {
+			t.Errorf("%s: curl -X %s %s is not in /openapi.json: %v", ex.where, ex.method, ex.path, found)
 		}
 	}
 }
