@@ -203,8 +203,15 @@ EOF
 		set -a
 		. "$dir/env"
 		set +a
-		"$dir/bin/uias" nats setup --replicas 3 >&2
-	)
+		# A fresh 3-node cluster may still be electing its JetStream meta
+		# leader: retry for up to a minute before giving up.
+		for try in 1 2 3 4 5 6; do
+			"$dir/bin/uias" nats setup --replicas 3 >&2 && exit 0
+			echo "cluster.sh: nats setup failed (attempt $try), JetStream may still be electing a leader; retrying" >&2
+			sleep 5
+		done
+		exit 1
+	) || die "uias nats setup failed: see the lines above"
 
 	local comps c r idx=0 edge=()
 	mapfile -t comps < <(components)
