@@ -8,9 +8,12 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/grpcx"
@@ -48,13 +51,30 @@ func warnPlaintext(log *zap.Logger, cfg config.Config, run config.Run, withTLS b
 	}
 }
 
+// etcdReconnect bounds the back-off between the etcd client's attempts to
+// reconnect. gRPC's default grows to 120 s: after an etcd outage of a
+// minute, a component would then try again only 10–40 s after etcd came
+// back, by which time etcd has expired its registration lease (TTL 10 s)
+// and clients routing through etcd see no endpoint for it. With at most
+// 2 s between attempts the keep-alive renews the lease well within its TTL.
+var etcdReconnect = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 250 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+	MinConnectTimeout: 3 * time.Second,
+}
+
 // EtcdConfig is the etcd client configuration of cfg: endpoints, username
 // and password (etcd.password_file or UIAS_ETCD_PASSWORD), and TLS when an
 // endpoint is https:// or etcd.tls is set (the client certificate is read
-// again when its files change).
+// again when its files change). The client reconnects at most 2 s apart
+// (etcdReconnect) and probes an idle connection every 10 s, so a restarted
+// etcd is seen again within seconds.
 func EtcdConfig(cfg config.Config) (clientv3.Config, error) {
 	ec := clientv3.Config{Endpoints: cfg.Etcd.Endpoints, DialTimeout: cfg.Etcd.DialTimeout, Logger: zap.NewNop(),
-		Username: cfg.Etcd.Username}
+		Username:             cfg.Etcd.Username,
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		DialOptions:          []grpc.DialOption{grpc.WithConnectParams(etcdReconnect)},
+	}
 	pw, err := cfg.EtcdPassword()
 	if err != nil {
 		return ec, err
