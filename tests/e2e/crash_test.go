@@ -80,7 +80,9 @@ type restError struct {
 // REST load. The calls that fail get the documented body (503,
 // SERVICE_UNREACHABLE, "identity service unavailable, try again later"),
 // never the transport's text (it used to be "error reading from server:
-// connection reset by peer").
+// connection reset by peer"). A 429 OVERLOADED from the replica still
+// alive (the machine too busy to hash in time) is the other documented
+// answer and allowed.
 func TestReplicaCrashRESTBody(t *testing.T) {
 	a, b, gw, fs := twoReplicas(t, 20)
 	bodyOf := func(f fixture) []byte {
@@ -143,6 +145,12 @@ func TestReplicaCrashRESTBody(t *testing.T) {
 		reason := ""
 		if len(e.Details) > 0 {
 			reason = e.Details[0].Reason
+		}
+		// On a loaded machine the surviving replica may refuse a password
+		// check it cannot hash in time: that documented answer (429
+		// OVERLOADED) is not a crash leaking through, so it is allowed.
+		if code == "429" && reason == "OVERLOADED" && e.Message == "too many password operations in progress, retry shortly" {
+			continue
 		}
 		if code != "503" || reason != "SERVICE_UNREACHABLE" || e.Message != "identity service unavailable, try again later" {
 			t.Errorf("%d answers %s; want 503 SERVICE_UNREACHABLE \"identity service unavailable, try again later\"", n, k)
