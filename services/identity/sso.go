@@ -3,8 +3,12 @@ package identity
 import (
 	"context"
 	"errors"
+	"net/netip"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/ids"
 )
 
 // SSOLoginResult is the verdict of a single sign-on login.
@@ -91,4 +95,129 @@ func (s *Service) SSOAttributes(ctx context.Context, id, appID string) (*PersonA
 // the edge decided it.
 func ssoLoginSource(ctx context.Context) loginSource {
 	return adminLoginSource(caller.From(ctx).ClientIP)
+}
+
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: "ACCOUNT_LINKED_ELSEWHERE", Code: apierr.AlreadyExists,
+			Doc: "Account association: the application account is already linked to another person."},
+		apierr.Reason{Name: "APP_ALREADY_LINKED", Code: apierr.FailedPrecondition,
+			Doc: "Account association: the person is already linked to another account of this application; an administrator removes that link first."},
+	)
+}
+
+var (
+	errLinkedElsewhere = apierr.New(apierr.AlreadyExists, "ACCOUNT_LINKED_ELSEWHERE", "this account is already linked to another person")
+	errAppLinked       = apierr.New(apierr.FailedPrecondition, "APP_ALREADY_LINKED", "you are already linked to another account of this application")
+)
+
+// CheckAppAddress checks a legacy-interface caller that presents no
+// App_Secret: the application must exist and be active, and ip must be on
+// its IP allow-list, which must not be empty (an empty list, which lets
+// any address in when a secret is presented, lets none in here). Refusals
+// are audited like identity's own caller refusals.
+func (s *Service) CheckAppAddress(ctx context.Context, appID string, ip netip.Addr) error {
+	start := s.now()
+	a, err := s.store.GetApp(ctx, appID)
+	if errors.Is(err, ErrNotFound) {
+		s.callerDenied(ctx, appID, caller.ErrBadAppCredentials, start)
+		return caller.ErrBadAppCredentials
+	}
+	if err != nil {
+		return err
+	}
+	if a.Status != AppActive {
+		s.callerDenied(ctx, appID, caller.ErrAppSuspended, start)
+		return caller.ErrAppSuspended
+	}
+	if len(a.IPAllowList) == 0 || !caller.IPAllowed(a.IPAllowList, ip) {
+		s.callerDenied(ctx, appID, caller.ErrIPNotAllowed, start)
+		return caller.ErrIPNotAllowed
+	}
+	return nil
+}
+
+// PersonLink is an active account link with its application's name.
+type PersonLink struct {
+	AppID, AppName, Account string
+}
+
+// PersonLinks lists the active account links of user id (the portal).
+func (s *Service) PersonLinks(ctx context.Context, id string) ([]PersonLink, error) {
+	if _, err := s.GetUser(ctx, id); err != nil {
+		return nil, err
+	}
+	var out []PersonLink
+	p := Page{Size: 200}
+	for {
+		links, next, err := s.store.ListLinks(ctx, LinkFilter{UserID: id}, p)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range links {
+			if l.Status != StatusActive {
+				continue
+			}
+			a, err := s.store.GetApp(ctx, l.AppID)
+			if err != nil || a.Status != AppActive {
+				continue
+			}
+			out = append(out, PersonLink{AppID: l.AppID, AppName: a.Name, Account: l.AppAccountID})
+		}
+		if next == "" || len(out) >= 1000 {
+			return out, nil
+		}
+		p.Token = next
+	}
+}
+
+// LinkAccount links user id to account in application appID, after the
+// application confirmed the account (account association, done by the
+// person at the portal). Linking the same account again returns the link.
+func (s *Service) LinkAccount(ctx context.Context, id, appID, account string) (*AccountLink, error) {
+	start := s.now()
+	u, err := s.loadUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.store.GetApp(ctx, appID); err != nil {
+		return nil, err
+	}
+	if l, err := s.store.FindLink(ctx, appID, account); err == nil && l.AppAccountID == account {
+		if l.UserID == id {
+			return l, nil
+		}
+		return nil, errLinkedElsewhere
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	mine, _, err := s.store.ListLinks(ctx, LinkFilter{UserID: id, AppID: appID}, Page{Size: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(mine) > 0 {
+		return nil, errAppLinked
+	}
+	l := &AccountLink{ID: ids.New(), UserID: id, AppID: appID, AppAccountID: account, Status: StatusActive, CreatedAt: start}
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateLink(ctx, l, evs) },
+		s.change(ctx, "link", "created", l.ID, map[string]any{"user_id": id, "app_id": appID, "app_account_id": account}),
+		s.audit(ctx, "link.associate", "user:"+id, u.OrgID, "success", "OK", start, map[string]string{"app_id": appID}))
+	if errors.Is(err, ErrConflict) {
+		return nil, errLinkedElsewhere
+	}
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// PersonIDNumber returns the identity document number of user id in clear
+// ("" when none is recorded), for an application's validatePrincipal.
+func (s *Service) PersonIDNumber(ctx context.Context, id string) (string, error) {
+	u, err := s.loadUser(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	n, _, err := s.openPersonal(ctx, u)
+	return n, err
 }

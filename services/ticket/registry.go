@@ -64,6 +64,14 @@ type RegisteredService struct {
 	Enabled    bool
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	// LegacyScheme: 0 = CAS; 1 or 2 = the legacy ssoAuthService interface
+	// (URL is the application's ssoAuthService endpoint). Scheme 1 hands
+	// the application the person's account and password, scheme 2 the
+	// account only.
+	LegacyScheme int
+	// LegacyRequireSecret: the application's legacy calls must carry its
+	// App_ID and secret besides coming from its IP allow-list.
+	LegacyRequireSecret bool
 }
 
 // ServiceStore keeps the registry. Changes write their events (CHANGES,
@@ -204,6 +212,12 @@ func CheckService(s *RegisteredService) error {
 		return badService("give either a URL prefix or a pattern")
 	case s.MinAuthLevel < 1 || s.MinAuthLevel > 2:
 		return badService("min_auth_level must be 1 (password) or 2 (certificate or another strong method)")
+	case s.LegacyScheme < 0 || s.LegacyScheme > 2:
+		return badService("legacy_scheme must be 0 (CAS), 1 or 2")
+	case s.LegacyScheme != 0 && s.URL == "":
+		return badService("a legacy service is registered by the URL of its ssoAuthService endpoint, not a pattern")
+	case s.LegacyScheme != 0 && s.AllowProxy:
+		return badService("a legacy service cannot obtain proxy-granting tickets")
 	}
 	if s.URL != "" {
 		n, err := NormalizePrefix(s.URL)

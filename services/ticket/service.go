@@ -94,6 +94,7 @@ type Service struct {
 	reg     *Registry
 	cfg     Config
 	auditor *audit.Builder
+	legacy  LegacyDeps
 }
 
 // New returns a Service.
@@ -554,3 +555,5 @@ func reasonOf(err error) string {
 	}
 	return "ERROR"
 }
+
+func zapErr(err error) zap.Field { return zap.Error(err) }

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
 )
@@ -44,4 +46,54 @@ func (s ssoServer) PersonAttributes(ctx context.Context, r *identityv1.PersonAtt
 	u := a.User
 	return &identityv1.PersonAttributesResponse{UserId: u.ID, Login: u.LoginName, DisplayName: u.DisplayName,
 		OrgId: u.OrgID, OrgName: a.OrgName, AppAccountId: a.AppAccountID, Groups: a.Groups}, nil
+}
+
+// CheckAppAddress implements SSOService.
+func (s ssoServer) CheckAppAddress(ctx context.Context, r *identityv1.CheckAppAddressRequest) (*identityv1.CheckAppAddressResponse, error) {
+	ip, err := netip.ParseAddr(r.GetClientIp())
+	if err != nil && r.GetClientIp() != "" {
+		return nil, apierr.New(apierr.InvalidArgument, "BAD_REQUEST", "client_ip is not an IP address")
+	}
+	// The refusal is audited with the calling application's address.
+	c := *caller.From(ctx)
+	c.ClientIP = ip.Unmap()
+	if err := s.svc.CheckAppAddress(caller.With(ctx, &c), r.GetAppId(), ip.Unmap()); err != nil {
+		return nil, err
+	}
+	return &identityv1.CheckAppAddressResponse{}, nil
+}
+
+// PersonLinks implements SSOService.
+func (s ssoServer) PersonLinks(ctx context.Context, r *identityv1.PersonLinksRequest) (*identityv1.PersonLinksResponse, error) {
+	links, err := s.svc.PersonLinks(ctx, r.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	out := &identityv1.PersonLinksResponse{}
+	for _, l := range links {
+		out.Links = append(out.Links, &identityv1.PersonLink{AppId: l.AppID, AppName: l.AppName, AppAccountId: l.Account})
+	}
+	return out, nil
+}
+
+// LinkAccount implements SSOService.
+func (s ssoServer) LinkAccount(ctx context.Context, r *identityv1.LinkAccountRequest) (*identityv1.LinkAccountResponse, error) {
+	// The person associates their own account (at the portal): they are
+	// the actor of the change and of its audit record.
+	c := *caller.From(ctx)
+	c.Principal = r.GetUserId()
+	l, err := s.svc.LinkAccount(caller.With(ctx, &c), r.GetUserId(), r.GetAppId(), r.GetAppAccountId())
+	if err != nil {
+		return nil, err
+	}
+	return &identityv1.LinkAccountResponse{LinkId: l.ID}, nil
+}
+
+// PersonIdNumber implements SSOService.
+func (s ssoServer) PersonIdNumber(ctx context.Context, r *identityv1.PersonIdNumberRequest) (*identityv1.PersonIdNumberResponse, error) {
+	n, err := s.svc.PersonIDNumber(ctx, r.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	return &identityv1.PersonIdNumberResponse{IdNumber: n}, nil
 }

@@ -93,6 +93,8 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("GET "+p+"p3/serviceValidate", h.validator(false, true))
 	h.mux.HandleFunc("GET "+p+"p3/proxyValidate", h.validator(true, true))
 	h.mux.HandleFunc("GET "+p+"proxy", h.proxy)
+	h.mux.HandleFunc("GET "+p+"ssoAuthService", h.ssoAuthService)
+	h.mux.HandleFunc("POST "+p+"ssoAuthService", h.ssoAuthService)
 	h.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == p {
 			http.Redirect(w, r, p+"login", http.StatusFound)
@@ -392,6 +394,11 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 		default:
 			h.fault(w, r, err)
 		}
+		return
+	}
+	if rs.GetLegacyScheme() != 0 {
+		// The ticket value has only A-Z, a-z, 0-9 and '-': nothing to escape.
+		http.Redirect(w, r, legacyLogin(p.service, st.GetTicket()), http.StatusFound)
 		return
 	}
 	if p.method == "POST" {

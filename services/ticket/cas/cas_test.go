@@ -65,3 +65,29 @@ func TestStoreDownIsInternalErrorAndAPage(t *testing.T) {
 		t.Errorf("login page with the store down: %d %s", code, body)
 	}
 }
+
+func (down) ValidateLegacyTicket(context.Context, *ticketv1.ValidateLegacyTicketRequest, ...grpc.CallOption) (*ticketv1.ValidateLegacyTicketResponse, error) {
+	return nil, unavailable()
+}
+
+// TestLegacyStoreDown: the legacy interface answers RPC_INTERNAL_ERROR with
+// 503 when the ticket store is down, and nothing of the cause.
+func TestLegacyStoreDown(t *testing.T) {
+	h := New(Options{Tickets: down{}, SSO: noSSO{}})
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		var r *http.Request
+		if method == http.MethodGet {
+			r = httptest.NewRequest(method, "/cas/ssoAuthService?verb=validateServiceTicket&st=ST-1", nil)
+		} else {
+			r = httptest.NewRequest(method, "/cas/ssoAuthService", strings.NewReader("verb=validateServiceTicket&st=ST-1"))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		b, _ := io.ReadAll(w.Result().Body)
+		if w.Code != http.StatusServiceUnavailable || !strings.Contains(string(b), "<result>RPC_INTERNAL_ERROR</result>") ||
+			!strings.Contains(string(b), "<loggedIn>false</loggedIn>") || strings.Contains(string(b), "TICKET_STORE") {
+			t.Errorf("%s with the store down: %d %s", method, w.Code, b)
+		}
+	}
+}

@@ -143,6 +143,14 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	svc.SetEnding(newSingleLogout(env.Context(), svc, client, aq, log.Named("slo")).ended)
+	credSealer, err := credentialSealer(ring)
+	if err != nil {
+		return nil, fmt.Errorf("ticket: key ring: %w", err)
+	}
+	svc.SetLegacy(ticket.LegacyDeps{
+		Apps:        identityApps{callers: identityv1.NewCallerServiceClient(idConn), sso: identityv1.NewSSOServiceClient(idConn)},
+		Principals:  principalClient{client: client, attempts: 3, wait: 200 * time.Millisecond},
+		Credentials: services, Sealer: credSealer})
 	// A person disabled, locked or deleted loses their sessions at once.
 	// One instance of the component handles each event (queue group).
 	sub, err := nc.QueueSubscribe(UserChangesSubject, "uias-ticket", func(m *nats.Msg) {

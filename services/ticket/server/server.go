@@ -185,6 +185,44 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 		Pgt: v.PGT, PgtIou: v.PGTIOU, SessionId: t.SessionID}, nil
 }
 
+// ValidateLegacyTicket implements TicketService. The calling application's
+// address is the call's origin (the edge's client address).
+func (s *Server) ValidateLegacyTicket(ctx context.Context, r *ticketv1.ValidateLegacyTicketRequest) (*ticketv1.ValidateLegacyTicketResponse, error) {
+	ip := ""
+	if a := grpcx.ClientIP(ctx); a.IsValid() {
+		ip = a.String()
+	}
+	v, err := s.svc.ValidateLegacy(ctx, ticket.LegacyValidate{Ticket: r.GetTicket(), AppID: r.GetAppId(),
+		AppSecret: r.GetAppSecret(), ClientIP: ip})
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.ValidateLegacyTicketResponse{Result: string(v.Result), Message: v.Message, Account: v.Account,
+		Password: v.Password, LoggedIn: v.LoggedIn, UserId: v.UserID, AppId: v.AppID}, nil
+}
+
+// AssociateAccount implements TicketService.
+func (s *Server) AssociateAccount(ctx context.Context, r *ticketv1.AssociateAccountRequest) (*ticketv1.AssociateAccountResponse, error) {
+	if err := s.svc.Associate(ctx, r.GetTgt(), r.GetAppId(), r.GetAccount(), r.GetPassword()); err != nil {
+		return nil, err
+	}
+	return &ticketv1.AssociateAccountResponse{}, nil
+}
+
+// PortalEntries implements TicketService.
+func (s *Server) PortalEntries(ctx context.Context, r *ticketv1.PortalEntriesRequest) (*ticketv1.PortalEntriesResponse, error) {
+	list, err := s.svc.PortalEntries(ctx, r.GetTgt())
+	if err != nil {
+		return nil, err
+	}
+	out := &ticketv1.PortalEntriesResponse{}
+	for _, e := range list {
+		out.Entries = append(out.Entries, &ticketv1.PortalEntry{AppId: e.AppID, Name: e.Name, LaunchUrl: e.LaunchURL,
+			Account: e.Account, LegacyScheme: int32(e.LegacyScheme), Associable: e.Associable})
+	}
+	return out, nil
+}
+
 // IssueProxyTicket implements TicketService.
 func (s *Server) IssueProxyTicket(ctx context.Context, r *ticketv1.IssueProxyTicketRequest) (*ticketv1.IssueProxyTicketResponse, error) {
 	pt, code, msg, err := s.svc.IssueProxyTicket(ctx, r.GetPgt(), r.GetTargetService())
@@ -227,12 +265,14 @@ func (s *Server) RevokeUserSessions(ctx context.Context, r *ticketv1.RevokeUserS
 func servicePB(r *ticket.RegisteredService) *ticketv1.RegisteredService {
 	return &ticketv1.RegisteredService{Id: r.ID, AppId: r.AppID, Name: r.Name, Url: r.URL, Pattern: r.Pattern,
 		LogoutUrl: r.LogoutURL, MinAuthLevel: int32(r.MinAuthLevel), AllowProxy: r.AllowProxy, Enabled: r.Enabled,
-		CreatedAt: ts(r.CreatedAt), UpdatedAt: ts(r.UpdatedAt)}
+		CreatedAt: ts(r.CreatedAt), UpdatedAt: ts(r.UpdatedAt), LegacyScheme: int32(r.LegacyScheme),
+		LegacyRequireSecret: r.LegacyRequireSecret}
 }
 
 func serviceDef(d *ticketv1.ServiceDefinition) ticket.RegisteredService {
 	return ticket.RegisteredService{AppID: d.GetAppId(), Name: d.GetName(), URL: d.GetUrl(), Pattern: d.GetPattern(),
-		LogoutURL: d.GetLogoutUrl(), MinAuthLevel: int(d.GetMinAuthLevel()), AllowProxy: d.GetAllowProxy(), Enabled: !d.GetDisabled()}
+		LogoutURL: d.GetLogoutUrl(), MinAuthLevel: int(d.GetMinAuthLevel()), AllowProxy: d.GetAllowProxy(), Enabled: !d.GetDisabled(),
+		LegacyScheme: int(d.GetLegacyScheme()), LegacyRequireSecret: d.GetLegacyRequireSecret()}
 }
 
 // MatchService implements TicketService.

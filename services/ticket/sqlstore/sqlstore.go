@@ -90,7 +90,8 @@ func (s *Store) inTx(ctx context.Context, op string, evs []events.Event, fn func
 	return classify(err, op)
 }
 
-const serviceCols = "id, app_id, name, url, pattern, logout_url, min_auth_level, allow_proxy, enabled, created_at, updated_at"
+const serviceCols = "id, app_id, name, url, pattern, logout_url, min_auth_level, allow_proxy, enabled, created_at, updated_at, " +
+	"legacy_scheme, legacy_require_secret"
 
 func b2i(b bool) int {
 	if b {
@@ -107,9 +108,9 @@ func (s *Store) CreateService(ctx context.Context, r *ticket.RegisteredService, 
 		} else if ok {
 			return store.Conflict("service id already exists")
 		}
-		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_services ("+serviceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_services ("+serviceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			r.ID, r.AppID, r.Name, r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, b2i(r.AllowProxy), b2i(r.Enabled),
-			store.UnixMS(r.CreatedAt), store.UnixMS(r.UpdatedAt))
+			store.UnixMS(r.CreatedAt), store.UnixMS(r.UpdatedAt), r.LegacyScheme, b2i(r.LegacyRequireSecret))
 		return err
 	})
 }
@@ -118,13 +119,13 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanService(row scanner) (*ticket.RegisteredService, error) {
 	var r ticket.RegisteredService
-	var proxy, enabled int
+	var proxy, enabled, secret int
 	var created, updated int64
 	if err := row.Scan(&r.ID, &r.AppID, &r.Name, &r.URL, &r.Pattern, &r.LogoutURL, &r.MinAuthLevel, &proxy, &enabled,
-		&created, &updated); err != nil {
+		&created, &updated, &r.LegacyScheme, &secret); err != nil {
 		return nil, err
 	}
-	r.AllowProxy, r.Enabled = proxy != 0, enabled != 0
+	r.AllowProxy, r.Enabled, r.LegacyRequireSecret = proxy != 0, enabled != 0, secret != 0
 	r.CreatedAt, r.UpdatedAt = store.FromUnixMS(created), store.FromUnixMS(updated)
 	return &r, nil
 }
@@ -164,9 +165,10 @@ func (s *Store) ListServices(ctx context.Context, appID string) ([]*ticket.Regis
 func (s *Store) UpdateService(ctx context.Context, r *ticket.RegisteredService, evs ...events.Event) error {
 	return s.inTx(ctx, "update service", evs, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Rebind("UPDATE ticket_services SET app_id = ?, name = ?, url = ?, pattern = ?, "+
-			"logout_url = ?, min_auth_level = ?, allow_proxy = ?, enabled = ?, updated_at = ? WHERE id = ?"),
+			"logout_url = ?, min_auth_level = ?, allow_proxy = ?, enabled = ?, updated_at = ?, legacy_scheme = ?, "+
+			"legacy_require_secret = ? WHERE id = ?"),
 			r.AppID, r.Name, r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, b2i(r.AllowProxy), b2i(r.Enabled),
-			store.UnixMS(r.UpdatedAt), r.ID)
+			store.UnixMS(r.UpdatedAt), r.LegacyScheme, b2i(r.LegacyRequireSecret), r.ID)
 		if err != nil {
 			return err
 		}
@@ -194,4 +196,33 @@ func mustAffect(res sql.Result) error {
 		return store.NotFound("service")
 	}
 	return nil
+}
+
+// PutCredential implements ticket.CredentialStore.
+func (s *Store) PutCredential(ctx context.Context, c *ticket.AppCredential) error {
+	return s.inTx(ctx, "put credential", nil, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind("DELETE FROM ticket_app_credentials WHERE user_id = ? AND app_id = ?"),
+			c.UserID, c.AppID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_app_credentials (user_id, app_id, account, secret_enc, updated_at) "+
+			"VALUES (?, ?, ?, ?, ?)"), c.UserID, c.AppID, c.Account, c.SecretEnc, store.UnixMS(c.UpdatedAt))
+		return err
+	})
+}
+
+// GetCredential implements ticket.CredentialStore.
+func (s *Store) GetCredential(ctx context.Context, userID, appID string) (*ticket.AppCredential, error) {
+	c := ticket.AppCredential{UserID: userID, AppID: appID}
+	var updated int64
+	err := s.db.QueryRowContext(ctx, s.db.Rebind("SELECT account, secret_enc, updated_at FROM ticket_app_credentials "+
+		"WHERE user_id = ? AND app_id = ?"), userID, appID).Scan(&c.Account, &c.SecretEnc, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("credential")
+	}
+	if err != nil {
+		return nil, classify(err, "get credential")
+	}
+	c.UpdatedAt = store.FromUnixMS(updated)
+	return &c, nil
 }

@@ -16,7 +16,8 @@ func subject(t *testing.T, db *store.DB) storetest.Subject {
 	if err := sqlstore.Migrate(context.Background(), db); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	return storetest.Subject{Store: sqlstore.New(db), CountOutbox: func(t *testing.T) int {
+	st := sqlstore.New(db)
+	return storetest.Subject{Store: st, Credentials: st, CountOutbox: func(t *testing.T) int {
 		var n int
 		if err := db.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM events_outbox").Scan(&n); err != nil {
 			t.Fatalf("count outbox: %v", err)

@@ -18,6 +18,8 @@ import (
 // Subject is one fresh store under test.
 type Subject struct {
 	Store ticket.ServiceStore
+	// Credentials is the store's ticket.CredentialStore (nil: skipped).
+	Credentials ticket.CredentialStore
 	// CountOutbox returns the number of events in the store's outbox.
 	CountOutbox func(t *testing.T) int
 }
@@ -31,6 +33,8 @@ func Run(t *testing.T, newSubject func(t *testing.T) Subject) {
 		"Duplicate":   testDuplicate,
 		"EventsInTx":  testEventsInTx,
 		"AllFieldsRT": testAllFields,
+		"LegacyRT":    testLegacyFields,
+		"Credentials": testCredentials,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -152,5 +156,50 @@ func testAllFields(t *testing.T, s Subject) {
 	got, err := s.Store.GetService(ctx, "p")
 	if err != nil || !reflect.DeepEqual(got, r) {
 		t.Fatalf("round trip: %+v %v, want %+v", got, err, r)
+	}
+}
+
+func testLegacyFields(t *testing.T, s Subject) {
+	r := svc("l", "app9")
+	r.LegacyScheme, r.LegacyRequireSecret = 1, true
+	if err := s.Store.CreateService(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Store.GetService(ctx, "l"); err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip: %+v %v, want %+v", got, err, r)
+	}
+	r.LegacyScheme, r.LegacyRequireSecret = 2, false
+	if err := s.Store.UpdateService(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Store.GetService(ctx, "l"); err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("after update: %+v %v, want %+v", got, err, r)
+	}
+}
+
+func testCredentials(t *testing.T, s Subject) {
+	if s.Credentials == nil {
+		t.Skip("no credential store")
+	}
+	if _, err := s.Credentials.GetCredential(ctx, "u1", "a1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing credential: %v", err)
+	}
+	c := &ticket.AppCredential{UserID: "u1", AppID: "a1", Account: "acct", SecretEnc: "k1:sealed",
+		UpdatedAt: time.Now().Truncate(time.Millisecond).UTC()}
+	if err := s.Credentials.PutCredential(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	// Put replaces the person's credential for the application.
+	c2 := *c
+	c2.Account, c2.SecretEnc = "acct2", "k1:other"
+	if err := s.Credentials.PutCredential(ctx, &c2); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Credentials.GetCredential(ctx, "u1", "a1")
+	if err != nil || !reflect.DeepEqual(got, &c2) {
+		t.Fatalf("credential: %+v %v, want %+v", got, err, c2)
+	}
+	if _, err := s.Credentials.GetCredential(ctx, "u1", "a2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another application's credential: %v", err)
 	}
 }

@@ -325,6 +325,434 @@ func (x *PersonAttributesResponse) GetGroups() []string {
 	return nil
 }
 
+type CheckAppAddressRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AppId         string                 `protobuf:"bytes,1,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	ClientIp      string                 `protobuf:"bytes,2,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckAppAddressRequest) Reset() {
+	*x = CheckAppAddressRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckAppAddressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckAppAddressRequest) ProtoMessage() {}
+
+func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckAppAddressRequest.ProtoReflect.Descriptor instead.
+func (*CheckAppAddressRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CheckAppAddressRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *CheckAppAddressRequest) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
+	}
+	return ""
+}
+
+type CheckAppAddressResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckAppAddressResponse) Reset() {
+	*x = CheckAppAddressResponse{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckAppAddressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckAppAddressResponse) ProtoMessage() {}
+
+func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckAppAddressResponse.ProtoReflect.Descriptor instead.
+func (*CheckAppAddressResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
+}
+
+type PersonLinksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersonLinksRequest) Reset() {
+	*x = PersonLinksRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersonLinksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersonLinksRequest) ProtoMessage() {}
+
+func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersonLinksRequest.ProtoReflect.Descriptor instead.
+func (*PersonLinksRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PersonLinksRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type PersonLink struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AppId         string                 `protobuf:"bytes,1,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	AppName       string                 `protobuf:"bytes,2,opt,name=app_name,json=appName" json:"app_name,omitempty"`
+	AppAccountId  string                 `protobuf:"bytes,3,opt,name=app_account_id,json=appAccountId" json:"app_account_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersonLink) Reset() {
+	*x = PersonLink{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersonLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersonLink) ProtoMessage() {}
+
+func (x *PersonLink) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersonLink.ProtoReflect.Descriptor instead.
+func (*PersonLink) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PersonLink) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *PersonLink) GetAppName() string {
+	if x != nil {
+		return x.AppName
+	}
+	return ""
+}
+
+func (x *PersonLink) GetAppAccountId() string {
+	if x != nil {
+		return x.AppAccountId
+	}
+	return ""
+}
+
+type PersonLinksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Links         []*PersonLink          `protobuf:"bytes,1,rep,name=links" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersonLinksResponse) Reset() {
+	*x = PersonLinksResponse{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersonLinksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersonLinksResponse) ProtoMessage() {}
+
+func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersonLinksResponse.ProtoReflect.Descriptor instead.
+func (*PersonLinksResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PersonLinksResponse) GetLinks() []*PersonLink {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+type LinkAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	AppId         string                 `protobuf:"bytes,2,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	AppAccountId  string                 `protobuf:"bytes,3,opt,name=app_account_id,json=appAccountId" json:"app_account_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkAccountRequest) Reset() {
+	*x = LinkAccountRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkAccountRequest) ProtoMessage() {}
+
+func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkAccountRequest.ProtoReflect.Descriptor instead.
+func (*LinkAccountRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *LinkAccountRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *LinkAccountRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *LinkAccountRequest) GetAppAccountId() string {
+	if x != nil {
+		return x.AppAccountId
+	}
+	return ""
+}
+
+type LinkAccountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LinkId        string                 `protobuf:"bytes,1,opt,name=link_id,json=linkId" json:"link_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkAccountResponse) Reset() {
+	*x = LinkAccountResponse{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkAccountResponse) ProtoMessage() {}
+
+func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkAccountResponse.ProtoReflect.Descriptor instead.
+func (*LinkAccountResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *LinkAccountResponse) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+type PersonIdNumberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersonIdNumberRequest) Reset() {
+	*x = PersonIdNumberRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersonIdNumberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersonIdNumberRequest) ProtoMessage() {}
+
+func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersonIdNumberRequest.ProtoReflect.Descriptor instead.
+func (*PersonIdNumberRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PersonIdNumberRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type PersonIdNumberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IdNumber      string                 `protobuf:"bytes,1,opt,name=id_number,json=idNumber" json:"id_number,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersonIdNumberResponse) Reset() {
+	*x = PersonIdNumberResponse{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersonIdNumberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersonIdNumberResponse) ProtoMessage() {}
+
+func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersonIdNumberResponse.ProtoReflect.Descriptor instead.
+func (*PersonIdNumberResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PersonIdNumberResponse) GetIdNumber() string {
+	if x != nil {
+		return x.IdNumber
+	}
+	return ""
+}
+
 var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_sso_proto_rawDesc = "" +
@@ -352,11 +780,38 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x06org_id\x18\x04 \x01(\tR\x05orgId\x12\x19\n" +
 	"\borg_name\x18\x05 \x01(\tR\aorgName\x12$\n" +
 	"\x0eapp_account_id\x18\x06 \x01(\tR\fappAccountId\x12\x16\n" +
-	"\x06groups\x18\a \x03(\tR\x06groups2\xc7\x01\n" +
+	"\x06groups\x18\a \x03(\tR\x06groups\"j\n" +
+	"\x16CheckAppAddressRequest\x12&\n" +
+	"\x06app_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12(\n" +
+	"\tclient_ip\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bclientIp\"\x19\n" +
+	"\x17CheckAppAddressResponse\">\n" +
+	"\x12PersonLinksRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"d\n" +
+	"\n" +
+	"PersonLink\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x19\n" +
+	"\bapp_name\x18\x02 \x01(\tR\aappName\x12$\n" +
+	"\x0eapp_account_id\x18\x03 \x01(\tR\fappAccountId\"I\n" +
+	"\x13PersonLinksResponse\x122\n" +
+	"\x05links\x18\x01 \x03(\v2\x1c.uias.identity.v1.PersonLinkR\x05links\"\x9d\x01\n" +
+	"\x12LinkAccountRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12&\n" +
+	"\x06app_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x125\n" +
+	"\x0eapp_account_id\x18\x03 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\fappAccountId\".\n" +
+	"\x13LinkAccountResponse\x12\x17\n" +
+	"\alink_id\x18\x01 \x01(\tR\x06linkId\"A\n" +
+	"\x15PersonIdNumberRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"5\n" +
+	"\x16PersonIdNumberResponse\x12\x1b\n" +
+	"\tid_number\x18\x01 \x01(\tR\bidNumber2\xcc\x04\n" +
 	"\n" +
 	"SSOService\x12N\n" +
 	"\x05Login\x12!.uias.identity.v1.SSOLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12i\n" +
-	"\x10PersonAttributes\x12).uias.identity.v1.PersonAttributesRequest\x1a*.uias.identity.v1.PersonAttributesResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\x10PersonAttributes\x12).uias.identity.v1.PersonAttributesRequest\x1a*.uias.identity.v1.PersonAttributesResponse\x12f\n" +
+	"\x0fCheckAppAddress\x12(.uias.identity.v1.CheckAppAddressRequest\x1a).uias.identity.v1.CheckAppAddressResponse\x12Z\n" +
+	"\vPersonLinks\x12$.uias.identity.v1.PersonLinksRequest\x1a%.uias.identity.v1.PersonLinksResponse\x12Z\n" +
+	"\vLinkAccount\x12$.uias.identity.v1.LinkAccountRequest\x1a%.uias.identity.v1.LinkAccountResponse\x12c\n" +
+	"\x0ePersonIdNumber\x12'.uias.identity.v1.PersonIdNumberRequest\x1a(.uias.identity.v1.PersonIdNumberResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_sso_proto_rawDescOnce sync.Once
@@ -370,25 +825,43 @@ func file_uias_identity_v1_sso_proto_rawDescGZIP() []byte {
 	return file_uias_identity_v1_sso_proto_rawDescData
 }
 
-var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_uias_identity_v1_sso_proto_goTypes = []any{
 	(*SSOLoginRequest)(nil),          // 0: uias.identity.v1.SSOLoginRequest
 	(*SSOLoginResponse)(nil),         // 1: uias.identity.v1.SSOLoginResponse
 	(*PersonAttributesRequest)(nil),  // 2: uias.identity.v1.PersonAttributesRequest
 	(*PersonAttributesResponse)(nil), // 3: uias.identity.v1.PersonAttributesResponse
-	(Reason)(0),                      // 4: uias.identity.v1.Reason
+	(*CheckAppAddressRequest)(nil),   // 4: uias.identity.v1.CheckAppAddressRequest
+	(*CheckAppAddressResponse)(nil),  // 5: uias.identity.v1.CheckAppAddressResponse
+	(*PersonLinksRequest)(nil),       // 6: uias.identity.v1.PersonLinksRequest
+	(*PersonLink)(nil),               // 7: uias.identity.v1.PersonLink
+	(*PersonLinksResponse)(nil),      // 8: uias.identity.v1.PersonLinksResponse
+	(*LinkAccountRequest)(nil),       // 9: uias.identity.v1.LinkAccountRequest
+	(*LinkAccountResponse)(nil),      // 10: uias.identity.v1.LinkAccountResponse
+	(*PersonIdNumberRequest)(nil),    // 11: uias.identity.v1.PersonIdNumberRequest
+	(*PersonIdNumberResponse)(nil),   // 12: uias.identity.v1.PersonIdNumberResponse
+	(Reason)(0),                      // 13: uias.identity.v1.Reason
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
-	4, // 0: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	0, // 1: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
-	2, // 2: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
-	1, // 3: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	3, // 4: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	13, // 0: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	7,  // 1: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
+	0,  // 2: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
+	2,  // 3: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
+	4,  // 4: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
+	6,  // 5: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
+	9,  // 6: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
+	11, // 7: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	1,  // 8: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	3,  // 9: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	5,  // 10: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	8,  // 11: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	10, // 12: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	12, // 13: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	8,  // [8:14] is the sub-list for method output_type
+	2,  // [2:8] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_sso_proto_init() }
@@ -403,7 +876,7 @@ func file_uias_identity_v1_sso_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_sso_proto_rawDesc), len(file_uias_identity_v1_sso_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

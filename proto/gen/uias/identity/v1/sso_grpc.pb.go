@@ -21,6 +21,10 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	SSOService_Login_FullMethodName            = "/uias.identity.v1.SSOService/Login"
 	SSOService_PersonAttributes_FullMethodName = "/uias.identity.v1.SSOService/PersonAttributes"
+	SSOService_CheckAppAddress_FullMethodName  = "/uias.identity.v1.SSOService/CheckAppAddress"
+	SSOService_PersonLinks_FullMethodName      = "/uias.identity.v1.SSOService/PersonLinks"
+	SSOService_LinkAccount_FullMethodName      = "/uias.identity.v1.SSOService/LinkAccount"
+	SSOService_PersonIdNumber_FullMethodName   = "/uias.identity.v1.SSOService/PersonIdNumber"
 )
 
 // SSOServiceClient is the client API for SSOService service.
@@ -38,6 +42,24 @@ type SSOServiceClient interface {
 	// PersonAttributes returns what a service ticket validation releases to
 	// an application (CAS 3.0 attributes).
 	PersonAttributes(ctx context.Context, in *PersonAttributesRequest, opts ...grpc.CallOption) (*PersonAttributesResponse, error)
+	// CheckAppAddress checks a call of the legacy ssoAuthService interface
+	// that carries no App_Secret: the application must be active and
+	// client_ip on its IP allow-list, which must not be empty (refusals:
+	// BAD_APP_CREDENTIALS for an unknown application, APP_SUSPENDED,
+	// IP_NOT_ALLOWED; audited like identity's own refusals).
+	CheckAppAddress(ctx context.Context, in *CheckAppAddressRequest, opts ...grpc.CallOption) (*CheckAppAddressResponse, error)
+	// PersonLinks lists a person's active account links with the
+	// applications' names (the portal).
+	PersonLinks(ctx context.Context, in *PersonLinksRequest, opts ...grpc.CallOption) (*PersonLinksResponse, error)
+	// LinkAccount links a person to their account in an application after
+	// the application confirmed it (account association). Linking the same
+	// account again is not an error; an account linked to someone else is
+	// refused (ACCOUNT_LINKED_ELSEWHERE).
+	LinkAccount(ctx context.Context, in *LinkAccountRequest, opts ...grpc.CallOption) (*LinkAccountResponse, error)
+	// PersonIdNumber returns a person's identity document number in clear,
+	// for the account association check an application answers
+	// (validatePrincipal); empty when none is recorded.
+	PersonIdNumber(ctx context.Context, in *PersonIdNumberRequest, opts ...grpc.CallOption) (*PersonIdNumberResponse, error)
 }
 
 type sSOServiceClient struct {
@@ -68,6 +90,46 @@ func (c *sSOServiceClient) PersonAttributes(ctx context.Context, in *PersonAttri
 	return out, nil
 }
 
+func (c *sSOServiceClient) CheckAppAddress(ctx context.Context, in *CheckAppAddressRequest, opts ...grpc.CallOption) (*CheckAppAddressResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckAppAddressResponse)
+	err := c.cc.Invoke(ctx, SSOService_CheckAppAddress_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSOServiceClient) PersonLinks(ctx context.Context, in *PersonLinksRequest, opts ...grpc.CallOption) (*PersonLinksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PersonLinksResponse)
+	err := c.cc.Invoke(ctx, SSOService_PersonLinks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSOServiceClient) LinkAccount(ctx context.Context, in *LinkAccountRequest, opts ...grpc.CallOption) (*LinkAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LinkAccountResponse)
+	err := c.cc.Invoke(ctx, SSOService_LinkAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSOServiceClient) PersonIdNumber(ctx context.Context, in *PersonIdNumberRequest, opts ...grpc.CallOption) (*PersonIdNumberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PersonIdNumberResponse)
+	err := c.cc.Invoke(ctx, SSOService_PersonIdNumber_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SSOServiceServer is the server API for SSOService service.
 // All implementations must embed UnimplementedSSOServiceServer
 // for forward compatibility.
@@ -83,6 +145,24 @@ type SSOServiceServer interface {
 	// PersonAttributes returns what a service ticket validation releases to
 	// an application (CAS 3.0 attributes).
 	PersonAttributes(context.Context, *PersonAttributesRequest) (*PersonAttributesResponse, error)
+	// CheckAppAddress checks a call of the legacy ssoAuthService interface
+	// that carries no App_Secret: the application must be active and
+	// client_ip on its IP allow-list, which must not be empty (refusals:
+	// BAD_APP_CREDENTIALS for an unknown application, APP_SUSPENDED,
+	// IP_NOT_ALLOWED; audited like identity's own refusals).
+	CheckAppAddress(context.Context, *CheckAppAddressRequest) (*CheckAppAddressResponse, error)
+	// PersonLinks lists a person's active account links with the
+	// applications' names (the portal).
+	PersonLinks(context.Context, *PersonLinksRequest) (*PersonLinksResponse, error)
+	// LinkAccount links a person to their account in an application after
+	// the application confirmed it (account association). Linking the same
+	// account again is not an error; an account linked to someone else is
+	// refused (ACCOUNT_LINKED_ELSEWHERE).
+	LinkAccount(context.Context, *LinkAccountRequest) (*LinkAccountResponse, error)
+	// PersonIdNumber returns a person's identity document number in clear,
+	// for the account association check an application answers
+	// (validatePrincipal); empty when none is recorded.
+	PersonIdNumber(context.Context, *PersonIdNumberRequest) (*PersonIdNumberResponse, error)
 	mustEmbedUnimplementedSSOServiceServer()
 }
 
@@ -98,6 +178,18 @@ func (UnimplementedSSOServiceServer) Login(context.Context, *SSOLoginRequest) (*
 }
 func (UnimplementedSSOServiceServer) PersonAttributes(context.Context, *PersonAttributesRequest) (*PersonAttributesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PersonAttributes not implemented")
+}
+func (UnimplementedSSOServiceServer) CheckAppAddress(context.Context, *CheckAppAddressRequest) (*CheckAppAddressResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckAppAddress not implemented")
+}
+func (UnimplementedSSOServiceServer) PersonLinks(context.Context, *PersonLinksRequest) (*PersonLinksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PersonLinks not implemented")
+}
+func (UnimplementedSSOServiceServer) LinkAccount(context.Context, *LinkAccountRequest) (*LinkAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LinkAccount not implemented")
+}
+func (UnimplementedSSOServiceServer) PersonIdNumber(context.Context, *PersonIdNumberRequest) (*PersonIdNumberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PersonIdNumber not implemented")
 }
 func (UnimplementedSSOServiceServer) mustEmbedUnimplementedSSOServiceServer() {}
 func (UnimplementedSSOServiceServer) testEmbeddedByValue()                    {}
@@ -156,6 +248,78 @@ func _SSOService_PersonAttributes_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SSOService_CheckAppAddress_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckAppAddressRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).CheckAppAddress(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_CheckAppAddress_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).CheckAppAddress(ctx, req.(*CheckAppAddressRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSOService_PersonLinks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PersonLinksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).PersonLinks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_PersonLinks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).PersonLinks(ctx, req.(*PersonLinksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSOService_LinkAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LinkAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).LinkAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_LinkAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).LinkAccount(ctx, req.(*LinkAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSOService_PersonIdNumber_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PersonIdNumberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).PersonIdNumber(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_PersonIdNumber_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).PersonIdNumber(ctx, req.(*PersonIdNumberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SSOService_ServiceDesc is the grpc.ServiceDesc for SSOService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -170,6 +334,22 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PersonAttributes",
 			Handler:    _SSOService_PersonAttributes_Handler,
+		},
+		{
+			MethodName: "CheckAppAddress",
+			Handler:    _SSOService_CheckAppAddress_Handler,
+		},
+		{
+			MethodName: "PersonLinks",
+			Handler:    _SSOService_PersonLinks_Handler,
+		},
+		{
+			MethodName: "LinkAccount",
+			Handler:    _SSOService_LinkAccount_Handler,
+		},
+		{
+			MethodName: "PersonIdNumber",
+			Handler:    _SSOService_PersonIdNumber_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

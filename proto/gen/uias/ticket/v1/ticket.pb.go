@@ -112,12 +112,23 @@ type RegisteredService struct {
 	// min_auth_level: 1 = password, 2 = certificate or another strong method.
 	MinAuthLevel int32 `protobuf:"varint,7,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
 	// allow_proxy lets the service obtain proxy-granting tickets.
-	AllowProxy    bool                   `protobuf:"varint,8,opt,name=allow_proxy,json=allowProxy" json:"allow_proxy,omitempty"`
-	Enabled       bool                   `protobuf:"varint,9,opt,name=enabled" json:"enabled,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AllowProxy bool                   `protobuf:"varint,8,opt,name=allow_proxy,json=allowProxy" json:"allow_proxy,omitempty"`
+	Enabled    bool                   `protobuf:"varint,9,opt,name=enabled" json:"enabled,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt" json:"created_at,omitempty"`
+	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt" json:"updated_at,omitempty"`
+	// legacy_scheme: 0 = CAS; 1 or 2 = the legacy ssoAuthService interface
+	// (url is then the application's ssoAuthService endpoint: the browser
+	// is sent to url?verb=ssoLogin&st=...). Scheme 1: the application is not
+	// changed and the platform hands over the application's own credentials
+	// (the password too); scheme 2: the application is changed and gets the
+	// account only.
+	LegacyScheme int32 `protobuf:"varint,12,opt,name=legacy_scheme,json=legacyScheme" json:"legacy_scheme,omitempty"`
+	// legacy_require_secret: the application's calls to the legacy
+	// interface must carry its App_ID and secret besides coming from an
+	// address on its IP allow-list.
+	LegacyRequireSecret bool `protobuf:"varint,13,opt,name=legacy_require_secret,json=legacyRequireSecret" json:"legacy_require_secret,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *RegisteredService) Reset() {
@@ -227,6 +238,20 @@ func (x *RegisteredService) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *RegisteredService) GetLegacyScheme() int32 {
+	if x != nil {
+		return x.LegacyScheme
+	}
+	return 0
+}
+
+func (x *RegisteredService) GetLegacyRequireSecret() bool {
+	if x != nil {
+		return x.LegacyRequireSecret
+	}
+	return false
+}
+
 // ServiceDefinition is what an administrator sets.
 type ServiceDefinition struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -239,9 +264,12 @@ type ServiceDefinition struct {
 	MinAuthLevel int32 `protobuf:"varint,6,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
 	AllowProxy   bool  `protobuf:"varint,7,opt,name=allow_proxy,json=allowProxy" json:"allow_proxy,omitempty"`
 	// disabled services match nothing.
-	Disabled      bool `protobuf:"varint,8,opt,name=disabled" json:"disabled,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Disabled bool `protobuf:"varint,8,opt,name=disabled" json:"disabled,omitempty"`
+	// legacy_scheme: see RegisteredService (0, 1 or 2).
+	LegacyScheme        int32 `protobuf:"varint,9,opt,name=legacy_scheme,json=legacyScheme" json:"legacy_scheme,omitempty"`
+	LegacyRequireSecret bool  `protobuf:"varint,10,opt,name=legacy_require_secret,json=legacyRequireSecret" json:"legacy_require_secret,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ServiceDefinition) Reset() {
@@ -326,6 +354,20 @@ func (x *ServiceDefinition) GetAllowProxy() bool {
 func (x *ServiceDefinition) GetDisabled() bool {
 	if x != nil {
 		return x.Disabled
+	}
+	return false
+}
+
+func (x *ServiceDefinition) GetLegacyScheme() int32 {
+	if x != nil {
+		return x.LegacyScheme
+	}
+	return 0
+}
+
+func (x *ServiceDefinition) GetLegacyRequireSecret() bool {
+	if x != nil {
+		return x.LegacyRequireSecret
 	}
 	return false
 }
@@ -1717,11 +1759,452 @@ func (x *RevokeUserSessionsResponse) GetEnded() int32 {
 	return 0
 }
 
+type ValidateLegacyTicketRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Ticket string                 `protobuf:"bytes,1,opt,name=ticket" json:"ticket,omitempty"`
+	// app_id and app_secret the calling application presented (optional
+	// unless its service requires them).
+	AppId         string `protobuf:"bytes,2,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	AppSecret     string `protobuf:"bytes,3,opt,name=app_secret,json=appSecret" json:"app_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateLegacyTicketRequest) Reset() {
+	*x = ValidateLegacyTicketRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateLegacyTicketRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateLegacyTicketRequest) ProtoMessage() {}
+
+func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateLegacyTicketRequest.ProtoReflect.Descriptor instead.
+func (*ValidateLegacyTicketRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ValidateLegacyTicketRequest) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *ValidateLegacyTicketRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *ValidateLegacyTicketRequest) GetAppSecret() string {
+	if x != nil {
+		return x.AppSecret
+	}
+	return ""
+}
+
+type ValidateLegacyTicketResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// result: RPC_OK, or the failure code (see docs/integrators.md):
+	// RPC_INVALID_REQUEST, RPC_INVALID_TICKET, RPC_INVALID_SERVICE,
+	// RPC_CALLER_NOT_ALLOWED, RPC_NO_ACCOUNT.
+	Result string `protobuf:"bytes,1,opt,name=result" json:"result,omitempty"`
+	// message says why, in words a person understands.
+	Message string `protobuf:"bytes,2,opt,name=message" json:"message,omitempty"`
+	// account is the person's account in the application.
+	Account string `protobuf:"bytes,3,opt,name=account" json:"account,omitempty"`
+	// password is the account's password (scheme 1 only, else empty).
+	Password string `protobuf:"bytes,4,opt,name=password" json:"password,omitempty"`
+	// logged_in: the person's single sign-on session is live.
+	LoggedIn      bool   `protobuf:"varint,5,opt,name=logged_in,json=loggedIn" json:"logged_in,omitempty"`
+	UserId        string `protobuf:"bytes,6,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	AppId         string `protobuf:"bytes,7,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateLegacyTicketResponse) Reset() {
+	*x = ValidateLegacyTicketResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateLegacyTicketResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateLegacyTicketResponse) ProtoMessage() {}
+
+func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateLegacyTicketResponse.ProtoReflect.Descriptor instead.
+func (*ValidateLegacyTicketResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ValidateLegacyTicketResponse) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *ValidateLegacyTicketResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ValidateLegacyTicketResponse) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *ValidateLegacyTicketResponse) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *ValidateLegacyTicketResponse) GetLoggedIn() bool {
+	if x != nil {
+		return x.LoggedIn
+	}
+	return false
+}
+
+func (x *ValidateLegacyTicketResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ValidateLegacyTicketResponse) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+type AssociateAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tgt           string                 `protobuf:"bytes,1,opt,name=tgt" json:"tgt,omitempty"`
+	AppId         string                 `protobuf:"bytes,2,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	Account       string                 `protobuf:"bytes,3,opt,name=account" json:"account,omitempty"`
+	Password      string                 `protobuf:"bytes,4,opt,name=password" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssociateAccountRequest) Reset() {
+	*x = AssociateAccountRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssociateAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssociateAccountRequest) ProtoMessage() {}
+
+func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssociateAccountRequest.ProtoReflect.Descriptor instead.
+func (*AssociateAccountRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *AssociateAccountRequest) GetTgt() string {
+	if x != nil {
+		return x.Tgt
+	}
+	return ""
+}
+
+func (x *AssociateAccountRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *AssociateAccountRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *AssociateAccountRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+type AssociateAccountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssociateAccountResponse) Reset() {
+	*x = AssociateAccountResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssociateAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssociateAccountResponse) ProtoMessage() {}
+
+func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssociateAccountResponse.ProtoReflect.Descriptor instead.
+func (*AssociateAccountResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
+}
+
+type PortalEntriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tgt           string                 `protobuf:"bytes,1,opt,name=tgt" json:"tgt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortalEntriesRequest) Reset() {
+	*x = PortalEntriesRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortalEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortalEntriesRequest) ProtoMessage() {}
+
+func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortalEntriesRequest.ProtoReflect.Descriptor instead.
+func (*PortalEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *PortalEntriesRequest) GetTgt() string {
+	if x != nil {
+		return x.Tgt
+	}
+	return ""
+}
+
+type PortalEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	AppId string                 `protobuf:"bytes,1,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name" json:"name,omitempty"`
+	// launch_url is the registered service URL the portal's link sends the
+	// browser to (through /cas/login?service=...).
+	LaunchUrl string `protobuf:"bytes,3,opt,name=launch_url,json=launchUrl" json:"launch_url,omitempty"`
+	// account is the person's linked account (empty: not linked yet).
+	Account      string `protobuf:"bytes,4,opt,name=account" json:"account,omitempty"`
+	LegacyScheme int32  `protobuf:"varint,5,opt,name=legacy_scheme,json=legacyScheme" json:"legacy_scheme,omitempty"`
+	// associable: the application takes account association.
+	Associable    bool `protobuf:"varint,6,opt,name=associable" json:"associable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortalEntry) Reset() {
+	*x = PortalEntry{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortalEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortalEntry) ProtoMessage() {}
+
+func (x *PortalEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortalEntry.ProtoReflect.Descriptor instead.
+func (*PortalEntry) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PortalEntry) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *PortalEntry) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PortalEntry) GetLaunchUrl() string {
+	if x != nil {
+		return x.LaunchUrl
+	}
+	return ""
+}
+
+func (x *PortalEntry) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *PortalEntry) GetLegacyScheme() int32 {
+	if x != nil {
+		return x.LegacyScheme
+	}
+	return 0
+}
+
+func (x *PortalEntry) GetAssociable() bool {
+	if x != nil {
+		return x.Associable
+	}
+	return false
+}
+
+type PortalEntriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*PortalEntry         `protobuf:"bytes,1,rep,name=entries" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortalEntriesResponse) Reset() {
+	*x = PortalEntriesResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortalEntriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortalEntriesResponse) ProtoMessage() {}
+
+func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortalEntriesResponse.ProtoReflect.Descriptor instead.
+func (*PortalEntriesResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *PortalEntriesResponse) GetEntries() []*PortalEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 var File_uias_ticket_v1_ticket_proto protoreflect.FileDescriptor
 
 const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\n" +
-	"\x1buias/ticket/v1/ticket.proto\x12\x0euias.ticket.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xf0\x02\n" +
+	"\x1buias/ticket/v1/ticket.proto\x12\x0euias.ticket.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xc9\x03\n" +
 	"\x11RegisteredService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x12\n" +
@@ -1738,7 +2221,9 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"created_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xc0\x02\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12#\n" +
+	"\rlegacy_scheme\x18\f \x01(\x05R\flegacyScheme\x122\n" +
+	"\x15legacy_require_secret\x18\r \x01(\bR\x13legacyRequireSecret\"\xa4\x03\n" +
 	"\x11ServiceDefinition\x12&\n" +
 	"\x06app_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12 \n" +
 	"\x04name\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04name\x12\x1e\n" +
@@ -1749,7 +2234,10 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x0emin_auth_level\x18\x06 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\fminAuthLevel\x12\x1f\n" +
 	"\vallow_proxy\x18\a \x01(\bR\n" +
 	"allowProxy\x12\x1a\n" +
-	"\bdisabled\x18\b \x01(\bR\bdisabled\"@\n" +
+	"\bdisabled\x18\b \x01(\bR\bdisabled\x12.\n" +
+	"\rlegacy_scheme\x18\t \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\flegacyScheme\x122\n" +
+	"\x15legacy_require_secret\x18\n" +
+	" \x01(\bR\x13legacyRequireSecret\"@\n" +
 	"\x13MatchServiceRequest\x12)\n" +
 	"\aservice\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\aservice\"[\n" +
 	"\x14CreateServiceRequest\x12C\n" +
@@ -1846,7 +2334,40 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\tsessionId\"2\n" +
 	"\x1aRevokeUserSessionsResponse\x12\x14\n" +
-	"\x05ended\x18\x01 \x01(\x05R\x05ended*\xac\x02\n" +
+	"\x05ended\x18\x01 \x01(\x05R\x05ended\"\x91\x01\n" +
+	"\x1bValidateLegacyTicketRequest\x12$\n" +
+	"\x06ticket\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\x06ticket\x12#\n" +
+	"\x06app_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12'\n" +
+	"\n" +
+	"app_secret\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\tappSecret\"\xd3\x01\n" +
+	"\x1cValidateLegacyTicketResponse\x12\x16\n" +
+	"\x06result\x18\x01 \x01(\tR\x06result\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x1a\n" +
+	"\bpassword\x18\x04 \x01(\tR\bpassword\x12\x1b\n" +
+	"\tlogged_in\x18\x05 \x01(\bR\bloggedIn\x12\x17\n" +
+	"\auser_id\x18\x06 \x01(\tR\x06userId\x12\x15\n" +
+	"\x06app_id\x18\a \x01(\tR\x05appId\"\xb5\x01\n" +
+	"\x17AssociateAccountRequest\x12!\n" +
+	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\x12&\n" +
+	"\x06app_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12)\n" +
+	"\aaccount\x18\x03 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\aaccount\x12$\n" +
+	"\bpassword\x18\x04 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\bpassword\"\x1a\n" +
+	"\x18AssociateAccountResponse\"9\n" +
+	"\x14PortalEntriesRequest\x12!\n" +
+	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\"\xb6\x01\n" +
+	"\vPortalEntry\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"launch_url\x18\x03 \x01(\tR\tlaunchUrl\x12\x18\n" +
+	"\aaccount\x18\x04 \x01(\tR\aaccount\x12#\n" +
+	"\rlegacy_scheme\x18\x05 \x01(\x05R\flegacyScheme\x12\x1e\n" +
+	"\n" +
+	"associable\x18\x06 \x01(\bR\n" +
+	"associable\"N\n" +
+	"\x15PortalEntriesResponse\x125\n" +
+	"\aentries\x18\x01 \x03(\v2\x1b.uias.ticket.v1.PortalEntryR\aentries*\xac\x02\n" +
 	"\aCasCode\x12\x18\n" +
 	"\x14CAS_CODE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CAS_CODE_INVALID_REQUEST\x10\x01\x12 \n" +
@@ -1856,7 +2377,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x17CAS_CODE_INVALID_TICKET\x10\x05\x12\x1c\n" +
 	"\x18CAS_CODE_INVALID_SERVICE\x10\x06\x12\x1b\n" +
 	"\x17CAS_CODE_INTERNAL_ERROR\x10\a\x12!\n" +
-	"\x1dCAS_CODE_UNAUTHORIZED_SERVICE\x10\b2\xba\x05\n" +
+	"\x1dCAS_CODE_UNAUTHORIZED_SERVICE\x10\b2\xf2\a\n" +
 	"\rTicketService\x12\\\n" +
 	"\rCreateSession\x12$.uias.ticket.v1.CreateSessionRequest\x1a%.uias.ticket.v1.CreateSessionResponse\x12H\n" +
 	"\n" +
@@ -1865,7 +2386,10 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x12IssueServiceTicket\x12).uias.ticket.v1.IssueServiceTicketRequest\x1a*.uias.ticket.v1.IssueServiceTicketResponse\x12t\n" +
 	"\x15ValidateServiceTicket\x12,.uias.ticket.v1.ValidateServiceTicketRequest\x1a-.uias.ticket.v1.ValidateServiceTicketResponse\x12e\n" +
 	"\x10IssueProxyTicket\x12'.uias.ticket.v1.IssueProxyTicketRequest\x1a(.uias.ticket.v1.IssueProxyTicketResponse\x12V\n" +
-	"\fMatchService\x12#.uias.ticket.v1.MatchServiceRequest\x1a!.uias.ticket.v1.RegisteredService2\xf0\x04\n" +
+	"\fMatchService\x12#.uias.ticket.v1.MatchServiceRequest\x1a!.uias.ticket.v1.RegisteredService\x12q\n" +
+	"\x14ValidateLegacyTicket\x12+.uias.ticket.v1.ValidateLegacyTicketRequest\x1a,.uias.ticket.v1.ValidateLegacyTicketResponse\x12e\n" +
+	"\x10AssociateAccount\x12'.uias.ticket.v1.AssociateAccountRequest\x1a(.uias.ticket.v1.AssociateAccountResponse\x12\\\n" +
+	"\rPortalEntries\x12$.uias.ticket.v1.PortalEntriesRequest\x1a%.uias.ticket.v1.PortalEntriesResponse2\xf0\x04\n" +
 	"\x16ServiceRegistryService\x12u\n" +
 	"\rCreateService\x12$.uias.ticket.v1.CreateServiceRequest\x1a!.uias.ticket.v1.RegisteredService\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/cas/services\x12q\n" +
 	"\n" +
@@ -1890,7 +2414,7 @@ func file_uias_ticket_v1_ticket_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_ticket_v1_ticket_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(CasCode)(0),                          // 0: uias.ticket.v1.CasCode
 	(*RegisteredService)(nil),             // 1: uias.ticket.v1.RegisteredService
@@ -1919,56 +2443,70 @@ var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(*ListUserSessionsResponse)(nil),      // 24: uias.ticket.v1.ListUserSessionsResponse
 	(*RevokeUserSessionsRequest)(nil),     // 25: uias.ticket.v1.RevokeUserSessionsRequest
 	(*RevokeUserSessionsResponse)(nil),    // 26: uias.ticket.v1.RevokeUserSessionsResponse
-	(*timestamppb.Timestamp)(nil),         // 27: google.protobuf.Timestamp
+	(*ValidateLegacyTicketRequest)(nil),   // 27: uias.ticket.v1.ValidateLegacyTicketRequest
+	(*ValidateLegacyTicketResponse)(nil),  // 28: uias.ticket.v1.ValidateLegacyTicketResponse
+	(*AssociateAccountRequest)(nil),       // 29: uias.ticket.v1.AssociateAccountRequest
+	(*AssociateAccountResponse)(nil),      // 30: uias.ticket.v1.AssociateAccountResponse
+	(*PortalEntriesRequest)(nil),          // 31: uias.ticket.v1.PortalEntriesRequest
+	(*PortalEntry)(nil),                   // 32: uias.ticket.v1.PortalEntry
+	(*PortalEntriesResponse)(nil),         // 33: uias.ticket.v1.PortalEntriesResponse
+	(*timestamppb.Timestamp)(nil),         // 34: google.protobuf.Timestamp
 }
 var file_uias_ticket_v1_ticket_proto_depIdxs = []int32{
-	27, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
-	27, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
+	34, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
+	34, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
 	1,  // 3: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
 	2,  // 4: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
-	27, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	27, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	27, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	34, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	34, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
 	11, // 8: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
-	27, // 9: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 9: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 10: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	27, // 11: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
+	34, // 11: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
 	0,  // 12: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
 	11, // 13: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
-	12, // 14: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
-	14, // 15: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
-	15, // 16: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
-	17, // 17: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
-	19, // 18: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
-	21, // 19: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
-	3,  // 20: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
-	4,  // 21: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
-	5,  // 22: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
-	6,  // 23: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
-	8,  // 24: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
-	9,  // 25: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
-	23, // 26: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
-	25, // 27: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
-	13, // 28: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
-	11, // 29: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
-	16, // 30: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
-	18, // 31: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
-	20, // 32: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
-	22, // 33: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
-	1,  // 34: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
-	1,  // 35: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
-	1,  // 36: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
-	7,  // 37: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
-	1,  // 38: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
-	10, // 39: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
-	24, // 40: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
-	26, // 41: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
-	28, // [28:42] is the sub-list for method output_type
-	14, // [14:28] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	32, // 14: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
+	12, // 15: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
+	14, // 16: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
+	15, // 17: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
+	17, // 18: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
+	19, // 19: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
+	21, // 20: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
+	3,  // 21: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
+	27, // 22: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
+	29, // 23: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
+	31, // 24: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
+	4,  // 25: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
+	5,  // 26: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
+	6,  // 27: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
+	8,  // 28: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
+	9,  // 29: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
+	23, // 30: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
+	25, // 31: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
+	13, // 32: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
+	11, // 33: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
+	16, // 34: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
+	18, // 35: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
+	20, // 36: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
+	22, // 37: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
+	1,  // 38: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
+	28, // 39: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
+	30, // 40: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
+	33, // 41: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
+	1,  // 42: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
+	1,  // 43: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
+	7,  // 44: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
+	1,  // 45: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
+	10, // 46: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
+	24, // 47: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
+	26, // 48: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
+	32, // [32:49] is the sub-list for method output_type
+	15, // [15:32] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_uias_ticket_v1_ticket_proto_init() }
@@ -1982,7 +2520,7 @@ func file_uias_ticket_v1_ticket_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_ticket_v1_ticket_proto_rawDesc), len(file_uias_ticket_v1_ticket_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -26,6 +26,9 @@ const (
 	TicketService_ValidateServiceTicket_FullMethodName = "/uias.ticket.v1.TicketService/ValidateServiceTicket"
 	TicketService_IssueProxyTicket_FullMethodName      = "/uias.ticket.v1.TicketService/IssueProxyTicket"
 	TicketService_MatchService_FullMethodName          = "/uias.ticket.v1.TicketService/MatchService"
+	TicketService_ValidateLegacyTicket_FullMethodName  = "/uias.ticket.v1.TicketService/ValidateLegacyTicket"
+	TicketService_AssociateAccount_FullMethodName      = "/uias.ticket.v1.TicketService/AssociateAccount"
+	TicketService_PortalEntries_FullMethodName         = "/uias.ticket.v1.TicketService/PortalEntries"
 )
 
 // TicketServiceClient is the client API for TicketService service.
@@ -59,6 +62,24 @@ type TicketServiceClient interface {
 	// (SERVICE_NOT_REGISTERED when none): the edge shows an error page, never
 	// a redirect, for an unregistered service.
 	MatchService(ctx context.Context, in *MatchServiceRequest, opts ...grpc.CallOption) (*RegisteredService, error)
+	// ValidateLegacyTicket is the platform side of the legacy interface
+	// (ssoAuthService?verb=validateServiceTicket): it consumes an ST issued
+	// to a legacy service (legacy_scheme 1 or 2), checks the calling
+	// application (its IP allow-list from the call's origin, and its App_ID
+	// and secret where given or required) and answers the person's account
+	// in that application, with the account's password for scheme 1. A
+	// refusal is a normal answer (result not RPC_OK).
+	ValidateLegacyTicket(ctx context.Context, in *ValidateLegacyTicketRequest, opts ...grpc.CallOption) (*ValidateLegacyTicketResponse, error)
+	// AssociateAccount links the person of a session to their existing
+	// account in an application, after the application confirmed it
+	// (ssoAuthService verb=validatePrincipal with the account and the
+	// person's identity document number). For scheme 1 the password is kept
+	// sealed and handed only to that application at ticket validation.
+	AssociateAccount(ctx context.Context, in *AssociateAccountRequest, opts ...grpc.CallOption) (*AssociateAccountResponse, error)
+	// PortalEntries lists the applications the person of a session may
+	// enter (their linked accounts with a registered service) and those
+	// that take account association.
+	PortalEntries(ctx context.Context, in *PortalEntriesRequest, opts ...grpc.CallOption) (*PortalEntriesResponse, error)
 }
 
 type ticketServiceClient struct {
@@ -139,6 +160,36 @@ func (c *ticketServiceClient) MatchService(ctx context.Context, in *MatchService
 	return out, nil
 }
 
+func (c *ticketServiceClient) ValidateLegacyTicket(ctx context.Context, in *ValidateLegacyTicketRequest, opts ...grpc.CallOption) (*ValidateLegacyTicketResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidateLegacyTicketResponse)
+	err := c.cc.Invoke(ctx, TicketService_ValidateLegacyTicket_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) AssociateAccount(ctx context.Context, in *AssociateAccountRequest, opts ...grpc.CallOption) (*AssociateAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AssociateAccountResponse)
+	err := c.cc.Invoke(ctx, TicketService_AssociateAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) PortalEntries(ctx context.Context, in *PortalEntriesRequest, opts ...grpc.CallOption) (*PortalEntriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PortalEntriesResponse)
+	err := c.cc.Invoke(ctx, TicketService_PortalEntries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TicketServiceServer is the server API for TicketService service.
 // All implementations must embed UnimplementedTicketServiceServer
 // for forward compatibility.
@@ -170,6 +221,24 @@ type TicketServiceServer interface {
 	// (SERVICE_NOT_REGISTERED when none): the edge shows an error page, never
 	// a redirect, for an unregistered service.
 	MatchService(context.Context, *MatchServiceRequest) (*RegisteredService, error)
+	// ValidateLegacyTicket is the platform side of the legacy interface
+	// (ssoAuthService?verb=validateServiceTicket): it consumes an ST issued
+	// to a legacy service (legacy_scheme 1 or 2), checks the calling
+	// application (its IP allow-list from the call's origin, and its App_ID
+	// and secret where given or required) and answers the person's account
+	// in that application, with the account's password for scheme 1. A
+	// refusal is a normal answer (result not RPC_OK).
+	ValidateLegacyTicket(context.Context, *ValidateLegacyTicketRequest) (*ValidateLegacyTicketResponse, error)
+	// AssociateAccount links the person of a session to their existing
+	// account in an application, after the application confirmed it
+	// (ssoAuthService verb=validatePrincipal with the account and the
+	// person's identity document number). For scheme 1 the password is kept
+	// sealed and handed only to that application at ticket validation.
+	AssociateAccount(context.Context, *AssociateAccountRequest) (*AssociateAccountResponse, error)
+	// PortalEntries lists the applications the person of a session may
+	// enter (their linked accounts with a registered service) and those
+	// that take account association.
+	PortalEntries(context.Context, *PortalEntriesRequest) (*PortalEntriesResponse, error)
 	mustEmbedUnimplementedTicketServiceServer()
 }
 
@@ -200,6 +269,15 @@ func (UnimplementedTicketServiceServer) IssueProxyTicket(context.Context, *Issue
 }
 func (UnimplementedTicketServiceServer) MatchService(context.Context, *MatchServiceRequest) (*RegisteredService, error) {
 	return nil, status.Error(codes.Unimplemented, "method MatchService not implemented")
+}
+func (UnimplementedTicketServiceServer) ValidateLegacyTicket(context.Context, *ValidateLegacyTicketRequest) (*ValidateLegacyTicketResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ValidateLegacyTicket not implemented")
+}
+func (UnimplementedTicketServiceServer) AssociateAccount(context.Context, *AssociateAccountRequest) (*AssociateAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AssociateAccount not implemented")
+}
+func (UnimplementedTicketServiceServer) PortalEntries(context.Context, *PortalEntriesRequest) (*PortalEntriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PortalEntries not implemented")
 }
 func (UnimplementedTicketServiceServer) mustEmbedUnimplementedTicketServiceServer() {}
 func (UnimplementedTicketServiceServer) testEmbeddedByValue()                       {}
@@ -348,6 +426,60 @@ func _TicketService_MatchService_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TicketService_ValidateLegacyTicket_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValidateLegacyTicketRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).ValidateLegacyTicket(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_ValidateLegacyTicket_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).ValidateLegacyTicket(ctx, req.(*ValidateLegacyTicketRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_AssociateAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AssociateAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).AssociateAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_AssociateAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).AssociateAccount(ctx, req.(*AssociateAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_PortalEntries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PortalEntriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).PortalEntries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_PortalEntries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).PortalEntries(ctx, req.(*PortalEntriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TicketService_ServiceDesc is the grpc.ServiceDesc for TicketService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -382,6 +514,18 @@ var TicketService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MatchService",
 			Handler:    _TicketService_MatchService_Handler,
+		},
+		{
+			MethodName: "ValidateLegacyTicket",
+			Handler:    _TicketService_ValidateLegacyTicket_Handler,
+		},
+		{
+			MethodName: "AssociateAccount",
+			Handler:    _TicketService_AssociateAccount_Handler,
+		},
+		{
+			MethodName: "PortalEntries",
+			Handler:    _TicketService_PortalEntries_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,328 @@
+package e2e
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+)
+
+// legacyXML is the answer of UIAS's ssoAuthService?verb=validateServiceTicket.
+type legacyXML struct {
+	XMLName  xml.Name `xml:"ssoAuthService"`
+	Verb     string   `xml:"verb,attr"`
+	Result   string   `xml:"result"`
+	Message  string   `xml:"message"`
+	Username string   `xml:"username"`
+	Password string   `xml:"password"`
+	LoggedIn string   `xml:"loggedIn"`
+}
+
+// legacyStubApp plays the application side of the legacy interface over
+// real HTTP, one application per path ("/<name>/ssoAuthService"): the
+// browser arrives at verb=ssoLogin&st=..., the application asks UIAS
+// verb=validateServiceTicket (POST, with its App_ID and secret when it has
+// them) and shows what UIAS answered; UIAS asks verb=validatePrincipal
+// during account association.
+type legacyStubApp struct {
+	srv     *httptest.Server
+	casBase string
+
+	mu    sync.Mutex
+	apps  map[string]*stubApp
+	lastS map[string]string // last st received per application
+}
+
+type stubApp struct {
+	appID, secret string
+	hold          atomic.Bool // keep the ticket without validating it
+	// principals: account -> ID number the application knows it by.
+	principals  map[string]string
+	principalN  atomic.Int32
+	failFirst   atomic.Int32 // answer 503 to this many validatePrincipal calls
+	logoutCalls atomic.Int32
+}
+
+func newLegacyStub(t *testing.T, casBase string) *legacyStubApp {
+	s := &legacyStubApp{casBase: casBase, apps: map[string]*stubApp{}, lastS: map[string]string{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *legacyStubApp) add(name string, a *stubApp) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apps[name] = a
+	return s.srv.URL + "/" + name + "/ssoAuthService"
+}
+
+func (s *legacyStubApp) last(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastS[name]
+}
+
+func (s *legacyStubApp) serve(w http.ResponseWriter, r *http.Request) {
+	name, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	s.mu.Lock()
+	a := s.apps[name]
+	s.mu.Unlock()
+	if a == nil || rest != "ssoAuthService" {
+		http.NotFound(w, r)
+		return
+	}
+	_ = r.ParseForm()
+	switch r.Form.Get("verb") {
+	case "ssoLogin":
+		st := r.Form.Get("st")
+		s.mu.Lock()
+		s.lastS[name] = st
+		s.mu.Unlock()
+		if a.hold.Load() {
+			fmt.Fprint(w, "held")
+			return
+		}
+		code, ans := legacyValidate(s.casBase, st, a.appID, a.secret)
+		fmt.Fprintf(w, "status=%d;result=%s;username=%s;password=%s;loggedIn=%s", code, ans.Result, ans.Username, ans.Password, ans.LoggedIn)
+	case "validatePrincipal":
+		a.principalN.Add(1)
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		if a.failFirst.Load() > 0 {
+			a.failFirst.Add(-1)
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		if id, ok := a.principals[r.PostForm.Get("loginid")]; ok && id == r.PostForm.Get("userid") {
+			fmt.Fprint(w, "RPC_OK")
+			return
+		}
+		fmt.Fprint(w, "PRINCIPAL_INVALID")
+	default:
+		if r.Method == http.MethodPost && r.PostForm.Get("logoutRequest") != "" {
+			a.logoutCalls.Add(1)
+			return
+		}
+		http.Error(w, "unknown verb", http.StatusBadRequest)
+	}
+}
+
+// legacyValidate asks UIAS validateServiceTicket as an application does
+// (POST; App_ID and secret in the form when given).
+func legacyValidate(casBase, st, appID, secret string) (int, legacyXML) {
+	form := url.Values{"verb": {"validateServiceTicket"}, "st": {st}}
+	if secret != "" {
+		form.Set("appId", appID)
+		form.Set("appSecret", secret)
+	}
+	resp, err := http.PostForm(casBase+"ssoAuthService", form)
+	if err != nil {
+		return 0, legacyXML{Result: "TRANSPORT: " + err.Error()}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out legacyXML
+	if err := xml.Unmarshal(body, &out); err != nil {
+		out.Result = "UNPARSABLE: " + string(body)
+	}
+	return resp.StatusCode, out
+}
+
+func legacyGet(t *testing.T, u string) (int, legacyXML, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out legacyXML
+	if err := xml.Unmarshal(body, &out); err != nil {
+		t.Fatalf("GET %s: not XML: %s", u, body)
+	}
+	return resp.StatusCode, out, string(body)
+}
+
+// TestLegacySSOAuthService: the legacy ssoAuthService interface over real
+// HTTP with a stub application: the browser is sent to the application's
+// ssoLogin with an ST, the application validates it and gets the person's
+// account; every refusal has its code, HTTP status and message.
+func TestLegacySSOAuthService(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	casBase := e.http + "/cas/"
+	stub := newLegacyStub(t, casBase)
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	register := func(appID, name, u string, scheme int32, requireSecret bool) {
+		t.Helper()
+		if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{
+			AppId: appID, Name: name, Url: u, LegacyScheme: scheme, LegacyRequireSecret: requireSecret}}); err != nil {
+			t.Fatalf("register %s: %v", name, err)
+		}
+	}
+	// A: on the allow-list (the stub calls from 127.0.0.1), scheme 2.
+	fa := e.seed("lga", "lena", &identityv1.CreateAppRequest{IpAllowList: []string{"127.0.0.1"}}, nil)
+	appA := &stubApp{appID: fa.appID}
+	urlA := stub.add("a", appA)
+	register(fa.appID, "Legacy OA", urlA, 2, false)
+	register(fa.appID, "CAS side of A", stub.srv.URL+"/cas-a/", 0, false)
+
+	br := newBrowser(t)
+	code, body, _ := br.get(casBase + "login?service=" + url.QueryEscape(urlA))
+	if code != http.StatusOK || !strings.Contains(body, "Legacy OA") {
+		t.Fatalf("login page for a legacy service: %d %s", code, body)
+	}
+	code, body, at := br.loginForm(casBase, body, "lena", fa.password)
+	if code != http.StatusOK || !strings.HasPrefix(at.String(), urlA+"?verb=ssoLogin&st=ST-") {
+		t.Fatalf("after login: %d at %s: %s", code, at, body)
+	}
+	if want := "status=200;result=RPC_OK;username=acct-lena;password=;loggedIn=true"; body != want {
+		t.Fatalf("the application got %q, want %q", body, want)
+	}
+	st := stub.last("a")
+
+	// Replayed: the ticket was used up.
+	code, ans := legacyValidate(casBase, st, "", "")
+	if code != http.StatusOK || ans.Result != "RPC_INVALID_TICKET" || ans.LoggedIn != "false" || ans.Username != "" ||
+		!strings.Contains(ans.Message, "not recognized") {
+		t.Fatalf("replayed ticket: %d %+v", code, ans)
+	}
+	// Malformed calls.
+	for _, c := range []struct {
+		query  string
+		status int
+		result string
+	}{
+		{"verb=validateServiceTicket", 400, "RPC_INVALID_REQUEST"},
+		{"st=" + st, 400, "RPC_INVALID_REQUEST"},
+		{"verb=ssoLogin&st=" + st, 400, "RPC_UNKNOWN_VERB"},
+		{"verb=validateServiceTicket&st=abc", 200, "RPC_INVALID_TICKET"},
+		{"verb=validateServiceTicket&st=ST-" + strings.Repeat("A", 2000), 400, "RPC_INVALID_REQUEST"},
+		{"verb=validateServiceTicket&st=" + forge(st), 200, "RPC_INVALID_TICKET"},
+		{"verb=validateServiceTicket&st=%3Cx%3E", 200, "RPC_INVALID_TICKET"},
+	} {
+		code, ans, raw := legacyGet(t, casBase+"ssoAuthService?"+c.query)
+		if code != c.status || ans.Result != c.result || ans.Message == "" || strings.Contains(raw, "<x>") {
+			t.Errorf("%s: %d %s, want %d %s", c.query, code, raw, c.status, c.result)
+		}
+	}
+
+	// A CAS ticket is not a legacy ticket (and is used up by the attempt).
+	_, _, at = br.get(casBase + "login?service=" + url.QueryEscape(stub.srv.URL+"/cas-a/"))
+	casST := at.Query().Get("ticket")
+	if !strings.HasPrefix(casST, "ST-") {
+		t.Fatalf("no CAS ticket: %s", at)
+	}
+	if code, ans := legacyValidate(casBase, casST, "", ""); code != 200 || ans.Result != "RPC_INVALID_SERVICE" {
+		t.Fatalf("CAS ticket at the legacy interface: %d %+v", code, ans)
+	}
+
+	// B: the caller's address is not on B's allow-list.
+	fb := e.seed("lgb", "bert", &identityv1.CreateAppRequest{IpAllowList: []string{"10.9.9.9"}}, nil)
+	linkTo(t, e, fa.userID, fb.appID, "lena-at-b")
+	urlB := stub.add("b", &stubApp{appID: fb.appID})
+	register(fb.appID, "Legacy B", urlB, 2, false)
+	_, body, _ = br.get(casBase + "login?service=" + url.QueryEscape(urlB))
+	if !strings.HasPrefix(body, "status=403;result=RPC_CALLER_NOT_ALLOWED;username=;") {
+		t.Fatalf("caller off the allow-list: %s", body)
+	}
+
+	// C: no allow-list; its service requires App_ID + secret.
+	fc := e.seed("lgc", "carl", nil, nil)
+	linkTo(t, e, fa.userID, fc.appID, "lena-at-c")
+	appC := &stubApp{appID: fc.appID}
+	urlC := stub.add("c", appC)
+	register(fc.appID, "Legacy C", urlC, 2, true)
+	_, body, _ = br.get(casBase + "login?service=" + url.QueryEscape(urlC))
+	if !strings.HasPrefix(body, "status=403;result=RPC_CALLER_NOT_ALLOWED;") {
+		t.Fatalf("no secret where one is required: %s", body)
+	}
+	appC.secret = "wrong-secret"
+	_, body, _ = br.get(casBase + "login?service=" + url.QueryEscape(urlC))
+	if !strings.HasPrefix(body, "status=403;result=RPC_CALLER_NOT_ALLOWED;") {
+		t.Fatalf("wrong secret: %s", body)
+	}
+	appC.secret = fc.secret
+	_, body, _ = br.get(casBase + "login?service=" + url.QueryEscape(urlC))
+	if body != "status=200;result=RPC_OK;username=lena-at-c;password=;loggedIn=true" {
+		t.Fatalf("with App_ID and secret: %s", body)
+	}
+	// Another application's credentials do not validate C's ticket.
+	appC.hold.Store(true)
+	_, _, _ = br.get(casBase + "login?service=" + url.QueryEscape(urlC))
+	if code, ans := legacyValidate(casBase, stub.last("c"), fa.appID, fa.secret); code != 403 || ans.Result != "RPC_CALLER_NOT_ALLOWED" {
+		t.Fatalf("A's credentials for C's ticket: %d %+v", code, ans)
+	}
+
+	// D: the person has no account linked there.
+	fd := e.seed("lgd", "dora", &identityv1.CreateAppRequest{IpAllowList: []string{"127.0.0.0/8"}}, nil)
+	urlD := stub.add("d", &stubApp{appID: fd.appID})
+	register(fd.appID, "Legacy D", urlD, 2, false)
+	_, body, _ = br.get(casBase + "login?service=" + url.QueryEscape(urlD))
+	if !strings.HasPrefix(body, "status=200;result=RPC_NO_ACCOUNT;username=;") {
+		t.Fatalf("no linked account: %s", body)
+	}
+
+	// A ticket of a session that has ended is refused.
+	appA.hold.Store(true)
+	_, _, _ = br.get(casBase + "login?service=" + url.QueryEscape(urlA))
+	held := stub.last("a")
+	if held == st || held == "" {
+		t.Fatal("no new ticket for A")
+	}
+	if code, _, _ := br.get(casBase + "logout"); code != http.StatusOK {
+		t.Fatalf("logout: %d", code)
+	}
+	if code, ans := legacyValidate(casBase, held, "", ""); code != 200 || ans.Result != "RPC_INVALID_TICKET" || ans.LoggedIn != "false" {
+		t.Fatalf("ticket of an ended session: %d %+v", code, ans)
+	}
+
+	// Every validation is audited, with the interface named.
+	eventually(t, "legacy validation audit records", func() bool {
+		ok, refused := 0, 0
+		for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.ticket.") {
+			if !strings.Contains(fmt.Sprint(ev["_raw"]), "ssoAuthService") {
+				continue
+			}
+			switch ev["result"] {
+			case "success":
+				ok++
+			default:
+				refused++
+			}
+		}
+		return ok >= 2 && refused >= 6
+	})
+}
+
+// forge alters one character of a ticket's signature.
+func forge(st string) string {
+	b := []byte(st)
+	i := len(b) - 1
+	if b[i] == 'a' {
+		b[i] = 'b'
+	} else {
+		b[i] = 'a'
+	}
+	return string(b)
+}
+
+func linkTo(t *testing.T, e *env, userID, appID, account string) {
+	t.Helper()
+	if _, err := e.admin.CreateAccountLink(e.adm(), &identityv1.CreateAccountLinkRequest{UserId: userID, AppId: appID,
+		AppAccountId: account}); err != nil {
+		t.Fatalf("link: %v", err)
+	}
+}
