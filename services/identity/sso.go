@@ -221,3 +221,55 @@ func (s *Service) PersonIDNumber(ctx context.Context, id string) (string, error)
 	n, _, err := s.openPersonal(ctx, u)
 	return n, err
 }
+
+// errVerification refuses a password change whose current password (or
+// login) is not accepted; the same for an unknown login.
+func errVerification(r Reason) error {
+	return apierr.New(apierr.FailedPrecondition, "VERIFICATION_FAILED", "current password not accepted: "+reasonMessages[r])
+}
+
+// SSOChangePassword changes a person's password on the single sign-on
+// pages. The current password is checked as SSOLogin checks it (throttled
+// per client address; an unknown login answered like a wrong password
+// after the same work); an expired current password is accepted (the
+// point is to replace it).
+func (s *Service) SSOChangePassword(ctx context.Context, login, oldPassword, newPassword string) error {
+	start := s.now()
+	a := s.newEarlyAttempt(ssoLoginSource(ctx), "sso.password.change.verify")
+	if err := a.admitSource(ctx, "login:"+login, "", start); err != nil {
+		return err
+	}
+	u, err := s.store.GetUserByLogin(ctx, login)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		a.refund(ctx)
+		return err
+	}
+	if err != nil {
+		if err := a.wait(ctx); err != nil {
+			return err
+		}
+		if err := s.verifyDummy(ctx, oldPassword); err != nil {
+			return err
+		}
+		s.appendAudit(ctx, s.audit(ctx, "sso.password.change.verify", claimedAccount(login), "", "failure", ReasonNoSuchUser.String(), start, nil))
+		return errVerification(ReasonBadCredentials)
+	}
+	r, err := s.checkPassword(ctx, u, oldPassword, "sso.password.change.verify", start, a)
+	if err != nil {
+		return err
+	}
+	if r != ReasonOK && r != ReasonPasswordExpired {
+		if !a.hashed {
+			if err := s.verifyDummy(ctx, oldPassword); err != nil {
+				return err
+			}
+		}
+		return errVerification(r)
+	}
+	if u.CannotChange {
+		return apierr.New(apierr.FailedPrecondition, "CANNOT_CHANGE_PASSWORD", "this user's password can only be changed by an administrator")
+	}
+	c := *caller.From(ctx)
+	c.Principal = u.ID
+	return s.setPassword(caller.With(ctx, &c), u, newPassword, false, true, "sso.password.change", start)
+}

@@ -423,7 +423,11 @@ func (s *Service) PortalEntries(ctx context.Context, tgt string) ([]PortalEntry,
 			continue
 		}
 		seen[l.AppID] = true
-		out = append(out, PortalEntry{AppID: l.AppID, Name: l.AppName, LaunchURL: rs.URL, Account: l.Account,
+		name := rs.Name
+		if name == "" {
+			name = l.AppName
+		}
+		out = append(out, PortalEntry{AppID: l.AppID, Name: name, LaunchURL: rs.URL, Account: l.Account,
 			LegacyScheme: rs.LegacyScheme, Associable: rs.LegacyScheme != 0})
 	}
 	for appID, rs := range launch {

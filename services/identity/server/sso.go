@@ -97,3 +97,11 @@ func (s ssoServer) PersonIdNumber(ctx context.Context, r *identityv1.PersonIdNum
 	}
 	return &identityv1.PersonIdNumberResponse{IdNumber: n}, nil
 }
+
+// ChangePassword implements SSOService.
+func (s ssoServer) ChangePassword(ctx context.Context, r *identityv1.SSOChangePasswordRequest) (*identityv1.SSOChangePasswordResponse, error) {
+	if err := s.svc.SSOChangePassword(ctx, r.GetLogin(), r.GetOldPassword(), r.GetNewPassword()); err != nil {
+		return nil, err
+	}
+	return &identityv1.SSOChangePasswordResponse{}, nil
+}

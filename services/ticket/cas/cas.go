@@ -93,6 +93,10 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("GET "+p+"p3/serviceValidate", h.validator(false, true))
 	h.mux.HandleFunc("GET "+p+"p3/proxyValidate", h.validator(true, true))
 	h.mux.HandleFunc("GET "+p+"proxy", h.proxy)
+	h.mux.HandleFunc("GET "+p+"portal", h.portal)
+	h.mux.HandleFunc("POST "+p+"portal/link", h.portalLink)
+	h.mux.HandleFunc("GET "+p+"password", h.passwordForm)
+	h.mux.HandleFunc("POST "+p+"password", h.passwordPost)
 	h.mux.HandleFunc("GET "+p+"ssoAuthService", h.ssoAuthService)
 	h.mux.HandleFunc("POST "+p+"ssoAuthService", h.ssoAuthService)
 	h.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
@@ -115,20 +119,27 @@ func (h *Handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 // ---- pages ----
 
 type pageData struct {
-	Lang, OtherLang, SwitchQuery string
-	T                            texts
-	Nonce                        string
-	AppName                      string
-	Error                        string
-	CSRF                         string
-	Action                       string
-	Service                      string
-	Renew                        bool
-	Method                       string
-	Username                     string
-	Heading, Message             string
-	Link, LinkText               string
-	Ticket                       string
+	Lang, OtherLang string
+	// SwitchQuery is the language switch's link (this page in the other
+	// language): a URL of query parameters this handler encoded.
+	SwitchQuery      template.URL
+	T                texts
+	Nonce            string
+	AppName          string
+	Error            string
+	CSRF             string
+	Action           string
+	Service          string
+	Renew            bool
+	Method           string
+	Username         string
+	Heading, Message string
+	Link, LinkText   string
+	Ticket           string
+	// portal and password pages
+	Wide, SignedIn, HasLinked, HasAssociable bool
+	Entries                                  []portalEntry
+	PasswordLink, LogoutLink, PortalLink     string
 }
 
 func randomToken() string {
@@ -146,7 +157,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, code int, name st
 	}
 	q := r.URL.Query()
 	q.Set("locale", d.OtherLang)
-	d.SwitchQuery = q.Encode()
+	d.SwitchQuery = template.URL("?" + q.Encode()) // #nosec G203 -- url.Values.Encode escapes every value
 	if r.URL.Query().Get("locale") != "" {
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: d.Lang, Path: h.o.Prefix, MaxAge: 365 * 24 * 3600,
 			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
@@ -268,15 +279,14 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 	}
 	if tgt := tgcOf(r); tgt != "" && !p.renew {
 		ctx, cancel := h.ctx(r)
-		sess, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: tgt})
+		_, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: tgt})
 		cancel()
 		switch {
 		case err == nil && rs != nil:
 			h.sendToService(w, r, tgt, p, rs, false)
 			return
 		case err == nil:
-			t := h.texts(r)
-			h.message(w, r, http.StatusOK, false, t.SignedInHead, t.SignedIn+" ("+sess.GetLogin()+")", h.o.Prefix+"logout", t.SignOut)
+			http.Redirect(w, r, h.o.Prefix+"portal", http.StatusSeeOther)
 			return
 		case status.Code(err) != codes.NotFound && status.Code(err) != codes.InvalidArgument:
 			h.fault(w, r, err)
@@ -292,9 +302,12 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 	h.loginPage(w, r, http.StatusOK, p, rs, "", "")
 }
 
-func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p loginParams, rs *ticketv1.RegisteredService, errMsg, username string) {
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p loginParams, rs *ticketv1.RegisteredService, errMsg, username string, info ...string) {
 	d := pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "login", Service: p.service, Renew: p.renew, Method: p.method,
 		Error: errMsg, Username: username}
+	if len(info) > 0 {
+		d.Message = info[0]
+	}
 	if rs != nil {
 		d.AppName = rs.GetName()
 	}
@@ -343,7 +356,9 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.Disabled, username)
 		return
 	case identityv1.Reason_REASON_PASSWORD_EXPIRED:
-		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.Expired, username)
+		// The change form follows at once (the current password is
+		// asked again there: nothing of this login is kept).
+		h.passwordPage(w, r, http.StatusOK, p.service, username, false, "", t.Expired)
 		return
 	default:
 		// Unknown login and wrong password: one answer.
@@ -351,7 +366,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res.GetMustChangePassword() {
-		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.MustChange, username)
+		h.passwordPage(w, r, http.StatusOK, p.service, username, false, "", t.MustChange)
 		return
 	}
 	if old := tgcOf(r); old != "" {
@@ -365,7 +380,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	h.setTGC(w, r, cs.GetTgt())
 	if rs == nil {
-		http.Redirect(w, r, h.o.Prefix+"login", http.StatusSeeOther)
+		http.Redirect(w, r, h.o.Prefix+"portal", http.StatusSeeOther)
 		return
 	}
 	h.sendToService(w, r, cs.GetTgt(), p, rs, true, res.GetPasswordOnly())

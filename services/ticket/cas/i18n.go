@@ -10,6 +10,10 @@ type texts struct {
 	Title, SignIn, SigningInTo, Username, Password, SignInButton, Language, OtherLanguage, Continue              string
 	BadCredentials, Locked, Disabled, Expired, MustChange, TryLater, Throttled, CSRF, BadService, BadServiceHead string
 	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, LevelNotYet, ErrorHead  string
+	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword        string
+	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad                      string
+	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch                string
+	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal               string
 }
 
 var languages = map[string]texts{
@@ -19,8 +23,8 @@ var languages = map[string]texts{
 		BadCredentials: "The login name or password is not correct.",
 		Locked:         "This account is locked after too many failed sign-ins. Try again later or ask your administrator.",
 		Disabled:       "This account is disabled. Ask your administrator.",
-		Expired:        "Your password has expired. Change it in the application or ask your administrator, then sign in again.",
-		MustChange:     "You must change your password before you continue. Change it in the application or ask your administrator.",
+		Expired:        "Your password has expired. Choose a new one to continue.",
+		MustChange:     "You must change your password before you continue.",
 		TryLater:       "The sign-in service is busy or unavailable. Please try again in a moment.",
 		Throttled:      "Too many attempts from your network. Please wait a moment and try again.",
 		CSRF:           "Your sign-in form expired. Please sign in again.",
@@ -33,6 +37,25 @@ var languages = map[string]texts{
 		LevelPassword: "This application requires a certificate or another strong sign-in (level 2). Your account can sign in with a password only, so it cannot enter this application.",
 		LevelNotYet:   "This application requires a certificate or another strong sign-in (level 2). You signed in with a password, and certificate sign-in is not available yet, so you cannot enter this application.",
 		ErrorHead:     "Sign-in error",
+		PortalHead:    "Your applications", SignedInAs: "Signed in as", YourApps: "Applications you can enter",
+		NoApps: "No application is linked to your account yet.", Enter: "Enter", AccountIn: "account",
+		LinkHead: "Link an account you already have", LinkIntro: "Give your account in the application; the application confirms it belongs to you.",
+		Account: "Account in the application", AppPassword: "Password in the application", LinkButton: "Link account",
+		LinkDone:        "The account is linked. You can now enter the application from this page.",
+		LinkRefused:     "The application did not confirm that this account is yours.",
+		LinkElsewhere:   "This account is already linked to another person.",
+		LinkAlready:     "You are already linked to another account of this application. Ask your administrator to remove that link first.",
+		LinkUnavailable: "The application does not answer. Try again later.",
+		LinkBad:         "Enter the account name (and, for this application, its password).",
+		ChangePassword:  "Change password", CurrentPassword: "Current password", NewPassword: "New password",
+		ConfirmPassword: "New password again", ChangeButton: "Change password",
+		PasswordMismatch:      "The two new passwords are not the same.",
+		PasswordChanged:       "Your password has been changed.",
+		PasswordChangedSignIn: "Your password has been changed. Sign in with the new password.",
+		VerificationFailed:    "The login name or current password is not correct.",
+		PolicyFailed:          "The new password does not meet the password rules:",
+		CannotChange:          "Your password can only be changed by an administrator.",
+		Portal:                "Your applications",
 	},
 	"zh-CN": {
 		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
@@ -40,8 +63,8 @@ var languages = map[string]texts{
 		BadCredentials: "登录名或密码不正确。",
 		Locked:         "登录失败次数过多，账号已被锁定。请稍后再试或联系管理员。",
 		Disabled:       "该账号已停用，请联系管理员。",
-		Expired:        "您的密码已过期。请在应用中修改密码或联系管理员后重新登录。",
-		MustChange:     "继续之前必须修改密码。请在应用中修改密码或联系管理员。",
+		Expired:        "您的密码已过期，请设置新密码后继续。",
+		MustChange:     "继续之前必须修改密码。",
 		TryLater:       "登录服务繁忙或暂不可用，请稍后再试。",
 		Throttled:      "来自您网络的尝试次数过多，请稍候再试。",
 		CSRF:           "登录表单已过期，请重新登录。",
@@ -54,6 +77,25 @@ var languages = map[string]texts{
 		LevelPassword: "该应用要求使用证书或其他强认证方式（二级）登录。您的账号只能使用密码登录，因此无法进入该应用。",
 		LevelNotYet:   "该应用要求使用证书或其他强认证方式（二级）登录。您使用密码登录，而证书登录尚未开通，因此无法进入该应用。",
 		ErrorHead:     "登录错误",
+		PortalHead:    "我的应用", SignedInAs: "当前用户", YourApps: "您可以进入的应用",
+		NoApps: "您的账号尚未关联任何应用。", Enter: "进入", AccountIn: "账号",
+		LinkHead: "关联已有的应用账号", LinkIntro: "填写您在该应用中的账号，由该应用确认账号属于您。",
+		Account: "应用账号", AppPassword: "应用密码", LinkButton: "关联账号",
+		LinkDone:        "账号已关联，现在可以从本页进入该应用。",
+		LinkRefused:     "该应用未确认此账号属于您。",
+		LinkElsewhere:   "该账号已关联到其他人。",
+		LinkAlready:     "您已关联该应用的另一个账号。请先联系管理员解除该关联。",
+		LinkUnavailable: "该应用没有响应，请稍后再试。",
+		LinkBad:         "请填写账号（该应用还需要填写密码）。",
+		ChangePassword:  "修改密码", CurrentPassword: "当前密码", NewPassword: "新密码",
+		ConfirmPassword: "再次输入新密码", ChangeButton: "修改密码",
+		PasswordMismatch:      "两次输入的新密码不一致。",
+		PasswordChanged:       "密码已修改。",
+		PasswordChangedSignIn: "密码已修改，请使用新密码登录。",
+		VerificationFailed:    "登录名或当前密码不正确。",
+		PolicyFailed:          "新密码不符合密码规则：",
+		CannotChange:          "您的密码只能由管理员修改。",
+		Portal:                "我的应用",
 	},
 }
 

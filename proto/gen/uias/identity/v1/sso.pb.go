@@ -753,6 +753,102 @@ func (x *PersonIdNumberResponse) GetIdNumber() string {
 	return ""
 }
 
+type SSOChangePasswordRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Login         string                 `protobuf:"bytes,1,opt,name=login" json:"login,omitempty"`
+	OldPassword   string                 `protobuf:"bytes,2,opt,name=old_password,json=oldPassword" json:"old_password,omitempty"`
+	NewPassword   string                 `protobuf:"bytes,3,opt,name=new_password,json=newPassword" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SSOChangePasswordRequest) Reset() {
+	*x = SSOChangePasswordRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SSOChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SSOChangePasswordRequest) ProtoMessage() {}
+
+func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SSOChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*SSOChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SSOChangePasswordRequest) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *SSOChangePasswordRequest) GetOldPassword() string {
+	if x != nil {
+		return x.OldPassword
+	}
+	return ""
+}
+
+func (x *SSOChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+type SSOChangePasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SSOChangePasswordResponse) Reset() {
+	*x = SSOChangePasswordResponse{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SSOChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SSOChangePasswordResponse) ProtoMessage() {}
+
+func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SSOChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*SSOChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
+}
+
 var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_sso_proto_rawDesc = "" +
@@ -803,7 +899,12 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x15PersonIdNumberRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"5\n" +
 	"\x16PersonIdNumberResponse\x12\x1b\n" +
-	"\tid_number\x18\x01 \x01(\tR\bidNumber2\xcc\x04\n" +
+	"\tid_number\x18\x01 \x01(\tR\bidNumber\"\x9b\x01\n" +
+	"\x18SSOChangePasswordRequest\x12%\n" +
+	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12+\n" +
+	"\fold_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\voldPassword\x12+\n" +
+	"\fnew_password\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\vnewPassword\"\x1b\n" +
+	"\x19SSOChangePasswordResponse2\xb7\x05\n" +
 	"\n" +
 	"SSOService\x12N\n" +
 	"\x05Login\x12!.uias.identity.v1.SSOLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12i\n" +
@@ -811,7 +912,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x0fCheckAppAddress\x12(.uias.identity.v1.CheckAppAddressRequest\x1a).uias.identity.v1.CheckAppAddressResponse\x12Z\n" +
 	"\vPersonLinks\x12$.uias.identity.v1.PersonLinksRequest\x1a%.uias.identity.v1.PersonLinksResponse\x12Z\n" +
 	"\vLinkAccount\x12$.uias.identity.v1.LinkAccountRequest\x1a%.uias.identity.v1.LinkAccountResponse\x12c\n" +
-	"\x0ePersonIdNumber\x12'.uias.identity.v1.PersonIdNumberRequest\x1a(.uias.identity.v1.PersonIdNumberResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\x0ePersonIdNumber\x12'.uias.identity.v1.PersonIdNumberRequest\x1a(.uias.identity.v1.PersonIdNumberResponse\x12i\n" +
+	"\x0eChangePassword\x12*.uias.identity.v1.SSOChangePasswordRequest\x1a+.uias.identity.v1.SSOChangePasswordResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_sso_proto_rawDescOnce sync.Once
@@ -825,25 +927,27 @@ func file_uias_identity_v1_sso_proto_rawDescGZIP() []byte {
 	return file_uias_identity_v1_sso_proto_rawDescData
 }
 
-var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_uias_identity_v1_sso_proto_goTypes = []any{
-	(*SSOLoginRequest)(nil),          // 0: uias.identity.v1.SSOLoginRequest
-	(*SSOLoginResponse)(nil),         // 1: uias.identity.v1.SSOLoginResponse
-	(*PersonAttributesRequest)(nil),  // 2: uias.identity.v1.PersonAttributesRequest
-	(*PersonAttributesResponse)(nil), // 3: uias.identity.v1.PersonAttributesResponse
-	(*CheckAppAddressRequest)(nil),   // 4: uias.identity.v1.CheckAppAddressRequest
-	(*CheckAppAddressResponse)(nil),  // 5: uias.identity.v1.CheckAppAddressResponse
-	(*PersonLinksRequest)(nil),       // 6: uias.identity.v1.PersonLinksRequest
-	(*PersonLink)(nil),               // 7: uias.identity.v1.PersonLink
-	(*PersonLinksResponse)(nil),      // 8: uias.identity.v1.PersonLinksResponse
-	(*LinkAccountRequest)(nil),       // 9: uias.identity.v1.LinkAccountRequest
-	(*LinkAccountResponse)(nil),      // 10: uias.identity.v1.LinkAccountResponse
-	(*PersonIdNumberRequest)(nil),    // 11: uias.identity.v1.PersonIdNumberRequest
-	(*PersonIdNumberResponse)(nil),   // 12: uias.identity.v1.PersonIdNumberResponse
-	(Reason)(0),                      // 13: uias.identity.v1.Reason
+	(*SSOLoginRequest)(nil),           // 0: uias.identity.v1.SSOLoginRequest
+	(*SSOLoginResponse)(nil),          // 1: uias.identity.v1.SSOLoginResponse
+	(*PersonAttributesRequest)(nil),   // 2: uias.identity.v1.PersonAttributesRequest
+	(*PersonAttributesResponse)(nil),  // 3: uias.identity.v1.PersonAttributesResponse
+	(*CheckAppAddressRequest)(nil),    // 4: uias.identity.v1.CheckAppAddressRequest
+	(*CheckAppAddressResponse)(nil),   // 5: uias.identity.v1.CheckAppAddressResponse
+	(*PersonLinksRequest)(nil),        // 6: uias.identity.v1.PersonLinksRequest
+	(*PersonLink)(nil),                // 7: uias.identity.v1.PersonLink
+	(*PersonLinksResponse)(nil),       // 8: uias.identity.v1.PersonLinksResponse
+	(*LinkAccountRequest)(nil),        // 9: uias.identity.v1.LinkAccountRequest
+	(*LinkAccountResponse)(nil),       // 10: uias.identity.v1.LinkAccountResponse
+	(*PersonIdNumberRequest)(nil),     // 11: uias.identity.v1.PersonIdNumberRequest
+	(*PersonIdNumberResponse)(nil),    // 12: uias.identity.v1.PersonIdNumberResponse
+	(*SSOChangePasswordRequest)(nil),  // 13: uias.identity.v1.SSOChangePasswordRequest
+	(*SSOChangePasswordResponse)(nil), // 14: uias.identity.v1.SSOChangePasswordResponse
+	(Reason)(0),                       // 15: uias.identity.v1.Reason
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
-	13, // 0: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	15, // 0: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
 	7,  // 1: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
 	0,  // 2: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
 	2,  // 3: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
@@ -851,14 +955,16 @@ var file_uias_identity_v1_sso_proto_depIdxs = []int32{
 	6,  // 5: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
 	9,  // 6: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
 	11, // 7: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	1,  // 8: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	3,  // 9: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	5,  // 10: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	8,  // 11: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	10, // 12: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	12, // 13: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	8,  // [8:14] is the sub-list for method output_type
-	2,  // [2:8] is the sub-list for method input_type
+	13, // 8: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	1,  // 9: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	3,  // 10: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	5,  // 11: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	8,  // 12: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	10, // 13: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	12, // 14: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	14, // 15: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	9,  // [9:16] is the sub-list for method output_type
+	2,  // [2:9] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -876,7 +982,7 @@ func file_uias_identity_v1_sso_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_sso_proto_rawDesc), len(file_uias_identity_v1_sso_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

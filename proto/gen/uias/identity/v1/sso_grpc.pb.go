@@ -25,6 +25,7 @@ const (
 	SSOService_PersonLinks_FullMethodName      = "/uias.identity.v1.SSOService/PersonLinks"
 	SSOService_LinkAccount_FullMethodName      = "/uias.identity.v1.SSOService/LinkAccount"
 	SSOService_PersonIdNumber_FullMethodName   = "/uias.identity.v1.SSOService/PersonIdNumber"
+	SSOService_ChangePassword_FullMethodName   = "/uias.identity.v1.SSOService/ChangePassword"
 )
 
 // SSOServiceClient is the client API for SSOService service.
@@ -60,6 +61,13 @@ type SSOServiceClient interface {
 	// for the account association check an application answers
 	// (validatePrincipal); empty when none is recorded.
 	PersonIdNumber(ctx context.Context, in *PersonIdNumberRequest, opts ...grpc.CallOption) (*PersonIdNumberResponse, error)
+	// ChangePassword changes a person's central password on the single
+	// sign-on pages (signed in, or right after a login that must change
+	// it): the current password is checked as at login (the same throttling,
+	// and an unknown login answers like a wrong password), then the new one
+	// against the password policy and history. Refusals: VERIFICATION_FAILED,
+	// CANNOT_CHANGE_PASSWORD, the policy's reasons.
+	ChangePassword(ctx context.Context, in *SSOChangePasswordRequest, opts ...grpc.CallOption) (*SSOChangePasswordResponse, error)
 }
 
 type sSOServiceClient struct {
@@ -130,6 +138,16 @@ func (c *sSOServiceClient) PersonIdNumber(ctx context.Context, in *PersonIdNumbe
 	return out, nil
 }
 
+func (c *sSOServiceClient) ChangePassword(ctx context.Context, in *SSOChangePasswordRequest, opts ...grpc.CallOption) (*SSOChangePasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SSOChangePasswordResponse)
+	err := c.cc.Invoke(ctx, SSOService_ChangePassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SSOServiceServer is the server API for SSOService service.
 // All implementations must embed UnimplementedSSOServiceServer
 // for forward compatibility.
@@ -163,6 +181,13 @@ type SSOServiceServer interface {
 	// for the account association check an application answers
 	// (validatePrincipal); empty when none is recorded.
 	PersonIdNumber(context.Context, *PersonIdNumberRequest) (*PersonIdNumberResponse, error)
+	// ChangePassword changes a person's central password on the single
+	// sign-on pages (signed in, or right after a login that must change
+	// it): the current password is checked as at login (the same throttling,
+	// and an unknown login answers like a wrong password), then the new one
+	// against the password policy and history. Refusals: VERIFICATION_FAILED,
+	// CANNOT_CHANGE_PASSWORD, the policy's reasons.
+	ChangePassword(context.Context, *SSOChangePasswordRequest) (*SSOChangePasswordResponse, error)
 	mustEmbedUnimplementedSSOServiceServer()
 }
 
@@ -190,6 +215,9 @@ func (UnimplementedSSOServiceServer) LinkAccount(context.Context, *LinkAccountRe
 }
 func (UnimplementedSSOServiceServer) PersonIdNumber(context.Context, *PersonIdNumberRequest) (*PersonIdNumberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PersonIdNumber not implemented")
+}
+func (UnimplementedSSOServiceServer) ChangePassword(context.Context, *SSOChangePasswordRequest) (*SSOChangePasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
 }
 func (UnimplementedSSOServiceServer) mustEmbedUnimplementedSSOServiceServer() {}
 func (UnimplementedSSOServiceServer) testEmbeddedByValue()                    {}
@@ -320,6 +348,24 @@ func _SSOService_PersonIdNumber_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SSOService_ChangePassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SSOChangePasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).ChangePassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_ChangePassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).ChangePassword(ctx, req.(*SSOChangePasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SSOService_ServiceDesc is the grpc.ServiceDesc for SSOService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -350,6 +396,10 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PersonIdNumber",
 			Handler:    _SSOService_PersonIdNumber_Handler,
+		},
+		{
+			MethodName: "ChangePassword",
+			Handler:    _SSOService_ChangePassword_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
