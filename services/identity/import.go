@@ -30,6 +30,13 @@ import (
 // ImportBatchSize is the number of rows written per transaction.
 const ImportBatchSize = 500
 
+// DefaultImportMaxBytes bounds an import file by default (1 GiB).
+const DefaultImportMaxBytes int64 = 1 << 30
+
+// ImportMaxBytes is the largest import file accepted
+// (identity.import_max_bytes).
+func (s *Service) ImportMaxBytes() int64 { return s.cfg.ImportMaxBytes }
+
 // MaxImportErrors is the number of row errors a report lists (all are
 // counted).
 const MaxImportErrors = 1000
@@ -37,12 +44,13 @@ const MaxImportErrors = 1000
 // ImportItem is one row to write: an org, a user (with an optional link),
 // or a link; Key is its external key.
 type ImportItem struct {
-	Row  int
-	Key  string
-	At   time.Time
-	Org  *Org
-	User *User
-	Link *AccountLink
+	Row   int
+	Sheet string
+	Key   string
+	At    time.Time
+	Org   *Org
+	User  *User
+	Link  *AccountLink
 }
 
 // ImportResult is what the store did with an item.
@@ -56,6 +64,7 @@ type ImportResult struct {
 // found before (the row is reported, not written).
 type ImportRow struct {
 	Row     int
+	Sheet   string // XLSX with several data sheets: the row's sheet
 	Fields  map[string]string
 	Problem *RowError
 }
@@ -63,6 +72,7 @@ type ImportRow struct {
 // RowError is a row that was not written.
 type RowError struct {
 	Row     int
+	Sheet   string
 	Field   string
 	Reason  string
 	Message string
@@ -92,11 +102,14 @@ const (
 	ReasonImportExists      = "ALREADY_EXISTS"      // login, code or account exists
 	ReasonImportFeature     = "FEATURE_CODE_EXISTS" // same ID type + number + name + login as a person already there
 	ReasonImportBadFile     = "BAD_IMPORT_FILE"
+	ReasonImportTooLarge    = "IMPORT_TOO_LARGE"
 )
 
 func init() {
 	apierr.Register(apierr.Reason{Name: ReasonImportBadFile, Code: apierr.InvalidArgument,
-		Doc: "Import: the file cannot be read at all (format, header row: unknown or missing columns). Row problems are reported per row in the import report instead."})
+		Doc: "Import: the file cannot be read at all (format, header row: unknown or missing columns, a row that is not CSV; the message names the row). Row problems are reported per row in the import report instead."},
+		apierr.Reason{Name: ReasonImportTooLarge, Code: apierr.InvalidArgument, Legacy: -5, HTTP: 413,
+			Doc: "Import: the file is larger than identity.import_max_bytes (default 1 GiB); split it (each part under its own import id, or the same id to resume)."})
 }
 
 // ImportOptions are an import's settings.
@@ -133,6 +146,7 @@ func (s *Service) Import(ctx context.Context, opts ImportOptions, next func() (*
 		}
 		rep.Rows++
 		if r.Problem != nil {
+			r.Problem.Sheet = r.Sheet
 			im.fail(*r.Problem)
 			continue
 		}
@@ -141,9 +155,11 @@ func (s *Service) Import(ctx context.Context, opts ImportOptions, next func() (*
 			if rerr.Reason == "" { // a storage failure during a lookup
 				return nil, errors.New(rerr.Message)
 			}
+			rerr.Sheet = r.Sheet
 			im.fail(*rerr)
 			continue
 		}
+		it.Sheet = r.Sheet
 		batch = append(batch, *it)
 		if len(batch) == ImportBatchSize {
 			if err := im.flush(ctx, batch); err != nil {
@@ -235,6 +251,10 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 	f := r.Fields
 	now := im.s.now()
 	it := &ImportItem{Row: r.Row, At: now}
+	status, ok := statusValues[strings.ToLower(f["status"])]
+	if !ok {
+		return nil, rowErr(r.Row, "status", ReasonImportBadField, "status must be active (正常) or disabled (停用)")
+	}
 	switch im.opts.Kind {
 	case "orgs":
 		code := f["code"]
@@ -245,7 +265,7 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 		if e != nil {
 			return nil, e
 		}
-		o := &Org{ID: ids.New(), Code: code, Name: f["name"], ParentID: parent.ID, Status: StatusActive, CreatedAt: now, UpdatedAt: now}
+		o := &Org{ID: ids.New(), Code: code, Name: f["name"], ParentID: parent.ID, Status: status, CreatedAt: now, UpdatedAt: now}
 		o.Path = parent.Path + o.ID + "/"
 		// Later rows may name it as their parent: the org there is (a
 		// resumed import wrote it before; the store skips or refuses
@@ -278,7 +298,7 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 			uid = u.ID
 		}
 		it.Key = "link:" + a.ID + ":" + f["app_account"]
-		it.Link = &AccountLink{ID: ids.New(), UserID: uid, AppID: a.ID, AppAccountID: f["app_account"], Status: StatusActive, CreatedAt: now}
+		it.Link = &AccountLink{ID: ids.New(), UserID: uid, AppID: a.ID, AppAccountID: f["app_account"], Status: status, CreatedAt: now}
 		return it, nil
 	}
 	// users
@@ -314,7 +334,7 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 		}
 	}
 	u := &User{ID: ids.New(), LoginName: login, DisplayName: f["display_name"], IDType: t, Email: f["email"],
-		OrgID: o.ID, Status: StatusActive, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+		OrgID: o.ID, Status: status, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
 	if hash != "" {
 		u.PasswordChangedAt = now
 	}
@@ -406,7 +426,7 @@ func (im *importer) flush(ctx context.Context, batch []ImportItem) error {
 		case r.Skipped:
 			im.rep.Skipped++
 		case r.Err != nil:
-			im.fail(RowError{Row: batch[i].Row, Reason: storeReason(r.Err), Message: messageOf(r.Err)})
+			im.fail(RowError{Row: batch[i].Row, Sheet: batch[i].Sheet, Reason: storeReason(r.Err), Message: messageOf(r.Err)})
 			if o := batch[i].Org; o != nil && im.orgs[o.Code] == o {
 				delete(im.orgs, o.Code) // later rows must not use it as a parent
 			}

@@ -30,6 +30,11 @@ type importWorld struct {
 
 func newImportWorld(t *testing.T) *importWorld {
 	t.Helper()
+	return newImportWorldWith(t, identity.Config{})
+}
+
+func newImportWorldWith(t *testing.T, cfg identity.Config) *importWorld {
+	t.Helper()
 	db := storetest.OpenSQLite(t)
 	if err := sqlstore.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
@@ -44,7 +49,7 @@ func newImportWorld(t *testing.T) *importWorld {
 	}
 	st := sqlstore.New(db)
 	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-	svc, err := identity.New(identity.Deps{Store: st, Sealer: sealer, Logger: zap.NewNop(), Now: clk.now, Sleep: clk.sleep,
+	svc, err := identity.New(identity.Deps{Store: st, Sealer: sealer, Logger: zap.NewNop(), Now: clk.now, Sleep: clk.sleep, Config: cfg,
 		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
 	if err != nil {
 		t.Fatal(err)

@@ -45,6 +45,12 @@ type Config struct {
 	// unsalted fast hash (or one wrapped in argon2id) is answered
 	// PASSWORD_EXPIRED (zero: never). See passwords.go.
 	UnsaltedCutover time.Time
+	// PersonalDataAdmins are the login names of the administrators who may
+	// export ID numbers and phone numbers in clear (export.go); none by
+	// default.
+	PersonalDataAdmins []string
+	// ImportMaxBytes bounds an import file (default DefaultImportMaxBytes).
+	ImportMaxBytes int64
 }
 
 // Deps are what the service needs; all required except Kick and Now.
@@ -147,6 +153,9 @@ func New(d Deps) (*Service, error) {
 	}
 	if c.SecretOverlap <= 0 {
 		c.SecretOverlap = 24 * time.Hour
+	}
+	if c.ImportMaxBytes <= 0 {
+		c.ImportMaxBytes = DefaultImportMaxBytes
 	}
 	s := &Service{store: d.Store, hasher: d.Hasher, sealer: d.Sealer, keys: d.Keys, log: d.Logger, cfg: c,
 		kick: d.Kick, now: d.Now, sleep: d.Sleep, sources: newSourceGate(c.Throttle),

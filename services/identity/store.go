@@ -113,6 +113,7 @@ type Store interface {
 	DeleteExpiredAdminTokens(ctx context.Context, now time.Time) error
 
 	FingerStore // fingers.go
+	ExportStore // export.go
 }
 
 // LoginGate is an account's login gate as UpdateLoginGate reads it.

@@ -136,7 +136,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
 			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
 			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL), AdminReads: cfg.AdminReads,
-			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, UnsaltedCutover: cutover}})
+			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, UnsaltedCutover: cutover,
+			PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes}})
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/uias/uias/pkg/config"
@@ -90,6 +91,14 @@ type Config struct {
 	// job wraps in argon2id, only with a hash worker idle (default 5; 0:
 	// no job).
 	UnsaltedWrapRate int `yaml:"unsalted_wrap_rate"`
+	// PersonalDataAdmins are the login names of the administrators who may
+	// export ID numbers and phone numbers in clear (ExportService
+	// reveal_personal); empty, the default: nobody, exports are masked.
+	// UIAS_PERSONAL_DATA_ADMINS: comma-separated.
+	PersonalDataAdmins []string `yaml:"personal_data_admins"`
+	// ImportMaxBytes bounds an import file, over gRPC and REST (default
+	// 1 GiB).
+	ImportMaxBytes int64 `yaml:"import_max_bytes"`
 	// BootstrapPassword is the first administrator's password, used only
 	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
 	// only); empty generates one and prints it once.
@@ -115,6 +124,7 @@ func Defaults() *Config {
 		AdminReadTimeout: identity.DefaultAdminReadTimeout,
 		FingerFMR:        identity.DefaultFingerFMR,
 		UnsaltedWrapRate: 5,
+		ImportMaxBytes:   identity.DefaultImportMaxBytes,
 		LoginThrottle:    LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
 	}
 }
@@ -163,6 +173,23 @@ func (c *Config) Bind(b *config.Binder) {
 	b.String(&c.UnsaltedCutover, "UIAS_UNSALTED_CUTOVER", "", "")
 	b.Int(&c.UnsaltedWrapRate, "UIAS_UNSALTED_WRAP_RATE", "", "")
 	b.Secret(&c.BootstrapPassword, "UIAS_BOOTSTRAP_PASSWORD")
+	b.Func("UIAS_PERSONAL_DATA_ADMINS", "", "", func(v string) error {
+		c.PersonalDataAdmins = nil
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				c.PersonalDataAdmins = append(c.PersonalDataAdmins, n)
+			}
+		}
+		return nil
+	}, func() string { return strings.Join(c.PersonalDataAdmins, ",") })
+	b.Func("UIAS_IMPORT_MAX_BYTES", "", "", func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not a whole number of bytes: %q", v)
+		}
+		c.ImportMaxBytes = n
+		return nil
+	}, func() string { return strconv.FormatInt(c.ImportMaxBytes, 10) })
 	b.Func("UIAS_FINGER_FMR", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -255,6 +282,9 @@ func (c *Config) Validate(*config.Config) error {
 	case p.MaxFailures > 0 && p.SourceFailures >= p.MaxFailures:
 		bad("policy.source_failures", "must be less than policy.max_failures (%d), so that no single address can lock an account, got %d",
 			p.MaxFailures, p.SourceFailures)
+	}
+	if c.ImportMaxBytes < 1<<10 {
+		bad("import_max_bytes", "must be at least 1024, got %d", c.ImportMaxBytes)
 	}
 	if c.AdminReads < 0 {
 		bad("admin_reads", "must be 0 (half the CPUs) or more, got %d", c.AdminReads)

@@ -16,8 +16,6 @@ import (
 	"os"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/xuri/excelize/v2"
 )
 
 // Kind is what a file holds.
@@ -63,23 +61,29 @@ var Columns = map[Kind][]Column{
 		{"app_code", "应用编码", false, ""},
 		{"app_account", "应用账号", false, "the person's account id in the application"},
 		{"external_key", "外部标识", false, "the row's key for resuming (default: login_name)"},
+		{"status", "状态", false, "active (正常, the default) or disabled (停用)"},
 	},
 	Orgs: {
 		{"code", "机构编码", true, "unique org code"},
 		{"name", "机构名称", true, ""},
 		{"parent_code", "上级机构编码", true, "code of the parent org (earlier in the file or existing)"},
+		{"status", "状态", false, "active (正常, the default) or disabled (停用)"},
 	},
 	Links: {
 		{"login_name", "登录名", true, "the person's login name"},
 		{"app_type", "应用类型", true, ""},
 		{"app_code", "应用编码", true, ""},
 		{"app_account", "应用账号", true, "the person's account id in the application"},
+		{"status", "状态", false, "active (正常, the default) or disabled (停用)"},
 	},
 }
 
 // Record is one data row.
 type Record struct {
-	Row    int // 1-based row of the file (the header is row 1; JSONL: line number)
+	Row int // 1-based row of the file or sheet (the header is row 1; JSONL: line number)
+	// Sheet names the XLSX sheet of the row when the workbook has more
+	// than one data sheet.
+	Sheet  string
 	Fields map[string]string
 }
 
@@ -125,41 +129,7 @@ func Open(path string, f Format, k Kind) (Reader, error) {
 		}
 		return &tableReader{names: names, row: 1, next: r.Read, close: fh.Close}, nil
 	case XLSX:
-		x, err := excelize.OpenFile(path)
-		if err != nil {
-			return nil, &ErrHeader{Msg: "not a readable XLSX file"}
-		}
-		sheet := x.GetSheetName(0)
-		rows, err := x.Rows(sheet)
-		if err != nil {
-			_ = x.Close()
-			return nil, &ErrHeader{Msg: "the first sheet cannot be read"}
-		}
-		closeAll := func() error { _ = rows.Close(); return x.Close() }
-		if !rows.Next() {
-			_ = closeAll()
-			return nil, &ErrHeader{Msg: "the first sheet has no header row"}
-		}
-		hdr, err := rows.Columns()
-		if err != nil {
-			_ = closeAll()
-			return nil, &ErrHeader{Msg: "the header row cannot be read"}
-		}
-		names, err := mapHeader(hdr, cols)
-		if err != nil {
-			_ = closeAll()
-			return nil, err
-		}
-		next := func() ([]string, error) {
-			if !rows.Next() {
-				if err := rows.Error(); err != nil {
-					return nil, err
-				}
-				return nil, io.EOF
-			}
-			return rows.Columns()
-		}
-		return &tableReader{names: names, row: 1, next: next, close: closeAll}, nil
+		return openXLSX(path, cols)
 	case JSONL:
 		fh, err := os.Open(path)
 		if err != nil {
@@ -315,46 +285,4 @@ func Problem(rec *Record, k Kind) (field, msg string) {
 		}
 	}
 	return "", ""
-}
-
-// Template writes an XLSX template for kind k: one sheet with the Chinese
-// headers (the canonical name as a comment-like second line is not used:
-// both header forms are accepted on import) and a second sheet explaining
-// the columns.
-func Template(w io.Writer, k Kind) error {
-	cols, ok := Columns[k]
-	if !ok {
-		return fmt.Errorf("unknown import kind %q", k)
-	}
-	f := excelize.NewFile()
-	defer func() { _ = f.Close() }()
-	sheet := string(k)
-	if err := f.SetSheetName("Sheet1", sheet); err != nil {
-		return err
-	}
-	help, err := f.NewSheet("说明")
-	if err != nil {
-		return err
-	}
-	_ = help
-	_ = f.SetCellValue("说明", "A1", "列 (column)")
-	_ = f.SetCellValue("说明", "B1", "字段 (field)")
-	_ = f.SetCellValue("说明", "C1", "必填 (required)")
-	_ = f.SetCellValue("说明", "D1", "说明 (notes)")
-	for i, c := range cols {
-		cell, _ := excelize.CoordinatesToCellName(i+1, 1)
-		if err := f.SetCellValue(sheet, cell, c.Chinese); err != nil {
-			return err
-		}
-		r := i + 2
-		req := ""
-		if c.Required {
-			req = "是 (yes)"
-		}
-		for j, v := range []string{c.Chinese, c.Name, req, c.Doc} {
-			cell, _ := excelize.CoordinatesToCellName(j+1, r)
-			_ = f.SetCellValue("说明", cell, v)
-		}
-	}
-	return f.Write(w)
 }

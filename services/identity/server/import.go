@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 
@@ -11,10 +12,6 @@ import (
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/importfile"
 )
-
-// MaxImportBytes bounds an import file (it is spooled to a temporary file
-// before it is read: XLSX needs random access).
-const MaxImportBytes = 1 << 30
 
 // importServer implements ImportService (administrators only; see
 // CallerAuth).
@@ -72,8 +69,9 @@ func (s importServer) Import(stream identityv1.ImportService_ImportServer) error
 			return badImport("only the first message may carry a header")
 		}
 		size += int64(len(m.GetChunk()))
-		if size > MaxImportBytes {
-			return badImport("the file is larger than 1 GiB: split it")
+		if limit := s.svc.ImportMaxBytes(); size > limit {
+			return apierr.New(apierr.InvalidArgument, identity.ReasonImportTooLarge,
+				fmt.Sprintf("the file is larger than %s (identity.import_max_bytes): split it", byteSize(limit)))
 		}
 		if _, err := f.Write(m.GetChunk()); err != nil {
 			return err
@@ -99,7 +97,7 @@ func (s importServer) Import(stream identityv1.ImportService_ImportServer) error
 		if err != nil {
 			return nil, false, err
 		}
-		row := &identity.ImportRow{Row: rec.Row, Fields: rec.Fields}
+		row := &identity.ImportRow{Row: rec.Row, Sheet: rec.Sheet, Fields: rec.Fields}
 		if field, msg := importfile.Problem(rec, kind); msg != "" {
 			row.Problem = &identity.RowError{Row: rec.Row, Field: field, Reason: identity.ReasonImportBadField, Message: field + " " + msg}
 			return row, true, nil
@@ -120,7 +118,7 @@ func (s importServer) Import(stream identityv1.ImportService_ImportServer) error
 	out := &identityv1.ImportReport{ImportId: rep.ImportID, DryRun: rep.DryRun, Rows: int64(rep.Rows),
 		Written: int64(rep.Written), Skipped: int64(rep.Skipped), Failed: int64(rep.Failed)}
 	for _, e := range rep.Errors {
-		out.Errors = append(out.Errors, &identityv1.ImportRowError{Row: int64(e.Row), Field: e.Field, Reason: e.Reason, Message: e.Message})
+		out.Errors = append(out.Errors, &identityv1.ImportRowError{Row: int64(e.Row), Sheet: e.Sheet, Field: e.Field, Reason: e.Reason, Message: e.Message})
 	}
 	return stream.SendAndClose(out)
 }
@@ -155,4 +153,17 @@ func fieldOfRequest(field string) string {
 		return "password_hash"
 	}
 	return field
+}
+
+// byteSize says n bytes in the largest whole unit.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

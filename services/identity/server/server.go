@@ -39,6 +39,7 @@ func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterSSOServiceServer(g, ssoServer{svc: s.svc})
 	identityv1.RegisterCallerServiceServer(g, callerServer{svc: s.svc})
 	identityv1.RegisterImportServiceServer(g, importServer{svc: s.svc})
+	identityv1.RegisterExportServiceServer(g, exportServer{svc: s.svc})
 }
 
 // refusalCodes are the errors of an administrator call that are refusals
@@ -140,7 +141,8 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		strings.HasPrefix(method, "/uias.identity.v1.KeyService/"),
 		strings.HasPrefix(method, "/uias.identity.v1.AdminSessionService/"),
 		strings.HasPrefix(method, "/uias.identity.v1.FingerService/"),
-		strings.HasPrefix(method, "/uias.identity.v1.ImportService/"):
+		strings.HasPrefix(method, "/uias.identity.v1.ImportService/"),
+		strings.HasPrefix(method, "/uias.identity.v1.ExportService/"):
 		u, err := a.Svc.AuthenticateAdmin(ctx, grpcx.BearerToken(ctx))
 		if err != nil {
 			return nil, err

@@ -79,6 +79,7 @@ func commands() map[string]map[string]command {
 		"audit":  auditCommands(),
 		"authz":  authzCommands(),
 		"import": importCommands(),
+		"export": exportCommands(),
 	}
 }
 

@@ -105,7 +105,10 @@ Commands:
 
   import users|orgs|links FILE [--dry-run] [--import-id ID] [--format xlsx|csv|jsonl]
                                            bulk import (use --timeout 1h for large files)
-  import template users|orgs|links FILE    XLSX template with Chinese headers
+  import template users|orgs|links FILE [--format xlsx|csv|jsonl]
+                                           template (XLSX: Chinese headers, an example sheet)
+  export users|orgs|links FILE [--format xlsx|csv|jsonl] [--reveal-personal]
+                                           bulk export in the import's columns (FILE "-": stdout)
 
 Run "uias ctl <noun> <verb> --help" for the flags of one command.
 Exit status: 0 success, 1 the operation failed, 2 bad command line.

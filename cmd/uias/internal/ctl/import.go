@@ -122,9 +122,12 @@ func importReportTable(tw *tabwriter.Writer, r *identityv1.ImportReport) {
 
 func importTemplateCmd() command {
 	return command{
-		usage: "users|orgs|links FILE",
-		help:  "Writes an XLSX template with the Chinese column headers (and a sheet explaining the columns).",
+		usage: "users|orgs|links FILE [--format xlsx|csv|jsonl]",
+		help: "Writes a template: XLSX with the Chinese column headers, a sheet \"示例\" with an example row and a\n" +
+			"sheet \"说明\" explaining the columns (both skipped on import); CSV and JSON Lines hold the example\n" +
+			"row itself (replace it). The format from FILE's extension unless --format.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			format := fs.String("format", "", "xlsx, csv or jsonl (default: from the file extension)")
 			return func(args []string) error {
 				if err := wantArgs(args, "KIND", "FILE"); err != nil {
 					return err
@@ -133,11 +136,18 @@ func importTemplateCmd() command {
 				if _, ok := importfile.Columns[kind]; !ok {
 					return usagef("KIND must be users, orgs or links")
 				}
+				ff := *format
+				if ff == "" {
+					ff = strings.TrimPrefix(strings.ToLower(filepath.Ext(args[1])), ".")
+				}
+				if _, ok := importFormats[ff]; !ok {
+					return usagef("cannot tell the format of %s: use --format xlsx, csv or jsonl", filepath.Base(args[1]))
+				}
 				f, err := os.OpenFile(args[1], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 				if err != nil {
 					return err
 				}
-				if err := importfile.Template(f, kind); err != nil {
+				if err := importfile.Template(f, importfile.Format(ff), kind); err != nil {
 					f.Close()
 					return err
 				}

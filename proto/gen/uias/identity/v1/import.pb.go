@@ -296,8 +296,11 @@ type ImportRowError struct {
 	// reason: DUPLICATE, UNKNOWN_ORG, UNKNOWN_APP, UNKNOWN_USER, BAD_FIELD,
 	// BAD_ID_NUMBER, BAD_PASSWORD_HASH, FEATURE_CODE_EXISTS, ALREADY_EXISTS,
 	// NOT_FOUND.
-	Reason        string `protobuf:"bytes,3,opt,name=reason" json:"reason,omitempty"`
-	Message       string `protobuf:"bytes,4,opt,name=message" json:"message,omitempty"`
+	Reason  string `protobuf:"bytes,3,opt,name=reason" json:"reason,omitempty"`
+	Message string `protobuf:"bytes,4,opt,name=message" json:"message,omitempty"`
+	// sheet names the XLSX sheet of the row when the workbook has more than
+	// one data sheet (an export of more than 1 048 575 rows).
+	Sheet         string `protobuf:"bytes,5,opt,name=sheet" json:"sheet,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -356,6 +359,13 @@ func (x *ImportRowError) GetReason() string {
 func (x *ImportRowError) GetMessage() string {
 	if x != nil {
 		return x.Message
+	}
+	return ""
+}
+
+func (x *ImportRowError) GetSheet() string {
+	if x != nil {
+		return x.Sheet
 	}
 	return ""
 }
@@ -468,12 +478,13 @@ const file_uias_identity_v1_import_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.uias.identity.v1.ImportKindB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\x04kind\x12C\n" +
 	"\x06format\x18\x02 \x01(\x0e2\x1e.uias.identity.v1.ImportFormatB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\x06format\x12\x17\n" +
 	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12+\n" +
-	"\timport_id\x18\x04 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\xd0\xc6'\x01(@R\bimportId\"j\n" +
+	"\timport_id\x18\x04 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\xd0\xc6'\x01(@R\bimportId\"\x80\x01\n" +
 	"\x0eImportRowError\x12\x10\n" +
 	"\x03row\x18\x01 \x01(\x03R\x03row\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"\xde\x01\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x14\n" +
+	"\x05sheet\x18\x05 \x01(\tR\x05sheet\"\xde\x01\n" +
 	"\fImportReport\x12\x1b\n" +
 	"\timport_id\x18\x01 \x01(\tR\bimportId\x12\x17\n" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12\x12\n" +

@@ -30,8 +30,10 @@ const (
 // (XLSX, CSV or JSON Lines) as another system exported them, passwords as
 // hashes in the documented formats (docs/operators.md, "Onboarding a
 // business system's users"). Callers are administrators ("authorization:
-// Bearer <token>" from AdminLogin). It has no REST mapping: use
-// "uias ctl import".
+// Bearer <token>" from AdminLogin). On REST (no google.api.http mapping:
+// the component registers the routes itself): POST /v1/import/{kind} with
+// the file as the body or as the multipart form field "file", and
+// GET /v1/import/{kind}/template for a template.
 type ImportServiceClient interface {
 	// Import reads one file streamed in chunks: the first message carries
 	// the header, every following one a chunk of the file's bytes (at most
@@ -72,8 +74,10 @@ type ImportService_ImportClient = grpc.ClientStreamingClient[ImportRequest, Impo
 // (XLSX, CSV or JSON Lines) as another system exported them, passwords as
 // hashes in the documented formats (docs/operators.md, "Onboarding a
 // business system's users"). Callers are administrators ("authorization:
-// Bearer <token>" from AdminLogin). It has no REST mapping: use
-// "uias ctl import".
+// Bearer <token>" from AdminLogin). On REST (no google.api.http mapping:
+// the component registers the routes itself): POST /v1/import/{kind} with
+// the file as the body or as the multipart form field "file", and
+// GET /v1/import/{kind}/template for a template.
 type ImportServiceServer interface {
 	// Import reads one file streamed in chunks: the first message carries
 	// the header, every following one a chunk of the file's bytes (at most

@@ -1,0 +1,212 @@
+package identity
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/events"
+)
+
+// Bulk export: every org, person or account link as rows of the columns
+// the import reads (so an export imports again into another UIAS), read in
+// pages of the primary key (orgs by path: a parent before its children),
+// each page as an administrator read (adminreads.go), so neither the
+// memory used nor a login's share of the CPUs grows with the number of
+// rows. Password hashes are never exported. ID numbers and phone numbers
+// are masked unless the caller asks for them in clear and is one of the
+// administrators Config.PersonalDataAdmins names. The root org is not
+// exported (every UIAS has its own, code "root"). One audit record is
+// written per export.
+
+// ExportPageSize is the number of rows read per page.
+const ExportPageSize = 1000
+
+// ExportedUser is a user with its org's code.
+type ExportedUser struct {
+	User    *User
+	OrgCode string
+}
+
+// ExportedOrg is an org with its parent's code ("" for the root).
+type ExportedOrg struct {
+	Org        *Org
+	ParentCode string
+}
+
+// ExportedLink is an account link with its user's login name and its
+// application's type and code.
+type ExportedLink struct {
+	Link                        *AccountLink
+	LoginName, AppType, AppCode string
+}
+
+// ExportStore reads pages for export (part of Store): up to n rows whose
+// key (users, links: id; orgs: path) is after after ("" from the start),
+// in key order.
+type ExportStore interface {
+	ExportUsers(ctx context.Context, after string, n int) ([]ExportedUser, error)
+	ExportOrgs(ctx context.Context, after string, n int) ([]ExportedOrg, error)
+	ExportLinks(ctx context.Context, after string, n int) ([]ExportedLink, error)
+}
+
+// ReasonPersonalDataDenied refuses an export of personal data in clear.
+const ReasonPersonalDataDenied = "PERSONAL_DATA_DENIED"
+
+func init() {
+	apierr.Register(apierr.Reason{Name: ReasonPersonalDataDenied, Code: apierr.PermissionDenied,
+		Doc: "Export: ID numbers and phone numbers in clear (reveal_personal) are for the administrators identity.personal_data_admins names; export without it for masked values."})
+}
+
+// ExportOptions are an export's settings.
+type ExportOptions struct {
+	Kind   string // users, orgs, links
+	Reveal bool   // ID numbers and phones in clear
+}
+
+// ExportColumns are the columns of each kind's export rows, in order: the
+// import's columns (importfile.Columns) that an export fills.
+var ExportColumns = map[string][]string{
+	"users": {"login_name", "display_name", "org_code", "email", "phone", "id_type", "id_number", "status"},
+	"orgs":  {"code", "name", "parent_code", "status"},
+	"links": {"login_name", "app_type", "app_code", "app_account", "status"},
+}
+
+// idTypeNames are the id_type column's canonical values.
+var idTypeNames = map[IDType]string{IDTypeNone: "", IDTypeResidentID: "resident_id", IDTypePassport: "passport",
+	IDTypeMilitary: "military", IDTypeOther: "other"}
+
+// statusNames are the status column's canonical values.
+var statusNames = map[Status]string{StatusActive: "active", StatusDisabled: "disabled"}
+
+// statusValues maps the status column's accepted values.
+var statusValues = map[string]Status{"": StatusActive, "active": StatusActive, "正常": StatusActive, "启用": StatusActive,
+	"1": StatusActive, "disabled": StatusDisabled, "停用": StatusDisabled, "禁用": StatusDisabled, "2": StatusDisabled}
+
+// mayRevealPersonal reports whether the caller in ctx may export personal
+// data in clear. (Until administrator roles exist, issue 10, the setting
+// names the administrators who may.)
+func (s *Service) mayRevealPersonal(ctx context.Context) (bool, error) {
+	c := caller.From(ctx)
+	if c == nil || c.Principal == "" || len(s.cfg.PersonalDataAdmins) == 0 {
+		return false, nil
+	}
+	u, err := s.store.GetUser(ctx, c.Principal)
+	if err != nil {
+		return false, err
+	}
+	return u.IsAdmin && u.Status == StatusActive && slices.Contains(s.cfg.PersonalDataAdmins, u.LoginName), nil
+}
+
+// Export reads every row of opts.Kind and hands each, as column name ->
+// value (ExportColumns), to emit; it returns the number of rows. A
+// failure of emit or of a read ends it with that error.
+func (s *Service) Export(ctx context.Context, opts ExportOptions, emit func(fields map[string]string) error) (rows int, err error) {
+	start := s.now()
+	if _, ok := ExportColumns[opts.Kind]; !ok {
+		return 0, badRequest("kind must be users, orgs or links")
+	}
+	if opts.Reveal {
+		ok, err := s.mayRevealPersonal(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			return 0, apierr.New(apierr.PermissionDenied, ReasonPersonalDataDenied,
+				"exporting ID numbers and phone numbers in clear is not allowed for this administrator (identity.personal_data_admins); export without it for masked values")
+		}
+	}
+	defer func() {
+		result, reason := "success", "OK"
+		if err != nil {
+			result, reason = "failure", "ERROR"
+		}
+		ev := s.audit(ctx, strings.TrimSuffix(opts.Kind, "s")+".export", "export:"+opts.Kind, "", result, reason, start,
+			map[string]string{"rows": fmt.Sprint(rows), "reveal_personal": fmt.Sprint(opts.Reveal)})
+		if aerr := s.store.AppendEvents(context.WithoutCancel(ctx), []events.Event{ev}); aerr != nil && err == nil {
+			err = aerr
+		}
+		s.kick()
+	}()
+	after := ""
+	for {
+		var page []map[string]string
+		var last string
+		var read int
+		rerr := s.reads.run(ctx, func(ctx context.Context) error {
+			var err error
+			page, last, read, err = s.exportPage(ctx, opts, after)
+			return err
+		})
+		if rerr != nil {
+			return rows, rerr
+		}
+		for _, f := range page {
+			if err := emit(f); err != nil {
+				return rows, err
+			}
+			rows++
+		}
+		if read < ExportPageSize {
+			return rows, nil
+		}
+		after = last
+	}
+}
+
+// exportPage reads the page after after as rows; last is the page's last
+// key and read the number of rows read (the root org is read, not
+// exported).
+func (s *Service) exportPage(ctx context.Context, opts ExportOptions, after string) (rows []map[string]string, last string, read int, err error) {
+	last = after
+	switch opts.Kind {
+	case "orgs":
+		list, err := s.store.ExportOrgs(ctx, after, ExportPageSize)
+		if err != nil {
+			return nil, "", 0, err
+		}
+		read = len(list)
+		for _, e := range list {
+			last = e.Org.Path
+			if e.Org.ParentID == "" {
+				continue
+			}
+			rows = append(rows, map[string]string{"code": e.Org.Code, "name": e.Org.Name, "parent_code": e.ParentCode,
+				"status": statusNames[e.Org.Status]})
+		}
+	case "links":
+		list, err := s.store.ExportLinks(ctx, after, ExportPageSize)
+		if err != nil {
+			return nil, "", 0, err
+		}
+		read = len(list)
+		for _, e := range list {
+			last = e.Link.ID
+			rows = append(rows, map[string]string{"login_name": e.LoginName, "app_type": e.AppType, "app_code": e.AppCode,
+				"app_account": e.Link.AppAccountID, "status": statusNames[e.Link.Status]})
+		}
+	default:
+		list, err := s.store.ExportUsers(ctx, after, ExportPageSize)
+		if err != nil {
+			return nil, "", 0, err
+		}
+		read = len(list)
+		for _, e := range list {
+			u := e.User
+			last = u.ID
+			idNumber, phone := u.IDNumberMask, u.PhoneMask
+			if opts.Reveal {
+				if idNumber, phone, err = s.openPersonal(ctx, u); err != nil {
+					return nil, "", 0, err
+				}
+			}
+			rows = append(rows, map[string]string{"login_name": u.LoginName, "display_name": u.DisplayName,
+				"org_code": e.OrgCode, "email": u.Email, "phone": phone, "id_type": idTypeNames[u.IDType],
+				"id_number": idNumber, "status": statusNames[u.Status]})
+		}
+	}
+	return rows, last, read, nil
+}
