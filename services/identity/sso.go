@@ -67,6 +67,9 @@ type PersonAttributes struct {
 	Groups       []string
 }
 
+// MaxUserGroups bounds the groups a ticket validation releases.
+const MaxUserGroups = 200
+
 // SSOAttributes returns the attributes of user id for application appID.
 func (s *Service) SSOAttributes(ctx context.Context, id, appID string) (*PersonAttributes, error) {
 	u, err := s.store.GetUser(ctx, id)
@@ -78,6 +81,13 @@ func (s *Service) SSOAttributes(ctx context.Context, id, appID string) (*PersonA
 		if o, err := s.store.GetOrg(ctx, u.OrgID); err == nil {
 			out.OrgName = o.Name
 		}
+	}
+	groups, err := s.store.UserGroups(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		out.Groups = append(out.Groups, g.Code)
 	}
 	if appID != "" {
 		links, _, err := s.store.ListLinks(ctx, LinkFilter{UserID: id, AppID: appID}, Page{Size: 1})

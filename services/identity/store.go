@@ -75,6 +75,9 @@ type Store interface {
 	GetGroup(ctx context.Context, id string) (*Group, error)
 	ListGroups(ctx context.Context, f GroupFilter, p Page) ([]*Group, string, error)
 	AddGroupMember(ctx context.Context, groupID, userID string, evs []events.Event) error
+	// UserGroups lists the groups userID is a member of (without
+	// MemberIDs), by code, at most MaxUserGroups.
+	UserGroups(ctx context.Context, userID string) ([]*Group, error)
 	RemoveGroupMember(ctx context.Context, groupID, userID string, evs []events.Event) error
 
 	CreateApp(ctx context.Context, a *App, evs []events.Event) error

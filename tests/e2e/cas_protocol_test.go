@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -23,8 +24,10 @@ import (
 	"testing"
 	"time"
 
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
+	"github.com/uias/uias/services/ticket/cas/casxml"
 	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
@@ -76,6 +79,16 @@ func TestCASProtocol(t *testing.T) {
 	}
 	h := e.app.Value(ticketcomponent.Name).(*ticketcomponent.Handle)
 	ctx := context.Background()
+	// pat is in two groups: released as groups and memberOf.
+	for _, code := range []string{"finance", "approvers"} {
+		g, err := e.admin.CreateGroup(e.adm(), &identityv1.CreateGroupRequest{Code: code, Name: "Group " + code, OrgId: e.root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.admin.AddGroupMember(e.adm(), &identityv1.GroupMemberRequest{GroupId: g.GetId(), UserId: f.userID}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tgt, _, _ := h.Service.CreateSession(ctx, ticket.NewSession{UserID: f.userID, Login: "pat", AuthLevel: 1})
 	issue := func(service string) string {
 		t.Helper()
@@ -89,6 +102,13 @@ func TestCASProtocol(t *testing.T) {
 	get := func(path string) string {
 		t.Helper()
 		_, body, _ := br.get(casBase + path)
+		// Every XML answer of the validation and proxy endpoints is
+		// checked against the CAS 3.0 schema.
+		if !strings.HasPrefix(path, "validate?") && !strings.Contains(strings.ToLower(path), "format=json") {
+			if err := casxml.Check([]byte(body)); err != nil {
+				t.Errorf("%s: not valid against the CAS 3.0 schema: %v\n%s", path, err, body)
+			}
+		}
 		return body
 	}
 	q := url.QueryEscape
@@ -123,6 +143,13 @@ func TestCASProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	okJSON := js["serviceResponse"]["authenticationSuccess"]
+	if g := fmt.Sprint(okJSON["attributes"].(map[string]any)["memberOf"]); g != "[approvers finance]" {
+		t.Errorf("memberOf: %s", g)
+	}
+	if body := get("p3/serviceValidate?service=" + q(svc) + "&ticket=" + issue(svc)); !strings.Contains(body,
+		"<cas:groups>approvers</cas:groups>\n      <cas:groups>finance</cas:groups>") || !strings.Contains(body, "<cas:memberOf>finance</cas:memberOf>") {
+		t.Errorf("groups in XML: %s", body)
+	}
 	if okJSON["user"] != "pat" || okJSON["attributes"].(map[string]any)["appAccountId"].([]any)[0] != "acct-pat" {
 		t.Errorf("JSON success: %v", js)
 	}

@@ -142,3 +142,22 @@ func (s *Store) RemoveGroupMember(ctx context.Context, groupID, userID string, e
 		return s.addEvents(ctx, tx, evs)
 	})
 }
+
+// UserGroups implements identity.Store.
+func (s *Store) UserGroups(ctx context.Context, userID string) ([]*identity.Group, error) {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+qualified("g", groupCols)+" FROM group_members m JOIN groups g ON g.id = m.group_id "+
+		"WHERE m.user_id = ? ORDER BY g.code LIMIT ?"), userID, identity.MaxUserGroups)
+	if err != nil {
+		return nil, classify(err, "user groups", "group")
+	}
+	defer rows.Close()
+	var out []*identity.Group
+	for rows.Next() {
+		g, _, err := scanGroup(rows)
+		if err != nil {
+			return nil, classify(err, "user groups", "group")
+		}
+		out = append(out, g)
+	}
+	return out, classify(rows.Err(), "user groups", "group")
+}

@@ -907,6 +907,18 @@ func testGroups(t *testing.T, f *fixture) {
 		t.Fatalf("members after remove = %v", got.MemberIDs)
 	}
 
+	g0 := &identity.Group{ID: f.id("grp"), Code: "aaa-first", Name: "First", OrgID: o.ID, CreatedAt: base}
+	must(t, f.s.CreateGroup(f.ctx, g0, nil))
+	must(t, f.s.AddGroupMember(f.ctx, g0.ID, u1.ID, nil))
+	ug, err := f.s.UserGroups(f.ctx, u1.ID)
+	must(t, err)
+	if len(ug) != 2 || ug[0].Code != "aaa-first" || ug[1].Code != "admins" || ug[1].Name != "Admins" {
+		t.Fatalf("groups of u1 = %+v, want aaa-first, admins", ug)
+	}
+	ug, err = f.s.UserGroups(f.ctx, u2.ID)
+	must(t, err)
+	eq(t, "groups of a removed member", len(ug), 0)
+
 	isErr(t, f.s.AddGroupMember(f.ctx, "missing", u1.ID, nil), identity.ErrNotFound)
 	isErr(t, f.s.AddGroupMember(f.ctx, g.ID, "missing", nil), identity.ErrNotFound)
 	isErr(t, f.s.RemoveGroupMember(f.ctx, "missing", u1.ID, nil), identity.ErrNotFound)

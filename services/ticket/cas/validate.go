@@ -91,14 +91,18 @@ func (h *Handler) validator(allowProxy, attributes bool) http.HandlerFunc {
 
 // attributes are the CAS 3.0 attributes of a validated ticket.
 func (h *Handler) attributes(ctx context.Context, res *ticketv1.ValidateServiceTicketResponse) [][2]string {
+	// The CAS 3.0 schema (3.0.3) wants these three first, once each, in
+	// this order; any other attribute follows.
+	at := time.Now().UTC()
+	if t := res.GetAuthenticatedAt(); t != nil {
+		at = t.AsTime().UTC()
+	}
 	out := [][2]string{
+		{"authenticationDate", at.Format(time.RFC3339)},
+		{"longTermAuthenticationRequestTokenUsed", "false"},
+		{"isFromNewLogin", strconv.FormatBool(res.GetFromNewLogin())},
 		{"userId", res.GetUserId()},
 		{"authLevel", strconv.Itoa(int(res.GetAuthLevel()))},
-		{"isFromNewLogin", strconv.FormatBool(res.GetFromNewLogin())},
-		{"longTermAuthenticationRequestTokenUsed", "false"},
-	}
-	if t := res.GetAuthenticatedAt(); t != nil {
-		out = append(out, [2]string{"authenticationDate", t.AsTime().UTC().Format(time.RFC3339)})
 	}
 	a, err := h.o.SSO.PersonAttributes(ctx, &identityv1.PersonAttributesRequest{UserId: res.GetUserId(), AppId: res.GetAppId()})
 	if err != nil {
@@ -110,8 +114,12 @@ func (h *Handler) attributes(ctx context.Context, res *ticketv1.ValidateServiceT
 	if a.GetAppAccountId() != "" {
 		out = append(out, [2]string{"appAccountId", a.GetAppAccountId()})
 	}
+	// The person's groups (their codes), under both names clients use.
 	for _, g := range a.GetGroups() {
 		out = append(out, [2]string{"groups", g})
+	}
+	for _, g := range a.GetGroups() {
+		out = append(out, [2]string{"memberOf", g})
 	}
 	return out
 }
