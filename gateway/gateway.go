@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -55,8 +57,13 @@ type Options struct {
 	// the OpenAPI 3 document /openapi.json serves (BuildOpenAPI). nil: a
 	// document without operations.
 	APIDocs []APIDoc
-	// Ready answers /readyz; nil means a gRPC health check on every backend.
+	// Ready answers /readyz; nil means a gRPC health check on the backends
+	// ReadyFor names.
 	Ready func(ctx context.Context) error
+	// ReadyFor tells which backends (by Name) /readyz waits for: those
+	// deployed with or behind this edge. Its error (our own words, shown in
+	// the /readyz body) makes /readyz answer 503. nil: every backend.
+	ReadyFor func(ctx context.Context) (ReadySet, error)
 	// Pages are components' own handlers mounted under their prefixes
 	// (module.Pages).
 	Pages []Mount
@@ -94,8 +101,14 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if o.Gatherer == nil {
 		o.Gatherer = o.Registry
 	}
-	if o.Ready == nil {
-		o.Ready = healthReady(o.Backends)
+	if o.ReadyFor == nil {
+		names := make([]string, len(o.Backends))
+		for i, b := range o.Backends {
+			names[i] = b.Name
+		}
+		o.ReadyFor = func(context.Context) (ReadySet, error) {
+			return ReadySet{Names: names, How: "every component the edge serves"}, nil
+		}
 	}
 	m, err := newMetrics(o.Registry)
 	if err != nil {
@@ -156,32 +169,94 @@ func handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok"))
 }
 
+// ReadySet is what /readyz waits for.
+type ReadySet struct {
+	// Names are the backends (Backend.Name) that must answer the gRPC
+	// health check with SERVING.
+	Names []string
+	// How says why these (e.g. "configured in gateway.backends"); shown in
+	// the /readyz body.
+	How string
+}
+
+// handleReadyz answers 200 when the backends deployed with or behind the
+// edge serve, else 503. The body names them and the state of each (never
+// an address or an error text: /readyz is reachable from outside):
+//
+//	ok
+//	waits for: identity, ticket (running in this process or registered in etcd)
+//	identity: serving
+//	ticket: serving
 func (g *gateway) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := g.opts.Ready(r.Context()); err != nil {
-		g.log.Warn("readiness check failed", zap.Error(err))
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("not ready: a UIAS service is unavailable"))
+	if g.opts.Ready != nil {
+		if err := g.opts.Ready(r.Context()); err != nil {
+			g.log.Warn("readiness check failed", zap.Error(err))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: a UIAS service is unavailable"))
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
 		return
 	}
-	_, _ = w.Write([]byte("ok"))
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	set, err := g.opts.ReadyFor(ctx)
+	if err != nil {
+		g.log.Warn("readiness check failed", zap.Error(err))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, "not ready\n%s\n", err)
+		return
+	}
+	states, ok := g.backendStates(ctx, set.Names)
+	var b strings.Builder
+	if ok {
+		b.WriteString("ok\n")
+	} else {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		b.WriteString("not ready\n")
+	}
+	fmt.Fprintf(&b, "waits for: %s (%s)\n", strings.Join(set.Names, ", "), set.How)
+	for i, name := range set.Names {
+		fmt.Fprintf(&b, "%s: %s\n", name, states[i])
+	}
+	_, _ = w.Write([]byte(b.String()))
 }
 
-// healthReady checks the standard gRPC health service of every backend.
-func healthReady(backends []Backend) func(ctx context.Context) error {
-	return func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-		defer cancel()
-		for _, b := range backends {
-			resp, err := healthpb.NewHealthClient(b.Conn).Check(ctx, &healthpb.HealthCheckRequest{})
-			if err != nil {
-				return fmt.Errorf("%s: %w", b.Name, err)
-			}
-			if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-				return fmt.Errorf("%s service reports %s", b.Name, resp.GetStatus())
-			}
+// backendStates asks the standard gRPC health service of each named
+// backend, all at once, and returns a word for each ("serving", "not
+// serving", "unavailable", "not served by this edge") and whether all
+// serve. An empty list is not ready.
+func (g *gateway) backendStates(ctx context.Context, names []string) ([]string, bool) {
+	states := make([]string, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		idx := slices.IndexFunc(g.opts.Backends, func(b Backend) bool { return b.Name == name })
+		if idx < 0 {
+			states[i] = "not served by this edge"
+			continue
 		}
-		return nil
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := healthpb.NewHealthClient(g.opts.Backends[idx].Conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			switch {
+			case err != nil:
+				g.log.Warn("readiness: backend health check failed", zap.String("component", name), zap.Error(err))
+				states[i] = "unavailable"
+			case resp.GetStatus() != healthpb.HealthCheckResponse_SERVING:
+				g.log.Warn("readiness: backend not serving", zap.String("component", name), zap.Stringer("status", resp.GetStatus()))
+				states[i] = "not serving"
+			default:
+				states[i] = "serving"
+			}
+		}()
 	}
+	wg.Wait()
+	ok := len(names) > 0
+	for _, s := range states {
+		ok = ok && s == "serving"
+	}
+	return states, ok
 }

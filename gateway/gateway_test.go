@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -368,7 +369,8 @@ func TestHealthAndReadiness(t *testing.T) {
 	if r := e.do(t, http.MethodGet, "/healthz", nil, nil); r.code != 200 || string(r.body) != "ok" {
 		t.Errorf("/healthz: %d %q", r.code, r.body)
 	}
-	if r := e.do(t, http.MethodGet, "/readyz", nil, nil); r.code != 200 {
+	if r := e.do(t, http.MethodGet, "/readyz", nil, nil); r.code != 200 || !strings.HasPrefix(string(r.body), "ok\n") ||
+		!strings.Contains(string(r.body), "waits for: identity (") || !strings.Contains(string(r.body), "identity: serving") {
 		t.Errorf("/readyz with backend up: %d %q", r.code, r.body)
 	}
 
@@ -391,6 +393,64 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	if strings.Contains(string(r.body), "127.0.0.1") {
 		t.Errorf("API error leaks address: %s", r.body)
+	}
+}
+
+// TestReadyzWaitsOnlyForDeployed: /readyz waits for the backends ReadyFor
+// names (those deployed behind the edge), not for every component whose
+// REST routes the edge serves, and its body says which and how each is.
+func TestReadyzWaitsOnlyForDeployed(t *testing.T) {
+	// audit's routes are served, but nothing answers behind them.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	_ = dead.Close()
+	auditConn, err := grpc.NewClient(deadAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = auditConn.Close() })
+	noREST := func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error { return nil }
+	for _, tc := range []struct {
+		name     string
+		set      ReadySet
+		err      error
+		code     int
+		contains []string
+		absent   []string
+	}{
+		{name: "only identity deployed", set: ReadySet{Names: []string{"identity"}, How: "test"}, code: 200,
+			contains: []string{"ok\n", "waits for: identity (test)", "identity: serving"}, absent: []string{"audit"}},
+		{name: "audit deployed but down", set: ReadySet{Names: []string{"identity", "audit"}, How: "test"}, code: 503,
+			contains: []string{"not ready\n", "waits for: identity, audit (test)", "identity: serving", "audit: unavailable"}},
+		{name: "unknown component", set: ReadySet{Names: []string{"sync"}, How: "test"}, code: 503,
+			contains: []string{"sync: not served by this edge"}},
+		{name: "nothing found", err: errors.New("no UIAS component with REST routes is registered in etcd yet"), code: 503,
+			contains: []string{"not ready\nno UIAS component with REST routes is registered in etcd yet"}},
+		{name: "empty set", set: ReadySet{How: "test"}, code: 503, contains: []string{"not ready\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(o *Options) {
+				o.Backends = append(o.Backends, Backend{Name: "audit", Conn: auditConn, REST: noREST})
+				o.ReadyFor = func(context.Context) (ReadySet, error) { return tc.set, tc.err }
+			})
+			r := e.do(t, http.MethodGet, "/readyz", nil, nil)
+			if r.code != tc.code {
+				t.Errorf("/readyz: %d %q, want %d", r.code, r.body, tc.code)
+			}
+			for _, c := range tc.contains {
+				if !strings.Contains(string(r.body), c) {
+					t.Errorf("/readyz body %q lacks %q", r.body, c)
+				}
+			}
+			for _, c := range append(tc.absent, deadAddr, "127.0.0.1", "connection refused") {
+				if strings.Contains(string(r.body), c) {
+					t.Errorf("/readyz body %q contains %q", r.body, c)
+				}
+			}
+		})
 	}
 }
 

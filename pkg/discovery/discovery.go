@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -390,4 +391,26 @@ func RetryServiceConfig(methods []string) string {
 	}
 	b, _ := json.Marshal(cfg)
 	return string(b)
+}
+
+// Components lists the components that have at least one endpoint
+// registered in etcd now (keys "uias/<component>/<addr>"), sorted.
+func Components(ctx context.Context, cli *clientv3.Client) ([]string, error) {
+	if cli == nil {
+		return nil, errors.New("discovery: nil etcd client")
+	}
+	resp, err := cli.Get(ctx, Prefix+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, fmt.Errorf("discovery: list components: %w", err)
+	}
+	var out []string
+	for _, kv := range resp.Kvs {
+		name, addr, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), Prefix+"/"), "/")
+		if !ok || name == "" || addr == "" || slices.Contains(out, name) {
+			continue
+		}
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out, nil
 }

@@ -3,6 +3,7 @@ package discovery_test
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,5 +197,38 @@ func TestRegisterRejectsBadInput(t *testing.T) {
 		if _, err := discovery.Register(ctx, cli, tc[0], tc[1], 5, nil); err == nil {
 			t.Errorf("Register(%q, %q) accepted", tc[0], tc[1])
 		}
+	}
+}
+
+// TestComponents lists the components with an endpoint in etcd, once each,
+// and forgets one when its last endpoint is deregistered.
+func TestComponents(t *testing.T) {
+	cli := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if got, err := discovery.Components(ctx, cli); err != nil || len(got) != 0 {
+		t.Fatalf("empty etcd: %v, %v", got, err)
+	}
+	var deregs []func(context.Context) error
+	for _, r := range []struct{ name, addr string }{{"identity", "127.0.0.1:1"}, {"identity", "127.0.0.1:2"}, {"audit", "127.0.0.1:3"}} {
+		d, err := discovery.Register(ctx, cli, r.name, r.addr, 30, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		deregs = append(deregs, d)
+	}
+	// A key under the prefix that is not an endpoint is not a component.
+	if _, err := cli.Put(ctx, "uias/stray", "x"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := discovery.Components(ctx, cli)
+	if err != nil || strings.Join(got, ",") != "audit,identity" {
+		t.Fatalf("components: %v, %v; want audit,identity", got, err)
+	}
+	if err := deregs[2](ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := discovery.Components(ctx, cli); err != nil || strings.Join(got, ",") != "identity" {
+		t.Fatalf("after audit left: %v, %v; want identity", got, err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/discovery"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
 )
@@ -71,6 +72,17 @@ func (e *Env) Runs(name string) bool { return e.p.runs(name) }
 // Modules returns every registered module (running here or not), e.g. for
 // the edge to register their REST handlers.
 func (e *Env) Modules() []*Module { return e.p.reg.Modules() }
+
+// Discovered lists the components that have at least one replica
+// registered in etcd now (discovery etcd), sorted; with in-process
+// discovery it returns nil. The edge uses it to tell which components are
+// deployed behind it.
+func (e *Env) Discovered(ctx context.Context) ([]string, error) {
+	if e.p.etcd == nil {
+		return nil, nil
+	}
+	return discovery.Components(ctx, e.p.etcd)
+}
 
 // TrustedProxies are the parsed trusted_proxies.
 func (e *Env) TrustedProxies() []netip.Prefix { return slices.Clone(e.p.proxies) }

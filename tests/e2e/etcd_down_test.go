@@ -2,15 +2,20 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/gateway"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/discovery/etcdtest"
@@ -121,15 +126,75 @@ func TestEtcdUnreachableAtStart(t *testing.T) {
 	eventually(t, "identity to register once etcd is up", func() bool { return httpStatus(t, "GET", ops+"/readyz") == 200 })
 	id.login()
 	f := id.seed("oa", "etcdlate", nil, nil)
-	// (The gateway's /readyz also waits for every other component with REST
-	// routes, which this test does not run.)
 	eventually(t, "the gateway to route to identity", func() bool {
 		code, out, _ := gw.rest("POST", "/v1/authenticate", appHeaders(f), map[string]any{"app_user_id": f.account,
 			"password": f.password, "auth_type": "AUTH_TYPE_PASSWORD"})
 		return code == 200 && out["result_code"] == float64(0)
 	})
+	// Only identity is deployed behind this gateway (no ticket, authz or
+	// audit): the gateway becomes ready, waiting for identity alone, and
+	// says so.
+	var body string
+	eventually(t, "the gateway with only identity behind it to be ready", func() bool {
+		var code int
+		code, body = httpBody(t, gw.http+"/readyz")
+		return code == 200
+	})
+	if !strings.Contains(body, "waits for: identity (") || !strings.Contains(body, "identity: serving") {
+		t.Errorf("gateway /readyz body %q does not name identity", body)
+	}
+	for _, other := range []string{"ticket", "authz", "audit"} {
+		if strings.Contains(body, other) {
+			t.Errorf("gateway /readyz body %q names %s, which is not deployed", body, other)
+		}
+	}
+
+	// gateway.backends names the components deployed behind the edge: one
+	// that names audit, which is not running, is not ready and says why.
+	cfg := withGatewayBackends(gwCfg, "identity", "audit")
+	gw2 := start(t, cfg)
+	code, body := httpBody(t, gw2.http+"/readyz")
+	if code != 503 || !strings.Contains(body, "waits for: identity, audit (configured in gateway.backends)") ||
+		!strings.Contains(body, "audit: unavailable") {
+		t.Errorf("gateway /readyz with audit configured but absent: %d %q", code, body)
+	}
+	stopWithin(t, gw2)
+	// A name the edge does not serve stops the start with a clear error.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	if a, err := app.Start(ctx2, withGatewayBackends(gwCfg, "identity", "nosuch"), app.Options{}); err == nil {
+		_ = a.Stop(ctx2)
+		t.Error("gateway.backends naming an unknown component started")
+	} else if !strings.Contains(err.Error(), "gateway.backends") || !strings.Contains(err.Error(), `"nosuch"`) {
+		t.Errorf("gateway.backends naming an unknown component: %v", err)
+	}
 	stopWithin(t, gw)
 	stopWithin(t, id)
+}
+
+// withGatewayBackends returns cfg with its own gateway section naming
+// backends (the sections map is not shared with cfg).
+func withGatewayBackends(cfg config.Config, backends ...string) config.Config {
+	cfg.Sections = maps.Clone(cfg.Sections)
+	cfg.Sections[gateway.Name] = &gateway.Config{Backends: backends}
+	return cfg
+}
+
+// httpBody answers the status and body of GET url, failing the test when
+// no answer comes within 10 s (a hang, not a timing expectation).
+func httpBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

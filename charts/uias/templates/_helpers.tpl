@@ -1,16 +1,17 @@
 {{/*
 The components in the order they are rendered, and what each needs from the
 platform. This mirrors the modules the binary registers (cmd/uias/app
-Registry(): SQL, NATS, Edge); the chart test in cmd/uias/internal/serve
+Registry(): SQL, NATS, Edge; rest: it has REST routes on the gateway, whose
+/readyz waits for the enabled ones, --gateway-backends); the chart test in cmd/uias/internal/serve
 checks the rendered Deployments against them.
 */}}
 {{- define "uias.componentDefs" -}}
-identity: {grpc: true, database: true, nats: true, keyRing: true, bootstrap: true}
-ticket: {grpc: true, database: true, nats: true, keyRing: true}
-authz: {grpc: true, database: true, nats: true}
-audit: {grpc: true, database: true, nats: true, keyRing: true}
-sync: {grpc: true, database: true, nats: true}
-gateway: {grpc: false, database: false, nats: false, edge: true}
+identity: {grpc: true, database: true, nats: true, keyRing: true, bootstrap: true, rest: true}
+ticket: {grpc: true, database: true, nats: true, keyRing: true, rest: true}
+authz: {grpc: true, database: true, nats: true, rest: true}
+audit: {grpc: true, database: true, nats: true, keyRing: true, rest: true}
+sync: {grpc: true, database: true, nats: true, rest: true}
+gateway: {grpc: false, database: false, nats: false, edge: true, rest: false}
 {{- end -}}
 
 {{- define "uias.componentOrder" -}}

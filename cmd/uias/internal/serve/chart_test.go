@@ -27,6 +27,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/gateway"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/module"
 )
@@ -177,6 +178,9 @@ func valueSets(t *testing.T) map[string][]string {
 	return map[string][]string{
 		"minimal": {"-f", filepath.Join(ci, "minimal-values.yaml")},
 		"full":    full,
+		// A gateway with identity alone behind it.
+		"identity-only": {"-f", filepath.Join(ci, "minimal-values.yaml"),
+			"--set", "components.ticket.enabled=false,components.authz.enabled=false,components.audit.enabled=false"},
 	}
 }
 
@@ -268,11 +272,11 @@ func TestChartHasEveryComponent(t *testing.T) {
 			t.Errorf("component %q is missing from uias.componentDefs (charts/uias/templates/_helpers.tpl)", m.Name)
 			continue
 		}
-		want := map[string]bool{"grpc": !m.Edge, "database": m.SQL, "nats": m.NATS, "edge": m.Edge}
+		want := map[string]bool{"grpc": !m.Edge, "database": m.SQL, "nats": m.NATS, "edge": m.Edge, "rest": m.REST != nil}
 		for k, w := range want {
 			if d[k] != w {
 				t.Errorf("uias.componentDefs says %s: {%s: %v}, but the module registered in cmd/uias/app has %s %v; fix charts/uias/templates/_helpers.tpl",
-					m.Name, k, d[k], map[string]string{"grpc": "Edge false =", "database": "SQL", "nats": "NATS", "edge": "Edge"}[k], w)
+					m.Name, k, d[k], map[string]string{"grpc": "Edge false =", "database": "SQL", "nats": "NATS", "edge": "Edge", "rest": "REST routes"}[k], w)
 			}
 		}
 	}
@@ -331,14 +335,32 @@ func TestChartDeploymentsParse(t *testing.T) {
 			if len(deps) == 0 {
 				t.Fatal("no Deployment rendered")
 			}
+			var behind []string // deployed components with REST routes
+			var edge *config.Config
 			for comp, d := range deps {
 				t.Run(comp, func(t *testing.T) {
 					m := reg.Lookup(comp)
 					if m == nil {
 						t.Fatalf("the chart renders component %q, which cmd/uias/app Registry() does not have", comp)
 					}
-					checkDeployment(t, d, m, reg, configMaps, allowedEnv)
+					cfg := checkDeployment(t, d, m, reg, configMaps, allowedEnv)
+					if m.REST != nil {
+						behind = append(behind, comp)
+					}
+					if m.Edge {
+						edge = &cfg
+					}
 				})
+			}
+			// The gateway's /readyz waits for exactly the components
+			// deployed behind it.
+			if edge != nil {
+				gw, _ := edge.Section(gateway.Name).(*gateway.Config)
+				slices.Sort(behind)
+				got := slices.Sorted(slices.Values(gw.Backends))
+				if !slices.Equal(got, behind) {
+					t.Errorf("gateway.backends %v, want the deployed components with REST routes %v", got, behind)
+				}
 			}
 			if name == "full" {
 				for _, m := range reg.Modules() {
@@ -352,7 +374,7 @@ func TestChartDeploymentsParse(t *testing.T) {
 }
 
 func checkDeployment(t *testing.T, d map[string]any, m *module.Module, reg *module.Registry,
-	configMaps map[string]map[string]any, allowedEnv map[string]bool) {
+	configMaps map[string]map[string]any, allowedEnv map[string]bool) config.Config {
 	c := container(t, d)
 	podSpec := get(d, "spec", "template", "spec")
 
@@ -556,6 +578,7 @@ func checkDeployment(t *testing.T, d map[string]any, m *module.Module, reg *modu
 	if _, err := load(append(slices.Clone(args[1:]), "--no-such-flag=1"), lookup, io.Discard); err == nil {
 		t.Error("the serve parser accepted --no-such-flag")
 	}
+	return cfg
 }
 
 // TestChartSecurity checks the security and availability settings of every
