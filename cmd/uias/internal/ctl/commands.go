@@ -307,152 +307,75 @@ func (a *app) moreHint(next string) {
 // ---- org ----
 
 func orgCreateCmd() command {
-	return command{
-		usage: "--code C --name N [--parent ID]",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			code := fs.String("code", "", "organisation `code`")
-			name := fs.String("name", "", "organisation `name`")
-			parent := fs.String("parent", "", "parent organisation `ID` (empty: a root)")
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				if err := required("code", *code, "name", *name); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					o, err := s.client.CreateOrg(s.ctx, &identityv1.CreateOrgRequest{Code: *code, Name: *name, ParentId: *parent})
-					if err != nil {
-						return err
-					}
-					return a.output(o, func(tw *tabwriter.Writer) { orgTable(tw, o) })
-				})
+	return verb("--code C --name N [--parent ID]", "", nil, func(_ *app, fs *flag.FlagSet) prepared[*identityv1.Org] {
+		code := fs.String("code", "", "organisation `code`")
+		name := fs.String("name", "", "organisation `name`")
+		parent := fs.String("parent", "", "parent organisation `ID` (empty: a root)")
+		return func([]string) (func(s *session) (*identityv1.Org, error), error) {
+			if err := required("code", *code, "name", *name); err != nil {
+				return nil, err
 			}
-		},
-	}
+			return func(s *session) (*identityv1.Org, error) {
+				return s.client.CreateOrg(s.ctx, &identityv1.CreateOrgRequest{Code: *code, Name: *name, ParentId: *parent})
+			}, nil
+		}
+	}, orgTable)
 }
 
 func orgListCmd() command {
-	return command{
-		usage: "[--parent ID [--descendants]] [--query Q] [--page-size N] [--page-token T] [--all]",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			parent := fs.String("parent", "", "only direct children of this organisation `ID`")
-			desc := fs.Bool("descendants", false, "with --parent: every organisation below it, at any depth")
-			query := fs.String("query", "", "match code or name (substring from 3 characters, else name prefix)")
-			lo := addListFlags(fs)
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				if err := lo.check(); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					orgs, next, err := paginate(lo, func(tok string) ([]*identityv1.Org, string, error) {
-						r, err := s.client.ListOrgs(s.ctx, &identityv1.ListOrgsRequest{
-							PageSize: int32(lo.pageSize), PageToken: tok, ParentId: *parent, Query: *query,
-							IncludeDescendants: *desc,
-						})
-						return r.GetOrgs(), r.GetNextPageToken(), err
-					})
-					if err != nil {
-						return err
-					}
-					resp := &identityv1.ListOrgsResponse{Orgs: orgs, NextPageToken: next}
-					a.moreHint(next)
-					return a.output(resp, func(tw *tabwriter.Writer) { orgRows(tw, orgs) })
-				})
-			}
-		},
-	}
+	return listVerb("[--parent ID [--descendants]] [--query Q]", func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.Org] {
+		parent := fs.String("parent", "", "only direct children of this organisation `ID`")
+		desc := fs.Bool("descendants", false, "with --parent: every organisation below it, at any depth")
+		query := fs.String("query", "", "match code or name (substring from 3 characters, else name prefix)")
+		return func(s *session, size int32, tok string) ([]*identityv1.Org, string, error) {
+			r, err := s.client.ListOrgs(s.ctx, &identityv1.ListOrgsRequest{
+				PageSize: size, PageToken: tok, ParentId: *parent, Query: *query, IncludeDescendants: *desc,
+			})
+			return r.GetOrgs(), r.GetNextPageToken(), err
+		}
+	}, func(orgs []*identityv1.Org, next string) proto.Message {
+		return &identityv1.ListOrgsResponse{Orgs: orgs, NextPageToken: next}
+	}, orgRows)
 }
 
 func orgGetCmd() command {
-	return command{
-		usage: "ID",
-		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					o, err := s.client.GetOrg(s.ctx, &identityv1.GetOrgRequest{Id: args[0]})
-					if err != nil {
-						return err
-					}
-					return a.output(o, func(tw *tabwriter.Writer) { orgTable(tw, o) })
-				})
-			}
-		},
-	}
+	return idVerb(func(s *session, id string) (*identityv1.Org, error) {
+		return s.client.GetOrg(s.ctx, &identityv1.GetOrgRequest{Id: id})
+	}, orgTable)
 }
 
 func orgRenameCmd() command {
-	return command{
-		usage: "ID --name N",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			name := fs.String("name", "", "new `name`")
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
-				if err := required("name", *name); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					o, err := s.client.UpdateOrg(s.ctx, &identityv1.UpdateOrgRequest{Id: args[0], Name: *name})
-					if err != nil {
-						return err
-					}
-					return a.output(o, func(tw *tabwriter.Writer) { orgTable(tw, o) })
-				})
+	return verb("ID --name N", "", []string{"ID"}, func(_ *app, fs *flag.FlagSet) prepared[*identityv1.Org] {
+		name := fs.String("name", "", "new `name`")
+		return func(args []string) (func(s *session) (*identityv1.Org, error), error) {
+			if err := required("name", *name); err != nil {
+				return nil, err
 			}
-		},
-	}
+			return func(s *session) (*identityv1.Org, error) {
+				return s.client.UpdateOrg(s.ctx, &identityv1.UpdateOrgRequest{Id: args[0], Name: *name})
+			}, nil
+		}
+	}, orgTable)
 }
 
 func orgMoveCmd() command {
-	return command{
-		usage: "ID --parent ID",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			parent := fs.String("parent", "", "new parent organisation `ID`")
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
-				if err := required("parent", *parent); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					o, err := s.client.MoveOrg(s.ctx, &identityv1.MoveOrgRequest{Id: args[0], NewParentId: *parent})
-					if err != nil {
-						return err
-					}
-					return a.output(o, func(tw *tabwriter.Writer) { orgTable(tw, o) })
-				})
+	return verb("ID --parent ID", "", []string{"ID"}, func(_ *app, fs *flag.FlagSet) prepared[*identityv1.Org] {
+		parent := fs.String("parent", "", "new parent organisation `ID`")
+		return func(args []string) (func(s *session) (*identityv1.Org, error), error) {
+			if err := required("parent", *parent); err != nil {
+				return nil, err
 			}
-		},
-	}
+			return func(s *session) (*identityv1.Org, error) {
+				return s.client.MoveOrg(s.ctx, &identityv1.MoveOrgRequest{Id: args[0], NewParentId: *parent})
+			}, nil
+		}
+	}, orgTable)
 }
 
 func orgStatusCmd(st identityv1.Status) command {
-	return command{
-		usage: "ID",
-		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					o, err := s.client.SetOrgStatus(s.ctx, &identityv1.SetOrgStatusRequest{Id: args[0], Status: st})
-					if err != nil {
-						return err
-					}
-					return a.output(o, func(tw *tabwriter.Writer) { orgTable(tw, o) })
-				})
-			}
-		},
-	}
+	return idVerb(func(s *session, id string) (*identityv1.Org, error) {
+		return s.client.SetOrgStatus(s.ctx, &identityv1.SetOrgStatusRequest{Id: id, Status: st})
+	}, orgTable)
 }
 
 // ---- user ----
@@ -518,91 +441,45 @@ func userCreateCmd() command {
 					}
 					req.Password = p
 				}
-				return a.withSession(func(s *session) error {
-					u, err := s.client.CreateUser(s.ctx, req)
-					if err != nil {
-						return err
-					}
-					return a.output(u, func(tw *tabwriter.Writer) { userTable(tw, u) })
-				})
+				return sessionCall(a, func(s *session) (*identityv1.User, error) { return s.client.CreateUser(s.ctx, req) }, userTable)
 			}
 		},
 	}
 }
 
 func userListCmd() command {
-	return command{
-		usage: "[--org ID [--descendants]] [--query Q] [--page-size N] [--page-token T] [--all]",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			org := fs.String("org", "", "only users of this organisation `ID`")
-			desc := fs.Bool("descendants", false, "with --org: also the users of every organisation below it")
-			query := fs.String("query", "", "match login name, display name or e-mail (substring from 3 characters, "+
-				"else display-name prefix)")
-			lo := addListFlags(fs)
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				if err := lo.check(); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					users, next, err := paginate(lo, func(tok string) ([]*identityv1.User, string, error) {
-						r, err := s.client.ListUsers(s.ctx, &identityv1.ListUsersRequest{
-							PageSize: int32(lo.pageSize), PageToken: tok, OrgId: *org, Query: *query,
-							IncludeDescendants: *desc,
-						})
-						return r.GetUsers(), r.GetNextPageToken(), err
-					})
-					if err != nil {
-						return err
-					}
-					resp := &identityv1.ListUsersResponse{Users: users, NextPageToken: next}
-					a.moreHint(next)
-					return a.output(resp, func(tw *tabwriter.Writer) { userRows(tw, users) })
-				})
-			}
-		},
-	}
-}
-
-// userCall is a user command taking only the user ID.
-func userCall(call func(s *session, id string) (*identityv1.User, error)) command {
-	return command{
-		usage: "ID",
-		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					u, err := call(s, args[0])
-					if err != nil {
-						return err
-					}
-					return a.output(u, func(tw *tabwriter.Writer) { userTable(tw, u) })
-				})
-			}
-		},
-	}
+	return listVerb("[--org ID [--descendants]] [--query Q]", func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.User] {
+		org := fs.String("org", "", "only users of this organisation `ID`")
+		desc := fs.Bool("descendants", false, "with --org: also the users of every organisation below it")
+		query := fs.String("query", "", "match login name, display name or e-mail (substring from 3 characters, "+
+			"else display-name prefix)")
+		return func(s *session, size int32, tok string) ([]*identityv1.User, string, error) {
+			r, err := s.client.ListUsers(s.ctx, &identityv1.ListUsersRequest{
+				PageSize: size, PageToken: tok, OrgId: *org, Query: *query, IncludeDescendants: *desc,
+			})
+			return r.GetUsers(), r.GetNextPageToken(), err
+		}
+	}, func(users []*identityv1.User, next string) proto.Message {
+		return &identityv1.ListUsersResponse{Users: users, NextPageToken: next}
+	}, userRows)
 }
 
 func userGetCmd() command {
-	return userCall(func(s *session, id string) (*identityv1.User, error) {
+	return idVerb(func(s *session, id string) (*identityv1.User, error) {
 		return s.client.GetUser(s.ctx, &identityv1.GetUserRequest{Id: id})
-	})
+	}, userTable)
 }
 
 func userUnlockCmd() command {
-	return userCall(func(s *session, id string) (*identityv1.User, error) {
+	return idVerb(func(s *session, id string) (*identityv1.User, error) {
 		return s.client.UnlockUser(s.ctx, &identityv1.UnlockUserRequest{Id: id})
-	})
+	}, userTable)
 }
 
 func userStatusCmd(st identityv1.UserStatus) command {
-	return userCall(func(s *session, id string) (*identityv1.User, error) {
+	return idVerb(func(s *session, id string) (*identityv1.User, error) {
 		return s.client.SetUserStatus(s.ctx, &identityv1.SetUserStatusRequest{Id: id, Status: st})
-	})
+	}, userTable)
 }
 
 // userUpdateFlags maps user update flags to UpdateUser's update_mask names.
@@ -643,180 +520,98 @@ func userUpdateCmd() command {
 						"--must-change, --never-expires, --cannot-change, --password-only")
 				}
 				req.Id = args[0]
-				return a.withSession(func(s *session) error {
-					u, err := s.client.UpdateUser(s.ctx, req)
-					if err != nil {
-						return err
-					}
-					return a.output(u, func(tw *tabwriter.Writer) { userTable(tw, u) })
-				})
+				return sessionCall(a, func(s *session) (*identityv1.User, error) { return s.client.UpdateUser(s.ctx, req) }, userTable)
 			}
 		},
 	}
 }
 
 func userSetPasswordCmd() command {
-	return command{
-		usage: "ID [--password-stdin] [--must-change=true|false]",
-		help: "The new password is read from the first line of standard input (--password-stdin is\n" +
+	return verb("ID [--password-stdin] [--must-change=true|false]",
+		"The new password is read from the first line of standard input (--password-stdin is\n"+
 			"implied; passwords are never taken from flags). --must-change defaults to true.",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+		[]string{"ID"}, func(a *app, fs *flag.FlagSet) prepared[*identityv1.User] {
 			fs.Bool("password-stdin", true, "read the new password from the first line of standard input (always)")
 			mustChange := fs.Bool("must-change", true, "the user must change the password at next login")
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
+			return func(args []string) (func(s *session) (*identityv1.User, error), error) {
 				p, err := a.readSecretLine("new password")
 				if err != nil {
-					return err
+					return nil, err
 				}
-				return a.withSession(func(s *session) error {
-					u, err := s.client.SetPassword(s.ctx, &identityv1.SetPasswordRequest{Id: args[0], Password: p, MustChangePassword: *mustChange})
-					if err != nil {
-						return err
-					}
-					return a.output(u, func(tw *tabwriter.Writer) { userTable(tw, u) })
-				})
+				return func(s *session) (*identityv1.User, error) {
+					return s.client.SetPassword(s.ctx, &identityv1.SetPasswordRequest{Id: args[0], Password: p, MustChangePassword: *mustChange})
+				}, nil
 			}
-		},
-	}
+		}, userTable)
 }
 
 func userLockCmd() command {
-	return command{
-		usage: "ID [--duration 30m]",
-		help:  "--duration 0 locks the user until unlocked.",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+	return verb("ID [--duration 30m]", "--duration 0 locks the user until unlocked.", []string{"ID"},
+		func(_ *app, fs *flag.FlagSet) prepared[*identityv1.User] {
 			d := fs.Duration("duration", 30*time.Minute, "how long the lock lasts (0: until unlocked)")
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
+			return func(args []string) (func(s *session) (*identityv1.User, error), error) {
 				if *d < 0 {
-					return usagef("--duration must not be negative")
+					return nil, usagef("--duration must not be negative")
 				}
 				if *d > 0 && *d < time.Second {
-					return usagef("--duration must be at least 1s (or 0 for until unlocked)")
+					return nil, usagef("--duration must be at least 1s (or 0 for until unlocked)")
 				}
-				return a.withSession(func(s *session) error {
-					u, err := s.client.LockUser(s.ctx, &identityv1.LockUserRequest{Id: args[0], DurationSeconds: int64(d.Seconds())})
-					if err != nil {
-						return err
-					}
-					return a.output(u, func(tw *tabwriter.Writer) { userTable(tw, u) })
-				})
+				return func(s *session) (*identityv1.User, error) {
+					return s.client.LockUser(s.ctx, &identityv1.LockUserRequest{Id: args[0], DurationSeconds: int64(d.Seconds())})
+				}, nil
 			}
-		},
-	}
+		}, userTable)
 }
 
 // ---- group ----
 
 func groupCreateCmd() command {
-	return command{
-		usage: "--code C --name N --org ID",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			code := fs.String("code", "", "group `code`")
-			name := fs.String("name", "", "group `name`")
-			org := fs.String("org", "", "organisation `ID`")
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				if err := required("code", *code, "name", *name, "org", *org); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					g, err := s.client.CreateGroup(s.ctx, &identityv1.CreateGroupRequest{Code: *code, Name: *name, OrgId: *org})
-					if err != nil {
-						return err
-					}
-					return a.output(g, func(tw *tabwriter.Writer) { groupTable(tw, g) })
-				})
+	return verb("--code C --name N --org ID", "", nil, func(_ *app, fs *flag.FlagSet) prepared[*identityv1.Group] {
+		code := fs.String("code", "", "group `code`")
+		name := fs.String("name", "", "group `name`")
+		org := fs.String("org", "", "organisation `ID`")
+		return func([]string) (func(s *session) (*identityv1.Group, error), error) {
+			if err := required("code", *code, "name", *name, "org", *org); err != nil {
+				return nil, err
 			}
-		},
-	}
+			return func(s *session) (*identityv1.Group, error) {
+				return s.client.CreateGroup(s.ctx, &identityv1.CreateGroupRequest{Code: *code, Name: *name, OrgId: *org})
+			}, nil
+		}
+	}, groupTable)
 }
 
 func groupListCmd() command {
-	return command{
-		usage: "[--org ID] [--query Q] [--page-size N] [--page-token T] [--all]",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			org := fs.String("org", "", "only groups of this organisation `ID`")
-			query := fs.String("query", "", "match code or name (substring)")
-			lo := addListFlags(fs)
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				if err := lo.check(); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					groups, next, err := paginate(lo, func(tok string) ([]*identityv1.Group, string, error) {
-						r, err := s.client.ListGroups(s.ctx, &identityv1.ListGroupsRequest{
-							PageSize: int32(lo.pageSize), PageToken: tok, OrgId: *org, Query: *query,
-						})
-						return r.GetGroups(), r.GetNextPageToken(), err
-					})
-					if err != nil {
-						return err
-					}
-					resp := &identityv1.ListGroupsResponse{Groups: groups, NextPageToken: next}
-					a.moreHint(next)
-					return a.output(resp, func(tw *tabwriter.Writer) { groupRows(tw, groups) })
-				})
-			}
-		},
-	}
+	return listVerb("[--org ID] [--query Q]", func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.Group] {
+		org := fs.String("org", "", "only groups of this organisation `ID`")
+		query := fs.String("query", "", "match code or name (substring)")
+		return func(s *session, size int32, tok string) ([]*identityv1.Group, string, error) {
+			r, err := s.client.ListGroups(s.ctx, &identityv1.ListGroupsRequest{PageSize: size, PageToken: tok, OrgId: *org, Query: *query})
+			return r.GetGroups(), r.GetNextPageToken(), err
+		}
+	}, func(groups []*identityv1.Group, next string) proto.Message {
+		return &identityv1.ListGroupsResponse{Groups: groups, NextPageToken: next}
+	}, groupRows)
 }
 
 func groupGetCmd() command {
-	return command{
-		usage: "ID",
-		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					g, err := s.client.GetGroup(s.ctx, &identityv1.GetGroupRequest{Id: args[0]})
-					if err != nil {
-						return err
-					}
-					return a.output(g, func(tw *tabwriter.Writer) { groupTable(tw, g) })
-				})
-			}
-		},
-	}
+	return idVerb(func(s *session, id string) (*identityv1.Group, error) {
+		return s.client.GetGroup(s.ctx, &identityv1.GetGroupRequest{Id: id})
+	}, groupTable)
 }
 
 func groupMemberCmd(add bool) command {
-	return command{
-		usage: "GROUP USER",
-		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
-			return func(args []string) error {
-				if err := wantArgs(args, "GROUP", "USER"); err != nil {
-					return err
+	return verb("GROUP USER", "", []string{"GROUP", "USER"}, func(*app, *flag.FlagSet) prepared[*identityv1.Group] {
+		return func(args []string) (func(s *session) (*identityv1.Group, error), error) {
+			req := &identityv1.GroupMemberRequest{GroupId: args[0], UserId: args[1]}
+			return func(s *session) (*identityv1.Group, error) {
+				if add {
+					return s.client.AddGroupMember(s.ctx, req)
 				}
-				return a.withSession(func(s *session) error {
-					req := &identityv1.GroupMemberRequest{GroupId: args[0], UserId: args[1]}
-					var g *identityv1.Group
-					var err error
-					if add {
-						g, err = s.client.AddGroupMember(s.ctx, req)
-					} else {
-						g, err = s.client.RemoveGroupMember(s.ctx, req)
-					}
-					if err != nil {
-						return err
-					}
-					return a.output(g, func(tw *tabwriter.Writer) { groupTable(tw, g) })
-				})
-			}
-		},
-	}
+				return s.client.RemoveGroupMember(s.ctx, req)
+			}, nil
+		}
+	}, groupTable)
 }
 
 // ---- app ----
@@ -857,16 +652,9 @@ func appCreateCmd() command {
 				if *burst < 0 || *burst > math.MaxInt32 {
 					return usagef("--burst must be between 0 and %d", math.MaxInt32)
 				}
-				return a.withSession(func(s *session) error {
-					r, err := s.client.CreateApp(s.ctx, &identityv1.CreateAppRequest{
-						AppType: *typ, AppCode: *code, Name: *name, IpAllowList: cidrs,
-						RateLimit: *rate, RateBurst: int32(*burst), ClientCertSha256: fp,
-					})
-					if err != nil {
-						return err
-					}
-					return a.output(r, func(tw *tabwriter.Writer) { secretTable(tw, r) })
-				})
+				req := &identityv1.CreateAppRequest{AppType: *typ, AppCode: *code, Name: *name, IpAllowList: cidrs,
+					RateLimit: *rate, RateBurst: int32(*burst), ClientCertSha256: fp}
+				return sessionCall(a, func(s *session) (*identityv1.CreateAppResponse, error) { return s.client.CreateApp(s.ctx, req) }, secretTable)
 			}
 		},
 	}
@@ -896,56 +684,22 @@ func checkCIDRs(in []string) ([]string, error) {
 }
 
 func appListCmd() command {
-	return command{
-		usage: "[--type T] [--query Q] [--page-size N] [--page-token T] [--all]",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			typ := fs.String("type", "", "only applications of this `type`")
-			query := fs.String("query", "", "match code or name (substring)")
-			lo := addListFlags(fs)
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				if err := lo.check(); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					apps, next, err := paginate(lo, func(tok string) ([]*identityv1.App, string, error) {
-						r, err := s.client.ListApps(s.ctx, &identityv1.ListAppsRequest{
-							PageSize: int32(lo.pageSize), PageToken: tok, AppType: *typ, Query: *query,
-						})
-						return r.GetApps(), r.GetNextPageToken(), err
-					})
-					if err != nil {
-						return err
-					}
-					resp := &identityv1.ListAppsResponse{Apps: apps, NextPageToken: next}
-					a.moreHint(next)
-					return a.output(resp, func(tw *tabwriter.Writer) { appRows(tw, apps) })
-				})
-			}
-		},
-	}
+	return listVerb("[--type T] [--query Q]", func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.App] {
+		typ := fs.String("type", "", "only applications of this `type`")
+		query := fs.String("query", "", "match code or name (substring)")
+		return func(s *session, size int32, tok string) ([]*identityv1.App, string, error) {
+			r, err := s.client.ListApps(s.ctx, &identityv1.ListAppsRequest{PageSize: size, PageToken: tok, AppType: *typ, Query: *query})
+			return r.GetApps(), r.GetNextPageToken(), err
+		}
+	}, func(apps []*identityv1.App, next string) proto.Message {
+		return &identityv1.ListAppsResponse{Apps: apps, NextPageToken: next}
+	}, appRows)
 }
 
 func appGetCmd() command {
-	return command{
-		usage: "ID",
-		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					x, err := s.client.GetApp(s.ctx, &identityv1.GetAppRequest{Id: args[0]})
-					if err != nil {
-						return err
-					}
-					return a.output(x, func(tw *tabwriter.Writer) { appTable(tw, x) })
-				})
-			}
-		},
-	}
+	return idVerb(func(s *session, id string) (*identityv1.App, error) {
+		return s.client.GetApp(s.ctx, &identityv1.GetAppRequest{Id: id})
+	}, appTable)
 }
 
 func appUpdateCmd() command {
@@ -1012,124 +766,64 @@ func appUpdateCmd() command {
 				if len(req.UpdateMask) == 0 {
 					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert")
 				}
-				return a.withSession(func(s *session) error {
-					x, err := s.client.UpdateApp(s.ctx, req)
-					if err != nil {
-						return err
-					}
-					return a.output(x, func(tw *tabwriter.Writer) { appTable(tw, x) })
-				})
+				return sessionCall(a, func(s *session) (*identityv1.App, error) { return s.client.UpdateApp(s.ctx, req) }, appTable)
 			}
 		},
 	}
 }
 
 func appStatusCmd(st identityv1.AppStatus) command {
-	return command{
-		usage: "ID",
-		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					x, err := s.client.UpdateApp(s.ctx, &identityv1.UpdateAppRequest{Id: args[0], UpdateMask: []string{"status"}, Status: st})
-					if err != nil {
-						return err
-					}
-					return a.output(x, func(tw *tabwriter.Writer) { appTable(tw, x) })
-				})
-			}
-		},
-	}
+	return idVerb(func(s *session, id string) (*identityv1.App, error) {
+		return s.client.UpdateApp(s.ctx, &identityv1.UpdateAppRequest{Id: id, UpdateMask: []string{"status"}, Status: st})
+	}, appTable)
 }
 
 func appRotateCmd() command {
-	return command{
-		usage: "ID [--overlap 24h]",
-		help:  "Issues a new App_Secret (shown only once); the old one keeps working for --overlap (0: stops at once).",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+	return verb("ID [--overlap 24h]", "Issues a new App_Secret (shown only once); the old one keeps working for --overlap (0: stops at once).",
+		[]string{"ID"}, func(_ *app, fs *flag.FlagSet) prepared[*identityv1.CreateAppResponse] {
 			overlap := fs.Duration("overlap", 24*time.Hour, "how long the previous secret stays valid")
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
+			return func(args []string) (func(s *session) (*identityv1.CreateAppResponse, error), error) {
 				if *overlap < 0 {
-					return usagef("--overlap must not be negative")
+					return nil, usagef("--overlap must not be negative")
 				}
-				return a.withSession(func(s *session) error {
-					r, err := s.client.RotateAppSecret(s.ctx, &identityv1.RotateAppSecretRequest{
+				return func(s *session) (*identityv1.CreateAppResponse, error) {
+					return s.client.RotateAppSecret(s.ctx, &identityv1.RotateAppSecretRequest{
 						Id: args[0], OverlapSeconds: proto.Int64(int64(overlap.Seconds())),
 					})
-					if err != nil {
-						return err
-					}
-					return a.output(r, func(tw *tabwriter.Writer) { secretTable(tw, r) })
-				})
+				}, nil
 			}
-		},
-	}
+		}, secretTable)
 }
 
 // ---- link ----
 
 func linkCreateCmd() command {
-	return command{
-		usage: "--user ID --app ID --account ACCOUNT",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			user := fs.String("user", "", "user `ID`")
-			appID := fs.String("app", "", "App_ID")
-			account := fs.String("account", "", "the user's `account` id inside the application")
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				if err := required("user", *user, "app", *appID, "account", *account); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					l, err := s.client.CreateAccountLink(s.ctx, &identityv1.CreateAccountLinkRequest{UserId: *user, AppId: *appID, AppAccountId: *account})
-					if err != nil {
-						return err
-					}
-					return a.output(l, func(tw *tabwriter.Writer) { linkTable(tw, l) })
-				})
+	return verb("--user ID --app ID --account ACCOUNT", "", nil, func(_ *app, fs *flag.FlagSet) prepared[*identityv1.AccountLink] {
+		user := fs.String("user", "", "user `ID`")
+		appID := fs.String("app", "", "App_ID")
+		account := fs.String("account", "", "the user's `account` id inside the application")
+		return func([]string) (func(s *session) (*identityv1.AccountLink, error), error) {
+			if err := required("user", *user, "app", *appID, "account", *account); err != nil {
+				return nil, err
 			}
-		},
-	}
+			return func(s *session) (*identityv1.AccountLink, error) {
+				return s.client.CreateAccountLink(s.ctx, &identityv1.CreateAccountLinkRequest{UserId: *user, AppId: *appID, AppAccountId: *account})
+			}, nil
+		}
+	}, linkTable)
 }
 
 func linkListCmd() command {
-	return command{
-		usage: "[--user ID] [--app ID] [--page-size N] [--page-token T] [--all]",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			user := fs.String("user", "", "only links of this user `ID`")
-			appID := fs.String("app", "", "only links to this App_ID")
-			lo := addListFlags(fs)
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				if err := lo.check(); err != nil {
-					return err
-				}
-				return a.withSession(func(s *session) error {
-					links, next, err := paginate(lo, func(tok string) ([]*identityv1.AccountLink, string, error) {
-						r, err := s.client.ListAccountLinks(s.ctx, &identityv1.ListAccountLinksRequest{
-							PageSize: int32(lo.pageSize), PageToken: tok, UserId: *user, AppId: *appID,
-						})
-						return r.GetLinks(), r.GetNextPageToken(), err
-					})
-					if err != nil {
-						return err
-					}
-					resp := &identityv1.ListAccountLinksResponse{Links: links, NextPageToken: next}
-					a.moreHint(next)
-					return a.output(resp, func(tw *tabwriter.Writer) { linkRows(tw, links) })
-				})
-			}
-		},
-	}
+	return listVerb("[--user ID] [--app ID]", func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.AccountLink] {
+		user := fs.String("user", "", "only links of this user `ID`")
+		appID := fs.String("app", "", "only links to this App_ID")
+		return func(s *session, size int32, tok string) ([]*identityv1.AccountLink, string, error) {
+			r, err := s.client.ListAccountLinks(s.ctx, &identityv1.ListAccountLinksRequest{PageSize: size, PageToken: tok, UserId: *user, AppId: *appID})
+			return r.GetLinks(), r.GetNextPageToken(), err
+		}
+	}, func(links []*identityv1.AccountLink, next string) proto.Message {
+		return &identityv1.ListAccountLinksResponse{Links: links, NextPageToken: next}
+	}, linkRows)
 }
 
 func linkDeleteCmd() command {
