@@ -139,6 +139,7 @@ cmd_up() {
 		--listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
 		--listen-peer-urls="http://127.0.0.1:$((base + 80))" --initial-advertise-peer-urls="http://127.0.0.1:$((base + 80))" \
 		--initial-cluster="uias-local=http://127.0.0.1:$((base + 80))" --log-level=warn
+	echo "http://127.0.0.1:$etcd_port/health" >"$dir/run/etcd.health"
 
 	log "NATS cluster (3 nodes, JetStream) on $(nats_url)"
 	local i routes=()
@@ -160,6 +161,8 @@ cluster {
 }
 EOF
 		spawn "nats-$i" "$tools/nats-server" -c "$dir/run/nats-$i.conf"
+		# Its health: 200 once JetStream is current on this node.
+		echo "http://127.0.0.1:$((base + 621 + i))/healthz" >"$dir/run/nats-$i.health"
 	done
 
 	log "PostgreSQL on 127.0.0.1:$pg_port"
@@ -283,6 +286,8 @@ cmd_status() {
 		ready=""
 		if [[ -f $dir/run/$name.http ]] && running "$name"; then
 			if http_ok "$(cat "$dir/run/$name.http")/readyz"; then ready=", ready"; else ready=", NOT ready"; fi
+		elif [[ -f $dir/run/$name.health ]] && running "$name"; then
+			if http_ok "$(cat "$dir/run/$name.health")"; then ready=", healthy"; else ready=", NOT healthy"; fi
 		fi
 		printf '%-12s %s%s\n' "$name" "$st" "$ready"
 	done

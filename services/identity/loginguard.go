@@ -354,7 +354,16 @@ func (h *hitLog) note(key string, now time.Time) (audit bool, suppressed int) {
 // ---- rules 2 and 3: the per-account gate ----
 
 // pendingStale is when counted checks still "running" are deemed lost (an
-// instance that died mid-check): admitting ignores them after it.
+// instance that died mid-check, a settle write that failed): once the
+// account's pending period (LoginGate.PendingAt: when its count last rose
+// from zero) is older than this, admitting starts the count afresh. The
+// period is not extended by later admissions, so on a busy account too a
+// crashed replica's checks stop counting within pendingStale; were it the
+// last admission, they would count for as long as the account stays busy.
+// It is not shorter because a live check may legitimately run for up to
+// login_throttle.max_delay (30 s) + max_hash_wait (3 s) + its hash; a
+// live check of a period older than this is forgotten too (the count is
+// low by at most the checks running then, until they settle).
 const pendingStale = time.Minute
 
 // accountTicket is what admitting a check on an account decided.
@@ -389,9 +398,12 @@ func (s *Service) decideAccount(g LoginGate, now time.Time, remaining time.Durat
 	if g.LockedUntil.After(now) {
 		return LoginGateWrite{}, false, t, gateLocked
 	}
-	pending := g.Pending
+	pending, since := g.Pending, g.PendingAt
 	if pending > 0 && now.Sub(g.PendingAt) > pendingStale {
 		pending = 0
+	}
+	if pending == 0 {
+		since = now // a new pending period starts with this check
 	}
 	if g.NextAttemptAt.After(now) {
 		t.wait = g.NextAttemptAt.Sub(now)
@@ -422,7 +434,7 @@ func (s *Service) decideAccount(g LoginGate, now time.Time, remaining time.Durat
 	}
 	t.counted = true
 	w := LoginGateWrite{FailedCount: g.FailedCount, SourceFailures: g.SourceFailures + 1,
-		NextAttemptAt: g.NextAttemptAt, LockedUntil: g.LockedUntil, Pending: pending + 1, PendingAt: now}
+		NextAttemptAt: g.NextAttemptAt, LockedUntil: g.LockedUntil, Pending: pending + 1, PendingAt: since}
 	if d := th.delay(eff+1, cap); d > 0 {
 		w.NextAttemptAt = now.Add(t.wait + min(d, th.MaxDelay))
 	}

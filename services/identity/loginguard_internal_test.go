@@ -186,6 +186,11 @@ func TestDecideAccount(t *testing.T) {
 	if _, _, _, v := s.decideAccount(LoginGate{FailedCount: 3, Pending: 2, PendingAt: now}, now, forever); v != gateAdmit {
 		t.Fatalf("one under the threshold: %v", v)
 	}
+	// A check admitted while others run keeps the pending period's start.
+	if w, _, _, _ := s.decideAccount(LoginGate{Pending: 1, PendingAt: now.Add(-10 * time.Second)}, now, forever); w.Pending != 2 ||
+		!w.PendingAt.Equal(now.Add(-10*time.Second)) {
+		t.Fatalf("admitted while one runs: %+v", w)
+	}
 	// Running checks admitted over a minute ago are deemed lost.
 	if w, _, _, v := s.decideAccount(LoginGate{FailedCount: 3, Pending: 9, PendingAt: now.Add(-2 * time.Minute)}, now, forever); v != gateAdmit || w.Pending != 1 {
 		t.Fatalf("stale running checks: %v %+v", v, w)
@@ -210,5 +215,53 @@ func TestDecideAccount(t *testing.T) {
 	w, write, tk, _ = s.decideAccount(LoginGate{FailedCount: maxCounted, NextAttemptAt: now}, now, forever)
 	if !write || tk.counted || w.FailedCount != maxCounted || !w.NextAttemptAt.Equal(now.Add(30*time.Second)) {
 		t.Fatalf("ceiling: %+v %+v", w, tk)
+	}
+}
+
+// TestCrashedReplicaChecksStopCounting: a replica that crashed mid-check
+// leaves its counted checks pending on the account. They stop counting
+// within pendingStale even while other replicas keep checking passwords
+// on the account (a busy shared account), instead of for as long as it
+// stays busy.
+func TestCrashedReplicaChecksStopCounting(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &Service{cfg: Config{Policy: DefaultPolicy(), Throttle: DefaultThrottle()}} // slack 1 (no hasher)
+	forever := time.Duration(math.MaxInt64)
+	var g LoginGate
+	admit := func(now time.Time) (accountTicket, gateVerdict) {
+		w, write, tk, v := s.decideAccount(g, now, forever)
+		if write {
+			g = LoginGate{FailedCount: w.FailedCount, NextAttemptAt: w.NextAttemptAt, LockedUntil: w.LockedUntil,
+				Pending: w.Pending, PendingAt: w.PendingAt}
+		}
+		return tk, v
+	}
+	// The crashed replica: three checks admitted, never settled.
+	for range 3 {
+		if tk, v := admit(t0); v != gateAdmit || !tk.counted {
+			t.Fatalf("crashed replica's check: %v %+v", v, tk)
+		}
+	}
+	// The others: a check every 5 s, each settled with the right password
+	// (succeeded: the account's count is cleared, its own slot given back).
+	reset := time.Time{}
+	for now := t0.Add(5 * time.Second); now.Before(t0.Add(3 * time.Minute)); now = now.Add(5 * time.Second) {
+		tk, v := admit(now)
+		if v != gateAdmit || !tk.counted {
+			t.Fatalf("%s after the crash: %v %+v", now.Sub(t0), v, tk)
+		}
+		if g.Pending == 1 && reset.IsZero() {
+			reset = now
+		}
+		g = LoginGate{LockedUntil: g.LockedUntil, Pending: max(g.Pending-1, 0), PendingAt: g.PendingAt}
+	}
+	if reset.IsZero() {
+		t.Fatalf("the crashed replica's 3 checks still count after 3 minutes of a busy account (pending %d)", g.Pending)
+	}
+	if d := reset.Sub(t0); d > pendingStale+5*time.Second {
+		t.Fatalf("the crashed replica's checks counted for %s (pendingStale %s)", d, pendingStale)
+	}
+	if g.Pending != 0 {
+		t.Fatalf("pending %d after every live check settled", g.Pending)
 	}
 }

@@ -126,7 +126,7 @@ type LoginGate struct {
 	NextAttemptAt  time.Time // earliest start of the next counted password check
 	LockedUntil    time.Time
 	Pending        int       // counted checks admitted and not yet decided
-	PendingAt      time.Time // when the last of them was admitted
+	PendingAt      time.Time // when the count last rose from zero (the pending period's start)
 }
 
 // LoginGateWrite is what UpdateLoginGate writes, every field at once.
