@@ -104,6 +104,8 @@ func retryAfter(st *status.Status) string {
 func (g *gateway) restStatus(ctx context.Context, r *http.Request, err error) *status.Status {
 	if rs := stateFrom(r.Context()); rs != nil {
 		switch {
+		case rs.bodyTooLarge && rs.limit > 0:
+			return tooLargeStatus(rs.limit)
 		case rs.bodyTooLarge:
 			return tooLargeStatus(g.opts.MaxBodyBytes)
 		case rs.badJSON:

@@ -85,6 +85,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		if b.Conn == nil || b.REST == nil {
 			return nil, fmt.Errorf("gateway: backend %q needs Conn and REST", b.Name)
 		}
+		for prefix, n := range b.BodyLimits {
+			if !strings.HasPrefix(prefix, "/") || n <= 0 {
+				return nil, fmt.Errorf("gateway: backend %q: body limit %q: %d must be a path prefix and a positive size", b.Name, prefix, n)
+			}
+		}
 	}
 	if o.MaxBodyBytes < 0 {
 		return nil, errors.New("gateway: Options.MaxBodyBytes must not be negative")

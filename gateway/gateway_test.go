@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -619,5 +620,60 @@ func TestRetryAfter(t *testing.T) {
 		if got := retryAfter(st); got != want {
 			t.Errorf("retry_after_seconds %q: Retry-After %q, want %q", v, got, want)
 		}
+	}
+}
+
+// TestBodyLimitsByPrefix: a backend raises the body limit for its routes
+// under a prefix (file uploads); other routes keep the edge's limit, and a
+// body over the raised limit is refused naming that limit.
+func TestBodyLimitsByPrefix(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.MaxBodyBytes = 1024
+		b := &o.Backends[0]
+		b.BodyLimits = map[string]int64{"/v1/upload/": 8192}
+		rest := b.REST
+		b.REST = func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+			if err := mux.HandlePath(http.MethodPost, "/v1/upload/{name}", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+				n, err := io.Copy(io.Discard, r.Body)
+				if err != nil {
+					var mbe *http.MaxBytesError
+					if errors.As(err, &mbe) {
+						http.Error(w, fmt.Sprintf("too large after %d bytes", n), http.StatusRequestEntityTooLarge)
+						return
+					}
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				fmt.Fprintf(w, "%d", n)
+			}); err != nil {
+				return err
+			}
+			return rest(ctx, mux, conn)
+		}
+	})
+	body := strings.Repeat("x", 4096)
+	if r := e.do(t, http.MethodPost, "/v1/upload/a", strings.NewReader(body), nil); r.code != http.StatusOK || string(r.body) != "4096" {
+		t.Fatalf("4 KiB under an 8 KiB prefix limit: HTTP %d %s", r.code, r.body)
+	}
+	if r := e.do(t, http.MethodPost, "/v1/upload/a", io.MultiReader(strings.NewReader(body+body+body)), nil); r.code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("12 KiB chunked: HTTP %d %s", r.code, r.body)
+	}
+	r := e.do(t, http.MethodPost, "/v1/upload/a", strings.NewReader(body+body+body), nil)
+	if r.code != http.StatusRequestEntityTooLarge || !strings.Contains(string(r.body), "8192 bytes") {
+		t.Fatalf("12 KiB declared: HTTP %d %s", r.code, r.body)
+	}
+	big := `{"app_user_id":"` + body + `"}`
+	if r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(big), nil); r.code != http.StatusRequestEntityTooLarge ||
+		!strings.Contains(string(r.body), "1024 bytes") {
+		t.Fatalf("other route keeps the edge's limit: HTTP %d %s", r.code, r.body)
+	}
+	conn, err := grpc.NewClient("127.0.0.1:1", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := New(context.Background(), Options{Backends: []Backend{{Name: "x", Conn: conn, REST: identityREST,
+		BodyLimits: map[string]int64{"v1/": 10}}}}); err == nil {
+		t.Fatal("a body limit prefix without a leading / was accepted")
 	}
 }

@@ -38,7 +38,8 @@ type requestState struct {
 	requestID    string
 	clientIP     netip.Addr
 	bodyTooLarge bool
-	badJSON      bool // the request body did not decode (set by jsonMarshaler)
+	badJSON      bool  // the request body did not decode (set by jsonMarshaler)
+	limit        int64 // the request's body limit
 }
 
 type stateKey struct{}
@@ -212,9 +213,10 @@ func (g *gateway) pagesHandler(h http.Handler) http.Handler {
 }
 
 func (g *gateway) apiHandler(gw http.Handler) http.Handler {
-	limit := g.opts.MaxBodyBytes
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := stateFrom(r.Context())
+		limit := g.bodyLimit(r.URL.Path)
+		st.limit = limit
 		if r.ContentLength > limit {
 			s := tooLargeStatus(limit)
 			writeStatusJSON(w, apierr.HTTPStatus(s), s)
@@ -365,4 +367,19 @@ func writeStatusJSON(w http.ResponseWriter, httpStatus int, s *status.Status) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(httpStatus)
 	_, _ = w.Write(body)
+}
+
+// bodyLimit is the body limit of a request to path: the limit of the
+// longest backend prefix (module.Module.BodyLimits) path starts with, else
+// Options.MaxBodyBytes.
+func (g *gateway) bodyLimit(path string) int64 {
+	limit, best := g.opts.MaxBodyBytes, -1
+	for _, b := range g.opts.Backends {
+		for prefix, n := range b.BodyLimits {
+			if len(prefix) > best && strings.HasPrefix(path, prefix) {
+				limit, best = n, len(prefix)
+			}
+		}
+	}
+	return limit
 }

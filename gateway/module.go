@@ -27,6 +27,9 @@ type Backend struct {
 	Name string
 	Conn grpc.ClientConnInterface
 	REST func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
+	// BodyLimits are the component's body limits by path prefix
+	// (module.Module.BodyLimits).
+	BodyLimits map[string]int64
 }
 
 // Config is the gateway section of the configuration (YAML key "gateway").
@@ -88,7 +91,7 @@ func Module() module.Module {
 				if err != nil {
 					return nil, err
 				}
-				backends = append(backends, Backend{Name: m.Name, Conn: conn, REST: m.REST})
+				backends = append(backends, Backend{Name: m.Name, Conn: conn, REST: m.REST, BodyLimits: m.BodyLimits})
 				if m.OpenAPI != nil {
 					docs = append(docs, APIDoc{OpenAPI: m.OpenAPI, Security: m.OpenAPISecurity, Public: m.OpenAPIPublic})
 				}

@@ -52,6 +52,11 @@ type Module struct {
 	// its generated Register...HandlerClient functions; conn reaches the
 	// component (in-process or through etcd). nil: no REST.
 	REST func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
+	// BodyLimits raises the edge's request body limit (1 MiB) for the
+	// component's REST routes under each path prefix (e.g. "/v1/import/":
+	// 16 GiB) whose handlers stream the body (file uploads) instead of
+	// decoding it whole. nil: the edge's limit everywhere.
+	BodyLimits map[string]int64
 	// OpenAPI is the component's OpenAPI 3.0 document as `make proto`
 	// generates it from its proto (proto/gen/openapi), merged by the edge
 	// into /openapi.json. nil: none.

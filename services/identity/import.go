@@ -30,8 +30,12 @@ import (
 // ImportBatchSize is the number of rows written per transaction.
 const ImportBatchSize = 500
 
-// DefaultImportMaxBytes bounds an import file by default (1 GiB).
-const DefaultImportMaxBytes int64 = 1 << 30
+// DefaultImportMaxBytes bounds an import file by default (1 GiB);
+// MaxImportMaxBytes is the largest identity.import_max_bytes allowed.
+const (
+	DefaultImportMaxBytes int64 = 1 << 30
+	MaxImportMaxBytes     int64 = 16 << 30
+)
 
 // ImportMaxBytes is the largest import file accepted
 // (identity.import_max_bytes).

@@ -22,6 +22,7 @@ import (
 	"github.com/uias/uias/pkg/store"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/filesrest"
 	"github.com/uias/uias/services/identity/legacy"
 	"github.com/uias/uias/services/identity/server"
 	"github.com/uias/uias/services/identity/sqlstore"
@@ -54,8 +55,13 @@ func Module() module.Module {
 			"AuthService":   module.AppCredentials,
 			"AdminService":  module.AdminCredentials,
 			"FingerService": module.AdminCredentials,
+			"ImportService": module.AdminCredentials,
+			"ExportService": module.AdminCredentials,
 		},
-		OpenAPIPublic: []string{"AdminService_AdminLogin"},
+		OpenAPIPublic: []string{"AdminService_AdminLogin", "ImportService_Template"},
+		// Uploads are streamed to the service (which enforces
+		// identity.import_max_bytes).
+		BodyLimits: map[string]int64{filesrest.ImportPrefix: filesrest.MaxUploadBytes},
 		// Authenticate over Hessian 2.0 and SOAP 1.1 for older systems.
 		Pages: &module.Pages{Prefix: legacy.Prefix, New: legacyPages},
 		// A login cut off by a replica's crash is tried on another one (a
@@ -80,7 +86,11 @@ func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterf
 	if err := identityv1.RegisterFingerServiceHandlerClient(ctx, mux, identityv1.NewFingerServiceClient(conn)); err != nil {
 		return err
 	}
-	return identityv1.RegisterAdminServiceHandlerClient(ctx, mux, identityv1.NewAdminServiceClient(conn))
+	if err := identityv1.RegisterAdminServiceHandlerClient(ctx, mux, identityv1.NewAdminServiceClient(conn)); err != nil {
+		return err
+	}
+	// Upload, template and download of import and export files.
+	return filesrest.Register(mux, conn)
 }
 
 func start(ctx context.Context, env *module.Env) (*module.Component, error) {

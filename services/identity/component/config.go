@@ -283,8 +283,8 @@ func (c *Config) Validate(*config.Config) error {
 		bad("policy.source_failures", "must be less than policy.max_failures (%d), so that no single address can lock an account, got %d",
 			p.MaxFailures, p.SourceFailures)
 	}
-	if c.ImportMaxBytes < 1<<10 {
-		bad("import_max_bytes", "must be at least 1024, got %d", c.ImportMaxBytes)
+	if c.ImportMaxBytes < 1<<10 || c.ImportMaxBytes > identity.MaxImportMaxBytes {
+		bad("import_max_bytes", "must be from 1024 to %d (16 GiB), got %d", identity.MaxImportMaxBytes, c.ImportMaxBytes)
 	}
 	if c.AdminReads < 0 {
 		bad("admin_reads", "must be 0 (half the CPUs) or more, got %d", c.AdminReads)

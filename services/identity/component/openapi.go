@@ -1,6 +1,7 @@
 package component
 
 import (
+	_ "embed"
 	"encoding/json"
 
 	"github.com/uias/uias/proto/gen/openapi"
@@ -8,7 +9,13 @@ import (
 
 // identityOpenAPI is one document for the component's proto files with
 // REST mappings (identity.proto and finger.proto): the module carries one.
-var identityOpenAPI = mergeOpenAPI(openapi.Identity, openapi.IdentityFinger)
+var identityOpenAPI = mergeOpenAPI(openapi.Identity, openapi.IdentityFinger, filesOpenAPI)
+
+// filesOpenAPI documents the file routes (package filesrest), which have no
+// google.api.http mapping to generate it from.
+//
+//go:embed files.openapi.json
+var filesOpenAPI []byte
 
 // mergeOpenAPI adds the paths, schemas and tags of more to base (generated
 // documents of one proto package: their names do not collide).
