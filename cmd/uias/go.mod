@@ -9,6 +9,7 @@ require (
 	github.com/uias/uias/services/audit v0.0.0
 	github.com/uias/uias/services/authz v0.0.0
 	github.com/uias/uias/services/identity v0.0.0
+	github.com/uias/uias/services/sync v0.0.0
 	github.com/uias/uias/services/ticket v0.0.0
 )
 
@@ -19,6 +20,7 @@ replace (
 	github.com/uias/uias/services/audit => ../../services/audit
 	github.com/uias/uias/services/authz => ../../services/authz
 	github.com/uias/uias/services/identity => ../../services/identity
+	github.com/uias/uias/services/sync => ../../services/sync
 	github.com/uias/uias/services/ticket => ../../services/ticket
 )
 

@@ -47,6 +47,9 @@ func pageOf(size int32, token string) (Page, error) {
 func (s *Service) CreateOrg(ctx context.Context, code, name, parentID string) (*Org, error) {
 	start := s.now()
 	o := &Org{ID: ids.New(), Code: code, Name: name, ParentID: parentID, Status: StatusActive, CreatedAt: start, UpdatedAt: start}
+	if err := s.ownOrgOrRoot(ctx, parentID); err != nil {
+		return nil, err
+	}
 	if parentID == "" {
 		n, err := s.store.CountOrgs(ctx)
 		if err != nil {
@@ -91,6 +94,9 @@ func (s *Service) UpdateOrg(ctx context.Context, id, name string) (*Org, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := s.homes.CheckOrg(o.Path, "org "+o.ID); err != nil {
+		return nil, err
+	}
 	o.Name, o.UpdatedAt = name, start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateOrg(ctx, o, evs) },
 		s.change(ctx, "org", "updated", o.ID, map[string]any{"name": name}),
@@ -106,6 +112,9 @@ func (s *Service) SetOrgStatus(ctx context.Context, id string, st Status) (*Org,
 	}
 	o, err := s.GetOrg(ctx, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.homes.CheckOrg(o.Path, "org "+o.ID); err != nil {
 		return nil, err
 	}
 	if o.ParentID == "" && st == StatusDisabled {
@@ -150,6 +159,12 @@ func (s *Service) MoveOrg(ctx context.Context, id, newParentID string) (*Org, er
 	}
 	if cur.ParentID == "" {
 		return nil, apierr.New(apierr.FailedPrecondition, "ROOT_ORG", "the root org cannot be moved")
+	}
+	if err := s.homes.CheckOrg(cur.Path, "org "+cur.ID); err != nil {
+		return nil, err
+	}
+	if err := s.ownOrg(ctx, newParentID, "org "+newParentID); err != nil {
+		return nil, err
 	}
 	if err := s.activeOrg(ctx, newParentID, "PARENT_DISABLED", "new parent org"); err != nil {
 		return nil, err
@@ -206,6 +221,9 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 		return nil, err
 	}
 	if err := checkEmail(n.Email); err != nil {
+		return nil, err
+	}
+	if err := s.ownOrg(ctx, n.OrgID, "org "+n.OrgID); err != nil {
 		return nil, err
 	}
 	if err := s.activeOrg(ctx, n.OrgID, "ORG_DISABLED", "org"); err != nil {
@@ -341,6 +359,9 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 	if err != nil {
 		return nil, err
 	}
+	if err := s.ownUser(ctx, u); err != nil {
+		return nil, err
+	}
 	idNumber, phone, err := s.openPersonal(ctx, u)
 	if err != nil {
 		return nil, err
@@ -367,6 +388,9 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 			u.Email = up.Email
 			changed[f] = up.Email
 		case "org_id":
+			if err := s.ownOrg(ctx, up.OrgID, "org "+up.OrgID); err != nil {
+				return nil, err
+			}
 			if err := s.activeOrg(ctx, up.OrgID, "ORG_DISABLED", "org"); err != nil {
 				return nil, err
 			}
@@ -404,6 +428,9 @@ func (s *Service) mutateUser(ctx context.Context, id, op string, data map[string
 	start := s.now()
 	u, err := s.loadUser(ctx, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.ownUser(ctx, u); err != nil {
 		return nil, err
 	}
 	if err := fn(u); err != nil {
@@ -457,6 +484,9 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, mustChan
 	if err != nil {
 		return nil, err
 	}
+	if err := s.ownUser(ctx, u); err != nil {
+		return nil, err
+	}
 	if err := s.setPassword(ctx, u, password, mustChange, false, "user.set_password", start); err != nil {
 		return nil, err
 	}
@@ -468,6 +498,9 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, mustChan
 // CreateGroup adds a group in an org.
 func (s *Service) CreateGroup(ctx context.Context, code, name, orgID string) (*Group, error) {
 	start := s.now()
+	if err := s.ownOrg(ctx, orgID, "org "+orgID); err != nil {
+		return nil, err
+	}
 	if err := s.activeOrg(ctx, orgID, "ORG_DISABLED", "org"); err != nil {
 		return nil, err
 	}
@@ -499,6 +532,9 @@ func (s *Service) SetGroupMember(ctx context.Context, groupID, userID string, ad
 	start := s.now()
 	g, err := s.GetGroup(ctx, groupID)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.ownOrg(ctx, g.OrgID, "group "+g.ID); err != nil {
 		return nil, err
 	}
 	if _, err := s.loadUser(ctx, userID); err != nil {
@@ -571,6 +607,9 @@ func checkApp(name string, ips []string, rate float64, burst int) error {
 // CreateApp registers an application and returns its secret (shown once).
 func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error) {
 	start := s.now()
+	if err := s.ownGlobal("applications"); err != nil {
+		return nil, "", err
+	}
 	if err := checkApp(n.Name, n.IPAllowList, n.RateLimit, n.RateBurst); err != nil {
 		return nil, "", err
 	}
@@ -622,6 +661,9 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	if len(up.Mask) == 0 {
 		return nil, badRequest("update_mask must name at least one field")
 	}
+	if err := s.ownGlobal("application " + id); err != nil {
+		return nil, err
+	}
 	a, err := s.GetApp(ctx, id)
 	if err != nil {
 		return nil, err
@@ -665,6 +707,9 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 // RotateAppSecret issues a new secret; the old one stays valid for overlap.
 func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.Duration) (*App, string, error) {
 	start := s.now()
+	if err := s.ownGlobal("application " + id); err != nil {
+		return nil, "", err
+	}
 	ov := s.cfg.SecretOverlap
 	if overlap != nil {
 		ov = *overlap
@@ -698,6 +743,9 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 func (s *Service) CreateLink(ctx context.Context, userID, appID, account string) (*AccountLink, error) {
 	start := s.now()
 	u, err := s.loadUser(ctx, userID)
+	if err == nil {
+		err = s.ownUser(ctx, u)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -727,6 +775,11 @@ func (s *Service) DeleteLink(ctx context.Context, id string) error {
 	l, err := s.store.GetLink(ctx, id)
 	if err != nil {
 		return err
+	}
+	if u, err := s.loadUser(ctx, l.UserID); err == nil {
+		if err := s.ownUser(ctx, u); err != nil {
+			return err
+		}
 	}
 	return s.write(ctx, func(evs []events.Event) error { return s.store.DeleteLink(ctx, id, evs) },
 		s.change(ctx, "link", "deleted", id, map[string]any{"user_id": l.UserID, "app_id": l.AppID}),

@@ -13,6 +13,7 @@ import (
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/cache"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
@@ -70,6 +71,9 @@ type Deps struct {
 	// Sleep waits d or until ctx ends (optional, for tests); the login
 	// gate's delays use it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Homes are the centre settings of a multi-centre deployment
+	// (optional: nil is a single centre; see centre.go).
+	Homes *centre.Homes
 }
 
 // Service is the identity domain.
@@ -84,6 +88,7 @@ type Service struct {
 	now    func() time.Time
 
 	sleep func(ctx context.Context, d time.Duration) error
+	homes *centre.Homes
 
 	// appAuth authenticates application callers (with its app cache and
 	// rate limits).
@@ -158,7 +163,7 @@ func New(d Deps) (*Service, error) {
 		c.ImportMaxBytes = DefaultImportMaxBytes
 	}
 	s := &Service{store: d.Store, hasher: d.Hasher, sealer: d.Sealer, keys: d.Keys, log: d.Logger, cfg: c,
-		kick: d.Kick, now: d.Now, sleep: d.Sleep, sources: newSourceGate(c.Throttle),
+		kick: d.Kick, now: d.Now, sleep: d.Sleep, homes: d.Homes, sources: newSourceGate(c.Throttle),
 		reads: newAdminReads(c.AdminReads, c.AdminReadTimeout), matcher: matcher}
 	if s.kick == nil {
 		s.kick = func() {}

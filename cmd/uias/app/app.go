@@ -22,6 +22,7 @@ import (
 	authzcomponent "github.com/uias/uias/services/authz/component"
 	"github.com/uias/uias/services/identity"
 	identitycomponent "github.com/uias/uias/services/identity/component"
+	synccomponent "github.com/uias/uias/services/sync/component"
 	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
@@ -33,6 +34,7 @@ func Registry() *module.Registry {
 	r.Register(ticketcomponent.Module())
 	r.Register(auditcomponent.Module())
 	r.Register(authzcomponent.Module())
+	r.Register(synccomponent.Module())
 	r.Register(gateway.Module())
 	return r
 }

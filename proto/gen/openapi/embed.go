@@ -37,3 +37,9 @@ var IdentityFinger []byte
 //
 //go:embed uias/authz/v1/authz.openapi.json
 var Authz []byte
+
+// Sync is the OpenAPI 3.0 document of uias/sync/v1/sync.proto
+// (SyncAdminService), without security requirements.
+//
+//go:embed uias/sync/v1/sync.openapi.json
+var Sync []byte

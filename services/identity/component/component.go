@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
@@ -147,7 +148,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
 			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL), AdminReads: cfg.AdminReads,
 			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, UnsaltedCutover: cutover,
-			PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes}})
+			PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes},
+		Homes: centre.FromConfig(env.Config)})
 	if err != nil {
 		return nil, err
 	}

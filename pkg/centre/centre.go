@@ -1,0 +1,122 @@
+// Package centre says which centre of a multi-centre deployment is the
+// home of an org subtree: the one centre that accepts its writes. Other
+// centres hold replicas (fed by the sync component) and refuse writes to
+// it with HOME_CENTRE_ELSEWHERE, naming the home centre.
+//
+// The settings belong to the sync component's config section; a component
+// that writes orgs or people (identity) reads them with FromConfig, without
+// importing the sync component: any section that implements Provider
+// supplies them. A nil *Homes is a single-centre deployment: every write is
+// local.
+package centre
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/config"
+)
+
+// ReasonElsewhere is the reason of a write refused because the object's
+// home is another centre.
+const ReasonElsewhere = "HOME_CENTRE_ELSEWHERE"
+
+func init() {
+	apierr.Register(apierr.Reason{Name: ReasonElsewhere, Code: apierr.FailedPrecondition, Legacy: -5,
+		Doc: "the org subtree, person or global object is homed at another centre (named in the message): make the change there"})
+}
+
+// Homes are the centre settings of this centre.
+type Homes struct {
+	// Self is this centre's name, Level 1 or 2, Parent the level-1 centre
+	// of a level-2 centre.
+	Self   string
+	Level  int
+	Parent string
+	// Subtrees maps the root org id of a subtree to its home centre (this
+	// centre's own subtrees included). The deepest listed root above an org
+	// decides; an org below none is homed at the level-1 centre.
+	Subtrees map[string]string
+}
+
+// Provider is a config section that carries the centre settings (the sync
+// component's).
+type Provider interface {
+	// CentreHomes returns the settings, or nil for a single centre.
+	CentreHomes() *Homes
+}
+
+// FromConfig returns the centre settings of the process configuration: those
+// of the first section (by name) implementing Provider that returns some;
+// nil for a single-centre deployment.
+func FromConfig(c *config.Config) *Homes {
+	if c == nil {
+		return nil
+	}
+	names := make([]string, 0, len(c.Sections))
+	for n := range c.Sections {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if p, ok := c.Sections[n].(Provider); ok {
+			if h := p.CentreHomes(); h != nil {
+				return h
+			}
+		}
+	}
+	return nil
+}
+
+// Top is the level-1 centre: the home of global data (applications, roles,
+// policies) and of every org outside the listed subtrees.
+func (h *Homes) Top() string {
+	if h.Level == 1 {
+		return h.Self
+	}
+	return h.Parent
+}
+
+// HomeOfPath returns the home centre of the org whose materialised path
+// ("/<root id>/.../<org id>/") is path.
+func (h *Homes) HomeOfPath(path string) string {
+	ids := strings.Split(strings.Trim(path, "/"), "/")
+	for i := len(ids) - 1; i >= 0; i-- {
+		if c, ok := h.Subtrees[ids[i]]; ok && ids[i] != "" {
+			return c
+		}
+	}
+	return h.Top()
+}
+
+// Owns reports whether this centre is the home of the org at path (always
+// true for a nil *Homes).
+func (h *Homes) Owns(path string) bool {
+	return h == nil || h.HomeOfPath(path) == h.Self
+}
+
+// CheckOrg refuses a write to something in the org at path (what names it,
+// e.g. "org 0193...", "user 0193...") unless this centre is its home.
+func (h *Homes) CheckOrg(path, what string) error {
+	if h.Owns(path) {
+		return nil
+	}
+	return elsewhere(what, h.HomeOfPath(path), h.Self)
+}
+
+// CheckGlobal refuses a write to global data (what names it, e.g. "application
+// 0193...") unless this is the level-1 centre.
+func (h *Homes) CheckGlobal(what string) error {
+	if h == nil || h.Top() == h.Self {
+		return nil
+	}
+	return elsewhere(what, h.Top(), h.Self)
+}
+
+func elsewhere(what, home, self string) error {
+	return apierr.New(apierr.FailedPrecondition, ReasonElsewhere,
+		fmt.Sprintf("%s is homed at centre %q, not at this centre (%q): make the change at %q; this centre holds a replica",
+			what, home, self, home))
+}

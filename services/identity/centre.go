@@ -1,0 +1,47 @@
+package identity
+
+import (
+	"context"
+	"errors"
+)
+
+// Home centres (pkg/centre): in a multi-centre deployment, orgs, people,
+// groups and account links are written at the home centre of their org's
+// subtree, and applications at the level-1 centre; other centres refuse
+// the write with HOME_CENTRE_ELSEWHERE naming the home. Deps.Homes nil is a
+// single centre: every write is local.
+
+// ownOrg refuses a write to something in org orgID (what names it) unless
+// this centre is the org's home. A missing org is left to the caller's own
+// check, which reports it.
+func (s *Service) ownOrg(ctx context.Context, orgID, what string) error {
+	if s.homes == nil {
+		return nil
+	}
+	o, err := s.store.GetOrg(ctx, orgID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.homes.CheckOrg(o.Path, what)
+}
+
+// ownUser refuses a write to user u unless this centre is the home of u's org.
+func (s *Service) ownUser(ctx context.Context, u *User) error {
+	return s.ownOrg(ctx, u.OrgID, "user "+u.ID)
+}
+
+// ownGlobal refuses a write to global data (applications) unless this is
+// the level-1 centre.
+func (s *Service) ownGlobal(what string) error { return s.homes.CheckGlobal(what) }
+
+// ownOrgOrRoot: a new org under parentID needs the parent's home; the root
+// org (no parent) is the level-1 centre's.
+func (s *Service) ownOrgOrRoot(ctx context.Context, parentID string) error {
+	if parentID == "" {
+		return s.ownGlobal("the root org")
+	}
+	return s.ownOrg(ctx, parentID, "org "+parentID)
+}

@@ -1,0 +1,132 @@
+package identity_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
+)
+
+// TestHomeCentreRefusesWritesElsewhere: with centre settings, writes to
+// orgs, people, groups and links outside this centre's subtrees, and to
+// applications below level 1, are refused with HOME_CENTRE_ELSEWHERE
+// naming the home centre; writes at home go through.
+func TestHomeCentreRefusesWritesElsewhere(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite", t.TempDir()+"/identity.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	keys, active, err := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := crypto.NewSealer(keys, active)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasher := crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
+	newSvc := func(h *centre.Homes) *identity.Service {
+		svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer, Logger: zap.NewNop(),
+			Sleep: func(context.Context, time.Duration) error { return nil }, Homes: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	// Set up as a single centre: the root, two bureaus, a person in each.
+	one := newSvc(nil)
+	if _, _, err := one.Bootstrap(ctx, evAdminPass); err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := adminCtx(t, one, "10.0.0.1", "r1")
+	root := evRoot(t, one)
+	a, err := one.CreateOrg(admin, "bureau-a", "Bureau A", root.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := one.CreateOrg(admin, "bureau-b", "Bureau B", root.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ua, err := one.CreateUser(admin, identity.NewUser{LoginName: "in-a", DisplayName: "In A", OrgID: a.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ub, err := one.CreateUser(admin, identity.NewUser{LoginName: "in-b", DisplayName: "In B", OrgID: b.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	refused := func(t *testing.T, err error, home string) {
+		t.Helper()
+		var ae *apierr.Error
+		if !errors.As(err, &ae) || ae.Code != apierr.FailedPrecondition || ae.Reason != centre.ReasonElsewhere ||
+			!strings.Contains(ae.Message, `homed at centre "`+home+`"`) {
+			t.Fatalf("want HOME_CENTRE_ELSEWHERE naming %s, got %v", home, err)
+		}
+	}
+
+	t.Run("level2", func(t *testing.T) {
+		l2 := newSvc(&centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: map[string]string{a.ID: "l2a"}})
+		admin, _ := adminCtx(t, l2, "10.0.0.1", "r2")
+		// At home: bureau A and everything in it.
+		if _, err := l2.CreateUser(admin, identity.NewUser{LoginName: "new-a", DisplayName: "New A", OrgID: a.ID}); err != nil {
+			t.Fatalf("write at home refused: %v", err)
+		}
+		if _, err := l2.SetUserStatus(admin, ua.ID, identity.StatusDisabled); err != nil {
+			t.Fatalf("write at home refused: %v", err)
+		}
+		sub, err := l2.CreateOrg(admin, "a-1", "A one", a.ID)
+		if err != nil {
+			t.Fatalf("write at home refused: %v", err)
+		}
+		if _, err := l2.CreateGroup(admin, "ga", "Group A", sub.ID); err != nil {
+			t.Fatalf("write at home refused: %v", err)
+		}
+		// Elsewhere: bureau B and the root are level 1's, as are applications.
+		_, err = l2.CreateUser(admin, identity.NewUser{LoginName: "new-b", DisplayName: "New B", OrgID: b.ID})
+		refused(t, err, "l1")
+		_, err = l2.SetUserStatus(admin, ub.ID, identity.StatusDisabled)
+		refused(t, err, "l1")
+		_, err = l2.UpdateOrg(admin, root.ID, "Renamed")
+		refused(t, err, "l1")
+		_, err = l2.MoveOrg(admin, sub.ID, b.ID)
+		refused(t, err, "l1")
+		_, err = l2.UpdateUser(admin, ua.ID, identity.UserUpdate{Mask: []string{"org_id"}, OrgID: b.ID})
+		refused(t, err, "l1")
+		_, err = l2.CreateGroup(admin, "gb", "Group B", b.ID)
+		refused(t, err, "l1")
+		_, _, err = l2.CreateApp(admin, identity.NewApp{Type: "WEB", Code: "mail", Name: "Mail"})
+		refused(t, err, "l1")
+	})
+
+	t.Run("level1", func(t *testing.T) {
+		l1 := newSvc(&centre.Homes{Self: "l1", Level: 1, Subtrees: map[string]string{a.ID: "l2a"}})
+		admin, _ := adminCtx(t, l1, "10.0.0.1", "r3")
+		_, err := l1.SetPassword(admin, ua.ID, "Some-Other-Pass-9", false)
+		refused(t, err, "l2a")
+		_, err = l1.CreateOrg(admin, "a-2", "A two", a.ID)
+		refused(t, err, "l2a")
+		if _, err := l1.SetUserStatus(admin, ub.ID, identity.StatusDisabled); err != nil {
+			t.Fatalf("write at home refused: %v", err)
+		}
+		if _, _, err := l1.CreateApp(admin, identity.NewApp{Type: "WEB", Code: "mail", Name: "Mail"}); err != nil {
+			t.Fatalf("application at level 1 refused: %v", err)
+		}
+	})
+}

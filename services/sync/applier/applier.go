@@ -1,0 +1,432 @@
+// Package applier feeds a centre's replica from NATS JetStream: its own
+// CHANGES stream, and for each peer centre a stream that sources the
+// peer's CHANGES across the leaf-node link (JetStream domains). Each link
+// is read in stream order by an ordered consumer starting after the
+// link's cursor, and applied in batches (sync.Store.Apply), so a change is
+// applied once even when the consumer is recreated or the process restarts
+// between two batches.
+package applier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/events"
+	usync "github.com/uias/uias/services/sync"
+)
+
+// Subjects of the changes that travel between centres.
+var (
+	// Up are the changes a level-2 centre sends to level 1: the orgs,
+	// people, groups and account links of its own subtrees.
+	Up = []string{"uias.changes.identity.org.>", "uias.changes.identity.user.>", "uias.changes.identity.group.>",
+		"uias.changes.identity.link.>"}
+	// Down are the changes level 1 sends to level 2: global data
+	// (applications; roles, permissions and grants of authz).
+	Down = []string{"uias.changes.identity.app.>", "uias.changes.authz.>"}
+)
+
+// Replicated reports whether a CHANGES subject is one the replica holds.
+func Replicated(subject string) bool {
+	for _, f := range append(Up[:len(Up):len(Up)], Down...) {
+		if strings.HasPrefix(subject, strings.TrimSuffix(f, ">")) {
+			return true
+		}
+	}
+	return false
+}
+
+// HeaderStreamSource is the header JetStream adds to a sourced message:
+// "<stream> <sequence in the origin stream> ...".
+const HeaderStreamSource = "Nats-Stream-Source"
+
+// Link is one stream the replica applies.
+type Link struct {
+	// Name names the link's cursor: the origin centre.
+	Name string
+	// Origin is the centre whose CHANGES the link carries.
+	Origin string
+	// Stream is the local stream read: CHANGES for the centre's own link,
+	// else the stream sourcing the peer (StreamFor).
+	Stream string
+	// Filters are the subjects the peer's stream sources (peer links).
+	Filters []string
+	// Peer: the stream sources the origin's CHANGES in JetStream domain
+	// Origin, and each message's version is its sequence there.
+	Peer bool
+}
+
+// StreamFor is the name of the stream that sources peer's CHANGES.
+func StreamFor(peer string) string {
+	return "SYNC_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(peer))
+}
+
+// PeerLink is the link of a peer centre whose changes of filters this
+// centre applies.
+func PeerLink(peer string, filters []string) Link {
+	return Link{Name: peer, Origin: peer, Stream: StreamFor(peer), Filters: filters, Peer: true}
+}
+
+// LocalLink is the link of the centre's own CHANGES.
+func LocalLink(self string) Link {
+	return Link{Name: self, Origin: self, Stream: events.StreamChanges}
+}
+
+// StreamConfig is the configuration of the stream sourcing a peer link:
+// the peer's CHANGES in its JetStream domain, filtered to the link's
+// subjects, kept a week (a cut-off link catches up from the peer's own
+// CHANGES, which keep everything by default).
+func StreamConfig(l Link) jetstream.StreamConfig {
+	src := &jetstream.StreamSource{Name: events.StreamChanges, Domain: l.Origin}
+	for _, f := range l.Filters {
+		src.SubjectTransforms = append(src.SubjectTransforms, jetstream.SubjectTransformConfig{Source: f, Destination: f})
+	}
+	return jetstream.StreamConfig{
+		Name:        l.Stream,
+		Description: "UIAS changes of centre " + l.Origin + " (sourced for the sync component)",
+		Storage:     jetstream.FileStorage,
+		Sources:     []*jetstream.StreamSource{src},
+		MaxAge:      7 * 24 * time.Hour,
+	}
+}
+
+// Options tune an Applier.
+type Options struct {
+	// Batch is the most changes applied in one transaction (default 256).
+	Batch int
+	// Retry is the first wait after a failure (default 200ms, doubling up
+	// to 5s).
+	Retry  time.Duration
+	Logger *zap.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Metrics registers the applier's metrics (optional).
+	Metrics prometheus.Registerer
+}
+
+// Applier applies the links of a centre.
+type Applier struct {
+	js    jetstream.JetStream
+	st    usync.Store
+	links []Link
+	o     Options
+
+	mu    gosync.Mutex
+	state map[string]*linkState
+
+	applied, skipped *prometheus.CounterVec
+	lag              *prometheus.HistogramVec
+}
+
+type linkState struct {
+	err        string
+	lastSeq    uint64
+	lastChange time.Time
+}
+
+// New returns an applier of links.
+func New(js jetstream.JetStream, st usync.Store, links []Link, o Options) *Applier {
+	if o.Batch <= 0 {
+		o.Batch = 256
+	}
+	if o.Retry <= 0 {
+		o.Retry = 200 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	a := &Applier{js: js, st: st, links: links, o: o, state: map[string]*linkState{},
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_applied_total",
+			Help: "Changes applied to the replica, by link (origin centre)."}, []string{"link"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_skipped_total",
+			Help: "Changes received and not applied (duplicate, stale, invalid), by link and reason."}, []string{"link", "reason"}),
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "uias_sync_apply_lag_seconds",
+			Help:    "Time from a change's event time to its application here, by link.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"link"}),
+	}
+	for _, l := range links {
+		a.state[l.Name] = &linkState{}
+	}
+	if o.Metrics != nil {
+		for _, c := range []prometheus.Collector{a.applied, a.skipped, a.lag} {
+			if err := o.Metrics.Register(c); err != nil {
+				o.Logger.Warn("sync metrics not registered", zap.Error(err))
+			}
+		}
+	}
+	return a
+}
+
+// Links returns the applier's links.
+func (a *Applier) Links() []Link { return append([]Link(nil), a.links...) }
+
+// Run applies every link until ctx ends.
+func (a *Applier) Run(ctx context.Context) {
+	var wg gosync.WaitGroup
+	for _, l := range a.links {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.runLink(ctx, l)
+		}()
+	}
+	wg.Wait()
+}
+
+func (a *Applier) runLink(ctx context.Context, l Link) {
+	log := a.o.Logger.With(zap.String("link", l.Name), zap.String("stream", l.Stream))
+	delay := a.o.Retry
+	for ctx.Err() == nil {
+		progressed, err := a.consume(ctx, l)
+		if ctx.Err() != nil {
+			return
+		}
+		if progressed {
+			delay = a.o.Retry
+		}
+		a.setErr(l.Name, err)
+		if err != nil {
+			log.Warn("sync link interrupted; resuming from its cursor", zap.Error(err), zap.Duration("retry_in", delay))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+func (a *Applier) setErr(link string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err == nil {
+		a.state[link].err = ""
+	} else {
+		a.state[link].err = err.Error()
+	}
+}
+
+// EnsureStream creates or updates the stream of a peer link.
+func (a *Applier) EnsureStream(ctx context.Context, l Link) error {
+	if !l.Peer {
+		return nil
+	}
+	_, err := a.js.CreateOrUpdateStream(ctx, StreamConfig(l))
+	if err != nil {
+		return fmt.Errorf("sync: stream %s sourcing the CHANGES of centre %s: %w", l.Stream, l.Origin, err)
+	}
+	return nil
+}
+
+// consume reads l from its cursor and applies it until an error or the end
+// of ctx. progressed reports whether it applied anything.
+func (a *Applier) consume(ctx context.Context, l Link) (progressed bool, err error) {
+	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = a.EnsureStream(ectx, l)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	cur, err := a.st.Cursor(ctx, l.Name)
+	if err != nil {
+		return false, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cons, err := a.js.OrderedConsumer(cctx, l.Stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: cur.Seq + 1})
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("sync: read stream %s: %w", l.Stream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * a.o.Batch))
+	if err != nil {
+		return false, fmt.Errorf("sync: read stream %s: %w", l.Stream, err)
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return progressed, err
+		}
+		batch := []jetstream.Msg{msg}
+		for len(batch) < a.o.Batch {
+			m, err := it.Next(jetstream.NextMaxWait(2 * time.Millisecond))
+			if err != nil {
+				break
+			}
+			batch = append(batch, m)
+		}
+		if err := a.apply(ctx, l, batch); err != nil {
+			return progressed, err
+		}
+		progressed = true
+	}
+}
+
+// apply applies one batch of l's messages.
+func (a *Applier) apply(ctx context.Context, l Link, batch []jetstream.Msg) error {
+	items := make([]usync.Item, 0, len(batch))
+	for _, m := range batch {
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("sync: message of stream %s without metadata: %w", l.Stream, err)
+		}
+		it := usync.Item{Seq: md.Sequence.Stream}
+		if l.Peer || Replicated(m.Subject()) {
+			it.Change = a.change(l, m, md)
+		}
+		items = append(items, it)
+	}
+	out, err := a.st.Apply(ctx, l.Name, items, a.o.Now())
+	if err != nil {
+		return err
+	}
+	now := a.o.Now()
+	var last time.Time
+	for i, oc := range out {
+		switch oc {
+		case "":
+		case usync.Applied:
+			a.applied.WithLabelValues(l.Name).Inc()
+			if t := items[i].Change.Time; !t.IsZero() {
+				a.lag.WithLabelValues(l.Name).Observe(now.Sub(t).Seconds())
+			}
+			last = now
+		default:
+			a.skipped.WithLabelValues(l.Name, string(oc)).Inc()
+			a.o.Logger.Info("sync change skipped", zap.String("link", l.Name), zap.String("reason", string(oc)),
+				zap.String("event_id", items[i].Change.EventID), zap.String("kind", items[i].Change.Kind))
+		}
+	}
+	a.mu.Lock()
+	s := a.state[l.Name]
+	s.lastSeq = items[len(items)-1].Seq
+	if !last.IsZero() {
+		s.lastChange = last
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// change reads the change a message carries; a message that names no
+// object becomes a change without one (recorded as INVALID).
+func (a *Applier) change(l Link, m jetstream.Msg, md *jetstream.MsgMetadata) *usync.Change {
+	version := md.Sequence.Stream
+	if l.Peer {
+		version = SourceSeq(m.Headers())
+	}
+	ev, err := events.EventFromMsg(m)
+	if err == nil && version == 0 {
+		err = errors.New("no origin sequence (" + HeaderStreamSource + " header)")
+	}
+	var c usync.Change
+	if err == nil {
+		c, err = usync.ParseChange(ev.ID, ev.Subject, ev.Payload, l.Origin, version, ev.Time)
+	}
+	if err != nil {
+		a.o.Logger.Warn("sync: change that cannot be applied", zap.String("link", l.Name), zap.Uint64("seq", md.Sequence.Stream),
+			zap.Error(err))
+		id := m.Headers().Get(jetstream.MsgIDHeader)
+		if id == "" {
+			id = l.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10)
+		}
+		return &usync.Change{EventID: id, Origin: l.Origin, Version: version}
+	}
+	return &c
+}
+
+// SourceSeq is the sequence in the origin stream of a sourced message (its
+// Nats-Stream-Source header), 0 if it has none.
+func SourceSeq(h nats.Header) uint64 {
+	f := strings.Fields(h.Get(HeaderStreamSource))
+	if len(f) < 2 {
+		return 0
+	}
+	n, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// LinkStatus is what Status reports of a link.
+type LinkStatus struct {
+	Link
+	Cursor usync.Cursor
+	// LastSeq is the stream's last sequence (0 when unknown); Pending the
+	// messages after the cursor.
+	LastSeq, Pending uint64
+	// SourceActive: JetStream heard from the peer's CHANGES recently
+	// (peer links only).
+	SourceActive bool
+	SourceLag    uint64
+	Err          string
+}
+
+// Status reports every link.
+func (a *Applier) Status(ctx context.Context) ([]LinkStatus, error) {
+	out := make([]LinkStatus, 0, len(a.links))
+	for _, l := range a.links {
+		cur, err := a.st.Cursor(ctx, l.Name)
+		if err != nil {
+			return nil, err
+		}
+		s := LinkStatus{Link: l, Cursor: cur}
+		a.mu.Lock()
+		s.Err = a.state[l.Name].err
+		a.mu.Unlock()
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := a.js.Stream(ictx, l.Stream)
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = st.Info(ictx)
+		}
+		cancel()
+		if err != nil {
+			if s.Err == "" {
+				s.Err = "stream " + l.Stream + ": " + err.Error()
+			}
+			out = append(out, s)
+			continue
+		}
+		s.LastSeq = info.State.LastSeq
+		if s.LastSeq > cur.Seq {
+			s.Pending = s.LastSeq - cur.Seq
+		}
+		for _, si := range info.Sources {
+			s.SourceActive = si.Active >= 0 && si.Active < 10*time.Second && si.Error == nil
+			s.SourceLag = si.Lag
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// KindPrefixes turns subject filters (uias.changes.<component>.<entity>.>)
+// into the kind prefixes of the replica's objects (<component>.<entity>),
+// e.g. for a digest of what a link carries.
+func KindPrefixes(filters []string) []string {
+	out := make([]string, 0, len(filters))
+	for _, f := range filters {
+		k := strings.TrimSuffix(strings.TrimPrefix(f, usync.SubjectPrefix), ">")
+		if !strings.HasSuffix(k, ".") {
+			k += "."
+		}
+		out = append(out, strings.TrimSuffix(k, "."))
+	}
+	return out
+}

@@ -1,0 +1,107 @@
+// Package component registers the sync component as a UIAS module: its
+// config section (the centre's name, level, parent and home subtrees), its
+// needs (SQL, NATS, identity's client for administrators) and how it
+// starts: the applier of the centre's links and the gRPC service.
+package component
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/proto/gen/openapi"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
+	"github.com/uias/uias/services/sync/applier"
+	"github.com/uias/uias/services/sync/server"
+	"github.com/uias/uias/services/sync/sqlstore"
+)
+
+// Name is the sync component's name (target, config key, etcd name).
+const Name = "sync"
+
+// Handle is what a running sync component exposes to the process owner
+// (tests and benchmarks): module.Process.Value("sync").
+type Handle struct {
+	Store   *sqlstore.Store
+	DB      *store.DB
+	Applier *applier.Applier // nil on a single centre
+}
+
+// Module is the sync component's registration.
+func Module() module.Module {
+	return module.Module{
+		Name:            Name,
+		Config:          func() config.Section { return Defaults() },
+		SQL:             true,
+		NATS:            true,
+		Uses:            []string{"identity"},
+		REST:            rest,
+		OpenAPI:         openapi.Sync,
+		OpenAPISecurity: map[string][]string{"SyncAdminService": module.AdminCredentials},
+		Init:            start,
+	}
+}
+
+func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+	return syncv1.RegisterSyncAdminServiceHandlerClient(ctx, mux, syncv1.NewSyncAdminServiceClient(conn))
+}
+
+// Links are the links a centre applies: its own CHANGES, and its parent's
+// global data (level 2) or each peer's subtrees (level 1).
+func (c *Config) Links() []applier.Link {
+	if c.Centre == "" {
+		return nil
+	}
+	links := []applier.Link{applier.LocalLink(c.Centre)}
+	if c.Level == 2 {
+		return append(links, applier.PeerLink(c.Parent, applier.Down))
+	}
+	for _, p := range c.Peers {
+		links = append(links, applier.PeerLink(p.Name, applier.Up))
+	}
+	return links
+}
+
+func start(ctx context.Context, env *module.Env) (*module.Component, error) {
+	cfg := env.Section().(*Config)
+	db, err := env.SQL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("sync migrations: %w", err)
+	}
+	st := sqlstore.New(db)
+	var ap *applier.Applier
+	if links := cfg.Links(); len(links) > 0 {
+		_, js, err := env.NATS()
+		if err != nil {
+			return nil, err
+		}
+		ap = applier.New(js, st, links, applier.Options{Batch: cfg.Batch, Retry: cfg.Retry,
+			Logger: env.Log.Named("applier"), Metrics: env.Metrics})
+		env.Go(ap.Run)
+	}
+	idc, err := env.Client("identity")
+	if err != nil {
+		return nil, err
+	}
+	return &module.Component{
+		Register: server.New(cfg.CentreHomes(), cfg.HomeSubtrees, st, ap).Register,
+		Auth:     server.CallerAuth{Sessions: identityv1.NewAdminSessionServiceClient(idc)},
+		Ready:    db.PingContext,
+		Value:    &Handle{Store: st, DB: db, Applier: ap},
+	}, nil
+}
+
+// Settings returns the sync section of cfg (nil if cfg has none).
+func Settings(cfg *config.Config) *Config {
+	c, _ := cfg.Section(Name).(*Config)
+	return c
+}

@@ -1,0 +1,343 @@
+// Package sqlstore implements sync.Store on SQL databases (SQLite and
+// PostgreSQL) through pkg/store.
+package sqlstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/pkg/store"
+	usync "github.com/uias/uias/services/sync"
+)
+
+// Component is the name under which the sync migrations are recorded.
+const Component = "sync"
+
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
+var migrationFiles embed.FS
+
+// Store is the SQL implementation of sync.Store.
+type Store struct {
+	db *store.DB
+}
+
+var _ usync.Store = (*Store)(nil)
+
+// New returns a Store on db. Run Migrate first.
+func New(db *store.DB) *Store { return &Store{db: db} }
+
+// Migrate brings the sync schema up to date.
+func Migrate(ctx context.Context, db *store.DB) error {
+	dir, err := fs.Sub(migrationFiles, "migrations/"+db.Dialect.String())
+	if err != nil {
+		return fmt.Errorf("sync migrations: %w", err)
+	}
+	return store.Migrate(ctx, db, Component, dir)
+}
+
+func classify(err error, op string) error {
+	if err == nil {
+		return nil
+	}
+	err = store.Classify(err)
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("sync store: %s: %w", op, err)
+}
+
+// Ping implements sync.Store.
+func (s *Store) Ping(ctx context.Context) error { return classify(s.db.PingContext(ctx), "ping") }
+
+// Apply implements sync.Store. The cursor row is locked first (PostgreSQL:
+// SELECT ... FOR UPDATE; SQLite transactions take the write lock when they
+// begin), so two replicas applying the same link apply each item once.
+func (s *Store) Apply(ctx context.Context, link string, items []usync.Item, now time.Time) ([]usync.Outcome, error) {
+	out := make([]usync.Outcome, len(items))
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		clear(out)
+		q := func(query string) string { return s.db.Rebind(query) }
+		if _, err := tx.ExecContext(ctx, q(`INSERT INTO sync_cursors (link, seq, applied, skipped, last_applied_ms)
+			VALUES (?, 0, 0, 0, 0) ON CONFLICT (link) DO NOTHING`), link); err != nil {
+			return classify(err, "create cursor")
+		}
+		var cur usync.Cursor
+		var lastMS int64
+		if err := tx.QueryRowContext(ctx, q("SELECT seq, applied, skipped, last_applied_ms FROM sync_cursors WHERE link = ?"+
+			s.db.ForUpdate()), link).Scan(&cur.Seq, &cur.Applied, &cur.Skipped, &lastMS); err != nil {
+			return classify(err, "lock cursor")
+		}
+		nowMS := store.UnixMS(now)
+		for i, it := range items {
+			if it.Seq <= cur.Seq {
+				continue
+			}
+			cur.Seq = it.Seq
+			if it.Change == nil {
+				continue
+			}
+			oc, err := s.applyOne(ctx, tx, *it.Change, nowMS)
+			if err != nil {
+				return err
+			}
+			out[i] = oc
+			if oc == usync.Applied {
+				cur.Applied++
+				lastMS = nowMS
+			} else {
+				cur.Skipped++
+			}
+		}
+		_, err := tx.ExecContext(ctx, q("UPDATE sync_cursors SET seq = ?, applied = ?, skipped = ?, last_applied_ms = ? WHERE link = ?"),
+			int64(cur.Seq), cur.Applied, cur.Skipped, lastMS, link)
+		return classify(err, "move cursor")
+	})
+	if err != nil {
+		return nil, classify(err, "apply")
+	}
+	return out, nil
+}
+
+func (s *Store) applyOne(ctx context.Context, tx *sql.Tx, c usync.Change, nowMS int64) (usync.Outcome, error) {
+	q := s.db.Rebind
+	skip := func(reason usync.Outcome, have uint64) (usync.Outcome, error) {
+		_, err := tx.ExecContext(ctx, q(`INSERT INTO sync_skipped (event_id, origin, kind, object_id, version, applied_version, reason, at_ms)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), c.EventID, c.Origin, c.Kind, c.ObjectID, int64(c.Version), int64(have), string(reason), nowMS)
+		return reason, classify(err, "record skipped change")
+	}
+	if c.ObjectID == "" || c.Kind == "" || c.EventID == "" {
+		return skip(usync.Invalid, 0)
+	}
+	seen, err := s.db.Exists(ctx, tx, "SELECT 1 FROM sync_applied WHERE event_id = ?", c.EventID)
+	if err != nil {
+		return "", classify(err, "read applied")
+	}
+	cur, err := s.object(ctx, tx, c.Kind, c.ObjectID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	oc, next := usync.Decide(cur, seen, c)
+	if oc != usync.Applied {
+		var have uint64
+		if cur != nil {
+			have = cur.Version
+		}
+		return skip(oc, have)
+	}
+	if _, err := tx.ExecContext(ctx, q(`INSERT INTO sync_objects (kind, id, home, version, event_id, op, deleted, data, updated_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (kind, id) DO UPDATE SET home = excluded.home, version = excluded.version, event_id = excluded.event_id,
+			op = excluded.op, deleted = excluded.deleted, data = excluded.data, updated_ms = excluded.updated_ms`),
+		next.Kind, next.ID, next.Home, int64(next.Version), next.EventID, next.Op, boolInt(next.Deleted), string(next.Data), nowMS); err != nil {
+		return "", classify(err, "write object")
+	}
+	if _, err := tx.ExecContext(ctx, q(`INSERT INTO sync_applied (event_id, origin, kind, object_id, version, applied_ms)
+		VALUES (?, ?, ?, ?, ?, ?)`), c.EventID, c.Origin, c.Kind, c.ObjectID, int64(c.Version), nowMS); err != nil {
+		return "", classify(err, "record applied")
+	}
+	return usync.Applied, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) object(ctx context.Context, q querier, kind, id string) (*usync.Object, error) {
+	o := &usync.Object{Kind: kind, ID: id}
+	var version int64
+	var deleted int
+	var data string
+	err := q.QueryRowContext(ctx, s.db.Rebind("SELECT home, version, event_id, op, deleted, data FROM sync_objects WHERE kind = ? AND id = ?"),
+		kind, id).Scan(&o.Home, &version, &o.EventID, &o.Op, &deleted, &data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("replica of " + kind + " " + id)
+	}
+	if err != nil {
+		return nil, classify(err, "read object")
+	}
+	o.Version, o.Deleted, o.Data = uint64(version), deleted != 0, []byte(data)
+	return o, nil
+}
+
+// Object implements sync.Store.
+func (s *Store) Object(ctx context.Context, kind, id string) (*usync.Object, error) {
+	return s.object(ctx, s.db, kind, id)
+}
+
+// Cursor implements sync.Store.
+func (s *Store) Cursor(ctx context.Context, link string) (usync.Cursor, error) {
+	c := usync.Cursor{Link: link}
+	var seq, lastMS int64
+	err := s.db.QueryRowContext(ctx, s.db.Rebind("SELECT seq, applied, skipped, last_applied_ms FROM sync_cursors WHERE link = ?"), link).
+		Scan(&seq, &c.Applied, &c.Skipped, &lastMS)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, nil
+	}
+	if err != nil {
+		return c, classify(err, "read cursor")
+	}
+	c.Seq = uint64(seq)
+	if lastMS > 0 {
+		c.LastApplied = store.FromUnixMS(lastMS)
+	}
+	return c, nil
+}
+
+// Cursors implements sync.Store.
+func (s *Store) Cursors(ctx context.Context) ([]usync.Cursor, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT link, seq, applied, skipped, last_applied_ms FROM sync_cursors ORDER BY link")
+	if err != nil {
+		return nil, classify(err, "read cursors")
+	}
+	defer rows.Close()
+	var out []usync.Cursor
+	for rows.Next() {
+		var c usync.Cursor
+		var seq, lastMS int64
+		if err := rows.Scan(&c.Link, &seq, &c.Applied, &c.Skipped, &lastMS); err != nil {
+			return nil, classify(err, "read cursors")
+		}
+		c.Seq = uint64(seq)
+		if lastMS > 0 {
+			c.LastApplied = store.FromUnixMS(lastMS)
+		}
+		out = append(out, c)
+	}
+	return out, classify(rows.Err(), "read cursors")
+}
+
+// ListSkipped implements sync.Store.
+func (s *Store) ListSkipped(ctx context.Context, size int, token string) ([]usync.Skipped, string, error) {
+	if size <= 0 {
+		size = 50
+	}
+	var w store.Where
+	if token != "" {
+		after, err := store.PageAfter(token)
+		if err != nil {
+			return nil, "", err
+		}
+		n, err := strconv.ParseInt(after, 10, 64)
+		if err != nil {
+			return nil, "", store.ErrBadPageToken
+		}
+		w.Add("seq < ?", n)
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT seq, event_id, origin, kind, object_id, version, applied_version, reason, at_ms
+		FROM sync_skipped`+w.SQL()+" ORDER BY seq DESC LIMIT ?"), append(w.Args(), size+1)...)
+	if err != nil {
+		return nil, "", classify(err, "list skipped")
+	}
+	defer rows.Close()
+	var out []usync.Skipped
+	var seqs []int64
+	for rows.Next() {
+		var k usync.Skipped
+		var seq, v, av, at int64
+		var reason string
+		if err := rows.Scan(&seq, &k.EventID, &k.Origin, &k.Kind, &k.ObjectID, &v, &av, &reason, &at); err != nil {
+			return nil, "", classify(err, "list skipped")
+		}
+		k.Version, k.AppliedVersion, k.Reason, k.Time = uint64(v), uint64(av), usync.Outcome(reason), store.FromUnixMS(at)
+		out = append(out, k)
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", classify(err, "list skipped")
+	}
+	next := ""
+	if len(out) > size {
+		out = out[:size]
+		next = store.PageToken(strconv.FormatInt(seqs[size-1], 10))
+	}
+	return out, next, nil
+}
+
+// Digest implements sync.Store: SHA-256 over the rows of each table in
+// key order (sorted by bytes here, so SQLite and PostgreSQL collations
+// agree), leaving out what differs between centres by nature (when a row
+// was applied).
+func (s *Store) Digest(ctx context.Context, f usync.DigestFilter) ([]usync.TableDigest, error) {
+	objects, err := s.digest(ctx, "objects", "SELECT kind, id, home, version, event_id, op, deleted, data FROM sync_objects", "home", "kind", f)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := s.digest(ctx, "applied", "SELECT event_id, origin, kind, object_id, version FROM sync_applied", "origin", "kind", f)
+	if err != nil {
+		return nil, err
+	}
+	return []usync.TableDigest{objects, applied}, nil
+}
+
+func (s *Store) digest(ctx context.Context, table, base, homeCol, kindCol string, f usync.DigestFilter) (usync.TableDigest, error) {
+	var w store.Where
+	if len(f.Homes) > 0 {
+		args := make([]any, len(f.Homes))
+		for i, h := range f.Homes {
+			args[i] = h
+		}
+		w.Add(homeCol+" IN ("+store.Placeholders(len(f.Homes))+")", args...)
+	}
+	if len(f.KindPrefixes) > 0 {
+		conds := make([]string, len(f.KindPrefixes))
+		args := make([]any, 0, 2*len(f.KindPrefixes))
+		for i, p := range f.KindPrefixes {
+			conds[i] = "substr(" + kindCol + ", 1, ?) = ?"
+			args = append(args, len(p), p)
+		}
+		w.Add("("+strings.Join(conds, " OR ")+")", args...)
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(base+w.SQL()), w.Args()...)
+	if err != nil {
+		return usync.TableDigest{}, classify(err, "digest "+table)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return usync.TableDigest{}, classify(err, "digest "+table)
+	}
+	var lines []string
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return usync.TableDigest{}, classify(err, "digest "+table)
+		}
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			parts[i] = strconv.Quote(v.String)
+		}
+		lines = append(lines, strings.Join(parts, "\t"))
+	}
+	if err := rows.Err(); err != nil {
+		return usync.TableDigest{}, classify(err, "digest "+table)
+	}
+	slices.Sort(lines)
+	h := sha256.New()
+	for _, l := range lines {
+		h.Write([]byte(l))
+		h.Write([]byte{'\n'})
+	}
+	return usync.TableDigest{Table: table, Rows: int64(len(lines)), SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}

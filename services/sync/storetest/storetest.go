@@ -1,0 +1,189 @@
+// Package storetest is the conformance suite every sync.Store
+// implementation passes (SQLite and PostgreSQL).
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/store"
+	usync "github.com/uias/uias/services/sync"
+)
+
+// Run runs the suite; open returns a new, empty, migrated store.
+func Run(t *testing.T, open func(t *testing.T) usync.Store) {
+	ctx := context.Background()
+	now := time.UnixMilli(1_700_000_000_000).UTC()
+	change := func(ev, kind, id string, version uint64, data string) usync.Change {
+		return usync.Change{EventID: ev, Origin: "l2a", Kind: kind, Op: "updated", ObjectID: id, Version: version,
+			Data: json.RawMessage(data)}
+	}
+
+	ch := func(ev, kind, id string, version uint64, data string) *usync.Change {
+		c := change(ev, kind, id, version, data)
+		return &c
+	}
+
+	t.Run("ApplyMergesInOrder", func(t *testing.T) {
+		s := open(t)
+		items := []usync.Item{
+			{Seq: 1, Change: ch("e1", "identity.user", "u1", 10, `{"name":"a","org":"o1"}`)},
+			{Seq: 2, Change: ch("e2", "identity.user", "u1", 12, `{"name":"b"}`)},
+			{Seq: 3, Change: ch("e3", "identity.user", "u2", 11, `{"name":"c"}`)},
+		}
+		out, err := s.Apply(ctx, "l2a", items, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(out) != "[APPLIED APPLIED APPLIED]" {
+			t.Fatalf("outcomes %v", out)
+		}
+		o, err := s.Object(ctx, "identity.user", "u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(o.Data) != `{"name":"b","org":"o1"}` || o.Version != 12 || o.EventID != "e2" || o.Home != "l2a" {
+			t.Fatalf("object %+v data %s", o, o.Data)
+		}
+		c, err := s.Cursor(ctx, "l2a")
+		if err != nil || c.Seq != 3 || c.Applied != 3 || c.Skipped != 0 || !c.LastApplied.Equal(now) {
+			t.Fatalf("cursor %+v, %v", c, err)
+		}
+	})
+
+	t.Run("DuplicateAndStaleAreRecordedNotApplied", func(t *testing.T) {
+		s := open(t)
+		if _, err := s.Apply(ctx, "l2a", []usync.Item{{Seq: 1, Change: ch("e1", "identity.user", "u1", 5, `{"n":1}`)},
+			{Seq: 2, Change: ch("e2", "identity.user", "u1", 7, `{"n":2}`)}}, now); err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.Apply(ctx, "l2a", []usync.Item{
+			{Seq: 3, Change: ch("e1", "identity.user", "u1", 5, `{"n":1}`)},            // replayed under a new sequence
+			{Seq: 4, Change: ch("e9", "identity.user", "u1", 6, `{"n":9}`)},            // older than applied
+			{Seq: 5, Change: &usync.Change{EventID: "e10", Origin: "l2a", Version: 8}}, // names no object
+		}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(out) != "[DUPLICATE STALE INVALID]" {
+			t.Fatalf("outcomes %v", out)
+		}
+		o, _ := s.Object(ctx, "identity.user", "u1")
+		if string(o.Data) != `{"n":2}` || o.Version != 7 {
+			t.Fatalf("object changed by a skipped change: %+v %s", o, o.Data)
+		}
+		sk, next, err := s.ListSkipped(ctx, 2, "")
+		if err != nil || len(sk) != 2 || next == "" {
+			t.Fatalf("skipped page 1: %d %q %v", len(sk), next, err)
+		}
+		if sk[0].Reason != usync.Invalid || sk[1].Reason != usync.Stale || sk[1].AppliedVersion != 7 || sk[1].Version != 6 {
+			t.Fatalf("newest first: %+v", sk)
+		}
+		sk2, next2, err := s.ListSkipped(ctx, 2, next)
+		if err != nil || len(sk2) != 1 || next2 != "" || sk2[0].Reason != usync.Duplicate || sk2[0].EventID != "e1" {
+			t.Fatalf("skipped page 2: %+v %q %v", sk2, next2, err)
+		}
+		if _, _, err := s.ListSkipped(ctx, 2, "!!"); !errors.Is(err, store.ErrBadPageToken) {
+			t.Fatalf("bad token: %v", err)
+		}
+		c, _ := s.Cursor(ctx, "l2a")
+		if c.Seq != 5 || c.Applied != 2 || c.Skipped != 3 {
+			t.Fatalf("cursor %+v", c)
+		}
+	})
+
+	t.Run("RedeliveryBelowCursorIsLeftOut", func(t *testing.T) {
+		s := open(t)
+		items := []usync.Item{{Seq: 1, Change: ch("e1", "identity.org", "o1", 1, `{}`)},
+			{Seq: 2, Change: ch("e2", "identity.org", "o1", 2, `{"x":1}`)}, {Seq: 3}} // 3: not replicated
+		if _, err := s.Apply(ctx, "l1", items, now); err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.Apply(ctx, "l1", append(items, usync.Item{Seq: 4, Change: ch("e3", "identity.org", "o2", 3, `{}`)}), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(out) != "[   APPLIED]" {
+			t.Fatalf("outcomes %q", out)
+		}
+		if sk, _, _ := s.ListSkipped(ctx, 10, ""); len(sk) != 0 {
+			t.Fatalf("a redelivery below the cursor was recorded: %+v", sk)
+		}
+		// Links have cursors of their own.
+		if c, _ := s.Cursor(ctx, "other"); c.Seq != 0 {
+			t.Fatalf("cursor of an unknown link %+v", c)
+		}
+		cs, err := s.Cursors(ctx)
+		if err != nil || len(cs) != 1 || cs[0].Link != "l1" || cs[0].Seq != 4 || cs[0].Applied != 3 {
+			t.Fatalf("cursors %+v %v", cs, err)
+		}
+	})
+
+	t.Run("DeleteKeepsATombstone", func(t *testing.T) {
+		s := open(t)
+		c := change("e1", "identity.link", "k1", 1, `{"user_id":"u"}`)
+		d := change("e2", "identity.link", "k1", 2, `{"user_id":"u"}`)
+		d.Op = "deleted"
+		if _, err := s.Apply(ctx, "l1", []usync.Item{{Seq: 1, Change: &c}, {Seq: 2, Change: &d}}, now); err != nil {
+			t.Fatal(err)
+		}
+		o, err := s.Object(ctx, "identity.link", "k1")
+		if err != nil || !o.Deleted || o.Op != "deleted" {
+			t.Fatalf("%+v %v", o, err)
+		}
+		if _, err := s.Object(ctx, "identity.link", "none"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("missing object: %v", err)
+		}
+	})
+
+	t.Run("DigestIsIndependentOfArrivalBatchesAndFiltersByHome", func(t *testing.T) {
+		a, b := open(t), open(t)
+		c1 := change("e1", "identity.user", "u1", 1, `{"a":1}`)
+		c2 := change("e2", "identity.user", "u1", 2, `{"b":2}`)
+		c3 := change("e3", "identity.app", "p1", 1, `{}`)
+		c3.Origin = "l1"
+		if _, err := a.Apply(ctx, "x", []usync.Item{{Seq: 1, Change: &c1}, {Seq: 2, Change: &c2}, {Seq: 3, Change: &c3}}, now); err != nil {
+			t.Fatal(err)
+		}
+		// b gets them in two batches, at another time, on other links, with a replay.
+		if _, err := b.Apply(ctx, "y", []usync.Item{{Seq: 7, Change: &c1}}, now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Apply(ctx, "y", []usync.Item{{Seq: 8, Change: &c1}, {Seq: 9, Change: &c2}}, now.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		da, err := a.Digest(ctx, usync.DigestFilter{Homes: []string{"l2a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := b.Digest(ctx, usync.DigestFilter{Homes: []string{"l2a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(da) != fmt.Sprint(db) || len(da) != 2 || da[0].Rows != 1 || da[1].Rows != 2 {
+			t.Fatalf("digests differ:\n%v\n%v", da, db)
+		}
+		all, _ := a.Digest(ctx, usync.DigestFilter{})
+		if all[0].Rows != 2 || all[0].SHA256 == da[0].SHA256 {
+			t.Fatalf("unfiltered digest %v", all)
+		}
+		apps, _ := a.Digest(ctx, usync.DigestFilter{KindPrefixes: []string{"identity.app", "authz."}})
+		if apps[0].Rows != 1 || apps[1].Rows != 1 {
+			t.Fatalf("digest by kind %v", apps)
+		}
+	})
+
+	t.Run("MergeIsDeterministic", func(t *testing.T) {
+		got := string(usync.Merge(json.RawMessage(`{"b":1,"a":{"x": 1}}`), json.RawMessage(`{"c": [1, 2],"a":null}`)))
+		if got != `{"a":null,"b":1,"c":[1,2]}` {
+			t.Fatalf("merge %s", got)
+		}
+		if got := string(usync.Merge(json.RawMessage(`{"a":1}`), json.RawMessage(`"eyJ9"`))); got != `"eyJ9"` {
+			t.Fatalf("replace %s", got)
+		}
+	})
+}
