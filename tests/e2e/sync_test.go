@@ -1,0 +1,264 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc/codes"
+
+	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/events"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
+	"github.com/uias/uias/services/sync/applier"
+	synccomponent "github.com/uias/uias/services/sync/component"
+	"github.com/uias/uias/services/sync/synctest"
+)
+
+// syncCentre is one centre of the two-level test: its NATS, its data
+// directory and (while running) its process.
+type syncCentre struct {
+	name   string
+	nats   *synctest.Centre
+	dir    string
+	e      *env
+	bureau string // a level-2 centre's home subtree (its bureau org)
+	f      []fixture
+}
+
+func (c *syncCentre) config(t *testing.T, set func(s *synccomponent.Config)) config.Config {
+	cfg := testConfig(c.dir)
+	cfg.NATS.URL, cfg.NATS.Embedded = c.nats.URL(), false
+	if set != nil {
+		set(synccomponent.Settings(&cfg))
+	}
+	return cfg
+}
+
+func (c *syncCentre) stop(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.e.app.Stop(ctx); err != nil {
+		t.Fatalf("stop %s: %v", c.name, err)
+	}
+}
+
+func (c *syncCentre) sync() syncv1.SyncAdminServiceClient {
+	return syncv1.NewSyncAdminServiceClient(c.e.conn)
+}
+
+func (c *syncCentre) digest(t *testing.T, homes, kinds []string) (string, error) {
+	d, err := c.sync().GetReplicaDigest(c.e.adm(), &syncv1.GetReplicaDigestRequest{Homes: homes, Kinds: kinds})
+	if err != nil {
+		return "", err
+	}
+	out := ""
+	for _, tb := range d.GetTables() {
+		out += fmt.Sprintf("%s:%d:%s ", tb.GetTable(), tb.GetRows(), tb.GetSha256())
+	}
+	return out, nil
+}
+
+// changesOf counts the messages of a centre's own CHANGES stream whose
+// subjects match filters: what its peers must apply, once each.
+func changesOf(t *testing.T, c *syncCentre, filters []string) uint64 {
+	t.Helper()
+	_, js := c.nats.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, events.StreamChanges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, f := range filters {
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range info.State.Subjects {
+			n += c
+		}
+	}
+	return n
+}
+
+// TestTwoLevelCentresCutOffAndHealed runs a level-1 and two level-2
+// centres (each a whole UIAS process with its own NATS and SQLite), cuts
+// one level-2 centre's leaf-node link, keeps logging in and changing people
+// on both sides, heals it and compares the replicas: a digest per table of
+// what each pair of centres must share is equal, and each centre applied
+// exactly the changes its peers wrote (nothing lost, nothing doubled).
+func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three UIAS processes")
+	}
+	dir := t.TempDir()
+	l1 := &syncCentre{name: "l1", nats: synctest.StartLevel1(t, "l1"), dir: filepath.Join(dir, "l1")}
+	l2 := []*syncCentre{
+		{name: "l2a", dir: filepath.Join(dir, "l2a")},
+		{name: "l2b", dir: filepath.Join(dir, "l2b")},
+	}
+	for _, c := range l2 {
+		c.nats = synctest.StartLevel2(t, c.name, l1.nats)
+	}
+
+	// Each level-2 bureau was set up on its own first: its org, the
+	// business system its people log in to, its people. Then it joins.
+	for _, c := range l2 {
+		c.e = start(t, c.config(t, nil))
+		c.e.login()
+		o, err := c.e.admin.CreateOrg(c.e.adm(), &identityv1.CreateOrgRequest{Code: "bureau-" + c.name, Name: "Bureau " + c.name,
+			ParentId: c.e.root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.bureau = o.GetId()
+		c.e.root = c.bureau // seed puts people under e.root
+		for i := range 3 {
+			c.f = append(c.f, c.e.seed(fmt.Sprintf("oa%d", i), fmt.Sprintf("%s-p%d", c.name, i), nil, nil))
+		}
+		c.stop(t)
+	}
+	peers := []synccomponent.Peer{{Name: "l2a", Subtrees: []string{l2[0].bureau}}, {Name: "l2b", Subtrees: []string{l2[1].bureau}}}
+	l1.e = start(t, l1.config(t, func(s *synccomponent.Config) { s.Centre, s.Level, s.Peers = "l1", 1, peers }))
+	l1.e.login()
+	for _, c := range l2 {
+		c.e = start(t, c.config(t, func(s *synccomponent.Config) {
+			s.Centre, s.Level, s.Parent, s.HomeSubtrees = c.name, 2, "l1", []string{c.bureau}
+		}))
+		c.e.login()
+	}
+
+	// Home centres: level 2 may not write global data or outside its bureau.
+	_, err := l2[0].e.admin.CreateApp(l2[0].e.adm(), &identityv1.CreateAppRequest{AppType: "OA", AppCode: "stray", Name: "Stray"})
+	st := wantCode(t, err, codes.FailedPrecondition, centre.ReasonElsewhere)
+	if want := `homed at centre "l1"`; !strings.Contains(st.Message(), want) {
+		t.Fatalf("message %q does not name the home centre", st.Message())
+	}
+	_, err = l2[0].e.admin.CreateOrg(l2[0].e.adm(), &identityv1.CreateOrgRequest{Code: "x", Name: "X", ParentId: rootOf(t, l2[0])})
+	wantCode(t, err, codes.FailedPrecondition, centre.ReasonElsewhere)
+
+	// Level 1 writes global data.
+	portal, err := l1.e.admin.CreateApp(l1.e.adm(), &identityv1.CreateAppRequest{AppType: "OA", AppCode: "portal", Name: "Portal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, down := applier.KindPrefixes(applier.Up), applier.KindPrefixes(applier.Down)
+	converged := func(what string) {
+		t.Helper()
+		eventually(t, what, func() bool {
+			for _, c := range l2 {
+				a, err1 := l1.digest(t, []string{c.name}, up)
+				b, err2 := c.digest(t, []string{c.name}, up)
+				g1, err3 := l1.digest(t, []string{"l1"}, down)
+				g2, err4 := c.digest(t, []string{"l1"}, down)
+				if err1 != nil || err2 != nil || err3 != nil || err4 != nil || a != b || g1 != g2 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	converged("replicas converge while connected")
+
+	// Cut l2a off; keep logging in and changing people on both sides.
+	cut := l2[0]
+	cut.nats.Link.Cut()
+	synctest.WaitLeaf(t, cut.nats.Server, false)
+	logins, ok := 0, 0
+	for round := range 5 {
+		for _, f := range cut.f {
+			res, err := cut.e.authPW(f, f.login, f.password)
+			logins++
+			if err == nil && res.GetResultCode() == 0 {
+				ok++
+			}
+		}
+		for i, f := range cut.f {
+			if _, err := cut.e.admin.UpdateUser(cut.e.adm(), &identityv1.UpdateUserRequest{Id: f.userID, UpdateMask: []string{"display_name"},
+				DisplayName: fmt.Sprintf("cut %d.%d", round, i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := cut.e.admin.CreateUser(cut.e.adm(), &identityv1.CreateUserRequest{LoginName: fmt.Sprintf("new-%d", round),
+			DisplayName: "New", OrgId: cut.bureau}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l1.e.admin.UpdateApp(l1.e.adm(), &identityv1.UpdateAppRequest{Id: portal.GetApp().GetId(),
+			UpdateMask: []string{"name"}, Name: fmt.Sprintf("Portal %d", round)}); err != nil {
+			t.Fatal(err)
+		}
+		other := l2[1]
+		if _, err := other.e.admin.UpdateUser(other.e.adm(), &identityv1.UpdateUserRequest{Id: other.f[0].userID,
+			UpdateMask: []string{"display_name"}, DisplayName: fmt.Sprintf("other %d", round)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok != logins {
+		t.Fatalf("logins at the cut-off level-2 centre: %d of %d succeeded", ok, logins)
+	}
+	// The cut is real: level 1 cannot have the changes made since.
+	a, err1 := l1.digest(t, []string{cut.name}, up)
+	b, err2 := cut.digest(t, []string{cut.name}, up)
+	if err1 != nil || err2 != nil || a == b {
+		t.Fatalf("level 1 holds level 2's changes made during the cut (%v, %v)", err1, err2)
+	}
+	st2, err := cut.sync().GetSyncStatus(cut.e.adm(), &syncv1.GetSyncStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("status of %s during the cut: %v", cut.name, st2)
+
+	cut.nats.Link.Heal()
+	synctest.WaitLeaf(t, cut.nats.Server, true)
+	converged("replicas converge after the heal")
+
+	// Nothing lost, nothing doubled: each centre applied, once, every
+	// change its peers wrote of what they share, and skipped none.
+	for _, c := range l2 {
+		want := changesOf(t, c, applier.Up)
+		d, err := l1.sync().GetSyncStatus(l1.e.adm(), &syncv1.GetSyncStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range d.GetLinks() {
+			if l.GetPeer() == c.name && (uint64(l.GetApplied()) != want || l.GetSkipped() != 0 || l.GetPending() != 0) {
+				t.Errorf("l1's link of %s: applied %d skipped %d pending %d, want %d applied", c.name, l.GetApplied(),
+					l.GetSkipped(), l.GetPending(), want)
+			}
+		}
+		wantDown := changesOf(t, l1, applier.Down)
+		s, err := c.sync().GetSyncStatus(c.e.adm(), &syncv1.GetSyncStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range s.GetLinks() {
+			if l.GetPeer() == "l1" && (uint64(l.GetApplied()) != wantDown || l.GetSkipped() != 0) {
+				t.Errorf("%s's link of l1: applied %d skipped %d, want %d", c.name, l.GetApplied(), l.GetSkipped(), wantDown)
+			}
+		}
+	}
+}
+
+func rootOf(t *testing.T, c *syncCentre) string {
+	t.Helper()
+	orgs, err := c.e.admin.ListOrgs(c.e.adm(), &identityv1.ListOrgsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range orgs.GetOrgs() {
+		if o.GetParentId() == "" {
+			return o.GetId()
+		}
+	}
+	t.Fatal("no root org")
+	return ""
+}
