@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 
+	"github.com/uias/uias/cmd/uias/app"
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/events"
@@ -40,6 +41,19 @@ func (c *syncCentre) config(t *testing.T, set func(s *synccomponent.Config)) con
 	}
 	return cfg
 }
+
+// centreFile is the sync section of a deploy/centres/uias-*.yaml file, the
+// configuration docs/operators.md shows.
+func centreFile(t *testing.T, name string) synccomponent.Config {
+	t.Helper()
+	cfg, err := app.LoadConfig(filepath.Join(deployCentres, name), func(string) (string, bool) { return "", false }, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *synccomponent.Settings(&cfg)
+}
+
+const deployCentres = "../../deploy/centres"
 
 func (c *syncCentre) stop(t *testing.T) {
 	t.Helper()
@@ -101,13 +115,16 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 		t.Skip("three UIAS processes")
 	}
 	dir := t.TempDir()
-	l1 := &syncCentre{name: "l1", nats: synctest.StartLevel1(t, "l1"), dir: filepath.Join(dir, "l1")}
+	// The NATS servers and the sync settings are those of deploy/centres
+	// (docs/operators.md), with test ports, directories and org ids.
+	l1 := &syncCentre{name: "l1", nats: synctest.StartLevel1File(t, filepath.Join(deployCentres, "nats-l1.conf")),
+		dir: filepath.Join(dir, "l1")}
 	l2 := []*syncCentre{
 		{name: "l2a", dir: filepath.Join(dir, "l2a")},
 		{name: "l2b", dir: filepath.Join(dir, "l2b")},
 	}
 	for _, c := range l2 {
-		c.nats = synctest.StartLevel2(t, c.name, l1.nats)
+		c.nats = synctest.StartLevel2File(t, filepath.Join(deployCentres, "nats-l2a.conf"), c.name, l1.nats)
 	}
 
 	// Each level-2 bureau was set up on its own first: its org, the
@@ -127,13 +144,20 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 		}
 		c.stop(t)
 	}
-	peers := []synccomponent.Peer{{Name: "l2a", Subtrees: []string{l2[0].bureau}}, {Name: "l2b", Subtrees: []string{l2[1].bureau}}}
-	l1.e = start(t, l1.config(t, func(s *synccomponent.Config) { s.Centre, s.Level, s.Peers = "l1", 1, peers }))
+	f1 := centreFile(t, "uias-l1.yaml")
+	if len(f1.Peers) != 2 || f1.Peers[0].Name != "l2a" || f1.Peers[1].Name != "l2b" {
+		t.Fatalf("deploy/centres/uias-l1.yaml: peers %+v", f1.Peers)
+	}
+	f1.Peers[0].Subtrees, f1.Peers[1].Subtrees = []string{l2[0].bureau}, []string{l2[1].bureau}
+	l1.e = start(t, l1.config(t, func(s *synccomponent.Config) { *s = f1 }))
 	l1.e.login()
 	for _, c := range l2 {
-		c.e = start(t, c.config(t, func(s *synccomponent.Config) {
-			s.Centre, s.Level, s.Parent, s.HomeSubtrees = c.name, 2, "l1", []string{c.bureau}
-		}))
+		f2 := centreFile(t, "uias-l2a.yaml")
+		if f2.Level != 2 || f2.Parent != "l1" {
+			t.Fatalf("deploy/centres/uias-l2a.yaml: %+v", f2)
+		}
+		f2.Centre, f2.HomeSubtrees = c.name, []string{c.bureau}
+		c.e = start(t, c.config(t, func(s *synccomponent.Config) { *s = f2 }))
 		c.e.login()
 	}
 
@@ -205,11 +229,19 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	if ok != logins {
 		t.Fatalf("logins at the cut-off level-2 centre: %d of %d succeeded", ok, logins)
 	}
-	// The cut is real: level 1 cannot have the changes made since.
-	a, err1 := l1.digest(t, []string{cut.name}, up)
-	b, err2 := cut.digest(t, []string{cut.name}, up)
-	if err1 != nil || err2 != nil || a == b {
-		t.Fatalf("level 1 holds level 2's changes made during the cut (%v, %v)", err1, err2)
+	// The cut is real: once the cut-off centre's replica holds its last
+	// change, level 1's does not.
+	last := cut.f[0].userID
+	nameAt := func(c *syncCentre) string {
+		o, err := c.e.app.Value(synccomponent.Name).(*synccomponent.Handle).Store.Object(context.Background(), "identity.user", last)
+		if err != nil {
+			return err.Error()
+		}
+		return string(o.Data)
+	}
+	eventually(t, "the cut-off centre applies its own changes", func() bool { return strings.Contains(nameAt(cut), `"cut 4.0"`) })
+	if got := nameAt(l1); strings.Contains(got, `"cut 4.0"`) {
+		t.Fatalf("level 1 holds a change made at level 2 during the cut: %s", got)
 	}
 	st2, err := cut.sync().GetSyncStatus(cut.e.adm(), &syncv1.GetSyncStatusRequest{})
 	if err != nil {

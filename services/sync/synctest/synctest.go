@@ -61,10 +61,40 @@ func start(t testing.TB, name string, opts *server.Options) *server.Server {
 	return s
 }
 
+// load reads a nats-server configuration file (e.g. deploy/centres/*.conf).
+func load(t testing.TB, file string) *server.Options {
+	t.Helper()
+	opts, err := server.ProcessConfigFile(file)
+	if err != nil {
+		t.Fatalf("synctest: %s: %v", file, err)
+	}
+	return opts
+}
+
 // StartLevel1 starts the level-1 centre's server with a leaf-node listener.
 func StartLevel1(t testing.TB, name string) *Centre {
 	t.Helper()
-	opts := &server.Options{LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: -1}}
+	return startLevel1(t, name, &server.Options{})
+}
+
+// StartLevel1File is StartLevel1 with the options of a nats-server
+// configuration file (its ports and store directory replaced).
+func StartLevel1File(t testing.TB, file string) *Centre {
+	t.Helper()
+	opts := load(t, file)
+	if opts.JetStreamDomain == "" || opts.ServerName != opts.JetStreamDomain {
+		t.Fatalf("synctest: %s: server_name and jetstream.domain must both be the centre's name", file)
+	}
+	return startLevel1(t, opts.ServerName, opts)
+}
+
+func startLevel1(t testing.TB, name string, opts *server.Options) *Centre {
+	t.Helper()
+	opts.LeafNode.Host, opts.LeafNode.Port = "127.0.0.1", -1
+	// Level 2 reaches level 1 only through its relay: the hub must not
+	// advertise its own leaf-node address, which a leaf would use to
+	// reconnect around a cut relay.
+	opts.LeafNode.NoAdvertise = true
 	s := start(t, name, opts)
 	if opts.LeafNode.Port <= 0 {
 		t.Fatal("synctest: the leaf-node listener has no port")
@@ -81,10 +111,29 @@ var LeafDeny = []string{"uias.>"}
 // node through a relay (Centre.Link) and waits for the link.
 func StartLevel2(t testing.TB, name string, parent *Centre) *Centre {
 	t.Helper()
+	opts := &server.Options{LeafNode: server.LeafNodeOpts{
+		Remotes: []*server.RemoteLeafOpts{{DenyImports: LeafDeny, DenyExports: LeafDeny}}}}
+	return startLevel2(t, name, opts, parent)
+}
+
+// StartLevel2File is StartLevel2 with the options of a nats-server
+// configuration file with one leaf-node remote (its name, ports, store
+// directory and remote address replaced).
+func StartLevel2File(t testing.TB, file, name string, parent *Centre) *Centre {
+	t.Helper()
+	opts := load(t, file)
+	if len(opts.LeafNode.Remotes) != 1 {
+		t.Fatalf("synctest: %s: want one leaf-node remote (the level-1 centre), got %d", file, len(opts.LeafNode.Remotes))
+	}
+	return startLevel2(t, name, opts, parent)
+}
+
+func startLevel2(t testing.TB, name string, opts *server.Options, parent *Centre) *Centre {
+	t.Helper()
 	r := NewRelay(t, parent.LeafAddr)
 	u, _ := url.Parse("nats-leaf://" + r.Addr())
-	opts := &server.Options{LeafNode: server.LeafNodeOpts{ReconnectInterval: 200 * time.Millisecond,
-		Remotes: []*server.RemoteLeafOpts{{URLs: []*url.URL{u}, DenyImports: LeafDeny, DenyExports: LeafDeny}}}}
+	opts.LeafNode.ReconnectInterval = 200 * time.Millisecond
+	opts.LeafNode.Remotes[0].URLs = []*url.URL{u}
 	s := start(t, name, opts)
 	c := &Centre{Name: name, Server: s, Link: r}
 	WaitLeaf(t, s, true)
