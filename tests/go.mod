@@ -10,7 +10,7 @@ require (
 	github.com/uias/uias/services/audit v0.0.0
 	github.com/uias/uias/services/authz v0.0.0
 	github.com/uias/uias/services/identity v0.0.0
-	github.com/uias/uias/services/sync v0.0.0 // indirect
+	github.com/uias/uias/services/sync v0.0.0
 	github.com/uias/uias/services/ticket v0.0.0
 )
 
