@@ -146,4 +146,17 @@ func TestTicketComponent(t *testing.T) {
 		}
 		return true
 	})
+	// The administrator who revoked a session, and who registered the
+	// service, is named in the records.
+	me, err := identityv1.NewAdminSessionServiceClient(e.conn).WhoAmI(e.adm(), &identityv1.WhoAmIRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.ticket.") {
+		if ev["reason"] == "ADMIN_REVOKED" || ev["_subject"] == "uias.audit.ticket.service.created" {
+			if ev["actor"] != "user:"+me.GetUser().GetId() {
+				t.Errorf("%s: actor %v, want the administrator user:%s", ev["_subject"], ev["actor"], me.GetUser().GetId())
+			}
+		}
+	}
 }

@@ -163,8 +163,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	log.Info("ticket service", zap.String("centre", cfg.Centre), zap.Duration("st_ttl", cfg.STTTL),
 		zap.Duration("tgt_idle", cfg.TGTIdle), zap.Duration("tgt_hard", cfg.TGTHard), zap.String("signing_key", signingKey))
 	return &module.Component{
-		Register: server.New(svc, server.IdentityAdmins{Users: identityv1.NewAdminServiceClient(idConn)}).Register,
-		Auth:     server.CallerAuth{},
+		Register: server.New(svc, server.IdentityAdmins{Users: identityv1.NewAdminServiceClient(idConn),
+			Sessions: identityv1.NewAdminSessionServiceClient(idConn)}).Register,
+		Auth: server.CallerAuth{},
 		Ready: func(ctx context.Context) error {
 			return errors.Join(store.Ping(ctx), services.Ping(ctx))
 		},

@@ -37,6 +37,21 @@ var errNoAdminToken = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_TOKEN", "an 
 type Admins interface {
 	CheckAdmin(ctx context.Context, userID string) (orgID string, err error)
 	CheckApp(ctx context.Context, appID string) error
+	// WhoAmI returns the user id of the administrator the call's token
+	// belongs to (the actor of the audit records of their changes).
+	WhoAmI(ctx context.Context) (string, error)
+}
+
+// asAdmin names the calling administrator in ctx (caller principal), so
+// that the changes' audit records and CHANGES events say who made them.
+func (s *Server) asAdmin(ctx context.Context) (context.Context, error) {
+	id, err := s.admins.WhoAmI(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := *caller.From(ctx)
+	c.Principal = id
+	return caller.With(ctx, &c), nil
 }
 
 // Server implements TicketService and TicketAdminService.
@@ -253,6 +268,10 @@ func (s *Server) RevokeUserSessions(ctx context.Context, r *ticketv1.RevokeUserS
 	if _, err := s.admins.CheckAdmin(ctx, r.GetUserId()); err != nil {
 		return nil, err
 	}
+	ctx, err := s.asAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
 	n, err := s.svc.RevokeUserSessions(ctx, r.GetUserId(), r.GetSessionId(), "ADMIN_REVOKED")
 	if err != nil {
 		return nil, err
@@ -287,6 +306,10 @@ func (s *Server) MatchService(ctx context.Context, r *ticketv1.MatchServiceReque
 // CreateService implements ServiceRegistryService.
 func (s *Server) CreateService(ctx context.Context, r *ticketv1.CreateServiceRequest) (*ticketv1.RegisteredService, error) {
 	if err := s.admins.CheckApp(ctx, r.GetService().GetAppId()); err != nil {
+		return nil, err
+	}
+	ctx, err := s.asAdmin(ctx)
+	if err != nil {
 		return nil, err
 	}
 	rs, err := s.svc.CreateRegisteredService(ctx, serviceDef(r.GetService()))
@@ -344,6 +367,10 @@ func (s *Server) UpdateService(ctx context.Context, r *ticketv1.UpdateServiceReq
 	if err := s.admins.CheckApp(ctx, r.GetService().GetAppId()); err != nil {
 		return nil, err
 	}
+	ctx, err := s.asAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rs, err := s.svc.UpdateRegisteredService(ctx, r.GetId(), serviceDef(r.GetService()))
 	if err != nil {
 		return nil, err
@@ -356,6 +383,10 @@ func (s *Server) DeleteService(ctx context.Context, r *ticketv1.DeleteServiceReq
 	if _, err := s.loadService(ctx, r.GetId()); err != nil {
 		return nil, err
 	}
+	ctx, err := s.asAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.svc.DeleteRegisteredService(ctx, r.GetId()); err != nil {
 		return nil, err
 	}
@@ -366,7 +397,17 @@ func (s *Server) DeleteService(ctx context.Context, r *ticketv1.DeleteServiceReq
 // token goes with a GetUser of the person, which identity answers only to
 // an administrator who may see that person.
 type IdentityAdmins struct {
-	Users identityv1.AdminServiceClient
+	Users    identityv1.AdminServiceClient
+	Sessions identityv1.AdminSessionServiceClient
+}
+
+// WhoAmI implements Admins.
+func (a IdentityAdmins) WhoAmI(ctx context.Context) (string, error) {
+	res, err := a.Sessions.WhoAmI(adminContext(ctx), &identityv1.WhoAmIRequest{})
+	if err != nil {
+		return "", err
+	}
+	return res.GetUser().GetId(), nil
 }
 
 // CheckAdmin implements Admins.
