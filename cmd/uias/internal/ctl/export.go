@@ -54,7 +54,7 @@ func exportCmd(kind identityv1.ImportKind) command {
 					if err != nil {
 						return err
 					}
-					var out io.Writer = a.stdout
+					out := a.stdout
 					var tmp *os.File
 					if path != "-" {
 						if tmp, err = os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".part-*"); err != nil {
