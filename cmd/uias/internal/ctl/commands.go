@@ -78,6 +78,7 @@ func commands() map[string]map[string]command {
 		"keys":   keysCommands(),
 		"audit":  auditCommands(),
 		"authz":  authzCommands(),
+		"sync":   syncCommands(),
 		"import": importCommands(),
 		"export": exportCommands(),
 	}
