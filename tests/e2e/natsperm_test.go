@@ -37,6 +37,7 @@ type permNATS struct {
 	url      string
 	setup    config.NATS
 	identity config.NATS
+	ticket   config.NATS
 }
 
 // startPermNATS starts a NATS server from the deployed configuration on a
@@ -63,6 +64,17 @@ func startPermNATS(t *testing.T, dir string) *permNATS {
 		t.Fatal(err)
 	}
 	t.Setenv("UIAS_NATS_IDENTITY_NKEY", pub)
+	tkp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpub, _ := tkp.PublicKey()
+	tseed, _ := tkp.Seed()
+	ticketSeed := filepath.Join(dir, "ticket.nk")
+	if err := os.WriteFile(ticketSeed, tseed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("UIAS_NATS_TICKET_NKEY", tpub)
 	t.Setenv("UIAS_NATS_SETUP_PASSWORD", "setup-Secret-1")
 	opts, err := server.ProcessConfigFile(deployNATSConfig)
 	if err != nil {
@@ -77,6 +89,7 @@ func startPermNATS(t *testing.T, dir string) *permNATS {
 	p := &permNATS{url: ns.ClientURL()}
 	p.setup = config.NATS{URL: p.url, User: "uias-setup", PasswordFile: pwFile}
 	p.identity = config.NATS{URL: p.url, NKeySeedFile: seedFile}
+	p.ticket = config.NATS{URL: p.url, NKeySeedFile: ticketSeed}
 	return p
 }
 

@@ -24,6 +24,7 @@ func TestSetup(t *testing.T) {
 	kp, _ := nkeys.CreateUser()
 	pub, _ := kp.PublicKey()
 	t.Setenv("UIAS_NATS_IDENTITY_NKEY", pub)
+	t.Setenv("UIAS_NATS_TICKET_NKEY", pub) // any public key: this test connects as setup only
 	t.Setenv("UIAS_NATS_SETUP_PASSWORD", "setup-Secret-1")
 	opts, err := server.ProcessConfigFile("../../../../deploy/nats/nats-server.conf")
 	if err != nil {
