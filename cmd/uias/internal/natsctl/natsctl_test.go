@@ -24,7 +24,9 @@ func TestSetup(t *testing.T) {
 	kp, _ := nkeys.CreateUser()
 	pub, _ := kp.PublicKey()
 	t.Setenv("UIAS_NATS_IDENTITY_NKEY", pub)
-	t.Setenv("UIAS_NATS_TICKET_NKEY", pub) // any public key: this test connects as setup only
+	tkp, _ := nkeys.CreateUser() // the ticket user: this test connects as setup only
+	tpub, _ := tkp.PublicKey()
+	t.Setenv("UIAS_NATS_TICKET_NKEY", tpub)
 	t.Setenv("UIAS_NATS_SETUP_PASSWORD", "setup-Secret-1")
 	opts, err := server.ProcessConfigFile("../../../../deploy/nats/nats-server.conf")
 	if err != nil {
