@@ -28,12 +28,12 @@ type importWorld struct {
 	root *identity.Org
 }
 
-func newImportWorld(t *testing.T) *importWorld {
+func newImportWorld(t testing.TB) *importWorld {
 	t.Helper()
 	return newImportWorldWith(t, identity.Config{})
 }
 
-func newImportWorldWith(t *testing.T, cfg identity.Config) *importWorld {
+func newImportWorldWith(t testing.TB, cfg identity.Config) *importWorld {
 	t.Helper()
 	db := storetest.OpenSQLite(t)
 	if err := sqlstore.Migrate(context.Background(), db); err != nil {
@@ -73,7 +73,7 @@ func (iw *importWorld) outbox(t *testing.T) int {
 
 // run imports the file at path as the server does (without the per-field
 // proto rules, which the server checks).
-func (iw *importWorld) run(t *testing.T, path string, f importfile.Format, k importfile.Kind, id string, dry bool) *identity.ImportReport {
+func (iw *importWorld) run(t testing.TB, path string, f importfile.Format, k importfile.Kind, id string, dry bool) *identity.ImportReport {
 	t.Helper()
 	r, err := importfile.Open(path, f, k)
 	if err != nil {
@@ -101,7 +101,7 @@ func (iw *importWorld) run(t *testing.T, path string, f importfile.Format, k imp
 	return rep
 }
 
-func writeFile(t *testing.T, name, content string) string {
+func writeFile(t testing.TB, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {

@@ -110,7 +110,7 @@ func setup(t *testing.T) *world {
 
 // setupOn bootstraps svc and adds an app "oa" and a user "mia" linked to it
 // as "m001" with password First-Pass-1.
-func setupOn(t *testing.T, svc *identity.Service, clk *clock) *world {
+func setupOn(t testing.TB, svc *identity.Service, clk *clock) *world {
 	t.Helper()
 	ctx := context.Background()
 	if _, _, err := svc.Bootstrap(ctx, "Boot-Strap-Pass1"); err != nil {

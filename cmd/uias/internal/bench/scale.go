@@ -43,6 +43,8 @@ type scaleOptions struct {
 	dbDir               string
 	carry               string
 	listings, auth      bool
+	io                  bool
+	ioPeople            int
 }
 
 func parseScaleFlags(args []string, stderr io.Writer) (*scaleOptions, error) {
@@ -61,6 +63,8 @@ func parseScaleFlags(args []string, stderr io.Writer) (*scaleOptions, error) {
 	fs.StringVar(&o.heading, "heading", "", "section heading (default: Identity at <people> people)")
 	fs.BoolVar(&o.listings, "listings", true, "measure the listing and search rows")
 	fs.BoolVar(&o.auth, "auth", true, "measure the Authenticate rows (a UIAS with --people generated people)")
+	fs.BoolVar(&o.io, "io", true, "measure the import and export rows (rows a second against bulk SQL)")
+	fs.IntVar(&o.ioPeople, "io-people", 0, "people imported and exported by the import and export rows (default: --people)")
 	fs.StringVar(&o.carry, "carry", "", "an earlier page whose other \"Identity at\" sections (e.g. the soak's) are kept in --out")
 	fs.StringVar(&o.dbDir, "db-dir", "", "directory for the generated stores (default: a temporary one, removed)")
 	if err := fs.Parse(args); err != nil {
@@ -69,6 +73,9 @@ func parseScaleFlags(args []string, stderr io.Writer) (*scaleOptions, error) {
 	o.argon2.MemoryKiB = uint32(*mem)
 	if o.people < 1000 || o.floorPeople < 1000 || o.slices < 1 || o.admins < 0 || o.authConc < 1 {
 		return nil, errors.New("--people and --floor-people must be at least 1000, --slices and --auth-concurrency at least 1")
+	}
+	if o.ioPeople <= 0 {
+		o.ioPeople = o.people
 	}
 	if o.heading == "" {
 		o.heading = "Identity at " + peopleLabel(o.people) + " people"
@@ -161,6 +168,11 @@ func runScale(ctx context.Context, o *scaleOptions, stdout, stderr io.Writer) er
 	}
 	if o.listings {
 		if err := scaleListings(ctx, o, rep, open, stderr); err != nil {
+			return err
+		}
+	}
+	if o.io {
+		if err := scaleIO(ctx, o, rep, dir, stderr); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,228 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/importfile"
+	"github.com/uias/uias/services/identity/sqlstore"
+)
+
+// The import and export rows of `uias bench scale` (issue 16): rows a
+// second through the identity service against the same rows written or
+// read in raw SQL, in the same run:
+//
+//   - import: a CSV of --io-people people (legacy {SSHA} hashes, org by
+//     code, one account link each, as an onboarding file) through
+//     importfile and identity.Service.Import (the path of ImportService
+//     after the upload), into a fresh store holding the generated org
+//     tree; floor: the same people inserted by generatePeople's bulk SQL
+//     into another fresh store (same indexes and search triggers, no
+//     per-row checks, batches or events);
+//   - export: identity.Service.Export of those people into CSV and XLSX
+//     (ID numbers and phones masked: nothing to decrypt); floor: a raw SQL
+//     read of the same rows and join (users, their org's code) in one
+//     query.
+
+// sshaExample is an {SSHA} hash ("Ocean-Pass-1").
+const sshaExample = "{SSHA}ToCQ+Yy+XbHrrCMPC5gQGBLBShJzNGx0"
+
+// writeImportCSV writes n people as an import file.
+func writeImportCSV(path string, n int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	fmt.Fprintln(w, "login_name,display_name,org_code,email,password_hash,app_type,app_code,app_account")
+	for i := range n {
+		fmt.Fprintf(w, "%s,%s,%s,%s@example.com,%s,OA,gen,%s\n", genLogin(i), genDisplay(i), genL2ID(i%genL2), genLogin(i),
+			sshaExample, genLinkAcct(i))
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func openIdentityDB(ctx context.Context, path string) (*store.DB, error) {
+	db, err := store.Open(ctx, "sqlite", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func ioService(st identity.Store, dir string) (*identity.Service, error) {
+	keys, active, err := crypto.LoadOrCreateKeyFile(filepath.Join(dir, "io-keys.json"))
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := crypto.NewSealer(keys, active)
+	if err != nil {
+		return nil, err
+	}
+	return identity.New(identity.Deps{Store: st, Sealer: sealer, Logger: zap.NewNop(),
+		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.DefaultArgon2()})})
+}
+
+// countingWriter counts bytes.
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// scaleIO measures the import and export rows.
+func scaleIO(ctx context.Context, o *scaleOptions, rep *scaleReport, dir string, stderr io.Writer) error {
+	n := o.ioPeople
+	label := peopleLabel(n)
+	csvPath := filepath.Join(dir, fmt.Sprintf("import-%d.csv", n))
+	if err := writeImportCSV(csvPath, n); err != nil {
+		return err
+	}
+	defer os.Remove(csvPath)
+
+	// Floor: bulk SQL.
+	fmt.Fprintf(stderr, "uias bench scale: import floor: %s people in bulk SQL\n", label)
+	floorPath := filepath.Join(dir, fmt.Sprintf("io-floor-%d.db", n))
+	_ = os.Remove(floorPath)
+	fdb, err := openIdentityDB(ctx, floorPath)
+	if err != nil {
+		return err
+	}
+	if err := generatePeople(ctx, fdb, "", 0, 0); err != nil { // the org tree first, as for the import
+		return err
+	}
+	start := time.Now()
+	if err := generatePeople(ctx, fdb, "", 0, n); err != nil {
+		return err
+	}
+	floorImport := time.Since(start)
+	_ = fdb.Close()
+	_ = os.Remove(floorPath)
+
+	// Ours: the service's import into a store with the org tree.
+	fmt.Fprintf(stderr, "uias bench scale: import: %s people through identity.Service.Import\n", label)
+	impPath := filepath.Join(dir, fmt.Sprintf("io-import-%d.db", n))
+	_ = os.Remove(impPath)
+	db, err := openIdentityDB(ctx, impPath)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close(); _ = os.Remove(impPath) }()
+	if err := generatePeople(ctx, db, "", 0, 0); err != nil {
+		return err
+	}
+	st := sqlstore.New(db)
+	svc, err := ioService(st, dir)
+	if err != nil {
+		return err
+	}
+	r, err := importfile.Open(csvPath, importfile.CSV, importfile.Users)
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	irep, err := svc.Import(ctx, identity.ImportOptions{Kind: "users"}, func() (*identity.ImportRow, bool, error) {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		row := &identity.ImportRow{Row: rec.Row, Fields: rec.Fields}
+		if field, msg := importfile.Problem(rec, importfile.Users); msg != "" {
+			row.Problem = &identity.RowError{Row: rec.Row, Field: field, Reason: identity.ReasonImportBadField, Message: msg}
+		}
+		return row, true, nil
+	})
+	ourImport := time.Since(start)
+	_ = r.Close()
+	if err != nil {
+		return err
+	}
+	imp := &scaleRow{name: "import " + label + " people (rows/s)",
+		what: "CSV with {SSHA} hashes, org by code, one account link per row, through importfile + identity.Service.Import (batches of 500, one event + one audit record per batch), vs the same people in bulk SQL (generatePeople) into another fresh store",
+		ours: float64(irep.Written) / ourImport.Seconds(), floor: float64(n) / floorImport.Seconds(), perSec: true,
+		goal: "1 M ≤ 5 min (≥ 3333/s)", hasGoal: true}
+	imp.pass = imp.ours >= 1_000_000/300.0
+	imp.note = fmt.Sprintf("%s for %s; 1 M at this rate: %s", ourImport.Round(time.Second), label,
+		(time.Duration(float64(time.Second) * 1_000_000 / imp.ours)).Round(time.Second))
+	if irep.Failed > 0 || irep.Written != n {
+		imp.errs = append(imp.errs, fmt.Sprintf("%d written, %d failed (first: %+v)", irep.Written, irep.Failed, irep.Errors))
+	}
+	rep.rows = append(rep.rows, imp)
+	fmt.Fprintf(stderr, "  import %s: %.0f rows/s (bulk SQL %.0f rows/s)\n", label, imp.ours, imp.floor)
+
+	// Export of the same people, against a raw read.
+	rawRead := func() (int, error) {
+		rows, err := db.QueryContext(ctx, "SELECT users.id, users.login_name, users.display_name, users.email, users.id_type, "+
+			"users.id_number_mask, users.phone_mask, users.status, orgs.code FROM users LEFT JOIN orgs ON orgs.id = users.org_id ORDER BY users.id")
+		if err != nil {
+			return 0, err
+		}
+		defer rows.Close()
+		k := 0
+		var id, login, display, email, idMask, phoneMask, org string
+		var idType, status int
+		for rows.Next() {
+			if err := rows.Scan(&id, &login, &display, &email, &idType, &idMask, &phoneMask, &status, &org); err != nil {
+				return k, err
+			}
+			k++
+		}
+		return k, rows.Err()
+	}
+	start = time.Now()
+	k, err := rawRead()
+	if err != nil {
+		return err
+	}
+	floorExport := time.Since(start)
+	for _, f := range []importfile.Format{importfile.CSV, importfile.XLSX} {
+		fmt.Fprintf(stderr, "uias bench scale: export %s as %s\n", label, f)
+		out := &countingWriter{}
+		start := time.Now()
+		w, err := importfile.NewWriter(out, f, importfile.Users, identity.ExportColumns["users"])
+		if err != nil {
+			return err
+		}
+		rows, err := svc.Export(ctx, identity.ExportOptions{Kind: "users"}, w.Write)
+		if err == nil {
+			err = w.Close()
+		}
+		took := time.Since(start)
+		if err != nil {
+			return err
+		}
+		row := &scaleRow{name: fmt.Sprintf("export %s people as %s (rows/s)", label, f),
+			what: "identity.Service.Export (pages of 1000 by id as admin reads, org codes joined, ID numbers and phones masked) through the importfile writer, vs one raw SQL read of the same rows and join",
+			ours: float64(rows) / took.Seconds(), floor: float64(k) / floorExport.Seconds(), perSec: true,
+			goal: "1 M ≤ 2 min (≥ 8333/s)", hasGoal: true}
+		row.pass = row.ours >= 1_000_000/120.0
+		row.note = fmt.Sprintf("%s for %s, %.1f MB; 1 M at this rate: %s", took.Round(time.Second), label, float64(out.n)/1e6,
+			(time.Duration(float64(time.Second) * 1_000_000 / row.ours)).Round(time.Second))
+		if rows != k {
+			row.errs = append(row.errs, fmt.Sprintf("exported %d rows, the table has %d", rows, k))
+		}
+		rep.rows = append(rep.rows, row)
+		fmt.Fprintf(stderr, "  export %s %s: %.0f rows/s (raw read %.0f rows/s)\n", label, f, row.ours, row.floor)
+	}
+	return nil
+}
