@@ -75,7 +75,7 @@ func TestScaleSmoke(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	args := []string{"scale", "--people", "3000", "--floor-people", "1000", "--duration", "200ms", "--warmup", "20ms",
-		"--slices", "1", "--auth-concurrency", "2", "--argon2-memory", "8192", "--out", out}
+		"--slices", "1", "--auth-concurrency", "2", "--argon2-memory", "8192", "--io=false", "--out", out}
 	if code := Main(context.Background(), args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
@@ -116,5 +116,28 @@ func TestCarrySections(t *testing.T) {
 		"## Identity at 10 M people (make soak)\n\nsoak rows\n" + reproduce + "\nhow\n"
 	if got != want {
 		t.Fatalf("carried page:\n%q\nwant:\n%q", got, want)
+	}
+}
+
+// TestScaleIO runs the import and export rows on a few people: every row
+// is written, exported in both formats, and reported (no timing asserted).
+func TestScaleIO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("imports people")
+	}
+	var stdout, stderr bytes.Buffer
+	code := MainScale(context.Background(), []string{"--people", "1000", "--listings=false", "--auth=false", "--io-people", "1200",
+		"--db-dir", t.TempDir()}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"import 1200 people (rows/s)", "export 1200 people as csv", "export 1200 people as xlsx"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("no row %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "ERROR") {
+		t.Fatalf("a row reports an error:\n%s", out)
 	}
 }
