@@ -112,6 +112,9 @@ type Options struct {
 	Now func() time.Time
 	// Metrics registers the applier's metrics (optional).
 	Metrics prometheus.Registerer
+	// Observe is told the lag of each change applied (event time to
+	// application), e.g. by a benchmark (optional).
+	Observe func(link string, lag time.Duration)
 }
 
 // Applier applies the links of a centre.
@@ -262,19 +265,37 @@ func (a *Applier) consume(ctx context.Context, l Link) (progressed bool, err err
 		if err != nil {
 			return progressed, err
 		}
+		// Fill the batch with what is already there; while the stream
+		// says more are pending (catching up), wait a little longer for
+		// them rather than commit small batches.
 		batch := []jetstream.Msg{msg}
+		pending := numPending(msg)
 		for len(batch) < a.o.Batch {
-			m, err := it.Next(jetstream.NextMaxWait(2 * time.Millisecond))
+			wait := 2 * time.Millisecond
+			if pending > 0 {
+				wait = 50 * time.Millisecond
+			}
+			m, err := it.Next(jetstream.NextMaxWait(wait))
 			if err != nil {
 				break
 			}
 			batch = append(batch, m)
+			pending = numPending(m)
 		}
 		if err := a.apply(ctx, l, batch); err != nil {
 			return progressed, err
 		}
 		progressed = true
 	}
+}
+
+// numPending is how many messages of the stream follow m for its consumer.
+func numPending(m jetstream.Msg) uint64 {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.NumPending
 }
 
 // apply applies one batch of l's messages.
@@ -304,6 +325,9 @@ func (a *Applier) apply(ctx context.Context, l Link, batch []jetstream.Msg) erro
 			a.applied.WithLabelValues(l.Name).Inc()
 			if t := items[i].Change.Time; !t.IsZero() {
 				a.lag.WithLabelValues(l.Name).Observe(now.Sub(t).Seconds())
+				if a.o.Observe != nil {
+					a.o.Observe(l.Name, now.Sub(t))
+				}
 			}
 			last = now
 		default:

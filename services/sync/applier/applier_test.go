@@ -20,7 +20,7 @@ import (
 	"github.com/uias/uias/services/sync/synctest"
 )
 
-func newStore(t *testing.T) *sqlstore.Store {
+func newStore(t testing.TB) *sqlstore.Store {
 	t.Helper()
 	db := storetest.OpenSQLite(t)
 	if err := sqlstore.Migrate(context.Background(), db); err != nil {
