@@ -178,7 +178,7 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	up, down := applier.KindPrefixes(applier.Up), applier.KindPrefixes(applier.Down)
 	converged := func(what string) {
 		t.Helper()
-		eventually(t, what, func() bool {
+		eventuallyWithin(t, 2*time.Minute, what, func() bool {
 			for _, c := range l2 {
 				a, err1 := l1.digest(t, []string{c.name}, up)
 				b, err2 := c.digest(t, []string{c.name}, up)
@@ -239,7 +239,7 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 		}
 		return string(o.Data)
 	}
-	eventually(t, "the cut-off centre applies its own changes", func() bool { return strings.Contains(nameAt(cut), `"cut 4.0"`) })
+	eventuallyWithin(t, 2*time.Minute, "the cut-off centre applies its own changes", func() bool { return strings.Contains(nameAt(cut), `"cut 4.0"`) })
 	if got := nameAt(l1); strings.Contains(got, `"cut 4.0"`) {
 		t.Fatalf("level 1 holds a change made at level 2 during the cut: %s", got)
 	}
@@ -293,4 +293,18 @@ func rootOf(t *testing.T, c *syncCentre) string {
 	}
 	t.Fatal("no root org")
 	return ""
+}
+
+// eventuallyWithin is eventually with a deadline of its own: replicas
+// converge through leaf-node reconnects and stream sourcing, slow on a
+// loaded machine.
+func eventuallyWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
