@@ -11,11 +11,11 @@ const (
 )
 
 var calibration = []calPoint{
-	{0.01, 0.108000},   // 4995 impostor scores at or above
-	{0.003, 0.129412},  // 1498 impostor scores at or above
-	{0.001, 0.146667},  // 499 impostor scores at or above
-	{0.0003, 0.166897}, // 149 impostor scores at or above
-	{0.0001, 0.188462}, // 49 impostor scores at or above
-	{3e-05, 0.213556},  // 14 impostor scores at or above
-	{1e-05, 0.224138},  // 4 impostor scores at or above
+	{0.01, 0.109091},   // 4995 impostor scores at or above
+	{0.003, 0.129600},  // 1498 impostor scores at or above
+	{0.001, 0.150638},  // 499 impostor scores at or above
+	{0.0003, 0.171160}, // 149 impostor scores at or above
+	{0.0001, 0.189474}, // 49 impostor scores at or above
+	{3e-05, 0.213068},  // 14 impostor scores at or above
+	{1e-05, 0.225806},  // 4 impostor scores at or above
 }

@@ -3,6 +3,7 @@ package finger
 import (
 	"errors"
 	"math"
+	"sync"
 )
 
 // The matcher works at 500 dpi (196.85 pixels per centimetre): a record
@@ -29,9 +30,10 @@ func adiff(a, b uint16) uint16 {
 }
 
 // Template is one finger view prepared for matching: minutiae in 500 dpi
-// units, sorted by x, and, for each minutia, the rotation- and
-// translation-invariant features of the pairs it forms with its nearest
-// neighbours, indexed by those features.
+// units, sorted by x, and the rotation- and translation-invariant
+// features of the pairs each minutia forms with its nearest neighbours,
+// stored in one flat array ordered by those features (no maps, no
+// pointers: a prepared template is a few kilobytes that a cache can keep).
 type Template struct {
 	n     int
 	x, y  []float32
@@ -39,22 +41,34 @@ type Template struct {
 	// minX.. bound the minutiae (the area the finger covered).
 	minX, minY, maxX, maxY float32
 
+	// pairs holds both directions of every neighbour pair (i is among
+	// j's nearest or j among i's), ordered by bin: pairs[bins[k]:bins[k+1]]
+	// are the pairs whose features fall into bin k.
 	pairs []pair
-	// bins[k]..bins[k+1] are the indexes into byBin of the pairs whose
-	// features fall into bin k.
+	phi   []uint16 // phi[k]: the direction of the segment of pairs[k]
 	bins  [nBins + 1]int16
-	byBin []int16
+
+	// xIdx[c] is the first minutia with x >= minX + c/xInv: where a scan
+	// of the minutiae near some x starts (instead of a binary search).
+	xIdx [xCells + 1]uint8
+	xInv float32
 }
 
-// pair is the directed pair i -> j: distance, the direction of the
-// segment (absolute, for the alignment) and both minutiae's directions
-// relative to the segment (invariant to rotation and translation).
+const xCells = 64
+
+// pair is the directed pair i -> j: its length (in 1/16 pixel) and both
+// minutiae's directions relative to the segment i -> j (invariant to
+// rotation and translation). Eight bytes, so that a scan of a bin
+// touches little memory; the segment's absolute direction, needed only
+// for a correspondence found, is kept apart.
 type pair struct {
-	d      float32
-	i, j   uint8
-	phi    uint16
+	d      uint16
 	a1, a2 uint16
+	i, j   uint8
 }
+
+// dUnit is the unit of pair.d: 1/16 pixel.
+const dUnit = 16
 
 // Neighbours per minutia whose pairs are indexed.
 const neighbours = 6
@@ -63,9 +77,9 @@ const neighbours = 6
 // relative angle (nBinA buckets); a probe pair visits the buckets its
 // tolerances cover and checks the rest exactly.
 const (
-	binD      = 8.0
-	maxD      = 160.0
-	nBinD     = int(maxD / binD)
+	binD      = 8 * dUnit
+	maxD      = 160 * dUnit
+	nBinD     = maxD / binD
 	nBinA     = 16
 	binAShift = 12 // 65536 >> 12 = 16 buckets
 	nBins     = nBinD * nBinA
@@ -94,8 +108,6 @@ func Prepare(r *Record, v int) (*Template, error) {
 	buf := make([]float32, 2*n)
 	t.x, t.y = buf[:n:n], buf[n:]
 	t.theta = make([]uint16, n)
-	t.pairs = make([]pair, 0, n*k)
-	t.byBin = make([]int16, 0, n*k)
 	sx, sy := float32(refRes/float64(r.XRes)), float32(refRes/float64(r.YRes))
 	var ms [255]minu
 	for i, m := range view.Minutiae {
@@ -114,8 +126,31 @@ func Prepare(r *Record, v int) (*Template, error) {
 		t.minY, t.maxY = min(t.minY, ms[i].y), max(t.maxY, ms[i].y)
 	}
 	t.minX, t.maxX = t.x[0], t.x[n-1]
+	t.xInv = xCells / max(t.maxX-t.minX, 1)
+	for c, i := 0, 0; c <= xCells; c++ {
+		for i < n && (t.x[i]-t.minX)*t.xInv < float32(c) {
+			i++
+		}
+		t.xIdx[c] = uint8(i)
+	}
 	t.buildPairs(k)
 	return t, nil
+}
+
+// firstAtLeast is the index of the first minutia whose x is at least x.
+func (t *Template) firstAtLeast(x float32) int {
+	c := int((x-t.minX)*t.xInv) - 1
+	if c > xCells {
+		return t.n
+	}
+	i := 0
+	if c > 0 {
+		i = int(t.xIdx[c])
+	}
+	for i < t.n && t.x[i] < x {
+		i++
+	}
+	return i
 }
 
 // Len is the number of minutiae.
@@ -125,72 +160,109 @@ func (t *Template) buildPairs(k int) {
 	n := t.n
 	var nd [neighbours]float32
 	var ni [neighbours]uint8
+	ps := prepPool.Get().(*prepScratch)
+	defer prepPool.Put(ps)
+	// seen marks the unordered pairs {i, j} (i < j) already taken.
+	seen := ps.seen[:(n*n+63)/64]
+	clear(seen)
+	all, phis := ps.all[:0], ps.phis[:0]
 	for i := range n {
 		// The k nearest others: walk out from i in x order while the
 		// x distance alone can still beat the k-th nearest so far.
 		cnt := 0
 		xi, yi := t.x[i], t.y[i]
-		consider := func(j int) bool {
-			dx := t.x[j] - xi
-			if cnt == k && dx*dx >= nd[k-1] {
-				return false
+		for lo, hi := i-1, i+1; lo >= 0 || hi < n; {
+			if hi < n {
+				if cnt, hi = nearer(t, xi, yi, hi, k, cnt, &nd, &ni); hi < 0 {
+					hi = n
+				} else {
+					hi++
+				}
 			}
-			dy := t.y[j] - yi
-			d2 := dx*dx + dy*dy
-			if cnt == k && d2 >= nd[k-1] {
-				return true
-			}
-			p := cnt
-			if cnt < k {
-				cnt++
-			} else {
-				p = k - 1
-			}
-			for p > 0 && nd[p-1] > d2 {
-				nd[p], ni[p] = nd[p-1], ni[p-1]
-				p--
-			}
-			nd[p], ni[p] = d2, uint8(j)
-			return true
-		}
-		lo, hi := i-1, i+1
-		for lo >= 0 || hi < n {
-			if hi < n && !consider(hi) {
-				hi = n
-			} else {
-				hi++
-			}
-			if lo >= 0 && !consider(lo) {
-				lo = -1
-			} else {
-				lo--
+			if lo >= 0 {
+				if cnt, lo = nearer(t, xi, yi, lo, k, cnt, &nd, &ni); lo >= 0 {
+					lo--
+				}
 			}
 		}
 		for c := range cnt {
 			j := int(ni[c])
-			d := float32(math.Sqrt(float64(nd[c])))
-			if d >= maxD || d < 1 {
+			a, b := min(i, j), max(i, j)
+			bit := a*n + b
+			if seen[bit>>6]&(1<<(bit&63)) != 0 {
 				continue
 			}
+			seen[bit>>6] |= 1 << (bit & 63)
+			df := math.Sqrt(float64(nd[c])) * dUnit
+			if df >= maxD || df < dUnit {
+				continue
+			}
+			d := uint16(df + 0.5)
 			phi := atan2(t.y[j]-yi, t.x[j]-xi)
-			t.pairs = append(t.pairs, pair{i: uint8(i), j: uint8(j), d: d, phi: phi,
-				a1: t.theta[i] - phi, a2: t.theta[j] - phi})
+			back := phi + turn/2
+			all = append(all,
+				pair{i: uint8(i), j: uint8(j), d: d, a1: t.theta[i] - phi, a2: t.theta[j] - phi},
+				pair{i: uint8(j), j: uint8(i), d: d, a1: t.theta[j] - back, a2: t.theta[i] - back})
+			phis = append(phis, phi, back)
 		}
 	}
 	// Counting sort of the pairs into their bins.
-	for idx := range t.pairs {
-		t.bins[binOf(&t.pairs[idx])+1]++
+	for idx := range all {
+		t.bins[binOf(&all[idx])+1]++
 	}
 	for b := 1; b <= nBins; b++ {
 		t.bins[b] += t.bins[b-1]
 	}
-	t.byBin = t.byBin[:len(t.pairs)]
+	t.pairs = make([]pair, len(all))
+	t.phi = make([]uint16, len(all))
 	var fill [nBins]int16
-	for idx := range t.pairs {
-		b := binOf(&t.pairs[idx])
-		t.byBin[t.bins[b]+fill[b]] = int16(idx)
+	for idx := range all {
+		b := binOf(&all[idx])
+		to := t.bins[b] + fill[b]
+		t.pairs[to], t.phi[to] = all[idx], phis[idx]
 		fill[b]++
 	}
+}
+
+// prepScratch is the working memory of buildPairs (kept off the stack:
+// zeroing its worst case on every call would cost more than the work).
+type prepScratch struct {
+	seen [(255*255 + 63) / 64]uint64
+	all  []pair
+	phis []uint16
+}
+
+var prepPool = sync.Pool{New: func() any {
+	// At most n*k unordered pairs, two directions each.
+	return &prepScratch{all: make([]pair, 0, 255*neighbours*2), phis: make([]uint16, 0, 255*neighbours*2)}
+}}
+
+// nearer considers minutia j as one of the k nearest to (xi, yi) found so
+// far (cnt of them, by distance in nd, ni). It returns the new count, and
+// j, or -1 when j and every minutia farther out in x order are too far
+// in x alone.
+func nearer(t *Template, xi, yi float32, j, k, cnt int, nd *[neighbours]float32, ni *[neighbours]uint8) (int, int) {
+	dx := t.x[j] - xi
+	if cnt == k && dx*dx >= nd[k-1] {
+		return cnt, -1
+	}
+	dy := t.y[j] - yi
+	d2 := dx*dx + dy*dy
+	if cnt == k && d2 >= nd[k-1] {
+		return cnt, j
+	}
+	p := cnt
+	if cnt < k {
+		cnt++
+	} else {
+		p = k - 1
+	}
+	for p > 0 && nd[p-1] > d2 {
+		nd[p], ni[p] = nd[p-1], ni[p-1]
+		p--
+	}
+	nd[p], ni[p] = d2, uint8(j)
+	return cnt, j
 }
 
 func binOf(p *pair) int {
