@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strconv"
@@ -26,6 +27,14 @@ const MaxFingers = 10
 // MinEnrolMinutiae is the fewest minutiae an enrolled view must have: a
 // sparser template would match too little of a later impression.
 const MinEnrolMinutiae = 12
+
+// DefaultFingerCache is how many prepared templates the service keeps in
+// memory by default (about 5 KB each), and FingerCacheTTL how long one is
+// kept.
+const (
+	DefaultFingerCache = 10000
+	FingerCacheTTL     = 10 * time.Minute
+)
 
 // DefaultFingerFMR is the default target false-match rate of a
 // fingerprint decision: 1 in 10,000.
@@ -226,29 +235,47 @@ func (s *Service) fingerVerdict(ctx context.Context, u *User, probe *finger.Temp
 		return ReasonNoFingerprint, nil
 	}
 	gallery := make([]*finger.Template, 0, len(stored))
+	now := s.now()
 	for _, f := range stored {
-		rec, err := s.sealer.Open(f.TemplateEnc, fingerAAD(f.UserID, f.Position))
-		if err != nil {
-			// A template that does not open (a lost data key) cannot
-			// match; the others still may.
-			s.log.Error("enrolled finger does not decrypt", zap.String("user_id", u.ID), zapErr(err))
-			continue
+		if t := s.enrolledTemplate(u, f, now); t != nil {
+			gallery = append(gallery, t)
 		}
-		r, err := finger.Parse(rec)
-		if err != nil {
-			s.log.Error("enrolled finger does not parse", zap.String("user_id", u.ID), zapErr(err))
-			continue
-		}
-		t, err := finger.Prepare(r, 0)
-		if err != nil {
-			continue
-		}
-		gallery = append(gallery, t)
 	}
 	if ok, _ := s.matcher.Match([]*finger.Template{probe}, gallery); ok {
 		return ReasonOK, nil
 	}
 	return ReasonBadCredentials, nil
+}
+
+// enrolledTemplate is the prepared template of an enrolled finger: from
+// the in-memory cache, or opened, parsed and prepared (nil when it cannot
+// be). The cache key is the digest of the sealed template, so a finger
+// enrolled again or sealed again under a new key is prepared afresh, and
+// one deleted is never looked up again (its entry expires).
+func (s *Service) enrolledTemplate(u *User, f *StoredFinger, now time.Time) *finger.Template {
+	sum := sha256.Sum256([]byte(f.TemplateEnc))
+	key := f.UserID + "\x00" + strconv.Itoa(f.Position) + "\x00" + string(sum[:])
+	if t, ok := s.fingers.Get(key, now); ok {
+		return t
+	}
+	rec, err := s.sealer.Open(f.TemplateEnc, fingerAAD(f.UserID, f.Position))
+	if err != nil {
+		// A template that does not open (a lost data key) cannot
+		// match; the others still may.
+		s.log.Error("enrolled finger does not decrypt", zap.String("user_id", u.ID), zapErr(err))
+		return nil
+	}
+	r, err := finger.Parse(rec)
+	if err != nil {
+		s.log.Error("enrolled finger does not parse", zap.String("user_id", u.ID), zapErr(err))
+		return nil
+	}
+	t, err := finger.Prepare(r, 0)
+	if err != nil {
+		return nil
+	}
+	s.fingers.Put(key, t, now)
+	return t
 }
 
 // checkFinger settles a fingerprint check the way checkPassword settles a

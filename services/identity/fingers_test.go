@@ -283,3 +283,42 @@ func TestFingerTemplatesStaySecret(t *testing.T) {
 		t.Fatalf("enrol audit subject %q", a.Subject)
 	}
 }
+
+// TestFingerTemplateCache: enrolled templates are kept prepared in memory
+// per instance, keyed by the sealed template: a finger enrolled again
+// through another instance is never matched against the old one, and
+// with the cache off (FingerCache < 0) every check opens the templates.
+func TestFingerTemplateCache(t *testing.T) {
+	for _, size := range []int{0, -1} {
+		svcs, clk := newInstances(t, 2, identity.Config{FingerCache: size})
+		w := setupOn(t, svcs[0], clk)
+		other := &world{svc: svcs[1], clk: clk, ctx: w.ctx, user: w.user}
+		ctx := context.Background()
+		if _, err := w.svc.EnrollFinger(ctx, w.user.ID, 2, impression(1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the second time from the cache, when on
+			if r := other.mustAuthFinger(t, identity.AuthFingerprint, impression(1, 1), ""); r != identity.ReasonOK {
+				t.Fatalf("cache %d: enrolled finger: %v", size, r)
+			}
+		}
+		// The same position enrolled again with another finger, through
+		// the first instance; the second has the old one prepared.
+		if _, err := w.svc.EnrollFinger(ctx, w.user.ID, 2, impression(5, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if r := other.mustAuthFinger(t, identity.AuthFingerprint, impression(1, 2), ""); r != identity.ReasonBadCredentials {
+			t.Fatalf("cache %d: replaced finger still matches: %v", size, r)
+		}
+		if r := other.mustAuthFinger(t, identity.AuthFingerprint, impression(5, 1), ""); r != identity.ReasonOK {
+			t.Fatalf("cache %d: new finger: %v", size, r)
+		}
+		// Deleted: nothing enrolled.
+		if err := w.svc.DeleteFinger(ctx, w.user.ID, 2); err != nil {
+			t.Fatal(err)
+		}
+		if r := other.mustAuthFinger(t, identity.AuthFingerprint, impression(5, 1), ""); r != identity.ReasonNoFingerprint {
+			t.Fatalf("cache %d: deleted finger: %v", size, r)
+		}
+	}
+}

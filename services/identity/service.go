@@ -42,6 +42,11 @@ type Config struct {
 	// FingerFMR is the target false-match rate of a fingerprint decision
 	// (default DefaultFingerFMR, 1e-4).
 	FingerFMR float64
+	// FingerCache is how many prepared fingerprint templates (decrypted
+	// and indexed for matching) are kept in memory, each for at most
+	// FingerCacheTTL (default DefaultFingerCache; negative: none). At
+	// rest the templates stay sealed; see fingers.go.
+	FingerCache int
 	// UnsaltedCutover: from then on, a login whose stored hash is an
 	// unsalted fast hash (or one wrapped in argon2id) is answered
 	// PASSWORD_EXPIRED (zero: never). See passwords.go.
@@ -107,8 +112,10 @@ type Service struct {
 	users *cache.TTL[User]
 	// reads admits listings and searches (adminreads.go).
 	reads *adminReads
-	// matcher decides fingerprint matches (fingers.go).
+	// matcher decides fingerprint matches (fingers.go); fingers holds
+	// enrolled templates prepared for it.
 	matcher *finger.Matcher
+	fingers *cache.TTL[*finger.Template]
 }
 
 // New validates deps and builds the service.
@@ -182,6 +189,14 @@ func New(d Deps) (*Service, error) {
 	}
 	s.appAuth = appAuth
 	s.users = cache.NewTTL[User](c.UserCacheTTL, 0)
+	switch {
+	case c.FingerCache == 0:
+		s.fingers = cache.NewTTL[*finger.Template](FingerCacheTTL, DefaultFingerCache)
+	case c.FingerCache > 0:
+		s.fingers = cache.NewTTL[*finger.Template](FingerCacheTTL, c.FingerCache)
+	default:
+		s.fingers = cache.NewTTL[*finger.Template](0, 0) // caches nothing
+	}
 	s.store = userCachingStore{Store: d.Store, c: s.users}
 	p := d.Hasher.Params()
 	salt, key := make([]byte, p.SaltLen), make([]byte, p.KeyLen)

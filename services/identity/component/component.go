@@ -147,8 +147,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
 			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
 			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL), AdminReads: cfg.AdminReads,
-			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, UnsaltedCutover: cutover,
-			PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes},
+			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, FingerCache: fingerCache(cfg.FingerTemplateCache),
+			UnsaltedCutover: cutover, PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes},
 		Homes: centre.FromConfig(env.Config)})
 	if err != nil {
 		return nil, err
@@ -279,4 +279,13 @@ func userCacheTTL(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// fingerCache maps finger_template_cache (0: none) to identity's
+// FingerCache (0: the default; negative: none).
+func fingerCache(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -108,6 +108,11 @@ type Config struct {
 	// 1e-2. Each of a person's enrolled fingers is held to FingerFMR / their
 	// number, within the matcher's calibration (down to 1e-5).
 	FingerFMR float64 `yaml:"finger_fmr"`
+	// FingerTemplateCache is how many enrolled fingerprint templates each
+	// instance keeps decrypted and prepared for matching in memory (about
+	// 5 KB each, each for at most 10 minutes; default 10000; 0: none, so
+	// every fingerprint check decrypts and prepares the person's fingers).
+	FingerTemplateCache int `yaml:"finger_template_cache"`
 }
 
 // Defaults returns the identity defaults.
@@ -119,13 +124,14 @@ func Defaults() *Config {
 		SchedPolicy:  SchedAuto,
 		Policy: PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, SourceFailures: 2,
 			LockMinutes: 15, MaxAgeDays: 90},
-		AdminTokenTTL:    8 * time.Hour,
-		AdminTokenIdle:   30 * time.Minute,
-		AdminReadTimeout: identity.DefaultAdminReadTimeout,
-		FingerFMR:        identity.DefaultFingerFMR,
-		UnsaltedWrapRate: 5,
-		ImportMaxBytes:   identity.DefaultImportMaxBytes,
-		LoginThrottle:    LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
+		AdminTokenTTL:       8 * time.Hour,
+		AdminTokenIdle:      30 * time.Minute,
+		AdminReadTimeout:    identity.DefaultAdminReadTimeout,
+		FingerFMR:           identity.DefaultFingerFMR,
+		FingerTemplateCache: identity.DefaultFingerCache,
+		UnsaltedWrapRate:    5,
+		ImportMaxBytes:      identity.DefaultImportMaxBytes,
+		LoginThrottle:       LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
 	}
 }
 
@@ -190,6 +196,7 @@ func (c *Config) Bind(b *config.Binder) {
 		c.ImportMaxBytes = n
 		return nil
 	}, func() string { return strconv.FormatInt(c.ImportMaxBytes, 10) })
+	b.Int(&c.FingerTemplateCache, "UIAS_FINGER_TEMPLATE_CACHE", "", "")
 	b.Func("UIAS_FINGER_FMR", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -310,6 +317,9 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if lt.Decay <= 0 {
 		bad("login_throttle.decay", "must be positive (e.g. 1m), got %s", lt.Decay)
+	}
+	if c.FingerTemplateCache < 0 {
+		bad("finger_template_cache", "must be 0 (no cache) or more, got %d", c.FingerTemplateCache)
 	}
 	if !(c.FingerFMR >= 1e-4 && c.FingerFMR <= 1e-2) {
 		bad("finger_fmr", "must be between 0.0001 (1 in 10,000) and 0.01, got %g", c.FingerFMR)
