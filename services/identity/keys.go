@@ -64,6 +64,14 @@ type SealedValues struct {
 	PhoneEnc    string
 }
 
+// SealedFinger is an enrolled finger's sealed template, as the re-encrypt
+// job moves it.
+type SealedFinger struct {
+	UserID      string
+	Position    int
+	TemplateEnc string
+}
+
 // KeyStore is the persistence of data keys and key checks, and what the
 // re-encrypt job needs of the users table. The conformance suite in
 // storetest runs against every implementation.
@@ -83,8 +91,16 @@ type KeyStore interface {
 	// sealed value whose key id is not keyID.
 	SealedWithout(ctx context.Context, keyID, after string, limit int) ([]SealedValues, error)
 	// CountSealedWithout counts the sealed values (not users) whose key id
-	// is not keyID.
+	// is not keyID: users' personal data and fingerprint templates.
 	CountSealedWithout(ctx context.Context, keyID string) (int, error)
+	// FingersSealedWithout returns up to limit fingers, by user id and
+	// position after (afterUser, afterPosition), whose template is sealed
+	// with another key than keyID.
+	FingersSealedWithout(ctx context.Context, keyID, afterUser string, afterPosition, limit int) ([]SealedFinger, error)
+	// ResealFinger replaces a finger's template with to if it still is
+	// from.TemplateEnc (compare and set); false when the finger changed or
+	// is gone meanwhile.
+	ResealFinger(ctx context.Context, from SealedFinger, to string) (bool, error)
 	// Reseal replaces a user's sealed values with to if they still are from
 	// (compare and set); false when the user changed or is gone meanwhile.
 	Reseal(ctx context.Context, from, to SealedValues) (bool, error)
@@ -446,8 +462,8 @@ func (s *Service) RotateKeys(ctx context.Context) (*KeyStatus, error) {
 // ReencryptResult is the outcome of one re-encrypt batch.
 type ReencryptResult struct {
 	ActiveKeyID string
-	Reencrypted int // users whose values moved to the active key
-	Failed      int // users whose values could not be decrypted (left as they are)
+	Reencrypted int // users whose values, and fingerprint templates, moved to the active key
+	Failed      int // users' values and templates that could not be decrypted (left as they are)
 	Remaining   int // values still on older keys after this batch
 }
 
@@ -457,8 +473,8 @@ const (
 	MaxReencryptBatch     = 2000
 )
 
-// ReencryptData moves up to batch users' sealed values to the active data
-// key (one batch per call, so the call stays short and can be repeated
+// ReencryptData moves up to batch users' sealed values, then fingerprint
+// templates, to the active data key (one batch per call, so the call stays short and can be repeated
 // until Remaining is 0; a value that changed meanwhile is left to the next
 // call). Values that cannot be decrypted are counted and logged, never
 // erased.
@@ -497,6 +513,40 @@ func (s *Service) ReencryptData(ctx context.Context, batch int) (ReencryptResult
 				continue
 			}
 			ok, err := s.keys.store.Reseal(ctx, v, to)
+			if err != nil {
+				return res, err
+			}
+			if ok {
+				res.Reencrypted++
+			}
+		}
+	}
+	// Then fingerprint templates, within the same batch.
+	afterUser, afterPos := "", 0
+	for res.Reencrypted+res.Failed < batch {
+		list, err := s.keys.store.FingersSealedWithout(ctx, res.ActiveKeyID, afterUser, afterPos, batch-res.Reencrypted-res.Failed)
+		if err != nil {
+			return res, err
+		}
+		if len(list) == 0 {
+			break
+		}
+		for _, f := range list {
+			afterUser, afterPos = f.UserID, f.Position
+			aad := fingerAAD(f.UserID, f.Position)
+			pt, err := sealer.Open(f.TemplateEnc, aad)
+			var to string
+			if err == nil {
+				to, err = sealer.Seal(pt, aad)
+			}
+			clear(pt)
+			if err != nil {
+				res.Failed++
+				s.log.Error("re-encrypt: a fingerprint template of this user cannot be decrypted; left unchanged",
+					zap.String("user_id", f.UserID), zap.Int("position", f.Position), zap.Error(err))
+				continue
+			}
+			ok, err := s.keys.store.ResealFinger(ctx, f, to)
 			if err != nil {
 				return res, err
 			}

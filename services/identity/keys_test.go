@@ -252,3 +252,65 @@ func TestReencryptData(t *testing.T) {
 		t.Fatalf("rotate without keys: %v", err)
 	}
 }
+
+// TestReencryptFingerTemplates: after a rotation, fingerprint templates
+// count among the values on older keys and the re-encrypt job moves them
+// to the new key; with the old data key retired (gone from the database)
+// a new instance still matches the enrolled finger.
+func TestReencryptFingerTemplates(t *testing.T) {
+	k := newKeyed(t)
+	svc, _ := k.instance(t)
+	w := setupOn(t, svc, nil)
+	ctx := context.Background()
+	if _, err := svc.EnrollFinger(ctx, w.user.ID, 2, impression(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.EnrollFinger(ctx, w.user.ID, 7, impression(3, 0)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := svc.RotateKeys(ctx)
+	if err != nil || st.ActiveKeyID != "d2" || st.OnOlderKeys != 2 {
+		t.Fatalf("after rotate: %+v %v (want both templates on older keys)", st, err)
+	}
+	r, err := svc.ReencryptData(ctx, 1)
+	if err != nil || r.Reencrypted != 1 || r.Remaining != 1 {
+		t.Fatalf("first batch: %+v %v", r, err)
+	}
+	r, err = svc.ReencryptData(ctx, 0)
+	if err != nil || r.Reencrypted != 1 || r.Failed != 0 || r.Remaining != 0 {
+		t.Fatalf("second batch: %+v %v", r, err)
+	}
+	rows, err := k.db.QueryContext(ctx, "SELECT template_enc FROM user_fingers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var enc string
+		if err := rows.Scan(&enc); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(enc, "d2:") {
+			t.Fatalf("a template is still sealed with %q", enc[:3])
+		}
+		n++
+	}
+	rows.Close()
+	if n != 2 {
+		t.Fatalf("%d templates", n)
+	}
+	// Retire d1: a new instance knows d2 only.
+	if _, err := k.db.ExecContext(ctx, "DELETE FROM data_keys WHERE id = 'd1'"); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := k.instance(t)
+	w2 := &world{svc: fresh, ctx: w.ctx, user: w.user}
+	for _, probe := range [][]byte{impression(1, 1), impression(3, 2)} {
+		if r := w2.mustAuthFinger(t, identity.AuthFingerprint, probe, ""); r != identity.ReasonOK {
+			t.Fatalf("enrolled finger after re-encryption and retirement of d1: %v", r)
+		}
+	}
+	if r := w2.mustAuthFinger(t, identity.AuthFingerprint, impression(2, 1), ""); r != identity.ReasonBadCredentials {
+		t.Fatalf("another finger: %v", r)
+	}
+}

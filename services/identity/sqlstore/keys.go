@@ -117,15 +117,55 @@ func (s *Store) SealedWithout(ctx context.Context, keyID, after string, limit in
 // CountSealedWithout counts the values not sealed with keyID.
 func (s *Store) CountSealedWithout(ctx context.Context, keyID string) (int, error) {
 	p := keyID + ":"
-	var a, b int
+	var a, b, c int
 	err := s.db.QueryRowContext(ctx, s.q("SELECT "+
 		"COALESCE(SUM(CASE WHEN "+notOnKey("id_number_enc")+" THEN 1 ELSE 0 END), 0), "+
 		"COALESCE(SUM(CASE WHEN "+notOnKey("phone_enc")+" THEN 1 ELSE 0 END), 0) FROM users"),
 		len(p), p, len(p), p).Scan(&a, &b)
+	if err == nil {
+		err = s.db.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM user_fingers WHERE "+notOnKey("template_enc")),
+			len(p), p).Scan(&c)
+	}
 	if err != nil {
 		return 0, classify(err, "count sealed values", "")
 	}
-	return a + b, nil
+	return a + b + c, nil
+}
+
+// FingersSealedWithout returns fingers whose template is not sealed with
+// keyID, by user id and position.
+func (s *Store) FingersSealedWithout(ctx context.Context, keyID, afterUser string, afterPosition, limit int) ([]identity.SealedFinger, error) {
+	p := keyID + ":"
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT user_id, position, template_enc FROM user_fingers "+
+		"WHERE (user_id > ? OR (user_id = ? AND position > ?)) AND "+notOnKey("template_enc")+
+		" ORDER BY user_id, position LIMIT ?"), afterUser, afterUser, afterPosition, len(p), p, limit)
+	if err != nil {
+		return nil, classify(err, "list sealed fingers", "")
+	}
+	defer rows.Close()
+	var out []identity.SealedFinger
+	for rows.Next() {
+		var f identity.SealedFinger
+		if err := rows.Scan(&f.UserID, &f.Position, &f.TemplateEnc); err != nil {
+			return nil, classify(err, "list sealed fingers", "")
+		}
+		out = append(out, f)
+	}
+	return out, classify(rows.Err(), "list sealed fingers", "")
+}
+
+// ResealFinger replaces a finger's template if it still is from's.
+func (s *Store) ResealFinger(ctx context.Context, from identity.SealedFinger, to string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q("UPDATE user_fingers SET template_enc = ? "+
+		"WHERE user_id = ? AND position = ? AND template_enc = ?"), to, from.UserID, from.Position, from.TemplateEnc)
+	if err != nil {
+		return false, classify(err, "reseal finger", "finger")
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, classify(err, "reseal finger", "finger")
+	}
+	return n == 1, nil
 }
 
 // Reseal replaces a user's sealed values if they still are from.

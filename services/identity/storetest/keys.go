@@ -143,3 +143,63 @@ func testSealedValues(t *testing.T, f *fixture) {
 	n, _ = ks.CountSealedWithout(f.ctx, "d2")
 	eq(t, "values not on d2 after reseal", n, 3)
 }
+
+// testSealedFingers: fingerprint templates count among the values on
+// older keys, are listed by user and position after a cursor, and are
+// resealed with a compare-and-set.
+func testSealedFingers(t *testing.T, f *fixture) {
+	ks := keyStore(t, f)
+	o := f.org("")
+	u1, u2 := f.user(o.ID), f.user(o.ID)
+	put := func(u string, pos int, enc string) {
+		fg := f.finger(u, pos)
+		fg.TemplateEnc = enc
+		must(t, f.s.PutFinger(f.ctx, fg, 10, nil))
+	}
+	put(u1.ID, 1, "d1:a")
+	put(u1.ID, 3, "d2:b")
+	put(u1.ID, 4, "d22:c") // a key id that is a prefix of another is not mistaken for it
+	put(u2.ID, 2, "k1:d")
+	n, err := ks.CountSealedWithout(f.ctx, "d2")
+	must(t, err)
+	eq(t, "templates not on d2", n, 3)
+
+	var got []string
+	afterUser, afterPos := "", 0
+	for {
+		page, err := ks.FingersSealedWithout(f.ctx, "d2", afterUser, afterPos, 2)
+		must(t, err)
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > 2 {
+			t.Fatalf("page of %d, limit 2", len(page))
+		}
+		for _, v := range page {
+			got = append(got, v.TemplateEnc)
+			afterUser, afterPos = v.UserID, v.Position
+		}
+	}
+	want := []string{"d1:a", "d22:c", "k1:d"}
+	if u2.ID < u1.ID {
+		want = []string{"k1:d", "d1:a", "d22:c"}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("templates not on d2: %v, want %v", got, want)
+	}
+
+	from := identity.SealedFinger{UserID: u1.ID, Position: 1, TemplateEnc: "d1:a"}
+	ok, err := ks.ResealFinger(f.ctx, from, "d2:A")
+	must(t, err)
+	eq(t, "reseal", ok, true)
+	ok, err = ks.ResealFinger(f.ctx, from, "d2:B")
+	must(t, err)
+	eq(t, "reseal of a template that changed meanwhile", ok, false)
+	ok, _ = ks.ResealFinger(f.ctx, identity.SealedFinger{UserID: u2.ID, Position: 9, TemplateEnc: "k1:d"}, "d2:C")
+	eq(t, "reseal of a missing finger", ok, false)
+	fs, err := f.s.ListFingers(f.ctx, u1.ID)
+	must(t, err)
+	eq(t, "resealed template", fs[0].TemplateEnc, "d2:A")
+	n, _ = ks.CountSealedWithout(f.ctx, "d2")
+	eq(t, "templates not on d2 after the reseal", n, 2)
+}

@@ -73,6 +73,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"EventFailureRollsBack", testEventFailureRollsBack},
 		{"DataKeys", testDataKeys},
 		{"SealedValues", testSealedValues},
+		{"SealedFingers", testSealedFingers},
 		{"Fingers", testFingers},
 		{"FingerLimitConcurrent", testFingerLimitConcurrent},
 		{"FingerBypass", testFingerBypass},

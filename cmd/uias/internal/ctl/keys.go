@@ -111,13 +111,13 @@ func (a *app) reencrypt(s *session, batch int) error {
 		}
 	}
 	if err := a.output(total, func(tw *tabwriter.Writer) {
-		fields(tw, "active key", total.GetActiveKeyId(), "users re-encrypted", strconv.FormatInt(total.GetReencrypted(), 10),
-			"users failed", strconv.FormatInt(total.GetFailed(), 10), "values on older keys", strconv.FormatInt(total.GetRemaining(), 10))
+		fields(tw, "active key", total.GetActiveKeyId(), "re-encrypted (users, fingerprint templates)", strconv.FormatInt(total.GetReencrypted(), 10),
+			"failed", strconv.FormatInt(total.GetFailed(), 10), "values on older keys", strconv.FormatInt(total.GetRemaining(), 10))
 	}); err != nil {
 		return err
 	}
 	if total.GetFailed() > 0 {
-		return fmt.Errorf("%d users hold values that do not decrypt with the data keys; they were left unchanged (see the identity log)", total.GetFailed())
+		return fmt.Errorf("%d users' values or fingerprint templates do not decrypt with the data keys; they were left unchanged (see the identity log)", total.GetFailed())
 	}
 	return nil
 }

@@ -239,7 +239,8 @@ func (x *KeyStatus) GetValuesOnOlderKeys() int64 {
 // ReencryptDataRequest sizes one batch.
 type ReencryptDataRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// batch_size is the number of users per call: 0 means 200, at most 2000.
+	// batch_size is the number of users and fingerprint templates per call:
+	// 0 means 200, at most 2000.
 	BatchSize     int32 `protobuf:"varint,1,opt,name=batch_size,json=batchSize" json:"batch_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -286,10 +287,11 @@ func (x *ReencryptDataRequest) GetBatchSize() int32 {
 type ReencryptDataResponse struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	ActiveKeyId string                 `protobuf:"bytes,1,opt,name=active_key_id,json=activeKeyId" json:"active_key_id,omitempty"`
-	// reencrypted users now have every value on the active key.
+	// reencrypted users now have every value on the active key, and as many
+	// fingerprint templates moved to it (counted together).
 	Reencrypted int64 `protobuf:"varint,2,opt,name=reencrypted" json:"reencrypted,omitempty"`
-	// failed users hold a value that does not decrypt; it is left unchanged
-	// (see the identity log).
+	// failed users hold a value, or fingerprint templates, that do not
+	// decrypt; they are left unchanged (see the identity log).
 	Failed int64 `protobuf:"varint,3,opt,name=failed" json:"failed,omitempty"`
 	// remaining counts the values still on older keys after this batch.
 	Remaining     int64 `protobuf:"varint,4,opt,name=remaining" json:"remaining,omitempty"`

@@ -42,8 +42,8 @@ type KeyServiceClient interface {
 	// re-wrapped with the active one. Then run ReencryptData until nothing
 	// remains on older keys.
 	RotateKeys(ctx context.Context, in *RotateKeysRequest, opts ...grpc.CallOption) (*KeyStatus, error)
-	// ReencryptData moves up to batch_size users' stored values to the active
-	// data key. Call it again while remaining > 0 and reencrypted > 0.
+	// ReencryptData moves up to batch_size users' stored values, then
+	// fingerprint templates, to the active data key. Call it again while remaining > 0 and reencrypted > 0.
 	ReencryptData(ctx context.Context, in *ReencryptDataRequest, opts ...grpc.CallOption) (*ReencryptDataResponse, error)
 }
 
@@ -103,8 +103,8 @@ type KeyServiceServer interface {
 	// re-wrapped with the active one. Then run ReencryptData until nothing
 	// remains on older keys.
 	RotateKeys(context.Context, *RotateKeysRequest) (*KeyStatus, error)
-	// ReencryptData moves up to batch_size users' stored values to the active
-	// data key. Call it again while remaining > 0 and reencrypted > 0.
+	// ReencryptData moves up to batch_size users' stored values, then
+	// fingerprint templates, to the active data key. Call it again while remaining > 0 and reencrypted > 0.
 	ReencryptData(context.Context, *ReencryptDataRequest) (*ReencryptDataResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
