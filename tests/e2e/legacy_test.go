@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/uias/uias/pkg/hessian"
 	"github.com/uias/uias/services/identity/finger/synth"
@@ -120,6 +122,46 @@ func TestLegacyTransports(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusInternalServerError || !bytes.Contains(body, []byte("<faultcode>soap:Client</faultcode>")) {
 		t.Fatalf("bad envelope: %d %s", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.http+"/legacy/soap/authenticate", strings.NewReader("<Envelope>secret-text"))
+	req.SetBasicAuth(f.appID, f.secret)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+
+	// Malformed requests are audited like other failed Authenticate calls,
+	// with the transport and what was wrong, never their content.
+	want := map[string]bool{"hessian call 0": false, "hessian auth_type ": false, "soap envelope ": false}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		missing := 0
+		for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.identity.authenticate") {
+			d, _ := ev["detail"].(map[string]any)
+			if d["malformed"] == nil {
+				continue
+			}
+			if ev["reason"] != "BAD_REQUEST" || ev["result"] != "failure" || ev["app_id"] != f.appID {
+				t.Fatalf("audit record of a malformed request: %v", ev)
+			}
+			if raw, _ := json.Marshal(ev); bytes.Contains(raw, []byte("secret-text")) || bytes.Contains(raw, []byte("garbage")) {
+				t.Fatalf("audit record holds request content: %s", raw)
+			}
+			at, _ := d["at_byte"].(string)
+			want[fmt.Sprintf("%v %v %s", d["transport"], d["malformed"], at)] = true
+		}
+		for _, ok := range want {
+			if !ok {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit records of malformed legacy requests: %v", want)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -10,8 +10,9 @@
 // Application credentials come from the X-Uias-App-Id / X-Uias-App-Secret
 // headers or from HTTP Basic authentication (user App_ID, password
 // App_Secret: HessianProxyFactory.setUser/setPassword, a SOAP client's
-// basic auth). Malformed input answers -5; a failure of the service -6;
-// nothing panics.
+// basic auth). Malformed input answers -5 (and is audited through
+// identity like a malformed Authenticate: see refuse); a failure of the
+// service -6; nothing panics.
 package legacy
 
 import (
@@ -34,6 +35,7 @@ import (
 	"github.com/uias/uias/pkg/hessian"
 	"github.com/uias/uias/pkg/soap"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/identity"
 )
 
 // Prefix is where the edge mounts the handler.
@@ -89,22 +91,29 @@ func (h *Handler) hessian(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-hessian")
 	body, err := io.ReadAll(io.LimitReader(r.Body, hessian.MaxCall+1))
 	if err != nil {
+		h.refuse(r, transportHessian, identity.LegacyMalformedCall, -1)
 		_, _ = w.Write(hessian.EncodeReply(CodeBadRequest))
 		return
 	}
 	c, err := hessian.DecodeCall(body)
 	if err != nil {
-		h.log.Info("malformed Hessian call", zap.Error(err))
+		off := -1
+		var he *hessian.Error
+		if errors.As(err, &he) {
+			off = he.Offset
+		}
+		h.refuse(r, transportHessian, identity.LegacyMalformedCall, off)
 		_, _ = w.Write(hessian.EncodeReply(CodeBadRequest))
 		return
 	}
 	args, _, err := c.Strings()
 	if c.Method != "authenticate" || len(args) != 7 || err != nil {
+		h.refuse(r, transportHessian, identity.LegacyMalformedMethod, -1)
 		_, _ = w.Write(hessian.EncodeFault("NoSuchMethodException",
 			"the service offers authenticate(String x7) -> int only"))
 		return
 	}
-	_, _ = w.Write(hessian.EncodeReply(h.call(r, [7]string(args))))
+	_, _ = w.Write(hessian.EncodeReply(h.call(r, transportHessian, [7]string(args))))
 }
 
 func (h *Handler) soap(w http.ResponseWriter, r *http.Request) {
@@ -124,26 +133,48 @@ func (h *Handler) soap(w http.ResponseWriter, r *http.Request) {
 	}
 	args, err := soap.DecodeRequest(r.Body)
 	if err != nil {
+		h.refuse(r, transportSOAP, identity.LegacyMalformedEnvelope, -1)
 		w.WriteHeader(http.StatusInternalServerError) // SOAP 1.1: faults travel with 500
 		_, _ = w.Write(soap.EncodeFault("soap:Client", err.Error()))
 		return
 	}
-	_, _ = w.Write(soap.EncodeResponse(h.call(r, args)))
+	_, _ = w.Write(soap.EncodeResponse(h.call(r, transportSOAP, args)))
+}
+
+const (
+	transportHessian = "hessian"
+	transportSOAP    = "soap"
+)
+
+// refuse reports a request that cannot become an Authenticate call to
+// identity (see identity.MetadataLegacyMalformed): an Authenticate call
+// with the caller's credentials, no fields and the mark, which passes the
+// caller checks and leaves the audit record of a malformed Authenticate
+// with the transport and what was wrong (never the request's content).
+// Its answer does not matter: the caller gets -5 or a fault whatever it is.
+func (h *Handler) refuse(r *http.Request, transport, kind string, offset int) {
+	ctx := metadata.AppendToOutgoingContext(credentials(r), identity.MetadataLegacyMalformed,
+		identity.LegacyMalformed(transport, kind, offset))
+	if _, err := h.auth.Authenticate(ctx, &identityv1.AuthenticateRequest{}); err != nil && codeOf(err) == CodeFault {
+		h.log.Warn("malformed legacy request not audited", zap.String("transport", transport), zap.String("kind", kind), zap.Error(err))
+	}
 }
 
 // call makes the Authenticate call and returns its result code.
-func (h *Handler) call(r *http.Request, a [7]string) int32 {
+func (h *Handler) call(r *http.Request, transport string, a [7]string) int32 {
 	req := &identityv1.AuthenticateRequest{AppType: a[0], AppCode: a[1], AppUserId: a[2], Password: a[4],
 		ExtendInfoLegacy: a[6]}
 	if a[3] != "" {
 		fp, err := base64.StdEncoding.DecodeString(strings.TrimSpace(a[3]))
 		if err != nil {
+			h.refuse(r, transport, identity.LegacyMalformedFingerFeature, -1)
 			return CodeBadRequest
 		}
 		req.FingerprintFeature = fp
 	}
 	at, err := strconv.Atoi(strings.TrimSpace(a[5]))
 	if err != nil || at < 1 || at > 3 {
+		h.refuse(r, transport, identity.LegacyMalformedAuthType, -1)
 		return CodeBadRequest
 	}
 	req.AuthType = identityv1.AuthType(at)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -111,7 +112,9 @@ func BadRequestAudit(svc *identity.Service) func(ctx context.Context, fullMethod
 	return func(ctx context.Context, method string, err error) {
 		switch {
 		case method == identityv1.AuthService_Authenticate_FullMethodName:
-			svc.AuditBadAuthenticate(ctx)
+			if v := legacyMark(ctx); v == "" || !svc.AuditMalformedLegacy(ctx, v) {
+				svc.AuditBadAuthenticate(ctx)
+			}
 		case method == identityv1.AdminService_AdminLogin_FullMethodName:
 		case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"),
 			strings.HasPrefix(method, "/uias.identity.v1.FingerService/"):
@@ -175,6 +178,14 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 
 // Authenticate implements AuthService.
 func (s *Server) Authenticate(ctx context.Context, r *identityv1.AuthenticateRequest) (*identityv1.AuthenticateResponse, error) {
+	if v := legacyMark(ctx); v != "" {
+		// A legacy request that never became a call (see
+		// identity.MetadataLegacyMalformed): refused and audited as such.
+		if !s.svc.AuditMalformedLegacy(ctx, v) {
+			s.svc.AuditBadAuthenticate(ctx)
+		}
+		return nil, apierr.New(apierr.InvalidArgument, "BAD_REQUEST", "malformed legacy request")
+	}
 	res, err := s.svc.Authenticate(ctx, identity.AuthRequest{
 		AppType: r.GetAppType(), AppCode: r.GetAppCode(), AppUserID: r.GetAppUserId(),
 		Password: r.GetPassword(), Fingerprint: r.GetFingerprintFeature(), AuthType: int(r.GetAuthType()),
@@ -199,6 +210,15 @@ func (s *Server) ChangePassword(ctx context.Context, r *identityv1.ChangePasswor
 		return nil, err
 	}
 	return &identityv1.ChangePasswordResponse{}, nil
+}
+
+// legacyMark is the identity.MetadataLegacyMalformed value of the call in
+// ctx ("" if none).
+func legacyMark(ctx context.Context) string {
+	if v := metadata.ValueFromIncomingContext(ctx, identity.MetadataLegacyMalformed); len(v) == 1 {
+		return v[0]
+	}
+	return ""
 }
 
 // ---- AdminService ----
