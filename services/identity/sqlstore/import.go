@@ -14,12 +14,29 @@ import (
 // errDryRun rolls a dry run's transaction back.
 var errDryRun = errors.New("dry run")
 
-// ImportBatch writes items in one transaction: each in a savepoint of its
-// own, so a row that fails leaves the others; rows whose key this import
+// errRowFailed ends a batch's first attempt: an item failed.
+var errRowFailed = errors.New("an import row failed")
+
+// ImportBatch writes items in one transaction; rows whose key this import
 // already wrote are skipped. evs gets the items written and returns the
 // events to write with them. A dry run checks everything and rolls back.
+//
+// The batch is first tried without savepoints: a savepoint per row makes
+// SQLite's FTS5 search index flush its pending terms at every row, which
+// makes each row slower the more there are. If any item fails, that
+// attempt is rolled back and the batch is written again with each item in
+// a savepoint of its own, so a failing row leaves the others.
 func (s *Store) ImportBatch(ctx context.Context, importID string, items []identity.ImportItem, dryRun bool,
 	evs func(written []identity.ImportItem) []events.Event) ([]identity.ImportResult, error) {
+	out, err := s.importBatch(ctx, importID, items, dryRun, evs, false)
+	if errors.Is(err, errRowFailed) {
+		out, err = s.importBatch(ctx, importID, items, dryRun, evs, true)
+	}
+	return out, err
+}
+
+func (s *Store) importBatch(ctx context.Context, importID string, items []identity.ImportItem, dryRun bool,
+	evs func(written []identity.ImportItem) []events.Event, savepoints bool) ([]identity.ImportResult, error) {
 	out := make([]identity.ImportResult, len(items))
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var written []identity.ImportItem
@@ -28,6 +45,17 @@ func (s *Store) ImportBatch(ctx context.Context, importID string, items []identi
 				return err
 			} else if ok {
 				out[i].Skipped = true
+				continue
+			}
+			if !savepoints {
+				if err := s.importItem(ctx, tx, importID, it); err != nil {
+					c := classify(err, "import", "")
+					if errors.Is(c, store.ErrUnavailable) || ctx.Err() != nil {
+						return c
+					}
+					return errRowFailed
+				}
+				written = append(written, it)
 				continue
 			}
 			sp := fmt.Sprintf("import_row_%d", i)
@@ -61,6 +89,9 @@ func (s *Store) ImportBatch(ctx context.Context, importID string, items []identi
 		}
 		return nil
 	})
+	if errors.Is(err, errRowFailed) {
+		return nil, err
+	}
 	if err != nil && !errors.Is(err, errDryRun) {
 		return nil, classify(err, "import", "")
 	}
