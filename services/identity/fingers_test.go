@@ -322,3 +322,41 @@ func TestFingerTemplateCache(t *testing.T) {
 		}
 	}
 }
+
+// TestFingerprintBypassAudited: turning the bypass on and off is audited
+// with the administrator, the application and the reason, and a login
+// through the bypass is audited under its own API id.
+func TestFingerprintBypassAudited(t *testing.T) {
+	e := newEvEnv(t, "")
+	w := setupOn(t, e.svc, e.clk)
+	ctx := context.Background()
+	if _, err := w.svc.EnrollFinger(ctx, w.user.ID, 1, impression(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	app := caller.From(w.ctx).App
+	admin := caller.With(ctx, &caller.Caller{Principal: "admin-1", RequestID: "r2"})
+	mark := e.mark(t)
+	if _, err := w.svc.SetFingerprintBypass(admin, app.ID, true, "scanners down in branch 12"); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(2, 1), "First-Pass-1"); r != identity.ReasonOK {
+		t.Fatalf("bypass, right password: %v", r)
+	}
+	if _, err := w.svc.SetFingerprintBypass(admin, app.ID, false, "scanners fixed"); err != nil {
+		t.Fatal(err)
+	}
+	rows := e.outbox(t, mark)
+	recs := auditRecords(t, rows, "finger.bypass")
+	if len(recs) != 2 {
+		t.Fatalf("%d finger.bypass records, want 2", len(recs))
+	}
+	for i, want := range []struct{ enabled, reason string }{{"true", "scanners down in branch 12"}, {"false", "scanners fixed"}} {
+		r := recs[i]
+		if r.Actor != "user:admin-1" || r.Subject != "app:"+app.ID || r.Detail["enabled"] != want.enabled || r.Detail["reason"] != want.reason {
+			t.Fatalf("record %d: %+v", i, r)
+		}
+	}
+	if got := auditRecords(t, rows, "authenticate.finger_bypass"); len(got) != 1 || got[0].Reason != "OK" || got[0].Subject != "user:"+w.user.ID {
+		t.Fatalf("login through the bypass: %+v", got)
+	}
+}
