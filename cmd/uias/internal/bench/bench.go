@@ -75,6 +75,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "scale" { // identity with many people: scale.go
 		return MainScale(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == stormClientArg { // the storm's client process: storm.go
+		if err := runStormClient(ctx, os.Stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "uias bench: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -353,9 +360,14 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 				}
 			}
 		}()
-		r.overload, r.waves = Waves(ctx, r.stormN, o.duration, e.callAuthenticate)
+		// The callers run in a process of their own: the heap is the server's.
+		var err error
+		r.overload, r.waves, err = e.stormInChild(ctx, r.stormN, o.duration, log)
 		close(stop)
 		<-done
+		if err != nil {
+			return nil, err
+		}
 		fmt.Fprintf(log, "  storm (%d waves of %d callers): %s; refused p99 %s; heap %s -> %s MiB, RSS peak %s MiB\n",
 			r.waves, r.stormN, summary(r.overload), ms(Quantile(r.overload.ExhLat, 0.99)),
 			mib(r.heapBase), mib(r.heapPeak), mib(r.rssPeak))

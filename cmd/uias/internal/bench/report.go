@@ -190,7 +190,7 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 	}
 	// What the storm rows depend on differs between the two argon2id builds.
 	refusalWaits := "While every CPU runs a pure-Go hash, each hop of the call (client write, server read, " +
-		"server write, client read; the load generator shares the process) waits for the Go scheduler to preempt " +
+		"server write, client read; the storm's callers run in a process of their own on the same CPUs) waits for the Go scheduler to preempt " +
 		"a hashing goroutine (10 ms quantum) and the network is polled about every 10 ms; the libargon2 build " +
 		"(docs/operators.md) avoids the wait."
 	heapGrows := "The pure-Go build allocates each hash's memory afresh, so the goal allows the GC's headroom " +
@@ -198,8 +198,8 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 	if crypto.Argon2Cgo {
 		refusalWaits = "Hashes run in C (libargon2) and hold no Go scheduler P while they do, so the OS shares " +
 			"the CPUs between them and the handling of the wave at once; what remains is the wave itself: " +
-			"every call of it sent, checked, refused and answered (and the load generator shares the process) " +
-			"on CPUs that also run the hashes."
+			"every call of it sent, checked, refused and answered (by the server, and by the callers' own " +
+			"process) on CPUs that also run the hashes."
 		if rep.schedBatch {
 			refusalWaits += " Under SCHED_BATCH each step of the wave that wakes a thread waits for a CPU " +
 				"whose hash reaches the end of its time slice (a few ms) instead of preempting it; that is " +
@@ -253,8 +253,9 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		oursLabel: "peak HeapInuse − base", floorLabel: "workers × argon2 memory",
 		explain: fmt.Sprintf("Peak Go HeapInuse during the storm minus HeapInuse after a GC just before, "+
 			"against the memory of the hashes that may run at once (%d workers × %d KiB). Calls waiting for a "+
-			"worker hold no argon2 memory; the 10 N calls in flight at once hold their requests, on the client "+
-			"and the server side of this one process. %s", w, p.MemoryKiB, heapGrows)}
+			"worker hold no argon2 memory; the 10 N calls in flight at once hold their requests on the server. "+
+			"The callers run in a process of their own (`uias bench storm-client`), so this is the server's heap "+
+			"alone (until 2026-12-01 they shared the process and their garbage counted too). %s", w, p.MemoryKiB, heapGrows)}
 	getQPS := &row{name: "GetUser throughput (gRPC)", u: perSec, atLeast: true, target: 0.6,
 		oursLabel: fmt.Sprintf("%d callers", o.concurrency), floorLabel: "echo gRPC (health Check)",
 		explain: fmt.Sprintf("AdminService/GetUser by id with an admin bearer token, %d closed-loop callers on one "+
