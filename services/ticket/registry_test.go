@@ -63,7 +63,7 @@ func (s *memServices) DeleteService(_ context.Context, id string, _ ...events.Ev
 	return nil
 }
 
-func register(t *testing.T, st *memServices, id string, s ticket.RegisteredService) {
+func register(t testing.TB, st *memServices, id string, s ticket.RegisteredService) {
 	t.Helper()
 	s.ID, s.Enabled = id, true
 	if s.AppID == "" {

@@ -218,6 +218,14 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 	if err != nil {
 		return false, err
 	}
+	// Its service tickets not yet validated end with it: validation does
+	// not read the session (proxy tickets, which it does not list, are
+	// checked against their session at validation).
+	for _, u := range sess.Services {
+		if _, err := s.store.ConsumeTicket(ctx, keyOf(u.Ticket)); err != nil && !errors.Is(err, ErrNotFound) {
+			s.log.Warn("a ticket of an ended session was not removed; it expires with its lifetime", zapErr(err))
+		}
+	}
 	s.audit(ctx, audit.Action{API: "session.end", Subject: "user:" + sess.UserID, Org: sess.OrgID,
 		Result: audit.ResultSuccess, Reason: reason, Start: start,
 		Detail: map[string]string{"session_id": sess.ID, "services": fmt.Sprint(len(sess.Services))}})
@@ -255,15 +263,32 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 			err = ErrAuthLevelTooLow
 		}
 		if err != nil {
+			if st != "" { // written on an earlier attempt
+				_, _ = s.store.ConsumeTicket(ctx, keyOf(st))
+			}
 			s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultFailure,
 				Reason: reasonOf(err), Start: start, Detail: map[string]string{"service": service, "app_id": appID}})
 			return "", time.Time{}, err
 		}
 		now := s.now()
-		if st == "" {
-			st, sig = newSigned(s.mac, PrefixST, s.cfg.Centre, now, now.Add(s.cfg.STTTL))
-		}
 		sess.LastUsedAt = now.UTC()
+		if st == "" {
+			// The ticket is written before the session records it, and
+			// ends no later than the session (which the update extends):
+			// a session that ends purges the tickets it lists, so a
+			// validation need not read the session (see endSession).
+			exp := now.Add(s.cfg.STTTL)
+			if e := sess.Expiry(s.cfg.TGTIdle); e.Before(exp) {
+				exp = e
+			}
+			st, sig = newSigned(s.mac, PrefixST, s.cfg.Centre, now, exp)
+			rec := &Ticket{Kind: KindST, Serial: sig.Serial, Service: service, AppID: appID, SessionID: id,
+				UserID: sess.UserID, Login: sess.Login, OrgID: sess.OrgID, AuthLevel: sess.AuthLevel, FromNewLogin: fromNewLogin,
+				AuthTime: sess.CreatedAt, IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC()}
+			if err := s.store.PutTicket(ctx, keyOf(st), rec, max(sig.Expires.Sub(now), time.Second)); err != nil {
+				return "", time.Time{}, err
+			}
+		}
 		sess.Services = addUse(sess.Services, ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()})
 		err = s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(now))
 		if errors.Is(err, ErrConflict) && attempt < 5 {
@@ -273,12 +298,9 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 			err = ErrSessionNotFound
 		}
 		if err != nil {
-			return "", time.Time{}, err
-		}
-		rec := &Ticket{Kind: KindST, Serial: sig.Serial, Service: service, AppID: appID, SessionID: id,
-			UserID: sess.UserID, Login: sess.Login, OrgID: sess.OrgID, AuthLevel: sess.AuthLevel, FromNewLogin: fromNewLogin,
-			AuthTime: sess.CreatedAt, IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC()}
-		if err := s.store.PutTicket(ctx, keyOf(st), rec, s.cfg.STTTL); err != nil {
+			// The session ended (or is too busy): the ticket must not
+			// outlive it unrecorded.
+			_, _ = s.store.ConsumeTicket(ctx, keyOf(st))
 			return "", time.Time{}, err
 		}
 		s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + sess.UserID, Org: sess.OrgID,
@@ -403,11 +425,16 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	if v.Renew && !t.FromNewLogin {
 		return refuse(CodeInvalidTicketSpec, "NOT_FROM_NEW_LOGIN", "renew was requested but the ticket did not follow a login", t)
 	}
-	if _, _, err := s.liveSession(ctx, t.SessionID); err != nil {
-		if errors.Is(err, ErrSessionNotFound) {
-			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), t)
+	// A service ticket ends with its session (endSession removes it, and
+	// it expires no later than the session): no session read here. A
+	// proxy ticket's session is checked.
+	if t.Kind == KindPT || v.IssuePGT {
+		if _, _, err := s.liveSession(ctx, t.SessionID); err != nil {
+			if errors.Is(err, ErrSessionNotFound) {
+				return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), t)
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	out := &Validation{Valid: true, Ticket: t}
 	if v.IssuePGT {

@@ -75,7 +75,7 @@ func (c *clock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func signer(t *testing.T) ticket.MACer {
+func signer(t testing.TB) ticket.MACer {
 	t.Helper()
 	ring, err := crypto.ParseRing(crypto.NewRingJSON())
 	if err != nil {
@@ -88,7 +88,7 @@ func signer(t *testing.T) ticket.MACer {
 	return s
 }
 
-func newFixture(t *testing.T, cfg ticket.Config) *fixture {
+func newFixture(t testing.TB, cfg ticket.Config) *fixture {
 	t.Helper()
 	ns, err := events.StartEmbeddedNATS(t.TempDir(), "127.0.0.1", -1)
 	if err != nil {
