@@ -69,7 +69,7 @@ func runStormClient(ctx context.Context, stdin io.Reader, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	e := &env{conn: conn, auth: identityv1.NewAuthServiceClient(conn),
 		authCtx: metadata.AppendToOutgoingContext(context.Background(), grpcx.MetadataAppID, spec.AppID, grpcx.MetadataAppSecret, spec.Secret)}
 	res, waves := Waves(ctx, spec.Callers, spec.Duration, e.callAuthenticate)
