@@ -275,7 +275,7 @@ func (r *Relay) publishAll(ctx context.Context, rows []outboxRow) ([]outboxRow, 
 	futures := make([]jetstream.PubAckFuture, 0, len(rows))
 	var firstErr error
 	for _, row := range rows {
-		f, err := r.js.PublishMsgAsync(r.msg(row.ev), jetstream.WithMsgID(row.ev.ID))
+		f, err := r.js.PublishMsgAsync(Msg(row.ev), jetstream.WithMsgID(row.ev.ID))
 		if err != nil {
 			firstErr = fmt.Errorf("events: publish event %s to %s: %w", row.ev.ID, row.ev.Subject, err)
 			break // the connection refuses more (closed, stalled): retry later
@@ -382,8 +382,9 @@ func decodeTime(v any) time.Time {
 	return time.Time{}
 }
 
-// msg is the NATS message of ev.
-func (r *Relay) msg(ev Event) *nats.Msg {
+// Msg is the NATS message of ev as the relay publishes it (subject,
+// payload, type and time headers; the id goes as jetstream.WithMsgID).
+func Msg(ev Event) *nats.Msg {
 	msg := nats.NewMsg(ev.Subject)
 	msg.Data = ev.Payload
 	if ev.Type != "" {

@@ -77,53 +77,8 @@ type AppendResult struct {
 func (l *Log) Append(ctx context.Context, recs []Record) (AppendResult, error) {
 	var res AppendResult
 	err := l.store.InAppend(ctx, func(tx AppendTx) error {
-		res = AppendResult{}
-		size, err := tx.Size(ctx)
-		if err != nil {
-			return err
-		}
-		ids := make([]string, len(recs))
-		for i := range recs {
-			ids[i] = recs[i].EventID
-		}
-		known, err := tx.Known(ctx, ids)
-		if err != nil {
-			return err
-		}
-		firstHash := tlog.StoredHashIndex(0, size)
-		pending := map[int64]tlog.Hash{}
-		var hashes []tlog.Hash
-		reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-			return readThrough(ctx, tx, pending, idx)
-		})
-		add := make([]Record, 0, len(recs))
-		for _, r := range recs {
-			if known[r.EventID] {
-				res.Duplicates++
-				continue
-			}
-			known[r.EventID] = true
-			r.Seq = size
-			hs, err := tlog.StoredHashesForRecordHash(size, r.LeafHash(), reader)
-			if err != nil {
-				return fmt.Errorf("tree hashes of record %d: %w", size, err)
-			}
-			at := firstHash + int64(len(hashes))
-			for i, h := range hs {
-				pending[at+int64(i)] = h
-			}
-			hashes = append(hashes, hs...)
-			add = append(add, r)
-			size++
-		}
-		res.Added, res.Size = len(add), size
-		if len(add) > 0 {
-			if err := tx.Append(ctx, add, firstHash, hashes); err != nil {
-				return err
-			}
-		}
-		cp, err := l.checkpointIfDue(ctx, tx, size, reader)
-		res.Checkpoint = cp
+		var err error
+		res, err = l.appendIn(ctx, tx, recs)
 		return err
 	})
 	if err != nil {
@@ -133,6 +88,58 @@ func (l *Log) Append(ctx context.Context, recs []Record) (AppendResult, error) {
 		l.published(*res.Checkpoint)
 	}
 	return res, nil
+}
+
+// appendIn is Append within the transaction tx.
+func (l *Log) appendIn(ctx context.Context, tx AppendTx, recs []Record) (AppendResult, error) {
+	res := AppendResult{}
+	size, err := tx.Size(ctx)
+	if err != nil {
+		return res, err
+	}
+	ids := make([]string, len(recs))
+	for i := range recs {
+		ids[i] = recs[i].EventID
+	}
+	known, err := tx.Known(ctx, ids)
+	if err != nil {
+		return res, err
+	}
+	firstHash := tlog.StoredHashIndex(0, size)
+	pending := map[int64]tlog.Hash{}
+	var hashes []tlog.Hash
+	reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		return readThrough(ctx, tx, pending, idx)
+	})
+	add := make([]Record, 0, len(recs))
+	for _, r := range recs {
+		if known[r.EventID] {
+			res.Duplicates++
+			continue
+		}
+		known[r.EventID] = true
+		r.Seq = size
+		hs, err := tlog.StoredHashesForRecordHash(size, r.LeafHash(), reader)
+		if err != nil {
+			return res, fmt.Errorf("tree hashes of record %d: %w", size, err)
+		}
+		at := firstHash + int64(len(hashes))
+		for i, h := range hs {
+			pending[at+int64(i)] = h
+		}
+		hashes = append(hashes, hs...)
+		add = append(add, r)
+		size++
+	}
+	res.Added, res.Size = len(add), size
+	if len(add) > 0 {
+		if err := tx.Append(ctx, add, firstHash, hashes); err != nil {
+			return res, err
+		}
+	}
+	cp, err := l.checkpointIfDue(ctx, tx, size, reader)
+	res.Checkpoint = cp
+	return res, err
 }
 
 // CheckpointIfDue signs a checkpoint when records came since the latest

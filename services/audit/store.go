@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/store"
@@ -34,6 +35,11 @@ type AppendTx interface {
 	LatestCheckpoint(ctx context.Context) (*Checkpoint, error)
 	// AddCheckpoint stores a checkpoint.
 	AddCheckpoint(ctx context.Context, c Checkpoint) error
+	// Pruned is the number of leading records removed (archived).
+	Pruned(ctx context.Context) (int64, error)
+	// Prune removes the records below seq below (archived), keeping their
+	// tree hashes, and sets Pruned to below.
+	Prune(ctx context.Context, below int64) error
 }
 
 // Store keeps the log: records, tree hashes and checkpoints.
@@ -61,6 +67,12 @@ type Store interface {
 	ScanHashes(ctx context.Context, from int64, limit int, fn func(index int64, h tlog.Hash) error) error
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
+	// Pruned is the number of leading records removed (archived): the
+	// records start at this seq.
+	Pruned(ctx context.Context) (int64, error)
+	// FirstAtOrAfter returns the smallest seq >= from of a record whose
+	// time is at or after t (found false when there is none).
+	FirstAtOrAfter(ctx context.Context, from int64, t time.Time) (seq int64, found bool, err error)
 }
 
 // Reasons of the audit component's errors.

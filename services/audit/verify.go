@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -20,6 +21,10 @@ type Report struct {
 	// Signed is the size of the latest checkpoint that matched; records
 	// beyond it are not signed yet (they will be at the next checkpoint).
 	Signed int64
+	// Archived is the number of leading records archived and removed
+	// (retention): their stored tree hashes are checked against the
+	// checkpoints instead; the records, in their archive files.
+	Archived int64
 	// Problem is the first thing found wrong, nil when the log is whole.
 	Problem *Problem
 }
@@ -72,10 +77,29 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 	if err != nil {
 		return nil, err
 	}
+	pruned, err := st.Pruned(ctx)
+	if err != nil {
+		return nil, err
+	}
 
 	v := &verifier{st: st, cps: cps}
+	if pruned > 0 {
+		// The archived records are gone; their stored tree hashes stand
+		// for them, checked against the checkpoints that cover them (the
+		// records themselves: uias ctl audit verify --archive).
+		if p, err := v.skipArchived(ctx, pruned, size); p != nil || err != nil {
+			rep.Problem, rep.Archived = p, pruned
+			return rep, err
+		}
+		rep.Archived = pruned
+	}
 	errStop := errors.New("stop")
-	err = st.ScanRecords(ctx, 0, func(r *Record) error {
+	claimed := pruned == 0 // an archive record of the log says [.., pruned) was archived
+	wantTo := strconv.FormatInt(pruned, 10)
+	err = st.ScanRecords(ctx, pruned, func(r *Record) error {
+		if r.Type == TypeArchive && r.Detail["to"] == wantTo {
+			claimed = true
+		}
 		if p, err := v.record(ctx, r); err != nil || p != nil {
 			rep.Problem = p
 			if err == nil {
@@ -85,7 +109,7 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 		}
 		return nil
 	})
-	rep.Records, rep.Checkpoints, rep.Signed = v.n, v.matched, v.signed
+	rep.Records, rep.Checkpoints, rep.Signed = v.n-pruned, v.matched, v.signed
 	switch {
 	case errors.Is(err, errStop):
 		return rep, nil
@@ -101,6 +125,8 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 		rep.Problem = &Problem{Seq: n, What: fmt.Sprintf("records %d to %d are missing: the log's size is %d (log cut off)", n, size-1, size)}
 	case size < n:
 		rep.Problem = &Problem{Seq: size, What: fmt.Sprintf("record %d is beyond the log's size %d (inserted)", size, size)}
+	case !claimed:
+		rep.Problem = &Problem{Seq: 0, What: fmt.Sprintf("records 0 to %d are gone, but no archive record of the log says they were archived (deleted behind the log's back)", pruned-1)}
 	}
 	return rep, nil
 }
@@ -172,6 +198,47 @@ func (v *verifier) record(ctx context.Context, r *Record) (*Problem, error) {
 		v.signed = c.Size
 		v.next++
 	}
+	return nil, nil
+}
+
+// skipArchived starts the verifier after the pruned archived records: it
+// checks the stored tree hashes of every checkpoint they cover against the
+// checkpoint's root, and takes the roots of the complete subtrees of
+// [0, pruned) from the stored hashes.
+func (v *verifier) skipArchived(ctx context.Context, pruned, size int64) (*Problem, error) {
+	if pruned > size {
+		return &Problem{Seq: size, What: fmt.Sprintf("the log says %d records were archived but holds only %d", pruned, size)}, nil
+	}
+	reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return v.st.ReadHashes(ctx, idx) })
+	for v.next < len(v.cps) && v.cps[v.next].Size <= pruned {
+		c := v.cps[v.next]
+		root, err := tlog.TreeHash(c.Size, reader)
+		if err != nil {
+			return &Problem{Seq: 0, Checkpoint: c.Size, What: fmt.Sprintf("stored tree hashes of the archived records are missing: %v", err)}, nil
+		}
+		if root != c.Root {
+			return &Problem{Seq: v.signed, Checkpoint: c.Size, What: fmt.Sprintf(
+				"the stored tree hashes of the archived records %d to %d do not match the checkpoint of size %d", v.signed, c.Size-1, c.Size)}, nil
+		}
+		v.matched++
+		v.signed = c.Size
+		v.next++
+	}
+	// complete subtrees of [0, pruned), largest first
+	var lo int64
+	for level := 62; level >= 0; level-- {
+		if pruned&(int64(1)<<level) == 0 {
+			continue
+		}
+		hs, err := v.st.ReadHashes(ctx, []int64{tlog.StoredHashIndex(level, lo>>level)})
+		if err != nil {
+			return &Problem{Seq: lo, What: fmt.Sprintf("stored tree hashes of the archived records are missing: %v", err)}, nil
+		}
+		v.stack = append(v.stack, node{level: level, hash: hs[0]})
+		lo += int64(1) << level
+	}
+	v.n = pruned
+	v.base = tlog.StoredHashIndex(0, pruned)
 	return nil, nil
 }
 

@@ -38,6 +38,7 @@ type permNATS struct {
 	setup    config.NATS
 	identity config.NATS
 	ticket   config.NATS
+	audit    config.NATS
 }
 
 // startPermNATS starts a NATS server from the deployed configuration on a
@@ -75,6 +76,17 @@ func startPermNATS(t *testing.T, dir string) *permNATS {
 		t.Fatal(err)
 	}
 	t.Setenv("UIAS_NATS_TICKET_NKEY", tpub)
+	akp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	apub, _ := akp.PublicKey()
+	aseed, _ := akp.Seed()
+	auditSeed := filepath.Join(dir, "audit.nk")
+	if err := os.WriteFile(auditSeed, aseed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("UIAS_NATS_AUDIT_NKEY", apub)
 	t.Setenv("UIAS_NATS_SETUP_PASSWORD", "setup-Secret-1")
 	opts, err := server.ProcessConfigFile(deployNATSConfig)
 	if err != nil {
@@ -90,6 +102,7 @@ func startPermNATS(t *testing.T, dir string) *permNATS {
 	p.setup = config.NATS{URL: p.url, User: "uias-setup", PasswordFile: pwFile}
 	p.identity = config.NATS{URL: p.url, NKeySeedFile: seedFile}
 	p.ticket = config.NATS{URL: p.url, NKeySeedFile: ticketSeed}
+	p.audit = config.NATS{URL: p.url, NKeySeedFile: auditSeed}
 	return p
 }
 

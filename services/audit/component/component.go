@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.uber.org/zap"
@@ -94,6 +95,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	in := ingest.New(js, l, ingest.Options{Batch: cfg.Batch, MaxWait: cfg.BatchWait, StreamMaxAge: cfg.StreamMaxAge,
 		Logger: log.Named("ingest"), Metrics: env.Metrics})
 	env.Go(func(ctx context.Context) { _ = in.Run(ctx) })
+	if cfg.Retention > 0 {
+		ret := audit.Retention{Keep: cfg.Retention, Dir: cfg.ArchiveDirIn(env.Config)}
+		env.Go(func(ctx context.Context) { runRetention(ctx, l, ret, cfg.RetentionCheck, log.Named("retention")) })
+	}
 
 	idc, err := env.Client("identity")
 	if err != nil {
@@ -155,4 +160,26 @@ func openSigner(ctx context.Context, cfg *Config, keyFile string, st *sqlstore.S
 func Settings(cfg *config.Config) *Config {
 	c, _ := cfg.Section(Name).(*Config)
 	return c
+}
+
+// runRetention archives and removes the records older than the retention,
+// at start and every check.
+func runRetention(ctx context.Context, l *audit.Log, r audit.Retention, every time.Duration, log *zap.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		arch, err := l.ApplyRetention(ctx, r, time.Now())
+		for _, a := range arch {
+			log.Info("audit records archived and removed", zap.Int64("from", a.From), zap.Int64("to", a.To),
+				zap.String("file", a.File), zap.String("sha256", a.SHA256))
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Error("audit retention: records not archived (they stay stored)", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -40,12 +40,23 @@ type Config struct {
 	KeyFile              string `yaml:"key_file"`
 	KeyRing              string `yaml:"-"`
 	KeyFileAllowOpenMode bool   `yaml:"key_file_allow_open_mode"`
+	// Retention is how long stored records stay (8760h = 1 year; 0 keeps
+	// them forever). Older records are archived to files in ArchiveDir
+	// (default <data_dir>/audit-archive) and then removed, checked every
+	// RetentionCheck (1h).
+	Retention      time.Duration `yaml:"retention"`
+	ArchiveDir     string        `yaml:"archive_dir"`
+	RetentionCheck time.Duration `yaml:"retention_check"`
 }
+
+// MinRetention is the shortest retention accepted (besides 0, forever).
+const MinRetention = 24 * time.Hour
 
 // Defaults returns the audit defaults.
 func Defaults() *Config {
 	return &Config{Origin: "uias.audit", Batch: 500, BatchWait: 500 * time.Millisecond, CheckpointEvery: 1000,
-		CheckpointInterval: 10 * time.Second, StreamMaxAge: MinStreamMaxAge}
+		CheckpointInterval: 10 * time.Second, StreamMaxAge: MinStreamMaxAge, Retention: 365 * 24 * time.Hour,
+		RetentionCheck: time.Hour}
 }
 
 // Bind implements config.Section.
@@ -60,6 +71,18 @@ func (c *Config) Bind(b *config.Binder) {
 	b.String(&c.KeyFile, "UIAS_KEY_FILE", "", "")
 	b.Secret(&c.KeyRing, "UIAS_KEYRING")
 	b.Bool(&c.KeyFileAllowOpenMode, "UIAS_KEY_FILE_ALLOW_OPEN_MODE", "", "")
+	b.Duration(&c.Retention, "UIAS_AUDIT_RETENTION", "", "")
+	b.String(&c.ArchiveDir, "UIAS_AUDIT_ARCHIVE_DIR", "", "")
+	b.Duration(&c.RetentionCheck, "UIAS_AUDIT_RETENTION_CHECK", "", "")
+}
+
+// ArchiveDirIn is the archive directory: archive_dir, else
+// <data_dir>/audit-archive.
+func (c *Config) ArchiveDirIn(p *config.Config) string {
+	if c.ArchiveDir != "" {
+		return c.ArchiveDir
+	}
+	return filepath.Join(p.DataDir, "audit-archive")
 }
 
 // Complete implements config.Section. (An empty key_file means
@@ -97,6 +120,15 @@ func (c *Config) Validate(p *config.Config) error {
 	}
 	if c.StreamMaxAge != 0 && c.StreamMaxAge < MinStreamMaxAge {
 		bad("stream_max_age", "must be 0 (leave the stream as it is) or at least 168h (7 days), got %s", c.StreamMaxAge)
+	}
+	if c.Retention != 0 && c.Retention < MinRetention {
+		bad("retention", "must be 0 (keep forever) or at least 24h, got %s", c.Retention)
+	}
+	if c.RetentionCheck < time.Minute || c.RetentionCheck > 24*time.Hour {
+		bad("retention_check", "must be between 1m and 24h, got %s", c.RetentionCheck)
+	}
+	if c.Retention != 0 && c.ArchiveDir == "" && p.DataDir == "" {
+		bad("archive_dir", "must not be empty when records are archived (set data_dir or audit.archive_dir)")
 	}
 	if c.KeyRing == "" && c.KeyFileIn(p) == "keyring.json" && p.DataDir == "" {
 		bad("key_file", "must not be empty (set data_dir, audit.key_file or UIAS_KEYRING)")

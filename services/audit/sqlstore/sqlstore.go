@@ -159,6 +159,43 @@ func (t *appendTx) Append(ctx context.Context, recs []audit.Record, firstHash in
 	return nil
 }
 
+func (t *appendTx) Pruned(ctx context.Context) (int64, error) { return pruned(ctx, t.q) }
+
+func (t *appendTx) Prune(ctx context.Context, below int64) error {
+	if below > t.size {
+		return fmt.Errorf("audit store: prune below %d in a log of size %d", below, t.size)
+	}
+	if _, err := t.q.ExecContext(ctx, t.db.Rebind("DELETE FROM audit_records WHERE seq < ?"), below); err != nil {
+		return classify(err, "prune records")
+	}
+	_, err := t.q.ExecContext(ctx, t.db.Rebind("UPDATE audit_log SET pruned = ? WHERE id = 1"), below)
+	return classify(err, "set pruned")
+}
+
+func pruned(ctx context.Context, q querier) (int64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, "SELECT pruned FROM audit_log WHERE id = 1").Scan(&n)
+	return n, classify(err, "pruned")
+}
+
+// Pruned implements audit.Store.
+func (s *Store) Pruned(ctx context.Context) (int64, error) { return pruned(ctx, s.db) }
+
+// FirstAtOrAfter implements audit.Store (a walk of the primary key from
+// from: the records it passes are the old ones about to be archived).
+func (s *Store) FirstAtOrAfter(ctx context.Context, from int64, t time.Time) (int64, bool, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, s.db.Rebind("SELECT seq FROM audit_records WHERE seq >= ? AND time_ms >= ? ORDER BY seq LIMIT 1"),
+		from, t.UnixMilli()).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, classify(err, "first record after")
+	}
+	return seq, true, nil
+}
+
 func (t *appendTx) LatestCheckpoint(ctx context.Context) (*audit.Checkpoint, error) {
 	return latestCheckpoint(ctx, t.q)
 }

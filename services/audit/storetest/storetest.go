@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		"ConcurrentAppends": testConcurrentAppends,
 		"VerifyWholeLog":    testVerifyWholeLog,
 		"Query":             testQuery,
+		"Retention":         testRetention,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })

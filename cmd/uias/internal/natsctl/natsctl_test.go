@@ -27,6 +27,9 @@ func TestSetup(t *testing.T) {
 	tkp, _ := nkeys.CreateUser() // the ticket user: this test connects as setup only
 	tpub, _ := tkp.PublicKey()
 	t.Setenv("UIAS_NATS_TICKET_NKEY", tpub)
+	akp, _ := nkeys.CreateUser()
+	apub, _ := akp.PublicKey()
+	t.Setenv("UIAS_NATS_AUDIT_NKEY", apub)
 	t.Setenv("UIAS_NATS_SETUP_PASSWORD", "setup-Secret-1")
 	opts, err := server.ProcessConfigFile("../../../../deploy/nats/nats-server.conf")
 	if err != nil {

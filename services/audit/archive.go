@@ -1,0 +1,414 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// ArchiveFormat names the archive file format: one JSON header line, then
+// the archived records' leaves (the canonical JSON the tree hashes,
+// Record.LeafData), one per line, in log order.
+const ArchiveFormat = "uias-audit-archive/1"
+
+// ArchiveHeader is the first line of an archive: which records it holds,
+// the signed checkpoint they verify against, and the hashes of the parts
+// of that checkpoint's tree outside the archived range (so the root can be
+// recomputed from the archived records alone).
+type ArchiveHeader struct {
+	Format string `json:"format"`
+	Origin string `json:"origin"`
+	// From and To: the records [From, To) of the log.
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+	// Checkpoint is the signed note of a checkpoint of size >= To.
+	Checkpoint string `json:"checkpoint"`
+	// VerifierKeys are the log's verifier keys when the archive was made
+	// (pin them instead: uias ctl audit verify --archive --verifier-key).
+	VerifierKeys []string `json:"verifier_keys"`
+	// Outside are the hashes of the subtrees of the checkpoint's tree that
+	// lie wholly outside [From, To), as the RFC 6962 recursion meets them.
+	Outside []SubtreeHash `json:"outside"`
+	Created time.Time     `json:"created"`
+}
+
+// SubtreeHash is the hash of the leaves [Lo, Hi) of a tree.
+type SubtreeHash struct {
+	Lo   int64  `json:"lo"`
+	Hi   int64  `json:"hi"`
+	Hash []byte `json:"hash"`
+}
+
+// split is the RFC 6962 split of n > 1 leaves: the largest power of two
+// smaller than n.
+func split(n int64) int64 { return int64(1) << (63 - bits.LeadingZeros64(uint64(n-1))) }
+
+// rangeRoot computes the RFC 6962 hash of the leaves [lo, hi) of a tree:
+// subtrees inside [from, to) from the leaves (leaf), those wholly outside
+// from outside.
+func rangeRoot(lo, hi, from, to int64, leaf func(i int64) (tlog.Hash, error), outside func(lo, hi int64) (tlog.Hash, error)) (tlog.Hash, error) {
+	if hi <= from || lo >= to {
+		return outside(lo, hi)
+	}
+	if hi-lo == 1 {
+		return leaf(lo)
+	}
+	k := split(hi - lo)
+	l, err := rangeRoot(lo, lo+k, from, to, leaf, outside)
+	if err != nil {
+		return tlog.Hash{}, err
+	}
+	r, err := rangeRoot(lo+k, hi, from, to, leaf, outside)
+	if err != nil {
+		return tlog.Hash{}, err
+	}
+	return tlog.NodeHash(l, r), nil
+}
+
+// storedSubtree is the hash of leaves [lo, hi) of the stored tree.
+func storedSubtree(ctx context.Context, st Store, lo, hi int64) (tlog.Hash, error) {
+	n := hi - lo
+	if n&(n-1) == 0 && lo%n == 0 {
+		level := bits.TrailingZeros64(uint64(n))
+		hs, err := st.ReadHashes(ctx, []int64{tlog.StoredHashIndex(level, lo>>level)})
+		if err != nil {
+			return tlog.Hash{}, err
+		}
+		return hs[0], nil
+	}
+	k := split(n)
+	l, err := storedSubtree(ctx, st, lo, lo+k)
+	if err != nil {
+		return tlog.Hash{}, err
+	}
+	r, err := storedSubtree(ctx, st, lo+k, hi)
+	if err != nil {
+		return tlog.Hash{}, err
+	}
+	return tlog.NodeHash(l, r), nil
+}
+
+// ErrArchiveExists: an archive of the range is already there.
+var ErrArchiveExists = errors.New("archive: a file of this range exists")
+
+// ArchiveResult describes an archive file written.
+type ArchiveResult struct {
+	File           string
+	SHA256         string
+	From, To       int64
+	CheckpointSize int64
+}
+
+// WriteArchive writes the records [from, to) of the log, with the
+// checkpoint cp (cp.Size >= to) and what verifies them against it, to a new
+// file in dir (written to a temporary name, synced, then renamed). It
+// refuses (and writes nothing) when the records do not match the
+// checkpoint: tampered records are never archived and removed.
+// An archive of the same range already in dir is ErrArchiveExists unless
+// replace is set.
+func (l *Log) WriteArchive(ctx context.Context, dir string, from, to int64, cp *Checkpoint, now time.Time, replace bool) (*ArchiveResult, error) {
+	if from < 0 || to <= from || cp == nil || cp.Size < to {
+		return nil, errBadRange
+	}
+	h := ArchiveHeader{Format: ArchiveFormat, Origin: l.signer.Origin(), From: from, To: to, Checkpoint: string(cp.Note),
+		VerifierKeys: l.signer.VerifierKeys(), Created: now.UTC()}
+	// the outside hashes, from the stored tree
+	if _, err := rangeRoot(0, cp.Size, from, to, func(int64) (tlog.Hash, error) { return tlog.Hash{}, nil },
+		func(lo, hi int64) (tlog.Hash, error) {
+			sh, err := storedSubtree(ctx, l.store, lo, hi)
+			if err != nil {
+				return sh, err
+			}
+			h.Outside = append(h.Outside, SubtreeHash{Lo: lo, Hi: hi, Hash: sh[:]})
+			return sh, nil
+		}); err != nil {
+		return nil, fmt.Errorf("archive: tree hashes: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	name := fmt.Sprintf("audit-%s-%012d-%012d.jsonl", strings.NewReplacer("/", "_").Replace(h.Origin), from, to)
+	final := filepath.Join(dir, name)
+	f, err := os.CreateTemp(dir, "."+name+".*")
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	sum := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
+	hb, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	w.Write(hb)
+	w.WriteByte('\n')
+	leaves := make([]tlog.Hash, 0, to-from)
+	next := from
+	errDone := errors.New("done")
+	err = l.store.ScanRecords(ctx, from, func(r *Record) error {
+		if r.Seq >= to {
+			return errDone
+		}
+		if r.Seq != next {
+			return fmt.Errorf("record %d is missing: run uias ctl audit verify", next)
+		}
+		d := r.LeafData()
+		leaves = append(leaves, tlog.RecordHash(d))
+		w.Write(d)
+		w.WriteByte('\n')
+		next++
+		return nil
+	})
+	if err != nil && !errors.Is(err, errDone) {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	if next != to {
+		return nil, fmt.Errorf("archive: records %d to %d are missing: run uias ctl audit verify", next, to-1)
+	}
+	root, err := rangeRoot(0, cp.Size, from, to, func(i int64) (tlog.Hash, error) { return leaves[i-from], nil },
+		func(lo, hi int64) (tlog.Hash, error) { return outsideHash(h.Outside, lo, hi) })
+	if err != nil {
+		return nil, err
+	}
+	if root != cp.Root {
+		return nil, fmt.Errorf("archive: records %d to %d do not match the checkpoint of size %d: run uias ctl audit verify; nothing archived", from, to-1, cp.Size)
+	}
+	if err := w.Flush(); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	if replace {
+		err = os.Rename(f.Name(), final)
+	} else if err = os.Link(f.Name(), final); err == nil {
+		err = os.Remove(f.Name())
+	}
+	switch {
+	case errors.Is(err, os.ErrExist):
+		return nil, ErrArchiveExists
+	case err != nil:
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	ok = true
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return &ArchiveResult{File: final, SHA256: hex.EncodeToString(sum.Sum(nil)), From: from, To: to, CheckpointSize: cp.Size}, nil
+}
+
+func outsideHash(hs []SubtreeHash, lo, hi int64) (tlog.Hash, error) {
+	for _, s := range hs {
+		if s.Lo == lo && s.Hi == hi && len(s.Hash) == len(tlog.Hash{}) {
+			return tlog.Hash(s.Hash), nil
+		}
+	}
+	return tlog.Hash{}, fmt.Errorf("the archive lacks the hash of leaves %d to %d", lo, hi-1)
+}
+
+// ArchiveReport is the outcome of VerifyArchive.
+type ArchiveReport struct {
+	Header  ArchiveHeader
+	Records int64 // records read and checked in order
+	// Problem is the first thing found wrong (nil: every record of the
+	// archive is in the tree of its signed checkpoint).
+	Problem *Problem
+}
+
+// VerifyArchive checks an archive offline: the checkpoint's signature with
+// known (nil: the keys the archive names, which proves less), that it holds
+// the records From..To-1 in order, and that they with the archive's outside
+// hashes give the checkpoint's root. Errors are unreadable files, not
+// findings.
+func VerifyArchive(r io.Reader, known note.Verifiers) (*ArchiveReport, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	line, err := br.ReadBytes('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	rep := &ArchiveReport{}
+	if err := json.Unmarshal(line, &rep.Header); err != nil || rep.Header.Format != ArchiveFormat {
+		return nil, fmt.Errorf("not an audit archive (%s)", ArchiveFormat)
+	}
+	h := rep.Header
+	if known == nil {
+		if known, err = VerifiersFromKeys(h.VerifierKeys); err != nil {
+			return nil, fmt.Errorf("archive verifier keys: %w", err)
+		}
+	}
+	cp, err := OpenCheckpoint([]byte(h.Checkpoint), h.Origin, known)
+	if err != nil {
+		rep.Problem = &Problem{Seq: -1, What: fmt.Sprintf("the archive's checkpoint: %v", err)}
+		return rep, nil
+	}
+	if h.From < 0 || h.To <= h.From || cp.Size < h.To {
+		rep.Problem = &Problem{Seq: -1, What: fmt.Sprintf("the archive's range %d to %d is not in its checkpoint of size %d", h.From, h.To, cp.Size)}
+		return rep, nil
+	}
+	leaves := make([]tlog.Hash, 0, h.To-h.From)
+	next := h.From
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			d := strings.TrimSuffix(string(line), "\n")
+			var l struct {
+				Seq *int64 `json:"seq"`
+			}
+			if json.Unmarshal([]byte(d), &l) != nil || l.Seq == nil {
+				rep.Problem = &Problem{Seq: next, What: fmt.Sprintf("line %d of the archive is not a record (record %d expected)", next-h.From+2, next)}
+				return rep, nil
+			}
+			switch {
+			case next >= h.To:
+				rep.Problem = &Problem{Seq: *l.Seq, What: fmt.Sprintf("record %d is beyond the archive's range (inserted)", *l.Seq)}
+				return rep, nil
+			case *l.Seq != next:
+				rep.Problem = &Problem{Seq: next, What: fmt.Sprintf("record %d is missing or moved (found record %d in its place)", next, *l.Seq)}
+				return rep, nil
+			}
+			leaves = append(leaves, tlog.RecordHash([]byte(d)))
+			next++
+			rep.Records++
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if next != h.To {
+		rep.Problem = &Problem{Seq: next, What: fmt.Sprintf("records %d to %d are missing (archive cut off)", next, h.To-1)}
+		return rep, nil
+	}
+	root, err := rangeRoot(0, cp.Size, h.From, h.To, func(i int64) (tlog.Hash, error) { return leaves[i-h.From], nil },
+		func(lo, hi int64) (tlog.Hash, error) { return outsideHash(h.Outside, lo, hi) })
+	if err != nil {
+		rep.Problem = &Problem{Seq: -1, What: err.Error()}
+		return rep, nil
+	}
+	if root != cp.Root {
+		rep.Problem = &Problem{Seq: h.From, Checkpoint: cp.Size, What: fmt.Sprintf(
+			"records %d to %d do not match the signed checkpoint of size %d: one was changed", h.From, h.To-1, cp.Size)}
+	}
+	return rep, nil
+}
+
+// Retention says which records the log archives and removes.
+type Retention struct {
+	// Keep is how long records stay (0: forever).
+	Keep time.Duration
+	// Dir is where archives are written.
+	Dir string
+	// MaxPerArchive caps the records of one archive file (default 1,000,000).
+	MaxPerArchive int64
+}
+
+// TypeArchive is the event type of the record the log adds for each
+// archive it made and removed.
+const TypeArchive = "audit.archive"
+
+// ApplyRetention archives (WriteArchive) and then removes the records older
+// than now - r.Keep that a checkpoint covers, oldest first, and adds to the
+// log one record per archive (type audit.archive: range, file name, SHA-256)
+// in the transaction that removes them. The tree hashes stay: later
+// proofs, consistency proofs and Verify keep working. It returns the
+// archives made.
+func (l *Log) ApplyRetention(ctx context.Context, r Retention, now time.Time) ([]ArchiveResult, error) {
+	if r.Keep <= 0 {
+		return nil, nil
+	}
+	if r.MaxPerArchive <= 0 {
+		r.MaxPerArchive = 1_000_000
+	}
+	var out []ArchiveResult
+	for ctx.Err() == nil {
+		from, err := l.store.Pruned(ctx)
+		if err != nil {
+			return out, err
+		}
+		cp, err := l.store.LatestCheckpoint(ctx)
+		if err != nil || cp == nil {
+			return out, err
+		}
+		to, found, err := l.store.FirstAtOrAfter(ctx, from, now.Add(-r.Keep))
+		if err != nil {
+			return out, err
+		}
+		if !found {
+			to = cp.Size
+		}
+		to = min(to, cp.Size, from+r.MaxPerArchive)
+		if to <= from {
+			return out, nil
+		}
+		a, err := l.WriteArchive(ctx, r.Dir, from, to, cp, now, false)
+		if errors.Is(err, ErrArchiveExists) {
+			if p, err := l.store.Pruned(ctx); err != nil || p != from {
+				continue // another instance archived it
+			}
+			// left by a stop between writing and removing: made again
+			a, err = l.WriteArchive(ctx, r.Dir, from, to, cp, now, true)
+		}
+		if err != nil {
+			return out, err
+		}
+		rec := Record{EventID: fmt.Sprintf("archive:%d-%d", from, to), Type: TypeArchive, Component: "audit", Time: now,
+			API: "archive", Actor: "audit", Subject: "audit:records", Result: "success", Reason: "RETENTION",
+			Detail: map[string]string{"from": strconv.FormatInt(from, 10), "to": strconv.FormatInt(to, 10),
+				"file": filepath.Base(a.File), "sha256": a.SHA256, "checkpoint_size": strconv.FormatInt(cp.Size, 10)}}
+		rec.Time = time.UnixMilli(rec.Time.UnixMilli()).UTC()
+		var res AppendResult
+		raced := false
+		err = l.store.InAppend(ctx, func(tx AppendTx) error {
+			p, err := tx.Pruned(ctx)
+			if err != nil {
+				return err
+			}
+			if p != from { // another instance archived meanwhile
+				raced = true
+				return nil
+			}
+			if err := tx.Prune(ctx, to); err != nil {
+				return err
+			}
+			res, err = l.appendIn(ctx, tx, []Record{rec})
+			return err
+		})
+		if err != nil {
+			return out, err
+		}
+		if raced {
+			continue
+		}
+		if res.Checkpoint != nil {
+			l.published(*res.Checkpoint)
+		}
+		out = append(out, *a)
+	}
+	return out, ctx.Err()
+}

@@ -1,0 +1,152 @@
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/audit"
+	auditcomponent "github.com/uias/uias/services/audit/component"
+	"github.com/uias/uias/services/audit/ingest"
+	"github.com/uias/uias/services/audit/sqlstore"
+)
+
+// The audit user of the deployed NATS configuration can do what the audit
+// component does (its durable consumer on AUDIT: create, fetch,
+// acknowledge; publish its own records and checkpoints) and nothing that
+// would lose or forge records: no purge, no delete of the stream, a record
+// or its consumer, no stream edits, no records of other components.
+func TestNATSAuditUserOfDeployConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := startPermNATS(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	setupConn, _ := p.connect(t, p.setup, "setup")
+	setupJS, _ := jetstream.New(setupConn)
+	if err := events.EnsureStreams(ctx, setupJS); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	idConn, _ := p.connect(t, p.identity, "identity")
+	idJS, _ := jetstream.New(idConn)
+	ev := events.Event{ID: "ev-1", Subject: "uias.audit.identity.authenticate", Type: "audit.authenticate",
+		Time: time.Now(), Payload: []byte(`{"result":"success","api":"authenticate"}`)}
+	if _, err := idJS.PublishMsg(ctx, events.Msg(ev), jetstream.WithMsgID(ev.ID)); err != nil {
+		t.Fatal(err)
+	}
+
+	auditConn, viol := p.connect(t, p.audit, "audit")
+	auditJS, _ := jetstream.New(auditConn)
+	if err := events.EnsureStreams(ctx, auditJS); err != nil {
+		t.Fatalf("the audit user checking the streams: %v", err)
+	}
+	db, err := store.Open(ctx, "sqlite", filepath.Join(dir, "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	ring, err := crypto.NewRingFile(filepath.Join(dir, "ring.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := ring.Ed25519(audit.KeyPurpose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := audit.NewSigner("uias.audit/test", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := sqlstore.New(db)
+	l := audit.NewLog(st, signer, audit.LogOptions{Policy: audit.Policy{Every: 1, Interval: time.Hour},
+		OnCheckpoint: func(cp audit.Checkpoint) { _ = auditConn.Publish(auditcomponent.CheckpointSubject, cp.Note) }})
+	in := ingest.New(auditJS, l, ingest.Options{Batch: 10, MaxWait: 50 * time.Millisecond})
+	ictx, icancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = in.Run(ictx) }()
+	eventually(t, "the audit user's ingest to store the identity record", func() bool {
+		n, err := st.Size(ctx)
+		return err == nil && n == 1
+	})
+	// Its own records.
+	own := events.Event{ID: "ev-2", Subject: "uias.audit.audit.access", Type: "access", Time: time.Now(), Payload: []byte(`{}`)}
+	if _, err := auditJS.PublishMsg(ctx, events.Msg(own), jetstream.WithMsgID(own.ID)); err != nil {
+		t.Fatalf("the audit user publishing its own record: %v", err)
+	}
+	eventually(t, "its own record stored too", func() bool {
+		n, err := st.Size(ctx)
+		return err == nil && n == 2
+	})
+	icancel()
+	<-done
+	if err := auditConn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if viol.has(auditcomponent.CheckpointSubject) {
+		t.Fatal("the server refused the audit user's checkpoint")
+	}
+
+	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 2*time.Second) }
+	attacks := []struct {
+		what, subject string
+		run           func(ctx context.Context) error
+	}{
+		{"purge AUDIT", "$JS.API.STREAM.PURGE.AUDIT", func(ctx context.Context) error {
+			s, err := auditJS.Stream(ctx, events.StreamAudit)
+			if err != nil {
+				return err
+			}
+			return s.Purge(ctx)
+		}},
+		{"delete an AUDIT record", "$JS.API.STREAM.MSG.DELETE.AUDIT", func(ctx context.Context) error {
+			s, err := auditJS.Stream(ctx, events.StreamAudit)
+			if err != nil {
+				return err
+			}
+			return s.DeleteMsg(ctx, 1)
+		}},
+		{"shorten the AUDIT retention", "$JS.API.STREAM.UPDATE.AUDIT", func(ctx context.Context) error {
+			cfg := events.StreamConfigs()[1]
+			cfg.MaxAge = time.Second
+			_, err := auditJS.UpdateStream(ctx, cfg)
+			return err
+		}},
+		{"delete its consumer", "$JS.API.CONSUMER.DELETE.AUDIT." + ingest.Durable, func(ctx context.Context) error {
+			return auditJS.DeleteConsumer(ctx, events.StreamAudit, ingest.Durable)
+		}},
+		{"forge an identity record", "uias.audit.identity.authenticate", func(ctx context.Context) error {
+			_, err := auditJS.Publish(ctx, "uias.audit.identity.authenticate", []byte(`{"result":"success"}`))
+			return err
+		}},
+	}
+	for _, a := range attacks {
+		actx, c := short()
+		err := a.run(actx)
+		c()
+		if err == nil {
+			t.Errorf("%s with the audit credentials succeeded", a.what)
+			continue
+		}
+		eventually(t, "the server to report the refused "+a.what, func() bool { return viol.has(a.subject) })
+	}
+	s, err := setupJS.Stream(ctx, events.StreamAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := s.CachedInfo(); info.State.Msgs != 2 || info.Config.MaxAge != 0 {
+		t.Fatalf("AUDIT after the attacks: %d messages, max age %v; want 2 and unchanged", info.State.Msgs, info.Config.MaxAge)
+	}
+	cctx, c := short()
+	defer c()
+	if _, err := auditJS.Consumer(cctx, events.StreamAudit, ingest.Durable); err != nil {
+		t.Fatalf("the audit consumer is gone: %v", err)
+	}
+}
