@@ -95,7 +95,7 @@ func scaleIO(ctx context.Context, o *scaleOptions, rep *scaleReport, dir string,
 	if err := writeImportCSV(csvPath, n); err != nil {
 		return err
 	}
-	defer os.Remove(csvPath)
+	defer func() { _ = os.Remove(csvPath) }()
 
 	// Floor: bulk SQL.
 	fmt.Fprintf(stderr, "uias bench scale: import floor: %s people in bulk SQL\n", label)
