@@ -109,18 +109,18 @@ func secureEtcd(t *testing.T, ca *testCA, dir, pw string) string {
 }
 
 // putAs writes a key under uias/ with the etcd settings of cfg.
-func putAs(cfg config.Config) error {
+func putAs(cfg config.Config, timeout time.Duration) error {
 	c, err := EtcdConfig(cfg)
 	if err != nil {
 		return err
 	}
-	c.DialTimeout = time.Second
+	c.DialTimeout = timeout
 	cli, err := clientv3.New(c)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	_, err = cli.Put(ctx, "uias/probe", "x")
 	return err
@@ -210,7 +210,9 @@ func TestInfrastructureCredentials(t *testing.T) {
 	})
 
 	t.Run("etcd refuses", func(t *testing.T) {
-		if err := putAs(good()); err != nil {
+		// The control write may take long on a loaded machine (TLS,
+		// authentication); a refusal is waited for 1.5 s at most.
+		if err := putAs(good(), 20*time.Second); err != nil {
 			t.Fatalf("control: %v", err)
 		}
 		for name, edit := range map[string]func(c *config.Config){
@@ -225,7 +227,7 @@ func TestInfrastructureCredentials(t *testing.T) {
 		} {
 			c := good()
 			edit(&c)
-			err := putAs(c)
+			err := putAs(c, 1500*time.Millisecond)
 			if err == nil {
 				t.Errorf("%s: etcd accepted the write", name)
 			}
