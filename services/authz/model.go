@@ -116,8 +116,11 @@ type Grant struct {
 	ValidUntil time.Time `json:"valid_until,omitzero"`
 	ScopeOrg   string    `json:"scope_org,omitempty"`
 	Delegable  bool      `json:"delegable,omitempty"`
-	CreatedAt  time.Time `json:"created_at,omitzero"`
-	CreatedBy  string    `json:"created_by,omitempty"`
+	// Grantable: for an administrator role granted over ScopeOrg, the roles
+	// (with their juniors) the holder may grant inside it.
+	Grantable []string  `json:"grantable,omitempty"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	CreatedBy string    `json:"created_by,omitempty"`
 }
 
 // ActiveAt reports whether the grant is in force at t.

@@ -237,7 +237,7 @@ func (s *Service) write(ctx context.Context, api, subject string, validate func(
 		ch, err := validate()
 		if err != nil {
 			s.catchMu.Unlock()
-			s.appendRefusal(ctx, api, subject, err, start)
+			s.appendRefusal(ctx, api, subject, err, start, nil)
 			return authz.Change{}, err
 		}
 		ch.Rev = expect + 1
@@ -265,16 +265,24 @@ func (s *Service) write(ctx context.Context, api, subject string, validate func(
 	return authz.Change{}, authz.ErrStale
 }
 
-// appendRefusal records a refused write in the audit log (best effort).
-func (s *Service) appendRefusal(ctx context.Context, api, subject string, err error, start time.Time) {
+// appendRefusal records a refused write or administrative action in the
+// audit log (best effort); a refusal of an administrator's permission
+// keeps its sentence (detail "why").
+func (s *Service) appendRefusal(ctx context.Context, api, subject string, err error, start time.Time, detail map[string]string) {
 	reason := "ERROR"
 	if ae, ok := apierr.As(err); ok {
 		reason = ae.Reason
 		if ae.Code == apierr.Unavailable || ae.Code == apierr.Internal {
 			return
 		}
+		if ae.Code == apierr.PermissionDenied {
+			if detail == nil {
+				detail = map[string]string{}
+			}
+			detail["why"] = ae.Message
+		}
 	}
-	ev := s.auditor.Event(ctx, audit.Action{API: api, Subject: subject, Result: audit.ResultDenied, Reason: reason, Start: start})
+	ev := s.auditor.Event(ctx, audit.Action{API: api, Subject: subject, Result: audit.ResultDenied, Reason: reason, Start: start, Detail: detail})
 	// A refusal changes nothing; it goes to the outbox alone through a
 	// write that does not move the revision.
 	if w, ok := s.st.(interface {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/ids"
 	"github.com/uias/uias/pkg/store"
@@ -23,6 +24,9 @@ func (s *Service) PutResource(ctx context.Context, r authz.Resource) (authz.Reso
 	r.Method = strings.ToUpper(r.Method)
 	id := index.ResourceID(r.App, r.Code)
 	ch, err := s.write(ctx, "resource.put", "resource:"+id, func() (authz.Change, error) {
+		if err := s.modelWrite(ctx, r.App); err != nil {
+			return authz.Change{}, err
+		}
 		if err := s.checkResource(r); err != nil {
 			return authz.Change{}, err
 		}
@@ -99,6 +103,9 @@ func validMethod(m string) bool {
 func (s *Service) DeleteResource(ctx context.Context, app, code string) (int64, error) {
 	id := index.ResourceID(app, code)
 	ch, err := s.write(ctx, "resource.delete", "resource:"+id, func() (authz.Change, error) {
+		if err := s.modelWrite(ctx, app); err != nil {
+			return authz.Change{}, err
+		}
 		if _, ok := s.idx.Resource(app, code); !ok {
 			return authz.Change{}, store.NotFound("resource")
 		}
@@ -129,6 +136,12 @@ func (s *Service) putRole(ctx context.Context, api string, r authz.Role, create 
 	r.Inherits = compactStrings(r.Inherits)
 	r.Permissions = compactPerms(r.Permissions)
 	ch, err := s.write(ctx, api, "role:"+r.ID, func() (authz.Change, error) {
+		if err := s.modelWrite(ctx, ""); err != nil {
+			return authz.Change{}, err
+		}
+		if err := checkRoleAdminPowers(s.idx, r); err != nil {
+			return authz.Change{}, err
+		}
 		if !create {
 			old, ok := s.idx.Role(r.ID)
 			if !ok {
@@ -192,6 +205,12 @@ func (s *Service) checkRole(r authz.Role) error {
 // DeleteRole deletes a role no grant, role or exclusion uses.
 func (s *Service) DeleteRole(ctx context.Context, id string) (int64, error) {
 	ch, err := s.write(ctx, "role.delete", "role:"+id, func() (authz.Change, error) {
+		if err := s.modelWrite(ctx, ""); err != nil {
+			return authz.Change{}, err
+		}
+		if authz.IsBuiltinRole(id) {
+			return authz.Change{}, denied("the built-in administrator roles cannot be deleted")
+		}
 		if _, ok := s.idx.Role(id); !ok {
 			return authz.Change{}, store.NotFound("role")
 		}
@@ -213,6 +232,12 @@ func (s *Service) CreateGrant(ctx context.Context, g authz.Grant) (authz.Grant, 
 	g.CreatedAt = s.now().UTC()
 	g.CreatedBy = caller.From(ctx).Actor()
 	ch, err := s.write(ctx, "grant.create", g.Subject.String(), func() (authz.Change, error) {
+		if err := s.checkGrantShape(g); err != nil {
+			return authz.Change{}, err
+		}
+		if err := s.checkGrantAuthority(ctx, g, false); err != nil {
+			return authz.Change{}, err
+		}
 		if err := s.checkGrant(g); err != nil {
 			return authz.Change{}, err
 		}
@@ -277,8 +302,12 @@ func sodConflict(x *index.Index, e authz.Exclusion) error {
 // RevokeGrant removes a grant.
 func (s *Service) RevokeGrant(ctx context.Context, id string) (int64, error) {
 	ch, err := s.write(ctx, "grant.revoke", "grant:"+id, func() (authz.Change, error) {
-		if _, ok := s.idx.Grant(id); !ok {
+		g, ok := s.idx.Grant(id)
+		if !ok {
 			return authz.Change{}, store.NotFound("grant")
+		}
+		if err := s.checkGrantAuthority(ctx, g, true); err != nil {
+			return authz.Change{}, err
 		}
 		return authz.Change{Obj: authz.ObjGrant, Op: authz.OpDelete, ID: id}, nil
 	})
@@ -290,6 +319,9 @@ func (s *Service) RevokeGrant(ctx context.Context, id string) (int64, error) {
 func (s *Service) CreateExclusion(ctx context.Context, e authz.Exclusion) (authz.Exclusion, int64, error) {
 	e.ID = ids.New()
 	ch, err := s.write(ctx, "exclusion.create", "exclusion:"+e.ID, func() (authz.Change, error) {
+		if err := s.modelWrite(ctx, ""); err != nil {
+			return authz.Change{}, err
+		}
 		if e.RoleA == e.RoleB {
 			return authz.Change{}, badModel("an exclusion names two different roles")
 		}
@@ -317,6 +349,12 @@ func (s *Service) CreateExclusion(ctx context.Context, e authz.Exclusion) (authz
 // DeleteExclusion removes an exclusion.
 func (s *Service) DeleteExclusion(ctx context.Context, id string) (int64, error) {
 	ch, err := s.write(ctx, "exclusion.delete", "exclusion:"+id, func() (authz.Change, error) {
+		if err := s.modelWrite(ctx, ""); err != nil {
+			return authz.Change{}, err
+		}
+		if authz.IsBuiltinExclusion(id) {
+			return authz.Change{}, denied("the separation of the three administrators is built in")
+		}
 		found := false
 		for _, e := range s.idx.Exclusions() {
 			found = found || e.ID == id
@@ -341,4 +379,14 @@ func compactPerms(in []authz.Permission) []authz.Permission {
 		return strings.Compare(a.App+"\x00"+a.Resource+"\x00"+a.Operation, b.App+"\x00"+b.Resource+"\x00"+b.Operation)
 	})
 	return slices.Compact(out)
+}
+
+// modelWrite checks the acting administrator may change the model, and
+// that the change is not to the built-in administration application.
+func (s *Service) modelWrite(ctx context.Context, app string) error {
+	if app == authz.AdminApp {
+		return denied("the resources of the " + authz.AdminApp + " application are built in")
+	}
+	_, err := s.authorize(ctx, adminauth.AuthzModel, "", nil, false)
+	return err
 }

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/events"
@@ -25,6 +26,7 @@ import (
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/proto/gen/openapi"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
+	"github.com/uias/uias/services/authz"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/authz/commands"
 	"github.com/uias/uias/services/authz/index"
@@ -98,6 +100,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
 	env.Go(func(ctx context.Context) { _ = relay.Run(ctx) })
 	idx := index.New()
+	if err := idx.Apply(authz.BuiltinChanges()...); err != nil {
+		return nil, fmt.Errorf("authz built-in roles: %w", err)
+	}
 	svc := commands.New(commands.Deps{Store: st, Index: idx, Logger: log, Kick: relay.Kick, MaxWait: cfg.MaxWait})
 
 	// Changes committed by any replica (this one's too, applied already)
@@ -164,7 +169,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		close(loadedCh)
 	})
 
-	auth := server.NewCallerAuth(identityVerifier{c: identityv1.NewCallerServiceClient(conn), s: identityv1.NewAdminSessionServiceClient(conn)})
+	auth := server.NewCallerAuth(identityVerifier{c: identityv1.NewCallerServiceClient(conn), admins: adminauth.New(conn, nil)})
 	return &module.Component{
 		Register: server.New(svc).Register,
 		Auth:     loadingGate{auth: auth, loaded: &loaded},

@@ -6,9 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"google.golang.org/grpc/metadata"
-
-	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/caller"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/authz/index"
@@ -42,6 +40,7 @@ func ApplyIdentityEvent(idx *index.Index, payload []byte) bool {
 		ParentID *string `json:"parent_id"`
 		OrgID    *string `json:"org_id"`
 		UserID   string  `json:"user_id"`
+		IsAdmin  *bool   `json:"is_admin"`
 	}
 	_ = json.Unmarshal(ev.Data, &d)
 	switch ev.Entity + "." + ev.Op {
@@ -51,8 +50,19 @@ func ApplyIdentityEvent(idx *index.Index, payload []byte) bool {
 			return true
 		}
 	case "user.created", "user.updated":
+		used := false
+		if d.IsAdmin != nil {
+			idx.SetUserAdminFlag(ev.ID, *d.IsAdmin)
+			used = true
+		}
 		if d.OrgID != nil {
 			idx.SetUserOrg(ev.ID, *d.OrgID)
+			used = true
+		}
+		return used
+	case "group.created":
+		if d.OrgID != nil {
+			idx.SetGroupOrg(ev.ID, *d.OrgID)
 			return true
 		}
 	case "group.member_added", "group.member_removed":
@@ -64,17 +74,14 @@ func ApplyIdentityEvent(idx *index.Index, payload []byte) bool {
 	return false
 }
 
-// errNoToken refuses an administrator call without a token.
-var errNoToken = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_TOKEN", "an administrator token is required (authorization: Bearer <token>)")
-
 func isIdentitySubject(s string) bool { return strings.HasPrefix(s, "uias.changes.identity.") }
 
 // identityVerifier checks credentials with identity: application
 // credentials with CallerService, administrator tokens with
-// AdminSessionService.
+// AdminSessionService (pkg/adminauth).
 type identityVerifier struct {
-	c identityv1.CallerServiceClient
-	s identityv1.AdminSessionServiceClient
+	c      identityv1.CallerServiceClient
+	admins *adminauth.Verifier
 }
 
 func (v identityVerifier) VerifyApp(ctx context.Context, appID, secret string, ip netip.Addr, cert string) (*caller.App, error) {
@@ -90,13 +97,6 @@ func (v identityVerifier) VerifyApp(ctx context.Context, appID, secret string, i
 		RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst())}, nil
 }
 
-func (v identityVerifier) VerifyAdmin(ctx context.Context, token string) (string, error) {
-	if token == "" {
-		return "", errNoToken
-	}
-	r, err := v.s.WhoAmI(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), &identityv1.WhoAmIRequest{})
-	if err != nil {
-		return "", err
-	}
-	return r.GetUser().GetId(), nil
+func (v identityVerifier) VerifyAdmin(ctx context.Context, token string) (*adminauth.Admin, error) {
+	return v.admins.Authenticate(ctx, token)
 }

@@ -56,8 +56,13 @@ type holder struct {
 	timed  []*grantNode
 }
 
+// scoped grants (administrator roles over an org subtree) count only for
+// CheckAdmin, never for Check: they are in grants only.
 func (h *holder) add(g *grantNode) {
 	h.grants = append(h.grants, g)
+	if g.g.ScopeOrg != "" {
+		return
+	}
 	if g.from != 0 || g.until != 0 || g.role.idx < 0 {
 		h.timed = append(h.timed, g)
 		return
@@ -69,6 +74,9 @@ func (h *holder) add(g *grantNode) {
 func (h *holder) remove(g *grantNode) {
 	if i := slices.Index(h.grants, g); i >= 0 {
 		h.grants = slices.Delete(h.grants, i, i+1)
+	}
+	if g.g.ScopeOrg != "" {
+		return
 	}
 	if i := slices.Index(h.timed, g); i >= 0 {
 		h.timed = slices.Delete(h.timed, i, i+1)
@@ -83,11 +91,14 @@ type person struct {
 	holder
 	org    *org
 	groups []*group
+	// adminFlag: identity's legacy is_admin flag (a system administrator).
+	adminFlag bool
 }
 
 type group struct {
 	holder
 	members map[string]bool
+	org     *org
 }
 
 type org struct {
@@ -427,6 +438,28 @@ func (x *Index) SetGroupMember(id, user string, member bool) {
 		p.groups = slices.Delete(p.groups, i, i+1)
 		delete(g.members, user)
 	}
+}
+
+// SetGroupOrg records the org of group id.
+func (x *Index) SetGroupOrg(id, orgID string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	g := x.groupOf(id)
+	if orgID == "" {
+		g.org = nil
+		return
+	}
+	g.org = x.orgOf(orgID)
+}
+
+// GroupOrg returns the org of a group as mirrored ("" if unknown).
+func (x *Index) GroupOrg(id string) string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if g := x.groups[id]; g != nil && g.org != nil {
+		return g.org.id
+	}
+	return ""
 }
 
 // OrgAncestors returns org id and its ancestors, nearest first.

@@ -99,20 +99,20 @@ func (x *Index) holdsFast(p *person, set roleSet, t int64) bool {
 // subject holding it.
 func (x *Index) holds(p *person, set roleSet, t int64) (*grantNode, authz.Subject) {
 	for _, g := range p.grants {
-		if set.has(g.role) && g.activeAt(t) {
+		if set.has(g.role) && g.g.ScopeOrg == "" && g.activeAt(t) {
 			return g, g.g.Subject
 		}
 	}
 	for _, gr := range p.groups {
 		for _, g := range gr.grants {
-			if set.has(g.role) && g.activeAt(t) {
+			if set.has(g.role) && g.g.ScopeOrg == "" && g.activeAt(t) {
 				return g, g.g.Subject
 			}
 		}
 	}
 	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
 		for _, g := range o.grants {
-			if set.has(g.role) && g.activeAt(t) {
+			if set.has(g.role) && g.g.ScopeOrg == "" && g.activeAt(t) {
 				return g, g.g.Subject
 			}
 		}
@@ -288,7 +288,7 @@ func (x *Index) ListPermissions(person, app string, now time.Time) ([]authz.Perm
 	held := map[permKey]bool{}
 	seenRole := map[*roleNode]bool{}
 	x.allGrants(p, func(g *grantNode) {
-		if !g.activeAt(t) || seenRole[g.role] || g.role.idx < 0 {
+		if !g.activeAt(t) || g.g.ScopeOrg != "" || seenRole[g.role] || g.role.idx < 0 {
 			return
 		}
 		seenRole[g.role] = true

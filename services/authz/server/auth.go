@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/cache"
 	"github.com/uias/uias/pkg/caller"
@@ -18,10 +19,7 @@ import (
 
 func init() {
 	apierr.Register(apierr.Reason{Name: "UNKNOWN_METHOD", Code: apierr.Unauthenticated,
-		Doc: "A method the identity service does not know how to authenticate callers for."},
-		// The same declaration as identity's: identity checks the token.
-		apierr.Reason{Name: "BAD_ADMIN_TOKEN", Code: apierr.Unauthenticated,
-			Doc: "The administrator bearer token is missing, invalid or expired; log in again."})
+		Doc: "A method the identity service does not know how to authenticate callers for."})
 }
 
 // Verifier checks the credentials callers present, with identity (which
@@ -31,8 +29,8 @@ type Verifier interface {
 	// certificate fingerprint cert ("" if none).
 	VerifyApp(ctx context.Context, appID, secret string, ip netip.Addr, cert string) (*caller.App, error)
 	// VerifyAdmin checks an administrator's bearer token and returns the
-	// administrator's user id.
-	VerifyAdmin(ctx context.Context, token string) (string, error)
+	// administrator (pkg/adminauth).
+	VerifyAdmin(ctx context.Context, token string) (*adminauth.Admin, error)
 }
 
 // AppCacheTTL is how long a verified App_ID + App_Secret (from one address
@@ -79,11 +77,12 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 		}
 		if tok := grpcx.BearerToken(ctx); tok != "" {
 			// An administrator reviewing (uias ctl authz check/explain).
-			p, err := a.v.VerifyAdmin(ctx, tok)
+			adm, err := a.v.VerifyAdmin(ctx, tok)
 			if err != nil {
 				return nil, err
 			}
-			c.Principal, o.Principal = p, p
+			ctx = adminauth.With(ctx, adm)
+			c.Principal, o.Principal = adm.ID, adm.ID
 			break
 		}
 		appID, secret := grpcx.AppCredentials(ctx)
@@ -98,12 +97,13 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 			c.Principal = o.Principal
 			return ctx, nil
 		}
-		p, err := a.v.VerifyAdmin(ctx, grpcx.BearerToken(ctx))
+		adm, err := a.v.VerifyAdmin(ctx, grpcx.BearerToken(ctx))
 		if err != nil {
 			return nil, err
 		}
-		c.Principal = p
-		o.Principal = p
+		ctx = adminauth.With(ctx, adm)
+		c.Principal = adm.ID
+		o.Principal = adm.ID
 	default:
 		return nil, apierr.New(apierr.Unauthenticated, "UNKNOWN_METHOD", "unknown method")
 	}

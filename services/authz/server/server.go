@@ -9,7 +9,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/uias/uias/pkg/adminauth"
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/store"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	"github.com/uias/uias/services/authz"
@@ -44,6 +47,16 @@ func appOf(ctx context.Context, app string) string {
 	return caller.From(ctx).AppID()
 }
 
+// reviewer checks an administrator asking AuthzService questions with a
+// token (reviews: uias ctl authz check/explain): they need to read grants.
+// Business systems (App_ID) and components are not checked here.
+func (s *Server) reviewer(ctx context.Context, api string) error {
+	if adminauth.From(ctx) == nil {
+		return nil
+	}
+	return s.svc.Authorize(ctx, api, adminauth.GrantsRead, true)
+}
+
 func queryOf(ctx context.Context, r *authzv1.CheckRequest) index.Query {
 	return index.Query{Person: r.GetPerson(), App: appOf(ctx, r.GetApp()), Resource: r.GetResource(),
 		Operation: r.GetOperation(), Method: r.GetMethod(), Path: r.GetPath()}
@@ -51,6 +64,9 @@ func queryOf(ctx context.Context, r *authzv1.CheckRequest) index.Query {
 
 // Check implements AuthzService.
 func (s *Server) Check(ctx context.Context, r *authzv1.CheckRequest) (*authzv1.CheckResponse, error) {
+	if err := s.reviewer(ctx, "check"); err != nil {
+		return nil, err
+	}
 	ok, rev, err := s.svc.Check(ctx, queryOf(ctx, r), r.GetAtLeastRevision())
 	if err != nil {
 		return nil, err
@@ -60,6 +76,9 @@ func (s *Server) Check(ctx context.Context, r *authzv1.CheckRequest) (*authzv1.C
 
 // BatchCheck implements AuthzService.
 func (s *Server) BatchCheck(ctx context.Context, r *authzv1.BatchCheckRequest) (*authzv1.BatchCheckResponse, error) {
+	if err := s.reviewer(ctx, "check"); err != nil {
+		return nil, err
+	}
 	qs := make([]index.Query, len(r.GetChecks()))
 	for i, c := range r.GetChecks() {
 		qs[i] = queryOf(ctx, c)
@@ -73,6 +92,9 @@ func (s *Server) BatchCheck(ctx context.Context, r *authzv1.BatchCheckRequest) (
 
 // Explain implements AuthzService.
 func (s *Server) Explain(ctx context.Context, r *authzv1.CheckRequest) (*authzv1.ExplainResponse, error) {
+	if err := s.reviewer(ctx, "explain"); err != nil {
+		return nil, err
+	}
 	e, err := s.svc.Explain(ctx, queryOf(ctx, r), r.GetAtLeastRevision())
 	if err != nil {
 		return nil, err
@@ -88,8 +110,27 @@ func (s *Server) Explain(ctx context.Context, r *authzv1.CheckRequest) (*authzv1
 	return out, nil
 }
 
+// CheckAdmin implements AuthzService: UIAS components only.
+func (s *Server) CheckAdmin(ctx context.Context, r *authzv1.CheckAdminRequest) (*authzv1.CheckAdminResponse, error) {
+	if !grpcx.FromComponent(ctx) {
+		return nil, errComponentsOnly
+	}
+	d, err := s.svc.CheckAdmin(ctx, index.AdminQuery{Person: r.GetPerson(), Resource: r.GetResource(), Operation: r.GetOperation(),
+		Orgs: r.GetOrgs(), Target: r.GetTargetPerson(), SystemAdminFlag: r.GetSystemAdminFlag()}, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &authzv1.CheckAdminResponse{Allowed: d.Allowed, Revision: d.Revision, Detail: d.Detail}, nil
+}
+
+// errComponentsOnly refuses CheckAdmin from outside UIAS.
+var errComponentsOnly = apierr.New(apierr.PermissionDenied, "PERMISSION_DENIED", "CheckAdmin is for UIAS components only")
+
 // ListPermissions implements AuthzService.
 func (s *Server) ListPermissions(ctx context.Context, r *authzv1.ListPermissionsRequest) (*authzv1.ListPermissionsResponse, error) {
+	if err := s.reviewer(ctx, "permissions.list"); err != nil {
+		return nil, err
+	}
 	ps, rev, err := s.svc.ListPermissions(ctx, r.GetPerson(), appOf(ctx, r.GetApp()), r.GetAtLeastRevision())
 	if err != nil {
 		return nil, err
@@ -103,6 +144,9 @@ func (s *Server) ListPermissions(ctx context.Context, r *authzv1.ListPermissions
 
 // ListSubjects implements AuthzService.
 func (s *Server) ListSubjects(ctx context.Context, r *authzv1.ListSubjectsRequest) (*authzv1.ListSubjectsResponse, error) {
+	if err := s.reviewer(ctx, "subjects.list"); err != nil {
+		return nil, err
+	}
 	sg, rev, err := s.svc.ListSubjects(ctx, appOf(ctx, r.GetApp()), r.GetResource(), r.GetOperation(), r.GetAtLeastRevision())
 	if err != nil {
 		return nil, err
@@ -127,6 +171,9 @@ func (s *Server) PutResource(ctx context.Context, r *authzv1.Resource) (*authzv1
 
 // ListResources implements AuthzAdminService.
 func (s *Server) ListResources(ctx context.Context, r *authzv1.ListResourcesRequest) (*authzv1.ListResourcesResponse, error) {
+	if err := s.svc.Authorize(ctx, "resource.list", adminauth.AuthzModelRead, true); err != nil {
+		return nil, err
+	}
 	rs, rev := s.svc.Resources(r.GetApp())
 	out := &authzv1.ListResourcesResponse{Revision: rev}
 	for _, x := range rs {
@@ -161,6 +208,9 @@ func (s *Server) UpdateRole(ctx context.Context, r *authzv1.Role) (*authzv1.Role
 
 // GetRole implements AuthzAdminService.
 func (s *Server) GetRole(ctx context.Context, r *authzv1.GetRoleRequest) (*authzv1.RoleResponse, error) {
+	if err := s.svc.Authorize(ctx, "role.get", adminauth.AuthzModelRead, true); err != nil {
+		return nil, err
+	}
 	role, rev, ok := s.svc.Role(r.GetId())
 	if !ok {
 		return nil, store.NotFound("role")
@@ -170,6 +220,9 @@ func (s *Server) GetRole(ctx context.Context, r *authzv1.GetRoleRequest) (*authz
 
 // ListRoles implements AuthzAdminService.
 func (s *Server) ListRoles(ctx context.Context, r *authzv1.ListRolesRequest) (*authzv1.ListRolesResponse, error) {
+	if err := s.svc.Authorize(ctx, "role.list", adminauth.AuthzModelRead, true); err != nil {
+		return nil, err
+	}
 	roles, rev := s.svc.Roles(r.GetApp(), r.GetAll())
 	out := &authzv1.ListRolesResponse{Revision: rev}
 	for _, x := range roles {
@@ -199,6 +252,9 @@ func (s *Server) ListGrants(ctx context.Context, r *authzv1.ListGrantsRequest) (
 	if r.GetSubjectKind() != "" || r.GetSubjectId() != "" {
 		f.Subject = &authz.Subject{Kind: authz.SubjectKind(r.GetSubjectKind()), ID: r.GetSubjectId()}
 	}
+	if err := s.svc.Authorize(ctx, "grant.list", adminauth.GrantsRead, true); err != nil {
+		return nil, err
+	}
 	gs, next, rev, err := s.svc.ListGrants(f, int(r.GetPageSize()), r.GetPageToken())
 	if err != nil {
 		return nil, err
@@ -227,6 +283,9 @@ func (s *Server) CreateExclusion(ctx context.Context, r *authzv1.Exclusion) (*au
 
 // ListExclusions implements AuthzAdminService.
 func (s *Server) ListExclusions(ctx context.Context, _ *authzv1.ListExclusionsRequest) (*authzv1.ListExclusionsResponse, error) {
+	if err := s.svc.Authorize(ctx, "exclusion.list", adminauth.AuthzModelRead, true); err != nil {
+		return nil, err
+	}
 	es, rev := s.svc.Exclusions()
 	out := &authzv1.ListExclusionsResponse{Revision: rev}
 	for _, e := range es {
@@ -274,12 +333,14 @@ func timeOf(t *timestamppb.Timestamp) time.Time {
 
 func grantPB(g authz.Grant) *authzv1.Grant {
 	return &authzv1.Grant{Id: g.ID, RoleId: g.Role, Subject: subjectPB(g.Subject), ValidFrom: ts(g.ValidFrom),
-		ValidUntil: ts(g.ValidUntil), ScopeOrg: g.ScopeOrg, Delegable: g.Delegable, CreatedAt: ts(g.CreatedAt), CreatedBy: g.CreatedBy}
+		ValidUntil: ts(g.ValidUntil), ScopeOrg: g.ScopeOrg, Delegable: g.Delegable, CreatedAt: ts(g.CreatedAt), CreatedBy: g.CreatedBy,
+		GrantableRoles: g.Grantable}
 }
 
 func grantOf(g *authzv1.Grant) authz.Grant {
 	return authz.Grant{Role: g.GetRoleId(), Subject: authz.Subject{Kind: authz.SubjectKind(g.GetSubject().GetKind()), ID: g.GetSubject().GetId()},
-		ValidFrom: timeOf(g.GetValidFrom()), ValidUntil: timeOf(g.GetValidUntil()), ScopeOrg: g.GetScopeOrg(), Delegable: g.GetDelegable()}
+		ValidFrom: timeOf(g.GetValidFrom()), ValidUntil: timeOf(g.GetValidUntil()), ScopeOrg: g.GetScopeOrg(), Delegable: g.GetDelegable(),
+		Grantable: g.GetGrantableRoles()}
 }
 
 func resourcePB(r authz.Resource) *authzv1.Resource {

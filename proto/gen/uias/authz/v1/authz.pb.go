@@ -123,6 +123,159 @@ func (x *CheckRequest) GetAtLeastRevision() int64 {
 	return 0
 }
 
+type CheckAdminRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// person: the administrator (user id).
+	Person    string `protobuf:"bytes,1,opt,name=person" json:"person,omitempty"`
+	Resource  string `protobuf:"bytes,2,opt,name=resource" json:"resource,omitempty"`
+	Operation string `protobuf:"bytes,3,opt,name=operation" json:"operation,omitempty"`
+	// org: the org the target lives in; empty for a global action (then
+	// only unscoped grants allow it).
+	Orgs []string `protobuf:"bytes,4,rep,name=orgs" json:"orgs,omitempty"`
+	// target_person: the person acted on, if any: administrators are
+	// managed only by those above them.
+	TargetPerson string `protobuf:"bytes,5,opt,name=target_person,json=targetPerson" json:"target_person,omitempty"`
+	// system_admin_flag: identity says the person's account carries the
+	// legacy is_admin flag (a system administrator appointed before authz
+	// held the admin roles).
+	SystemAdminFlag bool `protobuf:"varint,6,opt,name=system_admin_flag,json=systemAdminFlag" json:"system_admin_flag,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CheckAdminRequest) Reset() {
+	*x = CheckAdminRequest{}
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckAdminRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckAdminRequest) ProtoMessage() {}
+
+func (x *CheckAdminRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckAdminRequest.ProtoReflect.Descriptor instead.
+func (*CheckAdminRequest) Descriptor() ([]byte, []int) {
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CheckAdminRequest) GetPerson() string {
+	if x != nil {
+		return x.Person
+	}
+	return ""
+}
+
+func (x *CheckAdminRequest) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *CheckAdminRequest) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *CheckAdminRequest) GetOrgs() []string {
+	if x != nil {
+		return x.Orgs
+	}
+	return nil
+}
+
+func (x *CheckAdminRequest) GetTargetPerson() string {
+	if x != nil {
+		return x.TargetPerson
+	}
+	return ""
+}
+
+func (x *CheckAdminRequest) GetSystemAdminFlag() bool {
+	if x != nil {
+		return x.SystemAdminFlag
+	}
+	return false
+}
+
+type CheckAdminResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Allowed  bool                   `protobuf:"varint,1,opt,name=allowed" json:"allowed,omitempty"`
+	Revision int64                  `protobuf:"varint,2,opt,name=revision" json:"revision,omitempty"`
+	// detail: when denied, a sentence saying why.
+	Detail        string `protobuf:"bytes,3,opt,name=detail" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckAdminResponse) Reset() {
+	*x = CheckAdminResponse{}
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckAdminResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckAdminResponse) ProtoMessage() {}
+
+func (x *CheckAdminResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckAdminResponse.ProtoReflect.Descriptor instead.
+func (*CheckAdminResponse) Descriptor() ([]byte, []int) {
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CheckAdminResponse) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *CheckAdminResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *CheckAdminResponse) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 type CheckResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Allowed       bool                   `protobuf:"varint,1,opt,name=allowed" json:"allowed,omitempty"`
@@ -133,7 +286,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[1]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +298,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[1]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +311,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{1}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CheckResponse) GetAllowed() bool {
@@ -185,7 +338,7 @@ type BatchCheckRequest struct {
 
 func (x *BatchCheckRequest) Reset() {
 	*x = BatchCheckRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[2]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -197,7 +350,7 @@ func (x *BatchCheckRequest) String() string {
 func (*BatchCheckRequest) ProtoMessage() {}
 
 func (x *BatchCheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[2]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -210,7 +363,7 @@ func (x *BatchCheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchCheckRequest.ProtoReflect.Descriptor instead.
 func (*BatchCheckRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{2}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *BatchCheckRequest) GetChecks() []*CheckRequest {
@@ -237,7 +390,7 @@ type BatchCheckResponse struct {
 
 func (x *BatchCheckResponse) Reset() {
 	*x = BatchCheckResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[3]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -249,7 +402,7 @@ func (x *BatchCheckResponse) String() string {
 func (*BatchCheckResponse) ProtoMessage() {}
 
 func (x *BatchCheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[3]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -262,7 +415,7 @@ func (x *BatchCheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchCheckResponse.ProtoReflect.Descriptor instead.
 func (*BatchCheckResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{3}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BatchCheckResponse) GetAllowed() []bool {
@@ -291,7 +444,7 @@ type ListPermissionsRequest struct {
 
 func (x *ListPermissionsRequest) Reset() {
 	*x = ListPermissionsRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[4]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -303,7 +456,7 @@ func (x *ListPermissionsRequest) String() string {
 func (*ListPermissionsRequest) ProtoMessage() {}
 
 func (x *ListPermissionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[4]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -316,7 +469,7 @@ func (x *ListPermissionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPermissionsRequest.ProtoReflect.Descriptor instead.
 func (*ListPermissionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{4}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListPermissionsRequest) GetPerson() string {
@@ -350,7 +503,7 @@ type ListPermissionsResponse struct {
 
 func (x *ListPermissionsResponse) Reset() {
 	*x = ListPermissionsResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[5]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +515,7 @@ func (x *ListPermissionsResponse) String() string {
 func (*ListPermissionsResponse) ProtoMessage() {}
 
 func (x *ListPermissionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[5]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +528,7 @@ func (x *ListPermissionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPermissionsResponse.ProtoReflect.Descriptor instead.
 func (*ListPermissionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{5}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListPermissionsResponse) GetPermissions() []*Permission {
@@ -404,7 +557,7 @@ type ListSubjectsRequest struct {
 
 func (x *ListSubjectsRequest) Reset() {
 	*x = ListSubjectsRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[6]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -416,7 +569,7 @@ func (x *ListSubjectsRequest) String() string {
 func (*ListSubjectsRequest) ProtoMessage() {}
 
 func (x *ListSubjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[6]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -429,7 +582,7 @@ func (x *ListSubjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubjectsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubjectsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{6}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListSubjectsRequest) GetApp() string {
@@ -470,7 +623,7 @@ type ListSubjectsResponse struct {
 
 func (x *ListSubjectsResponse) Reset() {
 	*x = ListSubjectsResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[7]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -482,7 +635,7 @@ func (x *ListSubjectsResponse) String() string {
 func (*ListSubjectsResponse) ProtoMessage() {}
 
 func (x *ListSubjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[7]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -495,7 +648,7 @@ func (x *ListSubjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubjectsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{7}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListSubjectsResponse) GetSubjects() []*SubjectGrant {
@@ -523,7 +676,7 @@ type SubjectGrant struct {
 
 func (x *SubjectGrant) Reset() {
 	*x = SubjectGrant{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[8]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +688,7 @@ func (x *SubjectGrant) String() string {
 func (*SubjectGrant) ProtoMessage() {}
 
 func (x *SubjectGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[8]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +701,7 @@ func (x *SubjectGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubjectGrant.ProtoReflect.Descriptor instead.
 func (*SubjectGrant) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{8}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubjectGrant) GetSubject() *Subject {
@@ -598,7 +751,7 @@ type ExplainResponse struct {
 
 func (x *ExplainResponse) Reset() {
 	*x = ExplainResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[9]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +763,7 @@ func (x *ExplainResponse) String() string {
 func (*ExplainResponse) ProtoMessage() {}
 
 func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[9]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +776,7 @@ func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainResponse.ProtoReflect.Descriptor instead.
 func (*ExplainResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{9}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExplainResponse) GetAllowed() bool {
@@ -707,7 +860,7 @@ type Permission struct {
 
 func (x *Permission) Reset() {
 	*x = Permission{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[10]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +872,7 @@ func (x *Permission) String() string {
 func (*Permission) ProtoMessage() {}
 
 func (x *Permission) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[10]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +885,7 @@ func (x *Permission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permission.ProtoReflect.Descriptor instead.
 func (*Permission) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{10}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Permission) GetApp() string {
@@ -775,7 +928,7 @@ type Resource struct {
 
 func (x *Resource) Reset() {
 	*x = Resource{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[11]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +940,7 @@ func (x *Resource) String() string {
 func (*Resource) ProtoMessage() {}
 
 func (x *Resource) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[11]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +953,7 @@ func (x *Resource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resource.ProtoReflect.Descriptor instead.
 func (*Resource) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{11}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Resource) GetApp() string {
@@ -876,7 +1029,7 @@ type Role struct {
 
 func (x *Role) Reset() {
 	*x = Role{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[12]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1041,7 @@ func (x *Role) String() string {
 func (*Role) ProtoMessage() {}
 
 func (x *Role) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[12]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1054,7 @@ func (x *Role) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Role.ProtoReflect.Descriptor instead.
 func (*Role) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{12}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Role) GetId() string {
@@ -957,7 +1110,7 @@ type Subject struct {
 
 func (x *Subject) Reset() {
 	*x = Subject{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[13]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1122,7 @@ func (x *Subject) String() string {
 func (*Subject) ProtoMessage() {}
 
 func (x *Subject) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[13]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1135,7 @@ func (x *Subject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subject.ProtoReflect.Descriptor instead.
 func (*Subject) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{13}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Subject) GetKind() string {
@@ -1007,17 +1160,20 @@ type Grant struct {
 	ValidFrom  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=valid_from,json=validFrom" json:"valid_from,omitempty"`
 	ValidUntil *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=valid_until,json=validUntil" json:"valid_until,omitempty"`
 	// scope_org and delegable: for administrator roles (delegated administration).
-	ScopeOrg      string                 `protobuf:"bytes,6,opt,name=scope_org,json=scopeOrg" json:"scope_org,omitempty"`
-	Delegable     bool                   `protobuf:"varint,7,opt,name=delegable" json:"delegable,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt" json:"created_at,omitempty"`
-	CreatedBy     string                 `protobuf:"bytes,9,opt,name=created_by,json=createdBy" json:"created_by,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ScopeOrg  string                 `protobuf:"bytes,6,opt,name=scope_org,json=scopeOrg" json:"scope_org,omitempty"`
+	Delegable bool                   `protobuf:"varint,7,opt,name=delegable" json:"delegable,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt" json:"created_at,omitempty"`
+	CreatedBy string                 `protobuf:"bytes,9,opt,name=created_by,json=createdBy" json:"created_by,omitempty"`
+	// grantable_roles: for an administrator role granted over scope_org, the
+	// roles (with the roles they inherit) the holder may grant inside it.
+	GrantableRoles []string `protobuf:"bytes,10,rep,name=grantable_roles,json=grantableRoles" json:"grantable_roles,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Grant) Reset() {
 	*x = Grant{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[14]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1185,7 @@ func (x *Grant) String() string {
 func (*Grant) ProtoMessage() {}
 
 func (x *Grant) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[14]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1198,7 @@ func (x *Grant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Grant.ProtoReflect.Descriptor instead.
 func (*Grant) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{14}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Grant) GetId() string {
@@ -1108,6 +1264,13 @@ func (x *Grant) GetCreatedBy() string {
 	return ""
 }
 
+func (x *Grant) GetGrantableRoles() []string {
+	if x != nil {
+		return x.GrantableRoles
+	}
+	return nil
+}
+
 type Exclusion struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
@@ -1120,7 +1283,7 @@ type Exclusion struct {
 
 func (x *Exclusion) Reset() {
 	*x = Exclusion{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[15]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1295,7 @@ func (x *Exclusion) String() string {
 func (*Exclusion) ProtoMessage() {}
 
 func (x *Exclusion) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[15]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1308,7 @@ func (x *Exclusion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exclusion.ProtoReflect.Descriptor instead.
 func (*Exclusion) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{15}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Exclusion) GetId() string {
@@ -1186,7 +1349,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[16]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1361,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[16]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1374,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{16}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WriteResponse) GetRevision() int64 {
@@ -1231,7 +1394,7 @@ type ResourceResponse struct {
 
 func (x *ResourceResponse) Reset() {
 	*x = ResourceResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[17]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1406,7 @@ func (x *ResourceResponse) String() string {
 func (*ResourceResponse) ProtoMessage() {}
 
 func (x *ResourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[17]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1419,7 @@ func (x *ResourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceResponse.ProtoReflect.Descriptor instead.
 func (*ResourceResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{17}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ResourceResponse) GetResource() *Resource {
@@ -1282,7 +1445,7 @@ type ListResourcesRequest struct {
 
 func (x *ListResourcesRequest) Reset() {
 	*x = ListResourcesRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[18]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1457,7 @@ func (x *ListResourcesRequest) String() string {
 func (*ListResourcesRequest) ProtoMessage() {}
 
 func (x *ListResourcesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[18]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1470,7 @@ func (x *ListResourcesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResourcesRequest.ProtoReflect.Descriptor instead.
 func (*ListResourcesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{18}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListResourcesRequest) GetApp() string {
@@ -1327,7 +1490,7 @@ type ListResourcesResponse struct {
 
 func (x *ListResourcesResponse) Reset() {
 	*x = ListResourcesResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[19]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1502,7 @@ func (x *ListResourcesResponse) String() string {
 func (*ListResourcesResponse) ProtoMessage() {}
 
 func (x *ListResourcesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[19]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1515,7 @@ func (x *ListResourcesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResourcesResponse.ProtoReflect.Descriptor instead.
 func (*ListResourcesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{19}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListResourcesResponse) GetResources() []*Resource {
@@ -1379,7 +1542,7 @@ type DeleteResourceRequest struct {
 
 func (x *DeleteResourceRequest) Reset() {
 	*x = DeleteResourceRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[20]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1554,7 @@ func (x *DeleteResourceRequest) String() string {
 func (*DeleteResourceRequest) ProtoMessage() {}
 
 func (x *DeleteResourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[20]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1567,7 @@ func (x *DeleteResourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResourceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteResourceRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{20}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteResourceRequest) GetApp() string {
@@ -1431,7 +1594,7 @@ type RoleResponse struct {
 
 func (x *RoleResponse) Reset() {
 	*x = RoleResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[21]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1606,7 @@ func (x *RoleResponse) String() string {
 func (*RoleResponse) ProtoMessage() {}
 
 func (x *RoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[21]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1619,7 @@ func (x *RoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleResponse.ProtoReflect.Descriptor instead.
 func (*RoleResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{21}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RoleResponse) GetRole() *Role {
@@ -1482,7 +1645,7 @@ type GetRoleRequest struct {
 
 func (x *GetRoleRequest) Reset() {
 	*x = GetRoleRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[22]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1657,7 @@ func (x *GetRoleRequest) String() string {
 func (*GetRoleRequest) ProtoMessage() {}
 
 func (x *GetRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[22]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1670,7 @@ func (x *GetRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoleRequest.ProtoReflect.Descriptor instead.
 func (*GetRoleRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{22}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetRoleRequest) GetId() string {
@@ -1528,7 +1691,7 @@ type ListRolesRequest struct {
 
 func (x *ListRolesRequest) Reset() {
 	*x = ListRolesRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[23]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1703,7 @@ func (x *ListRolesRequest) String() string {
 func (*ListRolesRequest) ProtoMessage() {}
 
 func (x *ListRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[23]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1716,7 @@ func (x *ListRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolesRequest.ProtoReflect.Descriptor instead.
 func (*ListRolesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{23}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListRolesRequest) GetApp() string {
@@ -1580,7 +1743,7 @@ type ListRolesResponse struct {
 
 func (x *ListRolesResponse) Reset() {
 	*x = ListRolesResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[24]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1755,7 @@ func (x *ListRolesResponse) String() string {
 func (*ListRolesResponse) ProtoMessage() {}
 
 func (x *ListRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[24]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1768,7 @@ func (x *ListRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolesResponse.ProtoReflect.Descriptor instead.
 func (*ListRolesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{24}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListRolesResponse) GetRoles() []*Role {
@@ -1631,7 +1794,7 @@ type DeleteRoleRequest struct {
 
 func (x *DeleteRoleRequest) Reset() {
 	*x = DeleteRoleRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[25]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1806,7 @@ func (x *DeleteRoleRequest) String() string {
 func (*DeleteRoleRequest) ProtoMessage() {}
 
 func (x *DeleteRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[25]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1819,7 @@ func (x *DeleteRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRoleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRoleRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{25}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteRoleRequest) GetId() string {
@@ -1676,7 +1839,7 @@ type GrantResponse struct {
 
 func (x *GrantResponse) Reset() {
 	*x = GrantResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[26]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +1851,7 @@ func (x *GrantResponse) String() string {
 func (*GrantResponse) ProtoMessage() {}
 
 func (x *GrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[26]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +1864,7 @@ func (x *GrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantResponse.ProtoReflect.Descriptor instead.
 func (*GrantResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{26}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GrantResponse) GetGrant() *Grant {
@@ -1732,7 +1895,7 @@ type ListGrantsRequest struct {
 
 func (x *ListGrantsRequest) Reset() {
 	*x = ListGrantsRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[27]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +1907,7 @@ func (x *ListGrantsRequest) String() string {
 func (*ListGrantsRequest) ProtoMessage() {}
 
 func (x *ListGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[27]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +1920,7 @@ func (x *ListGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGrantsRequest.ProtoReflect.Descriptor instead.
 func (*ListGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{27}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListGrantsRequest) GetSubjectKind() string {
@@ -1806,7 +1969,7 @@ type ListGrantsResponse struct {
 
 func (x *ListGrantsResponse) Reset() {
 	*x = ListGrantsResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[28]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +1981,7 @@ func (x *ListGrantsResponse) String() string {
 func (*ListGrantsResponse) ProtoMessage() {}
 
 func (x *ListGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[28]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +1994,7 @@ func (x *ListGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGrantsResponse.ProtoReflect.Descriptor instead.
 func (*ListGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{28}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListGrantsResponse) GetGrants() []*Grant {
@@ -1864,7 +2027,7 @@ type RevokeGrantRequest struct {
 
 func (x *RevokeGrantRequest) Reset() {
 	*x = RevokeGrantRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[29]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +2039,7 @@ func (x *RevokeGrantRequest) String() string {
 func (*RevokeGrantRequest) ProtoMessage() {}
 
 func (x *RevokeGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[29]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2052,7 @@ func (x *RevokeGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeGrantRequest.ProtoReflect.Descriptor instead.
 func (*RevokeGrantRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{29}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RevokeGrantRequest) GetId() string {
@@ -1909,7 +2072,7 @@ type ExclusionResponse struct {
 
 func (x *ExclusionResponse) Reset() {
 	*x = ExclusionResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[30]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2084,7 @@ func (x *ExclusionResponse) String() string {
 func (*ExclusionResponse) ProtoMessage() {}
 
 func (x *ExclusionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[30]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2097,7 @@ func (x *ExclusionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExclusionResponse.ProtoReflect.Descriptor instead.
 func (*ExclusionResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{30}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExclusionResponse) GetExclusion() *Exclusion {
@@ -1959,7 +2122,7 @@ type ListExclusionsRequest struct {
 
 func (x *ListExclusionsRequest) Reset() {
 	*x = ListExclusionsRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[31]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2134,7 @@ func (x *ListExclusionsRequest) String() string {
 func (*ListExclusionsRequest) ProtoMessage() {}
 
 func (x *ListExclusionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[31]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2147,7 @@ func (x *ListExclusionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExclusionsRequest.ProtoReflect.Descriptor instead.
 func (*ListExclusionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{31}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{33}
 }
 
 type ListExclusionsResponse struct {
@@ -1997,7 +2160,7 @@ type ListExclusionsResponse struct {
 
 func (x *ListExclusionsResponse) Reset() {
 	*x = ListExclusionsResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[32]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2009,7 +2172,7 @@ func (x *ListExclusionsResponse) String() string {
 func (*ListExclusionsResponse) ProtoMessage() {}
 
 func (x *ListExclusionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[32]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2022,7 +2185,7 @@ func (x *ListExclusionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExclusionsResponse.ProtoReflect.Descriptor instead.
 func (*ListExclusionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{32}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListExclusionsResponse) GetExclusions() []*Exclusion {
@@ -2048,7 +2211,7 @@ type DeleteExclusionRequest struct {
 
 func (x *DeleteExclusionRequest) Reset() {
 	*x = DeleteExclusionRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[33]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2223,7 @@ func (x *DeleteExclusionRequest) String() string {
 func (*DeleteExclusionRequest) ProtoMessage() {}
 
 func (x *DeleteExclusionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[33]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2236,7 @@ func (x *DeleteExclusionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExclusionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteExclusionRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{33}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeleteExclusionRequest) GetId() string {
@@ -2095,7 +2258,18 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\toperation\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\toperation\x12#\n" +
 	"\x06method\x18\x05 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x06method\x12 \n" +
 	"\x04path\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x04path\x123\n" +
-	"\x11at_least_revision\x18\a \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\"E\n" +
+	"\x11at_least_revision\x18\a \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\"\x9f\x02\n" +
+	"\x11CheckAdminRequest\x12'\n" +
+	"\x06person\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06person\x12+\n" +
+	"\bresource\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xc6'\x01(\x80\x01R\bresource\x12,\n" +
+	"\toperation\x18\x03 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xc6'\x01(@R\toperation\x12'\n" +
+	"\x04orgs\x18\x04 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10\x04\"\tr\a\xc8\xc6'\x01(\x80\x01R\x04orgs\x121\n" +
+	"\rtarget_person\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\ftargetPerson\x12*\n" +
+	"\x11system_admin_flag\x18\x06 \x01(\bR\x0fsystemAdminFlag\"b\n" +
+	"\x12CheckAdminResponse\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"E\n" +
 	"\rCheckResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"\x89\x01\n" +
@@ -2164,7 +2338,7 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\binherits\x18\x06 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10@\"\tr\a\xc8\xc6'\x01(\x80\x01R\binherits\"N\n" +
 	"\aSubject\x12\"\n" +
 	"\x04kind\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xc8\xc6'\x01(\x10R\x04kind\x12\x1f\n" +
-	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xa4\x03\n" +
+	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xe2\x03\n" +
 	"\x05Grant\x12\x1c\n" +
 	"\x02id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x02id\x12(\n" +
 	"\arole_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06roleId\x128\n" +
@@ -2178,7 +2352,9 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\t \x01(\tR\tcreatedBy\"\x9b\x01\n" +
+	"created_by\x18\t \x01(\tR\tcreatedBy\x12<\n" +
+	"\x0fgrantable_roles\x18\n" +
+	" \x03(\tB\x13\xbaH\x10\x92\x01\r\x10@\"\tr\a\xc8\xc6'\x01(\x80\x01R\x0egrantableRoles\"\x9b\x01\n" +
 	"\tExclusion\x12\x1c\n" +
 	"\x02id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x02id\x12&\n" +
 	"\x06role_a\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05roleA\x12&\n" +
@@ -2237,14 +2413,16 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"exclusions\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"9\n" +
 	"\x16DeleteExclusionRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id2\xbf\x04\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id2\x92\x05\n" +
 	"\fAuthzService\x12^\n" +
 	"\x05Check\x12\x1b.uias.authz.v1.CheckRequest\x1a\x1c.uias.authz.v1.CheckResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/authz/check\x12s\n" +
 	"\n" +
 	"BatchCheck\x12 .uias.authz.v1.BatchCheckRequest\x1a!.uias.authz.v1.BatchCheckResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/authz/check:batch\x12\x7f\n" +
 	"\x0fListPermissions\x12%.uias.authz.v1.ListPermissionsRequest\x1a&.uias.authz.v1.ListPermissionsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/authz/permissions\x12s\n" +
 	"\fListSubjects\x12\".uias.authz.v1.ListSubjectsRequest\x1a#.uias.authz.v1.ListSubjectsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/authz/subjects\x12d\n" +
-	"\aExplain\x12\x1b.uias.authz.v1.CheckRequest\x1a\x1e.uias.authz.v1.ExplainResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/authz/explain2\xb4\f\n" +
+	"\aExplain\x12\x1b.uias.authz.v1.CheckRequest\x1a\x1e.uias.authz.v1.ExplainResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/authz/explain\x12Q\n" +
+	"\n" +
+	"CheckAdmin\x12 .uias.authz.v1.CheckAdminRequest\x1a!.uias.authz.v1.CheckAdminResponse2\xb4\f\n" +
 	"\x11AuthzAdminService\x12y\n" +
 	"\vPutResource\x12\x17.uias.authz.v1.Resource\x1a\x1f.uias.authz.v1.ResourceResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\x1a%/v1/authz/apps/{app}/resources/{code}\x12\x82\x01\n" +
 	"\rListResources\x12#.uias.authz.v1.ListResourcesRequest\x1a$.uias.authz.v1.ListResourcesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/authz/apps/{app}/resources\x12\x83\x01\n" +
@@ -2277,105 +2455,109 @@ func file_uias_authz_v1_authz_proto_rawDescGZIP() []byte {
 	return file_uias_authz_v1_authz_proto_rawDescData
 }
 
-var file_uias_authz_v1_authz_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_uias_authz_v1_authz_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_uias_authz_v1_authz_proto_goTypes = []any{
 	(*CheckRequest)(nil),            // 0: uias.authz.v1.CheckRequest
-	(*CheckResponse)(nil),           // 1: uias.authz.v1.CheckResponse
-	(*BatchCheckRequest)(nil),       // 2: uias.authz.v1.BatchCheckRequest
-	(*BatchCheckResponse)(nil),      // 3: uias.authz.v1.BatchCheckResponse
-	(*ListPermissionsRequest)(nil),  // 4: uias.authz.v1.ListPermissionsRequest
-	(*ListPermissionsResponse)(nil), // 5: uias.authz.v1.ListPermissionsResponse
-	(*ListSubjectsRequest)(nil),     // 6: uias.authz.v1.ListSubjectsRequest
-	(*ListSubjectsResponse)(nil),    // 7: uias.authz.v1.ListSubjectsResponse
-	(*SubjectGrant)(nil),            // 8: uias.authz.v1.SubjectGrant
-	(*ExplainResponse)(nil),         // 9: uias.authz.v1.ExplainResponse
-	(*Permission)(nil),              // 10: uias.authz.v1.Permission
-	(*Resource)(nil),                // 11: uias.authz.v1.Resource
-	(*Role)(nil),                    // 12: uias.authz.v1.Role
-	(*Subject)(nil),                 // 13: uias.authz.v1.Subject
-	(*Grant)(nil),                   // 14: uias.authz.v1.Grant
-	(*Exclusion)(nil),               // 15: uias.authz.v1.Exclusion
-	(*WriteResponse)(nil),           // 16: uias.authz.v1.WriteResponse
-	(*ResourceResponse)(nil),        // 17: uias.authz.v1.ResourceResponse
-	(*ListResourcesRequest)(nil),    // 18: uias.authz.v1.ListResourcesRequest
-	(*ListResourcesResponse)(nil),   // 19: uias.authz.v1.ListResourcesResponse
-	(*DeleteResourceRequest)(nil),   // 20: uias.authz.v1.DeleteResourceRequest
-	(*RoleResponse)(nil),            // 21: uias.authz.v1.RoleResponse
-	(*GetRoleRequest)(nil),          // 22: uias.authz.v1.GetRoleRequest
-	(*ListRolesRequest)(nil),        // 23: uias.authz.v1.ListRolesRequest
-	(*ListRolesResponse)(nil),       // 24: uias.authz.v1.ListRolesResponse
-	(*DeleteRoleRequest)(nil),       // 25: uias.authz.v1.DeleteRoleRequest
-	(*GrantResponse)(nil),           // 26: uias.authz.v1.GrantResponse
-	(*ListGrantsRequest)(nil),       // 27: uias.authz.v1.ListGrantsRequest
-	(*ListGrantsResponse)(nil),      // 28: uias.authz.v1.ListGrantsResponse
-	(*RevokeGrantRequest)(nil),      // 29: uias.authz.v1.RevokeGrantRequest
-	(*ExclusionResponse)(nil),       // 30: uias.authz.v1.ExclusionResponse
-	(*ListExclusionsRequest)(nil),   // 31: uias.authz.v1.ListExclusionsRequest
-	(*ListExclusionsResponse)(nil),  // 32: uias.authz.v1.ListExclusionsResponse
-	(*DeleteExclusionRequest)(nil),  // 33: uias.authz.v1.DeleteExclusionRequest
-	(*timestamppb.Timestamp)(nil),   // 34: google.protobuf.Timestamp
+	(*CheckAdminRequest)(nil),       // 1: uias.authz.v1.CheckAdminRequest
+	(*CheckAdminResponse)(nil),      // 2: uias.authz.v1.CheckAdminResponse
+	(*CheckResponse)(nil),           // 3: uias.authz.v1.CheckResponse
+	(*BatchCheckRequest)(nil),       // 4: uias.authz.v1.BatchCheckRequest
+	(*BatchCheckResponse)(nil),      // 5: uias.authz.v1.BatchCheckResponse
+	(*ListPermissionsRequest)(nil),  // 6: uias.authz.v1.ListPermissionsRequest
+	(*ListPermissionsResponse)(nil), // 7: uias.authz.v1.ListPermissionsResponse
+	(*ListSubjectsRequest)(nil),     // 8: uias.authz.v1.ListSubjectsRequest
+	(*ListSubjectsResponse)(nil),    // 9: uias.authz.v1.ListSubjectsResponse
+	(*SubjectGrant)(nil),            // 10: uias.authz.v1.SubjectGrant
+	(*ExplainResponse)(nil),         // 11: uias.authz.v1.ExplainResponse
+	(*Permission)(nil),              // 12: uias.authz.v1.Permission
+	(*Resource)(nil),                // 13: uias.authz.v1.Resource
+	(*Role)(nil),                    // 14: uias.authz.v1.Role
+	(*Subject)(nil),                 // 15: uias.authz.v1.Subject
+	(*Grant)(nil),                   // 16: uias.authz.v1.Grant
+	(*Exclusion)(nil),               // 17: uias.authz.v1.Exclusion
+	(*WriteResponse)(nil),           // 18: uias.authz.v1.WriteResponse
+	(*ResourceResponse)(nil),        // 19: uias.authz.v1.ResourceResponse
+	(*ListResourcesRequest)(nil),    // 20: uias.authz.v1.ListResourcesRequest
+	(*ListResourcesResponse)(nil),   // 21: uias.authz.v1.ListResourcesResponse
+	(*DeleteResourceRequest)(nil),   // 22: uias.authz.v1.DeleteResourceRequest
+	(*RoleResponse)(nil),            // 23: uias.authz.v1.RoleResponse
+	(*GetRoleRequest)(nil),          // 24: uias.authz.v1.GetRoleRequest
+	(*ListRolesRequest)(nil),        // 25: uias.authz.v1.ListRolesRequest
+	(*ListRolesResponse)(nil),       // 26: uias.authz.v1.ListRolesResponse
+	(*DeleteRoleRequest)(nil),       // 27: uias.authz.v1.DeleteRoleRequest
+	(*GrantResponse)(nil),           // 28: uias.authz.v1.GrantResponse
+	(*ListGrantsRequest)(nil),       // 29: uias.authz.v1.ListGrantsRequest
+	(*ListGrantsResponse)(nil),      // 30: uias.authz.v1.ListGrantsResponse
+	(*RevokeGrantRequest)(nil),      // 31: uias.authz.v1.RevokeGrantRequest
+	(*ExclusionResponse)(nil),       // 32: uias.authz.v1.ExclusionResponse
+	(*ListExclusionsRequest)(nil),   // 33: uias.authz.v1.ListExclusionsRequest
+	(*ListExclusionsResponse)(nil),  // 34: uias.authz.v1.ListExclusionsResponse
+	(*DeleteExclusionRequest)(nil),  // 35: uias.authz.v1.DeleteExclusionRequest
+	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
 }
 var file_uias_authz_v1_authz_proto_depIdxs = []int32{
 	0,  // 0: uias.authz.v1.BatchCheckRequest.checks:type_name -> uias.authz.v1.CheckRequest
-	10, // 1: uias.authz.v1.ListPermissionsResponse.permissions:type_name -> uias.authz.v1.Permission
-	8,  // 2: uias.authz.v1.ListSubjectsResponse.subjects:type_name -> uias.authz.v1.SubjectGrant
-	13, // 3: uias.authz.v1.SubjectGrant.subject:type_name -> uias.authz.v1.Subject
-	14, // 4: uias.authz.v1.ExplainResponse.grant:type_name -> uias.authz.v1.Grant
-	10, // 5: uias.authz.v1.ExplainResponse.permission:type_name -> uias.authz.v1.Permission
-	14, // 6: uias.authz.v1.ExplainResponse.inactive:type_name -> uias.authz.v1.Grant
-	10, // 7: uias.authz.v1.Role.permissions:type_name -> uias.authz.v1.Permission
-	13, // 8: uias.authz.v1.Grant.subject:type_name -> uias.authz.v1.Subject
-	34, // 9: uias.authz.v1.Grant.valid_from:type_name -> google.protobuf.Timestamp
-	34, // 10: uias.authz.v1.Grant.valid_until:type_name -> google.protobuf.Timestamp
-	34, // 11: uias.authz.v1.Grant.created_at:type_name -> google.protobuf.Timestamp
-	11, // 12: uias.authz.v1.ResourceResponse.resource:type_name -> uias.authz.v1.Resource
-	11, // 13: uias.authz.v1.ListResourcesResponse.resources:type_name -> uias.authz.v1.Resource
-	12, // 14: uias.authz.v1.RoleResponse.role:type_name -> uias.authz.v1.Role
-	12, // 15: uias.authz.v1.ListRolesResponse.roles:type_name -> uias.authz.v1.Role
-	14, // 16: uias.authz.v1.GrantResponse.grant:type_name -> uias.authz.v1.Grant
-	14, // 17: uias.authz.v1.ListGrantsResponse.grants:type_name -> uias.authz.v1.Grant
-	15, // 18: uias.authz.v1.ExclusionResponse.exclusion:type_name -> uias.authz.v1.Exclusion
-	15, // 19: uias.authz.v1.ListExclusionsResponse.exclusions:type_name -> uias.authz.v1.Exclusion
+	12, // 1: uias.authz.v1.ListPermissionsResponse.permissions:type_name -> uias.authz.v1.Permission
+	10, // 2: uias.authz.v1.ListSubjectsResponse.subjects:type_name -> uias.authz.v1.SubjectGrant
+	15, // 3: uias.authz.v1.SubjectGrant.subject:type_name -> uias.authz.v1.Subject
+	16, // 4: uias.authz.v1.ExplainResponse.grant:type_name -> uias.authz.v1.Grant
+	12, // 5: uias.authz.v1.ExplainResponse.permission:type_name -> uias.authz.v1.Permission
+	16, // 6: uias.authz.v1.ExplainResponse.inactive:type_name -> uias.authz.v1.Grant
+	12, // 7: uias.authz.v1.Role.permissions:type_name -> uias.authz.v1.Permission
+	15, // 8: uias.authz.v1.Grant.subject:type_name -> uias.authz.v1.Subject
+	36, // 9: uias.authz.v1.Grant.valid_from:type_name -> google.protobuf.Timestamp
+	36, // 10: uias.authz.v1.Grant.valid_until:type_name -> google.protobuf.Timestamp
+	36, // 11: uias.authz.v1.Grant.created_at:type_name -> google.protobuf.Timestamp
+	13, // 12: uias.authz.v1.ResourceResponse.resource:type_name -> uias.authz.v1.Resource
+	13, // 13: uias.authz.v1.ListResourcesResponse.resources:type_name -> uias.authz.v1.Resource
+	14, // 14: uias.authz.v1.RoleResponse.role:type_name -> uias.authz.v1.Role
+	14, // 15: uias.authz.v1.ListRolesResponse.roles:type_name -> uias.authz.v1.Role
+	16, // 16: uias.authz.v1.GrantResponse.grant:type_name -> uias.authz.v1.Grant
+	16, // 17: uias.authz.v1.ListGrantsResponse.grants:type_name -> uias.authz.v1.Grant
+	17, // 18: uias.authz.v1.ExclusionResponse.exclusion:type_name -> uias.authz.v1.Exclusion
+	17, // 19: uias.authz.v1.ListExclusionsResponse.exclusions:type_name -> uias.authz.v1.Exclusion
 	0,  // 20: uias.authz.v1.AuthzService.Check:input_type -> uias.authz.v1.CheckRequest
-	2,  // 21: uias.authz.v1.AuthzService.BatchCheck:input_type -> uias.authz.v1.BatchCheckRequest
-	4,  // 22: uias.authz.v1.AuthzService.ListPermissions:input_type -> uias.authz.v1.ListPermissionsRequest
-	6,  // 23: uias.authz.v1.AuthzService.ListSubjects:input_type -> uias.authz.v1.ListSubjectsRequest
+	4,  // 21: uias.authz.v1.AuthzService.BatchCheck:input_type -> uias.authz.v1.BatchCheckRequest
+	6,  // 22: uias.authz.v1.AuthzService.ListPermissions:input_type -> uias.authz.v1.ListPermissionsRequest
+	8,  // 23: uias.authz.v1.AuthzService.ListSubjects:input_type -> uias.authz.v1.ListSubjectsRequest
 	0,  // 24: uias.authz.v1.AuthzService.Explain:input_type -> uias.authz.v1.CheckRequest
-	11, // 25: uias.authz.v1.AuthzAdminService.PutResource:input_type -> uias.authz.v1.Resource
-	18, // 26: uias.authz.v1.AuthzAdminService.ListResources:input_type -> uias.authz.v1.ListResourcesRequest
-	20, // 27: uias.authz.v1.AuthzAdminService.DeleteResource:input_type -> uias.authz.v1.DeleteResourceRequest
-	12, // 28: uias.authz.v1.AuthzAdminService.CreateRole:input_type -> uias.authz.v1.Role
-	12, // 29: uias.authz.v1.AuthzAdminService.UpdateRole:input_type -> uias.authz.v1.Role
-	22, // 30: uias.authz.v1.AuthzAdminService.GetRole:input_type -> uias.authz.v1.GetRoleRequest
-	23, // 31: uias.authz.v1.AuthzAdminService.ListRoles:input_type -> uias.authz.v1.ListRolesRequest
-	25, // 32: uias.authz.v1.AuthzAdminService.DeleteRole:input_type -> uias.authz.v1.DeleteRoleRequest
-	14, // 33: uias.authz.v1.AuthzAdminService.CreateGrant:input_type -> uias.authz.v1.Grant
-	27, // 34: uias.authz.v1.AuthzAdminService.ListGrants:input_type -> uias.authz.v1.ListGrantsRequest
-	29, // 35: uias.authz.v1.AuthzAdminService.RevokeGrant:input_type -> uias.authz.v1.RevokeGrantRequest
-	15, // 36: uias.authz.v1.AuthzAdminService.CreateExclusion:input_type -> uias.authz.v1.Exclusion
-	31, // 37: uias.authz.v1.AuthzAdminService.ListExclusions:input_type -> uias.authz.v1.ListExclusionsRequest
-	33, // 38: uias.authz.v1.AuthzAdminService.DeleteExclusion:input_type -> uias.authz.v1.DeleteExclusionRequest
-	1,  // 39: uias.authz.v1.AuthzService.Check:output_type -> uias.authz.v1.CheckResponse
-	3,  // 40: uias.authz.v1.AuthzService.BatchCheck:output_type -> uias.authz.v1.BatchCheckResponse
-	5,  // 41: uias.authz.v1.AuthzService.ListPermissions:output_type -> uias.authz.v1.ListPermissionsResponse
-	7,  // 42: uias.authz.v1.AuthzService.ListSubjects:output_type -> uias.authz.v1.ListSubjectsResponse
-	9,  // 43: uias.authz.v1.AuthzService.Explain:output_type -> uias.authz.v1.ExplainResponse
-	17, // 44: uias.authz.v1.AuthzAdminService.PutResource:output_type -> uias.authz.v1.ResourceResponse
-	19, // 45: uias.authz.v1.AuthzAdminService.ListResources:output_type -> uias.authz.v1.ListResourcesResponse
-	16, // 46: uias.authz.v1.AuthzAdminService.DeleteResource:output_type -> uias.authz.v1.WriteResponse
-	21, // 47: uias.authz.v1.AuthzAdminService.CreateRole:output_type -> uias.authz.v1.RoleResponse
-	21, // 48: uias.authz.v1.AuthzAdminService.UpdateRole:output_type -> uias.authz.v1.RoleResponse
-	21, // 49: uias.authz.v1.AuthzAdminService.GetRole:output_type -> uias.authz.v1.RoleResponse
-	24, // 50: uias.authz.v1.AuthzAdminService.ListRoles:output_type -> uias.authz.v1.ListRolesResponse
-	16, // 51: uias.authz.v1.AuthzAdminService.DeleteRole:output_type -> uias.authz.v1.WriteResponse
-	26, // 52: uias.authz.v1.AuthzAdminService.CreateGrant:output_type -> uias.authz.v1.GrantResponse
-	28, // 53: uias.authz.v1.AuthzAdminService.ListGrants:output_type -> uias.authz.v1.ListGrantsResponse
-	16, // 54: uias.authz.v1.AuthzAdminService.RevokeGrant:output_type -> uias.authz.v1.WriteResponse
-	30, // 55: uias.authz.v1.AuthzAdminService.CreateExclusion:output_type -> uias.authz.v1.ExclusionResponse
-	32, // 56: uias.authz.v1.AuthzAdminService.ListExclusions:output_type -> uias.authz.v1.ListExclusionsResponse
-	16, // 57: uias.authz.v1.AuthzAdminService.DeleteExclusion:output_type -> uias.authz.v1.WriteResponse
-	39, // [39:58] is the sub-list for method output_type
-	20, // [20:39] is the sub-list for method input_type
+	1,  // 25: uias.authz.v1.AuthzService.CheckAdmin:input_type -> uias.authz.v1.CheckAdminRequest
+	13, // 26: uias.authz.v1.AuthzAdminService.PutResource:input_type -> uias.authz.v1.Resource
+	20, // 27: uias.authz.v1.AuthzAdminService.ListResources:input_type -> uias.authz.v1.ListResourcesRequest
+	22, // 28: uias.authz.v1.AuthzAdminService.DeleteResource:input_type -> uias.authz.v1.DeleteResourceRequest
+	14, // 29: uias.authz.v1.AuthzAdminService.CreateRole:input_type -> uias.authz.v1.Role
+	14, // 30: uias.authz.v1.AuthzAdminService.UpdateRole:input_type -> uias.authz.v1.Role
+	24, // 31: uias.authz.v1.AuthzAdminService.GetRole:input_type -> uias.authz.v1.GetRoleRequest
+	25, // 32: uias.authz.v1.AuthzAdminService.ListRoles:input_type -> uias.authz.v1.ListRolesRequest
+	27, // 33: uias.authz.v1.AuthzAdminService.DeleteRole:input_type -> uias.authz.v1.DeleteRoleRequest
+	16, // 34: uias.authz.v1.AuthzAdminService.CreateGrant:input_type -> uias.authz.v1.Grant
+	29, // 35: uias.authz.v1.AuthzAdminService.ListGrants:input_type -> uias.authz.v1.ListGrantsRequest
+	31, // 36: uias.authz.v1.AuthzAdminService.RevokeGrant:input_type -> uias.authz.v1.RevokeGrantRequest
+	17, // 37: uias.authz.v1.AuthzAdminService.CreateExclusion:input_type -> uias.authz.v1.Exclusion
+	33, // 38: uias.authz.v1.AuthzAdminService.ListExclusions:input_type -> uias.authz.v1.ListExclusionsRequest
+	35, // 39: uias.authz.v1.AuthzAdminService.DeleteExclusion:input_type -> uias.authz.v1.DeleteExclusionRequest
+	3,  // 40: uias.authz.v1.AuthzService.Check:output_type -> uias.authz.v1.CheckResponse
+	5,  // 41: uias.authz.v1.AuthzService.BatchCheck:output_type -> uias.authz.v1.BatchCheckResponse
+	7,  // 42: uias.authz.v1.AuthzService.ListPermissions:output_type -> uias.authz.v1.ListPermissionsResponse
+	9,  // 43: uias.authz.v1.AuthzService.ListSubjects:output_type -> uias.authz.v1.ListSubjectsResponse
+	11, // 44: uias.authz.v1.AuthzService.Explain:output_type -> uias.authz.v1.ExplainResponse
+	2,  // 45: uias.authz.v1.AuthzService.CheckAdmin:output_type -> uias.authz.v1.CheckAdminResponse
+	19, // 46: uias.authz.v1.AuthzAdminService.PutResource:output_type -> uias.authz.v1.ResourceResponse
+	21, // 47: uias.authz.v1.AuthzAdminService.ListResources:output_type -> uias.authz.v1.ListResourcesResponse
+	18, // 48: uias.authz.v1.AuthzAdminService.DeleteResource:output_type -> uias.authz.v1.WriteResponse
+	23, // 49: uias.authz.v1.AuthzAdminService.CreateRole:output_type -> uias.authz.v1.RoleResponse
+	23, // 50: uias.authz.v1.AuthzAdminService.UpdateRole:output_type -> uias.authz.v1.RoleResponse
+	23, // 51: uias.authz.v1.AuthzAdminService.GetRole:output_type -> uias.authz.v1.RoleResponse
+	26, // 52: uias.authz.v1.AuthzAdminService.ListRoles:output_type -> uias.authz.v1.ListRolesResponse
+	18, // 53: uias.authz.v1.AuthzAdminService.DeleteRole:output_type -> uias.authz.v1.WriteResponse
+	28, // 54: uias.authz.v1.AuthzAdminService.CreateGrant:output_type -> uias.authz.v1.GrantResponse
+	30, // 55: uias.authz.v1.AuthzAdminService.ListGrants:output_type -> uias.authz.v1.ListGrantsResponse
+	18, // 56: uias.authz.v1.AuthzAdminService.RevokeGrant:output_type -> uias.authz.v1.WriteResponse
+	32, // 57: uias.authz.v1.AuthzAdminService.CreateExclusion:output_type -> uias.authz.v1.ExclusionResponse
+	34, // 58: uias.authz.v1.AuthzAdminService.ListExclusions:output_type -> uias.authz.v1.ListExclusionsResponse
+	18, // 59: uias.authz.v1.AuthzAdminService.DeleteExclusion:output_type -> uias.authz.v1.WriteResponse
+	40, // [40:60] is the sub-list for method output_type
+	20, // [20:40] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name
@@ -2392,7 +2574,7 @@ func file_uias_authz_v1_authz_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_authz_v1_authz_proto_rawDesc), len(file_uias_authz_v1_authz_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

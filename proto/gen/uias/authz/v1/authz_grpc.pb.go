@@ -24,6 +24,7 @@ const (
 	AuthzService_ListPermissions_FullMethodName = "/uias.authz.v1.AuthzService/ListPermissions"
 	AuthzService_ListSubjects_FullMethodName    = "/uias.authz.v1.AuthzService/ListSubjects"
 	AuthzService_Explain_FullMethodName         = "/uias.authz.v1.AuthzService/Explain"
+	AuthzService_CheckAdmin_FullMethodName      = "/uias.authz.v1.AuthzService/CheckAdmin"
 )
 
 // AuthzServiceClient is the client API for AuthzService service.
@@ -45,6 +46,12 @@ type AuthzServiceClient interface {
 	ListSubjects(ctx context.Context, in *ListSubjectsRequest, opts ...grpc.CallOption) (*ListSubjectsResponse, error)
 	// Explain answers a check with the grant path that allows it, or why not.
 	Explain(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*ExplainResponse, error)
+	// CheckAdmin asks whether an administrator may do an administrative
+	// action of UIAS itself (application "uias", docs/operators.md lists the
+	// resources and the built-in roles), on a target in an org: grants with a
+	// scope_org count only for targets inside that org's subtree. UIAS
+	// components only (the admin token verifier of pkg/adminauth); no REST.
+	CheckAdmin(ctx context.Context, in *CheckAdminRequest, opts ...grpc.CallOption) (*CheckAdminResponse, error)
 }
 
 type authzServiceClient struct {
@@ -105,6 +112,16 @@ func (c *authzServiceClient) Explain(ctx context.Context, in *CheckRequest, opts
 	return out, nil
 }
 
+func (c *authzServiceClient) CheckAdmin(ctx context.Context, in *CheckAdminRequest, opts ...grpc.CallOption) (*CheckAdminResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckAdminResponse)
+	err := c.cc.Invoke(ctx, AuthzService_CheckAdmin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthzServiceServer is the server API for AuthzService service.
 // All implementations must embed UnimplementedAuthzServiceServer
 // for forward compatibility.
@@ -124,6 +141,12 @@ type AuthzServiceServer interface {
 	ListSubjects(context.Context, *ListSubjectsRequest) (*ListSubjectsResponse, error)
 	// Explain answers a check with the grant path that allows it, or why not.
 	Explain(context.Context, *CheckRequest) (*ExplainResponse, error)
+	// CheckAdmin asks whether an administrator may do an administrative
+	// action of UIAS itself (application "uias", docs/operators.md lists the
+	// resources and the built-in roles), on a target in an org: grants with a
+	// scope_org count only for targets inside that org's subtree. UIAS
+	// components only (the admin token verifier of pkg/adminauth); no REST.
+	CheckAdmin(context.Context, *CheckAdminRequest) (*CheckAdminResponse, error)
 	mustEmbedUnimplementedAuthzServiceServer()
 }
 
@@ -148,6 +171,9 @@ func (UnimplementedAuthzServiceServer) ListSubjects(context.Context, *ListSubjec
 }
 func (UnimplementedAuthzServiceServer) Explain(context.Context, *CheckRequest) (*ExplainResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Explain not implemented")
+}
+func (UnimplementedAuthzServiceServer) CheckAdmin(context.Context, *CheckAdminRequest) (*CheckAdminResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckAdmin not implemented")
 }
 func (UnimplementedAuthzServiceServer) mustEmbedUnimplementedAuthzServiceServer() {}
 func (UnimplementedAuthzServiceServer) testEmbeddedByValue()                      {}
@@ -260,6 +286,24 @@ func _AuthzService_Explain_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthzService_CheckAdmin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckAdminRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthzServiceServer).CheckAdmin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthzService_CheckAdmin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthzServiceServer).CheckAdmin(ctx, req.(*CheckAdminRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthzService_ServiceDesc is the grpc.ServiceDesc for AuthzService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -286,6 +330,10 @@ var AuthzService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Explain",
 			Handler:    _AuthzService_Explain_Handler,
+		},
+		{
+			MethodName: "CheckAdmin",
+			Handler:    _AuthzService_CheckAdmin_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,195 @@
+// Package adminauth checks UIAS administrators for every component: who
+// holds an administrator bearer token (identity's AdminSessionService.WhoAmI,
+// over gRPC) and whether they may do an administrative action (the authz
+// component's CheckAdmin, application "uias"). The BAD_ADMIN_TOKEN and
+// ADMIN_NOT_ALLOWED reasons are declared here, once.
+//
+// The administration namespace (resources, operations and the built-in
+// roles system_admin, security_auditor and unit_admin) is described in
+// docs/operators.md; the Perm values below name every permission.
+package adminauth
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/uias/uias/pkg/apierr"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+// App is the application id UIAS's own administration is checked under.
+const App = "uias"
+
+// Reasons.
+const (
+	ReasonBadToken   = "BAD_ADMIN_TOKEN"
+	ReasonNotAllowed = "ADMIN_NOT_ALLOWED"
+)
+
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: ReasonBadToken, Code: apierr.Unauthenticated,
+			Doc: "The administrator bearer token is missing, invalid or expired; log in again."},
+		apierr.Reason{Name: ReasonNotAllowed, Code: apierr.PermissionDenied,
+			Doc: "The administrator's roles do not allow this action (here, or on this target: outside the org subtree they administer, a role they may not hand on, an administrator above them, their own grants). The message says which."},
+	)
+}
+
+// ErrNoToken refuses an administrator call without a token.
+var ErrNoToken = apierr.New(apierr.Unauthenticated, ReasonBadToken, "an administrator token is required (authorization: Bearer <token>)")
+
+// Denied is the refusal of an administrative action, with a sentence
+// saying why.
+func Denied(msg string) error { return apierr.New(apierr.PermissionDenied, ReasonNotAllowed, msg) }
+
+// Perm is one administrative permission: a resource of application "uias"
+// and an operation.
+type Perm struct {
+	Resource  string
+	Operation string
+}
+
+func (p Perm) String() string { return p.Resource + "." + p.Operation }
+
+// The administration permissions.
+var (
+	ConsoleLogin = Perm{"system.console", "login"}
+
+	SettingsRead  = Perm{"system.settings", "read"}
+	SettingsWrite = Perm{"system.settings", "write"}
+
+	OrgsRead       = Perm{"identity.orgs", "read"}
+	OrgsWrite      = Perm{"identity.orgs", "write"}
+	UsersRead      = Perm{"identity.users", "read"}
+	UsersWrite     = Perm{"identity.users", "write"}
+	UsersPassword  = Perm{"identity.users", "password"}
+	UsersLock      = Perm{"identity.users", "lock"}
+	GroupsRead     = Perm{"identity.groups", "read"}
+	GroupsWrite    = Perm{"identity.groups", "write"}
+	LinksRead      = Perm{"identity.links", "read"}
+	LinksWrite     = Perm{"identity.links", "write"}
+	AppsRead       = Perm{"identity.apps", "read"}
+	AppsWrite      = Perm{"identity.apps", "write"}
+	AppsSecret     = Perm{"identity.apps", "secret"}
+	KeysRead       = Perm{"identity.keys", "read"}
+	KeysRotate     = Perm{"identity.keys", "rotate"}
+	FingersRead    = Perm{"identity.fingers", "read"}
+	FingersWrite   = Perm{"identity.fingers", "write"}
+	ImportRun      = Perm{"identity.import", "run"}
+	AuthzModelRead = Perm{"authz.model", "read"}
+	AuthzModel     = Perm{"authz.model", "write"}
+	GrantsRead     = Perm{"authz.grants", "read"}
+	GrantsWrite    = Perm{"authz.grants", "write"}
+
+	TicketServicesRead   = Perm{"ticket.services", "read"}
+	TicketServicesWrite  = Perm{"ticket.services", "write"}
+	TicketSessionsRead   = Perm{"ticket.sessions", "read"}
+	TicketSessionsRevoke = Perm{"ticket.sessions", "revoke"}
+
+	AuditRead    = Perm{"audit.records", "read"}
+	AuditVerify  = Perm{"audit.records", "verify"}
+	AuditArchive = Perm{"audit.records", "archive"}
+	AuditExport  = Perm{"audit.records", "export"}
+)
+
+// Admin is an authenticated administrator.
+type Admin struct {
+	ID    string
+	Login string
+	OrgID string
+	// SystemAdminFlag: identity's account carries the legacy is_admin flag,
+	// which authz counts as the system_admin role.
+	SystemAdminFlag bool
+}
+
+type ctxKey struct{}
+
+// With returns ctx carrying a.
+func With(ctx context.Context, a *Admin) context.Context { return context.WithValue(ctx, ctxKey{}, a) }
+
+// From returns the administrator of ctx (nil if none).
+func From(ctx context.Context) *Admin {
+	a, _ := ctx.Value(ctxKey{}).(*Admin)
+	return a
+}
+
+// Checker is what a component's admin RPCs need: Authenticate in its caller
+// authentication, Authorize in the handlers.
+type Checker interface {
+	Authenticate(ctx context.Context, token string) (*Admin, error)
+	Authorize(ctx context.Context, a *Admin, p Perm, target string, orgs ...string) error
+}
+
+// Verifier checks tokens with identity and permissions with authz over
+// gRPC (in-process or remote; the connections come from module.Env.Client).
+type Verifier struct {
+	sessions identityv1.AdminSessionServiceClient
+	authz    authzv1.AuthzServiceClient
+}
+
+var _ Checker = (*Verifier)(nil)
+
+// New returns the verifier over identity's and authz's connections.
+func New(identity, authz grpc.ClientConnInterface) *Verifier {
+	v := &Verifier{sessions: identityv1.NewAdminSessionServiceClient(identity)}
+	if authz != nil {
+		v.authz = authzv1.NewAuthzServiceClient(authz)
+	}
+	return v
+}
+
+// Authenticate returns the administrator holding token (UNAUTHENTICATED
+// BAD_ADMIN_TOKEN when there is none or identity refuses it). Every call
+// asks identity: a revoked token is refused at once.
+func (v *Verifier) Authenticate(ctx context.Context, token string) (*Admin, error) {
+	if token == "" {
+		return nil, ErrNoToken
+	}
+	r, err := v.sessions.WhoAmI(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), &identityv1.WhoAmIRequest{})
+	if err != nil {
+		return nil, err
+	}
+	u := r.GetUser()
+	return &Admin{ID: u.GetId(), Login: u.GetLoginName(), OrgID: u.GetOrgId(), SystemAdminFlag: r.GetSystemAdmin()}, nil
+}
+
+// Authorize answers nil when a may do p, on target (a person's user id, or
+// "") in orgs (every org the action touches: the target's org, a new
+// parent...; none for a global action), or PERMISSION_DENIED
+// ADMIN_NOT_ALLOWED saying why. Every call asks authz (fresh: a revoked
+// grant is refused at once).
+func (v *Verifier) Authorize(ctx context.Context, a *Admin, p Perm, target string, orgs ...string) error {
+	if a == nil || a.ID == "" {
+		return ErrNoToken
+	}
+	if v.authz == nil {
+		return apierr.ErrUnavailable.WithMessage("the authorization component is not configured")
+	}
+	var os []string
+	for _, o := range orgs {
+		if o != "" {
+			os = append(os, o)
+		}
+	}
+	r, err := v.authz.CheckAdmin(ctx, &authzv1.CheckAdminRequest{Person: a.ID, Resource: p.Resource, Operation: p.Operation,
+		Orgs: os, TargetPerson: target, SystemAdminFlag: a.SystemAdminFlag})
+	if err != nil {
+		return err
+	}
+	if !r.GetAllowed() {
+		return Denied(deniedMessage(p, r.GetDetail()))
+	}
+	return nil
+}
+
+func deniedMessage(p Perm, detail string) string {
+	msg := "not allowed to " + p.Operation + " " + strings.TrimPrefix(p.Resource, "identity.")
+	if detail != "" {
+		msg += ": " + detail
+	}
+	return msg
+}

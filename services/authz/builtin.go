@@ -1,0 +1,134 @@
+package authz
+
+import "encoding/json"
+
+// AdminApp is the application id under which UIAS's own administrative
+// actions are checked (reserved: its resources and the built-in roles are
+// part of the code, not of the store, and cannot be changed).
+const AdminApp = "uias"
+
+// The built-in administrator roles (global roles; id = code). The three
+// are mutually exclusive: one person never holds two of them.
+const (
+	RoleSystemAdmin     = "system_admin"
+	RoleSecurityAuditor = "security_auditor"
+	RoleUnitAdmin       = "unit_admin"
+)
+
+// AdminResource is one resource of the "uias" application with its
+// operations.
+type AdminResource struct {
+	Code       string
+	Parent     string
+	Operations []string
+}
+
+// AdminResources is the administration namespace (docs/operators.md).
+var AdminResources = []AdminResource{
+	{Code: "system", Operations: []string{"read"}},
+	{Code: "system.console", Parent: "system", Operations: []string{"login"}},
+	{Code: "system.settings", Parent: "system", Operations: []string{"read", "write"}},
+	{Code: "identity", Operations: []string{"read"}},
+	{Code: "identity.orgs", Parent: "identity", Operations: []string{"read", "write"}},
+	{Code: "identity.users", Parent: "identity", Operations: []string{"read", "write", "password", "lock"}},
+	{Code: "identity.groups", Parent: "identity", Operations: []string{"read", "write"}},
+	{Code: "identity.links", Parent: "identity", Operations: []string{"read", "write"}},
+	{Code: "identity.apps", Parent: "identity", Operations: []string{"read", "write", "secret"}},
+	{Code: "identity.keys", Parent: "identity", Operations: []string{"read", "rotate"}},
+	{Code: "identity.fingers", Parent: "identity", Operations: []string{"read", "write"}},
+	{Code: "identity.import", Parent: "identity", Operations: []string{"run"}},
+	{Code: "authz", Operations: []string{"read"}},
+	{Code: "authz.model", Parent: "authz", Operations: []string{"read", "write"}},
+	{Code: "authz.grants", Parent: "authz", Operations: []string{"read", "write"}},
+	{Code: "ticket", Operations: []string{"read"}},
+	{Code: "ticket.services", Parent: "ticket", Operations: []string{"read", "write"}},
+	{Code: "ticket.sessions", Parent: "ticket", Operations: []string{"read", "revoke"}},
+	{Code: "audit", Operations: []string{"read"}},
+	{Code: "audit.records", Parent: "audit", Operations: []string{"read", "verify", "archive", "export"}},
+}
+
+// unitAdminResources are what a unit administrator manages inside its
+// scope (every operation), besides reading the model and the console.
+var unitAdminResources = []string{"identity.orgs", "identity.users", "identity.groups", "identity.links", "authz.grants"}
+
+// BuiltinRoles returns the built-in roles.
+func BuiltinRoles() []Role {
+	var sys, aud, unit []Permission
+	for _, r := range AdminResources {
+		for _, op := range r.Operations {
+			p := Permission{App: AdminApp, Resource: r.Code, Operation: op}
+			top := r.Code
+			if r.Parent != "" {
+				top = r.Parent
+			}
+			if top != "audit" {
+				sys = append(sys, p)
+			}
+			if op == "read" && top != "system" || top == "audit" || r.Code == "system.console" {
+				aud = append(aud, p)
+			}
+			for _, u := range unitAdminResources {
+				if r.Code == u {
+					unit = append(unit, p)
+				}
+			}
+			if r.Code == "system.console" || r.Code == "authz.model" && op == "read" {
+				unit = append(unit, p)
+			}
+		}
+	}
+	return []Role{
+		{ID: RoleSystemAdmin, Code: RoleSystemAdmin, Name: "System administrator", Permissions: sys},
+		{ID: RoleSecurityAuditor, Code: RoleSecurityAuditor, Name: "Security auditor", Permissions: aud},
+		{ID: RoleUnitAdmin, Code: RoleUnitAdmin, Name: "Unit administrator (granted over an org subtree)", Permissions: unit},
+	}
+}
+
+// IsBuiltinRole reports whether id is a built-in role.
+func IsBuiltinRole(id string) bool {
+	return id == RoleSystemAdmin || id == RoleSecurityAuditor || id == RoleUnitAdmin
+}
+
+// BuiltinExclusions are the separation-of-duty pairs of the three
+// administrators.
+func BuiltinExclusions() []Exclusion {
+	return []Exclusion{
+		{ID: "builtin-sys-aud", RoleA: RoleSystemAdmin, RoleB: RoleSecurityAuditor, Name: "three administrators"},
+		{ID: "builtin-sys-unit", RoleA: RoleSystemAdmin, RoleB: RoleUnitAdmin, Name: "three administrators"},
+		{ID: "builtin-aud-unit", RoleA: RoleSecurityAuditor, RoleB: RoleUnitAdmin, Name: "three administrators"},
+	}
+}
+
+// IsBuiltinExclusion reports whether id is a built-in exclusion.
+func IsBuiltinExclusion(id string) bool {
+	for _, e := range BuiltinExclusions() {
+		if e.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// BuiltinChanges are the built-in resources, roles and exclusions as
+// snapshot changes (Rev 0) for an index.
+func BuiltinChanges() []Change {
+	var out []Change
+	add := func(obj, id string, v any) {
+		b, _ := json.Marshal(v)
+		out = append(out, Change{Obj: obj, Op: OpPut, ID: id, Data: b})
+	}
+	for _, r := range AdminResources {
+		kind := KindEntity
+		if r.Parent == "" {
+			kind = KindModule
+		}
+		add(ObjResource, AdminApp+"/"+r.Code, Resource{App: AdminApp, Code: r.Code, Parent: r.Parent, Kind: kind, Operations: r.Operations})
+	}
+	for _, r := range BuiltinRoles() {
+		add(ObjRole, r.ID, r)
+	}
+	for _, e := range BuiltinExclusions() {
+		add(ObjExclusion, e.ID, e)
+	}
+	return out
+}

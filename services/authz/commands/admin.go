@@ -1,0 +1,236 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/uias/uias/pkg/adminauth"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/services/authz"
+	"github.com/uias/uias/services/authz/index"
+)
+
+// Administration of authz itself: every AuthzAdminService call is checked
+// against the built-in administrator roles (application "uias"), with the
+// same rules CheckAdmin answers other components with, plus the rules of
+// delegation on grants.
+
+// actorOf returns the administrator acting in ctx: the caller's principal,
+// with identity's legacy flag when the token was checked here. nil: a call
+// without an administrator (made inside the process: tests, tools), which
+// is not checked.
+func actorOf(ctx context.Context) *adminauth.Admin {
+	c := caller.From(ctx)
+	if c == nil || c.Principal == "" {
+		return nil
+	}
+	if a := adminauth.From(ctx); a != nil && a.ID == c.Principal {
+		return a
+	}
+	return &adminauth.Admin{ID: c.Principal}
+}
+
+// CheckAdmin answers another component's question (pkg/adminauth) once the
+// index has reached atLeast; a refusal is audited here (admin.denied), for
+// every component alike.
+func (s *Service) CheckAdmin(ctx context.Context, q index.AdminQuery, atLeast int64) (index.AdminDecision, error) {
+	start := s.now()
+	if err := s.WaitFor(ctx, atLeast); err != nil {
+		return index.AdminDecision{}, err
+	}
+	d := s.idx.CheckAdmin(q, s.now())
+	if !d.Allowed {
+		s.appendRefusal(ctx, "admin.denied", "user:"+q.Person, adminauth.Denied(d.Detail), start, map[string]string{
+			"permission": q.Resource + "." + q.Operation, "target": q.Target})
+	}
+	return d, nil
+}
+
+// Authorize checks the acting administrator (if any) for p on a global
+// object (anywhere: a scoped grant suffices, for reads of the model and of
+// grant lists). A refusal is audited.
+func (s *Service) Authorize(ctx context.Context, api string, p adminauth.Perm, anywhere bool) error {
+	start := s.now()
+	_, err := s.authorize(ctx, p, "", nil, anywhere)
+	if err != nil {
+		s.appendRefusal(ctx, api, "", err, start, map[string]string{"permission": p.String()})
+	}
+	return err
+}
+
+// authorize decides; the caller audits a refusal (write does).
+func (s *Service) authorize(ctx context.Context, p adminauth.Perm, target string, orgs []string, anywhere bool) (index.AdminDecision, error) {
+	a := actorOf(ctx)
+	if a == nil {
+		return index.AdminDecision{Allowed: true, Global: true}, nil
+	}
+	q := index.AdminQuery{Person: a.ID, Resource: p.Resource, Operation: p.Operation, Orgs: orgs, Target: target,
+		SystemAdminFlag: a.SystemAdminFlag}
+	d := s.idx.CheckAdmin(q, s.now())
+	if !d.Allowed && anywhere && len(orgs) == 0 && len(s.idx.AdminGrants(a.ID, p.Resource, p.Operation, s.now())) > 0 {
+		d.Allowed = true
+	}
+	if !d.Allowed {
+		return d, adminauth.Denied(fmt.Sprintf("not allowed to %s %s: %s", p.Operation, p.Resource, d.Detail))
+	}
+	return d, nil
+}
+
+// denied refuses an administrative write (audited by write's refusal path).
+func denied(msg string) error { return adminauth.Denied(msg) }
+
+// checkBuiltinModel refuses changes to what is built in and custom roles
+// carrying administrator powers: those come only from the built-in roles,
+// whose separation-of-duty pairs keep the three administrators apart.
+func checkRoleAdminPowers(x *index.Index, r authz.Role) error {
+	if authz.IsBuiltinRole(r.ID) {
+		return denied("the built-in administrator roles cannot be changed")
+	}
+	for _, p := range r.Permissions {
+		if p.App == authz.AdminApp {
+			return denied("permissions of the " + authz.AdminApp + " application come only with the built-in administrator roles")
+		}
+	}
+	for _, j := range r.Inherits {
+		for _, id := range x.Closure(j) {
+			if authz.IsBuiltinRole(id) {
+				return denied("a role may not include a built-in administrator role; grant it instead")
+			}
+		}
+	}
+	return nil
+}
+
+// subjectOrgs is the org a grant's subject lives in (as mirrored from
+// identity): a person's org, a group's org, the org itself.
+func (s *Service) subjectOrgs(sub authz.Subject) []string {
+	var o string
+	switch sub.Kind {
+	case authz.SubjectUser:
+		o = s.idx.UserOrg(sub.ID)
+	case authz.SubjectGroup:
+		o = s.idx.GroupOrg(sub.ID)
+	case authz.SubjectOrg:
+		o = sub.ID
+	}
+	if o == "" {
+		return nil
+	}
+	return []string{o}
+}
+
+// checkGrantShape checks the fields of administrator grants.
+func (s *Service) checkGrantShape(g authz.Grant) error {
+	switch g.Role {
+	case authz.RoleSystemAdmin, authz.RoleSecurityAuditor:
+		if g.ScopeOrg != "" || g.Delegable || len(g.Grantable) > 0 {
+			return badModel("the system administrator and security auditor roles are granted without scope_org, delegable or grantable_roles")
+		}
+		if g.Subject.Kind != authz.SubjectUser {
+			return badModel("administrator roles are granted to a person")
+		}
+	case authz.RoleUnitAdmin:
+		if g.ScopeOrg == "" {
+			return badModel("the unit_admin role is granted over an org subtree (scope_org)")
+		}
+		if g.Subject.Kind != authz.SubjectUser {
+			return badModel("administrator roles are granted to a person")
+		}
+		for _, id := range g.Grantable {
+			if authz.IsBuiltinRole(id) && id != authz.RoleUnitAdmin {
+				return badModel("grantable_roles may not name the system administrator or security auditor roles")
+			}
+			if id == authz.RoleUnitAdmin {
+				return badModel("grantable_roles: appointing unit administrators below is what delegable allows")
+			}
+			if _, ok := s.idx.Role(id); !ok {
+				return badModel("a role of grantable_roles does not exist")
+			}
+		}
+	default:
+		if g.ScopeOrg != "" || g.Delegable || len(g.Grantable) > 0 {
+			return badModel("scope_org, delegable and grantable_roles are for unit_admin grants")
+		}
+	}
+	return nil
+}
+
+// checkGrantAuthority checks that the acting administrator may make (or,
+// revoke, revoke=true) grant g: "an administrator can only pass on what they
+// hold". A system administrator grants any role to anyone but themselves; a
+// unit administrator grants, inside their scope, the roles of their
+// grantable_roles (and the roles those include), and, when delegable,
+// appoints unit administrators strictly below their scope org with a part
+// of their grantable roles, not delegable.
+func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke bool) error {
+	a := actorOf(ctx)
+	if a == nil {
+		return nil
+	}
+	if !revoke && s.idx.SubjectReaches(g.Subject, a.ID) {
+		return denied("nobody grants roles to themselves (nor to a group or org they belong to)")
+	}
+	target := ""
+	if g.Subject.Kind == authz.SubjectUser && !revoke {
+		target = g.Subject.ID
+	}
+	orgs := s.subjectOrgs(g.Subject)
+	if len(orgs) == 0 && g.Subject.Kind != authz.SubjectUser {
+		orgs = nil
+	}
+	d, err := s.authorize(ctx, adminauth.GrantsWrite, target, orgs, false)
+	if err != nil {
+		return err
+	}
+	if d.Global {
+		return nil
+	}
+	for _, auth := range s.idx.AdminGrants(a.ID, "authz.grants", "write", s.now()) {
+		if auth.ScopeOrg == "" || !s.withinAll(orgs, auth.ScopeOrg) {
+			continue
+		}
+		if s.mayHandOn(auth, g) {
+			return nil
+		}
+	}
+	why := "you may grant only the roles you were given to hand on (grantable_roles of your unit_admin grant)"
+	if g.Role == authz.RoleUnitAdmin {
+		why = "you may appoint unit administrators only when your grant is delegable, strictly below your scope org, with a part of your grantable roles, not delegable"
+	}
+	return denied(why)
+}
+
+func (s *Service) withinAll(orgs []string, scope string) bool {
+	if len(orgs) == 0 {
+		return false
+	}
+	for _, o := range orgs {
+		if !s.idx.Within(o, scope) {
+			return false
+		}
+	}
+	return true
+}
+
+// mayHandOn reports whether holding authority grant auth lets one grant g.
+func (s *Service) mayHandOn(auth, g authz.Grant) bool {
+	var handable []string
+	for _, r := range auth.Grantable {
+		handable = append(handable, s.idx.Closure(r)...)
+	}
+	if g.Role != authz.RoleUnitAdmin {
+		return slices.Contains(handable, g.Role)
+	}
+	if auth.Role != authz.RoleUnitAdmin || !auth.Delegable || g.Delegable ||
+		g.ScopeOrg == auth.ScopeOrg || !s.idx.Within(g.ScopeOrg, auth.ScopeOrg) {
+		return false
+	}
+	for _, r := range g.Grantable {
+		if !slices.Contains(handable, r) {
+			return false
+		}
+	}
+	return true
+}
+

@@ -1,0 +1,223 @@
+package commands_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/adminauth"
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/store/storetest"
+	"github.com/uias/uias/services/authz"
+	"github.com/uias/uias/services/authz/commands"
+	"github.com/uias/uias/services/authz/index"
+	"github.com/uias/uias/services/authz/sqlstore"
+)
+
+// adminFixture: orgs root > east > east1 > east1a, root > west; people
+// sys (system admin by grant), legacy (is_admin flag), aud (security
+// auditor), ea (unit admin of east, delegable, may hand on "clerk"),
+// e1 (unit admin of east1, not delegable), wa (unit admin of west),
+// bob in east1a, carol in west.
+type adminFixture struct {
+	*fixture
+	clerk, boss string
+	grants      map[string]string
+}
+
+func newAdminFixture(t *testing.T) *adminFixture {
+	t.Helper()
+	db := storetest.OpenSQLite(t)
+	if err := sqlstore.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, ctx: context.Background(), db: db, clock: &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}}
+	idx := index.New()
+	if err := idx.Apply(authz.BuiltinChanges()...); err != nil {
+		t.Fatal(err)
+	}
+	f.svc = commands.New(commands.Deps{Store: sqlstore.New(db), Index: idx, Now: f.clock.now, MaxWait: 200 * time.Millisecond})
+	f.must(f.svc.Load(f.ctx))
+	for o, p := range map[string]string{"root": "", "east": "root", "east1": "east", "east1a": "east1", "west": "root"} {
+		idx.SetOrgParent(o, p)
+	}
+	for u, o := range map[string]string{"sys": "root", "legacy": "root", "aud": "root", "ea": "east", "e1": "east1",
+		"wa": "west", "bob": "east1a", "carol": "west", "dave": "east1"} {
+		idx.SetUserOrg(u, o)
+	}
+	idx.SetUserAdminFlag("legacy", true)
+	af := &adminFixture{fixture: f, grants: map[string]string{}}
+	f.resource("oa", "oa", "", authz.KindModule, "read", "approve")
+	af.clerk = f.role("", "clerk", nil, "oa:oa:read")
+	af.boss = f.role("", "boss", nil, "oa:oa:approve")
+	g := func(name string, gr authz.Grant) {
+		got, _, err := f.svc.CreateGrant(f.ctx, gr)
+		f.must(err)
+		af.grants[name] = got.ID
+	}
+	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
+	g("sys", authz.Grant{Role: authz.RoleSystemAdmin, Subject: user("sys")})
+	g("aud", authz.Grant{Role: authz.RoleSecurityAuditor, Subject: user("aud")})
+	g("ea", authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("ea"), ScopeOrg: "east", Delegable: true, Grantable: []string{af.clerk}})
+	g("e1", authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("e1"), ScopeOrg: "east1", Grantable: []string{af.clerk}})
+	g("wa", authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("wa"), ScopeOrg: "west", Grantable: []string{af.clerk, af.boss}})
+	return af
+}
+
+func as(id string) context.Context {
+	return caller.With(context.Background(), &caller.Caller{Principal: id})
+}
+
+func asLegacy(id string) context.Context {
+	return adminauth.With(as(id), &adminauth.Admin{ID: id, SystemAdminFlag: true})
+}
+
+func wantDenied(t *testing.T, what string, err error, msgPart string) {
+	t.Helper()
+	ae, ok := apierr.As(err)
+	if !ok || ae.Code != apierr.PermissionDenied || ae.Reason != adminauth.ReasonNotAllowed {
+		t.Fatalf("%s: want PERMISSION_DENIED ADMIN_NOT_ALLOWED, got %v", what, err)
+	}
+	if !strings.Contains(ae.Message, msgPart) {
+		t.Fatalf("%s: message %q does not say %q", what, ae.Message, msgPart)
+	}
+}
+
+func TestAdminCheckScopes(t *testing.T) {
+	f := newAdminFixture(t)
+	idx := f.svc.Index()
+	now := f.clock.now()
+	cases := []struct {
+		name string
+		q    index.AdminQuery
+		want bool
+	}{
+		{"system admin, global", index.AdminQuery{Person: "sys", Resource: "identity.apps", Operation: "write"}, true},
+		{"legacy flag is a system admin", index.AdminQuery{Person: "legacy", Resource: "identity.apps", Operation: "write", SystemAdminFlag: true}, true},
+		{"flag not asserted", index.AdminQuery{Person: "legacy", Resource: "identity.apps", Operation: "write"}, false},
+		{"system admin reads no audit", index.AdminQuery{Person: "sys", Resource: "audit.records", Operation: "read"}, false},
+		{"auditor reads audit", index.AdminQuery{Person: "aud", Resource: "audit.records", Operation: "archive"}, true},
+		{"auditor changes no user", index.AdminQuery{Person: "aud", Resource: "identity.users", Operation: "write", Orgs: []string{"east"}}, false},
+		{"unit admin inside", index.AdminQuery{Person: "ea", Resource: "identity.users", Operation: "write", Orgs: []string{"east1a"}}, true},
+		{"unit admin outside", index.AdminQuery{Person: "ea", Resource: "identity.users", Operation: "write", Orgs: []string{"west"}}, false},
+		{"unit admin moving out", index.AdminQuery{Person: "ea", Resource: "identity.users", Operation: "write", Orgs: []string{"east1", "west"}}, false},
+		{"unit admin above own scope", index.AdminQuery{Person: "ea", Resource: "identity.orgs", Operation: "write", Orgs: []string{"root"}}, false},
+		{"unit admin global action", index.AdminQuery{Person: "ea", Resource: "identity.apps", Operation: "write"}, false},
+		{"unit admin on sub-unit admin", index.AdminQuery{Person: "ea", Resource: "identity.users", Operation: "lock", Orgs: []string{"east1"}, Target: "e1"}, true},
+		{"sub-unit admin on their parent admin", index.AdminQuery{Person: "e1", Resource: "identity.users", Operation: "lock", Orgs: []string{"east1"}, Target: "ea"}, false},
+		{"unit admin on system admin", index.AdminQuery{Person: "ea", Resource: "identity.users", Operation: "write", Orgs: []string{"east"}, Target: "sys"}, false},
+		{"system admin locks system admin", index.AdminQuery{Person: "sys", Resource: "identity.users", Operation: "lock", Orgs: []string{"root"}, Target: "legacy"}, false},
+		{"password of another admin", index.AdminQuery{Person: "sys", Resource: "identity.users", Operation: "password", Orgs: []string{"east"}, Target: "ea"}, false},
+		{"system admin resets a person", index.AdminQuery{Person: "sys", Resource: "identity.users", Operation: "password", Orgs: []string{"east1a"}, Target: "bob"}, true},
+		{"nobody", index.AdminQuery{Person: "bob", Resource: "identity.users", Operation: "read", Orgs: []string{"east1a"}}, false},
+	}
+	for _, c := range cases {
+		d := idx.CheckAdmin(c.q, now)
+		if d.Allowed != c.want {
+			t.Errorf("%s: allowed=%v (%s), want %v", c.name, d.Allowed, d.Detail, c.want)
+		}
+		if !d.Allowed && d.Detail == "" {
+			t.Errorf("%s: a refusal without a reason", c.name)
+		}
+	}
+}
+
+func TestAdminGrantEscalations(t *testing.T) {
+	f := newAdminFixture(t)
+	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
+	grant := func(ctx context.Context, g authz.Grant) error {
+		_, _, err := f.svc.CreateGrant(ctx, g)
+		return err
+	}
+	// Allowed paths first.
+	f.must(grant(as("ea"), authz.Grant{Role: f.clerk, Subject: user("bob")}))
+	f.must(grant(as("ea"), authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("dave"), ScopeOrg: "east1a", Grantable: []string{f.clerk}}))
+	f.must(grant(as("sys"), authz.Grant{Role: f.boss, Subject: user("carol")}))
+	f.must(grant(asLegacy("legacy"), authz.Grant{Role: f.clerk, Subject: user("carol")}))
+
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+		g    authz.Grant
+		msg  string
+	}{
+		{"unit admin grants a role not handed to them", as("ea"), authz.Grant{Role: f.boss, Subject: user("bob")}, "hand on"},
+		{"unit admin grants themselves a role", as("ea"), authz.Grant{Role: f.clerk, Subject: user("ea")}, "themselves"},
+		{"unit admin makes themselves system admin", as("ea"), authz.Grant{Role: authz.RoleSystemAdmin, Subject: user("ea")}, "themselves"},
+		{"unit admin appoints a system admin", as("ea"), authz.Grant{Role: authz.RoleSystemAdmin, Subject: user("bob")}, "hand on"},
+		{"unit admin grants outside the subtree", as("ea"), authz.Grant{Role: f.clerk, Subject: user("carol")}, "outside"},
+		{"unit admin grants to an org above", as("ea"), authz.Grant{Role: f.clerk, Subject: authz.Subject{Kind: authz.SubjectOrg, ID: "root"}}, "themselves"},
+		{"unit admin grants to the west org", as("ea"), authz.Grant{Role: f.clerk, Subject: authz.Subject{Kind: authz.SubjectOrg, ID: "west"}}, "outside"},
+		{"sub-unit admin appoints (not delegable)", as("e1"), authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("bob"), ScopeOrg: "east1a", Grantable: []string{f.clerk}}, "delegable"},
+		{"unit admin appoints at their own level", as("ea"), authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("bob"), ScopeOrg: "east", Grantable: []string{f.clerk}}, "delegable"},
+		{"unit admin appoints with more roles", as("ea"), authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("bob"), ScopeOrg: "east1a", Grantable: []string{f.clerk, f.boss}}, "delegable"},
+		{"unit admin appoints a delegable admin", as("ea"), authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("bob"), ScopeOrg: "east1a", Delegable: true, Grantable: []string{f.clerk}}, "delegable"},
+		{"auditor grants", as("aud"), authz.Grant{Role: f.clerk, Subject: user("bob")}, "grants"},
+		{"system admin grants themselves", as("sys"), authz.Grant{Role: f.clerk, Subject: user("sys")}, "themselves"},
+		{"system admin grants to the org they are in", as("sys"), authz.Grant{Role: f.clerk, Subject: authz.Subject{Kind: authz.SubjectOrg, ID: "root"}}, "themselves"},
+		{"a person with no role grants", as("bob"), authz.Grant{Role: f.clerk, Subject: user("dave")}, "none of your roles"},
+	} {
+		err := grant(c.ctx, c.g)
+		wantDenied(t, c.name, err, c.msg)
+	}
+	// A system admin appointing an auditor who is a unit admin: the
+	// built-in separation of duty refuses it.
+	if err := grant(as("sys"), authz.Grant{Role: authz.RoleSecurityAuditor, Subject: user("wa")}); !isReason(err, authz.ReasonSoDConflict) {
+		t.Fatalf("auditor + unit admin: %v", err)
+	}
+	// Revoking: a unit admin revokes what they could grant, not a peer's admin grant.
+	if _, err := f.svc.RevokeGrant(as("e1"), f.grants["ea"]); err == nil {
+		t.Fatal("a sub-unit admin revoked their parent admin's grant")
+	}
+	if _, err := f.svc.RevokeGrant(as("wa"), f.grants["e1"]); err == nil {
+		t.Fatal("a west admin revoked an east admin's grant")
+	}
+	// After revocation the power is gone at once.
+	if _, err := f.svc.RevokeGrant(as("sys"), f.grants["ea"]); err != nil {
+		t.Fatal(err)
+	}
+	wantDenied(t, "revoked unit admin", grant(as("ea"), authz.Grant{Role: f.clerk, Subject: user("dave")}), "none of your roles")
+	// Time-boxed: an expired admin grant allows nothing.
+	g, _, err := f.svc.CreateGrant(as("sys"), authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("carol"), ScopeOrg: "west",
+		Grantable: []string{f.clerk}, ValidUntil: f.clock.now().Add(time.Hour)})
+	f.must(err)
+	_ = g
+	if d := f.svc.Index().CheckAdmin(index.AdminQuery{Person: "carol", Resource: "identity.users", Operation: "write", Orgs: []string{"west"}}, f.clock.now()); !d.Allowed {
+		t.Fatalf("time-boxed unit admin within window: %s", d.Detail)
+	}
+	f.clock.add(2 * time.Hour)
+	if d := f.svc.Index().CheckAdmin(index.AdminQuery{Person: "carol", Resource: "identity.users", Operation: "write", Orgs: []string{"west"}}, f.clock.now()); d.Allowed {
+		t.Fatal("expired unit admin grant still allows")
+	}
+}
+
+func TestAdminModelIsBuiltIn(t *testing.T) {
+	f := newAdminFixture(t)
+	sys := as("sys")
+	_, _, err := f.svc.PutResource(sys, authz.Resource{App: authz.AdminApp, Code: "x", Kind: authz.KindModule, Operations: []string{"read"}})
+	wantDenied(t, "resource of uias", err, "built in")
+	_, _, err = f.svc.UpdateRole(sys, authz.Role{ID: authz.RoleSystemAdmin, Code: authz.RoleSystemAdmin})
+	wantDenied(t, "update system_admin", err, "cannot be changed")
+	_, err = f.svc.DeleteRole(sys, authz.RoleSecurityAuditor)
+	wantDenied(t, "delete security_auditor", err, "cannot be deleted")
+	_, _, err = f.svc.CreateRole(sys, authz.Role{Code: "super", Permissions: []authz.Permission{{App: authz.AdminApp, Resource: "audit.records", Operation: "read"}}})
+	wantDenied(t, "role with audit read", err, "built-in administrator roles")
+	_, _, err = f.svc.CreateRole(sys, authz.Role{Code: "super2", Inherits: []string{authz.RoleSystemAdmin}})
+	wantDenied(t, "role inheriting system_admin", err, "may not include")
+	_, err = f.svc.DeleteExclusion(sys, "builtin-sys-aud")
+	wantDenied(t, "delete built-in exclusion", err, "built in")
+	_, _, err = f.svc.CreateRole(as("ea"), authz.Role{Code: "mine"})
+	wantDenied(t, "unit admin creates a role", err, "none of your roles")
+	_, _, err = f.svc.CreateRole(as("aud"), authz.Role{Code: "mine"})
+	wantDenied(t, "auditor creates a role", err, "none of your roles")
+	if _, _, err := f.svc.CreateRole(sys, authz.Role{Code: "fine"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func isReason(err error, reason string) bool {
+	ae, ok := apierr.As(err)
+	return ok && ae.Reason == reason
+}

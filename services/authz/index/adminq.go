@@ -1,0 +1,238 @@
+package index
+
+import (
+	"slices"
+	"time"
+
+	"github.com/uias/uias/services/authz"
+)
+
+// AdminQuery asks whether Person may do Operation on Resource of the
+// administration application ("uias"), on a target in Orgs (every org the
+// action touches; none for a global action) and, if any, on the person
+// Target. SystemAdminFlag: identity says the person carries the legacy
+// is_admin flag, which counts as the system_admin role.
+type AdminQuery struct {
+	Person          string
+	Resource        string
+	Operation       string
+	Orgs            []string
+	Target          string
+	SystemAdminFlag bool
+}
+
+// AdminDecision answers an AdminQuery: Detail says why not.
+type AdminDecision struct {
+	Allowed  bool
+	Global   bool // allowed by an unscoped grant (or the legacy flag)
+	Revision int64
+	Detail   string
+}
+
+// CheckAdmin answers q at now. A grant with a scope_org allows only inside
+// the scope org's subtree (every org of q inside one such grant's scope); a
+// global action (no org) needs an unscoped grant. Acting on another person
+// who is an administrator needs more: nobody but themselves changes a
+// system administrator or a security auditor (reading excepted), nobody
+// resets an administrator's password, and a unit administrator is managed
+// only by a system administrator or a unit administrator whose scope lies
+// strictly above theirs.
+func (x *Index) CheckAdmin(q AdminQuery, now time.Time) AdminDecision {
+	x.rlock()
+	defer x.mu.RUnlock()
+	d := AdminDecision{Revision: x.rev}
+	res := x.resources[authz.AdminApp][q.Resource]
+	if res == nil || !slices.Contains(res.r.Operations, q.Operation) {
+		d.Detail = "unknown administrative permission " + quote(q.Resource+"."+q.Operation)
+		return d
+	}
+	t := now.UnixNano()
+	allows := func(r *roleNode) bool {
+		for n, depth := res, 0; n != nil && depth < maxOrgDepth; n, depth = n.parent, depth+1 {
+			if x.permRoles[permKey{n, q.Operation}].has(r) {
+				return true
+			}
+		}
+		return false
+	}
+	var global bool
+	var scopes []string
+	if q.SystemAdminFlag {
+		if r := x.roles[authz.RoleSystemAdmin]; r != nil && allows(r) {
+			global = true
+		}
+	}
+	if p := x.people[q.Person]; p != nil {
+		x.allGrants(p, func(g *grantNode) {
+			if !g.activeAt(t) || g.role.idx < 0 || !allows(g.role) {
+				return
+			}
+			if g.g.ScopeOrg == "" {
+				global = true
+			} else {
+				scopes = append(scopes, g.g.ScopeOrg)
+			}
+		})
+	}
+	switch {
+	case global:
+	case len(scopes) == 0:
+		d.Detail = "none of your roles allows it"
+		return d
+	case len(q.Orgs) == 0:
+		d.Detail = "only a system administrator may do this (it is not inside an org you administer)"
+		return d
+	default:
+		for _, o := range q.Orgs {
+			if !x.withinAnyLocked(o, scopes) {
+				d.Detail = "the target is outside the org subtree you administer"
+				return d
+			}
+		}
+	}
+	if q.Target != "" && q.Target != q.Person {
+		if why := x.targetRefusalLocked(q, global, scopes, t); why != "" {
+			d.Detail = why
+			return d
+		}
+	}
+	d.Allowed, d.Global = true, global
+	return d
+}
+
+// targetRefusalLocked says why the actor may not act on the administrator
+// q.Target ("" when they may).
+func (x *Index) targetRefusalLocked(q AdminQuery, global bool, scopes []string, t int64) string {
+	tp := x.people[q.Target]
+	if tp == nil {
+		return ""
+	}
+	var top bool
+	var unitScopes []string
+	x.allGrants(tp, func(g *grantNode) {
+		if !g.activeAt(t) {
+			return
+		}
+		switch g.g.Role {
+		case authz.RoleSystemAdmin, authz.RoleSecurityAuditor:
+			top = true
+		case authz.RoleUnitAdmin:
+			unitScopes = append(unitScopes, g.g.ScopeOrg)
+		}
+	})
+	if tp.adminFlag {
+		top = true
+	}
+	if !top && len(unitScopes) == 0 {
+		return ""
+	}
+	if q.Operation == "read" {
+		return ""
+	}
+	if q.Operation == "password" {
+		return "the password of another administrator is changed only by its holder"
+	}
+	if top {
+		return "a system administrator or security auditor is managed by nobody else (revoke the role first)"
+	}
+	if global {
+		return ""
+	}
+	for _, us := range unitScopes {
+		if us == "" {
+			return "this person is a unit administrator above you"
+		}
+		// Strictly above: the target's scope is below one of the actor's
+		// scopes and is not that scope itself.
+		ok := false
+		for _, s := range scopes {
+			if us != s && x.withinLocked(us, s) {
+				ok = true
+			}
+		}
+		if !ok {
+			return "this person is a unit administrator at your level or above you"
+		}
+	}
+	return ""
+}
+
+// withinLocked reports whether org o is scope or below it.
+func (x *Index) withinLocked(o, scope string) bool {
+	if o == scope {
+		return true
+	}
+	for n, d := x.orgs[o], 0; n != nil && d < maxOrgDepth; n, d = n.parent, d+1 {
+		if n.id == scope {
+			return true
+		}
+	}
+	return false
+}
+
+func (x *Index) withinAnyLocked(o string, scopes []string) bool {
+	for _, s := range scopes {
+		if x.withinLocked(o, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Within reports whether org o is scope or an org below it (as mirrored).
+func (x *Index) Within(o, scope string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.withinLocked(o, scope)
+}
+
+// AdminGrants returns the active grants reaching person whose role allows
+// (uias, resource, op), scoped or not.
+func (x *Index) AdminGrants(person, resource, op string, now time.Time) []authz.Grant {
+	x.rlock()
+	defer x.mu.RUnlock()
+	res := x.resources[authz.AdminApp][resource]
+	p := x.people[person]
+	if res == nil || p == nil {
+		return nil
+	}
+	t := now.UnixNano()
+	var out []authz.Grant
+	x.allGrants(p, func(g *grantNode) {
+		if !g.activeAt(t) || g.role.idx < 0 {
+			return
+		}
+		for n, depth := res, 0; n != nil && depth < maxOrgDepth; n, depth = n.parent, depth+1 {
+			if x.permRoles[permKey{n, op}].has(g.role) {
+				out = append(out, g.g)
+				return
+			}
+		}
+	})
+	return out
+}
+
+// SubjectReaches reports whether a grant to s reaches person (s is the
+// person, a group of theirs, or their org or an org above it).
+func (x *Index) SubjectReaches(s authz.Subject, person string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	switch s.Kind {
+	case authz.SubjectUser:
+		return s.ID == person
+	case authz.SubjectGroup:
+		g := x.groups[s.ID]
+		return g != nil && g.members[person]
+	case authz.SubjectOrg:
+		p := x.people[person]
+		return p != nil && p.org != nil && x.withinLocked(p.org.id, s.ID)
+	}
+	return false
+}
+
+// SetUserAdminFlag records identity's legacy is_admin flag of person id.
+func (x *Index) SetUserAdminFlag(id string, admin bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.personOf(id).adminFlag = admin
+}
