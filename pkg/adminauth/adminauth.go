@@ -12,9 +12,12 @@ package adminauth
 import (
 	"context"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/pkg/apierr"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
@@ -28,6 +31,9 @@ const App = "uias"
 const (
 	ReasonBadToken   = "BAD_ADMIN_TOKEN"
 	ReasonNotAllowed = "ADMIN_NOT_ALLOWED"
+	// ReasonSoDConflict: a grant, a role or a membership would let one
+	// person hold both roles of a separation-of-duty pair.
+	ReasonSoDConflict = "SOD_CONFLICT"
 )
 
 func init() {
@@ -36,6 +42,8 @@ func init() {
 			Doc: "The administrator bearer token is missing, invalid or expired; log in again."},
 		apierr.Reason{Name: ReasonNotAllowed, Code: apierr.PermissionDenied,
 			Doc: "The administrator's roles do not allow this action (here, or on this target: outside the org subtree they administer, a role they may not hand on, an administrator above them, their own grants). The message says which."},
+		apierr.Reason{Name: ReasonSoDConflict, Code: apierr.FailedPrecondition,
+			Doc: "The grant, role, group membership or move would let one person hold both roles of a separation-of-duty pair (authz exclusions; the three administrators are one built in)."},
 	)
 }
 
@@ -80,6 +88,7 @@ var (
 	FingersRead    = Perm{"identity.fingers", "read"}
 	FingersWrite   = Perm{"identity.fingers", "write"}
 	ImportRun      = Perm{"identity.import", "run"}
+	ExportRun      = Perm{"identity.export", "run"}
 	AuthzModelRead = Perm{"authz.model", "read"}
 	AuthzModel     = Perm{"authz.model", "write"}
 	GrantsRead     = Perm{"authz.grants", "read"}
@@ -118,10 +127,26 @@ func From(ctx context.Context) *Admin {
 }
 
 // Checker is what a component's admin RPCs need: Authenticate in its caller
-// authentication, Authorize in the handlers.
+// authentication, Authorize (or Check) in the handlers.
 type Checker interface {
 	Authenticate(ctx context.Context, token string) (*Admin, error)
 	Authorize(ctx context.Context, a *Admin, p Perm, target string, orgs ...string) error
+	Check(ctx context.Context, a *Admin, r Request) error
+}
+
+// Request is one question of Check.
+type Request struct {
+	Perm Perm
+	// Target: the person acted on ("" if none).
+	Target string
+	// Orgs: every org the action touches (none: a global action, or the
+	// target's org).
+	Orgs []string
+	// JoinGroup / JoinOrg: the action makes Target a member of the group /
+	// moves them to the org: refused with FAILED_PRECONDITION SOD_CONFLICT
+	// when they would then hold both roles of a separation-of-duty pair.
+	JoinGroup string
+	JoinOrg   string
 }
 
 // Verifier checks tokens with identity and permissions with authz over
@@ -163,6 +188,13 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (*Admin, erro
 // ADMIN_NOT_ALLOWED saying why. Every call asks authz (fresh: a revoked
 // grant is refused at once).
 func (v *Verifier) Authorize(ctx context.Context, a *Admin, p Perm, target string, orgs ...string) error {
+	return v.Check(ctx, a, Request{Perm: p, Target: target, Orgs: orgs})
+}
+
+// Check is Authorize with a membership change to check for separation of
+// duty.
+func (v *Verifier) Check(ctx context.Context, a *Admin, rq Request) error {
+	p := rq.Perm
 	if a == nil || a.ID == "" {
 		return ErrNoToken
 	}
@@ -170,20 +202,46 @@ func (v *Verifier) Authorize(ctx context.Context, a *Admin, p Perm, target strin
 		return apierr.ErrUnavailable.WithMessage("the authorization component is not configured")
 	}
 	var os []string
-	for _, o := range orgs {
+	for _, o := range rq.Orgs {
 		if o != "" {
 			os = append(os, o)
 		}
 	}
-	r, err := v.authz.CheckAdmin(ctx, &authzv1.CheckAdminRequest{Person: a.ID, Resource: p.Resource, Operation: p.Operation,
-		Orgs: os, TargetPerson: target, SystemAdminFlag: a.SystemAdminFlag})
+	req := &authzv1.CheckAdminRequest{Person: a.ID, Resource: p.Resource, Operation: p.Operation,
+		Orgs: os, TargetPerson: rq.Target, SystemAdminFlag: a.SystemAdminFlag, JoinGroup: rq.JoinGroup, JoinOrg: rq.JoinOrg}
+	r, err := v.checkAdmin(ctx, req)
 	if err != nil {
 		return err
 	}
 	if !r.GetAllowed() {
 		return Denied(deniedMessage(p, r.GetDetail()))
 	}
+	if r.GetSodConflict() != "" {
+		return apierr.New(apierr.FailedPrecondition, ReasonSoDConflict, r.GetSodConflict())
+	}
 	return nil
+}
+
+// RetryFor bounds how long Authorize keeps asking an authz component that
+// answers UNAVAILABLE (starting, its index still loading, a replica
+// restarting), within the call's deadline.
+const RetryFor = 10 * time.Second
+
+func (v *Verifier) checkAdmin(ctx context.Context, req *authzv1.CheckAdminRequest) (*authzv1.CheckAdminResponse, error) {
+	deadline := time.Now().Add(RetryFor)
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		r, err := v.authz.CheckAdmin(ctx, req)
+		if status.Code(err) != codes.Unavailable || time.Now().Add(delay).After(deadline) {
+			return r, err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return r, err
+		case <-t.C:
+		}
+	}
 }
 
 func deniedMessage(p Perm, detail string) string {

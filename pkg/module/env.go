@@ -130,12 +130,12 @@ func (e *Env) NATS() (*nats.Conn, jetstream.JetStream, error) {
 }
 
 // Client returns a connection to component name, which the module must
-// declare in Uses (or be the edge): in-process when name runs in this
+// declare in Uses or Calls (or be the edge): in-process when name runs in this
 // process, else through etcd (etcd:///uias/<name>). The request id,
 // deadline and the origin of the call (client address, caller) travel with
 // every call. The connection is lazy and closed when the process stops.
 func (e *Env) Client(name string) (grpc.ClientConnInterface, error) {
-	if !slices.Contains(e.p.reg.uses(e.mod), name) {
+	if !slices.Contains(e.p.reg.uses(e.mod), name) && !slices.Contains(e.mod.Calls, name) {
 		return nil, fmt.Errorf("module %q asks for the client of %q without declaring it in Uses", e.Name, name)
 	}
 	return e.p.client(name)

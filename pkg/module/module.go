@@ -45,6 +45,11 @@ type Module struct {
 	// Uses names the components whose gRPC clients Init asks for
 	// (Env.Client). Those running in the same process start first.
 	Uses []string
+	// Calls names components whose clients it asks for (Env.Client) but
+	// calls only while serving, never during Init: unlike Uses it sets no
+	// start order, so two components may call each other (identity asks
+	// authz about administrators, authz asks identity about tokens).
+	Calls []string
 	// Edge marks the REST edge: it uses the client of every component that
 	// has REST handlers (and starts after those running in the process).
 	Edge bool
@@ -267,7 +272,7 @@ func (r *Registry) Resolve(target string) ([]*Module, error) {
 		return nil, fmt.Errorf("empty target (known: all, %s)", strings.Join(r.Names(), ", "))
 	}
 	for _, m := range r.mods {
-		for _, u := range r.uses(m) {
+		for _, u := range append(r.uses(m), m.Calls...) {
 			if r.Lookup(u) == nil {
 				return nil, fmt.Errorf("module %q uses unknown module %q", m.Name, u)
 			}

@@ -70,6 +70,27 @@ func TestResolveCycleAndUnknownUse(t *testing.T) {
 	}
 }
 
+// Calls set no start order: two modules may call each other.
+func TestResolveCallsAreNoCycle(t *testing.T) {
+	r := &Registry{}
+	a := mod("a", "b")
+	b := mod("b")
+	b.Calls = []string{"a"}
+	r.Register(a)
+	r.Register(b)
+	got, err := r.Resolve("a,b")
+	if err != nil || names(got) != "b,a" {
+		t.Fatalf("Resolve = %s, %v; want b,a", names(got), err)
+	}
+	r = &Registry{}
+	c := mod("c")
+	c.Calls = []string{"ghost"}
+	r.Register(c)
+	if _, err := r.Resolve("c"); err == nil || !strings.Contains(err.Error(), `unknown module "ghost"`) {
+		t.Fatalf("unknown call: %v", err)
+	}
+}
+
 func TestRegisterRejects(t *testing.T) {
 	for name, m := range map[string]Module{
 		"duplicate": mod("a"),

@@ -37,6 +37,7 @@ var AdminResources = []AdminResource{
 	{Code: "identity.keys", Parent: "identity", Operations: []string{"read", "rotate"}},
 	{Code: "identity.fingers", Parent: "identity", Operations: []string{"read", "write"}},
 	{Code: "identity.import", Parent: "identity", Operations: []string{"run"}},
+	{Code: "identity.export", Parent: "identity", Operations: []string{"run"}},
 	{Code: "authz", Operations: []string{"read"}},
 	{Code: "authz.model", Parent: "authz", Operations: []string{"read", "write"}},
 	{Code: "authz.grants", Parent: "authz", Operations: []string{"read", "write"}},

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
 )
 
@@ -8,7 +9,7 @@ import (
 const (
 	ReasonRevisionNotReached = "REVISION_NOT_REACHED"
 	ReasonConcurrentChange   = "CONCURRENT_CHANGE"
-	ReasonSoDConflict        = "SOD_CONFLICT"
+	ReasonSoDConflict        = adminauth.ReasonSoDConflict // registered in pkg/adminauth
 	ReasonInUse              = "IN_USE"
 	ReasonBadModel           = "BAD_AUTHZ_MODEL"
 )
@@ -19,8 +20,6 @@ func init() {
 			Doc: "authz: this replica has not reached the at_least_revision asked for within a short wait; retry (or the revision was never issued)."},
 		apierr.Reason{Name: ReasonConcurrentChange, Code: apierr.FailedPrecondition,
 			Doc: "authz: other changes kept landing while this one was checked; retry it."},
-		apierr.Reason{Name: ReasonSoDConflict, Code: apierr.FailedPrecondition,
-			Doc: "authz: the grant or role would let one subject hold both roles of a separation-of-duty pair."},
 		apierr.Reason{Name: ReasonInUse, Code: apierr.FailedPrecondition,
 			Doc: "authz: the resource or role is still used (by resources below it, roles, grants or exclusions)."},
 		apierr.Reason{Name: ReasonBadModel, Code: apierr.InvalidArgument, Legacy: -5,

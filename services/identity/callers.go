@@ -82,7 +82,14 @@ func (s *Service) AdminLogin(ctx context.Context, login, password string) (token
 		a.refund(ctx)
 		return "", time.Time{}, nil, err
 	}
-	if err != nil || !u.IsAdmin {
+	mayAdmin := false
+	if err == nil {
+		if mayAdmin, err = s.mayAdmin(ctx, u); err != nil {
+			a.refund(ctx)
+			return "", time.Time{}, nil, err
+		}
+	}
+	if err != nil || !mayAdmin {
 		subject, org, reason := "login:"+login, "", "NO_SUCH_USER"
 		if u != nil {
 			subject, org, reason = "user:"+u.ID, u.OrgID, "NOT_ADMIN"
@@ -180,7 +187,11 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 	// this is the belt to those braces. An automatic lockout (failed
 	// logins by anyone) does not end a session: the token holder proved
 	// the password before.
-	if !u.IsAdmin || u.Status != StatusActive {
+	mayAdmin, err := s.mayAdmin(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if !mayAdmin || u.Status != StatusActive {
 		return nil, s.tokenRefused(ctx, subject, u.OrgID, "NOT_ADMIN", errNotAdmin, start)
 	}
 	if now.Sub(t.LastUsedAt) >= s.tokenTouchEvery() {
@@ -189,6 +200,22 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 		}
 	}
 	return u, nil
+}
+
+// SetAdminGate makes gate decide who, besides holders of the legacy
+// is_admin flag, may hold an administrator token (the authz component: any
+// administrator role, scoped or not). Without a gate only is_admin users
+// may.
+func (s *Service) SetAdminGate(gate func(ctx context.Context, u *User) (bool, error)) {
+	s.adminGate = gate
+}
+
+// mayAdmin reports whether u may hold an administrator token.
+func (s *Service) mayAdmin(ctx context.Context, u *User) (bool, error) {
+	if u.IsAdmin || s.adminGate == nil {
+		return u.IsAdmin, nil
+	}
+	return s.adminGate(ctx, u)
 }
 
 // tokenTouchEvery is how often a token's last use is written: a token may

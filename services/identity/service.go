@@ -116,6 +116,10 @@ type Service struct {
 	// enrolled templates prepared for it.
 	matcher *finger.Matcher
 	fingers *cache.TTL[*finger.Template]
+	// adminGate, when set (authz decides administrators), says whether a
+	// person without the legacy is_admin flag may hold an administrator
+	// token (callers.go).
+	adminGate func(ctx context.Context, u *User) (bool, error)
 }
 
 // New validates deps and builds the service.

@@ -39,7 +39,9 @@ func twoReplicas(t *testing.T, users int) (a, b *proc, gw *env, fs []fixture) {
 		t.Fatal(err)
 	}
 	newKeyRing(t, data)
-	penv := cheapEnv("UIAS_ETCD_LEASE_TTL=2", "UIAS_ETCD_DIAL_TIMEOUT=2s")
+	// identity runs without the authz component here: administrators
+	// are decided by the legacy is_admin flag.
+	penv := cheapEnv("UIAS_ETCD_LEASE_TTL=2", "UIAS_ETCD_DIAL_TIMEOUT=2s", "UIAS_ADMIN_AUTHZ=false")
 	if dsn := os.Getenv("UIAS_TEST_PG_DSN"); dsn != "" {
 		penv = append(penv, "UIAS_DB_DRIVER=postgres", "UIAS_DB_DSN="+freshSchemaDSN(t, dsn))
 	}

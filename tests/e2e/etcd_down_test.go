@@ -36,6 +36,8 @@ func microConfigs(t *testing.T, dir string, endpoints []string, pn *permNATS) (i
 	idCfg.Etcd.DialTimeout = time.Second
 	idCfg.NATS, idCfg.NATS.Embedded = pn.identity, false
 	idCfg.HTTPAddr = "127.0.0.1:0"
+	// No authz component in this deployment: the legacy is_admin rule.
+	identitycomponent.Settings(&idCfg).AdminAuthz = false
 	makeKeyRing(t, idCfg)
 	gwCfg = idCfg
 	gwCfg.Target = "gateway"

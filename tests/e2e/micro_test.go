@@ -60,6 +60,8 @@ func TestMicroservices(t *testing.T) {
 	// A user cache TTL far beyond the test: only the CHANGES event can make
 	// one instance see a change made through another.
 	identitycomponent.Settings(&idCfg).UserCacheTTL = time.Hour
+	// No authz component in this deployment: the legacy is_admin rule.
+	identitycomponent.Settings(&idCfg).AdminAuthz = false
 	if dsn := os.Getenv("UIAS_TEST_PG_DSN"); dsn != "" {
 		idCfg.DB.Driver, idCfg.DB.DSN = "postgres", freshSchemaDSN(t, dsn)
 	}

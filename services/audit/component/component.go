@@ -14,13 +14,13 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/proto/gen/openapi"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
-	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/ingest"
 	"github.com/uias/uias/services/audit/server"
@@ -106,7 +106,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	return &module.Component{
 		Register: func(g *grpc.Server) { server.New(l).Register(g); server.NewQuery(st).Register(g) },
-		Auth:     server.CallerAuth{Sessions: identityv1.NewAdminSessionServiceClient(idc)},
+		Auth:     server.CallerAuth{Admins: adminauth.New(idc, nil)},
 		Ready:    db.PingContext,
 		Value:    &Handle{Log: l, Store: st, DB: db, Ingester: in},
 	}, nil

@@ -7,14 +7,13 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/grpcx"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
-	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/audit"
 )
 
@@ -56,9 +55,9 @@ func wholeLog(ctx context.Context) error {
 }
 
 // CallerAuth authenticates callers of the audit services: administrators,
-// whose bearer token identity resolves (AdminSessionService.WhoAmI).
+// whose bearer token identity resolves (pkg/adminauth: WhoAmI).
 type CallerAuth struct {
-	Sessions identityv1.AdminSessionServiceClient
+	Admins adminauth.Checker
 }
 
 // AuthenticateCaller implements grpcx.CallerAuth.
@@ -69,13 +68,13 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 	case strings.HasPrefix(method, "/uias.audit.v1."):
 		// identity checks the token (and audits a refusal) as for its own
 		// administrator calls; its error is answered as it is
-		out := metadata.AppendToOutgoingContext(ctx, grpcx.MetadataAuthorization, "Bearer "+grpcx.BearerToken(ctx))
-		who, err := a.Sessions.WhoAmI(out, &identityv1.WhoAmIRequest{})
+		adm, err := a.Admins.Authenticate(ctx, grpcx.BearerToken(ctx))
 		if err != nil {
 			return nil, err
 		}
-		c.Principal = who.GetUser().GetId()
-		ctx = WithPrincipal(ctx, audit.Principal{UserID: c.Principal, OrgID: who.GetUser().GetOrgId(), SystemAdmin: who.GetSystemAdmin()})
+		ctx = adminauth.With(ctx, adm)
+		c.Principal = adm.ID
+		ctx = WithPrincipal(ctx, audit.Principal{UserID: c.Principal, OrgID: adm.OrgID, SystemAdmin: adm.SystemAdminFlag})
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):
 	default:
 		return nil, apierr.New(apierr.Unimplemented, "UNIMPLEMENTED", "unknown method")

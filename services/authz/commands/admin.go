@@ -40,6 +40,13 @@ func (s *Service) CheckAdmin(ctx context.Context, q index.AdminQuery, atLeast in
 		return index.AdminDecision{}, err
 	}
 	d := s.idx.CheckAdmin(q, s.now())
+	if d.Allowed && q.Target != "" && (q.JoinGroup != "" || q.JoinOrg != "") {
+		if e, ok := s.idx.MembershipConflict(q.Target, q.JoinGroup, q.JoinOrg, s.now()); ok {
+			d.SoD = &e
+			s.appendRefusal(ctx, "admin.membership", "user:"+q.Target, SoDMessage(s.idx, e), start, map[string]string{
+				"group": q.JoinGroup, "org": q.JoinOrg})
+		}
+	}
 	if !d.Allowed {
 		s.appendRefusal(ctx, "admin.denied", "user:"+q.Person, adminauth.Denied(d.Detail), start, map[string]string{
 			"permission": q.Resource + "." + q.Operation, "target": q.Target})
@@ -234,3 +241,5 @@ func (s *Service) mayHandOn(auth, g authz.Grant) bool {
 	return true
 }
 
+// SoDMessage is the refusal of a separation-of-duty conflict on e.
+func SoDMessage(x *index.Index, e authz.Exclusion) error { return sodConflict(x, e) }

@@ -9,8 +9,8 @@ import (
 
 // AdminQuery asks whether Person may do Operation on Resource of the
 // administration application ("uias"), on a target in Orgs (every org the
-// action touches; none for a global action) and, if any, on the person
-// Target. SystemAdminFlag: identity says the person carries the legacy
+// action touches; none for a global action: then the org of Target, if
+// any) and, if any, on the person Target. SystemAdminFlag: identity says the person carries the legacy
 // is_admin flag, which counts as the system_admin role.
 type AdminQuery struct {
 	Person          string
@@ -19,7 +19,15 @@ type AdminQuery struct {
 	Orgs            []string
 	Target          string
 	SystemAdminFlag bool
+	// JoinGroup / JoinOrg: the action makes Target a member of the group
+	// / moves them to the org (separation of duty is checked for it).
+	JoinGroup string
+	JoinOrg   string
 }
+
+// ConsoleResource is the console every administrator may log in to,
+// whatever the scope of their grant.
+const ConsoleResource = "system.console"
 
 // AdminDecision answers an AdminQuery: Detail says why not.
 type AdminDecision struct {
@@ -27,6 +35,9 @@ type AdminDecision struct {
 	Global   bool // allowed by an unscoped grant (or the legacy flag)
 	Revision int64
 	Detail   string
+	// SoD: the membership asked about would give the target both roles of
+	// this separation-of-duty pair.
+	SoD *authz.Exclusion
 }
 
 // CheckAdmin answers q at now. A grant with a scope_org allows only inside
@@ -74,16 +85,25 @@ func (x *Index) CheckAdmin(q AdminQuery, now time.Time) AdminDecision {
 			}
 		})
 	}
+	orgs := q.Orgs
+	if len(orgs) == 0 && q.Target != "" {
+		// The target person's org, as mirrored from identity.
+		if tp := x.people[q.Target]; tp != nil && tp.org != nil {
+			orgs = []string{tp.org.id}
+		}
+	}
 	switch {
 	case global:
 	case len(scopes) == 0:
 		d.Detail = "none of your roles allows it"
 		return d
-	case len(q.Orgs) == 0:
+	case len(orgs) == 0 && q.Resource == ConsoleResource:
+		// Any administrator, scoped or not, may use the console.
+	case len(orgs) == 0:
 		d.Detail = "only a system administrator may do this (it is not inside an org you administer)"
 		return d
 	default:
-		for _, o := range q.Orgs {
+		for _, o := range orgs {
 			if !x.withinAnyLocked(o, scopes) {
 				d.Detail = "the target is outside the org subtree you administer"
 				return d
@@ -235,4 +255,57 @@ func (x *Index) SetUserAdminFlag(id string, admin bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.personOf(id).adminFlag = admin
+}
+
+// MembershipConflict reports the separation-of-duty pair person would hold
+// both roles of after joining group (if not "") and moving to org (if not
+// ""): their own grants, their groups' (with group), and the grants of
+// their org (org, or the present one) and every org above it.
+func (x *Index) MembershipConflict(person, group, orgID string, now time.Time) (authz.Exclusion, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	t := now.UnixNano()
+	held := map[string]bool{}
+	add := func(gs []*grantNode) {
+		for _, g := range gs {
+			if g.until != 0 && g.until <= t || g.g.ScopeOrg != "" {
+				continue
+			}
+			for _, id := range x.closureLocked(g.g.Role, nil) {
+				held[id] = true
+			}
+		}
+	}
+	p := x.people[person]
+	var o *org
+	if p != nil {
+		add(p.grants)
+		for _, g := range p.groups {
+			add(g.grants)
+		}
+		o = p.org
+	}
+	if group != "" {
+		if g := x.groups[group]; g != nil {
+			add(g.grants)
+		}
+	}
+	if orgID != "" {
+		o = x.orgs[orgID]
+	}
+	for d := 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+		add(o.grants)
+	}
+	ids := make([]string, 0, len(x.exclusions))
+	for id := range x.exclusions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		e := x.exclusions[id]
+		if held[e.RoleA] && held[e.RoleB] {
+			return *e, true
+		}
+	}
+	return authz.Exclusion{}, false
 }

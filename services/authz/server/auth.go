@@ -15,6 +15,7 @@ import (
 	"github.com/uias/uias/pkg/cache"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/grpcx"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 )
 
 func init() {
@@ -68,6 +69,12 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 	o := grpcx.OriginFrom(ctx)
 	switch {
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):
+		return ctx, nil
+	case method == authzv1.AuthzService_CheckAdmin_FullMethodName && grpcx.FromComponent(ctx):
+		// A component asking about one of its administrators (the
+		// request names them), possibly before it has authenticated
+		// them (identity's token checks and AdminLogin).
+		c.App, c.Principal = appRef(o.App), o.Principal
 		return ctx, nil
 	case strings.HasPrefix(method, "/uias.authz.v1.AuthzService/"):
 		if o.App != "" || o.Principal != "" {

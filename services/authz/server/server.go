@@ -116,11 +116,18 @@ func (s *Server) CheckAdmin(ctx context.Context, r *authzv1.CheckAdminRequest) (
 		return nil, errComponentsOnly
 	}
 	d, err := s.svc.CheckAdmin(ctx, index.AdminQuery{Person: r.GetPerson(), Resource: r.GetResource(), Operation: r.GetOperation(),
-		Orgs: r.GetOrgs(), Target: r.GetTargetPerson(), SystemAdminFlag: r.GetSystemAdminFlag()}, 0)
+		Orgs: r.GetOrgs(), Target: r.GetTargetPerson(), SystemAdminFlag: r.GetSystemAdminFlag(),
+		JoinGroup: r.GetJoinGroup(), JoinOrg: r.GetJoinOrg()}, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &authzv1.CheckAdminResponse{Allowed: d.Allowed, Revision: d.Revision, Detail: d.Detail}, nil
+	out := &authzv1.CheckAdminResponse{Allowed: d.Allowed, Revision: d.Revision, Detail: d.Detail}
+	if d.SoD != nil {
+		if ae, ok := apierr.As(commands.SoDMessage(s.svc.Index(), *d.SoD)); ok {
+			out.SodConflict = ae.Message
+		}
+	}
+	return out, nil
 }
 
 // errComponentsOnly refuses CheckAdmin from outside UIAS.

@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/uias/uias/pkg/adminauth"
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
@@ -68,6 +70,9 @@ func Module() module.Module {
 		// A login cut off by a replica's crash is tried on another one (a
 		// repeated attempt is a new attempt, as when a person presses again).
 		Retry: []string{identityv1.AuthService_Authenticate_FullMethodName},
+		// The authz component decides administrator calls; it asks
+		// identity about tokens in turn.
+		Calls: []string{"authz"},
 		Init:  start,
 	}
 }
@@ -173,8 +178,12 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 				"This password is shown once. Set UIAS_BOOTSTRAP_PASSWORD to choose it instead.\n\n", generated)
 		}
 	}
+	guard, err := adminGuard(cfg, env, svc)
+	if err != nil {
+		return nil, err
+	}
 	return &module.Component{
-		Register: server.New(svc).Register,
+		Register: server.New(svc).WithGuard(guard).Register,
 		Auth:     server.CallerAuth{Svc: svc},
 		// A malformed Authenticate is refused before its handler, and
 		// still audited as a failed login.
@@ -288,4 +297,27 @@ func fingerCache(n int) int {
 		return -1
 	}
 	return n
+}
+
+// adminGuard makes the authz component decide administrator calls
+// (identity.admin_authz, default on): the guard of every admin RPC, and the
+// gate of administrator tokens for people appointed by a grant.
+func adminGuard(cfg *Config, env *module.Env, svc *identity.Service) (*server.Guard, error) {
+	if !cfg.AdminAuthz {
+		env.Log.Warn("identity.admin_authz is off: every is_admin administrator may do everything (for deployments without the authz component only)")
+		return nil, nil
+	}
+	conn, err := env.Client("authz")
+	if err != nil {
+		return nil, err
+	}
+	v := adminauth.New(nil, conn)
+	svc.SetAdminGate(func(ctx context.Context, u *identity.User) (bool, error) {
+		err := v.Authorize(ctx, &adminauth.Admin{ID: u.ID, OrgID: u.OrgID}, adminauth.ConsoleLogin, "")
+		if ae, ok := apierr.As(err); ok && ae.Reason == adminauth.ReasonNotAllowed {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	return &server.Guard{Svc: svc, Authz: v}, nil
 }

@@ -113,6 +113,12 @@ type Config struct {
 	// 5 KB each, each for at most 10 minutes; default 10000; 0: none, so
 	// every fingerprint check decrypts and prepares the person's fingers).
 	FingerTemplateCache int `yaml:"finger_template_cache"`
+	// AdminAuthz (default true): the authz component decides every
+	// administrator call (the built-in roles system_admin,
+	// security_auditor and unit_admin; the legacy is_admin flag counts as
+	// system_admin). false, for a deployment without the authz component
+	// only: every is_admin administrator may do everything, as before.
+	AdminAuthz bool `yaml:"admin_authz"`
 }
 
 // Defaults returns the identity defaults.
@@ -131,6 +137,7 @@ func Defaults() *Config {
 		FingerTemplateCache: identity.DefaultFingerCache,
 		UnsaltedWrapRate:    5,
 		ImportMaxBytes:      identity.DefaultImportMaxBytes,
+		AdminAuthz:          true,
 		LoginThrottle:       LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
 	}
 }
@@ -197,6 +204,7 @@ func (c *Config) Bind(b *config.Binder) {
 		return nil
 	}, func() string { return strconv.FormatInt(c.ImportMaxBytes, 10) })
 	b.Int(&c.FingerTemplateCache, "UIAS_FINGER_TEMPLATE_CACHE", "", "")
+	b.Bool(&c.AdminAuthz, "UIAS_ADMIN_AUTHZ", "", "")
 	b.Func("UIAS_FINGER_FMR", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/uias/uias/pkg/adminauth"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/importfile"
@@ -13,12 +14,16 @@ const exportChunk = 256 << 10
 // CallerAuth).
 type exportServer struct {
 	identityv1.UnimplementedExportServiceServer
-	svc *identity.Service
+	svc   *identity.Service
+	guard *Guard
 }
 
 // Export implements ExportService: the service's rows go through the file
 // writer into messages of at most exportChunk bytes.
 func (s exportServer) Export(r *identityv1.ExportRequest, stream identityv1.ExportService_ExportServer) error {
+	if err := s.guard.Require(stream.Context(), adminauth.ExportRun); err != nil {
+		return err
+	}
 	kind, format := importKinds[r.GetKind()], importFormats[r.GetFormat()]
 	out := &chunker{send: func(b []byte) error { return stream.Send(&identityv1.ExportChunk{Data: b}) }}
 	var w *importfile.Writer

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -17,7 +18,8 @@ import (
 // CallerAuth).
 type importServer struct {
 	identityv1.UnimplementedImportServiceServer
-	svc *identity.Service
+	guard *Guard
+	svc   *identity.Service
 }
 
 var importKinds = map[identityv1.ImportKind]importfile.Kind{
@@ -41,6 +43,9 @@ func badImport(msg string) error {
 // request (CreateUserRequest, ...) and hands them to the service.
 func (s importServer) Import(stream identityv1.ImportService_ImportServer) error {
 	ctx := stream.Context()
+	if err := s.guard.Require(ctx, adminauth.ImportRun); err != nil {
+		return err
+	}
 	first, err := stream.Recv()
 	if err != nil {
 		return err

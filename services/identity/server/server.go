@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/grpcx"
@@ -22,25 +23,33 @@ import (
 type Server struct {
 	identityv1.UnimplementedAuthServiceServer
 	identityv1.UnimplementedAdminServiceServer
-	svc *identity.Service
+	svc   *identity.Service
+	guard *Guard
 }
 
-// New wraps svc.
+// New wraps svc. Administrator calls are let through as before authz;
+// WithGuard makes authz decide them.
 func New(svc *identity.Service) *Server { return &Server{svc: svc} }
+
+// WithGuard makes g decide every administrator call.
+func (s *Server) WithGuard(g *Guard) *Server {
+	s.guard = g
+	return s
+}
 
 // Register adds the services (AuthService, AdminService, KeyService,
 // AdminSessionService, FingerService, SSOService, CallerService) to g;
 // the AdminService audits the calls it refuses (AuditedAdminService).
 func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterAuthServiceServer(g, s)
-	g.RegisterService(AuditedAdminService(s.svc), s)
-	identityv1.RegisterKeyServiceServer(g, keyServer{svc: s.svc})
+	g.RegisterService(AuditedAdminService(s.svc, s.guard), s)
+	g.RegisterService(Guarded(&identityv1.KeyService_ServiceDesc, s.guard), keyServer{svc: s.svc})
 	identityv1.RegisterAdminSessionServiceServer(g, sessionServer{svc: s.svc})
-	identityv1.RegisterFingerServiceServer(g, fingerServer{svc: s.svc})
+	g.RegisterService(Guarded(&identityv1.FingerService_ServiceDesc, s.guard), fingerServer{svc: s.svc})
 	identityv1.RegisterSSOServiceServer(g, ssoServer{svc: s.svc})
 	identityv1.RegisterCallerServiceServer(g, callerServer{svc: s.svc})
-	identityv1.RegisterImportServiceServer(g, importServer{svc: s.svc})
-	identityv1.RegisterExportServiceServer(g, exportServer{svc: s.svc})
+	identityv1.RegisterImportServiceServer(g, importServer{svc: s.svc, guard: s.guard})
+	identityv1.RegisterExportServiceServer(g, exportServer{svc: s.svc, guard: s.guard})
 }
 
 // refusalCodes are the errors of an administrator call that are refusals
@@ -56,7 +65,9 @@ var refusalCodes = map[apierr.Code]bool{
 // reporting a refusal by its handler to svc (as admin.refused), with the
 // authenticated caller; the request checks report theirs through
 // BadRequestAudit. AdminLogin audits itself.
-func AuditedAdminService(svc *identity.Service) *grpc.ServiceDesc {
+// The guard (nil: none) decides the call first; its refusal is audited
+// alike.
+func AuditedAdminService(svc *identity.Service, guard *Guard) *grpc.ServiceDesc {
 	desc := identityv1.AdminService_ServiceDesc
 	desc.Methods = make([]grpc.MethodDesc, len(identityv1.AdminService_ServiceDesc.Methods))
 	for i, m := range identityv1.AdminService_ServiceDesc.Methods {
@@ -66,7 +77,11 @@ func AuditedAdminService(svc *identity.Service) *grpc.ServiceDesc {
 			// so that it sees the caller.
 			audited := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 				inner := func(ctx context.Context, req any) (any, error) {
-					resp, err := handler(ctx, req)
+					var resp any
+					err := guard.Check(ctx, info.FullMethod, req)
+					if err == nil {
+						resp, err = handler(ctx, req)
+					}
 					if err != nil && info.FullMethod != identityv1.AdminService_AdminLogin_FullMethodName {
 						ae, ok := apierr.As(err)
 						if !ok {
@@ -151,6 +166,7 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 			return nil, err
 		}
 		c.Principal = u.ID
+		ctx = adminauth.With(ctx, &adminauth.Admin{ID: u.ID, Login: u.LoginName, OrgID: u.OrgID, SystemAdminFlag: u.IsAdmin})
 	case strings.HasPrefix(method, "/uias.identity.v1.SSOService/"):
 		if !grpcx.FromComponent(ctx) {
 			return nil, errSSOComponentsOnly

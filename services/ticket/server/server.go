@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/grpcx"
@@ -21,15 +22,12 @@ import (
 
 func init() {
 	apierr.Register(apierr.Reason{Name: "UNKNOWN_TICKET_METHOD", Code: apierr.Unauthenticated,
-		Doc: "A method the ticket service does not know how to authenticate callers for."},
-		// The same declaration as identity's: identity checks the token.
-		apierr.Reason{Name: "BAD_ADMIN_TOKEN", Code: apierr.Unauthenticated,
-			Doc: "The administrator bearer token is missing, invalid or expired; log in again."})
+		Doc: "A method the ticket service does not know how to authenticate callers for."})
 }
 
 // errNoAdminToken refuses an administrator call without a token before
-// anything else (identity checks a token that is there).
-var errNoAdminToken = apierr.New(apierr.Unauthenticated, "BAD_ADMIN_TOKEN", "an administrator token is required")
+// anything else (identity checks a token that is there, and asks authz).
+var errNoAdminToken = adminauth.ErrNoToken
 
 // Admins checks the administrator of a call (its bearer token) with
 // identity: that they may see a person, an application, or (appID empty)

@@ -149,7 +149,8 @@ func startChild(ctx context.Context, exe string, o *options, policy, dir, natsUR
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, ChildEnv+"=1", "UIAS_SCHED_POLICY="+policy, "UIAS_BOOTSTRAP_PASSWORD="+adminPassword,
+	// Identity runs alone (no authz component): the legacy is_admin rule.
+	cmd.Env = append(cmd.Env, ChildEnv+"=1", "UIAS_SCHED_POLICY="+policy, "UIAS_BOOTSTRAP_PASSWORD="+adminPassword, "UIAS_ADMIN_AUTHZ=false",
 		fmt.Sprintf("UIAS_ARGON2_MEMORY_KIB=%d", a.MemoryKiB), fmt.Sprintf("UIAS_ARGON2_TIME=%d", a.Time),
 		fmt.Sprintf("UIAS_ARGON2_THREADS=%d", a.Threads), fmt.Sprintf("UIAS_HASH_WORKERS=%d", o.env.HashWorkers),
 		fmt.Sprintf("UIAS_HASH_QUEUE=%d", o.env.HashQueue), "UIAS_MAX_HASH_WAIT="+o.env.MaxHashWait.String())

@@ -372,12 +372,17 @@ func tsText(t *timestamppb.Timestamp) string {
 }
 
 func authzGrantCmd() command {
-	return command{usage: "--role ROLE_ID (--user ID | --group ID | --org ID) [--from RFC3339] [--until RFC3339]",
-		help: "Grants a role to a person, a group, or an org and every org below it, optionally for a time window.",
+	return command{usage: "--role ROLE_ID (--user ID | --group ID | --org ID) [--from RFC3339] [--until RFC3339] [--scope-org ORG_ID --grantable ROLE_ID,... [--delegable]]",
+		help: "Grants a role to a person, a group, or an org and every org below it, optionally for a time window. " +
+			"A unit administrator (--role unit_admin) is granted over an org subtree (--scope-org) with the roles they may hand on (--grantable) " +
+			"and, with --delegable, the right to appoint unit administrators below them.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			role := fs.String("role", "", "role `ID`")
 			user, group, org := fs.String("user", "", "user `ID`"), fs.String("group", "", "group `ID`"), fs.String("org", "", "org `ID`")
 			from, until := fs.String("from", "", "valid from (RFC 3339 `time`)"), fs.String("until", "", "valid until (RFC 3339 `time`)")
+			scope := fs.String("scope-org", "", "unit_admin: the `ORG_ID` whose subtree they administer")
+			grantable := fs.String("grantable", "", "unit_admin: comma-separated role `IDs` they may hand on")
+			delegable := fs.Bool("delegable", false, "unit_admin: may appoint unit administrators below them")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
@@ -385,7 +390,12 @@ func authzGrantCmd() command {
 				if err := required("role", *role); err != nil {
 					return err
 				}
-				g := &authzv1.Grant{RoleId: *role}
+				g := &authzv1.Grant{RoleId: *role, ScopeOrg: *scope, Delegable: *delegable}
+				for _, r := range strings.Split(*grantable, ",") {
+					if r = strings.TrimSpace(r); r != "" {
+						g.GrantableRoles = append(g.GrantableRoles, r)
+					}
+				}
 				n := 0
 				for kind, id := range map[string]string{"user": *user, "group": *group, "org": *org} {
 					if id != "" {

@@ -139,8 +139,14 @@ type CheckAdminRequest struct {
 	// legacy is_admin flag (a system administrator appointed before authz
 	// held the admin roles).
 	SystemAdminFlag bool `protobuf:"varint,6,opt,name=system_admin_flag,json=systemAdminFlag" json:"system_admin_flag,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// join_group / join_org: the action makes target_person a member of
+	// this group / moves them to this org. It is refused (FAILED_PRECONDITION
+	// SOD_CONFLICT) when they would then hold both roles of a
+	// separation-of-duty pair.
+	JoinGroup     string `protobuf:"bytes,7,opt,name=join_group,json=joinGroup" json:"join_group,omitempty"`
+	JoinOrg       string `protobuf:"bytes,8,opt,name=join_org,json=joinOrg" json:"join_org,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckAdminRequest) Reset() {
@@ -215,12 +221,30 @@ func (x *CheckAdminRequest) GetSystemAdminFlag() bool {
 	return false
 }
 
+func (x *CheckAdminRequest) GetJoinGroup() string {
+	if x != nil {
+		return x.JoinGroup
+	}
+	return ""
+}
+
+func (x *CheckAdminRequest) GetJoinOrg() string {
+	if x != nil {
+		return x.JoinOrg
+	}
+	return ""
+}
+
 type CheckAdminResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Allowed  bool                   `protobuf:"varint,1,opt,name=allowed" json:"allowed,omitempty"`
 	Revision int64                  `protobuf:"varint,2,opt,name=revision" json:"revision,omitempty"`
 	// detail: when denied, a sentence saying why.
-	Detail        string `protobuf:"bytes,3,opt,name=detail" json:"detail,omitempty"`
+	Detail string `protobuf:"bytes,3,opt,name=detail" json:"detail,omitempty"`
+	// sod_conflict: when allowed but the membership asked about would give
+	// the person both roles of a separation-of-duty pair, a sentence naming
+	// them.
+	SodConflict   string `protobuf:"bytes,4,opt,name=sod_conflict,json=sodConflict" json:"sod_conflict,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -272,6 +296,13 @@ func (x *CheckAdminResponse) GetRevision() int64 {
 func (x *CheckAdminResponse) GetDetail() string {
 	if x != nil {
 		return x.Detail
+	}
+	return ""
+}
+
+func (x *CheckAdminResponse) GetSodConflict() string {
+	if x != nil {
+		return x.SodConflict
 	}
 	return ""
 }
@@ -2258,18 +2289,22 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\toperation\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\toperation\x12#\n" +
 	"\x06method\x18\x05 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x06method\x12 \n" +
 	"\x04path\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x04path\x123\n" +
-	"\x11at_least_revision\x18\a \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\"\x9f\x02\n" +
+	"\x11at_least_revision\x18\a \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\"\xf5\x02\n" +
 	"\x11CheckAdminRequest\x12'\n" +
 	"\x06person\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06person\x12+\n" +
 	"\bresource\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xc6'\x01(\x80\x01R\bresource\x12,\n" +
 	"\toperation\x18\x03 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xc6'\x01(@R\toperation\x12'\n" +
 	"\x04orgs\x18\x04 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10\x04\"\tr\a\xc8\xc6'\x01(\x80\x01R\x04orgs\x121\n" +
 	"\rtarget_person\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\ftargetPerson\x12*\n" +
-	"\x11system_admin_flag\x18\x06 \x01(\bR\x0fsystemAdminFlag\"b\n" +
+	"\x11system_admin_flag\x18\x06 \x01(\bR\x0fsystemAdminFlag\x12+\n" +
+	"\n" +
+	"join_group\x18\a \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\tjoinGroup\x12'\n" +
+	"\bjoin_org\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\ajoinOrg\"\x85\x01\n" +
 	"\x12CheckAdminResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"E\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12!\n" +
+	"\fsod_conflict\x18\x04 \x01(\tR\vsodConflict\"E\n" +
 	"\rCheckResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"\x89\x01\n" +

@@ -1,0 +1,271 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/adminauth"
+	"github.com/uias/uias/pkg/caller"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/identity"
+)
+
+// Guard asks authz (pkg/adminauth) before every administrator call of
+// identity: which permission of the administration namespace the call
+// needs, on which person, in which orgs (a unit administrator acts only
+// inside the org subtree they administer). A nil Guard, or one without a
+// Checker (identity.admin_authz off, for deployments without the authz
+// component), lets every administrator do everything, as before authz.
+type Guard struct {
+	Svc   *identity.Service
+	Authz adminauth.Checker
+}
+
+// need is what one call needs.
+type need struct {
+	perm   adminauth.Perm
+	target string
+	orgs   []string
+	global bool // a global action: no org
+	// joinGroup / joinOrg: the call makes target a member of the group
+	// / moves them to the org (separation of duty is checked).
+	joinGroup, joinOrg string
+}
+
+// errLookup marks a target that could not be found: the check then asks
+// for the permission as a global action (so that only a system
+// administrator learns it does not exist).
+var errLookup = errors.New("target not found")
+
+func (g *Guard) userOrg(ctx context.Context, id string) (string, error) {
+	u, err := g.Svc.GetUser(ctx, id)
+	if err != nil {
+		if errors.Is(err, identity.ErrNotFound) {
+			return "", errLookup
+		}
+		return "", err
+	}
+	return u.OrgID, nil
+}
+
+func (g *Guard) groupOrg(ctx context.Context, id string) (string, error) {
+	gr, err := g.Svc.GetGroup(ctx, id)
+	if err != nil {
+		if errors.Is(err, identity.ErrNotFound) {
+			return "", errLookup
+		}
+		return "", err
+	}
+	return gr.OrgID, nil
+}
+
+func (g *Guard) orgParent(ctx context.Context, id string) (string, error) {
+	o, err := g.Svc.GetOrg(ctx, id)
+	if err != nil {
+		if errors.Is(err, identity.ErrNotFound) {
+			return "", errLookup
+		}
+		return "", err
+	}
+	return o.ParentID, nil
+}
+
+// Require checks a global permission (streams: Import).
+func (g *Guard) Require(ctx context.Context, p adminauth.Perm) error {
+	if g == nil || g.Authz == nil {
+		return nil
+	}
+	a := adminauth.From(ctx)
+	if a == nil {
+		c := caller.From(ctx)
+		if c == nil || c.Principal == "" {
+			return nil
+		}
+		a = &adminauth.Admin{ID: c.Principal}
+	}
+	return g.Authz.Authorize(ctx, a, p, "")
+}
+
+// Check decides a call (method = full method name, req its request).
+func (g *Guard) Check(ctx context.Context, method string, req any) error {
+	if g == nil || g.Authz == nil {
+		return nil
+	}
+	a := adminauth.From(ctx)
+	if a == nil {
+		c := caller.From(ctx)
+		if c == nil || c.Principal == "" {
+			return nil // not an administrator call (AdminLogin, AuthService)
+		}
+		a = &adminauth.Admin{ID: c.Principal}
+	}
+	n, err := g.needOf(ctx, method, req)
+	if errors.Is(err, errLookup) {
+		n.orgs, n.global = nil, true
+	} else if err != nil {
+		return err
+	}
+	if n.perm == (adminauth.Perm{}) {
+		return nil
+	}
+	if !n.global && len(n.orgs) == 0 && n.target == "" {
+		// An org-bound action without an org (e.g. a listing of every
+		// org) is a global one.
+		n.global = true
+	}
+	return g.Authz.Check(ctx, a, adminauth.Request{Perm: n.perm, Target: n.target, Orgs: n.orgs,
+		JoinGroup: n.joinGroup, JoinOrg: n.joinOrg})
+}
+
+func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error) {
+	var n need
+	var err error
+	user := func(p adminauth.Perm, id string) {
+		n.perm, n.target = p, id
+		var o string
+		o, err = g.userOrg(ctx, id)
+		n.orgs = []string{o}
+	}
+	switch r := req.(type) {
+	// orgs
+	case *identityv1.CreateOrgRequest:
+		n.perm, n.orgs = adminauth.OrgsWrite, []string{r.GetParentId()}
+	case *identityv1.GetOrgRequest:
+		n.perm, n.orgs = adminauth.OrgsRead, []string{r.GetId()}
+	case *identityv1.ListOrgsRequest:
+		n.perm, n.orgs = adminauth.OrgsRead, []string{r.GetParentId()}
+	case *identityv1.UpdateOrgRequest:
+		n.perm, n.orgs = adminauth.OrgsWrite, []string{r.GetId()}
+	case *identityv1.MoveOrgRequest:
+		// The org leaves its parent (which must be administered: a unit
+		// administrator cannot move the top of their own subtree) for the
+		// new parent.
+		var p string
+		p, err = g.orgParent(ctx, r.GetId())
+		n.perm, n.orgs = adminauth.OrgsWrite, []string{p, r.GetNewParentId()}
+	case *identityv1.SetOrgStatusRequest:
+		var p string
+		p, err = g.orgParent(ctx, r.GetId())
+		n.perm, n.orgs = adminauth.OrgsWrite, []string{p}
+	// people
+	case *identityv1.CreateUserRequest:
+		n.perm, n.orgs = adminauth.UsersWrite, []string{r.GetOrgId()}
+		if r.GetIsAdmin() {
+			// The legacy flag makes a system administrator: appointing
+			// one is a global grant.
+			n.perm, n.orgs, n.global = adminauth.GrantsWrite, nil, true
+		}
+	case *identityv1.GetUserRequest:
+		user(adminauth.UsersRead, r.GetId())
+	case *identityv1.ListUsersRequest:
+		n.perm, n.orgs = adminauth.UsersRead, []string{r.GetOrgId()}
+	case *identityv1.UpdateUserRequest:
+		user(adminauth.UsersWrite, r.GetId())
+		if err == nil && slices.Contains(r.GetUpdateMask(), "org_id") {
+			n.orgs = append(n.orgs, r.GetOrgId())
+			n.joinOrg = r.GetOrgId()
+		}
+	case *identityv1.SetUserStatusRequest:
+		user(adminauth.UsersLock, r.GetId())
+	case *identityv1.LockUserRequest:
+		user(adminauth.UsersLock, r.GetId())
+	case *identityv1.UnlockUserRequest:
+		user(adminauth.UsersLock, r.GetId())
+	case *identityv1.SetPasswordRequest:
+		user(adminauth.UsersPassword, r.GetId())
+	// groups
+	case *identityv1.CreateGroupRequest:
+		n.perm, n.orgs = adminauth.GroupsWrite, []string{r.GetOrgId()}
+	case *identityv1.GetGroupRequest:
+		var o string
+		o, err = g.groupOrg(ctx, r.GetId())
+		n.perm, n.orgs = adminauth.GroupsRead, []string{o}
+	case *identityv1.ListGroupsRequest:
+		n.perm, n.orgs = adminauth.GroupsRead, []string{r.GetOrgId()}
+	case *identityv1.GroupMemberRequest:
+		var o, uo string
+		o, err = g.groupOrg(ctx, r.GetGroupId())
+		if err == nil {
+			uo, err = g.userOrg(ctx, r.GetUserId())
+		}
+		n.perm, n.orgs, n.target = adminauth.GroupsWrite, []string{o, uo}, r.GetUserId()
+		if method == identityv1.AdminService_AddGroupMember_FullMethodName {
+			n.joinGroup = r.GetGroupId()
+		}
+	// applications (global)
+	case *identityv1.CreateAppRequest, *identityv1.UpdateAppRequest:
+		n.perm, n.global = adminauth.AppsWrite, true
+	case *identityv1.GetAppRequest, *identityv1.ListAppsRequest:
+		n.perm, n.global = adminauth.AppsRead, true
+	case *identityv1.RotateAppSecretRequest:
+		n.perm, n.global = adminauth.AppsSecret, true
+	// account links
+	case *identityv1.CreateAccountLinkRequest:
+		user(adminauth.LinksWrite, r.GetUserId())
+	case *identityv1.ListAccountLinksRequest:
+		if r.GetUserId() != "" {
+			user(adminauth.LinksRead, r.GetUserId())
+		} else {
+			n.perm, n.global = adminauth.LinksRead, true
+		}
+	case *identityv1.DeleteAccountLinkRequest:
+		n.perm, n.global = adminauth.LinksWrite, true
+	// keys (global)
+	case *identityv1.GetKeyStatusRequest:
+		n.perm, n.global = adminauth.KeysRead, true
+	case *identityv1.RotateKeysRequest, *identityv1.ReencryptDataRequest:
+		n.perm, n.global = adminauth.KeysRotate, true
+	// fingerprints
+	case *identityv1.EnrollFingerRequest:
+		user(adminauth.FingersWrite, r.GetUserId())
+	case *identityv1.DeleteFingerRequest:
+		user(adminauth.FingersWrite, r.GetUserId())
+	case *identityv1.ListFingersRequest:
+		user(adminauth.FingersRead, r.GetUserId())
+	case *identityv1.SetFingerprintBypassRequest:
+		n.perm, n.global = adminauth.FingersWrite, true
+	case *identityv1.GetFingerprintBypassRequest:
+		n.perm, n.global = adminauth.FingersRead, true
+	}
+	if n.global {
+		n.orgs = nil
+	}
+	var orgs []string
+	for _, o := range n.orgs {
+		if o != "" {
+			orgs = append(orgs, o)
+		}
+	}
+	n.orgs = orgs
+	return n, err
+}
+
+// Guarded returns desc with every unary method checked by g before its
+// handler runs (after caller authentication and the request checks); a
+// refusal is the handler's error, so AuditedAdminService audits it.
+func Guarded(desc *grpc.ServiceDesc, g *Guard) *grpc.ServiceDesc {
+	out := *desc
+	out.Methods = make([]grpc.MethodDesc, len(desc.Methods))
+	for i, m := range desc.Methods {
+		h := m.Handler
+		out.Methods[i] = grpc.MethodDesc{MethodName: m.MethodName, Handler: func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+			guard := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+				inner := func(ctx context.Context, req any) (any, error) {
+					if err := g.Check(ctx, info.FullMethod, req); err != nil {
+						return nil, err
+					}
+					return handler(ctx, req)
+				}
+				if ic == nil {
+					return inner(ctx, req)
+				}
+				return ic(ctx, req, info, inner)
+			}
+			return h(srv, ctx, dec, guard)
+		}}
+	}
+	return &out
+}
