@@ -6,7 +6,7 @@ require (
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/uias/uias/pkg v0.0.0
-	github.com/uias/uias/proto/gen v0.0.0-00010101000000-000000000000
+	github.com/uias/uias/proto/gen v0.0.0
 )
 
 require (
