@@ -8,7 +8,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/uias/uias/pkg v0.0.0
-	github.com/uias/uias/proto/gen v0.0.0-00010101000000-000000000000
+	github.com/uias/uias/proto/gen v0.0.0
 	go.uber.org/zap v1.28.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12

@@ -11,11 +11,11 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/proto/gen/openapi"
-	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
 	"github.com/uias/uias/services/sync/applier"
 	"github.com/uias/uias/services/sync/server"
@@ -94,7 +94,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	return &module.Component{
 		Register: server.New(cfg.CentreHomes(), cfg.HomeSubtrees, st, ap).Register,
-		Auth:     server.CallerAuth{Sessions: identityv1.NewAdminSessionServiceClient(idc)},
+		Auth:     server.CallerAuth{Admins: adminauth.New(idc, nil)},
 		Ready:    db.PingContext,
 		Value:    &Handle{Store: st, DB: db, Applier: ap},
 	}, nil

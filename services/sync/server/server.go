@@ -7,14 +7,13 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/grpcx"
-	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
 	usync "github.com/uias/uias/services/sync"
 	"github.com/uias/uias/services/sync/applier"
@@ -118,9 +117,9 @@ func systemAdmin(ctx context.Context) error {
 }
 
 // CallerAuth authenticates callers of the sync service: administrators,
-// whose bearer token identity resolves (AdminSessionService.WhoAmI).
+// whose bearer token identity resolves (pkg/adminauth: WhoAmI).
 type CallerAuth struct {
-	Sessions identityv1.AdminSessionServiceClient
+	Admins adminauth.Checker
 }
 
 // AuthenticateCaller implements grpcx.CallerAuth.
@@ -131,13 +130,13 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 	case strings.HasPrefix(method, "/uias.sync.v1."):
 		// identity checks the token (and audits a refusal); its error is
 		// answered as it is
-		out := metadata.AppendToOutgoingContext(ctx, grpcx.MetadataAuthorization, "Bearer "+grpcx.BearerToken(ctx))
-		who, err := a.Sessions.WhoAmI(out, &identityv1.WhoAmIRequest{})
+		adm, err := a.Admins.Authenticate(ctx, grpcx.BearerToken(ctx))
 		if err != nil {
 			return nil, err
 		}
-		c.Principal = who.GetUser().GetId()
-		ctx = context.WithValue(ctx, adminKey{}, who.GetSystemAdmin())
+		c.Principal = adm.ID
+		ctx = adminauth.With(ctx, adm)
+		ctx = context.WithValue(ctx, adminKey{}, adm.SystemAdminFlag)
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):
 	default:
 		return nil, apierr.New(apierr.Unimplemented, "UNIMPLEMENTED", "unknown method")
