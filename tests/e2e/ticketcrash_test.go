@@ -47,6 +47,8 @@ func TestTicketReplicaKilled(t *testing.T) {
 	idCfg.Etcd.Endpoints, idCfg.Etcd.LeaseTTL = endpoints, 2
 	idCfg.NATS.URL, idCfg.NATS.Embedded = ns.ClientURL(), false
 	idCfg.InternalKey = internalKey
+	// No authz component in this deployment: the legacy is_admin rule.
+	identitycomponent.Settings(&idCfg).AdminAuthz = false
 	idCfg.Complete()
 	makeKeyRing(t, idCfg)
 	e := start(t, idCfg)
