@@ -2,21 +2,21 @@
 
 package crypto
 
-import "golang.org/x/crypto/argon2"
-
 // Argon2Implementation names the argon2id code this binary hashes with: this
-// build uses golang.org/x/crypto/argon2 (build with -tags libargon2 and cgo
-// for the C reference library; see docs/operators.md).
-const Argon2Implementation = "golang.org/x/crypto/argon2"
+// build uses argon2id in pure Go, written in this package (argon2_purego.go)
+// after RFC 9106 so that a hash worker keeps its block memory from one hash
+// to the next, checked bit for bit against golang.org/x/crypto/argon2 in
+// the tests (build with -tags libargon2 and cgo for the C reference
+// library; see docs/operators.md).
+const Argon2Implementation = "pure Go (pkg/crypto, RFC 9106; worker memory reused)"
 
 // Argon2Cgo reports whether argon2id runs in C (the libargon2 build).
 const Argon2Cgo = false
 
-// argon2ReusesMemory: x/crypto allocates the memory of every hash itself.
-const argon2ReusesMemory = false
+// argon2ReusesMemory: each worker hashes in memory it keeps.
+const argon2ReusesMemory = true
 
-// argon2idKey derives p.KeyLen bytes. x/crypto allocates its own memory, so
-// mem is unused.
-func argon2idKey(_ *argon2Memory, password, salt []byte, p Argon2Params) []byte {
-	return argon2.IDKey(password, salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
+// argon2idKey derives p.KeyLen bytes in mem (nil: fresh memory).
+func argon2idKey(mem *argon2Memory, password, salt []byte, p Argon2Params) []byte {
+	return argon2idGo(mem, password, salt, p)
 }

@@ -37,6 +37,9 @@ func TestArgon2KnownAnswers(t *testing.T) {
 		if got := RawArgon2id([]byte(c.pw), []byte(c.salt), p); hex.EncodeToString(got) != c.want {
 			t.Errorf("RawArgon2id %+v: got %x", p, got)
 		}
+		if got := RawArgon2idReusing([]byte(c.pw), []byte(c.salt), p); hex.EncodeToString(got) != c.want {
+			t.Errorf("RawArgon2idReusing %+v: got %x", p, got)
+		}
 	}
 }
 

@@ -79,16 +79,6 @@ func init() {
 	C.uias_argon2_init()
 }
 
-// get returns n bytes, growing the memory only when it is too small. The
-// contents are whatever the previous hash left: argon2 writes every block
-// before reading it.
-func (m *argon2Memory) get(n int) []byte {
-	if cap(m.buf) < n {
-		m.buf = make([]byte, n)
-	}
-	return m.buf[:n]
-}
-
 // argon2idKey derives p.KeyLen bytes with libargon2. It runs in C, so the
 // Go scheduler hands the goroutine's P to other goroutines while it hashes
 // and request handling is not stuck behind a hash. With mem it hashes in

@@ -232,6 +232,24 @@ func (h *Hasher) fits(ctx context.Context, wait time.Duration) bool {
 	return true
 }
 
+// Admits reports whether a hash asked for now by a call with ctx would be
+// admitted: a worker is free, or the call's projected wait fits its budget
+// (as Hash and Verify decide). It reserves nothing, so the hash itself may
+// still be refused; it lets a caller refuse at once, cheaply, before work
+// that would be wasted on a refusal (the login gate's store writes).
+func (h *Hasher) Admits(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.free) > 0 {
+		return true
+	}
+	ahead := int64(len(h.queue))
+	return (h.waitCap < 0 || ahead < h.waitCap) && h.fits(ctx, h.projectedWait(ahead))
+}
+
 // leave takes j out of the queue if no worker has it yet; it reports
 // whether it did.
 func (h *Hasher) leave(j *job) bool {

@@ -563,3 +563,54 @@ func TestRunSharesWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAdmitsAnswersAsHashWould: Admits tells, without reserving anything,
+// what Hash would decide now: true with a worker free or a projected wait
+// that fits max wait and the deadline, false otherwise.
+func TestAdmitsAnswersAsHashWould(t *testing.T) {
+	ctx := context.Background()
+	// One worker, hashes estimated at 1 s, max wait 2 s: with the worker
+	// busy, the first waiter projects 1 s, the second 2 s, the third 3 s.
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, MaxWait: 2 * time.Second}, time.Second)
+	if !h.Admits(ctx) {
+		t.Fatal("Admits = false with the worker free")
+	}
+	done := make(chan error, 3)
+	go func() { _, err := h.Hash(ctx, "first"); done <- err }()
+	<-started
+	short, cancel := context.WithDeadline(ctx, clockAt.Add(1500*time.Millisecond))
+	defer cancel()
+	if h.Admits(short) {
+		t.Fatal("Admits = true for a deadline 1.5 s away (wait 1 s, then its own 1 s hash)")
+	}
+	for i := range 2 {
+		if !h.Admits(ctx) {
+			t.Fatalf("Admits = false with %d waiting (projected %d s, max 2 s)", i, i+1)
+		}
+		go func() { _, err := h.Hash(ctx, "waiter"); done <- err }()
+		waitForWaiters(h, i+1)
+	}
+	if h.Admits(ctx) {
+		t.Fatal("Admits = true with 2 waiting (projected 3 s, max 2 s)")
+	}
+	if _, err := h.Hash(ctx, "refused"); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("Hash after Admits = false: %v, want ErrOverloaded", err)
+	}
+	if h.Waiting() != 2 {
+		t.Fatalf("Admits reserved something: %d waiting, want 2", h.Waiting())
+	}
+	close(release)
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !h.Admits(short) {
+		t.Fatal("Admits = false with the worker free again")
+	}
+	gone, stop := context.WithCancel(ctx)
+	stop()
+	if h.Admits(gone) {
+		t.Fatal("Admits = true for a call whose context ended")
+	}
+}
