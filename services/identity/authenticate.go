@@ -247,6 +247,16 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, nil))
 		return ReasonAccountLocked, nil
 	}
+	// A check whose hash could not start within its budget now is refused
+	// here, before the gate's store writes (the account's count and its
+	// refund): in a login storm most checks are refused, and each refusal
+	// then costs a few reads instead of two write transactions queued
+	// behind the served logins' writes. The hash's own admission below
+	// still decides for the checks let through.
+	if s.hasher != nil && hashNeedsWorker(u.PasswordHash) && !s.hasher.Admits(ctx) {
+		a.refund(ctx)
+		return 0, errOverloaded
+	}
 	// The gate: the source's delay (or refusal), then the account's count,
 	// spacing and lock, decided in one step before the hash.
 	if err := a.admitSource(ctx, subject, u.OrgID, start); err != nil {

@@ -35,6 +35,21 @@ type hashVerdict struct {
 	unsalted bool
 }
 
+// hashNeedsWorker reports whether verifying against the stored hash encoded
+// takes a hash worker (argon2id, a wrapped legacy hash, a slow legacy
+// scheme such as bcrypt), as verifyHash does; a fast legacy hash that
+// matches needs none.
+func hashNeedsWorker(encoded string) bool {
+	if encoded == "" {
+		return false
+	}
+	if legacyhash.IsArgon2id(encoded) {
+		return true
+	}
+	h, err := legacyhash.Parse(encoded)
+	return err == nil && (h.Scheme == legacyhash.Wrapped || h.Slow)
+}
+
 // verifyHash checks password against encoded, whatever its scheme, in
 // constant time. Costly schemes run in the hasher's workers (with its
 // admission: crypto.ErrOverloaded); a cheap one that does not match also
