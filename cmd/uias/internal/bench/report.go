@@ -177,7 +177,8 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			"(so that while a finished call writes its audit event and its answer travels back, "+
 			"others wait for a worker and none of the %d hash workers idles; %d callers project a wait of a few "+
 			"hashes, far below identity.max_hash_wait, so none is refused), "+
-			"against bare RawArgon2id hashes per second with the same parameters in GOMAXPROCS goroutines. "+
+			"against bare RawArgon2idReusing hashes per second with the same parameters in GOMAXPROCS goroutines "+
+			"(each in memory it keeps, as a worker hashes: the hash alone, nothing allocated). "+
 			"The gap is everything besides the hash: gRPC, interceptors, app credential check, the SQLite "+
 			"reads of link and user, the audit-event write and its relay to NATS. The note gives the parallel "+
 			"speed-up of bare argon2id (hashes/s in GOMAXPROCS goroutines × one hash time): well below the CPU "+
@@ -193,8 +194,10 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		"server write, client read; the storm's callers run in a process of their own on the same CPUs) waits for the Go scheduler to preempt " +
 		"a hashing goroutine (10 ms quantum) and the network is polled about every 10 ms; the libargon2 build " +
 		"(docs/operators.md) avoids the wait."
-	heapGrows := "The pure-Go build allocates each hash's memory afresh, so the goal allows the GC's headroom " +
-		"(GOGC=100 lets the heap reach about twice the live heap) over the bounded live set."
+	heapGrows := "Each worker hashes in memory it keeps from one hash to the next (already in the base; the pure-Go " +
+		"argon2id of pkg/crypto reuses it since 2026-12-02: with golang.org/x/crypto/argon2, which allocates " +
+		"every hash's memory afresh, the GC's headroom over that garbage made 3.0–3.8×), so the growth is the " +
+		"garbage of the requests, within the GC's headroom."
 	if crypto.Argon2Cgo {
 		refusalWaits = "Hashes run in C (libargon2) and hold no Go scheduler P while they do, so the OS shares " +
 			"the CPUs between them and the handling of the wave at once; what remains is the wave itself: " +
@@ -205,15 +208,16 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 				"whose hash reaches the end of its time slice (a few ms) instead of preempting it; that is " +
 				"the price of the saturated throughput."
 		}
-		heapGrows = "Each worker hashes in memory it keeps from one hash to the next (already in the base), " +
-			"so the growth is the garbage of the requests, within the GC's headroom. That memory is Go heap on " +
-			"purpose: as live heap it spaces out garbage collections during a storm."
+		heapGrows = "Each worker hashes in memory it keeps from one hash to the next (already in the base, " +
+			"through libargon2's allocation callbacks), so the growth is the garbage of the requests, within the " +
+			"GC's headroom. That memory is Go heap on purpose: as live heap it spaces out garbage collections " +
+			"during a storm."
 	}
 	authP99 := &row{name: "Authenticate p99 at 80% of saturation", u: dur, target: 3,
 		oursLabel: "open loop, paced arrivals", floorLabel: "one hash (median, 1 goroutine)",
 		explain: "p99 latency of Authenticate with arrivals evenly paced at 0.8 × the saturated throughput " +
 			"measured just before (open loop: a call starts on schedule whether or not earlier ones returned; " +
-			"latency counts from the scheduled start), against the median time of one RawArgon2id on one goroutine " +
+			"latency counts from the scheduled start), against the median time of one RawArgon2idReusing on one goroutine " +
 			"(measured in slices alternating with the open-loop ones). With c hash workers at 80% load a call " +
 			"takes one hash plus some queueing; when hashes run in parallel slower than alone (speed-up in the first row " +
 			"below the CPU count) each one takes longer than the floor, and every network hop of the call may " +
