@@ -154,6 +154,7 @@ type Request struct {
 type Verifier struct {
 	sessions identityv1.AdminSessionServiceClient
 	authz    authzv1.AuthzServiceClient
+	cache    *decisionCache // CacheDecisions (cache.go); nil: ask every time
 }
 
 var _ Checker = (*Verifier)(nil)
@@ -186,7 +187,8 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (*Admin, erro
 // "") in orgs (every org the action touches: the target's org, a new
 // parent...; none for a global action), or PERMISSION_DENIED
 // ADMIN_NOT_ALLOWED saying why. Every call asks authz (fresh: a revoked
-// grant is refused at once).
+// grant is refused at once), unless CacheDecisions (cache.go) bounds
+// that freshness.
 func (v *Verifier) Authorize(ctx context.Context, a *Admin, p Perm, target string, orgs ...string) error {
 	return v.Check(ctx, a, Request{Perm: p, Target: target, Orgs: orgs})
 }
@@ -228,6 +230,13 @@ func (v *Verifier) Check(ctx context.Context, a *Admin, rq Request) error {
 const RetryFor = 10 * time.Second
 
 func (v *Verifier) checkAdmin(ctx context.Context, req *authzv1.CheckAdminRequest) (*authzv1.CheckAdminResponse, error) {
+	if v.cache != nil {
+		return v.cache.cachedCheckAdmin(req, func() (*authzv1.CheckAdminResponse, error) { return v.askAdmin(ctx, req) })
+	}
+	return v.askAdmin(ctx, req)
+}
+
+func (v *Verifier) askAdmin(ctx context.Context, req *authzv1.CheckAdminRequest) (*authzv1.CheckAdminResponse, error) {
 	deadline := time.Now().Add(RetryFor)
 	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		r, err := v.authz.CheckAdmin(ctx, req)

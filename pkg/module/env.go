@@ -69,6 +69,15 @@ func (e *Env) OnStop(fn func(ctx context.Context) error) { e.p.onStop(fn) }
 // Runs reports whether module name runs in this process.
 func (e *Env) Runs(name string) bool { return e.p.runs(name) }
 
+// Local returns the Component.Value of module name when it runs in this
+// process and has started (nil before, or when it runs elsewhere): a
+// shortcut one component may offer others of the same process (authz's
+// decision generation for pkg/adminauth's cache). Safe at any time.
+func (e *Env) Local(name string) any {
+	v, _ := e.p.values.Load(name)
+	return v
+}
+
 // Modules returns every registered module (running here or not), e.g. for
 // the edge to register their REST handlers.
 func (e *Env) Modules() []*Module { return e.p.reg.Modules() }

@@ -60,6 +60,9 @@ type Process struct {
 	closers []func(context.Context) error // run last, in reverse
 
 	comps map[string]*Component
+	// values: Component.Value of each started module, for Env.Local
+	// (read by other modules at any time, hence apart from comps).
+	values sync.Map
 	// grpcSrv serves grpc_addr (with TLS when configured); inprocSrv, the
 	// same services and interceptors without TLS, serves inproc, the
 	// in-memory listener of in-process clients.
@@ -227,6 +230,9 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 			c = &Component{}
 		}
 		p.comps[m.Name] = c
+		if c.Value != nil {
+			p.values.Store(m.Name, c.Value)
+		}
 		if c.Register != nil {
 			if p.grpcSrv == nil {
 				return nil, fmt.Errorf("start %s: it registers gRPC services but is marked Edge", m.Name)

@@ -184,6 +184,13 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}, nil
 }
 
+// DecisionGeneration implements adminauth.LocalDecisions: identity's
+// decision cache, in the same process, reuses an answer only while the
+// index has not changed.
+func (h *Handle) DecisionGeneration() uint64 { return h.Index.Generation() }
+
+var _ adminauth.LocalDecisions = (*Handle)(nil)
+
 // loadingGate refuses calls (UNAVAILABLE) until the index is loaded.
 type loadingGate struct {
 	auth   *server.CallerAuth

@@ -254,6 +254,7 @@ func (x *Index) SubjectReaches(s authz.Subject, person string) bool {
 func (x *Index) SetUserAdminFlag(id string, admin bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	defer x.gen.Add(1)
 	x.personOf(id).adminFlag = admin
 }
 

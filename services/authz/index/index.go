@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/uias/uias/services/authz"
 )
@@ -111,6 +112,11 @@ type org struct {
 type Index struct {
 	mu  sync.RWMutex
 	rev int64
+	// gen moves (under the write lock) with every change of what answers
+	// depend on: authz's own changes and identity's mirror alike. A
+	// decision computed after reading gen is at least that fresh
+	// (adminauth's decision cache in the same process keys on it).
+	gen atomic.Uint64
 
 	resources  map[string]map[string]*resNode // app -> code
 	urls       map[string][]*resNode
@@ -149,6 +155,12 @@ func (x *Index) Revision() int64 {
 	return x.rev
 }
 
+// Generation is a number that moves whenever anything a query depends on
+// changes (an applied change, a revision set after a load, identity's org
+// tree, people's orgs, group members). It is cheap (one atomic load): a
+// cache of answers taken at generation g is fresh while Generation() == g.
+func (x *Index) Generation() uint64 { return x.gen.Load() }
+
 // ErrGap reports a change that does not follow the index's revision: the
 // caller reads the missing changes from the store first.
 type ErrGap struct{ Have, Got int64 }
@@ -164,6 +176,7 @@ func (e ErrGap) Error() string {
 func (x *Index) Apply(chs ...authz.Change) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	defer x.gen.Add(1)
 	for _, c := range chs {
 		if c.Rev != 0 {
 			if c.Rev <= x.rev {
@@ -187,6 +200,7 @@ func (x *Index) Apply(chs ...authz.Change) error {
 func (x *Index) SetRevision(rev int64) {
 	x.mu.Lock()
 	x.rev = rev
+	x.gen.Add(1)
 	x.mu.Unlock()
 }
 
@@ -403,6 +417,7 @@ func (x *Index) deleteGrant(id string) {
 func (x *Index) SetOrgParent(id, parent string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	defer x.gen.Add(1)
 	o := x.orgOf(id)
 	if parent == "" {
 		o.parent = nil
@@ -415,6 +430,7 @@ func (x *Index) SetOrgParent(id, parent string) {
 func (x *Index) SetUserOrg(id, orgID string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	defer x.gen.Add(1)
 	p := x.personOf(id)
 	if orgID == "" {
 		p.org = nil
@@ -427,6 +443,7 @@ func (x *Index) SetUserOrg(id, orgID string) {
 func (x *Index) SetGroupMember(id, user string, member bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	defer x.gen.Add(1)
 	g := x.groupOf(id)
 	p := x.personOf(user)
 	i := slices.Index(p.groups, g)
@@ -444,6 +461,7 @@ func (x *Index) SetGroupMember(id, user string, member bool) {
 func (x *Index) SetGroupOrg(id, orgID string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	defer x.gen.Add(1)
 	g := x.groupOf(id)
 	if orgID == "" {
 		g.org = nil

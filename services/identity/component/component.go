@@ -312,6 +312,16 @@ func adminGuard(cfg *Config, env *module.Env, svc *identity.Service) (*server.Gu
 		return nil, err
 	}
 	v := adminauth.New(nil, conn)
+	// Allowed answers are reused for admin_decision_ttl; when authz runs in
+	// this process any change of its index ends the reuse at once.
+	cache := adminauth.CacheOptions{TTL: cfg.AdminDecisionTTL}
+	if env.Runs("authz") {
+		cache.Local = func() adminauth.LocalDecisions {
+			l, _ := env.Local("authz").(adminauth.LocalDecisions)
+			return l
+		}
+	}
+	v.CacheDecisions(cache)
 	svc.SetAdminGate(func(ctx context.Context, u *identity.User) (bool, error) {
 		err := v.Authorize(ctx, &adminauth.Admin{ID: u.ID, OrgID: u.OrgID}, adminauth.ConsoleLogin, "")
 		if ae, ok := apierr.As(err); ok && ae.Reason == adminauth.ReasonNotAllowed {

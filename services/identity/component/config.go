@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/sched"
@@ -119,6 +120,14 @@ type Config struct {
 	// system_admin). false, for a deployment without the authz component
 	// only: every is_admin administrator may do everything, as before.
 	AdminAuthz bool `yaml:"admin_authz"`
+	// AdminDecisionTTL (default 1s, at most 10s; 0: none) is how long an
+	// allowed answer of authz to an administrator call is reused for the
+	// same administrator, permission, target and orgs (pkg/adminauth's
+	// decision cache). With authz in the same process a change of grants,
+	// roles or the mirrored org tree ends the reuse at once; the TTL bounds
+	// a revocation made through another process's authz and a grant
+	// reaching its valid_until.
+	AdminDecisionTTL time.Duration `yaml:"admin_decision_ttl"`
 }
 
 // Defaults returns the identity defaults.
@@ -138,6 +147,7 @@ func Defaults() *Config {
 		UnsaltedWrapRate:    5,
 		ImportMaxBytes:      identity.DefaultImportMaxBytes,
 		AdminAuthz:          true,
+		AdminDecisionTTL:    adminauth.DefaultDecisionTTL,
 		LoginThrottle:       LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
 	}
 }
@@ -205,6 +215,7 @@ func (c *Config) Bind(b *config.Binder) {
 	}, func() string { return strconv.FormatInt(c.ImportMaxBytes, 10) })
 	b.Int(&c.FingerTemplateCache, "UIAS_FINGER_TEMPLATE_CACHE", "", "")
 	b.Bool(&c.AdminAuthz, "UIAS_ADMIN_AUTHZ", "", "")
+	b.Duration(&c.AdminDecisionTTL, "UIAS_ADMIN_DECISION_TTL", "", "")
 	b.Func("UIAS_FINGER_FMR", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -252,6 +263,9 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if c.HashQueue < -1 {
 		bad("hash_queue", "must be -1 (no waiting), 0 (no cap besides max_hash_wait) or more, got %d", c.HashQueue)
+	}
+	if c.AdminDecisionTTL < 0 || c.AdminDecisionTTL > 10*time.Second {
+		bad("admin_decision_ttl", "must be 0 (no cache) to 10s, got %s", c.AdminDecisionTTL)
 	}
 	if c.MaxHashWait <= 0 || c.MaxHashWait > time.Minute {
 		bad("max_hash_wait", "must be more than 0 and at most 1m, got %s", c.MaxHashWait)

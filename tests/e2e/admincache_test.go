@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/discovery/etcdtest"
+	"github.com/uias/uias/pkg/events"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	identitycomponent "github.com/uias/uias/services/identity/component"
+)
+
+// cacheWorld: root > east, west; pat is unit administrator of east and,
+// by a second grant, of west; carol lives in west.
+type cacheWorld struct {
+	e          *env
+	adm        authzv1.AuthzAdminServiceClient
+	pat, carol string
+	westGrant  string
+	patToken   string
+}
+
+func newCacheWorld(t *testing.T, e, authzEnv *env) *cacheWorld {
+	t.Helper()
+	e.login()
+	if authzEnv != e {
+		authzEnv.token, authzEnv.root = e.token, e.root
+	}
+	w := &cacheWorld{e: e, adm: authzv1.NewAuthzAdminServiceClient(authzEnv.conn)}
+	org := func(code string) string {
+		o, err := e.admin.CreateOrg(e.adm(), &identityv1.CreateOrgRequest{Code: code, Name: code, ParentId: e.root})
+		if err != nil {
+			t.Fatalf("create org %s: %v", code, err)
+		}
+		return o.GetId()
+	}
+	east, west := org("east"), org("west")
+	user := func(login, orgID string) string {
+		u, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: login, DisplayName: login, OrgId: orgID,
+			Password: escalationPassword, PasswordNeverExpires: true})
+		if err != nil {
+			t.Fatalf("create user %s: %v", login, err)
+		}
+		return u.GetId()
+	}
+	w.pat, w.carol = user("pat", east), user("carol", west)
+	grant := func(scope string) string {
+		r, err := w.adm.CreateGrant(e.adm(), &authzv1.Grant{RoleId: "unit_admin", Subject: &authzv1.Subject{Kind: "user", Id: w.pat}, ScopeOrg: scope})
+		if err != nil {
+			t.Fatalf("grant unit_admin over %s: %v", scope, err)
+		}
+		return r.GetGrant().GetId()
+	}
+	grant(east)
+	w.westGrant = grant(west)
+	eventually(t, "pat to log in as an administrator", func() bool {
+		res, err := e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "pat", Password: escalationPassword})
+		w.patToken = res.GetToken()
+		return err == nil
+	})
+	// authz learns where carol lives from identity's events.
+	eventually(t, "pat to read carol", func() bool { return w.readCarol() == nil })
+	return w
+}
+
+func (w *cacheWorld) asPat() context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+w.patToken)
+}
+
+func (w *cacheWorld) readCarol() error {
+	_, err := w.e.admin.GetUser(w.asPat(), &identityv1.GetUserRequest{Id: w.carol})
+	return err
+}
+
+func (w *cacheWorld) revokeWest(t *testing.T) {
+	t.Helper()
+	if _, err := w.adm.RevokeGrant(w.e.adm(), &authzv1.RevokeGrantRequest{Id: w.westGrant}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With authz in the same process, identity's cached administrator decisions
+// end with the change that revokes them: the very next call after the
+// revocation is refused, and so is the next call of a locked administrator.
+func TestAdminDecisionCacheInProcess(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	w := newCacheWorld(t, e, e)
+	for range 5 { // allowed, and from the cache after the first
+		if err := w.readCarol(); err != nil {
+			t.Fatalf("pat reads carol in west: %v", err)
+		}
+	}
+	w.revokeWest(t)
+	err := w.readCarol()
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("the call right after the revocation: want PERMISSION_DENIED, got %v", err)
+	}
+	// The grant over east still holds: pat is still an administrator,
+	// refused only in west.
+	if _, err := e.admin.ListUsers(w.asPat(), &identityv1.ListUsersRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("pat lists every person: %v", err)
+	}
+
+	// A locked administrator is refused at the next call (their token is
+	// checked with identity on every call; decisions cached for them do
+	// not help).
+	if _, err := e.admin.GetUser(w.asPat(), &identityv1.GetUserRequest{Id: w.pat}); err != nil {
+		t.Fatalf("pat reads themselves: %v", err)
+	}
+	if _, err := e.admin.LockUser(e.adm(), &identityv1.LockUserRequest{Id: w.pat, DurationSeconds: 600}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.admin.GetUser(w.asPat(), &identityv1.GetUserRequest{Id: w.pat})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("a locked administrator's next call: want UNAUTHENTICATED, got %v", err)
+	}
+}
+
+// With authz in another process, a revocation made there stops the
+// administrator within identity.admin_decision_ttl (here 1 s; no timing is
+// asserted: the test waits generously and logs how long it took).
+func TestAdminDecisionCacheAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	etcd, endpoints, err := etcdtest.Start(filepath.Join(dir, "etcd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer etcd.Close()
+	ns, err := events.StartEmbeddedNATS(filepath.Join(dir, "nats"), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	mk := func(target, data string) config.Config {
+		c := testConfig(filepath.Join(dir, data))
+		c.Target = target
+		c.Etcd.Endpoints, c.Etcd.LeaseTTL = endpoints, 2
+		c.NATS.URL, c.NATS.Embedded, c.Discovery = ns.ClientURL(), false, config.DiscoveryEtcd
+		c.InternalKey = "0123456789abcdef-internal"
+		c.Complete()
+		return c
+	}
+	idCfg := mk("identity", "identity")
+	makeKeyRing(t, idCfg)
+	if ttl := identitycomponent.Settings(&idCfg).AdminDecisionTTL; ttl != time.Second {
+		t.Fatalf("identity.admin_decision_ttl defaults to %v, want 1s", ttl)
+	}
+	id := start(t, idCfg)
+	az := start(t, mk("authz", "authz"))
+	w := newCacheWorld(t, id, az)
+	for range 5 {
+		if err := w.readCarol(); err != nil {
+			t.Fatalf("pat reads carol in west: %v", err)
+		}
+	}
+	w.revokeWest(t)
+	t0 := time.Now()
+	eventually(t, "the revocation to stop pat", func() bool { return status.Code(w.readCarol()) == codes.PermissionDenied })
+	t.Logf("revocation on the authz process refused by identity after %v (bound: identity.admin_decision_ttl)", time.Since(t0))
+}
