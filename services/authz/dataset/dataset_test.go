@@ -1,7 +1,6 @@
 package dataset_test
 
 import (
-	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -87,32 +86,4 @@ func TestIndexAgreesWithReference(t *testing.T) {
 		t.Fatalf("%d of %d checks allowed", allowed, len(d.Checks))
 	}
 	t.Logf("%d of %d checks allowed", allowed, len(d.Checks))
-}
-
-// BenchmarkCheck is the in-process Check on the full data set (issue 10
-// item 7); the rebuild time and memory of 1 M grants are reported once.
-func BenchmarkCheck(b *testing.B) {
-	d := dataset.Generate(dataset.Full, 7, 100_000)
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	t0 := time.Now()
-	idx, err := d.Index()
-	if err != nil {
-		b.Fatal(err)
-	}
-	took := time.Since(t0)
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	b.Logf("index of %d grants: loaded in %v, %.0f MiB per million grants", len(d.Grants), took,
-		float64(after.HeapAlloc-before.HeapAlloc)/float64(len(d.Grants))*1e6/(1<<20))
-	now := time.Now()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		i := 0
-		for pb.Next() {
-			idx.Check(d.Checks[i%len(d.Checks)].Query(), now)
-			i++
-		}
-	})
 }

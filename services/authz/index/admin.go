@@ -94,7 +94,7 @@ func (x *Index) RoleUsers(id string) (grants, seniors, exclusions int) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if n := x.roles[id]; n != nil {
-		grants = len(x.byRole[n])
+		grants = len(n.grants)
 	}
 	for _, r := range x.roles {
 		if slices.Contains(r.r.Inherits, id) {
@@ -219,7 +219,7 @@ func (x *Index) Grants(f GrantFilter) []authz.Grant {
 		}
 	case f.Role != "":
 		if n := x.roles[f.Role]; n != nil {
-			for g := range x.byRole[n] {
+			for _, g := range n.grants {
 				out = append(out, g.g)
 			}
 		}

@@ -35,12 +35,33 @@ type resNode struct {
 type roleNode struct {
 	r   authz.Role
 	idx int32
+	// grants: every grant of the role (ListSubjects, RoleUsers); a grant's
+	// rpos is its place here.
+	grants []*grantNode
+}
+
+func (r *roleNode) addGrant(g *grantNode) {
+	g.rpos = len(r.grants)
+	r.grants = append(r.grants, g)
+}
+
+func (r *roleNode) removeGrant(g *grantNode) {
+	i := g.rpos
+	if i >= len(r.grants) || r.grants[i] != g {
+		return
+	}
+	last := len(r.grants) - 1
+	r.grants[i] = r.grants[last]
+	r.grants[i].rpos = i
+	r.grants[last] = nil
+	r.grants = r.grants[:last]
 }
 
 type grantNode struct {
 	g           authz.Grant
 	role        *roleNode
 	from, until int64 // unix nanoseconds; 0 = unbounded
+	rpos        int
 }
 
 func (g *grantNode) activeAt(now int64) bool {
@@ -125,7 +146,12 @@ type Index struct {
 	nextRole   int32
 	exclusions map[string]*authz.Exclusion
 	grants     map[string]*grantNode
-	byRole     map[*roleNode]map[*grantNode]struct{}
+	// pending: grants whose role node is not the role of their id in
+	// roles (unknown when they came, or deleted since): the next derived
+	// rebuild points them at the role once it exists.
+	pending map[*grantNode]struct{}
+	// slab: grant nodes are allocated in blocks (a load makes a million).
+	slab []grantNode
 
 	people map[string]*person
 	groups map[string]*group
@@ -143,7 +169,7 @@ func New() *Index {
 	return &Index{
 		resources: map[string]map[string]*resNode{}, urls: map[string][]*resNode{}, roles: map[string]*roleNode{},
 		roleByCode: map[string]*roleNode{}, exclusions: map[string]*authz.Exclusion{}, grants: map[string]*grantNode{},
-		byRole: map[*roleNode]map[*grantNode]struct{}{}, people: map[string]*person{}, groups: map[string]*group{},
+		pending: map[*grantNode]struct{}{}, people: map[string]*person{}, groups: map[string]*group{},
 		orgs: map[string]*org{}, permRoles: map[permKey]roleSet{},
 	}
 }
@@ -174,10 +200,55 @@ func (e ErrGap) Error() string {
 // with ErrGap. Changes with Rev 0 (a snapshot load) are applied as they
 // come; SetRevision then fixes the revision.
 func (x *Index) Apply(chs ...authz.Change) error {
+	ps := make([]Prepared, len(chs))
+	for i, c := range chs {
+		ps[i] = Prepare(c)
+	}
+	return x.ApplyPrepared(ps...)
+}
+
+// Prepared is a change with its data decoded (Prepare), ready for
+// ApplyPrepared: decoding takes no lock, so a load decodes in parallel.
+type Prepared struct {
+	c   authz.Change
+	v   any // authz.Resource, authz.Role, authz.Grant or authz.Exclusion for a put
+	err error
+}
+
+// Prepare decodes c.
+func Prepare(c authz.Change) Prepared {
+	p := Prepared{c: c}
+	if c.Op != authz.OpPut {
+		return p
+	}
+	switch c.Obj {
+	case authz.ObjResource:
+		var r authz.Resource
+		p.err = json.Unmarshal(c.Data, &r)
+		p.v = r
+	case authz.ObjRole:
+		var r authz.Role
+		p.err = json.Unmarshal(c.Data, &r)
+		p.v = r
+	case authz.ObjGrant:
+		var g authz.Grant
+		g, p.err = decodeGrant(c.Data)
+		p.v = g
+	case authz.ObjExclusion:
+		var e authz.Exclusion
+		p.err = json.Unmarshal(c.Data, &e)
+		p.v = e
+	}
+	return p
+}
+
+// ApplyPrepared is Apply of prepared changes.
+func (x *Index) ApplyPrepared(ps ...Prepared) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	defer x.gen.Add(1)
-	for _, c := range chs {
+	for i := range ps {
+		c := ps[i].c
 		if c.Rev != 0 {
 			if c.Rev <= x.rev {
 				continue
@@ -186,7 +257,7 @@ func (x *Index) Apply(chs ...authz.Change) error {
 				return ErrGap{Have: x.rev, Got: c.Rev}
 			}
 		}
-		if err := x.applyLocked(c); err != nil {
+		if err := x.applyLocked(&ps[i]); err != nil {
 			return fmt.Errorf("authz index: revision %d: %w", c.Rev, err)
 		}
 		if c.Rev != 0 {
@@ -204,40 +275,38 @@ func (x *Index) SetRevision(rev int64) {
 	x.mu.Unlock()
 }
 
-func (x *Index) applyLocked(c authz.Change) error {
-	switch c.Obj + "." + c.Op {
-	case authz.ObjResource + "." + authz.OpPut:
-		var r authz.Resource
-		if err := json.Unmarshal(c.Data, &r); err != nil {
-			return err
+func (x *Index) applyLocked(p *Prepared) error {
+	if p.err != nil {
+		return p.err
+	}
+	c := p.c
+	switch c.Op {
+	case authz.OpPut:
+		switch v := p.v.(type) {
+		case authz.Resource:
+			x.putResource(v)
+		case authz.Role:
+			x.putRole(v)
+		case authz.Grant:
+			x.putGrant(v)
+		case authz.Exclusion:
+			x.exclusions[v.ID] = &v
+		default:
+			return fmt.Errorf("unknown change %s.%s", c.Obj, c.Op)
 		}
-		x.putResource(r)
-	case authz.ObjResource + "." + authz.OpDelete:
-		x.deleteResource(c.ID)
-	case authz.ObjRole + "." + authz.OpPut:
-		var r authz.Role
-		if err := json.Unmarshal(c.Data, &r); err != nil {
-			return err
+	case authz.OpDelete:
+		switch c.Obj {
+		case authz.ObjResource:
+			x.deleteResource(c.ID)
+		case authz.ObjRole:
+			x.deleteRole(c.ID)
+		case authz.ObjGrant:
+			x.deleteGrant(c.ID)
+		case authz.ObjExclusion:
+			delete(x.exclusions, c.ID)
+		default:
+			return fmt.Errorf("unknown change %s.%s", c.Obj, c.Op)
 		}
-		x.putRole(r)
-	case authz.ObjRole + "." + authz.OpDelete:
-		x.deleteRole(c.ID)
-	case authz.ObjGrant + "." + authz.OpPut:
-		var g authz.Grant
-		if err := json.Unmarshal(c.Data, &g); err != nil {
-			return err
-		}
-		x.putGrant(g)
-	case authz.ObjGrant + "." + authz.OpDelete:
-		x.deleteGrant(c.ID)
-	case authz.ObjExclusion + "." + authz.OpPut:
-		var e authz.Exclusion
-		if err := json.Unmarshal(c.Data, &e); err != nil {
-			return err
-		}
-		x.exclusions[e.ID] = &e
-	case authz.ObjExclusion + "." + authz.OpDelete:
-		delete(x.exclusions, c.ID)
 	default:
 		return fmt.Errorf("unknown change %s.%s", c.Obj, c.Op)
 	}
@@ -325,6 +394,9 @@ func (x *Index) deleteRole(id string) {
 	}
 	delete(x.roles, id)
 	delete(x.roleByCode, n.r.App+"\x00"+n.r.Code)
+	for _, g := range n.grants {
+		x.pending[g] = struct{}{}
+	}
 	x.derivedDirty = true
 }
 
@@ -374,8 +446,18 @@ func (x *Index) putGrant(g authz.Grant) {
 		// The store refuses grants of unknown roles; a grant whose role is
 		// not (yet) known is kept out of queries.
 		role = &roleNode{r: authz.Role{ID: g.Role}, idx: -1}
+	} else {
+		g.Role = role.r.ID // one copy of the id for all its grants
 	}
-	n := &grantNode{g: g, role: role}
+	if len(x.slab) == 0 {
+		x.slab = make([]grantNode, 1024)
+	}
+	n := &x.slab[0]
+	x.slab = x.slab[1:]
+	*n = grantNode{g: g, role: role}
+	if role.idx < 0 {
+		x.pending[n] = struct{}{}
+	}
 	if !g.ValidFrom.IsZero() {
 		n.from = g.ValidFrom.UnixNano()
 	}
@@ -386,12 +468,7 @@ func (x *Index) putGrant(g authz.Grant) {
 	if h := x.holderOf(g.Subject); h != nil {
 		h.add(n)
 	}
-	set := x.byRole[role]
-	if set == nil {
-		set = map[*grantNode]struct{}{}
-		x.byRole[role] = set
-	}
-	set[n] = struct{}{}
+	role.addGrant(n)
 }
 
 func (x *Index) deleteGrant(id string) {
@@ -403,12 +480,8 @@ func (x *Index) deleteGrant(id string) {
 	if h := x.holderOf(n.g.Subject); h != nil {
 		h.remove(n)
 	}
-	if set := x.byRole[n.role]; set != nil {
-		delete(set, n)
-		if len(set) == 0 {
-			delete(x.byRole, n.role)
-		}
-	}
+	n.role.removeGrant(n)
+	delete(x.pending, n)
 }
 
 // ---- identity mirror ----
@@ -520,28 +593,23 @@ func (x *Index) ensureDerivedLocked() {
 			}
 		}
 	}
-	// Grants whose role arrived after them point at placeholders.
-	for _, g := range x.grants {
-		if g.role.idx < 0 || x.roles[g.role.r.ID] != g.role {
-			if r := x.roles[g.g.Role]; r != nil && r != g.role {
-				if set := x.byRole[g.role]; set != nil {
-					delete(set, g)
-					if len(set) == 0 {
-						delete(x.byRole, g.role)
-					}
-				}
-				h := x.holderOf(g.g.Subject)
-				h.remove(g)
-				g.role = r
-				h.add(g)
-				set := x.byRole[r]
-				if set == nil {
-					set = map[*grantNode]struct{}{}
-					x.byRole[r] = set
-				}
-				set[g] = struct{}{}
-			}
+	// Grants whose role arrived after them (or was deleted and put
+	// again) point at placeholders.
+	for g := range x.pending {
+		r := x.roles[g.g.Role]
+		if r == nil {
+			continue
 		}
+		if r != g.role {
+			g.role.removeGrant(g)
+			h := x.holderOf(g.g.Subject)
+			h.remove(g)
+			g.role = r
+			g.g.Role = r.r.ID
+			h.add(g)
+			r.addGrant(g)
+		}
+		delete(x.pending, g)
 	}
 	raw := make(map[permKey][]*roleNode, len(x.permRoles))
 	for _, r := range x.roles {

@@ -347,7 +347,7 @@ func (x *Index) ListSubjects(app, resource, op string, now time.Time) ([]Subject
 	var out []SubjectGrant
 	for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
 		for _, role := range x.permRoles[permKey{r, op}].nodes {
-			for g := range x.byRole[role] {
+			for _, g := range role.grants {
 				if !seen[g] && g.activeAt(t) {
 					seen[g] = true
 					out = append(out, SubjectGrant{Subject: g.g.Subject, Grant: g.g})
