@@ -28,7 +28,7 @@ import (
 // nothing.
 
 // ImportBatchSize is the number of rows written per transaction.
-const ImportBatchSize = 500
+const ImportBatchSize = 2000
 
 // DefaultImportMaxBytes bounds an import file by default (1 GiB);
 // MaxImportMaxBytes is the largest identity.import_max_bytes allowed.

@@ -21,14 +21,23 @@ var errRowFailed = errors.New("an import row failed")
 // already wrote are skipped. evs gets the items written and returns the
 // events to write with them. A dry run checks everything and rolls back.
 //
-// The batch is first tried without savepoints: a savepoint per row makes
+// Users and links go through the bulk path (importbulk.go); orgs are
+// first tried without savepoints: a savepoint per row makes
 // SQLite's FTS5 search index flush its pending terms at every row, which
 // makes each row slower the more there are. If any item fails, that
 // attempt is rolled back and the batch is written again with each item in
 // a savepoint of its own, so a failing row leaves the others.
 func (s *Store) ImportBatch(ctx context.Context, importID string, items []identity.ImportItem, dryRun bool,
 	evs func(written []identity.ImportItem) []events.Event) ([]identity.ImportResult, error) {
-	out, err := s.importBatch(ctx, importID, items, dryRun, evs, false)
+	var (
+		out []identity.ImportResult
+		err error
+	)
+	if bulkable(items) {
+		out, err = s.importBulk(ctx, importID, items, dryRun, evs)
+	} else {
+		out, err = s.importBatch(ctx, importID, items, dryRun, evs, false)
+	}
 	if errors.Is(err, errRowFailed) {
 		out, err = s.importBatch(ctx, importID, items, dryRun, evs, true)
 	}

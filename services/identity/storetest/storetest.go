@@ -67,6 +67,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"ListingEdges", testListingEdges},
 		{"ReplacePasswordHash", testReplacePasswordHash},
 		{"ImportBatch", testImportBatch},
+		{"ImportBulk", testImportBulk},
 		{"Export", testExport},
 		{"OutboxWrites", testOutboxWrites},
 		{"FailedMutationWritesNoEvents", testFailedNoEvents},

@@ -1,0 +1,399 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/identity"
+)
+
+// The bulk path of ImportBatch (issue 16: 1 M people in minutes). A batch
+// of users (each with its optional account link) or of links is checked
+// with a few set queries (keys this import wrote, orgs, existing login
+// names, feature codes, accounts) and written with multi-row INSERTs of up
+// to bulkRows rows each, prepared once per transaction.
+//
+// Why multi-row statements: on SQLite, each statement that writes a table
+// with search triggers opens a statement savepoint on the FTS5 index, and
+// FTS5 flushes its pending terms to a new index segment at every savepoint;
+// one INSERT per row therefore wrote one segment per row (and merged them
+// over and over), and parsed and compiled the statement and its triggers
+// for every row. One statement per bulkRows rows makes one segment per
+// statement and one compilation per transaction.
+//
+// The checks find every failure a row can have in a consistent batch and
+// report it with the same error as the row-by-row path. Anything they do
+// not foresee (a unique violation inside the batch, a row written by a
+// concurrent writer on PostgreSQL) fails a statement: the transaction is
+// rolled back and ImportBatch writes the batch row by row instead, each row
+// in a savepoint of its own.
+
+// bulkParams bounds the placeholders of one statement (SQLite's limit is
+// 32766, PostgreSQL's 65535).
+const bulkParams = 16000
+
+// bulkRows is the most rows of one INSERT statement.
+const bulkRows = 500
+
+// bulkable reports whether the bulk path can write items: users and links
+// only (an org row may be the parent of the next one, so orgs go row by
+// row; they are few).
+func bulkable(items []identity.ImportItem) bool {
+	for _, it := range items {
+		if it.Org != nil || (it.User == nil && it.Link == nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// importBulk writes items (bulkable) in one transaction as ImportBatch
+// does; errRowFailed when a statement failed (nothing is kept).
+func (s *Store) importBulk(ctx context.Context, importID string, items []identity.ImportItem, dryRun bool,
+	evs func(written []identity.ImportItem) []events.Event) ([]identity.ImportResult, error) {
+	out := make([]identity.ImportResult, len(items))
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		// Fresh results each attempt (InTx does not retry, but keep it
+		// obviously right).
+		clear(out)
+		todo, paths, err := s.bulkChecks(ctx, tx, importID, items, out)
+		if err != nil {
+			return err
+		}
+		written := make([]identity.ImportItem, 0, len(todo))
+		var users, links []int
+		for _, i := range todo {
+			if items[i].User != nil {
+				users = append(users, i)
+			}
+			if items[i].Link != nil {
+				links = append(links, i)
+			}
+			written = append(written, items[i])
+		}
+		if err := s.bulkInsertUsers(ctx, tx, items, users, paths); err != nil {
+			return bulkFailure(ctx, err)
+		}
+		if err := s.bulkInsertLinks(ctx, tx, items, links); err != nil {
+			return bulkFailure(ctx, err)
+		}
+		if err := s.bulkInsertImportRows(ctx, tx, importID, items, todo); err != nil {
+			return bulkFailure(ctx, err)
+		}
+		if len(written) > 0 {
+			if err := s.addEvents(ctx, tx, evs(written)); err != nil {
+				return err
+			}
+		}
+		if dryRun {
+			return errDryRun
+		}
+		return nil
+	})
+	if errors.Is(err, errRowFailed) {
+		return nil, err
+	}
+	if err != nil && !errors.Is(err, errDryRun) {
+		return nil, classify(err, "import", "")
+	}
+	return out, nil
+}
+
+// bulkFailure turns a failed bulk statement into errRowFailed (write the
+// batch row by row) unless the database itself failed.
+func bulkFailure(ctx context.Context, err error) error {
+	c := classify(err, "import", "")
+	if errors.Is(c, store.ErrUnavailable) || ctx.Err() != nil {
+		return c
+	}
+	return errRowFailed
+}
+
+// bulkChecks marks the items this import wrote before (Skipped) and those
+// that cannot be written (Err, as the row-by-row path would answer) in
+// out, and returns the indexes of the others and the paths of their orgs.
+func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, items []identity.ImportItem,
+	out []identity.ImportResult) ([]int, pathSet, error) {
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = it.Key
+	}
+	done, err := s.existingIn(ctx, tx, "SELECT ext_key FROM import_rows WHERE import_id = ? AND ext_key IN ", []any{importID}, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	var orgIDs, logins, features, userIDs, appIDs []string
+	for i, it := range items {
+		if done[it.Key] {
+			out[i].Skipped = true
+			continue
+		}
+		if u := it.User; u != nil {
+			if u.OrgID != "" {
+				orgIDs = append(orgIDs, u.OrgID)
+			}
+			logins = append(logins, u.LoginName)
+			if u.FeatureCode != "" {
+				features = append(features, u.FeatureCode)
+			}
+		}
+		if l := it.Link; l != nil {
+			appIDs = append(appIDs, l.AppID)
+			if it.User == nil {
+				userIDs = append(userIDs, l.UserID)
+			}
+		}
+	}
+	paths, err := s.orgPaths(ctx, tx, orgIDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	loginTaken, err := s.existingIn(ctx, tx, "SELECT login_name FROM users WHERE login_name IN ", nil, logins)
+	if err != nil {
+		return nil, nil, err
+	}
+	featureTaken, err := s.existingIn(ctx, tx, "SELECT feature_code FROM users WHERE feature_code IN ", nil, features)
+	if err != nil {
+		return nil, nil, err
+	}
+	usersThere, err := s.existingIn(ctx, tx, "SELECT id FROM users WHERE id IN ", nil, userIDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	appsThere, err := s.existingIn(ctx, tx, "SELECT id FROM apps WHERE id IN ", nil, appIDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Accounts and (app, user) pairs already linked, per application.
+	accounts := map[string][]string{}
+	linkedUsers := map[string][]string{}
+	for i, it := range items {
+		if l := it.Link; l != nil && !out[i].Skipped && appsThere[l.AppID] {
+			accounts[l.AppID] = append(accounts[l.AppID], l.AppAccountID)
+			if it.User == nil {
+				linkedUsers[l.AppID] = append(linkedUsers[l.AppID], l.UserID)
+			}
+		}
+	}
+	accountTaken := map[string]map[string]bool{}
+	userLinked := map[string]map[string]bool{}
+	for app, accts := range accounts {
+		if accountTaken[app], err = s.existingIn(ctx, tx, "SELECT app_account_id FROM account_links WHERE app_id = ? AND app_account_id IN ", []any{app}, accts); err != nil {
+			return nil, nil, err
+		}
+		if userLinked[app], err = s.existingIn(ctx, tx, "SELECT user_id FROM account_links WHERE app_id = ? AND user_id IN ", []any{app}, linkedUsers[app]); err != nil {
+			return nil, nil, err
+		}
+	}
+	var todo []int
+	for i, it := range items {
+		if out[i].Skipped {
+			continue
+		}
+		var e error
+		if u := it.User; u != nil {
+			switch {
+			case u.OrgID != "" && !paths.has(u.OrgID):
+				e = store.NotFound("org")
+			case loginTaken[u.LoginName]:
+				e = store.Conflict("login name already exists")
+			case u.FeatureCode != "" && featureTaken[u.FeatureCode]:
+				e = store.Conflict("feature code already exists")
+			}
+		}
+		if l := it.Link; l != nil && e == nil {
+			switch {
+			case it.User == nil && !usersThere[l.UserID]:
+				e = store.NotFound("user")
+			case !appsThere[l.AppID]:
+				e = store.NotFound("application")
+			case accountTaken[l.AppID][l.AppAccountID]:
+				e = store.Conflict("app account is already linked")
+			case it.User == nil && userLinked[l.AppID][l.UserID]:
+				e = store.Conflict("user is already linked to this app")
+			}
+		}
+		if e != nil {
+			out[i].Err = e
+			continue
+		}
+		todo = append(todo, i)
+	}
+	return todo, paths, nil
+}
+
+// pathSet maps org ids to their paths.
+type pathSet map[string]string
+
+func (p pathSet) has(id string) bool { _, ok := p[id]; return ok }
+
+// orgPaths returns the paths of the orgs ids (those that exist), locked
+// against a concurrent delete or move on PostgreSQL as checkOrg does.
+func (s *Store) orgPaths(ctx context.Context, tx *sql.Tx, ids []string) (pathSet, error) {
+	out := pathSet{}
+	ids = distinct(ids)
+	for len(ids) > 0 {
+		n := min(len(ids), bulkRows)
+		args := make([]any, n)
+		for i := range n {
+			args[i] = ids[i]
+		}
+		rows, err := tx.QueryContext(ctx, s.q("SELECT id, path FROM orgs WHERE id IN ("+placeholders(n)+")"+s.db.ForShare()), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id, path string
+			if err := rows.Scan(&id, &path); err != nil {
+				_ = rows.Close()
+				return nil, err
+			}
+			out[id] = path
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
+// existingIn runs query (a SELECT of one text column ending in "IN ")
+// with args and then the values of vals, bulkRows at a time, and returns
+// the set of values it found.
+func (s *Store) existingIn(ctx context.Context, tx *sql.Tx, query string, args []any, vals []string) (map[string]bool, error) {
+	found := map[string]bool{}
+	vals = distinct(vals)
+	for len(vals) > 0 {
+		n := min(len(vals), bulkRows)
+		a := make([]any, 0, len(args)+n)
+		a = append(a, args...)
+		for _, v := range vals[:n] {
+			a = append(a, v)
+		}
+		rows, err := tx.QueryContext(ctx, s.q(query+"("+placeholders(n)+")"), a...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				_ = rows.Close()
+				return nil, err
+			}
+			found[v] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		vals = vals[n:]
+	}
+	return found, nil
+}
+
+func distinct(vals []string) []string {
+	if len(vals) < 2 {
+		return vals
+	}
+	seen := make(map[string]bool, len(vals))
+	out := make([]string, 0, len(vals))
+	for _, v := range vals {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// placeholders is "?, ?, ..." (n of them).
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// bulkInsert inserts n rows into table (cols), row(i) giving the values of
+// row i, in statements of up to bulkRows rows; the statement for a full
+// chunk is prepared once.
+func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, table, cols string, ncols, n int, row func(i int, args []any) []any) error {
+	if n == 0 {
+		return nil
+	}
+	per := max(1, min(bulkRows, bulkParams/ncols))
+	tuple := "(" + placeholders(ncols) + ")"
+	stmtFor := func(k int) string {
+		return s.q("INSERT INTO " + table + " (" + cols + ") VALUES " + strings.TrimSuffix(strings.Repeat(tuple+", ", k), ", "))
+	}
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			_ = full.Close()
+		}
+	}()
+	args := make([]any, 0, per*ncols)
+	for lo := 0; lo < n; lo += per {
+		hi := min(lo+per, n)
+		args = args[:0]
+		for i := lo; i < hi; i++ {
+			args = row(i, args)
+		}
+		var err error
+		if hi-lo == per {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, stmtFor(per)); err != nil {
+					return err
+				}
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, stmtFor(hi-lo), args...)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const userInsertCols = userCols + ", org_path"
+
+func (s *Store) bulkInsertUsers(ctx context.Context, tx *sql.Tx, items []identity.ImportItem, idx []int, paths pathSet) error {
+	return s.bulkInsert(ctx, tx, "users", userInsertCols, 25, len(idx), func(k int, a []any) []any {
+		u := items[idx[k]].User
+		return append(a, u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
+			u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
+			u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
+			u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly,
+			store.UnixMS(u.NextAttemptAt), paths[u.OrgID])
+	})
+}
+
+func (s *Store) bulkInsertLinks(ctx context.Context, tx *sql.Tx, items []identity.ImportItem, idx []int) error {
+	return s.bulkInsert(ctx, tx, "account_links", linkCols, 6, len(idx), func(k int, a []any) []any {
+		l := items[idx[k]].Link
+		return append(a, l.ID, l.UserID, l.AppID, l.AppAccountID, int(l.Status), store.UnixMS(l.CreatedAt))
+	})
+}
+
+func (s *Store) bulkInsertImportRows(ctx context.Context, tx *sql.Tx, importID string, items []identity.ImportItem, idx []int) error {
+	return s.bulkInsert(ctx, tx, "import_rows", "import_id, ext_key, kind, entity_id, created_at", 5, len(idx), func(k int, a []any) []any {
+		it := items[idx[k]]
+		kind, id := "user", ""
+		switch {
+		case it.User != nil:
+			id = it.User.ID
+		default:
+			kind, id = "link", it.Link.ID
+		}
+		return append(a, importID, it.Key, kind, id, store.UnixMS(it.At))
+	})
+}
