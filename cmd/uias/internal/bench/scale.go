@@ -45,6 +45,7 @@ type scaleOptions struct {
 	listings, auth      bool
 	io                  bool
 	ioPeople            int
+	cpuprofile          string
 }
 
 func parseScaleFlags(args []string, stderr io.Writer) (*scaleOptions, error) {
@@ -66,6 +67,7 @@ func parseScaleFlags(args []string, stderr io.Writer) (*scaleOptions, error) {
 	fs.BoolVar(&o.io, "io", true, "measure the import and export rows (rows a second against bulk SQL)")
 	fs.IntVar(&o.ioPeople, "io-people", 0, "people imported and exported by the import and export rows (default: --people)")
 	fs.StringVar(&o.carry, "carry", "", "an earlier page whose other \"Identity at\" sections (e.g. the soak's) are kept in --out")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the import row (our import only) to this file")
 	fs.StringVar(&o.dbDir, "db-dir", "", "directory for the generated stores (default: a temporary one, removed)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
