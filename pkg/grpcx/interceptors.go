@@ -37,6 +37,7 @@ type chain struct {
 	internalKey []byte
 	metrics     *serverMetrics
 	onBad       func(ctx context.Context, fullMethod string, err error)
+	onCall      func(ctx context.Context, c Call)
 }
 
 func (c *chain) unary() []grpc.UnaryServerInterceptor {
@@ -44,6 +45,7 @@ func (c *chain) unary() []grpc.UnaryServerInterceptor {
 		c.unaryRecovery,
 		c.unaryRequestID,
 		c.unaryClientIP,
+		c.unaryAccess,
 		c.unaryLogging,
 		c.unaryMetrics,
 		c.unaryAuth,
@@ -57,6 +59,7 @@ func (c *chain) stream() []grpc.StreamServerInterceptor {
 		c.streamRecovery,
 		c.streamRequestID,
 		c.streamClientIP,
+		c.streamAccess,
 		c.streamLogging,
 		c.streamMetrics,
 		c.streamAuth,
@@ -278,6 +281,7 @@ func (c *chain) authenticate(ctx context.Context, method string) (context.Contex
 	if nctx == nil {
 		nctx = ctx
 	}
+	noteAuthed(ctx, nctx)
 	return nctx, nil
 }
 

@@ -96,14 +96,19 @@ func OriginFrom(ctx context.Context) Origin {
 	return o
 }
 
-// originSig signs the origin values and the request id.
-func originSig(key []byte, requestID string, o Origin) string {
+// originSig signs the origin values and the request id (and the nested
+// mark, when set).
+func originSig(key []byte, requestID string, o Origin, nested bool) string {
 	m := hmac.New(sha256.New, key)
 	ip := ""
 	if o.ClientIP.IsValid() {
 		ip = o.ClientIP.String()
 	}
-	for _, s := range []string{requestID, ip, o.App, o.Principal, o.ClientCert} {
+	parts := []string{requestID, ip, o.App, o.Principal, o.ClientCert}
+	if nested {
+		parts = append(parts, MetadataNested)
+	}
+	for _, s := range parts {
 		m.Write([]byte(s))
 		m.Write([]byte{0})
 	}
@@ -115,11 +120,29 @@ func originSig(key []byte, requestID string, o Origin) string {
 func outgoingOrigin(ctx context.Context, key []byte) context.Context {
 	ctx = outgoingWithRequestID(ctx)
 	o := OriginFrom(ctx)
+	nested := Serving(ctx)
 	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" && o.ClientCert == "" {
-		return ctx
+		// Only the server chain marks a call nested, never the caller's
+		// own metadata.
+		md, _ := metadata.FromOutgoingContext(ctx)
+		if !nested && len(md.Get(MetadataNested)) == 0 {
+			return ctx
+		}
+		md = md.Copy()
+		if nested {
+			md.Set(MetadataNested, "1")
+		} else {
+			md.Delete(MetadataNested)
+		}
+		return metadata.NewOutgoingContext(ctx, md)
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
 	md = md.Copy()
+	if nested {
+		md.Set(MetadataNested, "1")
+	} else {
+		md.Delete(MetadataNested)
+	}
 	if o.ClientIP.IsValid() {
 		md.Set(MetadataClientIP, o.ClientIP.String())
 	}
@@ -128,7 +151,7 @@ func outgoingOrigin(ctx context.Context, key []byte) context.Context {
 	setOrDelete(md, MetadataClientCert, o.ClientCert)
 	md.Delete(MetadataOriginSig)
 	if key != nil {
-		md.Set(MetadataOriginSig, originSig(key, firstValue(md, MetadataRequestID), o))
+		md.Set(MetadataOriginSig, originSig(key, firstValue(md, MetadataRequestID), o, nested))
 	}
 	return metadata.NewOutgoingContext(ctx, md)
 }
@@ -185,7 +208,7 @@ func incomingOrigin(ctx context.Context, key []byte) (Origin, bool) {
 	if key == nil || sig == "" {
 		return Origin{}, false
 	}
-	want := originSig(key, first(MetadataRequestID), o)
+	want := originSig(key, first(MetadataRequestID), o, first(MetadataNested) != "")
 	if !hmac.Equal([]byte(sig), []byte(want)) {
 		return Origin{}, false
 	}

@@ -61,6 +61,13 @@ type ServerOptions struct {
 	// *apierr.Error, InvalidArgument), before the refusal is sent. Use it
 	// to audit what a handler would have audited: the handler never runs.
 	OnBadRequest func(ctx context.Context, fullMethod string, err error)
+	// OnCall, when set, is told of every finished call except health checks
+	// and reflection (the access log of every API call), with the call's
+	// context as caller auth left it (the caller known when it passed;
+	// else request id and client address only). It runs on the call's
+	// goroutine after the answer is decided: it must not block (queue the
+	// record and return).
+	OnCall func(ctx context.Context, c Call)
 	// Reflection registers the gRPC reflection service (which lists every
 	// service and message to anyone who asks). Off unless set.
 	Reflection bool
@@ -117,7 +124,7 @@ func (k Keepalive) withDefaults() Keepalive {
 // NewServer builds a *grpc.Server with one interceptor chain (unary and
 // stream), in this order:
 //
-//	recovery -> request id -> client ip -> logging -> metrics ->
+//	recovery -> request id -> client ip -> access -> logging -> metrics ->
 //	caller auth -> validation -> error funnel
 //
 // Recovery turns a panic into codes.Internal (logged with its stack, never
@@ -159,6 +166,7 @@ func NewServer(o ServerOptions) (*grpc.Server, *health.Server) {
 		auth:        o.Auth,
 		metrics:     newServerMetrics(o.Registry),
 		onBad:       o.OnBadRequest,
+		onCall:      o.OnCall,
 	}
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(c.unary()...),

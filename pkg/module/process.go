@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,8 +31,10 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/discovery"
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/grpcx"
 )
 
@@ -40,6 +43,9 @@ type Options struct {
 	Logger *zap.Logger // nil: no logging
 	// Out receives one-time notices for the operator (stdout); nil discards.
 	Out io.Writer
+	// NoAccessLog turns off the access records of API calls (see
+	// accessLog); for benchmarks that measure what they cost.
+	NoAccessLog bool
 }
 
 // Process is a running set of modules.
@@ -86,6 +92,10 @@ type Process struct {
 	// natsOpts are the client options of the process's connection (in
 	// memory to the embedded server, or credentials for nats.url).
 	natsOpts []nats.Option
+
+	// access publishes the access records of the calls the process
+	// serves (nil: none).
+	access atomic.Pointer[events.Publisher]
 }
 
 // GRPCAddr is the address the gRPC server listens on ("" if none).
@@ -207,7 +217,8 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 	var router router
 	if run.GRPC {
 		so := grpcx.ServerOptions{Logger: o.Logger, Registry: metrics,
-			Auth: &router, Admit: router.admit, OnBadRequest: router.badRequest, TrustedProxies: p.proxies, TLS: serverTLS, InternalKey: p.key,
+			Auth: &router, Admit: router.admit, OnBadRequest: router.badRequest, OnCall: p.accessRecord(&router),
+			TrustedProxies: p.proxies, TLS: serverTLS, InternalKey: p.key,
 			Reflection: cfg.ReflectionOn(), Keepalive: grpcx.Keepalive{
 				MinPingInterval: cfg.GRPC.KeepaliveMinTime, MaxConnectionIdle: cfg.GRPC.MaxConnectionIdle,
 				MaxConnectionAge: cfg.GRPC.MaxConnectionAge, MaxConnectionAgeGrace: cfg.GRPC.MaxConnectionAgeGrace}}
@@ -249,6 +260,11 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 	}
 
 	p.wantReg = cfg.Discovery == config.DiscoveryEtcd && len(router.modules()) > 0
+	if p.grpcSrv != nil && run.NATS && !o.NoAccessLog {
+		if err := p.startAccessLog(metrics); err != nil {
+			return nil, err
+		}
+	}
 	if p.grpcSrv != nil {
 		if err := p.serveGRPC(ctx, &router); err != nil {
 			return nil, err
@@ -556,6 +572,15 @@ func (r *router) modules() []string {
 	return out
 }
 
+// ownerOf names the module owning the service of fullMethod ("" if none).
+func (r *router) ownerOf(fullMethod string) string {
+	svc, _, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	if !ok {
+		return ""
+	}
+	return r.owner[svc]
+}
+
 func (r *router) lookup(fullMethod string) *Component {
 	svc, _, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
 	if !ok {
@@ -617,4 +642,48 @@ func retryable(name string, extra []string) []string {
 		return true
 	})
 	return out
+}
+
+// accessDrain bounds how long a stopping process keeps publishing the
+// access records still queued.
+const accessDrain = 3 * time.Second
+
+// startAccessLog starts the publisher of the access records: every API call
+// the process serves yields one record on AUDIT (uias.audit.<component>.access,
+// pkg/audit.AccessEvent), queued in memory and published in batches so that
+// no call waits for NATS.
+func (p *Process) startAccessLog(metrics prometheus.Registerer) error {
+	_, js, err := p.natsConn()
+	if err != nil {
+		return err
+	}
+	pub := events.NewPublisher(js, events.PublisherOptions{Name: "access", Logger: p.log.Named("access"), Metrics: metrics})
+	ctx, cancel := context.WithCancel(context.Background())
+	go pub.Run(ctx, accessDrain)
+	p.access.Store(pub)
+	// Closers run after the servers stopped (every call is queued by
+	// then) and, registered after the NATS connection, before it closes.
+	p.onStop(func(context.Context) error {
+		cancel()
+		<-pub.Done()
+		return nil
+	})
+	return nil
+}
+
+// accessRecord is the servers' OnCall: it queues the access record of every
+// call made from outside (not nested in a call of another component, which
+// has its own record) to a service of a module of the process.
+func (p *Process) accessRecord(r *router) func(ctx context.Context, c grpcx.Call) {
+	return func(ctx context.Context, c grpcx.Call) {
+		pub := p.access.Load()
+		if pub == nil || c.Nested {
+			return
+		}
+		name := r.ownerOf(c.Method)
+		if name == "" {
+			return
+		}
+		pub.Add(audit.AccessEvent(ctx, name, c))
+	}
 }

@@ -79,7 +79,7 @@ func TestAuditLog(t *testing.T) {
 	var root tlog.Hash
 	copy(root[:], cp.GetRootHash())
 	for seq := int64(0); seq < cp.GetSize(); seq++ {
-		p, err := logc.ProveInclusion(e.adm(), &auditv1.ProveInclusionRequest{Seq: seq})
+		p, err := logc.ProveInclusion(e.adm(), &auditv1.ProveInclusionRequest{Seq: seq, Size: cp.GetSize()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,244 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// PublisherOptions configure a Publisher.
+type PublisherOptions struct {
+	// Batch is the most events published before waiting for their acks
+	// (default 500).
+	Batch int
+	// FlushEvery is the longest an event waits in memory before it is
+	// published (default 100ms).
+	FlushEvery time.Duration
+	// Buffer is the most events kept in memory (waiting, or being retried
+	// while NATS is away); beyond it new events are dropped and counted
+	// (default 100000).
+	Buffer int
+	// PublishTimeout bounds the wait for one batch's acks (default 5s).
+	PublishTimeout time.Duration
+	// Name labels the metrics (e.g. "access").
+	Name    string
+	Logger  *zap.Logger
+	Metrics prometheus.Registerer
+}
+
+func (o PublisherOptions) withDefaults() PublisherOptions {
+	if o.Batch <= 0 {
+		o.Batch = 500
+	}
+	if o.FlushEvery <= 0 {
+		o.FlushEvery = 100 * time.Millisecond
+	}
+	if o.Buffer <= 0 {
+		o.Buffer = 100_000
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o
+}
+
+// Publisher publishes events that need no transaction of their own (such
+// as the access record of every API call) in batches, asynchronously: Add
+// only queues in memory and never blocks the caller, and Run publishes the
+// queue with the event id as the JetStream message id (so a batch retried
+// after a lost ack is deduplicated), retrying while NATS is away.
+//
+// Unlike the outbox (AddToOutbox + Relay), what is queued is kept in
+// memory only: a crash loses the events of at most the last FlushEvery,
+// and an outage longer than Buffer events drops the newest ones, counted
+// in uias_events_dropped_total and logged.
+type Publisher struct {
+	js jetstream.JetStream
+	o  PublisherOptions
+
+	mu      sync.Mutex
+	queue   []Event
+	kick    chan struct{}
+	dropped int64 // since the last warning
+
+	published, droppedTotal prometheus.Counter
+	done                    chan struct{}
+}
+
+// NewPublisher returns a publisher to js. Start it with Run.
+func NewPublisher(js jetstream.JetStream, o PublisherOptions) *Publisher {
+	o = o.withDefaults()
+	labels := prometheus.Labels{"publisher": o.Name}
+	p := &Publisher{js: js, o: o, kick: make(chan struct{}, 1), done: make(chan struct{}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_events_published_total",
+			Help: "Events published by an in-memory publisher (access records).", ConstLabels: labels}),
+		droppedTotal: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_events_dropped_total",
+			Help: "Events an in-memory publisher dropped because its buffer was full (NATS away too long).", ConstLabels: labels}),
+	}
+	if o.Metrics != nil {
+		for _, c := range []prometheus.Collector{p.published, p.droppedTotal} {
+			_ = o.Metrics.Register(c)
+		}
+	}
+	return p
+}
+
+// Add queues ev; it reports false when the buffer is full and ev was
+// dropped. It never blocks on NATS.
+func (p *Publisher) Add(ev Event) bool {
+	p.mu.Lock()
+	if len(p.queue) >= p.o.Buffer {
+		p.dropped++
+		p.mu.Unlock()
+		p.droppedTotal.Inc()
+		return false
+	}
+	p.queue = append(p.queue, ev)
+	full := len(p.queue) >= p.o.Batch
+	p.mu.Unlock()
+	if full {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// Pending is the number of queued events.
+func (p *Publisher) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
+
+// Run publishes until ctx ends, then publishes what is still queued for at
+// most drain (events queued after that are lost; they are counted).
+func (p *Publisher) Run(ctx context.Context, drain time.Duration) {
+	defer close(p.done)
+	t := time.NewTicker(p.o.FlushEvery)
+	defer t.Stop()
+	backoff := p.o.FlushEvery
+	lastWarn := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), drain)
+			for p.Pending() > 0 && dctx.Err() == nil {
+				if err := p.flush(dctx); err != nil {
+					break
+				}
+			}
+			cancel()
+			if n := p.Pending(); n > 0 {
+				p.o.Logger.Warn("events not published at stop", zap.String("publisher", p.o.Name), zap.Int("events", n))
+			}
+			return
+		case <-t.C:
+		case <-p.kick:
+		}
+		err := p.flush(ctx)
+		p.mu.Lock()
+		dropped := p.dropped
+		if dropped > 0 && time.Since(lastWarn) > time.Minute {
+			p.dropped = 0
+		}
+		p.mu.Unlock()
+		if dropped > 0 && time.Since(lastWarn) > time.Minute {
+			lastWarn = time.Now()
+			p.o.Logger.Warn("event buffer full: events dropped (NATS away?)", zap.String("publisher", p.o.Name),
+				zap.Int64("dropped", dropped), zap.Int("buffer", p.o.Buffer))
+		}
+		if err != nil && ctx.Err() == nil {
+			p.o.Logger.Debug("events not published yet, retrying", zap.String("publisher", p.o.Name), zap.Error(err))
+			sleepCtx(ctx, backoff)
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = p.o.FlushEvery
+	}
+}
+
+// Done is closed when Run has returned.
+func (p *Publisher) Done() <-chan struct{} { return p.done }
+
+// flush publishes the queue batch by batch; published events leave the
+// queue, the others stay (in order) for the next try.
+func (p *Publisher) flush(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		n := min(len(p.queue), p.o.Batch)
+		batch := p.queue[:n:n]
+		p.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		ok, err := p.publish(ctx, batch)
+		p.mu.Lock()
+		// the acknowledged ones are the first ok (the queue only grew at its end)
+		p.queue = p.queue[ok:]
+		if len(p.queue) == 0 {
+			p.queue = nil
+		}
+		p.mu.Unlock()
+		p.published.Add(float64(ok))
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// publish publishes batch asynchronously and returns how many of its first
+// events were acknowledged in order (the rest is tried again).
+func (p *Publisher) publish(ctx context.Context, batch []Event) (int, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	var firstErr error
+	for _, ev := range batch {
+		f, err := p.js.PublishMsgAsync(Msg(ev), jetstream.WithMsgID(ev.ID))
+		if err != nil {
+			firstErr = fmt.Errorf("events: publish %s to %s: %w", ev.ID, ev.Subject, err)
+			break
+		}
+		futures = append(futures, f)
+	}
+	timer := time.NewTimer(p.o.PublishTimeout)
+	defer timer.Stop()
+	acked := 0
+	for i, f := range futures {
+		var err error
+		select {
+		case <-f.Ok():
+		case err = <-f.Err():
+		case <-timer.C:
+			err = errors.New("no ack in time")
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			return acked, fmt.Errorf("events: publish %s to %s: %w", batch[i].ID, batch[i].Subject, err)
+		}
+		acked++
+	}
+	return acked, firstErr
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// DroppedCounter is the counter of dropped events (tests).
+func (p *Publisher) DroppedCounter() prometheus.Counter { return p.droppedTotal }

@@ -1,0 +1,77 @@
+package events_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/uias/uias/pkg/events"
+)
+
+// The in-memory publisher delivers every queued event once, in order,
+// through a NATS outage (retrying with the same message ids), and drops,
+// counted, what exceeds its buffer.
+func TestPublisherBatchesAndSurvivesOutage(t *testing.T) {
+	storeDir := t.TempDir()
+	s := startNATS(t, storeDir, -1)
+	port := s.Addr().(*net.TCPAddr).Port
+	nc, js := connect(t, s)
+	reg := prometheus.NewRegistry()
+	p := events.NewPublisher(js, events.PublisherOptions{Batch: 4, FlushEvery: 10 * time.Millisecond, Buffer: 12,
+		PublishTimeout: 200 * time.Millisecond, Name: "test", Metrics: reg})
+	ctx, cancel := context.WithCancel(context.Background())
+	go p.Run(ctx, 5*time.Second)
+
+	first := makeEvents("first", 10)
+	for _, ev := range first {
+		if !p.Add(ev) {
+			t.Fatal("Add refused below the buffer size")
+		}
+	}
+	eventually(t, "the first events to be published", func() bool { return p.Pending() == 0 })
+	checkStream(t, js, events.StreamChanges, first)
+
+	s.Shutdown()
+	s.WaitForShutdown()
+	eventually(t, "client to notice the outage", func() bool { return !nc.IsConnected() })
+	during := makeEvents("during", 15)
+	accepted := 0
+	for _, ev := range during {
+		if p.Add(ev) {
+			accepted++
+		}
+	}
+	// The buffer holds 12; whatever a publish attempt has in flight stays
+	// queued until acknowledged, so exactly 12 are kept.
+	if accepted != 12 {
+		t.Fatalf("accepted %d events during the outage, want 12 (the buffer)", accepted)
+	}
+	if got := testutil.ToFloat64(p.DroppedCounter()); got != 3 {
+		t.Errorf("dropped counter %v, want 3", got)
+	}
+	startNATS(t, storeDir, port)
+	eventually(t, "the queue to drain after recovery", func() bool { return p.Pending() == 0 })
+	cancel()
+	<-p.Done()
+	checkStream(t, js, events.StreamChanges, append(first, during[:12]...))
+}
+
+// At stop, Run publishes what is still queued.
+func TestPublisherDrainsAtStop(t *testing.T) {
+	s := startNATS(t, t.TempDir(), -1)
+	_, js := connect(t, s)
+	p := events.NewPublisher(js, events.PublisherOptions{FlushEvery: time.Hour, Name: "drain"})
+	ctx, cancel := context.WithCancel(context.Background())
+	go p.Run(ctx, 10*time.Second)
+	evs := makeEvents("drain", 7)
+	for _, ev := range evs {
+		p.Add(ev)
+	}
+	cancel()
+	<-p.Done()
+	checkStream(t, js, events.StreamChanges, evs)
+}

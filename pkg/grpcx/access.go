@@ -1,0 +1,122 @@
+package grpcx
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/uias/uias/pkg/apierr"
+)
+
+// MetadataNested marks a call that a UIAS component makes while it serves
+// another call (the outer call is the API call, already recorded). A server
+// believes it only over a trusted channel: in-process, or signed with the
+// internal key together with the origin (see ServerOptions.InternalKey).
+const MetadataNested = "x-uias-nested"
+
+// Call is one finished call as the server saw it, for
+// ServerOptions.OnCall (the access log of every API call).
+type Call struct {
+	// Method is the full method name, "/uias.identity.v1.AuthService/Authenticate".
+	Method string
+	// Start is when the call arrived; Duration how long it took.
+	Start    time.Time
+	Duration time.Duration
+	// Code is the call's status code (Internal for a handler that panicked).
+	Code codes.Code
+	// Reason is the reason of the error's ErrorInfo ("" when none, or OK).
+	Reason string
+	// Nested: a UIAS component made the call while serving another call
+	// (over a trusted channel), so it is part of that API call, not one
+	// of its own.
+	Nested bool
+}
+
+// callState carries, from the access interceptor to caller auth, the
+// context in which the caller is known.
+type callState struct{ authed context.Context }
+
+type callStateKey struct{}
+
+// servingKey marks the context of a call this server serves: calls made
+// with it (or a context derived from it) are nested (MetadataNested).
+type servingKey struct{}
+
+// Serving reports whether ctx belongs to a call a UIAS server is serving
+// (outgoing calls made with it are marked nested).
+func Serving(ctx context.Context) bool { return ctx.Value(servingKey{}) != nil }
+
+// skipAccess: health checks and reflection are not API calls.
+func skipAccess(method string) bool {
+	return strings.HasPrefix(method, healthPrefix) || strings.HasPrefix(method, "/grpc.reflection.")
+}
+
+// nestedCall reports whether the incoming call says it is nested and comes
+// over a trusted channel (checked with the origin by the client ip
+// interceptor, which runs first).
+func nestedCall(ctx context.Context) bool {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok || firstValue(md, MetadataNested) == "" {
+		return false
+	}
+	return FromComponent(ctx)
+}
+
+// startCall prepares the context of a call for the access log.
+func (c *chain) startCall(ctx context.Context) (context.Context, *callState) {
+	st := &callState{}
+	ctx = context.WithValue(ctx, callStateKey{}, st)
+	return context.WithValue(ctx, servingKey{}, true), st
+}
+
+func (c *chain) endCall(ctx context.Context, st *callState, method string, start time.Time, err error, completed bool) {
+	call := Call{Method: method, Start: start, Duration: time.Since(start), Code: callCode(err, completed), Nested: nestedCall(ctx)}
+	if s, ok := status.FromError(err); ok && err != nil {
+		if info := apierr.Info(s); info != nil {
+			call.Reason = info.GetReason()
+		}
+	}
+	if st.authed != nil {
+		ctx = st.authed
+	}
+	c.onCall(ctx, call)
+}
+
+func (c *chain) unaryAccess(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	if c.onCall == nil || skipAccess(info.FullMethod) {
+		return handler(ctx, req)
+	}
+	start := time.Now()
+	ctx, st := c.startCall(ctx)
+	completed := false
+	defer func() { c.endCall(ctx, st, info.FullMethod, start, err, completed) }()
+	resp, err = handler(ctx, req)
+	completed = true
+	return resp, err
+}
+
+func (c *chain) streamAccess(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	if c.onCall == nil || skipAccess(info.FullMethod) {
+		return handler(srv, ss)
+	}
+	start := time.Now()
+	ctx, st := c.startCall(ss.Context())
+	completed := false
+	defer func() { c.endCall(ctx, st, info.FullMethod, start, err, completed) }()
+	err = handler(srv, withStreamContext(ss, ctx))
+	completed = true
+	return err
+}
+
+// noteAuthed hands the context in which the caller is known to the access
+// interceptor of the call.
+func noteAuthed(before, after context.Context) {
+	if st, ok := before.Value(callStateKey{}).(*callState); ok {
+		st.authed = after
+	}
+}
