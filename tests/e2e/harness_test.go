@@ -45,7 +45,7 @@ func testConfig(dir string) config.Config {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	app   *app.App
 	conn  *grpc.ClientConn
 	auth  identityv1.AuthServiceClient

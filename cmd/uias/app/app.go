@@ -60,6 +60,9 @@ type Options struct {
 	// (UIAS_BOOTSTRAP_PASSWORD) of cfg: the first administrator's password
 	// on an empty database.
 	BootstrapPassword string
+	// NoAccessLog turns off the access records of API calls (benchmarks
+	// measuring what they cost; see module.Options).
+	NoAccessLog bool
 }
 
 // App is a running process.
@@ -87,7 +90,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 		sections[identitycomponent.Name] = &c
 		cfg.Sections = sections
 	}
-	p, err := module.Start(ctx, reg, cfg, module.Options{Logger: o.Logger, Out: o.Out})
+	p, err := module.Start(ctx, reg, cfg, module.Options{Logger: o.Logger, Out: o.Out, NoAccessLog: o.NoAccessLog})
 	if err != nil {
 		return nil, err
 	}
