@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/uias/uias/pkg/events"
 )
@@ -50,7 +50,11 @@ func TestPublisherBatchesAndSurvivesOutage(t *testing.T) {
 	if accepted != 12 {
 		t.Fatalf("accepted %d events during the outage, want 12 (the buffer)", accepted)
 	}
-	if got := testutil.ToFloat64(p.DroppedCounter()); got != 3 {
+	var m dto.Metric
+	if err := p.DroppedCounter().Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 3 {
 		t.Errorf("dropped counter %v, want 3", got)
 	}
 	startNATS(t, storeDir, port)
