@@ -58,4 +58,3 @@ func BenchmarkAccessLog(b *testing.B) {
 		c()
 	}
 }
-
