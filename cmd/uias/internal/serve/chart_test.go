@@ -761,3 +761,89 @@ func TestChartSchemaRejects(t *testing.T) {
 		})
 	}
 }
+
+// The audit component's archive directory (audit.archive_dir) is a volume
+// of its own: the PersistentVolumeClaim auditArchive.existingClaim when set,
+// else a sized emptyDir (NOTES warns); the process is told where it is, and
+// no other component mounts it.
+func TestChartAuditArchive(t *testing.T) {
+	helm := helmBin(t)
+	minimal := filepath.Join(chartDir(t), "ci", "minimal-values.yaml")
+	for _, tc := range []struct {
+		name            string
+		args            []string
+		claim, emptyDir string
+		path            string
+	}{
+		{"claim", []string{"--set", "auditArchive.existingClaim=uias-audit-archive", "--set", "auditArchive.mountPath=/archive"},
+			"uias-audit-archive", "", "/archive"},
+		{"no claim", nil, "", "1Gi", "/var/lib/uias-audit-archive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			docs, err := render(t, helm, append([]string{"-f", minimal}, tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deps := byComponent(t, docs, "Deployment")
+			if deps["audit"] == nil {
+				t.Fatal("no audit Deployment")
+			}
+			for comp, d := range deps {
+				var vol map[string]any
+				for _, v := range list(get(d, "spec", "template", "spec", "volumes")) {
+					if get(v, "name") == "audit-archive" {
+						vol, _ = v.(map[string]any)
+					}
+				}
+				c := container(t, d)
+				mount := ""
+				for _, m := range list(get(c, "volumeMounts")) {
+					if get(m, "name") == "audit-archive" {
+						mount = str(get(m, "mountPath"))
+						if get(m, "readOnly") == true {
+							t.Errorf("%s: the archive directory is mounted read-only", comp)
+						}
+					}
+				}
+				env := ""
+				for _, e := range list(get(c, "env")) {
+					if get(e, "name") == "UIAS_AUDIT_ARCHIVE_DIR" {
+						env = str(get(e, "value"))
+					}
+				}
+				if comp != "audit" {
+					if vol != nil || mount != "" || env != "" {
+						t.Errorf("%s mounts the audit archive (volume %v, mount %q, env %q)", comp, vol, mount, env)
+					}
+					continue
+				}
+				if mount != tc.path || env != tc.path {
+					t.Errorf("audit: archive mounted at %q, UIAS_AUDIT_ARCHIVE_DIR %q, want both %q", mount, env, tc.path)
+				}
+				if got := str(get(vol, "persistentVolumeClaim", "claimName")); got != tc.claim {
+					t.Errorf("audit: archive claim %q, want %q (volume %v)", got, tc.claim, vol)
+				}
+				if got := str(get(vol, "emptyDir", "sizeLimit")); got != tc.emptyDir {
+					t.Errorf("audit: archive emptyDir size %q, want %q (volume %v)", got, tc.emptyDir, vol)
+				}
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"relative path", []string{"--set", "auditArchive.mountPath=archive"}, "/auditArchive/mountPath"},
+		{"over the data directory", []string{"--set", "auditArchive.mountPath=/var/lib/uias"}, "/auditArchive/mountPath"},
+		{"claim name", []string{"--set", "auditArchive.existingClaim=Audit_Archive"}, "/auditArchive/existingClaim"},
+		{"misspelt key", []string{"--set", "auditArchive.claim=x"}, "/auditArchive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := render(t, helm, append([]string{"-f", minimal}, tc.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("helm template %v: %v, want a refusal naming %s", tc.args, err, tc.want)
+			}
+		})
+	}
+}
