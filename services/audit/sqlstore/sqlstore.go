@@ -75,12 +75,27 @@ func (s *Store) Ping(ctx context.Context) error { return classify(s.db.PingConte
 func (s *Store) InAppend(ctx context.Context, fn func(tx audit.AppendTx) error) error {
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		t := &appendTx{db: s.db, q: tx}
+		if err := appendCache(ctx, s.db, tx); err != nil {
+			return err
+		}
 		if err := tx.QueryRowContext(ctx, "SELECT size FROM audit_log WHERE id = 1"+s.db.ForUpdate()).Scan(&t.size); err != nil {
 			return classify(err, "lock the log")
 		}
 		return fn(t)
 	})
 	return classify(err, "append")
+}
+
+// appendCache sizes SQLite's page cache for appends: the seven indexes of
+// audit_records take new keys all over their pages, and a cache larger
+// than the 2 MiB default keeps them in memory instead of reading them back
+// for every batch (per connection; only those that append grow it).
+func appendCache(ctx context.Context, db *store.DB, tx *sql.Tx) error {
+	if db.Dialect == store.Postgres {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, "PRAGMA cache_size = -32768")
+	return classify(err, "cache size")
 }
 
 type appendTx struct {
@@ -139,17 +154,8 @@ func (t *appendTx) Append(ctx context.Context, recs []audit.Record, firstHash in
 	if err := insertRecords(ctx, t.db, t.q, recs); err != nil {
 		return err
 	}
-	const hchunk = 1000
-	for i := 0; i < len(hashes); i += hchunk {
-		part := hashes[i:min(i+hchunk, len(hashes))]
-		args := make([]any, 0, 2*len(part))
-		for j, h := range part {
-			args = append(args, firstHash+int64(i+j), h[:])
-		}
-		q := "INSERT INTO audit_hashes (idx, hash) VALUES " + rows(len(part), 2)
-		if _, err := t.q.ExecContext(ctx, t.db.Rebind(q), args...); err != nil {
-			return classify(err, "insert tree hashes")
-		}
+	if err := insertHashes(ctx, t.db, t.q, firstHash, hashes); err != nil {
+		return err
 	}
 	size := t.size + int64(len(recs))
 	if _, err := t.q.ExecContext(ctx, t.db.Rebind("UPDATE audit_log SET size = ? WHERE id = 1"), size); err != nil {
@@ -206,19 +212,92 @@ func (t *appendTx) AddCheckpoint(ctx context.Context, c audit.Checkpoint) error 
 	return classify(err, "insert checkpoint")
 }
 
+// preparer is a transaction (or database) that prepares statements.
+type preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// insertOneByOne reports whether inserts of many rows go best as one
+// prepared single-row statement per row: on SQLite, where a statement
+// costs no round trip, and where a multi-row INSERT is parsed anew each
+// time and makes SQLite write a statement journal (a temporary file, page
+// by page: most of the insert time in profiles) that a single-row INSERT
+// does not need. PostgreSQL gets multi-row statements (one round trip per
+// chunk).
+func insertOneByOne(db *store.DB, q querier) (preparer, bool) {
+	p, ok := q.(preparer)
+	return p, ok && db.Dialect != store.Postgres
+}
+
+// insertHashes inserts the tree hashes from index first on.
+func insertHashes(ctx context.Context, db *store.DB, q querier, first int64, hashes []tlog.Hash) error {
+	const q1 = "INSERT INTO audit_hashes (idx, hash) VALUES (?, ?)"
+	if p, ok := insertOneByOne(db, q); ok && len(hashes) > 1 {
+		stmt, err := p.PrepareContext(ctx, db.Rebind(q1))
+		if err != nil {
+			return classify(err, "insert tree hashes")
+		}
+		defer stmt.Close()
+		for i, h := range hashes {
+			if _, err := stmt.ExecContext(ctx, first+int64(i), h[:]); err != nil {
+				return classify(err, "insert tree hashes")
+			}
+		}
+		return nil
+	}
+	const hchunk = 1000
+	for i := 0; i < len(hashes); i += hchunk {
+		part := hashes[i:min(i+hchunk, len(hashes))]
+		args := make([]any, 0, 2*len(part))
+		for j, h := range part {
+			args = append(args, first+int64(i+j), h[:])
+		}
+		stmt := "INSERT INTO audit_hashes (idx, hash) VALUES " + rows(len(part), 2)
+		if _, err := q.ExecContext(ctx, db.Rebind(stmt), args...); err != nil {
+			return classify(err, "insert tree hashes")
+		}
+	}
+	return nil
+}
+
+// recordArgs are the values of r's columns (recordCols order).
+func recordArgs(args []any, r *audit.Record) ([]any, error) {
+	d, err := encodeDetail(r.Detail)
+	if err != nil {
+		return nil, err
+	}
+	return append(args, r.Seq, r.EventID, r.Type, r.Component, r.Time.UnixMilli(), r.Serial, r.TraceID, r.AppID,
+		r.API, r.Actor, r.Subject, r.Org, r.Result, r.Reason, r.DurationMS, r.ClientIP, d), nil
+}
+
 // insertRecords inserts recs (Seq set) into audit_records.
 func insertRecords(ctx context.Context, db *store.DB, q querier, recs []audit.Record) error {
+	if p, ok := insertOneByOne(db, q); ok && len(recs) > 1 {
+		stmt, err := p.PrepareContext(ctx, db.Rebind("INSERT INTO audit_records ("+recordCols+") VALUES ("+store.Placeholders(nRecordCols)+")"))
+		if err != nil {
+			return classify(err, "insert records")
+		}
+		defer stmt.Close()
+		args := make([]any, 0, nRecordCols)
+		for i := range recs {
+			if args, err = recordArgs(args[:0], &recs[i]); err != nil {
+				return err
+			}
+			if _, err := stmt.ExecContext(ctx, args...); err != nil {
+				return classify(err, "insert records")
+			}
+		}
+		return nil
+	}
 	const chunk = 200 // rows per INSERT (17 parameters each)
 	for i := 0; i < len(recs); i += chunk {
 		part := recs[i:min(i+chunk, len(recs))]
 		args := make([]any, 0, len(part)*nRecordCols)
-		for _, r := range part {
-			d, err := encodeDetail(r.Detail)
-			if err != nil {
+		for j := range part {
+			var err error
+			if args, err = recordArgs(args, &part[j]); err != nil {
 				return err
 			}
-			args = append(args, r.Seq, r.EventID, r.Type, r.Component, r.Time.UnixMilli(), r.Serial, r.TraceID, r.AppID,
-				r.API, r.Actor, r.Subject, r.Org, r.Result, r.Reason, r.DurationMS, r.ClientIP, d)
 		}
 		stmt := "INSERT INTO audit_records (" + recordCols + ") VALUES " + rows(len(part), nRecordCols)
 		if _, err := q.ExecContext(ctx, db.Rebind(stmt), args...); err != nil {
