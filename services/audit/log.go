@@ -119,7 +119,15 @@ func (l *Log) appendIn(ctx context.Context, tx AppendTx, recs []Record) (AppendR
 		}
 		known[r.EventID] = true
 		r.Seq = size
-		hs, err := tlog.StoredHashesForRecordHash(size, r.LeafHash(), reader)
+		add = append(add, r)
+		size++
+	}
+	size -= int64(len(add))
+	// the leaf hashes in parallel (the seq is part of the leaf), then the
+	// tree in order
+	leaves := leafHashes(add)
+	for i := range add {
+		hs, err := tlog.StoredHashesForRecordHash(size, leaves[i], reader)
 		if err != nil {
 			return res, fmt.Errorf("tree hashes of record %d: %w", size, err)
 		}
@@ -128,7 +136,6 @@ func (l *Log) appendIn(ctx context.Context, tx AppendTx, recs []Record) (AppendR
 			pending[at+int64(i)] = h
 		}
 		hashes = append(hashes, hs...)
-		add = append(add, r)
 		size++
 	}
 	res.Added, res.Size = len(add), size

@@ -96,11 +96,11 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 	errStop := errors.New("stop")
 	claimed := pruned == 0 // an archive record of the log says [.., pruned) was archived
 	wantTo := strconv.FormatInt(pruned, 10)
-	err = st.ScanRecords(ctx, pruned, func(r *Record) error {
+	err = scanHashed(ctx, st, pruned, func(r *Record, leaf tlog.Hash) error {
 		if r.Type == TypeArchive && r.Detail["to"] == wantTo {
 			claimed = true
 		}
-		if p, err := v.record(ctx, r); err != nil || p != nil {
+		if p, err := v.record(ctx, r, leaf); err != nil || p != nil {
 			rep.Problem = p
 			if err == nil {
 				err = errStop
@@ -154,12 +154,12 @@ type node struct {
 
 const hashChunk = 8192
 
-func (v *verifier) record(ctx context.Context, r *Record) (*Problem, error) {
+// record checks the next record r, whose leaf hash is leafHash.
+func (v *verifier) record(ctx context.Context, r *Record, leafHash tlog.Hash) (*Problem, error) {
 	n := v.n
 	if r.Seq != n {
 		return &Problem{Seq: n, What: fmt.Sprintf("record %d is missing (the next stored record is %d)", n, r.Seq)}, nil
 	}
-	leafHash := r.LeafHash()
 	// the hashes record n adds: its leaf and every subtree it completes
 	idx := tlog.StoredHashIndex(0, n)
 	h := leafHash
