@@ -139,13 +139,13 @@ func (l *Log) WriteArchive(ctx context.Context, dir string, from, to int64, cp *
 		return nil, fmt.Errorf("archive: tree hashes: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("archive: %w", err)
+		return nil, fmt.Errorf("archive: the archive directory %s cannot be created: %w", dir, err)
 	}
 	name := fmt.Sprintf("audit-%s-%012d-%012d.jsonl", strings.NewReplacer("/", "_").Replace(h.Origin), from, to)
 	final := filepath.Join(dir, name)
 	f, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
-		return nil, fmt.Errorf("archive: %w", err)
+		return nil, fmt.Errorf("archive: no file can be written in the archive directory %s: %w", dir, err)
 	}
 	ok := false
 	defer func() {

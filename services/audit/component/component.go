@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -97,7 +98,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	env.Go(func(ctx context.Context) { _ = in.Run(ctx) })
 	if cfg.Retention > 0 {
 		ret := audit.Retention{Keep: cfg.Retention, Dir: cfg.ArchiveDirIn(env.Config)}
-		env.Go(func(ctx context.Context) { runRetention(ctx, l, ret, cfg.RetentionCheck, log.Named("retention")) })
+		rm := newRetentionMetrics(env.Metrics)
+		env.Go(func(ctx context.Context) { runRetention(ctx, l, ret, cfg.RetentionCheck, log.Named("retention"), rm) })
 	}
 
 	idc, err := env.Client("identity")
@@ -162,24 +164,59 @@ func Settings(cfg *config.Config) *Config {
 	return c
 }
 
+// retentionMetrics tell whether retention works: failures (alert on any
+// increase: records past retention stay in the database until it works)
+// and the time of the last pass that archived all it had to.
+type retentionMetrics struct {
+	failures prometheus.Counter
+	lastOK   prometheus.Gauge
+}
+
+func newRetentionMetrics(reg prometheus.Registerer) *retentionMetrics {
+	m := &retentionMetrics{
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_audit_retention_failures_total",
+			Help: "Retention passes that could not archive the records past audit.retention (e.g. audit.archive_dir not writable); the records stay stored."}),
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "uias_audit_retention_last_success_timestamp_seconds",
+			Help: "When a retention pass last archived everything past audit.retention (Unix time)."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.failures, m.lastOK} {
+			_ = reg.Register(c)
+		}
+	}
+	return m
+}
+
 // runRetention archives and removes the records older than the retention,
 // at start and every check.
-func runRetention(ctx context.Context, l *audit.Log, r audit.Retention, every time.Duration, log *zap.Logger) {
+func runRetention(ctx context.Context, l *audit.Log, r audit.Retention, every time.Duration, log *zap.Logger, m *retentionMetrics) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		arch, err := l.ApplyRetention(ctx, r, time.Now())
-		for _, a := range arch {
-			log.Info("audit records archived and removed", zap.Int64("from", a.From), zap.Int64("to", a.To),
-				zap.String("file", a.File), zap.String("sha256", a.SHA256))
-		}
-		if err != nil && ctx.Err() == nil {
-			log.Error("audit retention: records not archived (they stay stored)", zap.Error(err))
-		}
+		retentionPass(ctx, l, r, log, m, time.Now())
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// retentionPass is one pass of runRetention. A failure removes nothing: it
+// is logged as an error naming the archive directory, and counted.
+func retentionPass(ctx context.Context, l *audit.Log, r audit.Retention, log *zap.Logger, m *retentionMetrics, now time.Time) {
+	arch, err := l.ApplyRetention(ctx, r, now)
+	for _, a := range arch {
+		log.Info("audit records archived and removed", zap.Int64("from", a.From), zap.Int64("to", a.To),
+			zap.String("file", a.File), zap.String("sha256", a.SHA256))
+	}
+	switch {
+	case err != nil && ctx.Err() == nil:
+		m.failures.Inc()
+		log.Error("audit retention failed: records past the retention are NOT archived and stay in the database "+
+			"(nothing was removed); fix the cause, the next check tries again",
+			zap.String("archive_dir", r.Dir), zap.Duration("retention", r.Keep), zap.Error(err))
+	case err == nil:
+		m.lastOK.Set(float64(now.Unix()))
 	}
 }

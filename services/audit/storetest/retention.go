@@ -33,6 +33,30 @@ func testRetention(t *testing.T, s Subject) {
 	dir := t.TempDir()
 	keep := 24 * time.Hour
 	now := recs[25].Time.Add(keep) // records 0-24 are older than the retention
+
+	// An archive directory that cannot be written (here: below a regular
+	// file, which even root cannot create): nothing is archived, nothing
+	// removed, and the error names the directory.
+	blocker := filepath.Join(t.TempDir(), "not-a-directory")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(blocker, "archive")
+	if a, err := l.ApplyRetention(ctx, audit.Retention{Keep: keep, Dir: bad, MaxPerArchive: 10}, now); err == nil || len(a) != 0 ||
+		!strings.Contains(err.Error(), bad) {
+		t.Fatalf("retention into an unwritable directory: %+v, %v; want an error naming %s", a, err, bad)
+	}
+	if p, err := s.Store.Pruned(ctx); p != 0 || err != nil {
+		t.Fatalf("pruned %d after a failed archive, %v", p, err)
+	}
+	for _, seq := range []int64{0, 24} {
+		if _, err := s.Store.GetRecord(ctx, seq); err != nil {
+			t.Fatalf("record %d after a failed archive: %v", seq, err)
+		}
+	}
+	if rep, err := l.Verify(ctx); err != nil || !rep.OK() || rep.Archived != 0 {
+		t.Fatalf("verify after a failed archive: %+v %v", rep, err)
+	}
 	arch, err := l.ApplyRetention(ctx, audit.Retention{Keep: keep, Dir: dir, MaxPerArchive: 10}, now)
 	if err != nil {
 		t.Fatal(err)

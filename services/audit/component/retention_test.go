@@ -1,0 +1,107 @@
+package component
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	pstoretest "github.com/uias/uias/pkg/store/storetest"
+	"github.com/uias/uias/services/audit"
+	"github.com/uias/uias/services/audit/sqlstore"
+	"github.com/uias/uias/services/audit/storetest"
+)
+
+// A retention pass whose archive directory cannot be written removes
+// nothing, logs an error that names the directory and says the records
+// stay, and counts the failure (the alert); once the directory works, the
+// next pass archives and records its success.
+func TestRetentionUnwritableArchiveDir(t *testing.T) {
+	ctx := context.Background()
+	db := pstoretest.OpenSQLite(t)
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	st := sqlstore.New(db)
+	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{Policy: audit.Policy{Every: 10, Interval: time.Hour}})
+	recs := storetest.Records("ret", 20)
+	if _, err := l.Append(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	blocker := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(blocker, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(blocker, "archive")
+	core, logs := observer.New(zapcore.InfoLevel)
+	reg := prometheus.NewRegistry()
+	m := newRetentionMetrics(reg)
+	now := recs[19].Time.Add(48 * time.Hour) // every record is past the retention
+	ret := audit.Retention{Keep: 24 * time.Hour, Dir: bad}
+
+	retentionPass(ctx, l, ret, zap.New(core), m, now)
+	errs := logs.FilterLevelExact(zapcore.ErrorLevel).All()
+	if len(errs) != 1 {
+		t.Fatalf("%d error logs, want 1: %+v", len(errs), logs.All())
+	}
+	fields := errs[0].ContextMap()
+	if !strings.Contains(errs[0].Message, "NOT archived") || !strings.Contains(errs[0].Message, "nothing was removed") ||
+		fields["archive_dir"] != bad || !strings.Contains(fields["error"].(string), bad) {
+		t.Errorf("error log %q %v: want it to say the records stay and name %s", errs[0].Message, fields, bad)
+	}
+	if got := metric(t, reg, "uias_audit_retention_failures_total"); got != 1 {
+		t.Errorf("failures counted %v, want 1", got)
+	}
+	if got := metric(t, reg, "uias_audit_retention_last_success_timestamp_seconds"); got != 0 {
+		t.Errorf("last success %v after a failure, want none", got)
+	}
+	if p, err := st.Pruned(ctx); p != 0 || err != nil {
+		t.Fatalf("pruned %d, %v: records removed without an archive", p, err)
+	}
+	if rep, err := l.Verify(ctx); err != nil || !rep.OK() || rep.Records != 20 {
+		t.Fatalf("verify after the failure: %+v %v", rep, err)
+	}
+
+	// The directory fixed: the next pass archives.
+	ret.Dir = filepath.Join(t.TempDir(), "archive")
+	retentionPass(ctx, l, ret, zap.New(core), m, now)
+	if p, _ := st.Pruned(ctx); p != 20 {
+		t.Fatalf("pruned %d after the directory was fixed, want 20", p)
+	}
+	if got := metric(t, reg, "uias_audit_retention_last_success_timestamp_seconds"); got != float64(now.Unix()) {
+		t.Errorf("last success %v, want %d", got, now.Unix())
+	}
+	if got := metric(t, reg, "uias_audit_retention_failures_total"); got != 1 {
+		t.Errorf("failures %v after a success, want still 1", got)
+	}
+}
+
+func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		switch mf.GetType() {
+		case dto.MetricType_COUNTER:
+			return m.GetCounter().GetValue()
+		case dto.MetricType_GAUGE:
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
