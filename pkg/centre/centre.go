@@ -115,6 +115,15 @@ func (h *Homes) CheckGlobal(what string) error {
 	return elsewhere(what, h.Top(), h.Self)
 }
 
+// CheckHome refuses a write to something homed at centre home (what names
+// it) unless that is this centre; an empty home is this centre.
+func (h *Homes) CheckHome(home, what string) error {
+	if h == nil || home == "" || home == h.Self {
+		return nil
+	}
+	return elsewhere(what, home, h.Self)
+}
+
 func elsewhere(what, home, self string) error {
 	return apierr.New(apierr.FailedPrecondition, ReasonElsewhere,
 		fmt.Sprintf("%s is homed at centre %q, not at this centre (%q): make the change at %q; this centre holds a replica",

@@ -66,7 +66,7 @@ func (s *Service) CreateOrg(ctx context.Context, code, name, parentID string) (*
 		}
 	}
 	err := s.write(ctx, func(evs []events.Event) error { return s.store.CreateOrg(ctx, o, evs) },
-		s.change(ctx, "org", "created", o.ID, map[string]any{"code": code, "name": name, "parent_id": parentID}),
+		s.replicaChange(ctx, "org", "created", o.ID, map[string]any{"code": code, "name": name, "parent_id": parentID}, orgReplica(o)),
 		s.adminAudit(ctx, "org.create", "org:"+o.ID, o.ID, start))
 	if err != nil {
 		return nil, err
@@ -99,7 +99,7 @@ func (s *Service) UpdateOrg(ctx context.Context, id, name string) (*Org, error) 
 	}
 	o.Name, o.UpdatedAt = name, start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateOrg(ctx, o, evs) },
-		s.change(ctx, "org", "updated", o.ID, map[string]any{"name": name}),
+		s.replicaChange(ctx, "org", "updated", o.ID, map[string]any{"name": name}, orgReplica(o)),
 		s.adminAudit(ctx, "org.update", "org:"+o.ID, o.ID, start))
 	return o, err
 }
@@ -122,7 +122,7 @@ func (s *Service) SetOrgStatus(ctx context.Context, id string, st Status) (*Org,
 	}
 	o.Status, o.UpdatedAt = st, start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateOrg(ctx, o, evs) },
-		s.change(ctx, "org", "status_changed", o.ID, map[string]any{"status": st}),
+		s.replicaChange(ctx, "org", "status_changed", o.ID, map[string]any{"status": st}, orgReplica(o)),
 		s.adminAudit(ctx, "org.set_status", "org:"+o.ID, o.ID, start))
 	return o, err
 }
@@ -177,7 +177,7 @@ func (s *Service) MoveOrg(ctx context.Context, id, newParentID string) (*Org, er
 			return apierr.New(apierr.FailedPrecondition, "ORG_CYCLE", "cannot move an org under its own subtree")
 		}
 		return err
-	}, s.change(ctx, "org", "moved", id, map[string]any{"parent_id": newParentID}),
+	}, s.replicaChange(ctx, "org", "moved", id, map[string]any{"parent_id": newParentID}, movedReplica(cur, newParentID, start)),
 		s.adminAudit(ctx, "org.move", "org:"+id, id, start))
 	return out, err
 }
@@ -248,7 +248,7 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 		u.PasswordHash, u.PasswordChangedAt = h, start
 	}
 	err := s.write(ctx, func(evs []events.Event) error { return s.store.CreateUser(ctx, u, evs) },
-		s.change(ctx, "user", "created", u.ID, userView(u)),
+		s.replicaChange(ctx, "user", "created", u.ID, userView(u), userReplica(u, true)),
 		s.adminAudit(ctx, "user.create", "user:"+u.ID, u.OrgID, start))
 	if err != nil {
 		return nil, err
@@ -418,7 +418,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 	u.FeatureCode = s.featureCode(u.IDType, idNumber, u.DisplayName, u.LoginName)
 	u.UpdatedAt = start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
-		s.change(ctx, "user", "updated", u.ID, changed),
+		s.replicaChange(ctx, "user", "updated", u.ID, changed, userReplica(u, false)),
 		s.adminAudit(ctx, "user.update", "user:"+u.ID, u.OrgID, start))
 	return u, err
 }
@@ -438,7 +438,7 @@ func (s *Service) mutateUser(ctx context.Context, id, op string, data map[string
 	}
 	u.UpdatedAt = start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
-		s.change(ctx, "user", op, u.ID, data),
+		s.replicaChange(ctx, "user", op, u.ID, data, userReplica(u, false)),
 		s.adminAudit(ctx, "user."+op, "user:"+u.ID, u.OrgID, start))
 	return u, err
 }
@@ -506,7 +506,7 @@ func (s *Service) CreateGroup(ctx context.Context, code, name, orgID string) (*G
 	}
 	g := &Group{ID: ids.New(), Code: code, Name: name, OrgID: orgID, CreatedAt: start}
 	err := s.write(ctx, func(evs []events.Event) error { return s.store.CreateGroup(ctx, g, evs) },
-		s.change(ctx, "group", "created", g.ID, map[string]any{"code": code, "name": name, "org_id": orgID}),
+		s.replicaChange(ctx, "group", "created", g.ID, map[string]any{"code": code, "name": name, "org_id": orgID}, groupReplica(g)),
 		s.adminAudit(ctx, "group.create", "group:"+g.ID, orgID, start))
 	if err != nil {
 		return nil, err
@@ -607,9 +607,9 @@ func checkApp(name string, ips []string, rate float64, burst int) error {
 // CreateApp registers an application and returns its secret (shown once).
 func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error) {
 	start := s.now()
-	if err := s.ownGlobal("applications"); err != nil {
-		return nil, "", err
-	}
+	// Every centre registers its own business systems (a level-2 bureau's
+	// local systems too): the application is homed where it is created,
+	// and its replicas elsewhere refuse writes (ownApp).
 	if err := checkApp(n.Name, n.IPAllowList, n.RateLimit, n.RateBurst); err != nil {
 		return nil, "", err
 	}
@@ -622,7 +622,7 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 		IPAllowList: append([]string{}, n.IPAllowList...), RateLimit: n.RateLimit, RateBurst: n.RateBurst,
 		SecretHash: crypto.HashToken(secret), ClientCertSHA256: fp, CreatedAt: start, UpdatedAt: start}
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
-		s.change(ctx, "app", "created", a.ID, appView(a)),
+		s.replicaChange(ctx, "app", "created", a.ID, appView(a), appReplica(a, true)),
 		s.adminAudit(ctx, "app.create", "app:"+a.ID, "", start))
 	if err != nil {
 		return nil, "", err
@@ -661,11 +661,11 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	if len(up.Mask) == 0 {
 		return nil, badRequest("update_mask must name at least one field")
 	}
-	if err := s.ownGlobal("application " + id); err != nil {
-		return nil, err
-	}
 	a, err := s.GetApp(ctx, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.ownApp(a); err != nil {
 		return nil, err
 	}
 	for _, f := range up.Mask {
@@ -698,7 +698,7 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	}
 	a.UpdatedAt = start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
-		s.change(ctx, "app", "updated", a.ID, appView(a)),
+		s.replicaChange(ctx, "app", "updated", a.ID, appView(a), appReplica(a, false)),
 		s.adminAudit(ctx, "app.update", "app:"+a.ID, "", start))
 	s.appAuth.Forget(id)
 	return a, err
@@ -707,9 +707,6 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 // RotateAppSecret issues a new secret; the old one stays valid for overlap.
 func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.Duration) (*App, string, error) {
 	start := s.now()
-	if err := s.ownGlobal("application " + id); err != nil {
-		return nil, "", err
-	}
 	ov := s.cfg.SecretOverlap
 	if overlap != nil {
 		ov = *overlap
@@ -721,6 +718,9 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 	if err != nil {
 		return nil, "", err
 	}
+	if err := s.ownApp(a); err != nil {
+		return nil, "", err
+	}
 	secret := crypto.RandomToken(32)
 	a.PrevSecretHash, a.PrevSecretExpires = a.SecretHash, start.Add(ov)
 	if ov == 0 {
@@ -728,7 +728,7 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 	}
 	a.SecretHash, a.UpdatedAt = crypto.HashToken(secret), start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
-		s.change(ctx, "app", "secret_rotated", a.ID, map[string]any{"overlap_seconds": int64(ov.Seconds())}),
+		s.replicaChange(ctx, "app", "secret_rotated", a.ID, map[string]any{"overlap_seconds": int64(ov.Seconds())}, appReplica(a, true)),
 		s.adminAudit(ctx, "app.rotate_secret", "app:"+a.ID, "", start))
 	s.appAuth.Forget(id)
 	if err != nil {
@@ -754,7 +754,7 @@ func (s *Service) CreateLink(ctx context.Context, userID, appID, account string)
 	}
 	l := &AccountLink{ID: ids.New(), UserID: userID, AppID: appID, AppAccountID: account, Status: StatusActive, CreatedAt: start}
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateLink(ctx, l, evs) },
-		s.change(ctx, "link", "created", l.ID, map[string]any{"user_id": userID, "app_id": appID, "app_account_id": account}),
+		s.replicaChange(ctx, "link", "created", l.ID, map[string]any{"user_id": userID, "app_id": appID, "app_account_id": account}, linkReplica(l)),
 		s.adminAudit(ctx, "link.create", "user:"+userID, u.OrgID, start))
 	if err != nil {
 		return nil, err

@@ -402,15 +402,19 @@ func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChang
 	if err != nil {
 		return err
 	}
+	at := s.now()
+	after := *u
+	after.PasswordHash, after.PasswordChangedAt, after.MustChange, after.UpdatedAt = h, at, mustChange, at
 	evs := []events.Event{
 		s.audit(ctx, api, "user:"+u.ID, u.OrgID, "success", "OK", start, map[string]string{"must_change_password": fmtBool(mustChange)}),
-		s.change(ctx, "user", "password_changed", u.ID, map[string]any{"must_change_password": mustChange}),
+		s.replicaChange(ctx, "user", "password_changed", u.ID, map[string]any{"must_change_password": mustChange},
+			userReplica(&after, true)),
 	}
 	keep := s.cfg.Policy.History
 	if keep < 1 {
 		keep = 1
 	}
-	if err := s.store.SetPassword(ctx, u.ID, h, s.now(), mustChange, keep, evs); err != nil {
+	if err := s.store.SetPassword(ctx, u.ID, h, at, mustChange, keep, evs); err != nil {
 		return err
 	}
 	s.kick()

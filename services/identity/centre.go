@@ -7,9 +7,9 @@ import (
 
 // Home centres (pkg/centre): in a multi-centre deployment, orgs, people,
 // groups and account links are written at the home centre of their org's
-// subtree, and applications at the level-1 centre; other centres refuse
-// the write with HOME_CENTRE_ELSEWHERE naming the home. Deps.Homes nil is a
-// single centre: every write is local.
+// subtree, and applications at the centre that registered them (App.Home);
+// other centres refuse the write with HOME_CENTRE_ELSEWHERE naming the home.
+// Deps.Homes nil is a single centre: every write is local.
 
 // ownOrg refuses a write to something in org orgID (what names it) unless
 // this centre is the org's home. A missing org is left to the caller's own
@@ -33,7 +33,11 @@ func (s *Service) ownUser(ctx context.Context, u *User) error {
 	return s.ownOrg(ctx, u.OrgID, "user "+u.ID)
 }
 
-// ownGlobal refuses a write to global data (applications) unless this is
+// ownApp refuses a write to application a unless it is homed here: one
+// created here is; a replica of another centre's is not.
+func (s *Service) ownApp(a *App) error { return s.homes.CheckHome(a.Home, "application "+a.ID) }
+
+// ownGlobal refuses a write to global data (the root org) unless this is
 // the level-1 centre.
 func (s *Service) ownGlobal(what string) error { return s.homes.CheckGlobal(what) }
 

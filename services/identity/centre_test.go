@@ -18,9 +18,9 @@ import (
 )
 
 // TestHomeCentreRefusesWritesElsewhere: with centre settings, writes to
-// orgs, people, groups and links outside this centre's subtrees, and to
-// applications below level 1, are refused with HOME_CENTRE_ELSEWHERE
-// naming the home centre; writes at home go through.
+// orgs, people, groups and links outside this centre's subtrees are
+// refused with HOME_CENTRE_ELSEWHERE naming the home centre; writes at home
+// go through, and every level registers its own applications.
 func TestHomeCentreRefusesWritesElsewhere(t *testing.T) {
 	ctx := context.Background()
 	db, err := store.Open(ctx, "sqlite", t.TempDir()+"/identity.db")
@@ -98,7 +98,7 @@ func TestHomeCentreRefusesWritesElsewhere(t *testing.T) {
 		if _, err := l2.CreateGroup(admin, "ga", "Group A", sub.ID); err != nil {
 			t.Fatalf("write at home refused: %v", err)
 		}
-		// Elsewhere: bureau B and the root are level 1's, as are applications.
+		// Elsewhere: bureau B and the root are level 1's.
 		_, err = l2.CreateUser(admin, identity.NewUser{LoginName: "new-b", DisplayName: "New B", OrgID: b.ID})
 		refused(t, err, "l1")
 		_, err = l2.SetUserStatus(admin, ub.ID, identity.StatusDisabled)
@@ -111,8 +111,10 @@ func TestHomeCentreRefusesWritesElsewhere(t *testing.T) {
 		refused(t, err, "l1")
 		_, err = l2.CreateGroup(admin, "gb", "Group B", b.ID)
 		refused(t, err, "l1")
-		_, _, err = l2.CreateApp(admin, identity.NewApp{Type: "WEB", Code: "mail", Name: "Mail"})
-		refused(t, err, "l1")
+		// A level-2 centre registers its own business systems (homed there).
+		if _, _, err := l2.CreateApp(admin, identity.NewApp{Type: "WEB", Code: "mail", Name: "Mail"}); err != nil {
+			t.Fatalf("application at level 2 refused: %v", err)
+		}
 	})
 
 	t.Run("level1", func(t *testing.T) {
@@ -125,7 +127,7 @@ func TestHomeCentreRefusesWritesElsewhere(t *testing.T) {
 		if _, err := l1.SetUserStatus(admin, ub.ID, identity.StatusDisabled); err != nil {
 			t.Fatalf("write at home refused: %v", err)
 		}
-		if _, _, err := l1.CreateApp(admin, identity.NewApp{Type: "WEB", Code: "mail", Name: "Mail"}); err != nil {
+		if _, _, err := l1.CreateApp(admin, identity.NewApp{Type: "WEB", Code: "mail-l1", Name: "Mail"}); err != nil {
 			t.Fatalf("application at level 1 refused: %v", err)
 		}
 	})

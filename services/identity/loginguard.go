@@ -594,7 +594,8 @@ func (a *loginAttempt) failed(ctx context.Context, u *User, evs []events.Event, 
 			w.Events = append(slices.Clip(evs),
 				a.s.audit(ctx, "account.lockout", "user:"+u.ID, u.OrgID, "locked", "TOO_MANY_FAILURES", start,
 					map[string]string{"locked_until": until}),
-				a.s.change(ctx, "user", "locked", u.ID, map[string]any{"locked_until": until, "reason": "TOO_MANY_FAILURES"}))
+				a.s.replicaChange(ctx, "user", "locked", u.ID, map[string]any{"locked_until": until, "reason": "TOO_MANY_FAILURES"},
+					lockedReplica(u, lock)))
 		}
 		return w, true
 	})

@@ -125,8 +125,12 @@ type App struct {
 	// verified client certificate with this SHA-256 fingerprint (64 lower
 	// case hex digits of the DER encoding).
 	ClientCertSHA256 string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// Home is the centre the application is homed at (written at) in a
+	// multi-centre deployment: "" for one created at this centre, else
+	// the peer centre it is a replica of (pkg/centre, replica.go).
+	Home      string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // AccountLink ties a central user to their account inside an application.

@@ -10,6 +10,10 @@ import "github.com/uias/uias/pkg/apierr"
 // (pkg/apierr) and the application caller reasons (pkg/caller).
 func init() {
 	apierr.Register(
+		// Replicas of other centres (replica.go).
+		apierr.Reason{Name: "REPLICA_NOT_A_CENTRE", Code: apierr.FailedPrecondition, Legacy: -5,
+			Doc: "A replica of another centre was handed to a single-centre deployment (sync.centre is not set)."},
+
 		// Load.
 		apierr.Reason{Name: "OVERLOADED", Code: apierr.ResourceExhausted, Legacy: -6,
 			Doc: "The call needs a password hash and its projected wait for a hashing worker exceeds the server's identity.max_hash_wait (default 3 s) or the call's deadline: it is refused at once rather than queued. Verdicts that need no hash (unknown, locked or disabled account, fingerprint) are answered as usual, and a refusal is not a failed login. Retry after a short, jittered back-off; give password calls a deadline of a few seconds."},

@@ -219,10 +219,20 @@ const changesSubjectPrefix = "uias.changes.identity."
 // change builds a CHANGES event for entity/op; data must hold no secrets and
 // only masked personal data.
 func (s *Service) change(ctx context.Context, entity, op, id string, data any) events.Event {
-	payload, _ := json.Marshal(map[string]any{
+	return s.changeWith(ctx, entity, op, id, data, nil)
+}
+
+// changeWith is change with the replica part rep (replica.go) when not nil:
+// the only place a hash may travel.
+func (s *Service) changeWith(ctx context.Context, entity, op, id string, data, rep any) events.Event {
+	p := map[string]any{
 		"entity": entity, "op": op, "id": id, "actor": caller.From(ctx).Actor(),
 		"time": s.now().UTC(), "data": data,
-	})
+	}
+	if rep != nil {
+		p["replica"] = rep
+	}
+	payload, _ := json.Marshal(p)
 	return events.Event{ID: ids.New(), Subject: changesSubjectPrefix + entity + "." + op,
 		Type: "identity." + entity + "." + op, Time: s.now().UTC(), Payload: payload}
 }

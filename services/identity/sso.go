@@ -210,7 +210,7 @@ func (s *Service) LinkAccount(ctx context.Context, id, appID, account string) (*
 	}
 	l := &AccountLink{ID: ids.New(), UserID: id, AppID: appID, AppAccountID: account, Status: StatusActive, CreatedAt: start}
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateLink(ctx, l, evs) },
-		s.change(ctx, "link", "created", l.ID, map[string]any{"user_id": id, "app_id": appID, "app_account_id": account}),
+		s.replicaChange(ctx, "link", "created", l.ID, map[string]any{"user_id": id, "app_id": appID, "app_account_id": account}, linkReplica(l)),
 		s.audit(ctx, "link.associate", "user:"+id, u.OrgID, "success", "OK", start, map[string]string{"app_id": appID}))
 	if errors.Is(err, ErrConflict) {
 		return nil, errLinkedElsewhere

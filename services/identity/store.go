@@ -115,8 +115,9 @@ type Store interface {
 	DeleteAdminToken(ctx context.Context, hash string, evs []events.Event) error
 	DeleteExpiredAdminTokens(ctx context.Context, now time.Time) error
 
-	FingerStore // fingers.go
-	ExportStore // export.go
+	FingerStore  // fingers.go
+	ExportStore  // export.go
+	ReplicaStore // replica.go
 }
 
 // LoginGate is an account's login gate as UpdateLoginGate reads it.

@@ -38,7 +38,8 @@ func (s *Server) WithGuard(g *Guard) *Server {
 }
 
 // Register adds the services (AuthService, AdminService, KeyService,
-// AdminSessionService, FingerService, SSOService, CallerService) to g;
+// AdminSessionService, FingerService, SSOService, CallerService,
+// ReplicaService) to g;
 // the AdminService audits the calls it refuses (AuditedAdminService).
 func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterAuthServiceServer(g, s)
@@ -48,6 +49,7 @@ func (s *Server) Register(g *grpc.Server) {
 	g.RegisterService(Guarded(&identityv1.FingerService_ServiceDesc, s.guard), fingerServer{svc: s.svc})
 	identityv1.RegisterSSOServiceServer(g, ssoServer{svc: s.svc})
 	identityv1.RegisterCallerServiceServer(g, callerServer{svc: s.svc})
+	identityv1.RegisterReplicaServiceServer(g, replicaServer{svc: s.svc})
 	identityv1.RegisterImportServiceServer(g, importServer{svc: s.svc, guard: s.guard})
 	identityv1.RegisterExportServiceServer(g, exportServer{svc: s.svc, guard: s.guard})
 }
@@ -174,7 +176,9 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"),
 		strings.HasPrefix(method, "/grpc.reflection."),
 		// CallerService calls carry the credentials they ask about.
-		strings.HasPrefix(method, "/uias.identity.v1.CallerService/"):
+		strings.HasPrefix(method, "/uias.identity.v1.CallerService/"),
+		// ReplicaService is for components only (its handlers check).
+		strings.HasPrefix(method, "/uias.identity.v1.ReplicaService/"):
 	default:
 		return nil, apierr.New(apierr.Unauthenticated, "UNKNOWN_METHOD", "unknown method")
 	}

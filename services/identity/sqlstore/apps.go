@@ -13,7 +13,7 @@ import (
 )
 
 const appCols = "id, app_type, app_code, name, status, ip_allow_list, rate_limit, rate_burst, secret_hash, " +
-	"prev_secret_hash, prev_secret_expires, created_at, updated_at, client_cert_sha256"
+	"prev_secret_hash, prev_secret_expires, created_at, updated_at, client_cert_sha256, home"
 
 func scanApp(sc store.Scanner) (*identity.App, string, error) {
 	var (
@@ -23,7 +23,7 @@ func scanApp(sc store.Scanner) (*identity.App, string, error) {
 		prevExp, created, updated int64
 	)
 	if err := sc.Scan(&a.ID, &a.Type, &a.Code, &a.Name, &status, &ips, &a.RateLimit, &burst, &a.SecretHash,
-		&a.PrevSecretHash, &prevExp, &created, &updated, &a.ClientCertSHA256); err != nil {
+		&a.PrevSecretHash, &prevExp, &created, &updated, &a.ClientCertSHA256, &a.Home); err != nil {
 		return nil, "", err
 	}
 	a.Status, a.RateBurst = identity.AppStatus(status), int(burst)
@@ -73,9 +73,10 @@ func (s *Store) CreateApp(ctx context.Context, a *identity.App, evs []events.Eve
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO apps ("+appCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO apps ("+appCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			a.ID, a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash,
-			a.PrevSecretHash, store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.CreatedAt), store.UnixMS(a.UpdatedAt), a.ClientCertSHA256); err != nil {
+			a.PrevSecretHash, store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.CreatedAt), store.UnixMS(a.UpdatedAt), a.ClientCertSHA256,
+			a.Home); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)

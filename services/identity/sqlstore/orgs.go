@@ -156,6 +156,23 @@ func errOrgCycle() error { return store.Conflict("cannot move an org under its o
 func (s *Store) MoveOrg(ctx context.Context, id, newParentID string, now time.Time, evs []events.Event) (*identity.Org, error) {
 	var moved *identity.Org
 	err := s.inTx(ctx, "move org", "org", func(tx *sql.Tx) error {
+		o, err := s.moveOrgTx(ctx, tx, id, newParentID, now)
+		if err != nil {
+			return err
+		}
+		moved = o
+		return s.addEvents(ctx, tx, evs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return moved, nil
+}
+
+// moveOrgTx is MoveOrg within tx, without events.
+func (s *Store) moveOrgTx(ctx context.Context, tx *sql.Tx, id, newParentID string, now time.Time) (*identity.Org, error) {
+	var moved *identity.Org
+	err := func() error {
 		if s.db.Dialect == store.Postgres {
 			// Serialise moves so two concurrent moves cannot build a cycle.
 			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7301200001)"); err != nil {
@@ -220,16 +237,10 @@ func (s *Store) MoveOrg(ctx context.Context, id, newParentID string, now time.Ti
 			newPath, len(o.Path)+1, lo, hi); err != nil {
 			return err
 		}
-		if err := s.addEvents(ctx, tx, evs); err != nil {
-			return err
-		}
 		moved, err = s.getOrg(ctx, tx, id, "")
 		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return moved, nil
+	}()
+	return moved, err
 }
 
 // likePrefix is a LIKE pattern matching strings that start with p.

@@ -78,6 +78,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"Fingers", testFingers},
 		{"FingerLimitConcurrent", testFingerLimitConcurrent},
 		{"FingerBypass", testFingerBypass},
+		{"ApplyReplica", testApplyReplica},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

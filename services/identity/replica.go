@@ -1,0 +1,701 @@
+package identity
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/events"
+)
+
+// Replicas of other centres (pkg/centre, docs/operators.md "Two-level
+// centres"). Every identity CHANGES event of an org, user, group,
+// application or account link carries, besides its "data" (what changed,
+// for readers of the stream), a "replica" part: the object's state after
+// the change, what another centre's identity needs to hold the same row.
+// The hashes a login needs (the password hash, the application secret
+// hashes: never a clear secret) travel only there, and only on the events
+// that set them (created, password_changed, secret_rotated); personal data
+// travels masked (a replica holds the masked copy; the sealed value stays at
+// the home centre, whose keys are its own).
+//
+// The sync component hands each peer's changes to ApplyReplica, which
+// applies those of objects homed at that peer (by this centre's settings)
+// exactly once and in order per object: the store keeps the version (the
+// change's sequence in the origin's CHANGES) applied to each object and
+// answers a change not above it STALE. Applying writes no CHANGES event:
+// the change was published once, at its home.
+
+// ReplicaOutcome is what ApplyReplica did with one change.
+type ReplicaOutcome string
+
+// Outcomes of ApplyReplica.
+const (
+	ReplicaApplied ReplicaOutcome = "APPLIED"
+	// ReplicaStale: the object's applied version is not below the change's
+	// (a redelivery, or an older change): nothing applied.
+	ReplicaStale ReplicaOutcome = "STALE"
+	// ReplicaNotHomed: by this centre's settings the object is not the
+	// origin's (e.g. a level-2 centre's own root org or bootstrap
+	// administrator): not applied.
+	ReplicaNotHomed ReplicaOutcome = "NOT_HOMED"
+	// ReplicaIgnored: the change carries nothing to apply (an event without
+	// a replica part, an import summary, a fingerprint change).
+	ReplicaIgnored ReplicaOutcome = "IGNORED"
+	// ReplicaConflict: the change collides with a row of this centre (a
+	// login name, code or account taken here); its version is recorded.
+	ReplicaConflict ReplicaOutcome = "CONFLICT"
+)
+
+// ReplicaChange is one identity CHANGES event of another centre.
+type ReplicaChange struct {
+	EventID, Subject string
+	// Version is the event's sequence in the origin's CHANGES stream.
+	Version uint64
+	Payload []byte
+}
+
+// Replica write operations.
+const (
+	ReplicaUpsert       = "upsert"
+	ReplicaMove         = "move"
+	ReplicaMemberAdd    = "member_add"
+	ReplicaMemberRemove = "member_remove"
+	ReplicaDelete       = "delete"
+)
+
+// ReplicaWrite is one change ApplyReplica hands the store.
+type ReplicaWrite struct {
+	// Kind is org, user, group, app or link; ID the object's id.
+	Kind, ID string
+	Origin   string
+	Version  uint64
+	EventID  string
+	// Op is one of the Replica* operations.
+	Op string
+	// Org (upsert, move: its ParentID). AttachToRoot: the org is the top of
+	// a subtree of the origin whose parent this centre does not hold (each
+	// centre bootstrapped its own root): it hangs under this centre's root.
+	Org          *Org
+	AttachToRoot bool
+	// User (upsert); WithPassword also writes the hash and its time.
+	User         *User
+	WithPassword bool
+	// Group (upsert); Member (member_add, member_remove) the user id.
+	Group  *Group
+	Member string
+	// App (upsert, with Home = Origin); WithSecrets also writes the
+	// secret hashes.
+	App         *App
+	WithSecrets bool
+	// Link (upsert); delete needs only ID.
+	Link *AccountLink
+}
+
+// ReplicaStore is the store's part of replication.
+type ReplicaStore interface {
+	// ApplyReplica applies ws in one transaction, in order. A write whose
+	// Version is not above the version applied to its object (Kind, ID) is
+	// STALE and left out; one that collides with a row (a unique key, a
+	// missing referenced row) is CONFLICT and left out; either way the
+	// object's version becomes the write's when higher. It returns one
+	// outcome per write.
+	ApplyReplica(ctx context.Context, ws []ReplicaWrite) ([]ReplicaOutcome, error)
+}
+
+// ---- the replica part of change events ----
+
+type orgRecord struct {
+	Code      string    `json:"code"`
+	Name      string    `json:"name"`
+	ParentID  string    `json:"parent_id,omitempty"`
+	Status    Status    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+type passwordRecord struct {
+	Hash      string    `json:"hash"`
+	ChangedAt time.Time `json:"changed_at"`
+}
+
+type userRecord struct {
+	LoginName    string          `json:"login_name"`
+	DisplayName  string          `json:"display_name"`
+	IDType       IDType          `json:"id_type"`
+	IDNumberMask string          `json:"id_number_mask,omitempty"`
+	PhoneMask    string          `json:"phone_mask,omitempty"`
+	Email        string          `json:"email,omitempty"`
+	OrgID        string          `json:"org_id"`
+	Status       Status          `json:"status"`
+	FeatureCode  string          `json:"feature_code,omitempty"`
+	MustChange   bool            `json:"must_change"`
+	NeverExpires bool            `json:"never_expires"`
+	CannotChange bool            `json:"cannot_change"`
+	PasswordOnly bool            `json:"password_only"`
+	LockedUntil  time.Time       `json:"locked_until"`
+	CreatedAt    time.Time       `json:"created_at"`
+	UpdatedAt    time.Time       `json:"updated_at"`
+	Password     *passwordRecord `json:"password,omitempty"`
+}
+
+type groupRecord struct {
+	Code      string    `json:"code"`
+	Name      string    `json:"name"`
+	OrgID     string    `json:"org_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+type appSecretsRecord struct {
+	SecretHash        string    `json:"secret_hash"`
+	PrevSecretHash    string    `json:"prev_secret_hash,omitempty"`
+	PrevSecretExpires time.Time `json:"prev_secret_expires"`
+}
+
+type appRecord struct {
+	Type             string            `json:"app_type"`
+	Code             string            `json:"app_code"`
+	Name             string            `json:"name"`
+	Status           AppStatus         `json:"status"`
+	IPAllowList      []string          `json:"ip_allow_list,omitempty"`
+	RateLimit        float64           `json:"rate_limit"`
+	RateBurst        int               `json:"rate_burst"`
+	ClientCertSHA256 string            `json:"client_cert_sha256,omitempty"`
+	CreatedAt        time.Time         `json:"created_at"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+	Secrets          *appSecretsRecord `json:"secrets,omitempty"`
+}
+
+type linkRecord struct {
+	UserID       string    `json:"user_id"`
+	AppID        string    `json:"app_id"`
+	AppAccountID string    `json:"app_account_id"`
+	Status       Status    `json:"status"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+func orgReplica(o *Org) orgRecord {
+	return orgRecord{Code: o.Code, Name: o.Name, ParentID: o.ParentID, Status: o.Status, CreatedAt: o.CreatedAt.UTC(),
+		UpdatedAt: o.UpdatedAt.UTC()}
+}
+
+// userReplica is u's replica part; withPassword adds the password hash
+// (only on the events that set it).
+func userReplica(u *User, withPassword bool) userRecord {
+	r := userRecord{LoginName: u.LoginName, DisplayName: u.DisplayName, IDType: u.IDType, IDNumberMask: u.IDNumberMask,
+		PhoneMask: u.PhoneMask, Email: u.Email, OrgID: u.OrgID, Status: u.Status, FeatureCode: u.FeatureCode,
+		MustChange: u.MustChange, NeverExpires: u.NeverExpires, CannotChange: u.CannotChange, PasswordOnly: u.PasswordOnly,
+		LockedUntil: u.LockedUntil.UTC(), CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
+	if withPassword && u.PasswordHash != "" {
+		r.Password = &passwordRecord{Hash: u.PasswordHash, ChangedAt: u.PasswordChangedAt.UTC()}
+	}
+	return r
+}
+
+func groupReplica(g *Group) groupRecord {
+	return groupRecord{Code: g.Code, Name: g.Name, OrgID: g.OrgID, CreatedAt: g.CreatedAt.UTC()}
+}
+
+// appReplica is a's replica part; withSecrets adds the secret hashes (only
+// on the events that set them).
+func appReplica(a *App, withSecrets bool) appRecord {
+	r := appRecord{Type: a.Type, Code: a.Code, Name: a.Name, Status: a.Status, IPAllowList: a.IPAllowList,
+		RateLimit: a.RateLimit, RateBurst: a.RateBurst, ClientCertSHA256: a.ClientCertSHA256, CreatedAt: a.CreatedAt.UTC(),
+		UpdatedAt: a.UpdatedAt.UTC()}
+	if withSecrets {
+		r.Secrets = &appSecretsRecord{SecretHash: a.SecretHash, PrevSecretHash: a.PrevSecretHash,
+			PrevSecretExpires: a.PrevSecretExpires.UTC()}
+	}
+	return r
+}
+
+func linkReplica(l *AccountLink) linkRecord {
+	return linkRecord{UserID: l.UserID, AppID: l.AppID, AppAccountID: l.AppAccountID, Status: l.Status, CreatedAt: l.CreatedAt.UTC()}
+}
+
+// ---- applying ----
+
+// ErrNotACentre answers replica calls on a single-centre deployment.
+var ErrNotACentre = apierr.New(apierr.FailedPrecondition, "REPLICA_NOT_A_CENTRE",
+	"this deployment is a single centre (sync.centre is not set): it applies no replica")
+
+// replicaEvent is the envelope of an identity CHANGES event.
+type replicaEvent struct {
+	Entity  string          `json:"entity"`
+	Op      string          `json:"op"`
+	ID      string          `json:"id"`
+	Data    json.RawMessage `json:"data"`
+	Replica json.RawMessage `json:"replica"`
+}
+
+// replicaBatch remembers what the changes before the current one in a
+// batch will have written (the store sees them only at commit).
+type replicaBatch struct {
+	orgs   map[string]string // org id -> path (as far as homes go)
+	users  map[string]string // user id -> org id
+	groups map[string]string // group id -> org id
+	apps   map[string]string // app id -> home
+}
+
+// ApplyReplica applies the identity changes of the centre origin (one
+// batch of a sync link, in the origin's order): one outcome per change.
+func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaChange) ([]ReplicaOutcome, error) {
+	if s.homes == nil {
+		return nil, ErrNotACentre
+	}
+	if origin == s.homes.Self {
+		return nil, badRequest("a centre does not apply its own changes as a replica")
+	}
+	out := make([]ReplicaOutcome, len(cs))
+	b := &replicaBatch{orgs: map[string]string{}, users: map[string]string{}, groups: map[string]string{}, apps: map[string]string{}}
+	var (
+		ws  []ReplicaWrite
+		pos []int
+	)
+	for i, c := range cs {
+		w, oc, err := s.replicaWrite(ctx, origin, c, b)
+		if err != nil {
+			return nil, err
+		}
+		if oc != "" {
+			out[i] = oc
+			continue
+		}
+		ws, pos = append(ws, w), append(pos, i)
+	}
+	if len(ws) == 0 {
+		return out, nil
+	}
+	res, err := s.store.ApplyReplica(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	for j, oc := range res {
+		out[pos[j]] = oc
+		switch ws[j].Kind {
+		case "user":
+			s.ForgetUser(ws[j].ID)
+		case "app":
+			s.appAuth.Forget(ws[j].ID)
+		}
+	}
+	return out, nil
+}
+
+// replicaWrite turns one change into a store write, or answers its outcome
+// (NOT_HOMED, IGNORED) at once.
+func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChange, b *replicaBatch) (ReplicaWrite, ReplicaOutcome, error) {
+	var ev replicaEvent
+	if err := json.Unmarshal(c.Payload, &ev); err != nil || ev.ID == "" ||
+		!strings.HasPrefix(c.Subject, changesSubjectPrefix+ev.Entity+".") {
+		return ReplicaWrite{}, ReplicaIgnored, nil
+	}
+	w := ReplicaWrite{Kind: ev.Entity, ID: ev.ID, Origin: origin, Version: c.Version, EventID: c.EventID, Op: ReplicaUpsert}
+	var data struct {
+		ParentID string `json:"parent_id"`
+		UserID   string `json:"user_id"`
+	}
+	_ = json.Unmarshal(ev.Data, &data)
+	hasRep := len(ev.Replica) > 0 && string(ev.Replica) != "null"
+	homed := func(ok bool, err error) (ReplicaWrite, ReplicaOutcome, error) {
+		switch {
+		case err != nil:
+			return ReplicaWrite{}, "", err
+		case !ok:
+			return ReplicaWrite{}, ReplicaNotHomed, nil
+		}
+		return w, "", nil
+	}
+	switch {
+	case ev.Entity == "org" && ev.Op == "moved":
+		w.Op, w.Org = ReplicaMove, &Org{ID: ev.ID, ParentID: data.ParentID}
+		var r orgRecord
+		if hasRep && json.Unmarshal(ev.Replica, &r) == nil {
+			w.Org.UpdatedAt = r.UpdatedAt
+		}
+		path, ok, err := s.replicaOrgPath(ctx, ev.ID, b)
+		if err != nil || !ok || s.homes.HomeOfPath(path) != origin {
+			return homed(false, err)
+		}
+		ppath, ok, err := s.replicaOrgPath(ctx, data.ParentID, b)
+		if err != nil || !ok || s.homes.HomeOfPath(ppath+ev.ID+"/") != origin {
+			return homed(false, err)
+		}
+		b.orgs[ev.ID] = ppath + ev.ID + "/"
+		return w, "", nil
+	case ev.Entity == "org" && hasRep:
+		var r orgRecord
+		if json.Unmarshal(ev.Replica, &r) != nil {
+			return w, ReplicaIgnored, nil
+		}
+		w.Org = &Org{ID: ev.ID, Code: r.Code, Name: r.Name, ParentID: r.ParentID, Status: r.Status, CreatedAt: r.CreatedAt,
+			UpdatedAt: r.UpdatedAt}
+		path, ok, err := s.replicaOrgPath(ctx, ev.ID, b)
+		if err != nil {
+			return homed(false, err)
+		}
+		if !ok {
+			ppath, pok, err := s.replicaOrgPath(ctx, r.ParentID, b)
+			switch {
+			case err != nil:
+				return homed(false, err)
+			case pok:
+				path = ppath + ev.ID + "/"
+			case s.homes.Subtrees[ev.ID] == origin:
+				// The top of the origin's subtree, under a root this
+				// centre does not hold: it hangs under this centre's root.
+				w.AttachToRoot, path = true, "/"+ev.ID+"/"
+			default:
+				return homed(false, nil)
+			}
+		}
+		if s.homes.HomeOfPath(path) != origin {
+			return homed(false, nil)
+		}
+		b.orgs[ev.ID] = path
+		return w, "", nil
+	case ev.Entity == "user" && hasRep:
+		var r userRecord
+		if json.Unmarshal(ev.Replica, &r) != nil {
+			return w, ReplicaIgnored, nil
+		}
+		ok, err := s.replicaUserHomed(ctx, origin, ev.ID, r.OrgID, b)
+		if err != nil || !ok {
+			return homed(ok, err)
+		}
+		// A replica never carries the legacy system-administrator flag:
+		// administration of this centre is granted here.
+		w.User = &User{ID: ev.ID, LoginName: r.LoginName, DisplayName: r.DisplayName, IDType: r.IDType,
+			IDNumberMask: r.IDNumberMask, PhoneMask: r.PhoneMask, Email: r.Email, OrgID: r.OrgID, Status: r.Status,
+			FeatureCode: r.FeatureCode, MustChange: r.MustChange, NeverExpires: r.NeverExpires, CannotChange: r.CannotChange,
+			PasswordOnly: r.PasswordOnly, LockedUntil: r.LockedUntil, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		if r.Password != nil {
+			w.WithPassword, w.User.PasswordHash, w.User.PasswordChangedAt = true, r.Password.Hash, r.Password.ChangedAt
+		}
+		b.users[ev.ID] = r.OrgID
+		return w, "", nil
+	case ev.Entity == "group" && (ev.Op == "member_added" || ev.Op == "member_removed"):
+		w.Op, w.Member = ReplicaMemberAdd, data.UserID
+		if ev.Op == "member_removed" {
+			w.Op = ReplicaMemberRemove
+		}
+		org, ok, err := s.replicaGroupOrg(ctx, ev.ID, b)
+		if err != nil || !ok {
+			return homed(ok, err)
+		}
+		return homed(s.replicaOrgHomed(ctx, origin, org, b))
+	case ev.Entity == "group" && hasRep:
+		var r groupRecord
+		if json.Unmarshal(ev.Replica, &r) != nil {
+			return w, ReplicaIgnored, nil
+		}
+		w.Group = &Group{ID: ev.ID, Code: r.Code, Name: r.Name, OrgID: r.OrgID, CreatedAt: r.CreatedAt}
+		if ok, err := s.replicaOrgHomed(ctx, origin, r.OrgID, b); err != nil || !ok {
+			return homed(ok, err)
+		}
+		if org, ok, err := s.replicaGroupOrg(ctx, ev.ID, b); err != nil || ok && org != r.OrgID {
+			if err == nil {
+				ok, err = s.replicaOrgHomed(ctx, origin, org, b)
+			}
+			if err != nil || !ok {
+				return homed(ok, err)
+			}
+		}
+		b.groups[ev.ID] = r.OrgID
+		return w, "", nil
+	case ev.Entity == "app" && hasRep:
+		var r appRecord
+		if json.Unmarshal(ev.Replica, &r) != nil {
+			return w, ReplicaIgnored, nil
+		}
+		home, ok := b.apps[ev.ID]
+		if !ok {
+			a, err := s.store.GetApp(ctx, ev.ID)
+			switch {
+			case err == nil:
+				home, ok = s.appHome(a), true
+			case !isNotFound(err):
+				return homed(false, err)
+			}
+		}
+		if ok && home != origin {
+			return homed(false, nil)
+		}
+		w.App = &App{ID: ev.ID, Type: r.Type, Code: r.Code, Name: r.Name, Status: r.Status, IPAllowList: r.IPAllowList,
+			RateLimit: r.RateLimit, RateBurst: r.RateBurst, ClientCertSHA256: r.ClientCertSHA256, Home: origin,
+			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		if r.Secrets != nil {
+			w.WithSecrets = true
+			w.App.SecretHash, w.App.PrevSecretHash, w.App.PrevSecretExpires = r.Secrets.SecretHash, r.Secrets.PrevSecretHash,
+				r.Secrets.PrevSecretExpires
+		}
+		b.apps[ev.ID] = origin
+		return w, "", nil
+	case ev.Entity == "link" && ev.Op == "deleted":
+		w.Op = ReplicaDelete
+		return homed(s.replicaUserOf(ctx, origin, data.UserID, b))
+	case ev.Entity == "link" && hasRep:
+		var r linkRecord
+		if json.Unmarshal(ev.Replica, &r) != nil {
+			return w, ReplicaIgnored, nil
+		}
+		w.Link = &AccountLink{ID: ev.ID, UserID: r.UserID, AppID: r.AppID, AppAccountID: r.AppAccountID, Status: r.Status,
+			CreatedAt: r.CreatedAt}
+		return homed(s.replicaUserOf(ctx, origin, r.UserID, b))
+	}
+	return w, ReplicaIgnored, nil
+}
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// appHome is the centre an application is homed at: its Home, or this
+// centre for one created here.
+func (s *Service) appHome(a *App) string {
+	if a.Home != "" {
+		return a.Home
+	}
+	if s.homes == nil {
+		return ""
+	}
+	return s.homes.Self
+}
+
+// replicaOrgPath is the path of org id as the batch leaves it (ok false:
+// this centre does not hold it).
+func (s *Service) replicaOrgPath(ctx context.Context, id string, b *replicaBatch) (string, bool, error) {
+	if id == "" {
+		return "", false, nil
+	}
+	if p, ok := b.orgs[id]; ok {
+		return p, true, nil
+	}
+	o, err := s.store.GetOrg(ctx, id)
+	if isNotFound(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return o.Path, true, nil
+}
+
+// replicaOrgHomed reports whether org id is held here as origin's.
+func (s *Service) replicaOrgHomed(ctx context.Context, origin, id string, b *replicaBatch) (bool, error) {
+	p, ok, err := s.replicaOrgPath(ctx, id, b)
+	if err != nil || !ok {
+		return false, err
+	}
+	return s.homes.HomeOfPath(p) == origin, nil
+}
+
+// replicaUserHomed: user id (now in org orgID) is origin's, and so was its
+// org here before the change, if this centre holds it.
+func (s *Service) replicaUserHomed(ctx context.Context, origin, id, orgID string, b *replicaBatch) (bool, error) {
+	if ok, err := s.replicaOrgHomed(ctx, origin, orgID, b); err != nil || !ok {
+		return false, err
+	}
+	prev, ok := b.users[id]
+	if !ok {
+		u, err := s.store.GetUser(ctx, id)
+		if isNotFound(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		prev = u.OrgID
+	}
+	if prev == orgID {
+		return true, nil
+	}
+	return s.replicaOrgHomed(ctx, origin, prev, b)
+}
+
+// replicaUserOf: user id is held here as origin's (for its account links).
+func (s *Service) replicaUserOf(ctx context.Context, origin, id string, b *replicaBatch) (bool, error) {
+	org, ok := b.users[id]
+	if !ok {
+		u, err := s.store.GetUser(ctx, id)
+		if isNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		org = u.OrgID
+	}
+	return s.replicaOrgHomed(ctx, origin, org, b)
+}
+
+// replicaGroupOrg is the org of group id (ok false: not held here).
+func (s *Service) replicaGroupOrg(ctx context.Context, id string, b *replicaBatch) (string, bool, error) {
+	if org, ok := b.groups[id]; ok {
+		return org, true, nil
+	}
+	g, err := s.store.GetGroup(ctx, id)
+	if isNotFound(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return g.OrgID, true, nil
+}
+
+// ---- digest ----
+
+// ReplicaTableDigest is the digest of the rows of one identity table that
+// are homed at one centre.
+type ReplicaTableDigest struct {
+	Table  string
+	Rows   int64
+	SHA256 string
+}
+
+// ReplicaDigest returns a digest per table (orgs, users, groups,
+// group_members, apps, account_links) of the rows homed at centre home, as
+// this centre's settings see it, over what every centre holding them holds
+// alike: not the sealed personal data (a replica holds the masked copy),
+// the legacy administrator flag, the login gate, nor the parent of the top
+// of a subtree (each centre has its own root). Equal digests at two
+// centres: equal replicas.
+func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTableDigest, error) {
+	if s.homes == nil {
+		return nil, ErrNotACentre
+	}
+	ms := func(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+	tables := map[string][]string{}
+	add := func(table string, f ...any) {
+		parts := make([]string, len(f))
+		for i, v := range f {
+			parts[i] = fmt.Sprint(v)
+		}
+		tables[table] = append(tables[table], strings.Join(parts, "\x1f"))
+	}
+	orgs := map[string]bool{}
+	if err := eachPage(ctx, func(p Page) ([]*Org, string, error) { return s.store.ListOrgs(ctx, OrgFilter{}, p) }, func(o *Org) {
+		if s.homes.HomeOfPath(o.Path) == home {
+			orgs[o.ID] = true
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if err := eachPage(ctx, func(p Page) ([]*Org, string, error) { return s.store.ListOrgs(ctx, OrgFilter{}, p) }, func(o *Org) {
+		if orgs[o.ID] {
+			parent := ""
+			if orgs[o.ParentID] {
+				parent = o.ParentID
+			}
+			add("orgs", o.ID, o.Code, o.Name, int(o.Status), parent, ms(o.CreatedAt), ms(o.UpdatedAt))
+		}
+	}); err != nil {
+		return nil, err
+	}
+	users := map[string]bool{}
+	if err := eachPage(ctx, func(p Page) ([]*User, string, error) { return s.store.ListUsers(ctx, UserFilter{}, p) }, func(u *User) {
+		if orgs[u.OrgID] {
+			users[u.ID] = true
+			add("users", u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberMask, u.PhoneMask, u.Email, u.OrgID,
+				int(u.Status), u.FeatureCode, u.MustChange, u.NeverExpires, u.CannotChange, u.PasswordOnly, u.PasswordHash,
+				ms(u.PasswordChangedAt), ms(u.LockedUntil), ms(u.CreatedAt), ms(u.UpdatedAt))
+		}
+	}); err != nil {
+		return nil, err
+	}
+	var groups []string
+	if err := eachPage(ctx, func(p Page) ([]*Group, string, error) { return s.store.ListGroups(ctx, GroupFilter{}, p) }, func(g *Group) {
+		if orgs[g.OrgID] {
+			groups = append(groups, g.ID)
+			add("groups", g.ID, g.Code, g.Name, g.OrgID, ms(g.CreatedAt))
+		}
+	}); err != nil {
+		return nil, err
+	}
+	for _, id := range groups {
+		g, err := s.store.GetGroup(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range g.MemberIDs {
+			add("group_members", id, m)
+		}
+	}
+	if err := eachPage(ctx, func(p Page) ([]*App, string, error) { return s.store.ListApps(ctx, AppFilter{}, p) }, func(a *App) {
+		if s.appHome(a) == home {
+			add("apps", a.ID, a.Type, a.Code, a.Name, int(a.Status), strings.Join(a.IPAllowList, ","), a.RateLimit, a.RateBurst,
+				a.SecretHash, a.PrevSecretHash, ms(a.PrevSecretExpires), a.ClientCertSHA256, ms(a.CreatedAt), ms(a.UpdatedAt))
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if err := eachPage(ctx, func(p Page) ([]*AccountLink, string, error) {
+		return s.store.ListLinks(ctx, LinkFilter{}, p)
+	}, func(l *AccountLink) {
+		if users[l.UserID] {
+			add("account_links", l.ID, l.UserID, l.AppID, l.AppAccountID, int(l.Status), ms(l.CreatedAt))
+		}
+	}); err != nil {
+		return nil, err
+	}
+	var out []ReplicaTableDigest
+	for _, t := range []string{"orgs", "users", "groups", "group_members", "apps", "account_links"} {
+		rows := tables[t]
+		slices.Sort(rows)
+		h := sha256.New()
+		for _, r := range rows {
+			h.Write([]byte(r))
+			h.Write([]byte{'\n'})
+		}
+		out = append(out, ReplicaTableDigest{Table: t, Rows: int64(len(rows)), SHA256: hex.EncodeToString(h.Sum(nil))})
+	}
+	return out, nil
+}
+
+// eachPage calls fn for every item of a paged listing.
+func eachPage[T any](ctx context.Context, list func(Page) ([]T, string, error), fn func(T)) error {
+	token := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		items, next, err := list(Page{Size: 500, Token: token})
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			fn(it)
+		}
+		if next == "" {
+			return nil
+		}
+		token = next
+	}
+}
+
+// replicaChange builds a CHANGES event whose payload also carries rep, the
+// object's state for other centres (see above).
+func (s *Service) replicaChange(ctx context.Context, entity, op, id string, data, rep any) events.Event {
+	return s.changeWith(ctx, entity, op, id, data, rep)
+}
+
+// lockedReplica is the replica part of u locked until lock.
+func lockedReplica(u *User, lock time.Time) userRecord {
+	after := *u
+	after.LockedUntil = lock
+	return userReplica(&after, false)
+}
+
+// movedReplica is the replica part of o moved under parentID at t.
+func movedReplica(o *Org, parentID string, t time.Time) orgRecord {
+	after := *o
+	after.ParentID, after.UpdatedAt = parentID, t
+	return orgReplica(&after)
+}

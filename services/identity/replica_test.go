@@ -1,0 +1,287 @@
+package identity_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
+)
+
+// replicaCentre is one centre's identity on its own SQLite file.
+type replicaCentre struct {
+	db  *store.DB
+	svc *identity.Service
+}
+
+func newReplicaCentre(t *testing.T) *replicaCentre {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "identity.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	c := &replicaCentre{db: db}
+	c.svc = c.with(t, nil)
+	if _, _, err := c.svc.Bootstrap(ctx, evAdminPass); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// with returns the centre's identity with centre settings h (its own key
+// ring: centres do not share keys).
+func (c *replicaCentre) with(t *testing.T, h *centre.Homes) *identity.Service {
+	t.Helper()
+	keys, active, err := crypto.LoadOrCreateKeyFile(filepath.Join(t.TempDir(), "keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := crypto.NewSealer(keys, active)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := identity.New(identity.Deps{Store: sqlstore.New(c.db), Sealer: sealer, Logger: zap.NewNop(),
+		Sleep:  func(context.Context, time.Duration) error { return nil },
+		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}),
+		Homes:  h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.svc = svc
+	return svc
+}
+
+// changes reads the identity CHANGES events of c's outbox after seq, with
+// the outbox sequence as version (the order the relay publishes them in).
+func (c *replicaCentre) changes(t *testing.T, after int64) ([]identity.ReplicaChange, int64, [][]byte) {
+	t.Helper()
+	rows, err := c.db.QueryContext(context.Background(),
+		`SELECT seq, id, subject, payload FROM events_outbox WHERE seq > ? ORDER BY seq`, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var (
+		out    []identity.ReplicaChange
+		audits [][]byte
+		last   = after
+	)
+	for rows.Next() {
+		var (
+			seq      int64
+			id, subj string
+			payload  []byte
+		)
+		if err := rows.Scan(&seq, &id, &subj, &payload); err != nil {
+			t.Fatal(err)
+		}
+		last = seq
+		if strings.HasPrefix(subj, "uias.changes.identity.") {
+			out = append(out, identity.ReplicaChange{EventID: id, Subject: subj, Version: uint64(seq), Payload: payload})
+		} else {
+			audits = append(audits, payload)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out, last, audits
+}
+
+// TestReplicaAppliedIntoIdentity: the changes a level-2 centre writes of
+// its bureau (org, person with a password, group, application with its
+// secret, account link, later changes) applied at level 1 let level 1 log
+// the person in and authenticate the application; a redelivered batch
+// applies nothing twice; what is not the bureau's (the level-2 centre's own
+// root and administrator) is not applied; the replicas refuse writes with
+// HOME_CENTRE_ELSEWHERE; the digests of both centres are equal; and the
+// hashes never reach an audit record.
+func TestReplicaAppliedIntoIdentity(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	// The bureau is set up at l2 on its own, then l2 becomes a centre.
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-a", "Bureau A", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	admin1, _ := adminCtx(t, svc1, "10.0.0.1", "l1")
+
+	sub, err := svc2.CreateOrg(admin2, "a-1", "A one", bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pw, pw2 = "Bureau-Pass-1", "Bureau-Pass-2"
+	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "sailor", DisplayName: "Sailor", OrgID: sub.ID,
+		IDType: identity.IDTypeResidentID, IDNumber: evIDNumber, Phone: evPhone, Password: pw, IsAdmin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := svc2.CreateGroup(admin2, "crew", "Crew", sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.SetGroupMember(admin2, g.ID, u.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	// Level 2 registers its own business system (homed there).
+	app, secret, err := svc2.CreateApp(admin2, identity.NewApp{Type: "OA", Code: "harbour", Name: "Harbour"})
+	if err != nil {
+		t.Fatalf("level 2 may register its business systems: %v", err)
+	}
+	if _, err := svc2.CreateLink(admin2, u.ID, app.ID, "acct-sailor"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.UpdateUser(admin2, u.ID, identity.UserUpdate{Mask: []string{"display_name"}, DisplayName: "Able Sailor"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.SetPassword(admin2, u.ID, pw2, false); err != nil {
+		t.Fatal(err)
+	}
+	_, secret2, err := svc2.RotateAppSecret(admin2, app.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cs, _, audits := l2.changes(t, 0)
+	out, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[identity.ReplicaOutcome]int{}
+	for _, oc := range out {
+		counts[oc]++
+	}
+	// Not the bureau's: l2's root org and its administrator.
+	if counts[identity.ReplicaNotHomed] != 2 || counts[identity.ReplicaConflict] != 0 || counts[identity.ReplicaStale] != 0 {
+		t.Fatalf("outcomes %v", out)
+	}
+	// Redelivered (a crash before the sync cursor moved): nothing twice.
+	again, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, oc := range again {
+		if oc == identity.ReplicaApplied {
+			t.Fatalf("change %d (%s) applied twice", i, cs[i].Subject)
+		}
+	}
+
+	// Level 1 logs the level-2 person in through the level-2 application.
+	ca, err := svc1.AuthenticateApp(ctx, app.ID, secret2, netip.MustParseAddr("10.0.0.9"))
+	if err != nil {
+		t.Fatalf("level-2 application at level 1: %v", err)
+	}
+	actx := caller.With(ctx, &caller.Caller{App: ca, ClientIP: netip.MustParseAddr("10.0.0.9"), RequestID: "r"})
+	res, err := svc1.Authenticate(actx, identity.AuthRequest{AppUserID: "acct-sailor", Password: pw2, AuthType: identity.AuthPassword})
+	if err != nil || res.Reason != identity.ReasonOK {
+		t.Fatalf("level-2 person at level 1: %+v %v", res, err)
+	}
+	if res.User.IsAdmin {
+		t.Fatal("a replica carries the legacy administrator flag")
+	}
+	if _, err := svc1.AuthenticateApp(ctx, app.ID, secret, netip.MustParseAddr("10.0.0.9")); err != nil {
+		t.Fatalf("previous secret within its overlap at level 1: %v", err)
+	}
+
+	// Replicas refuse writes, naming their home.
+	refused := func(err error) {
+		t.Helper()
+		var ae *apierr.Error
+		if !errors.As(err, &ae) || ae.Reason != centre.ReasonElsewhere || !strings.Contains(ae.Message, `"l2a"`) {
+			t.Fatalf("want HOME_CENTRE_ELSEWHERE naming l2a, got %v", err)
+		}
+	}
+	_, err = svc1.UpdateUser(admin1, u.ID, identity.UserUpdate{Mask: []string{"display_name"}, DisplayName: "X"})
+	refused(err)
+	_, err = svc1.UpdateApp(admin1, app.ID, identity.AppUpdate{Mask: []string{"name"}, Name: "X"})
+	refused(err)
+	_, _, err = svc1.RotateAppSecret(admin1, app.ID, nil)
+	refused(err)
+
+	// Equal replicas: the digests of the bureau's rows are equal.
+	d1, err := svc1.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := svc2.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d1) != len(d2) {
+		t.Fatalf("digests %v / %v", d1, d2)
+	}
+	for i := range d1 {
+		if d1[i] != d2[i] || d1[i].Rows == 0 {
+			t.Errorf("table %s: level 1 %+v, level 2 %+v", d1[i].Table, d1[i], d2[i])
+		}
+	}
+
+	// An application level 1 registers is homed there: applied at level 2,
+	// it authenticates there and refuses writes there.
+	portal, psecret, err := svc1.CreateApp(admin1, identity.NewApp{Type: "OA", Code: "portal", Name: "Portal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, _, _ := l1.changes(t, 0)
+	if _, err := svc2.ApplyReplica(ctx, "l1", down); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.AuthenticateApp(ctx, portal.ID, psecret, netip.MustParseAddr("10.0.0.9")); err != nil {
+		t.Fatalf("level-1 application at level 2: %v", err)
+	}
+	_, err = svc2.UpdateApp(admin2, portal.ID, identity.AppUpdate{Mask: []string{"name"}, Name: "X"})
+	var ae *apierr.Error
+	if !errors.As(err, &ae) || ae.Reason != centre.ReasonElsewhere || !strings.Contains(ae.Message, `"l1"`) {
+		t.Fatalf("want HOME_CENTRE_ELSEWHERE naming l1, got %v", err)
+	}
+	if _, err := svc2.ApplyReplica(ctx, "l2a", nil); err == nil {
+		t.Fatal("a centre applied its own changes as a replica")
+	}
+
+	// The hashes travel in the change events only, never in audit records.
+	stored, err := sqlstore.New(l2.db).GetUser(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := sqlstore.New(l2.db).GetApp(ctx, app.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{stored.PasswordHash, a2.SecretHash, a2.PrevSecretHash} {
+		if h == "" {
+			t.Fatal("no hash to look for")
+		}
+		for _, p := range audits {
+			if bytes.Contains(p, []byte(h)) {
+				t.Fatalf("an audit record holds a hash: %s", p)
+			}
+		}
+	}
+	for _, c := range cs {
+		if bytes.Contains(c.Payload, []byte(evIDNumber)) || bytes.Contains(c.Payload, []byte(pw)) || bytes.Contains(c.Payload, []byte(secret)) {
+			t.Fatalf("a change event holds personal data or a secret in clear: %s", c.Payload)
+		}
+	}
+}

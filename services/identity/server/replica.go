@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/identity"
+)
+
+// replicaServer implements ReplicaService: the sync component applies the
+// identity changes of peer centres here.
+type replicaServer struct {
+	identityv1.UnimplementedReplicaServiceServer
+	svc *identity.Service
+}
+
+var errReplicaComponentsOnly = apierr.New(apierr.PermissionDenied, "PERMISSION_DENIED", "ReplicaService is for UIAS components only")
+
+// ApplyReplica implements ReplicaService.
+func (s replicaServer) ApplyReplica(ctx context.Context, r *identityv1.ApplyReplicaRequest) (*identityv1.ApplyReplicaResponse, error) {
+	if !grpcx.FromComponent(ctx) {
+		return nil, errReplicaComponentsOnly
+	}
+	cs := make([]identity.ReplicaChange, len(r.GetChanges()))
+	for i, c := range r.GetChanges() {
+		cs[i] = identity.ReplicaChange{EventID: c.GetEventId(), Subject: c.GetSubject(), Version: c.GetVersion(), Payload: c.GetPayload()}
+	}
+	out, err := s.svc.ApplyReplica(ctx, r.GetOrigin(), cs)
+	if err != nil {
+		return nil, err
+	}
+	res := &identityv1.ApplyReplicaResponse{Outcomes: make([]string, len(out))}
+	for i, oc := range out {
+		res.Outcomes[i] = string(oc)
+	}
+	return res, nil
+}
+
+// GetReplicaDigest implements ReplicaService.
+func (s replicaServer) GetReplicaDigest(ctx context.Context, r *identityv1.GetReplicaDigestRequest) (*identityv1.GetReplicaDigestResponse, error) {
+	if !grpcx.FromComponent(ctx) {
+		return nil, errReplicaComponentsOnly
+	}
+	ds, err := s.svc.ReplicaDigest(ctx, r.GetHome())
+	if err != nil {
+		return nil, err
+	}
+	out := &identityv1.GetReplicaDigestResponse{}
+	for _, d := range ds {
+		out.Tables = append(out.Tables, &identityv1.ReplicaTableDigest{Table: d.Table, Rows: d.Rows, Sha256: d.SHA256})
+	}
+	return out, nil
+}

@@ -1,0 +1,207 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/identity"
+)
+
+// ApplyReplica implements identity.ReplicaStore: the writes of one batch
+// in one transaction, each in a savepoint so that one that collides with a
+// row of this centre is left out (CONFLICT) without the others.
+func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([]identity.ReplicaOutcome, error) {
+	out := make([]identity.ReplicaOutcome, len(ws))
+	err := s.inTx(ctx, "apply replica", "", func(tx *sql.Tx) error {
+		for i := range ws {
+			w := &ws[i]
+			var cur int64
+			err := tx.QueryRowContext(ctx, s.q("SELECT version FROM replica_versions WHERE kind = ? AND id = ?"+s.db.ForUpdate()),
+				w.Kind, w.ID).Scan(&cur)
+			switch {
+			case err == nil && uint64(cur) >= w.Version:
+				out[i] = identity.ReplicaStale
+				continue
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT replica_write"); err != nil {
+				return err
+			}
+			out[i] = identity.ReplicaApplied
+			if aerr := s.applyReplicaWrite(ctx, tx, w); aerr != nil {
+				c := classify(aerr, "apply replica", "")
+				if !errors.Is(c, store.ErrConflict) && !errors.Is(c, store.ErrNotFound) {
+					return aerr
+				}
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT replica_write"); err != nil {
+					return err
+				}
+				out[i] = identity.ReplicaConflict
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT replica_write"); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO replica_versions (kind, id, origin, version, event_id)
+				VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET origin = excluded.origin,
+				version = excluded.version, event_id = excluded.event_id`),
+				w.Kind, w.ID, w.Origin, int64(w.Version), w.EventID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) applyReplicaWrite(ctx context.Context, tx *sql.Tx, w *identity.ReplicaWrite) error {
+	switch {
+	case w.Kind == "org" && w.Op == identity.ReplicaMove:
+		_, err := s.moveOrgTx(ctx, tx, w.ID, w.Org.ParentID, w.Org.UpdatedAt)
+		return err
+	case w.Kind == "org" && w.Org != nil:
+		return s.replicaOrg(ctx, tx, w)
+	case w.Kind == "user" && w.User != nil:
+		return s.replicaUser(ctx, tx, w)
+	case w.Kind == "group" && (w.Op == identity.ReplicaMemberAdd || w.Op == identity.ReplicaMemberRemove):
+		if w.Op == identity.ReplicaMemberRemove {
+			_, err := tx.ExecContext(ctx, s.q("DELETE FROM group_members WHERE group_id = ? AND user_id = ?"), w.ID, w.Member)
+			return err
+		}
+		if err := s.checkGroupAndUser(ctx, tx, w.ID, w.Member); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q("INSERT INTO group_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+			w.ID, w.Member)
+		return err
+	case w.Kind == "group" && w.Group != nil:
+		return s.replicaGroup(ctx, tx, w.Group)
+	case w.Kind == "app" && w.App != nil:
+		return s.replicaApp(ctx, tx, w)
+	case w.Kind == "link" && w.Op == identity.ReplicaDelete:
+		_, err := tx.ExecContext(ctx, s.q("DELETE FROM account_links WHERE id = ?"), w.ID)
+		return err
+	case w.Kind == "link" && w.Link != nil:
+		ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE id = ?", w.ID)
+		if err != nil || !ok {
+			if err == nil {
+				err = s.createLinkTx(ctx, tx, w.Link)
+			}
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.q("UPDATE account_links SET app_account_id = ?, status = ? WHERE id = ?"),
+			w.Link.AppAccountID, int(w.Link.Status), w.ID)
+		return err
+	}
+	return nil
+}
+
+func (s *Store) replicaOrg(ctx context.Context, tx *sql.Tx, w *identity.ReplicaWrite) error {
+	o := *w.Org
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM orgs WHERE code = ? AND id <> ?", o.Code, o.ID); err != nil {
+		return err
+	} else if ok {
+		return store.Conflict("org code already exists")
+	}
+	ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM orgs WHERE id = ?", o.ID)
+	if err != nil {
+		return err
+	}
+	if ok {
+		_, err := tx.ExecContext(ctx, s.q("UPDATE orgs SET code = ?, name = ?, status = ?, updated_at = ? WHERE id = ?"),
+			o.Code, o.Name, int(o.Status), store.UnixMS(o.UpdatedAt), o.ID)
+		return err
+	}
+	if w.AttachToRoot {
+		o.ParentID = ""
+		var root string
+		err := tx.QueryRowContext(ctx, "SELECT id FROM orgs WHERE parent_id IS NULL ORDER BY created_at, id LIMIT 1").Scan(&root)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		o.ParentID = root
+	}
+	return s.createOrgTx(ctx, tx, &o)
+}
+
+func (s *Store) replicaUser(ctx context.Context, tx *sql.Tx, w *identity.ReplicaWrite) error {
+	u := *w.User
+	ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?", u.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.createUserTx(ctx, tx, &u)
+	}
+	orgPath, err := s.checkOrg(ctx, tx, u.OrgID)
+	if err != nil {
+		return err
+	}
+	if err := s.checkUserUnique(ctx, tx, &u, u.ID); err != nil {
+		return err
+	}
+	q := `UPDATE users SET login_name = ?, display_name = ?, id_type = ?, id_number_mask = ?, phone_mask = ?, email = ?,
+		org_id = ?, org_path = ?, status = ?, feature_code = ?, must_change = ?, never_expires = ?, cannot_change = ?,
+		password_only = ?, locked_until = ?, updated_at = ?`
+	args := []any{u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberMask, u.PhoneMask, u.Email,
+		store.NullIfEmpty(u.OrgID), orgPath, int(u.Status), store.NullIfEmpty(u.FeatureCode), u.MustChange, u.NeverExpires,
+		u.CannotChange, u.PasswordOnly, store.UnixMS(u.LockedUntil), store.UnixMS(u.UpdatedAt)}
+	if w.WithPassword {
+		q += ", password_hash = ?, password_changed_at = ?"
+		args = append(args, u.PasswordHash, store.UnixMS(u.PasswordChangedAt))
+	}
+	_, err = tx.ExecContext(ctx, s.q(q+" WHERE id = ?"), append(args, u.ID)...)
+	return err
+}
+
+func (s *Store) replicaGroup(ctx context.Context, tx *sql.Tx, g *identity.Group) error {
+	if _, err := s.checkOrg(ctx, tx, g.OrgID); err != nil {
+		return err
+	}
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM groups WHERE code = ? AND id <> ?", g.Code, g.ID); err != nil {
+		return err
+	} else if ok {
+		return store.Conflict("group code already exists")
+	}
+	_, err := tx.ExecContext(ctx, s.q("INSERT INTO groups ("+groupCols+") VALUES (?, ?, ?, ?, ?) "+
+		"ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name, org_id = excluded.org_id"),
+		g.ID, g.Code, g.Name, store.NullIfEmpty(g.OrgID), store.UnixMS(g.CreatedAt))
+	return err
+}
+
+func (s *Store) replicaApp(ctx context.Context, tx *sql.Tx, w *identity.ReplicaWrite) error {
+	a := w.App
+	if err := s.checkAppUnique(ctx, tx, a); err != nil {
+		return err
+	}
+	ips, err := ipList(a.IPAllowList)
+	if err != nil {
+		return err
+	}
+	ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?", a.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		_, err := tx.ExecContext(ctx, s.q("INSERT INTO apps ("+appCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			a.ID, a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash,
+			a.PrevSecretHash, store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.CreatedAt), store.UnixMS(a.UpdatedAt),
+			a.ClientCertSHA256, a.Home)
+		return err
+	}
+	q := `UPDATE apps SET app_type = ?, app_code = ?, name = ?, status = ?, ip_allow_list = ?, rate_limit = ?,
+		rate_burst = ?, client_cert_sha256 = ?, updated_at = ?, home = ?`
+	args := []any{a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.ClientCertSHA256,
+		store.UnixMS(a.UpdatedAt), a.Home}
+	if w.WithSecrets {
+		q += ", secret_hash = ?, prev_secret_hash = ?, prev_secret_expires = ?"
+		args = append(args, a.SecretHash, a.PrevSecretHash, store.UnixMS(a.PrevSecretExpires))
+	}
+	_, err = tx.ExecContext(ctx, s.q(q+" WHERE id = ?"), append(args, a.ID)...)
+	return err
+}

@@ -1,0 +1,129 @@
+package storetest
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/uias/uias/services/identity"
+)
+
+// testApplyReplica: the writes of a batch apply in order in one
+// transaction; a write not above its object's version is STALE; one that
+// collides with a row here (a login name taken, a missing org) is CONFLICT
+// and leaves the others; passwords and secrets are written only when the
+// write says so; the top of a peer's subtree hangs under the root; replicas
+// write no events.
+func testApplyReplica(t *testing.T, f *fixture) {
+	root := f.org("")
+	local := f.user(root.ID)
+	before := f.outbox()
+	top := &identity.Org{ID: f.id("org"), Code: "peer-top", Name: "Peer top", ParentID: "elsewhere-root",
+		Status: identity.StatusActive, CreatedAt: base, UpdatedAt: base}
+	u := f.newUser(top.ID)
+	u.PasswordHash = "argon-hash"
+	a := &identity.App{ID: f.id("app"), Type: "OA", Code: "peer-app", Name: "Peer app", Status: identity.AppActive,
+		SecretHash: "secret-hash", Home: "peer", CreatedAt: base, UpdatedAt: base}
+	clash := f.newUser(top.ID)
+	clash.LoginName = local.LoginName
+	g := &identity.Group{ID: f.id("grp"), Code: "peer-group", Name: "Peer group", OrgID: top.ID, CreatedAt: base}
+	l := &identity.AccountLink{ID: f.id("lnk"), UserID: u.ID, AppID: a.ID, AppAccountID: "acct", Status: identity.StatusActive,
+		CreatedAt: base}
+	w := func(kind, id string, v uint64, op string) identity.ReplicaWrite {
+		return identity.ReplicaWrite{Kind: kind, ID: id, Origin: "peer", Version: v, EventID: kind + "-" + id, Op: op}
+	}
+	ws := []identity.ReplicaWrite{
+		w("org", top.ID, 1, identity.ReplicaUpsert),
+		w("user", u.ID, 2, identity.ReplicaUpsert),
+		w("app", a.ID, 3, identity.ReplicaUpsert),
+		w("user", clash.ID, 4, identity.ReplicaUpsert),
+		w("group", g.ID, 5, identity.ReplicaUpsert),
+		w("group", g.ID, 6, identity.ReplicaMemberAdd),
+		w("link", l.ID, 7, identity.ReplicaUpsert),
+		w("user", f.id("usr"), 8, identity.ReplicaUpsert),
+	}
+	ws[0].Org, ws[0].AttachToRoot = top, true
+	ws[1].User, ws[1].WithPassword = u, true
+	ws[2].App, ws[2].WithSecrets = a, true
+	ws[3].User = clash
+	ws[4].Group = g
+	ws[5].Member = u.ID
+	ws[6].Link = l
+	ws[7].User = f.newUser("no-such-org")
+	out, err := f.s.ApplyReplica(f.ctx, ws)
+	must(t, err)
+	want := []identity.ReplicaOutcome{identity.ReplicaApplied, identity.ReplicaApplied, identity.ReplicaApplied,
+		identity.ReplicaConflict, identity.ReplicaApplied, identity.ReplicaApplied, identity.ReplicaApplied, identity.ReplicaConflict}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("outcomes %v, want %v", out, want)
+	}
+	if f.count != nil && f.outbox() != before {
+		t.Fatal("applying replicas wrote events")
+	}
+	o, err := f.s.GetOrg(f.ctx, top.ID)
+	must(t, err)
+	if o.ParentID != root.ID || o.Path != root.Path+top.ID+"/" {
+		t.Fatalf("top of the peer subtree: parent %q path %q", o.ParentID, o.Path)
+	}
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	if got.PasswordHash != "argon-hash" || got.LoginName != u.LoginName || got.OrgID != top.ID {
+		t.Fatalf("replica user %+v", got)
+	}
+	ga, err := f.s.GetApp(f.ctx, a.ID)
+	must(t, err)
+	if ga.SecretHash != "secret-hash" || ga.Home != "peer" {
+		t.Fatalf("replica app %+v", ga)
+	}
+	gg, err := f.s.GetGroup(f.ctx, g.ID)
+	must(t, err)
+	if !reflect.DeepEqual(gg.MemberIDs, []string{u.ID}) {
+		t.Fatalf("members %v", gg.MemberIDs)
+	}
+	if _, err := f.s.GetLink(f.ctx, l.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// Again: nothing above the versions applied.
+	out, err = f.s.ApplyReplica(f.ctx, ws)
+	must(t, err)
+	for i, oc := range out {
+		if oc != identity.ReplicaStale {
+			t.Fatalf("redelivered write %d: %s", i, oc)
+		}
+	}
+	// A later change without the password keeps the hash; an older one is
+	// stale; a delete removes the link.
+	u2 := *u
+	u2.DisplayName, u2.PasswordHash = "Renamed", ""
+	a2 := *a
+	a2.Name, a2.SecretHash = "Renamed app", ""
+	ws = []identity.ReplicaWrite{w("user", u.ID, 9, identity.ReplicaUpsert), w("user", u.ID, 5, identity.ReplicaUpsert),
+		w("app", a.ID, 10, identity.ReplicaUpsert), w("link", l.ID, 11, identity.ReplicaDelete),
+		w("group", g.ID, 12, identity.ReplicaMemberRemove)}
+	ws[0].User, ws[1].User, ws[2].App, ws[4].Member = &u2, u, &a2, u.ID
+	out, err = f.s.ApplyReplica(f.ctx, ws)
+	must(t, err)
+	want = []identity.ReplicaOutcome{identity.ReplicaApplied, identity.ReplicaStale, identity.ReplicaApplied,
+		identity.ReplicaApplied, identity.ReplicaApplied}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("outcomes %v, want %v", out, want)
+	}
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	if got.DisplayName != "Renamed" || got.PasswordHash != "argon-hash" {
+		t.Fatalf("replica user after update %+v", got)
+	}
+	ga, err = f.s.GetApp(f.ctx, a.ID)
+	must(t, err)
+	if ga.Name != "Renamed app" || ga.SecretHash != "secret-hash" {
+		t.Fatalf("replica app after update %+v", ga)
+	}
+	if _, err := f.s.GetLink(f.ctx, l.ID); err == nil {
+		t.Fatal("deleted link still there")
+	}
+	gg, err = f.s.GetGroup(f.ctx, g.ID)
+	must(t, err)
+	if len(gg.MemberIDs) != 0 {
+		t.Fatalf("members %v", gg.MemberIDs)
+	}
+}
