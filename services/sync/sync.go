@@ -54,6 +54,11 @@ type Change struct {
 	// object's data (field by field), anything else replaces it.
 	Data json.RawMessage
 	Time time.Time
+	// Subject and Payload are the event's subject and payload as written,
+	// for the component that owns the object to apply (identity's replica,
+	// which may carry hashes): the sync tables never keep them.
+	Subject string
+	Payload []byte
 }
 
 // Object is the replica of one object.
@@ -107,7 +112,7 @@ type Item struct {
 // from its JSON payload ({"id": ..., "data": ...}, as identity and authz
 // write them).
 func ParseChange(eventID, subject string, payload []byte, origin string, version uint64, at time.Time) (Change, error) {
-	c := Change{EventID: eventID, Origin: origin, Version: version, Time: at}
+	c := Change{EventID: eventID, Origin: origin, Version: version, Time: at, Subject: subject, Payload: payload}
 	rest, ok := strings.CutPrefix(subject, SubjectPrefix)
 	parts := strings.Split(rest, ".")
 	if !ok || len(parts) < 3 {

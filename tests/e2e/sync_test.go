@@ -17,6 +17,7 @@ import (
 	"github.com/uias/uias/pkg/events"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/services/sync/applier"
 	synccomponent "github.com/uias/uias/services/sync/component"
 	"github.com/uias/uias/services/sync/synctest"
@@ -140,7 +141,9 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 		c.bureau = o.GetId()
 		c.e.root = c.bureau // seed puts people under e.root
 		for i := range 3 {
-			c.f = append(c.f, c.e.seed(fmt.Sprintf("oa%d", i), fmt.Sprintf("%s-p%d", c.name, i), nil, nil))
+			// Application codes, like login names, are unique across
+			// the centres (level 1 holds every bureau's).
+			c.f = append(c.f, c.e.seed(fmt.Sprintf("%s-oa%d", c.name, i), fmt.Sprintf("%s-p%d", c.name, i), nil, nil))
 		}
 		c.stop(t)
 	}
@@ -161,14 +164,17 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 		c.e.login()
 	}
 
-	// Home centres: level 2 may not write global data or outside its bureau.
-	_, err := l2[0].e.admin.CreateApp(l2[0].e.adm(), &identityv1.CreateAppRequest{AppType: "OA", AppCode: "stray", Name: "Stray"})
+	// Home centres: level 2 may not write outside its bureau; it registers
+	// its own business systems (homed there).
+	_, err := l2[0].e.admin.CreateOrg(l2[0].e.adm(), &identityv1.CreateOrgRequest{Code: "x", Name: "X", ParentId: rootOf(t, l2[0])})
 	st := wantCode(t, err, codes.FailedPrecondition, centre.ReasonElsewhere)
 	if want := `homed at centre "l1"`; !strings.Contains(st.Message(), want) {
 		t.Fatalf("message %q does not name the home centre", st.Message())
 	}
-	_, err = l2[0].e.admin.CreateOrg(l2[0].e.adm(), &identityv1.CreateOrgRequest{Code: "x", Name: "X", ParentId: rootOf(t, l2[0])})
-	wantCode(t, err, codes.FailedPrecondition, centre.ReasonElsewhere)
+	harbour, err := l2[0].e.admin.CreateApp(l2[0].e.adm(), &identityv1.CreateAppRequest{AppType: "OA", AppCode: "harbour", Name: "Harbour"})
+	if err != nil {
+		t.Fatalf("a level-2 centre registers its business systems: %v", err)
+	}
 
 	// Level 1 writes global data.
 	portal, err := l1.e.admin.CreateApp(l1.e.adm(), &identityv1.CreateAppRequest{AppType: "OA", AppCode: "portal", Name: "Portal"})
@@ -176,6 +182,9 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	up, down := applier.KindPrefixes(applier.Up), applier.KindPrefixes(applier.Down)
+	// Converged: the sync replicas and identity's tables (what a login
+	// reads) hold the same rows at level 1 and at each level-2 centre: every
+	// table of what the bureau is home for, and level 1's applications.
 	converged := func(what string) {
 		t.Helper()
 		eventuallyWithin(t, 2*time.Minute, what, func() bool {
@@ -187,11 +196,42 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 				if err1 != nil || err2 != nil || err3 != nil || err4 != nil || a != b || g1 != g2 {
 					return false
 				}
+				if l1.identityDigest(t, c.name, "") != c.identityDigest(t, c.name, "") ||
+					l1.identityDigest(t, "l1", "apps") != c.identityDigest(t, "l1", "apps") {
+					return false
+				}
 			}
 			return true
 		})
 	}
 	converged("replicas converge while connected")
+	if d := l1.identityDigest(t, "l2a", ""); !strings.Contains(d, "users:3:") || !strings.Contains(d, "apps:4:") {
+		t.Fatalf("level 1's identity holds not what l2a is home for: %s", d)
+	}
+	// A person of l2a logs in at level 1 through l2a's business system, and
+	// an application registered at level 1 logs l2a's people in at l2a.
+	f0 := l2[0].f[0]
+	res, err := l1.e.authPW(f0, f0.login, f0.password)
+	wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
+	if _, err := l2[0].e.admin.CreateAccountLink(l2[0].e.adm(), &identityv1.CreateAccountLinkRequest{UserId: f0.userID,
+		AppId: portal.GetApp().GetId(), AppAccountId: "portal-" + f0.login}); err != nil {
+		t.Fatalf("link to a level-1 application at level 2: %v", err)
+	}
+	viaPortal := fixture{appID: portal.GetApp().GetId(), secret: portal.GetAppSecret()}
+	res, err = l2[0].e.authPW(viaPortal, "portal-"+f0.login, f0.password)
+	wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
+	// Replicas refuse writes, naming their home.
+	_, err = l1.e.admin.UpdateUser(l1.e.adm(), &identityv1.UpdateUserRequest{Id: f0.userID, UpdateMask: []string{"display_name"},
+		DisplayName: "x"})
+	if st := wantCode(t, err, codes.FailedPrecondition, centre.ReasonElsewhere); !strings.Contains(st.Message(), `"l2a"`) {
+		t.Fatalf("message %q does not name the home centre", st.Message())
+	}
+	_, err = l2[0].e.admin.UpdateApp(l2[0].e.adm(), &identityv1.UpdateAppRequest{Id: portal.GetApp().GetId(),
+		UpdateMask: []string{"name"}, Name: "x"})
+	wantCode(t, err, codes.FailedPrecondition, centre.ReasonElsewhere)
+	_, err = l1.e.admin.UpdateApp(l1.e.adm(), &identityv1.UpdateAppRequest{Id: harbour.GetApp().GetId(),
+		UpdateMask: []string{"name"}, Name: "x"})
+	wantCode(t, err, codes.FailedPrecondition, centre.ReasonElsewhere)
 
 	// Cut l2a off; keep logging in and changing people on both sides.
 	cut := l2[0]
@@ -229,6 +269,12 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	if ok != logins {
 		t.Fatalf("logins at the cut-off level-2 centre: %d of %d succeeded", ok, logins)
 	}
+	// A password changed during the cut reaches level 1 after the heal.
+	moved := cut.f[1]
+	moved.password = "Cut-Off-Pass-7"
+	if _, err := cut.e.admin.SetPassword(cut.e.adm(), &identityv1.SetPasswordRequest{Id: moved.userID, Password: moved.password}); err != nil {
+		t.Fatal(err)
+	}
 	// The cut is real: once the cut-off centre's replica holds its last
 	// change, level 1's does not.
 	last := cut.f[0].userID
@@ -252,6 +298,14 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	cut.nats.Link.Heal()
 	synctest.WaitLeaf(t, cut.nats.Server, true)
 	converged("replicas converge after the heal")
+	// Level 1 logs in, with what was changed at level 2 during the cut, a
+	// person level 1 did not hold a login for until then.
+	res, err = l1.e.authPW(moved, moved.login, moved.password)
+	wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
+	res, err = l1.e.authPW(moved, moved.login, cut.f[1].password)
+	if err != nil || res.GetResultCode() == 0 {
+		t.Fatalf("level 1 accepted the password replaced during the cut: %v %v", res, err)
+	}
 
 	// Nothing lost, nothing doubled: each centre applied, once, every
 	// change its peers wrote of what they share, and skipped none.
@@ -278,6 +332,23 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 			}
 		}
 	}
+}
+
+// identityDigest is the digest of identity's tables of the rows homed at
+// home, as c sees them (only table when not ""), read in process.
+func (c *syncCentre) identityDigest(t *testing.T, home, table string) string {
+	t.Helper()
+	ds, err := c.e.app.Value(identitycomponent.Name).(*identitycomponent.Handle).Service.ReplicaDigest(context.Background(), home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := ""
+	for _, d := range ds {
+		if table == "" || d.Table == table {
+			out += fmt.Sprintf("%s:%d:%s ", d.Table, d.Rows, d.SHA256)
+		}
+	}
+	return out
 }
 
 func rootOf(t *testing.T, c *syncCentre) string {

@@ -28,9 +28,10 @@ import (
 // Subjects of the changes that travel between centres.
 var (
 	// Up are the changes a level-2 centre sends to level 1: the orgs,
-	// people, groups and account links of its own subtrees.
+	// people, groups and account links of its own subtrees, and the
+	// applications (its local business systems) it registered.
 	Up = []string{"uias.changes.identity.org.>", "uias.changes.identity.user.>", "uias.changes.identity.group.>",
-		"uias.changes.identity.link.>"}
+		"uias.changes.identity.link.>", "uias.changes.identity.app.>"}
 	// Down are the changes level 1 sends to level 2: global data
 	// (applications; roles, permissions and grants of authz).
 	Down = []string{"uias.changes.identity.app.>", "uias.changes.authz.>"}
@@ -115,6 +116,25 @@ type Options struct {
 	// Observe is told the lag of each change applied (event time to
 	// application), e.g. by a benchmark (optional).
 	Observe func(link string, lag time.Duration)
+	// Targets apply the changes of peer links to the components that own
+	// them (identity), each batch before the link's cursor moves.
+	Targets []Target
+}
+
+// Target applies the changes of a peer centre to the component that owns
+// them (e.g. identity's ReplicaService). It must apply each change at most
+// once, by version per object: the applier hands it every batch of a peer
+// link before it moves the link's cursor, so a batch redelivered after a
+// crash or an error reaches it again.
+type Target interface {
+	// Name names the component (metrics, logs).
+	Name() string
+	// Prefix is the subject prefix of the changes it takes.
+	Prefix() string
+	// Apply applies cs (in order) as changes of centre origin and returns
+	// one outcome per change (APPLIED, STALE, NOT_HOMED, IGNORED,
+	// CONFLICT).
+	Apply(ctx context.Context, origin string, cs []*usync.Change) ([]string, error)
 }
 
 // Applier applies the links of a centre.
@@ -127,8 +147,8 @@ type Applier struct {
 	mu    gosync.Mutex
 	state map[string]*linkState
 
-	applied, skipped *prometheus.CounterVec
-	lag              *prometheus.HistogramVec
+	applied, skipped, replicated *prometheus.CounterVec
+	lag                          *prometheus.HistogramVec
 }
 
 type linkState struct {
@@ -156,6 +176,9 @@ func New(js jetstream.JetStream, st usync.Store, links []Link, o Options) *Appli
 			Help: "Changes applied to the replica, by link (origin centre)."}, []string{"link"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_skipped_total",
 			Help: "Changes received and not applied (duplicate, stale, invalid), by link and reason."}, []string{"link", "reason"}),
+		replicated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_replicated_total",
+			Help: "Changes of peer links handed to the components that own them, by link, component and outcome."},
+			[]string{"link", "component", "outcome"}),
 		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "uias_sync_apply_lag_seconds",
 			Help:    "Time from a change's event time to its application here, by link.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"link"}),
@@ -164,7 +187,7 @@ func New(js jetstream.JetStream, st usync.Store, links []Link, o Options) *Appli
 		a.state[l.Name] = &linkState{}
 	}
 	if o.Metrics != nil {
-		for _, c := range []prometheus.Collector{a.applied, a.skipped, a.lag} {
+		for _, c := range []prometheus.Collector{a.applied, a.skipped, a.replicated, a.lag} {
 			if err := o.Metrics.Register(c); err != nil {
 				o.Logger.Warn("sync metrics not registered", zap.Error(err))
 			}
@@ -312,6 +335,11 @@ func (a *Applier) apply(ctx context.Context, l Link, batch []jetstream.Msg) erro
 		}
 		items = append(items, it)
 	}
+	if l.Peer {
+		if err := a.replicate(ctx, l, items); err != nil {
+			return err
+		}
+	}
 	out, err := a.st.Apply(ctx, l.Name, items, a.o.Now())
 	if err != nil {
 		return err
@@ -343,6 +371,38 @@ func (a *Applier) apply(ctx context.Context, l Link, batch []jetstream.Msg) erro
 		s.lastChange = last
 	}
 	a.mu.Unlock()
+	return nil
+}
+
+// replicate hands the changes of a batch of peer link l to the targets
+// that own them, before the batch's cursor moves: nothing is lost if the
+// process stops between the two, and the targets' version check keeps a
+// redelivered change from being applied twice.
+func (a *Applier) replicate(ctx context.Context, l Link, items []usync.Item) error {
+	for _, t := range a.o.Targets {
+		var cs []*usync.Change
+		for _, it := range items {
+			if it.Change != nil && strings.HasPrefix(it.Change.Subject, t.Prefix()) {
+				cs = append(cs, it.Change)
+			}
+		}
+		if len(cs) == 0 {
+			continue
+		}
+		out, err := t.Apply(ctx, l.Origin, cs)
+		if err != nil {
+			return fmt.Errorf("sync: apply the changes of centre %s to %s: %w", l.Origin, t.Name(), err)
+		}
+		for i, oc := range out {
+			a.replicated.WithLabelValues(l.Name, t.Name(), oc).Inc()
+			if oc == "CONFLICT" && i < len(cs) {
+				// Names the change, never its content (it may carry hashes).
+				a.o.Logger.Warn("sync: a change of a peer collides with an object of this centre; not applied",
+					zap.String("link", l.Name), zap.String("component", t.Name()), zap.String("event_id", cs[i].EventID),
+					zap.String("kind", cs[i].Kind), zap.String("object_id", cs[i].ObjectID))
+			}
+		}
+	}
 	return nil
 }
 

@@ -104,7 +104,8 @@ func TestSourcedChangesApplyOnceAndInOrderAcrossACut(t *testing.T) {
 	publish(t, js2, "uias.changes.identity.org.created", "o1", map[string]any{"name": "bureau"})
 	publish(t, js1, "uias.changes.identity.app.created", "app1", map[string]any{"name": "mail"})
 	publish(t, js1, "uias.changes.ticket.service.created", "svc1", map[string]any{})
-	publish(t, js2, "uias.changes.identity.app.created", "stray", map[string]any{}) // not sourced up
+	publish(t, js2, "uias.changes.identity.app.created", "harbour", map[string]any{}) // a level-2 business system: up
+	publish(t, js2, "uias.changes.ticket.service.created", "svc2", map[string]any{})  // stays home
 
 	digests := func(f usync.DigestFilter) error {
 		d1, err := st1.Digest(context.Background(), f)
@@ -133,8 +134,15 @@ func TestSourcedChangesApplyOnceAndInOrderAcrossACut(t *testing.T) {
 	eventually(t, "l2a applies l1's applications", func() error {
 		return digests(usync.DigestFilter{Homes: []string{"l1"}, KindPrefixes: []string{"identity.app"}})
 	})
-	if _, err := st1.Object(context.Background(), "identity.app", "stray"); err == nil {
-		t.Fatal("an application written at level 2 travelled up")
+	eventually(t, "l1 applies l2a's business system", func() error {
+		o, err := st1.Object(context.Background(), "identity.app", "harbour")
+		if err == nil && o.Home != "l2a" {
+			err = fmt.Errorf("object %+v", o)
+		}
+		return err
+	})
+	if _, err := st1.Object(context.Background(), "ticket.service", "svc2"); err == nil {
+		t.Fatal("a ticket change travelled up")
 	}
 	if _, err := st2.Object(context.Background(), "ticket.service", "svc1"); err == nil {
 		t.Fatal("a ticket change travelled down")
@@ -164,9 +172,9 @@ func TestSourcedChangesApplyOnceAndInOrderAcrossACut(t *testing.T) {
 			t.Fatalf("skipped changes without a replay: %+v", sk)
 		}
 	}
-	// 6 + 20 changes of l2a applied once at level 1.
+	// 7 + 20 changes of l2a applied once at level 1.
 	c, _ := st1.Cursor(context.Background(), "l2a")
-	if c.Applied != 26 || c.Skipped != 0 {
+	if c.Applied != 27 || c.Skipped != 0 {
 		t.Fatalf("l1's cursor of l2a: %+v", c)
 	}
 	status, err := a1.Status(context.Background())

@@ -16,6 +16,7 @@ import (
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/proto/gen/openapi"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
 	"github.com/uias/uias/services/sync/applier"
 	"github.com/uias/uias/services/sync/server"
@@ -78,19 +79,22 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, fmt.Errorf("sync migrations: %w", err)
 	}
 	st := sqlstore.New(db)
+	idc, err := env.Client("identity")
+	if err != nil {
+		return nil, err
+	}
 	var ap *applier.Applier
 	if links := cfg.Links(); len(links) > 0 {
 		_, js, err := env.NATS()
 		if err != nil {
 			return nil, err
 		}
+		// Peers' identity changes go into this centre's identity
+		// (ReplicaService), so it logs their people in.
 		ap = applier.New(js, st, links, applier.Options{Batch: cfg.Batch, Retry: cfg.Retry,
-			Logger: env.Log.Named("applier"), Metrics: env.Metrics})
+			Logger: env.Log.Named("applier"), Metrics: env.Metrics,
+			Targets: []applier.Target{identityReplicas{c: identityv1.NewReplicaServiceClient(idc)}}})
 		env.Go(ap.Run)
-	}
-	idc, err := env.Client("identity")
-	if err != nil {
-		return nil, err
 	}
 	return &module.Component{
 		Register: server.New(cfg.CentreHomes(), cfg.HomeSubtrees, st, ap).Register,
