@@ -41,8 +41,42 @@ func genDisplay(n int) string {
 
 // generatePeople adds the org tree (if missing), the application appID (if
 // missing; "" for genApp) and people [from, to) to the migrated identity
-// database db, in transactions of 100 000 people.
+// database db, in transactions of 100 000 people, through the indexes and
+// search triggers as they are (the floor of the import row).
 func generatePeople(ctx context.Context, db *store.DB, appID string, from, to int) error {
+	root, err := generateOrgs(ctx, db, appID)
+	if err != nil {
+		return err
+	}
+	users, links := peopleSQL(db, root)
+	q := db.Rebind
+	now := time.Now().UnixMilli()
+	if appID == "" {
+		appID = genApp
+	}
+	const chunk = 100_000
+	for lo := from; lo < to; lo += chunk {
+		hi := min(lo+chunk, to)
+		err := db.InTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, q(users), lo, hi, now, now); err != nil {
+				return fmt.Errorf("users: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, q(links), lo, hi, appID, now); err != nil {
+				return fmt.Errorf("links: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("generate people %d-%d: %w", lo, hi, err)
+		}
+	}
+	_, err = db.ExecContext(ctx, "ANALYZE")
+	return err
+}
+
+// generateOrgs adds the org tree and the application appID ("" for
+// genApp) if missing and returns the root org's id.
+func generateOrgs(ctx context.Context, db *store.DB, appID string) (string, error) {
 	if appID == "" {
 		appID = genApp
 	}
@@ -85,10 +119,17 @@ func generatePeople(ctx context.Context, db *store.DB, appID string, from, to in
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("generate orgs: %w", err)
+		return "", fmt.Errorf("generate orgs: %w", err)
 	}
-	// One statement per chunk: a series of n, each person's columns
-	// computed in SQL.
+	var root string
+	err = db.QueryRowContext(ctx, "SELECT id FROM orgs WHERE parent_id IS NULL").Scan(&root)
+	return root, err
+}
+
+// peopleSQL returns the statements that insert people [?, ?) (users, then
+// their links) of the tree under root: one statement per chunk, a series of
+// n, each person's columns computed in SQL.
+func peopleSQL(db *store.DB, root string) (users, links string) {
 	series := "WITH RECURSIVE s(n) AS (SELECT ? UNION ALL SELECT n + 1 FROM s WHERE n + 1 < ?) "
 	if db.Dialect == store.Postgres {
 		series = "WITH s(n) AS (SELECT generate_series(?::bigint, ?::bigint - 1)) "
@@ -105,32 +146,11 @@ func generatePeople(ctx context.Context, db *store.DB, appID string, from, to in
 		display = "substr('" + genSurname + "', (s.n % 10)::int + 1, 1) || substr('" + genGiven + "', ((s.n / 10) % 20)::int + 1, 1) || substr('" +
 			genGiven + "', ((s.n / 200) % 20)::int + 1, 1)"
 	}
-	var root string
-	if err := db.QueryRowContext(ctx, "SELECT id FROM orgs WHERE parent_id IS NULL").Scan(&root); err != nil {
-		return err
-	}
-	users := series + "INSERT INTO users (id, login_name, display_name, email, org_id, org_path, status, password_hash, created_at, updated_at) " +
+	users = series + "INSERT INTO users (id, login_name, display_name, email, org_id, org_path, status, password_hash, created_at, updated_at) " +
 		"SELECT 'u' || " + pad("s.n") + ", 'p' || " + pad("s.n") + ", " + display + ", 'p' || " + pad("s.n") + " || '@example.com', " +
 		orgOf + ", '/" + root + "/' || " + l1Of + " || '/' || " + orgOf + " || '/', " +
 		"CASE WHEN s.n % 100 = 7 THEN 2 ELSE 1 END, '{SSHA}generated', ?, ? FROM s"
-	links := series + "INSERT INTO account_links (id, user_id, app_id, app_account_id, status, created_at) " +
+	links = series + "INSERT INTO account_links (id, user_id, app_id, app_account_id, status, created_at) " +
 		"SELECT 'l' || " + pad("s.n") + ", 'u' || " + pad("s.n") + ", ?, 'acct-' || " + pad("s.n") + ", 1, ? FROM s"
-	const chunk = 100_000
-	for lo := from; lo < to; lo += chunk {
-		hi := min(lo+chunk, to)
-		err := db.InTx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, q(users), lo, hi, now, now); err != nil {
-				return fmt.Errorf("users: %w", err)
-			}
-			if _, err := tx.ExecContext(ctx, q(links), lo, hi, appID, now); err != nil {
-				return fmt.Errorf("links: %w", err)
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("generate people %d-%d: %w", lo, hi, err)
-		}
-	}
-	_, err = db.ExecContext(ctx, "ANALYZE")
-	return err
+	return users, links
 }

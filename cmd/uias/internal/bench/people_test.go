@@ -3,63 +3,113 @@ package bench
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 // The generated people are what the listings expect: the org tree, the
-// subtree paths, the search index (filled by the triggers) and the links.
+// subtree paths, the search index (filled by the triggers) and the links;
+// generatePeopleBulk (indexes and triggers set aside, then made again)
+// leaves the same store with the same schema.
 func TestGeneratePeople(t *testing.T) {
 	ctx := context.Background()
-	for name, db := range storetest.DBs(t) {
-		t.Run(name, func(t *testing.T) {
-			if err := sqlstore.Migrate(ctx, db); err != nil {
-				t.Fatal(err)
-			}
-			if err := generatePeople(ctx, db, "", 0, 3000); err != nil {
-				t.Fatal(err)
-			}
-			s := sqlstore.New(db)
-			u, err := s.GetUser(ctx, genUserID(1234))
-			if err != nil || u.LoginName != genLogin(1234) || u.DisplayName != genDisplay(1234) || u.OrgID != genL2ID(234) {
-				t.Fatalf("person 1234: %+v %v", u, err)
-			}
-			list, _, err := s.ListUsers(ctx, identity.UserFilter{OrgID: genL1ID(4), Subtree: true}, identity.Page{Size: 500})
-			if err != nil || len(list) != 300 {
-				t.Fatalf("subtree of %s: %d people, %v", genL1ID(4), len(list), err)
-			}
-			list, _, err = s.ListUsers(ctx, identity.UserFilter{Query: genLogin(2345)[2:]}, identity.Page{})
-			if err != nil || len(list) != 1 || list[0].ID != genUserID(2345) {
-				t.Fatalf("search by login: %v %v", list, err)
-			}
-			list, _, err = s.ListUsers(ctx, identity.UserFilter{Query: genDisplay(17)}, identity.Page{Size: 500})
-			if err != nil || len(list) == 0 {
-				t.Fatalf("search by name %s: %v", genDisplay(17), err)
-			}
-			for _, u := range list {
-				if u.DisplayName != genDisplay(17) {
-					t.Fatalf("search by name %s found %s", genDisplay(17), u.DisplayName)
+	gens := map[string]func(db *store.DB, from, to int) error{
+		"rows": func(db *store.DB, from, to int) error { return generatePeople(ctx, db, "", from, to) },
+		"bulk": func(db *store.DB, from, to int) error { return generatePeopleBulk(ctx, db, "", from, to, io.Discard) },
+	}
+	for gname, gen := range gens {
+		for name, db := range storetest.DBs(t) {
+			t.Run(gname+"/"+name, func(t *testing.T) {
+				if err := sqlstore.Migrate(ctx, db); err != nil {
+					t.Fatal(err)
 				}
-			}
-			links, _, err := s.ListLinks(ctx, identity.LinkFilter{UserID: genUserID(99)}, identity.Page{})
-			if err != nil || len(links) != 1 || links[0].AppAccountID != genLinkAcct(99) {
-				t.Fatalf("links of person 99: %v %v", links, err)
-			}
-			// Adding more people later leaves the first ones alone.
-			if err := generatePeople(ctx, db, "", 3000, 3100); err != nil {
-				t.Fatal(err)
-			}
-			var n int
-			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM users").Scan(&n); err != nil || n != 3100 {
-				t.Fatalf("people: %d %v", n, err)
-			}
-		})
+				schema := schemaOf(t, db)
+				if err := gen(db, 0, 3000); err != nil {
+					t.Fatal(err)
+				}
+				checkGenerated(t, db, 3000)
+				// Adding more people later leaves the first ones alone.
+				if err := gen(db, 3000, 3100); err != nil {
+					t.Fatal(err)
+				}
+				checkGenerated(t, db, 3100)
+				if got := schemaOf(t, db); got != schema {
+					t.Fatalf("schema after generating:\n%s\nwant:\n%s", got, schema)
+				}
+				if busy, err := generating(ctx, db); err != nil || busy {
+					t.Fatalf("generating after the end: %v %v", busy, err)
+				}
+			})
+		}
+	}
+}
+
+// schemaOf lists the indexes and triggers of a SQLite store ("" for
+// PostgreSQL).
+func schemaOf(t *testing.T, db *store.DB) string {
+	t.Helper()
+	if db.Dialect != store.SQLite {
+		return ""
+	}
+	rows, err := db.QueryContext(context.Background(), "SELECT type || ' ' || name || ': ' || COALESCE(sql, '') FROM sqlite_master "+
+		"WHERE type IN ('index', 'trigger', 'table') AND name NOT LIKE 'sqlite_stat%' ORDER BY type, name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(s + "\n")
+	}
+	return b.String()
+}
+
+func checkGenerated(t *testing.T, db *store.DB, people int) {
+	t.Helper()
+	ctx := context.Background()
+	s := sqlstore.New(db)
+	u, err := s.GetUser(ctx, genUserID(1234))
+	if err != nil || u.LoginName != genLogin(1234) || u.DisplayName != genDisplay(1234) || u.OrgID != genL2ID(234) {
+		t.Fatalf("person 1234: %+v %v", u, err)
+	}
+	list, _, err := s.ListUsers(ctx, identity.UserFilter{OrgID: genL1ID(4), Subtree: true}, identity.Page{Size: 500})
+	if err != nil || len(list) != people/10 {
+		t.Fatalf("subtree of %s: %d people, %v", genL1ID(4), len(list), err)
+	}
+	for _, n := range []int{2345, people - 1} {
+		list, _, err = s.ListUsers(ctx, identity.UserFilter{Query: genLogin(n)[2:]}, identity.Page{})
+		if err != nil || len(list) != 1 || list[0].ID != genUserID(n) {
+			t.Fatalf("search by login %d: %v %v", n, list, err)
+		}
+	}
+	list, _, err = s.ListUsers(ctx, identity.UserFilter{Query: genDisplay(17)}, identity.Page{Size: 500})
+	if err != nil || len(list) == 0 {
+		t.Fatalf("search by name %s: %v", genDisplay(17), err)
+	}
+	for _, u := range list {
+		if u.DisplayName != genDisplay(17) {
+			t.Fatalf("search by name %s found %s", genDisplay(17), u.DisplayName)
+		}
+	}
+	links, _, err := s.ListLinks(ctx, identity.LinkFilter{UserID: genUserID(99)}, identity.Page{})
+	if err != nil || len(links) != 1 || links[0].AppAccountID != genLinkAcct(99) {
+		t.Fatalf("links of person 99: %v %v", links, err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM users").Scan(&n); err != nil || n != people {
+		t.Fatalf("people: %d %v", n, err)
 	}
 }
 
@@ -139,5 +189,54 @@ func TestScaleIO(t *testing.T) {
 	}
 	if strings.Contains(out, "ERROR") {
 		t.Fatalf("a row reports an error:\n%s", out)
+	}
+}
+
+// cancelOn cancels when a line containing what is written.
+type cancelOn struct {
+	what   string
+	cancel context.CancelFunc
+}
+
+func (c cancelOn) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.what) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// A bulk generation stopped at any step resumes where it stopped and
+// leaves the same store.
+func TestGeneratePeopleBulkResumes(t *testing.T) {
+	defer func(n int) { bulkChunk = n }(bulkChunk)
+	bulkChunk = 1000
+	for _, step := range []string{"people (", "search keys", "search index", "index users_org_id_idx", "trigger"} {
+		t.Run(step, func(t *testing.T) {
+			db := storetest.OpenSQLite(t)
+			ctx := context.Background()
+			if err := sqlstore.Migrate(ctx, db); err != nil {
+				t.Fatal(err)
+			}
+			schema := schemaOf(t, db)
+			stop, cancel := context.WithCancel(ctx)
+			if err := generatePeopleBulk(stop, db, "", 0, 3000, cancelOn{step, cancel}); err == nil {
+				t.Fatal("not stopped")
+			}
+			busy, err := generating(ctx, db)
+			if err != nil || !busy {
+				t.Fatalf("generating after a stop: %v %v", busy, err)
+			}
+			var have int
+			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM users").Scan(&have); err != nil {
+				t.Fatal(err)
+			}
+			if err := generatePeopleBulk(ctx, db, "", have, 3000, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			checkGenerated(t, db, 3000)
+			if got := schemaOf(t, db); got != schema {
+				t.Fatalf("schema after a resumed run:\n%s\nwant:\n%s", got, schema)
+			}
+		})
 	}
 }

@@ -159,9 +159,14 @@ func runScale(ctx context.Context, o *scaleOptions, stdout, stderr io.Writer) er
 			return nil, nil, 0, err
 		}
 		start := time.Now()
-		if have < n {
+		busy, err := generating(ctx, db)
+		if err != nil {
+			_ = db.Close()
+			return nil, nil, 0, err
+		}
+		if have < n || busy {
 			fmt.Fprintf(stderr, "uias bench scale: generating %d people in %s\n", n-have, name)
-			if err := generatePeople(ctx, db, "", have, n); err != nil {
+			if err := generatePeopleBulk(ctx, db, "", have, n, stderr); err != nil {
 				_ = db.Close()
 				return nil, nil, 0, err
 			}
@@ -394,7 +399,7 @@ func scaleAuth(ctx context.Context, o *scaleOptions, rep *scaleReport, stderr io
 	if err != nil {
 		return err
 	}
-	err = generatePeople(ctx, db, e.appID, 0, o.people)
+	err = generatePeopleBulk(ctx, db, e.appID, 0, o.people, stderr)
 	_ = db.Close()
 	if err != nil {
 		return err
