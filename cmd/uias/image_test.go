@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -247,6 +248,68 @@ func TestMakeImageWithoutBuilder(t *testing.T) {
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestImageBuildIsStaticLibargon2 checks, without building, what the
+// image's build stage runs where no container builder or libargon2-dev is
+// available (TestStaticImageBinary builds it where the library is): the
+// stage installs libargon2-dev (the opt-in C build) before building, and
+// scripts/build-static.sh builds with cgo, -tags libargon2 with the pure-Go
+// resolver and user lookup, linked externally and statically, reproducibly
+// (-trimpath, no VCS stamping), and stops when the library is missing.
+// The build context leaves out local build output and the git directory.
+func TestImageBuildIsStaticLibargon2(t *testing.T) {
+	root := repoRoot(t)
+	_, stages := parseDockerfile(t, filepath.Join(root, "deploy", "Dockerfile"))
+	var order []string
+	for _, s := range stages[:len(stages)-1] {
+		for _, in := range s.instr {
+			switch {
+			case in.cmd == "COPY" && strings.HasPrefix(in.args, "scripts/ "):
+				order = append(order, "copy scripts")
+			case in.cmd == "RUN" && strings.Contains(in.args, "scripts/install-libargon2.sh"):
+				order = append(order, "install libargon2")
+			case in.cmd == "RUN" && strings.Contains(in.args, "scripts/build-static.sh"):
+				order = append(order, "build")
+			}
+		}
+	}
+	if want := []string{"copy scripts", "install libargon2", "build"}; strings.Join(order, ",") != strings.Join(want, ",") {
+		t.Errorf("build stage steps %q, want %q", order, want)
+	}
+
+	script, err := os.ReadFile(filepath.Join(root, "scripts", "build-static.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var build string
+	for _, l := range strings.Split(strings.ReplaceAll(string(script), "\\\n", " "), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "go build") {
+			build = l
+		}
+	}
+	for _, want := range []string{"-trimpath", "-tags libargon2,netgo,osusergo", "-linkmode=external",
+		"-extldflags=-static", "./cmd/uias"} {
+		if !strings.Contains(build, want) {
+			t.Errorf("scripts/build-static.sh: go build lacks %s: %s", want, strings.TrimSpace(build))
+		}
+	}
+	for _, want := range []string{"CGO_ENABLED=1", "-buildvcs=false", "LIBARGON2=1 scripts/buildtags.sh"} {
+		if !bytes.Contains(script, []byte(want)) {
+			t.Errorf("scripts/build-static.sh lacks %s", want)
+		}
+	}
+
+	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Fields(string(ignore))
+	for _, want := range []string{".git", "bin", ".bin", "data"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf(".dockerignore does not leave out %s", want)
 		}
 	}
 }
