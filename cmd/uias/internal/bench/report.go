@@ -244,9 +244,9 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		oursLabel: "refusal p99, waves of 10 N callers", floorLabel: "p99 of the calls served in the same waves",
 		explain: "Waves of 10 N simultaneous Authenticate calls (N as in the burst). A password check whose projected " +
 			"wait for a hash worker does not fit identity.max_hash_wait" + waitCap + " gets RESOURCE_EXHAUSTED " +
-			"OVERLOADED (legacy -6) at once, at the point where its hash would start: after the app credential " +
-			"check and the account reads that every verdict needs (verdicts that need no hash, such as an unknown " +
-			"account, are never refused). Ours is the p99 latency of those refusals (the share refused in " +
+			"OVERLOADED (legacy -6) at once: after the app credential check and the account reads that every " +
+			"verdict needs (verdicts that need no hash, such as an unknown account, are never refused), before " +
+			"the login gate's store writes. Ours is the p99 latency of those refusals (the share refused in " +
 			"brackets), against the p99 latency of the calls of the same waves that were served (each waited for " +
 			"its worker and its hash). A refusal queued behind the hashes would take as long as a served call " +
 			"(ratio 1); goal: at most half."}
