@@ -8,7 +8,7 @@ package crypto
 // to the next, checked bit for bit against golang.org/x/crypto/argon2 in
 // the tests (build with -tags libargon2 and cgo for the C reference
 // library; see docs/operators.md).
-const Argon2Implementation = "pure Go (pkg/crypto, RFC 9106; worker memory reused)"
+const Argon2Implementation = "pkg/crypto (pure Go after RFC 9106, worker memory reused)"
 
 // Argon2Cgo reports whether argon2id runs in C (the libargon2 build).
 const Argon2Cgo = false
