@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,14 +41,20 @@ import (
 const (
 	callers  = 50
 	leaseTTL = 5 * time.Second
-	// hangAfter is when a login without an answer counts as a hang: beyond
-	// the 30 s a check may wait for a hash worker here (UIAS_MAX_HASH_WAIT
-	// below), which a starved CI machine may use up.
-	hangAfter = 45 * time.Second
-	// settleWithin bounds, generously, how long after a fault or its end
-	// failures may go on (2 loaded cores: no tighter timing is asserted;
-	// the times are printed).
-	settleWithin = 30 * time.Second
+	// hangAfter is when a login attempt without an answer counts as a hang
+	// (issue 14: never a hang). The cluster runs with the default max hash
+	// wait (3 s): a check that cannot start its hash within it is refused
+	// at once with 429 OVERLOADED, which the load retries as a client does
+	// (retryOverloaded). The issue asks 10 s; at a load average of 50 on 2
+	// cores successful logins took up to 14 s (p99 10-12 s, retries
+	// included; the machine, not a fault: the same in every scenario), so
+	// 20 s.
+	hangAfter = 20 * time.Second
+	// pgSettle is how long after PostgreSQL answers again a login sent then
+	// may still fail: the pools find and replace their broken connections.
+	// (Counted by when the request was sent: on a loaded machine answers
+	// of requests sent during the outage arrive seconds after it.)
+	pgSettle = 5 * time.Second
 )
 
 // cluster is a running scripts/cluster.sh cluster.
@@ -66,11 +73,7 @@ func (c *cluster) sh(args ...string) string {
 		"UIAS_CLUSTER_LEASE_TTL="+strconv.Itoa(int(leaseTTL.Seconds())),
 		// Cheap hashes keep the loads short; the hash workers and the wait
 		// stay as configured by default.
-		"UIAS_ARGON2_MEMORY_KIB=8192", "UIAS_ARGON2_TIME=1", "UIAS_ARGON2_THREADS=1",
-		// 50 closed-loop callers queue for the hash workers of a busy
-		// machine; a long wait keeps overload refusals (429 OVERLOADED)
-		// out of what these tests count: the faults.
-		"UIAS_MAX_HASH_WAIT=30s")
+		"UIAS_ARGON2_MEMORY_KIB=8192", "UIAS_ARGON2_TIME=1", "UIAS_ARGON2_THREADS=1")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -224,10 +227,11 @@ func (c *cluster) seed() (users []user, admin identityv1.AdminServiceClient, adm
 	return users, admin, adminCtx, root
 }
 
-// failure is one failed login of the load.
+// failure is one failed login of the load: when its answer came (or the
+// client gave up) and when it was sent.
 type failure struct {
-	at   time.Time
-	what string
+	at, sent time.Time
+	what     string
 }
 
 // load is 50 callers logging in through the gateways, one account each.
@@ -237,6 +241,13 @@ type load struct {
 	c        *cluster
 	users    []user
 	sent, ok atomic.Int64
+	// refused counts 429 OVERLOADED answers, each retried after its
+	// Retry-After (not failures: the documented back-pressure).
+	refused atomic.Int64
+	// lat holds the time each successful login took, retries included.
+	lat []time.Duration
+	// slowest is the longest time an answered attempt took (ns).
+	slowest  atomic.Int64
 	mu       sync.Mutex
 	failures []failure
 	stop     chan struct{}
@@ -258,21 +269,59 @@ func (c *cluster) startLoad(users []user) *load {
 				default:
 				}
 				l.sent.Add(1)
-				if what := l.login(u, body); what != "" {
-					l.mu.Lock()
-					l.failures = append(l.failures, failure{time.Now(), what})
-					l.mu.Unlock()
+				start := time.Now()
+				what := l.retryOverloaded(u, body)
+				if what == abandoned {
+					l.sent.Add(-1)
+					return
+				}
+				l.mu.Lock()
+				if what != "" {
+					l.failures = append(l.failures, failure{time.Now(), start, what})
 				} else {
 					l.ok.Add(1)
+					l.lat = append(l.lat, time.Since(start))
 				}
+				l.mu.Unlock()
 			}
 		})
 	}
 	return l
 }
 
-// login answers "" or what went wrong.
-func (l *load) login(u user, body []byte) string {
+// overloaded marks the answer of a login refused for hashing capacity;
+// abandoned, a login whose retry the end of the load cut short (not
+// counted).
+const (
+	overloaded = "429 OVERLOADED"
+	abandoned  = "abandoned"
+)
+
+// retryOverloaded logs in, and while the answer is 429 OVERLOADED waits its
+// Retry-After (jittered) and tries again, as the integrator documentation
+// asks of clients; a login refused for longer than a minute fails.
+func (l *load) retryOverloaded(u user, body []byte) string {
+	start := time.Now()
+	for {
+		what, retry := l.login(u, body)
+		if what != overloaded {
+			return what
+		}
+		l.refused.Add(1)
+		if time.Since(start) > time.Minute {
+			return "refused (429 OVERLOADED) for a minute"
+		}
+		select {
+		case <-l.stop:
+			return abandoned
+		case <-time.After(retry/2 + time.Duration(rand.Int64N(int64(retry)))):
+		}
+	}
+}
+
+// login answers "" or what went wrong (overloaded, with the Retry-After,
+// for a 429 OVERLOADED).
+func (l *load) login(u user, body []byte) (string, time.Duration) {
 	var last string
 	n := len(l.c.gws)
 	first := int(l.next.Add(1))
@@ -285,10 +334,16 @@ func (l *load) login(u user, body []byte) string {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Uias-App-Id", u.appID)
 		req.Header.Set("X-Uias-App-Secret", u.secret)
+		sent := time.Now()
 		resp, err := l.client.Do(req)
+		if err == nil {
+			took := int64(time.Since(sent))
+			for cur := l.slowest.Load(); took > cur && !l.slowest.CompareAndSwap(cur, took); cur = l.slowest.Load() {
+			}
+		}
 		if err != nil {
 			if strings.Contains(err.Error(), "Client.Timeout") {
-				return fmt.Sprintf("hang: no answer within %s", hangAfter)
+				return fmt.Sprintf("hang: no answer within %s", hangAfter), 0
 			}
 			last = "connection: " + err.Error()
 			continue // the balancer tries the next gateway
@@ -298,21 +353,28 @@ func (l *load) login(u user, body []byte) string {
 		var out map[string]any
 		_ = json.Unmarshal(raw, &out)
 		if resp.StatusCode == 200 && out["result_code"] == float64(0) {
-			return ""
+			return "", 0
 		}
-		return fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(raw))
+		if resp.StatusCode == http.StatusTooManyRequests && bytes.Contains(raw, []byte(`"OVERLOADED"`)) {
+			secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+			if err != nil || secs < 1 {
+				secs = 1
+			}
+			return overloaded, time.Duration(min(secs, 5)) * time.Second
+		}
+		return fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(raw)), 0
 	}
-	return last
+	return last, 0
 }
 
-// lastFailure is when the last failure so far happened (zero: none).
-func (l *load) lastFailure() time.Time {
+// lastFailure is the last failure so far (zero: none).
+func (l *load) lastFailure() failure {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.failures) == 0 {
-		return time.Time{}
+		return failure{}
 	}
-	return l.failures[len(l.failures)-1].at
+	return l.failures[len(l.failures)-1]
 }
 
 // finish stops the load and reports it.
@@ -330,6 +392,16 @@ func (l *load) finish(t *testing.T, scenario string, fault time.Time) (sent, ok 
 	}
 	fmt.Printf("chaos %-36s sent %6d, succeeded %6d, failed %4d (%.3f%%), recovery %s\n", scenario+":", sent, ok, len(fails),
 		100*float64(len(fails))/float64(max(sent, 1)), recovery.Round(10*time.Millisecond))
+	l.mu.Lock()
+	lat := slices.Clone(l.lat)
+	l.mu.Unlock()
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		fmt.Printf("    successful logins took p50 %s, p99 %s, at most %s (retries included); %d answers 429 OVERLOADED, retried; "+
+			"slowest answered attempt %s\n",
+			lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond),
+			lat[len(lat)-1].Round(time.Millisecond), l.refused.Load(), time.Duration(l.slowest.Load()).Round(time.Millisecond))
+	}
 	for k, n := range kinds {
 		fmt.Printf("    %4d x %s\n", n, k)
 	}
@@ -387,9 +459,10 @@ func TestChaos(t *testing.T) {
 		if float64(len(fails)) > 0.001*float64(sent) {
 			t.Errorf("%d of %d calls failed (> 0.1%%)", len(fails), sent)
 		}
-		// Routing moves away within the lease TTL on a quiet machine; here
-		// only a route that never moves away fails the test.
-		if recovery > leaseTTL+settleWithin {
+		// Routing moves away from the dead replica within the lease TTL
+		// (at once, in fact: the gateways' connections to it fail and
+		// in-flight logins are retried on the other replica).
+		if recovery > leaseTTL {
 			t.Errorf("calls still failed %s after the kill (lease TTL %s)", recovery, leaseTTL)
 		}
 		if served <= 5 {
@@ -503,14 +576,16 @@ func TestChaos(t *testing.T) {
 		sleep(2 * time.Second)
 		fault := time.Now()
 		c.sh("stop", "pg")
+		down := time.Now()
 		sleep(3 * time.Second)
 		c.sh("start", "pg")
 		up := time.Now()
 		// The load goes on until 5 s pass without a failure (at least 8 s),
-		// or until settleWithin + 5 s: failures after settleWithin fail it.
-		for time.Since(up) < 8*time.Second || (time.Since(l.lastFailure()) < 5*time.Second && time.Since(up) < settleWithin+5*time.Second) {
+		// or until pgSettle + 10 s: failures after pgSettle fail it.
+		for time.Since(up) < 8*time.Second || (time.Since(l.lastFailure().at) < 5*time.Second && time.Since(up) < pgSettle+20*time.Second) {
 			sleep(500 * time.Millisecond)
 		}
+		last := l.lastFailure()
 		acked := w.finish()
 		sent, ok, fails, recovery := l.finish(t, "PostgreSQL restarted (3 s down)", fault)
 		totalOK.Add(ok)
@@ -519,13 +594,17 @@ func TestChaos(t *testing.T) {
 				t.Errorf("a failure that is not 503 / -6: %s", shorten(f.what))
 				break
 			}
-			if f.at.After(up.Add(settleWithin)) {
-				t.Errorf("failures went on %s after PostgreSQL was back: %s", f.at.Sub(up).Round(time.Millisecond), shorten(f.what))
+			if f.sent.After(up.Add(pgSettle)) {
+				t.Errorf("a login sent %s after PostgreSQL was back failed: %s", f.sent.Sub(up).Round(time.Millisecond), shorten(f.what))
 				break
 			}
 		}
 		_ = sent
 		_ = recovery
+		fmt.Printf("    PostgreSQL stopped in %s, down %s, back answering %s after the fault; the last failed login was "+
+			"sent %s and answered %s after that\n",
+			down.Sub(fault).Round(10*time.Millisecond), up.Sub(down).Round(10*time.Millisecond),
+			up.Sub(fault).Round(10*time.Millisecond), last.sent.Sub(up).Round(10*time.Millisecond), last.at.Sub(up).Round(10*time.Millisecond))
 		lost := 0
 		for _, id := range acked {
 			if _, err := admin.GetGroup(adminCtx, &identityv1.GetGroupRequest{Id: id}); err != nil {
