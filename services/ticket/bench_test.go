@@ -2,6 +2,7 @@ package ticket_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,4 +72,36 @@ func TestTicketEndsWithSession(t *testing.T) {
 	if v := f.validate(t, st, svcA); v.Valid || v.Code != ticket.CodeInvalidTicket {
 		t.Fatalf("ticket past its session's end: %+v", v)
 	}
+}
+
+// BenchmarkIssueValidateParallel is BenchmarkIssueValidate from 50
+// goroutines over 64 sessions (as `uias bench --only ticket` calls it).
+func BenchmarkIssueValidateParallel(b *testing.B) {
+	f := newFixture(b, ticket.Config{})
+	ctx := context.Background()
+	var tgts []string
+	for range 64 {
+		tgt, _, err := f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "u", AuthLevel: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tgts = append(tgts, tgt)
+	}
+	var next atomic.Uint64
+	b.SetParallelism(25)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			st, _, err := f.svc.IssueServiceTicket(ctx, tgts[next.Add(1)%64], svcA, false)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA})
+			if err != nil || !v.Valid {
+				b.Error(v, err)
+				return
+			}
+		}
+	})
 }

@@ -181,6 +181,19 @@ func (s *Service) liveSession(ctx context.Context, id string) (*Session, uint64,
 	return sess, rev, nil
 }
 
+// sessionToUpdate is liveSession for a caller that writes the session back
+// with UpdateSession expecting its revision: unless fresh, the store's
+// recent copy may answer (a copy made stale elsewhere makes that update
+// fail with ErrConflict, and the caller retries fresh).
+func (s *Service) sessionToUpdate(ctx context.Context, id string, fresh bool) (*Session, uint64, error) {
+	if !fresh {
+		if sess, rev, ok := s.store.CachedSession(id); ok && s.now().Before(sess.Expiry(s.cfg.TGTIdle)) {
+			return sess, rev, nil
+		}
+	}
+	return s.liveSession(ctx, id)
+}
+
 // GetSession returns the live session of tgt.
 func (s *Service) GetSession(ctx context.Context, tgt string) (*Session, error) {
 	if !validTGT(tgt) {
@@ -258,7 +271,7 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 		sig signed
 	)
 	for attempt := 0; ; attempt++ {
-		sess, rev, err := s.liveSession(ctx, id)
+		sess, rev, err := s.sessionToUpdate(ctx, id, attempt > 0)
 		if err == nil && sess.AuthLevel < rs.MinAuthLevel {
 			err = ErrAuthLevelTooLow
 		}

@@ -109,7 +109,7 @@ func newFixture(t testing.TB, cfg ticket.Config) *fixture {
 	register(t, f.services, "b", ticket.RegisteredService{AppID: "app2", URL: "https://b.example.com/"})
 	register(t, f.services, "be", ticket.RegisteredService{AppID: "app3", URL: "https://backend.example.com/"})
 	register(t, f.services, "l2", ticket.RegisteredService{AppID: "app4", URL: "https://strong.example.com/", MinAuthLevel: 2})
-	f.svc, err = ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second}), MAC: f.mac,
+	f.svc, err = ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute}), MAC: f.mac,
 		Audit: f.audit, Now: f.clock.now, Config: cfg, Registry: ticket.NewRegistry(f.services, 0, nil)})
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,11 @@ type Store interface {
 	CreateSession(ctx context.Context, s *Session, ttl time.Duration) error
 	// GetSession returns the session id and its revision.
 	GetSession(ctx context.Context, id string) (*Session, uint64, error)
+	// CachedSession returns a recent copy of the session and its revision
+	// if the store holds one (no backend call; false: read it). The copy
+	// may be stale: use it only to write back with UpdateSession, which
+	// refuses a stale revision.
+	CachedSession(id string) (*Session, uint64, bool)
 	// UpdateSession replaces the session if it is still at rev (else
 	// ErrConflict), with a new time to live.
 	UpdateSession(ctx context.Context, s *Session, rev uint64, ttl time.Duration) error

@@ -129,7 +129,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
 	env.Go(func(ctx context.Context) { _ = relay.Run(ctx) })
 	registry := ticket.NewRegistry(relayKicking{services, relay}, cfg.RegistryRefresh, nil)
-	store := kvstore.New(js, kvstore.Options{Replicas: cfg.KVReplicas, Timeout: cfg.StoreTimeout})
+	store := kvstore.New(js, kvstore.Options{Replicas: cfg.KVReplicas, Timeout: cfg.StoreTimeout,
+		SessionCache: cfg.SessionCache})
 	aq := newAuditQueue(js, log.Named("audit"))
 	env.Go(aq.run)
 	svc, err := ticket.New(ticket.Deps{Store: store, MAC: signer, Audit: aq, Logger: log, Registry: registry,

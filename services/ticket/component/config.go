@@ -50,13 +50,20 @@ type Config struct {
 	// (changes made through it apply at once; 5s).
 	RegistryRefresh      time.Duration `yaml:"registry_refresh"`
 	KeyFileAllowOpenMode bool          `yaml:"key_file_allow_open_mode"`
+	// SessionCache is how long an instance may reuse its own recent copy
+	// of a session when it issues a ticket from it (1m; 0 turns it off).
+	// The session update that records the ticket expects the copy's
+	// revision, so a copy another replica made stale costs one retry and
+	// never issues from an ended session.
+	SessionCache time.Duration `yaml:"session_cache"`
 }
 
 // Defaults returns the ticket defaults (CAS's).
 func Defaults() *Config {
 	return &Config{STTTL: ticket.DefaultSTTTL, PTTTL: ticket.DefaultPTTTL, TGTIdle: ticket.DefaultTGTIdle,
 		TGTHard: ticket.DefaultTGTHard, PGTTTL: ticket.DefaultPGTTTL, Centre: ticket.DefaultCentre,
-		KVReplicas: 1, StoreTimeout: 2 * time.Second, RegistryRefresh: 5 * time.Second, CAS2Attributes: true}
+		KVReplicas: 1, StoreTimeout: 2 * time.Second, RegistryRefresh: 5 * time.Second, CAS2Attributes: true,
+		SessionCache: time.Minute}
 }
 
 // Bind implements config.Section.
@@ -74,6 +81,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.String(&c.OutboundCAFile, "UIAS_TICKET_OUTBOUND_CA_FILE", "", "")
 	b.Duration(&c.RegistryRefresh, "UIAS_TICKET_REGISTRY_REFRESH", "", "")
 	b.Bool(&c.KeyFileAllowOpenMode, "UIAS_TICKET_KEY_FILE_ALLOW_OPEN_MODE", "", "")
+	b.Duration(&c.SessionCache, "UIAS_TICKET_SESSION_CACHE", "", "")
 }
 
 // Complete implements config.Section.
@@ -127,5 +135,6 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	between("store_timeout", c.StoreTimeout, 100*time.Millisecond, time.Minute)
 	between("registry_refresh", c.RegistryRefresh, 100*time.Millisecond, time.Hour)
+	between("session_cache", c.SessionCache, 0, time.Hour)
 	return errors.Join(errs...)
 }

@@ -7,6 +7,16 @@
 //
 // Keys are hashes of ticket values (ticket.SessionID and the like): what
 // the buckets hold cannot be replayed as a ticket.
+//
+// Sessions and proxy-granting tickets are file-backed (a restart loses no
+// session). Service and proxy tickets, single use and seconds long, live in
+// a memory-storage bucket (replicated like the others on a cluster; a
+// restart of the NATS server loses the few outstanding ones, whose clients
+// get a new ticket from the live session). The replica that issued a
+// ticket keeps its record and revision in memory until it is validated or
+// expires, so validating it there is one purge expecting that revision
+// (no read); any other replica reads the ticket first. Single use is
+// decided by NATS in both cases.
 package kvstore
 
 import (
@@ -30,7 +40,13 @@ import (
 const (
 	BucketSessions = "UIAS_TICKET_SESSIONS"
 	BucketTickets  = "UIAS_TICKET_TICKETS"
+	// BucketServiceTickets holds service and proxy tickets (memory storage).
+	BucketServiceTickets = "UIAS_TICKET_ST"
 )
+
+// issuedCacheMax bounds the records of issued tickets a Store keeps in
+// memory (beyond it, validation reads the ticket from NATS).
+const issuedCacheMax = 50000
 
 // Options configure a Store.
 type Options struct {
@@ -42,7 +58,16 @@ type Options struct {
 	// MaxSessionLife bounds the sessions bucket (the hard session lifetime);
 	// records also carry their own time to live.
 	MaxSessionLife time.Duration
+	// SessionCache is how long a session read or written here may be
+	// answered from memory by CachedSession (0: never). Only ticket
+	// issuing uses it, and the update that follows expects the copy's
+	// revision, so a copy another replica made stale costs a retry, never a
+	// wrong answer.
+	SessionCache time.Duration
 }
+
+// sessionCacheMax bounds the sessions a Store keeps copies of.
+const sessionCacheMax = 50000
 
 // Store is the ticket.Store on JetStream KV.
 type Store struct {
@@ -51,7 +76,28 @@ type Store struct {
 
 	mu       sync.Mutex
 	sessions jetstream.KeyValue
-	tickets  jetstream.KeyValue
+	tickets  jetstream.KeyValue // proxy-granting tickets
+	sts      jetstream.KeyValue // service and proxy tickets
+
+	issuedMu sync.Mutex
+	issued   map[string]issuedTicket // by key, tickets this Store issued and has not seen consumed
+
+	sessMu    sync.Mutex
+	sessCache map[string]cachedSession // by session id
+}
+
+// cachedSession is a copy of a session at a revision.
+type cachedSession struct {
+	s   ticket.Session
+	rev uint64
+	at  time.Time
+}
+
+// issuedTicket is the record of a ticket this Store wrote and its revision.
+type issuedTicket struct {
+	t       *ticket.Ticket
+	rev     uint64
+	expires time.Time
 }
 
 // New returns a Store over js. The buckets are created (or updated) on
@@ -63,36 +109,41 @@ func New(js jetstream.JetStream, o Options) *Store {
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Second
 	}
-	return &Store{js: js, opts: o}
+	return &Store{js: js, opts: o, issued: map[string]issuedTicket{}, sessCache: map[string]cachedSession{}}
 }
 
 var _ ticket.Store = (*Store)(nil)
 
-// buckets returns the bucket handles, creating the buckets when needed.
-func (s *Store) buckets(ctx context.Context) (jetstream.KeyValue, jetstream.KeyValue, error) {
+// buckets returns the bucket handles (sessions, proxy-granting tickets,
+// service and proxy tickets), creating the buckets when needed.
+func (s *Store) buckets(ctx context.Context) (jetstream.KeyValue, jetstream.KeyValue, jetstream.KeyValue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sessions != nil {
-		return s.sessions, s.tickets, nil
+		return s.sessions, s.tickets, s.sts, nil
 	}
 	if nc := s.js.Conn(); nc != nil && !nc.IsConnected() {
-		return nil, nil, unavailable(nats.ErrConnectionClosed)
+		return nil, nil, nil, unavailable(nats.ErrConnectionClosed)
 	}
-	mk := func(name, desc string, maxAge time.Duration) (jetstream.KeyValue, error) {
+	mk := func(name, desc string, storage jetstream.StorageType) (jetstream.KeyValue, error) {
 		return s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, Description: desc,
-			History: 1, Storage: jetstream.FileStorage, Replicas: s.opts.Replicas, TTL: maxAge,
+			History: 1, Storage: storage, Replicas: s.opts.Replicas,
 			LimitMarkerTTL: time.Minute, MaxValueSize: 256 << 10})
 	}
-	sess, err := mk(BucketSessions, "UIAS single sign-on sessions", 0)
+	sess, err := mk(BucketSessions, "UIAS single sign-on sessions", jetstream.FileStorage)
 	if err != nil {
-		return nil, nil, unavailable(err)
+		return nil, nil, nil, unavailable(err)
 	}
-	tick, err := mk(BucketTickets, "UIAS service, proxy and proxy-granting tickets", 0)
+	tick, err := mk(BucketTickets, "UIAS proxy-granting tickets", jetstream.FileStorage)
 	if err != nil {
-		return nil, nil, unavailable(err)
+		return nil, nil, nil, unavailable(err)
 	}
-	s.sessions, s.tickets = sess, tick
-	return sess, tick, nil
+	sts, err := mk(BucketServiceTickets, "UIAS service and proxy tickets (single use, seconds long)", jetstream.MemoryStorage)
+	if err != nil {
+		return nil, nil, nil, unavailable(err)
+	}
+	s.sessions, s.tickets, s.sts = sess, tick, sts
+	return sess, tick, sts, nil
 }
 
 // unavailable wraps a backend failure: the caller sees
@@ -141,37 +192,43 @@ func wrongLastSeq(err error) bool {
 }
 
 // publish writes value under key of kv's bucket expecting revision rev (0:
-// the key must not exist) with a time to live.
-func (s *Store) publish(ctx context.Context, bucket, key string, value []byte, rev uint64, ttl time.Duration) error {
+// the key must not exist) with a time to live; it returns the new revision.
+func (s *Store) publish(ctx context.Context, bucket, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
 	m := &nats.Msg{Subject: "$KV." + bucket + "." + key, Data: value, Header: nats.Header{}}
-	_, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttlOf(ttl)))
-	return err
+	ack, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttlOf(ttl)))
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 // CreateSession implements ticket.Store.
 func (s *Store) CreateSession(ctx context.Context, sess *ticket.Session, ttl time.Duration) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if _, _, err := s.buckets(ctx); err != nil {
+	if _, _, _, err := s.buckets(ctx); err != nil {
 		return err
 	}
 	data, err := json.Marshal(sess)
 	if err != nil {
 		return err
 	}
-	if err := s.publish(ctx, BucketSessions, sessionKey(sess.ID), data, 0, ttl); err != nil {
+	rev, err := s.publish(ctx, BucketSessions, sessionKey(sess.ID), data, 0, ttl)
+	if err != nil {
 		return fail(err)
 	}
+	s.keepSession(sess, rev)
 	// The person's index lives as long as the session can.
 	life := time.Until(sess.HardExpiry)
-	return fail(s.publish(ctx, BucketSessions, userKey(sess.UserID, sess.ID), nil, 0, life))
+	_, err = s.publish(ctx, BucketSessions, userKey(sess.UserID, sess.ID), nil, 0, life)
+	return fail(err)
 }
 
 // GetSession implements ticket.Store.
 func (s *Store) GetSession(ctx context.Context, id string) (*ticket.Session, uint64, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	kv, _, err := s.buckets(ctx)
+	kv, _, _, err := s.buckets(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -183,21 +240,67 @@ func (s *Store) GetSession(ctx context.Context, id string) (*ticket.Session, uin
 	if err := json.Unmarshal(e.Value(), &sess); err != nil {
 		return nil, 0, fmt.Errorf("session record %s: %w", id, err)
 	}
+	s.keepSession(&sess, e.Revision())
 	return &sess, e.Revision(), nil
+}
+
+// CachedSession implements ticket.Store: a copy of the session as this
+// Store last read or wrote it, if that was within Options.SessionCache.
+func (s *Store) CachedSession(id string) (*ticket.Session, uint64, bool) {
+	if s.opts.SessionCache <= 0 {
+		return nil, 0, false
+	}
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	c, ok := s.sessCache[id]
+	if !ok || time.Since(c.at) > s.opts.SessionCache {
+		return nil, 0, false
+	}
+	sess := c.s
+	sess.Services = append([]ticket.ServiceUse(nil), c.s.Services...)
+	return &sess, c.rev, true
+}
+
+// keepSession records a copy of sess at rev (rev 0: forget it).
+func (s *Store) keepSession(sess *ticket.Session, rev uint64) {
+	if s.opts.SessionCache <= 0 {
+		return
+	}
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	if rev == 0 {
+		delete(s.sessCache, sess.ID)
+		return
+	}
+	if _, ok := s.sessCache[sess.ID]; !ok && len(s.sessCache) >= sessionCacheMax {
+		for k, c := range s.sessCache {
+			if time.Since(c.at) > s.opts.SessionCache {
+				delete(s.sessCache, k)
+			}
+		}
+		if len(s.sessCache) >= sessionCacheMax {
+			return
+		}
+	}
+	c := cachedSession{s: *sess, rev: rev, at: time.Now()}
+	c.s.Services = append([]ticket.ServiceUse(nil), sess.Services...)
+	s.sessCache[sess.ID] = c
 }
 
 // UpdateSession implements ticket.Store.
 func (s *Store) UpdateSession(ctx context.Context, sess *ticket.Session, rev uint64, ttl time.Duration) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if _, _, err := s.buckets(ctx); err != nil {
+	if _, _, _, err := s.buckets(ctx); err != nil {
 		return err
 	}
 	data, err := json.Marshal(sess)
 	if err != nil {
 		return err
 	}
-	return fail(s.publish(ctx, BucketSessions, sessionKey(sess.ID), data, rev, ttl))
+	newRev, err := s.publish(ctx, BucketSessions, sessionKey(sess.ID), data, rev, ttl)
+	s.keepSession(sess, newRev) // forgotten when refused
+	return fail(err)
 }
 
 // DeleteSession implements ticket.Store: the session is purged if it is
@@ -205,10 +308,11 @@ func (s *Store) UpdateSession(ctx context.Context, sess *ticket.Session, rev uin
 func (s *Store) DeleteSession(ctx context.Context, id string) (*ticket.Session, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	kv, _, err := s.buckets(ctx)
+	kv, _, _, err := s.buckets(ctx)
 	if err != nil {
 		return nil, err
 	}
+	s.keepSession(&ticket.Session{ID: id}, 0)
 	for attempt := 0; ; attempt++ {
 		e, err := kv.Get(ctx, sessionKey(id))
 		if err != nil {
@@ -228,6 +332,7 @@ func (s *Store) DeleteSession(ctx context.Context, id string) (*ticket.Session, 
 			return nil, err
 		}
 		_ = kv.Purge(ctx, userKey(sess.UserID, id), jetstream.PurgeTTL(time.Second))
+		s.keepSession(&sess, 0)
 		return &sess, nil
 	}
 }
@@ -236,7 +341,7 @@ func (s *Store) DeleteSession(ctx context.Context, id string) (*ticket.Session, 
 func (s *Store) UserSessions(ctx context.Context, userID string) ([]string, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	kv, _, err := s.buckets(ctx)
+	kv, _, _, err := s.buckets(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -256,61 +361,109 @@ func (s *Store) UserSessions(ctx context.Context, userID string) ([]string, erro
 	return ids, nil
 }
 
-// PutTicket implements ticket.Store.
+// PutTicket implements ticket.Store. The record and its revision stay in
+// memory until the ticket is consumed or expires (see ConsumeTicket).
 func (s *Store) PutTicket(ctx context.Context, key string, t *ticket.Ticket, ttl time.Duration) error {
-	return s.put(ctx, ticketKey(key), t, ttl)
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	if _, _, _, err := s.buckets(ctx); err != nil {
+		return err
+	}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	rev, err := s.publish(ctx, BucketServiceTickets, ticketKey(key), data, 0, ttl)
+	if err != nil {
+		return fail(err)
+	}
+	rec := *t
+	s.remember(key, issuedTicket{t: &rec, rev: rev, expires: time.Now().Add(ttlOf(ttl))})
+	return nil
+}
+
+// remember keeps an issued ticket's record (not when issuedCacheMax live
+// records are kept already).
+func (s *Store) remember(key string, it issuedTicket) {
+	s.issuedMu.Lock()
+	defer s.issuedMu.Unlock()
+	if len(s.issued) >= issuedCacheMax {
+		now := time.Now()
+		for k, v := range s.issued {
+			if now.After(v.expires) {
+				delete(s.issued, k)
+			}
+		}
+		if len(s.issued) >= issuedCacheMax {
+			return
+		}
+	}
+	s.issued[key] = it
+}
+
+// takeIssued removes and returns the record of a ticket this Store issued.
+func (s *Store) takeIssued(key string) (issuedTicket, bool) {
+	s.issuedMu.Lock()
+	defer s.issuedMu.Unlock()
+	it, ok := s.issued[key]
+	if ok {
+		delete(s.issued, key)
+	}
+	return it, ok && time.Now().Before(it.expires)
 }
 
 // PutPGT implements ticket.Store.
 func (s *Store) PutPGT(ctx context.Context, key string, p *ticket.PGT, ttl time.Duration) error {
-	return s.put(ctx, pgtKey(key), p, ttl)
-}
-
-func (s *Store) put(ctx context.Context, key string, v any, ttl time.Duration) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if _, _, err := s.buckets(ctx); err != nil {
+	if _, _, _, err := s.buckets(ctx); err != nil {
 		return err
 	}
-	data, err := json.Marshal(v)
+	data, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
-	return fail(s.publish(ctx, BucketTickets, key, data, 0, ttl))
+	_, err = s.publish(ctx, BucketTickets, pgtKey(key), data, 0, ttl)
+	return fail(err)
 }
 
-// ConsumeTicket implements ticket.Store: read, then purge expecting the
-// revision read. A concurrent consumer's purge makes ours fail (and the
-// reverse), so exactly one gets the ticket.
+// ConsumeTicket implements ticket.Store: a purge that expects the
+// ticket's revision, so that of concurrent consumers (at any replica)
+// exactly one succeeds. The revision and record come from memory when this
+// Store issued the ticket, else from a read.
 func (s *Store) ConsumeTicket(ctx context.Context, key string) (*ticket.Ticket, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	_, kv, err := s.buckets(ctx)
+	_, _, kv, err := s.buckets(ctx)
 	if err != nil {
 		return nil, err
 	}
-	e, err := kv.Get(ctx, ticketKey(key))
-	if err != nil {
-		return nil, fail(err)
+	it, ok := s.takeIssued(key)
+	if !ok {
+		e, err := kv.Get(ctx, ticketKey(key))
+		if err != nil {
+			return nil, fail(err)
+		}
+		var t ticket.Ticket
+		if err := json.Unmarshal(e.Value(), &t); err != nil {
+			return nil, fmt.Errorf("ticket record: %w", err)
+		}
+		it = issuedTicket{t: &t, rev: e.Revision()}
 	}
-	if err := kv.Purge(ctx, ticketKey(key), jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(time.Second)); err != nil {
+	if err := kv.Purge(ctx, ticketKey(key), jetstream.LastRevision(it.rev), jetstream.PurgeTTL(time.Second)); err != nil {
 		if err = fail(err); errors.Is(err, ticket.ErrConflict) {
-			return nil, ticket.ErrNotFound // someone else consumed it
+			return nil, ticket.ErrNotFound // consumed elsewhere, ended or expired
 		}
 		return nil, err
 	}
-	var t ticket.Ticket
-	if err := json.Unmarshal(e.Value(), &t); err != nil {
-		return nil, fmt.Errorf("ticket record: %w", err)
-	}
-	return &t, nil
+	return it.t, nil
 }
 
 // GetPGT implements ticket.Store.
 func (s *Store) GetPGT(ctx context.Context, key string) (*ticket.PGT, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	_, kv, err := s.buckets(ctx)
+	_, kv, _, err := s.buckets(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -332,6 +485,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	_, _, err := s.buckets(ctx)
+	_, _, _, err := s.buckets(ctx)
 	return err
 }

@@ -39,14 +39,25 @@ func TestRecordsExpireByKeyTTL(t *testing.T) {
 	if err := st.PutTicket(ctx, "k2", &ticket.Ticket{Kind: ticket.KindST, Service: "x"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	// The bucket is set up for per-key TTL.
-	kv, err := js.KeyValue(ctx, kvstore.BucketTickets)
+	// The buckets are set up for per-key TTL; service tickets are kept in
+	// memory, sessions and proxy-granting tickets on file.
+	for bucket, storage := range map[string]jetstream.StorageType{kvstore.BucketServiceTickets: jetstream.MemoryStorage,
+		kvstore.BucketSessions: jetstream.FileStorage, kvstore.BucketTickets: jetstream.FileStorage} {
+		kv, err := js.KeyValue(ctx, bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, _ := kv.Status(ctx)
+		if status.LimitMarkerTTL() <= 0 {
+			t.Fatalf("bucket %s without LimitMarkerTTL: %+v", bucket, status)
+		}
+		if got := status.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Storage; got != storage {
+			t.Fatalf("bucket %s: storage %v, want %v", bucket, got, storage)
+		}
+	}
+	kv, err := js.KeyValue(ctx, kvstore.BucketServiceTickets)
 	if err != nil {
 		t.Fatal(err)
-	}
-	status, _ := kv.Status(ctx)
-	if status.LimitMarkerTTL() <= 0 {
-		t.Fatalf("bucket without LimitMarkerTTL: %+v", status)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {

@@ -1,0 +1,157 @@
+package ticket_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uias/uias/services/ticket"
+	"github.com/uias/uias/services/ticket/kvstore"
+)
+
+// replica is a second ticket Service on f's NATS server: its own
+// connection and its own store (so its own memory of issued tickets and
+// recent sessions), the same key ring and registry, as another process
+// of the component would be.
+func (f *fixture) replica(t *testing.T) *ticket.Service {
+	t.Helper()
+	nc, err := nats.Connect(f.ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute}),
+		MAC: f.mac, Audit: f.audit, Now: f.clock.now, Registry: ticket.NewRegistry(f.services, 0, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// TestSingleUseAcrossReplicas: the replica that issued a ticket validates
+// it from memory (one purge expecting its revision); single use still
+// holds across replicas, whichever validates first, and concurrently.
+func TestSingleUseAcrossReplicas(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	a, b := f.svc, f.replica(t)
+	ctx := context.Background()
+	validate := func(s *ticket.Service, st string) *ticket.Validation {
+		t.Helper()
+		v, err := s.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	tgt := f.login(t, "u1")
+
+	// Issued at A, validated at B: A's memory of it does not make a replay
+	// at A valid.
+	st := f.st(t, tgt, svcA)
+	if v := validate(b, st); !v.Valid || v.Ticket.UserID != "u1" {
+		t.Fatalf("A's ticket at B: %+v", v)
+	}
+	for _, s := range []*ticket.Service{a, b} {
+		if v := validate(s, st); v.Valid || v.Code != ticket.CodeInvalidTicket {
+			t.Fatalf("replay after B validated: %+v", v)
+		}
+	}
+	// Issued at A, validated at A (from memory), replayed at B.
+	st = f.st(t, tgt, svcA)
+	if v := validate(a, st); !v.Valid || v.Ticket.Login != "login-u1" {
+		t.Fatalf("A's ticket at A: %+v", v)
+	}
+	if v := validate(b, st); v.Valid {
+		t.Fatal("replay at B after A validated")
+	}
+	// Wrong service at A (from memory) uses the ticket up for B too.
+	st = f.st(t, tgt, svcA)
+	if v, err := a.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: "https://b.example.com/"}); err != nil || v.Valid || v.Code != ticket.CodeInvalidService {
+		t.Fatalf("wrong service: %+v %v", v, err)
+	}
+	if v := validate(b, st); v.Valid {
+		t.Fatal("valid at B after a wrong-service attempt at A")
+	}
+
+	// 40 concurrent validations, half at each replica: exactly one wins.
+	for round := range 3 {
+		st := f.st(t, tgt, svcA)
+		var ok, refused, failed atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 40 {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			wg.Go(func() {
+				<-start
+				v, err := s.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA})
+				switch {
+				case err != nil:
+					failed.Add(1)
+				case v.Valid:
+					ok.Add(1)
+				case v.Code == ticket.CodeInvalidTicket:
+					refused.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if ok.Load() != 1 || refused.Load() != 39 || failed.Load() != 0 {
+			t.Fatalf("round %d, 40 validations at two replicas: %d valid, %d refused, %d errors", round, ok.Load(), refused.Load(), failed.Load())
+		}
+	}
+}
+
+// TestStaleSessionCopy: a replica issues from its recent copy of a session;
+// a copy another replica made stale costs a retry, and never issues from a
+// session that ended elsewhere.
+func TestStaleSessionCopy(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	a, b := f.svc, f.replica(t)
+	ctx := context.Background()
+	tgt := f.login(t, "u1") // A holds a copy
+	st1 := f.st(t, tgt, svcA)
+	st2, _, err := b.IssueServiceTicket(ctx, tgt, svcA, false) // the session changes at B
+	if err != nil {
+		t.Fatal(err)
+	}
+	st3 := f.st(t, tgt, svcA) // A's copy is stale now
+	sess, err := b.GetSession(ctx, tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sess.Services) != 3 {
+		t.Fatalf("single-logout list after issuing at A, B, A: %d entries, want 3", len(sess.Services))
+	}
+	for i, st := range []string{st1, st2, st3} {
+		if sess.Services[i].Ticket != st {
+			t.Fatalf("single-logout list entry %d is not the ticket issued %d", i, i)
+		}
+	}
+
+	// Logout at B: A's copy still says the session lives, but A issues
+	// nothing from it, and A's ticket issued before is gone.
+	st4 := f.st(t, tgt, svcA)
+	if ended, err := b.DestroySession(ctx, tgt); err != nil || !ended {
+		t.Fatalf("logout at B: %v %v", ended, err)
+	}
+	if st, _, err := a.IssueServiceTicket(ctx, tgt, svcA, false); !errors.Is(err, ticket.ErrSessionNotFound) {
+		t.Fatalf("issue at A after logout at B: %q %v", st, err)
+	}
+	if v, err := a.ValidateTicket(ctx, ticket.Validate{Ticket: st4, Service: svcA}); err != nil || v.Valid {
+		t.Fatalf("A's ticket after logout at B: %+v %v", v, err)
+	}
+}
