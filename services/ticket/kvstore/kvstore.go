@@ -185,6 +185,25 @@ func fail(err error) error {
 	return unavailable(err)
 }
 
+// fail is fail, and when a bucket's stream is gone (a memory-storage
+// stream does not survive a restart of a NATS server that is not
+// clustered) forgets the bucket handles, so the next call creates the
+// buckets again.
+func (s *Store) fail(err error) error {
+	if lostStream(err) {
+		s.mu.Lock()
+		s.sessions, s.tickets, s.sts = nil, nil, nil
+		s.mu.Unlock()
+	}
+	return fail(err)
+}
+
+// lostStream reports whether err says the bucket's stream does not exist.
+func lostStream(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, nats.ErrNoResponders)
+}
+
 func wrongLastSeq(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
@@ -215,13 +234,13 @@ func (s *Store) CreateSession(ctx context.Context, sess *ticket.Session, ttl tim
 	}
 	rev, err := s.publish(ctx, BucketSessions, sessionKey(sess.ID), data, 0, ttl)
 	if err != nil {
-		return fail(err)
+		return s.fail(err)
 	}
 	s.keepSession(sess, rev)
 	// The person's index lives as long as the session can.
 	life := time.Until(sess.HardExpiry)
 	_, err = s.publish(ctx, BucketSessions, userKey(sess.UserID, sess.ID), nil, 0, life)
-	return fail(err)
+	return s.fail(err)
 }
 
 // GetSession implements ticket.Store.
@@ -234,7 +253,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (*ticket.Session, uin
 	}
 	e, err := kv.Get(ctx, sessionKey(id))
 	if err != nil {
-		return nil, 0, fail(err)
+		return nil, 0, s.fail(err)
 	}
 	var sess ticket.Session
 	if err := json.Unmarshal(e.Value(), &sess); err != nil {
@@ -300,7 +319,7 @@ func (s *Store) UpdateSession(ctx context.Context, sess *ticket.Session, rev uin
 	}
 	newRev, err := s.publish(ctx, BucketSessions, sessionKey(sess.ID), data, rev, ttl)
 	s.keepSession(sess, newRev) // forgotten when refused
-	return fail(err)
+	return s.fail(err)
 }
 
 // DeleteSession implements ticket.Store: the session is purged if it is
@@ -316,13 +335,13 @@ func (s *Store) DeleteSession(ctx context.Context, id string) (*ticket.Session, 
 	for attempt := 0; ; attempt++ {
 		e, err := kv.Get(ctx, sessionKey(id))
 		if err != nil {
-			return nil, fail(err)
+			return nil, s.fail(err)
 		}
 		var sess ticket.Session
 		if err := json.Unmarshal(e.Value(), &sess); err != nil {
 			return nil, fmt.Errorf("session record %s: %w", id, err)
 		}
-		err = fail(kv.Purge(ctx, sessionKey(id), jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(time.Second)))
+		err = s.fail(kv.Purge(ctx, sessionKey(id), jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(time.Second)))
 		if errors.Is(err, ticket.ErrConflict) && attempt < 5 {
 			// Used or ended meanwhile: read again (whoever ended it
 			// tells of it; one still live is purged now).
@@ -348,7 +367,7 @@ func (s *Store) UserSessions(ctx context.Context, userID string) ([]string, erro
 	prefix := "u." + hex.EncodeToString([]byte(userID)) + "."
 	l, err := kv.ListKeysFiltered(ctx, prefix+"*")
 	if err != nil {
-		return nil, fail(err)
+		return nil, s.fail(err)
 	}
 	defer func() { _ = l.Stop() }()
 	var ids []string
@@ -374,8 +393,16 @@ func (s *Store) PutTicket(ctx context.Context, key string, t *ticket.Ticket, ttl
 		return err
 	}
 	rev, err := s.publish(ctx, BucketServiceTickets, ticketKey(key), data, 0, ttl)
+	if err != nil && lostStream(err) {
+		// Its stream went with a restart of NATS: create it again.
+		_ = s.fail(err)
+		if _, _, _, err := s.buckets(ctx); err != nil {
+			return err
+		}
+		rev, err = s.publish(ctx, BucketServiceTickets, ticketKey(key), data, 0, ttl)
+	}
 	if err != nil {
-		return fail(err)
+		return s.fail(err)
 	}
 	rec := *t
 	s.remember(key, issuedTicket{t: &rec, rev: rev, expires: time.Now().Add(ttlOf(ttl))})
@@ -424,7 +451,7 @@ func (s *Store) PutPGT(ctx context.Context, key string, p *ticket.PGT, ttl time.
 		return err
 	}
 	_, err = s.publish(ctx, BucketTickets, pgtKey(key), data, 0, ttl)
-	return fail(err)
+	return s.fail(err)
 }
 
 // ConsumeTicket implements ticket.Store: a purge that expects the
@@ -442,7 +469,7 @@ func (s *Store) ConsumeTicket(ctx context.Context, key string) (*ticket.Ticket, 
 	if !ok {
 		e, err := kv.Get(ctx, ticketKey(key))
 		if err != nil {
-			return nil, fail(err)
+			return nil, s.fail(err)
 		}
 		var t ticket.Ticket
 		if err := json.Unmarshal(e.Value(), &t); err != nil {
@@ -451,7 +478,7 @@ func (s *Store) ConsumeTicket(ctx context.Context, key string) (*ticket.Ticket, 
 		it = issuedTicket{t: &t, rev: e.Revision()}
 	}
 	if err := kv.Purge(ctx, ticketKey(key), jetstream.LastRevision(it.rev), jetstream.PurgeTTL(time.Second)); err != nil {
-		if err = fail(err); errors.Is(err, ticket.ErrConflict) {
+		if err = s.fail(err); errors.Is(err, ticket.ErrConflict) {
 			return nil, ticket.ErrNotFound // consumed elsewhere, ended or expired
 		}
 		return nil, err
@@ -469,7 +496,7 @@ func (s *Store) GetPGT(ctx context.Context, key string) (*ticket.PGT, error) {
 	}
 	e, err := kv.Get(ctx, pgtKey(key))
 	if err != nil {
-		return nil, fail(err)
+		return nil, s.fail(err)
 	}
 	var p ticket.PGT
 	if err := json.Unmarshal(e.Value(), &p); err != nil {

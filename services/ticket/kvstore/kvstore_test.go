@@ -3,6 +3,7 @@ package kvstore_test
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -114,5 +115,61 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	ids, err := st.UserSessions(ctx, "u1")
 	if err != nil || len(ids) != 1 || ids[0] != "s1" {
 		t.Fatalf("index after a restart: %v %v", ids, err)
+	}
+}
+
+// TestServiceTicketsAfterRestart: the memory-storage bucket of service
+// tickets does not survive a restart of a NATS server that is not
+// clustered; the store creates it again at once (the first ticket after
+// the restart is issued), the session is still there, and a ticket from
+// before the restart is refused, also by the store that issued it.
+func TestServiceTicketsAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	ns, err := events.StartEmbeddedNATS(dir, "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ns.Addr().(*net.TCPAddr).Port
+	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st := kvstore.New(js, kvstore.Options{Timeout: 5 * time.Second})
+	ctx := context.Background()
+	now := time.Now()
+	sess := &ticket.Session{ID: "s1", UserID: "u1", Login: "l", CreatedAt: now, LastUsedAt: now, HardExpiry: now.Add(time.Hour)}
+	if err := st.CreateSession(ctx, sess, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutTicket(ctx, "before", &ticket.Ticket{Kind: ticket.KindST, Service: "x"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	ns, err = events.StartEmbeddedNATS(dir, "127.0.0.1", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !nc.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatal("no reconnection")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := st.PutTicket(ctx, "after", &ticket.Ticket{Kind: ticket.KindST, Service: "y"}, time.Minute); err != nil {
+		t.Fatalf("first ticket after the restart: %v", err)
+	}
+	if got, _, err := st.GetSession(ctx, "s1"); err != nil || got.UserID != "u1" {
+		t.Fatalf("session after the restart: %+v %v", got, err)
+	}
+	if _, err := st.ConsumeTicket(ctx, "before"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("ticket from before the restart: %v", err)
+	}
+	if got, err := st.ConsumeTicket(ctx, "after"); err != nil || got.Service != "y" {
+		t.Fatalf("ticket after the restart: %+v %v", got, err)
 	}
 }
