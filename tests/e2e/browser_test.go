@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,6 +131,35 @@ func TestBrowserSingleSignOn(t *testing.T) {
 	}
 	const appPage = `document.body != null && document.body.innerText.startsWith("user=")`
 	var text string
+	evalJS := func(what, js string, out any) {
+		t.Helper()
+		ctx, c := step()
+		defer c()
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](js))
+		if err == nil {
+			err = json.Unmarshal(raw, out)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	// accessible checks what labels and roles do not: the page's language,
+	// a title, text contrast (WCAG 2.1 AA: 4.5:1, 3:1 for large text)
+	// against the background it is drawn on, and a visible focus outline
+	// on every control reached with Tab.
+	accessible := func(page, lang string) {
+		t.Helper()
+		var got struct {
+			Lang, Title string
+			LowContrast []string
+			NoFocus     []string
+		}
+		evalJS(page+": accessibility", accessibilityJS, &got)
+		if got.Lang != lang || strings.TrimSpace(got.Title) == "" || len(got.LowContrast) > 0 || len(got.NoFocus) > 0 {
+			t.Fatalf("%s: lang %q (want %q), title %q, text below the contrast minimum: %v, controls without a visible focus: %v",
+				page, got.Lang, lang, got.Title, got.LowContrast, got.NoFocus)
+		}
+	}
 
 	// The login page in both languages (the switch keeps the choice).
 	run("login page in Chinese", chromedp.Navigate(casBase+"login?locale=zh-CN"), chromedp.WaitVisible(chromedp.CSS("#username")),
@@ -137,17 +167,38 @@ func TestBrowserSingleSignOn(t *testing.T) {
 	if text = textOf("h1"); text != "登录" {
 		t.Fatalf("Chinese login page heading: %q", text)
 	}
+	accessible("Chinese login page", "zh-CN")
 	run("switch to English", chromedp.Click(chromedp.CSS(`a[hreflang="en"]`)), chromedp.WaitVisible(chromedp.CSS("#username")),
 		shot("login-en.png"))
 	if text = textOf("h1"); text != "Sign in" {
 		t.Fatalf("English login page heading after the switch: %q", text)
 	}
+	accessible("English login page", "en")
 
 	// Application A sends the browser to the login page, which names it.
 	run("open A", chromedp.Navigate(appA.srv.URL+"/page"), chromedp.WaitVisible(chromedp.CSS("#password")))
 	if text = textOf("main"); !strings.Contains(text, "Application A") {
 		t.Fatalf("login page does not name application A: %q", text)
 	}
+	// A wrong password: the error is announced (role alert), and both
+	// fields point at it and are marked invalid.
+	run("wrong password", chromedp.SendKeys(chromedp.CSS("#username"), "wang"), chromedp.SendKeys(chromedp.CSS("#password"), "Not-The-Password1\r"))
+	waitFor("error shown", `document.querySelector('p.error[role="alert"]') != null`)
+	var errState struct {
+		Text, Live string
+		Fields     []string
+	}
+	evalJS("error state", `(() => {
+		const e = document.querySelector('p.error[role="alert"]');
+		return {Text: e.innerText, Live: e.id,
+			Fields: ["username", "password"].map(id => { const f = document.getElementById(id);
+				return f.getAttribute("aria-describedby") + "/" + f.getAttribute("aria-invalid"); })};
+	})()`, &errState)
+	if errState.Text == "" || errState.Live != "login-error" || len(errState.Fields) != 2 ||
+		errState.Fields[0] != "login-error/true" || errState.Fields[1] != "login-error/true" {
+		t.Fatalf("error announcement on the login page: %+v", errState)
+	}
+	accessible("login page with an error", "en")
 	// Keyboard only: type, then Enter submits the form.
 	run("sign in", chromedp.SendKeys(chromedp.CSS("#username"), "wang"), chromedp.SendKeys(chromedp.CSS("#password"), f.password+"\r"))
 	waitFor("back at A", appPage)
@@ -164,9 +215,14 @@ func TestBrowserSingleSignOn(t *testing.T) {
 	// The portal lists the application, in both languages.
 	run("portal", chromedp.Navigate(casBase+"portal?locale=zh-CN"), chromedp.WaitVisible(chromedp.CSS("#who")), shot("portal-zh.png"),
 		chromedp.Navigate(casBase+"portal?locale=en"), chromedp.WaitVisible(chromedp.CSS("#who")), shot("portal-en.png"))
-	if text = textOf("main"); !strings.Contains(text, "Application A") || !strings.Contains(text, "account acct-wang") {
+	// A and B are services of one application: the portal lists it once,
+	// under the name of the service registered first (ids are ordered by
+	// the millisecond, so either may be).
+	if text = textOf("main"); !(strings.Contains(text, "Application A") || strings.Contains(text, "Application B")) ||
+		!strings.Contains(text, "account acct-wang") {
 		t.Fatalf("portal: %q", text)
 	}
+	accessible("English portal", "en")
 	// Change the password on the form.
 	run("change password", chromedp.Click(chromedp.CSS(`a[href="/cas/password"]`)), chromedp.WaitVisible(chromedp.CSS("#old")),
 		chromedp.SendKeys(chromedp.CSS("#old"), f.password), chromedp.SendKeys(chromedp.CSS("#new"), "Br0wser-Changed!1"),
@@ -187,3 +243,44 @@ func TestBrowserSingleSignOn(t *testing.T) {
 		t.Fatalf("sign in with the new password: %q", text)
 	}
 }
+
+// accessibilityJS reports the page's language and title, the text drawn
+// below the WCAG 2.1 AA contrast minimum (each as "text: ratio"), and the
+// controls reached with Tab that show no focus outline.
+const accessibilityJS = `(() => {
+	const rgb = c => { const m = c.match(/[\d.]+/g).map(Number); return {r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1}; };
+	const hex = h => "rgb(" + [1, 3, 5].map(i => parseInt(h.slice(i, i + 2), 16)).join(",") + ")";
+	const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+		return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+	const bg = el => { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+		if (c.a > 0) return c; } return {r: 255, g: 255, b: 255, a: 1}; };
+	const low = [];
+	for (const el of document.querySelectorAll("body *")) {
+		const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim() !== "");
+		const st = getComputedStyle(el);
+		if (!own || st.visibility === "hidden" || st.display === "none" || el.getClientRects().length === 0) continue;
+		const l1 = lum(rgb(st.color)), l2 = lum(bg(el));
+		const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+		const size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight, 10) >= 700;
+		const large = size >= 24 || (bold && size >= 18.66);
+		if (ratio < (large ? 3 : 4.5)) low.push(el.innerText.trim().slice(0, 30) + ": " + ratio.toFixed(2));
+	}
+	// The focus outline the page's style sheet gives each control: at
+	// least 2px, and 3:1 against the background it is drawn on, outside
+	// the control (a headless browser
+	// without window focus applies no :focus style, so the rules are read).
+	const focusRules = [];
+	for (const sh of document.styleSheets) for (const r of sh.cssRules) {
+		if (r.selectorText && r.selectorText.includes(":focus")) focusRules.push(r);
+	}
+	const noFocus = [];
+	for (const el of document.querySelectorAll("a[href], button, input:not([type=hidden])")) {
+		const ok = focusRules.some(r => r.selectorText.split(",").some(sel => sel.includes(":focus") &&
+				el.matches(sel.replace(/:focus(-visible)?/g, "").trim() || "*")) &&
+			r.style.outlineStyle !== "" && r.style.outlineStyle !== "none" && parseFloat(r.style.outlineWidth) >= 2 &&
+			(() => { const l1 = lum(rgb(r.style.outlineColor.startsWith("#") ? hex(r.style.outlineColor) : r.style.outlineColor)), l2 = lum(bg(el.parentElement));
+				return (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05) >= 3; })());
+		if (!ok) noFocus.push(el.tagName + (el.id ? "#" + el.id : "") + " " + (el.innerText || el.name || "").trim().slice(0, 20));
+	}
+	return {Lang: document.documentElement.lang, Title: document.title, LowContrast: low, NoFocus: noFocus};
+})()`
