@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -92,24 +93,64 @@ func New(d Deps) *Service {
 // Index is the replica's index.
 func (s *Service) Index() *index.Index { return s.idx }
 
-// Load fills the index from a snapshot of the store (at start).
+// Load fills the index from a snapshot of the store (at start). The rows
+// are decoded by GOMAXPROCS workers while the index takes them in order.
 func (s *Service) Load(ctx context.Context) error {
 	s.catchMu.Lock()
 	defer s.catchMu.Unlock()
-	var batch []authz.Change
+	const batchSize = 4096
+	type job struct {
+		chs []authz.Change
+		out chan []index.Prepared
+	}
+	workers := max(1, runtime.GOMAXPROCS(0))
+	jobs := make(chan job, 2*workers)
+	order := make(chan chan []index.Prepared, 2*workers)
+	for range workers {
+		go func() {
+			for j := range jobs {
+				ps := make([]index.Prepared, len(j.chs))
+				for i, c := range j.chs {
+					ps[i] = index.Prepare(c)
+				}
+				j.out <- ps
+			}
+		}()
+	}
+	applied := make(chan error, 1)
+	go func() {
+		var err error
+		for out := range order {
+			ps := <-out
+			if err == nil {
+				err = s.idx.ApplyPrepared(ps...)
+			}
+		}
+		applied <- err
+	}()
+	batch := make([]authz.Change, 0, batchSize)
+	flush := func() {
+		out := make(chan []index.Prepared, 1)
+		order <- out
+		jobs <- job{chs: batch, out: out}
+		batch = make([]authz.Change, 0, batchSize)
+	}
 	rev, err := s.st.Snapshot(ctx, func(c authz.Change) error {
 		batch = append(batch, c)
-		if len(batch) == 4096 {
-			err := s.idx.Apply(batch...)
-			batch = batch[:0]
-			return err
+		if len(batch) == batchSize {
+			flush()
 		}
 		return nil
 	})
-	if err != nil {
-		return err
+	if err == nil && len(batch) > 0 {
+		flush()
 	}
-	if err := s.idx.Apply(batch...); err != nil {
+	close(jobs)
+	close(order)
+	if aerr := <-applied; err == nil {
+		err = aerr
+	}
+	if err != nil {
 		return err
 	}
 	s.idx.SetRevision(rev)

@@ -2,14 +2,13 @@ package dataset_test
 
 import (
 	"context"
-	"database/sql"
 	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/authz"
 	"github.com/uias/uias/services/authz/commands"
@@ -41,9 +40,13 @@ func fullIndex(b *testing.B) (*dataset.Data, *index.Index) {
 	return full.d, full.idx
 }
 
-// BenchmarkCheck is the in-process Check on the full data set, one caller:
-// ns/op is the mean; p50-ns is the median of single checks timed one by
-// one (the clock reads are included, so it errs high).
+// BenchmarkCheck is the in-process Check on the full data set, one caller
+// (issue 10 item 7: p50 <= 1 us). Checks are timed one by one (the clock
+// reads are included, so the figures err high): p50-ns and p99-ns. In
+// alternating blocks of the same run it times a floor, floor-p50-ns:
+// finding the check's person among 100k in a Go map, which every check
+// does at least; x-floor is the ratio of the two medians (on a loaded
+// machine both grow, the ratio much less).
 func BenchmarkCheck(b *testing.B) {
 	d, idx := fullIndex(b)
 	now := time.Now()
@@ -51,23 +54,46 @@ func BenchmarkCheck(b *testing.B) {
 	for i, c := range d.Checks {
 		qs[i] = c.Query()
 	}
-	lat := make([]time.Duration, 0, min(b.N, 1_000_000))
+	people := make(map[string]*[64]byte, len(d.UserOrg))
+	for u := range d.UserOrg {
+		people[u] = new([64]byte)
+	}
+	const block = 4096
+	lat := make([]time.Duration, 0, min(b.N, 1<<20))
+	floor := make([]time.Duration, 0, cap(lat))
+	sink := 0
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		q := qs[i%len(qs)]
-		if i < cap(lat) {
-			t0 := time.Now()
+		if i >= cap(lat) {
 			idx.Check(q, now)
-			lat = append(lat, time.Since(t0))
 			continue
 		}
+		t0 := time.Now()
 		idx.Check(q, now)
+		lat = append(lat, time.Since(t0))
+		if len(lat)%block == 0 || i == b.N-1 {
+			b.StopTimer()
+			for j := len(floor); j < len(lat); j++ {
+				t0 := time.Now()
+				if p := people[qs[j%len(qs)].Person]; p != nil {
+					sink += int(p[0])
+				}
+				floor = append(floor, time.Since(t0))
+			}
+			b.StartTimer()
+		}
 	}
 	b.StopTimer()
+	_ = sink
 	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	slices.Sort(floor)
+	if len(lat) > 0 && len(floor) > 0 {
+		p50, f50 := lat[len(lat)/2], floor[len(floor)/2]
+		b.ReportMetric(float64(p50.Nanoseconds()), "p50-ns")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+		b.ReportMetric(float64(f50.Nanoseconds()), "floor-p50-ns")
+		b.ReportMetric(float64(p50)/float64(max(f50, 1)), "x-floor")
 	}
 }
 
@@ -85,24 +111,6 @@ func BenchmarkCheckParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkFloorPersonLookup is a floor for Check in the same run: finding
-// the person among 100k in a Go map, which every check must do at least.
-func BenchmarkFloorPersonLookup(b *testing.B) {
-	d, _ := fullIndex(b)
-	m := make(map[string]*struct{ x [64]byte }, len(d.UserOrg))
-	for u := range d.UserOrg {
-		m[u] = &struct{ x [64]byte }{}
-	}
-	var sink int
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if p := m[d.Checks[i%len(d.Checks)].Person]; p != nil {
-			sink += int(p.x[0])
-		}
-	}
-	_ = sink
-}
-
 // BenchmarkLoad is a replica's start (issue 10 item 6: 1 M grants in under
 // 10 s on 2 CPUs): the full data set in a SQLite store, read into an empty
 // index by commands.Service.Load, as the component does. load-s is that
@@ -114,7 +122,9 @@ func BenchmarkLoad(b *testing.B) {
 	if err := sqlstore.Migrate(ctx, db); err != nil {
 		b.Fatal(err)
 	}
-	writeObjects(b, db, d.Changes())
+	if err := d.WriteStore(ctx, db); err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -128,11 +138,11 @@ func BenchmarkLoad(b *testing.B) {
 		d.Mirror(idx)
 		svc := commands.New(commands.Deps{Store: sqlstore.New(db), Index: idx})
 		b.StartTimer()
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime()
 		if err := svc.Load(ctx); err != nil {
 			b.Fatal(err)
 		}
-		took := time.Since(t0)
+		took, cpu := time.Since(t0), cpuTime()-c0
 		b.StopTimer()
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -140,31 +150,18 @@ func BenchmarkLoad(b *testing.B) {
 			b.Fatalf("loaded %d grants of %d", n, len(d.Grants))
 		}
 		b.ReportMetric(took.Seconds(), "load-s")
+		b.ReportMetric(cpu.Seconds(), "cpu-s")
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(len(d.Grants))*1e6/(1<<20), "MiB/Mgrants")
 		runtime.KeepAlive(idx)
 		b.StartTimer()
 	}
 }
 
-// writeObjects puts changes into the store's object table in one
-// transaction (what a million writes would leave), at revision 1.
-func writeObjects(b *testing.B, db *store.DB, chs []authz.Change) {
-	ctx := context.Background()
-	err := db.InTx(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, db.Rebind(`INSERT INTO authz_objects (obj, id, data, rev) VALUES (?, ?, ?, 1)`))
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for _, c := range chs {
-			if _, err := st.ExecContext(ctx, c.Obj, c.ID, string(c.Data)); err != nil {
-				return err
-			}
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE authz_revision SET rev = 1 WHERE id = 1`)
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
+// cpuTime is the CPU time of the process (every thread, user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
 	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -30,6 +30,9 @@ type resNode struct {
 	r        authz.Resource
 	parent   *resNode // resolved at rebuild; nil for a root or a missing parent
 	segments []string // of PathPattern, for URL resources
+	// allow[i]: the roles allowing r.Operations[i] on this resource or on
+	// one above it (derived data: Check's one set to look for).
+	allow []roleSet
 }
 
 type roleNode struct {
@@ -628,6 +631,19 @@ func (x *Index) ensureDerivedLocked() {
 		pr[k] = roleSet{nodes: set, ids: ids}
 	}
 	x.permRoles = pr
+	for _, app := range x.resources {
+		for _, n := range app {
+			n.allow = make([]roleSet, len(n.r.Operations))
+			for i, op := range n.r.Operations {
+				var ids []int32
+				for r, d := n, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
+					ids = append(ids, pr[permKey{r, op}].ids...)
+				}
+				slices.Sort(ids)
+				n.allow[i] = roleSet{ids: slices.Compact(ids)}
+			}
+		}
+	}
 	x.derivedDirty = false
 }
 

@@ -46,23 +46,18 @@ func (x *Index) Check(q Query, now time.Time) (bool, int64) {
 
 func (x *Index) checkLocked(q Query, t int64) bool {
 	res, op := x.resolve(q)
-	if res == nil || !slices.Contains(res.r.Operations, op) {
+	if res == nil {
+		return false
+	}
+	i := slices.Index(res.r.Operations, op)
+	if i < 0 || i >= len(res.allow) || len(res.allow[i].ids) == 0 {
 		return false
 	}
 	p := x.people[q.Person]
 	if p == nil {
 		return false
 	}
-	for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
-		set := x.permRoles[permKey{r, op}]
-		if len(set.ids) == 0 {
-			continue
-		}
-		if x.holdsFast(p, set, t) {
-			return true
-		}
-	}
-	return false
+	return x.holdsFast(p, res.allow[i], t)
 }
 
 // holdsFast is holds without naming the grant (Check's path).

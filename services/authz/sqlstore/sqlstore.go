@@ -203,11 +203,9 @@ func (s *Store) Snapshot(ctx context.Context, fn func(authz.Change) error) (int6
 			defer rows.Close()
 			for rows.Next() {
 				c := authz.Change{Obj: obj, Op: authz.OpPut}
-				var data string
-				if err := rows.Scan(&c.ID, &data); err != nil {
+				if err := rows.Scan(&c.ID, &c.Data); err != nil {
 					return classify(err, "snapshot")
 				}
-				c.Data = []byte(data)
 				if err := fn(c); err != nil {
 					return err
 				}

@@ -45,7 +45,7 @@ import (
 )
 
 // phases in run order; --only selects a subset.
-var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger", "ticket"}
+var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger", "ticket", "authz"}
 
 type options struct {
 	duration, warmup time.Duration
@@ -57,6 +57,7 @@ type options struct {
 	authConc         int
 	burstCallers     int
 	overloadCallers  int
+	authzSize        string   // authz phase: data set, full or small
 	etcdBin          string   // sched phase: start this etcd
 	etcdEndpoints    []string // sched phase: use this etcd
 	schedRate        float64  // sched phase: GetUser calls per second
@@ -114,6 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.authConc, "auth-concurrency", 0, "closed-loop callers for saturated Authenticate (default 4 x hash workers, at most workers + hash queue)")
 	fs.IntVar(&o.burstCallers, "burst-callers", 0, "simultaneous callers of the burst (default N = max hash wait x raw hash rate)")
 	fs.IntVar(&o.overloadCallers, "overload-callers", 0, "simultaneous callers per storm wave (default 10 x N)")
+	fs.StringVar(&o.authzSize, "authz-size", "full", "authz phase: the generated data set, full (100k people, 10k roles, 1 M grants) or small (10k grants)")
 	fs.StringVar(&o.etcdBin, "etcd-bin", "", "sched phase: an etcd binary to start for `uias serve --target=identity` (scripts/bench.sh builds one)")
 	etcdEndpoints := fs.String("etcd-endpoints", "", "sched phase: endpoints of a running etcd instead of --etcd-bin")
 	fs.Float64Var(&o.schedRate, "sched-getuser-rate", 200, "sched phase: GetUser calls per second (paced) while logins saturate the CPUs")
@@ -136,6 +138,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if *etcdEndpoints != "" {
 		o.etcdEndpoints = strings.Split(*etcdEndpoints, ",")
+	}
+	if o.authzSize != "full" && o.authzSize != "small" {
+		return nil, fmt.Errorf("--authz-size must be full or small, got %q", o.authzSize)
 	}
 	if o.env.SchedPolicy != sched.PolicyBatch && o.env.SchedPolicy != sched.PolicyInherit {
 		return nil, fmt.Errorf("--sched-policy must be %s or %s, got %q", sched.PolicyBatch, sched.PolicyInherit, o.env.SchedPolicy)
@@ -198,6 +203,7 @@ type round struct {
 
 	finger *fingerRound // fingerprint matcher (finger.go)
 	ticket *ticketRound // CAS ticket pairs (ticket.go)
+	authz  *authzRound  // authorization checks (authz.go)
 }
 
 // lockedWriter serializes writes: the system under test, the processes of
@@ -401,6 +407,12 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 	if group("ticket") != nil {
 		var err error
 		if r.ticket, err = e.measureTicket(ctx, o, log, closed); err != nil {
+			return nil, err
+		}
+	}
+	if group("authz") != nil {
+		var err error
+		if r.authz, err = e.measureAuthz(ctx, o, log, closed); err != nil {
 			return nil, err
 		}
 	}

@@ -119,7 +119,7 @@ func TestSmoke(t *testing.T) {
 		stderr.Reset()
 		code = Main(context.Background(), []string{"--duration", "300ms", "--warmup", "20ms", "--slices", "1",
 			"--concurrency", "4", "--auth-concurrency", "3", "--max-hash-wait", "200ms", "--argon2-memory", "8192",
-			"--argon2-time", "1", "--burst-callers", "10", "--overload-callers", "300", "--out", out}, &stdout, &stderr)
+			"--argon2-time", "1", "--burst-callers", "10", "--overload-callers", "300", "--authz-size", "small", "--out", out}, &stdout, &stderr)
 		if code == 0 && !strings.Contains(stdout.String(), "ERROR") {
 			break
 		}
@@ -137,7 +137,8 @@ func TestSmoke(t *testing.T) {
 		wantSched = "SCHED_BATCH could not be set here"
 	}
 	for _, want := range []string{"Authenticate throughput", "Login burst: slowest answer", "Storm: heap growth",
-		"Authenticate refused at 80% of saturation", "Outbox backlog of 3,000 drained", "GetUser p99 (REST edge)", "CAS single use under contention", "| Goal |", "### What each row measures",
+		"Authenticate refused at 80% of saturation", "Outbox backlog of 3,000 drained", "GetUser p99 (REST edge)", "CAS single use under contention",
+		"authz index load at start (10k grants", "authz Check in process, p50", "authz Check throughput (REST edge)", "| Goal |", "### What each row measures",
 		wantSched, "sched: skipped"} {
 		if !strings.Contains(string(md)+stderr.String(), want) || !strings.Contains(stdout.String(), "| Goal |") {
 			t.Fatalf("report lacks %q:\n%s\n%s", want, md, stderr.String())

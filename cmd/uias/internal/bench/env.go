@@ -92,6 +92,7 @@ type env struct {
 	lone *loneIdentity // sched phase, started on first use
 
 	tickets *ticketBench // ticket phase, set up on first use
+	authzB  *authzBench  // authz phase, set up on first use
 }
 
 func startEnv(ctx context.Context, ec envConfig) (_ *env, err error) {

@@ -115,6 +115,9 @@ func format(u unit, v float64) string {
 		}
 		return fmt.Sprintf("%.1f/s", v)
 	case dur:
+		if v < 1e-3 {
+			return us(time.Duration(v * float64(time.Second)))
+		}
 		return ms(time.Duration(v * float64(time.Second)))
 	case mebibytes:
 		return fmt.Sprintf("%.0f MiB", v/(1<<20))
@@ -400,6 +403,7 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 	}
 	rep.rows = append(rep.rows, fingerRows(rounds)...)
 	rep.rows = append(rep.rows, ticketRows(o, rounds)...)
+	rep.rows = append(rep.rows, authzRows(o, rounds)...)
 	return rep
 }
 
