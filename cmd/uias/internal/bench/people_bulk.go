@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -38,7 +39,7 @@ func generatePeopleBulk(ctx context.Context, db *store.DB, appID string, from, t
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	for _, p := range []string{"PRAGMA cache_size = -524288", "PRAGMA synchronous = OFF"} {
 		if _, err := conn.ExecContext(ctx, p); err != nil {
 			return err
@@ -185,7 +186,7 @@ func generatePeopleBulk(ctx context.Context, db *store.DB, appID string, from, t
 		var kind, name, q string
 		var seq int
 		err := conn.QueryRowContext(ctx, "SELECT seq, kind, name, sql FROM bench_setaside ORDER BY kind = 'trigger', seq LIMIT 1").Scan(&seq, &kind, &name, &q)
-		if err == sql.ErrNoRows {
+		if errors.Is(err, sql.ErrNoRows) {
 			break
 		}
 		if err != nil {
