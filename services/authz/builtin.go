@@ -44,6 +44,8 @@ var AdminResources = []AdminResource{
 	{Code: "ticket", Operations: []string{"read"}},
 	{Code: "ticket.services", Parent: "ticket", Operations: []string{"read", "write"}},
 	{Code: "ticket.sessions", Parent: "ticket", Operations: []string{"read", "revoke"}},
+	{Code: "sync", Operations: []string{"read"}},
+	{Code: "sync.subscriptions", Parent: "sync", Operations: []string{"read", "write"}},
 	{Code: "audit", Operations: []string{"read"}},
 	{Code: "audit.records", Parent: "audit", Operations: []string{"read", "verify", "archive", "export"}},
 }

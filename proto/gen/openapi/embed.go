@@ -43,3 +43,10 @@ var Authz []byte
 //
 //go:embed uias/sync/v1/sync.openapi.json
 var Sync []byte
+
+// SyncProvision is the OpenAPI 3.0 document of
+// uias/sync/v1/provision.proto (SyncProvisioningService), without security
+// requirements.
+//
+//go:embed uias/sync/v1/provision.openapi.json
+var SyncProvision []byte

@@ -15,7 +15,6 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
-	"github.com/uias/uias/proto/gen/openapi"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
 	"github.com/uias/uias/services/sync/applier"
@@ -32,6 +31,8 @@ type Handle struct {
 	Store   *sqlstore.Store
 	DB      *store.DB
 	Applier *applier.Applier // nil on a single centre
+	// Provision is the provisioning store and engine.
+	Provision *Provisioning
 }
 
 // Module is the sync component's registration.
@@ -42,15 +43,19 @@ func Module() module.Module {
 		SQL:             true,
 		NATS:            true,
 		Uses:            []string{"identity"},
+		Calls:           []string{"authz"},
 		REST:            rest,
-		OpenAPI:         openapi.Sync,
-		OpenAPISecurity: map[string][]string{"SyncAdminService": module.AdminCredentials},
+		OpenAPI:         syncOpenAPI,
+		OpenAPISecurity: map[string][]string{"SyncAdminService": module.AdminCredentials, "SyncProvisioningService": module.AdminCredentials},
 		Init:            start,
 	}
 }
 
 func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
-	return syncv1.RegisterSyncAdminServiceHandlerClient(ctx, mux, syncv1.NewSyncAdminServiceClient(conn))
+	if err := syncv1.RegisterSyncAdminServiceHandlerClient(ctx, mux, syncv1.NewSyncAdminServiceClient(conn)); err != nil {
+		return err
+	}
+	return provisionREST(ctx, mux, conn)
 }
 
 // Links are the links a centre applies: its own CHANGES, and its parent's
@@ -96,11 +101,16 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			Targets: []applier.Target{identityReplicas{c: identityv1.NewReplicaServiceClient(idc)}}})
 		env.Go(ap.Run)
 	}
+	prov, err := startProvision(env, cfg, db, idc)
+	if err != nil {
+		return nil, err
+	}
+	register := server.New(cfg.CentreHomes(), cfg.HomeSubtrees, st, ap).Register
 	return &module.Component{
-		Register: server.New(cfg.CentreHomes(), cfg.HomeSubtrees, st, ap).Register,
+		Register: func(g *grpc.Server) { register(g); prov.server.Register(g) },
 		Auth:     server.CallerAuth{Admins: adminauth.New(idc, nil)},
 		Ready:    db.PingContext,
-		Value:    &Handle{Store: st, DB: db, Applier: ap},
+		Value:    &Handle{Store: st, DB: db, Applier: ap, Provision: prov},
 	}, nil
 }
 

@@ -33,6 +33,8 @@ type Config struct {
 	Batch int `yaml:"batch"`
 	// Retry is the first wait after a link fails (200ms, doubling to 5s).
 	Retry time.Duration `yaml:"retry"`
+	// Provision: provisioning into business systems (provision_config.go).
+	Provision ProvisionConfig `yaml:"provision"`
 }
 
 // Peer is a level-2 centre as level 1 knows it.
@@ -42,7 +44,9 @@ type Peer struct {
 }
 
 // Defaults returns the sync defaults (a single centre).
-func Defaults() *Config { return &Config{Level: 1, Batch: 256, Retry: 200 * time.Millisecond} }
+func Defaults() *Config {
+	return &Config{Level: 1, Batch: 256, Retry: 200 * time.Millisecond, Provision: provisionDefaults()}
+}
 
 // Bind implements config.Section.
 func (c *Config) Bind(b *config.Binder) {
@@ -52,6 +56,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.List(&c.HomeSubtrees, "UIAS_SYNC_HOME_SUBTREES", "", "")
 	b.Int(&c.Batch, "UIAS_SYNC_BATCH", "", "")
 	b.Duration(&c.Retry, "UIAS_SYNC_RETRY", "", "")
+	c.Provision.bind(b)
 }
 
 // Complete implements config.Section.
@@ -72,6 +77,7 @@ func (c *Config) Validate(p *config.Config) error {
 	if c.Retry < 10*time.Millisecond || c.Retry > time.Minute {
 		bad("retry", "must be between 10ms and 1m, got %s", c.Retry)
 	}
+	errs = append(errs, c.Provision.validate()...)
 	if c.Centre == "" {
 		if c.Parent != "" || len(c.HomeSubtrees) > 0 || len(c.Peers) > 0 || c.Level != 1 {
 			bad("centre", "is required with sync.level 2, parent, home_subtrees or peers (the centre's name, also its JetStream domain)")

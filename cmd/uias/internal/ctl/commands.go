@@ -78,7 +78,7 @@ func commands() map[string]map[string]command {
 		"keys":   keysCommands(),
 		"audit":  auditCommands(),
 		"authz":  authzCommands(),
-		"sync":   syncCommands(),
+		"sync":   syncProvisionCommands(syncCommands()),
 		"import": importCommands(),
 		"export": exportCommands(),
 	}

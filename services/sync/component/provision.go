@@ -1,0 +1,102 @@
+package component
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/adminauth"
+	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/proto/gen/openapi"
+	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
+	"github.com/uias/uias/services/sync/provision"
+	"github.com/uias/uias/services/sync/provision/ldap"
+	"github.com/uias/uias/services/sync/provision/provserver"
+	"github.com/uias/uias/services/sync/provision/scim"
+	"github.com/uias/uias/services/sync/provision/webhook"
+	"github.com/uias/uias/services/sync/sqlstore"
+)
+
+// syncOpenAPI is the component's one document: sync.proto and
+// provision.proto.
+var syncOpenAPI = func() []byte {
+	b, err := module.MergeOpenAPI(openapi.Sync, openapi.SyncProvision)
+	if err != nil {
+		panic("sync openapi: " + err.Error()) // generated and embedded: cannot happen
+	}
+	return b
+}()
+
+func provisionREST(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+	return syncv1.RegisterSyncProvisioningServiceHandlerClient(ctx, mux, syncv1.NewSyncProvisioningServiceClient(conn))
+}
+
+// Transports are the provisioning transports by kind.
+var Transports = map[string]provision.Dialer{
+	provision.Webhook: webhook.New,
+	provision.SCIM:    scim.New,
+	provision.LDAP:    ldap.New,
+}
+
+// Provisioning is the started provisioning part of the component.
+type Provisioning struct {
+	Store  *sqlstore.Provision
+	Engine *provision.Engine // nil when sync.provision.enabled is false
+	server *provserver.Server
+}
+
+func startProvision(env *module.Env, cfg *Config, db *store.DB, idc grpc.ClientConnInterface) (*Provisioning, error) {
+	pc := cfg.Provision
+	ring, err := crypto.LoadRing(pc.RingSource(env.Config))
+	if err != nil {
+		return nil, fmt.Errorf("sync provisioning: key ring (the deployment's, as identity reads it, or sync.provision.key_file): %w", err)
+	}
+	box, err := ring.PurposeSealer("sync provisioning secrets")
+	if err != nil {
+		return nil, fmt.Errorf("sync provisioning: key ring: %w", err)
+	}
+	st := sqlstore.NewProvision(db, box)
+	_, js, err := env.NATS()
+	if err != nil {
+		return nil, err
+	}
+	log := env.Log.Named("provision")
+	publish := func(ctx context.Context, ev events.Event) {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := js.PublishMsg(pctx, events.Msg(ev), jetstream.WithMsgID(ev.ID)); err != nil {
+			log.Warn("audit event not published", zap.String("api", ev.Type), zap.Error(err))
+		}
+	}
+	p := &Provisioning{Store: st}
+	if pc.Enabled {
+		auditor := audit.NewBuilder("sync", nil)
+		p.Engine = provision.New(provision.Options{Store: st, JS: js, Dial: Transports, Logger: log, Metrics: env.Metrics,
+			Timeout: pc.Timeout, RetryFirst: pc.RetryFirst, RetryMax: pc.RetryMax, MaxAttempts: pc.MaxAttempts,
+			Alert: func(ctx context.Context, s *provision.Subscription, d provision.Delivery) {
+				log.Error("provisioning: delivery dead-lettered", zap.String("subscription", s.ID), zap.String("app", s.App),
+					zap.Int64("seq", d.Seq), zap.Int("attempts", d.Attempts), zap.String("error", d.LastError))
+				publish(ctx, auditor.Event(ctx, audit.Action{API: "provision.dead_letter", Subject: "subscription:" + s.ID,
+					Result: audit.ResultFailure, Reason: "DEAD_LETTER", Start: d.CreatedAt, Detail: map[string]string{
+						"app": s.App, "kind": d.Kind, "object": d.ObjectID, "seq": fmt.Sprint(d.Seq),
+						"attempts": fmt.Sprint(d.Attempts), "error": d.LastError}}))
+			}})
+		env.Go(p.Engine.Run)
+	}
+	var authzc grpc.ClientConnInterface
+	if c, err := env.Client("authz"); err == nil {
+		authzc = c
+	}
+	svc := &provision.Service{Store: st, Engine: p.Engine}
+	p.server = provserver.New(svc, adminauth.New(idc, authzc), publish)
+	return p, nil
+}

@@ -1,0 +1,488 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/ids"
+)
+
+// Transport delivers items to one business system.
+type Transport interface {
+	// Deliver makes the business system hold it (upsert) or not hold it
+	// (delete). It must be idempotent: after a crash an item is delivered
+	// again.
+	Deliver(ctx context.Context, it Item) error
+	Close() error
+}
+
+// Dialer builds the transport of a subscription.
+type Dialer func(s *Subscription) (Transport, error)
+
+// Options configure the Engine.
+type Options struct {
+	Store Store
+	// JS reads the local CHANGES stream (nil: no immediate deliveries are
+	// made from changes; batches still work).
+	JS jetstream.JetStream
+	// Dial builds transports by kind (webhook, scim, ldap).
+	Dial   map[string]Dialer
+	Logger *zap.Logger
+	// Metrics registers the engine's metrics (optional).
+	Metrics prometheus.Registerer
+	Now     func() time.Time
+	// Timeout bounds one delivery (10s).
+	Timeout time.Duration
+	// RetryFirst and RetryMax bound the back-off between attempts (1s, 5m).
+	RetryFirst, RetryMax time.Duration
+	// MaxAttempts before a delivery is dead-lettered (10).
+	MaxAttempts int
+	// Poll is how often idle workers and the scheduler look again (1s).
+	Poll time.Duration
+	// Alert is told of each dead letter (the component publishes an audit
+	// event); nil: none.
+	Alert func(ctx context.Context, s *Subscription, d Delivery)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.RetryFirst <= 0 {
+		o.RetryFirst = time.Second
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 5 * time.Minute
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	return o
+}
+
+// Engine projects the CHANGES stream, enqueues deliveries and runs one
+// worker per subscription, so one slow or failing business system never
+// holds back another.
+type Engine struct {
+	o Options
+
+	mu      sync.Mutex
+	workers map[string]*worker
+	kick    chan struct{}
+
+	delivered, failed, dead *prometheus.CounterVec
+	pending, lag            *prometheus.GaugeVec
+	latency                 *prometheus.HistogramVec
+}
+
+type worker struct {
+	sub    *Subscription
+	cancel context.CancelFunc
+	done   chan struct{}
+	kick   chan struct{}
+}
+
+// New returns the engine; Run starts it.
+func New(o Options) *Engine {
+	o = o.withDefaults()
+	e := &Engine{o: o, workers: map[string]*worker{}, kick: make(chan struct{}, 1),
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_provision_delivered_total",
+			Help: "Deliveries made to business systems, by application."}, []string{"app"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_provision_failed_attempts_total",
+			Help: "Delivery attempts that failed, by application."}, []string{"app"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_provision_dead_letters_total",
+			Help: "Deliveries given up after the last retry (dead letters), by application."}, []string{"app"}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "uias_sync_provision_queue_depth",
+			Help: "Deliveries waiting, by subscription."}, []string{"subscription", "app"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "uias_sync_provision_lag_seconds",
+			Help: "Age of the oldest delivery waiting, by subscription."}, []string{"subscription", "app"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "uias_sync_provision_latency_seconds",
+			Help:    "Time from a delivery's creation to its success, by application.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600}}, []string{"app"}),
+	}
+	if o.Metrics != nil {
+		for _, c := range []prometheus.Collector{e.delivered, e.failed, e.dead, e.pending, e.lag, e.latency} {
+			if err := o.Metrics.Register(c); err != nil {
+				o.Logger.Warn("provisioning metrics not registered", zap.Error(err))
+			}
+		}
+	}
+	return e
+}
+
+// Kick wakes the supervisor and every worker (after a subscription or a
+// batch was written).
+func (e *Engine) Kick() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, w := range e.workers {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run projects changes and runs the workers until ctx ends.
+func (e *Engine) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	if e.o.JS != nil {
+		wg.Go(func() { e.project(ctx) })
+	}
+	e.supervise(ctx)
+	e.mu.Lock()
+	for _, w := range e.workers {
+		w.cancel()
+	}
+	ws := e.workers
+	e.mu.Unlock()
+	for _, w := range ws {
+		<-w.done
+	}
+	wg.Wait()
+}
+
+// ---- projection of CHANGES ----
+
+func (e *Engine) project(ctx context.Context) {
+	for delay := e.o.RetryFirst; ctx.Err() == nil; {
+		err := e.consume(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		e.o.Logger.Warn("provisioning: reading CHANGES failed; retrying", zap.Error(err), zap.Duration("in", delay))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+const projectBatch = 256
+
+func (e *Engine) consume(ctx context.Context) error {
+	cur, err := e.o.Store.Cursor(ctx)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cons, err := e.o.JS.OrderedConsumer(cctx, events.StreamChanges, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: cur + 1})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", events.StreamChanges, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * projectBatch))
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", events.StreamChanges, err)
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return err
+		}
+		batch := []jetstream.Msg{msg}
+		for len(batch) < projectBatch {
+			m, err := it.Next(jetstream.NextMaxWait(5 * time.Millisecond))
+			if err != nil {
+				break
+			}
+			batch = append(batch, m)
+		}
+		if err := e.projectBatch(ctx, batch); err != nil {
+			return err
+		}
+	}
+}
+
+func (e *Engine) projectBatch(ctx context.Context, batch []jetstream.Msg) error {
+	subs, err := e.o.Store.ListSubscriptions(ctx, "")
+	if err != nil {
+		return err
+	}
+	added := 0
+	err = e.o.Store.InTx(ctx, func(tx Tx) error {
+		added = 0
+		cur, err := tx.Cursor()
+		if err != nil {
+			return err
+		}
+		for _, m := range batch {
+			md, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("CHANGES message without metadata: %w", err)
+			}
+			seq := md.Sequence.Stream
+			if seq <= cur {
+				continue
+			}
+			ev, err := events.EventFromMsg(m)
+			if err == nil && ev.ID != "" {
+				n, err := Project(tx, subs, Change{EventID: ev.ID, Subject: ev.Subject, Payload: ev.Payload, Seq: seq}, e.o.Now())
+				if err != nil {
+					return err
+				}
+				added += n
+			}
+			cur = seq
+		}
+		return tx.SetCursor(cur)
+	})
+	if err == nil && added > 0 {
+		e.Kick()
+	}
+	return err
+}
+
+// ---- batches ----
+
+// EnqueueBatch enqueues the selection of each subscription in subs that
+// passes f as one batch, and returns the batch id and how many deliveries
+// it added.
+func (e *Engine) EnqueueBatch(ctx context.Context, subs []*Subscription, f Filter) (string, int, error) {
+	batchID := ids.New()
+	n := 0
+	err := e.o.Store.InTx(ctx, func(tx Tx) error {
+		n = 0
+		for _, s := range subs {
+			k, err := EnqueueSelection(tx, s, f, batchID, e.o.Now())
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		return nil
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	e.Kick()
+	return batchID, n, nil
+}
+
+// ---- supervisor and workers ----
+
+func (e *Engine) supervise(ctx context.Context) {
+	t := time.NewTicker(e.o.Poll)
+	defer t.Stop()
+	for {
+		e.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-e.kick:
+		}
+	}
+}
+
+// reconcile starts a worker per enabled subscription (restarting it when
+// the subscription changed), stops those of removed or disabled ones, runs
+// the scheduled batches that are due and refreshes the queue metrics.
+func (e *Engine) reconcile(ctx context.Context) {
+	subs, err := e.o.Store.ListSubscriptions(ctx, "")
+	if err != nil {
+		if ctx.Err() == nil {
+			e.o.Logger.Warn("provisioning: listing subscriptions failed", zap.Error(err))
+		}
+		return
+	}
+	want := map[string]*Subscription{}
+	for _, s := range subs {
+		if s.Enabled {
+			want[s.ID] = s
+		}
+	}
+	e.mu.Lock()
+	for id, w := range e.workers {
+		if s, ok := want[id]; !ok || !s.UpdatedAt.Equal(w.sub.UpdatedAt) {
+			w.cancel()
+			<-w.done
+			delete(e.workers, id)
+		}
+	}
+	for id, s := range want {
+		if _, ok := e.workers[id]; ok {
+			continue
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		w := &worker{sub: s, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1)}
+		e.workers[id] = w
+		go func() { defer close(w.done); e.work(wctx, w) }()
+	}
+	e.mu.Unlock()
+	now := e.o.Now()
+	for _, s := range want {
+		if s.BatchEvery > 0 && now.Sub(s.LastBatchAt) >= s.BatchEvery {
+			if _, _, err := e.EnqueueBatch(ctx, []*Subscription{s}, Filter{}); err != nil {
+				e.o.Logger.Warn("provisioning: scheduled batch failed", zap.String("subscription", s.ID), zap.Error(err))
+				continue
+			}
+			if err := e.o.Store.SetLastBatch(ctx, s.ID, now); err != nil {
+				e.o.Logger.Warn("provisioning: recording the batch time failed", zap.String("subscription", s.ID), zap.Error(err))
+			}
+		}
+	}
+	if q, err := e.o.Store.Queues(ctx); err == nil {
+		for _, s := range subs {
+			st := q[s.ID]
+			e.pending.WithLabelValues(s.ID, s.App).Set(float64(st.Pending))
+			e.lag.WithLabelValues(s.ID, s.App).Set(st.Lag(now).Seconds())
+		}
+	}
+}
+
+func (e *Engine) wait(ctx context.Context, w *worker, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-w.kick:
+	}
+	return true
+}
+
+// work delivers the subscription's queue in order. A failed delivery holds
+// the subscription's later ones (they may be later states of the same
+// object) until it succeeds or is dead-lettered; it never holds another
+// subscription's.
+func (e *Engine) work(ctx context.Context, w *worker) {
+	s := w.sub
+	log := e.o.Logger.With(zap.String("subscription", s.ID), zap.String("app", s.App))
+	var tr Transport
+	defer func() {
+		if tr != nil {
+			_ = tr.Close()
+		}
+	}()
+	for ctx.Err() == nil {
+		d, err := e.o.Store.NextDue(ctx, s.ID)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("provisioning: reading the queue failed", zap.Error(err))
+			}
+			e.wait(ctx, w, e.o.Poll)
+			continue
+		}
+		if d == nil {
+			e.wait(ctx, w, e.o.Poll)
+			continue
+		}
+		if wait := d.NextAt.Sub(e.o.Now()); wait > 0 {
+			e.wait(ctx, w, min(wait, e.o.Poll))
+			continue
+		}
+		if tr == nil {
+			dial := e.o.Dial[s.Transport]
+			if dial == nil {
+				err = fmt.Errorf("transport %q is not available", s.Transport)
+			} else {
+				tr, err = dial(s)
+			}
+		}
+		if err == nil {
+			err = e.deliver(ctx, tr, d)
+		}
+		if ctx.Err() != nil {
+			return // stopped mid-delivery: delivered again after the restart
+		}
+		now := e.o.Now()
+		attempts := d.Attempts + 1
+		if err == nil {
+			lat := now.Sub(d.CreatedAt)
+			if err := e.o.Store.Delivered(ctx, d.Seq, attempts, now, lat); err != nil {
+				log.Warn("provisioning: recording a delivery failed", zap.Error(err))
+				e.wait(ctx, w, e.o.Poll)
+				continue
+			}
+			e.delivered.WithLabelValues(s.App).Inc()
+			e.latency.WithLabelValues(s.App).Observe(lat.Seconds())
+			continue
+		}
+		e.failed.WithLabelValues(s.App).Inc()
+		dead := attempts >= e.o.MaxAttempts
+		msg := err.Error()
+		if len(msg) > 500 {
+			msg = msg[:500]
+		}
+		if err := e.o.Store.Failed(ctx, d.Seq, attempts, msg, now.Add(Backoff(attempts, e.o.RetryFirst, e.o.RetryMax)), dead); err != nil {
+			log.Warn("provisioning: recording a failure failed", zap.Error(err))
+			e.wait(ctx, w, e.o.Poll)
+			continue
+		}
+		// the message is the transport's, which never carries secrets
+		log.Info("provisioning: delivery failed", zap.Int64("seq", d.Seq), zap.Int("attempt", attempts), zap.Bool("dead", dead),
+			zap.String("error", msg))
+		if dead {
+			e.dead.WithLabelValues(s.App).Inc()
+			d.Attempts, d.LastError, d.Status = attempts, msg, Dead
+			if e.o.Alert != nil {
+				e.o.Alert(ctx, s, *d)
+			}
+		}
+		if errors.Is(err, errBrokenTransport) && tr != nil {
+			_ = tr.Close()
+			tr = nil
+		}
+	}
+}
+
+// errBrokenTransport marks failures after which the transport is rebuilt.
+var errBrokenTransport = errors.New("transport broken")
+
+// Broken wraps err so that the worker rebuilds its transport (a lost LDAP
+// connection).
+func Broken(err error) error { return fmt.Errorf("%w: %w", errBrokenTransport, err) }
+
+func (e *Engine) deliver(ctx context.Context, tr Transport, d *Delivery) error {
+	obj, members, err := e.o.Store.Object(ctx, d.Kind, d.ObjectID)
+	if err != nil {
+		return fmt.Errorf("reading %s %s: %w", d.Kind, d.ObjectID, err)
+	}
+	if obj == nil {
+		obj = &Object{Kind: d.Kind, ID: d.ObjectID, Data: []byte("{}")}
+	}
+	var ms []Member
+	for _, id := range members {
+		u, _, err := e.o.Store.Object(ctx, KindUser, id)
+		if err != nil {
+			return fmt.Errorf("reading member %s: %w", id, err)
+		}
+		if u != nil && !u.Deleted {
+			ms = append(ms, Member{ID: id, Login: u.Field("login_name")})
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
+	defer cancel()
+	err = tr.Deliver(dctx, Item{Delivery: *d, Object: obj, Members: ms})
+	if err != nil && dctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		return fmt.Errorf("no answer within %s (timeout): %w", e.o.Timeout, err)
+	}
+	return err
+}

@@ -1,0 +1,181 @@
+package provision_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/services/sync/provision"
+	"github.com/uias/uias/services/sync/provision/provtest"
+	"github.com/uias/uias/services/sync/provision/webhook"
+)
+
+const secret = "whsec-0123456789abcdef"
+
+func dial() map[string]provision.Dialer { return map[string]provision.Dialer{provision.Webhook: webhook.New} }
+
+func users(env *provtest.Env, n int) {
+	env.Change("org", "created", "o1", map[string]any{"code": "hq", "name": "HQ"})
+	for i := range n {
+		env.Change("user", "created", fmt.Sprintf("u%03d", i), map[string]any{"login_name": fmt.Sprintf("p%03d", i), "org_id": "o1"})
+	}
+}
+
+// Item 6: a business system that never answers does not hold back another.
+func TestHangingSystemDoesNotHoldBackHealthyOne(t *testing.T) {
+	env := provtest.New(t, provision.Options{Dial: dial(), Timeout: 300 * time.Millisecond, MaxAttempts: 1000})
+	release := make(chan struct{})
+	var hung atomic.Int64
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hung.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hanging.Close()
+	defer close(release)
+	var ok atomic.Int64
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ok.Add(1) }))
+	defer healthy.Close()
+	env.Start()
+	sel := provision.Selection{Orgs: []string{"o1"}}
+	slow := env.Subscribe(&provision.Subscription{App: "slow", Name: "slow", Selection: sel, Transport: provision.Webhook,
+		Endpoint: hanging.URL, Secret: secret})
+	fast := env.Subscribe(&provision.Subscription{App: "fast", Name: "fast", Selection: sel, Transport: provision.Webhook,
+		Endpoint: healthy.URL, Secret: secret})
+	users(env, 30)
+	env.Wait("the healthy system to get all 31", func() bool { return env.Count(fast.ID, provision.Delivered) == 31 })
+	env.Wait("the hanging system to be tried twice", func() bool { return hung.Load() >= 2 })
+	if n := env.Count(slow.ID, provision.Delivered); n != 0 {
+		t.Fatalf("the hanging system got %d deliveries", n)
+	}
+	env.Wait("a recorded timeout", func() bool {
+		ds := env.Deliveries(slow.ID)
+		return len(ds) > 0 && ds[0].Attempts >= 1
+	})
+	d := env.Deliveries(slow.ID)[0]
+	if !strings.Contains(d.LastError, "timeout") || !strings.Contains(d.LastError, "no answer within 300ms") {
+		t.Fatalf("last error of the hanging system: %q", d.LastError)
+	}
+	st, err := (&provision.Service{Store: env.Store}).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if s.Subscription.ID == slow.ID && (s.Pending != 31 || s.Oldest.IsZero() || s.LastError == "") {
+			t.Fatalf("status of the hanging subscription %+v", s)
+		}
+		if s.Subscription.ID == fast.ID && (s.Pending != 0 || s.Lag(time.Now()) != 0) {
+			t.Fatalf("status of the healthy subscription %+v", s)
+		}
+	}
+}
+
+// Item 6: 500s and closed connections are retried, recorded with a clear
+// last error, dead-lettered with an alert, and retried on demand.
+func TestFailuresAreRecordedDeadLetteredAndRetried(t *testing.T) {
+	var mu sync.Mutex
+	var alerts []provision.Delivery
+	env := provtest.New(t, provision.Options{Dial: dial(), MaxAttempts: 3,
+		Alert: func(_ context.Context, _ *provision.Subscription, d provision.Delivery) {
+			mu.Lock()
+			alerts = append(alerts, d)
+			mu.Unlock()
+		}})
+	var mode atomic.Value
+	mode.Store("500")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch mode.Load() {
+		case "500":
+			http.Error(w, "database is down", http.StatusInternalServerError)
+		case "close":
+			hj, _ := w.(http.Hijacker)
+			c, _, _ := hj.Hijack()
+			_ = c.Close()
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
+	}))
+	defer srv.Close()
+	env.Start()
+	sub := env.Subscribe(&provision.Subscription{App: "app1", Name: "x", Selection: provision.Selection{Orgs: []string{"o1"}},
+		Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+	env.Change("org", "created", "o1", map[string]any{"code": "hq"})
+	env.Wait("a dead letter", func() bool { return env.Count(sub.ID, provision.Dead) == 1 })
+	d := env.Deliveries(sub.ID)[0]
+	if d.Attempts != 3 || !strings.Contains(d.LastError, "HTTP 500") || !strings.Contains(d.LastError, "database is down") {
+		t.Fatalf("dead letter %+v", d)
+	}
+	mu.Lock()
+	if len(alerts) != 1 || alerts[0].Seq != d.Seq || alerts[0].Status != provision.Dead {
+		t.Fatalf("alerts %+v", alerts)
+	}
+	mu.Unlock()
+
+	mode.Store("close")
+	env.Change("user", "created", "u1", map[string]any{"login_name": "ann", "org_id": "o1"})
+	env.Wait("a second dead letter", func() bool { return env.Count(sub.ID, provision.Dead) == 2 })
+	d = env.Deliveries(sub.ID)[1]
+	if !strings.Contains(d.LastError, "EOF") && !strings.Contains(d.LastError, "connection reset") {
+		t.Fatalf("closed connection recorded as %q", d.LastError)
+	}
+
+	mode.Store("ok")
+	n, err := (&provision.Service{Store: env.Store, Engine: env.Engine()}).Retry(context.Background(), provision.DeliveryFilter{App: "app1"})
+	if err != nil || n != 2 {
+		t.Fatalf("retry %d %v", n, err)
+	}
+	env.Wait("both delivered after the retry", func() bool { return env.Count(sub.ID, provision.Delivered) == 2 })
+	rows, err := env.Store.Report(context.Background(), "app1", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil || len(rows) != 1 || rows[0].Delivered != 2 || rows[0].Failed != 6 || rows[0].Dead != 0 {
+		t.Fatalf("report %+v %v", rows, err)
+	}
+}
+
+func TestScheduledBatch(t *testing.T) {
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
+	defer srv.Close()
+	env.Start()
+	users(env, 3)
+	env.Wait("the projection", func() bool {
+		c, _ := env.Store.Cursor(context.Background())
+		return c == 4
+	})
+	// batch strategy: changes are not delivered; the schedule delivers the
+	// whole selection (its first run is due at once)
+	sub := env.Subscribe(&provision.Subscription{App: "app1", Name: "nightly", Selection: provision.Selection{Orgs: []string{"o1"}},
+		Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret, Strategy: provision.Batch, BatchEvery: time.Hour})
+	env.Wait("the scheduled batch", func() bool { return env.Count(sub.ID, provision.Delivered) == 4 })
+	env.Change("user", "created", "u999", map[string]any{"login_name": "late", "org_id": "o1"})
+	// the next batch is an hour away: the change waits for it
+	s, _ := env.Store.GetSubscription(context.Background(), sub.ID)
+	if s.LastBatchAt.IsZero() {
+		t.Fatal("the batch time was not recorded")
+	}
+	svc := &provision.Service{Store: env.Store, Engine: env.Engine()}
+	env.Wait("the projection of the late change", func() bool {
+		c, _ := env.Store.Cursor(context.Background())
+		return c == 5
+	})
+	if n := len(env.Deliveries(sub.ID)); n != 4 {
+		t.Fatalf("a batch-only subscription got a change delivered at once (%d deliveries)", n)
+	}
+	_, n, _, err := svc.StartBatch(context.Background(), "app1", "", provision.Filter{Org: "o1"})
+	if err != nil || n != 5 {
+		t.Fatalf("on-demand batch %d %v", n, err)
+	}
+	env.Wait("the on-demand batch", func() bool { return env.Count(sub.ID, provision.Delivered) == 9 })
+	if _, _, _, err := svc.StartBatch(context.Background(), "nobody", "", provision.Filter{}); err == nil ||
+		!strings.Contains(err.Error(), "no enabled subscription") {
+		t.Fatalf("batch of an app without subscriptions: %v", err)
+	}
+}

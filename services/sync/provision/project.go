@@ -1,0 +1,270 @@
+package provision
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"time"
+
+	usync "github.com/uias/uias/services/sync"
+)
+
+// Change is one CHANGES event as provisioning reads it.
+type Change struct {
+	EventID string
+	// Subject is uias.changes.<component>.<entity>.<op>.
+	Subject string
+	Payload []byte
+	Seq     uint64
+}
+
+// ref is an object a change touches; changed: its own data (or, for a
+// group, its members) changed, so it is delivered again while selected.
+// An object touched only through a relation (a link, a grant, a
+// membership) is delivered when it enters or leaves the selection.
+type ref struct {
+	kind, id string
+	changed  bool
+}
+
+// Project applies c to the projection and enqueues, for every immediate
+// subscription in subs, a delivery of each object c touches that is in the
+// subscription's selection after it (upsert) or was before and is no more
+// (delete). It runs inside tx.
+func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) {
+	rest, ok := strings.CutPrefix(c.Subject, usync.SubjectPrefix)
+	if !ok {
+		return 0, nil
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) < 3 {
+		return 0, nil
+	}
+	kind, op := parts[0]+"."+parts[1], parts[len(parts)-1]
+	var p struct {
+		ID   string          `json:"id"`
+		Data json.RawMessage `json:"data"`
+		// authz changes
+		Obj string `json:"obj"`
+	}
+	if json.Unmarshal(c.Payload, &p) != nil || p.ID == "" {
+		return 0, nil // not a change provisioning understands
+	}
+	var touched []ref
+	var mutate func() error
+	switch kind {
+	case KindUser, KindOrg, KindGroup:
+		touched = append(touched, ref{kind, p.ID, true})
+		switch {
+		case kind == KindGroup && (op == "member_added" || op == "member_removed"):
+			var d struct {
+				UserID string `json:"user_id"`
+			}
+			_ = json.Unmarshal(p.Data, &d)
+			if d.UserID == "" {
+				return 0, nil
+			}
+			touched = append(touched, ref{KindUser, d.UserID, false})
+			mutate = func() error { return tx.SetMember(p.ID, d.UserID, op == "member_added") }
+		default:
+			mutate = func() error {
+				cur, err := tx.Object(kind, p.ID)
+				if err != nil {
+					return err
+				}
+				var prev json.RawMessage
+				if cur != nil {
+					prev = cur.Data
+				}
+				data := p.Data
+				if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+					data = nil
+				}
+				return tx.PutObject(Object{Kind: kind, ID: p.ID, Data: usync.Merge(prev, data), Deleted: isDelete(op)})
+			}
+		}
+	case "identity.link":
+		var d struct {
+			UserID string `json:"user_id"`
+			AppID  string `json:"app_id"`
+		}
+		_ = json.Unmarshal(p.Data, &d)
+		if d.UserID == "" {
+			return 0, nil
+		}
+		touched = append(touched, ref{KindUser, d.UserID, false})
+		mutate = func() error {
+			if isDelete(op) {
+				_, err := tx.DeleteLink(p.ID)
+				return err
+			}
+			return tx.PutLink(p.ID, d.UserID, d.AppID)
+		}
+	case "authz.grant":
+		var g struct {
+			Role    string `json:"role"`
+			Subject struct {
+				Kind string `json:"kind"`
+				ID   string `json:"id"`
+			} `json:"subject"`
+		}
+		// authz carries the grant as bytes (base64 in JSON)
+		var raw []byte
+		if json.Unmarshal(p.Data, &raw) == nil {
+			_ = json.Unmarshal(raw, &g)
+		} else {
+			_ = json.Unmarshal(p.Data, &g)
+		}
+		del := op == "delete" || isDelete(op)
+		subjKind, subjID := g.Subject.Kind, g.Subject.ID
+		if del {
+			_, k, s, err := tx.Grant(p.ID)
+			if err != nil {
+				return 0, err
+			}
+			subjKind, subjID = k, s
+		}
+		users, err := grantUsers(tx, subjKind, subjID)
+		if err != nil {
+			return 0, err
+		}
+		for _, u := range users {
+			touched = append(touched, ref{KindUser, u, false})
+		}
+		mutate = func() error {
+			if del {
+				_, _, err := tx.DeleteGrant(p.ID)
+				return err
+			}
+			if g.Role == "" || subjKind == "" {
+				return nil
+			}
+			return tx.PutGrant(p.ID, g.Role, subjKind, subjID)
+		}
+	default:
+		return 0, nil
+	}
+	var live []*Subscription
+	for _, s := range subs {
+		if s.Enabled && s.Strategy == Immediate {
+			live = append(live, s)
+		}
+	}
+	before, err := matchAll(tx, live, touched)
+	if err != nil {
+		return 0, err
+	}
+	if err := mutate(); err != nil {
+		return 0, err
+	}
+	after, err := matchAll(tx, live, touched)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i, s := range live {
+		for j, r := range touched {
+			op := ""
+			switch {
+			case after[i][j] && (r.changed || !before[i][j]):
+				op = OpUpsert
+			case before[i][j] && !after[i][j]:
+				op = OpDelete
+			default:
+				continue
+			}
+			added, err := tx.Enqueue(Delivery{Subscription: s.ID, App: s.App, EventID: c.EventID, Kind: r.kind, ObjectID: r.id,
+				Op: op, CreatedAt: now})
+			if err != nil {
+				return n, err
+			}
+			if added {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// grantUsers lists the users a grant to (kind, id) reaches directly: the
+// user, or a group's members. (A grant to an org reaches its whole subtree:
+// resync the selection after such grants.)
+func grantUsers(tx Tx, kind, id string) ([]string, error) {
+	switch kind {
+	case "user":
+		return []string{id}, nil
+	case "group":
+		return tx.Members(id)
+	}
+	return nil, nil
+}
+
+func matchAll(tx Tx, subs []*Subscription, refs []ref) ([][]bool, error) {
+	out := make([][]bool, len(subs))
+	objs := make([]*Object, len(refs))
+	for j, r := range refs {
+		o, err := tx.Object(r.kind, r.id)
+		if err != nil {
+			return nil, err
+		}
+		objs[j] = o
+	}
+	for i, s := range subs {
+		out[i] = make([]bool, len(refs))
+		for j := range refs {
+			ok, err := Matches(tx, s, objs[j], Filter{})
+			if err != nil {
+				return nil, err
+			}
+			out[i][j] = ok
+		}
+	}
+	return out, nil
+}
+
+func isDelete(op string) bool {
+	switch op {
+	case "deleted", "delete", "removed":
+		return true
+	}
+	return false
+}
+
+// EnqueueSelection enqueues, in tx, an upsert of every object of the
+// subscription's selection that passes f (orgs, then people, then groups,
+// so that members exist before their groups), as batch batchID. It returns
+// how many deliveries it added.
+func EnqueueSelection(tx Tx, s *Subscription, f Filter, batchID string, now time.Time) (int, error) {
+	n := 0
+	for _, kind := range []string{KindOrg, KindUser, KindGroup} {
+		after := ""
+		for {
+			objs, err := tx.Objects(kind, after, 500)
+			if err != nil {
+				return n, err
+			}
+			for i := range objs {
+				ok, err := Matches(tx, s, &objs[i], f)
+				if err != nil {
+					return n, err
+				}
+				if !ok {
+					continue
+				}
+				added, err := tx.Enqueue(Delivery{Subscription: s.ID, App: s.App, EventID: "batch:" + batchID, Kind: kind,
+					ObjectID: objs[i].ID, Op: OpUpsert, BatchID: batchID, CreatedAt: now})
+				if err != nil {
+					return n, err
+				}
+				if added {
+					n++
+				}
+			}
+			if len(objs) < 500 {
+				break
+			}
+			after = objs[len(objs)-1].ID
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,458 @@
+// Package provision is the provisioning domain of the sync component: the
+// business systems (applications) that keep their own user tables
+// subscribe to a selection of people, orgs and groups and get them pushed
+// through a transport (signed webhook, SCIM 2.0, LDAP).
+//
+// The strategies of the maritime design:
+//   - immediate: each change of the local CHANGES stream that touches the
+//     selection becomes a delivery at once; a failed delivery is retried
+//     with back-off, then dead-lettered with an alert;
+//   - batch: the whole selection (or a part of it: by org, by role) is
+//     delivered on demand or on a schedule;
+//   - resync: the same, after the fact, for a whole selection.
+//
+// Every delivery is a row (change, application, attempt count, last error,
+// latency), so a killed process resumes where it stopped and reports count
+// successes and failures per application per day.
+//
+// Deliveries carry the object's current state (from the projection this
+// package keeps of the CHANGES stream), not the change alone: delivering
+// twice is harmless, and the transports make each operation idempotent
+// (SCIM looks the resource up by externalId before creating it).
+package provision
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Transport kinds.
+const (
+	Webhook = "webhook"
+	SCIM    = "scim"
+	LDAP    = "ldap"
+)
+
+// Strategies.
+const (
+	// Immediate delivers each change as it comes (and batches on demand).
+	Immediate = "immediate"
+	// Batch delivers the selection on a schedule and on demand only.
+	Batch = "batch"
+)
+
+// Object kinds of the projection (those of CHANGES: <component>.<entity>).
+const (
+	KindUser  = "identity.user"
+	KindOrg   = "identity.org"
+	KindGroup = "identity.group"
+)
+
+// Operations of a delivery.
+const (
+	// OpUpsert creates or updates the object at the business system.
+	OpUpsert = "upsert"
+	// OpDelete removes it (deleted, or no longer in the selection).
+	OpDelete = "delete"
+)
+
+// Delivery states.
+const (
+	Pending   = "pending"
+	Delivered = "delivered"
+	Dead      = "dead"
+)
+
+// Selection is what a subscription receives. A person is selected when any
+// part selects them: their org is inside one of Orgs' subtrees, they are a
+// member of one of Groups, they hold one of Roles (granted to them, to a
+// group of theirs or to an org above them), or (Linked) they have an
+// account link to the subscribing application. Orgs inside Orgs' subtrees
+// and the groups of Groups are delivered too.
+type Selection struct {
+	Orgs   []string
+	Roles  []string
+	Groups []string
+	Linked bool
+}
+
+// Empty reports whether the selection selects nothing.
+func (s Selection) Empty() bool {
+	return len(s.Orgs) == 0 && len(s.Roles) == 0 && len(s.Groups) == 0 && !s.Linked
+}
+
+// Subscription is one application's subscription.
+type Subscription struct {
+	ID string
+	// App is the subscribing application's id.
+	App       string
+	Name      string
+	Selection Selection
+	Transport string
+	// Endpoint: the webhook URL, the SCIM base URL (…/scim/v2) or the LDAP
+	// URL (ldap://host:port).
+	Endpoint string
+	// Settings of the transport (LDAP: base_dn, bind_dn; SCIM: none).
+	Settings map[string]string
+	// Secret is the webhook signing key, the SCIM bearer token or the LDAP
+	// bind password. Sealed at rest, never logged, never answered.
+	Secret   string
+	Strategy string
+	// BatchEvery runs a batch of the whole selection this often (0: none).
+	BatchEvery time.Duration
+	Enabled    bool
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	// LastBatchAt is when the last scheduled batch was enqueued.
+	LastBatchAt time.Time
+}
+
+// HasSecret reports whether a secret is set (what callers are told).
+func (s *Subscription) HasSecret() bool { return s.Secret != "" }
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// Validate checks a subscription before it is stored; its error is a
+// ValidationError naming the field.
+func (s *Subscription) Validate() error {
+	bad := func(field, format string, a ...any) error {
+		return &ValidationError{Field: field, Msg: fmt.Sprintf(format, a...)}
+	}
+	if !idRE.MatchString(s.App) {
+		return bad("app", "must name the subscribing application's id")
+	}
+	if strings.TrimSpace(s.Name) == "" {
+		return bad("name", "is required")
+	}
+	if s.Selection.Empty() {
+		return bad("selection", "selects nothing: give orgs, roles, groups or linked")
+	}
+	switch s.Strategy {
+	case Immediate, Batch:
+	default:
+		return bad("strategy", "must be %q or %q, got %q", Immediate, Batch, s.Strategy)
+	}
+	if s.BatchEvery != 0 && s.BatchEvery < time.Minute {
+		return bad("batch_every", "must be 0 (no schedule) or at least 1m, got %s", s.BatchEvery)
+	}
+	u, err := url.Parse(s.Endpoint)
+	if err != nil || u.Host == "" {
+		return bad("endpoint", "must be an absolute URL")
+	}
+	switch s.Transport {
+	case Webhook, SCIM:
+		if u.Scheme != "https" && u.Scheme != "http" {
+			return bad("endpoint", "must be an http(s) URL for %s", s.Transport)
+		}
+	case LDAP:
+		if u.Scheme != "ldap" && u.Scheme != "ldaps" {
+			return bad("endpoint", "must be an ldap:// or ldaps:// URL")
+		}
+		if s.Settings["base_dn"] == "" {
+			return bad("settings.base_dn", "is required for ldap (the entry under which ou=people is written)")
+		}
+	default:
+		return bad("transport", "must be webhook, scim or ldap, got %q", s.Transport)
+	}
+	if s.Transport == Webhook && len(s.Secret) < 16 {
+		return bad("secret", "must be at least 16 characters for a signed webhook")
+	}
+	return nil
+}
+
+// ValidationError is a refused subscription field.
+type ValidationError struct{ Field, Msg string }
+
+func (e *ValidationError) Error() string { return e.Field + " " + e.Msg }
+
+// Delivery is one object to deliver to one subscription.
+type Delivery struct {
+	Seq          int64
+	Subscription string
+	App          string
+	// EventID is the change's event id, or "batch:<batch id>" for a batch.
+	EventID  string
+	Kind     string
+	ObjectID string
+	Op       string
+	BatchID  string
+	Status   string
+	Attempts int
+	// LastError is the last failure, as a person reads it.
+	LastError   string
+	NextAt      time.Time
+	CreatedAt   time.Time
+	DeliveredAt time.Time
+	// LatencyMS is from the delivery's creation to its success.
+	LatencyMS int64
+}
+
+// Object is the projected current state of an object.
+type Object struct {
+	Kind, ID string
+	Data     json.RawMessage
+	Deleted  bool
+}
+
+// Field returns the string field name of the object's data ("" if none).
+func (o *Object) Field(name string) string {
+	var m map[string]any
+	if o == nil || json.Unmarshal(o.Data, &m) != nil {
+		return ""
+	}
+	switch v := m[name].(type) {
+	case string:
+		return v
+	case float64:
+		return fmt.Sprint(v)
+	case bool:
+		return fmt.Sprint(v)
+	}
+	return ""
+}
+
+// Item is what a transport delivers: the delivery and the object's state.
+type Item struct {
+	Delivery Delivery
+	Object   *Object
+	// Members of a group, for group objects.
+	Members []Member
+}
+
+// Member is a member of a group: their user id and login name.
+type Member struct{ ID, Login string }
+
+// ReportRow is one application's deliveries of one day (UTC).
+type ReportRow struct {
+	Day       string // 2006-01-02
+	App       string
+	Delivered int64
+	Failed    int64 // attempts that failed
+	Dead      int64
+	Pending   int64
+	// AvgLatencyMS of the deliveries that succeeded.
+	AvgLatencyMS int64
+}
+
+// SubStatus is a subscription's queue: what waits and since when.
+type SubStatus struct {
+	Subscription Subscription
+	Pending      int64
+	Dead         int64
+	// Oldest is the creation time of the oldest pending delivery (zero: none).
+	Oldest    time.Time
+	LastError string
+}
+
+// Lag is how long the oldest pending delivery has waited at now.
+func (s SubStatus) Lag(now time.Time) time.Duration {
+	if s.Oldest.IsZero() {
+		return 0
+	}
+	return now.Sub(s.Oldest)
+}
+
+// Backoff is the wait before attempt n+1 after n failures: first, doubling
+// up to max, with ±20% jitter so that systems that fail together are not
+// retried together.
+func Backoff(n int, first, max time.Duration) time.Duration {
+	d := first
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	j := time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	return max2(j, time.Millisecond)
+}
+
+func max2(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// Filter narrows a batch: only people inside Org's subtree and/or holding
+// Role (each empty: no narrowing).
+type Filter struct {
+	Org, Role string
+}
+
+// Reader is what matching reads of the projection.
+type Reader interface {
+	Object(kind, id string) (*Object, error)
+	// GroupsOf lists the groups user is a member of.
+	GroupsOf(user string) ([]string, error)
+	// AppsLinked lists the applications user has an account link to.
+	AppsLinked(user string) ([]string, error)
+	// Grants lists the roles granted to subject (kind user, group or org).
+	Grants(kind, id string) ([]string, error)
+}
+
+// OrgPath returns org and its ancestors (nearest first), stopping on a
+// cycle or after 64 levels.
+func OrgPath(r Reader, org string) ([]string, error) {
+	var out []string
+	for org != "" && len(out) < 64 && !slices.Contains(out, org) {
+		out = append(out, org)
+		o, err := r.Object(KindOrg, org)
+		if err != nil {
+			return nil, err
+		}
+		if o == nil {
+			break
+		}
+		org = o.Field("parent_id")
+	}
+	return out, nil
+}
+
+// UserMatches reports whether the user (its projected state u) is in the
+// subscription's selection and passes f.
+func UserMatches(r Reader, s *Subscription, u *Object, f Filter) (bool, error) {
+	if u == nil || u.Deleted {
+		return false, nil
+	}
+	path, err := OrgPath(r, u.Field("org_id"))
+	if err != nil {
+		return false, err
+	}
+	if f.Org != "" && !slices.Contains(path, f.Org) {
+		return false, nil
+	}
+	var roles []string
+	if len(s.Selection.Roles) > 0 || f.Role != "" {
+		if roles, err = rolesOf(r, u.ID, path); err != nil {
+			return false, err
+		}
+		if f.Role != "" && !slices.Contains(roles, f.Role) {
+			return false, nil
+		}
+	}
+	sel := s.Selection
+	for _, o := range sel.Orgs {
+		if slices.Contains(path, o) {
+			return true, nil
+		}
+	}
+	for _, role := range sel.Roles {
+		if slices.Contains(roles, role) {
+			return true, nil
+		}
+	}
+	if len(sel.Groups) > 0 {
+		gs, err := r.GroupsOf(u.ID)
+		if err != nil {
+			return false, err
+		}
+		for _, g := range sel.Groups {
+			if slices.Contains(gs, g) {
+				return true, nil
+			}
+		}
+	}
+	if sel.Linked {
+		apps, err := r.AppsLinked(u.ID)
+		if err != nil {
+			return false, err
+		}
+		if slices.Contains(apps, s.App) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// rolesOf lists the roles a user holds: granted to them, to their groups,
+// or to an org on their path.
+func rolesOf(r Reader, user string, path []string) ([]string, error) {
+	roles, err := r.Grants("user", user)
+	if err != nil {
+		return nil, err
+	}
+	gs, err := r.GroupsOf(user)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range gs {
+		more, err := r.Grants("group", g)
+		if err != nil {
+			return nil, err
+		}
+		roles = append(roles, more...)
+	}
+	for _, o := range path {
+		more, err := r.Grants("org", o)
+		if err != nil {
+			return nil, err
+		}
+		roles = append(roles, more...)
+	}
+	return roles, nil
+}
+
+// OrgMatches reports whether an org is delivered: inside a selected subtree.
+func OrgMatches(r Reader, s *Subscription, o *Object, f Filter) (bool, error) {
+	if o == nil || o.Deleted || len(s.Selection.Orgs) == 0 || f.Role != "" {
+		return false, nil
+	}
+	path, err := OrgPath(r, o.ID)
+	if err != nil {
+		return false, err
+	}
+	if f.Org != "" && !slices.Contains(path, f.Org) {
+		return false, nil
+	}
+	for _, sel := range s.Selection.Orgs {
+		if slices.Contains(path, sel) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// GroupMatches reports whether a group is delivered: one of the selected
+// groups, or a group of an org inside a selected subtree.
+func GroupMatches(r Reader, s *Subscription, g *Object, f Filter) (bool, error) {
+	if g == nil || g.Deleted || f.Role != "" {
+		return false, nil
+	}
+	path, err := OrgPath(r, g.Field("org_id"))
+	if err != nil {
+		return false, err
+	}
+	if f.Org != "" && !slices.Contains(path, f.Org) {
+		return false, nil
+	}
+	if slices.Contains(s.Selection.Groups, g.ID) {
+		return true, nil
+	}
+	for _, sel := range s.Selection.Orgs {
+		if slices.Contains(path, sel) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Matches dispatches on the object's kind.
+func Matches(r Reader, s *Subscription, o *Object, f Filter) (bool, error) {
+	if o == nil {
+		return false, nil
+	}
+	switch o.Kind {
+	case KindUser:
+		return UserMatches(r, s, o, f)
+	case KindOrg:
+		return OrgMatches(r, s, o, f)
+	case KindGroup:
+		return GroupMatches(r, s, o, f)
+	}
+	return false, nil
+}

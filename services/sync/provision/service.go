@@ -1,0 +1,223 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/ids"
+)
+
+// Reasons of provisioning's errors.
+const (
+	// ReasonBadSubscription: a subscription field is refused.
+	ReasonBadSubscription = "SYNC_BAD_SUBSCRIPTION"
+	// ReasonNoSubscription: a batch or retry names no subscription that
+	// exists and is enabled.
+	ReasonNoSubscription = "SYNC_NO_SUBSCRIPTION"
+	// ReasonBadReport: a report's days or format are refused.
+	ReasonBadReport = "SYNC_BAD_REPORT"
+)
+
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: ReasonBadSubscription, Code: apierr.InvalidArgument, Legacy: -5,
+			Doc: "a provisioning subscription was refused: the message names the field (selection, transport, endpoint, secret...)"},
+		apierr.Reason{Name: ReasonNoSubscription, Code: apierr.FailedPrecondition, Legacy: -5,
+			Doc: "a provisioning batch named no enabled subscription (give --app or --subscription of one that exists)"},
+		apierr.Reason{Name: ReasonBadReport, Code: apierr.InvalidArgument, Legacy: -5,
+			Doc: "a delivery report was asked with days that are not YYYY-MM-DD or a format other than csv or xlsx"},
+	)
+}
+
+// Service is what the admin API does with subscriptions.
+type Service struct {
+	Store  Store
+	Engine *Engine // nil: batches are refused (no engine running)
+	Now    func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func badSub(err error) error {
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		return apierr.New(apierr.InvalidArgument, ReasonBadSubscription, "subscription "+ve.Error())
+	}
+	return err
+}
+
+func normalize(sub *Subscription) {
+	if sub.Strategy == "" {
+		sub.Strategy = Immediate
+	}
+	sub.Transport = strings.ToLower(sub.Transport)
+	if sub.Settings == nil {
+		sub.Settings = map[string]string{}
+	}
+}
+
+// Create stores a new subscription.
+func (s *Service) Create(ctx context.Context, sub *Subscription) (*Subscription, error) {
+	normalize(sub)
+	sub.ID = ids.New()
+	sub.CreatedAt = s.now()
+	sub.UpdatedAt = sub.CreatedAt
+	if err := sub.Validate(); err != nil {
+		return nil, badSub(err)
+	}
+	if err := s.Store.CreateSubscription(ctx, sub); err != nil {
+		return nil, err
+	}
+	s.kick()
+	return sub, nil
+}
+
+// Update replaces a subscription's settings (an empty secret keeps it).
+func (s *Service) Update(ctx context.Context, sub *Subscription) (*Subscription, error) {
+	cur, err := s.Store.GetSubscription(ctx, sub.ID)
+	if err != nil {
+		return nil, err
+	}
+	normalize(sub)
+	sub.App, sub.CreatedAt, sub.LastBatchAt = cur.App, cur.CreatedAt, cur.LastBatchAt
+	sub.UpdatedAt = s.now()
+	if !sub.UpdatedAt.After(cur.UpdatedAt) {
+		sub.UpdatedAt = cur.UpdatedAt.Add(time.Millisecond)
+	}
+	check := *sub
+	if check.Secret == "" {
+		check.Secret = cur.Secret
+	}
+	if err := check.Validate(); err != nil {
+		return nil, badSub(err)
+	}
+	if err := s.Store.UpdateSubscription(ctx, sub); err != nil {
+		return nil, err
+	}
+	s.kick()
+	sub.Secret = check.Secret
+	return sub, nil
+}
+
+// Delete removes a subscription and its queue.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	if err := s.Store.DeleteSubscription(ctx, id); err != nil {
+		return err
+	}
+	s.kick()
+	return nil
+}
+
+func (s *Service) kick() {
+	if s.Engine != nil {
+		s.Engine.Kick()
+	}
+}
+
+// StartBatch enqueues the selection of one subscription (subID) or of every
+// enabled subscription of app, narrowed by f.
+func (s *Service) StartBatch(ctx context.Context, app, subID string, f Filter) (string, int, []string, error) {
+	var subs []*Subscription
+	switch {
+	case subID != "":
+		sub, err := s.Store.GetSubscription(ctx, subID)
+		if err != nil {
+			return "", 0, nil, err
+		}
+		if app != "" && sub.App != app {
+			return "", 0, nil, apierr.New(apierr.FailedPrecondition, ReasonNoSubscription,
+				"subscription "+subID+" is not a subscription of application "+app)
+		}
+		subs = append(subs, sub)
+	case app != "":
+		all, err := s.Store.ListSubscriptions(ctx, app)
+		if err != nil {
+			return "", 0, nil, err
+		}
+		for _, sub := range all {
+			if sub.Enabled {
+				subs = append(subs, sub)
+			}
+		}
+	default:
+		return "", 0, nil, apierr.New(apierr.InvalidArgument, ReasonNoSubscription, "a batch needs an application or a subscription")
+	}
+	if len(subs) == 0 {
+		return "", 0, nil, apierr.New(apierr.FailedPrecondition, ReasonNoSubscription,
+			"application "+app+" has no enabled subscription")
+	}
+	if s.Engine == nil {
+		return "", 0, nil, apierr.ErrUnavailable.WithMessage("provisioning is not running in this process")
+	}
+	id, n, err := s.Engine.EnqueueBatch(ctx, subs, f)
+	names := make([]string, len(subs))
+	for i, sub := range subs {
+		names[i] = sub.ID
+	}
+	return id, n, names, err
+}
+
+// Retry puts dead letters back in their queues.
+func (s *Service) Retry(ctx context.Context, f DeliveryFilter) (int64, error) {
+	n, err := s.Store.Retry(ctx, f, s.now())
+	if err == nil && n > 0 {
+		s.kick()
+	}
+	return n, err
+}
+
+// ReportDays parses a report's days (YYYY-MM-DD, both included; default:
+// the 30 days up to today) into [from, to).
+func ReportDays(fromDay, toDay string, now time.Time) (time.Time, time.Time, error) {
+	bad := func() error {
+		return apierr.New(apierr.InvalidArgument, ReasonBadReport, "report days must be YYYY-MM-DD with from not after to")
+	}
+	to := now.UTC().Truncate(24 * time.Hour)
+	if toDay != "" {
+		t, err := time.Parse(time.DateOnly, toDay)
+		if err != nil {
+			return time.Time{}, time.Time{}, bad()
+		}
+		to = t
+	}
+	from := to.AddDate(0, 0, -29)
+	if fromDay != "" {
+		t, err := time.Parse(time.DateOnly, fromDay)
+		if err != nil {
+			return time.Time{}, time.Time{}, bad()
+		}
+		from = t
+	}
+	if from.After(to) || to.Sub(from) > 3660*24*time.Hour {
+		return time.Time{}, time.Time{}, bad()
+	}
+	return from, to.AddDate(0, 0, 1), nil
+}
+
+// Status returns each subscription's queue.
+func (s *Service) Status(ctx context.Context) ([]SubStatus, error) {
+	subs, err := s.Store.ListSubscriptions(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	q, err := s.Store.Queues(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SubStatus, 0, len(subs))
+	for _, sub := range subs {
+		st := q[sub.ID]
+		st.Subscription = *sub
+		st.Subscription.Secret = ""
+		out = append(out, st)
+	}
+	return out, nil
+}

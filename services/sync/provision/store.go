@@ -1,0 +1,91 @@
+package provision
+
+import (
+	"context"
+	"time"
+)
+
+// SecretBox seals the subscriptions' secrets at rest (pkg/crypto's Sealer
+// under a key derived from the deployment's key ring). label binds a sealed
+// value to its subscription.
+type SecretBox interface {
+	Seal(plaintext, label []byte) (string, error)
+	Open(sealed string, label []byte) ([]byte, error)
+}
+
+// Tx is one transaction over the projection and the delivery queue.
+type Tx interface {
+	Reader
+	PutObject(o Object) error
+	// SetMember adds (in) or removes user from group.
+	SetMember(group, user string, in bool) error
+	// Members lists a group's members.
+	Members(group string) ([]string, error)
+	// PutLink records account link id (user, app); DeleteLink removes it
+	// and returns its user ("" if unknown).
+	PutLink(id, user, app string) error
+	DeleteLink(id string) (string, error)
+	// PutGrant records grant id of role to subject (kind, id); DeleteGrant
+	// removes it and returns its subject.
+	PutGrant(id, role, kind, subject string) error
+	// Grant reads grant id (all empty if unknown).
+	Grant(id string) (role, kind, subject string, err error)
+	DeleteGrant(id string) (kind, subject string, err error)
+	// Objects lists the live objects of kind, a page at a time after the
+	// id after ("" first).
+	Objects(kind, after string, limit int) ([]Object, error)
+	// Enqueue adds a pending delivery unless one for the same subscription,
+	// event id, kind and object exists (a redelivered change). It reports
+	// whether it added one.
+	Enqueue(d Delivery) (bool, error)
+	// Cursor is the last CHANGES sequence projected; SetCursor moves it.
+	Cursor() (uint64, error)
+	SetCursor(seq uint64) error
+}
+
+// Store keeps subscriptions, the projection and the deliveries. Errors are
+// pkg/store's classes.
+type Store interface {
+	// Cursor is the last CHANGES sequence projected.
+	Cursor(ctx context.Context) (uint64, error)
+	// InTx runs fn in one transaction.
+	InTx(ctx context.Context, fn func(Tx) error) error
+
+	CreateSubscription(ctx context.Context, s *Subscription) error
+	// UpdateSubscription replaces the subscription; an empty Secret keeps
+	// the stored one.
+	UpdateSubscription(ctx context.Context, s *Subscription) error
+	DeleteSubscription(ctx context.Context, id string) error
+	GetSubscription(ctx context.Context, id string) (*Subscription, error)
+	// ListSubscriptions lists subscriptions (of app when not empty), by id.
+	ListSubscriptions(ctx context.Context, app string) ([]*Subscription, error)
+	SetLastBatch(ctx context.Context, id string, at time.Time) error
+
+	// Object returns the projected state of an object (nil if unknown)
+	// and, for a group, its members.
+	Object(ctx context.Context, kind, id string) (*Object, []string, error)
+
+	// NextDue returns the subscription's oldest pending delivery (nil: none).
+	NextDue(ctx context.Context, sub string) (*Delivery, error)
+	// Delivered marks a delivery done.
+	Delivered(ctx context.Context, seq int64, attempts int, at time.Time, latency time.Duration) error
+	// Failed records a failed attempt: the next attempt at next, or dead.
+	Failed(ctx context.Context, seq int64, attempts int, lastErr string, next time.Time, dead bool) error
+	// ListDeliveries lists deliveries, newest first, a page at a time.
+	ListDeliveries(ctx context.Context, f DeliveryFilter, size int, token string) ([]Delivery, string, error)
+	// Retry puts dead deliveries back in the queue (attempts from zero, due
+	// now) and returns how many.
+	Retry(ctx context.Context, f DeliveryFilter, now time.Time) (int64, error)
+	// Report counts deliveries per application per day (of creation, UTC)
+	// in [from, to).
+	Report(ctx context.Context, app string, from, to time.Time) ([]ReportRow, error)
+	// Queues returns each subscription's pending and dead counts, oldest
+	// pending delivery and last error.
+	Queues(ctx context.Context) (map[string]SubStatus, error)
+}
+
+// DeliveryFilter selects deliveries (each empty: any).
+type DeliveryFilter struct {
+	Subscription, App, Status string
+	Seq                       int64
+}

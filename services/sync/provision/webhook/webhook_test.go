@@ -1,0 +1,156 @@
+package webhook_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/services/sync/provision"
+	"github.com/uias/uias/services/sync/provision/provtest"
+	"github.com/uias/uias/services/sync/provision/webhook"
+)
+
+const secret = "whsec-0123456789abcdef"
+
+// receiver is a business system's webhook endpoint that checks signatures.
+type receiver struct {
+	mu     sync.Mutex
+	bodies []webhook.Body
+	bad    int
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	ts, _ := strconv.ParseInt(r.Header.Get(webhook.HeaderTimestamp), 10, 64)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if r.Header.Get(webhook.HeaderSignature) != webhook.Sign([]byte(secret), ts, body) || time.Since(time.Unix(ts, 0)) > 5*time.Minute {
+		rc.bad++
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	var b webhook.Body
+	if err := json.Unmarshal(body, &b); err != nil {
+		http.Error(w, "bad json", http.StatusBadRequest)
+		return
+	}
+	rc.bodies = append(rc.bodies, b)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (rc *receiver) got() []webhook.Body {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]webhook.Body(nil), rc.bodies...)
+}
+
+func dial() map[string]provision.Dialer { return map[string]provision.Dialer{provision.Webhook: webhook.New} }
+
+func TestImmediateDeliversSelectionChangesSigned(t *testing.T) {
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	env.Start()
+	sub := env.Subscribe(&provision.Subscription{App: "app1", Name: "hr", Selection: provision.Selection{Orgs: []string{"o1"}},
+		Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+
+	env.Change("org", "created", "o1", map[string]any{"code": "hq", "name": "HQ", "parent_id": ""})
+	env.Change("org", "created", "o2", map[string]any{"code": "x", "name": "Elsewhere", "parent_id": ""})
+	env.Change("org", "created", "o11", map[string]any{"code": "sub", "name": "Sub", "parent_id": "o1"})
+	env.Change("user", "created", "u1", map[string]any{"login_name": "ann", "display_name": "Ann", "org_id": "o11", "status": 1})
+	env.Change("user", "created", "u2", map[string]any{"login_name": "bob", "display_name": "Bob", "org_id": "o2", "status": 1})
+	env.Change("user", "updated", "u1", map[string]any{"display_name": "Ann Lee"})
+	env.Change("user", "updated", "u1", map[string]any{"org_id": "o2"}) // leaves the selection
+
+	env.Wait("5 deliveries", func() bool { return env.Count(sub.ID, provision.Delivered) == 5 })
+	got := rc.got()
+	var seen []string
+	for _, b := range got {
+		seen = append(seen, b.Kind+" "+b.ObjectID+" "+b.Op)
+	}
+	want := "identity.org o1 upsert,identity.org o11 upsert,identity.user u1 upsert,identity.user u1 upsert,identity.user u1 delete"
+	if strings.Join(seen, ",") != want {
+		t.Fatalf("delivered %v, want %s%s", seen, want, env.Summary(sub.ID))
+	}
+	var upd map[string]any
+	_ = json.Unmarshal(got[3].Object, &upd)
+	if upd["display_name"] != "Ann Lee" || upd["login_name"] != "ann" {
+		t.Fatalf("update carries the object's state: %s", got[3].Object)
+	}
+	if got[4].Object != nil {
+		t.Fatalf("a delete carries no object: %s", got[4].Object)
+	}
+	if rc.bad != 0 {
+		t.Fatalf("%d deliveries failed the signature check", rc.bad)
+	}
+	for _, d := range env.Deliveries(sub.ID) {
+		if d.Attempts != 1 || d.DeliveredAt.IsZero() || d.EventID == "" {
+			t.Fatalf("delivery record %+v", d)
+		}
+	}
+}
+
+func TestLinkedGroupAndRoleSelections(t *testing.T) {
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	env.Start()
+	linked := env.Subscribe(&provision.Subscription{App: "app9", Name: "linked", Selection: provision.Selection{Linked: true},
+		Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+	byGroup := env.Subscribe(&provision.Subscription{App: "app8", Name: "group", Selection: provision.Selection{Groups: []string{"g1"}},
+		Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+	byRole := env.Subscribe(&provision.Subscription{App: "app7", Name: "role", Selection: provision.Selection{Roles: []string{"clerk"}},
+		Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+
+	env.Change("user", "created", "u1", map[string]any{"login_name": "ann", "org_id": "o1"})
+	env.Change("user", "created", "u2", map[string]any{"login_name": "bob", "org_id": "o1"})
+	env.Change("link", "created", "l1", map[string]any{"user_id": "u1", "app_id": "app9", "app_account_id": "A1"})
+	env.Change("link", "created", "l2", map[string]any{"user_id": "u2", "app_id": "other", "app_account_id": "B1"})
+	env.Change("group", "created", "g1", map[string]any{"code": "g1", "name": "Group 1", "org_id": "o1"})
+	env.Change("group", "member_added", "g1", map[string]any{"user_id": "u2"})
+	env.Grant("put", "gr1", "clerk", "user", "u1")
+	env.Grant("delete", "gr1", "", "", "")
+	env.Change("link", "deleted", "l1", map[string]any{"user_id": "u1", "app_id": "app9"})
+
+	ops := func(sub string) string {
+		var s []string
+		for _, d := range env.Deliveries(sub) {
+			s = append(s, d.Kind[len("identity."):]+" "+d.ObjectID+" "+d.Op)
+		}
+		return strings.Join(s, ",")
+	}
+	env.Wait("every delivery"+env.Summary(linked.ID)+env.Summary(byGroup.ID)+env.Summary(byRole.ID), func() bool {
+		return env.Count(linked.ID, provision.Delivered) == 2 && env.Count(byGroup.ID, provision.Delivered) == 3 &&
+			env.Count(byRole.ID, provision.Delivered) == 2
+	})
+	if got := ops(linked.ID); got != "user u1 upsert,user u1 delete" {
+		t.Errorf("linked: %s", got)
+	}
+	if got := ops(byGroup.ID); got != "group g1 upsert,group g1 upsert,user u2 upsert" {
+		t.Errorf("group: %s", got)
+	}
+	if got := ops(byRole.ID); got != "user u1 upsert,user u1 delete" {
+		t.Errorf("role: %s", got)
+	}
+}
+
+func TestSign(t *testing.T) {
+	// A fixed vector, so receivers in other languages can check theirs.
+	got := webhook.Sign([]byte("secret"), 1700000000, []byte(`{"a":1}`))
+	if !strings.HasPrefix(got, "v1=") || len(got) != 3+64 {
+		t.Fatalf("signature %q", got)
+	}
+	if webhook.Sign([]byte("secret"), 1700000001, []byte(`{"a":1}`)) == got {
+		t.Fatal("the timestamp is not signed")
+	}
+	_ = context.Background()
+}

@@ -1,0 +1,217 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/sync/provision"
+)
+
+// RunProvision runs the conformance suite of provision.Store; open returns
+// a new, empty, migrated store and a function that reads a column of
+// prov_subscriptions raw (to check that secrets are sealed).
+func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(id string) string)) {
+	ctx := context.Background()
+	now := time.UnixMilli(1_700_000_000_000).UTC()
+	newSub := func(id, app string) *provision.Subscription {
+		return &provision.Subscription{ID: id, App: app, Name: "n " + id, Selection: provision.Selection{Orgs: []string{"o1"}, Linked: true},
+			Transport: provision.Webhook, Endpoint: "https://example.test/hook", Settings: map[string]string{"k": "v"},
+			Secret: "webhook-secret-0123456789", Strategy: provision.Immediate, BatchEvery: time.Hour, Enabled: true,
+			CreatedAt: now, UpdatedAt: now}
+	}
+
+	t.Run("SubscriptionsRoundTripWithSealedSecret", func(t *testing.T) {
+		s, raw := open(t)
+		if err := s.CreateSubscription(ctx, newSub("s1", "app1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateSubscription(ctx, newSub("s1", "app1")); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("duplicate id: %v", err)
+		}
+		if err := s.CreateSubscription(ctx, newSub("s2", "app2")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetSubscription(ctx, "s1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Secret != "webhook-secret-0123456789" || got.Settings["k"] != "v" || !slices.Equal(got.Selection.Orgs, []string{"o1"}) ||
+			!got.Selection.Linked || got.BatchEvery != time.Hour || !got.Enabled || !got.CreatedAt.Equal(now) {
+			t.Fatalf("read back %+v", got)
+		}
+		if sealed := raw("s1"); sealed == "" || sealed == got.Secret {
+			t.Fatalf("secret stored as %q", sealed)
+		}
+		list, err := s.ListSubscriptions(ctx, "app2")
+		if err != nil || len(list) != 1 || list[0].ID != "s2" {
+			t.Fatalf("list app2: %v %v", list, err)
+		}
+		all, _ := s.ListSubscriptions(ctx, "")
+		if len(all) != 2 {
+			t.Fatalf("list all: %d", len(all))
+		}
+		upd := newSub("s1", "app1")
+		upd.Secret, upd.Enabled, upd.UpdatedAt = "", false, now.Add(time.Second)
+		if err := s.UpdateSubscription(ctx, upd); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = s.GetSubscription(ctx, "s1")
+		if got.Secret != "webhook-secret-0123456789" || got.Enabled {
+			t.Fatalf("update kept secret? %+v", got)
+		}
+		if err := s.UpdateSubscription(ctx, newSub("nope", "x")); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("update missing: %v", err)
+		}
+		if err := s.DeleteSubscription(ctx, "s2"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetSubscription(ctx, "s2"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("get deleted: %v", err)
+		}
+	})
+
+	t.Run("ProjectionAndQueue", func(t *testing.T) {
+		s, _ := open(t)
+		err := s.InTx(ctx, func(tx provision.Tx) error {
+			for _, o := range []provision.Object{
+				{Kind: provision.KindOrg, ID: "o1", Data: json.RawMessage(`{"name":"hq"}`)},
+				{Kind: provision.KindOrg, ID: "o2", Data: json.RawMessage(`{"parent_id":"o1"}`)},
+				{Kind: provision.KindUser, ID: "u1", Data: json.RawMessage(`{"login_name":"ann","org_id":"o2"}`)},
+				{Kind: provision.KindUser, ID: "u2", Data: json.RawMessage(`{"login_name":"bob"}`), Deleted: true},
+			} {
+				if err := tx.PutObject(o); err != nil {
+					return err
+				}
+			}
+			if err := tx.SetMember("g1", "u1", true); err != nil {
+				return err
+			}
+			if err := tx.PutLink("l1", "u1", "app1"); err != nil {
+				return err
+			}
+			if err := tx.PutGrant("gr1", "r1", "user", "u1"); err != nil {
+				return err
+			}
+			return tx.SetCursor(42)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := s.Cursor(ctx); err != nil || c != 42 {
+			t.Fatalf("cursor %d %v", c, err)
+		}
+		sub := newSub("s1", "app1")
+		sub.Selection = provision.Selection{Orgs: []string{"o1"}}
+		err = s.InTx(ctx, func(tx provision.Tx) error {
+			path, err := provision.OrgPath(tx, "o2")
+			if err != nil || !slices.Equal(path, []string{"o2", "o1"}) {
+				t.Errorf("org path %v %v", path, err)
+			}
+			if gs, _ := tx.GroupsOf("u1"); !slices.Equal(gs, []string{"g1"}) {
+				t.Errorf("groups %v", gs)
+			}
+			if as, _ := tx.AppsLinked("u1"); !slices.Equal(as, []string{"app1"}) {
+				t.Errorf("apps %v", as)
+			}
+			if rs, _ := tx.Grants("user", "u1"); !slices.Equal(rs, []string{"r1"}) {
+				t.Errorf("grants %v", rs)
+			}
+			if role, k, id, _ := tx.Grant("gr1"); role != "r1" || k != "user" || id != "u1" {
+				t.Errorf("grant %s %s %s", role, k, id)
+			}
+			if u, _ := tx.DeleteLink("l1"); u != "u1" {
+				t.Errorf("deleted link's user %q", u)
+			}
+			if us, _ := tx.Objects(provision.KindUser, "", 10); len(us) != 1 || us[0].ID != "u1" {
+				t.Errorf("live users %v", us)
+			}
+			n, err := provision.EnqueueSelection(tx, sub, provision.Filter{}, "b1", now)
+			if err != nil || n != 3 { // o1, o2, u1
+				t.Errorf("batch enqueued %d %v", n, err)
+			}
+			again, err := provision.EnqueueSelection(tx, sub, provision.Filter{}, "b1", now)
+			if err != nil || again != 0 {
+				t.Errorf("same batch again enqueued %d %v", again, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _, err := s.Object(ctx, provision.KindUser, "u1")
+		if err != nil || o.Field("login_name") != "ann" {
+			t.Fatalf("object %+v %v", o, err)
+		}
+		if _, m, _ := s.Object(ctx, provision.KindGroup, "g1"); m != nil {
+			t.Fatalf("members of an unknown group %v", m)
+		}
+		if err := s.CreateSubscription(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+		// the queue in order; a failure keeps the delivery pending, then dead
+		d, err := s.NextDue(ctx, "s1")
+		if err != nil || d == nil || d.Kind != provision.KindOrg || d.ObjectID != "o1" || d.Status != provision.Pending {
+			t.Fatalf("next %+v %v", d, err)
+		}
+		if err := s.Failed(ctx, d.Seq, 1, "HTTP 500", now.Add(time.Second), false); err != nil {
+			t.Fatal(err)
+		}
+		d2, _ := s.NextDue(ctx, "s1")
+		if d2.Seq != d.Seq || d2.Attempts != 1 || d2.LastError != "HTTP 500" || !d2.NextAt.Equal(now.Add(time.Second)) {
+			t.Fatalf("after failure %+v", d2)
+		}
+		if err := s.Failed(ctx, d.Seq, 2, "HTTP 500 again", now, true); err != nil {
+			t.Fatal(err)
+		}
+		q, err := s.Queues(ctx)
+		if err != nil || q["s1"].Pending != 2 || q["s1"].Dead != 1 || q["s1"].LastError != "HTTP 500 again" || !q["s1"].Oldest.Equal(now) {
+			t.Fatalf("queues %+v %v", q, err)
+		}
+		d3, _ := s.NextDue(ctx, "s1")
+		if err := s.Delivered(ctx, d3.Seq, 1, now.Add(time.Second), 250*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		dead, _, err := s.ListDeliveries(ctx, provision.DeliveryFilter{Status: provision.Dead}, 10, "")
+		if err != nil || len(dead) != 1 || dead[0].Seq != d.Seq {
+			t.Fatalf("dead %+v %v", dead, err)
+		}
+		all, next, err := s.ListDeliveries(ctx, provision.DeliveryFilter{Subscription: "s1"}, 2, "")
+		if err != nil || len(all) != 2 || next == "" || all[0].Seq < all[1].Seq {
+			t.Fatalf("page 1 %+v %q %v", all, next, err)
+		}
+		rest, next2, err := s.ListDeliveries(ctx, provision.DeliveryFilter{Subscription: "s1"}, 2, next)
+		if err != nil || len(rest) != 1 || next2 != "" {
+			t.Fatalf("page 2 %+v %q %v", rest, next2, err)
+		}
+		rows, err := s.Report(ctx, "", now.Add(-time.Hour), now.Add(time.Hour))
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("report %+v %v", rows, err)
+		}
+		if r := rows[0]; r.App != "app1" || r.Day != now.Format(time.DateOnly) || r.Delivered != 1 || r.Dead != 1 || r.Pending != 1 ||
+			r.Failed != 2 || r.AvgLatencyMS != 250 {
+			t.Fatalf("report row %+v", r)
+		}
+		n, err := s.Retry(ctx, provision.DeliveryFilter{App: "app1"}, now)
+		if err != nil || n != 1 {
+			t.Fatalf("retry %d %v", n, err)
+		}
+		d4, _ := s.NextDue(ctx, "s1")
+		if d4.Seq != d.Seq || d4.Attempts != 0 {
+			t.Fatalf("retried delivery %+v", d4)
+		}
+		if err := s.DeleteSubscription(ctx, "s1"); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := s.NextDue(ctx, "s1"); d != nil {
+			t.Fatalf("queue kept after unsubscribe: %+v", d)
+		}
+		if rows, _ := s.Report(ctx, "app1", now.Add(-time.Hour), now.Add(time.Hour)); len(rows) != 1 || rows[0].Delivered != 1 {
+			t.Fatalf("report after unsubscribe %+v", rows)
+		}
+	})
+}
