@@ -18,7 +18,9 @@ import (
 
 const secret = "whsec-0123456789abcdef"
 
-func dial() map[string]provision.Dialer { return map[string]provision.Dialer{provision.Webhook: webhook.New} }
+func dial() map[string]provision.Dialer {
+	return map[string]provision.Dialer{provision.Webhook: webhook.New}
+}
 
 func users(env *provtest.Env, n int) {
 	env.Change("org", "created", "o1", map[string]any{"code": "hq", "name": "HQ"})

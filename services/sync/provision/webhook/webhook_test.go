@@ -51,7 +51,9 @@ func (rc *receiver) got() []webhook.Body {
 	return append([]webhook.Body(nil), rc.bodies...)
 }
 
-func dial() map[string]provision.Dialer { return map[string]provision.Dialer{provision.Webhook: webhook.New} }
+func dial() map[string]provision.Dialer {
+	return map[string]provision.Dialer{provision.Webhook: webhook.New}
+}
 
 func TestImmediateDeliversSelectionChangesSigned(t *testing.T) {
 	env := provtest.New(t, provision.Options{Dial: dial()})
