@@ -148,7 +148,7 @@ func (s *Service) StartBatch(ctx context.Context, app, subID string, f Filter) (
 			}
 		}
 	default:
-		return "", 0, nil, apierr.New(apierr.InvalidArgument, ReasonNoSubscription, "a batch needs an application or a subscription")
+		return "", 0, nil, apierr.New(apierr.FailedPrecondition, ReasonNoSubscription, "a batch needs an application or a subscription")
 	}
 	if len(subs) == 0 {
 		return "", 0, nil, apierr.New(apierr.FailedPrecondition, ReasonNoSubscription,

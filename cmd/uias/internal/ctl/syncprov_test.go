@@ -1,0 +1,190 @@
+package ctl
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	uiasapp "github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/pkg/crypto"
+	identitycomponent "github.com/uias/uias/services/identity/component"
+)
+
+// "uias ctl sync subscribe|subscriptions|resync|retry|deliveries|report|
+// status" against a whole monolithic process: an application subscribes a
+// webhook to an org subtree, people created with ctl reach it, a resync of
+// the org delivers them again, reports come as a table, CSV and XLSX, and
+// the REST edge answers the same.
+func TestSyncProvisioningCommands(t *testing.T) {
+	cfg := uiasapp.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.DB.DSN, identitycomponent.Settings(&cfg).KeyFile = "", ""
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	identitycomponent.Settings(&cfg).Argon2 = crypto.Argon2Params{MemoryKiB: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	cfg.Complete()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const pw = "Sync-Prov-Pass-1"
+	a, err := uiasapp.Start(ctx, cfg, uiasapp.Options{BootstrapPassword: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Stop(context.Background()) })
+	h := &harness{t: t, addr: a.GRPCAddr(), cfg: filepath.Join(t.TempDir(), "uias"),
+		env: map[string]string{"UIAS_ADDR": a.GRPCAddr()}}
+	h.env["UIAS_CONFIG_DIR"] = h.cfg
+	h.stdin = pw + "\n"
+	h.mustRun("login", "--user", "admin", "--password-stdin")
+	h.stdin = ""
+
+	var mu sync.Mutex
+	var logins []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			Kind   string
+			Op     string
+			Object map[string]any
+		}
+		body, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(body, &b)
+		if r.Header.Get("X-Uias-Signature") == "" {
+			http.Error(w, "unsigned", http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		if b.Kind == "identity.user" {
+			logins = append(logins, b.Op+" "+b.Object["login_name"].(string))
+		}
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	seen := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), logins...)
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("waited 60s for %s (webhook got %v)", what, seen())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	var roots struct{ Orgs []struct{ Id string } }
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "org", "list")), &roots); err != nil || len(roots.Orgs) == 0 {
+		t.Fatalf("org list: %v %+v", err, roots)
+	}
+	var org struct{ Id string }
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "org", "create", "--code", "ships", "--name", "Ships",
+		"--parent", roots.Orgs[0].Id)), &org); err != nil {
+		t.Fatal(err)
+	}
+	h.stdin = "whsec-0123456789abcdef\n"
+	out := h.mustRun("sync", "subscribe", "--app", "crm", "--name", "CRM people", "--transport", "webhook", "--endpoint", hook.URL,
+		"--org", org.Id, "--secret-stdin")
+	h.stdin = ""
+	if !strings.Contains(out, "secret:") || strings.Contains(out, "whsec") || !strings.Contains(out, "set") {
+		t.Fatalf("subscribe output shows the secret or not that it is set:\n%s", out)
+	}
+	if out := h.mustRun("sync", "subscriptions", "--app", "crm"); !strings.Contains(out, "CRM people") || !strings.Contains(out, "webhook") {
+		t.Fatalf("subscriptions:\n%s", out)
+	}
+	h.mustRun("user", "create", "--login", "mate1", "--name", "First Mate", "--org", org.Id)
+	h.mustRun("user", "create", "--login", "cook1", "--name", "Cook", "--org", org.Id)
+	wait("the people created to reach the webhook", func() bool { return len(seen()) == 2 })
+
+	out = h.mustRun("sync", "resync", "--app", "crm", "--org", org.Id)
+	if !strings.Contains(out, "deliveries:") || !strings.Contains(out, " 3") { // the org and two people
+		t.Fatalf("resync:\n%s", out)
+	}
+	wait("the resync", func() bool { return len(seen()) == 4 })
+
+	out = h.mustRun("sync", "status")
+	if !strings.Contains(out, "SUBSCRIPTION") || !strings.Contains(out, "CRM people") {
+		t.Fatalf("status shows no subscription:\n%s", out)
+	}
+	if out := h.mustRun("sync", "deliveries", "--app", "crm", "--status", "delivered"); strings.Count(out, "delivered") < 6 {
+		t.Fatalf("deliveries:\n%s", out)
+	}
+	if out := h.mustRun("sync", "retry", "--app", "crm"); !strings.Contains(out, "retried:") {
+		t.Fatalf("retry:\n%s", out)
+	}
+	out = h.mustRun("sync", "report", "--app", "crm")
+	if !strings.Contains(out, "DELIVERED") || !strings.Contains(out, "crm") {
+		t.Fatalf("report:\n%s", out)
+	}
+	dir := t.TempDir()
+	h.mustRun("sync", "report", "--app", "crm", "--format", "csv", "--out", filepath.Join(dir, "r.csv"))
+	f, err := os.Open(filepath.Join(dir, "r.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(recs) != 2 || recs[0][2] != "delivered" || recs[1][1] != "crm" || recs[1][2] != "6" {
+		t.Fatalf("csv report %v %v", recs, err)
+	}
+	h.mustRun("sync", "report", "--app", "crm", "--format", "xlsx", "--out", filepath.Join(dir, "r.xlsx"))
+	x, err := excelize.OpenFile(filepath.Join(dir, "r.xlsx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := x.GetRows("deliveries")
+	x.Close()
+	if err != nil || len(rows) != 2 || rows[1][1] != "crm" || rows[1][2] != "6" {
+		t.Fatalf("xlsx report %v %v", rows, err)
+	}
+	if code, _, stderr := h.run("sync", "report", "--format", "pdf", "--out", "x"); code == 0 || !strings.Contains(stderr, "csv or xlsx") {
+		t.Fatalf("report --format pdf: exit %d %s", code, stderr)
+	}
+	if code, _, stderr := h.run("sync", "subscribe", "--app", "crm", "--name", "bad", "--transport", "ftp", "--endpoint", "ftp://x",
+		"--org", org.Id); code == 0 || !strings.Contains(stderr, "transport") {
+		t.Fatalf("subscribe with a bad transport: exit %d %s", code, stderr)
+	}
+
+	// REST through the gateway: the same listing, and a refusal without a token.
+	token := strings.TrimSpace(readFile(t, filepath.Join(h.cfg, "token")))
+	req, _ := http.NewRequest(http.MethodGet, "http://"+a.HTTPAddr()+"/v1/sync/subscriptions?app=crm", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "CRM people") || strings.Contains(string(body), "whsec") {
+		t.Fatalf("REST subscriptions: %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Get("http://" + a.HTTPAddr() + "/v1/sync/reports/deliveries?app=crm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("REST report without a token: %d", resp.StatusCode)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
