@@ -1,0 +1,187 @@
+package ldap_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/uias/uias/services/sync/provision"
+	"github.com/uias/uias/services/sync/provision/ldap"
+	"github.com/uias/uias/services/sync/provision/provtest"
+)
+
+const (
+	base   = "dc=example,dc=org"
+	rootDN = "cn=admin,dc=example,dc=org"
+	rootPW = "slapd-test-password"
+)
+
+// startSlapd runs a real OpenLDAP slapd (installed by scripts/slapd.sh)
+// with a fresh mdb database on a loopback port and returns its URL.
+func startSlapd(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("../../../../scripts/slapd.sh").Output()
+	bin := strings.TrimSpace(string(out))
+	if err != nil || bin == "" {
+		t.Skip("slapd is not installed and scripts/slapd.sh could not install it (apt-get install slapd ldap-utils as root): " +
+			"the LDAP transport is not tested here")
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile %[1]s/slapd.pid
+argsfile %[1]s/slapd.args
+database mdb
+maxsize 104857600
+suffix "%[2]s"
+rootdn "%[3]s"
+rootpw %[4]s
+directory %[1]s/db
+index objectClass eq
+index employeeNumber eq
+`, dir, base, rootDN, rootPW)
+	if err := os.WriteFile(filepath.Join(dir, "slapd.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	url := "ldap://" + addr
+	cmd := exec.Command(bin, "-f", filepath.Join(dir, "slapd.conf"), "-h", url+"/", "-d", "0")
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := goldap.DialURL(url)
+		if err == nil {
+			if err = c.Bind(rootDN, rootPW); err == nil {
+				add := goldap.NewAddRequest(base, nil)
+				add.Attribute("objectClass", []string{"dcObject", "organization"})
+				add.Attribute("dc", []string{"example"})
+				add.Attribute("o", []string{"Example"})
+				err = c.Add(add)
+			}
+			_ = c.Close()
+			if err != nil {
+				t.Fatalf("preparing the directory: %v", err)
+			}
+			return url
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slapd did not answer on %s: %v\n%s", url, err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func search(t *testing.T, url, filter string) []*goldap.Entry {
+	t.Helper()
+	c, err := goldap.DialURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Bind(rootDN, rootPW); err != nil {
+		t.Fatal(err)
+	}
+	sr, err := c.Search(goldap.NewSearchRequest("ou=people,"+base, goldap.ScopeSingleLevel, goldap.NeverDerefAliases, 0, 0, false,
+		filter, []string{"uid", "cn", "mail", "employeeNumber"}, nil))
+	if err != nil {
+		if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+			return nil
+		}
+		t.Fatal(err)
+	}
+	return sr.Entries
+}
+
+func TestPeopleWrittenMovedAndRemovedInOpenLDAP(t *testing.T) {
+	url := startSlapd(t)
+	env := provtest.New(t, provision.Options{Dial: map[string]provision.Dialer{provision.LDAP: ldap.New}})
+	env.Start()
+	sub := env.Subscribe(&provision.Subscription{App: "mail", Name: "directory", Selection: provision.Selection{Orgs: []string{"o1"}},
+		Transport: provision.LDAP, Endpoint: url, Secret: rootPW, Settings: map[string]string{"base_dn": base, "bind_dn": rootDN}})
+	env.Change("org", "created", "o1", map[string]any{"code": "hq"})
+	env.Change("user", "created", "u1", map[string]any{"login_name": "ann", "display_name": "Ann", "org_id": "o1",
+		"email": "ann@example.org"})
+	env.Change("user", "created", "u2", map[string]any{"login_name": "bob", "display_name": "Bob", "org_id": "o1"})
+	env.Change("user", "updated", "u1", map[string]any{"display_name": "Ann Lee", "login_name": "alee"})
+	env.Wait("4 deliveries", func() bool { return env.Count(sub.ID, provision.Delivered) == 4 })
+	es := search(t, url, "(objectClass=inetOrgPerson)")
+	if len(es) != 2 {
+		t.Fatalf("entries %d%s", len(es), env.Summary(sub.ID))
+	}
+	ann := search(t, url, "(employeeNumber=u1)")
+	if len(ann) != 1 || ann[0].DN != "uid=alee,ou=people,"+base || ann[0].GetAttributeValue("cn") != "Ann Lee" ||
+		ann[0].GetAttributeValue("mail") != "ann@example.org" {
+		t.Fatalf("ann in the directory: %+v", ann)
+	}
+	env.Change("user", "updated", "u2", map[string]any{"org_id": "o9"}) // leaves the selection
+	env.Wait("the removal", func() bool { return env.Count(sub.ID, provision.Delivered) == 5 })
+	if es := search(t, url, "(employeeNumber=u2)"); len(es) != 0 {
+		t.Fatalf("bob still in the directory: %+v", es)
+	}
+	// a resync writes what is there again: nothing doubles
+	svc := &provision.Service{Store: env.Store, Engine: env.Engine()}
+	if _, n, _, err := svc.StartBatch(context.Background(), "mail", "", provision.Filter{}); err != nil || n != 2 { // the org (not written to directories) and ann
+		t.Fatalf("resync %d %v", n, err)
+	}
+	env.Wait("the resync", func() bool { return env.Count(sub.ID, provision.Delivered) == 7 })
+	if es := search(t, url, "(objectClass=inetOrgPerson)"); len(es) != 1 {
+		t.Fatalf("after the resync %d entries", len(es))
+	}
+}
+
+func TestWrongBindPasswordAndLostDirectory(t *testing.T) {
+	url := startSlapd(t)
+	env := provtest.New(t, provision.Options{Dial: map[string]provision.Dialer{provision.LDAP: ldap.New}, MaxAttempts: 1000})
+	env.Start()
+	var n atomic.Int64
+	sub := env.Subscribe(&provision.Subscription{App: "mail", Name: "directory", Selection: provision.Selection{Orgs: []string{"o1"}},
+		Transport: provision.LDAP, Endpoint: url, Secret: "wrong-password",
+		Settings: map[string]string{"base_dn": base, "bind_dn": rootDN}})
+	env.Change("user", "created", "u1", map[string]any{"login_name": "ann", "org_id": "o1"})
+	env.Change("org", "created", "o1", map[string]any{"code": "hq"})
+	lastErr := func() string {
+		n.Add(1)
+		ds := env.Deliveries(sub.ID)
+		if len(ds) == 0 {
+			return ""
+		}
+		return ds[0].LastError
+	}
+	env.Wait("the refused bind recorded", func() bool { return strings.Contains(lastErr(), "Invalid Credentials") })
+	if le := lastErr(); strings.Contains(le, "wrong-password") {
+		t.Fatalf("the bind password is in the last error: %q", le)
+	}
+	// nobody listens: the directory is gone
+	dead := "ldap://127.0.0.1:1"
+	s, _ := env.Store.GetSubscription(context.Background(), sub.ID)
+	s.Endpoint = dead
+	if _, err := (&provision.Service{Store: env.Store, Engine: env.Engine()}).Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	env.Wait("the unreachable directory recorded", func() bool { return strings.Contains(lastErr(), "connecting to the directory") })
+}
