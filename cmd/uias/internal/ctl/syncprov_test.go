@@ -121,7 +121,9 @@ func TestSyncProvisioningCommands(t *testing.T) {
 	}
 	// the org's creation may have been projected before or after the
 	// subscription existed: count what was delivered
-	var dl struct{ Deliveries []struct{ Status, Kind string } }
+	var dl struct {
+		Deliveries []struct{ Status, Kind string }
+	}
 	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "sync", "deliveries", "--app", "crm", "--all")), &dl); err != nil {
 		t.Fatal(err)
 	}
