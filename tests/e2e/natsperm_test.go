@@ -39,6 +39,7 @@ type permNATS struct {
 	identity config.NATS
 	ticket   config.NATS
 	audit    config.NATS
+	sync     config.NATS
 }
 
 // startPermNATS starts a NATS server from the deployed configuration on a
@@ -87,6 +88,17 @@ func startPermNATS(t *testing.T, dir string) *permNATS {
 		t.Fatal(err)
 	}
 	t.Setenv("UIAS_NATS_AUDIT_NKEY", apub)
+	skp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spub, _ := skp.PublicKey()
+	sseed, _ := skp.Seed()
+	syncSeed := filepath.Join(dir, "sync.nk")
+	if err := os.WriteFile(syncSeed, sseed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("UIAS_NATS_SYNC_NKEY", spub)
 	t.Setenv("UIAS_NATS_SETUP_PASSWORD", "setup-Secret-1")
 	opts, err := server.ProcessConfigFile(deployNATSConfig)
 	if err != nil {
@@ -103,6 +115,7 @@ func startPermNATS(t *testing.T, dir string) *permNATS {
 	p.identity = config.NATS{URL: p.url, NKeySeedFile: seedFile}
 	p.ticket = config.NATS{URL: p.url, NKeySeedFile: ticketSeed}
 	p.audit = config.NATS{URL: p.url, NKeySeedFile: auditSeed}
+	p.sync = config.NATS{URL: p.url, NKeySeedFile: syncSeed}
 	return p
 }
 

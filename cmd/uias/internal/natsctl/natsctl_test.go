@@ -30,6 +30,9 @@ func TestSetup(t *testing.T) {
 	akp, _ := nkeys.CreateUser()
 	apub, _ := akp.PublicKey()
 	t.Setenv("UIAS_NATS_AUDIT_NKEY", apub)
+	skp, _ := nkeys.CreateUser()
+	spub, _ := skp.PublicKey()
+	t.Setenv("UIAS_NATS_SYNC_NKEY", spub)
 	t.Setenv("UIAS_NATS_SETUP_PASSWORD", "setup-Secret-1")
 	opts, err := server.ProcessConfigFile("../../../../deploy/nats/nats-server.conf")
 	if err != nil {

@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/sync/applier"
+	"github.com/uias/uias/services/sync/sqlstore"
+)
+
+// The sync user of the deployed NATS configuration can do what the sync
+// component does at a centre (read its CHANGES through ordered consumers;
+// create, update and read the stream sourcing a peer, SYNC_L2A in the
+// file) and nothing that would lose or forge changes: no purge, no delete
+// of a stream or a message, no edit of CHANGES, no event of its own, no
+// other stream.
+func TestNATSSyncUserOfDeployConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := startPermNATS(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	setupConn, _ := p.connect(t, p.setup, "setup")
+	setupJS, _ := jetstream.New(setupConn)
+	if err := events.EnsureStreams(ctx, setupJS); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	idConn, _ := p.connect(t, p.identity, "identity")
+	idJS, _ := jetstream.New(idConn)
+	for i := range 3 {
+		ev := events.Event{ID: fmt.Sprintf("ev-%d", i), Subject: "uias.changes.identity.user.updated", Type: "identity.user.updated",
+			Time: time.Now(), Payload: []byte(fmt.Sprintf(`{"id":"u1","data":{"n":%d}}`, i))}
+		if _, err := idJS.PublishMsg(ctx, events.Msg(ev), jetstream.WithMsgID(ev.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	syncConn, viol := p.connect(t, p.sync, "sync")
+	syncJS, _ := jetstream.New(syncConn)
+	db, err := store.Open(ctx, "sqlite", dir+"/sync.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	st := sqlstore.New(db)
+	a := applier.New(syncJS, st, []applier.Link{applier.LocalLink("l1"), applier.PeerLink("l2a", applier.Up)},
+		applier.Options{Logger: zaptest.NewLogger(t)})
+	actx, acancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(actx) }()
+	eventually(t, "the sync user's applier to apply the centre's changes and read the peer's stream", func() bool {
+		c, err := st.Cursor(ctx, "l1")
+		if err != nil || c.Applied != 3 {
+			return false
+		}
+		ls, err := a.Status(ctx)
+		if err != nil {
+			return false
+		}
+		for _, l := range ls {
+			if l.Err != "" {
+				return false
+			}
+		}
+		return true
+	})
+	acancel()
+	<-done
+
+	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 2*time.Second) }
+	attacks := []struct {
+		what, subject string
+		run           func(ctx context.Context) error
+	}{
+		{"purge CHANGES", "$JS.API.STREAM.PURGE.CHANGES", func(ctx context.Context) error {
+			s, err := syncJS.Stream(ctx, events.StreamChanges)
+			if err != nil {
+				return err
+			}
+			return s.Purge(ctx)
+		}},
+		{"delete a change", "$JS.API.STREAM.MSG.DELETE.CHANGES", func(ctx context.Context) error {
+			s, err := syncJS.Stream(ctx, events.StreamChanges)
+			if err != nil {
+				return err
+			}
+			return s.DeleteMsg(ctx, 1)
+		}},
+		{"shorten CHANGES' retention", "$JS.API.STREAM.UPDATE.CHANGES", func(ctx context.Context) error {
+			cfg := events.StreamConfigs()[0]
+			cfg.MaxAge = time.Second
+			_, err := syncJS.UpdateStream(ctx, cfg)
+			return err
+		}},
+		{"delete the peer's stream", "$JS.API.STREAM.DELETE." + applier.StreamFor("l2a"), func(ctx context.Context) error {
+			return syncJS.DeleteStream(ctx, applier.StreamFor("l2a"))
+		}},
+		{"create another stream", "$JS.API.STREAM.CREATE.OTHER", func(ctx context.Context) error {
+			_, err := syncJS.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}})
+			return err
+		}},
+		{"forge an identity change", "uias.changes.identity.user.updated", func(ctx context.Context) error {
+			_, err := syncJS.Publish(ctx, "uias.changes.identity.user.updated", []byte(`{"id":"u1"}`))
+			return err
+		}},
+	}
+	for _, at := range attacks {
+		actx, c := short()
+		err := at.run(actx)
+		c()
+		if err == nil {
+			t.Errorf("%s with the sync credentials succeeded", at.what)
+			continue
+		}
+		eventually(t, "the server to report the refused "+at.what, func() bool { return viol.has(at.subject) })
+	}
+	s, err := setupJS.Stream(ctx, events.StreamChanges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := s.CachedInfo(); info.State.Msgs != 3 || info.Config.MaxAge != events.StreamConfigs()[0].MaxAge {
+		t.Fatalf("CHANGES after the attacks: %d messages, max age %v", info.State.Msgs, info.Config.MaxAge)
+	}
+}
