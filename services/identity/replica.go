@@ -294,8 +294,7 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 // (NOT_HOMED, IGNORED) at once.
 func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChange, b *replicaBatch) (ReplicaWrite, ReplicaOutcome, error) {
 	var ev replicaEvent
-	if err := json.Unmarshal(c.Payload, &ev); err != nil || ev.ID == "" ||
-		!strings.HasPrefix(c.Subject, changesSubjectPrefix+ev.Entity+".") {
+	if !decoded(c.Payload, &ev) || ev.ID == "" || !strings.HasPrefix(c.Subject, changesSubjectPrefix+ev.Entity+".") {
 		return ReplicaWrite{}, ReplicaIgnored, nil
 	}
 	w := ReplicaWrite{Kind: ev.Entity, ID: ev.ID, Origin: origin, Version: c.Version, EventID: c.EventID, Op: ReplicaUpsert}
@@ -318,7 +317,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 	case ev.Entity == "org" && ev.Op == "moved":
 		w.Op, w.Org = ReplicaMove, &Org{ID: ev.ID, ParentID: data.ParentID}
 		var r orgRecord
-		if hasRep && json.Unmarshal(ev.Replica, &r) == nil {
+		if hasRep && decoded(ev.Replica, &r) {
 			w.Org.UpdatedAt = r.UpdatedAt
 		}
 		path, ok, err := s.replicaOrgPath(ctx, ev.ID, b)
@@ -333,7 +332,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		return w, "", nil
 	case ev.Entity == "org" && hasRep:
 		var r orgRecord
-		if json.Unmarshal(ev.Replica, &r) != nil {
+		if !decoded(ev.Replica, &r) {
 			return w, ReplicaIgnored, nil
 		}
 		w.Org = &Org{ID: ev.ID, Code: r.Code, Name: r.Name, ParentID: r.ParentID, Status: r.Status, CreatedAt: r.CreatedAt,
@@ -364,7 +363,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		return w, "", nil
 	case ev.Entity == "user" && hasRep:
 		var r userRecord
-		if json.Unmarshal(ev.Replica, &r) != nil {
+		if !decoded(ev.Replica, &r) {
 			return w, ReplicaIgnored, nil
 		}
 		ok, err := s.replicaUserHomed(ctx, origin, ev.ID, r.OrgID, b)
@@ -394,7 +393,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		return homed(s.replicaOrgHomed(ctx, origin, org, b))
 	case ev.Entity == "group" && hasRep:
 		var r groupRecord
-		if json.Unmarshal(ev.Replica, &r) != nil {
+		if !decoded(ev.Replica, &r) {
 			return w, ReplicaIgnored, nil
 		}
 		w.Group = &Group{ID: ev.ID, Code: r.Code, Name: r.Name, OrgID: r.OrgID, CreatedAt: r.CreatedAt}
@@ -413,7 +412,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		return w, "", nil
 	case ev.Entity == "app" && hasRep:
 		var r appRecord
-		if json.Unmarshal(ev.Replica, &r) != nil {
+		if !decoded(ev.Replica, &r) {
 			return w, ReplicaIgnored, nil
 		}
 		home, ok := b.apps[ev.ID]
@@ -444,7 +443,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		return homed(s.replicaUserOf(ctx, origin, data.UserID, b))
 	case ev.Entity == "link" && hasRep:
 		var r linkRecord
-		if json.Unmarshal(ev.Replica, &r) != nil {
+		if !decoded(ev.Replica, &r) {
 			return w, ReplicaIgnored, nil
 		}
 		w.Link = &AccountLink{ID: ev.ID, UserID: r.UserID, AppID: r.AppID, AppAccountID: r.AppAccountID, Status: r.Status,
@@ -453,6 +452,10 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 	}
 	return w, ReplicaIgnored, nil
 }
+
+// decoded reports whether raw is the JSON of v (a change this version
+// cannot read is IGNORED, not an error).
+func decoded(raw []byte, v any) bool { return json.Unmarshal(raw, v) == nil }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
