@@ -99,6 +99,11 @@ var (
 	TicketSessionsRead   = Perm{"ticket.sessions", "read"}
 	TicketSessionsRevoke = Perm{"ticket.sessions", "revoke"}
 
+	// SyncRead: the replication state of a centre (status, skipped
+	// changes, digests); SyncWrite: acting on it.
+	SyncRead  = Perm{"sync.replication", "read"}
+	SyncWrite = Perm{"sync.replication", "write"}
+
 	AuditRead    = Perm{"audit.records", "read"}
 	AuditVerify  = Perm{"audit.records", "verify"}
 	AuditArchive = Perm{"audit.records", "archive"}
@@ -113,6 +118,11 @@ type Admin struct {
 	// SystemAdminFlag: identity's account carries the legacy is_admin flag,
 	// which authz counts as the system_admin role.
 	SystemAdminFlag bool
+	// LegacyRule: identity decides administrators by the is_admin flag
+	// alone (identity.admin_authz off: a deployment without the authz
+	// component). Check then allows SystemAdminFlag holders everything and
+	// nobody else anything, without asking authz.
+	LegacyRule bool
 }
 
 type ctxKey struct{}
@@ -180,7 +190,8 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (*Admin, erro
 		return nil, err
 	}
 	u := r.GetUser()
-	return &Admin{ID: u.GetId(), Login: u.GetLoginName(), OrgID: u.GetOrgId(), SystemAdminFlag: r.GetSystemAdmin()}, nil
+	return &Admin{ID: u.GetId(), Login: u.GetLoginName(), OrgID: u.GetOrgId(), SystemAdminFlag: r.GetSystemAdmin(),
+		LegacyRule: r.GetLegacyAdminRule()}, nil
 }
 
 // Authorize answers nil when a may do p, on target (a person's user id, or
@@ -199,6 +210,12 @@ func (v *Verifier) Check(ctx context.Context, a *Admin, rq Request) error {
 	p := rq.Perm
 	if a == nil || a.ID == "" {
 		return ErrNoToken
+	}
+	if a.LegacyRule {
+		if a.SystemAdminFlag {
+			return nil
+		}
+		return Denied(deniedMessage(p, "only system administrators (is_admin) administer this deployment"))
 	}
 	if v.authz == nil {
 		return apierr.ErrUnavailable.WithMessage("the authorization component is not configured")

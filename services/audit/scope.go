@@ -8,9 +8,9 @@ import (
 type Principal struct {
 	UserID string
 	OrgID  string
-	// SystemAdmin: a system administrator (identity's administrators, until
-	// the authorization component defines the admin roles).
-	SystemAdmin bool
+	// Auditor: authz allows the administrator the audit.records permission
+	// of the call without an org scope (the security auditor).
+	Auditor bool
 }
 
 // Scope is what part of the log an administrator may read.
@@ -33,12 +33,11 @@ func init() {
 }
 
 // ScopeOf is the one place that decides what an administrator may read of
-// the audit log. Until the authorization component lands, a system
-// administrator reads everything and nobody else anything; then unit
-// administrators get their org subtrees and the security auditor
-// everything, here.
+// the audit log: the security auditor (audit.records, asked of authz by the
+// server's caller authentication) reads everything, nobody else anything.
+// Unit administrators reading their org subtrees would get Orgs here.
 func ScopeOf(p Principal) (Scope, error) {
-	if p.SystemAdmin {
+	if p.Auditor {
 		return Scope{All: true}, nil
 	}
 	return Scope{}, errForbidden

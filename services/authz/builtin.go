@@ -46,6 +46,7 @@ var AdminResources = []AdminResource{
 	{Code: "ticket.sessions", Parent: "ticket", Operations: []string{"read", "revoke"}},
 	{Code: "sync", Operations: []string{"read"}},
 	{Code: "sync.subscriptions", Parent: "sync", Operations: []string{"read", "write"}},
+	{Code: "sync.replication", Parent: "sync", Operations: []string{"read", "write"}},
 	{Code: "audit", Operations: []string{"read"}},
 	{Code: "audit.records", Parent: "audit", Operations: []string{"read", "verify", "archive", "export"}},
 }

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -54,8 +55,14 @@ func TestAuditLog(t *testing.T) {
 		return err == nil && cp != nil && cp.Size > failed && cp.Size >= 2
 	})
 
+	// the audit log is the security auditor's (a system administrator may
+	// not read it: TestAdminScopesOfComponents)
+	audTok := e.grantedAdmin(t, "auditor-log", "security_auditor")
+	aud := func() context.Context {
+		return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+audTok)
+	}
 	logc := auditv1.NewAuditLogServiceClient(e.conn)
-	cp, err := logc.GetCheckpoint(e.adm(), &auditv1.GetCheckpointRequest{})
+	cp, err := logc.GetCheckpoint(aud(), &auditv1.GetCheckpointRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +86,7 @@ func TestAuditLog(t *testing.T) {
 	var root tlog.Hash
 	copy(root[:], cp.GetRootHash())
 	for seq := int64(0); seq < cp.GetSize(); seq++ {
-		p, err := logc.ProveInclusion(e.adm(), &auditv1.ProveInclusionRequest{Seq: seq, Size: cp.GetSize()})
+		p, err := logc.ProveInclusion(aud(), &auditv1.ProveInclusionRequest{Seq: seq, Size: cp.GetSize()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,10 +111,10 @@ func TestAuditLog(t *testing.T) {
 	if !sawLogin {
 		t.Fatal("the refused administrator login is not in the audit log")
 	}
-	if _, err := logc.ProveInclusion(e.adm(), &auditv1.ProveInclusionRequest{Seq: 1 << 40}); err == nil {
+	if _, err := logc.ProveInclusion(aud(), &auditv1.ProveInclusionRequest{Seq: 1 << 40}); err == nil {
 		t.Fatal("proof of a record beyond the log")
 	}
-	c, err := logc.ProveConsistency(e.adm(), &auditv1.ProveConsistencyRequest{OldSize: 2})
+	c, err := logc.ProveConsistency(aud(), &auditv1.ProveConsistencyRequest{OldSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,21 +125,21 @@ func TestAuditLog(t *testing.T) {
 	if err := tlog.CheckTree(cproof, c.GetNew().GetSize(), tlog.Hash(c.GetNew().GetRootHash()), 2, tlog.Hash(c.GetOld().GetRootHash())); err != nil {
 		t.Fatalf("consistency: %v", err)
 	}
-	v, err := logc.VerifyLog(e.adm(), &auditv1.VerifyLogRequest{})
+	v, err := logc.VerifyLog(aud(), &auditv1.VerifyLogRequest{})
 	if err != nil || !v.GetOk() || v.GetRecords() < cp.GetSize() || v.GetBadSeq() != -1 {
 		t.Fatalf("verify: %+v %v", v, err)
 	}
 
 	q := auditv1.NewAuditQueryServiceClient(e.conn)
-	res, err := q.QueryRecords(e.adm(), &auditv1.QueryRecordsRequest{Api: "admin.login", Result: "failure"})
+	res, err := q.QueryRecords(aud(), &auditv1.QueryRecordsRequest{Api: "admin.login", Result: "failure"})
 	if err != nil || len(res.GetRecords()) != 1 || res.GetRecords()[0].GetSeq() != failed {
 		t.Fatalf("query of the failed login: %v %v", res, err)
 	}
-	code, body, _ := e.rest(http.MethodGet, "/v1/audit/records?api=admin.login&page_size=1", map[string]string{"Authorization": "Bearer " + e.token}, nil)
+	code, body, _ := e.rest(http.MethodGet, "/v1/audit/records?api=admin.login&page_size=1", map[string]string{"Authorization": "Bearer " + audTok}, nil)
 	if code != http.StatusOK || len(body["records"].([]any)) != 1 {
 		t.Fatalf("REST query: %d %v", code, body)
 	}
-	_, err = q.QueryRecords(e.adm(), &auditv1.QueryRecordsRequest{Text: "a\nb"})
+	_, err = q.QueryRecords(aud(), &auditv1.QueryRecordsRequest{Text: "a\nb"})
 	wantCode(t, err, codes.InvalidArgument, "BAD_REQUEST")
 
 	// callers without an administrator token are refused
@@ -142,7 +149,7 @@ func TestAuditLog(t *testing.T) {
 	if err == nil {
 		t.Fatal("negative record number accepted")
 	}
-	code, body, _ = e.rest(http.MethodGet, "/v1/audit/checkpoint", map[string]string{"Authorization": "Bearer " + e.token}, nil)
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/checkpoint", map[string]string{"Authorization": "Bearer " + audTok}, nil)
 	if code != http.StatusOK || fmt.Sprint(body["size"]) == "" {
 		t.Fatalf("REST checkpoint: %d %v", code, body)
 	}

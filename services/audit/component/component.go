@@ -52,6 +52,7 @@ func Module() module.Module {
 		SQL:             true,
 		NATS:            true,
 		Uses:            []string{"identity"},
+		Calls:           []string{"authz"},
 		REST:            rest,
 		OpenAPI:         openapi.Audit,
 		OpenAPISecurity: map[string][]string{"AuditLogService": module.AdminCredentials, "AuditQueryService": module.AdminCredentials},
@@ -102,13 +103,13 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		env.Go(func(ctx context.Context) { runRetention(ctx, l, ret, cfg.RetentionCheck, log.Named("retention"), rm) })
 	}
 
-	idc, err := env.Client("identity")
+	admins, err := adminauth.FromEnv(env)
 	if err != nil {
 		return nil, err
 	}
 	return &module.Component{
 		Register: func(g *grpc.Server) { server.New(l).Register(g); server.NewQuery(st).Register(g) },
-		Auth:     server.CallerAuth{Admins: adminauth.New(idc, nil)},
+		Auth:     server.CallerAuth(admins),
 		Ready:    db.PingContext,
 		Value:    &Handle{Log: l, Store: st, DB: db, Ingester: in},
 	}, nil

@@ -4,15 +4,12 @@ package server
 
 import (
 	"context"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
-	"github.com/uias/uias/pkg/caller"
-	"github.com/uias/uias/pkg/grpcx"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	"github.com/uias/uias/services/audit"
 )
@@ -29,21 +26,33 @@ func New(l *audit.Log) *Server { return &Server{log: l} }
 // Register adds the services to g.
 func (s *Server) Register(g *grpc.Server) { auditv1.RegisterAuditLogServiceServer(g, s) }
 
-type principalKey struct{}
+// Perms is the administrator permission of each audit method, asked of
+// authz before the handler runs (adminauth.CallerAuth): reading records is
+// audit.records read, checkpoints and proofs of the whole log are verify.
+// The security auditor holds both; a system administrator neither.
+var Perms = map[string]adminauth.Perm{
+	auditv1.AuditLogService_GetCheckpoint_FullMethodName:    adminauth.AuditVerify,
+	auditv1.AuditLogService_ProveInclusion_FullMethodName:   adminauth.AuditRead,
+	auditv1.AuditLogService_ProveConsistency_FullMethodName: adminauth.AuditVerify,
+	auditv1.AuditLogService_VerifyLog_FullMethodName:        adminauth.AuditVerify,
+	auditv1.AuditQueryService_QueryRecords_FullMethodName:   adminauth.AuditRead,
+}
 
-// WithPrincipal returns ctx carrying the authenticated administrator.
-func WithPrincipal(ctx context.Context, p audit.Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
+// CallerAuth authenticates callers of the audit services: administrators
+// (their bearer token, identity) holding the method's permission (authz).
+func CallerAuth(c adminauth.Checker) adminauth.CallerAuth {
+	return adminauth.CallerAuth{Checker: c, Prefix: "/uias.audit.v1.", Perms: Perms}
 }
 
 // scope is the caller's scope (audit.ScopeOf of the authenticated
-// administrator).
+// administrator, whom CallerAuth let through with the method's unscoped
+// audit.records permission).
 func scope(ctx context.Context) (audit.Scope, error) {
-	p, ok := ctx.Value(principalKey{}).(audit.Principal)
-	if !ok {
+	a := adminauth.From(ctx)
+	if a == nil {
 		return audit.Scope{}, apierr.New(apierr.Unauthenticated, "UNAUTHENTICATED", "no administrator")
 	}
-	return audit.ScopeOf(p)
+	return audit.ScopeOf(audit.Principal{UserID: a.ID, OrgID: a.OrgID, Auditor: true})
 }
 
 func wholeLog(ctx context.Context) error {
@@ -52,38 +61,6 @@ func wholeLog(ctx context.Context) error {
 		return err
 	}
 	return audit.ScopeAll(sc)
-}
-
-// CallerAuth authenticates callers of the audit services: administrators,
-// whose bearer token identity resolves (pkg/adminauth: WhoAmI).
-type CallerAuth struct {
-	Admins adminauth.Checker
-}
-
-// AuthenticateCaller implements grpcx.CallerAuth.
-func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
-	c := &caller.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx), ClientCert: grpcx.ClientCertSHA256(ctx)}
-	ctx = caller.With(ctx, c)
-	switch {
-	case strings.HasPrefix(method, "/uias.audit.v1."):
-		// identity checks the token (and audits a refusal) as for its own
-		// administrator calls; its error is answered as it is
-		adm, err := a.Admins.Authenticate(ctx, grpcx.BearerToken(ctx))
-		if err != nil {
-			return nil, err
-		}
-		ctx = adminauth.With(ctx, adm)
-		c.Principal = adm.ID
-		ctx = WithPrincipal(ctx, audit.Principal{UserID: c.Principal, OrgID: adm.OrgID, SystemAdmin: adm.SystemAdminFlag})
-	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):
-	default:
-		return nil, apierr.New(apierr.Unimplemented, "UNIMPLEMENTED", "unknown method")
-	}
-	o := grpcx.OriginFrom(ctx)
-	if c.Principal != "" {
-		o.Principal = c.Principal
-	}
-	return grpcx.WithOrigin(ctx, o), nil
 }
 
 // GetCheckpoint implements AuditLogService.

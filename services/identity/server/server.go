@@ -45,7 +45,7 @@ func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterAuthServiceServer(g, s)
 	g.RegisterService(AuditedAdminService(s.svc, s.guard), s)
 	g.RegisterService(Guarded(&identityv1.KeyService_ServiceDesc, s.guard), keyServer{svc: s.svc})
-	identityv1.RegisterAdminSessionServiceServer(g, sessionServer{svc: s.svc})
+	identityv1.RegisterAdminSessionServiceServer(g, sessionServer{svc: s.svc, legacy: s.guard == nil})
 	g.RegisterService(Guarded(&identityv1.FingerService_ServiceDesc, s.guard), fingerServer{svc: s.svc})
 	identityv1.RegisterSSOServiceServer(g, ssoServer{svc: s.svc})
 	identityv1.RegisterCallerServiceServer(g, callerServer{svc: s.svc})

@@ -14,6 +14,8 @@ import (
 type sessionServer struct {
 	identityv1.UnimplementedAdminSessionServiceServer
 	svc *identity.Service
+	// legacy: identity.admin_authz is off, the is_admin flag decides.
+	legacy bool
 }
 
 // WhoAmI implements AdminSessionService.
@@ -26,5 +28,5 @@ func (s sessionServer) WhoAmI(ctx context.Context, _ *identityv1.WhoAmIRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return &identityv1.WhoAmIResponse{User: summary(u), SystemAdmin: u.IsAdmin}, nil
+	return &identityv1.WhoAmIResponse{User: summary(u), SystemAdmin: u.IsAdmin, LegacyAdminRule: s.legacy}, nil
 }

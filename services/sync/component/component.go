@@ -101,6 +101,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			Targets: []applier.Target{identityReplicas{c: identityv1.NewReplicaServiceClient(idc)}}})
 		env.Go(ap.Run)
 	}
+	admins, err := adminauth.FromEnv(env)
+	if err != nil {
+		return nil, err
+	}
 	prov, err := startProvision(env, cfg, db, idc)
 	if err != nil {
 		return nil, err
@@ -108,7 +112,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	register := server.New(cfg.CentreHomes(), cfg.HomeSubtrees, st, ap).Register
 	return &module.Component{
 		Register: func(g *grpc.Server) { register(g); prov.server.Register(g) },
-		Auth:     server.CallerAuth{Admins: adminauth.New(idc, nil)},
+		Auth:     server.CallerAuth(admins),
 		Ready:    db.PingContext,
 		Value:    &Handle{Store: st, DB: db, Applier: ap, Provision: prov},
 	}, nil

@@ -4,19 +4,16 @@ package server
 
 import (
 	"context"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/adminauth"
-	"github.com/uias/uias/pkg/apierr"
-	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/centre"
-	"github.com/uias/uias/pkg/grpcx"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
 	usync "github.com/uias/uias/services/sync"
 	"github.com/uias/uias/services/sync/applier"
+	"github.com/uias/uias/services/sync/provision/provserver"
 )
 
 // Server implements SyncAdminService.
@@ -38,9 +35,6 @@ func (s *Server) Register(g *grpc.Server) { syncv1.RegisterSyncAdminServiceServe
 
 // GetSyncStatus implements SyncAdminService.
 func (s *Server) GetSyncStatus(ctx context.Context, _ *syncv1.GetSyncStatusRequest) (*syncv1.SyncStatus, error) {
-	if err := systemAdmin(ctx); err != nil {
-		return nil, err
-	}
 	if s.homes == nil {
 		return &syncv1.SyncStatus{Level: 1}, nil
 	}
@@ -68,9 +62,6 @@ func (s *Server) GetSyncStatus(ctx context.Context, _ *syncv1.GetSyncStatusReque
 
 // ListSkippedChanges implements SyncAdminService.
 func (s *Server) ListSkippedChanges(ctx context.Context, r *syncv1.ListSkippedChangesRequest) (*syncv1.ListSkippedChangesResponse, error) {
-	if err := systemAdmin(ctx); err != nil {
-		return nil, err
-	}
 	if s.homes == nil {
 		return nil, usync.ErrNotACentre
 	}
@@ -89,9 +80,6 @@ func (s *Server) ListSkippedChanges(ctx context.Context, r *syncv1.ListSkippedCh
 
 // GetReplicaDigest implements SyncAdminService.
 func (s *Server) GetReplicaDigest(ctx context.Context, r *syncv1.GetReplicaDigestRequest) (*syncv1.ReplicaDigest, error) {
-	if err := systemAdmin(ctx); err != nil {
-		return nil, err
-	}
 	if s.homes == nil {
 		return nil, usync.ErrNotACentre
 	}
@@ -106,44 +94,28 @@ func (s *Server) GetReplicaDigest(ctx context.Context, r *syncv1.GetReplicaDiges
 	return out, nil
 }
 
-type adminKey struct{}
+// Perms is the administrator permission of each sync method, asked of
+// authz before the handler runs (adminauth.CallerAuth).
+var Perms = map[string]adminauth.Perm{
+	syncv1.SyncAdminService_GetSyncStatus_FullMethodName:      adminauth.SyncRead,
+	syncv1.SyncAdminService_ListSkippedChanges_FullMethodName: adminauth.SyncRead,
+	syncv1.SyncAdminService_GetReplicaDigest_FullMethodName:   adminauth.SyncRead,
 
-// systemAdmin refuses callers who are not system administrators.
-func systemAdmin(ctx context.Context) error {
-	if sys, ok := ctx.Value(adminKey{}).(bool); ok && sys {
-		return nil
-	}
-	return usync.ErrForbidden
+	// Provisioning (provserver asks the same permission again per handler).
+	syncv1.SyncProvisioningService_CreateSubscription_FullMethodName:    provserver.PermWrite,
+	syncv1.SyncProvisioningService_UpdateSubscription_FullMethodName:    provserver.PermWrite,
+	syncv1.SyncProvisioningService_DeleteSubscription_FullMethodName:    provserver.PermWrite,
+	syncv1.SyncProvisioningService_StartBatch_FullMethodName:            provserver.PermWrite,
+	syncv1.SyncProvisioningService_RetryDeliveries_FullMethodName:       provserver.PermWrite,
+	syncv1.SyncProvisioningService_ListSubscriptions_FullMethodName:     provserver.PermRead,
+	syncv1.SyncProvisioningService_GetSubscription_FullMethodName:       provserver.PermRead,
+	syncv1.SyncProvisioningService_ListDeliveries_FullMethodName:        provserver.PermRead,
+	syncv1.SyncProvisioningService_GetDeliveryReport_FullMethodName:     provserver.PermRead,
+	syncv1.SyncProvisioningService_GetProvisioningStatus_FullMethodName: provserver.PermRead,
 }
 
-// CallerAuth authenticates callers of the sync service: administrators,
-// whose bearer token identity resolves (pkg/adminauth: WhoAmI).
-type CallerAuth struct {
-	Admins adminauth.Checker
-}
-
-// AuthenticateCaller implements grpcx.CallerAuth.
-func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
-	c := &caller.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx), ClientCert: grpcx.ClientCertSHA256(ctx)}
-	ctx = caller.With(ctx, c)
-	switch {
-	case strings.HasPrefix(method, "/uias.sync.v1."):
-		// identity checks the token (and audits a refusal); its error is
-		// answered as it is
-		adm, err := a.Admins.Authenticate(ctx, grpcx.BearerToken(ctx))
-		if err != nil {
-			return nil, err
-		}
-		c.Principal = adm.ID
-		ctx = adminauth.With(ctx, adm)
-		ctx = context.WithValue(ctx, adminKey{}, adm.SystemAdminFlag)
-	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):
-	default:
-		return nil, apierr.New(apierr.Unimplemented, "UNIMPLEMENTED", "unknown method")
-	}
-	o := grpcx.OriginFrom(ctx)
-	if c.Principal != "" {
-		o.Principal = c.Principal
-	}
-	return grpcx.WithOrigin(ctx, o), nil
+// CallerAuth authenticates callers of the sync service: administrators
+// (their bearer token, identity) holding the method's permission (authz).
+func CallerAuth(c adminauth.Checker) adminauth.CallerAuth {
+	return adminauth.CallerAuth{Checker: c, Prefix: "/uias.sync.v1.", Perms: Perms}
 }

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
@@ -75,6 +76,7 @@ func Module() module.Module {
 		SQL:     true,
 		NATS:    true,
 		Uses:    []string{"identity"},
+		Calls:   []string{"authz"},
 		REST:    rest,
 		OpenAPI: openapi.Ticket,
 		Pages:   &module.Pages{Prefix: "/cas/", New: pages},
@@ -163,10 +165,13 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
 	log.Info("ticket service", zap.String("centre", cfg.Centre), zap.Duration("st_ttl", cfg.STTTL),
 		zap.Duration("tgt_idle", cfg.TGTIdle), zap.Duration("tgt_hard", cfg.TGTHard), zap.String("signing_key", signingKey))
+	admins, err := adminauth.FromEnv(env)
+	if err != nil {
+		return nil, err
+	}
 	return &module.Component{
-		Register: server.New(svc, server.IdentityAdmins{Users: identityv1.NewAdminServiceClient(idConn),
-			Sessions: identityv1.NewAdminSessionServiceClient(idConn)}).Register,
-		Auth: server.CallerAuth{},
+		Register: server.New(svc, admins, server.IdentityApps{Apps: identityv1.NewAdminServiceClient(idConn)}).Register,
+		Auth:     server.CallerAuth{Admins: admins},
 		Ready: func(ctx context.Context) error {
 			return errors.Join(store.Ping(ctx), services.Ping(ctx))
 		},

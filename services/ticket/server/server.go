@@ -25,31 +25,16 @@ func init() {
 		Doc: "A method the ticket service does not know how to authenticate callers for."})
 }
 
-// errNoAdminToken refuses an administrator call without a token before
-// anything else (identity checks a token that is there, and asks authz).
-var errNoAdminToken = adminauth.ErrNoToken
-
-// Admins checks the administrator of a call (its bearer token) with
-// identity: that they may see a person, an application, or (appID empty)
-// that they are an administrator at all.
-type Admins interface {
-	CheckAdmin(ctx context.Context, userID string) (orgID string, err error)
+// Apps checks that an application exists (identity's GetApp with the
+// administrator's token) before a service is registered for it.
+type Apps interface {
 	CheckApp(ctx context.Context, appID string) error
-	// WhoAmI returns the user id of the administrator the call's token
-	// belongs to (the actor of the audit records of their changes).
-	WhoAmI(ctx context.Context) (string, error)
 }
 
-// asAdmin names the calling administrator in ctx (caller principal), so
-// that the changes' audit records and CHANGES events say who made them.
-func (s *Server) asAdmin(ctx context.Context) (context.Context, error) {
-	id, err := s.admins.WhoAmI(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c := *caller.From(ctx)
-	c.Principal = id
-	return caller.With(ctx, &c), nil
+// authorize asks authz whether the calling administrator (CallerAuth put
+// them in ctx) may do p, on the person target ("" if none).
+func (s *Server) authorize(ctx context.Context, p adminauth.Perm, target string) error {
+	return s.admins.Authorize(ctx, adminauth.From(ctx), p, target)
 }
 
 // Server implements TicketService and TicketAdminService.
@@ -58,11 +43,15 @@ type Server struct {
 	ticketv1.UnimplementedTicketAdminServiceServer
 	ticketv1.UnimplementedServiceRegistryServiceServer
 	svc    *ticket.Service
-	admins Admins
+	admins adminauth.Checker
+	apps   Apps
 }
 
-// New wraps svc; admins checks administrator calls.
-func New(svc *ticket.Service, admins Admins) *Server { return &Server{svc: svc, admins: admins} }
+// New wraps svc; admins decides administrator calls (ticket.services,
+// ticket.sessions), apps checks the applications of registered services.
+func New(svc *ticket.Service, admins adminauth.Checker, apps Apps) *Server {
+	return &Server{svc: svc, admins: admins, apps: apps}
+}
 
 // Register adds the services to g.
 func (s *Server) Register(g *grpc.Server) {
@@ -73,12 +62,15 @@ func (s *Server) Register(g *grpc.Server) {
 
 // CallerAuth authenticates callers: ValidateServiceTicket is open (the
 // ticket is the credential, as in CAS), the other TicketService calls are
-// for UIAS components only, TicketAdminService calls carry an
-// administrator token that identity checks in the handler.
-type CallerAuth struct{}
+// for UIAS components only, TicketAdminService and ServiceRegistryService
+// calls carry an administrator token (pkg/adminauth; the handlers ask
+// authz for ticket.sessions / ticket.services).
+type CallerAuth struct {
+	Admins adminauth.Checker
+}
 
 // AuthenticateCaller implements grpcx.CallerAuth.
-func (CallerAuth) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
+func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
 	c := &caller.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx), ClientCert: grpcx.ClientCertSHA256(ctx)}
 	o := grpcx.OriginFrom(ctx)
 	switch {
@@ -90,9 +82,8 @@ func (CallerAuth) AuthenticateCaller(ctx context.Context, method string) (contex
 		c.Principal = o.Principal
 	case strings.HasPrefix(method, "/uias.ticket.v1.TicketAdminService/"),
 		strings.HasPrefix(method, "/uias.ticket.v1.ServiceRegistryService/"):
-		if grpcx.BearerToken(ctx) == "" {
-			return nil, errNoAdminToken
-		}
+		ctx, _, err := adminauth.AuthenticateCall(ctx, a.Admins)
+		return ctx, err
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):
 	default:
 		return nil, apierr.New(apierr.Unauthenticated, "UNKNOWN_TICKET_METHOD", "unknown method")
@@ -247,7 +238,7 @@ func (s *Server) IssueProxyTicket(ctx context.Context, r *ticketv1.IssueProxyTic
 
 // ListUserSessions implements TicketAdminService.
 func (s *Server) ListUserSessions(ctx context.Context, r *ticketv1.ListUserSessionsRequest) (*ticketv1.ListUserSessionsResponse, error) {
-	if _, err := s.admins.CheckAdmin(ctx, r.GetUserId()); err != nil {
+	if err := s.authorize(ctx, adminauth.TicketSessionsRead, r.GetUserId()); err != nil {
 		return nil, err
 	}
 	list, err := s.svc.UserSessions(ctx, r.GetUserId())
@@ -263,11 +254,7 @@ func (s *Server) ListUserSessions(ctx context.Context, r *ticketv1.ListUserSessi
 
 // RevokeUserSessions implements TicketAdminService.
 func (s *Server) RevokeUserSessions(ctx context.Context, r *ticketv1.RevokeUserSessionsRequest) (*ticketv1.RevokeUserSessionsResponse, error) {
-	if _, err := s.admins.CheckAdmin(ctx, r.GetUserId()); err != nil {
-		return nil, err
-	}
-	ctx, err := s.asAdmin(ctx)
-	if err != nil {
+	if err := s.authorize(ctx, adminauth.TicketSessionsRevoke, r.GetUserId()); err != nil {
 		return nil, err
 	}
 	n, err := s.svc.RevokeUserSessions(ctx, r.GetUserId(), r.GetSessionId(), "ADMIN_REVOKED")
@@ -303,11 +290,10 @@ func (s *Server) MatchService(ctx context.Context, r *ticketv1.MatchServiceReque
 
 // CreateService implements ServiceRegistryService.
 func (s *Server) CreateService(ctx context.Context, r *ticketv1.CreateServiceRequest) (*ticketv1.RegisteredService, error) {
-	if err := s.admins.CheckApp(ctx, r.GetService().GetAppId()); err != nil {
+	if err := s.authorize(ctx, adminauth.TicketServicesWrite, ""); err != nil {
 		return nil, err
 	}
-	ctx, err := s.asAdmin(ctx)
-	if err != nil {
+	if err := s.apps.CheckApp(ctx, r.GetService().GetAppId()); err != nil {
 		return nil, err
 	}
 	rs, err := s.svc.CreateRegisteredService(ctx, serviceDef(r.GetService()))
@@ -317,24 +303,12 @@ func (s *Server) CreateService(ctx context.Context, r *ticketv1.CreateServiceReq
 	return servicePB(rs), nil
 }
 
-// loadService returns service id when the administrator may see its app.
-func (s *Server) loadService(ctx context.Context, id string) (*ticket.RegisteredService, error) {
-	if err := s.admins.CheckApp(ctx, ""); err != nil {
-		return nil, err
-	}
-	rs, err := s.svc.GetRegisteredService(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.admins.CheckApp(ctx, rs.AppID); err != nil {
-		return nil, err
-	}
-	return rs, nil
-}
-
 // GetService implements ServiceRegistryService.
 func (s *Server) GetService(ctx context.Context, r *ticketv1.GetServiceRequest) (*ticketv1.RegisteredService, error) {
-	rs, err := s.loadService(ctx, r.GetId())
+	if err := s.authorize(ctx, adminauth.TicketServicesRead, ""); err != nil {
+		return nil, err
+	}
+	rs, err := s.svc.GetRegisteredService(ctx, r.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +317,7 @@ func (s *Server) GetService(ctx context.Context, r *ticketv1.GetServiceRequest) 
 
 // ListServices implements ServiceRegistryService.
 func (s *Server) ListServices(ctx context.Context, r *ticketv1.ListServicesRequest) (*ticketv1.ListServicesResponse, error) {
-	if err := s.admins.CheckApp(ctx, r.GetAppId()); err != nil {
+	if err := s.authorize(ctx, adminauth.TicketServicesRead, ""); err != nil {
 		return nil, err
 	}
 	list, err := s.svc.ListRegisteredServices(ctx, r.GetAppId())
@@ -359,14 +333,10 @@ func (s *Server) ListServices(ctx context.Context, r *ticketv1.ListServicesReque
 
 // UpdateService implements ServiceRegistryService.
 func (s *Server) UpdateService(ctx context.Context, r *ticketv1.UpdateServiceRequest) (*ticketv1.RegisteredService, error) {
-	if _, err := s.loadService(ctx, r.GetId()); err != nil {
+	if err := s.authorize(ctx, adminauth.TicketServicesWrite, ""); err != nil {
 		return nil, err
 	}
-	if err := s.admins.CheckApp(ctx, r.GetService().GetAppId()); err != nil {
-		return nil, err
-	}
-	ctx, err := s.asAdmin(ctx)
-	if err != nil {
+	if err := s.apps.CheckApp(ctx, r.GetService().GetAppId()); err != nil {
 		return nil, err
 	}
 	rs, err := s.svc.UpdateRegisteredService(ctx, r.GetId(), serviceDef(r.GetService()))
@@ -378,11 +348,7 @@ func (s *Server) UpdateService(ctx context.Context, r *ticketv1.UpdateServiceReq
 
 // DeleteService implements ServiceRegistryService.
 func (s *Server) DeleteService(ctx context.Context, r *ticketv1.DeleteServiceRequest) (*ticketv1.DeleteServiceResponse, error) {
-	if _, err := s.loadService(ctx, r.GetId()); err != nil {
-		return nil, err
-	}
-	ctx, err := s.asAdmin(ctx)
-	if err != nil {
+	if err := s.authorize(ctx, adminauth.TicketServicesWrite, ""); err != nil {
 		return nil, err
 	}
 	if err := s.svc.DeleteRegisteredService(ctx, r.GetId()); err != nil {
@@ -391,39 +357,15 @@ func (s *Server) DeleteService(ctx context.Context, r *ticketv1.DeleteServiceReq
 	return &ticketv1.DeleteServiceResponse{}, nil
 }
 
-// IdentityAdmins checks administrators with identity: the call's bearer
-// token goes with a GetUser of the person, which identity answers only to
-// an administrator who may see that person.
-type IdentityAdmins struct {
-	Users    identityv1.AdminServiceClient
-	Sessions identityv1.AdminSessionServiceClient
+// IdentityApps checks applications with identity: GetApp with the call's
+// bearer token.
+type IdentityApps struct {
+	Apps identityv1.AdminServiceClient
 }
 
-// WhoAmI implements Admins.
-func (a IdentityAdmins) WhoAmI(ctx context.Context) (string, error) {
-	res, err := a.Sessions.WhoAmI(adminContext(ctx), &identityv1.WhoAmIRequest{})
-	if err != nil {
-		return "", err
-	}
-	return res.GetUser().GetId(), nil
-}
-
-// CheckAdmin implements Admins.
-func (a IdentityAdmins) CheckAdmin(ctx context.Context, userID string) (string, error) {
-	u, err := a.Users.GetUser(adminContext(ctx), &identityv1.GetUserRequest{Id: userID})
-	if err != nil {
-		return "", err
-	}
-	return u.GetOrgId(), nil
-}
-
-// CheckApp implements Admins: GetApp of appID, or a one-row ListApps.
-func (a IdentityAdmins) CheckApp(ctx context.Context, appID string) error {
-	if appID == "" {
-		_, err := a.Users.ListApps(adminContext(ctx), &identityv1.ListAppsRequest{PageSize: 1})
-		return err
-	}
-	_, err := a.Users.GetApp(adminContext(ctx), &identityv1.GetAppRequest{Id: appID})
+// CheckApp implements Apps.
+func (a IdentityApps) CheckApp(ctx context.Context, appID string) error {
+	_, err := a.Apps.GetApp(adminContext(ctx), &identityv1.GetAppRequest{Id: appID})
 	return err
 }
 

@@ -63,9 +63,13 @@ type WhoAmIResponse struct {
 	User  *UserSummary           `protobuf:"bytes,1,opt,name=user" json:"user,omitempty"`
 	// system_admin: the user is a system administrator (every administrator
 	// is one until the authorization component defines the admin roles).
-	SystemAdmin   bool `protobuf:"varint,2,opt,name=system_admin,json=systemAdmin" json:"system_admin,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SystemAdmin bool `protobuf:"varint,2,opt,name=system_admin,json=systemAdmin" json:"system_admin,omitempty"`
+	// legacy_admin_rule: identity.admin_authz is off (a deployment without
+	// the authz component): the is_admin flag (system_admin) alone decides
+	// what an administrator may do, in every component.
+	LegacyAdminRule bool `protobuf:"varint,3,opt,name=legacy_admin_rule,json=legacyAdminRule" json:"legacy_admin_rule,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *WhoAmIResponse) Reset() {
@@ -112,15 +116,23 @@ func (x *WhoAmIResponse) GetSystemAdmin() bool {
 	return false
 }
 
+func (x *WhoAmIResponse) GetLegacyAdminRule() bool {
+	if x != nil {
+		return x.LegacyAdminRule
+	}
+	return false
+}
+
 var File_uias_identity_v1_session_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_session_proto_rawDesc = "" +
 	"\n" +
 	"\x1euias/identity/v1/session.proto\x12\x10uias.identity.v1\x1a\x1fuias/identity/v1/identity.proto\"\x0f\n" +
-	"\rWhoAmIRequest\"f\n" +
+	"\rWhoAmIRequest\"\x92\x01\n" +
 	"\x0eWhoAmIResponse\x121\n" +
 	"\x04user\x18\x01 \x01(\v2\x1d.uias.identity.v1.UserSummaryR\x04user\x12!\n" +
-	"\fsystem_admin\x18\x02 \x01(\bR\vsystemAdmin2b\n" +
+	"\fsystem_admin\x18\x02 \x01(\bR\vsystemAdmin\x12*\n" +
+	"\x11legacy_admin_rule\x18\x03 \x01(\bR\x0flegacyAdminRule2b\n" +
 	"\x13AdminSessionService\x12K\n" +
 	"\x06WhoAmI\x12\x1f.uias.identity.v1.WhoAmIRequest\x1a .uias.identity.v1.WhoAmIResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 

@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/uias/uias/pkg/adminauth"
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+)
+
+// grantedAdmin makes a person in the root org holding the built-in
+// administrator role (unscoped) and returns their administrator token.
+func (e *env) grantedAdmin(t *testing.T, login, role string) string {
+	t.Helper()
+	u, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: login, DisplayName: login, OrgId: e.root,
+		Password: escalationPassword, PasswordNeverExpires: true})
+	if err != nil {
+		t.Fatalf("create %s: %v", login, err)
+	}
+	if _, err := authzv1.NewAuthzAdminServiceClient(e.conn).CreateGrant(e.adm(), &authzv1.Grant{RoleId: role,
+		Subject: &authzv1.Subject{Kind: "user", Id: u.GetId()}}); err != nil {
+		t.Fatalf("grant %s to %s: %v", role, login, err)
+	}
+	// authz applies its own write at once: the grant counts for the login
+	res, err := e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: login, Password: escalationPassword})
+	if err != nil {
+		t.Fatalf("admin login %s: %v", login, err)
+	}
+	return res.GetToken()
+}
+
+// The audit, sync and ticket components decide their administrator calls
+// with authz (pkg/adminauth), as identity does: the three-administrator
+// separation holds there too. The security auditor reads the audit log and
+// a system administrator may not; a unit administrator may do neither; the
+// sync state and the ticket registry are the system administrator's. Every
+// refusal is PERMISSION_DENIED ADMIN_NOT_ALLOWED with a sentence, over gRPC
+// and REST alike.
+func TestAdminScopesOfComponents(t *testing.T) {
+	x := newEscalation(t)
+	e := x.e
+	q := auditv1.NewAuditQueryServiceClient(e.conn)
+	logc := auditv1.NewAuditLogServiceClient(e.conn)
+	syncc := syncv1.NewSyncAdminServiceClient(e.conn)
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	sessions := ticketv1.NewTicketAdminServiceClient(e.conn)
+
+	deniedReason := func(what string, err error, why string) {
+		t.Helper()
+		denied(t, what, err, why)
+		if r := errorInfo(status.Convert(err)).GetReason(); r != adminauth.ReasonNotAllowed {
+			t.Errorf("%s: reason %q, want %s", what, r, adminauth.ReasonNotAllowed)
+		}
+	}
+
+	// The security auditor reads and verifies the audit log.
+	if _, err := q.QueryRecords(x.as("aud"), &auditv1.QueryRecordsRequest{Api: "admin.login"}); err != nil {
+		t.Fatalf("auditor reads the audit log: %v", err)
+	}
+	if _, err := logc.VerifyLog(x.as("aud"), &auditv1.VerifyLogRequest{}); err != nil {
+		t.Fatalf("auditor verifies the audit log: %v", err)
+	}
+	code, out, _ := e.rest(http.MethodGet, "/v1/audit/records?page_size=1", x.asHeader("aud"), nil)
+	if code != http.StatusOK {
+		t.Fatalf("auditor reads the audit log over REST: %d %v", code, out)
+	}
+
+	// System administrators (by grant and the bootstrap one) and unit
+	// administrators do not.
+	for _, who := range []string{"admin", "sys2", "unitA"} {
+		_, err := q.QueryRecords(x.as(who), &auditv1.QueryRecordsRequest{})
+		deniedReason(who+" reads the audit log", err, "not allowed to read audit.records")
+		_, err = logc.GetCheckpoint(x.as(who), &auditv1.GetCheckpointRequest{})
+		deniedReason(who+" reads an audit checkpoint", err, "not allowed to verify audit.records")
+		code, out, _ := e.rest(http.MethodGet, "/v1/audit/records?page_size=1", x.asHeader(who), nil)
+		restDenied(t, who+" reads the audit log", code, out, "not allowed to read audit.records")
+		if !containsReason(out, adminauth.ReasonNotAllowed) {
+			t.Errorf("REST %s: reason not %s: %v", who, adminauth.ReasonNotAllowed, out)
+		}
+	}
+
+	// The sync state: system administrators and the auditor (read) may see
+	// it; a unit administrator may not.
+	for _, who := range []string{"admin", "sys2", "aud"} {
+		if _, err := syncc.GetSyncStatus(x.as(who), &syncv1.GetSyncStatusRequest{}); err != nil {
+			t.Errorf("%s reads the sync status: %v", who, err)
+		}
+	}
+	_, err := syncc.GetSyncStatus(x.as("unitA"), &syncv1.GetSyncStatusRequest{})
+	deniedReason("unit admin reads the sync status", err, "not allowed to read sync.replication")
+	code, out, _ = e.rest(http.MethodGet, "/v1/sync/status", x.asHeader("unitA"), nil)
+	restDenied(t, "unit admin reads the sync status", code, out, "not allowed to read sync.replication")
+
+	// The ticket registry and sessions: the system administrator registers
+	// and revokes; the auditor only reads; a unit administrator neither.
+	app, err := e.admin.CreateApp(x.as("sys2"), &identityv1.CreateAppRequest{AppType: "OA", AppCode: "scoped", Name: "Scoped"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := &ticketv1.ServiceDefinition{AppId: app.GetApp().GetId(), Name: "Scoped", Url: "https://scoped.example.com/"}
+	if _, err := registry.CreateService(x.as("sys2"), &ticketv1.CreateServiceRequest{Service: def}); err != nil {
+		t.Fatalf("system admin registers a service: %v", err)
+	}
+	if l, err := registry.ListServices(x.as("aud"), &ticketv1.ListServicesRequest{}); err != nil || len(l.GetServices()) == 0 {
+		t.Fatalf("auditor lists services: %v %v", l, err)
+	}
+	_, err = registry.CreateService(x.as("aud"), &ticketv1.CreateServiceRequest{Service: def})
+	deniedReason("auditor registers a service", err, "not allowed to write ticket.services")
+	_, err = registry.ListServices(x.as("unitA"), &ticketv1.ListServicesRequest{})
+	deniedReason("unit admin lists services", err, "not allowed to read ticket.services")
+	code, out, _ = e.rest(http.MethodPost, "/v1/cas/services", x.asHeader("aud"), map[string]any{"service": map[string]any{
+		"app_id": app.GetApp().GetId(), "url": "https://other.example.com/"}})
+	restDenied(t, "auditor registers a service", code, out, "not allowed to write ticket.services")
+	if _, err := sessions.ListUserSessions(x.as("aud"), &ticketv1.ListUserSessionsRequest{UserId: x.bob}); err != nil {
+		t.Errorf("auditor lists sessions: %v", err)
+	}
+	_, err = sessions.RevokeUserSessions(x.as("aud"), &ticketv1.RevokeUserSessionsRequest{UserId: x.bob})
+	deniedReason("auditor revokes sessions", err, "not allowed to revoke ticket.sessions")
+	_, err = sessions.ListUserSessions(x.as("unitA"), &ticketv1.ListUserSessionsRequest{UserId: x.bob})
+	deniedReason("unit admin lists sessions", err, "not allowed to read ticket.sessions")
+	if _, err := sessions.RevokeUserSessions(x.as("sys2"), &ticketv1.RevokeUserSessionsRequest{UserId: x.bob}); err != nil {
+		t.Errorf("system admin revokes sessions: %v", err)
+	}
+
+	// Without a token: UNAUTHENTICATED, before any permission.
+	_, err = q.QueryRecords(context.Background(), &auditv1.QueryRecordsRequest{})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("audit without a token: %v", err)
+	}
+}
