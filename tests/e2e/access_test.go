@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	auditcomponent "github.com/uias/uias/services/audit/component"
@@ -32,11 +33,14 @@ func TestAccessRecordOfEveryCall(t *testing.T) {
 		"password": "wrong", "auth_type": "AUTH_TYPE_PASSWORD"}); code != http.StatusOK {
 		t.Fatalf("REST authenticate: %d", code)
 	}
+	// the audit log is read by a security auditor
+	audTok := e.grantedAdmin(t, "auditor-access", "security_auditor")
+	aud := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+audTok)
 	q := auditv1.NewAuditQueryServiceClient(e.conn)
 	query := func(r *auditv1.QueryRecordsRequest) []*auditv1.Record {
 		t.Helper()
 		r.PageSize = 1000
-		res, err := q.QueryRecords(e.adm(), r)
+		res, err := q.QueryRecords(aud, r)
 		if err != nil {
 			t.Fatal(err)
 		}
