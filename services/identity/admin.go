@@ -253,6 +253,9 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.IsAdmin && s.appointed != nil {
+		s.appointed()
+	}
 	return u, nil
 }
 

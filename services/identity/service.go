@@ -120,6 +120,9 @@ type Service struct {
 	// person without the legacy is_admin flag may hold an administrator
 	// token (callers.go).
 	adminGate func(ctx context.Context, u *User) (bool, error)
+	// appointed, when set, is told of a new is_admin user (MigrateAdmins
+	// then makes them a system_admin in authz).
+	appointed func()
 }
 
 // New validates deps and builds the service.

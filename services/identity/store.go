@@ -23,6 +23,7 @@ var (
 // transaction, so a change and its events are never separated.
 // The conformance suite in storetest runs against every implementation.
 type Store interface {
+	AppointmentStore
 	Ping(ctx context.Context) error
 	// AppendEvents writes events alone (e.g. an audit record of a failed call).
 	AppendEvents(ctx context.Context, evs []events.Event) error

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/pkg/adminauth"
@@ -134,5 +135,66 @@ func TestAdminScopesOfComponents(t *testing.T) {
 	_, err = q.QueryRecords(context.Background(), &auditv1.QueryRecordsRequest{})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("audit without a token: %v", err)
+	}
+}
+
+// The legacy is_admin flag becomes a grant: identity appoints the
+// bootstrap administrator (and anyone created with the flag) system_admin
+// in authz and clears the flag, keeping their tokens. From then on only the
+// grant counts: revoked, the administrator can do nothing, flag or not.
+func TestIsAdminMigratedIntoGrants(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	az := authzv1.NewAuthzAdminServiceClient(e.conn)
+	adminID := e.adminID(t)
+	migrated := func(id string) string {
+		t.Helper()
+		var grant string
+		eventually(t, "the is_admin flag of "+id+" to become a grant", func() bool {
+			u, err := e.admin.GetUser(e.adm(), &identityv1.GetUserRequest{Id: id})
+			if err != nil || u.GetIsAdmin() {
+				return false
+			}
+			gs, err := az.ListGrants(e.adm(), &authzv1.ListGrantsRequest{SubjectKind: "user", SubjectId: id, RoleId: "system_admin"})
+			if err != nil || len(gs.GetGrants()) != 1 {
+				return false
+			}
+			grant = gs.GetGrants()[0].GetId()
+			return true
+		})
+		return grant
+	}
+	adminGrant := migrated(adminID)
+	// the token taken before the migration still works
+	if _, err := e.admin.ListOrgs(e.adm(), &identityv1.ListOrgsRequest{}); err != nil {
+		t.Fatalf("admin token after the migration: %v", err)
+	}
+
+	// A user created with the flag (by a system administrator) is appointed
+	// too, and logs in.
+	u, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "second", DisplayName: "Second", OrgId: e.root,
+		Password: escalationPassword, PasswordNeverExpires: true, IsAdmin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrated(u.GetId())
+	res, err := e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "second", Password: escalationPassword})
+	if err != nil {
+		t.Fatalf("appointed administrator logs in: %v", err)
+	}
+	second := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+res.GetToken())
+
+	// The grant is what counts: the second system administrator revokes the
+	// bootstrap administrator's, whose token is then refused everything.
+	if _, err := az.RevokeGrant(second, &authzv1.RevokeGrantRequest{Id: adminGrant}); err != nil {
+		t.Fatalf("revoke the bootstrap admin's grant: %v", err)
+	}
+	_, err = e.admin.ListOrgs(e.adm(), &identityv1.ListOrgsRequest{})
+	if c := status.Code(err); c != codes.Unauthenticated && c != codes.PermissionDenied {
+		t.Fatalf("bootstrap admin after revocation: %v", err)
+	}
+	_, err = e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "admin", Password: adminPassword})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("bootstrap admin logs in after revocation: %v", err)
 	}
 }

@@ -70,7 +70,8 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 	switch {
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):
 		return ctx, nil
-	case method == authzv1.AuthzService_CheckAdmin_FullMethodName && grpcx.FromComponent(ctx):
+	case (method == authzv1.AuthzService_CheckAdmin_FullMethodName || method == authzv1.AuthzService_AppointAdmin_FullMethodName) &&
+		grpcx.FromComponent(ctx):
 		// A component asking about one of its administrators (the
 		// request names them), possibly before it has authenticated
 		// them (identity's token checks and AdminLogin).

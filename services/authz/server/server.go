@@ -130,8 +130,20 @@ func (s *Server) CheckAdmin(ctx context.Context, r *authzv1.CheckAdminRequest) (
 	return out, nil
 }
 
-// errComponentsOnly refuses CheckAdmin from outside UIAS.
-var errComponentsOnly = apierr.New(apierr.PermissionDenied, "PERMISSION_DENIED", "CheckAdmin is for UIAS components only")
+// AppointAdmin implements AuthzService: UIAS components only (identity).
+func (s *Server) AppointAdmin(ctx context.Context, r *authzv1.AppointAdminRequest) (*authzv1.AppointAdminResponse, error) {
+	if !grpcx.FromComponent(ctx) {
+		return nil, errComponentsOnly
+	}
+	g, created, rev, err := s.svc.AppointAdmin(ctx, r.GetPerson(), r.GetRole())
+	if err != nil {
+		return nil, err
+	}
+	return &authzv1.AppointAdminResponse{GrantId: g.ID, Created: created, Revision: rev}, nil
+}
+
+// errComponentsOnly refuses CheckAdmin and AppointAdmin from outside UIAS.
+var errComponentsOnly = apierr.New(apierr.PermissionDenied, "PERMISSION_DENIED", "this call is for UIAS components only")
 
 // ListPermissions implements AuthzService.
 func (s *Server) ListPermissions(ctx context.Context, r *authzv1.ListPermissionsRequest) (*authzv1.ListPermissionsResponse, error) {

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
@@ -23,6 +25,7 @@ import (
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/sched"
 	"github.com/uias/uias/pkg/store"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/filesrest"
@@ -329,5 +332,30 @@ func adminGuard(cfg *Config, env *module.Env, svc *identity.Service) (*server.Gu
 		}
 		return err == nil, err
 	})
+	// The legacy is_admin flag and the first start's security auditor
+	// become grants (identity.MigrateAdmins): at start (retried until
+	// authz answers), after a user is created with the flag, and every
+	// few minutes (flags written by replication or an import).
+	az := authzv1.NewAuthzServiceClient(conn)
+	kick := make(chan struct{}, 1)
+	svc.OnAppointment(func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	})
+	env.Go(func(ctx context.Context) {
+		svc.RunAppointments(ctx, func(ctx context.Context, userID, role string) error {
+			_, err := az.AppointAdmin(ctx, &authzv1.AppointAdminRequest{Person: userID, Role: role})
+			if status.Code(err) == codes.FailedPrecondition {
+				return fmt.Errorf("%w: %s", identity.ErrNotAppointable, status.Convert(err).Message())
+			}
+			return err
+		}, kick, appointEvery)
+	})
 	return &server.Guard{Svc: svc, Authz: v}, nil
 }
+
+// appointEvery is how often identity looks for administrators still to
+// appoint in authz.
+const appointEvery = 5 * time.Minute

@@ -116,9 +116,11 @@ type Config struct {
 	FingerTemplateCache int `yaml:"finger_template_cache"`
 	// AdminAuthz (default true): the authz component decides every
 	// administrator call (the built-in roles system_admin,
-	// security_auditor and unit_admin; the legacy is_admin flag counts as
-	// system_admin). false, for a deployment without the authz component
-	// only: every is_admin administrator may do everything, as before.
+	// security_auditor and unit_admin). The legacy is_admin flag is
+	// migrated: identity appoints its holders system_admin in authz and
+	// clears the flag (until then it counts as system_admin). false, for a
+	// deployment without the authz component only: every is_admin
+	// administrator may do everything, as before, in every component.
 	AdminAuthz bool `yaml:"admin_authz"`
 	// AdminDecisionTTL (default 1s, at most 10s; 0: none) is how long an
 	// allowed answer of authz to an administrator call is reused for the

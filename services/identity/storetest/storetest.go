@@ -60,6 +60,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"Links", testLinks},
 		{"AdminTokens", testAdminTokens},
 		{"AdminTokensRevoked", testAdminTokensRevoked},
+		{"Appointments", testAppointments},
 		{"LiteralStrings", testLiteralStrings},
 		{"UserSubtree", testUserSubtree},
 		{"OrgSubtree", testOrgSubtree},

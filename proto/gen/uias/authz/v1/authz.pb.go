@@ -307,6 +307,121 @@ func (x *CheckAdminResponse) GetSodConflict() string {
 	return ""
 }
 
+type AppointAdminRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// person: the user id.
+	Person        string `protobuf:"bytes,1,opt,name=person" json:"person,omitempty"`
+	Role          string `protobuf:"bytes,2,opt,name=role" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppointAdminRequest) Reset() {
+	*x = AppointAdminRequest{}
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppointAdminRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppointAdminRequest) ProtoMessage() {}
+
+func (x *AppointAdminRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppointAdminRequest.ProtoReflect.Descriptor instead.
+func (*AppointAdminRequest) Descriptor() ([]byte, []int) {
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AppointAdminRequest) GetPerson() string {
+	if x != nil {
+		return x.Person
+	}
+	return ""
+}
+
+func (x *AppointAdminRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type AppointAdminResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// grant_id: the grant that makes the person hold the role (a new one,
+	// or the one they held already).
+	GrantId       string `protobuf:"bytes,1,opt,name=grant_id,json=grantId" json:"grant_id,omitempty"`
+	Created       bool   `protobuf:"varint,2,opt,name=created" json:"created,omitempty"`
+	Revision      int64  `protobuf:"varint,3,opt,name=revision" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppointAdminResponse) Reset() {
+	*x = AppointAdminResponse{}
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppointAdminResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppointAdminResponse) ProtoMessage() {}
+
+func (x *AppointAdminResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppointAdminResponse.ProtoReflect.Descriptor instead.
+func (*AppointAdminResponse) Descriptor() ([]byte, []int) {
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AppointAdminResponse) GetGrantId() string {
+	if x != nil {
+		return x.GrantId
+	}
+	return ""
+}
+
+func (x *AppointAdminResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+func (x *AppointAdminResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 type CheckResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Allowed       bool                   `protobuf:"varint,1,opt,name=allowed" json:"allowed,omitempty"`
@@ -317,7 +432,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[3]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -329,7 +444,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[3]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -342,7 +457,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{3}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CheckResponse) GetAllowed() bool {
@@ -369,7 +484,7 @@ type BatchCheckRequest struct {
 
 func (x *BatchCheckRequest) Reset() {
 	*x = BatchCheckRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[4]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +496,7 @@ func (x *BatchCheckRequest) String() string {
 func (*BatchCheckRequest) ProtoMessage() {}
 
 func (x *BatchCheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[4]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +509,7 @@ func (x *BatchCheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchCheckRequest.ProtoReflect.Descriptor instead.
 func (*BatchCheckRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{4}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BatchCheckRequest) GetChecks() []*CheckRequest {
@@ -421,7 +536,7 @@ type BatchCheckResponse struct {
 
 func (x *BatchCheckResponse) Reset() {
 	*x = BatchCheckResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[5]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +548,7 @@ func (x *BatchCheckResponse) String() string {
 func (*BatchCheckResponse) ProtoMessage() {}
 
 func (x *BatchCheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[5]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +561,7 @@ func (x *BatchCheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchCheckResponse.ProtoReflect.Descriptor instead.
 func (*BatchCheckResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{5}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BatchCheckResponse) GetAllowed() []bool {
@@ -475,7 +590,7 @@ type ListPermissionsRequest struct {
 
 func (x *ListPermissionsRequest) Reset() {
 	*x = ListPermissionsRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[6]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +602,7 @@ func (x *ListPermissionsRequest) String() string {
 func (*ListPermissionsRequest) ProtoMessage() {}
 
 func (x *ListPermissionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[6]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +615,7 @@ func (x *ListPermissionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPermissionsRequest.ProtoReflect.Descriptor instead.
 func (*ListPermissionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{6}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListPermissionsRequest) GetPerson() string {
@@ -534,7 +649,7 @@ type ListPermissionsResponse struct {
 
 func (x *ListPermissionsResponse) Reset() {
 	*x = ListPermissionsResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[7]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +661,7 @@ func (x *ListPermissionsResponse) String() string {
 func (*ListPermissionsResponse) ProtoMessage() {}
 
 func (x *ListPermissionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[7]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +674,7 @@ func (x *ListPermissionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPermissionsResponse.ProtoReflect.Descriptor instead.
 func (*ListPermissionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{7}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListPermissionsResponse) GetPermissions() []*Permission {
@@ -588,7 +703,7 @@ type ListSubjectsRequest struct {
 
 func (x *ListSubjectsRequest) Reset() {
 	*x = ListSubjectsRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[8]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +715,7 @@ func (x *ListSubjectsRequest) String() string {
 func (*ListSubjectsRequest) ProtoMessage() {}
 
 func (x *ListSubjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[8]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +728,7 @@ func (x *ListSubjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubjectsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubjectsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{8}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListSubjectsRequest) GetApp() string {
@@ -654,7 +769,7 @@ type ListSubjectsResponse struct {
 
 func (x *ListSubjectsResponse) Reset() {
 	*x = ListSubjectsResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[9]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +781,7 @@ func (x *ListSubjectsResponse) String() string {
 func (*ListSubjectsResponse) ProtoMessage() {}
 
 func (x *ListSubjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[9]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +794,7 @@ func (x *ListSubjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubjectsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{9}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListSubjectsResponse) GetSubjects() []*SubjectGrant {
@@ -707,7 +822,7 @@ type SubjectGrant struct {
 
 func (x *SubjectGrant) Reset() {
 	*x = SubjectGrant{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[10]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +834,7 @@ func (x *SubjectGrant) String() string {
 func (*SubjectGrant) ProtoMessage() {}
 
 func (x *SubjectGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[10]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +847,7 @@ func (x *SubjectGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubjectGrant.ProtoReflect.Descriptor instead.
 func (*SubjectGrant) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{10}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SubjectGrant) GetSubject() *Subject {
@@ -782,7 +897,7 @@ type ExplainResponse struct {
 
 func (x *ExplainResponse) Reset() {
 	*x = ExplainResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[11]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +909,7 @@ func (x *ExplainResponse) String() string {
 func (*ExplainResponse) ProtoMessage() {}
 
 func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[11]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +922,7 @@ func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainResponse.ProtoReflect.Descriptor instead.
 func (*ExplainResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{11}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ExplainResponse) GetAllowed() bool {
@@ -891,7 +1006,7 @@ type Permission struct {
 
 func (x *Permission) Reset() {
 	*x = Permission{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[12]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +1018,7 @@ func (x *Permission) String() string {
 func (*Permission) ProtoMessage() {}
 
 func (x *Permission) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[12]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1031,7 @@ func (x *Permission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permission.ProtoReflect.Descriptor instead.
 func (*Permission) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{12}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Permission) GetApp() string {
@@ -959,7 +1074,7 @@ type Resource struct {
 
 func (x *Resource) Reset() {
 	*x = Resource{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[13]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1086,7 @@ func (x *Resource) String() string {
 func (*Resource) ProtoMessage() {}
 
 func (x *Resource) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[13]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1099,7 @@ func (x *Resource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resource.ProtoReflect.Descriptor instead.
 func (*Resource) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{13}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Resource) GetApp() string {
@@ -1060,7 +1175,7 @@ type Role struct {
 
 func (x *Role) Reset() {
 	*x = Role{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[14]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1187,7 @@ func (x *Role) String() string {
 func (*Role) ProtoMessage() {}
 
 func (x *Role) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[14]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1200,7 @@ func (x *Role) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Role.ProtoReflect.Descriptor instead.
 func (*Role) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{14}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Role) GetId() string {
@@ -1141,7 +1256,7 @@ type Subject struct {
 
 func (x *Subject) Reset() {
 	*x = Subject{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[15]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1268,7 @@ func (x *Subject) String() string {
 func (*Subject) ProtoMessage() {}
 
 func (x *Subject) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[15]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1281,7 @@ func (x *Subject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subject.ProtoReflect.Descriptor instead.
 func (*Subject) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{15}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Subject) GetKind() string {
@@ -1204,7 +1319,7 @@ type Grant struct {
 
 func (x *Grant) Reset() {
 	*x = Grant{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[16]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1331,7 @@ func (x *Grant) String() string {
 func (*Grant) ProtoMessage() {}
 
 func (x *Grant) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[16]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1344,7 @@ func (x *Grant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Grant.ProtoReflect.Descriptor instead.
 func (*Grant) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{16}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Grant) GetId() string {
@@ -1314,7 +1429,7 @@ type Exclusion struct {
 
 func (x *Exclusion) Reset() {
 	*x = Exclusion{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[17]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1326,7 +1441,7 @@ func (x *Exclusion) String() string {
 func (*Exclusion) ProtoMessage() {}
 
 func (x *Exclusion) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[17]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1339,7 +1454,7 @@ func (x *Exclusion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exclusion.ProtoReflect.Descriptor instead.
 func (*Exclusion) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{17}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Exclusion) GetId() string {
@@ -1380,7 +1495,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[18]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1507,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[18]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1520,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{18}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WriteResponse) GetRevision() int64 {
@@ -1425,7 +1540,7 @@ type ResourceResponse struct {
 
 func (x *ResourceResponse) Reset() {
 	*x = ResourceResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[19]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1552,7 @@ func (x *ResourceResponse) String() string {
 func (*ResourceResponse) ProtoMessage() {}
 
 func (x *ResourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[19]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1565,7 @@ func (x *ResourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceResponse.ProtoReflect.Descriptor instead.
 func (*ResourceResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{19}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResourceResponse) GetResource() *Resource {
@@ -1476,7 +1591,7 @@ type ListResourcesRequest struct {
 
 func (x *ListResourcesRequest) Reset() {
 	*x = ListResourcesRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[20]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1603,7 @@ func (x *ListResourcesRequest) String() string {
 func (*ListResourcesRequest) ProtoMessage() {}
 
 func (x *ListResourcesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[20]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1616,7 @@ func (x *ListResourcesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResourcesRequest.ProtoReflect.Descriptor instead.
 func (*ListResourcesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{20}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListResourcesRequest) GetApp() string {
@@ -1521,7 +1636,7 @@ type ListResourcesResponse struct {
 
 func (x *ListResourcesResponse) Reset() {
 	*x = ListResourcesResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[21]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1648,7 @@ func (x *ListResourcesResponse) String() string {
 func (*ListResourcesResponse) ProtoMessage() {}
 
 func (x *ListResourcesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[21]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1661,7 @@ func (x *ListResourcesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResourcesResponse.ProtoReflect.Descriptor instead.
 func (*ListResourcesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{21}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListResourcesResponse) GetResources() []*Resource {
@@ -1573,7 +1688,7 @@ type DeleteResourceRequest struct {
 
 func (x *DeleteResourceRequest) Reset() {
 	*x = DeleteResourceRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[22]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1700,7 @@ func (x *DeleteResourceRequest) String() string {
 func (*DeleteResourceRequest) ProtoMessage() {}
 
 func (x *DeleteResourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[22]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1713,7 @@ func (x *DeleteResourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResourceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteResourceRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{22}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteResourceRequest) GetApp() string {
@@ -1625,7 +1740,7 @@ type RoleResponse struct {
 
 func (x *RoleResponse) Reset() {
 	*x = RoleResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[23]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1752,7 @@ func (x *RoleResponse) String() string {
 func (*RoleResponse) ProtoMessage() {}
 
 func (x *RoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[23]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1765,7 @@ func (x *RoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleResponse.ProtoReflect.Descriptor instead.
 func (*RoleResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{23}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RoleResponse) GetRole() *Role {
@@ -1676,7 +1791,7 @@ type GetRoleRequest struct {
 
 func (x *GetRoleRequest) Reset() {
 	*x = GetRoleRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[24]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +1803,7 @@ func (x *GetRoleRequest) String() string {
 func (*GetRoleRequest) ProtoMessage() {}
 
 func (x *GetRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[24]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +1816,7 @@ func (x *GetRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoleRequest.ProtoReflect.Descriptor instead.
 func (*GetRoleRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{24}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetRoleRequest) GetId() string {
@@ -1722,7 +1837,7 @@ type ListRolesRequest struct {
 
 func (x *ListRolesRequest) Reset() {
 	*x = ListRolesRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[25]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1734,7 +1849,7 @@ func (x *ListRolesRequest) String() string {
 func (*ListRolesRequest) ProtoMessage() {}
 
 func (x *ListRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[25]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1747,7 +1862,7 @@ func (x *ListRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolesRequest.ProtoReflect.Descriptor instead.
 func (*ListRolesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{25}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListRolesRequest) GetApp() string {
@@ -1774,7 +1889,7 @@ type ListRolesResponse struct {
 
 func (x *ListRolesResponse) Reset() {
 	*x = ListRolesResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[26]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1901,7 @@ func (x *ListRolesResponse) String() string {
 func (*ListRolesResponse) ProtoMessage() {}
 
 func (x *ListRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[26]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1914,7 @@ func (x *ListRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolesResponse.ProtoReflect.Descriptor instead.
 func (*ListRolesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{26}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListRolesResponse) GetRoles() []*Role {
@@ -1825,7 +1940,7 @@ type DeleteRoleRequest struct {
 
 func (x *DeleteRoleRequest) Reset() {
 	*x = DeleteRoleRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[27]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +1952,7 @@ func (x *DeleteRoleRequest) String() string {
 func (*DeleteRoleRequest) ProtoMessage() {}
 
 func (x *DeleteRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[27]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +1965,7 @@ func (x *DeleteRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRoleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRoleRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{27}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteRoleRequest) GetId() string {
@@ -1870,7 +1985,7 @@ type GrantResponse struct {
 
 func (x *GrantResponse) Reset() {
 	*x = GrantResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[28]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1882,7 +1997,7 @@ func (x *GrantResponse) String() string {
 func (*GrantResponse) ProtoMessage() {}
 
 func (x *GrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[28]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1895,7 +2010,7 @@ func (x *GrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantResponse.ProtoReflect.Descriptor instead.
 func (*GrantResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{28}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GrantResponse) GetGrant() *Grant {
@@ -1926,7 +2041,7 @@ type ListGrantsRequest struct {
 
 func (x *ListGrantsRequest) Reset() {
 	*x = ListGrantsRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[29]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2053,7 @@ func (x *ListGrantsRequest) String() string {
 func (*ListGrantsRequest) ProtoMessage() {}
 
 func (x *ListGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[29]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2066,7 @@ func (x *ListGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGrantsRequest.ProtoReflect.Descriptor instead.
 func (*ListGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{29}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListGrantsRequest) GetSubjectKind() string {
@@ -2000,7 +2115,7 @@ type ListGrantsResponse struct {
 
 func (x *ListGrantsResponse) Reset() {
 	*x = ListGrantsResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[30]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2127,7 @@ func (x *ListGrantsResponse) String() string {
 func (*ListGrantsResponse) ProtoMessage() {}
 
 func (x *ListGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[30]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2140,7 @@ func (x *ListGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGrantsResponse.ProtoReflect.Descriptor instead.
 func (*ListGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{30}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListGrantsResponse) GetGrants() []*Grant {
@@ -2058,7 +2173,7 @@ type RevokeGrantRequest struct {
 
 func (x *RevokeGrantRequest) Reset() {
 	*x = RevokeGrantRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[31]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2070,7 +2185,7 @@ func (x *RevokeGrantRequest) String() string {
 func (*RevokeGrantRequest) ProtoMessage() {}
 
 func (x *RevokeGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[31]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2083,7 +2198,7 @@ func (x *RevokeGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeGrantRequest.ProtoReflect.Descriptor instead.
 func (*RevokeGrantRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{31}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RevokeGrantRequest) GetId() string {
@@ -2103,7 +2218,7 @@ type ExclusionResponse struct {
 
 func (x *ExclusionResponse) Reset() {
 	*x = ExclusionResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[32]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2115,7 +2230,7 @@ func (x *ExclusionResponse) String() string {
 func (*ExclusionResponse) ProtoMessage() {}
 
 func (x *ExclusionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[32]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2128,7 +2243,7 @@ func (x *ExclusionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExclusionResponse.ProtoReflect.Descriptor instead.
 func (*ExclusionResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{32}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExclusionResponse) GetExclusion() *Exclusion {
@@ -2153,7 +2268,7 @@ type ListExclusionsRequest struct {
 
 func (x *ListExclusionsRequest) Reset() {
 	*x = ListExclusionsRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[33]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2280,7 @@ func (x *ListExclusionsRequest) String() string {
 func (*ListExclusionsRequest) ProtoMessage() {}
 
 func (x *ListExclusionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[33]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2293,7 @@ func (x *ListExclusionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExclusionsRequest.ProtoReflect.Descriptor instead.
 func (*ListExclusionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{33}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{35}
 }
 
 type ListExclusionsResponse struct {
@@ -2191,7 +2306,7 @@ type ListExclusionsResponse struct {
 
 func (x *ListExclusionsResponse) Reset() {
 	*x = ListExclusionsResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[34]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2318,7 @@ func (x *ListExclusionsResponse) String() string {
 func (*ListExclusionsResponse) ProtoMessage() {}
 
 func (x *ListExclusionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[34]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2331,7 @@ func (x *ListExclusionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExclusionsResponse.ProtoReflect.Descriptor instead.
 func (*ListExclusionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{34}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListExclusionsResponse) GetExclusions() []*Exclusion {
@@ -2242,7 +2357,7 @@ type DeleteExclusionRequest struct {
 
 func (x *DeleteExclusionRequest) Reset() {
 	*x = DeleteExclusionRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[35]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2369,7 @@ func (x *DeleteExclusionRequest) String() string {
 func (*DeleteExclusionRequest) ProtoMessage() {}
 
 func (x *DeleteExclusionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[35]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2382,7 @@ func (x *DeleteExclusionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExclusionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteExclusionRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{35}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteExclusionRequest) GetId() string {
@@ -2304,7 +2419,14 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12!\n" +
-	"\fsod_conflict\x18\x04 \x01(\tR\vsodConflict\"E\n" +
+	"\fsod_conflict\x18\x04 \x01(\tR\vsodConflict\"y\n" +
+	"\x13AppointAdminRequest\x12'\n" +
+	"\x06person\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06person\x129\n" +
+	"\x04role\x18\x02 \x01(\tB%\xbaH\"r R\fsystem_adminR\x10security_auditorR\x04role\"g\n" +
+	"\x14AppointAdminResponse\x12\x19\n" +
+	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"E\n" +
 	"\rCheckResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"\x89\x01\n" +
@@ -2448,7 +2570,7 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"exclusions\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"9\n" +
 	"\x16DeleteExclusionRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id2\x92\x05\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id2\xeb\x05\n" +
 	"\fAuthzService\x12^\n" +
 	"\x05Check\x12\x1b.uias.authz.v1.CheckRequest\x1a\x1c.uias.authz.v1.CheckResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/authz/check\x12s\n" +
 	"\n" +
@@ -2457,7 +2579,8 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\fListSubjects\x12\".uias.authz.v1.ListSubjectsRequest\x1a#.uias.authz.v1.ListSubjectsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/authz/subjects\x12d\n" +
 	"\aExplain\x12\x1b.uias.authz.v1.CheckRequest\x1a\x1e.uias.authz.v1.ExplainResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/authz/explain\x12Q\n" +
 	"\n" +
-	"CheckAdmin\x12 .uias.authz.v1.CheckAdminRequest\x1a!.uias.authz.v1.CheckAdminResponse2\xb4\f\n" +
+	"CheckAdmin\x12 .uias.authz.v1.CheckAdminRequest\x1a!.uias.authz.v1.CheckAdminResponse\x12W\n" +
+	"\fAppointAdmin\x12\".uias.authz.v1.AppointAdminRequest\x1a#.uias.authz.v1.AppointAdminResponse2\xb4\f\n" +
 	"\x11AuthzAdminService\x12y\n" +
 	"\vPutResource\x12\x17.uias.authz.v1.Resource\x1a\x1f.uias.authz.v1.ResourceResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\x1a%/v1/authz/apps/{app}/resources/{code}\x12\x82\x01\n" +
 	"\rListResources\x12#.uias.authz.v1.ListResourcesRequest\x1a$.uias.authz.v1.ListResourcesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/authz/apps/{app}/resources\x12\x83\x01\n" +
@@ -2490,109 +2613,113 @@ func file_uias_authz_v1_authz_proto_rawDescGZIP() []byte {
 	return file_uias_authz_v1_authz_proto_rawDescData
 }
 
-var file_uias_authz_v1_authz_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_uias_authz_v1_authz_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_uias_authz_v1_authz_proto_goTypes = []any{
 	(*CheckRequest)(nil),            // 0: uias.authz.v1.CheckRequest
 	(*CheckAdminRequest)(nil),       // 1: uias.authz.v1.CheckAdminRequest
 	(*CheckAdminResponse)(nil),      // 2: uias.authz.v1.CheckAdminResponse
-	(*CheckResponse)(nil),           // 3: uias.authz.v1.CheckResponse
-	(*BatchCheckRequest)(nil),       // 4: uias.authz.v1.BatchCheckRequest
-	(*BatchCheckResponse)(nil),      // 5: uias.authz.v1.BatchCheckResponse
-	(*ListPermissionsRequest)(nil),  // 6: uias.authz.v1.ListPermissionsRequest
-	(*ListPermissionsResponse)(nil), // 7: uias.authz.v1.ListPermissionsResponse
-	(*ListSubjectsRequest)(nil),     // 8: uias.authz.v1.ListSubjectsRequest
-	(*ListSubjectsResponse)(nil),    // 9: uias.authz.v1.ListSubjectsResponse
-	(*SubjectGrant)(nil),            // 10: uias.authz.v1.SubjectGrant
-	(*ExplainResponse)(nil),         // 11: uias.authz.v1.ExplainResponse
-	(*Permission)(nil),              // 12: uias.authz.v1.Permission
-	(*Resource)(nil),                // 13: uias.authz.v1.Resource
-	(*Role)(nil),                    // 14: uias.authz.v1.Role
-	(*Subject)(nil),                 // 15: uias.authz.v1.Subject
-	(*Grant)(nil),                   // 16: uias.authz.v1.Grant
-	(*Exclusion)(nil),               // 17: uias.authz.v1.Exclusion
-	(*WriteResponse)(nil),           // 18: uias.authz.v1.WriteResponse
-	(*ResourceResponse)(nil),        // 19: uias.authz.v1.ResourceResponse
-	(*ListResourcesRequest)(nil),    // 20: uias.authz.v1.ListResourcesRequest
-	(*ListResourcesResponse)(nil),   // 21: uias.authz.v1.ListResourcesResponse
-	(*DeleteResourceRequest)(nil),   // 22: uias.authz.v1.DeleteResourceRequest
-	(*RoleResponse)(nil),            // 23: uias.authz.v1.RoleResponse
-	(*GetRoleRequest)(nil),          // 24: uias.authz.v1.GetRoleRequest
-	(*ListRolesRequest)(nil),        // 25: uias.authz.v1.ListRolesRequest
-	(*ListRolesResponse)(nil),       // 26: uias.authz.v1.ListRolesResponse
-	(*DeleteRoleRequest)(nil),       // 27: uias.authz.v1.DeleteRoleRequest
-	(*GrantResponse)(nil),           // 28: uias.authz.v1.GrantResponse
-	(*ListGrantsRequest)(nil),       // 29: uias.authz.v1.ListGrantsRequest
-	(*ListGrantsResponse)(nil),      // 30: uias.authz.v1.ListGrantsResponse
-	(*RevokeGrantRequest)(nil),      // 31: uias.authz.v1.RevokeGrantRequest
-	(*ExclusionResponse)(nil),       // 32: uias.authz.v1.ExclusionResponse
-	(*ListExclusionsRequest)(nil),   // 33: uias.authz.v1.ListExclusionsRequest
-	(*ListExclusionsResponse)(nil),  // 34: uias.authz.v1.ListExclusionsResponse
-	(*DeleteExclusionRequest)(nil),  // 35: uias.authz.v1.DeleteExclusionRequest
-	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
+	(*AppointAdminRequest)(nil),     // 3: uias.authz.v1.AppointAdminRequest
+	(*AppointAdminResponse)(nil),    // 4: uias.authz.v1.AppointAdminResponse
+	(*CheckResponse)(nil),           // 5: uias.authz.v1.CheckResponse
+	(*BatchCheckRequest)(nil),       // 6: uias.authz.v1.BatchCheckRequest
+	(*BatchCheckResponse)(nil),      // 7: uias.authz.v1.BatchCheckResponse
+	(*ListPermissionsRequest)(nil),  // 8: uias.authz.v1.ListPermissionsRequest
+	(*ListPermissionsResponse)(nil), // 9: uias.authz.v1.ListPermissionsResponse
+	(*ListSubjectsRequest)(nil),     // 10: uias.authz.v1.ListSubjectsRequest
+	(*ListSubjectsResponse)(nil),    // 11: uias.authz.v1.ListSubjectsResponse
+	(*SubjectGrant)(nil),            // 12: uias.authz.v1.SubjectGrant
+	(*ExplainResponse)(nil),         // 13: uias.authz.v1.ExplainResponse
+	(*Permission)(nil),              // 14: uias.authz.v1.Permission
+	(*Resource)(nil),                // 15: uias.authz.v1.Resource
+	(*Role)(nil),                    // 16: uias.authz.v1.Role
+	(*Subject)(nil),                 // 17: uias.authz.v1.Subject
+	(*Grant)(nil),                   // 18: uias.authz.v1.Grant
+	(*Exclusion)(nil),               // 19: uias.authz.v1.Exclusion
+	(*WriteResponse)(nil),           // 20: uias.authz.v1.WriteResponse
+	(*ResourceResponse)(nil),        // 21: uias.authz.v1.ResourceResponse
+	(*ListResourcesRequest)(nil),    // 22: uias.authz.v1.ListResourcesRequest
+	(*ListResourcesResponse)(nil),   // 23: uias.authz.v1.ListResourcesResponse
+	(*DeleteResourceRequest)(nil),   // 24: uias.authz.v1.DeleteResourceRequest
+	(*RoleResponse)(nil),            // 25: uias.authz.v1.RoleResponse
+	(*GetRoleRequest)(nil),          // 26: uias.authz.v1.GetRoleRequest
+	(*ListRolesRequest)(nil),        // 27: uias.authz.v1.ListRolesRequest
+	(*ListRolesResponse)(nil),       // 28: uias.authz.v1.ListRolesResponse
+	(*DeleteRoleRequest)(nil),       // 29: uias.authz.v1.DeleteRoleRequest
+	(*GrantResponse)(nil),           // 30: uias.authz.v1.GrantResponse
+	(*ListGrantsRequest)(nil),       // 31: uias.authz.v1.ListGrantsRequest
+	(*ListGrantsResponse)(nil),      // 32: uias.authz.v1.ListGrantsResponse
+	(*RevokeGrantRequest)(nil),      // 33: uias.authz.v1.RevokeGrantRequest
+	(*ExclusionResponse)(nil),       // 34: uias.authz.v1.ExclusionResponse
+	(*ListExclusionsRequest)(nil),   // 35: uias.authz.v1.ListExclusionsRequest
+	(*ListExclusionsResponse)(nil),  // 36: uias.authz.v1.ListExclusionsResponse
+	(*DeleteExclusionRequest)(nil),  // 37: uias.authz.v1.DeleteExclusionRequest
+	(*timestamppb.Timestamp)(nil),   // 38: google.protobuf.Timestamp
 }
 var file_uias_authz_v1_authz_proto_depIdxs = []int32{
 	0,  // 0: uias.authz.v1.BatchCheckRequest.checks:type_name -> uias.authz.v1.CheckRequest
-	12, // 1: uias.authz.v1.ListPermissionsResponse.permissions:type_name -> uias.authz.v1.Permission
-	10, // 2: uias.authz.v1.ListSubjectsResponse.subjects:type_name -> uias.authz.v1.SubjectGrant
-	15, // 3: uias.authz.v1.SubjectGrant.subject:type_name -> uias.authz.v1.Subject
-	16, // 4: uias.authz.v1.ExplainResponse.grant:type_name -> uias.authz.v1.Grant
-	12, // 5: uias.authz.v1.ExplainResponse.permission:type_name -> uias.authz.v1.Permission
-	16, // 6: uias.authz.v1.ExplainResponse.inactive:type_name -> uias.authz.v1.Grant
-	12, // 7: uias.authz.v1.Role.permissions:type_name -> uias.authz.v1.Permission
-	15, // 8: uias.authz.v1.Grant.subject:type_name -> uias.authz.v1.Subject
-	36, // 9: uias.authz.v1.Grant.valid_from:type_name -> google.protobuf.Timestamp
-	36, // 10: uias.authz.v1.Grant.valid_until:type_name -> google.protobuf.Timestamp
-	36, // 11: uias.authz.v1.Grant.created_at:type_name -> google.protobuf.Timestamp
-	13, // 12: uias.authz.v1.ResourceResponse.resource:type_name -> uias.authz.v1.Resource
-	13, // 13: uias.authz.v1.ListResourcesResponse.resources:type_name -> uias.authz.v1.Resource
-	14, // 14: uias.authz.v1.RoleResponse.role:type_name -> uias.authz.v1.Role
-	14, // 15: uias.authz.v1.ListRolesResponse.roles:type_name -> uias.authz.v1.Role
-	16, // 16: uias.authz.v1.GrantResponse.grant:type_name -> uias.authz.v1.Grant
-	16, // 17: uias.authz.v1.ListGrantsResponse.grants:type_name -> uias.authz.v1.Grant
-	17, // 18: uias.authz.v1.ExclusionResponse.exclusion:type_name -> uias.authz.v1.Exclusion
-	17, // 19: uias.authz.v1.ListExclusionsResponse.exclusions:type_name -> uias.authz.v1.Exclusion
+	14, // 1: uias.authz.v1.ListPermissionsResponse.permissions:type_name -> uias.authz.v1.Permission
+	12, // 2: uias.authz.v1.ListSubjectsResponse.subjects:type_name -> uias.authz.v1.SubjectGrant
+	17, // 3: uias.authz.v1.SubjectGrant.subject:type_name -> uias.authz.v1.Subject
+	18, // 4: uias.authz.v1.ExplainResponse.grant:type_name -> uias.authz.v1.Grant
+	14, // 5: uias.authz.v1.ExplainResponse.permission:type_name -> uias.authz.v1.Permission
+	18, // 6: uias.authz.v1.ExplainResponse.inactive:type_name -> uias.authz.v1.Grant
+	14, // 7: uias.authz.v1.Role.permissions:type_name -> uias.authz.v1.Permission
+	17, // 8: uias.authz.v1.Grant.subject:type_name -> uias.authz.v1.Subject
+	38, // 9: uias.authz.v1.Grant.valid_from:type_name -> google.protobuf.Timestamp
+	38, // 10: uias.authz.v1.Grant.valid_until:type_name -> google.protobuf.Timestamp
+	38, // 11: uias.authz.v1.Grant.created_at:type_name -> google.protobuf.Timestamp
+	15, // 12: uias.authz.v1.ResourceResponse.resource:type_name -> uias.authz.v1.Resource
+	15, // 13: uias.authz.v1.ListResourcesResponse.resources:type_name -> uias.authz.v1.Resource
+	16, // 14: uias.authz.v1.RoleResponse.role:type_name -> uias.authz.v1.Role
+	16, // 15: uias.authz.v1.ListRolesResponse.roles:type_name -> uias.authz.v1.Role
+	18, // 16: uias.authz.v1.GrantResponse.grant:type_name -> uias.authz.v1.Grant
+	18, // 17: uias.authz.v1.ListGrantsResponse.grants:type_name -> uias.authz.v1.Grant
+	19, // 18: uias.authz.v1.ExclusionResponse.exclusion:type_name -> uias.authz.v1.Exclusion
+	19, // 19: uias.authz.v1.ListExclusionsResponse.exclusions:type_name -> uias.authz.v1.Exclusion
 	0,  // 20: uias.authz.v1.AuthzService.Check:input_type -> uias.authz.v1.CheckRequest
-	4,  // 21: uias.authz.v1.AuthzService.BatchCheck:input_type -> uias.authz.v1.BatchCheckRequest
-	6,  // 22: uias.authz.v1.AuthzService.ListPermissions:input_type -> uias.authz.v1.ListPermissionsRequest
-	8,  // 23: uias.authz.v1.AuthzService.ListSubjects:input_type -> uias.authz.v1.ListSubjectsRequest
+	6,  // 21: uias.authz.v1.AuthzService.BatchCheck:input_type -> uias.authz.v1.BatchCheckRequest
+	8,  // 22: uias.authz.v1.AuthzService.ListPermissions:input_type -> uias.authz.v1.ListPermissionsRequest
+	10, // 23: uias.authz.v1.AuthzService.ListSubjects:input_type -> uias.authz.v1.ListSubjectsRequest
 	0,  // 24: uias.authz.v1.AuthzService.Explain:input_type -> uias.authz.v1.CheckRequest
 	1,  // 25: uias.authz.v1.AuthzService.CheckAdmin:input_type -> uias.authz.v1.CheckAdminRequest
-	13, // 26: uias.authz.v1.AuthzAdminService.PutResource:input_type -> uias.authz.v1.Resource
-	20, // 27: uias.authz.v1.AuthzAdminService.ListResources:input_type -> uias.authz.v1.ListResourcesRequest
-	22, // 28: uias.authz.v1.AuthzAdminService.DeleteResource:input_type -> uias.authz.v1.DeleteResourceRequest
-	14, // 29: uias.authz.v1.AuthzAdminService.CreateRole:input_type -> uias.authz.v1.Role
-	14, // 30: uias.authz.v1.AuthzAdminService.UpdateRole:input_type -> uias.authz.v1.Role
-	24, // 31: uias.authz.v1.AuthzAdminService.GetRole:input_type -> uias.authz.v1.GetRoleRequest
-	25, // 32: uias.authz.v1.AuthzAdminService.ListRoles:input_type -> uias.authz.v1.ListRolesRequest
-	27, // 33: uias.authz.v1.AuthzAdminService.DeleteRole:input_type -> uias.authz.v1.DeleteRoleRequest
-	16, // 34: uias.authz.v1.AuthzAdminService.CreateGrant:input_type -> uias.authz.v1.Grant
-	29, // 35: uias.authz.v1.AuthzAdminService.ListGrants:input_type -> uias.authz.v1.ListGrantsRequest
-	31, // 36: uias.authz.v1.AuthzAdminService.RevokeGrant:input_type -> uias.authz.v1.RevokeGrantRequest
-	17, // 37: uias.authz.v1.AuthzAdminService.CreateExclusion:input_type -> uias.authz.v1.Exclusion
-	33, // 38: uias.authz.v1.AuthzAdminService.ListExclusions:input_type -> uias.authz.v1.ListExclusionsRequest
-	35, // 39: uias.authz.v1.AuthzAdminService.DeleteExclusion:input_type -> uias.authz.v1.DeleteExclusionRequest
-	3,  // 40: uias.authz.v1.AuthzService.Check:output_type -> uias.authz.v1.CheckResponse
-	5,  // 41: uias.authz.v1.AuthzService.BatchCheck:output_type -> uias.authz.v1.BatchCheckResponse
-	7,  // 42: uias.authz.v1.AuthzService.ListPermissions:output_type -> uias.authz.v1.ListPermissionsResponse
-	9,  // 43: uias.authz.v1.AuthzService.ListSubjects:output_type -> uias.authz.v1.ListSubjectsResponse
-	11, // 44: uias.authz.v1.AuthzService.Explain:output_type -> uias.authz.v1.ExplainResponse
-	2,  // 45: uias.authz.v1.AuthzService.CheckAdmin:output_type -> uias.authz.v1.CheckAdminResponse
-	19, // 46: uias.authz.v1.AuthzAdminService.PutResource:output_type -> uias.authz.v1.ResourceResponse
-	21, // 47: uias.authz.v1.AuthzAdminService.ListResources:output_type -> uias.authz.v1.ListResourcesResponse
-	18, // 48: uias.authz.v1.AuthzAdminService.DeleteResource:output_type -> uias.authz.v1.WriteResponse
-	23, // 49: uias.authz.v1.AuthzAdminService.CreateRole:output_type -> uias.authz.v1.RoleResponse
-	23, // 50: uias.authz.v1.AuthzAdminService.UpdateRole:output_type -> uias.authz.v1.RoleResponse
-	23, // 51: uias.authz.v1.AuthzAdminService.GetRole:output_type -> uias.authz.v1.RoleResponse
-	26, // 52: uias.authz.v1.AuthzAdminService.ListRoles:output_type -> uias.authz.v1.ListRolesResponse
-	18, // 53: uias.authz.v1.AuthzAdminService.DeleteRole:output_type -> uias.authz.v1.WriteResponse
-	28, // 54: uias.authz.v1.AuthzAdminService.CreateGrant:output_type -> uias.authz.v1.GrantResponse
-	30, // 55: uias.authz.v1.AuthzAdminService.ListGrants:output_type -> uias.authz.v1.ListGrantsResponse
-	18, // 56: uias.authz.v1.AuthzAdminService.RevokeGrant:output_type -> uias.authz.v1.WriteResponse
-	32, // 57: uias.authz.v1.AuthzAdminService.CreateExclusion:output_type -> uias.authz.v1.ExclusionResponse
-	34, // 58: uias.authz.v1.AuthzAdminService.ListExclusions:output_type -> uias.authz.v1.ListExclusionsResponse
-	18, // 59: uias.authz.v1.AuthzAdminService.DeleteExclusion:output_type -> uias.authz.v1.WriteResponse
-	40, // [40:60] is the sub-list for method output_type
-	20, // [20:40] is the sub-list for method input_type
+	3,  // 26: uias.authz.v1.AuthzService.AppointAdmin:input_type -> uias.authz.v1.AppointAdminRequest
+	15, // 27: uias.authz.v1.AuthzAdminService.PutResource:input_type -> uias.authz.v1.Resource
+	22, // 28: uias.authz.v1.AuthzAdminService.ListResources:input_type -> uias.authz.v1.ListResourcesRequest
+	24, // 29: uias.authz.v1.AuthzAdminService.DeleteResource:input_type -> uias.authz.v1.DeleteResourceRequest
+	16, // 30: uias.authz.v1.AuthzAdminService.CreateRole:input_type -> uias.authz.v1.Role
+	16, // 31: uias.authz.v1.AuthzAdminService.UpdateRole:input_type -> uias.authz.v1.Role
+	26, // 32: uias.authz.v1.AuthzAdminService.GetRole:input_type -> uias.authz.v1.GetRoleRequest
+	27, // 33: uias.authz.v1.AuthzAdminService.ListRoles:input_type -> uias.authz.v1.ListRolesRequest
+	29, // 34: uias.authz.v1.AuthzAdminService.DeleteRole:input_type -> uias.authz.v1.DeleteRoleRequest
+	18, // 35: uias.authz.v1.AuthzAdminService.CreateGrant:input_type -> uias.authz.v1.Grant
+	31, // 36: uias.authz.v1.AuthzAdminService.ListGrants:input_type -> uias.authz.v1.ListGrantsRequest
+	33, // 37: uias.authz.v1.AuthzAdminService.RevokeGrant:input_type -> uias.authz.v1.RevokeGrantRequest
+	19, // 38: uias.authz.v1.AuthzAdminService.CreateExclusion:input_type -> uias.authz.v1.Exclusion
+	35, // 39: uias.authz.v1.AuthzAdminService.ListExclusions:input_type -> uias.authz.v1.ListExclusionsRequest
+	37, // 40: uias.authz.v1.AuthzAdminService.DeleteExclusion:input_type -> uias.authz.v1.DeleteExclusionRequest
+	5,  // 41: uias.authz.v1.AuthzService.Check:output_type -> uias.authz.v1.CheckResponse
+	7,  // 42: uias.authz.v1.AuthzService.BatchCheck:output_type -> uias.authz.v1.BatchCheckResponse
+	9,  // 43: uias.authz.v1.AuthzService.ListPermissions:output_type -> uias.authz.v1.ListPermissionsResponse
+	11, // 44: uias.authz.v1.AuthzService.ListSubjects:output_type -> uias.authz.v1.ListSubjectsResponse
+	13, // 45: uias.authz.v1.AuthzService.Explain:output_type -> uias.authz.v1.ExplainResponse
+	2,  // 46: uias.authz.v1.AuthzService.CheckAdmin:output_type -> uias.authz.v1.CheckAdminResponse
+	4,  // 47: uias.authz.v1.AuthzService.AppointAdmin:output_type -> uias.authz.v1.AppointAdminResponse
+	21, // 48: uias.authz.v1.AuthzAdminService.PutResource:output_type -> uias.authz.v1.ResourceResponse
+	23, // 49: uias.authz.v1.AuthzAdminService.ListResources:output_type -> uias.authz.v1.ListResourcesResponse
+	20, // 50: uias.authz.v1.AuthzAdminService.DeleteResource:output_type -> uias.authz.v1.WriteResponse
+	25, // 51: uias.authz.v1.AuthzAdminService.CreateRole:output_type -> uias.authz.v1.RoleResponse
+	25, // 52: uias.authz.v1.AuthzAdminService.UpdateRole:output_type -> uias.authz.v1.RoleResponse
+	25, // 53: uias.authz.v1.AuthzAdminService.GetRole:output_type -> uias.authz.v1.RoleResponse
+	28, // 54: uias.authz.v1.AuthzAdminService.ListRoles:output_type -> uias.authz.v1.ListRolesResponse
+	20, // 55: uias.authz.v1.AuthzAdminService.DeleteRole:output_type -> uias.authz.v1.WriteResponse
+	30, // 56: uias.authz.v1.AuthzAdminService.CreateGrant:output_type -> uias.authz.v1.GrantResponse
+	32, // 57: uias.authz.v1.AuthzAdminService.ListGrants:output_type -> uias.authz.v1.ListGrantsResponse
+	20, // 58: uias.authz.v1.AuthzAdminService.RevokeGrant:output_type -> uias.authz.v1.WriteResponse
+	34, // 59: uias.authz.v1.AuthzAdminService.CreateExclusion:output_type -> uias.authz.v1.ExclusionResponse
+	36, // 60: uias.authz.v1.AuthzAdminService.ListExclusions:output_type -> uias.authz.v1.ListExclusionsResponse
+	20, // 61: uias.authz.v1.AuthzAdminService.DeleteExclusion:output_type -> uias.authz.v1.WriteResponse
+	41, // [41:62] is the sub-list for method output_type
+	20, // [20:41] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name
@@ -2609,7 +2736,7 @@ func file_uias_authz_v1_authz_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_authz_v1_authz_proto_rawDesc), len(file_uias_authz_v1_authz_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -25,6 +25,7 @@ const (
 	AuthzService_ListSubjects_FullMethodName    = "/uias.authz.v1.AuthzService/ListSubjects"
 	AuthzService_Explain_FullMethodName         = "/uias.authz.v1.AuthzService/Explain"
 	AuthzService_CheckAdmin_FullMethodName      = "/uias.authz.v1.AuthzService/CheckAdmin"
+	AuthzService_AppointAdmin_FullMethodName    = "/uias.authz.v1.AuthzService/AppointAdmin"
 )
 
 // AuthzServiceClient is the client API for AuthzService service.
@@ -52,6 +53,11 @@ type AuthzServiceClient interface {
 	// scope_org count only for targets inside that org's subtree. UIAS
 	// components only (the admin token verifier of pkg/adminauth); no REST.
 	CheckAdmin(ctx context.Context, in *CheckAdminRequest, opts ...grpc.CallOption) (*CheckAdminResponse, error)
+	// AppointAdmin grants a person a built-in administrator role
+	// (system_admin or security_auditor, unscoped) unless they hold it
+	// already: identity's migration of the legacy is_admin flag and its
+	// first-start security auditor. UIAS components only; no REST.
+	AppointAdmin(ctx context.Context, in *AppointAdminRequest, opts ...grpc.CallOption) (*AppointAdminResponse, error)
 }
 
 type authzServiceClient struct {
@@ -122,6 +128,16 @@ func (c *authzServiceClient) CheckAdmin(ctx context.Context, in *CheckAdminReque
 	return out, nil
 }
 
+func (c *authzServiceClient) AppointAdmin(ctx context.Context, in *AppointAdminRequest, opts ...grpc.CallOption) (*AppointAdminResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AppointAdminResponse)
+	err := c.cc.Invoke(ctx, AuthzService_AppointAdmin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthzServiceServer is the server API for AuthzService service.
 // All implementations must embed UnimplementedAuthzServiceServer
 // for forward compatibility.
@@ -147,6 +163,11 @@ type AuthzServiceServer interface {
 	// scope_org count only for targets inside that org's subtree. UIAS
 	// components only (the admin token verifier of pkg/adminauth); no REST.
 	CheckAdmin(context.Context, *CheckAdminRequest) (*CheckAdminResponse, error)
+	// AppointAdmin grants a person a built-in administrator role
+	// (system_admin or security_auditor, unscoped) unless they hold it
+	// already: identity's migration of the legacy is_admin flag and its
+	// first-start security auditor. UIAS components only; no REST.
+	AppointAdmin(context.Context, *AppointAdminRequest) (*AppointAdminResponse, error)
 	mustEmbedUnimplementedAuthzServiceServer()
 }
 
@@ -174,6 +195,9 @@ func (UnimplementedAuthzServiceServer) Explain(context.Context, *CheckRequest) (
 }
 func (UnimplementedAuthzServiceServer) CheckAdmin(context.Context, *CheckAdminRequest) (*CheckAdminResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckAdmin not implemented")
+}
+func (UnimplementedAuthzServiceServer) AppointAdmin(context.Context, *AppointAdminRequest) (*AppointAdminResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AppointAdmin not implemented")
 }
 func (UnimplementedAuthzServiceServer) mustEmbedUnimplementedAuthzServiceServer() {}
 func (UnimplementedAuthzServiceServer) testEmbeddedByValue()                      {}
@@ -304,6 +328,24 @@ func _AuthzService_CheckAdmin_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthzService_AppointAdmin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AppointAdminRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthzServiceServer).AppointAdmin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthzService_AppointAdmin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthzServiceServer).AppointAdmin(ctx, req.(*AppointAdminRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthzService_ServiceDesc is the grpc.ServiceDesc for AuthzService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -334,6 +376,10 @@ var AuthzService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CheckAdmin",
 			Handler:    _AuthzService_CheckAdmin_Handler,
+		},
+		{
+			MethodName: "AppointAdmin",
+			Handler:    _AuthzService_AppointAdmin_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
