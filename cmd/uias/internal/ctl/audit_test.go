@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -41,6 +42,27 @@ func TestAuditCommands(t *testing.T) {
 	h.env["UIAS_CONFIG_DIR"] = h.cfg
 	h.stdin = pw + "\n"
 	h.mustRun("login", "--user", "admin", "--password-stdin")
+	h.stdin = ""
+	// The audit log is the security auditor's (three administrators): the
+	// system administrator is refused with a sentence, an auditor reads it.
+	if code, _, errs := h.run("audit", "checkpoint"); code == 0 || !strings.Contains(errs, "audit.records") {
+		t.Fatalf("system administrator reading the audit log: exit %d, %s", code, errs)
+	}
+	var roots struct{ Orgs []struct{ Id string } }
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "org", "list")), &roots); err != nil || len(roots.Orgs) == 0 {
+		t.Fatalf("org list: %v %+v", err, roots)
+	}
+	const auditorPw = "Log-Reader-Pass-7"
+	h.stdin = auditorPw + "\n"
+	var auditor struct{ Id string }
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "user", "create", "--login", "auditor", "--name", "Auditor",
+		"--org", roots.Orgs[0].Id, "--password-stdin")), &auditor); err != nil || auditor.Id == "" {
+		t.Fatalf("user create: %v %+v", err, auditor)
+	}
+	h.stdin = ""
+	h.mustRun("authz", "grant", "--role", "security_auditor", "--user", auditor.Id)
+	h.stdin = auditorPw + "\n"
+	h.mustRun("login", "--user", "auditor", "--password-stdin")
 	h.stdin = ""
 	hd := a.Value(auditcomponent.Name).(*auditcomponent.Handle)
 	deadline := time.Now().Add(30 * time.Second)
