@@ -237,7 +237,7 @@ func insertHashes(ctx context.Context, db *store.DB, q querier, first int64, has
 		if err != nil {
 			return classify(err, "insert tree hashes")
 		}
-		defer stmt.Close()
+		defer func() { _ = stmt.Close() }()
 		for i, h := range hashes {
 			if _, err := stmt.ExecContext(ctx, first+int64(i), h[:]); err != nil {
 				return classify(err, "insert tree hashes")
@@ -277,7 +277,7 @@ func insertRecords(ctx context.Context, db *store.DB, q querier, recs []audit.Re
 		if err != nil {
 			return classify(err, "insert records")
 		}
-		defer stmt.Close()
+		defer func() { _ = stmt.Close() }()
 		args := make([]any, 0, nRecordCols)
 		for i := range recs {
 			if args, err = recordArgs(args[:0], &recs[i]); err != nil {
