@@ -74,7 +74,7 @@ func (d *Data) WriteStore(ctx context.Context, db *store.DB) error {
 		if err != nil {
 			return err
 		}
-		defer st.Close()
+		defer func() { _ = st.Close() }()
 		for i, c := range chs {
 			if _, err := st.ExecContext(ctx, c.Obj, c.ID, string(c.Data)); err != nil {
 				return err
