@@ -32,7 +32,7 @@ func ReportCSV(rows []ReportRow) ([]byte, error) {
 // numbers).
 func ReportXLSX(rows []ReportRow) ([]byte, error) {
 	f := excelize.NewFile()
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	const sheet = "deliveries"
 	if err := f.SetSheetName("Sheet1", sheet); err != nil {
 		return nil, err
