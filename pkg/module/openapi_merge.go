@@ -52,3 +52,14 @@ func mergeKey(dst, src map[string]any, key string) {
 		}
 	}
 }
+
+// MustMergeOpenAPI is MergeOpenAPI for documents generated or embedded at
+// build time, where an error means a broken build: it panics, so every test
+// that starts the component catches it.
+func MustMergeOpenAPI(base []byte, more ...[]byte) []byte {
+	b, err := MergeOpenAPI(base, more...)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -28,13 +28,7 @@ import (
 
 // syncOpenAPI is the component's one document: sync.proto and
 // provision.proto.
-var syncOpenAPI = func() []byte {
-	b, err := module.MergeOpenAPI(openapi.Sync, openapi.SyncProvision)
-	if err != nil {
-		panic("sync openapi: " + err.Error()) // generated and embedded: cannot happen
-	}
-	return b
-}()
+var syncOpenAPI = module.MustMergeOpenAPI(openapi.Sync, openapi.SyncProvision)
 
 func provisionREST(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
 	return syncv1.RegisterSyncProvisioningServiceHandlerClient(ctx, mux, syncv1.NewSyncProvisioningServiceClient(conn))
