@@ -50,6 +50,11 @@ func (s userCachingStore) ReplacePasswordHash(ctx context.Context, userID, old, 
 	return s.Store.ReplacePasswordHash(ctx, userID, old, new, evs)
 }
 
+func (s userCachingStore) FinishAppointment(ctx context.Context, a Appointment, now time.Time, evs []events.Event) (bool, error) {
+	defer s.c.Drop(a.UserID) // a legacy appointment clears the user's is_admin flag
+	return s.Store.FinishAppointment(ctx, a, now, evs)
+}
+
 // ForgetUser drops a user from this instance's caches.
 func (s *Service) ForgetUser(id string) {
 	s.users.Drop(id)
