@@ -478,11 +478,41 @@ func (e *Engine) deliver(ctx context.Context, tr Transport, d *Delivery) error {
 			ms = append(ms, Member{ID: id, Login: u.Field("login_name")})
 		}
 	}
+	it := Item{Delivery: *d, Object: obj, Members: ms}
+	if _, ok := tr.(OrgPlaced); ok && d.Op != OpDelete {
+		from := obj.Field("org_id")
+		if d.Kind == KindOrg {
+			from = obj.Field("parent_id")
+		}
+		if it.Orgs, err = e.orgPath(ctx, from); err != nil {
+			return err
+		}
+	}
 	dctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
 	defer cancel()
-	err = tr.Deliver(dctx, Item{Delivery: *d, Object: obj, Members: ms})
+	err = tr.Deliver(dctx, it)
 	if err != nil && dctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 		return fmt.Errorf("no answer within %s (timeout): %w", e.o.Timeout, err)
 	}
 	return err
+}
+
+// orgPath reads org and its ancestors (nearest first), stopping at an
+// unknown org, on a cycle or after 64 levels.
+func (e *Engine) orgPath(ctx context.Context, org string) ([]*Object, error) {
+	var out []*Object
+	seen := map[string]bool{}
+	for org != "" && len(out) < 64 && !seen[org] {
+		seen[org] = true
+		o, _, err := e.o.Store.Object(ctx, KindOrg, org)
+		if err != nil {
+			return nil, fmt.Errorf("reading org %s: %w", org, err)
+		}
+		if o == nil {
+			break
+		}
+		out = append(out, o)
+		org = o.Field("parent_id")
+	}
+	return out, nil
 }

@@ -155,7 +155,12 @@ func (s *Subscription) Validate() error {
 			return bad("endpoint", "must be an ldap:// or ldaps:// URL")
 		}
 		if s.Settings["base_dn"] == "" {
-			return bad("settings.base_dn", "is required for ldap (the entry under which ou=people is written)")
+			return bad("settings.base_dn", "is required for ldap (the entry under which ou=people, ou=orgs and ou=groups are written)")
+		}
+		switch s.Settings["group_class"] {
+		case "", "groupOfNames", "groupOfUniqueNames":
+		default:
+			return bad("settings.group_class", "must be groupOfNames or groupOfUniqueNames, got %q", s.Settings["group_class"])
 		}
 	default:
 		return bad("transport", "must be webhook, scim or ldap, got %q", s.Transport)
@@ -223,7 +228,15 @@ type Item struct {
 	Object   *Object
 	// Members of a group, for group objects.
 	Members []Member
+	// Orgs is where the object sits in the org tree, nearest first: for an
+	// org its ancestors, for a person or a group their org and its
+	// ancestors. Filled only for transports that implement OrgPlaced (LDAP
+	// places orgs as nested entries).
+	Orgs []*Object
 }
+
+// OrgPlaced is implemented by transports that need Item.Orgs.
+type OrgPlaced interface{ NeedsOrgs() }
 
 // Member is a member of a group: their user id and login name.
 type Member struct{ ID, Login string }

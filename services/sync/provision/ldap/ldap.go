@@ -1,14 +1,32 @@
-// Package ldap is the LDAP transport of provisioning (go-ldap/v3): people
-// become inetOrgPerson entries uid=<login name>,ou=people,<base_dn>, found
-// again by employeeNumber (their UIAS user id), so a renamed login moves
-// the entry instead of adding a second one.
+// Package ldap is the LDAP transport of provisioning (go-ldap/v3). Under
+// the subscription's base_dn it keeps three branches:
+//
+//   - ou=people: people as inetOrgPerson entries uid=<login name>, found
+//     again by employeeNumber (their UIAS user id), so a renamed login
+//     moves the entry (modrdn) instead of adding a second one; ou and
+//     departmentNumber carry their org's name and code;
+//   - ou=orgs: orgs as organizationalUnit entries ou=<org code>, nested as
+//     the org tree is (each selected org at the top), found again by
+//     businessCategory "uias:<org id>", so an org moved in UIAS is moved in
+//     the directory (modrdn with a new superior, its subtree with it) and
+//     an org removed (or no longer selected) is removed with its subtree;
+//   - ou=groups: groups as groupOfNames (member) or groupOfUniqueNames
+//     (uniqueMember, setting group_class) entries cn=<group code>, found
+//     again by businessCategory "uias:<group id>", whose members are the
+//     DNs of their people's entries. A person renamed or removed is renamed
+//     or removed in the groups too (as OpenLDAP's refint overlay would).
+//     An empty group holds the empty DN as its one member (both classes
+//     require a member).
 package ldap
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
@@ -16,17 +34,35 @@ import (
 	"github.com/uias/uias/services/sync/provision"
 )
 
+// Group classes (setting group_class).
+const (
+	GroupOfNames       = "groupOfNames"
+	GroupOfUniqueNames = "groupOfUniqueNames"
+)
+
+// anchor is the attribute that holds an org's or group's UIAS id.
+const anchor = "businessCategory"
+
 // Transport writes into one directory.
 type Transport struct {
 	URL, BaseDN, BindDN, Password string
-	conn                          *goldap.Conn
+	// GroupClass is GroupOfNames (the default) or GroupOfUniqueNames.
+	GroupClass string
+	// Roots are the selected orgs: each is placed right under ou=orgs.
+	Roots []string
+	conn  *goldap.Conn
 }
 
-// New returns the transport of s (settings base_dn and bind_dn; the
-// secret is the bind password). It connects on the first delivery.
+// New returns the transport of s (settings base_dn, bind_dn and
+// group_class; the secret is the bind password). It connects on the first
+// delivery.
 func New(s *provision.Subscription) (provision.Transport, error) {
-	return &Transport{URL: s.Endpoint, BaseDN: s.Settings["base_dn"], BindDN: s.Settings["bind_dn"], Password: s.Secret}, nil
+	return &Transport{URL: s.Endpoint, BaseDN: s.Settings["base_dn"], BindDN: s.Settings["bind_dn"], Password: s.Secret,
+		GroupClass: cmp.Or(s.Settings["group_class"], GroupOfNames), Roots: s.Selection.Orgs}, nil
 }
+
+// NeedsOrgs implements provision.OrgPlaced: orgs are placed by their path.
+func (t *Transport) NeedsOrgs() {}
 
 // Close implements provision.Transport.
 func (t *Transport) Close() error {
@@ -39,6 +75,15 @@ func (t *Transport) Close() error {
 }
 
 func (t *Transport) people() string { return "ou=people," + t.BaseDN }
+func (t *Transport) orgs() string   { return "ou=orgs," + t.BaseDN }
+func (t *Transport) groups() string { return "ou=groups," + t.BaseDN }
+
+func (t *Transport) memberAttr() string {
+	if t.GroupClass == GroupOfUniqueNames {
+		return "uniqueMember"
+	}
+	return "member"
+}
 
 func (t *Transport) connect(ctx context.Context) error {
 	if t.conn != nil && !t.conn.IsClosing() {
@@ -60,12 +105,15 @@ func (t *Transport) connect(ctx context.Context) error {
 		}
 	}
 	t.conn = c
-	// ou=people is created once (already there: fine)
-	add := goldap.NewAddRequest(t.people(), nil)
-	add.Attribute("objectClass", []string{"organizationalUnit"})
-	add.Attribute("ou", []string{"people"})
-	if err := c.Add(add); err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultEntryAlreadyExists) {
-		return t.fail("creating "+t.people(), err)
+	// the three branches are created once (already there: fine)
+	for _, ou := range []string{"people", "orgs", "groups"} {
+		dn := "ou=" + ou + "," + t.BaseDN
+		add := goldap.NewAddRequest(dn, nil)
+		add.Attribute("objectClass", []string{"organizationalUnit"})
+		add.Attribute("ou", []string{ou})
+		if err := c.Add(add); err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultEntryAlreadyExists) {
+			return t.fail("creating "+dn, err)
+		}
 	}
 	return nil
 }
@@ -94,8 +142,10 @@ func resultText(err error) string {
 
 // Deliver implements provision.Transport.
 func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
-	if it.Delivery.Kind != provision.KindUser {
-		return nil // orgs and groups are not written to directories (people only)
+	switch it.Delivery.Kind {
+	case provision.KindUser, provision.KindOrg, provision.KindGroup:
+	default:
+		return nil
 	}
 	if err := t.connect(ctx); err != nil {
 		return err
@@ -103,16 +153,243 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 	if dl, ok := ctx.Deadline(); ok {
 		t.conn.SetTimeout(time.Until(dl))
 	}
-	o, d := it.Object, it.Delivery
-	sr, err := t.conn.Search(goldap.NewSearchRequest(t.people(), goldap.ScopeSingleLevel, goldap.NeverDerefAliases, 2, 0, false,
-		"(&(objectClass=inetOrgPerson)(employeeNumber="+goldap.EscapeFilter(d.ObjectID)+"))", []string{"uid"}, nil))
+	switch it.Delivery.Kind {
+	case provision.KindOrg:
+		return t.org(it)
+	case provision.KindGroup:
+		return t.group(it)
+	}
+	return t.person(it)
+}
+
+// search returns the entries under base that match filter (none when base
+// itself is missing).
+func (t *Transport) search(base string, scope int, filter string, attrs ...string) ([]*goldap.Entry, error) {
+	if len(attrs) == 0 {
+		attrs = []string{"1.1"} // no attributes, the DN only
+	}
+	sr, err := t.conn.Search(goldap.NewSearchRequest(base, scope, goldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil))
 	if err != nil {
-		return t.fail("looking up "+d.ObjectID, err)
+		if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+			return nil, nil
+		}
+		return nil, t.fail("searching "+base, err)
 	}
-	var cur string
-	if len(sr.Entries) > 0 {
-		cur = sr.Entries[0].DN
+	return sr.Entries, nil
+}
+
+// first returns the DN of the first entry ("" if none).
+func first(es []*goldap.Entry) string {
+	if len(es) == 0 {
+		return ""
 	}
+	return es[0].DN
+}
+
+func anchorOf(id string) string { return "uias:" + id }
+
+func (t *Transport) person(it provision.Item) error {
+	o, d := it.Object, it.Delivery
+	es, err := t.search(t.people(), goldap.ScopeSingleLevel,
+		"(&(objectClass=inetOrgPerson)(employeeNumber="+goldap.EscapeFilter(d.ObjectID)+"))")
+	if err != nil {
+		return err
+	}
+	cur := first(es)
+	if d.Op == provision.OpDelete {
+		if cur == "" {
+			return nil
+		}
+		if err := t.conn.Del(goldap.NewDelRequest(cur, nil)); err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+			return t.fail("deleting "+cur, err)
+		}
+		return t.renameMember(cur, "")
+	}
+	login := o.Field("login_name")
+	if login == "" {
+		return fmt.Errorf("ldap: user %s has no login name in the projection", d.ObjectID)
+	}
+	name := cmp.Or(o.Field("display_name"), login)
+	rdn := "uid=" + goldap.EscapeDN(login)
+	dn := rdn + "," + t.people()
+	attrs := map[string][]string{"cn": {name}, "sn": {name}, "displayName": {name}, "mail": nil, "ou": nil, "departmentNumber": nil}
+	if em := o.Field("email"); em != "" {
+		attrs["mail"] = []string{em}
+	}
+	if len(it.Orgs) > 0 {
+		org := it.Orgs[0]
+		code := cmp.Or(org.Field("code"), org.ID)
+		attrs["ou"] = []string{cmp.Or(org.Field("name"), code)}
+		attrs["departmentNumber"] = []string{code}
+	}
+	if cur == "" {
+		add := goldap.NewAddRequest(dn, nil)
+		add.Attribute("objectClass", []string{"inetOrgPerson"})
+		add.Attribute("uid", []string{login})
+		add.Attribute("employeeNumber", []string{d.ObjectID})
+		for _, k := range sortedKeys(attrs) {
+			if len(attrs[k]) > 0 {
+				add.Attribute(k, attrs[k])
+			}
+		}
+		if err := t.conn.Add(add); err != nil {
+			return t.fail("adding "+dn, err)
+		}
+		return nil
+	}
+	if !sameDN(cur, dn) {
+		if err := t.conn.ModifyDN(goldap.NewModifyDNRequest(cur, rdn, true, "")); err != nil {
+			return t.fail("renaming "+cur, err)
+		}
+		if err := t.renameMember(cur, dn); err != nil {
+			return err
+		}
+	}
+	mod := goldap.NewModifyRequest(dn, nil)
+	for _, k := range sortedKeys(attrs) {
+		mod.Replace(k, attrs[k])
+	}
+	if err := t.conn.Modify(mod); err != nil {
+		return t.fail("updating "+dn, err)
+	}
+	return nil
+}
+
+// renameMember replaces the member old by now ("": removes it) in every
+// group that has it.
+func (t *Transport) renameMember(old, now string) error {
+	attr := t.memberAttr()
+	es, err := t.search(t.groups(), goldap.ScopeSingleLevel, "("+attr+"="+goldap.EscapeFilter(old)+")", attr)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		var ms []string
+		for _, m := range e.GetAttributeValues(attr) {
+			if !sameDN(m, old) {
+				ms = append(ms, m)
+			}
+		}
+		if now != "" {
+			ms = append(ms, now)
+		}
+		if err := t.setMembers(e.DN, ms); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Transport) setMembers(group string, members []string) error {
+	members = slices.DeleteFunc(members, func(m string) bool { return m == "" })
+	if len(members) == 0 {
+		members = []string{""} // both group classes require a member
+	}
+	mod := goldap.NewModifyRequest(group, nil)
+	mod.Replace(t.memberAttr(), members)
+	if err := t.conn.Modify(mod); err != nil {
+		return t.fail("updating the members of "+group, err)
+	}
+	return nil
+}
+
+// orgDN is where org (its code and its ancestors) sits: nested under its
+// ancestors up to the first selected org, which sits under ou=orgs.
+func (t *Transport) orgDN(org *provision.Object, ancestors []*provision.Object) (rdn, parent string) {
+	rdn = "ou=" + goldap.EscapeDN(cmp.Or(org.Field("code"), org.ID))
+	parent = t.orgs()
+	if slices.Contains(t.Roots, org.ID) {
+		return rdn, parent
+	}
+	n := slices.IndexFunc(ancestors, func(a *provision.Object) bool { return slices.Contains(t.Roots, a.ID) })
+	if n < 0 {
+		return rdn, parent // not below a selected org (a batch by role): at the top
+	}
+	for i := n; i >= 0; i-- {
+		parent = "ou=" + goldap.EscapeDN(cmp.Or(ancestors[i].Field("code"), ancestors[i].ID)) + "," + parent
+	}
+	return rdn, parent
+}
+
+func (t *Transport) org(it provision.Item) error {
+	o, d := it.Object, it.Delivery
+	es, err := t.search(t.orgs(), goldap.ScopeWholeSubtree,
+		"(&(objectClass=organizationalUnit)("+anchor+"="+goldap.EscapeFilter(anchorOf(d.ObjectID))+"))")
+	if err != nil {
+		return err
+	}
+	cur := first(es)
+	if d.Op == provision.OpDelete {
+		if cur == "" {
+			return nil
+		}
+		return t.deleteTree(cur)
+	}
+	rdn, parent := t.orgDN(o, it.Orgs)
+	dn := rdn + "," + parent
+	desc := []string{}
+	if name := o.Field("name"); name != "" {
+		desc = []string{name}
+	}
+	if cur == "" {
+		add := goldap.NewAddRequest(dn, nil)
+		add.Attribute("objectClass", []string{"organizationalUnit"})
+		add.Attribute("ou", []string{cmp.Or(o.Field("code"), o.ID)})
+		add.Attribute(anchor, []string{anchorOf(d.ObjectID)})
+		if len(desc) > 0 {
+			add.Attribute("description", desc)
+		}
+		if err := t.conn.Add(add); err != nil {
+			return t.fail("adding "+dn, err)
+		}
+		return nil
+	}
+	if !sameDN(cur, dn) {
+		req := goldap.NewModifyDNRequest(cur, rdn, true, "")
+		if !sameDN(parentOf(cur), parent) {
+			req.NewSuperior = parent
+		}
+		if err := t.conn.ModifyDN(req); err != nil {
+			return t.fail("moving "+cur+" to "+dn, err)
+		}
+	}
+	mod := goldap.NewModifyRequest(dn, nil)
+	mod.Replace("description", desc)
+	if err := t.conn.Modify(mod); err != nil {
+		return t.fail("updating "+dn, err)
+	}
+	return nil
+}
+
+// deleteTree removes dn and every entry below it, deepest first.
+func (t *Transport) deleteTree(dn string) error {
+	es, err := t.search(dn, goldap.ScopeWholeSubtree, "(objectClass=*)")
+	if err != nil {
+		return err
+	}
+	depth := func(s string) int {
+		p, err := goldap.ParseDN(s)
+		if err != nil {
+			return strings.Count(s, ",")
+		}
+		return len(p.RDNs)
+	}
+	slices.SortFunc(es, func(a, b *goldap.Entry) int { return cmp.Compare(depth(b.DN), depth(a.DN)) })
+	for _, e := range es {
+		if err := t.conn.Del(goldap.NewDelRequest(e.DN, nil)); err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+			return t.fail("deleting "+e.DN, err)
+		}
+	}
+	return nil
+}
+
+func (t *Transport) group(it provision.Item) error {
+	o, d := it.Object, it.Delivery
+	es, err := t.search(t.groups(), goldap.ScopeSingleLevel, "("+anchor+"="+goldap.EscapeFilter(anchorOf(d.ObjectID))+")")
+	if err != nil {
+		return err
+	}
+	cur := first(es)
 	if d.Op == provision.OpDelete {
 		if cur == "" {
 			return nil
@@ -122,28 +399,29 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 		}
 		return nil
 	}
-	login := o.Field("login_name")
-	if login == "" {
-		return fmt.Errorf("ldap: user %s has no login name in the projection", d.ObjectID)
+	cn := cmp.Or(o.Field("code"), o.Field("name"), o.ID)
+	rdn := "cn=" + goldap.EscapeDN(cn)
+	dn := rdn + "," + t.groups()
+	members, err := t.memberDNs(it.Members)
+	if err != nil {
+		return err
 	}
-	name := o.Field("display_name")
-	if name == "" {
-		name = login
-	}
-	rdn := "uid=" + goldap.EscapeDN(login)
-	dn := rdn + "," + t.people()
-	attrs := map[string][]string{"cn": {name}, "sn": {name}, "displayName": {name}}
-	if em := o.Field("email"); em != "" {
-		attrs["mail"] = []string{em}
+	desc := []string{}
+	if name := o.Field("name"); name != "" {
+		desc = []string{name}
 	}
 	if cur == "" {
 		add := goldap.NewAddRequest(dn, nil)
-		add.Attribute("objectClass", []string{"inetOrgPerson"})
-		add.Attribute("uid", []string{login})
-		add.Attribute("employeeNumber", []string{d.ObjectID})
-		for k, v := range attrs {
-			add.Attribute(k, v)
+		add.Attribute("objectClass", []string{t.GroupClass})
+		add.Attribute("cn", []string{cn})
+		add.Attribute(anchor, []string{anchorOf(d.ObjectID)})
+		if len(desc) > 0 {
+			add.Attribute("description", desc)
 		}
+		if len(members) == 0 {
+			members = []string{""}
+		}
+		add.Attribute(t.memberAttr(), members)
 		if err := t.conn.Add(add); err != nil {
 			return t.fail("adding "+dn, err)
 		}
@@ -155,16 +433,51 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 		}
 	}
 	mod := goldap.NewModifyRequest(dn, nil)
-	for k, v := range attrs {
-		mod.Replace(k, v)
-	}
-	if o.Field("email") == "" {
-		mod.Replace("mail", nil)
-	}
+	mod.Replace("description", desc)
 	if err := t.conn.Modify(mod); err != nil {
 		return t.fail("updating "+dn, err)
 	}
-	return nil
+	return t.setMembers(dn, members)
+}
+
+// memberDNs returns the DNs of the members' entries (by employeeNumber, so
+// members not written to the directory are left out), sorted.
+func (t *Transport) memberDNs(ms []provision.Member) ([]string, error) {
+	var out []string
+	for chunk := range slices.Chunk(ms, 100) {
+		var f strings.Builder
+		f.WriteString("(&(objectClass=inetOrgPerson)(|")
+		for _, m := range chunk {
+			f.WriteString("(employeeNumber=" + goldap.EscapeFilter(m.ID) + ")")
+		}
+		f.WriteString("))")
+		es, err := t.search(t.people(), goldap.ScopeSingleLevel, f.String())
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			out = append(out, e.DN)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func parentOf(dn string) string {
+	p, err := goldap.ParseDN(dn)
+	if err != nil || len(p.RDNs) == 0 {
+		return ""
+	}
+	return (&goldap.DN{RDNs: p.RDNs[1:]}).String()
+}
+
+func sortedKeys(m map[string][]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }
 
 func sameDN(a, b string) bool {

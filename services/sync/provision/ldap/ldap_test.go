@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -54,6 +55,9 @@ rootpw %[4]s
 directory %[1]s/db
 index objectClass eq
 index employeeNumber eq
+index businessCategory eq
+index member eq
+index uniqueMember eq
 `, dir, base, rootDN, rootPW)
 	if err := os.WriteFile(filepath.Join(dir, "slapd.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -145,7 +149,7 @@ func TestPeopleWrittenMovedAndRemovedInOpenLDAP(t *testing.T) {
 	}
 	// a resync writes what is there again: nothing doubles
 	svc := &provision.Service{Store: env.Store, Engine: env.Engine()}
-	if _, n, _, err := svc.StartBatch(context.Background(), "mail", "", provision.Filter{}); err != nil || n != 2 { // the org (not written to directories) and ann
+	if _, n, _, err := svc.StartBatch(context.Background(), "mail", "", provision.Filter{}); err != nil || n != 2 { // the org and ann
 		t.Fatalf("resync %d %v", n, err)
 	}
 	env.Wait("the resync", func() bool { return env.Count(sub.ID, provision.Delivered) == 7 })
@@ -184,4 +188,187 @@ func TestWrongBindPasswordAndLostDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.Wait("the unreachable directory recorded", func() bool { return strings.Contains(lastErr(), "connecting to the directory") })
+}
+
+// dir is a root connection to the test directory.
+type dir struct {
+	t *testing.T
+	c *goldap.Conn
+}
+
+func openDir(t *testing.T, url string) *dir {
+	t.Helper()
+	c, err := goldap.DialURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Bind(rootDN, rootPW); err != nil {
+		t.Fatal(err)
+	}
+	return &dir{t: t, c: c}
+}
+
+// entry reads dn (nil: no such entry).
+func (d *dir) entry(dn string, attrs ...string) *goldap.Entry {
+	d.t.Helper()
+	sr, err := d.c.Search(goldap.NewSearchRequest(dn, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", attrs, nil))
+	if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+		return nil
+	}
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return sr.Entries[0]
+}
+
+// dns lists the DNs below base (whole subtree, base excluded), sorted.
+func (d *dir) dns(base, filter string) []string {
+	d.t.Helper()
+	sr, err := d.c.Search(goldap.NewSearchRequest(base, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,
+		filter, []string{"1.1"}, nil))
+	if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+		return nil
+	}
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range sr.Entries {
+		if !strings.EqualFold(e.DN, base) {
+			out = append(out, strings.ToLower(e.DN))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (d *dir) members(dn, attr string) []string {
+	e := d.entry(dn, attr)
+	if e == nil {
+		return nil
+	}
+	out := slices.Clone(e.GetAttributeValues(attr))
+	for i := range out {
+		out[i] = strings.ToLower(out[i])
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestOrgsAndGroupsInOpenLDAP: orgs become nested OUs (moved with modrdn,
+// removed with their subtree), groups become groupOfNames or
+// groupOfUniqueNames entries whose members follow their people's renames
+// and removals, and people carry their org.
+func TestOrgsAndGroupsInOpenLDAP(t *testing.T) {
+	url := startSlapd(t)
+	d := openDir(t, url)
+	second := "ou=second," + base
+	add := goldap.NewAddRequest(second, nil)
+	add.Attribute("objectClass", []string{"organizationalUnit"})
+	add.Attribute("ou", []string{"second"})
+	if err := d.c.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	env := provtest.New(t, provision.Options{Dial: map[string]provision.Dialer{provision.LDAP: ldap.New}})
+	env.Start()
+	byOrg := env.Subscribe(&provision.Subscription{App: "mail", Name: "directory", Selection: provision.Selection{Orgs: []string{"o1"}},
+		Transport: provision.LDAP, Endpoint: url, Secret: rootPW, Settings: map[string]string{"base_dn": base, "bind_dn": rootDN}})
+	byGroup := env.Subscribe(&provision.Subscription{App: "wiki", Name: "directory", Selection: provision.Selection{Groups: []string{"g1"}},
+		Transport: provision.LDAP, Endpoint: url, Secret: rootPW,
+		Settings: map[string]string{"base_dn": second, "bind_dn": rootDN, "group_class": "groupOfUniqueNames"}})
+	settled := func() bool {
+		for _, s := range []string{byOrg.ID, byGroup.ID} {
+			for _, dl := range env.Deliveries(s) {
+				if dl.Status != provision.Delivered {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		env.Wait(what, func() bool { return settled() && cond() })
+	}
+	people := "ou=people," + base
+	orgs := "ou=orgs," + base
+	ops := "cn=ops,ou=groups," + base
+	lower := func(ss ...string) []string {
+		for i := range ss {
+			ss[i] = strings.ToLower(ss[i])
+		}
+		return ss
+	}
+
+	env.Change("org", "created", "o0", map[string]any{"code": "root", "name": "Root"})
+	env.Change("org", "created", "o1", map[string]any{"code": "hq", "name": "Head office", "parent_id": "o0"})
+	env.Change("org", "created", "o2", map[string]any{"code": "east", "name": "East", "parent_id": "o1"})
+	env.Change("org", "created", "o3", map[string]any{"code": "west", "name": "West", "parent_id": "o1"})
+	env.Change("org", "created", "o4", map[string]any{"code": "port", "name": "Port", "parent_id": "o2"})
+	env.Change("user", "created", "u1", map[string]any{"login_name": "ann", "display_name": "Ann", "org_id": "o2"})
+	env.Change("user", "created", "u2", map[string]any{"login_name": "bob", "display_name": "Bob", "org_id": "o4"})
+	env.Change("group", "created", "g1", map[string]any{"code": "ops", "name": "Operations", "org_id": "o1"})
+	env.Change("group", "member_added", "g1", map[string]any{"user_id": "u1"})
+	env.Change("group", "member_added", "g1", map[string]any{"user_id": "u2"})
+
+	wantOrgs := lower("ou=hq,"+orgs, "ou=east,ou=hq,"+orgs, "ou=west,ou=hq,"+orgs, "ou=port,ou=east,ou=hq,"+orgs)
+	slices.Sort(wantOrgs)
+	wantMembers := lower("uid=ann,"+people, "uid=bob,"+people)
+	wait("the orgs nested and the group with its members", func() bool {
+		return slices.Equal(d.dns(orgs, "(objectClass=organizationalUnit)"), wantOrgs) &&
+			slices.Equal(d.members(ops, "member"), wantMembers)
+	})
+	if e := d.entry("ou=port,ou=east,ou=hq,"+orgs, "businessCategory", "description"); e.GetAttributeValue("businessCategory") != "uias:o4" ||
+		e.GetAttributeValue("description") != "Port" {
+		t.Fatalf("org entry %+v", e)
+	}
+	if e := d.entry("uid=ann,"+people, "ou", "departmentNumber"); e.GetAttributeValue("ou") != "East" ||
+		e.GetAttributeValue("departmentNumber") != "east" {
+		t.Fatalf("ann's org in the directory: ou=%q departmentNumber=%q", e.GetAttributeValue("ou"), e.GetAttributeValue("departmentNumber"))
+	}
+	if e := d.entry(ops, "objectClass", "description"); !slices.Contains(e.GetAttributeValues("objectClass"), "groupOfNames") ||
+		e.GetAttributeValue("description") != "Operations" {
+		t.Fatalf("group entry %+v", e)
+	}
+	// the group subscription: its members and the group, no orgs
+	wait("the second directory", func() bool {
+		return slices.Equal(d.members("cn=ops,ou=groups,"+second, "uniqueMember"),
+			lower("uid=ann,ou=people,"+second, "uid=bob,ou=people,"+second))
+	})
+	if got := d.dns("ou=orgs,"+second, "(objectClass=organizationalUnit)"); len(got) != 0 {
+		t.Fatalf("orgs written for a group selection: %v", got)
+	}
+
+	// an org moved: its entry (and what is below it) moves with modrdn
+	env.Change("org", "moved", "o4", map[string]any{"parent_id": "o3"})
+	wait("the org moved", func() bool {
+		return d.entry("ou=port,ou=west,ou=hq,"+orgs) != nil && d.entry("ou=port,ou=east,ou=hq,"+orgs) == nil
+	})
+	// a person renamed: the entry moves, and so does the group's member
+	env.Change("user", "updated", "u1", map[string]any{"login_name": "alee"})
+	wait("the member renamed", func() bool {
+		return slices.Equal(d.members(ops, "member"), lower("uid=alee,"+people, "uid=bob,"+people)) &&
+			slices.Equal(d.members("cn=ops,ou=groups,"+second, "uniqueMember"), lower("uid=alee,ou=people,"+second, "uid=bob,ou=people,"+second))
+	})
+	// a member removed; then the last member leaves the selection: the
+	// group keeps the empty DN as its one member
+	env.Change("group", "member_removed", "g1", map[string]any{"user_id": "u2"})
+	wait("the member removed", func() bool {
+		return slices.Equal(d.members(ops, "member"), lower("uid=alee,"+people))
+	})
+	if d.entry("uid=bob,ou=people,"+second) != nil {
+		// bob left the group selection: removed from the second directory
+		t.Fatal("bob is still in the second directory")
+	}
+	env.Change("user", "updated", "u1", map[string]any{"org_id": "o9"})
+	wait("ann removed from the directory and the group", func() bool {
+		return d.entry("uid=alee,"+people) == nil && slices.Equal(d.members(ops, "member"), []string{""})
+	})
+	// an org moved out of the selection: removed with its subtree
+	env.Change("org", "moved", "o3", map[string]any{"parent_id": "o0"})
+	wait("the org removed with its subtree", func() bool {
+		return slices.Equal(d.dns(orgs, "(objectClass=organizationalUnit)"), lower("ou=east,ou=hq,"+orgs, "ou=hq,"+orgs))
+	})
 }
