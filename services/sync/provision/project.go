@@ -64,7 +64,10 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 			if d.UserID == "" {
 				return 0, nil
 			}
-			touched = append(touched, ref{KindUser, d.UserID, false})
+			// the person first: a person entering the selection with the
+			// membership exists at the business system before the group
+			// that lists them is written
+			touched = append([]ref{{KindUser, d.UserID, false}}, touched...)
 			mutate = func() error { return tx.SetMember(p.ID, d.UserID, op == "member_added") }
 		default:
 			mutate = func() error {

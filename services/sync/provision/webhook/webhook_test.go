@@ -137,7 +137,7 @@ func TestLinkedGroupAndRoleSelections(t *testing.T) {
 	if got := ops(linked.ID); got != "user u1 upsert,user u1 delete" {
 		t.Errorf("linked: %s", got)
 	}
-	if got := ops(byGroup.ID); got != "group g1 upsert,group g1 upsert,user u2 upsert" {
+	if got := ops(byGroup.ID); got != "group g1 upsert,user u2 upsert,group g1 upsert" {
 		t.Errorf("group: %s", got)
 	}
 	if got := ops(byRole.ID); got != "user u1 upsert,user u1 delete" {
