@@ -39,7 +39,7 @@ func (s *Server) WithGuard(g *Guard) *Server {
 
 // Register adds the services (AuthService, AdminService, KeyService,
 // AdminSessionService, FingerService, SSOService, CallerService,
-// ReplicaService) to g;
+// ReplicaService, ViewService) to g;
 // the AdminService audits the calls it refuses (AuditedAdminService).
 func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterAuthServiceServer(g, s)
@@ -50,6 +50,7 @@ func (s *Server) Register(g *grpc.Server) {
 	identityv1.RegisterSSOServiceServer(g, ssoServer{svc: s.svc})
 	identityv1.RegisterCallerServiceServer(g, callerServer{svc: s.svc})
 	identityv1.RegisterReplicaServiceServer(g, replicaServer{svc: s.svc})
+	identityv1.RegisterViewServiceServer(g, viewServer{svc: s.svc})
 	identityv1.RegisterImportServiceServer(g, importServer{svc: s.svc, guard: s.guard})
 	identityv1.RegisterExportServiceServer(g, exportServer{svc: s.svc, guard: s.guard})
 }
@@ -178,7 +179,9 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		// CallerService calls carry the credentials they ask about.
 		strings.HasPrefix(method, "/uias.identity.v1.CallerService/"),
 		// ReplicaService is for components only (its handlers check).
-		strings.HasPrefix(method, "/uias.identity.v1.ReplicaService/"):
+		strings.HasPrefix(method, "/uias.identity.v1.ReplicaService/"),
+		// ViewService is for components only (its handler checks).
+		strings.HasPrefix(method, "/uias.identity.v1.ViewService/"):
 	default:
 		return nil, apierr.New(apierr.Unauthenticated, "UNKNOWN_METHOD", "unknown method")
 	}
