@@ -17,6 +17,7 @@ import (
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/proto/gen/openapi"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
 	"github.com/uias/uias/services/sync/provision"
 	"github.com/uias/uias/services/sync/provision/ldap"
@@ -76,6 +77,7 @@ func startProvision(env *module.Env, cfg *Config, db *store.DB, idc grpc.ClientC
 		auditor := audit.NewBuilder("sync", nil)
 		p.Engine = provision.New(provision.Options{Store: st, JS: js, Dial: Transports, Logger: log, Metrics: env.Metrics,
 			Timeout: pc.Timeout, RetryFirst: pc.RetryFirst, RetryMax: pc.RetryMax, MaxAttempts: pc.MaxAttempts,
+			Views: identityViews(identityv1.NewViewServiceClient(idc)),
 			Alert: func(ctx context.Context, s *provision.Subscription, d provision.Delivery) {
 				log.Error("provisioning: delivery dead-lettered", zap.String("subscription", s.ID), zap.String("app", s.App),
 					zap.Int64("seq", d.Seq), zap.Int("attempts", d.Attempts), zap.String("error", d.LastError))
@@ -93,4 +95,22 @@ func startProvision(env *module.Env, cfg *Config, db *store.DB, idc grpc.ClientC
 	svc := &provision.Service{Store: st, Engine: p.Engine}
 	p.server = provserver.New(svc, adminauth.New(idc, authzc), publish)
 	return p, nil
+}
+
+// identityViews reads objects by id from identity's ViewService (the
+// objects of an import).
+func identityViews(c identityv1.ViewServiceClient) func(ctx context.Context, entity string, ids []string) ([]provision.View, error) {
+	return func(ctx context.Context, entity string, ids []string) ([]provision.View, error) {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		res, err := c.GetViews(cctx, &identityv1.GetViewsRequest{Entity: entity, Ids: ids})
+		if err != nil {
+			return nil, err
+		}
+		out := make([]provision.View, len(res.GetViews()))
+		for i, v := range res.GetViews() {
+			out[i] = provision.View{ID: v.GetId(), Data: v.GetData()}
+		}
+		return out, nil
+	}
 }

@@ -2,8 +2,11 @@ package provision
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
+	usync "github.com/uias/uias/services/sync"
 )
 
 // Transport delivers items to one business system.
@@ -47,6 +51,11 @@ type Options struct {
 	MaxAttempts int
 	// Poll is how often idle workers and the scheduler look again (1s).
 	Poll time.Duration
+	// Views reads objects' current state by id, shaped as identity's
+	// CHANGES data (identity's ViewService): the people, orgs and links of
+	// an import, whose batched "imported" change carries ids only. nil:
+	// imports are skipped (with a warning).
+	Views func(ctx context.Context, entity string, ids []string) ([]View, error)
 	// Alert is told of each dead letter (the component publishes an audit
 	// event); nil: none.
 	Alert func(ctx context.Context, s *Subscription, d Delivery)
@@ -88,6 +97,7 @@ type Engine struct {
 	kick    chan struct{}
 
 	delivered, failed, dead *prometheus.CounterVec
+	storeErrors             *prometheus.CounterVec
 	pending, lag            *prometheus.GaugeVec
 	latency                 *prometheus.HistogramVec
 }
@@ -113,12 +123,15 @@ func New(o Options) *Engine {
 			Help: "Deliveries waiting, by subscription."}, []string{"subscription", "app"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "uias_sync_provision_lag_seconds",
 			Help: "Age of the oldest delivery waiting, by subscription."}, []string{"subscription", "app"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_provision_store_errors_total",
+			Help: "Reads and writes of the sync database that failed (the database down: deliveries wait, nothing is lost), by operation."},
+			[]string{"op"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "uias_sync_provision_latency_seconds",
 			Help:    "Time from a delivery's creation to its success, by application.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600}}, []string{"app"}),
 	}
 	if o.Metrics != nil {
-		for _, c := range []prometheus.Collector{e.delivered, e.failed, e.dead, e.pending, e.lag, e.latency} {
+		for _, c := range []prometheus.Collector{e.delivered, e.failed, e.dead, e.storeErrors, e.pending, e.lag, e.latency} {
 			if err := o.Metrics.Register(c); err != nil {
 				o.Logger.Warn("provisioning metrics not registered", zap.Error(err))
 			}
@@ -167,11 +180,14 @@ func (e *Engine) Run(ctx context.Context) {
 
 func (e *Engine) project(ctx context.Context) {
 	for delay := e.o.RetryFirst; ctx.Err() == nil; {
-		err := e.consume(ctx)
+		progressed, err := e.consume(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		e.o.Logger.Warn("provisioning: reading CHANGES failed; retrying", zap.Error(err), zap.Duration("in", delay))
+		if progressed {
+			delay = e.o.RetryFirst // a new outage starts from the first wait again
+		}
+		e.o.Logger.Warn("provisioning: projecting CHANGES failed; retrying", zap.Error(err), zap.Duration("in", delay))
 		select {
 		case <-ctx.Done():
 			return
@@ -183,27 +199,30 @@ func (e *Engine) project(ctx context.Context) {
 
 const projectBatch = 256
 
-func (e *Engine) consume(ctx context.Context) error {
+// consume projects CHANGES from the cursor on until an error; it reports
+// whether it projected anything before.
+func (e *Engine) consume(ctx context.Context) (progressed bool, _ error) {
 	cur, err := e.o.Store.Cursor(ctx)
 	if err != nil {
-		return err
+		e.storeErrors.WithLabelValues("project").Inc()
+		return false, fmt.Errorf("reading the projection's cursor: %w", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	cons, err := e.o.JS.OrderedConsumer(cctx, events.StreamChanges, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: cur + 1})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("read stream %s: %w", events.StreamChanges, err)
+		return false, fmt.Errorf("read stream %s: %w", events.StreamChanges, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * projectBatch))
 	if err != nil {
-		return fmt.Errorf("read stream %s: %w", events.StreamChanges, err)
+		return false, fmt.Errorf("read stream %s: %w", events.StreamChanges, err)
 	}
 	defer it.Stop()
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			return err
+			return progressed, err
 		}
 		batch := []jetstream.Msg{msg}
 		for len(batch) < projectBatch {
@@ -214,48 +233,129 @@ func (e *Engine) consume(ctx context.Context) error {
 			batch = append(batch, m)
 		}
 		if err := e.projectBatch(ctx, batch); err != nil {
-			return err
+			return progressed, err
 		}
+		progressed = true
 	}
 }
 
+// projected is one CHANGES message as projected: its stream sequence and
+// the changes it stands for (none: not a change provisioning reads; an
+// import: one per object).
+type projected struct {
+	seq     uint64
+	changes []Change
+}
+
 func (e *Engine) projectBatch(ctx context.Context, batch []jetstream.Msg) error {
-	subs, err := e.o.Store.ListSubscriptions(ctx, "")
-	if err != nil {
-		return err
+	ps := make([]projected, 0, len(batch))
+	for _, m := range batch {
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("CHANGES message without metadata: %w", err)
+		}
+		p := projected{seq: md.Sequence.Stream}
+		if ev, err := events.EventFromMsg(m); err == nil && ev.ID != "" {
+			c := Change{EventID: ev.ID, Subject: ev.Subject, Payload: ev.Payload, Seq: p.seq}
+			if entity, ok := importOf(c.Subject); ok {
+				// read before the transaction: the store is not held
+				// while identity answers
+				if p.changes, err = e.imported(ctx, entity, c); err != nil {
+					return err
+				}
+			} else {
+				p.changes = []Change{c}
+			}
+		}
+		ps = append(ps, p)
 	}
 	added := 0
-	err = e.o.Store.InTx(ctx, func(tx Tx) error {
+	err := e.o.Store.InTx(ctx, func(tx Tx) error {
 		added = 0
+		if err := tx.Lock(); err != nil {
+			return err
+		}
+		subs, err := tx.Subscriptions()
+		if err != nil {
+			return err
+		}
 		cur, err := tx.Cursor()
 		if err != nil {
 			return err
 		}
-		for _, m := range batch {
-			md, err := m.Metadata()
-			if err != nil {
-				return fmt.Errorf("CHANGES message without metadata: %w", err)
-			}
-			seq := md.Sequence.Stream
-			if seq <= cur {
+		for _, p := range ps {
+			if p.seq <= cur {
 				continue
 			}
-			ev, err := events.EventFromMsg(m)
-			if err == nil && ev.ID != "" {
-				n, err := Project(tx, subs, Change{EventID: ev.ID, Subject: ev.Subject, Payload: ev.Payload, Seq: seq}, e.o.Now())
+			for _, c := range p.changes {
+				n, err := Project(tx, subs, c, e.o.Now())
 				if err != nil {
 					return err
 				}
 				added += n
 			}
-			cur = seq
+			cur = p.seq
 		}
 		return tx.SetCursor(cur)
 	})
-	if err == nil && added > 0 {
+	if err != nil {
+		e.storeErrors.WithLabelValues("project").Inc()
+		return fmt.Errorf("projecting changes into the sync database: %w", err)
+	}
+	if added > 0 {
 		e.Kick()
 	}
-	return err
+	return nil
+}
+
+// importBatch is how many objects of an import are read from identity in
+// one call.
+const importBatch = 500
+
+// imported reads the objects of an import's batched change (ids only) from
+// identity and returns one "created" change per object that still exists,
+// under the import change's event id.
+func (e *Engine) imported(ctx context.Context, entity string, c Change) ([]Change, error) {
+	var p struct {
+		Data struct {
+			IDs []string `json:"ids"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(c.Payload, &p) != nil || len(p.Data.IDs) == 0 {
+		return nil, nil
+	}
+	if e.o.Views == nil {
+		e.o.Logger.Warn("provisioning: an import is not delivered (no identity to read its objects from)",
+			zap.String("event", c.EventID), zap.Int("objects", len(p.Data.IDs)))
+		return nil, nil
+	}
+	out := make([]Change, 0, len(p.Data.IDs))
+	for chunk := range slices.Chunk(p.Data.IDs, importBatch) {
+		vs, err := e.o.Views(ctx, entity, chunk)
+		if err != nil {
+			return nil, fmt.Errorf("reading the %d %ss of an import from identity: %w", len(chunk), entity, err)
+		}
+		for _, v := range vs {
+			payload, err := json.Marshal(map[string]any{"id": v.ID, "data": v.Data})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Change{EventID: c.EventID, Subject: usync.SubjectPrefix + "identity." + entity + ".created",
+				Payload: payload, Seq: c.Seq})
+		}
+	}
+	return out, nil
+}
+
+// importOf reports whether subject is an identity import's batched change
+// (uias.changes.identity.<entity>.imported) and of which entity.
+func importOf(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, usync.SubjectPrefix+"identity.")
+	if !ok {
+		return "", false
+	}
+	entity, op, ok := strings.Cut(rest, ".")
+	return entity, ok && op == "imported"
 }
 
 // ---- batches ----
@@ -284,6 +384,39 @@ func (e *Engine) EnqueueBatch(ctx context.Context, subs []*Subscription, f Filte
 	return batchID, n, nil
 }
 
+// Initial enqueues the whole selection of s as its initial batch, unless
+// one was enqueued already; it returns the batch id ("" when none was
+// enqueued now) and how many deliveries it added. The batch is written in
+// one transaction with its record, so a process stopped before it commits
+// enqueues it again at the next start (the supervisor looks for enabled
+// subscriptions without one), and one stopped after delivers the rest of
+// the queue.
+func (e *Engine) Initial(ctx context.Context, s *Subscription) (string, int, error) {
+	batchID := ids.New()
+	n := 0
+	started := false
+	err := e.o.Store.InTx(ctx, func(tx Tx) error {
+		n = 0
+		if err := tx.Lock(); err != nil {
+			return err
+		}
+		ok, err := tx.StartInitial(s.ID, batchID, e.o.Now())
+		if started = ok; err != nil || !ok {
+			return err
+		}
+		n, err = EnqueueSelection(tx, s, Filter{}, batchID, e.o.Now())
+		return err
+	})
+	if err != nil || !started {
+		return "", 0, err
+	}
+	s.InitialBatch, s.LastBatchAt = batchID, e.o.Now()
+	e.o.Logger.Info("provisioning: initial delivery of the selection enqueued", zap.String("subscription", s.ID),
+		zap.String("app", s.App), zap.String("batch", batchID), zap.Int("deliveries", n))
+	e.Kick()
+	return batchID, n, nil
+}
+
 // ---- supervisor and workers ----
 
 func (e *Engine) supervise(ctx context.Context) {
@@ -307,6 +440,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 	subs, err := e.o.Store.ListSubscriptions(ctx, "")
 	if err != nil {
 		if ctx.Err() == nil {
+			e.storeErrors.WithLabelValues("subscriptions").Inc()
 			e.o.Logger.Warn("provisioning: listing subscriptions failed", zap.Error(err))
 		}
 		return
@@ -335,6 +469,13 @@ func (e *Engine) reconcile(ctx context.Context) {
 		go func() { defer close(w.done); e.work(wctx, w) }()
 	}
 	e.mu.Unlock()
+	for _, s := range want {
+		if s.InitialBatch == "" {
+			if _, _, err := e.Initial(ctx, s); err != nil {
+				e.o.Logger.Warn("provisioning: initial delivery not enqueued; tried again", zap.String("subscription", s.ID), zap.Error(err))
+			}
+		}
+	}
 	now := e.o.Now()
 	for _, s := range want {
 		if s.BatchEvery > 0 && now.Sub(s.LastBatchAt) >= s.BatchEvery {
@@ -385,6 +526,7 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 		d, err := e.o.Store.NextDue(ctx, s.ID)
 		if err != nil {
 			if ctx.Err() == nil {
+				e.storeErrors.WithLabelValues("queue").Inc()
 				log.Warn("provisioning: reading the queue failed", zap.Error(err))
 			}
 			e.wait(ctx, w, e.o.Poll)
@@ -417,6 +559,8 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 		if err == nil {
 			lat := now.Sub(d.CreatedAt)
 			if err := e.o.Store.Delivered(ctx, d.Seq, attempts, now, lat); err != nil {
+				// delivered again once the database answers (deliveries are idempotent)
+				e.storeErrors.WithLabelValues("record").Inc()
 				log.Warn("provisioning: recording a delivery failed", zap.Error(err))
 				e.wait(ctx, w, e.o.Poll)
 				continue
@@ -432,6 +576,7 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 			msg = msg[:500]
 		}
 		if err := e.o.Store.Failed(ctx, d.Seq, attempts, msg, now.Add(Backoff(attempts, e.o.RetryFirst, e.o.RetryMax)), dead); err != nil {
+			e.storeErrors.WithLabelValues("record").Inc()
 			log.Warn("provisioning: recording a failure failed", zap.Error(err))
 			e.wait(ctx, w, e.o.Poll)
 			continue

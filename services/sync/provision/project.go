@@ -41,6 +41,9 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 		return 0, nil
 	}
 	kind, op := parts[0]+"."+parts[1], parts[len(parts)-1]
+	if op == "imported" {
+		return 0, nil // ids only: the engine reads the objects (Engine.imported)
+	}
 	var p struct {
 		ID   string          `json:"id"`
 		Data json.RawMessage `json:"data"`
@@ -55,6 +58,15 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 	switch kind {
 	case KindUser, KindOrg, KindGroup:
 		touched = append(touched, ref{kind, p.ID, true})
+		if kind == KindOrg && op != "created" && hasKey(p.Data, "parent_id") {
+			// a moved org: the orgs, people and groups below it may enter
+			// or leave a selection with it
+			below, err := subtree(tx, p.ID, false)
+			if err != nil {
+				return 0, err
+			}
+			touched = append(touched, below...)
+		}
 		switch {
 		case kind == KindGroup && (op == "member_added" || op == "member_removed"):
 			var d struct {
@@ -189,17 +201,68 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 	return n, nil
 }
 
-// grantUsers lists the users a grant to (kind, id) reaches directly: the
-// user, or a group's members. (A grant to an org reaches its whole subtree:
-// resync the selection after such grants.)
+// grantUsers lists the users a grant to (kind, id) reaches: the user, a
+// group's members, or the people of an org's whole subtree.
 func grantUsers(tx Tx, kind, id string) ([]string, error) {
 	switch kind {
 	case "user":
 		return []string{id}, nil
 	case "group":
 		return tx.Members(id)
+	case "org":
+		refs, err := subtree(tx, id, true)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, len(refs))
+		for i, r := range refs {
+			out[i] = r.id
+		}
+		return out, nil
 	}
 	return nil, nil
+}
+
+// subtree lists what sits below org (its own people and groups included):
+// the orgs, then the people, then the groups (so that members exist before
+// their groups are delivered); only the people when usersOnly.
+func subtree(tx Tx, org string, usersOnly bool) ([]ref, error) {
+	var orgs, users, groups []ref
+	seen := map[string]bool{org: true}
+	for queue := []string{org}; len(queue) > 0; queue = queue[1:] {
+		kids, err := tx.Children(queue[0])
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range kids {
+			switch k.Kind {
+			case KindOrg:
+				if !seen[k.ID] {
+					seen[k.ID] = true
+					queue = append(queue, k.ID)
+					orgs = append(orgs, ref{KindOrg, k.ID, false})
+				}
+			case KindUser:
+				users = append(users, ref{KindUser, k.ID, false})
+			case KindGroup:
+				groups = append(groups, ref{KindGroup, k.ID, false})
+			}
+		}
+	}
+	if usersOnly {
+		return users, nil
+	}
+	return append(append(orgs, users...), groups...), nil
+}
+
+// hasKey reports whether data is a JSON object with key.
+func hasKey(data json.RawMessage, key string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return false
+	}
+	_, ok := m[key]
+	return ok
 }
 
 func matchAll(tx Tx, subs []*Subscription, refs []ref) ([][]bool, error) {

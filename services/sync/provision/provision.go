@@ -111,6 +111,11 @@ type Subscription struct {
 	UpdatedAt  time.Time
 	// LastBatchAt is when the last scheduled batch was enqueued.
 	LastBatchAt time.Time
+	// InitialBatch is the batch that delivered the whole selection when
+	// the subscription was created (or first enabled): "" while it is
+	// still to be enqueued, "before" for subscriptions created before
+	// initial deliveries existed.
+	InitialBatch string
 }
 
 // HasSecret reports whether a secret is set (what callers are told).
@@ -238,6 +243,13 @@ type Item struct {
 // OrgPlaced is implemented by transports that need Item.Orgs.
 type OrgPlaced interface{ NeedsOrgs() }
 
+// View is one object's current state read by id (Options.Views): Data as
+// identity's CHANGES events carry it.
+type View struct {
+	ID   string
+	Data json.RawMessage
+}
+
 // Member is a member of a group: their user id and login name.
 type Member struct{ ID, Login string }
 
@@ -261,6 +273,9 @@ type SubStatus struct {
 	// Oldest is the creation time of the oldest pending delivery (zero: none).
 	Oldest    time.Time
 	LastError string
+	// InitialPending counts the deliveries of the initial batch that
+	// still wait.
+	InitialPending int64
 }
 
 // Lag is how long the oldest pending delivery has waited at now.

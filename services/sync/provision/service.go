@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/ids"
 )
@@ -75,6 +77,14 @@ func (s *Service) Create(ctx context.Context, sub *Subscription) (*Subscription,
 	}
 	if err := s.Store.CreateSubscription(ctx, sub); err != nil {
 		return nil, err
+	}
+	if s.Engine != nil && sub.Enabled {
+		// the whole selection now; if this fails (or the process stops),
+		// the engine's supervisor enqueues it (InitialBatch stays "")
+		if _, _, err := s.Engine.Initial(ctx, sub); err != nil {
+			s.Engine.o.Logger.Warn("provisioning: initial delivery not enqueued at creation; the engine tries again",
+				zap.String("subscription", sub.ID), zap.Error(err))
+		}
 	}
 	s.kick()
 	return sub, nil

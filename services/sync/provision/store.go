@@ -38,6 +38,20 @@ type Tx interface {
 	// event id, kind and object exists (a redelivered change). It reports
 	// whether it added one.
 	Enqueue(d Delivery) (bool, error)
+	// Children lists the live objects whose org is parent: the orgs below
+	// it, its people and its groups (Kind and ID only), by kind and id.
+	Children(parent string) ([]Object, error)
+	// Lock serialises the transactions that project changes and those
+	// that enqueue initial batches, so a new subscription misses no
+	// change: one projected before its initial batch is in the batch, one
+	// projected after sees the subscription.
+	Lock() error
+	// Subscriptions lists every subscription (secrets left out).
+	Subscriptions() ([]*Subscription, error)
+	// StartInitial records batch as sub's initial batch (and at as its
+	// last batch time), unless one is recorded already (then it reports
+	// false).
+	StartInitial(sub, batch string, at time.Time) (bool, error)
 	// Cursor is the last CHANGES sequence projected; SetCursor moves it.
 	Cursor() (uint64, error)
 	SetCursor(seq uint64) error
@@ -80,7 +94,8 @@ type Store interface {
 	// in [from, to).
 	Report(ctx context.Context, app string, from, to time.Time) ([]ReportRow, error)
 	// Queues returns each subscription's pending and dead counts, oldest
-	// pending delivery and last error.
+	// pending delivery, last error and pending deliveries of its initial
+	// batch.
 	Queues(ctx context.Context) (map[string]SubStatus, error)
 }
 

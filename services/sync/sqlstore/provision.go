@@ -57,8 +57,8 @@ func (p *Provision) CreateSubscription(ctx context.Context, s *provision.Subscri
 	sel, _ := json.Marshal(selectionJSON(s.Selection))
 	set, _ := json.Marshal(s.Settings)
 	_, err = p.db.ExecContext(ctx, p.db.Rebind(`INSERT INTO prov_subscriptions (id, app, name, selection, transport, endpoint,
-		settings, secret_sealed, strategy, batch_every_s, enabled, created_ms, updated_ms, last_batch_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`),
+		settings, secret_sealed, strategy, batch_every_s, enabled, created_ms, updated_ms, last_batch_ms, initial_batch)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '')`),
 		s.ID, s.App, s.Name, string(sel), s.Transport, s.Endpoint, string(set), sec, s.Strategy,
 		int64(s.BatchEvery/time.Second), boolInt(s.Enabled), store.UnixMS(s.CreatedAt), store.UnixMS(s.UpdatedAt))
 	if store.IsUniqueViolation(err) {
@@ -110,14 +110,14 @@ func (p *Provision) DeleteSubscription(ctx context.Context, id string) error {
 }
 
 const subCols = `id, app, name, selection, transport, endpoint, settings, secret_sealed, strategy, batch_every_s, enabled,
-	created_ms, updated_ms, last_batch_ms`
+	created_ms, updated_ms, last_batch_ms, initial_batch`
 
 func (p *Provision) scanSub(row interface{ Scan(...any) error }) (*provision.Subscription, error) {
 	s := &provision.Subscription{}
 	var sel, set, sec string
 	var every, enabled, created, updated, last int64
 	if err := row.Scan(&s.ID, &s.App, &s.Name, &sel, &s.Transport, &s.Endpoint, &set, &sec, &s.Strategy, &every, &enabled,
-		&created, &updated, &last); err != nil {
+		&created, &updated, &last, &s.InitialBatch); err != nil {
 		return nil, err
 	}
 	var sj selectionJSON
@@ -185,11 +185,12 @@ type provTx struct {
 	ctx context.Context
 	db  *store.DB
 	tx  *sql.Tx
+	p   *Provision
 }
 
 // InTx implements provision.Store.
 func (p *Provision) InTx(ctx context.Context, fn func(provision.Tx) error) error {
-	return classify(p.db.InTx(ctx, func(tx *sql.Tx) error { return fn(&provTx{ctx: ctx, db: p.db, tx: tx}) }), "transaction")
+	return classify(p.db.InTx(ctx, func(tx *sql.Tx) error { return fn(&provTx{ctx: ctx, db: p.db, tx: tx, p: p}) }), "transaction")
 }
 
 type rowQuerier interface {
@@ -255,9 +256,72 @@ func (t *provTx) exec(op, query string, args ...any) error {
 }
 
 func (t *provTx) PutObject(o provision.Object) error {
-	return t.exec("write projected object", `INSERT INTO prov_objects (kind, id, data, deleted) VALUES (?, ?, ?, ?)
-		ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, deleted = excluded.deleted`,
-		o.Kind, o.ID, string(o.Data), boolInt(o.Deleted))
+	parent := o.Field("org_id")
+	if o.Kind == provision.KindOrg {
+		parent = o.Field("parent_id")
+	}
+	return t.exec("write projected object", `INSERT INTO prov_objects (kind, id, data, deleted, parent) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, deleted = excluded.deleted, parent = excluded.parent`,
+		o.Kind, o.ID, string(o.Data), boolInt(o.Deleted), parent)
+}
+
+func (t *provTx) Children(parent string) ([]provision.Object, error) {
+	rows, err := t.tx.QueryContext(t.ctx, t.db.Rebind(`SELECT kind, id FROM prov_objects WHERE parent = ? AND deleted = 0
+		ORDER BY kind, id`), parent)
+	if err != nil {
+		return nil, classify(err, "list children")
+	}
+	defer rows.Close()
+	var out []provision.Object
+	for rows.Next() {
+		var o provision.Object
+		if err := rows.Scan(&o.Kind, &o.ID); err != nil {
+			return nil, classify(err, "list children")
+		}
+		out = append(out, o)
+	}
+	return out, classify(rows.Err(), "list children")
+}
+
+func (t *provTx) Lock() error {
+	if t.db.Dialect != store.Postgres {
+		return nil // SQLite transactions take the write lock up front (_txlock=immediate)
+	}
+	if err := t.exec("lock projection", "INSERT INTO prov_cursor (name, seq) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
+		cursorName); err != nil {
+		return err
+	}
+	var seq int64
+	err := t.tx.QueryRowContext(t.ctx, t.db.Rebind("SELECT seq FROM prov_cursor WHERE name = ? FOR UPDATE"), cursorName).Scan(&seq)
+	return classify(err, "lock projection")
+}
+
+func (t *provTx) Subscriptions() ([]*provision.Subscription, error) {
+	rows, err := t.tx.QueryContext(t.ctx, strings.Replace("SELECT "+subCols+" FROM prov_subscriptions ORDER BY id",
+		"secret_sealed", "'' AS secret_sealed", 1))
+	if err != nil {
+		return nil, classify(err, "list subscriptions")
+	}
+	defer rows.Close()
+	var out []*provision.Subscription
+	for rows.Next() {
+		s, err := t.p.scanSub(rows)
+		if err != nil {
+			return nil, classify(err, "list subscriptions")
+		}
+		out = append(out, s)
+	}
+	return out, classify(rows.Err(), "list subscriptions")
+}
+
+func (t *provTx) StartInitial(sub, batch string, at time.Time) (bool, error) {
+	res, err := t.tx.ExecContext(t.ctx, t.db.Rebind(`UPDATE prov_subscriptions SET initial_batch = ?, last_batch_ms = ?
+		WHERE id = ? AND initial_batch = ''`), batch, store.UnixMS(at), sub)
+	if err != nil {
+		return false, classify(err, "start initial batch")
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 func (t *provTx) SetMember(group, user string, in bool) error {
@@ -602,5 +666,22 @@ func (p *Provision) Queues(ctx context.Context) (map[string]provision.SubStatus,
 		s.LastError = msg
 		out[sub] = s
 	}
-	return out, nil
+	rows2, err := p.db.QueryContext(ctx, p.db.Rebind(`SELECT d.subscription, COUNT(*) FROM prov_deliveries d
+		JOIN prov_subscriptions s ON s.id = d.subscription AND d.batch_id = s.initial_batch
+		WHERE d.status = ? GROUP BY d.subscription`), provision.Pending)
+	if err != nil {
+		return nil, classify(err, "queues")
+	}
+	defer rows2.Close()
+	for rows2.Next() {
+		var sub string
+		var n int64
+		if err := rows2.Scan(&sub, &n); err != nil {
+			return nil, classify(err, "queues")
+		}
+		s := out[sub]
+		s.InitialPending = n
+		out[sub] = s
+	}
+	return out, classify(rows2.Err(), "queues")
 }

@@ -214,4 +214,70 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 			t.Fatalf("report after unsubscribe %+v", rows)
 		}
 	})
+
+	t.Run("InitialBatchSubtreeAndLock", func(t *testing.T) {
+		s, _ := open(t)
+		if err := s.CreateSubscription(ctx, newSub("s1", "app1")); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.GetSubscription(ctx, "s1"); got.InitialBatch != "" {
+			t.Fatalf("a new subscription's initial batch: %q", got.InitialBatch)
+		}
+		var subs []*provision.Subscription
+		err := s.InTx(ctx, func(tx provision.Tx) error {
+			if err := tx.Lock(); err != nil {
+				return err
+			}
+			var err error
+			if subs, err = tx.Subscriptions(); err != nil {
+				return err
+			}
+			for _, o := range []provision.Object{
+				{Kind: provision.KindOrg, ID: "o1", Data: json.RawMessage(`{"code":"hq"}`)},
+				{Kind: provision.KindOrg, ID: "o2", Data: json.RawMessage(`{"code":"east","parent_id":"o1"}`)},
+				{Kind: provision.KindUser, ID: "u1", Data: json.RawMessage(`{"login_name":"ann","org_id":"o1"}`)},
+				{Kind: provision.KindUser, ID: "u2", Data: json.RawMessage(`{"login_name":"bob","org_id":"o1"}`), Deleted: true},
+				{Kind: provision.KindGroup, ID: "g1", Data: json.RawMessage(`{"code":"crew","org_id":"o1"}`)},
+			} {
+				if err := tx.PutObject(o); err != nil {
+					return err
+				}
+			}
+			kids, err := tx.Children("o1")
+			if err != nil {
+				return err
+			}
+			var got []string
+			for _, k := range kids {
+				got = append(got, k.Kind+":"+k.ID)
+			}
+			if want := []string{"identity.group:g1", "identity.org:o2", "identity.user:u1"}; !slices.Equal(got, want) {
+				t.Errorf("children of o1: %v, want %v", got, want)
+			}
+			ok, err := tx.StartInitial("s1", "b1", now)
+			if err != nil || !ok {
+				t.Errorf("first initial batch: %v %v", ok, err)
+			}
+			if ok, err := tx.StartInitial("s1", "b2", now); err != nil || ok {
+				t.Errorf("second initial batch: %v %v", ok, err)
+			}
+			_, err = tx.Enqueue(provision.Delivery{Subscription: "s1", App: "app1", EventID: "batch:b1", Kind: provision.KindUser,
+				ObjectID: "u1", Op: provision.OpUpsert, BatchID: "b1", CreatedAt: now})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(subs) != 1 || subs[0].ID != "s1" || subs[0].Secret != "" {
+			t.Fatalf("subscriptions in the transaction: %+v", subs)
+		}
+		got, _ := s.GetSubscription(ctx, "s1")
+		if got.InitialBatch != "b1" || !got.LastBatchAt.Equal(now) {
+			t.Fatalf("after the initial batch: %q %v", got.InitialBatch, got.LastBatchAt)
+		}
+		q, err := s.Queues(ctx)
+		if err != nil || q["s1"].InitialPending != 1 || q["s1"].Pending != 1 {
+			t.Fatalf("queues %+v %v", q, err)
+		}
+	})
 }

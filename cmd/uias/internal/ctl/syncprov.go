@@ -113,7 +113,7 @@ func subscriptionFields(tw *tabwriter.Writer, x *syncv1.Subscription) {
 	fields(tw, "id", x.GetId(), "app", x.GetApp(), "name", x.GetName(), "selection", strings.Join(parts, "; "),
 		"transport", x.GetTransport(), "endpoint", x.GetEndpoint(), "secret", map[bool]string{true: "set", false: ""}[x.GetHasSecret()],
 		"strategy", x.GetStrategy(), "batch every", every, "enabled", strconv.FormatBool(x.GetEnabled()),
-		"last batch", ts(x.GetLastBatchTime()))
+		"last batch", ts(x.GetLastBatchTime()), "initial batch", x.GetInitialBatch())
 }
 
 func syncSubscriptionsCmd() command {
@@ -260,6 +260,19 @@ func syncReportCmd() command {
 	}
 }
 
+// initialState says how far the subscription's initial delivery is.
+func initialState(s *syncv1.SubscriptionStatus) string {
+	switch {
+	case s.GetInitialBatch() == "" && s.GetEnabled():
+		return "to enqueue"
+	case s.GetInitialBatch() == "", s.GetInitialBatch() == "before":
+		return "-"
+	case s.GetInitialPending() > 0:
+		return strconv.FormatInt(s.GetInitialPending(), 10) + " waiting"
+	}
+	return "done"
+}
+
 // withSubscriptionStatus runs base (sync status) and then shows each
 // provisioning subscription's queue and lag (-o json: a second document).
 func withSubscriptionStatus(base command) command {
@@ -274,11 +287,11 @@ func withSubscriptionStatus(base command) command {
 			return sessionCall(a, func(s *session) (*syncv1.ProvisioningStatus, error) {
 				return provClient(s).GetProvisioningStatus(s.ctx, &syncv1.GetProvisioningStatusRequest{})
 			}, func(tw *tabwriter.Writer, x *syncv1.ProvisioningStatus) {
-				fmt.Fprintln(tw, "\nSUBSCRIPTION\tAPP\tTRANSPORT\tSTRATEGY\tENABLED\tPENDING\tLAG\tDEAD\tLAST ERROR")
+				fmt.Fprintln(tw, "\nSUBSCRIPTION\tAPP\tTRANSPORT\tSTRATEGY\tENABLED\tPENDING\tLAG\tDEAD\tINITIAL\tLAST ERROR")
 				for _, s := range x.GetSubscriptions() {
 					lag := (time.Duration(s.GetLagSeconds()*1000) * time.Millisecond).String()
 					row(tw, s.GetId()+" ("+s.GetName()+")", s.GetApp(), s.GetTransport(), s.GetStrategy(), strconv.FormatBool(s.GetEnabled()),
-						strconv.FormatInt(s.GetPending(), 10), lag, strconv.FormatInt(s.GetDead(), 10), s.GetLastError())
+						strconv.FormatInt(s.GetPending(), 10), lag, strconv.FormatInt(s.GetDead(), 10), initialState(s), s.GetLastError())
 				}
 			})
 		}

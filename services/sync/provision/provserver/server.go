@@ -75,7 +75,7 @@ func toProto(s *provision.Subscription) *syncv1.Subscription {
 		Selection: &syncv1.Selection{Orgs: s.Selection.Orgs, Roles: s.Selection.Roles, Groups: s.Selection.Groups, Linked: s.Selection.Linked},
 		Transport: s.Transport, Endpoint: s.Endpoint, Settings: s.Settings, HasSecret: s.HasSecret(), Strategy: s.Strategy,
 		BatchEverySeconds: int64(s.BatchEvery / time.Second), Enabled: s.Enabled,
-		CreateTime: timestamppb.New(s.CreatedAt), UpdateTime: timestamppb.New(s.UpdatedAt)}
+		CreateTime: timestamppb.New(s.CreatedAt), UpdateTime: timestamppb.New(s.UpdatedAt), InitialBatch: s.InitialBatch}
 	if !s.LastBatchAt.IsZero() {
 		out.LastBatchTime = timestamppb.New(s.LastBatchAt)
 	}
@@ -265,7 +265,7 @@ func (s *Server) GetProvisioningStatus(ctx context.Context, _ *syncv1.GetProvisi
 		sub := st.Subscription
 		out.Subscriptions = append(out.Subscriptions, &syncv1.SubscriptionStatus{Id: sub.ID, App: sub.App, Name: sub.Name,
 			Transport: sub.Transport, Strategy: sub.Strategy, Enabled: sub.Enabled, Pending: st.Pending, Dead: st.Dead,
-			LagSeconds: st.Lag(now).Seconds(), LastError: st.LastError})
+			LagSeconds: st.Lag(now).Seconds(), LastError: st.LastError, InitialBatch: sub.InitialBatch, InitialPending: st.InitialPending})
 	}
 	return out, nil
 }

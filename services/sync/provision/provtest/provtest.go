@@ -40,9 +40,16 @@ type Env struct {
 	done   chan struct{}
 }
 
-// New starts NATS and opens the store. Fast retries (20ms doubling to
-// 200ms, 5 attempts) and a 2s delivery timeout unless o says otherwise.
+// New starts NATS and opens the store on a new SQLite database. Fast
+// retries (20ms doubling to 200ms, 5 attempts) and a 2s delivery timeout
+// unless o says otherwise.
 func New(t testing.TB, o provision.Options) *Env {
+	t.Helper()
+	return NewOn(t, storetest.OpenSQLite(t), o)
+}
+
+// NewOn is New on the database db (PostgreSQL, for instance).
+func NewOn(t testing.TB, db *store.DB, o provision.Options) *Env {
 	t.Helper()
 	ns, err := events.StartInProcessNATS(t.TempDir())
 	if err != nil {
@@ -63,7 +70,6 @@ func New(t testing.TB, o provision.Options) *Env {
 	if err := events.EnsureStreams(ctx, js); err != nil {
 		t.Fatal(err)
 	}
-	db := storetest.OpenSQLite(t)
 	if err := sqlstore.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}

@@ -251,7 +251,8 @@ func TestUsersAndGroupsCreatedPatchedDeleted(t *testing.T) {
 	}
 }
 
-// Item 6: a sync process killed in the middle of a batch (one create made
+// Item 6: a sync process killed in the middle of a batch (here the initial
+// delivery of a new subscription; one create made
 // at the server whose answer never came back) resumes without losing or
 // doubling anything: counted at the SCIM server.
 func TestKilledMidBatchResumesWithoutLossOrDouble(t *testing.T) {
@@ -277,10 +278,10 @@ func TestKilledMidBatchResumesWithoutLossOrDouble(t *testing.T) {
 		c, _ := env.Store.Cursor(context.Background())
 		return c == people+1
 	})
+	// the initial delivery of a new subscription is the batch killed here
 	sub := subscribe(env, srv.URL, provision.Batch)
-	svc := &provision.Service{Store: env.Store, Engine: env.Engine()}
-	if _, n, _, err := svc.StartBatch(context.Background(), "hr", "", provision.Filter{}); err != nil || n != people+1 {
-		t.Fatalf("batch %d %v", n, err)
+	if sub.InitialBatch == "" || env.Count(sub.ID, provision.Pending)+env.Count(sub.ID, provision.Delivered) != people+1 {
+		t.Fatalf("initial batch %q of %d deliveries", sub.InitialBatch, len(env.Deliveries(sub.ID)))
 	}
 	<-killAt
 	env.Stop() // killed mid-batch, a create in flight
@@ -347,5 +348,146 @@ func TestFaultsRecordedWithClearErrors(t *testing.T) {
 	env.Wait("the delivery", func() bool { return env.Count(sub.ID, provision.Delivered) == 2 })
 	if _, ok := users.byExternal("u1"); !ok {
 		t.Fatal("not provisioned after the faults")
+	}
+}
+
+func (h *handler) counts() (users, creates, deletes, maxPerID int) {
+	users, creates, _, deletes, maxPerID = h.stats()
+	return users, creates, deletes, maxPerID
+}
+
+// A new subscription gets the current selection at once (its initial
+// batch), each person created once at the SCIM server; one created while
+// no engine runs (or disabled, then enabled) gets it when the engine starts
+// (or when it is enabled). The status reports the initial batch.
+func TestNewSubscriptionGetsTheCurrentSelection(t *testing.T) {
+	const people = 40
+	users, groups := newHandler(), newHandler()
+	srv := startSCIM(t, users, groups, nil)
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	env.Start()
+	env.Change("org", "created", "o1", map[string]any{"code": "hq"})
+	env.Change("org", "created", "o2", map[string]any{"code": "other"})
+	for i := range people {
+		env.Change("user", "created", fmt.Sprintf("u%03d", i), map[string]any{"login_name": fmt.Sprintf("p%03d", i), "org_id": "o1"})
+	}
+	env.Change("user", "created", "x1", map[string]any{"login_name": "outsider", "org_id": "o2"})
+	env.Change("group", "created", "g1", map[string]any{"code": "crew", "name": "Crew", "org_id": "o1"})
+	env.Change("group", "member_added", "g1", map[string]any{"user_id": "u000"})
+	env.Wait("the projection", func() bool {
+		c, _ := env.Store.Cursor(context.Background())
+		return c == people+5
+	})
+	sub := subscribe(env, srv.URL, provision.Immediate)
+	if sub.InitialBatch == "" {
+		t.Fatal("no initial batch")
+	}
+	env.Wait("the initial delivery", func() bool { return env.Count(sub.ID, provision.Delivered) == people+2 }) // o1, people, g1
+	if n, creates, _, maxPerID := users.counts(); n != people || creates != people || maxPerID != 1 {
+		t.Fatalf("at the SCIM server: %d users, %d creates, at most %d per person", n, creates, maxPerID)
+	}
+	if g, ok := groups.byExternal("g1"); !ok || len(g.Attributes["members"].([]any)) != 1 {
+		t.Fatalf("the group at the SCIM server: %+v", g)
+	}
+	st, err := (&provision.Service{Store: env.Store}).Status(context.Background())
+	if err != nil || len(st) != 1 || st[0].Subscription.InitialBatch != sub.InitialBatch || st[0].InitialPending != 0 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	// later changes are delivered as before, once
+	env.Change("user", "created", "u999", map[string]any{"login_name": "late", "org_id": "o1"})
+	env.Wait("the later person", func() bool { n, _, _, _ := users.counts(); return n == people+1 })
+
+	// created while the engine is stopped (a process that died before it
+	// enqueued the batch): enqueued when the engine starts
+	env.Stop()
+	users2 := newHandler()
+	srv2 := startSCIM(t, users2, newHandler(), nil)
+	later, err := (&provision.Service{Store: env.Store}).Create(context.Background(), &provision.Subscription{App: "crm", Name: "CRM",
+		Selection: provision.Selection{Orgs: []string{"o1"}}, Transport: provision.SCIM, Endpoint: srv2.URL + "/scim/v2",
+		Secret: token, Enabled: true})
+	if err != nil || later.InitialBatch != "" {
+		t.Fatalf("created without an engine: %+v %v", later, err)
+	}
+	// a disabled one gets nothing until it is enabled
+	users3 := newHandler()
+	srv3 := startSCIM(t, users3, newHandler(), nil)
+	off, err := (&provision.Service{Store: env.Store}).Create(context.Background(), &provision.Subscription{App: "wiki", Name: "Wiki",
+		Selection: provision.Selection{Orgs: []string{"o1"}}, Transport: provision.SCIM, Endpoint: srv3.URL + "/scim/v2",
+		Secret: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Start()
+	env.Wait("the initial delivery after the start", func() bool { n, _, _, _ := users2.counts(); return n == people+1 })
+	if n, creates, _, maxPerID := users2.counts(); creates != people+1 || maxPerID != 1 {
+		t.Fatalf("at the second SCIM server: %d users, %d creates, at most %d per person", n, creates, maxPerID)
+	}
+	if len(env.Deliveries(off.ID)) != 0 {
+		t.Fatal("a disabled subscription got deliveries")
+	}
+	off.Enabled = true
+	off.Secret = ""
+	if _, err := (&provision.Service{Store: env.Store, Engine: env.Engine()}).Update(context.Background(), off); err != nil {
+		t.Fatal(err)
+	}
+	env.Wait("the initial delivery once enabled", func() bool { n, _, _, _ := users3.counts(); return n == people+1 })
+}
+
+// An org moved into (out of) a selected subtree brings (takes) the people
+// below it, and a role granted to (revoked from) an org reaches the people
+// of its whole subtree: created and deleted at the SCIM server, once each.
+func TestOrgMoveAndOrgGrantRedeliverThePeopleBelow(t *testing.T) {
+	byOrgUsers, byRoleUsers := newHandler(), newHandler()
+	byOrgSrv := startSCIM(t, byOrgUsers, newHandler(), nil)
+	byRoleSrv := startSCIM(t, byRoleUsers, newHandler(), nil)
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	env.Start()
+	byOrg := subscribe(env, byOrgSrv.URL, provision.Immediate)
+	byRole := env.Subscribe(&provision.Subscription{App: "mail", Name: "Mail", Selection: provision.Selection{Roles: []string{"r1"}},
+		Transport: provision.SCIM, Endpoint: byRoleSrv.URL + "/scim/v2", Secret: token})
+	env.Change("org", "created", "o0", map[string]any{"code": "root"})
+	env.Change("org", "created", "o1", map[string]any{"code": "hq", "parent_id": "o0"})
+	env.Change("org", "created", "o2", map[string]any{"code": "yard", "parent_id": "o0"})
+	env.Change("org", "created", "o3", map[string]any{"code": "dock", "parent_id": "o2"})
+	for i, org := range []string{"o2", "o2", "o3", "o3", "o3"} {
+		env.Change("user", "created", fmt.Sprintf("u%d", i), map[string]any{"login_name": fmt.Sprintf("p%d", i), "org_id": org})
+	}
+	env.Change("user", "created", "u9", map[string]any{"login_name": "stay", "org_id": "o1"})
+	settled := func(subs ...*provision.Subscription) bool {
+		for _, s := range subs {
+			if env.Count(s.ID, provision.Pending) != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	env.Wait("the person in hq", func() bool { n, _, _, _ := byOrgUsers.counts(); return n == 1 })
+
+	env.Change("org", "moved", "o2", map[string]any{"parent_id": "o1"})
+	env.Wait("the five people below the moved org", func() bool {
+		n, _, _, _ := byOrgUsers.counts()
+		return n == 6 && settled(byOrg)
+	})
+	env.Change("org", "moved", "o2", map[string]any{"parent_id": "o0"})
+	env.Wait("the five people gone with it", func() bool {
+		n, _, _, _ := byOrgUsers.counts()
+		return n == 1 && settled(byOrg)
+	})
+	if _, creates, deletes, maxPerID := byOrgUsers.counts(); creates != 6 || deletes != 5 || maxPerID != 1 {
+		t.Fatalf("by org: %d creates, %d deletes, at most %d creates per person%s", creates, deletes, maxPerID, env.Summary(byOrg.ID))
+	}
+
+	env.Grant("put", "gr1", "r1", "org", "o2")
+	env.Wait("the people of the granted subtree", func() bool {
+		n, _, _, _ := byRoleUsers.counts()
+		return n == 5 && settled(byRole)
+	})
+	env.Grant("delete", "gr1", "", "", "")
+	env.Wait("the people of the revoked subtree gone", func() bool {
+		n, _, _, _ := byRoleUsers.counts()
+		return n == 0 && settled(byRole)
+	})
+	if _, creates, deletes, maxPerID := byRoleUsers.counts(); creates != 5 || deletes != 5 || maxPerID != 1 {
+		t.Fatalf("by role: %d creates, %d deletes, at most %d creates per person%s", creates, deletes, maxPerID, env.Summary(byRole.ID))
 	}
 }

@@ -126,8 +126,13 @@ type Subscription struct {
 	CreateTime        *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
 	UpdateTime        *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=update_time,json=updateTime" json:"update_time,omitempty"`
 	LastBatchTime     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=last_batch_time,json=lastBatchTime" json:"last_batch_time,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// initial_batch is the batch that delivers the whole selection when the
+	// subscription is created (or first enabled); output only. Empty while
+	// it is still to be enqueued; "before" for subscriptions created before
+	// initial deliveries existed.
+	InitialBatch  string `protobuf:"bytes,16,opt,name=initial_batch,json=initialBatch" json:"initial_batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Subscription) Reset() {
@@ -263,6 +268,13 @@ func (x *Subscription) GetLastBatchTime() *timestamppb.Timestamp {
 		return x.LastBatchTime
 	}
 	return nil
+}
+
+func (x *Subscription) GetInitialBatch() string {
+	if x != nil {
+		return x.InitialBatch
+	}
+	return ""
 }
 
 type CreateSubscriptionRequest struct {
@@ -1431,10 +1443,14 @@ type SubscriptionStatus struct {
 	Pending   int64                  `protobuf:"varint,7,opt,name=pending" json:"pending,omitempty"`
 	Dead      int64                  `protobuf:"varint,8,opt,name=dead" json:"dead,omitempty"`
 	// lag_seconds is the age of the oldest delivery waiting (0: none).
-	LagSeconds    float64 `protobuf:"fixed64,9,opt,name=lag_seconds,json=lagSeconds" json:"lag_seconds,omitempty"`
-	LastError     string  `protobuf:"bytes,10,opt,name=last_error,json=lastError" json:"last_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LagSeconds float64 `protobuf:"fixed64,9,opt,name=lag_seconds,json=lagSeconds" json:"lag_seconds,omitempty"`
+	LastError  string  `protobuf:"bytes,10,opt,name=last_error,json=lastError" json:"last_error,omitempty"`
+	// initial_batch is the subscription's initial batch (see Subscription);
+	// initial_pending counts its deliveries that still wait.
+	InitialBatch   string `protobuf:"bytes,11,opt,name=initial_batch,json=initialBatch" json:"initial_batch,omitempty"`
+	InitialPending int64  `protobuf:"varint,12,opt,name=initial_pending,json=initialPending" json:"initial_pending,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubscriptionStatus) Reset() {
@@ -1537,6 +1553,20 @@ func (x *SubscriptionStatus) GetLastError() string {
 	return ""
 }
 
+func (x *SubscriptionStatus) GetInitialBatch() string {
+	if x != nil {
+		return x.InitialBatch
+	}
+	return ""
+}
+
+func (x *SubscriptionStatus) GetInitialPending() int64 {
+	if x != nil {
+		return x.InitialPending
+	}
+	return 0
+}
+
 var File_uias_sync_v1_provision_proto protoreflect.FileDescriptor
 
 const file_uias_sync_v1_provision_proto_rawDesc = "" +
@@ -1546,7 +1576,7 @@ const file_uias_sync_v1_provision_proto_rawDesc = "" +
 	"\x04orgs\x18\x01 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10d\"\tr\a\xc8\xc6'\x01(\x80\x01R\x04orgs\x12)\n" +
 	"\x05roles\x18\x02 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10d\"\tr\a\xc8\xc6'\x01(\x80\x01R\x05roles\x12+\n" +
 	"\x06groups\x18\x03 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10d\"\tr\a\xc8\xc6'\x01(\x80\x01R\x06groups\x12\x16\n" +
-	"\x06linked\x18\x04 \x01(\bR\x06linked\"\x9a\x06\n" +
+	"\x06linked\x18\x04 \x01(\bR\x06linked\"\xcd\x06\n" +
 	"\fSubscription\x12\x1c\n" +
 	"\x02id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x02id\x12\x1e\n" +
 	"\x03app\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x03app\x12 \n" +
@@ -1566,7 +1596,8 @@ const file_uias_sync_v1_provision_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12B\n" +
-	"\x0flast_batch_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\rlastBatchTime\x1a;\n" +
+	"\x0flast_batch_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\rlastBatchTime\x121\n" +
+	"\rinitial_batch\x18\x10 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\finitialBatch\x1a;\n" +
 	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
@@ -1654,7 +1685,7 @@ const file_uias_sync_v1_provision_proto_rawDesc = "" +
 	"\x0eavg_latency_ms\x18\a \x01(\x03R\favgLatencyMs\"\x1e\n" +
 	"\x1cGetProvisioningStatusRequest\"\\\n" +
 	"\x12ProvisioningStatus\x12F\n" +
-	"\rsubscriptions\x18\x01 \x03(\v2 .uias.sync.v1.SubscriptionStatusR\rsubscriptions\"\x8c\x02\n" +
+	"\rsubscriptions\x18\x01 \x03(\v2 .uias.sync.v1.SubscriptionStatusR\rsubscriptions\"\xda\x02\n" +
 	"\x12SubscriptionStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x12\n" +
@@ -1668,7 +1699,9 @@ const file_uias_sync_v1_provision_proto_rawDesc = "" +
 	"lagSeconds\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\n" +
-	" \x01(\tR\tlastError2\xcf\n" +
+	" \x01(\tR\tlastError\x12#\n" +
+	"\rinitial_batch\x18\v \x01(\tR\finitialBatch\x12'\n" +
+	"\x0finitial_pending\x18\f \x01(\x03R\x0einitialPending2\xcf\n" +
 	"\n" +
 	"\x17SyncProvisioningService\x12\x87\x01\n" +
 	"\x12CreateSubscription\x12'.uias.sync.v1.CreateSubscriptionRequest\x1a\x1a.uias.sync.v1.Subscription\",\x82\xd3\xe4\x93\x02&:\fsubscription\"\x16/v1/sync/subscriptions\x12\x87\x01\n" +
