@@ -94,49 +94,16 @@ func TestNATSAuditUserOfDeployConfig(t *testing.T) {
 		t.Fatal("the server refused the audit user's checkpoint")
 	}
 
-	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 2*time.Second) }
-	attacks := []struct {
-		what, subject string
-		run           func(ctx context.Context) error
-	}{
-		{"purge AUDIT", "$JS.API.STREAM.PURGE.AUDIT", func(ctx context.Context) error {
-			s, err := auditJS.Stream(ctx, events.StreamAudit)
-			if err != nil {
-				return err
-			}
-			return s.Purge(ctx)
-		}},
-		{"delete an AUDIT record", "$JS.API.STREAM.MSG.DELETE.AUDIT", func(ctx context.Context) error {
-			s, err := auditJS.Stream(ctx, events.StreamAudit)
-			if err != nil {
-				return err
-			}
-			return s.DeleteMsg(ctx, 1)
-		}},
-		{"shorten the AUDIT retention", "$JS.API.STREAM.UPDATE.AUDIT", func(ctx context.Context) error {
-			cfg := events.StreamConfigs()[1]
-			cfg.MaxAge = time.Second
-			_, err := auditJS.UpdateStream(ctx, cfg)
-			return err
-		}},
-		{"delete its consumer", "$JS.API.CONSUMER.DELETE.AUDIT." + ingest.Durable, func(ctx context.Context) error {
+	attacks := append(streamAttacks(auditJS, events.StreamConfigs()[1]),
+		natsAttack{"delete its consumer", "$JS.API.CONSUMER.DELETE.AUDIT." + ingest.Durable, func(ctx context.Context) error {
 			return auditJS.DeleteConsumer(ctx, events.StreamAudit, ingest.Durable)
 		}},
-		{"forge an identity record", "uias.audit.identity.authenticate", func(ctx context.Context) error {
+		natsAttack{"forge an identity record", "uias.audit.identity.authenticate", func(ctx context.Context) error {
 			_, err := auditJS.Publish(ctx, "uias.audit.identity.authenticate", []byte(`{"result":"success"}`))
 			return err
 		}},
-	}
-	for _, a := range attacks {
-		actx, c := short()
-		err := a.run(actx)
-		c()
-		if err == nil {
-			t.Errorf("%s with the audit credentials succeeded", a.what)
-			continue
-		}
-		eventually(t, "the server to report the refused "+a.what, func() bool { return viol.has(a.subject) })
-	}
+	)
+	wantRefused(t, ctx, "audit", viol, attacks)
 	s, err := setupJS.Stream(ctx, events.StreamAudit)
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +111,7 @@ func TestNATSAuditUserOfDeployConfig(t *testing.T) {
 	if info := s.CachedInfo(); info.State.Msgs != 2 || info.Config.MaxAge != 0 {
 		t.Fatalf("AUDIT after the attacks: %d messages, max age %v; want 2 and unchanged", info.State.Msgs, info.Config.MaxAge)
 	}
-	cctx, c := short()
+	cctx, c := context.WithTimeout(ctx, 2*time.Second)
 	defer c()
 	if _, err := auditJS.Consumer(cctx, events.StreamAudit, ingest.Durable); err != nil {
 		t.Fatalf("the audit consumer is gone: %v", err)

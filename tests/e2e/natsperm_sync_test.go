@@ -76,53 +76,20 @@ func TestNATSSyncUserOfDeployConfig(t *testing.T) {
 	acancel()
 	<-done
 
-	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 2*time.Second) }
-	attacks := []struct {
-		what, subject string
-		run           func(ctx context.Context) error
-	}{
-		{"purge CHANGES", "$JS.API.STREAM.PURGE.CHANGES", func(ctx context.Context) error {
-			s, err := syncJS.Stream(ctx, events.StreamChanges)
-			if err != nil {
-				return err
-			}
-			return s.Purge(ctx)
-		}},
-		{"delete a change", "$JS.API.STREAM.MSG.DELETE.CHANGES", func(ctx context.Context) error {
-			s, err := syncJS.Stream(ctx, events.StreamChanges)
-			if err != nil {
-				return err
-			}
-			return s.DeleteMsg(ctx, 1)
-		}},
-		{"shorten CHANGES' retention", "$JS.API.STREAM.UPDATE.CHANGES", func(ctx context.Context) error {
-			cfg := events.StreamConfigs()[0]
-			cfg.MaxAge = time.Second
-			_, err := syncJS.UpdateStream(ctx, cfg)
-			return err
-		}},
-		{"delete the peer's stream", "$JS.API.STREAM.DELETE." + applier.StreamFor("l2a"), func(ctx context.Context) error {
+	attacks := append(streamAttacks(syncJS, events.StreamConfigs()[0]),
+		natsAttack{"delete the peer's stream", "$JS.API.STREAM.DELETE." + applier.StreamFor("l2a"), func(ctx context.Context) error {
 			return syncJS.DeleteStream(ctx, applier.StreamFor("l2a"))
 		}},
-		{"create another stream", "$JS.API.STREAM.CREATE.OTHER", func(ctx context.Context) error {
+		natsAttack{"create another stream", "$JS.API.STREAM.CREATE.OTHER", func(ctx context.Context) error {
 			_, err := syncJS.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}})
 			return err
 		}},
-		{"forge an identity change", "uias.changes.identity.user.updated", func(ctx context.Context) error {
+		natsAttack{"forge an identity change", "uias.changes.identity.user.updated", func(ctx context.Context) error {
 			_, err := syncJS.Publish(ctx, "uias.changes.identity.user.updated", []byte(`{"id":"u1"}`))
 			return err
 		}},
-	}
-	for _, at := range attacks {
-		actx, c := short()
-		err := at.run(actx)
-		c()
-		if err == nil {
-			t.Errorf("%s with the sync credentials succeeded", at.what)
-			continue
-		}
-		eventually(t, "the server to report the refused "+at.what, func() bool { return viol.has(at.subject) })
-	}
+	)
+	wantRefused(t, ctx, "sync", viol, attacks)
 	s, err := setupJS.Stream(ctx, events.StreamChanges)
 	if err != nil {
 		t.Fatal(err)
