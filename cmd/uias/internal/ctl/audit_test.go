@@ -3,46 +3,28 @@ package ctl
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	uiasapp "github.com/uias/uias/cmd/uias/app"
-	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/services/audit"
 	auditcomponent "github.com/uias/uias/services/audit/component"
-	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
 // "uias ctl audit" against a real monolithic process: checkpoint, prove
 // and consistency check what the server sends; verify reports the log
 // whole, then the first record changed behind the log's back.
 func TestAuditCommands(t *testing.T) {
-	cfg := uiasapp.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.DB.DSN, identitycomponent.Settings(&cfg).KeyFile = "", ""
-	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
-	identitycomponent.Settings(&cfg).Argon2 = crypto.Argon2Params{MemoryKiB: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-	ac := auditcomponent.Settings(&cfg)
-	ac.CheckpointEvery, ac.BatchWait = 1, 20*time.Millisecond
-	cfg.Complete()
+	const pw = "Audit-Ctl-Pass-1"
+	a, h := startMonolith(t, pw, func(cfg *config.Config) {
+		ac := auditcomponent.Settings(cfg)
+		ac.CheckpointEvery, ac.BatchWait = 1, 20*time.Millisecond
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	const pw = "Audit-Ctl-Pass-1"
-	a, err := uiasapp.Start(ctx, cfg, uiasapp.Options{BootstrapPassword: pw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Stop(context.Background()) })
-	h := &harness{t: t, addr: a.GRPCAddr(), cfg: filepath.Join(t.TempDir(), "uias"),
-		env: map[string]string{"UIAS_ADDR": a.GRPCAddr()}}
-	h.env["UIAS_CONFIG_DIR"] = h.cfg
-	h.stdin = pw + "\n"
-	h.mustRun("login", "--user", "admin", "--password-stdin")
-	h.stdin = ""
 	// The audit log is the security auditor's (three administrators): the
 	// system administrator is refused with a sentence, an auditor reads it.
 	if code, _, errs := h.run("audit", "checkpoint"); code == 0 || !strings.Contains(errs, "audit.records") {

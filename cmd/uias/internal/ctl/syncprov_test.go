@@ -1,9 +1,9 @@
 package ctl
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,10 +16,6 @@ import (
 	"time"
 
 	"github.com/xuri/excelize/v2"
-
-	uiasapp "github.com/uias/uias/cmd/uias/app"
-	"github.com/uias/uias/pkg/crypto"
-	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
 // "uias ctl sync subscribe|subscriptions|resync|retry|deliveries|report|
@@ -28,26 +24,8 @@ import (
 // the org delivers them again, reports come as a table, CSV and XLSX, and
 // the REST edge answers the same.
 func TestSyncProvisioningCommands(t *testing.T) {
-	cfg := uiasapp.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.DB.DSN, identitycomponent.Settings(&cfg).KeyFile = "", ""
-	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
-	identitycomponent.Settings(&cfg).Argon2 = crypto.Argon2Params{MemoryKiB: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-	cfg.Complete()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	const pw = "Sync-Prov-Pass-1"
-	a, err := uiasapp.Start(ctx, cfg, uiasapp.Options{BootstrapPassword: pw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Stop(context.Background()) })
-	h := &harness{t: t, addr: a.GRPCAddr(), cfg: filepath.Join(t.TempDir(), "uias"),
-		env: map[string]string{"UIAS_ADDR": a.GRPCAddr()}}
-	h.env["UIAS_CONFIG_DIR"] = h.cfg
-	h.stdin = pw + "\n"
-	h.mustRun("login", "--user", "admin", "--password-stdin")
-	h.stdin = ""
+	a, h := startMonolith(t, pw, nil)
 
 	var mu sync.Mutex
 	var logins []string
@@ -193,6 +171,35 @@ func TestSyncProvisioningCommands(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("REST report without a token: %d", resp.StatusCode)
+	}
+
+	// people imported in bulk (their batched change carries ids only) are
+	// read from identity and reach the webhook once each
+	const imported = 300
+	var file strings.Builder
+	file.WriteString("login_name,display_name,org_code\n")
+	for i := range imported {
+		fmt.Fprintf(&file, "imp%03d,Imported %d,ships\n", i, i)
+	}
+	path := filepath.Join(dir, "people.csv")
+	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.mustRun("import", "users", path)
+	importedSeen := func() map[string]int {
+		n := map[string]int{}
+		for _, l := range seen() {
+			if strings.HasPrefix(l, "upsert imp") {
+				n[l]++
+			}
+		}
+		return n
+	}
+	wait("the imported people to reach the webhook", func() bool { return len(importedSeen()) == imported })
+	for l, n := range importedSeen() {
+		if n != 1 {
+			t.Fatalf("%s delivered %d times", l, n)
+		}
 	}
 }
 

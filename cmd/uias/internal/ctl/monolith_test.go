@@ -1,0 +1,44 @@
+package ctl
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	uiasapp "github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/crypto"
+	identitycomponent "github.com/uias/uias/services/identity/component"
+)
+
+// startMonolith starts a whole monolithic process on loopback ports and
+// its own data directory (cheap password hashing; set further settings in
+// tweak, nil: none), bootstrapped with the administrator password pw, and
+// returns it with a ctl harness logged in as that administrator.
+func startMonolith(t *testing.T, pw string, tweak func(cfg *config.Config)) (*uiasapp.App, *harness) {
+	t.Helper()
+	cfg := uiasapp.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.DB.DSN, identitycomponent.Settings(&cfg).KeyFile = "", ""
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	identitycomponent.Settings(&cfg).Argon2 = crypto.Argon2Params{MemoryKiB: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	cfg.Complete()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := uiasapp.Start(ctx, cfg, uiasapp.Options{BootstrapPassword: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Stop(context.Background()) })
+	h := &harness{t: t, addr: a.GRPCAddr(), cfg: filepath.Join(t.TempDir(), "uias"),
+		env: map[string]string{"UIAS_ADDR": a.GRPCAddr()}}
+	h.env["UIAS_CONFIG_DIR"] = h.cfg
+	h.stdin = pw + "\n"
+	h.mustRun("login", "--user", "admin", "--password-stdin")
+	h.stdin = ""
+	return a, h
+}
