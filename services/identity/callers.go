@@ -146,8 +146,10 @@ func (s *Service) verifyDummy(ctx context.Context, password string) error {
 }
 
 // AuthenticateAdmin checks a bearer token and returns its administrator.
-// Every use reads the store (no cache): a token revoked through any
-// instance is refused at once everywhere. A token is valid until its hard
+// The token row and its administrator are read from the store, or reused
+// from the last AdminTokenCacheTTL (admintokens.go: a logout or a change
+// of the person through this instance ends the reuse at once; through
+// another instance the TTL bounds it). A token is valid until its hard
 // limit (AdminTokenTTL) while it is used at least every AdminTokenIdle.
 // Refusals are audited (admin.auth).
 func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, error) {
@@ -160,14 +162,27 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 	}
 	h := crypto.HashToken(token)
 	now := start
-	t, err := s.store.GetAdminToken(ctx, h)
-	if errors.Is(err, ErrNotFound) {
-		// Never issued, revoked (logout, password change, disable, lock,
-		// change of admin rights) or deleted after it expired.
-		return nil, s.tokenRefused(ctx, "", "", "UNKNOWN_TOKEN", errBadAdminToken, start)
-	}
-	if err != nil {
-		return nil, err
+	t, u, cached := s.adminTokens.get(h, now)
+	if !cached {
+		gen := s.adminTokens.generation(s.users)
+		var err error
+		t, err = s.store.GetAdminToken(ctx, h)
+		if errors.Is(err, ErrNotFound) {
+			// Never issued, revoked (logout, password change, disable, lock,
+			// change of admin rights) or deleted after it expired.
+			return nil, s.tokenRefused(ctx, "", "", "UNKNOWN_TOKEN", errBadAdminToken, start)
+		}
+		if err != nil {
+			return nil, err
+		}
+		u, err = s.store.GetUser(ctx, t.UserID)
+		if errors.Is(err, ErrNotFound) {
+			return nil, s.tokenRefused(ctx, "user:"+t.UserID, "", "NO_SUCH_USER", errBadAdminToken, start)
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.adminTokens.put(t, u, gen, s.users, now)
 	}
 	subject := "user:" + t.UserID
 	if !now.Before(t.ExpiresAt) {
@@ -175,13 +190,6 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 	}
 	if !now.Before(t.LastUsedAt.Add(s.cfg.AdminTokenIdle)) {
 		return nil, s.tokenRefused(ctx, subject, "", "TOKEN_IDLE", errBadAdminToken, start)
-	}
-	u, err := s.store.GetUser(ctx, t.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, s.tokenRefused(ctx, subject, "", "NO_SUCH_USER", errBadAdminToken, start)
-	}
-	if err != nil {
-		return nil, err
 	}
 	// Disabling a user or taking their admin rights deletes their tokens;
 	// this is the belt to those braces. An automatic lockout (failed
@@ -197,6 +205,8 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 	if now.Sub(t.LastUsedAt) >= s.tokenTouchEvery() {
 		if err := s.store.TouchAdminToken(ctx, h, now); err != nil {
 			s.log.Warn("admin token use not recorded", zap.String("user_id", u.ID), zapErr(err))
+		} else {
+			s.adminTokens.touched(h, now)
 		}
 	}
 	return u, nil
@@ -237,7 +247,11 @@ func (s *Service) AdminLogout(ctx context.Context, token string) error {
 	if p := caller.From(ctx).Principal; p != "" {
 		subject = "user:" + p
 	}
-	err := s.store.DeleteAdminToken(ctx, crypto.HashToken(token),
+	h := crypto.HashToken(token)
+	// after the delete: a concurrent call that read the token before it
+	// does not cache it (adminTokenCache.put)
+	defer s.adminTokens.dropToken(h)
+	err := s.store.DeleteAdminToken(ctx, h,
 		eventsOf(s.audit(ctx, "admin.logout", subject, "", "success", "OK", start, nil)))
 	if errors.Is(err, ErrNotFound) {
 		// Revoked meanwhile (a concurrent logout): the outcome stands.

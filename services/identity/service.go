@@ -57,6 +57,11 @@ type Config struct {
 	PersonalDataAdmins []string
 	// ImportMaxBytes bounds an import file (default DefaultImportMaxBytes).
 	ImportMaxBytes int64
+	// AdminTokenCacheTTL is how long what an administrator token resolved
+	// to (token row and administrator) is reused (admintokens.go); zero:
+	// never, every call reads the store. The component sets it to
+	// identity.admin_decision_ttl.
+	AdminTokenCacheTTL time.Duration
 }
 
 // Deps are what the service needs; all required except Kick and Now.
@@ -110,6 +115,9 @@ type Service struct {
 	dummyHash string
 	// users holds users for admin reads (GetUser) only; see usercache.go.
 	users *cache.TTL[User]
+	// adminTokens holds what administrator tokens resolved to
+	// (admintokens.go).
+	adminTokens *adminTokenCache
 	// reads admits listings and searches (adminreads.go).
 	reads *adminReads
 	// matcher decides fingerprint matches (fingers.go); fingers holds
@@ -204,7 +212,8 @@ func New(d Deps) (*Service, error) {
 	default:
 		s.fingers = cache.NewTTL[*finger.Template](0, 0) // caches nothing
 	}
-	s.store = userCachingStore{Store: d.Store, c: s.users}
+	s.adminTokens = newAdminTokenCache(c.AdminTokenCacheTTL)
+	s.store = userCachingStore{Store: d.Store, c: s.users, tokens: s.adminTokens}
 	p := d.Hasher.Params()
 	salt, key := make([]byte, p.SaltLen), make([]byte, p.KeyLen)
 	_, _ = rand.Read(salt) // crypto/rand.Read never fails (Go >= 1.24)

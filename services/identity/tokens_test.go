@@ -36,7 +36,29 @@ func tokenOK(t *testing.T, svc *identity.Service, tok string) bool {
 // password change or reset, disable, lock and a change of admin rights end
 // every token of the account for good.
 func TestAdminTokensRevoked(t *testing.T) {
-	w := setup(t)
+	forTokenCaches(t, testAdminTokensRevoked)
+}
+
+// forTokenCaches runs test without the administrator token cache and with
+// it (identity.admin_decision_ttl; the test clock stands still, so a
+// cached token stays cached unless something drops it).
+func forTokenCaches(t *testing.T, test func(t *testing.T, cfg identity.Config)) {
+	for _, ttl := range []time.Duration{0, time.Second} {
+		t.Run(fmt.Sprintf("token_cache_%v", ttl), func(t *testing.T) {
+			test(t, identity.Config{AdminTokenCacheTTL: ttl})
+		})
+	}
+}
+
+// setupWith is setup with cfg.
+func setupWith(t *testing.T, cfg identity.Config) *world {
+	t.Helper()
+	svcs, clk := newInstances(t, 1, cfg)
+	return setupOn(t, svcs[0], clk)
+}
+
+func testAdminTokensRevoked(t *testing.T, cfg identity.Config) {
+	w := setupWith(t, cfg)
 	ctx := context.Background()
 	orgs, _, _ := w.svc.ListOrgs(ctx, identity.OrgFilter{}, 0, "")
 	app := caller.From(w.ctx).App
@@ -138,7 +160,11 @@ func TestAdminTokensRevoked(t *testing.T) {
 // TestAdminTokenIdleAndHardLimit: a token unused for admin_token_idle (30
 // minutes) ends; used, it lives until the 8 h hard limit.
 func TestAdminTokenIdleAndHardLimit(t *testing.T) {
-	w := setup(t)
+	forTokenCaches(t, testAdminTokenIdleAndHardLimit)
+}
+
+func testAdminTokenIdleAndHardLimit(t *testing.T, cfg identity.Config) {
+	w := setupWith(t, cfg)
 	tok, _ := adminLogin(t, w.svc, "admin", "Boot-Strap-Pass1")
 	start := w.clk.t
 	for w.clk.t.Sub(start) < 8*time.Hour-20*time.Minute {
@@ -163,10 +189,16 @@ func TestAdminTokenIdleAndHardLimit(t *testing.T) {
 	}
 }
 
-// TestRevocationReachesEveryInstance: instances share no token cache; a
-// token revoked through one is refused by the other at once.
+// TestRevocationReachesEveryInstance: a token revoked through one instance
+// is refused by another at once without a token cache, and within the
+// cache's TTL with one (at once when the change's CHANGES event arrives:
+// ForgetUser).
 func TestRevocationReachesEveryInstance(t *testing.T) {
-	svcs, clk := newInstances(t, 2, identity.Config{})
+	forTokenCaches(t, testRevocationReachesEveryInstance)
+}
+
+func testRevocationReachesEveryInstance(t *testing.T, cfg identity.Config) {
+	svcs, clk := newInstances(t, 2, cfg)
 	a, b := svcs[0], svcs[1]
 	setupOn(t, a, clk)
 	tok, root := adminLogin(t, a, "admin", "Boot-Strap-Pass1")
@@ -180,8 +212,31 @@ func TestRevocationReachesEveryInstance(t *testing.T) {
 	if _, err := b.SetPassword(root, u.ID, "Boot-Strap-Pass2", false); err != nil {
 		t.Fatal(err)
 	}
+	if tokenOK(t, b, tok) {
+		t.Fatal("instance b accepted a token it revoked")
+	}
+	if cfg.AdminTokenCacheTTL > 0 {
+		if !tokenOK(t, a, tok) {
+			t.Fatal("instance a: the resolved token was not reused within the TTL")
+		}
+		clk.t = clk.t.Add(cfg.AdminTokenCacheTTL)
+	}
 	if tokenOK(t, a, tok) {
 		t.Fatal("instance a accepted a token revoked through b")
+	}
+
+	// The CHANGES event of a change made through b ends the reuse on a at
+	// once.
+	tok, _ = adminLogin(t, a, "admin", "Boot-Strap-Pass2")
+	if !tokenOK(t, a, tok) {
+		t.Fatal("fresh token refused")
+	}
+	if _, err := b.SetUserStatus(root, u.ID, identity.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	a.ForgetUser(u.ID)
+	if tokenOK(t, a, tok) {
+		t.Fatal("instance a accepted the token of a user disabled through b after the change event")
 	}
 }
 

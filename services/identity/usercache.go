@@ -27,37 +27,47 @@ const UserChangesSubject = changesSubjectPrefix + "user.>"
 // still have committed before the error reached us).
 type userCachingStore struct {
 	Store
-	c *cache.TTL[User]
+	c      *cache.TTL[User]
+	tokens *adminTokenCache
+}
+
+// forget drops a user from the user cache, then their administrator
+// tokens from the token cache (in that order: adminTokenCache.put checks
+// the user cache's generation).
+func (s userCachingStore) forget(id string) {
+	s.c.Drop(id)
+	s.tokens.dropUser(id)
 }
 
 func (s userCachingStore) UpdateUser(ctx context.Context, u *User, evs []events.Event) error {
-	defer s.c.Drop(u.ID)
+	defer s.forget(u.ID)
 	return s.Store.UpdateUser(ctx, u, evs)
 }
 
 func (s userCachingStore) SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, mustChange bool, keep int, evs []events.Event) error {
-	defer s.c.Drop(userID)
+	defer s.forget(userID)
 	return s.Store.SetPassword(ctx, userID, hash, changedAt, mustChange, keep, evs)
 }
 
 func (s userCachingStore) UpdateLoginGate(ctx context.Context, userID, source string, decide func(LoginGate) (LoginGateWrite, bool)) error {
-	defer s.c.Drop(userID)
+	defer s.forget(userID)
 	return s.Store.UpdateLoginGate(ctx, userID, source, decide)
 }
 
 func (s userCachingStore) ReplacePasswordHash(ctx context.Context, userID, old, new string, evs []events.Event) error {
-	defer s.c.Drop(userID)
+	defer s.forget(userID)
 	return s.Store.ReplacePasswordHash(ctx, userID, old, new, evs)
 }
 
 func (s userCachingStore) FinishAppointment(ctx context.Context, a Appointment, now time.Time, evs []events.Event) (bool, error) {
-	defer s.c.Drop(a.UserID) // a legacy appointment clears the user's is_admin flag
+	defer s.forget(a.UserID) // a legacy appointment clears the user's is_admin flag
 	return s.Store.FinishAppointment(ctx, a, now, evs)
 }
 
 // ForgetUser drops a user from this instance's caches.
 func (s *Service) ForgetUser(id string) {
 	s.users.Drop(id)
+	s.adminTokens.dropUser(id)
 }
 
 // ForgetChangedUser is ForgetUser for the payload of a CHANGES event on

@@ -9,7 +9,7 @@ import (
 
 // Change event payloads that name no user are ignored, not a panic.
 func TestForgetChangedUserIgnoresBadPayloads(t *testing.T) {
-	s := &Service{users: cache.NewTTL[User](time.Minute, 0)}
+	s := &Service{users: cache.NewTTL[User](time.Minute, 0), adminTokens: newAdminTokenCache(time.Minute)}
 	now := time.Now()
 	s.users.Put("u1", User{ID: "u1"}, now)
 	for _, p := range []string{"", "not json", `{"id": 7}`, `{"op": "updated"}`, `{"id": ""}`} {

@@ -128,7 +128,9 @@ type Config struct {
 	// decision cache). With authz in the same process a change of grants,
 	// roles or the mirrored org tree ends the reuse at once; the TTL bounds
 	// a revocation made through another process's authz and a grant
-	// reaching its valid_until.
+	// reaching its valid_until. The same TTL bounds the reuse of what an
+	// administrator token resolved to (a logout or a change of the person
+	// through another identity replica).
 	AdminDecisionTTL time.Duration `yaml:"admin_decision_ttl"`
 }
 

@@ -1,0 +1,123 @@
+package identity
+
+import (
+	"sync"
+	"time"
+)
+
+// adminTokenCache keeps, for Config.AdminTokenCacheTTL, what an
+// administrator token resolved to (the token row and its administrator), so
+// that a burst of administrator calls does not read both from the store on
+// every call. It follows the admin decision cache of pkg/adminauth (the
+// same TTL, identity.admin_decision_ttl): what this instance changes ends
+// the reuse at once, what another instance changes is bounded by the TTL.
+//
+//   - A logout through this instance drops its token (AdminLogout).
+//   - Every write of a user through this instance (status, lock, password,
+//     the login gate, the is_admin flag) and every user CHANGES event from
+//     another instance (ForgetUser) drops the user's tokens: the writes
+//     that revoke tokens in the store are among them.
+//   - The checks that depend on time (hard expiry, idle expiry) and on
+//     authz (mayAdmin, with its own decision cache) run on every call.
+type adminTokenCache struct {
+	ttl time.Duration
+
+	mu     sync.Mutex
+	gen    uint64 // bumped by every drop (see put)
+	byHash map[string]*adminTokenEntry
+	byUser map[string][]string
+}
+
+// cacheGen is what put compares: the generations of this cache and of the
+// user cache, read before the store reads.
+type cacheGen struct{ tokens, users uint64 }
+
+type adminTokenEntry struct {
+	token AdminToken
+	user  User
+	exp   time.Time // end of the reuse
+}
+
+// adminTokenCacheMax bounds the entries; at the bound everything goes (it
+// refills on demand).
+const adminTokenCacheMax = 4096
+
+func newAdminTokenCache(ttl time.Duration) *adminTokenCache {
+	return &adminTokenCache{ttl: ttl}
+}
+
+// get returns copies of the token and user cached for hash, if still
+// reusable at now.
+func (c *adminTokenCache) get(hash string, now time.Time) (*AdminToken, *User, bool) {
+	if c.ttl <= 0 {
+		return nil, nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byHash[hash]
+	if !ok || !now.Before(e.exp) {
+		return nil, nil, false
+	}
+	t, u := e.token, e.user
+	return &t, &u, true
+}
+
+// generation is read before the store reads whose result goes to put.
+func (c *adminTokenCache) generation(users interface{ Generation() uint64 }) cacheGen {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return cacheGen{tokens: c.gen, users: users.Generation()}
+}
+
+// put caches t and u, read from the store at now, unless gen (read
+// before the store reads) shows that a token or a user was dropped
+// meanwhile: what was read may be stale, so it is not kept.
+func (c *adminTokenCache) put(t *AdminToken, u *User, gen cacheGen, users interface{ Generation() uint64 }, now time.Time) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen.tokens || users.Generation() != gen.users {
+		return
+	}
+	if len(c.byHash) >= adminTokenCacheMax {
+		c.byHash, c.byUser = nil, nil
+	}
+	if c.byHash == nil {
+		c.byHash, c.byUser = map[string]*adminTokenEntry{}, map[string][]string{}
+	}
+	if _, dup := c.byHash[t.Hash]; !dup {
+		c.byUser[u.ID] = append(c.byUser[u.ID], t.Hash)
+	}
+	c.byHash[t.Hash] = &adminTokenEntry{token: *t, user: *u, exp: now.Add(c.ttl)}
+}
+
+// touched records a use of the token written to the store at now, so the
+// next calls do not write it again.
+func (c *adminTokenCache) touched(hash string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byHash[hash]; ok {
+		e.token.LastUsedAt = now
+	}
+}
+
+// dropToken forgets one token (logout).
+func (c *adminTokenCache) dropToken(hash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.byHash, hash)
+}
+
+// dropUser forgets every token of a user.
+func (c *adminTokenCache) dropUser(userID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, h := range c.byUser[userID] {
+		delete(c.byHash, h)
+	}
+	delete(c.byUser, userID)
+}
