@@ -24,7 +24,8 @@ type Store interface {
 	ChangesSince(ctx context.Context, rev int64, limit int) ([]Change, error)
 	// Snapshot calls fn with every stored object as a put change (Rev 0):
 	// resources, roles, exclusions, then grants; and returns the revision
-	// the objects are at, read consistently with them.
+	// the objects are at, read consistently with them. A change's Data is
+	// valid only until fn returns (fn copies what it keeps).
 	Snapshot(ctx context.Context, fn func(Change) error) (int64, error)
 	// Ping checks the store answers.
 	Ping(ctx context.Context) error

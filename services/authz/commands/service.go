@@ -94,55 +94,87 @@ func New(d Deps) *Service {
 func (s *Service) Index() *index.Index { return s.idx }
 
 // Load fills the index from a snapshot of the store (at start). The rows
-// are decoded by GOMAXPROCS workers while the index takes them in order.
+// are copied into batches, decoded by GOMAXPROCS workers (keeping one copy
+// of the strings many grants share) while the index takes the batches in
+// order; a few batches circulate, so the load holds little beyond the index
+// it builds. A store that can count its grants (CountObjects) has the index
+// sized for them first.
 func (s *Service) Load(ctx context.Context) error {
 	s.catchMu.Lock()
 	defer s.catchMu.Unlock()
-	const batchSize = 4096
-	type job struct {
-		chs []authz.Change
-		out chan []index.Prepared
+	if c, ok := s.st.(interface {
+		CountObjects(ctx context.Context, obj string) (int, error)
+	}); ok {
+		if n, err := c.CountObjects(ctx, authz.ObjGrant); err == nil {
+			s.idx.ReserveGrants(n)
+		}
+	}
+	const batchRows, batchBytes = 4096, 1 << 20
+	type batch struct {
+		chs  []authz.Change
+		offs []int // chs[i].Data is data[offs[i]:offs[i+1]]
+		data []byte
+		ps   []index.Prepared
+		done chan struct{} // a worker has decoded the batch
 	}
 	workers := max(1, runtime.GOMAXPROCS(0))
-	jobs := make(chan job, 2*workers)
-	order := make(chan chan []index.Prepared, 2*workers)
+	inFlight := 2*workers + 2
+	free := make(chan *batch, inFlight)
+	for range inFlight {
+		free <- &batch{chs: make([]authz.Change, 0, batchRows), offs: make([]int, 0, batchRows+1),
+			data: make([]byte, 0, batchBytes+64<<10), ps: make([]index.Prepared, batchRows), done: make(chan struct{}, 1)}
+	}
+	jobs := make(chan *batch, inFlight)
+	order := make(chan *batch, inFlight)
 	for range workers {
 		go func() {
-			for j := range jobs {
-				ps := make([]index.Prepared, len(j.chs))
-				for i, c := range j.chs {
-					ps[i] = index.Prepare(c)
+			d := index.NewDecoder()
+			for b := range jobs {
+				for i := range b.chs {
+					d.PrepareInto(&b.ps[i], b.chs[i])
 				}
-				j.out <- ps
+				b.done <- struct{}{}
 			}
 		}()
 	}
 	applied := make(chan error, 1)
 	go func() {
 		var err error
-		for out := range order {
-			ps := <-out
+		for b := range order {
+			<-b.done
 			if err == nil {
-				err = s.idx.ApplyPrepared(ps...)
+				err = s.idx.ApplyPrepared(b.ps[:len(b.chs)]...)
 			}
+			b.chs, b.offs, b.data = b.chs[:0], b.offs[:0], b.data[:0]
+			free <- b
 		}
 		applied <- err
 	}()
-	batch := make([]authz.Change, 0, batchSize)
+	var cur *batch
 	flush := func() {
-		out := make(chan []index.Prepared, 1)
-		order <- out
-		jobs <- job{chs: batch, out: out}
-		batch = make([]authz.Change, 0, batchSize)
+		b := cur
+		cur = nil
+		b.offs = append(b.offs, len(b.data))
+		for i := range b.chs {
+			b.chs[i].Data = b.data[b.offs[i]:b.offs[i+1]:b.offs[i+1]]
+		}
+		order <- b
+		jobs <- b
 	}
 	rev, err := s.st.Snapshot(ctx, func(c authz.Change) error {
-		batch = append(batch, c)
-		if len(batch) == batchSize {
+		if cur == nil {
+			cur = <-free
+		}
+		cur.offs = append(cur.offs, len(cur.data))
+		cur.data = append(cur.data, c.Data...)
+		c.Data = nil
+		cur.chs = append(cur.chs, c)
+		if len(cur.chs) == batchRows || len(cur.data) >= batchBytes {
 			flush()
 		}
 		return nil
 	})
-	if err == nil && len(batch) > 0 {
+	if err == nil && cur != nil {
 		flush()
 	}
 	close(jobs)

@@ -9,6 +9,7 @@ package dataset
 import (
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/uias/uias/services/authz"
 )
@@ -138,8 +139,12 @@ func Generate(s Size, seed uint64, nChecks int) *Data {
 			groups = append(groups, GroupID(g))
 		}
 	}
+	// Grants carry what a write records (when and by which of a few
+	// administrators), as the store holds them.
+	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range s.Grants {
-		g := authz.Grant{ID: GrantID(i), Role: RoleID(rng.IntN(s.Roles))}
+		g := authz.Grant{ID: GrantID(i), Role: RoleID(rng.IntN(s.Roles)),
+			CreatedAt: created.Add(time.Duration(i) * 7919 * time.Millisecond), CreatedBy: fmt.Sprintf("admin%02d", i%20)}
 		switch x := rng.IntN(100); {
 		case x < 2 && len(groups) > 0:
 			g.Subject = authz.Subject{Kind: authz.SubjectGroup, ID: groups[rng.IntN(len(groups))]}

@@ -12,18 +12,57 @@ import (
 // json.Marshal writes for authz.Grant (no whitespace, no escapes, known
 // keys); anything else is handed to encoding/json.
 func decodeGrant(data []byte) (authz.Grant, error) {
-	if g, ok := fastGrant(data); ok {
-		return g, nil
-	}
 	var g authz.Grant
-	err := json.Unmarshal(data, &g)
+	err := decodeGrantInto(&g, data, "", nil)
 	return g, err
+}
+
+// decodeGrantInto is decodeGrant into g, taking the strings it finds from
+// in (when not nil) and the grant id from id when the JSON holds the same.
+func decodeGrantInto(g *authz.Grant, data []byte, id string, in *Decoder) error {
+	if fastGrant(g, data, id, in) {
+		return nil
+	}
+	*g = authz.Grant{}
+	return json.Unmarshal(data, g)
+}
+
+// Decoder decodes changes for a snapshot load (Decoder.PrepareInto)
+// keeping one copy of each creator, scope org and grantable role among
+// the grants it decodes (few values for a million grants; the index
+// replaces role and subject ids by its own copies). A Decoder is used by
+// one goroutine at a time.
+type Decoder struct {
+	strs map[string]string
+}
+
+// NewDecoder returns a Decoder.
+func NewDecoder() *Decoder { return &Decoder{strs: map[string]string{}} }
+
+// plain returns b as a new string (ids the index replaces by its own copy).
+func (s *jsonScan) plain() (string, bool) {
+	b, ok := s.raw()
+	return string(b), ok
+}
+
+// intern returns b as a string, the same string for the same bytes.
+func (d *Decoder) intern(b []byte) string {
+	if d == nil {
+		return string(b)
+	}
+	if s, ok := d.strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	d.strs[s] = s
+	return s
 }
 
 // jsonScan is a cursor over a compact JSON object.
 type jsonScan struct {
-	b []byte
-	i int
+	b  []byte
+	i  int
+	in *Decoder
 }
 
 func (s *jsonScan) byte(c byte) bool {
@@ -38,32 +77,41 @@ func (s *jsonScan) byte(c byte) bool {
 // a byte >= 0x80 hands the whole object to encoding/json, which also
 // checks and replaces invalid UTF-8).
 func (s *jsonScan) str() (string, bool) {
-	if !s.byte('"') {
+	b, ok := s.raw()
+	if !ok {
 		return "", false
+	}
+	return s.in.intern(b), true
+}
+
+// raw reads a string without escapes and returns its bytes (in s.b).
+func (s *jsonScan) raw() ([]byte, bool) {
+	if !s.byte('"') {
+		return nil, false
 	}
 	start := s.i
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		switch {
 		case c == '"':
-			v := string(s.b[start:s.i])
+			v := s.b[start:s.i]
 			s.i++
 			return v, true
 		case c == '\\' || c < 0x20 || c >= 0x80:
-			return "", false
+			return nil, false
 		}
 		s.i++
 	}
-	return "", false
+	return nil, false
 }
 
 func (s *jsonScan) time() (time.Time, bool) {
-	v, ok := s.str()
+	v, ok := s.raw()
 	if !ok {
 		return time.Time{}, false
 	}
 	var t time.Time
-	if err := t.UnmarshalText([]byte(v)); err != nil {
+	if err := t.UnmarshalText(v); err != nil {
 		return time.Time{}, false
 	}
 	return t, true
@@ -92,8 +140,8 @@ func (s *jsonScan) strList() ([]string, bool) {
 	}
 }
 
-func subjectKind(s string) authz.SubjectKind {
-	switch authz.SubjectKind(s) {
+func subjectKind(b []byte) authz.SubjectKind {
+	switch authz.SubjectKind(b) {
 	case authz.SubjectUser:
 		return authz.SubjectUser
 	case authz.SubjectGroup:
@@ -101,32 +149,39 @@ func subjectKind(s string) authz.SubjectKind {
 	case authz.SubjectOrg:
 		return authz.SubjectOrg
 	}
-	return authz.SubjectKind(s)
+	return authz.SubjectKind(b)
 }
 
-func fastGrant(b []byte) (authz.Grant, bool) {
-	var g authz.Grant
-	s := &jsonScan{b: b}
+// fastGrant decodes b into g (zero on entry), or reports it cannot.
+func fastGrant(g *authz.Grant, b []byte, id string, in *Decoder) bool {
+	s := &jsonScan{b: b, in: in}
 	if !s.byte('{') {
-		return g, false
+		return false
 	}
 	if s.byte('}') {
-		return g, s.i == len(b)
+		return s.i == len(b)
 	}
 	seen := 0
 	for {
-		key, ok := s.str()
+		key, ok := s.raw()
 		if !ok || !s.byte(':') {
-			return g, false
+			return false
 		}
 		var bit int
-		switch key {
+		switch string(key) {
 		case "id":
 			bit = 1
-			g.ID, ok = s.str()
+			var v []byte
+			if v, ok = s.raw(); ok {
+				if string(v) == id {
+					g.ID = id
+				} else {
+					g.ID = string(v)
+				}
+			}
 		case "role":
 			bit = 2
-			g.Role, ok = s.str()
+			g.Role, ok = s.plain()
 		case "subject":
 			bit = 4
 			ok = s.subject(&g.Subject)
@@ -159,18 +214,18 @@ func fastGrant(b []byte) (authz.Grant, bool) {
 			bit = 512
 			g.CreatedBy, ok = s.str()
 		default:
-			return g, false
+			return false
 		}
 		// A key twice: encoding/json's rules apply (the last wins, merged).
 		if !ok || seen&bit != 0 {
-			return g, false
+			return false
 		}
 		seen |= bit
 		if s.byte('}') {
-			return g, s.i == len(b)
+			return s.i == len(b)
 		}
 		if !s.byte(',') {
-			return g, false
+			return false
 		}
 	}
 }
@@ -184,15 +239,15 @@ func (s *jsonScan) subject(out *authz.Subject) bool {
 	}
 	seen := 0
 	for {
-		key, ok := s.str()
+		key, ok := s.raw()
 		if !ok || !s.byte(':') {
 			return false
 		}
-		v, ok := s.str()
+		v, ok := s.raw()
 		if !ok {
 			return false
 		}
-		switch key {
+		switch string(key) {
 		case "kind":
 			if seen&1 != 0 {
 				return false
@@ -204,7 +259,7 @@ func (s *jsonScan) subject(out *authz.Subject) bool {
 				return false
 			}
 			seen |= 2
-			out.ID = v
+			out.ID = string(v)
 		default:
 			return false
 		}

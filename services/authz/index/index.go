@@ -113,15 +113,37 @@ func (h *holder) remove(g *grantNode) {
 }
 
 type person struct {
+	// eff: what Check looks at, prepared on the person's first check and
+	// kept while it holds (see effRoles); nil when the person's own grants,
+	// groups or org changed. First, so that a check reads one line of the
+	// person.
+	eff atomic.Pointer[effRoles]
 	holder
 	org    *org
 	groups []*group
+	id     string
 	// adminFlag: identity's legacy is_admin flag (a system administrator).
 	adminFlag bool
 }
 
+// effRoles is, for Check, every role reaching a person through a grant
+// without a validity window, to the person, a group of theirs, or their org
+// or an org above it, as one sorted slice: a check then reads one slice
+// instead of walking the person's groups and org chain. It holds while the
+// index's shape is the one it was prepared at (shape moves with any change
+// of a group's or an org's grants, of the org tree, or of which role a
+// grant points at); a change of the person's own grants, groups or org
+// drops it. timed: some grant reaching the person has a validity window
+// (or a role not known yet); Check then also walks those.
+type effRoles struct {
+	shape uint64
+	ids   []int32
+	timed bool
+}
+
 type group struct {
 	holder
+	id      string
 	members map[string]bool
 	org     *org
 }
@@ -153,12 +175,21 @@ type Index struct {
 	// roles (unknown when they came, or deleted since): the next derived
 	// rebuild points them at the role once it exists.
 	pending map[*grantNode]struct{}
+	// fresh: a snapshot load into an index without grants is under way
+	// (ReserveGrants until SetRevision): the grants it puts are new (the
+	// store holds each id once), so a put does not look for an old one.
+	fresh bool
 	// slab: grant nodes are allocated in blocks (a load makes a million).
 	slab []grantNode
 
 	people map[string]*person
 	groups map[string]*group
 	orgs   map[string]*org
+
+	// shape moves (under the write lock) with every change that may alter
+	// the effRoles of people other than one named person: grants to groups
+	// and orgs, the org tree, grants moved to another role node.
+	shape uint64
 
 	// permRoles: for each (resource, operation) declared in some role, the
 	// roles holding it directly or through inheritance. Rebuilt when roles
@@ -213,16 +244,29 @@ func (x *Index) Apply(chs ...authz.Change) error {
 // Prepared is a change with its data decoded (Prepare), ready for
 // ApplyPrepared: decoding takes no lock, so a load decodes in parallel.
 type Prepared struct {
-	c   authz.Change
-	v   any // authz.Resource, authz.Role, authz.Grant or authz.Exclusion for a put
-	err error
+	c authz.Change
+	// grant is the grant of a grant put (kept here, not in v: a load
+	// prepares a million); v is any other object put: authz.Resource,
+	// authz.Role or authz.Exclusion.
+	grant authz.Grant
+	v     any
+	err   error
 }
 
 // Prepare decodes c.
 func Prepare(c authz.Change) Prepared {
-	p := Prepared{c: c}
+	var p Prepared
+	(*Decoder)(nil).PrepareInto(&p, c)
+	return p
+}
+
+// PrepareInto decodes c into p (which it overwrites), with d's strings. The
+// prepared change does not refer to c.Data: the caller may reuse it.
+func (d *Decoder) PrepareInto(p *Prepared, c authz.Change) {
+	*p = Prepared{c: c}
+	p.c.Data = nil
 	if c.Op != authz.OpPut {
-		return p
+		return
 	}
 	switch c.Obj {
 	case authz.ObjResource:
@@ -234,15 +278,14 @@ func Prepare(c authz.Change) Prepared {
 		p.err = json.Unmarshal(c.Data, &r)
 		p.v = r
 	case authz.ObjGrant:
-		var g authz.Grant
-		g, p.err = decodeGrant(c.Data)
-		p.v = g
+		p.err = decodeGrantInto(&p.grant, c.Data, c.ID, d)
 	case authz.ObjExclusion:
 		var e authz.Exclusion
 		p.err = json.Unmarshal(c.Data, &e)
 		p.v = e
+	default:
+		p.err = fmt.Errorf("unknown change %s.%s", c.Obj, c.Op)
 	}
-	return p
 }
 
 // ApplyPrepared is Apply of prepared changes.
@@ -253,6 +296,7 @@ func (x *Index) ApplyPrepared(ps ...Prepared) error {
 	for i := range ps {
 		c := ps[i].c
 		if c.Rev != 0 {
+			x.fresh = false
 			if c.Rev <= x.rev {
 				continue
 			}
@@ -270,9 +314,26 @@ func (x *Index) ApplyPrepared(ps ...Prepared) error {
 	return nil
 }
 
+// ReserveGrants makes room for n more grants (a snapshot load knows how
+// many come): the grant map is sized once instead of growing step by step.
+func (x *Index) ReserveGrants(n int) {
+	if n <= 0 {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.fresh = len(x.grants) == 0
+	m := make(map[string]*grantNode, len(x.grants)+n)
+	for k, v := range x.grants {
+		m[k] = v
+	}
+	x.grants = m
+}
+
 // SetRevision sets the revision after a snapshot load.
 func (x *Index) SetRevision(rev int64) {
 	x.mu.Lock()
+	x.fresh = false
 	x.rev = rev
 	x.gen.Add(1)
 	x.mu.Unlock()
@@ -285,6 +346,10 @@ func (x *Index) applyLocked(p *Prepared) error {
 	c := p.c
 	switch c.Op {
 	case authz.OpPut:
+		if c.Obj == authz.ObjGrant {
+			x.putGrant(p.grant)
+			return nil
+		}
 		switch v := p.v.(type) {
 		case authz.Resource:
 			x.putResource(v)
@@ -404,21 +469,32 @@ func (x *Index) deleteRole(id string) {
 }
 
 func (x *Index) holderOf(s authz.Subject) *holder {
+	h, _, _ := x.holderOfGrant(s)
+	return h
+}
+
+// holderOfGrant is holderOf, and for a person the person, whose prepared
+// roles a change of their grants drops, and the holder's id as the index
+// keeps it.
+func (x *Index) holderOfGrant(s authz.Subject) (*holder, *person, string) {
 	switch s.Kind {
 	case authz.SubjectUser:
-		return &x.personOf(s.ID).holder
+		p := x.personOf(s.ID)
+		return &p.holder, p, p.id
 	case authz.SubjectGroup:
-		return &x.groupOf(s.ID).holder
+		g := x.groupOf(s.ID)
+		return &g.holder, nil, g.id
 	case authz.SubjectOrg:
-		return &x.orgOf(s.ID).holder
+		o := x.orgOf(s.ID)
+		return &o.holder, nil, o.id
 	}
-	return nil
+	return nil, nil, ""
 }
 
 func (x *Index) personOf(id string) *person {
 	p := x.people[id]
 	if p == nil {
-		p = &person{}
+		p = &person{id: id}
 		x.people[id] = p
 	}
 	return p
@@ -427,7 +503,7 @@ func (x *Index) personOf(id string) *person {
 func (x *Index) groupOf(id string) *group {
 	g := x.groups[id]
 	if g == nil {
-		g = &group{members: map[string]bool{}}
+		g = &group{id: id, members: map[string]bool{}}
 		x.groups[id] = g
 	}
 	return g
@@ -443,7 +519,9 @@ func (x *Index) orgOf(id string) *org {
 }
 
 func (x *Index) putGrant(g authz.Grant) {
-	x.deleteGrant(g.ID)
+	if !x.fresh {
+		x.deleteGrant(g.ID)
+	}
 	role := x.roles[g.Role]
 	if role == nil {
 		// The store refuses grants of unknown roles; a grant whose role is
@@ -457,6 +535,10 @@ func (x *Index) putGrant(g authz.Grant) {
 	}
 	n := &x.slab[0]
 	x.slab = x.slab[1:]
+	h, p, id := x.holderOfGrant(g.Subject)
+	if h != nil {
+		g.Subject.ID = id // one copy of the id for all the holder's grants
+	}
 	*n = grantNode{g: g, role: role}
 	if role.idx < 0 {
 		x.pending[n] = struct{}{}
@@ -468,10 +550,21 @@ func (x *Index) putGrant(g authz.Grant) {
 		n.until = g.ValidUntil.UnixNano()
 	}
 	x.grants[g.ID] = n
-	if h := x.holderOf(g.Subject); h != nil {
+	if h != nil {
 		h.add(n)
+		x.holderChanged(p)
 	}
 	role.addGrant(n)
+}
+
+// holderChanged drops what Check prepared from the grants of a holder:
+// person p's, or (p nil) a group's or an org's, which may reach anyone.
+func (x *Index) holderChanged(p *person) {
+	if p != nil {
+		p.eff.Store(nil)
+		return
+	}
+	x.shape++
 }
 
 func (x *Index) deleteGrant(id string) {
@@ -480,8 +573,9 @@ func (x *Index) deleteGrant(id string) {
 		return
 	}
 	delete(x.grants, id)
-	if h := x.holderOf(n.g.Subject); h != nil {
+	if h, p, _ := x.holderOfGrant(n.g.Subject); h != nil {
 		h.remove(n)
+		x.holderChanged(p)
 	}
 	n.role.removeGrant(n)
 	delete(x.pending, n)
@@ -495,6 +589,7 @@ func (x *Index) SetOrgParent(id, parent string) {
 	defer x.mu.Unlock()
 	defer x.gen.Add(1)
 	o := x.orgOf(id)
+	x.shape++
 	if parent == "" {
 		o.parent = nil
 		return
@@ -508,6 +603,7 @@ func (x *Index) SetUserOrg(id, orgID string) {
 	defer x.mu.Unlock()
 	defer x.gen.Add(1)
 	p := x.personOf(id)
+	p.eff.Store(nil)
 	if orgID == "" {
 		p.org = nil
 		return
@@ -522,6 +618,7 @@ func (x *Index) SetGroupMember(id, user string, member bool) {
 	defer x.gen.Add(1)
 	g := x.groupOf(id)
 	p := x.personOf(user)
+	p.eff.Store(nil)
 	i := slices.Index(p.groups, g)
 	switch {
 	case member && i < 0:
@@ -611,6 +708,7 @@ func (x *Index) ensureDerivedLocked() {
 			g.g.Role = r.r.ID
 			h.add(g)
 			r.addGrant(g)
+			x.shape++
 		}
 		delete(x.pending, g)
 	}
@@ -713,15 +811,32 @@ func (s roleSet) has(r *roleNode) bool {
 	return ok && r.idx >= 0
 }
 
-// meets reports whether sorted ids and s share a role.
+// meets reports whether sorted ids and s share a role: a merge of the two
+// sorted slices, or binary searches of the shorter in the much longer.
 func (s roleSet) meets(ids []int32) bool {
 	a, b := ids, s.ids
 	if len(a) > len(b) {
 		a, b = b, a
 	}
-	for _, v := range a {
-		if _, ok := slices.BinarySearch(b, v); ok {
+	if len(a) == 0 || a[len(a)-1] < b[0] || b[len(b)-1] < a[0] {
+		return false
+	}
+	if len(a)*8 < len(b) {
+		for _, v := range a {
+			if _, ok := slices.BinarySearch(b, v); ok {
+				return true
+			}
+		}
+		return false
+	}
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch av, bv := a[i], b[j]; {
+		case av == bv:
 			return true
+		case av < bv:
+			i++
+		default:
+			j++
 		}
 	}
 	return false

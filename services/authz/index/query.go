@@ -49,23 +49,112 @@ func (x *Index) checkLocked(q Query, t int64) bool {
 	if res == nil {
 		return false
 	}
-	i := slices.Index(res.r.Operations, op)
-	if i < 0 || i >= len(res.allow) || len(res.allow[i].ids) == 0 {
+	set := res.allowed(op)
+	if len(set.ids) == 0 {
 		return false
 	}
 	p := x.people[q.Person]
 	if p == nil {
 		return false
 	}
-	return x.holdsFast(p, res.allow[i], t)
+	e := x.effOf(p)
+	if set.meets(e.ids) {
+		return true
+	}
+	return e.timed && x.holdsTimed(p, set, t)
 }
 
-// holdsFast is holds without naming the grant (Check's path).
-func (x *Index) holdsFast(p *person, set roleSet, t int64) bool {
-	check := func(h *holder) bool {
-		if len(h.roles) > 0 && set.meets(h.roles) {
-			return true
+// allowed is the set of roles allowing op on n (or on a resource above
+// it); empty if n has no operation op.
+func (n *resNode) allowed(op string) roleSet {
+	for i, o := range n.r.Operations {
+		if o == op {
+			if i < len(n.allow) {
+				return n.allow[i]
+			}
+			break
 		}
+	}
+	return roleSet{}
+}
+
+// effOf returns p's effRoles, preparing them if the kept ones no longer
+// hold. Called with the read lock held: concurrent checks of one person may
+// prepare them twice, with the same result.
+func (x *Index) effOf(p *person) *effRoles {
+	if e := p.eff.Load(); e != nil && e.shape == x.shape {
+		return e
+	}
+	n := len(p.roles)
+	timed := len(p.timed) > 0
+	for _, gr := range p.groups {
+		n += len(gr.roles)
+		timed = timed || len(gr.timed) > 0
+	}
+	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+		n += len(o.roles)
+		timed = timed || len(o.timed) > 0
+	}
+	e := newEffRoles(n)
+	e.shape = x.shape
+	ids := e.ids[:0]
+	ids = append(ids, p.roles...)
+	for _, gr := range p.groups {
+		ids = append(ids, gr.roles...)
+	}
+	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+		ids = append(ids, o.roles...)
+	}
+	if len(ids) > len(p.roles) {
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+	}
+	e.ids, e.timed = slices.Clip(ids), timed
+	p.eff.Store(e)
+	return e
+}
+
+// newEffRoles returns effRoles with room for n ids, in the same block of
+// memory as the header when n is small (a check then reads it in one or two
+// adjacent cache lines).
+func newEffRoles(n int) *effRoles {
+	switch {
+	case n <= 6:
+		b := &struct {
+			effRoles
+			buf [6]int32
+		}{}
+		b.ids = b.buf[:0:n]
+		return &b.effRoles
+	case n <= 14:
+		b := &struct {
+			effRoles
+			buf [14]int32
+		}{}
+		b.ids = b.buf[:0:n]
+		return &b.effRoles
+	case n <= 30:
+		b := &struct {
+			effRoles
+			buf [30]int32
+		}{}
+		b.ids = b.buf[:0:n]
+		return &b.effRoles
+	case n <= 62:
+		b := &struct {
+			effRoles
+			buf [62]int32
+		}{}
+		b.ids = b.buf[:0:n]
+		return &b.effRoles
+	}
+	return &effRoles{ids: make([]int32, 0, n)}
+}
+
+// holdsTimed reports whether a grant with a validity window (or of a role
+// not known yet) reaching p, active at t, has a role in set.
+func (x *Index) holdsTimed(p *person, set roleSet, t int64) bool {
+	check := func(h *holder) bool {
 		for _, g := range h.timed {
 			if set.has(g.role) && g.activeAt(t) {
 				return true
