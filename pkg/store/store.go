@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -45,6 +46,10 @@ func (d Dialect) String() string {
 type DB struct {
 	*sql.DB
 	Dialect Dialect
+	// waiting counts the transactions of InTx waiting to begin (on SQLite:
+	// for the database's write lock, see YieldWrites); nil on a DB made by
+	// hand.
+	waiting *atomic.Int64
 }
 
 // ParseDriver maps a configured driver name to a Dialect. Accepted names: "sqlite",
@@ -97,7 +102,7 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: cannot connect to %s database: %w", dialect, err)
 	}
-	return &DB{DB: db, Dialect: dialect}, nil
+	return &DB{DB: db, Dialect: dialect, waiting: new(atomic.Int64)}, nil
 }
 
 func openSQLite(dsn string) (*sql.DB, error) {
@@ -261,7 +266,13 @@ func RebindPostgres(q string) string {
 // InTx runs fn in a transaction. The transaction is committed when fn returns nil and
 // rolled back when fn returns an error or panics (the panic is re-raised).
 func (d *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	if d.waiting != nil {
+		d.waiting.Add(1)
+	}
 	tx, err := d.BeginTx(ctx, nil)
+	if d.waiting != nil {
+		d.waiting.Add(-1)
+	}
 	if err != nil {
 		return fmt.Errorf("store: begin transaction: %w", err)
 	}
@@ -287,4 +298,42 @@ func (d *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 		return fmt.Errorf("store: commit transaction: %w", err)
 	}
 	return nil
+}
+
+// YieldWrites lets the transactions of InTx that wait to begin go first:
+// it returns once none is waiting, after at most limit, or when ctx ends
+// (with ctx's error).
+//
+// A long run of writes in short transactions (a bulk import) calls it
+// before each of them. On SQLite a transaction begins by taking the
+// database's write lock, and one that finds it taken sleeps in SQLite's
+// busy handler and tries again (after 1, 2, 5, ... up to 100 ms); without
+// this the run's next transaction, begun the moment the last one
+// committed, would take the lock again before the sleeping ones (a
+// login's write) woke up, every time, until their busy_timeout ran out.
+// PostgreSQL locks rows, not the database: it returns at once.
+func (d *DB) YieldWrites(ctx context.Context, limit time.Duration) error {
+	if d.Dialect != SQLite || d.waiting == nil || d.waiting.Load() == 0 {
+		return ctx.Err()
+	}
+	deadline := time.Now().Add(limit)
+	t := time.NewTimer(time.Millisecond)
+	defer t.Stop()
+	for d.waiting.Load() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			t.Reset(time.Millisecond)
+		}
+	}
+	return ctx.Err()
+}
+
+// WritesWaiting is the number of transactions of InTx waiting to begin.
+func (d *DB) WritesWaiting() int {
+	if d.waiting == nil {
+		return 0
+	}
+	return int(d.waiting.Load())
 }

@@ -15,20 +15,61 @@ import (
 
 // Bulk import: users (with their account link in the same row), orgs and
 // links, from the rows of a file (package importfile reads them; the
-// server checks each field's form). Rows are written in batches of
-// ImportBatchSize, each batch in one transaction with one CHANGES event
-// and one audit record (not one per row, so that the outbox and the
-// downstream systems are not flooded). Every row that cannot be written
-// is reported with its row number, field and reason; the others are
-// written. Idempotent and resumable: each row has an external key (users:
+// server checks each field's form). Rows are written in batches, each
+// batch in one transaction with one CHANGES event and one audit record
+// (not one per row, so that the outbox and the downstream systems are not
+// flooded). A batch is sized by time (importSizer): as many rows as the
+// last batches wrote in ImportTxTarget, at most ImportBatchSize, so that
+// on SQLite the import holds the database's write lock in short turns;
+// before each batch the import lets the writes waiting for the database
+// (a login's) go first (Store.YieldWrites). Logins thus go on during an
+// import, waiting at most about one batch's time for their write. Every
+// row that cannot be written is reported with its row number, field and
+// reason; the others are written. Idempotent and resumable: each row has an external key (users:
 // external_key or the login name; orgs: the code; links: app + account),
 // and a row whose key the same import id already wrote is skipped, so an
 // interrupted import is finished by sending the file again. A dry run
 // checks every row against the database as a real run would and writes
 // nothing.
 
-// ImportBatchSize is the number of rows written per transaction.
+// ImportBatchSize is the most rows written per transaction.
 const ImportBatchSize = 2000
+
+// ImportTxTarget is how long one import transaction should take.
+const ImportTxTarget = 50 * time.Millisecond
+
+// importFirstBatch is the rows of an import's first batch, importMinBatch
+// the fewest of any (below it a batch's fixed costs dominate).
+const (
+	importFirstBatch = 100
+	importMinBatch   = 20
+)
+
+// importSizer sizes an import's batches from the time the last one took.
+type importSizer struct{ size int }
+
+// next is the rows of the next batch.
+func (z *importSizer) next() int {
+	if z.size == 0 {
+		z.size = importFirstBatch
+	}
+	return z.size
+}
+
+// took records that a batch of n rows took d: the next batch is as many
+// rows as fit in ImportTxTarget at that pace, growing at most twofold,
+// between importMinBatch and ImportBatchSize.
+func (z *importSizer) took(n int, d time.Duration) {
+	if n <= 0 {
+		return
+	}
+	cur := z.next()
+	want := ImportBatchSize
+	if d > 0 {
+		want = int(int64(ImportTxTarget) * int64(n) / int64(d))
+	}
+	z.size = max(importMinBatch, min(want, 2*cur, ImportBatchSize))
+}
 
 // DefaultImportMaxBytes bounds an import file by default (1 GiB);
 // MaxImportMaxBytes is the largest identity.import_max_bytes allowed.
@@ -165,7 +206,7 @@ func (s *Service) Import(ctx context.Context, opts ImportOptions, next func() (*
 		}
 		it.Sheet = r.Sheet
 		batch = append(batch, *it)
-		if len(batch) == ImportBatchSize {
+		if len(batch) >= im.sizer.next() {
 			if err := im.flush(ctx, batch); err != nil {
 				return nil, err
 			}
@@ -187,6 +228,7 @@ type importer struct {
 	// users maps login names to ids (links of this file).
 	users map[string]string
 	seen  map[string]int // keys in this file -> first row
+	sizer importSizer
 }
 
 func (im *importer) fail(e RowError) {
@@ -401,7 +443,11 @@ func (im *importer) flush(ctx context.Context, batch []ImportItem) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	if err := im.s.store.YieldWrites(ctx); err != nil {
+		return err
+	}
 	start := im.s.now()
+	began := time.Now() // the real time, whatever clock the service has
 	kind := strings.TrimSuffix(im.opts.Kind, "s")
 	results, err := im.s.store.ImportBatch(ctx, im.opts.ImportID, batch, im.opts.DryRun, func(written []ImportItem) []events.Event {
 		idList := make([]string, len(written))
@@ -425,6 +471,7 @@ func (im *importer) flush(ctx context.Context, batch []ImportItem) error {
 	if err != nil {
 		return err
 	}
+	im.sizer.took(len(batch), time.Since(began))
 	for i, r := range results {
 		switch {
 		case r.Skipped:

@@ -3,10 +3,12 @@ package identity_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -302,4 +304,70 @@ func TestImportFileErrors(t *testing.T) {
 			t.Errorf("%s: %v, want a header error", name, err)
 		}
 	}
+}
+
+// Logins go on during an import: an import writes in short transactions
+// and lets the writes waiting for the database (a login's gate update)
+// go first, so every login made while it runs succeeds. No timing is
+// asserted: the logins that completed while the import ran are counted
+// (at least one, none failed), with generous deadlines.
+func TestLoginsContinueDuringImport(t *testing.T) {
+	iw := newImportWorld(t)
+	const n = 5000
+	var b strings.Builder
+	b.WriteString("login_name,display_name,org_code,email\n")
+	for i := range n {
+		fmt.Fprintf(&b, "imp%05d,导入%05d,%s,imp%05d@example.org\n", i, i, iw.root.Code, i)
+	}
+	p := writeFile(t, "many.csv", b.String())
+
+	ctx, cancel := context.WithTimeout(iw.ctx, 5*time.Minute)
+	defer cancel()
+	var (
+		importing atomic.Bool
+		during    atomic.Int64 // logins begun and ended while the import ran
+		failed    atomic.Int64
+		firstErr  atomic.Value
+		stop      = make(chan struct{})
+		loginsEnd = make(chan struct{})
+	)
+	go func() {
+		defer close(loginsEnd)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			before := importing.Load()
+			res, err := iw.svc.Authenticate(ctx, identity.AuthRequest{AppUserID: "m001", Password: "First-Pass-1", AuthType: identity.AuthPassword})
+			if err == nil && res.Reason != identity.ReasonOK {
+				err = fmt.Errorf("reason %v", res.Reason)
+			}
+			if err != nil {
+				if failed.Add(1) == 1 {
+					firstErr.Store(err)
+				}
+				continue
+			}
+			if before && importing.Load() {
+				during.Add(1)
+			}
+		}
+	}()
+	importing.Store(true)
+	rep := iw.run(t, p, importfile.CSV, importfile.Users, "", false)
+	importing.Store(false)
+	close(stop)
+	<-loginsEnd
+	if rep.Written != n || rep.Failed != 0 {
+		t.Fatalf("import %+v", rep)
+	}
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d logins failed during the import, first: %v", f, firstErr.Load())
+	}
+	if during.Load() == 0 {
+		t.Fatal("no login completed during the import")
+	}
+	t.Logf("%d logins completed during the import of %d rows", during.Load(), n)
 }

@@ -105,6 +105,11 @@ type Store interface {
 	// kept (the results are what a real run would have done).
 	ImportBatch(ctx context.Context, importID string, items []ImportItem, dryRun bool,
 		evs func(written []ImportItem) []events.Event) ([]ImportResult, error)
+	// YieldWrites lets the writes that wait for the database go first
+	// (an import calls it before each of its transactions, so that the
+	// logins' writes are not held up behind a run of them); it returns
+	// when none waits, after a bound, or when ctx ends.
+	YieldWrites(ctx context.Context) error
 
 	// CreateAdminToken stores t (its LastUsedAt is its CreatedAt).
 	CreateAdminToken(ctx context.Context, t *AdminToken) error

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
@@ -16,6 +17,17 @@ var errDryRun = errors.New("dry run")
 
 // errRowFailed ends a batch's first attempt: an item failed.
 var errRowFailed = errors.New("an import row failed")
+
+// importYieldMax bounds how long an import lets waiting writes go first
+// before its next transaction (a steady stream of logins cannot stop it).
+const importYieldMax = 200 * time.Millisecond
+
+// YieldWrites implements identity.Store: on SQLite it waits (at most
+// importYieldMax) until no transaction waits for the write lock; on
+// PostgreSQL it returns at once.
+func (s *Store) YieldWrites(ctx context.Context) error {
+	return s.db.YieldWrites(ctx, importYieldMax)
+}
 
 // ImportBatch writes items in one transaction; rows whose key this import
 // already wrote are skipped. evs gets the items written and returns the

@@ -177,12 +177,13 @@ func TestScaleIO(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	code := MainScale(context.Background(), []string{"--people", "1000", "--listings=false", "--auth=false", "--io-people", "1200",
-		"--db-dir", t.TempDir()}, &stdout, &stderr)
+		"--import-logins-duration", "400ms", "--warmup", "20ms", "--argon2-memory", "8192", "--db-dir", t.TempDir()}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"import 1200 people (rows/s)", "export 1200 people as csv", "export 1200 people as xlsx"} {
+	for _, want := range []string{"import 1200 people (rows/s)", "export 1200 people as csv", "export 1200 people as xlsx",
+		"logins during an import (logins/s)", "import while logins continue (rows/s)"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("no row %q in\n%s", want, out)
 		}

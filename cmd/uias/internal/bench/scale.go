@@ -44,6 +44,8 @@ type scaleOptions struct {
 	carry               string
 	listings, auth      bool
 	io                  bool
+	importLogins        bool
+	importLoginsDur     time.Duration
 	ioPeople            int
 	cpuprofile          string
 }
@@ -65,6 +67,8 @@ func parseScaleFlags(args []string, stderr io.Writer) (*scaleOptions, error) {
 	fs.BoolVar(&o.listings, "listings", true, "measure the listing and search rows")
 	fs.BoolVar(&o.auth, "auth", true, "measure the Authenticate rows (a UIAS with --people generated people)")
 	fs.BoolVar(&o.io, "io", true, "measure the import and export rows (rows a second against bulk SQL)")
+	fs.BoolVar(&o.importLogins, "import-logins", true, "with --io: measure logins with and without an import running (same store, same run)")
+	fs.DurationVar(&o.importLoginsDur, "import-logins-duration", 10*time.Second, "measurement time of the logins with and of those without an import")
 	fs.IntVar(&o.ioPeople, "io-people", 0, "people imported and exported by the import and export rows (default: --people)")
 	fs.StringVar(&o.carry, "carry", "", "an earlier page whose other \"Identity at\" sections (e.g. the soak's) are kept in --out")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the import row (our import only) to this file")
@@ -130,6 +134,8 @@ type scaleReport struct {
 	started time.Time
 	genTime time.Duration // generating o.people into the measured store
 	rows    []*scaleRow
+	// importRate is the import row's rows a second (0: not measured).
+	importRate float64
 }
 
 func runScale(ctx context.Context, o *scaleOptions, stdout, stderr io.Writer) error {
