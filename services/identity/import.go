@@ -41,8 +41,8 @@ const ImportTxTarget = 50 * time.Millisecond
 // importFirstBatch is the rows of an import's first batch, importMinBatch
 // the fewest of any (below it a batch's fixed costs dominate).
 const (
-	importFirstBatch = 100
-	importMinBatch   = 20
+	importFirstBatch = 200
+	importMinBatch   = 50
 )
 
 // importSizer sizes an import's batches from the time the last one took.

@@ -18,11 +18,11 @@ func TestImportSizer(t *testing.T) {
 		d    time.Duration
 		want int
 	}{
-		{100, 10 * time.Millisecond, 200}, // 500 fit: at most twice as many
-		{200, 10 * time.Millisecond, 400}, // 1000 fit
-		{400, 0, 800},                     // too quick to time
-		{800, time.Second, 40},            // slow: 40 fit
-		{40, time.Second, importMinBatch}, // 2 fit: the fewest
+		{200, 10 * time.Millisecond, 400}, // 1000 fit: at most twice as many
+		{400, 10 * time.Millisecond, 800}, // 2000 fit
+		{800, 0, 1600},                    // too quick to time
+		{1600, time.Second, 80},           // slow: 80 fit
+		{80, time.Second, importMinBatch}, // 4 fit: the fewest
 		{importMinBatch, time.Microsecond, 2 * importMinBatch},
 		{1000, time.Millisecond, 2 * 2 * importMinBatch},
 	}
