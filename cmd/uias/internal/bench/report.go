@@ -465,7 +465,7 @@ func (rep *report) params() []string {
 			storms = append(storms, strconv.Itoa(r.stormN))
 		}
 	}
-	loads := fmt.Sprintf("saturated Authenticate: %d closed-loop callers; 80%% load: evenly paced arrivals", o.authConc)
+	loads := fmt.Sprintf("password logins spread over %d people in turn; saturated Authenticate: %d closed-loop callers; 80%% load: evenly paced arrivals", benchAccounts, o.authConc)
 	if len(ns) > 0 {
 		loads += "; burst: N = " + strings.Join(ns, ", ") + " simultaneous callers (per round)"
 	}

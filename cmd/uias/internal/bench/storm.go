@@ -41,6 +41,7 @@ type stormSpec struct {
 	Secret   string        `json:"secret"`
 	Callers  int           `json:"callers"`  // simultaneous callers per wave
 	Duration time.Duration `json:"duration"` // waves go on this long (at least one)
+	Accounts []string      `json:"accounts"` // application accounts to log in, in turn
 }
 
 // stormReply is the storm's result as the client process measured it.
@@ -71,7 +72,8 @@ func runStormClient(ctx context.Context, stdin io.Reader, stdout io.Writer) erro
 	}
 	defer func() { _ = conn.Close() }()
 	e := &env{conn: conn, auth: identityv1.NewAuthServiceClient(conn),
-		authCtx: metadata.AppendToOutgoingContext(context.Background(), grpcx.MetadataAppID, spec.AppID, grpcx.MetadataAppSecret, spec.Secret)}
+		authCtx:  metadata.AppendToOutgoingContext(context.Background(), grpcx.MetadataAppID, spec.AppID, grpcx.MetadataAppSecret, spec.Secret),
+		accounts: spec.Accounts}
 	res, waves := Waves(ctx, spec.Callers, spec.Duration, e.callAuthenticate)
 	reply := stormReply{Window: res.Window, OK: res.OK, Exhausted: res.Exhausted, Failed: res.Failed,
 		Lat: res.Lat, ExhLat: res.ExhLat, Waves: waves}
@@ -89,7 +91,7 @@ func (e *env) stormInChild(ctx context.Context, callers int, dur time.Duration, 
 		return nil, 0, err
 	}
 	addr := e.app.GRPCAddr()
-	spec, err := json.Marshal(stormSpec{Addr: addr, AppID: e.appID, Secret: e.secret, Callers: callers, Duration: dur})
+	spec, err := json.Marshal(stormSpec{Addr: addr, AppID: e.appID, Secret: e.secret, Callers: callers, Duration: dur, Accounts: e.accounts})
 	if err != nil {
 		return nil, 0, err
 	}
