@@ -25,6 +25,12 @@ var Ticket []byte
 //go:embed uias/audit/v1/audit.openapi.json
 var Audit []byte
 
+// AuditReports is the OpenAPI 3.0 document of uias/audit/v1/reports.proto
+// (AuditReportService), without security requirements.
+//
+//go:embed uias/audit/v1/reports.openapi.json
+var AuditReports []byte
+
 // IdentityFinger is the OpenAPI 3.0 document of
 // uias/identity/v1/finger.proto (FingerService), without security
 // requirements.

@@ -6,6 +6,7 @@ package component
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"time"
@@ -47,24 +48,40 @@ type Handle struct {
 // Module is the audit component's registration.
 func Module() module.Module {
 	return module.Module{
-		Name:            Name,
-		Config:          func() config.Section { return Defaults() },
-		SQL:             true,
-		NATS:            true,
-		Uses:            []string{"identity"},
-		Calls:           []string{"authz"},
-		REST:            rest,
-		OpenAPI:         openapi.Audit,
-		OpenAPISecurity: map[string][]string{"AuditLogService": module.AdminCredentials, "AuditQueryService": module.AdminCredentials},
-		Init:            start,
+		Name:    Name,
+		Config:  func() config.Section { return Defaults() },
+		SQL:     true,
+		NATS:    true,
+		Uses:    []string{"identity"},
+		Calls:   []string{"authz"},
+		REST:    rest,
+		OpenAPI: auditOpenAPI,
+		OpenAPISecurity: map[string][]string{"AuditLogService": module.AdminCredentials, "AuditQueryService": module.AdminCredentials,
+			"AuditReportService": module.AdminCredentials},
+		Init: start,
 	}
 }
+
+// auditOpenAPI is one document for audit.proto, reports.proto and the
+// export download (which has no google.api.http mapping to generate it
+// from).
+var auditOpenAPI = module.MergeOpenAPI(openapi.Audit, openapi.AuditReports, exportOpenAPI)
+
+//go:embed export.openapi.json
+var exportOpenAPI []byte
 
 func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
 	if err := auditv1.RegisterAuditLogServiceHandlerClient(ctx, mux, auditv1.NewAuditLogServiceClient(conn)); err != nil {
 		return err
 	}
-	return auditv1.RegisterAuditQueryServiceHandlerClient(ctx, mux, auditv1.NewAuditQueryServiceClient(conn))
+	if err := auditv1.RegisterAuditQueryServiceHandlerClient(ctx, mux, auditv1.NewAuditQueryServiceClient(conn)); err != nil {
+		return err
+	}
+	if err := auditv1.RegisterAuditReportServiceHandlerClient(ctx, mux, auditv1.NewAuditReportServiceClient(conn)); err != nil {
+		return err
+	}
+	// The file of an export (GET /v1/audit/export).
+	return registerExport(mux, conn)
 }
 
 func start(ctx context.Context, env *module.Env) (*module.Component, error) {
@@ -108,10 +125,14 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	return &module.Component{
-		Register: func(g *grpc.Server) { server.New(l).Register(g); server.NewQuery(st).Register(g) },
-		Auth:     server.CallerAuth(admins),
-		Ready:    db.PingContext,
-		Value:    &Handle{Log: l, Store: st, DB: db, Ingester: in},
+		Register: func(g *grpc.Server) {
+			server.New(l).Register(g)
+			server.NewQuery(st).Register(g)
+			server.NewReports(st).Register(g)
+		},
+		Auth:  server.CallerAuth(admins),
+		Ready: db.PingContext,
+		Value: &Handle{Log: l, Store: st, DB: db, Ingester: in},
 	}, nil
 }
 

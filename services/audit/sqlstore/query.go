@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/audit"
@@ -16,30 +17,7 @@ var _ audit.QueryStore = (*Store)(nil)
 // (time_ms, seq), every exact filter served by an index in that order
 // (migration 0002).
 func (s *Store) QueryRecords(ctx context.Context, q audit.Query) ([]audit.Record, string, error) {
-	var w store.Where
-	if !q.From.IsZero() {
-		w.Add("time_ms >= ?", q.From.UnixMilli())
-	}
-	if !q.To.IsZero() {
-		w.Add("time_ms < ?", q.To.UnixMilli())
-	}
-	for _, f := range []struct{ col, v string }{
-		{"actor", q.Actor}, {"subject", q.Subject}, {"app_id", q.AppID}, {"api", q.API}, {"result", q.Result}, {"client_ip", q.ClientIP},
-	} {
-		if f.v != "" {
-			w.Add(f.col+" = ?", f.v)
-		}
-	}
-	if q.Text != "" {
-		w.Contains(q.Text, "subject", "actor", "reason", "detail")
-	}
-	if len(q.Orgs) > 0 {
-		args := make([]any, len(q.Orgs))
-		for i, o := range q.Orgs {
-			args[i] = o
-		}
-		w.Add("org IN ("+store.Placeholders(len(args))+")", args...)
-	}
+	w := filterWhere(q)
 	after, err := store.PageAfter(q.PageToken)
 	if err != nil {
 		return nil, "", err
@@ -75,6 +53,107 @@ func (s *Store) QueryRecords(ctx context.Context, q audit.Query) ([]audit.Record
 		next = store.PageToken(fmt.Sprintf("%d:%d", last.Time.UnixMilli(), last.Seq))
 	}
 	return out, next, nil
+}
+
+// filterWhere is the WHERE clause of q's filters (not its page).
+func filterWhere(q audit.Query) *store.Where {
+	w := &store.Where{}
+	if !q.From.IsZero() {
+		w.Add("time_ms >= ?", q.From.UnixMilli())
+	}
+	if !q.To.IsZero() {
+		w.Add("time_ms < ?", q.To.UnixMilli())
+	}
+	for _, f := range []struct{ col, v string }{
+		{"actor", q.Actor}, {"subject", q.Subject}, {"app_id", q.AppID}, {"api", q.API}, {"result", q.Result}, {"client_ip", q.ClientIP},
+	} {
+		if f.v != "" {
+			w.Add(f.col+" = ?", f.v)
+		}
+	}
+	if q.Text != "" {
+		w.Contains(q.Text, "subject", "actor", "reason", "detail")
+	}
+	if len(q.Orgs) > 0 {
+		args := make([]any, len(q.Orgs))
+		for i, o := range q.Orgs {
+			args[i] = o
+		}
+		w.Add("org IN ("+store.Placeholders(len(args))+")", args...)
+	}
+	return w
+}
+
+var _ audit.CountStore = (*Store)(nil)
+
+const (
+	msHour = int64(time.Hour / time.Millisecond)
+	msDay  = 24 * msHour
+)
+
+// CountRecords implements audit.CountStore with one GROUP BY (the
+// filters use the query indexes; hours, weekdays and buckets are integer
+// arithmetic on time_ms, the same on SQLite and PostgreSQL).
+func (s *Store) CountRecords(ctx context.Context, q audit.CountQuery) ([]audit.Count, error) {
+	off := q.UTCOffset.Milliseconds()
+	var sel []any
+	bucket := "0"
+	switch q.Bucket {
+	case audit.ByHour:
+		bucket = fmt.Sprintf("((time_ms + ?) / %d) * %d - ?", msHour, msHour)
+		sel = append(sel, off, off)
+	case audit.ByDay:
+		bucket = fmt.Sprintf("((time_ms + ?) / %d) * %d - ?", msDay, msDay)
+		sel = append(sel, off, off)
+	}
+	numeric := false
+	var key string
+	switch q.By {
+	case audit.ByHourOfDay:
+		key, numeric = fmt.Sprintf("((time_ms + ?) / %d) %% 24", msHour), true
+		sel = append(sel, off)
+	case audit.ByWeekday:
+		// 1970-01-01 was a Thursday (4)
+		key, numeric = fmt.Sprintf("(((time_ms + ?) / %d) + 4) %% 7", msDay), true
+		sel = append(sel, off)
+	default:
+		key = map[audit.CountBy]string{audit.ByAPI: "api", audit.ByResult: "result", audit.ByApp: "app_id", audit.ByActor: "actor",
+			audit.BySubject: "subject", audit.ByClientIP: "client_ip", audit.ByComponent: "component"}[q.By]
+		if key == "" {
+			return nil, fmt.Errorf("audit store: count by %d", q.By)
+		}
+	}
+	w := filterWhere(q.Filter)
+	query := "SELECT " + bucket + ", " + key + ", COUNT(*) FROM audit_records" + w.SQL() +
+		" GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2 LIMIT ?"
+	args := append(append(sel, w.Args()...), q.Limit+1)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), args...)
+	if err != nil {
+		return nil, classify(err, "count records")
+	}
+	defer rows.Close()
+	var out []audit.Count
+	for rows.Next() {
+		var c audit.Count
+		var b int64
+		if numeric {
+			var k int64
+			if err := rows.Scan(&b, &k, &c.Count); err != nil {
+				return nil, classify(err, "count records")
+			}
+			c.Key = fmt.Sprint(k)
+			if q.By == audit.ByHourOfDay {
+				c.Key = fmt.Sprintf("%02d", k)
+			}
+		} else if err := rows.Scan(&b, &c.Key, &c.Count); err != nil {
+			return nil, classify(err, "count records")
+		}
+		if q.Bucket != audit.NoBucket {
+			c.BucketStart = time.UnixMilli(b).UTC()
+		}
+		out = append(out, c)
+	}
+	return out, classify(rows.Err(), "count records")
 }
 
 func parseKey(k string) (ms, seq int64, ok bool) {

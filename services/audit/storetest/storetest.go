@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		"VerifyWholeLog":    testVerifyWholeLog,
 		"Query":             testQuery,
 		"Retention":         testRetention,
+		"Counts":            testCounts,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })

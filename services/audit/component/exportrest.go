@@ -1,0 +1,154 @@
+package component
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/uias/uias/pkg/apierr"
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+)
+
+// ExportPath is the REST download of an export: the file itself (not
+// chunks in JSON), with the filter, the format and, for a count report,
+// by/bucket/utc_offset_minutes/limit as query parameters.
+const ExportPath = "/v1/audit/export"
+
+var (
+	exportFormats = map[string]auditv1.ExportFormat{"csv": auditv1.ExportFormat_EXPORT_FORMAT_CSV,
+		"xlsx": auditv1.ExportFormat_EXPORT_FORMAT_XLSX, "html": auditv1.ExportFormat_EXPORT_FORMAT_HTML,
+		"jsonl": auditv1.ExportFormat_EXPORT_FORMAT_JSONL}
+	countBys = map[string]auditv1.CountBy{"api": auditv1.CountBy_COUNT_BY_API, "result": auditv1.CountBy_COUNT_BY_RESULT,
+		"app": auditv1.CountBy_COUNT_BY_APP, "actor": auditv1.CountBy_COUNT_BY_ACTOR, "subject": auditv1.CountBy_COUNT_BY_SUBJECT,
+		"client_ip": auditv1.CountBy_COUNT_BY_CLIENT_IP, "component": auditv1.CountBy_COUNT_BY_COMPONENT,
+		"hour": auditv1.CountBy_COUNT_BY_HOUR_OF_DAY, "weekday": auditv1.CountBy_COUNT_BY_WEEKDAY}
+	buckets = map[string]auditv1.TimeBucket{"": auditv1.TimeBucket_TIME_BUCKET_UNSPECIFIED, "none": auditv1.TimeBucket_TIME_BUCKET_UNSPECIFIED,
+		"hour": auditv1.TimeBucket_TIME_BUCKET_HOUR, "day": auditv1.TimeBucket_TIME_BUCKET_DAY}
+)
+
+func registerExport(mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+	cl := auditv1.NewAuditReportServiceClient(conn)
+	return mux.HandlePath(http.MethodGet, ExportPath, func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+		fail := func(err error) {
+			_, m := runtime.MarshalerForRequest(mux, r)
+			runtime.HTTPError(r.Context(), mux, m, w, r, err)
+		}
+		ctx, err := runtime.AnnotateContext(r.Context(), mux, r, auditv1.AuditReportService_ExportRecords_FullMethodName,
+			runtime.WithHTTPPathPattern(ExportPath))
+		if err != nil {
+			fail(err)
+			return
+		}
+		req, err := exportRequest(r)
+		if err != nil {
+			// the caller is checked first (a refusal, not a bad
+			// parameter, for a call without a valid token): an empty
+			// request, which validation refuses after caller auth
+			if st, cerr := cl.ExportRecords(ctx, &auditv1.ExportRecordsRequest{}); cerr == nil {
+				if _, cerr = st.Recv(); cerr != nil {
+					if c := status.Code(cerr); c == codes.Unauthenticated || c == codes.PermissionDenied {
+						err = cerr
+					}
+				}
+			}
+			fail(err)
+			return
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		st, err := cl.ExportRecords(ctx, req)
+		if err != nil {
+			fail(err)
+			return
+		}
+		c, err := st.Recv()
+		if err != nil {
+			fail(err)
+			return
+		}
+		w.Header().Set("Content-Type", c.GetContentType())
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", c.GetFileName()))
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		for {
+			if _, err := w.Write(c.GetData()); err != nil {
+				return // the client went away; cancel ends the export
+			}
+			_ = rc.Flush()
+			if c.GetDone() {
+				return
+			}
+			if c, err = st.Recv(); err != nil {
+				panic(http.ErrAbortHandler) // cut the download: a partial file must not look whole
+			}
+		}
+	})
+}
+
+func badParam(msg string) error {
+	return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, msg)
+}
+
+// exportRequest reads the query parameters of a download.
+func exportRequest(r *http.Request) (*auditv1.ExportRecordsRequest, error) {
+	v := r.URL.Query()
+	format, ok := exportFormats[v.Get("format")]
+	if !ok {
+		return nil, badParam("format must be csv, xlsx, html or jsonl")
+	}
+	f := &auditv1.RecordFilter{Actor: v.Get("actor"), Subject: v.Get("subject"), AppId: v.Get("app_id"), Api: v.Get("api"),
+		Result: v.Get("result"), ClientIp: v.Get("client_ip"), Text: v.Get("text")}
+	for name, dst := range map[string]**timestamppb.Timestamp{"start_time": &f.StartTime, "end_time": &f.EndTime} {
+		if s := v.Get(name); s != "" {
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				return nil, badParam(name + " must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z")
+			}
+			*dst = timestamppb.New(t)
+		}
+	}
+	num := func(name string) (int32, error) {
+		s := v.Get(name)
+		if s == "" {
+			return 0, nil
+		}
+		n, err := strconv.ParseInt(s, 10, 32)
+		if err != nil {
+			return 0, badParam(name + " must be a whole number")
+		}
+		return int32(n), nil
+	}
+	req := &auditv1.ExportRecordsRequest{Filter: f, Format: format}
+	var err error
+	if req.MaxRecords, err = num("max_records"); err != nil {
+		return nil, err
+	}
+	if by := v.Get("by"); by != "" {
+		cb, ok := countBys[by]
+		if !ok {
+			return nil, badParam("by must be api, result, app, actor, subject, client_ip, component, hour or weekday")
+		}
+		b, ok := buckets[v.Get("bucket")]
+		if !ok {
+			return nil, badParam("bucket must be none, hour or day")
+		}
+		c := &auditv1.CountRecordsRequest{Filter: f, By: cb, Bucket: b}
+		if c.UtcOffsetMinutes, err = num("utc_offset_minutes"); err != nil {
+			return nil, err
+		}
+		if c.Limit, err = num("limit"); err != nil {
+			return nil, err
+		}
+		req.Counts = c
+	}
+	return req, nil
+}

@@ -1,0 +1,127 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	pstoretest "github.com/uias/uias/pkg/store/storetest"
+	"github.com/uias/uias/services/audit"
+	"github.com/uias/uias/services/audit/sqlstore"
+	"github.com/uias/uias/services/audit/storetest"
+)
+
+// Exports of records (every format, across pages, capped, within the
+// caller's scope) and of count reports (an HTML chart by hour).
+func TestExports(t *testing.T) {
+	ctx := context.Background()
+	db := pstoretest.OpenSQLite(t)
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	st := sqlstore.New(db)
+	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{})
+	recs := storetest.Records("exp", 1200) // more than one page of 1000
+	recs[5].Detail = map[string]string{"name": `张三, "quoted" <script>alert(1)</script>`}
+	if _, err := l.Append(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	all := audit.Scope{All: true}
+	export := func(q audit.Query, max int, f audit.Format) []byte {
+		t.Helper()
+		var b bytes.Buffer
+		if _, err := audit.ExportRecords(ctx, st, all, q, max, f, &b); err != nil {
+			t.Fatalf("export %v: %v", f, err)
+		}
+		return b.Bytes()
+	}
+
+	// CSV: a byte order mark, the header, every record newest first,
+	// quoting that round-trips
+	out := export(audit.Query{}, 0, audit.CSV)
+	if !bytes.HasPrefix(out, []byte("\ufeff")) {
+		t.Error("CSV without a byte order mark")
+	}
+	rows, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(out, []byte("\ufeff")))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1201 || rows[0][0] != "seq" || rows[1][0] != "1199" || rows[1200][0] != "0" {
+		t.Fatalf("CSV: %d rows, first %v, last %v", len(rows), rows[1], rows[len(rows)-1])
+	}
+	if got := rows[1200-5][14]; !strings.Contains(got, `张三, \"quoted\"`) {
+		t.Errorf("CSV detail of record 5: %q", got)
+	}
+
+	// XLSX: a real workbook with the same rows
+	out = export(audit.Query{Result: "failure"}, 0, audit.XLSX)
+	f, err := excelize.OpenReader(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	xr, err := f.GetRows("Records")
+	if err != nil || len(xr) != 401 || xr[0][6] != "api" || xr[1][10] != "failure" {
+		t.Fatalf("XLSX: %d rows %v, %v", len(xr), xr[:min(2, len(xr))], err)
+	}
+
+	// HTML: escaped, a table
+	out = export(audit.Query{Text: "张三"}, 0, audit.HTML)
+	if bytes.Contains(out, []byte("<script>")) || !bytes.Contains(out, []byte("&#34;quoted")) || !bytes.Contains(out, []byte("张三")) ||
+		bytes.Count(out, []byte("<tr>")) != 2 {
+		t.Fatalf("HTML:\n%s", out)
+	}
+
+	// JSONL, capped
+	out = export(audit.Query{}, 3, audit.JSONL)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var first map[string]any
+	if len(lines) != 3 || json.Unmarshal([]byte(lines[0]), &first) != nil || first["seq"] != float64(1199) || first["api"] != "authenticate" {
+		t.Fatalf("JSONL: %d lines, %s", len(lines), lines[0])
+	}
+
+	// outside the scope: refused before anything is written
+	var b bytes.Buffer
+	if _, err := audit.ExportRecords(ctx, st, audit.Scope{}, audit.Query{}, 0, audit.CSV, &b); err == nil || b.Len() != 0 {
+		t.Fatalf("export without a scope: %v, %d bytes", err, b.Len())
+	}
+	if _, err := audit.ExportRecords(ctx, st, all, audit.Query{}, 0, audit.Format(9), &b); err == nil {
+		t.Fatal("unknown format accepted")
+	}
+
+	// a count report by hour: a chart in HTML, the counts in CSV
+	q := audit.CountQuery{By: audit.ByHourOfDay, UTCOffset: 8 * time.Hour}
+	counts, _, err := audit.Counts(ctx, st, all, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	if err := audit.ExportCounts(q, counts, audit.HTML, &b); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b.Bytes(), []byte("<svg")) || bytes.Count(b.Bytes(), []byte("<rect")) != 24 || !bytes.Contains(b.Bytes(), []byte("16:00")) {
+		t.Fatalf("HTML count report by hour:\n%s", b.String())
+	}
+	b.Reset()
+	if err := audit.ExportCounts(q, counts, audit.CSV, &b); err != nil {
+		t.Fatal(err)
+	}
+	cr, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(b.Bytes(), []byte("\ufeff")))).ReadAll()
+	if err != nil || len(cr) != len(counts)+1 || cr[0][0] != "hour" {
+		t.Fatalf("CSV count report: %v %v", cr, err)
+	}
+	var sum int
+	for _, r := range cr[1:] {
+		var n int
+		_ = json.Unmarshal([]byte(r[1]), &n)
+		sum += n
+	}
+	if sum != 1200 {
+		t.Errorf("counts add up to %d, want 1200", sum)
+	}
+}

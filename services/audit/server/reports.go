@@ -1,0 +1,127 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	"github.com/uias/uias/services/audit"
+)
+
+// ReportStore is what the report server reads.
+type ReportStore interface {
+	audit.QueryStore
+	audit.CountStore
+}
+
+// ReportServer implements AuditReportService.
+type ReportServer struct {
+	auditv1.UnimplementedAuditReportServiceServer
+	store ReportStore
+}
+
+// NewReports returns the report server over st.
+func NewReports(st ReportStore) *ReportServer { return &ReportServer{store: st} }
+
+// Register adds the service to g.
+func (s *ReportServer) Register(g *grpc.Server) { auditv1.RegisterAuditReportServiceServer(g, s) }
+
+// FilterQuery is the query of a RecordFilter.
+func FilterQuery(f *auditv1.RecordFilter) audit.Query {
+	q := audit.Query{Actor: f.GetActor(), Subject: f.GetSubject(), AppID: f.GetAppId(), API: f.GetApi(), Result: f.GetResult(),
+		ClientIP: f.GetClientIp(), Text: f.GetText()}
+	if f.GetStartTime() != nil {
+		q.From = f.GetStartTime().AsTime()
+	}
+	if f.GetEndTime() != nil {
+		q.To = f.GetEndTime().AsTime()
+	}
+	return q
+}
+
+func countQuery(r *auditv1.CountRecordsRequest) audit.CountQuery {
+	return audit.CountQuery{Filter: FilterQuery(r.GetFilter()), By: audit.CountBy(r.GetBy()), Bucket: audit.Bucket(r.GetBucket()),
+		UTCOffset: time.Duration(r.GetUtcOffsetMinutes()) * time.Minute, Limit: int(r.GetLimit())}
+}
+
+// CountRecords implements AuditReportService.
+func (s *ReportServer) CountRecords(ctx context.Context, r *auditv1.CountRecordsRequest) (*auditv1.CountRecordsResponse, error) {
+	sc, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	counts, truncated, err := audit.Counts(ctx, s.store, sc, countQuery(r))
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.CountRecordsResponse{Truncated: truncated, Counts: make([]*auditv1.RecordCount, len(counts))}
+	for i, c := range counts {
+		out.Counts[i] = &auditv1.RecordCount{Key: c.Key, Count: c.Count}
+		if !c.BucketStart.IsZero() {
+			out.Counts[i].BucketStart = timestamppb.New(c.BucketStart)
+		}
+	}
+	return out, nil
+}
+
+// exportChunk is the size of the chunks of an export.
+const exportChunk = 256 << 10
+
+// chunkWriter sends what is written in chunks of exportChunk.
+type chunkWriter struct {
+	st    grpc.ServerStreamingServer[auditv1.ExportRecordsChunk]
+	buf   bytes.Buffer
+	first *auditv1.ExportRecordsChunk // headers of the first chunk, until sent
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	for w.buf.Len() >= exportChunk {
+		if err := w.send(w.buf.Next(exportChunk), false); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (w *chunkWriter) send(data []byte, done bool) error {
+	c := &auditv1.ExportRecordsChunk{Data: bytes.Clone(data), Done: done}
+	if w.first != nil {
+		c.ContentType, c.FileName = w.first.ContentType, w.first.FileName
+		w.first = nil
+	}
+	return w.st.Send(c)
+}
+
+// ExportRecords implements AuditReportService.
+func (s *ReportServer) ExportRecords(r *auditv1.ExportRecordsRequest, st grpc.ServerStreamingServer[auditv1.ExportRecordsChunk]) error {
+	ctx := st.Context()
+	sc, err := scope(ctx)
+	if err != nil {
+		return err
+	}
+	f := audit.Format(r.GetFormat())
+	name := "audit-records"
+	if r.GetCounts() != nil {
+		name = "audit-counts"
+	}
+	w := &chunkWriter{st: st, first: &auditv1.ExportRecordsChunk{ContentType: f.ContentType(),
+		FileName: name + "-" + time.Now().UTC().Format("20060102-150405") + "." + f.Ext()}}
+	if r.GetCounts() != nil {
+		q := countQuery(r.GetCounts())
+		counts, _, err := audit.Counts(ctx, s.store, sc, q)
+		if err != nil {
+			return err
+		}
+		if err := audit.ExportCounts(q, counts, f, w); err != nil {
+			return err
+		}
+	} else if _, err := audit.ExportRecords(ctx, s.store, sc, FilterQuery(r.GetFilter()), int(r.GetMaxRecords()), f, w); err != nil {
+		return err
+	}
+	return w.send(w.buf.Bytes(), true)
+}

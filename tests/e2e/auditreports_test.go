@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	auditcomponent "github.com/uias/uias/services/audit/component"
+)
+
+// Analytics and exports of the audit log over gRPC and REST: refused
+// logins counted by API and result, a CSV export as a file download, a
+// count report as HTML; refusals for a missing token and bad parameters.
+func TestAuditReports(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	ac := auditcomponent.Settings(&cfg)
+	ac.CheckpointEvery, ac.BatchWait = 2, 20*time.Millisecond
+	e := start(t, cfg)
+	e.login()
+	ctx := context.Background()
+	for range 3 {
+		_, err := e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: "admin", Password: "wrong"})
+		wantCode(t, err, codes.Unauthenticated, "BAD_ADMIN_LOGIN")
+	}
+	rc := auditv1.NewAuditReportServiceClient(e.conn)
+	failed := &auditv1.RecordFilter{Api: "admin.login", Result: "failure"}
+	eventually(t, "three refused logins counted", func() bool {
+		res, err := rc.CountRecords(e.adm(), &auditv1.CountRecordsRequest{Filter: failed, By: auditv1.CountBy_COUNT_BY_RESULT})
+		return err == nil && len(res.GetCounts()) == 1 && res.GetCounts()[0].GetCount() == 3
+	})
+	res, err := rc.CountRecords(e.adm(), &auditv1.CountRecordsRequest{By: auditv1.CountBy_COUNT_BY_HOUR_OF_DAY, UtcOffsetMinutes: 480})
+	if err != nil || len(res.GetCounts()) == 0 {
+		t.Fatalf("counts by hour: %v %v", res, err)
+	}
+	_, err = rc.CountRecords(e.adm(), &auditv1.CountRecordsRequest{})
+	wantCode(t, err, codes.InvalidArgument, "BAD_REQUEST")
+	_, err = rc.CountRecords(ctx, &auditv1.CountRecordsRequest{By: auditv1.CountBy_COUNT_BY_API})
+	wantCode(t, err, codes.Unauthenticated, "")
+
+	// gRPC export: chunks, the first with the file's name and type
+	st, err := rc.ExportRecords(e.adm(), &auditv1.ExportRecordsRequest{Filter: failed, Format: auditv1.ExportFormat_EXPORT_FORMAT_CSV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file bytes.Buffer
+	for i := 0; ; i++ {
+		c, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && (!strings.HasPrefix(c.GetContentType(), "text/csv") || !strings.HasSuffix(c.GetFileName(), ".csv")) {
+			t.Errorf("first chunk: %q %q", c.GetContentType(), c.GetFileName())
+		}
+		file.Write(c.GetData())
+		if c.GetDone() {
+			break
+		}
+	}
+	rows, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(file.Bytes(), []byte("\ufeff")))).ReadAll()
+	if err != nil || len(rows) != 4 || rows[1][6] != "admin.login" || rows[1][10] != "failure" {
+		t.Fatalf("exported CSV: %v %v", rows, err)
+	}
+
+	// REST: counts, then the export as a file
+	auth := map[string]string{"Authorization": "Bearer " + e.token}
+	code, body, _ := e.rest(http.MethodGet, "/v1/audit/counts?by=COUNT_BY_RESULT&filter.api=admin.login&filter.result=failure", auth, nil)
+	if code != http.StatusOK || len(body["counts"].([]any)) != 1 {
+		t.Fatalf("REST counts: %d %v", code, body)
+	}
+	get := func(path string, headers map[string]string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, e.http+path, nil)
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	resp, b := get("/v1/audit/export?format=csv&api=admin.login&result=failure", auth)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") ||
+		!strings.Contains(resp.Header.Get("Content-Disposition"), "attachment") || bytes.Count(b, []byte(",admin.login,")) != 3 {
+		t.Fatalf("REST export: %d %v\n%s", resp.StatusCode, resp.Header, b)
+	}
+	resp, b = get("/v1/audit/export?format=html&by=weekday&utc_offset_minutes=480", auth)
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte("<svg")) {
+		t.Fatalf("REST count report: %d\n%s", resp.StatusCode, b)
+	}
+	for path, want := range map[string]int{
+		"/v1/audit/export?format=pdf":                  http.StatusBadRequest,
+		"/v1/audit/export?format=csv&by=planet":        http.StatusBadRequest,
+		"/v1/audit/export?format=csv&start_time=today": http.StatusBadRequest,
+	} {
+		if resp, b := get(path, auth); resp.StatusCode != want || !bytes.Contains(b, []byte("must")) {
+			t.Errorf("%s: %d %s, want %d with a message", path, resp.StatusCode, b, want)
+		}
+	}
+	if resp, _ := get("/v1/audit/export?format=csv", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("export without a token: %d, want 401", resp.StatusCode)
+	}
+}
