@@ -26,6 +26,8 @@ func auditCommands() map[string]command {
 		"consistency": auditConsistencyCmd(),
 		"verify":      auditVerifyCmd(),
 		"query":       auditQueryCmd(),
+		"counts":      auditCountsCmd(),
+		"export":      auditExportCmd(),
 	}
 }
 

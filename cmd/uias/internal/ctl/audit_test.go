@@ -3,6 +3,8 @@ package ctl
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -113,5 +115,24 @@ func TestAuditCommands(t *testing.T) {
 	if code != exitError || !strings.Contains(out, "TAMPERED") || !regexp.MustCompile(`first bad record:\s+0\n`).MatchString(out) ||
 		!strings.Contains(errs, "does not verify") {
 		t.Fatalf("verify after tampering: exit %d\n%s\n%s", code, out, errs)
+	}
+
+	// analytics and exports
+	if out := h.mustRun("audit", "counts", "--by", "api", "--utc-offset", "480"); !strings.Contains(out, "admin.login") {
+		t.Errorf("audit counts --by api:\n%s", out)
+	}
+	if out := h.mustRun("audit", "counts", "--by", "hour", "--utc-offset", "480"); !strings.Contains(out, "COUNT") {
+		t.Errorf("audit counts --by hour:\n%s", out)
+	}
+	csvFile := filepath.Join(t.TempDir(), "records.csv")
+	h.mustRun("audit", "export", "--format", "csv", "--out", csvFile)
+	if b, err := os.ReadFile(csvFile); err != nil || !strings.Contains(string(b), "seq,time,type") || !strings.Contains(string(b), "admin.login") {
+		t.Errorf("audit export --format csv: %v\n%s", err, b)
+	}
+	if code, _, _ := h.run("audit", "export", "--format", "csv", "--out", csvFile); code == 0 {
+		t.Error("audit export overwrote an existing file")
+	}
+	if code, _, errs := h.run("audit", "counts", "--by", "planet"); code == 0 || !strings.Contains(errs, "--by must be") {
+		t.Errorf("audit counts --by planet: %d %s", code, errs)
 	}
 }
