@@ -65,7 +65,13 @@ func Module() module.Module {
 // auditOpenAPI is one document for audit.proto, reports.proto and the
 // export download (which has no google.api.http mapping to generate it
 // from).
-var auditOpenAPI = module.MergeOpenAPI(openapi.Audit, openapi.AuditReports, exportOpenAPI)
+var auditOpenAPI = func() []byte {
+	b, err := module.MergeOpenAPI(openapi.Audit, openapi.AuditReports, exportOpenAPI)
+	if err != nil {
+		panic("audit openapi: " + err.Error()) // generated and embedded: cannot happen
+	}
+	return b
+}()
 
 //go:embed export.openapi.json
 var exportOpenAPI []byte
