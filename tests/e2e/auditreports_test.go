@@ -11,15 +11,18 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	auditcomponent "github.com/uias/uias/services/audit/component"
 )
 
-// Analytics and exports of the audit log over gRPC and REST: refused
-// logins counted by API and result, a CSV export as a file download, a
-// count report as HTML; refusals for a missing token and bad parameters.
+// Analytics and exports of the audit log over gRPC and REST, by the
+// security auditor: refused logins counted by API and result, a CSV export
+// as a file download, a count report as HTML; refusals for a missing
+// token, bad parameters and a system administrator (who may not read the
+// audit log, so neither count nor export it).
 func TestAuditReports(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	ac := auditcomponent.Settings(&cfg)
@@ -31,23 +34,42 @@ func TestAuditReports(t *testing.T) {
 		_, err := e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: "admin", Password: "wrong"})
 		wantCode(t, err, codes.Unauthenticated, "BAD_ADMIN_LOGIN")
 	}
+	audTok := e.grantedAdmin(t, "auditor-reports", "security_auditor")
+	aud := func() context.Context {
+		return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+audTok)
+	}
 	rc := auditv1.NewAuditReportServiceClient(e.conn)
 	failed := &auditv1.RecordFilter{Api: "admin.login", Result: "failure"}
 	eventually(t, "three refused logins counted", func() bool {
-		res, err := rc.CountRecords(e.adm(), &auditv1.CountRecordsRequest{Filter: failed, By: auditv1.CountBy_COUNT_BY_RESULT})
+		res, err := rc.CountRecords(aud(), &auditv1.CountRecordsRequest{Filter: failed, By: auditv1.CountBy_COUNT_BY_RESULT})
 		return err == nil && len(res.GetCounts()) == 1 && res.GetCounts()[0].GetCount() == 3
 	})
-	res, err := rc.CountRecords(e.adm(), &auditv1.CountRecordsRequest{By: auditv1.CountBy_COUNT_BY_HOUR_OF_DAY, UtcOffsetMinutes: 480})
+	res, err := rc.CountRecords(aud(), &auditv1.CountRecordsRequest{By: auditv1.CountBy_COUNT_BY_HOUR_OF_DAY, UtcOffsetMinutes: 480})
 	if err != nil || len(res.GetCounts()) == 0 {
 		t.Fatalf("counts by hour: %v %v", res, err)
 	}
-	_, err = rc.CountRecords(e.adm(), &auditv1.CountRecordsRequest{})
+	_, err = rc.CountRecords(aud(), &auditv1.CountRecordsRequest{})
 	wantCode(t, err, codes.InvalidArgument, "BAD_REQUEST")
 	_, err = rc.CountRecords(ctx, &auditv1.CountRecordsRequest{By: auditv1.CountBy_COUNT_BY_API})
 	wantCode(t, err, codes.Unauthenticated, "")
+	// the system administrator is refused both, with a sentence
+	_, err = rc.CountRecords(e.adm(), &auditv1.CountRecordsRequest{By: auditv1.CountBy_COUNT_BY_API})
+	wantCode(t, err, codes.PermissionDenied, "ADMIN_NOT_ALLOWED")
+	if !strings.Contains(err.Error(), "not allowed to read audit.records") {
+		t.Errorf("system administrator counting: %v", err)
+	}
+	if st, err := rc.ExportRecords(e.adm(), &auditv1.ExportRecordsRequest{Format: auditv1.ExportFormat_EXPORT_FORMAT_CSV}); err == nil {
+		_, err = st.Recv()
+		wantCode(t, err, codes.PermissionDenied, "ADMIN_NOT_ALLOWED")
+		if !strings.Contains(err.Error(), "not allowed to export audit.records") {
+			t.Errorf("system administrator exporting: %v", err)
+		}
+	} else {
+		t.Fatal(err)
+	}
 
 	// gRPC export: chunks, the first with the file's name and type
-	st, err := rc.ExportRecords(e.adm(), &auditv1.ExportRecordsRequest{Filter: failed, Format: auditv1.ExportFormat_EXPORT_FORMAT_CSV})
+	st, err := rc.ExportRecords(aud(), &auditv1.ExportRecordsRequest{Filter: failed, Format: auditv1.ExportFormat_EXPORT_FORMAT_CSV})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +93,8 @@ func TestAuditReports(t *testing.T) {
 	}
 
 	// REST: counts, then the export as a file
-	auth := map[string]string{"Authorization": "Bearer " + e.token}
+	auth := map[string]string{"Authorization": "Bearer " + audTok}
+	sysAdmin := map[string]string{"Authorization": "Bearer " + e.token}
 	code, body, _ := e.rest(http.MethodGet, "/v1/audit/counts?by=COUNT_BY_RESULT&filter.api=admin.login&filter.result=failure", auth, nil)
 	if code != http.StatusOK || len(body["counts"].([]any)) != 1 {
 		t.Fatalf("REST counts: %d %v", code, body)
@@ -111,4 +134,13 @@ func TestAuditReports(t *testing.T) {
 	if resp, _ := get("/v1/audit/export?format=csv", nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("export without a token: %d, want 401", resp.StatusCode)
 	}
+	// the system administrator over REST: 403 with the sentence, also for
+	// a bad parameter (the caller is checked first)
+	for _, path := range []string{"/v1/audit/export?format=csv", "/v1/audit/export?format=pdf"} {
+		if resp, b := get(path, sysAdmin); resp.StatusCode != http.StatusForbidden || !bytes.Contains(b, []byte("not allowed to export audit.records")) {
+			t.Errorf("system administrator: %s: %d %s, want 403", path, resp.StatusCode, b)
+		}
+	}
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/counts?by=COUNT_BY_RESULT", sysAdmin, nil)
+	restDenied(t, "system administrator counts the audit log", code, body, "not allowed to read audit.records")
 }

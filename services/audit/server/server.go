@@ -28,14 +28,17 @@ func (s *Server) Register(g *grpc.Server) { auditv1.RegisterAuditLogServiceServe
 
 // Perms is the administrator permission of each audit method, asked of
 // authz before the handler runs (adminauth.CallerAuth): reading records is
-// audit.records read, checkpoints and proofs of the whole log are verify.
-// The security auditor holds both; a system administrator neither.
+// audit.records read, checkpoints and proofs of the whole log are verify,
+// counts are read and exports (files of records or reports) are export.
+// The security auditor holds all of them; a system administrator none.
 var Perms = map[string]adminauth.Perm{
 	auditv1.AuditLogService_GetCheckpoint_FullMethodName:    adminauth.AuditVerify,
 	auditv1.AuditLogService_ProveInclusion_FullMethodName:   adminauth.AuditRead,
 	auditv1.AuditLogService_ProveConsistency_FullMethodName: adminauth.AuditVerify,
 	auditv1.AuditLogService_VerifyLog_FullMethodName:        adminauth.AuditVerify,
 	auditv1.AuditQueryService_QueryRecords_FullMethodName:   adminauth.AuditRead,
+	auditv1.AuditReportService_CountRecords_FullMethodName:  adminauth.AuditRead,
+	auditv1.AuditReportService_ExportRecords_FullMethodName: adminauth.AuditExport,
 }
 
 // CallerAuth authenticates callers of the audit services: administrators

@@ -32,6 +32,15 @@ func TestAuditCommands(t *testing.T) {
 	if code, _, errs := h.run("audit", "checkpoint"); code == 0 || !strings.Contains(errs, "audit.records") {
 		t.Fatalf("system administrator reading the audit log: exit %d, %s", code, errs)
 	}
+	refusedFile := filepath.Join(t.TempDir(), "refused.csv")
+	for _, args := range [][]string{{"audit", "counts", "--by", "api"}, {"audit", "export", "--format", "csv", "--out", refusedFile}} {
+		if code, _, errs := h.run(args...); code == 0 || !strings.Contains(errs, "audit.records") {
+			t.Fatalf("system administrator: %v: exit %d, %s", args, code, errs)
+		}
+	}
+	if _, err := os.Stat(refusedFile); !os.IsNotExist(err) {
+		t.Fatalf("a refused export left a file: %v", err)
+	}
 	var roots struct{ Orgs []struct{ Id string } }
 	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "org", "list")), &roots); err != nil || len(roots.Orgs) == 0 {
 		t.Fatalf("org list: %v %+v", err, roots)
