@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -23,19 +24,57 @@ const (
 	XLSX
 	HTML
 	JSONL
+	PDF
 )
 
 // ContentType and Ext of the format.
 func (f Format) ContentType() string {
 	return [...]string{"", "text/csv; charset=utf-8", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-		"text/html; charset=utf-8", "application/x-ndjson"}[f]
+		"text/html; charset=utf-8", "application/x-ndjson", "application/pdf"}[f]
 }
 
 // Ext is the format's file name extension.
-func (f Format) Ext() string { return [...]string{"", "csv", "xlsx", "html", "jsonl"}[f] }
+func (f Format) Ext() string { return [...]string{"", "csv", "xlsx", "html", "jsonl", "pdf"}[f] }
+
+// Exporter writes exports; its zero value uses DefaultPDFFont and the
+// wall clock.
+type Exporter struct {
+	// PDFFont and PDFLatinFont are the TrueType font files of PDF
+	// exports: CJK text, everything else (audit.pdf_font,
+	// audit.pdf_latin_font).
+	PDFFont, PDFLatinFont string
+	// Now is the clock of the date in PDF exports (nil: time.Now).
+	Now func() time.Time
+	// MaxPDF bounds the records of a PDF (0: MaxPDFRecords).
+	MaxPDF int
+}
+
+func (e Exporter) fonts() (cjk, latin string) {
+	return cmp.Or(e.PDFFont, DefaultPDFFont), cmp.Or(e.PDFLatinFont, DefaultPDFLatinFont)
+}
+
+func (e Exporter) now() time.Time {
+	if e.Now == nil {
+		return time.Now()
+	}
+	return e.Now()
+}
+
+// ExportRecords is Exporter{}.Records.
+func ExportRecords(ctx context.Context, st QueryStore, scope Scope, q Query, max int, f Format, w io.Writer) (int, error) {
+	return Exporter{}.Records(ctx, st, scope, q, max, f, w)
+}
+
+// ExportCounts is Exporter{}.Counts.
+func ExportCounts(q CountQuery, counts []Count, f Format, w io.Writer) error {
+	return Exporter{}.Counts(q, counts, f, w)
+}
 
 // MaxExportRecords bounds one export.
 const MaxExportRecords = 1_000_000
+
+// recordWeights are the relative widths of the record columns in a PDF.
+var recordWeights = []float64{8, 28, 18, 13, 12, 12, 20, 18, 18, 11, 11, 14, 9, 20, 34, 18}
 
 // recordHeader are the columns of exported records.
 var recordHeader = []string{"seq", "time", "type", "component", "serial", "app_id", "api", "actor", "subject", "org",
@@ -52,13 +91,18 @@ func recordRow(r *Record) []string {
 		r.ClientIP, d, r.EventID}
 }
 
-// ExportRecords writes the records of q within scope (newest first, at
-// most max, 0: MaxExportRecords) to w in format f, page by page (memory
-// does not grow with the number of records). It returns the number
+// Records writes the records of q within scope (newest first, at most
+// max, 0: MaxExportRecords; a PDF at most MaxPDFRecords, saying so when
+// more matched) to w in format f, page by page (memory does not grow with
+// the number of records, except for a PDF). It returns the number
 // written.
-func ExportRecords(ctx context.Context, st QueryStore, scope Scope, q Query, max int, f Format, w io.Writer) (int, error) {
+func (e Exporter) Records(ctx context.Context, st QueryStore, scope Scope, q Query, max int, f Format, w io.Writer) (int, error) {
 	if max <= 0 || max > MaxExportRecords {
 		max = MaxExportRecords
+	}
+	capped := false
+	if most := cmp.Or(e.MaxPDF, MaxPDFRecords); f == PDF && max > most {
+		max, capped = most, true
 	}
 	q.PageSize, q.PageToken = MaxPageSize, ""
 	// the first page checks the filter (and the scope) before anything is written
@@ -66,15 +110,21 @@ func ExportRecords(ctx context.Context, st QueryStore, scope Scope, q Query, max
 	if err != nil {
 		return 0, err
 	}
-	rw, err := newRowWriter(f, w, "Audit records", recordHeader)
+	rw, err := e.newRowWriter(f, w, "Audit records", recordHeader, recordWeights)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
+	more := func() error {
+		if capped {
+			rw.note(fmt.Sprintf("More records matched: a PDF holds the first %d. Export as CSV, XLSX or JSONL for all of them.", max))
+		}
+		return rw.close()
+	}
 	for {
 		for i := range recs {
 			if n == max {
-				return n, rw.close()
+				return n, more()
 			}
 			if f == JSONL {
 				err = rw.json(recordJSON(&recs[i]))
@@ -86,8 +136,11 @@ func ExportRecords(ctx context.Context, st QueryStore, scope Scope, q Query, max
 			}
 			n++
 		}
-		if next == "" || n == max {
+		if next == "" {
 			return n, rw.close()
+		}
+		if n == max {
+			return n, more()
 		}
 		q.PageToken = next
 		if recs, next, err = Search(ctx, st, scope, q); err != nil {
@@ -104,21 +157,23 @@ func recordJSON(r *Record) map[string]any {
 		"detail": r.Detail, "event_id": r.EventID}
 }
 
-// ExportCounts writes the counts of a count report to w in format f; HTML
-// reports by hour of day or weekday (without buckets) carry a bar chart.
-func ExportCounts(q CountQuery, counts []Count, f Format, w io.Writer) error {
+// Counts writes the counts of a count report to w in format f; HTML and
+// PDF reports without buckets carry a bar chart (CountChart).
+func (e Exporter) Counts(q CountQuery, counts []Count, f Format, w io.Writer) error {
 	header := []string{q.By.String(), "count"}
 	if q.Bucket != NoBucket {
 		header = []string{"bucket_start", q.By.String(), "count"}
 	}
 	title := "Audit records by " + q.By.String()
-	rw, err := newRowWriter(f, w, title, header)
+	weights := []float64{3, 1}
+	if q.Bucket != NoBucket {
+		weights = []float64{2, 3, 1}
+	}
+	rw, err := e.newRowWriter(f, w, title, header, weights)
 	if err != nil {
 		return err
 	}
-	if f == HTML && q.Bucket == NoBucket && (q.By == ByHourOfDay || q.By == ByWeekday) {
-		rw.chart = barChart(q.By, counts)
-	}
+	rw.chart = CountChart(q, counts)
 	for _, c := range counts {
 		row := []string{q.By.Label(c.Key), strconv.FormatInt(c.Count, 10)}
 		if q.Bucket != NoBucket {
@@ -160,12 +215,15 @@ type rowWriter struct {
 	rowNum int
 	title  string
 	header []string
-	chart  template.HTML
-	opened bool
+	// weights are the relative column widths of a PDF table.
+	weights []float64
+	chart   *Chart
+	opened  bool
+	pdf     *pdfDoc
 }
 
-func newRowWriter(f Format, w io.Writer, title string, header []string) (*rowWriter, error) {
-	rw := &rowWriter{f: f, out: w, w: bufio.NewWriterSize(w, 64<<10), title: title, header: header}
+func (e Exporter) newRowWriter(f Format, w io.Writer, title string, header []string, weights []float64) (*rowWriter, error) {
+	rw := &rowWriter{f: f, out: w, w: bufio.NewWriterSize(w, 64<<10), title: title, header: header, weights: weights}
 	switch f {
 	case CSV:
 		_, _ = rw.w.WriteString("\ufeff") // a byte order mark: spreadsheets then read UTF-8
@@ -183,10 +241,19 @@ func newRowWriter(f Format, w io.Writer, title string, header []string) (*rowWri
 		}
 		rw.sw = sw
 		return rw, rw.row(header)
+	case PDF:
+		// a table of more than 8 columns is printed across the page
+		cjk, latin := e.fonts()
+		d, err := newPDF(cjk, latin, len(header) > 8, title, e.now())
+		if err != nil {
+			return nil, err
+		}
+		rw.pdf = d
+		return rw, nil
 	case HTML, JSONL:
 		return rw, nil
 	}
-	return nil, badRequest("format must be csv, xlsx, html or jsonl")
+	return nil, badRequest("format must be csv, xlsx, html, jsonl or pdf")
 }
 
 var htmlHead = template.Must(template.New("head").Parse(`<!DOCTYPE html>
@@ -204,7 +271,25 @@ func (rw *rowWriter) openHTML() error {
 		return nil
 	}
 	rw.opened = true
-	return htmlHead.Execute(rw.w, map[string]any{"Title": rw.title, "Header": rw.header, "Chart": rw.chart})
+	return htmlHead.Execute(rw.w, map[string]any{"Title": rw.title, "Header": rw.header, "Chart": rw.chart.SVG()})
+}
+
+// openPDF draws the chart and the table's header at the first row.
+func (rw *rowWriter) openPDF() {
+	if rw.opened {
+		return
+	}
+	rw.opened = true
+	rw.pdf.chart(rw.chart)
+	rw.pdf.table(rw.header, rw.weights)
+}
+
+// note adds a line after the table (PDF only).
+func (rw *rowWriter) note(s string) {
+	if rw.f == PDF {
+		rw.openPDF()
+		rw.pdf.note(s)
+	}
 }
 
 func (rw *rowWriter) row(cells []string) error {
@@ -227,6 +312,9 @@ func (rw *rowWriter) row(cells []string) error {
 			return err
 		}
 		return htmlRow.Execute(rw.w, cells)
+	case PDF:
+		rw.openPDF()
+		rw.pdf.row(cells)
 	}
 	return nil
 }
@@ -261,40 +349,9 @@ func (rw *rowWriter) close() error {
 			return err
 		}
 		_, _ = rw.w.WriteString("</tbody></table></body></html>\n")
+	case PDF:
+		rw.openPDF()
+		return rw.pdf.write(rw.out)
 	}
 	return rw.w.Flush()
-}
-
-// barChart draws counts by hour of day (24 bars) or weekday (7 bars) as
-// inline SVG.
-func barChart(by CountBy, counts []Count) template.HTML {
-	n := 24
-	if by == ByWeekday {
-		n = 7
-	}
-	vals := make([]int64, n)
-	var top int64 = 1
-	for _, c := range counts {
-		i, err := strconv.Atoi(c.Key)
-		if err != nil || i < 0 || i >= n {
-			continue
-		}
-		vals[i] += c.Count
-		top = max(top, vals[i])
-	}
-	const width, height, bar = 720, 200, 24
-	step := width / n
-	svg := fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img" aria-label="records by %s">`,
-		width, height+20, by.String())
-	for i, v := range vals {
-		h := int(v * height / top)
-		label := strconv.Itoa(i)
-		if by == ByWeekday {
-			label = by.Label(label)[:3]
-		}
-		svg += fmt.Sprintf(`<rect x="%d" y="%d" width="%d" height="%d" fill="#4a7bd0"><title>%s: %d</title></rect>`,
-			i*step+2, height-h, min(bar, step-4), h, template.HTMLEscapeString(by.Label(strconv.Itoa(i))), v)
-		svg += fmt.Sprintf(`<text x="%d" y="%d" font-size="10">%s</text>`, i*step+2, height+14, template.HTMLEscapeString(label))
-	}
-	return template.HTML(svg + "</svg>\n") //nolint:gosec // built from numbers and escaped labels only
 }

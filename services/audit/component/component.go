@@ -117,6 +117,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			}
 		},
 	})
+	exp := audit.Exporter{PDFFont: cfg.PDFFont, PDFLatinFont: cfg.PDFLatinFont}
+	rep, err := cfg.Reports.reporter(st, exp)
+	if err != nil {
+		return nil, err
+	}
 	in := ingest.New(js, l, ingest.Options{Batch: cfg.Batch, MaxWait: cfg.BatchWait, StreamMaxAge: cfg.StreamMaxAge,
 		Logger: log.Named("ingest"), Metrics: env.Metrics})
 	env.Go(func(ctx context.Context) { _ = in.Run(ctx) })
@@ -126,6 +131,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		env.Go(func(ctx context.Context) { runRetention(ctx, l, ret, cfg.RetentionCheck, log.Named("retention"), rm) })
 	}
 
+	if rep != nil {
+		rpm := newReportMetrics(env.Metrics)
+		env.Go(func(ctx context.Context) { runReports(ctx, rep, time.Minute, log.Named("reports"), rpm) })
+	}
 	admins, err := adminauth.FromEnv(env)
 	if err != nil {
 		return nil, err
@@ -134,7 +143,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Register: func(g *grpc.Server) {
 			server.New(l).Register(g)
 			server.NewQuery(st).Register(g)
-			server.NewReports(st).Register(g)
+			server.NewReports(st, exp).Register(g)
 		},
 		Auth:  server.CallerAuth(admins),
 		Ready: db.PingContext,

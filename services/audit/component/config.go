@@ -47,6 +47,14 @@ type Config struct {
 	Retention      time.Duration `yaml:"retention"`
 	ArchiveDir     string        `yaml:"archive_dir"`
 	RetentionCheck time.Duration `yaml:"retention_check"`
+	// PDFFont is the TrueType font file of the Chinese (CJK) text of PDF
+	// exports and reports (default Debian's fonts-droid-fallback,
+	// audit.DefaultPDFFont); PDFLatinFont that of all other text (default
+	// DejaVu Sans of fonts-dejavu-core, audit.DefaultPDFLatinFont).
+	PDFFont      string `yaml:"pdf_font"`
+	PDFLatinFont string `yaml:"pdf_latin_font"`
+	// Reports are the scheduled reports (reports.go).
+	Reports ReportsConfig `yaml:"reports"`
 }
 
 // MinRetention is the shortest retention accepted (besides 0, forever).
@@ -56,7 +64,7 @@ const MinRetention = 24 * time.Hour
 func Defaults() *Config {
 	return &Config{Origin: "uias.audit", Batch: 500, BatchWait: 500 * time.Millisecond, CheckpointEvery: 1000,
 		CheckpointInterval: 10 * time.Second, StreamMaxAge: MinStreamMaxAge, Retention: 365 * 24 * time.Hour,
-		RetentionCheck: time.Hour}
+		RetentionCheck: time.Hour, PDFFont: audit.DefaultPDFFont, PDFLatinFont: audit.DefaultPDFLatinFont, Reports: defaultReports()}
 }
 
 // Bind implements config.Section.
@@ -74,6 +82,9 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.Retention, "UIAS_AUDIT_RETENTION", "", "")
 	b.String(&c.ArchiveDir, "UIAS_AUDIT_ARCHIVE_DIR", "", "")
 	b.Duration(&c.RetentionCheck, "UIAS_AUDIT_RETENTION_CHECK", "", "")
+	b.String(&c.PDFFont, "UIAS_AUDIT_PDF_FONT", "", "")
+	b.String(&c.PDFLatinFont, "UIAS_AUDIT_PDF_LATIN_FONT", "", "")
+	c.Reports.bind(b)
 }
 
 // ArchiveDirIn is the archive directory: archive_dir, else
@@ -133,5 +144,12 @@ func (c *Config) Validate(p *config.Config) error {
 	if c.KeyRing == "" && c.KeyFileIn(p) == "keyring.json" && p.DataDir == "" {
 		bad("key_file", "must not be empty (set data_dir, audit.key_file or UIAS_KEYRING)")
 	}
+	if c.PDFFont == "" {
+		bad("pdf_font", "must name a TrueType font file with Chinese glyphs, e.g. %s (Debian: apt-get install fonts-droid-fallback)", audit.DefaultPDFFont)
+	}
+	if c.PDFLatinFont == "" {
+		bad("pdf_latin_font", "must name a TrueType font file with Latin glyphs, e.g. %s (Debian: apt-get install fonts-dejavu-core)", audit.DefaultPDFLatinFont)
+	}
+	c.Reports.validate(bad)
 	return errors.Join(errs...)
 }

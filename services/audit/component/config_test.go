@@ -3,10 +3,12 @@ package component
 import (
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/services/audit"
 )
 
 var def = config.SectionDef{Name: Name, New: func() config.Section { return Defaults() }}
@@ -39,6 +41,40 @@ func TestDefaults(t *testing.T) {
 		s.CheckpointInterval != 10*time.Second || s.StreamMaxAge != 7*24*time.Hour || s.KeyFileIn(&c) != filepath.Join("data", "keyring.json") {
 		t.Fatalf("defaults: %+v", s)
 	}
+	r := s.Reports
+	if s.PDFFont != "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf" || s.PDFLatinFont != "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf" || r.Dir != "" || !slices.Equal(r.Schedule, []string{"daily", "weekly"}) ||
+		!slices.Equal(r.Formats, []string{"pdf", "html"}) || r.After != 30*time.Minute || r.UTCOffset != 0 {
+		t.Fatalf("report defaults: %q %+v", s.PDFFont, r)
+	}
+}
+
+func TestReportSettingsFromEnvironment(t *testing.T) {
+	env := map[string]string{"UIAS_AUDIT_PDF_FONT": "/opt/fonts/cjk.ttf", "UIAS_AUDIT_PDF_LATIN_FONT": "/opt/fonts/latin.ttf", "UIAS_AUDIT_REPORTS_DIR": "/var/lib/uias/reports",
+		"UIAS_AUDIT_REPORTS_SCHEDULE": "weekly", "UIAS_AUDIT_REPORTS_FORMATS": "xlsx,pdf", "UIAS_AUDIT_REPORTS_AFTER": "2h",
+		"UIAS_AUDIT_REPORTS_UTC_OFFSET": "8h"}
+	c, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil, def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Settings(&c)
+	r := s.Reports
+	if s.PDFFont != "/opt/fonts/cjk.ttf" || s.PDFLatinFont != "/opt/fonts/latin.ttf" || r.Dir != "/var/lib/uias/reports" || !slices.Equal(r.Schedule, []string{"weekly"}) ||
+		!slices.Equal(r.Formats, []string{"xlsx", "pdf"}) || r.After != 2*time.Hour || r.UTCOffset != 8*time.Hour {
+		t.Fatalf("from the environment: %q %+v", s.PDFFont, r)
+	}
+	// PDF reports without the font: the start stops, naming the setting
+	_, err = r.reporter(nil, audit.Exporter{PDFFont: filepath.Join(t.TempDir(), "none.ttf")})
+	if err == nil || !strings.Contains(err.Error(), "audit.pdf_font") || !strings.Contains(err.Error(), "fonts-droid-fallback") {
+		t.Fatalf("reports as PDF without the font: %v", err)
+	}
+	r.Formats = []string{"xlsx"}
+	if rep, err := r.reporter(nil, audit.Exporter{PDFFont: "/none.ttf"}); err != nil || rep == nil || rep.Dir != "/var/lib/uias/reports" {
+		t.Fatalf("reports without PDF: %v %v", rep, err)
+	}
+	r.Dir = ""
+	if rep, err := r.reporter(nil, audit.Exporter{}); err != nil || rep != nil {
+		t.Fatalf("no directory, no reports: %v %v", rep, err)
+	}
 }
 
 func TestEnvironment(t *testing.T) {
@@ -69,6 +105,14 @@ func TestValidateEachProblem(t *testing.T) {
 		{func(c *Config) { c.CheckpointEvery = 0 }, "audit.checkpoint_every"},
 		{func(c *Config) { c.CheckpointInterval = time.Millisecond }, "audit.checkpoint_interval"},
 		{func(c *Config) { c.StreamMaxAge = 24 * time.Hour }, "audit.stream_max_age"},
+		{func(c *Config) { c.PDFFont = "" }, "audit.pdf_font"},
+		{func(c *Config) { c.PDFLatinFont = "" }, "audit.pdf_latin_font"},
+		{func(c *Config) { c.Reports.Schedule = []string{"hourly"} }, "audit.reports.schedule"},
+		{func(c *Config) { c.Reports.Schedule = nil }, "audit.reports.schedule"},
+		{func(c *Config) { c.Reports.Formats = []string{"pdf", "csv"} }, "audit.reports.formats"},
+		{func(c *Config) { c.Reports.After = -time.Minute }, "audit.reports.after"},
+		{func(c *Config) { c.Reports.UTCOffset = 15 * time.Hour }, "audit.reports.utc_offset"},
+		{func(c *Config) { c.Reports.UTCOffset = 30 * time.Second }, "audit.reports.utc_offset"},
 	} {
 		c := config.Default(def)
 		tc.mod(Settings(&c))

@@ -25,7 +25,7 @@ const ExportPath = "/v1/audit/export"
 var (
 	exportFormats = map[string]auditv1.ExportFormat{"csv": auditv1.ExportFormat_EXPORT_FORMAT_CSV,
 		"xlsx": auditv1.ExportFormat_EXPORT_FORMAT_XLSX, "html": auditv1.ExportFormat_EXPORT_FORMAT_HTML,
-		"jsonl": auditv1.ExportFormat_EXPORT_FORMAT_JSONL}
+		"jsonl": auditv1.ExportFormat_EXPORT_FORMAT_JSONL, "pdf": auditv1.ExportFormat_EXPORT_FORMAT_PDF}
 	countBys = map[string]auditv1.CountBy{"api": auditv1.CountBy_COUNT_BY_API, "result": auditv1.CountBy_COUNT_BY_RESULT,
 		"app": auditv1.CountBy_COUNT_BY_APP, "actor": auditv1.CountBy_COUNT_BY_ACTOR, "subject": auditv1.CountBy_COUNT_BY_SUBJECT,
 		"client_ip": auditv1.CountBy_COUNT_BY_CLIENT_IP, "component": auditv1.CountBy_COUNT_BY_COMPONENT,
@@ -103,7 +103,7 @@ func exportRequest(r *http.Request) (*auditv1.ExportRecordsRequest, error) {
 	v := r.URL.Query()
 	format, ok := exportFormats[v.Get("format")]
 	if !ok {
-		return nil, badParam("format must be csv, xlsx, html or jsonl")
+		return nil, badParam("format must be csv, xlsx, html, jsonl or pdf")
 	}
 	f := &auditv1.RecordFilter{Actor: v.Get("actor"), Subject: v.Get("subject"), AppId: v.Get("app_id"), Api: v.Get("api"),
 		Result: v.Get("result"), ClientIp: v.Get("client_ip"), Text: v.Get("text")}

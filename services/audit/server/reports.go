@@ -22,10 +22,13 @@ type ReportStore interface {
 type ReportServer struct {
 	auditv1.UnimplementedAuditReportServiceServer
 	store ReportStore
+	exp   audit.Exporter
 }
 
-// NewReports returns the report server over st.
-func NewReports(st ReportStore) *ReportServer { return &ReportServer{store: st} }
+// NewReports returns the report server over st, writing exports with exp.
+func NewReports(st ReportStore, exp audit.Exporter) *ReportServer {
+	return &ReportServer{store: st, exp: exp}
+}
 
 // Register adds the service to g.
 func (s *ReportServer) Register(g *grpc.Server) { auditv1.RegisterAuditReportServiceServer(g, s) }
@@ -117,10 +120,10 @@ func (s *ReportServer) ExportRecords(r *auditv1.ExportRecordsRequest, st grpc.Se
 		if err != nil {
 			return err
 		}
-		if err := audit.ExportCounts(q, counts, f, w); err != nil {
+		if err := s.exp.Counts(q, counts, f, w); err != nil {
 			return err
 		}
-	} else if _, err := audit.ExportRecords(ctx, s.store, sc, FilterQuery(r.GetFilter()), int(r.GetMaxRecords()), f, w); err != nil {
+	} else if _, err := s.exp.Records(ctx, s.store, sc, FilterQuery(r.GetFilter()), int(r.GetMaxRecords()), f, w); err != nil {
 		return err
 	}
 	return w.send(w.buf.Bytes(), true)

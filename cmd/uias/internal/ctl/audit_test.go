@@ -141,6 +141,17 @@ func TestAuditCommands(t *testing.T) {
 	if code, _, _ := h.run("audit", "export", "--format", "csv", "--out", csvFile); code == 0 {
 		t.Error("audit export overwrote an existing file")
 	}
+	// a PDF count report, when the CJK font is installed (else refused
+	// with the setting's name)
+	pdfFile := filepath.Join(t.TempDir(), "by-hour.pdf")
+	code, _, errs = h.run("audit", "export", "--format", "pdf", "--by", "hour", "--utc-offset", "480", "--out", pdfFile)
+	if audit.CheckPDFFonts(audit.DefaultPDFFont, audit.DefaultPDFLatinFont) == nil {
+		if b, err := os.ReadFile(pdfFile); code != 0 || err != nil || !strings.HasPrefix(string(b), "%PDF-") {
+			t.Errorf("audit export --format pdf: exit %d %s %v", code, errs, err)
+		}
+	} else if code == 0 || !strings.Contains(errs, "audit.pdf_font") {
+		t.Errorf("audit export --format pdf without the font: exit %d %s", code, errs)
+	}
 	if code, _, errs := h.run("audit", "counts", "--by", "planet"); code == 0 || !strings.Contains(errs, "--by must be") {
 		t.Errorf("audit counts --by planet: %d %s", code, errs)
 	}

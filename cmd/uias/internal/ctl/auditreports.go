@@ -24,7 +24,8 @@ var (
 	ctlBuckets = map[string]auditv1.TimeBucket{"": auditv1.TimeBucket_TIME_BUCKET_UNSPECIFIED, "none": auditv1.TimeBucket_TIME_BUCKET_UNSPECIFIED,
 		"hour": auditv1.TimeBucket_TIME_BUCKET_HOUR, "day": auditv1.TimeBucket_TIME_BUCKET_DAY}
 	ctlFormats = map[string]auditv1.ExportFormat{"csv": auditv1.ExportFormat_EXPORT_FORMAT_CSV, "xlsx": auditv1.ExportFormat_EXPORT_FORMAT_XLSX,
-		"html": auditv1.ExportFormat_EXPORT_FORMAT_HTML, "jsonl": auditv1.ExportFormat_EXPORT_FORMAT_JSONL}
+		"html": auditv1.ExportFormat_EXPORT_FORMAT_HTML, "jsonl": auditv1.ExportFormat_EXPORT_FORMAT_JSONL,
+		"pdf": auditv1.ExportFormat_EXPORT_FORMAT_PDF}
 )
 
 // filterFlags are the record filter's flags (as audit query's).
@@ -141,12 +142,12 @@ func auditCountsCmd() command {
 
 func auditExportCmd() command {
 	return command{
-		usage: "--format csv|xlsx|html|jsonl [--out FILE] [--max N] [--by FIELD [count flags]] [filters as in audit query]",
+		usage: "--format csv|xlsx|html|jsonl|pdf [--out FILE] [--max N] [--by FIELD [count flags]] [filters as in audit query]",
 		help: "Exports the audit records matching the filters (newest first), or with --by a count report (as audit counts),\n" +
 			"to FILE (default: the name the server gives, in the current directory; - for standard output).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			ff, cf := addFilterFlags(fs), addCountFlags(fs)
-			format := fs.String("format", "", "csv, xlsx, html or jsonl")
+			format := fs.String("format", "", "csv, xlsx, html, jsonl or pdf")
 			out := fs.String("out", "", "write to `FILE` (- : standard output)")
 			maxRecs := fs.Int("max", 0, "at most `N` records (default and most 1000000)")
 			return func(args []string) error {
@@ -155,7 +156,7 @@ func auditExportCmd() command {
 				}
 				fm, ok := ctlFormats[*format]
 				if !ok {
-					return usagef("--format must be csv, xlsx, html or jsonl")
+					return usagef("--format must be csv, xlsx, html, jsonl or pdf")
 				}
 				f, err := ff.filter()
 				if err != nil {

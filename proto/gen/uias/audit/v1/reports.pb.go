@@ -159,6 +159,9 @@ const (
 	ExportFormat_EXPORT_FORMAT_XLSX        ExportFormat = 2
 	ExportFormat_EXPORT_FORMAT_HTML        ExportFormat = 3
 	ExportFormat_EXPORT_FORMAT_JSONL       ExportFormat = 4
+	// PDF: A4, in the TrueType font of audit.pdf_font (Chinese included);
+	// count reports without buckets carry a bar chart; at most 10000 records.
+	ExportFormat_EXPORT_FORMAT_PDF ExportFormat = 5
 )
 
 // Enum value maps for ExportFormat.
@@ -169,6 +172,7 @@ var (
 		2: "EXPORT_FORMAT_XLSX",
 		3: "EXPORT_FORMAT_HTML",
 		4: "EXPORT_FORMAT_JSONL",
+		5: "EXPORT_FORMAT_PDF",
 	}
 	ExportFormat_value = map[string]int32{
 		"EXPORT_FORMAT_UNSPECIFIED": 0,
@@ -176,6 +180,7 @@ var (
 		"EXPORT_FORMAT_XLSX":        2,
 		"EXPORT_FORMAT_HTML":        3,
 		"EXPORT_FORMAT_JSONL":       4,
+		"EXPORT_FORMAT_PDF":         5,
 	}
 )
 
@@ -718,13 +723,14 @@ const file_uias_audit_v1_reports_proto_rawDesc = "" +
 	"TimeBucket\x12\x1b\n" +
 	"\x17TIME_BUCKET_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TIME_BUCKET_HOUR\x10\x01\x12\x13\n" +
-	"\x0fTIME_BUCKET_DAY\x10\x02*\x8d\x01\n" +
+	"\x0fTIME_BUCKET_DAY\x10\x02*\xa4\x01\n" +
 	"\fExportFormat\x12\x1d\n" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x01\x12\x16\n" +
 	"\x12EXPORT_FORMAT_XLSX\x10\x02\x12\x16\n" +
 	"\x12EXPORT_FORMAT_HTML\x10\x03\x12\x17\n" +
-	"\x13EXPORT_FORMAT_JSONL\x10\x042\xe2\x01\n" +
+	"\x13EXPORT_FORMAT_JSONL\x10\x04\x12\x15\n" +
+	"\x11EXPORT_FORMAT_PDF\x10\x052\xe2\x01\n" +
 	"\x12AuditReportService\x12q\n" +
 	"\fCountRecords\x12\".uias.audit.v1.CountRecordsRequest\x1a#.uias.audit.v1.CountRecordsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit/counts\x12Y\n" +
 	"\rExportRecords\x12#.uias.audit.v1.ExportRecordsRequest\x1a!.uias.audit.v1.ExportRecordsChunk0\x01B;Z4github.com/uias/uias/proto/gen/uias/audit/v1;auditv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"

@@ -41,9 +41,10 @@ type AuditReportServiceClient interface {
 	CountRecords(ctx context.Context, in *CountRecordsRequest, opts ...grpc.CallOption) (*CountRecordsResponse, error)
 	// ExportRecords writes the records matching a filter (newest first), or
 	// a count report, as a file in chunks: CSV (UTF-8 with a byte order
-	// mark, for spreadsheets), XLSX, HTML (count reports by hour or weekday
-	// carry an SVG bar chart) or JSONL. Over REST: GET /v1/audit/export
-	// (the file itself, with the same query parameters).
+	// mark, for spreadsheets), XLSX, HTML (count reports without time
+	// buckets carry an SVG bar chart), JSONL or PDF (the chart drawn in
+	// it). Over REST: GET /v1/audit/export (the file itself, with the same
+	// query parameters).
 	ExportRecords(ctx context.Context, in *ExportRecordsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportRecordsChunk], error)
 }
 
@@ -102,9 +103,10 @@ type AuditReportServiceServer interface {
 	CountRecords(context.Context, *CountRecordsRequest) (*CountRecordsResponse, error)
 	// ExportRecords writes the records matching a filter (newest first), or
 	// a count report, as a file in chunks: CSV (UTF-8 with a byte order
-	// mark, for spreadsheets), XLSX, HTML (count reports by hour or weekday
-	// carry an SVG bar chart) or JSONL. Over REST: GET /v1/audit/export
-	// (the file itself, with the same query parameters).
+	// mark, for spreadsheets), XLSX, HTML (count reports without time
+	// buckets carry an SVG bar chart), JSONL or PDF (the chart drawn in
+	// it). Over REST: GET /v1/audit/export (the file itself, with the same
+	// query parameters).
 	ExportRecords(*ExportRecordsRequest, grpc.ServerStreamingServer[ExportRecordsChunk]) error
 	mustEmbedUnimplementedAuditReportServiceServer()
 }
