@@ -45,7 +45,7 @@ import (
 )
 
 // phases in run order; --only selects a subset.
-var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger", "ticket", "authz"}
+var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger", "ticket", "authz", "provision"}
 
 type options struct {
 	duration, warmup time.Duration
@@ -204,6 +204,7 @@ type round struct {
 	finger *fingerRound // fingerprint matcher (finger.go)
 	ticket *ticketRound // CAS ticket pairs (ticket.go)
 	authz  *authzRound  // authorization checks (authz.go)
+	prov   *provRound   // provisioning into business systems (provision.go)
 }
 
 // lockedWriter serializes writes: the system under test, the processes of
@@ -413,6 +414,12 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 	if group("authz") != nil {
 		var err error
 		if r.authz, err = e.measureAuthz(ctx, o, log, closed); err != nil {
+			return nil, err
+		}
+	}
+	if group("provision") != nil {
+		var err error
+		if r.prov, err = measureProvision(ctx, o, log); err != nil {
 			return nil, err
 		}
 	}

@@ -5,201 +5,24 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	goscim "github.com/elimity-com/scim"
-	scimerrors "github.com/elimity-com/scim/errors"
-	"github.com/elimity-com/scim/optional"
-	"github.com/elimity-com/scim/schema"
 
 	"github.com/uias/uias/services/sync/provision"
 	"github.com/uias/uias/services/sync/provision/provtest"
 	"github.com/uias/uias/services/sync/provision/scim"
 )
 
-// ---- the business system: a SCIM 2.0 service provider built with
-// github.com/elimity-com/scim, storing in memory, checking the bearer token
-// and If-Match, and counting what it is asked ----
-
 const token = "scim-token-0123456789"
 
-type handler struct {
-	mu      sync.Mutex
-	res     map[string]goscim.Resource
-	next    int
-	creates map[string]int // by externalId
-	patches int
-	deletes int
-	// onCreate, when set, runs after a resource is stored (under no lock)
-	onCreate func(r *http.Request, n int)
-}
+type handler = provtest.SCIMResources
 
-func newHandler() *handler {
-	return &handler{res: map[string]goscim.Resource{}, creates: map[string]int{}}
-}
+func newHandler() *handler { return provtest.NewSCIMResources() }
 
-func (h *handler) Create(r *http.Request, attrs goscim.ResourceAttributes) (goscim.Resource, error) {
-	h.mu.Lock()
-	if attrs["userName"] != nil {
-		for _, x := range h.res {
-			if strings.EqualFold(fmt.Sprint(x.Attributes["userName"]), fmt.Sprint(attrs["userName"])) {
-				h.mu.Unlock()
-				return goscim.Resource{}, scimerrors.ScimErrorUniqueness
-			}
-		}
-	}
-	h.next++
-	id := strconv.Itoa(h.next)
-	ext, _ := attrs["externalId"].(string)
-	delete(attrs, "externalId")
-	res := goscim.Resource{ID: id, ExternalID: optional.NewString(ext), Attributes: attrs, Meta: goscim.Meta{Version: `W/"1"`}}
-	h.res[id] = res
-	h.creates[ext]++
-	n := 0
-	for _, c := range h.creates {
-		n += c
-	}
-	h.mu.Unlock()
-	if h.onCreate != nil {
-		h.onCreate(r, n)
-	}
-	return res, nil
-}
-
-func (h *handler) Get(_ *http.Request, id string) (goscim.Resource, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	res, ok := h.res[id]
-	if !ok {
-		return goscim.Resource{}, scimerrors.ScimErrorResourceNotFound(id)
-	}
-	return res, nil
-}
-
-func (h *handler) GetAll(_ *http.Request, p goscim.ListRequestParams) (goscim.Page, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	page := goscim.Page{Resources: []goscim.Resource{}}
-	for _, res := range h.res {
-		if p.FilterValidator != nil && p.FilterValidator.PassesFilter(res.Attributes) != nil {
-			continue
-		}
-		page.Resources = append(page.Resources, res)
-	}
-	page.TotalResults = len(page.Resources)
-	return page, nil
-}
-
-func (h *handler) Replace(_ *http.Request, id string, attrs goscim.ResourceAttributes) (goscim.Resource, error) {
-	return goscim.Resource{}, scimerrors.ScimError{Status: http.StatusNotImplemented, Detail: "PUT is not used"}
-}
-
-// checkVersion answers 412 when If-Match does not name the current version.
-func (h *handler) checkVersion(r *http.Request, res goscim.Resource) error {
-	if m := r.Header.Get("If-Match"); m != res.Meta.Version {
-		return scimerrors.ScimError{Status: http.StatusPreconditionFailed, Detail: "If-Match " + m + " is not " + res.Meta.Version}
-	}
-	return nil
-}
-
-func (h *handler) Delete(r *http.Request, id string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	res, ok := h.res[id]
-	if !ok {
-		return scimerrors.ScimErrorResourceNotFound(id)
-	}
-	if err := h.checkVersion(r, res); err != nil {
-		return err
-	}
-	delete(h.res, id)
-	h.deletes++
-	return nil
-}
-
-func (h *handler) Patch(r *http.Request, id string, ops []goscim.PatchOperation) (goscim.Resource, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	res, ok := h.res[id]
-	if !ok {
-		return goscim.Resource{}, scimerrors.ScimErrorResourceNotFound(id)
-	}
-	if err := h.checkVersion(r, res); err != nil {
-		return goscim.Resource{}, err
-	}
-	for _, op := range ops {
-		if op.Op != "replace" || op.Path != nil {
-			return goscim.Resource{}, scimerrors.ScimErrorBadRequest("only replace without a path is supported here")
-		}
-		vals, _ := op.Value.(map[string]any)
-		for k, v := range vals {
-			res.Attributes[k] = v
-		}
-	}
-	v, _ := strconv.Atoi(strings.Trim(strings.TrimPrefix(res.Meta.Version, "W/"), `"`))
-	res.Meta.Version = `W/"` + strconv.Itoa(v+1) + `"`
-	h.res[id] = res
-	h.patches++
-	return res, nil
-}
-
-func (h *handler) byExternal(ext string) (goscim.Resource, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, r := range h.res {
-		if r.ExternalID.Value() == ext {
-			return r, true
-		}
-	}
-	return goscim.Resource{}, false
-}
-
-func (h *handler) stats() (users, creates, patches, deletes int, maxPerID int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, r := range h.res {
-		if r.Attributes["userName"] != nil {
-			users++
-		}
-	}
-	for _, c := range h.creates {
-		creates += c
-		maxPerID = max(maxPerID, c)
-	}
-	return users, creates, h.patches, h.deletes, maxPerID
-}
-
-// startSCIM serves users and groups under /scim/v2; mw may replace the
-// answers (faults).
 func startSCIM(t *testing.T, users, groups *handler, mw func(http.Handler) http.Handler) *httptest.Server {
-	t.Helper()
-	srv, err := goscim.NewServer(&goscim.ServerArgs{
-		ServiceProviderConfig: &goscim.ServiceProviderConfig{},
-		ResourceTypes: []goscim.ResourceType{
-			{ID: optional.NewString("User"), Name: "User", Endpoint: "/Users", Schema: schema.CoreUserSchema(), Handler: users},
-			{ID: optional.NewString("Group"), Name: "Group", Endpoint: "/Groups", Schema: schema.CoreGroupSchema(), Handler: groups},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+token {
-			http.Error(w, `{"status":"401","detail":"bad token"}`, http.StatusUnauthorized)
-			return
-		}
-		http.StripPrefix("/scim/v2", srv).ServeHTTP(w, r)
-	})
-	if mw != nil {
-		h = mw(h)
-	}
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return s
+	return provtest.StartSCIM(t, users, groups, token, mw)
 }
 
 func dial() map[string]provision.Dialer { return map[string]provision.Dialer{provision.SCIM: scim.New} }
@@ -225,15 +48,15 @@ func TestUsersAndGroupsCreatedPatchedDeleted(t *testing.T) {
 	env.Change("user", "status_changed", "u2", map[string]any{"status": 2})
 	env.Wait("7 deliveries", func() bool { return env.Count(sub.ID, provision.Delivered) == 7 })
 
-	ann, ok := users.byExternal("u1")
+	ann, ok := users.ByExternal("u1")
 	if !ok || ann.Attributes["userName"] != "ann" || ann.Attributes["displayName"] != "Ann Lee" || ann.Meta.Version != `W/"2"` {
 		t.Fatalf("ann at the SCIM server: %+v (deliveries %s)", ann, env.Summary(sub.ID))
 	}
-	bob, _ := users.byExternal("u2")
+	bob, _ := users.ByExternal("u2")
 	if bob.Attributes["active"] != false {
 		t.Fatalf("a disabled person is not inactive: %+v", bob)
 	}
-	g, ok := groups.byExternal("g1")
+	g, ok := groups.ByExternal("g1")
 	members, _ := g.Attributes["members"].([]any)
 	if !ok || g.Attributes["displayName"] != "Deck crew" || len(members) != 1 ||
 		members[0].(map[string]any)["value"] != ann.ID {
@@ -242,10 +65,10 @@ func TestUsersAndGroupsCreatedPatchedDeleted(t *testing.T) {
 	// moved out of the selection: deleted at the SCIM server (with If-Match)
 	env.Change("user", "updated", "u1", map[string]any{"org_id": "elsewhere"})
 	env.Wait("the delete", func() bool { return env.Count(sub.ID, provision.Delivered) == 8 })
-	if _, ok := users.byExternal("u1"); ok {
+	if _, ok := users.ByExternal("u1"); ok {
 		t.Fatal("a person who left the selection is still provisioned")
 	}
-	n, creates, patches, deletes, maxPerID := users.stats()
+	n, creates, patches, deletes, maxPerID := users.Stats()
 	if n != 1 || creates != 2 || patches != 2 || deletes != 1 || maxPerID != 1 {
 		t.Fatalf("users %d creates %d patches %d deletes %d", n, creates, patches, deletes)
 	}
@@ -260,7 +83,7 @@ func TestKilledMidBatchResumesWithoutLossOrDouble(t *testing.T) {
 	users, groups := newHandler(), newHandler()
 	killAt := make(chan struct{})
 	var once sync.Once
-	users.onCreate = func(r *http.Request, n int) {
+	users.OnCreate = func(r *http.Request, n int) {
 		if n == people/3 {
 			// the server stored it; the client never hears back
 			once.Do(func() { close(killAt) })
@@ -290,7 +113,7 @@ func TestKilledMidBatchResumesWithoutLossOrDouble(t *testing.T) {
 	}
 	env.Start() // the restarted process
 	env.Wait("the rest of the batch", func() bool { return env.Count(sub.ID, provision.Delivered) == people+1 })
-	n, creates, _, _, maxPerID := users.stats()
+	n, creates, _, _, maxPerID := users.Stats()
 	if n != people || creates != people || maxPerID != 1 {
 		t.Fatalf("at the SCIM server: %d users, %d creates, at most %d per person (want %d, %d, 1)", n, creates, maxPerID, people, people)
 	}
@@ -346,13 +169,13 @@ func TestFaultsRecordedWithClearErrors(t *testing.T) {
 	}
 	mode.Store("ok")
 	env.Wait("the delivery", func() bool { return env.Count(sub.ID, provision.Delivered) == 2 })
-	if _, ok := users.byExternal("u1"); !ok {
+	if _, ok := users.ByExternal("u1"); !ok {
 		t.Fatal("not provisioned after the faults")
 	}
 }
 
-func (h *handler) counts() (users, creates, deletes, maxPerID int) {
-	users, creates, _, deletes, maxPerID = h.stats()
+func counts(h *handler) (users, creates, deletes, maxPerID int) {
+	users, creates, _, deletes, maxPerID = h.Stats()
 	return users, creates, deletes, maxPerID
 }
 
@@ -383,10 +206,10 @@ func TestNewSubscriptionGetsTheCurrentSelection(t *testing.T) {
 		t.Fatal("no initial batch")
 	}
 	env.Wait("the initial delivery", func() bool { return env.Count(sub.ID, provision.Delivered) == people+2 }) // o1, people, g1
-	if n, creates, _, maxPerID := users.counts(); n != people || creates != people || maxPerID != 1 {
+	if n, creates, _, maxPerID := counts(users); n != people || creates != people || maxPerID != 1 {
 		t.Fatalf("at the SCIM server: %d users, %d creates, at most %d per person", n, creates, maxPerID)
 	}
-	if g, ok := groups.byExternal("g1"); !ok || len(g.Attributes["members"].([]any)) != 1 {
+	if g, ok := groups.ByExternal("g1"); !ok || len(g.Attributes["members"].([]any)) != 1 {
 		t.Fatalf("the group at the SCIM server: %+v", g)
 	}
 	st, err := (&provision.Service{Store: env.Store}).Status(context.Background())
@@ -395,7 +218,7 @@ func TestNewSubscriptionGetsTheCurrentSelection(t *testing.T) {
 	}
 	// later changes are delivered as before, once
 	env.Change("user", "created", "u999", map[string]any{"login_name": "late", "org_id": "o1"})
-	env.Wait("the later person", func() bool { n, _, _, _ := users.counts(); return n == people+1 })
+	env.Wait("the later person", func() bool { n, _, _, _ := counts(users); return n == people+1 })
 
 	// created while the engine is stopped (a process that died before it
 	// enqueued the batch): enqueued when the engine starts
@@ -418,8 +241,8 @@ func TestNewSubscriptionGetsTheCurrentSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.Start()
-	env.Wait("the initial delivery after the start", func() bool { n, _, _, _ := users2.counts(); return n == people+1 })
-	if n, creates, _, maxPerID := users2.counts(); creates != people+1 || maxPerID != 1 {
+	env.Wait("the initial delivery after the start", func() bool { n, _, _, _ := counts(users2); return n == people+1 })
+	if n, creates, _, maxPerID := counts(users2); creates != people+1 || maxPerID != 1 {
 		t.Fatalf("at the second SCIM server: %d users, %d creates, at most %d per person", n, creates, maxPerID)
 	}
 	if len(env.Deliveries(off.ID)) != 0 {
@@ -430,7 +253,7 @@ func TestNewSubscriptionGetsTheCurrentSelection(t *testing.T) {
 	if _, err := (&provision.Service{Store: env.Store, Engine: env.Engine()}).Update(context.Background(), off); err != nil {
 		t.Fatal(err)
 	}
-	env.Wait("the initial delivery once enabled", func() bool { n, _, _, _ := users3.counts(); return n == people+1 })
+	env.Wait("the initial delivery once enabled", func() bool { n, _, _, _ := counts(users3); return n == people+1 })
 }
 
 // An org moved into (out of) a selected subtree brings (takes) the people
@@ -461,33 +284,33 @@ func TestOrgMoveAndOrgGrantRedeliverThePeopleBelow(t *testing.T) {
 		}
 		return true
 	}
-	env.Wait("the person in hq", func() bool { n, _, _, _ := byOrgUsers.counts(); return n == 1 })
+	env.Wait("the person in hq", func() bool { n, _, _, _ := counts(byOrgUsers); return n == 1 })
 
 	env.Change("org", "moved", "o2", map[string]any{"parent_id": "o1"})
 	env.Wait("the five people below the moved org", func() bool {
-		n, _, _, _ := byOrgUsers.counts()
+		n, _, _, _ := counts(byOrgUsers)
 		return n == 6 && settled(byOrg)
 	})
 	env.Change("org", "moved", "o2", map[string]any{"parent_id": "o0"})
 	env.Wait("the five people gone with it", func() bool {
-		n, _, _, _ := byOrgUsers.counts()
+		n, _, _, _ := counts(byOrgUsers)
 		return n == 1 && settled(byOrg)
 	})
-	if _, creates, deletes, maxPerID := byOrgUsers.counts(); creates != 6 || deletes != 5 || maxPerID != 1 {
+	if _, creates, deletes, maxPerID := counts(byOrgUsers); creates != 6 || deletes != 5 || maxPerID != 1 {
 		t.Fatalf("by org: %d creates, %d deletes, at most %d creates per person%s", creates, deletes, maxPerID, env.Summary(byOrg.ID))
 	}
 
 	env.Grant("put", "gr1", "r1", "org", "o2")
 	env.Wait("the people of the granted subtree", func() bool {
-		n, _, _, _ := byRoleUsers.counts()
+		n, _, _, _ := counts(byRoleUsers)
 		return n == 5 && settled(byRole)
 	})
 	env.Grant("delete", "gr1", "", "", "")
 	env.Wait("the people of the revoked subtree gone", func() bool {
-		n, _, _, _ := byRoleUsers.counts()
+		n, _, _, _ := counts(byRoleUsers)
 		return n == 0 && settled(byRole)
 	})
-	if _, creates, deletes, maxPerID := byRoleUsers.counts(); creates != 5 || deletes != 5 || maxPerID != 1 {
+	if _, creates, deletes, maxPerID := counts(byRoleUsers); creates != 5 || deletes != 5 || maxPerID != 1 {
 		t.Fatalf("by role: %d creates, %d deletes, at most %d creates per person%s", creates, deletes, maxPerID, env.Summary(byRole.ID))
 	}
 }
