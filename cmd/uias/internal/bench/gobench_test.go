@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"crypto/rand"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -91,4 +92,32 @@ func BenchmarkGetUserREST(b *testing.B) { runParallel(b, 50, benchEnv(b).callGet
 func BenchmarkEchoGRPC(b *testing.B) {
 	e := benchEnv(b)
 	runParallel(b, 50, e.callEcho)
+}
+
+// authzBenchSetup loads the small authz data set into the shared
+// environment's component once (the full one takes minutes to generate).
+func authzBenchSetup(b *testing.B) (*env, *authzBench) {
+	b.Helper()
+	e := benchEnv(b)
+	if e.authzB == nil {
+		ab, err := e.authzSetup(context.Background(), &options{authzSize: "small"}, io.Discard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.authzB = ab
+	}
+	return e, e.authzB
+}
+
+// BenchmarkAuthzCheckGRPC is AuthzService/Check with the application's
+// credentials, 50 callers (compare BenchmarkEchoGRPC).
+func BenchmarkAuthzCheckGRPC(b *testing.B) {
+	e, ab := authzBenchSetup(b)
+	runParallel(b, 50, e.authzGRPC(ab))
+}
+
+// BenchmarkAuthzCheckREST is POST /v1/authz/check through the REST edge.
+func BenchmarkAuthzCheckREST(b *testing.B) {
+	e, ab := authzBenchSetup(b)
+	runParallel(b, 50, e.authzREST(ab))
 }
