@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +29,9 @@ import (
 //
 // UIAS_AUDIT_BENCH_PG=1 also measures ingest on PostgreSQL
 // (UIAS_TEST_PG_DSN); UIAS_AUDIT_BENCH_QUERY_RECORDS sets the size of the
-// query benchmark's log (default 1,000,000).
+// query benchmark's log (default 1,000,000); UIAS_AUDIT_BENCH_INGEST_RECORDS
+// and UIAS_AUDIT_BENCH_INGEST_BATCH the ingest's records (50,000) and
+// batch size (500).
 
 func benchDB(b *testing.B, pg bool) (*store.DB, *sqlstore.Store) {
 	b.Helper()
@@ -92,10 +95,10 @@ func BenchmarkIngest(b *testing.B) {
 		dbs = append(dbs, "postgres")
 	}
 	n := benchSize("UIAS_AUDIT_BENCH_INGEST_RECORDS", 50000)
-	const batch = 500
+	batch := benchSize("UIAS_AUDIT_BENCH_INGEST_BATCH", 500)
 	for _, name := range dbs {
 		b.Run(name, func(b *testing.B) {
-			var ours, floor time.Duration
+			var ours, floor, oursCPU, floorCPU time.Duration
 			for range b.N {
 				recs := benchRecords("ev", n, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 				fdb, _ := benchDB(b, name == "postgres")
@@ -103,20 +106,26 @@ func BenchmarkIngest(b *testing.B) {
 				l := audit.NewLog(st, storetest.Signer(b), audit.LogOptions{Policy: audit.Policy{Every: 1000, Interval: time.Hour}})
 				for i := 0; i < n; i += batch {
 					part := recs[i:min(i+batch, n)]
-					start := time.Now()
+					start, cpu := time.Now(), cpuTime()
 					plainInsert(b, fdb, part, int64(i), batch)
-					floor += time.Since(start)
-					start = time.Now()
+					floor, floorCPU = floor+time.Since(start), floorCPU+cpuTime()-cpu
+					start, cpu = time.Now(), cpuTime()
 					if _, err := l.Append(context.Background(), part); err != nil {
 						b.Fatal(err)
 					}
-					ours += time.Since(start)
+					ours, oursCPU = ours+time.Since(start), oursCPU+cpuTime()-cpu
 				}
 			}
 			o, f := float64(n*b.N)/ours.Seconds(), float64(n*b.N)/floor.Seconds()
 			b.ReportMetric(o, "events/s")
 			b.ReportMetric(f, "floor-events/s")
 			b.ReportMetric(o/f, "ratio")
+			// per CPU-second of this process (user + system, all threads):
+			// what a loaded machine does not distort
+			oc, fc := float64(n*b.N)/oursCPU.Seconds(), float64(n*b.N)/floorCPU.Seconds()
+			b.ReportMetric(oc, "events/cpu-s")
+			b.ReportMetric(fc, "floor-events/cpu-s")
+			b.ReportMetric(oc/fc, "cpu-ratio")
 		})
 	}
 }
@@ -291,6 +300,15 @@ func BenchmarkQuery(b *testing.B) {
 }
 
 // benchSize is the positive integer in env, else def.
+// cpuTime is the CPU time this process used so far (user + system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func benchSize(env string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(env)); err == nil && v > 0 {
 		return v
