@@ -466,9 +466,35 @@ func (s *Store) ConsumeTicket(ctx context.Context, key string) (*ticket.Ticket, 
 		return nil, err
 	}
 	it, ok := s.takeIssued(key)
-	if !ok {
+	for retried := false; ; retried = true {
+		t, err := s.consume(ctx, kv, key, it, ok)
+		if err == nil || !lostStream(err) {
+			return t, err
+		}
+		if retried {
+			return nil, s.fail(err)
+		}
+		// The bucket's stream is gone (a restart of a NATS server that is
+		// not clustered, or the bucket deleted): create it again and ask
+		// once more. A ticket that went with it is then unknown (a new
+		// login from the live session issues another); one that is still
+		// there (a stream that only did not answer) is consumed.
+		_ = s.fail(err)
+		if _, _, kv, err = s.buckets(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// consume is ConsumeTicket on kv, with the record and revision kept at
+// issue when known.
+func (s *Store) consume(ctx context.Context, kv jetstream.KeyValue, key string, it issuedTicket, known bool) (*ticket.Ticket, error) {
+	if !known {
 		e, err := kv.Get(ctx, ticketKey(key))
 		if err != nil {
+			if lostStream(err) {
+				return nil, err
+			}
 			return nil, s.fail(err)
 		}
 		var t ticket.Ticket
@@ -478,6 +504,9 @@ func (s *Store) ConsumeTicket(ctx context.Context, key string) (*ticket.Ticket, 
 		it = issuedTicket{t: &t, rev: e.Revision()}
 	}
 	if err := kv.Purge(ctx, ticketKey(key), jetstream.LastRevision(it.rev), jetstream.PurgeTTL(time.Second)); err != nil {
+		if lostStream(err) {
+			return nil, err
+		}
 		if err = s.fail(err); errors.Is(err, ticket.ErrConflict) {
 			return nil, ticket.ErrNotFound // consumed elsewhere, ended or expired
 		}

@@ -173,3 +173,61 @@ func TestServiceTicketsAfterRestart(t *testing.T) {
 		t.Fatalf("ticket after the restart: %+v %v", got, err)
 	}
 }
+
+// TestServiceTicketsBucketLost: the bucket of service tickets is deleted
+// (or lost with its stream) between issue and validation, with no ticket
+// issued since: validation, at the store that issued the ticket and at
+// another replica alike, answers "not found" (the application gets
+// INVALID_TICKET and sends the browser to log in again), never "store
+// unavailable"; the bucket is there again for the next ticket, and a
+// ticket still in a bucket recreated meanwhile is consumed.
+func TestServiceTicketsBucketLost(t *testing.T) {
+	ns, err := events.StartEmbeddedNATS(t.TempDir(), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	issuer := kvstore.New(js, kvstore.Options{Timeout: 5 * time.Second})
+	other := kvstore.New(js, kvstore.Options{Timeout: 5 * time.Second})
+	ctx := context.Background()
+	for _, k := range []string{"mine", "theirs"} {
+		if err := issuer.PutTicket(ctx, k, &ticket.Ticket{Kind: ticket.KindST, Service: "x"}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := other.Ping(ctx); err != nil { // the other replica has its bucket handles
+		t.Fatal(err)
+	}
+	if err := js.DeleteKeyValue(ctx, kvstore.BucketServiceTickets); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := issuer.ConsumeTicket(ctx, "mine"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("issuing store, bucket lost: %v, want not found", err)
+	}
+	if _, err := js.KeyValue(ctx, kvstore.BucketServiceTickets); err != nil {
+		t.Fatalf("bucket not created again: %v", err)
+	}
+	if err := js.DeleteKeyValue(ctx, kvstore.BucketServiceTickets); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.ConsumeTicket(ctx, "theirs"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("other replica, bucket lost: %v, want not found", err)
+	}
+	// Issued at one replica into the bucket the other made again: consumed
+	// once, from either.
+	if err := issuer.PutTicket(ctx, "new", &ticket.Ticket{Kind: ticket.KindST, Service: "y"}, time.Minute); err != nil {
+		t.Fatalf("ticket after the loss: %v", err)
+	}
+	if got, err := other.ConsumeTicket(ctx, "new"); err != nil || got.Service != "y" {
+		t.Fatalf("ticket after the loss: %+v %v", got, err)
+	}
+	if _, err := issuer.ConsumeTicket(ctx, "new"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("consumed twice: %v", err)
+	}
+}
