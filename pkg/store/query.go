@@ -237,6 +237,16 @@ func (c *StmtCache) QueryContext(ctx context.Context, query string, args ...any)
 	return c.db.QueryContext(ctx, query, args...)
 }
 
+// QueryPrepared is QueryContext with a statement kept like those of
+// QueryRowContext (for a fixed multi-row query on a hot path). If it cannot
+// be prepared the query runs unprepared.
+func (c *StmtCache) QueryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := c.get(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return c.db.QueryContext(ctx, query, args...)
+}
+
 // ExecContext runs query on the pool (not cached).
 func (c *StmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	return c.db.ExecContext(ctx, query, args...)

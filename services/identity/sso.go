@@ -70,35 +70,10 @@ type PersonAttributes struct {
 // MaxUserGroups bounds the groups a ticket validation releases.
 const MaxUserGroups = 200
 
-// SSOAttributes returns the attributes of user id for application appID.
+// SSOAttributes returns the attributes of user id for application appID
+// (one read of the store: a ticket validation asks it every time).
 func (s *Service) SSOAttributes(ctx context.Context, id, appID string) (*PersonAttributes, error) {
-	u, err := s.store.GetUser(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	out := &PersonAttributes{User: u}
-	if u.OrgID != "" {
-		if o, err := s.store.GetOrg(ctx, u.OrgID); err == nil {
-			out.OrgName = o.Name
-		}
-	}
-	groups, err := s.store.UserGroups(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	for _, g := range groups {
-		out.Groups = append(out.Groups, g.Code)
-	}
-	if appID != "" {
-		links, _, err := s.store.ListLinks(ctx, LinkFilter{UserID: id, AppID: appID}, Page{Size: 1})
-		if err != nil {
-			return nil, err
-		}
-		if len(links) > 0 && links[0].Status == StatusActive {
-			out.AppAccountID = links[0].AppAccountID
-		}
-	}
-	return out, nil
+	return s.store.SSOAttributes(ctx, id, appID)
 }
 
 // ssoLoginSource is the source of an SSO login: the browser's address, as

@@ -95,6 +95,12 @@ type Store interface {
 	// account.
 	FindLink(ctx context.Context, appID, account string) (*AccountLink, error)
 	ListLinks(ctx context.Context, f LinkFilter, p Page) ([]*AccountLink, string, error)
+	// SSOAttributes returns what a ticket validation releases of user
+	// userID to application appID: the user, their org's name ("" when
+	// none), the account of their active link to appID ("" when none, or
+	// appID is "") and their group codes (UserGroups' order and limit).
+	// A missing user is ErrNotFound.
+	SSOAttributes(ctx context.Context, userID, appID string) (*PersonAttributes, error)
 	DeleteLink(ctx context.Context, id string, evs []events.Event) error
 
 	// ImportBatch writes the items of one batch of an import in one

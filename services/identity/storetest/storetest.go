@@ -58,6 +58,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"Apps", testApps},
 		{"AppList", testAppList},
 		{"Links", testLinks},
+		{"SSOAttributes", testSSOAttributes},
 		{"AdminTokens", testAdminTokens},
 		{"AdminTokensRevoked", testAdminTokensRevoked},
 		{"Appointments", testAppointments},
@@ -1449,4 +1450,39 @@ func testEventFailureRollsBack(t *testing.T, f *fixture) {
 	h, err := f.s.PasswordHistory(f.ctx, u.ID, 5)
 	must(t, err)
 	eq(t, "history after rollback", len(h), 0)
+}
+
+// testSSOAttributes: what a ticket validation releases, in one read: the
+// user, the org's name, the account of the active link to the app (none
+// for a disabled link, another app or no app) and the group codes in code
+// order.
+func testSSOAttributes(t *testing.T, f *fixture) {
+	o := f.org("")
+	u, bare := f.user(o.ID), f.user("")
+	a1, a2, a3 := f.app("oa"), f.app("oa"), f.app("oa")
+	f.link(u.ID, a1.ID, "acct-u")
+	off := &identity.AccountLink{ID: f.id("lnk"), UserID: u.ID, AppID: a2.ID, AppAccountID: "acct-off",
+		Status: identity.StatusDisabled, CreatedAt: base}
+	must(t, f.s.CreateLink(f.ctx, off, nil))
+	for _, code := range []string{"zeta", "alpha"} {
+		g := &identity.Group{ID: f.id("grp"), Code: code, Name: "Group " + code, OrgID: o.ID, CreatedAt: base}
+		must(t, f.s.CreateGroup(f.ctx, g, nil))
+		must(t, f.s.AddGroupMember(f.ctx, g.ID, u.ID, nil))
+	}
+	for _, tc := range []struct{ app, account string }{{a1.ID, "acct-u"}, {a2.ID, ""}, {a3.ID, ""}, {"", ""}} {
+		got, err := f.s.SSOAttributes(f.ctx, u.ID, tc.app)
+		must(t, err)
+		if got.User.ID != u.ID || got.User.LoginName != u.LoginName || got.User.DisplayName != u.DisplayName ||
+			got.User.OrgID != o.ID || got.OrgName != o.Name || got.AppAccountID != tc.account ||
+			!slices.Equal(got.Groups, []string{"alpha", "zeta"}) {
+			t.Fatalf("attributes for app %q = %+v %+v, want account %q, org %q, groups alpha, zeta", tc.app, got, got.User, tc.account, o.Name)
+		}
+	}
+	got, err := f.s.SSOAttributes(f.ctx, bare.ID, a1.ID)
+	must(t, err)
+	if got.User.ID != bare.ID || got.OrgName != "" || got.AppAccountID != "" || len(got.Groups) != 0 {
+		t.Fatalf("attributes of a person without org, link or group = %+v", got)
+	}
+	_, err = f.s.SSOAttributes(f.ctx, "missing", a1.ID)
+	isErr(t, err, identity.ErrNotFound)
 }
