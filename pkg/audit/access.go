@@ -46,11 +46,34 @@ func AccessResult(code codes.Code) string {
 // the call's context (caller.From: App_ID and actor; the request id is the
 // serial and trace id; the client address).
 func AccessEvent(ctx context.Context, component string, c grpcx.Call) events.Event {
-	cl := caller.From(ctx)
-	o := grpcx.OriginFrom(ctx)
+	return NewAccess(ctx, component, c).Event()
+}
+
+// Access is what the access record of a call is made of, taken from the
+// call's context when it ends (no encoding, no id, no masking: a few
+// copies). Its Event builds the record later, off the call's path (an
+// events.Publisher does it with AddLater).
+type Access struct {
+	component string
+	call      grpcx.Call
+	caller    *caller.Caller // callers in a context are never changed
+	origin    grpcx.Origin
+	requestID string
+}
+
+// NewAccess takes what the access record of call c served for component
+// needs from the call's context.
+func NewAccess(ctx context.Context, component string, c grpcx.Call) *Access {
+	return &Access{component: component, call: c, caller: caller.From(ctx), origin: grpcx.OriginFrom(ctx),
+		requestID: grpcx.RequestID(ctx)}
+}
+
+// Event builds the access record (events.Later).
+func (a *Access) Event() events.Event {
+	cl, o, c := a.caller, a.origin, a.call
 	rid := cl.RequestID
 	if rid == "" {
-		rid = grpcx.RequestID(ctx)
+		rid = a.requestID
 	}
 	app := cl.AppID()
 	if app == "" {
@@ -82,7 +105,7 @@ func AccessEvent(ctx context.Context, component string, c grpcx.Call) events.Eve
 		rec.ClientIP = ip.String()
 	}
 	payload, _ := json.Marshal(rec) // an AuditRecord always marshals
-	return events.Event{ID: ids.New(), Subject: AccessSubject(component), Type: TypeAccess, Time: end, Payload: payload}
+	return events.Event{ID: ids.New(), Subject: AccessSubject(a.component), Type: TypeAccess, Time: end, Payload: payload}
 }
 
 // mask makes a caller-supplied value safe (Text) with ID and phone numbers

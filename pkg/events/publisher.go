@@ -65,10 +65,12 @@ type Publisher struct {
 	js jetstream.JetStream
 	o  PublisherOptions
 
-	mu      sync.Mutex
-	queue   []Event
-	kick    chan struct{}
-	dropped int64 // since the last warning
+	mu       sync.Mutex
+	queue    []Event // built, in order, waiting or being published
+	later    []Later // to build (AddLater)
+	building int     // taken from later, being built
+	kick     chan struct{}
+	dropped  int64 // since the last warning
 
 	published, droppedTotal prometheus.Counter
 	done                    chan struct{}
@@ -92,18 +94,41 @@ func NewPublisher(js jetstream.JetStream, o PublisherOptions) *Publisher {
 	return p
 }
 
+// Later is an event built only when it is published: its Event is called
+// once, on the publisher's goroutine, so that whoever queues it (a call
+// being answered) does not pay for the encoding.
+type Later interface {
+	Event() Event
+}
+
 // Add queues ev; it reports false when the buffer is full and ev was
 // dropped. It never blocks on NATS.
 func (p *Publisher) Add(ev Event) bool {
+	return p.add(ev, nil)
+}
+
+// AddLater queues an event that the publisher builds when it publishes
+// it (after the events queued before it was built, in order among those
+// queued with AddLater); it reports false when the buffer is full and the
+// event was dropped. It never blocks on NATS.
+func (p *Publisher) AddLater(l Later) bool {
+	return p.add(Event{}, l)
+}
+
+func (p *Publisher) add(ev Event, l Later) bool {
 	p.mu.Lock()
-	if len(p.queue) >= p.o.Buffer {
+	if p.pending() >= p.o.Buffer {
 		p.dropped++
 		p.mu.Unlock()
 		p.droppedTotal.Inc()
 		return false
 	}
-	p.queue = append(p.queue, ev)
-	full := len(p.queue) >= p.o.Batch
+	if l != nil {
+		p.later = append(p.later, l)
+	} else {
+		p.queue = append(p.queue, ev)
+	}
+	full := p.pending() >= p.o.Batch
 	p.mu.Unlock()
 	if full {
 		select {
@@ -114,11 +139,35 @@ func (p *Publisher) Add(ev Event) bool {
 	return true
 }
 
+// pending counts the queued events (p.mu held).
+func (p *Publisher) pending() int { return len(p.queue) + len(p.later) + p.building }
+
 // Pending is the number of queued events.
 func (p *Publisher) Pending() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.queue)
+	return p.pending()
+}
+
+// build turns the events queued with AddLater into events at the end of
+// the queue (once each: an event keeps its id however often it is tried).
+func (p *Publisher) build() {
+	p.mu.Lock()
+	later := p.later
+	p.later = nil
+	p.building = len(later)
+	p.mu.Unlock()
+	if len(later) == 0 {
+		return
+	}
+	evs := make([]Event, len(later))
+	for i, l := range later {
+		evs[i] = l.Event()
+	}
+	p.mu.Lock()
+	p.queue = append(p.queue, evs...)
+	p.building = 0
+	p.mu.Unlock()
 }
 
 // Run publishes until ctx ends, then publishes what is still queued for at
@@ -175,6 +224,7 @@ func (p *Publisher) Done() <-chan struct{} { return p.done }
 // queue, the others stay (in order) for the next try.
 func (p *Publisher) flush(ctx context.Context) error {
 	for {
+		p.build()
 		p.mu.Lock()
 		n := min(len(p.queue), p.o.Batch)
 		batch := p.queue[:n:n]

@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,4 +79,48 @@ func TestPublisherDrainsAtStop(t *testing.T) {
 	cancel()
 	<-p.Done()
 	checkStream(t, js, events.StreamChanges, evs)
+}
+
+// built is an event built when published, counting how often it is built.
+type built struct {
+	ev    events.Event
+	count *atomic.Int32
+}
+
+func (b built) Event() events.Event { b.count.Add(1); return b.ev }
+
+// Events queued with AddLater are built once each, on the publisher's
+// goroutine, even when their publication is retried through an outage
+// (so a retried one keeps its id and is deduplicated), and arrive in
+// order.
+func TestPublisherBuildsLaterOnce(t *testing.T) {
+	storeDir := t.TempDir()
+	s := startNATS(t, storeDir, -1)
+	port := s.Addr().(*net.TCPAddr).Port
+	nc, js := connect(t, s)
+	p := events.NewPublisher(js, events.PublisherOptions{Batch: 3, FlushEvery: 10 * time.Millisecond,
+		PublishTimeout: 200 * time.Millisecond, Name: "later"})
+	ctx, cancel := context.WithCancel(context.Background())
+	go p.Run(ctx, 5*time.Second)
+	var count atomic.Int32
+	s.Shutdown()
+	s.WaitForShutdown()
+	eventually(t, "client to notice the outage", func() bool { return !nc.IsConnected() })
+	evs := makeEvents("later", 8)
+	for _, ev := range evs {
+		if !p.AddLater(built{ev: ev, count: &count}) {
+			t.Fatal("AddLater refused below the buffer size")
+		}
+	}
+	if p.Pending() != len(evs) {
+		t.Fatalf("pending %d, want %d", p.Pending(), len(evs))
+	}
+	startNATS(t, storeDir, port)
+	eventually(t, "the queue to drain after recovery", func() bool { return p.Pending() == 0 })
+	cancel()
+	<-p.Done()
+	checkStream(t, js, events.StreamChanges, evs)
+	if got := count.Load(); got != int32(len(evs)) {
+		t.Fatalf("built %d times for %d events", got, len(evs))
+	}
 }

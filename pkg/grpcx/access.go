@@ -39,7 +39,10 @@ type Call struct {
 
 // callState carries, from the access interceptor to caller auth, the
 // context in which the caller is known.
-type callState struct{ authed context.Context }
+type callState struct {
+	authed context.Context
+	nested bool // see nestedCall
+}
 
 type callStateKey struct{}
 
@@ -51,6 +54,13 @@ type servingKey struct{}
 // (outgoing calls made with it are marked nested).
 func Serving(ctx context.Context) bool { return ctx.Value(servingKey{}) != nil }
 
+// PartOf returns ctx marked as serving an API call whose access record
+// another call made with it already carries (an edge handler that makes
+// two component calls for one request marks the second): calls made with
+// the result are nested (MetadataNested), so a server believes it only
+// over a trusted channel, as for calls made while serving.
+func PartOf(ctx context.Context) context.Context { return context.WithValue(ctx, servingKey{}, true) }
+
 // skipAccess: health checks and reflection are not API calls.
 func skipAccess(method string) bool {
 	return strings.HasPrefix(method, healthPrefix) || strings.HasPrefix(method, "/grpc.reflection.")
@@ -60,22 +70,25 @@ func skipAccess(method string) bool {
 // over a trusted channel (checked with the origin by the client ip
 // interceptor, which runs first).
 func nestedCall(ctx context.Context) bool {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok || firstValue(md, MetadataNested) == "" {
-		return false
-	}
-	return FromComponent(ctx)
+	md, _ := metadata.FromIncomingContext(ctx)
+	return nestedOf(ctx, md)
 }
 
-// startCall prepares the context of a call for the access log.
-func (c *chain) startCall(ctx context.Context) (context.Context, *callState) {
-	st := &callState{}
+// nestedOf is nestedCall with the call's metadata given.
+func nestedOf(ctx context.Context, md metadata.MD) bool {
+	return firstValue(md, MetadataNested) != "" && FromComponent(ctx)
+}
+
+// startCall prepares the context of a call for the access log (the client
+// ip interceptor has run: whether the call is nested is known).
+func (c *chain) startCall(ctx context.Context, md metadata.MD) (context.Context, *callState) {
+	st := &callState{nested: nestedOf(ctx, md)}
 	ctx = context.WithValue(ctx, callStateKey{}, st)
 	return context.WithValue(ctx, servingKey{}, true), st
 }
 
-func (c *chain) endCall(ctx context.Context, st *callState, method string, start time.Time, err error, completed bool) {
-	call := Call{Method: method, Start: start, Duration: time.Since(start), Code: callCode(err, completed), Nested: nestedCall(ctx)}
+func (c *chain) endCall(ctx context.Context, st *callState, method string, start time.Time, d time.Duration, err error, completed bool) {
+	call := Call{Method: method, Start: start, Duration: d, Code: callCode(err, completed), Nested: st.nested}
 	if s, ok := status.FromError(err); ok && err != nil {
 		if info := apierr.Info(s); info != nil {
 			call.Reason = info.GetReason()
@@ -87,27 +100,15 @@ func (c *chain) endCall(ctx context.Context, st *callState, method string, start
 	c.onCall(ctx, call)
 }
 
-func (c *chain) unaryAccess(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	if c.onCall == nil || skipAccess(info.FullMethod) {
-		return handler(ctx, req)
-	}
-	start := time.Now()
-	ctx, st := c.startCall(ctx)
-	completed := false
-	defer func() { c.endCall(ctx, st, info.FullMethod, start, err, completed) }()
-	resp, err = handler(ctx, req)
-	completed = true
-	return resp, err
-}
-
 func (c *chain) streamAccess(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	if c.onCall == nil || skipAccess(info.FullMethod) {
 		return handler(srv, ss)
 	}
 	start := time.Now()
-	ctx, st := c.startCall(ss.Context())
+	md, _ := metadata.FromIncomingContext(ss.Context())
+	ctx, st := c.startCall(ss.Context(), md)
 	completed := false
-	defer func() { c.endCall(ctx, st, info.FullMethod, start, err, completed) }()
+	defer func() { c.endCall(ctx, st, info.FullMethod, start, time.Since(start), err, completed) }()
 	err = handler(srv, withStreamContext(ss, ctx))
 	completed = true
 	return err

@@ -40,18 +40,63 @@ type chain struct {
 	onCall      func(ctx context.Context, c Call)
 }
 
-func (c *chain) unary() []grpc.UnaryServerInterceptor {
-	return []grpc.UnaryServerInterceptor{
-		c.unaryRecovery,
-		c.unaryRequestID,
-		c.unaryClientIP,
-		c.unaryAccess,
-		c.unaryLogging,
-		c.unaryMetrics,
-		c.unaryAuth,
-		c.unaryValidation,
-		c.unaryErrorFunnel,
+// unary is the unary chain as one interceptor: the stream chain's steps
+// (recovery, request id, client ip, access, logging, metrics, caller auth,
+// validation, error funnel) in that order, without a closure and a frame
+// per step and with one clock reading for the access record, the log
+// line and the metrics (every call of every server passes here).
+func (c *chain) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, c.recovered(info.FullMethod, r)
+		}
+	}()
+	return c.unaryCall(ctx, req, info.FullMethod, handler)
+}
+
+// unaryCall is unary inside recovery: request id, client ip, then the
+// call timed for the access record, the log line and the metrics.
+func (c *chain) unaryCall(ctx context.Context, req any, method string, handler grpc.UnaryHandler) (resp any, err error) {
+	md, _ := metadata.FromIncomingContext(ctx) // a copy: made once per call
+	id := requestIDOf(md)
+	ctx = WithRequestID(ctx, id)
+	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataRequestID, id))
+	ctx = c.withOriginOf(ctx, md)
+	var st *callState
+	if c.onCall != nil && !skipAccess(method) {
+		ctx, st = c.startCall(ctx, md)
 	}
+	start := time.Now()
+	completed := false
+	defer func() {
+		d := time.Since(start)
+		code := callCode(err, completed)
+		c.metrics.observe(method, code, d)
+		c.logCall(ctx, method, code, d, !completed)
+		if st != nil {
+			c.endCall(ctx, st, method, start, d, err, completed)
+		}
+	}()
+	resp, err = c.unaryServe(ctx, req, method, handler)
+	completed = true
+	return resp, err
+}
+
+// unaryServe is caller auth, validation and the error funnel around the
+// handler.
+func (c *chain) unaryServe(ctx context.Context, req any, method string, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := c.authenticate(ctx, method)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkRequest(ctx, method, req); err != nil {
+		return nil, err
+	}
+	resp, err := handler(ctx, req)
+	if err != nil {
+		return nil, c.toStatus(ctx, method, err)
+	}
+	return resp, nil
 }
 
 func (c *chain) stream() []grpc.StreamServerInterceptor {
@@ -93,15 +138,6 @@ func (c *chain) recovered(method string, r any) error {
 	return apierr.ToStatus(errPanic)
 }
 
-func (c *chain) unaryRecovery(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			resp, err = nil, c.recovered(info.FullMethod, r)
-		}
-	}()
-	return handler(ctx, req)
-}
-
 func (c *chain) streamRecovery(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -114,19 +150,16 @@ func (c *chain) streamRecovery(srv any, ss grpc.ServerStream, info *grpc.StreamS
 // ---- request id ----
 
 func incomingRequestID(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(MetadataRequestID); len(v) > 0 && ValidRequestID(v[0]) {
-			return v[0]
-		}
-	}
-	return NewRequestID()
+	md, _ := metadata.FromIncomingContext(ctx)
+	return requestIDOf(md)
 }
 
-func (c *chain) unaryRequestID(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	id := incomingRequestID(ctx)
-	ctx = WithRequestID(ctx, id)
-	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataRequestID, id))
-	return handler(ctx, req)
+// requestIDOf is incomingRequestID from the call's metadata.
+func requestIDOf(md metadata.MD) string {
+	if v := md.Get(MetadataRequestID); len(v) > 0 && ValidRequestID(v[0]) {
+		return v[0]
+	}
+	return NewRequestID()
 }
 
 func (c *chain) streamRequestID(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
@@ -141,18 +174,22 @@ func (c *chain) streamRequestID(srv any, ss grpc.ServerStream, info *grpc.Stream
 // (in-process, or signed with the internal key) asserts, else the peer, or
 // for a peer in TrustedProxies the rightmost untrusted X-Forwarded-For hop.
 func (c *chain) clientIP(ctx context.Context) netip.Addr {
-	if o, ok := incomingOrigin(ctx, c.internalKey); ok && o.ClientIP.IsValid() {
+	md, _ := metadata.FromIncomingContext(ctx)
+	o, ok := originOf(ctx, md, c.internalKey)
+	return c.clientIPOf(ctx, md, o, ok)
+}
+
+// clientIPOf is clientIP with the call's metadata and the origin the
+// channel asserted (ok) given.
+func (c *chain) clientIPOf(ctx context.Context, md metadata.MD, o Origin, ok bool) netip.Addr {
+	if ok && o.ClientIP.IsValid() {
 		return o.ClientIP
 	}
 	var peerIP netip.Addr
 	if p, ok := peer.FromContext(ctx); ok {
 		peerIP = AddrFromNet(p.Addr)
 	}
-	var xff []string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		xff = md.Get(MetadataForwardedFor)
-	}
-	return ResolveClientIP(peerIP, xff, c.trusted)
+	return ResolveClientIP(peerIP, md.Get(MetadataForwardedFor), c.trusted)
 }
 
 // withOrigin puts the client address, and the origin a trusted channel
@@ -160,8 +197,15 @@ func (c *chain) clientIP(ctx context.Context) netip.Addr {
 // asserts (the edge's client's, possibly none), else that of the call's own
 // TLS connection.
 func (c *chain) withOrigin(ctx context.Context) context.Context {
-	ip := c.clientIP(ctx)
-	if o, ok := incomingOrigin(ctx, c.internalKey); ok {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return c.withOriginOf(ctx, md)
+}
+
+// withOriginOf is withOrigin with the call's metadata given.
+func (c *chain) withOriginOf(ctx context.Context, md metadata.MD) context.Context {
+	o, ok := originOf(ctx, md, c.internalKey)
+	ip := c.clientIPOf(ctx, md, o, ok)
+	if ok {
 		o.ClientIP = ip
 		return WithOrigin(context.WithValue(ctx, componentKey{}, true), o)
 	}
@@ -169,10 +213,6 @@ func (c *chain) withOrigin(ctx context.Context) context.Context {
 		return WithOrigin(ctx, Origin{ClientIP: ip, ClientCert: cert})
 	}
 	return WithClientIP(ctx, ip)
-}
-
-func (c *chain) unaryClientIP(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	return handler(c.withOrigin(ctx), req)
 }
 
 func (c *chain) streamClientIP(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
@@ -222,17 +262,6 @@ func (c *chain) logCall(ctx context.Context, method string, code codes.Code, d t
 	ce.Write(fields...)
 }
 
-func (c *chain) unaryLogging(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	start := time.Now()
-	completed := false
-	defer func() {
-		c.logCall(ctx, info.FullMethod, callCode(err, completed), time.Since(start), !completed)
-	}()
-	resp, err = handler(ctx, req)
-	completed = true
-	return resp, err
-}
-
 func (c *chain) streamLogging(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()
 	completed := false
@@ -245,17 +274,6 @@ func (c *chain) streamLogging(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 }
 
 // ---- metrics ----
-
-func (c *chain) unaryMetrics(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	start := time.Now()
-	completed := false
-	defer func() {
-		c.metrics.observe(info.FullMethod, callCode(err, completed), time.Since(start))
-	}()
-	resp, err = handler(ctx, req)
-	completed = true
-	return resp, err
-}
 
 func (c *chain) streamMetrics(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()
@@ -283,14 +301,6 @@ func (c *chain) authenticate(ctx context.Context, method string) (context.Contex
 	}
 	noteAuthed(ctx, nctx)
 	return nctx, nil
-}
-
-func (c *chain) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	ctx, err := c.authenticate(ctx, info.FullMethod)
-	if err != nil {
-		return nil, err
-	}
-	return handler(ctx, req)
 }
 
 func (c *chain) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
@@ -324,13 +334,6 @@ func (c *chain) checkRequest(ctx context.Context, method string, m any) error {
 	return apierr.ToStatus(err)
 }
 
-func (c *chain) unaryValidation(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := c.checkRequest(ctx, info.FullMethod, req); err != nil {
-		return nil, err
-	}
-	return handler(ctx, req)
-}
-
 // validatingStream checks every received message.
 type validatingStream struct {
 	grpc.ServerStream
@@ -356,14 +359,6 @@ func (c *chain) streamValidation(srv any, ss grpc.ServerStream, info *grpc.Strea
 // method and request id.
 func (c *chain) toStatus(ctx context.Context, method string, err error) error {
 	return apierr.ToStatusLogged(c.log.With(zap.String("method", method), zap.String("request_id", RequestID(ctx))), err)
-}
-
-func (c *chain) unaryErrorFunnel(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	resp, err := handler(ctx, req)
-	if err != nil {
-		return nil, c.toStatus(ctx, info.FullMethod, err)
-	}
-	return resp, nil
 }
 
 func (c *chain) streamErrorFunnel(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

@@ -183,8 +183,13 @@ func StreamClientOrigin(key []byte) grpc.StreamClientInterceptor {
 // incomingOrigin returns the origin asserted by the peer when the channel is
 // trusted: an in-process connection, or a signature valid under key.
 func incomingOrigin(ctx context.Context, key []byte) (Origin, bool) {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return originOf(ctx, md, key)
+}
+
+// originOf is incomingOrigin with the call's metadata given.
+func originOf(ctx context.Context, md metadata.MD, key []byte) (Origin, bool) {
+	if md == nil {
 		return Origin{}, false
 	}
 	first := func(k string) string { return firstValue(md, k) }

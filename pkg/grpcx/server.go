@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net/netip"
+	"runtime"
 	"slices"
 	"time"
 
@@ -169,9 +170,12 @@ func NewServer(o ServerOptions) (*grpc.Server, *health.Server) {
 		onCall:      o.OnCall,
 	}
 	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(c.unary()...),
+		grpc.UnaryInterceptor(c.unary),
 		grpc.ChainStreamInterceptor(c.stream()...),
 		grpc.MaxRecvMsgSize(maxRecv),
+		// Calls run on kept goroutines (more spawn when all are busy):
+		// a handler does not grow a fresh goroutine's stack every call.
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
 		// Decoding failures are answered by the validation interceptor.
 		grpc.ForceServerCodecV2(newRequestCodec()),
 	}

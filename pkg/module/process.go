@@ -95,7 +95,8 @@ type Process struct {
 
 	// access publishes the access records of the calls the process
 	// serves (nil: none).
-	access atomic.Pointer[events.Publisher]
+	access    atomic.Pointer[events.Publisher]
+	accessOff atomic.Bool // SetAccessLog(false)
 }
 
 // GRPCAddr is the address the gRPC server listens on ("" if none).
@@ -671,19 +672,24 @@ func (p *Process) startAccessLog(metrics prometheus.Registerer) error {
 	return nil
 }
 
+// SetAccessLog switches the access records of the calls this process
+// serves on (the default, unless Options.NoAccessLog) or off, at once
+// (benchmarks measure what they cost: `uias bench --only access`).
+func (p *Process) SetAccessLog(on bool) { p.accessOff.Store(!on) }
+
 // accessRecord is the servers' OnCall: it queues the access record of every
 // call made from outside (not nested in a call of another component, which
 // has its own record) to a service of a module of the process.
 func (p *Process) accessRecord(r *router) func(ctx context.Context, c grpcx.Call) {
 	return func(ctx context.Context, c grpcx.Call) {
 		pub := p.access.Load()
-		if pub == nil || c.Nested {
+		if pub == nil || c.Nested || p.accessOff.Load() {
 			return
 		}
 		name := r.ownerOf(c.Method)
 		if name == "" {
 			return
 		}
-		pub.Add(audit.AccessEvent(ctx, name, c))
+		pub.AddLater(audit.NewAccess(ctx, name, c))
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
@@ -104,7 +105,8 @@ func (h *Handler) attributes(ctx context.Context, res *ticketv1.ValidateServiceT
 		{"userId", res.GetUserId()},
 		{"authLevel", strconv.Itoa(int(res.GetAuthLevel()))},
 	}
-	a, err := h.o.SSO.PersonAttributes(ctx, &identityv1.PersonAttributesRequest{UserId: res.GetUserId(), AppId: res.GetAppId()})
+	// Part of the validation (whose call has the access record).
+	a, err := h.o.SSO.PersonAttributes(grpcx.PartOf(ctx), &identityv1.PersonAttributesRequest{UserId: res.GetUserId(), AppId: res.GetAppId()})
 	if err != nil {
 		h.o.Log.Warn("CAS attributes: identity failed; answering without the person's attributes", zap.Error(err))
 		return out
