@@ -61,8 +61,27 @@ func NewBuilder(component string, now func() time.Time) *Builder {
 // (caller.From): its request id is the serial and trace id, its App_ID,
 // actor and client IP are recorded.
 func (b *Builder) Event(ctx context.Context, a Action) events.Event {
-	c := caller.From(ctx)
-	end := b.now()
+	return b.event(caller.From(ctx), b.now(), a)
+}
+
+// Later is Event built later: the caller and the end are taken now, the
+// record is encoded when the returned value's Event is called (by whoever
+// publishes it, off the call's path). a and its Detail must not change
+// afterwards.
+func (b *Builder) Later(ctx context.Context, a Action) events.Later {
+	return &laterAction{b: b, c: caller.From(ctx), end: b.now(), a: a}
+}
+
+type laterAction struct {
+	b   *Builder
+	c   *caller.Caller // callers in a context are never changed
+	end time.Time
+	a   Action
+}
+
+func (l *laterAction) Event() events.Event { return l.b.event(l.c, l.end, l.a) }
+
+func (b *Builder) event(c *caller.Caller, end time.Time, a Action) events.Event {
 	detail := a.Detail
 	if len(detail) > 0 {
 		detail = make(map[string]string, len(a.Detail))

@@ -66,6 +66,14 @@ type AuditSink interface {
 	Publish(ev events.Event)
 }
 
+// LaterSink is an AuditSink that also takes events it builds itself when
+// it publishes them (events.Later; the component's queue does): the call
+// being answered then does not pay for encoding its audit records.
+type LaterSink interface {
+	AuditSink
+	PublishLater(l events.Later)
+}
+
 // Ending is told of every session that ends (logout, expiry seen, revoked,
 // the person disabled), e.g. to send single-logout requests.
 type Ending func(s *Session, reason string)
@@ -88,6 +96,7 @@ type Service struct {
 	store   Store
 	mac     MACer
 	sink    AuditSink
+	later   LaterSink // sink, when it builds events itself
 	log     *zap.Logger
 	now     func() time.Time
 	ended   Ending
@@ -112,7 +121,8 @@ func New(d Deps) (*Service, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Service{store: d.Store, mac: d.MAC, sink: d.Audit, log: d.Logger, now: d.Now, ended: d.Ended,
+	later, _ := d.Audit.(LaterSink)
+	return &Service{store: d.Store, mac: d.MAC, sink: d.Audit, later: later, log: d.Logger, now: d.Now, ended: d.Ended,
 		reg: d.Registry, cfg: cfg, auditor: audit.NewBuilder("ticket", d.Now)}, nil
 }
 
@@ -125,8 +135,13 @@ func (s *Service) Config() Config { return s.cfg }
 // SetEnding sets the hook told of ended sessions.
 func (s *Service) SetEnding(e Ending) { s.ended = e }
 
+// audit records a (its Detail must not change afterwards: the record may
+// be encoded later).
 func (s *Service) audit(ctx context.Context, a audit.Action) {
-	if s.sink != nil {
+	switch {
+	case s.later != nil:
+		s.later.PublishLater(s.auditor.Later(ctx, a))
+	case s.sink != nil:
 		s.sink.Publish(s.auditor.Event(ctx, a))
 	}
 }

@@ -21,20 +21,29 @@ import (
 type auditQueue struct {
 	js      jetstream.JetStream
 	log     *zap.Logger
-	ch      chan events.Event
+	ch      chan events.Later // built on the queue's goroutine, once each
 	dropped atomic.Int64
 }
+
+// ready is an event built already.
+type ready events.Event
+
+func (r ready) Event() events.Event { return events.Event(r) }
 
 const auditQueueLen = 10000
 
 func newAuditQueue(js jetstream.JetStream, log *zap.Logger) *auditQueue {
-	return &auditQueue{js: js, log: log, ch: make(chan events.Event, auditQueueLen)}
+	return &auditQueue{js: js, log: log, ch: make(chan events.Later, auditQueueLen)}
 }
 
 // Publish implements ticket.AuditSink; it never blocks.
-func (q *auditQueue) Publish(ev events.Event) {
+func (q *auditQueue) Publish(ev events.Event) { q.PublishLater(ready(ev)) }
+
+// PublishLater implements ticket.LaterSink: the event is built when it is
+// published; it never blocks.
+func (q *auditQueue) PublishLater(l events.Later) {
 	select {
-	case q.ch <- ev:
+	case q.ch <- l:
 	default:
 		if q.dropped.Add(1)%1000 == 1 {
 			q.log.Error("audit queue full: audit events dropped", zap.Int64("dropped", q.dropped.Load()))
@@ -47,13 +56,13 @@ func (q *auditQueue) run(ctx context.Context) {
 	batch := make([]events.Event, 0, 256)
 	for {
 		select {
-		case ev := <-q.ch:
-			batch = append(batch[:0], ev)
+		case l := <-q.ch:
+			batch = append(batch[:0], l.Event())
 		fill:
 			for len(batch) < cap(batch) {
 				select {
-				case ev := <-q.ch:
-					batch = append(batch, ev)
+				case l := <-q.ch:
+					batch = append(batch, l.Event())
 				default:
 					break fill
 				}
@@ -64,8 +73,8 @@ func (q *auditQueue) run(ctx context.Context) {
 			defer cancel()
 			for {
 				select {
-				case ev := <-q.ch:
-					if len(q.publish(end, []events.Event{ev})) > 0 {
+				case l := <-q.ch:
+					if len(q.publish(end, []events.Event{l.Event()})) > 0 {
 						return
 					}
 				default:
