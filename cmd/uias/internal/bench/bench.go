@@ -45,7 +45,7 @@ import (
 )
 
 // phases in run order; --only selects a subset.
-var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger", "ticket", "authz", "provision"}
+var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger", "ticket", "access", "authz", "provision"}
 
 type options struct {
 	duration, warmup time.Duration
@@ -203,6 +203,7 @@ type round struct {
 
 	finger *fingerRound // fingerprint matcher (finger.go)
 	ticket *ticketRound // CAS ticket pairs (ticket.go)
+	access *accessRound // access records on and off (access.go)
 	authz  *authzRound  // authorization checks (authz.go)
 	prov   *provRound   // provisioning into business systems (provision.go)
 }
@@ -408,6 +409,12 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 	if group("ticket") != nil {
 		var err error
 		if r.ticket, err = e.measureTicket(ctx, o, log, closed); err != nil {
+			return nil, err
+		}
+	}
+	if group("access") != nil {
+		var err error
+		if r.access, err = e.measureAccess(ctx, o, log, closed); err != nil {
 			return nil, err
 		}
 	}

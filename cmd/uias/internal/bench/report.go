@@ -403,6 +403,7 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 	}
 	rep.rows = append(rep.rows, fingerRows(rounds)...)
 	rep.rows = append(rep.rows, ticketRows(o, rounds)...)
+	rep.rows = append(rep.rows, accessRows(o, rounds)...)
 	rep.rows = append(rep.rows, authzRows(o, rounds)...)
 	rep.rows = append(rep.rows, provisionRows(rounds)...)
 	return rep

@@ -68,6 +68,18 @@ func (e *env) ticketSetup(ctx context.Context) (*ticketBench, error) {
 	return tb, nil
 }
 
+// ticketBench returns what the pairs use, set up on first use.
+func (e *env) ticketBench(ctx context.Context) (*ticketBench, error) {
+	if e.tickets == nil {
+		tb, err := e.ticketSetup(ctx)
+		if err != nil {
+			return nil, err
+		}
+		e.tickets = tb
+	}
+	return e.tickets, nil
+}
+
 // issue makes a service ticket (in-process: the CAS login's part).
 func (tb *ticketBench) issue(ctx context.Context) (string, uint64, error) {
 	n := tb.next.Add(1)
@@ -155,14 +167,10 @@ func (e *env) validateREST(tb *ticketBench) func(context.Context, string) (bool,
 // measureTicket runs the ticket phase of one round.
 func (e *env) measureTicket(ctx context.Context, o *options, log io.Writer,
 	closed func(int, CallFunc) Measure) (*ticketRound, error) {
-	if e.tickets == nil {
-		tb, err := e.ticketSetup(ctx)
-		if err != nil {
-			return nil, err
-		}
-		e.tickets = tb
+	tb, err := e.ticketBench(ctx)
+	if err != nil {
+		return nil, err
 	}
-	tb := e.tickets
 	c0, b0 := tb.checks.Load(), tb.broken.Load()
 	res := Interleave(ctx, o.slices, o.warmup, o.duration, closed(o.concurrency, e.callEcho),
 		closed(o.concurrency, tb.pair(tb.validateGRPC)), closed(o.concurrency, tb.pair(e.validateREST(tb))))
