@@ -94,6 +94,10 @@ var (
 	GrantsRead     = Perm{"authz.grants", "read"}
 	GrantsWrite    = Perm{"authz.grants", "write"}
 
+	// PersonalReveal: ID numbers and phone numbers in clear (an export's
+	// reveal_personal); only the personal_data_admin role holds it.
+	PersonalReveal = Perm{"identity.personal", "reveal"}
+
 	TicketServicesRead   = Perm{"ticket.services", "read"}
 	TicketServicesWrite  = Perm{"ticket.services", "write"}
 	TicketSessionsRead   = Perm{"ticket.sessions", "read"}

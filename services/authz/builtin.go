@@ -13,7 +13,16 @@ const (
 	RoleSystemAdmin     = "system_admin"
 	RoleSecurityAuditor = "security_auditor"
 	RoleUnitAdmin       = "unit_admin"
+	// RolePersonalData is not one of the three: it adds, to whoever also
+	// may export people (identity.export run), ID numbers and phone numbers
+	// in clear (identity.personal reveal). It replaces the setting
+	// identity.personal_data_admins.
+	RolePersonalData = "personal_data_admin"
 )
+
+// PersonalResource is the resource of personal data in clear, held only by
+// RolePersonalData.
+const PersonalResource = "identity.personal"
 
 // AdminResource is one resource of the "uias" application with its
 // operations.
@@ -38,6 +47,7 @@ var AdminResources = []AdminResource{
 	{Code: "identity.fingers", Parent: "identity", Operations: []string{"read", "write"}},
 	{Code: "identity.import", Parent: "identity", Operations: []string{"run"}},
 	{Code: "identity.export", Parent: "identity", Operations: []string{"run"}},
+	{Code: PersonalResource, Parent: "identity", Operations: []string{"reveal"}},
 	{Code: "authz", Operations: []string{"read"}},
 	{Code: "authz.model", Parent: "authz", Operations: []string{"read", "write"}},
 	{Code: "authz.grants", Parent: "authz", Operations: []string{"read", "write"}},
@@ -57,13 +67,17 @@ var unitAdminResources = []string{"identity.orgs", "identity.users", "identity.g
 
 // BuiltinRoles returns the built-in roles.
 func BuiltinRoles() []Role {
-	var sys, aud, unit []Permission
+	var sys, aud, unit, personal []Permission
 	for _, r := range AdminResources {
 		for _, op := range r.Operations {
 			p := Permission{App: AdminApp, Resource: r.Code, Operation: op}
 			top := r.Code
 			if r.Parent != "" {
 				top = r.Parent
+			}
+			if r.Code == PersonalResource {
+				personal = append(personal, p)
+				continue
 			}
 			if top != "audit" {
 				sys = append(sys, p)
@@ -85,12 +99,13 @@ func BuiltinRoles() []Role {
 		{ID: RoleSystemAdmin, Code: RoleSystemAdmin, Name: "System administrator", Permissions: sys},
 		{ID: RoleSecurityAuditor, Code: RoleSecurityAuditor, Name: "Security auditor", Permissions: aud},
 		{ID: RoleUnitAdmin, Code: RoleUnitAdmin, Name: "Unit administrator (granted over an org subtree)", Permissions: unit},
+		{ID: RolePersonalData, Code: RolePersonalData, Name: "Personal data in clear (with the right to export people)", Permissions: personal},
 	}
 }
 
 // IsBuiltinRole reports whether id is a built-in role.
 func IsBuiltinRole(id string) bool {
-	return id == RoleSystemAdmin || id == RoleSecurityAuditor || id == RoleUnitAdmin
+	return id == RoleSystemAdmin || id == RoleSecurityAuditor || id == RoleUnitAdmin || id == RolePersonalData
 }
 
 // BuiltinExclusions are the separation-of-duty pairs of the three

@@ -82,6 +82,7 @@ func (s *Service) GetOrg(ctx context.Context, id string) (*Org, error) {
 
 // ListOrgs lists orgs with filters and a page.
 func (s *Service) ListOrgs(ctx context.Context, f OrgFilter, size int32, token string) ([]*Org, string, error) {
+	f.Within = withinOf(ctx, f.Within)
 	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*Org, string, error) {
 		return s.store.ListOrgs(ctx, f, p)
 	})
@@ -207,49 +208,11 @@ func validIDType(t IDType) bool {
 
 // CreateUser adds a user; the ID number and phone are encrypted at rest.
 func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
-	start := s.now()
-	if !validIDType(n.IDType) {
-		return nil, badRequest("id_type is not a known ID type")
-	}
-	if n.IDNumber != "" && n.IDType == IDTypeNone {
-		return nil, badRequest("id_type is required with id_number")
-	}
-	if n.IDType == IDTypeResidentID && n.IDNumber != "" && !validResidentID(n.IDNumber) {
-		return nil, badRequest("id_number is not a valid 18-character resident ID number")
-	}
-	if err := checkPhone(n.Phone); err != nil {
+	u, evs, err := s.newUser(ctx, n)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkEmail(n.Email); err != nil {
-		return nil, err
-	}
-	if err := s.ownOrg(ctx, n.OrgID, "org "+n.OrgID); err != nil {
-		return nil, err
-	}
-	if err := s.activeOrg(ctx, n.OrgID, "ORG_DISABLED", "org"); err != nil {
-		return nil, err
-	}
-	u := &User{ID: ids.New(), LoginName: n.LoginName, DisplayName: n.DisplayName, IDType: n.IDType,
-		Email: n.Email, OrgID: n.OrgID, Status: StatusActive, IsAdmin: n.IsAdmin,
-		MustChange: n.MustChange, NeverExpires: n.NeverExpires, CannotChange: n.CannotChange,
-		PasswordOnly: n.PasswordOnly, CreatedAt: start, UpdatedAt: start}
-	if err := s.sealPersonal(u, n.IDNumber, n.Phone); err != nil {
-		return nil, err
-	}
-	u.FeatureCode = s.featureCode(n.IDType, n.IDNumber, n.DisplayName, n.LoginName)
-	if n.Password != "" {
-		if err := s.cfg.Policy.CheckPassword(n.Password, n.LoginName); err != nil {
-			return nil, err
-		}
-		h, err := s.hasher.Hash(ctx, n.Password)
-		if err != nil {
-			return nil, errOverloaded
-		}
-		u.PasswordHash, u.PasswordChangedAt = h, start
-	}
-	err := s.write(ctx, func(evs []events.Event) error { return s.store.CreateUser(ctx, u, evs) },
-		s.replicaChange(ctx, "user", "created", u.ID, userView(u), userReplica(u, true)),
-		s.adminAudit(ctx, "user.create", "user:"+u.ID, u.OrgID, start))
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateUser(ctx, u, evs) }, evs...)
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +220,53 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 		s.appointed()
 	}
 	return u, nil
+}
+
+// newUser checks n and makes the user it describes (password hashed,
+// personal values sealed) with the events of its creation.
+func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event, error) {
+	start := s.now()
+	if !validIDType(n.IDType) {
+		return nil, nil, badRequest("id_type is not a known ID type")
+	}
+	if n.IDNumber != "" && n.IDType == IDTypeNone {
+		return nil, nil, badRequest("id_type is required with id_number")
+	}
+	if n.IDType == IDTypeResidentID && n.IDNumber != "" && !validResidentID(n.IDNumber) {
+		return nil, nil, badRequest("id_number is not a valid 18-character resident ID number")
+	}
+	if err := checkPhone(n.Phone); err != nil {
+		return nil, nil, err
+	}
+	if err := checkEmail(n.Email); err != nil {
+		return nil, nil, err
+	}
+	if err := s.ownOrg(ctx, n.OrgID, "org "+n.OrgID); err != nil {
+		return nil, nil, err
+	}
+	if err := s.activeOrg(ctx, n.OrgID, "ORG_DISABLED", "org"); err != nil {
+		return nil, nil, err
+	}
+	u := &User{ID: ids.New(), LoginName: n.LoginName, DisplayName: n.DisplayName, IDType: n.IDType,
+		Email: n.Email, OrgID: n.OrgID, Status: StatusActive, IsAdmin: n.IsAdmin,
+		MustChange: n.MustChange, NeverExpires: n.NeverExpires, CannotChange: n.CannotChange,
+		PasswordOnly: n.PasswordOnly, CreatedAt: start, UpdatedAt: start}
+	if err := s.sealPersonal(u, n.IDNumber, n.Phone); err != nil {
+		return nil, nil, err
+	}
+	u.FeatureCode = s.featureCode(n.IDType, n.IDNumber, n.DisplayName, n.LoginName)
+	if n.Password != "" {
+		if err := s.cfg.Policy.CheckPassword(n.Password, n.LoginName); err != nil {
+			return nil, nil, err
+		}
+		h, err := s.hasher.Hash(ctx, n.Password)
+		if err != nil {
+			return nil, nil, errOverloaded
+		}
+		u.PasswordHash, u.PasswordChangedAt = h, start
+	}
+	return u, []events.Event{s.replicaChange(ctx, "user", "created", u.ID, userView(u), userReplica(u, true)),
+		s.adminAudit(ctx, "user.create", "user:"+u.ID, u.OrgID, start)}, nil
 }
 
 func (s *Service) sealPersonal(u *User, idNumber, phone string) error {
@@ -339,6 +349,7 @@ func (s *Service) loadUser(ctx context.Context, id string) (*User, error) {
 
 // ListUsers lists users with filters and a page.
 func (s *Service) ListUsers(ctx context.Context, f UserFilter, size int32, token string) ([]*User, string, error) {
+	f.Within = withinOf(ctx, f.Within)
 	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*User, string, error) {
 		return s.store.ListUsers(ctx, f, p)
 	})
@@ -525,6 +536,7 @@ func (s *Service) GetGroup(ctx context.Context, id string) (*Group, error) {
 
 // ListGroups lists groups.
 func (s *Service) ListGroups(ctx context.Context, f GroupFilter, size int32, token string) ([]*Group, string, error) {
+	f.Within = withinOf(ctx, f.Within)
 	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*Group, string, error) {
 		return s.store.ListGroups(ctx, f, p)
 	})
@@ -767,9 +779,15 @@ func (s *Service) CreateLink(ctx context.Context, userID, appID, account string)
 
 // ListLinks lists account links.
 func (s *Service) ListLinks(ctx context.Context, f LinkFilter, size int32, token string) ([]*AccountLink, string, error) {
+	f.Within = withinOf(ctx, f.Within)
 	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*AccountLink, string, error) {
 		return s.store.ListLinks(ctx, f, p)
 	})
+}
+
+// GetLink returns the account link id.
+func (s *Service) GetLink(ctx context.Context, id string) (*AccountLink, error) {
+	return s.store.GetLink(ctx, id)
 }
 
 // DeleteLink removes an account link.
@@ -791,43 +809,86 @@ func (s *Service) DeleteLink(ctx context.Context, id string) error {
 
 // ---- bootstrap ----
 
-// Bootstrap creates the root org and the system administrator on first
-// start. password may be empty: one is generated and returned (to print
-// once). A given password is checked against the policy before anything is
-// written. It does nothing once an administrator exists (a password given
-// then is ignored, whatever it is, with a log line, so a
-// UIAS_BOOTSTRAP_PASSWORD left set never blocks a restart), and finishes a
-// start that created the root org but not the administrator.
+// The logins of the first start's administrators.
+const (
+	BootstrapAdminLogin   = "admin"
+	BootstrapAuditorLogin = "auditor"
+)
+
+// FirstAdmins are the passwords of the first start's two administrators:
+// the system administrator (UIAS_BOOTSTRAP_PASSWORD) and the security
+// auditor (UIAS_BOOTSTRAP_AUDITOR_PASSWORD). An empty one is generated.
+// NoAuditor creates the system administrator only (Bootstrap).
+type FirstAdmins struct {
+	AdminPassword, AuditorPassword string
+	NoAuditor                      bool
+}
+
+// Bootstrapped says what BootstrapAdmins did: Created, and the passwords
+// it generated (to print once; empty when given).
+type Bootstrapped struct {
+	Created                        bool
+	AdminPassword, AuditorPassword string
+}
+
+// Bootstrap is BootstrapAdmins of the system administrator alone (tests
+// and tools; a UIAS process's first start makes the security auditor too).
 func (s *Service) Bootstrap(ctx context.Context, password string) (created bool, generated string, err error) {
+	r, err := s.BootstrapAdmins(ctx, FirstAdmins{AdminPassword: password, NoAuditor: true})
+	return r.Created, r.AdminPassword, err
+}
+
+// BootstrapAdmins creates the root org and the first administrators on the
+// first start: the system administrator "admin" (the legacy is_admin flag,
+// which identity turns into authz's system_admin grant) and the security
+// auditor "auditor" (a recorded appointment to security_auditor). They are
+// two people: one never holds both roles, so their passwords must differ.
+// Both users are created in one transaction with the appointment. A given
+// password is checked against the policy before anything is written. It
+// does nothing once a user exists (passwords given then are ignored,
+// whatever they are, with a log line, so a UIAS_BOOTSTRAP_PASSWORD left set
+// never blocks a restart), and finishes a start that created the root org
+// but no user.
+func (s *Service) BootstrapAdmins(ctx context.Context, p FirstAdmins) (Bootstrapped, error) {
+	var res Bootstrapped
 	bctx := caller.With(ctx, &caller.Caller{RequestID: "bootstrap"})
 	var root *Org
 	n, err := s.store.CountOrgs(ctx)
 	if err != nil {
-		return false, "", err
+		return res, err
 	}
 	if n > 0 {
 		users, _, err := s.store.ListUsers(ctx, UserFilter{}, Page{Size: 1})
 		if err != nil {
-			return false, "", err
+			return res, err
 		}
 		if len(users) > 0 {
-			if password != "" {
-				s.log.Info("bootstrap password ignored: the system administrator already exists " +
-					"(UIAS_BOOTSTRAP_PASSWORD is used only on a first start, with an empty database; unset it)")
+			if p.AdminPassword != "" || p.AuditorPassword != "" {
+				s.log.Info("bootstrap password ignored: the first administrators already exist " +
+					"(UIAS_BOOTSTRAP_PASSWORD and UIAS_BOOTSTRAP_AUDITOR_PASSWORD are used only on a first start, with an empty database; unset them)")
 			}
-			return false, "", nil
+			return res, nil
 		}
 	}
-	if password != "" {
-		if err := s.cfg.Policy.CheckPassword(password, "admin"); err != nil {
-			return false, "", fmt.Errorf("bootstrap password (UIAS_BOOTSTRAP_PASSWORD): %w", err)
+	if p.AdminPassword != "" {
+		if err := s.cfg.Policy.CheckPassword(p.AdminPassword, BootstrapAdminLogin); err != nil {
+			return res, fmt.Errorf("bootstrap password (UIAS_BOOTSTRAP_PASSWORD): %w", err)
+		}
+	}
+	if p.AuditorPassword != "" && !p.NoAuditor {
+		if err := s.cfg.Policy.CheckPassword(p.AuditorPassword, BootstrapAuditorLogin); err != nil {
+			return res, fmt.Errorf("security auditor's bootstrap password (UIAS_BOOTSTRAP_AUDITOR_PASSWORD): %w", err)
+		}
+		if p.AuditorPassword == p.AdminPassword {
+			return res, errors.New("UIAS_BOOTSTRAP_AUDITOR_PASSWORD must differ from UIAS_BOOTSTRAP_PASSWORD: " +
+				"the security auditor and the system administrator are two different people")
 		}
 	}
 	if n > 0 {
 		// Orgs but no user at all: an earlier bootstrap stopped half-way.
 		orgs, _, err := s.store.ListOrgs(ctx, OrgFilter{}, Page{Size: 500})
 		if err != nil {
-			return false, "", err
+			return res, err
 		}
 		for _, o := range orgs {
 			if o.ParentID == "" {
@@ -835,20 +896,43 @@ func (s *Service) Bootstrap(ctx context.Context, password string) (created bool,
 			}
 		}
 		if root == nil {
-			return false, "", errors.New("bootstrap: orgs exist but no root org")
+			return res, errors.New("bootstrap: orgs exist but no root org")
 		}
 	} else if root, err = s.CreateOrg(bctx, "root", "Root", ""); err != nil {
-		return false, "", err
+		return res, err
 	}
-	if password == "" {
-		generated = "Ua" + crypto.RandomToken(18) + "#9"
-		password = generated
+	generate := func(given string, out *string) string {
+		if given != "" {
+			return given
+		}
+		*out = "Ua" + crypto.RandomToken(18) + "#9"
+		return *out
 	}
-	if _, err := s.CreateUser(bctx, NewUser{LoginName: "admin", DisplayName: "System Administrator",
-		OrgID: root.ID, Password: password, NeverExpires: true, IsAdmin: true}); err != nil {
-		return false, "", fmt.Errorf("create system administrator: %w", err)
+	admin, evs, err := s.newUser(bctx, NewUser{LoginName: BootstrapAdminLogin, DisplayName: "System Administrator",
+		OrgID: root.ID, Password: generate(p.AdminPassword, &res.AdminPassword), NeverExpires: true, IsAdmin: true})
+	if err != nil {
+		return Bootstrapped{}, fmt.Errorf("create system administrator: %w", err)
 	}
-	return true, generated, nil
+	users, appoint := []*User{admin}, []Appointment(nil)
+	if !p.NoAuditor {
+		auditor, audEvs, err := s.newUser(bctx, NewUser{LoginName: BootstrapAuditorLogin, DisplayName: "Security Auditor",
+			OrgID: root.ID, Password: generate(p.AuditorPassword, &res.AuditorPassword), NeverExpires: true})
+		if err != nil {
+			return Bootstrapped{}, fmt.Errorf("create security auditor: %w", err)
+		}
+		users, evs = append(users, auditor), append(evs, audEvs...)
+		appoint = append(appoint, Appointment{UserID: auditor.ID, Role: RoleSecurityAuditor})
+	}
+	if err := s.write(bctx, func(evs []events.Event) error {
+		return s.store.CreateFirstAdmins(bctx, users, appoint, evs)
+	}, evs...); err != nil {
+		return Bootstrapped{}, fmt.Errorf("create the first administrators: %w", err)
+	}
+	if s.appointed != nil {
+		s.appointed()
+	}
+	res.Created = true
+	return res, nil
 }
 
 // ---- field checks ----

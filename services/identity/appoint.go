@@ -15,6 +15,9 @@ import (
 const (
 	RoleSystemAdmin     = "system_admin"
 	RoleSecurityAuditor = "security_auditor"
+	// RolePersonalData: ID numbers and phone numbers in clear in exports
+	// (what identity.personal_data_admins named).
+	RolePersonalData = "personal_data_admin"
 )
 
 // Appointment is a person identity still has to make an administrator in
@@ -34,6 +37,9 @@ type AppointmentStore interface {
 	PendingAppointments(ctx context.Context) ([]Appointment, error)
 	// AddAppointment records that userID is to be appointed to role.
 	AddAppointment(ctx context.Context, a Appointment) error
+	// CreateFirstAdmins creates users and records appoint, with evs, in
+	// one transaction (the first start: all of them or none).
+	CreateFirstAdmins(ctx context.Context, users []*User, appoint []Appointment, evs []events.Event) error
 	// FinishAppointment marks a made: it clears the user's is_admin flag
 	// (Legacy; the admin tokens stay: the grant carries the same rights)
 	// or deletes the recorded appointment, with evs. It reports whether it
@@ -87,6 +93,9 @@ func (s *Service) MigrateAdmins(ctx context.Context, appoint Appointer) (int, er
 				continue
 			}
 			why := "first start"
+			if a.Role == RolePersonalData {
+				why = "identity.personal_data_admins"
+			}
 			if a.Legacy {
 				why = "legacy is_admin flag"
 				u.IsAdmin = false

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -58,7 +59,7 @@ const ReasonPersonalDataDenied = "PERSONAL_DATA_DENIED"
 
 func init() {
 	apierr.Register(apierr.Reason{Name: ReasonPersonalDataDenied, Code: apierr.PermissionDenied,
-		Doc: "Export: ID numbers and phone numbers in clear (reveal_personal) are for the administrators identity.personal_data_admins names; export without it for masked values."})
+		Doc: "Export: ID numbers and phone numbers in clear (reveal_personal) are for the administrators holding the personal_data_admin role (authz permission identity.personal reveal); export without it for masked values."})
 }
 
 // ExportOptions are an export's settings.
@@ -87,21 +88,60 @@ var statusValues = map[string]Status{"": StatusActive, "active": StatusActive, "
 	"1": StatusActive, "disabled": StatusDisabled, "停用": StatusDisabled, "禁用": StatusDisabled, "2": StatusDisabled}
 
 // mayRevealPersonal reports whether the caller in ctx may export personal
-// data in clear: an active person the setting names. Export itself is an
-// administrator's action (identity.export run, checked before this); the
-// legacy is_admin flag is not asked, since it becomes a system_admin grant
-// and is cleared (AppointAdmin). (Until personal data has its own authz
-// permission, the setting names the administrators who may.)
+// data in clear. Export itself is an administrator's action (identity.export
+// run, checked before this). With a reveal gate (SetRevealGate: authz's
+// identity.personal reveal, held by the personal_data_admin role) the gate
+// decides for an active caller; without one (identity.admin_authz off)
+// the deprecated setting identity.personal_data_admins names who may.
 func (s *Service) mayRevealPersonal(ctx context.Context) (bool, error) {
 	c := caller.From(ctx)
-	if c == nil || c.Principal == "" || len(s.cfg.PersonalDataAdmins) == 0 {
+	if c == nil || c.Principal == "" || s.revealGate == nil && len(s.cfg.PersonalDataAdmins) == 0 {
 		return false, nil
 	}
 	u, err := s.store.GetUser(ctx, c.Principal)
 	if err != nil {
 		return false, err
 	}
-	return u.Status == StatusActive && slices.Contains(s.cfg.PersonalDataAdmins, u.LoginName), nil
+	if u.Status != StatusActive {
+		return false, nil
+	}
+	if s.revealGate != nil {
+		return s.revealGate(ctx, u)
+	}
+	return slices.Contains(s.cfg.PersonalDataAdmins, u.LoginName), nil
+}
+
+// SetRevealGate makes gate decide who may export personal data in clear
+// (the authz component's identity.personal reveal) instead of the
+// deprecated setting identity.personal_data_admins.
+func (s *Service) SetRevealGate(gate func(ctx context.Context, u *User) (bool, error)) {
+	s.revealGate = gate
+}
+
+// AppointPersonalDataAdmins records, for each of logins that names a
+// person, an appointment to the personal_data_admin role (made in authz by
+// MigrateAdmins): the migration of the deprecated setting
+// identity.personal_data_admins. It returns how many it recorded; logins
+// naming nobody are skipped.
+func (s *Service) AppointPersonalDataAdmins(ctx context.Context, logins []string) (int, error) {
+	n := 0
+	for _, l := range logins {
+		u, err := s.store.GetUserByLogin(ctx, l)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if err := s.store.AddAppointment(ctx, Appointment{UserID: u.ID, Role: RolePersonalData}); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if n > 0 && s.appointed != nil {
+		s.appointed()
+	}
+	return n, nil
 }
 
 // Export reads every row of opts.Kind and hands each, as column name ->
@@ -119,7 +159,7 @@ func (s *Service) Export(ctx context.Context, opts ExportOptions, emit func(fiel
 		}
 		if !ok {
 			return 0, apierr.New(apierr.PermissionDenied, ReasonPersonalDataDenied,
-				"exporting ID numbers and phone numbers in clear is not allowed for this administrator (identity.personal_data_admins); export without it for masked values")
+				"exporting ID numbers and phone numbers in clear is not allowed for this administrator (it needs the personal_data_admin role); export without it for masked values")
 		}
 	}
 	defer func() {

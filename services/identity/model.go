@@ -167,6 +167,9 @@ type OrgFilter struct {
 	Subtree bool
 	Query   string
 	Status  Status
+	// Within limits the listing to these orgs' subtrees (the orgs
+	// included): a unit administrator's listing that names no org.
+	Within []string
 }
 
 // UserFilter narrows ListUsers.
@@ -177,12 +180,18 @@ type UserFilter struct {
 	Subtree bool
 	Query   string
 	Status  Status
+	// Within limits the listing to these orgs' subtrees (the orgs
+	// included): a unit administrator's listing that names no org.
+	Within []string
 }
 
 // GroupFilter narrows ListGroups.
 type GroupFilter struct {
 	OrgID string
 	Query string
+	// Within limits the listing to these orgs' subtrees (the orgs
+	// included): a unit administrator's listing that names no org.
+	Within []string
 }
 
 // AppFilter narrows ListApps.
@@ -196,4 +205,7 @@ type AppFilter struct {
 type LinkFilter struct {
 	UserID string
 	AppID  string
+	// Within limits the listing to these orgs' subtrees (the orgs
+	// included): a unit administrator's listing that names no org.
+	Within []string
 }

@@ -128,6 +128,8 @@ type Service struct {
 	// person without the legacy is_admin flag may hold an administrator
 	// token (callers.go).
 	adminGate func(ctx context.Context, u *User) (bool, error)
+	// revealGate decides personal data in clear in exports (SetRevealGate).
+	revealGate func(ctx context.Context, u *User) (bool, error)
 	// appointed, when set, is told of a new is_admin user (MigrateAdmins
 	// then makes them a system_admin in authz).
 	appointed func()

@@ -302,7 +302,7 @@ func TestCtlUserCommands(t *testing.T) {
 	// user list: filters and pagination
 	var list identityv1.ListUsersResponse
 	c.jsonOut(&list, "", "user", "list")
-	if ls := userLogins(list.GetUsers()); !slices.Equal(ls, []string{"admin", "bob", "carol", "dave"}) || list.GetNextPageToken() != "" {
+	if ls := userLogins(list.GetUsers()); !slices.Equal(ls, []string{"admin", "auditor", "bob", "carol", "dave"}) || list.GetNextPageToken() != "" {
 		t.Fatalf("user list: %v", ls)
 	}
 	c.jsonOut(&list, "", "user", "list", "--org", ops.GetId())
@@ -323,14 +323,14 @@ func TestCtlUserCommands(t *testing.T) {
 		t.Fatalf("user list --page-size 3: %v", &p1)
 	}
 	c.jsonOut(&p2, "", "user", "list", "--page-size", "3", "--page-token", p1.GetNextPageToken())
-	if len(p2.GetUsers()) != 1 || p2.GetNextPageToken() != "" {
+	if len(p2.GetUsers()) != 2 || p2.GetNextPageToken() != "" {
 		t.Fatalf("user list page 2: %v", &p2)
 	}
-	if ls := userLogins(append(p1.GetUsers(), p2.GetUsers()...)); !slices.Equal(ls, []string{"admin", "bob", "carol", "dave"}) {
+	if ls := userLogins(append(p1.GetUsers(), p2.GetUsers()...)); !slices.Equal(ls, []string{"admin", "auditor", "bob", "carol", "dave"}) {
 		t.Fatalf("user list pages: %v", ls)
 	}
 	c.jsonOut(&pall, "", "user", "list", "--page-size", "1", "--all")
-	if ls := userLogins(pall.GetUsers()); !slices.Equal(ls, []string{"admin", "bob", "carol", "dave"}) || pall.GetNextPageToken() != "" {
+	if ls := userLogins(pall.GetUsers()); !slices.Equal(ls, []string{"admin", "auditor", "bob", "carol", "dave"}) || pall.GetNextPageToken() != "" {
 		t.Fatalf("user list --all: %v", &pall)
 	}
 

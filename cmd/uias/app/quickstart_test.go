@@ -164,8 +164,11 @@ func jsonField(t *testing.T, out, name string) string {
 func TestQuickStart(t *testing.T) {
 	// Terminal 1: UIAS_BOOTSTRAP_PASSWORD='Quick-Start-Pass-1' make run
 	a, notice := startQuick(t, readmeAdminPassword)
-	if notice != "" {
-		t.Errorf("with UIAS_BOOTSTRAP_PASSWORD set nothing should be printed, got %q", notice)
+	// The administrator's password is not printed; the security auditor's
+	// (UIAS_BOOTSTRAP_AUDITOR_PASSWORD unset) is.
+	if strings.Contains(notice, "first start: system administrator") || strings.Contains(notice, readmeAdminPassword) ||
+		!strings.Contains(notice, `security auditor login "auditor"`) {
+		t.Errorf("with UIAS_BOOTSTRAP_PASSWORD set only the auditor's password should be printed, got %q", notice)
 	}
 	c := newCtl(t, a)
 
@@ -286,5 +289,22 @@ func TestQuickStartGeneratedPassword(t *testing.T) {
 	c.run(m[1]+"\n", "login", "--user", "admin", "--password-stdin")
 	if id := jsonField(t, c.run("", "org", "list", "-o", "json"), "id"); id == "" {
 		t.Fatal("no root org")
+	}
+	// The security auditor's password is printed too, apart from the
+	// administrator's, and logs the auditor in (once identity has
+	// appointed them in authz).
+	m = regexp.MustCompile(`(?m)^UIAS first start: security auditor login "auditor", password: (\S+)\n` +
+		`Give it to the security auditor, not to the system administrator\. This password is shown once\. ` +
+		`Set UIAS_BOOTSTRAP_AUDITOR_PASSWORD to choose it instead\.$`).FindStringSubmatch(notice)
+	if m == nil {
+		t.Fatalf("first-start notice has no security auditor: %q", notice)
+	}
+	aud := newCtl(t, a)
+	deadline := time.Now().Add(30 * time.Second)
+	for aud.exec(m[1]+"\n", "login", "--user", "auditor", "--password-stdin").code != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the printed security auditor password does not log in")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -130,9 +130,9 @@ func (s *Service) subjectOrgs(sub authz.Subject) []string {
 // checkGrantShape checks the fields of administrator grants.
 func (s *Service) checkGrantShape(g authz.Grant) error {
 	switch g.Role {
-	case authz.RoleSystemAdmin, authz.RoleSecurityAuditor:
+	case authz.RoleSystemAdmin, authz.RoleSecurityAuditor, authz.RolePersonalData:
 		if g.ScopeOrg != "" || g.Delegable || len(g.Grantable) > 0 {
-			return badModel("the system administrator and security auditor roles are granted without scope_org, delegable or grantable_roles")
+			return badModel("the system administrator, security auditor and personal_data_admin roles are granted without scope_org, delegable or grantable_roles")
 		}
 		if g.Subject.Kind != authz.SubjectUser {
 			return badModel("administrator roles are granted to a person")
@@ -146,7 +146,7 @@ func (s *Service) checkGrantShape(g authz.Grant) error {
 		}
 		for _, id := range g.Grantable {
 			if authz.IsBuiltinRole(id) && id != authz.RoleUnitAdmin {
-				return badModel("grantable_roles may not name the system administrator or security auditor roles")
+				return badModel("grantable_roles may not name the system administrator, security auditor or personal_data_admin roles")
 			}
 			if id == authz.RoleUnitAdmin {
 				return badModel("grantable_roles: appointing unit administrators below is what delegable allows")
@@ -185,6 +185,13 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 	orgs := s.subjectOrgs(g.Subject)
 	if len(orgs) == 0 && g.Subject.Kind != authz.SubjectUser {
 		orgs = nil
+	}
+	if g.Role == authz.RolePersonalData {
+		// Given on top of an administrator's role (to a system
+		// administrator, who exports): a global grant only a system
+		// administrator makes, not a change of the person managed by
+		// nobody else.
+		target, orgs = "", nil
 	}
 	d, err := s.authorize(ctx, adminauth.GrantsWrite, target, orgs, false)
 	if err != nil {

@@ -9,16 +9,16 @@ import (
 	"github.com/uias/uias/services/authz/index"
 )
 
-// AppointAdmin grants person the built-in role (system_admin or
-// security_auditor, unscoped, without end) unless a grant of theirs gives
+// AppointAdmin grants person the built-in role (system_admin,
+// security_auditor or personal_data_admin, unscoped, without end) unless a grant of theirs gives
 // it already: identity's migration of its legacy is_admin flag and its
 // first-start security auditor (a UIAS component asks; there is no acting
 // administrator). It returns the grant and whether it is new. The
 // separation of duty holds: a person holding another of the three roles
 // is refused (SOD_CONFLICT).
 func (s *Service) AppointAdmin(ctx context.Context, person, role string) (authz.Grant, bool, int64, error) {
-	if role != authz.RoleSystemAdmin && role != authz.RoleSecurityAuditor {
-		return authz.Grant{}, false, 0, badModel("only system_admin and security_auditor are appointed this way")
+	if role != authz.RoleSystemAdmin && role != authz.RoleSecurityAuditor && role != authz.RolePersonalData {
+		return authz.Grant{}, false, 0, badModel("only system_admin, security_auditor and personal_data_admin are appointed this way")
 	}
 	subject := authz.Subject{Kind: authz.SubjectUser, ID: person}
 	g := authz.Grant{ID: ids.New(), Role: role, Subject: subject, CreatedBy: "uias:appointment"}

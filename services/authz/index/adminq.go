@@ -23,6 +23,9 @@ type AdminQuery struct {
 	// / moves them to the org (separation of duty is checked for it).
 	JoinGroup string
 	JoinOrg   string
+	// Listing: a listing that names no org. Scoped grants allow it too,
+	// limited to their subtrees (AdminDecision.Scopes).
+	Listing bool
 }
 
 // ConsoleResource is the console every administrator may log in to,
@@ -38,6 +41,9 @@ type AdminDecision struct {
 	// SoD: the membership asked about would give the target both roles of
 	// this separation-of-duty pair.
 	SoD *authz.Exclusion
+	// Scopes: a Listing allowed by scoped grants only is limited to these
+	// orgs' subtrees (none nested in another).
+	Scopes []string
 }
 
 // CheckAdmin answers q at now. A grant with a scope_org allows only inside
@@ -99,6 +105,9 @@ func (x *Index) CheckAdmin(q AdminQuery, now time.Time) AdminDecision {
 		return d
 	case len(orgs) == 0 && q.Resource == ConsoleResource:
 		// Any administrator, scoped or not, may use the console.
+	case len(orgs) == 0 && q.Listing && q.Target == "":
+		// A listing of everything: only what lies in their subtrees.
+		d.Scopes = x.outermostLocked(scopes)
 	case len(orgs) == 0:
 		d.Detail = "only a system administrator may do this (it is not inside an org you administer)"
 		return d
@@ -118,6 +127,25 @@ func (x *Index) CheckAdmin(q AdminQuery, now time.Time) AdminDecision {
 	}
 	d.Allowed, d.Global = true, global
 	return d
+}
+
+// outermostLocked returns scopes without duplicates and without the orgs
+// inside another of them.
+func (x *Index) outermostLocked(scopes []string) []string {
+	var out []string
+	for i, s := range scopes {
+		keep := true
+		for j, o := range scopes {
+			if i != j && (o != s && x.withinLocked(s, o) || o == s && j < i) {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // targetRefusalLocked says why the actor may not act on the administrator

@@ -117,11 +117,11 @@ func (s *Server) CheckAdmin(ctx context.Context, r *authzv1.CheckAdminRequest) (
 	}
 	d, err := s.svc.CheckAdmin(ctx, index.AdminQuery{Person: r.GetPerson(), Resource: r.GetResource(), Operation: r.GetOperation(),
 		Orgs: r.GetOrgs(), Target: r.GetTargetPerson(), SystemAdminFlag: r.GetSystemAdminFlag(),
-		JoinGroup: r.GetJoinGroup(), JoinOrg: r.GetJoinOrg()}, 0)
+		JoinGroup: r.GetJoinGroup(), JoinOrg: r.GetJoinOrg(), Listing: r.GetListing()}, 0)
 	if err != nil {
 		return nil, err
 	}
-	out := &authzv1.CheckAdminResponse{Allowed: d.Allowed, Revision: d.Revision, Detail: d.Detail}
+	out := &authzv1.CheckAdminResponse{Allowed: d.Allowed, Revision: d.Revision, Detail: d.Detail, ScopeOrgs: d.Scopes}
 	if d.SoD != nil {
 		if ae, ok := apierr.As(commands.SoDMessage(s.svc.Index(), *d.SoD)); ok {
 			out.SodConflict = ae.Message

@@ -43,6 +43,9 @@ type Handle struct {
 	Service *identity.Service
 	Relay   *events.Relay
 	DB      *store.DB
+	// Admins decides administrator calls with authz (nil with
+	// identity.admin_authz off).
+	Admins *adminauth.Verifier
 }
 
 // Module is the identity component's registration.
@@ -171,16 +174,14 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, fmt.Errorf("subscribe to user changes: %w", err)
 	}
 	env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
-	created, generated, err := svc.Bootstrap(ctx, cfg.BootstrapPassword)
+	boot, err := svc.BootstrapAdmins(ctx, identity.FirstAdmins{AdminPassword: cfg.BootstrapPassword,
+		AuditorPassword: cfg.BootstrapAuditorPassword})
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	if created {
-		log.Info("created root org and system administrator \"admin\"")
-		if generated != "" {
-			fmt.Fprintf(env.Out, "\nUIAS first start: system administrator login \"admin\", password: %s\n"+
-				"This password is shown once. Set UIAS_BOOTSTRAP_PASSWORD to choose it instead.\n\n", generated)
-		}
+	if boot.Created {
+		log.Info("created root org, system administrator \"admin\" and security auditor \"auditor\"")
+		printFirstPasswords(env, boot)
 	}
 	guard, err := adminGuard(cfg, env, svc)
 	if err != nil {
@@ -193,8 +194,22 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		// still audited as a failed login.
 		OnBadRequest: server.BadRequestAudit(svc),
 		Ready:        db.PingContext,
-		Value:        &Handle{Service: svc, Relay: relay, DB: db},
+		Value:        &Handle{Service: svc, Relay: relay, DB: db, Admins: guard.Verifier()},
 	}, nil
+}
+
+// printFirstPasswords shows the generated first passwords once, on the
+// process's output (never in the log).
+func printFirstPasswords(env *module.Env, b identity.Bootstrapped) {
+	if b.AdminPassword != "" {
+		fmt.Fprintf(env.Out, "\nUIAS first start: system administrator login %q, password: %s\n"+
+			"This password is shown once. Set UIAS_BOOTSTRAP_PASSWORD to choose it instead.\n\n", identity.BootstrapAdminLogin, b.AdminPassword)
+	}
+	if b.AuditorPassword != "" {
+		fmt.Fprintf(env.Out, "\nUIAS first start: security auditor login %q, password: %s\n"+
+			"Give it to the security auditor, not to the system administrator. This password is shown once. "+
+			"Set UIAS_BOOTSTRAP_AUDITOR_PASSWORD to choose it instead.\n\n", identity.BootstrapAuditorLogin, b.AuditorPassword)
+	}
 }
 
 // keyReloadEvery is how often an instance rereads the data keys.
@@ -326,6 +341,19 @@ func adminGuard(cfg *Config, env *module.Env, svc *identity.Service) (*server.Gu
 		}
 	}
 	v.CacheDecisions(cache)
+	if !env.Runs("authz") {
+		// authz in other processes: its change events end kept answers
+		// at once (a revocation), the TTL bounds the rest.
+		nc, _, err := env.NATS()
+		if err != nil {
+			return nil, err
+		}
+		sub, err := v.WatchRevisions(nc)
+		if err != nil {
+			return nil, fmt.Errorf("subscribe to authz changes: %w", err)
+		}
+		env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
+	}
 	svc.SetAdminGate(func(ctx context.Context, u *identity.User) (bool, error) {
 		err := v.Authorize(ctx, &adminauth.Admin{ID: u.ID, OrgID: u.OrgID}, adminauth.ConsoleLogin, "")
 		if ae, ok := apierr.As(err); ok && ae.Reason == adminauth.ReasonNotAllowed {
@@ -333,6 +361,25 @@ func adminGuard(cfg *Config, env *module.Env, svc *identity.Service) (*server.Gu
 		}
 		return err == nil, err
 	})
+	// Personal data in clear in exports: authz's identity.personal reveal
+	// (the personal_data_admin role). The deprecated setting's logins are
+	// appointed to that role (below, with the other appointments).
+	svc.SetRevealGate(func(ctx context.Context, u *identity.User) (bool, error) {
+		err := v.Authorize(ctx, &adminauth.Admin{ID: u.ID, OrgID: u.OrgID}, adminauth.PersonalReveal, "")
+		if ae, ok := apierr.As(err); ok && ae.Reason == adminauth.ReasonNotAllowed {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if len(cfg.PersonalDataAdmins) > 0 {
+		n, err := svc.AppointPersonalDataAdmins(env.Context(), cfg.PersonalDataAdmins)
+		if err != nil {
+			return nil, fmt.Errorf("identity.personal_data_admins: %w", err)
+		}
+		env.Log.Warn("identity.personal_data_admins is deprecated: the people it names are given the personal_data_admin role "+
+			"in authz (which now decides personal data in clear); remove the setting and grant or revoke that role instead",
+			zap.Int("named", len(cfg.PersonalDataAdmins)), zap.Int("appointed", n))
+	}
 	// The legacy is_admin flag and the first start's security auditor
 	// become grants (identity.MigrateAdmins): at start (retried until
 	// authz answers), after a user is created with the flag, and every

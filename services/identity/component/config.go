@@ -92,10 +92,11 @@ type Config struct {
 	// job wraps in argon2id, only with a hash worker idle (default 5; 0:
 	// no job).
 	UnsaltedWrapRate int `yaml:"unsalted_wrap_rate"`
-	// PersonalDataAdmins are the login names of the administrators who may
-	// export ID numbers and phone numbers in clear (ExportService
-	// reveal_personal); empty, the default: nobody, exports are masked.
-	// UIAS_PERSONAL_DATA_ADMINS: comma-separated.
+	// PersonalDataAdmins (deprecated) are login names given authz's
+	// personal_data_admin role at start, which decides who may export ID
+	// numbers and phone numbers in clear (ExportService reveal_personal);
+	// with admin_authz off the list itself decides. Empty, the default:
+	// nobody is added. UIAS_PERSONAL_DATA_ADMINS: comma-separated.
 	PersonalDataAdmins []string `yaml:"personal_data_admins"`
 	// ImportMaxBytes bounds an import file, over gRPC and REST (default
 	// 1 GiB).
@@ -104,6 +105,11 @@ type Config struct {
 	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
 	// only); empty generates one and prints it once.
 	BootstrapPassword string `yaml:"-"`
+	// BootstrapAuditorPassword is the first security auditor's ("auditor")
+	// password, used only when the database is empty
+	// (UIAS_BOOTSTRAP_AUDITOR_PASSWORD, environment only; it must differ
+	// from BootstrapPassword); empty generates one and prints it once.
+	BootstrapAuditorPassword string `yaml:"-"`
 	// FingerFMR is the target false-match rate of a fingerprint decision
 	// (Authenticate auth types 2 and 3): 1e-4 (default, 1 in 10,000) to
 	// 1e-2. Each of a person's enrolled fingers is held to FingerFMR / their
@@ -200,6 +206,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.String(&c.UnsaltedCutover, "UIAS_UNSALTED_CUTOVER", "", "")
 	b.Int(&c.UnsaltedWrapRate, "UIAS_UNSALTED_WRAP_RATE", "", "")
 	b.Secret(&c.BootstrapPassword, "UIAS_BOOTSTRAP_PASSWORD")
+	b.Secret(&c.BootstrapAuditorPassword, "UIAS_BOOTSTRAP_AUDITOR_PASSWORD")
 	b.Func("UIAS_PERSONAL_DATA_ADMINS", "", "", func(v string) error {
 		c.PersonalDataAdmins = nil
 		for _, n := range strings.Split(v, ",") {

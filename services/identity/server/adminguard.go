@@ -33,6 +33,9 @@ type need struct {
 	// joinGroup / joinOrg: the call makes target a member of the group
 	// / moves them to the org (separation of duty is checked).
 	joinGroup, joinOrg string
+	// listing: a listing that names no org; an administrator of org
+	// subtrees gets what lies in them (identity.WithinOrgs).
+	listing bool
 }
 
 // errLookup marks a target that could not be found: the check then asks
@@ -40,83 +43,104 @@ type need struct {
 // administrator learns it does not exist).
 var errLookup = errors.New("target not found")
 
-func (g *Guard) userOrg(ctx context.Context, id string) (string, error) {
-	u, err := g.Svc.GetUser(ctx, id)
+// Verifier is the guard's verifier (nil when there is no guard or it does
+// not ask authz through pkg/adminauth).
+func (g *Guard) Verifier() *adminauth.Verifier {
+	if g == nil {
+		return nil
+	}
+	v, _ := g.Authz.(*adminauth.Verifier)
+	return v
+}
+
+// orgOf finds what get returns for id and gives field of it: errLookup
+// when there is no such thing.
+func orgOf[T any](ctx context.Context, id string, get func(context.Context, string) (T, error), field func(T) string) (string, error) {
+	v, err := get(ctx, id)
 	if err != nil {
 		if errors.Is(err, identity.ErrNotFound) {
 			return "", errLookup
 		}
 		return "", err
 	}
-	return u.OrgID, nil
+	return field(v), nil
+}
+
+func (g *Guard) userOrg(ctx context.Context, id string) (string, error) {
+	return orgOf(ctx, id, g.Svc.GetUser, func(u *identity.User) string { return u.OrgID })
 }
 
 func (g *Guard) groupOrg(ctx context.Context, id string) (string, error) {
-	gr, err := g.Svc.GetGroup(ctx, id)
-	if err != nil {
-		if errors.Is(err, identity.ErrNotFound) {
-			return "", errLookup
-		}
-		return "", err
-	}
-	return gr.OrgID, nil
+	return orgOf(ctx, id, g.Svc.GetGroup, func(gr *identity.Group) string { return gr.OrgID })
 }
 
 func (g *Guard) orgParent(ctx context.Context, id string) (string, error) {
-	o, err := g.Svc.GetOrg(ctx, id)
-	if err != nil {
-		if errors.Is(err, identity.ErrNotFound) {
-			return "", errLookup
-		}
-		return "", err
+	return orgOf(ctx, id, g.Svc.GetOrg, func(o *identity.Org) string { return o.ParentID })
+}
+
+func (g *Guard) linkUser(ctx context.Context, id string) (string, error) {
+	return orgOf(ctx, id, g.Svc.GetLink, func(l *identity.AccountLink) string { return l.UserID })
+}
+
+// admin is the administrator of ctx (nil: not an administrator call).
+func (g *Guard) admin(ctx context.Context) *adminauth.Admin {
+	if g == nil || g.Authz == nil {
+		return nil
 	}
-	return o.ParentID, nil
+	if a := adminauth.From(ctx); a != nil {
+		return a
+	}
+	if c := caller.From(ctx); c != nil && c.Principal != "" {
+		return &adminauth.Admin{ID: c.Principal}
+	}
+	return nil
 }
 
 // Require checks a global permission (streams: Import).
 func (g *Guard) Require(ctx context.Context, p adminauth.Perm) error {
-	if g == nil || g.Authz == nil {
-		return nil
-	}
-	a := adminauth.From(ctx)
+	a := g.admin(ctx)
 	if a == nil {
-		c := caller.From(ctx)
-		if c == nil || c.Principal == "" {
-			return nil
-		}
-		a = &adminauth.Admin{ID: c.Principal}
+		return nil
 	}
 	return g.Authz.Authorize(ctx, a, p, "")
 }
 
 // Check decides a call (method = full method name, req its request).
 func (g *Guard) Check(ctx context.Context, method string, req any) error {
-	if g == nil || g.Authz == nil {
-		return nil
-	}
-	a := adminauth.From(ctx)
+	_, err := g.Decide(ctx, method, req)
+	return err
+}
+
+// Decide is Check returning the context the handler runs with: a listing
+// that names no org, by an administrator of org subtrees only, is limited
+// to those subtrees (identity.WithinOrgs).
+func (g *Guard) Decide(ctx context.Context, method string, req any) (context.Context, error) {
+	a := g.admin(ctx)
 	if a == nil {
-		c := caller.From(ctx)
-		if c == nil || c.Principal == "" {
-			return nil // not an administrator call (AdminLogin, AuthService)
-		}
-		a = &adminauth.Admin{ID: c.Principal}
+		return ctx, nil // not an administrator call (AdminLogin, AuthService), or no guard
 	}
 	n, err := g.needOf(ctx, method, req)
 	if errors.Is(err, errLookup) {
 		n.orgs, n.global = nil, true
 	} else if err != nil {
-		return err
+		return ctx, err
 	}
 	if n.perm == (adminauth.Perm{}) {
-		return nil
+		return ctx, nil
+	}
+	if l, ok := g.Authz.(adminauth.Lister); ok && n.listing && len(n.orgs) == 0 {
+		within, err := l.ListScope(ctx, a, n.perm)
+		if err != nil {
+			return ctx, err
+		}
+		return identity.WithinOrgs(ctx, within), nil
 	}
 	if !n.global && len(n.orgs) == 0 && n.target == "" {
 		// An org-bound action without an org (e.g. a listing of every
 		// org) is a global one.
 		n.global = true
 	}
-	return g.Authz.Check(ctx, a, adminauth.Request{Perm: n.perm, Target: n.target, Orgs: n.orgs,
+	return ctx, g.Authz.Check(ctx, a, adminauth.Request{Perm: n.perm, Target: n.target, Orgs: n.orgs,
 		JoinGroup: n.joinGroup, JoinOrg: n.joinOrg})
 }
 
@@ -136,7 +160,7 @@ func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error
 	case *identityv1.GetOrgRequest:
 		n.perm, n.orgs = adminauth.OrgsRead, []string{r.GetId()}
 	case *identityv1.ListOrgsRequest:
-		n.perm, n.orgs = adminauth.OrgsRead, []string{r.GetParentId()}
+		n.perm, n.orgs, n.listing = adminauth.OrgsRead, []string{r.GetParentId()}, true
 	case *identityv1.UpdateOrgRequest:
 		n.perm, n.orgs = adminauth.OrgsWrite, []string{r.GetId()}
 	case *identityv1.MoveOrgRequest:
@@ -161,7 +185,7 @@ func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error
 	case *identityv1.GetUserRequest:
 		user(adminauth.UsersRead, r.GetId())
 	case *identityv1.ListUsersRequest:
-		n.perm, n.orgs = adminauth.UsersRead, []string{r.GetOrgId()}
+		n.perm, n.orgs, n.listing = adminauth.UsersRead, []string{r.GetOrgId()}, true
 	case *identityv1.UpdateUserRequest:
 		user(adminauth.UsersWrite, r.GetId())
 		if err == nil && slices.Contains(r.GetUpdateMask(), "org_id") {
@@ -184,7 +208,7 @@ func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error
 		o, err = g.groupOrg(ctx, r.GetId())
 		n.perm, n.orgs = adminauth.GroupsRead, []string{o}
 	case *identityv1.ListGroupsRequest:
-		n.perm, n.orgs = adminauth.GroupsRead, []string{r.GetOrgId()}
+		n.perm, n.orgs, n.listing = adminauth.GroupsRead, []string{r.GetOrgId()}, true
 	case *identityv1.GroupMemberRequest:
 		var o, uo string
 		o, err = g.groupOrg(ctx, r.GetGroupId())
@@ -209,10 +233,16 @@ func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error
 		if r.GetUserId() != "" {
 			user(adminauth.LinksRead, r.GetUserId())
 		} else {
-			n.perm, n.global = adminauth.LinksRead, true
+			n.perm, n.listing = adminauth.LinksRead, true
 		}
 	case *identityv1.DeleteAccountLinkRequest:
-		n.perm, n.global = adminauth.LinksWrite, true
+		// inside the subtree of the person the link is theirs
+		var u string
+		if u, err = g.linkUser(ctx, r.GetId()); err == nil {
+			user(adminauth.LinksWrite, u)
+		} else {
+			n.perm = adminauth.LinksWrite
+		}
 	// keys (global)
 	case *identityv1.GetKeyStatusRequest:
 		n.perm, n.global = adminauth.KeysRead, true

@@ -81,7 +81,7 @@ func AuditedAdminService(svc *identity.Service, guard *Guard) *grpc.ServiceDesc 
 			audited := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 				inner := func(ctx context.Context, req any) (any, error) {
 					var resp any
-					err := guard.Check(ctx, info.FullMethod, req)
+					ctx, err := guard.Decide(ctx, info.FullMethod, req)
 					if err == nil {
 						resp, err = handler(ctx, req)
 					}

@@ -67,6 +67,26 @@ func (s *Store) AddAppointment(ctx context.Context, a identity.Appointment) erro
 	})
 }
 
+// CreateFirstAdmins implements identity.Store: the first start's
+// administrators and their recorded appointments, in one transaction.
+func (s *Store) CreateFirstAdmins(ctx context.Context, users []*identity.User, appoint []identity.Appointment, evs []events.Event) error {
+	return s.inTx(ctx, "create first administrators", "user", func(tx *sql.Tx) error {
+		for _, u := range users {
+			if err := s.createUserTx(ctx, tx, u); err != nil {
+				return err
+			}
+		}
+		now := store.UnixMS(time.Now())
+		for _, a := range appoint {
+			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO admin_appointments (user_id, role, created_at) VALUES (?, ?, ?)"),
+				a.UserID, a.Role, now); err != nil {
+				return err
+			}
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
 // FinishAppointment implements identity.Store: the is_admin flag is
 // cleared without touching the user's admin tokens (unlike UpdateUser).
 func (s *Store) FinishAppointment(ctx context.Context, a identity.Appointment, now time.Time, evs []events.Event) (bool, error) {

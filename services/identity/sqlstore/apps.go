@@ -258,7 +258,11 @@ func (s *Store) FindLink(ctx context.Context, appID, account string) (*identity.
 
 // ListLinks lists links by id.
 func (s *Store) ListLinks(ctx context.Context, f identity.LinkFilter, p identity.Page) ([]*identity.AccountLink, string, error) {
-	return run(ctx, s, linkListing(f), p, scanLink)
+	l := linkListing(f)
+	if err := s.within(ctx, l, f.Within, "org_path", "account_links.user_id", "SELECT id FROM users WHERE %s"); err != nil {
+		return nil, "", err
+	}
+	return run(ctx, s, l, p, scanLink)
 }
 
 func linkListing(f identity.LinkFilter) *listing {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -28,17 +29,17 @@ type planCase struct {
 
 func planCases(orgID string) []planCase {
 	u := func(name string, f identity.UserFilter) planCase {
-		return planCase{name: "users/" + name, unfiltered: f == (identity.UserFilter{}),
+		return planCase{name: "users/" + name, unfiltered: reflect.DeepEqual(f, identity.UserFilter{}),
 			search: len([]rune(f.Query)) >= MinSearchLen,
 			build:  func(ctx context.Context, s *Store) (*listing, error) { return s.userListing(ctx, f) }}
 	}
 	o := func(name string, f identity.OrgFilter) planCase {
-		return planCase{name: "orgs/" + name, unfiltered: f == (identity.OrgFilter{}),
+		return planCase{name: "orgs/" + name, unfiltered: reflect.DeepEqual(f, identity.OrgFilter{}),
 			search: len([]rune(f.Query)) >= MinSearchLen,
 			build:  func(ctx context.Context, s *Store) (*listing, error) { return s.orgListing(ctx, f) }}
 	}
 	g := func(name string, f identity.GroupFilter) planCase {
-		return planCase{name: "groups/" + name, unfiltered: f == (identity.GroupFilter{}),
+		return planCase{name: "groups/" + name, unfiltered: reflect.DeepEqual(f, identity.GroupFilter{}),
 			search: len([]rune(f.Query)) >= MinSearchLen,
 			build:  func(ctx context.Context, s *Store) (*listing, error) { return s.groupListing(ctx, f) }}
 	}
@@ -48,7 +49,7 @@ func planCases(orgID string) []planCase {
 			build:  func(ctx context.Context, s *Store) (*listing, error) { return s.appListing(ctx, f) }}
 	}
 	l := func(name string, f identity.LinkFilter) planCase {
-		return planCase{name: "links/" + name, unfiltered: f == (identity.LinkFilter{}),
+		return planCase{name: "links/" + name, unfiltered: reflect.DeepEqual(f, identity.LinkFilter{}),
 			build: func(context.Context, *Store) (*listing, error) { return linkListing(f), nil }}
 	}
 	const long, short = "张三丰", "张三"

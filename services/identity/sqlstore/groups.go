@@ -86,10 +86,13 @@ func (s *Store) ListGroups(ctx context.Context, f identity.GroupFilter, p identi
 	return run(ctx, s, l, p, scanGroup)
 }
 
-func (s *Store) groupListing(_ context.Context, f identity.GroupFilter) (*listing, error) {
+func (s *Store) groupListing(ctx context.Context, f identity.GroupFilter) (*listing, error) {
 	l := &listing{op: "list groups", cols: qualified("groups", groupCols), from: "groups", keys: []keyCol{{expr: "groups.id"}}}
 	if f.OrgID != "" {
 		l.w.Add("groups.org_id = ?", f.OrgID)
+	}
+	if err := s.within(ctx, l, f.Within, "path", "groups.org_id", "SELECT id FROM orgs WHERE %s"); err != nil {
+		return nil, err
 	}
 	if f.Query != "" {
 		s.search(l, "groups", "name", []string{"code", "name"}, f.Query)

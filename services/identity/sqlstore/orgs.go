@@ -124,6 +124,9 @@ func (s *Store) orgListing(ctx context.Context, f identity.OrgFilter) (*listing,
 	case f.ParentID != "":
 		l.w.Add("orgs.parent_id = ?", f.ParentID)
 	}
+	if err := s.within(ctx, l, f.Within, "orgs.path", "", ""); err != nil {
+		return nil, err
+	}
 	if f.Status != 0 {
 		l.w.Add("orgs.status = ?", int(f.Status))
 	}

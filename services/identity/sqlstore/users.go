@@ -158,6 +158,9 @@ func (s *Store) userListing(ctx context.Context, f identity.UserFilter) (*listin
 	case f.OrgID != "":
 		l.w.Add("users.org_id = ?", f.OrgID)
 	}
+	if err := s.within(ctx, l, f.Within, "users.org_path", "", ""); err != nil {
+		return nil, err
+	}
 	if f.Status != 0 {
 		l.w.Add("users.status = ?", int(f.Status))
 	}

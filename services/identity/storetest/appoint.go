@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -62,5 +63,48 @@ func testAppointments(t *testing.T, f *fixture) {
 	must(t, err)
 	if len(got) != 0 {
 		t.Fatalf("still pending: %+v", got)
+	}
+}
+
+// testFirstAdmins: the first start's administrators and their recorded
+// appointment are written together, or not at all (a login taken makes
+// the whole write fail: no user, no appointment, no event).
+func testFirstAdmins(t *testing.T, f *fixture) {
+	o := f.org("")
+	admin, aud := f.newUser(o.ID), f.newUser(o.ID)
+	admin.IsAdmin = true
+	rec := identity.Appointment{UserID: aud.ID, Role: identity.RoleSecurityAuditor}
+
+	taken := f.user(o.ID)
+	clash := f.newUser(o.ID)
+	clash.LoginName = taken.LoginName
+	f.expectEvents(0, func() {
+		err := f.s.CreateFirstAdmins(f.ctx, []*identity.User{aud, clash}, []identity.Appointment{rec}, f.evs(2))
+		if err == nil {
+			t.Fatal("a taken login did not fail the first administrators' write")
+		}
+	})
+	if _, err := f.s.GetUser(f.ctx, aud.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("a failed write left the auditor: %v", err)
+	}
+	got, err := f.s.PendingAppointments(f.ctx)
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("a failed write left appointments: %+v", got)
+	}
+
+	f.expectEvents(2, func() {
+		must(t, f.s.CreateFirstAdmins(f.ctx, []*identity.User{admin, aud}, []identity.Appointment{rec}, f.evs(2)))
+	})
+	for _, u := range []*identity.User{admin, aud} {
+		if _, err := f.s.GetUser(f.ctx, u.ID); err != nil {
+			t.Fatalf("first administrator %s: %v", u.LoginName, err)
+		}
+	}
+	got, err = f.s.PendingAppointments(f.ctx)
+	must(t, err)
+	want := []identity.Appointment{{UserID: admin.ID, Role: identity.RoleSystemAdmin, Legacy: true}, rec}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("pending %+v, want %+v", got, want)
 	}
 }

@@ -62,6 +62,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"AdminTokens", testAdminTokens},
 		{"AdminTokensRevoked", testAdminTokensRevoked},
 		{"Appointments", testAppointments},
+		{"FirstAdmins", testFirstAdmins},
 		{"LiteralStrings", testLiteralStrings},
 		{"UserSubtree", testUserSubtree},
 		{"OrgSubtree", testOrgSubtree},

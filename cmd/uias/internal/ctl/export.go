@@ -30,8 +30,8 @@ func exportCmd(kind identityv1.ImportKind) command {
 		usage: "FILE [--format xlsx|csv|jsonl] [--reveal-personal]",
 		help: "Exports every row into FILE (\"-\": standard output) in the columns \"import\" reads, so the file\n" +
 			"imports into another UIAS. The format from FILE's extension unless --format. Password hashes are\n" +
-			"never exported; ID numbers and phone numbers are masked unless --reveal-personal (allowed to the\n" +
-			"administrators identity.personal_data_admins names). The file is written under a temporary name\n" +
+			"never exported; ID numbers and phone numbers are masked unless --reveal-personal (allowed to\n" +
+			"holders of the personal_data_admin role). The file is written under a temporary name\n" +
 			"and renamed when complete. Large exports need a longer --timeout (e.g. --timeout 1h).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			format := fs.String("format", "", "xlsx, csv or jsonl (default: from the file extension)")

@@ -143,8 +143,13 @@ type CheckAdminRequest struct {
 	// this group / moves them to this org. It is refused (FAILED_PRECONDITION
 	// SOD_CONFLICT) when they would then hold both roles of a
 	// separation-of-duty pair.
-	JoinGroup     string `protobuf:"bytes,7,opt,name=join_group,json=joinGroup" json:"join_group,omitempty"`
-	JoinOrg       string `protobuf:"bytes,8,opt,name=join_org,json=joinOrg" json:"join_org,omitempty"`
+	JoinGroup string `protobuf:"bytes,7,opt,name=join_group,json=joinGroup" json:"join_group,omitempty"`
+	JoinOrg   string `protobuf:"bytes,8,opt,name=join_org,json=joinOrg" json:"join_org,omitempty"`
+	// listing: the question is a listing that names no org (every person,
+	// group, org or account link). An administrator whose grants allowing it
+	// are all scoped is then allowed too, and scope_orgs in the answer names
+	// the org subtrees the listing is limited to.
+	Listing       bool `protobuf:"varint,9,opt,name=listing" json:"listing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -235,6 +240,13 @@ func (x *CheckAdminRequest) GetJoinOrg() string {
 	return ""
 }
 
+func (x *CheckAdminRequest) GetListing() bool {
+	if x != nil {
+		return x.Listing
+	}
+	return false
+}
+
 type CheckAdminResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Allowed  bool                   `protobuf:"varint,1,opt,name=allowed" json:"allowed,omitempty"`
@@ -244,7 +256,10 @@ type CheckAdminResponse struct {
 	// sod_conflict: when allowed but the membership asked about would give
 	// the person both roles of a separation-of-duty pair, a sentence naming
 	// them.
-	SodConflict   string `protobuf:"bytes,4,opt,name=sod_conflict,json=sodConflict" json:"sod_conflict,omitempty"`
+	SodConflict string `protobuf:"bytes,4,opt,name=sod_conflict,json=sodConflict" json:"sod_conflict,omitempty"`
+	// scope_orgs: for a listing allowed by scoped grants only, the top orgs of
+	// the subtrees the administrator may list (none: everything).
+	ScopeOrgs     []string `protobuf:"bytes,5,rep,name=scope_orgs,json=scopeOrgs" json:"scope_orgs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -305,6 +320,13 @@ func (x *CheckAdminResponse) GetSodConflict() string {
 		return x.SodConflict
 	}
 	return ""
+}
+
+func (x *CheckAdminResponse) GetScopeOrgs() []string {
+	if x != nil {
+		return x.ScopeOrgs
+	}
+	return nil
 }
 
 type AppointAdminRequest struct {
@@ -2404,7 +2426,7 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\toperation\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\toperation\x12#\n" +
 	"\x06method\x18\x05 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x06method\x12 \n" +
 	"\x04path\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x04path\x123\n" +
-	"\x11at_least_revision\x18\a \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\"\xf5\x02\n" +
+	"\x11at_least_revision\x18\a \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\"\x8f\x03\n" +
 	"\x11CheckAdminRequest\x12'\n" +
 	"\x06person\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06person\x12+\n" +
 	"\bresource\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xc6'\x01(\x80\x01R\bresource\x12,\n" +
@@ -2414,15 +2436,18 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\x11system_admin_flag\x18\x06 \x01(\bR\x0fsystemAdminFlag\x12+\n" +
 	"\n" +
 	"join_group\x18\a \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\tjoinGroup\x12'\n" +
-	"\bjoin_org\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\ajoinOrg\"\x85\x01\n" +
+	"\bjoin_org\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\ajoinOrg\x12\x18\n" +
+	"\alisting\x18\t \x01(\bR\alisting\"\xa4\x01\n" +
 	"\x12CheckAdminResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12!\n" +
-	"\fsod_conflict\x18\x04 \x01(\tR\vsodConflict\"y\n" +
+	"\fsod_conflict\x18\x04 \x01(\tR\vsodConflict\x12\x1d\n" +
+	"\n" +
+	"scope_orgs\x18\x05 \x03(\tR\tscopeOrgs\"\x8e\x01\n" +
 	"\x13AppointAdminRequest\x12'\n" +
-	"\x06person\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06person\x129\n" +
-	"\x04role\x18\x02 \x01(\tB%\xbaH\"r R\fsystem_adminR\x10security_auditorR\x04role\"g\n" +
+	"\x06person\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06person\x12N\n" +
+	"\x04role\x18\x02 \x01(\tB:\xbaH7r5R\fsystem_adminR\x10security_auditorR\x13personal_data_adminR\x04role\"g\n" +
 	"\x14AppointAdminResponse\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\x12\x1a\n" +

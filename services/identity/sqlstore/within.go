@@ -1,0 +1,52 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/uias/uias/pkg/store"
+)
+
+// withinCond is the condition "col lies in the subtree of one of orgs"
+// for an org path column col (the orgs themselves included), for the
+// listings of a unit administrator (the filters' Within). An org that no
+// longer exists limits to nothing.
+func (s *Store) withinCond(ctx context.Context, orgs []string, col string) (string, []any, error) {
+	var conds []string
+	var args []any
+	for _, id := range orgs {
+		o, err := s.getOrg(ctx, s.db, id, "")
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		lo, hi := subtreeRange(o.Path)
+		conds = append(conds, "("+col+" >= ? AND "+col+" < ?)")
+		args = append(args, lo, hi)
+	}
+	if len(conds) == 0 {
+		return "1 = 0", nil, nil
+	}
+	return "(" + strings.Join(conds, " OR ") + ")", args, nil
+}
+
+// within limits l to orgs' subtrees: col is l's own org path column, or
+// with sub the column of the row's org or user id and sub the subquery
+// ("SELECT id FROM orgs WHERE %s") whose %s is the path condition.
+func (s *Store) within(ctx context.Context, l *listing, orgs []string, col, idCol, sub string) error {
+	if len(orgs) == 0 {
+		return nil
+	}
+	cond, args, err := s.withinCond(ctx, orgs, col)
+	if err != nil {
+		return classify(err, l.op, "org")
+	}
+	if sub != "" {
+		cond = idCol + " IN (" + strings.Replace(sub, "%s", cond, 1) + ")"
+	}
+	l.w.Add(cond, args...)
+	return nil
+}
