@@ -144,6 +144,35 @@ func (g *Guard) Decide(ctx context.Context, method string, req any) (context.Con
 		JoinGroup: n.joinGroup, JoinOrg: n.joinOrg})
 }
 
+// globalMethods need a permission of no org (applications, keys, the
+// fingerprint bypass): only unscoped grants allow them.
+var globalMethods = map[string]adminauth.Perm{
+	identityv1.AdminService_CreateApp_FullMethodName:             adminauth.AppsWrite,
+	identityv1.AdminService_UpdateApp_FullMethodName:             adminauth.AppsWrite,
+	identityv1.AdminService_GetApp_FullMethodName:                adminauth.AppsRead,
+	identityv1.AdminService_ListApps_FullMethodName:              adminauth.AppsRead,
+	identityv1.AdminService_RotateAppSecret_FullMethodName:       adminauth.AppsSecret,
+	identityv1.KeyService_GetKeyStatus_FullMethodName:            adminauth.KeysRead,
+	identityv1.KeyService_RotateKeys_FullMethodName:              adminauth.KeysRotate,
+	identityv1.KeyService_ReencryptData_FullMethodName:           adminauth.KeysRotate,
+	identityv1.FingerService_SetFingerprintBypass_FullMethodName: adminauth.FingersWrite,
+	identityv1.FingerService_GetFingerprintBypass_FullMethodName: adminauth.FingersRead,
+}
+
+// personMethods act on one person (the request's user_id, or the id of a
+// user method), inside that person's org.
+var personMethods = map[string]adminauth.Perm{
+	identityv1.AdminService_GetUser_FullMethodName:           adminauth.UsersRead,
+	identityv1.AdminService_SetUserStatus_FullMethodName:     adminauth.UsersLock,
+	identityv1.AdminService_LockUser_FullMethodName:          adminauth.UsersLock,
+	identityv1.AdminService_UnlockUser_FullMethodName:        adminauth.UsersLock,
+	identityv1.AdminService_SetPassword_FullMethodName:       adminauth.UsersPassword,
+	identityv1.AdminService_CreateAccountLink_FullMethodName: adminauth.LinksWrite,
+	identityv1.FingerService_EnrollFinger_FullMethodName:     adminauth.FingersWrite,
+	identityv1.FingerService_DeleteFinger_FullMethodName:     adminauth.FingersWrite,
+	identityv1.FingerService_ListFingers_FullMethodName:      adminauth.FingersRead,
+}
+
 func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error) {
 	var n need
 	var err error
@@ -153,112 +182,89 @@ func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error
 		o, err = g.userOrg(ctx, id)
 		n.orgs = []string{o}
 	}
-	switch r := req.(type) {
-	// orgs
-	case *identityv1.CreateOrgRequest:
-		n.perm, n.orgs = adminauth.OrgsWrite, []string{r.GetParentId()}
-	case *identityv1.GetOrgRequest:
-		n.perm, n.orgs = adminauth.OrgsRead, []string{r.GetId()}
-	case *identityv1.ListOrgsRequest:
-		n.perm, n.orgs, n.listing = adminauth.OrgsRead, []string{r.GetParentId()}, true
-	case *identityv1.UpdateOrgRequest:
-		n.perm, n.orgs = adminauth.OrgsWrite, []string{r.GetId()}
-	case *identityv1.MoveOrgRequest:
-		// The org leaves its parent (which must be administered: a unit
-		// administrator cannot move the top of their own subtree) for the
-		// new parent.
-		var p string
-		p, err = g.orgParent(ctx, r.GetId())
-		n.perm, n.orgs = adminauth.OrgsWrite, []string{p, r.GetNewParentId()}
-	case *identityv1.SetOrgStatusRequest:
-		var p string
-		p, err = g.orgParent(ctx, r.GetId())
-		n.perm, n.orgs = adminauth.OrgsWrite, []string{p}
-	// people
-	case *identityv1.CreateUserRequest:
-		n.perm, n.orgs = adminauth.UsersWrite, []string{r.GetOrgId()}
-		if r.GetIsAdmin() {
-			// The legacy flag makes a system administrator: appointing
-			// one is a global grant.
-			n.perm, n.orgs, n.global = adminauth.GrantsWrite, nil, true
+	if p, ok := globalMethods[method]; ok {
+		n.perm, n.global = p, true
+	} else if p, ok := personMethods[method]; ok {
+		id := ""
+		switch r := req.(type) {
+		case interface{ GetUserId() string }:
+			id = r.GetUserId()
+		case interface{ GetId() string }:
+			id = r.GetId()
 		}
-	case *identityv1.GetUserRequest:
-		user(adminauth.UsersRead, r.GetId())
-	case *identityv1.ListUsersRequest:
-		n.perm, n.orgs, n.listing = adminauth.UsersRead, []string{r.GetOrgId()}, true
-	case *identityv1.UpdateUserRequest:
-		user(adminauth.UsersWrite, r.GetId())
-		if err == nil && slices.Contains(r.GetUpdateMask(), "org_id") {
-			n.orgs = append(n.orgs, r.GetOrgId())
-			n.joinOrg = r.GetOrgId()
+		user(p, id)
+	} else {
+		switch r := req.(type) {
+		// orgs
+		case *identityv1.CreateOrgRequest:
+			n.perm, n.orgs = adminauth.OrgsWrite, []string{r.GetParentId()}
+		case *identityv1.GetOrgRequest:
+			n.perm, n.orgs = adminauth.OrgsRead, []string{r.GetId()}
+		case *identityv1.ListOrgsRequest:
+			n.perm, n.orgs, n.listing = adminauth.OrgsRead, []string{r.GetParentId()}, true
+		case *identityv1.UpdateOrgRequest:
+			n.perm, n.orgs = adminauth.OrgsWrite, []string{r.GetId()}
+		case *identityv1.MoveOrgRequest:
+			// The org leaves its parent (which must be administered: a unit
+			// administrator cannot move the top of their own subtree) for the
+			// new parent.
+			var p string
+			p, err = g.orgParent(ctx, r.GetId())
+			n.perm, n.orgs = adminauth.OrgsWrite, []string{p, r.GetNewParentId()}
+		case *identityv1.SetOrgStatusRequest:
+			var p string
+			p, err = g.orgParent(ctx, r.GetId())
+			n.perm, n.orgs = adminauth.OrgsWrite, []string{p}
+		// people
+		case *identityv1.CreateUserRequest:
+			n.perm, n.orgs = adminauth.UsersWrite, []string{r.GetOrgId()}
+			if r.GetIsAdmin() {
+				// The legacy flag makes a system administrator: appointing
+				// one is a global grant.
+				n.perm, n.orgs, n.global = adminauth.GrantsWrite, nil, true
+			}
+		case *identityv1.ListUsersRequest:
+			n.perm, n.orgs, n.listing = adminauth.UsersRead, []string{r.GetOrgId()}, true
+		case *identityv1.UpdateUserRequest:
+			user(adminauth.UsersWrite, r.GetId())
+			if err == nil && slices.Contains(r.GetUpdateMask(), "org_id") {
+				n.orgs = append(n.orgs, r.GetOrgId())
+				n.joinOrg = r.GetOrgId()
+			}
+		// groups
+		case *identityv1.CreateGroupRequest:
+			n.perm, n.orgs = adminauth.GroupsWrite, []string{r.GetOrgId()}
+		case *identityv1.GetGroupRequest:
+			var o string
+			o, err = g.groupOrg(ctx, r.GetId())
+			n.perm, n.orgs = adminauth.GroupsRead, []string{o}
+		case *identityv1.ListGroupsRequest:
+			n.perm, n.orgs, n.listing = adminauth.GroupsRead, []string{r.GetOrgId()}, true
+		case *identityv1.GroupMemberRequest:
+			var o, uo string
+			o, err = g.groupOrg(ctx, r.GetGroupId())
+			if err == nil {
+				uo, err = g.userOrg(ctx, r.GetUserId())
+			}
+			n.perm, n.orgs, n.target = adminauth.GroupsWrite, []string{o, uo}, r.GetUserId()
+			if method == identityv1.AdminService_AddGroupMember_FullMethodName {
+				n.joinGroup = r.GetGroupId()
+			}
+		case *identityv1.ListAccountLinksRequest:
+			if r.GetUserId() != "" {
+				user(adminauth.LinksRead, r.GetUserId())
+			} else {
+				n.perm, n.listing = adminauth.LinksRead, true
+			}
+		case *identityv1.DeleteAccountLinkRequest:
+			// inside the subtree of the person the link is theirs
+			var u string
+			if u, err = g.linkUser(ctx, r.GetId()); err == nil {
+				user(adminauth.LinksWrite, u)
+			} else {
+				n.perm = adminauth.LinksWrite
+			}
 		}
-	case *identityv1.SetUserStatusRequest:
-		user(adminauth.UsersLock, r.GetId())
-	case *identityv1.LockUserRequest:
-		user(adminauth.UsersLock, r.GetId())
-	case *identityv1.UnlockUserRequest:
-		user(adminauth.UsersLock, r.GetId())
-	case *identityv1.SetPasswordRequest:
-		user(adminauth.UsersPassword, r.GetId())
-	// groups
-	case *identityv1.CreateGroupRequest:
-		n.perm, n.orgs = adminauth.GroupsWrite, []string{r.GetOrgId()}
-	case *identityv1.GetGroupRequest:
-		var o string
-		o, err = g.groupOrg(ctx, r.GetId())
-		n.perm, n.orgs = adminauth.GroupsRead, []string{o}
-	case *identityv1.ListGroupsRequest:
-		n.perm, n.orgs, n.listing = adminauth.GroupsRead, []string{r.GetOrgId()}, true
-	case *identityv1.GroupMemberRequest:
-		var o, uo string
-		o, err = g.groupOrg(ctx, r.GetGroupId())
-		if err == nil {
-			uo, err = g.userOrg(ctx, r.GetUserId())
-		}
-		n.perm, n.orgs, n.target = adminauth.GroupsWrite, []string{o, uo}, r.GetUserId()
-		if method == identityv1.AdminService_AddGroupMember_FullMethodName {
-			n.joinGroup = r.GetGroupId()
-		}
-	// applications (global)
-	case *identityv1.CreateAppRequest, *identityv1.UpdateAppRequest:
-		n.perm, n.global = adminauth.AppsWrite, true
-	case *identityv1.GetAppRequest, *identityv1.ListAppsRequest:
-		n.perm, n.global = adminauth.AppsRead, true
-	case *identityv1.RotateAppSecretRequest:
-		n.perm, n.global = adminauth.AppsSecret, true
-	// account links
-	case *identityv1.CreateAccountLinkRequest:
-		user(adminauth.LinksWrite, r.GetUserId())
-	case *identityv1.ListAccountLinksRequest:
-		if r.GetUserId() != "" {
-			user(adminauth.LinksRead, r.GetUserId())
-		} else {
-			n.perm, n.listing = adminauth.LinksRead, true
-		}
-	case *identityv1.DeleteAccountLinkRequest:
-		// inside the subtree of the person the link is theirs
-		var u string
-		if u, err = g.linkUser(ctx, r.GetId()); err == nil {
-			user(adminauth.LinksWrite, u)
-		} else {
-			n.perm = adminauth.LinksWrite
-		}
-	// keys (global)
-	case *identityv1.GetKeyStatusRequest:
-		n.perm, n.global = adminauth.KeysRead, true
-	case *identityv1.RotateKeysRequest, *identityv1.ReencryptDataRequest:
-		n.perm, n.global = adminauth.KeysRotate, true
-	// fingerprints
-	case *identityv1.EnrollFingerRequest:
-		user(adminauth.FingersWrite, r.GetUserId())
-	case *identityv1.DeleteFingerRequest:
-		user(adminauth.FingersWrite, r.GetUserId())
-	case *identityv1.ListFingersRequest:
-		user(adminauth.FingersRead, r.GetUserId())
-	case *identityv1.SetFingerprintBypassRequest:
-		n.perm, n.global = adminauth.FingersWrite, true
-	case *identityv1.GetFingerprintBypassRequest:
-		n.perm, n.global = adminauth.FingersRead, true
 	}
 	if n.global {
 		n.orgs = nil
