@@ -146,8 +146,15 @@ func peopleSQL(db *store.DB, root string) (users, links string) {
 		display = "substr('" + genSurname + "', (s.n % 10)::int + 1, 1) || substr('" + genGiven + "', ((s.n / 10) % 20)::int + 1, 1) || substr('" +
 			genGiven + "', ((s.n / 200) % 20)::int + 1, 1)"
 	}
-	users = series + "INSERT INTO users (id, login_name, display_name, email, org_id, org_path, status, password_hash, created_at, updated_at) " +
-		"SELECT 'u' || " + pad("s.n") + ", 'p' || " + pad("s.n") + ", " + display + ", 'p' || " + pad("s.n") + " || '@example.com', " +
+	// A feature code as the service makes (a keyed hash: random keys into
+	// its unique index), so that the import row's floor writes what an
+	// import writes.
+	feature := "lower(hex(randomblob(16)))"
+	if db.Dialect == store.Postgres {
+		feature = "md5(random()::text || s.n::text)"
+	}
+	users = series + "INSERT INTO users (id, login_name, display_name, email, feature_code, org_id, org_path, status, password_hash, created_at, updated_at) " +
+		"SELECT 'u' || " + pad("s.n") + ", 'p' || " + pad("s.n") + ", " + display + ", 'p' || " + pad("s.n") + " || '@example.com', " + feature + ", " +
 		orgOf + ", '/" + root + "/' || " + l1Of + " || '/' || " + orgOf + " || '/', " +
 		"CASE WHEN s.n % 100 = 7 THEN 2 ELSE 1 END, '{SSHA}generated', ?, ? FROM s"
 	links = series + "INSERT INTO account_links (id, user_id, app_id, app_account_id, status, created_at) " +
