@@ -45,6 +45,7 @@ type scaleOptions struct {
 	listings, auth      bool
 	io                  bool
 	importLogins        bool
+	ioFloor             bool
 	importLoginsDur     time.Duration
 	ioPeople            int
 	cpuprofile          string
@@ -67,6 +68,7 @@ func parseScaleFlags(args []string, stderr io.Writer) (*scaleOptions, error) {
 	fs.BoolVar(&o.listings, "listings", true, "measure the listing and search rows")
 	fs.BoolVar(&o.auth, "auth", true, "measure the Authenticate rows (a UIAS with --people generated people)")
 	fs.BoolVar(&o.io, "io", true, "measure the import and export rows (rows a second against bulk SQL)")
+	fs.BoolVar(&o.ioFloor, "io-floor", true, "with --io: measure the import's floor (the same people in bulk SQL into another store) first")
 	fs.BoolVar(&o.importLogins, "import-logins", true, "with --io: measure logins with and without an import running (same store, same run)")
 	fs.DurationVar(&o.importLoginsDur, "import-logins-duration", 10*time.Second, "measurement time of the logins with and of those without an import")
 	fs.IntVar(&o.ioPeople, "io-people", 0, "people imported and exported by the import and export rows (default: --people)")
