@@ -68,12 +68,6 @@ func (rc *httpRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.next.ServeHTTP(w, r)
 }
 
-func (rc *httpRecorder) count() int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return len(rc.reqs)
-}
-
 // serve serves h on a loopback port until stop is called.
 func serveLoopback(h http.Handler) (url string, stop func(), err error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -119,7 +113,7 @@ func measureProvision(ctx context.Context, o *options, log io.Writer) (*provRoun
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	ns, err := events.StartInProcessNATS(filepath.Join(dir, "nats"))
 	if err != nil {
 		return nil, err
