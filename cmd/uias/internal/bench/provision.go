@@ -21,15 +21,15 @@ import (
 	"github.com/uias/uias/pkg/ids"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/sync/provision"
-	"github.com/uias/uias/services/sync/provision/provtest"
 	"github.com/uias/uias/services/sync/provision/scim"
+	"github.com/uias/uias/services/sync/provision/scimsim"
 	"github.com/uias/uias/services/sync/provision/webhook"
 	"github.com/uias/uias/services/sync/sqlstore"
 )
 
 // The provisioning phase (issue 12 items 4–6): people per second that the
 // sync component's provisioning delivers to a business system over
-// loopback, a signed webhook receiver and a SCIM 2.0 server (provtest's,
+// loopback, a signed webhook receiver and a SCIM 2.0 server (scimsim's,
 // built with elimity-com/scim), as the initial batch of a new
 // subscription: the whole engine (the projection of CHANGES in SQLite, the
 // queue, one worker, the transport). The floor sends the very same HTTP
@@ -255,8 +255,8 @@ func measureProvision(ctx context.Context, o *options, log io.Writer) (*provRoun
 		return nil, err
 	}
 
-	users := provtest.NewSCIMResources()
-	sh, err := provtest.SCIMHandler(users, provtest.NewSCIMResources(), provToken)
+	users := scimsim.NewResources()
+	sh, err := scimsim.Handler(users, scimsim.NewResources(), provToken)
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +264,7 @@ func measureProvision(ctx context.Context, o *options, log io.Writer) (*provRoun
 		n, _, _, _, _ := users.Stats()
 		return n >= people
 	}, func() http.Handler {
-		h, _ := provtest.SCIMHandler(provtest.NewSCIMResources(), provtest.NewSCIMResources(), provToken)
+		h, _ := scimsim.Handler(scimsim.NewResources(), scimsim.NewResources(), provToken)
 		return h
 	}); err != nil {
 		return nil, err
@@ -295,7 +295,7 @@ func provisionRows(rounds []*round) []*row {
 	}
 	hook.explain = fmt.Sprintf(explain, fmt.Sprint(n), "webhook transport (JSON, HMAC-SHA256 signature, one POST per person)")
 	scimRow.explain = fmt.Sprintf(explain, fmt.Sprint(n), "SCIM transport (a lookup by userName, then a POST per person; "+
-		"the server is provtest's, built with elimity-com/scim, which scans its resources on each lookup)")
+		"the server is scimsim's, built with elimity-com/scim, which scans its resources on each lookup)")
 	var out []*row
 	for _, rw := range []*row{hook, scimRow} {
 		if len(rw.ours) > 0 {
