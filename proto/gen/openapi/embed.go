@@ -31,6 +31,13 @@ var Audit []byte
 //go:embed uias/audit/v1/reports.openapi.json
 var AuditReports []byte
 
+// AuditAnalytics is the OpenAPI 3.0 document of
+// uias/audit/v1/analytics.proto (AuditAnalyticsService), without security
+// requirements.
+//
+//go:embed uias/audit/v1/analytics.openapi.json
+var AuditAnalytics []byte
+
 // IdentityFinger is the OpenAPI 3.0 document of
 // uias/identity/v1/finger.proto (FingerService), without security
 // requirements.

@@ -57,7 +57,8 @@ func Module() module.Module {
 		REST:    rest,
 		OpenAPI: auditOpenAPI,
 		OpenAPISecurity: map[string][]string{"AuditLogService": module.AdminCredentials, "AuditQueryService": module.AdminCredentials,
-			"AuditReportService": module.AdminCredentials},
+			"AuditReportService":    module.AdminCredentials,
+			"AuditAnalyticsService": module.AdminCredentials},
 		Init: start,
 	}
 }
@@ -66,7 +67,7 @@ func Module() module.Module {
 // export download (which has no google.api.http mapping to generate it
 // from).
 var auditOpenAPI = func() []byte {
-	b, err := module.MergeOpenAPI(openapi.Audit, openapi.AuditReports, exportOpenAPI)
+	b, err := module.MergeOpenAPI(openapi.Audit, openapi.AuditReports, openapi.AuditAnalytics, exportOpenAPI)
 	if err != nil {
 		panic("audit openapi: " + err.Error()) // generated and embedded: cannot happen
 	}
@@ -84,6 +85,9 @@ func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterf
 		return err
 	}
 	if err := auditv1.RegisterAuditReportServiceHandlerClient(ctx, mux, auditv1.NewAuditReportServiceClient(conn)); err != nil {
+		return err
+	}
+	if err := analyticsREST(ctx, mux, conn); err != nil {
 		return err
 	}
 	// The file of an export (GET /v1/audit/export).
@@ -139,11 +143,16 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	an, err := startAnalytics(env, cfg, st)
+	if err != nil {
+		return nil, err
+	}
 	return &module.Component{
 		Register: func(g *grpc.Server) {
 			server.New(l).Register(g)
 			server.NewQuery(st).Register(g)
 			server.NewReports(st, exp).Register(g)
+			an.Register(g)
 		},
 		Auth:  server.CallerAuth(admins),
 		Ready: db.PingContext,

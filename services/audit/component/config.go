@@ -55,6 +55,8 @@ type Config struct {
 	PDFLatinFont string `yaml:"pdf_latin_font"`
 	// Reports are the scheduled reports (reports.go).
 	Reports ReportsConfig `yaml:"reports"`
+	// Analytics: login analytics and alerts (analytics.go).
+	Analytics AnalyticsConfig `yaml:"analytics"`
 }
 
 // MinRetention is the shortest retention accepted (besides 0, forever).
@@ -64,7 +66,8 @@ const MinRetention = 24 * time.Hour
 func Defaults() *Config {
 	return &Config{Origin: "uias.audit", Batch: 500, BatchWait: 500 * time.Millisecond, CheckpointEvery: 1000,
 		CheckpointInterval: 10 * time.Second, StreamMaxAge: MinStreamMaxAge, Retention: 365 * 24 * time.Hour,
-		RetentionCheck: time.Hour, PDFFont: audit.DefaultPDFFont, PDFLatinFont: audit.DefaultPDFLatinFont, Reports: defaultReports()}
+		RetentionCheck: time.Hour, PDFFont: audit.DefaultPDFFont, PDFLatinFont: audit.DefaultPDFLatinFont, Reports: defaultReports(),
+		Analytics: analyticsDefaults()}
 }
 
 // Bind implements config.Section.
@@ -85,6 +88,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.String(&c.PDFFont, "UIAS_AUDIT_PDF_FONT", "", "")
 	b.String(&c.PDFLatinFont, "UIAS_AUDIT_PDF_LATIN_FONT", "", "")
 	c.Reports.bind(b)
+	c.Analytics.bind(b)
 }
 
 // ArchiveDirIn is the archive directory: archive_dir, else
@@ -151,5 +155,8 @@ func (c *Config) Validate(p *config.Config) error {
 		bad("pdf_latin_font", "must name a TrueType font file with Latin glyphs, e.g. %s (Debian: apt-get install fonts-dejavu-core)", audit.DefaultPDFLatinFont)
 	}
 	c.Reports.validate(bad)
+	if err := c.Analytics.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

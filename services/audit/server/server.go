@@ -39,6 +39,13 @@ var Perms = map[string]adminauth.Perm{
 	auditv1.AuditQueryService_QueryRecords_FullMethodName:   adminauth.AuditRead,
 	auditv1.AuditReportService_CountRecords_FullMethodName:  adminauth.AuditRead,
 	auditv1.AuditReportService_ExportRecords_FullMethodName: adminauth.AuditExport,
+	// analytics (analytics.go): reading the audit log
+	auditv1.AuditAnalyticsService_FailedLogins_FullMethodName:     adminauth.AuditRead,
+	auditv1.AuditAnalyticsService_LoginPeaks_FullMethodName:       adminauth.AuditRead,
+	auditv1.AuditAnalyticsService_LoginHistory_FullMethodName:     adminauth.AuditRead,
+	auditv1.AuditAnalyticsService_Absences_FullMethodName:         adminauth.AuditRead,
+	auditv1.AuditAnalyticsService_OnlineNow_FullMethodName:        adminauth.AuditRead,
+	auditv1.AuditAnalyticsService_ImpossibleTravel_FullMethodName: adminauth.AuditRead,
 }
 
 // CallerAuth authenticates callers of the audit services: administrators

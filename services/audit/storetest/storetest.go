@@ -44,6 +44,8 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		"Query":             testQuery,
 		"Retention":         testRetention,
 		"Counts":            testCounts,
+		"Analytics":         testAnalytics,
+		"AnalyticsTravel":   testAnalyticsTravel,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })

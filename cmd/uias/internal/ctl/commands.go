@@ -76,7 +76,7 @@ func commands() map[string]map[string]command {
 			"delete": linkDeleteCmd(),
 		},
 		"keys":   keysCommands(),
-		"audit":  auditCommands(),
+		"audit":  withVerbs(auditCommands(), auditAnalyticsCommands()),
 		"authz":  authzCommands(),
 		"sync":   syncProvisionCommands(syncCommands()),
 		"import": importCommands(),

@@ -1,0 +1,315 @@
+package ctl
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+)
+
+// Login analytics of the audit log (AuditAnalyticsService): "audit
+// failed-logins", "login-peaks", "logins", "absent", "online".
+
+// auditAnalyticsCommands are the analytics verbs of the "audit" noun.
+func auditAnalyticsCommands() map[string]command {
+	return map[string]command{
+		"failed-logins": auditFailedLoginsCmd(),
+		"login-peaks":   auditLoginPeaksCmd(),
+		"logins":        auditLoginsCmd(),
+		"absent":        auditAbsentCmd(),
+		"online":        auditOnlineCmd(),
+		"travel":        auditTravelCmd(),
+	}
+}
+
+// withVerbs adds more verbs to a noun's.
+func withVerbs(verbs map[string]command, more map[string]command) map[string]command {
+	for k, v := range more {
+		verbs[k] = v
+	}
+	return verbs
+}
+
+// analyticsNote tells a person (not a JSON reader) something about the answer.
+func analyticsNote(a *app, msg string) {
+	if a.g.output != "json" {
+		fmt.Fprintln(a.stderr, "note: "+msg)
+	}
+}
+
+// loginRange is the --since/--from/--to flags of an analytics command.
+type loginRange struct {
+	since    *time.Duration
+	from, to *string
+}
+
+func addLoginRange(fs *flag.FlagSet) *loginRange {
+	return &loginRange{since: fs.Duration("since", 0, "logins of the last `DURATION` (e.g. 24h)"),
+		from: fs.String("from", "", "logins at or after `TIME` (RFC 3339)"), to: fs.String("to", "", "logins before `TIME` (RFC 3339)")}
+}
+
+// times returns the start and end of the range (nil: unbounded).
+func (r *loginRange) times() (start, end *timestamppb.Timestamp, err error) {
+	switch {
+	case *r.since < 0:
+		return nil, nil, usagef("--since must be positive")
+	case *r.since > 0 && *r.from != "":
+		return nil, nil, usagef("give --since or --from, not both")
+	case *r.since > 0:
+		start = timestamppb.New(time.Now().Add(-*r.since))
+	case *r.from != "":
+		t, err := time.Parse(time.RFC3339Nano, *r.from)
+		if err != nil {
+			return nil, nil, usagef("--from: %v", err)
+		}
+		start = timestamppb.New(t)
+	}
+	if *r.to != "" {
+		t, err := time.Parse(time.RFC3339Nano, *r.to)
+		if err != nil {
+			return nil, nil, usagef("--to: %v", err)
+		}
+		end = timestamppb.New(t)
+	}
+	return start, end, nil
+}
+
+func printLoginCounts(a *app, res *auditv1.LoginCounts, head string) error {
+	if res.GetTruncated() {
+		analyticsNote(a, "more groups matched than shown; raise --limit")
+	}
+	return a.output(res, func(tw *tabwriter.Writer) {
+		row(tw, head, "COUNT", "LAST")
+		for _, c := range res.GetCounts() {
+			row(tw, c.GetLabel(), strconv.FormatInt(c.GetCount(), 10), ts(c.GetLast()))
+		}
+	})
+}
+
+func auditFailedLoginsCmd() command {
+	return command{
+		usage: "--by person|app|ip [--since D | --from T] [--to T] [--limit N]",
+		help:  "Counts failed login attempts (failure or denied) by person, application or client address, most first.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			by := fs.String("by", "", "count by `GROUP`: person, app or ip")
+			r := addLoginRange(fs)
+			limit := fs.Int("limit", 0, "at most `N` groups (default 100)")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				g, ok := map[string]auditv1.LoginGroup{"person": auditv1.LoginGroup_LOGIN_GROUP_PERSON, "app": auditv1.LoginGroup_LOGIN_GROUP_APP,
+					"ip": auditv1.LoginGroup_LOGIN_GROUP_CLIENT_IP}[*by]
+				if !ok {
+					return usagef("--by must be person, app or ip")
+				}
+				start, end, err := r.times()
+				if err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).FailedLogins(s.ctx, &auditv1.FailedLoginsRequest{
+						StartTime: start, EndTime: end, By: g, Limit: int32(*limit)})
+					if err != nil {
+						return err
+					}
+					return printLoginCounts(a, res, map[string]string{"person": "PERSON", "app": "APP", "ip": "CLIENT IP"}[*by])
+				})
+			}
+		},
+	}
+}
+
+func auditLoginPeaksCmd() command {
+	return command{
+		usage: "--by hour|weekday [--utc-offset MINUTES] [--since D | --from T] [--to T]",
+		help:  "Counts successful logins by hour of the day or by weekday, in the time zone of --utc-offset (480: China).",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			by := fs.String("by", "", "`UNIT`: hour or weekday")
+			offset := fs.Int("utc-offset", 0, "time zone of hours and weekdays, in `MINUTES` (480: China)")
+			r := addLoginRange(fs)
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				p, ok := map[string]auditv1.PeakBy{"hour": auditv1.PeakBy_PEAK_BY_HOUR_OF_DAY, "weekday": auditv1.PeakBy_PEAK_BY_WEEKDAY}[*by]
+				if !ok {
+					return usagef("--by must be hour or weekday")
+				}
+				start, end, err := r.times()
+				if err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).LoginPeaks(s.ctx, &auditv1.LoginPeaksRequest{
+						StartTime: start, EndTime: end, By: p, UtcOffsetMinutes: int32(*offset)})
+					if err != nil {
+						return err
+					}
+					return printLoginCounts(a, res, map[string]string{"hour": "HOUR", "weekday": "WEEKDAY"}[*by])
+				})
+			}
+		},
+	}
+}
+
+func auditLoginsCmd() command {
+	return command{
+		usage: "USER_ID [--since D | --from T] [--to T] [--page-size N] [--page-token T] [--all]",
+		help:  "Lists a person's login attempts, newest first.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			r := addLoginRange(fs)
+			lo := addListFlags(fs)
+			return func(args []string) error {
+				if err := wantArgs(args, "USER_ID"); err != nil {
+					return err
+				}
+				if err := lo.check(); err != nil {
+					return err
+				}
+				start, end, err := r.times()
+				if err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					c := auditv1.NewAuditAnalyticsServiceClient(s.conn)
+					logins, next, err := paginate(lo, func(tok string) ([]*auditv1.Login, string, error) {
+						res, err := c.LoginHistory(s.ctx, &auditv1.LoginHistoryRequest{UserId: args[0], StartTime: start, EndTime: end,
+							PageSize: int32(lo.pageSize), PageToken: tok})
+						return res.GetLogins(), res.GetNextPageToken(), err
+					})
+					if err != nil {
+						return err
+					}
+					a.moreHint(next)
+					return a.output(&auditv1.LoginHistoryResponse{Logins: logins, NextPageToken: next}, func(tw *tabwriter.Writer) {
+						row(tw, "TIME", "API", "RESULT", "REASON", "APP", "CLIENT IP", "SEQ")
+						for _, l := range logins {
+							row(tw, ts(l.GetTime()), l.GetApi(), l.GetResult(), l.GetReason(), l.GetAppId(), l.GetClientIp(),
+								strconv.FormatInt(l.GetSeq(), 10))
+						}
+					})
+				})
+			}
+		},
+	}
+}
+
+func auditAbsentCmd() command {
+	return command{
+		usage: "--days N [--limit N]",
+		help: "Lists the people whose last successful login is more than N days ago, longest absent first\n" +
+			"(people with no stored login at all are not known to the audit log).",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			days := fs.Int("days", 0, "`N` days without a successful login (1-3650)")
+			limit := fs.Int("limit", 0, "at most `N` people (default 100)")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if *days < 1 {
+					return usagef("--days must be at least 1")
+				}
+				return a.withSession(func(s *session) error {
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).Absences(s.ctx, &auditv1.AbsencesRequest{
+						Days: int32(*days), Limit: int32(*limit)})
+					if err != nil {
+						return err
+					}
+					if res.GetTruncated() {
+						analyticsNote(a, "more people matched than shown; raise --limit")
+					}
+					return a.output(res, func(tw *tabwriter.Writer) {
+						row(tw, "USER", "ORG", "LAST LOGIN", "DAYS")
+						for _, x := range res.GetAbsences() {
+							row(tw, x.GetUserId(), x.GetOrg(), ts(x.GetLastLogin()), strconv.Itoa(int(x.GetDaysAbsent())))
+						}
+					})
+				})
+			}
+		},
+	}
+}
+
+func auditOnlineCmd() command {
+	return command{
+		usage: "[--window MINUTES] [--limit N]",
+		help:  "Lists the people online now (SSO sessions, or recent logins without a logout).",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			window := fs.Int("window", 0, "a login counts as online this many `MINUTES` (default audit.analytics.online_window)")
+			limit := fs.Int("limit", 0, "at most `N` people (default 1000)")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).OnlineNow(s.ctx, &auditv1.OnlineNowRequest{
+						WindowMinutes: int32(*window), Limit: int32(*limit)})
+					if err != nil {
+						return err
+					}
+					if res.GetTruncated() {
+						analyticsNote(a, "more people are online than shown; raise --limit")
+					}
+					return a.output(res, func(tw *tabwriter.Writer) {
+						row(tw, "USER", "ORG", "SINCE", "CLIENT IP", "APP")
+						for _, p := range res.GetPeople() {
+							row(tw, p.GetUserId(), p.GetOrg(), ts(p.GetSince()), p.GetClientIp(), p.GetAppId())
+						}
+					})
+				})
+			}
+		},
+	}
+}
+
+func auditTravelCmd() command {
+	return command{
+		usage: "[--since D | --from T] [--to T] [--limit N]",
+		help: "Lists impossible travel: a person's consecutive successful logins from places further apart than plausible\n" +
+			"in the time between (needs audit.analytics.geoip_db; default range: the last 7 days).",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			r := addLoginRange(fs)
+			limit := fs.Int("limit", 0, "at most `N` travels (default 100)")
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				start, end, err := r.times()
+				if err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).ImpossibleTravel(s.ctx, &auditv1.ImpossibleTravelRequest{
+						StartTime: start, EndTime: end, Limit: int32(*limit)})
+					if err != nil {
+						return err
+					}
+					if res.GetTruncated() {
+						analyticsNote(a, "more travels, or more logins than one question reads: narrow the range or raise --limit")
+					}
+					place := func(p *auditv1.TravelPlace) string {
+						return strings.TrimPrefix(p.GetCity()+", "+p.GetCountry(), ", ") + " (" + p.GetClientIp() + ")"
+					}
+					return a.output(res, func(tw *tabwriter.Writer) {
+						row(tw, "USER", "FROM", "AT", "TO", "AT", "KM", "KM/H")
+						for _, t := range res.GetTravels() {
+							speed := strconv.FormatFloat(t.GetSpeedKmh(), 'f', 0, 64)
+							if t.GetSameTime() {
+								speed = "same time"
+							}
+							row(tw, t.GetUserId(), place(t.GetFrom()), ts(t.GetFrom().GetTime()), place(t.GetTo()), ts(t.GetTo().GetTime()),
+								strconv.FormatFloat(t.GetDistanceKm(), 'f', 0, 64), speed)
+						}
+					})
+				})
+			}
+		},
+	}
+}

@@ -1,0 +1,75 @@
+package ctl
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// auditAnalyticsChecks runs the login analytics commands as the security
+// auditor h is logged in as (auditorID), in TestAuditCommands' process:
+// the auditor's own administrator login is in the history, online now,
+// in the peaks; bad flags are usage errors.
+func auditAnalyticsChecks(t *testing.T, h *harness, auditorID string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, out, _ := h.run("audit", "logins", auditorID)
+		if strings.Contains(out, "admin.login") && strings.Contains(out, "success") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit logins %s: the auditor's login never showed:\n%s", auditorID, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out := h.mustRun("audit", "online"); !strings.Contains(out, auditorID) || !strings.Contains(out, "SINCE") {
+		t.Errorf("audit online:\n%s", out)
+	}
+	out := h.mustRun("audit", "login-peaks", "--by", "hour", "--utc-offset", "480")
+	if strings.Count(out, "\n") != 25 || !strings.Contains(out, "23:00") || !strings.Contains(out, "COUNT") {
+		t.Errorf("audit login-peaks --by hour:\n%s", out)
+	}
+	if out := h.mustRun("audit", "login-peaks", "--by", "weekday", "--since", "24h"); !strings.Contains(out, "Monday") {
+		t.Errorf("audit login-peaks --by weekday:\n%s", out)
+	}
+	// the system administrator's refused audit read was no login failure;
+	// a wrong password is
+	h.stdin = "wrong-password-1\n"
+	if code, _, _ := h.run("login", "--user", "auditor", "--password-stdin"); code == 0 {
+		t.Fatal("login with a wrong password succeeded")
+	}
+	h.stdin = "Log-Reader-Pass-7\n"
+	h.mustRun("login", "--user", "auditor", "--password-stdin")
+	h.stdin = ""
+	for {
+		_, out, _ := h.run("audit", "failed-logins", "--by", "person", "--since", "1h")
+		if strings.Contains(out, "user:"+auditorID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit failed-logins: the wrong password never showed:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out := h.mustRun("audit", "absent", "--days", "1"); !strings.Contains(out, "LAST LOGIN") || strings.Contains(out, auditorID) {
+		t.Errorf("audit absent --days 1:\n%s", out)
+	}
+	for _, args := range [][]string{
+		{"audit", "failed-logins", "--by", "planet"},
+		{"audit", "login-peaks", "--by", "month"},
+		{"audit", "absent"},
+		{"audit", "logins"},
+		{"audit", "failed-logins", "--by", "ip", "--since", "1h", "--from", "2026-01-01T00:00:00Z"},
+	} {
+		if code, _, _ := h.run(args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want a usage error", args, code)
+		}
+	}
+	if code, _, errs := h.run("audit", "travel"); code != exitError || !strings.Contains(errs, "geoip_db") {
+		t.Errorf("audit travel without a geolocation database: exit %d %s", code, errs)
+	}
+	if code, _, errs := h.run("audit", "absent", "--days", "5000"); code != exitError || !strings.Contains(errs, "days") {
+		t.Errorf("audit absent --days 5000: exit %d %s", code, errs)
+	}
+}

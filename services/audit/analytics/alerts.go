@@ -1,0 +1,228 @@
+package analytics
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/uias/uias/services/audit"
+)
+
+// Alert kinds.
+const (
+	AlertImpossibleTravel    = "impossible_travel"
+	AlertLockoutBurst        = "lockout_burst"
+	AlertUnauthorisedAddress = "unauthorised_address"
+)
+
+// Alert is a security alert raised from an audit record as it arrives.
+type Alert struct {
+	// ID is stable for a record and kind ("<event id>:<kind>"): a
+	// receiver drops an alert it already handled.
+	ID   string    `json:"id"`
+	Kind string    `json:"kind"`
+	Time time.Time `json:"time"`
+	// EventID is the audit record's event id.
+	EventID  string `json:"event_id"`
+	API      string `json:"api,omitempty"`
+	Subject  string `json:"subject,omitempty"`
+	UserID   string `json:"user_id,omitempty"`
+	Org      string `json:"org,omitempty"`
+	ClientIP string `json:"client_ip,omitempty"`
+	AppID    string `json:"app_id,omitempty"`
+	// Message says what happened, for people.
+	Message string `json:"message"`
+	// Travel: the two logins of an impossible travel.
+	Travel *AlertTravel `json:"travel,omitempty"`
+	// Lockouts: the lockouts within the window of a burst.
+	Lockouts int `json:"lockouts,omitempty"`
+}
+
+// AlertTravel are the places of an impossible travel.
+type AlertTravel struct {
+	From       AlertPlace `json:"from"`
+	To         AlertPlace `json:"to"`
+	DistanceKM float64    `json:"distance_km"`
+	// SpeedKMH is 0 for two logins at the same moment.
+	SpeedKMH float64 `json:"speed_kmh"`
+}
+
+// AlertPlace is a located login of an alert.
+type AlertPlace struct {
+	Time     time.Time `json:"time"`
+	ClientIP string    `json:"client_ip"`
+	Country  string    `json:"country,omitempty"`
+	City     string    `json:"city,omitempty"`
+	Lat      float64   `json:"latitude"`
+	Lon      float64   `json:"longitude"`
+}
+
+func alertPlace(p Place) AlertPlace {
+	return AlertPlace{Time: p.Time, ClientIP: p.ClientIP, Country: p.Country, City: p.City, Lat: p.Lat, Lon: p.Lon}
+}
+
+// DetectorOptions configure a Detector.
+type DetectorOptions struct {
+	// Geo places logins for impossible travel (nil: no travel alerts).
+	Geo    Geo
+	Travel TravelRules
+	// Allowed are the networks logins may come from (empty: no address
+	// alerts).
+	Allowed []netip.Prefix
+	// LockoutBurst lockouts within LockoutWindow raise one alert per
+	// window (0: no burst alerts).
+	LockoutBurst  int
+	LockoutWindow time.Duration
+	// Previous returns a person's latest successful login before t, when
+	// the detector has not seen one since it started (nil: none).
+	Previous func(ctx context.Context, subject string, before time.Time) (LastSeen, bool, error)
+}
+
+// maxPlaces bounds the people whose last place a Detector keeps (beyond
+// it, it forgets them all and asks Previous again).
+const maxPlaces = 100_000
+
+// Detector raises alerts from audit records in arrival order: impossible
+// travel, bursts of lockouts, logins from outside the allowed networks.
+// It is safe for concurrent use.
+type Detector struct {
+	o DetectorOptions
+
+	mu         sync.Mutex
+	places     map[string]Place
+	lockouts   []time.Time
+	burstUntil time.Time
+}
+
+// NewDetector returns a detector with options o.
+func NewDetector(o DetectorOptions) *Detector {
+	if o.Travel == (TravelRules{}) {
+		o.Travel = DefaultTravelRules
+	}
+	return &Detector{o: o, places: map[string]Place{}}
+}
+
+// Observe returns the alerts r raises (none for most records).
+func (d *Detector) Observe(ctx context.Context, r *audit.Record) ([]Alert, error) {
+	base := Alert{Time: r.Time, EventID: r.EventID, API: r.API, Subject: r.Subject, UserID: UserID(r.Subject), Org: r.Org,
+		ClientIP: r.ClientIP, AppID: r.AppID}
+	var out []Alert
+	add := func(kind, msg string, fill func(a *Alert)) {
+		a := base
+		a.ID, a.Kind, a.Message = r.EventID+":"+kind, kind, msg
+		if fill != nil {
+			fill(&a)
+		}
+		out = append(out, a)
+	}
+	switch {
+	case r.API == APILockout:
+		if n, burst := d.lockout(r.Time); burst {
+			add(AlertLockoutBurst, fmt.Sprintf("%d accounts locked within %s", n, d.o.LockoutWindow), func(a *Alert) { a.Lockouts = n })
+		}
+	case slices.Contains(LoginAPIs, r.API):
+		ip, err := netip.ParseAddr(r.ClientIP)
+		if err == nil && len(d.o.Allowed) > 0 && !d.allowed(ip) {
+			add(AlertUnauthorisedAddress, fmt.Sprintf("login attempt (%s, %s) from %s, outside the allowed networks", r.API, r.Result, ip), nil)
+		}
+		if err == nil && r.Result == ResultSuccess && d.o.Geo != nil && UserID(r.Subject) != "" {
+			t, bad, err := d.travel(ctx, r, ip)
+			if err != nil {
+				return out, err
+			}
+			if bad {
+				add(AlertImpossibleTravel, fmt.Sprintf("login from %s %.0f km away from the previous one (%s) %s later",
+					placeName(t.To), t.DistanceKM, placeName(t.From), t.To.Time.Sub(t.From.Time).Round(time.Second)), func(a *Alert) {
+					a.Travel = &AlertTravel{From: alertPlace(t.From), To: alertPlace(t.To), DistanceKM: t.DistanceKM}
+					if t.To.Time.After(t.From.Time) {
+						a.Travel.SpeedKMH = t.SpeedKMH
+					}
+				})
+			}
+		}
+	}
+	return out, nil
+}
+
+func placeName(p Place) string {
+	switch {
+	case p.City != "" && p.Country != "":
+		return p.City + ", " + p.Country
+	case p.Country != "":
+		return p.Country
+	}
+	return p.ClientIP
+}
+
+func (d *Detector) allowed(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range d.o.Allowed {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// lockout counts a lockout at t; burst is true once per window when the
+// lockouts within the window reach the burst size.
+func (d *Detector) lockout(t time.Time) (int, bool) {
+	if d.o.LockoutBurst <= 0 {
+		return 0, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lockouts = append(d.lockouts, t)
+	kept := d.lockouts[:0]
+	for _, l := range d.lockouts {
+		if t.Sub(l) < d.o.LockoutWindow && !l.After(t) {
+			kept = append(kept, l)
+		}
+	}
+	d.lockouts = kept
+	if len(kept) < d.o.LockoutBurst || t.Before(d.burstUntil) {
+		return len(kept), false
+	}
+	d.burstUntil = t.Add(d.o.LockoutWindow)
+	return len(kept), true
+}
+
+// travel checks r's place against the person's previous one and keeps
+// r's as the latest.
+func (d *Detector) travel(ctx context.Context, r *audit.Record, ip netip.Addr) (Travel, bool, error) {
+	loc, found, err := d.o.Geo.Locate(ip)
+	if err != nil || !found {
+		return Travel{}, false, nil //nolint:nilerr // an address the database cannot place raises nothing
+	}
+	cur := Place{Time: r.Time, ClientIP: r.ClientIP, Location: loc}
+	d.mu.Lock()
+	prev, ok := d.places[r.Subject]
+	d.mu.Unlock()
+	if !ok && d.o.Previous != nil {
+		l, found, err := d.o.Previous(ctx, r.Subject, r.Time)
+		if err != nil {
+			return Travel{}, false, err
+		}
+		if ip, perr := netip.ParseAddr(l.ClientIP); found && perr == nil {
+			if ploc, pfound, gerr := d.o.Geo.Locate(ip); gerr == nil && pfound {
+				prev, ok = Place{Time: l.Time, ClientIP: l.ClientIP, Location: ploc}, true
+			}
+		}
+	}
+	d.mu.Lock()
+	if latest, seen := d.places[r.Subject]; !seen || !cur.Time.Before(latest.Time) {
+		if len(d.places) >= maxPlaces {
+			clear(d.places)
+		}
+		d.places[r.Subject] = cur
+	}
+	d.mu.Unlock()
+	if !ok || cur.Time.Before(prev.Time) {
+		return Travel{}, false, nil
+	}
+	t, bad := d.o.Travel.Impossible(r.Subject, r.Org, prev, cur)
+	return t, bad, nil
+}

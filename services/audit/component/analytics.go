@@ -1,0 +1,183 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/module"
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	"github.com/uias/uias/services/audit/analytics"
+	"github.com/uias/uias/services/audit/server"
+	"github.com/uias/uias/services/audit/sqlstore"
+)
+
+// AnalyticsConfig is the audit.analytics section: login analytics.
+type AnalyticsConfig struct {
+	// OnlineWindow: a successful login counts as online this long when the
+	// ticket component's sessions cannot be asked (30m; 1m to 24h).
+	OnlineWindow time.Duration `yaml:"online_window"`
+	// GeoIPDB is the MaxMind-format (.mmdb) city database that places
+	// client addresses for impossible travel ("": impossible travel is
+	// off). A database that cannot be opened is logged at start and
+	// travel questions are refused; the rest of the component runs.
+	GeoIPDB string `yaml:"geoip_db"`
+	// MaxTravelKMH is the fastest plausible travel between two logins
+	// (900 km/h); MinTravelKM ignores shorter distances (100 km).
+	MaxTravelKMH int `yaml:"max_travel_kmh"`
+	MinTravelKM  int `yaml:"min_travel_km"`
+	// Alerts raises alerts in real time from the AUDIT stream (true):
+	// impossible travel (with GeoIPDB), bursts of lockouts, and logins from
+	// outside AllowedNetworks. They are published on NATS
+	// (uias.alerts.audit.<kind>) and, with AlertWebhookURL, posted there
+	// signed with AlertWebhookSecret (UIAS_AUDIT_ALERT_WEBHOOK_SECRET,
+	// environment only), tried AlertWebhookAttempts times (5).
+	Alerts bool `yaml:"alerts"`
+	// AllowedNetworks are the networks (CIDR or single addresses) logins
+	// may come from; empty: no address alerts.
+	AllowedNetworks []string `yaml:"allowed_networks"`
+	// LockoutBurst lockouts within LockoutWindow raise an alert (5 in 5m;
+	// 0: none).
+	LockoutBurst         int           `yaml:"lockout_burst"`
+	LockoutWindow        time.Duration `yaml:"lockout_window"`
+	AlertWebhookURL      string        `yaml:"alert_webhook_url"`
+	AlertWebhookSecret   string        `yaml:"-"`
+	AlertWebhookAttempts int           `yaml:"alert_webhook_attempts"`
+}
+
+func analyticsDefaults() AnalyticsConfig {
+	return AnalyticsConfig{OnlineWindow: 30 * time.Minute, MaxTravelKMH: 900, MinTravelKM: 100, Alerts: true, LockoutBurst: 5,
+		LockoutWindow: 5 * time.Minute, AlertWebhookAttempts: 5}
+}
+
+func (c *AnalyticsConfig) bind(b *config.Binder) {
+	b.Duration(&c.OnlineWindow, "UIAS_AUDIT_ONLINE_WINDOW", "", "")
+	b.String(&c.GeoIPDB, "UIAS_AUDIT_GEOIP_DB", "", "")
+	b.Int(&c.MaxTravelKMH, "UIAS_AUDIT_MAX_TRAVEL_KMH", "", "")
+	b.Int(&c.MinTravelKM, "UIAS_AUDIT_MIN_TRAVEL_KM", "", "")
+	b.Bool(&c.Alerts, "UIAS_AUDIT_ALERTS", "", "")
+	b.List(&c.AllowedNetworks, "UIAS_AUDIT_ALLOWED_NETWORKS", "", "")
+	b.Int(&c.LockoutBurst, "UIAS_AUDIT_LOCKOUT_BURST", "", "")
+	b.Duration(&c.LockoutWindow, "UIAS_AUDIT_LOCKOUT_WINDOW", "", "")
+	b.String(&c.AlertWebhookURL, "UIAS_AUDIT_ALERT_WEBHOOK_URL", "", "")
+	b.Secret(&c.AlertWebhookSecret, "UIAS_AUDIT_ALERT_WEBHOOK_SECRET")
+	b.Int(&c.AlertWebhookAttempts, "UIAS_AUDIT_ALERT_WEBHOOK_ATTEMPTS", "", "")
+}
+
+// allowedNetworks parses AllowedNetworks (a single address is its own
+// network).
+func (c *AnalyticsConfig) allowedNetworks() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.AllowedNetworks {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a network (CIDR) nor an address", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func (c *AnalyticsConfig) validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, &config.FieldError{Field: Name + ".analytics." + field, Msg: fmt.Sprintf(format, a...)})
+	}
+	if c.OnlineWindow < time.Minute || c.OnlineWindow > analytics.MaxOnlineWindow {
+		bad("online_window", "must be between 1m and 24h, got %s", c.OnlineWindow)
+	}
+	if c.MaxTravelKMH < 1 || c.MaxTravelKMH > 100000 {
+		bad("max_travel_kmh", "must be between 1 and 100000, got %d", c.MaxTravelKMH)
+	}
+	if c.MinTravelKM < 0 || c.MinTravelKM > 20000 {
+		bad("min_travel_km", "must be between 0 and 20000, got %d", c.MinTravelKM)
+	}
+	if _, err := c.allowedNetworks(); err != nil {
+		bad("allowed_networks", "%v", err)
+	}
+	if c.LockoutBurst < 0 || c.LockoutBurst > 100000 {
+		bad("lockout_burst", "must be between 0 (no alert) and 100000, got %d", c.LockoutBurst)
+	}
+	if c.LockoutWindow < time.Second || c.LockoutWindow > 24*time.Hour {
+		bad("lockout_window", "must be between 1s and 24h, got %s", c.LockoutWindow)
+	}
+	if c.AlertWebhookURL != "" {
+		if u, err := url.Parse(c.AlertWebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("alert_webhook_url", "must be an http(s) URL, got %q", c.AlertWebhookURL)
+		}
+		if len(c.AlertWebhookSecret) < 16 {
+			bad("alert_webhook_url", "needs a signing secret of at least 16 bytes in UIAS_AUDIT_ALERT_WEBHOOK_SECRET")
+		}
+	}
+	if c.AlertWebhookAttempts < 1 || c.AlertWebhookAttempts > 100 {
+		bad("alert_webhook_attempts", "must be between 1 and 100, got %d", c.AlertWebhookAttempts)
+	}
+	return errors.Join(errs...)
+}
+
+// analyticsREST registers the analytics routes (GET /v1/audit/analytics/...).
+func analyticsREST(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+	return auditv1.RegisterAuditAnalyticsServiceHandlerClient(ctx, mux, auditv1.NewAuditAnalyticsServiceClient(conn))
+}
+
+// startAnalytics opens the geolocation database and returns the analytics
+// service over the log's store.
+func startAnalytics(env *module.Env, cfg *Config, st *sqlstore.Store) (*server.AnalyticsServer, error) {
+	ac := cfg.Analytics
+	o := analytics.Options{Travel: analytics.TravelRules{MaxSpeedKMH: float64(ac.MaxTravelKMH), MinDistanceKM: float64(ac.MinTravelKM)}}
+	if ac.GeoIPDB != "" {
+		db, err := analytics.OpenMMDB(ac.GeoIPDB)
+		if err != nil {
+			env.Log.Error("impossible travel is off: the IP geolocation database (audit.analytics.geoip_db) cannot be opened; "+
+				"the other analytics and the audit log run", zap.Error(err))
+		} else {
+			o.Geo = db
+			env.OnStop(func(context.Context) error { return db.Close() })
+		}
+	}
+	a := analytics.New(st, o)
+	if ac.Alerts {
+		if err := startAlerts(env, ac, o, a); err != nil {
+			return nil, err
+		}
+	}
+	return server.NewAnalytics(a, ac.OnlineWindow), nil
+}
+
+// startAlerts starts the alert consumer and the webhook sender.
+func startAlerts(env *module.Env, ac AnalyticsConfig, o analytics.Options, a *analytics.Analytics) error {
+	nc, js, err := env.NATS()
+	if err != nil {
+		return err
+	}
+	allowed, err := ac.allowedNetworks()
+	if err != nil {
+		return err
+	}
+	log := env.Log.Named("alerts")
+	n := analytics.NewNotifier(nc.Publish, analytics.WebhookOptions{URL: ac.AlertWebhookURL, Secret: []byte(ac.AlertWebhookSecret),
+		Attempts: ac.AlertWebhookAttempts}, log, env.Metrics)
+	det := analytics.NewDetector(analytics.DetectorOptions{Geo: o.Geo, Travel: o.Travel, Allowed: allowed,
+		LockoutBurst: ac.LockoutBurst, LockoutWindow: ac.LockoutWindow, Previous: a.PreviousLogin})
+	al := &alerter{js: js, det: det, n: n, log: log, since: time.Now()}
+	env.Go(n.Run)
+	env.Go(al.run)
+	return nil
+}

@@ -1,0 +1,176 @@
+package server
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	"github.com/uias/uias/services/audit/analytics"
+)
+
+// AnalyticsServer implements AuditAnalyticsService.
+type AnalyticsServer struct {
+	auditv1.UnimplementedAuditAnalyticsServiceServer
+	a *analytics.Analytics
+	// window is the default online window.
+	window time.Duration
+}
+
+// NewAnalytics returns the analytics server over a; window is the
+// default online window (a login counts as online that long).
+func NewAnalytics(a *analytics.Analytics, window time.Duration) *AnalyticsServer {
+	return &AnalyticsServer{a: a, window: window}
+}
+
+// Register adds the service to g.
+func (s *AnalyticsServer) Register(g *grpc.Server) { auditv1.RegisterAuditAnalyticsServiceServer(g, s) }
+
+type timeRange interface {
+	GetStartTime() *timestamppb.Timestamp
+	GetEndTime() *timestamppb.Timestamp
+}
+
+func rangeOf(r timeRange) analytics.Range {
+	var out analytics.Range
+	if r.GetStartTime() != nil {
+		out.From = r.GetStartTime().AsTime()
+	}
+	if r.GetEndTime() != nil {
+		out.To = r.GetEndTime().AsTime()
+	}
+	return out
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func loginCounts(g analytics.Group, cs []analytics.Count, truncated bool) *auditv1.LoginCounts {
+	out := &auditv1.LoginCounts{Truncated: truncated, Counts: make([]*auditv1.LoginCount, len(cs))}
+	for i, c := range cs {
+		out.Counts[i] = &auditv1.LoginCount{Key: c.Key, Label: analytics.Label(g, c.Key), Count: c.Count, Last: ts(c.Last)}
+	}
+	return out
+}
+
+// FailedLogins implements AuditAnalyticsService.
+func (s *AnalyticsServer) FailedLogins(ctx context.Context, r *auditv1.FailedLoginsRequest) (*auditv1.LoginCounts, error) {
+	sc, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g := map[auditv1.LoginGroup]analytics.Group{auditv1.LoginGroup_LOGIN_GROUP_PERSON: analytics.BySubject,
+		auditv1.LoginGroup_LOGIN_GROUP_APP: analytics.ByApp, auditv1.LoginGroup_LOGIN_GROUP_CLIENT_IP: analytics.ByClientIP}[r.GetBy()]
+	cs, truncated, err := s.a.FailedLogins(ctx, sc, rangeOf(r), g, int(r.GetLimit()))
+	if err != nil {
+		return nil, err
+	}
+	return loginCounts(g, cs, truncated), nil
+}
+
+// LoginPeaks implements AuditAnalyticsService.
+func (s *AnalyticsServer) LoginPeaks(ctx context.Context, r *auditv1.LoginPeaksRequest) (*auditv1.LoginCounts, error) {
+	sc, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g := map[auditv1.PeakBy]analytics.Group{auditv1.PeakBy_PEAK_BY_HOUR_OF_DAY: analytics.ByHourOfDay,
+		auditv1.PeakBy_PEAK_BY_WEEKDAY: analytics.ByWeekday}[r.GetBy()]
+	cs, err := s.a.LoginPeaks(ctx, sc, rangeOf(r), g, time.Duration(r.GetUtcOffsetMinutes())*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	return loginCounts(g, cs, false), nil
+}
+
+// LoginHistory implements AuditAnalyticsService.
+func (s *AnalyticsServer) LoginHistory(ctx context.Context, r *auditv1.LoginHistoryRequest) (*auditv1.LoginHistoryResponse, error) {
+	sc, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	recs, next, err := s.a.LoginHistory(ctx, sc, r.GetUserId(), rangeOf(r), int(r.GetPageSize()), r.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.LoginHistoryResponse{NextPageToken: next, Logins: make([]*auditv1.Login, len(recs))}
+	for i, rec := range recs {
+		out.Logins[i] = &auditv1.Login{Time: ts(rec.Time), Api: rec.API, Result: rec.Result, Reason: rec.Reason, AppId: rec.AppID,
+			ClientIp: rec.ClientIP, Seq: rec.Seq}
+	}
+	return out, nil
+}
+
+// Absences implements AuditAnalyticsService.
+func (s *AnalyticsServer) Absences(ctx context.Context, r *auditv1.AbsencesRequest) (*auditv1.AbsencesResponse, error) {
+	sc, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	abs, truncated, err := s.a.Absences(ctx, sc, int(r.GetDays()), int(r.GetLimit()))
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.AbsencesResponse{Truncated: truncated, Absences: make([]*auditv1.Absence, len(abs))}
+	for i, a := range abs {
+		out.Absences[i] = &auditv1.Absence{Subject: a.Subject, UserId: analytics.UserID(a.Subject), Org: a.Org,
+			LastLogin: ts(a.Time), DaysAbsent: int32(a.Days)}
+	}
+	return out, nil
+}
+
+// OnlineNow implements AuditAnalyticsService.
+func (s *AnalyticsServer) OnlineNow(ctx context.Context, r *auditv1.OnlineNowRequest) (*auditv1.OnlineNowResponse, error) {
+	sc, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	window := s.window
+	if r.GetWindowMinutes() > 0 {
+		window = time.Duration(r.GetWindowMinutes()) * time.Minute
+	}
+	people, truncated, err := s.a.OnlineFromLogins(ctx, sc, window, int(r.GetLimit()))
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.OnlineNowResponse{Source: analytics.SourceLogins, Truncated: truncated, People: make([]*auditv1.OnlinePerson, len(people))}
+	for i, p := range people {
+		out.People[i] = &auditv1.OnlinePerson{UserId: analytics.UserID(p.Subject), Org: p.Org, Since: ts(p.Time), ClientIp: p.ClientIP,
+			AppId: p.AppID}
+	}
+	return out, nil
+}
+
+func travelPlace(p analytics.Place) *auditv1.TravelPlace {
+	return &auditv1.TravelPlace{Time: ts(p.Time), ClientIp: p.ClientIP, Country: p.Country, City: p.City, Latitude: p.Lat, Longitude: p.Lon}
+}
+
+// ImpossibleTravel implements AuditAnalyticsService.
+func (s *AnalyticsServer) ImpossibleTravel(ctx context.Context, r *auditv1.ImpossibleTravelRequest) (*auditv1.ImpossibleTravelResponse, error) {
+	sc, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	trs, truncated, err := s.a.ImpossibleTravel(ctx, sc, rangeOf(r), int(r.GetLimit()))
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.ImpossibleTravelResponse{Truncated: truncated, Travels: make([]*auditv1.ImpossibleTravel, len(trs))}
+	for i, t := range trs {
+		out.Travels[i] = &auditv1.ImpossibleTravel{UserId: analytics.UserID(t.Subject), Org: t.Org, From: travelPlace(t.From),
+			To: travelPlace(t.To), DistanceKm: t.DistanceKM}
+		if math.IsInf(t.SpeedKMH, 1) {
+			out.Travels[i].SameTime = true
+		} else {
+			out.Travels[i].SpeedKmh = t.SpeedKMH
+		}
+	}
+	return out, nil
+}

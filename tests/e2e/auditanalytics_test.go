@@ -1,0 +1,193 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	auditcomponent "github.com/uias/uias/services/audit/component"
+)
+
+// Login analytics over gRPC and REST in a monolithic process: failed
+// administrator logins counted by person and address, the person's login
+// history, who is online, the login peaks; the security auditor asks, the
+// system administrator is refused, bad questions are answered with a
+// sentence.
+func TestAuditAnalytics(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	ac := auditcomponent.Settings(&cfg)
+	ac.CheckpointEvery, ac.BatchWait = 2, 20*time.Millisecond
+	e := start(t, cfg)
+	e.login()
+	adminID := e.adminID(t)
+	ctx := context.Background()
+	for range 2 {
+		_, err := e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: "admin", Password: "wrong"})
+		wantCode(t, err, codes.Unauthenticated, "BAD_ADMIN_LOGIN")
+	}
+	audTok := e.grantedAdmin(t, "auditor-analytics", "security_auditor")
+	aud := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+audTok)
+	c := auditv1.NewAuditAnalyticsServiceClient(e.conn)
+
+	eventually(t, "two failed logins of the administrator", func() bool {
+		res, err := c.FailedLogins(aud, &auditv1.FailedLoginsRequest{By: auditv1.LoginGroup_LOGIN_GROUP_PERSON})
+		return err == nil && len(res.GetCounts()) == 1 && res.GetCounts()[0].GetKey() == "user:"+adminID &&
+			res.GetCounts()[0].GetCount() == 2 && res.GetCounts()[0].GetLast() != nil
+	})
+	res, err := c.FailedLogins(aud, &auditv1.FailedLoginsRequest{By: auditv1.LoginGroup_LOGIN_GROUP_CLIENT_IP})
+	if err != nil || len(res.GetCounts()) != 1 || res.GetCounts()[0].GetCount() != 2 {
+		t.Fatalf("failed logins by address: %v %v", res, err)
+	}
+	hist, err := c.LoginHistory(aud, &auditv1.LoginHistoryRequest{UserId: adminID})
+	if err != nil || len(hist.GetLogins()) != 3 || hist.GetLogins()[0].GetResult() != "failure" ||
+		hist.GetLogins()[2].GetResult() != "success" || hist.GetLogins()[0].GetApi() != "admin.login" {
+		t.Fatalf("login history: %v %v", hist, err)
+	}
+	eventually(t, "the auditor online", func() bool {
+		on, err := c.OnlineNow(aud, &auditv1.OnlineNowRequest{})
+		if err != nil || on.GetSource() != "logins" {
+			return false
+		}
+		for _, p := range on.GetPeople() {
+			if p.GetSince() == nil {
+				return false
+			}
+		}
+		return len(on.GetPeople()) == 2
+	})
+	peaks, err := c.LoginPeaks(aud, &auditv1.LoginPeaksRequest{By: auditv1.PeakBy_PEAK_BY_WEEKDAY, UtcOffsetMinutes: 480})
+	var sum int64
+	for _, p := range peaks.GetCounts() {
+		sum += p.GetCount()
+	}
+	if err != nil || len(peaks.GetCounts()) != 7 || sum != 2 || peaks.GetCounts()[1].GetLabel() != "Monday" {
+		t.Fatalf("login peaks by weekday: %v %v", peaks, err)
+	}
+	abs, err := c.Absences(aud, &auditv1.AbsencesRequest{Days: 1})
+	if err != nil || len(abs.GetAbsences()) != 0 {
+		t.Fatalf("absences: %v %v", abs, err)
+	}
+
+	// REST
+	auth := map[string]string{"Authorization": "Bearer " + audTok}
+	code, body, _ := e.rest(http.MethodGet, "/v1/audit/analytics/failed-logins?by=LOGIN_GROUP_PERSON", auth, nil)
+	if code != http.StatusOK || len(body["counts"].([]any)) != 1 {
+		t.Fatalf("REST failed logins: %d %v", code, body)
+	}
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/analytics/users/"+adminID+"/logins?page_size=1", auth, nil)
+	if code != http.StatusOK || len(body["logins"].([]any)) != 1 || body["next_page_token"] == "" {
+		t.Fatalf("REST login history: %d %v", code, body)
+	}
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/analytics/login-peaks?by=PEAK_BY_HOUR_OF_DAY&utc_offset_minutes=480", auth, nil)
+	if code != http.StatusOK || len(body["counts"].([]any)) != 24 {
+		t.Fatalf("REST login peaks: %d %v", code, body)
+	}
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/analytics/absences?days=0", auth, nil)
+	if code != http.StatusBadRequest {
+		t.Fatalf("REST absences of 0 days: %d %v", code, body)
+	}
+	if code, _, _ := e.rest(http.MethodGet, "/v1/audit/analytics/online", nil, nil); code != http.StatusUnauthorized {
+		t.Fatalf("REST online without a token: %d", code)
+	}
+
+	// refusals: the system administrator; bad questions
+	_, err = c.FailedLogins(e.adm(), &auditv1.FailedLoginsRequest{By: auditv1.LoginGroup_LOGIN_GROUP_APP})
+	wantCode(t, err, codes.PermissionDenied, "ADMIN_NOT_ALLOWED")
+	_, err = c.OnlineNow(e.adm(), &auditv1.OnlineNowRequest{})
+	wantCode(t, err, codes.PermissionDenied, "ADMIN_NOT_ALLOWED")
+	_, err = c.FailedLogins(aud, &auditv1.FailedLoginsRequest{})
+	wantCode(t, err, codes.InvalidArgument, "BAD_REQUEST")
+	_, err = c.LoginHistory(aud, &auditv1.LoginHistoryRequest{UserId: adminID, PageToken: "%%"})
+	wantCode(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
+	_, err = c.Absences(aud, &auditv1.AbsencesRequest{Days: 4000})
+	wantCode(t, err, codes.InvalidArgument, "BAD_REQUEST")
+}
+
+// Alerts in a monolithic process: an administrator login from outside the
+// allowed networks is published on NATS and posted, signed, to the alert
+// webhook (a receiver on loopback); a geolocation database that cannot be
+// opened leaves the component running and impossible travel refused with
+// a sentence.
+func TestAuditAlerts(t *testing.T) {
+	secret := "alert-webhook-secret-0123456789"
+	type delivery struct {
+		body          []byte
+		ts, sig, dlvr string
+	}
+	got := make(chan delivery, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- delivery{body: b, ts: r.Header.Get("X-Uias-Timestamp"), sig: r.Header.Get("X-Uias-Signature"),
+			dlvr: r.Header.Get("X-Uias-Delivery")}
+	}))
+	defer hook.Close()
+	cfg := testConfig(t.TempDir())
+	ac := auditcomponent.Settings(&cfg)
+	ac.BatchWait = 20 * time.Millisecond
+	ac.Analytics.AllowedNetworks = []string{"10.0.0.0/8"}
+	ac.Analytics.AlertWebhookURL, ac.Analytics.AlertWebhookSecret = hook.URL, secret
+	ac.Analytics.GeoIPDB = filepath.Join(t.TempDir(), "missing.mmdb")
+	e := start(t, cfg)
+	nc, err := e.app.ConnectNATS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("uias.alerts.audit.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.login()
+	adminID := e.adminID(t)
+
+	m, err := sub.NextMsg(30 * time.Second)
+	if err != nil {
+		t.Fatalf("no alert on NATS: %v", err)
+	}
+	var alert struct {
+		ID       string `json:"id"`
+		Kind     string `json:"kind"`
+		UserID   string `json:"user_id"`
+		ClientIP string `json:"client_ip"`
+		API      string `json:"api"`
+	}
+	if err := json.Unmarshal(m.Data, &alert); err != nil || m.Subject != "uias.alerts.audit.unauthorised_address" ||
+		alert.Kind != "unauthorised_address" || alert.UserID != adminID || alert.API != "admin.login" || alert.ClientIP == "" {
+		t.Fatalf("alert %s %s: %v", m.Subject, m.Data, err)
+	}
+	select {
+	case d := <-got:
+		ts, _ := strconv.ParseInt(d.ts, 10, 64)
+		mac := hmac.New(sha256.New, []byte(secret))
+		fmt.Fprintf(mac, "%d.%s", ts, d.body)
+		if d.sig != "v1="+hex.EncodeToString(mac.Sum(nil)) || d.dlvr != alert.ID || !bytes.Equal(d.body, m.Data) {
+			t.Fatalf("webhook delivery %+v", d)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no alert at the webhook")
+	}
+
+	audTok := e.grantedAdmin(t, "auditor-alerts", "security_auditor")
+	aud := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+audTok)
+	_, err = auditv1.NewAuditAnalyticsServiceClient(e.conn).ImpossibleTravel(aud, &auditv1.ImpossibleTravelRequest{})
+	if st := wantCode(t, err, codes.FailedPrecondition, "AUDIT_NO_GEO_DB"); !strings.Contains(st.Message(), "geoip_db") {
+		t.Errorf("travel without a database: %q", st.Message())
+	}
+}
