@@ -1,17 +1,36 @@
 package ctl
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 )
 
 // auditAnalyticsChecks runs the login analytics commands as the security
-// auditor h is logged in as (auditorID), in TestAuditCommands' process:
+// auditor "auditor" h is logged in as (password pw), in TestAuditCommands' process:
 // the auditor's own administrator login is in the history, online now,
 // in the peaks; bad flags are usage errors.
-func auditAnalyticsChecks(t *testing.T, h *harness, auditorID string) {
+func auditAnalyticsChecks(t *testing.T, h *harness, pw string) {
 	t.Helper()
+	var users struct {
+		Users []struct {
+			ID        string `json:"id"`
+			LoginName string `json:"login_name"`
+		}
+	}
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "user", "list", "--query", "auditor")), &users); err != nil {
+		t.Fatal(err)
+	}
+	auditorID := ""
+	for _, u := range users.Users {
+		if u.LoginName == "auditor" {
+			auditorID = u.ID
+		}
+	}
+	if auditorID == "" {
+		t.Fatalf("the auditor's id: %+v", users)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, out, _ := h.run("audit", "logins", auditorID)
@@ -39,7 +58,7 @@ func auditAnalyticsChecks(t *testing.T, h *harness, auditorID string) {
 	if code, _, _ := h.run("login", "--user", "auditor", "--password-stdin"); code == 0 {
 		t.Fatal("login with a wrong password succeeded")
 	}
-	h.stdin = "Log-Reader-Pass-7\n"
+	h.stdin = pw + "\n"
 	h.mustRun("login", "--user", "auditor", "--password-stdin")
 	h.stdin = ""
 	for {

@@ -116,7 +116,7 @@ func TestAuditCommands(t *testing.T) {
 		t.Fatalf("prove x: exit %d", code)
 	}
 
-	auditAnalyticsChecks(t, h, auditor.Id)
+	auditAnalyticsChecks(t, h, auditorPw)
 
 	// someone edits record 0 in the database
 	if _, err := hd.DB.ExecContext(ctx, "UPDATE audit_records SET result = 'denied' WHERE seq = 0"); err != nil {
