@@ -31,8 +31,10 @@ import (
 // applies those of objects homed at that peer (by this centre's settings)
 // exactly once and in order per object: the store keeps the version (the
 // change's sequence in the origin's CHANGES) applied to each object and
-// answers a change not above it STALE. Applying writes no CHANGES event:
-// the change was published once, at its home.
+// answers a change not above it STALE. Applying publishes no change to
+// other centres (it was published once, at its home); it writes, with each
+// change applied, a local event (replica_events.go) that stays in this
+// centre, so its ticket and authz learn of the replica.
 
 // ReplicaOutcome is what ApplyReplica did with one change.
 type ReplicaOutcome string
@@ -98,6 +100,9 @@ type ReplicaWrite struct {
 	WithSecrets bool
 	// Link (upsert); delete needs only ID.
 	Link *AccountLink
+	// Event is the local CHANGES event of the write (replica_events.go),
+	// added to the outbox when the write is applied.
+	Event *events.Event
 }
 
 // ReplicaStore is the store's part of replication.
@@ -269,6 +274,7 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 			out[i] = oc
 			continue
 		}
+		w.Event = s.replicaLocalEvent(origin, c)
 		ws, pos = append(ws, w), append(pos, i)
 	}
 	if len(ws) == 0 {
@@ -278,6 +284,7 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 	if err != nil {
 		return nil, err
 	}
+	s.kick()
 	for j, oc := range res {
 		out[pos[j]] = oc
 		switch ws[j].Kind {

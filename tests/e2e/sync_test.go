@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -15,12 +16,16 @@ import (
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/events"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
+	authzcomponent "github.com/uias/uias/services/authz/component"
 	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/services/sync/applier"
 	synccomponent "github.com/uias/uias/services/sync/component"
 	"github.com/uias/uias/services/sync/synctest"
+	"github.com/uias/uias/services/ticket"
+	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
 // syncCentre is one centre of the two-level test: its NATS, its data
@@ -200,6 +205,11 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 					l1.identityDigest(t, "l1", "apps") != c.identityDigest(t, "l1", "apps") {
 					return false
 				}
+				// authz: the model and level 1's grants at each level-2
+				// centre, each level-2 centre's grants at level 1.
+				if l1.authzDigest(t, c.name) != c.authzDigest(t, c.name) || l1.authzDigest(t, "l1") != c.authzDigest(t, "l1") {
+					return false
+				}
 			}
 			return true
 		})
@@ -232,6 +242,42 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	_, err = l1.e.admin.UpdateApp(l1.e.adm(), &identityv1.UpdateAppRequest{Id: harbour.GetApp().GetId(),
 		UpdateMask: []string{"name"}, Name: "x"})
 	wantCode(t, err, codes.FailedPrecondition, centre.ReasonElsewhere)
+
+	// Authz: level 1 writes the model (global data) of its portal; a
+	// level-2 centre refuses to, naming level 1, and grants the model's
+	// roles to its own people, which level 1 refuses.
+	adm1 := authzv1.NewAuthzAdminServiceClient(l1.e.conn)
+	adm2 := authzv1.NewAuthzAdminServiceClient(l2[0].e.conn)
+	portalID := portal.GetApp().GetId()
+	clerk, approver := authzOA(t, adm1, l1.e.adm(), portalID)
+	_, err = adm2.CreateRole(l2[0].e.adm(), &authzv1.Role{App: portalID, Code: "local"})
+	if st := wantCode(t, err, codes.FailedPrecondition, centre.ReasonElsewhere); !strings.Contains(st.Message(), `homed at centre "l1"`) {
+		t.Fatalf("message %q does not name the home centre", st.Message())
+	}
+	converged("the authz model reaches level 2")
+	if _, err := adm2.CreateGrant(l2[0].e.adm(), &authzv1.Grant{RoleId: clerk, Subject: &authzv1.Subject{Kind: "user", Id: f0.userID}}); err != nil {
+		t.Fatalf("a level-2 centre grants its person a role of level 1's model: %v", err)
+	}
+	eventuallyWithin(t, 2*time.Minute, "level 1's authz learns where l2a's people are", func() bool {
+		return l1.authzIndexOrg(l2[0].f[2].userID) != ""
+	})
+	_, err = adm1.CreateGrant(l1.e.adm(), &authzv1.Grant{RoleId: clerk, Subject: &authzv1.Subject{Kind: "user", Id: l2[0].f[2].userID}})
+	if st := wantCode(t, err, codes.FailedPrecondition, centre.ReasonElsewhere); !strings.Contains(st.Message(), `homed at centre "l2a"`) {
+		t.Fatalf("message %q does not name the home centre", st.Message())
+	}
+	converged("grants reach level 1")
+	portalCheck := func(c *syncCentre, person, resource, op string) bool {
+		t.Helper()
+		r, err := authzv1.NewAuthzServiceClient(c.e.conn).Check(viaPortal.ctx(), &authzv1.CheckRequest{Person: person,
+			Resource: resource, Operation: op})
+		if err != nil {
+			t.Fatalf("check at %s: %v", c.name, err)
+		}
+		return r.GetAllowed()
+	}
+	if !portalCheck(l1, f0.userID, "docs.inbox", "read") || !portalCheck(l2[0], f0.userID, "docs.inbox", "read") {
+		t.Fatal("a grant made at level 2 does not allow at level 1 and level 2")
+	}
 
 	// Cut l2a off; keep logging in and changing people on both sides.
 	cut := l2[0]
@@ -268,6 +314,26 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	}
 	if ok != logins {
 		t.Fatalf("logins at the cut-off level-2 centre: %d of %d succeeded", ok, logins)
+	}
+	// Grants on both sides during the cut, and a new role at level 1.
+	if _, err := adm2.CreateGrant(cut.e.adm(), &authzv1.Grant{RoleId: approver, Subject: &authzv1.Subject{Kind: "user", Id: cut.f[1].userID}}); err != nil {
+		t.Fatalf("grant at the cut-off centre: %v", err)
+	}
+	reader, err := adm1.CreateRole(l1.e.adm(), &authzv1.Role{App: portalID, Code: "reader",
+		Permissions: []*authzv1.Permission{{App: portalID, Resource: "docs", Operation: "read"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hq, err := l1.e.admin.CreateOrg(l1.e.adm(), &identityv1.CreateOrgRequest{Code: "hq", Name: "HQ", ParentId: rootOf(t, l1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm1.CreateGrant(l1.e.adm(), &authzv1.Grant{RoleId: reader.GetRole().GetId(),
+		Subject: &authzv1.Subject{Kind: "org", Id: hq.GetId()}}); err != nil {
+		t.Fatalf("grant at level 1 during the cut: %v", err)
+	}
+	if portalCheck(l1, cut.f[1].userID, "docs.contract", "approve") {
+		t.Fatal("level 1 allows what was granted at the cut-off centre during the cut")
 	}
 	// A password changed during the cut reaches level 1 after the heal.
 	moved := cut.f[1]
@@ -306,6 +372,17 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	if err != nil || res.GetResultCode() == 0 {
 		t.Fatalf("level 1 accepted the password replaced during the cut: %v %v", res, err)
 	}
+	// A level-2 person's permission granted during the cut is checked at
+	// level 1; level 1's role made during the cut is at level 2.
+	if !portalCheck(l1, cut.f[1].userID, "docs.contract", "approve") || !portalCheck(cut, cut.f[1].userID, "docs.contract", "approve") {
+		t.Fatal("a grant made at the cut-off centre during the cut does not allow after the heal")
+	}
+	if d := cut.authzDigest(t, "l1"); !strings.Contains(d, "roles:3:") || !strings.Contains(d, "grants:1:") {
+		t.Fatalf("the cut-off centre holds not level 1's model and grants: %s", d)
+	}
+	if d := l1.authzDigest(t, "l2a"); !strings.Contains(d, "grants:2:") {
+		t.Fatalf("level 1 holds not l2a's grants: %s", d)
+	}
 
 	// Nothing lost, nothing doubled: each centre applied, once, every
 	// change its peers wrote of what they share, and skipped none.
@@ -332,6 +409,28 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 			}
 		}
 	}
+
+	// A centre's own components learn of the changes it applies as
+	// replicas (local events): a person of l2b disabled at l2b loses the
+	// session they had at level 1, and level 1's authz knows where l2b's
+	// people are.
+	other, ctx := l2[1], context.Background()
+	tk := l1.e.app.Value(ticketcomponent.Name).(*ticketcomponent.Handle).Service
+	p := other.f[1]
+	if _, _, err := tk.CreateSession(ctx, ticket.NewSession{UserID: p.userID, Login: p.login, AuthLevel: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if l1.authzIndexOrg(p.userID) != other.bureau {
+		t.Fatalf("level 1's authz holds %s's person in org %q, want %q", other.name, l1.authzIndexOrg(p.userID), other.bureau)
+	}
+	if _, err := other.e.admin.SetUserStatus(other.e.adm(), &identityv1.SetUserStatusRequest{Id: p.userID,
+		Status: identityv1.UserStatus_USER_STATUS_DISABLED}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyWithin(t, 2*time.Minute, "level 1 ends the session of a person disabled at their home centre", func() bool {
+		ss, err := tk.UserSessions(ctx, p.userID)
+		return (err == nil || errors.Is(err, ticket.ErrNoSuchUserSession)) && len(ss) == 0
+	})
 }
 
 // identityDigest is the digest of identity's tables of the rows homed at
@@ -378,4 +477,24 @@ func eventuallyWithin(t *testing.T, d time.Duration, what string, cond func() bo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// authzDigest is the digest of authz's tables of the objects homed at home,
+// as c sees them, read in process.
+func (c *syncCentre) authzDigest(t *testing.T, home string) string {
+	t.Helper()
+	ds, err := c.e.app.Value(authzcomponent.Name).(*authzcomponent.Handle).Service.ReplicaDigest(context.Background(), home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := ""
+	for _, d := range ds {
+		out += fmt.Sprintf("%s:%d:%s ", d.Table, d.Rows, d.SHA256)
+	}
+	return out
+}
+
+// authzIndexOrg is the org of person as c's authz mirrors it.
+func (c *syncCentre) authzIndexOrg(person string) string {
+	return c.e.app.Value(authzcomponent.Name).(*authzcomponent.Handle).Index.UserOrg(person)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
 	"github.com/uias/uias/services/authz"
@@ -51,6 +52,10 @@ type Deps struct {
 	Now func() time.Time
 	// MaxWait bounds the wait for a demanded revision (0: DefaultMaxWait).
 	MaxWait time.Duration
+	// Homes are the centre settings (pkg/centre): nil for a single
+	// centre. Writes of objects homed at another centre are refused, and
+	// other centres' changes are applied as replicas (replica.go).
+	Homes *centre.Homes
 }
 
 // Service runs the commands of one replica.
@@ -62,6 +67,7 @@ type Service struct {
 	now     func() time.Time
 	maxWait time.Duration
 	auditor *audit.Builder
+	homes   *centre.Homes
 
 	// catchMu serialises reading changes from the store into the index.
 	catchMu sync.Mutex
@@ -73,7 +79,7 @@ type Service struct {
 // New returns the service. Load (or an empty store) must run before queries.
 func New(d Deps) *Service {
 	s := &Service{st: d.Store, idx: d.Index, log: d.Logger, kick: d.Kick, now: d.Now, maxWait: d.MaxWait,
-		advanced: make(chan struct{})}
+		advanced: make(chan struct{}), homes: d.Homes}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -308,6 +314,9 @@ func (s *Service) write(ctx context.Context, api, subject string, validate func(
 		s.catchMu.Lock()
 		expect := s.idx.Revision()
 		ch, err := validate()
+		if err == nil {
+			err = s.ownChange(ctx, ch)
+		}
 		if err != nil {
 			s.catchMu.Unlock()
 			s.appendRefusal(ctx, api, subject, err, start, nil)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
@@ -103,7 +104,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err := idx.Apply(authz.BuiltinChanges()...); err != nil {
 		return nil, fmt.Errorf("authz built-in roles: %w", err)
 	}
-	svc := commands.New(commands.Deps{Store: st, Index: idx, Logger: log, Kick: relay.Kick, MaxWait: cfg.MaxWait})
+	svc := commands.New(commands.Deps{Store: st, Index: idx, Logger: log, Kick: relay.Kick, MaxWait: cfg.MaxWait,
+		Homes: centre.FromConfig(env.Config)})
 
 	// Changes committed by any replica (this one's too, applied already)
 	// reach the index as their events arrive; a gap is read from the store.
@@ -171,7 +173,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 
 	auth := server.NewCallerAuth(identityVerifier{c: identityv1.NewCallerServiceClient(conn), admins: adminauth.New(conn, nil)})
 	return &module.Component{
-		Register: server.New(svc).Register,
+		Register: func(g *grpc.Server) { server.New(svc).Register(g); server.RegisterReplica(g, svc) },
 		Auth:     loadingGate{auth: auth, loaded: &loaded},
 		Ready: func(ctx context.Context) error {
 			if !loaded.Load() {

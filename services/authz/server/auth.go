@@ -77,6 +77,12 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 		// them (identity's token checks and AdminLogin).
 		c.App, c.Principal = appRef(o.App), o.Principal
 		return ctx, nil
+	case strings.HasPrefix(method, "/uias.authz.v1.AuthzReplicaService/"):
+		// The sync component applying another centre's changes.
+		if !grpcx.FromComponent(ctx) {
+			return nil, errReplicaComponentsOnly
+		}
+		return ctx, nil
 	case strings.HasPrefix(method, "/uias.authz.v1.AuthzService/"):
 		if o.App != "" || o.Principal != "" {
 			// A component asking on behalf of its authenticated caller.

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"ChangesSinceOrderAndLimit", testChangesSince},
 		{"SnapshotOrder", testSnapshotOrder},
 		{"ConcurrentWritersGetEveryRevisionOnce", testConcurrent},
+		{"Replica", testReplica},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })

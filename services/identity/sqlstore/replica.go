@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 )
@@ -31,7 +32,13 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 				return err
 			}
 			out[i] = identity.ReplicaApplied
-			if aerr := s.applyReplicaWrite(ctx, tx, w); aerr != nil {
+			aerr := s.applyReplicaWrite(ctx, tx, w)
+			if aerr == nil && w.Event != nil {
+				if err := s.addEvents(ctx, tx, []events.Event{*w.Event}); err != nil {
+					return err
+				}
+			}
+			if aerr != nil {
 				c := classify(aerr, "apply replica", "")
 				if !errors.Is(c, store.ErrConflict) && !errors.Is(c, store.ErrNotFound) {
 					return aerr

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -25,26 +26,46 @@ import (
 	usync "github.com/uias/uias/services/sync"
 )
 
-// Subjects of the changes that travel between centres.
+// Subjects of the changes that travel between centres. Each ends in one
+// operation token ('*'): the local event a centre writes of a change it
+// applied as a replica (uias.changes.<component>.<entity>.replica.<op>, one
+// token more) stays in that centre, so no change travels back to where it
+// came from.
 var (
 	// Up are the changes a level-2 centre sends to level 1: the orgs,
-	// people, groups and account links of its own subtrees, and the
-	// applications (its local business systems) it registered.
-	Up = []string{"uias.changes.identity.org.>", "uias.changes.identity.user.>", "uias.changes.identity.group.>",
-		"uias.changes.identity.link.>", "uias.changes.identity.app.>"}
+	// people, groups and account links of its own subtrees, the
+	// applications (its local business systems) it registered, and the
+	// grants of its people.
+	Up = []string{"uias.changes.identity.org.*", "uias.changes.identity.user.*", "uias.changes.identity.group.*",
+		"uias.changes.identity.link.*", "uias.changes.identity.app.*", "uias.changes.authz.grant.*"}
 	// Down are the changes level 1 sends to level 2: global data
-	// (applications; roles, permissions and grants of authz).
-	Down = []string{"uias.changes.identity.app.>", "uias.changes.authz.>"}
+	// (applications; resources, roles and exclusions of authz) and the
+	// grants written at level 1.
+	Down = []string{"uias.changes.identity.app.*", "uias.changes.authz.resource.*", "uias.changes.authz.role.*",
+		"uias.changes.authz.exclusion.*", "uias.changes.authz.grant.*"}
 )
 
 // Replicated reports whether a CHANGES subject is one the replica holds.
 func Replicated(subject string) bool {
-	for _, f := range append(Up[:len(Up):len(Up)], Down...) {
-		if strings.HasPrefix(subject, strings.TrimSuffix(f, ">")) {
-			return true
+	return slices.ContainsFunc(Up, func(f string) bool { return SubjectMatches(f, subject) }) ||
+		slices.ContainsFunc(Down, func(f string) bool { return SubjectMatches(f, subject) })
+}
+
+// SubjectMatches reports whether a NATS subject matches filter ('*' one
+// token, a final '>' one or more).
+func SubjectMatches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, t := range f {
+		switch {
+		case t == ">":
+			return len(s) > i
+		case i >= len(s):
+			return false
+		case t != "*" && t != s[i]:
+			return false
 		}
 	}
-	return false
+	return len(s) == len(f)
 }
 
 // HeaderStreamSource is the header JetStream adds to a sourced message:
@@ -90,7 +111,8 @@ func LocalLink(self string) Link {
 func StreamConfig(l Link) jetstream.StreamConfig {
 	src := &jetstream.StreamSource{Name: events.StreamChanges, Domain: l.Origin}
 	for _, f := range l.Filters {
-		src.SubjectTransforms = append(src.SubjectTransforms, jetstream.SubjectTransformConfig{Source: f, Destination: f})
+		// A filter only: the subjects are kept as they are.
+		src.SubjectTransforms = append(src.SubjectTransforms, jetstream.SubjectTransformConfig{Source: f})
 	}
 	return jetstream.StreamConfig{
 		Name:        l.Stream,
@@ -119,6 +141,9 @@ type Options struct {
 	// Targets apply the changes of peer links to the components that own
 	// them (identity), each batch before the link's cursor moves.
 	Targets []Target
+	// SourceRetry: a peer link's stream source silent this long is
+	// restarted (source.go; default 5s, negative: never).
+	SourceRetry time.Duration
 }
 
 // Target applies the changes of a peer centre to the component that owns
@@ -147,8 +172,8 @@ type Applier struct {
 	mu    gosync.Mutex
 	state map[string]*linkState
 
-	applied, skipped, replicated *prometheus.CounterVec
-	lag                          *prometheus.HistogramVec
+	applied, skipped, replicated, sourceRestarts *prometheus.CounterVec
+	lag                                          *prometheus.HistogramVec
 }
 
 type linkState struct {
@@ -171,6 +196,9 @@ func New(js jetstream.JetStream, st usync.Store, links []Link, o Options) *Appli
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.SourceRetry == 0 {
+		o.SourceRetry = 5 * time.Second
+	}
 	a := &Applier{js: js, st: st, links: links, o: o, state: map[string]*linkState{},
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_applied_total",
 			Help: "Changes applied to the replica, by link (origin centre)."}, []string{"link"}),
@@ -179,6 +207,8 @@ func New(js jetstream.JetStream, st usync.Store, links []Link, o Options) *Appli
 		replicated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_replicated_total",
 			Help: "Changes of peer links handed to the components that own them, by link, component and outcome."},
 			[]string{"link", "component", "outcome"}),
+		sourceRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_source_restarts_total",
+			Help: "Restarts of a peer link's stream source that had not heard from the peer (source.go), by link."}, []string{"link"}),
 		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "uias_sync_apply_lag_seconds",
 			Help:    "Time from a change's event time to its application here, by link.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"link"}),
@@ -187,7 +217,7 @@ func New(js jetstream.JetStream, st usync.Store, links []Link, o Options) *Appli
 		a.state[l.Name] = &linkState{}
 	}
 	if o.Metrics != nil {
-		for _, c := range []prometheus.Collector{a.applied, a.skipped, a.replicated, a.lag} {
+		for _, c := range []prometheus.Collector{a.applied, a.skipped, a.replicated, a.sourceRestarts, a.lag} {
 			if err := o.Metrics.Register(c); err != nil {
 				o.Logger.Warn("sync metrics not registered", zap.Error(err))
 			}
@@ -203,10 +233,14 @@ func (a *Applier) Links() []Link { return append([]Link(nil), a.links...) }
 func (a *Applier) Run(ctx context.Context) {
 	var wg gosync.WaitGroup
 	for _, l := range a.links {
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			a.runLink(ctx, l)
+		}()
+		go func() {
+			defer wg.Done()
+			a.watchSource(ctx, l)
 		}()
 	}
 	wg.Wait()
@@ -500,16 +534,14 @@ func (a *Applier) Status(ctx context.Context) ([]LinkStatus, error) {
 	return out, nil
 }
 
-// KindPrefixes turns subject filters (uias.changes.<component>.<entity>.>)
+// KindPrefixes turns subject filters (uias.changes.<component>.<entity>.*)
 // into the kind prefixes of the replica's objects (<component>.<entity>),
 // e.g. for a digest of what a link carries.
 func KindPrefixes(filters []string) []string {
 	out := make([]string, 0, len(filters))
 	for _, f := range filters {
-		k := strings.TrimSuffix(strings.TrimPrefix(f, usync.SubjectPrefix), ">")
-		if !strings.HasSuffix(k, ".") {
-			k += "."
-		}
+		k := strings.TrimPrefix(f, usync.SubjectPrefix)
+		k = strings.TrimSuffix(strings.TrimSuffix(k, ">"), "*")
 		out = append(out, strings.TrimSuffix(k, "."))
 	}
 	return out

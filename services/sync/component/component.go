@@ -15,6 +15,7 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
 	"github.com/uias/uias/services/sync/applier"
@@ -94,11 +95,18 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		if err != nil {
 			return nil, err
 		}
+		azc, err := env.Client("authz")
+		if err != nil {
+			return nil, err
+		}
 		// Peers' identity changes go into this centre's identity
-		// (ReplicaService), so it logs their people in.
-		ap = applier.New(js, st, links, applier.Options{Batch: cfg.Batch, Retry: cfg.Retry,
+		// (ReplicaService), so it logs their people in; their authz
+		// changes into its authz (AuthzReplicaService), so it checks
+		// their permissions.
+		ap = applier.New(js, st, links, applier.Options{Batch: cfg.Batch, Retry: cfg.Retry, SourceRetry: cfg.SourceRetry,
 			Logger: env.Log.Named("applier"), Metrics: env.Metrics,
-			Targets: []applier.Target{identityReplicas{c: identityv1.NewReplicaServiceClient(idc)}}})
+			Targets: []applier.Target{identityReplicas{c: identityv1.NewReplicaServiceClient(idc)},
+				authzReplicas{c: authzv1.NewAuthzReplicaServiceClient(azc)}}})
 		env.Go(ap.Run)
 	}
 	admins, err := adminauth.FromEnv(env)

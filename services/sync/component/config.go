@@ -33,6 +33,10 @@ type Config struct {
 	Batch int `yaml:"batch"`
 	// Retry is the first wait after a link fails (200ms, doubling to 5s).
 	Retry time.Duration `yaml:"retry"`
+	// SourceRetry: a peer stream's source that has not heard from the
+	// peer for this long is restarted (5s; see services/sync/applier
+	// source.go).
+	SourceRetry time.Duration `yaml:"source_retry"`
 	// Provision: provisioning into business systems (provision_config.go).
 	Provision ProvisionConfig `yaml:"provision"`
 }
@@ -45,7 +49,7 @@ type Peer struct {
 
 // Defaults returns the sync defaults (a single centre).
 func Defaults() *Config {
-	return &Config{Level: 1, Batch: 256, Retry: 200 * time.Millisecond, Provision: provisionDefaults()}
+	return &Config{Level: 1, Batch: 256, Retry: 200 * time.Millisecond, SourceRetry: 5 * time.Second, Provision: provisionDefaults()}
 }
 
 // Bind implements config.Section.
@@ -56,6 +60,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.List(&c.HomeSubtrees, "UIAS_SYNC_HOME_SUBTREES", "", "")
 	b.Int(&c.Batch, "UIAS_SYNC_BATCH", "", "")
 	b.Duration(&c.Retry, "UIAS_SYNC_RETRY", "", "")
+	b.Duration(&c.SourceRetry, "UIAS_SYNC_SOURCE_RETRY", "", "")
 	c.Provision.bind(b)
 }
 
@@ -76,6 +81,9 @@ func (c *Config) Validate(p *config.Config) error {
 	}
 	if c.Retry < 10*time.Millisecond || c.Retry > time.Minute {
 		bad("retry", "must be between 10ms and 1m, got %s", c.Retry)
+	}
+	if c.SourceRetry < time.Second || c.SourceRetry > 10*time.Minute {
+		bad("source_retry", "must be between 1s and 10m, got %s", c.SourceRetry)
 	}
 	errs = append(errs, c.Provision.validate()...)
 	if c.Centre == "" {

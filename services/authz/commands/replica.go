@@ -1,0 +1,246 @@
+package commands
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/ids"
+	"github.com/uias/uias/services/authz"
+	"github.com/uias/uias/services/authz/index"
+)
+
+// ReplicaToken is inserted before the operation in the subject of the
+// local CHANGES event of a change applied as a replica
+// (uias.changes.authz.<obj>.replica.<op>): this centre's authz replicas and
+// readers of the stream learn of it (the last token is still the
+// operation), and the sync links, which take uias.changes.authz.<obj>.<op>
+// only, do not send it back to other centres.
+const ReplicaToken = "replica"
+
+// errNoReplicaStore: the store keeps no replicas (a wiring error).
+var errNoReplicaStore = errors.New("authz: the store keeps no replicas of other centres")
+
+// ReplicaChange is one authz CHANGES event of another centre.
+type ReplicaChange struct {
+	EventID, Subject string
+	// Version is the event's sequence in the origin's CHANGES stream.
+	Version uint64
+	Payload []byte
+}
+
+// ApplyReplica applies the authz changes of centre origin (one batch of a
+// sync link, in the origin's order) and returns one outcome per change and
+// the revision after them. Global data (resources, roles, exclusions) is
+// applied only from the level-1 centre; a grant only when its subject is
+// not known here as another centre's; an object written here, or held
+// from a third centre, is not changed. Changes are applied as the origin
+// validated them: the model's rules are checked at the home centre.
+func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaChange) ([]authz.ReplicaOutcome, int64, error) {
+	if s.homes == nil {
+		return nil, 0, authz.ErrNotACentre
+	}
+	if origin == s.homes.Self {
+		return nil, 0, badModel("a centre does not apply its own changes as a replica")
+	}
+	rs, ok := s.st.(authz.ReplicaStore)
+	if !ok {
+		return nil, 0, errNoReplicaStore
+	}
+	for attempt := 0; attempt < writeAttempts; attempt++ {
+		if err := s.CatchUp(ctx); err != nil {
+			return nil, 0, err
+		}
+		s.catchMu.Lock()
+		out, ws, pos, err := s.replicaWrites(ctx, rs, origin, cs)
+		if err != nil {
+			s.catchMu.Unlock()
+			return nil, 0, err
+		}
+		if len(ws) == 0 {
+			s.catchMu.Unlock()
+			return out, s.idx.Revision(), nil
+		}
+		res, committed, err := rs.ApplyReplica(ctx, s.idx.Revision(), ws, s.replicaEvent(origin))
+		if errors.Is(err, authz.ErrStale) {
+			s.catchMu.Unlock()
+			continue
+		}
+		if err != nil {
+			s.catchMu.Unlock()
+			return nil, 0, err
+		}
+		var aerr error
+		if len(committed) > 0 {
+			aerr = s.idx.Apply(committed...)
+		}
+		rev := s.idx.Revision()
+		s.catchMu.Unlock()
+		if aerr != nil {
+			s.log.Warn("authz index: replica change not applied; the next catch-up retries", zap.Error(aerr))
+		}
+		for j, oc := range res {
+			out[pos[j]] = oc
+		}
+		if len(committed) > 0 {
+			s.signal()
+			s.kick()
+		}
+		return out, rev, nil
+	}
+	return nil, 0, authz.ErrStale
+}
+
+// replicaWrites decides, against the index, which changes of cs are homed
+// at origin, and returns the outcome of those that are not and the writes
+// (with their positions in cs) of those that are.
+func (s *Service) replicaWrites(ctx context.Context, rs authz.ReplicaStore, origin string,
+	cs []ReplicaChange) ([]authz.ReplicaOutcome, []authz.ReplicaWrite, []int, error) {
+	out := make([]authz.ReplicaOutcome, len(cs))
+	var ws []authz.ReplicaWrite
+	var pos []int
+	// held: the origin of objects the batch writes before they commit.
+	held := map[string]string{}
+	for i, c := range cs {
+		ch, err := ParseChange(c.Payload)
+		if err != nil || c.Subject != ChangesSubjectPrefix+ch.Obj+"."+ch.Op ||
+			(ch.Op != authz.OpPut && ch.Op != authz.OpDelete) || ch.ID == "" {
+			out[i] = authz.ReplicaIgnored
+			continue
+		}
+		key := ch.Obj + "\x00" + ch.ID
+		from, ok := held[key]
+		if !ok {
+			if from, ok, err = rs.ReplicaOrigin(ctx, ch.Obj, ch.ID); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		homed := true
+		switch {
+		case ok:
+			homed = from == origin
+		case s.heldHere(ch):
+			homed = false // written here (or built in)
+		}
+		if homed {
+			switch ch.Obj {
+			case authz.ObjResource, authz.ObjRole, authz.ObjExclusion:
+				homed = origin == s.homes.Top()
+			case authz.ObjGrant:
+				if ch.Op == authz.OpPut {
+					var g authz.Grant
+					if json.Unmarshal(ch.Data, &g) != nil || authz.IsBuiltinRole(g.Role) {
+						// Administrators are appointed at each centre.
+						out[i] = authz.ReplicaIgnored
+						continue
+					}
+					if home, known := s.subjectHome(g.Subject); known && home != origin {
+						homed = false
+					}
+				}
+			default:
+				out[i] = authz.ReplicaIgnored
+				continue
+			}
+		}
+		if !homed {
+			out[i] = authz.ReplicaNotHomed
+			continue
+		}
+		ch.Rev = 0
+		held[key] = origin
+		ws = append(ws, authz.ReplicaWrite{Change: ch, Origin: origin, Version: c.Version, EventID: c.EventID})
+		pos = append(pos, i)
+	}
+	return out, ws, pos, nil
+}
+
+// heldHere reports whether the index holds the object ch changes (called
+// only for objects not held as replicas: those written here).
+func (s *Service) heldHere(ch authz.Change) bool {
+	switch ch.Obj {
+	case authz.ObjResource:
+		app, code := index.SplitResourceID(ch.ID)
+		_, ok := s.idx.Resource(app, code)
+		return ok
+	case authz.ObjRole:
+		_, ok := s.idx.Role(ch.ID)
+		return ok
+	case authz.ObjGrant:
+		_, ok := s.idx.Grant(ch.ID)
+		return ok
+	case authz.ObjExclusion:
+		return slices.ContainsFunc(s.idx.Exclusions(), func(e authz.Exclusion) bool { return e.ID == ch.ID })
+	}
+	return false
+}
+
+// replicaEvent builds the local CHANGES event of a change applied from
+// origin (see ReplicaToken).
+func (s *Service) replicaEvent(origin string) func(authz.Change) events.Event {
+	return func(ch authz.Change) events.Event {
+		t := s.now().UTC()
+		payload, _ := json.Marshal(ChangePayload{Change: ch, Actor: "centre:" + origin, Time: t})
+		return events.Event{ID: ids.New(), Subject: ChangesSubjectPrefix + ch.Obj + "." + ReplicaToken + "." + ch.Op,
+			Type: "authz." + ch.Obj + "." + ch.Op, Time: t, Payload: payload}
+	}
+}
+
+// ReplicaTableDigest is the digest of the objects of one authz table that
+// are homed at one centre.
+type ReplicaTableDigest struct {
+	Table  string
+	Rows   int64
+	SHA256 string
+}
+
+// replicaTables are the digest's tables, by object kind.
+var replicaTables = []struct{ obj, table string }{
+	{authz.ObjResource, "resources"}, {authz.ObjRole, "roles"}, {authz.ObjExclusion, "exclusions"}, {authz.ObjGrant, "grants"},
+}
+
+// ReplicaDigest returns a digest per table (resources, roles, exclusions,
+// grants) of the stored objects homed at centre home: those held as its
+// replicas, or written here when home is this centre. The built-in roles
+// are in every centre and not stored; grants of them are each centre's
+// own and left out. Equal digests at two centres: equal
+// replicas.
+func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTableDigest, error) {
+	if s.homes == nil {
+		return nil, authz.ErrNotACentre
+	}
+	rs, ok := s.st.(authz.ReplicaStore)
+	if !ok {
+		return nil, errNoReplicaStore
+	}
+	rows := map[string][]string{}
+	if err := rs.EachObject(ctx, func(obj, id string, data []byte, origin string) error {
+		if origin == "" {
+			origin = s.homes.Self
+		}
+		if origin == home && (obj != authz.ObjGrant || !grantOfAdminRole(data)) {
+			rows[obj] = append(rows[obj], id+"\x1f"+string(data))
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	out := make([]ReplicaTableDigest, 0, len(replicaTables))
+	for _, t := range replicaTables {
+		rs := rows[t.obj]
+		slices.Sort(rs)
+		h := sha256.New()
+		for _, r := range rs {
+			h.Write([]byte(r))
+			h.Write([]byte{'\n'})
+		}
+		out = append(out, ReplicaTableDigest{Table: t.table, Rows: int64(len(rs)), SHA256: hex.EncodeToString(h.Sum(nil))})
+	}
+	return out, nil
+}

@@ -1,0 +1,206 @@
+package commands_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/store/storetest"
+	"github.com/uias/uias/services/authz"
+	"github.com/uias/uias/services/authz/commands"
+	"github.com/uias/uias/services/authz/index"
+	"github.com/uias/uias/services/authz/sqlstore"
+)
+
+// centreSvc is one centre's authz on its own database, with the org tree
+// its identity mirror would hold.
+type centreSvc struct {
+	t   *testing.T
+	st  *sqlstore.Store
+	svc *commands.Service
+	idx *index.Index
+	// sent is the revision up to which the centre's changes were handed
+	// to its peer.
+	sent int64
+}
+
+func newCentre(t *testing.T, h *centre.Homes) *centreSvc {
+	t.Helper()
+	db := storetest.OpenSQLite(t)
+	if err := sqlstore.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	c := &centreSvc{t: t, st: sqlstore.New(db), idx: index.New()}
+	if err := c.idx.Apply(authz.BuiltinChanges()...); err != nil {
+		t.Fatal(err)
+	}
+	c.svc = commands.New(commands.Deps{Store: c.st, Index: c.idx, Homes: h})
+	if err := c.svc.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// changes are the centre's changes written here since the last call (and
+// since it last applied a replica), as
+// the CHANGES events a peer's sync hands over (version: the revision, in
+// the origin's order like a stream sequence).
+func (c *centreSvc) changes() []commands.ReplicaChange {
+	c.t.Helper()
+	chs, err := c.st.ChangesSince(context.Background(), c.sent, 1000)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var out []commands.ReplicaChange
+	for _, ch := range chs {
+		c.sent = ch.Rev
+		p, _ := json.Marshal(commands.ChangePayload{Change: ch, Time: time.Now()})
+		out = append(out, commands.ReplicaChange{EventID: fmt.Sprintf("ev-%d", ch.Rev),
+			Subject: commands.ChangesSubjectPrefix + ch.Obj + "." + ch.Op, Version: uint64(ch.Rev), Payload: p})
+	}
+	return out
+}
+
+func (c *centreSvc) apply(origin string, cs []commands.ReplicaChange) []authz.ReplicaOutcome {
+	c.t.Helper()
+	out, rev, err := c.svc.ApplyReplica(context.Background(), origin, cs)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	// What a centre applies as a replica is not its own to send (its
+	// local events have other subjects).
+	c.sent = rev
+	return out
+}
+
+func (c *centreSvc) digest(home string) string {
+	c.t.Helper()
+	ds, err := c.svc.ReplicaDigest(context.Background(), home)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return fmt.Sprint(ds)
+}
+
+func outcomes(out []authz.ReplicaOutcome) string {
+	s := make([]string, len(out))
+	for i, o := range out {
+		s[i] = string(o)
+	}
+	return strings.Join(s, ",")
+}
+
+// Level 1 writes the model, level 2 grants it to its people; each applies
+// the other's changes once, refuses writes homed at the other naming it,
+// and ends with equal digests.
+func TestReplicasBetweenCentres(t *testing.T) {
+	ctx := context.Background()
+	subtrees := map[string]string{"bureau": "l2"}
+	l1 := newCentre(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	l2 := newCentre(t, &centre.Homes{Self: "l2", Level: 2, Parent: "l1", Subtrees: subtrees})
+	// Identity's org tree as each mirrors it: l2's bureau hangs under its
+	// own root at l2 and under level 1's root at level 1.
+	l1.idx.SetOrgParent("bureau", "root1")
+	l1.idx.SetUserOrg("ann", "bureau")
+	l1.idx.SetOrgParent("hq", "root1")
+	l1.idx.SetUserOrg("zoe", "hq")
+	l2.idx.SetOrgParent("bureau", "root2")
+	l2.idx.SetUserOrg("ann", "bureau")
+	l2.idx.SetOrgParent("hq", "root2") // an org outside l2's subtree
+	l2.idx.SetUserOrg("zoe", "hq")
+
+	if _, _, err := l1.svc.PutResource(ctx, authz.Resource{App: "oa", Code: "docs", Kind: authz.KindModule, Operations: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	clerk, _, err := l1.svc.CreateRole(ctx, authz.Role{App: "oa", Code: "clerk", Permissions: []authz.Permission{{App: "oa", Resource: "docs", Operation: "read"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Level 2 refuses global data, naming level 1.
+	_, _, err = l2.svc.CreateRole(ctx, authz.Role{App: "oa", Code: "local"})
+	if reasonOf(err) != centre.ReasonElsewhere || !strings.Contains(err.Error(), `"l1"`) {
+		t.Fatalf("a model write at level 2: %v", err)
+	}
+	down := l1.changes()
+	if got := outcomes(l2.apply("l1", down)); got != "APPLIED,APPLIED" {
+		t.Fatalf("level 1's model at level 2: %s", got)
+	}
+	if got := outcomes(l2.apply("l1", down)); got != "STALE,STALE" {
+		t.Fatalf("the same changes again: %s", got)
+	}
+	// Level 2 grants the model's role to its person; not to one homed at
+	// level 1.
+	if _, _, err := l2.svc.CreateGrant(ctx, authz.Grant{Role: clerk.ID, Subject: authz.Subject{Kind: authz.SubjectUser, ID: "ann"}}); err != nil {
+		t.Fatalf("grant at level 2: %v", err)
+	}
+	_, _, err = l2.svc.CreateGrant(ctx, authz.Grant{Role: clerk.ID, Subject: authz.Subject{Kind: authz.SubjectUser, ID: "zoe"}})
+	if reasonOf(err) != centre.ReasonElsewhere || !strings.Contains(err.Error(), `"l1"`) {
+		t.Fatalf("a grant at level 2 of a person homed at level 1: %v", err)
+	}
+	// Level 2's own administrator appointment stays there.
+	if _, _, _, err := l2.svc.AppointAdmin(ctx, "boss", authz.RoleSystemAdmin); err != nil {
+		t.Fatal(err)
+	}
+	up := l2.changes()
+	if got := outcomes(l1.apply("l2", up)); got != "APPLIED,IGNORED" {
+		t.Fatalf("level 2's grants at level 1: %s", got)
+	}
+	if ok, _, err := l1.svc.Check(ctx, index.Query{Person: "ann", App: "oa", Resource: "docs", Operation: "read"}, 0); err != nil || !ok {
+		t.Fatalf("level 2's person at level 1: %v %v", ok, err)
+	}
+	if d, err := l1.svc.CheckAdmin(ctx, index.AdminQuery{Person: "boss", Resource: "identity.users", Operation: "read"}, 0); err != nil || d.Allowed {
+		t.Fatal("level 2's administrator is an administrator at level 1")
+	}
+	// Level 1 refuses to change level 2's grant (and to grant its person),
+	// naming level 2.
+	g := l1.idx.Grants(index.GrantFilter{Subject: &authz.Subject{Kind: authz.SubjectUser, ID: "ann"}})
+	if len(g) != 1 {
+		t.Fatalf("grants of ann at level 1: %v", g)
+	}
+	if _, err := l1.svc.RevokeGrant(ctx, g[0].ID); reasonOf(err) != centre.ReasonElsewhere || !strings.Contains(err.Error(), `"l2"`) {
+		t.Fatalf("revoke of level 2's grant at level 1: %v", err)
+	}
+	_, _, err = l1.svc.CreateGrant(ctx, authz.Grant{Role: clerk.ID, Subject: authz.Subject{Kind: authz.SubjectOrg, ID: "bureau"}})
+	if reasonOf(err) != centre.ReasonElsewhere || !strings.Contains(err.Error(), `"l2"`) {
+		t.Fatalf("grant at level 1 to level 2's subtree: %v", err)
+	}
+	// A level-2 centre cannot send global data, nor grants of people it
+	// is not home for, nor change level 1's objects.
+	forged := func(obj, id string, v any) commands.ReplicaChange {
+		data, _ := json.Marshal(v)
+		p, _ := json.Marshal(commands.ChangePayload{Change: authz.Change{Rev: 99, Obj: obj, Op: authz.OpPut, ID: id, Data: data}})
+		return commands.ReplicaChange{EventID: "forged-" + id, Subject: commands.ChangesSubjectPrefix + obj + ".put", Version: 1000, Payload: p}
+	}
+	got := outcomes(l1.apply("l2", []commands.ReplicaChange{
+		forged(authz.ObjRole, "r-new", authz.Role{ID: "r-new", Code: "evil"}),
+		forged(authz.ObjRole, clerk.ID, authz.Role{ID: clerk.ID, App: "oa", Code: "clerk"}),
+		forged(authz.ObjGrant, "g-zoe", authz.Grant{ID: "g-zoe", Role: clerk.ID, Subject: authz.Subject{Kind: authz.SubjectUser, ID: "zoe"}}),
+		{EventID: "odd", Subject: commands.ChangesSubjectPrefix + "grant.replica.put", Version: 1001, Payload: []byte(`{}`)},
+	}))
+	if got != "NOT_HOMED,NOT_HOMED,NOT_HOMED,IGNORED" {
+		t.Fatalf("forged changes from level 2: %s", got)
+	}
+	// Level 2 revokes; level 1 follows.
+	if _, err := l2.svc.RevokeGrant(ctx, g[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(l1.apply("l2", l2.changes())); got != "APPLIED" {
+		t.Fatalf("revoke at level 1: %s", got)
+	}
+	for _, home := range []string{"l1", "l2"} {
+		if a, b := l1.digest(home), l2.digest(home); a != b {
+			t.Errorf("digests of %s differ:\n l1 %s\n l2 %s", home, a, b)
+		}
+	}
+	if ok, _, _ := l1.svc.Check(ctx, index.Query{Person: "ann", App: "oa", Resource: "docs", Operation: "read"}, 0); ok {
+		t.Fatal("a grant revoked at level 2 still allows at level 1")
+	}
+	// A single centre applies no replica.
+	if _, _, err := newFixture(t).svc.ApplyReplica(ctx, "l2", up); reasonOf(err) != authz.ReasonNotACentre {
+		t.Fatalf("replica at a single centre: %v", err)
+	}
+}

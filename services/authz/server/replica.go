@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
+	"github.com/uias/uias/services/authz/commands"
+)
+
+// replicaServer implements AuthzReplicaService: the sync component applies
+// the authz changes of peer centres here.
+type replicaServer struct {
+	authzv1.UnimplementedAuthzReplicaServiceServer
+	svc *commands.Service
+}
+
+// RegisterReplica registers AuthzReplicaService on g.
+func RegisterReplica(g *grpc.Server, svc *commands.Service) {
+	authzv1.RegisterAuthzReplicaServiceServer(g, replicaServer{svc: svc})
+}
+
+var errReplicaComponentsOnly = apierr.New(apierr.PermissionDenied, "PERMISSION_DENIED", "AuthzReplicaService is for UIAS components only")
+
+// ApplyAuthzReplica implements AuthzReplicaService.
+func (s replicaServer) ApplyAuthzReplica(ctx context.Context, r *authzv1.ApplyAuthzReplicaRequest) (*authzv1.ApplyAuthzReplicaResponse, error) {
+	if !grpcx.FromComponent(ctx) {
+		return nil, errReplicaComponentsOnly
+	}
+	cs := make([]commands.ReplicaChange, len(r.GetChanges()))
+	for i, c := range r.GetChanges() {
+		cs[i] = commands.ReplicaChange{EventID: c.GetEventId(), Subject: c.GetSubject(), Version: c.GetVersion(), Payload: c.GetPayload()}
+	}
+	out, rev, err := s.svc.ApplyReplica(ctx, r.GetOrigin(), cs)
+	if err != nil {
+		return nil, err
+	}
+	res := &authzv1.ApplyAuthzReplicaResponse{Outcomes: make([]string, len(out)), Revision: rev}
+	for i, oc := range out {
+		res.Outcomes[i] = string(oc)
+	}
+	return res, nil
+}
+
+// GetAuthzReplicaDigest implements AuthzReplicaService.
+func (s replicaServer) GetAuthzReplicaDigest(ctx context.Context, r *authzv1.GetAuthzReplicaDigestRequest) (*authzv1.GetAuthzReplicaDigestResponse, error) {
+	if !grpcx.FromComponent(ctx) {
+		return nil, errReplicaComponentsOnly
+	}
+	ds, err := s.svc.ReplicaDigest(ctx, r.GetHome())
+	if err != nil {
+		return nil, err
+	}
+	out := &authzv1.GetAuthzReplicaDigestResponse{}
+	for _, d := range ds {
+		out.Tables = append(out.Tables, &authzv1.AuthzReplicaTableDigest{Table: d.Table, Rows: d.Rows, Sha256: d.SHA256})
+	}
+	return out, nil
+}

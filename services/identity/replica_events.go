@@ -1,0 +1,57 @@
+package identity
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/ids"
+)
+
+// ReplicaToken is inserted before the operation in the subject of the local
+// event of a change applied as a replica:
+// uias.changes.identity.<entity>.replica.<op>. Readers of this centre's
+// CHANGES that take uias.changes.identity.<entity>.> (ticket ends the
+// sessions of a person disabled at their home centre, authz mirrors where
+// people are) learn of it, and read the operation as the last token as
+// ever; the sync links, which take uias.changes.identity.<entity>.<op>
+// only, do not send it back to other centres.
+const ReplicaToken = "replica"
+
+// ReplicaSubject is the subject of the local event of a change applied as
+// a replica, whose subject at its home was subject.
+func ReplicaSubject(subject string) string {
+	i := strings.LastIndexByte(subject, '.')
+	if i < 0 {
+		return subject + "." + ReplicaToken
+	}
+	return subject[:i] + "." + ReplicaToken + subject[i:]
+}
+
+// replicaLocalEvent is the local event of change c of centre origin: its
+// payload without the replica part (hashes stay out of the local stream)
+// and without the legacy administrator flag (administration of this
+// centre is granted here), naming the origin and its event.
+func (s *Service) replicaLocalEvent(origin string, c ReplicaChange) *events.Event {
+	var p map[string]json.RawMessage
+	if json.Unmarshal(c.Payload, &p) != nil || p == nil {
+		return nil
+	}
+	delete(p, "replica")
+	if d, ok := p["data"]; ok {
+		var data map[string]json.RawMessage
+		if json.Unmarshal(d, &data) == nil && data != nil {
+			delete(data, "is_admin")
+			p["data"], _ = json.Marshal(data)
+		}
+	}
+	p["origin"], _ = json.Marshal(origin)
+	p["origin_event_id"], _ = json.Marshal(c.EventID)
+	payload, err := json.Marshal(p)
+	if err != nil {
+		return nil
+	}
+	t := s.now().UTC()
+	return &events.Event{ID: ids.New(), Subject: ReplicaSubject(c.Subject),
+		Type: strings.TrimPrefix(c.Subject, "uias.changes."), Time: t, Payload: payload}
+}
