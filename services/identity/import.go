@@ -461,12 +461,15 @@ func (im *importer) flush(ctx context.Context, batch []ImportItem) error {
 				idList[i] = it.Link.ID
 			}
 		}
-		return []events.Event{
-			im.s.change(ctx, kind, "imported", im.opts.ImportID, map[string]any{"import_id": im.opts.ImportID, "ids": idList}),
+		changes := []events.Event{im.s.change(ctx, kind, "imported", im.opts.ImportID, map[string]any{"import_id": im.opts.ImportID, "ids": idList})}
+		if im.s.homes != nil {
+			// Other centres need what was written (replica_import.go).
+			changes = im.s.importedChanges(ctx, kind, im.opts.ImportID, written)
+		}
+		return append(changes,
 			im.s.audit(ctx, kind+".import", "import:"+im.opts.ImportID, "", "success", "OK", start,
 				map[string]string{"rows": fmt.Sprint(len(written)), "first_row": fmt.Sprint(written[0].Row),
-					"last_row": fmt.Sprint(written[len(written)-1].Row)}),
-		}
+					"last_row": fmt.Sprint(written[len(written)-1].Row)}))
 	})
 	if err != nil {
 		return err

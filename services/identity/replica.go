@@ -266,16 +266,25 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 		pos []int
 	)
 	for i, c := range cs {
-		w, oc, err := s.replicaWrite(ctx, origin, c, b)
-		if err != nil {
-			return nil, err
+		sub, imported := expandImported(c)
+		if !imported {
+			sub = []ReplicaChange{c}
 		}
-		if oc != "" {
-			out[i] = oc
-			continue
+		for _, c := range sub {
+			w, oc, err := s.replicaWrite(ctx, origin, c, b)
+			if err != nil {
+				return nil, err
+			}
+			if oc != "" {
+				out[i] = mergeOutcome(out[i], oc)
+				continue
+			}
+			w.Event = s.replicaLocalEvent(origin, c)
+			ws, pos = append(ws, w), append(pos, i)
 		}
-		w.Event = s.replicaLocalEvent(origin, c)
-		ws, pos = append(ws, w), append(pos, i)
+		if imported && len(sub) == 0 {
+			out[i] = ReplicaIgnored
+		}
 	}
 	if len(ws) == 0 {
 		return out, nil
@@ -286,7 +295,7 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 	}
 	s.kick()
 	for j, oc := range res {
-		out[pos[j]] = oc
+		out[pos[j]] = mergeOutcome(out[pos[j]], oc)
 		switch ws[j].Kind {
 		case "user":
 			s.ForgetUser(ws[j].ID)
@@ -295,6 +304,15 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 		}
 	}
 	return out, nil
+}
+
+// mergeOutcome is the outcome of a change that wrote several objects (an
+// import's): APPLIED when any was, else the first.
+func mergeOutcome(prev, oc ReplicaOutcome) ReplicaOutcome {
+	if prev == "" || oc == ReplicaApplied {
+		return oc
+	}
+	return prev
 }
 
 // replicaWrite turns one change into a store write, or answers its outcome

@@ -1,0 +1,101 @@
+package identity
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/uias/uias/pkg/events"
+)
+
+// Imports reach other centres. A single centre writes one batched
+// "<kind>.imported" event per import batch, naming the ids written. In a
+// multi-centre deployment the batch's event is split into events of at most
+// importReplicaChunk items, each carrying, besides the ids, a replica part
+// with the state of every org, person (with the password hash an import
+// may set) and account link written: another centre applies them as it
+// applies the created event of each (replicaWrite), in the rows' order.
+
+// importReplicaChunk bounds the items of one imported event (its size stays
+// well under NATS's message limit, hashes included).
+const importReplicaChunk = 200
+
+// importedReplica is the replica part of an imported event.
+type importedReplica struct {
+	Items []importedItem `json:"items"`
+}
+
+// importedItem is one object an import wrote: entity org, user or link.
+type importedItem struct {
+	Entity string          `json:"entity"`
+	ID     string          `json:"id"`
+	Rec    json.RawMessage `json:"rec"`
+}
+
+// importedChanges are the imported events of the items written by one
+// import batch.
+func (s *Service) importedChanges(ctx context.Context, kind, importID string, written []ImportItem) []events.Event {
+	var out []events.Event
+	for start := 0; start < len(written); start += importReplicaChunk {
+		chunk := written[start:min(start+importReplicaChunk, len(written))]
+		ids := make([]string, 0, len(chunk))
+		rep := importedReplica{Items: make([]importedItem, 0, len(chunk)+len(chunk)/2)}
+		add := func(entity, id string, rec any) {
+			b, _ := json.Marshal(rec)
+			rep.Items = append(rep.Items, importedItem{Entity: entity, ID: id, Rec: b})
+		}
+		for _, it := range chunk {
+			switch {
+			case it.Org != nil:
+				ids = append(ids, it.Org.ID)
+				add("org", it.Org.ID, orgReplica(it.Org))
+			case it.User != nil:
+				ids = append(ids, it.User.ID)
+				add("user", it.User.ID, userReplica(it.User, true))
+				if it.Link != nil {
+					add("link", it.Link.ID, linkReplica(it.Link))
+				}
+			case it.Link != nil:
+				ids = append(ids, it.Link.ID)
+				add("link", it.Link.ID, linkReplica(it.Link))
+			}
+		}
+		out = append(out, s.changeWith(ctx, kind, "imported", importID, map[string]any{"import_id": importID, "ids": ids}, rep))
+	}
+	return out
+}
+
+// expandImported turns an imported event of another centre into one
+// created change per item (same event id and version: each names its own
+// object), or reports false for any other change.
+func expandImported(c ReplicaChange) ([]ReplicaChange, bool) {
+	var ev replicaEvent
+	if !decoded(c.Payload, &ev) || ev.Op != "imported" || len(ev.Replica) == 0 {
+		return nil, false
+	}
+	var rep importedReplica
+	if !decoded(ev.Replica, &rep) {
+		return nil, false
+	}
+	out := make([]ReplicaChange, 0, len(rep.Items))
+	for _, it := range rep.Items {
+		var rec map[string]json.RawMessage
+		if it.ID == "" || !decoded(it.Rec, &rec) {
+			continue
+		}
+		// The data readers of the local event need (where it is).
+		data := map[string]json.RawMessage{}
+		for _, k := range []string{"parent_id", "org_id", "user_id", "app_id", "login_name", "display_name", "code", "name", "status"} {
+			if v, ok := rec[k]; ok {
+				data[k] = v
+			}
+		}
+		payload, err := json.Marshal(map[string]any{"entity": it.Entity, "op": "created", "id": it.ID, "data": data,
+			"replica": it.Rec})
+		if err != nil {
+			continue
+		}
+		out = append(out, ReplicaChange{EventID: c.EventID, Subject: changesSubjectPrefix + it.Entity + ".created",
+			Version: c.Version, Payload: payload})
+	}
+	return out, true
+}
