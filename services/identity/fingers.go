@@ -154,7 +154,7 @@ func (s *Service) EnrollFinger(ctx context.Context, userID string, position int,
 		Minutiae: len(v.Minutiae), CreatedAt: now, UpdatedAt: now}, TemplateEnc: enc}
 	data := map[string]any{"position": position, "quality": f.Quality, "format": f.Format}
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.PutFinger(ctx, f, MaxFingers, evs) },
-		s.change(ctx, "user", "finger_enrolled", u.ID, data),
+		s.changeWith(ctx, "user", "finger_enrolled", u.ID, data, s.fingerReplicaOf(f)),
 		s.adminAudit(ctx, "finger.enroll", "user:"+u.ID, u.OrgID, start))
 	if errors.Is(err, ErrConflict) {
 		return nil, apierr.New(apierr.FailedPrecondition, "TOO_MANY_FINGERS",

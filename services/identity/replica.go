@@ -100,6 +100,9 @@ type ReplicaWrite struct {
 	WithSecrets bool
 	// Link (upsert); delete needs only ID.
 	Link *AccountLink
+	// Finger (upsert: with its sealed template; delete: user and
+	// position), kind "finger".
+	Finger *StoredFinger
 	// Event is the local CHANGES event of the write (replica_events.go),
 	// added to the outbox when the write is applied.
 	Event *events.Event
@@ -386,6 +389,24 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		}
 		b.orgs[ev.ID] = path
 		return w, "", nil
+	case ev.Entity == "user" && (ev.Op == "finger_enrolled" || ev.Op == "finger_deleted"):
+		var f fingerRecord
+		switch {
+		case ev.Op == "finger_deleted":
+			var d struct {
+				Position int `json:"position"`
+			}
+			if !decoded(ev.Data, &d) || d.Position == 0 {
+				return w, ReplicaIgnored, nil
+			}
+			w.Op, f.Position = ReplicaDelete, d.Position
+		case !hasRep || !decoded(ev.Replica, &f) || f.Position == 0 || f.TemplateEnc == "":
+			return w, ReplicaIgnored, nil
+		}
+		w.Kind, w.ID = "finger", fingerID(ev.ID, f.Position)
+		w.Finger = &StoredFinger{Finger: Finger{UserID: ev.ID, Position: f.Position, Quality: f.Quality, Format: f.Format,
+			Minutiae: f.Minutiae, CreatedAt: f.CreatedAt, UpdatedAt: f.UpdatedAt}, TemplateEnc: f.TemplateEnc}
+		return homed(s.replicaUserOf(ctx, origin, ev.ID, b))
 	case ev.Entity == "user" && hasRep:
 		var r userRecord
 		if !decoded(ev.Replica, &r) {
@@ -588,8 +609,8 @@ type ReplicaTableDigest struct {
 	SHA256 string
 }
 
-// ReplicaDigest returns a digest per table (orgs, users, groups,
-// group_members, apps, account_links) of the rows homed at centre home, as
+// ReplicaDigest returns a digest per table (orgs, users, user_fingers,
+// groups, group_members, apps, account_links) of the rows homed at centre home, as
 // this centre's settings see it, over what every centre holding them holds
 // alike: not the sealed personal data (a replica holds the masked copy),
 // the legacy administrator flag, the login gate, nor the parent of the top
@@ -638,6 +659,21 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 	}); err != nil {
 		return nil, err
 	}
+	// The fingers of those people (their templates sealed as stored).
+	userIDs := make([]string, 0, len(users))
+	for id := range users {
+		userIDs = append(userIDs, id)
+	}
+	slices.Sort(userIDs)
+	for _, id := range userIDs {
+		fs, err := s.store.ListFingers(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
+			add("user_fingers", f.UserID, f.Position, f.Quality, f.Format, f.Minutiae, f.TemplateEnc, ms(f.CreatedAt), ms(f.UpdatedAt))
+		}
+	}
 	var groups []string
 	if err := eachPage(ctx, func(p Page) ([]*Group, string, error) { return s.store.ListGroups(ctx, GroupFilter{}, p) }, func(g *Group) {
 		if orgs[g.OrgID] {
@@ -674,7 +710,7 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 		return nil, err
 	}
 	var out []ReplicaTableDigest
-	for _, t := range []string{"orgs", "users", "groups", "group_members", "apps", "account_links"} {
+	for _, t := range []string{"orgs", "users", "user_fingers", "groups", "group_members", "apps", "account_links"} {
 		rows := tables[t]
 		slices.Sort(rows)
 		h := sha256.New()

@@ -3,6 +3,8 @@ package identity
 import (
 	"context"
 	"encoding/json"
+	"strconv"
+	"time"
 
 	"github.com/uias/uias/pkg/events"
 )
@@ -99,3 +101,37 @@ func expandImported(c ReplicaChange) ([]ReplicaChange, bool) {
 	}
 	return out, true
 }
+
+// Fingerprint templates reach other centres: an enrolment's event carries,
+// in its replica part, the finger with its template sealed as the home
+// centre stored it (centres that share the key ring open it; a centre
+// without the key keeps it sealed and it matches nothing there). The
+// replica's object is the finger (kind "finger", id "<user id>/<position>").
+
+// fingerRecord is the replica part of a finger_enrolled event.
+type fingerRecord struct {
+	Position    int       `json:"position"`
+	Quality     int       `json:"quality"`
+	Format      string    `json:"format"`
+	Minutiae    int       `json:"minutiae"`
+	TemplateEnc string    `json:"template_enc"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func fingerReplica(f *StoredFinger) fingerRecord {
+	return fingerRecord{Position: f.Position, Quality: f.Quality, Format: f.Format, Minutiae: f.Minutiae,
+		TemplateEnc: f.TemplateEnc, CreatedAt: f.CreatedAt.UTC(), UpdatedAt: f.UpdatedAt.UTC()}
+}
+
+// fingerReplicaOf is the replica part of f's enrolment event: only in a
+// multi-centre deployment (nil otherwise).
+func (s *Service) fingerReplicaOf(f *StoredFinger) any {
+	if s.homes == nil {
+		return nil
+	}
+	return fingerReplica(f)
+}
+
+// fingerID is the replica object id of a finger.
+func fingerID(userID string, position int) string { return userID + "/" + strconv.Itoa(position) }

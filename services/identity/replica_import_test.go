@@ -88,3 +88,64 @@ func TestImportReplicated(t *testing.T) {
 		t.Fatalf("digests differ or miss the imported people:\n l1 %v\n l2 %v", d1, d2)
 	}
 }
+
+// TestFingerReplicated: a finger enrolled at level 2 reaches level 1 with
+// its template sealed as level 2 stored it (equal digests of user_fingers),
+// once; a finger deleted at level 2 is deleted at level 1.
+func TestFingerReplicated(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-a", "Bureau A", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "diver", DisplayName: "Diver", OrgID: bureau.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pos := range []int{2, 7} {
+		if _, err := svc2.EnrollFinger(admin2, u.ID, pos, impression(pos, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	again, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, oc := range again {
+		if oc == identity.ReplicaApplied {
+			t.Fatalf("change %d (%s) applied twice", i, cs[i].Subject)
+		}
+	}
+	digests := func(want string) {
+		t.Helper()
+		d1, err := svc1.ReplicaDigest(ctx, "l2a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d2, err := svc2.ReplicaDigest(ctx, "l2a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(d1) != fmt.Sprint(d2) || !strings.Contains(fmt.Sprint(d1), want) {
+			t.Fatalf("digests differ or hold not %q:\n l1 %v\n l2 %v", want, d1, d2)
+		}
+	}
+	digests("user_fingers 2 ")
+	if err := svc2.DeleteFinger(admin2, u.ID, 7); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	digests("user_fingers 1 ")
+}

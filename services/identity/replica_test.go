@@ -163,6 +163,9 @@ func TestReplicaAppliedIntoIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := svc2.EnrollFinger(admin2, u.ID, 2, impression(2, 0)); err != nil {
+		t.Fatal(err)
+	}
 
 	cs, _, audits := l2.changes(t, 0)
 	out, err := svc1.ApplyReplica(ctx, "l2a", cs)

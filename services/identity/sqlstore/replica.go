@@ -75,6 +75,18 @@ func (s *Store) applyReplicaWrite(ctx context.Context, tx *sql.Tx, w *identity.R
 		return s.replicaOrg(ctx, tx, w)
 	case w.Kind == "user" && w.User != nil:
 		return s.replicaUser(ctx, tx, w)
+	case w.Kind == "finger" && w.Finger != nil:
+		f := w.Finger
+		if w.Op == identity.ReplicaDelete {
+			_, err := tx.ExecContext(ctx, s.q("DELETE FROM user_fingers WHERE user_id = ? AND position = ?"), f.UserID, f.Position)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO user_fingers (user_id, position, quality, format, minutiae,
+			template_enc, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, position) DO UPDATE SET
+			quality = excluded.quality, format = excluded.format, minutiae = excluded.minutiae,
+			template_enc = excluded.template_enc, created_at = excluded.created_at, updated_at = excluded.updated_at`),
+			f.UserID, f.Position, f.Quality, f.Format, f.Minutiae, f.TemplateEnc, store.UnixMS(f.CreatedAt), store.UnixMS(f.UpdatedAt))
+		return err
 	case w.Kind == "group" && (w.Op == identity.ReplicaMemberAdd || w.Op == identity.ReplicaMemberRemove):
 		if w.Op == identity.ReplicaMemberRemove {
 			_, err := tx.ExecContext(ctx, s.q("DELETE FROM group_members WHERE group_id = ? AND user_id = ?"), w.ID, w.Member)
