@@ -78,6 +78,13 @@ func (s *Store) Apply(ctx context.Context, link string, items []usync.Item, now 
 			s.db.ForUpdate()), link).Scan(&cur.Seq, &cur.Applied, &cur.Skipped, &lastMS); err != nil {
 			return classify(err, "lock cursor")
 		}
+		// The batch's statements are prepared once (a catch-up applies
+		// thousands of changes per second, each with four statements).
+		ps, err := s.prepareApply(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer ps.close()
 		nowMS := store.UnixMS(now)
 		for i, it := range items {
 			if it.Seq <= cur.Seq {
@@ -87,7 +94,7 @@ func (s *Store) Apply(ctx context.Context, link string, items []usync.Item, now 
 			if it.Change == nil {
 				continue
 			}
-			oc, err := s.applyOne(ctx, tx, *it.Change, nowMS)
+			oc, err := ps.applyOne(ctx, *it.Change, nowMS)
 			if err != nil {
 				return err
 			}
@@ -99,7 +106,7 @@ func (s *Store) Apply(ctx context.Context, link string, items []usync.Item, now 
 				cur.Skipped++
 			}
 		}
-		_, err := tx.ExecContext(ctx, q("UPDATE sync_cursors SET seq = ?, applied = ?, skipped = ?, last_applied_ms = ? WHERE link = ?"),
+		_, err = tx.ExecContext(ctx, q("UPDATE sync_cursors SET seq = ?, applied = ?, skipped = ?, last_applied_ms = ? WHERE link = ?"),
 			int64(cur.Seq), cur.Applied, cur.Skipped, lastMS, link)
 		return classify(err, "move cursor")
 	})
@@ -109,23 +116,74 @@ func (s *Store) Apply(ctx context.Context, link string, items []usync.Item, now 
 	return out, nil
 }
 
-func (s *Store) applyOne(ctx context.Context, tx *sql.Tx, c usync.Change, nowMS int64) (usync.Outcome, error) {
-	q := s.db.Rebind
+// applyStmts are the prepared statements of one Apply transaction.
+type applyStmts struct {
+	seen, object, upsert, applied, skipped *sql.Stmt
+}
+
+func (s *Store) prepareApply(ctx context.Context, tx *sql.Tx) (*applyStmts, error) {
+	ps := &applyStmts{}
+	for _, p := range []struct {
+		st    **sql.Stmt
+		query string
+	}{
+		{&ps.seen, "SELECT 1 FROM sync_applied WHERE event_id = ?"},
+		{&ps.object, "SELECT home, version, event_id, op, deleted, data FROM sync_objects WHERE kind = ? AND id = ?"},
+		{&ps.upsert, `INSERT INTO sync_objects (kind, id, home, version, event_id, op, deleted, data, updated_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (kind, id) DO UPDATE SET home = excluded.home, version = excluded.version, event_id = excluded.event_id,
+			op = excluded.op, deleted = excluded.deleted, data = excluded.data, updated_ms = excluded.updated_ms`},
+		{&ps.applied, `INSERT INTO sync_applied (event_id, origin, kind, object_id, version, applied_ms)
+		VALUES (?, ?, ?, ?, ?, ?)`},
+		{&ps.skipped, `INSERT INTO sync_skipped (event_id, origin, kind, object_id, version, applied_version, reason, at_ms)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+	} {
+		st, err := tx.PrepareContext(ctx, s.db.Rebind(p.query))
+		if err != nil {
+			ps.close()
+			return nil, classify(err, "prepare apply")
+		}
+		*p.st = st
+	}
+	return ps, nil
+}
+
+func (ps *applyStmts) close() {
+	for _, st := range []*sql.Stmt{ps.seen, ps.object, ps.upsert, ps.applied, ps.skipped} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+}
+
+func (ps *applyStmts) applyOne(ctx context.Context, c usync.Change, nowMS int64) (usync.Outcome, error) {
 	skip := func(reason usync.Outcome, have uint64) (usync.Outcome, error) {
-		_, err := tx.ExecContext(ctx, q(`INSERT INTO sync_skipped (event_id, origin, kind, object_id, version, applied_version, reason, at_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), c.EventID, c.Origin, c.Kind, c.ObjectID, int64(c.Version), int64(have), string(reason), nowMS)
+		_, err := ps.skipped.ExecContext(ctx, c.EventID, c.Origin, c.Kind, c.ObjectID, int64(c.Version), int64(have), string(reason), nowMS)
 		return reason, classify(err, "record skipped change")
 	}
 	if c.ObjectID == "" || c.Kind == "" || c.EventID == "" {
 		return skip(usync.Invalid, 0)
 	}
-	seen, err := s.db.Exists(ctx, tx, "SELECT 1 FROM sync_applied WHERE event_id = ?", c.EventID)
-	if err != nil {
+	var one int
+	err := ps.seen.QueryRowContext(ctx, c.EventID).Scan(&one)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return "", classify(err, "read applied")
 	}
-	cur, err := s.object(ctx, tx, c.Kind, c.ObjectID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return "", err
+	seen := err == nil
+	var cur *usync.Object
+	{
+		o := &usync.Object{Kind: c.Kind, ID: c.ObjectID}
+		var version int64
+		var deleted int
+		var data string
+		err := ps.object.QueryRowContext(ctx, c.Kind, c.ObjectID).Scan(&o.Home, &version, &o.EventID, &o.Op, &deleted, &data)
+		switch {
+		case err == nil:
+			o.Version, o.Deleted, o.Data = uint64(version), deleted != 0, []byte(data)
+			cur = o
+		case !errors.Is(err, sql.ErrNoRows):
+			return "", classify(err, "read object")
+		}
 	}
 	oc, next := usync.Decide(cur, seen, c)
 	if oc != usync.Applied {
@@ -135,15 +193,11 @@ func (s *Store) applyOne(ctx context.Context, tx *sql.Tx, c usync.Change, nowMS 
 		}
 		return skip(oc, have)
 	}
-	if _, err := tx.ExecContext(ctx, q(`INSERT INTO sync_objects (kind, id, home, version, event_id, op, deleted, data, updated_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (kind, id) DO UPDATE SET home = excluded.home, version = excluded.version, event_id = excluded.event_id,
-			op = excluded.op, deleted = excluded.deleted, data = excluded.data, updated_ms = excluded.updated_ms`),
-		next.Kind, next.ID, next.Home, int64(next.Version), next.EventID, next.Op, boolInt(next.Deleted), string(next.Data), nowMS); err != nil {
+	if _, err := ps.upsert.ExecContext(ctx, next.Kind, next.ID, next.Home, int64(next.Version), next.EventID, next.Op,
+		boolInt(next.Deleted), string(next.Data), nowMS); err != nil {
 		return "", classify(err, "write object")
 	}
-	if _, err := tx.ExecContext(ctx, q(`INSERT INTO sync_applied (event_id, origin, kind, object_id, version, applied_ms)
-		VALUES (?, ?, ?, ?, ?, ?)`), c.EventID, c.Origin, c.Kind, c.ObjectID, int64(c.Version), nowMS); err != nil {
+	if _, err := ps.applied.ExecContext(ctx, c.EventID, c.Origin, c.Kind, c.ObjectID, int64(c.Version), nowMS); err != nil {
 		return "", classify(err, "record applied")
 	}
 	return usync.Applied, nil
