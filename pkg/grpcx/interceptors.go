@@ -170,17 +170,10 @@ func (c *chain) streamRequestID(srv any, ss grpc.ServerStream, info *grpc.Stream
 
 // ---- client ip ----
 
-// clientIP is the client address of the call: the one a trusted channel
-// (in-process, or signed with the internal key) asserts, else the peer, or
-// for a peer in TrustedProxies the rightmost untrusted X-Forwarded-For hop.
-func (c *chain) clientIP(ctx context.Context) netip.Addr {
-	md, _ := metadata.FromIncomingContext(ctx)
-	o, ok := originOf(ctx, md, c.internalKey)
-	return c.clientIPOf(ctx, md, o, ok)
-}
-
-// clientIPOf is clientIP with the call's metadata and the origin the
-// channel asserted (ok) given.
+// clientIPOf is the client address of the call with metadata md: the one
+// the channel asserts (o, when ok: in-process, or signed with the internal
+// key), else the peer, or for a peer in TrustedProxies the rightmost
+// untrusted X-Forwarded-For hop.
 func (c *chain) clientIPOf(ctx context.Context, md metadata.MD, o Origin, ok bool) netip.Addr {
 	if ok && o.ClientIP.IsValid() {
 		return o.ClientIP
