@@ -53,7 +53,9 @@ func (s *Service) grantHome(ctx context.Context, ch authz.Change) (string, error
 	}
 	var g authz.Grant
 	if ch.Op == authz.OpPut {
-		if json.Unmarshal(ch.Data, &g) != nil {
+		// A grant that does not decode names no subject: its home is
+		// unknown here, which is the answer (the write itself fails later).
+		if decoded := json.Unmarshal(ch.Data, &g) == nil; !decoded {
 			return "", nil
 		}
 	} else if g, _ = s.idx.Grant(ch.ID); g.ID == "" {
