@@ -2,7 +2,6 @@ package component
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/restfile"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 )
 
@@ -37,10 +37,7 @@ var (
 func registerExport(mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
 	cl := auditv1.NewAuditReportServiceClient(conn)
 	return mux.HandlePath(http.MethodGet, ExportPath, func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
-		fail := func(err error) {
-			_, m := runtime.MarshalerForRequest(mux, r)
-			runtime.HTTPError(r.Context(), mux, m, w, r, err)
-		}
+		fail := func(err error) { restfile.Fail(mux, w, r, err) }
 		ctx, err := runtime.AnnotateContext(r.Context(), mux, r, auditv1.AuditReportService_ExportRecords_FullMethodName,
 			runtime.WithHTTPPathPattern(ExportPath))
 		if err != nil {
@@ -69,28 +66,9 @@ func registerExport(mux *runtime.ServeMux, conn grpc.ClientConnInterface) error 
 			fail(err)
 			return
 		}
-		c, err := st.Recv()
-		if err != nil {
-			fail(err)
-			return
-		}
-		w.Header().Set("Content-Type", c.GetContentType())
-		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", c.GetFileName()))
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusOK)
-		rc := http.NewResponseController(w)
-		for {
-			if _, err := w.Write(c.GetData()); err != nil {
-				return // the client went away; cancel ends the export
-			}
-			_ = rc.Flush()
-			if c.GetDone() {
-				return
-			}
-			if c, err = st.Recv(); err != nil {
-				panic(http.ErrAbortHandler) // cut the download: a partial file must not look whole
-			}
-		}
+		restfile.Download(mux, w, r, st.Recv, func(c *auditv1.ExportRecordsChunk) restfile.Header {
+			return restfile.Header{ContentType: c.GetContentType(), FileName: c.GetFileName()}
+		})
 	})
 }
 

@@ -24,7 +24,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/restfile"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/importfile"
@@ -49,10 +49,6 @@ const (
 // MaxUploadBytes is the edge's body limit for uploads: the largest
 // identity.import_max_bytes allowed, plus room for a multipart envelope.
 const MaxUploadBytes = identity.MaxImportMaxBytes + 1<<20
-
-// fileTime bounds reading an upload and writing a download (the edge's
-// server allows 30 s for other requests).
-const fileTime = 2 * time.Hour
 
 // chunk is the size of the pieces an upload is sent in.
 const chunk = 256 << 10
@@ -141,8 +137,7 @@ func (h handlers) admin(w http.ResponseWriter, r *http.Request, method, pattern 
 }
 
 func (h handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
-	_, m := runtime.MarshalerForRequest(h.mux, r)
-	runtime.HTTPError(r.Context(), h.mux, m, w, r, err)
+	restfile.Fail(h.mux, w, r, err)
 }
 
 func badRequest(msg string) error {
@@ -171,13 +166,6 @@ func formatParam(r *http.Request) (string, error) {
 	return f, nil
 }
 
-// longer lets a file request run past the edge server's 30 s timeouts.
-func longer(w http.ResponseWriter) {
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(fileTime))
-	_ = rc.SetWriteDeadline(time.Now().Add(fileTime))
-}
-
 // upload streams the request's file into ImportService.Import and answers
 // its report (JSON, as the RPC's).
 func (h handlers) upload(w http.ResponseWriter, r *http.Request, p map[string]string) {
@@ -203,7 +191,7 @@ func (h handlers) upload(w http.ResponseWriter, r *http.Request, p map[string]st
 			return
 		}
 	}
-	longer(w)
+	restfile.Longer(w)
 	body, format, err := fileOf(r, format, &opts)
 	if err != nil {
 		h.fail(w, r, err)
@@ -388,7 +376,7 @@ func (h handlers) download(w http.ResponseWriter, r *http.Request, p map[string]
 			return
 		}
 	}
-	longer(w)
+	restfile.Longer(w)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st, err := h.exp.Export(ctx, &identityv1.ExportRequest{Kind: kind, Format: formats[format], RevealPersonal: reveal})
@@ -396,28 +384,9 @@ func (h handlers) download(w http.ResponseWriter, r *http.Request, p map[string]
 		h.fail(w, r, err)
 		return
 	}
-	c, err := st.Recv()
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", mediaTypes[format])
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.%s"`, p["kind"], format))
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	for {
-		if _, err := w.Write(c.GetData()); err != nil {
-			return // the client went away; cancel ends the export
-		}
-		_ = rc.Flush()
-		if c.GetDone() {
-			return
-		}
-		if c, err = st.Recv(); err != nil {
-			panic(http.ErrAbortHandler)
-		}
-	}
+	restfile.Download(h.mux, w, r, st.Recv, func(*identityv1.ExportChunk) restfile.Header {
+		return restfile.Header{ContentType: mediaTypes[format], FileName: p["kind"] + "." + format}
+	})
 }
 
 func truncate(s string, n int) string {
