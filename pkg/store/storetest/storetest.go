@@ -87,3 +87,53 @@ func DBs(tb testing.TB) map[string]*store.DB {
 	}
 	return out
 }
+
+// Opener opens a fresh database for one test: OpenSQLite, or Postgres(t).
+type Opener func(tb testing.TB) *store.DB
+
+// Postgres is the Opener of OpenPG on UIAS_TEST_PG_DSN; without it, t is
+// skipped (a store's PostgreSQL conformance run: scripts/test.sh starts a
+// throwaway server and sets the variable).
+func Postgres(t *testing.T) Opener {
+	t.Helper()
+	dsn := os.Getenv(EnvPGDSN)
+	if dsn == "" {
+		t.Skip(EnvPGDSN + " not set")
+	}
+	return func(tb testing.TB) *store.DB { return OpenPG(tb, dsn) }
+}
+
+// Migrate is a store package's migration function.
+type Migrate func(context.Context, *store.DB) error
+
+// Migrated runs migrate on db, failing tb when it fails, and returns db.
+func Migrated(tb testing.TB, db *store.DB, migrate Migrate) *store.DB {
+	tb.Helper()
+	if err := migrate(context.Background(), db); err != nil {
+		tb.Fatalf("migrate: %v", err)
+	}
+	return db
+}
+
+// MigrateTwice checks that migrate can run again on a migrated database
+// (a restart runs it at every start).
+func MigrateTwice(t *testing.T, migrate Migrate) {
+	t.Helper()
+	db := OpenSQLite(t)
+	for range 2 {
+		if err := migrate(context.Background(), db); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Count returns the number of rows of table (a name from the test, never
+// from input), failing tb when it cannot be read.
+func Count(tb testing.TB, db *store.DB, table string) int {
+	tb.Helper()
+	var n int
+	if err := db.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
+		tb.Fatalf("count %s: %v", table, err)
+	}
+	return n
+}

@@ -3,55 +3,28 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
 	istoretest "github.com/uias/uias/services/identity/storetest"
 )
 
-func subject(t *testing.T, db *store.DB) istoretest.Subject {
-	t.Helper()
-	if err := sqlstore.Migrate(context.Background(), db); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return istoretest.Subject{
-		Store: sqlstore.New(db),
-		CountOutbox: func(t *testing.T) int {
-			t.Helper()
-			var n int
-			if err := db.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM events_outbox").Scan(&n); err != nil {
-				t.Fatalf("count outbox: %v", err)
-			}
-			return n
-		},
-	}
+// conformance runs the store's conformance suite on the databases open gives.
+func conformance(t *testing.T, open storetest.Opener) {
+	istoretest.RunWithOutbox(t, func(t *testing.T) istoretest.Subject {
+		db := storetest.Migrated(t, open(t), sqlstore.Migrate)
+		return istoretest.Subject{Store: sqlstore.New(db),
+			CountOutbox: func(t *testing.T) int { return storetest.Count(t, db, "events_outbox") }}
+	})
 }
 
-func TestSQLite(t *testing.T) {
-	istoretest.RunWithOutbox(t, func(t *testing.T) istoretest.Subject { return subject(t, storetest.OpenSQLite(t)) })
-}
+func TestSQLite(t *testing.T)   { conformance(t, storetest.OpenSQLite) }
+func TestPostgres(t *testing.T) { conformance(t, storetest.Postgres(t)) }
 
-func TestPostgres(t *testing.T) {
-	dsn := os.Getenv(storetest.EnvPGDSN)
-	if dsn == "" {
-		t.Skip(storetest.EnvPGDSN + " not set")
-	}
-	istoretest.RunWithOutbox(t, func(t *testing.T) istoretest.Subject { return subject(t, storetest.OpenPG(t, dsn)) })
-}
-
-func TestMigrateIsIdempotent(t *testing.T) {
-	db := storetest.OpenSQLite(t)
-	for range 2 {
-		if err := sqlstore.Migrate(context.Background(), db); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+func TestMigrateIsIdempotent(t *testing.T) { storetest.MigrateTwice(t, sqlstore.Migrate) }
 
 func TestClosedDBIsUnavailable(t *testing.T) {
 	for name, db := range storetest.DBs(t) {
