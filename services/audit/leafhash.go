@@ -19,8 +19,9 @@ func leafHashes(recs []Record) []tlog.Hash {
 	out := make([]tlog.Hash, len(recs))
 	workers := min(runtime.GOMAXPROCS(0), (len(recs)+63)/64)
 	if workers <= 1 {
+		buf := make([]byte, 0, 1024)
 		for i := range recs {
-			out[i] = recs[i].LeafHash()
+			out[i], buf = recs[i].leafHashBuf(buf)
 		}
 		return out
 	}
@@ -29,8 +30,9 @@ func leafHashes(recs []Record) []tlog.Hash {
 	for lo := 0; lo < len(recs); lo += per {
 		hi := min(lo+per, len(recs))
 		wg.Go(func() {
+			buf := make([]byte, 0, 1024)
 			for i := lo; i < hi; i++ {
-				out[i] = recs[i].LeafHash()
+				out[i], buf = recs[i].leafHashBuf(buf)
 			}
 		})
 	}
@@ -60,10 +62,11 @@ func scanHashed(ctx context.Context, st Store, from int64, fn func(r *Record, le
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
+			buf := make([]byte, 0, 1024)
 			for b := range jobs {
 				b.hashes = make([]tlog.Hash, len(b.recs))
 				for i, r := range b.recs {
-					b.hashes[i] = r.LeafHash()
+					b.hashes[i], buf = r.leafHashBuf(buf)
 				}
 				close(b.done)
 			}

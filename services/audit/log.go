@@ -90,7 +90,11 @@ func (l *Log) Append(ctx context.Context, recs []Record) (AppendResult, error) {
 	return res, nil
 }
 
-// appendIn is Append within the transaction tx.
+// appendIn is Append within the transaction tx. The batch's tree hashes
+// are computed in memory: one read of the stored hashes the new records
+// build on (the roots of the complete subtrees of the log so far, at most
+// one per bit of its size), then tlog's hashes record after record with
+// the batch's own hashes at hand; the store writes them with the records.
 func (l *Log) appendIn(ctx context.Context, tx AppendTx, recs []Record) (AppendResult, error) {
 	res := AppendResult{}
 	size, err := tx.Size(ctx)
@@ -105,12 +109,6 @@ func (l *Log) appendIn(ctx context.Context, tx AppendTx, recs []Record) (AppendR
 	if err != nil {
 		return res, err
 	}
-	firstHash := tlog.StoredHashIndex(0, size)
-	pending := map[int64]tlog.Hash{}
-	var hashes []tlog.Hash
-	reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		return readThrough(ctx, tx, pending, idx)
-	})
 	add := make([]Record, 0, len(recs))
 	for _, r := range recs {
 		if known[r.EventID] {
@@ -118,35 +116,98 @@ func (l *Log) appendIn(ctx context.Context, tx AppendTx, recs []Record) (AppendR
 			continue
 		}
 		known[r.EventID] = true
-		r.Seq = size
+		r.Seq = size + int64(len(add))
 		add = append(add, r)
-		size++
 	}
-	size -= int64(len(add))
+	mem, err := newBatchHashes(ctx, tx, size, int64(len(add)))
+	if err != nil {
+		return res, err
+	}
 	// the leaf hashes in parallel (the seq is part of the leaf), then the
 	// tree in order
 	leaves := leafHashes(add)
 	for i := range add {
-		hs, err := tlog.StoredHashesForRecordHash(size, leaves[i], reader)
+		hs, err := tlog.StoredHashesForRecordHash(size+int64(i), leaves[i], mem)
 		if err != nil {
-			return res, fmt.Errorf("tree hashes of record %d: %w", size, err)
+			return res, fmt.Errorf("tree hashes of record %d: %w", size+int64(i), err)
 		}
-		at := firstHash + int64(len(hashes))
-		for i, h := range hs {
-			pending[at+int64(i)] = h
-		}
-		hashes = append(hashes, hs...)
-		size++
+		mem.hashes = append(mem.hashes, hs...)
 	}
-	res.Added, res.Size = len(add), size
+	res.Added, res.Size = len(add), size+int64(len(add))
 	if len(add) > 0 {
-		if err := tx.Append(ctx, add, firstHash, hashes); err != nil {
+		if err := tx.Append(ctx, add, mem.first, mem.hashes); err != nil {
 			return res, err
 		}
 	}
-	cp, err := l.checkpointIfDue(ctx, tx, size, reader)
+	cp, err := l.checkpointIfDue(ctx, tx, res.Size, mem)
 	res.Checkpoint = cp
 	return res, err
+}
+
+// batchHashes is the tree hashes an append needs, in memory: those it
+// writes (from index first on) and the roots of the complete subtrees of
+// the log before it (read once). Anything else is read from the store.
+type batchHashes struct {
+	ctx    context.Context
+	tx     AppendTx
+	first  int64
+	hashes []tlog.Hash
+	roots  map[int64]tlog.Hash
+}
+
+func newBatchHashes(ctx context.Context, tx AppendTx, size, n int64) (*batchHashes, error) {
+	b := &batchHashes{ctx: ctx, tx: tx, first: tlog.StoredHashIndex(0, size), roots: map[int64]tlog.Hash{}}
+	b.hashes = make([]tlog.Hash, 0, tlog.StoredHashIndex(0, size+n)-b.first)
+	var idx []int64
+	var lo int64
+	for level := 62; level >= 0; level-- {
+		if size&(int64(1)<<level) != 0 {
+			idx = append(idx, tlog.StoredHashIndex(level, lo>>level))
+			lo += int64(1) << level
+		}
+	}
+	if len(idx) == 0 {
+		return b, nil
+	}
+	hs, err := tx.ReadHashes(ctx, idx)
+	if err != nil {
+		return nil, err
+	}
+	for i, x := range idx {
+		b.roots[x] = hs[i]
+	}
+	return b, nil
+}
+
+// ReadHashes implements tlog.HashReader.
+func (b *batchHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	var miss []int64
+	for i, x := range idx {
+		if j := x - b.first; j >= 0 && j < int64(len(b.hashes)) {
+			out[i] = b.hashes[j]
+		} else if h, ok := b.roots[x]; ok {
+			out[i] = h
+		} else {
+			miss = append(miss, x)
+		}
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := b.tx.ReadHashes(b.ctx, miss)
+	if err != nil {
+		return nil, err
+	}
+	for i, x := range idx {
+		if j := x - b.first; j >= 0 && j < int64(len(b.hashes)) {
+			continue
+		} else if _, ok := b.roots[x]; ok {
+			continue
+		}
+		out[i], got = got[0], got[1:]
+	}
+	return out, nil
 }
 
 // CheckpointIfDue signs a checkpoint when records came since the latest
@@ -203,35 +264,6 @@ func (l *Log) checkpointIfDue(ctx context.Context, tx AppendTx, size int64, r tl
 		return nil, err
 	}
 	return &cp, nil
-}
-
-// readThrough reads hashes from pending (written in this transaction) or
-// else from the transaction.
-func readThrough(ctx context.Context, tx AppendTx, pending map[int64]tlog.Hash, idx []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(idx))
-	var miss []int64
-	for i, x := range idx {
-		if h, ok := pending[x]; ok {
-			out[i] = h
-		} else {
-			miss = append(miss, x)
-		}
-	}
-	if len(miss) == 0 {
-		return out, nil
-	}
-	got, err := tx.ReadHashes(ctx, miss)
-	if err != nil {
-		return nil, err
-	}
-	j := 0
-	for i, x := range idx {
-		if _, ok := pending[x]; !ok {
-			out[i] = got[j]
-			j++
-		}
-	}
-	return out, nil
 }
 
 // storeReader is the store as a tlog.HashReader.

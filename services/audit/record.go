@@ -54,46 +54,24 @@ type Record struct {
 	Detail map[string]string
 }
 
-// leaf is the canonical form of a Record that the tree hashes: JSON with a
-// fixed field order and sorted detail keys, so the same record always
-// hashes the same on every database.
-type leaf struct {
-	V          int               `json:"v"`
-	Seq        int64             `json:"seq"`
-	EventID    string            `json:"event_id"`
-	Type       string            `json:"type"`
-	Component  string            `json:"component"`
-	TimeMS     int64             `json:"time_ms"`
-	Serial     string            `json:"serial"`
-	TraceID    string            `json:"trace_id"`
-	AppID      string            `json:"app_id"`
-	API        string            `json:"api"`
-	Actor      string            `json:"actor"`
-	Subject    string            `json:"subject"`
-	Org        string            `json:"org"`
-	Result     string            `json:"result"`
-	Reason     string            `json:"reason"`
-	DurationMS float64           `json:"duration_ms"`
-	ClientIP   string            `json:"client_ip"`
-	Detail     map[string]string `json:"detail"`
-}
-
-// LeafData returns the bytes the tree hashes for r (its leaf). The record's
-// Seq is part of it, so a record moved to another place no longer matches.
+// LeafData returns the bytes the tree hashes for r (its leaf): canonical
+// JSON with a fixed field order and sorted detail keys, so the same record
+// always hashes the same on every database (leafjson.go writes it). The
+// record's Seq is part of it, so a record moved to another place no longer
+// matches.
 func (r *Record) LeafData() []byte {
-	d := r.Detail
-	if d == nil {
-		d = map[string]string{}
+	b, ok := r.appendLeaf(make([]byte, 0, 512))
+	if !ok {
+		return nil
 	}
-	b, _ := json.Marshal(leaf{V: 1, Seq: r.Seq, EventID: r.EventID, Type: r.Type, Component: r.Component,
-		TimeMS: r.Time.UnixMilli(), Serial: r.Serial, TraceID: r.TraceID, AppID: r.AppID, API: r.API,
-		Actor: r.Actor, Subject: r.Subject, Org: r.Org, Result: r.Result, Reason: r.Reason,
-		DurationMS: r.DurationMS, ClientIP: r.ClientIP, Detail: d}) // always marshals
 	return b
 }
 
 // LeafHash is the record's leaf hash in the tree.
-func (r *Record) LeafHash() tlog.Hash { return tlog.RecordHash(r.LeafData()) }
+func (r *Record) LeafHash() tlog.Hash {
+	h, _ := r.leafHashBuf(make([]byte, 0, 512))
+	return h
+}
 
 // MalformedDetail is the detail key under which a record keeps (escaped
 // and capped) the payload of an event that is not a valid audit record:

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/bits"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -28,12 +30,34 @@ var migrationFiles embed.FS
 // Store is the SQL implementation of audit.Store.
 type Store struct {
 	db *store.DB
+	// treeFrom caches audit_log.tree_from (-1: not read yet): the first
+	// record whose tree hashes are in audit_tree; those of the records
+	// before it are in audit_hashes_v1, one per row (migration 0004). It
+	// never changes once the migration ran.
+	treeFrom atomic.Int64
 }
 
 var _ audit.Store = (*Store)(nil)
 
 // New returns a Store on db. Run Migrate first.
-func New(db *store.DB) *Store { return &Store{db: db} }
+func New(db *store.DB) *Store {
+	s := &Store{db: db}
+	s.treeFrom.Store(-1)
+	return s
+}
+
+// layout returns audit_log.tree_from (see Store.treeFrom).
+func (s *Store) layout(ctx context.Context, q querier) (int64, error) {
+	if v := s.treeFrom.Load(); v >= 0 {
+		return v, nil
+	}
+	var v int64
+	if err := q.QueryRowContext(ctx, "SELECT tree_from FROM audit_log WHERE id = 1").Scan(&v); err != nil {
+		return 0, classify(err, "tree layout")
+	}
+	s.treeFrom.Store(v)
+	return v, nil
+}
 
 // DB is the store's database (tests and benchmarks).
 func (s *Store) DB() *store.DB { return s.db }
@@ -78,7 +102,7 @@ func (s *Store) InAppend(ctx context.Context, fn func(tx audit.AppendTx) error) 
 		if err := appendCache(ctx, s.db, tx); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, "SELECT size FROM audit_log WHERE id = 1"+s.db.ForUpdate()).Scan(&t.size); err != nil {
+		if err := tx.QueryRowContext(ctx, "SELECT size, tree_from FROM audit_log WHERE id = 1"+s.db.ForUpdate()).Scan(&t.size, &t.treeFrom); err != nil {
 			return classify(err, "lock the log")
 		}
 		return fn(t)
@@ -99,9 +123,10 @@ func appendCache(ctx context.Context, db *store.DB, tx *sql.Tx) error {
 }
 
 type appendTx struct {
-	db   *store.DB
-	q    *sql.Tx
-	size int64
+	db       *store.DB
+	q        *sql.Tx
+	size     int64
+	treeFrom int64
 }
 
 func (t *appendTx) Size(context.Context) (int64, error) { return t.size, nil }
@@ -139,7 +164,7 @@ func (t *appendTx) Known(ctx context.Context, ids []string) (map[string]bool, er
 }
 
 func (t *appendTx) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
-	return readHashes(ctx, t.db, t.q, indexes)
+	return readHashes(ctx, t.db, t.q, t.treeFrom, indexes)
 }
 
 // recordCols are the columns of audit_records in insert order.
@@ -148,21 +173,57 @@ const recordCols = "seq, event_id, event_type, component, time_ms, serial, trace
 const nRecordCols = 17
 
 func (t *appendTx) Append(ctx context.Context, recs []audit.Record, firstHash int64, hashes []tlog.Hash) error {
-	if len(recs) > 0 && recs[0].Seq != t.size {
-		return fmt.Errorf("audit store: append at %d to a log of size %d", recs[0].Seq, t.size)
+	if len(recs) == 0 {
+		return nil
+	}
+	end := t.size + int64(len(recs))
+	for i := range recs {
+		if recs[i].Seq != t.size+int64(i) {
+			return fmt.Errorf("audit store: append of record %d at %d to a log of size %d", recs[i].Seq, t.size+int64(i), t.size)
+		}
+	}
+	if firstHash != tlog.StoredHashIndex(0, t.size) || int64(len(hashes)) != tlog.StoredHashIndex(0, end)-firstHash {
+		return fmt.Errorf("audit store: %d tree hashes from index %d do not belong to records %d to %d", len(hashes), firstHash, t.size, end-1)
 	}
 	if err := insertRecords(ctx, t.db, t.q, recs); err != nil {
 		return err
 	}
-	if err := insertHashes(ctx, t.db, t.q, firstHash, hashes); err != nil {
+	if err := insertTree(ctx, t.db, t.q, t.size, len(recs), hashes); err != nil {
 		return err
 	}
-	size := t.size + int64(len(recs))
-	if _, err := t.q.ExecContext(ctx, t.db.Rebind("UPDATE audit_log SET size = ? WHERE id = 1"), size); err != nil {
+	if _, err := t.q.ExecContext(ctx, t.db.Rebind("UPDATE audit_log SET size = ? WHERE id = 1"), end); err != nil {
 		return classify(err, "set the log size")
 	}
-	t.size = size
+	t.size = end
 	return nil
+}
+
+// treeHashCount is the number of tree hashes tlog stores with record seq:
+// its leaf hash and one per subtree it completes.
+func treeHashCount(seq int64) int { return 1 + bits.TrailingZeros64(uint64(seq+1)) }
+
+// treeRecord is the record that stored the tree hash at index (the one
+// completing its subtree) and the hash's place among that record's.
+func treeRecord(index int64) (seq int64, level int) {
+	level, n := tlog.SplitStoredHashIndex(index)
+	return (n+1)<<level - 1, level
+}
+
+// insertTree stores the tree hashes of the n records from seq first on,
+// one audit_tree row per record (hashes holds them all, in index order).
+func insertTree(ctx context.Context, db *store.DB, q querier, first int64, n int, hashes []tlog.Hash) error {
+	blob := make([]byte, 0, len(hashes)*tlog.HashSize)
+	for _, h := range hashes {
+		blob = append(blob, h[:]...)
+	}
+	off := 0
+	return insertRows(ctx, db, q, "audit_tree", "seq, hashes", 2, n, func(args []any, i int) ([]any, error) {
+		seq := first + int64(i)
+		k := treeHashCount(seq) * tlog.HashSize
+		args = append(args, seq, blob[off:off+k])
+		off += k
+		return args, nil
+	})
 }
 
 func (t *appendTx) Pruned(ctx context.Context) (int64, error) { return pruned(ctx, t.q) }
@@ -217,94 +278,86 @@ type preparer interface {
 	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
-// insertOneByOne reports whether inserts of many rows go best as one
-// prepared single-row statement per row: on SQLite, where a statement
-// costs no round trip, and where a multi-row INSERT is parsed anew each
-// time and makes SQLite write a statement journal (a temporary file, page
-// by page: most of the insert time in profiles) that a single-row INSERT
-// does not need. PostgreSQL gets multi-row statements (one round trip per
-// chunk).
-func insertOneByOne(db *store.DB, q querier) (preparer, bool) {
-	p, ok := q.(preparer)
-	return p, ok && db.Dialect != store.Postgres
+// rowsPerInsert is how many rows one INSERT statement writes.
+func rowsPerInsert(db *store.DB) int {
+	if db.Dialect == store.Postgres {
+		return 200 // one round trip per 200 rows
+	}
+	return 64
 }
 
-// insertHashes inserts the tree hashes from index first on.
-func insertHashes(ctx context.Context, db *store.DB, q querier, first int64, hashes []tlog.Hash) error {
-	const q1 = "INSERT INTO audit_hashes (idx, hash) VALUES (?, ?)"
-	if p, ok := insertOneByOne(db, q); ok && len(hashes) > 1 {
-		stmt, err := p.PrepareContext(ctx, db.Rebind(q1))
-		if err != nil {
-			return classify(err, "insert tree hashes")
-		}
-		defer func() { _ = stmt.Close() }()
-		for i, h := range hashes {
-			if _, err := stmt.ExecContext(ctx, first+int64(i), h[:]); err != nil {
-				return classify(err, "insert tree hashes")
-			}
-		}
+// insertRows inserts n rows of ncols columns (cols) into table through
+// multi-row INSERT statements: the statement of a full chunk of rows is
+// prepared once per call, so neither its parsing nor database/sql's per
+// call costs come per row. arg appends the values of row i.
+//
+// On SQLite the statement is INSERT OR IGNORE: a multi-row statement that
+// may abort half way makes SQLite keep a statement journal (every page it
+// changes copied first: most of the insert time in profiles), one that
+// cannot abort needs none. Nothing may actually be ignored: the caller
+// holds the log's write lock and checked the event ids, and a statement
+// that inserts fewer rows than it was given fails the transaction.
+func insertRows(ctx context.Context, db *store.DB, q querier, table, cols string, ncols, n int, arg func(args []any, i int) ([]any, error)) error {
+	if n == 0 {
 		return nil
 	}
-	const hchunk = 1000
-	for i := 0; i < len(hashes); i += hchunk {
-		part := hashes[i:min(i+hchunk, len(hashes))]
-		args := make([]any, 0, 2*len(part))
-		for j, h := range part {
-			args = append(args, first+int64(i+j), h[:])
+	chunk := min(n, rowsPerInsert(db))
+	verb := "INSERT INTO "
+	if db.Dialect != store.Postgres {
+		verb = "INSERT OR IGNORE INTO "
+	}
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			_ = full.Close()
 		}
-		stmt := "INSERT INTO audit_hashes (idx, hash) VALUES " + rows(len(part), 2)
-		if _, err := q.ExecContext(ctx, db.Rebind(stmt), args...); err != nil {
-			return classify(err, "insert tree hashes")
+	}()
+	args := make([]any, 0, chunk*ncols)
+	for lo := 0; lo < n; lo += chunk {
+		m := min(chunk, n-lo)
+		args = args[:0]
+		for i := lo; i < lo+m; i++ {
+			var err error
+			if args, err = arg(args, i); err != nil {
+				return err
+			}
+		}
+		text := db.Rebind(verb + table + " (" + cols + ") VALUES " + rows(m, ncols))
+		var res sql.Result
+		var err error
+		p, ok := q.(preparer)
+		switch {
+		case m == chunk && ok:
+			if full == nil {
+				if full, err = p.PrepareContext(ctx, text); err != nil {
+					return classify(err, "insert into "+table)
+				}
+			}
+			res, err = full.ExecContext(ctx, args...)
+		default:
+			res, err = q.ExecContext(ctx, text, args...)
+		}
+		if err != nil {
+			return classify(err, "insert into "+table)
+		}
+		if got, err := res.RowsAffected(); err == nil && got != int64(m) {
+			return fmt.Errorf("audit store: insert into %s: %d of %d rows stored (the others were already there)", table, got, m)
 		}
 	}
 	return nil
 }
 
 // recordArgs are the values of r's columns (recordCols order).
-func recordArgs(args []any, r *audit.Record) ([]any, error) {
-	d, err := encodeDetail(r.Detail)
-	if err != nil {
-		return nil, err
-	}
+func recordArgs(args []any, r *audit.Record) []any {
 	return append(args, r.Seq, r.EventID, r.Type, r.Component, r.Time.UnixMilli(), r.Serial, r.TraceID, r.AppID,
-		r.API, r.Actor, r.Subject, r.Org, r.Result, r.Reason, r.DurationMS, r.ClientIP, d), nil
+		r.API, r.Actor, r.Subject, r.Org, r.Result, r.Reason, r.DurationMS, r.ClientIP, audit.EncodeDetail(r.Detail))
 }
 
 // insertRecords inserts recs (Seq set) into audit_records.
 func insertRecords(ctx context.Context, db *store.DB, q querier, recs []audit.Record) error {
-	if p, ok := insertOneByOne(db, q); ok && len(recs) > 1 {
-		stmt, err := p.PrepareContext(ctx, db.Rebind("INSERT INTO audit_records ("+recordCols+") VALUES ("+store.Placeholders(nRecordCols)+")"))
-		if err != nil {
-			return classify(err, "insert records")
-		}
-		defer func() { _ = stmt.Close() }()
-		args := make([]any, 0, nRecordCols)
-		for i := range recs {
-			if args, err = recordArgs(args[:0], &recs[i]); err != nil {
-				return err
-			}
-			if _, err := stmt.ExecContext(ctx, args...); err != nil {
-				return classify(err, "insert records")
-			}
-		}
-		return nil
-	}
-	const chunk = 200 // rows per INSERT (17 parameters each)
-	for i := 0; i < len(recs); i += chunk {
-		part := recs[i:min(i+chunk, len(recs))]
-		args := make([]any, 0, len(part)*nRecordCols)
-		for j := range part {
-			var err error
-			if args, err = recordArgs(args, &part[j]); err != nil {
-				return err
-			}
-		}
-		stmt := "INSERT INTO audit_records (" + recordCols + ") VALUES " + rows(len(part), nRecordCols)
-		if _, err := q.ExecContext(ctx, db.Rebind(stmt), args...); err != nil {
-			return classify(err, "insert records")
-		}
-	}
-	return nil
+	return insertRows(ctx, db, q, "audit_records", recordCols, nRecordCols, len(recs), func(args []any, i int) ([]any, error) {
+		return recordArgs(args, &recs[i]), nil
+	})
 }
 
 // rows returns "(?, ?), (?, ?), ..." for n rows of cols columns.
@@ -321,14 +374,6 @@ func rows(n, cols int) string {
 	return b.String()
 }
 
-func encodeDetail(d map[string]string) (string, error) {
-	if len(d) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(d)
-	return string(b), err
-}
-
 // Size implements audit.Store.
 func (s *Store) Size(ctx context.Context) (int64, error) {
 	var n int64
@@ -338,79 +383,177 @@ func (s *Store) Size(ctx context.Context) (int64, error) {
 
 // ReadHashes implements audit.Store.
 func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
-	return readHashes(ctx, s.db, s.db, indexes)
+	from, err := s.layout(ctx, s.db)
+	if err != nil {
+		return nil, err
+	}
+	return readHashes(ctx, s.db, s.db, from, indexes)
 }
 
-func readHashes(ctx context.Context, db *store.DB, q querier, indexes []int64) ([]tlog.Hash, error) {
+// readHashes reads the stored tree hashes at indexes: from audit_tree for
+// the records from treeFrom on, from audit_hashes_v1 before.
+func readHashes(ctx context.Context, db *store.DB, q querier, treeFrom int64, indexes []int64) ([]tlog.Hash, error) {
 	if len(indexes) == 0 {
 		return nil, nil
 	}
-	got := make(map[int64]tlog.Hash, len(indexes))
-	const chunk = 500
-	for i := 0; i < len(indexes); i += chunk {
-		part := indexes[i:min(i+chunk, len(indexes))]
-		args := make([]any, len(part))
-		for j, x := range part {
-			args[j] = x
+	var oldIdx, seqs []int64
+	for _, x := range indexes {
+		if x < 0 {
+			return nil, fmt.Errorf("audit store: tree hash index %d", x)
 		}
-		rows, err := q.QueryContext(ctx, db.Rebind("SELECT idx, hash FROM audit_hashes WHERE idx IN ("+store.Placeholders(len(part))+")"), args...)
-		if err != nil {
-			return nil, classify(err, "read tree hashes")
+		if seq, _ := treeRecord(x); seq < treeFrom {
+			oldIdx = append(oldIdx, x)
+		} else {
+			seqs = append(seqs, seq)
 		}
-		for rows.Next() {
-			var idx int64
-			var b []byte
-			if err := rows.Scan(&idx, &b); err != nil {
-				rows.Close()
-				return nil, classify(err, "read tree hashes")
-			}
-			var h tlog.Hash
-			if len(b) != len(h) {
-				rows.Close()
-				return nil, fmt.Errorf("audit store: tree hash %d has %d bytes", idx, len(b))
-			}
-			copy(h[:], b)
-			got[idx] = h
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, classify(err, "read tree hashes")
-		}
+	}
+	old := map[int64][]byte{}
+	if err := readBlobs(ctx, db, q, "SELECT idx, hash FROM audit_hashes_v1 WHERE idx IN ", oldIdx, old); err != nil {
+		return nil, err
+	}
+	tree := map[int64][]byte{}
+	if err := readBlobs(ctx, db, q, "SELECT seq, hashes FROM audit_tree WHERE seq IN ", seqs, tree); err != nil {
+		return nil, err
 	}
 	out := make([]tlog.Hash, len(indexes))
 	for i, x := range indexes {
-		h, ok := got[x]
+		seq, level := treeRecord(x)
+		var b []byte
+		var ok bool
+		if seq < treeFrom {
+			b, ok = old[x]
+		} else if b, ok = tree[seq]; ok {
+			if len(b) != treeHashCount(seq)*tlog.HashSize {
+				return nil, fmt.Errorf("audit store: the tree hashes of record %d have %d bytes", seq, len(b))
+			}
+			b = b[level*tlog.HashSize : (level+1)*tlog.HashSize]
+		}
 		if !ok {
 			return nil, fmt.Errorf("audit store: tree hash %d is missing", x)
 		}
-		out[i] = h
+		if len(b) != tlog.HashSize {
+			return nil, fmt.Errorf("audit store: tree hash %d has %d bytes", x, len(b))
+		}
+		copy(out[i][:], b)
 	}
 	return out, nil
 }
 
-// ScanHashes implements audit.Store.
+// readBlobs runs query (ending in "IN ") for keys, in chunks, into out.
+func readBlobs(ctx context.Context, db *store.DB, q querier, query string, keys []int64, out map[int64][]byte) error {
+	const chunk = 500
+	for i := 0; i < len(keys); i += chunk {
+		part := keys[i:min(i+chunk, len(keys))]
+		args := make([]any, len(part))
+		for j, x := range part {
+			args[j] = x
+		}
+		rows, err := q.QueryContext(ctx, db.Rebind(query+"("+store.Placeholders(len(part))+")"), args...)
+		if err != nil {
+			return classify(err, "read tree hashes")
+		}
+		for rows.Next() {
+			var k int64
+			var b []byte
+			if err := rows.Scan(&k, &b); err != nil {
+				rows.Close()
+				return classify(err, "read tree hashes")
+			}
+			out[k] = b
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return classify(err, "read tree hashes")
+		}
+	}
+	return nil
+}
+
+// ScanHashes implements audit.Store: the hashes of audit_hashes_v1 below
+// the layout's boundary, then those of the audit_tree rows, record after
+// record (a row of the wrong length yields its hashes altered, so that
+// they compare unequal).
 func (s *Store) ScanHashes(ctx context.Context, from int64, limit int, fn func(int64, tlog.Hash) error) error {
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind("SELECT idx, hash FROM audit_hashes WHERE idx >= ? ORDER BY idx LIMIT ?"), from, limit)
+	if limit <= 0 {
+		return nil
+	}
+	treeFrom, err := s.layout(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	emitted := 0
+	if boundary := tlog.StoredHashIndex(0, treeFrom); from < boundary {
+		rows, err := s.db.QueryContext(ctx, s.db.Rebind("SELECT idx, hash FROM audit_hashes_v1 WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT ?"),
+			from, boundary, limit)
+		if err != nil {
+			return classify(err, "scan tree hashes")
+		}
+		err = func() error {
+			defer rows.Close()
+			for rows.Next() {
+				var idx int64
+				var b []byte
+				if err := rows.Scan(&idx, &b); err != nil {
+					return classify(err, "scan tree hashes")
+				}
+				if err := fn(idx, hashOf(b)); err != nil {
+					return err
+				}
+				emitted++
+			}
+			return classify(rows.Err(), "scan tree hashes")
+		}()
+		if err != nil || emitted == limit {
+			return err
+		}
+		from = boundary
+	}
+	first, _ := treeRecord(from)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind("SELECT seq, hashes FROM audit_tree WHERE seq >= ? ORDER BY seq LIMIT ?"),
+		first, limit-emitted)
 	if err != nil {
 		return classify(err, "scan tree hashes")
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var idx int64
+		var seq int64
 		var b []byte
-		if err := rows.Scan(&idx, &b); err != nil {
+		if err := rows.Scan(&seq, &b); err != nil {
 			return classify(err, "scan tree hashes")
 		}
-		var h tlog.Hash
-		copy(h[:], b) // a hash of the wrong length compares unequal
-		if len(b) != len(h) {
-			h[0] ^= 0xff
-		}
-		if err := fn(idx, h); err != nil {
-			return err
+		k := treeHashCount(seq)
+		bad := len(b) != k*tlog.HashSize
+		idx := tlog.StoredHashIndex(0, seq)
+		for j := range k {
+			if idx+int64(j) < from {
+				continue
+			}
+			var h tlog.Hash
+			if bad {
+				h[0] = 0xff // compares unequal
+			} else {
+				copy(h[:], b[j*tlog.HashSize:])
+			}
+			if err := fn(idx+int64(j), h); err != nil {
+				return err
+			}
+			if emitted++; emitted == limit {
+				return nil
+			}
 		}
 	}
 	return classify(rows.Err(), "scan tree hashes")
+}
+
+// hashOf is b as a hash; one of the wrong length is altered so that it
+// compares unequal.
+func hashOf(b []byte) tlog.Hash {
+	var h tlog.Hash
+	copy(h[:], b)
+	if len(b) != len(h) {
+		h[0] ^= 0xff
+	}
+	return h
 }
 
 const checkpointCols = "size, root, time_ms, note"

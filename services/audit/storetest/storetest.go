@@ -226,7 +226,7 @@ func testRollback(t *testing.T, s Subject) {
 	err := s.Store.InAppend(ctx, func(tx audit.AppendTx) error {
 		recs := Records("b", 2)
 		recs[0].Seq, recs[1].Seq = 3, 4
-		if err := tx.Append(ctx, recs, tlog.StoredHashIndex(0, 3), []tlog.Hash{{1}, {2}, {3}}); err != nil {
+		if err := tx.Append(ctx, recs, tlog.StoredHashIndex(0, 3), []tlog.Hash{{1}, {2}, {3}, {4}}); err != nil {
 			return err
 		}
 		return boom
@@ -563,15 +563,18 @@ func testTampering(t *testing.T, open func(t *testing.T) Subject) {
 		}, 40, 0},
 		{"cut off the end and the size", func(t *testing.T, s Subject) {
 			s.Exec(t, "DELETE FROM audit_records WHERE seq >= 35")
-			s.Exec(t, "DELETE FROM audit_hashes WHERE idx >= ?", tlog.StoredHashIndex(0, 35))
+			s.Exec(t, "DELETE FROM audit_tree WHERE seq >= 35")
 			s.Exec(t, "UPDATE audit_log SET size = 35")
 		}, 35, 0},
 		{"cut off everything", func(t *testing.T, s Subject) {
 			s.Exec(t, "DELETE FROM audit_records")
 		}, 0, 0},
 		{"delete a tree hash", func(t *testing.T, s Subject) {
-			s.Exec(t, "DELETE FROM audit_hashes WHERE idx = ?", tlog.StoredHashIndex(0, 26))
+			s.Exec(t, "DELETE FROM audit_tree WHERE seq = 26")
 		}, 26, 0},
+		{"cut a record's tree hashes short", func(t *testing.T, s Subject) {
+			s.Exec(t, "UPDATE audit_tree SET hashes = ? WHERE seq = 31", make([]byte, 32))
+		}, 31, 0},
 		{"edit a record and rewrite its tree hashes", func(t *testing.T, s Subject) {
 			s.Exec(t, "UPDATE audit_records SET actor = 'someone else' WHERE seq = 23")
 			rewriteHashes(t, s)
@@ -629,9 +632,17 @@ func rewriteHashes(t *testing.T, s Subject) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Exec(t, "DELETE FROM audit_hashes")
-	for i, h := range mem {
-		s.Exec(t, "INSERT INTO audit_hashes (idx, hash) VALUES (?, ?)", i, h[:])
+	// one row per record: the hashes stored with it, concatenated
+	s.Exec(t, "DELETE FROM audit_tree")
+	var seq int64
+	for i := 0; i < len(mem); seq++ {
+		n := int(tlog.StoredHashIndex(0, seq+1) - tlog.StoredHashIndex(0, seq))
+		var b []byte
+		for _, h := range mem[i : i+n] {
+			b = append(b, h[:]...)
+		}
+		s.Exec(t, "INSERT INTO audit_tree (seq, hashes) VALUES (?, ?)", seq, b)
+		i += n
 	}
 }
 
