@@ -20,7 +20,7 @@ type Config struct {
 	// of its signing keys (letters, digits, '.', '_', '/', '-'). Give each
 	// centre's log its own (default "uias.audit").
 	Origin string `yaml:"origin"`
-	// Batch is the most events stored in one transaction (500); BatchWait
+	// Batch is the most events stored in one transaction (2000); BatchWait
 	// how long the consumer waits to fill one (500ms).
 	Batch     int           `yaml:"batch"`
 	BatchWait time.Duration `yaml:"batch_wait"`
@@ -64,7 +64,7 @@ const MinRetention = 24 * time.Hour
 
 // Defaults returns the audit defaults.
 func Defaults() *Config {
-	return &Config{Origin: "uias.audit", Batch: 500, BatchWait: 500 * time.Millisecond, CheckpointEvery: 1000,
+	return &Config{Origin: "uias.audit", Batch: 2000, BatchWait: 500 * time.Millisecond, CheckpointEvery: 1000,
 		CheckpointInterval: 10 * time.Second, StreamMaxAge: MinStreamMaxAge, Retention: 365 * 24 * time.Hour,
 		RetentionCheck: time.Hour, PDFFont: audit.DefaultPDFFont, PDFLatinFont: audit.DefaultPDFLatinFont, Reports: defaultReports(),
 		Analytics: analyticsDefaults()}

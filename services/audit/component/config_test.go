@@ -37,7 +37,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := Settings(&c)
-	if s.Origin != "uias.audit" || s.Batch != 500 || s.BatchWait != 500*time.Millisecond || s.CheckpointEvery != 1000 ||
+	if s.Origin != "uias.audit" || s.Batch != 2000 || s.BatchWait != 500*time.Millisecond || s.CheckpointEvery != 1000 ||
 		s.CheckpointInterval != 10*time.Second || s.StreamMaxAge != 7*24*time.Hour || s.KeyFileIn(&c) != filepath.Join("data", "keyring.json") {
 		t.Fatalf("defaults: %+v", s)
 	}

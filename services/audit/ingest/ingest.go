@@ -26,7 +26,8 @@ const Durable = "audit"
 
 // Options configure an Ingester.
 type Options struct {
-	// Batch is the most events stored in one transaction (default 500).
+	// Batch is the most events stored in one transaction (default 2000:
+	// bigger transactions write fewer pages per record).
 	Batch int
 	// MaxWait is how long a fetch waits for a full batch (default 500ms).
 	MaxWait time.Duration
@@ -57,7 +58,7 @@ type Ingester struct {
 // New returns an ingester of js's AUDIT stream into l.
 func New(js jetstream.JetStream, l *audit.Log, o Options) *Ingester {
 	if o.Batch <= 0 {
-		o.Batch = 500
+		o.Batch = 2000
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = 500 * time.Millisecond

@@ -31,7 +31,7 @@ import (
 // (UIAS_TEST_PG_DSN); UIAS_AUDIT_BENCH_QUERY_RECORDS sets the size of the
 // query benchmark's log (default 1,000,000); UIAS_AUDIT_BENCH_INGEST_RECORDS
 // and UIAS_AUDIT_BENCH_INGEST_BATCH the ingest's records (50,000) and
-// batch size (500).
+// batch size (2,000, the ingest default).
 
 func benchDB(b *testing.B, pg bool) (*store.DB, *sqlstore.Store) {
 	b.Helper()
@@ -85,7 +85,7 @@ func plainInsert(b *testing.B, db *store.DB, recs []audit.Record, first int64, b
 }
 
 // BenchmarkIngest: Log.Append (records, tree hashes, duplicate check,
-// checkpoints every 1000) in batches of 500 against the same inserts
+// checkpoints every 1000) in batches of 2,000 against the same inserts
 // without the tree, on SQLite (and PostgreSQL with UIAS_AUDIT_BENCH_PG=1).
 // The two alternate batch by batch on two databases, so that the load of a
 // shared machine falls on both alike.
@@ -95,7 +95,7 @@ func BenchmarkIngest(b *testing.B) {
 		dbs = append(dbs, "postgres")
 	}
 	n := benchSize("UIAS_AUDIT_BENCH_INGEST_RECORDS", 50000)
-	batch := benchSize("UIAS_AUDIT_BENCH_INGEST_BATCH", 500)
+	batch := benchSize("UIAS_AUDIT_BENCH_INGEST_BATCH", 2000)
 	for _, name := range dbs {
 		b.Run(name, func(b *testing.B) {
 			var ours, floor, oursCPU, floorCPU time.Duration
