@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,9 +9,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/uias/uias/pkg/config"
-	"github.com/uias/uias/pkg/discovery/etcdtest"
-	"github.com/uias/uias/pkg/events"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	identitycomponent "github.com/uias/uias/services/identity/component"
@@ -142,26 +138,8 @@ func TestAdminDecisionCacheAcrossProcesses(t *testing.T) {
 }
 
 func adminDecisionAcross(t *testing.T, natsDown bool) {
-	dir := t.TempDir()
-	etcd, endpoints, err := etcdtest.Start(filepath.Join(dir, "etcd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer etcd.Close()
-	ns, err := events.StartEmbeddedNATS(filepath.Join(dir, "nats"), "127.0.0.1", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	mk := func(target, data string) config.Config {
-		c := testConfig(filepath.Join(dir, data))
-		c.Target = target
-		c.Etcd.Endpoints, c.Etcd.LeaseTTL = endpoints, 2
-		c.NATS.URL, c.NATS.Embedded, c.Discovery = ns.ClientURL(), false, config.DiscoveryEtcd
-		c.InternalKey = "0123456789abcdef-internal"
-		c.Complete()
-		return c
-	}
+	d := newDeployment(t)
+	mk := d.config
 	idCfg := mk("identity", "identity")
 	makeKeyRing(t, idCfg)
 	if ttl := identitycomponent.Settings(&idCfg).AdminDecisionTTL; ttl != time.Second {
@@ -179,7 +157,7 @@ func adminDecisionAcross(t *testing.T, natsDown bool) {
 		}
 	}
 	if natsDown {
-		ns.Shutdown()
+		d.nats.Shutdown()
 		w.revokeWest(t)
 		t0 := time.Now()
 		eventually(t, "the revocation to stop pat", func() bool { return status.Code(w.readCarol()) == codes.PermissionDenied })
