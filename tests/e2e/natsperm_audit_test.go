@@ -10,7 +10,6 @@ import (
 
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
-	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/audit"
 	auditcomponent "github.com/uias/uias/services/audit/component"
 	"github.com/uias/uias/services/audit/ingest"
@@ -23,37 +22,17 @@ import (
 // would lose or forge records: no purge, no delete of the stream, a record
 // or its consumer, no stream edits, no records of other components.
 func TestNATSAuditUserOfDeployConfig(t *testing.T) {
-	dir := t.TempDir()
-	p := startPermNATS(t, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	setupConn, _ := p.connect(t, p.setup, "setup")
-	setupJS, _ := jetstream.New(setupConn)
-	if err := events.EnsureStreams(ctx, setupJS); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
-	idConn, _ := p.connect(t, p.identity, "identity")
-	idJS, _ := jetstream.New(idConn)
-	ev := events.Event{ID: "ev-1", Subject: "uias.audit.identity.authenticate", Type: "audit.authenticate",
-		Time: time.Now(), Payload: []byte(`{"result":"success","api":"authenticate"}`)}
-	if _, err := idJS.PublishMsg(ctx, events.Msg(ev), jetstream.WithMsgID(ev.ID)); err != nil {
-		t.Fatal(err)
-	}
+	p := startPermTest(t)
+	ctx := p.ctx
+	p.publishAsIdentity(t, events.Event{ID: "ev-1", Subject: "uias.audit.identity.authenticate", Type: "audit.authenticate",
+		Time: time.Now(), Payload: []byte(`{"result":"success","api":"authenticate"}`)})
 
-	auditConn, viol := p.connect(t, p.audit, "audit")
-	auditJS, _ := jetstream.New(auditConn)
+	auditJS, auditConn, viol := p.user(t, p.audit, "audit")
 	if err := events.EnsureStreams(ctx, auditJS); err != nil {
 		t.Fatalf("the audit user checking the streams: %v", err)
 	}
-	db, err := store.Open(ctx, "sqlite", filepath.Join(dir, "audit.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := crypto.NewRingFile(filepath.Join(dir, "ring.json"))
+	db := p.sqlite(t, "audit.db", sqlstore.Migrate)
+	ring, err := crypto.NewRingFile(filepath.Join(p.dir, "ring.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +83,7 @@ func TestNATSAuditUserOfDeployConfig(t *testing.T) {
 		}},
 	)
 	wantRefused(t, ctx, "audit", viol, attacks)
-	s, err := setupJS.Stream(ctx, events.StreamAudit)
+	s, err := p.setupJS.Stream(ctx, events.StreamAudit)
 	if err != nil {
 		t.Fatal(err)
 	}

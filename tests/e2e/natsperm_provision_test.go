@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
-	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/sync/provision"
 	"github.com/uias/uias/services/sync/provision/webhook"
 	"github.com/uias/uias/services/sync/sqlstore"
@@ -29,36 +27,17 @@ import (
 // more with them: no records under another component's name, no changes,
 // no purge or edit of AUDIT.
 func TestNATSSyncUserRunsProvisioning(t *testing.T) {
-	dir := t.TempDir()
-	p := startPermNATS(t, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	setupConn, _ := p.connect(t, p.setup, "setup")
-	setupJS, _ := jetstream.New(setupConn)
-	if err := events.EnsureStreams(ctx, setupJS); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
-	idConn, _ := p.connect(t, p.identity, "identity")
-	idJS, _ := jetstream.New(idConn)
+	p := startPermTest(t)
+	ctx := p.ctx
 	change := func(entity, id, data string) {
 		t.Helper()
-		ev := events.Event{ID: "ev-" + id, Subject: "uias.changes.identity." + entity + ".created", Type: "identity." + entity + ".created",
-			Time: time.Now(), Payload: []byte(fmt.Sprintf(`{"entity":%q,"op":"created","id":%q,"data":%s}`, entity, id, data))}
-		if _, err := idJS.PublishMsg(ctx, events.Msg(ev), jetstream.WithMsgID(ev.ID)); err != nil {
-			t.Fatal(err)
-		}
+		p.publishAsIdentity(t, events.Event{ID: "ev-" + id, Subject: "uias.changes.identity." + entity + ".created",
+			Type: "identity." + entity + ".created", Time: time.Now(),
+			Payload: []byte(fmt.Sprintf(`{"entity":%q,"op":"created","id":%q,"data":%s}`, entity, id, data))})
 	}
 
-	syncConn, viol := p.connect(t, p.sync, "sync")
-	syncJS, _ := jetstream.New(syncConn)
-	db, err := store.Open(ctx, "sqlite", filepath.Join(dir, "sync.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	syncJS, _, viol := p.user(t, p.sync, "sync")
+	db := p.sqlite(t, "sync.db", sqlstore.Migrate)
 	ring, err := crypto.ParseRing(crypto.NewRingJSON())
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +100,7 @@ func TestNATSSyncUserRunsProvisioning(t *testing.T) {
 	}
 	ecancel()
 	<-done
-	aud, err := setupJS.Stream(ctx, events.StreamAudit)
+	aud, err := p.setupJS.Stream(ctx, events.StreamAudit)
 	if err != nil {
 		t.Fatal(err)
 	}

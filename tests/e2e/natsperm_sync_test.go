@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/uias/uias/pkg/events"
-	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/sync/applier"
 	"github.com/uias/uias/services/sync/sqlstore"
 )
@@ -22,35 +21,15 @@ import (
 // of a stream or a message, no edit of CHANGES, no event of its own, no
 // other stream.
 func TestNATSSyncUserOfDeployConfig(t *testing.T) {
-	dir := t.TempDir()
-	p := startPermNATS(t, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	setupConn, _ := p.connect(t, p.setup, "setup")
-	setupJS, _ := jetstream.New(setupConn)
-	if err := events.EnsureStreams(ctx, setupJS); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
-	idConn, _ := p.connect(t, p.identity, "identity")
-	idJS, _ := jetstream.New(idConn)
+	p := startPermTest(t)
+	ctx := p.ctx
 	for i := range 3 {
-		ev := events.Event{ID: fmt.Sprintf("ev-%d", i), Subject: "uias.changes.identity.user.updated", Type: "identity.user.updated",
-			Time: time.Now(), Payload: []byte(fmt.Sprintf(`{"id":"u1","data":{"n":%d}}`, i))}
-		if _, err := idJS.PublishMsg(ctx, events.Msg(ev), jetstream.WithMsgID(ev.ID)); err != nil {
-			t.Fatal(err)
-		}
+		p.publishAsIdentity(t, events.Event{ID: fmt.Sprintf("ev-%d", i), Subject: "uias.changes.identity.user.updated",
+			Type: "identity.user.updated", Time: time.Now(), Payload: []byte(fmt.Sprintf(`{"id":"u1","data":{"n":%d}}`, i))})
 	}
 
-	syncConn, viol := p.connect(t, p.sync, "sync")
-	syncJS, _ := jetstream.New(syncConn)
-	db, err := store.Open(ctx, "sqlite", dir+"/sync.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	syncJS, _, viol := p.user(t, p.sync, "sync")
+	db := p.sqlite(t, "sync.db", sqlstore.Migrate)
 	st := sqlstore.New(db)
 	a := applier.New(syncJS, st, []applier.Link{applier.LocalLink("l1"), applier.PeerLink("l2a", applier.Up)},
 		applier.Options{Logger: zaptest.NewLogger(t)})
@@ -90,7 +69,7 @@ func TestNATSSyncUserOfDeployConfig(t *testing.T) {
 		}},
 	)
 	wantRefused(t, ctx, "sync", viol, attacks)
-	s, err := setupJS.Stream(ctx, events.StreamChanges)
+	s, err := p.setupJS.Stream(ctx, events.StreamChanges)
 	if err != nil {
 		t.Fatal(err)
 	}
