@@ -59,6 +59,11 @@ type Options struct {
 	// Alert is told of each dead letter (the component publishes an audit
 	// event); nil: none.
 	Alert func(ctx context.Context, s *Subscription, d Delivery)
+	// LeaseTTL is how long a process's lease on a subscription's queue
+	// lasts without renewal (30s, at least 3 × Timeout): another sync
+	// process on the same database takes the queue over that long after
+	// the holder was killed (at once when it stopped).
+	LeaseTTL time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -83,6 +88,9 @@ func (o Options) withDefaults() Options {
 	if o.Poll <= 0 {
 		o.Poll = time.Second
 	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = max(30*time.Second, 3*o.Timeout)
+	}
 	return o
 }
 
@@ -91,6 +99,8 @@ func (o Options) withDefaults() Options {
 // holds back another.
 type Engine struct {
 	o Options
+	// owner names this engine in the subscriptions' leases.
+	owner string
 
 	mu      sync.Mutex
 	workers map[string]*worker
@@ -112,7 +122,7 @@ type worker struct {
 // New returns the engine; Run starts it.
 func New(o Options) *Engine {
 	o = o.withDefaults()
-	e := &Engine{o: o, workers: map[string]*worker{}, kick: make(chan struct{}, 1),
+	e := &Engine{o: o, owner: ids.New(), workers: map[string]*worker{}, kick: make(chan struct{}, 1),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_provision_delivered_total",
 			Help: "Deliveries made to business systems, by application."}, []string{"app"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_provision_failed_attempts_total",
@@ -509,21 +519,44 @@ func (e *Engine) wait(ctx context.Context, w *worker, d time.Duration) bool {
 	return true
 }
 
+// deliverBatch is how many due deliveries a worker reads at once, and the
+// most whose outcomes it records in one transaction; recordEvery bounds how
+// long outcomes wait to be recorded (and so how much a killed process
+// delivers again after its restart).
+const (
+	deliverBatch = 64
+	recordEvery  = 250 * time.Millisecond
+)
+
 // work delivers the subscription's queue in order. A failed delivery holds
 // the subscription's later ones (they may be later states of the same
 // object) until it succeeds or is dead-lettered; it never holds another
 // subscription's.
+//
+// The queue is read a batch at a time and the outcomes of a batch are
+// recorded together, in one transaction (each delivery's own row: status,
+// attempts, latency, last error), so a business system is not held to one
+// database commit per delivery. Nothing is recorded as delivered before it
+// was: a process killed before the record delivers those deliveries again
+// after its restart, which the transports make harmless (each delivery
+// carries the object's current state; SCIM and LDAP look it up first).
 func (e *Engine) work(ctx context.Context, w *worker) {
 	s := w.sub
 	log := e.o.Logger.With(zap.String("subscription", s.ID), zap.String("app", s.App))
 	var tr Transport
+	l := &lease{e: e, sub: s.ID, log: log}
 	defer func() {
 		if tr != nil {
 			_ = tr.Close()
 		}
+		l.release(ctx)
 	}()
 	for ctx.Err() == nil {
-		d, err := e.o.Store.NextDue(ctx, s.ID)
+		if !l.hold(ctx) {
+			e.wait(ctx, w, e.o.Poll) // another process delivers this queue
+			continue
+		}
+		ds, err := e.o.Store.Due(ctx, s.ID, deliverBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				e.storeErrors.WithLabelValues("queue").Inc()
@@ -532,70 +565,166 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 			e.wait(ctx, w, e.o.Poll)
 			continue
 		}
-		if d == nil {
+		if len(ds) == 0 {
 			e.wait(ctx, w, e.o.Poll)
 			continue
 		}
-		if wait := d.NextAt.Sub(e.o.Now()); wait > 0 {
+		if wait := ds[0].NextAt.Sub(e.o.Now()); wait > 0 {
 			e.wait(ctx, w, min(wait, e.o.Poll))
 			continue
 		}
-		if tr == nil {
-			dial := e.o.Dial[s.Transport]
-			if dial == nil {
-				err = fmt.Errorf("transport %q is not available", s.Transport)
-			} else {
-				tr, err = dial(s)
+		b := &recordBatch{e: e, s: s, log: log, since: time.Now()}
+		recorded := true
+		for i := range ds {
+			d := &ds[i]
+			if i > 0 && (d.NextAt.After(e.o.Now()) || !l.hold(ctx)) {
+				break // not due yet (it holds the later ones), or the lease lost
 			}
-		}
-		if err == nil {
-			err = e.deliver(ctx, tr, d)
-		}
-		if ctx.Err() != nil {
-			return // stopped mid-delivery: delivered again after the restart
-		}
-		now := e.o.Now()
-		attempts := d.Attempts + 1
-		if err == nil {
-			lat := now.Sub(d.CreatedAt)
-			if err := e.o.Store.Delivered(ctx, d.Seq, attempts, now, lat); err != nil {
-				// delivered again once the database answers (deliveries are idempotent)
-				e.storeErrors.WithLabelValues("record").Inc()
-				log.Warn("provisioning: recording a delivery failed", zap.Error(err))
-				e.wait(ctx, w, e.o.Poll)
+			if tr == nil {
+				dial := e.o.Dial[s.Transport]
+				if dial == nil {
+					err = fmt.Errorf("transport %q is not available", s.Transport)
+				} else {
+					tr, err = dial(s)
+				}
+			}
+			if err == nil {
+				err = e.deliver(ctx, tr, d)
+			}
+			if ctx.Err() != nil {
+				// stopped mid-delivery: this one is delivered again after
+				// the restart; those before it are recorded if the
+				// database answers soon
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				b.record(rctx)
+				cancel()
+				return
+			}
+			now := e.o.Now()
+			attempts := d.Attempts + 1
+			if err == nil {
+				b.outs = append(b.outs, Outcome{Seq: d.Seq, Attempts: attempts, OK: true, At: now, Latency: now.Sub(d.CreatedAt)})
+				if time.Since(b.since) >= recordEvery {
+					if recorded = b.record(ctx); !recorded {
+						break
+					}
+				}
 				continue
 			}
-			e.delivered.WithLabelValues(s.App).Inc()
-			e.latency.WithLabelValues(s.App).Observe(lat.Seconds())
-			continue
+			e.failed.WithLabelValues(s.App).Inc()
+			msg := err.Error()
+			if len(msg) > 500 {
+				msg = msg[:500]
+			}
+			b.failed = d
+			b.outs = append(b.outs, Outcome{Seq: d.Seq, Attempts: attempts, LastError: msg,
+				Next: now.Add(Backoff(attempts, e.o.RetryFirst, e.o.RetryMax)), Dead: attempts >= e.o.MaxAttempts})
+			if errors.Is(err, errBrokenTransport) && tr != nil {
+				_ = tr.Close()
+				tr = nil
+			}
+			break // a failure holds the later deliveries
 		}
-		e.failed.WithLabelValues(s.App).Inc()
-		dead := attempts >= e.o.MaxAttempts
-		msg := err.Error()
-		if len(msg) > 500 {
-			msg = msg[:500]
-		}
-		if err := e.o.Store.Failed(ctx, d.Seq, attempts, msg, now.Add(Backoff(attempts, e.o.RetryFirst, e.o.RetryMax)), dead); err != nil {
-			e.storeErrors.WithLabelValues("record").Inc()
-			log.Warn("provisioning: recording a failure failed", zap.Error(err))
+		if !b.record(ctx) || !recorded {
 			e.wait(ctx, w, e.o.Poll)
+		}
+	}
+}
+
+// lease is a worker's lease on its subscription's queue.
+type lease struct {
+	e     *Engine
+	sub   string
+	log   *zap.Logger
+	until time.Time
+}
+
+// hold reports whether the worker holds the lease for one more delivery,
+// renewing it when less than a delivery's timeout is left. (Wall-clock
+// time: other processes compare it with theirs.)
+func (l *lease) hold(ctx context.Context) bool {
+	e := l.e
+	now := time.Now()
+	if now.Add(e.o.Timeout + time.Second).Before(l.until) {
+		return true
+	}
+	ok, err := e.o.Store.Lease(ctx, l.sub, e.owner, now, now.Add(e.o.LeaseTTL))
+	if err != nil {
+		if ctx.Err() == nil {
+			e.storeErrors.WithLabelValues("lease").Inc()
+			l.log.Warn("provisioning: taking the queue's lease failed", zap.Error(err))
+		}
+		return false
+	}
+	if !ok {
+		l.until = time.Time{}
+		return false
+	}
+	l.until = now.Add(e.o.LeaseTTL)
+	return true
+}
+
+// release gives the lease up, if held (a stopped process: another takes
+// the queue over at once).
+func (l *lease) release(ctx context.Context) {
+	if l.until.IsZero() {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := l.e.o.Store.Release(rctx, l.sub, l.e.owner); err != nil {
+		l.log.Info("provisioning: the queue's lease was not given up; it expires", zap.Error(err))
+	}
+	l.until = time.Time{}
+}
+
+// recordBatch is the outcomes of a worker's batch not recorded yet.
+type recordBatch struct {
+	e     *Engine
+	s     *Subscription
+	log   *zap.Logger
+	outs  []Outcome
+	since time.Time
+	// failed is the delivery whose attempt failed (the last outcome).
+	failed *Delivery
+}
+
+// record writes the outcomes in one transaction and then counts them; it
+// reports false when the database refused them (they are delivered again).
+func (b *recordBatch) record(ctx context.Context) bool {
+	e, s := b.e, b.s
+	outs, failed := b.outs, b.failed
+	b.outs, b.failed, b.since = nil, nil, time.Now()
+	if len(outs) == 0 {
+		return true
+	}
+	if err := e.o.Store.Record(ctx, outs); err != nil {
+		if ctx.Err() == nil {
+			// delivered again once the database answers (deliveries are idempotent)
+			e.storeErrors.WithLabelValues("record").Inc()
+			b.log.Warn("provisioning: recording deliveries failed", zap.Int("deliveries", len(outs)), zap.Error(err))
+		}
+		return false
+	}
+	for _, o := range outs {
+		if o.OK {
+			e.delivered.WithLabelValues(s.App).Inc()
+			e.latency.WithLabelValues(s.App).Observe(o.Latency.Seconds())
 			continue
 		}
 		// the message is the transport's, which never carries secrets
-		log.Info("provisioning: delivery failed", zap.Int64("seq", d.Seq), zap.Int("attempt", attempts), zap.Bool("dead", dead),
-			zap.String("error", msg))
-		if dead {
+		b.log.Info("provisioning: delivery failed", zap.Int64("seq", o.Seq), zap.Int("attempt", o.Attempts), zap.Bool("dead", o.Dead),
+			zap.String("error", o.LastError))
+		if o.Dead && failed != nil {
 			e.dead.WithLabelValues(s.App).Inc()
-			d.Attempts, d.LastError, d.Status = attempts, msg, Dead
+			d := *failed
+			d.Attempts, d.LastError, d.Status = o.Attempts, o.LastError, Dead
 			if e.o.Alert != nil {
-				e.o.Alert(ctx, s, *d)
+				e.o.Alert(ctx, s, d)
 			}
 		}
-		if errors.Is(err, errBrokenTransport) && tr != nil {
-			_ = tr.Close()
-			tr = nil
-		}
 	}
+	return true
 }
 
 // errBrokenTransport marks failures after which the transport is rebuilt.

@@ -3,6 +3,7 @@ package provision
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -165,40 +166,113 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 			live = append(live, s)
 		}
 	}
-	before, err := matchAll(tx, live, touched)
+	before, _, err := matchAll(tx, live, touched)
 	if err != nil {
 		return 0, err
 	}
 	if err := mutate(); err != nil {
 		return 0, err
 	}
-	after, err := matchAll(tx, live, touched)
+	after, objs, err := matchAll(tx, live, touched)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	q := &enqueuer{tx: tx, eventID: c.EventID, now: now}
 	for i, s := range live {
+		var moved []string // people who came into or left the selection
 		for j, r := range touched {
-			op := ""
 			switch {
 			case after[i][j] && (r.changed || !before[i][j]):
-				op = OpUpsert
+				if err := q.add(s, r.kind, r.id, OpUpsert); err != nil {
+					return q.n, err
+				}
 			case before[i][j] && !after[i][j]:
-				op = OpDelete
+				if err := q.add(s, r.kind, r.id, s.LeaveOp(objs[j])); err != nil {
+					return q.n, err
+				}
 			default:
 				continue
 			}
-			added, err := tx.Enqueue(Delivery{Subscription: s.ID, App: s.App, EventID: c.EventID, Kind: r.kind, ObjectID: r.id,
-				Op: op, CreatedAt: now})
-			if err != nil {
-				return n, err
+			if r.kind == KindUser && before[i][j] != after[i][j] {
+				moved = append(moved, r.id)
 			}
-			if added {
-				n++
+		}
+		if err := q.groupsOf(s, moved); err != nil {
+			return q.n, err
+		}
+	}
+	return q.n, nil
+}
+
+// enqueuer enqueues the deliveries of one change (or one edit of a
+// selection) and counts those added.
+type enqueuer struct {
+	tx      Tx
+	eventID string
+	batchID string
+	now     time.Time
+	n       int
+	// groups caches the group ids of people and the groups read.
+	groups map[string][]string
+	objs   map[string]*Object
+}
+
+func (q *enqueuer) add(s *Subscription, kind, id, op string) error {
+	added, err := q.tx.Enqueue(Delivery{Subscription: s.ID, App: s.App, EventID: q.eventID, Kind: kind, ObjectID: id, Op: op,
+		BatchID: q.batchID, CreatedAt: q.now})
+	if added {
+		q.n++
+	}
+	return err
+}
+
+// groupsOf enqueues, after the people themselves, an upsert of each
+// selected group of the people who came into or left s's selection: a
+// business system that keeps a group's members (LDAP, SCIM) gets them at
+// once, not at the group's next write. (A group delivered by the same
+// change already is not enqueued twice.)
+func (q *enqueuer) groupsOf(s *Subscription, people []string) error {
+	if len(people) == 0 {
+		return nil
+	}
+	if q.groups == nil {
+		q.groups, q.objs = map[string][]string{}, map[string]*Object{}
+	}
+	seen := map[string]bool{}
+	for _, u := range people {
+		gs, ok := q.groups[u]
+		if !ok {
+			var err error
+			if gs, err = q.tx.GroupsOf(u); err != nil {
+				return err
+			}
+			q.groups[u] = gs
+		}
+		for _, g := range gs {
+			if seen[g] {
+				continue
+			}
+			seen[g] = true
+			o, ok := q.objs[g]
+			if !ok {
+				var err error
+				if o, err = q.tx.Object(KindGroup, g); err != nil {
+					return err
+				}
+				q.objs[g] = o
+			}
+			in, err := GroupMatches(q.tx, s, o, Filter{})
+			if err != nil {
+				return err
+			}
+			if in {
+				if err := q.add(s, KindGroup, g, OpUpsert); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	return n, nil
+	return nil
 }
 
 // grantUsers lists the users a grant to (kind, id) reaches: the user, a
@@ -265,13 +339,15 @@ func hasKey(data json.RawMessage, key string) bool {
 	return ok
 }
 
-func matchAll(tx Tx, subs []*Subscription, refs []ref) ([][]bool, error) {
+// matchAll reports, for each subscription and each ref, whether the
+// object is in the selection; it returns the objects read too.
+func matchAll(tx Tx, subs []*Subscription, refs []ref) ([][]bool, []*Object, error) {
 	out := make([][]bool, len(subs))
 	objs := make([]*Object, len(refs))
 	for j, r := range refs {
 		o, err := tx.Object(r.kind, r.id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		objs[j] = o
 	}
@@ -280,12 +356,12 @@ func matchAll(tx Tx, subs []*Subscription, refs []ref) ([][]bool, error) {
 		for j := range refs {
 			ok, err := Matches(tx, s, objs[j], Filter{})
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			out[i][j] = ok
 		}
 	}
-	return out, nil
+	return out, objs, nil
 }
 
 func isDelete(op string) bool {
@@ -333,4 +409,66 @@ func EnqueueSelection(tx Tx, s *Subscription, f Filter, batchID string, now time
 		}
 	}
 	return n, nil
+}
+
+// EnqueueEdit enqueues, in tx, what an edit of a subscription's selection
+// (from old to sub) changes at the business system, as batch batchID: an
+// upsert of each object that came into the selection, the removal of each
+// that left it (sub.LeaveOp: deleted, or a person disabled), and an upsert
+// of each group still selected that a person came into or left with the
+// edit (its members changed there). Orgs first, then people, then groups,
+// so that members exist before their groups. It returns how many
+// deliveries it added.
+func EnqueueEdit(tx Tx, old, sub *Subscription, batchID string, now time.Time) (int, error) {
+	q := &enqueuer{tx: tx, eventID: "edit:" + batchID, batchID: batchID, now: now}
+	moved := map[string]bool{}
+	for _, kind := range []string{KindOrg, KindUser, KindGroup} {
+		after := ""
+		for {
+			objs, err := tx.Objects(kind, after, 500)
+			if err != nil {
+				return q.n, err
+			}
+			for i := range objs {
+				o := &objs[i]
+				was, err := Matches(tx, old, o, Filter{})
+				if err != nil {
+					return q.n, err
+				}
+				is, err := Matches(tx, sub, o, Filter{})
+				if err != nil {
+					return q.n, err
+				}
+				op := ""
+				switch {
+				case is && !was:
+					op = OpUpsert
+				case was && !is:
+					op = sub.LeaveOp(o)
+				case is && kind == KindGroup && len(moved) > 0:
+					members, err := tx.Members(o.ID)
+					if err != nil {
+						return q.n, err
+					}
+					if slices.ContainsFunc(members, func(u string) bool { return moved[u] }) {
+						op = OpUpsert
+					}
+				}
+				if op == "" {
+					continue
+				}
+				if kind == KindUser {
+					moved[o.ID] = true
+				}
+				if err := q.add(sub, kind, o.ID, op); err != nil {
+					return q.n, err
+				}
+			}
+			if len(objs) < 500 {
+				break
+			}
+			after = objs[len(objs)-1].ID
+		}
+	}
+	return q.n, nil
 }

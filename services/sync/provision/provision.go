@@ -60,6 +60,19 @@ const (
 	OpUpsert = "upsert"
 	// OpDelete removes it (deleted, or no longer in the selection).
 	OpDelete = "delete"
+	// OpDisable keeps a person who left the selection at the business
+	// system, inactive (subscriptions with the setting on_leave=disable).
+	OpDisable = "disable"
+)
+
+// What happens to a person who leaves a subscription's selection (setting
+// on_leave): deleted at the business system (the default), or disabled
+// (kept, inactive: SCIM active=false, webhook op "disable"). Orgs and
+// groups that leave are always deleted, and so is anyone deleted in UIAS.
+const (
+	SettingOnLeave = "on_leave"
+	LeaveDelete    = "delete"
+	LeaveDisable   = "disable"
 )
 
 // Delivery states.
@@ -121,6 +134,28 @@ type Subscription struct {
 // HasSecret reports whether a secret is set (what callers are told).
 func (s *Subscription) HasSecret() bool { return s.Secret != "" }
 
+// LeaveOp is the operation that removes o from the business system when it
+// leaves the selection (not deleted in UIAS): OpDisable for a person when
+// the subscription says on_leave=disable, else OpDelete.
+func (s *Subscription) LeaveOp(o *Object) string {
+	if o != nil && !o.Deleted && o.Kind == KindUser && s.Settings[SettingOnLeave] == LeaveDisable {
+		return OpDisable
+	}
+	return OpDelete
+}
+
+// SameSelection reports whether a and b select the same (the order of the
+// ids aside).
+func SameSelection(a, b Selection) bool {
+	same := func(x, y []string) bool {
+		x, y = slices.Clone(x), slices.Clone(y)
+		slices.Sort(x)
+		slices.Sort(y)
+		return slices.Equal(slices.Compact(x), slices.Compact(y))
+	}
+	return a.Linked == b.Linked && same(a.Orgs, b.Orgs) && same(a.Roles, b.Roles) && same(a.Groups, b.Groups)
+}
+
 var idRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // Validate checks a subscription before it is stored; its error is a
@@ -169,6 +204,15 @@ func (s *Subscription) Validate() error {
 		}
 	default:
 		return bad("transport", "must be webhook, scim or ldap, got %q", s.Transport)
+	}
+	switch s.Settings[SettingOnLeave] {
+	case "", LeaveDelete:
+	case LeaveDisable:
+		if s.Transport == LDAP {
+			return bad("settings.on_leave", "must be delete for ldap (an inetOrgPerson entry has no disabled state)")
+		}
+	default:
+		return bad("settings.on_leave", "must be delete or disable, got %q", s.Settings[SettingOnLeave])
 	}
 	if s.Transport == Webhook && len(s.Secret) < 16 {
 		return bad("secret", "must be at least 16 characters for a signed webhook")

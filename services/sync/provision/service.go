@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/ids"
+	"github.com/uias/uias/pkg/store"
 )
 
 // Reasons of provisioning's errors.
@@ -91,6 +93,11 @@ func (s *Service) Create(ctx context.Context, sub *Subscription) (*Subscription,
 }
 
 // Update replaces a subscription's settings (an empty secret keeps it).
+// An edit of an enabled subscription's selection is delivered at once: what
+// came into the selection is upserted, what left it is deleted (or, for
+// people, disabled: setting on_leave), in the transaction that stores the
+// edit, so that no change is projected against a selection the business
+// system does not have.
 func (s *Service) Update(ctx context.Context, sub *Subscription) (*Subscription, error) {
 	cur, err := s.Store.GetSubscription(ctx, sub.ID)
 	if err != nil {
@@ -109,12 +116,50 @@ func (s *Service) Update(ctx context.Context, sub *Subscription) (*Subscription,
 	if err := check.Validate(); err != nil {
 		return nil, badSub(err)
 	}
-	if err := s.Store.UpdateSubscription(ctx, sub); err != nil {
+	batchID := ids.New()
+	n := 0
+	err = s.Store.InTx(ctx, func(tx Tx) error {
+		n = 0
+		if err := tx.Lock(); err != nil {
+			return err
+		}
+		subs, err := tx.Subscriptions()
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(subs, func(x *Subscription) bool { return x.ID == sub.ID })
+		if i < 0 {
+			return store.NotFound("subscription " + sub.ID)
+		}
+		before := subs[i]
+		if err := tx.UpdateSubscription(sub); err != nil {
+			return err
+		}
+		sub.InitialBatch = before.InitialBatch
+		// an initial batch still to be enqueued takes the new selection;
+		// a disabled subscription gets nothing until it is enabled
+		if before.Enabled && sub.Enabled && before.InitialBatch != "" && !SameSelection(before.Selection, sub.Selection) {
+			n, err = EnqueueEdit(tx, before, sub, batchID, sub.UpdatedAt)
+		}
+		return err
+	})
+	if err != nil {
 		return nil, err
+	}
+	if n > 0 {
+		s.logger().Info("provisioning: the edited selection's changes enqueued", zap.String("subscription", sub.ID),
+			zap.String("app", sub.App), zap.String("batch", batchID), zap.Int("deliveries", n))
 	}
 	s.kick()
 	sub.Secret = check.Secret
 	return sub, nil
+}
+
+func (s *Service) logger() *zap.Logger {
+	if s.Engine != nil {
+		return s.Engine.o.Logger
+	}
+	return zap.NewNop()
 }
 
 // Delete removes a subscription and its queue.

@@ -48,6 +48,9 @@ type Tx interface {
 	Lock() error
 	// Subscriptions lists every subscription (secrets left out).
 	Subscriptions() ([]*Subscription, error)
+	// UpdateSubscription is Store.UpdateSubscription inside the
+	// transaction.
+	UpdateSubscription(s *Subscription) error
 	// StartInitial records batch as sub's initial batch (and at as its
 	// last batch time), unless one is recorded already (then it reports
 	// false).
@@ -81,6 +84,21 @@ type Store interface {
 
 	// NextDue returns the subscription's oldest pending delivery (nil: none).
 	NextDue(ctx context.Context, sub string) (*Delivery, error)
+	// Due returns up to limit of the subscription's pending deliveries,
+	// oldest first.
+	Due(ctx context.Context, sub string, limit int) ([]Delivery, error)
+	// Lease takes or renews owner's lease on sub's queue until until: it
+	// reports false while another owner holds one that has not expired at
+	// now. Only the holder delivers a subscription's queue, so several sync
+	// processes on one database never deliver the same delivery at once.
+	Lease(ctx context.Context, sub, owner string, now, until time.Time) (bool, error)
+	// Release gives owner's lease on sub up (another process takes over at
+	// once).
+	Release(ctx context.Context, sub, owner string) error
+	// Record writes the outcomes of delivery attempts, in one transaction.
+	// An outcome of a delivery that is no longer pending (delivered or
+	// dead already, or removed with its subscription) changes nothing.
+	Record(ctx context.Context, outs []Outcome) error
 	// Delivered marks a delivery done.
 	Delivered(ctx context.Context, seq int64, attempts int, at time.Time, latency time.Duration) error
 	// Failed records a failed attempt: the next attempt at next, or dead.
@@ -97,6 +115,21 @@ type Store interface {
 	// pending delivery, last error and pending deliveries of its initial
 	// batch.
 	Queues(ctx context.Context) (map[string]SubStatus, error)
+}
+
+// Outcome is the result of one delivery attempt.
+type Outcome struct {
+	Seq      int64
+	Attempts int
+	// OK: delivered at At, Latency after the delivery's creation.
+	OK      bool
+	At      time.Time
+	Latency time.Duration
+	// Otherwise: the failure as a person reads it, and the next attempt
+	// at Next, or none (Dead).
+	LastError string
+	Next      time.Time
+	Dead      bool
 }
 
 // DeliveryFilter selects deliveries (each empty: any).

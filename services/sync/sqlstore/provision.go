@@ -69,6 +69,14 @@ func (p *Provision) CreateSubscription(ctx context.Context, s *provision.Subscri
 
 // UpdateSubscription implements provision.Store.
 func (p *Provision) UpdateSubscription(ctx context.Context, s *provision.Subscription) error {
+	return p.updateSub(ctx, p.db, s)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (p *Provision) updateSub(ctx context.Context, ex execer, s *provision.Subscription) error {
 	sel, _ := json.Marshal(selectionJSON(s.Selection))
 	set, _ := json.Marshal(s.Settings)
 	q := `UPDATE prov_subscriptions SET name = ?, selection = ?, transport = ?, endpoint = ?, settings = ?, strategy = ?,
@@ -83,7 +91,7 @@ func (p *Provision) UpdateSubscription(ctx context.Context, s *provision.Subscri
 		q += ", secret_sealed = ?"
 		args = append(args, sec)
 	}
-	res, err := p.db.ExecContext(ctx, p.db.Rebind(q+" WHERE id = ?"), append(args, s.ID)...)
+	res, err := ex.ExecContext(ctx, p.db.Rebind(q+" WHERE id = ?"), append(args, s.ID)...)
 	if err != nil {
 		return classify(err, "update subscription")
 	}
@@ -103,6 +111,9 @@ func (p *Provision) DeleteSubscription(ctx context.Context, id string) error {
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return store.NotFound("subscription " + id)
+		}
+		if _, err := tx.ExecContext(ctx, p.db.Rebind("DELETE FROM prov_leases WHERE subscription = ?"), id); err != nil {
+			return err
 		}
 		_, err = tx.ExecContext(ctx, p.db.Rebind("DELETE FROM prov_deliveries WHERE subscription = ? AND status = ?"), id, provision.Pending)
 		return err
@@ -314,6 +325,10 @@ func (t *provTx) Subscriptions() ([]*provision.Subscription, error) {
 	return out, classify(rows.Err(), "list subscriptions")
 }
 
+func (t *provTx) UpdateSubscription(s *provision.Subscription) error {
+	return t.p.updateSub(t.ctx, t.tx, s)
+}
+
 func (t *provTx) StartInitial(sub, batch string, at time.Time) (bool, error) {
 	res, err := t.tx.ExecContext(t.ctx, t.db.Rebind(`UPDATE prov_subscriptions SET initial_batch = ?, last_batch_ms = ?
 		WHERE id = ? AND initial_batch = ''`), batch, store.UnixMS(at), sub)
@@ -460,33 +475,106 @@ func scanDelivery(row interface{ Scan(...any) error }) (provision.Delivery, erro
 
 // NextDue implements provision.Store.
 func (p *Provision) NextDue(ctx context.Context, sub string) (*provision.Delivery, error) {
-	d, err := scanDelivery(p.db.QueryRowContext(ctx, p.db.Rebind("SELECT "+delCols+
-		" FROM prov_deliveries WHERE subscription = ? AND status = ? ORDER BY seq LIMIT 1"), sub, provision.Pending))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+	ds, err := p.Due(ctx, sub, 1)
+	if err != nil || len(ds) == 0 {
+		return nil, err
 	}
+	return &ds[0], nil
+}
+
+// Due implements provision.Store.
+func (p *Provision) Due(ctx context.Context, sub string, limit int) ([]provision.Delivery, error) {
+	rows, err := p.db.QueryContext(ctx, p.db.Rebind("SELECT "+delCols+
+		" FROM prov_deliveries WHERE subscription = ? AND status = ? ORDER BY seq LIMIT ?"), sub, provision.Pending, limit)
 	if err != nil {
-		return nil, classify(err, "next delivery")
+		return nil, classify(err, "due deliveries")
 	}
-	return &d, nil
+	defer rows.Close()
+	var out []provision.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, classify(err, "due deliveries")
+		}
+		out = append(out, d)
+	}
+	return out, classify(rows.Err(), "due deliveries")
+}
+
+// Record implements provision.Store: one transaction, two prepared
+// statements.
+func (p *Provision) Record(ctx context.Context, outs []provision.Outcome) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	return classify(p.db.InTx(ctx, func(tx *sql.Tx) error {
+		var ok, failed *sql.Stmt
+		defer func() {
+			for _, st := range []*sql.Stmt{ok, failed} {
+				if st != nil {
+					_ = st.Close()
+				}
+			}
+		}()
+		for _, o := range outs {
+			var err error
+			if o.OK {
+				if ok == nil {
+					if ok, err = tx.PrepareContext(ctx, p.db.Rebind(`UPDATE prov_deliveries SET status = ?, attempts = ?, delivered_ms = ?,
+						latency_ms = ? WHERE seq = ? AND status = ?`)); err != nil {
+						return err
+					}
+				}
+				_, err = ok.ExecContext(ctx, provision.Delivered, o.Attempts, store.UnixMS(o.At), o.Latency.Milliseconds(), o.Seq,
+					provision.Pending)
+			} else {
+				if failed == nil {
+					if failed, err = tx.PrepareContext(ctx, p.db.Rebind(`UPDATE prov_deliveries SET status = ?, attempts = ?,
+						failures = failures + 1, last_error = ?, next_ms = ? WHERE seq = ? AND status = ?`)); err != nil {
+						return err
+					}
+				}
+				st := provision.Pending
+				if o.Dead {
+					st = provision.Dead
+				}
+				_, err = failed.ExecContext(ctx, st, o.Attempts, o.LastError, store.UnixMS(o.Next), o.Seq, provision.Pending)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}), "record deliveries")
+}
+
+// Lease implements provision.Store: taken when there is none, when owner
+// holds it, or when it expired before now.
+func (p *Provision) Lease(ctx context.Context, sub, owner string, now, until time.Time) (bool, error) {
+	res, err := p.db.ExecContext(ctx, p.db.Rebind(`INSERT INTO prov_leases (subscription, owner, until_ms) VALUES (?, ?, ?)
+		ON CONFLICT (subscription) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms
+		WHERE prov_leases.owner = excluded.owner OR prov_leases.until_ms < ?`), sub, owner, store.UnixMS(until), store.UnixMS(now))
+	if err != nil {
+		return false, classify(err, "lease")
+	}
+	n, err := res.RowsAffected()
+	return n > 0, classify(err, "lease")
+}
+
+// Release implements provision.Store.
+func (p *Provision) Release(ctx context.Context, sub, owner string) error {
+	_, err := p.db.ExecContext(ctx, p.db.Rebind("UPDATE prov_leases SET until_ms = 0 WHERE subscription = ? AND owner = ?"), sub, owner)
+	return classify(err, "release lease")
 }
 
 // Delivered implements provision.Store.
 func (p *Provision) Delivered(ctx context.Context, seq int64, attempts int, at time.Time, latency time.Duration) error {
-	_, err := p.db.ExecContext(ctx, p.db.Rebind(`UPDATE prov_deliveries SET status = ?, attempts = ?, delivered_ms = ?, latency_ms = ?
-		WHERE seq = ?`), provision.Delivered, attempts, store.UnixMS(at), latency.Milliseconds(), seq)
-	return classify(err, "mark delivered")
+	return p.Record(ctx, []provision.Outcome{{Seq: seq, Attempts: attempts, OK: true, At: at, Latency: latency}})
 }
 
 // Failed implements provision.Store.
 func (p *Provision) Failed(ctx context.Context, seq int64, attempts int, lastErr string, next time.Time, dead bool) error {
-	st := provision.Pending
-	if dead {
-		st = provision.Dead
-	}
-	_, err := p.db.ExecContext(ctx, p.db.Rebind(`UPDATE prov_deliveries SET status = ?, attempts = ?, failures = failures + 1,
-		last_error = ?, next_ms = ? WHERE seq = ?`), st, attempts, lastErr, store.UnixMS(next), seq)
-	return classify(err, "record failure")
+	return p.Record(ctx, []provision.Outcome{{Seq: seq, Attempts: attempts, LastError: lastErr, Next: next, Dead: dead}})
 }
 
 func deliveryWhere(f provision.DeliveryFilter) store.Where {

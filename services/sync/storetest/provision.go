@@ -280,4 +280,121 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 			t.Fatalf("queues %+v %v", q, err)
 		}
 	})
+
+	t.Run("DueAndRecordInOneTransaction", func(t *testing.T) {
+		s, _ := open(t)
+		if err := s.CreateSubscription(ctx, newSub("s1", "app1")); err != nil {
+			t.Fatal(err)
+		}
+		err := s.InTx(ctx, func(tx provision.Tx) error {
+			for _, id := range []string{"u1", "u2", "u3", "u4"} {
+				if _, err := tx.Enqueue(provision.Delivery{Subscription: "s1", App: "app1", EventID: "e1", Kind: provision.KindUser,
+					ObjectID: id, Op: provision.OpUpsert, CreatedAt: now}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, err := s.Due(ctx, "s1", 3)
+		if err != nil || len(ds) != 3 || ds[0].ObjectID != "u1" || ds[2].ObjectID != "u3" || ds[0].Seq >= ds[1].Seq {
+			t.Fatalf("due %+v %v", ds, err)
+		}
+		if err := s.Record(ctx, []provision.Outcome{
+			{Seq: ds[0].Seq, Attempts: 1, OK: true, At: now.Add(time.Second), Latency: 100 * time.Millisecond},
+			{Seq: ds[1].Seq, Attempts: 2, OK: true, At: now.Add(time.Second), Latency: 300 * time.Millisecond},
+			{Seq: ds[2].Seq, Attempts: 1, LastError: "HTTP 503", Next: now.Add(time.Minute)},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		rest, err := s.Due(ctx, "s1", 10)
+		if err != nil || len(rest) != 2 || rest[0].Seq != ds[2].Seq || rest[0].Attempts != 1 || rest[0].LastError != "HTTP 503" ||
+			!rest[0].NextAt.Equal(now.Add(time.Minute)) || rest[1].ObjectID != "u4" {
+			t.Fatalf("due after the record %+v %v", rest, err)
+		}
+		// an outcome of a delivery no longer pending changes nothing
+		if err := s.Record(ctx, []provision.Outcome{{Seq: ds[0].Seq, Attempts: 9, LastError: "late", Next: now, Dead: true},
+			{Seq: rest[0].Seq, Attempts: 2, LastError: "HTTP 503", Next: now, Dead: true}}); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.Report(ctx, "app1", now.Add(-time.Hour), now.Add(time.Hour))
+		if err != nil || len(rows) != 1 || rows[0].Delivered != 2 || rows[0].Dead != 1 || rows[0].Pending != 1 || rows[0].Failed != 2 ||
+			rows[0].AvgLatencyMS != 200 {
+			t.Fatalf("report %+v %v", rows, err)
+		}
+		if err := s.Record(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		// a subscription updated inside a transaction (an edited
+		// selection and its deliveries in one): an empty secret keeps it
+		upd := newSub("s1", "app1")
+		upd.Secret, upd.Selection, upd.UpdatedAt = "", provision.Selection{Groups: []string{"g1"}}, now.Add(time.Minute)
+		if err := s.InTx(ctx, func(tx provision.Tx) error { return tx.UpdateSubscription(upd) }); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetSubscription(ctx, "s1")
+		if err != nil || got.Secret != "webhook-secret-0123456789" || !slices.Equal(got.Selection.Groups, []string{"g1"}) ||
+			len(got.Selection.Orgs) != 0 || !got.UpdatedAt.Equal(now.Add(time.Minute)) {
+			t.Fatalf("updated in a transaction: %+v %v", got, err)
+		}
+		if err := s.InTx(ctx, func(tx provision.Tx) error { return tx.UpdateSubscription(newSub("nope", "x")) }); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("update missing in a transaction: %v", err)
+		}
+	})
+
+	t.Run("LeaseOfAQueue", func(t *testing.T) {
+		s, _ := open(t)
+		if err := s.CreateSubscription(ctx, newSub("s1", "app1")); err != nil {
+			t.Fatal(err)
+		}
+		lease := func(owner string, at time.Time) bool {
+			t.Helper()
+			ok, err := s.Lease(ctx, "s1", owner, at, at.Add(30*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		if !lease("a", now) {
+			t.Fatal("a first lease refused")
+		}
+		if lease("b", now.Add(10*time.Second)) {
+			t.Fatal("b took a's lease before it expired")
+		}
+		if !lease("a", now.Add(20*time.Second)) {
+			t.Fatal("a could not renew its lease")
+		}
+		if lease("b", now.Add(40*time.Second)) {
+			t.Fatal("b took a's renewed lease before it expired")
+		}
+		if !lease("b", now.Add(51*time.Second)) {
+			t.Fatal("b could not take an expired lease")
+		}
+		if lease("a", now.Add(52*time.Second)) {
+			t.Fatal("a took b's lease back")
+		}
+		if err := s.Release(ctx, "s1", "a"); err != nil { // not a's: nothing changes
+			t.Fatal(err)
+		}
+		if lease("a", now.Add(53*time.Second)) {
+			t.Fatal("a released b's lease")
+		}
+		if err := s.Release(ctx, "s1", "b"); err != nil {
+			t.Fatal(err)
+		}
+		if !lease("a", now.Add(54*time.Second)) {
+			t.Fatal("a could not take a released lease")
+		}
+		if err := s.DeleteSubscription(ctx, "s1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateSubscription(ctx, newSub("s1", "app1")); err != nil {
+			t.Fatal(err)
+		}
+		if !lease("b", now.Add(55*time.Second)) {
+			t.Fatal("the lease outlived its subscription")
+		}
+	})
 }

@@ -190,18 +190,19 @@ func anchorOf(id string) string { return "uias:" + id }
 
 func (t *Transport) person(it provision.Item) error {
 	o, d := it.Object, it.Delivery
-	es, err := t.search(t.people(), goldap.ScopeSingleLevel,
+	cur, err := t.find(t.people(), goldap.ScopeSingleLevel,
 		"(&(objectClass=inetOrgPerson)(employeeNumber="+goldap.EscapeFilter(d.ObjectID)+"))")
 	if err != nil {
 		return err
 	}
-	cur := first(es)
-	if d.Op == provision.OpDelete {
+	if d.Op != provision.OpUpsert {
+		// (a disable never comes: subscriptions refuse on_leave=disable
+		// for ldap; were one to come, the person is removed)
 		if cur == "" {
 			return nil
 		}
-		if err := t.conn.Del(goldap.NewDelRequest(cur, nil)); err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
-			return t.fail("deleting "+cur, err)
+		if err := t.remove(cur); err != nil {
+			return err
 		}
 		return t.renameMember(cur, "")
 	}
@@ -210,47 +211,85 @@ func (t *Transport) person(it provision.Item) error {
 		return fmt.Errorf("ldap: user %s has no login name in the projection", d.ObjectID)
 	}
 	name := cmp.Or(o.Field("display_name"), login)
-	rdn := "uid=" + goldap.EscapeDN(login)
-	dn := rdn + "," + t.people()
-	attrs := map[string][]string{"cn": {name}, "sn": {name}, "displayName": {name}, "mail": nil, "ou": nil, "departmentNumber": nil}
+	e := entry{rdn: "uid=" + goldap.EscapeDN(login), parent: t.people(),
+		create: map[string][]string{"objectClass": {"inetOrgPerson"}, "uid": {login}, "employeeNumber": {d.ObjectID}},
+		attrs:  map[string][]string{"cn": {name}, "sn": {name}, "displayName": {name}, "mail": nil, "ou": nil, "departmentNumber": nil}}
 	if em := o.Field("email"); em != "" {
-		attrs["mail"] = []string{em}
+		e.attrs["mail"] = []string{em}
 	}
 	if len(it.Orgs) > 0 {
 		org := it.Orgs[0]
 		code := cmp.Or(org.Field("code"), org.ID)
-		attrs["ou"] = []string{cmp.Or(org.Field("name"), code)}
-		attrs["departmentNumber"] = []string{code}
+		e.attrs["ou"] = []string{cmp.Or(org.Field("name"), code)}
+		e.attrs["departmentNumber"] = []string{code}
 	}
+	moved, err := t.write(cur, e)
+	if err == nil && moved {
+		err = t.renameMember(cur, e.dn())
+	}
+	return err
+}
+
+// entry is an entry to write: its place, the attributes set when it is
+// added (its classes, naming and anchor attributes), and those replaced at
+// each write (no value: none).
+type entry struct {
+	rdn, parent   string
+	create, attrs map[string][]string
+}
+
+func (e entry) dn() string { return e.rdn + "," + e.parent }
+
+// write adds e when cur is "" (no entry found), else moves cur to e's
+// place (modrdn, with a new superior when the parent changed) and replaces
+// its attributes. It reports whether cur moved.
+func (t *Transport) write(cur string, e entry) (moved bool, _ error) {
+	dn := e.dn()
 	if cur == "" {
 		add := goldap.NewAddRequest(dn, nil)
-		add.Attribute("objectClass", []string{"inetOrgPerson"})
-		add.Attribute("uid", []string{login})
-		add.Attribute("employeeNumber", []string{d.ObjectID})
-		for _, k := range sortedKeys(attrs) {
-			if len(attrs[k]) > 0 {
-				add.Attribute(k, attrs[k])
+		for _, m := range []map[string][]string{e.create, e.attrs} {
+			for _, k := range sortedKeys(m) {
+				if len(m[k]) > 0 {
+					add.Attribute(k, m[k])
+				}
 			}
 		}
 		if err := t.conn.Add(add); err != nil {
-			return t.fail("adding "+dn, err)
+			return false, t.fail("adding "+dn, err)
 		}
-		return nil
+		return false, nil
 	}
 	if !sameDN(cur, dn) {
-		if err := t.conn.ModifyDN(goldap.NewModifyDNRequest(cur, rdn, true, "")); err != nil {
-			return t.fail("renaming "+cur, err)
+		req := goldap.NewModifyDNRequest(cur, e.rdn, true, "")
+		if !sameDN(parentOf(cur), e.parent) {
+			req.NewSuperior = e.parent
 		}
-		if err := t.renameMember(cur, dn); err != nil {
-			return err
+		if err := t.conn.ModifyDN(req); err != nil {
+			return false, t.fail("moving "+cur+" to "+dn, err)
 		}
+		moved = true
 	}
 	mod := goldap.NewModifyRequest(dn, nil)
-	for _, k := range sortedKeys(attrs) {
-		mod.Replace(k, attrs[k])
+	for _, k := range sortedKeys(e.attrs) {
+		mod.Replace(k, e.attrs[k])
 	}
 	if err := t.conn.Modify(mod); err != nil {
-		return t.fail("updating "+dn, err)
+		return moved, t.fail("updating "+dn, err)
+	}
+	return moved, nil
+}
+
+// find returns the DN of the first entry under base that matches filter
+// ("" if none).
+func (t *Transport) find(base string, scope int, filter string) (string, error) {
+	es, err := t.search(base, scope, filter)
+	return first(es), err
+}
+
+// remove deletes dn (already gone: fine).
+func (t *Transport) remove(dn string) error {
+	if err := t.conn.Del(goldap.NewDelRequest(dn, nil)); err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+		return t.fail("deleting "+dn, err)
 	}
 	return nil
 }
@@ -280,13 +319,19 @@ func (t *Transport) renameMember(old, now string) error {
 	return nil
 }
 
-func (t *Transport) setMembers(group string, members []string) error {
+// withPlaceholder is members without the empty DN, or the empty DN alone
+// when none is left: both group classes require a member.
+func withPlaceholder(members []string) []string {
 	members = slices.DeleteFunc(members, func(m string) bool { return m == "" })
 	if len(members) == 0 {
-		members = []string{""} // both group classes require a member
+		return []string{""}
 	}
+	return members
+}
+
+func (t *Transport) setMembers(group string, members []string) error {
 	mod := goldap.NewModifyRequest(group, nil)
-	mod.Replace(t.memberAttr(), members)
+	mod.Replace(t.memberAttr(), withPlaceholder(members))
 	if err := t.conn.Modify(mod); err != nil {
 		return t.fail("updating the members of "+group, err)
 	}
@@ -313,52 +358,31 @@ func (t *Transport) orgDN(org *provision.Object, ancestors []*provision.Object) 
 
 func (t *Transport) org(it provision.Item) error {
 	o, d := it.Object, it.Delivery
-	es, err := t.search(t.orgs(), goldap.ScopeWholeSubtree,
+	cur, err := t.find(t.orgs(), goldap.ScopeWholeSubtree,
 		"(&(objectClass=organizationalUnit)("+anchor+"="+goldap.EscapeFilter(anchorOf(d.ObjectID))+"))")
 	if err != nil {
 		return err
 	}
-	cur := first(es)
-	if d.Op == provision.OpDelete {
+	if d.Op != provision.OpUpsert {
 		if cur == "" {
 			return nil
 		}
 		return t.deleteTree(cur)
 	}
 	rdn, parent := t.orgDN(o, it.Orgs)
-	dn := rdn + "," + parent
-	desc := []string{}
-	if name := o.Field("name"); name != "" {
-		desc = []string{name}
+	_, err = t.write(cur, entry{rdn: rdn, parent: parent,
+		create: map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {cmp.Or(o.Field("code"), o.ID)},
+			anchor: {anchorOf(d.ObjectID)}},
+		attrs: map[string][]string{"description": nonEmpty(o.Field("name"))}})
+	return err
+}
+
+// nonEmpty is v as an attribute's values (none when v is "").
+func nonEmpty(v string) []string {
+	if v == "" {
+		return []string{}
 	}
-	if cur == "" {
-		add := goldap.NewAddRequest(dn, nil)
-		add.Attribute("objectClass", []string{"organizationalUnit"})
-		add.Attribute("ou", []string{cmp.Or(o.Field("code"), o.ID)})
-		add.Attribute(anchor, []string{anchorOf(d.ObjectID)})
-		if len(desc) > 0 {
-			add.Attribute("description", desc)
-		}
-		if err := t.conn.Add(add); err != nil {
-			return t.fail("adding "+dn, err)
-		}
-		return nil
-	}
-	if !sameDN(cur, dn) {
-		req := goldap.NewModifyDNRequest(cur, rdn, true, "")
-		if !sameDN(parentOf(cur), parent) {
-			req.NewSuperior = parent
-		}
-		if err := t.conn.ModifyDN(req); err != nil {
-			return t.fail("moving "+cur+" to "+dn, err)
-		}
-	}
-	mod := goldap.NewModifyRequest(dn, nil)
-	mod.Replace("description", desc)
-	if err := t.conn.Modify(mod); err != nil {
-		return t.fail("updating "+dn, err)
-	}
-	return nil
+	return []string{v}
 }
 
 // deleteTree removes dn and every entry below it, deepest first.
@@ -376,8 +400,8 @@ func (t *Transport) deleteTree(dn string) error {
 	}
 	slices.SortFunc(es, func(a, b *goldap.Entry) int { return cmp.Compare(depth(b.DN), depth(a.DN)) })
 	for _, e := range es {
-		if err := t.conn.Del(goldap.NewDelRequest(e.DN, nil)); err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
-			return t.fail("deleting "+e.DN, err)
+		if err := t.remove(e.DN); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -385,59 +409,25 @@ func (t *Transport) deleteTree(dn string) error {
 
 func (t *Transport) group(it provision.Item) error {
 	o, d := it.Object, it.Delivery
-	es, err := t.search(t.groups(), goldap.ScopeSingleLevel, "("+anchor+"="+goldap.EscapeFilter(anchorOf(d.ObjectID))+")")
+	cur, err := t.find(t.groups(), goldap.ScopeSingleLevel, "("+anchor+"="+goldap.EscapeFilter(anchorOf(d.ObjectID))+")")
 	if err != nil {
 		return err
 	}
-	cur := first(es)
-	if d.Op == provision.OpDelete {
+	if d.Op != provision.OpUpsert {
 		if cur == "" {
 			return nil
 		}
-		if err := t.conn.Del(goldap.NewDelRequest(cur, nil)); err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
-			return t.fail("deleting "+cur, err)
-		}
-		return nil
+		return t.remove(cur)
 	}
 	cn := cmp.Or(o.Field("code"), o.Field("name"), o.ID)
-	rdn := "cn=" + goldap.EscapeDN(cn)
-	dn := rdn + "," + t.groups()
 	members, err := t.memberDNs(it.Members)
 	if err != nil {
 		return err
 	}
-	desc := []string{}
-	if name := o.Field("name"); name != "" {
-		desc = []string{name}
-	}
-	if cur == "" {
-		add := goldap.NewAddRequest(dn, nil)
-		add.Attribute("objectClass", []string{t.GroupClass})
-		add.Attribute("cn", []string{cn})
-		add.Attribute(anchor, []string{anchorOf(d.ObjectID)})
-		if len(desc) > 0 {
-			add.Attribute("description", desc)
-		}
-		if len(members) == 0 {
-			members = []string{""}
-		}
-		add.Attribute(t.memberAttr(), members)
-		if err := t.conn.Add(add); err != nil {
-			return t.fail("adding "+dn, err)
-		}
-		return nil
-	}
-	if !sameDN(cur, dn) {
-		if err := t.conn.ModifyDN(goldap.NewModifyDNRequest(cur, rdn, true, "")); err != nil {
-			return t.fail("renaming "+cur, err)
-		}
-	}
-	mod := goldap.NewModifyRequest(dn, nil)
-	mod.Replace("description", desc)
-	if err := t.conn.Modify(mod); err != nil {
-		return t.fail("updating "+dn, err)
-	}
-	return t.setMembers(dn, members)
+	_, err = t.write(cur, entry{rdn: "cn=" + goldap.EscapeDN(cn), parent: t.groups(),
+		create: map[string][]string{"objectClass": {t.GroupClass}, "cn": {cn}, anchor: {anchorOf(d.ObjectID)}},
+		attrs:  map[string][]string{"description": nonEmpty(o.Field("name")), t.memberAttr(): withPlaceholder(members)}})
+	return err
 }
 
 // memberDNs returns the DNs of the members' entries (by employeeNumber, so

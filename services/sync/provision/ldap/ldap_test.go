@@ -372,3 +372,83 @@ func TestOrgsAndGroupsInOpenLDAP(t *testing.T) {
 		return slices.Equal(d.dns(orgs, "(objectClass=organizationalUnit)"), lower("ou=east,ou=hq,"+orgs, "ou=hq,"+orgs))
 	})
 }
+
+// People brought into the selection by an org move are members of an
+// existing group at once (not at the group's next write), and an edit of
+// the selection is delivered at once: what left it removed (an org with
+// its subtree), what came into it written, groups with their members.
+func TestOrgMoveAndSelectionEditInOpenLDAP(t *testing.T) {
+	url := startSlapd(t)
+	d := openDir(t, url)
+	env := provtest.New(t, provision.Options{Dial: map[string]provision.Dialer{provision.LDAP: ldap.New}})
+	env.Start()
+	sub := env.Subscribe(&provision.Subscription{App: "mail", Name: "directory", Selection: provision.Selection{Orgs: []string{"o1"}},
+		Transport: provision.LDAP, Endpoint: url, Secret: rootPW, Settings: map[string]string{"base_dn": base, "bind_dn": rootDN}})
+	settled := func() bool { return len(env.Deliveries(sub.ID)) > 0 && env.Count(sub.ID, provision.Pending) == 0 }
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		env.Wait(what, func() bool { return settled() && cond() })
+	}
+	people, orgs, groups := "ou=people,"+base, "ou=orgs,"+base, "ou=groups,"+base
+	crew := "cn=crew," + groups
+	lower := func(ss ...string) []string {
+		for i := range ss {
+			ss[i] = strings.ToLower(ss[i])
+		}
+		slices.Sort(ss)
+		return ss
+	}
+	env.Change("org", "created", "o1", map[string]any{"code": "hq"})
+	env.Change("org", "created", "o2", map[string]any{"code": "yard"})
+	env.Change("org", "created", "o3", map[string]any{"code": "dock"})
+	env.Change("user", "created", "u1", map[string]any{"login_name": "ann", "org_id": "o1"})
+	env.Change("user", "created", "u2", map[string]any{"login_name": "bob", "org_id": "o3"})
+	env.Change("user", "created", "u3", map[string]any{"login_name": "cy", "org_id": "o2"})
+	env.Change("group", "created", "g1", map[string]any{"code": "crew", "org_id": "o1"})
+	for _, u := range []string{"u1", "u2", "u3"} {
+		env.Change("group", "member_added", "g1", map[string]any{"user_id": u})
+	}
+	wait("ann and her group", func() bool { return slices.Equal(d.members(crew, "member"), lower("uid=ann,"+people)) })
+
+	// dock moves under hq: bob comes in, and is crew's member at once
+	env.Change("org", "moved", "o3", map[string]any{"parent_id": "o1"})
+	wait("bob in crew", func() bool {
+		return slices.Equal(d.members(crew, "member"), lower("uid=ann,"+people, "uid=bob,"+people))
+	})
+	if d.entry("ou=dock,ou=hq,"+orgs) == nil {
+		t.Fatal("the moved org is not under hq")
+	}
+
+	svc := &provision.Service{Store: env.Store, Engine: env.Engine()}
+	edit := func(orgs ...string) {
+		t.Helper()
+		s, err := env.Store.GetSubscription(context.Background(), sub.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Selection.Orgs, s.Secret = orgs, ""
+		if _, err := svc.Update(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// hq out, yard in
+	edit("o2")
+	wait("the first edit", func() bool {
+		return slices.Equal(d.dns(people, "(objectClass=inetOrgPerson)"), lower("uid=cy,"+people)) &&
+			slices.Equal(d.dns(orgs, "(objectClass=organizationalUnit)"), lower("ou=yard,"+orgs)) &&
+			len(d.dns(groups, "(objectClass=groupOfNames)")) == 0
+	})
+	// both
+	edit("o2", "o1")
+	wait("the second edit", func() bool {
+		return slices.Equal(d.dns(people, "(objectClass=inetOrgPerson)"), lower("uid=ann,"+people, "uid=bob,"+people, "uid=cy,"+people)) &&
+			slices.Equal(d.dns(orgs, "(objectClass=organizationalUnit)"), lower("ou=yard,"+orgs, "ou=hq,"+orgs, "ou=dock,ou=hq,"+orgs)) &&
+			slices.Equal(d.members(crew, "member"), lower("uid=ann,"+people, "uid=bob,"+people, "uid=cy,"+people))
+	})
+	// LDAP has no disabled person: on_leave=disable is refused
+	s, _ := env.Store.GetSubscription(context.Background(), sub.ID)
+	s.Secret, s.Settings[provision.SettingOnLeave] = "", provision.LeaveDisable
+	if _, err := svc.Update(context.Background(), s); err == nil || !strings.Contains(err.Error(), "settings.on_leave") {
+		t.Fatalf("on_leave=disable for ldap: %v", err)
+	}
+}

@@ -115,6 +115,19 @@ func (e *Env) Start() *provision.Engine {
 	return eng
 }
 
+// StartAnother runs one more engine on the same database and stream (a
+// second sync process) until stop is called or the test ends.
+func (e *Env) StartAnother() (stop func()) {
+	eng := provision.New(e.Options)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); eng.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	e.T.Cleanup(stop)
+	return stop
+}
+
 // Engine is the running engine.
 func (e *Env) Engine() *provision.Engine {
 	e.mu.Lock()

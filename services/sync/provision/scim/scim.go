@@ -1,6 +1,7 @@
 // Package scim is the SCIM 2.0 transport of provisioning (RFC 7643 and
 // 7644): people become Users, groups become Groups, created with POST,
-// updated with PATCH and removed with DELETE, each update and removal
+// updated with PATCH (a person who left the selection of a subscription
+// with on_leave=disable: active false) and removed with DELETE, each update and removal
 // carrying the resource's version (If-Match) from the lookup before it.
 //
 // Each delivery first looks the resource up (Users by userName, Groups by
@@ -83,10 +84,14 @@ func (t *Transport) user(ctx context.Context, it provision.Item) error {
 		}
 		return t.remove(ctx, "Users", cur)
 	}
+	if d.Op == provision.OpDisable && cur == nil {
+		return nil // never provisioned there: nothing to disable
+	}
 	attrs := map[string]any{
 		"userName":    login,
 		"displayName": o.Field("display_name"),
-		"active":      o.Field("status") == "" || o.Field("status") == "1",
+		// left the selection (on_leave=disable): kept, inactive
+		"active": d.Op != provision.OpDisable && (o.Field("status") == "" || o.Field("status") == "1"),
 	}
 	if dn := o.Field("display_name"); dn != "" {
 		attrs["name"] = map[string]any{"formatted": dn}

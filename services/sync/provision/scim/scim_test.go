@@ -62,11 +62,15 @@ func TestUsersAndGroupsCreatedPatchedDeleted(t *testing.T) {
 		members[0].(map[string]any)["value"] != ann.ID {
 		t.Fatalf("group at the SCIM server: %+v", g)
 	}
-	// moved out of the selection: deleted at the SCIM server (with If-Match)
+	// moved out of the selection: deleted at the SCIM server (with If-Match),
+	// and the group that listed them written again at once
 	env.Change("user", "updated", "u1", map[string]any{"org_id": "elsewhere"})
-	env.Wait("the delete", func() bool { return env.Count(sub.ID, provision.Delivered) == 8 })
+	env.Wait("the delete and the group", func() bool { return env.Count(sub.ID, provision.Delivered) == 9 })
 	if _, ok := users.ByExternal("u1"); ok {
 		t.Fatal("a person who left the selection is still provisioned")
+	}
+	if g, _ := groups.ByExternal("g1"); len(g.Attributes["members"].([]any)) != 0 {
+		t.Fatalf("the group still lists the person who left: %+v", g)
 	}
 	n, creates, patches, deletes, maxPerID := users.Stats()
 	if n != 1 || creates != 2 || patches != 2 || deletes != 1 || maxPerID != 1 {
@@ -321,5 +325,140 @@ func TestOrgMoveAndOrgGrantRedeliverThePeopleBelow(t *testing.T) {
 	})
 	if _, creates, deletes, maxPerID := counts(byRoleUsers); creates != 5 || deletes != 5 || maxPerID != 1 {
 		t.Fatalf("by role: %d creates, %d deletes, at most %d creates per person%s", creates, deletes, maxPerID, env.Summary(byRole.ID))
+	}
+}
+
+// An edit of a subscription's selection is delivered at once: the people
+// who came into it are created, those who left it deleted (the default)
+// or, with on_leave=disable, kept inactive; a group still selected gets
+// its members at once. Counted at the SCIM server.
+func TestSelectionEditCreatesDeletesOrDisables(t *testing.T) {
+	users, groups := newHandler(), newHandler()
+	srv := startSCIM(t, users, groups, nil)
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	env.Start()
+	sub := env.Subscribe(&provision.Subscription{App: "hr", Name: "HR", Selection: provision.Selection{Orgs: []string{"o1"}, Groups: []string{"g1"}},
+		Transport: provision.SCIM, Endpoint: srv.URL + "/scim/v2", Secret: token})
+	env.Change("org", "created", "o1", map[string]any{"code": "hq"})
+	env.Change("org", "created", "o2", map[string]any{"code": "yard"})
+	env.Change("org", "created", "o3", map[string]any{"code": "dock"})
+	for i, org := range []string{"o1", "o1", "o2", "o2", "o3"} {
+		env.Change("user", "created", fmt.Sprintf("u%d", i), map[string]any{"login_name": fmt.Sprintf("p%d", i), "org_id": org, "status": 1})
+	}
+	// g1 (in o3, selected by itself) has a member in o1 and one in o2
+	env.Change("group", "created", "g1", map[string]any{"code": "crew", "name": "Crew", "org_id": "o3"})
+	env.Change("group", "member_added", "g1", map[string]any{"user_id": "u0"})
+	env.Change("group", "member_added", "g1", map[string]any{"user_id": "u2"})
+	settled := func() bool { return len(env.Deliveries(sub.ID)) > 0 && env.Count(sub.ID, provision.Pending) == 0 }
+	members := func() int {
+		g, ok := groups.ByExternal("g1")
+		if !ok {
+			return -1
+		}
+		ms, _ := g.Attributes["members"].([]any)
+		return len(ms)
+	}
+	// u2 is a member: in the selection by the group; g1's members u0 and u2
+	env.Wait("o1's people and the group", func() bool { n, _, _, _ := counts(users); return settled() && n == 3 && members() == 2 })
+
+	svc := &provision.Service{Store: env.Store, Engine: env.Engine()}
+	edit := func(settings map[string]string, orgs ...string) {
+		t.Helper()
+		s, err := env.Store.GetSubscription(context.Background(), sub.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Selection.Orgs, s.Secret, s.Settings = orgs, "", settings
+		if _, err := svc.Update(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// o1 out, o2 in (default: people who leave are deleted)
+	before := len(env.Deliveries(sub.ID))
+	edit(nil, "o2")
+	env.Wait("the first edit", func() bool { return settled() && len(env.Deliveries(sub.ID)) > before })
+	for _, u := range []string{"u2", "u3"} {
+		if _, ok := users.ByExternal(u); !ok {
+			t.Fatalf("%s came into the selection and is not at the SCIM server%s", u, env.Summary(sub.ID))
+		}
+	}
+	if _, ok := users.ByExternal("u1"); ok {
+		t.Fatal("u1 left the selection and is still at the SCIM server")
+	}
+	if _, ok := users.ByExternal("u0"); !ok {
+		t.Fatal("u0 is still selected by the group and was deleted")
+	}
+	if n, creates, deletes, maxPerID := counts(users); n != 3 || creates != 4 || deletes != 1 || maxPerID != 1 {
+		t.Fatalf("after the first edit: %d users, %d creates, %d deletes, at most %d creates per person%s", n, creates, deletes, maxPerID,
+			env.Summary(sub.ID))
+	}
+	// o2 out, o3 in, on_leave=disable: u3 stays, inactive; u4 comes
+	before = len(env.Deliveries(sub.ID))
+	edit(map[string]string{provision.SettingOnLeave: provision.LeaveDisable}, "o3")
+	env.Wait("the second edit", func() bool { return settled() && len(env.Deliveries(sub.ID)) > before })
+	u3, ok := users.ByExternal("u3")
+	if !ok || u3.Attributes["active"] != false {
+		t.Fatalf("u3 left with on_leave=disable: %+v (%v)", u3, ok)
+	}
+	if u4, ok := users.ByExternal("u4"); !ok || u4.Attributes["active"] != true {
+		t.Fatalf("u4 came into the selection: %+v (%v)", u4, ok)
+	}
+	if u2, ok := users.ByExternal("u2"); !ok || u2.Attributes["active"] != true {
+		t.Fatalf("u2 is still selected by the group: %+v (%v)", u2, ok)
+	}
+	if n, creates, deletes, maxPerID := counts(users); n != 4 || creates != 5 || deletes != 1 || maxPerID != 1 {
+		t.Fatalf("after the second edit: %d users, %d creates, %d deletes, at most %d creates per person%s", n, creates, deletes, maxPerID,
+			env.Summary(sub.ID))
+	}
+	if members() != 2 {
+		t.Fatalf("the group's members at the SCIM server: %d", members())
+	}
+	// a later change leaving the selection follows the policy too
+	env.Change("user", "updated", "u4", map[string]any{"org_id": "o1"})
+	env.Wait("u4 disabled", func() bool {
+		u4, ok := users.ByExternal("u4")
+		return settled() && ok && u4.Attributes["active"] == false
+	})
+}
+
+// Two sync processes on one database deliver each delivery once: the
+// queue's lease lets one of them deliver it at a time, and when the one
+// holding it stops, the other takes over. Counted at the SCIM server: one
+// lookup and one create per person.
+func TestTwoProcessesDeliverEachDeliveryOnce(t *testing.T) {
+	const people = 40
+	users, groups := newHandler(), newHandler()
+	var gets, posts atomic.Int64
+	srv := startSCIM(t, users, groups, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.Method {
+			case http.MethodGet:
+				gets.Add(1)
+			case http.MethodPost:
+				posts.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	env.Start()
+	stopOther := env.StartAnother()
+	sub := subscribe(env, srv.URL, provision.Immediate)
+	env.Change("org", "created", "o1", map[string]any{"code": "hq"})
+	for i := range people {
+		if i == people/2 {
+			// the first half delivered and recorded; then one process stops
+			env.Wait("the first half", func() bool { return env.Count(sub.ID, provision.Delivered) == people/2+1 })
+			env.Stop()
+		}
+		env.Change("user", "created", fmt.Sprintf("u%03d", i), map[string]any{"login_name": fmt.Sprintf("p%03d", i), "org_id": "o1"})
+	}
+	env.Wait("every person", func() bool { return env.Count(sub.ID, provision.Delivered) == people+1 })
+	stopOther()
+	if n, creates, _, _, maxPerID := users.Stats(); n != people || creates != people || maxPerID != 1 {
+		t.Fatalf("at the SCIM server: %d users, %d creates, at most %d per person", n, creates, maxPerID)
+	}
+	if g, p := gets.Load(), posts.Load(); g != people || p != people {
+		t.Fatalf("%d lookups and %d creates for %d people: a delivery was made twice", g, p, people)
 	}
 }

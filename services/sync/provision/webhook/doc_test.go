@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"bytes"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/services/sync/provision/webhook"
 )
 
@@ -66,7 +68,10 @@ func main() {
 	}
 	key := []byte("whsec-0123456789abcdef")
 	body := []byte(`{"delivery":"s1:1","op":"upsert"}`)
+	// run gives the snippet's answer; pkg/crypto's VerifyWebhook (what
+	// UIAS's own tests receive with) must give the same
 	run := func(ts int64, sig string, body []byte) string {
+		t.Helper()
 		cmd := exec.Command(bin)
 		cmd.Env = []string{"KEY=" + string(key), "TS=" + strconv.FormatInt(ts, 10), "SIG=" + sig}
 		cmd.Stdin = bytes.NewReader(body)
@@ -74,20 +79,42 @@ func main() {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return strings.TrimSpace(string(out))
+		got := strings.TrimSpace(string(out))
+		h := http.Header{}
+		h.Set(crypto.WebhookTimestampHeader, strconv.FormatInt(ts, 10))
+		h.Set(crypto.WebhookSignatureHeader, sig)
+		want := "ok"
+		if err := crypto.VerifyWebhook(key, h, body, time.Now(), 0); err != nil {
+			want = "refused: " + err.Error()
+		}
+		if got != want {
+			t.Errorf("the snippet says %q, pkg/crypto %q", got, want)
+		}
+		return got
 	}
 	now := time.Now().Unix()
-	if got := run(now, webhook.Sign(key, now, body), body); got != "ok" {
+	sign := crypto.WebhookSignature
+	if got := run(now, sign(key, now, body), body); got != "ok" {
 		t.Errorf("a valid delivery: %s", got)
 	}
-	if got := run(now, webhook.Sign(key, now, body), []byte(`{"delivery":"s1:1","op":"delete"}`)); got != "refused: bad signature" {
+	if got := run(now, sign(key, now, body), []byte(`{"delivery":"s1:1","op":"delete"}`)); got != "refused: bad signature" {
 		t.Errorf("a tampered body: %s", got)
 	}
 	old := now - 600
-	if got := run(old, webhook.Sign(key, old, body), body); got != "refused: timestamp outside the replay window" {
+	if got := run(old, sign(key, old, body), body); got != "refused: timestamp outside the replay window" {
 		t.Errorf("a replayed delivery: %s", got)
 	}
-	if got := run(now, webhook.Sign([]byte("another key 0123456"), now, body), body); got != "refused: bad signature" {
+	if got := run(now, sign([]byte("another key 0123456"), now, body), body); got != "refused: bad signature" {
 		t.Errorf("another key: %s", got)
+	}
+	if got := run(now, "v1=not-hex", body); got != "refused: malformed signature" {
+		t.Errorf("a malformed signature: %s", got)
+	}
+	// and the headers the transport sets (crypto.SignWebhook) pass
+	h := http.Header{}
+	crypto.SignWebhook(h, key, time.Now(), body)
+	ts, _ := strconv.ParseInt(h.Get(webhook.HeaderTimestamp), 10, 64)
+	if got := run(ts, h.Get(webhook.HeaderSignature), body); got != "ok" {
+		t.Errorf("the transport's signature: %s", got)
 	}
 }

@@ -6,24 +6,22 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
+	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/services/sync/provision"
 )
 
-// Headers of a delivery.
+// Headers of a delivery: those of every signed UIAS webhook (pkg/crypto
+// signs and verifies them, for audit's alerts too).
 const (
-	HeaderTimestamp = "X-Uias-Timestamp" // Unix seconds
-	HeaderSignature = "X-Uias-Signature" // "v1=" + hex HMAC-SHA256(secret, timestamp + "." + body)
-	HeaderDelivery  = "X-Uias-Delivery"  // the delivery id: the same on every retry
+	HeaderTimestamp = crypto.WebhookTimestampHeader // Unix seconds
+	HeaderSignature = crypto.WebhookSignatureHeader // "v1=" + hex HMAC-SHA256(secret, timestamp + "." + body)
+	HeaderDelivery  = crypto.WebhookDeliveryHeader  // the delivery id: the same on every retry
 )
 
 // Body is the JSON a business system receives.
@@ -41,15 +39,6 @@ type Body struct {
 	Object       json.RawMessage `json:"object,omitempty"`
 	Members      []string        `json:"members,omitempty"` // user ids
 	Time         time.Time       `json:"time"`
-}
-
-// Sign returns the signature header value of body at ts.
-func Sign(secret []byte, ts int64, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(strconv.FormatInt(ts, 10)))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return "v1=" + hex.EncodeToString(m.Sum(nil))
 }
 
 // Transport posts deliveries to one URL.
@@ -73,7 +62,7 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 	for _, m := range it.Members {
 		b.Members = append(b.Members, m.ID)
 	}
-	if d.Op == provision.OpUpsert && it.Object != nil {
+	if d.Op != provision.OpDelete && it.Object != nil {
 		b.Object = it.Object.Data
 	}
 	body, err := json.Marshal(b)
@@ -84,10 +73,8 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 	if err != nil {
 		return fmt.Errorf("webhook: bad endpoint: %w", err)
 	}
-	ts := t.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(t.Secret, ts, body))
+	crypto.SignWebhook(req.Header, t.Secret, t.Now(), body)
 	req.Header.Set(HeaderDelivery, b.Delivery)
 	resp, err := t.Client.Do(req)
 	if err != nil {

@@ -6,12 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/services/sync/provision"
 	"github.com/uias/uias/services/sync/provision/provtest"
 	"github.com/uias/uias/services/sync/provision/webhook"
@@ -28,10 +28,9 @@ type receiver struct {
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	ts, _ := strconv.ParseInt(r.Header.Get(webhook.HeaderTimestamp), 10, 64)
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if r.Header.Get(webhook.HeaderSignature) != webhook.Sign([]byte(secret), ts, body) || time.Since(time.Unix(ts, 0)) > 5*time.Minute {
+	if crypto.VerifyWebhook([]byte(secret), r.Header, body, time.Now(), 0) != nil {
 		rc.bad++
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
@@ -145,14 +144,70 @@ func TestLinkedGroupAndRoleSelections(t *testing.T) {
 	}
 }
 
-func TestSign(t *testing.T) {
-	// A fixed vector, so receivers in other languages can check theirs.
-	got := webhook.Sign([]byte("secret"), 1700000000, []byte(`{"a":1}`))
-	if !strings.HasPrefix(got, "v1=") || len(got) != 3+64 {
-		t.Fatalf("signature %q", got)
+// An edit of a subscription's selection is delivered at once: what came
+// into it is upserted, a person who left it is disabled (on_leave=disable:
+// op "disable" with the person's state), an org that left it deleted.
+func TestSelectionEditDeliversWhatCameAndWent(t *testing.T) {
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	env.Start()
+	sub := env.Subscribe(&provision.Subscription{App: "app1", Name: "hr", Selection: provision.Selection{Orgs: []string{"o1"}},
+		Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret,
+		Settings: map[string]string{provision.SettingOnLeave: provision.LeaveDisable}})
+	env.Change("org", "created", "o1", map[string]any{"code": "hq"})
+	env.Change("org", "created", "o2", map[string]any{"code": "yard"})
+	env.Change("user", "created", "u1", map[string]any{"login_name": "ann", "org_id": "o1", "status": 1})
+	env.Change("user", "created", "u2", map[string]any{"login_name": "bob", "org_id": "o2", "status": 1})
+	env.Change("user", "created", "u3", map[string]any{"login_name": "cy", "org_id": "o2", "status": 1})
+	env.Wait("o1 and ann", func() bool { return env.Count(sub.ID, provision.Delivered) == 2 })
+
+	svc := &provision.Service{Store: env.Store, Engine: env.Engine()}
+	edit := func(orgs ...string) {
+		t.Helper()
+		s, err := env.Store.GetSubscription(context.Background(), sub.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Selection.Orgs, s.Secret = orgs, ""
+		if _, err := svc.Update(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if webhook.Sign([]byte("secret"), 1700000001, []byte(`{"a":1}`)) == got {
-		t.Fatal("the timestamp is not signed")
+	edit("o2")
+	env.Wait("the edit delivered", func() bool { return env.Count(sub.ID, provision.Delivered) == 7 })
+	got := rc.got()[2:]
+	var seen []string
+	for _, b := range got {
+		seen = append(seen, b.Kind+" "+b.ObjectID+" "+b.Op)
 	}
-	_ = context.Background()
+	// orgs, then people, then groups; in id order
+	want := "identity.org o1 delete,identity.org o2 upsert,identity.user u1 disable,identity.user u2 upsert,identity.user u3 upsert"
+	if strings.Join(seen, ",") != want {
+		t.Fatalf("delivered %v, want %s%s", seen, want, env.Summary(sub.ID))
+	}
+	var ann map[string]any
+	if err := json.Unmarshal(got[2].Object, &ann); err != nil || ann["login_name"] != "ann" {
+		t.Fatalf("a disable carries the person's state: %s", got[2].Object)
+	}
+	for _, b := range got {
+		if b.BatchID == "" || b.EventID != "edit:"+b.BatchID {
+			t.Fatalf("an edit's delivery names its batch: %+v", b)
+		}
+	}
+	// the same selection again (in another order): nothing is delivered
+	edit("o2", "o2")
+	// later changes follow the new selection
+	env.Change("user", "updated", "u1", map[string]any{"org_id": "o2"})
+	env.Wait("ann back", func() bool { return env.Count(sub.ID, provision.Delivered) == 8 })
+	if b := rc.got()[7]; b.ObjectID != "u1" || b.Op != provision.OpUpsert {
+		t.Fatalf("after the edit: %+v", b)
+	}
+	if n := len(env.Deliveries(sub.ID)); n != 8 {
+		t.Fatalf("%d deliveries, want 8: %s", n, env.Summary(sub.ID))
+	}
+	if rc.bad != 0 {
+		t.Fatalf("%d deliveries failed the signature check", rc.bad)
+	}
 }
