@@ -3,8 +3,10 @@
 // restart of every component and of the NATS nodes and etcd, a NATS node
 // killed (logins, and every change event in CHANGES exactly once),
 // PostgreSQL restarted and etcd down for 60 s, each under a bounded login load through the
-// gateways, printing sent / succeeded / failed and the recovery time.
-// It runs only with UIAS_CHAOS=1 (about 4 minutes on 2 CPUs).
+// gateways, printing sent / succeeded / failed and the recovery time; and
+// provisioning to a SCIM server while sync replicas and a NATS node are
+// killed (each person created there once).
+// It runs only with UIAS_CHAOS=1 (about 5 minutes on 2 CPUs).
 package chaos
 
 import (
@@ -648,6 +650,8 @@ func TestChaos(t *testing.T) {
 			t.Errorf("identity-2 took no traffic after etcd returned")
 		}
 	})
+
+	run("provisioning with sync and NATS killed", func(t *testing.T) { c.provisioning(t, admin, adminCtx, root) })
 
 	run("every login event in AUDIT exactly once", func(t *testing.T) {
 		nc, err := nats.Connect(c.env["UIAS_NATS_URL"])
