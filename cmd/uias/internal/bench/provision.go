@@ -278,8 +278,8 @@ func provisionRows(rounds []*round) []*row {
 		"one org and %s people projected from CHANGES into SQLite beforehand), through the engine's queue, one " +
 		"worker and the %s, to a business system on a loopback port. Floor: the very same HTTP requests, recorded " +
 		"at the business system, sent directly one after the other on one keep-alive connection to a fresh one. " +
-		"The ratio is what provisioning costs beyond the requests themselves (the queue's reads and writes per " +
-		"delivery). No goal."
+		"The ratio is what provisioning costs beyond the requests themselves (each object's read, the queue's reads, " +
+		"and its records: one transaction per batch of deliveries). No goal."
 	hook := &row{name: "Provisioning to a signed webhook", u: perSec,
 		oursLabel: "people/s delivered", floorLabel: "the same requests sent directly"}
 	scimRow := &row{name: "Provisioning to a SCIM 2.0 server", u: perSec,
