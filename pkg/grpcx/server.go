@@ -152,23 +152,11 @@ func (k Keepalive) withDefaults() Keepalive {
 // reflection when ServerOptions.Reflection is set. Connections are bounded by
 // ServerOptions.Keepalive.
 func NewServer(o ServerOptions) (*grpc.Server, *health.Server) {
-	log := o.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
 	maxRecv := o.MaxRecvMsgSize
 	if maxRecv <= 0 {
 		maxRecv = DefaultMaxRecvMsgSize
 	}
-	c := &chain{
-		log:         log.Named("grpc"),
-		trusted:     append([]netip.Prefix(nil), o.TrustedProxies...),
-		internalKey: o.InternalKey,
-		auth:        o.Auth,
-		metrics:     newServerMetrics(o.Registry),
-		onBad:       o.OnBadRequest,
-		onCall:      o.OnCall,
-	}
+	c := newChain(o)
 	opts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(c.unary),
 		grpc.ChainStreamInterceptor(c.stream()...),
@@ -205,6 +193,23 @@ func NewServer(o ServerOptions) (*grpc.Server, *health.Server) {
 		reflection.Register(srv)
 	}
 	return srv, hs
+}
+
+// newChain is the interceptor state of a server with options o.
+func newChain(o ServerOptions) *chain {
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &chain{
+		log:         log.Named("grpc"),
+		trusted:     append([]netip.Prefix(nil), o.TrustedProxies...),
+		internalKey: o.InternalKey,
+		auth:        o.Auth,
+		metrics:     newServerMetrics(o.Registry),
+		onBad:       o.OnBadRequest,
+		onCall:      o.OnCall,
+	}
 }
 
 // TLS12CipherSuites are the only cipher suites UIAS accepts for TLS 1.2:

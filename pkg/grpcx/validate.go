@@ -59,6 +59,14 @@ func ValidateRequest(m any) error {
 	if !ok {
 		return nil
 	}
+	if fastValid(msg.ProtoReflect()) {
+		return nil // every rule kept (fastvalidate.go)
+	}
+	return validateFully(msg)
+}
+
+// validateFully is ValidateRequest by protovalidate alone.
+func validateFully(msg proto.Message) error {
 	v, err := requestValidator()
 	if err != nil {
 		return apierr.Wrap(fmt.Errorf("%w: %w", errValidatorBroken, err), apierr.Internal, apierr.ReasonInternal, "")
