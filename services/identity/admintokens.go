@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"encoding/json"
 	"sync"
 	"time"
 )
@@ -12,7 +13,10 @@ import (
 // same TTL, identity.admin_decision_ttl): what this instance changes ends
 // the reuse at once, what another instance changes is bounded by the TTL.
 //
-//   - A logout through this instance drops its token (AdminLogout).
+//   - A logout through this instance drops its token (AdminLogout); its
+//     CHANGES event (uias.changes.identity.admin_token.revoked, with the
+//     administrator's id, never the token or its hash) makes every other
+//     instance drop the administrator's tokens (ForgetRevokedTokens).
 //   - Every write of a user through this instance (status, lock, password,
 //     the login gate, the is_admin flag) and every user CHANGES event from
 //     another instance (ForgetUser) drops the user's tokens: the writes
@@ -120,4 +124,27 @@ func (c *adminTokenCache) dropUser(userID string) {
 		delete(c.byHash, h)
 	}
 	delete(c.byUser, userID)
+}
+
+// adminTokenEntity is the entity of the CHANGES events of administrator
+// tokens: uias.changes.identity.admin_token.revoked on a logout, id the
+// administrator's user id. Only identity's instances read them (they are
+// not replicated between centres, nor provisioned).
+const adminTokenEntity = "admin_token"
+
+// AdminTokenChangesSubject matches the CHANGES events of administrator
+// tokens (wired by the binary to ForgetRevokedTokens).
+const AdminTokenChangesSubject = changesSubjectPrefix + adminTokenEntity + ".>"
+
+// ForgetRevokedTokens drops, for the payload of a CHANGES event on
+// AdminTokenChangesSubject, what this instance keeps of the
+// administrator's tokens: the next call with one reads it from the store,
+// where a logged-out token is gone. A payload without an id is ignored.
+func (s *Service) ForgetRevokedTokens(payload []byte) {
+	var ev struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(payload, &ev) == nil && ev.ID != "" {
+		s.adminTokens.dropUser(ev.ID)
+	}
 }

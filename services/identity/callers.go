@@ -251,8 +251,15 @@ func (s *Service) AdminLogout(ctx context.Context, token string) error {
 	// after the delete: a concurrent call that read the token before it
 	// does not cache it (adminTokenCache.put)
 	defer s.adminTokens.dropToken(h)
-	err := s.store.DeleteAdminToken(ctx, h,
-		eventsOf(s.audit(ctx, "admin.logout", subject, "", "success", "OK", start, nil)))
+	evs := eventsOf(s.audit(ctx, "admin.logout", subject, "", "success", "OK", start, nil))
+	if t, err := s.store.GetAdminToken(ctx, h); err == nil {
+		// The other instances drop what they keep of this administrator's
+		// tokens (ForgetRevokedTokens) instead of reusing it until
+		// identity.admin_decision_ttl ends. (Without the event, when the
+		// read fails, the TTL still bounds it.)
+		evs = append(evs, s.change(ctx, adminTokenEntity, "revoked", t.UserID, map[string]any{"user_id": t.UserID}))
+	}
+	err := s.store.DeleteAdminToken(ctx, h, evs)
 	if errors.Is(err, ErrNotFound) {
 		// Revoked meanwhile (a concurrent logout): the outcome stands.
 		return nil

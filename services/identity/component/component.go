@@ -174,6 +174,13 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, fmt.Errorf("subscribe to user changes: %w", err)
 	}
 	env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
+	// A logout through another instance ends this one's reuse of the
+	// token at once (identity.admin_decision_ttl bounds it with NATS away).
+	tokSub, err := nc.Subscribe(identity.AdminTokenChangesSubject, func(m *nats.Msg) { svc.ForgetRevokedTokens(m.Data) })
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to administrator token changes: %w", err)
+	}
+	env.OnStop(func(context.Context) error { return tokSub.Unsubscribe() })
 	boot, err := svc.BootstrapAdmins(ctx, identity.FirstAdmins{AdminPassword: cfg.BootstrapPassword,
 		AuditorPassword: cfg.BootstrapAuditorPassword})
 	if err != nil {
