@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"encoding/json"
 	"sync"
 	"time"
@@ -30,6 +31,21 @@ type adminTokenCache struct {
 	gen    uint64 // bumped by every drop (see put)
 	byHash map[string]*adminTokenEntry
 	byUser map[string][]string
+	// reading: the store reads under way of tokens that missed (shared)
+	reading map[string]*tokenRead
+}
+
+// tokenRead is what the store said of a token that missed the cache: the
+// token and its administrator, or the error of the read that failed
+// (userErr: the read of the token's user). As a read under way (shared),
+// it also holds when it began and when it is done.
+type tokenRead struct {
+	t       *AdminToken
+	u       *User
+	err     error
+	userErr bool
+	gen     cacheGen
+	done    chan struct{}
 }
 
 // cacheGen is what put compares: the generations of this cache and of the
@@ -64,6 +80,61 @@ func (c *adminTokenCache) get(hash string, now time.Time) (*AdminToken, *User, b
 	}
 	t, u := e.token, e.user
 	return &t, &u, true
+}
+
+// shared returns read's result for hash: made by this caller, or by a
+// caller whose read of the same token is under way and began after the
+// last drop (a burst of calls with one token when its reuse ends reads it
+// once, not once per call). read must put what it read (put). The result
+// is the caller's own copy. A caller whose ctx ends while it waits gets
+// ctx's error.
+func (c *adminTokenCache) shared(ctx context.Context, hash string, users interface{ Generation() uint64 }, read func(gen cacheGen) tokenRead) tokenRead {
+	if c.ttl <= 0 {
+		return read(c.generation(users))
+	}
+	c.mu.Lock()
+	gen := cacheGen{tokens: c.gen, users: users.Generation()}
+	if l, ok := c.reading[hash]; ok && l.gen == gen {
+		c.mu.Unlock()
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return tokenRead{err: ctx.Err()}
+		}
+		r := tokenRead{err: l.err, userErr: l.userErr}
+		if l.t != nil {
+			t := *l.t
+			r.t = &t
+		}
+		if l.u != nil {
+			u := *l.u
+			r.u = &u
+		}
+		return r
+	}
+	l := &tokenRead{gen: gen, done: make(chan struct{})}
+	if c.reading == nil {
+		c.reading = map[string]*tokenRead{}
+	}
+	c.reading[hash] = l
+	c.mu.Unlock()
+	r := read(gen)
+	c.mu.Lock()
+	l.t, l.u, l.err, l.userErr = r.t, r.u, r.err, r.userErr
+	if c.reading[hash] == l {
+		delete(c.reading, hash)
+	}
+	c.mu.Unlock()
+	close(l.done)
+	if r.t != nil { // the waiters copy what they read: this copy is the caller's
+		t := *r.t
+		r.t = &t
+	}
+	if r.u != nil {
+		u := *r.u
+		r.u = &u
+	}
+	return r
 }
 
 // generation is read before the store reads whose result goes to put.

@@ -164,25 +164,25 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 	now := start
 	t, u, cached := s.adminTokens.get(h, now)
 	if !cached {
-		gen := s.adminTokens.generation(s.users)
-		var err error
-		t, err = s.store.GetAdminToken(ctx, h)
-		if errors.Is(err, ErrNotFound) {
+		r := s.adminTokens.shared(ctx, h, s.users, func(gen cacheGen) tokenRead {
+			return s.readAdminToken(ctx, h, gen, now)
+		})
+		if r.err != nil && ctx.Err() == nil && (errors.Is(r.err, context.Canceled) || errors.Is(r.err, context.DeadlineExceeded)) {
+			// the read this call waited for ended with its caller's context
+			r = s.readAdminToken(ctx, h, s.adminTokens.generation(s.users), now)
+		}
+		switch {
+		case r.err == nil:
+			t, u = r.t, r.u
+		case errors.Is(r.err, ErrNotFound) && !r.userErr:
 			// Never issued, revoked (logout, password change, disable, lock,
 			// change of admin rights) or deleted after it expired.
 			return nil, s.tokenRefused(ctx, "", "", "UNKNOWN_TOKEN", errBadAdminToken, start)
+		case errors.Is(r.err, ErrNotFound):
+			return nil, s.tokenRefused(ctx, "user:"+r.t.UserID, "", "NO_SUCH_USER", errBadAdminToken, start)
+		default:
+			return nil, r.err
 		}
-		if err != nil {
-			return nil, err
-		}
-		u, err = s.store.GetUser(ctx, t.UserID)
-		if errors.Is(err, ErrNotFound) {
-			return nil, s.tokenRefused(ctx, "user:"+t.UserID, "", "NO_SUCH_USER", errBadAdminToken, start)
-		}
-		if err != nil {
-			return nil, err
-		}
-		s.adminTokens.put(t, u, gen, s.users, now)
 	}
 	subject := "user:" + t.UserID
 	if !now.Before(t.ExpiresAt) {
@@ -210,6 +210,21 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 		}
 	}
 	return u, nil
+}
+
+// readAdminToken reads token h and its administrator from the store and
+// caches them (unless something was dropped since gen).
+func (s *Service) readAdminToken(ctx context.Context, h string, gen cacheGen, now time.Time) tokenRead {
+	t, err := s.store.GetAdminToken(ctx, h)
+	if err != nil {
+		return tokenRead{err: err}
+	}
+	u, err := s.store.GetUser(ctx, t.UserID)
+	if err != nil {
+		return tokenRead{t: t, err: err, userErr: true}
+	}
+	s.adminTokens.put(t, u, gen, s.users, now)
+	return tokenRead{t: t, u: u}
 }
 
 // SetAdminGate makes gate decide who, besides holders of the legacy
