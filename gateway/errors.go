@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/uias/uias/pkg/apierr"
 )
@@ -44,6 +45,16 @@ func init() {
 // the error handler answers them as INVALID_JSON.
 type jsonMarshaler struct {
 	*runtime.JSONPb
+}
+
+// Marshal is JSONPb's Marshal without its copy of a message's JSON into a
+// second buffer (the bytes are protojson's with the same options, as
+// before).
+func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
+	if p, ok := v.(proto.Message); ok {
+		return m.MarshalOptions.Marshal(p)
+	}
+	return m.JSONPb.Marshal(v)
 }
 
 // NewDecoder wraps the JSONPb decoder.
