@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"time"
 
@@ -21,9 +22,11 @@ import (
 // flooded). A batch is sized by time (importSizer): as many rows as the
 // last batches wrote in ImportTxTarget, at most ImportBatchSize, so that
 // on SQLite the import holds the database's write lock in short turns;
-// before each batch the import lets the writes waiting for the database
-// (a login's) go first (Store.YieldWrites). Logins thus go on during an
-// import, waiting at most about one batch's time for their write. Every
+// before and after each batch the import lets the writes waiting for the
+// database (a login's) go first (Store.YieldWrites). Logins thus go on
+// during an import, waiting at most about one batch's time for their
+// write. While no write waits, the batches grow (up to ImportIdleTxTarget
+// and ImportIdleBatchSize), which costs less per row. Every
 // row that cannot be written is reported with its row number, field and
 // reason; the others are written. Idempotent and resumable: each row has an external key (users:
 // external_key or the login name; orgs: the code; links: app + account),
@@ -32,11 +35,22 @@ import (
 // checks every row against the database as a real run would and writes
 // nothing.
 
-// ImportBatchSize is the most rows written per transaction.
-const ImportBatchSize = 2000
+// ImportBatchSize is the most rows written per transaction while other
+// writes wait for the database; ImportIdleBatchSize while none does.
+const (
+	ImportBatchSize     = 2000
+	ImportIdleBatchSize = 10000
+)
 
-// ImportTxTarget is how long one import transaction should take.
-const ImportTxTarget = 50 * time.Millisecond
+// ImportTxTarget is how long one import transaction should take while
+// other writes (logins) wait for the database; ImportIdleTxTarget is the
+// longest it grows to while none does. Longer transactions cost less per
+// row: the rows of one transaction share the index pages it writes (an
+// org's users, say) and its commit.
+const (
+	ImportTxTarget     = 50 * time.Millisecond
+	ImportIdleTxTarget = 500 * time.Millisecond
+)
 
 // importFirstBatch is the rows of an import's first batch, importMinBatch
 // the fewest of any (below it a batch's fixed costs dominate).
@@ -45,8 +59,12 @@ const (
 	importMinBatch   = 50
 )
 
-// importSizer sizes an import's batches from the time the last one took.
-type importSizer struct{ size int }
+// importSizer sizes an import's batches from the time the last one took
+// and whether other writes waited for the database around it.
+type importSizer struct {
+	size   int
+	target time.Duration // the current target (0: ImportTxTarget)
+}
 
 // next is the rows of the next batch.
 func (z *importSizer) next() int {
@@ -56,19 +74,34 @@ func (z *importSizer) next() int {
 	return z.size
 }
 
-// took records that a batch of n rows took d: the next batch is as many
-// rows as fit in ImportTxTarget at that pace, growing at most twofold,
-// between importMinBatch and ImportBatchSize.
-func (z *importSizer) took(n int, d time.Duration) {
+// took records that a batch of n rows took d, other writes having waited
+// for the database before or after it (contended) or not. Contended, the
+// target is ImportTxTarget and the batches at most ImportBatchSize rows
+// (a waiting login waits for about one batch); otherwise the target
+// doubles up to ImportIdleTxTarget and the batches may reach
+// ImportIdleBatchSize. The next batch is as many rows as fit in the target
+// at this one's pace, growing at most twofold, and at least
+// importMinBatch.
+func (z *importSizer) took(n int, d time.Duration, contended bool) {
 	if n <= 0 {
 		return
 	}
 	cur := z.next()
-	want := ImportBatchSize
-	if d > 0 {
-		want = int(int64(ImportTxTarget) * int64(n) / int64(d))
+	most := ImportBatchSize
+	switch {
+	case contended || z.target == 0:
+		z.target = ImportTxTarget
+	default:
+		z.target = min(2*z.target, ImportIdleTxTarget)
 	}
-	z.size = max(importMinBatch, min(want, 2*cur, ImportBatchSize))
+	if !contended {
+		most = ImportIdleBatchSize
+	}
+	want := most
+	if d > 0 {
+		want = int(int64(z.target) * int64(n) / int64(d))
+	}
+	z.size = max(importMinBatch, min(want, 2*cur, most))
 }
 
 // DefaultImportMaxBytes bounds an import file by default (1 GiB);
@@ -174,7 +207,7 @@ func (s *Service) Import(ctx context.Context, opts ImportOptions, next func() (*
 	}
 	rep := &ImportReport{ImportID: opts.ImportID, Kind: opts.Kind, DryRun: opts.DryRun}
 	im := &importer{s: s, opts: opts, rep: rep, orgs: map[string]*Org{}, apps: map[string]*App{},
-		users: map[string]string{}, seen: map[string]int{}}
+		seen: newSeenKeys()}
 	switch opts.Kind {
 	case "users", "orgs", "links":
 	default:
@@ -220,14 +253,12 @@ func (s *Service) Import(ctx context.Context, opts ImportOptions, next func() (*
 }
 
 type importer struct {
-	s    *Service
-	opts ImportOptions
-	rep  *ImportReport
-	orgs map[string]*Org // by code: looked up, or created by this file
-	apps map[string]*App // by type + "\x00" + code
-	// users maps login names to ids (links of this file).
-	users map[string]string
-	seen  map[string]int // keys in this file -> first row
+	s     *Service
+	opts  ImportOptions
+	rep   *ImportReport
+	orgs  map[string]*Org // by code: looked up, or created by this file
+	apps  map[string]*App // by type + "\x00" + code
+	seen  seenKeys        // keys in this file -> first row
 	sizer importSizer
 }
 
@@ -276,12 +307,35 @@ func (im *importer) app(ctx context.Context, row int, typ, code string) (*App, *
 	return a, nil
 }
 
+// seenKeys is the set of keys of an import's rows (login names, feature
+// codes, accounts), each with its first row, kept as two 64-bit hashes
+// with random seeds: a million-row file's keys fill about 100 MB that the
+// garbage collector need not scan (strings would be 3 pointers a row to
+// mark at every cycle). Two keys collide with odds of about 2^-128 a pair.
+type seenKeys struct {
+	seeds [2]maphash.Seed
+	rows  map[[2]uint64]int
+}
+
+func newSeenKeys() seenKeys {
+	return seenKeys{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, rows: map[[2]uint64]int{}}
+}
+
+// add records key's first row; false (and that row) when it has one.
+func (s seenKeys) add(key string, row int) (int, bool) {
+	h := [2]uint64{maphash.String(s.seeds[0], key), maphash.String(s.seeds[1], key)}
+	if first, ok := s.rows[h]; ok {
+		return first, false
+	}
+	s.rows[h] = row
+	return row, true
+}
+
 // once reports a row whose key an earlier row of the file had.
 func (im *importer) once(row int, field, key string) *RowError {
-	if first, ok := im.seen[key]; ok {
+	if first, ok := im.seen.add(key, row); !ok {
 		return rowErr(row, field, ReasonImportDuplicate, fmt.Sprintf("same %s as row %d", field, first))
 	}
-	im.seen[key] = row
 	return nil
 }
 
@@ -335,14 +389,11 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 		if e := im.once(r.Row, "app_account", "acct\x00"+a.ID+"\x00"+f["app_account"]); e != nil {
 			return nil, e
 		}
-		uid, ok := im.users[login]
-		if !ok {
-			u, err := im.s.store.GetUserByLogin(ctx, login)
-			if err != nil {
-				return nil, lookupErr(r.Row, "login_name", ReasonImportUnknownUser, "no user has this login name", err)
-			}
-			uid = u.ID
+		u, err := im.s.store.GetUserByLogin(ctx, login)
+		if err != nil {
+			return nil, lookupErr(r.Row, "login_name", ReasonImportUnknownUser, "no user has this login name", err)
 		}
+		uid := u.ID
 		it.Key = "link:" + a.ID + ":" + f["app_account"]
 		it.Link = &AccountLink{ID: ids.New(), UserID: uid, AppID: a.ID, AppAccountID: f["app_account"], Status: status, CreatedAt: now}
 		return it, nil
@@ -397,7 +448,6 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 		key = login
 	}
 	it.Key, it.User = "user:"+key, u
-	im.users[login] = u.ID
 	if typ, code, acct := f["app_type"], f["app_code"], f["app_account"]; typ != "" || code != "" || acct != "" {
 		if typ == "" || code == "" || acct == "" {
 			return nil, rowErr(r.Row, "app_account", ReasonImportBadField, "app_type, app_code and app_account go together")
@@ -443,7 +493,8 @@ func (im *importer) flush(ctx context.Context, batch []ImportItem) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if err := im.s.store.YieldWrites(ctx); err != nil {
+	waitedBefore, err := im.s.store.YieldWrites(ctx)
+	if err != nil {
 		return err
 	}
 	start := im.s.now()
@@ -474,7 +525,14 @@ func (im *importer) flush(ctx context.Context, batch []ImportItem) error {
 	if err != nil {
 		return err
 	}
-	im.sizer.took(len(batch), time.Since(began))
+	took := time.Since(began)
+	// The writes that queued behind this batch go first now (rather than
+	// after the next batch's rows are read), and tell how to size it.
+	waitedAfter, err := im.s.store.YieldWrites(ctx)
+	if err != nil {
+		return err
+	}
+	im.sizer.took(len(batch), took, waitedBefore || waitedAfter)
 	for i, r := range results {
 		switch {
 		case r.Skipped:

@@ -114,8 +114,10 @@ type Store interface {
 	// YieldWrites lets the writes that wait for the database go first
 	// (an import calls it before each of its transactions, so that the
 	// logins' writes are not held up behind a run of them); it returns
-	// when none waits, after a bound, or when ctx ends.
-	YieldWrites(ctx context.Context) error
+	// when none waits, after a bound, or when ctx ends. waited reports
+	// whether any write was waiting (an import then keeps its
+	// transactions short; with none waiting it makes them longer).
+	YieldWrites(ctx context.Context) (waited bool, err error)
 
 	// CreateAdminToken stores t (its LastUsedAt is its CreatedAt).
 	CreateAdminToken(ctx context.Context, t *AdminToken) error

@@ -24,9 +24,11 @@ const importYieldMax = 200 * time.Millisecond
 
 // YieldWrites implements identity.Store: on SQLite it waits (at most
 // importYieldMax) until no transaction waits for the write lock; on
-// PostgreSQL it returns at once.
-func (s *Store) YieldWrites(ctx context.Context) error {
-	return s.db.YieldWrites(ctx, importYieldMax)
+// PostgreSQL it returns at once (writers do not queue behind one lock:
+// never waited).
+func (s *Store) YieldWrites(ctx context.Context) (bool, error) {
+	waited := s.db.Dialect == store.SQLite && s.db.WritesWaiting() > 0
+	return waited, s.db.YieldWrites(ctx, importYieldMax)
 }
 
 // ImportBatch writes items in one transaction; rows whose key this import

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/uias/uias/pkg/events"
@@ -14,16 +15,21 @@ import (
 // The bulk path of ImportBatch (issue 16: 1 M people in minutes). A batch
 // of users (each with its optional account link) or of links is checked
 // with a few set queries (keys this import wrote, orgs, existing login
-// names, feature codes, accounts) and written with multi-row INSERTs of up
-// to bulkRows rows each, prepared once per transaction.
+// names, feature codes, accounts) and written in primary-key order (ids
+// ascend with time, so the rows go to the end of each table):
 //
-// Why multi-row statements: on SQLite, each statement that writes a table
-// with search triggers opens a statement savepoint on the FTS5 index, and
-// FTS5 flushes its pending terms to a new index segment at every savepoint;
-// one INSERT per row therefore wrote one segment per row (and merged them
-// over and over), and parsed and compiled the statement and its triggers
-// for every row. One statement per bulkRows rows makes one segment per
-// statement and one compilation per transaction.
+//   - on SQLite, one prepared single-row INSERT per row and table, and the
+//     users' search rows in two statements for the whole batch
+//     (indexUsers). A single-row INSERT into a table without an insert
+//     trigger needs no statement journal and opens no FTS5 savepoint; a
+//     multi-row one (or one firing the old search trigger) does, because a
+//     unique or foreign-key failure at its 300th row must undo the 299
+//     before: every page the statement touched was copied to the journal
+//     first, and the FTS5 index flushed its pending terms to a new segment
+//     at every statement. With the users' indexes at random places
+//     (feature codes, names, orgs) that was a page copy per index per row;
+//   - on PostgreSQL, multi-row INSERTs of up to bulkRows rows (one round
+//     trip each).
 //
 // The checks find every failure a row can have in a consistent batch and
 // report it with the same error as the row-by-row path. Anything they do
@@ -75,13 +81,26 @@ func (s *Store) importBulk(ctx context.Context, importID string, items []identit
 			}
 			written = append(written, items[i])
 		}
+		// Primary-key order (written keeps the file's order for the
+		// events and the audit record).
+		slices.SortFunc(users, func(a, b int) int { return strings.Compare(items[a].User.ID, items[b].User.ID) })
+		slices.SortFunc(links, func(a, b int) int { return strings.Compare(items[a].Link.ID, items[b].Link.ID) })
+		keyed := slices.Clone(todo)
+		slices.SortFunc(keyed, func(a, b int) int { return strings.Compare(items[a].Key, items[b].Key) })
 		if err := s.bulkInsertUsers(ctx, tx, items, users, paths); err != nil {
+			return bulkFailure(ctx, err)
+		}
+		userIDs := make([]string, len(users))
+		for k, i := range users {
+			userIDs[k] = items[i].User.ID
+		}
+		if err := s.indexUsers(ctx, tx, userIDs); err != nil {
 			return bulkFailure(ctx, err)
 		}
 		if err := s.bulkInsertLinks(ctx, tx, items, links); err != nil {
 			return bulkFailure(ctx, err)
 		}
-		if err := s.bulkInsertImportRows(ctx, tx, importID, items, todo); err != nil {
+		if err := s.bulkInsertImportRows(ctx, tx, importID, items, keyed); err != nil {
 			return bulkFailure(ctx, err)
 		}
 		if len(written) > 0 {
@@ -322,11 +341,15 @@ func placeholders(n int) string {
 }
 
 // bulkInsert inserts n rows into table (cols), row(i) giving the values of
-// row i, in statements of up to bulkRows rows; the statement for a full
-// chunk is prepared once.
+// row i: on SQLite with one prepared single-row statement (no statement
+// journal, see the top of this file), on PostgreSQL in statements of up to
+// bulkRows rows, the statement for a full chunk prepared once.
 func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, table, cols string, ncols, n int, row func(i int, args []any) []any) error {
 	if n == 0 {
 		return nil
+	}
+	if s.db.Dialect == store.SQLite {
+		return s.insertEach(ctx, tx, table, cols, ncols, n, row)
 	}
 	per := max(1, min(bulkRows, bulkParams/ncols))
 	tuple := "(" + placeholders(ncols) + ")"
@@ -358,6 +381,23 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, table, cols string, 
 			_, err = tx.ExecContext(ctx, stmtFor(hi-lo), args...)
 		}
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertEach inserts n rows into table (cols) with one prepared
+// single-row INSERT.
+func (s *Store) insertEach(ctx context.Context, tx *sql.Tx, table, cols string, ncols, n int, row func(i int, args []any) []any) error {
+	st, err := tx.PrepareContext(ctx, "INSERT INTO "+table+" ("+cols+") VALUES ("+placeholders(ncols)+")")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = st.Close() }()
+	args := make([]any, 0, ncols)
+	for i := range n {
+		if _, err := st.ExecContext(ctx, row(i, args[:0])...); err != nil {
 			return err
 		}
 	}

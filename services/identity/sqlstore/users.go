@@ -112,7 +112,7 @@ func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, u *identity.User) 
 	if err != nil {
 		return err
 	}
-	return nil
+	return s.indexUsers(ctx, tx, []string{u.ID})
 }
 
 // GetUser returns the user id.

@@ -68,6 +68,13 @@ func testImportBulk(t *testing.T, f *fixture) {
 	})
 	_, err := f.s.GetUserByLogin(f.ctx, "bulk0000")
 	isErr(t, err, identity.ErrNotFound)
+	searchCount := func(q string) int {
+		t.Helper()
+		got, _, err := f.s.ListUsers(f.ctx, identity.UserFilter{Query: q}, identity.Page{})
+		must(t, err)
+		return len(got)
+	}
+	eq(t, "search after a dry run", searchCount("导入者bulk0000"), 0)
 	f.expectEvents(2, func() {
 		res, err := f.s.ImportBatch(f.ctx, "bulk-1", items, false, evs)
 		must(t, err)
@@ -131,4 +138,9 @@ func testImportBulk(t *testing.T, f *fixture) {
 	isErr(t, res[2].Err, identity.ErrConflict)
 	_, err = f.s.GetUserByLogin(f.ctx, "single")
 	must(t, err)
+	// The search index holds what was written, once: the failed twin's
+	// rows were rolled back with it.
+	eq(t, "search of a row written by the fallback", searchCount("导入者single"), 1)
+	eq(t, "search of the twins", searchCount("导入者twin"), 1)
+	eq(t, "search of bulk rows", searchCount("导入者bulk119"), 10)
 }

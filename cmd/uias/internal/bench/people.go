@@ -41,8 +41,8 @@ func genDisplay(n int) string {
 
 // generatePeople adds the org tree (if missing), the application appID (if
 // missing; "" for genApp) and people [from, to) to the migrated identity
-// database db, in transactions of 100 000 people, through the indexes and
-// search triggers as they are (the floor of the import row).
+// database db, in transactions of 100 000 people, through the indexes as
+// they are and with their search rows (the floor of the import row).
 func generatePeople(ctx context.Context, db *store.DB, appID string, from, to int) error {
 	root, err := generateOrgs(ctx, db, appID)
 	if err != nil {
@@ -61,6 +61,9 @@ func generatePeople(ctx context.Context, db *store.DB, appID string, from, to in
 			if _, err := tx.ExecContext(ctx, q(users), lo, hi, now, now); err != nil {
 				return fmt.Errorf("users: %w", err)
 			}
+			if err := indexGenerated(ctx, db, tx, lo, hi); err != nil {
+				return fmt.Errorf("search index: %w", err)
+			}
 			if _, err := tx.ExecContext(ctx, q(links), lo, hi, appID, now); err != nil {
 				return fmt.Errorf("links: %w", err)
 			}
@@ -71,6 +74,26 @@ func generatePeople(ctx context.Context, db *store.DB, appID string, from, to in
 		}
 	}
 	_, err = db.ExecContext(ctx, "ANALYZE")
+	return err
+}
+
+// indexGenerated adds the search rows of people [lo, hi), just inserted,
+// on SQLite (the store writes them for the users it inserts: one
+// statement for the keys, one for the FTS5 rows).
+func indexGenerated(ctx context.Context, db *store.DB, tx *sql.Tx, lo, hi int) error {
+	if db.Dialect != store.SQLite || lo >= hi {
+		return nil
+	}
+	var last int64
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(n), 0) FROM users_search_keys").Scan(&last); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO users_search_keys (row_id) SELECT id FROM users WHERE id >= ? AND id <= ? ORDER BY id",
+		genUserID(lo), genUserID(hi-1)); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO users_fts (rowid, login_name, display_name, email) "+
+		"SELECT k.n, t.login_name, t.display_name, t.email FROM users_search_keys k JOIN users t ON t.id = k.row_id WHERE k.n > ?", last)
 	return err
 }
 
