@@ -139,6 +139,10 @@ func (s *Service) WrapUnsalted(ctx context.Context, token string, batch int) (wr
 	return wrapped, next, nil
 }
 
+// wrapPageTime is the least time RunWrapUnsalted spends on a page of 100
+// people: it reads at most 10 000 people a second.
+const wrapPageTime = 10 * time.Millisecond
+
 // RunWrapUnsalted runs WrapUnsalted until every unsalted hash is wrapped or
 // ctx ends, at most rate hashes a second, in batches of 100; it starts
 // over every interval, so imported hashes get wrapped too.
@@ -158,10 +162,13 @@ func (s *Service) RunWrapUnsalted(ctx context.Context, rate float64, interval ti
 			s.kick()
 			s.log.Info("wrapped unsalted password hashes in argon2id", zap.Int("count", n))
 		}
-		// Throttle: a batch of n hashes takes at least n/rate seconds; a
-		// busy hasher (the same page again) waits a second; at the end of
-		// the table wait interval.
-		wait := time.Duration(float64(n)/rate*float64(time.Second)) - time.Since(start)
+		// Throttle: a batch of n hashes takes at least n/rate seconds, and
+		// a page at least wrapPageTime (a pass over millions of people
+		// whose hashes need nothing, e.g. salted ones, would otherwise read
+		// the whole table at full speed, every interval, beside the
+		// logins); a busy hasher (the same page again) waits a second; at
+		// the end of the table wait interval.
+		wait := max(time.Duration(float64(n)/rate*float64(time.Second)), wrapPageTime) - time.Since(start)
 		switch {
 		case err != nil || next == "":
 			wait, next = interval, ""
