@@ -66,12 +66,14 @@ bench: buildtags
 ## search, Authenticate while administrators search; import and export rows
 ## at 1 M); opt-in, not in make test. The stores are generated in bulk
 ## (indexes and search triggers set aside, then rebuilt) into SOAK_DIR and
-## kept there: a stopped run resumes where it stopped when run again. Needs
+## kept there: a stopped run resumes where it stopped when run again; the
+## Authenticate rows' UIAS uses the same store (--auth-db). Needs
 ## ~10 GB of disk per 10 M store; adds its section to docs/benchmarks.md
 SOAK_DIR ?= $(or $(TMPDIR),/tmp)/uias-soak
 soak: buildtags
 	mkdir -p $(SOAK_DIR)
 	$(GO) run ./cmd/uias bench scale --people 10000000 --io-people 1000000 --db-dir $(SOAK_DIR) \
+		--auth-db $(SOAK_DIR)/people-10000000.db \
 		--heading "Identity at 10 M people (make soak)" --out docs/benchmarks.md
 
 # buildtags: checks that the build LIBARGON2 asks for can be made here

@@ -51,6 +51,9 @@ type envConfig struct {
 	SchedPolicy string        // identity.sched_policy: batch|inherit
 	LogLevel    string
 	Log         io.Writer
+	// Prepare, when set, runs in the data directory before UIAS starts
+	// (e.g. to put a generated identity store there).
+	Prepare func(dir string) error
 }
 
 // workers is the effective number of hash workers for c (as NewHasher
@@ -120,6 +123,11 @@ func startEnv(ctx context.Context, ec envConfig) (_ *env, err error) {
 			e.close()
 		}
 	}()
+	if ec.Prepare != nil {
+		if err := ec.Prepare(dir); err != nil {
+			return nil, err
+		}
+	}
 	cfg := app.DefaultConfig()
 	idc := identitycomponent.Settings(&cfg)
 	cfg.DataDir = dir

@@ -156,6 +156,50 @@ func TestScaleSmoke(t *testing.T) {
 	}
 }
 
+// --auth-db: the Authenticate rows' UIAS uses the listing rows' generated
+// store (hard-linked) instead of generating the people again; a second
+// run on the same store (with the first run's application, people,
+// administrator and data keys in it) works too.
+func TestScaleAuthReusesStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a UIAS")
+	}
+	dir := t.TempDir()
+	args := []string{"scale", "--people", "3000", "--floor-people", "1000", "--duration", "200ms", "--warmup", "20ms",
+		"--slices", "1", "--auth-concurrency", "2", "--argon2-memory", "8192", "--io=false",
+		"--db-dir", dir, "--auth-db", filepath.Join(dir, "people-3000.db")}
+	for run := 1; run <= 2; run++ {
+		var stdout, stderr bytes.Buffer
+		if code := Main(context.Background(), args, &stdout, &stderr); code != 0 {
+			t.Fatalf("run %d: exit %d\n%s", run, code, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "Authenticate p99 while 2 administrators search") || strings.Contains(stdout.String(), "ERROR") {
+			t.Fatalf("run %d:\n%s\n%s", run, stdout.String(), stderr.String())
+		}
+		// The listing rows generate the store on the first run only; the
+		// Authenticate rows never.
+		if n, want := strings.Count(stderr.String(), "generated people 0-3000 "), 2-run; n != want {
+			t.Fatalf("run %d generated the 3000 people %d times, want %d:\n%s", run, n, want, stderr.String())
+		}
+	}
+	// The store still holds the generated people, and one administrator.
+	db, err := store.Open(context.Background(), "sqlite", filepath.Join(dir, "people-3000.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var people, admins int
+	if err := db.QueryRow("SELECT COUNT(*) FROM users WHERE id GLOB 'u[0-9]*'").Scan(&people); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow("SELECT COUNT(*) FROM users WHERE login_name = 'admin'").Scan(&admins); err != nil {
+		t.Fatal(err)
+	}
+	if people != 3000 || admins != 1 {
+		t.Fatalf("%d generated people and %d administrators in the store, want 3000 and 1", people, admins)
+	}
+}
+
 func TestCarrySections(t *testing.T) {
 	earlier := "# UIAS benchmarks\n\n## Default build\n\nold rows\n\n## Identity at 1 M people\n\nold 1M\n\n## Identity at 10 M people (make soak)\n\nsoak rows\n" +
 		reproduce + "\nhow\n"

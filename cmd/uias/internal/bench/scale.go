@@ -49,6 +49,7 @@ type scaleOptions struct {
 	importLoginsDur     time.Duration
 	ioPeople            int
 	cpuprofile          string
+	authDB              string
 }
 
 func parseScaleFlags(args []string, stderr io.Writer) (*scaleOptions, error) {
@@ -75,6 +76,7 @@ func parseScaleFlags(args []string, stderr io.Writer) (*scaleOptions, error) {
 	fs.StringVar(&o.carry, "carry", "", "an earlier page whose other \"Identity at\" sections (e.g. the soak's) are kept in --out")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the import row (our import only) to this file")
 	fs.StringVar(&o.dbDir, "db-dir", "", "directory for the generated stores (default: a temporary one, removed)")
+	fs.StringVar(&o.authDB, "auth-db", "", "a generated store of --people people (e.g. the listing rows' people-N.db) that the Authenticate rows' UIAS uses as its identity database, hard-linked (an administrator is added to it), instead of generating the people again")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -398,19 +400,25 @@ func listingQueries() []listingQuery {
 // running UIAS holding o.people generated people.
 func scaleAuth(ctx context.Context, o *scaleOptions, rep *scaleReport, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "uias bench scale: starting UIAS with %d people\n", o.people)
-	e, err := startEnv(ctx, envConfig{Argon2: o.argon2, LogLevel: "error", Log: stderr})
+	ec := envConfig{Argon2: o.argon2, LogLevel: "error", Log: stderr}
+	if o.authDB != "" {
+		ec.Prepare = func(dir string) error { return adoptPeopleStore(ctx, o, filepath.Join(dir, "identity.db")) }
+	}
+	e, err := startEnv(ctx, ec)
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	db, err := store.Open(ctx, "sqlite", filepath.Join(e.dir, "identity.db"))
-	if err != nil {
-		return err
-	}
-	err = generatePeopleBulk(ctx, db, e.appID, 0, o.people, stderr)
-	_ = db.Close()
-	if err != nil {
-		return err
+	if o.authDB == "" {
+		db, err := store.Open(ctx, "sqlite", filepath.Join(e.dir, "identity.db"))
+		if err != nil {
+			return err
+		}
+		err = generatePeopleBulk(ctx, db, e.appID, 0, o.people, stderr)
+		_ = db.Close()
+		if err != nil {
+			return err
+		}
 	}
 	if err := e.check(ctx); err != nil {
 		return err
@@ -554,7 +562,7 @@ func (rep *scaleReport) section() string {
 	if rep.genTime < time.Second {
 		gen = "reused from an earlier run (--db-dir)"
 	}
-	fmt.Fprintf(&b, "- **Generating %s people** (users with their org path, trigram search index kept by the triggers, one account link each) in bulk SQL: %s\n",
+	fmt.Fprintf(&b, "- **Generating %s people** (users with their org path and trigram search rows, one account link each) in bulk SQL: %s\n",
 		peopleLabel(o.people), gen)
 	fmt.Fprintf(&b, "- argon2id m=%d KiB t=%d p=%d; identity.admin_reads default (%d on this machine), admin_read_timeout 5s\n\n",
 		o.argon2.MemoryKiB, o.argon2.Time, o.argon2.Threads, identity.DefaultAdminReads())
