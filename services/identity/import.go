@@ -19,14 +19,16 @@ import (
 // server checks each field's form). Rows are written in batches, each
 // batch in one transaction with one CHANGES event and one audit record
 // (not one per row, so that the outbox and the downstream systems are not
-// flooded). A batch is sized by time (importSizer): as many rows as the
-// last batches wrote in ImportTxTarget, at most ImportBatchSize, so that
-// on SQLite the import holds the database's write lock in short turns;
-// before and after each batch the import lets the writes waiting for the
-// database (a login's) go first (Store.YieldWrites). Logins thus go on
-// during an import, waiting at most about one batch's time for their
-// write. While no write waits, the batches grow (up to ImportIdleTxTarget
-// and ImportIdleBatchSize), which costs less per row. Every
+// flooded). A batch is written in chunks sized by time (importSizer: as
+// many rows as the last transactions wrote in ImportTxTarget, at most
+// ImportChunkMax), all in one transaction of up to ImportBatchSize rows
+// while no other write waits for the database; on SQLite, where a login's
+// write waits for the import's write lock, the store ends the transaction
+// after the chunk during which one began to wait, and before each
+// transaction the import lets the waiting writes go first
+// (Store.YieldWrites). Logins thus go on during an import, waiting at most
+// about one chunk for their write, and an import alone writes large
+// transactions, which cost less per row. Every
 // row that cannot be written is reported with its row number, field and
 // reason; the others are written. Idempotent and resumable: each row has an external key (users:
 // external_key or the login name; orgs: the code; links: app + account),
@@ -35,38 +37,34 @@ import (
 // checks every row against the database as a real run would and writes
 // nothing.
 
-// ImportBatchSize is the most rows written per transaction while other
-// writes wait for the database; ImportIdleBatchSize while none does.
-const (
-	ImportBatchSize     = 2000
-	ImportIdleBatchSize = 10000
-)
+// ImportBatchSize is the most rows of one import transaction (people and
+// links; orgs go at most a chunk at a time). On SQLite the store ends the
+// transaction earlier, after the chunk during which another write began
+// to wait for the database (Store.ImportBatch): while none waits, the
+// rows of a transaction share its commit, its search index segment and
+// the index pages it writes; when one does, it waits for one chunk.
+const ImportBatchSize = 10000
 
-// ImportTxTarget is how long one import transaction should take while
-// other writes (logins) wait for the database; ImportIdleTxTarget is the
-// longest it grows to while none does. Longer transactions cost less per
-// row: the rows of one transaction share the index pages it writes (an
-// org's users, say) and its commit.
-const (
-	ImportTxTarget     = 50 * time.Millisecond
-	ImportIdleTxTarget = 500 * time.Millisecond
-)
+// ImportChunkMax is the most rows of one chunk.
+const ImportChunkMax = 2000
 
-// importFirstBatch is the rows of an import's first batch, importMinBatch
-// the fewest of any (below it a batch's fixed costs dominate).
+// ImportTxTarget is how long one chunk should take: as many rows as the
+// last transactions wrote in this time (a waiting login waits for about
+// one chunk).
+const ImportTxTarget = 50 * time.Millisecond
+
+// importFirstBatch is the rows of an import's first chunk, importMinBatch
+// the fewest of any (below it a chunk's fixed costs dominate).
 const (
 	importFirstBatch = 200
 	importMinBatch   = 50
 )
 
-// importSizer sizes an import's batches from the time the last one took
-// and whether other writes waited for the database around it.
-type importSizer struct {
-	size   int
-	target time.Duration // the current target (0: ImportTxTarget)
-}
+// importSizer sizes an import's chunks from the time the last
+// transaction took.
+type importSizer struct{ size int }
 
-// next is the rows of the next batch.
+// next is the rows of the next chunk.
 func (z *importSizer) next() int {
 	if z.size == 0 {
 		z.size = importFirstBatch
@@ -74,34 +72,19 @@ func (z *importSizer) next() int {
 	return z.size
 }
 
-// took records that a batch of n rows took d, other writes having waited
-// for the database before or after it (contended) or not. Contended, the
-// target is ImportTxTarget and the batches at most ImportBatchSize rows
-// (a waiting login waits for about one batch); otherwise the target
-// doubles up to ImportIdleTxTarget and the batches may reach
-// ImportIdleBatchSize. The next batch is as many rows as fit in the target
-// at this one's pace, growing at most twofold, and at least
-// importMinBatch.
-func (z *importSizer) took(n int, d time.Duration, contended bool) {
+// took records that a transaction of n rows took d: the next chunk is as
+// many rows as fit in ImportTxTarget at that pace, growing at most
+// twofold, between importMinBatch and ImportChunkMax.
+func (z *importSizer) took(n int, d time.Duration) {
 	if n <= 0 {
 		return
 	}
 	cur := z.next()
-	most := ImportBatchSize
-	switch {
-	case contended || z.target == 0:
-		z.target = ImportTxTarget
-	default:
-		z.target = min(2*z.target, ImportIdleTxTarget)
-	}
-	if !contended {
-		most = ImportIdleBatchSize
-	}
-	want := most
+	want := ImportChunkMax
 	if d > 0 {
-		want = int(int64(z.target) * int64(n) / int64(d))
+		want = int(int64(ImportTxTarget) * int64(n) / int64(d))
 	}
-	z.size = max(importMinBatch, min(want, 2*cur, most))
+	z.size = max(importMinBatch, min(want, 2*cur, ImportChunkMax))
 }
 
 // DefaultImportMaxBytes bounds an import file by default (1 GiB);
@@ -239,7 +222,7 @@ func (s *Service) Import(ctx context.Context, opts ImportOptions, next func() (*
 		}
 		it.Sheet = r.Sheet
 		batch = append(batch, *it)
-		if len(batch) >= im.sizer.next() {
+		if len(batch) >= im.batchLimit() {
 			if err := im.flush(ctx, batch); err != nil {
 				return nil, err
 			}
@@ -488,19 +471,45 @@ func storeReason(err error) string {
 	return "ERROR"
 }
 
-// flush writes one batch with its batched events.
+// batchLimit is the rows to gather before writing them: a transaction's
+// worth of people or links (written chunk by chunk), a chunk of orgs
+// (written in one go: an org may be the parent of the next).
+func (im *importer) batchLimit() int {
+	if im.opts.Kind == "orgs" {
+		return im.sizer.next()
+	}
+	return ImportBatchSize
+}
+
+// flush writes rows in transactions of one or more chunks, each with its
+// batched events.
 func (im *importer) flush(ctx context.Context, batch []ImportItem) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	waitedBefore, err := im.s.store.YieldWrites(ctx)
-	if err != nil {
-		return err
+	for len(batch) > 0 {
+		n, err := im.write(ctx, batch)
+		if err != nil {
+			return err
+		}
+		batch = batch[n:]
+	}
+	if !im.opts.DryRun {
+		im.s.kick()
+	}
+	return nil
+}
+
+// write writes batch in one transaction, or its first chunks when the
+// store ended the transaction early, and returns how many rows it wrote.
+func (im *importer) write(ctx context.Context, batch []ImportItem) (int, error) {
+	if err := im.s.store.YieldWrites(ctx); err != nil {
+		return 0, err
 	}
 	start := im.s.now()
 	began := time.Now() // the real time, whatever clock the service has
 	kind := strings.TrimSuffix(im.opts.Kind, "s")
-	results, err := im.s.store.ImportBatch(ctx, im.opts.ImportID, batch, im.opts.DryRun, func(written []ImportItem) []events.Event {
+	results, err := im.s.store.ImportBatch(ctx, im.opts.ImportID, batch, im.opts.DryRun, im.sizer.next(), func(written []ImportItem) []events.Event {
 		idList := make([]string, len(written))
 		for i, it := range written {
 			switch {
@@ -523,16 +532,12 @@ func (im *importer) flush(ctx context.Context, batch []ImportItem) error {
 					"last_row": fmt.Sprint(written[len(written)-1].Row)}))
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	took := time.Since(began)
-	// The writes that queued behind this batch go first now (rather than
-	// after the next batch's rows are read), and tell how to size it.
-	waitedAfter, err := im.s.store.YieldWrites(ctx)
-	if err != nil {
-		return err
+	if len(results) == 0 || len(results) > len(batch) {
+		return 0, fmt.Errorf("import: the store answered %d results for %d rows", len(results), len(batch))
 	}
-	im.sizer.took(len(batch), took, waitedBefore || waitedAfter)
+	im.sizer.took(len(results), time.Since(began))
 	for i, r := range results {
 		switch {
 		case r.Skipped:
@@ -546,8 +551,5 @@ func (im *importer) flush(ctx context.Context, batch []ImportItem) error {
 			im.rep.Written++
 		}
 	}
-	if !im.opts.DryRun {
-		im.s.kick()
-	}
-	return nil
+	return len(results), nil
 }

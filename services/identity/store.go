@@ -108,16 +108,19 @@ type Store interface {
 	// result carries the error, a store error with a reason), skipping
 	// items whose Key importID has already written. evs returns the
 	// events to write with the items written. With dryRun nothing is
-	// kept (the results are what a real run would have done).
-	ImportBatch(ctx context.Context, importID string, items []ImportItem, dryRun bool,
+	// kept (the results are what a real run would have done). With chunk
+	// > 0 the store may write the items chunk at a time and end the
+	// transaction between two chunks when other writes wait for the
+	// database (SQLite's one write lock): the results then cover only the
+	// first items (a whole number of chunks), and the caller sends the
+	// others again.
+	ImportBatch(ctx context.Context, importID string, items []ImportItem, dryRun bool, chunk int,
 		evs func(written []ImportItem) []events.Event) ([]ImportResult, error)
 	// YieldWrites lets the writes that wait for the database go first
 	// (an import calls it before each of its transactions, so that the
 	// logins' writes are not held up behind a run of them); it returns
-	// when none waits, after a bound, or when ctx ends. waited reports
-	// whether any write was waiting (an import then keeps its
-	// transactions short; with none waiting it makes them longer).
-	YieldWrites(ctx context.Context) (waited bool, err error)
+	// when none waits, after a bound, or when ctx ends.
+	YieldWrites(ctx context.Context) error
 
 	// CreateAdminToken stores t (its LastUsedAt is its CreatedAt).
 	CreateAdminToken(ctx context.Context, t *AdminToken) error

@@ -24,31 +24,32 @@ const importYieldMax = 200 * time.Millisecond
 
 // YieldWrites implements identity.Store: on SQLite it waits (at most
 // importYieldMax) until no transaction waits for the write lock; on
-// PostgreSQL it returns at once (writers do not queue behind one lock:
-// never waited).
-func (s *Store) YieldWrites(ctx context.Context) (bool, error) {
-	waited := s.db.Dialect == store.SQLite && s.db.WritesWaiting() > 0
-	return waited, s.db.YieldWrites(ctx, importYieldMax)
+// PostgreSQL it returns at once.
+func (s *Store) YieldWrites(ctx context.Context) error {
+	return s.db.YieldWrites(ctx, importYieldMax)
 }
 
 // ImportBatch writes items in one transaction; rows whose key this import
 // already wrote are skipped. evs gets the items written and returns the
 // events to write with them. A dry run checks everything and rolls back.
 //
-// Users and links go through the bulk path (importbulk.go); orgs are
+// Users and links go through the bulk path (importbulk.go), chunk rows at
+// a time (chunk > 0): on SQLite the transaction ends after the chunk
+// during which another write began to wait for the database (a login's),
+// and the results cover the items written so far. Orgs are
 // first tried without savepoints: a savepoint per row makes
 // SQLite's FTS5 search index flush its pending terms at every row, which
 // makes each row slower the more there are. If any item fails, that
 // attempt is rolled back and the batch is written again with each item in
 // a savepoint of its own, so a failing row leaves the others.
-func (s *Store) ImportBatch(ctx context.Context, importID string, items []identity.ImportItem, dryRun bool,
+func (s *Store) ImportBatch(ctx context.Context, importID string, items []identity.ImportItem, dryRun bool, chunk int,
 	evs func(written []identity.ImportItem) []events.Event) ([]identity.ImportResult, error) {
 	var (
 		out []identity.ImportResult
 		err error
 	)
 	if bulkable(items) {
-		out, err = s.importBulk(ctx, importID, items, dryRun, evs)
+		out, err = s.importBulk(ctx, importID, items, dryRun, chunk, evs)
 	} else {
 		out, err = s.importBatch(ctx, importID, items, dryRun, evs, false)
 	}

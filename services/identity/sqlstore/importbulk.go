@@ -58,49 +58,42 @@ func bulkable(items []identity.ImportItem) bool {
 }
 
 // importBulk writes items (bulkable) in one transaction as ImportBatch
-// does; errRowFailed when a statement failed (nothing is kept).
-func (s *Store) importBulk(ctx context.Context, importID string, items []identity.ImportItem, dryRun bool,
+// does, chunk items at a time (chunk <= 0: all at once); between two
+// chunks it ends the transaction when s.cut says so (another write waits)
+// and returns the results of the items written so far. errRowFailed when a
+// statement failed (nothing is kept).
+func (s *Store) importBulk(ctx context.Context, importID string, items []identity.ImportItem, dryRun bool, chunk int,
 	evs func(written []identity.ImportItem) []events.Event) ([]identity.ImportResult, error) {
+	if chunk <= 0 {
+		chunk = len(items)
+	}
 	out := make([]identity.ImportResult, len(items))
+	done := len(items)
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		// Fresh results each attempt (InTx does not retry, but keep it
 		// obviously right).
 		clear(out)
-		todo, paths, err := s.bulkChecks(ctx, tx, importID, items, out)
-		if err != nil {
-			return err
-		}
-		written := make([]identity.ImportItem, 0, len(todo))
-		var users, links []int
-		for _, i := range todo {
-			if items[i].User != nil {
-				users = append(users, i)
+		done = len(items)
+		var (
+			written []identity.ImportItem
+			userIDs []string
+		)
+		for lo := 0; lo < len(items); lo += chunk {
+			if lo > 0 && s.cut() {
+				done = lo
+				break
 			}
-			if items[i].Link != nil {
-				links = append(links, i)
+			hi := min(lo+chunk, len(items))
+			w, ids, err := s.bulkChunk(ctx, tx, importID, items[lo:hi], out[lo:hi])
+			if err != nil {
+				return err
 			}
-			written = append(written, items[i])
+			written, userIDs = append(written, w...), append(userIDs, ids...)
 		}
-		// Primary-key order (written keeps the file's order for the
-		// events and the audit record).
-		slices.SortFunc(users, func(a, b int) int { return strings.Compare(items[a].User.ID, items[b].User.ID) })
-		slices.SortFunc(links, func(a, b int) int { return strings.Compare(items[a].Link.ID, items[b].Link.ID) })
-		keyed := slices.Clone(todo)
-		slices.SortFunc(keyed, func(a, b int) int { return strings.Compare(items[a].Key, items[b].Key) })
-		if err := s.bulkInsertUsers(ctx, tx, items, users, paths); err != nil {
-			return bulkFailure(ctx, err)
-		}
-		userIDs := make([]string, len(users))
-		for k, i := range users {
-			userIDs[k] = items[i].User.ID
-		}
+		// The search rows of the whole transaction in two statements (one
+		// FTS5 segment), in key order.
+		slices.Sort(userIDs)
 		if err := s.indexUsers(ctx, tx, userIDs); err != nil {
-			return bulkFailure(ctx, err)
-		}
-		if err := s.bulkInsertLinks(ctx, tx, items, links); err != nil {
-			return bulkFailure(ctx, err)
-		}
-		if err := s.bulkInsertImportRows(ctx, tx, importID, items, keyed); err != nil {
 			return bulkFailure(ctx, err)
 		}
 		if len(written) > 0 {
@@ -119,7 +112,57 @@ func (s *Store) importBulk(ctx context.Context, importID string, items []identit
 	if err != nil && !errors.Is(err, errDryRun) {
 		return nil, classify(err, "import", "")
 	}
-	return out, nil
+	return out[:done], nil
+}
+
+// cut reports whether an import transaction should end before its next
+// chunk: on SQLite, when another transaction waits for the write lock.
+func (s *Store) cut() bool {
+	if s.cutImport != nil {
+		return s.cutImport()
+	}
+	return s.db.Dialect == store.SQLite && s.db.WritesWaiting() > 0
+}
+
+// bulkChunk checks and writes items (one chunk of a transaction), their
+// results in out; it returns the items written (in the file's order, for
+// the events and the audit record) and the ids of the users written.
+func (s *Store) bulkChunk(ctx context.Context, tx *sql.Tx, importID string, items []identity.ImportItem,
+	out []identity.ImportResult) ([]identity.ImportItem, []string, error) {
+	todo, paths, err := s.bulkChecks(ctx, tx, importID, items, out)
+	if err != nil {
+		return nil, nil, err
+	}
+	written := make([]identity.ImportItem, 0, len(todo))
+	var users, links []int
+	for _, i := range todo {
+		if items[i].User != nil {
+			users = append(users, i)
+		}
+		if items[i].Link != nil {
+			links = append(links, i)
+		}
+		written = append(written, items[i])
+	}
+	// Primary-key order.
+	slices.SortFunc(users, func(a, b int) int { return strings.Compare(items[a].User.ID, items[b].User.ID) })
+	slices.SortFunc(links, func(a, b int) int { return strings.Compare(items[a].Link.ID, items[b].Link.ID) })
+	keyed := slices.Clone(todo)
+	slices.SortFunc(keyed, func(a, b int) int { return strings.Compare(items[a].Key, items[b].Key) })
+	if err := s.bulkInsertUsers(ctx, tx, items, users, paths); err != nil {
+		return nil, nil, bulkFailure(ctx, err)
+	}
+	if err := s.bulkInsertLinks(ctx, tx, items, links); err != nil {
+		return nil, nil, bulkFailure(ctx, err)
+	}
+	if err := s.bulkInsertImportRows(ctx, tx, importID, items, keyed); err != nil {
+		return nil, nil, bulkFailure(ctx, err)
+	}
+	userIDs := make([]string, len(users))
+	for k, i := range users {
+		userIDs[k] = items[i].User.ID
+	}
+	return written, userIDs, nil
 }
 
 // bulkFailure turns a failed bulk statement into errRowFailed (write the

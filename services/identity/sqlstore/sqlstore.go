@@ -40,6 +40,9 @@ type Store struct {
 	// stmts serves the hot single-row reads (Authenticate, caller
 	// authentication, GetUser) from prepared statements.
 	stmts *store.StmtCache
+	// cutImport, when set, replaces the rule that ends an import
+	// transaction between two chunks (tests).
+	cutImport func() bool
 }
 
 var _ identity.Store = (*Store)(nil)

@@ -62,7 +62,7 @@ func testImportBulk(t *testing.T, f *fixture) {
 		}
 	}
 	f.expectEvents(0, func() {
-		res, err := f.s.ImportBatch(f.ctx, "bulk-1", items, true, evs)
+		res, err := f.s.ImportBatch(f.ctx, "bulk-1", items, true, 0, evs)
 		must(t, err)
 		check(res)
 	})
@@ -76,7 +76,7 @@ func testImportBulk(t *testing.T, f *fixture) {
 	}
 	eq(t, "search after a dry run", searchCount("导入者bulk0000"), 0)
 	f.expectEvents(2, func() {
-		res, err := f.s.ImportBatch(f.ctx, "bulk-1", items, false, evs)
+		res, err := f.s.ImportBatch(f.ctx, "bulk-1", items, false, 0, evs)
 		must(t, err)
 		check(res)
 	})
@@ -94,7 +94,7 @@ func testImportBulk(t *testing.T, f *fixture) {
 	eq(t, "links of an imported user", len(links), 1)
 	// Again: written rows are skipped, the failed ones fail again.
 	f.expectEvents(0, func() {
-		res, err := f.s.ImportBatch(f.ctx, "bulk-1", items, false, func([]identity.ImportItem) []events.Event {
+		res, err := f.s.ImportBatch(f.ctx, "bulk-1", items, false, 0, func([]identity.ImportItem) []events.Event {
 			t.Fatal("events for a batch that wrote nothing")
 			return nil
 		})
@@ -114,7 +114,7 @@ func testImportBulk(t *testing.T, f *fixture) {
 			UserID: userID, AppID: app.ID, AppAccountID: acct, Status: identity.StatusActive, CreatedAt: base}}
 	}
 	res, err := f.s.ImportBatch(f.ctx, "bulk-2", []identity.ImportItem{lk(other.ID, "acct-other"), lk("no-such-user", "acct-x"),
-		lk(linked.ID, "acct-linked-again")}, false, func(w []identity.ImportItem) []events.Event { return f.evs(1) })
+		lk(linked.ID, "acct-linked-again")}, false, 0, func(w []identity.ImportItem) []events.Event { return f.evs(1) })
 	must(t, err)
 	if res[0].Err != nil {
 		t.Fatalf("link row: %+v", res[0])
@@ -126,7 +126,7 @@ func testImportBulk(t *testing.T, f *fixture) {
 	// written, the second fails (the row-by-row fallback).
 	a, b := mk("twin"), mk("twin")
 	b.Key = "user:twin-2"
-	res, err = f.s.ImportBatch(f.ctx, "bulk-3", []identity.ImportItem{a, mk("single"), b}, false,
+	res, err = f.s.ImportBatch(f.ctx, "bulk-3", []identity.ImportItem{a, mk("single"), b}, false, 0,
 		func(w []identity.ImportItem) []events.Event {
 			eq(t, "written with a twin", len(w), 2)
 			return f.evs(1)

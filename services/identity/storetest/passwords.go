@@ -56,7 +56,7 @@ func testImportBatch(t *testing.T, f *fixture) {
 	}
 	// Dry run: the same answers, nothing kept.
 	f.expectEvents(0, func() {
-		res, err := f.s.ImportBatch(f.ctx, "imp-1", items, true, evs)
+		res, err := f.s.ImportBatch(f.ctx, "imp-1", items, true, 0, evs)
 		must(t, err)
 		if res[1].Err == nil || !errors.Is(res[1].Err, identity.ErrConflict) || res[0].Err != nil || res[3].Err != nil {
 			t.Fatalf("dry run results %+v", res)
@@ -66,7 +66,7 @@ func testImportBatch(t *testing.T, f *fixture) {
 	isErr(t, err, identity.ErrNotFound)
 
 	f.expectEvents(2, func() {
-		res, err := f.s.ImportBatch(f.ctx, "imp-1", items, false, evs)
+		res, err := f.s.ImportBatch(f.ctx, "imp-1", items, false, 0, evs)
 		must(t, err)
 		if res[1].Err == nil || res[0].Err != nil || res[2].Err != nil || res[3].Err != nil {
 			t.Fatalf("results %+v", res)
@@ -82,7 +82,7 @@ func testImportBatch(t *testing.T, f *fixture) {
 	eq(t, "imported org path", o.Path, root.Path+o.ID+"/")
 	// Again: written items are skipped, no events.
 	f.expectEvents(0, func() {
-		res, err := f.s.ImportBatch(f.ctx, "imp-1", items, false, func([]identity.ImportItem) []events.Event {
+		res, err := f.s.ImportBatch(f.ctx, "imp-1", items, false, 0, func([]identity.ImportItem) []events.Event {
 			t.Fatal("events for a batch that wrote nothing")
 			return nil
 		})

@@ -21,7 +21,8 @@ import (
 // with and without an import of further people, all in the same run. The
 // import is one import (one import id) whose row source is paused during
 // the slices without it: the batch in flight when a pause starts runs on
-// into it (one batch: about identity.ImportTxTarget).
+// into it (at most one chunk, about identity.ImportTxTarget, once a login
+// waits).
 
 // importGate pauses and resumes an import's row source.
 type importGate struct {
