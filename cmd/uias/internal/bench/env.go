@@ -54,6 +54,8 @@ type envConfig struct {
 	// Prepare, when set, runs in the data directory before UIAS starts
 	// (e.g. to put a generated identity store there).
 	Prepare func(dir string) error
+	// StartTimeout bounds the start and the seeding (0: 60 s).
+	StartTimeout time.Duration
 }
 
 // workers is the effective number of hash workers for c (as NewHasher
@@ -152,7 +154,11 @@ func startEnv(ctx context.Context, ec envConfig) (_ *env, err error) {
 	if err != nil {
 		return nil, err
 	}
-	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	startTimeout := ec.StartTimeout
+	if startTimeout <= 0 {
+		startTimeout = 60 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	e.app, err = app.Start(sctx, cfg, app.Options{Logger: log})
 	if err != nil {

@@ -400,7 +400,8 @@ func listingQueries() []listingQuery {
 // running UIAS holding o.people generated people.
 func scaleAuth(ctx context.Context, o *scaleOptions, rep *scaleReport, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "uias bench scale: starting UIAS with %d people\n", o.people)
-	ec := envConfig{Argon2: o.argon2, LogLevel: "error", Log: stderr}
+	// A store of millions of people on a loaded machine starts slowly.
+	ec := envConfig{Argon2: o.argon2, LogLevel: "error", Log: stderr, StartTimeout: 10 * time.Minute}
 	if o.authDB != "" {
 		ec.Prepare = func(dir string) error { return adoptPeopleStore(ctx, o, filepath.Join(dir, "identity.db")) }
 	}
