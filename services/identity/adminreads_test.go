@@ -5,10 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/uias/uias/pkg/crypto"
-	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
@@ -37,31 +33,15 @@ func (b *blockingStore) ListUsers(ctx context.Context, f identity.UserFilter, p 
 // second listing is refused (ADMIN_READS_BUSY) while a login goes through;
 // a listing running past the limit is cut off (QUERY_TIMEOUT).
 func TestAdminReadAdmission(t *testing.T) {
-	db := storetest.OpenSQLite(t)
-	if err := sqlstore.Migrate(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	keys, active, err := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := crypto.NewSealer(keys, active)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs := &blockingStore{Store: sqlstore.New(db), entered: make(chan struct{}, 4), release: make(chan struct{})}
-	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-	svc, err := identity.New(identity.Deps{Store: bs, Sealer: sealer, Logger: zap.NewNop(), Now: clk.now, Sleep: clk.sleep,
-		Config: identity.Config{AdminReads: 1, AdminReadTimeout: 300 * time.Millisecond},
-		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bs := &blockingStore{Store: sqlstore.New(testDB(t)), entered: make(chan struct{}, 4), release: make(chan struct{})}
+	clk := newTestClock()
+	svc := testService(t, identity.Deps{Store: bs, Now: clk.now, Sleep: clk.sleep,
+		Config: identity.Config{AdminReads: 1, AdminReadTimeout: 300 * time.Millisecond}})
 	w := setupOn(t, svc, clk)
 	ctx := context.Background()
 
 	// A listing past the time limit.
-	_, _, err = svc.ListUsers(ctx, identity.UserFilter{Query: "slow"}, 0, "")
+	_, _, err := svc.ListUsers(ctx, identity.UserFilter{Query: "slow"}, 0, "")
 	<-bs.entered
 	if reasonOf(err) != identity.ReasonQueryTimeout {
 		t.Fatalf("slow listing: %v, want %s", err, identity.ReasonQueryTimeout)

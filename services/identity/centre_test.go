@@ -7,12 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/centre"
-	"github.com/uias/uias/pkg/crypto"
-	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
@@ -23,30 +19,10 @@ import (
 // go through, and every level registers its own applications.
 func TestHomeCentreRefusesWritesElsewhere(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite", t.TempDir()+"/identity.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	keys, active, err := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := crypto.NewSealer(keys, active)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hasher := crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
+	db, sealer, hasher := testDB(t), testSealer(t), cheapHasher()
 	newSvc := func(h *centre.Homes) *identity.Service {
-		svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer, Logger: zap.NewNop(),
+		return testService(t, identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer,
 			Sleep: func(context.Context, time.Duration) error { return nil }, Homes: h})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return svc
 	}
 	// Set up as a single centre: the root, two bureaus, a person in each.
 	one := newSvc(nil)

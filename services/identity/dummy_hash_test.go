@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/uias/uias/pkg/crypto"
-	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
@@ -20,31 +17,12 @@ import (
 // locked one). Counted through the hasher's test hook, not timed.
 func TestAdminLoginHashesForUnknownLogins(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite", t.TempDir()+"/identity.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := testDB(t)
 	var hashes atomic.Int64
-	params := crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-	hasher := crypto.NewHasher(crypto.HasherConfig{Params: params,
+	hasher := crypto.NewHasher(crypto.HasherConfig{Params: cheapArgon2,
 		Testing: &crypto.HasherTesting{HashTime: time.Millisecond, BeforeHash: func() { hashes.Add(1) }}})
-	keys, active, err := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := crypto.NewSealer(keys, active)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer, Logger: zap.NewNop(),
+	svc := testService(t, identity.Deps{Store: sqlstore.New(db), Hasher: hasher,
 		Sleep: func(context.Context, time.Duration) error { return nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, _, err := svc.Bootstrap(ctx, "Boot-Strap-Pass1"); err != nil {
 		t.Fatal(err)
 	}

@@ -13,11 +13,8 @@ import (
 	"time"
 
 	"github.com/xuri/excelize/v2"
-	"go.uber.org/zap"
 
-	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/store"
-	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/importfile"
 	"github.com/uias/uias/services/identity/sqlstore"
@@ -37,25 +34,9 @@ func newImportWorld(t testing.TB) *importWorld {
 
 func newImportWorldWith(t testing.TB, cfg identity.Config) *importWorld {
 	t.Helper()
-	db := storetest.OpenSQLite(t)
-	if err := sqlstore.Migrate(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	keys, active, err := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := crypto.NewSealer(keys, active)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := sqlstore.New(db)
-	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-	svc, err := identity.New(identity.Deps{Store: st, Sealer: sealer, Logger: zap.NewNop(), Now: clk.now, Sleep: clk.sleep, Config: cfg,
-		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := testDB(t)
+	st, clk := sqlstore.New(db), newTestClock()
+	svc := testService(t, identity.Deps{Store: st, Now: clk.now, Sleep: clk.sleep, Config: cfg})
 	w := setupOn(t, svc, clk)
 	orgs, _, err := svc.ListOrgs(context.Background(), identity.OrgFilter{}, 0, "")
 	if err != nil {

@@ -159,14 +159,7 @@ func TestOpenKeysChecksTheRing(t *testing.T) {
 
 func newPlainService(t *testing.T, st identity.Store) *identity.Service {
 	t.Helper()
-	keys, active, _ := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
-	sealer, _ := crypto.NewSealer(keys, active)
-	svc, err := identity.New(identity.Deps{Store: st, Sealer: sealer, Logger: zap.NewNop(),
-		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
+	return testService(t, identity.Deps{Store: st})
 }
 
 // A rotation through one instance reaches another: it opens values sealed

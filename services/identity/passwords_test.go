@@ -6,11 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/uias/uias/pkg/crypto"
-	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
@@ -19,25 +16,8 @@ import (
 // hashes an import would bring.
 func legacyWorld(t *testing.T, cfg identity.Config) (*world, *sqlstore.Store) {
 	t.Helper()
-	db := storetest.OpenSQLite(t)
-	if err := sqlstore.Migrate(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	keys, active, err := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := crypto.NewSealer(keys, active)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := sqlstore.New(db)
-	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-	svc, err := identity.New(identity.Deps{Store: st, Sealer: sealer, Logger: zap.NewNop(), Now: clk.now, Sleep: clk.sleep, Config: cfg,
-		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, clk := sqlstore.New(testDB(t)), newTestClock()
+	svc := testService(t, identity.Deps{Store: st, Now: clk.now, Sleep: clk.sleep, Config: cfg})
 	return setupOn(t, svc, clk), st
 }
 

@@ -10,12 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/centre"
-	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
@@ -50,21 +47,8 @@ func newReplicaCentre(t *testing.T) *replicaCentre {
 // ring: centres do not share keys).
 func (c *replicaCentre) with(t *testing.T, h *centre.Homes) *identity.Service {
 	t.Helper()
-	keys, active, err := crypto.LoadOrCreateKeyFile(filepath.Join(t.TempDir(), "keys.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := crypto.NewSealer(keys, active)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := identity.New(identity.Deps{Store: sqlstore.New(c.db), Sealer: sealer, Logger: zap.NewNop(),
-		Sleep:  func(context.Context, time.Duration) error { return nil },
-		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}),
-		Homes:  h})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := testService(t, identity.Deps{Store: sqlstore.New(c.db), Homes: h,
+		Sleep: func(context.Context, time.Duration) error { return nil }})
 	c.svc = svc
 	return svc
 }

@@ -9,12 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
-	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
@@ -62,35 +59,17 @@ func newService(t *testing.T) (*identity.Service, *clock) {
 // one SQLite store, one key ring and one test clock, with config cfg.
 func newInstances(t *testing.T, n int, cfg identity.Config) ([]*identity.Service, *clock) {
 	t.Helper()
-	return newInstancesWith(t, n, cfg, func() *crypto.Hasher {
-		return crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
-	})
+	return newInstancesWith(t, n, cfg, cheapHasher)
 }
 
 // newInstancesWith is newInstances with each instance's hasher made by newHasher.
 func newInstancesWith(t *testing.T, n int, cfg identity.Config, newHasher func() *crypto.Hasher) ([]*identity.Service, *clock) {
 	t.Helper()
-	db := storetest.OpenSQLite(t)
-	if err := sqlstore.Migrate(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	keys, active, err := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := crypto.NewSealer(keys, active)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	db, sealer, clk := testDB(t), testSealer(t), newTestClock()
 	var out []*identity.Service
 	for range n {
-		svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Sealer: sealer, Logger: zap.NewNop(), Now: clk.now, Sleep: clk.sleep, Config: cfg,
-			Hasher: newHasher()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, svc)
+		out = append(out, testService(t, identity.Deps{Store: sqlstore.New(db), Sealer: sealer, Now: clk.now, Sleep: clk.sleep, Config: cfg,
+			Hasher: newHasher()}))
 	}
 	return out, clk
 }
@@ -207,20 +186,11 @@ func TestLockExpires(t *testing.T) {
 }
 
 func TestRehashOnParameterChange(t *testing.T) {
-	db := storetest.OpenSQLite(t)
-	if err := sqlstore.Migrate(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	keys, active, _ := crypto.LoadOrCreateKeyFile(t.TempDir() + "/keys.json")
-	sealer, _ := crypto.NewSealer(keys, active)
-	st := sqlstore.New(db)
+	st, sealer := sqlstore.New(testDB(t)), testSealer(t)
 	mk := func(mem uint32) *identity.Service {
-		svc, err := identity.New(identity.Deps{Store: st, Sealer: sealer, Logger: zap.NewNop(),
-			Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: mem, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return svc
+		p := cheapArgon2
+		p.MemoryKiB = mem
+		return testService(t, identity.Deps{Store: st, Sealer: sealer, Hasher: crypto.NewHasher(crypto.HasherConfig{Params: p})})
 	}
 	ctx := context.Background()
 	old := mk(64)
