@@ -21,8 +21,8 @@ type Session struct {
 	// HardExpiry is when the session ends however much it is used.
 	HardExpiry time.Time `json:"hard_expiry"`
 	ClientIP   string    `json:"client_ip,omitempty"`
-	// Services are those that received a ticket in this session, told of
-	// its end (single logout).
+	// Services are those that received a ticket in this session, each
+	// once with its first ticket, told of its end (single logout).
 	Services []ServiceUse `json:"services,omitempty"`
 }
 

@@ -116,42 +116,104 @@ func TestSingleUseAcrossReplicas(t *testing.T) {
 }
 
 // TestStaleSessionCopy: a replica issues from its recent copy of a session;
-// a copy another replica made stale costs a retry, and never issues from a
-// session that ended elsewhere.
+// a copy another replica made stale costs a retry when the session must be
+// written, and a ticket issued from a copy of a session that ended
+// elsewhere is refused at validation (which reads the session).
 func TestStaleSessionCopy(t *testing.T) {
 	f := newFixture(t, ticket.Config{})
 	a, b := f.svc, f.replica(t)
 	ctx := context.Background()
 	tgt := f.login(t, "u1") // A holds a copy
 	st1 := f.st(t, tgt, svcA)
-	st2, _, err := b.IssueServiceTicket(ctx, tgt, svcA, false) // the session changes at B
+	st2, _, err := b.IssueServiceTicket(ctx, tgt, svcA, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st3 := f.st(t, tgt, svcA) // A's copy is stale now
+	st3 := f.st(t, tgt, svcA)
+	for _, st := range []string{st1, st2, st3} {
+		if v := f.validate(t, st, svcA); !v.Valid {
+			t.Fatalf("ticket issued at A, B, A: %+v", v)
+		}
+	}
 	sess, err := b.GetSession(ctx, tgt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sess.Services) != 3 {
-		t.Fatalf("single-logout list after issuing at A, B, A: %d entries, want 3", len(sess.Services))
+	// The service is recorded once (with its first ticket): the later
+	// tickets wrote nothing to the session.
+	if len(sess.Services) != 1 || sess.Services[0].Ticket != st1 {
+		t.Fatalf("single-logout list after issuing for one service at A, B, A: %+v", sess.Services)
 	}
-	for i, st := range []string{st1, st2, st3} {
-		if sess.Services[i].Ticket != st {
-			t.Fatalf("single-logout list entry %d is not the ticket issued %d", i, i)
-		}
+	// A new service at B changes the session; A's copy is stale, and A's
+	// ticket for another new service costs a retry and loses nothing.
+	if _, _, err := b.IssueServiceTicket(ctx, tgt, "https://b.example.com/", false); err != nil {
+		t.Fatal(err)
+	}
+	st5 := f.st(t, tgt, "https://backend.example.com/")
+	sess, err = a.GetSession(ctx, tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sess.Services) != 3 || sess.Services[2].Ticket != st5 {
+		t.Fatalf("single-logout list after new services at B and A: %+v", sess.Services)
 	}
 
-	// Logout at B: A's copy still says the session lives, but A issues
-	// nothing from it, and A's ticket issued before is gone.
+	// Logout at B: A's copy may still say the session lives, but no
+	// ticket of A's, issued before or after, is valid.
 	st4 := f.st(t, tgt, svcA)
 	if ended, err := b.DestroySession(ctx, tgt); err != nil || !ended {
 		t.Fatalf("logout at B: %v %v", ended, err)
 	}
-	if st, _, err := a.IssueServiceTicket(ctx, tgt, svcA, false); !errors.Is(err, ticket.ErrSessionNotFound) {
-		t.Fatalf("issue at A after logout at B: %q %v", st, err)
-	}
-	if v, err := a.ValidateTicket(ctx, ticket.Validate{Ticket: st4, Service: svcA}); err != nil || v.Valid {
+	if v, err := a.ValidateTicket(ctx, ticket.Validate{Ticket: st4, Service: svcA}); err != nil || v.Valid || v.Code != ticket.CodeInvalidTicket {
 		t.Fatalf("A's ticket after logout at B: %+v %v", v, err)
+	}
+	if st, _, err := a.IssueServiceTicket(ctx, tgt, svcA, false); err == nil {
+		if v, err := a.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA}); err != nil || v.Valid || v.Code != ticket.CodeInvalidTicket {
+			t.Fatalf("ticket issued at A after logout at B: %+v %v", v, err)
+		}
+	} else if !errors.Is(err, ticket.ErrSessionNotFound) {
+		t.Fatalf("issue at A after logout at B: %v", err)
+	}
+}
+
+// TestSessionTouchIsCoarse: a ticket for a service the session has
+// recorded writes only the ticket until the session's idle deadline is due
+// to move (TouchAfter), and validation consumes it and reads the session.
+func TestSessionTouchIsCoarse(t *testing.T) {
+	f := newFixture(t, ticket.Config{}) // idle 2h: touch after 6m
+	ctx := context.Background()
+	tgt := f.login(t, "u1")
+	requests := func(do func()) uint64 {
+		m0 := f.nc.Stats().OutMsgs
+		do()
+		return f.nc.Stats().OutMsgs - m0
+	}
+	var st string
+	if n := requests(func() { st = f.st(t, tgt, svcA) }); n != 2 {
+		t.Fatalf("first ticket for a service: %d NATS requests, want 2 (the ticket, the session)", n)
+	}
+	if n := requests(func() { f.validate(t, st, svcA) }); n != 2 {
+		t.Fatalf("validation: %d NATS requests, want 2 (consume, read the session)", n)
+	}
+	first, _ := f.svc.GetSession(ctx, tgt)
+	f.clock.advance(5 * time.Minute)
+	if n := requests(func() { st = f.st(t, tgt, svcA) }); n != 1 {
+		t.Fatalf("next ticket 5m later: %d NATS requests, want 1 (the ticket)", n)
+	}
+	if v := f.validate(t, st, svcA); !v.Valid {
+		t.Fatalf("ticket: %+v", v)
+	}
+	if s, _ := f.svc.GetSession(ctx, tgt); !s.LastUsedAt.Equal(first.LastUsedAt) {
+		t.Fatalf("the session moved after 5m: %v, was %v", s.LastUsedAt, first.LastUsedAt)
+	}
+	f.clock.advance(2 * time.Minute)
+	if n := requests(func() { st = f.st(t, tgt, svcA) }); n != 2 {
+		t.Fatalf("ticket 7m after the last move: %d NATS requests, want 2 (the ticket, the session)", n)
+	}
+	if s, _ := f.svc.GetSession(ctx, tgt); !s.LastUsedAt.After(first.LastUsedAt.Add(6*time.Minute)) || len(s.Services) != 1 {
+		t.Fatalf("the session after 7m: %+v, first used %v", s, first.LastUsedAt)
+	}
+	if v := f.validate(t, st, svcA); !v.Valid {
+		t.Fatalf("ticket: %+v", v)
 	}
 }

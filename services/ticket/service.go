@@ -28,6 +28,12 @@ type Config struct {
 	// PGTTTL bounds a proxy-granting ticket (its session's end bounds it
 	// too; CAS: 2 h).
 	PGTTTL time.Duration
+	// TouchAfter is how long after its last move a ticket moves its
+	// session's idle deadline again (default TGTIdle/20): issuing tickets
+	// from a session writes it only then, or for a service it has not
+	// recorded yet. A session may so end up to TouchAfter before TGTIdle of
+	// its last use.
+	TouchAfter time.Duration
 	// Centre is the code of the issuing centre, carried by every ticket.
 	Centre string
 }
@@ -53,6 +59,10 @@ func (c Config) withDefaults() Config {
 	def(&c.TGTIdle, DefaultTGTIdle)
 	def(&c.TGTHard, DefaultTGTHard)
 	def(&c.PGTTTL, DefaultPGTTTL)
+	def(&c.TouchAfter, c.TGTIdle/20)
+	if c.TouchAfter > c.TGTIdle/2 {
+		c.TouchAfter = c.TGTIdle / 2
+	}
 	if c.Centre == "" {
 		c.Centre = DefaultCentre
 	}
@@ -246,14 +256,8 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 	if err != nil {
 		return false, err
 	}
-	// Its service tickets not yet validated end with it: validation does
-	// not read the session (proxy tickets, which it does not list, are
-	// checked against their session at validation).
-	for _, u := range sess.Services {
-		if _, err := s.store.ConsumeTicket(ctx, keyOf(u.Ticket)); err != nil && !errors.Is(err, ErrNotFound) {
-			s.log.Warn("a ticket of an ended session was not removed; it expires with its lifetime", zapErr(err))
-		}
-	}
+	// Its tickets not yet validated end with it: validation reads the
+	// session (a ticket never outlives it).
 	s.audit(ctx, audit.Action{API: "session.end", Subject: "user:" + sess.UserID, Org: sess.OrgID,
 		Result: audit.ResultSuccess, Reason: reason, Start: start,
 		Detail: map[string]string{"session_id": sess.ID, "services": fmt.Sprint(len(sess.Services))}})
@@ -268,6 +272,12 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 // registered (its application is the registry's) and
 // the session must have reached the application's minimum authentication
 // level (else ErrAuthLevelTooLow: a step-up login is needed).
+//
+// The session is written only when the service is new to it or its idle
+// deadline is due to move (Config.TouchAfter): most tickets cost one write,
+// the ticket's. The session may come from the store's recent copy, which
+// can be stale; validation reads the session, so a ticket issued from a
+// copy of a session that ended elsewhere is refused there.
 func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, fromNewLogin bool) (string, time.Time, error) {
 	start := s.now()
 	if !validTGT(tgt) {
@@ -282,11 +292,13 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 	}
 	appID := rs.AppID
 	var (
-		st  string
-		sig signed
+		st   string
+		sig  signed
+		sess *Session
 	)
 	for attempt := 0; ; attempt++ {
-		sess, rev, err := s.sessionToUpdate(ctx, id, attempt > 0)
+		var rev uint64
+		sess, rev, err = s.sessionToUpdate(ctx, id, attempt > 0)
 		if err == nil && sess.AuthLevel < rs.MinAuthLevel {
 			err = ErrAuthLevelTooLow
 		}
@@ -299,12 +311,8 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 			return "", time.Time{}, err
 		}
 		now := s.now()
-		sess.LastUsedAt = now.UTC()
 		if st == "" {
-			// The ticket is written before the session records it, and
-			// ends no later than the session (which the update extends):
-			// a session that ends purges the tickets it lists, so a
-			// validation need not read the session (see endSession).
+			// The ticket ends no later than the session as known here.
 			exp := now.Add(s.cfg.STTTL)
 			if e := sess.Expiry(s.cfg.TGTIdle); e.Before(exp) {
 				exp = e
@@ -317,7 +325,13 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 				return "", time.Time{}, err
 			}
 		}
-		sess.Services = addUse(sess.Services, ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()})
+		if recorded(sess.Services, service) && now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter {
+			break
+		}
+		sess.LastUsedAt = now.UTC()
+		if !recorded(sess.Services, service) {
+			sess.Services = addUse(sess.Services, ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()})
+		}
 		err = s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(now))
 		if errors.Is(err, ErrConflict) && attempt < 5 {
 			continue
@@ -331,12 +345,24 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 			_, _ = s.store.ConsumeTicket(ctx, keyOf(st))
 			return "", time.Time{}, err
 		}
-		s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + sess.UserID, Org: sess.OrgID,
-			Result: audit.ResultSuccess, Reason: "OK", Start: start,
-			Detail: map[string]string{"kind": "ST", "serial": sig.Serial, "service": service, "app_id": appID,
-				"session_id": id}})
-		return st, sig.Expires, nil
+		break
 	}
+	s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + sess.UserID, Org: sess.OrgID,
+		Result: audit.ResultSuccess, Reason: "OK", Start: start,
+		Detail: map[string]string{"kind": "ST", "serial": sig.Serial, "service": service, "app_id": appID,
+			"session_id": id}})
+	return st, sig.Expires, nil
+}
+
+// recorded reports whether list names service (single logout goes to each
+// service once).
+func recorded(list []ServiceUse, service string) bool {
+	for _, u := range list {
+		if u.Service == service {
+			return true
+		}
+	}
+	return false
 }
 
 // addUse records a service's ticket in a session's single-logout list: at
@@ -453,16 +479,14 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	if v.Renew && !t.FromNewLogin {
 		return refuse(CodeInvalidTicketSpec, "NOT_FROM_NEW_LOGIN", "renew was requested but the ticket did not follow a login", t)
 	}
-	// A service ticket ends with its session (endSession removes it, and
-	// it expires no later than the session): no session read here. A
-	// proxy ticket's session is checked.
-	if t.Kind == KindPT || v.IssuePGT {
-		if _, _, err := s.liveSession(ctx, t.SessionID); err != nil {
-			if errors.Is(err, ErrSessionNotFound) {
-				return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), t)
-			}
-			return nil, err
+	// A ticket ends with its session: a session that ended (here or at
+	// another replica, maybe after the ticket was issued from a stale
+	// copy) refuses it.
+	if _, _, err := s.liveSession(ctx, t.SessionID); err != nil {
+		if errors.Is(err, ErrSessionNotFound) {
+			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), t)
 		}
+		return nil, err
 	}
 	out := &Validation{Valid: true, Ticket: t}
 	if v.IssuePGT {

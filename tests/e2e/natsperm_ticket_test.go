@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/services/ticket"
+	ticketcomponent "github.com/uias/uias/services/ticket/component"
 	"github.com/uias/uias/services/ticket/kvstore"
 )
 
@@ -73,6 +75,26 @@ func TestNATSPermissionsOfTicket(t *testing.T) {
 	}
 	if _, err := js.Publish(ctx, "uias.audit.ticket.session.end", []byte(`{}`)); err != nil {
 		t.Fatalf("publish an audit record: %v", err)
+	}
+
+	// It hears identity's changes that drop its cached attributes.
+	ic, _ := p.connect(t, p.identity, "identity")
+	for _, subj := range ticketcomponent.AttributeChangesSubjects {
+		sub, err := tc.SubscribeSync(subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		sent := strings.Replace(subj, ">", "x.updated", 1)
+		if err := ic.Publish(sent, []byte(`{"id":"u1"}`)); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := sub.NextMsg(10 * time.Second); err != nil || m.Subject != sent {
+			t.Fatalf("ticket subscribed to %s did not get identity's %s: %v", subj, sent, err)
+		}
+		_ = sub.Unsubscribe()
 	}
 
 	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 2*time.Second) }

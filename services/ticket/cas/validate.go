@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -62,7 +63,7 @@ func (h *Handler) validator(allowProxy, attributes bool) http.HandlerFunc {
 		jsonOut := strings.EqualFold(q.Get("format"), "JSON")
 		service, pgtURL := q.Get("service"), q.Get("pgtUrl")
 		req := &ticketv1.ValidateServiceTicketRequest{Ticket: q.Get("ticket"), Service: service, Renew: truthy(q.Get("renew")),
-			AllowProxy: allowProxy, IssuePgt: pgtURL != "", PgtUrl: pgtURL}
+			AllowProxy: allowProxy, IssuePgt: pgtURL != "", PgtUrl: pgtURL, Attributes: attributes}
 		ctx, cancel := h.ctx(r)
 		defer cancel()
 		res, err := h.o.Tickets.ValidateServiceTicket(ctx, req)
@@ -105,11 +106,19 @@ func (h *Handler) attributes(ctx context.Context, res *ticketv1.ValidateServiceT
 		{"userId", res.GetUserId()},
 		{"authLevel", strconv.Itoa(int(res.GetAuthLevel()))},
 	}
-	// Part of the validation (whose call has the access record).
-	a, err := h.o.SSO.PersonAttributes(grpcx.PartOf(ctx), &identityv1.PersonAttributesRequest{UserId: res.GetUserId(), AppId: res.GetAppId()})
-	if err != nil {
-		h.o.Log.Warn("CAS attributes: identity failed; answering without the person's attributes", zap.Error(err))
-		return out
+	// The validation answers them (from the ticket component's cache);
+	// else (identity did not answer it, or an older ticket component) they
+	// are asked here, as part of the validation (whose call has the
+	// access record).
+	a := res.GetAttributes()
+	if a == nil {
+		pa, err := h.o.SSO.PersonAttributes(grpcx.PartOf(ctx), &identityv1.PersonAttributesRequest{UserId: res.GetUserId(), AppId: res.GetAppId()})
+		if err != nil {
+			h.o.Log.Warn("CAS attributes: identity failed; answering without the person's attributes", zap.Error(err))
+			return out
+		}
+		a = &ticketv1.PersonAttributes{Login: pa.GetLogin(), DisplayName: pa.GetDisplayName(), OrgId: pa.GetOrgId(),
+			OrgName: pa.GetOrgName(), AppAccountId: pa.GetAppAccountId(), Groups: pa.GetGroups()}
 	}
 	out = append(out, [2]string{"login", a.GetLogin()}, [2]string{"displayName", a.GetDisplayName()},
 		[2]string{"orgId", a.GetOrgId()}, [2]string{"orgName", a.GetOrgName()})
@@ -180,6 +189,7 @@ func (h *Handler) answer(w http.ResponseWriter, jsonOut bool, v validation) {
 	}
 	w.Header().Set("Content-Type", "application/xml;charset=UTF-8")
 	var b strings.Builder
+	b.Grow(1024)
 	b.WriteString(`<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">` + "\n")
 	switch {
 	case v.proxy && v.ok:
@@ -191,7 +201,9 @@ func (h *Handler) answer(w http.ResponseWriter, jsonOut bool, v validation) {
 		if len(v.attributes) > 0 {
 			b.WriteString("    <cas:attributes>\n")
 			for _, a := range v.attributes {
-				b.WriteString("      <cas:" + a[0] + ">" + esc(a[1]) + "</cas:" + a[0] + ">\n")
+				for _, part := range [...]string{"      <cas:", a[0], ">", esc(a[1]), "</cas:", a[0], ">\n"} {
+					b.WriteString(part)
+				}
 			}
 			b.WriteString("    </cas:attributes>\n")
 		}
@@ -210,13 +222,20 @@ func (h *Handler) answer(w http.ResponseWriter, jsonOut bool, v validation) {
 		b.WriteString(`  <cas:authenticationFailure code="` + esc(v.code) + `">` + esc(v.desc) + "</cas:authenticationFailure>\n")
 	}
 	b.WriteString("</cas:serviceResponse>\n")
-	_, _ = w.Write([]byte(b.String()))
+	_, _ = io.WriteString(w, b.String())
 }
 
+// esc escapes s for XML text or an attribute value (as xml.EscapeText);
+// printable ASCII with nothing to escape, the usual case, is s itself.
 func esc(s string) string {
-	var b strings.Builder
-	_ = xml.EscapeText(&b, []byte(s))
-	return b.String()
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '<' || c == '>' || c == '&' || c == '\'' || c == '"' {
+			var b strings.Builder
+			_ = xml.EscapeText(&b, []byte(s))
+			return b.String()
+		}
+	}
+	return s
 }
 
 func jsonBody(v validation) map[string]any {

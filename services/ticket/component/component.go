@@ -133,11 +133,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	registry := ticket.NewRegistry(relayKicking{services, relay}, cfg.RegistryRefresh, nil)
 	store := kvstore.New(js, kvstore.Options{Replicas: cfg.KVReplicas, Timeout: cfg.StoreTimeout,
 		SessionCache: cfg.SessionCache})
-	aq := newAuditQueue(js, log.Named("audit"))
+	aq := newAuditSink(js, log.Named("audit"))
 	env.Go(aq.run)
 	svc, err := ticket.New(ticket.Deps{Store: store, MAC: signer, Audit: aq, Logger: log, Registry: registry,
 		Config: ticket.Config{STTTL: cfg.STTTL, PTTTL: cfg.PTTTL, TGTIdle: cfg.TGTIdle, TGTHard: cfg.TGTHard,
-			PGTTTL: cfg.PGTTTL, Centre: cfg.Centre}})
+			PGTTTL: cfg.PGTTTL, Centre: cfg.Centre, TouchAfter: cfg.SessionTouch}})
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +163,19 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, fmt.Errorf("subscribe to user changes: %w", err)
 	}
 	env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
+	// The attributes validations release, cached on every instance and
+	// dropped by identity's CHANGES events.
+	attrs := newAttributeCache(identityv1.NewSSOServiceClient(idConn), cfg.AttributeCache)
+	attrSubs, err := attrs.subscribe(nc)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to identity changes: %w", err)
+	}
+	env.OnStop(func(context.Context) error {
+		for _, s := range attrSubs {
+			_ = s.Unsubscribe()
+		}
+		return nil
+	})
 	log.Info("ticket service", zap.String("centre", cfg.Centre), zap.Duration("st_ttl", cfg.STTTL),
 		zap.Duration("tgt_idle", cfg.TGTIdle), zap.Duration("tgt_hard", cfg.TGTHard), zap.String("signing_key", signingKey))
 	admins, err := adminauth.FromEnv(env)
@@ -170,8 +183,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	return &module.Component{
-		Register: server.New(svc, admins, server.IdentityApps{Apps: identityv1.NewAdminServiceClient(idConn)}).Register,
-		Auth:     server.CallerAuth{Admins: admins},
+		Register: server.New(svc, admins, server.IdentityApps{Apps: identityv1.NewAdminServiceClient(idConn)}).
+			WithAttributes(attrs).Register,
+		Auth: server.CallerAuth{Admins: admins},
 		Ready: func(ctx context.Context) error {
 			return errors.Join(store.Ping(ctx), services.Ping(ctx))
 		},

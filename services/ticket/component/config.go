@@ -56,6 +56,16 @@ type Config struct {
 	// revision, so a copy another replica made stale costs one retry and
 	// never issues from an ended session.
 	SessionCache time.Duration `yaml:"session_cache"`
+	// SessionTouch is how long after a session's idle deadline last moved
+	// a ticket issued from it moves it again (0, the default: tgt_idle/20,
+	// 6m with the CAS defaults). Between moves, a ticket for a service the
+	// session has recorded writes nothing but the ticket.
+	SessionTouch time.Duration `yaml:"session_touch"`
+	// AttributeCache is how long an instance keeps the attributes a
+	// validation releases of a person to an application (5s; 0 turns it
+	// off). Identity's CHANGES events about the person, their groups and
+	// links, or any org drop them at once.
+	AttributeCache time.Duration `yaml:"attribute_cache"`
 }
 
 // Defaults returns the ticket defaults (CAS's).
@@ -63,7 +73,7 @@ func Defaults() *Config {
 	return &Config{STTTL: ticket.DefaultSTTTL, PTTTL: ticket.DefaultPTTTL, TGTIdle: ticket.DefaultTGTIdle,
 		TGTHard: ticket.DefaultTGTHard, PGTTTL: ticket.DefaultPGTTTL, Centre: ticket.DefaultCentre,
 		KVReplicas: 1, StoreTimeout: 2 * time.Second, RegistryRefresh: 5 * time.Second, CAS2Attributes: true,
-		SessionCache: time.Minute}
+		SessionCache: time.Minute, AttributeCache: 5 * time.Second}
 }
 
 // Bind implements config.Section.
@@ -82,6 +92,8 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.RegistryRefresh, "UIAS_TICKET_REGISTRY_REFRESH", "", "")
 	b.Bool(&c.KeyFileAllowOpenMode, "UIAS_TICKET_KEY_FILE_ALLOW_OPEN_MODE", "", "")
 	b.Duration(&c.SessionCache, "UIAS_TICKET_SESSION_CACHE", "", "")
+	b.Duration(&c.SessionTouch, "UIAS_TICKET_SESSION_TOUCH", "", "")
+	b.Duration(&c.AttributeCache, "UIAS_TICKET_ATTRIBUTE_CACHE", "", "")
 }
 
 // Complete implements config.Section.
@@ -136,5 +148,7 @@ func (c *Config) Validate(*config.Config) error {
 	between("store_timeout", c.StoreTimeout, 100*time.Millisecond, time.Minute)
 	between("registry_refresh", c.RegistryRefresh, 100*time.Millisecond, time.Hour)
 	between("session_cache", c.SessionCache, 0, time.Hour)
+	between("session_touch", c.SessionTouch, 0, c.TGTIdle/2)
+	between("attribute_cache", c.AttributeCache, 0, time.Minute)
 	return errors.Join(errs...)
 }

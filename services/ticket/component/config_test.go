@@ -28,6 +28,7 @@ func TestValidate(t *testing.T) {
 		"centre with dash": {func(c *Config) { c.Centre = "bj-1" }, "ticket.centre"},
 		"replicas":         {func(c *Config) { c.KVReplicas = 0 }, "ticket.kv_replicas"},
 		"store timeout":    {func(c *Config) { c.StoreTimeout = time.Hour }, "ticket.store_timeout"},
+		"touch over idle":  {func(c *Config) { c.SessionTouch = 90 * time.Minute }, "ticket.session_touch"},
 	} {
 		c := Defaults()
 		tc.mod(c)

@@ -15,8 +15,10 @@
 // get a new ticket from the live session). The replica that issued a
 // ticket keeps its record and revision in memory until it is validated or
 // expires, so validating it there is one purge expecting that revision
-// (no read); any other replica reads the ticket first. Single use is
-// decided by NATS in both cases.
+// (no read of the ticket); any other replica reads the ticket first.
+// Single use is decided by NATS in both cases. Validation then reads the
+// session (a small record: issuing a ticket writes it only for a new
+// service or to move its idle deadline).
 package kvstore
 
 import (
@@ -60,9 +62,9 @@ type Options struct {
 	MaxSessionLife time.Duration
 	// SessionCache is how long a session read or written here may be
 	// answered from memory by CachedSession (0: never). Only ticket
-	// issuing uses it, and the update that follows expects the copy's
-	// revision, so a copy another replica made stale costs a retry, never a
-	// wrong answer.
+	// issuing uses it: an update of the session expects the copy's
+	// revision, so a copy another replica made stale costs a retry, and
+	// validation reads the session itself.
 	SessionCache time.Duration
 }
 

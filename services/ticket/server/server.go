@@ -45,6 +45,20 @@ type Server struct {
 	svc    *ticket.Service
 	admins adminauth.Checker
 	apps   Apps
+	attrs  Attributes
+}
+
+// Attributes answers what a validation releases of a person to an
+// application (identity's PersonAttributes, cached).
+type Attributes interface {
+	Attributes(ctx context.Context, userID, appID string) (*ticketv1.PersonAttributes, error)
+}
+
+// WithAttributes sets where validations asking for attributes get them
+// (without it they get none).
+func (s *Server) WithAttributes(a Attributes) *Server {
+	s.attrs = a
+	return s
 }
 
 // New wraps svc; admins decides administrator calls (ticket.services,
@@ -184,9 +198,17 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 		return &ticketv1.ValidateServiceTicketResponse{Code: casCodes[v.Code], Message: v.Message}, nil
 	}
 	t := v.Ticket
-	return &ticketv1.ValidateServiceTicketResponse{Valid: true, UserId: t.UserID, Login: t.Login, AuthLevel: int32(t.AuthLevel),
+	out := &ticketv1.ValidateServiceTicketResponse{Valid: true, UserId: t.UserID, Login: t.Login, AuthLevel: int32(t.AuthLevel),
 		AppId: t.AppID, FromNewLogin: t.FromNewLogin, AuthenticatedAt: ts(t.AuthTime), Proxies: t.Proxies,
-		Pgt: v.PGT, PgtIou: v.PGTIOU, SessionId: t.SessionID}, nil
+		Pgt: v.PGT, PgtIou: v.PGTIOU, SessionId: t.SessionID}
+	if r.GetAttributes() && s.attrs != nil {
+		// Identity not answering leaves them out: the edge answers
+		// without the person's attributes (logged there).
+		if a, err := s.attrs.Attributes(ctx, t.UserID, t.AppID); err == nil {
+			out.Attributes = a
+		}
+	}
+	return out, nil
 }
 
 // ValidateLegacyTicket implements TicketService. The calling application's

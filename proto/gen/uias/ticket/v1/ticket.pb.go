@@ -1231,7 +1231,11 @@ type ValidateServiceTicketRequest struct {
 	// a PGT is then issued and returned with its PGTIOU.
 	IssuePgt bool `protobuf:"varint,5,opt,name=issue_pgt,json=issuePgt" json:"issue_pgt,omitempty"`
 	// pgt_url is where the PGT is for (recorded with it).
-	PgtUrl        string `protobuf:"bytes,6,opt,name=pgt_url,json=pgtUrl" json:"pgt_url,omitempty"`
+	PgtUrl string `protobuf:"bytes,6,opt,name=pgt_url,json=pgtUrl" json:"pgt_url,omitempty"`
+	// attributes: also answer the person's attributes for the ticket's
+	// application (CAS 3.0 p3/ validation), from identity through the
+	// component's short cache.
+	Attributes    bool `protobuf:"varint,7,opt,name=attributes" json:"attributes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1308,6 +1312,13 @@ func (x *ValidateServiceTicketRequest) GetPgtUrl() string {
 	return ""
 }
 
+func (x *ValidateServiceTicketRequest) GetAttributes() bool {
+	if x != nil {
+		return x.Attributes
+	}
+	return false
+}
+
 type ValidateServiceTicketResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Valid bool                   `protobuf:"varint,1,opt,name=valid" json:"valid,omitempty"`
@@ -1328,7 +1339,10 @@ type ValidateServiceTicketResponse struct {
 	Pgt    string `protobuf:"bytes,11,opt,name=pgt" json:"pgt,omitempty"`
 	PgtIou string `protobuf:"bytes,12,opt,name=pgt_iou,json=pgtIou" json:"pgt_iou,omitempty"`
 	// session_id of the session the ticket came from.
-	SessionId     string `protobuf:"bytes,13,opt,name=session_id,json=sessionId" json:"session_id,omitempty"`
+	SessionId string `protobuf:"bytes,13,opt,name=session_id,json=sessionId" json:"session_id,omitempty"`
+	// attributes of the person when asked for and the ticket is valid;
+	// absent when identity did not answer them.
+	Attributes    *PersonAttributes `protobuf:"bytes,14,opt,name=attributes" json:"attributes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1454,6 +1468,101 @@ func (x *ValidateServiceTicketResponse) GetSessionId() string {
 	return ""
 }
 
+func (x *ValidateServiceTicketResponse) GetAttributes() *PersonAttributes {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+// PersonAttributes are what a validation releases to the application
+// (identity's SSOService.PersonAttributes).
+type PersonAttributes struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Login       string                 `protobuf:"bytes,1,opt,name=login" json:"login,omitempty"`
+	DisplayName string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
+	OrgId       string                 `protobuf:"bytes,3,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	OrgName     string                 `protobuf:"bytes,4,opt,name=org_name,json=orgName" json:"org_name,omitempty"`
+	// app_account_id is the person's account in the application (account
+	// link), empty when there is none.
+	AppAccountId  string   `protobuf:"bytes,5,opt,name=app_account_id,json=appAccountId" json:"app_account_id,omitempty"`
+	Groups        []string `protobuf:"bytes,6,rep,name=groups" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersonAttributes) Reset() {
+	*x = PersonAttributes{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersonAttributes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersonAttributes) ProtoMessage() {}
+
+func (x *PersonAttributes) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersonAttributes.ProtoReflect.Descriptor instead.
+func (*PersonAttributes) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PersonAttributes) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *PersonAttributes) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *PersonAttributes) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *PersonAttributes) GetOrgName() string {
+	if x != nil {
+		return x.OrgName
+	}
+	return ""
+}
+
+func (x *PersonAttributes) GetAppAccountId() string {
+	if x != nil {
+		return x.AppAccountId
+	}
+	return ""
+}
+
+func (x *PersonAttributes) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
 type IssueProxyTicketRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Pgt           string                 `protobuf:"bytes,1,opt,name=pgt" json:"pgt,omitempty"`
@@ -1465,7 +1574,7 @@ type IssueProxyTicketRequest struct {
 
 func (x *IssueProxyTicketRequest) Reset() {
 	*x = IssueProxyTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1586,7 @@ func (x *IssueProxyTicketRequest) String() string {
 func (*IssueProxyTicketRequest) ProtoMessage() {}
 
 func (x *IssueProxyTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1599,7 @@ func (x *IssueProxyTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketRequest.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{20}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *IssueProxyTicketRequest) GetPgt() string {
@@ -1526,7 +1635,7 @@ type IssueProxyTicketResponse struct {
 
 func (x *IssueProxyTicketResponse) Reset() {
 	*x = IssueProxyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1647,7 @@ func (x *IssueProxyTicketResponse) String() string {
 func (*IssueProxyTicketResponse) ProtoMessage() {}
 
 func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1660,7 @@ func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketResponse.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{21}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *IssueProxyTicketResponse) GetTicket() string {
@@ -1584,7 +1693,7 @@ type ListUserSessionsRequest struct {
 
 func (x *ListUserSessionsRequest) Reset() {
 	*x = ListUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1705,7 @@ func (x *ListUserSessionsRequest) String() string {
 func (*ListUserSessionsRequest) ProtoMessage() {}
 
 func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1718,7 @@ func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{22}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListUserSessionsRequest) GetUserId() string {
@@ -1628,7 +1737,7 @@ type ListUserSessionsResponse struct {
 
 func (x *ListUserSessionsResponse) Reset() {
 	*x = ListUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1749,7 @@ func (x *ListUserSessionsResponse) String() string {
 func (*ListUserSessionsResponse) ProtoMessage() {}
 
 func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1762,7 @@ func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{23}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListUserSessionsResponse) GetSessions() []*Session {
@@ -1673,7 +1782,7 @@ type RevokeUserSessionsRequest struct {
 
 func (x *RevokeUserSessionsRequest) Reset() {
 	*x = RevokeUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1685,7 +1794,7 @@ func (x *RevokeUserSessionsRequest) String() string {
 func (*RevokeUserSessionsRequest) ProtoMessage() {}
 
 func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1698,7 +1807,7 @@ func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{24}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RevokeUserSessionsRequest) GetUserId() string {
@@ -1724,7 +1833,7 @@ type RevokeUserSessionsResponse struct {
 
 func (x *RevokeUserSessionsResponse) Reset() {
 	*x = RevokeUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +1845,7 @@ func (x *RevokeUserSessionsResponse) String() string {
 func (*RevokeUserSessionsResponse) ProtoMessage() {}
 
 func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +1858,7 @@ func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{25}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RevokeUserSessionsResponse) GetEnded() int32 {
@@ -1772,7 +1881,7 @@ type ValidateLegacyTicketRequest struct {
 
 func (x *ValidateLegacyTicketRequest) Reset() {
 	*x = ValidateLegacyTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1893,7 @@ func (x *ValidateLegacyTicketRequest) String() string {
 func (*ValidateLegacyTicketRequest) ProtoMessage() {}
 
 func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1906,7 @@ func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateLegacyTicketRequest.ProtoReflect.Descriptor instead.
 func (*ValidateLegacyTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ValidateLegacyTicketRequest) GetTicket() string {
@@ -1843,7 +1952,7 @@ type ValidateLegacyTicketResponse struct {
 
 func (x *ValidateLegacyTicketResponse) Reset() {
 	*x = ValidateLegacyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1855,7 +1964,7 @@ func (x *ValidateLegacyTicketResponse) String() string {
 func (*ValidateLegacyTicketResponse) ProtoMessage() {}
 
 func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1868,7 +1977,7 @@ func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateLegacyTicketResponse.ProtoReflect.Descriptor instead.
 func (*ValidateLegacyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ValidateLegacyTicketResponse) GetResult() string {
@@ -1932,7 +2041,7 @@ type AssociateAccountRequest struct {
 
 func (x *AssociateAccountRequest) Reset() {
 	*x = AssociateAccountRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2053,7 @@ func (x *AssociateAccountRequest) String() string {
 func (*AssociateAccountRequest) ProtoMessage() {}
 
 func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2066,7 @@ func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAccountRequest.ProtoReflect.Descriptor instead.
 func (*AssociateAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AssociateAccountRequest) GetTgt() string {
@@ -1996,7 +2105,7 @@ type AssociateAccountResponse struct {
 
 func (x *AssociateAccountResponse) Reset() {
 	*x = AssociateAccountResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2117,7 @@ func (x *AssociateAccountResponse) String() string {
 func (*AssociateAccountResponse) ProtoMessage() {}
 
 func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2130,7 @@ func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAccountResponse.ProtoReflect.Descriptor instead.
 func (*AssociateAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
 }
 
 type PortalEntriesRequest struct {
@@ -2033,7 +2142,7 @@ type PortalEntriesRequest struct {
 
 func (x *PortalEntriesRequest) Reset() {
 	*x = PortalEntriesRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2154,7 @@ func (x *PortalEntriesRequest) String() string {
 func (*PortalEntriesRequest) ProtoMessage() {}
 
 func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2167,7 @@ func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntriesRequest.ProtoReflect.Descriptor instead.
 func (*PortalEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PortalEntriesRequest) GetTgt() string {
@@ -2086,7 +2195,7 @@ type PortalEntry struct {
 
 func (x *PortalEntry) Reset() {
 	*x = PortalEntry{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2207,7 @@ func (x *PortalEntry) String() string {
 func (*PortalEntry) ProtoMessage() {}
 
 func (x *PortalEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2220,7 @@ func (x *PortalEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntry.ProtoReflect.Descriptor instead.
 func (*PortalEntry) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PortalEntry) GetAppId() string {
@@ -2165,7 +2274,7 @@ type PortalEntriesResponse struct {
 
 func (x *PortalEntriesResponse) Reset() {
 	*x = PortalEntriesResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2177,7 +2286,7 @@ func (x *PortalEntriesResponse) String() string {
 func (*PortalEntriesResponse) ProtoMessage() {}
 
 func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2190,7 +2299,7 @@ func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntriesResponse.ProtoReflect.Descriptor instead.
 func (*PortalEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PortalEntriesResponse) GetEntries() []*PortalEntry {
@@ -2291,7 +2400,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x1aIssueServiceTicketResponse\x12\x16\n" +
 	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xe7\x01\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x87\x02\n" +
 	"\x1cValidateServiceTicketRequest\x12$\n" +
 	"\x06ticket\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\x06ticket\x12&\n" +
 	"\aservice\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\aservice\x12\x14\n" +
@@ -2299,7 +2408,10 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\vallow_proxy\x18\x04 \x01(\bR\n" +
 	"allowProxy\x12\x1b\n" +
 	"\tissue_pgt\x18\x05 \x01(\bR\bissuePgt\x12%\n" +
-	"\apgt_url\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x06pgtUrl\"\xb2\x03\n" +
+	"\apgt_url\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x06pgtUrl\x12\x1e\n" +
+	"\n" +
+	"attributes\x18\a \x01(\bR\n" +
+	"attributes\"\xf4\x03\n" +
 	"\x1dValidateServiceTicketResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12+\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.uias.ticket.v1.CasCodeR\x04code\x12\x18\n" +
@@ -2316,7 +2428,17 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x03pgt\x18\v \x01(\tR\x03pgt\x12\x17\n" +
 	"\apgt_iou\x18\f \x01(\tR\x06pgtIou\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\r \x01(\tR\tsessionId\"\x99\x01\n" +
+	"session_id\x18\r \x01(\tR\tsessionId\x12@\n" +
+	"\n" +
+	"attributes\x18\x0e \x01(\v2 .uias.ticket.v1.PersonAttributesR\n" +
+	"attributes\"\xbb\x01\n" +
+	"\x10PersonAttributes\x12\x14\n" +
+	"\x05login\x18\x01 \x01(\tR\x05login\x12!\n" +
+	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x15\n" +
+	"\x06org_id\x18\x03 \x01(\tR\x05orgId\x12\x19\n" +
+	"\borg_name\x18\x04 \x01(\tR\aorgName\x12$\n" +
+	"\x0eapp_account_id\x18\x05 \x01(\tR\fappAccountId\x12\x16\n" +
+	"\x06groups\x18\x06 \x03(\tR\x06groups\"\x99\x01\n" +
 	"\x17IssueProxyTicketRequest\x12!\n" +
 	"\x03pgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03pgt\x126\n" +
 	"\x0etarget_service\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\rtargetService\x12#\n" +
@@ -2414,7 +2536,7 @@ func file_uias_ticket_v1_ticket_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_ticket_v1_ticket_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(CasCode)(0),                          // 0: uias.ticket.v1.CasCode
 	(*RegisteredService)(nil),             // 1: uias.ticket.v1.RegisteredService
@@ -2437,76 +2559,78 @@ var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(*IssueServiceTicketResponse)(nil),    // 18: uias.ticket.v1.IssueServiceTicketResponse
 	(*ValidateServiceTicketRequest)(nil),  // 19: uias.ticket.v1.ValidateServiceTicketRequest
 	(*ValidateServiceTicketResponse)(nil), // 20: uias.ticket.v1.ValidateServiceTicketResponse
-	(*IssueProxyTicketRequest)(nil),       // 21: uias.ticket.v1.IssueProxyTicketRequest
-	(*IssueProxyTicketResponse)(nil),      // 22: uias.ticket.v1.IssueProxyTicketResponse
-	(*ListUserSessionsRequest)(nil),       // 23: uias.ticket.v1.ListUserSessionsRequest
-	(*ListUserSessionsResponse)(nil),      // 24: uias.ticket.v1.ListUserSessionsResponse
-	(*RevokeUserSessionsRequest)(nil),     // 25: uias.ticket.v1.RevokeUserSessionsRequest
-	(*RevokeUserSessionsResponse)(nil),    // 26: uias.ticket.v1.RevokeUserSessionsResponse
-	(*ValidateLegacyTicketRequest)(nil),   // 27: uias.ticket.v1.ValidateLegacyTicketRequest
-	(*ValidateLegacyTicketResponse)(nil),  // 28: uias.ticket.v1.ValidateLegacyTicketResponse
-	(*AssociateAccountRequest)(nil),       // 29: uias.ticket.v1.AssociateAccountRequest
-	(*AssociateAccountResponse)(nil),      // 30: uias.ticket.v1.AssociateAccountResponse
-	(*PortalEntriesRequest)(nil),          // 31: uias.ticket.v1.PortalEntriesRequest
-	(*PortalEntry)(nil),                   // 32: uias.ticket.v1.PortalEntry
-	(*PortalEntriesResponse)(nil),         // 33: uias.ticket.v1.PortalEntriesResponse
-	(*timestamppb.Timestamp)(nil),         // 34: google.protobuf.Timestamp
+	(*PersonAttributes)(nil),              // 21: uias.ticket.v1.PersonAttributes
+	(*IssueProxyTicketRequest)(nil),       // 22: uias.ticket.v1.IssueProxyTicketRequest
+	(*IssueProxyTicketResponse)(nil),      // 23: uias.ticket.v1.IssueProxyTicketResponse
+	(*ListUserSessionsRequest)(nil),       // 24: uias.ticket.v1.ListUserSessionsRequest
+	(*ListUserSessionsResponse)(nil),      // 25: uias.ticket.v1.ListUserSessionsResponse
+	(*RevokeUserSessionsRequest)(nil),     // 26: uias.ticket.v1.RevokeUserSessionsRequest
+	(*RevokeUserSessionsResponse)(nil),    // 27: uias.ticket.v1.RevokeUserSessionsResponse
+	(*ValidateLegacyTicketRequest)(nil),   // 28: uias.ticket.v1.ValidateLegacyTicketRequest
+	(*ValidateLegacyTicketResponse)(nil),  // 29: uias.ticket.v1.ValidateLegacyTicketResponse
+	(*AssociateAccountRequest)(nil),       // 30: uias.ticket.v1.AssociateAccountRequest
+	(*AssociateAccountResponse)(nil),      // 31: uias.ticket.v1.AssociateAccountResponse
+	(*PortalEntriesRequest)(nil),          // 32: uias.ticket.v1.PortalEntriesRequest
+	(*PortalEntry)(nil),                   // 33: uias.ticket.v1.PortalEntry
+	(*PortalEntriesResponse)(nil),         // 34: uias.ticket.v1.PortalEntriesResponse
+	(*timestamppb.Timestamp)(nil),         // 35: google.protobuf.Timestamp
 }
 var file_uias_ticket_v1_ticket_proto_depIdxs = []int32{
-	34, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
-	34, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
+	35, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
+	35, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
 	1,  // 3: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
 	2,  // 4: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
-	34, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	34, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	34, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	35, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	35, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	35, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
 	11, // 8: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
-	34, // 9: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
+	35, // 9: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 10: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	34, // 11: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
-	0,  // 12: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	11, // 13: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
-	32, // 14: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
-	12, // 15: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
-	14, // 16: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
-	15, // 17: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
-	17, // 18: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
-	19, // 19: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
-	21, // 20: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
-	3,  // 21: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
-	27, // 22: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
-	29, // 23: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
-	31, // 24: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
-	4,  // 25: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
-	5,  // 26: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
-	6,  // 27: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
-	8,  // 28: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
-	9,  // 29: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
-	23, // 30: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
-	25, // 31: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
-	13, // 32: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
-	11, // 33: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
-	16, // 34: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
-	18, // 35: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
-	20, // 36: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
-	22, // 37: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
-	1,  // 38: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
-	28, // 39: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
-	30, // 40: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
-	33, // 41: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
-	1,  // 42: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
-	1,  // 43: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
-	7,  // 44: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
-	1,  // 45: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
-	10, // 46: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
-	24, // 47: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
-	26, // 48: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
-	32, // [32:49] is the sub-list for method output_type
-	15, // [15:32] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	35, // 11: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
+	21, // 12: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
+	0,  // 13: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
+	11, // 14: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
+	33, // 15: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
+	12, // 16: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
+	14, // 17: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
+	15, // 18: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
+	17, // 19: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
+	19, // 20: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
+	22, // 21: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
+	3,  // 22: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
+	28, // 23: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
+	30, // 24: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
+	32, // 25: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
+	4,  // 26: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
+	5,  // 27: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
+	6,  // 28: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
+	8,  // 29: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
+	9,  // 30: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
+	24, // 31: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
+	26, // 32: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
+	13, // 33: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
+	11, // 34: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
+	16, // 35: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
+	18, // 36: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
+	20, // 37: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
+	23, // 38: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
+	1,  // 39: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
+	29, // 40: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
+	31, // 41: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
+	34, // 42: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
+	1,  // 43: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
+	1,  // 44: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
+	7,  // 45: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
+	1,  // 46: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
+	10, // 47: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
+	25, // 48: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
+	27, // 49: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
+	33, // [33:50] is the sub-list for method output_type
+	16, // [16:33] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_uias_ticket_v1_ticket_proto_init() }
@@ -2520,7 +2644,7 @@ func file_uias_ticket_v1_ticket_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_ticket_v1_ticket_proto_rawDesc), len(file_uias_ticket_v1_ticket_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
