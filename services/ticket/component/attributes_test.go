@@ -22,7 +22,7 @@ type fakeSSO struct {
 func (f *fakeSSO) PersonAttributes(_ context.Context, r *identityv1.PersonAttributesRequest, _ ...grpc.CallOption) (*identityv1.PersonAttributesResponse, error) {
 	n := f.calls.Add(1)
 	return &identityv1.PersonAttributesResponse{UserId: r.GetUserId(), Login: "l-" + r.GetUserId(),
-		DisplayName: string(rune('A' + n - 1)), AppAccountId: "acct-" + r.GetAppId()}, nil
+		DisplayName: string('A' + n - 1), AppAccountId: "acct-" + r.GetAppId()}, nil
 }
 
 func TestAttributeCacheDroppedByChanges(t *testing.T) {
