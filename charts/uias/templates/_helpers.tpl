@@ -135,6 +135,11 @@ failure is one clear line.
 {{- if and $v.etcd.passwordSecret.name (not $v.etcd.username) -}}
 {{- fail "uias: etcd.username is required when etcd.passwordSecret is set" -}}
 {{- end -}}
+{{- with $v.secrets.bootstrapAuditorPassword -}}
+{{- if and .name (eq .name $v.secrets.bootstrapPassword.name) (eq .key $v.secrets.bootstrapPassword.key) -}}
+{{- fail "uias: secrets.bootstrapAuditorPassword names the same Secret key as secrets.bootstrapPassword: the security auditor's password must differ from the system administrator's (use another key, e.g. auditor-password)" -}}
+{{- end -}}
+{{- end -}}
 {{- if and $v.tls.verifyClients (not $v.tls.secretName) -}}
 {{- fail "uias: tls.verifyClients needs tls.secretName (client certificates need server TLS)" -}}
 {{- end -}}

@@ -48,6 +48,8 @@ var secretEnv = map[string]string{
 	"UIAS_INTERNAL_KEY":       "placeholder-internal-key-0123456789",
 	"UIAS_KEYRING":            `{"version":2,"master":{"active":"m1","keys":{"m1":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}},"signing":{"active":"s1","keys":{"s1":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}}}`,
 	"UIAS_BOOTSTRAP_PASSWORD": "Placeholder#Passw0rd",
+	// The first security auditor's (it must differ from the administrator's).
+	"UIAS_BOOTSTRAP_AUDITOR_PASSWORD": "Auditing#Placeh0lder",
 }
 
 // ctlEnv are variables of `uias ctl` (run with kubectl exec) that the chart
@@ -736,6 +738,11 @@ func TestChartSchemaRejects(t *testing.T) {
 		{"both PDB bounds", []string{"--set", "components.identity.pdb.minAvailable=1"},
 			[]string{"components.identity.pdb: set minAvailable or maxUnavailable, not both"}},
 		{"client certificates without TLS", []string{"--set", "tls.verifyClients=true"}, []string{"tls.verifyClients needs tls.secretName"}},
+		{"one key for both first passwords", []string{"--set", "secrets.bootstrapPassword.name=uias-bootstrap",
+			"--set", "secrets.bootstrapAuditorPassword.name=uias-bootstrap", "--set", "secrets.bootstrapAuditorPassword.key=password"},
+			[]string{"secrets.bootstrapAuditorPassword names the same Secret key as secrets.bootstrapPassword"}},
+		{"auditor password key empty", []string{"--set", "secrets.bootstrapAuditorPassword.key="},
+			[]string{"/secrets/bootstrapAuditorPassword/key"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -843,6 +850,56 @@ func TestChartAuditArchive(t *testing.T) {
 			_, err := render(t, helm, append([]string{"-f", minimal}, tc.args...)...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("helm template %v: %v, want a refusal naming %s", tc.args, err, tc.want)
+			}
+		})
+	}
+}
+
+// The first start's two passwords (the system administrator's and the
+// security auditor's) come from Secret keys, to identity only, and only
+// when set: without them identity generates each and prints it once.
+func TestChartBootstrapPasswords(t *testing.T) {
+	helm := helmBin(t)
+	full := filepath.Join(chartDir(t), "ci", "full-values.yaml")
+	minimal := filepath.Join(chartDir(t), "ci", "minimal-values.yaml")
+	want := map[string][2]string{
+		"UIAS_BOOTSTRAP_PASSWORD":         {"uias-bootstrap", "password"},
+		"UIAS_BOOTSTRAP_AUDITOR_PASSWORD": {"uias-bootstrap", "auditor-password"},
+	}
+	for name, args := range map[string][]string{
+		"full":         {"-f", full},
+		"minimal":      {"-f", minimal},
+		"auditor only": {"-f", minimal, "--set", "secrets.bootstrapAuditorPassword.name=auditor-secret"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			docs, err := render(t, helm, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for comp, d := range byComponent(t, docs, "Deployment") {
+				got := map[string][2]string{}
+				for _, e := range list(container(t, d)["env"]) {
+					n := str(get(e, "name"))
+					if _, ok := want[n]; ok {
+						got[n] = [2]string{str(get(e, "valueFrom", "secretKeyRef", "name")), str(get(e, "valueFrom", "secretKeyRef", "key"))}
+					}
+				}
+				var exp map[string][2]string
+				switch {
+				case comp != "identity":
+				case name == "full":
+					exp = want
+				case name == "auditor only":
+					exp = map[string][2]string{"UIAS_BOOTSTRAP_AUDITOR_PASSWORD": {"auditor-secret", "auditor-password"}}
+				}
+				if len(got) != len(exp) {
+					t.Errorf("%s: first-start passwords %v, want %v", comp, got, exp)
+				}
+				for n, ref := range exp {
+					if got[n] != ref {
+						t.Errorf("%s: %s from Secret %v, want %v", comp, n, got[n], ref)
+					}
+				}
 			}
 		})
 	}
