@@ -258,14 +258,14 @@ func (s *Store) FindLink(ctx context.Context, appID, account string) (*identity.
 
 // ListLinks lists links by id.
 func (s *Store) ListLinks(ctx context.Context, f identity.LinkFilter, p identity.Page) ([]*identity.AccountLink, string, error) {
-	l := linkListing(f)
-	if err := s.within(ctx, l, f.Within, "org_path", "account_links.user_id", "SELECT id FROM users WHERE %s"); err != nil {
+	l, err := s.linkListing(ctx, f)
+	if err != nil {
 		return nil, "", err
 	}
 	return run(ctx, s, l, p, scanLink)
 }
 
-func linkListing(f identity.LinkFilter) *listing {
+func (s *Store) linkListing(ctx context.Context, f identity.LinkFilter) (*listing, error) {
 	l := &listing{op: "list links", cols: qualified("account_links", linkCols), from: "account_links",
 		keys: []keyCol{{expr: "account_links.id"}}}
 	if f.UserID != "" {
@@ -274,7 +274,25 @@ func linkListing(f identity.LinkFilter) *listing {
 	if f.AppID != "" {
 		l.w.Add("account_links.app_id = ?", f.AppID)
 	}
-	return l
+	if f.UserID == "" {
+		// one subtree: its people in (org path, id) order, each one's
+		// links by id
+		lo, hi, one, err := s.withinSubtree(ctx, f.Within)
+		if err != nil {
+			return nil, classify(err, "list links", "org")
+		}
+		if one {
+			l.from = "account_links JOIN users ON users.id = account_links.user_id"
+			l.w.Add("users.org_path < ?", hi)
+			l.first, l.firstArgs = "users.org_path >= ?", []any{lo}
+			l.keys = []keyCol{{expr: "users.org_path"}, {expr: "users.id"}, {expr: "account_links.id"}}
+			f.Within = nil
+		}
+	}
+	if err := s.within(ctx, l, f.Within, "org_path", "account_links.user_id", "SELECT id FROM users WHERE %s"); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // DeleteLink deletes the link id.

@@ -91,6 +91,20 @@ func (s *Store) groupListing(ctx context.Context, f identity.GroupFilter) (*list
 	if f.OrgID != "" {
 		l.w.Add("groups.org_id = ?", f.OrgID)
 	}
+	if f.OrgID == "" && f.Query == "" {
+		// one subtree: its orgs in path order, each org's groups by id
+		lo, hi, one, err := s.withinSubtree(ctx, f.Within)
+		if err != nil {
+			return nil, classify(err, "list groups", "org")
+		}
+		if one {
+			l.from = "groups JOIN orgs ON orgs.id = groups.org_id"
+			l.w.Add("orgs.path < ?", hi)
+			l.first, l.firstArgs = "orgs.path >= ?", []any{lo}
+			l.keys = []keyCol{{expr: "orgs.path"}, {expr: "groups.id"}}
+			f.Within = nil
+		}
+	}
 	if err := s.within(ctx, l, f.Within, "path", "groups.org_id", "SELECT id FROM orgs WHERE %s"); err != nil {
 		return nil, err
 	}

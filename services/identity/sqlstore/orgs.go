@@ -123,6 +123,17 @@ func (s *Store) orgListing(ctx context.Context, f identity.OrgFilter) (*listing,
 		l.keys = []keyCol{{expr: "orgs.path"}}
 	case f.ParentID != "":
 		l.w.Add("orgs.parent_id = ?", f.ParentID)
+	default:
+		lo, hi, one, err := s.withinSubtree(ctx, f.Within)
+		if err != nil {
+			return nil, classify(err, "list orgs", "org")
+		}
+		if one {
+			l.w.Add("orgs.path < ?", hi)
+			l.first, l.firstArgs = "orgs.path >= ?", []any{lo}
+			l.keys = []keyCol{{expr: "orgs.path"}}
+			f.Within = nil
+		}
 	}
 	if err := s.within(ctx, l, f.Within, "orgs.path", "", ""); err != nil {
 		return nil, err

@@ -157,6 +157,17 @@ func (s *Store) userListing(ctx context.Context, f identity.UserFilter) (*listin
 		l.keys = []keyCol{{expr: "users.org_path"}, {expr: "users.id"}}
 	case f.OrgID != "":
 		l.w.Add("users.org_id = ?", f.OrgID)
+	default:
+		lo, hi, one, err := s.withinSubtree(ctx, f.Within)
+		if err != nil {
+			return nil, classify(err, "list users", "org")
+		}
+		if one {
+			l.w.Add("users.org_path < ?", hi)
+			l.first, l.firstArgs = "users.org_path >= ?", []any{lo}
+			l.keys = []keyCol{{expr: "users.org_path"}, {expr: "users.id"}}
+			f.Within = nil
+		}
 	}
 	if err := s.within(ctx, l, f.Within, "users.org_path", "", ""); err != nil {
 		return nil, err

@@ -33,6 +33,26 @@ func (s *Store) withinCond(ctx context.Context, orgs []string, col string) (stri
 	return "(" + strings.Join(conds, " OR ") + ")", args, nil
 }
 
+// withinSubtree is the path range [lo, hi) of the org of a Within that
+// names one org (a unit administrator's usual listing): such a listing
+// walks that subtree in path order, as a Subtree filter does, instead of
+// filtering the table and sorting the matches. one is false when orgs is
+// not one org; an org that no longer exists gives an empty range.
+func (s *Store) withinSubtree(ctx context.Context, orgs []string) (lo, hi string, one bool, err error) {
+	if len(orgs) != 1 {
+		return "", "", false, nil
+	}
+	o, err := s.getOrg(ctx, s.db, orgs[0], "")
+	if errors.Is(err, store.ErrNotFound) {
+		return "", "", true, nil
+	}
+	if err != nil {
+		return "", "", true, err
+	}
+	lo, hi = subtreeRange(o.Path)
+	return lo, hi, true, nil
+}
+
 // within limits l to orgs' subtrees: col is l's own org path column, or
 // with sub the column of the row's org or user id and sub the subquery
 // ("SELECT id FROM orgs WHERE %s") whose %s is the path condition.

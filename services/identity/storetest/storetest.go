@@ -66,6 +66,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"LiteralStrings", testLiteralStrings},
 		{"UserSubtree", testUserSubtree},
 		{"OrgSubtree", testOrgSubtree},
+		{"Within", testWithin},
 		{"Search", testSearch},
 		{"ListingEdges", testListingEdges},
 		{"ReplacePasswordHash", testReplacePasswordHash},
