@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/uias/uias/pkg/events"
@@ -19,105 +18,67 @@ func (s *Store) ApplyReplica(ctx context.Context, expect int64, ws []authz.Repli
 	event func(authz.Change) events.Event) ([]authz.ReplicaOutcome, []authz.Change, error) {
 	out := make([]authz.ReplicaOutcome, len(ws))
 	var committed []authz.Change
-	var fnErr error
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		fnErr = func() error {
-			committed = committed[:0]
-			var rev int64
-			if err := tx.QueryRowContext(ctx, `SELECT rev FROM authz_revision WHERE id = 1`+s.db.ForUpdate()).Scan(&rev); err != nil {
+	err := s.inTx(ctx, "apply replica", func(tx *sql.Tx) error {
+		committed = committed[:0]
+		var rev int64
+		if err := tx.QueryRowContext(ctx, `SELECT rev FROM authz_revision WHERE id = 1`+s.db.ForUpdate()).Scan(&rev); err != nil {
+			return err
+		}
+		if rev != expect {
+			return authz.ErrStale
+		}
+		version, err := tx.PrepareContext(ctx, s.q(`SELECT version FROM authz_replica_versions WHERE obj = ? AND id = ?`))
+		if err != nil {
+			return err
+		}
+		defer func() { _ = version.Close() }()
+		record, err := tx.PrepareContext(ctx, s.q(`INSERT INTO authz_replica_versions (obj, id, origin, version, event_id)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (obj, id) DO UPDATE SET origin = excluded.origin,
+			version = excluded.version, event_id = excluded.event_id`))
+		if err != nil {
+			return err
+		}
+		defer func() { _ = record.Close() }()
+		now := store.UnixMS(time.Now())
+		for i := range ws {
+			w := &ws[i]
+			var cur int64
+			err := version.QueryRowContext(ctx, w.Change.Obj, w.Change.ID).Scan(&cur)
+			switch {
+			case err == nil && uint64(cur) >= w.Version:
+				out[i] = authz.ReplicaStale
+				continue
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
-			if rev != expect {
-				return authz.ErrStale
+			out[i] = authz.ReplicaApplied
+			if _, err := record.ExecContext(ctx, w.Change.Obj, w.Change.ID, w.Origin, int64(w.Version), w.EventID); err != nil {
+				return err
 			}
-			version, err := tx.PrepareContext(ctx, s.q(`SELECT version FROM authz_replica_versions WHERE obj = ? AND id = ?`))
+			ch := w.Change
+			ch.Rev = rev + 1
+			held, err := s.applyChange(ctx, tx, &ch, now)
 			if err != nil {
 				return err
 			}
-			defer func() { _ = version.Close() }()
-			record, err := tx.PrepareContext(ctx, s.q(`INSERT INTO authz_replica_versions (obj, id, origin, version, event_id)
-				VALUES (?, ?, ?, ?, ?) ON CONFLICT (obj, id) DO UPDATE SET origin = excluded.origin,
-				version = excluded.version, event_id = excluded.event_id`))
-			if err != nil {
-				return err
+			if !held {
+				continue // not held: nothing to change, the version is kept
 			}
-			defer func() { _ = record.Close() }()
-			now := store.UnixMS(time.Now())
-			for i := range ws {
-				w := &ws[i]
-				var cur int64
-				err := version.QueryRowContext(ctx, w.Change.Obj, w.Change.ID).Scan(&cur)
-				switch {
-				case err == nil && uint64(cur) >= w.Version:
-					out[i] = authz.ReplicaStale
-					continue
-				case err != nil && !errors.Is(err, sql.ErrNoRows):
+			if event != nil {
+				if err := addEvents(ctx, tx, s.db, []events.Event{event(ch)}); err != nil {
 					return err
 				}
-				out[i] = authz.ReplicaApplied
-				if _, err := record.ExecContext(ctx, w.Change.Obj, w.Change.ID, w.Origin, int64(w.Version), w.EventID); err != nil {
-					return err
-				}
-				ch := w.Change
-				ch.Rev = rev + 1
-				switch ch.Op {
-				case authz.OpPut:
-					if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO authz_objects (obj, id, data, rev) VALUES (?, ?, ?, ?)
-						ON CONFLICT (obj, id) DO UPDATE SET data = excluded.data, rev = excluded.rev`),
-						ch.Obj, ch.ID, string(ch.Data), ch.Rev); err != nil {
-						return err
-					}
-				case authz.OpDelete:
-					res, err := tx.ExecContext(ctx, s.q(`DELETE FROM authz_objects WHERE obj = ? AND id = ?`), ch.Obj, ch.ID)
-					if err != nil {
-						return err
-					}
-					if n, err := res.RowsAffected(); err != nil {
-						return err
-					} else if n == 0 {
-						continue // not held: nothing to change, the version is kept
-					}
-					ch.Data = nil
-				default:
-					return fmt.Errorf("unknown change op %q", ch.Op)
-				}
-				var data any
-				if ch.Data != nil {
-					data = string(ch.Data)
-				}
-				if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO authz_changes (rev, obj, op, id, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
-					ch.Rev, ch.Obj, ch.Op, ch.ID, data, now); err != nil {
-					return err
-				}
-				if event != nil {
-					if err := addEvents(ctx, tx, s.db, []events.Event{event(ch)}); err != nil {
-						return err
-					}
-				}
-				rev = ch.Rev
-				committed = append(committed, ch)
 			}
-			if rev == expect {
-				return nil
-			}
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE authz_revision SET rev = ? WHERE id = 1 AND rev = ?`), rev, expect)
-			if err != nil {
-				return err
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				return authz.ErrStale
-			}
+			rev = ch.Rev
+			committed = append(committed, ch)
+		}
+		if rev == expect {
 			return nil
-		}()
-		return fnErr
+		}
+		return s.moveRevision(ctx, tx, expect, rev)
 	})
 	if err != nil {
-		if fnErr != nil {
-			err = fnErr
-		}
-		return nil, nil, classify(err, "apply replica")
+		return nil, nil, err
 	}
 	return out, committed, nil
 }

@@ -69,58 +69,85 @@ func (s *Store) q(query string) string { return s.db.Rebind(query) }
 // Write implements authz.Store.
 func (s *Store) Write(ctx context.Context, expect int64, ch authz.Change, evs []events.Event) (authz.Change, error) {
 	ch.Rev = expect + 1
-	var fnErr error
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		fnErr = func() error {
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE authz_revision SET rev = rev + 1 WHERE id = 1 AND rev = ?`), expect)
-			if err != nil {
-				return err
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				return authz.ErrStale
-			}
-			switch ch.Op {
-			case authz.OpPut:
-				if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO authz_objects (obj, id, data, rev) VALUES (?, ?, ?, ?)
-					ON CONFLICT (obj, id) DO UPDATE SET data = excluded.data, rev = excluded.rev`),
-					ch.Obj, ch.ID, string(ch.Data), ch.Rev); err != nil {
-					return err
-				}
-			case authz.OpDelete:
-				res, err := tx.ExecContext(ctx, s.q(`DELETE FROM authz_objects WHERE obj = ? AND id = ?`), ch.Obj, ch.ID)
-				if err != nil {
-					return err
-				}
-				if n, err := res.RowsAffected(); err != nil {
-					return err
-				} else if n == 0 {
-					return store.NotFound(ch.Obj)
-				}
-				ch.Data = nil
-			default:
-				return fmt.Errorf("unknown change op %q", ch.Op)
-			}
-			var data any
-			if ch.Data != nil {
-				data = string(ch.Data)
-			}
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO authz_changes (rev, obj, op, id, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
-				ch.Rev, ch.Obj, ch.Op, ch.ID, data, store.UnixMS(time.Now())); err != nil {
-				return err
-			}
-			return addEvents(ctx, tx, s.db, evs)
-		}()
-		return fnErr
+	err := s.inTx(ctx, "write", func(tx *sql.Tx) error {
+		if err := s.moveRevision(ctx, tx, expect, ch.Rev); err != nil {
+			return err
+		}
+		held, err := s.applyChange(ctx, tx, &ch, store.UnixMS(time.Now()))
+		if err != nil {
+			return err
+		}
+		if !held {
+			return store.NotFound(ch.Obj)
+		}
+		return addEvents(ctx, tx, s.db, evs)
 	})
 	if err != nil {
-		if fnErr != nil {
-			err = fnErr
-		}
-		return authz.Change{}, classify(err, "write")
+		return authz.Change{}, err
 	}
 	return ch, nil
+}
+
+// inTx runs fn in one transaction; fn's own error is returned (classified
+// for op) rather than what the transaction made of it.
+func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	var fnErr error
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if err != nil && fnErr != nil {
+		err = fnErr
+	}
+	return classify(err, op)
+}
+
+// moveRevision moves the revision from expect to rev (authz.ErrStale when
+// it is no longer expect).
+func (s *Store) moveRevision(ctx context.Context, tx *sql.Tx, expect, rev int64) error {
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE authz_revision SET rev = ? WHERE id = 1 AND rev = ?`), rev, expect)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return authz.ErrStale
+	}
+	return nil
+}
+
+// applyChange writes ch (at ch.Rev) to the objects and the change log. A
+// delete of an object not held writes nothing and reports false.
+func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, ch *authz.Change, now int64) (bool, error) {
+	switch ch.Op {
+	case authz.OpPut:
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO authz_objects (obj, id, data, rev) VALUES (?, ?, ?, ?)
+			ON CONFLICT (obj, id) DO UPDATE SET data = excluded.data, rev = excluded.rev`),
+			ch.Obj, ch.ID, string(ch.Data), ch.Rev); err != nil {
+			return false, err
+		}
+	case authz.OpDelete:
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM authz_objects WHERE obj = ? AND id = ?`), ch.Obj, ch.ID)
+		if err != nil {
+			return false, err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return false, err
+		} else if n == 0 {
+			return false, nil
+		}
+		ch.Data = nil
+	default:
+		return false, fmt.Errorf("unknown change op %q", ch.Op)
+	}
+	var data any
+	if ch.Data != nil {
+		data = string(ch.Data)
+	}
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO authz_changes (rev, obj, op, id, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+		ch.Rev, ch.Obj, ch.Op, ch.ID, data, now)
+	return err == nil, err
 }
 
 func addEvents(ctx context.Context, tx *sql.Tx, db *store.DB, evs []events.Event) error {
