@@ -44,21 +44,9 @@ func TestAuditCommands(t *testing.T) {
 	}
 	// The first start's security auditor (login "auditor", appointed in
 	// authz by identity as soon as authz answers) reads it.
-	h.stdin = auditorPw + "\n"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, _, errs := h.run("login", "--user", "auditor", "--password-stdin")
-		if code == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the first start's security auditor never logged in: %s", errs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	h.stdin = ""
+	h.loginEventually("auditor", auditorPw)
 	hd := a.Value(auditcomponent.Name).(*auditcomponent.Handle)
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		cp, err := hd.Store.LatestCheckpoint(ctx)
 		if err == nil && cp != nil && cp.Size >= 1 {

@@ -42,3 +42,23 @@ func startMonolith(t *testing.T, pw string, tweak func(cfg *config.Config)) (*ui
 	h.stdin = ""
 	return a, h
 }
+
+// loginEventually logs h in as login with password pw, retrying for up to
+// 30 s while the account is not yet an administrator (identity appoints
+// the first start's auditor in authz as soon as authz answers).
+func (h *harness) loginEventually(login, pw string) {
+	h.t.Helper()
+	h.stdin = pw + "\n"
+	defer func() { h.stdin = "" }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, _, errs := h.run("login", "--user", login, "--password-stdin")
+		if code == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s never logged in as an administrator: %s", login, errs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
