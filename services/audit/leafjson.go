@@ -2,6 +2,7 @@ package audit
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
@@ -185,4 +186,77 @@ func EncodeDetail(d map[string]string) string {
 		return "{}"
 	}
 	return string(appendJSONMap(make([]byte, 0, 64), d))
+}
+
+// DecodeDetail reads a stored detail (EncodeDetail's JSON) as
+// encoding/json.Unmarshal would into a map[string]string: by hand for the
+// plain form EncodeDetail writes when no string needs escaping (no
+// whitespace, no backslash, no control character, valid UTF-8), through
+// encoding/json otherwise. "{}" and "" are an empty (nil) map.
+func DecodeDetail(s string) (map[string]string, error) {
+	if s == "{}" || s == "" {
+		return nil, nil
+	}
+	if m, ok := decodePlainDetail(s); ok {
+		return m, nil
+	}
+	var m map[string]string
+	err := json.Unmarshal([]byte(s), &m)
+	return m, err
+}
+
+// decodePlainDetail decodes {"k":"v",...} whose strings have no escapes;
+// false for anything else.
+func decodePlainDetail(s string) (map[string]string, bool) {
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
+		return nil, false
+	}
+	m := make(map[string]string, 4)
+	i := 1
+	str := func() (string, bool) {
+		if i >= len(s) || s[i] != '"' {
+			return "", false
+		}
+		start := i + 1
+		ascii := true
+		for j := start; j < len(s); j++ {
+			switch c := s[j]; {
+			case c == '"':
+				v := s[start:j]
+				if !ascii && !utf8.ValidString(v) {
+					return "", false
+				}
+				i = j + 1
+				return v, true
+			case c == '\\' || c < 0x20:
+				return "", false
+			case c >= utf8.RuneSelf:
+				ascii = false
+			}
+		}
+		return "", false
+	}
+	for {
+		k, ok := str()
+		if !ok || i >= len(s) || s[i] != ':' {
+			return nil, false
+		}
+		i++
+		v, ok := str()
+		if !ok || i >= len(s) {
+			return nil, false
+		}
+		m[k] = v
+		switch s[i] {
+		case ',':
+			i++
+		case '}':
+			if i != len(s)-1 {
+				return nil, false
+			}
+			return m, true
+		default:
+			return nil, false
+		}
+	}
 }

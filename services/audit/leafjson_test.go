@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -118,12 +119,33 @@ func TestLeafDataMatchesEncodingJSON(t *testing.T) {
 			if d != string(want) {
 				t.Fatalf("record %d: detail %q, encoding/json %q", i, d, want)
 			}
+			var viaJSON map[string]string
+			jerr := json.Unmarshal([]byte(d), &viaJSON)
+			got, err := DecodeDetail(d)
+			if (err == nil) != (jerr == nil) || fmt.Sprint(got) != fmt.Sprint(viaJSON) {
+				t.Fatalf("record %d: detail %q decodes to %v (%v), encoding/json %v (%v)", i, d, got, err, viaJSON, jerr)
+			}
 		}
 	}
 	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
 		r := Record{DurationMS: f}
 		if got := r.LeafData(); got != nil || oldLeafData(&r) != nil || r.LeafHash() != tlog.RecordHash(nil) {
 			t.Fatalf("duration %v: leaf %q", f, got)
+		}
+	}
+}
+
+// TestDecodeDetail: the hand decoder agrees with encoding/json on plain
+// and odd inputs (those it does not take go to encoding/json).
+func TestDecodeDetail(t *testing.T) {
+	for _, s := range []string{`{"a":"b"}`, `{"a":"b","c":"d"}`, `{"a":"b","a":"c"}`, `{"":""}`, `{"名前":"张三"}`,
+		`{ "a":"b"}`, `{"a":"b" }`, `{"a":"b",}`, `{"a":"b"}x`, `{"a\"b":"c"}`, `{"a":1}`, `{"a":"é"}`,
+		"{\"a\":\"\xff\"}", `{"a":"b"`, `{"a"}`, `{"a":"b"}}`, `[1]`, `{"a":"b","c"}`, `null`} {
+		var want map[string]string
+		jerr := json.Unmarshal([]byte(s), &want)
+		got, err := DecodeDetail(s)
+		if (err == nil) != (jerr == nil) || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%q: %v (%v), encoding/json %v (%v)", s, got, err, want, jerr)
 		}
 	}
 }

@@ -96,16 +96,16 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 	errStop := errors.New("stop")
 	claimed := pruned == 0 // an archive record of the log says [.., pruned) was archived
 	wantTo := strconv.FormatInt(pruned, 10)
-	err = scanHashed(ctx, st, pruned, func(r *Record, leaf tlog.Hash) error {
-		if r.Type == TypeArchive && r.Detail["to"] == wantTo {
-			claimed = true
-		}
-		if p, err := v.record(ctx, r, leaf); err != nil || p != nil {
-			rep.Problem = p
-			if err == nil {
-				err = errStop
+	err = scanChunks(ctx, st, pruned, size, func(c *verifyChunk) error {
+		v.cur = c
+		for i, r := range c.recs {
+			if r.Type == TypeArchive && r.Detail["to"] == wantTo {
+				claimed = true
 			}
-			return err
+			if p := v.record(r, c.leaves[i]); p != nil {
+				rep.Problem = p
+				return errStop
+			}
 		}
 		return nil
 	})
@@ -141,10 +141,7 @@ type verifier struct {
 	matched int
 	signed  int64
 	stack   []node
-	// stored hashes read ahead, from index base on
-	buf  []tlog.Hash
-	base int64
-	end  bool // no stored hashes beyond buf
+	cur     *verifyChunk // the chunk of the records being checked
 }
 
 type node struct {
@@ -152,32 +149,27 @@ type node struct {
 	hash  tlog.Hash
 }
 
-const hashChunk = 8192
-
 // record checks the next record r, whose leaf hash is leafHash.
-func (v *verifier) record(ctx context.Context, r *Record, leafHash tlog.Hash) (*Problem, error) {
+func (v *verifier) record(r *Record, leafHash tlog.Hash) *Problem {
 	n := v.n
 	if r.Seq != n {
-		return &Problem{Seq: n, What: fmt.Sprintf("record %d is missing (the next stored record is %d)", n, r.Seq)}, nil
+		return &Problem{Seq: n, What: fmt.Sprintf("record %d is missing (the next stored record is %d)", n, r.Seq)}
 	}
 	// the hashes record n adds: its leaf and every subtree it completes
 	idx := tlog.StoredHashIndex(0, n)
 	h := leafHash
 	level := 0
 	for i := 0; ; i++ {
-		stored, ok, err := v.stored(ctx, idx+int64(i))
-		if err != nil {
-			return nil, err
-		}
+		stored, ok := v.cur.stored(idx + int64(i))
 		switch {
 		case !ok && i == 0:
-			return &Problem{Seq: n, What: fmt.Sprintf("record %d has no stored leaf hash: it was inserted behind the log's back, or its hash deleted", n)}, nil
+			return &Problem{Seq: n, What: fmt.Sprintf("record %d has no stored leaf hash: it was inserted behind the log's back, or its hash deleted", n)}
 		case !ok:
-			return &Problem{Seq: n, What: fmt.Sprintf("tree hashes of record %d are missing", n)}, nil
+			return &Problem{Seq: n, What: fmt.Sprintf("tree hashes of record %d are missing", n)}
 		case stored != h && i == 0:
-			return &Problem{Seq: n, What: fmt.Sprintf("record %d does not match its leaf hash: it was changed, moved or inserted", n)}, nil
+			return &Problem{Seq: n, What: fmt.Sprintf("record %d does not match its leaf hash: it was changed, moved or inserted", n)}
 		case stored != h:
-			return &Problem{Seq: n, What: fmt.Sprintf("the stored tree hashes of record %d were changed", n)}, nil
+			return &Problem{Seq: n, What: fmt.Sprintf("the stored tree hashes of record %d were changed", n)}
 		}
 		if len(v.stack) == 0 || v.stack[len(v.stack)-1].level != level {
 			break
@@ -192,13 +184,13 @@ func (v *verifier) record(ctx context.Context, r *Record, leafHash tlog.Hash) (*
 		c := v.cps[v.next]
 		if v.root() != c.Root {
 			return &Problem{Seq: v.signed, Checkpoint: c.Size,
-				What: fmt.Sprintf("records %d to %d do not match the checkpoint of size %d: one of them was changed together with its tree hashes", v.signed, c.Size-1, c.Size)}, nil
+				What: fmt.Sprintf("records %d to %d do not match the checkpoint of size %d: one of them was changed together with its tree hashes", v.signed, c.Size-1, c.Size)}
 		}
 		v.matched++
 		v.signed = c.Size
 		v.next++
 	}
-	return nil, nil
+	return nil
 }
 
 // skipArchived starts the verifier after the pruned archived records: it
@@ -238,7 +230,6 @@ func (v *verifier) skipArchived(ctx context.Context, pruned, size int64) (*Probl
 		lo += int64(1) << level
 	}
 	v.n = pruned
-	v.base = tlog.StoredHashIndex(0, pruned)
 	return nil, nil
 }
 
@@ -250,42 +241,3 @@ func (v *verifier) root() tlog.Hash {
 	}
 	return h
 }
-
-// stored returns the stored hash at index idx (read ahead in chunks).
-func (v *verifier) stored(ctx context.Context, idx int64) (tlog.Hash, bool, error) {
-	for idx >= v.base+int64(len(v.buf)) {
-		if v.end {
-			return tlog.Hash{}, false, nil
-		}
-		from := v.base + int64(len(v.buf))
-		v.base, v.buf = from, v.buf[:0]
-		want := from
-		var gap bool
-		var got int
-		err := v.st.ScanHashes(ctx, from, hashChunk, func(i int64, h tlog.Hash) error {
-			got++
-			if i != want {
-				gap = true
-				return errStopScan
-			}
-			v.buf = append(v.buf, h)
-			want++
-			return nil
-		})
-		if err != nil && !errors.Is(err, errStopScan) {
-			return tlog.Hash{}, false, err
-		}
-		if got < hashChunk || gap {
-			v.end = true
-		}
-		if len(v.buf) == 0 {
-			return tlog.Hash{}, false, nil
-		}
-	}
-	if idx < v.base {
-		return tlog.Hash{}, false, fmt.Errorf("stored hash %d read out of order", idx)
-	}
-	return v.buf[idx-v.base], true, nil
-}
-
-var errStopScan = errors.New("stop scan")

@@ -2,24 +2,20 @@ package sqlstore_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/uias/uias/pkg/store"
 	pstoretest "github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/audit"
+	"github.com/uias/uias/services/audit/auditbench"
 	"github.com/uias/uias/services/audit/sqlstore"
-	"github.com/uias/uias/services/audit/storetest"
 )
 
 // Benchmarks of docs/benchmarks-audit.md. Each reports its own figure and
@@ -47,27 +43,6 @@ func benchDB(b *testing.B, pg bool) (*store.DB, *sqlstore.Store) {
 	return db, sqlstore.New(db)
 }
 
-// benchRecords are n varied records (1000 actors, 5000 subjects, 50 apps,
-// 20 APIs, 3 results, 2000 addresses), one per 100 ms from base.
-func benchRecords(prefix string, n int, base time.Time) []audit.Record {
-	rng := rand.New(rand.NewPCG(uint64(n), 7))
-	apis := []string{"authenticate", "admin.login", "admin.auth", "user.create", "user.update", "session.create", "ticket.validate",
-		"ticket.issue", "logout", "password.change", "org.create", "app.create", "link.create", "user.lock", "user.unlock",
-		"caller.denied", "admin.refused", "group.create", "keys.rotate", "app.update"}
-	out := make([]audit.Record, n)
-	for i := range out {
-		out[i] = audit.Record{EventID: fmt.Sprintf("%s-%d", prefix, i), Type: "audit.x", Component: "identity",
-			Time:   base.Add(time.Duration(i) * 100 * time.Millisecond),
-			Serial: fmt.Sprintf("%016x", rng.Uint64()), TraceID: fmt.Sprintf("%016x", rng.Uint64()),
-			AppID: "app-" + strconv.Itoa(rng.IntN(50)), API: apis[rng.IntN(len(apis))], Actor: "user:u" + strconv.Itoa(rng.IntN(1000)),
-			Subject: "user:s" + strconv.Itoa(rng.IntN(5000)), Org: "org-" + strconv.Itoa(rng.IntN(20)),
-			Result: []string{"success", "failure", "denied"}[rng.IntN(3)], Reason: "OK", DurationMS: float64(rng.IntN(5000)) / 100,
-			ClientIP: fmt.Sprintf("10.%d.%d.%d", rng.IntN(8), rng.IntN(250), rng.IntN(250)),
-			Detail:   map[string]string{"login": "login" + strconv.Itoa(rng.IntN(5000))}}
-	}
-	return out
-}
-
 // plainInsert stores recs with seq from first on, batch by batch, without
 // tree hashes, duplicate checks or checkpoints: the floor of ingest.
 func plainInsert(b *testing.B, db *store.DB, recs []audit.Record, first int64, batch int) {
@@ -86,9 +61,8 @@ func plainInsert(b *testing.B, db *store.DB, recs []audit.Record, first int64, b
 
 // BenchmarkIngest: Log.Append (records, tree hashes, duplicate check,
 // checkpoints every 1000) in batches of 2,000 against the same inserts
-// without the tree, on SQLite (and PostgreSQL with UIAS_AUDIT_BENCH_PG=1).
-// The two alternate batch by batch on two databases, so that the load of a
-// shared machine falls on both alike.
+// without the tree, on SQLite (and PostgreSQL with UIAS_AUDIT_BENCH_PG=1),
+// alternating batch by batch on two databases (auditbench.MeasureIngest).
 func BenchmarkIngest(b *testing.B) {
 	dbs := []string{"sqlite"}
 	if os.Getenv("UIAS_AUDIT_BENCH_PG") == "1" && os.Getenv(pstoretest.EnvPGDSN) != "" {
@@ -98,123 +72,72 @@ func BenchmarkIngest(b *testing.B) {
 	batch := benchSize("UIAS_AUDIT_BENCH_INGEST_BATCH", 2000)
 	for _, name := range dbs {
 		b.Run(name, func(b *testing.B) {
-			var ours, floor, oursCPU, floorCPU time.Duration
+			var res auditbench.Ingest
 			for range b.N {
-				recs := benchRecords("ev", n, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 				fdb, _ := benchDB(b, name == "postgres")
-				_, st := benchDB(b, name == "postgres")
-				l := audit.NewLog(st, storetest.Signer(b), audit.LogOptions{Policy: audit.Policy{Every: 1000, Interval: time.Hour}})
-				for i := 0; i < n; i += batch {
-					part := recs[i:min(i+batch, n)]
-					start, cpu := time.Now(), cpuTime()
-					plainInsert(b, fdb, part, int64(i), batch)
-					floor, floorCPU = floor+time.Since(start), floorCPU+cpuTime()-cpu
-					start, cpu = time.Now(), cpuTime()
-					if _, err := l.Append(context.Background(), part); err != nil {
-						b.Fatal(err)
-					}
-					ours, oursCPU = ours+time.Since(start), oursCPU+cpuTime()-cpu
+				odb, _ := benchDB(b, name == "postgres")
+				var err error
+				if res, err = auditbench.MeasureIngest(context.Background(), odb, fdb, n, batch); err != nil {
+					b.Fatal(err)
 				}
 			}
-			o, f := float64(n*b.N)/ours.Seconds(), float64(n*b.N)/floor.Seconds()
-			b.ReportMetric(o, "events/s")
-			b.ReportMetric(f, "floor-events/s")
-			b.ReportMetric(o/f, "ratio")
+			b.ReportMetric(res.Rate, "events/s")
+			b.ReportMetric(res.FloorRate, "floor-events/s")
+			b.ReportMetric(res.Rate/res.FloorRate, "ratio")
 			// per CPU-second of this process (user + system, all threads):
 			// what a loaded machine does not distort
-			oc, fc := float64(n*b.N)/oursCPU.Seconds(), float64(n*b.N)/floorCPU.Seconds()
-			b.ReportMetric(oc, "events/cpu-s")
-			b.ReportMetric(fc, "floor-events/cpu-s")
-			b.ReportMetric(oc/fc, "cpu-ratio")
+			b.ReportMetric(res.RatePerCPU, "events/cpu-s")
+			b.ReportMetric(res.FloorRatePerCPU, "floor-events/cpu-s")
+			b.ReportMetric(res.RatePerCPU/res.FloorRatePerCPU, "cpu-ratio")
 		})
 	}
 }
 
-// buildLog appends n records through the log (batches of 1000,
-// checkpoints every 1000).
-func buildLog(b *testing.B, st *sqlstore.Store, n int) *audit.Log {
+// buildLog is a log of n generated records.
+func buildLog(b *testing.B, n int) *audit.Log {
 	b.Helper()
-	l := audit.NewLog(st, storetest.Signer(b), audit.LogOptions{Policy: audit.Policy{Every: 1000, Interval: time.Hour}})
-	recs := benchRecords("ev", n, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
-	for i := 0; i < n; i += 1000 {
-		if _, err := l.Append(context.Background(), recs[i:min(i+1000, n)]); err != nil {
-			b.Fatal(err)
-		}
+	l, err := auditbench.BuildLog(context.Background(), pstoretest.OpenSQLite(b), n)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return l
 }
 
-// BenchmarkVerify: Verify of a 200,000-record log (every leaf and tree
-// hash recomputed and compared, 200 checkpoints) against the floor of
-// reading the same records in order.
+// BenchmarkVerify: Verify of a 200,000-record log (every record read,
+// every leaf and tree hash recomputed and compared, 200 checkpoints)
+// against plain SHA-256 over the same leaf bytes in memory
+// (auditbench.MeasureVerify).
 func BenchmarkVerify(b *testing.B) {
-	n := benchSize("UIAS_AUDIT_BENCH_VERIFY_RECORDS", 200000)
-	_, st := benchDB(b, false)
-	l := buildLog(b, st, n)
-	ctx := context.Background()
-	var ours, floor time.Duration
+	l := buildLog(b, benchSize("UIAS_AUDIT_BENCH_VERIFY_RECORDS", 200000))
+	var res auditbench.Verify
 	for range b.N {
-		start := time.Now()
-		c := 0
-		if err := st.ScanRecords(ctx, 0, func(*audit.Record) error { c++; return nil }); err != nil || c != n {
+		var err error
+		if res, err = auditbench.MeasureVerify(context.Background(), l); err != nil {
 			b.Fatal(err)
 		}
-		floor += time.Since(start)
-		start = time.Now()
-		rep, err := l.Verify(ctx)
-		if err != nil || !rep.OK() || rep.Records != int64(n) {
-			b.Fatalf("verify: %+v %v", rep, err)
-		}
-		ours += time.Since(start)
 	}
-	o, f := float64(n*b.N)/ours.Seconds(), float64(n*b.N)/floor.Seconds()
-	b.ReportMetric(o, "records/s")
-	b.ReportMetric(f, "floor-records/s")
-	b.ReportMetric(o/f, "ratio")
+	b.ReportMetric(res.Rate, "records/s")
+	b.ReportMetric(res.FloorRate, "sha256-records/s")
+	b.ReportMetric(res.Rate/res.FloorRate, "ratio")
+	b.ReportMetric(res.RatePerCPU, "records/cpu-s")
 }
 
 // BenchmarkInclusionProof: ProveInclusion of random records of a
-// 200,000-record log (record read, proof hashes read from SQL) against
-// the floor of the SHA-256 work of checking such a proof (1 leaf hash and
-// about log2(n) node hashes, in memory).
+// 200,000-record log against the SHA-256 work of checking such a proof
+// (auditbench.MeasureProofs).
 func BenchmarkInclusionProof(b *testing.B) {
-	const n = 200000
-	_, st := benchDB(b, false)
-	l := buildLog(b, st, n)
-	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(1, 2))
-	const proofs = 2000
-	var ours, floor time.Duration
-	var depth int
+	l := buildLog(b, 200000)
+	var res auditbench.Proof
 	for range b.N {
-		start := time.Now()
-		var last *audit.Inclusion
-		for range proofs {
-			p, err := l.ProveInclusion(ctx, rng.Int64N(n), 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			last = p
+		var err error
+		if res, err = auditbench.MeasureProofs(context.Background(), l, 2000); err != nil {
+			b.Fatal(err)
 		}
-		ours += time.Since(start)
-		depth = len(last.Proof)
-		leaf := last.Record.LeafData()
-		start = time.Now()
-		var h [32]byte
-		for range proofs {
-			h = sha256.Sum256(append([]byte{0}, leaf...))
-			for range depth {
-				h = tlog.NodeHash(h, h)
-			}
-		}
-		floor += time.Since(start)
-		_ = h
 	}
-	o, f := ours/time.Duration(proofs*b.N), floor/time.Duration(proofs*b.N)
-	b.ReportMetric(float64(o.Microseconds()), "µs/proof")
-	b.ReportMetric(float64(f.Nanoseconds())/1000, "floor-µs/proof")
-	b.ReportMetric(float64(o)/float64(f), "ratio")
-	b.ReportMetric(float64(depth), "proof-hashes")
+	b.ReportMetric(float64(res.Ours.Nanoseconds())/1000, "µs/proof")
+	b.ReportMetric(float64(res.Floor.Nanoseconds())/1000, "floor-µs/proof")
+	b.ReportMetric(float64(res.Ours)/float64(res.Floor), "ratio")
+	b.ReportMetric(float64(res.Depth), "proof-hashes")
 }
 
 // BenchmarkQuery: p99 of filtered queries (first page of 50) over a log
@@ -230,7 +153,7 @@ func BenchmarkQuery(b *testing.B) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	const chunk = 50000
 	for i := 0; i < n; i += chunk {
-		plainInsert(b, db, benchRecords(fmt.Sprint("q", i), min(chunk, n-i), base.Add(time.Duration(i)*100*time.Millisecond)), int64(i), 1000)
+		plainInsert(b, db, auditbench.Records(fmt.Sprint("q", i), min(chunk, n-i), base.Add(time.Duration(i)*100*time.Millisecond)), int64(i), 1000)
 	}
 	if _, err := db.ExecContext(context.Background(), "ANALYZE"); err != nil {
 		b.Fatal(err)
@@ -299,16 +222,10 @@ func BenchmarkQuery(b *testing.B) {
 	}
 }
 
-// benchSize is the positive integer in env, else def.
-// cpuTime is the CPU time this process used so far (user + system).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+// cpuTime is the CPU time this process used so far.
+func cpuTime() time.Duration { return auditbench.CPUTime() }
 
+// benchSize is the positive integer in env, else def.
 func benchSize(env string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(env)); err == nil && v > 0 {
 		return v

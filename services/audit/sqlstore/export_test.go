@@ -2,30 +2,13 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"io/fs"
+	"strconv"
+	"strings"
 	"testing/fstest"
 
 	"github.com/uias/uias/pkg/store"
-	"github.com/uias/uias/services/audit"
 )
-
-// InsertPlain inserts recs as records first, first+1, ... without tree
-// hashes, duplicate checks or the log's size (the same statements and
-// cache as appends): the floor of the ingest
-// benchmark, and a quick way to fill a log for query benchmarks.
-func InsertPlain(ctx context.Context, db *store.DB, tx *sql.Tx, recs []audit.Record, first int64) error {
-	part := make([]audit.Record, len(recs))
-	copy(part, recs)
-	for i := range part {
-		part[i].Seq = first + int64(i)
-	}
-	if err := appendCache(ctx, db, tx); err != nil {
-		return err
-	}
-	return insertRecords(ctx, db, tx, part)
-}
 
 // MigrateBefore applies the audit migrations older than version only (a
 // database as an older release left it).
@@ -39,8 +22,7 @@ func MigrateBefore(ctx context.Context, db *store.DB, version int) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		var v int
-		if _, err := fmt.Sscanf(p, "%04d_", &v); err != nil || v >= version {
+		if v := migrationVersion(p); v < 0 || v >= version {
 			return nil
 		}
 		b, err := fs.ReadFile(dir, p)
@@ -59,4 +41,14 @@ func SetRowsPerInsert(n int) int {
 	old := sqliteRowsPerInsert
 	sqliteRowsPerInsert = n
 	return old
+}
+
+// migrationVersion is the NNNN of "NNNN_name.sql" (-1 for other names).
+func migrationVersion(name string) int {
+	num, _, _ := strings.Cut(name, "_")
+	v, err := strconv.Atoi(num)
+	if err != nil {
+		return -1
+	}
+	return v
 }

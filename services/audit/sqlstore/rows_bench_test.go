@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uias/uias/services/audit/auditbench"
 	"github.com/uias/uias/services/audit/sqlstore"
 )
 
@@ -16,7 +17,7 @@ func BenchmarkInsertRows(b *testing.B) {
 	batch := benchSize("UIAS_AUDIT_BENCH_INGEST_BATCH", 2000)
 	for _, rows := range []int{64} {
 		b.Run(fmt.Sprint(rows), func(b *testing.B) {
-			recs := benchRecords("ev", n, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+			recs := auditbench.Records("ev", n, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 			one, _ := benchDB(b, false)
 			multi, _ := benchDB(b, false)
 			var oneCPU, multiCPU time.Duration

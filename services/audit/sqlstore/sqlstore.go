@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -347,6 +346,22 @@ func insertRows(ctx context.Context, db *store.DB, q querier, table, cols string
 	return nil
 }
 
+// InsertPlain (benchmarks) inserts recs as records first, first+1, ... without tree
+// hashes, duplicate checks or the log's size (the same statements and
+// cache as appends): the floor of the ingest
+// benchmark, and a quick way to fill a log for query benchmarks.
+func InsertPlain(ctx context.Context, db *store.DB, tx *sql.Tx, recs []audit.Record, first int64) error {
+	part := make([]audit.Record, len(recs))
+	copy(part, recs)
+	for i := range part {
+		part[i].Seq = first + int64(i)
+	}
+	if err := appendCache(ctx, db, tx); err != nil {
+		return err
+	}
+	return insertRecords(ctx, db, tx, part)
+}
+
 // recordArgs are the values of r's columns (recordCols order).
 func recordArgs(args []any, r *audit.Record) []any {
 	return append(args, r.Seq, r.EventID, r.Type, r.Component, r.Time.UnixMilli(), r.Serial, r.TraceID, r.AppID,
@@ -623,7 +638,8 @@ func scanRecord(sc interface{ Scan(...any) error }) (*audit.Record, error) {
 	}
 	r.Time = time.UnixMilli(ms).UTC()
 	if detail != "{}" && detail != "" {
-		if err := json.Unmarshal([]byte(detail), &r.Detail); err != nil {
+		var err error
+		if r.Detail, err = audit.DecodeDetail(detail); err != nil {
 			// kept as stored: the leaf hash no longer matches, Verify says so
 			r.Detail = map[string]string{"": detail}
 		}
