@@ -45,7 +45,7 @@ import (
 )
 
 // phases in run order; --only selects a subset.
-var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger", "ticket", "access", "authz", "provision"}
+var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger", "ticket", "access", "authz", "provision", "audit"}
 
 type options struct {
 	duration, warmup time.Duration
@@ -206,6 +206,7 @@ type round struct {
 	access *accessRound // access records on and off (access.go)
 	authz  *authzRound  // authorization checks (authz.go)
 	prov   *provRound   // provisioning into business systems (provision.go)
+	audit  *auditRound  // the audit log's ingest, verify and proofs (audit.go)
 }
 
 // lockedWriter serializes writes: the system under test, the processes of
@@ -427,6 +428,12 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 	if group("provision") != nil {
 		var err error
 		if r.prov, err = measureProvision(ctx, o, log); err != nil {
+			return nil, err
+		}
+	}
+	if group("audit") != nil {
+		var err error
+		if r.audit, err = measureAudit(ctx, log); err != nil {
 			return nil, err
 		}
 	}

@@ -406,6 +406,7 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 	rep.rows = append(rep.rows, accessRows(o, rounds)...)
 	rep.rows = append(rep.rows, authzRows(o, rounds)...)
 	rep.rows = append(rep.rows, provisionRows(rounds)...)
+	rep.rows = append(rep.rows, auditRows(rounds)...)
 	return rep
 }
 
