@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -169,7 +170,11 @@ func MeasureVerify(ctx context.Context, l *audit.Log) (Verify, error) {
 		return res, err
 	}
 	if !rep.OK() || rep.Records != int64(len(leaves)) {
-		return res, fmt.Errorf("verify: %d records, %v", rep.Records, rep.Problem)
+		what := "no problem"
+		if rep.Problem != nil {
+			what = rep.Problem.What
+		}
+		return res, fmt.Errorf("verify: %d records checked, %s", rep.Records, what)
 	}
 	res.Rate, res.FloorRate = float64(res.Records)/res.Ours.Seconds(), float64(res.Records)/res.Floor.Seconds()
 	res.RatePerCPU = float64(res.Records) / res.OursCPU.Seconds()
@@ -188,8 +193,11 @@ type Proof struct {
 // hashes, in memory).
 func MeasureProofs(ctx context.Context, l *audit.Log, proofs int) (Proof, error) {
 	size, err := l.Store().Size(ctx)
-	if err != nil || size == 0 {
-		return Proof{}, fmt.Errorf("proofs of an empty log: %v", err)
+	if err != nil {
+		return Proof{}, err
+	}
+	if size == 0 {
+		return Proof{}, errors.New("no proofs of an empty log")
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	res := Proof{Proofs: proofs}
