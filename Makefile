@@ -19,7 +19,7 @@ TAGS := $(if $(filter 1,$(LIBARGON2)),libargon2)
 export GOFLAGS = -buildvcs=false $(if $(TAGS),-tags=$(TAGS))
 export CGO_ENABLED = $(if $(TAGS),1,0)
 
-.PHONY: chaos all build run test test-short bench soak proto lint verify tools tidy fmt clean buildtags image chart-test
+.PHONY: chaos all build run test test-short bench bench-sync soak proto lint verify tools tidy fmt clean buildtags image chart-test
 
 all: build
 
@@ -61,6 +61,16 @@ chart-test:
 ## bench: Authenticate and cheap-RPC benchmarks vs their floors; writes docs/benchmarks.md
 bench: buildtags
 	scripts/bench.sh
+
+## bench-sync: two-level centres (services/sync/applier/bench_test.go):
+## BENCH_SYNC_N changes queued at level 2 during a cut, applied at level 1
+## after the heal, against level 2 applying them from its own stream in the
+## same run (catch_up_ratio; goal 100k in <= 60 s on 2 CPUs), and the lag
+## while connected; results go in docs/benchmarks-sync.md by hand
+BENCH_SYNC_N ?= 100000
+bench-sync:
+	cd services/sync && UIAS_SYNC_CATCHUP_N=$(BENCH_SYNC_N) $(GO) test ./applier -run '^$$' -bench 'CatchUp|Lag' \
+		-benchtime 1x -timeout 30m
 
 ## soak: identity with 10 M generated people (uias bench scale: listings,
 ## search, Authenticate while administrators search; import and export rows

@@ -87,9 +87,14 @@ type Skipped struct {
 type Cursor struct {
 	Link string
 	// Seq is the last sequence of the link's stream applied.
-	Seq              uint64
-	Applied, Skipped int64
-	LastApplied      time.Time
+	Seq uint64
+	// Applied counts the changes applied; Skipped those not applied as
+	// STALE or INVALID; Duplicates the replays of changes applied before
+	// (DUPLICATE: e.g. a stream source that copies its peer's changes again
+	// after its filters changed), recorded as skipped changes too, but no
+	// failure of any kind.
+	Applied, Skipped, Duplicates int64
+	LastApplied                  time.Time
 }
 
 // TableDigest is the digest of one replica table.

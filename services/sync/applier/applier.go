@@ -394,7 +394,14 @@ func (a *Applier) apply(ctx context.Context, l Link, batch []jetstream.Msg) erro
 			last = now
 		default:
 			a.skipped.WithLabelValues(l.Name, string(oc)).Inc()
-			a.o.Logger.Info("sync change skipped", zap.String("link", l.Name), zap.String("reason", string(oc)),
+			lvl := zap.InfoLevel
+			if oc == usync.Duplicate {
+				// A replay (e.g. a source copying its peer again after
+				// its filters changed): recorded, no failure, and possibly
+				// a whole week of changes: not logged one by one.
+				lvl = zap.DebugLevel
+			}
+			a.o.Logger.Log(lvl, "sync change skipped", zap.String("link", l.Name), zap.String("reason", string(oc)),
 				zap.String("event_id", items[i].Change.EventID), zap.String("kind", items[i].Change.Kind))
 		}
 	}

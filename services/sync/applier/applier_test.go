@@ -229,7 +229,7 @@ func TestReplayIsRecordedNotApplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	runFor(func(c usync.Cursor) error {
-		if c.Seq != 6 || c.Applied != 5 || c.Skipped != 5 {
+		if c.Seq != 6 || c.Applied != 5 || c.Skipped != 0 || c.Duplicates != 5 {
 			return fmt.Errorf("%+v", c)
 		}
 		return nil

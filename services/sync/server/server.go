@@ -45,7 +45,7 @@ func (s *Server) GetSyncStatus(ctx context.Context, _ *syncv1.GetSyncStatusReque
 	}
 	for _, l := range links {
 		pl := &syncv1.Link{Peer: l.Origin, Stream: l.Stream, AppliedSeq: l.Cursor.Seq, LastSeq: l.LastSeq, Pending: l.Pending,
-			Applied: l.Cursor.Applied, Skipped: l.Cursor.Skipped, Error: l.Err}
+			Applied: l.Cursor.Applied, Skipped: l.Cursor.Skipped, Duplicates: l.Cursor.Duplicates, Error: l.Err}
 		if !l.Cursor.LastApplied.IsZero() {
 			pl.LastAppliedTime = timestamppb.New(l.Cursor.LastApplied)
 		}

@@ -63,6 +63,13 @@ func (s *Store) Ping(ctx context.Context) error { return classify(s.db.PingConte
 // Apply implements sync.Store. The cursor row is locked first (PostgreSQL:
 // SELECT ... FOR UPDATE; SQLite transactions take the write lock when they
 // begin), so two replicas applying the same link apply each item once.
+//
+// A batch costs a few statements whatever its size (a catch-up applies
+// thousands of changes per second): the applied event ids and the objects
+// the batch names are read in one query each, the changes are decided in
+// memory in order (each sees the ones before it in the batch), and the
+// objects' last states, the applied ids and the skipped changes are written
+// in multi-row statements.
 func (s *Store) Apply(ctx context.Context, link string, items []usync.Item, now time.Time) ([]usync.Outcome, error) {
 	out := make([]usync.Outcome, len(items))
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -74,40 +81,45 @@ func (s *Store) Apply(ctx context.Context, link string, items []usync.Item, now 
 		}
 		var cur usync.Cursor
 		var lastMS int64
-		if err := tx.QueryRowContext(ctx, q("SELECT seq, applied, skipped, last_applied_ms FROM sync_cursors WHERE link = ?"+
-			s.db.ForUpdate()), link).Scan(&cur.Seq, &cur.Applied, &cur.Skipped, &lastMS); err != nil {
+		if err := tx.QueryRowContext(ctx, q("SELECT seq, applied, skipped, duplicates, last_applied_ms FROM sync_cursors WHERE link = ?"+
+			s.db.ForUpdate()), link).Scan(&cur.Seq, &cur.Applied, &cur.Skipped, &cur.Duplicates, &lastMS); err != nil {
 			return classify(err, "lock cursor")
 		}
-		// The batch's statements are prepared once (a catch-up applies
-		// thousands of changes per second, each with four statements).
-		ps, err := s.prepareApply(ctx, tx)
-		if err != nil {
-			return err
-		}
-		defer ps.close()
-		nowMS := store.UnixMS(now)
+		// The items past the cursor that carry a change.
+		var todo []int
 		for i, it := range items {
 			if it.Seq <= cur.Seq {
 				continue
 			}
 			cur.Seq = it.Seq
-			if it.Change == nil {
-				continue
+			if it.Change != nil {
+				todo = append(todo, i)
 			}
-			oc, err := ps.applyOne(ctx, *it.Change, nowMS)
-			if err != nil {
-				return err
-			}
+		}
+		b, err := s.readBatch(ctx, tx, items, todo)
+		if err != nil {
+			return err
+		}
+		nowMS := store.UnixMS(now)
+		for _, i := range todo {
+			c := *items[i].Change
+			oc := b.decide(c, nowMS)
 			out[i] = oc
-			if oc == usync.Applied {
+			switch oc {
+			case usync.Applied:
 				cur.Applied++
 				lastMS = nowMS
-			} else {
+			case usync.Duplicate:
+				cur.Duplicates++
+			default:
 				cur.Skipped++
 			}
 		}
-		_, err = tx.ExecContext(ctx, q("UPDATE sync_cursors SET seq = ?, applied = ?, skipped = ?, last_applied_ms = ? WHERE link = ?"),
-			int64(cur.Seq), cur.Applied, cur.Skipped, lastMS, link)
+		if err := s.writeBatch(ctx, tx, b, nowMS); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, q(`UPDATE sync_cursors SET seq = ?, applied = ?, skipped = ?, duplicates = ?, last_applied_ms = ?
+			WHERE link = ?`), int64(cur.Seq), cur.Applied, cur.Skipped, cur.Duplicates, lastMS, link)
 		return classify(err, "move cursor")
 	})
 	if err != nil {
@@ -116,76 +128,43 @@ func (s *Store) Apply(ctx context.Context, link string, items []usync.Item, now 
 	return out, nil
 }
 
-// applyStmts are the prepared statements of one Apply transaction.
-type applyStmts struct {
-	seen, object, upsert, applied, skipped *sql.Stmt
+// objectKey names an object of the replica.
+type objectKey struct{ kind, id string }
+
+// applyBatch is what one Apply transaction reads and will write.
+type applyBatch struct {
+	// seen: event ids applied before or earlier in the batch.
+	seen map[string]bool
+	// objects: the objects the batch names, as the batch leaves them (nil:
+	// none yet); dirty the keys to write, in the order first changed.
+	objects map[objectKey]*usync.Object
+	dirty   []objectKey
+	isDirty map[objectKey]bool
+	applied []any // rows of sync_applied (appliedCols values each)
+	skipped []any // rows of sync_skipped (skippedCols values each)
 }
 
-func (s *Store) prepareApply(ctx context.Context, tx *sql.Tx) (*applyStmts, error) {
-	ps := &applyStmts{}
-	for _, p := range []struct {
-		st    **sql.Stmt
-		query string
-	}{
-		{&ps.seen, "SELECT 1 FROM sync_applied WHERE event_id = ?"},
-		{&ps.object, "SELECT home, version, event_id, op, deleted, data FROM sync_objects WHERE kind = ? AND id = ?"},
-		{&ps.upsert, `INSERT INTO sync_objects (kind, id, home, version, event_id, op, deleted, data, updated_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (kind, id) DO UPDATE SET home = excluded.home, version = excluded.version, event_id = excluded.event_id,
-			op = excluded.op, deleted = excluded.deleted, data = excluded.data, updated_ms = excluded.updated_ms`},
-		{&ps.applied, `INSERT INTO sync_applied (event_id, origin, kind, object_id, version, applied_ms)
-		VALUES (?, ?, ?, ?, ?, ?)`},
-		{&ps.skipped, `INSERT INTO sync_skipped (event_id, origin, kind, object_id, version, applied_version, reason, at_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
-	} {
-		st, err := tx.PrepareContext(ctx, s.db.Rebind(p.query))
-		if err != nil {
-			ps.close()
-			return nil, classify(err, "prepare apply")
-		}
-		*p.st = st
-	}
-	return ps, nil
-}
+const (
+	appliedCols = 6
+	skippedCols = 8
+	objectCols  = 9
+	// rowsPerStatement bounds the rows of one multi-row statement (under
+	// SQLite's and PostgreSQL's limits on bound values).
+	rowsPerStatement = 500
+)
 
-func (ps *applyStmts) close() {
-	for _, st := range []*sql.Stmt{ps.seen, ps.object, ps.upsert, ps.applied, ps.skipped} {
-		if st != nil {
-			_ = st.Close()
-		}
-	}
-}
-
-func (ps *applyStmts) applyOne(ctx context.Context, c usync.Change, nowMS int64) (usync.Outcome, error) {
-	skip := func(reason usync.Outcome, have uint64) (usync.Outcome, error) {
-		_, err := ps.skipped.ExecContext(ctx, c.EventID, c.Origin, c.Kind, c.ObjectID, int64(c.Version), int64(have), string(reason), nowMS)
-		return reason, classify(err, "record skipped change")
+// decide decides change c against the batch so far and records its rows.
+func (b *applyBatch) decide(c usync.Change, nowMS int64) usync.Outcome {
+	skip := func(reason usync.Outcome, have uint64) usync.Outcome {
+		b.skipped = append(b.skipped, c.EventID, c.Origin, c.Kind, c.ObjectID, int64(c.Version), int64(have), string(reason), nowMS)
+		return reason
 	}
 	if c.ObjectID == "" || c.Kind == "" || c.EventID == "" {
 		return skip(usync.Invalid, 0)
 	}
-	var one int
-	err := ps.seen.QueryRowContext(ctx, c.EventID).Scan(&one)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return "", classify(err, "read applied")
-	}
-	seen := err == nil
-	var cur *usync.Object
-	{
-		o := &usync.Object{Kind: c.Kind, ID: c.ObjectID}
-		var version int64
-		var deleted int
-		var data string
-		err := ps.object.QueryRowContext(ctx, c.Kind, c.ObjectID).Scan(&o.Home, &version, &o.EventID, &o.Op, &deleted, &data)
-		switch {
-		case err == nil:
-			o.Version, o.Deleted, o.Data = uint64(version), deleted != 0, []byte(data)
-			cur = o
-		case !errors.Is(err, sql.ErrNoRows):
-			return "", classify(err, "read object")
-		}
-	}
-	oc, next := usync.Decide(cur, seen, c)
+	k := objectKey{c.Kind, c.ObjectID}
+	cur := b.objects[k]
+	oc, next := usync.Decide(cur, b.seen[c.EventID], c)
 	if oc != usync.Applied {
 		var have uint64
 		if cur != nil {
@@ -193,14 +172,116 @@ func (ps *applyStmts) applyOne(ctx context.Context, c usync.Change, nowMS int64)
 		}
 		return skip(oc, have)
 	}
-	if _, err := ps.upsert.ExecContext(ctx, next.Kind, next.ID, next.Home, int64(next.Version), next.EventID, next.Op,
-		boolInt(next.Deleted), string(next.Data), nowMS); err != nil {
-		return "", classify(err, "write object")
+	if !b.isDirty[k] {
+		b.isDirty[k] = true
+		b.dirty = append(b.dirty, k)
 	}
-	if _, err := ps.applied.ExecContext(ctx, c.EventID, c.Origin, c.Kind, c.ObjectID, int64(c.Version), nowMS); err != nil {
-		return "", classify(err, "record applied")
+	b.objects[k] = next
+	b.seen[c.EventID] = true
+	b.applied = append(b.applied, c.EventID, c.Origin, c.Kind, c.ObjectID, int64(c.Version), nowMS)
+	return usync.Applied
+}
+
+// readBatch reads, for the changes of items at todo, which event ids were
+// applied before and the current replica of each object they name.
+func (s *Store) readBatch(ctx context.Context, tx *sql.Tx, items []usync.Item, todo []int) (*applyBatch, error) {
+	b := &applyBatch{seen: map[string]bool{}, objects: map[objectKey]*usync.Object{}, isDirty: map[objectKey]bool{}}
+	var evs []any
+	byKind := map[string][]any{}
+	want := map[objectKey]bool{}
+	for _, i := range todo {
+		c := items[i].Change
+		if c.EventID != "" {
+			evs = append(evs, c.EventID)
+		}
+		k := objectKey{c.Kind, c.ObjectID}
+		if c.Kind != "" && c.ObjectID != "" && !want[k] {
+			want[k] = true
+			byKind[c.Kind] = append(byKind[c.Kind], c.ObjectID)
+		}
 	}
-	return usync.Applied, nil
+	for part := range slices.Chunk(evs, rowsPerStatement) {
+		rows, err := tx.QueryContext(ctx, s.db.Rebind("SELECT event_id FROM sync_applied WHERE event_id IN ("+
+			store.Placeholders(len(part))+")"), part...)
+		if err != nil {
+			return nil, classify(err, "read applied")
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, classify(err, "read applied")
+			}
+			b.seen[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, classify(err, "read applied")
+		}
+	}
+	kinds := make([]string, 0, len(byKind))
+	for k := range byKind {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	for _, kind := range kinds {
+		for part := range slices.Chunk(byKind[kind], rowsPerStatement) {
+			rows, err := tx.QueryContext(ctx, s.db.Rebind("SELECT id, home, version, event_id, op, deleted, data FROM sync_objects "+
+				"WHERE kind = ? AND id IN ("+store.Placeholders(len(part))+")"), append([]any{kind}, part...)...)
+			if err != nil {
+				return nil, classify(err, "read objects")
+			}
+			for rows.Next() {
+				o := &usync.Object{Kind: kind}
+				var version int64
+				var deleted int
+				var data string
+				if err := rows.Scan(&o.ID, &o.Home, &version, &o.EventID, &o.Op, &deleted, &data); err != nil {
+					rows.Close()
+					return nil, classify(err, "read objects")
+				}
+				o.Version, o.Deleted, o.Data = uint64(version), deleted != 0, []byte(data)
+				b.objects[objectKey{kind, o.ID}] = o
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, classify(err, "read objects")
+			}
+		}
+	}
+	return b, nil
+}
+
+// writeBatch writes what decide recorded: each changed object's last
+// state, the applied event ids and the skipped changes.
+func (s *Store) writeBatch(ctx context.Context, tx *sql.Tx, b *applyBatch, nowMS int64) error {
+	objs := make([]any, 0, objectCols*len(b.dirty))
+	for _, k := range b.dirty {
+		o := b.objects[k]
+		objs = append(objs, o.Kind, o.ID, o.Home, int64(o.Version), o.EventID, o.Op, boolInt(o.Deleted), string(o.Data), nowMS)
+	}
+	for _, w := range []struct {
+		op, head, tail string
+		cols           int
+		vals           []any
+	}{
+		{"write objects", "INSERT INTO sync_objects (kind, id, home, version, event_id, op, deleted, data, updated_ms) VALUES ",
+			` ON CONFLICT (kind, id) DO UPDATE SET home = excluded.home, version = excluded.version, event_id = excluded.event_id,
+			op = excluded.op, deleted = excluded.deleted, data = excluded.data, updated_ms = excluded.updated_ms`, objectCols, objs},
+		{"record applied", "INSERT INTO sync_applied (event_id, origin, kind, object_id, version, applied_ms) VALUES ", "",
+			appliedCols, b.applied},
+		{"record skipped", `INSERT INTO sync_skipped (event_id, origin, kind, object_id, version, applied_version, reason, at_ms)
+			VALUES `, "", skippedCols, b.skipped},
+	} {
+		for part := range slices.Chunk(w.vals, w.cols*rowsPerStatement) {
+			row := "(" + store.Placeholders(w.cols) + ")"
+			query := w.head + strings.Repeat(row+", ", len(part)/w.cols-1) + row + w.tail
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(query), part...); err != nil {
+				return classify(err, w.op)
+			}
+		}
+	}
+	return nil
 }
 
 func boolInt(b bool) int {
@@ -240,8 +321,8 @@ func (s *Store) Object(ctx context.Context, kind, id string) (*usync.Object, err
 func (s *Store) Cursor(ctx context.Context, link string) (usync.Cursor, error) {
 	c := usync.Cursor{Link: link}
 	var seq, lastMS int64
-	err := s.db.QueryRowContext(ctx, s.db.Rebind("SELECT seq, applied, skipped, last_applied_ms FROM sync_cursors WHERE link = ?"), link).
-		Scan(&seq, &c.Applied, &c.Skipped, &lastMS)
+	err := s.db.QueryRowContext(ctx, s.db.Rebind("SELECT seq, applied, skipped, duplicates, last_applied_ms FROM sync_cursors WHERE link = ?"),
+		link).Scan(&seq, &c.Applied, &c.Skipped, &c.Duplicates, &lastMS)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, nil
 	}
@@ -257,7 +338,7 @@ func (s *Store) Cursor(ctx context.Context, link string) (usync.Cursor, error) {
 
 // Cursors implements sync.Store.
 func (s *Store) Cursors(ctx context.Context) ([]usync.Cursor, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT link, seq, applied, skipped, last_applied_ms FROM sync_cursors ORDER BY link")
+	rows, err := s.db.QueryContext(ctx, "SELECT link, seq, applied, skipped, duplicates, last_applied_ms FROM sync_cursors ORDER BY link")
 	if err != nil {
 		return nil, classify(err, "read cursors")
 	}
@@ -266,7 +347,7 @@ func (s *Store) Cursors(ctx context.Context) ([]usync.Cursor, error) {
 	for rows.Next() {
 		var c usync.Cursor
 		var seq, lastMS int64
-		if err := rows.Scan(&c.Link, &seq, &c.Applied, &c.Skipped, &lastMS); err != nil {
+		if err := rows.Scan(&c.Link, &seq, &c.Applied, &c.Skipped, &c.Duplicates, &lastMS); err != nil {
 			return nil, classify(err, "read cursors")
 		}
 		c.Seq = uint64(seq)

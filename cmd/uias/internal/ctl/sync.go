@@ -37,14 +37,14 @@ func syncStatusCmd() command {
 			}
 			fmt.Fprintf(tw, "centre %s\tlevel %d\tparent %s\thome subtrees %s\n", x.GetCentre(), x.GetLevel(),
 				dash(x.GetParent()), dash(strings.Join(x.GetHomeSubtrees(), ",")))
-			fmt.Fprintln(tw, "PEER\tSTREAM\tAPPLIED SEQ\tPENDING\tAPPLIED\tSKIPPED\tLAST APPLIED\tSOURCE\tERROR")
+			fmt.Fprintln(tw, "PEER\tSTREAM\tAPPLIED SEQ\tPENDING\tAPPLIED\tSKIPPED\tREPLAYED\tLAST APPLIED\tSOURCE\tERROR")
 			for _, l := range x.GetLinks() {
 				last := "-"
 				if l.GetLastAppliedTime() != nil {
 					last = l.GetLastAppliedTime().AsTime().Local().Format(time.DateTime)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", l.GetPeer(), l.GetStream(), l.GetAppliedSeq(), l.GetPending(),
-					l.GetApplied(), l.GetSkipped(), last, dash(l.GetSourceState()), dash(l.GetError()))
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", l.GetPeer(), l.GetStream(), l.GetAppliedSeq(),
+					l.GetPending(), l.GetApplied(), l.GetSkipped(), l.GetDuplicates(), last, dash(l.GetSourceState()), dash(l.GetError()))
 			}
 		})
 }

@@ -157,7 +157,8 @@ type Link struct {
 	// last_seq is the stream's last sequence; pending = last_seq - applied_seq.
 	LastSeq uint64 `protobuf:"varint,4,opt,name=last_seq,json=lastSeq" json:"last_seq,omitempty"`
 	Pending uint64 `protobuf:"varint,5,opt,name=pending" json:"pending,omitempty"`
-	// applied and skipped count the changes of the link since the start.
+	// applied and skipped (STALE, INVALID) count the changes of the link
+	// since the start.
 	Applied int64 `protobuf:"varint,6,opt,name=applied" json:"applied,omitempty"`
 	Skipped int64 `protobuf:"varint,7,opt,name=skipped" json:"skipped,omitempty"`
 	// last_applied_time is when the link last applied a change.
@@ -167,7 +168,11 @@ type Link struct {
 	// the local link.
 	SourceState string `protobuf:"bytes,9,opt,name=source_state,json=sourceState" json:"source_state,omitempty"`
 	// error is the last failure of the link, if any.
-	Error         string `protobuf:"bytes,10,opt,name=error" json:"error,omitempty"`
+	Error string `protobuf:"bytes,10,opt,name=error" json:"error,omitempty"`
+	// duplicates counts replays of changes applied before (recorded as
+	// skipped changes with reason DUPLICATE, but not in skipped: no failure),
+	// e.g. a peer's changes copied again after the link's filters changed.
+	Duplicates    int64 `protobuf:"varint,11,opt,name=duplicates" json:"duplicates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -270,6 +275,13 @@ func (x *Link) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *Link) GetDuplicates() int64 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
 }
 
 type ListSkippedChangesRequest struct {
@@ -661,7 +673,7 @@ const file_uias_sync_v1_sync_proto_rawDesc = "" +
 	"\x05level\x18\x02 \x01(\x05R\x05level\x12\x16\n" +
 	"\x06parent\x18\x03 \x01(\tR\x06parent\x12#\n" +
 	"\rhome_subtrees\x18\x04 \x03(\tR\fhomeSubtrees\x12(\n" +
-	"\x05links\x18\x05 \x03(\v2\x12.uias.sync.v1.LinkR\x05links\"\xbd\x02\n" +
+	"\x05links\x18\x05 \x03(\v2\x12.uias.sync.v1.LinkR\x05links\"\xdd\x02\n" +
 	"\x04Link\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\tR\x06stream\x12\x1f\n" +
@@ -674,7 +686,10 @@ const file_uias_sync_v1_sync_proto_rawDesc = "" +
 	"\x11last_applied_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0flastAppliedTime\x12!\n" +
 	"\fsource_state\x18\t \x01(\tR\vsourceState\x12\x14\n" +
 	"\x05error\x18\n" +
-	" \x01(\tR\x05error\"q\n" +
+	" \x01(\tR\x05error\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\v \x01(\x03R\n" +
+	"duplicates\"q\n" +
 	"\x19ListSkippedChangesRequest\x12'\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12+\n" +
