@@ -265,7 +265,7 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 		}
 		u.PasswordHash, u.PasswordChangedAt = h, start
 	}
-	return u, []events.Event{s.replicaChange(ctx, "user", "created", u.ID, userView(u), userReplica(u, true)),
+	return u, []events.Event{s.replicaChange(ctx, "user", "created", u.ID, userView(u), withSealed(userReplica(u, true), u)),
 		s.adminAudit(ctx, "user.create", "user:"+u.ID, u.OrgID, start)}, nil
 }
 
@@ -432,7 +432,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 	u.FeatureCode = s.featureCode(u.IDType, idNumber, u.DisplayName, u.LoginName)
 	u.UpdatedAt = start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
-		s.replicaChange(ctx, "user", "updated", u.ID, changed, userReplica(u, false)),
+		s.replicaChange(ctx, "user", "updated", u.ID, changed, withSealed(userReplica(u, false), u)),
 		s.adminAudit(ctx, "user.update", "user:"+u.ID, u.OrgID, start))
 	return u, err
 }

@@ -584,6 +584,7 @@ func (a *loginAttempt) failed(ctx context.Context, u *User, evs []events.Event, 
 		return false, nil
 	}
 	a.acct.counted = false
+	homedHere := a.s.homedHere(ctx, u)
 	err = a.s.store.UpdateLoginGate(ctx, u.ID, sourceID(a.src.account), func(g LoginGate) (LoginGateWrite, bool) {
 		w, lock := a.s.decideFailure(g, now)
 		w.Events = evs
@@ -594,8 +595,7 @@ func (a *loginAttempt) failed(ctx context.Context, u *User, evs []events.Event, 
 			w.Events = append(slices.Clip(evs),
 				a.s.audit(ctx, "account.lockout", "user:"+u.ID, u.OrgID, "locked", "TOO_MANY_FAILURES", start,
 					map[string]string{"locked_until": until}),
-				a.s.replicaChange(ctx, "user", "locked", u.ID, map[string]any{"locked_until": until, "reason": "TOO_MANY_FAILURES"},
-					lockedReplica(u, lock)))
+				a.s.lockChange(ctx, u, lock, homedHere))
 		}
 		return w, true
 	})

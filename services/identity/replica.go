@@ -23,9 +23,10 @@ import (
 // the change, what another centre's identity needs to hold the same row.
 // The hashes a login needs (the password hash, the application secret
 // hashes: never a clear secret) travel only there, and only on the events
-// that set them (created, password_changed, secret_rotated); personal data
-// travels masked (a replica holds the masked copy; the sealed value stays at
-// the home centre, whose keys are its own).
+// that set them (created, password_changed, secret_rotated). Personal data
+// travels masked in "data" and sealed in the replica part of the events
+// that write it (created, updated, imported: sealedRecord): centres that
+// share the home's key ring open it, as fingerprint templates.
 //
 // The sync component hands each peer's changes to ApplyReplica, which
 // applies those of objects homed at that peer (by this centre's settings)
@@ -88,9 +89,11 @@ type ReplicaWrite struct {
 	// centre bootstrapped its own root): it hangs under this centre's root.
 	Org          *Org
 	AttachToRoot bool
-	// User (upsert); WithPassword also writes the hash and its time.
+	// User (upsert); WithPassword also writes the hash and its time,
+	// WithSealed the sealed personal data (IDNumberEnc, PhoneEnc).
 	User         *User
 	WithPassword bool
+	WithSealed   bool
 	// Group (upsert); Member (member_add, member_remove) the user id.
 	Group  *Group
 	Member string
@@ -100,6 +103,13 @@ type ReplicaWrite struct {
 	WithSecrets bool
 	// Link (upsert); delete needs only ID.
 	Link *AccountLink
+	// Unlocked: the home unlocked the person (their "unlocked" change):
+	// the replica's lock becomes the home's; any other change keeps the
+	// later of the two (replica_lock.go).
+	Unlocked bool
+	// Lock (kind "lock", ID the person): a lock set at another centre; the
+	// person's lock becomes the later of theirs and it.
+	Lock time.Time
 	// Finger (upsert: with its sealed template; delete: user and
 	// position), kind "finger".
 	Finger *StoredFinger
@@ -153,6 +163,26 @@ type userRecord struct {
 	CreatedAt    time.Time       `json:"created_at"`
 	UpdatedAt    time.Time       `json:"updated_at"`
 	Password     *passwordRecord `json:"password,omitempty"`
+	// Sealed: the ID and phone numbers sealed as the home stored them
+	// (withSealed; only on the events that write them).
+	Sealed *sealedRecord `json:"sealed,omitempty"`
+}
+
+// sealedRecord is a person's sealed personal data. It travels sealed with
+// the home centre's key ring, as fingerprint templates do: centres that
+// share the key ring open it (reveal, edit); one without the key keeps it
+// sealed and shows the masked copy.
+type sealedRecord struct {
+	IDNumberEnc string `json:"id_number_enc"`
+	PhoneEnc    string `json:"phone_enc"`
+}
+
+// withSealed adds u's sealed personal data to r: on the events of writes
+// that seal it (a person created, updated or imported), whose u holds the
+// whole row.
+func withSealed(r userRecord, u *User) userRecord {
+	r.Sealed = &sealedRecord{IDNumberEnc: u.IDNumberEnc, PhoneEnc: u.PhoneEnc}
+	return r
 }
 
 type groupRecord struct {
@@ -300,7 +330,7 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 	for j, oc := range res {
 		out[pos[j]] = mergeOutcome(out[pos[j]], oc)
 		switch ws[j].Kind {
-		case "user":
+		case "user", "lock":
 			s.ForgetUser(ws[j].ID)
 		case "app":
 			s.appAuth.Forget(ws[j].ID)
@@ -425,8 +455,14 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		if r.Password != nil {
 			w.WithPassword, w.User.PasswordHash, w.User.PasswordChangedAt = true, r.Password.Hash, r.Password.ChangedAt
 		}
+		if r.Sealed != nil {
+			w.WithSealed, w.User.IDNumberEnc, w.User.PhoneEnc = true, r.Sealed.IDNumberEnc, r.Sealed.PhoneEnc
+		}
+		w.Unlocked = ev.Op == "unlocked"
 		b.users[ev.ID] = r.OrgID
 		return w, "", nil
+	case ev.Entity == "lock":
+		return s.replicaLockWrite(ctx, w, ev, hasRep)
 	case ev.Entity == "group" && (ev.Op == "member_added" || ev.Op == "member_removed"):
 		w.Op, w.Member = ReplicaMemberAdd, data.UserID
 		if ev.Op == "member_removed" {
@@ -612,7 +648,8 @@ type ReplicaTableDigest struct {
 // ReplicaDigest returns a digest per table (orgs, users, user_fingers,
 // groups, group_members, apps, account_links) of the rows homed at centre home, as
 // this centre's settings see it, over what every centre holding them holds
-// alike: not the sealed personal data (a replica holds the masked copy),
+// alike: not the sealed personal data (a re-encryption under new data keys
+// re-seals it at one centre only; the masked copy is compared),
 // the legacy administrator flag, the login gate, nor the parent of the top
 // of a subtree (each centre has its own root). Equal digests at two
 // centres: equal replicas.

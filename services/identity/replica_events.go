@@ -55,3 +55,31 @@ func (s *Service) replicaLocalEvent(origin string, c ReplicaChange) *events.Even
 	return &events.Event{ID: ids.New(), Subject: ReplicaSubject(c.Subject),
 		Type: strings.TrimPrefix(c.Subject, "uias.changes."), Time: t, Payload: payload}
 }
+
+// AttachedUnder records that w, the top of a subtree of its origin
+// (AttachToRoot), hangs here under this centre's root org root: the local
+// event says so (data.parent_id), not the parent it has at the origin,
+// which this centre does not hold. Readers of this centre's stream (authz's
+// mirror of the org tree) then place the subtree where it is here, so a
+// grant on this centre's root reaches the origin's people.
+func (w *ReplicaWrite) AttachedUnder(root string) {
+	if w.Event == nil || root == "" {
+		return
+	}
+	var p map[string]json.RawMessage
+	if json.Unmarshal(w.Event.Payload, &p) != nil || p == nil {
+		return
+	}
+	var data map[string]json.RawMessage
+	if d, ok := p["data"]; ok {
+		_ = json.Unmarshal(d, &data) // data that is not an object is replaced
+	}
+	if data == nil {
+		data = map[string]json.RawMessage{}
+	}
+	data["parent_id"], _ = json.Marshal(root)
+	p["data"], _ = json.Marshal(data)
+	if b, err := json.Marshal(p); err == nil {
+		w.Event.Payload = b
+	}
+}

@@ -52,7 +52,7 @@ func (s *Service) importedChanges(ctx context.Context, kind, importID string, wr
 				add("org", it.Org.ID, orgReplica(it.Org))
 			case it.User != nil:
 				ids = append(ids, it.User.ID)
-				add("user", it.User.ID, userReplica(it.User, true))
+				add("user", it.User.ID, withSealed(userReplica(it.User, true), it.User))
 				if it.Link != nil {
 					add("link", it.Link.ID, linkReplica(it.Link))
 				}

@@ -3,6 +3,7 @@ package identity_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"path/filepath"
@@ -173,6 +174,41 @@ func TestReplicaAppliedIntoIdentity(t *testing.T) {
 		if oc == identity.ReplicaApplied {
 			t.Fatalf("change %d (%s) applied twice", i, cs[i].Subject)
 		}
+	}
+
+	// The top of the bureau hangs under level 1's root here, and level 1's
+	// local event says so (authz mirrors the org tree from it), not the
+	// level-2 root it hangs under at its home.
+	local, _, _ := l1.changes(t, 0)
+	var attached string
+	for _, c := range local {
+		if c.Subject == "uias.changes.identity.org.replica.created" && strings.Contains(string(c.Payload), `"id":"`+bureau.ID+`"`) {
+			var p struct {
+				Data struct {
+					ParentID string `json:"parent_id"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(c.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			attached = p.Data.ParentID
+		}
+	}
+	if root1 := evRoot(t, svc1).ID; attached != root1 {
+		t.Fatalf("level 1's event of the bureau names parent %q, want level 1's root %q", attached, root1)
+	}
+	// The sealed ID and phone numbers travel sealed, as the home stored
+	// them (centres sharing the key ring open them).
+	home, err := sqlstore.New(l2.db).GetUser(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := sqlstore.New(l1.db).GetUser(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if home.IDNumberEnc == "" || home.PhoneEnc == "" || rep.IDNumberEnc != home.IDNumberEnc || rep.PhoneEnc != home.PhoneEnc {
+		t.Fatalf("sealed values at level 1 %q %q, at the home %q %q", rep.IDNumberEnc, rep.PhoneEnc, home.IDNumberEnc, home.PhoneEnc)
 	}
 
 	// Level 1 logs the level-2 person in through the level-2 application.

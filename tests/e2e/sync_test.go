@@ -19,6 +19,7 @@ import (
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
+	"github.com/uias/uias/services/authz"
 	authzcomponent "github.com/uias/uias/services/authz/component"
 	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/services/sync/applier"
@@ -431,6 +432,54 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 		ss, err := tk.UserSessions(ctx, p.userID)
 		return (err == nil || errors.Is(err, ticket.ErrNoSuchUserSession)) && len(ss) == 0
 	})
+
+	// An org grant on level 1's root reaches the bureaus' people at level 1:
+	// level 1's authz places each bureau where level 1's identity attached
+	// it (under level 1's root), not under the bureau's parent at its home.
+	q := other.f[0]
+	if portalCheck(l1, q.userID, "docs", "read") {
+		t.Fatal("level 1 allows before the grant")
+	}
+	az1 := l1.e.app.Value(authzcomponent.Name).(*authzcomponent.Handle)
+	root1 := rootOf(t, l1)
+	if anc := az1.Index.OrgAncestors(other.bureau); len(anc) != 2 || anc[1] != root1 {
+		t.Fatalf("level 1's authz holds %s's bureau under %v, want level 1's root %s", other.name, anc, root1)
+	}
+	// (In process: the administrator of the test belongs to the root org,
+	// and nobody grants roles to an org they belong to.)
+	if _, _, err := az1.Service.CreateGrant(ctx, authz.Grant{Role: reader.GetRole().GetId(),
+		Subject: authz.Subject{Kind: authz.SubjectOrg, ID: root1}}); err != nil {
+		t.Fatal(err)
+	}
+	if !portalCheck(l1, q.userID, "docs", "read") {
+		t.Fatalf("a grant on level 1's root does not reach a person of %s at level 1", other.name)
+	}
+
+	// Lockouts hold across centres: a person of l2b locked at level 1 (their
+	// password failed there, from several addresses) is refused at l2b with
+	// the right password, and one of l2a locked at l2a is refused at level 1.
+	lockAt := func(c *syncCentre, f fixture) {
+		t.Helper()
+		var res *identityv1.AuthenticateResponse
+		var err error
+		for i := range 5 {
+			res, err = c.e.auth.Authenticate(f.ctx(), &identityv1.AuthenticateRequest{AppUserId: f.login, Password: "Wrong-Pass-1",
+				AuthType: identityv1.AuthType_AUTH_TYPE_PASSWORD, ExtendInfo: map[string]string{"client_ip": fmt.Sprintf("198.51.100.%d", i)}})
+		}
+		wantResult(t, res, err, -1, identityv1.Reason_REASON_ACCOUNT_LOCKED)
+	}
+	lockedAt := func(c *syncCentre, f fixture) func() bool {
+		return func() bool {
+			res, err := c.e.authPW(f, f.login, f.password)
+			return err == nil && res.GetReason() == identityv1.Reason_REASON_ACCOUNT_LOCKED
+		}
+	}
+	lockAt(l1, q)
+	eventuallyWithin(t, 2*time.Minute, "l2b refuses its person locked at level 1", lockedAt(other, q))
+	r := cut.f[2]
+	lockAt(cut, r)
+	eventuallyWithin(t, 2*time.Minute, "level 1 refuses a person locked at l2a", lockedAt(l1, r))
+	converged("replicas converge after lockouts at both levels")
 }
 
 // identityDigest is the digest of identity's tables of the rows homed at

@@ -75,6 +75,10 @@ func (s *Store) applyReplicaWrite(ctx context.Context, tx *sql.Tx, w *identity.R
 		return s.replicaOrg(ctx, tx, w)
 	case w.Kind == "user" && w.User != nil:
 		return s.replicaUser(ctx, tx, w)
+	case w.Kind == "lock":
+		lock := store.UnixMS(w.Lock)
+		_, err := tx.ExecContext(ctx, s.q("UPDATE users SET locked_until = "+laterLock+" WHERE id = ?"), lock, lock, w.ID)
+		return err
 	case w.Kind == "finger" && w.Finger != nil:
 		f := w.Finger
 		if w.Op == identity.ReplicaDelete {
@@ -144,9 +148,14 @@ func (s *Store) replicaOrg(ctx context.Context, tx *sql.Tx, w *identity.ReplicaW
 			return err
 		}
 		o.ParentID = root
+		w.AttachedUnder(root)
 	}
 	return s.createOrgTx(ctx, tx, &o)
 }
+
+// laterLock sets locked_until to the later of its value and the
+// argument (given twice).
+const laterLock = "CASE WHEN locked_until < ? THEN ? ELSE locked_until END"
 
 func (s *Store) replicaUser(ctx context.Context, tx *sql.Tx, w *identity.ReplicaWrite) error {
 	u := *w.User
@@ -164,15 +173,27 @@ func (s *Store) replicaUser(ctx context.Context, tx *sql.Tx, w *identity.Replica
 	if err := s.checkUserUnique(ctx, tx, &u, u.ID); err != nil {
 		return err
 	}
+	// The replica keeps the later of its lock and the home's, unless the
+	// home unlocked the person (identity/replica_lock.go).
+	lock := store.UnixMS(u.LockedUntil)
+	lockSet, lockArgs := "locked_until = "+laterLock, []any{lock, lock}
+	if w.Unlocked {
+		lockSet, lockArgs = "locked_until = ?", []any{lock}
+	}
 	q := `UPDATE users SET login_name = ?, display_name = ?, id_type = ?, id_number_mask = ?, phone_mask = ?, email = ?,
 		org_id = ?, org_path = ?, status = ?, feature_code = ?, must_change = ?, never_expires = ?, cannot_change = ?,
-		password_only = ?, locked_until = ?, updated_at = ?`
+		password_only = ?, ` + lockSet + `, updated_at = ?`
 	args := []any{u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberMask, u.PhoneMask, u.Email,
 		store.NullIfEmpty(u.OrgID), orgPath, int(u.Status), store.NullIfEmpty(u.FeatureCode), u.MustChange, u.NeverExpires,
-		u.CannotChange, u.PasswordOnly, store.UnixMS(u.LockedUntil), store.UnixMS(u.UpdatedAt)}
+		u.CannotChange, u.PasswordOnly}
+	args = append(append(args, lockArgs...), store.UnixMS(u.UpdatedAt))
 	if w.WithPassword {
 		q += ", password_hash = ?, password_changed_at = ?"
 		args = append(args, u.PasswordHash, store.UnixMS(u.PasswordChangedAt))
+	}
+	if w.WithSealed {
+		q += ", id_number_enc = ?, phone_enc = ?"
+		args = append(args, u.IDNumberEnc, u.PhoneEnc)
 	}
 	_, err = tx.ExecContext(ctx, s.q(q+" WHERE id = ?"), append(args, u.ID)...)
 	return err

@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/uias/uias/services/identity"
 )
@@ -126,4 +128,68 @@ func testApplyReplica(t *testing.T, f *fixture) {
 	if len(gg.MemberIDs) != 0 {
 		t.Fatalf("members %v", gg.MemberIDs)
 	}
+}
+
+// testReplicaLocksAndSealed: a replica person's sealed values are written
+// when the write carries them and kept otherwise; a lock set at another
+// centre (kind "lock") and the home's changes keep the later lock, and
+// only the home's unlock clears it.
+func testReplicaLocksAndSealed(t *testing.T, f *fixture) {
+	f.org("")
+	top := &identity.Org{ID: f.id("org"), Code: "peer-top-2", Name: "Peer top", ParentID: "elsewhere-root",
+		Status: identity.StatusActive, CreatedAt: base, UpdatedAt: base}
+	u := f.newUser(top.ID)
+	u.IDNumberEnc, u.PhoneEnc = "k1:sealed-id", "k1:sealed-phone"
+	w := func(kind string, v uint64) identity.ReplicaWrite {
+		return identity.ReplicaWrite{Kind: kind, ID: u.ID, Origin: "peer", Version: v, EventID: fmt.Sprintf("%s-%s-%d", kind, u.ID, v),
+			Op: identity.ReplicaUpsert}
+	}
+	org := w("org", 1)
+	org.ID, org.Org, org.AttachToRoot = top.ID, top, true
+	created := w("user", 1)
+	created.User, created.WithSealed = u, true
+	out, err := f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{org, created})
+	must(t, err)
+	if out[0] != identity.ReplicaApplied || out[1] != identity.ReplicaApplied {
+		t.Fatalf("outcomes %v", out)
+	}
+	check := func(what string, lock time.Time, idEnc string) {
+		t.Helper()
+		got, err := f.s.GetUser(f.ctx, u.ID)
+		must(t, err)
+		if !got.LockedUntil.Equal(lock) || got.IDNumberEnc != idEnc || got.PhoneEnc != "k1:sealed-phone" {
+			t.Fatalf("%s: locked until %v sealed %q %q; want %v %q", what, got.LockedUntil, got.IDNumberEnc, got.PhoneEnc, lock, idEnc)
+		}
+	}
+	check("created", time.Time{}, "k1:sealed-id")
+
+	later, earlier := base.Add(time.Hour), base.Add(30*time.Minute)
+	lock := w("lock", 1)
+	lock.Origin, lock.Lock = "l1", later
+	home := *u
+	home.IDNumberEnc, home.PhoneEnc, home.DisplayName = "", "", "Renamed at home"
+	update := w("user", 2)
+	update.User = &home // without its sealed values: they stay
+	older := w("lock", 2)
+	older.Origin, older.Lock = "l1", earlier
+	out, err = f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{lock, update, older})
+	must(t, err)
+	if !reflect.DeepEqual(out, []identity.ReplicaOutcome{identity.ReplicaApplied, identity.ReplicaApplied, identity.ReplicaApplied}) {
+		t.Fatalf("outcomes %v", out)
+	}
+	check("locked at another centre, then changed at home", later, "k1:sealed-id")
+
+	resealed := *u
+	resealed.IDNumberEnc = "k2:sealed-id"
+	sealed := w("user", 3)
+	sealed.User, sealed.WithSealed = &resealed, true
+	unlock := w("user", 4)
+	unlocked := home
+	unlock.User, unlock.Unlocked = &unlocked, true
+	_, err = f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{sealed})
+	must(t, err)
+	check("sealed again at home", later, "k2:sealed-id")
+	_, err = f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{unlock})
+	must(t, err)
+	check("unlocked at home", time.Time{}, "k2:sealed-id")
 }

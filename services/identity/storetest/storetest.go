@@ -83,6 +83,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"FingerLimitConcurrent", testFingerLimitConcurrent},
 		{"FingerBypass", testFingerBypass},
 		{"ApplyReplica", testApplyReplica},
+		{"ReplicaLocksAndSealed", testReplicaLocksAndSealed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

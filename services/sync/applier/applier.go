@@ -39,10 +39,11 @@ var (
 	Up = []string{"uias.changes.identity.org.*", "uias.changes.identity.user.*", "uias.changes.identity.group.*",
 		"uias.changes.identity.link.*", "uias.changes.identity.app.*", "uias.changes.authz.grant.*"}
 	// Down are the changes level 1 sends to level 2: global data
-	// (applications; resources, roles and exclusions of authz) and the
-	// grants written at level 1.
+	// (applications; resources, roles and exclusions of authz), the
+	// grants written at level 1, and the lockouts of level-2 people that
+	// failed their password at level 1 (identity/replica_lock.go).
 	Down = []string{"uias.changes.identity.app.*", "uias.changes.authz.resource.*", "uias.changes.authz.role.*",
-		"uias.changes.authz.exclusion.*", "uias.changes.authz.grant.*"}
+		"uias.changes.authz.exclusion.*", "uias.changes.authz.grant.*", "uias.changes.identity.lock.*"}
 )
 
 // Replicated reports whether a CHANGES subject is one the replica holds.
