@@ -35,8 +35,12 @@ func adoptPeopleStore(ctx context.Context, o *scaleOptions, path string) error {
 		return fmt.Errorf("--auth-db: %w", err)
 	}
 	defer func() { _ = db.Close() }()
-	if busy, err := generating(ctx, db); err != nil || busy {
-		return fmt.Errorf("--auth-db: the store's generation is not finished (run the listing rows on it first): %v", err)
+	busy, err := generating(ctx, db)
+	if err != nil {
+		return fmt.Errorf("--auth-db: %w", err)
+	}
+	if busy {
+		return errors.New("--auth-db: the store's generation is not finished (run the listing rows on it first)")
 	}
 	var people int
 	if err := db.QueryRowContext(ctx, "SELECT COALESCE(MAX(n), 0) FROM users_search_keys").Scan(&people); err != nil {
