@@ -573,6 +573,7 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 			e.wait(ctx, w, min(wait, e.o.Poll))
 			continue
 		}
+		objs := e.batchObjects(ctx, ds)
 		b := &recordBatch{e: e, s: s, log: log, since: time.Now()}
 		recorded := true
 		for i := range ds {
@@ -589,7 +590,7 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 				}
 			}
 			if err == nil {
-				err = e.deliver(ctx, tr, d)
+				err = e.deliver(ctx, tr, d, objs[d.Kind][d.ObjectID])
 			}
 			if ctx.Err() != nil {
 				// stopped mid-delivery: this one is delivered again after
@@ -734,10 +735,35 @@ var errBrokenTransport = errors.New("transport broken")
 // connection).
 func Broken(err error) error { return fmt.Errorf("%w: %w", errBrokenTransport, err) }
 
-func (e *Engine) deliver(ctx context.Context, tr Transport, d *Delivery) error {
-	obj, members, err := e.o.Store.Object(ctx, d.Kind, d.ObjectID)
-	if err != nil {
-		return fmt.Errorf("reading %s %s: %w", d.Kind, d.ObjectID, err)
+// batchObjects reads the objects of a batch of deliveries, one read per
+// kind (nil when that fails: each delivery then reads its own). A later
+// change of an object is a later delivery, which reads it again.
+func (e *Engine) batchObjects(ctx context.Context, ds []Delivery) map[string]map[string]*Object {
+	ids := map[string][]string{}
+	for _, d := range ds {
+		ids[d.Kind] = append(ids[d.Kind], d.ObjectID)
+	}
+	out := make(map[string]map[string]*Object, len(ids))
+	for kind, list := range ids {
+		slices.Sort(list)
+		m, err := e.o.Store.ObjectsByID(ctx, kind, slices.Compact(list))
+		if err != nil {
+			return nil
+		}
+		out[kind] = m
+	}
+	return out
+}
+
+// deliver makes one delivery; pre is its object when read with its batch
+// (nil: read here).
+func (e *Engine) deliver(ctx context.Context, tr Transport, d *Delivery, pre *Object) error {
+	obj, members := pre, []string(nil)
+	var err error
+	if pre == nil || d.Kind == KindGroup {
+		if obj, members, err = e.o.Store.Object(ctx, d.Kind, d.ObjectID); err != nil {
+			return fmt.Errorf("reading %s %s: %w", d.Kind, d.ObjectID, err)
+		}
 	}
 	if obj == nil {
 		obj = &Object{Kind: d.Kind, ID: d.ObjectID, Data: []byte("{}")}

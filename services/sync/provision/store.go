@@ -81,6 +81,9 @@ type Store interface {
 	// Object returns the projected state of an object (nil if unknown)
 	// and, for a group, its members.
 	Object(ctx context.Context, kind, id string) (*Object, []string, error)
+	// ObjectsByID returns the projected state of the objects of kind
+	// among ids (unknown ones left out), in one read.
+	ObjectsByID(ctx context.Context, kind string, ids []string) (map[string]*Object, error)
 
 	// NextDue returns the subscription's oldest pending delivery (nil: none).
 	NextDue(ctx context.Context, sub string) (*Delivery, error)

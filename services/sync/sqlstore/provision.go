@@ -456,6 +456,36 @@ func (p *Provision) Object(ctx context.Context, kind, id string) (*provision.Obj
 	return o, m, err
 }
 
+// ObjectsByID implements provision.Store.
+func (p *Provision) ObjectsByID(ctx context.Context, kind string, ids []string) (map[string]*provision.Object, error) {
+	out := make(map[string]*provision.Object, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, kind)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := p.db.QueryContext(ctx, p.db.Rebind("SELECT id, data, deleted FROM prov_objects WHERE kind = ? AND id IN (?"+
+		strings.Repeat(", ?", len(ids)-1)+")"), args...)
+	if err != nil {
+		return nil, classify(err, "read projected objects")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		o := &provision.Object{Kind: kind}
+		var data string
+		var deleted int64
+		if err := rows.Scan(&o.ID, &data, &deleted); err != nil {
+			return nil, classify(err, "read projected objects")
+		}
+		o.Data, o.Deleted = json.RawMessage(data), deleted != 0
+		out[o.ID] = o
+	}
+	return out, classify(rows.Err(), "read projected objects")
+}
+
 // ---- deliveries ----
 
 const delCols = `seq, subscription, app, event_id, kind, object_id, op, batch_id, status, attempts, last_error, next_ms,

@@ -150,6 +150,11 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 		if _, m, _ := s.Object(ctx, provision.KindGroup, "g1"); m != nil {
 			t.Fatalf("members of an unknown group %v", m)
 		}
+		byID, err := s.ObjectsByID(ctx, provision.KindUser, []string{"u1", "u2", "nope"})
+		if err != nil || len(byID) != 2 || byID["u1"].Field("login_name") != "ann" || byID["u1"].Deleted || !byID["u2"].Deleted ||
+			byID["u1"].Kind != provision.KindUser {
+			t.Fatalf("objects by id %+v %v", byID, err)
+		}
 		if err := s.CreateSubscription(ctx, sub); err != nil {
 			t.Fatal(err)
 		}
