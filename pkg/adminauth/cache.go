@@ -1,6 +1,7 @@
 package adminauth
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,14 @@ import (
 //     index's generation, which moves with every grant, role, resource and
 //     exclusion change and every org, membership or legacy-flag change
 //     mirrored from identity). A revocation on this process's authz is
-//     therefore seen by the very next call.
+//     therefore seen by the very next call;
+//   - no authz replica has said, since the answer was asked for, that it
+//     applied a change of identity's org tree, of a person's org or of a
+//     group's members that may take something away (DropDecisions,
+//     revwatch.go).
+//
+// A listing's answer (which org subtrees the administrator may list) is kept
+// the same way, with its subtrees.
 
 // DefaultDecisionTTL is the decision cache's default TTL.
 const DefaultDecisionTTL = time.Second
@@ -61,9 +69,11 @@ type CacheOptions struct {
 }
 
 type decision struct {
-	at  time.Time
-	rev int64
-	gen uint64
+	at     time.Time
+	rev    int64
+	gen    uint64
+	epoch  uint64
+	scopes []string // a listing's subtrees
 }
 
 type decisionCache struct {
@@ -74,6 +84,10 @@ type decisionCache struct {
 
 	// maxRev: the newest revision any answer came from.
 	maxRev atomic.Int64
+	// epoch moves with every DropDecisions; mirrorSeq is the highest
+	// stream sequence given to it.
+	epoch     atomic.Uint64
+	mirrorSeq atomic.Int64
 
 	mu sync.RWMutex
 	m  map[string]decision
@@ -116,7 +130,12 @@ func cacheKey(r *authzv1.CheckAdminRequest) (string, bool) {
 	}
 	var b strings.Builder
 	flag := "0"
-	if r.GetSystemAdminFlag() {
+	switch {
+	case r.GetSystemAdminFlag() && r.GetListing():
+		flag = "3"
+	case r.GetListing():
+		flag = "2"
+	case r.GetSystemAdminFlag():
 		flag = "1"
 	}
 	n := len(r.GetPerson()) + len(r.GetResource()) + len(r.GetOperation()) + len(r.GetTargetPerson()) + 8
@@ -135,20 +154,20 @@ func cacheKey(r *authzv1.CheckAdminRequest) (string, bool) {
 	return b.String(), true
 }
 
-// lookup reports whether key holds a usable allowed answer.
-func (c *decisionCache) lookup(key string) bool {
+// lookup returns the usable allowed answer key holds, if any.
+func (c *decisionCache) lookup(key string) (decision, bool) {
 	gen, ok := c.generation()
 	if !ok {
-		return false
+		return decision{}, false
 	}
 	c.mu.RLock()
 	d, found := c.m[key]
 	c.mu.RUnlock()
 	if !found {
-		return false
+		return decision{}, false
 	}
 	age := c.now().Sub(d.at)
-	return age >= 0 && age < c.ttl && d.gen == gen && d.rev >= c.maxRev.Load()
+	return d, age >= 0 && age < c.ttl && d.gen == gen && d.epoch == c.epoch.Load() && d.rev >= c.maxRev.Load()
 }
 
 // observe records the revision of an answer (any answer: a refusal or an
@@ -157,6 +176,18 @@ func (c *decisionCache) observe(rev int64) {
 	for {
 		cur := c.maxRev.Load()
 		if rev <= cur || c.maxRev.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
+}
+
+// drop ends the reuse of every kept answer and of every answer being asked
+// for; seq (if higher) becomes mirrorSeq, after the drop.
+func (c *decisionCache) drop(seq int64) {
+	c.epoch.Add(1)
+	for {
+		cur := c.mirrorSeq.Load()
+		if seq <= cur || c.mirrorSeq.CompareAndSwap(cur, seq) {
 			return
 		}
 	}
@@ -178,20 +209,24 @@ func (c *decisionCache) store(key string, d decision) {
 func (c *decisionCache) cachedCheckAdmin(req *authzv1.CheckAdminRequest,
 	ask func() (*authzv1.CheckAdminResponse, error)) (*authzv1.CheckAdminResponse, error) {
 	key, cacheable := cacheKey(req)
-	if cacheable && c.lookup(key) {
-		return &authzv1.CheckAdminResponse{Allowed: true, Revision: c.maxRev.Load()}, nil
+	if cacheable {
+		if d, ok := c.lookup(key); ok {
+			return &authzv1.CheckAdminResponse{Allowed: true, Revision: c.maxRev.Load(), ScopeOrgs: d.scopes}, nil
+		}
 	}
-	// The clock and the generation are read before asking: whatever
-	// changes meanwhile makes the kept answer stale, never the reverse.
+	// The clock, the generation and the epoch are read before asking:
+	// whatever changes meanwhile makes the kept answer stale, never the
+	// reverse.
 	at := c.now()
 	gen, genOK := c.generation()
+	epoch := c.epoch.Load()
 	r, err := ask()
 	if err != nil {
 		return r, err
 	}
 	c.observe(r.GetRevision())
 	if cacheable && genOK && r.GetAllowed() && r.GetSodConflict() == "" {
-		c.store(key, decision{at: at, rev: r.GetRevision(), gen: gen})
+		c.store(key, decision{at: at, rev: r.GetRevision(), gen: gen, epoch: epoch, scopes: slices.Clone(r.GetScopeOrgs())})
 	}
 	return r, nil
 }

@@ -1,6 +1,7 @@
 package adminauth
 
 import (
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,12 +15,13 @@ type authzStub struct {
 	allowed bool
 	sod     string
 	rev     int64
+	scopes  []string
 	asked   int
 }
 
 func (a *authzStub) ask() (*authzv1.CheckAdminResponse, error) {
 	a.asked++
-	return &authzv1.CheckAdminResponse{Allowed: a.allowed, Revision: a.rev, SodConflict: a.sod}, nil
+	return &authzv1.CheckAdminResponse{Allowed: a.allowed, Revision: a.rev, SodConflict: a.sod, ScopeOrgs: a.scopes}, nil
 }
 
 type localGen struct{ g atomic.Uint64 }
@@ -199,6 +201,86 @@ func TestCacheLocalGeneration(t *testing.T) {
 	if b.asked != 2 {
 		t.Errorf("cached while the local authz was not started (%d questions)", b.asked)
 	}
+}
+
+// A listing's answer is kept under a key of its own, with the subtrees it
+// is limited to, and ends as any other (here: a newer revision).
+func TestCacheKeepsListingScopes(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	c := newTestCache(time.Second, nil, clk)
+	a := &authzStub{allowed: true, rev: 5, scopes: []string{"east", "west"}}
+	list := &authzv1.CheckAdminRequest{Person: "adm1", Resource: "identity.users", Operation: "read", Listing: true}
+	for range 3 {
+		r, err := c.cachedCheckAdmin(list, a.ask)
+		if err != nil || !r.GetAllowed() || !slices.Equal(r.GetScopeOrgs(), []string{"east", "west"}) {
+			t.Fatalf("listing answer %v %v", r, err)
+		}
+	}
+	if a.asked != 1 {
+		t.Fatalf("authz asked %d times for the same listing, want 1", a.asked)
+	}
+	// The same question that is not a listing is another question, and
+	// so is a listing with the legacy flag.
+	a.scopes = nil
+	plain := &authzv1.CheckAdminRequest{Person: "adm1", Resource: "identity.users", Operation: "read"}
+	if r, _ := c.cachedCheckAdmin(plain, a.ask); len(r.GetScopeOrgs()) != 0 || a.asked != 2 {
+		t.Fatalf("a plain question answered from the listing's answer: %v (%d questions)", r, a.asked)
+	}
+	flagged := &authzv1.CheckAdminRequest{Person: "adm1", Resource: "identity.users", Operation: "read", Listing: true, SystemAdminFlag: true}
+	if _, err := c.cachedCheckAdmin(flagged, a.ask); err != nil || a.asked != 3 {
+		t.Fatalf("a flagged listing answered from another answer (%d questions)", a.asked)
+	}
+	// Revoked at revision 6 (the answer is then everything else: here no
+	// scope at all).
+	c.observe(6)
+	a.rev, a.scopes = 6, []string{"east"}
+	r, _ := c.cachedCheckAdmin(list, a.ask)
+	if a.asked != 4 || !slices.Equal(r.GetScopeOrgs(), []string{"east"}) {
+		t.Fatalf("after a newer revision: %v (%d questions)", r, a.asked)
+	}
+}
+
+// An authz replica saying it applied an identity change that may take
+// something away (DropDecisions) ends the reuse of every kept answer, and
+// of an answer asked for while it came.
+func TestCacheDropDecisions(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	v := &Verifier{}
+	v.CacheDecisions(CacheOptions{TTL: time.Hour, Now: clk.now})
+	a := &authzStub{allowed: true, rev: 5}
+	mustAsk(t, v.cache, a, readUser("east"))
+	mustAsk(t, v.cache, a, readUser("east"))
+	if a.asked != 1 {
+		t.Fatalf("asked %d times, want 1", a.asked)
+	}
+	v.DropDecisions(42) // e.g. the person moved out of east
+	a.allowed = false
+	if mustAsk(t, v.cache, a, readUser("east")) {
+		t.Fatal("allowed from the cache after the drop")
+	}
+	if v.SeenMirrorSeq() != 42 {
+		t.Fatalf("SeenMirrorSeq %d, want 42", v.SeenMirrorSeq())
+	}
+	v.DropDecisions(7) // an older sequence (another replica, late) still drops
+	if v.SeenMirrorSeq() != 42 {
+		t.Fatalf("SeenMirrorSeq went back to %d", v.SeenMirrorSeq())
+	}
+
+	a.allowed = true
+	racing := func() (*authzv1.CheckAdminResponse, error) { v.DropDecisions(43); return a.ask() }
+	if _, err := v.cache.cachedCheckAdmin(readUser("north"), racing); err != nil {
+		t.Fatal(err)
+	}
+	before := a.asked
+	mustAsk(t, v.cache, a, readUser("north"))
+	if a.asked != before+1 {
+		t.Error("an answer asked for while a drop came was reused")
+	}
+	if got := string(MirrorPayload(43)); got != `{"seq":43}` {
+		t.Errorf("MirrorPayload %s", got)
+	}
+	// Without a cache it is a no-op.
+	(&Verifier{}).DropDecisions(1)
 }
 
 // A TTL of 0 turns the cache off.

@@ -11,6 +11,8 @@ import (
 
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	authzcomponent "github.com/uias/uias/services/authz/component"
+	"github.com/uias/uias/services/authz/index"
 	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
@@ -20,6 +22,7 @@ type cacheWorld struct {
 	e          *env
 	adm        authzv1.AuthzAdminServiceClient
 	pat, carol string
+	east, west string
 	westGrant  string
 	patToken   string
 }
@@ -39,6 +42,7 @@ func newCacheWorld(t *testing.T, e, authzEnv *env) *cacheWorld {
 		return o.GetId()
 	}
 	east, west := org("east"), org("west")
+	w.east, w.west = east, west
 	user := func(login, orgID string) string {
 		u, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: login, DisplayName: login, OrgId: orgID,
 			Password: escalationPassword, PasswordNeverExpires: true})
@@ -137,19 +141,26 @@ func TestAdminDecisionCacheAcrossProcesses(t *testing.T) {
 	}
 }
 
-func adminDecisionAcross(t *testing.T, natsDown bool) {
-	d := newDeployment(t)
+// startAcross starts identity and authz in two processes of one
+// deployment; with longTTL identity keeps authz's answers for 10 s, so a
+// test that sees a change sooner did not wait for the TTL.
+func startAcross(t *testing.T, longTTL bool) (id, az *env, d *deployment) {
+	t.Helper()
+	d = newDeployment(t)
 	mk := d.config
 	idCfg := mk("identity", "identity")
 	makeKeyRing(t, idCfg)
 	if ttl := identitycomponent.Settings(&idCfg).AdminDecisionTTL; ttl != time.Second {
 		t.Fatalf("identity.admin_decision_ttl defaults to %v, want 1s", ttl)
 	}
-	if !natsDown {
+	if longTTL {
 		identitycomponent.Settings(&idCfg).AdminDecisionTTL = 10 * time.Second
 	}
-	id := start(t, idCfg)
-	az := start(t, mk("authz", "authz"))
+	return start(t, idCfg), start(t, mk("authz", "authz")), d
+}
+
+func adminDecisionAcross(t *testing.T, natsDown bool) {
+	id, az, d := startAcross(t, !natsDown)
 	w := newCacheWorld(t, id, az)
 	for range 5 {
 		if err := w.readCarol(); err != nil {
@@ -176,4 +187,61 @@ func adminDecisionAcross(t *testing.T, natsDown bool) {
 		t.Fatalf("the call after identity saw the revocation (%v after it, TTL 10s): want PERMISSION_DENIED, got %v", seen, err)
 	}
 	t.Logf("revocation on the authz process seen by identity after %v; the next call was refused", seen)
+}
+
+// With authz in another process, identity's org tree changes authz's
+// answers without an authz revision: the authz replica that applied such a
+// change (here an org moved out of an administrator's subtree: the question
+// identity asks, and keeps the answer of, stays the same) says so
+// (uias.authz.mirrored), and identity drops what it kept. The next call,
+// once identity has heard it, is refused: here the TTL is 10 s.
+func TestAdminDecisionCacheMirrorAcrossProcesses(t *testing.T) {
+	id, az, _ := startAcross(t, true)
+	w := newCacheWorld(t, id, az)
+	e := w.e
+	azh := az.app.Value(authzcomponent.Name).(*authzcomponent.Handle)
+	verifier := id.app.Value(identitycomponent.Name).(*identitycomponent.Handle).Admins
+	// told waits until authz's index refuses q and identity has heard of
+	// the change (the sequence is recorded before the index changes).
+	told := func(what string, q index.AdminQuery) {
+		t.Helper()
+		t0 := time.Now()
+		eventually(t, what, func() bool {
+			return !azh.Index.CheckAdmin(q, time.Now()).Allowed && verifier.SeenMirrorSeq() >= azh.MirrorSeq()
+		})
+		t.Logf("%s after %v", what, time.Since(t0))
+	}
+	user := func(login, org string) string {
+		u, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: login, DisplayName: login, OrgId: org,
+			Password: escalationPassword, PasswordNeverExpires: true})
+		if err != nil {
+			t.Fatalf("create user %s: %v", login, err)
+		}
+		return u.GetId()
+	}
+
+	// An org moved out of pat's subtrees: team (under west) moves to root.
+	team, err := e.admin.CreateOrg(e.adm(), &identityv1.CreateOrgRequest{Code: "team", Name: "team", ParentId: w.west})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave := user("dave", team.GetId())
+	readDave := func() error {
+		_, err := e.admin.GetUser(w.asPat(), &identityv1.GetUserRequest{Id: dave})
+		return err
+	}
+	eventually(t, "pat to read dave", func() bool { return readDave() == nil })
+	for range 5 {
+		if err := readDave(); err != nil {
+			t.Fatalf("pat reads dave in west/team: %v", err)
+		}
+	}
+	if _, err := e.admin.MoveOrg(e.adm(), &identityv1.MoveOrgRequest{Id: team.GetId(), NewParentId: e.root}); err != nil {
+		t.Fatal(err)
+	}
+	told("the org move to reach authz and identity", index.AdminQuery{Person: w.pat, Resource: "identity.users",
+		Operation: "read", Target: dave, Orgs: []string{team.GetId()}})
+	if err := readDave(); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("pat reads dave after team moved out of west: want PERMISSION_DENIED at once (TTL 10s), got %v", err)
+	}
 }

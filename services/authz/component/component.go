@@ -49,7 +49,15 @@ type Handle struct {
 	Loaded <-chan struct{}
 	// LoadTime is how long loading the index from the store took.
 	LoadTime func() time.Duration
+
+	mirrored *atomic.Int64
 }
+
+// MirrorSeq is the CHANGES stream sequence of the last identity change that
+// may take something away from an administrator (an org or a person moved)
+// this replica has applied, or is applying, and
+// announces on adminauth.MirrorSubject once applied (0: none since start).
+func (h *Handle) MirrorSeq() int64 { return h.mirrored.Load() }
 
 // Module is the authz component's registration.
 func Module() module.Module {
@@ -158,7 +166,16 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			}
 		}
 	})
-	env.Go(func(ctx context.Context) { followIdentity(ctx, js, idx, log, identityLoaded) })
+	// Identity changes that may take something away are announced once
+	// applied: components keeping authz's answers (identity's decision
+	// cache) drop them then.
+	var mirrored atomic.Int64
+	announce := func(seq int64) {
+		if err := nc.Publish(adminauth.MirrorSubject, adminauth.MirrorPayload(seq)); err != nil {
+			log.Debug("identity change applied, not announced", zap.Int64("seq", seq), zap.Error(err))
+		}
+	}
+	env.Go(func(ctx context.Context) { followIdentity(ctx, js, idx, log, identityLoaded, &mirrored, announce) })
 	env.Go(func(ctx context.Context) {
 		for _, c := range []chan struct{}{storeLoaded, identityLoaded} {
 			select {
@@ -182,7 +199,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			return db.PingContext(ctx)
 		},
 		Value: &Handle{Service: svc, Index: idx, DB: db, Loaded: loadedCh,
-			LoadTime: func() time.Duration { return time.Duration(loadTime.Load()) }},
+			LoadTime: func() time.Duration { return time.Duration(loadTime.Load()) }, mirrored: &mirrored},
 	}, nil
 }
 
@@ -214,12 +231,14 @@ func isHealth(m string) bool {
 // followIdentity mirrors identity's org tree and group members from the
 // CHANGES stream, from its start (an ordered consumer: in order, no state on
 // the server); loaded is closed once the events present at the start are
-// applied. It retries until the stream exists.
-func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Index, log *zap.Logger, loaded chan struct{}) {
-	once := false
+// applied. It retries until the stream exists. Once loaded, a change that
+// may take something away from an administrator is recorded in mirrored
+// (before the index changes) and announced (after).
+func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Index, log *zap.Logger, loaded chan struct{},
+	mirrored *atomic.Int64, announce func(seq int64)) {
+	var once atomic.Bool
 	markLoaded := func() {
-		if !once {
-			once = true
+		if once.CompareAndSwap(false, true) {
 			close(loaded)
 		}
 	}
@@ -239,10 +258,20 @@ func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Inde
 			}
 			done := make(chan struct{})
 			cc, err := cons.Consume(func(m jetstream.Msg) {
+				md, mdErr := m.Metadata()
 				if isIdentitySubject(m.Subject()) {
-					ApplyIdentityEvent(idx, m.Data())
+					if c, ok := parseIdentityEvent(m.Data()); ok {
+						tell := mdErr == nil && once.Load() && c.narrows()
+						if tell {
+							mirrored.Store(int64(md.Sequence.Stream))
+						}
+						c.apply(idx)
+						if tell {
+							announce(int64(md.Sequence.Stream))
+						}
+					}
 				}
-				if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
+				if mdErr == nil && md.NumPending == 0 {
 					markLoaded()
 				}
 			}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {

@@ -29,12 +29,19 @@ type identityEvent struct {
 	Data   json.RawMessage `json:"data"`
 }
 
-// ApplyIdentityEvent applies one identity CHANGES event to idx; events that
-// say nothing authz needs are ignored. It reports whether it used it.
-func ApplyIdentityEvent(idx *index.Index, payload []byte) bool {
+// identityChange is what authz reads of one identity CHANGES event.
+type identityChange struct {
+	entity, op, id string
+	parentID       *string
+	orgID          *string
+	userID         string
+	isAdmin        *bool
+}
+
+func parseIdentityEvent(payload []byte) (identityChange, bool) {
 	var ev identityEvent
 	if err := json.Unmarshal(payload, &ev); err != nil || ev.ID == "" {
-		return false
+		return identityChange{}, false
 	}
 	var d struct {
 		ParentID *string `json:"parent_id"`
@@ -43,33 +50,62 @@ func ApplyIdentityEvent(idx *index.Index, payload []byte) bool {
 		IsAdmin  *bool   `json:"is_admin"`
 	}
 	_ = json.Unmarshal(ev.Data, &d)
-	switch ev.Entity + "." + ev.Op {
+	return identityChange{entity: ev.Entity, op: ev.Op, id: ev.ID, parentID: d.ParentID, orgID: d.OrgID,
+		userID: d.UserID, isAdmin: d.IsAdmin}, true
+}
+
+// ApplyIdentityEvent applies one identity CHANGES event to idx; events that
+// say nothing authz needs are ignored. It reports whether it used it.
+func ApplyIdentityEvent(idx *index.Index, payload []byte) bool {
+	c, ok := parseIdentityEvent(payload)
+	return ok && c.apply(idx)
+}
+
+func (c identityChange) apply(idx *index.Index) bool {
+	switch c.entity + "." + c.op {
 	case "org.created", "org.moved":
-		if d.ParentID != nil {
-			idx.SetOrgParent(ev.ID, *d.ParentID)
+		if c.parentID != nil {
+			idx.SetOrgParent(c.id, *c.parentID)
 			return true
 		}
 	case "user.created", "user.updated":
 		used := false
-		if d.IsAdmin != nil {
-			idx.SetUserAdminFlag(ev.ID, *d.IsAdmin)
+		if c.isAdmin != nil {
+			idx.SetUserAdminFlag(c.id, *c.isAdmin)
 			used = true
 		}
-		if d.OrgID != nil {
-			idx.SetUserOrg(ev.ID, *d.OrgID)
+		if c.orgID != nil {
+			idx.SetUserOrg(c.id, *c.orgID)
 			used = true
 		}
 		return used
 	case "group.created":
-		if d.OrgID != nil {
-			idx.SetGroupOrg(ev.ID, *d.OrgID)
+		if c.orgID != nil {
+			idx.SetGroupOrg(c.id, *c.orgID)
 			return true
 		}
 	case "group.member_added", "group.member_removed":
-		if d.UserID != "" {
-			idx.SetGroupMember(ev.ID, d.UserID, ev.Op == "member_added")
+		if c.userID != "" {
+			idx.SetGroupMember(c.id, c.userID, c.op == "member_added")
 			return true
 		}
+	}
+	return false
+}
+
+// narrows reports whether c may take something away from an administrator
+// (an org moved, a person moved or their legacy flag changed): components
+// that keep authz's answers to administrators are told when it is applied
+// (adminauth.MirrorSubject). Creations only ever allow more, refusals are
+// never kept, and group members do not count: administrator roles are
+// granted to people only, and the questions where membership counts (a
+// join, separation of duty) are never kept.
+func (c identityChange) narrows() bool {
+	switch c.entity + "." + c.op {
+	case "org.moved":
+		return c.parentID != nil
+	case "user.updated":
+		return c.orgID != nil || c.isAdmin != nil
 	}
 	return false
 }

@@ -350,7 +350,8 @@ func adminGuard(cfg *Config, env *module.Env, svc *identity.Service) (*server.Gu
 	v.CacheDecisions(cache)
 	if !env.Runs("authz") {
 		// authz in other processes: its change events end kept answers
-		// at once (a revocation), the TTL bounds the rest.
+		// at once (a revocation), and so does its word that it applied an
+		// identity change taking something away; the TTL bounds the rest.
 		nc, _, err := env.NATS()
 		if err != nil {
 			return nil, err
@@ -360,6 +361,13 @@ func adminGuard(cfg *Config, env *module.Env, svc *identity.Service) (*server.Gu
 			return nil, fmt.Errorf("subscribe to authz changes: %w", err)
 		}
 		env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
+		// An org or a person moved ends kept answers once an authz
+		// replica has applied it.
+		msub, err := v.WatchMirror(nc)
+		if err != nil {
+			return nil, fmt.Errorf("subscribe to %s: %w", adminauth.MirrorSubject, err)
+		}
+		env.OnStop(func(context.Context) error { return msub.Unsubscribe() })
 	}
 	svc.SetAdminGate(func(ctx context.Context, u *identity.User) (bool, error) {
 		err := v.Authorize(ctx, &adminauth.Admin{ID: u.ID, OrgID: u.OrgID}, adminauth.ConsoleLogin, "")
