@@ -44,10 +44,10 @@ type callState struct {
 	nested bool // see nestedCall
 }
 
-type callStateKey struct{}
-
 // servingKey marks the context of a call this server serves: calls made
-// with it (or a context derived from it) are nested (MetadataNested).
+// with it (or a context derived from it) are nested (MetadataNested). The
+// server's own mark holds the call's *callState (one context value for
+// both).
 type servingKey struct{}
 
 // Serving reports whether ctx belongs to a call a UIAS server is serving
@@ -83,8 +83,7 @@ func nestedOf(ctx context.Context, md metadata.MD) bool {
 // ip interceptor has run: whether the call is nested is known).
 func (c *chain) startCall(ctx context.Context, md metadata.MD) (context.Context, *callState) {
 	st := &callState{nested: nestedOf(ctx, md)}
-	ctx = context.WithValue(ctx, callStateKey{}, st)
-	return context.WithValue(ctx, servingKey{}, true), st
+	return context.WithValue(ctx, servingKey{}, st), st
 }
 
 func (c *chain) endCall(ctx context.Context, st *callState, method string, start time.Time, d time.Duration, err error, completed bool) {
@@ -117,7 +116,7 @@ func (c *chain) streamAccess(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 // noteAuthed hands the context in which the caller is known to the access
 // interceptor of the call.
 func noteAuthed(before, after context.Context) {
-	if st, ok := before.Value(callStateKey{}).(*callState); ok {
+	if st, ok := before.Value(servingKey{}).(*callState); ok {
 		st.authed = after
 	}
 }

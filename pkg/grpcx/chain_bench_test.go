@@ -22,8 +22,10 @@ func BenchmarkUnaryChain(b *testing.B) {
 			return context.WithValue(ctx, benchCallerKey{}, "app:x"), nil
 		}),
 		onCall: func(context.Context, Call) {}}
-	ctx := peer.NewContext(metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-request-id", "rid-1")),
-		&peer.Peer{Addr: InprocAddr{}})
+	// as a server's: the transport stream (grpc.SetHeader) and the peer
+	ctx := grpc.NewContextWithServerTransportStream(
+		peer.NewContext(metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-request-id", "rid-1")),
+			&peer.Peer{Addr: InprocAddr{}}), benchStream{})
 	info := &grpc.UnaryServerInfo{FullMethod: "/uias.test.Test/Check"}
 	req := &healthpb.HealthCheckRequest{Service: "x"}
 	handler := func(ctx context.Context, req any) (any, error) { return req, nil }
@@ -38,5 +40,13 @@ func BenchmarkUnaryChain(b *testing.B) {
 }
 
 type benchCallerKey struct{}
+
+// benchStream is a server transport stream that keeps nothing.
+type benchStream struct{}
+
+func (benchStream) Method() string               { return "/uias.test.Test/Check" }
+func (benchStream) SetHeader(metadata.MD) error  { return nil }
+func (benchStream) SendHeader(metadata.MD) error { return nil }
+func (benchStream) SetTrailer(metadata.MD) error { return nil }
 
 func benchChain(c *chain) grpc.UnaryServerInterceptor { return c.unary }

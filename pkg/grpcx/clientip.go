@@ -40,7 +40,7 @@ func ResolveClientIP(peer netip.Addr, forwardedFor []string, trusted []netip.Pre
 // the zero Addr if it carries no IP (e.g. a unix socket).
 func AddrFromNet(a net.Addr) netip.Addr {
 	switch v := a.(type) {
-	case nil:
+	case nil, InprocAddr:
 		return netip.Addr{}
 	case *net.TCPAddr:
 		return v.AddrPort().Addr().Unmap()

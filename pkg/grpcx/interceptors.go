@@ -60,7 +60,7 @@ func (c *chain) unaryCall(ctx context.Context, req any, method string, handler g
 	md, _ := metadata.FromIncomingContext(ctx) // a copy: made once per call
 	id := requestIDOf(md)
 	ctx = WithRequestID(ctx, id)
-	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataRequestID, id))
+	_ = grpc.SetHeader(ctx, metadata.MD{MetadataRequestID: {id}})
 	ctx = c.withOriginOf(ctx, md)
 	var st *callState
 	if c.onCall != nil && !skipAccess(method) {
