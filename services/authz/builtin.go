@@ -62,7 +62,8 @@ var AdminResources = []AdminResource{
 }
 
 // unitAdminResources are what a unit administrator manages inside its
-// scope (every operation), besides reading the model and the console.
+// scope (every operation), besides reading the model, the console and the
+// SSO sessions of its people (ticket.sessions read).
 var unitAdminResources = []string{"identity.orgs", "identity.users", "identity.groups", "identity.links", "authz.grants"}
 
 // BuiltinRoles returns the built-in roles.
@@ -90,7 +91,7 @@ func BuiltinRoles() []Role {
 					unit = append(unit, p)
 				}
 			}
-			if r.Code == "system.console" || r.Code == "authz.model" && op == "read" {
+			if r.Code == "system.console" || r.Code == "authz.model" && op == "read" || r.Code == "ticket.sessions" && op == "read" {
 				unit = append(unit, p)
 			}
 		}

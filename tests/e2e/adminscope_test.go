@@ -101,7 +101,8 @@ func TestAdminScopesOfComponents(t *testing.T) {
 	restDenied(t, "unit admin reads the sync status", code, out, "not allowed to read sync.replication")
 
 	// The ticket registry and sessions: the system administrator registers
-	// and revokes; the auditor only reads; a unit administrator neither.
+	// and revokes; the auditor only reads; a unit administrator reads the
+	// sessions of their subtree only, and not the registry.
 	app, err := e.admin.CreateApp(x.as("sys2"), &identityv1.CreateAppRequest{AppType: "OA", AppCode: "scoped", Name: "Scoped"})
 	if err != nil {
 		t.Fatal(err)
@@ -125,8 +126,15 @@ func TestAdminScopesOfComponents(t *testing.T) {
 	}
 	_, err = sessions.RevokeUserSessions(x.as("aud"), &ticketv1.RevokeUserSessionsRequest{UserId: x.bob})
 	deniedReason("auditor revokes sessions", err, "not allowed to revoke ticket.sessions")
-	_, err = sessions.ListUserSessions(x.as("unitA"), &ticketv1.ListUserSessionsRequest{UserId: x.bob})
-	deniedReason("unit admin lists sessions", err, "not allowed to read ticket.sessions")
+	// a unit administrator reads the sessions of the people of their subtree
+	// (bob is in east1, below east), no one else's, and revokes none
+	if _, err := sessions.ListUserSessions(x.as("unitA"), &ticketv1.ListUserSessionsRequest{UserId: x.bob}); err != nil {
+		t.Errorf("unit admin lists the sessions of a person of their subtree: %v", err)
+	}
+	_, err = sessions.ListUserSessions(x.as("unitA"), &ticketv1.ListUserSessionsRequest{UserId: x.carol})
+	deniedReason("unit admin lists the sessions of a person of another branch", err, "not allowed to read ticket.sessions")
+	_, err = sessions.RevokeUserSessions(x.as("unitA"), &ticketv1.RevokeUserSessionsRequest{UserId: x.bob})
+	deniedReason("unit admin revokes sessions", err, "not allowed to revoke ticket.sessions")
 	if _, err := sessions.RevokeUserSessions(x.as("sys2"), &ticketv1.RevokeUserSessionsRequest{UserId: x.bob}); err != nil {
 		t.Errorf("system admin revokes sessions: %v", err)
 	}

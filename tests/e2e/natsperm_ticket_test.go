@@ -18,7 +18,8 @@ import (
 // TestNATSPermissionsOfTicket: with the ticket component's credentials of
 // the deployed NATS configuration, the ticket store creates its buckets and
 // does everything it does (sessions, single-use tickets, the person's
-// session listing, proxy-granting tickets) and publishes its audit records,
+// session listing and the listing of every session, proxy-granting
+// tickets) and publishes its audit records,
 // but cannot delete or purge its buckets or the AUDIT stream, touch another
 // bucket, or forge another component's records.
 func TestNATSPermissionsOfTicket(t *testing.T) {
@@ -54,6 +55,11 @@ func TestNATSPermissionsOfTicket(t *testing.T) {
 	}
 	if ids, err := st.UserSessions(ctx, "u1"); err != nil || len(ids) != 1 || ids[0] != "s1" {
 		t.Fatalf("a person's sessions: %v %v", ids, err)
+	}
+	var all []string
+	if err := st.AllSessions(ctx, func(s *ticket.Session) error { all = append(all, s.ID); return nil }); err != nil ||
+		len(all) != 1 || all[0] != "s1" {
+		t.Fatalf("every session (the administrators' listing): %v %v", all, err)
 	}
 	if err := st.PutTicket(ctx, "k1", &ticket.Ticket{Kind: ticket.KindST, UserID: "u1"}, 10*time.Second); err != nil {
 		t.Fatalf("put ticket: %v", err)

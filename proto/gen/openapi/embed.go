@@ -19,6 +19,13 @@ var Identity []byte
 //go:embed uias/ticket/v1/ticket.openapi.json
 var Ticket []byte
 
+// TicketSessions is the OpenAPI 3.0 document of
+// uias/ticket/v1/sessions.proto (TicketSessionsService), without security
+// requirements.
+//
+//go:embed uias/ticket/v1/sessions.openapi.json
+var TicketSessions []byte
+
 // Audit is the OpenAPI 3.0 document of uias/audit/v1/audit.proto
 // (AuditLogService), without security requirements.
 //

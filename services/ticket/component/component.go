@@ -25,7 +25,6 @@ import (
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
-	"github.com/uias/uias/proto/gen/openapi"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
@@ -78,11 +77,12 @@ func Module() module.Module {
 		Uses:    []string{"identity"},
 		Calls:   []string{"authz"},
 		REST:    rest,
-		OpenAPI: openapi.Ticket,
+		OpenAPI: ticketOpenAPI,
 		Pages:   &module.Pages{Prefix: "/cas/", New: pages},
 		OpenAPISecurity: map[string][]string{
 			"TicketAdminService":     module.AdminCredentials,
 			"ServiceRegistryService": module.AdminCredentials,
+			"TicketSessionsService":  module.AdminCredentials,
 		},
 		Init: start,
 	}
@@ -90,6 +90,9 @@ func Module() module.Module {
 
 func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
 	if err := ticketv1.RegisterTicketAdminServiceHandlerClient(ctx, mux, ticketv1.NewTicketAdminServiceClient(conn)); err != nil {
+		return err
+	}
+	if err := sessionsREST(ctx, mux, conn); err != nil {
 		return err
 	}
 	return ticketv1.RegisterServiceRegistryServiceHandlerClient(ctx, mux, ticketv1.NewServiceRegistryServiceClient(conn))
@@ -183,8 +186,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	return &module.Component{
-		Register: server.New(svc, admins, server.IdentityApps{Apps: identityv1.NewAdminServiceClient(idConn)}).
-			WithAttributes(attrs).Register,
+		Register: func(g *grpc.Server) {
+			server.New(svc, admins, server.IdentityApps{Apps: identityv1.NewAdminServiceClient(idConn)}).WithAttributes(attrs).Register(g)
+			server.NewSessions(svc, admins, server.IdentityOrgs{Admin: identityv1.NewAdminServiceClient(idConn)}).Register(g)
+		},
 		Auth: server.CallerAuth{Admins: admins},
 		Ready: func(ctx context.Context) error {
 			return errors.Join(store.Ping(ctx), services.Ping(ctx))

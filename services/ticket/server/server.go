@@ -95,7 +95,8 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		}
 		c.Principal = o.Principal
 	case strings.HasPrefix(method, "/uias.ticket.v1.TicketAdminService/"),
-		strings.HasPrefix(method, "/uias.ticket.v1.ServiceRegistryService/"):
+		strings.HasPrefix(method, "/uias.ticket.v1.ServiceRegistryService/"),
+		strings.HasPrefix(method, "/uias.ticket.v1.TicketSessionsService/"):
 		ctx, _, err := adminauth.AuthenticateCall(ctx, a.Admins)
 		return ctx, err
 	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):

@@ -75,12 +75,13 @@ func commands() map[string]map[string]command {
 			"list":   linkListCmd(),
 			"delete": linkDeleteCmd(),
 		},
-		"keys":   keysCommands(),
-		"audit":  withVerbs(auditCommands(), auditAnalyticsCommands()),
-		"authz":  authzCommands(),
-		"sync":   syncProvisionCommands(syncCommands()),
-		"import": importCommands(),
-		"export": exportCommands(),
+		"keys":     keysCommands(),
+		"audit":    withVerbs(auditCommands(), auditAnalyticsCommands()),
+		"authz":    authzCommands(),
+		"sync":     syncProvisionCommands(syncCommands()),
+		"import":   importCommands(),
+		"export":   exportCommands(),
+		"sessions": sessionCommands(),
 	}
 }
 

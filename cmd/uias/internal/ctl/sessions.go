@@ -1,0 +1,58 @@
+package ctl
+
+import (
+	"flag"
+	"strings"
+	"text/tabwriter"
+
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+)
+
+// The live SSO sessions of the ticket component (TicketSessionsService):
+// "sessions list".
+
+// sessionCommands are the verbs of the "sessions" noun.
+func sessionCommands() map[string]command {
+	return map[string]command{"list": sessionListCmd()}
+}
+
+func sessionListCmd() command {
+	return command{
+		usage: "[--org ID] [--user ID] [--page-size N] [--page-token T] [--all]",
+		help: "Lists the live single sign-on sessions, the latest started first (a unit administrator sees those\n" +
+			"of the people of their org subtrees).",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			org := fs.String("org", "", "only the sessions of people in org `ID` or below it")
+			user := fs.String("user", "", "only the sessions of person `ID`")
+			lo := addListFlags(fs)
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := lo.check(); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					c := ticketv1.NewTicketSessionsServiceClient(s.conn)
+					list, next, err := paginate(lo, func(tok string) ([]*ticketv1.LiveSession, string, error) {
+						res, err := c.ListSessions(s.ctx, &ticketv1.ListSessionsRequest{OrgId: *org, UserId: *user,
+							PageSize: int32(lo.pageSize), PageToken: tok})
+						return res.GetSessions(), res.GetNextPageToken(), err
+					})
+					if err != nil {
+						return err
+					}
+					a.moreHint(next)
+					return a.output(&ticketv1.ListSessionsResponse{Sessions: list, NextPageToken: next}, func(tw *tabwriter.Writer) {
+						row(tw, "SESSION", "USER", "LOGIN", "ORG", "STARTED", "LAST USED", "EXPIRES", "CLIENT IP", "APPS")
+						for _, x := range list {
+							se := x.GetSession()
+							row(tw, se.GetId(), se.GetUserId(), se.GetLogin(), x.GetOrgId(), ts(se.GetCreatedAt()), ts(se.GetLastUsedAt()),
+								ts(se.GetExpiresAt()), se.GetClientIp(), strings.Join(x.GetAppIds(), ","))
+						}
+					})
+				})
+			}
+		},
+	}
+}
