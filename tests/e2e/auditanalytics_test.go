@@ -61,7 +61,7 @@ func TestAuditAnalytics(t *testing.T) {
 		t.Fatalf("login history: %v %v", hist, err)
 	}
 	eventually(t, "the auditor online", func() bool {
-		on, err := c.OnlineNow(aud, &auditv1.OnlineNowRequest{})
+		on, err := c.OnlineNow(aud, &auditv1.OnlineNowRequest{FromAuditLog: true})
 		if err != nil || on.GetSource() != "logins" {
 			return false
 		}
@@ -80,8 +80,10 @@ func TestAuditAnalytics(t *testing.T) {
 	if err != nil || len(peaks.GetCounts()) != 7 || sum != 2 || peaks.GetCounts()[1].GetLabel() != "Monday" {
 		t.Fatalf("login peaks by weekday: %v %v", peaks, err)
 	}
+	// every person is new: nobody is absent (people who never logged in
+	// are asked of identity; the report's order is tested in storetest)
 	abs, err := c.Absences(aud, &auditv1.AbsencesRequest{Days: 1})
-	if err != nil || len(abs.GetAbsences()) != 0 {
+	if err != nil || len(abs.GetAbsences()) != 0 || abs.GetSource() != "identity" {
 		t.Fatalf("absences: %v %v", abs, err)
 	}
 
@@ -118,6 +120,64 @@ func TestAuditAnalytics(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
 	_, err = c.Absences(aud, &auditv1.AbsencesRequest{Days: 4000})
 	wantCode(t, err, codes.InvalidArgument, "BAD_REQUEST")
+
+	// reports as files: REST downloads (CSV with the failed logins, a PDF
+	// of the peaks), over gRPC in chunks (XLSX of who is online); the
+	// system administrator may not export
+	code, body, hdr := e.rest(http.MethodGet, "/v1/audit/analytics/export/failed-logins?format=csv&by=LOGIN_GROUP_PERSON", auth, nil)
+	csvBody := fmt.Sprint(body["_raw"])
+	if code != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") ||
+		!strings.Contains(csvBody, "person,count,last") || !strings.Contains(csvBody, "user:"+adminID+",2,") {
+		t.Fatalf("REST failed logins as CSV: %d %v\n%s", code, hdr, csvBody)
+	}
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/analytics/export/login-peaks?format=pdf&by=PEAK_BY_WEEKDAY", auth, nil)
+	if pdf := fmt.Sprint(body["_raw"]); code != http.StatusOK || !strings.HasPrefix(pdf, "%PDF") {
+		t.Fatalf("REST login peaks as PDF: %d %.200s", code, pdf)
+	}
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/analytics/export/planets?format=csv", auth, nil)
+	if code != http.StatusBadRequest {
+		t.Fatalf("REST export of an unknown report: %d %v", code, body)
+	}
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/analytics/export/online?format=csv", map[string]string{"Authorization": "Bearer " + e.token}, nil)
+	restDenied(t, "system administrator exports who is online", code, body, "not allowed to export audit.records")
+	st, err := c.ExportAnalytics(aud, &auditv1.ExportAnalyticsRequest{Format: auditv1.ExportFormat_EXPORT_FORMAT_XLSX,
+		Report: &auditv1.ExportAnalyticsRequest_Online{Online: &auditv1.OnlineNowRequest{FromAuditLog: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xlsx []byte
+	for {
+		ch, err := st.Recv()
+		if err != nil {
+			t.Fatalf("export who is online as XLSX: %v", err)
+		}
+		xlsx = append(xlsx, ch.GetData()...)
+		if ch.GetDone() {
+			break
+		}
+	}
+	if !bytes.HasPrefix(xlsx, []byte("PK")) {
+		t.Fatalf("XLSX export: %.40q", xlsx)
+	}
+	st, err = c.ExportAnalytics(aud, &auditv1.ExportAnalyticsRequest{Format: auditv1.ExportFormat_EXPORT_FORMAT_CSV})
+	if err == nil {
+		_, err = st.Recv()
+	}
+	wantCode(t, err, codes.InvalidArgument, "")
+
+	// the access reports without their settings: refused with what to set
+	_, err = c.LastAccess(aud, &auditv1.LastAccessRequest{})
+	if st := wantCode(t, err, codes.FailedPrecondition, "AUDIT_NO_IMPORTANT_APPS"); !strings.Contains(st.Message(), "important_apps") {
+		t.Errorf("last access without important applications: %q", st.Message())
+	}
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/analytics/last-access?app_ids=oa&app_ids=crm", auth, nil)
+	if code != http.StatusOK {
+		t.Fatalf("REST last access: %d %v", code, body)
+	}
+	_, err = c.OutsideAllowList(aud, &auditv1.OutsideAllowListRequest{})
+	wantCode(t, err, codes.FailedPrecondition, "AUDIT_NO_ALLOW_LIST")
+	_, err = c.LastAccess(e.adm(), &auditv1.LastAccessRequest{AppIds: []string{"oa"}})
+	wantCode(t, err, codes.PermissionDenied, "ADMIN_NOT_ALLOWED")
 }
 
 // Alerts in a monolithic process: an administrator login from outside the
@@ -190,4 +250,28 @@ func TestAuditAlerts(t *testing.T) {
 	if st := wantCode(t, err, codes.FailedPrecondition, "AUDIT_NO_GEO_DB"); !strings.Contains(st.Message(), "geoip_db") {
 		t.Errorf("travel without a database: %q", st.Message())
 	}
+
+	// the stored attempts from outside the allow-list: the administrator's
+	// login (and the auditor's), over gRPC and REST; not for the system
+	// administrator
+	c := auditv1.NewAuditAnalyticsServiceClient(e.conn)
+	eventually(t, "the administrator's login in the report of attempts from outside the allow-list", func() bool {
+		res, err := c.OutsideAllowList(aud, &auditv1.OutsideAllowListRequest{})
+		if err != nil {
+			return false
+		}
+		for _, a := range res.GetAttempts() {
+			if a.GetUserId() == adminID && a.GetLogin().GetApi() == "admin.login" && a.GetLogin().GetClientIp() == alert.ClientIP {
+				return true
+			}
+		}
+		return false
+	})
+	code, body, _ := e.rest(http.MethodGet, "/v1/audit/analytics/outside-allow-list?limit=1",
+		map[string]string{"Authorization": "Bearer " + audTok}, nil)
+	if code != http.StatusOK || len(body["attempts"].([]any)) != 1 {
+		t.Fatalf("REST attempts from outside the allow-list: %d %v", code, body)
+	}
+	_, err = c.OutsideAllowList(e.adm(), &auditv1.OutsideAllowListRequest{})
+	wantCode(t, err, codes.PermissionDenied, "ADMIN_NOT_ALLOWED")
 }

@@ -157,15 +157,7 @@ func placeName(p Place) string {
 	return p.ClientIP
 }
 
-func (d *Detector) allowed(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, p := range d.o.Allowed {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
+func (d *Detector) allowed(ip netip.Addr) bool { return inNetworks(d.o.Allowed, ip) }
 
 // lockout counts a lockout at t; burst is true once per window when the
 // lockouts within the window reach the burst size.

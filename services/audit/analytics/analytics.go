@@ -10,6 +10,7 @@ package analytics
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -52,6 +53,8 @@ type Filter struct {
 	Results []string
 	// Subject: exactly this subject ("user:<id>").
 	Subject string
+	// Subjects: the subject is one of them.
+	Subjects []string
 	// From (inclusive) and To (exclusive) bound the record time.
 	From, To time.Time
 	// Orgs restricts the records to these orgs (set from the caller's
@@ -124,6 +127,13 @@ type Analytics struct {
 	now    func() time.Time
 	geo    Geo
 	travel TravelRules
+	// sessions: the ticket component's live sessions (nil: none).
+	sessions SessionSource
+	// people: the identity component's people (nil: none).
+	people PeopleSource
+	// important applications and allowed networks of the settings.
+	important []string
+	allowed   []netip.Prefix
 }
 
 // Options configure Analytics.
@@ -135,6 +145,17 @@ type Options struct {
 	Geo Geo
 	// Travel (zero: DefaultTravelRules).
 	Travel TravelRules
+	// Sessions lists the live SSO sessions for OnlineNow (nil: online
+	// comes from the audit log's logins).
+	Sessions SessionSource
+	// People lists the identity component's people for AbsenceReport
+	// (nil: absence knows only the people with a stored login).
+	People PeopleSource
+	// ImportantApps are the applications (App_ID) whose last access
+	// LastAccess reports by default.
+	ImportantApps []string
+	// Allowed are the networks logins may come from (OutsideAllowList).
+	Allowed []netip.Prefix
 }
 
 // New returns the analytics of st.
@@ -145,7 +166,8 @@ func New(st Store, o Options) *Analytics {
 	if o.Travel == (TravelRules{}) {
 		o.Travel = DefaultTravelRules
 	}
-	return &Analytics{st: st, now: o.Now, geo: o.Geo, travel: o.Travel}
+	return &Analytics{st: st, now: o.Now, geo: o.Geo, travel: o.Travel, sessions: o.Sessions, people: o.People,
+		important: o.ImportantApps, allowed: o.Allowed}
 }
 
 func badRequest(msg string) error {
@@ -301,11 +323,19 @@ func (a *Analytics) LoginHistory(ctx context.Context, scope audit.Scope, userID 
 	return a.st.Records(ctx, f, pageSize, pageToken)
 }
 
-// Absence is a person whose last successful login is long ago.
+// Absence is a person whose last successful login is long ago, or who
+// never logged in.
 type Absence struct {
 	LastSeen
-	// Days are the whole days since the last login.
+	// Days are the whole days since the last login (Never: since the
+	// account was made; 0 when that is unknown).
 	Days int
+	// Never: no successful login is stored (LastSeen has only Subject and
+	// Org); Created is when the account was made.
+	Never   bool
+	Created time.Time
+	// Login is the person's login name (when identity was asked).
+	Login string
 }
 
 // Absences lists the people whose last successful login is more than

@@ -16,6 +16,7 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/module"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/analytics"
 	"github.com/uias/uias/services/audit/server"
 	"github.com/uias/uias/services/audit/sqlstore"
@@ -24,7 +25,8 @@ import (
 // AnalyticsConfig is the audit.analytics section: login analytics.
 type AnalyticsConfig struct {
 	// OnlineWindow: a successful login counts as online this long when the
-	// ticket component's sessions cannot be asked (30m; 1m to 24h).
+	// ticket component's sessions cannot be asked, or the question asks
+	// the audit log (30m; 1m to 24h).
 	OnlineWindow time.Duration `yaml:"online_window"`
 	// GeoIPDB is the MaxMind-format (.mmdb) city database that places
 	// client addresses for impossible travel ("": impossible travel is
@@ -52,6 +54,10 @@ type AnalyticsConfig struct {
 	AlertWebhookURL      string        `yaml:"alert_webhook_url"`
 	AlertWebhookSecret   string        `yaml:"-"`
 	AlertWebhookAttempts int           `yaml:"alert_webhook_attempts"`
+	// ImportantApps are the applications (App_IDs) whose last access per
+	// person the last-access report lists when the question names none
+	// (empty: the question must name them).
+	ImportantApps []string `yaml:"important_apps"`
 }
 
 func analyticsDefaults() AnalyticsConfig {
@@ -71,6 +77,7 @@ func (c *AnalyticsConfig) bind(b *config.Binder) {
 	b.String(&c.AlertWebhookURL, "UIAS_AUDIT_ALERT_WEBHOOK_URL", "", "")
 	b.Secret(&c.AlertWebhookSecret, "UIAS_AUDIT_ALERT_WEBHOOK_SECRET")
 	b.Int(&c.AlertWebhookAttempts, "UIAS_AUDIT_ALERT_WEBHOOK_ATTEMPTS", "", "")
+	b.List(&c.ImportantApps, "UIAS_AUDIT_IMPORTANT_APPS", "", "")
 }
 
 // allowedNetworks parses AllowedNetworks (a single address is its own
@@ -129,6 +136,14 @@ func (c *AnalyticsConfig) validate() error {
 	if c.AlertWebhookAttempts < 1 || c.AlertWebhookAttempts > 100 {
 		bad("alert_webhook_attempts", "must be between 1 and 100, got %d", c.AlertWebhookAttempts)
 	}
+	for _, app := range c.ImportantApps {
+		if strings.TrimSpace(app) == "" || len(app) > 128 {
+			bad("important_apps", "must be App_IDs (1-128 characters), got %q", app)
+		}
+	}
+	if len(c.ImportantApps) > 100 {
+		bad("important_apps", "at most 100 applications, got %d", len(c.ImportantApps))
+	}
 	return errors.Join(errs...)
 }
 
@@ -139,9 +154,14 @@ func analyticsREST(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientC
 
 // startAnalytics opens the geolocation database and returns the analytics
 // service over the log's store.
-func startAnalytics(env *module.Env, cfg *Config, st *sqlstore.Store) (*server.AnalyticsServer, error) {
+func startAnalytics(env *module.Env, cfg *Config, st *sqlstore.Store, exp audit.Exporter) (*server.AnalyticsServer, error) {
 	ac := cfg.Analytics
-	o := analytics.Options{Travel: analytics.TravelRules{MaxSpeedKMH: float64(ac.MaxTravelKMH), MinDistanceKM: float64(ac.MinTravelKM)}}
+	allowed, err := ac.allowedNetworks()
+	if err != nil {
+		return nil, err
+	}
+	o := analytics.Options{Travel: analytics.TravelRules{MaxSpeedKMH: float64(ac.MaxTravelKMH), MinDistanceKM: float64(ac.MinTravelKM)},
+		ImportantApps: ac.ImportantApps, Allowed: allowed}
 	if ac.GeoIPDB != "" {
 		db, err := analytics.OpenMMDB(ac.GeoIPDB)
 		if err != nil {
@@ -152,13 +172,21 @@ func startAnalytics(env *module.Env, cfg *Config, st *sqlstore.Store) (*server.A
 			env.OnStop(func(context.Context) error { return db.Close() })
 		}
 	}
+	if tc, err := env.Client("ticket"); err == nil {
+		o.Sessions = newTicketSessions(tc)
+	} else {
+		env.Log.Info("online now comes from the audit log's logins: the ticket component cannot be reached", zap.Error(err))
+	}
+	if ic, err := env.Client("identity"); err == nil {
+		o.People = newIdentityPeople(ic)
+	}
 	a := analytics.New(st, o)
 	if ac.Alerts {
 		if err := startAlerts(env, ac, o, a); err != nil {
 			return nil, err
 		}
 	}
-	return server.NewAnalytics(a, ac.OnlineWindow), nil
+	return server.NewAnalytics(a, ac.OnlineWindow, exp), nil
 }
 
 // startAlerts starts the alert consumer and the webhook sender.

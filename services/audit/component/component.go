@@ -53,7 +53,7 @@ func Module() module.Module {
 		SQL:     true,
 		NATS:    true,
 		Uses:    []string{"identity"},
-		Calls:   []string{"authz"},
+		Calls:   []string{"authz", "ticket"},
 		REST:    rest,
 		OpenAPI: auditOpenAPI,
 		OpenAPISecurity: map[string][]string{"AuditLogService": module.AdminCredentials, "AuditQueryService": module.AdminCredentials,
@@ -88,6 +88,9 @@ func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterf
 		return err
 	}
 	if err := analyticsREST(ctx, mux, conn); err != nil {
+		return err
+	}
+	if err := registerAnalyticsExport(mux, conn); err != nil {
 		return err
 	}
 	// The file of an export (GET /v1/audit/export).
@@ -143,7 +146,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	an, err := startAnalytics(env, cfg, st)
+	an, err := startAnalytics(env, cfg, st, exp)
 	if err != nil {
 		return nil, err
 	}

@@ -37,38 +37,55 @@ var (
 func registerExport(mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
 	cl := auditv1.NewAuditReportServiceClient(conn)
 	return mux.HandlePath(http.MethodGet, ExportPath, func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
-		fail := func(err error) { restfile.Fail(mux, w, r, err) }
-		ctx, err := runtime.AnnotateContext(r.Context(), mux, r, auditv1.AuditReportService_ExportRecords_FullMethodName,
-			runtime.WithHTTPPathPattern(ExportPath))
-		if err != nil {
-			fail(err)
-			return
-		}
-		req, err := exportRequest(r)
-		if err != nil {
-			// the caller is checked first (a refusal, not a bad
-			// parameter, for a call without a valid token): an empty
-			// request, which validation refuses after caller auth
-			if st, cerr := cl.ExportRecords(ctx, &auditv1.ExportRecordsRequest{}); cerr == nil {
-				if _, cerr = st.Recv(); cerr != nil {
-					if c := status.Code(cerr); c == codes.Unauthenticated || c == codes.PermissionDenied {
-						err = cerr
-					}
+		var req *auditv1.ExportRecordsRequest
+		serveDownload(mux, w, r, auditv1.AuditReportService_ExportRecords_FullMethodName, ExportPath,
+			func() (err error) { req, err = exportRequest(r); return err },
+			func(ctx context.Context, empty bool) (exportStream, error) {
+				if empty {
+					return cl.ExportRecords(ctx, &auditv1.ExportRecordsRequest{})
+				}
+				return cl.ExportRecords(ctx, req)
+			})
+	})
+}
+
+// exportStream is the stream of an export's chunks.
+type exportStream = grpc.ServerStreamingClient[auditv1.ExportRecordsChunk]
+
+// serveDownload answers r with the file of an export (restfile.Download):
+// parse reads the request from r, open opens the stream of its chunks
+// (empty: with an empty request). A bad parameter is answered after the
+// caller is checked (a refusal, not a bad parameter, for a call without a
+// valid token): the stream of an empty request, which validation refuses
+// after the caller authentication, tells which.
+func serveDownload(mux *runtime.ServeMux, w http.ResponseWriter, r *http.Request, method, pattern string, parse func() error,
+	open func(ctx context.Context, empty bool) (exportStream, error)) {
+	fail := func(err error) { restfile.Fail(mux, w, r, err) }
+	ctx, err := runtime.AnnotateContext(r.Context(), mux, r, method, runtime.WithHTTPPathPattern(pattern))
+	if err != nil {
+		fail(err)
+		return
+	}
+	if err := parse(); err != nil {
+		if st, cerr := open(ctx, true); cerr == nil {
+			if _, cerr = st.Recv(); cerr != nil {
+				if c := status.Code(cerr); c == codes.Unauthenticated || c == codes.PermissionDenied {
+					err = cerr
 				}
 			}
-			fail(err)
-			return
 		}
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		st, err := cl.ExportRecords(ctx, req)
-		if err != nil {
-			fail(err)
-			return
-		}
-		restfile.Download(mux, w, r, st.Recv, func(c *auditv1.ExportRecordsChunk) restfile.Header {
-			return restfile.Header{ContentType: c.GetContentType(), FileName: c.GetFileName()}
-		})
+		fail(err)
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := open(ctx, false)
+	if err != nil {
+		fail(err)
+		return
+	}
+	restfile.Download(mux, w, r, st.Recv, func(c *auditv1.ExportRecordsChunk) restfile.Header {
+		return restfile.Header{ContentType: c.GetContentType(), FileName: c.GetFileName()}
 	})
 }
 

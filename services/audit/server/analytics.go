@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/analytics"
 )
 
@@ -18,12 +19,15 @@ type AnalyticsServer struct {
 	a *analytics.Analytics
 	// window is the default online window.
 	window time.Duration
+	// exp writes the reports as files (ExportAnalytics).
+	exp audit.Exporter
 }
 
 // NewAnalytics returns the analytics server over a; window is the
-// default online window (a login counts as online that long).
-func NewAnalytics(a *analytics.Analytics, window time.Duration) *AnalyticsServer {
-	return &AnalyticsServer{a: a, window: window}
+// default online window (a login counts as online that long), exp writes
+// the reports as files.
+func NewAnalytics(a *analytics.Analytics, window time.Duration, exp audit.Exporter) *AnalyticsServer {
+	return &AnalyticsServer{a: a, window: window, exp: exp}
 }
 
 // Register adds the service to g.
@@ -114,14 +118,14 @@ func (s *AnalyticsServer) Absences(ctx context.Context, r *auditv1.AbsencesReque
 	if err != nil {
 		return nil, err
 	}
-	abs, truncated, err := s.a.Absences(ctx, sc, int(r.GetDays()), int(r.GetLimit()))
+	rep, err := s.a.AbsenceReport(ctx, sc, int(r.GetDays()), int(r.GetLimit()))
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.AbsencesResponse{Truncated: truncated, Absences: make([]*auditv1.Absence, len(abs))}
-	for i, a := range abs {
+	out := &auditv1.AbsencesResponse{Source: rep.Source, Truncated: rep.Truncated, Absences: make([]*auditv1.Absence, len(rep.People))}
+	for i, a := range rep.People {
 		out.Absences[i] = &auditv1.Absence{Subject: a.Subject, UserId: analytics.UserID(a.Subject), Org: a.Org,
-			LastLogin: ts(a.Time), DaysAbsent: int32(a.Days)}
+			LastLogin: ts(a.Time), DaysAbsent: int32(a.Days), NeverLoggedIn: a.Never, Created: ts(a.Created), Login: a.Login}
 	}
 	return out, nil
 }
@@ -136,12 +140,12 @@ func (s *AnalyticsServer) OnlineNow(ctx context.Context, r *auditv1.OnlineNowReq
 	if r.GetWindowMinutes() > 0 {
 		window = time.Duration(r.GetWindowMinutes()) * time.Minute
 	}
-	people, truncated, err := s.a.OnlineFromLogins(ctx, sc, window, int(r.GetLimit()))
+	on, err := s.a.OnlineNow(ctx, sc, window, int(r.GetLimit()), r.GetFromAuditLog())
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.OnlineNowResponse{Source: analytics.SourceLogins, Truncated: truncated, People: make([]*auditv1.OnlinePerson, len(people))}
-	for i, p := range people {
+	out := &auditv1.OnlineNowResponse{Source: on.Source, Truncated: on.Truncated, People: make([]*auditv1.OnlinePerson, len(on.People))}
+	for i, p := range on.People {
 		out.People[i] = &auditv1.OnlinePerson{UserId: analytics.UserID(p.Subject), Org: p.Org, Since: ts(p.Time), ClientIp: p.ClientIP,
 			AppId: p.AppID}
 	}
@@ -171,6 +175,43 @@ func (s *AnalyticsServer) ImpossibleTravel(ctx context.Context, r *auditv1.Impos
 		} else {
 			out.Travels[i].SpeedKmh = t.SpeedKMH
 		}
+	}
+	return out, nil
+}
+
+// LastAccess implements AuditAnalyticsService.
+func (s *AnalyticsServer) LastAccess(ctx context.Context, r *auditv1.LastAccessRequest) (*auditv1.LastAccessResponse, error) {
+	sc, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	acc, truncated, err := s.a.LastAccess(ctx, sc, rangeOf(r), r.GetAppIds(), r.GetUserId(), int(r.GetLimit()))
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.LastAccessResponse{Truncated: truncated, Accesses: make([]*auditv1.ResourceAccess, len(acc))}
+	for i, a := range acc {
+		out.Accesses[i] = &auditv1.ResourceAccess{UserId: analytics.UserID(a.Subject), Org: a.Org, AppId: a.AppID, LastAccess: ts(a.Time),
+			Api: a.API, ClientIp: a.ClientIP, Count: a.Count}
+	}
+	return out, nil
+}
+
+// OutsideAllowList implements AuditAnalyticsService.
+func (s *AnalyticsServer) OutsideAllowList(ctx context.Context, r *auditv1.OutsideAllowListRequest) (*auditv1.OutsideAllowListResponse, error) {
+	sc, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	recs, truncated, err := s.a.OutsideAllowList(ctx, sc, rangeOf(r), int(r.GetLimit()))
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.OutsideAllowListResponse{Truncated: truncated, Attempts: make([]*auditv1.OutsideAttempt, len(recs))}
+	for i, rec := range recs {
+		out.Attempts[i] = &auditv1.OutsideAttempt{Subject: rec.Subject, UserId: analytics.UserID(rec.Subject), Org: rec.Org,
+			Login: &auditv1.Login{Time: ts(rec.Time), Api: rec.API, Result: rec.Result, Reason: rec.Reason, AppId: rec.AppID,
+				ClientIp: rec.ClientIP, Seq: rec.Seq}}
 	}
 	return out, nil
 }

@@ -46,6 +46,9 @@ var Perms = map[string]adminauth.Perm{
 	auditv1.AuditAnalyticsService_Absences_FullMethodName:         adminauth.AuditRead,
 	auditv1.AuditAnalyticsService_OnlineNow_FullMethodName:        adminauth.AuditRead,
 	auditv1.AuditAnalyticsService_ImpossibleTravel_FullMethodName: adminauth.AuditRead,
+	auditv1.AuditAnalyticsService_LastAccess_FullMethodName:       adminauth.AuditRead,
+	auditv1.AuditAnalyticsService_OutsideAllowList_FullMethodName: adminauth.AuditRead,
+	auditv1.AuditAnalyticsService_ExportAnalytics_FullMethodName:  adminauth.AuditExport,
 }
 
 // CallerAuth authenticates callers of the audit services: administrators

@@ -19,36 +19,6 @@ const (
 	analyticsDayMS  = 24 * analyticsHourMS
 )
 
-// analyticsWhere is the WHERE clause of f. Each condition is served by the
-// query indexes (migration 0002): a subject by (subject, time_ms, seq),
-// the APIs by (api, time_ms, seq).
-func analyticsWhere(f analytics.Filter) *store.Where {
-	w := &store.Where{}
-	in := func(col string, vals []string) {
-		if len(vals) == 0 {
-			return
-		}
-		args := make([]any, len(vals))
-		for i, v := range vals {
-			args[i] = v
-		}
-		w.Add(col+" IN ("+store.Placeholders(len(args))+")", args...)
-	}
-	if f.Subject != "" {
-		w.Add("subject = ?", f.Subject)
-	}
-	in("api", f.APIs)
-	in("result", f.Results)
-	if !f.From.IsZero() {
-		w.Add("time_ms >= ?", f.From.UnixMilli())
-	}
-	if !f.To.IsZero() {
-		w.Add("time_ms < ?", f.To.UnixMilli())
-	}
-	in("org", f.Orgs)
-	return w
-}
-
 // CountBy implements analytics.Store with one GROUP BY.
 func (s *Store) CountBy(ctx context.Context, f analytics.Filter, g analytics.Group, utcOffset time.Duration, limit int) ([]analytics.Count, error) {
 	var sel []any

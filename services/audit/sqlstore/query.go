@@ -55,35 +55,6 @@ func (s *Store) QueryRecords(ctx context.Context, q audit.Query) ([]audit.Record
 	return out, next, nil
 }
 
-// filterWhere is the WHERE clause of q's filters (not its page).
-func filterWhere(q audit.Query) *store.Where {
-	w := &store.Where{}
-	if !q.From.IsZero() {
-		w.Add("time_ms >= ?", q.From.UnixMilli())
-	}
-	if !q.To.IsZero() {
-		w.Add("time_ms < ?", q.To.UnixMilli())
-	}
-	for _, f := range []struct{ col, v string }{
-		{"actor", q.Actor}, {"subject", q.Subject}, {"app_id", q.AppID}, {"api", q.API}, {"result", q.Result}, {"client_ip", q.ClientIP},
-	} {
-		if f.v != "" {
-			w.Add(f.col+" = ?", f.v)
-		}
-	}
-	if q.Text != "" {
-		w.Contains(q.Text, "subject", "actor", "reason", "detail")
-	}
-	if len(q.Orgs) > 0 {
-		args := make([]any, len(q.Orgs))
-		for i, o := range q.Orgs {
-			args[i] = o
-		}
-		w.Add("org IN ("+store.Placeholders(len(args))+")", args...)
-	}
-	return w
-}
-
 var _ audit.CountStore = (*Store)(nil)
 
 const (

@@ -164,6 +164,32 @@ func testAnalytics(t *testing.T, s Subject) {
 		t.Errorf("absent 200 days: %+v %v", abs, err)
 	}
 
+	// absence over the identity component's people (pages of two): u9
+	// never logged in (account of 50 days), then u4 and u2; u8's account
+	// is too new, u1 and u5 logged in lately
+	day := 24 * time.Hour
+	people := fakePeople{people: []analytics.Person{{ID: "u1", Org: "o1"}, {ID: "u2", Org: "o2", Login: "two"}, {ID: "u4", Org: "o2"},
+		{ID: "u9", Org: "o1", Created: AnalyticsNow.Add(-50 * day)}, {ID: "u8", Org: "o1", Created: AnalyticsNow.Add(-time.Hour)},
+		{ID: "u5", Org: "o2"}}}
+	ap := analytics.New(st, analytics.Options{Now: func() time.Time { return AnalyticsNow }, People: people})
+	rep, err := ap.AbsenceReport(ctx, all, 30, 0)
+	if err != nil || rep.Source != analytics.SourceIdentity || rep.Truncated || len(rep.People) != 3 ||
+		rep.People[0].Subject != "user:u9" || !rep.People[0].Never || rep.People[0].Days != 50 || rep.People[0].Org != "o1" ||
+		rep.People[1].Subject != "user:u4" || rep.People[1].Days != 100 || rep.People[1].Never ||
+		rep.People[2].Subject != "user:u2" || rep.People[2].Login != "two" || rep.People[2].ClientIP != "10.0.0.3" {
+		t.Errorf("absence report: %+v %v", rep, err)
+	}
+	if rep, err = ap.AbsenceReport(ctx, all, 30, 2); err != nil || !rep.Truncated || len(rep.People) != 2 || rep.People[1].Subject != "user:u4" {
+		t.Errorf("absence report, limit 2: %+v %v", rep, err)
+	}
+	ap = analytics.New(st, analytics.Options{Now: func() time.Time { return AnalyticsNow },
+		People: fakePeople{err: fmt.Errorf("%w: down", analytics.ErrNoPeople)}})
+	if rep, err = ap.AbsenceReport(ctx, all, 30, 0); err != nil || rep.Source != analytics.SourceLogins || len(rep.People) != 2 {
+		t.Errorf("absence report without identity: %+v %v", rep, err)
+	}
+	_, err = ap.AbsenceReport(ctx, all, 0, 0)
+	wantReason(t, "absence report of 0 days", err, apierr.InvalidArgument, apierr.ReasonBadRequest)
+
 	// online: logged in within the window, not logged out since
 	on, truncated, err := a.OnlineFromLogins(ctx, all, time.Hour, 0)
 	if err != nil || truncated || len(on) != 2 || on[0].Subject != "user:u3" || on[1].Subject != "user:u5" || on[1].Org != "o2" {
@@ -201,6 +227,77 @@ func testAnalytics(t *testing.T, s Subject) {
 	bad("online window 0", err)
 	_, _, err = a.FailedLogins(ctx, audit.Scope{}, analytics.Range{}, analytics.BySubject, 0)
 	wantReason(t, "no scope", err, apierr.PermissionDenied, audit.ReasonAuditForbidden)
+
+	testAccessReports(t, st, l)
+}
+
+// testAccessReports: last access to important applications (logins and
+// tickets, whose application is in the record's detail) and the stored
+// attempts from outside the allow-list, over LoginRecords and three
+// ticket records.
+func testAccessReports(t *testing.T, st analytics.Store, l *audit.Log) {
+	ctx := context.Background()
+	all := audit.Scope{All: true}
+	tk := func(i int, api, user, app string, ago time.Duration) audit.Record {
+		return audit.Record{EventID: fmt.Sprintf("ticket-%d", i), Type: "audit." + api, Component: "ticket", Time: AnalyticsNow.Add(-ago),
+			API: api, Actor: "anonymous", Subject: "user:" + user, Org: "o1", Result: "success", Reason: "OK", ClientIP: "10.0.0.4",
+			Detail: map[string]string{"app_id": app, "service": "https://" + app + ".example.com/"}}
+	}
+	appendAll(t, l, []audit.Record{tk(0, "ticket.issue", "u1", "hr", 72*time.Hour), tk(1, "ticket.issue", "u3", "hr", 30*time.Minute),
+		tk(2, "ticket.validate", "u3", "hr", 20*time.Minute)})
+	a := analytics.New(st, analytics.Options{Now: func() time.Time { return AnalyticsNow }, ImportantApps: []string{"hr", "crm"},
+		Allowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/30")}})
+	rows := func(acc []analytics.Access) string {
+		out := ""
+		for _, x := range acc {
+			out += fmt.Sprintf("%s/%s/%s/%d ", x.AppID, x.Subject, x.API, x.Count)
+		}
+		return out
+	}
+	acc, truncated, err := a.LastAccess(ctx, all, analytics.Range{}, nil, "", 0)
+	if want := "crm/user:u2/authenticate.finger_bypass/1 hr/user:u3/ticket.validate/2 hr/user:u1/ticket.issue/1 "; err != nil ||
+		truncated || rows(acc) != want || !acc[1].Time.Equal(AnalyticsNow.Add(-20*time.Minute)) || acc[1].Org != "o1" {
+		t.Errorf("last access to important applications: %s %v %v", rows(acc), truncated, err)
+	}
+	acc, _, err = a.LastAccess(ctx, all, analytics.Range{}, []string{"oa"}, "", 0)
+	if want := "oa/user:u1/authenticate/1 "; err != nil || rows(acc) != want {
+		t.Errorf("last access to oa: %s %v", rows(acc), err)
+	}
+	acc, _, err = a.LastAccess(ctx, all, analytics.Range{From: AnalyticsNow.Add(-time.Hour)}, nil, "u3", 0)
+	if want := "hr/user:u3/ticket.validate/2 "; err != nil || rows(acc) != want {
+		t.Errorf("last access of u3: %s %v", rows(acc), err)
+	}
+	acc, truncated, err = a.LastAccess(ctx, all, analytics.Range{}, nil, "", 1)
+	if err != nil || !truncated || len(acc) != 1 {
+		t.Errorf("last access, limit 1: %s %v %v", rows(acc), truncated, err)
+	}
+	plain := analytics.New(st, analytics.Options{Now: func() time.Time { return AnalyticsNow }})
+	_, _, err = plain.LastAccess(ctx, all, analytics.Range{}, nil, "", 0)
+	wantReason(t, "last access without important applications", err, apierr.FailedPrecondition, analytics.ReasonNoImportantApps)
+
+	// outside 10.0.0.0/30: u5 (sso.login), the unknown account, u4
+	// (admin.login), newest first; any result
+	subjects := func(recs []audit.Record) string {
+		out := ""
+		for _, r := range recs {
+			out += r.Subject + "/" + r.Result + " "
+		}
+		return out
+	}
+	out, truncated, err := a.OutsideAllowList(ctx, all, analytics.Range{}, 0)
+	if want := "user:u5/success account:ghost/failure user:u4/success "; err != nil || truncated || subjects(out) != want {
+		t.Errorf("outside the allow-list: %s %v %v", subjects(out), truncated, err)
+	}
+	out, truncated, err = a.OutsideAllowList(ctx, all, analytics.Range{}, 2)
+	if err != nil || !truncated || len(out) != 2 {
+		t.Errorf("outside the allow-list, limit 2: %s %v %v", subjects(out), truncated, err)
+	}
+	out, _, err = a.OutsideAllowList(ctx, all, analytics.Range{From: AnalyticsNow.Add(-24 * time.Hour)}, 0)
+	if err != nil || len(out) != 2 {
+		t.Errorf("outside the allow-list in the last day: %s %v", subjects(out), err)
+	}
+	_, _, err = plain.OutsideAllowList(ctx, all, analytics.Range{}, 0)
+	wantReason(t, "outside without an allow-list", err, apierr.FailedPrecondition, analytics.ReasonNoAllowList)
 }
 
 // mapGeo locates the test's addresses (the MaxMind reader itself is
@@ -284,4 +381,22 @@ func testAnalyticsTravel(t *testing.T, s Subject) {
 	if err != nil || !more {
 		t.Errorf("timelines capped at 3: %v %v", more, err)
 	}
+}
+
+// fakePeople plays the identity component's people, in pages of two.
+type fakePeople struct {
+	people []analytics.Person
+	err    error
+}
+
+func (f fakePeople) People(_ context.Context, _ []string, fn func([]analytics.Person) error) error {
+	if f.err != nil {
+		return f.err
+	}
+	for i := 0; i < len(f.people); i += 2 {
+		if err := fn(f.people[i:min(i+2, len(f.people))]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

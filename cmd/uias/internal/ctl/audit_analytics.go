@@ -19,12 +19,14 @@ import (
 // auditAnalyticsCommands are the analytics verbs of the "audit" noun.
 func auditAnalyticsCommands() map[string]command {
 	return map[string]command{
-		"failed-logins": auditFailedLoginsCmd(),
-		"login-peaks":   auditLoginPeaksCmd(),
-		"logins":        auditLoginsCmd(),
-		"absent":        auditAbsentCmd(),
-		"online":        auditOnlineCmd(),
-		"travel":        auditTravelCmd(),
+		"failed-logins":      auditFailedLoginsCmd(),
+		"login-peaks":        auditLoginPeaksCmd(),
+		"logins":             auditLoginsCmd(),
+		"absent":             auditAbsentCmd(),
+		"online":             auditOnlineCmd(),
+		"travel":             auditTravelCmd(),
+		"last-access":        auditLastAccessCmd(),
+		"outside-allow-list": auditOutsideCmd(),
 	}
 }
 
@@ -100,8 +102,13 @@ func auditFailedLoginsCmd() command {
 			by := fs.String("by", "", "count by `GROUP`: person, app or ip")
 			r := addLoginRange(fs)
 			limit := fs.Int("limit", 0, "at most `N` groups (default 100)")
+			ex := addAnalyticsExport(fs)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
+					return err
+				}
+				fm, err := ex.check()
+				if err != nil {
 					return err
 				}
 				g, ok := map[string]auditv1.LoginGroup{"person": auditv1.LoginGroup_LOGIN_GROUP_PERSON, "app": auditv1.LoginGroup_LOGIN_GROUP_APP,
@@ -113,9 +120,12 @@ func auditFailedLoginsCmd() command {
 				if err != nil {
 					return err
 				}
+				req := &auditv1.FailedLoginsRequest{StartTime: start, EndTime: end, By: g, Limit: int32(*limit)}
 				return a.withSession(func(s *session) error {
-					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).FailedLogins(s.ctx, &auditv1.FailedLoginsRequest{
-						StartTime: start, EndTime: end, By: g, Limit: int32(*limit)})
+					if fm != 0 {
+						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm, Report: &auditv1.ExportAnalyticsRequest_FailedLogins{FailedLogins: req}})
+					}
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).FailedLogins(s.ctx, req)
 					if err != nil {
 						return err
 					}
@@ -134,8 +144,13 @@ func auditLoginPeaksCmd() command {
 			by := fs.String("by", "", "`UNIT`: hour or weekday")
 			offset := fs.Int("utc-offset", 0, "time zone of hours and weekdays, in `MINUTES` (480: China)")
 			r := addLoginRange(fs)
+			ex := addAnalyticsExport(fs)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
+					return err
+				}
+				fm, err := ex.check()
+				if err != nil {
 					return err
 				}
 				p, ok := map[string]auditv1.PeakBy{"hour": auditv1.PeakBy_PEAK_BY_HOUR_OF_DAY, "weekday": auditv1.PeakBy_PEAK_BY_WEEKDAY}[*by]
@@ -146,9 +161,12 @@ func auditLoginPeaksCmd() command {
 				if err != nil {
 					return err
 				}
+				req := &auditv1.LoginPeaksRequest{StartTime: start, EndTime: end, By: p, UtcOffsetMinutes: int32(*offset)}
 				return a.withSession(func(s *session) error {
-					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).LoginPeaks(s.ctx, &auditv1.LoginPeaksRequest{
-						StartTime: start, EndTime: end, By: p, UtcOffsetMinutes: int32(*offset)})
+					if fm != 0 {
+						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm, Report: &auditv1.ExportAnalyticsRequest_LoginPeaks{LoginPeaks: req}})
+					}
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).LoginPeaks(s.ctx, req)
 					if err != nil {
 						return err
 					}
@@ -204,31 +222,46 @@ func auditLoginsCmd() command {
 func auditAbsentCmd() command {
 	return command{
 		usage: "--days N [--limit N]",
-		help: "Lists the people whose last successful login is more than N days ago, longest absent first\n" +
-			"(people with no stored login at all are not known to the audit log).",
+		help: "Lists the active people who have not logged in successfully for more than N days: those who never did\n" +
+			"first, then the longest absent (without the identity component: only people with a stored login).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			days := fs.Int("days", 0, "`N` days without a successful login (1-3650)")
 			limit := fs.Int("limit", 0, "at most `N` people (default 100)")
+			ex := addAnalyticsExport(fs)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
+					return err
+				}
+				fm, err := ex.check()
+				if err != nil {
 					return err
 				}
 				if *days < 1 {
 					return usagef("--days must be at least 1")
 				}
+				req := &auditv1.AbsencesRequest{Days: int32(*days), Limit: int32(*limit)}
 				return a.withSession(func(s *session) error {
-					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).Absences(s.ctx, &auditv1.AbsencesRequest{
-						Days: int32(*days), Limit: int32(*limit)})
+					if fm != 0 {
+						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm, Report: &auditv1.ExportAnalyticsRequest_Absences{Absences: req}})
+					}
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).Absences(s.ctx, req)
 					if err != nil {
 						return err
 					}
 					if res.GetTruncated() {
 						analyticsNote(a, "more people matched than shown; raise --limit")
 					}
+					if res.GetSource() != "identity" {
+						analyticsNote(a, "the identity component was not asked: people who never logged in are not listed")
+					}
 					return a.output(res, func(tw *tabwriter.Writer) {
-						row(tw, "USER", "ORG", "LAST LOGIN", "DAYS")
+						row(tw, "USER", "LOGIN", "ORG", "LAST LOGIN", "DAYS")
 						for _, x := range res.GetAbsences() {
-							row(tw, x.GetUserId(), x.GetOrg(), ts(x.GetLastLogin()), strconv.Itoa(int(x.GetDaysAbsent())))
+							last := ts(x.GetLastLogin())
+							if x.GetNeverLoggedIn() {
+								last = "never (account of " + ts(x.GetCreated()) + ")"
+							}
+							row(tw, x.GetUserId(), x.GetLogin(), x.GetOrg(), last, strconv.Itoa(int(x.GetDaysAbsent())))
 						}
 					})
 				})
@@ -239,20 +272,35 @@ func auditAbsentCmd() command {
 
 func auditOnlineCmd() command {
 	return command{
-		usage: "[--window MINUTES] [--limit N]",
-		help:  "Lists the people online now (SSO sessions, or recent logins without a logout).",
+		usage: "[--from-logins] [--window MINUTES] [--limit N]",
+		help: "Lists the people online now: those with a live SSO session (the ticket component), or, without it or\n" +
+			"with --from-logins, those with a recent login in the audit log and no logout since.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			window := fs.Int("window", 0, "a login counts as online this many `MINUTES` (default audit.analytics.online_window)")
+			fromLogins := fs.Bool("from-logins", false, "answer from the audit log's recent logins (administrators' logins start no SSO session)")
+			window := fs.Int("window", 0, "with the audit log's logins: a login counts as online this many `MINUTES` (default audit.analytics.online_window)")
 			limit := fs.Int("limit", 0, "at most `N` people (default 1000)")
+			ex := addAnalyticsExport(fs)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
 				}
+				fm, err := ex.check()
+				if err != nil {
+					return err
+				}
+				req := &auditv1.OnlineNowRequest{WindowMinutes: int32(*window), Limit: int32(*limit), FromAuditLog: *fromLogins}
 				return a.withSession(func(s *session) error {
-					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).OnlineNow(s.ctx, &auditv1.OnlineNowRequest{
-						WindowMinutes: int32(*window), Limit: int32(*limit)})
+					if fm != 0 {
+						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm, Report: &auditv1.ExportAnalyticsRequest_Online{Online: req}})
+					}
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).OnlineNow(s.ctx, req)
 					if err != nil {
 						return err
+					}
+					if res.GetSource() == "ticket" {
+						analyticsNote(a, "from the live SSO sessions; SINCE is when the latest session started")
+					} else {
+						analyticsNote(a, "from the audit log: recent logins without a logout")
 					}
 					if res.GetTruncated() {
 						analyticsNote(a, "more people are online than shown; raise --limit")
@@ -277,17 +325,26 @@ func auditTravelCmd() command {
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			r := addLoginRange(fs)
 			limit := fs.Int("limit", 0, "at most `N` travels (default 100)")
+			ex := addAnalyticsExport(fs)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
+					return err
+				}
+				fm, err := ex.check()
+				if err != nil {
 					return err
 				}
 				start, end, err := r.times()
 				if err != nil {
 					return err
 				}
+				req := &auditv1.ImpossibleTravelRequest{StartTime: start, EndTime: end, Limit: int32(*limit)}
 				return a.withSession(func(s *session) error {
-					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).ImpossibleTravel(s.ctx, &auditv1.ImpossibleTravelRequest{
-						StartTime: start, EndTime: end, Limit: int32(*limit)})
+					if fm != 0 {
+						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm,
+							Report: &auditv1.ExportAnalyticsRequest_ImpossibleTravel{ImpossibleTravel: req}})
+					}
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).ImpossibleTravel(s.ctx, req)
 					if err != nil {
 						return err
 					}
@@ -312,4 +369,137 @@ func auditTravelCmd() command {
 			}
 		},
 	}
+}
+
+func auditLastAccessCmd() command {
+	return command{
+		usage: "[--apps ID,ID] [--user USER_ID] [--since D | --from T] [--to T] [--limit N]",
+		help: "Lists, per person and application, the latest access (login, ticket) to the important applications\n" +
+			"(audit.analytics.important_apps, or --apps), by application then the latest first.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			apps := fs.String("apps", "", "these applications (comma-separated `APP_IDS`) instead of audit.analytics.important_apps")
+			user := fs.String("user", "", "only person `USER_ID`")
+			r := addLoginRange(fs)
+			limit := fs.Int("limit", 0, "at most `N` rows (default 100)")
+			ex := addAnalyticsExport(fs)
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				fm, err := ex.check()
+				if err != nil {
+					return err
+				}
+				start, end, err := r.times()
+				if err != nil {
+					return err
+				}
+				var ids []string
+				for _, id := range strings.Split(*apps, ",") {
+					if id = strings.TrimSpace(id); id != "" {
+						ids = append(ids, id)
+					}
+				}
+				req := &auditv1.LastAccessRequest{StartTime: start, EndTime: end, AppIds: ids, UserId: *user, Limit: int32(*limit)}
+				return a.withSession(func(s *session) error {
+					if fm != 0 {
+						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm, Report: &auditv1.ExportAnalyticsRequest_LastAccess{LastAccess: req}})
+					}
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).LastAccess(s.ctx, req)
+					if err != nil {
+						return err
+					}
+					if res.GetTruncated() {
+						analyticsNote(a, "more rows, or more records than one question reads: narrow the range or raise --limit")
+					}
+					return a.output(res, func(tw *tabwriter.Writer) {
+						row(tw, "APP", "USER", "ORG", "LAST ACCESS", "API", "CLIENT IP", "COUNT")
+						for _, x := range res.GetAccesses() {
+							row(tw, x.GetAppId(), x.GetUserId(), x.GetOrg(), ts(x.GetLastAccess()), x.GetApi(), x.GetClientIp(),
+								strconv.FormatInt(x.GetCount(), 10))
+						}
+					})
+				})
+			}
+		},
+	}
+}
+
+func auditOutsideCmd() command {
+	return command{
+		usage: "[--since D | --from T] [--to T] [--limit N]",
+		help:  "Lists the stored login attempts from addresses outside audit.analytics.allowed_networks, newest first.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			r := addLoginRange(fs)
+			limit := fs.Int("limit", 0, "at most `N` attempts (default 100)")
+			ex := addAnalyticsExport(fs)
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				fm, err := ex.check()
+				if err != nil {
+					return err
+				}
+				start, end, err := r.times()
+				if err != nil {
+					return err
+				}
+				req := &auditv1.OutsideAllowListRequest{StartTime: start, EndTime: end, Limit: int32(*limit)}
+				return a.withSession(func(s *session) error {
+					if fm != 0 {
+						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm,
+							Report: &auditv1.ExportAnalyticsRequest_OutsideAllowList{OutsideAllowList: req}})
+					}
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).OutsideAllowList(s.ctx, req)
+					if err != nil {
+						return err
+					}
+					if res.GetTruncated() {
+						analyticsNote(a, "more attempts, or more logins than one question reads: narrow the range or raise --limit")
+					}
+					return a.output(res, func(tw *tabwriter.Writer) {
+						row(tw, "TIME", "SUBJECT", "ORG", "API", "RESULT", "APP", "CLIENT IP")
+						for _, x := range res.GetAttempts() {
+							l := x.GetLogin()
+							row(tw, ts(l.GetTime()), x.GetSubject(), x.GetOrg(), l.GetApi(), l.GetResult(), l.GetAppId(), l.GetClientIp())
+						}
+					})
+				})
+			}
+		},
+	}
+}
+
+// analyticsExport is the --export and --out flags of an analytics command:
+// the report as a file instead of a table.
+type analyticsExport struct{ format, out *string }
+
+func addAnalyticsExport(fs *flag.FlagSet) *analyticsExport {
+	return &analyticsExport{format: fs.String("export", "", "write the report as a file: csv, xlsx, html, jsonl or pdf"),
+		out: fs.String("out", "", "with --export: write to `FILE` (default: the name the server gives; - : standard output)")}
+}
+
+// check returns the format of --export (0: none).
+func (e *analyticsExport) check() (auditv1.ExportFormat, error) {
+	if *e.format == "" {
+		if *e.out != "" {
+			return 0, usagef("--out goes with --export")
+		}
+		return 0, nil
+	}
+	fm, ok := ctlFormats[*e.format]
+	if !ok {
+		return 0, usagef("--export must be csv, xlsx, html, jsonl or pdf")
+	}
+	return fm, nil
+}
+
+// run writes the report of req as a file.
+func (e *analyticsExport) run(s *session, req *auditv1.ExportAnalyticsRequest) error {
+	st, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).ExportAnalytics(s.ctx, req)
+	if err != nil {
+		return err
+	}
+	return saveExport(st, *e.out)
 }

@@ -2,6 +2,8 @@ package ctl
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +44,8 @@ func auditAnalyticsChecks(t *testing.T, h *harness, pw string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if out := h.mustRun("audit", "online"); !strings.Contains(out, auditorID) || !strings.Contains(out, "SINCE") {
-		t.Errorf("audit online:\n%s", out)
+	if out := h.mustRun("audit", "online", "--from-logins"); !strings.Contains(out, auditorID) || !strings.Contains(out, "SINCE") {
+		t.Errorf("audit online --from-logins:\n%s", out)
 	}
 	out := h.mustRun("audit", "login-peaks", "--by", "hour", "--utc-offset", "480")
 	if strings.Count(out, "\n") != 25 || !strings.Contains(out, "23:00") || !strings.Contains(out, "COUNT") {
@@ -90,5 +92,32 @@ func auditAnalyticsChecks(t *testing.T, h *harness, pw string) {
 	}
 	if code, _, errs := h.run("audit", "absent", "--days", "5000"); code != exitError || !strings.Contains(errs, "days") {
 		t.Errorf("audit absent --days 5000: exit %d %s", code, errs)
+	}
+	// the access reports: without settings, refused with what to set; the
+	// auditor's console logins are no access to an application
+	if code, _, errs := h.run("audit", "last-access"); code != exitError || !strings.Contains(errs, "important_apps") {
+		t.Errorf("audit last-access without important applications: exit %d %s", code, errs)
+	}
+	if out := h.mustRun("audit", "last-access", "--apps", "oa,crm", "--since", "1h"); !strings.Contains(out, "LAST ACCESS") ||
+		strings.Contains(out, auditorID) {
+		t.Errorf("audit last-access --apps oa,crm:\n%s", out)
+	}
+	if code, _, errs := h.run("audit", "outside-allow-list"); code != exitError || !strings.Contains(errs, "allowed_networks") {
+		t.Errorf("audit outside-allow-list without an allow-list: exit %d %s", code, errs)
+	}
+	// a report as a file
+	file := filepath.Join(t.TempDir(), "failed.csv")
+	h.mustRun("audit", "failed-logins", "--by", "person", "--since", "1h", "--export", "csv", "--out", file)
+	if b, err := os.ReadFile(file); err != nil || !strings.Contains(string(b), "person,count,last") ||
+		!strings.Contains(string(b), "user:"+auditorID+",1,") {
+		t.Errorf("audit failed-logins --export csv: %s %v", b, err)
+	}
+	for _, args := range [][]string{
+		{"audit", "login-peaks", "--by", "hour", "--export", "doc"},
+		{"audit", "absent", "--days", "3", "--out", file},
+	} {
+		if code, _, _ := h.run(args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want a usage error", args, code)
+		}
 	}
 }

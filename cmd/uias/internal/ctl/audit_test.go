@@ -105,6 +105,7 @@ func TestAuditCommands(t *testing.T) {
 	}
 
 	auditAnalyticsChecks(t, h, auditorPw)
+	sessionChecks(t, a, h)
 
 	// someone edits record 0 in the database
 	if _, err := hd.DB.ExecContext(ctx, "UPDATE audit_records SET result = 'denied' WHERE seq = 0"); err != nil {

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
@@ -173,48 +174,54 @@ func auditExportCmd() command {
 					if err != nil {
 						return err
 					}
-					c, err := st.Recv()
-					if err != nil {
-						return err
-					}
-					var w io.Writer = os.Stdout
-					name := *out
-					if name == "" {
-						name = c.GetFileName()
-					}
-					var file *os.File
-					if name != "-" {
-						if file, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
-							return err
-						}
-						w = file
-					}
-					n := 0
-					for {
-						if _, err := w.Write(c.GetData()); err != nil {
-							return err
-						}
-						n += len(c.GetData())
-						if c.GetDone() {
-							break
-						}
-						if c, err = st.Recv(); err != nil {
-							if file != nil {
-								file.Close()
-								_ = os.Remove(name) // a partial file must not look whole
-							}
-							return err
-						}
-					}
-					if file != nil {
-						if err := file.Close(); err != nil {
-							return err
-						}
-						fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", name, n)
-					}
-					return nil
+					return saveExport(st, *out)
 				})
 			}
 		},
 	}
+}
+
+// saveExport writes the file of an export stream to out (its own name
+// when empty, - for standard output); a stream cut midway leaves no file.
+func saveExport(st grpc.ServerStreamingClient[auditv1.ExportRecordsChunk], out string) error {
+	c, err := st.Recv()
+	if err != nil {
+		return err
+	}
+	var w io.Writer = os.Stdout
+	name := out
+	if name == "" {
+		name = c.GetFileName()
+	}
+	var file *os.File
+	if name != "-" {
+		if file, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+			return err
+		}
+		w = file
+	}
+	n := 0
+	for {
+		if _, err := w.Write(c.GetData()); err != nil {
+			return err
+		}
+		n += len(c.GetData())
+		if c.GetDone() {
+			break
+		}
+		if c, err = st.Recv(); err != nil {
+			if file != nil {
+				file.Close()
+				_ = os.Remove(name) // a partial file must not look whole
+			}
+			return err
+		}
+	}
+	if file != nil {
+		if err := file.Close(); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", name, n)
+	}
+	return nil
 }

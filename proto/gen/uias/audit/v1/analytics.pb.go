@@ -683,12 +683,20 @@ func (x *AbsencesRequest) GetLimit() int32 {
 type Absence struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// subject: "user:<id>"; user_id the id alone.
-	Subject   string                 `protobuf:"bytes,1,opt,name=subject" json:"subject,omitempty"`
-	UserId    string                 `protobuf:"bytes,2,opt,name=user_id,json=userId" json:"user_id,omitempty"`
-	Org       string                 `protobuf:"bytes,3,opt,name=org" json:"org,omitempty"`
+	Subject string `protobuf:"bytes,1,opt,name=subject" json:"subject,omitempty"`
+	UserId  string `protobuf:"bytes,2,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	Org     string `protobuf:"bytes,3,opt,name=org" json:"org,omitempty"`
+	// last_login: unset when never_logged_in.
 	LastLogin *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_login,json=lastLogin" json:"last_login,omitempty"`
-	// days_absent: whole days since the last login.
-	DaysAbsent    int32 `protobuf:"varint,5,opt,name=days_absent,json=daysAbsent" json:"days_absent,omitempty"`
+	// days_absent: whole days since the last login (never_logged_in: since
+	// the account was made).
+	DaysAbsent int32 `protobuf:"varint,5,opt,name=days_absent,json=daysAbsent" json:"days_absent,omitempty"`
+	// never_logged_in: no successful login of the person is stored.
+	NeverLoggedIn bool `protobuf:"varint,6,opt,name=never_logged_in,json=neverLoggedIn" json:"never_logged_in,omitempty"`
+	// created: when the account was made (source "identity").
+	Created *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created" json:"created,omitempty"`
+	// login: the person's login name (source "identity").
+	Login         string `protobuf:"bytes,8,opt,name=login" json:"login,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -758,10 +766,34 @@ func (x *Absence) GetDaysAbsent() int32 {
 	return 0
 }
 
+func (x *Absence) GetNeverLoggedIn() bool {
+	if x != nil {
+		return x.NeverLoggedIn
+	}
+	return false
+}
+
+func (x *Absence) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *Absence) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
 type AbsencesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Absences      []*Absence             `protobuf:"bytes,1,rep,name=absences" json:"absences,omitempty"`
-	Truncated     bool                   `protobuf:"varint,2,opt,name=truncated" json:"truncated,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Absences  []*Absence             `protobuf:"bytes,1,rep,name=absences" json:"absences,omitempty"`
+	Truncated bool                   `protobuf:"varint,2,opt,name=truncated" json:"truncated,omitempty"`
+	// source: "identity" (every active person) or "logins" (only people
+	// with a stored login: identity could not be asked).
+	Source        string `protobuf:"bytes,3,opt,name=source" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -810,13 +842,24 @@ func (x *AbsencesResponse) GetTruncated() bool {
 	return false
 }
 
+func (x *AbsencesResponse) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 type OnlineNowRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// window_minutes: without the ticket component, a login counts as
 	// online for this long (1-1440, default audit.analytics.online_window).
 	WindowMinutes int32 `protobuf:"varint,1,opt,name=window_minutes,json=windowMinutes" json:"window_minutes,omitempty"`
 	// limit: at most this many people (1-10000, default 1000).
-	Limit         int32 `protobuf:"varint,2,opt,name=limit" json:"limit,omitempty"`
+	Limit int32 `protobuf:"varint,2,opt,name=limit" json:"limit,omitempty"`
+	// from_audit_log: answer from the audit log's recent logins even when
+	// the ticket component's sessions can be asked (administrators' logins
+	// start no SSO session).
+	FromAuditLog  bool `protobuf:"varint,3,opt,name=from_audit_log,json=fromAuditLog" json:"from_audit_log,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -865,14 +908,24 @@ func (x *OnlineNowRequest) GetLimit() int32 {
 	return 0
 }
 
+func (x *OnlineNowRequest) GetFromAuditLog() bool {
+	if x != nil {
+		return x.FromAuditLog
+	}
+	return false
+}
+
 type OnlinePerson struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
 	Org    string                 `protobuf:"bytes,2,opt,name=org" json:"org,omitempty"`
-	// since: the latest login (or session start) of the person.
-	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since" json:"since,omitempty"`
-	ClientIp      string                 `protobuf:"bytes,4,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
-	AppId         string                 `protobuf:"bytes,5,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	// since: the start of the person's latest SSO session (source ticket),
+	// or their latest login (source logins).
+	Since    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since" json:"since,omitempty"`
+	ClientIp string                 `protobuf:"bytes,4,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
+	// app_id: the application that last received a ticket in the session
+	// (source ticket), or of the login (source logins).
+	AppId         string `protobuf:"bytes,5,opt,name=app_id,json=appId" json:"app_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1302,11 +1355,597 @@ func (x *ImpossibleTravelResponse) GetTruncated() bool {
 	return false
 }
 
+type LastAccessRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start_time,json=startTime" json:"start_time,omitempty"`
+	EndTime   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=end_time,json=endTime" json:"end_time,omitempty"`
+	// app_ids: these applications instead of audit.analytics.important_apps.
+	AppIds []string `protobuf:"bytes,3,rep,name=app_ids,json=appIds" json:"app_ids,omitempty"`
+	// user_id: only this person's accesses.
+	UserId string `protobuf:"bytes,4,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	// limit: at most this many rows (1-10000, default 100).
+	Limit         int32 `protobuf:"varint,5,opt,name=limit" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LastAccessRequest) Reset() {
+	*x = LastAccessRequest{}
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LastAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LastAccessRequest) ProtoMessage() {}
+
+func (x *LastAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LastAccessRequest.ProtoReflect.Descriptor instead.
+func (*LastAccessRequest) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *LastAccessRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *LastAccessRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *LastAccessRequest) GetAppIds() []string {
+	if x != nil {
+		return x.AppIds
+	}
+	return nil
+}
+
+func (x *LastAccessRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *LastAccessRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// ResourceAccess is a person's latest access to an application.
+type ResourceAccess struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	UserId     string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	Org        string                 `protobuf:"bytes,2,opt,name=org" json:"org,omitempty"`
+	AppId      string                 `protobuf:"bytes,3,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	LastAccess *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_access,json=lastAccess" json:"last_access,omitempty"`
+	// api of the latest access (authenticate, ticket.validate...).
+	Api      string `protobuf:"bytes,5,opt,name=api" json:"api,omitempty"`
+	ClientIp string `protobuf:"bytes,6,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
+	// count: the accesses of the person to the application that were read.
+	Count         int64 `protobuf:"varint,7,opt,name=count" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResourceAccess) Reset() {
+	*x = ResourceAccess{}
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResourceAccess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResourceAccess) ProtoMessage() {}
+
+func (x *ResourceAccess) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResourceAccess.ProtoReflect.Descriptor instead.
+func (*ResourceAccess) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ResourceAccess) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ResourceAccess) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *ResourceAccess) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *ResourceAccess) GetLastAccess() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastAccess
+	}
+	return nil
+}
+
+func (x *ResourceAccess) GetApi() string {
+	if x != nil {
+		return x.Api
+	}
+	return ""
+}
+
+func (x *ResourceAccess) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
+	}
+	return ""
+}
+
+func (x *ResourceAccess) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type LastAccessResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Accesses []*ResourceAccess      `protobuf:"bytes,1,rep,name=accesses" json:"accesses,omitempty"`
+	// truncated: more rows than the limit, or more records than one
+	// question reads (narrow the range).
+	Truncated     bool `protobuf:"varint,2,opt,name=truncated" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LastAccessResponse) Reset() {
+	*x = LastAccessResponse{}
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LastAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LastAccessResponse) ProtoMessage() {}
+
+func (x *LastAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LastAccessResponse.ProtoReflect.Descriptor instead.
+func (*LastAccessResponse) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *LastAccessResponse) GetAccesses() []*ResourceAccess {
+	if x != nil {
+		return x.Accesses
+	}
+	return nil
+}
+
+func (x *LastAccessResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+type OutsideAllowListRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start_time,json=startTime" json:"start_time,omitempty"`
+	EndTime   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=end_time,json=endTime" json:"end_time,omitempty"`
+	// limit: at most this many attempts (1-10000, default 100).
+	Limit         int32 `protobuf:"varint,3,opt,name=limit" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutsideAllowListRequest) Reset() {
+	*x = OutsideAllowListRequest{}
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutsideAllowListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutsideAllowListRequest) ProtoMessage() {}
+
+func (x *OutsideAllowListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutsideAllowListRequest.ProtoReflect.Descriptor instead.
+func (*OutsideAllowListRequest) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *OutsideAllowListRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *OutsideAllowListRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *OutsideAllowListRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// OutsideAttempt is a login attempt from outside the allow-list.
+type OutsideAttempt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// subject: "user:<id>" or "account:<name>" (an unknown account);
+	// user_id the id of a person.
+	Subject       string `protobuf:"bytes,1,opt,name=subject" json:"subject,omitempty"`
+	UserId        string `protobuf:"bytes,2,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	Org           string `protobuf:"bytes,3,opt,name=org" json:"org,omitempty"`
+	Login         *Login `protobuf:"bytes,4,opt,name=login" json:"login,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutsideAttempt) Reset() {
+	*x = OutsideAttempt{}
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutsideAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutsideAttempt) ProtoMessage() {}
+
+func (x *OutsideAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutsideAttempt.ProtoReflect.Descriptor instead.
+func (*OutsideAttempt) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *OutsideAttempt) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *OutsideAttempt) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *OutsideAttempt) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *OutsideAttempt) GetLogin() *Login {
+	if x != nil {
+		return x.Login
+	}
+	return nil
+}
+
+type OutsideAllowListResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Attempts []*OutsideAttempt      `protobuf:"bytes,1,rep,name=attempts" json:"attempts,omitempty"`
+	// truncated: more than the limit, or more login attempts than one
+	// question reads (narrow the range).
+	Truncated     bool `protobuf:"varint,2,opt,name=truncated" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutsideAllowListResponse) Reset() {
+	*x = OutsideAllowListResponse{}
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutsideAllowListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutsideAllowListResponse) ProtoMessage() {}
+
+func (x *OutsideAllowListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutsideAllowListResponse.ProtoReflect.Descriptor instead.
+func (*OutsideAllowListResponse) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *OutsideAllowListResponse) GetAttempts() []*OutsideAttempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+func (x *OutsideAllowListResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+type ExportAnalyticsRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Format ExportFormat           `protobuf:"varint,1,opt,name=format,enum=uias.audit.v1.ExportFormat" json:"format,omitempty"`
+	// report: the question, as the report's own call asks it.
+	//
+	// Types that are valid to be assigned to Report:
+	//
+	//	*ExportAnalyticsRequest_FailedLogins
+	//	*ExportAnalyticsRequest_LoginPeaks
+	//	*ExportAnalyticsRequest_Absences
+	//	*ExportAnalyticsRequest_Online
+	//	*ExportAnalyticsRequest_ImpossibleTravel
+	//	*ExportAnalyticsRequest_LastAccess
+	//	*ExportAnalyticsRequest_OutsideAllowList
+	Report        isExportAnalyticsRequest_Report `protobuf_oneof:"report"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportAnalyticsRequest) Reset() {
+	*x = ExportAnalyticsRequest{}
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportAnalyticsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportAnalyticsRequest) ProtoMessage() {}
+
+func (x *ExportAnalyticsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportAnalyticsRequest.ProtoReflect.Descriptor instead.
+func (*ExportAnalyticsRequest) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ExportAnalyticsRequest) GetFormat() ExportFormat {
+	if x != nil {
+		return x.Format
+	}
+	return ExportFormat_EXPORT_FORMAT_UNSPECIFIED
+}
+
+func (x *ExportAnalyticsRequest) GetReport() isExportAnalyticsRequest_Report {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *ExportAnalyticsRequest) GetFailedLogins() *FailedLoginsRequest {
+	if x != nil {
+		if x, ok := x.Report.(*ExportAnalyticsRequest_FailedLogins); ok {
+			return x.FailedLogins
+		}
+	}
+	return nil
+}
+
+func (x *ExportAnalyticsRequest) GetLoginPeaks() *LoginPeaksRequest {
+	if x != nil {
+		if x, ok := x.Report.(*ExportAnalyticsRequest_LoginPeaks); ok {
+			return x.LoginPeaks
+		}
+	}
+	return nil
+}
+
+func (x *ExportAnalyticsRequest) GetAbsences() *AbsencesRequest {
+	if x != nil {
+		if x, ok := x.Report.(*ExportAnalyticsRequest_Absences); ok {
+			return x.Absences
+		}
+	}
+	return nil
+}
+
+func (x *ExportAnalyticsRequest) GetOnline() *OnlineNowRequest {
+	if x != nil {
+		if x, ok := x.Report.(*ExportAnalyticsRequest_Online); ok {
+			return x.Online
+		}
+	}
+	return nil
+}
+
+func (x *ExportAnalyticsRequest) GetImpossibleTravel() *ImpossibleTravelRequest {
+	if x != nil {
+		if x, ok := x.Report.(*ExportAnalyticsRequest_ImpossibleTravel); ok {
+			return x.ImpossibleTravel
+		}
+	}
+	return nil
+}
+
+func (x *ExportAnalyticsRequest) GetLastAccess() *LastAccessRequest {
+	if x != nil {
+		if x, ok := x.Report.(*ExportAnalyticsRequest_LastAccess); ok {
+			return x.LastAccess
+		}
+	}
+	return nil
+}
+
+func (x *ExportAnalyticsRequest) GetOutsideAllowList() *OutsideAllowListRequest {
+	if x != nil {
+		if x, ok := x.Report.(*ExportAnalyticsRequest_OutsideAllowList); ok {
+			return x.OutsideAllowList
+		}
+	}
+	return nil
+}
+
+type isExportAnalyticsRequest_Report interface {
+	isExportAnalyticsRequest_Report()
+}
+
+type ExportAnalyticsRequest_FailedLogins struct {
+	FailedLogins *FailedLoginsRequest `protobuf:"bytes,2,opt,name=failed_logins,json=failedLogins,oneof"`
+}
+
+type ExportAnalyticsRequest_LoginPeaks struct {
+	LoginPeaks *LoginPeaksRequest `protobuf:"bytes,3,opt,name=login_peaks,json=loginPeaks,oneof"`
+}
+
+type ExportAnalyticsRequest_Absences struct {
+	Absences *AbsencesRequest `protobuf:"bytes,4,opt,name=absences,oneof"`
+}
+
+type ExportAnalyticsRequest_Online struct {
+	Online *OnlineNowRequest `protobuf:"bytes,5,opt,name=online,oneof"`
+}
+
+type ExportAnalyticsRequest_ImpossibleTravel struct {
+	ImpossibleTravel *ImpossibleTravelRequest `protobuf:"bytes,6,opt,name=impossible_travel,json=impossibleTravel,oneof"`
+}
+
+type ExportAnalyticsRequest_LastAccess struct {
+	LastAccess *LastAccessRequest `protobuf:"bytes,7,opt,name=last_access,json=lastAccess,oneof"`
+}
+
+type ExportAnalyticsRequest_OutsideAllowList struct {
+	OutsideAllowList *OutsideAllowListRequest `protobuf:"bytes,8,opt,name=outside_allow_list,json=outsideAllowList,oneof"`
+}
+
+func (*ExportAnalyticsRequest_FailedLogins) isExportAnalyticsRequest_Report() {}
+
+func (*ExportAnalyticsRequest_LoginPeaks) isExportAnalyticsRequest_Report() {}
+
+func (*ExportAnalyticsRequest_Absences) isExportAnalyticsRequest_Report() {}
+
+func (*ExportAnalyticsRequest_Online) isExportAnalyticsRequest_Report() {}
+
+func (*ExportAnalyticsRequest_ImpossibleTravel) isExportAnalyticsRequest_Report() {}
+
+func (*ExportAnalyticsRequest_LastAccess) isExportAnalyticsRequest_Report() {}
+
+func (*ExportAnalyticsRequest_OutsideAllowList) isExportAnalyticsRequest_Report() {}
+
 var File_uias_audit_v1_analytics_proto protoreflect.FileDescriptor
 
 const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\n" +
-	"\x1duias/audit/v1/analytics.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xe1\x01\n" +
+	"\x1duias/audit/v1/analytics.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1buias/audit/v1/reports.proto\x1a\x1cuias/validate/v1/rules.proto\"\xe1\x01\n" +
 	"\x13FailedLoginsRequest\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
@@ -1353,7 +1992,7 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\x04days\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xc2\x1c(\x01R\x04days\x12 \n" +
 	"\x05limit\x18\x02 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"\xaa\x01\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"\x9e\x02\n" +
 	"\aAbsence\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x10\n" +
@@ -1361,15 +2000,20 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\n" +
 	"last_login\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tlastLogin\x12\x1f\n" +
 	"\vdays_absent\x18\x05 \x01(\x05R\n" +
-	"daysAbsent\"d\n" +
+	"daysAbsent\x12&\n" +
+	"\x0fnever_logged_in\x18\x06 \x01(\bR\rneverLoggedIn\x124\n" +
+	"\acreated\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x14\n" +
+	"\x05login\x18\b \x01(\tR\x05login\"|\n" +
 	"\x10AbsencesResponse\x122\n" +
 	"\babsences\x18\x01 \x03(\v2\x16.uias.audit.v1.AbsenceR\babsences\x12\x1c\n" +
-	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"g\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\"\x8d\x01\n" +
 	"\x10OnlineNowRequest\x121\n" +
 	"\x0ewindow_minutes\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xa0\v(\x00R\rwindowMinutes\x12 \n" +
 	"\x05limit\x18\x02 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"\x9f\x01\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\x12$\n" +
+	"\x0efrom_audit_log\x18\x03 \x01(\bR\ffromAuditLog\"\x9f\x01\n" +
 	"\fOnlinePerson\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x10\n" +
 	"\x03org\x18\x02 \x01(\tR\x03org\x120\n" +
@@ -1404,7 +2048,53 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\tsame_time\x18\a \x01(\bR\bsameTime\"s\n" +
 	"\x18ImpossibleTravelResponse\x129\n" +
 	"\atravels\x18\x01 \x03(\v2\x1f.uias.audit.v1.ImpossibleTravelR\atravels\x12\x1c\n" +
-	"\ttruncated\x18\x02 \x01(\bR\ttruncated*q\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"\xfb\x01\n" +
+	"\x11LastAccessRequest\x129\n" +
+	"\n" +
+	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12,\n" +
+	"\aapp_ids\x18\x03 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10d\"\tr\a\xc8\xc6'\x01(\x80\x01R\x06appIds\x12$\n" +
+	"\auser_id\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x06userId\x12 \n" +
+	"\x05limit\x18\x05 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"\xd4\x01\n" +
+	"\x0eResourceAccess\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x10\n" +
+	"\x03org\x18\x02 \x01(\tR\x03org\x12\x15\n" +
+	"\x06app_id\x18\x03 \x01(\tR\x05appId\x12;\n" +
+	"\vlast_access\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastAccess\x12\x10\n" +
+	"\x03api\x18\x05 \x01(\tR\x03api\x12\x1b\n" +
+	"\tclient_ip\x18\x06 \x01(\tR\bclientIp\x12\x14\n" +
+	"\x05count\x18\a \x01(\x03R\x05count\"m\n" +
+	"\x12LastAccessResponse\x129\n" +
+	"\baccesses\x18\x01 \x03(\v2\x1d.uias.audit.v1.ResourceAccessR\baccesses\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"\xad\x01\n" +
+	"\x17OutsideAllowListRequest\x129\n" +
+	"\n" +
+	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12 \n" +
+	"\x05limit\x18\x03 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"\x81\x01\n" +
+	"\x0eOutsideAttempt\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x10\n" +
+	"\x03org\x18\x03 \x01(\tR\x03org\x12*\n" +
+	"\x05login\x18\x04 \x01(\v2\x14.uias.audit.v1.LoginR\x05login\"s\n" +
+	"\x18OutsideAllowListResponse\x129\n" +
+	"\battempts\x18\x01 \x03(\v2\x1d.uias.audit.v1.OutsideAttemptR\battempts\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"\xe8\x04\n" +
+	"\x16ExportAnalyticsRequest\x12@\n" +
+	"\x06format\x18\x01 \x01(\x0e2\x1b.uias.audit.v1.ExportFormatB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\x06format\x12I\n" +
+	"\rfailed_logins\x18\x02 \x01(\v2\".uias.audit.v1.FailedLoginsRequestH\x00R\ffailedLogins\x12C\n" +
+	"\vlogin_peaks\x18\x03 \x01(\v2 .uias.audit.v1.LoginPeaksRequestH\x00R\n" +
+	"loginPeaks\x12<\n" +
+	"\babsences\x18\x04 \x01(\v2\x1e.uias.audit.v1.AbsencesRequestH\x00R\babsences\x129\n" +
+	"\x06online\x18\x05 \x01(\v2\x1f.uias.audit.v1.OnlineNowRequestH\x00R\x06online\x12U\n" +
+	"\x11impossible_travel\x18\x06 \x01(\v2&.uias.audit.v1.ImpossibleTravelRequestH\x00R\x10impossibleTravel\x12C\n" +
+	"\vlast_access\x18\a \x01(\v2 .uias.audit.v1.LastAccessRequestH\x00R\n" +
+	"lastAccess\x12V\n" +
+	"\x12outside_allow_list\x18\b \x01(\v2&.uias.audit.v1.OutsideAllowListRequestH\x00R\x10outsideAllowListB\x0f\n" +
+	"\x06report\x12\x05\xbaH\x02\b\x01*q\n" +
 	"\n" +
 	"LoginGroup\x12\x1b\n" +
 	"\x17LOGIN_GROUP_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -1414,7 +2104,7 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\x06PeakBy\x12\x17\n" +
 	"\x13PEAK_BY_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PEAK_BY_HOUR_OF_DAY\x10\x01\x12\x13\n" +
-	"\x0fPEAK_BY_WEEKDAY\x10\x022\x91\x06\n" +
+	"\x0fPEAK_BY_WEEKDAY\x10\x022\x82\t\n" +
 	"\x15AuditAnalyticsService\x12y\n" +
 	"\fFailedLogins\x12\".uias.audit.v1.FailedLoginsRequest\x1a\x1a.uias.audit.v1.LoginCounts\")\x82\xd3\xe4\x93\x02#\x12!/v1/audit/analytics/failed-logins\x12s\n" +
 	"\n" +
@@ -1422,7 +2112,11 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\fLoginHistory\x12\".uias.audit.v1.LoginHistoryRequest\x1a#.uias.audit.v1.LoginHistoryResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/audit/analytics/users/{user_id}/logins\x12q\n" +
 	"\bAbsences\x12\x1e.uias.audit.v1.AbsencesRequest\x1a\x1f.uias.audit.v1.AbsencesResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/audit/analytics/absences\x12r\n" +
 	"\tOnlineNow\x12\x1f.uias.audit.v1.OnlineNowRequest\x1a .uias.audit.v1.OnlineNowResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/audit/analytics/online\x12\x92\x01\n" +
-	"\x10ImpossibleTravel\x12&.uias.audit.v1.ImpossibleTravelRequest\x1a'.uias.audit.v1.ImpossibleTravelResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/audit/analytics/impossible-travelB;Z4github.com/uias/uias/proto/gen/uias/audit/v1;auditv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\x10ImpossibleTravel\x12&.uias.audit.v1.ImpossibleTravelRequest\x1a'.uias.audit.v1.ImpossibleTravelResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/audit/analytics/impossible-travel\x12z\n" +
+	"\n" +
+	"LastAccess\x12 .uias.audit.v1.LastAccessRequest\x1a!.uias.audit.v1.LastAccessResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/audit/analytics/last-access\x12\x93\x01\n" +
+	"\x10OutsideAllowList\x12&.uias.audit.v1.OutsideAllowListRequest\x1a'.uias.audit.v1.OutsideAllowListResponse\".\x82\xd3\xe4\x93\x02(\x12&/v1/audit/analytics/outside-allow-list\x12]\n" +
+	"\x0fExportAnalytics\x12%.uias.audit.v1.ExportAnalyticsRequest\x1a!.uias.audit.v1.ExportRecordsChunk0\x01B;Z4github.com/uias/uias/proto/gen/uias/audit/v1;auditv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_audit_v1_analytics_proto_rawDescOnce sync.Once
@@ -1437,7 +2131,7 @@ func file_uias_audit_v1_analytics_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_audit_v1_analytics_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_uias_audit_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_uias_audit_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_uias_audit_v1_analytics_proto_goTypes = []any{
 	(LoginGroup)(0),                  // 0: uias.audit.v1.LoginGroup
 	(PeakBy)(0),                      // 1: uias.audit.v1.PeakBy
@@ -1458,48 +2152,80 @@ var file_uias_audit_v1_analytics_proto_goTypes = []any{
 	(*TravelPlace)(nil),              // 16: uias.audit.v1.TravelPlace
 	(*ImpossibleTravel)(nil),         // 17: uias.audit.v1.ImpossibleTravel
 	(*ImpossibleTravelResponse)(nil), // 18: uias.audit.v1.ImpossibleTravelResponse
-	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
+	(*LastAccessRequest)(nil),        // 19: uias.audit.v1.LastAccessRequest
+	(*ResourceAccess)(nil),           // 20: uias.audit.v1.ResourceAccess
+	(*LastAccessResponse)(nil),       // 21: uias.audit.v1.LastAccessResponse
+	(*OutsideAllowListRequest)(nil),  // 22: uias.audit.v1.OutsideAllowListRequest
+	(*OutsideAttempt)(nil),           // 23: uias.audit.v1.OutsideAttempt
+	(*OutsideAllowListResponse)(nil), // 24: uias.audit.v1.OutsideAllowListResponse
+	(*ExportAnalyticsRequest)(nil),   // 25: uias.audit.v1.ExportAnalyticsRequest
+	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
+	(ExportFormat)(0),                // 27: uias.audit.v1.ExportFormat
+	(*ExportRecordsChunk)(nil),       // 28: uias.audit.v1.ExportRecordsChunk
 }
 var file_uias_audit_v1_analytics_proto_depIdxs = []int32{
-	19, // 0: uias.audit.v1.FailedLoginsRequest.start_time:type_name -> google.protobuf.Timestamp
-	19, // 1: uias.audit.v1.FailedLoginsRequest.end_time:type_name -> google.protobuf.Timestamp
+	26, // 0: uias.audit.v1.FailedLoginsRequest.start_time:type_name -> google.protobuf.Timestamp
+	26, // 1: uias.audit.v1.FailedLoginsRequest.end_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: uias.audit.v1.FailedLoginsRequest.by:type_name -> uias.audit.v1.LoginGroup
-	19, // 3: uias.audit.v1.LoginPeaksRequest.start_time:type_name -> google.protobuf.Timestamp
-	19, // 4: uias.audit.v1.LoginPeaksRequest.end_time:type_name -> google.protobuf.Timestamp
+	26, // 3: uias.audit.v1.LoginPeaksRequest.start_time:type_name -> google.protobuf.Timestamp
+	26, // 4: uias.audit.v1.LoginPeaksRequest.end_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: uias.audit.v1.LoginPeaksRequest.by:type_name -> uias.audit.v1.PeakBy
 	5,  // 6: uias.audit.v1.LoginCounts.counts:type_name -> uias.audit.v1.LoginCount
-	19, // 7: uias.audit.v1.LoginCount.last:type_name -> google.protobuf.Timestamp
-	19, // 8: uias.audit.v1.LoginHistoryRequest.start_time:type_name -> google.protobuf.Timestamp
-	19, // 9: uias.audit.v1.LoginHistoryRequest.end_time:type_name -> google.protobuf.Timestamp
-	19, // 10: uias.audit.v1.Login.time:type_name -> google.protobuf.Timestamp
+	26, // 7: uias.audit.v1.LoginCount.last:type_name -> google.protobuf.Timestamp
+	26, // 8: uias.audit.v1.LoginHistoryRequest.start_time:type_name -> google.protobuf.Timestamp
+	26, // 9: uias.audit.v1.LoginHistoryRequest.end_time:type_name -> google.protobuf.Timestamp
+	26, // 10: uias.audit.v1.Login.time:type_name -> google.protobuf.Timestamp
 	7,  // 11: uias.audit.v1.LoginHistoryResponse.logins:type_name -> uias.audit.v1.Login
-	19, // 12: uias.audit.v1.Absence.last_login:type_name -> google.protobuf.Timestamp
-	10, // 13: uias.audit.v1.AbsencesResponse.absences:type_name -> uias.audit.v1.Absence
-	19, // 14: uias.audit.v1.OnlinePerson.since:type_name -> google.protobuf.Timestamp
-	13, // 15: uias.audit.v1.OnlineNowResponse.people:type_name -> uias.audit.v1.OnlinePerson
-	19, // 16: uias.audit.v1.ImpossibleTravelRequest.start_time:type_name -> google.protobuf.Timestamp
-	19, // 17: uias.audit.v1.ImpossibleTravelRequest.end_time:type_name -> google.protobuf.Timestamp
-	19, // 18: uias.audit.v1.TravelPlace.time:type_name -> google.protobuf.Timestamp
-	16, // 19: uias.audit.v1.ImpossibleTravel.from:type_name -> uias.audit.v1.TravelPlace
-	16, // 20: uias.audit.v1.ImpossibleTravel.to:type_name -> uias.audit.v1.TravelPlace
-	17, // 21: uias.audit.v1.ImpossibleTravelResponse.travels:type_name -> uias.audit.v1.ImpossibleTravel
-	2,  // 22: uias.audit.v1.AuditAnalyticsService.FailedLogins:input_type -> uias.audit.v1.FailedLoginsRequest
-	3,  // 23: uias.audit.v1.AuditAnalyticsService.LoginPeaks:input_type -> uias.audit.v1.LoginPeaksRequest
-	6,  // 24: uias.audit.v1.AuditAnalyticsService.LoginHistory:input_type -> uias.audit.v1.LoginHistoryRequest
-	9,  // 25: uias.audit.v1.AuditAnalyticsService.Absences:input_type -> uias.audit.v1.AbsencesRequest
-	12, // 26: uias.audit.v1.AuditAnalyticsService.OnlineNow:input_type -> uias.audit.v1.OnlineNowRequest
-	15, // 27: uias.audit.v1.AuditAnalyticsService.ImpossibleTravel:input_type -> uias.audit.v1.ImpossibleTravelRequest
-	4,  // 28: uias.audit.v1.AuditAnalyticsService.FailedLogins:output_type -> uias.audit.v1.LoginCounts
-	4,  // 29: uias.audit.v1.AuditAnalyticsService.LoginPeaks:output_type -> uias.audit.v1.LoginCounts
-	8,  // 30: uias.audit.v1.AuditAnalyticsService.LoginHistory:output_type -> uias.audit.v1.LoginHistoryResponse
-	11, // 31: uias.audit.v1.AuditAnalyticsService.Absences:output_type -> uias.audit.v1.AbsencesResponse
-	14, // 32: uias.audit.v1.AuditAnalyticsService.OnlineNow:output_type -> uias.audit.v1.OnlineNowResponse
-	18, // 33: uias.audit.v1.AuditAnalyticsService.ImpossibleTravel:output_type -> uias.audit.v1.ImpossibleTravelResponse
-	28, // [28:34] is the sub-list for method output_type
-	22, // [22:28] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	26, // 12: uias.audit.v1.Absence.last_login:type_name -> google.protobuf.Timestamp
+	26, // 13: uias.audit.v1.Absence.created:type_name -> google.protobuf.Timestamp
+	10, // 14: uias.audit.v1.AbsencesResponse.absences:type_name -> uias.audit.v1.Absence
+	26, // 15: uias.audit.v1.OnlinePerson.since:type_name -> google.protobuf.Timestamp
+	13, // 16: uias.audit.v1.OnlineNowResponse.people:type_name -> uias.audit.v1.OnlinePerson
+	26, // 17: uias.audit.v1.ImpossibleTravelRequest.start_time:type_name -> google.protobuf.Timestamp
+	26, // 18: uias.audit.v1.ImpossibleTravelRequest.end_time:type_name -> google.protobuf.Timestamp
+	26, // 19: uias.audit.v1.TravelPlace.time:type_name -> google.protobuf.Timestamp
+	16, // 20: uias.audit.v1.ImpossibleTravel.from:type_name -> uias.audit.v1.TravelPlace
+	16, // 21: uias.audit.v1.ImpossibleTravel.to:type_name -> uias.audit.v1.TravelPlace
+	17, // 22: uias.audit.v1.ImpossibleTravelResponse.travels:type_name -> uias.audit.v1.ImpossibleTravel
+	26, // 23: uias.audit.v1.LastAccessRequest.start_time:type_name -> google.protobuf.Timestamp
+	26, // 24: uias.audit.v1.LastAccessRequest.end_time:type_name -> google.protobuf.Timestamp
+	26, // 25: uias.audit.v1.ResourceAccess.last_access:type_name -> google.protobuf.Timestamp
+	20, // 26: uias.audit.v1.LastAccessResponse.accesses:type_name -> uias.audit.v1.ResourceAccess
+	26, // 27: uias.audit.v1.OutsideAllowListRequest.start_time:type_name -> google.protobuf.Timestamp
+	26, // 28: uias.audit.v1.OutsideAllowListRequest.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 29: uias.audit.v1.OutsideAttempt.login:type_name -> uias.audit.v1.Login
+	23, // 30: uias.audit.v1.OutsideAllowListResponse.attempts:type_name -> uias.audit.v1.OutsideAttempt
+	27, // 31: uias.audit.v1.ExportAnalyticsRequest.format:type_name -> uias.audit.v1.ExportFormat
+	2,  // 32: uias.audit.v1.ExportAnalyticsRequest.failed_logins:type_name -> uias.audit.v1.FailedLoginsRequest
+	3,  // 33: uias.audit.v1.ExportAnalyticsRequest.login_peaks:type_name -> uias.audit.v1.LoginPeaksRequest
+	9,  // 34: uias.audit.v1.ExportAnalyticsRequest.absences:type_name -> uias.audit.v1.AbsencesRequest
+	12, // 35: uias.audit.v1.ExportAnalyticsRequest.online:type_name -> uias.audit.v1.OnlineNowRequest
+	15, // 36: uias.audit.v1.ExportAnalyticsRequest.impossible_travel:type_name -> uias.audit.v1.ImpossibleTravelRequest
+	19, // 37: uias.audit.v1.ExportAnalyticsRequest.last_access:type_name -> uias.audit.v1.LastAccessRequest
+	22, // 38: uias.audit.v1.ExportAnalyticsRequest.outside_allow_list:type_name -> uias.audit.v1.OutsideAllowListRequest
+	2,  // 39: uias.audit.v1.AuditAnalyticsService.FailedLogins:input_type -> uias.audit.v1.FailedLoginsRequest
+	3,  // 40: uias.audit.v1.AuditAnalyticsService.LoginPeaks:input_type -> uias.audit.v1.LoginPeaksRequest
+	6,  // 41: uias.audit.v1.AuditAnalyticsService.LoginHistory:input_type -> uias.audit.v1.LoginHistoryRequest
+	9,  // 42: uias.audit.v1.AuditAnalyticsService.Absences:input_type -> uias.audit.v1.AbsencesRequest
+	12, // 43: uias.audit.v1.AuditAnalyticsService.OnlineNow:input_type -> uias.audit.v1.OnlineNowRequest
+	15, // 44: uias.audit.v1.AuditAnalyticsService.ImpossibleTravel:input_type -> uias.audit.v1.ImpossibleTravelRequest
+	19, // 45: uias.audit.v1.AuditAnalyticsService.LastAccess:input_type -> uias.audit.v1.LastAccessRequest
+	22, // 46: uias.audit.v1.AuditAnalyticsService.OutsideAllowList:input_type -> uias.audit.v1.OutsideAllowListRequest
+	25, // 47: uias.audit.v1.AuditAnalyticsService.ExportAnalytics:input_type -> uias.audit.v1.ExportAnalyticsRequest
+	4,  // 48: uias.audit.v1.AuditAnalyticsService.FailedLogins:output_type -> uias.audit.v1.LoginCounts
+	4,  // 49: uias.audit.v1.AuditAnalyticsService.LoginPeaks:output_type -> uias.audit.v1.LoginCounts
+	8,  // 50: uias.audit.v1.AuditAnalyticsService.LoginHistory:output_type -> uias.audit.v1.LoginHistoryResponse
+	11, // 51: uias.audit.v1.AuditAnalyticsService.Absences:output_type -> uias.audit.v1.AbsencesResponse
+	14, // 52: uias.audit.v1.AuditAnalyticsService.OnlineNow:output_type -> uias.audit.v1.OnlineNowResponse
+	18, // 53: uias.audit.v1.AuditAnalyticsService.ImpossibleTravel:output_type -> uias.audit.v1.ImpossibleTravelResponse
+	21, // 54: uias.audit.v1.AuditAnalyticsService.LastAccess:output_type -> uias.audit.v1.LastAccessResponse
+	24, // 55: uias.audit.v1.AuditAnalyticsService.OutsideAllowList:output_type -> uias.audit.v1.OutsideAllowListResponse
+	28, // 56: uias.audit.v1.AuditAnalyticsService.ExportAnalytics:output_type -> uias.audit.v1.ExportRecordsChunk
+	48, // [48:57] is the sub-list for method output_type
+	39, // [39:48] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_uias_audit_v1_analytics_proto_init() }
@@ -1507,13 +2233,23 @@ func file_uias_audit_v1_analytics_proto_init() {
 	if File_uias_audit_v1_analytics_proto != nil {
 		return
 	}
+	file_uias_audit_v1_reports_proto_init()
+	file_uias_audit_v1_analytics_proto_msgTypes[23].OneofWrappers = []any{
+		(*ExportAnalyticsRequest_FailedLogins)(nil),
+		(*ExportAnalyticsRequest_LoginPeaks)(nil),
+		(*ExportAnalyticsRequest_Absences)(nil),
+		(*ExportAnalyticsRequest_Online)(nil),
+		(*ExportAnalyticsRequest_ImpossibleTravel)(nil),
+		(*ExportAnalyticsRequest_LastAccess)(nil),
+		(*ExportAnalyticsRequest_OutsideAllowList)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_audit_v1_analytics_proto_rawDesc), len(file_uias_audit_v1_analytics_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,9 @@ const (
 	AuditAnalyticsService_Absences_FullMethodName         = "/uias.audit.v1.AuditAnalyticsService/Absences"
 	AuditAnalyticsService_OnlineNow_FullMethodName        = "/uias.audit.v1.AuditAnalyticsService/OnlineNow"
 	AuditAnalyticsService_ImpossibleTravel_FullMethodName = "/uias.audit.v1.AuditAnalyticsService/ImpossibleTravel"
+	AuditAnalyticsService_LastAccess_FullMethodName       = "/uias.audit.v1.AuditAnalyticsService/LastAccess"
+	AuditAnalyticsService_OutsideAllowList_FullMethodName = "/uias.audit.v1.AuditAnalyticsService/OutsideAllowList"
+	AuditAnalyticsService_ExportAnalytics_FullMethodName  = "/uias.audit.v1.AuditAnalyticsService/ExportAnalytics"
 )
 
 // AuditAnalyticsServiceClient is the client API for AuditAnalyticsService service.
@@ -47,14 +50,17 @@ type AuditAnalyticsServiceClient interface {
 	LoginPeaks(ctx context.Context, in *LoginPeaksRequest, opts ...grpc.CallOption) (*LoginCounts, error)
 	// LoginHistory lists a person's login attempts, newest first.
 	LoginHistory(ctx context.Context, in *LoginHistoryRequest, opts ...grpc.CallOption) (*LoginHistoryResponse, error)
-	// Absences lists the people whose last successful login is more than
-	// `days` days ago, longest absent first. People who never logged in
-	// (or whose logins are no longer stored) are not known to the audit log
-	// and are not listed.
+	// Absences lists the active people who have not logged in successfully
+	// for more than `days` days: the identity component's people (asked
+	// with the caller's token, in pages) with their last login from the
+	// audit log, those who never logged in (and whose account is older than
+	// `days`) first, then the longest absent first. When identity cannot be
+	// asked, only people with a stored login are known (source "logins").
 	Absences(ctx context.Context, in *AbsencesRequest, opts ...grpc.CallOption) (*AbsencesResponse, error)
-	// OnlineNow lists the people online now: from the ticket component's
-	// live SSO sessions when it answers, else the people with a successful
-	// login or SSO session within the window and no logout since.
+	// OnlineNow lists the people online now: those with a live SSO session
+	// (the ticket component's TicketSessionsService, asked with the caller's
+	// token) when it answers, else (or with from_audit_log) the people with a
+	// successful login or SSO session within the window and no logout since.
 	OnlineNow(ctx context.Context, in *OnlineNowRequest, opts ...grpc.CallOption) (*OnlineNowResponse, error)
 	// ImpossibleTravel finds people who logged in successfully from two
 	// places further apart than plausible in the time between (faster than
@@ -63,6 +69,31 @@ type AuditAnalyticsServiceClient interface {
 	// geolocation database audit.analytics.geoip_db (FAILED_PRECONDITION
 	// AUDIT_NO_GEO_DB without one).
 	ImpossibleTravel(ctx context.Context, in *ImpossibleTravelRequest, opts ...grpc.CallOption) (*ImpossibleTravelResponse, error)
+	// LastAccess lists, per person and application, the latest access to
+	// the important applications (audit.analytics.important_apps, or the
+	// app_ids asked; FAILED_PRECONDITION AUDIT_NO_IMPORTANT_APPS with
+	// neither): successful logins to them (authenticate,
+	// authenticate.finger_bypass) and tickets issued for or validated by
+	// their services (ticket.issue, ticket.validate), by application then
+	// the latest first. One question reads at most 1,000,000 records, the
+	// newest first (truncated beyond).
+	LastAccess(ctx context.Context, in *LastAccessRequest, opts ...grpc.CallOption) (*LastAccessResponse, error)
+	// OutsideAllowList lists the stored login attempts (any result) from
+	// addresses outside audit.analytics.allowed_networks, newest first
+	// (FAILED_PRECONDITION AUDIT_NO_ALLOW_LIST without that list): the
+	// report of past attempts, where the alert unauthorised_address is the
+	// real-time one. One question reads at most 1,000,000 login attempts,
+	// the newest first.
+	OutsideAllowList(ctx context.Context, in *OutsideAllowListRequest, opts ...grpc.CallOption) (*OutsideAllowListResponse, error)
+	// ExportAnalytics writes one of the reports above as a file (CSV, XLSX,
+	// HTML, JSONL or PDF; the failed-login and peak reports carry a bar
+	// chart in HTML and PDF), in chunks as AuditReportService.ExportRecords.
+	// It needs audit.records export. REST: GET
+	// /v1/audit/analytics/export/{report}?format=pdf&... answers the file
+	// itself (report: failed-logins, login-peaks, absences, online,
+	// impossible-travel, last-access, outside-allow-list; the other
+	// parameters those of the report's own REST call).
+	ExportAnalytics(ctx context.Context, in *ExportAnalyticsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportRecordsChunk], error)
 }
 
 type auditAnalyticsServiceClient struct {
@@ -133,6 +164,45 @@ func (c *auditAnalyticsServiceClient) ImpossibleTravel(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *auditAnalyticsServiceClient) LastAccess(ctx context.Context, in *LastAccessRequest, opts ...grpc.CallOption) (*LastAccessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LastAccessResponse)
+	err := c.cc.Invoke(ctx, AuditAnalyticsService_LastAccess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditAnalyticsServiceClient) OutsideAllowList(ctx context.Context, in *OutsideAllowListRequest, opts ...grpc.CallOption) (*OutsideAllowListResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OutsideAllowListResponse)
+	err := c.cc.Invoke(ctx, AuditAnalyticsService_OutsideAllowList_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditAnalyticsServiceClient) ExportAnalytics(ctx context.Context, in *ExportAnalyticsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportRecordsChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AuditAnalyticsService_ServiceDesc.Streams[0], AuditAnalyticsService_ExportAnalytics_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportAnalyticsRequest, ExportRecordsChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditAnalyticsService_ExportAnalyticsClient = grpc.ServerStreamingClient[ExportRecordsChunk]
+
 // AuditAnalyticsServiceServer is the server API for AuditAnalyticsService service.
 // All implementations must embed UnimplementedAuditAnalyticsServiceServer
 // for forward compatibility.
@@ -153,14 +223,17 @@ type AuditAnalyticsServiceServer interface {
 	LoginPeaks(context.Context, *LoginPeaksRequest) (*LoginCounts, error)
 	// LoginHistory lists a person's login attempts, newest first.
 	LoginHistory(context.Context, *LoginHistoryRequest) (*LoginHistoryResponse, error)
-	// Absences lists the people whose last successful login is more than
-	// `days` days ago, longest absent first. People who never logged in
-	// (or whose logins are no longer stored) are not known to the audit log
-	// and are not listed.
+	// Absences lists the active people who have not logged in successfully
+	// for more than `days` days: the identity component's people (asked
+	// with the caller's token, in pages) with their last login from the
+	// audit log, those who never logged in (and whose account is older than
+	// `days`) first, then the longest absent first. When identity cannot be
+	// asked, only people with a stored login are known (source "logins").
 	Absences(context.Context, *AbsencesRequest) (*AbsencesResponse, error)
-	// OnlineNow lists the people online now: from the ticket component's
-	// live SSO sessions when it answers, else the people with a successful
-	// login or SSO session within the window and no logout since.
+	// OnlineNow lists the people online now: those with a live SSO session
+	// (the ticket component's TicketSessionsService, asked with the caller's
+	// token) when it answers, else (or with from_audit_log) the people with a
+	// successful login or SSO session within the window and no logout since.
 	OnlineNow(context.Context, *OnlineNowRequest) (*OnlineNowResponse, error)
 	// ImpossibleTravel finds people who logged in successfully from two
 	// places further apart than plausible in the time between (faster than
@@ -169,6 +242,31 @@ type AuditAnalyticsServiceServer interface {
 	// geolocation database audit.analytics.geoip_db (FAILED_PRECONDITION
 	// AUDIT_NO_GEO_DB without one).
 	ImpossibleTravel(context.Context, *ImpossibleTravelRequest) (*ImpossibleTravelResponse, error)
+	// LastAccess lists, per person and application, the latest access to
+	// the important applications (audit.analytics.important_apps, or the
+	// app_ids asked; FAILED_PRECONDITION AUDIT_NO_IMPORTANT_APPS with
+	// neither): successful logins to them (authenticate,
+	// authenticate.finger_bypass) and tickets issued for or validated by
+	// their services (ticket.issue, ticket.validate), by application then
+	// the latest first. One question reads at most 1,000,000 records, the
+	// newest first (truncated beyond).
+	LastAccess(context.Context, *LastAccessRequest) (*LastAccessResponse, error)
+	// OutsideAllowList lists the stored login attempts (any result) from
+	// addresses outside audit.analytics.allowed_networks, newest first
+	// (FAILED_PRECONDITION AUDIT_NO_ALLOW_LIST without that list): the
+	// report of past attempts, where the alert unauthorised_address is the
+	// real-time one. One question reads at most 1,000,000 login attempts,
+	// the newest first.
+	OutsideAllowList(context.Context, *OutsideAllowListRequest) (*OutsideAllowListResponse, error)
+	// ExportAnalytics writes one of the reports above as a file (CSV, XLSX,
+	// HTML, JSONL or PDF; the failed-login and peak reports carry a bar
+	// chart in HTML and PDF), in chunks as AuditReportService.ExportRecords.
+	// It needs audit.records export. REST: GET
+	// /v1/audit/analytics/export/{report}?format=pdf&... answers the file
+	// itself (report: failed-logins, login-peaks, absences, online,
+	// impossible-travel, last-access, outside-allow-list; the other
+	// parameters those of the report's own REST call).
+	ExportAnalytics(*ExportAnalyticsRequest, grpc.ServerStreamingServer[ExportRecordsChunk]) error
 	mustEmbedUnimplementedAuditAnalyticsServiceServer()
 }
 
@@ -196,6 +294,15 @@ func (UnimplementedAuditAnalyticsServiceServer) OnlineNow(context.Context, *Onli
 }
 func (UnimplementedAuditAnalyticsServiceServer) ImpossibleTravel(context.Context, *ImpossibleTravelRequest) (*ImpossibleTravelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImpossibleTravel not implemented")
+}
+func (UnimplementedAuditAnalyticsServiceServer) LastAccess(context.Context, *LastAccessRequest) (*LastAccessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LastAccess not implemented")
+}
+func (UnimplementedAuditAnalyticsServiceServer) OutsideAllowList(context.Context, *OutsideAllowListRequest) (*OutsideAllowListResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OutsideAllowList not implemented")
+}
+func (UnimplementedAuditAnalyticsServiceServer) ExportAnalytics(*ExportAnalyticsRequest, grpc.ServerStreamingServer[ExportRecordsChunk]) error {
+	return status.Error(codes.Unimplemented, "method ExportAnalytics not implemented")
 }
 func (UnimplementedAuditAnalyticsServiceServer) mustEmbedUnimplementedAuditAnalyticsServiceServer() {}
 func (UnimplementedAuditAnalyticsServiceServer) testEmbeddedByValue()                               {}
@@ -326,6 +433,53 @@ func _AuditAnalyticsService_ImpossibleTravel_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditAnalyticsService_LastAccess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LastAccessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditAnalyticsServiceServer).LastAccess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditAnalyticsService_LastAccess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditAnalyticsServiceServer).LastAccess(ctx, req.(*LastAccessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditAnalyticsService_OutsideAllowList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OutsideAllowListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditAnalyticsServiceServer).OutsideAllowList(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditAnalyticsService_OutsideAllowList_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditAnalyticsServiceServer).OutsideAllowList(ctx, req.(*OutsideAllowListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditAnalyticsService_ExportAnalytics_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportAnalyticsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AuditAnalyticsServiceServer).ExportAnalytics(m, &grpc.GenericServerStream[ExportAnalyticsRequest, ExportRecordsChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditAnalyticsService_ExportAnalyticsServer = grpc.ServerStreamingServer[ExportRecordsChunk]
+
 // AuditAnalyticsService_ServiceDesc is the grpc.ServiceDesc for AuditAnalyticsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -357,7 +511,21 @@ var AuditAnalyticsService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ImpossibleTravel",
 			Handler:    _AuditAnalyticsService_ImpossibleTravel_Handler,
 		},
+		{
+			MethodName: "LastAccess",
+			Handler:    _AuditAnalyticsService_LastAccess_Handler,
+		},
+		{
+			MethodName: "OutsideAllowList",
+			Handler:    _AuditAnalyticsService_OutsideAllowList_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportAnalytics",
+			Handler:       _AuditAnalyticsService_ExportAnalytics_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "uias/audit/v1/analytics.proto",
 }

@@ -1,0 +1,67 @@
+package component
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/uias/uias/pkg/grpcx"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/audit/analytics"
+)
+
+// identityPeople is analytics.PeopleSource over the identity component's
+// ListUsers (active people, in pages), asked with the calling
+// administrator's token: identity answers only what they may read.
+type identityPeople struct {
+	c identityv1.AdminServiceClient
+}
+
+func newIdentityPeople(conn grpc.ClientConnInterface) identityPeople {
+	return identityPeople{c: identityv1.NewAdminServiceClient(conn)}
+}
+
+// peoplePage is the page size asked of identity (its largest).
+const peoplePage = 500
+
+// People implements analytics.PeopleSource.
+func (p identityPeople) People(ctx context.Context, orgs []string, fn func([]analytics.Person) error) error {
+	if tok := grpcx.BearerToken(ctx); tok != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+	}
+	if orgs == nil {
+		orgs = []string{""}
+	}
+	for _, org := range orgs {
+		tok := ""
+		for {
+			res, err := p.c.ListUsers(ctx, &identityv1.ListUsersRequest{PageSize: peoplePage, PageToken: tok, OrgId: org,
+				IncludeDescendants: org != "", Status: identityv1.UserStatus_USER_STATUS_ACTIVE})
+			switch status.Code(err) {
+			case codes.OK:
+			case codes.Unavailable, codes.Unimplemented, codes.DeadlineExceeded:
+				return fmt.Errorf("%w: %w", analytics.ErrNoPeople, err)
+			default:
+				return err
+			}
+			page := make([]analytics.Person, len(res.GetUsers()))
+			for i, u := range res.GetUsers() {
+				page[i] = analytics.Person{ID: u.GetId(), Login: u.GetLoginName(), Org: u.GetOrgId()}
+				if u.GetCreateTime() != nil {
+					page[i].Created = u.GetCreateTime().AsTime()
+				}
+			}
+			if err := fn(page); err != nil {
+				return err
+			}
+			if tok = res.GetNextPageToken(); tok == "" {
+				break
+			}
+		}
+	}
+	return nil
+}
