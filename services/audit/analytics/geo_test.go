@@ -2,7 +2,6 @@ package analytics_test
 
 import (
 	"math"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,51 +9,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/maxmind/mmdbwriter"
-	"github.com/maxmind/mmdbwriter/mmdbtype"
-
 	"github.com/uias/uias/services/audit/analytics"
+	"github.com/uias/uias/services/audit/analytics/geotest"
 )
 
-// writeTestDB writes a small MaxMind-format city database: Beijing
-// 198.51.100.0/24, Paris 203.0.113.0/24, Tianjin 2001:db8:1::/48, and
-// 192.0.2.128/25 with a country but no coordinates.
+// writeTestDB writes the small city database of package geotest:
+// Beijing 198.51.100.0/24, Paris 203.0.113.0/24, Tianjin 2001:db8:1::/48,
+// and 192.0.2.128/25 with a country but no coordinates.
 func writeTestDB(t testing.TB) string {
 	t.Helper()
-	w, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "UIAS-Test-City", RecordSize: 28, IncludeReservedNetworks: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	city := func(lat, lon float64, country, name string) mmdbtype.Map {
-		return mmdbtype.Map{
-			"location": mmdbtype.Map{"latitude": mmdbtype.Float64(lat), "longitude": mmdbtype.Float64(lon)},
-			"country":  mmdbtype.Map{"iso_code": mmdbtype.String(country)},
-			"city":     mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(name)}},
-		}
-	}
-	for cidr, rec := range map[string]mmdbtype.Map{
-		"198.51.100.0/24": city(39.9042, 116.4074, "CN", "Beijing"),
-		"203.0.113.0/24":  city(48.8566, 2.3522, "FR", "Paris"),
-		"2001:db8:1::/48": city(39.3434, 117.3616, "CN", "Tianjin"),
-		"192.0.2.128/25":  {"country": mmdbtype.Map{"iso_code": mmdbtype.String("DE")}},
-	} {
-		_, n, err := net.ParseCIDR(cidr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Insert(n, rec); err != nil {
-			t.Fatalf("insert %s: %v", cidr, err)
-		}
-	}
 	path := filepath.Join(t.TempDir(), "city.mmdb")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if err := geotest.WriteCityDB(path); err != nil {
 		t.Fatal(err)
 	}
 	return path

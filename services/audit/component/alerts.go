@@ -27,6 +27,15 @@ func alertSubjects() []string {
 	return out
 }
 
+// RunAlerts consumes the AUDIT stream through the durable consumer
+// AlertsDurable (created to start at since) until ctx ends, sending the
+// alerts det raises through n (whose Run must be running). The component
+// runs it; it is exported for the test that runs it with the audit user of
+// the deployed NATS configuration.
+func RunAlerts(ctx context.Context, js jetstream.JetStream, det *analytics.Detector, n *analytics.Notifier, log *zap.Logger, since time.Time) {
+	(&alerter{js: js, det: det, n: n, log: log, since: since}).run(ctx)
+}
+
 // alerter raises alerts from the AUDIT stream as events arrive.
 type alerter struct {
 	js  jetstream.JetStream
