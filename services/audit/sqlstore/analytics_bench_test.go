@@ -7,6 +7,7 @@ import (
 
 	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/analytics"
+	"github.com/uias/uias/services/audit/auditbench"
 )
 
 // BenchmarkAnalytics: analytics questions over a log of
@@ -19,7 +20,7 @@ func BenchmarkAnalytics(b *testing.B) {
 	n := benchSize("UIAS_AUDIT_BENCH_ANALYTICS_RECORDS", 200000)
 	db, st := benchDB(b, false)
 	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	plainInsert(b, db, benchRecords("an", n, base), 0, 2000)
+	plainInsert(b, db, auditbench.Records("an", n, base), 0, 2000)
 	ctx := context.Background()
 	all := audit.Scope{All: true}
 	a := analytics.New(st, analytics.Options{Now: func() time.Time { return base.Add(time.Duration(n) * 100 * time.Millisecond) }})
