@@ -54,9 +54,9 @@ func (s *Service) homedHere(ctx context.Context, u *User) bool {
 // replicaLockWrite turns a lock change of origin into the write of the
 // person's lock, when this centre holds the person.
 func (s *Service) replicaLockWrite(ctx context.Context, w ReplicaWrite, ev replicaEvent, hasRep bool) (ReplicaWrite, ReplicaOutcome, error) {
-	var r lockRecord
-	if ev.Op != "locked" || !hasRep || json.Unmarshal(ev.Replica, &r) != nil || r.LockedUntil.IsZero() {
-		return w, ReplicaIgnored, nil
+	until, ok := lockUntil(ev.Replica)
+	if ev.Op != "locked" || !hasRep || !ok {
+		return w, ReplicaIgnored, nil // not a lock this centre can apply: recorded as ignored
 	}
 	if _, err := s.store.GetUser(ctx, ev.ID); err != nil {
 		if isNotFound(err) {
@@ -64,6 +64,16 @@ func (s *Service) replicaLockWrite(ctx context.Context, w ReplicaWrite, ev repli
 		}
 		return w, "", err
 	}
-	w.Kind, w.Op, w.Lock = "lock", ReplicaUpsert, r.LockedUntil
+	w.Kind, w.Op, w.Lock = "lock", ReplicaUpsert, until
 	return w, "", nil
+}
+
+// lockUntil reads the end of the lock a lock change carries; false when
+// the change carries none or cannot be read.
+func lockUntil(replica []byte) (time.Time, bool) {
+	var r lockRecord
+	if json.Unmarshal(replica, &r) != nil || r.LockedUntil.IsZero() {
+		return time.Time{}, false
+	}
+	return r.LockedUntil, true
 }
