@@ -315,6 +315,13 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 	return p, nil
 }
 
+// How often readiness is checked: until every module has been ready once,
+// then after.
+const (
+	healthEveryAtStart = 100 * time.Millisecond
+	healthEvery        = 2 * time.Second
+)
+
 // serveGRPC starts the gRPC server on grpc_addr and the in-process
 // listener, and keeps the health service in step with the modules' Ready.
 func (p *Process) serveGRPC(ctx context.Context, r *router) error {
@@ -323,7 +330,7 @@ func (p *Process) serveGRPC(ctx context.Context, r *router) error {
 		return fmt.Errorf("listen gRPC %s: %w", p.cfg.GRPCAddr, err)
 	}
 	p.grpcAddr = lis.Addr().String()
-	setHealth := func() {
+	setHealth := func() bool {
 		all := healthpb.HealthCheckResponse_SERVING
 		for svc, name := range r.owner {
 			st := healthpb.HealthCheckResponse_SERVING
@@ -337,22 +344,30 @@ func (p *Process) serveGRPC(ctx context.Context, r *router) error {
 		for _, h := range p.health {
 			h.SetServingStatus("", all)
 		}
+		return all == healthpb.HealthCheckResponse_SERVING
 	}
 	// Readiness follows the modules (e.g. their storage): health turns
 	// NOT_SERVING while one is not ready, so the edge's /readyz and
-	// Kubernetes probes take the instance out of rotation.
-	setHealth()
+	// Kubernetes probes take the instance out of rotation. Until every
+	// module has been ready once (authz loads its index in the
+	// background), it is checked every 100 ms, so the process turns ready
+	// as soon as it is; then every 2 s.
+	served := setHealth()
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
 		for {
+			wait := healthEvery
+			if !served {
+				wait = healthEveryAtStart
+			}
 			select {
 			case <-p.runCtx.Done():
 				return
-			case <-t.C:
-				setHealth()
+			case <-time.After(wait):
+				if setHealth() {
+					served = true
+				}
 			}
 		}
 	}()
