@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -117,6 +118,21 @@ type worker struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	kick   chan struct{}
+	// stop ends the worker between two deliveries (an edit of its
+	// subscription replaces it): cancelling it would cut a delivery the
+	// business system may already have taken, which is then sent twice.
+	stop atomic.Bool
+}
+
+// finish stops w between two deliveries and waits for it.
+func (w *worker) finish() {
+	w.stop.Store(true)
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	<-w.done
+	w.cancel()
 }
 
 // New returns the engine; Run starts it.
@@ -464,8 +480,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 	e.mu.Lock()
 	for id, w := range e.workers {
 		if s, ok := want[id]; !ok || !s.UpdatedAt.Equal(w.sub.UpdatedAt) {
-			w.cancel()
-			<-w.done
+			w.finish()
 			delete(e.workers, id)
 		}
 	}
@@ -551,7 +566,7 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 		}
 		l.release(ctx)
 	}()
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !w.stop.Load() {
 		if !l.hold(ctx) {
 			e.wait(ctx, w, e.o.Poll) // another process delivers this queue
 			continue
@@ -578,8 +593,8 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 		recorded := true
 		for i := range ds {
 			d := &ds[i]
-			if i > 0 && (d.NextAt.After(e.o.Now()) || !l.hold(ctx)) {
-				break // not due yet (it holds the later ones), or the lease lost
+			if i > 0 && (d.NextAt.After(e.o.Now()) || w.stop.Load() || !l.hold(ctx)) {
+				break // not due yet (it holds the later ones), the worker replaced, or the lease lost
 			}
 			if tr == nil {
 				dial := e.o.Dial[s.Transport]
@@ -593,9 +608,15 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 				err = e.deliver(ctx, tr, d, objs[d.Kind][d.ObjectID])
 			}
 			if ctx.Err() != nil {
-				// stopped mid-delivery: this one is delivered again after
-				// the restart; those before it are recorded if the
-				// database answers soon
+				// stopped mid-delivery: one the business system answered is
+				// recorded as delivered (a selection edit restarts the
+				// worker while it delivers the edit); one cut off is
+				// delivered again after the restart; all are recorded if
+				// the database answers soon
+				if err == nil {
+					now := e.o.Now()
+					b.outs = append(b.outs, Outcome{Seq: d.Seq, Attempts: d.Attempts + 1, OK: true, At: now, Latency: now.Sub(d.CreatedAt)})
+				}
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 				b.record(rctx)
 				cancel()
