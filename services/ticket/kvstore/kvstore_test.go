@@ -160,8 +160,17 @@ func TestServiceTicketsAfterRestart(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := st.PutTicket(ctx, "after", &ticket.Ticket{Kind: ticket.KindST, Service: "y"}, time.Minute); err != nil {
-		t.Fatalf("first ticket after the restart: %v", err)
+	// the store answers UNAVAILABLE (retry later) while JetStream recovers
+	// its streams after the reconnection; a caller retries
+	for {
+		err := st.PutTicket(ctx, "after", &ticket.Ticket{Kind: ticket.KindST, Service: "y"}, time.Minute)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("first ticket after the restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if got, _, err := st.GetSession(ctx, "s1"); err != nil || got.UserID != "u1" {
 		t.Fatalf("session after the restart: %+v %v", got, err)
