@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/pkg/store/storetest"
 )
@@ -28,25 +29,13 @@ const secretPayload = `{"note":"top-secret-payload"}`
 
 func startNATS(t *testing.T, dir string, port int) *server.Server {
 	t.Helper()
-	s, err := events.StartEmbeddedNATS(dir, "127.0.0.1", port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	return eventstest.NATSIn(t, dir, port)
 }
 
+// connect is a client of s with the UIAS streams in place.
 func connect(t *testing.T, s *server.Server) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := eventstest.Connect(t, s)
 	if err := events.EnsureStreams(context.Background(), js); err != nil {
 		t.Fatal(err)
 	}

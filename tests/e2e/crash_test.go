@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/discovery/etcdtest"
-	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 )
 
 // twoReplicas runs two `uias serve --target=identity` processes on one
@@ -29,11 +29,7 @@ func twoReplicas(t *testing.T, users int) (a, b *proc, gw *env, fs []fixture) {
 		t.Fatal(err)
 	}
 	t.Cleanup(etcd.Close)
-	ns, err := events.StartEmbeddedNATS(filepath.Join(dir, "nats"), "127.0.0.1", freePort(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := eventstest.NATSIn(t, filepath.Join(dir, "nats"), freePort(t))
 	data := filepath.Join(dir, "identity")
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/discovery/etcdtest"
-	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 )
 
 // testInternalKey is the key the processes of a test deployment share.
@@ -32,10 +32,7 @@ func newDeployment(t *testing.T) *deployment {
 	}
 	t.Cleanup(etcd.Close)
 	d.endpoints = endpoints
-	if d.nats, err = events.StartEmbeddedNATS(filepath.Join(d.dir, "nats"), "127.0.0.1", -1); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.nats.Shutdown)
+	d.nats = eventstest.NATSIn(t, filepath.Join(d.dir, "nats"), -1)
 	return d
 }
 

@@ -10,7 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
@@ -30,11 +30,7 @@ func TestEventsSurviveNATSOutage(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	natsDir := filepath.Join(dir, "nats-ext")
-	ns, err := events.StartEmbeddedNATS(natsDir, "127.0.0.1", port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Shutdown() }()
+	ns := eventstest.NATSIn(t, natsDir, port)
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)
 	cfg := testConfig(filepath.Join(dir, "uias"))
 	cfg.NATS.URL, cfg.NATS.Embedded = url, false
@@ -87,10 +83,7 @@ func TestEventsSurviveNATSOutage(t *testing.T) {
 		t.Fatalf("outbox should hold the events while NATS is down: %d %v", pending, err)
 	}
 
-	ns, err = events.StartEmbeddedNATS(natsDir, "127.0.0.1", port)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns = eventstest.NATSIn(t, natsDir, port)
 	e.app.Relay.Kick()
 	eventually(t, "outbox drained", func() bool {
 		e.app.Relay.Kick()

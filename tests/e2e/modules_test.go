@@ -23,7 +23,7 @@ import (
 	"github.com/uias/uias/cmd/uias/app"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/discovery/etcdtest"
-	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/module"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -240,11 +240,7 @@ func TestTestComponentAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer etcd.Close()
-	ns, err := events.StartEmbeddedNATS(filepath.Join(dir, "nats"), "127.0.0.1", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
+	ns := eventstest.NATSIn(t, filepath.Join(dir, "nats"), -1)
 	reg := echoRegistry()
 
 	for _, key := range []string{"", "0123456789abcdef-internal"} {

@@ -1,0 +1,57 @@
+// Package eventstest starts the embedded NATS server (JetStream on) that
+// tests across UIAS use in place of an external one, and connects clients to
+// it. Everything it starts is stopped when the test ends.
+package eventstest
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uias/uias/pkg/events"
+)
+
+// NATS starts an embedded NATS server with JetStream storing under a fresh
+// temporary directory, on a free loopback port. It is shut down (and waited
+// for) when the test ends.
+func NATS(t testing.TB) *server.Server {
+	t.Helper()
+	return NATSIn(t, filepath.Join(t.TempDir(), "nats"), -1)
+}
+
+// NATSIn is NATS with the JetStream store in dir and the given port (-1: a
+// free one): a test that stops the server and starts it again on the same
+// store and port calls it twice. Each server is shut down when the test
+// ends, whether or not the test stopped it already.
+func NATSIn(t testing.TB, dir string, port int) *server.Server {
+	t.Helper()
+	s, err := events.StartEmbeddedNATS(dir, "127.0.0.1", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// Connect connects a client to s that reconnects for ever (every 20 ms), so
+// that it outlives a restart of the server, and returns it with its
+// JetStream context. The connection is closed when the test ends. Extra
+// options come after these and win.
+func Connect(t testing.TB, s *server.Server, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(20 * time.Millisecond)}, opts...)
+	nc, err := nats.Connect(s.ClientURL(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
