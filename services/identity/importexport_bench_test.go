@@ -61,7 +61,7 @@ func BenchmarkImportFloorSQL(b *testing.B) {
 			if err != nil {
 				return err
 			}
-			ls, err := tx.PrepareContext(ctx, "INSERT INTO account_links (id, user_id, app_id, app_account_id, status, created_at) VALUES (?, ?, ?, ?, 1, 0)")
+			ls, err := tx.PrepareContext(ctx, "INSERT INTO account_links (id, user_id, app_id, app_account_id, status, created_at, org_path) VALUES (?, ?, ?, ?, 1, 0, ?)")
 			if err != nil {
 				return err
 			}
@@ -71,7 +71,7 @@ func BenchmarkImportFloorSQL(b *testing.B) {
 					iw.root.ID, iw.root.Path, sshaOcean); err != nil {
 					return err
 				}
-				if _, err := ls.ExecContext(ctx, "fl"+id, id, app, fmt.Sprintf("facct-%08d", j)); err != nil {
+				if _, err := ls.ExecContext(ctx, "fl"+id, id, app, fmt.Sprintf("facct-%08d", j), iw.root.Path); err != nil {
 					return err
 				}
 			}

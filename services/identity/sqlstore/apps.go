@@ -190,10 +190,15 @@ func (s *Store) CreateLink(ctx context.Context, l *identity.AccountLink, evs []e
 
 // createLinkTx is CreateLink within tx, without events.
 func (s *Store) createLinkTx(ctx context.Context, tx *sql.Tx, l *identity.AccountLink) error {
-	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?"+s.db.ForShare(), l.UserID); err != nil {
-		return err
-	} else if !ok {
+	// The link carries its person's org path (locked: an org move waits
+	// for this transaction, then rewrites the link's path too).
+	var orgPath string
+	err := tx.QueryRowContext(ctx, s.q("SELECT org_path FROM users WHERE id = ?"+s.db.ForShare()), l.UserID).Scan(&orgPath)
+	if errors.Is(err, sql.ErrNoRows) {
 		return store.NotFound("user")
+	}
+	if err != nil {
+		return err
 	}
 	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?"+s.db.ForShare(), l.AppID); err != nil {
 		return err
@@ -217,8 +222,8 @@ func (s *Store) createLinkTx(ctx context.Context, tx *sql.Tx, l *identity.Accoun
 	} else if ok {
 		return store.Conflict("user is already linked to this app")
 	}
-	if _, err := tx.ExecContext(ctx, s.q("INSERT INTO account_links ("+linkCols+") VALUES (?, ?, ?, ?, ?, ?)"),
-		l.ID, l.UserID, l.AppID, l.AppAccountID, int(l.Status), store.UnixMS(l.CreatedAt)); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q("INSERT INTO account_links ("+linkCols+", org_path) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+		l.ID, l.UserID, l.AppID, l.AppAccountID, int(l.Status), store.UnixMS(l.CreatedAt), orgPath); err != nil {
 		return err
 	}
 	return nil
@@ -275,21 +280,25 @@ func (s *Store) linkListing(ctx context.Context, f identity.LinkFilter) (*listin
 		l.w.Add("account_links.app_id = ?", f.AppID)
 	}
 	if f.UserID == "" {
-		// one subtree: its people in (org path, id) order, each one's
-		// links by id
+		// one subtree: its people's links in (org path, id) order
 		lo, hi, one, err := s.withinSubtree(ctx, f.Within)
 		if err != nil {
 			return nil, classify(err, "list links", "org")
 		}
 		if one {
-			l.from = "account_links JOIN users ON users.id = account_links.user_id"
-			l.w.Add("users.org_path < ?", hi)
-			l.first, l.firstArgs = "users.org_path >= ?", []any{lo}
-			l.keys = []keyCol{{expr: "users.org_path"}, {expr: "users.id"}, {expr: "account_links.id"}}
+			if s.db.Dialect == store.SQLite {
+				// An application filter is checked on the rows of the
+				// range (SQLite would rather walk the application's links
+				// and sort them).
+				l.from = "account_links INDEXED BY account_links_org_path_idx"
+			}
+			l.w.Add("account_links.org_path < ?", hi)
+			l.first, l.firstArgs = "account_links.org_path >= ?", []any{lo}
+			l.keys = []keyCol{{expr: "account_links.org_path"}, {expr: "account_links.id"}}
 			f.Within = nil
 		}
 	}
-	if err := s.within(ctx, l, f.Within, "org_path", "account_links.user_id", "SELECT id FROM users WHERE %s"); err != nil {
+	if err := s.within(ctx, l, f.Within, "account_links.org_path"); err != nil {
 		return nil, err
 	}
 	return l, nil

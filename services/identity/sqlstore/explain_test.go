@@ -24,15 +24,7 @@ type planCase struct {
 	// GIN index (a bitmap, unordered) and are sorted; the sort is of the
 	// matches only.
 	search bool
-	// subtreeSort: a unit administrator's listing of groups or account
-	// links in one org subtree walks the subtree's orgs (people) in path
-	// order and each one's groups (links) by id; the order by (path, id)
-	// is then sorted: on SQLite one org's (person's) rows at a time, on
-	// PostgreSQL the subtree's matches. Without it groups and links would
-	// need an org path column of their own (as users have). No full scan
-	// either way.
-	subtreeSort bool
-	build       func(ctx context.Context, s *Store) (*listing, error)
+	build  func(ctx context.Context, s *Store) (*listing, error)
 }
 
 func planCases(orgID string) []planCase {
@@ -48,8 +40,8 @@ func planCases(orgID string) []planCase {
 	}
 	g := func(name string, f identity.GroupFilter) planCase {
 		return planCase{name: "groups/" + name, unfiltered: reflect.DeepEqual(f, identity.GroupFilter{}),
-			search: len([]rune(f.Query)) >= MinSearchLen, subtreeSort: len(f.Within) > 0,
-			build: func(ctx context.Context, s *Store) (*listing, error) { return s.groupListing(ctx, f) }}
+			search: len([]rune(f.Query)) >= MinSearchLen,
+			build:  func(ctx context.Context, s *Store) (*listing, error) { return s.groupListing(ctx, f) }}
 	}
 	a := func(name string, f identity.AppFilter) planCase {
 		return planCase{name: "apps/" + name, unfiltered: f == (identity.AppFilter{}),
@@ -58,8 +50,7 @@ func planCases(orgID string) []planCase {
 	}
 	l := func(name string, f identity.LinkFilter) planCase {
 		return planCase{name: "links/" + name, unfiltered: reflect.DeepEqual(f, identity.LinkFilter{}),
-			subtreeSort: len(f.Within) > 0,
-			build:       func(ctx context.Context, s *Store) (*listing, error) { return s.linkListing(ctx, f) }}
+			build: func(ctx context.Context, s *Store) (*listing, error) { return s.linkListing(ctx, f) }}
 	}
 	const long, short = "张三丰", "张三"
 	return []planCase{
@@ -214,9 +205,7 @@ func sqlitePlanProblems(t *testing.T, conn *sql.Conn, q string, args []any, c pl
 		plan = append(plan, detail)
 		switch {
 		case strings.Contains(detail, "TEMP B-TREE"):
-			if !c.subtreeSort {
-				out = append(out, "sorts: "+detail)
-			}
+			out = append(out, "sorts: "+detail)
 		case strings.HasPrefix(detail, "SCAN "):
 			virtualMatch := strings.Contains(detail, "VIRTUAL TABLE INDEX") && strings.Contains(detail, ":M")
 			pkWalk := c.unfiltered && strings.Contains(detail, "INDEX sqlite_autoindex_")
@@ -257,7 +246,7 @@ func pgPlanProblems(t *testing.T, conn *sql.Conn, q string, args []any, c planCa
 		case "Seq Scan":
 			out = append(out, "sequential scan of "+rel)
 		case "Sort", "Incremental Sort":
-			if !c.search && !c.subtreeSort {
+			if !c.search {
 				out = append(out, fmt.Sprintf("sort by %v", n["Sort Key"]))
 			}
 		case "Index Scan", "Index Only Scan":
@@ -268,7 +257,7 @@ func pgPlanProblems(t *testing.T, conn *sql.Conn, q string, args []any, c planCa
 				out = append(out, fmt.Sprintf("index %v of %s walked whole", n["Index Name"], rel))
 			}
 		case "Bitmap Heap Scan":
-			if !c.search && !c.subtreeSort {
+			if !c.search {
 				out = append(out, "bitmap scan of "+rel)
 			}
 		}

@@ -28,7 +28,8 @@ func scanGroup(sc store.Scanner) (*identity.Group, string, error) {
 // CreateGroup inserts g (MemberIDs are ignored; use AddGroupMember).
 func (s *Store) CreateGroup(ctx context.Context, g *identity.Group, evs []events.Event) error {
 	return s.inTx(ctx, "create group", "group", func(tx *sql.Tx) error {
-		if _, err := s.checkOrg(ctx, tx, g.OrgID); err != nil {
+		orgPath, err := s.checkOrg(ctx, tx, g.OrgID)
+		if err != nil {
 			return err
 		}
 		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM groups WHERE code = ?", g.Code); err != nil {
@@ -41,8 +42,8 @@ func (s *Store) CreateGroup(ctx context.Context, g *identity.Group, evs []events
 		} else if ok {
 			return store.Conflict("group id already exists")
 		}
-		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO groups ("+groupCols+") VALUES (?, ?, ?, ?, ?)"),
-			g.ID, g.Code, g.Name, store.NullIfEmpty(g.OrgID), store.UnixMS(g.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO groups ("+groupCols+", org_path) VALUES (?, ?, ?, ?, ?, ?)"),
+			g.ID, g.Code, g.Name, store.NullIfEmpty(g.OrgID), store.UnixMS(g.CreatedAt), orgPath); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)
@@ -92,20 +93,19 @@ func (s *Store) groupListing(ctx context.Context, f identity.GroupFilter) (*list
 		l.w.Add("groups.org_id = ?", f.OrgID)
 	}
 	if f.OrgID == "" && f.Query == "" {
-		// one subtree: its orgs in path order, each org's groups by id
+		// one subtree: its groups in (org path, id) order
 		lo, hi, one, err := s.withinSubtree(ctx, f.Within)
 		if err != nil {
 			return nil, classify(err, "list groups", "org")
 		}
 		if one {
-			l.from = "groups JOIN orgs ON orgs.id = groups.org_id"
-			l.w.Add("orgs.path < ?", hi)
-			l.first, l.firstArgs = "orgs.path >= ?", []any{lo}
-			l.keys = []keyCol{{expr: "orgs.path"}, {expr: "groups.id"}}
+			l.w.Add("groups.org_path < ?", hi)
+			l.first, l.firstArgs = "groups.org_path >= ?", []any{lo}
+			l.keys = []keyCol{{expr: "groups.org_path"}, {expr: "groups.id"}}
 			f.Within = nil
 		}
 	}
-	if err := s.within(ctx, l, f.Within, "path", "groups.org_id", "SELECT id FROM orgs WHERE %s"); err != nil {
+	if err := s.within(ctx, l, f.Within, "groups.org_path"); err != nil {
 		return nil, err
 	}
 	if f.Query != "" {

@@ -152,7 +152,7 @@ func (s *Store) bulkChunk(ctx context.Context, tx *sql.Tx, importID string, item
 	if err := s.bulkInsertUsers(ctx, tx, items, users, paths); err != nil {
 		return nil, nil, bulkFailure(ctx, err)
 	}
-	if err := s.bulkInsertLinks(ctx, tx, items, links); err != nil {
+	if err := s.bulkInsertLinks(ctx, tx, items, links, paths); err != nil {
 		return nil, nil, bulkFailure(ctx, err)
 	}
 	if err := s.bulkInsertImportRows(ctx, tx, importID, items, keyed); err != nil {
@@ -177,16 +177,17 @@ func bulkFailure(ctx context.Context, err error) error {
 
 // bulkChecks marks the items this import wrote before (Skipped) and those
 // that cannot be written (Err, as the row-by-row path would answer) in
-// out, and returns the indexes of the others and the paths of their orgs.
+// out, and returns the indexes of the others and the paths of their orgs
+// (and of the orgs of the people already there that they link).
 func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, items []identity.ImportItem,
-	out []identity.ImportResult) ([]int, pathSet, error) {
+	out []identity.ImportResult) ([]int, importPaths, error) {
 	keys := make([]string, len(items))
 	for i, it := range items {
 		keys[i] = it.Key
 	}
 	done, err := s.existingIn(ctx, tx, "SELECT ext_key FROM import_rows WHERE import_id = ? AND ext_key IN ", []any{importID}, keys)
 	if err != nil {
-		return nil, nil, err
+		return nil, importPaths{}, err
 	}
 	var orgIDs, logins, features, userIDs, appIDs []string
 	for i, it := range items {
@@ -210,25 +211,28 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 			}
 		}
 	}
-	paths, err := s.orgPaths(ctx, tx, orgIDs)
+	var paths importPaths
+	paths.orgs, err = s.orgPaths(ctx, tx, orgIDs)
 	if err != nil {
-		return nil, nil, err
+		return nil, importPaths{}, err
 	}
 	loginTaken, err := s.existingIn(ctx, tx, "SELECT login_name FROM users WHERE login_name IN ", nil, logins)
 	if err != nil {
-		return nil, nil, err
+		return nil, importPaths{}, err
 	}
 	featureTaken, err := s.existingIn(ctx, tx, "SELECT feature_code FROM users WHERE feature_code IN ", nil, features)
 	if err != nil {
-		return nil, nil, err
+		return nil, importPaths{}, err
 	}
-	usersThere, err := s.existingIn(ctx, tx, "SELECT id FROM users WHERE id IN ", nil, userIDs)
+	// The people linked, with their org paths (the links' own), locked
+	// against a concurrent move on PostgreSQL as createLinkTx does.
+	paths.users, err = s.idPaths(ctx, tx, "SELECT id, org_path FROM users WHERE id IN ", userIDs)
 	if err != nil {
-		return nil, nil, err
+		return nil, importPaths{}, err
 	}
 	appsThere, err := s.existingIn(ctx, tx, "SELECT id FROM apps WHERE id IN ", nil, appIDs)
 	if err != nil {
-		return nil, nil, err
+		return nil, importPaths{}, err
 	}
 	// Accounts and (app, user) pairs already linked, per application.
 	accounts := map[string][]string{}
@@ -245,10 +249,10 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 	userLinked := map[string]map[string]bool{}
 	for app, accts := range accounts {
 		if accountTaken[app], err = s.existingIn(ctx, tx, "SELECT app_account_id FROM account_links WHERE app_id = ? AND app_account_id IN ", []any{app}, accts); err != nil {
-			return nil, nil, err
+			return nil, importPaths{}, err
 		}
 		if userLinked[app], err = s.existingIn(ctx, tx, "SELECT user_id FROM account_links WHERE app_id = ? AND user_id IN ", []any{app}, linkedUsers[app]); err != nil {
-			return nil, nil, err
+			return nil, importPaths{}, err
 		}
 	}
 	var todo []int
@@ -259,7 +263,7 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 		var e error
 		if u := it.User; u != nil {
 			switch {
-			case u.OrgID != "" && !paths.has(u.OrgID):
+			case u.OrgID != "" && !paths.orgs.has(u.OrgID):
 				e = store.NotFound("org")
 			case loginTaken[u.LoginName]:
 				e = store.Conflict("login name already exists")
@@ -269,7 +273,7 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 		}
 		if l := it.Link; l != nil && e == nil {
 			switch {
-			case it.User == nil && !usersThere[l.UserID]:
+			case it.User == nil && !paths.users.has(l.UserID):
 				e = store.NotFound("user")
 			case !appsThere[l.AppID]:
 				e = store.NotFound("application")
@@ -288,7 +292,22 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 	return todo, paths, nil
 }
 
-// pathSet maps org ids to their paths.
+// importPaths are the org paths of an import chunk's orgs and of the
+// people already there that it links.
+type importPaths struct {
+	orgs  pathSet // org id -> path
+	users pathSet // user id -> org path
+}
+
+// linkPath is the org path of the link of item it: its person's.
+func (p importPaths) linkPath(it identity.ImportItem) string {
+	if it.User != nil {
+		return p.orgs[it.User.OrgID]
+	}
+	return p.users[it.Link.UserID]
+}
+
+// pathSet maps ids to paths.
 type pathSet map[string]string
 
 func (p pathSet) has(id string) bool { _, ok := p[id]; return ok }
@@ -296,6 +315,13 @@ func (p pathSet) has(id string) bool { _, ok := p[id]; return ok }
 // orgPaths returns the paths of the orgs ids (those that exist), locked
 // against a concurrent delete or move on PostgreSQL as checkOrg does.
 func (s *Store) orgPaths(ctx context.Context, tx *sql.Tx, ids []string) (pathSet, error) {
+	return s.idPaths(ctx, tx, "SELECT id, path FROM orgs WHERE id IN ", ids)
+}
+
+// idPaths runs query (a SELECT of an id and a path ending in "IN ") for
+// ids, bulkRows at a time, locking the rows on PostgreSQL, and returns the
+// paths of the ids found.
+func (s *Store) idPaths(ctx context.Context, tx *sql.Tx, query string, ids []string) (pathSet, error) {
 	out := pathSet{}
 	ids = distinct(ids)
 	for len(ids) > 0 {
@@ -304,7 +330,7 @@ func (s *Store) orgPaths(ctx context.Context, tx *sql.Tx, ids []string) (pathSet
 		for i := range n {
 			args[i] = ids[i]
 		}
-		rows, err := tx.QueryContext(ctx, s.q("SELECT id, path FROM orgs WHERE id IN ("+placeholders(n)+")"+s.db.ForShare()), args...)
+		rows, err := tx.QueryContext(ctx, s.q(query+"("+placeholders(n)+")"+s.db.ForShare()), args...)
 		if err != nil {
 			return nil, err
 		}
@@ -449,21 +475,22 @@ func (s *Store) insertEach(ctx context.Context, tx *sql.Tx, table, cols string, 
 
 const userInsertCols = userCols + ", org_path"
 
-func (s *Store) bulkInsertUsers(ctx context.Context, tx *sql.Tx, items []identity.ImportItem, idx []int, paths pathSet) error {
+func (s *Store) bulkInsertUsers(ctx context.Context, tx *sql.Tx, items []identity.ImportItem, idx []int, paths importPaths) error {
 	return s.bulkInsert(ctx, tx, "users", userInsertCols, 25, len(idx), func(k int, a []any) []any {
 		u := items[idx[k]].User
 		return append(a, u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
 			u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 			u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
 			u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly,
-			store.UnixMS(u.NextAttemptAt), paths[u.OrgID])
+			store.UnixMS(u.NextAttemptAt), paths.orgs[u.OrgID])
 	})
 }
 
-func (s *Store) bulkInsertLinks(ctx context.Context, tx *sql.Tx, items []identity.ImportItem, idx []int) error {
-	return s.bulkInsert(ctx, tx, "account_links", linkCols, 6, len(idx), func(k int, a []any) []any {
-		l := items[idx[k]].Link
-		return append(a, l.ID, l.UserID, l.AppID, l.AppAccountID, int(l.Status), store.UnixMS(l.CreatedAt))
+func (s *Store) bulkInsertLinks(ctx context.Context, tx *sql.Tx, items []identity.ImportItem, idx []int, paths importPaths) error {
+	return s.bulkInsert(ctx, tx, "account_links", linkCols+", org_path", 7, len(idx), func(k int, a []any) []any {
+		it := items[idx[k]]
+		l := it.Link
+		return append(a, l.ID, l.UserID, l.AppID, l.AppAccountID, int(l.Status), store.UnixMS(l.CreatedAt), paths.linkPath(it))
 	})
 }
 

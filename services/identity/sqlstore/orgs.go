@@ -135,7 +135,7 @@ func (s *Store) orgListing(ctx context.Context, f identity.OrgFilter) (*listing,
 			f.Within = nil
 		}
 	}
-	if err := s.within(ctx, l, f.Within, "orgs.path", "", ""); err != nil {
+	if err := s.within(ctx, l, f.Within, "orgs.path"); err != nil {
 		return nil, err
 	}
 	if f.Status != 0 {
@@ -243,13 +243,17 @@ func (s *Store) moveOrgTx(ctx context.Context, tx *sql.Tx, id, newParentID strin
 			newPath, len(o.Path)+1, prefix); err != nil {
 			return err
 		}
-		// The users of the subtree carry its paths (a range of their
-		// org_path index).
+		// The users, groups and account links of the subtree carry its
+		// paths (a range of their org_path index). Users first: a link
+		// being created holds its person's row (createLinkTx), so the
+		// links' rewrite, a later statement, sees it.
 		lo, hi := subtreeRange(o.Path)
-		if _, err := tx.ExecContext(ctx,
-			s.q(`UPDATE users SET org_path = CAST(? AS TEXT) || SUBSTR(org_path, CAST(? AS INTEGER)) WHERE org_path >= ? AND org_path < ?`),
-			newPath, len(o.Path)+1, lo, hi); err != nil {
-			return err
+		for _, table := range []string{"users", "groups", "account_links"} {
+			if _, err := tx.ExecContext(ctx,
+				s.q(`UPDATE `+table+` SET org_path = CAST(? AS TEXT) || SUBSTR(org_path, CAST(? AS INTEGER)) WHERE org_path >= ? AND org_path < ?`),
+				newPath, len(o.Path)+1, lo, hi); err != nil {
+				return err
+			}
 		}
 		moved, err = s.getOrg(ctx, tx, id, "")
 		return err

@@ -195,12 +195,15 @@ func (s *Store) replicaUser(ctx context.Context, tx *sql.Tx, w *identity.Replica
 		q += ", id_number_enc = ?, phone_enc = ?"
 		args = append(args, u.IDNumberEnc, u.PhoneEnc)
 	}
-	_, err = tx.ExecContext(ctx, s.q(q+" WHERE id = ?"), append(args, u.ID)...)
-	return err
+	if _, err = tx.ExecContext(ctx, s.q(q+" WHERE id = ?"), append(args, u.ID)...); err != nil {
+		return err
+	}
+	return s.setLinksPath(ctx, tx, u.ID, orgPath)
 }
 
 func (s *Store) replicaGroup(ctx context.Context, tx *sql.Tx, g *identity.Group) error {
-	if _, err := s.checkOrg(ctx, tx, g.OrgID); err != nil {
+	orgPath, err := s.checkOrg(ctx, tx, g.OrgID)
+	if err != nil {
 		return err
 	}
 	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM groups WHERE code = ? AND id <> ?", g.Code, g.ID); err != nil {
@@ -208,9 +211,9 @@ func (s *Store) replicaGroup(ctx context.Context, tx *sql.Tx, g *identity.Group)
 	} else if ok {
 		return store.Conflict("group code already exists")
 	}
-	_, err := tx.ExecContext(ctx, s.q("INSERT INTO groups ("+groupCols+") VALUES (?, ?, ?, ?, ?) "+
-		"ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name, org_id = excluded.org_id"),
-		g.ID, g.Code, g.Name, store.NullIfEmpty(g.OrgID), store.UnixMS(g.CreatedAt))
+	_, err = tx.ExecContext(ctx, s.q("INSERT INTO groups ("+groupCols+", org_path) VALUES (?, ?, ?, ?, ?, ?) "+
+		"ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name, org_id = excluded.org_id, org_path = excluded.org_path"),
+		g.ID, g.Code, g.Name, store.NullIfEmpty(g.OrgID), store.UnixMS(g.CreatedAt), orgPath)
 	return err
 }
 

@@ -169,7 +169,7 @@ func (s *Store) userListing(ctx context.Context, f identity.UserFilter) (*listin
 			f.Within = nil
 		}
 	}
-	if err := s.within(ctx, l, f.Within, "users.org_path", "", ""); err != nil {
+	if err := s.within(ctx, l, f.Within, "users.org_path"); err != nil {
 		return nil, err
 	}
 	if f.Status != 0 {
@@ -190,9 +190,10 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 			oldStatus int64
 			oldAdmin  bool
 			oldLock   int64
+			oldPath   string
 		)
-		err := tx.QueryRowContext(ctx, s.q("SELECT status, is_admin, locked_until FROM users WHERE id = ?"+s.db.ForUpdate()), u.ID).
-			Scan(&oldStatus, &oldAdmin, &oldLock)
+		err := tx.QueryRowContext(ctx, s.q("SELECT status, is_admin, locked_until, org_path FROM users WHERE id = ?"+s.db.ForUpdate()), u.ID).
+			Scan(&oldStatus, &oldAdmin, &oldLock, &oldPath)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.NotFound("user")
 		}
@@ -222,6 +223,11 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 		if err := mustAffect(res, "user"); err != nil {
 			return err
 		}
+		if orgPath != oldPath {
+			if err := s.setLinksPath(ctx, tx, u.ID, orgPath); err != nil {
+				return err
+			}
+		}
 		newLock := store.UnixMS(u.LockedUntil)
 		if int64(u.Status) != oldStatus || u.IsAdmin != oldAdmin || (newLock != 0 && newLock != oldLock) {
 			if err := s.deleteUserTokens(ctx, tx, u.ID); err != nil {
@@ -235,6 +241,13 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 		}
 		return s.addEvents(ctx, tx, evs)
 	})
+}
+
+// setLinksPath gives the account links of userID the person's new org
+// path (their listing's order key).
+func (s *Store) setLinksPath(ctx context.Context, tx *sql.Tx, userID, orgPath string) error {
+	_, err := tx.ExecContext(ctx, s.q("UPDATE account_links SET org_path = ? WHERE user_id = ? AND org_path <> ?"), orgPath, userID, orgPath)
+	return err
 }
 
 func (s *Store) deleteUserTokens(ctx context.Context, tx *sql.Tx, userID string) error {

@@ -53,19 +53,14 @@ func (s *Store) withinSubtree(ctx context.Context, orgs []string) (lo, hi string
 	return lo, hi, true, nil
 }
 
-// within limits l to orgs' subtrees: col is l's own org path column, or
-// with sub the column of the row's org or user id and sub the subquery
-// ("SELECT id FROM orgs WHERE %s") whose %s is the path condition.
-func (s *Store) within(ctx context.Context, l *listing, orgs []string, col, idCol, sub string) error {
+// within limits l to orgs' subtrees: col is l's org path column.
+func (s *Store) within(ctx context.Context, l *listing, orgs []string, col string) error {
 	if len(orgs) == 0 {
 		return nil
 	}
 	cond, args, err := s.withinCond(ctx, orgs, col)
 	if err != nil {
 		return classify(err, l.op, "org")
-	}
-	if sub != "" {
-		cond = idCol + " IN (" + strings.Replace(sub, "%s", cond, 1) + ")"
 	}
 	l.w.Add(cond, args...)
 	return nil

@@ -121,6 +121,21 @@ func testImportBulk(t *testing.T, f *fixture) {
 	}
 	isErr(t, res[1].Err, identity.ErrNotFound)
 	isErr(t, res[2].Err, identity.ErrConflict, "user is already linked to this app")
+	// Every link written (of a person imported with it, or of one already
+	// there) carries its person's org path: the listing of root's subtree
+	// holds them all.
+	linkIDs := func(lf identity.LinkFilter) int {
+		t.Helper()
+		n := 0
+		for _, p := range pages(t, 500, func(p identity.Page) ([]*identity.AccountLink, string, error) {
+			return f.s.ListLinks(f.ctx, lf, p)
+		}) {
+			n += len(p)
+		}
+		return n
+	}
+	eq(t, "links within root after the imports", linkIDs(identity.LinkFilter{Within: []string{root.ID}}), linkIDs(identity.LinkFilter{}))
+	eq(t, "links of the app within root", linkIDs(identity.LinkFilter{Within: []string{root.ID}, AppID: app.ID}), written+2)
 
 	// Two rows of one batch with the same login name: the first is
 	// written, the second fails (the row-by-row fallback).

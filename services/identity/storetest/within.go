@@ -3,6 +3,7 @@ package storetest
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/uias/uias/services/identity"
 )
@@ -10,7 +11,9 @@ import (
 // Listings limited to org subtrees (the filters' Within: a unit
 // administrator's listings that name no org): people, orgs, groups and
 // account links of one subtree (walked in path order), of two, and of an
-// org that no longer exists (nothing), paged one row at a time.
+// org that no longer exists (nothing), paged one row at a time; and after
+// an org moved to another subtree and a person to another org (groups
+// carry their org's path, links their person's).
 func testWithin(t *testing.T, f *fixture) {
 	root := f.org("")
 	a := f.org(root.ID)
@@ -101,4 +104,41 @@ func testWithin(t *testing.T, f *fixture) {
 	ids("links within a and b", []string{la.ID, la1.ID, la1o.ID, lb.ID}, links(identity.LinkFilter{Within: two}))
 	ids("links within a gone org", nil, links(identity.LinkFilter{Within: gone}))
 	ids("links of ub within a", nil, links(identity.LinkFilter{UserID: ub.ID, Within: one}))
+
+	// a1 (two groups, ua1 and its two links) moves from a to b: every
+	// listing of a and of b follows at once.
+	_, err := f.s.MoveOrg(f.ctx, a1.ID, b.ID, base.Add(time.Hour), nil)
+	must(t, err)
+	onlyB, onlyA1 := []string{b.ID}, []string{a1.ID}
+	ids("people within a after a1 moved under b", []string{ua.ID, ua2.ID}, users(identity.UserFilter{Within: one}))
+	ids("people within b after a1 moved under b", []string{ub.ID, ua1.ID}, users(identity.UserFilter{Within: onlyB}))
+	ids("groups within a after a1 moved under b", []string{ga}, groups(identity.GroupFilter{Within: one}))
+	ids("groups within b after a1 moved under b", []string{gb, ga1, ga1b}, groups(identity.GroupFilter{Within: onlyB}))
+	ids("groups within a1 after its move", []string{ga1, ga1b}, groups(identity.GroupFilter{Within: onlyA1}))
+	ids("groups within a and b after a1 moved", []string{ga, ga1, ga1b, gb}, groups(identity.GroupFilter{Within: two}))
+	ids("links within a after a1 moved under b", []string{la.ID}, links(identity.LinkFilter{Within: one}))
+	ids("links within b after a1 moved under b", []string{lb.ID, la1.ID, la1o.ID}, links(identity.LinkFilter{Within: onlyB}))
+	ids("links of app within b after a1 moved", []string{lb.ID, la1.ID}, links(identity.LinkFilter{Within: onlyB, AppID: app.ID}))
+	ids("links within a1 after its move", []string{la1.ID, la1o.ID}, links(identity.LinkFilter{Within: onlyA1}))
+
+	// ua moves to a1 (now under b): their link follows them.
+	mv, err := f.s.GetUser(f.ctx, ua.ID)
+	must(t, err)
+	mv.OrgID = a1.ID
+	must(t, f.s.UpdateUser(f.ctx, mv, nil))
+	ids("links within a after ua moved to a1", nil, links(identity.LinkFilter{Within: one}))
+	ids("links within a1 after ua moved to it", []string{la.ID, la1.ID, la1o.ID}, links(identity.LinkFilter{Within: onlyA1}))
+
+	// Made after the moves: at their org's (person's) new path.
+	ga1c := group(a1.ID)
+	la2 := f.link(ua2.ID, app.ID, "a2")
+	ids("groups within b after a new group in a1", []string{gb, ga1, ga1b, ga1c}, groups(identity.GroupFilter{Within: onlyB}))
+	ids("links within a after a new link of ua2", []string{la2.ID}, links(identity.LinkFilter{Within: one}))
+
+	// b (with a1 below it) moves under a: all of it is within a again.
+	_, err = f.s.MoveOrg(f.ctx, b.ID, a.ID, base.Add(2*time.Hour), nil)
+	must(t, err)
+	ids("groups within a after b moved under a", []string{ga, gb, ga1, ga1b, ga1c}, groups(identity.GroupFilter{Within: one}))
+	ids("links within a after b moved under a", []string{la.ID, la1.ID, la1o.ID, la2.ID, lb.ID}, links(identity.LinkFilter{Within: one}))
+	ids("groups within root", []string{ga, gb, ga1, ga1b, ga1c}, groups(identity.GroupFilter{Within: []string{root.ID}}))
 }

@@ -180,7 +180,8 @@ func peopleSQL(db *store.DB, root string) (users, links string) {
 		"SELECT 'u' || " + pad("s.n") + ", 'p' || " + pad("s.n") + ", " + display + ", 'p' || " + pad("s.n") + " || '@example.com', " + feature + ", " +
 		orgOf + ", '/" + root + "/' || " + l1Of + " || '/' || " + orgOf + " || '/', " +
 		"CASE WHEN s.n % 100 = 7 THEN 2 ELSE 1 END, '{SSHA}generated', ?, ? FROM s"
-	links = series + "INSERT INTO account_links (id, user_id, app_id, app_account_id, status, created_at) " +
-		"SELECT 'l' || " + pad("s.n") + ", 'u' || " + pad("s.n") + ", ?, 'acct-' || " + pad("s.n") + ", 1, ? FROM s"
+	links = series + "INSERT INTO account_links (id, user_id, app_id, app_account_id, status, created_at, org_path) " +
+		"SELECT 'l' || " + pad("s.n") + ", 'u' || " + pad("s.n") + ", ?, 'acct-' || " + pad("s.n") + ", 1, ?, " +
+		"'/" + root + "/' || " + l1Of + " || '/' || " + orgOf + " || '/' FROM s"
 	return users, links
 }

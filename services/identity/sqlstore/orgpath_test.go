@@ -1,0 +1,139 @@
+package sqlstore
+
+import (
+	"context"
+	"io/fs"
+	"maps"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/pkg/store/storetest"
+	"github.com/uias/uias/services/identity"
+)
+
+// orgPathMigration is the migration that gave groups and account links
+// their org_path.
+const orgPathMigration = 45
+
+// migrateBefore applies the identity migrations older than version only
+// (a database as an older release left it).
+func migrateBefore(ctx context.Context, db *store.DB, version int) error {
+	dir, err := migrations(db.Dialect)
+	if err != nil {
+		return err
+	}
+	old := fstest.MapFS{}
+	err = fs.WalkDir(dir, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		num, _, _ := strings.Cut(p, "_")
+		if v, err := strconv.Atoi(num); err != nil || v >= version {
+			return nil
+		}
+		b, err := fs.ReadFile(dir, p)
+		old[p] = &fstest.MapFile{Data: b}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return store.Migrate(ctx, db, Component, old)
+}
+
+// TestOrgPathBackfill: groups and account links written before their
+// org_path existed get their org's (person's) path from the migration, and
+// the subtree listings find them.
+func TestOrgPathBackfill(t *testing.T) {
+	for name, db := range storetest.DBs(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			if err := migrateBefore(ctx, db, orgPathMigration); err != nil {
+				t.Fatal(err)
+			}
+			s := New(db)
+			at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+			org := func(id, parent string) *identity.Org {
+				o := &identity.Org{ID: id, Code: id, Name: id, ParentID: parent, Status: identity.StatusActive, CreatedAt: at, UpdatedAt: at}
+				if err := s.CreateOrg(ctx, o, nil); err != nil {
+					t.Fatal(err)
+				}
+				return o
+			}
+			root := org("root", "")
+			a := org("a", root.ID)
+			b := org("b", root.ID)
+			for _, u := range []string{"ua", "ub"} {
+				org := a.ID
+				if u == "ub" {
+					org = b.ID
+				}
+				if err := s.CreateUser(ctx, &identity.User{ID: u, LoginName: u, DisplayName: u, OrgID: org,
+					Status: identity.StatusActive, PasswordHash: "h", CreatedAt: at, UpdatedAt: at}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.CreateApp(ctx, &identity.App{ID: "app", Type: "oa", Code: "oa", Name: "OA", Status: identity.AppActive,
+				SecretHash: "s", CreatedAt: at, UpdatedAt: at}, nil); err != nil {
+				t.Fatal(err)
+			}
+			// Written as the release before the migration wrote them.
+			for _, q := range []struct {
+				sql  string
+				args []any
+			}{
+				{"INSERT INTO groups (id, code, name, org_id, created_at) VALUES (?, ?, ?, ?, 0)", []any{"ga", "ga", "ga", a.ID}},
+				{"INSERT INTO groups (id, code, name, org_id, created_at) VALUES (?, ?, ?, ?, 0)", []any{"gb", "gb", "gb", b.ID}},
+				{"INSERT INTO groups (id, code, name, org_id, created_at) VALUES (?, ?, ?, NULL, 0)", []any{"gnone", "gnone", "gnone"}},
+				{"INSERT INTO account_links (id, user_id, app_id, app_account_id, status, created_at) VALUES (?, ?, ?, ?, 1, 0)", []any{"la", "ua", "app", "acct-a"}},
+				{"INSERT INTO account_links (id, user_id, app_id, app_account_id, status, created_at) VALUES (?, ?, ?, ?, 1, 0)", []any{"lb", "ub", "app", "acct-b"}},
+			} {
+				if _, err := db.ExecContext(ctx, s.q(q.sql), q.args...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := Migrate(ctx, db); err != nil {
+				t.Fatal(err)
+			}
+			paths := func(table string) map[string]string {
+				rows, err := db.QueryContext(ctx, "SELECT id, org_path FROM "+table)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rows.Close()
+				out := map[string]string{}
+				for rows.Next() {
+					var id, p string
+					if err := rows.Scan(&id, &p); err != nil {
+						t.Fatal(err)
+					}
+					out[id] = p
+				}
+				if err := rows.Err(); err != nil {
+					t.Fatal(err)
+				}
+				return out
+			}
+			want := map[string]string{"ga": "/root/a/", "gb": "/root/b/", "gnone": ""}
+			if got := paths("groups"); !maps.Equal(got, want) {
+				t.Fatalf("groups' org paths after the migration: %v, want %v", got, want)
+			}
+			want = map[string]string{"la": "/root/a/", "lb": "/root/b/"}
+			if got := paths("account_links"); !maps.Equal(got, want) {
+				t.Fatalf("links' org paths after the migration: %v, want %v", got, want)
+			}
+			gs, _, err := s.ListGroups(ctx, identity.GroupFilter{Within: []string{a.ID}}, identity.Page{})
+			if err != nil || len(gs) != 1 || gs[0].ID != "ga" {
+				t.Fatalf("groups within a: %v %v", gs, err)
+			}
+			ls, _, err := s.ListLinks(ctx, identity.LinkFilter{Within: []string{root.ID}}, identity.Page{})
+			if err != nil || len(ls) != 2 {
+				t.Fatalf("links within root: %v %v", ls, err)
+			}
+		})
+	}
+}
