@@ -197,10 +197,17 @@ func adminDecisionAcross(t *testing.T, natsDown bool) {
 // once identity has heard it, is refused: here the TTL is 10 s.
 func TestAdminDecisionCacheMirrorAcrossProcesses(t *testing.T) {
 	id, az, _ := startAcross(t, true)
-	w := newCacheWorld(t, id, az)
+	mirrorAcross(t, newCacheWorld(t, id, az), az)
+}
+
+// mirrorAcross moves an org out of pat's subtrees and checks that pat is
+// refused as soon as identity has heard that authz (in the process of
+// az) applied the move.
+func mirrorAcross(t *testing.T, w *cacheWorld, az *env) {
+	t.Helper()
 	e := w.e
 	azh := az.app.Value(authzcomponent.Name).(*authzcomponent.Handle)
-	verifier := id.app.Value(identitycomponent.Name).(*identitycomponent.Handle).Admins
+	verifier := e.app.Value(identitycomponent.Name).(*identitycomponent.Handle).Admins
 	// told waits until authz's index refuses q and identity has heard of
 	// the change (the sequence is recorded before the index changes).
 	told := func(what string, q index.AdminQuery) {

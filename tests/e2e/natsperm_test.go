@@ -32,73 +32,51 @@ import (
 const deployNATSConfig = "../../deploy/nats/nats-server.conf"
 
 // permNATS is a NATS server started from deployNATSConfig, with the
-// settings of its setup user and of the identity component.
+// settings of its setup user and of each component's user.
 type permNATS struct {
 	url      string
+	server   *server.Server
 	setup    config.NATS
 	identity config.NATS
 	ticket   config.NATS
 	audit    config.NATS
 	sync     config.NATS
+	authz    config.NATS
 }
 
 // startPermNATS starts a NATS server from the deployed configuration on a
 // random loopback port: the secrets it reads from the environment are a
-// fresh setup password and a fresh identity NKEY pair (its seed in a file,
-// as the identity process gets it).
+// fresh setup password and a fresh NKEY pair per component (its seed in a
+// file, as the component's process gets it).
 func startPermNATS(t *testing.T, dir string) *permNATS {
 	t.Helper()
-	kp, err := nkeys.CreateUser()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := kp.PublicKey()
-	seed, _ := kp.Seed()
-	seedFile := filepath.Join(dir, "identity.nk")
 	pwFile := filepath.Join(dir, "setup-password")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(pwFile, []byte("setup-Secret-1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("UIAS_NATS_IDENTITY_NKEY", pub)
-	tkp, err := nkeys.CreateUser()
-	if err != nil {
-		t.Fatal(err)
+	// user makes component's NKEY pair: the public key to the server's
+	// environment, the seed to a file.
+	user := func(component string) string {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := kp.PublicKey()
+		seed, _ := kp.Seed()
+		seedFile := filepath.Join(dir, component+".nk")
+		if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("UIAS_NATS_"+strings.ToUpper(component)+"_NKEY", pub)
+		return seedFile
 	}
-	tpub, _ := tkp.PublicKey()
-	tseed, _ := tkp.Seed()
-	ticketSeed := filepath.Join(dir, "ticket.nk")
-	if err := os.WriteFile(ticketSeed, tseed, 0o600); err != nil {
-		t.Fatal(err)
+	seeds := map[string]string{}
+	for _, c := range []string{"identity", "ticket", "audit", "sync", "authz"} {
+		seeds[c] = user(c)
 	}
-	t.Setenv("UIAS_NATS_TICKET_NKEY", tpub)
-	akp, err := nkeys.CreateUser()
-	if err != nil {
-		t.Fatal(err)
-	}
-	apub, _ := akp.PublicKey()
-	aseed, _ := akp.Seed()
-	auditSeed := filepath.Join(dir, "audit.nk")
-	if err := os.WriteFile(auditSeed, aseed, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("UIAS_NATS_AUDIT_NKEY", apub)
-	skp, err := nkeys.CreateUser()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spub, _ := skp.PublicKey()
-	sseed, _ := skp.Seed()
-	syncSeed := filepath.Join(dir, "sync.nk")
-	if err := os.WriteFile(syncSeed, sseed, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("UIAS_NATS_SYNC_NKEY", spub)
 	t.Setenv("UIAS_NATS_SETUP_PASSWORD", "setup-Secret-1")
 	opts, err := server.ProcessConfigFile(deployNATSConfig)
 	if err != nil {
@@ -110,12 +88,10 @@ func startPermNATS(t *testing.T, dir string) *permNATS {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	p := &permNATS{url: ns.ClientURL()}
+	p := &permNATS{url: ns.ClientURL(), server: ns}
 	p.setup = config.NATS{URL: p.url, User: "uias-setup", PasswordFile: pwFile}
-	p.identity = config.NATS{URL: p.url, NKeySeedFile: seedFile}
-	p.ticket = config.NATS{URL: p.url, NKeySeedFile: ticketSeed}
-	p.audit = config.NATS{URL: p.url, NKeySeedFile: auditSeed}
-	p.sync = config.NATS{URL: p.url, NKeySeedFile: syncSeed}
+	nk := func(c string) config.NATS { return config.NATS{URL: p.url, NKeySeedFile: seeds[c]} }
+	p.identity, p.ticket, p.audit, p.sync, p.authz = nk("identity"), nk("ticket"), nk("audit"), nk("sync"), nk("authz")
 	return p
 }
 

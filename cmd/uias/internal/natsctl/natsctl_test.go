@@ -33,6 +33,9 @@ func TestSetup(t *testing.T) {
 	skp, _ := nkeys.CreateUser()
 	spub, _ := skp.PublicKey()
 	t.Setenv("UIAS_NATS_SYNC_NKEY", spub)
+	zkp, _ := nkeys.CreateUser()
+	zpub, _ := zkp.PublicKey()
+	t.Setenv("UIAS_NATS_AUTHZ_NKEY", zpub)
 	t.Setenv("UIAS_NATS_SETUP_PASSWORD", "setup-Secret-1")
 	opts, err := server.ProcessConfigFile("../../../../deploy/nats/nats-server.conf")
 	if err != nil {
