@@ -17,9 +17,16 @@ import (
 
 // replica is a second ticket Service on f's NATS server: its own
 // connection and its own store (so its own memory of issued tickets and
-// recent sessions), the same key ring and registry, as another process
-// of the component would be.
+// recent sessions), the same key ring, policy and registry, as another
+// process of the component would be.
 func (f *fixture) replica(t *testing.T) *ticket.Service {
+	t.Helper()
+	_, svc := f.instance(t)
+	return svc
+}
+
+// instance is replica with its store.
+func (f *fixture) instance(t *testing.T) (*kvstore.Store, *ticket.Service) {
 	t.Helper()
 	nc, err := nats.Connect(f.ns.ClientURL())
 	if err != nil {
@@ -30,12 +37,13 @@ func (f *fixture) replica(t *testing.T) *ticket.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute}),
-		MAC: f.mac, Audit: f.audit, Now: f.clock.now, Registry: ticket.NewRegistry(f.services, 0, nil)})
+	st := kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute})
+	svc, err := ticket.New(ticket.Deps{Store: st, MAC: f.mac, Audit: f.audit, Now: f.clock.now, Config: f.cfg,
+		Registry: ticket.NewRegistry(f.services, 0, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return svc
+	return st, svc
 }
 
 // TestSingleUseAcrossReplicas: the replica that issued a ticket validates

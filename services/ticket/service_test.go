@@ -54,6 +54,7 @@ type fixture struct {
 	audit *recorder
 	clock *clock
 	mac   ticket.MACer
+	cfg   ticket.Config
 
 	services *memServices
 }
@@ -104,7 +105,7 @@ func newFixture(t testing.TB, cfg ticket.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{ns: ns, nc: nc, audit: &recorder{}, clock: &clock{}, mac: signer(t), services: &memServices{}}
+	f := &fixture{ns: ns, nc: nc, audit: &recorder{}, clock: &clock{}, mac: signer(t), cfg: cfg, services: &memServices{}}
 	register(t, f.services, "a", ticket.RegisteredService{AppID: "app1", URL: "https://a.example.com/", AllowProxy: true})
 	register(t, f.services, "b", ticket.RegisteredService{AppID: "app2", URL: "https://b.example.com/"})
 	register(t, f.services, "be", ticket.RegisteredService{AppID: "app3", URL: "https://backend.example.com/"})

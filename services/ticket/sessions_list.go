@@ -39,15 +39,20 @@ type SessionQuery struct {
 	PageToken string
 }
 
+// SessionIndexer is a Store that keeps a SessionIndex of the live
+// sessions (the kvstore does, from a watch of its sessions bucket).
+type SessionIndexer interface {
+	// LiveSessions returns the index, nil until it has been loaded.
+	LiveSessions() *SessionIndex
+}
+
 // ListSessions returns a page of the live sessions matching q, the latest
 // started first (then by id), and the next page's token ("" after the
 // last page). Pages are keyset pages on (start, id): a session started or
-// ended between two pages neither shifts nor repeats the others.
+// ended between two pages neither shifts nor repeats the others. The
+// store's SessionIndex answers when it has one (a page costs what it
+// returns); else every stored session is read.
 func (s *Service) ListSessions(ctx context.Context, q SessionQuery) ([]*Session, string, error) {
-	l, ok := s.store.(SessionLister)
-	if !ok {
-		return nil, "", apierr.New(apierr.Unimplemented, "UNIMPLEMENTED", "this ticket store cannot list sessions")
-	}
 	switch {
 	case q.PageSize < 0 || q.PageSize > MaxSessionPage:
 		return nil, "", apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest,
@@ -59,36 +64,57 @@ func (s *Service) ListSessions(ctx context.Context, q SessionQuery) ([]*Session,
 	if err != nil {
 		return nil, "", err
 	}
-	var afterNS int64
-	var afterID string
+	var from *sessionKey
 	if after != "" {
 		ns, id, found := strings.Cut(after, ":")
 		n, err := strconv.ParseInt(ns, 10, 64)
 		if !found || err != nil || id == "" {
 			return nil, "", store.ErrBadPageToken
 		}
-		afterNS, afterID = n, id
+		from = &sessionKey{ns: n, id: id}
+	}
+	var (
+		list []*Session
+		more bool
+	)
+	var idx *SessionIndex
+	if ix, ok := s.store.(SessionIndexer); ok {
+		idx = ix.LiveSessions()
+	}
+	if idx != nil {
+		list, more = idx.page(q, from, s.now(), s.cfg.TGTIdle, q.PageSize)
+	} else if list, more, err = s.scanSessions(ctx, q, from); err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if more {
+		last := list[len(list)-1]
+		next = store.PageToken(fmt.Sprintf("%d:%s", last.CreatedAt.UnixNano(), last.ID))
+	}
+	return list, next, nil
+}
+
+// scanSessions is ListSessions' page read from every stored session.
+func (s *Service) scanSessions(ctx context.Context, q SessionQuery, from *sessionKey) ([]*Session, bool, error) {
+	l, ok := s.store.(SessionLister)
+	if !ok {
+		return nil, false, apierr.New(apierr.Unimplemented, "UNIMPLEMENTED", "this ticket store cannot list sessions")
 	}
 	now := s.now()
 	var list []*Session
-	err = l.AllSessions(ctx, func(sess *Session) error {
+	err := l.AllSessions(ctx, func(sess *Session) error {
 		switch {
 		case !now.Before(sess.Expiry(s.cfg.TGTIdle)),
 			q.UserID != "" && sess.UserID != q.UserID,
-			q.Orgs != nil && !q.Orgs[sess.OrgID]:
+			q.Orgs != nil && !q.Orgs[sess.OrgID],
+			from != nil && !stored(keyOfSession(sess), *from): // on an earlier page
 			return nil
-		}
-		if after != "" {
-			ns := sess.CreatedAt.UnixNano()
-			if ns > afterNS || ns == afterNS && sess.ID <= afterID {
-				return nil // on an earlier page
-			}
 		}
 		list = append(list, sess)
 		return nil
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, false, err
 	}
 	slices.SortFunc(list, func(a, b *Session) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
@@ -96,13 +122,10 @@ func (s *Service) ListSessions(ctx context.Context, q SessionQuery) ([]*Session,
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
-	next := ""
 	if len(list) > q.PageSize {
-		list = list[:q.PageSize]
-		last := list[len(list)-1]
-		next = store.PageToken(fmt.Sprintf("%d:%s", last.CreatedAt.UnixNano(), last.ID))
+		return list[:q.PageSize], true, nil
 	}
-	return list, next, nil
+	return list, false, nil
 }
 
 // AppIDs are the applications whose services received a ticket in the

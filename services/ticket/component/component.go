@@ -134,8 +134,17 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
 	env.Go(func(ctx context.Context) { _ = relay.Run(ctx) })
 	registry := ticket.NewRegistry(relayKicking{services, relay}, cfg.RegistryRefresh, nil)
+	var watchLogged time.Time
 	store := kvstore.New(js, kvstore.Options{Replicas: cfg.KVReplicas, Timeout: cfg.StoreTimeout,
-		SessionCache: cfg.SessionCache})
+		SessionCache: cfg.SessionCache, WatchError: func(err error) {
+			// At most one line a minute while NATS is away.
+			if time.Since(watchLogged) > time.Minute {
+				watchLogged = time.Now()
+				log.Warn("the index of live sessions lost its watch of the sessions bucket; watching again", zap.Error(err))
+			}
+		}})
+	// The live sessions, in memory for TicketSessionsService.ListSessions.
+	env.Go(store.WatchSessions)
 	aq := newAuditSink(js, log.Named("audit"))
 	env.Go(aq.run)
 	svc, err := ticket.New(ticket.Deps{Store: store, MAC: signer, Audit: aq, Logger: log, Registry: registry,

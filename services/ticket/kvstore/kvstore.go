@@ -66,6 +66,8 @@ type Options struct {
 	// revision, so a copy another replica made stale costs a retry, and
 	// validation reads the session itself.
 	SessionCache time.Duration
+	// WatchError is told why WatchSessions' watch stopped (nil: nobody).
+	WatchError func(error)
 }
 
 // sessionCacheMax bounds the sessions a Store keeps copies of.
@@ -86,6 +88,10 @@ type Store struct {
 
 	sessMu    sync.Mutex
 	sessCache map[string]cachedSession // by session id
+
+	idxMu   sync.Mutex
+	idx     *ticket.SessionIndex // the live sessions (WatchSessions), nil until loaded
+	loading *ticket.SessionIndex // the index WatchSessions is loading
 }
 
 // cachedSession is a copy of a session at a revision.
@@ -239,6 +245,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *ticket.Session, ttl tim
 		return s.fail(err)
 	}
 	s.keepSession(sess, rev)
+	s.indexPut(sess, rev)
 	// The person's index lives as long as the session can.
 	life := time.Until(sess.HardExpiry)
 	_, err = s.publish(ctx, BucketSessions, userKey(sess.UserID, sess.ID), nil, 0, life)
@@ -321,6 +328,9 @@ func (s *Store) UpdateSession(ctx context.Context, sess *ticket.Session, rev uin
 	}
 	newRev, err := s.publish(ctx, BucketSessions, sessionKey(sess.ID), data, rev, ttl)
 	s.keepSession(sess, newRev) // forgotten when refused
+	if err == nil {
+		s.indexPut(sess, newRev)
+	}
 	return s.fail(err)
 }
 
@@ -352,6 +362,7 @@ func (s *Store) DeleteSession(ctx context.Context, id string) (*ticket.Session, 
 		if err != nil {
 			return nil, err
 		}
+		s.indexRemove(id, e.Revision())
 		_ = kv.Purge(ctx, userKey(sess.UserID, id), jetstream.PurgeTTL(time.Second))
 		s.keepSession(&sess, 0)
 		return &sess, nil
