@@ -47,7 +47,8 @@ type ExportedLink struct {
 
 // ExportStore reads pages for export (part of Store): up to n rows whose
 // key (users, links: id; orgs: path) is after after ("" from the start),
-// in key order.
+// in key order. Users and links carry the fields an export shows and
+// their keys only (no password hash, no times).
 type ExportStore interface {
 	ExportUsers(ctx context.Context, after string, n int) ([]ExportedUser, error)
 	ExportOrgs(ctx context.Context, after string, n int) ([]ExportedOrg, error)
@@ -69,7 +70,8 @@ type ExportOptions struct {
 }
 
 // ExportColumns are the columns of each kind's export rows, in order: the
-// import's columns (importfile.Columns) that an export fills.
+// import's columns (importfile.Columns) that an export fills
+// (readExportPage appends each row's values in this order).
 var ExportColumns = map[string][]string{
 	"users": {"login_name", "display_name", "org_code", "email", "phone", "id_type", "id_number", "status"},
 	"orgs":  {"code", "name", "parent_code", "status"},
@@ -144,12 +146,15 @@ func (s *Service) AppointPersonalDataAdmins(ctx context.Context, logins []string
 	return n, nil
 }
 
-// Export reads every row of opts.Kind and hands each, as column name ->
-// value (ExportColumns), to emit; it returns the number of rows. A
-// failure of emit or of a read ends it with that error.
-func (s *Service) Export(ctx context.Context, opts ExportOptions, emit func(fields map[string]string) error) (rows int, err error) {
+// Export reads every row of opts.Kind and hands each to emit as its values
+// in the order of ExportColumns[opts.Kind] (the slice is reused: emit must
+// not keep it); it returns the number of rows. A failure of emit or of a
+// read ends it with that error. A page is read as an administrator read
+// and emitted after it, so a slow reader of the file holds no read slot.
+func (s *Service) Export(ctx context.Context, opts ExportOptions, emit func(vals []string) error) (rows int, err error) {
 	start := s.now()
-	if _, ok := ExportColumns[opts.Kind]; !ok {
+	cols, ok := ExportColumns[opts.Kind]
+	if !ok {
 		return 0, badRequest("kind must be users, orgs or links")
 	}
 	if opts.Reveal {
@@ -174,82 +179,83 @@ func (s *Service) Export(ctx context.Context, opts ExportOptions, emit func(fiel
 		}
 		s.kick()
 	}()
+	n := len(cols)
+	page := &exportPage{vals: make([]string, 0, ExportPageSize*n)}
 	after := ""
 	for {
-		var page []map[string]string
-		var last string
-		var read int
 		rerr := s.reads.run(ctx, func(ctx context.Context) error {
-			var err error
-			page, last, read, err = s.exportPage(ctx, opts, after)
-			return err
+			return s.readExportPage(ctx, opts, after, page)
 		})
 		if rerr != nil {
 			return rows, rerr
 		}
-		for _, f := range page {
-			if err := emit(f); err != nil {
+		for i := 0; i < len(page.vals); i += n {
+			if err := emit(page.vals[i : i+n : i+n]); err != nil {
 				return rows, err
 			}
 			rows++
 		}
-		if read < ExportPageSize {
+		if page.read < ExportPageSize {
 			return rows, nil
 		}
-		after = last
+		after = page.last
 	}
 }
 
-// exportPage reads the page after after as rows; last is the page's last
-// key and read the number of rows read (the root org is read, not
-// exported).
-func (s *Service) exportPage(ctx context.Context, opts ExportOptions, after string) (rows []map[string]string, last string, read int, err error) {
-	last = after
+// exportPage is one page of an export: the values of its rows, one after
+// the other (ExportColumns order), the page's last key and the number of
+// rows read (the root org is read, not exported).
+type exportPage struct {
+	vals []string
+	last string
+	read int
+}
+
+// readExportPage reads the page after after into p.
+func (s *Service) readExportPage(ctx context.Context, opts ExportOptions, after string, p *exportPage) error {
+	p.vals, p.last, p.read = p.vals[:0], after, 0
 	switch opts.Kind {
 	case "orgs":
 		list, err := s.store.ExportOrgs(ctx, after, ExportPageSize)
 		if err != nil {
-			return nil, "", 0, err
+			return err
 		}
-		read = len(list)
+		p.read = len(list)
 		for _, e := range list {
-			last = e.Org.Path
+			p.last = e.Org.Path
 			if e.Org.ParentID == "" {
 				continue
 			}
-			rows = append(rows, map[string]string{"code": e.Org.Code, "name": e.Org.Name, "parent_code": e.ParentCode,
-				"status": statusNames[e.Org.Status]})
+			p.vals = append(p.vals, e.Org.Code, e.Org.Name, e.ParentCode, statusNames[e.Org.Status])
 		}
 	case "links":
 		list, err := s.store.ExportLinks(ctx, after, ExportPageSize)
 		if err != nil {
-			return nil, "", 0, err
+			return err
 		}
-		read = len(list)
+		p.read = len(list)
 		for _, e := range list {
-			last = e.Link.ID
-			rows = append(rows, map[string]string{"login_name": e.LoginName, "app_type": e.AppType, "app_code": e.AppCode,
-				"app_account": e.Link.AppAccountID, "status": statusNames[e.Link.Status]})
+			p.last = e.Link.ID
+			p.vals = append(p.vals, e.LoginName, e.AppType, e.AppCode, e.Link.AppAccountID, statusNames[e.Link.Status])
 		}
 	default:
 		list, err := s.store.ExportUsers(ctx, after, ExportPageSize)
 		if err != nil {
-			return nil, "", 0, err
+			return err
 		}
-		read = len(list)
+		p.read = len(list)
 		for _, e := range list {
 			u := e.User
-			last = u.ID
+			p.last = u.ID
 			idNumber, phone := u.IDNumberMask, u.PhoneMask
 			if opts.Reveal {
 				if idNumber, phone, err = s.openPersonal(ctx, u); err != nil {
-					return nil, "", 0, err
+					return err
 				}
 			}
-			rows = append(rows, map[string]string{"login_name": u.LoginName, "display_name": u.DisplayName,
-				"org_code": e.OrgCode, "email": u.Email, "phone": phone, "id_type": idTypeNames[u.IDType],
-				"id_number": idNumber, "status": statusNames[u.Status]})
+			p.vals = append(p.vals, u.LoginName, u.DisplayName, e.OrgCode, u.Email, phone, idTypeNames[u.IDType],
+				idNumber, statusNames[u.Status])
 		}
 	}
-	return rows, last, read, nil
+	return nil
 }

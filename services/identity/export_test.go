@@ -36,7 +36,7 @@ func (iw *importWorld) export(t *testing.T, ctx context.Context, k importfile.Ki
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := iw.svc.Export(ctx, identity.ExportOptions{Kind: string(k), Reveal: reveal}, w.Write)
+	n, err := iw.svc.Export(ctx, identity.ExportOptions{Kind: string(k), Reveal: reveal}, w.WriteRow)
 	if err != nil {
 		t.Fatalf("export %s: %v", k, err)
 	}
@@ -165,12 +165,12 @@ func TestExportMasksPersonalData(t *testing.T) {
 	if !strings.Contains(rows, "login_name=zhangsan|display_name=张三|org_code=sh-pd|email=zs@example.org|phone=138****5678") {
 		t.Fatalf("masked rows:\n%s", rows)
 	}
-	_, err := iw.svc.Export(iw.adminCtx(t), identity.ExportOptions{Kind: "users", Reveal: true}, func(map[string]string) error { return nil })
+	_, err := iw.svc.Export(iw.adminCtx(t), identity.ExportOptions{Kind: "users", Reveal: true}, func([]string) error { return nil })
 	if reasonOf(err) != identity.ReasonPersonalDataDenied {
 		t.Fatalf("reveal without personal_data_admins: %v", err)
 	}
 	other := newImportWorldWith(t, identity.Config{PersonalDataAdmins: []string{"someone-else"}})
-	_, err = other.svc.Export(other.adminCtx(t), identity.ExportOptions{Kind: "users", Reveal: true}, func(map[string]string) error { return nil })
+	_, err = other.svc.Export(other.adminCtx(t), identity.ExportOptions{Kind: "users", Reveal: true}, func([]string) error { return nil })
 	if reasonOf(err) != identity.ReasonPersonalDataDenied {
 		t.Fatalf("reveal by an admin not named: %v", err)
 	}
@@ -194,11 +194,11 @@ func TestExportPages(t *testing.T) {
 		t.Fatalf("import %+v", rep)
 	}
 	seen := map[string]bool{}
-	n, err := iw.svc.Export(iw.adminCtx(t), identity.ExportOptions{Kind: "users"}, func(f map[string]string) error {
-		if seen[f["login_name"]] {
-			return fmt.Errorf("%s twice", f["login_name"])
+	n, err := iw.svc.Export(iw.adminCtx(t), identity.ExportOptions{Kind: "users"}, func(v []string) error {
+		if seen[v[0]] { // login_name
+			return fmt.Errorf("%s twice", v[0])
 		}
-		seen[f["login_name"]] = true
+		seen[v[0]] = true
 		return nil
 	})
 	if err != nil || n != total || len(seen) != total {
@@ -206,7 +206,7 @@ func TestExportPages(t *testing.T) {
 	}
 	boom := errors.New("disk full")
 	before := iw.outbox(t)
-	n, err = iw.svc.Export(iw.adminCtx(t), identity.ExportOptions{Kind: "users"}, func(map[string]string) error {
+	n, err = iw.svc.Export(iw.adminCtx(t), identity.ExportOptions{Kind: "users"}, func([]string) error {
 		return boom
 	})
 	if !errors.Is(err, boom) || n != 0 {

@@ -117,7 +117,7 @@ func BenchmarkExportUsersCSV(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		n, err := iw.svc.Export(context.Background(), identity.ExportOptions{Kind: "users"}, w.Write)
+		n, err := iw.svc.Export(context.Background(), identity.ExportOptions{Kind: "users"}, w.WriteRow)
 		if err != nil || w.Close() != nil {
 			b.Fatal(err)
 		}

@@ -20,7 +20,7 @@ func TestExportRevealGate(t *testing.T) {
 		return allow, nil
 	})
 	reveal := func() error {
-		_, err := iw.svc.Export(iw.adminCtx(t), identity.ExportOptions{Kind: "users", Reveal: true}, func(map[string]string) error { return nil })
+		_, err := iw.svc.Export(iw.adminCtx(t), identity.ExportOptions{Kind: "users", Reveal: true}, func([]string) error { return nil })
 		return err
 	}
 	if err := reveal(); reasonOf(err) != identity.ReasonPersonalDataDenied || asked != "admin" {

@@ -110,3 +110,66 @@ func TestTemplates(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamCells: the streamed XLSX keeps every value as written through
+// excelize's reader: XML's special characters, white space at either end,
+// line breaks, a literal "_x0041_" (an escape to spreadsheet readers),
+// Chinese, an empty cell between two others; a character XML cannot carry
+// becomes U+FFFD and a value longer than a cell is cut to 32 767.
+func TestStreamCells(t *testing.T) {
+	long := strings.Repeat("长", maxCellChars+10)
+	rows := [][]string{
+		{"a&b<c>d\"e'f", " lead", "trail\t", "x"},
+		{"line\r\nbreak", "_x0041_ and _x005F_x0041_", "", "上海海事局"},
+		{"bell\x07", long, "ok", "x"},
+	}
+	want := [][]string{
+		rows[0],
+		rows[1],
+		{"bell\uFFFD", long[:len(long)-10*len("长")], "ok", "x"},
+	}
+	var buf bytes.Buffer
+	names := []string{"code", "name", "parent_code", "status"}
+	w, err := NewWriter(&buf, XLSX, Orgs, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if err := w.WriteRow(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.WriteRow([]string{"short"}); err == nil {
+		t.Fatal("a row of one value for four columns was written")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	x, err := excelize.OpenReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if got := strings.Join(x.GetSheetList(), ","); got != "orgs" {
+		t.Fatalf("sheets %s", got)
+	}
+	got, err := x.GetRows("orgs")
+	if err != nil || len(got) != len(want)+1 {
+		t.Fatalf("%d rows (header included), want %d: %v", len(got), len(want)+1, err)
+	}
+	for i, w := range want {
+		for j := range names {
+			v := ""
+			if j < len(got[i+1]) {
+				v = got[i+1][j]
+			}
+			if v != w[j] {
+				t.Errorf("row %d column %d = %q, want %q", i+2, j+1, truncate(v, 40), truncate(w[j], 40))
+			}
+		}
+	}
+	hdr, err := x.GetCellValue("orgs", "A1")
+	if err != nil || hdr != Columns[Orgs][0].Chinese {
+		t.Fatalf("A1 = %q, %v", hdr, err)
+	}
+}

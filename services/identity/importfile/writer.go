@@ -9,23 +9,22 @@ import (
 )
 
 // Writer writes rows of a kind as a file the reader reads again: XLSX
-// (Chinese headers, as the template; excelize's stream writer, new sheets
-// past MaxSheetRows), CSV (UTF-8 with Excel's byte order mark, the English
+// (Chinese headers, as the template; streamed into the output as the rows
+// come, new sheets past MaxSheetRows: xlsxStream), CSV (UTF-8 with Excel's byte order mark, the English
 // column names) or JSON Lines (an object of the non-empty fields per line).
 // Values are text, so ID numbers and phone numbers keep their leading
 // zeros and digits.
 type Writer struct {
 	names []string
 	vals  []string
-	x     *xlsxWriter
+	x     *xlsxStream
 	c     *csv.Writer
 	b     *bufio.Writer
 	enc   *json.Encoder
 }
 
 // NewWriter writes rows of kind k with the columns names (canonical names
-// of Columns[k], in that order) in format f to w. Close ends the file
-// (XLSX: the workbook is written to w only then).
+// of Columns[k], in that order) in format f to w. Close ends the file.
 func NewWriter(w io.Writer, f Format, k Kind, names []string) (*Writer, error) {
 	cols, err := columnsOf(k, names)
 	if err != nil {
@@ -34,7 +33,7 @@ func NewWriter(w io.Writer, f Format, k Kind, names []string) (*Writer, error) {
 	wr := &Writer{names: names, vals: make([]string, len(names))}
 	switch f {
 	case XLSX:
-		if wr.x, err = newXLSXWriter(w, k, cols); err != nil {
+		if wr.x, err = newXLSXStream(w, k, cols); err != nil {
 			return nil, err
 		}
 	case CSV:
@@ -61,16 +60,25 @@ func (w *Writer) Write(fields map[string]string) error {
 	for i, n := range w.names {
 		w.vals[i] = fields[n]
 	}
+	return w.WriteRow(w.vals)
+}
+
+// WriteRow adds one row: the values of the writer's columns, in order
+// (vals is not kept).
+func (w *Writer) WriteRow(vals []string) error {
+	if len(vals) != len(w.names) {
+		return fmt.Errorf("a row of %d values for %d columns", len(vals), len(w.names))
+	}
 	switch {
 	case w.x != nil:
-		return w.x.write(w.vals)
+		return w.x.write(vals)
 	case w.c != nil:
-		return w.c.Write(w.vals)
+		return w.c.Write(vals)
 	}
 	m := make(map[string]string, len(w.names))
 	for i, n := range w.names {
-		if w.vals[i] != "" {
-			m[n] = w.vals[i]
+		if vals[i] != "" {
+			m[n] = vals[i]
 		}
 	}
 	return w.enc.Encode(m)
@@ -125,7 +133,7 @@ func Template(w io.Writer, f Format, k Kind) error {
 		}
 		return wr.Close()
 	}
-	x, err := newXLSXWriter(w, k, cols)
+	x, err := newXLSXWriter(k, cols)
 	if err != nil {
 		return err
 	}

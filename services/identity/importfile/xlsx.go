@@ -143,78 +143,36 @@ func sheetName(k Kind, n int) string {
 	return fmt.Sprintf("%s %d", k, n+1)
 }
 
-// xlsxWriter writes rows with excelize's stream writer (rows go to a
-// temporary file, not memory), starting a new sheet every MaxSheetRows
-// rows; Close writes the workbook.
+// xlsxWriter is a workbook of excelize with the data sheet begun by its
+// stream writer (the header row): the templates' writer (Template adds
+// the example and notes sheets). Exports stream theirs (xlsxStream).
 type xlsxWriter struct {
-	w      io.Writer
-	f      *excelize.File
-	k      Kind
-	hdr    []any
-	sw     *excelize.StreamWriter
-	sheets int
-	row    int // rows written on the current sheet, header included
-	cells  []any
+	f   *excelize.File
+	hdr []any
+	sw  *excelize.StreamWriter
 }
 
-func newXLSXWriter(w io.Writer, k Kind, cols []Column) (*xlsxWriter, error) {
-	x := &xlsxWriter{w: w, f: excelize.NewFile(), k: k, cells: make([]any, len(cols))}
+func newXLSXWriter(k Kind, cols []Column) (*xlsxWriter, error) {
+	x := &xlsxWriter{f: excelize.NewFile()}
 	for _, c := range cols {
 		x.hdr = append(x.hdr, c.Chinese)
 	}
-	if err := x.f.SetSheetName("Sheet1", sheetName(k, 0)); err != nil {
+	name := sheetName(k, 0)
+	if err := x.f.SetSheetName("Sheet1", name); err != nil {
 		_ = x.f.Close()
 		return nil, err
 	}
-	if err := x.startSheet(); err != nil {
+	sw, err := x.f.NewStreamWriter(name)
+	if err != nil {
+		_ = x.f.Close()
+		return nil, err
+	}
+	x.sw = sw
+	if err := sw.SetRow("A1", x.hdr); err != nil {
 		_ = x.f.Close()
 		return nil, err
 	}
 	return x, nil
-}
-
-func (x *xlsxWriter) startSheet() error {
-	name := sheetName(x.k, x.sheets)
-	if x.sheets > 0 {
-		if err := x.sw.Flush(); err != nil {
-			return err
-		}
-		if _, err := x.f.NewSheet(name); err != nil {
-			return err
-		}
-	}
-	sw, err := x.f.NewStreamWriter(name)
-	if err != nil {
-		return err
-	}
-	x.sw, x.sheets, x.row = sw, x.sheets+1, 1
-	return sw.SetRow("A1", x.hdr)
-}
-
-func (x *xlsxWriter) write(vals []string) error {
-	if x.row > maxSheetRows {
-		if err := x.startSheet(); err != nil {
-			return err
-		}
-	}
-	x.row++
-	for i, v := range vals {
-		x.cells[i] = v
-	}
-	cell, err := excelize.CoordinatesToCellName(1, x.row)
-	if err != nil {
-		return err
-	}
-	return x.sw.SetRow(cell, x.cells)
-}
-
-func (x *xlsxWriter) close() error {
-	defer func() { _ = x.f.Close() }()
-	if err := x.sw.Flush(); err != nil {
-		return err
-	}
-	_, err := x.f.WriteTo(x.w)
-	return err
 }
 
 // columnsOf returns k's columns named by names, in that order.

@@ -28,14 +28,14 @@ func (s exportServer) Export(r *identityv1.ExportRequest, stream identityv1.Expo
 	out := &chunker{send: func(b []byte) error { return stream.Send(&identityv1.ExportChunk{Data: b}) }}
 	var w *importfile.Writer
 	rows, err := s.svc.Export(stream.Context(), identity.ExportOptions{Kind: string(kind), Reveal: r.GetRevealPersonal()},
-		func(fields map[string]string) error {
+		func(vals []string) error {
 			if w == nil {
 				var err error
 				if w, err = importfile.NewWriter(out, format, kind, identity.ExportColumns[string(kind)]); err != nil {
 					return err
 				}
 			}
-			return w.Write(fields)
+			return w.WriteRow(vals)
 		})
 	if err != nil {
 		return err

@@ -53,8 +53,11 @@ func testExport(t *testing.T, f *fixture) {
 			users = append(users, e.User.ID)
 			orgCodes[e.User.ID] = e.OrgCode
 			after = e.User.ID
-			if e.User.LoginName == "" || e.User.PasswordHash == "" {
+			if e.User.LoginName == "" || e.User.DisplayName == "" || e.User.Status == 0 {
 				t.Fatalf("ExportUsers row lacks fields: %+v", e.User)
+			}
+			if e.User.PasswordHash != "" {
+				t.Fatalf("ExportUsers read a password hash: %+v", e.User)
 			}
 		}
 		if len(page) < 2 {
@@ -78,6 +81,7 @@ func testExport(t *testing.T, f *fixture) {
 		g := links[i]
 		eq(t, "link", g.Link.ID, w.Link.ID)
 		eq(t, "link account", g.Link.AppAccountID, w.Link.AppAccountID)
+		eq(t, "link status", g.Link.Status, w.Link.Status)
 		eq(t, "link login", g.LoginName, w.LoginName)
 		eq(t, "link app", g.AppType+"/"+g.AppCode, w.AppType+"/"+w.AppCode)
 	}

@@ -285,3 +285,37 @@ func TestGeneratePeopleBulkResumes(t *testing.T) {
 		})
 	}
 }
+
+// TestScaleExportDB runs the export rows on a store generated earlier
+// (--export-db) without importing: people as CSV and XLSX, links as CSV.
+func TestScaleExportDB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates people")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "people.db")
+	db, err := openIdentityDB(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := generatePeople(ctx, db, "", 0, 1500); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	var stdout, stderr bytes.Buffer
+	code := MainScale(ctx, []string{"--people", "1000", "--listings=false", "--auth=false", "--io=false", "--export-db", p,
+		"--argon2-memory", "8192", "--db-dir", dir}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"export 1500 people as csv", "export 1500 people as xlsx", "export 1500 account links as csv"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("no row %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "ERROR") {
+		t.Fatalf("a row reports an error:\n%s", out)
+	}
+}

@@ -50,6 +50,7 @@ type scaleOptions struct {
 	ioPeople            int
 	cpuprofile          string
 	authDB              string
+	exportDB            string
 }
 
 func parseScaleFlags(args []string, stderr io.Writer) (*scaleOptions, error) {
@@ -74,9 +75,10 @@ func parseScaleFlags(args []string, stderr io.Writer) (*scaleOptions, error) {
 	fs.DurationVar(&o.importLoginsDur, "import-logins-duration", 10*time.Second, "measurement time of the logins with and of those without an import")
 	fs.IntVar(&o.ioPeople, "io-people", 0, "people imported and exported by the import and export rows (default: --people)")
 	fs.StringVar(&o.carry, "carry", "", "an earlier page whose other \"Identity at\" sections (e.g. the soak's) are kept in --out")
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the import row (our import only) to this file")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the import row (our import only), or with --io=false of the --export-db rows, to this file")
 	fs.StringVar(&o.dbDir, "db-dir", "", "directory for the generated stores (default: a temporary one, removed)")
 	fs.StringVar(&o.authDB, "auth-db", "", "a generated store of --people people (e.g. the listing rows' people-N.db) that the Authenticate rows' UIAS uses as its identity database, hard-linked (an administrator is added to it), instead of generating the people again")
+	fs.StringVar(&o.exportDB, "export-db", "", "measure the export rows on this generated store (e.g. the listing rows' people-N.db: people, orgs, one link each; migrated first) without importing; independent of --io")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -190,6 +192,11 @@ func runScale(ctx context.Context, o *scaleOptions, stdout, stderr io.Writer) er
 	}
 	if o.io {
 		if err := scaleIO(ctx, o, rep, dir, stderr); err != nil {
+			return err
+		}
+	}
+	if o.exportDB != "" {
+		if err := scaleExportDB(ctx, o, rep, o.exportDB, dir, stderr); err != nil {
 			return err
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -32,10 +31,8 @@ import (
 //     tree; floor: the same people inserted by generatePeople's bulk SQL
 //     into another fresh store (same indexes and search triggers, no
 //     per-row checks, batches or events);
-//   - export: identity.Service.Export of those people into CSV and XLSX
-//     (ID numbers and phones masked: nothing to decrypt); floor: a raw SQL
-//     read of the same rows and join (users, their org's code) in one
-//     query.
+//   - export: identity.Service.Export of those people into CSV and XLSX,
+//     and of their links into CSV (scaleexport.go).
 
 // sshaExample is an {SSHA} hash ("Ocean-Pass-1").
 const sshaExample = "{SSHA}ToCQ+Yy+XbHrrCMPC5gQGBLBShJzNGx0"
@@ -195,65 +192,8 @@ func scaleIO(ctx context.Context, o *scaleOptions, rep *scaleReport, dir string,
 	fmt.Fprintf(stderr, "  import %s: %.0f rows/s (bulk SQL %.0f rows/s)\n", label, imp.ours, imp.floor)
 
 	// Export of the same people, against a raw read.
-	rawRead := func() (int, error) {
-		rows, err := db.QueryContext(ctx, "SELECT users.id, users.login_name, users.display_name, users.email, users.id_type, "+
-			"users.id_number_mask, users.phone_mask, users.status, orgs.code FROM users LEFT JOIN orgs ON orgs.id = users.org_id ORDER BY users.id")
-		if err != nil {
-			return 0, err
-		}
-		defer rows.Close()
-		k := 0
-		var id, login, display, email, idMask, phoneMask, org string
-		var idType, status int
-		for rows.Next() {
-			if err := rows.Scan(&id, &login, &display, &email, &idType, &idMask, &phoneMask, &status, &org); err != nil {
-				return k, err
-			}
-			k++
-		}
-		return k, rows.Err()
-	}
-	runtime.GC()
-	peak := sampleHeap()
-	start = time.Now()
-	k, err := rawRead()
-	if err != nil {
+	if err := scaleExport(ctx, rep, db, svc, stderr); err != nil {
 		return err
-	}
-	floorExport := time.Since(start)
-	floorHeap := peak()
-	for _, f := range []importfile.Format{importfile.CSV, importfile.XLSX} {
-		fmt.Fprintf(stderr, "uias bench scale: export %s as %s\n", label, f)
-		out := &countingWriter{}
-		runtime.GC()
-		peak := sampleHeap()
-		start := time.Now()
-		w, err := importfile.NewWriter(out, f, importfile.Users, identity.ExportColumns["users"])
-		if err != nil {
-			return err
-		}
-		rows, err := svc.Export(ctx, identity.ExportOptions{Kind: "users"}, w.Write)
-		if err == nil {
-			err = w.Close()
-		}
-		took := time.Since(start)
-		heap := peak()
-		if err != nil {
-			return err
-		}
-		row := &scaleRow{name: fmt.Sprintf("export %s people as %s (rows/s)", label, f),
-			what: "identity.Service.Export (pages of 1000 by id as admin reads, org codes joined, ID numbers and phones masked) through the importfile writer, vs one raw SQL read of the same rows and join",
-			ours: float64(rows) / took.Seconds(), floor: float64(k) / floorExport.Seconds(), perSec: true,
-			goal: "1 M ≤ 2 min (≥ 8333/s)", hasGoal: true}
-		row.pass = row.ours >= 1_000_000/120.0
-		row.note = fmt.Sprintf("%s for %s, %.1f MB; 1 M at this rate: %s; peak Go heap in use %.0f MB (raw read %.0f MB)",
-			took.Round(time.Second), label, float64(out.n)/1e6,
-			(time.Duration(float64(time.Second) * 1_000_000 / row.ours)).Round(time.Second), float64(heap)/1e6, float64(floorHeap)/1e6)
-		if rows != k {
-			row.errs = append(row.errs, fmt.Sprintf("exported %d rows, the table has %d", rows, k))
-		}
-		rep.rows = append(rep.rows, row)
-		fmt.Fprintf(stderr, "  export %s %s: %.0f rows/s (raw read %.0f rows/s)\n", label, f, row.ours, row.floor)
 	}
 	if o.importLogins {
 		return scaleLoginsDuringImport(ctx, o, rep, st, svc, n, stderr)
