@@ -24,7 +24,9 @@ type planCase struct {
 	// GIN index (a bitmap, unordered) and are sorted; the sort is of the
 	// matches only.
 	search bool
-	build  func(ctx context.Context, s *Store) (*listing, error)
+	// sqliteOnly: a query SQLite alone runs (a login-first search).
+	sqliteOnly bool
+	build      func(ctx context.Context, s *Store) (*listing, error)
 }
 
 func planCases(orgID string) []planCase {
@@ -52,8 +54,24 @@ func planCases(orgID string) []planCase {
 		return planCase{name: "links/" + name, unfiltered: reflect.DeepEqual(f, identity.LinkFilter{}),
 			build: func(ctx context.Context, s *Store) (*listing, error) { return s.linkListing(ctx, f) }}
 	}
+	// The two phases of a login-first search (loginfirst.go).
+	lf := func(name string, f identity.UserFilter) planCase {
+		return planCase{name: "users/login-first/" + name, sqliteOnly: true,
+			build: func(ctx context.Context, s *Store) (*listing, error) { return s.userLoginListing(ctx, f) }}
+	}
+	rest := func(name string, f identity.UserFilter) planCase {
+		return planCase{name: "users/login-first-rest/" + name, sqliteOnly: true, search: true,
+			build: func(ctx context.Context, s *Store) (*listing, error) { return s.userRestListing(ctx, f) }}
+	}
 	const long, short = "张三丰", "张三"
 	return []planCase{
+		lf("all", identity.UserFilter{Query: "p0001234"}),
+		lf("org", identity.UserFilter{Query: "p0001234", OrgID: orgID}),
+		lf("status", identity.UserFilter{Query: "p0001234", Status: identity.StatusDisabled}),
+		lf("subtree", identity.UserFilter{Query: "p0001234", OrgID: orgID, Subtree: true}),
+		lf("within", identity.UserFilter{Query: "p0001234", Within: []string{orgID}}),
+		rest("all", identity.UserFilter{Query: "p0001234"}),
+		rest("org+status", identity.UserFilter{Query: "p0001234", OrgID: orgID, Status: identity.StatusActive}),
 		u("all", identity.UserFilter{}),
 		u("org", identity.UserFilter{OrgID: orgID}),
 		u("status", identity.UserFilter{Status: identity.StatusDisabled}),
@@ -158,6 +176,9 @@ func TestListingPlans(t *testing.T) {
 				}
 			}
 			for _, c := range planCases(root.ID) {
+				if c.sqliteOnly && db.Dialect != store.SQLite {
+					continue
+				}
 				l, err := c.build(ctx, s)
 				if err != nil {
 					t.Fatalf("%s: %v", c.name, err)

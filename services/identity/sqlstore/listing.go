@@ -187,12 +187,7 @@ var nameIndex = map[string]string{
 // nameCol starts with it. It sets l's from and keys (with the row's id
 // last); filters added before refer to columns as table.col.
 func (s *Store) search(l *listing, table, nameCol string, cols []string, q string) {
-	q = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, q)
+	q = cleanQuery(q)
 	if l.first != "" {
 		// The listing's keys change: its first-page bound becomes a filter.
 		l.w.Add(l.first, l.firstArgs...)

@@ -136,6 +136,9 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (*identity.Use
 // ListUsers lists users: by id, or with f.Subtree by (org path, id), or
 // with a query in search order (see search).
 func (s *Store) ListUsers(ctx context.Context, f identity.UserFilter, p identity.Page) ([]*identity.User, string, error) {
+	if f.Query != "" && s.loginFirst(cleanQuery(f.Query)) {
+		return s.listUsersLoginFirst(ctx, f, p) // loginfirst.go
+	}
 	l, err := s.userListing(ctx, f)
 	if err != nil {
 		return nil, "", err

@@ -68,6 +68,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"OrgSubtree", testOrgSubtree},
 		{"Within", testWithin},
 		{"Search", testSearch},
+		{"SearchLoginFirst", testSearchLoginFirst},
 		{"ListingEdges", testListingEdges},
 		{"ReplacePasswordHash", testReplacePasswordHash},
 		{"ImportBatch", testImportBatch},

@@ -345,6 +345,12 @@ func listingQueries() []listingQuery {
 					return identity.UserFilter{Query: genLogin(r.IntN(n))[1:]}
 				}, func(k int) bool { return k == 1 })
 			}},
+		{"search: a whole login name", "ListUsers query = a login name (one match; on SQLite the login names that start with the query come first, from their index, and the page token goes on to the other substring matches)",
+			func(s *sqlstore.Store, n int) CallFunc {
+				return oneUserPage(s, func(r *rand.Rand) identity.UserFilter {
+					return identity.UserFilter{Query: genLogin(r.IntN(n))}
+				}, func(k int) bool { return k == 1 })
+			}},
 		{"search: Chinese name", "ListUsers query = a three-character name (people/4000 matches), first page",
 			func(s *sqlstore.Store, n int) CallFunc {
 				return oneUserPage(s, func(r *rand.Rand) identity.UserFilter {
