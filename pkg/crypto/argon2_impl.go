@@ -7,7 +7,20 @@ import "sync"
 // big. Both builds hash in it (the pure-Go one in argon2_purego.go, the
 // libargon2 one through libargon2's allocation callbacks). It is not safe
 // for concurrent use; the zero value is ready.
-type argon2Memory struct{ buf []byte }
+type argon2Memory struct {
+	buf []byte
+	// yield makes a pure-Go hash in this memory give its processor (P) to
+	// the goroutines waiting for one every few hundred microseconds
+	// (runtime.Gosched), as a Hasher's workers do. Without it a hash holds
+	// its P for its whole 20-50 ms but for the runtime's forced preemption
+	// every 10 ms: with every P hashing, each step of every other call (a
+	// gRPC read, a store read, the answer) waited up to 10 ms for one,
+	// several times a login. The libargon2 build ignores it (C code holds
+	// no P for long: the runtime hands it to others).
+	yield bool
+	// jobs hands work to the worker's own thread (HasherConfig.OwnThreads).
+	jobs chan *job
+}
 
 // get returns n bytes, growing the memory only when it is too small. The
 // contents are whatever the previous hash left: argon2 writes every block

@@ -53,10 +53,28 @@ type HasherConfig struct {
 	Workers int
 	Queue   int
 	MaxWait time.Duration
+	// OwnThreads runs the hashes on Workers goroutines of their own, each
+	// locked to an OS thread whose nice value is ThreadNice (1..19; 0 means
+	// DefaultThreadNice) above the process's, at most 19, instead of on the
+	// calling goroutines: the kernel
+	// then gives every other thread of the process the CPU first when it
+	// wants it (a woken request preempts a hash at once), and the hashes
+	// all of the rest. Meant for the libargon2 build, whose hashes run in C
+	// outside the Go scheduler; a pure-Go hash gives up its processor often
+	// instead (argon2Memory.yield). Linux only: elsewhere, and where the
+	// nice value cannot be set, the threads run at the process's priority.
+	// Close stops the threads.
+	OwnThreads bool
+	ThreadNice int
 	// Testing, when set, makes the hasher deterministic for tests of its
 	// callers: see HasherTesting. Leave it nil in production.
 	Testing *HasherTesting
 }
+
+// DefaultThreadNice is HasherConfig.ThreadNice when it is 0: with the
+// kernel's weights a hash thread 10 nice levels below the process's other
+// threads gets about a tenth of a CPU that one of them wants as well.
+const DefaultThreadNice = 10
 
 // HasherTesting lets tests outside this package drive a Hasher without
 // timing: a fixed hash duration estimate and a hook that can hold workers.
@@ -76,7 +94,8 @@ type HasherTesting struct {
 // Each of its Workers has argon2 memory it keeps from one hash to the next,
 // so the hash memory stays at Workers x MemoryKiB however many logins come.
 // A call that finds a worker free hashes at once, on its own goroutine, in
-// that worker's memory. A call that finds every worker busy waits in a
+// that worker's memory (with OwnThreads: on that worker's thread, while the
+// call waits). A call that finds every worker busy waits in a
 // queue, served in arrival order: the worker that finishes a hash then goes
 // on with the queued hashes on a goroutine of its own until the queue is
 // empty, handing each result to its waiting caller, so no worker stays idle
@@ -89,9 +108,11 @@ type Hasher struct {
 	waitCap int64
 	mems    []*argon2Memory // one per worker (tests inspect them)
 
-	mu    sync.Mutex
-	free  []*argon2Memory // the memory of every idle worker
-	queue []*job          // admitted, not yet taken by a worker, oldest first
+	mu     sync.Mutex
+	free   []*argon2Memory // the memory of every idle worker
+	queue  []*job          // admitted, not yet taken by a worker, oldest first
+	own    bool            // OwnThreads: each memory's thread hashes in it
+	closed bool            // Close was called (own threads stop when idle)
 
 	// estimate is the running estimate of one hash's duration (ns): the
 	// median of the last estimateWindow hashes at the current parameters.
@@ -141,9 +162,23 @@ func NewHasher(cfg HasherConfig) *Hasher {
 		derive:  argon2idKey,
 	}
 	for range workers {
-		h.mems = append(h.mems, new(argon2Memory)) // allocated by its first hash
+		// Allocated by its first hash. A pure-Go hash on a calling
+		// goroutine yields its processor often; one on a thread of its own
+		// leaves that to the kernel.
+		h.mems = append(h.mems, &argon2Memory{yield: !cfg.OwnThreads})
 	}
 	h.free = append([]*argon2Memory(nil), h.mems...)
+	if cfg.OwnThreads {
+		nice := cfg.ThreadNice
+		if nice <= 0 {
+			nice = DefaultThreadNice
+		}
+		h.own = true
+		for _, m := range h.mems {
+			m.jobs = make(chan *job, 1)
+			go h.thread(m, m.jobs, nice)
+		}
+	}
 	if t := cfg.Testing; t != nil {
 		h.before = t.BeforeHash
 		if t.HashTime > 0 {
@@ -157,10 +192,41 @@ func NewHasher(cfg HasherConfig) *Hasher {
 		// estimate is known before the first call.
 		salt := make([]byte, h.params.SaltLen)
 		for range 2 {
-			h.run(h.mems[0], []byte("calibration"), salt, h.params)
+			_, _ = h.admit(context.Background(), true, func(m *argon2Memory) []byte {
+				return h.run(m, []byte("calibration"), salt, h.params)
+			})
 		}
 	}
 	return h
+}
+
+// thread is the OS thread of worker memory m (OwnThreads): it runs the
+// jobs handed to it, and the queued ones after them, until Close.
+func (h *Hasher) thread(m *argon2Memory, jobs <-chan *job, nice int) {
+	// Never unlocked: the thread's priority stays lowered, and it ends
+	// with this goroutine.
+	runtime.LockOSThread()
+	_ = lowerThreadPriority(nice) // not fatal: then it runs at the process's priority
+	for j := range jobs {
+		h.drain(m, j)
+	}
+}
+
+// Close stops the worker threads of OwnThreads once their hashes are done;
+// later calls hash on the calling goroutines. It does not wait.
+func (h *Hasher) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.closed = true
+	if h.own {
+		for _, m := range h.free {
+			close(m.jobs)
+			m.jobs = nil
+		}
+	}
 }
 
 // nextJob is what a worker whose hash is done does with its memory m: it takes
@@ -172,6 +238,10 @@ func (h *Hasher) nextJob(m *argon2Memory) *job {
 	defer h.mu.Unlock()
 	if len(h.queue) == 0 {
 		h.free = append(h.free, m)
+		if h.own && h.closed && m.jobs != nil {
+			close(m.jobs) // its thread ends
+			m.jobs = nil
+		}
 		return nil
 	}
 	j := h.queue[0]
@@ -303,6 +373,13 @@ func (h *Hasher) admit(ctx context.Context, wait bool, work func(m *argon2Memory
 	if n := len(h.free); n > 0 {
 		m := h.free[n-1]
 		h.free = h.free[:n-1]
+		if h.own && !h.closed {
+			// The worker's thread hashes (and goes on with the queue).
+			j := &job{work: work, key: make(chan []byte, 1), taken: true}
+			h.mu.Unlock()
+			m.jobs <- j
+			return <-j.key, nil
+		}
 		h.mu.Unlock()
 		key := work(m)
 		if j := h.nextJob(m); j != nil {

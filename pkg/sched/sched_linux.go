@@ -120,3 +120,39 @@ func threads() ([]int, error) {
 	}
 	return tids, nil
 }
+
+// LowerThread lowers the priority of the calling OS thread alone (Linux
+// keeps a nice value per thread) by raising its nice value by `by` (1..19),
+// at most to 19, and returns the new nice value: the thread then gets a
+// smaller share of the CPU than the process's other threads whenever they
+// want it, and all of it otherwise. The caller must have locked its
+// goroutine to the thread (runtime.LockOSThread) and keep it locked: the
+// runtime would otherwise run other goroutines on it, and an unprivileged
+// process cannot raise a thread's priority back. No privilege is needed.
+func LowerThread(by int) (int, error) {
+	if by < 1 || by > 19 {
+		return 0, fmt.Errorf("sched: a thread's priority is lowered by 1 to 19, not %d", by)
+	}
+	cur, err := ThreadNice()
+	if err != nil {
+		return 0, fmt.Errorf("sched: read the thread's nice value: %w", err)
+	}
+	nice := min(cur+by, 19)
+	if nice == cur {
+		return cur, nil
+	}
+	if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice); err != nil {
+		return cur, fmt.Errorf("sched: set the thread's nice value to %d: %w", nice, err)
+	}
+	return nice, nil
+}
+
+// ThreadNice returns the nice value of the calling OS thread.
+func ThreadNice() (int, error) {
+	// The raw system call answers 20 - nice (1..40).
+	p, err := unix.Getpriority(unix.PRIO_PROCESS, unix.Gettid())
+	if err != nil {
+		return 0, err
+	}
+	return 20 - p, nil
+}

@@ -140,8 +140,13 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			}
 		}
 	})
+	// The libargon2 build hashes on threads of its own at a lower priority
+	// (C code cannot give up its CPU to the process's other work; the
+	// kernel takes it from a niced thread); a pure-Go hash yields its
+	// processor often by itself (docs/adr/0005-hash-threads.md).
 	hasher := crypto.NewHasher(crypto.HasherConfig{Params: cfg.Argon2, Workers: cfg.HashWorkers,
-		Queue: cfg.HashQueue, MaxWait: cfg.MaxHashWait})
+		Queue: cfg.HashQueue, MaxWait: cfg.MaxHashWait, OwnThreads: crypto.Argon2Cgo})
+	env.OnStop(func(context.Context) error { hasher.Close(); return nil })
 	log.Info("password hashing", zap.String("argon2id", crypto.Argon2Implementation),
 		zap.Uint32("memory_kib", hasher.Params().MemoryKiB), zap.Int("workers", hasher.Workers()),
 		zap.Duration("max_wait", hasher.MaxWait()), zap.Duration("hash_time", hasher.HashTime()))
