@@ -34,6 +34,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -52,6 +53,7 @@ type options struct {
 	concurrency      int
 	count, slices    int
 	out, cpuprofile  string
+	trace            string
 	appendOut        bool
 	only             map[string]bool
 	authConc         int
@@ -111,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "", "also write the report as markdown to this file")
 	fs.BoolVar(&o.appendOut, "append", false, "with --out: add this run as a section to the page already in the file (scripts/bench.sh: one per argon2id build)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured phases to this file")
+	fs.StringVar(&o.trace, "trace", "", "write a runtime execution trace of the measured phases to this file (go tool trace; keep the run short)")
 	only := fs.String("only", "", "comma-separated phases to run (default all): "+strings.Join(allPhases, ","))
 	fs.IntVar(&o.authConc, "auth-concurrency", 0, "closed-loop callers for saturated Authenticate (default 4 x hash workers, at most workers + hash queue)")
 	fs.IntVar(&o.burstCallers, "burst-callers", 0, "simultaneous callers of the burst (default N = max hash wait x raw hash rate)")
@@ -248,6 +251,17 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.trace != "" {
+		f, err := os.Create(o.trace)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 	rounds := make([]*round, 0, o.count)
 	for i := range o.count {
