@@ -112,8 +112,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err := idx.Apply(authz.BuiltinChanges()...); err != nil {
 		return nil, fmt.Errorf("authz built-in roles: %w", err)
 	}
+	homes := centre.FromConfig(env.Config)
 	svc := commands.New(commands.Deps{Store: st, Index: idx, Logger: log, Kick: relay.Kick, MaxWait: cfg.MaxWait,
-		Homes: centre.FromConfig(env.Config)})
+		Homes: homes})
 
 	// Changes committed by any replica (this one's too, applied already)
 	// reach the index as their events arrive; a gap is read from the store.
@@ -175,7 +176,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			log.Debug("identity change applied, not announced", zap.Int64("seq", seq), zap.Error(err))
 		}
 	}
-	env.Go(func(ctx context.Context) { followIdentity(ctx, js, idx, log, identityLoaded, &mirrored, announce) })
+	env.Go(func(ctx context.Context) { followIdentity(ctx, js, idx, homes, log, identityLoaded, &mirrored, announce) })
 	env.Go(func(ctx context.Context) {
 		for _, c := range []chan struct{}{storeLoaded, identityLoaded} {
 			select {
@@ -233,8 +234,9 @@ func isHealth(m string) bool {
 // the server); loaded is closed once the events present at the start are
 // applied. It retries until the stream exists. Once loaded, a change that
 // may take something away from an administrator is recorded in mirrored
-// (before the index changes) and announced (after).
-func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Index, log *zap.Logger, loaded chan struct{},
+// (before the index changes) and announced (after). homes (nil: a single
+// centre) place other centres' subtrees (replica_parents.go).
+func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Index, homes *centre.Homes, log *zap.Logger, loaded chan struct{},
 	mirrored *atomic.Int64, announce func(seq int64)) {
 	var once atomic.Bool
 	markLoaded := func() {
@@ -257,10 +259,12 @@ func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Inde
 				markLoaded()
 			}
 			done := make(chan struct{})
+			places := newReplicaParents(homes) // the consumer reads from the start
 			cc, err := cons.Consume(func(m jetstream.Msg) {
 				md, mdErr := m.Metadata()
 				if isIdentitySubject(m.Subject()) {
 					if c, ok := parseIdentityEvent(m.Data()); ok {
+						places.place(m.Subject(), &c)
 						tell := mdErr == nil && once.Load() && c.narrows()
 						if tell {
 							mirrored.Store(int64(md.Sequence.Stream))
