@@ -105,7 +105,13 @@ type Engine struct {
 
 	mu      sync.Mutex
 	workers map[string]*worker
-	kick    chan struct{}
+	// stopping are the workers of edited, disabled or removed
+	// subscriptions that finish their delivery (up to one delivery
+	// timeout) outside the lock; a subscription's new worker starts only
+	// once its old one has ended, so no delivery is made twice.
+	stopping  map[string]*worker
+	finishing sync.WaitGroup
+	kick      chan struct{}
 
 	delivered, failed, dead *prometheus.CounterVec
 	storeErrors             *prometheus.CounterVec
@@ -138,7 +144,7 @@ func (w *worker) finish() {
 // New returns the engine; Run starts it.
 func New(o Options) *Engine {
 	o = o.withDefaults()
-	e := &Engine{o: o, owner: ids.New(), workers: map[string]*worker{}, kick: make(chan struct{}, 1),
+	e := &Engine{o: o, owner: ids.New(), workers: map[string]*worker{}, stopping: map[string]*worker{}, kick: make(chan struct{}, 1),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_provision_delivered_total",
 			Help: "Deliveries made to business systems, by application."}, []string{"app"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_provision_failed_attempts_total",
@@ -191,14 +197,18 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 	e.supervise(ctx)
 	e.mu.Lock()
-	for _, w := range e.workers {
-		w.cancel()
+	var ws []*worker
+	for _, m := range []map[string]*worker{e.workers, e.stopping} {
+		for _, w := range m {
+			w.cancel()
+			ws = append(ws, w)
+		}
 	}
-	ws := e.workers
 	e.mu.Unlock()
 	for _, w := range ws {
 		<-w.done
 	}
+	e.finishing.Wait()
 	wg.Wait()
 }
 
@@ -480,13 +490,31 @@ func (e *Engine) reconcile(ctx context.Context) {
 	e.mu.Lock()
 	for id, w := range e.workers {
 		if s, ok := want[id]; !ok || !s.UpdatedAt.Equal(w.sub.UpdatedAt) {
-			w.finish()
+			// Stopped between two deliveries, outside the lock: the
+			// delivery it makes is not held to the others' changes, nor
+			// they to it. The supervisor looks again once it has ended.
 			delete(e.workers, id)
+			e.stopping[id] = w
+			e.finishing.Go(func() {
+				w.finish()
+				e.mu.Lock()
+				if e.stopping[id] == w {
+					delete(e.stopping, id)
+				}
+				e.mu.Unlock()
+				select {
+				case e.kick <- struct{}{}:
+				default:
+				}
+			})
 		}
 	}
 	for id, s := range want {
 		if _, ok := e.workers[id]; ok {
 			continue
+		}
+		if _, ok := e.stopping[id]; ok {
+			continue // its old worker finishes a delivery first
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		w := &worker{sub: s, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1)}

@@ -2,6 +2,7 @@ package provision_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -179,5 +180,92 @@ func TestScheduledBatch(t *testing.T) {
 	if _, _, _, err := svc.StartBatch(context.Background(), "nobody", "", provision.Filter{}); err == nil ||
 		!strings.Contains(err.Error(), "no enabled subscription") {
 		t.Fatalf("batch of an app without subscriptions: %v", err)
+	}
+}
+
+// An edit of a subscription whose business system hangs mid-delivery
+// holds no other subscription: the edited worker finishes its delivery
+// outside the engine's lock while another subscription is created and
+// delivered; once the hanging system answers, each of its deliveries was
+// sent once (the edited worker's replacement starts after it ended).
+func TestEditOfHangingSubscriptionHoldsNoOther(t *testing.T) {
+	// A delivery timeout longer than any wait of the test: before the
+	// fix, the engine waited for it while holding its lock.
+	env := provtest.New(t, provision.Options{Dial: dial(), Timeout: 10 * time.Minute})
+	release := make(chan struct{})
+	var mu sync.Mutex
+	sent := map[string]int{}
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b webhook.Body
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		mu.Lock()
+		sent[b.Delivery]++
+		mu.Unlock()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hanging.Close()
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	var fastGot atomic.Int64
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fastGot.Add(1) }))
+	defer healthy.Close()
+	requests := func() (n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range sent {
+			n += c
+		}
+		return n
+	}
+
+	env.Start()
+	sel := provision.Selection{Orgs: []string{"o1"}}
+	slow := env.Subscribe(&provision.Subscription{App: "slow", Name: "slow", Selection: sel, Transport: provision.Webhook,
+		Endpoint: hanging.URL, Secret: secret})
+	users(env, 2)
+	env.Wait("the hanging system to receive its first delivery", func() bool { return requests() == 1 })
+	env.Wait("the projection", func() bool {
+		c, _ := env.Store.Cursor(context.Background())
+		return c == 3
+	})
+
+	svc := &provision.Service{Store: env.Store, Engine: env.Engine()}
+	s, err := env.Store.GetSubscription(context.Background(), slow.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Name, s.Secret = "slow renamed", ""
+	if _, err := svc.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	fast := env.Subscribe(&provision.Subscription{App: "fast", Name: "fast", Selection: sel, Transport: provision.Webhook,
+		Endpoint: healthy.URL, Secret: secret})
+	// Its initial batch: the org and both people.
+	env.Wait("the new subscription's deliveries while the edited one hangs", func() bool {
+		return env.Count(fast.ID, provision.Delivered) == 3
+	})
+	if n := requests(); n != 1 {
+		t.Fatalf("the hanging system got %d requests while it hung, want 1", n)
+	}
+
+	close(release)
+	released = true
+	env.Wait("the hanging system's deliveries", func() bool { return env.Count(slow.ID, provision.Delivered) == 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) != 3 {
+		t.Fatalf("the hanging system got deliveries %v, want 3", sent)
+	}
+	for d, n := range sent {
+		if n != 1 {
+			t.Fatalf("delivery %s sent %d times%s", d, n, env.Summary(slow.ID))
+		}
 	}
 }
