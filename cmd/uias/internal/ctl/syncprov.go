@@ -21,6 +21,7 @@ func syncProvisionCommands(m map[string]command) map[string]command {
 	m["subscribe"] = syncSubscribeCmd()
 	m["subscriptions"] = syncSubscriptionsCmd()
 	m["unsubscribe"] = syncUnsubscribeCmd()
+	m["subscription-update"] = syncSubscriptionUpdateCmd()
 	m["resync"] = syncBatchCmd(true)
 	m["batch"] = syncBatchCmd(false)
 	m["retry"] = syncRetryCmd()

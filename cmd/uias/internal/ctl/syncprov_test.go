@@ -43,7 +43,8 @@ func TestSyncProvisioningCommands(t *testing.T) {
 		}
 		mu.Lock()
 		if b.Kind == "identity.user" {
-			logins = append(logins, b.Op+" "+b.Object["login_name"].(string))
+			login, _ := b.Object["login_name"].(string) // a delete may carry no state
+			logins = append(logins, b.Op+" "+login)
 		}
 		mu.Unlock()
 	}))
@@ -83,7 +84,11 @@ func TestSyncProvisioningCommands(t *testing.T) {
 	if out := h.mustRun("sync", "subscriptions", "--app", "crm"); !strings.Contains(out, "CRM people") || !strings.Contains(out, "webhook") {
 		t.Fatalf("subscriptions:\n%s", out)
 	}
-	h.mustRun("user", "create", "--login", "mate1", "--name", "First Mate", "--org", org.Id)
+	var mate struct{ Id string }
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "user", "create", "--login", "mate1", "--name", "First Mate",
+		"--org", org.Id)), &mate); err != nil || mate.Id == "" {
+		t.Fatalf("user create: %v", err)
+	}
 	h.mustRun("user", "create", "--login", "cook1", "--name", "Cook", "--org", org.Id)
 	wait("the people created to reach the webhook", func() bool { return len(seen()) == 2 })
 
@@ -200,6 +205,65 @@ func TestSyncProvisioningCommands(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("%s delivered %d times", l, n)
 		}
+	}
+
+	// sync subscription-update: what the flags name changes, the rest
+	// (the secret included) stays; the engine acts on the edit at once.
+	var subs struct {
+		Subscriptions []struct{ Id string } `json:"subscriptions"`
+	}
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "sync", "subscriptions", "--app", "crm")), &subs); err != nil ||
+		len(subs.Subscriptions) != 1 {
+		t.Fatalf("subscriptions: %v %+v", err, subs)
+	}
+	id := subs.Subscriptions[0].Id
+	out = h.mustRun("sync", "subscription-update", id, "--name", "CRM crew", "--on-leave", "disable")
+	if !strings.Contains(out, "CRM crew") || !strings.Contains(out, "on leave:") || !strings.Contains(out, "disable") ||
+		!strings.Contains(out, "orgs "+org.Id) || !strings.Contains(out, "set") {
+		t.Fatalf("subscription-update output:\n%s", out)
+	}
+	shore := struct{ Id string }{}
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "org", "create", "--code", "shore", "--name", "Shore",
+		"--parent", roots.Orgs[0].Id)), &shore); err != nil {
+		t.Fatal(err)
+	}
+	count := func(line string) int {
+		n := 0
+		for _, l := range seen() {
+			if l == line {
+				n++
+			}
+		}
+		return n
+	}
+	h.mustRun("user", "update", mate.Id, "--org", shore.Id)
+	wait("the person who left the org to be disabled (on_leave=disable)", func() bool { return count("disable mate1") == 1 })
+	upserts := count("upsert mate1")
+	var edited struct {
+		Name      string            `json:"name"`
+		HasSecret bool              `json:"has_secret"`
+		Settings  map[string]string `json:"settings"`
+		Selection struct {
+			Orgs []string `json:"orgs"`
+		} `json:"selection"`
+	}
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "sync", "subscription-update", id, "--org", shore.Id,
+		"--setting", "on_leave=")), &edited); err != nil {
+		t.Fatal(err)
+	}
+	if edited.Name != "CRM crew" || !edited.HasSecret || edited.Settings["on_leave"] != "" ||
+		len(edited.Selection.Orgs) != 1 || edited.Selection.Orgs[0] != shore.Id {
+		t.Fatalf("subscription after the second edit: %+v", edited)
+	}
+	wait("the person inside the new selection to be delivered", func() bool { return count("upsert mate1") > upserts })
+	if code, _, stderr := h.run("sync", "subscription-update", id, "--on-leave", "sometimes"); code == 0 || !strings.Contains(stderr, "on_leave") {
+		t.Fatalf("subscription-update --on-leave sometimes: exit %d %s", code, stderr)
+	}
+	if code, _, stderr := h.run("sync", "subscription-update", id); code == 0 || !strings.Contains(stderr, "nothing to change") {
+		t.Fatalf("subscription-update without flags: exit %d %s", code, stderr)
+	}
+	if code, _, stderr := h.run("sync", "subscription-update", "no-such-subscription", "--name", "x"); code == 0 || stderr == "" {
+		t.Fatalf("subscription-update of an unknown subscription: exit %d %s", code, stderr)
 	}
 }
 
