@@ -65,11 +65,15 @@ bench: buildtags
 ## bench-sync: two-level centres (services/sync/applier/bench_test.go):
 ## BENCH_SYNC_N changes queued at level 2 during a cut, applied at level 1
 ## after the heal, against level 2 applying them from its own stream in the
-## same run (catch_up_ratio; goal 100k in <= 60 s on 2 CPUs), and the lag
-## while connected; results go in docs/benchmarks-sync.md by hand
+## same run (catch_up_ratio), and the lag while connected; then the same
+## catch-up as deployed (tests/e2e/syncbench_test.go: level 1 a whole UIAS
+## process whose identity and authz apply each batch; goal 100k in <= 60 s
+## on 2 CPUs); results go in docs/benchmarks-sync.md by hand
 BENCH_SYNC_N ?= 100000
 bench-sync:
 	cd services/sync && UIAS_SYNC_CATCHUP_N=$(BENCH_SYNC_N) $(GO) test ./applier -run '^$$' -bench 'CatchUp|Lag' \
+		-benchtime 1x -timeout 30m
+	cd tests && UIAS_SYNC_CATCHUP_N=$(BENCH_SYNC_N) $(GO) test ./e2e -run '^$$' -bench 'SyncCatchUpApplied' \
 		-benchtime 1x -timeout 30m
 
 ## soak: identity with 10 M generated people (uias bench scale: listings,

@@ -51,7 +51,7 @@ func (c *syncCentre) config(t *testing.T, set func(s *synccomponent.Config)) con
 
 // centreFile is the sync section of a deploy/centres/uias-*.yaml file, the
 // configuration docs/operators.md shows.
-func centreFile(t *testing.T, name string) synccomponent.Config {
+func centreFile(t testing.TB, name string) synccomponent.Config {
 	t.Helper()
 	cfg, err := app.LoadConfig(filepath.Join(deployCentres, name), func(string) (string, bool) { return "", false }, nil, nil)
 	if err != nil {
