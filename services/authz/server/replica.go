@@ -8,6 +8,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/grpcx"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
+	replicav1 "github.com/uias/uias/proto/gen/uias/replica/v1"
 	"github.com/uias/uias/services/authz/commands"
 )
 
@@ -26,7 +27,7 @@ func RegisterReplica(g *grpc.Server, svc *commands.Service) {
 var errReplicaComponentsOnly = apierr.New(apierr.PermissionDenied, "PERMISSION_DENIED", "AuthzReplicaService is for UIAS components only")
 
 // ApplyAuthzReplica implements AuthzReplicaService.
-func (s replicaServer) ApplyAuthzReplica(ctx context.Context, r *authzv1.ApplyAuthzReplicaRequest) (*authzv1.ApplyAuthzReplicaResponse, error) {
+func (s replicaServer) ApplyAuthzReplica(ctx context.Context, r *replicav1.ApplyRequest) (*replicav1.ApplyResponse, error) {
 	if !grpcx.FromComponent(ctx) {
 		return nil, errReplicaComponentsOnly
 	}
@@ -38,7 +39,7 @@ func (s replicaServer) ApplyAuthzReplica(ctx context.Context, r *authzv1.ApplyAu
 	if err != nil {
 		return nil, err
 	}
-	res := &authzv1.ApplyAuthzReplicaResponse{Outcomes: make([]string, len(out)), Revision: rev}
+	res := &replicav1.ApplyResponse{Outcomes: make([]string, len(out)), Revision: rev}
 	for i, oc := range out {
 		res.Outcomes[i] = string(oc)
 	}
@@ -46,7 +47,7 @@ func (s replicaServer) ApplyAuthzReplica(ctx context.Context, r *authzv1.ApplyAu
 }
 
 // GetAuthzReplicaDigest implements AuthzReplicaService.
-func (s replicaServer) GetAuthzReplicaDigest(ctx context.Context, r *authzv1.GetAuthzReplicaDigestRequest) (*authzv1.GetAuthzReplicaDigestResponse, error) {
+func (s replicaServer) GetAuthzReplicaDigest(ctx context.Context, r *replicav1.DigestRequest) (*replicav1.DigestResponse, error) {
 	if !grpcx.FromComponent(ctx) {
 		return nil, errReplicaComponentsOnly
 	}
@@ -54,9 +55,9 @@ func (s replicaServer) GetAuthzReplicaDigest(ctx context.Context, r *authzv1.Get
 	if err != nil {
 		return nil, err
 	}
-	out := &authzv1.GetAuthzReplicaDigestResponse{}
+	out := &replicav1.DigestResponse{}
 	for _, d := range ds {
-		out.Tables = append(out.Tables, &authzv1.AuthzReplicaTableDigest{Table: d.Table, Rows: d.Rows, Sha256: d.SHA256})
+		out.Tables = append(out.Tables, &replicav1.TableDigest{Table: d.Table, Rows: d.Rows, Sha256: d.SHA256})
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	replicav1 "github.com/uias/uias/proto/gen/uias/replica/v1"
 	"github.com/uias/uias/services/identity"
 )
 
@@ -19,7 +20,7 @@ type replicaServer struct {
 var errReplicaComponentsOnly = apierr.New(apierr.PermissionDenied, "PERMISSION_DENIED", "ReplicaService is for UIAS components only")
 
 // ApplyReplica implements ReplicaService.
-func (s replicaServer) ApplyReplica(ctx context.Context, r *identityv1.ApplyReplicaRequest) (*identityv1.ApplyReplicaResponse, error) {
+func (s replicaServer) ApplyReplica(ctx context.Context, r *replicav1.ApplyRequest) (*replicav1.ApplyResponse, error) {
 	if !grpcx.FromComponent(ctx) {
 		return nil, errReplicaComponentsOnly
 	}
@@ -31,7 +32,7 @@ func (s replicaServer) ApplyReplica(ctx context.Context, r *identityv1.ApplyRepl
 	if err != nil {
 		return nil, err
 	}
-	res := &identityv1.ApplyReplicaResponse{Outcomes: make([]string, len(out))}
+	res := &replicav1.ApplyResponse{Outcomes: make([]string, len(out))}
 	for i, oc := range out {
 		res.Outcomes[i] = string(oc)
 	}
@@ -39,7 +40,7 @@ func (s replicaServer) ApplyReplica(ctx context.Context, r *identityv1.ApplyRepl
 }
 
 // GetReplicaDigest implements ReplicaService.
-func (s replicaServer) GetReplicaDigest(ctx context.Context, r *identityv1.GetReplicaDigestRequest) (*identityv1.GetReplicaDigestResponse, error) {
+func (s replicaServer) GetReplicaDigest(ctx context.Context, r *replicav1.DigestRequest) (*replicav1.DigestResponse, error) {
 	if !grpcx.FromComponent(ctx) {
 		return nil, errReplicaComponentsOnly
 	}
@@ -47,9 +48,9 @@ func (s replicaServer) GetReplicaDigest(ctx context.Context, r *identityv1.GetRe
 	if err != nil {
 		return nil, err
 	}
-	out := &identityv1.GetReplicaDigestResponse{}
+	out := &replicav1.DigestResponse{}
 	for _, d := range ds {
-		out.Tables = append(out.Tables, &identityv1.ReplicaTableDigest{Table: d.Table, Rows: d.Rows, Sha256: d.SHA256})
+		out.Tables = append(out.Tables, &replicav1.TableDigest{Table: d.Table, Rows: d.Rows, Sha256: d.SHA256})
 	}
 	return out, nil
 }

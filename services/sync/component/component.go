@@ -15,8 +15,6 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
-	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
-	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
 	"github.com/uias/uias/services/sync/applier"
 	"github.com/uias/uias/services/sync/server"
@@ -105,8 +103,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		// their permissions.
 		ap = applier.New(js, st, links, applier.Options{Batch: cfg.Batch, Retry: cfg.Retry, SourceRetry: cfg.SourceRetry,
 			Logger: env.Log.Named("applier"), Metrics: env.Metrics,
-			Targets: []applier.Target{identityReplicas{c: identityv1.NewReplicaServiceClient(idc)},
-				authzReplicas{c: authzv1.NewAuthzReplicaServiceClient(azc)}}})
+			Targets: []applier.Target{identityReplicas(idc), authzReplicas(azc)}})
 		env.Go(ap.Run)
 	}
 	admins, err := adminauth.FromEnv(env)

@@ -3,16 +3,22 @@ package component
 import (
 	"context"
 
+	"google.golang.org/grpc"
+
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	replicav1 "github.com/uias/uias/proto/gen/uias/replica/v1"
 	usync "github.com/uias/uias/services/sync"
 )
 
-// identityReplicas applies peers' identity changes through identity's
-// ReplicaService (components only), in calls of at most replicaCallBytes
-// of payload and replicaCallChanges changes (under gRPC's message limit).
-type identityReplicas struct {
-	c identityv1.ReplicaServiceClient
+// replicas applies peers' changes of one component through its replica
+// service (components only: identity's ReplicaService, authz's
+// AuthzReplicaService, which share their messages, uias.replica.v1), in
+// calls of at most replicaCallBytes of payload and replicaCallChanges
+// changes (under gRPC's message limit).
+type replicas struct {
+	name, prefix string
+	apply        func(ctx context.Context, r *replicav1.ApplyRequest, opts ...grpc.CallOption) (*replicav1.ApplyResponse, error)
 }
 
 const (
@@ -20,23 +26,35 @@ const (
 	replicaCallChanges = 1000
 )
 
-func (identityReplicas) Name() string   { return "identity" }
-func (identityReplicas) Prefix() string { return "uias.changes.identity." }
+// identityReplicas: the orgs, people, groups, applications and account
+// links of peers, into this centre's identity, so it logs their people in.
+func identityReplicas(conn grpc.ClientConnInterface) replicas {
+	return replicas{name: "identity", prefix: "uias.changes.identity.", apply: identityv1.NewReplicaServiceClient(conn).ApplyReplica}
+}
 
-func (r identityReplicas) Apply(ctx context.Context, origin string, cs []*usync.Change) ([]string, error) {
+// authzReplicas: global data from level 1 and the grants of each centre's
+// people, into this centre's authz, so it checks their permissions.
+func authzReplicas(conn grpc.ClientConnInterface) replicas {
+	return replicas{name: "authz", prefix: "uias.changes.authz.", apply: authzv1.NewAuthzReplicaServiceClient(conn).ApplyAuthzReplica}
+}
+
+func (r replicas) Name() string   { return r.name }
+func (r replicas) Prefix() string { return r.prefix }
+
+func (r replicas) Apply(ctx context.Context, origin string, cs []*usync.Change) ([]string, error) {
 	out := make([]string, 0, len(cs))
-	req := &identityv1.ApplyReplicaRequest{Origin: origin}
+	req := &replicav1.ApplyRequest{Origin: origin}
 	size := 0
 	flush := func() error {
 		if len(req.Changes) == 0 {
 			return nil
 		}
-		res, err := r.c.ApplyReplica(ctx, req)
+		res, err := r.apply(ctx, req)
 		if err != nil {
 			return err
 		}
 		out = append(out, res.GetOutcomes()...)
-		req, size = &identityv1.ApplyReplicaRequest{Origin: origin}, 0
+		req, size = &replicav1.ApplyRequest{Origin: origin}, 0
 		return nil
 	}
 	for _, c := range cs {
@@ -45,49 +63,7 @@ func (r identityReplicas) Apply(ctx context.Context, origin string, cs []*usync.
 				return nil, err
 			}
 		}
-		req.Changes = append(req.Changes, &identityv1.ReplicaChange{EventId: c.EventID, Subject: c.Subject,
-			Version: c.Version, Payload: c.Payload})
-		size += len(c.Payload)
-	}
-	if err := flush(); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// authzReplicas applies peers' authz changes (global data from level 1,
-// the grants of each centre's people) through authz's
-// AuthzReplicaService (components only), in calls as identityReplicas.
-type authzReplicas struct {
-	c authzv1.AuthzReplicaServiceClient
-}
-
-func (authzReplicas) Name() string   { return "authz" }
-func (authzReplicas) Prefix() string { return "uias.changes.authz." }
-
-func (r authzReplicas) Apply(ctx context.Context, origin string, cs []*usync.Change) ([]string, error) {
-	out := make([]string, 0, len(cs))
-	req := &authzv1.ApplyAuthzReplicaRequest{Origin: origin}
-	size := 0
-	flush := func() error {
-		if len(req.Changes) == 0 {
-			return nil
-		}
-		res, err := r.c.ApplyAuthzReplica(ctx, req)
-		if err != nil {
-			return err
-		}
-		out = append(out, res.GetOutcomes()...)
-		req, size = &authzv1.ApplyAuthzReplicaRequest{Origin: origin}, 0
-		return nil
-	}
-	for _, c := range cs {
-		if len(req.Changes) >= replicaCallChanges || size+len(c.Payload) > replicaCallBytes {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
-		req.Changes = append(req.Changes, &authzv1.AuthzReplicaChange{EventId: c.EventID, Subject: c.Subject,
+		req.Changes = append(req.Changes, &replicav1.Change{EventId: c.EventID, Subject: c.Subject,
 			Version: c.Version, Payload: c.Payload})
 		size += len(c.Payload)
 	}

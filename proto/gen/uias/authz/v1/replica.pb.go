@@ -7,12 +7,10 @@
 package authzv1
 
 import (
-	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
-	_ "github.com/uias/uias/proto/gen/uias/validate/v1"
+	v1 "github.com/uias/uias/proto/gen/uias/replica/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
-	sync "sync"
 	unsafe "unsafe"
 )
 
@@ -23,397 +21,31 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-type ApplyAuthzReplicaRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// origin: the centre whose CHANGES the changes were written to.
-	Origin        string                `protobuf:"bytes,1,opt,name=origin" json:"origin,omitempty"`
-	Changes       []*AuthzReplicaChange `protobuf:"bytes,2,rep,name=changes" json:"changes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ApplyAuthzReplicaRequest) Reset() {
-	*x = ApplyAuthzReplicaRequest{}
-	mi := &file_uias_authz_v1_replica_proto_msgTypes[0]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ApplyAuthzReplicaRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ApplyAuthzReplicaRequest) ProtoMessage() {}
-
-func (x *ApplyAuthzReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_replica_proto_msgTypes[0]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ApplyAuthzReplicaRequest.ProtoReflect.Descriptor instead.
-func (*ApplyAuthzReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_replica_proto_rawDescGZIP(), []int{0}
-}
-
-func (x *ApplyAuthzReplicaRequest) GetOrigin() string {
-	if x != nil {
-		return x.Origin
-	}
-	return ""
-}
-
-func (x *ApplyAuthzReplicaRequest) GetChanges() []*AuthzReplicaChange {
-	if x != nil {
-		return x.Changes
-	}
-	return nil
-}
-
-// AuthzReplicaChange is one authz CHANGES event of the origin.
-type AuthzReplicaChange struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	EventId string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId" json:"event_id,omitempty"`
-	// subject: uias.changes.authz.<object>.<op>.
-	Subject string `protobuf:"bytes,2,opt,name=subject" json:"subject,omitempty"`
-	// version: the event's sequence in the origin's CHANGES stream.
-	Version uint64 `protobuf:"varint,3,opt,name=version" json:"version,omitempty"`
-	// payload: the event's JSON payload as authz wrote it.
-	Payload       []byte `protobuf:"bytes,4,opt,name=payload" json:"payload,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *AuthzReplicaChange) Reset() {
-	*x = AuthzReplicaChange{}
-	mi := &file_uias_authz_v1_replica_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *AuthzReplicaChange) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*AuthzReplicaChange) ProtoMessage() {}
-
-func (x *AuthzReplicaChange) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_replica_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use AuthzReplicaChange.ProtoReflect.Descriptor instead.
-func (*AuthzReplicaChange) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_replica_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *AuthzReplicaChange) GetEventId() string {
-	if x != nil {
-		return x.EventId
-	}
-	return ""
-}
-
-func (x *AuthzReplicaChange) GetSubject() string {
-	if x != nil {
-		return x.Subject
-	}
-	return ""
-}
-
-func (x *AuthzReplicaChange) GetVersion() uint64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *AuthzReplicaChange) GetPayload() []byte {
-	if x != nil {
-		return x.Payload
-	}
-	return nil
-}
-
-type ApplyAuthzReplicaResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// outcomes: one per change, in order: APPLIED, STALE, NOT_HOMED or
-	// IGNORED (a change that carries nothing to apply).
-	Outcomes []string `protobuf:"bytes,1,rep,name=outcomes" json:"outcomes,omitempty"`
-	// revision: this centre's authz revision after the batch.
-	Revision      int64 `protobuf:"varint,2,opt,name=revision" json:"revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ApplyAuthzReplicaResponse) Reset() {
-	*x = ApplyAuthzReplicaResponse{}
-	mi := &file_uias_authz_v1_replica_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ApplyAuthzReplicaResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ApplyAuthzReplicaResponse) ProtoMessage() {}
-
-func (x *ApplyAuthzReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_replica_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ApplyAuthzReplicaResponse.ProtoReflect.Descriptor instead.
-func (*ApplyAuthzReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_replica_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *ApplyAuthzReplicaResponse) GetOutcomes() []string {
-	if x != nil {
-		return x.Outcomes
-	}
-	return nil
-}
-
-func (x *ApplyAuthzReplicaResponse) GetRevision() int64 {
-	if x != nil {
-		return x.Revision
-	}
-	return 0
-}
-
-type GetAuthzReplicaDigestRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Home          string                 `protobuf:"bytes,1,opt,name=home" json:"home,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *GetAuthzReplicaDigestRequest) Reset() {
-	*x = GetAuthzReplicaDigestRequest{}
-	mi := &file_uias_authz_v1_replica_proto_msgTypes[3]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *GetAuthzReplicaDigestRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*GetAuthzReplicaDigestRequest) ProtoMessage() {}
-
-func (x *GetAuthzReplicaDigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_replica_proto_msgTypes[3]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use GetAuthzReplicaDigestRequest.ProtoReflect.Descriptor instead.
-func (*GetAuthzReplicaDigestRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_replica_proto_rawDescGZIP(), []int{3}
-}
-
-func (x *GetAuthzReplicaDigestRequest) GetHome() string {
-	if x != nil {
-		return x.Home
-	}
-	return ""
-}
-
-type GetAuthzReplicaDigestResponse struct {
-	state         protoimpl.MessageState     `protogen:"open.v1"`
-	Tables        []*AuthzReplicaTableDigest `protobuf:"bytes,1,rep,name=tables" json:"tables,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *GetAuthzReplicaDigestResponse) Reset() {
-	*x = GetAuthzReplicaDigestResponse{}
-	mi := &file_uias_authz_v1_replica_proto_msgTypes[4]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *GetAuthzReplicaDigestResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*GetAuthzReplicaDigestResponse) ProtoMessage() {}
-
-func (x *GetAuthzReplicaDigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_replica_proto_msgTypes[4]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use GetAuthzReplicaDigestResponse.ProtoReflect.Descriptor instead.
-func (*GetAuthzReplicaDigestResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_replica_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *GetAuthzReplicaDigestResponse) GetTables() []*AuthzReplicaTableDigest {
-	if x != nil {
-		return x.Tables
-	}
-	return nil
-}
-
-type AuthzReplicaTableDigest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table" json:"table,omitempty"`
-	Rows          int64                  `protobuf:"varint,2,opt,name=rows" json:"rows,omitempty"`
-	Sha256        string                 `protobuf:"bytes,3,opt,name=sha256" json:"sha256,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *AuthzReplicaTableDigest) Reset() {
-	*x = AuthzReplicaTableDigest{}
-	mi := &file_uias_authz_v1_replica_proto_msgTypes[5]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *AuthzReplicaTableDigest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*AuthzReplicaTableDigest) ProtoMessage() {}
-
-func (x *AuthzReplicaTableDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_replica_proto_msgTypes[5]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use AuthzReplicaTableDigest.ProtoReflect.Descriptor instead.
-func (*AuthzReplicaTableDigest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_replica_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *AuthzReplicaTableDigest) GetTable() string {
-	if x != nil {
-		return x.Table
-	}
-	return ""
-}
-
-func (x *AuthzReplicaTableDigest) GetRows() int64 {
-	if x != nil {
-		return x.Rows
-	}
-	return 0
-}
-
-func (x *AuthzReplicaTableDigest) GetSha256() string {
-	if x != nil {
-		return x.Sha256
-	}
-	return ""
-}
-
 var File_uias_authz_v1_replica_proto protoreflect.FileDescriptor
 
 const file_uias_authz_v1_replica_proto_rawDesc = "" +
 	"\n" +
-	"\x1buias/authz/v1/replica.proto\x12\ruias.authz.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cuias/validate/v1/rules.proto\"\x89\x01\n" +
-	"\x18ApplyAuthzReplicaRequest\x12%\n" +
-	"\x06origin\x18\x01 \x01(\tB\r\xbaH\n" +
-	"r\b\xc8\xc6'\x01\x10\x01(@R\x06origin\x12F\n" +
-	"\achanges\x18\x02 \x03(\v2!.uias.authz.v1.AuthzReplicaChangeB\t\xbaH\x06\x92\x01\x03\x10\x88'R\achanges\"\xb1\x01\n" +
-	"\x12AuthzReplicaChange\x12)\n" +
-	"\bevent_id\x18\x01 \x01(\tB\x0e\xbaH\vr\t\xc8\xc6'\x01\x10\x01(\x80\x01R\aeventId\x12(\n" +
-	"\asubject\x18\x02 \x01(\tB\x0e\xbaH\vr\t\xc8\xc6'\x01\x10\x01(\x80\x02R\asubject\x12!\n" +
-	"\aversion\x18\x03 \x01(\x04B\a\xbaH\x042\x02 \x00R\aversion\x12#\n" +
-	"\apayload\x18\x04 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x10R\apayload\"S\n" +
-	"\x19ApplyAuthzReplicaResponse\x12\x1a\n" +
-	"\boutcomes\x18\x01 \x03(\tR\boutcomes\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"A\n" +
-	"\x1cGetAuthzReplicaDigestRequest\x12!\n" +
-	"\x04home\x18\x01 \x01(\tB\r\xbaH\n" +
-	"r\b\xc8\xc6'\x01\x10\x01(@R\x04home\"_\n" +
-	"\x1dGetAuthzReplicaDigestResponse\x12>\n" +
-	"\x06tables\x18\x01 \x03(\v2&.uias.authz.v1.AuthzReplicaTableDigestR\x06tables\"[\n" +
-	"\x17AuthzReplicaTableDigest\x12\x14\n" +
-	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
-	"\x04rows\x18\x02 \x01(\x03R\x04rows\x12\x16\n" +
-	"\x06sha256\x18\x03 \x01(\tR\x06sha2562\xf1\x01\n" +
-	"\x13AuthzReplicaService\x12f\n" +
-	"\x11ApplyAuthzReplica\x12'.uias.authz.v1.ApplyAuthzReplicaRequest\x1a(.uias.authz.v1.ApplyAuthzReplicaResponse\x12r\n" +
-	"\x15GetAuthzReplicaDigest\x12+.uias.authz.v1.GetAuthzReplicaDigestRequest\x1a,.uias.authz.v1.GetAuthzReplicaDigestResponseB;Z4github.com/uias/uias/proto/gen/uias/authz/v1;authzv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\x1buias/authz/v1/replica.proto\x12\ruias.authz.v1\x1a\x1duias/replica/v1/replica.proto2\xc3\x01\n" +
+	"\x13AuthzReplicaService\x12R\n" +
+	"\x11ApplyAuthzReplica\x12\x1d.uias.replica.v1.ApplyRequest\x1a\x1e.uias.replica.v1.ApplyResponse\x12X\n" +
+	"\x15GetAuthzReplicaDigest\x12\x1e.uias.replica.v1.DigestRequest\x1a\x1f.uias.replica.v1.DigestResponseB;Z4github.com/uias/uias/proto/gen/uias/authz/v1;authzv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
-var (
-	file_uias_authz_v1_replica_proto_rawDescOnce sync.Once
-	file_uias_authz_v1_replica_proto_rawDescData []byte
-)
-
-func file_uias_authz_v1_replica_proto_rawDescGZIP() []byte {
-	file_uias_authz_v1_replica_proto_rawDescOnce.Do(func() {
-		file_uias_authz_v1_replica_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_uias_authz_v1_replica_proto_rawDesc), len(file_uias_authz_v1_replica_proto_rawDesc)))
-	})
-	return file_uias_authz_v1_replica_proto_rawDescData
-}
-
-var file_uias_authz_v1_replica_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_uias_authz_v1_replica_proto_goTypes = []any{
-	(*ApplyAuthzReplicaRequest)(nil),      // 0: uias.authz.v1.ApplyAuthzReplicaRequest
-	(*AuthzReplicaChange)(nil),            // 1: uias.authz.v1.AuthzReplicaChange
-	(*ApplyAuthzReplicaResponse)(nil),     // 2: uias.authz.v1.ApplyAuthzReplicaResponse
-	(*GetAuthzReplicaDigestRequest)(nil),  // 3: uias.authz.v1.GetAuthzReplicaDigestRequest
-	(*GetAuthzReplicaDigestResponse)(nil), // 4: uias.authz.v1.GetAuthzReplicaDigestResponse
-	(*AuthzReplicaTableDigest)(nil),       // 5: uias.authz.v1.AuthzReplicaTableDigest
+	(*v1.ApplyRequest)(nil),   // 0: uias.replica.v1.ApplyRequest
+	(*v1.DigestRequest)(nil),  // 1: uias.replica.v1.DigestRequest
+	(*v1.ApplyResponse)(nil),  // 2: uias.replica.v1.ApplyResponse
+	(*v1.DigestResponse)(nil), // 3: uias.replica.v1.DigestResponse
 }
 var file_uias_authz_v1_replica_proto_depIdxs = []int32{
-	1, // 0: uias.authz.v1.ApplyAuthzReplicaRequest.changes:type_name -> uias.authz.v1.AuthzReplicaChange
-	5, // 1: uias.authz.v1.GetAuthzReplicaDigestResponse.tables:type_name -> uias.authz.v1.AuthzReplicaTableDigest
-	0, // 2: uias.authz.v1.AuthzReplicaService.ApplyAuthzReplica:input_type -> uias.authz.v1.ApplyAuthzReplicaRequest
-	3, // 3: uias.authz.v1.AuthzReplicaService.GetAuthzReplicaDigest:input_type -> uias.authz.v1.GetAuthzReplicaDigestRequest
-	2, // 4: uias.authz.v1.AuthzReplicaService.ApplyAuthzReplica:output_type -> uias.authz.v1.ApplyAuthzReplicaResponse
-	4, // 5: uias.authz.v1.AuthzReplicaService.GetAuthzReplicaDigest:output_type -> uias.authz.v1.GetAuthzReplicaDigestResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0, // 0: uias.authz.v1.AuthzReplicaService.ApplyAuthzReplica:input_type -> uias.replica.v1.ApplyRequest
+	1, // 1: uias.authz.v1.AuthzReplicaService.GetAuthzReplicaDigest:input_type -> uias.replica.v1.DigestRequest
+	2, // 2: uias.authz.v1.AuthzReplicaService.ApplyAuthzReplica:output_type -> uias.replica.v1.ApplyResponse
+	3, // 3: uias.authz.v1.AuthzReplicaService.GetAuthzReplicaDigest:output_type -> uias.replica.v1.DigestResponse
+	2, // [2:4] is the sub-list for method output_type
+	0, // [0:2] is the sub-list for method input_type
+	0, // [0:0] is the sub-list for extension type_name
+	0, // [0:0] is the sub-list for extension extendee
+	0, // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_uias_authz_v1_replica_proto_init() }
@@ -427,13 +59,12 @@ func file_uias_authz_v1_replica_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_authz_v1_replica_proto_rawDesc), len(file_uias_authz_v1_replica_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   0,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_uias_authz_v1_replica_proto_goTypes,
 		DependencyIndexes: file_uias_authz_v1_replica_proto_depIdxs,
-		MessageInfos:      file_uias_authz_v1_replica_proto_msgTypes,
 	}.Build()
 	File_uias_authz_v1_replica_proto = out.File
 	file_uias_authz_v1_replica_proto_goTypes = nil

@@ -8,6 +8,7 @@ package authzv1
 
 import (
 	context "context"
+	v1 "github.com/uias/uias/proto/gen/uias/replica/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -37,13 +38,15 @@ const (
 // redelivered after a crash applies nothing twice. A change of an object
 // that is not homed at the origin by this centre's settings is answered
 // NOT_HOMED and not applied. It is for components only (anyone else is
-// refused PERMISSION_DENIED): it has no REST binding.
+// refused PERMISSION_DENIED): it has no REST binding. Its messages are
+// identity's too (uias.replica.v1); ApplyResponse.revision is authz's
+// revision after the batch.
 type AuthzReplicaServiceClient interface {
-	ApplyAuthzReplica(ctx context.Context, in *ApplyAuthzReplicaRequest, opts ...grpc.CallOption) (*ApplyAuthzReplicaResponse, error)
+	ApplyAuthzReplica(ctx context.Context, in *v1.ApplyRequest, opts ...grpc.CallOption) (*v1.ApplyResponse, error)
 	// GetAuthzReplicaDigest returns a digest per authz table (resources,
 	// roles, exclusions, grants) of the objects homed at one centre, as this
 	// centre's settings see it: equal digests at two centres, equal replicas.
-	GetAuthzReplicaDigest(ctx context.Context, in *GetAuthzReplicaDigestRequest, opts ...grpc.CallOption) (*GetAuthzReplicaDigestResponse, error)
+	GetAuthzReplicaDigest(ctx context.Context, in *v1.DigestRequest, opts ...grpc.CallOption) (*v1.DigestResponse, error)
 }
 
 type authzReplicaServiceClient struct {
@@ -54,9 +57,9 @@ func NewAuthzReplicaServiceClient(cc grpc.ClientConnInterface) AuthzReplicaServi
 	return &authzReplicaServiceClient{cc}
 }
 
-func (c *authzReplicaServiceClient) ApplyAuthzReplica(ctx context.Context, in *ApplyAuthzReplicaRequest, opts ...grpc.CallOption) (*ApplyAuthzReplicaResponse, error) {
+func (c *authzReplicaServiceClient) ApplyAuthzReplica(ctx context.Context, in *v1.ApplyRequest, opts ...grpc.CallOption) (*v1.ApplyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ApplyAuthzReplicaResponse)
+	out := new(v1.ApplyResponse)
 	err := c.cc.Invoke(ctx, AuthzReplicaService_ApplyAuthzReplica_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -64,9 +67,9 @@ func (c *authzReplicaServiceClient) ApplyAuthzReplica(ctx context.Context, in *A
 	return out, nil
 }
 
-func (c *authzReplicaServiceClient) GetAuthzReplicaDigest(ctx context.Context, in *GetAuthzReplicaDigestRequest, opts ...grpc.CallOption) (*GetAuthzReplicaDigestResponse, error) {
+func (c *authzReplicaServiceClient) GetAuthzReplicaDigest(ctx context.Context, in *v1.DigestRequest, opts ...grpc.CallOption) (*v1.DigestResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetAuthzReplicaDigestResponse)
+	out := new(v1.DigestResponse)
 	err := c.cc.Invoke(ctx, AuthzReplicaService_GetAuthzReplicaDigest_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -88,13 +91,15 @@ func (c *authzReplicaServiceClient) GetAuthzReplicaDigest(ctx context.Context, i
 // redelivered after a crash applies nothing twice. A change of an object
 // that is not homed at the origin by this centre's settings is answered
 // NOT_HOMED and not applied. It is for components only (anyone else is
-// refused PERMISSION_DENIED): it has no REST binding.
+// refused PERMISSION_DENIED): it has no REST binding. Its messages are
+// identity's too (uias.replica.v1); ApplyResponse.revision is authz's
+// revision after the batch.
 type AuthzReplicaServiceServer interface {
-	ApplyAuthzReplica(context.Context, *ApplyAuthzReplicaRequest) (*ApplyAuthzReplicaResponse, error)
+	ApplyAuthzReplica(context.Context, *v1.ApplyRequest) (*v1.ApplyResponse, error)
 	// GetAuthzReplicaDigest returns a digest per authz table (resources,
 	// roles, exclusions, grants) of the objects homed at one centre, as this
 	// centre's settings see it: equal digests at two centres, equal replicas.
-	GetAuthzReplicaDigest(context.Context, *GetAuthzReplicaDigestRequest) (*GetAuthzReplicaDigestResponse, error)
+	GetAuthzReplicaDigest(context.Context, *v1.DigestRequest) (*v1.DigestResponse, error)
 	mustEmbedUnimplementedAuthzReplicaServiceServer()
 }
 
@@ -105,10 +110,10 @@ type AuthzReplicaServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedAuthzReplicaServiceServer struct{}
 
-func (UnimplementedAuthzReplicaServiceServer) ApplyAuthzReplica(context.Context, *ApplyAuthzReplicaRequest) (*ApplyAuthzReplicaResponse, error) {
+func (UnimplementedAuthzReplicaServiceServer) ApplyAuthzReplica(context.Context, *v1.ApplyRequest) (*v1.ApplyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApplyAuthzReplica not implemented")
 }
-func (UnimplementedAuthzReplicaServiceServer) GetAuthzReplicaDigest(context.Context, *GetAuthzReplicaDigestRequest) (*GetAuthzReplicaDigestResponse, error) {
+func (UnimplementedAuthzReplicaServiceServer) GetAuthzReplicaDigest(context.Context, *v1.DigestRequest) (*v1.DigestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAuthzReplicaDigest not implemented")
 }
 func (UnimplementedAuthzReplicaServiceServer) mustEmbedUnimplementedAuthzReplicaServiceServer() {}
@@ -133,7 +138,7 @@ func RegisterAuthzReplicaServiceServer(s grpc.ServiceRegistrar, srv AuthzReplica
 }
 
 func _AuthzReplicaService_ApplyAuthzReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ApplyAuthzReplicaRequest)
+	in := new(v1.ApplyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -145,13 +150,13 @@ func _AuthzReplicaService_ApplyAuthzReplica_Handler(srv interface{}, ctx context
 		FullMethod: AuthzReplicaService_ApplyAuthzReplica_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AuthzReplicaServiceServer).ApplyAuthzReplica(ctx, req.(*ApplyAuthzReplicaRequest))
+		return srv.(AuthzReplicaServiceServer).ApplyAuthzReplica(ctx, req.(*v1.ApplyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _AuthzReplicaService_GetAuthzReplicaDigest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetAuthzReplicaDigestRequest)
+	in := new(v1.DigestRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -163,7 +168,7 @@ func _AuthzReplicaService_GetAuthzReplicaDigest_Handler(srv interface{}, ctx con
 		FullMethod: AuthzReplicaService_GetAuthzReplicaDigest_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AuthzReplicaServiceServer).GetAuthzReplicaDigest(ctx, req.(*GetAuthzReplicaDigestRequest))
+		return srv.(AuthzReplicaServiceServer).GetAuthzReplicaDigest(ctx, req.(*v1.DigestRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }

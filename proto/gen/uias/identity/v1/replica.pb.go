@@ -7,12 +7,10 @@
 package identityv1
 
 import (
-	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
-	_ "github.com/uias/uias/proto/gen/uias/validate/v1"
+	v1 "github.com/uias/uias/proto/gen/uias/replica/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
-	sync "sync"
 	unsafe "unsafe"
 )
 
@@ -23,388 +21,31 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-type ApplyReplicaRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// origin: the centre whose CHANGES the changes were written to.
-	Origin        string           `protobuf:"bytes,1,opt,name=origin" json:"origin,omitempty"`
-	Changes       []*ReplicaChange `protobuf:"bytes,2,rep,name=changes" json:"changes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ApplyReplicaRequest) Reset() {
-	*x = ApplyReplicaRequest{}
-	mi := &file_uias_identity_v1_replica_proto_msgTypes[0]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ApplyReplicaRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ApplyReplicaRequest) ProtoMessage() {}
-
-func (x *ApplyReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_replica_proto_msgTypes[0]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ApplyReplicaRequest.ProtoReflect.Descriptor instead.
-func (*ApplyReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_replica_proto_rawDescGZIP(), []int{0}
-}
-
-func (x *ApplyReplicaRequest) GetOrigin() string {
-	if x != nil {
-		return x.Origin
-	}
-	return ""
-}
-
-func (x *ApplyReplicaRequest) GetChanges() []*ReplicaChange {
-	if x != nil {
-		return x.Changes
-	}
-	return nil
-}
-
-// ReplicaChange is one identity CHANGES event of the origin.
-type ReplicaChange struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	EventId string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId" json:"event_id,omitempty"`
-	// subject: uias.changes.identity.<entity>.<op>.
-	Subject string `protobuf:"bytes,2,opt,name=subject" json:"subject,omitempty"`
-	// version: the event's sequence in the origin's CHANGES stream.
-	Version uint64 `protobuf:"varint,3,opt,name=version" json:"version,omitempty"`
-	// payload: the event's JSON payload as identity wrote it.
-	Payload       []byte `protobuf:"bytes,4,opt,name=payload" json:"payload,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ReplicaChange) Reset() {
-	*x = ReplicaChange{}
-	mi := &file_uias_identity_v1_replica_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ReplicaChange) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ReplicaChange) ProtoMessage() {}
-
-func (x *ReplicaChange) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_replica_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ReplicaChange.ProtoReflect.Descriptor instead.
-func (*ReplicaChange) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_replica_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *ReplicaChange) GetEventId() string {
-	if x != nil {
-		return x.EventId
-	}
-	return ""
-}
-
-func (x *ReplicaChange) GetSubject() string {
-	if x != nil {
-		return x.Subject
-	}
-	return ""
-}
-
-func (x *ReplicaChange) GetVersion() uint64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *ReplicaChange) GetPayload() []byte {
-	if x != nil {
-		return x.Payload
-	}
-	return nil
-}
-
-type ApplyReplicaResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// outcomes: one per change, in order: APPLIED, STALE, NOT_HOMED,
-	// IGNORED (a change that carries nothing to apply) or CONFLICT (it
-	// collides with an object of this centre, e.g. a login name taken here).
-	Outcomes      []string `protobuf:"bytes,1,rep,name=outcomes" json:"outcomes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ApplyReplicaResponse) Reset() {
-	*x = ApplyReplicaResponse{}
-	mi := &file_uias_identity_v1_replica_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ApplyReplicaResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ApplyReplicaResponse) ProtoMessage() {}
-
-func (x *ApplyReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_replica_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ApplyReplicaResponse.ProtoReflect.Descriptor instead.
-func (*ApplyReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_replica_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *ApplyReplicaResponse) GetOutcomes() []string {
-	if x != nil {
-		return x.Outcomes
-	}
-	return nil
-}
-
-type GetReplicaDigestRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Home          string                 `protobuf:"bytes,1,opt,name=home" json:"home,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *GetReplicaDigestRequest) Reset() {
-	*x = GetReplicaDigestRequest{}
-	mi := &file_uias_identity_v1_replica_proto_msgTypes[3]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *GetReplicaDigestRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*GetReplicaDigestRequest) ProtoMessage() {}
-
-func (x *GetReplicaDigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_replica_proto_msgTypes[3]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use GetReplicaDigestRequest.ProtoReflect.Descriptor instead.
-func (*GetReplicaDigestRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_replica_proto_rawDescGZIP(), []int{3}
-}
-
-func (x *GetReplicaDigestRequest) GetHome() string {
-	if x != nil {
-		return x.Home
-	}
-	return ""
-}
-
-type GetReplicaDigestResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tables        []*ReplicaTableDigest  `protobuf:"bytes,1,rep,name=tables" json:"tables,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *GetReplicaDigestResponse) Reset() {
-	*x = GetReplicaDigestResponse{}
-	mi := &file_uias_identity_v1_replica_proto_msgTypes[4]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *GetReplicaDigestResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*GetReplicaDigestResponse) ProtoMessage() {}
-
-func (x *GetReplicaDigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_replica_proto_msgTypes[4]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use GetReplicaDigestResponse.ProtoReflect.Descriptor instead.
-func (*GetReplicaDigestResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_replica_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *GetReplicaDigestResponse) GetTables() []*ReplicaTableDigest {
-	if x != nil {
-		return x.Tables
-	}
-	return nil
-}
-
-type ReplicaTableDigest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table" json:"table,omitempty"`
-	Rows          int64                  `protobuf:"varint,2,opt,name=rows" json:"rows,omitempty"`
-	Sha256        string                 `protobuf:"bytes,3,opt,name=sha256" json:"sha256,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ReplicaTableDigest) Reset() {
-	*x = ReplicaTableDigest{}
-	mi := &file_uias_identity_v1_replica_proto_msgTypes[5]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ReplicaTableDigest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ReplicaTableDigest) ProtoMessage() {}
-
-func (x *ReplicaTableDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_replica_proto_msgTypes[5]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ReplicaTableDigest.ProtoReflect.Descriptor instead.
-func (*ReplicaTableDigest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_replica_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *ReplicaTableDigest) GetTable() string {
-	if x != nil {
-		return x.Table
-	}
-	return ""
-}
-
-func (x *ReplicaTableDigest) GetRows() int64 {
-	if x != nil {
-		return x.Rows
-	}
-	return 0
-}
-
-func (x *ReplicaTableDigest) GetSha256() string {
-	if x != nil {
-		return x.Sha256
-	}
-	return ""
-}
-
 var File_uias_identity_v1_replica_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_replica_proto_rawDesc = "" +
 	"\n" +
-	"\x1euias/identity/v1/replica.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cuias/validate/v1/rules.proto\"\x82\x01\n" +
-	"\x13ApplyReplicaRequest\x12%\n" +
-	"\x06origin\x18\x01 \x01(\tB\r\xbaH\n" +
-	"r\b\xc8\xc6'\x01\x10\x01(@R\x06origin\x12D\n" +
-	"\achanges\x18\x02 \x03(\v2\x1f.uias.identity.v1.ReplicaChangeB\t\xbaH\x06\x92\x01\x03\x10\x88'R\achanges\"\xac\x01\n" +
-	"\rReplicaChange\x12)\n" +
-	"\bevent_id\x18\x01 \x01(\tB\x0e\xbaH\vr\t\xc8\xc6'\x01\x10\x01(\x80\x01R\aeventId\x12(\n" +
-	"\asubject\x18\x02 \x01(\tB\x0e\xbaH\vr\t\xc8\xc6'\x01\x10\x01(\x80\x02R\asubject\x12!\n" +
-	"\aversion\x18\x03 \x01(\x04B\a\xbaH\x042\x02 \x00R\aversion\x12#\n" +
-	"\apayload\x18\x04 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x10R\apayload\"2\n" +
-	"\x14ApplyReplicaResponse\x12\x1a\n" +
-	"\boutcomes\x18\x01 \x03(\tR\boutcomes\"<\n" +
-	"\x17GetReplicaDigestRequest\x12!\n" +
-	"\x04home\x18\x01 \x01(\tB\r\xbaH\n" +
-	"r\b\xc8\xc6'\x01\x10\x01(@R\x04home\"X\n" +
-	"\x18GetReplicaDigestResponse\x12<\n" +
-	"\x06tables\x18\x01 \x03(\v2$.uias.identity.v1.ReplicaTableDigestR\x06tables\"V\n" +
-	"\x12ReplicaTableDigest\x12\x14\n" +
-	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
-	"\x04rows\x18\x02 \x01(\x03R\x04rows\x12\x16\n" +
-	"\x06sha256\x18\x03 \x01(\tR\x06sha2562\xda\x01\n" +
-	"\x0eReplicaService\x12]\n" +
-	"\fApplyReplica\x12%.uias.identity.v1.ApplyReplicaRequest\x1a&.uias.identity.v1.ApplyReplicaResponse\x12i\n" +
-	"\x10GetReplicaDigest\x12).uias.identity.v1.GetReplicaDigestRequest\x1a*.uias.identity.v1.GetReplicaDigestResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\x1euias/identity/v1/replica.proto\x12\x10uias.identity.v1\x1a\x1duias/replica/v1/replica.proto2\xb4\x01\n" +
+	"\x0eReplicaService\x12M\n" +
+	"\fApplyReplica\x12\x1d.uias.replica.v1.ApplyRequest\x1a\x1e.uias.replica.v1.ApplyResponse\x12S\n" +
+	"\x10GetReplicaDigest\x12\x1e.uias.replica.v1.DigestRequest\x1a\x1f.uias.replica.v1.DigestResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
-var (
-	file_uias_identity_v1_replica_proto_rawDescOnce sync.Once
-	file_uias_identity_v1_replica_proto_rawDescData []byte
-)
-
-func file_uias_identity_v1_replica_proto_rawDescGZIP() []byte {
-	file_uias_identity_v1_replica_proto_rawDescOnce.Do(func() {
-		file_uias_identity_v1_replica_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_uias_identity_v1_replica_proto_rawDesc), len(file_uias_identity_v1_replica_proto_rawDesc)))
-	})
-	return file_uias_identity_v1_replica_proto_rawDescData
-}
-
-var file_uias_identity_v1_replica_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_uias_identity_v1_replica_proto_goTypes = []any{
-	(*ApplyReplicaRequest)(nil),      // 0: uias.identity.v1.ApplyReplicaRequest
-	(*ReplicaChange)(nil),            // 1: uias.identity.v1.ReplicaChange
-	(*ApplyReplicaResponse)(nil),     // 2: uias.identity.v1.ApplyReplicaResponse
-	(*GetReplicaDigestRequest)(nil),  // 3: uias.identity.v1.GetReplicaDigestRequest
-	(*GetReplicaDigestResponse)(nil), // 4: uias.identity.v1.GetReplicaDigestResponse
-	(*ReplicaTableDigest)(nil),       // 5: uias.identity.v1.ReplicaTableDigest
+	(*v1.ApplyRequest)(nil),   // 0: uias.replica.v1.ApplyRequest
+	(*v1.DigestRequest)(nil),  // 1: uias.replica.v1.DigestRequest
+	(*v1.ApplyResponse)(nil),  // 2: uias.replica.v1.ApplyResponse
+	(*v1.DigestResponse)(nil), // 3: uias.replica.v1.DigestResponse
 }
 var file_uias_identity_v1_replica_proto_depIdxs = []int32{
-	1, // 0: uias.identity.v1.ApplyReplicaRequest.changes:type_name -> uias.identity.v1.ReplicaChange
-	5, // 1: uias.identity.v1.GetReplicaDigestResponse.tables:type_name -> uias.identity.v1.ReplicaTableDigest
-	0, // 2: uias.identity.v1.ReplicaService.ApplyReplica:input_type -> uias.identity.v1.ApplyReplicaRequest
-	3, // 3: uias.identity.v1.ReplicaService.GetReplicaDigest:input_type -> uias.identity.v1.GetReplicaDigestRequest
-	2, // 4: uias.identity.v1.ReplicaService.ApplyReplica:output_type -> uias.identity.v1.ApplyReplicaResponse
-	4, // 5: uias.identity.v1.ReplicaService.GetReplicaDigest:output_type -> uias.identity.v1.GetReplicaDigestResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0, // 0: uias.identity.v1.ReplicaService.ApplyReplica:input_type -> uias.replica.v1.ApplyRequest
+	1, // 1: uias.identity.v1.ReplicaService.GetReplicaDigest:input_type -> uias.replica.v1.DigestRequest
+	2, // 2: uias.identity.v1.ReplicaService.ApplyReplica:output_type -> uias.replica.v1.ApplyResponse
+	3, // 3: uias.identity.v1.ReplicaService.GetReplicaDigest:output_type -> uias.replica.v1.DigestResponse
+	2, // [2:4] is the sub-list for method output_type
+	0, // [0:2] is the sub-list for method input_type
+	0, // [0:0] is the sub-list for extension type_name
+	0, // [0:0] is the sub-list for extension extendee
+	0, // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_replica_proto_init() }
@@ -418,13 +59,12 @@ func file_uias_identity_v1_replica_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_replica_proto_rawDesc), len(file_uias_identity_v1_replica_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   0,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_uias_identity_v1_replica_proto_goTypes,
 		DependencyIndexes: file_uias_identity_v1_replica_proto_depIdxs,
-		MessageInfos:      file_uias_identity_v1_replica_proto_msgTypes,
 	}.Build()
 	File_uias_identity_v1_replica_proto = out.File
 	file_uias_identity_v1_replica_proto_goTypes = nil

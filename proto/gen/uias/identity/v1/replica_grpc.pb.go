@@ -8,6 +8,7 @@ package identityv1
 
 import (
 	context "context"
+	v1 "github.com/uias/uias/proto/gen/uias/replica/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -39,13 +40,13 @@ const (
 // centre's settings) is answered NOT_HOMED and not applied. It is for
 // components only (in-process, or over the network with the origin signed
 // under the internal key; anyone else is refused PERMISSION_DENIED): it has
-// no REST binding.
+// no REST binding. Its messages are authz's too (uias.replica.v1).
 type ReplicaServiceClient interface {
-	ApplyReplica(ctx context.Context, in *ApplyReplicaRequest, opts ...grpc.CallOption) (*ApplyReplicaResponse, error)
+	ApplyReplica(ctx context.Context, in *v1.ApplyRequest, opts ...grpc.CallOption) (*v1.ApplyResponse, error)
 	// GetReplicaDigest returns a digest per identity table of the rows homed
 	// at one centre (as this centre's settings see it): equal digests at two
 	// centres, equal replicas.
-	GetReplicaDigest(ctx context.Context, in *GetReplicaDigestRequest, opts ...grpc.CallOption) (*GetReplicaDigestResponse, error)
+	GetReplicaDigest(ctx context.Context, in *v1.DigestRequest, opts ...grpc.CallOption) (*v1.DigestResponse, error)
 }
 
 type replicaServiceClient struct {
@@ -56,9 +57,9 @@ func NewReplicaServiceClient(cc grpc.ClientConnInterface) ReplicaServiceClient {
 	return &replicaServiceClient{cc}
 }
 
-func (c *replicaServiceClient) ApplyReplica(ctx context.Context, in *ApplyReplicaRequest, opts ...grpc.CallOption) (*ApplyReplicaResponse, error) {
+func (c *replicaServiceClient) ApplyReplica(ctx context.Context, in *v1.ApplyRequest, opts ...grpc.CallOption) (*v1.ApplyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ApplyReplicaResponse)
+	out := new(v1.ApplyResponse)
 	err := c.cc.Invoke(ctx, ReplicaService_ApplyReplica_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -66,9 +67,9 @@ func (c *replicaServiceClient) ApplyReplica(ctx context.Context, in *ApplyReplic
 	return out, nil
 }
 
-func (c *replicaServiceClient) GetReplicaDigest(ctx context.Context, in *GetReplicaDigestRequest, opts ...grpc.CallOption) (*GetReplicaDigestResponse, error) {
+func (c *replicaServiceClient) GetReplicaDigest(ctx context.Context, in *v1.DigestRequest, opts ...grpc.CallOption) (*v1.DigestResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetReplicaDigestResponse)
+	out := new(v1.DigestResponse)
 	err := c.cc.Invoke(ctx, ReplicaService_GetReplicaDigest_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -92,13 +93,13 @@ func (c *replicaServiceClient) GetReplicaDigest(ctx context.Context, in *GetRepl
 // centre's settings) is answered NOT_HOMED and not applied. It is for
 // components only (in-process, or over the network with the origin signed
 // under the internal key; anyone else is refused PERMISSION_DENIED): it has
-// no REST binding.
+// no REST binding. Its messages are authz's too (uias.replica.v1).
 type ReplicaServiceServer interface {
-	ApplyReplica(context.Context, *ApplyReplicaRequest) (*ApplyReplicaResponse, error)
+	ApplyReplica(context.Context, *v1.ApplyRequest) (*v1.ApplyResponse, error)
 	// GetReplicaDigest returns a digest per identity table of the rows homed
 	// at one centre (as this centre's settings see it): equal digests at two
 	// centres, equal replicas.
-	GetReplicaDigest(context.Context, *GetReplicaDigestRequest) (*GetReplicaDigestResponse, error)
+	GetReplicaDigest(context.Context, *v1.DigestRequest) (*v1.DigestResponse, error)
 	mustEmbedUnimplementedReplicaServiceServer()
 }
 
@@ -109,10 +110,10 @@ type ReplicaServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedReplicaServiceServer struct{}
 
-func (UnimplementedReplicaServiceServer) ApplyReplica(context.Context, *ApplyReplicaRequest) (*ApplyReplicaResponse, error) {
+func (UnimplementedReplicaServiceServer) ApplyReplica(context.Context, *v1.ApplyRequest) (*v1.ApplyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApplyReplica not implemented")
 }
-func (UnimplementedReplicaServiceServer) GetReplicaDigest(context.Context, *GetReplicaDigestRequest) (*GetReplicaDigestResponse, error) {
+func (UnimplementedReplicaServiceServer) GetReplicaDigest(context.Context, *v1.DigestRequest) (*v1.DigestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetReplicaDigest not implemented")
 }
 func (UnimplementedReplicaServiceServer) mustEmbedUnimplementedReplicaServiceServer() {}
@@ -137,7 +138,7 @@ func RegisterReplicaServiceServer(s grpc.ServiceRegistrar, srv ReplicaServiceSer
 }
 
 func _ReplicaService_ApplyReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ApplyReplicaRequest)
+	in := new(v1.ApplyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -149,13 +150,13 @@ func _ReplicaService_ApplyReplica_Handler(srv interface{}, ctx context.Context, 
 		FullMethod: ReplicaService_ApplyReplica_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ReplicaServiceServer).ApplyReplica(ctx, req.(*ApplyReplicaRequest))
+		return srv.(ReplicaServiceServer).ApplyReplica(ctx, req.(*v1.ApplyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _ReplicaService_GetReplicaDigest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetReplicaDigestRequest)
+	in := new(v1.DigestRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -167,7 +168,7 @@ func _ReplicaService_GetReplicaDigest_Handler(srv interface{}, ctx context.Conte
 		FullMethod: ReplicaService_GetReplicaDigest_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ReplicaServiceServer).GetReplicaDigest(ctx, req.(*GetReplicaDigestRequest))
+		return srv.(ReplicaServiceServer).GetReplicaDigest(ctx, req.(*v1.DigestRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
