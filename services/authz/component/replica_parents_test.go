@@ -8,12 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	"github.com/uias/uias/services/authz"
 	"github.com/uias/uias/services/authz/index"
 )
@@ -27,20 +26,7 @@ import (
 // reaches the people of both; orgs below a bureau, and orgs that are no
 // listed subtree root, keep the parent their event names.
 func TestRebuiltMirrorPlacesOldBureausUnderRoot(t *testing.T) {
-	s, err := events.StartInProcessNATS(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect("", nats.InProcessServer(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := eventstest.Connect(t, eventstest.NATS(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := events.EnsureStreams(ctx, js); err != nil {
