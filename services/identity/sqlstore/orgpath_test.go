@@ -31,9 +31,8 @@ func migrateBefore(ctx context.Context, db *store.DB, version int) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		num, _, _ := strings.Cut(p, "_")
-		if v, err := strconv.Atoi(num); err != nil || v >= version {
-			return nil
+		if v := fileVersion(p); v < 0 || v >= version {
+			return nil // not a migration, or a later one
 		}
 		b, err := fs.ReadFile(dir, p)
 		old[p] = &fstest.MapFile{Data: b}
@@ -43,6 +42,16 @@ func migrateBefore(ctx context.Context, db *store.DB, version int) error {
 		return err
 	}
 	return store.Migrate(ctx, db, Component, old)
+}
+
+// fileVersion is the NNNN of "NNNN_name.sql" (-1 for other names).
+func fileVersion(name string) int {
+	num, _, _ := strings.Cut(name, "_")
+	v, err := strconv.Atoi(num)
+	if err != nil {
+		return -1
+	}
+	return v
 }
 
 // TestOrgPathBackfill: groups and account links written before their
