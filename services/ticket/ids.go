@@ -72,14 +72,22 @@ type MACer interface {
 }
 
 // signed is the content of a signed ticket (ST or PT): its serial, validity
-// window and issuing centre, under a signature from the key ring.
+// window, issuing centre and the instance that holds it (Replica), under a
+// signature from the key ring.
 type signed struct {
 	Prefix  string
 	Serial  string // 128 random bits, hex
 	Issued  time.Time
 	Expires time.Time
 	Centre  string
+	Replica string
 }
+
+// replicaRE is the name of an instance holding tickets (Store.Replica).
+var replicaRE = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
+
+// ValidReplica reports whether r may name an instance in ticket values.
+func ValidReplica(r string) bool { return replicaRE.MatchString(r) }
 
 var errMalformed = errors.New("malformed ticket")
 
@@ -90,14 +98,14 @@ func signedMsg(prefix, body string) []byte {
 
 // newSigned makes a signed ticket value:
 //
-//	<prefix><serial>-<issued ms base36>-<expires ms base36>-<centre>-<key id hex>-<mac hex>
-func newSigned(m MACer, prefix, centre string, issued, expires time.Time) (string, signed) {
+//	<prefix><serial>-<issued ms base36>-<expires ms base36>-<centre>-<replica>-<key id hex>-<mac hex>
+func newSigned(m MACer, prefix, centre, replica string, issued, expires time.Time) (string, signed) {
 	b := make([]byte, serialBytes)
 	_, _ = rand.Read(b)
 	s := signed{Prefix: prefix, Serial: hex.EncodeToString(b), Issued: issued.Truncate(time.Millisecond),
-		Expires: expires.Truncate(time.Millisecond), Centre: centre}
+		Expires: expires.Truncate(time.Millisecond), Centre: centre, Replica: replica}
 	body := s.Serial + "-" + strconv.FormatInt(s.Issued.UnixMilli(), 36) + "-" +
-		strconv.FormatInt(s.Expires.UnixMilli(), 36) + "-" + centre
+		strconv.FormatInt(s.Expires.UnixMilli(), 36) + "-" + centre + "-" + replica
 	sig := m.Sign(signedMsg(prefix, body))
 	kid, mac, _ := strings.Cut(sig, ":")
 	raw, _ := base64.RawURLEncoding.DecodeString(mac)
@@ -111,11 +119,11 @@ func parseSigned(m MACer, prefix, t string) (signed, error) {
 		return signed{}, errMalformed
 	}
 	parts := strings.Split(strings.TrimPrefix(t, prefix), "-")
-	if len(parts) != 6 {
+	if len(parts) != 7 {
 		return signed{}, errMalformed
 	}
-	serial, issued, expires, centre, kidHex, macHex := parts[0], parts[1], parts[2], parts[3], parts[4], parts[5]
-	if len(serial) != 2*serialBytes || !centreRE.MatchString(centre) || len(macHex) != 64 {
+	serial, issued, expires, centre, replica, kidHex, macHex := parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], parts[6]
+	if len(serial) != 2*serialBytes || !centreRE.MatchString(centre) || !replicaRE.MatchString(replica) || len(macHex) != 64 {
 		return signed{}, errMalformed
 	}
 	if !lowerHex.MatchString(serial) || !lowerHex.MatchString(kidHex) || !lowerHex.MatchString(macHex) {
@@ -128,9 +136,10 @@ func parseSigned(m MACer, prefix, t string) (signed, error) {
 	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || len(kid) == 0 {
 		return signed{}, errMalformed
 	}
-	body := strings.Join(parts[:4], "-")
+	body := strings.Join(parts[:5], "-")
 	if !m.Verify(signedMsg(prefix, body), string(kid)+":"+base64.RawURLEncoding.EncodeToString(mac)) {
 		return signed{}, errMalformed
 	}
-	return signed{Prefix: prefix, Serial: serial, Issued: time.UnixMilli(is), Expires: time.UnixMilli(ex), Centre: centre}, nil
+	return signed{Prefix: prefix, Serial: serial, Issued: time.UnixMilli(is), Expires: time.UnixMilli(ex), Centre: centre,
+		Replica: replica}, nil
 }

@@ -175,7 +175,7 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 	if !s.now().Before(sig.Expires) {
 		return refuse(LegacyInvalidTicket, "EXPIRED", fmt.Sprintf("ticket %s has expired", shown(v.Ticket)), nil)
 	}
-	t, err := s.store.ConsumeTicket(ctx, keyOf(v.Ticket))
+	t, err := s.store.ConsumeTicket(ctx, sig.Replica, keyOf(v.Ticket))
 	if errors.Is(err, ErrNotFound) {
 		return refuse(LegacyInvalidTicket, "UNKNOWN_OR_USED", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), nil)
 	}

@@ -46,9 +46,10 @@ func (f *fixture) instance(t *testing.T) (*kvstore.Store, *ticket.Service) {
 	return st, svc
 }
 
-// TestSingleUseAcrossReplicas: the replica that issued a ticket validates
-// it from memory (one purge expecting its revision); single use still
-// holds across replicas, whichever validates first, and concurrently.
+// TestSingleUseAcrossReplicas: the replica that issued a ticket keeps it
+// in memory and validates it there; another replica asks the issuer for it
+// through NATS. Single use holds across replicas, whichever validates
+// first, and concurrently.
 func TestSingleUseAcrossReplicas(t *testing.T) {
 	f := newFixture(t, ticket.Config{})
 	a, b := f.svc, f.replica(t)
@@ -185,8 +186,9 @@ func TestStaleSessionCopy(t *testing.T) {
 }
 
 // TestSessionTouchIsCoarse: a ticket for a service the session has
-// recorded writes only the ticket until the session's idle deadline is due
-// to move (TouchAfter), and validation consumes it and reads the session.
+// recorded writes nothing to NATS (the ticket stays in the issuing
+// instance's memory) until the session's idle deadline is due to move
+// (TouchAfter), and validation consumes it there and reads the session.
 func TestSessionTouchIsCoarse(t *testing.T) {
 	f := newFixture(t, ticket.Config{}) // idle 2h: touch after 6m
 	ctx := context.Background()
@@ -197,16 +199,16 @@ func TestSessionTouchIsCoarse(t *testing.T) {
 		return f.nc.Stats().OutMsgs - m0
 	}
 	var st string
-	if n := requests(func() { st = f.st(t, tgt, svcA) }); n != 2 {
-		t.Fatalf("first ticket for a service: %d NATS requests, want 2 (the ticket, the session)", n)
+	if n := requests(func() { st = f.st(t, tgt, svcA) }); n != 1 {
+		t.Fatalf("first ticket for a service: %d NATS requests, want 1 (the session; the ticket stays in memory)", n)
 	}
-	if n := requests(func() { f.validate(t, st, svcA) }); n != 2 {
-		t.Fatalf("validation: %d NATS requests, want 2 (consume, read the session)", n)
+	if n := requests(func() { f.validate(t, st, svcA) }); n != 1 {
+		t.Fatalf("validation: %d NATS requests, want 1 (read the session)", n)
 	}
 	first, _ := f.svc.GetSession(ctx, tgt)
 	f.clock.advance(5 * time.Minute)
-	if n := requests(func() { st = f.st(t, tgt, svcA) }); n != 1 {
-		t.Fatalf("next ticket 5m later: %d NATS requests, want 1 (the ticket)", n)
+	if n := requests(func() { st = f.st(t, tgt, svcA) }); n != 0 {
+		t.Fatalf("next ticket 5m later: %d NATS requests, want none", n)
 	}
 	if v := f.validate(t, st, svcA); !v.Valid {
 		t.Fatalf("ticket: %+v", v)
@@ -215,13 +217,61 @@ func TestSessionTouchIsCoarse(t *testing.T) {
 		t.Fatalf("the session moved after 5m: %v, was %v", s.LastUsedAt, first.LastUsedAt)
 	}
 	f.clock.advance(2 * time.Minute)
-	if n := requests(func() { st = f.st(t, tgt, svcA) }); n != 2 {
-		t.Fatalf("ticket 7m after the last move: %d NATS requests, want 2 (the ticket, the session)", n)
+	if n := requests(func() { st = f.st(t, tgt, svcA) }); n != 1 {
+		t.Fatalf("ticket 7m after the last move: %d NATS requests, want 1 (the session)", n)
 	}
 	if s, _ := f.svc.GetSession(ctx, tgt); !s.LastUsedAt.After(first.LastUsedAt.Add(6*time.Minute)) || len(s.Services) != 1 {
 		t.Fatalf("the session after 7m: %+v, first used %v", s, first.LastUsedAt)
 	}
 	if v := f.validate(t, st, svcA); !v.Valid {
 		t.Fatalf("ticket: %+v", v)
+	}
+}
+
+// TestTicketOfStoppedReplica: a ticket is kept by the replica that issued
+// it; when that replica stops before the ticket is validated, another
+// replica refuses it as INVALID_TICKET (never an error once the stopped
+// replica is gone from NATS), and the session, kept in NATS, gives a new
+// ticket at once, which validates.
+func TestTicketOfStoppedReplica(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	nc, err := nats.Connect(f.ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	gone, err := ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute}),
+		MAC: f.mac, Audit: f.audit, Now: f.clock.now, Registry: ticket.NewRegistry(f.services, 0, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tgt := f.login(t, "u1")
+	st, _, err := gone.IssueServiceTicket(ctx, tgt, svcA, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := gone.IssueServiceTicket(ctx, tgt, svcA, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := f.validate(t, other, svcA); !v.Valid || v.Ticket.UserID != "u1" {
+		t.Fatalf("a ticket of the replica, validated here before it stopped: %+v", v)
+	}
+	nc.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA})
+		if err == nil && !v.Valid && v.Code == ticket.CodeInvalidTicket {
+			break
+		}
+		if err == nil && v.Valid || time.Now().After(deadline) {
+			t.Fatalf("the ticket of a stopped replica: %+v %v", v, err)
+		}
+	}
+	st = f.st(t, tgt, svcA)
+	if v := f.validate(t, st, svcA); !v.Valid || v.Ticket.UserID != "u1" {
+		t.Fatalf("a new ticket from the session: %+v", v)
 	}
 }

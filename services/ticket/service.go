@@ -125,6 +125,9 @@ func New(d Deps) (*Service, error) {
 	if !centreRE.MatchString(cfg.Centre) {
 		return nil, fmt.Errorf("ticket: centre %q must be 1-16 letters or digits", cfg.Centre)
 	}
+	if r := d.Store.Replica(); !ValidReplica(r) {
+		return nil, fmt.Errorf("ticket: the store's instance name %q must be 1-16 lower-case letters or digits", r)
+	}
 	if d.Logger == nil {
 		d.Logger = zap.NewNop()
 	}
@@ -274,8 +277,9 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 // level (else ErrAuthLevelTooLow: a step-up login is needed).
 //
 // The session is written only when the service is new to it or its idle
-// deadline is due to move (Config.TouchAfter): most tickets cost one write,
-// the ticket's. The session may come from the store's recent copy, which
+// deadline is due to move (Config.TouchAfter): most tickets write nothing
+// (the ticket is kept in this instance's memory, Store.PutTicket). The
+// session may come from the store's recent copy, which
 // can be stale; validation reads the session, so a ticket issued from a
 // copy of a session that ended elsewhere is refused there.
 func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, fromNewLogin bool) (string, time.Time, error) {
@@ -303,8 +307,8 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 			err = ErrAuthLevelTooLow
 		}
 		if err != nil {
-			if st != "" { // written on an earlier attempt
-				_, _ = s.store.ConsumeTicket(ctx, keyOf(st))
+			if st != "" { // kept on an earlier attempt
+				_, _ = s.store.ConsumeTicket(ctx, sig.Replica, keyOf(st))
 			}
 			s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultFailure,
 				Reason: reasonOf(err), Start: start, Detail: map[string]string{"service": service, "app_id": appID}})
@@ -317,7 +321,7 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 			if e := sess.Expiry(s.cfg.TGTIdle); e.Before(exp) {
 				exp = e
 			}
-			st, sig = newSigned(s.mac, PrefixST, s.cfg.Centre, now, exp)
+			st, sig = newSigned(s.mac, PrefixST, s.cfg.Centre, s.store.Replica(), now, exp)
 			rec := &Ticket{Kind: KindST, Serial: sig.Serial, Service: service, AppID: appID, SessionID: id,
 				UserID: sess.UserID, Login: sess.Login, OrgID: sess.OrgID, AuthLevel: sess.AuthLevel, FromNewLogin: fromNewLogin,
 				AuthTime: sess.CreatedAt, IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC()}
@@ -342,7 +346,7 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 		if err != nil {
 			// The session ended (or is too busy): the ticket must not
 			// outlive it unrecorded.
-			_, _ = s.store.ConsumeTicket(ctx, keyOf(st))
+			_, _ = s.store.ConsumeTicket(ctx, sig.Replica, keyOf(st))
 			return "", time.Time{}, err
 		}
 		break
@@ -464,7 +468,7 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 			return refuse(CodeInvalidProxyCallback, "BAD_PROXY_CALLBACK", "the proxy callback must be a registered https URL", nil)
 		}
 	}
-	t, err := s.store.ConsumeTicket(ctx, keyOf(v.Ticket))
+	t, err := s.store.ConsumeTicket(ctx, sig.Replica, keyOf(v.Ticket))
 	if errors.Is(err, ErrNotFound) {
 		return refuse(CodeInvalidTicket, "UNKNOWN_OR_USED", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), nil)
 	}
@@ -561,7 +565,7 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 	}
 	appID := rs.AppID
 	now := s.now()
-	pt, sig := newSigned(s.mac, PrefixPT, s.cfg.Centre, now, now.Add(s.cfg.PTTTL))
+	pt, sig := newSigned(s.mac, PrefixPT, s.cfg.Centre, s.store.Replica(), now, now.Add(s.cfg.PTTTL))
 	rec := &Ticket{Kind: KindPT, Serial: sig.Serial, Service: target, AppID: appID, SessionID: p.SessionID,
 		UserID: p.UserID, Login: p.Login, OrgID: p.OrgID, AuthLevel: p.AuthLevel, AuthTime: p.AuthTime,
 		IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Proxies: p.Proxies}

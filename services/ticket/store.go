@@ -36,12 +36,19 @@ type Store interface {
 	// UserSessions lists the ids of the sessions of a person (some may
 	// have ended since).
 	UserSessions(ctx context.Context, userID string) ([]string, error)
-	// PutTicket stores a consumable ticket under key, ending after ttl.
+	// Replica names this instance of the store: the service and proxy
+	// tickets it keeps are in its memory, and their values carry this
+	// name (1-16 lower-case letters or digits, new at every start).
+	Replica() string
+	// PutTicket keeps a consumable ticket under key in this instance's
+	// memory, ending after ttl.
 	PutTicket(ctx context.Context, key string, t *Ticket, ttl time.Duration) error
-	// ConsumeTicket returns the ticket under key and removes it, atomically:
-	// of concurrent calls for one key exactly one gets the ticket, the
-	// others ErrNotFound.
-	ConsumeTicket(ctx context.Context, key string) (*Ticket, error)
+	// ConsumeTicket returns the ticket under key kept by instance replica
+	// (this one, or another asked through NATS) and removes it,
+	// atomically: of concurrent calls for one key, at any instance,
+	// exactly one gets the ticket, the others ErrNotFound. A ticket of an
+	// instance that has stopped is ErrNotFound.
+	ConsumeTicket(ctx context.Context, replica, key string) (*Ticket, error)
 	// PutPGT stores a proxy-granting ticket under key, ending after ttl.
 	PutPGT(ctx context.Context, key string, p *PGT, ttl time.Duration) error
 	// GetPGT returns the proxy-granting ticket under key.

@@ -17,7 +17,8 @@ import (
 
 // TestNATSPermissionsOfTicket: with the ticket component's credentials of
 // the deployed NATS configuration, the ticket store creates its buckets and
-// does everything it does (sessions, single-use tickets, the person's
+// does everything it does (sessions, single-use tickets taken from another
+// instance, the person's
 // session listing and the listing of every session, proxy-granting
 // tickets) and publishes its audit records,
 // but cannot delete or purge its buckets or the AUDIT stream, touch another
@@ -64,10 +65,15 @@ func TestNATSPermissionsOfTicket(t *testing.T) {
 	if err := st.PutTicket(ctx, "k1", &ticket.Ticket{Kind: ticket.KindST, UserID: "u1"}, 10*time.Second); err != nil {
 		t.Fatalf("put ticket: %v", err)
 	}
-	if _, err := st.ConsumeTicket(ctx, "k1"); err != nil {
-		t.Fatalf("consume ticket: %v", err)
+	// Another instance (its own connection as the ticket user) takes it
+	// through NATS from the instance that keeps it.
+	tc2, _ := p.connect(t, p.ticket, "ticket")
+	js2, _ := jetstream.New(tc2)
+	other := kvstore.New(js2, kvstore.Options{Timeout: 5 * time.Second})
+	if got, err := other.ConsumeTicket(ctx, st.Replica(), "k1"); err != nil || got.UserID != "u1" {
+		t.Fatalf("consume ticket at another instance: %v %v", got, err)
 	}
-	if _, err := st.ConsumeTicket(ctx, "k1"); !errors.Is(err, ticket.ErrNotFound) {
+	if _, err := st.ConsumeTicket(ctx, st.Replica(), "k1"); !errors.Is(err, ticket.ErrNotFound) {
 		t.Fatalf("consume twice: %v", err)
 	}
 	if err := st.PutPGT(ctx, "p1", &ticket.PGT{UserID: "u1"}, time.Minute); err != nil {

@@ -80,7 +80,7 @@ func (s *Store) WatchSessions(ctx context.Context) {
 // watchOnce loads a new index and keeps it until the watch stops.
 func (s *Store) watchOnce(ctx context.Context) error {
 	bctx, cancel := s.ctx(ctx)
-	kv, _, _, err := s.buckets(bctx)
+	kv, _, err := s.buckets(bctx)
 	cancel()
 	if err != nil {
 		return err

@@ -9,16 +9,13 @@
 // the buckets hold cannot be replayed as a ticket.
 //
 // Sessions and proxy-granting tickets are file-backed (a restart loses no
-// session). Service and proxy tickets, single use and seconds long, live in
-// a memory-storage bucket (replicated like the others on a cluster; a
-// restart of the NATS server loses the few outstanding ones, whose clients
-// get a new ticket from the live session). The replica that issued a
-// ticket keeps its record and revision in memory until it is validated or
-// expires, so validating it there is one purge expecting that revision
-// (no read of the ticket); any other replica reads the ticket first.
-// Single use is decided by NATS in both cases. Validation then reads the
-// session (a small record: issuing a ticket writes it only for a new
-// service or to move its idle deadline).
+// session). Service and proxy tickets, single use and seconds long, are
+// kept in the memory of the instance that issued them (owned.go), whose
+// name they carry: validating one there is a map delete, at another
+// instance one NATS request to the owner; a ticket lost with its instance
+// is refused and the application's next redirect gets a new one from the
+// live session. Validation then reads the session (a small record: issuing
+// a ticket writes it only for a new service or to move its idle deadline).
 package kvstore
 
 import (
@@ -42,13 +39,7 @@ import (
 const (
 	BucketSessions = "UIAS_TICKET_SESSIONS"
 	BucketTickets  = "UIAS_TICKET_TICKETS"
-	// BucketServiceTickets holds service and proxy tickets (memory storage).
-	BucketServiceTickets = "UIAS_TICKET_ST"
 )
-
-// issuedCacheMax bounds the records of issued tickets a Store keeps in
-// memory (beyond it, validation reads the ticket from NATS).
-const issuedCacheMax = 50000
 
 // Options configure a Store.
 type Options struct {
@@ -68,6 +59,13 @@ type Options struct {
 	SessionCache time.Duration
 	// WatchError is told why WatchSessions' watch stopped (nil: nobody).
 	WatchError func(error)
+	// Replica names this instance in the tickets it keeps ("": 12 random
+	// lower-case hex digits, new at every start).
+	Replica string
+	// MaxTickets bounds the service and proxy tickets this instance keeps
+	// (default 200 000: 20 000 a second for 10 s); beyond it issuing
+	// answers TICKET_STORE_UNAVAILABLE.
+	MaxTickets int
 }
 
 // sessionCacheMax bounds the sessions a Store keeps copies of.
@@ -81,10 +79,8 @@ type Store struct {
 	mu       sync.Mutex
 	sessions jetstream.KeyValue
 	tickets  jetstream.KeyValue // proxy-granting tickets
-	sts      jetstream.KeyValue // service and proxy tickets
 
-	issuedMu sync.Mutex
-	issued   map[string]issuedTicket // by key, tickets this Store issued and has not seen consumed
+	owned owned // service and proxy tickets
 
 	sessMu    sync.Mutex
 	sessCache map[string]cachedSession // by session id
@@ -101,13 +97,6 @@ type cachedSession struct {
 	at  time.Time
 }
 
-// issuedTicket is the record of a ticket this Store wrote and its revision.
-type issuedTicket struct {
-	t       *ticket.Ticket
-	rev     uint64
-	expires time.Time
-}
-
 // New returns a Store over js. The buckets are created (or updated) on
 // first use, so the component starts while NATS is down.
 func New(js jetstream.JetStream, o Options) *Store {
@@ -117,21 +106,23 @@ func New(js jetstream.JetStream, o Options) *Store {
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Second
 	}
-	return &Store{js: js, opts: o, issued: map[string]issuedTicket{}, sessCache: map[string]cachedSession{}}
+	s := &Store{js: js, opts: o, sessCache: map[string]cachedSession{}}
+	s.owned.init(o.Replica, o.MaxTickets)
+	return s
 }
 
 var _ ticket.Store = (*Store)(nil)
 
-// buckets returns the bucket handles (sessions, proxy-granting tickets,
-// service and proxy tickets), creating the buckets when needed.
-func (s *Store) buckets(ctx context.Context) (jetstream.KeyValue, jetstream.KeyValue, jetstream.KeyValue, error) {
+// buckets returns the bucket handles (sessions, proxy-granting tickets),
+// creating the buckets when needed.
+func (s *Store) buckets(ctx context.Context) (jetstream.KeyValue, jetstream.KeyValue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sessions != nil {
-		return s.sessions, s.tickets, s.sts, nil
+		return s.sessions, s.tickets, nil
 	}
 	if nc := s.js.Conn(); nc != nil && !nc.IsConnected() {
-		return nil, nil, nil, unavailable(nats.ErrConnectionClosed)
+		return nil, nil, unavailable(nats.ErrConnectionClosed)
 	}
 	mk := func(name, desc string, storage jetstream.StorageType) (jetstream.KeyValue, error) {
 		return s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, Description: desc,
@@ -140,18 +131,14 @@ func (s *Store) buckets(ctx context.Context) (jetstream.KeyValue, jetstream.KeyV
 	}
 	sess, err := mk(BucketSessions, "UIAS single sign-on sessions", jetstream.FileStorage)
 	if err != nil {
-		return nil, nil, nil, unavailable(err)
+		return nil, nil, unavailable(err)
 	}
 	tick, err := mk(BucketTickets, "UIAS proxy-granting tickets", jetstream.FileStorage)
 	if err != nil {
-		return nil, nil, nil, unavailable(err)
+		return nil, nil, unavailable(err)
 	}
-	sts, err := mk(BucketServiceTickets, "UIAS service and proxy tickets (single use, seconds long)", jetstream.MemoryStorage)
-	if err != nil {
-		return nil, nil, nil, unavailable(err)
-	}
-	s.sessions, s.tickets, s.sts = sess, tick, sts
-	return sess, tick, sts, nil
+	s.sessions, s.tickets = sess, tick
+	return sess, tick, nil
 }
 
 // unavailable wraps a backend failure: the caller sees
@@ -175,8 +162,7 @@ func sessionKey(id string) string { return "s." + id }
 func userKey(userID, id string) string {
 	return "u." + hex.EncodeToString([]byte(userID)) + "." + id
 }
-func ticketKey(key string) string { return "t." + key }
-func pgtKey(key string) string    { return "p." + key }
+func pgtKey(key string) string { return "p." + key }
 
 // fail maps a backend error: missing keys to ticket.ErrNotFound, revision
 // mismatches to ticket.ErrConflict, the rest (timeouts, no connection, no
@@ -193,14 +179,12 @@ func fail(err error) error {
 	return unavailable(err)
 }
 
-// fail is fail, and when a bucket's stream is gone (a memory-storage
-// stream does not survive a restart of a NATS server that is not
-// clustered) forgets the bucket handles, so the next call creates the
-// buckets again.
+// fail is fail, and when a bucket's stream is gone (deleted) forgets the
+// bucket handles, so the next call creates the buckets again.
 func (s *Store) fail(err error) error {
 	if lostStream(err) {
 		s.mu.Lock()
-		s.sessions, s.tickets, s.sts = nil, nil, nil
+		s.sessions, s.tickets = nil, nil
 		s.mu.Unlock()
 	}
 	return fail(err)
@@ -233,7 +217,7 @@ func (s *Store) publish(ctx context.Context, bucket, key string, value []byte, r
 func (s *Store) CreateSession(ctx context.Context, sess *ticket.Session, ttl time.Duration) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if _, _, _, err := s.buckets(ctx); err != nil {
+	if _, _, err := s.buckets(ctx); err != nil {
 		return err
 	}
 	data, err := json.Marshal(sess)
@@ -256,7 +240,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *ticket.Session, ttl tim
 func (s *Store) GetSession(ctx context.Context, id string) (*ticket.Session, uint64, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	kv, _, _, err := s.buckets(ctx)
+	kv, _, err := s.buckets(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -319,7 +303,7 @@ func (s *Store) keepSession(sess *ticket.Session, rev uint64) {
 func (s *Store) UpdateSession(ctx context.Context, sess *ticket.Session, rev uint64, ttl time.Duration) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if _, _, _, err := s.buckets(ctx); err != nil {
+	if _, _, err := s.buckets(ctx); err != nil {
 		return err
 	}
 	data, err := json.Marshal(sess)
@@ -339,7 +323,7 @@ func (s *Store) UpdateSession(ctx context.Context, sess *ticket.Session, rev uin
 func (s *Store) DeleteSession(ctx context.Context, id string) (*ticket.Session, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	kv, _, _, err := s.buckets(ctx)
+	kv, _, err := s.buckets(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +357,7 @@ func (s *Store) DeleteSession(ctx context.Context, id string) (*ticket.Session, 
 func (s *Store) UserSessions(ctx context.Context, userID string) ([]string, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	kv, _, _, err := s.buckets(ctx)
+	kv, _, err := s.buckets(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -393,70 +377,11 @@ func (s *Store) UserSessions(ctx context.Context, userID string) ([]string, erro
 	return ids, nil
 }
 
-// PutTicket implements ticket.Store. The record and its revision stay in
-// memory until the ticket is consumed or expires (see ConsumeTicket).
-func (s *Store) PutTicket(ctx context.Context, key string, t *ticket.Ticket, ttl time.Duration) error {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	if _, _, _, err := s.buckets(ctx); err != nil {
-		return err
-	}
-	data, err := json.Marshal(t)
-	if err != nil {
-		return err
-	}
-	rev, err := s.publish(ctx, BucketServiceTickets, ticketKey(key), data, 0, ttl)
-	if err != nil && lostStream(err) {
-		// Its stream went with a restart of NATS: create it again.
-		_ = s.fail(err)
-		if _, _, _, err := s.buckets(ctx); err != nil {
-			return err
-		}
-		rev, err = s.publish(ctx, BucketServiceTickets, ticketKey(key), data, 0, ttl)
-	}
-	if err != nil {
-		return s.fail(err)
-	}
-	rec := *t
-	s.remember(key, issuedTicket{t: &rec, rev: rev, expires: time.Now().Add(ttlOf(ttl))})
-	return nil
-}
-
-// remember keeps an issued ticket's record (not when issuedCacheMax live
-// records are kept already).
-func (s *Store) remember(key string, it issuedTicket) {
-	s.issuedMu.Lock()
-	defer s.issuedMu.Unlock()
-	if len(s.issued) >= issuedCacheMax {
-		now := time.Now()
-		for k, v := range s.issued {
-			if now.After(v.expires) {
-				delete(s.issued, k)
-			}
-		}
-		if len(s.issued) >= issuedCacheMax {
-			return
-		}
-	}
-	s.issued[key] = it
-}
-
-// takeIssued removes and returns the record of a ticket this Store issued.
-func (s *Store) takeIssued(key string) (issuedTicket, bool) {
-	s.issuedMu.Lock()
-	defer s.issuedMu.Unlock()
-	it, ok := s.issued[key]
-	if ok {
-		delete(s.issued, key)
-	}
-	return it, ok && time.Now().Before(it.expires)
-}
-
 // PutPGT implements ticket.Store.
 func (s *Store) PutPGT(ctx context.Context, key string, p *ticket.PGT, ttl time.Duration) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if _, _, _, err := s.buckets(ctx); err != nil {
+	if _, _, err := s.buckets(ctx); err != nil {
 		return err
 	}
 	data, err := json.Marshal(p)
@@ -467,72 +392,11 @@ func (s *Store) PutPGT(ctx context.Context, key string, p *ticket.PGT, ttl time.
 	return s.fail(err)
 }
 
-// ConsumeTicket implements ticket.Store: a purge that expects the
-// ticket's revision, so that of concurrent consumers (at any replica)
-// exactly one succeeds. The revision and record come from memory when this
-// Store issued the ticket, else from a read.
-func (s *Store) ConsumeTicket(ctx context.Context, key string) (*ticket.Ticket, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	_, _, kv, err := s.buckets(ctx)
-	if err != nil {
-		return nil, err
-	}
-	it, ok := s.takeIssued(key)
-	for retried := false; ; retried = true {
-		t, err := s.consume(ctx, kv, key, it, ok)
-		if err == nil || !lostStream(err) {
-			return t, err
-		}
-		if retried {
-			return nil, s.fail(err)
-		}
-		// The bucket's stream is gone (a restart of a NATS server that is
-		// not clustered, or the bucket deleted): create it again and ask
-		// once more. A ticket that went with it is then unknown (a new
-		// login from the live session issues another); one that is still
-		// there (a stream that only did not answer) is consumed.
-		_ = s.fail(err)
-		if _, _, kv, err = s.buckets(ctx); err != nil {
-			return nil, err
-		}
-	}
-}
-
-// consume is ConsumeTicket on kv, with the record and revision kept at
-// issue when known.
-func (s *Store) consume(ctx context.Context, kv jetstream.KeyValue, key string, it issuedTicket, known bool) (*ticket.Ticket, error) {
-	if !known {
-		e, err := kv.Get(ctx, ticketKey(key))
-		if err != nil {
-			if lostStream(err) {
-				return nil, err
-			}
-			return nil, s.fail(err)
-		}
-		var t ticket.Ticket
-		if err := json.Unmarshal(e.Value(), &t); err != nil {
-			return nil, fmt.Errorf("ticket record: %w", err)
-		}
-		it = issuedTicket{t: &t, rev: e.Revision()}
-	}
-	if err := kv.Purge(ctx, ticketKey(key), jetstream.LastRevision(it.rev), jetstream.PurgeTTL(time.Second)); err != nil {
-		if lostStream(err) {
-			return nil, err
-		}
-		if err = s.fail(err); errors.Is(err, ticket.ErrConflict) {
-			return nil, ticket.ErrNotFound // consumed elsewhere, ended or expired
-		}
-		return nil, err
-	}
-	return it.t, nil
-}
-
 // GetPGT implements ticket.Store.
 func (s *Store) GetPGT(ctx context.Context, key string) (*ticket.PGT, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	_, kv, _, err := s.buckets(ctx)
+	_, kv, err := s.buckets(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -554,6 +418,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	_, _, _, err := s.buckets(ctx)
+	_, _, err := s.buckets(ctx)
 	return err
 }

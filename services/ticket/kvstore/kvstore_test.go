@@ -34,16 +34,17 @@ func TestRecordsExpireByKeyTTL(t *testing.T) {
 	if err := st.CreateSession(ctx, sess, time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.PutPGT(ctx, "p1", &ticket.PGT{UserID: "u1"}, time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.PutTicket(ctx, "k1", &ticket.Ticket{Kind: ticket.KindST, Service: "x"}, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.PutTicket(ctx, "k2", &ticket.Ticket{Kind: ticket.KindST, Service: "x"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	// The buckets are set up for per-key TTL; service tickets are kept in
-	// memory, sessions and proxy-granting tickets on file.
-	for bucket, storage := range map[string]jetstream.StorageType{kvstore.BucketServiceTickets: jetstream.MemoryStorage,
-		kvstore.BucketSessions: jetstream.FileStorage, kvstore.BucketTickets: jetstream.FileStorage} {
+	// The buckets are set up for per-key TTL, on file.
+	for _, bucket := range []string{kvstore.BucketSessions, kvstore.BucketTickets} {
 		kv, err := js.KeyValue(ctx, bucket)
 		if err != nil {
 			t.Fatal(err)
@@ -52,30 +53,30 @@ func TestRecordsExpireByKeyTTL(t *testing.T) {
 		if status.LimitMarkerTTL() <= 0 {
 			t.Fatalf("bucket %s without LimitMarkerTTL: %+v", bucket, status)
 		}
-		if got := status.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Storage; got != storage {
-			t.Fatalf("bucket %s: storage %v, want %v", bucket, got, storage)
+		if got := status.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Storage; got != jetstream.FileStorage {
+			t.Fatalf("bucket %s: storage %v, want file", bucket, got)
 		}
-	}
-	kv, err := js.KeyValue(ctx, kvstore.BucketServiceTickets)
-	if err != nil {
-		t.Fatal(err)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		_, _, errS := st.GetSession(ctx, "s1")
-		_, errT := kv.Get(ctx, "t.k1")
-		if errors.Is(errS, ticket.ErrNotFound) && errT != nil {
+		_, errP := st.GetPGT(ctx, "p1")
+		if errors.Is(errS, ticket.ErrNotFound) && errors.Is(errP, ticket.ErrNotFound) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("records with a 1 s TTL still there after 15 s: %v %v", errS, errT)
+			t.Fatalf("records with a 1 s TTL still there after 15 s: %v %v", errS, errP)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if _, err := st.ConsumeTicket(ctx, "k2"); err != nil {
+	// The service tickets are in this instance's memory, with their TTL.
+	if _, err := st.ConsumeTicket(ctx, st.Replica(), "k1"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("a ticket with a 1 s TTL after more than 1 s: %v", err)
+	}
+	if _, err := st.ConsumeTicket(ctx, st.Replica(), "k2"); err != nil {
 		t.Fatalf("a ticket with a long TTL went too: %v", err)
 	}
-	if _, err := st.ConsumeTicket(ctx, "k2"); !errors.Is(err, ticket.ErrNotFound) {
+	if _, err := st.ConsumeTicket(ctx, st.Replica(), "k2"); !errors.Is(err, ticket.ErrNotFound) {
 		t.Fatalf("consumed twice: %v", err)
 	}
 }
@@ -118,11 +119,10 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	}
 }
 
-// TestServiceTicketsAfterRestart: the memory-storage bucket of service
-// tickets does not survive a restart of a NATS server that is not
-// clustered; the store creates it again at once (the first ticket after
-// the restart is issued), the session is still there, and a ticket from
-// before the restart is refused, also by the store that issued it.
+// TestServiceTicketsAfterRestart: the service tickets an instance keeps
+// survive a restart of the NATS server (they are in its memory), and
+// another instance validates them through NATS again once reconnected;
+// the session is still there.
 func TestServiceTicketsAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	ns, err := events.StartEmbeddedNATS(dir, "127.0.0.1", -1)
@@ -130,21 +130,28 @@ func TestServiceTicketsAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := ns.Addr().(*net.TCPAddr).Port
-	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
+	conn := func() jetstream.JetStream {
+		nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		return js
 	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	st := kvstore.New(js, kvstore.Options{Timeout: 5 * time.Second})
+	jsA, jsB := conn(), conn()
+	st := kvstore.New(jsA, kvstore.Options{Timeout: 5 * time.Second})
+	other := kvstore.New(jsB, kvstore.Options{Timeout: 5 * time.Second})
 	ctx := context.Background()
 	now := time.Now()
 	sess := &ticket.Session{ID: "s1", UserID: "u1", Login: "l", CreatedAt: now, LastUsedAt: now, HardExpiry: now.Add(time.Hour)}
 	if err := st.CreateSession(ctx, sess, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.PutTicket(ctx, "before", &ticket.Ticket{Kind: ticket.KindST, Service: "x"}, time.Minute); err != nil {
-		t.Fatal(err)
+	for _, k := range []string{"mine", "theirs"} {
+		if err := st.PutTicket(ctx, k, &ticket.Ticket{Kind: ticket.KindST, Service: k}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ns.Shutdown()
 	ns.WaitForShutdown()
@@ -153,90 +160,100 @@ func TestServiceTicketsAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !nc.IsConnected() {
-		if time.Now().After(deadline) {
-			t.Fatal("no reconnection")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if got, err := st.ConsumeTicket(ctx, st.Replica(), "mine"); err != nil || got.Service != "mine" {
+		t.Fatalf("ticket from before the restart, at its instance: %+v %v", got, err)
 	}
-	// the store answers UNAVAILABLE (retry later) while JetStream recovers
-	// its streams after the reconnection; a caller retries
+	// Once both are connected again (a request may find no answerer while
+	// the owner resubscribes: retried), the other instance gets it once.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		err := st.PutTicket(ctx, "after", &ticket.Ticket{Kind: ticket.KindST, Service: "y"}, time.Minute)
+		got, err := other.ConsumeTicket(ctx, st.Replica(), "theirs")
 		if err == nil {
+			if got.Service != "theirs" {
+				t.Fatalf("ticket from before the restart, at another instance: %+v", got)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("first ticket after the restart: %v", err)
+			t.Fatalf("ticket from before the restart, at another instance: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if got, _, err := st.GetSession(ctx, "s1"); err != nil || got.UserID != "u1" {
-		t.Fatalf("session after the restart: %+v %v", got, err)
+	if _, err := other.ConsumeTicket(ctx, st.Replica(), "theirs"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("consumed twice: %v", err)
 	}
-	if _, err := st.ConsumeTicket(ctx, "before"); !errors.Is(err, ticket.ErrNotFound) {
-		t.Fatalf("ticket from before the restart: %v", err)
-	}
-	if got, err := st.ConsumeTicket(ctx, "after"); err != nil || got.Service != "y" {
-		t.Fatalf("ticket after the restart: %+v %v", got, err)
+	for {
+		got, _, err := st.GetSession(ctx, "s1")
+		if err == nil && got.UserID == "u1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session after the restart: %+v %v", got, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// TestServiceTicketsBucketLost: the bucket of service tickets is deleted
-// (or lost with its stream) between issue and validation, with no ticket
-// issued since: validation, at the store that issued the ticket and at
-// another replica alike, answers "not found" (the application gets
-// INVALID_TICKET and sends the browser to log in again), never "store
-// unavailable"; the bucket is there again for the next ticket, and a
-// ticket still in a bucket recreated meanwhile is consumed.
-func TestServiceTicketsBucketLost(t *testing.T) {
+// TestOwnedTicketsAcrossInstances: a ticket kept by one instance is
+// consumed once, at that instance or at another (through NATS), whichever
+// asks first; an instance that has stopped (its connection closed) takes
+// its tickets with it (not found); an unknown instance likewise.
+func TestOwnedTicketsAcrossInstances(t *testing.T) {
 	ns, err := events.StartEmbeddedNATS(t.TempDir(), "127.0.0.1", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
+	conn := func() (*nats.Conn, jetstream.JetStream) {
+		nc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		return nc, js
 	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	issuer := kvstore.New(js, kvstore.Options{Timeout: 5 * time.Second})
-	other := kvstore.New(js, kvstore.Options{Timeout: 5 * time.Second})
+	ncA, jsA := conn()
+	_, jsB := conn()
+	a := kvstore.New(jsA, kvstore.Options{Timeout: 5 * time.Second})
+	b := kvstore.New(jsB, kvstore.Options{Timeout: 5 * time.Second})
+	if a.Replica() == b.Replica() || !ticket.ValidReplica(a.Replica()) {
+		t.Fatalf("instance names %q and %q", a.Replica(), b.Replica())
+	}
 	ctx := context.Background()
-	for _, k := range []string{"mine", "theirs"} {
-		if err := issuer.PutTicket(ctx, k, &ticket.Ticket{Kind: ticket.KindST, Service: "x"}, time.Minute); err != nil {
+	for _, k := range []string{"k1", "k2", "k3"} {
+		if err := a.PutTicket(ctx, k, &ticket.Ticket{Kind: ticket.KindST, Service: k, UserID: "u1"}, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := other.Ping(ctx); err != nil { // the other replica has its bucket handles
+	if got, err := b.ConsumeTicket(ctx, a.Replica(), "k1"); err != nil || got.Service != "k1" || got.UserID != "u1" {
+		t.Fatalf("A's ticket at B: %+v %v", got, err)
+	}
+	for _, s := range []*kvstore.Store{a, b} {
+		if _, err := s.ConsumeTicket(ctx, a.Replica(), "k1"); !errors.Is(err, ticket.ErrNotFound) {
+			t.Fatalf("A's ticket again after B consumed it: %v", err)
+		}
+	}
+	if _, err := a.ConsumeTicket(ctx, a.Replica(), "k2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := js.DeleteKeyValue(ctx, kvstore.BucketServiceTickets); err != nil {
-		t.Fatal(err)
+	if _, err := b.ConsumeTicket(ctx, a.Replica(), "k2"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("at B after A consumed it: %v", err)
 	}
-	if _, err := issuer.ConsumeTicket(ctx, "mine"); !errors.Is(err, ticket.ErrNotFound) {
-		t.Fatalf("issuing store, bucket lost: %v, want not found", err)
+	if _, err := b.ConsumeTicket(ctx, "000000000000", "k3"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("an unknown instance's ticket: %v", err)
 	}
-	if _, err := js.KeyValue(ctx, kvstore.BucketServiceTickets); err != nil {
-		t.Fatalf("bucket not created again: %v", err)
-	}
-	if err := js.DeleteKeyValue(ctx, kvstore.BucketServiceTickets); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := other.ConsumeTicket(ctx, "theirs"); !errors.Is(err, ticket.ErrNotFound) {
-		t.Fatalf("other replica, bucket lost: %v, want not found", err)
-	}
-	// Issued at one replica into the bucket the other made again: consumed
-	// once, from either.
-	if err := issuer.PutTicket(ctx, "new", &ticket.Ticket{Kind: ticket.KindST, Service: "y"}, time.Minute); err != nil {
-		t.Fatalf("ticket after the loss: %v", err)
-	}
-	if got, err := other.ConsumeTicket(ctx, "new"); err != nil || got.Service != "y" {
-		t.Fatalf("ticket after the loss: %+v %v", got, err)
-	}
-	if _, err := issuer.ConsumeTicket(ctx, "new"); !errors.Is(err, ticket.ErrNotFound) {
-		t.Fatalf("consumed twice: %v", err)
+	// Stopped: once the server has dropped A's subscription, not found
+	// (until then a request may wait for A and time out).
+	ncA.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := b.ConsumeTicket(ctx, a.Replica(), "k3")
+		if errors.Is(err, ticket.ErrNotFound) {
+			break
+		}
+		if err == nil || time.Now().After(deadline) {
+			t.Fatalf("the ticket of a stopped instance: %+v %v", got, err)
+		}
 	}
 }

@@ -25,7 +25,7 @@ var _ ticket.SessionLister = (*Store)(nil)
 func (s *Store) AllSessions(ctx context.Context, fn func(*ticket.Session) error) error {
 	ctx, cancel := context.WithTimeout(ctx, max(s.opts.Timeout, listTimeout))
 	defer cancel()
-	kv, _, _, err := s.buckets(ctx)
+	kv, _, err := s.buckets(ctx)
 	if err != nil {
 		return err
 	}

@@ -183,14 +183,14 @@ func (e *env) measureTicket(ctx context.Context, o *options, log io.Writer,
 // ticketRows are the report rows of the ticket phase.
 func ticketRows(o *options, rounds []*round) []*row {
 	conc := fmt.Sprintf("%d callers", o.concurrency)
-	pair := "each call issues a service ticket in the process (the CAS login's part: the ticket written to the " +
-		"JetStream key-value bucket from the instance's recent copy of the session, which is written only for a new " +
-		"service or every ticket.session_touch) and validates it"
+	pair := "each call issues a service ticket in the process (the CAS login's part: the ticket kept in the " +
+		"instance's memory, issued from its recent copy of the session, which is written to its JetStream key-value " +
+		"bucket only for a new service or every ticket.session_touch) and validates it"
 	grpcQPS := &row{name: "CAS ticket issue + validate (gRPC)", u: perSec, atLeast: true, target: 0.5,
 		oursLabel: conc, floorLabel: "echo gRPC (health Check)",
 		explain: fmt.Sprintf("Ticket pairs per second, %d closed-loop callers: %s over gRPC "+
-			"(TicketService/ValidateServiceTicket: signature check, atomic consume: one purge expecting the ticket's "+
-			"revision, the record from the issuing instance's memory; then a read of the session), against Health/Check "+
+			"(TicketService/ValidateServiceTicket: signature check, atomic consume: a delete from the issuing "+
+			"instance's memory; then a read of the session from NATS), against Health/Check "+
 			"on a plain grpc.Server measured in the same slices.", o.concurrency, pair)}
 	restQPS := &row{name: "CAS p3/serviceValidate issue + validate (REST edge)", u: perSec, atLeast: true, target: 0.25,
 		oursLabel: conc, floorLabel: "echo gRPC (health Check)",
