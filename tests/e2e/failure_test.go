@@ -83,7 +83,7 @@ func TestEventsSurviveNATSOutage(t *testing.T) {
 		t.Fatalf("outbox should hold the events while NATS is down: %d %v", pending, err)
 	}
 
-	ns = eventstest.NATSIn(t, natsDir, port)
+	eventstest.NATSIn(t, natsDir, port) // the same store and port: the events wait in the outbox until it is back
 	e.app.Relay.Kick()
 	eventually(t, "outbox drained", func() bool {
 		e.app.Relay.Kick()
