@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,6 +108,7 @@ const MaxImportErrors = 1000
 type ImportItem struct {
 	Row   int
 	Sheet string
+	seq   int // its place among the rows read (the report's order)
 	Key   string
 	At    time.Time
 	Org   *Org
@@ -184,71 +186,175 @@ type ImportOptions struct {
 // as opts say and reports what it did. A storage failure ends it with an
 // error (the rows written so far stay written: resume with the same
 // import id).
+//
+// People and links go through a pipeline of two goroutines: one reads
+// the rows (next is called there, one call at a time), checks them and
+// makes the items (feature codes, sealing), batch after batch, while the
+// caller's goroutine writes the batch before; so an import uses two CPUs.
+// Orgs are read and written in turn (a row may name the org of a row
+// before it as its parent).
 func (s *Service) Import(ctx context.Context, opts ImportOptions, next func() (*ImportRow, bool, error)) (*ImportReport, error) {
 	if opts.ImportID == "" {
 		opts.ImportID = ids.New()
 	}
-	rep := &ImportReport{ImportID: opts.ImportID, Kind: opts.Kind, DryRun: opts.DryRun}
-	im := &importer{s: s, opts: opts, rep: rep, orgs: map[string]*Org{}, apps: map[string]*App{},
-		seen: newSeenKeys()}
 	switch opts.Kind {
 	case "users", "orgs", "links":
 	default:
 		return nil, badRequest("kind must be users, orgs or links")
 	}
+	rep := &ImportReport{ImportID: opts.ImportID, Kind: opts.Kind, DryRun: opts.DryRun}
+	im := &importer{s: s, opts: opts, rep: rep, orgs: map[string]*Org{}, apps: map[string]*App{},
+		seen: newSeenKeys()}
+	// The import's transactions: on SQLite one connection set up for
+	// them (Store.BeginImport); lookups go to the others.
+	wctx, end, err := s.store.BeginImport(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	if opts.Kind == "orgs" {
+		err = im.read(ctx, next, func(b []ImportItem) error { return im.flush(wctx, b) })
+	} else {
+		err = im.pipeline(ctx, wctx, next)
+	}
+	if err != nil {
+		return nil, err
+	}
+	im.report()
+	return rep, nil
+}
+
+// pipeline reads next's rows on a goroutine of its own and writes their
+// batches (in wctx) on the caller's as they come; at most one batch waits
+// between the two. The first error of either ends both.
+func (im *importer) pipeline(ctx, wctx context.Context, next func() (*ImportRow, bool, error)) error {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []ImportItem, 1)
+	var readErr error // set before batches is closed
+	go func() {
+		defer close(batches)
+		defer func() {
+			if p := recover(); p != nil {
+				readErr = fmt.Errorf("import: reading the rows: %v", p)
+			}
+		}()
+		readErr = im.read(rctx, next, func(b []ImportItem) error {
+			if len(b) == 0 {
+				return nil
+			}
+			select {
+			case batches <- b:
+				return nil
+			case <-rctx.Done():
+				return rctx.Err()
+			}
+		})
+	}()
+	var writeErr error
+	for b := range batches {
+		if writeErr != nil {
+			continue // let the reader see the cancel and end
+		}
+		if writeErr = im.flush(wctx, b); writeErr != nil {
+			cancel()
+		}
+	}
+	if writeErr != nil {
+		return writeErr
+	}
+	return readErr
+}
+
+// read reads next's rows, checks each and hands the items to write in
+// batches of batchLimit (the last may be shorter or empty); the rows it
+// cannot take go to im.readErrs.
+func (im *importer) read(ctx context.Context, next func() (*ImportRow, bool, error), write func([]ImportItem) error) error {
 	var batch []ImportItem
-	for {
+	for seq := 0; ; seq++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		r, ok, err := next()
 		if err != nil {
-			return nil, apierr.Wrap(err, apierr.InvalidArgument, ReasonImportBadFile, "the import file cannot be read: "+err.Error())
+			return apierr.Wrap(err, apierr.InvalidArgument, ReasonImportBadFile, "the import file cannot be read: "+err.Error())
 		}
 		if !ok {
 			break
 		}
-		rep.Rows++
+		im.rows++
 		if r.Problem != nil {
 			r.Problem.Sheet = r.Sheet
-			im.fail(*r.Problem)
+			im.readErrs.add(seq, *r.Problem)
 			continue
 		}
 		it, rerr := im.item(ctx, r)
 		if rerr != nil {
 			if rerr.Reason == "" { // a storage failure during a lookup
-				return nil, errors.New(rerr.Message)
+				return errors.New(rerr.Message)
 			}
 			rerr.Sheet = r.Sheet
-			im.fail(*rerr)
+			im.readErrs.add(seq, *rerr)
 			continue
 		}
-		it.Sheet = r.Sheet
+		it.Sheet, it.seq = r.Sheet, seq
 		batch = append(batch, *it)
 		if len(batch) >= im.batchLimit() {
-			if err := im.flush(ctx, batch); err != nil {
-				return nil, err
+			if err := write(batch); err != nil {
+				return err
 			}
-			batch = batch[:0]
+			im.batches++
+			batch = make([]ImportItem, 0, im.batchLimit()) // the writer may still hold the last one
 		}
 	}
-	if err := im.flush(ctx, batch); err != nil {
-		return nil, err
-	}
-	return rep, nil
+	return write(batch)
 }
 
 type importer struct {
-	s     *Service
-	opts  ImportOptions
-	rep   *ImportReport
-	orgs  map[string]*Org // by code: looked up, or created by this file
-	apps  map[string]*App // by type + "\x00" + code
-	seen  seenKeys        // keys in this file -> first row
-	sizer importSizer
+	s    *Service
+	opts ImportOptions
+	rep  *ImportReport
+	// The reader's (read, item).
+	orgs     map[string]*Org // by code: looked up, or created by this file
+	apps     map[string]*App // by type + "\x00" + code
+	seen     seenKeys        // keys in this file -> first row
+	rows     int
+	batches  int // handed to the writer
+	readErrs rowErrors
+	// The writer's (flush, write). Orgs use both on one goroutine.
+	sizer     importSizer
+	writeErrs rowErrors
 }
 
-func (im *importer) fail(e RowError) {
-	im.rep.Failed++
-	if len(im.rep.Errors) < MaxImportErrors {
-		im.rep.Errors = append(im.rep.Errors, e)
+// rowErrors counts the rows one side of an import could not take and
+// keeps the first MaxImportErrors of them with their place in the file.
+type rowErrors struct {
+	failed int
+	list   []seqRowError
+}
+
+type seqRowError struct {
+	seq int // the row's place among the rows read
+	RowError
+}
+
+func (r *rowErrors) add(seq int, e RowError) {
+	r.failed++
+	if len(r.list) < MaxImportErrors {
+		r.list = append(r.list, seqRowError{seq, e})
+	}
+}
+
+// report fills in the counts and the first MaxImportErrors row errors of
+// both sides, in the file's order.
+func (im *importer) report() {
+	im.rep.Rows = im.rows
+	im.rep.Failed = im.readErrs.failed + im.writeErrs.failed
+	all := append(slices.Clone(im.readErrs.list), im.writeErrs.list...)
+	slices.SortStableFunc(all, func(a, b seqRowError) int { return a.seq - b.seq })
+	im.rep.Errors = nil
+	for _, e := range all[:min(len(all), MaxImportErrors)] {
+		im.rep.Errors = append(im.rep.Errors, e.RowError)
 	}
 }
 
@@ -472,14 +578,21 @@ func storeReason(err error) string {
 }
 
 // batchLimit is the rows to gather before writing them: a transaction's
-// worth of people or links (written chunk by chunk), a chunk of orgs
-// (written in one go: an org may be the parent of the next).
+// worth of people or links (written chunk by chunk; the first batch a
+// chunk's worth, so that the writer begins while the reader reads on), a
+// chunk of orgs (written in one go: an org may be the parent of the next).
 func (im *importer) batchLimit() int {
 	if im.opts.Kind == "orgs" {
 		return im.sizer.next()
 	}
-	return ImportBatchSize
+	if im.batches == 0 {
+		return min(importBatchRows, ImportChunkMax)
+	}
+	return importBatchRows
 }
+
+// importBatchRows is ImportBatchSize (tests make it smaller).
+var importBatchRows = ImportBatchSize
 
 // flush writes rows in transactions of one or more chunks, each with its
 // batched events.
@@ -543,7 +656,7 @@ func (im *importer) write(ctx context.Context, batch []ImportItem) (int, error) 
 		case r.Skipped:
 			im.rep.Skipped++
 		case r.Err != nil:
-			im.fail(RowError{Row: batch[i].Row, Sheet: batch[i].Sheet, Reason: storeReason(r.Err), Message: messageOf(r.Err)})
+			im.writeErrs.add(batch[i].seq, RowError{Row: batch[i].Row, Sheet: batch[i].Sheet, Reason: storeReason(r.Err), Message: messageOf(r.Err)})
 			if o := batch[i].Org; o != nil && im.orgs[o.Code] == o {
 				delete(im.orgs, o.Code) // later rows must not use it as a parent
 			}

@@ -113,6 +113,13 @@ func sameErrors(t *testing.T, rep *identity.ImportReport, want map[int]string) {
 			t.Fatalf("row %d: %q, want %q (%+v)", row, got[row], reason, rep.Errors)
 		}
 	}
+	// In the file's order, whichever step found them (the checks of the
+	// rows or the store's).
+	for i := 1; i < len(rep.Errors); i++ {
+		if rep.Errors[i].Row < rep.Errors[i-1].Row {
+			t.Fatalf("row errors out of the file's order: %+v", rep.Errors)
+		}
+	}
 }
 
 func TestImportOrgsCSV(t *testing.T) {
@@ -351,4 +358,89 @@ func TestLoginsContinueDuringImport(t *testing.T) {
 		t.Fatal("no login completed during the import")
 	}
 	t.Logf("%d logins completed during the import of %d rows", during.Load(), n)
+}
+
+// People are read and checked on one goroutine while the batch before is
+// written on another (batches of 3 rows here): the report counts every
+// row once and lists the errors of both steps in the file's order; an
+// import stopped midway (its context ends) keeps the batches written, and
+// the same file under the same import id writes the rest.
+func TestImportPipeline(t *testing.T) {
+	identity.SetImportBatchRows(t, 3)
+	iw := newImportWorld(t)
+	var b strings.Builder
+	b.WriteString("login_name,display_name,org_code,email\n")
+	want := map[int]string{}
+	const n = 20
+	for i := range n {
+		row := i + 2
+		switch i % 7 {
+		case 3: // the store refuses it (the login exists)
+			fmt.Fprintf(&b, "mia,流水%02d,%s,\n", i, iw.root.Code)
+			want[row] = "ALREADY_EXISTS"
+			if i > 3 {
+				want[row] = identity.ReasonImportDuplicate // mia again in the file
+			}
+		case 5: // the checks refuse it
+			fmt.Fprintf(&b, "pipe%02d,流水%02d,nowhere,\n", i, i)
+			want[row] = identity.ReasonImportUnknownOrg
+		default:
+			fmt.Fprintf(&b, "pipe%02d,流水%02d,%s,pipe%02d@example.org\n", i, i, iw.root.Code, i)
+		}
+	}
+	p := writeFile(t, "pipe.csv", b.String())
+	rep := iw.run(t, p, importfile.CSV, importfile.Users, "pipe-1", false)
+	if rep.Rows != n || rep.Written+rep.Failed != n || rep.Failed != len(want) {
+		t.Fatalf("report %+v, want %d rows, %d failed", rep, n, len(want))
+	}
+	sameErrors(t, rep, want)
+
+	// Stopped after 8 rows were read: the batches written stay written.
+	p2 := strings.ReplaceAll(b.String(), "pipe", "more")
+	p2 = strings.ReplaceAll(p2, "mia,", "mia2,")
+	path := writeFile(t, "more.csv", p2)
+	r, err := importfile.Open(path, importfile.CSV, importfile.Users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	read := 0
+	_, err = iw.svc.Import(ctx, identity.ImportOptions{Kind: "users", ImportID: "pipe-2"}, func() (*identity.ImportRow, bool, error) {
+		if read == 8 {
+			cancel()
+		}
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		read++
+		return &identity.ImportRow{Row: rec.Row, Fields: rec.Fields}, true, nil
+	})
+	_ = r.Close()
+	if err == nil {
+		t.Fatal("an import whose context ended answered no error")
+	}
+	rep = iw.run(t, path, importfile.CSV, importfile.Users, "pipe-2", false)
+	if rep.Written+rep.Skipped+rep.Failed != n || rep.Written == 0 {
+		t.Fatalf("resumed import %+v", rep)
+	}
+	for i := range n {
+		if i%7 == 5 {
+			continue
+		}
+		login := fmt.Sprintf("more%02d", i)
+		if i%7 == 3 {
+			if i > 3 {
+				continue
+			}
+			login = "mia2"
+		}
+		if _, err := iw.st.GetUserByLogin(context.Background(), login); err != nil {
+			t.Fatalf("%s after the resumed import: %v", login, err)
+		}
+	}
 }

@@ -116,6 +116,11 @@ type Store interface {
 	// others again.
 	ImportBatch(ctx context.Context, importID string, items []ImportItem, dryRun bool, chunk int,
 		evs func(written []ImportItem) []events.Event) ([]ImportResult, error)
+	// BeginImport prepares the store for an import's run of ImportBatch
+	// calls: they are made with the context it returns, until end is
+	// called (on SQLite: one connection with a page cache large enough
+	// for the indexes an import writes, see sqlstore.BeginImport).
+	BeginImport(ctx context.Context) (importCtx context.Context, end func(), err error)
 	// YieldWrites lets the writes that wait for the database go first
 	// (an import calls it before each of its transactions, so that the
 	// logins' writes are not held up behind a run of them); it returns

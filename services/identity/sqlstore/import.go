@@ -62,7 +62,7 @@ func (s *Store) ImportBatch(ctx context.Context, importID string, items []identi
 func (s *Store) importBatch(ctx context.Context, importID string, items []identity.ImportItem, dryRun bool,
 	evs func(written []identity.ImportItem) []events.Event, savepoints bool) ([]identity.ImportResult, error) {
 	out := make([]identity.ImportResult, len(items))
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.importTx(ctx, func(tx *sql.Tx) error {
 		var written []identity.ImportItem
 		for i, it := range items {
 			if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM import_rows WHERE import_id = ? AND ext_key = ?", importID, it.Key); err != nil {

@@ -69,7 +69,7 @@ func (s *Store) importBulk(ctx context.Context, importID string, items []identit
 	}
 	out := make([]identity.ImportResult, len(items))
 	done := len(items)
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.importTx(ctx, func(tx *sql.Tx) error {
 		// Fresh results each attempt (InTx does not retry, but keep it
 		// obviously right).
 		clear(out)

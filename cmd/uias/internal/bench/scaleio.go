@@ -177,7 +177,7 @@ func scaleIO(ctx context.Context, o *scaleOptions, rep *scaleReport, dir string,
 		return err
 	}
 	imp := &scaleRow{name: "import " + label + " people (rows/s)",
-		what: "CSV with {SSHA} hashes, org by code, one account link per row, through importfile + identity.Service.Import (transactions of up to " + fmt.Sprint(identity.ImportBatchSize) + " rows, in chunks sized to about " + identity.ImportTxTarget.String() + " each, ended after the chunk during which a login waits; rows in key order, search rows once per transaction; one event + one audit record per transaction), vs the same people in bulk SQL (generatePeople) into another fresh store",
+		what: "CSV with {SSHA} hashes, org by code, one account link per row, through importfile + identity.Service.Import (rows read and checked on one goroutine while the batch before is written on another; transactions of up to " + fmt.Sprint(identity.ImportBatchSize) + " rows on a connection of their own with a large page cache, in chunks sized to about " + identity.ImportTxTarget.String() + " each, ended after the chunk during which a login waits; rows in key order, search rows once per transaction; one event + one audit record per transaction), vs the same people in bulk SQL (generatePeople) into another fresh store",
 		ours: float64(irep.Written) / ourImport.Seconds(), floor: perSecond(n, floorImport), perSec: true,
 		goal: "1 M ≤ 5 min (≥ 3333/s)", hasGoal: true}
 	imp.pass = imp.ours >= 1_000_000/300.0
@@ -196,7 +196,7 @@ func scaleIO(ctx context.Context, o *scaleOptions, rep *scaleReport, dir string,
 		return err
 	}
 	if o.importLogins {
-		return scaleLoginsDuringImport(ctx, o, rep, st, svc, n, stderr)
+		return scaleLoginsDuringImport(ctx, o, rep, db, st, svc, n, stderr)
 	}
 	return nil
 }

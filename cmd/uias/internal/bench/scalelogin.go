@@ -2,14 +2,15 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
@@ -19,46 +20,13 @@ import (
 // closed-loop logins (identity.Service.Authenticate of imported people;
 // each success writes the account's login gate) run in slices alternating
 // with and without an import of further people, all in the same run. The
-// import is one import (one import id) whose row source is paused during
-// the slices without it: the batch in flight when a pause starts runs on
-// into it (at most one chunk, about identity.ImportTxTarget, once a login
-// waits).
-
-// importGate pauses and resumes an import's row source.
-type importGate struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	open bool
-	end  bool
-	rows atomic.Int64 // rows handed to the import
-}
-
-func newImportGate() *importGate {
-	g := &importGate{}
-	g.cond = sync.NewCond(&g.mu)
-	return g
-}
-
-func (g *importGate) set(open, end bool) {
-	g.mu.Lock()
-	g.open, g.end = open, end
-	g.mu.Unlock()
-	g.cond.Broadcast()
-}
-
-// wait blocks while the gate is shut; false once it is ended.
-func (g *importGate) wait() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for !g.open && !g.end {
-		g.cond.Wait()
-	}
-	return !g.end
-}
+// import is one import (one import id): each slice with it resumes it at
+// the first person not written yet and stops it (cancels its context) at
+// the slice's end, so that none of its writes runs into a slice without.
 
 // scaleLoginsDuringImport adds the rows. n people (0..n-1, the import
 // row's) are in st; the import adds people n, n+1, ...
-func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleReport, st *sqlstore.Store, svc *identity.Service,
+func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleReport, db *store.DB, st *sqlstore.Store, svc *identity.Service,
 	n int, stderr io.Writer) error {
 	app, err := st.GetAppByCode(ctx, "OA", "gen")
 	if err != nil {
@@ -90,44 +58,57 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 		}
 	}
 
-	gate := newImportGate()
-	importDone := make(chan error, 1)
-	var imported *identity.ImportReport
-	go func() {
-		next := n
-		r, err := svc.Import(ctx, identity.ImportOptions{Kind: "users"}, func() (*identity.ImportRow, bool, error) {
-			if !gate.wait() {
-				return nil, false, nil
-			}
-			i := next
-			next++
-			gate.rows.Add(1)
-			return &identity.ImportRow{Row: i - n + 2, Fields: map[string]string{
-				"login_name": genLogin(i), "display_name": genDisplay(i), "org_code": genL2ID(i % genL2),
-				"email": genLogin(i) + "@example.com", "password_hash": sshaExample,
-				"app_type": "OA", "app_code": "gen", "app_account": genLinkAcct(i)}}, true, nil
-		})
-		imported = r
-		importDone <- err
-	}()
-	var importWindow time.Duration
-	var importRows int64
+	// Each slice with an import runs one: it resumes the import (one
+	// import id) at the first person not written yet and is stopped (its
+	// context cancelled) when the slice ends, so that no write of it runs
+	// into the slices without.
+	const importID = "bench-logins-during-import"
+	next := n                 // the next person to import
+	lastRow := func() int64 { // the users table's last rowid
+		var id sql.NullInt64
+		_ = db.QueryRowContext(ctx, "SELECT MAX(rowid) FROM users").Scan(&id)
+		return id.Int64
+	}
+	var (
+		importWindow time.Duration
+		importRows   int64
+		importErr    error
+	)
 	withImport := func(w, d time.Duration) *Result {
-		t0, r0 := time.Now(), gate.rows.Load()
-		gate.set(true, false)
+		ictx, stop := context.WithCancel(ctx)
+		t0, r0 := time.Now(), lastRow()
+		done := make(chan error, 1)
+		go func() {
+			i := next
+			_, err := svc.Import(ictx, identity.ImportOptions{Kind: "users", ImportID: importID}, func() (*identity.ImportRow, bool, error) {
+				p := i
+				i++
+				return &identity.ImportRow{Row: p - n + 2, Fields: map[string]string{
+					"login_name": genLogin(p), "display_name": genDisplay(p), "org_code": genL2ID(p % genL2),
+					"email": genLogin(p) + "@example.com", "password_hash": sshaExample,
+					"app_type": "OA", "app_code": "gen", "app_account": genLinkAcct(p)}}, true, nil
+			})
+			done <- err
+		}()
 		res := ClosedLoop(ctx, o.authConc, w, d, login)
-		gate.set(false, false)
+		stop()
+		// The row source never ends: the import ends by the cancel (its
+		// transaction in flight rolled back); any other end is a failure.
+		if err := <-done; (err == nil || ictx.Err() == nil) && importErr == nil {
+			importErr = fmt.Errorf("the import ended before its slice did: %v", err)
+		}
 		importWindow += time.Since(t0)
-		importRows += gate.rows.Load() - r0
+		got := lastRow() - r0 // the people written: the first ones of the rows handed
+		importRows += got
+		next += int(got)
 		return res
 	}
 	alone := func(w, d time.Duration) *Result { return ClosedLoop(ctx, o.authConc, w, d, login) }
 	dur := o.importLoginsDur
 	fmt.Fprintf(stderr, "uias bench scale: logins with and without an import (%s each)\n", dur)
 	res := Interleave(ctx, o.slices, o.warmup, dur, withImport, alone)
-	gate.set(false, true)
-	if err := <-importDone; err != nil {
-		return fmt.Errorf("logins during an import: the import: %w", err)
+	if importErr != nil {
+		return fmt.Errorf("logins during an import: the import: %w", importErr)
 	}
 	with, without := res[0], res[1]
 	qps := &scaleRow{name: "logins during an import (logins/s)",
@@ -141,17 +122,12 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 		}
 	}
 	imp := &scaleRow{name: "import while logins continue (rows/s)",
-		what: "the import of the slices above (rows handed to identity.Service.Import per second of its slices), vs the import row alone",
+		what: "the import of the slices above (people written per second of its slices: each slice resumes the import and stops it at its end), vs the import row alone",
 		ours: float64(importRows) / importWindow.Seconds(), perSec: true}
 	if r := rep.importRate; r > 0 {
 		imp.floor = r
 	}
-	if imported != nil {
-		imp.note = fmt.Sprintf("%d written, %d failed", imported.Written, imported.Failed)
-		if imported.Failed > 0 {
-			imp.errs = append(imp.errs, fmt.Sprintf("%d rows failed, first: %+v", imported.Failed, imported.Errors[0]))
-		}
-	}
+	imp.note = fmt.Sprintf("%d written in %s", importRows, importWindow.Round(time.Second))
 	rep.rows = append(rep.rows, qps, imp)
 	fmt.Fprintf(stderr, "  logins: %.1f/s during the import, %.1f/s without; import %.0f rows/s with logins\n", qps.ours, qps.floor, imp.ours)
 	return nil
