@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -94,8 +95,12 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 		stop()
 		// The row source never ends: the import ends by the cancel (its
 		// transaction in flight rolled back); any other end is a failure.
-		if err := <-done; (err == nil || ictx.Err() == nil) && importErr == nil {
-			importErr = fmt.Errorf("the import ended before its slice did: %v", err)
+		switch err := <-done; {
+		case importErr != nil:
+		case err == nil:
+			importErr = errors.New("the import ended before its slice did")
+		case ictx.Err() == nil:
+			importErr = fmt.Errorf("the import ended before its slice did: %w", err)
 		}
 		importWindow += time.Since(t0)
 		got := lastRow() - r0 // the people written: the first ones of the rows handed
