@@ -37,11 +37,15 @@ import (
 //   - Check over gRPC (AuthzService/Check with the application's
 //     credentials) and over the REST edge (POST /v1/authz/check), the data
 //     set loaded into the running component's index, against the echo
-//     floor in the same slices.
+//     floor in the same slices; and gRPC Check with the process's access
+//     records switched off in those slices (what the records cost).
 
 type authzRound struct {
 	echo, grpc, rest *Result
-	check, floor     *Result
+	// grpcNoAccess: gRPC Check with the process's access records off
+	// (what the records cost the row)
+	grpcNoAccess *Result
+	check, floor *Result
 	// first round only: the load (wall and CPU time of the process).
 	load, loadCPU, scan time.Duration
 	mibPerM             float64
@@ -236,14 +240,15 @@ func (e *env) measureAuthz(ctx context.Context, o *options, log io.Writer, close
 	in := Interleave(ctx, o.slices, o.warmup, o.duration, floor, check)
 	_ = sink
 	res := Interleave(ctx, o.slices, o.warmup, o.duration, closed(o.concurrency, e.callEcho),
-		closed(o.concurrency, e.authzGRPC(ab)), closed(o.concurrency, e.authzREST(ab)))
-	r := &authzRound{floor: in[0], check: in[1], echo: res[0], grpc: res[1], rest: res[2]}
+		closed(o.concurrency, e.authzGRPC(ab)), closed(o.concurrency, e.authzREST(ab)),
+		e.accessSwitched(false, closed(o.concurrency, e.authzGRPC(ab))))
+	r := &authzRound{floor: in[0], check: in[1], echo: res[0], grpc: res[1], rest: res[2], grpcNoAccess: res[3]}
 	if !ab.reported {
 		r.load, r.loadCPU, r.scan, r.mibPerM = ab.load, ab.loadCPU, ab.scan, ab.mibPerM
 		ab.reported = true
 	}
-	fmt.Fprintf(log, "  authz: in-process Check p50 %s (floor %s); echo %s; Check gRPC %s; Check REST %s\n",
-		us(r.check.P(0.5)), us(r.floor.P(0.5)), summary(r.echo), summary(r.grpc), summary(r.rest))
+	fmt.Fprintf(log, "  authz: in-process Check p50 %s (floor %s); echo %s; Check gRPC %s; Check REST %s; Check gRPC without access records %s\n",
+		us(r.check.P(0.5)), us(r.floor.P(0.5)), summary(r.echo), summary(r.grpc), summary(r.rest), summary(r.grpcNoAccess))
 	return r, nil
 }
 
@@ -280,6 +285,11 @@ func authzRows(o *options, rounds []*round) []*row {
 		oursLabel: conc, floorLabel: "echo gRPC (health Check)",
 		explain: "POST /v1/authz/check with X-Uias-App-Id/Secret through the REST edge (HTTP/1.1 keep-alive), " +
 			"against the echo gRPC throughput of the same slices."}
+	noAccess := &row{name: "authz Check throughput (gRPC), access records off", u: perSec,
+		oursLabel: conc, floorLabel: "echo gRPC (health Check)",
+		explain: "The gRPC Check phase with the process's access records switched off (in this process the audit " +
+			"component also stores them), against the echo gRPC throughput of the same slices. No goal: set beside " +
+			"the gRPC throughput row, it is what the access records cost Check."}
 	var checkP99 []float64
 	for _, r := range rounds {
 		a := r.authz
@@ -301,12 +311,16 @@ func authzRows(o *options, rounds []*round) []*row {
 		grpcQPS.add(a.grpc.QPS(), echo)
 		grpcP99.add(a.grpc.P(0.99).Seconds(), a.echo.P(0.99).Seconds())
 		restQPS.add(a.rest.QPS(), echo)
+		if a.grpcNoAccess != nil {
+			noAccess.add(a.grpcNoAccess.QPS(), echo)
+		}
 		for _, f := range []struct {
 			rw   *row
 			what string
 			res  *Result
-		}{{grpcQPS, "gRPC Check", a.grpc}, {restQPS, "REST Check", a.rest}, {grpcQPS, "echo", a.echo}} {
-			if f.res.Failed > 0 {
+		}{{grpcQPS, "gRPC Check", a.grpc}, {restQPS, "REST Check", a.rest}, {grpcQPS, "echo", a.echo},
+			{noAccess, "gRPC Check without access records", a.grpcNoAccess}} {
+			if f.res != nil && f.res.Failed > 0 {
 				f.rw.errs = append(f.rw.errs, fmt.Sprintf("%s: %d failed calls, first: %v", f.what, f.res.Failed, f.res.FirstErr))
 			}
 		}
@@ -319,7 +333,7 @@ func authzRows(o *options, rounds []*round) []*row {
 		check.note = fmt.Sprintf("goal p50 ≤ 1 µs %s; p99 %s", verdict, us(time.Duration(Median(checkP99)*float64(time.Second))))
 	}
 	var out []*row
-	for _, rw := range []*row{load, check, grpcQPS, grpcP99, restQPS} {
+	for _, rw := range []*row{load, check, grpcQPS, grpcP99, restQPS, noAccess} {
 		if len(rw.ours) > 0 {
 			out = append(out, rw)
 		}
