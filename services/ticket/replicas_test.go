@@ -25,7 +25,8 @@ func (f *fixture) replica(t *testing.T) *ticket.Service {
 	return svc
 }
 
-// instance is replica with its store.
+// instance is replica with its store (a generous store timeout: these
+// tests make many calls on a loaded machine).
 func (f *fixture) instance(t *testing.T) (*kvstore.Store, *ticket.Service) {
 	t.Helper()
 	nc, err := nats.Connect(f.ns.ClientURL())
@@ -37,7 +38,7 @@ func (f *fixture) instance(t *testing.T) (*kvstore.Store, *ticket.Service) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute})
+	st := kvstore.New(js, kvstore.Options{Timeout: 10 * time.Second, SessionCache: time.Minute})
 	svc, err := ticket.New(ticket.Deps{Store: st, MAC: f.mac, Audit: f.audit, Now: f.clock.now, Config: f.cfg,
 		Registry: ticket.NewRegistry(f.services, 0, nil)})
 	if err != nil {
