@@ -242,7 +242,7 @@ func TestTicketOfStoppedReplica(t *testing.T) {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	gone, err := ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute}),
+	gone, err := ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: 10 * time.Second, SessionCache: time.Minute}),
 		MAC: f.mac, Audit: f.audit, Now: f.clock.now, Registry: ticket.NewRegistry(f.services, 0, nil)})
 	if err != nil {
 		t.Fatal(err)
