@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -36,8 +38,11 @@ type ReportStore interface {
 // Reporter writes the scheduled reports: for each period, the report of
 // the latest one that ended at least After ago, in each format, to Dir
 // (once: a report whose file exists is not written again, so a restart or
-// a second replica sharing Dir does no harm; a report missed while the
-// service was down is written at the next check, the latest period only).
+// a second replica sharing Dir does no harm). After downtime it also
+// writes the periods missed since the newest report on disk, oldest
+// first, at most CatchUpDays days and CatchUpWeeks weeks; older
+// missed ones are skipped and said so (RunResult.Skipped). A fresh Dir
+// gets the latest period only.
 type Reporter struct {
 	Store     ReportStore
 	Exporter  Exporter
@@ -48,6 +53,30 @@ type Reporter struct {
 	UTCOffset time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+}
+
+// The most periods of each kind one check writes after downtime, the
+// latest included: a month of days, two months of weeks.
+const (
+	CatchUpDays  = 31
+	CatchUpWeeks = 8
+)
+
+// catchUp is CatchUpDays or CatchUpWeeks.
+func (p Period) catchUp() int {
+	if p == Weekly {
+		return CatchUpWeeks
+	}
+	return CatchUpDays
+}
+
+// length is the span of a period (days of a fixed UTC offset have no
+// daylight saving).
+func (p Period) length() time.Duration {
+	if p == Weekly {
+		return 7 * 24 * time.Hour
+	}
+	return 24 * time.Hour
 }
 
 // ReportSpan is one report's period: [Start, End).
@@ -79,45 +108,157 @@ func (r *Reporter) Latest(p Period, now time.Time) ReportSpan {
 // FileName is the name of the report of s in format f, e.g.
 // audit-daily-2026-12-01.pdf (the first day, in the offset).
 func (r *Reporter) FileName(s ReportSpan, f Format) string {
-	return "audit-" + s.Period.String() + "-" + s.Start.Add(r.UTCOffset).UTC().Format("2006-01-02") + "." + f.Ext()
+	return "audit-" + s.Period.String() + "-" + r.date(s) + "." + f.Ext()
+}
+
+// RunResult is what RunDue did.
+type RunResult struct {
+	// Written is the files written, oldest period first.
+	Written []string
+	// Skipped is, per period, the missed periods beyond the catch-up bound that were
+	// not written.
+	Skipped []Skipped
+}
+
+// Skipped is a run of missed periods not written: Count periods from
+// the one starting at From to the one ending at To.
+type Skipped struct {
+	Period   Period
+	From, To time.Time
+	Count    int
 }
 
 // RunDue writes the reports that are due and missing, returning the files
-// written. A failure of one report does not stop the others; the errors
-// are joined.
-func (r *Reporter) RunDue(ctx context.Context) ([]string, error) {
+// written: the latest period of each kind and, after downtime, the
+// periods since the newest report on disk (see Reporter). Reports are
+// written oldest first; a report that fails stops its kind (the error is
+// returned and the next check starts again from it, so no gap is left
+// behind newer reports); the other kind goes on. The errors are joined.
+func (r *Reporter) RunDue(ctx context.Context) (RunResult, error) {
 	now := r.now()
+	var res RunResult
 	if err := os.MkdirAll(r.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("audit reports directory: %w", err)
+		return res, fmt.Errorf("audit reports directory: %w", err)
 	}
-	var written []string
 	var errs []error
+	var onDisk map[Period]string // newest report date of each kind, read once when needed
 	for _, p := range r.Periods {
-		s := r.Latest(p, now)
-		var missing []Format
-		for _, f := range r.Formats {
-			if _, err := os.Stat(filepath.Join(r.Dir, r.FileName(s, f))); errors.Is(err, os.ErrNotExist) {
-				missing = append(missing, f)
+		latest := r.Latest(p, now)
+		if len(r.missing(latest)) == 0 {
+			continue // the usual check: nothing due
+		}
+		if onDisk == nil {
+			var err error
+			if onDisk, err = r.newestOnDisk(); err != nil {
+				return res, fmt.Errorf("audit reports directory: %w", err)
 			}
 		}
-		if len(missing) == 0 {
-			continue
+		spans, skipped := r.due(latest, onDisk[p])
+		if skipped.Count > 0 {
+			res.Skipped = append(res.Skipped, skipped)
 		}
-		doc, err := r.Document(ctx, s, now)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s report of %s: %w", p, s.Start.Format(time.DateOnly), err))
-			continue
+		for _, s := range spans {
+			files, err := r.write(ctx, s, now)
+			res.Written = append(res.Written, files...)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
 		}
-		for _, f := range missing {
-			name := filepath.Join(r.Dir, r.FileName(s, f))
-			if err := r.writeFile(name, doc, f); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	}
+	return res, errors.Join(errs...)
+}
+
+// due is the spans of p to check, oldest first: latest, and back from it
+// those that start on or after the newest report on disk (a date, "" for
+// none: the latest only), at most p.catchUp(); skipped is the rest.
+func (r *Reporter) due(latest ReportSpan, newest string) (spans []ReportSpan, skipped Skipped) {
+	p := latest.Period
+	spans = []ReportSpan{latest}
+	if newest == "" {
+		return spans, skipped
+	}
+	limit := p.catchUp()
+	for s := r.prev(latest); r.date(s) >= newest; s = r.prev(s) {
+		if len(spans) == limit {
+			// the periods after the newest on disk up to s are not written
+			if first, err := time.Parse(time.DateOnly, newest); err == nil {
+				from := first.Add(-r.UTCOffset + p.length())
+				if n := int(s.End.Sub(from) / p.length()); n > 0 {
+					skipped = Skipped{Period: p, From: from, To: s.End, Count: n}
+				}
+			}
+			break
+		}
+		spans = append(spans, s)
+	}
+	slices.Reverse(spans)
+	return spans, skipped
+}
+
+// prev is the period before s.
+func (r *Reporter) prev(s ReportSpan) ReportSpan {
+	return ReportSpan{Period: s.Period, Start: s.Start.Add(-s.Period.length()), End: s.Start}
+}
+
+// date is the first day of s in the offset, as in its file name.
+func (r *Reporter) date(s ReportSpan) string {
+	return s.Start.Add(r.UTCOffset).UTC().Format(time.DateOnly)
+}
+
+// missing is the formats of s whose file is not in Dir.
+func (r *Reporter) missing(s ReportSpan) []Format {
+	var out []Format
+	for _, f := range r.Formats {
+		if _, err := os.Stat(filepath.Join(r.Dir, r.FileName(s, f))); errors.Is(err, os.ErrNotExist) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// newestOnDisk is the date of the newest report of each kind in Dir (in
+// any format).
+func (r *Reporter) newestOnDisk() (map[Period]string, error) {
+	entries, err := os.ReadDir(r.Dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[Period]string{}
+	for _, e := range entries {
+		for _, p := range []Period{Daily, Weekly} {
+			rest, ok := strings.CutPrefix(e.Name(), "audit-"+p.String()+"-")
+			if !ok || len(rest) < len(time.DateOnly)+2 || rest[len(time.DateOnly)] != '.' {
 				continue
 			}
-			written = append(written, name)
+			d := rest[:len(time.DateOnly)]
+			if _, err := time.Parse(time.DateOnly, d); err == nil && d > out[p] {
+				out[p] = d
+			}
 		}
 	}
-	return written, errors.Join(errs...)
+	return out, nil
+}
+
+// write writes the missing formats of the report of s.
+func (r *Reporter) write(ctx context.Context, s ReportSpan, now time.Time) ([]string, error) {
+	missing := r.missing(s)
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	doc, err := r.Document(ctx, s, now)
+	if err != nil {
+		return nil, fmt.Errorf("%s report of %s: %w", s.Period, r.date(s), err)
+	}
+	var written []string
+	for _, f := range missing {
+		name := filepath.Join(r.Dir, r.FileName(s, f))
+		if err := r.writeFile(name, doc, f); err != nil {
+			return written, fmt.Errorf("%s: %w", name, err)
+		}
+		written = append(written, name)
+	}
+	return written, nil
 }
 
 // writeFile writes the document to name through a temporary file renamed

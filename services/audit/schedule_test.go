@@ -3,6 +3,7 @@ package audit_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,8 +22,10 @@ import (
 // Scheduled reports on an injected clock (no waiting on the wall clock):
 // the daily and weekly reports of China Standard Time are written once
 // each, After the day or week ends; a day's report holds that day's
-// records only (its edges in the report's time zone); a report missed
-// while the service was down is written at the next check.
+// records only (its edges in the report's time zone); the reports missed
+// while the service was down are written at the next check, oldest first,
+// at most 31 days and 8 weeks (the older ones are said skipped), and a
+// report on disk is never written again.
 func TestScheduledReports(t *testing.T) {
 	ctx := context.Background()
 	db := pstoretest.OpenSQLite(t)
@@ -60,14 +63,15 @@ func TestScheduledReports(t *testing.T) {
 	r := &audit.Reporter{Store: st, Dir: dir, Periods: []audit.Period{audit.Daily, audit.Weekly},
 		Formats: []audit.Format{audit.HTML, audit.XLSX}, After: 30 * time.Minute, UTCOffset: 8 * time.Hour,
 		Now: func() time.Time { return now }}
+	var skipped []audit.Skipped
 	run := func(want ...string) {
 		t.Helper()
-		files, err := r.RunDue(ctx)
+		res, err := r.RunDue(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var got []string
-		for _, f := range files {
+		for _, f := range res.Written {
 			got = append(got, filepath.Base(f))
 		}
 		slices.Sort(got)
@@ -75,6 +79,26 @@ func TestScheduledReports(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("at %s: wrote %v, want %v", now.In(cst), got, want)
 		}
+		skipped = res.Skipped
+	}
+	// days names the reports of n periods from the date from, in formats exts
+	days := func(period, from string, n int, exts ...string) []string {
+		t.Helper()
+		d, err := time.Parse(time.DateOnly, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		step := 1
+		if period == "weekly" {
+			step = 7
+		}
+		var out []string
+		for i := range n {
+			for _, ext := range exts {
+				out = append(out, "audit-"+period+"-"+d.AddDate(0, 0, i*step).Format(time.DateOnly)+"."+ext)
+			}
+		}
+		return out
 	}
 	// 00:20: 1 December's report is not due until 00:30; the one of 30
 	// November (never written: the service just started) and of the week
@@ -113,15 +137,54 @@ func TestScheduledReports(t *testing.T) {
 		t.Errorf("report file mode: %v %v", fi.Mode(), err)
 	}
 
-	// the service was down from Thursday to the next Tuesday: at the next
-	// check only the latest day's and week's reports are written
+	// the service was down from Thursday to the next Tuesday, and the
+	// XLSX report of 1 December was lost meanwhile: at the next check the
+	// days missed (2 to 7 December), that XLSX file and the week are
+	// written; the HTML report of 1 December already there is kept as it is
+	if err := os.Remove(filepath.Join(dir, "audit-daily-2026-12-01.xlsx")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "audit-daily-2026-12-01.html"), []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	now = at("2026-12-08 12:00:00")
-	run("audit-daily-2026-12-07.html", "audit-daily-2026-12-07.xlsx", "audit-weekly-2026-11-30.html", "audit-weekly-2026-11-30.xlsx")
+	run(append(days("daily", "2026-12-02", 6, "html", "xlsx"), "audit-daily-2026-12-01.xlsx",
+		"audit-weekly-2026-11-30.html", "audit-weekly-2026-11-30.xlsx")...)
+	if len(skipped) != 0 {
+		t.Errorf("skipped %+v after a week down", skipped)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "audit-daily-2026-12-01.html")); err != nil || string(b) != "kept" {
+		t.Errorf("the report on disk was written again: %q %v", b, err)
+	}
+	day4, err := os.ReadFile(filepath.Join(dir, "audit-daily-2026-12-04.html"))
+	if err != nil || !bytes.Contains(day4, []byte("2026-12-04 00:00 to 2026-12-05 00:00")) || !bytes.Contains(day4, []byte("No failed logins.")) {
+		t.Errorf("missed report of 4 December: %v\n%s", err, day4)
+	}
+	run()
 	weekly, err := os.ReadFile(filepath.Join(dir, "audit-weekly-2026-11-30.html"))
 	if err != nil || !bytes.Contains(weekly, []byte("Logins by weekday")) || !bytes.Contains(weekly, []byte("user:after")) ||
 		!bytes.Contains(weekly, []byte("user:before")) { // Monday 30 November, 23:59:59
 		t.Errorf("weekly report of 30 November - 6 December: %v\n%s", err, weekly)
 	}
+
+	// down 70 days (to Tuesday 16 February): the latest 31 days and 8
+	// weeks are written, oldest first; the 39 days and 2 weeks before
+	// them are skipped and said so
+	r.Formats = []audit.Format{audit.HTML}
+	now = at("2027-02-16 12:00:00")
+	run(append(days("daily", "2027-01-16", 31, "html"), days("weekly", "2026-12-21", 8, "html")...)...)
+	wantSkipped := []audit.Skipped{
+		{Period: audit.Daily, From: at("2026-12-08 00:00:00"), To: at("2027-01-16 00:00:00"), Count: 39},
+		{Period: audit.Weekly, From: at("2026-12-07 00:00:00"), To: at("2026-12-21 00:00:00"), Count: 2},
+	}
+	if len(skipped) != 2 || !skippedEqual(skipped[0], wantSkipped[0]) || !skippedEqual(skipped[1], wantSkipped[1]) {
+		t.Errorf("skipped %+v, want %+v", skipped, wantSkipped)
+	}
+	run()
+	if _, err := os.Stat(filepath.Join(dir, "audit-daily-2027-01-15.html")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a skipped day's report: %v", err)
+	}
+
 	// no temporary files are left
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
@@ -136,9 +199,13 @@ func TestScheduledReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Dir = filepath.Join(blocker, "reports")
-	if files, err := r.RunDue(ctx); err == nil || len(files) != 0 {
-		t.Errorf("reports into a file's subdirectory: %v %v", files, err)
+	if res, err := r.RunDue(ctx); err == nil || len(res.Written) != 0 {
+		t.Errorf("reports into a file's subdirectory: %v %v", res.Written, err)
 	}
+}
+
+func skippedEqual(a, b audit.Skipped) bool {
+	return a.Period == b.Period && a.From.Equal(b.From) && a.To.Equal(b.To) && a.Count == b.Count
 }
 
 // A report as PDF: its text (Chinese included) comes back out of the
@@ -159,11 +226,11 @@ func TestScheduledReportPDF(t *testing.T) {
 	}
 	r := &audit.Reporter{Store: st, Exporter: fonts, Dir: t.TempDir(), Periods: []audit.Period{audit.Daily},
 		Formats: []audit.Format{audit.PDF}, Now: func() time.Time { return time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC) }}
-	files, err := r.RunDue(ctx)
-	if err != nil || len(files) != 1 {
-		t.Fatalf("%v %v", files, err)
+	res, err := r.RunDue(ctx)
+	if err != nil || len(res.Written) != 1 {
+		t.Fatalf("%v %v", res.Written, err)
 	}
-	b, err := os.ReadFile(files[0])
+	b, err := os.ReadFile(res.Written[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,8 +98,8 @@ func (r *ReportsConfig) reporter(st audit.ReportStore, exp audit.Exporter) (*aud
 	return rep, nil
 }
 
-// reportMetrics count the scheduled reports written and failed.
-type reportMetrics struct{ written, failed prometheus.Counter }
+// reportMetrics count the scheduled reports written, failed and skipped.
+type reportMetrics struct{ written, failed, skipped prometheus.Counter }
 
 func newReportMetrics(reg prometheus.Registerer) reportMetrics {
 	m := reportMetrics{
@@ -107,10 +107,13 @@ func newReportMetrics(reg prometheus.Registerer) reportMetrics {
 			Help: "Scheduled audit report files written (audit.reports)."}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_audit_report_failures_total",
 			Help: "Scheduled audit reports that could not be written (retried at the next check)."}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_audit_reports_skipped_total",
+			Help: "Periods missed during downtime beyond the catch-up bound (31 days, 8 weeks) whose scheduled report was not written."}),
 	}
 	if reg != nil {
 		_ = reg.Register(m.written)
 		_ = reg.Register(m.failed)
+		_ = reg.Register(m.skipped)
 	}
 	return m
 }
@@ -121,8 +124,13 @@ func runReports(ctx context.Context, rep *audit.Reporter, check time.Duration, l
 	t := time.NewTicker(check)
 	defer t.Stop()
 	for {
-		files, err := rep.RunDue(ctx)
-		for _, f := range files {
+		res, err := rep.RunDue(ctx)
+		for _, s := range res.Skipped {
+			log.Warn("audit reports of missed periods not written: more than the catch-up bound (use uias ctl audit export for them)",
+				zap.Stringer("period", s.Period), zap.Time("from", s.From), zap.Time("to", s.To), zap.Int("periods", s.Count))
+			m.skipped.Add(float64(s.Count))
+		}
+		for _, f := range res.Written {
 			log.Info("audit report written", zap.String("file", f))
 			m.written.Inc()
 		}
