@@ -42,6 +42,7 @@ type permNATS struct {
 	audit    config.NATS
 	sync     config.NATS
 	authz    config.NATS
+	siem     config.NATS
 }
 
 // startPermNATS starts a NATS server from the deployed configuration on a
@@ -74,7 +75,7 @@ func startPermNATS(t *testing.T, dir string) *permNATS {
 		return seedFile
 	}
 	seeds := map[string]string{}
-	for _, c := range []string{"identity", "ticket", "audit", "sync", "authz"} {
+	for _, c := range []string{"identity", "ticket", "audit", "sync", "authz", "siem"} {
 		seeds[c] = user(c)
 	}
 	t.Setenv("UIAS_NATS_SETUP_PASSWORD", "setup-Secret-1")
@@ -92,6 +93,7 @@ func startPermNATS(t *testing.T, dir string) *permNATS {
 	p.setup = config.NATS{URL: p.url, User: "uias-setup", PasswordFile: pwFile}
 	nk := func(c string) config.NATS { return config.NATS{URL: p.url, NKeySeedFile: seeds[c]} }
 	p.identity, p.ticket, p.audit, p.sync, p.authz = nk("identity"), nk("ticket"), nk("audit"), nk("sync"), nk("authz")
+	p.siem = nk("siem")
 	return p
 }
 

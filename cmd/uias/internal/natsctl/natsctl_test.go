@@ -36,6 +36,9 @@ func TestSetup(t *testing.T) {
 	zkp, _ := nkeys.CreateUser()
 	zpub, _ := zkp.PublicKey()
 	t.Setenv("UIAS_NATS_AUTHZ_NKEY", zpub)
+	siemKP, _ := nkeys.CreateUser()
+	siemPub, _ := siemKP.PublicKey()
+	t.Setenv("UIAS_NATS_SIEM_NKEY", siemPub)
 	t.Setenv("UIAS_NATS_SETUP_PASSWORD", "setup-Secret-1")
 	opts, err := server.ProcessConfigFile("../../../../deploy/nats/nats-server.conf")
 	if err != nil {
