@@ -83,9 +83,7 @@ func (r *loginRange) times() (start, end *timestamppb.Timestamp, err error) {
 }
 
 func printLoginCounts(a *app, res *auditv1.LoginCounts, head string) error {
-	if res.GetTruncated() {
-		analyticsNote(a, "more groups matched than shown; raise --limit")
-	}
+	truncatedNote(a, res.GetTruncated(), "more groups matched than shown; raise --limit")
 	return a.output(res, func(tw *tabwriter.Writer) {
 		row(tw, head, "COUNT", "LAST")
 		for _, c := range res.GetCounts() {
@@ -94,87 +92,106 @@ func printLoginCounts(a *app, res *auditv1.LoginCounts, head string) error {
 	})
 }
 
-func auditFailedLoginsCmd() command {
-	return command{
-		usage: "--by person|app|ip [--since D | --from T] [--to T] [--limit N]",
-		help:  "Counts failed login attempts (failure or denied) by person, application or client address, most first.",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			by := fs.String("by", "", "count by `GROUP`: person, app or ip")
-			r := addLoginRange(fs)
-			limit := fs.Int("limit", 0, "at most `N` groups (default 100)")
-			ex := addAnalyticsExport(fs)
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				fm, err := ex.check()
-				if err != nil {
-					return err
-				}
-				g, ok := map[string]auditv1.LoginGroup{"person": auditv1.LoginGroup_LOGIN_GROUP_PERSON, "app": auditv1.LoginGroup_LOGIN_GROUP_APP,
-					"ip": auditv1.LoginGroup_LOGIN_GROUP_CLIENT_IP}[*by]
-				if !ok {
-					return usagef("--by must be person, app or ip")
-				}
-				start, end, err := r.times()
-				if err != nil {
-					return err
-				}
-				req := &auditv1.FailedLoginsRequest{StartTime: start, EndTime: end, By: g, Limit: int32(*limit)}
-				return a.withSession(func(s *session) error {
-					if fm != 0 {
-						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm, Report: &auditv1.ExportAnalyticsRequest_FailedLogins{FailedLogins: req}})
-					}
-					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).FailedLogins(s.ctx, req)
-					if err != nil {
-						return err
-					}
-					return printLoginCounts(a, res, map[string]string{"person": "PERSON", "app": "APP", "ip": "CLIENT IP"}[*by])
-				})
+// analyticsCmd is an analytics command that shows a report or, with
+// --export FORMAT [--out FILE], writes it as a file: flags adds the
+// command's own flags and returns the function that checks them and makes
+// the report's request; export puts that request in an ExportAnalyticsRequest
+// (its Format is set here); show asks for the report and prints it.
+func analyticsCmd[Req any](usage, help string, flags func(fs *flag.FlagSet) func() (Req, error),
+	export func(Req) *auditv1.ExportAnalyticsRequest,
+	show func(a *app, s *session, c auditv1.AuditAnalyticsServiceClient, req Req) error) command {
+	return command{usage: usage, help: help, setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+		build := flags(fs)
+		ex := addAnalyticsExport(fs)
+		return func(args []string) error {
+			if err := wantArgs(args); err != nil {
+				return err
 			}
-		},
+			fm, err := ex.check()
+			if err != nil {
+				return err
+			}
+			req, err := build()
+			if err != nil {
+				return err
+			}
+			return a.withSession(func(s *session) error {
+				if fm != 0 {
+					e := export(req)
+					e.Format = fm
+					return ex.run(s, e)
+				}
+				return show(a, s, auditv1.NewAuditAnalyticsServiceClient(s.conn), req)
+			})
+		}
+	}}
+}
+
+// truncatedNote says msg when the answer was cut.
+func truncatedNote(a *app, truncated bool, msg string) {
+	if truncated {
+		analyticsNote(a, msg)
 	}
 }
 
+func auditFailedLoginsCmd() command {
+	heads := map[auditv1.LoginGroup]string{auditv1.LoginGroup_LOGIN_GROUP_PERSON: "PERSON", auditv1.LoginGroup_LOGIN_GROUP_APP: "APP",
+		auditv1.LoginGroup_LOGIN_GROUP_CLIENT_IP: "CLIENT IP"}
+	return analyticsCmd("--by person|app|ip [--since D | --from T] [--to T] [--limit N]",
+		"Counts failed login attempts (failure or denied) by person, application or client address, most first.",
+		func(fs *flag.FlagSet) func() (*auditv1.FailedLoginsRequest, error) {
+			by := fs.String("by", "", "count by `GROUP`: person, app or ip")
+			r := addLoginRange(fs)
+			limit := fs.Int("limit", 0, "at most `N` groups (default 100)")
+			return func() (*auditv1.FailedLoginsRequest, error) {
+				g, ok := map[string]auditv1.LoginGroup{"person": auditv1.LoginGroup_LOGIN_GROUP_PERSON, "app": auditv1.LoginGroup_LOGIN_GROUP_APP,
+					"ip": auditv1.LoginGroup_LOGIN_GROUP_CLIENT_IP}[*by]
+				if !ok {
+					return nil, usagef("--by must be person, app or ip")
+				}
+				start, end, err := r.times()
+				return &auditv1.FailedLoginsRequest{StartTime: start, EndTime: end, By: g, Limit: int32(*limit)}, err
+			}
+		},
+		func(req *auditv1.FailedLoginsRequest) *auditv1.ExportAnalyticsRequest {
+			return &auditv1.ExportAnalyticsRequest{Report: &auditv1.ExportAnalyticsRequest_FailedLogins{FailedLogins: req}}
+		},
+		func(a *app, s *session, c auditv1.AuditAnalyticsServiceClient, req *auditv1.FailedLoginsRequest) error {
+			res, err := c.FailedLogins(s.ctx, req)
+			if err != nil {
+				return err
+			}
+			return printLoginCounts(a, res, heads[req.GetBy()])
+		})
+}
+
 func auditLoginPeaksCmd() command {
-	return command{
-		usage: "--by hour|weekday [--utc-offset MINUTES] [--since D | --from T] [--to T]",
-		help:  "Counts successful logins by hour of the day or by weekday, in the time zone of --utc-offset (480: China).",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+	heads := map[auditv1.PeakBy]string{auditv1.PeakBy_PEAK_BY_HOUR_OF_DAY: "HOUR", auditv1.PeakBy_PEAK_BY_WEEKDAY: "WEEKDAY"}
+	return analyticsCmd("--by hour|weekday [--utc-offset MINUTES] [--since D | --from T] [--to T]",
+		"Counts successful logins by hour of the day or by weekday, in the time zone of --utc-offset (480: China).",
+		func(fs *flag.FlagSet) func() (*auditv1.LoginPeaksRequest, error) {
 			by := fs.String("by", "", "`UNIT`: hour or weekday")
 			offset := fs.Int("utc-offset", 0, "time zone of hours and weekdays, in `MINUTES` (480: China)")
 			r := addLoginRange(fs)
-			ex := addAnalyticsExport(fs)
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				fm, err := ex.check()
-				if err != nil {
-					return err
-				}
+			return func() (*auditv1.LoginPeaksRequest, error) {
 				p, ok := map[string]auditv1.PeakBy{"hour": auditv1.PeakBy_PEAK_BY_HOUR_OF_DAY, "weekday": auditv1.PeakBy_PEAK_BY_WEEKDAY}[*by]
 				if !ok {
-					return usagef("--by must be hour or weekday")
+					return nil, usagef("--by must be hour or weekday")
 				}
 				start, end, err := r.times()
-				if err != nil {
-					return err
-				}
-				req := &auditv1.LoginPeaksRequest{StartTime: start, EndTime: end, By: p, UtcOffsetMinutes: int32(*offset)}
-				return a.withSession(func(s *session) error {
-					if fm != 0 {
-						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm, Report: &auditv1.ExportAnalyticsRequest_LoginPeaks{LoginPeaks: req}})
-					}
-					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).LoginPeaks(s.ctx, req)
-					if err != nil {
-						return err
-					}
-					return printLoginCounts(a, res, map[string]string{"hour": "HOUR", "weekday": "WEEKDAY"}[*by])
-				})
+				return &auditv1.LoginPeaksRequest{StartTime: start, EndTime: end, By: p, UtcOffsetMinutes: int32(*offset)}, err
 			}
 		},
-	}
+		func(req *auditv1.LoginPeaksRequest) *auditv1.ExportAnalyticsRequest {
+			return &auditv1.ExportAnalyticsRequest{Report: &auditv1.ExportAnalyticsRequest_LoginPeaks{LoginPeaks: req}}
+		},
+		func(a *app, s *session, c auditv1.AuditAnalyticsServiceClient, req *auditv1.LoginPeaksRequest) error {
+			res, err := c.LoginPeaks(s.ctx, req)
+			if err != nil {
+				return err
+			}
+			return printLoginCounts(a, res, heads[req.GetBy()])
+		})
 }
 
 func auditLoginsCmd() command {
@@ -220,255 +237,184 @@ func auditLoginsCmd() command {
 }
 
 func auditAbsentCmd() command {
-	return command{
-		usage: "--days N [--limit N]",
-		help: "Lists the active people who have not logged in successfully for more than N days: those who never did\n" +
+	return analyticsCmd("--days N [--limit N]",
+		"Lists the active people who have not logged in successfully for more than N days: those who never did\n"+
 			"first, then the longest absent (without the identity component: only people with a stored login).",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+		func(fs *flag.FlagSet) func() (*auditv1.AbsencesRequest, error) {
 			days := fs.Int("days", 0, "`N` days without a successful login (1-3650)")
 			limit := fs.Int("limit", 0, "at most `N` people (default 100)")
-			ex := addAnalyticsExport(fs)
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				fm, err := ex.check()
-				if err != nil {
-					return err
-				}
+			return func() (*auditv1.AbsencesRequest, error) {
 				if *days < 1 {
-					return usagef("--days must be at least 1")
+					return nil, usagef("--days must be at least 1")
 				}
-				req := &auditv1.AbsencesRequest{Days: int32(*days), Limit: int32(*limit)}
-				return a.withSession(func(s *session) error {
-					if fm != 0 {
-						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm, Report: &auditv1.ExportAnalyticsRequest_Absences{Absences: req}})
-					}
-					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).Absences(s.ctx, req)
-					if err != nil {
-						return err
-					}
-					if res.GetTruncated() {
-						analyticsNote(a, "more people matched than shown; raise --limit")
-					}
-					if res.GetSource() != "identity" {
-						analyticsNote(a, "the identity component was not asked: people who never logged in are not listed")
-					}
-					return a.output(res, func(tw *tabwriter.Writer) {
-						row(tw, "USER", "LOGIN", "ORG", "LAST LOGIN", "DAYS")
-						for _, x := range res.GetAbsences() {
-							last := ts(x.GetLastLogin())
-							if x.GetNeverLoggedIn() {
-								last = "never (account of " + ts(x.GetCreated()) + ")"
-							}
-							row(tw, x.GetUserId(), x.GetLogin(), x.GetOrg(), last, strconv.Itoa(int(x.GetDaysAbsent())))
-						}
-					})
-				})
+				return &auditv1.AbsencesRequest{Days: int32(*days), Limit: int32(*limit)}, nil
 			}
 		},
-	}
+		func(req *auditv1.AbsencesRequest) *auditv1.ExportAnalyticsRequest {
+			return &auditv1.ExportAnalyticsRequest{Report: &auditv1.ExportAnalyticsRequest_Absences{Absences: req}}
+		},
+		func(a *app, s *session, c auditv1.AuditAnalyticsServiceClient, req *auditv1.AbsencesRequest) error {
+			res, err := c.Absences(s.ctx, req)
+			if err != nil {
+				return err
+			}
+			truncatedNote(a, res.GetTruncated(), "more people matched than shown; raise --limit")
+			if res.GetSource() != "identity" {
+				analyticsNote(a, "the identity component was not asked: people who never logged in are not listed")
+			}
+			return a.output(res, func(tw *tabwriter.Writer) {
+				row(tw, "USER", "LOGIN", "ORG", "LAST LOGIN", "DAYS")
+				for _, x := range res.GetAbsences() {
+					last := ts(x.GetLastLogin())
+					if x.GetNeverLoggedIn() {
+						last = "never (account of " + ts(x.GetCreated()) + ")"
+					}
+					row(tw, x.GetUserId(), x.GetLogin(), x.GetOrg(), last, strconv.Itoa(int(x.GetDaysAbsent())))
+				}
+			})
+		})
 }
 
 func auditOnlineCmd() command {
-	return command{
-		usage: "[--from-logins] [--window MINUTES] [--limit N]",
-		help: "Lists the people online now: those with a live SSO session (the ticket component), or, without it or\n" +
+	return analyticsCmd("[--from-logins] [--window MINUTES] [--limit N]",
+		"Lists the people online now: those with a live SSO session (the ticket component), or, without it or\n"+
 			"with --from-logins, those with a recent login in the audit log and no logout since.",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+		func(fs *flag.FlagSet) func() (*auditv1.OnlineNowRequest, error) {
 			fromLogins := fs.Bool("from-logins", false, "answer from the audit log's recent logins (administrators' logins start no SSO session)")
 			window := fs.Int("window", 0, "with the audit log's logins: a login counts as online this many `MINUTES` (default audit.analytics.online_window)")
 			limit := fs.Int("limit", 0, "at most `N` people (default 1000)")
-			ex := addAnalyticsExport(fs)
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				fm, err := ex.check()
-				if err != nil {
-					return err
-				}
-				req := &auditv1.OnlineNowRequest{WindowMinutes: int32(*window), Limit: int32(*limit), FromAuditLog: *fromLogins}
-				return a.withSession(func(s *session) error {
-					if fm != 0 {
-						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm, Report: &auditv1.ExportAnalyticsRequest_Online{Online: req}})
-					}
-					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).OnlineNow(s.ctx, req)
-					if err != nil {
-						return err
-					}
-					if res.GetSource() == "ticket" {
-						analyticsNote(a, "from the live SSO sessions; SINCE is when the latest session started")
-					} else {
-						analyticsNote(a, "from the audit log: recent logins without a logout")
-					}
-					if res.GetTruncated() {
-						analyticsNote(a, "more people are online than shown; raise --limit")
-					}
-					return a.output(res, func(tw *tabwriter.Writer) {
-						row(tw, "USER", "ORG", "SINCE", "CLIENT IP", "APP")
-						for _, p := range res.GetPeople() {
-							row(tw, p.GetUserId(), p.GetOrg(), ts(p.GetSince()), p.GetClientIp(), p.GetAppId())
-						}
-					})
-				})
+			return func() (*auditv1.OnlineNowRequest, error) {
+				return &auditv1.OnlineNowRequest{WindowMinutes: int32(*window), Limit: int32(*limit), FromAuditLog: *fromLogins}, nil
 			}
 		},
-	}
+		func(req *auditv1.OnlineNowRequest) *auditv1.ExportAnalyticsRequest {
+			return &auditv1.ExportAnalyticsRequest{Report: &auditv1.ExportAnalyticsRequest_Online{Online: req}}
+		},
+		func(a *app, s *session, c auditv1.AuditAnalyticsServiceClient, req *auditv1.OnlineNowRequest) error {
+			res, err := c.OnlineNow(s.ctx, req)
+			if err != nil {
+				return err
+			}
+			if res.GetSource() == "ticket" {
+				analyticsNote(a, "from the live SSO sessions; SINCE is when the latest session started")
+			} else {
+				analyticsNote(a, "from the audit log: recent logins without a logout")
+			}
+			truncatedNote(a, res.GetTruncated(), "more people are online than shown; raise --limit")
+			return a.output(res, func(tw *tabwriter.Writer) {
+				row(tw, "USER", "ORG", "SINCE", "CLIENT IP", "APP")
+				for _, p := range res.GetPeople() {
+					row(tw, p.GetUserId(), p.GetOrg(), ts(p.GetSince()), p.GetClientIp(), p.GetAppId())
+				}
+			})
+		})
 }
 
 func auditTravelCmd() command {
-	return command{
-		usage: "[--since D | --from T] [--to T] [--limit N]",
-		help: "Lists impossible travel: a person's consecutive successful logins from places further apart than plausible\n" +
+	return analyticsCmd("[--since D | --from T] [--to T] [--limit N]",
+		"Lists impossible travel: a person's consecutive successful logins from places further apart than plausible\n"+
 			"in the time between (needs audit.analytics.geoip_db; default range: the last 7 days).",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+		func(fs *flag.FlagSet) func() (*auditv1.ImpossibleTravelRequest, error) {
 			r := addLoginRange(fs)
 			limit := fs.Int("limit", 0, "at most `N` travels (default 100)")
-			ex := addAnalyticsExport(fs)
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				fm, err := ex.check()
-				if err != nil {
-					return err
-				}
+			return func() (*auditv1.ImpossibleTravelRequest, error) {
 				start, end, err := r.times()
-				if err != nil {
-					return err
-				}
-				req := &auditv1.ImpossibleTravelRequest{StartTime: start, EndTime: end, Limit: int32(*limit)}
-				return a.withSession(func(s *session) error {
-					if fm != 0 {
-						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm,
-							Report: &auditv1.ExportAnalyticsRequest_ImpossibleTravel{ImpossibleTravel: req}})
-					}
-					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).ImpossibleTravel(s.ctx, req)
-					if err != nil {
-						return err
-					}
-					if res.GetTruncated() {
-						analyticsNote(a, "more travels, or more logins than one question reads: narrow the range or raise --limit")
-					}
-					place := func(p *auditv1.TravelPlace) string {
-						return strings.TrimPrefix(p.GetCity()+", "+p.GetCountry(), ", ") + " (" + p.GetClientIp() + ")"
-					}
-					return a.output(res, func(tw *tabwriter.Writer) {
-						row(tw, "USER", "FROM", "AT", "TO", "AT", "KM", "KM/H")
-						for _, t := range res.GetTravels() {
-							speed := strconv.FormatFloat(t.GetSpeedKmh(), 'f', 0, 64)
-							if t.GetSameTime() {
-								speed = "same time"
-							}
-							row(tw, t.GetUserId(), place(t.GetFrom()), ts(t.GetFrom().GetTime()), place(t.GetTo()), ts(t.GetTo().GetTime()),
-								strconv.FormatFloat(t.GetDistanceKm(), 'f', 0, 64), speed)
-						}
-					})
-				})
+				return &auditv1.ImpossibleTravelRequest{StartTime: start, EndTime: end, Limit: int32(*limit)}, err
 			}
 		},
-	}
+		func(req *auditv1.ImpossibleTravelRequest) *auditv1.ExportAnalyticsRequest {
+			return &auditv1.ExportAnalyticsRequest{Report: &auditv1.ExportAnalyticsRequest_ImpossibleTravel{ImpossibleTravel: req}}
+		},
+		func(a *app, s *session, c auditv1.AuditAnalyticsServiceClient, req *auditv1.ImpossibleTravelRequest) error {
+			res, err := c.ImpossibleTravel(s.ctx, req)
+			if err != nil {
+				return err
+			}
+			truncatedNote(a, res.GetTruncated(), "more travels, or more logins than one question reads: narrow the range or raise --limit")
+			place := func(p *auditv1.TravelPlace) string {
+				return strings.TrimPrefix(p.GetCity()+", "+p.GetCountry(), ", ") + " (" + p.GetClientIp() + ")"
+			}
+			return a.output(res, func(tw *tabwriter.Writer) {
+				row(tw, "USER", "FROM", "AT", "TO", "AT", "KM", "KM/H")
+				for _, t := range res.GetTravels() {
+					speed := strconv.FormatFloat(t.GetSpeedKmh(), 'f', 0, 64)
+					if t.GetSameTime() {
+						speed = "same time"
+					}
+					row(tw, t.GetUserId(), place(t.GetFrom()), ts(t.GetFrom().GetTime()), place(t.GetTo()), ts(t.GetTo().GetTime()),
+						strconv.FormatFloat(t.GetDistanceKm(), 'f', 0, 64), speed)
+				}
+			})
+		})
 }
 
 func auditLastAccessCmd() command {
-	return command{
-		usage: "[--apps ID,ID] [--user USER_ID] [--since D | --from T] [--to T] [--limit N]",
-		help: "Lists, per person and application, the latest access (login, ticket) to the important applications\n" +
+	return analyticsCmd("[--apps ID,ID] [--user USER_ID] [--since D | --from T] [--to T] [--limit N]",
+		"Lists, per person and application, the latest access (login, ticket) to the important applications\n"+
 			"(audit.analytics.important_apps, or --apps), by application then the latest first.",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+		func(fs *flag.FlagSet) func() (*auditv1.LastAccessRequest, error) {
 			apps := fs.String("apps", "", "these applications (comma-separated `APP_IDS`) instead of audit.analytics.important_apps")
 			user := fs.String("user", "", "only person `USER_ID`")
 			r := addLoginRange(fs)
 			limit := fs.Int("limit", 0, "at most `N` rows (default 100)")
-			ex := addAnalyticsExport(fs)
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				fm, err := ex.check()
-				if err != nil {
-					return err
-				}
+			return func() (*auditv1.LastAccessRequest, error) {
 				start, end, err := r.times()
-				if err != nil {
-					return err
-				}
 				var ids []string
 				for _, id := range strings.Split(*apps, ",") {
 					if id = strings.TrimSpace(id); id != "" {
 						ids = append(ids, id)
 					}
 				}
-				req := &auditv1.LastAccessRequest{StartTime: start, EndTime: end, AppIds: ids, UserId: *user, Limit: int32(*limit)}
-				return a.withSession(func(s *session) error {
-					if fm != 0 {
-						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm, Report: &auditv1.ExportAnalyticsRequest_LastAccess{LastAccess: req}})
-					}
-					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).LastAccess(s.ctx, req)
-					if err != nil {
-						return err
-					}
-					if res.GetTruncated() {
-						analyticsNote(a, "more rows, or more records than one question reads: narrow the range or raise --limit")
-					}
-					return a.output(res, func(tw *tabwriter.Writer) {
-						row(tw, "APP", "USER", "ORG", "LAST ACCESS", "API", "CLIENT IP", "COUNT")
-						for _, x := range res.GetAccesses() {
-							row(tw, x.GetAppId(), x.GetUserId(), x.GetOrg(), ts(x.GetLastAccess()), x.GetApi(), x.GetClientIp(),
-								strconv.FormatInt(x.GetCount(), 10))
-						}
-					})
-				})
+				return &auditv1.LastAccessRequest{StartTime: start, EndTime: end, AppIds: ids, UserId: *user, Limit: int32(*limit)}, err
 			}
 		},
-	}
+		func(req *auditv1.LastAccessRequest) *auditv1.ExportAnalyticsRequest {
+			return &auditv1.ExportAnalyticsRequest{Report: &auditv1.ExportAnalyticsRequest_LastAccess{LastAccess: req}}
+		},
+		func(a *app, s *session, c auditv1.AuditAnalyticsServiceClient, req *auditv1.LastAccessRequest) error {
+			res, err := c.LastAccess(s.ctx, req)
+			if err != nil {
+				return err
+			}
+			truncatedNote(a, res.GetTruncated(), "more rows, or more records than one question reads: narrow the range or raise --limit")
+			return a.output(res, func(tw *tabwriter.Writer) {
+				row(tw, "APP", "USER", "ORG", "LAST ACCESS", "API", "CLIENT IP", "COUNT")
+				for _, x := range res.GetAccesses() {
+					row(tw, x.GetAppId(), x.GetUserId(), x.GetOrg(), ts(x.GetLastAccess()), x.GetApi(), x.GetClientIp(),
+						strconv.FormatInt(x.GetCount(), 10))
+				}
+			})
+		})
 }
 
 func auditOutsideCmd() command {
-	return command{
-		usage: "[--since D | --from T] [--to T] [--limit N]",
-		help:  "Lists the stored login attempts from addresses outside audit.analytics.allowed_networks, newest first.",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+	return analyticsCmd("[--since D | --from T] [--to T] [--limit N]",
+		"Lists the stored login attempts from addresses outside audit.analytics.allowed_networks, newest first.",
+		func(fs *flag.FlagSet) func() (*auditv1.OutsideAllowListRequest, error) {
 			r := addLoginRange(fs)
 			limit := fs.Int("limit", 0, "at most `N` attempts (default 100)")
-			ex := addAnalyticsExport(fs)
-			return func(args []string) error {
-				if err := wantArgs(args); err != nil {
-					return err
-				}
-				fm, err := ex.check()
-				if err != nil {
-					return err
-				}
+			return func() (*auditv1.OutsideAllowListRequest, error) {
 				start, end, err := r.times()
-				if err != nil {
-					return err
-				}
-				req := &auditv1.OutsideAllowListRequest{StartTime: start, EndTime: end, Limit: int32(*limit)}
-				return a.withSession(func(s *session) error {
-					if fm != 0 {
-						return ex.run(s, &auditv1.ExportAnalyticsRequest{Format: fm,
-							Report: &auditv1.ExportAnalyticsRequest_OutsideAllowList{OutsideAllowList: req}})
-					}
-					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).OutsideAllowList(s.ctx, req)
-					if err != nil {
-						return err
-					}
-					if res.GetTruncated() {
-						analyticsNote(a, "more attempts, or more logins than one question reads: narrow the range or raise --limit")
-					}
-					return a.output(res, func(tw *tabwriter.Writer) {
-						row(tw, "TIME", "SUBJECT", "ORG", "API", "RESULT", "APP", "CLIENT IP")
-						for _, x := range res.GetAttempts() {
-							l := x.GetLogin()
-							row(tw, ts(l.GetTime()), x.GetSubject(), x.GetOrg(), l.GetApi(), l.GetResult(), l.GetAppId(), l.GetClientIp())
-						}
-					})
-				})
+				return &auditv1.OutsideAllowListRequest{StartTime: start, EndTime: end, Limit: int32(*limit)}, err
 			}
 		},
-	}
+		func(req *auditv1.OutsideAllowListRequest) *auditv1.ExportAnalyticsRequest {
+			return &auditv1.ExportAnalyticsRequest{Report: &auditv1.ExportAnalyticsRequest_OutsideAllowList{OutsideAllowList: req}}
+		},
+		func(a *app, s *session, c auditv1.AuditAnalyticsServiceClient, req *auditv1.OutsideAllowListRequest) error {
+			res, err := c.OutsideAllowList(s.ctx, req)
+			if err != nil {
+				return err
+			}
+			truncatedNote(a, res.GetTruncated(), "more attempts, or more logins than one question reads: narrow the range or raise --limit")
+			return a.output(res, func(tw *tabwriter.Writer) {
+				row(tw, "TIME", "SUBJECT", "ORG", "API", "RESULT", "APP", "CLIENT IP")
+				for _, x := range res.GetAttempts() {
+					l := x.GetLogin()
+					row(tw, ts(l.GetTime()), x.GetSubject(), x.GetOrg(), l.GetApi(), l.GetResult(), l.GetAppId(), l.GetClientIp())
+				}
+			})
+		})
 }
 
 // analyticsExport is the --export and --out flags of an analytics command:
