@@ -2,14 +2,9 @@ package component
 
 import (
 	"context"
-	"fmt"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
-	"github.com/uias/uias/pkg/grpcx"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/audit/analytics"
 )
@@ -31,20 +26,14 @@ const sessionPages = 100
 // Online implements analytics.SessionSource: the pages come newest first,
 // so a person's first session is their latest.
 func (t ticketSessions) Online(ctx context.Context, limit int) ([]analytics.LastSeen, bool, error) {
-	if tok := grpcx.BearerToken(ctx); tok != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
-	}
+	ctx = asCaller(ctx)
 	seen := map[string]bool{}
 	var out []analytics.LastSeen
 	tok := ""
 	for range sessionPages {
 		res, err := t.c.ListSessions(ctx, &ticketv1.ListSessionsRequest{PageSize: 1000, PageToken: tok})
-		switch status.Code(err) {
-		case codes.OK:
-		case codes.Unavailable, codes.Unimplemented, codes.DeadlineExceeded:
-			return nil, false, fmt.Errorf("%w: %w", analytics.ErrNoSessions, err)
-		default:
-			return nil, false, err
+		if err != nil {
+			return nil, false, unreachable(err, analytics.ErrNoSessions)
 		}
 		for _, s := range res.GetSessions() {
 			sess := s.GetSession()

@@ -2,14 +2,9 @@ package component
 
 import (
 	"context"
-	"fmt"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
-	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/audit/analytics"
 )
@@ -30,9 +25,7 @@ const peoplePage = 500
 
 // People implements analytics.PeopleSource.
 func (p identityPeople) People(ctx context.Context, orgs []string, fn func([]analytics.Person) error) error {
-	if tok := grpcx.BearerToken(ctx); tok != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
-	}
+	ctx = asCaller(ctx)
 	if orgs == nil {
 		orgs = []string{""}
 	}
@@ -41,12 +34,8 @@ func (p identityPeople) People(ctx context.Context, orgs []string, fn func([]ana
 		for {
 			res, err := p.c.ListUsers(ctx, &identityv1.ListUsersRequest{PageSize: peoplePage, PageToken: tok, OrgId: org,
 				IncludeDescendants: org != "", Status: identityv1.UserStatus_USER_STATUS_ACTIVE})
-			switch status.Code(err) {
-			case codes.OK:
-			case codes.Unavailable, codes.Unimplemented, codes.DeadlineExceeded:
-				return fmt.Errorf("%w: %w", analytics.ErrNoPeople, err)
-			default:
-				return err
+			if err != nil {
+				return unreachable(err, analytics.ErrNoPeople)
 			}
 			page := make([]analytics.Person, len(res.GetUsers()))
 			for i, u := range res.GetUsers() {
