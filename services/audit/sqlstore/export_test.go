@@ -43,6 +43,14 @@ func SetRowsPerInsert(n int) int {
 	return old
 }
 
+// SetUnpacked makes ScanRecords on SQLite read column by column (true)
+// or through packedCols (false) and returns the previous setting.
+func SetUnpacked(v bool) bool {
+	old := sqliteUnpacked
+	sqliteUnpacked = v
+	return old
+}
+
 // migrationVersion is the NNNN of "NNNN_name.sql" (-1 for other names).
 func migrationVersion(name string) int {
 	num, _, _ := strings.Cut(name, "_")
