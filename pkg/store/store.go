@@ -65,6 +65,21 @@ func ParseDriver(driver string) (Dialect, error) {
 	}
 }
 
+// WithSearchPath is the PostgreSQL DSN dsn (URL or key=value form) whose
+// connections use schema: tests and benchmarks keep their tables in a
+// throwaway schema of a shared database.
+func WithSearchPath(dsn, schema string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			q := u.Query()
+			q.Set("search_path", schema)
+			u.RawQuery = q.Encode()
+			return u.String()
+		}
+	}
+	return dsn + " search_path=" + schema
+}
+
 // Open opens and pings a database.
 //
 // driver is "sqlite" or "postgres" (see ParseDriver). For SQLite, dsn is a file path or a

@@ -10,8 +10,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"github.com/uias/uias/pkg/store"
-	"net/url"
-	"strings"
 	"testing"
 )
 
@@ -43,24 +41,12 @@ func OpenPG(tb testing.TB, dsn string) *store.DB {
 			tb.Logf("drop test schema %s: %v", schema, err)
 		}
 	})
-	db, err := store.Open(ctx, "postgres", withSearchPath(dsn, schema))
+	db, err := store.Open(ctx, "postgres", store.WithSearchPath(dsn, schema))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = db.Close() })
 	return db
-}
-
-func withSearchPath(dsn, schema string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		if u, err := url.Parse(dsn); err == nil {
-			q := u.Query()
-			q.Set("search_path", schema)
-			u.RawQuery = q.Encode()
-			return u.String()
-		}
-	}
-	return dsn + " search_path=" + schema
 }
 
 // EnvPGDSN is the environment variable holding the PostgreSQL test DSN.

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +17,8 @@ import (
 // verification and its inclusion proofs, each against a floor measured in
 // the same run (services/audit/auditbench, also behind the go test
 // benchmarks of docs/benchmarks-audit.md), on SQLite files in a temporary
-// directory.
+// directory; with UIAS_BENCH_AUDIT_PG_DSN set, ingest on PostgreSQL too
+// (two throwaway schemas of that database, dropped at the end).
 const (
 	auditIngestRecords = 20000
 	auditIngestBatch   = 2000 // the ingest default (audit.batch)
@@ -24,12 +27,16 @@ const (
 	// Goals of issue 11 item 8 (absolute).
 	auditGoalIngest = 20000.0
 	auditGoalVerify = 500000.0
+	// AuditPGEnv names the PostgreSQL database of the audit phase's
+	// PostgreSQL ingest row (a DSN; unset: SQLite only).
+	AuditPGEnv = "UIAS_BENCH_AUDIT_PG_DSN"
 )
 
 type auditRound struct {
-	ingest auditbench.Ingest
-	verify auditbench.Verify
-	proof  auditbench.Proof
+	ingest   auditbench.Ingest
+	pgIngest *auditbench.Ingest // with AuditPGEnv
+	verify   auditbench.Verify
+	proof    auditbench.Proof
 }
 
 func measureAudit(ctx context.Context, log io.Writer) (*auditRound, error) {
@@ -55,6 +62,15 @@ func measureAudit(ctx context.Context, log io.Writer) (*auditRound, error) {
 	}
 	fmt.Fprintf(log, "  audit ingest (SQLite, %d records, batches of %d): %.0f events/s (%.0f per CPU-second) against %.0f/s (%.0f) without the tree\n",
 		auditIngestRecords, auditIngestBatch, r.ingest.Rate, r.ingest.RatePerCPU, r.ingest.FloorRate, r.ingest.FloorRatePerCPU)
+	if dsn := os.Getenv(AuditPGEnv); dsn != "" {
+		pg, err := measureAuditPG(ctx, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("audit ingest on PostgreSQL (%s): %w", AuditPGEnv, err)
+		}
+		r.pgIngest = &pg
+		fmt.Fprintf(log, "  audit ingest (PostgreSQL, %d records, batches of %d): %.0f events/s (%.0f per CPU-second of this process) against %.0f/s without the tree\n",
+			auditIngestRecords, auditIngestBatch, pg.Rate, pg.RatePerCPU, pg.FloorRate)
+	}
 	logDB, err := open("log.db")
 	if err != nil {
 		return nil, err
@@ -77,6 +93,41 @@ func measureAudit(ctx context.Context, log io.Writer) (*auditRound, error) {
 	return r, nil
 }
 
+// measureAuditPG is MeasureIngest on two fresh schemas of the PostgreSQL
+// database dsn, dropped afterwards.
+func measureAuditPG(ctx context.Context, dsn string) (auditbench.Ingest, error) {
+	admin, err := store.Open(ctx, "postgres", dsn)
+	if err != nil {
+		return auditbench.Ingest{}, err
+	}
+	defer func() { _ = admin.Close() }()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	var dbs []*store.DB
+	var schemas []string
+	defer func() {
+		for _, db := range dbs {
+			_ = db.Close()
+		}
+		for _, schema := range schemas {
+			_, _ = admin.ExecContext(context.WithoutCancel(ctx), "DROP SCHEMA "+schema+" CASCADE")
+		}
+	}()
+	for _, part := range []string{"ours", "floor"} {
+		schema := "uias_bench_audit_" + hex.EncodeToString(b[:]) + "_" + part
+		if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+			return auditbench.Ingest{}, err
+		}
+		schemas = append(schemas, schema)
+		db, err := store.Open(ctx, "postgres", store.WithSearchPath(dsn, schema))
+		if err != nil {
+			return auditbench.Ingest{}, err
+		}
+		dbs = append(dbs, db)
+	}
+	return auditbench.MeasureIngest(ctx, dbs[0], dbs[1], auditIngestRecords, auditIngestBatch)
+}
+
 func auditRows(rounds []*round) []*row {
 	ingest := &row{name: "Audit log: durable ingest, SQLite", u: perSec,
 		oursLabel: "events/s appended (records, tree hashes, checkpoints)", floorLabel: "the same record inserts without the tree",
@@ -85,6 +136,11 @@ func auditRows(rounds []*round) []*row {
 			"batch with the same record inserts into another SQLite file without the tree (the floor). The note gives ours per "+
 			"CPU-second of the process, which a loaded machine distorts less. Issue 11 asks for %.0f events/s on 2 CPUs (absolute); "+
 			"no ratio goal.", auditIngestRecords, auditIngestBatch, auditGoalIngest)}
+	pgIngest := &row{name: "Audit log: durable ingest, PostgreSQL", u: perSec,
+		oursLabel: "events/s appended (records, tree hashes, checkpoints)", floorLabel: "the same record inserts without the tree",
+		explain: fmt.Sprintf("As the SQLite row, on the PostgreSQL database of %s (two throwaway schemas; 200 rows per INSERT). "+
+			"The note gives ours per CPU-second of the bench process only (the server's CPU is not in it). Only when %s is set.",
+			AuditPGEnv, AuditPGEnv)}
 	verify := &row{name: "Audit log: verify", u: perSec,
 		oursLabel: "records/s verified", floorLabel: "SHA-256 of the same leaf bytes",
 		explain: fmt.Sprintf("Verify of a %d-record log (every record read from SQLite, every leaf and tree hash recomputed and "+
@@ -102,13 +158,17 @@ func auditRows(rounds []*round) []*row {
 		}
 		ingest.add(r.audit.ingest.Rate, r.audit.ingest.FloorRate)
 		ingest.note = fmt.Sprintf("%.0f events per CPU-second (floor %.0f)", r.audit.ingest.RatePerCPU, r.audit.ingest.FloorRatePerCPU)
+		if pg := r.audit.pgIngest; pg != nil {
+			pgIngest.add(pg.Rate, pg.FloorRate)
+			pgIngest.note = fmt.Sprintf("%.0f events per CPU-second of the bench process", pg.RatePerCPU)
+		}
 		verify.add(r.audit.verify.Rate, r.audit.verify.FloorRate)
 		verify.note = fmt.Sprintf("%.0f records per CPU-second", r.audit.verify.RatePerCPU)
 		proof.add(r.audit.proof.Ours.Seconds(), r.audit.proof.Floor.Seconds())
 		proof.note = fmt.Sprintf("%d proof hashes", r.audit.proof.Depth)
 	}
 	var out []*row
-	for _, rw := range []*row{ingest, verify, proof} {
+	for _, rw := range []*row{ingest, pgIngest, verify, proof} {
 		if len(rw.ours) > 0 {
 			out = append(out, rw)
 		}
