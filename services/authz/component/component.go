@@ -176,7 +176,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			log.Debug("identity change applied, not announced", zap.Int64("seq", seq), zap.Error(err))
 		}
 	}
-	env.Go(func(ctx context.Context) { followIdentity(ctx, js, idx, homes, log, identityLoaded, &mirrored, announce) })
+	env.Go(func(ctx context.Context) {
+		followIdentity(ctx, js, idx, homes, log, identityLoaded, &mirrored, announce)
+	})
 	env.Go(func(ctx context.Context) {
 		for _, c := range []chan struct{}{storeLoaded, identityLoaded} {
 			select {

@@ -109,4 +109,3 @@ func TestRebuiltMirrorPlacesOldBureausUnderRoot(t *testing.T) {
 		t.Error("without centre settings the events are not applied as they are")
 	}
 }
-

@@ -122,7 +122,7 @@ func syncSubscriptionUpdateCmd() command {
 		})
 }
 
-// nonEmpty drops empty values (--org '' empties the list).
+// nonEmpty drops empty values (an empty --org value empties the list).
 func nonEmpty(vs []string) []string {
 	out := []string{}
 	for _, v := range vs {
