@@ -20,15 +20,11 @@ const (
 	MetadataAuthorization = "authorization"
 )
 
-// IncomingValue returns the first value of key in the incoming metadata of
-// ctx, or "".
+// IncomingValue returns the first value of key (lower case) in the incoming
+// metadata of ctx, or "". It reads the one key: the whole metadata is not
+// copied (this runs for every call's caller check).
 func IncomingValue(ctx context.Context, key string) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	return firstValue(md, key)
-}
-
-func firstValue(md metadata.MD, key string) string {
-	if v := md.Get(key); len(v) > 0 {
+	if v := metadata.ValueFromIncomingContext(ctx, key); len(v) > 0 {
 		return v[0]
 	}
 	return ""
@@ -37,8 +33,7 @@ func firstValue(md metadata.MD, key string) string {
 // AppCredentials returns the App_ID and App_Secret the caller sent ("" for
 // what it did not send).
 func AppCredentials(ctx context.Context) (appID, secret string) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	return firstValue(md, MetadataAppID), firstValue(md, MetadataAppSecret)
+	return IncomingValue(ctx, MetadataAppID), IncomingValue(ctx, MetadataAppSecret)
 }
 
 // BearerToken returns the token the caller sent as "authorization: Bearer
@@ -51,4 +46,12 @@ func BearerToken(ctx context.Context) string {
 		tok, _ = strings.CutPrefix(v, "bearer ")
 	}
 	return strings.TrimSpace(tok)
+}
+
+// firstValue is the first value of key in md, or "".
+func firstValue(md metadata.MD, key string) string {
+	if v := md.Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
