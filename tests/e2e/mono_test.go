@@ -438,6 +438,13 @@ func TestRESTEdge(t *testing.T) {
 	if code != http.StatusNotFound {
 		t.Fatalf("REST missing user: %d", code)
 	}
+	// Readiness is eventual: authz loads its index in the background and
+	// the process turns ready within 100 ms of the last module (on a
+	// loaded machine, after the calls above have already been served).
+	eventually(t, "/readyz to answer 200", func() bool {
+		code, _, _ := e.rest("GET", "/readyz", nil, nil)
+		return code == 200
+	})
 	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json"} {
 		code, out, _ := e.rest("GET", p, nil, nil)
 		if code != 200 {
