@@ -209,7 +209,7 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 		}
 		return nil, err
 	}
-	if _, _, err := s.liveSession(ctx, t.SessionID); err != nil {
+	if err := s.sessionOfTicket(ctx, t); err != nil {
 		if errors.Is(err, ErrSessionNotFound) {
 			return refuse(LegacyInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized: the person has signed out", shown(v.Ticket)), t)
 		}

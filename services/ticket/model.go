@@ -24,7 +24,17 @@ type Session struct {
 	// Services are those that received a ticket in this session, each
 	// once with its first ticket, told of its end (single logout).
 	Services []ServiceUse `json:"services,omitempty"`
+	// Issuers are the instances (Store.Replica) that issued service
+	// tickets of this session that validation does not read the session
+	// for (Ticket.Guarded): ending the session tells each of them before
+	// it answers (Store.EndTickets), so none of those tickets outlives it.
+	Issuers []string `json:"issuers,omitempty"`
 }
+
+// MaxIssuersPerSession bounds a session's Issuers (instance names are new
+// at every start): beyond it, tickets are issued unguarded and their
+// validation reads the session.
+const MaxIssuersPerSession = 32
 
 // ServiceUse is a service that received a ticket in a session: the CAS
 // logoutRequest names the ticket (SessionIndex).
@@ -78,6 +88,11 @@ type Ticket struct {
 	ExpiresAt    time.Time `json:"expires_at"`
 	// Proxies lists the proxy services of a PT, nearest first.
 	Proxies []string `json:"proxies,omitempty"`
+	// Guarded: the issuing instance is in its session's Issuers, so the
+	// session's end removes the ticket and validation need not read the
+	// session. Unguarded tickets (proxy tickets, tickets of an earlier
+	// version) are checked against the session at validation.
+	Guarded bool `json:"guarded,omitempty"`
 }
 
 // PGT is the record of a proxy-granting ticket.

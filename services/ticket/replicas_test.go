@@ -189,7 +189,7 @@ func TestStaleSessionCopy(t *testing.T) {
 // TestSessionTouchIsCoarse: a ticket for a service the session has
 // recorded writes nothing to NATS (the ticket stays in the issuing
 // instance's memory) until the session's idle deadline is due to move
-// (TouchAfter), and validation consumes it there and reads the session.
+// (TouchAfter), and validation consumes it there and reads nothing.
 func TestSessionTouchIsCoarse(t *testing.T) {
 	f := newFixture(t, ticket.Config{}) // idle 2h: touch after 6m
 	ctx := context.Background()
@@ -203,8 +203,8 @@ func TestSessionTouchIsCoarse(t *testing.T) {
 	if n := requests(func() { st = f.st(t, tgt, svcA) }); n != 1 {
 		t.Fatalf("first ticket for a service: %d NATS requests, want 1 (the session; the ticket stays in memory)", n)
 	}
-	if n := requests(func() { f.validate(t, st, svcA) }); n != 1 {
-		t.Fatalf("validation: %d NATS requests, want 1 (read the session)", n)
+	if n := requests(func() { f.validate(t, st, svcA) }); n != 0 {
+		t.Fatalf("validation: %d NATS requests, want none (the ticket is guarded: its session's end would have removed it)", n)
 	}
 	first, _ := f.svc.GetSession(ctx, tgt)
 	f.clock.advance(5 * time.Minute)
@@ -274,5 +274,99 @@ func TestTicketOfStoppedReplica(t *testing.T) {
 	st = f.st(t, tgt, svcA)
 	if v := f.validate(t, st, svcA); !v.Valid || v.Ticket.UserID != "u1" {
 		t.Fatalf("a new ticket from the session: %+v", v)
+	}
+}
+
+// TestGuardedTicketsEndWithTheirSession: each instance that issues tickets
+// of a session is named in it (once), its tickets are guarded and their
+// validation reads nothing; a logout at another instance removes them from
+// every issuing instance before it answers, and the instances whose copy
+// of the session was stale refuse to issue from it.
+func TestGuardedTicketsEndWithTheirSession(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	a, b := f.svc, f.replica(t)
+	_, c := f.instance(t)
+	ctx := context.Background()
+	tgt := f.login(t, "u1")
+	stA1, stA2 := f.st(t, tgt, svcA), f.st(t, tgt, "https://b.example.com/")
+	stB, _, err := b.IssueServiceTicket(ctx, tgt, svcA, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.GetSession(ctx, tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sess.Issuers) != 2 || sess.Issuers[0] == sess.Issuers[1] {
+		t.Fatalf("issuers after tickets at A, A, B: %q", sess.Issuers)
+	}
+	// A valid guarded ticket: validation at its instance reads nothing.
+	st := f.st(t, tgt, svcA)
+	m0 := f.nc.Stats().OutMsgs
+	if v := f.validate(t, st, svcA); !v.Valid {
+		t.Fatalf("guarded ticket: %+v", v)
+	}
+	if n := f.nc.Stats().OutMsgs - m0; n != 0 {
+		t.Fatalf("validating a guarded ticket at its instance: %d NATS requests, want none", n)
+	}
+	// Logout at C, which issued nothing: A's and B's tickets are gone,
+	// wherever they are presented.
+	if ended, err := c.DestroySession(ctx, tgt); err != nil || !ended {
+		t.Fatalf("logout at C: %v %v", ended, err)
+	}
+	for _, x := range []struct {
+		name string
+		svc  *ticket.Service
+		st   string
+		at   string
+	}{{"A's at A", a, stA1, svcA}, {"A's at B", b, stA2, "https://b.example.com/"}, {"B's at C", c, stB, svcA}} {
+		v, err := x.svc.ValidateTicket(ctx, ticket.Validate{Ticket: x.st, Service: x.at})
+		if err != nil || v.Valid || v.Code != ticket.CodeInvalidTicket {
+			t.Fatalf("%s after logout at C: %+v %v", x.name, v, err)
+		}
+	}
+	// A's and B's copies of the session say it lives; they issue nothing.
+	for name, s := range map[string]*ticket.Service{"A": a, "B": b} {
+		if st, _, err := s.IssueServiceTicket(ctx, tgt, svcA, false); !errors.Is(err, ticket.ErrSessionNotFound) {
+			t.Fatalf("issue at %s after logout at C: %q %v, want ErrSessionNotFound", name, st, err)
+		}
+	}
+}
+
+// TestUnguardedTicketReadsItsSession: a proxy ticket is not guarded (its
+// instance is not named in the session): its validation reads the session
+// and refuses it once the session ended.
+func TestUnguardedTicketReadsItsSession(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	ctx := context.Background()
+	tgt := f.login(t, "u1")
+	st := f.st(t, tgt, svcA)
+	v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA, IssuePGT: true,
+		PGTURL: "https://a.example.com/pgt"})
+	if err != nil || !v.Valid || v.PGT == "" {
+		t.Fatalf("validation with a PGT: %+v %v", v, err)
+	}
+	pt := func() string {
+		pt, code, msg, err := f.svc.IssueProxyTicket(ctx, v.PGT, "https://backend.example.com/")
+		if err != nil || pt == "" {
+			t.Fatalf("proxy ticket: %q %s %s %v", pt, code, msg, err)
+		}
+		return pt
+	}
+	pt1, pt2 := pt(), pt()
+	m0 := f.nc.Stats().OutMsgs
+	if v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: pt1, Service: "https://backend.example.com/", AllowProxy: true}); err != nil || !v.Valid || v.Ticket.Guarded {
+		t.Fatalf("proxy ticket: %+v %v", v, err)
+	}
+	if n := f.nc.Stats().OutMsgs - m0; n != 1 {
+		t.Fatalf("validating a proxy ticket: %d NATS requests, want 1 (the session)", n)
+	}
+	// After the session's end the proxy ticket is refused (this instance
+	// dropped it too: it is named for the session's service ticket).
+	if ended, err := f.replica(t).DestroySession(ctx, tgt); err != nil || !ended {
+		t.Fatalf("logout: %v %v", ended, err)
+	}
+	if v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: pt2, Service: "https://backend.example.com/", AllowProxy: true}); err != nil || v.Valid || v.Code != ticket.CodeInvalidTicket {
+		t.Fatalf("proxy ticket after logout: %+v %v", v, err)
 	}
 }

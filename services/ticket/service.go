@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -259,15 +260,22 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 	if err != nil {
 		return false, err
 	}
-	// Its tickets not yet validated end with it: validation reads the
-	// session (a ticket never outlives it).
+	// Its tickets not yet validated end with it (a ticket never outlives
+	// its session): the instances that keep them drop them now, before the
+	// caller hears of the end; unguarded ones are refused at validation,
+	// which reads the session for them.
+	endErr := s.store.EndTickets(ctx, sess.ID, sess.Issuers)
+	if endErr != nil {
+		s.log.Warn("a session ended, but an instance keeping its tickets was not told; they may validate until they expire",
+			zap.String("reason", reason), zapErr(endErr))
+	}
 	s.audit(ctx, audit.Action{API: "session.end", Subject: "user:" + sess.UserID, Org: sess.OrgID,
 		Result: audit.ResultSuccess, Reason: reason, Start: start,
 		Detail: map[string]string{"session_id": sess.ID, "services": fmt.Sprint(len(sess.Services))}})
 	if s.ended != nil {
 		s.ended(sess, reason)
 	}
-	return true, nil
+	return true, endErr
 }
 
 // IssueServiceTicket issues an ST for service from the session of tgt and
@@ -278,10 +286,13 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 //
 // The session is written only when the service is new to it or its idle
 // deadline is due to move (Config.TouchAfter): most tickets write nothing
-// (the ticket is kept in this instance's memory, Store.PutTicket). The
-// session may come from the store's recent copy, which
-// can be stale; validation reads the session, so a ticket issued from a
-// copy of a session that ended elsewhere is refused there.
+// (the ticket is kept in this instance's memory, Store.PutTicket), or
+// when this instance is not yet among the session's Issuers (so that the
+// session's end, wherever it happens, removes its tickets here). The
+// session may come from the store's recent copy, which can be stale: a
+// session that ended elsewhere told this instance (Store.EndTickets), which
+// then refuses to keep a ticket of it; a copy that does not list this
+// instance makes the session write, which fails for an ended session.
 func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, fromNewLogin bool) (string, time.Time, error) {
 	start := s.now()
 	if !validTGT(tgt) {
@@ -295,10 +306,12 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 		return "", time.Time{}, err
 	}
 	appID := rs.AppID
+	replica := s.store.Replica()
 	var (
-		st   string
-		sig  signed
-		sess *Session
+		st      string
+		sig     signed
+		sess    *Session
+		guarded bool
 	)
 	for attempt := 0; ; attempt++ {
 		var rev uint64
@@ -321,20 +334,32 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 			if e := sess.Expiry(s.cfg.TGTIdle); e.Before(exp) {
 				exp = e
 			}
-			st, sig = newSigned(s.mac, PrefixST, s.cfg.Centre, s.store.Replica(), now, exp)
+			st, sig = newSigned(s.mac, PrefixST, s.cfg.Centre, replica, now, exp)
+			// Guarded (validation does not read the session) once the
+			// session lists this instance, as the write below makes sure.
+			guarded = slices.Contains(sess.Issuers, replica) || len(sess.Issuers) < MaxIssuersPerSession
 			rec := &Ticket{Kind: KindST, Serial: sig.Serial, Service: service, AppID: appID, SessionID: id,
 				UserID: sess.UserID, Login: sess.Login, OrgID: sess.OrgID, AuthLevel: sess.AuthLevel, FromNewLogin: fromNewLogin,
-				AuthTime: sess.CreatedAt, IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC()}
+				AuthTime: sess.CreatedAt, IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Guarded: guarded}
 			if err := s.store.PutTicket(ctx, keyOf(st), rec, max(sig.Expires.Sub(now), time.Second)); err != nil {
+				if errors.Is(err, ErrNotFound) { // the session ended here meanwhile
+					err = ErrSessionNotFound
+					s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultFailure,
+						Reason: reasonOf(err), Start: start, Detail: map[string]string{"service": service, "app_id": appID}})
+				}
 				return "", time.Time{}, err
 			}
 		}
-		if recorded(sess.Services, service) && now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter {
+		newIssuer := guarded && !slices.Contains(sess.Issuers, replica)
+		if recorded(sess.Services, service) && now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter && !newIssuer {
 			break
 		}
 		sess.LastUsedAt = now.UTC()
 		if !recorded(sess.Services, service) {
 			sess.Services = addUse(sess.Services, ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()})
+		}
+		if newIssuer {
+			sess.Issuers = append(slices.Clip(sess.Issuers), replica)
 		}
 		err = s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(now))
 		if errors.Is(err, ErrConflict) && attempt < 5 {
@@ -483,10 +508,10 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	if v.Renew && !t.FromNewLogin {
 		return refuse(CodeInvalidTicketSpec, "NOT_FROM_NEW_LOGIN", "renew was requested but the ticket did not follow a login", t)
 	}
-	// A ticket ends with its session: a session that ended (here or at
-	// another replica, maybe after the ticket was issued from a stale
-	// copy) refuses it.
-	if _, _, err := s.liveSession(ctx, t.SessionID); err != nil {
+	// A ticket ends with its session: a guarded ticket was removed when
+	// its session ended (wherever it ended); an unguarded one is checked
+	// against the session here.
+	if err := s.sessionOfTicket(ctx, t); err != nil {
 		if errors.Is(err, ErrSessionNotFound) {
 			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), t)
 		}
@@ -507,6 +532,17 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 		Detail: map[string]string{"kind": string(t.Kind), "serial": t.Serial, "service": v.Service, "app_id": t.AppID,
 			"pgt": fmt.Sprint(out.PGT != "")}})
 	return out, nil
+}
+
+// sessionOfTicket checks that the session of a consumed ticket has not
+// ended: nothing to read for a guarded ticket (its session's end would
+// have removed it, Store.EndTickets), a read of the session otherwise.
+func (s *Service) sessionOfTicket(ctx context.Context, t *Ticket) error {
+	if t.Guarded {
+		return nil
+	}
+	_, _, err := s.liveSession(ctx, t.SessionID)
+	return err
 }
 
 // shown is the part of a ticket value that messages and records may show:

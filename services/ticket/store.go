@@ -41,8 +41,17 @@ type Store interface {
 	// name (1-16 lower-case letters or digits, new at every start).
 	Replica() string
 	// PutTicket keeps a consumable ticket under key in this instance's
-	// memory, ending after ttl.
+	// memory, ending after ttl. It answers ErrNotFound when t's session
+	// was ended here (EndTickets) in the last minutes: an issue from a
+	// stale copy of that session must not leave a ticket behind.
 	PutTicket(ctx context.Context, key string, t *Ticket, ttl time.Duration) error
+	// EndTickets removes the tickets of session id that the instances
+	// issuers keep (this one in memory, the others asked through NATS; an
+	// instance that has stopped kept none) and makes them refuse new ones
+	// for it, before it returns. An error means an instance that may be
+	// running was not told: its tickets of the session may still validate
+	// until they expire.
+	EndTickets(ctx context.Context, id string, issuers []string) error
 	// ConsumeTicket returns the ticket under key kept by instance replica
 	// (this one, or another asked through NATS) and removes it,
 	// atomically: of concurrent calls for one key, at any instance,

@@ -128,6 +128,9 @@ func (s *Store) watchOnce(ctx context.Context) error {
 			id := e.Key()[len(sessionKey("")):]
 			if op := e.Operation(); op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge {
 				idx.Remove(id, e.Revision(), time.Now())
+				// Its tickets here go too (EndTickets told this instance
+				// already, unless the instance that ended it could not).
+				s.endedHere(id)
 				continue
 			}
 			var sess ticket.Session

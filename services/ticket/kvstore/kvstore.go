@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -92,9 +93,10 @@ type Store struct {
 
 // cachedSession is a copy of a session at a revision.
 type cachedSession struct {
-	s   ticket.Session
-	rev uint64
-	at  time.Time
+	s     ticket.Session
+	rev   uint64
+	at    time.Time
+	epoch uint64 // the NATS connection's reconnections then
 }
 
 // New returns a Store over js. The buckets are created (or updated) on
@@ -107,7 +109,7 @@ func New(js jetstream.JetStream, o Options) *Store {
 		o.Timeout = 2 * time.Second
 	}
 	s := &Store{js: js, opts: o, sessCache: map[string]cachedSession{}}
-	s.owned.init(o.Replica, o.MaxTickets)
+	s.owned.init(o.Replica, o.MaxTickets, max(endedKeep, 2*o.SessionCache))
 	return s
 }
 
@@ -268,8 +270,15 @@ func (s *Store) CachedSession(id string) (*ticket.Session, uint64, bool) {
 	if !ok || time.Since(c.at) > s.opts.SessionCache {
 		return nil, 0, false
 	}
+	// A copy from before a break in the connection is not used: this
+	// instance may have missed the session's end (EndTickets).
+	if e, connected := s.epoch(); !connected || e != c.epoch {
+		delete(s.sessCache, id)
+		return nil, 0, false
+	}
 	sess := c.s
-	sess.Services = append([]ticket.ServiceUse(nil), c.s.Services...)
+	sess.Services = slices.Clone(c.s.Services)
+	sess.Issuers = slices.Clone(c.s.Issuers)
 	return &sess, c.rev, true
 }
 
@@ -294,8 +303,13 @@ func (s *Store) keepSession(sess *ticket.Session, rev uint64) {
 			return
 		}
 	}
-	c := cachedSession{s: *sess, rev: rev, at: time.Now()}
-	c.s.Services = append([]ticket.ServiceUse(nil), sess.Services...)
+	if s.owned.hasEnded(sess.ID, time.Now()) {
+		return // a read from before its end, finished after it
+	}
+	epoch, _ := s.epoch()
+	c := cachedSession{s: *sess, rev: rev, at: time.Now(), epoch: epoch}
+	c.s.Services = slices.Clone(sess.Services)
+	c.s.Issuers = slices.Clone(sess.Issuers)
 	s.sessCache[sess.ID] = c
 }
 

@@ -24,6 +24,16 @@ import (
 // subscribe there.
 const OwnedSubjectPrefix = "uias.ticket.owned."
 
+// EndedSubjectSuffix follows an instance's OwnedSubjectPrefix subject
+// where it is told that a session ended (the request carries the session
+// id): it drops the session's tickets and refuses new ones before it
+// answers (empty).
+const EndedSubjectSuffix = ".ended"
+
+// endedKeep is the least time an instance refuses new tickets of a session
+// that ended (an issue may be under way from a copy of it read before).
+const endedKeep = 2 * time.Minute
+
 // defaultMaxTickets bounds the tickets an instance keeps.
 const defaultMaxTickets = 200000
 
@@ -33,11 +43,15 @@ type owned struct {
 	replica string
 	max     int
 
-	mu      sync.Mutex
-	tickets map[string]ownedTicket // by key
-	order   []expiring             // keys in the order kept, to drop the expired
-	head    int
-	sub     *nats.Subscription // the answers to other instances (set under mu and subMu)
+	mu        sync.Mutex
+	tickets   map[string]ownedTicket         // by key
+	bySession map[string]map[string]struct{} // keys by session id
+	ended     map[string]time.Time           // sessions ended, refused until then
+	endedKeep time.Duration
+	order     []expiring // keys in the order kept, to drop the expired
+	head      int
+	sub       *nats.Subscription // the answers to other instances (set under mu and subMu)
+	endSub    *nats.Subscription // the session ends (with sub)
 
 	subMu sync.Mutex // held while subscribing
 }
@@ -45,6 +59,7 @@ type owned struct {
 type ownedTicket struct {
 	t       *ticket.Ticket
 	expires time.Time
+	epoch   uint64 // the NATS connection's reconnections when kept
 }
 
 type expiring struct {
@@ -52,7 +67,7 @@ type expiring struct {
 	expires time.Time
 }
 
-func (o *owned) init(replica string, limit int) {
+func (o *owned) init(replica string, limit int, endedKeep time.Duration) {
 	if replica == "" {
 		b := make([]byte, 6)
 		_, _ = rand.Read(b)
@@ -62,16 +77,54 @@ func (o *owned) init(replica string, limit int) {
 		limit = defaultMaxTickets
 	}
 	o.replica, o.max, o.tickets = replica, limit, map[string]ownedTicket{}
+	o.bySession, o.ended, o.endedKeep = map[string]map[string]struct{}{}, map[string]time.Time{}, endedKeep
 }
 
-// put keeps t under key until expires.
-func (o *owned) put(key string, t *ticket.Ticket, expires time.Time, now time.Time) error {
+// unindex drops key from its session's keys (under mu).
+func (o *owned) unindex(key string, t *ticket.Ticket) {
+	if keys := o.bySession[t.SessionID]; keys != nil {
+		if delete(keys, key); len(keys) == 0 {
+			delete(o.bySession, t.SessionID)
+		}
+	}
+}
+
+// end drops the tickets of session id and refuses new ones for a while.
+func (o *owned) end(id string, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for key := range o.bySession[id] {
+		delete(o.tickets, key)
+	}
+	delete(o.bySession, id)
+	if len(o.ended) >= 1024 && len(o.ended)%1024 == 0 {
+		for k, until := range o.ended {
+			if !now.Before(until) {
+				delete(o.ended, k)
+			}
+		}
+	}
+	o.ended[id] = now.Add(o.endedKeep)
+}
+
+// hasEnded reports whether session id ended here recently.
+func (o *owned) hasEnded(id string, now time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	until, ok := o.ended[id]
+	return ok && now.Before(until)
+}
+
+// put keeps t under key until expires (epoch: the connection's
+// reconnections then).
+func (o *owned) put(key string, t *ticket.Ticket, expires time.Time, now time.Time, epoch uint64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for o.head < len(o.order) && !now.Before(o.order[o.head].expires) {
 		e := o.order[o.head]
 		if k, ok := o.tickets[e.key]; ok && !now.Before(k.expires) {
 			delete(o.tickets, e.key)
+			o.unindex(e.key, k.t)
 		}
 		o.order[o.head] = expiring{}
 		o.head++
@@ -80,25 +133,63 @@ func (o *owned) put(key string, t *ticket.Ticket, expires time.Time, now time.Ti
 		o.order = append(o.order[:0:0], o.order[o.head:]...)
 		o.head = 0
 	}
+	if until, ok := o.ended[t.SessionID]; ok && now.Before(until) {
+		return ticket.ErrNotFound
+	}
 	if len(o.tickets) >= o.max {
 		return apierr.New(apierr.Unavailable, "TICKET_STORE_UNAVAILABLE",
 			"too many tickets are waiting for validation, retry later")
 	}
-	o.tickets[key] = ownedTicket{t: t, expires: expires}
+	o.tickets[key] = ownedTicket{t: t, expires: expires, epoch: epoch}
+	keys := o.bySession[t.SessionID]
+	if keys == nil {
+		keys = map[string]struct{}{}
+		o.bySession[t.SessionID] = keys
+	}
+	keys[key] = struct{}{}
 	o.order = append(o.order, expiring{key: key, expires: expires})
 	return nil
 }
 
 // take removes and returns the ticket under key, if kept and not expired.
-func (o *owned) take(key string, now time.Time) (*ticket.Ticket, bool) {
+func (o *owned) take(key string, now time.Time) (ownedTicket, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	k, ok := o.tickets[key]
 	if !ok {
-		return nil, false
+		return ownedTicket{}, false
 	}
 	delete(o.tickets, key)
-	return k.t, now.Before(k.expires)
+	o.unindex(key, k.t)
+	return k, now.Before(k.expires)
+}
+
+// epoch is the NATS connection's reconnections, and whether it is
+// connected.
+func (s *Store) epoch() (uint64, bool) {
+	nc := s.js.Conn()
+	if nc == nil {
+		return 0, false
+	}
+	return nc.Stats().Reconnects, nc.IsConnected()
+}
+
+// take takes a ticket out of this instance's memory. A guarded ticket
+// stays guarded only if this instance has been connected to NATS without
+// a break since it kept it: else it may have missed the end of the
+// ticket's session (EndTickets finds no answerer for a disconnected
+// instance), and validation reads the session.
+func (s *Store) take(key string) (*ticket.Ticket, bool) {
+	k, ok := s.owned.take(key, time.Now())
+	if !ok {
+		return nil, false
+	}
+	if k.t.Guarded {
+		if e, connected := s.epoch(); !connected || e != k.epoch {
+			k.t.Guarded = false
+		}
+	}
+	return k.t, true
 }
 
 // Replica implements ticket.Store.
@@ -128,16 +219,22 @@ func (s *Store) serve(ctx context.Context) error {
 	if err != nil {
 		return unavailable(err)
 	}
+	endSub, err := nc.Subscribe(OwnedSubjectPrefix+s.owned.replica+EndedSubjectSuffix, s.answerEnded)
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return unavailable(err)
+	}
 	// The server knows of the subscription before any ticket is handed
 	// out (else another instance could find no answerer for it).
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	if err := nc.FlushWithContext(ctx); err != nil {
 		_ = sub.Unsubscribe()
+		_ = endSub.Unsubscribe()
 		return unavailable(err)
 	}
 	s.owned.mu.Lock()
-	s.owned.sub = sub
+	s.owned.sub, s.owned.endSub = sub, endSub
 	s.owned.mu.Unlock()
 	return nil
 }
@@ -145,10 +242,61 @@ func (s *Store) serve(ctx context.Context) error {
 // answer takes a ticket out for another instance.
 func (s *Store) answer(m *nats.Msg) {
 	var data []byte
-	if t, ok := s.owned.take(string(m.Data), time.Now()); ok {
+	if t, ok := s.take(string(m.Data)); ok {
 		data, _ = json.Marshal(t)
 	}
 	_ = m.Respond(data)
+}
+
+// answerEnded drops the tickets of a session that ended at another
+// instance, and this instance's copy of it.
+func (s *Store) answerEnded(m *nats.Msg) {
+	s.endedHere(string(m.Data))
+	_ = m.Respond(nil)
+}
+
+// endedHere drops session id's tickets and copy, and refuses new tickets
+// of it for a while.
+func (s *Store) endedHere(id string) {
+	s.owned.end(id, time.Now())
+	s.keepSession(&ticket.Session{ID: id}, 0)
+}
+
+// EndTickets implements ticket.Store: this instance in memory, each other
+// one through a request (all at once, each bounded by Options.Timeout; no
+// answerer: that instance has stopped and its tickets went with it).
+func (s *Store) EndTickets(ctx context.Context, id string, issuers []string) error {
+	s.endedHere(id) // always: this instance's copy of the session goes too
+	var others []string
+	for _, r := range issuers {
+		if r != s.owned.replica && ticket.ValidReplica(r) {
+			others = append(others, r)
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	nc := s.js.Conn()
+	if nc == nil || !nc.IsConnected() {
+		return unavailable(nats.ErrConnectionClosed)
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	errs := make([]error, len(others))
+	var wg sync.WaitGroup
+	for i, r := range others {
+		wg.Go(func() {
+			_, err := nc.RequestWithContext(ctx, OwnedSubjectPrefix+r+EndedSubjectSuffix, []byte(id))
+			if err != nil && !errors.Is(err, nats.ErrNoResponders) {
+				errs[i] = fmt.Errorf("instance %s: %w", r, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return unavailable(err)
+	}
+	return nil
 }
 
 // PutTicket implements ticket.Store: the ticket is kept in this instance's
@@ -159,7 +307,8 @@ func (s *Store) PutTicket(ctx context.Context, key string, t *ticket.Ticket, ttl
 	}
 	rec := *t
 	now := time.Now()
-	return s.owned.put(key, &rec, now.Add(ttlOf(ttl)), now)
+	epoch, _ := s.epoch()
+	return s.owned.put(key, &rec, now.Add(ttlOf(ttl)), now, epoch)
 }
 
 // ConsumeTicket implements ticket.Store: from this instance's memory, or
@@ -167,7 +316,7 @@ func (s *Store) PutTicket(ctx context.Context, key string, t *ticket.Ticket, ttl
 // that instance has stopped, the ticket went with it).
 func (s *Store) ConsumeTicket(ctx context.Context, replica, key string) (*ticket.Ticket, error) {
 	if replica == s.owned.replica {
-		t, ok := s.owned.take(key, time.Now())
+		t, ok := s.take(key)
 		if !ok {
 			return nil, ticket.ErrNotFound
 		}
