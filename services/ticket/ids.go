@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -32,20 +31,41 @@ const (
 	serialBytes = 16
 )
 
-// ticketChars is what CAS 3.0 allows in a ticket; deployed clients drop
-// tickets with other characters.
-var ticketChars = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
+// The character classes of ticket values, checked byte by byte (every
+// validation parses a ticket: a regular expression cost more than the
+// rest of the parse).
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+func isLower(c byte) bool { return 'a' <= c && c <= 'z' }
+func isAlnum(c byte) bool { return isDigit(c) || isLower(c) || ('A' <= c && c <= 'Z') }
 
-// centreRE is a centre code: it goes into ticket values.
-var centreRE = regexp.MustCompile(`^[A-Za-z0-9]{1,16}$`)
-
-// lowerHex is how serials, key ids and MACs are written (one spelling only).
-var lowerHex = regexp.MustCompile(`^[0-9a-f]+$`)
+// all reports whether s is not empty and every byte of it is in class.
+func all(s string, class func(byte) bool) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !class(s[i]) {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidTicketChars reports whether t has only the characters CAS 3.0
-// allows and at most MaxTicketLen of them.
+// allows (A-Z, a-z, 0-9 and -; deployed clients drop tickets with others)
+// and at most MaxTicketLen of them.
 func ValidTicketChars(t string) bool {
-	return len(t) <= MaxTicketLen && ticketChars.MatchString(t)
+	return len(t) <= MaxTicketLen && all(t, func(c byte) bool { return isAlnum(c) || c == '-' })
+}
+
+// validCentre reports whether c is a centre code (it goes into ticket
+// values): 1-16 letters or digits.
+func validCentre(c string) bool { return len(c) <= 16 && all(c, isAlnum) }
+
+// lowerHex reports whether s is lower-case hex, how serials, key ids and
+// MACs are written (one spelling only).
+func lowerHex(s string) bool {
+	return all(s, func(c byte) bool { return isDigit(c) || ('a' <= c && c <= 'f') })
 }
 
 // newOpaque returns prefix + 256 random bits (hex) + "-" + centre.
@@ -83,11 +103,11 @@ type signed struct {
 	Replica string
 }
 
-// replicaRE is the name of an instance holding tickets (Store.Replica).
-var replicaRE = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
-
-// ValidReplica reports whether r may name an instance in ticket values.
-func ValidReplica(r string) bool { return replicaRE.MatchString(r) }
+// ValidReplica reports whether r may name an instance in ticket values
+// (Store.Replica): 1-16 lower-case letters or digits.
+func ValidReplica(r string) bool {
+	return len(r) <= 16 && all(r, func(c byte) bool { return isDigit(c) || isLower(c) })
+}
 
 var errMalformed = errors.New("malformed ticket")
 
@@ -123,10 +143,10 @@ func parseSigned(m MACer, prefix, t string) (signed, error) {
 		return signed{}, errMalformed
 	}
 	serial, issued, expires, centre, replica, kidHex, macHex := parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], parts[6]
-	if len(serial) != 2*serialBytes || !centreRE.MatchString(centre) || !replicaRE.MatchString(replica) || len(macHex) != 64 {
+	if len(serial) != 2*serialBytes || !validCentre(centre) || !ValidReplica(replica) || len(macHex) != 64 {
 		return signed{}, errMalformed
 	}
-	if !lowerHex.MatchString(serial) || !lowerHex.MatchString(kidHex) || !lowerHex.MatchString(macHex) {
+	if !lowerHex(serial) || !lowerHex(kidHex) || !lowerHex(macHex) {
 		return signed{}, errMalformed
 	}
 	is, err1 := strconv.ParseInt(issued, 36, 64)

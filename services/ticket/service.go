@@ -123,7 +123,7 @@ func New(d Deps) (*Service, error) {
 		return nil, errors.New("ticket: Store, MAC and Registry are required")
 	}
 	cfg := d.Config.withDefaults()
-	if !centreRE.MatchString(cfg.Centre) {
+	if !validCentre(cfg.Centre) {
 		return nil, fmt.Errorf("ticket: centre %q must be 1-16 letters or digits", cfg.Centre)
 	}
 	if r := d.Store.Replica(); !ValidReplica(r) {
