@@ -82,8 +82,19 @@ func TestNATSPermissionsOfTicket(t *testing.T) {
 	if _, err := st.GetPGT(ctx, "p1"); err != nil {
 		t.Fatalf("get pgt: %v", err)
 	}
+	// A session's end told to the instance keeping its tickets (a request
+	// on uias.ticket.owned.<instance>.ended, answered to the inbox).
+	if err := st.PutTicket(ctx, "k2", &ticket.Ticket{Kind: ticket.KindST, SessionID: "s1", UserID: "u1", Guarded: true}, 10*time.Second); err != nil {
+		t.Fatalf("put ticket: %v", err)
+	}
 	if _, err := st.DeleteSession(ctx, "s1"); err != nil {
 		t.Fatalf("delete session: %v", err)
+	}
+	if err := other.EndTickets(ctx, "s1", []string{st.Replica()}); err != nil {
+		t.Fatalf("tell the instance keeping its tickets that a session ended: %v", err)
+	}
+	if _, err := st.ConsumeTicket(ctx, st.Replica(), "k2"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("a ticket of the ended session: %v", err)
 	}
 	if _, err := js.Publish(ctx, "uias.audit.ticket.session.end", []byte(`{}`)); err != nil {
 		t.Fatalf("publish an audit record: %v", err)
