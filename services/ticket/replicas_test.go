@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/services/ticket"
 	"github.com/uias/uias/services/ticket/kvstore"
 )
@@ -368,5 +369,72 @@ func TestUnguardedTicketReadsItsSession(t *testing.T) {
 	}
 	if v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: pt2, Service: "https://backend.example.com/", AllowProxy: true}); err != nil || v.Valid || v.Code != ticket.CodeInvalidTicket {
 		t.Fatalf("proxy ticket after logout: %+v %v", v, err)
+	}
+}
+
+// TestEndNotToldIsAnError: an instance named in a session that is running
+// but does not answer makes the session's end an error (its tickets of the
+// session may validate until they expire), yet the session has ended, the
+// tickets of the instances that answered are gone, and the person's other
+// sessions end too.
+func TestEndNotToldIsAnError(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	ctx := context.Background()
+	nc, err := nats.Connect(f.ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	st := kvstore.New(js, kvstore.Options{Timeout: 300 * time.Millisecond, SessionCache: time.Minute})
+	svc, err := ticket.New(ticket.Deps{Store: st, MAC: f.mac, Audit: f.audit, Now: f.clock.now, Config: f.cfg,
+		Registry: ticket.NewRegistry(f.services, 0, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "silent1" is running (subscribed) but never answers.
+	if _, err := nc.Subscribe(kvstore.OwnedSubjectPrefix+"silent1"+kvstore.EndedSubjectSuffix, func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	tgt1, s1, err := svc.CreateSession(ctx, ticket.NewSession{UserID: "u9", Login: "u9", AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt2, _, err := svc.CreateSession(ctx, ticket.NewSession{UserID: "u9", Login: "u9", AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, rev, err := st.GetSession(ctx, s1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Issuers = append(got.Issuers, "silent1")
+	if err := st.UpdateSession(ctx, got, rev, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	st1, _, err := svc.IssueServiceTicket(ctx, tgt1, svcA, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, _, err := svc.IssueServiceTicket(ctx, tgt2, svcA, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := svc.RevokeUserSessions(ctx, "u9", "", "USER_DISABLED")
+	if ae, ok := apierr.As(err); n != 2 || !ok || ae.Reason != "TICKET_STORE_UNAVAILABLE" {
+		t.Fatalf("revoke with an instance not answering: %d %v, want 2 and TICKET_STORE_UNAVAILABLE", n, err)
+	}
+	for _, tgt := range []string{tgt1, tgt2} {
+		if _, err := svc.GetSession(ctx, tgt); !errors.Is(err, ticket.ErrSessionNotFound) {
+			t.Fatalf("a revoked session: %v", err)
+		}
+	}
+	for _, st := range []string{st1, st2} {
+		if v, err := svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA}); err != nil || v.Valid {
+			t.Fatalf("a ticket of a revoked session at the instance that answered: %+v %v", v, err)
+		}
 	}
 }

@@ -640,31 +640,37 @@ func (s *Service) UserSessions(ctx context.Context, userID string) ([]*Session, 
 // RevokeUserSessions ends one session of a person (sessionID) or all of
 // them; it returns how many ended.
 func (s *Service) RevokeUserSessions(ctx context.Context, userID, sessionID, reason string) (int, error) {
+	// A session ended with an error (an instance keeping its tickets not
+	// told) counts as ended, and the person's other sessions end too.
 	if sessionID != "" {
 		ok, err := s.endSession(ctx, sessionID, userID, reason)
+		if ok {
+			return 1, err
+		}
 		if err != nil {
 			return 0, err
 		}
-		if !ok {
-			return 0, ErrNoSuchUserSession
-		}
-		return 1, nil
+		return 0, ErrNoSuchUserSession
 	}
 	ids, err := s.store.UserSessions(ctx, userID)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
+	var untold []error
 	for _, id := range ids {
 		ok, err := s.endSession(ctx, id, userID, reason)
-		if err != nil {
+		switch {
+		case ok:
+			n++
+			if err != nil {
+				untold = append(untold, err)
+			}
+		case err != nil:
 			return n, err
 		}
-		if ok {
-			n++
-		}
 	}
-	return n, nil
+	return n, errors.Join(untold...)
 }
 
 // reasonOf is the reason of an error for audit records.
