@@ -466,6 +466,14 @@ func TestNATSDownIsAPromptError(t *testing.T) {
 	st := f.st(t, tgt, svcA)
 	f.ns.Shutdown()
 	f.ns.WaitForShutdown()
+	// Once the instance knows (its connection saw the server go): a guarded
+	// ticket's validation and an issue from a session copy make no NATS
+	// call while the connection is up, so until then they may succeed.
+	for deadline := time.Now().Add(10 * time.Second); f.nc.IsConnected(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection did not see the server go")
+		}
+	}
 	ctx := context.Background()
 	check := func(what string, err error) {
 		t.Helper()
