@@ -190,7 +190,7 @@ func ticketRows(o *options, rounds []*round) []*row {
 		oursLabel: conc, floorLabel: "echo gRPC (health Check)",
 		explain: fmt.Sprintf("Ticket pairs per second, %d closed-loop callers: %s over gRPC "+
 			"(TicketService/ValidateServiceTicket: signature check, atomic consume: a delete from the issuing "+
-			"instance's memory; then a read of the session from NATS), against Health/Check "+
+			"instance's memory; no session read: the session's end would have removed the ticket), against Health/Check "+
 			"on a plain grpc.Server measured in the same slices.", o.concurrency, pair)}
 	restQPS := &row{name: "CAS p3/serviceValidate issue + validate (REST edge)", u: perSec, atLeast: true, target: 0.25,
 		oursLabel: conc, floorLabel: "echo gRPC (health Check)",
