@@ -423,6 +423,26 @@ func TestEndNotToldIsAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The person's own logout of a third session succeeds: the session
+	// is gone, the instance not told is only logged.
+	tgt3, s3, err := svc.CreateSession(ctx, ticket.NewSession{UserID: "u8", Login: "u8", AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got3, rev3, err := st.GetSession(ctx, s3.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got3.Issuers = append(got3.Issuers, "silent1")
+	if err := st.UpdateSession(ctx, got3, rev3, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ended, err := svc.DestroySession(ctx, tgt3); err != nil || !ended {
+		t.Fatalf("logout with an instance not answering: %v %v, want ended and no error", ended, err)
+	}
+	if _, err := svc.GetSession(ctx, tgt3); !errors.Is(err, ticket.ErrSessionNotFound) {
+		t.Fatalf("a logged-out session: %v", err)
+	}
 	n, err := svc.RevokeUserSessions(ctx, "u9", "", "USER_DISABLED")
 	if ae, ok := apierr.As(err); n != 2 || !ok || ae.Reason != "TICKET_STORE_UNAVAILABLE" {
 		t.Fatalf("revoke with an instance not answering: %d %v, want 2 and TICKET_STORE_UNAVAILABLE", n, err)

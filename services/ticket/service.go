@@ -233,12 +233,21 @@ func (s *Service) GetSession(ctx context.Context, tgt string) (*Session, error) 
 }
 
 // DestroySession ends the session of tgt (logout); false when it had
-// already ended.
+// already ended. The person's logout succeeds once the session is gone:
+// an instance keeping its tickets that did not confirm the end is logged
+// by endSession (those tickets may validate until they expire, 10 s at
+// most, or until that instance's watch sees the end), not shown to the
+// person as a failed logout; an administrator's revocation
+// (RevokeUserSessions) reports it.
 func (s *Service) DestroySession(ctx context.Context, tgt string) (bool, error) {
 	if !validTGT(tgt) {
 		return false, nil
 	}
-	return s.endSession(ctx, SessionID(tgt), "", "LOGOUT")
+	ended, err := s.endSession(ctx, SessionID(tgt), "", "LOGOUT")
+	if ended {
+		return true, nil
+	}
+	return false, err
 }
 
 // endSession removes session id (of userID when not empty) and tells of it.
