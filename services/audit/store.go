@@ -82,12 +82,12 @@ type Store interface {
 type LeafScanner interface {
 	// ScanLeaves calls fn, in seq order, for every record with
 	// lo <= seq < hi (hi < 0: to the end) with its seq, its type, its
-	// leaf built from its columns as stored (LeafColumns.AppendLeaf; nil
+	// leaf built from its columns as stored (LeafColumns.AppendLeaf; empty
 	// when it has none) and its stored tree hashes (tlog's hashes stored
 	// with the record, concatenated; nil when there are none). leaf and
 	// hashes are valid during the call only. handled is false when the
 	// store cannot read this run so (old layout, a value it cannot take
-	// apart): fn was not called, and Verify reads the run through
+	// apart): what fn was given is void, and Verify reads the run through
 	// ScanRecords and ScanHashes.
 	ScanLeaves(ctx context.Context, lo, hi int64, fn func(seq int64, typ string, leaf, hashes []byte) error) (handled bool, err error)
 }

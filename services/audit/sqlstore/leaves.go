@@ -1,11 +1,10 @@
 package sqlstore
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
-	"slices"
+	"math"
 	"strconv"
 	"strings"
 
@@ -61,53 +60,21 @@ func (s *Store) ScanLeaves(ctx context.Context, lo, hi int64, fn func(seq int64,
 	if n == 0 {
 		return true, nil
 	}
-	recs, ok := splitLeafRun(run.String, n)
-	if !ok {
-		return false, nil
-	}
-	var leaf, hashes []byte
-	for i := range recs {
-		r := &recs[i]
-		leaf, ok = r.cols.AppendLeaf(leaf[:0])
-		if !ok {
-			leaf = nil
-		}
-		hashes = hashes[:0]
-		if r.tree == "NULL" {
-			hashes = nil
-		} else if h, ok := strings.CutPrefix(r.tree, "X'"); ok && strings.HasSuffix(h, "'") {
-			hashes, err = hex.AppendDecode(hashes, []byte(h[:len(h)-1]))
-			if err != nil {
-				hashes = append(hashes[:0], 0) // not hashes: compares unequal
-			}
-		} else {
-			hashes = append(hashes, 0) // stored as another type: compares unequal
-		}
-		if err := fn(r.cols.Seq, r.cols.Type, leaf, hashes); err != nil {
-			return true, err
-		}
-	}
-	return true, nil
+	return splitLeafRun(run.String, n, fn)
 }
 
 // sqliteLeafRuns (tests, benchmarks): false makes ScanLeaves decline, so
 // that Verify reads the log row by row through ScanRecords.
 var sqliteLeafRuns = true
 
-// runRecord is one record of a leafRun value.
-type runRecord struct {
-	cols audit.LeafColumns
-	tree string // quote(hashes)
-}
-
-// splitLeafRun takes a leafRun value of n records apart, in seq order;
-// false when it does not hold exactly n records of leafRunFields values
-// whose numbers read back as what the columns hold.
-func splitLeafRun(run string, n int) ([]runRecord, bool) {
+// splitLeafRun takes a leafRun value of n records apart and calls fn for
+// each in turn; false (fn's calls void) when it does not hold exactly n
+// records of leafRunFields values, in increasing seq, whose numbers read
+// back as what the columns hold.
+func splitLeafRun(run string, n int, fn func(seq int64, typ string, leaf, hashes []byte) error) (bool, error) {
 	if strings.Count(run, "\x00") != n*leafRunFields-1 {
-		return nil, false
+		return false, nil
 	}
-	out := make([]runRecord, n)
 	next := func() string {
 		i := strings.IndexByte(run, 0)
 		if i < 0 {
@@ -119,26 +86,39 @@ func splitLeafRun(run string, n int) ([]runRecord, bool) {
 		run = run[i+1:]
 		return v
 	}
-	sorted := true
-	for i := range out {
-		c := &out[i].cols
+	var c audit.LeafColumns
+	var leaf, hashes []byte
+	prev := int64(math.MinInt64)
+	for range n {
 		var err1, err2, err3 error
 		c.Seq, err1 = strconv.ParseInt(next(), 10, 64)
 		c.TimeMS, err2 = strconv.ParseInt(next(), 10, 64)
 		c.DurationMS, err3 = strconv.ParseFloat(next(), 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, false
+		if err1 != nil || err2 != nil || err3 != nil || c.Seq <= prev {
+			return false, nil // (group_concat's order is the scan's, that of seq)
 		}
+		prev = c.Seq
 		c.EventID, c.Type, c.Component, c.Serial, c.TraceID = next(), next(), next(), next(), next()
 		c.AppID, c.API, c.Actor, c.Subject, c.Org = next(), next(), next(), next(), next()
 		c.Result, c.Reason, c.ClientIP, c.Detail = next(), next(), next(), next()
-		out[i].tree = next()
-		if i > 0 && c.Seq <= out[i-1].cols.Seq {
-			sorted = false
+		var ok bool
+		if leaf, ok = c.AppendLeaf(leaf[:0]); !ok {
+			leaf = leaf[:0]
+		}
+		switch tree := next(); {
+		case tree == "NULL":
+			hashes = nil
+		case strings.HasPrefix(tree, "X'") && strings.HasSuffix(tree, "'"):
+			var err error
+			if hashes, err = hex.AppendDecode(hashes[:0], []byte(tree[2:len(tree)-1])); err != nil {
+				hashes = append(hashes[:0], 0) // not hashes: compares unequal
+			}
+		default:
+			hashes = append(hashes[:0], 0) // stored as another type: compares unequal
+		}
+		if err := fn(c.Seq, c.Type, leaf, hashes); err != nil {
+			return true, err
 		}
 	}
-	if !sorted { // group_concat's order is the scan's, in practice that of seq
-		slices.SortFunc(out, func(a, b runRecord) int { return cmp.Compare(a.cols.Seq, b.cols.Seq) })
-	}
-	return out, true
+	return true, nil
 }
