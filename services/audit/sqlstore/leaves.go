@@ -90,11 +90,11 @@ func splitLeafRun(run string, n int, fn func(seq int64, typ string, leaf, hashes
 	var leaf, hashes []byte
 	prev := int64(math.MinInt64)
 	for range n {
-		var err1, err2, err3 error
-		c.Seq, err1 = strconv.ParseInt(next(), 10, 64)
-		c.TimeMS, err2 = strconv.ParseInt(next(), 10, 64)
-		c.DurationMS, err3 = strconv.ParseFloat(next(), 64)
-		if err1 != nil || err2 != nil || err3 != nil || c.Seq <= prev {
+		var ok1, ok2, ok3 bool
+		c.Seq, ok1 = parseInt(next())
+		c.TimeMS, ok2 = parseInt(next())
+		c.DurationMS, ok3 = parseFloat(next())
+		if !ok1 || !ok2 || !ok3 || c.Seq <= prev {
 			return false, nil // (group_concat's order is the scan's, that of seq)
 		}
 		prev = c.Seq
@@ -121,4 +121,16 @@ func splitLeafRun(run string, n int, fn func(seq int64, typ string, leaf, hashes
 		}
 	}
 	return true, nil
+}
+
+// parseInt is strconv.ParseInt(s, 10, 64); false when s is not an integer.
+func parseInt(s string) (int64, bool) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	return v, err == nil
+}
+
+// parseFloat is strconv.ParseFloat(s, 64); false when s is not a number.
+func parseFloat(s string) (float64, bool) {
+	v, err := strconv.ParseFloat(s, 64)
+	return v, err == nil
 }
