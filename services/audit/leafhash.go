@@ -2,7 +2,9 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"math/bits"
 	"runtime"
 	"sync"
 
@@ -42,16 +44,18 @@ func leafHashes(recs []Record) []tlog.Hash {
 }
 
 // verifyChunk is the records [lo, hi) of the log (hi < 0: to the end) as
-// stored, their leaf hashes, and the stored tree hashes from index
-// hashBase on (up to the first one missing).
+// stored: their seqs and leaf hashes, the detail "to" of the archive
+// records among them, and the stored tree hashes from index hashBase on
+// (up to the first one missing).
 type verifyChunk struct {
-	lo, hi   int64
-	recs     []*Record
-	leaves   []tlog.Hash
-	hashBase int64
-	hashes   []tlog.Hash
-	err      error
-	done     chan struct{} // closed once the above are set
+	lo, hi    int64
+	seqs      []int64
+	leaves    []tlog.Hash
+	archiveTo map[int]string // index in seqs -> Detail["to"] of a TypeArchive record
+	hashBase  int64
+	hashes    []tlog.Hash
+	err       error
+	done      chan struct{} // closed once the above are set
 }
 
 // verifyChunkSize is the records a reader of scanChunks takes at a time.
@@ -128,28 +132,38 @@ var errChunkEnd = errors.New("end of chunk")
 // read fills the chunk from the store, using buf to encode leaves; it
 // returns buf for the next chunk.
 func (c *verifyChunk) read(ctx context.Context, st Store, buf []byte) []byte {
+	if ls, ok := st.(LeafScanner); ok {
+		handled, b := c.readLeaves(ctx, st, ls, buf)
+		if buf = b; handled {
+			return buf
+		}
+	}
+	var recs []*Record
 	err := st.ScanRecords(ctx, c.lo, func(r *Record) error {
 		if c.hi >= 0 && r.Seq >= c.hi {
 			return errChunkEnd
 		}
-		c.recs = append(c.recs, r)
+		recs = append(recs, r)
 		return nil
 	})
 	if err != nil && !errors.Is(err, errChunkEnd) {
 		c.err = err
 		return buf
 	}
-	c.leaves = make([]tlog.Hash, len(c.recs))
-	for i, r := range c.recs {
+	c.seqs = make([]int64, len(recs))
+	c.leaves = make([]tlog.Hash, len(recs))
+	for i, r := range recs {
+		c.seqs[i] = r.Seq
 		c.leaves[i], buf = r.leafHashBuf(buf)
+		c.noteArchive(i, r)
 	}
 	// the stored hashes of the records the chunk should hold (or holds,
 	// when the last one goes beyond)
 	end := c.hi
-	if n := len(c.recs); end < 0 {
+	if n := len(recs); end < 0 {
 		end = c.lo
 		if n > 0 {
-			end = max(end, c.recs[n-1].Seq+1)
+			end = max(end, recs[n-1].Seq+1)
 		}
 	}
 	c.hashBase = tlog.StoredHashIndex(0, c.lo)
@@ -169,6 +183,65 @@ func (c *verifyChunk) read(ctx context.Context, st Store, buf []byte) []byte {
 		}
 	}
 	return buf
+}
+
+// noteArchive remembers the detail "to" of record i of the chunk, r, when
+// it is an archive record (Verify checks that the removed records were
+// archived).
+func (c *verifyChunk) noteArchive(i int, r *Record) {
+	if r.Type != TypeArchive {
+		return
+	}
+	if c.archiveTo == nil {
+		c.archiveTo = map[int]string{}
+	}
+	c.archiveTo[i] = r.Detail["to"]
+}
+
+// readLeaves fills the chunk through ls (see LeafScanner); false when the
+// store did not handle the run (the chunk is left empty).
+func (c *verifyChunk) readLeaves(ctx context.Context, st Store, ls LeafScanner, buf []byte) (bool, []byte) {
+	c.hashBase = tlog.StoredHashIndex(0, c.lo)
+	next := c.lo // the tree hashes are contiguous up to the first gap
+	var archives []int
+	handled, err := ls.ScanLeaves(ctx, c.lo, c.hi, func(seq int64, typ string, leaf, hashes []byte) error {
+		buf = append(append(buf[:0], 0), leaf...) // RFC 6962 leaf prefix
+		c.seqs = append(c.seqs, seq)
+		c.leaves = append(c.leaves, tlog.Hash(sha256.Sum256(buf)))
+		if typ == TypeArchive {
+			archives = append(archives, len(c.seqs)-1)
+		}
+		if seq != next || hashes == nil {
+			next = -1 // a record or its tree row is missing: the rest counts as missing
+			return nil
+		}
+		k := 1 + bits.TrailingZeros64(uint64(seq+1)) // tlog stores the leaf and each subtree it completes
+		for j := range k {
+			var h tlog.Hash
+			if len(hashes) == k*tlog.HashSize {
+				copy(h[:], hashes[j*tlog.HashSize:])
+			} else {
+				h[0] = 0xff // a row of the wrong length: compares unequal
+			}
+			c.hashes = append(c.hashes, h)
+		}
+		next++
+		return nil
+	})
+	if !handled || err != nil {
+		c.seqs, c.leaves, c.hashes, c.err = nil, nil, nil, err
+		return err != nil, buf
+	}
+	// the few archive records: their detail, read as a record
+	for _, i := range archives {
+		r, err := st.GetRecord(ctx, c.seqs[i])
+		if err != nil {
+			c.err = err
+			return true, buf
+		}
+		c.noteArchive(i, r)
+	}
+	return true, buf
 }
 
 // stored returns the stored hash at index idx if the chunk has it.

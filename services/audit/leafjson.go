@@ -124,10 +124,55 @@ func appendJSONMap(dst []byte, d map[string]string) []byte {
 	return append(dst, '}')
 }
 
+// LeafColumns is a record as a store keeps it in columns: what a store
+// that reads the log in bulk (LeafScanner) builds leaves from without a
+// Record. Detail is the stored detail text (EncodeDetail's JSON; "" stands
+// for "{}"), put into the leaf as it is: an equivalent but differently
+// written detail no longer matches the leaf, which Verify then reports.
+type LeafColumns struct {
+	Seq                                                              int64
+	EventID, Type, Component                                         string
+	TimeMS                                                           int64
+	Serial, TraceID, AppID, API, Actor, Subject, Org, Result, Reason string
+	DurationMS                                                       float64
+	ClientIP                                                         string
+	Detail                                                           string
+}
+
+// AppendLeaf appends the leaf of the record c holds: the same bytes as
+// (*Record).LeafData of that record, read back from its columns. False
+// when it has none (see appendLeaf).
+func (c *LeafColumns) AppendLeaf(dst []byte) ([]byte, bool) {
+	dst, ok := appendLeafHead(dst, c)
+	if !ok {
+		return dst, false
+	}
+	if c.Detail == "" {
+		dst = append(dst, '{', '}')
+	} else {
+		dst = append(dst, c.Detail...)
+	}
+	return append(dst, '}'), true
+}
+
 // appendLeaf appends the record's leaf (see LeafData); false when it has
 // none (a NaN or infinite duration, which encoding/json refused: such a
 // leaf was empty).
 func (r *Record) appendLeaf(dst []byte) ([]byte, bool) {
+	c := LeafColumns{Seq: r.Seq, EventID: r.EventID, Type: r.Type, Component: r.Component, TimeMS: r.Time.UnixMilli(),
+		Serial: r.Serial, TraceID: r.TraceID, AppID: r.AppID, API: r.API, Actor: r.Actor, Subject: r.Subject, Org: r.Org,
+		Result: r.Result, Reason: r.Reason, DurationMS: r.DurationMS, ClientIP: r.ClientIP}
+	dst, ok := appendLeafHead(dst, &c)
+	if !ok {
+		return dst, false
+	}
+	dst = appendJSONMap(dst, r.Detail)
+	return append(dst, '}'), true
+}
+
+// appendLeafHead appends the leaf up to its detail (`..."detail":`); false
+// for a NaN or infinite duration.
+func appendLeafHead(dst []byte, r *LeafColumns) ([]byte, bool) {
 	dst = append(dst, `{"v":1,"seq":`...)
 	dst = strconv.AppendInt(dst, r.Seq, 10)
 	dst = append(dst, `,"event_id":`...)
@@ -137,7 +182,7 @@ func (r *Record) appendLeaf(dst []byte) ([]byte, bool) {
 	dst = append(dst, `,"component":`...)
 	dst = appendJSONString(dst, r.Component)
 	dst = append(dst, `,"time_ms":`...)
-	dst = strconv.AppendInt(dst, r.Time.UnixMilli(), 10)
+	dst = strconv.AppendInt(dst, r.TimeMS, 10)
 	dst = append(dst, `,"serial":`...)
 	dst = appendJSONString(dst, r.Serial)
 	dst = append(dst, `,"trace_id":`...)
@@ -163,9 +208,7 @@ func (r *Record) appendLeaf(dst []byte) ([]byte, bool) {
 	}
 	dst = append(dst, `,"client_ip":`...)
 	dst = appendJSONString(dst, r.ClientIP)
-	dst = append(dst, `,"detail":`...)
-	dst = appendJSONMap(dst, r.Detail)
-	return append(dst, '}'), true
+	return append(dst, `,"detail":`...), true
 }
 
 // leafHashBuf is r.LeafHash() using buf as scratch space; it returns the

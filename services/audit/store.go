@@ -75,6 +75,23 @@ type Store interface {
 	FirstAtOrAfter(ctx context.Context, from int64, t time.Time) (seq int64, found bool, err error)
 }
 
+// LeafScanner is a Store that hands Verify a run of records as their
+// leaves and stored tree hashes in bulk, without a Record each (optional:
+// sqlstore on SQLite reads a run as one aggregated value, which costs a
+// fraction of reading it row by row through the driver).
+type LeafScanner interface {
+	// ScanLeaves calls fn, in seq order, for every record with
+	// lo <= seq < hi (hi < 0: to the end) with its seq, its type, its
+	// leaf built from its columns as stored (LeafColumns.AppendLeaf; empty
+	// when it has none) and its stored tree hashes (tlog's hashes stored
+	// with the record, concatenated; nil when there are none). leaf and
+	// hashes are valid during the call only. handled is false when the
+	// store cannot read this run so (old layout, a value it cannot take
+	// apart): what fn was given is void, and Verify reads the run through
+	// ScanRecords and ScanHashes.
+	ScanLeaves(ctx context.Context, lo, hi int64, fn func(seq int64, typ string, leaf, hashes []byte) error) (handled bool, err error)
+}
+
 // Reasons of the audit component's errors.
 const (
 	ReasonNotCheckpointed = "AUDIT_NOT_CHECKPOINTED"

@@ -98,11 +98,11 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 	wantTo := strconv.FormatInt(pruned, 10)
 	err = scanChunks(ctx, st, pruned, size, func(c *verifyChunk) error {
 		v.cur = c
-		for i, r := range c.recs {
-			if r.Type == TypeArchive && r.Detail["to"] == wantTo {
+		for i, seq := range c.seqs {
+			if to, ok := c.archiveTo[i]; ok && to == wantTo {
 				claimed = true
 			}
-			if p := v.record(r, c.leaves[i]); p != nil {
+			if p := v.record(seq, c.leaves[i]); p != nil {
 				rep.Problem = p
 				return errStop
 			}
@@ -149,11 +149,11 @@ type node struct {
 	hash  tlog.Hash
 }
 
-// record checks the next record r, whose leaf hash is leafHash.
-func (v *verifier) record(r *Record, leafHash tlog.Hash) *Problem {
+// record checks the next stored record, seq, whose leaf hash is leafHash.
+func (v *verifier) record(seq int64, leafHash tlog.Hash) *Problem {
 	n := v.n
-	if r.Seq != n {
-		return &Problem{Seq: n, What: fmt.Sprintf("record %d is missing (the next stored record is %d)", n, r.Seq)}
+	if seq != n {
+		return &Problem{Seq: n, What: fmt.Sprintf("record %d is missing (the next stored record is %d)", n, seq)}
 	}
 	// the hashes record n adds: its leaf and every subtree it completes
 	idx := tlog.StoredHashIndex(0, n)

@@ -106,14 +106,17 @@ func buildLog(b *testing.B, n int) *audit.Log {
 // BenchmarkVerify: Verify of a 200,000-record log (every record read,
 // every leaf and tree hash recomputed and compared, 200 checkpoints)
 // against plain SHA-256 over the same leaf bytes in memory
-// (auditbench.MeasureVerify); "packed" reads the records as ScanRecords
-// does on SQLite (text columns in one value), "columns" column by column.
+// (auditbench.MeasureVerify). "runs" reads the log as Verify does on
+// SQLite (a chunk of records and tree rows as one aggregated value,
+// ScanLeaves), "packed" row by row with the text columns in one value,
+// "columns" row by row column by column (as on PostgreSQL).
 func BenchmarkVerify(b *testing.B) {
 	l := buildLog(b, benchSize("UIAS_AUDIT_BENCH_VERIFY_RECORDS", 200000))
-	for _, unpacked := range []bool{false, true} {
-		name := map[bool]string{false: "packed", true: "columns"}[unpacked]
-		b.Run(name, func(b *testing.B) {
-			old := sqlstore.SetUnpacked(unpacked)
+	for _, mode := range []string{"runs", "packed", "columns"} {
+		b.Run(mode, func(b *testing.B) {
+			oldRuns := sqlstore.SetLeafRuns(mode == "runs")
+			defer sqlstore.SetLeafRuns(oldRuns)
+			old := sqlstore.SetUnpacked(mode == "columns")
 			defer sqlstore.SetUnpacked(old)
 			var res auditbench.Verify
 			for range b.N {

@@ -51,6 +51,15 @@ func SetUnpacked(v bool) bool {
 	return old
 }
 
+// SetLeafRuns makes Verify on SQLite read the log in aggregated runs
+// (true, ScanLeaves) or row by row (false) and returns the previous
+// setting.
+func SetLeafRuns(v bool) bool {
+	old := sqliteLeafRuns
+	sqliteLeafRuns = v
+	return old
+}
+
 // migrationVersion is the NNNN of "NNNN_name.sql" (-1 for other names).
 func migrationVersion(name string) int {
 	num, _, _ := strings.Cut(name, "_")

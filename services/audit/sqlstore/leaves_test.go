@@ -1,0 +1,272 @@
+package sqlstore_test
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	pstoretest "github.com/uias/uias/pkg/store/storetest"
+	"github.com/uias/uias/services/audit"
+	"github.com/uias/uias/services/audit/auditbench"
+	"github.com/uias/uias/services/audit/sqlstore"
+	"github.com/uias/uias/services/audit/storetest"
+)
+
+// TestSQLiteRowByRow is the conformance suite on SQLite with Verify
+// reading the log row by row (the path of PostgreSQL, of the old layout
+// and of runs ScanLeaves cannot take apart); TestSQLite runs it through
+// ScanLeaves.
+func TestSQLiteRowByRow(t *testing.T) {
+	old := sqlstore.SetLeafRuns(false)
+	defer sqlstore.SetLeafRuns(old)
+	conformance(t, pstoretest.OpenSQLite)
+}
+
+// hostileRecords are records whose leaves take every escape and number
+// form of the leaf encoder.
+func hostileRecords() []audit.Record {
+	recs := auditbench.Records("h", 200, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	recs[1].Reason = "王五 <&> \u2028\u2029 \"q\" \\ \t\n\r\b\f \x01 \x7f"
+	recs[2].Subject = "bad utf-8 \xff\xfe end"
+	recs[3].Detail = map[string]string{"名前": "张三 \u202e", "z": "", "a": "x\"y", "<": ">&"}
+	recs[4].Detail = nil
+	recs[5] = audit.Record{EventID: "h-empty", Time: recs[5].Time}
+	recs[6].DurationMS = math.Inf(1) // no leaf
+	recs[7].DurationMS = 0.1 + 0.2
+	recs[8].DurationMS = 5e-324
+	recs[9].DurationMS = math.MaxFloat64
+	recs[10].DurationMS = -1e-7
+	recs[11].DurationMS = 1e21
+	recs[12].DurationMS = -0.5 // (-0 is stored by SQLite as 0: such a record never verified)
+	recs[13].DurationMS = 123456789.123456789
+	recs[14].Time = time.UnixMilli(-62135596800000).UTC()
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := 20; i < len(recs); i++ {
+		for {
+			f := math.Float64frombits(rng.Uint64())
+			if !math.IsNaN(f) && !math.IsInf(f, 0) {
+				recs[i].DurationMS = f
+				break
+			}
+		}
+	}
+	return recs
+}
+
+// ScanLeaves hands out exactly the leaf of each record as GetRecord reads
+// it, and its stored tree hashes, in order.
+func TestScanLeavesMatchesRecords(t *testing.T) {
+	ctx := context.Background()
+	db := pstoretest.Migrated(t, pstoretest.OpenSQLite(t), sqlstore.Migrate)
+	st := sqlstore.New(db)
+	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{})
+	recs := hostileRecords()
+	for i := 0; i < len(recs); i += 37 {
+		if _, err := l.Append(ctx, recs[i:min(i+37, len(recs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, lohi := range [][2]int64{{0, -1}, {0, 64}, {17, 150}, {150, -1}, {199, -1}, {200, -1}} {
+		lo, hi := lohi[0], lohi[1]
+		want := lo
+		handled, err := st.ScanLeaves(ctx, lo, hi, func(seq int64, typ string, leaf, hashes []byte) error {
+			if seq != want {
+				t.Fatalf("[%d, %d): record %d, want %d", lo, hi, seq, want)
+			}
+			want++
+			r, err := st.GetRecord(ctx, seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if typ != r.Type || !bytes.Equal(leaf, r.LeafData()) {
+				t.Fatalf("record %d: leaf\n%q\nwant\n%q", seq, leaf, r.LeafData())
+			}
+			k := tlog.StoredHashIndex(0, seq+1) - tlog.StoredHashIndex(0, seq)
+			idx := make([]int64, k)
+			for j := range idx {
+				idx[j] = tlog.StoredHashIndex(0, seq) + int64(j)
+			}
+			hs, err := st.ReadHashes(ctx, idx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b []byte
+			for _, h := range hs {
+				b = append(b, h[:]...)
+			}
+			if !bytes.Equal(hashes, b) {
+				t.Fatalf("record %d: tree hashes differ", seq)
+			}
+			return nil
+		})
+		end := hi
+		if end < 0 {
+			end = int64(len(recs))
+		}
+		if err != nil || !handled || want != end {
+			t.Fatalf("[%d, %d): handled %v, %v, up to %d", lo, hi, handled, err, want)
+		}
+	}
+	if rep, err := l.Verify(ctx); err != nil || !rep.OK() || rep.Records != int64(len(recs)) {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
+
+// A run holding a NUL character in a column is not taken apart (Verify
+// reads it row by row), nor a number stored as text; the log still
+// verifies, and tampering in such a run is still caught.
+func TestScanLeavesDeclines(t *testing.T) {
+	ctx := context.Background()
+	db := pstoretest.Migrated(t, pstoretest.OpenSQLite(t), sqlstore.Migrate)
+	st := sqlstore.New(db)
+	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{})
+	recs := hostileRecords()[:50]
+	recs[30].Subject = "user:a\x00b"
+	recs[31].Detail = map[string]string{"k\x00": "v"}
+	if _, err := l.Append(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	scan := func(lo, hi int64) bool {
+		t.Helper()
+		handled, err := st.ScanLeaves(ctx, lo, hi, func(int64, string, []byte, []byte) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return handled
+	}
+	if scan(0, -1) || scan(30, 31) || !scan(0, 30) || !scan(32, -1) {
+		t.Fatal("runs with and without NUL characters")
+	}
+	if rep, err := l.Verify(ctx); err != nil || !rep.OK() || rep.Records != 50 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	exec := func(q string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("UPDATE audit_records SET time_ms = CAST(time_ms AS TEXT) || 'x' WHERE seq = 40")
+	if scan(40, 41) {
+		t.Fatal("a time stored as text was taken apart")
+	}
+	if rep, err := l.Verify(ctx); err == nil && rep.OK() {
+		t.Fatalf("a time stored as text verified: %+v", rep)
+	}
+	exec("UPDATE audit_records SET time_ms = CAST(rtrim(time_ms, 'x') AS INTEGER) WHERE seq = 40")
+	exec("UPDATE audit_records SET org = 'elsewhere' WHERE seq = 31")
+	if rep, err := l.Verify(ctx); err != nil || rep.OK() || rep.Problem.Seq != 31 {
+		t.Fatalf("a record of a run read row by row changed: %+v %v", rep, err)
+	}
+}
+
+// What verify catches through ScanLeaves besides the conformance suite's
+// tampering: a detail rewritten as other but equivalent JSON (the leaf is
+// built from the stored text as it is), tree hashes stored as text, a
+// duration changed in its last bit.
+func TestScanLeavesTampering(t *testing.T) {
+	cases := map[string]struct {
+		sql string
+		seq int64
+	}{
+		"equivalent detail":     {`UPDATE audit_records SET detail = '{ "login":"' || substr(detail, 11) WHERE seq = 12`, 12},
+		"tree hashes as text":   {"UPDATE audit_tree SET hashes = CAST(hashes AS TEXT) WHERE seq = 20", 20},
+		"duration's last bit":   {"UPDATE audit_records SET duration_ms = duration_ms * (1 + 2.3e-16) WHERE seq = 33", 33},
+		"time by a millisecond": {"UPDATE audit_records SET time_ms = time_ms - 1 WHERE seq = 44", 44},
+		"tree row deleted":      {"DELETE FROM audit_tree WHERE seq = 7", 7},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			db := pstoretest.Migrated(t, pstoretest.OpenSQLite(t), sqlstore.Migrate)
+			st := sqlstore.New(db)
+			l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{Policy: audit.Policy{Every: 10, Interval: time.Hour}})
+			recs := auditbench.Records("t", 60, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+			recs[33].DurationMS = 1.25
+			if _, err := l.Append(ctx, recs); err != nil {
+				t.Fatal(err)
+			}
+			var before float64
+			_ = db.QueryRowContext(ctx, "SELECT duration_ms FROM audit_records WHERE seq = 33").Scan(&before)
+			if _, err := db.ExecContext(ctx, tc.sql); err != nil {
+				t.Fatal(err)
+			}
+			if name == "duration's last bit" {
+				var after float64
+				_ = db.QueryRowContext(ctx, "SELECT duration_ms FROM audit_records WHERE seq = 33").Scan(&after)
+				if after == before || math.Abs(after-before) > 1e-15 {
+					t.Fatalf("duration %v -> %v: not one bit", before, after)
+				}
+			}
+			rep, err := l.Verify(ctx)
+			if err != nil || rep.OK() || rep.Problem.Seq != tc.seq {
+				t.Fatalf("not caught at %d: %+v %v", tc.seq, rep, err)
+			}
+			t.Logf("caught: %s", rep.Problem.What)
+		})
+	}
+}
+
+// Every REAL SQLite holds comes out of leafRun as text that reads back
+// (strconv.ParseFloat) as the very number the column holds, so that a
+// duration changed in its last bit changes the leaf.
+func TestLeafRunDurationsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	db := pstoretest.OpenSQLite(t)
+	if _, err := db.ExecContext(ctx, "CREATE TABLE f (i INTEGER PRIMARY KEY, d REAL NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	vals := []float64{0, math.Copysign(0, -1), 0.1 + 0.2, 5e-324, math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64 * 3,
+		1e21, 1e-7, 123456789.123456789, 0.3, 2.5e-308, math.Inf(1), math.Inf(-1), 9007199254740993, 1 << 62}
+	for len(vals) < 50000 {
+		switch f := math.Float64frombits(rng.Uint64()); {
+		case math.IsNaN(f):
+		case len(vals)%2 == 0:
+			vals = append(vals, f)
+		default: // durations as they come: milliseconds with a few decimals
+			vals = append(vals, float64(rng.IntN(1e9))/math.Pow(10, float64(rng.IntN(7))))
+		}
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vals {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO f (i, d) VALUES (?, ?)", i, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(ctx, "SELECT d, concat_ws(char(0), d, '') FROM f ORDER BY i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var d float64
+		var text string
+		if err := rows.Scan(&d, &text); err != nil {
+			t.Fatal(err)
+		}
+		text = strings.TrimSuffix(text, "\x00")
+		got, err := strconv.ParseFloat(text, 64)
+		if err != nil || math.Float64bits(got) != math.Float64bits(d) {
+			t.Errorf("REAL %v (%#x) reads back from %q as %v (%v)", d, math.Float64bits(d), text, got, err)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil || n != len(vals) {
+		t.Fatalf("%d values, %v", n, err)
+	}
+}
