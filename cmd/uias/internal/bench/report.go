@@ -264,7 +264,8 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			"The callers run in a process of their own (`uias bench storm-client`), so this is the server's heap "+
 			"alone (until 2026-12-01 they shared the process and their garbage counted too). %s", w, p.MemoryKiB, heapGrows)}
 	getAIO := " All in one: the audit component of the same process stores the access records in the measured " +
-		"slices, on the same CPUs. No goal: the goal is judged on the row with the records stored outside the " +
+		"slices, on the same CPUs (and, lagging behind, in the floor's slices after them, which lowers the floor " +
+		"too). No goal: the goal is judged on the row with the records stored outside the " +
 		"measurement (the parameters say why); this one is reported beside it."
 	getOutside := " The access records are made and published to AUDIT as always, but the audit component's consumer " +
 		"is paused for the whole interleave (floors included) and stores them after it, as audit runs in pods of " +
