@@ -138,7 +138,10 @@ func waitIngested(ctx context.Context, cons jetstream.Consumer, limit time.Durat
 			return time.Since(t0), nil
 		}
 		if time.Since(t0) > limit {
-			return 0, fmt.Errorf("the audit component has not stored the AUDIT stream in %s (%v)", limit, err)
+			if err != nil {
+				return 0, fmt.Errorf("the audit component has not stored the AUDIT stream in %s: %w", limit, err)
+			}
+			return 0, fmt.Errorf("the audit component has not stored the AUDIT stream in %s", limit)
 		}
 		select {
 		case <-ctx.Done():
