@@ -120,23 +120,10 @@ func streamErr(js jetstream.JetStream, op, name string, err error) error {
 	return fmt.Errorf("events: %s JetStream stream %s: %w", op, name, err)
 }
 
-// EventFromMsg rebuilds the Event carried by a JetStream message published by the relay.
+// EventFromMsg rebuilds the Event carried by a JetStream message published
+// by the relay (a pack carries several: EventsFromMsg).
 func EventFromMsg(msg jetstream.Msg) (Event, error) {
-	h := msg.Headers()
-	ev := Event{
-		ID:      h.Get(jetstream.MsgIDHeader),
-		Subject: msg.Subject(),
-		Type:    h.Get(HeaderType),
-		Payload: msg.Data(),
-	}
-	if ts := h.Get(HeaderTime); ts != "" {
-		t, err := time.Parse(time.RFC3339Nano, ts)
-		if err != nil {
-			return ev, fmt.Errorf("events: message %q has an invalid %s header: %w", ev.ID, HeaderTime, err)
-		}
-		ev.Time = t
-	}
-	return ev, nil
+	return eventOf(msg.Subject(), msg.Headers(), msg.Data())
 }
 
 // AuditRecord is the standard audit payload.

@@ -27,13 +27,13 @@ import (
 
 const secretPayload = `{"note":"top-secret-payload"}`
 
-func startNATS(t *testing.T, dir string, port int) *server.Server {
+func startNATS(t testing.TB, dir string, port int) *server.Server {
 	t.Helper()
 	return eventstest.NATSIn(t, dir, port)
 }
 
 // connect is a client of s with the UIAS streams in place.
-func connect(t *testing.T, s *server.Server) (*nats.Conn, jetstream.JetStream) {
+func connect(t testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, js := eventstest.Connect(t, s)
 	if err := events.EnsureStreams(context.Background(), js); err != nil {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -26,6 +27,11 @@ type PublisherOptions struct {
 	Buffer int
 	// PublishTimeout bounds the wait for one batch's acks (default 5s).
 	PublishTimeout time.Duration
+	// Pack, above 1, puts up to Pack events of one subject (at most
+	// MaxPack) in one message (see PackMsg): one stream write and one
+	// acknowledgement for many events. Readers take them with
+	// EventsFromMsg. 0 or 1: a message per event.
+	Pack int
 	// Name labels the metrics (e.g. "access").
 	Name    string
 	Logger  *zap.Logger
@@ -48,6 +54,7 @@ func (o PublisherOptions) withDefaults() PublisherOptions {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	o.Pack = min(max(o.Pack, 1), MaxPack)
 	return o
 }
 
@@ -55,7 +62,12 @@ func (o PublisherOptions) withDefaults() PublisherOptions {
 // as the access record of every API call) in batches, asynchronously: Add
 // only queues in memory and never blocks the caller, and Run publishes the
 // queue with the event id as the JetStream message id (so a batch retried
-// after a lost ack is deduplicated), retrying while NATS is away.
+// after a lost ack is deduplicated), retrying while NATS is away. With
+// PublisherOptions.Pack it publishes the events of one subject in packs
+// (PackMsg, message id PackID): a pack retried with the same events is
+// deduplicated likewise; one retried in another composition (new events
+// joined the queue meanwhile) may put an event in the stream twice, under
+// its one id (the audit log stores an event id once).
 //
 // Unlike the outbox (AddToOutbox + Relay), what is queued is kept in
 // memory only: a crash loses the events of at most the last FlushEvery,
@@ -232,10 +244,21 @@ func (p *Publisher) flush(ctx context.Context) error {
 		if n == 0 {
 			return nil
 		}
-		ok, err := p.publish(ctx, batch)
+		acked, ok, err := p.publish(ctx, batch)
 		p.mu.Lock()
-		// the acknowledged ones are the first ok (the queue only grew at its end)
-		p.queue = p.queue[ok:]
+		// the batch is still the queue's head (the queue only grew at its end)
+		rest := p.queue[n:]
+		if ok == n {
+			p.queue = rest
+		} else {
+			keep := make([]Event, 0, n-ok+len(rest))
+			for i, ev := range batch {
+				if !acked[i] {
+					keep = append(keep, ev)
+				}
+			}
+			p.queue = append(keep, rest...)
+		}
 		if len(p.queue) == 0 {
 			p.queue = nil
 		}
@@ -247,23 +270,69 @@ func (p *Publisher) flush(ctx context.Context) error {
 	}
 }
 
-// publish publishes batch asynchronously and returns how many of its first
-// events were acknowledged in order (the rest is tried again).
-func (p *Publisher) publish(ctx context.Context, batch []Event) (int, error) {
-	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+// unit is one message of a batch: the indexes of its events in the batch.
+type unit []int
+
+// units splits a batch into its messages: one per event, or (Pack) packs
+// of one subject each, in the order of their first event, each keeping the
+// order of its events.
+func (p *Publisher) units(batch []Event) []unit {
+	out := make([]unit, 0, len(batch)/p.o.Pack+1)
+	if p.o.Pack <= 1 {
+		for i := range batch {
+			out = append(out, unit{i})
+		}
+		return out
+	}
+	open := map[string]int{} // subject -> its pack in out still open
+	size := make([]int, 0, cap(out))
+	for i, ev := range batch {
+		k, ok := open[ev.Subject]
+		evSize := len(ev.ID) + len(ev.Type) + len(ev.Payload) + 32
+		if !ok || len(out[k]) >= p.o.Pack || size[k]+evSize > maxPackBytes {
+			k = len(out)
+			out = append(out, make(unit, 0, p.o.Pack))
+			size = append(size, 0)
+			open[ev.Subject] = k
+		}
+		out[k] = append(out[k], i)
+		size[k] += evSize
+	}
+	return out
+}
+
+// message is the message of unit u of batch and its message id.
+func message(batch []Event, u unit) (*nats.Msg, string) {
+	if len(u) == 1 {
+		return Msg(batch[u[0]]), batch[u[0]].ID
+	}
+	evs := make([]Event, len(u))
+	for j, i := range u {
+		evs[j] = batch[i]
+	}
+	return PackMsg(evs), PackID(evs[0].ID, len(evs))
+}
+
+// publish publishes batch asynchronously and returns which of its events
+// were acknowledged and how many (the rest is tried again).
+func (p *Publisher) publish(ctx context.Context, batch []Event) ([]bool, int, error) {
+	units := p.units(batch)
+	futures := make([]jetstream.PubAckFuture, 0, len(units))
 	var firstErr error
-	for _, ev := range batch {
-		f, err := p.js.PublishMsgAsync(Msg(ev), jetstream.WithMsgID(ev.ID))
+	for _, u := range units {
+		msg, id := message(batch, u)
+		f, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
 		if err != nil {
-			firstErr = fmt.Errorf("events: publish %s to %s: %w", ev.ID, ev.Subject, err)
+			firstErr = fmt.Errorf("events: publish %s to %s: %w", id, msg.Subject, err)
 			break
 		}
 		futures = append(futures, f)
 	}
 	timer := time.NewTimer(p.o.PublishTimeout)
 	defer timer.Stop()
-	acked := 0
-	for i, f := range futures {
+	acked := make([]bool, len(batch))
+	ok := 0
+	for k, f := range futures {
 		var err error
 		select {
 		case <-f.Ok():
@@ -274,11 +343,15 @@ func (p *Publisher) publish(ctx context.Context, batch []Event) (int, error) {
 			err = ctx.Err()
 		}
 		if err != nil {
-			return acked, fmt.Errorf("events: publish %s to %s: %w", batch[i].ID, batch[i].Subject, err)
+			ev := batch[units[k][0]]
+			return acked, ok, fmt.Errorf("events: publish %s to %s: %w", ev.ID, ev.Subject, err)
 		}
-		acked++
+		for _, i := range units[k] {
+			acked[i] = true
+		}
+		ok += len(units[k])
 	}
-	return acked, firstErr
+	return acked, ok, firstErr
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

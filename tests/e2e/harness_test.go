@@ -25,6 +25,7 @@ import (
 	"github.com/uias/uias/cmd/uias/app"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	identitycomponent "github.com/uias/uias/services/identity/component"
 )
@@ -294,12 +295,19 @@ func streamEventsConn(t *testing.T, nc *nats.Conn, stream, prefix string) []map[
 		if !strings.HasPrefix(m.Subject, prefix) {
 			continue
 		}
-		rec := map[string]any{}
-		_ = json.Unmarshal(m.Data, &rec)
-		rec["_subject"] = m.Subject
-		rec["_msgid"] = m.Header.Get("Nats-Msg-Id")
-		rec["_raw"] = string(m.Data)
-		out = append(out, rec)
+		evs, err := events.Unpack(m.Subject, m.Header, m.Data) // a pack of access records holds many
+		if err != nil {
+			t.Errorf("message %d of %s: %v", seq, stream, err)
+			continue
+		}
+		for _, ev := range evs {
+			rec := map[string]any{}
+			_ = json.Unmarshal(ev.Payload, &rec)
+			rec["_subject"] = m.Subject
+			rec["_msgid"] = ev.ID
+			rec["_raw"] = string(ev.Payload)
+			out = append(out, rec)
+		}
 	}
 	return out
 }

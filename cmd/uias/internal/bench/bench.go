@@ -195,6 +195,10 @@ type round struct {
 	echo      *Result
 	getUser   *Result
 	getUserHT *Result
+	// the same with the access records stored outside the measurement
+	// (outside.go): the goal rows
+	outEcho, outGetUser, outGetUserHT *Result
+	outGet                            *outsideRun
 	// sched phase: GetUser while logins saturate a lone identity process,
 	// and those logins, under SCHED_BATCH and inherited scheduling.
 	schedGet, schedLogins [2]*Result
@@ -413,6 +417,11 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 			case "rest":
 				r.getUserHT = res[i]
 				fmt.Fprintf(log, "  GetUser REST (%d callers): %s\n", o.concurrency, summary(r.getUserHT))
+			}
+		}
+		if o.has("echo") && o.has("getuser") {
+			if err := e.getUserOutside(ctx, o, r, closed, log); err != nil {
+				return nil, err
 			}
 		}
 	}

@@ -1,0 +1,181 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/audit"
+	auditcomponent "github.com/uias/uias/services/audit/component"
+	"github.com/uias/uias/services/audit/ingest"
+)
+
+// Ingest outside the measurement. As deployed, the audit component stores
+// the access records in pods of its own, on other nodes; in the benchmark's
+// one process it competes with the serving path for the same CPUs. The
+// goal rows of the cheap RPCs (GetUser, authz Check) are therefore measured
+// twice, in interleaves of their own: all in one (the audit component
+// storing the records as they come), and with every record made and
+// published to AUDIT as always but the audit component's consumer paused
+// for the whole interleave (floors included) and draining after it; the
+// benchmark then checks that every recorded call's record was stored
+// (outsideRun.err otherwise).
+
+// outsideMethod is the method text of the report's parameters.
+const outsideMethod = "access records (one per API call, published to AUDIT): the goal rows of GetUser and authz " +
+	"Check are judged with the records made and published as always but stored outside the measurement (the audit " +
+	"component's consumer paused during the whole interleave, its floors included, and draining after it, the " +
+	"benchmark checking that every call's record arrived), as audit runs in pods of its own when deployed; the " +
+	"all-in-one figures (the audit component of the same process storing the records in the measured slices, on " +
+	"the same 2 CPUs) are reported beside them, without a goal"
+
+// outsideRun is what an interleave measured with the ingest paused left
+// the audit component.
+type outsideRun struct {
+	calls   int64         // recorded calls made (warm-ups included)
+	stored  int64         // their records, stored after the interleave
+	drain   time.Duration // how long the audit component took to store what waited
+	waiting uint64        // AUDIT messages waiting when the interleave ended
+	err     error         // records missing (or not checked)
+}
+
+func (r *outsideRun) note() string {
+	if r == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d records (%d AUDIT messages) waited; stored in %s after", r.stored, r.waiting, ms(r.drain))
+}
+
+// withIngestOutside runs measure with the audit component's consumer
+// paused, then lets it store what waits and checks that the records of all
+// the calls made through count (those whose API is one of apis) arrived.
+func (e *env) withIngestOutside(ctx context.Context, apis []string,
+	measure func(count func(CallFunc) CallFunc) []*Result) ([]*Result, *outsideRun, error) {
+	h, ok := e.app.Value(auditcomponent.Name).(*auditcomponent.Handle)
+	if !ok {
+		return nil, nil, errors.New("the audit component does not run in the benchmark process")
+	}
+	nc, err := e.app.ConnectNATS()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, nil, err
+	}
+	cons, err := js.Consumer(ctx, events.StreamAudit, ingest.Durable)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the audit consumer: %w", err)
+	}
+	// What earlier phases left is stored first.
+	if _, err := waitIngested(ctx, cons, 3*time.Minute); err != nil {
+		return nil, nil, err
+	}
+	from, err := h.Store.Size(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var calls atomic.Int64
+	count := func(c CallFunc) CallFunc {
+		return func(ctx context.Context) (Outcome, error) { calls.Add(1); return c(ctx) }
+	}
+	h.Ingester.Pause()
+	res := measure(count)
+	run := &outsideRun{calls: calls.Load()}
+	if info, err := cons.Info(ctx); err == nil {
+		run.waiting = info.NumPending
+	}
+	h.Ingester.Resume()
+	t0 := time.Now()
+	want := map[string]bool{}
+	for _, a := range apis {
+		want[a] = true
+	}
+	for {
+		if _, err := waitIngested(ctx, cons, 3*time.Minute); err != nil {
+			return res, run, err
+		}
+		run.stored = 0
+		err := h.Store.ScanRecords(ctx, from, func(r *audit.Record) error {
+			if want[r.API] {
+				run.stored++
+			}
+			return nil
+		})
+		if err != nil {
+			return res, run, err
+		}
+		run.drain = time.Since(t0)
+		if run.stored >= run.calls {
+			break
+		}
+		if run.drain > 3*time.Minute {
+			run.err = fmt.Errorf("ingest outside the measurement: %d records stored for %d calls made", run.stored, run.calls)
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the publisher sends every 100 ms
+	}
+	if run.stored > run.calls {
+		run.err = fmt.Errorf("ingest outside the measurement: %d records stored for %d calls made", run.stored, run.calls)
+	}
+	return res, run, nil
+}
+
+// waitIngested waits until the audit consumer has nothing pending or
+// unacknowledged.
+func waitIngested(ctx context.Context, cons jetstream.Consumer, limit time.Duration) (time.Duration, error) {
+	t0 := time.Now()
+	for {
+		info, err := cons.Info(ctx)
+		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+			return time.Since(t0), nil
+		}
+		if time.Since(t0) > limit {
+			if err != nil {
+				return 0, fmt.Errorf("the audit component has not stored the AUDIT stream in %s: %w", limit, err)
+			}
+			return 0, fmt.Errorf("the audit component has not stored the AUDIT stream in %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// apiGetUser is the API of GetUser's access records.
+const apiGetUser = "uias.identity.v1.AdminService/GetUser"
+
+// getUserOutside measures echo, GetUser over gRPC and (phase rest) over
+// REST with the access records stored outside the measurement.
+func (e *env) getUserOutside(ctx context.Context, o *options, r *round, closed func(int, CallFunc) Measure, log io.Writer) error {
+	res, run, err := e.withIngestOutside(ctx, []string{apiGetUser}, func(count func(CallFunc) CallFunc) []*Result {
+		ms := []Measure{closed(o.concurrency, e.callEcho), closed(o.concurrency, count(e.callGetUser))}
+		if o.has("rest") {
+			ms = append(ms, closed(o.concurrency, count(e.callGetUserREST)))
+		}
+		return Interleave(ctx, o.slices, o.warmup, o.duration, ms...)
+	})
+	if err != nil {
+		return err
+	}
+	r.outEcho, r.outGetUser, r.outGet = res[0], res[1], run
+	fmt.Fprintf(log, "  records stored outside the measurement: echo %s; GetUser gRPC %s", summary(r.outEcho), summary(r.outGetUser))
+	if len(res) > 2 {
+		r.outGetUserHT = res[2]
+		fmt.Fprintf(log, "; GetUser REST %s", summary(r.outGetUserHT))
+	}
+	fmt.Fprintf(log, "; %s\n", run.note())
+	if run.err != nil {
+		fmt.Fprintf(log, "  %v\n", run.err)
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package events_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uias/uias/pkg/events"
+)
+
+// A pack gives back its events as they were (time in UTC, none for a zero
+// time); a message that is not a pack gives its one event; a pack whose
+// data does not hold what its header says is refused.
+func TestPackRoundTrip(t *testing.T) {
+	evs := makeEvents("pack", 5)
+	evs[2].Time = time.Time{}
+	evs[3].Payload = nil
+	evs[4].Type = ""
+	msg := events.PackMsg(evs)
+	got, err := events.Unpack(msg.Subject, msg.Header, msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		if evs[i].Payload == nil {
+			evs[i].Payload = []byte{}
+		}
+	}
+	if !reflect.DeepEqual(got, evs) {
+		t.Fatalf("unpacked %+v\nwant %+v", got, evs)
+	}
+	one := events.Msg(evs[0])
+	one.Header.Set(jetstream.MsgIDHeader, evs[0].ID)
+	got, err = events.Unpack(one.Subject, one.Header, one.Data)
+	if err != nil || len(got) != 1 || got[0].ID != evs[0].ID || !got[0].Time.Equal(evs[0].Time) {
+		t.Fatalf("single message: %+v %v", got, err)
+	}
+	for name, bad := range map[string]func(m *nats.Msg){
+		"count above the data": func(m *nats.Msg) { m.Header.Set(events.HeaderPack, "6") },
+		"count not a number":   func(m *nats.Msg) { m.Header.Set(events.HeaderPack, "x") },
+		"cut short":            func(m *nats.Msg) { m.Data = m.Data[:len(m.Data)-3] },
+		"trailing bytes":       func(m *nats.Msg) { m.Data = append(m.Data, 0) },
+	} {
+		m := events.PackMsg(evs)
+		bad(m)
+		if got, err := events.Unpack(m.Subject, m.Header, m.Data); err == nil {
+			t.Errorf("%s: unpacked %d events, want an error", name, len(got))
+		}
+	}
+}
+
+// With Pack, the publisher sends the events of each subject in packs of at
+// most Pack, and every event arrives once, in order within its subject,
+// also through a NATS outage.
+func TestPublisherPacks(t *testing.T) {
+	storeDir := t.TempDir()
+	s := startNATS(t, storeDir, -1)
+	port := s.Addr().(*net.TCPAddr).Port
+	nc, js := connect(t, s)
+	p := events.NewPublisher(js, events.PublisherOptions{Batch: 50, Pack: 8, FlushEvery: 10 * time.Millisecond,
+		PublishTimeout: 200 * time.Millisecond, Name: "pack"})
+	ctx, cancel := context.WithCancel(context.Background())
+	go p.Run(ctx, 5*time.Second)
+
+	mk := func(prefix string, n int) []events.Event {
+		evs := makeEvents(prefix, n)
+		for i := range evs {
+			evs[i].Subject = fmt.Sprintf("uias.audit.c%d.access", i%2)
+		}
+		return evs
+	}
+	first := mk("first", 37)
+	for _, ev := range first {
+		p.Add(ev)
+	}
+	eventually(t, "the first events to be published", func() bool { return p.Pending() == 0 })
+	s.Shutdown()
+	s.WaitForShutdown()
+	eventually(t, "client to notice the outage", func() bool { return !nc.IsConnected() })
+	during := mk("during", 21)
+	for _, ev := range during {
+		p.Add(ev)
+	}
+	startNATS(t, storeDir, port)
+	eventually(t, "the queue to drain after recovery", func() bool { return p.Pending() == 0 })
+	cancel()
+	<-p.Done()
+
+	st, err := js.Stream(context.Background(), events.StreamAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bySubject := map[string][]string{}
+	seen := map[string]int{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := events.Unpack(m.Subject, m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) > 8 {
+			t.Errorf("a pack of %d events, want at most 8", len(evs))
+		}
+		for _, ev := range evs {
+			if ev.Subject != m.Subject {
+				t.Errorf("event %s of subject %s in a pack of %s", ev.ID, ev.Subject, m.Subject)
+			}
+			if seen[ev.ID]++; seen[ev.ID] == 1 {
+				bySubject[ev.Subject] = append(bySubject[ev.Subject], ev.ID)
+			}
+		}
+	}
+	if info.State.Msgs >= uint64(len(first)+len(during)) {
+		t.Errorf("%d messages for %d events: not packed", info.State.Msgs, len(first)+len(during))
+	}
+	want := map[string][]string{}
+	for _, ev := range append(first, during...) {
+		want[ev.Subject] = append(want[ev.Subject], ev.ID)
+	}
+	if !reflect.DeepEqual(bySubject, want) {
+		t.Fatalf("events by subject %v\nwant %v", bySubject, want)
+	}
+}
