@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -29,10 +31,10 @@ type edgeOver struct {
 	reg *prometheus.Registry // the gRPC server metrics
 }
 
-func newEdgeOver(t *testing.T, direct bool) edgeOver {
+func newEdgeOver(t testing.TB, direct bool, log *zap.Logger) edgeOver {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	so := grpcx.ServerOptions{Logger: zaptest.NewLogger(t), Registry: reg}
+	so := grpcx.ServerOptions{Logger: log, Registry: reg}
 	srv, hs := grpcx.NewServer(so)
 	identityv1.RegisterAuthServiceServer(srv, echoAuth{})
 	lis := grpcx.NewInprocListener()
@@ -54,7 +56,7 @@ func newEdgeOver(t *testing.T, direct bool) edgeOver {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	h, err := New(ctx, Options{Logger: zaptest.NewLogger(t), Backends: []Backend{{Name: "identity", Conn: backend, REST: identityREST}},
+	h, err := New(ctx, Options{Logger: log, Backends: []Backend{{Name: "identity", Conn: backend, REST: identityREST}},
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +76,7 @@ var transportKeys = []string{":authority", "content-type", "user-agent", "grpc-a
 // status and legacy code, validation refusals (-5); the call is counted in
 // grpc_server_handled_total.
 func TestDirectBackendAnswersAsTheListener(t *testing.T) {
-	listener, direct := newEdgeOver(t, false), newEdgeOver(t, true)
+	listener, direct := newEdgeOver(t, false, zaptest.NewLogger(t)), newEdgeOver(t, true, zaptest.NewLogger(t))
 	type call struct {
 		name, body string
 		hdr        map[string]string
@@ -176,4 +178,38 @@ func handled(t *testing.T, reg *prometheus.Registry, method string) float64 {
 		}
 	}
 	return n
+}
+
+// BenchmarkRESTBackend is one REST call (Authenticate on the echo stand-in)
+// through the edge to a service behind the grpcx chain, over the in-process
+// listener or directly: what the hop costs.
+func BenchmarkRESTBackend(b *testing.B) {
+	for _, direct := range []bool{false, true} {
+		name := "listener"
+		if direct {
+			name = "direct"
+		}
+		b.Run(name, func(b *testing.B) {
+			e := newEdgeOver(b, direct, zap.NewNop())
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			body := `{"app_user_id":"alice","password":"x"}`
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := client.Post(e.url+"/v1/authenticate", "application/json", strings.NewReader(body))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+		})
+	}
 }
