@@ -119,7 +119,7 @@ func (d *Direct) Invoke(ctx context.Context, method string, args, reply any, opt
 		return status.FromContextError(err).Err()
 	}
 	st := &directStream{method: method}
-	sctx, end := serverContext(outgoingOrigin(ctx, nil), st)
+	sctx, end := serverContext(ctx, originMD(ctx, nil), st)
 	resp, err := d.serve(sctx, m, method, in)
 	end()
 	header, trailer := st.finish()
@@ -201,11 +201,10 @@ func clientError(err error) error {
 var inprocPeer = &peer.Peer{Addr: InprocAddr{}, LocalAddr: InprocAddr{}}
 
 // serverContext is the context a direct call is served in: the caller's
-// deadline and cancellation, the caller's outgoing metadata as incoming
-// metadata, the in-process peer and st; none of the caller's values. end
-// releases it.
-func serverContext(ctx context.Context, st *directStream) (_ context.Context, end func()) {
-	md, _ := metadata.FromOutgoingContext(ctx) // a copy, keys in lower case
+// deadline and cancellation, md (the caller's outgoing metadata, a copy of
+// its own) as incoming metadata, the in-process peer and st; none of the
+// caller's values. end releases it.
+func serverContext(ctx context.Context, md metadata.MD, st *directStream) (_ context.Context, end func()) {
 	for k := range md {
 		if reservedKey(k) {
 			delete(md, k)
