@@ -296,14 +296,16 @@ func (s *directStream) SetTrailer(md metadata.MD) error {
 }
 
 // finish ends the stream and hands over its header and trailer (never nil,
-// as a gRPC client's).
+// as a gRPC client's). The header carries the content type, as the one a
+// gRPC client receives (the edge forwards it, as Grpc-Metadata-Content-Type).
 func (s *directStream) finish() (header, trailer metadata.MD) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.done = true
 	if s.header == nil {
-		s.header = metadata.MD{}
+		s.header = make(metadata.MD, 1)
 	}
+	s.header["content-type"] = []string{"application/grpc"}
 	if s.trailer == nil {
 		s.trailer = metadata.MD{}
 	}
