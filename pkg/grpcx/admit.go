@@ -14,12 +14,18 @@ import (
 // decoding and no interceptor work.
 func (c *chain) admission(admit func(string) error) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
-		err := admit(info.FullMethodName)
-		if err == nil {
-			return ctx, nil
-		}
-		err = apierr.ToStatus(err)
-		c.metrics.observe(info.FullMethodName, status.Code(err), 0)
-		return ctx, err
+		return ctx, c.admitCall(admit, info.FullMethodName)
 	}
+}
+
+// admitCall asks admit about a call to method: nil, or the refusal as a
+// status error (counted in the metrics).
+func (c *chain) admitCall(admit func(string) error, method string) error {
+	err := admit(method)
+	if err == nil {
+		return nil
+	}
+	err = apierr.ToStatus(err)
+	c.metrics.observe(method, status.Code(err), 0)
+	return err
 }

@@ -65,11 +65,17 @@ func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		return err
 	}
 	field := invalidUTF8Field(m.ProtoReflect().Descriptor(), data.Materialize(), 0)
+	markUndecodable(m, field)
+	return nil
+}
+
+// markUndecodable resets m and marks it undecodable (field: the path of the
+// string field that was not valid UTF-8, if that was the failure).
+func markUndecodable(m proto.Message, field string) {
 	proto.Reset(m)
 	payload := append(append([]byte(nil), markTag...), field...)
 	mark := protowire.AppendBytes(protowire.AppendTag(nil, markField, protowire.BytesType), payload)
 	m.ProtoReflect().SetUnknown(mark)
-	return nil
 }
 
 // undecodableError returns the bad-request error for m when the server codec
@@ -157,6 +163,56 @@ func invalidUTF8Field(md protoreflect.MessageDescriptor, b []byte, depth int) st
 				}
 				return string(fd.Name()) + "." + sub
 			}
+		}
+	}
+	return ""
+}
+
+// invalidUTF8In is invalidUTF8Field for a message already in memory (an
+// in-process call's request, which no codec checked): the path of its first
+// set string field (or of a message within it) that is not valid UTF-8, ""
+// when there is none.
+func invalidUTF8In(m protoreflect.Message, depth int) string {
+	if depth > maxUTF8Depth {
+		return ""
+	}
+	var bad string
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+			kd, vd := fd.MapKey(), fd.MapValue()
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				if (kd.Kind() == protoreflect.StringKind && !utf8.ValidString(k.String())) ||
+					(vd.Kind() == protoreflect.StringKind && !utf8.ValidString(mv.String())) ||
+					(vd.Kind() == protoreflect.MessageKind && invalidUTF8In(mv.Message(), depth+1) != "") {
+					bad = string(fd.Name())
+				}
+				return bad == ""
+			})
+		case fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len() && bad == ""; i++ {
+				bad = invalidUTF8Item(fd, l.Get(i), depth)
+			}
+		default:
+			bad = invalidUTF8Item(fd, v, depth)
+		}
+		return bad == ""
+	})
+	return bad
+}
+
+// invalidUTF8Item checks one value of field fd (a singular value or a list
+// item).
+func invalidUTF8Item(fd protoreflect.FieldDescriptor, v protoreflect.Value, depth int) string {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		if !utf8.ValidString(v.String()) {
+			return string(fd.Name())
+		}
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		if sub := invalidUTF8In(v.Message(), depth+1); sub != "" {
+			return string(fd.Name()) + "." + sub
 		}
 	}
 	return ""

@@ -189,6 +189,7 @@ var testDesc = grpc.ServiceDesc{
 type harness struct {
 	t      *testing.T
 	conn   *grpc.ClientConn
+	direct *grpcx.Direct // the same services and options, called directly
 	svc    *testServer
 	logs   *observer.ObservedLogs
 	reg    *prometheus.Registry
@@ -203,7 +204,7 @@ func start(t *testing.T, o grpcx.ServerOptions, grace time.Duration, dialOpts ..
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	srv, _ := grpcx.NewServer(o)
+	srv, hs := grpcx.NewServer(o)
 	svc := newTestServer()
 	srv.RegisterService(&testDesc, svc)
 
@@ -220,7 +221,10 @@ func start(t *testing.T, o grpcx.ServerOptions, grace time.Duration, dialOpts ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, conn: conn, svc: svc, logs: logs, reg: o.Registry, cancel: cancel, done: done}
+	direct := grpcx.NewDirect(o, conn)
+	direct.RegisterService(&testDesc, svc)
+	healthpb.RegisterHealthServer(direct, hs)
+	h := &harness{t: t, conn: conn, direct: direct, svc: svc, logs: logs, reg: o.Registry, cancel: cancel, done: done}
 	t.Cleanup(func() {
 		conn.Close()
 		cancel()

@@ -118,42 +118,43 @@ func originSig(key []byte, requestID string, o Origin, nested bool) string {
 // outgoingOrigin adds the request id and origin of ctx to its outgoing
 // metadata (replacing any the caller set), signed with key when given.
 func outgoingOrigin(ctx context.Context, key []byte) context.Context {
-	ctx = outgoingWithRequestID(ctx)
-	o := OriginFrom(ctx)
-	nested := Serving(ctx)
-	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" && o.ClientCert == "" {
-		// Only the server chain marks a call nested, never the caller's
-		// own metadata.
-		md, _ := metadata.FromOutgoingContext(ctx)
-		if !nested && len(md.Get(MetadataNested)) == 0 {
-			return ctx
-		}
-		md = md.Copy()
-		if nested {
-			md.Set(MetadataNested, "1")
-		} else {
-			md.Delete(MetadataNested)
-		}
-		return metadata.NewOutgoingContext(ctx, md)
+	return metadata.NewOutgoingContext(ctx, originMD(ctx, key))
+}
+
+// originMD is the outgoing metadata of ctx (a copy of its own) with the
+// request id (unless it carries one) and origin of ctx, as outgoingOrigin
+// sends them: one copy of the metadata per call.
+func originMD(ctx context.Context, key []byte) metadata.MD {
+	md, _ := metadata.FromOutgoingContext(ctx) // a copy
+	if md == nil {
+		md = metadata.MD{}
 	}
-	md, _ := metadata.FromOutgoingContext(ctx)
-	md = md.Copy()
+	if id := RequestID(ctx); id != "" && len(md[MetadataRequestID]) == 0 {
+		md[MetadataRequestID] = []string{id}
+	}
+	// Only the server chain marks a call nested, never the caller's own
+	// metadata.
+	nested := Serving(ctx)
 	if nested {
-		md.Set(MetadataNested, "1")
+		md[MetadataNested] = []string{"1"}
 	} else {
-		md.Delete(MetadataNested)
+		delete(md, MetadataNested)
+	}
+	o := OriginFrom(ctx)
+	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" && o.ClientCert == "" {
+		return md
 	}
 	if o.ClientIP.IsValid() {
-		md.Set(MetadataClientIP, o.ClientIP.String())
+		md[MetadataClientIP] = []string{o.ClientIP.String()}
 	}
 	setOrDelete(md, MetadataOriginApp, o.App)
 	setOrDelete(md, MetadataOriginPrincipal, o.Principal)
 	setOrDelete(md, MetadataClientCert, o.ClientCert)
-	md.Delete(MetadataOriginSig)
+	delete(md, MetadataOriginSig)
 	if key != nil {
-		md.Set(MetadataOriginSig, originSig(key, firstValue(md, MetadataRequestID), o, nested))
+		md[MetadataOriginSig] = []string{originSig(key, firstValue(md, MetadataRequestID), o, nested)}
 	}
-	return metadata.NewOutgoingContext(ctx, md)
+	return md
 }
 
 func setOrDelete(md metadata.MD, k, v string) {

@@ -230,6 +230,5 @@ func (p *Process) connectNATS() (*nats.Conn, jetstream.JetStream, error) {
 // conns caches the client connections of a process.
 type conns struct {
 	mu     sync.Mutex
-	inproc *grpc.ClientConn
-	remote map[string]*grpc.ClientConn
+	remote map[string]*grpc.ClientConn // components running elsewhere
 }

@@ -179,7 +179,7 @@ func TestInfrastructureCredentials(t *testing.T) {
 		r.Register(Module{Name: "svc", NATS: true, Init: func(_ context.Context, env *Env) (*Component, error) {
 			var err error
 			nc, _, err = env.NATS()
-			return &Component{Register: func(s *grpc.Server) {
+			return &Component{Register: func(s grpc.ServiceRegistrar) {
 				s.RegisterService(&grpc.ServiceDesc{ServiceName: "uias.test.Svc", HandlerType: (*any)(nil)}, struct{}{})
 			}}, err
 		}})

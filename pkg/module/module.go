@@ -137,8 +137,10 @@ var AdminCredentials = []string{SchemeAdminToken}
 
 // Component is what a started module offers the process.
 type Component struct {
-	// Register adds the component's gRPC services to the process's server.
-	Register func(s *grpc.Server)
+	// Register adds the component's gRPC services to the process (its
+	// gRPC servers and the direct channel of in-process clients: the same
+	// implementation is registered on each).
+	Register func(s grpc.ServiceRegistrar)
 	// Auth authenticates callers of the component's services (nil: open;
 	// health and reflection are always open).
 	Auth grpcx.CallerAuth

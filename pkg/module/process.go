@@ -71,11 +71,14 @@ type Process struct {
 	values sync.Map
 	// grpcSrv serves grpc_addr (with TLS when configured); inprocSrv, the
 	// same services and interceptors without TLS, serves inproc, the
-	// in-memory listener of in-process clients.
+	// in-memory listener that in-process streams use. direct serves the
+	// unary calls of in-process clients without the transport, with the
+	// same services and interceptors (grpcx.Direct).
 	grpcSrv   *grpc.Server
 	inprocSrv *grpc.Server
 	health    []*health.Server
 	inproc    *grpcx.InprocListener
+	direct    *grpcx.Direct
 	grpcAddr  string
 	httpAddr  string
 
@@ -230,6 +233,19 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 		p.inprocSrv, hs = grpcx.NewServer(so)
 		p.health = append(p.health, hs)
 		p.inproc = grpcx.NewInprocListener()
+		// In-process clients: unary calls go direct, streams over the
+		// in-memory listener (the connection is made at its first use).
+		streams, err := grpc.NewClient("passthrough:///uias-inproc",
+			grpc.WithContextDialer(p.inproc.Dial),
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithChainUnaryInterceptor(grpcx.UnaryClientOrigin(nil)),
+			grpc.WithChainStreamInterceptor(grpcx.StreamClientOrigin(nil)))
+		if err != nil {
+			return nil, fmt.Errorf("in-process client: %w", err)
+		}
+		p.onStop(func(context.Context) error { return streams.Close() })
+		p.direct = grpcx.NewDirect(so, streams)
+		healthpb.RegisterHealthServer(p.direct, hs)
 	}
 
 	for _, m := range mods {
@@ -250,8 +266,7 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 				return nil, fmt.Errorf("start %s: it registers gRPC services but is marked Edge", m.Name)
 			}
 			before := p.grpcSrv.GetServiceInfo()
-			c.Register(p.grpcSrv)
-			c.Register(p.inprocSrv)
+			c.Register(registrars{p.grpcSrv, p.inprocSrv, p.direct})
 			for svc := range p.grpcSrv.GetServiceInfo() {
 				if _, ok := before[svc]; !ok {
 					router.add(svc, m.Name, c)
@@ -468,25 +483,28 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 	}
 }
 
-// client returns the (cached) connection to component name.
-func (p *Process) client(name string) (*grpc.ClientConn, error) {
+// registrars registers a component's services on each of its elements
+// (the servers and the direct channel of the process), the same
+// implementation on all.
+type registrars []grpc.ServiceRegistrar
+
+// RegisterService implements grpc.ServiceRegistrar.
+func (rs registrars) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	for _, r := range rs {
+		r.RegisterService(desc, impl)
+	}
+}
+
+// client returns the (cached) connection to component name: the direct
+// in-process channel when it runs in this process (unary calls skip the
+// gRPC transport; streams use the in-memory listener), else a connection
+// through etcd.
+func (p *Process) client(name string) (grpc.ClientConnInterface, error) {
+	if p.runs(name) && p.direct != nil {
+		return p.direct, nil
+	}
 	p.conns.mu.Lock()
 	defer p.conns.mu.Unlock()
-	if p.runs(name) && p.inproc != nil {
-		if p.conns.inproc == nil {
-			conn, err := grpc.NewClient("passthrough:///uias-inproc",
-				grpc.WithContextDialer(p.inproc.Dial),
-				grpc.WithTransportCredentials(insecure.NewCredentials()),
-				grpc.WithChainUnaryInterceptor(grpcx.UnaryClientOrigin(nil)),
-				grpc.WithChainStreamInterceptor(grpcx.StreamClientOrigin(nil)))
-			if err != nil {
-				return nil, fmt.Errorf("in-process client: %w", err)
-			}
-			p.conns.inproc = conn
-			p.onStop(func(context.Context) error { return conn.Close() })
-		}
-		return p.conns.inproc, nil
-	}
 	if conn := p.conns.remote[name]; conn != nil {
 		return conn, nil
 	}

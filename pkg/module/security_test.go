@@ -32,7 +32,7 @@ func startPlain(t *testing.T, edit func(c *config.Config)) (*Process, *observer.
 	t.Helper()
 	r := &Registry{}
 	r.Register(Module{Name: "svc", Init: func(context.Context, *Env) (*Component, error) {
-		return &Component{Register: func(*grpc.Server) {}}, nil
+		return &Component{Register: func(grpc.ServiceRegistrar) {}}, nil
 	}})
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()

@@ -96,7 +96,7 @@ func echoModule() module.Module {
 			prefix := env.Section().(*echoConfig).Prefix
 			desc := &grpc.ServiceDesc{ServiceName: "uias.testing.v1.Echo", HandlerType: (*any)(nil),
 				Methods: []grpc.MethodDesc{{MethodName: "Echo", Handler: echoHandler(prefix)}}}
-			return &module.Component{Register: func(s *grpc.Server) { s.RegisterService(desc, struct{}{}) }}, nil
+			return &module.Component{Register: func(s grpc.ServiceRegistrar) { s.RegisterService(desc, struct{}{}) }}, nil
 		},
 	}
 }

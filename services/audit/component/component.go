@@ -151,7 +151,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	return &module.Component{
-		Register: func(g *grpc.Server) {
+		Register: func(g grpc.ServiceRegistrar) {
 			server.New(l).Register(g)
 			server.NewQuery(st).Register(g)
 			server.NewReports(st, exp).Register(g)

@@ -31,7 +31,9 @@ func NewAnalytics(a *analytics.Analytics, window time.Duration, exp audit.Export
 }
 
 // Register adds the service to g.
-func (s *AnalyticsServer) Register(g *grpc.Server) { auditv1.RegisterAuditAnalyticsServiceServer(g, s) }
+func (s *AnalyticsServer) Register(g grpc.ServiceRegistrar) {
+	auditv1.RegisterAuditAnalyticsServiceServer(g, s)
+}
 
 type timeRange interface {
 	GetStartTime() *timestamppb.Timestamp

@@ -19,7 +19,9 @@ type QueryServer struct {
 func NewQuery(st audit.QueryStore) *QueryServer { return &QueryServer{store: st} }
 
 // Register adds the service to g.
-func (s *QueryServer) Register(g *grpc.Server) { auditv1.RegisterAuditQueryServiceServer(g, s) }
+func (s *QueryServer) Register(g grpc.ServiceRegistrar) {
+	auditv1.RegisterAuditQueryServiceServer(g, s)
+}
 
 // QueryRecords implements AuditQueryService.
 func (s *QueryServer) QueryRecords(ctx context.Context, r *auditv1.QueryRecordsRequest) (*auditv1.QueryRecordsResponse, error) {

@@ -31,7 +31,9 @@ func NewReports(st ReportStore, exp audit.Exporter) *ReportServer {
 }
 
 // Register adds the service to g.
-func (s *ReportServer) Register(g *grpc.Server) { auditv1.RegisterAuditReportServiceServer(g, s) }
+func (s *ReportServer) Register(g grpc.ServiceRegistrar) {
+	auditv1.RegisterAuditReportServiceServer(g, s)
+}
 
 // FilterQuery is the query of a RecordFilter.
 func FilterQuery(f *auditv1.RecordFilter) audit.Query {

@@ -24,7 +24,7 @@ type Server struct {
 func New(l *audit.Log) *Server { return &Server{log: l} }
 
 // Register adds the services to g.
-func (s *Server) Register(g *grpc.Server) { auditv1.RegisterAuditLogServiceServer(g, s) }
+func (s *Server) Register(g grpc.ServiceRegistrar) { auditv1.RegisterAuditLogServiceServer(g, s) }
 
 // Perms is the administrator permission of each audit method, asked of
 // authz before the handler runs (adminauth.CallerAuth): reading records is

@@ -193,7 +193,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 
 	auth := server.NewCallerAuth(identityVerifier{c: identityv1.NewCallerServiceClient(conn), admins: adminauth.New(conn, nil)})
 	return &module.Component{
-		Register: func(g *grpc.Server) { server.New(svc).Register(g); server.RegisterReplica(g, svc) },
+		Register: func(g grpc.ServiceRegistrar) { server.New(svc).Register(g); server.RegisterReplica(g, svc) },
 		Auth:     loadingGate{auth: auth, loaded: &loaded},
 		Ready: func(ctx context.Context) error {
 			if !loaded.Load() {

@@ -20,7 +20,7 @@ type replicaServer struct {
 }
 
 // RegisterReplica registers AuthzReplicaService on g.
-func RegisterReplica(g *grpc.Server, svc *commands.Service) {
+func RegisterReplica(g grpc.ServiceRegistrar, svc *commands.Service) {
 	authzv1.RegisterAuthzReplicaServiceServer(g, replicaServer{svc: svc})
 }
 

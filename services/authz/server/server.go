@@ -31,7 +31,7 @@ type Server struct {
 func New(svc *commands.Service) *Server { return &Server{svc: svc} }
 
 // Register adds both services to g.
-func (s *Server) Register(g *grpc.Server) {
+func (s *Server) Register(g grpc.ServiceRegistrar) {
 	authzv1.RegisterAuthzServiceServer(g, s)
 	authzv1.RegisterAuthzAdminServiceServer(g, s)
 }

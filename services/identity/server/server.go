@@ -41,7 +41,7 @@ func (s *Server) WithGuard(g *Guard) *Server {
 // AdminSessionService, FingerService, SSOService, CallerService,
 // ReplicaService, ViewService) to g;
 // the AdminService audits the calls it refuses (AuditedAdminService).
-func (s *Server) Register(g *grpc.Server) {
+func (s *Server) Register(g grpc.ServiceRegistrar) {
 	identityv1.RegisterAuthServiceServer(g, s)
 	g.RegisterService(AuditedAdminService(s.svc, s.guard), s)
 	g.RegisterService(Guarded(&identityv1.KeyService_ServiceDesc, s.guard), keyServer{svc: s.svc})

@@ -116,7 +116,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	register := server.New(cfg.CentreHomes(), cfg.HomeSubtrees, st, ap).Register
 	return &module.Component{
-		Register: func(g *grpc.Server) { register(g); prov.server.Register(g) },
+		Register: func(g grpc.ServiceRegistrar) { register(g); prov.server.Register(g) },
 		Auth:     server.CallerAuth(admins),
 		Ready:    db.PingContext,
 		Value:    &Handle{Store: st, DB: db, Applier: ap, Provision: prov},

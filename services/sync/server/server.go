@@ -31,7 +31,7 @@ func New(homes *centre.Homes, homeSubtrees []string, st usync.Store, ap *applier
 }
 
 // Register adds the service to g.
-func (s *Server) Register(g *grpc.Server) { syncv1.RegisterSyncAdminServiceServer(g, s) }
+func (s *Server) Register(g grpc.ServiceRegistrar) { syncv1.RegisterSyncAdminServiceServer(g, s) }
 
 // GetSyncStatus implements SyncAdminService.
 func (s *Server) GetSyncStatus(ctx context.Context, _ *syncv1.GetSyncStatusRequest) (*syncv1.SyncStatus, error) {

@@ -195,7 +195,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	return &module.Component{
-		Register: func(g *grpc.Server) {
+		Register: func(g grpc.ServiceRegistrar) {
 			server.New(svc, admins, server.IdentityApps{Apps: identityv1.NewAdminServiceClient(idConn)}).WithAttributes(attrs).Register(g)
 			server.NewSessions(svc, admins, server.IdentityOrgs{Admin: identityv1.NewAdminServiceClient(idConn)}).Register(g)
 		},

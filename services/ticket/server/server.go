@@ -68,7 +68,7 @@ func New(svc *ticket.Service, admins adminauth.Checker, apps Apps) *Server {
 }
 
 // Register adds the services to g.
-func (s *Server) Register(g *grpc.Server) {
+func (s *Server) Register(g grpc.ServiceRegistrar) {
 	ticketv1.RegisterTicketServiceServer(g, s)
 	ticketv1.RegisterTicketAdminServiceServer(g, s)
 	ticketv1.RegisterServiceRegistryServiceServer(g, s)

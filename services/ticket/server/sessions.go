@@ -33,7 +33,9 @@ func NewSessions(svc *ticket.Service, admins adminauth.Lister, orgs OrgTree) *Se
 }
 
 // Register adds the service to g.
-func (s *SessionsServer) Register(g *grpc.Server) { ticketv1.RegisterTicketSessionsServiceServer(g, s) }
+func (s *SessionsServer) Register(g grpc.ServiceRegistrar) {
+	ticketv1.RegisterTicketSessionsServiceServer(g, s)
+}
 
 // ListSessions implements TicketSessionsService.
 func (s *SessionsServer) ListSessions(ctx context.Context, r *ticketv1.ListSessionsRequest) (*ticketv1.ListSessionsResponse, error) {

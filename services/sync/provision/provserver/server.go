@@ -41,7 +41,9 @@ func New(svc *provision.Service, admins adminauth.Checker, publish func(ctx cont
 }
 
 // Register adds the service to g.
-func (s *Server) Register(g *grpc.Server) { syncv1.RegisterSyncProvisioningServiceServer(g, s) }
+func (s *Server) Register(g grpc.ServiceRegistrar) {
+	syncv1.RegisterSyncProvisioningServiceServer(g, s)
+}
 
 func (s *Server) allow(ctx context.Context, p adminauth.Perm) error {
 	return s.admins.Authorize(ctx, adminauth.From(ctx), p, "")

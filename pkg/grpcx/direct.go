@@ -1,0 +1,326 @@
+package grpcx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// Direct calls.
+//
+// When the caller and the service run in the same process (the REST edge
+// and the components in `uias serve --target=all`, or one component calling
+// another), a unary call need not cross the gRPC transport: no HTTP/2
+// framing, no protobuf encoding and decoding on each side, no connection
+// goroutines. Direct is a grpc.ClientConnInterface that finds the method's
+// handler among the services registered on it and runs it with the server's
+// interceptor chain (the one NewServer builds from the same ServerOptions:
+// admission, recovery, request id, client ip, access record, logging,
+// metrics, caller auth, validation, error funnel), so a call is served,
+// recorded and refused exactly as over the in-process listener:
+//
+//   - the request is copied into a new message (proto.Merge), the reply
+//     copied back into the caller's: neither side keeps a message the other
+//     may reuse;
+//   - the outgoing metadata (with the request id and origin of the calling
+//     context, as UnaryClientOrigin adds them) becomes the incoming
+//     metadata, without gRPC's reserved keys;
+//   - the handler runs in a context of its own: none of the caller's
+//     context values (its caller, its request id, ...) reach it; it ends
+//     when the caller's does, with the caller's deadline;
+//   - the peer is InprocAddr, so the call is InProcess and its origin is
+//     trusted as over the in-process listener;
+//   - grpc.SetHeader, SendHeader and SetTrailer work inside the handler and
+//     reach the caller's grpc.Header and grpc.Trailer call options;
+//   - a request with a string that is not valid UTF-8 (which the codec
+//     would have refused) is refused as a bad request naming the field.
+//
+// Streaming methods, methods not registered on it and messages that are not
+// protobuf go to Streams, a connection to the in-process listener. Message
+// size limits (ServerOptions.MaxRecvMsgSize) are not applied: the callers
+// are the process's own code (the edge bounds REST bodies).
+type Direct struct {
+	chain   *chain
+	admit   func(string) error
+	streams grpc.ClientConnInterface
+
+	mu      sync.Mutex // serialises RegisterService
+	methods atomic.Pointer[map[string]directMethod]
+}
+
+// directMethod is a unary method's handler and its service implementation.
+type directMethod struct {
+	impl    any
+	handler grpc.MethodHandler
+}
+
+var (
+	_ grpc.ClientConnInterface = (*Direct)(nil)
+	_ grpc.ServiceRegistrar    = (*Direct)(nil)
+)
+
+// NewDirect returns a direct channel serving calls with the interceptor
+// chain of a server built by NewServer(o) (the metrics are counted on
+// o.Registry with that server's). streams serves what Direct does not (see
+// there): a connection to a server with the same services, e.g. over an
+// InprocListener. Register the services on it (RegisterService), alongside
+// the servers.
+func NewDirect(o ServerOptions, streams grpc.ClientConnInterface) *Direct {
+	return &Direct{chain: newChain(o), admit: o.Admit, streams: streams}
+}
+
+// RegisterService implements grpc.ServiceRegistrar: the unary methods of
+// desc are served directly by impl from now on.
+func (d *Direct) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := map[string]directMethod{}
+	if old := d.methods.Load(); old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	for _, md := range desc.Methods {
+		m["/"+desc.ServiceName+"/"+md.MethodName] = directMethod{impl: impl, handler: md.Handler}
+	}
+	d.methods.Store(&m)
+}
+
+// NewStream implements grpc.ClientConnInterface: streams go to Streams.
+func (d *Direct) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return d.streams.NewStream(ctx, desc, method, opts...)
+}
+
+// Invoke implements grpc.ClientConnInterface.
+func (d *Direct) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	var m directMethod
+	var found bool
+	if t := d.methods.Load(); t != nil {
+		m, found = (*t)[method]
+	}
+	in, inOK := args.(proto.Message)
+	out, outOK := reply.(proto.Message)
+	if !found || !inOK || !outOK {
+		return d.streams.Invoke(ctx, method, args, reply, opts...)
+	}
+	// As a gRPC client: a call made with a context already done is not
+	// sent.
+	if err := ctx.Err(); err != nil {
+		return status.FromContextError(err).Err()
+	}
+	st := &directStream{method: method}
+	sctx, end := serverContext(ctx, originMD(ctx, nil), st)
+	resp, err := d.serve(sctx, m, method, in)
+	end()
+	header, trailer := st.finish()
+	if cerr := ctx.Err(); cerr != nil {
+		// The caller gave up (deadline, cancel) before the answer came: it
+		// sees what a gRPC client sees, whatever the handler made of it.
+		err = status.FromContextError(cerr).Err()
+	} else if err == nil {
+		if r, ok := resp.(proto.Message); !ok || r == nil {
+			err = status.Errorf(codes.Internal, "grpc: error while marshaling: %T is not a message", resp)
+		} else {
+			proto.Reset(out)
+			proto.Merge(out, r)
+		}
+	}
+	if err != nil {
+		err = clientError(err)
+	}
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = header
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = trailer
+		case grpc.PeerCallOption:
+			*o.PeerAddr = peer.Peer{Addr: InprocAddr{}, LocalAddr: InprocAddr{}}
+		case grpc.OnFinishCallOption:
+			o.OnFinish(err)
+		}
+	}
+	return err
+}
+
+// serve runs the handler of m with the server's admission and chain; the
+// request crosses as a copy.
+func (d *Direct) serve(ctx context.Context, m directMethod, method string, in proto.Message) (any, error) {
+	if d.admit != nil {
+		if err := d.chain.admitCall(d.admit, method); err != nil {
+			return nil, err
+		}
+	}
+	dec := func(v any) error {
+		req, ok := v.(proto.Message)
+		if !ok {
+			return status.Errorf(codes.Internal, "grpc: %s: the request %T is not a message", method, v)
+		}
+		if md := req.ProtoReflect().Descriptor(); md != in.ProtoReflect().Descriptor() {
+			// A message of another type (the same fields, e.g. a dynamic
+			// message): through its wire form, as over the transport.
+			b, err := proto.Marshal(in)
+			if err != nil {
+				return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
+			}
+			if err := proto.Unmarshal(b, req); err != nil {
+				markUndecodable(req, invalidUTF8Field(md, b, 0))
+			}
+			return nil
+		}
+		proto.Merge(req, in)
+		if field := invalidUTF8In(req.ProtoReflect(), 0); field != "" {
+			markUndecodable(req, field)
+		}
+		return nil
+	}
+	return m.handler(m.impl, ctx, dec, d.chain.unary)
+}
+
+// clientError is err as the caller of a gRPC call gets it: a status error
+// of its own (non-status errors as the server converts them).
+func clientError(err error) error {
+	s, ok := status.FromError(err)
+	if !ok {
+		s = status.FromContextError(err)
+	}
+	return status.ErrorProto(s.Proto()) // a copy: the server may keep its error
+}
+
+// inprocPeer is the peer of every direct call (read only).
+var inprocPeer = &peer.Peer{Addr: InprocAddr{}, LocalAddr: InprocAddr{}}
+
+// serverContext is the context a direct call is served in: the caller's
+// deadline and cancellation, md (the caller's outgoing metadata, a copy of
+// its own) as incoming metadata, the in-process peer and st; none of the
+// caller's values. end releases it.
+func serverContext(ctx context.Context, md metadata.MD, st *directStream) (_ context.Context, end func()) {
+	for k := range md {
+		if reservedKey(k) {
+			delete(md, k)
+		}
+	}
+	var base context.Context
+	var cancel context.CancelFunc
+	if dl, ok := ctx.Deadline(); ok {
+		base, cancel = context.WithDeadline(context.Background(), dl)
+	} else {
+		base, cancel = context.WithCancel(context.Background())
+	}
+	stop := context.AfterFunc(ctx, func() {
+		// At the deadline the call's own timer ends it (DeadlineExceeded,
+		// as on a server); a cancel ends it now.
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	sctx := metadata.NewIncomingContext(base, md)
+	sctx = peer.NewContext(sctx, inprocPeer)
+	sctx = grpc.NewContextWithServerTransportStream(sctx, st)
+	return sctx, func() { stop(); cancel() }
+}
+
+// reservedKey: metadata keys a gRPC client does not send as metadata
+// (pseudo-headers and the transport's own).
+func reservedKey(k string) bool {
+	if strings.HasPrefix(k, ":") {
+		return true
+	}
+	switch k {
+	case "content-type", "user-agent", "grpc-message-type", "grpc-encoding", "grpc-message",
+		"grpc-status", "grpc-timeout", "grpc-status-details-bin", "te":
+		return true
+	}
+	return false
+}
+
+// directStream is the grpc.ServerTransportStream of a direct call: it
+// collects the header and trailer the handler (and the chain) set.
+type directStream struct {
+	method string
+
+	mu         sync.Mutex
+	header     metadata.MD
+	trailer    metadata.MD
+	headerSent bool
+	done       bool
+}
+
+var errStreamDone = errors.New("grpc: the call is finished or its header was already sent")
+
+// Method implements grpc.ServerTransportStream.
+func (s *directStream) Method() string { return s.method }
+
+// SetHeader implements grpc.ServerTransportStream.
+func (s *directStream) SetHeader(md metadata.MD) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.headerSent || s.done {
+		return errStreamDone
+	}
+	s.header = joinMD(s.header, md)
+	return nil
+}
+
+// SendHeader implements grpc.ServerTransportStream.
+func (s *directStream) SendHeader(md metadata.MD) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.headerSent || s.done {
+		return errStreamDone
+	}
+	s.header = joinMD(s.header, md)
+	s.headerSent = true
+	return nil
+}
+
+// SetTrailer implements grpc.ServerTransportStream.
+func (s *directStream) SetTrailer(md metadata.MD) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return fmt.Errorf("grpc: the call is finished")
+	}
+	s.trailer = joinMD(s.trailer, md)
+	return nil
+}
+
+// finish ends the stream and hands over its header and trailer (never nil,
+// as a gRPC client's). The header carries the content type, as the one a
+// gRPC client receives (the edge forwards it, as Grpc-Metadata-Content-Type).
+func (s *directStream) finish() (header, trailer metadata.MD) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = true
+	if s.header == nil {
+		s.header = make(metadata.MD, 1)
+	}
+	s.header["content-type"] = []string{"application/grpc"}
+	if s.trailer == nil {
+		s.trailer = metadata.MD{}
+	}
+	return s.header, s.trailer
+}
+
+// joinMD adds md to dst (a map of its own), keys in lower case as on the
+// wire.
+func joinMD(dst, md metadata.MD) metadata.MD {
+	if dst == nil {
+		dst = make(metadata.MD, len(md))
+	}
+	for k, v := range md {
+		k = strings.ToLower(k)
+		dst[k] = append(dst[k], v...)
+	}
+	return dst
+}
