@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,6 +131,8 @@ func BenchmarkSyncCatchUpApplied(b *testing.B) {
 		}
 
 		b.StartTimer()
+		stopProfile := catchUpProfile(b)
+		ru0 := cpuTime(b)
 		l2n.Link.Heal()
 		healed := time.Now()
 		_, js1 := l1n.Connect(b)
@@ -145,6 +149,8 @@ func BenchmarkSyncCatchUpApplied(b *testing.B) {
 		}()
 		waitApplied(b, h1, want, 10*time.Minute)
 		took := time.Since(healed)
+		cpu := cpuTime(b) - ru0
+		stopProfile()
 		b.StopTimer()
 		src := <-sourced
 
@@ -165,6 +171,44 @@ func BenchmarkSyncCatchUpApplied(b *testing.B) {
 		b.ReportMetric(float64(n)/took.Seconds(), "changes/s")
 		b.ReportMetric(took.Seconds()/src.Seconds(), "catch_up_ratio")
 		b.ReportMetric(100000*took.Seconds()/float64(n), "projected_100k_s")
+		// The CPU of the whole test process (both centres, their NATS
+		// servers and the relay) from the heal until level 1 applied the
+		// last change, per change: the figure that does not depend on the
+		// machine's load.
+		b.ReportMetric(float64(cpu.Microseconds())/1000/float64(n), "cpu_ms/change")
+	}
+}
+
+// cpuTime is the CPU time (user and system) the test process used so far.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// catchUpProfile writes a CPU profile of the catch-up alone (from the heal
+// until level 1 applied the last change, without the centres' setup) to
+// the file UIAS_SYNC_CPUPROFILE names, if any; it returns its stop.
+func catchUpProfile(b *testing.B) func() {
+	b.Helper()
+	path := os.Getenv("UIAS_SYNC_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		b.Fatalf("UIAS_SYNC_CPUPROFILE: %v (not with -cpuprofile)", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
 	}
 }
 
