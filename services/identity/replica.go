@@ -275,7 +275,8 @@ type replicaEvent struct {
 }
 
 // replicaBatch remembers what the changes before the current one in a
-// batch will have written (the store sees them only at commit).
+// batch will have written (the store sees them only at commit), and what
+// the batch read of the store (each object read once per batch).
 type replicaBatch struct {
 	orgs   map[string]string // org id -> path (as far as homes go)
 	users  map[string]string // user id -> org id
@@ -569,6 +570,7 @@ func (s *Service) replicaOrgPath(ctx context.Context, id string, b *replicaBatch
 	if err != nil {
 		return "", false, err
 	}
+	b.orgs[id] = o.Path // read once per batch (a batch names a few orgs many times)
 	return o.Path, true, nil
 }
 
@@ -596,7 +598,7 @@ func (s *Service) replicaUserHomed(ctx context.Context, origin, id, orgID string
 		if err != nil {
 			return false, err
 		}
-		prev = u.OrgID
+		prev, b.users[id] = u.OrgID, u.OrgID
 	}
 	if prev == orgID {
 		return true, nil
@@ -615,7 +617,7 @@ func (s *Service) replicaUserOf(ctx context.Context, origin, id string, b *repli
 		if err != nil {
 			return false, err
 		}
-		org = u.OrgID
+		org, b.users[id] = u.OrgID, u.OrgID
 	}
 	return s.replicaOrgHomed(ctx, origin, org, b)
 }
@@ -632,6 +634,7 @@ func (s *Service) replicaGroupOrg(ctx context.Context, id string, b *replicaBatc
 	if err != nil {
 		return "", false, err
 	}
+	b.groups[id] = g.OrgID
 	return g.OrgID, true, nil
 }
 

@@ -12,23 +12,24 @@ import (
 
 // ApplyReplica implements identity.ReplicaStore: the writes of one batch
 // in one transaction, each in a savepoint so that one that collides with a
-// row of this centre is left out (CONFLICT) without the others.
+// row of this centre is left out (CONFLICT) without the others. The
+// statements a change runs are prepared once per batch; the people's
+// search rows (SQLite) and the local events are written once per batch,
+// after the changes, in a few statements whatever the batch's size.
 func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([]identity.ReplicaOutcome, error) {
 	out := make([]identity.ReplicaOutcome, len(ws))
 	err := s.inTx(ctx, "apply replica", "", func(tx *sql.Tx) error {
-		ps := &batchStmts{ctx: ctx, tx: tx, m: map[string]*sql.Stmt{}}
-		defer ps.close()
+		r := &replicaTx{tx: tx, ps: store.NewTxStmts(tx)}
+		defer r.ps.Close()
 		version := s.q("SELECT version FROM replica_versions WHERE kind = ? AND id = ?" + s.db.ForUpdate())
 		record := s.q(`INSERT INTO replica_versions (kind, id, origin, version, event_id)
 				VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET origin = excluded.origin,
 				version = excluded.version, event_id = excluded.event_id`)
+		var evs []events.Event
 		for i := range ws {
 			w := &ws[i]
 			var cur int64
-			st, err := ps.stmt(version)
-			if err == nil {
-				err = st.QueryRowContext(ctx, w.Kind, w.ID).Scan(&cur)
-			}
+			err := r.ps.QueryRowContext(ctx, version, w.Kind, w.ID).Scan(&cur)
 			switch {
 			case err == nil && uint64(cur) >= w.Version:
 				out[i] = identity.ReplicaStale
@@ -40,13 +41,8 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 				return err
 			}
 			out[i] = identity.ReplicaApplied
-			aerr := s.applyReplicaWrite(ctx, tx, ps, w)
-			if aerr == nil && w.Event != nil {
-				if err := s.addEvents(ctx, tx, []events.Event{*w.Event}); err != nil {
-					return err
-				}
-			}
-			if aerr != nil {
+			mark := len(r.reindex)
+			if aerr := s.applyReplicaWrite(ctx, r, w); aerr != nil {
 				c := classify(aerr, "apply replica", "")
 				if !errors.Is(c, store.ErrConflict) && !errors.Is(c, store.ErrNotFound) {
 					return aerr
@@ -54,16 +50,22 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT replica_write"); err != nil {
 					return err
 				}
+				r.reindex = r.reindex[:mark]
 				out[i] = identity.ReplicaConflict
+			} else if w.Event != nil {
+				evs = append(evs, *w.Event)
 			}
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT replica_write"); err != nil {
 				return err
 			}
-			if err := ps.exec(record, w.Kind, w.ID, w.Origin, int64(w.Version), w.EventID); err != nil {
+			if _, err := r.ps.ExecContext(ctx, record, w.Kind, w.ID, w.Origin, int64(w.Version), w.EventID); err != nil {
 				return err
 			}
 		}
-		return nil
+		if err := s.reindexUsers(ctx, r.ps, r.reindex); err != nil {
+			return err
+		}
+		return s.addAllEvents(ctx, r.ps, evs)
 	})
 	if err != nil {
 		return nil, err
@@ -71,44 +73,19 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 	return out, nil
 }
 
-// batchStmts are the statements of one ApplyReplica batch, each prepared
-// once for the batch: those run for every change (the version read and
-// record) and the person's UPDATE, into which SQLite
-// compiles the users table's search triggers at every prepare (a third of
-// a batch's time was parsing).
-type batchStmts struct {
-	ctx context.Context
-	tx  *sql.Tx
-	m   map[string]*sql.Stmt
+// replicaTx is the transaction of one ApplyReplica batch: its statements,
+// each prepared once for the batch (SQLite compiles a table's triggers
+// into every UPDATE it prepares: a third of a batch's time was parsing),
+// and the people whose searched fields the batch changed, whose search
+// rows are rewritten once, after the batch's changes (reindexUsers).
+type replicaTx struct {
+	tx      *sql.Tx
+	ps      *store.TxStmts
+	reindex []string
 }
 
-func (b *batchStmts) stmt(q string) (*sql.Stmt, error) {
-	if st, ok := b.m[q]; ok {
-		return st, nil
-	}
-	st, err := b.tx.PrepareContext(b.ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	b.m[q] = st
-	return st, nil
-}
-
-func (b *batchStmts) exec(q string, args ...any) error {
-	st, err := b.stmt(q)
-	if err == nil {
-		_, err = st.ExecContext(b.ctx, args...)
-	}
-	return err
-}
-
-func (b *batchStmts) close() {
-	for _, st := range b.m {
-		_ = st.Close()
-	}
-}
-
-func (s *Store) applyReplicaWrite(ctx context.Context, tx *sql.Tx, ps *batchStmts, w *identity.ReplicaWrite) error {
+func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity.ReplicaWrite) error {
+	tx := r.tx
 	switch {
 	case w.Kind == "org" && w.Op == identity.ReplicaMove:
 		_, err := s.moveOrgTx(ctx, tx, w.ID, w.Org.ParentID, w.Org.UpdatedAt)
@@ -116,7 +93,7 @@ func (s *Store) applyReplicaWrite(ctx context.Context, tx *sql.Tx, ps *batchStmt
 	case w.Kind == "org" && w.Org != nil:
 		return s.replicaOrg(ctx, tx, w)
 	case w.Kind == "user" && w.User != nil:
-		return s.replicaUser(ctx, tx, ps, w)
+		return s.replicaUser(ctx, r, w)
 	case w.Kind == "lock":
 		lock := store.UnixMS(w.Lock)
 		_, err := tx.ExecContext(ctx, s.q("UPDATE users SET locked_until = "+laterLock+" WHERE id = ?"), lock, lock, w.ID)
@@ -199,26 +176,22 @@ func (s *Store) replicaOrg(ctx context.Context, tx *sql.Tx, w *identity.ReplicaW
 // argument (given twice).
 const laterLock = "CASE WHEN locked_until < ? THEN ? ELSE locked_until END"
 
-func (s *Store) replicaUser(ctx context.Context, tx *sql.Tx, ps *batchStmts, w *identity.ReplicaWrite) error {
+func (s *Store) replicaUser(ctx context.Context, r *replicaTx, w *identity.ReplicaWrite) error {
 	u := *w.User
-	exists, err := ps.stmt(s.q("SELECT 1 FROM users WHERE id = ?"))
+	var oldPath, oldLogin, oldDisplay, oldEmail string
+	err := r.ps.QueryRowContext(ctx, s.q("SELECT org_path, login_name, display_name, email FROM users WHERE id = ?"), u.ID).
+		Scan(&oldPath, &oldLogin, &oldDisplay, &oldEmail)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s.createUserTx(ctx, r.tx, &u)
+	}
 	if err != nil {
 		return err
 	}
-	var one int
-	err = exists.QueryRowContext(ctx, u.ID).Scan(&one)
-	ok := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	if !ok {
-		return s.createUserTx(ctx, tx, &u)
-	}
-	orgPath, err := s.checkOrg(ctx, tx, u.OrgID)
+	orgPath, err := s.checkOrg(ctx, r.ps, u.OrgID)
 	if err != nil {
 		return err
 	}
-	if err := s.checkUserUnique(ctx, tx, &u, u.ID); err != nil {
+	if err := s.checkUserUnique(ctx, r.ps, &u, u.ID); err != nil {
 		return err
 	}
 	// The replica keeps the later of its lock and the home's, unless the
@@ -243,10 +216,16 @@ func (s *Store) replicaUser(ctx context.Context, tx *sql.Tx, ps *batchStmts, w *
 		q += ", id_number_enc = ?, phone_enc = ?"
 		args = append(args, u.IDNumberEnc, u.PhoneEnc)
 	}
-	if err := ps.exec(s.q(q+" WHERE id = ?"), append(args, u.ID)...); err != nil {
+	if _, err := r.ps.ExecContext(ctx, s.q(q+" WHERE id = ?"), append(args, u.ID)...); err != nil {
 		return err
 	}
-	return s.setLinksPath(ctx, tx, u.ID, orgPath)
+	if u.LoginName != oldLogin || u.DisplayName != oldDisplay || u.Email != oldEmail {
+		r.reindex = append(r.reindex, u.ID)
+	}
+	if orgPath == oldPath {
+		return nil
+	}
+	return s.setLinksPath(ctx, r.ps, u.ID, orgPath)
 }
 
 func (s *Store) replicaGroup(ctx context.Context, tx *sql.Tx, g *identity.Group) error {
