@@ -75,6 +75,95 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 		}
 	})
 
+	// A projected change updates the projection whether or not a
+	// subscription delivers changes as they come (a subscription created
+	// later sends the selection from it); within a transaction an object
+	// read after a write is the written one (the transaction keeps what it
+	// read and wrote), and the caller's copy is its own.
+	t.Run("ProjectWithAndWithoutSubscriptions", func(t *testing.T) {
+		s, _ := open(t)
+		ch := func(seq uint64, subject, payload string) provision.Change {
+			return provision.Change{EventID: "e" + subject + payload, Subject: subject, Payload: []byte(payload), Seq: seq}
+		}
+		project := func(subs []*provision.Subscription, cs ...provision.Change) int {
+			t.Helper()
+			n := 0
+			err := s.InTx(ctx, func(tx provision.Tx) error {
+				for _, c := range cs {
+					k, err := provision.Project(tx, subs, c, now)
+					if err != nil {
+						return err
+					}
+					n += k
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		n := project(nil,
+			ch(1, "uias.changes.identity.org.created", `{"id":"o1","data":{"code":"hq"}}`),
+			ch(2, "uias.changes.identity.user.created", `{"id":"u1","data":{"login_name":"ann","org_id":"o1"}}`),
+			ch(3, "uias.changes.identity.user.updated", `{"id":"u1","data":{"display_name":"Ann"}}`),
+			ch(4, "uias.changes.identity.link.created", `{"id":"l1","data":{"user_id":"u1","app_id":"app1"}}`),
+			ch(5, "uias.changes.authz.grant.put", `{"id":"gr1","data":{"role":"r1","subject":{"kind":"user","id":"u1"}}}`),
+			ch(6, "uias.changes.identity.group.member_added", `{"id":"g1","data":{"user_id":"u1"}}`),
+		)
+		if n != 0 {
+			t.Fatalf("%d deliveries enqueued without a subscription", n)
+		}
+		err := s.InTx(ctx, func(tx provision.Tx) error {
+			u, err := tx.Object(provision.KindUser, "u1")
+			if err != nil || u == nil || u.Field("display_name") != "Ann" || u.Field("login_name") != "ann" {
+				t.Errorf("projected person %+v %v", u, err)
+			}
+			u.Data = json.RawMessage(`{"login_name":"mallory"}`) // the caller's copy
+			if again, _ := tx.Object(provision.KindUser, "u1"); again.Field("login_name") != "ann" {
+				t.Errorf("a caller's copy changed the transaction's: %s", again.Data)
+			}
+			if err := tx.PutObject(provision.Object{Kind: provision.KindUser, ID: "u1",
+				Data: json.RawMessage(`{"login_name":"ann","org_id":"o1","display_name":"Ann B"}`)}); err != nil {
+				return err
+			}
+			if u, _ := tx.Object(provision.KindUser, "u1"); u.Field("display_name") != "Ann B" {
+				t.Errorf("read after write in a transaction: %s", u.Data)
+			}
+			if none, err := tx.Object(provision.KindUser, "u9"); none != nil || err != nil {
+				t.Errorf("unknown person %+v %v", none, err)
+			}
+			if as, _ := tx.AppsLinked("u1"); !slices.Equal(as, []string{"app1"}) {
+				t.Errorf("apps %v", as)
+			}
+			if rs, _ := tx.Grants("user", "u1"); !slices.Equal(rs, []string{"r1"}) {
+				t.Errorf("grants %v", rs)
+			}
+			if gs, _ := tx.GroupsOf("u1"); !slices.Equal(gs, []string{"g1"}) {
+				t.Errorf("groups %v", gs)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub := newSub("s1", "app1")
+		sub.Selection = provision.Selection{Orgs: []string{"o1"}}
+		if err := s.CreateSubscription(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+		off := *sub
+		off.ID, off.Enabled = "s2", false
+		n = project([]*provision.Subscription{sub, &off},
+			ch(7, "uias.changes.identity.user.updated", `{"id":"u1","data":{"display_name":"Ann C"}}`))
+		if n != 1 {
+			t.Fatalf("%d deliveries enqueued for one selected person and one live subscription, want 1", n)
+		}
+		if u, _, err := s.Object(ctx, provision.KindUser, "u1"); err != nil || u.Field("display_name") != "Ann C" {
+			t.Fatalf("projected person after the commit %+v %v", u, err)
+		}
+	})
+
 	t.Run("ProjectionAndQueue", func(t *testing.T) {
 		s, _ := open(t)
 		err := s.InTx(ctx, func(tx provision.Tx) error {
