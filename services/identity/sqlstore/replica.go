@@ -82,10 +82,32 @@ type replicaTx struct {
 	tx      *sql.Tx
 	ps      *store.TxStmts
 	reindex []string
+	// orgPaths are the org paths read for the batch's people (most name
+	// the same few orgs), forgotten at any org write.
+	orgPaths map[string]string
+}
+
+// orgPath is checkOrg read once per org per batch.
+func (s *Store) orgPath(ctx context.Context, r *replicaTx, orgID string) (string, error) {
+	if p, ok := r.orgPaths[orgID]; ok {
+		return p, nil
+	}
+	p, err := s.checkOrg(ctx, r.ps, orgID)
+	if err != nil {
+		return "", err
+	}
+	if r.orgPaths == nil {
+		r.orgPaths = map[string]string{}
+	}
+	r.orgPaths[orgID] = p
+	return p, nil
 }
 
 func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity.ReplicaWrite) error {
 	tx := r.tx
+	if w.Kind == "org" {
+		r.orgPaths = nil // a created or moved org changes paths
+	}
 	switch {
 	case w.Kind == "org" && w.Op == identity.ReplicaMove:
 		_, err := s.moveOrgTx(ctx, tx, w.ID, w.Org.ParentID, w.Org.UpdatedAt)
@@ -179,20 +201,25 @@ const laterLock = "CASE WHEN locked_until < ? THEN ? ELSE locked_until END"
 func (s *Store) replicaUser(ctx context.Context, r *replicaTx, w *identity.ReplicaWrite) error {
 	u := *w.User
 	var oldPath, oldLogin, oldDisplay, oldEmail string
-	err := r.ps.QueryRowContext(ctx, s.q("SELECT org_path, login_name, display_name, email FROM users WHERE id = ?"), u.ID).
-		Scan(&oldPath, &oldLogin, &oldDisplay, &oldEmail)
+	var oldFeature sql.NullString
+	err := r.ps.QueryRowContext(ctx, s.q("SELECT org_path, login_name, display_name, email, feature_code FROM users WHERE id = ?"), u.ID).
+		Scan(&oldPath, &oldLogin, &oldDisplay, &oldEmail, &oldFeature)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s.createUserTx(ctx, r.tx, &u)
 	}
 	if err != nil {
 		return err
 	}
-	orgPath, err := s.checkOrg(ctx, r.ps, u.OrgID)
+	orgPath, err := s.orgPath(ctx, r, u.OrgID)
 	if err != nil {
 		return err
 	}
-	if err := s.checkUserUnique(ctx, r.ps, &u, u.ID); err != nil {
-		return err
+	// The login name and feature code are unique (constraints): one the
+	// person already holds is nobody else's.
+	if u.LoginName != oldLogin || u.FeatureCode != "" && u.FeatureCode != oldFeature.String {
+		if err := s.checkUserUnique(ctx, r.ps, &u, u.ID); err != nil {
+			return err
+		}
 	}
 	// The replica keeps the later of its lock and the home's, unless the
 	// home unlocked the person (identity/replica_lock.go).
