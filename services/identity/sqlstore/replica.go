@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
@@ -200,10 +201,13 @@ const laterLock = "CASE WHEN locked_until < ? THEN ? ELSE locked_until END"
 
 func (s *Store) replicaUser(ctx context.Context, r *replicaTx, w *identity.ReplicaWrite) error {
 	u := *w.User
-	var oldPath, oldLogin, oldDisplay, oldEmail string
-	var oldFeature sql.NullString
-	err := r.ps.QueryRowContext(ctx, s.q("SELECT org_path, login_name, display_name, email, feature_code FROM users WHERE id = ?"), u.ID).
-		Scan(&oldPath, &oldLogin, &oldDisplay, &oldEmail, &oldFeature)
+	var (
+		oldPath, oldLogin, oldDisplay, oldEmail string
+		oldOrg, oldFeature                      sql.NullString
+		oldStatus                               int64
+	)
+	err := r.ps.QueryRowContext(ctx, s.q("SELECT org_path, login_name, display_name, email, feature_code, org_id, status "+
+		"FROM users WHERE id = ?"), u.ID).Scan(&oldPath, &oldLogin, &oldDisplay, &oldEmail, &oldFeature, &oldOrg, &oldStatus)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s.createUserTx(ctx, r.tx, &u)
 	}
@@ -221,6 +225,24 @@ func (s *Store) replicaUser(ctx context.Context, r *replicaTx, w *identity.Repli
 			return err
 		}
 	}
+	// The indexed columns are set only when they change: SQLite rewrites
+	// the entries of every index whose column an UPDATE sets, changed or
+	// not (nine indexes on users; most changes rename a person or change
+	// a flag).
+	var set []string
+	var args []any
+	changed := func(col string, differs bool, v any) {
+		if differs {
+			set, args = append(set, col+" = ?"), append(args, v)
+		}
+	}
+	changed("login_name", u.LoginName != oldLogin, u.LoginName)
+	changed("display_name", u.DisplayName != oldDisplay, u.DisplayName)
+	changed("org_id", oldOrg.Valid != (u.OrgID != "") || oldOrg.String != u.OrgID, store.NullIfEmpty(u.OrgID))
+	changed("org_path", orgPath != oldPath, orgPath)
+	changed("status", int64(u.Status) != oldStatus, int(u.Status))
+	changed("feature_code", oldFeature.Valid != (u.FeatureCode != "") || oldFeature.String != u.FeatureCode,
+		store.NullIfEmpty(u.FeatureCode))
 	// The replica keeps the later of its lock and the home's, unless the
 	// home unlocked the person (identity/replica_lock.go).
 	lock := store.UnixMS(u.LockedUntil)
@@ -228,12 +250,10 @@ func (s *Store) replicaUser(ctx context.Context, r *replicaTx, w *identity.Repli
 	if w.Unlocked {
 		lockSet, lockArgs = "locked_until = ?", []any{lock}
 	}
-	q := `UPDATE users SET login_name = ?, display_name = ?, id_type = ?, id_number_mask = ?, phone_mask = ?, email = ?,
-		org_id = ?, org_path = ?, status = ?, feature_code = ?, must_change = ?, never_expires = ?, cannot_change = ?,
-		password_only = ?, ` + lockSet + `, updated_at = ?`
-	args := []any{u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberMask, u.PhoneMask, u.Email,
-		store.NullIfEmpty(u.OrgID), orgPath, int(u.Status), store.NullIfEmpty(u.FeatureCode), u.MustChange, u.NeverExpires,
-		u.CannotChange, u.PasswordOnly}
+	q := "UPDATE users SET " + strings.Join(append(set, ""), ", ") + `id_type = ?, id_number_mask = ?, phone_mask = ?, email = ?,
+		must_change = ?, never_expires = ?, cannot_change = ?, password_only = ?, ` + lockSet + `, updated_at = ?`
+	args = append(args, int(u.IDType), u.IDNumberMask, u.PhoneMask, u.Email, u.MustChange, u.NeverExpires,
+		u.CannotChange, u.PasswordOnly)
 	args = append(append(args, lockArgs...), store.UnixMS(u.UpdatedAt))
 	if w.WithPassword {
 		q += ", password_hash = ?, password_changed_at = ?"

@@ -305,4 +305,15 @@ func testReplicaSearchAndEvents(t *testing.T, f *fixture) {
 	if got := search("Bosun"); !reflect.DeepEqual(got, []string{a.ID}) {
 		t.Fatalf("search after a status change = %v", got)
 	}
+	got, err = f.s.GetUser(f.ctx, a.ID)
+	must(t, err)
+	if got.Status != identity.StatusDisabled || got.OrgID != unit.ID || got.DisplayName != "Bosun Ahab" ||
+		got.Email != "bosun@ship.example" || got.LoginName != a.LoginName {
+		t.Fatalf("a after the batches: %+v", got)
+	}
+	disabled, _, err := f.s.ListUsers(f.ctx, identity.UserFilter{Status: identity.StatusDisabled, OrgID: unit.ID}, identity.Page{})
+	must(t, err)
+	if len(disabled) != 1 || disabled[0].ID != a.ID {
+		t.Fatalf("disabled people of the unit = %v", disabled)
+	}
 }
