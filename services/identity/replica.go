@@ -127,6 +127,10 @@ type ReplicaStore interface {
 	// object's version becomes the write's when higher. It returns one
 	// outcome per write.
 	ApplyReplica(ctx context.Context, ws []ReplicaWrite) ([]ReplicaOutcome, error)
+	// UserOrg returns the org of person id ("" for none), ErrNotFound if
+	// there is no such person: the one column a replica batch's home check
+	// reads of each person it names.
+	UserOrg(ctx context.Context, id string) (string, error)
 }
 
 // ---- the replica part of change events ----
@@ -591,14 +595,14 @@ func (s *Service) replicaUserHomed(ctx context.Context, origin, id, orgID string
 	}
 	prev, ok := b.users[id]
 	if !ok {
-		u, err := s.store.GetUser(ctx, id)
+		org, err := s.store.UserOrg(ctx, id)
 		if isNotFound(err) {
 			return true, nil
 		}
 		if err != nil {
 			return false, err
 		}
-		prev, b.users[id] = u.OrgID, u.OrgID
+		prev, b.users[id] = org, org
 	}
 	if prev == orgID {
 		return true, nil
@@ -610,14 +614,15 @@ func (s *Service) replicaUserHomed(ctx context.Context, origin, id, orgID string
 func (s *Service) replicaUserOf(ctx context.Context, origin, id string, b *replicaBatch) (bool, error) {
 	org, ok := b.users[id]
 	if !ok {
-		u, err := s.store.GetUser(ctx, id)
+		var err error
+		org, err = s.store.UserOrg(ctx, id)
 		if isNotFound(err) {
 			return false, nil
 		}
 		if err != nil {
 			return false, err
 		}
-		org, b.users[id] = u.OrgID, u.OrgID
+		b.users[id] = org
 	}
 	return s.replicaOrgHomed(ctx, origin, org, b)
 }

@@ -115,6 +115,20 @@ func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, u *identity.User) 
 	return s.indexUsers(ctx, tx, []string{u.ID})
 }
 
+// UserOrg implements identity.ReplicaStore: one column of one row, read
+// with a statement kept prepared.
+func (s *Store) UserOrg(ctx context.Context, id string) (string, error) {
+	var org sql.NullString
+	err := s.stmts.QueryRowContext(ctx, s.q("SELECT org_id FROM users WHERE id = ?"), id).Scan(&org)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", classify(store.NotFound("user"), "user org", "user")
+	}
+	if err != nil {
+		return "", classify(err, "user org", "user")
+	}
+	return org.String, nil
+}
+
 // GetUser returns the user id.
 func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) {
 	u, err := s.getUser(ctx, s.stmts, "id", id)

@@ -316,4 +316,14 @@ func testReplicaSearchAndEvents(t *testing.T, f *fixture) {
 	if len(disabled) != 1 || disabled[0].ID != a.ID {
 		t.Fatalf("disabled people of the unit = %v", disabled)
 	}
+	// UserOrg: the one column the home checks read.
+	if org, err := f.s.UserOrg(f.ctx, a.ID); err != nil || org != unit.ID {
+		t.Fatalf("UserOrg(a) = %q, %v; want %q", org, err, unit.ID)
+	}
+	orgless := f.user("")
+	if org, err := f.s.UserOrg(f.ctx, orgless.ID); err != nil || org != "" {
+		t.Fatalf("UserOrg(a person of no org) = %q, %v", org, err)
+	}
+	_, err = f.s.UserOrg(f.ctx, "no-such-person")
+	isErr(t, err, identity.ErrNotFound)
 }
