@@ -369,6 +369,16 @@ func (t *provTx) StartInitial(sub, batch string, at time.Time) (bool, error) {
 	return n > 0, nil
 }
 
+func (t *provTx) StartScheduled(sub string, last, at time.Time) (bool, error) {
+	res, err := t.tx.ExecContext(t.ctx, t.db.Rebind(`UPDATE prov_subscriptions SET last_batch_ms = ?
+		WHERE id = ? AND last_batch_ms = ?`), store.UnixMS(at), sub, store.UnixMS(last))
+	if err != nil {
+		return false, classify(err, "start scheduled batch")
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
 func (t *provTx) SetMember(group, user string, in bool) error {
 	if in {
 		return t.exec("add member", "INSERT INTO prov_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING", group, user)

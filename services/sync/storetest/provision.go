@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,6 +163,56 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 		}
 		if u, _, err := s.Object(ctx, provision.KindUser, "u1"); err != nil || u.Field("display_name") != "Ann C" {
 			t.Fatalf("projected person after the commit %+v %v", u, err)
+		}
+	})
+
+	// Of several processes that find a scheduled batch due (they read the
+	// same last batch time), one starts it.
+	t.Run("ScheduledBatchStartsOnce", func(t *testing.T) {
+		s, _ := open(t)
+		if err := s.CreateSubscription(ctx, newSub("s1", "app1")); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := s.GetSubscription(ctx, "s1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := func(last, at time.Time) (bool, error) {
+			var ok bool
+			err := s.InTx(ctx, func(tx provision.Tx) error {
+				var err error
+				ok, err = tx.StartScheduled("s1", last, at)
+				return err
+			})
+			return ok, err
+		}
+		due := now.Add(time.Hour)
+		var wg sync.WaitGroup
+		var started atomic.Int32
+		for range 4 {
+			wg.Go(func() {
+				ok, err := start(sub.LastBatchAt, due)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					started.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if started.Load() != 1 {
+			t.Fatalf("%d of 4 processes started the batch due at once, want 1", started.Load())
+		}
+		got, err := s.GetSubscription(ctx, "s1")
+		if err != nil || !got.LastBatchAt.Equal(due) {
+			t.Fatalf("last batch %v %v, want %v", got.LastBatchAt, err, due)
+		}
+		if ok, err := start(sub.LastBatchAt, due.Add(time.Hour)); ok || err != nil {
+			t.Fatalf("a batch started again from a stale time: %v %v", ok, err)
+		}
+		if ok, err := start(due, due.Add(time.Hour)); !ok || err != nil {
+			t.Fatalf("the next batch did not start: %v %v", ok, err)
 		}
 	})
 
