@@ -107,6 +107,52 @@ func AddToOutbox(ctx context.Context, tx *sql.Tx, db *store.DB, ev Event) error 
 	return nil
 }
 
+// outboxChunk is the most events AddAllToOutbox writes in one INSERT
+// (five parameters each: far below SQLite's and PostgreSQL's limits).
+const outboxChunk = 100
+
+// AddAllToOutbox adds evs to the outbox through q (a transaction, or a
+// statement cache on one: store.TxStmts), in their order, in multi-row
+// INSERTs of up to 100 events: a batch's events cost one statement per
+// hundred instead of one each. The events are checked first
+// (ValidateEvent); none is written if one is invalid.
+func AddAllToOutbox(ctx context.Context, q store.Querier, db *store.DB, evs []Event) error {
+	if q == nil || db == nil {
+		return errors.New("events: AddAllToOutbox needs a transaction and its database")
+	}
+	for _, ev := range evs {
+		if err := ValidateEvent(ev); err != nil {
+			return err
+		}
+	}
+	now := time.Now()
+	for len(evs) > 0 {
+		chunk := evs[:min(len(evs), outboxChunk)]
+		evs = evs[len(chunk):]
+		var b strings.Builder
+		b.WriteString("INSERT INTO events_outbox (id, subject, type, payload, created_at) VALUES ")
+		args := make([]any, 0, 5*len(chunk))
+		for i, ev := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?, ?)")
+			t, payload := ev.Time, ev.Payload
+			if t.IsZero() {
+				t = now
+			}
+			if payload == nil {
+				payload = []byte{}
+			}
+			args = append(args, ev.ID, ev.Subject, ev.Type, payload, encodeTime(db.Dialect, t))
+		}
+		if _, err := q.ExecContext(ctx, db.Rebind(b.String()), args...); err != nil {
+			return fmt.Errorf("events: add %d events (%s...) to outbox: %w", len(chunk), chunk[0].ID, err)
+		}
+	}
+	return nil
+}
+
 func encodeTime(d store.Dialect, t time.Time) any {
 	t = t.UTC()
 	if d == store.Postgres {

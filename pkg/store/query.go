@@ -282,3 +282,77 @@ func (c *StmtCache) get(ctx context.Context, query string) *sql.Stmt {
 	c.m[query] = st
 	return st
 }
+
+// TxStmts is a Querier on one transaction whose statements are prepared
+// once per query string for the transaction's life: a batch that runs the
+// same few statements for each of its items parses each once, not once
+// per item (with SQLite, parsing a statement can cost more than running
+// it, and an UPDATE or INSERT is compiled with its table's triggers at
+// every prepare). Pass it only fixed query strings (a batch's few shapes),
+// so it stays small. Like its transaction it is not safe for concurrent
+// use; its statements close with the transaction (Close frees them
+// sooner).
+type TxStmts struct {
+	tx *sql.Tx
+	m  map[string]*sql.Stmt
+}
+
+// NewTxStmts returns a statement cache on tx.
+func NewTxStmts(tx *sql.Tx) *TxStmts { return &TxStmts{tx: tx, m: map[string]*sql.Stmt{}} }
+
+// Tx is the transaction.
+func (t *TxStmts) Tx() *sql.Tx { return t.tx }
+
+// Stmt returns query's statement, prepared on the transaction the first
+// time.
+func (t *TxStmts) Stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := t.m[query]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	t.m[query] = st
+	return st, nil
+}
+
+// QueryRowContext runs query as a prepared statement; if it cannot be
+// prepared the query runs unprepared (and reports the same error, if any,
+// through Scan).
+func (t *TxStmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := t.Stmt(ctx, query)
+	if err != nil {
+		return t.tx.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// QueryContext runs query as a prepared statement.
+func (t *TxStmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := t.Stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// ExecContext runs query as a prepared statement.
+func (t *TxStmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := t.Stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// Len returns the number of statements kept.
+func (t *TxStmts) Len() int { return len(t.m) }
+
+// Close closes the statements (the transaction's end closes them too).
+func (t *TxStmts) Close() {
+	for q, st := range t.m {
+		_ = st.Close()
+		delete(t.m, q)
+	}
+}

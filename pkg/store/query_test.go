@@ -244,3 +244,74 @@ func TestStmtCache(t *testing.T) {
 		})
 	}
 }
+
+func TestTxStmts(t *testing.T) {
+	for name, db := range itemsDB(t, item{ID: "a", Name: "alpha"}) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			err := db.InTx(ctx, func(tx *sql.Tx) error {
+				c := store.NewTxStmts(tx)
+				defer c.Close()
+				var q store.Querier = c
+				query := db.Rebind("SELECT id, name, ref, at FROM items WHERE id = ?")
+				update := db.Rebind("UPDATE items SET name = ? WHERE id = ?")
+				for i := range 3 {
+					if _, err := q.ExecContext(ctx, update, fmt.Sprintf("alpha%d", i), "a"); err != nil {
+						return err
+					}
+					// Each read sees the transaction's writes before it.
+					it, _, err := scanItem(q.QueryRowContext(ctx, query, "a"))
+					if err != nil || it.Name != fmt.Sprintf("alpha%d", i) {
+						t.Fatalf("got %+v, %v", it, err)
+					}
+				}
+				if _, _, err := scanItem(q.QueryRowContext(ctx, query, "missing")); !errors.Is(err, sql.ErrNoRows) {
+					t.Fatalf("missing row: %v", err)
+				}
+				if c.Len() != 2 {
+					t.Fatalf("%d statements kept for two queries", c.Len())
+				}
+				rows, err := q.QueryContext(ctx, "SELECT name FROM items")
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				var names []string
+				for rows.Next() {
+					var n string
+					if err := rows.Scan(&n); err != nil {
+						return err
+					}
+					names = append(names, n)
+				}
+				if !slices.Equal(names, []string{"alpha2"}) {
+					t.Fatalf("names %v", names)
+				}
+				return rows.Err()
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n string
+			if err := db.QueryRowContext(ctx, db.Rebind("SELECT name FROM items WHERE id = ?"), "a").Scan(&n); err != nil || n != "alpha2" {
+				t.Fatalf("after commit: %q, %v", n, err)
+			}
+			// A query that cannot be prepared reports its error (through Scan
+			// for a row) and is not kept (PostgreSQL aborts the transaction).
+			_ = db.InTx(ctx, func(tx *sql.Tx) error {
+				c := store.NewTxStmts(tx)
+				var one int
+				if err := c.QueryRowContext(ctx, "SELECT FROM WHERE").Scan(&one); err == nil {
+					t.Fatal("a broken query scanned")
+				}
+				if _, err := c.ExecContext(ctx, "UPDATE FROM WHERE"); err == nil {
+					t.Fatal("a broken statement ran")
+				}
+				if c.Len() != 0 {
+					t.Fatalf("a broken query was kept (%d statements)", c.Len())
+				}
+				return errors.New("rolled back")
+			})
+		})
+	}
+}

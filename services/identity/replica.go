@@ -127,6 +127,10 @@ type ReplicaStore interface {
 	// object's version becomes the write's when higher. It returns one
 	// outcome per write.
 	ApplyReplica(ctx context.Context, ws []ReplicaWrite) ([]ReplicaOutcome, error)
+	// UserOrg returns the org of person id ("" for none), ErrNotFound if
+	// there is no such person: the one column a replica batch's home check
+	// reads of each person it names.
+	UserOrg(ctx context.Context, id string) (string, error)
 }
 
 // ---- the replica part of change events ----
@@ -275,7 +279,8 @@ type replicaEvent struct {
 }
 
 // replicaBatch remembers what the changes before the current one in a
-// batch will have written (the store sees them only at commit).
+// batch will have written (the store sees them only at commit), and what
+// the batch read of the store (each object read once per batch).
 type replicaBatch struct {
 	orgs   map[string]string // org id -> path (as far as homes go)
 	users  map[string]string // user id -> org id
@@ -569,6 +574,7 @@ func (s *Service) replicaOrgPath(ctx context.Context, id string, b *replicaBatch
 	if err != nil {
 		return "", false, err
 	}
+	b.orgs[id] = o.Path // read once per batch (a batch names a few orgs many times)
 	return o.Path, true, nil
 }
 
@@ -589,14 +595,14 @@ func (s *Service) replicaUserHomed(ctx context.Context, origin, id, orgID string
 	}
 	prev, ok := b.users[id]
 	if !ok {
-		u, err := s.store.GetUser(ctx, id)
+		org, err := s.store.UserOrg(ctx, id)
 		if isNotFound(err) {
 			return true, nil
 		}
 		if err != nil {
 			return false, err
 		}
-		prev = u.OrgID
+		prev, b.users[id] = org, org
 	}
 	if prev == orgID {
 		return true, nil
@@ -608,14 +614,15 @@ func (s *Service) replicaUserHomed(ctx context.Context, origin, id, orgID string
 func (s *Service) replicaUserOf(ctx context.Context, origin, id string, b *replicaBatch) (bool, error) {
 	org, ok := b.users[id]
 	if !ok {
-		u, err := s.store.GetUser(ctx, id)
+		var err error
+		org, err = s.store.UserOrg(ctx, id)
 		if isNotFound(err) {
 			return false, nil
 		}
 		if err != nil {
 			return false, err
 		}
-		org = u.OrgID
+		b.users[id] = org
 	}
 	return s.replicaOrgHomed(ctx, origin, org, b)
 }
@@ -632,6 +639,7 @@ func (s *Service) replicaGroupOrg(ctx context.Context, id string, b *replicaBatc
 	if err != nil {
 		return "", false, err
 	}
+	b.groups[id] = g.OrgID
 	return g.OrgID, true, nil
 }
 

@@ -295,3 +295,41 @@ func pgPlanProblems(t *testing.T, conn *sql.Conn, q string, args []any, c planCa
 	}
 	return out
 }
+
+// TestReindexUsersPlan: reindexUsers' statements look the people up by key
+// in users_search_keys and the FTS5 table by rowid: no statement scans a
+// table whole (a scan of the FTS5 table or of the search keys would cost a
+// replica batch as much as the whole directory).
+func TestReindexUsersPlan(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{reindexUsersDelete, reindexUsersInsert} {
+		rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, `["a","b"]`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		_ = rows.Close()
+		for _, d := range plan {
+			// FTS5 shows a rowid lookup as "SCAN users_fts VIRTUAL TABLE
+			// INDEX 0:=" (its plan string "=": rowid equal to each value
+			// of the IN list); anything else on it is a scan.
+			scansFTS := strings.Contains(d, "users_fts") && !strings.HasSuffix(d, ":=")
+			if strings.HasPrefix(d, "SCAN k") || strings.HasPrefix(d, "SCAN u ") || d == "SCAN u" || scansFTS {
+				t.Errorf("plan of %s:\n  %s", q, strings.Join(plan, "\n  "))
+				break
+			}
+		}
+	}
+}

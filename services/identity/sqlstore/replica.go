@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
@@ -12,23 +13,24 @@ import (
 
 // ApplyReplica implements identity.ReplicaStore: the writes of one batch
 // in one transaction, each in a savepoint so that one that collides with a
-// row of this centre is left out (CONFLICT) without the others.
+// row of this centre is left out (CONFLICT) without the others. The
+// statements a change runs are prepared once per batch; the people's
+// search rows (SQLite) and the local events are written once per batch,
+// after the changes, in a few statements whatever the batch's size.
 func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([]identity.ReplicaOutcome, error) {
 	out := make([]identity.ReplicaOutcome, len(ws))
 	err := s.inTx(ctx, "apply replica", "", func(tx *sql.Tx) error {
-		ps := &batchStmts{ctx: ctx, tx: tx, m: map[string]*sql.Stmt{}}
-		defer ps.close()
+		r := &replicaTx{tx: tx, ps: store.NewTxStmts(tx)}
+		defer r.ps.Close()
 		version := s.q("SELECT version FROM replica_versions WHERE kind = ? AND id = ?" + s.db.ForUpdate())
 		record := s.q(`INSERT INTO replica_versions (kind, id, origin, version, event_id)
 				VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET origin = excluded.origin,
 				version = excluded.version, event_id = excluded.event_id`)
+		var evs []events.Event
 		for i := range ws {
 			w := &ws[i]
 			var cur int64
-			st, err := ps.stmt(version)
-			if err == nil {
-				err = st.QueryRowContext(ctx, w.Kind, w.ID).Scan(&cur)
-			}
+			err := r.ps.QueryRowContext(ctx, version, w.Kind, w.ID).Scan(&cur)
 			switch {
 			case err == nil && uint64(cur) >= w.Version:
 				out[i] = identity.ReplicaStale
@@ -40,13 +42,8 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 				return err
 			}
 			out[i] = identity.ReplicaApplied
-			aerr := s.applyReplicaWrite(ctx, tx, ps, w)
-			if aerr == nil && w.Event != nil {
-				if err := s.addEvents(ctx, tx, []events.Event{*w.Event}); err != nil {
-					return err
-				}
-			}
-			if aerr != nil {
+			mark := len(r.reindex)
+			if aerr := s.applyReplicaWrite(ctx, r, w); aerr != nil {
 				c := classify(aerr, "apply replica", "")
 				if !errors.Is(c, store.ErrConflict) && !errors.Is(c, store.ErrNotFound) {
 					return aerr
@@ -54,16 +51,22 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT replica_write"); err != nil {
 					return err
 				}
+				r.reindex = r.reindex[:mark]
 				out[i] = identity.ReplicaConflict
+			} else if w.Event != nil {
+				evs = append(evs, *w.Event)
 			}
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT replica_write"); err != nil {
 				return err
 			}
-			if err := ps.exec(record, w.Kind, w.ID, w.Origin, int64(w.Version), w.EventID); err != nil {
+			if _, err := r.ps.ExecContext(ctx, record, w.Kind, w.ID, w.Origin, int64(w.Version), w.EventID); err != nil {
 				return err
 			}
 		}
-		return nil
+		if err := s.reindexUsers(ctx, r.ps, r.reindex); err != nil {
+			return err
+		}
+		return s.addAllEvents(ctx, r.ps, evs)
 	})
 	if err != nil {
 		return nil, err
@@ -71,44 +74,41 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 	return out, nil
 }
 
-// batchStmts are the statements of one ApplyReplica batch, each prepared
-// once for the batch: those run for every change (the version read and
-// record) and the person's UPDATE, into which SQLite
-// compiles the users table's search triggers at every prepare (a third of
-// a batch's time was parsing).
-type batchStmts struct {
-	ctx context.Context
-	tx  *sql.Tx
-	m   map[string]*sql.Stmt
+// replicaTx is the transaction of one ApplyReplica batch: its statements,
+// each prepared once for the batch (SQLite compiles a table's triggers
+// into every UPDATE it prepares: a third of a batch's time was parsing),
+// and the people whose searched fields the batch changed, whose search
+// rows are rewritten once, after the batch's changes (reindexUsers).
+type replicaTx struct {
+	tx      *sql.Tx
+	ps      *store.TxStmts
+	reindex []string
+	// orgPaths are the org paths read for the batch's people (most name
+	// the same few orgs), forgotten at any org write.
+	orgPaths map[string]string
 }
 
-func (b *batchStmts) stmt(q string) (*sql.Stmt, error) {
-	if st, ok := b.m[q]; ok {
-		return st, nil
+// orgPath is checkOrg read once per org per batch.
+func (s *Store) orgPath(ctx context.Context, r *replicaTx, orgID string) (string, error) {
+	if p, ok := r.orgPaths[orgID]; ok {
+		return p, nil
 	}
-	st, err := b.tx.PrepareContext(b.ctx, q)
+	p, err := s.checkOrg(ctx, r.ps, orgID)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	b.m[q] = st
-	return st, nil
+	if r.orgPaths == nil {
+		r.orgPaths = map[string]string{}
+	}
+	r.orgPaths[orgID] = p
+	return p, nil
 }
 
-func (b *batchStmts) exec(q string, args ...any) error {
-	st, err := b.stmt(q)
-	if err == nil {
-		_, err = st.ExecContext(b.ctx, args...)
+func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity.ReplicaWrite) error {
+	tx := r.tx
+	if w.Kind == "org" {
+		r.orgPaths = nil // a created or moved org changes paths
 	}
-	return err
-}
-
-func (b *batchStmts) close() {
-	for _, st := range b.m {
-		_ = st.Close()
-	}
-}
-
-func (s *Store) applyReplicaWrite(ctx context.Context, tx *sql.Tx, ps *batchStmts, w *identity.ReplicaWrite) error {
 	switch {
 	case w.Kind == "org" && w.Op == identity.ReplicaMove:
 		_, err := s.moveOrgTx(ctx, tx, w.ID, w.Org.ParentID, w.Org.UpdatedAt)
@@ -116,7 +116,7 @@ func (s *Store) applyReplicaWrite(ctx context.Context, tx *sql.Tx, ps *batchStmt
 	case w.Kind == "org" && w.Org != nil:
 		return s.replicaOrg(ctx, tx, w)
 	case w.Kind == "user" && w.User != nil:
-		return s.replicaUser(ctx, tx, ps, w)
+		return s.replicaUser(ctx, r, w)
 	case w.Kind == "lock":
 		lock := store.UnixMS(w.Lock)
 		_, err := tx.ExecContext(ctx, s.q("UPDATE users SET locked_until = "+laterLock+" WHERE id = ?"), lock, lock, w.ID)
@@ -199,28 +199,50 @@ func (s *Store) replicaOrg(ctx context.Context, tx *sql.Tx, w *identity.ReplicaW
 // argument (given twice).
 const laterLock = "CASE WHEN locked_until < ? THEN ? ELSE locked_until END"
 
-func (s *Store) replicaUser(ctx context.Context, tx *sql.Tx, ps *batchStmts, w *identity.ReplicaWrite) error {
+func (s *Store) replicaUser(ctx context.Context, r *replicaTx, w *identity.ReplicaWrite) error {
 	u := *w.User
-	exists, err := ps.stmt(s.q("SELECT 1 FROM users WHERE id = ?"))
+	var (
+		oldPath, oldLogin, oldDisplay, oldEmail string
+		oldOrg, oldFeature                      sql.NullString
+		oldStatus                               int64
+	)
+	err := r.ps.QueryRowContext(ctx, s.q("SELECT org_path, login_name, display_name, email, feature_code, org_id, status "+
+		"FROM users WHERE id = ?"), u.ID).Scan(&oldPath, &oldLogin, &oldDisplay, &oldEmail, &oldFeature, &oldOrg, &oldStatus)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s.createUserTx(ctx, r.tx, &u)
+	}
 	if err != nil {
 		return err
 	}
-	var one int
-	err = exists.QueryRowContext(ctx, u.ID).Scan(&one)
-	ok := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	if !ok {
-		return s.createUserTx(ctx, tx, &u)
-	}
-	orgPath, err := s.checkOrg(ctx, tx, u.OrgID)
+	orgPath, err := s.orgPath(ctx, r, u.OrgID)
 	if err != nil {
 		return err
 	}
-	if err := s.checkUserUnique(ctx, tx, &u, u.ID); err != nil {
-		return err
+	// The login name and feature code are unique (constraints): one the
+	// person already holds is nobody else's.
+	if u.LoginName != oldLogin || u.FeatureCode != "" && u.FeatureCode != oldFeature.String {
+		if err := s.checkUserUnique(ctx, r.ps, &u, u.ID); err != nil {
+			return err
+		}
 	}
+	// The indexed columns are set only when they change: SQLite rewrites
+	// the entries of every index whose column an UPDATE sets, changed or
+	// not (nine indexes on users; most changes rename a person or change
+	// a flag).
+	var set []string
+	var args []any
+	changed := func(col string, differs bool, v any) {
+		if differs {
+			set, args = append(set, col+" = ?"), append(args, v)
+		}
+	}
+	changed("login_name", u.LoginName != oldLogin, u.LoginName)
+	changed("display_name", u.DisplayName != oldDisplay, u.DisplayName)
+	changed("org_id", oldOrg.Valid != (u.OrgID != "") || oldOrg.String != u.OrgID, store.NullIfEmpty(u.OrgID))
+	changed("org_path", orgPath != oldPath, orgPath)
+	changed("status", int64(u.Status) != oldStatus, int(u.Status))
+	changed("feature_code", oldFeature.Valid != (u.FeatureCode != "") || oldFeature.String != u.FeatureCode,
+		store.NullIfEmpty(u.FeatureCode))
 	// The replica keeps the later of its lock and the home's, unless the
 	// home unlocked the person (identity/replica_lock.go).
 	lock := store.UnixMS(u.LockedUntil)
@@ -228,12 +250,10 @@ func (s *Store) replicaUser(ctx context.Context, tx *sql.Tx, ps *batchStmts, w *
 	if w.Unlocked {
 		lockSet, lockArgs = "locked_until = ?", []any{lock}
 	}
-	q := `UPDATE users SET login_name = ?, display_name = ?, id_type = ?, id_number_mask = ?, phone_mask = ?, email = ?,
-		org_id = ?, org_path = ?, status = ?, feature_code = ?, must_change = ?, never_expires = ?, cannot_change = ?,
-		password_only = ?, ` + lockSet + `, updated_at = ?`
-	args := []any{u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberMask, u.PhoneMask, u.Email,
-		store.NullIfEmpty(u.OrgID), orgPath, int(u.Status), store.NullIfEmpty(u.FeatureCode), u.MustChange, u.NeverExpires,
-		u.CannotChange, u.PasswordOnly}
+	q := "UPDATE users SET " + strings.Join(append(set, ""), ", ") + `id_type = ?, id_number_mask = ?, phone_mask = ?, email = ?,
+		must_change = ?, never_expires = ?, cannot_change = ?, password_only = ?, ` + lockSet + `, updated_at = ?`
+	args = append(args, int(u.IDType), u.IDNumberMask, u.PhoneMask, u.Email, u.MustChange, u.NeverExpires,
+		u.CannotChange, u.PasswordOnly)
 	args = append(append(args, lockArgs...), store.UnixMS(u.UpdatedAt))
 	if w.WithPassword {
 		q += ", password_hash = ?, password_changed_at = ?"
@@ -243,10 +263,16 @@ func (s *Store) replicaUser(ctx context.Context, tx *sql.Tx, ps *batchStmts, w *
 		q += ", id_number_enc = ?, phone_enc = ?"
 		args = append(args, u.IDNumberEnc, u.PhoneEnc)
 	}
-	if err := ps.exec(s.q(q+" WHERE id = ?"), append(args, u.ID)...); err != nil {
+	if _, err := r.ps.ExecContext(ctx, s.q(q+" WHERE id = ?"), append(args, u.ID)...); err != nil {
 		return err
 	}
-	return s.setLinksPath(ctx, tx, u.ID, orgPath)
+	if u.LoginName != oldLogin || u.DisplayName != oldDisplay || u.Email != oldEmail {
+		r.reindex = append(r.reindex, u.ID)
+	}
+	if orgPath == oldPath {
+		return nil
+	}
+	return s.setLinksPath(ctx, r.ps, u.ID, orgPath)
 }
 
 func (s *Store) replicaGroup(ctx context.Context, tx *sql.Tx, g *identity.Group) error {

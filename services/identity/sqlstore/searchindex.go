@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"slices"
 
 	"github.com/uias/uias/pkg/store"
 )
@@ -32,3 +33,38 @@ func (s *Store) indexUsers(ctx context.Context, tx *sql.Tx, ids []string) error 
 		"SELECT k.n, u.login_name, u.display_name, u.email FROM users_search_keys k JOIN users u ON u.id = k.row_id WHERE k.n > ?", last)
 	return err
 }
+
+// reindexUsers rewrites, on SQLite, the FTS5 trigram rows of the users ids
+// (whose login name, display name or email changed in tx; duplicates
+// allowed), in two statements whatever their number (migration 0046
+// dropped the AFTER UPDATE trigger that did it per row). Each statement
+// that writes the FTS5 table flushes its pending terms into a new segment
+// (at the statement's savepoint), so a batch that renamed people one
+// statement at a time wrote and merged a segment per person.
+// PostgreSQL's pg_trgm index needs nothing.
+func (s *Store) reindexUsers(ctx context.Context, q store.Querier, ids []string) error {
+	if s.db.Dialect != store.SQLite || len(ids) == 0 {
+		return nil
+	}
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	list, err := json.Marshal(slices.Compact(ids))
+	if err != nil {
+		return err
+	}
+	// rowid IN (...) is a lookup per id in the FTS5 table (its rowid
+	// constraint), not a scan: TestReindexUsersPlan.
+	if _, err := q.ExecContext(ctx, reindexUsersDelete, string(list)); err != nil {
+		return err
+	}
+	_, err = q.ExecContext(ctx, reindexUsersInsert, string(list))
+	return err
+}
+
+const (
+	reindexUsersDelete = "DELETE FROM users_fts WHERE rowid IN " +
+		"(SELECT k.n FROM users_search_keys k WHERE k.row_id IN (SELECT value FROM json_each(?)))"
+	reindexUsersInsert = "INSERT INTO users_fts (rowid, login_name, display_name, email) " +
+		"SELECT k.n, u.login_name, u.display_name, u.email FROM users_search_keys k JOIN users u ON u.id = k.row_id " +
+		"WHERE k.row_id IN (SELECT value FROM json_each(?))"
+)

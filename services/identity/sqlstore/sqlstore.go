@@ -114,6 +114,18 @@ func (s *Store) inTx(ctx context.Context, op, what string, fn func(tx *sql.Tx) e
 	return classify(err, op, what)
 }
 
+// addAllEvents is addEvents for a batch's events: multi-row INSERTs
+// through q (events.AddAllToOutbox).
+func (s *Store) addAllEvents(ctx context.Context, q store.Querier, evs []events.Event) error {
+	if err := events.AddAllToOutbox(ctx, q, s.db, evs); err != nil {
+		if store.IsUniqueViolation(err) {
+			return errors.New("identity store: duplicate event id")
+		}
+		return err
+	}
+	return nil
+}
+
 func (s *Store) addEvents(ctx context.Context, tx *sql.Tx, evs []events.Event) error {
 	for _, ev := range evs {
 		if err := events.AddToOutbox(ctx, tx, s.db, ev); err != nil {

@@ -49,7 +49,7 @@ func (s *Store) getUser(ctx context.Context, qr store.Querier, col, v string) (*
 }
 
 // checkUserUnique reports which unique user field u would duplicate.
-func (s *Store) checkUserUnique(ctx context.Context, tx *sql.Tx, u *identity.User, self string) error {
+func (s *Store) checkUserUnique(ctx context.Context, tx store.Querier, u *identity.User, self string) error {
 	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE login_name = ? AND id <> ?", u.LoginName, self); err != nil {
 		return err
 	} else if ok {
@@ -67,7 +67,7 @@ func (s *Store) checkUserUnique(ctx context.Context, tx *sql.Tx, u *identity.Use
 
 // checkOrg checks that orgID ("" for none) exists and returns its path ("" for
 // none), the org_path of its users.
-func (s *Store) checkOrg(ctx context.Context, tx *sql.Tx, orgID string) (string, error) {
+func (s *Store) checkOrg(ctx context.Context, tx store.Querier, orgID string) (string, error) {
 	if orgID == "" {
 		return "", nil
 	}
@@ -113,6 +113,20 @@ func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, u *identity.User) 
 		return err
 	}
 	return s.indexUsers(ctx, tx, []string{u.ID})
+}
+
+// UserOrg implements identity.ReplicaStore: one column of one row, read
+// with a statement kept prepared.
+func (s *Store) UserOrg(ctx context.Context, id string) (string, error) {
+	var org sql.NullString
+	err := s.stmts.QueryRowContext(ctx, s.q("SELECT org_id FROM users WHERE id = ?"), id).Scan(&org)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", classify(store.NotFound("user"), "user org", "user")
+	}
+	if err != nil {
+		return "", classify(err, "user org", "user")
+	}
+	return org.String, nil
 }
 
 // GetUser returns the user id.
@@ -195,8 +209,10 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 			oldLock   int64
 			oldPath   string
 		)
-		err := tx.QueryRowContext(ctx, s.q("SELECT status, is_admin, locked_until, org_path FROM users WHERE id = ?"+s.db.ForUpdate()), u.ID).
-			Scan(&oldStatus, &oldAdmin, &oldLock, &oldPath)
+		var oldLogin, oldDisplay, oldEmail string
+		err := tx.QueryRowContext(ctx, s.q("SELECT status, is_admin, locked_until, org_path, login_name, display_name, email "+
+			"FROM users WHERE id = ?"+s.db.ForUpdate()), u.ID).
+			Scan(&oldStatus, &oldAdmin, &oldLock, &oldPath, &oldLogin, &oldDisplay, &oldEmail)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.NotFound("user")
 		}
@@ -226,6 +242,11 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 		if err := mustAffect(res, "user"); err != nil {
 			return err
 		}
+		if u.LoginName != oldLogin || u.DisplayName != oldDisplay || u.Email != oldEmail {
+			if err := s.reindexUsers(ctx, tx, []string{u.ID}); err != nil {
+				return err
+			}
+		}
 		if orgPath != oldPath {
 			if err := s.setLinksPath(ctx, tx, u.ID, orgPath); err != nil {
 				return err
@@ -248,7 +269,7 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 
 // setLinksPath gives the account links of userID the person's new org
 // path (their listing's order key).
-func (s *Store) setLinksPath(ctx context.Context, tx *sql.Tx, userID, orgPath string) error {
+func (s *Store) setLinksPath(ctx context.Context, tx store.Querier, userID, orgPath string) error {
 	_, err := tx.ExecContext(ctx, s.q("UPDATE account_links SET org_path = ? WHERE user_id = ? AND org_path <> ?"), orgPath, userID, orgPath)
 	return err
 }

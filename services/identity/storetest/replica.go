@@ -193,3 +193,137 @@ func testReplicaLocksAndSealed(t *testing.T, f *fixture) {
 	must(t, err)
 	check("unlocked at home", time.Time{}, "k2:sealed-id")
 }
+
+// testReplicaSearchAndEvents: a batch's renames reach the people search
+// (the last name a batch gives a person, and only it), a rename left out
+// as CONFLICT does not, a person's links follow a move to another org, and
+// the local events of the writes applied (and only of those) reach the
+// outbox in the batch's order.
+func testReplicaSearchAndEvents(t *testing.T, f *fixture) {
+	root := f.org("")
+	local := f.user(root.ID)
+	top := &identity.Org{ID: f.id("org"), Code: "peer-top-3", Name: "Peer top", ParentID: "elsewhere-root",
+		Status: identity.StatusActive, CreatedAt: base, UpdatedAt: base}
+	unit := &identity.Org{ID: f.id("org"), Code: "peer-unit-3", Name: "Peer unit", ParentID: top.ID,
+		Status: identity.StatusActive, CreatedAt: base, UpdatedAt: base}
+	a, b := f.newUser(top.ID), f.newUser(top.ID)
+	a.DisplayName, b.DisplayName = "Quartermaster Ahab", "Quartermaster Bligh"
+	app := f.app("OA")
+	l := &identity.AccountLink{ID: f.id("lnk"), UserID: a.ID, AppID: app.ID, AppAccountID: "acct-a", Status: identity.StatusActive,
+		CreatedAt: base}
+	v := uint64(0)
+	w := func(kind, id string, ev bool) identity.ReplicaWrite {
+		v++
+		rw := identity.ReplicaWrite{Kind: kind, ID: id, Origin: "peer", Version: v, EventID: fmt.Sprintf("e%d", v),
+			Op: identity.ReplicaUpsert}
+		if ev {
+			rw.Event = &f.evs(1)[0]
+		}
+		return rw
+	}
+	ws := []identity.ReplicaWrite{w("org", top.ID, false), w("org", unit.ID, false), w("user", a.ID, false),
+		w("user", b.ID, false), w("link", l.ID, false)}
+	ws[0].Org, ws[0].AttachToRoot, ws[1].Org, ws[2].User, ws[3].User, ws[4].Link = top, true, unit, a, b, l
+	out, err := f.s.ApplyReplica(f.ctx, ws)
+	must(t, err)
+	for i, oc := range out {
+		if oc != identity.ReplicaApplied {
+			t.Fatalf("write %d: %s", i, oc)
+		}
+	}
+	search := func(q string) []string {
+		t.Helper()
+		us, _, err := f.s.ListUsers(f.ctx, identity.UserFilter{Query: q}, identity.Page{})
+		must(t, err)
+		var ids []string
+		for _, u := range us {
+			ids = append(ids, u.ID)
+		}
+		return ids
+	}
+	if got := search("Quartermaster"); !reflect.DeepEqual(got, []string{a.ID, b.ID}) {
+		t.Fatalf("search after the replicas' creation = %v", got)
+	}
+
+	// One batch: a renamed twice and moved to unit; b renamed with a login
+	// name taken here (CONFLICT: neither name nor login written); a third
+	// person's write stale.
+	a1, a2, b1 := *a, *a, *b
+	a1.DisplayName = "Navigator Ahab"
+	a2.DisplayName, a2.Email, a2.OrgID = "Bosun Ahab", "bosun@ship.example", unit.ID
+	b1.DisplayName, b1.LoginName = "Navigator Bligh", local.LoginName
+	ws = []identity.ReplicaWrite{w("user", a.ID, true), w("user", b.ID, true), w("user", a.ID, true)}
+	ws[0].User, ws[1].User, ws[2].User = &a1, &b1, &a2
+	stale := ws[2]
+	stale.Version, stale.User, stale.Event = 1, b, &f.evs(1)[0]
+	ws = append(ws, stale)
+	before := f.outbox()
+	out, err = f.s.ApplyReplica(f.ctx, ws)
+	must(t, err)
+	want := []identity.ReplicaOutcome{identity.ReplicaApplied, identity.ReplicaConflict, identity.ReplicaApplied,
+		identity.ReplicaStale}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("outcomes %v, want %v", out, want)
+	}
+	if f.count != nil {
+		if got := f.outbox() - before; got != 2 {
+			t.Fatalf("outbox grew by %d events, want 2 (the applied writes')", got)
+		}
+	}
+	for q, want := range map[string][]string{
+		"Bosun":            {a.ID},
+		"ship.example":     {a.ID},
+		"Navigator":        nil, // a's first name was replaced in the batch; b's was not written
+		"Quartermaster":    {b.ID},
+		"Quartermaster Ah": nil,
+	} {
+		if got := search(q); !reflect.DeepEqual(got, want) {
+			t.Fatalf("search %q = %v, want %v", q, got, want)
+		}
+	}
+	got, err := f.s.GetUser(f.ctx, b.ID)
+	must(t, err)
+	if got.LoginName != b.LoginName || got.DisplayName != b.DisplayName {
+		t.Fatalf("conflicting write changed b: %+v", got)
+	}
+	links, _, err := f.s.ListLinks(f.ctx, identity.LinkFilter{Within: []string{unit.ID}}, identity.Page{})
+	must(t, err)
+	if len(links) != 1 || links[0].ID != l.ID {
+		t.Fatalf("links within the unit a moved to = %v", links)
+	}
+
+	// A write that changes no searched field leaves the search as it was.
+	a3 := a2
+	a3.Status = identity.StatusDisabled
+	ws = []identity.ReplicaWrite{w("user", a.ID, false)}
+	ws[0].User = &a3
+	out, err = f.s.ApplyReplica(f.ctx, ws)
+	must(t, err)
+	if out[0] != identity.ReplicaApplied {
+		t.Fatalf("outcome %s", out[0])
+	}
+	if got := search("Bosun"); !reflect.DeepEqual(got, []string{a.ID}) {
+		t.Fatalf("search after a status change = %v", got)
+	}
+	got, err = f.s.GetUser(f.ctx, a.ID)
+	must(t, err)
+	if got.Status != identity.StatusDisabled || got.OrgID != unit.ID || got.DisplayName != "Bosun Ahab" ||
+		got.Email != "bosun@ship.example" || got.LoginName != a.LoginName {
+		t.Fatalf("a after the batches: %+v", got)
+	}
+	disabled, _, err := f.s.ListUsers(f.ctx, identity.UserFilter{Status: identity.StatusDisabled, OrgID: unit.ID}, identity.Page{})
+	must(t, err)
+	if len(disabled) != 1 || disabled[0].ID != a.ID {
+		t.Fatalf("disabled people of the unit = %v", disabled)
+	}
+	// UserOrg: the one column the home checks read.
+	if org, err := f.s.UserOrg(f.ctx, a.ID); err != nil || org != unit.ID {
+		t.Fatalf("UserOrg(a) = %q, %v; want %q", org, err, unit.ID)
+	}
+	orgless := f.user("")
+	if org, err := f.s.UserOrg(f.ctx, orgless.ID); err != nil || org != "" {
+		t.Fatalf("UserOrg(a person of no org) = %q, %v", org, err)
+	}
+	_, err = f.s.UserOrg(f.ctx, "no-such-person")
+	isErr(t, err, identity.ErrNotFound)
+}

@@ -453,6 +453,31 @@ func (e *Engine) Initial(ctx context.Context, s *Subscription) (string, int, err
 	return batchID, n, nil
 }
 
+// scheduled enqueues the scheduled batch of s due at now, with its time,
+// in one transaction, unless another process enqueued it since s was read
+// (the recorded time moved: Tx.StartScheduled); it returns the batch id
+// ("" when none was enqueued now) and how many deliveries it added.
+func (e *Engine) scheduled(ctx context.Context, s *Subscription, now time.Time) (string, int, error) {
+	batchID := ids.New()
+	n := 0
+	started := false
+	err := e.o.Store.InTx(ctx, func(tx Tx) error {
+		n = 0
+		ok, err := tx.StartScheduled(s.ID, s.LastBatchAt, now)
+		if started = ok; err != nil || !ok {
+			return err
+		}
+		n, err = EnqueueSelection(tx, s, Filter{}, batchID, now)
+		return err
+	})
+	if err != nil || !started {
+		return "", 0, err
+	}
+	s.LastBatchAt = now
+	e.Kick()
+	return batchID, n, nil
+}
+
 // ---- supervisor and workers ----
 
 func (e *Engine) supervise(ctx context.Context) {
@@ -532,12 +557,8 @@ func (e *Engine) reconcile(ctx context.Context) {
 	now := e.o.Now()
 	for _, s := range want {
 		if s.BatchEvery > 0 && now.Sub(s.LastBatchAt) >= s.BatchEvery {
-			if _, _, err := e.EnqueueBatch(ctx, []*Subscription{s}, Filter{}); err != nil {
+			if _, _, err := e.scheduled(ctx, s, now); err != nil {
 				e.o.Logger.Warn("provisioning: scheduled batch failed", zap.String("subscription", s.ID), zap.Error(err))
-				continue
-			}
-			if err := e.o.Store.SetLastBatch(ctx, s.ID, now); err != nil {
-				e.o.Logger.Warn("provisioning: recording the batch time failed", zap.String("subscription", s.ID), zap.Error(err))
 			}
 		}
 	}

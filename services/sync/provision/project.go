@@ -54,12 +54,22 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 	if json.Unmarshal(c.Payload, &p) != nil || p.ID == "" {
 		return 0, nil //nolint:nilerr // not a change provisioning understands: skipped, not a failure
 	}
+	var live []*Subscription
+	for _, s := range subs {
+		if s.Enabled && s.Strategy == Immediate {
+			live = append(live, s)
+		}
+	}
+	// match: some subscription delivers changes as they come, so what the
+	// change touches is matched before and after it; otherwise the change
+	// only updates the projection (no reads for a selection nobody has).
+	match := len(live) > 0
 	var touched []ref
 	var mutate func() error
 	switch kind {
 	case KindUser, KindOrg, KindGroup:
 		touched = append(touched, ref{kind, p.ID, true})
-		if kind == KindOrg && op != "created" && hasKey(p.Data, "parent_id") {
+		if match && kind == KindOrg && op != "created" && hasKey(p.Data, "parent_id") {
 			// a moved org: the orgs, people and groups below it may enter
 			// or leave a selection with it
 			below, err := subtree(tx, p.ID, false)
@@ -133,19 +143,21 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 		}
 		del := op == "delete" || isDelete(op)
 		subjKind, subjID := g.Subject.Kind, g.Subject.ID
-		if del {
+		if del && match {
 			_, k, s, err := tx.Grant(p.ID)
 			if err != nil {
 				return 0, err
 			}
 			subjKind, subjID = k, s
 		}
-		users, err := grantUsers(tx, subjKind, subjID)
-		if err != nil {
-			return 0, err
-		}
-		for _, u := range users {
-			touched = append(touched, ref{KindUser, u, false})
+		if match {
+			users, err := grantUsers(tx, subjKind, subjID)
+			if err != nil {
+				return 0, err
+			}
+			for _, u := range users {
+				touched = append(touched, ref{KindUser, u, false})
+			}
 		}
 		mutate = func() error {
 			if del {
@@ -160,11 +172,8 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 	default:
 		return 0, nil
 	}
-	var live []*Subscription
-	for _, s := range subs {
-		if s.Enabled && s.Strategy == Immediate {
-			live = append(live, s)
-		}
+	if !match {
+		return 0, mutate()
 	}
 	before, _, err := matchAll(tx, live, touched)
 	if err != nil {

@@ -256,11 +256,20 @@ type Object struct {
 
 // Field returns the string field name of the object's data ("" if none).
 func (o *Object) Field(name string) string {
-	var m map[string]any
+	// The other fields are kept raw: only name's value is decoded.
+	var m map[string]json.RawMessage
 	if o == nil || json.Unmarshal(o.Data, &m) != nil {
 		return ""
 	}
-	switch v := m[name].(type) {
+	raw, ok := m[name]
+	if !ok {
+		return ""
+	}
+	var val any
+	if json.Unmarshal(raw, &val) != nil {
+		return ""
+	}
+	switch v := val.(type) {
 	case string:
 		return v
 	case float64:

@@ -55,6 +55,11 @@ type Tx interface {
 	// last batch time), unless one is recorded already (then it reports
 	// false).
 	StartInitial(sub, batch string, at time.Time) (bool, error)
+	// StartScheduled records at as sub's last batch time if last is still
+	// the one recorded (the time the caller read), and reports whether it
+	// did: of several processes that find a scheduled batch due, one
+	// enqueues it.
+	StartScheduled(sub string, last, at time.Time) (bool, error)
 	// Cursor is the last CHANGES sequence projected; SetCursor moves it.
 	Cursor() (uint64, error)
 	SetCursor(seq uint64) error

@@ -192,16 +192,29 @@ func (p *Provision) SetLastBatch(ctx context.Context, id string, at time.Time) e
 
 // ---- projection ----
 
+// provTx is one transaction of the projection. A projected batch runs the
+// same few statements for each change: q prepares each once per
+// transaction; objs keeps the objects read or written in it (a change reads
+// an object before and after its write to match it against the
+// subscriptions, and an org path walk reads the same orgs for each person).
 type provTx struct {
-	ctx context.Context
-	db  *store.DB
-	tx  *sql.Tx
-	p   *Provision
+	ctx  context.Context
+	db   *store.DB
+	tx   *sql.Tx
+	q    *store.TxStmts
+	p    *Provision
+	objs map[objKey]*provision.Object // nil value: known not to exist
 }
+
+type objKey struct{ kind, id string }
 
 // InTx implements provision.Store.
 func (p *Provision) InTx(ctx context.Context, fn func(provision.Tx) error) error {
-	return classify(p.db.InTx(ctx, func(tx *sql.Tx) error { return fn(&provTx{ctx: ctx, db: p.db, tx: tx, p: p}) }), "transaction")
+	return classify(p.db.InTx(ctx, func(tx *sql.Tx) error {
+		t := &provTx{ctx: ctx, db: p.db, tx: tx, q: store.NewTxStmts(tx), p: p, objs: map[objKey]*provision.Object{}}
+		defer t.q.Close()
+		return fn(t)
+	}), "transaction")
 }
 
 type rowQuerier interface {
@@ -242,27 +255,40 @@ func strings1(ctx context.Context, db *store.DB, q rowQuerier, query string, arg
 }
 
 func (t *provTx) Object(kind, id string) (*provision.Object, error) {
-	return readObject(t.ctx, t.db, t.tx, kind, id)
+	k := objKey{kind, id}
+	o, ok := t.objs[k]
+	if !ok {
+		var err error
+		if o, err = readObject(t.ctx, t.db, t.q, kind, id); err != nil {
+			return nil, err
+		}
+		t.objs[k] = o
+	}
+	if o == nil {
+		return nil, nil
+	}
+	c := *o // the caller's copy
+	return &c, nil
 }
 
 func (t *provTx) GroupsOf(user string) ([]string, error) {
-	return strings1(t.ctx, t.db, t.tx, "SELECT group_id FROM prov_members WHERE user_id = ? ORDER BY group_id", user)
+	return strings1(t.ctx, t.db, t.q, "SELECT group_id FROM prov_members WHERE user_id = ? ORDER BY group_id", user)
 }
 
 func (t *provTx) Members(group string) ([]string, error) {
-	return strings1(t.ctx, t.db, t.tx, "SELECT user_id FROM prov_members WHERE group_id = ? ORDER BY user_id", group)
+	return strings1(t.ctx, t.db, t.q, "SELECT user_id FROM prov_members WHERE group_id = ? ORDER BY user_id", group)
 }
 
 func (t *provTx) AppsLinked(user string) ([]string, error) {
-	return strings1(t.ctx, t.db, t.tx, "SELECT app_id FROM prov_links WHERE user_id = ? ORDER BY app_id", user)
+	return strings1(t.ctx, t.db, t.q, "SELECT app_id FROM prov_links WHERE user_id = ? ORDER BY app_id", user)
 }
 
 func (t *provTx) Grants(kind, id string) ([]string, error) {
-	return strings1(t.ctx, t.db, t.tx, "SELECT role FROM prov_grants WHERE subject_kind = ? AND subject_id = ? ORDER BY role", kind, id)
+	return strings1(t.ctx, t.db, t.q, "SELECT role FROM prov_grants WHERE subject_kind = ? AND subject_id = ? ORDER BY role", kind, id)
 }
 
 func (t *provTx) exec(op, query string, args ...any) error {
-	_, err := t.tx.ExecContext(t.ctx, t.db.Rebind(query), args...)
+	_, err := t.q.ExecContext(t.ctx, t.db.Rebind(query), args...)
 	return classify(err, op)
 }
 
@@ -271,13 +297,17 @@ func (t *provTx) PutObject(o provision.Object) error {
 	if o.Kind == provision.KindOrg {
 		parent = o.Field("parent_id")
 	}
-	return t.exec("write projected object", `INSERT INTO prov_objects (kind, id, data, deleted, parent) VALUES (?, ?, ?, ?, ?)
+	if err := t.exec("write projected object", `INSERT INTO prov_objects (kind, id, data, deleted, parent) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, deleted = excluded.deleted, parent = excluded.parent`,
-		o.Kind, o.ID, string(o.Data), boolInt(o.Deleted), parent)
+		o.Kind, o.ID, string(o.Data), boolInt(o.Deleted), parent); err != nil {
+		return err
+	}
+	t.objs[objKey{o.Kind, o.ID}] = &o
+	return nil
 }
 
 func (t *provTx) Children(parent string) ([]provision.Object, error) {
-	rows, err := t.tx.QueryContext(t.ctx, t.db.Rebind(`SELECT kind, id FROM prov_objects WHERE parent = ? AND deleted = 0
+	rows, err := t.q.QueryContext(t.ctx, t.db.Rebind(`SELECT kind, id FROM prov_objects WHERE parent = ? AND deleted = 0
 		ORDER BY kind, id`), parent)
 	if err != nil {
 		return nil, classify(err, "list children")
@@ -339,6 +369,16 @@ func (t *provTx) StartInitial(sub, batch string, at time.Time) (bool, error) {
 	return n > 0, nil
 }
 
+func (t *provTx) StartScheduled(sub string, last, at time.Time) (bool, error) {
+	res, err := t.tx.ExecContext(t.ctx, t.db.Rebind(`UPDATE prov_subscriptions SET last_batch_ms = ?
+		WHERE id = ? AND last_batch_ms = ?`), store.UnixMS(at), sub, store.UnixMS(last))
+	if err != nil {
+		return false, classify(err, "start scheduled batch")
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
 func (t *provTx) SetMember(group, user string, in bool) error {
 	if in {
 		return t.exec("add member", "INSERT INTO prov_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING", group, user)
@@ -353,7 +393,7 @@ func (t *provTx) PutLink(id, user, app string) error {
 
 func (t *provTx) DeleteLink(id string) (string, error) {
 	var user string
-	err := t.tx.QueryRowContext(t.ctx, t.db.Rebind("SELECT user_id FROM prov_links WHERE id = ?"), id).Scan(&user)
+	err := t.q.QueryRowContext(t.ctx, t.db.Rebind("SELECT user_id FROM prov_links WHERE id = ?"), id).Scan(&user)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -371,7 +411,7 @@ func (t *provTx) PutGrant(id, role, kind, subject string) error {
 
 func (t *provTx) Grant(id string) (string, string, string, error) {
 	var role, kind, subject string
-	err := t.tx.QueryRowContext(t.ctx, t.db.Rebind("SELECT role, subject_kind, subject_id FROM prov_grants WHERE id = ?"), id).
+	err := t.q.QueryRowContext(t.ctx, t.db.Rebind("SELECT role, subject_kind, subject_id FROM prov_grants WHERE id = ?"), id).
 		Scan(&role, &kind, &subject)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", "", nil
@@ -381,7 +421,7 @@ func (t *provTx) Grant(id string) (string, string, string, error) {
 
 func (t *provTx) DeleteGrant(id string) (string, string, error) {
 	var kind, subject string
-	err := t.tx.QueryRowContext(t.ctx, t.db.Rebind("SELECT subject_kind, subject_id FROM prov_grants WHERE id = ?"), id).Scan(&kind, &subject)
+	err := t.q.QueryRowContext(t.ctx, t.db.Rebind("SELECT subject_kind, subject_id FROM prov_grants WHERE id = ?"), id).Scan(&kind, &subject)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", nil
 	}
@@ -412,7 +452,7 @@ func (t *provTx) Objects(kind, after string, limit int) ([]provision.Object, err
 }
 
 func (t *provTx) Enqueue(d provision.Delivery) (bool, error) {
-	res, err := t.tx.ExecContext(t.ctx, t.db.Rebind(`INSERT INTO prov_deliveries (subscription, app, event_id, kind, object_id, op,
+	res, err := t.q.ExecContext(t.ctx, t.db.Rebind(`INSERT INTO prov_deliveries (subscription, app, event_id, kind, object_id, op,
 		batch_id, status, attempts, last_error, next_ms, created_ms, delivered_ms, latency_ms)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?, 0, 0)
 		ON CONFLICT (subscription, event_id, kind, object_id) DO NOTHING`),

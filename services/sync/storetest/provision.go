@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,6 +74,145 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 		}
 		if _, err := s.GetSubscription(ctx, "s2"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("get deleted: %v", err)
+		}
+	})
+
+	// A projected change updates the projection whether or not a
+	// subscription delivers changes as they come (a subscription created
+	// later sends the selection from it); within a transaction an object
+	// read after a write is the written one (the transaction keeps what it
+	// read and wrote), and the caller's copy is its own.
+	t.Run("ProjectWithAndWithoutSubscriptions", func(t *testing.T) {
+		s, _ := open(t)
+		ch := func(seq uint64, subject, payload string) provision.Change {
+			return provision.Change{EventID: "e" + subject + payload, Subject: subject, Payload: []byte(payload), Seq: seq}
+		}
+		project := func(subs []*provision.Subscription, cs ...provision.Change) int {
+			t.Helper()
+			n := 0
+			err := s.InTx(ctx, func(tx provision.Tx) error {
+				for _, c := range cs {
+					k, err := provision.Project(tx, subs, c, now)
+					if err != nil {
+						return err
+					}
+					n += k
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		n := project(nil,
+			ch(1, "uias.changes.identity.org.created", `{"id":"o1","data":{"code":"hq"}}`),
+			ch(2, "uias.changes.identity.user.created", `{"id":"u1","data":{"login_name":"ann","org_id":"o1"}}`),
+			ch(3, "uias.changes.identity.user.updated", `{"id":"u1","data":{"display_name":"Ann"}}`),
+			ch(4, "uias.changes.identity.link.created", `{"id":"l1","data":{"user_id":"u1","app_id":"app1"}}`),
+			ch(5, "uias.changes.authz.grant.put", `{"id":"gr1","data":{"role":"r1","subject":{"kind":"user","id":"u1"}}}`),
+			ch(6, "uias.changes.identity.group.member_added", `{"id":"g1","data":{"user_id":"u1"}}`),
+		)
+		if n != 0 {
+			t.Fatalf("%d deliveries enqueued without a subscription", n)
+		}
+		err := s.InTx(ctx, func(tx provision.Tx) error {
+			u, err := tx.Object(provision.KindUser, "u1")
+			if err != nil || u == nil || u.Field("display_name") != "Ann" || u.Field("login_name") != "ann" {
+				t.Errorf("projected person %+v %v", u, err)
+			}
+			u.Data = json.RawMessage(`{"login_name":"mallory"}`) // the caller's copy
+			if again, _ := tx.Object(provision.KindUser, "u1"); again.Field("login_name") != "ann" {
+				t.Errorf("a caller's copy changed the transaction's: %s", again.Data)
+			}
+			if err := tx.PutObject(provision.Object{Kind: provision.KindUser, ID: "u1",
+				Data: json.RawMessage(`{"login_name":"ann","org_id":"o1","display_name":"Ann B"}`)}); err != nil {
+				return err
+			}
+			if u, _ := tx.Object(provision.KindUser, "u1"); u.Field("display_name") != "Ann B" {
+				t.Errorf("read after write in a transaction: %s", u.Data)
+			}
+			if none, err := tx.Object(provision.KindUser, "u9"); none != nil || err != nil {
+				t.Errorf("unknown person %+v %v", none, err)
+			}
+			if as, _ := tx.AppsLinked("u1"); !slices.Equal(as, []string{"app1"}) {
+				t.Errorf("apps %v", as)
+			}
+			if rs, _ := tx.Grants("user", "u1"); !slices.Equal(rs, []string{"r1"}) {
+				t.Errorf("grants %v", rs)
+			}
+			if gs, _ := tx.GroupsOf("u1"); !slices.Equal(gs, []string{"g1"}) {
+				t.Errorf("groups %v", gs)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub := newSub("s1", "app1")
+		sub.Selection = provision.Selection{Orgs: []string{"o1"}}
+		if err := s.CreateSubscription(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+		off := *sub
+		off.ID, off.Enabled = "s2", false
+		n = project([]*provision.Subscription{sub, &off},
+			ch(7, "uias.changes.identity.user.updated", `{"id":"u1","data":{"display_name":"Ann C"}}`))
+		if n != 1 {
+			t.Fatalf("%d deliveries enqueued for one selected person and one live subscription, want 1", n)
+		}
+		if u, _, err := s.Object(ctx, provision.KindUser, "u1"); err != nil || u.Field("display_name") != "Ann C" {
+			t.Fatalf("projected person after the commit %+v %v", u, err)
+		}
+	})
+
+	// Of several processes that find a scheduled batch due (they read the
+	// same last batch time), one starts it.
+	t.Run("ScheduledBatchStartsOnce", func(t *testing.T) {
+		s, _ := open(t)
+		if err := s.CreateSubscription(ctx, newSub("s1", "app1")); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := s.GetSubscription(ctx, "s1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := func(last, at time.Time) (bool, error) {
+			var ok bool
+			err := s.InTx(ctx, func(tx provision.Tx) error {
+				var err error
+				ok, err = tx.StartScheduled("s1", last, at)
+				return err
+			})
+			return ok, err
+		}
+		due := now.Add(time.Hour)
+		var wg sync.WaitGroup
+		var started atomic.Int32
+		for range 4 {
+			wg.Go(func() {
+				ok, err := start(sub.LastBatchAt, due)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					started.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if started.Load() != 1 {
+			t.Fatalf("%d of 4 processes started the batch due at once, want 1", started.Load())
+		}
+		got, err := s.GetSubscription(ctx, "s1")
+		if err != nil || !got.LastBatchAt.Equal(due) {
+			t.Fatalf("last batch %v %v, want %v", got.LastBatchAt, err, due)
+		}
+		if ok, err := start(sub.LastBatchAt, due.Add(time.Hour)); ok || err != nil {
+			t.Fatalf("a batch started again from a stale time: %v %v", ok, err)
+		}
+		if ok, err := start(due, due.Add(time.Hour)); !ok || err != nil {
+			t.Fatalf("the next batch did not start: %v %v", ok, err)
 		}
 	})
 
