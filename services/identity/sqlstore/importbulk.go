@@ -461,7 +461,10 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, table, cols string, 
 // single-row INSERT. After each row it gives its processor to the
 // goroutines waiting for one: a pure-Go password hash gives its own every
 // 0.3 ms (ADR 0005), and without this an import's writer, preempted only
-// every 10 ms, took the CPUs from the logins' hashes (issue 16).
+// every 10 ms, took the CPUs from the logins' hashes (issue 16). Not while
+// another write waits for the database (a login's): then the import
+// holds the write lock it waits for, and ends its transaction sooner
+// without yielding.
 func (s *Store) insertEach(ctx context.Context, tx *sql.Tx, table, cols string, ncols, n int, row func(i int, args []any) []any) error {
 	st, err := tx.PrepareContext(ctx, "INSERT INTO "+table+" ("+cols+") VALUES ("+placeholders(ncols)+")")
 	if err != nil {
@@ -473,7 +476,9 @@ func (s *Store) insertEach(ctx context.Context, tx *sql.Tx, table, cols string, 
 		if _, err := st.ExecContext(ctx, row(i, args[:0])...); err != nil {
 			return err
 		}
-		runtime.Gosched()
+		if s.db.WritesWaiting() == 0 {
+			runtime.Gosched()
+		}
 	}
 	return nil
 }
