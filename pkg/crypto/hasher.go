@@ -122,6 +122,11 @@ type Hasher struct {
 	recent   [estimateWindow]time.Duration
 	next     int
 
+	// running counts the hashes (and Run's work) in progress; lastDone
+	// is when the last one ended (h.now, unix ns): see Active.
+	running  atomic.Int64
+	lastDone atomic.Int64
+
 	before func()
 	now    func() time.Time
 	// derive is argon2idKey; tests replace it to hold a worker deterministically.
@@ -363,11 +368,31 @@ func (h *Hasher) Run(ctx context.Context, fn func()) error {
 	return err
 }
 
+// Active reports whether a hash runs now or one ended within the last
+// within: long background work (an import) gives the CPUs to logins while
+// they hash.
+func (h *Hasher) Active(within time.Duration) bool {
+	if h.running.Load() > 0 {
+		return true
+	}
+	last := h.lastDone.Load()
+	return last != 0 && h.now().UnixNano()-last < int64(within)
+}
+
 // admit runs work in a worker's memory: at once on this goroutine if a
 // worker is free, otherwise queued as compute describes.
 func (h *Hasher) admit(ctx context.Context, wait bool, work func(m *argon2Memory) []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	inner := work
+	work = func(m *argon2Memory) []byte {
+		h.running.Add(1)
+		defer func() {
+			h.lastDone.Store(h.now().UnixNano())
+			h.running.Add(-1)
+		}()
+		return inner(m)
 	}
 	h.mu.Lock()
 	if n := len(h.free); n > 0 {

@@ -614,3 +614,37 @@ func TestAdmitsAnswersAsHashWould(t *testing.T) {
 		t.Fatal("Admits = true for a call whose context ended")
 	}
 }
+
+// Active: false before any hash, true while one runs and within the
+// window after the last one ended, false after it.
+func TestHasherActive(t *testing.T) {
+	ctx := context.Background()
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1}, time.Nanosecond)
+	now := time.Unix(1_000_000, 0)
+	h.now = func() time.Time { return now }
+	if h.Active(time.Second) {
+		t.Fatal("active before any hash")
+	}
+	done := make(chan error, 1)
+	go func() { _, err := h.Hash(ctx, "running"); done <- err }()
+	<-started
+	now = now.Add(time.Hour) // a long hash: active while it runs, whatever the window
+	if !h.Active(time.Second) {
+		t.Fatal("not active while a hash runs")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for h.running.Load() > 0 {
+		runtime.Gosched()
+	}
+	now = now.Add(999 * time.Millisecond)
+	if !h.Active(time.Second) {
+		t.Fatal("not active 999ms after the last hash, window 1s")
+	}
+	now = now.Add(time.Millisecond)
+	if h.Active(time.Second) {
+		t.Fatal("active 1s after the last hash, window 1s")
+	}
+}

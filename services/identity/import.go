@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -53,6 +54,24 @@ const ImportChunkMax = 2000
 // last transactions wrote in this time (a waiting login waits for about
 // one chunk).
 const ImportTxTarget = 50 * time.Millisecond
+
+// While logins hash (a hash ran within ImportLoginWindow), an import
+// gives way to them: each transaction is one chunk (a login's write waits
+// for at most one chunk and its commit, not a transaction of up to
+// ImportBatchSize rows), and after each the import pauses so that it
+// writes for at most Config.ImportLoginShare of the time. Without the
+// pause an import took most of the CPUs from the logins: a pure-Go hash
+// gives its processor to any other goroutine every 0.3 ms (ADR 0005),
+// and the import's goroutines run until preempted, so they got the CPUs
+// first; and its long transactions held SQLite's write lock for seconds
+// (issue 16: logins at 0.13× of their rate alone, p99 2.1 s, during an
+// import of 1 M people).
+const (
+	ImportLoginWindow       = time.Second
+	DefaultImportLoginShare = 0.25
+	// importPauseMax bounds one pause.
+	importPauseMax = time.Second
+)
 
 // importFirstBatch is the rows of an import's first chunk, importMinBatch
 // the fewest of any (below it a chunk's fixed costs dominate).
@@ -283,6 +302,7 @@ func (im *importer) read(ctx context.Context, next func() (*ImportRow, bool, err
 			break
 		}
 		im.rows++
+		runtime.Gosched() // as the writer does (sqlstore's insertEach): hashes run too
 		if r.Problem != nil {
 			r.Problem.Sheet = r.Sheet
 			im.readErrs.add(seq, *r.Problem)
@@ -591,6 +611,31 @@ func (im *importer) batchLimit() int {
 	return importBatchRows
 }
 
+// ImportLoginShare is the share of the time an import writes while
+// logins hash (Config.ImportLoginShare).
+func (s *Service) ImportLoginShare() float64 { return s.cfg.ImportLoginShare }
+
+// loginsActive reports whether logins hash (see ImportLoginWindow).
+func (im *importer) loginsActive() bool {
+	if importLoginsActive != nil {
+		return importLoginsActive()
+	}
+	return im.s.hasher != nil && im.s.hasher.Active(ImportLoginWindow)
+}
+
+// importLoginsActive, when set, replaces the hasher's answer (tests).
+var importLoginsActive func() bool
+
+// giveWay pauses after a transaction that took d while logins hash, so
+// that the import writes for at most Config.ImportLoginShare of the time.
+func (im *importer) giveWay(ctx context.Context, d time.Duration) {
+	share := im.s.cfg.ImportLoginShare
+	if share >= 1 {
+		return
+	}
+	_ = im.s.sleep(ctx, min(time.Duration(float64(d)*(1-share)/share), importPauseMax))
+}
+
 // importBatchRows is ImportBatchSize (tests make it smaller).
 var importBatchRows = ImportBatchSize
 
@@ -618,6 +663,10 @@ func (im *importer) flush(ctx context.Context, batch []ImportItem) error {
 func (im *importer) write(ctx context.Context, batch []ImportItem) (int, error) {
 	if err := im.s.store.YieldWrites(ctx); err != nil {
 		return 0, err
+	}
+	logins := im.loginsActive()
+	if logins {
+		batch = batch[:min(len(batch), im.sizer.next())]
 	}
 	start := im.s.now()
 	began := time.Now() // the real time, whatever clock the service has
@@ -650,7 +699,11 @@ func (im *importer) write(ctx context.Context, batch []ImportItem) (int, error) 
 	if len(results) == 0 || len(results) > len(batch) {
 		return 0, fmt.Errorf("import: the store answered %d results for %d rows", len(results), len(batch))
 	}
-	im.sizer.took(len(results), time.Since(began))
+	took := time.Since(began)
+	im.sizer.took(len(results), took)
+	if logins {
+		im.giveWay(ctx, took) // a cancel cut short ends the import at the next write
+	}
 	for i, r := range results {
 		switch {
 		case r.Skipped:

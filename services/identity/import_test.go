@@ -444,3 +444,42 @@ func TestImportPipeline(t *testing.T) {
 		}
 	}
 }
+
+// While logins hash, an import gives way to them: each transaction is one
+// chunk (a login's write waits for one chunk, not for a whole batch), and
+// after each the import pauses (three times as long as the transaction
+// took, with the default share). Without logins it writes its batch in one
+// transaction and never pauses. (Whether logins hash is set here; the
+// hasher's answer is TestHasherActive's.)
+func TestImportGivesWayToLogins(t *testing.T) {
+	identity.SetImportBatchRows(t, 300)
+	for _, logins := range []bool{false, true} {
+		identity.SetImportLoginsActive(t, logins)
+		iw := newImportWorld(t)
+		var b strings.Builder
+		b.WriteString("login_name,display_name,org_code,email\n")
+		for i := range 300 {
+			fmt.Fprintf(&b, "gw%05d,让路%05d,%s,gw%05d@example.org\n", i, i, iw.root.Code, i)
+		}
+		p := writeFile(t, "gw.csv", b.String())
+		iw.clk.waits()
+		before := iw.outbox(t)
+		rep := iw.run(t, p, importfile.CSV, importfile.Users, "", false)
+		if rep.Written != 300 || rep.Failed != 0 {
+			t.Fatalf("logins %v: import %+v", logins, rep)
+		}
+		txs := (iw.outbox(t) - before) / 2 // a change event and an audit record each
+		pauses := iw.clk.waits()
+		switch {
+		case !logins && (txs != 1 || len(pauses) != 0):
+			t.Fatalf("without logins: %d transactions, pauses %v; want 1 transaction, no pause", txs, pauses)
+		case logins && (txs < 2 || len(pauses) == 0):
+			t.Fatalf("with logins: %d transactions, pauses %v; want one chunk (at most 200 rows) a transaction and a pause after each", txs, pauses)
+		}
+		for _, d := range pauses {
+			if d <= 0 || d > time.Second {
+				t.Fatalf("pause %s, want within (0, 1s]", d)
+			}
+		}
+	}
+}

@@ -57,6 +57,10 @@ type Config struct {
 	PersonalDataAdmins []string
 	// ImportMaxBytes bounds an import file (default DefaultImportMaxBytes).
 	ImportMaxBytes int64
+	// ImportLoginShare is the share of the time an import writes while
+	// logins hash (default DefaultImportLoginShare; 1: it never pauses).
+	// See import.go.
+	ImportLoginShare float64
 	// AdminTokenCacheTTL is how long what an administrator token resolved
 	// to (token row and administrator) is reused (admintokens.go); zero:
 	// never, every call reads the store. The component sets it to
@@ -185,6 +189,9 @@ func New(d Deps) (*Service, error) {
 	}
 	if c.ImportMaxBytes <= 0 {
 		c.ImportMaxBytes = DefaultImportMaxBytes
+	}
+	if c.ImportLoginShare <= 0 || c.ImportLoginShare > 1 {
+		c.ImportLoginShare = DefaultImportLoginShare
 	}
 	s := &Service{store: d.Store, hasher: d.Hasher, sealer: d.Sealer, keys: d.Keys, log: d.Logger, cfg: c,
 		kick: d.Kick, now: d.Now, sleep: d.Sleep, homes: d.Homes, sources: newSourceGate(c.Throttle),

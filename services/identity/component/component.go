@@ -165,7 +165,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL), AdminReads: cfg.AdminReads,
 			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, FingerCache: fingerCache(cfg.FingerTemplateCache),
 			UnsaltedCutover: cutover, PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes,
-			AdminTokenCacheTTL: cfg.AdminDecisionTTL},
+			ImportLoginShare: cfg.ImportLoginShare, AdminTokenCacheTTL: cfg.AdminDecisionTTL},
 		Homes: centre.FromConfig(env.Config)})
 	if err != nil {
 		return nil, err

@@ -101,6 +101,9 @@ type Config struct {
 	// ImportMaxBytes bounds an import file, over gRPC and REST (default
 	// 1 GiB).
 	ImportMaxBytes int64 `yaml:"import_max_bytes"`
+	// ImportLoginShare is the share of the time an import writes while
+	// logins hash (default 0.25; 1: an import never pauses for logins).
+	ImportLoginShare float64 `yaml:"import_login_share"`
 	// BootstrapPassword is the first administrator's password, used only
 	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
 	// only); empty generates one and prints it once.
@@ -156,6 +159,7 @@ func Defaults() *Config {
 		FingerTemplateCache: identity.DefaultFingerCache,
 		UnsaltedWrapRate:    5,
 		ImportMaxBytes:      identity.DefaultImportMaxBytes,
+		ImportLoginShare:    identity.DefaultImportLoginShare,
 		AdminAuthz:          true,
 		AdminDecisionTTL:    adminauth.DefaultDecisionTTL,
 		LoginThrottle:       LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
@@ -227,6 +231,14 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.FingerTemplateCache, "UIAS_FINGER_TEMPLATE_CACHE", "", "")
 	b.Bool(&c.AdminAuthz, "UIAS_ADMIN_AUTHZ", "", "")
 	b.Duration(&c.AdminDecisionTTL, "UIAS_ADMIN_DECISION_TTL", "", "")
+	b.Func("UIAS_IMPORT_LOGIN_SHARE", "", "", func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", v)
+		}
+		c.ImportLoginShare = f
+		return nil
+	}, func() string { return strconv.FormatFloat(c.ImportLoginShare, 'g', -1, 64) })
 	b.Func("UIAS_FINGER_FMR", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -325,6 +337,9 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if c.ImportMaxBytes < 1<<10 || c.ImportMaxBytes > identity.MaxImportMaxBytes {
 		bad("import_max_bytes", "must be from 1024 to %d (16 GiB), got %d", identity.MaxImportMaxBytes, c.ImportMaxBytes)
+	}
+	if !(c.ImportLoginShare >= 0.05 && c.ImportLoginShare <= 1) {
+		bad("import_login_share", "must be from 0.05 to 1 (1: an import never pauses for logins), got %g", c.ImportLoginShare)
 	}
 	if c.AdminReads < 0 {
 		bad("admin_reads", "must be 0 (half the CPUs) or more, got %d", c.AdminReads)

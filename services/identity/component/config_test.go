@@ -90,6 +90,8 @@ func TestValidateEachProblem(t *testing.T) {
 		{"throttle max < base", func(c *Config) { c.LoginThrottle.MaxDelay = time.Millisecond }, "identity.login_throttle.max_delay"},
 		{"throttle max huge", func(c *Config) { c.LoginThrottle.MaxDelay = time.Hour }, "identity.login_throttle.max_delay"},
 		{"throttle decay", func(c *Config) { c.LoginThrottle.Decay = 0 }, "identity.login_throttle.decay"},
+		{"import login share zero", func(c *Config) { c.ImportLoginShare = 0 }, "identity.import_login_share"},
+		{"import login share > 1", func(c *Config) { c.ImportLoginShare = 1.5 }, "identity.import_login_share"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

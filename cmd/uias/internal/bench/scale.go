@@ -49,6 +49,8 @@ type scaleOptions struct {
 	importLoginsDur     time.Duration
 	ioPeople            int
 	cpuprofile          string
+	trace               string
+	importLoginShare    float64
 	authDB              string
 	exportDB            string
 }
@@ -76,6 +78,8 @@ func parseScaleFlags(args []string, stderr io.Writer) (*scaleOptions, error) {
 	fs.IntVar(&o.ioPeople, "io-people", 0, "people imported and exported by the import and export rows (default: --people)")
 	fs.StringVar(&o.carry, "carry", "", "an earlier page whose other \"Identity at\" sections (e.g. the soak's) are kept in --out")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the import row (our import only), or with --io=false of the --export-db rows, to this file")
+	fs.Float64Var(&o.importLoginShare, "import-login-share", 0, "identity.import_login_share of the import's service: the share of the time an import writes while logins hash (0: the default, 1: never pauses)")
+	fs.StringVar(&o.trace, "trace", "", "write a runtime execution trace of the logins during an import (go tool trace) to this file")
 	fs.StringVar(&o.dbDir, "db-dir", "", "directory for the generated stores (default: a temporary one, removed)")
 	fs.StringVar(&o.authDB, "auth-db", "", "a generated store of --people people (e.g. the listing rows' people-N.db) that the Authenticate rows' UIAS uses as its identity database, hard-linked (an administrator is added to it), instead of generating the people again")
 	fs.StringVar(&o.exportDB, "export-db", "", "measure the export rows on this generated store (e.g. the listing rows' people-N.db: people, orgs, one link each; migrated first) without importing; independent of --io")

@@ -68,7 +68,7 @@ func openIdentityDB(ctx context.Context, path string) (*store.DB, error) {
 	return db, nil
 }
 
-func ioService(st identity.Store, dir string, argon2 crypto.Argon2Params) (*identity.Service, error) {
+func ioService(st identity.Store, dir string, argon2 crypto.Argon2Params, loginShare float64) (*identity.Service, error) {
 	keys, active, err := crypto.LoadOrCreateKeyFile(filepath.Join(dir, "io-keys.json"))
 	if err != nil {
 		return nil, err
@@ -77,7 +77,7 @@ func ioService(st identity.Store, dir string, argon2 crypto.Argon2Params) (*iden
 	if err != nil {
 		return nil, err
 	}
-	return identity.New(identity.Deps{Store: st, Sealer: sealer, Logger: zap.NewNop(),
+	return identity.New(identity.Deps{Store: st, Sealer: sealer, Logger: zap.NewNop(), Config: identity.Config{ImportLoginShare: loginShare},
 		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: argon2})})
 }
 
@@ -133,7 +133,8 @@ func scaleIO(ctx context.Context, o *scaleOptions, rep *scaleReport, dir string,
 		return err
 	}
 	st := sqlstore.New(db)
-	svc, err := ioService(st, dir, o.argon2)
+	steps := &stepStore{Store: st}
+	svc, err := ioService(steps, dir, o.argon2, o.importLoginShare)
 	if err != nil {
 		return err
 	}
@@ -196,7 +197,7 @@ func scaleIO(ctx context.Context, o *scaleOptions, rep *scaleReport, dir string,
 		return err
 	}
 	if o.importLogins {
-		return scaleLoginsDuringImport(ctx, o, rep, db, st, svc, n, stderr)
+		return scaleLoginsDuringImport(ctx, o, rep, db, st, steps, svc, n, stderr)
 	}
 	return nil
 }

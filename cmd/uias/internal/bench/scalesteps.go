@@ -1,0 +1,108 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/identity"
+)
+
+// stepStore times the store calls of a login (the logins-during-an-import
+// rows): where a login's time goes with and without an import, the rest
+// of a login being its hash and the waits for a CPU.
+type stepStore struct {
+	identity.Store
+	cur atomic.Pointer[stepTimes] // nil: not recording
+}
+
+// stepTimes are the durations of each kind of store call.
+type stepTimes struct {
+	mu sync.Mutex
+	d  map[string][]time.Duration
+}
+
+func (t *stepTimes) add(step string, d time.Duration) {
+	t.mu.Lock()
+	if t.d == nil {
+		t.d = map[string][]time.Duration{}
+	}
+	t.d[step] = append(t.d[step], d)
+	t.mu.Unlock()
+}
+
+// p is the q quantile of step's durations (0 without any).
+func (t *stepTimes) p(step string, q float64) time.Duration {
+	t.mu.Lock()
+	v := slices.Clone(t.d[step])
+	t.mu.Unlock()
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return Quantile(v, q)
+}
+
+// summary is "step: n calls, p50/p99/total" for each step.
+func (t *stepTimes) summary() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, k := range slices.Sorted(mapKeys(t.d)) {
+		v := slices.Clone(t.d[k])
+		slices.Sort(v)
+		var sum time.Duration
+		for _, x := range v {
+			sum += x
+		}
+		p := func(q float64) time.Duration { return v[min(len(v)-1, int(q*float64(len(v))))] }
+		out = append(out, fmt.Sprintf("%s %d× p50 %s p99 %s max %s total %s", k, len(v), ms(p(0.5)), ms(p(0.99)), ms(v[len(v)-1]), sum.Round(time.Millisecond)))
+	}
+	return strings.Join(out, "; ")
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func (s *stepStore) time(step string, t0 time.Time) {
+	if t := s.cur.Load(); t != nil {
+		t.add(step, time.Since(t0))
+	}
+}
+
+func (s *stepStore) UpdateLoginGate(ctx context.Context, userID, source string, decide func(identity.LoginGate) (identity.LoginGateWrite, bool)) error {
+	defer s.time("gate write", time.Now())
+	return s.Store.UpdateLoginGate(ctx, userID, source, decide)
+}
+
+func (s *stepStore) FindLink(ctx context.Context, appID, account string) (*identity.AccountLink, error) {
+	defer s.time("read", time.Now())
+	return s.Store.FindLink(ctx, appID, account)
+}
+
+func (s *stepStore) GetUser(ctx context.Context, id string) (*identity.User, error) {
+	defer s.time("read", time.Now())
+	return s.Store.GetUser(ctx, id)
+}
+
+func (s *stepStore) DisabledInOrgChain(ctx context.Context, id string) (string, error) {
+	defer s.time("read", time.Now())
+	return s.Store.DisabledInOrgChain(ctx, id)
+}
+
+func (s *stepStore) AppendEvents(ctx context.Context, evs []events.Event) error {
+	defer s.time("event write", time.Now())
+	return s.Store.AppendEvents(ctx, evs)
+}
