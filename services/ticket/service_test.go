@@ -12,11 +12,11 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	"github.com/uias/uias/services/ticket"
 	"github.com/uias/uias/services/ticket/kvstore"
 )
@@ -91,25 +91,14 @@ func signer(t testing.TB) ticket.MACer {
 
 func newFixture(t testing.TB, cfg ticket.Config) *fixture {
 	t.Helper()
-	ns, err := events.StartEmbeddedNATS(t.TempDir(), "127.0.0.1", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := eventstest.NATS(t)
+	nc, js := eventstest.Connect(t, ns, nats.ReconnectWait(100*time.Millisecond))
 	f := &fixture{ns: ns, nc: nc, audit: &recorder{}, clock: &clock{}, mac: signer(t), cfg: cfg, services: &memServices{}}
 	register(t, f.services, "a", ticket.RegisteredService{AppID: "app1", URL: "https://a.example.com/", AllowProxy: true})
 	register(t, f.services, "b", ticket.RegisteredService{AppID: "app2", URL: "https://b.example.com/"})
 	register(t, f.services, "be", ticket.RegisteredService{AppID: "app3", URL: "https://backend.example.com/"})
 	register(t, f.services, "l2", ticket.RegisteredService{AppID: "app4", URL: "https://strong.example.com/", MinAuthLevel: 2})
+	var err error
 	f.svc, err = ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute}), MAC: f.mac,
 		Audit: f.audit, Now: f.clock.now, Config: cfg, Registry: ticket.NewRegistry(f.services, 0, nil)})
 	if err != nil {

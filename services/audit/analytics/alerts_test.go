@@ -15,13 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/uias/uias/pkg/crypto"
-	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/analytics"
 )
@@ -104,16 +103,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 func TestAlerts(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ns, err := events.StartEmbeddedNATS(t.TempDir(), "127.0.0.1", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc, _ := eventstest.Connect(t, eventstest.NATS(t))
 	sub, err := nc.SubscribeSync(analytics.AlertSubjectPrefix + ">")
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/ingest"
@@ -132,17 +133,8 @@ func TestKillDuringIngest(t *testing.T) {
 		t.Skip("starts child processes")
 	}
 	dir := t.TempDir()
-	ns, err := events.StartEmbeddedNATS(filepath.Join(dir, "nats"), "127.0.0.1", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	ns := eventstest.NATSIn(t, filepath.Join(dir, "nats"), -1)
+	_, js := eventstest.Connect(t, ns)
 	ctx := context.Background()
 	if err := events.EnsureStreams(ctx, js); err != nil {
 		t.Fatal(err)
@@ -188,7 +180,7 @@ func TestKillDuringIngest(t *testing.T) {
 
 	// 2. killed between commit and acknowledgement (its 3rd batch)
 	cmd = child(3)
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("crash-injected child ended with %v, want SIGKILL", err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/ingest"
 )
@@ -24,17 +25,7 @@ import (
 // kept as one record; a paused ingester stores nothing until it resumes.
 func TestIngestPacksAndPause(t *testing.T) {
 	dir := t.TempDir()
-	ns, err := events.StartEmbeddedNATS(filepath.Join(dir, "nats"), "127.0.0.1", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	_, js := eventstest.Connect(t, eventstest.NATSIn(t, filepath.Join(dir, "nats"), -1))
 	ctx := context.Background()
 	if err := events.EnsureStreams(ctx, js); err != nil {
 		t.Fatal(err)

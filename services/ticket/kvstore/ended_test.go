@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	"github.com/uias/uias/services/ticket"
 	"github.com/uias/uias/services/ticket/kvstore"
 )
@@ -17,22 +17,9 @@ import (
 // twoInstances starts NATS and two stores on their own connections.
 func twoInstances(t *testing.T) (a, b *kvstore.Store, ncA *nats.Conn, jsB jetstream.JetStream) {
 	t.Helper()
-	ns, err := events.StartEmbeddedNATS(t.TempDir(), "127.0.0.1", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	conn := func() (*nats.Conn, jetstream.JetStream) {
-		nc, err := nats.Connect(ns.ClientURL(), nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, _ := jetstream.New(nc)
-		return nc, js
-	}
-	ncA, jsA := conn()
-	_, jsB = conn()
+	ns := eventstest.NATS(t)
+	ncA, jsA := eventstest.Connect(t, ns, nats.ReconnectWait(50*time.Millisecond))
+	_, jsB = eventstest.Connect(t, ns, nats.ReconnectWait(50*time.Millisecond))
 	o := kvstore.Options{Timeout: 10 * time.Second, SessionCache: time.Minute}
 	return kvstore.New(jsA, o), kvstore.New(jsB, o), ncA, jsB
 }

@@ -11,22 +11,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	"github.com/uias/uias/services/ticket"
 	"github.com/uias/uias/services/ticket/kvstore"
 )
 
 func TestRecordsExpireByKeyTTL(t *testing.T) {
-	ns, err := events.StartEmbeddedNATS(t.TempDir(), "127.0.0.1", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := eventstest.Connect(t, eventstest.NATS(t))
 	st := kvstore.New(js, kvstore.Options{})
 	ctx := context.Background()
 	now := time.Now()
@@ -199,22 +190,9 @@ func TestServiceTicketsAfterRestart(t *testing.T) {
 // asks first; an instance that has stopped (its connection closed) takes
 // its tickets with it (not found); an unknown instance likewise.
 func TestOwnedTicketsAcrossInstances(t *testing.T) {
-	ns, err := events.StartEmbeddedNATS(t.TempDir(), "127.0.0.1", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	conn := func() (*nats.Conn, jetstream.JetStream) {
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, _ := jetstream.New(nc)
-		return nc, js
-	}
-	ncA, jsA := conn()
-	_, jsB := conn()
+	ns := eventstest.NATS(t)
+	ncA, jsA := eventstest.Connect(t, ns)
+	_, jsB := eventstest.Connect(t, ns)
 	a := kvstore.New(jsA, kvstore.Options{Timeout: 5 * time.Second})
 	b := kvstore.New(jsB, kvstore.Options{Timeout: 5 * time.Second})
 	if a.Replica() == b.Replica() || !ticket.ValidReplica(a.Replica()) {
