@@ -46,8 +46,15 @@ func TestAuditAnalytics(t *testing.T) {
 	aud := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+audTok)
 	c := auditv1.NewAuditAnalyticsServiceClient(e.conn)
 
+	var last string // the last answer, said if the wait times out
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the last FailedLogins answer: %s", last)
+		}
+	})
 	eventually(t, "two failed logins of the administrator", func() bool {
 		res, err := c.FailedLogins(aud, &auditv1.FailedLoginsRequest{By: auditv1.LoginGroup_LOGIN_GROUP_PERSON})
+		last = fmt.Sprintf("%v %v", res, err)
 		return err == nil && len(res.GetCounts()) == 1 && res.GetCounts()[0].GetKey() == "user:"+adminID &&
 			res.GetCounts()[0].GetCount() == 2 && res.GetCounts()[0].GetLast() != nil
 	})
