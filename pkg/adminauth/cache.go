@@ -2,7 +2,6 @@ package adminauth
 
 import (
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,11 +123,12 @@ func (c *decisionCache) generation() (uint64, bool) {
 	return l.DecisionGeneration(), true
 }
 
-func cacheKey(r *authzv1.CheckAdminRequest) (string, bool) {
+// appendKey appends req's cache key to b; ok is false when the answer is
+// never kept (a membership change).
+func appendKey(b []byte, r *authzv1.CheckAdminRequest) ([]byte, bool) {
 	if r.GetJoinGroup() != "" || r.GetJoinOrg() != "" {
-		return "", false
+		return b, false
 	}
-	var b strings.Builder
 	flag := "0"
 	switch {
 	case r.GetSystemAdminFlag() && r.GetListing():
@@ -138,30 +138,26 @@ func cacheKey(r *authzv1.CheckAdminRequest) (string, bool) {
 	case r.GetSystemAdminFlag():
 		flag = "1"
 	}
-	n := len(r.GetPerson()) + len(r.GetResource()) + len(r.GetOperation()) + len(r.GetTargetPerson()) + 8
-	for _, o := range r.GetOrgs() {
-		n += len(o) + 1
-	}
-	b.Grow(n)
-	for _, s := range []string{r.GetPerson(), r.GetResource(), r.GetOperation(), r.GetTargetPerson(), flag} {
-		b.WriteString(s)
-		b.WriteByte(0)
+	for _, s := range [...]string{r.GetPerson(), r.GetResource(), r.GetOperation(), r.GetTargetPerson(), flag} {
+		b = append(b, s...)
+		b = append(b, 0)
 	}
 	for _, o := range r.GetOrgs() {
-		b.WriteString(o)
-		b.WriteByte(0)
+		b = append(b, o...)
+		b = append(b, 0)
 	}
-	return b.String(), true
+	return b, true
 }
 
-// lookup returns the usable allowed answer key holds, if any.
-func (c *decisionCache) lookup(key string) (decision, bool) {
+// lookup returns the usable allowed answer key holds, if any (key: as
+// appendKey builds it; the map is read without a string copy).
+func (c *decisionCache) lookup(key []byte) (decision, bool) {
 	gen, ok := c.generation()
 	if !ok {
 		return decision{}, false
 	}
 	c.mu.RLock()
-	d, found := c.m[key]
+	d, found := c.m[string(key)]
 	c.mu.RUnlock()
 	if !found {
 		return decision{}, false
@@ -208,7 +204,8 @@ func (c *decisionCache) store(key string, d decision) {
 // keeps an allowed answer.
 func (c *decisionCache) cachedCheckAdmin(req *authzv1.CheckAdminRequest,
 	ask func() (*authzv1.CheckAdminResponse, error)) (*authzv1.CheckAdminResponse, error) {
-	key, cacheable := cacheKey(req)
+	var buf [160]byte // most keys: no allocation on a hit
+	key, cacheable := appendKey(buf[:0], req)
 	if cacheable {
 		if d, ok := c.lookup(key); ok {
 			return &authzv1.CheckAdminResponse{Allowed: true, Revision: c.maxRev.Load(), ScopeOrgs: d.scopes}, nil
@@ -226,7 +223,7 @@ func (c *decisionCache) cachedCheckAdmin(req *authzv1.CheckAdminRequest,
 	}
 	c.observe(r.GetRevision())
 	if cacheable && genOK && r.GetAllowed() && r.GetSodConflict() == "" {
-		c.store(key, decision{at: at, rev: r.GetRevision(), gen: gen, epoch: epoch, scopes: slices.Clone(r.GetScopeOrgs())})
+		c.store(string(key), decision{at: at, rev: r.GetRevision(), gen: gen, epoch: epoch, scopes: slices.Clone(r.GetScopeOrgs())})
 	}
 	return r, nil
 }
