@@ -85,6 +85,9 @@ type HasherTesting struct {
 	// BeforeHash, when set, runs on the worker before every hash, with the
 	// worker taken: blocking in it keeps that worker busy.
 	BeforeHash func()
+	// Now, when set, is the hasher's clock (Active, Contended and the
+	// duration estimate read it) instead of time.Now.
+	Now func() time.Time
 }
 
 // Hasher hashes and verifies passwords with argon2id, with bounded
@@ -126,6 +129,9 @@ type Hasher struct {
 	// is when the last one ended (h.now, unix ns): see Active.
 	running  atomic.Int64
 	lastDone atomic.Int64
+	// lastWait is when a call last found every worker busy (h.now, unix
+	// ns), whether it then waited or got ErrOverloaded: see Contended.
+	lastWait atomic.Int64
 
 	before func()
 	now    func() time.Time
@@ -186,6 +192,9 @@ func NewHasher(cfg HasherConfig) *Hasher {
 	}
 	if t := cfg.Testing; t != nil {
 		h.before = t.BeforeHash
+		if t.Now != nil {
+			h.now = t.Now
+		}
 		if t.HashTime > 0 {
 			h.fixed = true
 			h.estimate.Store(int64(t.HashTime))
@@ -379,6 +388,26 @@ func (h *Hasher) Active(within time.Duration) bool {
 	return last != 0 && h.now().UnixNano()-last < int64(within)
 }
 
+// Contended reports whether hashes wait for workers: a call waits in the
+// queue now, every worker is busy now, or a call found every worker busy
+// within the last within. Logins served without waiting (a free worker
+// for each) are not contention, however many there are: other work
+// (an import) may then run at full speed, and should give way only while
+// this is true.
+func (h *Hasher) Contended(within time.Duration) bool {
+	if h.running.Load() >= int64(len(h.mems)) {
+		return true
+	}
+	h.mu.Lock()
+	queued := len(h.queue) > 0
+	h.mu.Unlock()
+	if queued {
+		return true
+	}
+	last := h.lastWait.Load()
+	return last != 0 && h.now().UnixNano()-last < int64(within)
+}
+
 // admit runs work in a worker's memory: at once on this goroutine if a
 // worker is free, otherwise queued as compute describes.
 func (h *Hasher) admit(ctx context.Context, wait bool, work func(m *argon2Memory) []byte) ([]byte, error) {
@@ -412,6 +441,7 @@ func (h *Hasher) admit(ctx context.Context, wait bool, work func(m *argon2Memory
 		}
 		return key, nil
 	}
+	h.lastWait.Store(h.now().UnixNano())
 	ahead := int64(len(h.queue))
 	if !wait || (h.waitCap >= 0 && ahead >= h.waitCap) || !h.fits(ctx, h.projectedWait(ahead)) {
 		h.mu.Unlock()

@@ -648,3 +648,57 @@ func TestHasherActive(t *testing.T) {
 		t.Fatal("active 1s after the last hash, window 1s")
 	}
 }
+
+// Contended: false while logins find a free worker (however many hash),
+// true while every worker is busy or a call waits, and within the window
+// after a call last found every worker busy, false after it.
+func TestHasherContended(t *testing.T) {
+	ctx := context.Background()
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 2}, time.Nanosecond)
+	now := time.Unix(1_000_000, 0)
+	var mu sync.Mutex
+	h.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	if h.Contended(time.Second) {
+		t.Fatal("contended before any hash")
+	}
+	done := make(chan error, 3)
+	hash := func(pw string) { go func() { _, err := h.Hash(ctx, pw); done <- err }() }
+	hash("one")
+	<-started
+	if h.Contended(time.Second) {
+		t.Fatal("contended with one of two workers busy")
+	}
+	if !h.Active(time.Second) {
+		t.Fatal("not active while a hash runs")
+	}
+	hash("two")
+	<-started
+	if !h.Contended(time.Second) {
+		t.Fatal("not contended with every worker busy")
+	}
+	hash("three")
+	waitForWaiters(h, 1)
+	if !h.Contended(0) { // the queue alone says so, whatever the window
+		t.Fatal("not contended with a call waiting")
+	}
+	close(release)
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for h.running.Load() > 0 || h.Waiting() > 0 {
+		runtime.Gosched()
+	}
+	if !h.Contended(time.Second) {
+		t.Fatal("not contended right after a call waited, window 1s")
+	}
+	advance(time.Second)
+	if h.Contended(time.Second) {
+		t.Fatal("contended 1s after a call last waited, window 1s")
+	}
+	if !h.Active(time.Hour) {
+		t.Fatal("not active after hashes, window 1h")
+	}
+}

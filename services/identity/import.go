@@ -56,18 +56,23 @@ const ImportChunkMax = 2000
 const ImportTxTarget = 50 * time.Millisecond
 
 // While logins hash (a hash ran within ImportLoginWindow), an import
-// gives way to them: each transaction is one chunk (a login's write waits
-// for at most one chunk and its commit, not a transaction of up to
-// ImportBatchSize rows), and after each the import pauses so that it
-// writes for at most Config.ImportLoginShare of the time. Without the
-// pause an import took most of the CPUs from the logins: a pure-Go hash
-// gives its processor to any other goroutine every 0.3 ms (ADR 0005),
-// and the import's goroutines run until preempted, so they got the CPUs
-// first; and its long transactions held SQLite's write lock for seconds
-// (issue 16: logins at 0.13× of their rate alone, p99 2.1 s, during an
-// import of 1 M people).
+// writes each transaction as one chunk (about ImportTxTarget of writing):
+// a login's gate write waits for at most one chunk and its commit, not a
+// transaction of up to ImportBatchSize rows (issue 16: its long
+// transactions held SQLite's write lock for seconds). While logins also
+// wait for the CPUs (a password check found every hash worker busy within
+// ImportWaitWindow, crypto.Hasher.Contended), the import gives way to
+// them: after each chunk it pauses so that it writes for at most
+// Config.ImportLoginShare of the time. Without the pause an import took
+// most of the CPUs from waiting logins: a pure-Go hash gives its processor
+// to any other goroutine every 0.3 ms (ADR 0005), and the import's
+// goroutines run until preempted, so they got the CPUs first (logins at
+// 0.13x of their rate alone, p99 2.1 s, during an import of 1 M people).
+// Logins served without waiting (a steady, modest rate) cost the import
+// only its smaller transactions, not the pauses.
 const (
 	ImportLoginWindow       = time.Second
+	ImportWaitWindow        = 250 * time.Millisecond
 	DefaultImportLoginShare = 0.25
 	// importPauseMax bounds one pause.
 	importPauseMax = time.Second
@@ -612,21 +617,21 @@ func (im *importer) batchLimit() int {
 }
 
 // ImportLoginShare is the share of the time an import writes while
-// logins hash (Config.ImportLoginShare).
+// logins wait for the CPUs (Config.ImportLoginShare).
 func (s *Service) ImportLoginShare() float64 { return s.cfg.ImportLoginShare }
 
 // loginsActive reports whether logins hash (see ImportLoginWindow).
 func (im *importer) loginsActive() bool {
-	if importLoginsActive != nil {
-		return importLoginsActive()
-	}
 	return im.s.hasher != nil && im.s.hasher.Active(ImportLoginWindow)
 }
 
-// importLoginsActive, when set, replaces the hasher's answer (tests).
-var importLoginsActive func() bool
+// loginsWaiting reports whether logins wait for a hash worker (see
+// ImportWaitWindow).
+func (im *importer) loginsWaiting() bool {
+	return im.s.hasher != nil && im.s.hasher.Contended(ImportWaitWindow)
+}
 
-// giveWay pauses after a transaction that took d while logins hash, so
+// giveWay pauses after a transaction that took d while logins wait, so
 // that the import writes for at most Config.ImportLoginShare of the time.
 func (im *importer) giveWay(ctx context.Context, d time.Duration) {
 	share := im.s.cfg.ImportLoginShare
@@ -701,7 +706,7 @@ func (im *importer) write(ctx context.Context, batch []ImportItem) (int, error) 
 	}
 	took := time.Since(began)
 	im.sizer.took(len(results), took)
-	if logins {
+	if logins && im.loginsWaiting() {
 		im.giveWay(ctx, took) // a cancel cut short ends the import at the next write
 	}
 	for i, r := range results {

@@ -8,12 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/xuri/excelize/v2"
 
+	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/importfile"
@@ -34,9 +36,17 @@ func newImportWorld(t testing.TB) *importWorld {
 
 func newImportWorldWith(t testing.TB, cfg identity.Config) *importWorld {
 	t.Helper()
+	return newImportWorldDeps(t, identity.Deps{Config: cfg})
+}
+
+// newImportWorldDeps is an import world whose service has d's parts
+// besides its store and clock.
+func newImportWorldDeps(t testing.TB, d identity.Deps) *importWorld {
+	t.Helper()
 	db := testDB(t)
 	st, clk := sqlstore.New(db), newTestClock()
-	svc := testService(t, identity.Deps{Store: st, Now: clk.now, Sleep: clk.sleep, Config: cfg})
+	d.Store, d.Now, d.Sleep = st, clk.now, clk.sleep
+	svc := testService(t, d)
 	w := setupOn(t, svc, clk)
 	orgs, _, err := svc.ListOrgs(context.Background(), identity.OrgFilter{}, 0, "")
 	if err != nil {
@@ -445,41 +455,81 @@ func TestImportPipeline(t *testing.T) {
 	}
 }
 
-// While logins hash, an import gives way to them: each transaction is one
-// chunk (a login's write waits for one chunk, not for a whole batch), and
-// after each the import pauses (three times as long as the transaction
-// took, with the default share). Without logins it writes its batch in one
-// transaction and never pauses. (Whether logins hash is set here; the
-// hasher's answer is TestHasherActive's.)
+// An import's transactions follow the logins (set here by the state of
+// the service's hasher, not by timing): without logins it writes its batch
+// in one transaction and never pauses; while logins hash but each finds a
+// free worker, one chunk (at most 200 rows) a transaction without pauses
+// (a login's write waits for one chunk, not for a whole batch); while
+// logins wait for a worker, one chunk a transaction and after each a pause
+// (three times as long as the transaction took, with the default share).
 func TestImportGivesWayToLogins(t *testing.T) {
 	identity.SetImportBatchRows(t, 300)
-	for _, logins := range []bool{false, true} {
-		identity.SetImportLoginsActive(t, logins)
-		iw := newImportWorld(t)
-		var b strings.Builder
-		b.WriteString("login_name,display_name,org_code,email\n")
-		for i := range 300 {
-			fmt.Fprintf(&b, "gw%05d,让路%05d,%s,gw%05d@example.org\n", i, i, iw.root.Code, i)
-		}
-		p := writeFile(t, "gw.csv", b.String())
-		iw.clk.waits()
-		before := iw.outbox(t)
-		rep := iw.run(t, p, importfile.CSV, importfile.Users, "", false)
-		if rep.Written != 300 || rep.Failed != 0 {
-			t.Fatalf("logins %v: import %+v", logins, rep)
-		}
-		txs := (iw.outbox(t) - before) / 2 // a change event and an audit record each
-		pauses := iw.clk.waits()
-		switch {
-		case !logins && (txs != 1 || len(pauses) != 0):
-			t.Fatalf("without logins: %d transactions, pauses %v; want 1 transaction, no pause", txs, pauses)
-		case logins && (txs < 2 || len(pauses) == 0):
-			t.Fatalf("with logins: %d transactions, pauses %v; want one chunk (at most 200 rows) a transaction and a pause after each", txs, pauses)
-		}
-		for _, d := range pauses {
-			if d <= 0 || d > time.Second {
-				t.Fatalf("pause %s, want within (0, 1s]", d)
+	for _, c := range []struct {
+		name   string
+		hold   int  // hashes held running, of two workers
+		chunks bool // one chunk a transaction
+		pauses bool
+	}{
+		{"no logins", 0, false, false},
+		{"logins served at once", 1, true, false},
+		{"logins waiting", 2, true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var mu sync.Mutex
+			now := time.Unix(1_000_000, 0)
+			held, release := make(chan struct{}, 2), make(chan struct{})
+			var holding atomic.Bool
+			h := crypto.NewHasher(crypto.HasherConfig{Params: cheapArgon2, Workers: 2, Testing: &crypto.HasherTesting{
+				HashTime: time.Millisecond,
+				Now:      func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+				BeforeHash: func() {
+					if holding.Load() {
+						held <- struct{}{}
+						<-release
+					}
+				},
+			}})
+			iw := newImportWorldDeps(t, identity.Deps{Hasher: h})
+			mu.Lock()
+			now = now.Add(time.Hour) // the set-up's hashes (bootstrap, a user) are long past
+			mu.Unlock()
+			holding.Store(true)
+			done := make(chan struct{}, c.hold)
+			for range c.hold {
+				go func() { _, _ = h.Hash(context.Background(), "a login's password"); done <- struct{}{} }()
+				<-held
 			}
-		}
+			defer func() {
+				close(release)
+				for range c.hold {
+					<-done
+				}
+			}()
+			var b strings.Builder
+			b.WriteString("login_name,display_name,org_code,email\n")
+			for i := range 300 {
+				fmt.Fprintf(&b, "gw%05d,让路%05d,%s,gw%05d@example.org\n", i, i, iw.root.Code, i)
+			}
+			p := writeFile(t, "gw.csv", b.String())
+			iw.clk.waits()
+			before := iw.outbox(t)
+			rep := iw.run(t, p, importfile.CSV, importfile.Users, "", false)
+			if rep.Written != 300 || rep.Failed != 0 {
+				t.Fatalf("import %+v", rep)
+			}
+			txs := (iw.outbox(t) - before) / 2 // a change event and an audit record each
+			pauses := iw.clk.waits()
+			if c.chunks != (txs >= 2) || (!c.chunks && txs != 1) {
+				t.Fatalf("%d transactions; want one chunk (at most 200 rows) a transaction: %v", txs, c.chunks)
+			}
+			if c.pauses != (len(pauses) > 0) || (c.pauses && len(pauses) < txs-1) {
+				t.Fatalf("%d transactions, pauses %v; want a pause after each: %v", txs, pauses, c.pauses)
+			}
+			for _, d := range pauses {
+				if d <= 0 || d > time.Second {
+					t.Fatalf("pause %s, want within (0, 1s]", d)
+				}
+			}
+		})
 	}
 }

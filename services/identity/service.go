@@ -58,7 +58,8 @@ type Config struct {
 	// ImportMaxBytes bounds an import file (default DefaultImportMaxBytes).
 	ImportMaxBytes int64
 	// ImportLoginShare is the share of the time an import writes while
-	// logins hash (default DefaultImportLoginShare; 1: it never pauses).
+	// logins wait for a hash worker (default DefaultImportLoginShare; 1: it
+	// never pauses).
 	// See import.go.
 	ImportLoginShare float64
 	// AdminTokenCacheTTL is how long what an administrator token resolved

@@ -102,7 +102,9 @@ type Config struct {
 	// 1 GiB).
 	ImportMaxBytes int64 `yaml:"import_max_bytes"`
 	// ImportLoginShare is the share of the time an import writes while
-	// logins hash (default 0.25; 1: an import never pauses for logins).
+	// logins wait for the CPUs (a password check found every hash worker
+	// busy within the last 250 ms; default 0.25; 1: an import never pauses
+	// for logins). Logins served without waiting do not pause an import.
 	ImportLoginShare float64 `yaml:"import_login_share"`
 	// BootstrapPassword is the first administrator's password, used only
 	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
