@@ -297,14 +297,8 @@ func authzRows(o *options, rounds []*round) []*row {
 		explain: "Index.Check of the data set's checks (about half allowed) on one goroutine, each call timed " +
 			"(clock reads included), against finding the check's person in a Go map of 100k people, in " +
 			"alternating slices. Goal (issue 10 item 7): p50 at most 1 µs, absolute (see the note); no ratio goal."}
-	aio := " All in one: the audit component of the same process stores the access records in the measured " +
-		"slices, on the same CPUs (and, lagging behind, in the floor's slices after them, which lowers the floor " +
-		"too). No goal: the goal is judged on the row with the records stored outside the " +
-		"measurement (the parameters say why); this one is reported beside it."
-	outside := " The access records are made and published to AUDIT as always, but the audit component's consumer " +
-		"is paused for the whole interleave (floors included) and stores them after it, as audit runs in pods of " +
-		"its own when deployed; the benchmark checks that every Check call's record arrived (an error otherwise). " +
-		"The note says how many waited and how long storing them took."
+	aio := allInOneExplain
+	outside := outsideExplain("Check call's")
 	grpcBase := fmt.Sprintf("AuthzService/Check with the application's credentials (verified with identity, "+
 		"believed for 10 s), %d closed-loop callers on one connection, the data set in the running component's "+
 		"index, against Health/Check on a plain grpc.Server in the same slices.", o.concurrency)

@@ -256,17 +256,11 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if o.trace != "" {
-		f, err := os.Create(o.trace)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return err
-		}
-		defer trace.Stop()
+	stopTrace, err := startTrace(o.trace)
+	if err != nil {
+		return err
 	}
+	defer stopTrace()
 	rounds := make([]*round, 0, o.count)
 	for i := range o.count {
 		if o.count > 1 {
@@ -560,3 +554,20 @@ func ms(d time.Duration) string {
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.0f", float64(b)/(1<<20)) }
+
+// startTrace starts a runtime execution trace into path (--trace) and
+// returns what stops it; with no path it does nothing.
+func startTrace(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.Start(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() { trace.Stop(); _ = f.Close() }, nil
+}

@@ -27,6 +27,23 @@ import (
 // benchmark then checks that every recorded call's record was stored
 // (outsideRun.err otherwise).
 
+// outsideExplain ends the explanation of a goal row measured with the
+// records stored outside the measurement; whose names the calls whose
+// records the benchmark checks ("Check call's").
+func outsideExplain(whose string) string {
+	return " The access records are made and published to AUDIT as always, but the audit component's consumer " +
+		"is paused for the whole interleave (floors included) and stores them after it, as audit runs in pods of " +
+		"its own when deployed; the benchmark checks that every " + whose + " record arrived (an error otherwise). " +
+		"The note says how many waited and how long storing them took."
+}
+
+// allInOneExplain ends the explanation of the all-in-one row beside such
+// a goal row.
+const allInOneExplain = " All in one: the audit component of the same process stores the access records in the measured " +
+	"slices, on the same CPUs (and, lagging behind, in the floor's slices after them, which lowers the floor " +
+	"too). No goal: the goal is judged on the row with the records stored outside the " +
+	"measurement (the parameters say why); this one is reported beside it."
+
 // outsideMethod is the method text of the report's parameters.
 const outsideMethod = "access records (one per API call, published to AUDIT): the goal rows of GetUser, authz " +
 	"Check and the CAS ticket pairs are judged with the records made and published as always but stored outside the measurement (the audit " +

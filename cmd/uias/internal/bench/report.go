@@ -263,14 +263,8 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			"worker hold no argon2 memory; the 10 N calls in flight at once hold their requests on the server. "+
 			"The callers run in a process of their own (`uias bench storm-client`), so this is the server's heap "+
 			"alone (until 2026-12-01 they shared the process and their garbage counted too). %s", w, p.MemoryKiB, heapGrows)}
-	getAIO := " All in one: the audit component of the same process stores the access records in the measured " +
-		"slices, on the same CPUs (and, lagging behind, in the floor's slices after them, which lowers the floor " +
-		"too). No goal: the goal is judged on the row with the records stored outside the " +
-		"measurement (the parameters say why); this one is reported beside it."
-	getOutside := " The access records are made and published to AUDIT as always, but the audit component's consumer " +
-		"is paused for the whole interleave (floors included) and stores them after it, as audit runs in pods of " +
-		"its own when deployed; the benchmark checks that every GetUser call's record arrived (an error otherwise). " +
-		"The note says how many waited and how long storing them took."
+	getAIO := allInOneExplain
+	getOutside := outsideExplain("GetUser call's")
 	getBase := fmt.Sprintf("AdminService/GetUser by id with an admin bearer token, %d closed-loop callers on one "+
 		"gRPC connection, against Health/Check on a plain grpc.Server (no interceptors) with the same client "+
 		"setup.", o.concurrency)

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"runtime/trace"
 	"sync/atomic"
 	"time"
 
@@ -77,17 +75,11 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 		importRows   int64
 		importErr    error
 	)
-	if o.trace != "" {
-		f, err := os.Create(o.trace)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return err
-		}
-		defer trace.Stop()
+	stopTrace, err := startTrace(o.trace)
+	if err != nil {
+		return err
 	}
+	defer stopTrace()
 	// withImport runs the logins of run (closed-loop or paced) during an
 	// import, timing their store calls into st.
 	withImport := func(st *stepTimes, run func(w, d time.Duration) *Result) Measure {

@@ -223,10 +223,7 @@ func ticketRows(o *options, rounds []*round) []*row {
 	aio := " All in one: the audit component of the same process stores the access records (one per validation) " +
 		"in the measured slices, on the same CPUs. No goal: the goal is judged on the row with the records stored " +
 		"outside the measurement (the parameters say why); this one is reported beside it."
-	outside := " The access records are made and published to AUDIT as always, but the audit component's consumer " +
-		"is paused for the whole interleave (floors included) and stores them after it, as audit runs in pods of " +
-		"its own when deployed; the benchmark checks that every validation's record arrived (an error otherwise). " +
-		"The note says how many waited and how long storing them took."
+	outside := outsideExplain("validation's")
 	grpcBase := fmt.Sprintf("Ticket pairs per second, %d closed-loop callers: %s over gRPC "+
 		"(TicketService/ValidateServiceTicket: signature check, atomic consume: a delete from the issuing "+
 		"instance's memory; no session read: the session's end would have removed the ticket), against Health/Check "+
