@@ -58,27 +58,44 @@ type verifyChunk struct {
 	done      chan struct{} // closed once the above are set
 }
 
-// verifyChunkSize is the records a reader of scanChunks takes at a time.
-const verifyChunkSize = 8192
+// verifyChunkSize is the most records a reader of scanChunks takes at a
+// time; verifyChunkMin the fewest (but for the last chunk).
+const (
+	verifyChunkSize = 8192
+	verifyChunkMin  = 1024
+)
+
+// chunkSize is the records of the chunk starting at lo when the log ends
+// at size, for workers readers: the largest chunks first, smaller ones
+// towards the end (a quarter of what is left per reader), so that the
+// readers finish together instead of one reading the last chunk alone.
+func chunkSize(lo, size int64, workers int) int64 {
+	return min(verifyChunkSize, max(verifyChunkMin, (size-lo)/int64(4*workers)))
+}
 
 // scanChunks reads the log from seq from on in chunks of consecutive
-// records, each read (records and stored tree hashes, on connections of
-// their own) and hashed by one of up to GOMAXPROCS goroutines, and calls fn
-// with the chunks in order on the caller's goroutine. The last chunk
-// starts at size or below and reads to the end. fn returning an error
-// stops everything; that error is returned.
+// records and calls fn with the chunks in order on the caller's goroutine.
+// Each chunk is read (records and stored tree hashes, on a connection of
+// its own) and hashed by one of 2*GOMAXPROCS goroutines, of which at most
+// GOMAXPROCS read from the store at once: while one waits (for the
+// store's allocator lock, a file read), another hashes a chunk already
+// read, so that every CPU has work. The last chunk starts at size or
+// below and reads to the end. fn returning an error stops everything;
+// that error is returned.
 func scanChunks(ctx context.Context, st Store, from, size int64, fn func(c *verifyChunk) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	workers := max(1, runtime.GOMAXPROCS(0))
+	procs := max(1, runtime.GOMAXPROCS(0))
+	workers := 2 * procs
+	reading := make(chan struct{}, procs) // a token per reader in the store
 	jobs := make(chan *verifyChunk, workers)
-	ordered := make(chan *verifyChunk, workers) // in log order
+	ordered := make(chan *verifyChunk, 2*workers) // in log order; chunks read ahead of the one awaited
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			buf := make([]byte, 0, 1024)
 			for c := range jobs {
-				buf = c.read(ctx, st, buf)
+				buf = c.read(ctx, st, reading, buf)
 				close(c.done)
 			}
 		})
@@ -86,8 +103,8 @@ func scanChunks(ctx context.Context, st Store, from, size int64, fn func(c *veri
 	go func() {
 		defer close(ordered)
 		defer close(jobs)
-		for lo := from; ; lo += verifyChunkSize {
-			c := &verifyChunk{lo: lo, hi: lo + verifyChunkSize, done: make(chan struct{})}
+		for lo := from; ; {
+			c := &verifyChunk{lo: lo, hi: lo + chunkSize(lo, size, procs), done: make(chan struct{})}
 			last := c.hi >= size
 			if last {
 				c.hi = -1
@@ -102,6 +119,7 @@ func scanChunks(ctx context.Context, st Store, from, size int64, fn func(c *veri
 			if last {
 				return
 			}
+			lo = c.hi
 		}
 	}()
 	var err error
@@ -130,11 +148,33 @@ func scanChunks(ctx context.Context, st Store, from, size int64, fn func(c *veri
 var errChunkEnd = errors.New("end of chunk")
 
 // read fills the chunk from the store, using buf to encode leaves; it
-// returns buf for the next chunk.
-func (c *verifyChunk) read(ctx context.Context, st Store, buf []byte) []byte {
+// returns buf for the next chunk. It reads from the store holding a token
+// of reading (see scanChunks), given back once the records are read.
+func (c *verifyChunk) read(ctx context.Context, st Store, reading chan struct{}, buf []byte) []byte {
+	select {
+	case reading <- struct{}{}:
+	case <-ctx.Done():
+		c.err = ctx.Err()
+		return buf
+	}
+	held := true
+	release := func() {
+		if held {
+			held = false
+			<-reading
+		}
+	}
+	defer release()
 	if ls, ok := st.(LeafScanner); ok {
-		handled, b := c.readLeaves(ctx, st, ls, buf)
+		handled, b := c.readLeaves(ctx, st, ls, release, buf)
 		if buf = b; handled {
+			return buf
+		}
+		select { // declined: read it row by row, again as a reader
+		case reading <- struct{}{}:
+			held = true
+		case <-ctx.Done():
+			c.err = ctx.Err()
 			return buf
 		}
 	}
@@ -146,6 +186,7 @@ func (c *verifyChunk) read(ctx context.Context, st Store, buf []byte) []byte {
 		recs = append(recs, r)
 		return nil
 	})
+	release()
 	if err != nil && !errors.Is(err, errChunkEnd) {
 		c.err = err
 		return buf
@@ -199,12 +240,17 @@ func (c *verifyChunk) noteArchive(i int, r *Record) {
 }
 
 // readLeaves fills the chunk through ls (see LeafScanner); false when the
-// store did not handle the run (the chunk is left empty).
-func (c *verifyChunk) readLeaves(ctx context.Context, st Store, ls LeafScanner, buf []byte) (bool, []byte) {
+// store did not handle the run (the chunk is left empty). It calls read
+// once the store has read the run (at the first record, or on return).
+func (c *verifyChunk) readLeaves(ctx context.Context, st Store, ls LeafScanner, read func(), buf []byte) (bool, []byte) {
+	defer read()
 	c.hashBase = tlog.StoredHashIndex(0, c.lo)
 	next := c.lo // the tree hashes are contiguous up to the first gap
 	var archives []int
 	handled, err := ls.ScanLeaves(ctx, c.lo, c.hi, func(seq int64, typ string, leaf, hashes []byte) error {
+		if len(c.seqs) == 0 {
+			read() // the run is read: what is left is hashing
+		}
 		buf = append(append(buf[:0], 0), leaf...) // RFC 6962 leaf prefix
 		c.seqs = append(c.seqs, seq)
 		c.leaves = append(c.leaves, tlog.Hash(sha256.Sum256(buf)))
