@@ -117,6 +117,12 @@ func (l *Log) appendIn(ctx context.Context, tx AppendTx, recs []Record) (AppendR
 		}
 		known[r.EventID] = true
 		r.Seq = size + int64(len(add))
+		if r.DurationMS == 0 {
+			// -0 becomes 0: SQLite stores -0 as 0, so a leaf saying -0
+			// never matched the record read back (Verify reported it as
+			// changed); both are "no time", and the leaf now says 0
+			r.DurationMS = 0
+		}
 		add = append(add, r)
 	}
 	mem, err := newBatchHashes(ctx, tx, size, int64(len(add)))

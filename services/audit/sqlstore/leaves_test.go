@@ -44,7 +44,8 @@ func hostileRecords() []audit.Record {
 	recs[9].DurationMS = math.MaxFloat64
 	recs[10].DurationMS = -1e-7
 	recs[11].DurationMS = 1e21
-	recs[12].DurationMS = -0.5 // (-0 is stored by SQLite as 0: such a record never verified)
+	recs[12].DurationMS = -0.5
+	recs[15].DurationMS = math.Copysign(0, -1) // appended as 0
 	recs[13].DurationMS = 123456789.123456789
 	recs[14].Time = time.UnixMilli(-62135596800000).UTC()
 	rng := rand.New(rand.NewPCG(5, 6))

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/services/audit"
 )
 
@@ -41,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		"Proofs":            testProofs,
 		"ConcurrentAppends": testConcurrentAppends,
 		"VerifyWholeLog":    testVerifyWholeLog,
+		"NegativeZero":      testNegativeZero,
 		"Query":             testQuery,
 		"Retention":         testRetention,
 		"Counts":            testCounts,
@@ -502,6 +505,36 @@ func testVerifyWholeLog(t *testing.T, s Subject) {
 	rep, err = audit.Verify(ctx, s.Store, l.Signer().Origin(), other)
 	if err != nil || rep.OK() || rep.Problem.Seq != -1 {
 		t.Fatalf("verify with foreign keys: %+v %v", rep, err)
+	}
+}
+
+// testNegativeZero appends records whose duration is -0 (one given so,
+// one from an event whose JSON says -0): they are stored as 0, their
+// leaves say 0, and the log verifies.
+func testNegativeZero(t *testing.T, s Subject) {
+	ctx := context.Background()
+	l, _ := newLog(t, s, 4)
+	recs := Records("nz", 6)
+	recs[1].DurationMS = math.Copysign(0, -1)
+	ev := events.Event{ID: "nz-event", Type: "audit.authenticate", Subject: "uias.audit.identity.authenticate", Time: time.Now(),
+		Payload: []byte(`{"time":"2026-12-01T00:00:00Z","result":"success","duration_ms":-0}`)}
+	recs[4] = audit.FromEvent(ev)
+	if !math.Signbit(recs[1].DurationMS) || !math.Signbit(recs[4].DurationMS) {
+		t.Fatalf("durations %v %v: not -0", recs[1].DurationMS, recs[4].DurationMS)
+	}
+	appendAll(t, l, recs)
+	for _, seq := range []int64{1, 4} {
+		r, err := s.Store.GetRecord(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.DurationMS != 0 || math.Signbit(r.DurationMS) || !strings.Contains(string(r.LeafData()), `"duration_ms":0,`) {
+			t.Fatalf("record %d: duration %v, leaf %s", seq, r.DurationMS, r.LeafData())
+		}
+	}
+	rep, err := audit.Verify(ctx, s.Store, l.Signer().Origin(), mustVerifiers(t, l))
+	if err != nil || !rep.OK() || rep.Records != 6 {
+		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
 
