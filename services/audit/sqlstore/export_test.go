@@ -51,12 +51,12 @@ func SetUnpacked(v bool) bool {
 	return old
 }
 
-// SetLeafRuns makes Verify on SQLite read the log in aggregated runs
+// SetLeafRuns makes Verify read the log in aggregated runs
 // (true, ScanLeaves) or row by row (false) and returns the previous
 // setting.
 func SetLeafRuns(v bool) bool {
-	old := sqliteLeafRuns
-	sqliteLeafRuns = v
+	old := leafRuns
+	leafRuns = v
 	return old
 }
 
