@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/bits"
 	"runtime"
+	"runtime/trace"
 	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -81,7 +82,8 @@ func chunkSize(lo, size int64, workers int) int64 {
 // store's allocator lock, a file read), another hashes a chunk already
 // read, so that every CPU has work. The last chunk starts at size or
 // below and reads to the end. fn returning an error stops everything;
-// that error is returned.
+// that error is returned. Both show as regions in a runtime trace (uias
+// bench --trace).
 func scanChunks(ctx context.Context, st Store, from, size int64, fn func(c *verifyChunk) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -95,7 +97,9 @@ func scanChunks(ctx context.Context, st Store, from, size int64, fn func(c *veri
 		wg.Go(func() {
 			buf := make([]byte, 0, 1024)
 			for c := range jobs {
+				r := trace.StartRegion(ctx, "audit verify: read and hash a chunk")
 				buf = c.read(ctx, st, reading, buf)
+				r.End()
 				close(c.done)
 			}
 		})
@@ -127,13 +131,16 @@ func scanChunks(ctx context.Context, st Store, from, size int64, fn func(c *veri
 		if err != nil {
 			continue // drain
 		}
+		r := trace.StartRegion(ctx, "audit verify: wait for the next chunk")
 		select {
 		case <-c.done:
 		case <-ctx.Done():
 			err = ctx.Err()
 			cancel()
+			r.End()
 			continue
 		}
+		r.End()
 		if err = c.err; err == nil {
 			err = fn(c)
 		}
