@@ -13,7 +13,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/store"
 )
 
@@ -104,17 +103,8 @@ func TestStopWhileDirectCallServed(t *testing.T) {
 			r := &Registry{}
 			r.Register(sc.module())
 			var conn grpc.ClientConnInterface
-			r.Register(Module{Name: "user", Uses: []string{"svc"}, Init: func(_ context.Context, env *Env) (*Component, error) {
-				var err error
-				conn, err = env.Client("svc")
-				return nil, err
-			}})
-			cfg := config.Default()
-			cfg.Target = config.TargetAll
-			cfg.DataDir = t.TempDir()
-			cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "", ""
-			cfg.Complete()
-			p, err := Start(context.Background(), r, cfg, Options{})
+			r.Register(clientOf("svc", &conn))
+			p, err := Start(context.Background(), r, allConfig(t, ""), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
