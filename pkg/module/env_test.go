@@ -30,8 +30,8 @@ func TestEnvHelpers(t *testing.T) {
 				return nil, err
 			}
 			want := errors.New("refused")
-			if err := env.Subscribed(nil, want); err != want {
-				return nil, fmt.Errorf("Subscribed: %v, want %v", err, want)
+			if err := env.Subscribed(nil, want); !errors.Is(err, want) {
+				return nil, fmt.Errorf("Subscribed: %w, want %w", err, want)
 			}
 			return nil, nil
 		}})
