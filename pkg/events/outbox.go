@@ -67,6 +67,27 @@ func WithOutboxMigration(fsys fs.FS, dialect store.Dialect, file string) (fs.FS,
 	return out, nil
 }
 
+// OutboxMigrations returns a component's migrations of dialect, kept in
+// fsys under migrations/<dialect> (migrations/sqlite, migrations/postgres),
+// with its events outbox as the migration named file (WithOutboxMigration).
+func OutboxMigrations(fsys fs.FS, dialect store.Dialect, file string) (fs.FS, error) {
+	dir, err := fs.Sub(fsys, "migrations/"+dialect.String())
+	if err != nil {
+		return nil, fmt.Errorf("events: migrations of %s: %w", dialect, err)
+	}
+	return WithOutboxMigration(dir, dialect, file)
+}
+
+// MigrateWithOutbox brings component's schema and its events outbox up to
+// date on db: store.Migrate with the migrations of OutboxMigrations.
+func MigrateWithOutbox(ctx context.Context, db *store.DB, component string, fsys fs.FS, file string) error {
+	all, err := OutboxMigrations(fsys, db.Dialect, file)
+	if err != nil {
+		return fmt.Errorf("%s migrations: %w", component, err)
+	}
+	return store.Migrate(ctx, db, component, all)
+}
+
 // ValidateEvent checks the fields AddToOutbox requires: a non-empty ID and a subject
 // without spaces or wildcards.
 func ValidateEvent(ev Event) error {

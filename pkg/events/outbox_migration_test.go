@@ -59,3 +59,35 @@ func TestWithOutboxMigration(t *testing.T) {
 		}
 	}
 }
+
+// MigrateWithOutbox migrates a component's migrations/<dialect> folder
+// with the outbox: what the services' Migrate functions do.
+func TestMigrateWithOutbox(t *testing.T) {
+	fsys := fstest.MapFS{}
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		dir := "migrations/" + d.String() + "/"
+		fsys[dir+"0001_things.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE things_m (id TEXT PRIMARY KEY);")}
+		fsys[dir+"0002_events_outbox.sql"] = &fstest.MapFile{Data: []byte("-- placeholder")}
+	}
+	for name, db := range storetest.DBs(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			for range 2 { // idempotent
+				if err := events.MigrateWithOutbox(ctx, db, "comp_m", fsys, "0002_events_outbox.sql"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := db.ExecContext(ctx, db.Rebind("INSERT INTO things_m (id) VALUES (?)"), "a"); err != nil {
+				t.Fatalf("the component's own migration: %v", err)
+			}
+			if err := db.InTx(ctx, func(tx *sql.Tx) error {
+				return events.AddToOutbox(ctx, tx, db, events.Event{ID: events.NewID(), Subject: "uias.changes.comp.x", Type: "x"})
+			}); err != nil {
+				t.Fatalf("the migrated outbox refuses an event: %v", err)
+			}
+			if err := events.MigrateWithOutbox(ctx, db, "comp_none", fstest.MapFS{}, "0002_events_outbox.sql"); err == nil {
+				t.Error("no migrations folder: accepted")
+			}
+		})
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/uias/uias/pkg/apierr"
 )
 
 // Direct calls.
@@ -49,6 +51,10 @@ import (
 // protobuf go to Streams, a connection to the in-process listener. Message
 // size limits (ServerOptions.MaxRecvMsgSize) are not applied: the callers
 // are the process's own code (the edge bounds REST bodies).
+//
+// It stops as a server does (GracefulStop, Stop): from then on a call is
+// answered UNAVAILABLE ("the service is shutting down") instead of being
+// served by a process whose stores may be closing; see there.
 type Direct struct {
 	chain   *chain
 	admit   func(string) error
@@ -56,7 +62,24 @@ type Direct struct {
 
 	mu      sync.Mutex // serialises RegisterService
 	methods atomic.Pointer[map[string]directMethod]
+
+	// Stopping: calls counts the calls being served; state (directOpen,
+	// directDraining, directStopped) says which new ones are taken; idle
+	// wakes a GracefulStop when the last call ends; base is the parent of
+	// the handlers' contexts, cancelled by Stop.
+	calls    atomic.Int64
+	state    atomic.Int32
+	idle     chan struct{}
+	base     context.Context
+	stopBase context.CancelFunc
 }
+
+// The states of a Direct.
+const (
+	directOpen     = iota // serving every call
+	directDraining        // GracefulStop: serving the calls made while serving another, refusing the rest
+	directStopped         // Stop: refusing every call
+)
 
 // directMethod is a unary method's handler and its service implementation.
 type directMethod struct {
@@ -76,7 +99,71 @@ var (
 // InprocListener. Register the services on it (RegisterService), alongside
 // the servers.
 func NewDirect(o ServerOptions, streams grpc.ClientConnInterface) *Direct {
-	return &Direct{chain: newChain(o), admit: o.Admit, streams: streams}
+	base, stop := context.WithCancel(context.Background())
+	return &Direct{chain: newChain(o), admit: o.Admit, streams: streams,
+		idle: make(chan struct{}, 1), base: base, stopBase: stop}
+}
+
+// GracefulStop stops d as grpc.Server.GracefulStop stops a server: new
+// calls are refused (UNAVAILABLE), except those made while serving a call
+// (Serving: a handler finishing its work may still call another component
+// of the process), and it returns once the calls being served have ended,
+// or when Stop is called.
+func (d *Direct) GracefulStop() {
+	d.state.CompareAndSwap(directOpen, directDraining)
+	for d.calls.Load() > 0 {
+		select {
+		case <-d.idle:
+		case <-d.base.Done():
+			return
+		}
+	}
+	// Another GracefulStop may wait for the same end.
+	select {
+	case d.idle <- struct{}{}:
+	default:
+	}
+}
+
+// Stop stops d as grpc.Server.Stop stops a server: every new call is
+// refused (UNAVAILABLE) and the contexts of the calls being served are
+// cancelled; a call that ends in an error from now on is answered
+// UNAVAILABLE too (what it met, e.g. a store closed under it, is not the
+// caller's business). It does not wait for the handlers.
+func (d *Direct) Stop() {
+	d.state.Store(directStopped)
+	d.stopBase()
+}
+
+// enter counts a new call in, or refuses it (false) when d is stopping.
+func (d *Direct) enter(ctx context.Context) bool {
+	d.calls.Add(1)
+	switch d.state.Load() {
+	case directOpen:
+		return true
+	case directDraining:
+		if Serving(ctx) {
+			return true
+		}
+	}
+	d.leave()
+	return false
+}
+
+// leave counts a call out, waking a GracefulStop after the last.
+func (d *Direct) leave() {
+	if d.calls.Add(-1) == 0 && d.state.Load() != directOpen {
+		select {
+		case d.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// shuttingDown is the answer to a call refused or failed because d stops:
+// UNAVAILABLE, as a gRPC client gets from a server that is stopping.
+func shuttingDown() error {
+	return apierr.ToStatus(apierr.ErrUnavailable.WithMessage("the service is shutting down; try again"))
 }
 
 // RegisterService implements grpc.ServiceRegistrar: the unary methods of
@@ -118,15 +205,21 @@ func (d *Direct) Invoke(ctx context.Context, method string, args, reply any, opt
 	if err := ctx.Err(); err != nil {
 		return status.FromContextError(err).Err()
 	}
+	if !d.enter(ctx) {
+		return shuttingDown()
+	}
 	st := &directStream{method: method}
-	sctx, end := serverContext(ctx, originMD(ctx, nil), st)
+	sctx, end := serverContext(d.base, ctx, originMD(ctx, nil), st)
 	resp, err := d.serve(sctx, m, method, in)
 	end()
+	d.leave()
 	header, trailer := st.finish()
 	if cerr := ctx.Err(); cerr != nil {
 		// The caller gave up (deadline, cancel) before the answer came: it
 		// sees what a gRPC client sees, whatever the handler made of it.
 		err = status.FromContextError(cerr).Err()
+	} else if err != nil && d.state.Load() == directStopped {
+		err = shuttingDown()
 	} else if err == nil {
 		if r, ok := resp.(proto.Message); !ok || r == nil {
 			err = status.Errorf(codes.Internal, "grpc: error while marshaling: %T is not a message", resp)
@@ -200,11 +293,12 @@ func clientError(err error) error {
 // inprocPeer is the peer of every direct call (read only).
 var inprocPeer = &peer.Peer{Addr: InprocAddr{}, LocalAddr: InprocAddr{}}
 
-// serverContext is the context a direct call is served in: the caller's
-// deadline and cancellation, md (the caller's outgoing metadata, a copy of
-// its own) as incoming metadata, the in-process peer and st; none of the
-// caller's values. end releases it.
-func serverContext(ctx context.Context, md metadata.MD, st *directStream) (_ context.Context, end func()) {
+// serverContext is the context a direct call is served in: a child of
+// parent (cancelled when the channel stops) with the caller's deadline and
+// cancellation, md (the caller's outgoing metadata, a copy of its own) as
+// incoming metadata, the in-process peer and st; none of the caller's
+// values. end releases it.
+func serverContext(parent, ctx context.Context, md metadata.MD, st *directStream) (_ context.Context, end func()) {
 	for k := range md {
 		if reservedKey(k) {
 			delete(md, k)
@@ -213,9 +307,9 @@ func serverContext(ctx context.Context, md metadata.MD, st *directStream) (_ con
 	var base context.Context
 	var cancel context.CancelFunc
 	if dl, ok := ctx.Deadline(); ok {
-		base, cancel = context.WithDeadline(context.Background(), dl)
+		base, cancel = context.WithDeadline(parent, dl)
 	} else {
-		base, cancel = context.WithCancel(context.Background())
+		base, cancel = context.WithCancel(parent)
 	}
 	stop := context.AfterFunc(ctx, func() {
 		// At the deadline the call's own timer ends it (DeadlineExceeded,

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -296,4 +298,99 @@ func TestDirectCopiesMessages(t *testing.T) {
 	if ks.req.GetService() != "mine" || ks.reply.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("the caller's messages are shared with the handler: %v %v", ks.req, ks.reply)
 	}
+}
+
+// BenchmarkDirectInvoke is one unary call over the direct channel (the
+// keep stand-in, whose handler does nothing), from parallel callers: what
+// the channel and the chain cost a call, with -benchmem its allocations.
+func BenchmarkDirectInvoke(b *testing.B) {
+	d := grpcx.NewDirect(grpcx.ServerOptions{Logger: zap.NewNop(), Registry: prometheus.NewRegistry()}, nil)
+	d.RegisterService(&keepDesc, &keepServer{reply: &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := &healthpb.HealthCheckRequest{Service: "x"}
+		out := &healthpb.HealthCheckResponse{}
+		for pb.Next() {
+			if err := d.Invoke(ctx, keepMethod, req, out); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// wantShuttingDown fails unless err is the answer of a stopping channel:
+// UNAVAILABLE, saying nothing of what closed inside.
+func wantShuttingDown(t *testing.T, what string, err error) {
+	t.Helper()
+	st := status.Convert(err)
+	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "shutting down") {
+		t.Errorf("%s: %v, want UNAVAILABLE (shutting down)", what, err)
+	}
+	if e, ok := apierr.FromStatus(err); !ok || e.Reason != "UNAVAILABLE" {
+		t.Errorf("%s: reason %v, want UNAVAILABLE", what, e)
+	}
+}
+
+// GracefulStop: the call being served completes; new calls are answered
+// UNAVAILABLE, except those made while serving a call (a handler finishing
+// its work); it returns when the last call has ended.
+func TestDirectGracefulStop(t *testing.T) {
+	h := start(t, grpcx.ServerOptions{}, time.Second)
+	served := make(chan result, 1)
+	go func() { served <- h.directCheck(ctxT(t), "block") }()
+	<-h.svc.entered
+	stopped := make(chan struct{})
+	go func() { h.direct.GracefulStop(); close(stopped) }()
+	// Once draining, a new call from outside is refused...
+	var r result
+	for r = h.directCheck(ctxT(t), "ok"); r.err == nil; r = h.directCheck(ctxT(t), "ok") {
+		time.Sleep(time.Millisecond)
+	}
+	wantShuttingDown(t, "a new call while draining", r.err)
+	if got := first(r.trailer, "seen-request-id"); got != "" {
+		t.Errorf("the refused call reached the handler (trailer %v)", r.trailer)
+	}
+	// ...a call made while serving one is served.
+	if r := h.directCheck(grpcx.PartOf(ctxT(t)), "ok"); r.err != nil {
+		t.Errorf("a nested call while draining: %v", r.err)
+	}
+	select {
+	case <-stopped:
+		t.Fatal("GracefulStop returned while a call was being served")
+	default:
+	}
+	close(h.svc.release)
+	if r := <-served; r.err != nil {
+		t.Errorf("the call being served: %v, want it completed", r.err)
+	}
+	<-stopped
+	wantShuttingDown(t, "a call after GracefulStop", h.directCheck(ctxT(t), "ok").err)
+	if _, err := healthpb.NewHealthClient(h.direct).Check(ctxT(t), &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
+		t.Errorf("health after GracefulStop: %v, want UNAVAILABLE", err)
+	}
+}
+
+// Stop cancels the calls being served and every call is refused; a call
+// that ends in an error after Stop (its context cancelled, or a store
+// closed under a handler that ignores its context) is answered
+// UNAVAILABLE, not with what it met. StopWithin returns after its grace
+// even when a handler never ends.
+func TestDirectStop(t *testing.T) {
+	h := start(t, grpcx.ServerOptions{}, time.Second)
+	blocked := make(chan result, 1)
+	go func() { blocked <- h.directCheck(ctxT(t), "block") }()
+	<-h.svc.entered
+	stubborn := make(chan result, 1)
+	go func() { stubborn <- h.directCheck(ctxT(t), "stubborn") }()
+	<-h.svc.entered
+	grpcx.StopWithin(h.direct, 50*time.Millisecond)
+	wantShuttingDown(t, "a call cancelled by Stop", (<-blocked).err)
+	wantShuttingDown(t, "a new call after Stop", h.directCheck(ctxT(t), "ok").err)
+	wantShuttingDown(t, "a nested call after Stop", h.directCheck(grpcx.PartOf(ctxT(t)), "ok").err)
+	close(h.svc.release)
+	wantShuttingDown(t, "a call that met a closed store after Stop", (<-stubborn).err)
 }

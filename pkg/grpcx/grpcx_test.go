@@ -135,6 +135,10 @@ func (s *testServer) behave(ctx context.Context, req *testReq, setTrailer func(m
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	case "stubborn": // ignores its context, then meets a closed store
+		s.entered <- struct{}{}
+		<-s.release
+		return errors.New("read: sql: database is closed")
 	}
 	return nil
 }

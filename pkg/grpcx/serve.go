@@ -27,9 +27,25 @@ func Serve(ctx context.Context, srv *grpc.Server, lis net.Listener, grace time.D
 	case <-ctx.Done():
 	}
 
+	StopWithin(srv, grace)
+	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
+
+// Stopper is what stops as a grpc.Server does: a *grpc.Server, a *Direct.
+type Stopper interface {
+	GracefulStop()
+	Stop()
+}
+
+// StopWithin stops s gracefully (GracefulStop), or hard (Stop) if that has
+// not finished within grace, and returns once GracefulStop has returned.
+func StopWithin(s Stopper, grace time.Duration) {
 	stopped := make(chan struct{})
 	go func() {
-		srv.GracefulStop()
+		s.GracefulStop()
 		close(stopped)
 	}()
 	timer := time.NewTimer(grace)
@@ -37,11 +53,7 @@ func Serve(ctx context.Context, srv *grpc.Server, lis net.Listener, grace time.D
 	select {
 	case <-stopped:
 	case <-timer.C:
-		srv.Stop()
+		s.Stop()
 		<-stopped
 	}
-	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-		return err
-	}
-	return nil
 }

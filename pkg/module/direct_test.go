@@ -56,17 +56,8 @@ func TestInProcessClientsGoDirect(t *testing.T) {
 	r.Register(Module{Name: "svc", Init: func(context.Context, *Env) (*Component, error) {
 		return &Component{Register: func(s grpc.ServiceRegistrar) { s.RegisterService(&echoDesc, struct{}{}) }}, nil
 	}})
-	r.Register(Module{Name: "user", Uses: []string{"svc"}, Init: func(_ context.Context, env *Env) (*Component, error) {
-		var err error
-		conn, err = env.Client("svc")
-		return nil, err
-	}})
-	cfg := config.Default()
-	cfg.Target = config.TargetAll
-	cfg.DataDir = t.TempDir()
-	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
-	cfg.Complete()
-	p, err := Start(context.Background(), r, cfg, Options{})
+	r.Register(clientOf("svc", &conn))
+	p, err := Start(context.Background(), r, allConfig(t, "127.0.0.1:0"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,4 +117,26 @@ func TestInProcessClientsGoDirect(t *testing.T) {
 	if want := `grpc_server_handled_total{grpc_code="OK",grpc_method="` + echoMethod + `"} 2`; !strings.Contains(string(b), want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
+}
+
+// clientOf is a module that keeps the in-process client of module name in
+// conn.
+func clientOf(name string, conn *grpc.ClientConnInterface) Module {
+	return Module{Name: "user", Uses: []string{name}, Init: func(_ context.Context, env *Env) (*Component, error) {
+		var err error
+		*conn, err = env.Client(name)
+		return nil, err
+	}}
+}
+
+// allConfig is the config of a process running every registered module
+// with its data in a temporary directory, gRPC on a free loopback port and
+// HTTP on httpAddr ("": none).
+func allConfig(t *testing.T, httpAddr string) config.Config {
+	cfg := config.Default()
+	cfg.Target = config.TargetAll
+	cfg.DataDir = t.TempDir()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", httpAddr, ""
+	cfg.Complete()
+	return cfg
 }

@@ -127,6 +127,39 @@ func (e *Env) SQL(ctx context.Context) (*store.DB, error) {
 	return db, nil
 }
 
+// MigratedSQL is SQL with the module's migrations (migrate, e.g. its
+// sqlstore.Migrate) run on the store; a failure of them names the module.
+func (e *Env) MigratedSQL(ctx context.Context, migrate func(context.Context, *store.DB) error) (*store.DB, error) {
+	db, err := e.SQL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("%s migrations: %w", e.Name, err)
+	}
+	return db, nil
+}
+
+// Relay starts the relay of the module's events outbox in db to js
+// (events.NewRelay, logged as "relay"), running until the process stops.
+func (e *Env) Relay(db *store.DB, js jetstream.JetStream) *events.Relay {
+	r := events.NewRelay(db, js, e.Log.Named("relay"), events.RelayOptions{})
+	e.Go(func(ctx context.Context) { _ = r.Run(ctx) })
+	return r
+}
+
+// Subscribed ends sub when the process stops (OnStop), or returns err when
+// the subscription failed:
+//
+//	if err := env.Subscribed(nc.Subscribe(subject, fn)); err != nil { ... }
+func (e *Env) Subscribed(sub *nats.Subscription, err error) error {
+	if err != nil {
+		return err
+	}
+	e.OnStop(func(context.Context) error { return sub.Unsubscribe() })
+	return nil
+}
+
 // NATS returns the process's NATS connection and JetStream context (the
 // embedded server in monolithic mode, nats.url otherwise), shared by the
 // modules of the process. The UIAS streams are ensured in the background:

@@ -393,14 +393,27 @@ func (p *Process) serveGRPC(ctx context.Context, r *router) error {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			if err := grpcx.Serve(p.runCtx, s.srv, s.lis, 10*time.Second); err != nil {
+			if err := grpcx.Serve(p.runCtx, s.srv, s.lis, stopGrace); err != nil {
 				p.log.Error("gRPC server stopped", zap.Error(err))
 			}
 		}()
 	}
+	// The direct channel stops with the servers: in-process calls made
+	// from then on are answered UNAVAILABLE, and Stop waits for those
+	// being served (within the same grace) before the stores close.
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		<-p.runCtx.Done()
+		grpcx.StopWithin(p.direct, stopGrace)
+	}()
 	_ = ctx
 	return nil
 }
+
+// stopGrace bounds how long a stopping process waits for the calls it is
+// serving (gRPC and direct) before it cancels them.
+const stopGrace = 10 * time.Second
 
 func (p *Process) ready(ctx context.Context, name string) error {
 	if err := p.registered(); err != nil {

@@ -4,6 +4,7 @@
 package eventstest
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -54,4 +55,32 @@ func Connect(t testing.TB, s *server.Server, opts ...nats.Option) (*nats.Conn, j
 		t.Fatal(err)
 	}
 	return nc, js
+}
+
+// Fresh starts an embedded NATS server with JetStream storing under dir on a
+// free loopback port, connects a client to it and ensures the UIAS streams,
+// for one iteration of a benchmark's b.N loop (NATS and Connect clean up
+// when the benchmark ends, not after each iteration). stop closes the
+// client and shuts the server down, waiting for it.
+func Fresh(t testing.TB, dir string) (js jetstream.JetStream, stop func()) {
+	t.Helper()
+	s, err := events.StartEmbeddedNATS(dir, "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop = func() { s.Shutdown(); s.WaitForShutdown() }
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	stop = func() { nc.Close(); s.Shutdown(); s.WaitForShutdown() }
+	if js, err = jetstream.New(nc); err == nil {
+		err = events.EnsureStreams(context.Background(), js)
+	}
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	return js, stop
 }

@@ -104,12 +104,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := env.SQL(ctx)
+	db, err := env.MigratedSQL(ctx, sqlstore.Migrate)
 	if err != nil {
 		return nil, err
-	}
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		return nil, fmt.Errorf("audit migrations: %w", err)
 	}
 	st := sqlstore.New(db)
 	signer, err := openSigner(ctx, cfg, cfg.KeyFileIn(env.Config), st, log)

@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/ingest"
 )
@@ -24,19 +24,8 @@ func BenchmarkDurableIngest(b *testing.B) {
 	const n = 20000
 	for range b.N {
 		dir := b.TempDir()
-		ns, err := events.StartEmbeddedNATS(filepath.Join(dir, "nats"), "127.0.0.1", -1)
-		if err != nil {
-			b.Fatal(err)
-		}
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			b.Fatal(err)
-		}
-		js, _ := jetstream.New(nc)
+		js, stopNATS := eventstest.Fresh(b, filepath.Join(dir, "nats"))
 		ctx := context.Background()
-		if err := events.EnsureStreams(ctx, js); err != nil {
-			b.Fatal(err)
-		}
 		publish(b, js, n)
 
 		// floor: drain the stream with fetch + ack only
@@ -81,9 +70,7 @@ func BenchmarkDurableIngest(b *testing.B) {
 		cancel()
 		<-done
 		db.Close()
-		nc.Close()
-		ns.Shutdown()
-		ns.WaitForShutdown()
+		stopNATS()
 		b.ReportMetric(n/ours.Seconds(), "events/s")
 		b.ReportMetric(n/floor.Seconds(), "floor-events/s")
 		b.ReportMetric(floor.Seconds()/ours.Seconds(), "ratio")

@@ -129,19 +129,8 @@ func BenchmarkIngestPacks(b *testing.B) {
 			var cpu time.Duration
 			for range b.N {
 				dir := b.TempDir()
-				ns, err := events.StartEmbeddedNATS(filepath.Join(dir, "nats"), "127.0.0.1", -1)
-				if err != nil {
-					b.Fatal(err)
-				}
-				nc, err := nats.Connect(ns.ClientURL())
-				if err != nil {
-					b.Fatal(err)
-				}
-				js, _ := jetstream.New(nc)
+				js, stopNATS := eventstest.Fresh(b, filepath.Join(dir, "nats"))
 				ctx := context.Background()
-				if err := events.EnsureStreams(ctx, js); err != nil {
-					b.Fatal(err)
-				}
 				p := events.NewPublisher(js, events.PublisherOptions{Pack: pack, Buffer: 2 * n})
 				for i := range n {
 					ev := events.Event{ID: events.NewID(), Subject: "uias.audit.authz.access", Type: "access", Time: time.Now().UTC()}
@@ -176,9 +165,7 @@ func BenchmarkIngestPacks(b *testing.B) {
 				cancel()
 				<-done
 				db.Close()
-				nc.Close()
-				ns.Shutdown()
-				ns.WaitForShutdown()
+				stopNATS()
 			}
 			b.ReportMetric(float64(cpu)/float64(b.N*n), "cpu-ns/record")
 		})

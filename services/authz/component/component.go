@@ -94,20 +94,16 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := env.SQL(ctx)
+	db, err := env.MigratedSQL(ctx, sqlstore.Migrate)
 	if err != nil {
 		return nil, err
-	}
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		return nil, fmt.Errorf("authz migrations: %w", err)
 	}
 	conn, err := env.Client("identity")
 	if err != nil {
 		return nil, err
 	}
 	st := sqlstore.New(db)
-	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
-	env.Go(func(ctx context.Context) { _ = relay.Run(ctx) })
+	relay := env.Relay(db, js)
 	idx := index.New()
 	if err := idx.Apply(authz.BuiltinChanges()...); err != nil {
 		return nil, fmt.Errorf("authz built-in roles: %w", err)
@@ -118,18 +114,16 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 
 	// Changes committed by any replica (this one's too, applied already)
 	// reach the index as their events arrive; a gap is read from the store.
-	sub, err := nc.Subscribe(commands.ChangesSubjectPrefix+">", func(m *nats.Msg) {
+	if err := env.Subscribed(nc.Subscribe(commands.ChangesSubjectPrefix+">", func(m *nats.Msg) {
 		ch, err := commands.ParseChange(m.Data)
 		if err != nil {
 			log.Warn("authz change event ignored", zap.Error(err))
 			return
 		}
 		svc.Notify(env.Context(), ch)
-	})
-	if err != nil {
+	})); err != nil {
 		return nil, fmt.Errorf("subscribe to authz changes: %w", err)
 	}
-	env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
 
 	var loaded atomic.Bool
 	loadedCh := make(chan struct{})

@@ -10,7 +10,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -39,15 +38,7 @@ func New(db *store.DB) *Store { return &Store{db: db} }
 
 // Migrate brings the authz schema (and its events outbox) up to date.
 func Migrate(ctx context.Context, db *store.DB) error {
-	dir, err := fs.Sub(migrationFiles, "migrations/"+db.Dialect.String())
-	if err != nil {
-		return fmt.Errorf("authz migrations: %w", err)
-	}
-	fsys, err := events.WithOutboxMigration(dir, db.Dialect, outboxMigration)
-	if err != nil {
-		return err
-	}
-	return store.Migrate(ctx, db, Component, fsys)
+	return events.MigrateWithOutbox(ctx, db, Component, migrationFiles, outboxMigration)
 }
 
 func classify(err error, op string) error {

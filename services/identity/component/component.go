@@ -112,12 +112,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := env.SQL(ctx)
+	db, err := env.MigratedSQL(ctx, sqlstore.Migrate)
 	if err != nil {
 		return nil, err
-	}
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		return nil, fmt.Errorf("identity migrations: %w", err)
 	}
 	st := sqlstore.New(db)
 	keys, err := openKeys(ctx, cfg, st, log, env.Config.Target == config.TargetAll)
@@ -156,8 +153,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
-	env.Go(func(ctx context.Context) { _ = relay.Run(ctx) })
+	relay := env.Relay(db, js)
 
 	svc, err := identity.New(identity.Deps{Store: st, Hasher: hasher, Keys: keys, Logger: log,
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
@@ -174,18 +170,14 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	// Changes made through other instances drop users from this one's
 	// caches as soon as their CHANGES events arrive (the cache TTL covers a
 	// NATS outage). Own events arrive too; dropping again is harmless.
-	sub, err := nc.Subscribe(identity.UserChangesSubject, func(m *nats.Msg) { svc.ForgetChangedUser(m.Data) })
-	if err != nil {
+	if err := env.Subscribed(nc.Subscribe(identity.UserChangesSubject, func(m *nats.Msg) { svc.ForgetChangedUser(m.Data) })); err != nil {
 		return nil, fmt.Errorf("subscribe to user changes: %w", err)
 	}
-	env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
 	// A logout through another instance ends this one's reuse of the
 	// token at once (identity.admin_decision_ttl bounds it with NATS away).
-	tokSub, err := nc.Subscribe(identity.AdminTokenChangesSubject, func(m *nats.Msg) { svc.ForgetRevokedTokens(m.Data) })
-	if err != nil {
+	if err := env.Subscribed(nc.Subscribe(identity.AdminTokenChangesSubject, func(m *nats.Msg) { svc.ForgetRevokedTokens(m.Data) })); err != nil {
 		return nil, fmt.Errorf("subscribe to administrator token changes: %w", err)
 	}
-	env.OnStop(func(context.Context) error { return tokSub.Unsubscribe() })
 	boot, err := svc.BootstrapAdmins(ctx, identity.FirstAdmins{AdminPassword: cfg.BootstrapPassword,
 		AuditorPassword: cfg.BootstrapAuditorPassword})
 	if err != nil {
@@ -361,18 +353,14 @@ func adminGuard(cfg *Config, env *module.Env, svc *identity.Service) (*server.Gu
 		if err != nil {
 			return nil, err
 		}
-		sub, err := v.WatchRevisions(nc)
-		if err != nil {
+		if err := env.Subscribed(v.WatchRevisions(nc)); err != nil {
 			return nil, fmt.Errorf("subscribe to authz changes: %w", err)
 		}
-		env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
 		// An org or a person moved ends kept answers once an authz
 		// replica has applied it.
-		msub, err := v.WatchMirror(nc)
-		if err != nil {
+		if err := env.Subscribed(v.WatchMirror(nc)); err != nil {
 			return nil, fmt.Errorf("subscribe to %s: %w", adminauth.MirrorSubject, err)
 		}
-		env.OnStop(func(context.Context) error { return msub.Unsubscribe() })
 	}
 	svc.SetAdminGate(func(ctx context.Context, u *identity.User) (bool, error) {
 		err := v.Authorize(ctx, &adminauth.Admin{ID: u.ID, OrgID: u.OrgID}, adminauth.ConsoleLogin, "")

@@ -54,21 +54,13 @@ func New(db *store.DB) *Store {
 
 // Migrate brings the identity schema (and its events outbox) up to date.
 func Migrate(ctx context.Context, db *store.DB) error {
-	fsys, err := migrations(db.Dialect)
-	if err != nil {
-		return err
-	}
-	return store.Migrate(ctx, db, Component, fsys)
+	return events.MigrateWithOutbox(ctx, db, Component, migrationFiles, outboxMigration)
 }
 
 // migrations returns the migration files of dialect, with the outbox
 // placeholder replaced by the events package's SQL.
 func migrations(d store.Dialect) (fs.FS, error) {
-	dir, err := fs.Sub(migrationFiles, "migrations/"+d.String())
-	if err != nil {
-		return nil, fmt.Errorf("identity migrations: %w", err)
-	}
-	return events.WithOutboxMigration(dir, d, outboxMigration)
+	return events.OutboxMigrations(migrationFiles, d, outboxMigration)
 }
 
 // ---------------------------------------------------------------------------

@@ -6,7 +6,6 @@ package component
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -75,12 +74,9 @@ func (c *Config) Links() []applier.Link {
 
 func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	cfg := env.Section().(*Config)
-	db, err := env.SQL(ctx)
+	db, err := env.MigratedSQL(ctx, sqlstore.Migrate)
 	if err != nil {
 		return nil, err
-	}
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		return nil, fmt.Errorf("sync migrations: %w", err)
 	}
 	st := sqlstore.New(db)
 	idc, err := env.Client("identity")

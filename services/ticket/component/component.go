@@ -123,16 +123,12 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := env.SQL(ctx)
+	db, err := env.MigratedSQL(ctx, sqlstore.Migrate)
 	if err != nil {
 		return nil, err
 	}
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		return nil, fmt.Errorf("ticket migrations: %w", err)
-	}
 	services := sqlstore.New(db)
-	relay := events.NewRelay(db, js, log.Named("relay"), events.RelayOptions{})
-	env.Go(func(ctx context.Context) { _ = relay.Run(ctx) })
+	relay := env.Relay(db, js)
 	registry := ticket.NewRegistry(relayKicking{services, relay}, cfg.RegistryRefresh, nil)
 	var watchLogged time.Time
 	store := kvstore.New(js, kvstore.Options{Replicas: cfg.KVReplicas, Timeout: cfg.StoreTimeout,
@@ -168,13 +164,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Credentials: services, Sealer: credSealer})
 	// A person disabled, locked or deleted loses their sessions at once.
 	// One instance of the component handles each event (queue group).
-	sub, err := nc.QueueSubscribe(UserChangesSubject, "uias-ticket", func(m *nats.Msg) {
+	if err := env.Subscribed(nc.QueueSubscribe(UserChangesSubject, "uias-ticket", func(m *nats.Msg) {
 		endSessionsOnChange(env.Context(), svc, log, m.Subject, m.Data)
-	})
-	if err != nil {
+	})); err != nil {
 		return nil, fmt.Errorf("subscribe to user changes: %w", err)
 	}
-	env.OnStop(func(context.Context) error { return sub.Unsubscribe() })
 	// The attributes validations release, cached on every instance and
 	// dropped by identity's CHANGES events.
 	attrs := newAttributeCache(identityv1.NewSSOServiceClient(idConn), cfg.AttributeCache)

@@ -10,7 +10,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/events"
@@ -38,15 +37,7 @@ func New(db *store.DB) *Store { return &Store{db: db} }
 
 // Migrate brings the ticket schema (and its events outbox) up to date.
 func Migrate(ctx context.Context, db *store.DB) error {
-	dir, err := fs.Sub(migrationFiles, "migrations/"+db.Dialect.String())
-	if err != nil {
-		return fmt.Errorf("ticket migrations: %w", err)
-	}
-	fsys, err := events.WithOutboxMigration(dir, db.Dialect, outboxMigration)
-	if err != nil {
-		return err
-	}
-	return store.Migrate(ctx, db, Component, fsys)
+	return events.MigrateWithOutbox(ctx, db, Component, migrationFiles, outboxMigration)
 }
 
 // Ping checks the database.

@@ -304,18 +304,9 @@ func authzRows(o *options, rounds []*round) []*row {
 		"index, against Health/Check on a plain grpc.Server in the same slices.", o.concurrency)
 	restBase := "POST /v1/authz/check with X-Uias-App-Id/Secret through the REST edge (HTTP/1.1 keep-alive), " +
 		"against the echo gRPC throughput of the same slices."
-	grpcQPS := &row{name: "authz Check throughput (gRPC), records stored outside", u: perSec, atLeast: true, target: 0.6,
-		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: grpcBase + outside}
-	grpcP99 := &row{name: "authz Check p99 (gRPC), records stored outside", u: dur, target: 1.3,
-		oursLabel: conc, floorLabel: "echo gRPC p99", explain: "p99 latency of the same two phases."}
-	restQPS := &row{name: "authz Check throughput (REST edge), records stored outside", u: perSec, atLeast: true, target: 0.25,
-		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: restBase + outside}
-	aioQPS := &row{name: "authz Check throughput (gRPC), all in one", u: perSec,
-		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: grpcBase + aio}
-	aioP99 := &row{name: "authz Check p99 (gRPC), all in one", u: dur,
-		oursLabel: conc, floorLabel: "echo gRPC p99", explain: "p99 latency of the same two phases (all in one; no goal)."}
-	aioREST := &row{name: "authz Check throughput (REST edge), all in one", u: perSec,
-		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: restBase + aio}
+	grpcQPS, aioQPS := outsidePair("authz Check throughput (gRPC)", conc, 0.6, grpcBase, outside, aio)
+	grpcP99, aioP99 := outsideP99Pair("authz Check p99 (gRPC)", conc, 1.3)
+	restQPS, aioREST := outsidePair("authz Check throughput (REST edge)", conc, 0.25, restBase, outside, aio)
 	noAccess := &row{name: "authz Check throughput (gRPC), access records off", u: perSec,
 		oursLabel: conc, floorLabel: "echo gRPC (health Check)",
 		explain: "The gRPC Check phase of the all-in-one interleave with the process's access records switched off, " +

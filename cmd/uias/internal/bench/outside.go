@@ -44,6 +44,31 @@ const allInOneExplain = " All in one: the audit component of the same process st
 	"too). No goal: the goal is judged on the row with the records stored outside the " +
 	"measurement (the parameters say why); this one is reported beside it."
 
+// outsidePair makes the goal row of a throughput measured with the access
+// records stored outside the measurement (what + ", records stored
+// outside": at least target, explained by base + outside) and the
+// all-in-one row reported beside it (what + ", all in one": no goal,
+// base + aio), both against the echo gRPC throughput of their slices.
+func outsidePair(what, ours string, target float64, base, outside, aio string) (goal, allInOne *row) {
+	const floor = "echo gRPC (health Check)"
+	goal = &row{name: what + ", records stored outside", u: perSec, atLeast: true, target: target,
+		oursLabel: ours, floorLabel: floor, explain: base + outside}
+	allInOne = &row{name: what + ", all in one", u: perSec,
+		oursLabel: ours, floorLabel: floor, explain: base + aio}
+	return goal, allInOne
+}
+
+// outsideP99Pair is outsidePair for the p99 latency of the same phases,
+// against the echo gRPC p99 (the goal: at most target).
+func outsideP99Pair(what, ours string, target float64) (goal, allInOne *row) {
+	const floor = "echo gRPC p99"
+	goal = &row{name: what + ", records stored outside", u: dur, target: target,
+		oursLabel: ours, floorLabel: floor, explain: "p99 latency of the same two phases."}
+	allInOne = &row{name: what + ", all in one", u: dur,
+		oursLabel: ours, floorLabel: floor, explain: "p99 latency of the same two phases (all in one; no goal)."}
+	return goal, allInOne
+}
+
 // outsideMethod is the method text of the report's parameters.
 const outsideMethod = "access records (one per API call, published to AUDIT): the goal rows of GetUser, authz " +
 	"Check and the CAS ticket pairs are judged with the records made and published as always but stored outside the measurement (the audit " +

@@ -271,18 +271,9 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 	restBase := fmt.Sprintf("GET /v1/users/{id} with Authorization: Bearer through the REST gateway (HTTP/1.1 keep-alive, "+
 		"up to 256 idle connections per host), %d closed-loop callers, against the echo gRPC throughput.", o.concurrency)
 	callers := fmt.Sprintf("%d callers", o.concurrency)
-	getQPS := &row{name: "GetUser throughput (gRPC), records stored outside", u: perSec, atLeast: true, target: 0.6,
-		oursLabel: callers, floorLabel: "echo gRPC (health Check)", explain: getBase + getOutside}
-	getP99 := &row{name: "GetUser p99 (gRPC), records stored outside", u: dur, target: 1.3,
-		oursLabel: callers, floorLabel: "echo gRPC p99", explain: "p99 latency of the same two phases."}
-	restQPS := &row{name: "GetUser throughput (REST edge), records stored outside", u: perSec, atLeast: true, target: 0.25,
-		oursLabel: callers, floorLabel: "echo gRPC (health Check)", explain: restBase + getOutside}
-	aioGetQPS := &row{name: "GetUser throughput (gRPC), all in one", u: perSec,
-		oursLabel: callers, floorLabel: "echo gRPC (health Check)", explain: getBase + getAIO}
-	aioGetP99 := &row{name: "GetUser p99 (gRPC), all in one", u: dur,
-		oursLabel: callers, floorLabel: "echo gRPC p99", explain: "p99 latency of the same two phases (all in one; no goal)."}
-	aioRestQPS := &row{name: "GetUser throughput (REST edge), all in one", u: perSec,
-		oursLabel: callers, floorLabel: "echo gRPC (health Check)", explain: restBase + getAIO}
+	getQPS, aioGetQPS := outsidePair("GetUser throughput (gRPC)", callers, 0.6, getBase, getOutside, getAIO)
+	getP99, aioGetP99 := outsideP99Pair("GetUser p99 (gRPC)", callers, 1.3)
+	restQPS, aioRestQPS := outsidePair("GetUser throughput (REST edge)", callers, 0.25, restBase, getOutside, getAIO)
 	restP99 := &row{name: "GetUser p99 (REST edge), all in one", u: dur,
 		oursLabel: callers, floorLabel: "echo gRPC p99",
 		explain: "p99 latency of the all-in-one REST phase against the echo p99 (no goal)."}

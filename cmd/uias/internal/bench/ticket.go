@@ -230,14 +230,8 @@ func ticketRows(o *options, rounds []*round) []*row {
 		"on a plain grpc.Server measured in the same slices.", o.concurrency, pair)
 	restBase := "As above, validating with GET /cas/p3/serviceValidate through the edge (HTTP/1.1 " +
 		"keep-alive): the validation and the person's attributes from identity, answered in CAS 3.0 XML."
-	grpcQPS := &row{name: "CAS ticket issue + validate (gRPC), records stored outside", u: perSec, atLeast: true, target: 0.5,
-		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: grpcBase + outside}
-	restQPS := &row{name: "CAS p3/serviceValidate issue + validate (REST edge), records stored outside", u: perSec, atLeast: true, target: 0.25,
-		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: restBase + outside}
-	aioGRPC := &row{name: "CAS ticket issue + validate (gRPC), all in one", u: perSec,
-		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: grpcBase + aio}
-	aioREST := &row{name: "CAS p3/serviceValidate issue + validate (REST edge), all in one", u: perSec,
-		oursLabel: conc, floorLabel: "echo gRPC (health Check)", explain: restBase + aio}
+	grpcQPS, aioGRPC := outsidePair("CAS ticket issue + validate (gRPC)", conc, 0.5, grpcBase, outside, aio)
+	restQPS, aioREST := outsidePair("CAS p3/serviceValidate issue + validate (REST edge)", conc, 0.25, restBase, outside, aio)
 	single := &row{name: "CAS single use under contention", u: count, zeroGoal: true,
 		oursLabel: "tickets validated more or less than once", floorLabel: "tickets validated by 4 callers at once",
 		explain: fmt.Sprintf("While the rows above are measured, every %dth pair has %d concurrent validations "+
