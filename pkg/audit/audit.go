@@ -82,6 +82,11 @@ type laterAction struct {
 func (l *laterAction) Event() events.Event { return l.b.event(l.c, l.end, l.a) }
 
 func (b *Builder) event(c *caller.Caller, end time.Time, a Action) events.Event {
+	return b.eventOf(a.API, b.record(c, end, a))
+}
+
+// record is the audit record of a done for c, ending at end.
+func (b *Builder) record(c *caller.Caller, end time.Time, a Action) events.AuditRecord {
 	detail := a.Detail
 	if len(detail) > 0 {
 		detail = make(map[string]string, len(a.Detail))
@@ -100,8 +105,13 @@ func (b *Builder) event(c *caller.Caller, end time.Time, a Action) events.Event 
 	if c.ClientIP.IsValid() {
 		rec.ClientIP = c.ClientIP.String()
 	}
+	return rec
+}
+
+// eventOf is the AUDIT event of rec, a record of api.
+func (b *Builder) eventOf(api string, rec events.AuditRecord) events.Event {
 	payload, _ := json.Marshal(rec) // an AuditRecord always marshals
-	return events.Event{ID: ids.New(), Subject: "uias.audit." + b.component + "." + a.API, Type: "audit." + a.API,
+	return events.Event{ID: ids.New(), Subject: "uias.audit." + b.component + "." + api, Type: "audit." + api,
 		Time: rec.Time, Payload: payload}
 }
 

@@ -35,6 +35,9 @@ type Call struct {
 	// (over a trusted channel), so it is part of that API call, not one
 	// of its own.
 	Nested bool
+	// Record is what the handler handed with HandRecord to be the call's
+	// access record (nil: none).
+	Record any
 }
 
 // callState carries, from the access interceptor to caller auth, the
@@ -42,6 +45,7 @@ type Call struct {
 type callState struct {
 	authed context.Context
 	nested bool // see nestedCall
+	record any  // see HandRecord
 }
 
 // servingKey marks the context of a call this server serves: calls made
@@ -86,8 +90,25 @@ func (c *chain) startCall(ctx context.Context, md metadata.MD) (context.Context,
 	return context.WithValue(ctx, servingKey{}, st), st
 }
 
+// HandRecord hands rec to the API call being served in ctx to be its
+// access record (ServerOptions.OnCall finds it in Call.Record): a component
+// whose own audit record of the call tells what its access record would
+// makes one record instead of two. It reports false, keeping nothing, when
+// ctx serves no call that leaves an access record (no OnCall, health or
+// reflection, a nested call) or the call holds a record already: the
+// component then records as it would without. Only the handler's
+// goroutine may call it, before the handler returns.
+func HandRecord(ctx context.Context, rec any) bool {
+	st, ok := ctx.Value(servingKey{}).(*callState)
+	if !ok || st.nested || st.record != nil || rec == nil {
+		return false
+	}
+	st.record = rec
+	return true
+}
+
 func (c *chain) endCall(ctx context.Context, st *callState, method string, start time.Time, d time.Duration, err error, completed bool) {
-	call := Call{Method: method, Start: start, Duration: d, Code: callCode(err, completed), Nested: st.nested}
+	call := Call{Method: method, Start: start, Duration: d, Code: callCode(err, completed), Nested: st.nested, Record: st.record}
 	if s, ok := status.FromError(err); ok && err != nil {
 		if info := apierr.Info(s); info != nil {
 			call.Reason = info.GetReason()

@@ -82,3 +82,29 @@ func TestOnCallRecordsEveryCall(t *testing.T) {
 		}
 	}
 }
+
+// A handler may hand its call a record of its own, once, to be the call's
+// access record: OnCall finds it in Call.Record. Outside a served call it
+// is refused.
+func TestHandRecord(t *testing.T) {
+	var mu sync.Mutex
+	var records []any
+	h := start(t, grpcx.ServerOptions{OnCall: func(ctx context.Context, c grpcx.Call) {
+		mu.Lock()
+		defer mu.Unlock()
+		records = append(records, c.Record)
+	}}, time.Second)
+	h.both(func(name string, call func(context.Context, string) result) {
+		call(ctxT(t), "record")
+		call(ctxT(t), "ok")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(records) != 4 || records[0] != "the handler's record" || records[1] != nil ||
+		records[2] != "the handler's record" || records[3] != nil {
+		t.Fatalf("records %v", records)
+	}
+	if grpcx.HandRecord(context.Background(), "x") || grpcx.HandRecord(grpcx.PartOf(context.Background()), "x") {
+		t.Fatal("a record handed outside a served call")
+	}
+}

@@ -128,6 +128,10 @@ func (s *testServer) behave(ctx context.Context, req *testReq, setTrailer func(m
 		return apierr.New(apierr.NotFound, "USER_NOT_FOUND", "user not found")
 	case "unregistered":
 		return apierr.New(apierr.NotFound, "NOBODY_REGISTERED_THIS", "user alice not found")
+	case "record": // hands the call a record of its own, once only
+		if !grpcx.HandRecord(ctx, "the handler's record") || grpcx.HandRecord(ctx, "another") {
+			return errors.New("HandRecord")
+		}
 	case "block":
 		s.entered <- struct{}{}
 		select {

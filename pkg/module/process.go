@@ -728,17 +728,19 @@ func (p *Process) SetAccessLog(on bool) { p.accessOff.Store(!on) }
 
 // accessRecord is the servers' OnCall: it queues the access record of every
 // call made from outside (not nested in a call of another component, which
-// has its own record) to a service of a module of the process.
+// has its own record) to a service of a module of the process: the record
+// its handler handed when it did (audit.AccessOf), else the usual one.
 func (p *Process) accessRecord(r *router) func(ctx context.Context, c grpcx.Call) {
 	return func(ctx context.Context, c grpcx.Call) {
 		pub := p.access.Load()
-		if pub == nil || c.Nested || p.accessOff.Load() {
-			return
+		name := ""
+		if pub != nil && !c.Nested && !p.accessOff.Load() {
+			name = r.ownerOf(c.Method)
 		}
-		name := r.ownerOf(c.Method)
 		if name == "" {
+			audit.NotKept(c) // a record the handler handed goes out its component's way
 			return
 		}
-		pub.AddLater(audit.NewAccess(ctx, name, c))
+		pub.AddLater(audit.AccessOf(ctx, name, c))
 	}
 }

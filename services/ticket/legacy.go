@@ -159,7 +159,7 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 		if reason == "CALLER_REFUSED" {
 			a.Result = audit.ResultDenied
 		}
-		s.audit(ctx, a)
+		s.auditCall(ctx, a)
 		return &LegacyValidation{Result: res, Message: msg}, nil
 	}
 	if v.Ticket == "" {
@@ -231,7 +231,7 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 		}
 		out.Password = pw
 	}
-	s.audit(ctx, audit.Action{API: "ticket.validate", Subject: "user:" + t.UserID, Org: t.OrgID,
+	s.auditCall(ctx, audit.Action{API: "ticket.validate", Subject: "user:" + t.UserID, Org: t.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
 		Detail: map[string]string{"kind": "ST", "serial": t.Serial, "service": t.Service, "app_id": t.AppID,
 			"interface": "ssoAuthService", "scheme": fmt.Sprint(rs.LegacyScheme), "password": fmt.Sprint(out.Password != "")}})

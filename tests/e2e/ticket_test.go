@@ -146,6 +146,44 @@ func TestTicketComponent(t *testing.T) {
 		}
 		return true
 	})
+	// One record per validation (ADR 0007 amendment): the ticket.validate
+	// record is the call's access record, with its method and status code
+	// and request id; none under the gRPC method. With the access records
+	// off, the validation is still recorded.
+	const method = "uias.ticket.v1.TicketService/ValidateServiceTicket"
+	validations := func() (merged, plain int) {
+		for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.ticket.") {
+			if ev["api"] == method {
+				t.Errorf("an access record under the method beside the validation's: %v", ev["_raw"])
+			}
+			if ev["_subject"] != "uias.audit.ticket.ticket.validate" {
+				continue
+			}
+			d, _ := ev["detail"].(map[string]any)
+			switch {
+			case d["method"] == method && d["grpc_code"] == "OK" && ev["serial"] != "" && ev["serial"] != nil:
+				merged++
+			case d["method"] == nil && d["grpc_code"] == nil:
+				plain++
+			default:
+				t.Errorf("validation record: %v", ev["_raw"])
+			}
+		}
+		return merged, plain
+	}
+	if merged, plain := validations(); merged != 2 || plain != 0 {
+		t.Fatalf("validation records: %d with their call's access fields (want 2), %d without (want 0)", merged, plain)
+	}
+	e.app.SetAccessLog(false)
+	if res, err := tickets.ValidateServiceTicket(ctx, &ticketv1.ValidateServiceTicketRequest{Ticket: "ST-1-forged", Service: svc}); err != nil || res.GetValid() {
+		t.Fatalf("a forged ticket: %v %v", res, err)
+	}
+	e.app.SetAccessLog(true)
+	eventually(t, "the validation recorded with the access records off", func() bool {
+		merged, plain := validations()
+		return merged == 2 && plain == 1
+	})
+
 	// The administrator who revoked a session, and who registered the
 	// service, is named in the records.
 	me, err := identityv1.NewAdminSessionServiceClient(e.conn).WhoAmI(e.adm(), &identityv1.WhoAmIRequest{})

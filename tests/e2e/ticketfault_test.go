@@ -18,6 +18,8 @@ import (
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	identitycomponent "github.com/uias/uias/services/identity/component"
+	"github.com/uias/uias/services/ticket"
+	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
 // faultLegacyMessage is what the legacy interface tells an application
@@ -191,8 +193,29 @@ func TestTicketWithNATSDown(t *testing.T) {
 	br.c.Timeout = 90 * time.Second
 	legacyST, casST := ssoTickets(t, br, casBase, stub, legacyURL, casURL, "nina", f.password)
 
+	// A probe: a session that has recorded the service, so that issuing
+	// from it writes nothing and fails only once this instance knows NATS
+	// is gone.
+	h := e.app.Value(ticketcomponent.Name).(*ticketcomponent.Handle)
+	probe, _, err := h.Service.CreateSession(context.Background(), ticket.NewSession{UserID: f.userID, Login: "nina", AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Service.IssueServiceTicket(context.Background(), probe, casURL, false); err != nil {
+		t.Fatal(err)
+	}
+
 	ns.Shutdown()
 	ns.WaitForShutdown()
+	// The process learns of the loss when its client reads the close, a
+	// moment after the server is gone: a guarded ticket validated before
+	// that is answered from this instance's memory (ADR 0006), as it would
+	// be a moment before the outage. What follows is about NATS known to
+	// be down.
+	eventually(t, "the process to notice that NATS is gone", func() bool {
+		_, _, err := h.Service.IssueServiceTicket(context.Background(), probe, casURL, false)
+		return err != nil
+	})
 
 	validate := func(st string) (int, string) {
 		t.Helper()

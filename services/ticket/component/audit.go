@@ -18,13 +18,15 @@ const auditDrain = 2 * time.Second
 // stream through an in-memory events.Publisher (ticket records live in
 // NATS, not in a database whose outbox could carry their events): a call
 // only queues its events, which the publisher builds (events.Later) and
-// publishes in batches on its own goroutine, each with its id as the
-// message id (a retried batch is deduplicated). It holds events while NATS
-// is away and drops them (counted, logged) only when its buffer is full.
+// publishes in batches on its own goroutine, in packs as the access
+// records are (up to events.MaxPack events of one subject per message, its
+// id made of the first event's id and the count: a retried pack is
+// deduplicated; ADR 0007 amendment). It holds events while NATS is away
+// and drops them (counted, logged) only when its buffer is full.
 type auditSink struct{ p *events.Publisher }
 
 func newAuditSink(js jetstream.JetStream, log *zap.Logger) auditSink {
-	return auditSink{p: events.NewPublisher(js, events.PublisherOptions{Name: "ticket-audit", Logger: log})}
+	return auditSink{p: events.NewPublisher(js, events.PublisherOptions{Name: "ticket-audit", Pack: events.MaxPack, Logger: log})}
 }
 
 // run publishes until ctx ends, then drains for a moment.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/uias/uias/cmd/uias/internal/serve"
 	"github.com/uias/uias/pkg/crypto"
+	auditcomponent "github.com/uias/uias/services/audit/component"
 )
 
 // These are the `go test -bench` views of the same measurements `uias
@@ -134,4 +135,36 @@ func BenchmarkAuthzCheckGRPC(b *testing.B) {
 func BenchmarkAuthzCheckREST(b *testing.B) {
 	e, ab := authzBenchSetup(b)
 	runParallel(b, 50, e.authzREST(ab))
+}
+
+// ticketPairs runs CAS ticket pairs (issue in the process, validate with
+// validate) as the ticket phase does, with the audit component's consumer
+// paused (records stored outside the measurement: the goal rows), and
+// stores what waited after.
+func ticketPairs(b *testing.B, validate func(*env, *ticketBench) func(context.Context, string) (bool, error)) {
+	e := benchEnv(b)
+	tb, err := e.ticketBench(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, ok := e.app.Value(auditcomponent.Name).(*auditcomponent.Handle)
+	if !ok {
+		b.Fatal("no audit component")
+	}
+	h.Ingester.Pause()
+	defer h.Ingester.Resume()
+	runParallel(b, 50, tb.pair(validate(e, tb)))
+}
+
+// BenchmarkTicketPairGRPC is an ST issued and validated over gRPC
+// (TicketService/ValidateServiceTicket), 50 callers (compare
+// BenchmarkEchoGRPC; the goal is 0.5x its rate).
+func BenchmarkTicketPairGRPC(b *testing.B) {
+	ticketPairs(b, func(_ *env, tb *ticketBench) func(context.Context, string) (bool, error) { return tb.validateGRPC })
+}
+
+// BenchmarkTicketPairREST is an ST issued and validated with GET
+// /cas/p3/serviceValidate through the edge, 50 callers.
+func BenchmarkTicketPairREST(b *testing.B) {
+	ticketPairs(b, func(e *env, tb *ticketBench) func(context.Context, string) (bool, error) { return e.validateREST(tb) })
 }

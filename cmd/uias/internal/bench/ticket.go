@@ -39,9 +39,11 @@ type ticketRound struct {
 	outside                   *outsideRun
 }
 
-// apiValidate is the API of a validation's access record (over gRPC and
-// through the edge's p3/serviceValidate alike).
-const apiValidate = "uias.ticket.v1.TicketService/ValidateServiceTicket"
+// apiValidate is the API of a validation's record (over gRPC and through
+// the edge's p3/serviceValidate alike): the ticket component's
+// ticket.validate record is the call's access record too (one record per
+// validation, ADR 0007 amendment).
+const apiValidate = "ticket.validate"
 
 // counted counts the validations made through count (one access record
 // each; a contended pair makes several).
