@@ -198,6 +198,7 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 	// reached without the import, open-loop (latency from each call's
 	// scheduled start). At a fifth the logins seldom wait for a hash
 	// worker, and the import should run near its speed alone.
+	loginCPU := map[float64]float64{} // the paced logins' CPU-seconds per second without the import, by share
 	for _, pace := range []struct {
 		share float64
 		what  string
@@ -224,6 +225,9 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 			return fmt.Errorf("logins during an import: the import: %w", importErr)
 		}
 		pw, pa := pres[0], pres[1]
+		if pa.wall > 0 {
+			loginCPU[pace.share] = pa.cpu.Seconds() / pa.wall.Seconds()
+		}
 		paced := &scaleRow{name: fmt.Sprintf("paced logins (%.0f%%) during an import, p99", 100*pace.share),
 			what: fmt.Sprintf("open-loop Authenticate at %.1f/s (%s the closed loop's rate without the import above), in slices with vs without the import", rate, pace.what),
 			ours: pw.P(0.99).Seconds(), floor: pa.P(0.99).Seconds(), goal: "≤ floor + 300 ms", hasGoal: true}
@@ -252,8 +256,10 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 	long := 2 * dur
 	fmt.Fprintf(stderr, "uias bench scale: the import running on for %s alone, with paced logins (20%%, 50%%), alone\n", long)
 	var aloneRows int64
-	var aloneWindow time.Duration
-	runOn := func(st *stepTimes, rate float64) (float64, *Result) {
+	var aloneWindow, aloneCPU time.Duration
+	// runOn returns the import's rows/s and, with logins, their results
+	// and the process's CPU time and wall time.
+	runOn := func(st *stepTimes, rate float64) (float64, *Result, time.Duration, time.Duration, int64) {
 		var rows int64
 		var window time.Duration
 		run := func(w, d time.Duration) *Result {
@@ -268,26 +274,31 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 			}
 			return OpenLoop(ctx, rate, w, d, login)
 		}
+		c0 := cpuTime()
 		res := importing(st, run, &rows, &window)(0, long)
+		cpu := cpuTime() - c0
 		if rate <= 0 {
-			aloneRows, aloneWindow = aloneRows+rows, aloneWindow+window
+			aloneRows, aloneWindow, aloneCPU = aloneRows+rows, aloneWindow+window, aloneCPU+cpu
 		}
-		return float64(rows) / window.Seconds(), res
+		return float64(rows) / window.Seconds(), res, cpu, window, rows
 	}
 	type onRun struct {
 		share float64
 		rate  float64
 		res   *Result
 		st    *stepTimes
+		cpu   time.Duration
+		wall  time.Duration
+		rows  int64
 	}
 	var ons []onRun
-	a1, _ := runOn(&stepTimes{}, 0)
+	a1, _, _, _, _ := runOn(&stepTimes{}, 0)
 	for _, share := range []float64{0.2, 0.5} {
 		st := &stepTimes{}
-		rate, res := runOn(st, without.QPS()*share)
-		ons = append(ons, onRun{share: share, rate: rate, res: res, st: st})
+		rate, res, cpu, wall, rows := runOn(st, without.QPS()*share)
+		ons = append(ons, onRun{share: share, rate: rate, res: res, st: st, cpu: cpu, wall: wall, rows: rows})
 	}
-	a2, _ := runOn(&stepTimes{}, 0)
+	a2, _, _, _, _ := runOn(&stepTimes{}, 0)
 	if importErr != nil {
 		return fmt.Errorf("logins during an import: the import: %w", importErr)
 	}
@@ -298,13 +309,24 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 			what: fmt.Sprintf("one import running for %s (not resumed per slice) while open-loop Authenticate runs at %.0f%% of the closed loop's rate without the import, vs the same import running for %s alone, before and after (mean)", long, 100*on.share, long),
 			ours: on.rate, floor: floor, perSec: true, goal: "≥ 3333/s (1 M ≤ 5 min)", hasGoal: true}
 		r.pass = r.ours >= 1_000_000/300.0
-		r.note = fmt.Sprintf("alone %.0f and %.0f rows/s; logins p99 %s (p50 %s), %d answered, %d failed, %d refused for load; a login's gate write p99 %s",
-			a1, a2, ms(on.res.P(0.99)), ms(on.res.P(0.5)), on.res.OK, on.res.Failed, on.res.Exhausted, ms(on.st.p("gate write", 0.99)))
+		// The import's CPU per row: the process's CPU less what the same
+		// paced logins took without the import (per second), against the
+		// import's alone (the same store size, the same run).
+		perRow := func(cpu time.Duration, rows int64) float64 {
+			if rows <= 0 {
+				return 0
+			}
+			return 1e3 * cpu.Seconds() / float64(rows)
+		}
+		impCPU := on.cpu - time.Duration(loginCPU[on.share]*float64(on.wall))
+		r.note = fmt.Sprintf("alone %.0f and %.0f rows/s; the import's CPU %.3f ms a row (the process's less the same logins' without it) vs %.3f alone; the process at %.0f%% of one CPU; logins p99 %s (p50 %s), %d answered, %d failed, %d refused for load; a login's gate write p99 %s",
+			a1, a2, perRow(impCPU, on.rows), perRow(aloneCPU, aloneRows), 100*on.cpu.Seconds()/on.wall.Seconds(),
+			ms(on.res.P(0.99)), ms(on.res.P(0.5)), on.res.OK, on.res.Failed, on.res.Exhausted, ms(on.st.p("gate write", 0.99)))
 		if on.res.Failed > 0 {
 			r.errs = append(r.errs, fmt.Sprintf("%d logins failed, first: %v", on.res.Failed, on.res.FirstErr))
 		}
-		fmt.Fprintf(stderr, "  import running on with paced logins (%.0f%%): %.0f rows/s (%.2f× of alone); logins p99 %s p50 %s; steps: %s\n",
-			100*on.share, on.rate, on.rate/floor, ms(on.res.P(0.99)), ms(on.res.P(0.5)), on.st.summary())
+		fmt.Fprintf(stderr, "  import running on with paced logins (%.0f%%): %.0f rows/s (%.2f× of alone); %s; steps: %s\n",
+			100*on.share, on.rate, on.rate/floor, r.note, on.st.summary())
 		rep.rows = append(rep.rows, r)
 	}
 	return nil
