@@ -119,7 +119,10 @@ type Store interface {
 	// BeginImport prepares the store for an import's run of ImportBatch
 	// calls: they are made with the context it returns, until end is
 	// called (on SQLite: one connection with a page cache large enough
-	// for the indexes an import writes, see sqlstore.BeginImport).
+	// for the indexes an import writes, on which the store's other writes
+	// run meanwhile, each between two of the import's transactions, so
+	// that no other connection's commit resets that cache; see
+	// sqlstore.BeginImport).
 	BeginImport(ctx context.Context) (importCtx context.Context, end func(), err error)
 	// YieldWrites lets the writes that wait for the database go first
 	// (an import calls it before each of its transactions, so that the

@@ -122,7 +122,7 @@ func (s *Store) cut() bool {
 	if s.cutImport != nil {
 		return s.cutImport()
 	}
-	return s.db.Dialect == store.SQLite && s.db.WritesWaiting() > 0
+	return s.db.Dialect == store.SQLite && (s.db.WritesWaiting() > 0 || s.importWritesWaiting())
 }
 
 // bulkChunk checks and writes items (one chunk of a transaction), their

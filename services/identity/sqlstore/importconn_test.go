@@ -96,5 +96,121 @@ func TestImportConnection(t *testing.T) {
 		if got := cacheOf(c); got != before {
 			t.Fatalf("connection %d after the import: cache_size %d, want %d", i, got, before)
 		}
+		var auto int64
+		if err := c.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != 1000 {
+			t.Fatalf("connection %d after the import: wal_autocheckpoint %d (%v), want SQLite's 1000", i, auto, err)
+		}
+	}
+}
+
+// While an import runs, the store's other writes (a login's gate write,
+// an audit event) run on the import's connection, each in its turn
+// between two of its transactions: the import's page cache stays (no
+// other connection commits: SQLite's data_version of the import's
+// connection does not change), a write waiting for its turn ends the
+// import's transaction early (cut), and once the import ends they go to
+// the pool again.
+func TestImportConnectionTakesOtherWrites(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.OpenSQLite(t)
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(4)
+	s := New(db)
+	root := &identity.Org{ID: "root", Code: "root", Name: "Root", Status: identity.StatusActive}
+	if err := s.CreateOrg(ctx, root, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	u := &identity.User{ID: "u-other-writes", LoginName: "other", DisplayName: "Other", OrgID: root.ID,
+		Status: identity.StatusActive, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateUser(ctx, u, nil); err != nil {
+		t.Fatal(err)
+	}
+	ictx, end, err := s.BeginImport(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer end()
+	ic, _ := ictx.Value(importConnKey{}).(*importConn)
+	if ic == nil || s.imp.Load() != ic {
+		t.Fatal("the import's connection does not take the other writes")
+	}
+	var auto int64
+	if err := ic.conn.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != 0 {
+		t.Fatalf("import connection wal_autocheckpoint %d (%v), want 0 (the import checkpoints outside its turn)", auto, err)
+	}
+	version := func() int64 {
+		t.Helper()
+		var v int64
+		if err := ic.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	v0 := version()
+	gate := func(failed int) error {
+		return s.UpdateLoginGate(ctx, u.ID, "src", func(identity.LoginGate) (identity.LoginGateWrite, bool) {
+			return identity.LoginGateWrite{FailedCount: failed}, true
+		})
+	}
+	if err := gate(1); err != nil {
+		t.Fatal(err)
+	}
+	if v := version(); v != v0 {
+		t.Fatalf("a gate write during the import committed on another connection (data_version %d -> %d): the import's cache would be reset", v0, v)
+	}
+
+	// A write waiting for its turn: the import ends its transaction
+	// after the chunk in flight (cut), and the write runs after it.
+	if s.cut() {
+		t.Fatal("cut with no write waiting")
+	}
+	if err := ic.take(ctx, false); err != nil { // the import's transaction in flight
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gate(2) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.cut() {
+		if time.Now().After(deadline) {
+			t.Fatal("a write waiting for the import's connection does not end the import's transaction early")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the write ran during the import's transaction: %v", err)
+	default:
+	}
+	ic.done()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if s.cut() {
+		t.Fatal("cut after the waiting write ran")
+	}
+	// A write whose caller gave up while waiting leaves.
+	if err := ic.take(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	err = s.AppendEvents(cctx, []events.Event{{ID: "ev-gave-up", Subject: "uias.audit.identity.x", Type: "x", Time: now, Payload: []byte("{}")}})
+	cancel()
+	ic.done()
+	if err == nil {
+		t.Fatal("a write whose context ended while waiting for its turn succeeded")
+	}
+	if got, err := s.GetUser(ctx, u.ID); err != nil || got.FailedCount != 2 {
+		t.Fatalf("after the writes: failed count %v (%v), want 2", got, err)
+	}
+
+	end()
+	if s.imp.Load() != nil {
+		t.Fatal("the import ended but still takes the other writes")
+	}
+	if err := gate(0); err != nil {
+		t.Fatalf("a write after the import: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync/atomic"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/events"
@@ -43,6 +44,9 @@ type Store struct {
 	// cutImport, when set, replaces the rule that ends an import
 	// transaction between two chunks (tests).
 	cutImport func() bool
+	// imp is the running import's connection (SQLite), on which the
+	// other writes run meanwhile (importconn.go).
+	imp atomic.Pointer[importConn]
 }
 
 var _ identity.Store = (*Store)(nil)
@@ -93,7 +97,7 @@ func classify(err error, op, what string) error {
 // (domain errors pass through unchanged); so are begin/commit errors.
 func (s *Store) inTx(ctx context.Context, op, what string, fn func(tx *sql.Tx) error) error {
 	var fnErr error
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		fnErr = fn(tx)
 		return fnErr
 	})

@@ -228,7 +228,8 @@ func TestScaleIO(t *testing.T) {
 	out := stdout.String()
 	for _, want := range []string{"import 1200 people (rows/s)", "export 1200 people as csv", "export 1200 people as xlsx",
 		"logins during an import (logins/s)", "paced logins (50%) during an import, p99", "paced logins (20%) during an import, p99",
-		"import while logins continue (rows/s), closed-loop logins", "import while logins continue (rows/s), paced logins (20%)"} {
+		"import while logins continue (rows/s), closed-loop logins", "import while logins continue (rows/s), paced logins (20%)",
+		"import running on while paced logins (20%) continue (rows/s)", "import running on while paced logins (50%) continue (rows/s)"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("no row %q in\n%s", want, out)
 		}

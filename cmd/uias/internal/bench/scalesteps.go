@@ -21,10 +21,22 @@ type stepStore struct {
 	cur atomic.Pointer[stepTimes] // nil: not recording
 }
 
-// stepTimes are the durations of each kind of store call.
+// stepTimes are the durations of each kind of store call, and counts
+// (the import's rows, the process's CPU time in the slices).
 type stepTimes struct {
 	mu sync.Mutex
 	d  map[string][]time.Duration
+	n  map[string]int64
+}
+
+// count adds v to the count named what.
+func (t *stepTimes) count(what string, v int64) {
+	t.mu.Lock()
+	if t.n == nil {
+		t.n = map[string]int64{}
+	}
+	t.n[what] += v
+	t.mu.Unlock()
 }
 
 func (t *stepTimes) add(step string, d time.Duration) {
@@ -62,6 +74,9 @@ func (t *stepTimes) summary() string {
 		}
 		p := func(q float64) time.Duration { return v[min(len(v)-1, int(q*float64(len(v))))] }
 		out = append(out, fmt.Sprintf("%s %d× p50 %s p99 %s max %s total %s", k, len(v), ms(p(0.5)), ms(p(0.99)), ms(v[len(v)-1]), sum.Round(time.Millisecond)))
+	}
+	for _, k := range slices.Sorted(mapKeys(t.n)) {
+		out = append(out, fmt.Sprintf("%s %d", k, t.n[k]))
 	}
 	return strings.Join(out, "; ")
 }
@@ -105,4 +120,28 @@ func (s *stepStore) DisabledInOrgChain(ctx context.Context, id string) (string, 
 func (s *stepStore) AppendEvents(ctx context.Context, evs []events.Event) error {
 	defer s.time("event write", time.Now())
 	return s.Store.AppendEvents(ctx, evs)
+}
+
+// The import's store calls in the slices with an import: its
+// transactions (each a commit; rows per transaction counted) and its
+// waits for the logins' writes to go first.
+
+func (s *stepStore) ImportBatch(ctx context.Context, importID string, items []identity.ImportItem, dryRun bool, chunk int,
+	evs func(written []identity.ImportItem) []events.Event) ([]identity.ImportResult, error) {
+	t0 := time.Now()
+	res, err := s.Store.ImportBatch(ctx, importID, items, dryRun, chunk, evs)
+	if t := s.cur.Load(); t != nil && err == nil {
+		t.add("import tx", time.Since(t0))
+		t.count("import tx rows", int64(len(res)))
+	}
+	return res, err
+}
+
+func (s *stepStore) YieldWrites(ctx context.Context) error {
+	t0 := time.Now()
+	err := s.Store.YieldWrites(ctx)
+	if d := time.Since(t0); d >= time.Millisecond {
+		s.time("import yield wait", t0)
+	}
+	return err
 }
