@@ -60,7 +60,7 @@ func FuzzAppendString(f *testing.F) {
 }
 
 func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
-	for _, f := range []float64{0, -0.0, 1, 0.001, 1.5, 12.345, 1e-6, 9.99e-7, 1e-9, 1e20, 1e21, 1.5e300, -2.5e-8, math.MaxFloat64, math.SmallestNonzeroFloat64} {
+	for _, f := range []float64{0, math.Copysign(0, -1), 1, 0.001, 1.5, 12.345, 1e-6, 9.99e-7, 1e-9, 1e20, 1e21, 1.5e300, -2.5e-8, math.MaxFloat64, math.SmallestNonzeroFloat64} {
 		got, err := jsonenc.AppendFloat(nil, f)
 		if want := marshal(t, f); err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%v: got %s (%v), want %s", f, got, err, want)
