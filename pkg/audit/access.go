@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -104,8 +103,7 @@ func (a *Access) Event() events.Event {
 	if ip.IsValid() {
 		rec.ClientIP = ip.String()
 	}
-	payload, _ := json.Marshal(rec) // an AuditRecord always marshals
-	return events.Event{ID: ids.New(), Subject: AccessSubject(a.component), Type: TypeAccess, Time: end, Payload: payload}
+	return events.Event{ID: ids.New(), Subject: AccessSubject(a.component), Type: TypeAccess, Time: end, Payload: encode(&rec)}
 }
 
 // mask makes a caller-supplied value safe (Text) with ID and phone numbers

@@ -11,8 +11,9 @@
 package audit
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/uias/uias/pkg/caller"
@@ -110,9 +111,29 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action) events.Audit
 
 // eventOf is the AUDIT event of rec, a record of api.
 func (b *Builder) eventOf(api string, rec events.AuditRecord) events.Event {
-	payload, _ := json.Marshal(rec) // an AuditRecord always marshals
 	return events.Event{ID: ids.New(), Subject: "uias.audit." + b.component + "." + api, Type: "audit." + api,
-		Time: rec.Time, Payload: payload}
+		Time: rec.Time, Payload: encode(&rec)}
+}
+
+// scratch holds the buffers records are encoded into (encode).
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// encode returns rec's JSON (events.AuditRecord.AppendJSON, the bytes
+// json.Marshal writes), encoded into a reused buffer and copied out at its
+// size. A record json.Marshal would refuse (a NaN duration, a year past
+// 9999: never made here) has no payload, as before.
+func encode(rec *events.AuditRecord) []byte {
+	bp := scratch.Get().(*[]byte)
+	b, err := rec.AppendJSON((*bp)[:0])
+	var out []byte
+	if err == nil {
+		out = bytes.Clone(b)
+	}
+	if cap(b) <= 64<<10 { // a huge record's buffer is not kept
+		*bp = b
+		scratch.Put(bp)
+	}
+	return out
 }
 
 // CallerDenied builds the record of an application caller refused for

@@ -31,6 +31,33 @@ func TestFromEvent(t *testing.T) {
 	}
 }
 
+// Records encoded by AuditRecord.AppendJSON (as every access and audit
+// record is made) are read by the ingest's decoder (FromEvent) as those
+// json.Marshal wrote, hostile values included, and make the same leaves.
+func TestFromEventReadsAppendJSON(t *testing.T) {
+	at := time.Date(2026, 12, 2, 16, 10, 0, 123456789, time.UTC)
+	for _, v := range []string{"plain", "ctl \x00\x1f\n\t \" \\", "<b>&amp;</b>", "sep\u2028\u2029", "bad \xff\xfe utf8", "é中文🙂", "\u202e"} {
+		rec := events.AuditRecord{Serial: v, TraceID: v, AppID: v, API: "authz.check", Actor: "user:" + v, Subject: v, Org: v,
+			Result: "success", Reason: v, DurationMS: 1.234, ClientIP: "192.0.2.1", Time: at, Detail: map[string]string{"code": v, v: "x"}}
+		payload, err := rec.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, _ := json.Marshal(rec)
+		ev := events.Event{ID: "e1", Subject: "uias.audit.authz.access", Type: "access", Time: at}
+		ev.Payload = payload
+		got := audit.FromEvent(ev)
+		ev.Payload = old
+		want := audit.FromEvent(ev)
+		if _, bad := got.Detail[audit.MalformedDetail]; bad || got.Serial == "" {
+			t.Fatalf("%q: not read as a record: %+v", v, got)
+		}
+		if !bytes.Equal(got.LeafData(), want.LeafData()) || got.Actor != want.Actor || got.Detail["code"] != want.Detail["code"] {
+			t.Fatalf("%q: read as %+v, want %+v", v, got, want)
+		}
+	}
+}
+
 func TestLeafData(t *testing.T) {
 	recs := storetest.Records("ev", 2)
 	a, b := recs[0], recs[0]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"syscall"
@@ -186,4 +187,30 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkIndexGC is a forced GC with the full index in the heap (an
+// index of its own; the data set it came from dropped, as a replica holds
+// only its index): what marking the index costs every GC cycle of a
+// process serving Check (issue 10: Check's p99). cpu-ns/op is the
+// process's CPU per cycle (a loaded machine disturbs it less than ns/op);
+// objects and live-MiB describe the heap.
+func BenchmarkIndexGC(b *testing.B) {
+	idx, err := dataset.Generate(dataset.Full, 7, 0).Index()
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	b.ResetTimer()
+	c0 := cpuTime()
+	for range b.N {
+		runtime.GC()
+	}
+	b.ReportMetric(float64(cpuTime()-c0)/float64(b.N), "cpu-ns/op")
+	b.StopTimer()
+	s := []metrics.Sample{{Name: "/gc/heap/objects:objects"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	b.ReportMetric(float64(s[0].Value.Uint64()), "objects")
+	b.ReportMetric(float64(s[1].Value.Uint64())/(1<<20), "live-MiB")
+	runtime.KeepAlive(idx)
 }

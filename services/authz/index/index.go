@@ -181,6 +181,10 @@ type Index struct {
 	fresh bool
 	// slab: grant nodes are allocated in blocks (a load makes a million).
 	slab []grantNode
+	// loadIDs: the ids of grants put by a snapshot load are copied into
+	// blocks (loadedID), not kept as a million small strings: fewer
+	// objects for every GC cycle to mark.
+	loadIDs strings.Builder
 
 	people map[string]*person
 	groups map[string]*group
@@ -347,7 +351,11 @@ func (x *Index) applyLocked(p *Prepared) error {
 	switch c.Op {
 	case authz.OpPut:
 		if c.Obj == authz.ObjGrant {
-			x.putGrant(p.grant)
+			g := p.grant
+			if c.Rev == 0 {
+				g.ID = x.loadedID(g.ID)
+			}
+			x.putGrant(g)
 			return nil
 		}
 		switch v := p.v.(type) {
@@ -555,6 +563,29 @@ func (x *Index) putGrant(g authz.Grant) {
 		x.holderChanged(p)
 	}
 	role.addGrant(n)
+}
+
+// loadedID returns a copy of the id of a grant put by a snapshot load
+// (changes without a revision) in the current block of loadIDs, which a
+// load fills with a few thousand ids each: a million grants then hold their
+// ids in a few hundred objects instead of a million, which every GC cycle
+// would mark one by one. A block lives while one of its ids does; only
+// loads fill blocks (a live change keeps its own string), so the ids of
+// grants deleted since waste at most the load's blocks.
+func (x *Index) loadedID(id string) string {
+	const block = 64 << 10
+	if len(id) > 256 {
+		return id
+	}
+	if x.loadIDs.Cap()-x.loadIDs.Len() < len(id) {
+		x.loadIDs = strings.Builder{}
+		x.loadIDs.Grow(block)
+	}
+	n := x.loadIDs.Len()
+	x.loadIDs.WriteString(id)
+	// the builder's string shares its buffer, which only grows in place
+	// (never past the capacity reserved above): earlier ids stay valid
+	return x.loadIDs.String()[n:]
 }
 
 // holderChanged drops what Check prepared from the grants of a holder:
