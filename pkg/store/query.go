@@ -217,6 +217,8 @@ type StmtCache struct {
 	db *sql.DB
 	mu sync.RWMutex
 	m  map[string]*sql.Stmt
+	// preparing: the queries of InTx being prepared (prepareLater).
+	preparing map[string]bool
 }
 
 // NewStmtCache returns a statement cache on db.
@@ -281,6 +283,81 @@ func (c *StmtCache) get(ctx context.Context, query string) *sql.Stmt {
 	}
 	c.m[query] = st
 	return st
+}
+
+// InTx returns a Querier on tx whose statements are those of the cache
+// (prepared once per query string and pooled connection, tx.StmtContext):
+// a transaction that runs the same few statements every time, such as a
+// login's gate write, does not parse them again in each transaction (a
+// query's first transactions run it unprepared while it is prepared on
+// the side). tx
+// must belong to the cache's pool (a transaction of a *sql.Conn taken from
+// it counts). Reads and writes alike use the cached statements; a query
+// that cannot be prepared runs unprepared on tx (and reports its error).
+// Pass it only fixed query strings. Not safe for concurrent use (like tx).
+func (c *StmtCache) InTx(tx *sql.Tx) Querier { return cachedTx{c: c, tx: tx} }
+
+type cachedTx struct {
+	c  *StmtCache
+	tx *sql.Tx
+}
+
+func (t cachedTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	t.c.mu.RLock()
+	st := t.c.m[query]
+	t.c.mu.RUnlock()
+	if st != nil {
+		return t.tx.StmtContext(ctx, st)
+	}
+	t.c.prepareLater(query)
+	return nil
+}
+
+// prepareLater prepares query for the cache in a goroutine of its own
+// (one at a time per query). A transaction cannot wait for it: preparing
+// on the pool takes a connection, and with every other one held by a
+// transaction waiting for SQLite's write lock, which this one holds, it
+// would wait until their busy timeout ran out.
+func (c *StmtCache) prepareLater(query string) {
+	c.mu.Lock()
+	if c.preparing == nil {
+		c.preparing = map[string]bool{}
+	}
+	if c.preparing[query] {
+		c.mu.Unlock()
+		return
+	}
+	c.preparing[query] = true
+	c.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c.get(ctx, query)
+		c.mu.Lock()
+		delete(c.preparing, query)
+		c.mu.Unlock()
+	}()
+}
+
+func (t cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
+}
+
+func (t cachedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, query, args...)
+}
+
+func (t cachedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, query, args...)
 }
 
 // TxStmts is a Querier on one transaction whose statements are prepared

@@ -194,6 +194,52 @@ func TestQueryPage(t *testing.T) {
 	}
 }
 
+// A transaction's view of the cache (InTx) runs its statements on the
+// transaction, prepares them on the side the first time (never waiting
+// for another connection of the pool, which may all be held by
+// transactions waiting for this one: here the pool has one) and reuses
+// them in the next transactions.
+func TestStmtCacheInTx(t *testing.T) {
+	for name, db := range itemsDB(t, item{ID: "a", Name: "alpha"}) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			db.SetMaxOpenConns(1)
+			c := store.NewStmtCache(db.DB)
+			update := db.Rebind("UPDATE items SET name = ? WHERE id = ?")
+			get := db.Rebind("SELECT name FROM items WHERE id = ?")
+			for i := range 3 {
+				want := fmt.Sprintf("name-%d", i)
+				err := db.InTx(ctx, func(tx *sql.Tx) error {
+					q := c.InTx(tx)
+					if _, err := q.ExecContext(ctx, update, want, "a"); err != nil {
+						return err
+					}
+					var got string
+					if err := q.QueryRowContext(ctx, get, "a").Scan(&got); err != nil || got != want {
+						return fmt.Errorf("read %q in the transaction, want %q: %w", got, want, err)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The statements prepared on the side are kept.
+				deadline := time.Now().Add(10 * time.Second)
+				for c.Len() != 2 && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+				if c.Len() != 2 {
+					t.Fatalf("%d statements kept for two queries", c.Len())
+				}
+			}
+			var name string
+			if err := db.QueryRowContext(ctx, get, "a").Scan(&name); err != nil || name != "name-2" {
+				t.Fatalf("committed name %q (%v)", name, err)
+			}
+		})
+	}
+}
+
 func TestStmtCache(t *testing.T) {
 	for name, db := range itemsDB(t, item{ID: "a", Name: "alpha"}) {
 		t.Run(name, func(t *testing.T) {

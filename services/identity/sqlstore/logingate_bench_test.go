@@ -1,0 +1,47 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store/storetest"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
+)
+
+// BenchmarkLoginGate is a login's two gate writes on SQLite (the check
+// admitted, then its outcome with one event): the store's part of a
+// login's CPU besides its hash. Compare the CPU per op (-benchmem and a
+// CPU profile) of two builds.
+func BenchmarkLoginGate(b *testing.B) {
+	ctx := context.Background()
+	s := sqlstore.New(storetest.Migrated(b, storetest.OpenSQLite(b), sqlstore.Migrate))
+	root := &identity.Org{ID: "root", Code: "root", Name: "Root", Status: identity.StatusActive}
+	if err := s.CreateOrg(ctx, root, nil); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	u := &identity.User{ID: "u-gate", LoginName: "gate", DisplayName: "Gate", OrgID: root.ID,
+		Status: identity.StatusActive, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateUser(ctx, u, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.UpdateLoginGate(ctx, u.ID, "src", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+			return identity.LoginGateWrite{FailedCount: g.FailedCount, Pending: g.Pending + 1, PendingAt: now}, true
+		}); err != nil {
+			b.Fatal(err)
+		}
+		ev := events.Event{ID: fmt.Sprintf("ev-%d", i), Subject: "uias.audit.authenticate", Type: "audit"}
+		if err := s.UpdateLoginGate(ctx, u.ID, "src", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+			return identity.LoginGateWrite{Pending: g.Pending - 1, ClearSources: true, Events: []events.Event{ev}}, true
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
