@@ -367,31 +367,7 @@ func (r *Ring) Signer() (*Signer, error) {
 	if len(r.Signing.Keys) == 0 {
 		return nil, errors.New("the key ring has no signing keys (add a \"signing\" set)")
 	}
-	return &Signer{active: r.Signing.Active, keys: r.Signing.Keys}, nil
-}
-
-// Signer makes and checks "<key id>:<base64url MAC>" signatures; signatures
-// by any key of the set verify, new ones use the active key.
-type Signer struct {
-	active string
-	keys   map[string][]byte
-}
-
-// Sign returns the signature of msg under the active signing key.
-func (s *Signer) Sign(msg []byte) string {
-	return s.active + ":" + base64.RawURLEncoding.EncodeToString(mac(s.keys[s.active], msg))
-}
-
-// Verify reports whether sig is a signature of msg by a key of the set
-// (compared in constant time).
-func (s *Signer) Verify(msg []byte, sig string) bool {
-	kid, body, ok := strings.Cut(sig, ":")
-	k, known := s.keys[kid]
-	if !ok || !known {
-		return false
-	}
-	got, err := base64.RawURLEncoding.DecodeString(body)
-	return err == nil && hmac.Equal(got, mac(k, msg))
+	return NewSigner(r.Signing.Active, r.Signing.Keys), nil
 }
 
 func mac(key, msg []byte) []byte {

@@ -3,7 +3,6 @@ package ticket
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"strconv"
@@ -85,10 +84,15 @@ func keyOf(t string) string {
 // SessionID is the public id of the session of a TGT (a hash of it).
 func SessionID(tgt string) string { return keyOf(tgt) }
 
-// MACer signs and checks ticket bodies (crypto.Signer of the key ring).
+// MACer signs and checks ticket bodies with raw MACs (crypto.Signer of the
+// key ring).
 type MACer interface {
-	Sign(msg []byte) string
-	Verify(msg []byte, sig string) bool
+	// AppendMAC appends the MAC of msg under the active key to dst and
+	// returns the key's id with it.
+	AppendMAC(dst, msg []byte) (kid string, out []byte)
+	// VerifyMAC reports, in constant time, whether mac is the MAC of msg
+	// under the key kid.
+	VerifyMAC(kid string, msg, mac []byte) bool
 }
 
 // signed is the content of a signed ticket (ST or PT): its serial, validity
@@ -111,9 +115,10 @@ func ValidReplica(r string) bool {
 
 var errMalformed = errors.New("malformed ticket")
 
-// signedMsg is what the signature covers.
-func signedMsg(prefix, body string) []byte {
-	return []byte("uias ticket v1\x00" + prefix + body)
+// signedMsg appends what the signature covers to dst.
+func signedMsg(dst []byte, prefix, body string) []byte {
+	dst = append(dst, "uias ticket v1\x00"...)
+	return append(append(dst, prefix...), body...)
 }
 
 // newSigned makes a signed ticket value:
@@ -126,9 +131,9 @@ func newSigned(m MACer, prefix, centre, replica string, issued, expires time.Tim
 		Expires: expires.Truncate(time.Millisecond), Centre: centre, Replica: replica}
 	body := s.Serial + "-" + strconv.FormatInt(s.Issued.UnixMilli(), 36) + "-" +
 		strconv.FormatInt(s.Expires.UnixMilli(), 36) + "-" + centre + "-" + replica
-	sig := m.Sign(signedMsg(prefix, body))
-	kid, mac, _ := strings.Cut(sig, ":")
-	raw, _ := base64.RawURLEncoding.DecodeString(mac)
+	var msg [128]byte
+	var sum [sha256.Size]byte
+	kid, raw := m.AppendMAC(sum[:0], signedMsg(msg[:0], prefix, body))
 	return prefix + body + "-" + hex.EncodeToString([]byte(kid)) + "-" + hex.EncodeToString(raw), s
 }
 
@@ -138,10 +143,21 @@ func parseSigned(m MACer, prefix, t string) (signed, error) {
 	if !strings.HasPrefix(t, prefix) || !ValidTicketChars(t) {
 		return signed{}, errMalformed
 	}
-	parts := strings.Split(strings.TrimPrefix(t, prefix), "-")
-	if len(parts) != 7 {
+	// Seven parts split at "-" (without a slice: this is on every
+	// validation).
+	var parts [7]string
+	rest := t[len(prefix):]
+	for i := range 6 {
+		p, r, ok := strings.Cut(rest, "-")
+		if !ok {
+			return signed{}, errMalformed
+		}
+		parts[i], rest = p, r
+	}
+	if strings.Contains(rest, "-") {
 		return signed{}, errMalformed
 	}
+	parts[6] = rest
 	serial, issued, expires, centre, replica, kidHex, macHex := parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], parts[6]
 	if len(serial) != 2*serialBytes || !validCentre(centre) || !ValidReplica(replica) || len(macHex) != 64 {
 		return signed{}, errMalformed
@@ -152,12 +168,14 @@ func parseSigned(m MACer, prefix, t string) (signed, error) {
 	is, err1 := strconv.ParseInt(issued, 36, 64)
 	ex, err2 := strconv.ParseInt(expires, 36, 64)
 	kid, err3 := hex.DecodeString(kidHex)
-	mac, err4 := hex.DecodeString(macHex)
+	var mac [sha256.Size]byte
+	_, err4 := hex.Decode(mac[:], []byte(macHex)) // 64 hex digits (checked above)
 	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || len(kid) == 0 {
 		return signed{}, errMalformed
 	}
-	body := strings.Join(parts[:5], "-")
-	if !m.Verify(signedMsg(prefix, body), string(kid)+":"+base64.RawURLEncoding.EncodeToString(mac)) {
+	body := t[len(prefix) : len(t)-len(kidHex)-len(macHex)-2] // the first five parts
+	var msg [128]byte
+	if !m.VerifyMAC(string(kid), signedMsg(msg[:0], prefix, body), mac[:]) {
 		return signed{}, errMalformed
 	}
 	return signed{Prefix: prefix, Serial: serial, Issued: time.UnixMilli(is), Expires: time.UnixMilli(ex), Centre: centre,

@@ -105,7 +105,23 @@ func (u serviceURL) prefix() string {
 	return u.scheme + "://" + h + ":" + strconv.Itoa(u.port) + u.path
 }
 
-var hostRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+// validHost reports whether host is dot-separated labels of lower-case
+// letters, digits and inner hyphens (the regular expression
+// ^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$, by hand:
+// it is on every ticket issued).
+func validHost(host string) bool {
+	for {
+		label, rest, more := strings.Cut(host, ".")
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' ||
+			!all(label, func(c byte) bool { return isDigit(c) || isLower(c) || c == '-' }) {
+			return false
+		}
+		if !more {
+			return true
+		}
+		host = rest
+	}
+}
 
 // checkURL parses raw strictly. It refuses what browsers, proxies and
 // application frameworks read differently: control characters and spaces,
@@ -140,7 +156,7 @@ func checkURL(raw string) (serviceURL, bool) {
 		if err != nil || !a.Is6() || a.Zone() != "" {
 			return serviceURL{}, false
 		}
-	} else if !hostRE.MatchString(host) {
+	} else if !validHost(host) {
 		return serviceURL{}, false // also refuses a trailing dot and empty labels
 	}
 	port := 443

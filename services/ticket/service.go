@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -550,7 +551,7 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	s.auditCall(ctx, audit.Action{API: "ticket.validate", Subject: "user:" + t.UserID, Org: t.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
 		Detail: map[string]string{"kind": string(t.Kind), "serial": t.Serial, "service": v.Service, "app_id": t.AppID,
-			"pgt": fmt.Sprint(out.PGT != "")}})
+			"pgt": strconv.FormatBool(out.PGT != "")}})
 	return out, nil
 }
 

@@ -279,6 +279,8 @@ func TestForgedAndMalformedRefusedBeforeLookup(t *testing.T) {
 		"altered mac":     flip(st, len(st)-3),
 		"altered expiry":  longer,
 		"no signature":    strings.Join(parts[:5], "-"),
+		"extra part":      st + "-00",
+		"part missing":    strings.Join(append(parts[:2:2], parts[3:]...), "-"),
 		"bad characters":  st[:10] + "_" + st[11:],
 		"too long":        st + strings.Repeat("a", 300),
 		"upper case hex":  strings.ToUpper(st[:3]) + strings.ToUpper(st[3:35]) + st[35:],

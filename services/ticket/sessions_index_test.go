@@ -49,8 +49,8 @@ func newIndexFixture(t testing.TB, n, orgs int) *indexFixture {
 
 type nopMAC struct{}
 
-func (nopMAC) Sign([]byte) string         { return "k:x" }
-func (nopMAC) Verify([]byte, string) bool { return false }
+func (nopMAC) AppendMAC(dst, _ []byte) (string, []byte) { return "k", append(dst, 'x') }
+func (nopMAC) VerifyMAC(string, []byte, []byte) bool    { return false }
 
 // add indexes a new session (started later than every other).
 func (f *indexFixture) add(orgs, people int) *Session {
