@@ -121,8 +121,12 @@ func (r *Relay) Pending(ctx context.Context) (int, error) {
 }
 
 // Run relays until ctx is done, then returns nil. Failures are logged and retried; they
-// do not end Run.
+// do not end Run. A relay without a database or JetStream cannot run: Run
+// returns an error at once.
 func (r *Relay) Run(ctx context.Context) error {
+	if r.db == nil || r.js == nil {
+		return errors.New("events: the outbox relay needs a database and JetStream")
+	}
 	var backoff time.Duration
 	timer := time.NewTimer(0)
 	defer timer.Stop()

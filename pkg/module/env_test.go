@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/uias/uias/pkg/store"
 )
@@ -45,5 +50,29 @@ func TestEnvHelpers(t *testing.T) {
 		if p != nil {
 			_ = p.Stop(context.Background())
 		}
+	}
+}
+
+// A relay that cannot run (here: no JetStream) ends at once; Env.Relay
+// logs why instead of dropping the error.
+func TestEnvRelayLogsFailure(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Process{runCtx: ctx, cancel: cancel}
+	env := &Env{Name: "svc", Log: zap.New(core).Named("svc"), p: p}
+	db, err := store.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "svc.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	env.Relay(db, nil)
+	cancel()
+	p.wg.Wait()
+	got := logs.FilterMessageSnippet("outbox relay stopped").All()
+	if len(got) != 1 {
+		t.Fatalf("logged %v, want one \"outbox relay stopped\" entry", logs.All())
+	}
+	if e := got[0]; e.Level != zapcore.ErrorLevel || e.LoggerName != "svc.relay" || !strings.Contains(e.ContextMap()["error"].(string), "JetStream") {
+		t.Errorf("entry %+v, want an error of logger svc.relay naming JetStream", e)
 	}
 }
