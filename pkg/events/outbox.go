@@ -79,11 +79,13 @@ func OutboxMigrations(fsys fs.FS, dialect store.Dialect, file string) (fs.FS, er
 }
 
 // MigrateWithOutbox brings component's schema and its events outbox up to
-// date on db: store.Migrate with the migrations of OutboxMigrations.
+// date on db: store.Migrate with the migrations of OutboxMigrations. Its
+// errors do not name the component: the caller does (module.Env.MigratedSQL
+// prefixes "<component> migrations: ").
 func MigrateWithOutbox(ctx context.Context, db *store.DB, component string, fsys fs.FS, file string) error {
 	all, err := OutboxMigrations(fsys, db.Dialect, file)
 	if err != nil {
-		return fmt.Errorf("%s migrations: %w", component, err)
+		return err
 	}
 	return store.Migrate(ctx, db, component, all)
 }

@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -85,8 +86,12 @@ func TestMigrateWithOutbox(t *testing.T) {
 			}); err != nil {
 				t.Fatalf("the migrated outbox refuses an event: %v", err)
 			}
+			// The caller names the component (module.Env.MigratedSQL):
+			// not again here.
 			if err := events.MigrateWithOutbox(ctx, db, "comp_none", fstest.MapFS{}, "0002_events_outbox.sql"); err == nil {
 				t.Error("no migrations folder: accepted")
+			} else if strings.Contains(err.Error(), "comp_none migrations") {
+				t.Errorf("the error names the component: %v", err)
 			}
 		})
 	}

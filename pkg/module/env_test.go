@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
 )
 
@@ -74,5 +76,28 @@ func TestEnvRelayLogsFailure(t *testing.T) {
 	}
 	if e := got[0]; e.Level != zapcore.ErrorLevel || e.LoggerName != "svc.relay" || !strings.Contains(e.ContextMap()["error"].(string), "JetStream") {
 		t.Errorf("entry %+v, want an error of logger svc.relay naming JetStream", e)
+	}
+}
+
+// A component's failing MigrateWithOutbox (its Migrate) run by MigratedSQL
+// names the component once: "svc migrations: events: ...", not
+// "svc migrations: svc migrations: ...".
+func TestMigratedSQLNamesTheModuleOnce(t *testing.T) {
+	r := &Registry{}
+	r.Register(Module{Name: "svc", SQL: true, Init: func(ctx context.Context, env *Env) (*Component, error) {
+		_, err := env.MigratedSQL(ctx, func(ctx context.Context, db *store.DB) error {
+			return events.MigrateWithOutbox(ctx, db, env.Name, fstest.MapFS{}, "0002_events_outbox.sql")
+		})
+		return nil, err
+	}})
+	p, err := Start(context.Background(), r, allConfig(t, ""), Options{})
+	if p != nil {
+		_ = p.Stop(context.Background())
+	}
+	if err == nil {
+		t.Fatal("migrations without files: started")
+	}
+	if n := strings.Count(err.Error(), "svc migrations"); n != 1 {
+		t.Errorf("error %q names the module's migrations %d times, want once", err, n)
 	}
 }
