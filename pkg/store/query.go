@@ -285,16 +285,17 @@ func (c *StmtCache) get(ctx context.Context, query string) *sql.Stmt {
 	return st
 }
 
-// InTx returns a Querier on tx whose statements are those of the cache
-// (prepared once per query string and pooled connection, tx.StmtContext):
+// InTx returns a Querier on tx that runs the cache's statements
+// (tx.StmtContext: a query's statement is prepared on each pooled
+// connection the first time a transaction there runs it, then reused), so
 // a transaction that runs the same few statements every time, such as a
-// login's gate write, does not parse them again in each transaction (a
-// query's first transactions run it unprepared while it is prepared on
-// the side). tx
-// must belong to the cache's pool (a transaction of a *sql.Conn taken from
-// it counts). Reads and writes alike use the cached statements; a query
-// that cannot be prepared runs unprepared on tx (and reports its error).
-// Pass it only fixed query strings. Not safe for concurrent use (like tx).
+// login's gate write, does not parse them again in each transaction. Reads and writes alike use them. A query the
+// cache does not hold yet runs unprepared on tx while a goroutine of its
+// own prepares it on the pool (prepareLater: the transaction cannot wait
+// for that); a query that cannot be prepared runs unprepared on tx and
+// reports its error there. tx must belong to the cache's pool (a
+// transaction of a *sql.Conn taken from it counts). Pass it only fixed
+// query strings. Not safe for concurrent use (like tx).
 func (c *StmtCache) InTx(tx *sql.Tx) Querier { return cachedTx{c: c, tx: tx} }
 
 type cachedTx struct {
