@@ -212,17 +212,65 @@ func QueryPage[T any](ctx context.Context, db *DB, base string, w *Where, keyCol
 // lookups are parsed once per pooled connection instead of on every call
 // (with SQLite, parsing a wide SELECT can cost more than running it). Pass
 // it only fixed query strings, so it stays small; the statements are
-// closed with the pool. Safe for concurrent use.
+// closed with the pool, or by Close. A query that cannot be prepared runs
+// unprepared, and is not prepared again for a while (1 s after its first
+// failure, doubling up to a minute). Safe for concurrent use.
 type StmtCache struct {
 	db *sql.DB
 	mu sync.RWMutex
 	m  map[string]*sql.Stmt
 	// preparing: the queries of InTx being prepared (prepareLater).
 	preparing map[string]bool
+	// failed: the queries whose last prepare failed, and when to try
+	// again.
+	failed map[string]prepareFailure
+	// now is time.Now (tests set a clock of their own).
+	now func() time.Time
+	// ctx is the background prepares' context, cancelled by Close; bg
+	// counts them; closed: Close was called.
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+	closed bool
 }
 
+// prepareFailure is when a query that could not be prepared may be tried
+// again, and the wait after its next failure.
+type prepareFailure struct {
+	retry time.Time
+	wait  time.Duration
+}
+
+// The waits before a query that could not be prepared is tried again.
+const (
+	prepareRetryMin = time.Second
+	prepareRetryMax = time.Minute
+)
+
 // NewStmtCache returns a statement cache on db.
-func NewStmtCache(db *sql.DB) *StmtCache { return &StmtCache{db: db} }
+func NewStmtCache(db *sql.DB) *StmtCache {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &StmtCache{db: db, now: time.Now, ctx: ctx, cancel: cancel}
+}
+
+// Close stops the prepares running in the background (waiting for them to
+// end) and closes the statements kept; queries run unprepared from then
+// on. The pool stays open.
+func (c *StmtCache) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.bg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var err error
+	for q, st := range c.m {
+		err = errors.Join(err, st.Close())
+		delete(c.m, q)
+	}
+	return err
+}
 
 // QueryRowContext runs query as a prepared statement. If it cannot be
 // prepared the query runs unprepared (and reports the same error, if any,
@@ -261,20 +309,33 @@ func (c *StmtCache) Len() int {
 	return len(c.m)
 }
 
+// get returns query's statement, prepared now if the cache has none; nil
+// when it cannot be prepared, or is not to be tried again yet.
 func (c *StmtCache) get(ctx context.Context, query string) *sql.Stmt {
 	c.mu.RLock()
 	st := c.m[query]
+	wait := c.waitLocked(query)
 	c.mu.RUnlock()
-	if st != nil {
+	if st != nil || wait {
 		return st
 	}
 	st, err := c.db.PrepareContext(ctx, query)
-	if err != nil {
-		return nil
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.m[query]; old != nil {
+	if err != nil {
+		if ctx.Err() == nil { // the query's failure, not the caller's giving up
+			f := c.failed[query]
+			f.wait = min(max(2*f.wait, prepareRetryMin), prepareRetryMax)
+			f.retry = c.now().Add(f.wait)
+			if c.failed == nil {
+				c.failed = map[string]prepareFailure{}
+			}
+			c.failed[query] = f
+		}
+		return nil
+	}
+	delete(c.failed, query)
+	if old := c.m[query]; old != nil || c.closed {
 		_ = st.Close()
 		return old
 	}
@@ -283,6 +344,17 @@ func (c *StmtCache) get(ctx context.Context, query string) *sql.Stmt {
 	}
 	c.m[query] = st
 	return st
+}
+
+// waitLocked reports whether query is not to be prepared now: the cache
+// is closed, or the query's last prepare failed and its wait has not
+// passed. c.mu is held.
+func (c *StmtCache) waitLocked(query string) bool {
+	if c.closed {
+		return true
+	}
+	f, ok := c.failed[query]
+	return ok && c.now().Before(f.retry)
 }
 
 // InTx returns a Querier on tx that runs the cache's statements
@@ -315,23 +387,26 @@ func (t cachedTx) stmt(ctx context.Context, query string) *sql.Stmt {
 }
 
 // prepareLater prepares query for the cache in a goroutine of its own
-// (one at a time per query). A transaction cannot wait for it: preparing
-// on the pool takes a connection, and with every other one held by a
-// transaction waiting for SQLite's write lock, which this one holds, it
-// would wait until their busy timeout ran out.
+// (one at a time per query, none while the query's last prepare failed
+// less than its wait ago, none after Close). A transaction cannot wait for
+// it: preparing on the pool takes a connection, and with every other one
+// held by a transaction waiting for SQLite's write lock, which this one
+// holds, it would wait until their busy timeout ran out.
 func (c *StmtCache) prepareLater(query string) {
 	c.mu.Lock()
-	if c.preparing == nil {
-		c.preparing = map[string]bool{}
-	}
-	if c.preparing[query] {
+	if c.preparing[query] || c.waitLocked(query) {
 		c.mu.Unlock()
 		return
 	}
+	if c.preparing == nil {
+		c.preparing = map[string]bool{}
+	}
 	c.preparing[query] = true
+	c.bg.Add(1)
 	c.mu.Unlock()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c.bg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 		defer cancel()
 		c.get(ctx, query)
 		c.mu.Lock()
