@@ -127,9 +127,10 @@ func (d *Direct) GracefulStop() {
 
 // Stop stops d as grpc.Server.Stop stops a server: every new call is
 // refused (UNAVAILABLE) and the contexts of the calls being served are
-// cancelled; a call that ends in an error from now on is answered
-// UNAVAILABLE too (what it met, e.g. a store closed under it, is not the
-// caller's business). It does not wait for the handlers.
+// cancelled; a call that then ends CANCELED is answered UNAVAILABLE too
+// (the stop ended it, not its caller), while any other error a handler
+// returns keeps its code (the error funnel has made it fit for the caller).
+// It does not wait for the handlers.
 func (d *Direct) Stop() {
 	d.state.Store(directStopped)
 	d.stopBase()
@@ -211,6 +212,9 @@ func (d *Direct) Invoke(ctx context.Context, method string, args, reply any, opt
 	st := &directStream{method: method}
 	sctx, end := serverContext(d.base, ctx, originMD(ctx, nil), st)
 	resp, err := d.serve(sctx, m, method, in)
+	// Stop cancelled the call (the caller's deadline would end the
+	// caller's context too, below).
+	cancelledByStop := sctx.Err() != nil && d.state.Load() == directStopped
 	end()
 	d.leave()
 	header, trailer := st.finish()
@@ -218,7 +222,9 @@ func (d *Direct) Invoke(ctx context.Context, method string, args, reply any, opt
 		// The caller gave up (deadline, cancel) before the answer came: it
 		// sees what a gRPC client sees, whatever the handler made of it.
 		err = status.FromContextError(cerr).Err()
-	} else if err != nil && d.state.Load() == directStopped {
+	} else if cancelledByStop && status.Code(err) == codes.Canceled {
+		// Ended by the stop, not by the caller: as a gRPC client of a
+		// server stopping. Any other error is the handler's own answer.
 		err = shuttingDown()
 	} else if err == nil {
 		if r, ok := resp.(proto.Message); !ok || r == nil {

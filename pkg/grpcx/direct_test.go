@@ -375,10 +375,11 @@ func TestDirectGracefulStop(t *testing.T) {
 }
 
 // Stop cancels the calls being served and every call is refused; a call
-// that ends in an error after Stop (its context cancelled, or a store
-// closed under a handler that ignores its context) is answered
-// UNAVAILABLE, not with what it met. StopWithin returns after its grace
-// even when a handler never ends.
+// ended by its context cancelled by the stop is answered UNAVAILABLE, but
+// an error of the handler's own after Stop (here a store closed under a
+// handler that ignores its context, or a user not found) keeps its code,
+// as the error funnel made it (nothing of what closed inside). StopWithin
+// returns after its grace even when a handler never ends.
 func TestDirectStop(t *testing.T) {
 	h := start(t, grpcx.ServerOptions{}, time.Second)
 	blocked := make(chan result, 1)
@@ -387,10 +388,19 @@ func TestDirectStop(t *testing.T) {
 	stubborn := make(chan result, 1)
 	go func() { stubborn <- h.directCheck(ctxT(t), "stubborn") }()
 	<-h.svc.entered
+	stubbornNotFound := make(chan result, 1)
+	go func() { stubbornNotFound <- h.directCheck(ctxT(t), "stubborn-notfound") }()
+	<-h.svc.entered
 	grpcx.StopWithin(h.direct, 50*time.Millisecond)
 	wantShuttingDown(t, "a call cancelled by Stop", (<-blocked).err)
 	wantShuttingDown(t, "a new call after Stop", h.directCheck(ctxT(t), "ok").err)
 	wantShuttingDown(t, "a nested call after Stop", h.directCheck(grpcx.PartOf(ctxT(t)), "ok").err)
 	close(h.svc.release)
-	wantShuttingDown(t, "a call that met a closed store after Stop", (<-stubborn).err)
+	err := (<-stubborn).err
+	if st := status.Convert(err); st.Code() != codes.Internal || strings.Contains(st.Message(), "sql") {
+		t.Errorf("a call that met a closed store after Stop: %v, want INTERNAL from the error funnel", err)
+	}
+	if r := <-stubbornNotFound; status.Code(r.err) != codes.NotFound {
+		t.Errorf("a call answering NOT_FOUND after Stop: %v, want it kept", r.err)
+	}
 }

@@ -143,6 +143,10 @@ func (s *testServer) behave(ctx context.Context, req *testReq, setTrailer func(m
 		s.entered <- struct{}{}
 		<-s.release
 		return errors.New("read: sql: database is closed")
+	case "stubborn-notfound": // ignores its context, then answers NOT_FOUND
+		s.entered <- struct{}{}
+		<-s.release
+		return apierr.New(apierr.NotFound, "USER_NOT_FOUND", "user not found")
 	}
 	return nil
 }
