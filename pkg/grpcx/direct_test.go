@@ -3,6 +3,7 @@ package grpcx_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -402,5 +403,83 @@ func TestDirectStop(t *testing.T) {
 	}
 	if r := <-stubbornNotFound; status.Code(r.err) != codes.NotFound {
 		t.Errorf("a call answering NOT_FOUND after Stop: %v, want it kept", r.err)
+	}
+}
+
+// Stop while a GracefulStop waits for a call: GracefulStop returns (it
+// does not wait for the handler), the call is cancelled and answered
+// UNAVAILABLE, and a second Stop is harmless.
+func TestDirectStopDuringGracefulStop(t *testing.T) {
+	h := start(t, grpcx.ServerOptions{}, time.Second)
+	blocked := make(chan result, 1)
+	go func() { blocked <- h.directCheck(ctxT(t), "block") }()
+	<-h.svc.entered
+	stubborn := make(chan result, 1)
+	go func() { stubborn <- h.directCheck(ctxT(t), "stubborn") }()
+	<-h.svc.entered
+	graceful := make(chan struct{})
+	go func() { h.direct.GracefulStop(); close(graceful) }()
+	// Draining: a new call is refused, so GracefulStop is waiting.
+	for r := h.directCheck(ctxT(t), "ok"); r.err == nil; r = h.directCheck(ctxT(t), "ok") {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-graceful:
+		t.Fatal("GracefulStop returned while calls were being served")
+	default:
+	}
+	h.direct.Stop()
+	h.direct.Stop()
+	waitFor(t, graceful, "GracefulStop after Stop")
+	wantShuttingDown(t, "a call cancelled by Stop during GracefulStop", (<-blocked).err)
+	close(h.svc.release)
+	<-stubborn
+	// GracefulStop after Stop returns at once.
+	again := make(chan struct{})
+	go func() { h.direct.GracefulStop(); close(again) }()
+	waitFor(t, again, "GracefulStop after Stop")
+}
+
+// Two GracefulStops at once both wait for the call being served and both
+// return once it has ended.
+func TestDirectTwoGracefulStops(t *testing.T) {
+	h := start(t, grpcx.ServerOptions{}, time.Second)
+	served := make(chan result, 1)
+	go func() { served <- h.directCheck(ctxT(t), "block") }()
+	<-h.svc.entered
+	stopped := make(chan struct{}, 2)
+	for range 2 {
+		go func() { h.direct.GracefulStop(); stopped <- struct{}{} }()
+	}
+	for r := h.directCheck(ctxT(t), "ok"); r.err == nil; r = h.directCheck(ctxT(t), "ok") {
+		time.Sleep(time.Millisecond)
+	}
+	// Nested calls come and go meanwhile: neither GracefulStop returns.
+	for range 20 {
+		if r := h.directCheck(grpcx.PartOf(ctxT(t)), "ok"); r.err != nil {
+			t.Fatalf("a nested call while draining: %v", r.err)
+		}
+	}
+	select {
+	case <-stopped:
+		t.Fatal("a GracefulStop returned while a call was being served")
+	default:
+	}
+	close(h.svc.release)
+	if r := <-served; r.err != nil {
+		t.Errorf("the call being served: %v", r.err)
+	}
+	for i := range 2 {
+		waitFor(t, stopped, fmt.Sprintf("GracefulStop %d of 2", i+1))
+	}
+}
+
+// waitFor fails the test if ch has not delivered within a minute (a hang).
+func waitFor[T any](t *testing.T, ch <-chan T, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(time.Minute):
+		t.Fatalf("%s hangs", what)
 	}
 }
