@@ -21,10 +21,13 @@ import (
 // no record under its gRPC method.
 
 // Detail keys a call's record adds (the component's own detail may use
-// "code" for something else: the CAS code of a refusal).
+// "code" for something else: the CAS code of a refusal). They never
+// overwrite the component's detail: when it has a key of that name, the
+// call's value goes under "call." + the key (DetailCallPrefix).
 const (
-	DetailMethod   = "method"    // the gRPC method, "uias.ticket.v1.TicketService/ValidateServiceTicket"
-	DetailGRPCCode = "grpc_code" // the call's status code, "OK"
+	DetailCallPrefix = "call."
+	DetailMethod     = "method"    // the gRPC method, "uias.ticket.v1.TicketService/ValidateServiceTicket"
+	DetailGRPCCode   = "grpc_code" // the call's status code, "OK"
 )
 
 // callRecord is a component's record of a call, handed to the call.
@@ -88,7 +91,16 @@ func (r *callRecord) Event() events.Event {
 	if len(rec.Detail) == 0 { // else a copy already
 		rec.Detail = make(map[string]string, 2)
 	}
-	rec.Detail[DetailMethod] = Text(strings.TrimPrefix(c.Method, "/"))
-	rec.Detail[DetailGRPCCode] = c.Code.String()
+	addCallDetail(rec.Detail, DetailMethod, Text(strings.TrimPrefix(c.Method, "/")))
+	addCallDetail(rec.Detail, DetailGRPCCode, c.Code.String())
 	return l.b.eventOf(l.a.API, rec)
+}
+
+// addCallDetail sets the call's detail key k to v in d, or, when the
+// component's detail has k already, DetailCallPrefix + k.
+func addCallDetail(d map[string]string, k, v string) {
+	if _, taken := d[k]; taken {
+		k = DetailCallPrefix + k
+	}
+	d[k] = v
 }

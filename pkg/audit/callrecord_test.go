@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/netip"
 	"testing"
 	"time"
@@ -52,10 +53,29 @@ func TestCallRecord(t *testing.T) {
 	if len(a.Detail) != 2 {
 		t.Fatalf("the action's detail changed: %v", a.Detail)
 	}
+	// The component's own "method" and "grpc_code" are kept; the call's
+	// go under call.method and call.grpc_code.
+	own := a
+	own.Detail = map[string]string{DetailMethod: "the component's", DetailGRPCCode: "its own"}
+	r = &callRecord{l: laterAction{b: b, c: &caller.Caller{}, end: start.Add(time.Millisecond), a: own}, publish: publish}
+	call.Record = r
+	rec = events.AuditRecord{}
+	if err := json.Unmarshal(AccessOf(ctx, "ticket", call).Event().Payload, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{DetailMethod: "the component's", DetailGRPCCode: "its own",
+		"call.method": "uias.ticket.v1.TicketService/ValidateServiceTicket", "call.grpc_code": "OK"}; !maps.Equal(rec.Detail, want) {
+		t.Fatalf("detail %v, want %v", rec.Detail, want)
+	}
+	if len(own.Detail) != 2 {
+		t.Fatalf("the action's detail changed: %v", own.Detail)
+	}
+	call.Record = nil
 	if AccessOf(ctx, "ticket", grpcx.Call{Method: "/x/y"}).Event().Type != TypeAccess {
 		t.Fatal("a call without a record of its own")
 	}
 	NotKept(grpcx.Call{Method: "/x/y"})
+	call.Record = &callRecord{l: laterAction{b: b, c: &caller.Caller{}, end: start.Add(time.Millisecond), a: a}, publish: publish}
 	NotKept(call)
 	if len(published) != 1 || published[0].Event().Subject != "uias.audit.ticket.ticket.validate" {
 		t.Fatalf("published %v", published)
