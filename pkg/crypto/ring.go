@@ -369,9 +369,3 @@ func (r *Ring) Signer() (*Signer, error) {
 	}
 	return NewSigner(r.Signing.Active, r.Signing.Keys), nil
 }
-
-func mac(key, msg []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write(msg)
-	return m.Sum(nil)
-}

@@ -9,6 +9,14 @@ import (
 	"testing"
 )
 
+// mac is HMAC-SHA256 of msg under key, built afresh: the reference the
+// Signer's pooled states are checked against.
+func mac(key, msg []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(msg)
+	return m.Sum(nil)
+}
+
 // TestSignerRawMACs checks that the pooled, reset HMAC states give the MAC
 // of a fresh hmac.New every time, for every key, also concurrently, and that
 // VerifyMAC accepts exactly the right key id and MAC.
@@ -16,11 +24,7 @@ func TestSignerRawMACs(t *testing.T) {
 	keys := map[string][]byte{"a": key(1), "b": key(2)}
 	s := NewSigner("b", keys)
 	keys["b"][0] ^= 1 // NewSigner copied the keys
-	want := func(k, msg []byte) []byte {
-		m := hmac.New(sha256.New, k)
-		m.Write(msg)
-		return m.Sum(nil)
-	}
+	want := mac
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
