@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -78,6 +80,71 @@ func BenchmarkHMACNew(b *testing.B) {
 	for b.Loop() {
 		if !hmac.Equal(m, mac(k, msg)) {
 			b.Fatal("refused")
+		}
+	}
+}
+
+// Verify accepts a signature by any key of the set under that key's id,
+// and nothing else.
+func TestSignerVerify(t *testing.T) {
+	s := NewSigner("a", map[string][]byte{"a": key(1), "b": key(2)})
+	msg := []byte("uias ticket v1\x00ST-1")
+	enc := base64.RawURLEncoding.EncodeToString
+	good := s.Sign(msg)
+	body := good[len("a:"):]
+	// A message whose MAC's URL-safe base64 has a '-' or '_', which the
+	// standard alphabet writes '+' or '/'.
+	var urlMsg []byte
+	for i := 0; urlMsg == nil; i++ {
+		if m := fmt.Appendf(nil, "msg %d", i); strings.ContainsAny(enc(mac(key(1), m)), "-_") {
+			urlMsg = m
+		}
+	}
+	flip := func(str string, i int) string {
+		b := []byte(str)
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		return string(b)
+	}
+	for _, c := range []struct {
+		name string
+		msg  []byte
+		sig  string
+		want bool
+	}{
+		{"the active key's signature", msg, good, true},
+		{"another key of the set, under its id", msg, "b:" + enc(mac(key(2), msg)), true},
+		{"the same body", msg, "a:" + body, true},
+		{"wrong key under the active id", msg, "a:" + enc(mac(key(3), msg)), false},
+		{"the other key's MAC under the active id", msg, "a:" + enc(mac(key(2), msg)), false},
+		{"the active key's MAC under the other id", msg, "b:" + body, false},
+		{"unknown key id", msg, "c:" + body, false},
+		{"empty key id", msg, ":" + body, false},
+		{"key id in another case", msg, "A:" + body, false},
+		{"another message", append(msg, '!'), good, false},
+		{"empty message", nil, good, false},
+		{"altered first character", msg, "a:" + flip(body, 0), false},
+		{"altered last character", msg, "a:" + flip(body, len(body)-1), false},
+		{"truncated by one character", msg, good[:len(good)-1], false},
+		{"truncated by four characters (whole bytes)", msg, good[:len(good)-4], false},
+		{"the MAC's first 16 bytes", msg, "a:" + enc(mac(key(1), msg)[:16]), false},
+		{"the MAC and one more byte", msg, "a:" + enc(append(mac(key(1), msg), 0)), false},
+		{"the MAC and four more characters", msg, good + "AAAA", false},
+		{"key id only", msg, "a:", false},
+		{"empty", msg, "", false},
+		{"colon only", msg, ":", false},
+		{"no colon", msg, "a" + body, false},
+		{"body with padding", msg, good + "=", false},
+		{"standard base64 alphabet", urlMsg, "a:" + base64.RawStdEncoding.EncodeToString(mac(key(1), urlMsg)), false},
+		{"(its URL-safe form)", urlMsg, "a:" + enc(mac(key(1), urlMsg)), true},
+		{"a second colon", msg, "a:" + body[:10] + ":" + body[10:], false},
+		{"spaces around", msg, " " + good + " ", false},
+	} {
+		if got := s.Verify(c.msg, c.sig); got != c.want {
+			t.Errorf("%s: Verify(%q) = %v, want %v", c.name, c.sig, got, c.want)
 		}
 	}
 }
