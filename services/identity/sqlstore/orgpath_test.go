@@ -10,6 +10,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
@@ -22,7 +23,7 @@ const orgPathMigration = 45
 // migrateBefore applies the identity migrations older than version only
 // (a database as an older release left it).
 func migrateBefore(ctx context.Context, db *store.DB, version int) error {
-	dir, err := migrations(db.Dialect)
+	dir, err := events.OutboxMigrations(migrationFiles, db.Dialect, outboxMigration)
 	if err != nil {
 		return err
 	}

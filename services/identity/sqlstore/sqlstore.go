@@ -9,7 +9,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"sync/atomic"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -59,12 +58,6 @@ func New(db *store.DB) *Store {
 // Migrate brings the identity schema (and its events outbox) up to date.
 func Migrate(ctx context.Context, db *store.DB) error {
 	return events.MigrateWithOutbox(ctx, db, Component, migrationFiles, outboxMigration)
-}
-
-// migrations returns the migration files of dialect, with the outbox
-// placeholder replaced by the events package's SQL.
-func migrations(d store.Dialect) (fs.FS, error) {
-	return events.OutboxMigrations(migrationFiles, d, outboxMigration)
 }
 
 // ---------------------------------------------------------------------------
