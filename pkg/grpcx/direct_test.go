@@ -323,6 +323,28 @@ func BenchmarkDirectInvoke(b *testing.B) {
 	})
 }
 
+// BenchmarkDirectInvokeOwnContext is BenchmarkDirectInvoke with a context
+// of its own for each caller (as the edge's requests have): the callers
+// share only the channel.
+func BenchmarkDirectInvokeOwnContext(b *testing.B) {
+	d := grpcx.NewDirect(grpcx.ServerOptions{Logger: zap.NewNop(), Registry: prometheus.NewRegistry()}, nil)
+	d.RegisterService(&keepDesc, &keepServer{reply: &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}})
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		req := &healthpb.HealthCheckRequest{Service: "x"}
+		out := &healthpb.HealthCheckResponse{}
+		for pb.Next() {
+			if err := d.Invoke(ctx, keepMethod, req, out); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 // wantShuttingDown fails unless err is the answer of a stopping channel:
 // UNAVAILABLE, saying nothing of what closed inside.
 func wantShuttingDown(t *testing.T, what string, err error) {
