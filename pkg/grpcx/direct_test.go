@@ -363,16 +363,11 @@ func wantShuttingDown(t *testing.T, what string, err error) {
 // its work); it returns when the last call has ended.
 func TestDirectGracefulStop(t *testing.T) {
 	h := start(t, grpcx.ServerOptions{}, time.Second)
-	served := make(chan result, 1)
-	go func() { served <- h.directCheck(ctxT(t), "block") }()
-	<-h.svc.entered
+	served := h.blockedCall("block")
 	stopped := make(chan struct{})
 	go func() { h.direct.GracefulStop(); close(stopped) }()
 	// Once draining, a new call from outside is refused...
-	var r result
-	for r = h.directCheck(ctxT(t), "ok"); r.err == nil; r = h.directCheck(ctxT(t), "ok") {
-		time.Sleep(time.Millisecond)
-	}
+	r := h.refusedCall()
 	wantShuttingDown(t, "a new call while draining", r.err)
 	if got := first(r.trailer, "seen-request-id"); got != "" {
 		t.Errorf("the refused call reached the handler (trailer %v)", r.trailer)
@@ -381,11 +376,7 @@ func TestDirectGracefulStop(t *testing.T) {
 	if r := h.directCheck(grpcx.PartOf(ctxT(t)), "ok"); r.err != nil {
 		t.Errorf("a nested call while draining: %v", r.err)
 	}
-	select {
-	case <-stopped:
-		t.Fatal("GracefulStop returned while a call was being served")
-	default:
-	}
+	notYet(t, stopped, "GracefulStop returned while a call was being served")
 	close(h.svc.release)
 	if r := <-served; r.err != nil {
 		t.Errorf("the call being served: %v, want it completed", r.err)
@@ -405,15 +396,9 @@ func TestDirectGracefulStop(t *testing.T) {
 // returns after its grace even when a handler never ends.
 func TestDirectStop(t *testing.T) {
 	h := start(t, grpcx.ServerOptions{}, time.Second)
-	blocked := make(chan result, 1)
-	go func() { blocked <- h.directCheck(ctxT(t), "block") }()
-	<-h.svc.entered
-	stubborn := make(chan result, 1)
-	go func() { stubborn <- h.directCheck(ctxT(t), "stubborn") }()
-	<-h.svc.entered
-	stubbornNotFound := make(chan result, 1)
-	go func() { stubbornNotFound <- h.directCheck(ctxT(t), "stubborn-notfound") }()
-	<-h.svc.entered
+	blocked := h.blockedCall("block")
+	stubborn := h.blockedCall("stubborn")
+	stubbornNotFound := h.blockedCall("stubborn-notfound")
 	grpcx.StopWithin(h.direct, 50*time.Millisecond)
 	wantShuttingDown(t, "a call cancelled by Stop", (<-blocked).err)
 	wantShuttingDown(t, "a new call after Stop", h.directCheck(ctxT(t), "ok").err)
@@ -433,23 +418,13 @@ func TestDirectStop(t *testing.T) {
 // UNAVAILABLE, and a second Stop is harmless.
 func TestDirectStopDuringGracefulStop(t *testing.T) {
 	h := start(t, grpcx.ServerOptions{}, time.Second)
-	blocked := make(chan result, 1)
-	go func() { blocked <- h.directCheck(ctxT(t), "block") }()
-	<-h.svc.entered
-	stubborn := make(chan result, 1)
-	go func() { stubborn <- h.directCheck(ctxT(t), "stubborn") }()
-	<-h.svc.entered
+	blocked := h.blockedCall("block")
+	stubborn := h.blockedCall("stubborn")
 	graceful := make(chan struct{})
 	go func() { h.direct.GracefulStop(); close(graceful) }()
 	// Draining: a new call is refused, so GracefulStop is waiting.
-	for r := h.directCheck(ctxT(t), "ok"); r.err == nil; r = h.directCheck(ctxT(t), "ok") {
-		time.Sleep(time.Millisecond)
-	}
-	select {
-	case <-graceful:
-		t.Fatal("GracefulStop returned while calls were being served")
-	default:
-	}
+	h.refusedCall()
+	notYet(t, graceful, "GracefulStop returned while calls were being served")
 	h.direct.Stop()
 	h.direct.Stop()
 	waitFor(t, graceful, "GracefulStop after Stop")
@@ -466,33 +441,55 @@ func TestDirectStopDuringGracefulStop(t *testing.T) {
 // return once it has ended.
 func TestDirectTwoGracefulStops(t *testing.T) {
 	h := start(t, grpcx.ServerOptions{}, time.Second)
-	served := make(chan result, 1)
-	go func() { served <- h.directCheck(ctxT(t), "block") }()
-	<-h.svc.entered
+	served := h.blockedCall("block")
 	stopped := make(chan struct{}, 2)
 	for range 2 {
 		go func() { h.direct.GracefulStop(); stopped <- struct{}{} }()
 	}
-	for r := h.directCheck(ctxT(t), "ok"); r.err == nil; r = h.directCheck(ctxT(t), "ok") {
-		time.Sleep(time.Millisecond)
-	}
+	h.refusedCall()
 	// Nested calls come and go meanwhile: neither GracefulStop returns.
 	for range 20 {
 		if r := h.directCheck(grpcx.PartOf(ctxT(t)), "ok"); r.err != nil {
 			t.Fatalf("a nested call while draining: %v", r.err)
 		}
 	}
-	select {
-	case <-stopped:
-		t.Fatal("a GracefulStop returned while a call was being served")
-	default:
-	}
+	notYet(t, stopped, "a GracefulStop returned while a call was being served")
 	close(h.svc.release)
 	if r := <-served; r.err != nil {
 		t.Errorf("the call being served: %v", r.err)
 	}
 	for i := range 2 {
 		waitFor(t, stopped, fmt.Sprintf("GracefulStop %d of 2", i+1))
+	}
+}
+
+// blockedCall starts a direct call of service ("block", "stubborn") and
+// returns once its handler runs; the call's result comes on the channel.
+func (h *harness) blockedCall(service string) <-chan result {
+	c := make(chan result, 1)
+	ctx := ctxT(h.t)
+	go func() { c <- h.directCheck(ctx, service) }()
+	<-h.svc.entered
+	return c
+}
+
+// refusedCall makes new direct calls until one is refused (the channel
+// drains or has stopped) and returns its result.
+func (h *harness) refusedCall() result {
+	r := h.directCheck(ctxT(h.t), "ok")
+	for ; r.err == nil; r = h.directCheck(ctxT(h.t), "ok") {
+		time.Sleep(time.Millisecond)
+	}
+	return r
+}
+
+// notYet fails the test if ch has delivered.
+func notYet[T any](t *testing.T, ch <-chan T, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+		t.Fatalf("%s", what)
+	default:
 	}
 }
 
