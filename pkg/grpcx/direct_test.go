@@ -304,36 +304,29 @@ func TestDirectCopiesMessages(t *testing.T) {
 // BenchmarkDirectInvoke is one unary call over the direct channel (the
 // keep stand-in, whose handler does nothing), from parallel callers: what
 // the channel and the chain cost a call, with -benchmem its allocations.
-func BenchmarkDirectInvoke(b *testing.B) {
-	d := grpcx.NewDirect(grpcx.ServerOptions{Logger: zap.NewNop(), Registry: prometheus.NewRegistry()}, nil)
-	d.RegisterService(&keepDesc, &keepServer{reply: &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-	defer cancel()
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		req := &healthpb.HealthCheckRequest{Service: "x"}
-		out := &healthpb.HealthCheckResponse{}
-		for pb.Next() {
-			if err := d.Invoke(ctx, keepMethod, req, out); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
+func BenchmarkDirectInvoke(b *testing.B) { benchDirectInvoke(b, false) }
 
 // BenchmarkDirectInvokeOwnContext is BenchmarkDirectInvoke with a context
 // of its own for each caller (as the edge's requests have): the callers
 // share only the channel.
-func BenchmarkDirectInvokeOwnContext(b *testing.B) {
+func BenchmarkDirectInvokeOwnContext(b *testing.B) { benchDirectInvoke(b, true) }
+
+// benchDirectInvoke calls the keep stand-in from parallel callers, with
+// one shared context or (own) a context for each caller.
+func benchDirectInvoke(b *testing.B, own bool) {
 	d := grpcx.NewDirect(grpcx.ServerOptions{Logger: zap.NewNop(), Registry: prometheus.NewRegistry()}, nil)
 	d.RegisterService(&keepDesc, &keepServer{reply: &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}})
+	shared, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-		defer cancel()
+		ctx := shared
+		if own {
+			c, cancel := context.WithTimeout(context.Background(), time.Hour)
+			defer cancel()
+			ctx = c
+		}
 		req := &healthpb.HealthCheckRequest{Service: "x"}
 		out := &healthpb.HealthCheckResponse{}
 		for pb.Next() {
@@ -360,31 +353,42 @@ func wantShuttingDown(t *testing.T, what string, err error) {
 
 // GracefulStop: the call being served completes; new calls are answered
 // UNAVAILABLE, except those made while serving a call (a handler finishing
-// its work); it returns when the last call has ended.
+// its work, which may come and go meanwhile); it returns when the last
+// call has ended. Two GracefulStops at once both wait and both return.
 func TestDirectGracefulStop(t *testing.T) {
-	h := start(t, grpcx.ServerOptions{}, time.Second)
-	served := h.blockedCall("block")
-	stopped := make(chan struct{})
-	go func() { h.direct.GracefulStop(); close(stopped) }()
-	// Once draining, a new call from outside is refused...
-	r := h.refusedCall()
-	wantShuttingDown(t, "a new call while draining", r.err)
-	if got := first(r.trailer, "seen-request-id"); got != "" {
-		t.Errorf("the refused call reached the handler (trailer %v)", r.trailer)
-	}
-	// ...a call made while serving one is served.
-	if r := h.directCheck(grpcx.PartOf(ctxT(t)), "ok"); r.err != nil {
-		t.Errorf("a nested call while draining: %v", r.err)
-	}
-	notYet(t, stopped, "GracefulStop returned while a call was being served")
-	close(h.svc.release)
-	if r := <-served; r.err != nil {
-		t.Errorf("the call being served: %v, want it completed", r.err)
-	}
-	<-stopped
-	wantShuttingDown(t, "a call after GracefulStop", h.directCheck(ctxT(t), "ok").err)
-	if _, err := healthpb.NewHealthClient(h.direct).Check(ctxT(t), &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
-		t.Errorf("health after GracefulStop: %v, want UNAVAILABLE", err)
+	for _, n := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d GracefulStops", n), func(t *testing.T) {
+			h := start(t, grpcx.ServerOptions{}, time.Second)
+			served := h.blockedCall("block")
+			stopped := make(chan struct{}, n)
+			for range n {
+				go func() { h.direct.GracefulStop(); stopped <- struct{}{} }()
+			}
+			// Once draining, a new call from outside is refused...
+			r := h.refusedCall()
+			wantShuttingDown(t, "a new call while draining", r.err)
+			if got := first(r.trailer, "seen-request-id"); got != "" {
+				t.Errorf("the refused call reached the handler (trailer %v)", r.trailer)
+			}
+			// ...calls made while serving one are served.
+			for range 20 {
+				if r := h.directCheck(grpcx.PartOf(ctxT(t)), "ok"); r.err != nil {
+					t.Fatalf("a nested call while draining: %v", r.err)
+				}
+			}
+			notYet(t, stopped, "GracefulStop returned while a call was being served")
+			close(h.svc.release)
+			if r := <-served; r.err != nil {
+				t.Errorf("the call being served: %v, want it completed", r.err)
+			}
+			for i := range n {
+				waitFor(t, stopped, fmt.Sprintf("GracefulStop %d of %d", i+1, n))
+			}
+			wantShuttingDown(t, "a call after GracefulStop", h.directCheck(ctxT(t), "ok").err)
+			if _, err := healthpb.NewHealthClient(h.direct).Check(ctxT(t), &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
+				t.Errorf("health after GracefulStop: %v, want UNAVAILABLE", err)
+			}
+		})
 	}
 }
 
@@ -435,32 +439,6 @@ func TestDirectStopDuringGracefulStop(t *testing.T) {
 	again := make(chan struct{})
 	go func() { h.direct.GracefulStop(); close(again) }()
 	waitFor(t, again, "GracefulStop after Stop")
-}
-
-// Two GracefulStops at once both wait for the call being served and both
-// return once it has ended.
-func TestDirectTwoGracefulStops(t *testing.T) {
-	h := start(t, grpcx.ServerOptions{}, time.Second)
-	served := h.blockedCall("block")
-	stopped := make(chan struct{}, 2)
-	for range 2 {
-		go func() { h.direct.GracefulStop(); stopped <- struct{}{} }()
-	}
-	h.refusedCall()
-	// Nested calls come and go meanwhile: neither GracefulStop returns.
-	for range 20 {
-		if r := h.directCheck(grpcx.PartOf(ctxT(t)), "ok"); r.err != nil {
-			t.Fatalf("a nested call while draining: %v", r.err)
-		}
-	}
-	notYet(t, stopped, "a GracefulStop returned while a call was being served")
-	close(h.svc.release)
-	if r := <-served; r.err != nil {
-		t.Errorf("the call being served: %v", r.err)
-	}
-	for i := range 2 {
-		waitFor(t, stopped, fmt.Sprintf("GracefulStop %d of 2", i+1))
-	}
 }
 
 // blockedCall starts a direct call of service ("block", "stubborn") and
