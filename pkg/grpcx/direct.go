@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,91 +65,13 @@ type Direct struct {
 
 	// Stopping: calls counts the calls being served; state (directOpen,
 	// directDraining, directStopped) says which new ones are taken; idle
-	// wakes a GracefulStop when the last call ends; stop is closed by
-	// Stop; running holds the calls being served for Stop to cancel them,
-	// in shards so that calls on different CPUs seldom take the same lock
-	// (as children of one shared context they all took its mutex, twice).
+	// wakes a GracefulStop when the last call ends; base is the parent of
+	// the handlers' contexts, cancelled by Stop.
 	calls    atomic.Int64
 	state    atomic.Int32
 	idle     chan struct{}
-	stop     chan struct{}
-	stopOnce sync.Once
-	running  [runningShards]runningShard
-}
-
-// runningShards is the number of shards of Direct.running.
-const runningShards = 32
-
-// runningShard is a list of calls being served. A call's shard is chosen
-// at random (math/rand/v2: per-thread state, no shared lock).
-type runningShard struct {
-	mu      sync.Mutex
-	head    *runningCall
-	stopped bool      // Stop has cancelled the shard's calls
-	_       [104]byte // 128 bytes a shard: no cache line holds two shards' fields
-}
-
-// runningCall is a call being served: how to cancel it, its place in its
-// shard's list, and whether Stop cancelled it.
-type runningCall struct {
-	cancel     context.CancelFunc
-	shard      *runningShard
-	prev, next *runningCall
-	stopped    bool // under shard.mu
-}
-
-// add puts c in s, or cancels it at once when Stop has already cancelled
-// the shard's calls (the call passed enter just before the stop).
-func (s *runningShard) add(c *runningCall) {
-	c.shard = s
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		c.stopped = true
-		c.cancel()
-		return
-	}
-	c.next = s.head
-	if s.head != nil {
-		s.head.prev = c
-	}
-	s.head = c
-	s.mu.Unlock()
-}
-
-// remove takes c out of its shard and reports whether Stop cancelled it.
-func (c *runningCall) remove() (stopped bool) {
-	s := c.shard
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c.stopped {
-		return true // Stop unlinked it, or it was never linked
-	}
-	if c.prev != nil {
-		c.prev.next = c.next
-	} else {
-		s.head = c.next
-	}
-	if c.next != nil {
-		c.next.prev = c.prev
-	}
-	c.prev, c.next = nil, nil
-	return false
-}
-
-// stopAll cancels the calls of s, and those added from now on.
-func (s *runningShard) stopAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopped = true
-	for c := s.head; c != nil; {
-		next := c.next
-		c.stopped = true
-		c.prev, c.next = nil, nil
-		c.cancel()
-		c = next
-	}
-	s.head = nil
+	base     context.Context
+	stopBase context.CancelFunc
 }
 
 // The states of a Direct.
@@ -178,8 +99,9 @@ var (
 // InprocListener. Register the services on it (RegisterService), alongside
 // the servers.
 func NewDirect(o ServerOptions, streams grpc.ClientConnInterface) *Direct {
+	base, stop := context.WithCancel(context.Background())
 	return &Direct{chain: newChain(o), admit: o.Admit, streams: streams,
-		idle: make(chan struct{}, 1), stop: make(chan struct{})}
+		idle: make(chan struct{}, 1), base: base, stopBase: stop}
 }
 
 // GracefulStop stops d as grpc.Server.GracefulStop stops a server: new
@@ -192,7 +114,7 @@ func (d *Direct) GracefulStop() {
 	for d.calls.Load() > 0 {
 		select {
 		case <-d.idle:
-		case <-d.stop:
+		case <-d.base.Done():
 			return
 		}
 	}
@@ -211,10 +133,7 @@ func (d *Direct) GracefulStop() {
 // It does not wait for the handlers.
 func (d *Direct) Stop() {
 	d.state.Store(directStopped)
-	d.stopOnce.Do(func() { close(d.stop) })
-	for i := range d.running {
-		d.running[i].stopAll()
-	}
+	d.stopBase()
 }
 
 // enter counts a new call in, or refuses it (false) when d is stopping.
@@ -291,10 +210,11 @@ func (d *Direct) Invoke(ctx context.Context, method string, args, reply any, opt
 		return shuttingDown()
 	}
 	st := &directStream{method: method}
-	sctx, end := serverContext(ctx, originMD(ctx, nil), st)
-	d.running[rand.Uint32()%runningShards].add(&st.run)
+	sctx, end := serverContext(d.base, ctx, originMD(ctx, nil), st)
 	resp, err := d.serve(sctx, m, method, in)
-	cancelledByStop := st.run.remove()
+	// Stop cancelled the call (the caller's deadline would end the
+	// caller's context too, below).
+	cancelledByStop := sctx.Err() != nil && d.state.Load() == directStopped
 	end()
 	d.leave()
 	header, trailer := st.finish()
@@ -379,12 +299,12 @@ func clientError(err error) error {
 // inprocPeer is the peer of every direct call (read only).
 var inprocPeer = &peer.Peer{Addr: InprocAddr{}, LocalAddr: InprocAddr{}}
 
-// serverContext is the context a direct call is served in: the caller's
-// deadline and cancellation, md (the caller's outgoing metadata, a copy of
-// its own) as incoming metadata, the in-process peer and st; none of the
-// caller's values. Its cancel function is st.run.cancel (Stop cancels it).
-// end releases it.
-func serverContext(ctx context.Context, md metadata.MD, st *directStream) (_ context.Context, end func()) {
+// serverContext is the context a direct call is served in: a child of
+// parent (cancelled when the channel stops) with the caller's deadline and
+// cancellation, md (the caller's outgoing metadata, a copy of its own) as
+// incoming metadata, the in-process peer and st; none of the caller's
+// values. end releases it.
+func serverContext(parent, ctx context.Context, md metadata.MD, st *directStream) (_ context.Context, end func()) {
 	for k := range md {
 		if reservedKey(k) {
 			delete(md, k)
@@ -393,11 +313,10 @@ func serverContext(ctx context.Context, md metadata.MD, st *directStream) (_ con
 	var base context.Context
 	var cancel context.CancelFunc
 	if dl, ok := ctx.Deadline(); ok {
-		base, cancel = context.WithDeadline(context.Background(), dl)
+		base, cancel = context.WithDeadline(parent, dl)
 	} else {
-		base, cancel = context.WithCancel(context.Background())
+		base, cancel = context.WithCancel(parent)
 	}
-	st.run.cancel = cancel
 	stop := context.AfterFunc(ctx, func() {
 		// At the deadline the call's own timer ends it (DeadlineExceeded,
 		// as on a server); a cancel ends it now.
@@ -429,7 +348,6 @@ func reservedKey(k string) bool {
 // collects the header and trailer the handler (and the chain) set.
 type directStream struct {
 	method string
-	run    runningCall // the call in Direct.running
 
 	mu         sync.Mutex
 	header     metadata.MD
