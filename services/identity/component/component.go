@@ -117,6 +117,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	st := sqlstore.New(db)
+	// Registered after the database's own close, so it runs first.
+	env.OnStop(func(context.Context) error { return st.Close() })
 	keys, err := openKeys(ctx, cfg, st, log, env.Config.Target == config.TargetAll)
 	if err != nil {
 		return nil, err

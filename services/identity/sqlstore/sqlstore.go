@@ -55,6 +55,11 @@ func New(db *store.DB) *Store {
 	return &Store{db: db, stmts: store.NewStmtCache(db.DB)}
 }
 
+// Close stops the statement cache's background prepares and closes its
+// prepared statements. The database stays open: its owner closes it
+// (after this).
+func (s *Store) Close() error { return s.stmts.Close() }
+
 // Migrate brings the identity schema (and its events outbox) up to date.
 func Migrate(ctx context.Context, db *store.DB) error {
 	return events.MigrateWithOutbox(ctx, db, Component, migrationFiles, outboxMigration)
