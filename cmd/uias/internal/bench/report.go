@@ -302,6 +302,8 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			"time drained about 68 events/s under logins in microservices mode, slower than they came). The logins "+
 			"hold most of the CPU meanwhile; goal: the backlog clears under load within 5 × the time it takes alone.", drainBacklog)}
 	var refusedShare []float64
+	var burstEst []string // per round: the server's estimates before the burst
+	var burstFail string
 	for _, r := range rounds {
 		if r.drainQuiet > 0 && r.drainLoaded > 0 {
 			drain.add(r.drainLoaded.Seconds(), r.drainQuiet.Seconds())
@@ -323,8 +325,11 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		if r.burst != nil {
 			burstSlow.add(slowest(r.burst).Seconds(), float64(r.burstN)/r.rawRate)
 			burstNotOK.add(float64(r.burstN-r.burst.OK), float64(r.burstN))
+			if r.burstQueueEst > 0 {
+				burstEst = append(burstEst, fmt.Sprintf("%s / %s / %s", ms(r.burstHashEst), ms(r.burstQueueEst), ms(r.floorPerWorker(o))))
+			}
 			if r.burst.Failed > 0 {
-				burstNotOK.note = fmt.Sprintf("first failure: %v", r.burst.FirstErr)
+				burstFail = fmt.Sprintf("first failure: %v", r.burst.FirstErr)
 			}
 		}
 		if r.overload != nil {
@@ -401,6 +406,14 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			ns = append(ns, float64(r.burstN))
 		}
 	}
+	notes := burstFail
+	if len(burstEst) > 0 {
+		if notes != "" {
+			notes += "; "
+		}
+		notes += "estimates before it, a worker (server hash / server queued job / floor hash): " + strings.Join(burstEst, ", ")
+	}
+	burstNotOK.note = notes
 	if len(ns) > 0 {
 		burstSlow.note = fmt.Sprintf("N = %.0f", Median(ns))
 		burstSlow.oursLabel = fmt.Sprintf("N = %s × raw rate simultaneous logins, slowest", maxWait)
