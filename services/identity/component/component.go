@@ -146,6 +146,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	hasher := crypto.NewHasher(crypto.HasherConfig{Params: cfg.Argon2, Workers: cfg.HashWorkers,
 		Queue: cfg.HashQueue, MaxWait: cfg.MaxHashWait, OwnThreads: crypto.Argon2Cgo})
 	env.OnStop(func(context.Context) error { hasher.Close(); return nil })
+	if env.Metrics != nil {
+		if err := registerHasherMetrics(env.Metrics, hasher); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("password hashing", zap.String("argon2id", crypto.Argon2Implementation),
 		zap.Uint32("memory_kib", hasher.Params().MemoryKiB), zap.Int("workers", hasher.Workers()),
 		zap.Duration("max_wait", hasher.MaxWait()), zap.Duration("hash_time", hasher.HashTime()))

@@ -178,23 +178,26 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 
 // round is what one round measured (zero values for phases not run).
 type round struct {
-	hashQPS   float64       // raw argon2id, GOMAXPROCS goroutines (phase auth)
-	hashTime  time.Duration // median single-threaded raw argon2id
-	auth      *Result       // saturated Authenticate
-	openRate  float64       // arrival rate of the latency phase
-	open      *Result       // Authenticate at 0.8 x saturation
-	rawRate   float64       // raw hash rate N is computed from (hashQPS, or measured for it)
-	burstN    int
-	burst     *Result // one wave of burstN simultaneous Authenticate calls
-	overload  *Result // the storm
-	stormN    int
-	waves     int
-	heapBase  uint64
-	heapPeak  uint64
-	rssPeak   uint64
-	echo      *Result
-	getUser   *Result
-	getUserHT *Result
+	hashQPS  float64       // raw argon2id, GOMAXPROCS goroutines (phase auth)
+	hashTime time.Duration // median single-threaded raw argon2id
+	auth     *Result       // saturated Authenticate
+	openRate float64       // arrival rate of the latency phase
+	open     *Result       // Authenticate at 0.8 x saturation
+	rawRate  float64       // raw hash rate N is computed from (hashQPS, or measured for it)
+	burstN   int
+	burst    *Result // one wave of burstN simultaneous Authenticate calls
+	// the server's hash duration estimates just before the burst
+	// (uias_password_hash_seconds, _queued_seconds; 0: not read)
+	burstHashEst, burstQueueEst time.Duration
+	overload                    *Result // the storm
+	stormN                      int
+	waves                       int
+	heapBase                    uint64
+	heapPeak                    uint64
+	rssPeak                     uint64
+	echo                        *Result
+	getUser                     *Result
+	getUserHT                   *Result
 	// the same with the access records stored outside the measurement
 	// (outside.go): the goal rows
 	outEcho, outGetUser, outGetUserHT *Result
@@ -356,8 +359,11 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 		for range burstWarmup {
 			_, _ = oneCall(ctx, e.callAuthenticate)
 		}
+		r.burstHashEst, r.burstQueueEst = e.hashEstimates(ctx)
 		r.burst, _ = Waves(ctx, r.burstN, 0, e.callAuthenticate)
 		fmt.Fprintf(log, "  burst of %d simultaneous logins: %s; slowest %s\n", r.burstN, summary(r.burst), ms(slowest(r.burst)))
+		fmt.Fprintf(log, "    server estimates before it: hash %s, queued job %s a worker (floor: %s a hash a worker, workers ÷ raw rate)\n",
+			ms(r.burstHashEst), ms(r.burstQueueEst), ms(r.floorPerWorker(o)))
 	}
 	if group("overload") != nil {
 		r.stormN = o.overloadCallers
@@ -485,6 +491,14 @@ func (r *round) burstSize(ctx context.Context, o *options, log io.Writer) error 
 		return errors.New("phases burst and overload: the raw hash rate is 0")
 	}
 	return nil
+}
+
+// floorPerWorker is how long a hash takes a worker at the raw rate.
+func (r *round) floorPerWorker(o *options) time.Duration {
+	if r.rawRate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(o.env.workers()) / r.rawRate * float64(time.Second))
 }
 
 // slowest is the longest latency of any call of r, whatever its outcome.

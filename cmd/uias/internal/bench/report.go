@@ -235,8 +235,9 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		explain: fmt.Sprintf("One wave of N simultaneous password Authenticate calls, N = identity.max_hash_wait (%s) × "+
 			"the raw argon2id rate of the round (hashes/s in GOMAXPROCS goroutines, as in the first row): %s worth of hashes, "+
 			"as when everyone logs in at once on a quiet server (just before it, %d logins one after the other: "+
-			"the hashes the server's estimate of one hash's duration looks at). Every call waits for a worker while its projected wait (work ahead of it ÷ "+
-			"workers × the running estimate of one hash) fits identity.max_hash_wait, so all N are served. Ours "+
+			"the hashes the server's estimate of one hash's duration looks at). Every call waits for a worker while its projected wait (what remains "+
+			"of the running hashes, then the calls ahead of it ÷ workers × the workers' measured time per queued job) fits identity.max_hash_wait, "+
+			"so all N are served when the server hashes at the raw rate. Ours "+
 			"is the slowest answer, against the time the N bare hashes take on all CPUs; goal: within 4 s for "+
 			"3 s of hashes (≤ 1.33×), the rest being the requests' own work and one hash.", maxWait, maxWait, burstWarmup)}
 	burstNotOK := &row{name: "Login burst: calls not answered 0", u: count, zeroGoal: true,
@@ -301,6 +302,8 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			"time drained about 68 events/s under logins in microservices mode, slower than they came). The logins "+
 			"hold most of the CPU meanwhile; goal: the backlog clears under load within 5 × the time it takes alone.", drainBacklog)}
 	var refusedShare []float64
+	var burstEst []string // per round: the server's estimates before the burst
+	var burstFail string
 	for _, r := range rounds {
 		if r.drainQuiet > 0 && r.drainLoaded > 0 {
 			drain.add(r.drainLoaded.Seconds(), r.drainQuiet.Seconds())
@@ -322,8 +325,11 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		if r.burst != nil {
 			burstSlow.add(slowest(r.burst).Seconds(), float64(r.burstN)/r.rawRate)
 			burstNotOK.add(float64(r.burstN-r.burst.OK), float64(r.burstN))
+			if r.burstQueueEst > 0 {
+				burstEst = append(burstEst, fmt.Sprintf("%s / %s / %s", ms(r.burstHashEst), ms(r.burstQueueEst), ms(r.floorPerWorker(o))))
+			}
 			if r.burst.Failed > 0 {
-				burstNotOK.note = fmt.Sprintf("first failure: %v", r.burst.FirstErr)
+				burstFail = fmt.Sprintf("first failure: %v", r.burst.FirstErr)
 			}
 		}
 		if r.overload != nil {
@@ -400,6 +406,14 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			ns = append(ns, float64(r.burstN))
 		}
 	}
+	notes := burstFail
+	if len(burstEst) > 0 {
+		if notes != "" {
+			notes += "; "
+		}
+		notes += "estimates before it, a worker (server hash / server queued job / floor hash): " + strings.Join(burstEst, ", ")
+	}
+	burstNotOK.note = notes
 	if len(ns) > 0 {
 		burstSlow.note = fmt.Sprintf("N = %.0f", Median(ns))
 		burstSlow.oursLabel = fmt.Sprintf("N = %s × raw rate simultaneous logins, slowest", maxWait)
