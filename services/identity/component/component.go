@@ -116,7 +116,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := sqlstore.New(db)
+	st := sqlstore.New(db, sqlstore.WithLogger(log))
 	keys, err := openKeys(ctx, cfg, st, log, env.Config.Target == config.TargetAll)
 	if err != nil {
 		return nil, err
