@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/uias/uias/pkg/store"
@@ -67,9 +68,12 @@ type importConn struct {
 	// unusable; the writes that get their turn since go to the pool.
 	detached bool
 	conn     *sql.Conn
-	// lastCheckpoint is when the import last checkpointed the WAL (read
-	// and set in the import's turns).
+	// lastCheckpoint is when the import last began a checkpoint of the
+	// WAL (read and set in the import's turns); checkpointing: one runs
+	// (on a goroutine of its own, checkpoints waits for it).
 	lastCheckpoint time.Time
+	checkpointing  atomic.Bool
+	checkpoints    sync.WaitGroup
 }
 
 type importConnKey struct{}
@@ -113,6 +117,7 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 		ic.turn <- struct{}{}
 		s.detach(ic)
 		<-ic.turn
+		ic.checkpoints.Wait()
 		if restorable {
 			bg := context.WithoutCancel(ctx)
 			_, err := c.ExecContext(bg, fmt.Sprintf("PRAGMA cache_size = %d", cache))
@@ -168,16 +173,19 @@ func (s *Store) importTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		ic.done()
 		return s.db.InTx(ctx, fn)
 	}
-	checkpoint := err == nil && time.Since(ic.lastCheckpoint) >= importCheckpointEvery
-	if checkpoint {
+	if err == nil && time.Since(ic.lastCheckpoint) >= importCheckpointEvery && ic.checkpointing.CompareAndSwap(false, true) {
+		// From another connection, beside the import's next
+		// transactions (a PASSIVE checkpoint does not stop the writer):
+		// neither the logins' writes nor the import wait for it (its
+		// writes and fsyncs took a tenth of the import's time, issue 16),
+		// and the import's cache stays.
 		ic.lastCheckpoint = time.Now()
+		ic.checkpoints.Go(func() {
+			defer ic.checkpointing.Store(false)
+			s.checkpointWAL(ctx)
+		})
 	}
 	ic.done()
-	if checkpoint {
-		// Outside the turn, from another connection: the logins' writes
-		// do not wait for it, and the import's cache stays.
-		s.checkpointWAL(ctx)
-	}
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -330,6 +331,7 @@ func TestImportCheckpointFailureLogged(t *testing.T) {
 	if err := f.importUsers(t, "ckpt", 2); err != nil {
 		t.Fatal(err)
 	}
+	f.ic.checkpoints.Wait()
 	entries := logs.All()
 	if len(entries) != 1 || !strings.Contains(entries[0].Message, "checkpoint") {
 		t.Fatalf("logged %+v, want one checkpoint failure", entries)
@@ -340,9 +342,58 @@ func TestImportCheckpointFailureLogged(t *testing.T) {
 		}
 	}
 	// Not due again within importCheckpointEvery.
-	if err := f.importUsers(t, "ckpt2-", 2); err != nil || logs.Len() != 1 {
+	err := f.importUsers(t, "ckpt2-", 2)
+	f.ic.checkpoints.Wait()
+	if err != nil || logs.Len() != 1 {
 		t.Fatalf("second batch: %v, %d log entries", err, logs.Len())
 	}
+}
+
+// The import does not wait for its WAL checkpoint: the batches after the
+// one that began it run while it runs; one runs at a time; end waits for
+// it.
+func TestImportCheckpointBesideImport(t *testing.T) {
+	f := newImportFixture(t)
+	var calls atomic.Int32
+	release := make(chan struct{})
+	f.s.checkpoint = func(context.Context) error {
+		calls.Add(1)
+		<-release
+		return nil
+	}
+	f.ic.lastCheckpoint = time.Time{} // due
+	done := make(chan error, 1)
+	go func() {
+		for b := range 3 {
+			if err := f.importUsers(t, fmt.Sprintf("beside%d-", b), 2); err != nil {
+				done <- err
+				return
+			}
+			f.ic.lastCheckpoint = time.Time{} // due again (in the import's goroutine, between its turns)
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the import waits for its checkpoint")
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d checkpoints began, want 1 at a time", n)
+	}
+	ended := make(chan struct{})
+	go func() { f.end(); close(ended) }()
+	select {
+	case <-ended:
+		t.Fatal("end returned while the checkpoint runs")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	<-ended
 }
 
 // Writes from many goroutines during an import's batches: each one runs
