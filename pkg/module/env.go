@@ -141,9 +141,14 @@ func (e *Env) MigratedSQL(ctx context.Context, migrate func(context.Context, *st
 }
 
 // Relay starts the relay of the module's events outbox in db to js
-// (events.NewRelay, logged as "relay"), running until the process stops.
-func (e *Env) Relay(db *store.DB, js jetstream.JetStream) *events.Relay {
-	r := events.NewRelay(db, js, e.Log.Named("relay"), events.RelayOptions{})
+// (events.NewRelay, logged as "relay"), running until the process stops;
+// opts (at most one) tunes it.
+func (e *Env) Relay(db *store.DB, js jetstream.JetStream, opts ...events.RelayOptions) *events.Relay {
+	var o events.RelayOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	r := events.NewRelay(db, js, e.Log.Named("relay"), o)
 	e.Go(func(ctx context.Context) { _ = r.Run(ctx) })
 	return r
 }

@@ -209,6 +209,14 @@ func (s *Store) checkpointWAL(ctx context.Context) {
 	}
 }
 
+// WriteTx runs fn in a transaction as one of the store's writes (during
+// an import on SQLite: on the import's connection in its turn), for the
+// outbox relay's deletes (events.RelayOptions.Write). fn must not call
+// the store.
+func (s *Store) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.writeTx(ctx, fn)
+}
+
 // writeTx runs one of the store's other writes: on the running import's
 // connection in its turn (see importConn), else (or once it is detached)
 // on the pool as db.InTx does.

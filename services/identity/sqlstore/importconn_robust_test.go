@@ -427,3 +427,32 @@ func TestImportConnectionConcurrentWrites(t *testing.T) {
 		t.Fatalf("%d events (%v), want 40", n, err)
 	}
 }
+
+// WriteTx (the outbox relay's deletes) runs, during an import, on the
+// import's connection: no other connection commits (the import's
+// data_version stays), so the import's page cache stays.
+func TestWriteTxOnImportConnection(t *testing.T) {
+	ctx := context.Background()
+	f := newImportFixture(t)
+	if err := f.s.AppendEvents(ctx, []events.Event{{ID: "ev-relayed", Subject: "uias.audit.identity.x",
+		Type: "x", Time: time.Now(), Payload: []byte("{}")}}); err != nil {
+		t.Fatal(err)
+	}
+	var v0, v1 int64
+	if err := f.ic.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.WriteTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "DELETE FROM events_outbox WHERE id = 'ev-relayed'")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ic.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v1); err != nil || v1 != v0 {
+		t.Fatalf("data_version %d -> %d (%v): the delete committed on another connection", v0, v1, err)
+	}
+	var n int
+	if err := f.s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM events_outbox WHERE id = 'ev-relayed'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows left (%v)", n, err)
+	}
+}
