@@ -329,7 +329,7 @@ type countedBegin struct{ d *DB }
 func (c countedBegin) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
 	c.d.CountWaiting(1)
 	defer c.d.CountWaiting(-1)
-	return c.d.DB.BeginTx(ctx, opts)
+	return c.d.BeginTx(ctx, opts)
 }
 
 // CountWaiting adds n to the writes waiting to begin (WritesWaiting,
