@@ -53,7 +53,16 @@ func newImportFixture(t *testing.T, opts ...Option) *importFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(end)
+	t.Cleanup(func() {
+		// A test that failed holding a turn must not hang here.
+		ended := make(chan struct{})
+		go func() { end(); close(ended) }()
+		select {
+		case <-ended:
+		case <-time.After(10 * time.Second):
+			t.Error("end does not return: a turn is still held")
+		}
+	})
 	ic, _ := ictx.Value(importConnKey{}).(*importConn)
 	if ic == nil || s.imp.Load() != ic {
 		t.Fatal("no import connection taking the other writes")
