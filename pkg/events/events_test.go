@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -431,5 +432,41 @@ func TestEnsureStreamsKeepsRetention(t *testing.T) {
 	st, _ = js.Stream(ctx, events.StreamAudit)
 	if got := st.CachedInfo().Config; got.Duplicates != events.DuplicateWindow || got.MaxAge != 9*24*time.Hour {
 		t.Fatalf("after EnsureStreams: duplicates %s, max age %s", got.Duplicates, got.MaxAge)
+	}
+}
+
+// RelayOptions.Write runs the deletes of published rows on SQLite (a store
+// that queues its writes passes its own); on PostgreSQL they stay in the
+// batch's transaction under its lock.
+func TestRelayDeletesThroughWrite(t *testing.T) {
+	for name, db := range storetest.DBs(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			migrate(t, db)
+			s := startNATS(t, t.TempDir(), -1)
+			_, js := connect(t, s)
+			var writes atomic.Int32
+			r := events.NewRelay(db, js, zap.NewNop(), events.RelayOptions{BatchSize: 2,
+				Write: func(ctx context.Context, fn func(tx *sql.Tx) error) error {
+					writes.Add(1)
+					return db.InTx(ctx, fn)
+				}})
+			runRelay(t, r)
+			evs := makeEvents("write", 5)
+			addEvents(t, db, evs, false)
+			r.Kick()
+			eventually(t, "outbox to drain", func() bool {
+				n, err := r.Pending(ctx)
+				return err == nil && n == 0
+			})
+			checkStream(t, js, events.StreamChanges, evs)
+			got := writes.Load()
+			if db.Dialect == store.Postgres && got != 0 {
+				t.Fatalf("PostgreSQL: %d deletes through Write, want none", got)
+			}
+			if db.Dialect == store.SQLite && got < 3 {
+				t.Fatalf("SQLite: %d deletes through Write, want one a batch of 2 (at least 3 for 5 events)", got)
+			}
+		})
 	}
 }

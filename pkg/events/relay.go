@@ -29,6 +29,14 @@ type RelayOptions struct {
 	Linger     time.Duration
 	MinBackoff time.Duration // first retry delay after a failure; default 100ms
 	MaxBackoff time.Duration // retry delay cap; default 5s
+	// Write, when set, runs the deletes of published rows on SQLite (fn
+	// in a transaction) as one of the store's writes: a store that
+	// queues its writes on a connection of its own (the identity store
+	// during an import) passes its own, so that the deletes do not
+	// commit on another connection (SQLite then drops that connection's
+	// page cache). Default: one statement on db. Unused on PostgreSQL
+	// (the deletes run in the batch's transaction under its lock).
+	Write func(ctx context.Context, fn func(tx *sql.Tx) error) error
 }
 
 func (o RelayOptions) withDefaults() RelayOptions {
@@ -339,8 +347,17 @@ func (r *Relay) deleteRows(ctx context.Context, q querier, rows []outboxRow) err
 	for i, row := range rows {
 		args[i] = row.seq
 	}
-	del := `DELETE FROM events_outbox WHERE seq IN (?` + strings.Repeat(", ?", len(rows)-1) + `)`
-	if _, err := q.ExecContext(ctx, r.db.Rebind(del), args...); err != nil {
+	del := r.db.Rebind(`DELETE FROM events_outbox WHERE seq IN (?` + strings.Repeat(", ?", len(rows)-1) + `)`)
+	var err error
+	if r.opts.Write != nil && r.db.Dialect != store.Postgres {
+		err = r.opts.Write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, del, args...)
+			return err
+		})
+	} else {
+		_, err = q.ExecContext(ctx, del, args...)
+	}
+	if err != nil {
 		return fmt.Errorf("events: delete %d published events from outbox (first %s): %w", len(rows), rows[0].ev.ID, err)
 	}
 	return nil

@@ -141,12 +141,17 @@ func (e *Env) MigratedSQL(ctx context.Context, migrate func(context.Context, *st
 }
 
 // Relay starts the relay of the module's events outbox in db to js
-// (events.NewRelay, logged as "relay"), running until the process stops.
-// Should the relay end with an error (it cannot run), the error is logged:
-// the module's events then stay in the outbox.
-func (e *Env) Relay(db *store.DB, js jetstream.JetStream) *events.Relay {
+// (events.NewRelay, logged as "relay"), running until the process stops;
+// opts (at most one) tunes it. Should the relay end with an error (it
+// cannot run), the error is logged: the module's events then stay in the
+// outbox.
+func (e *Env) Relay(db *store.DB, js jetstream.JetStream, opts ...events.RelayOptions) *events.Relay {
+	var o events.RelayOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	log := e.Log.Named("relay")
-	r := events.NewRelay(db, js, log, events.RelayOptions{})
+	r := events.NewRelay(db, js, log, o)
 	e.Go(func(ctx context.Context) {
 		if err := r.Run(ctx); err != nil {
 			log.Error("outbox relay stopped; events stay in the outbox until the process restarts", zap.Error(err))

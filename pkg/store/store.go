@@ -46,9 +46,9 @@ func (d Dialect) String() string {
 type DB struct {
 	*sql.DB
 	Dialect Dialect
-	// waiting counts the transactions of InTx waiting to begin (on SQLite:
-	// for the database's write lock, see YieldWrites); nil on a DB made by
-	// hand.
+	// waiting counts the writes waiting to begin: InTx's (on SQLite: for
+	// the database's write lock, see YieldWrites) and those counted with
+	// CountWaiting; nil on a DB made by hand.
 	waiting *atomic.Int64
 }
 
@@ -278,16 +278,23 @@ func RebindPostgres(q string) string {
 	return b.String()
 }
 
-// InTx runs fn in a transaction. The transaction is committed when fn returns nil and
-// rolled back when fn returns an error or panics (the panic is re-raised).
-func (d *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
-	if d.waiting != nil {
-		d.waiting.Add(1)
-	}
-	tx, err := d.BeginTx(ctx, nil)
-	if d.waiting != nil {
-		d.waiting.Add(-1)
-	}
+// InTx runs fn in a transaction (RunTx on the pool). While it waits to
+// begin (on SQLite: for the database's write lock) it counts as a write
+// waiting (WritesWaiting).
+func (d *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return RunTx(ctx, countedBegin{d}, fn)
+}
+
+// Beginner begins transactions: a *sql.DB, a *sql.Conn.
+type Beginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// RunTx runs fn in a transaction begun on b. The transaction is committed
+// when fn returns nil and rolled back when fn returns an error or panics
+// (the panic is re-raised).
+func RunTx(ctx context.Context, b Beginner, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := b.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin transaction: %w", err)
 	}
@@ -315,7 +322,27 @@ func (d *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 	return nil
 }
 
-// YieldWrites lets the transactions of InTx that wait to begin go first:
+// countedBegin begins a transaction on d's pool, counted as a write
+// waiting while it waits.
+type countedBegin struct{ d *DB }
+
+func (c countedBegin) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
+	c.d.CountWaiting(1)
+	defer c.d.CountWaiting(-1)
+	return c.d.BeginTx(ctx, opts)
+}
+
+// CountWaiting adds n to the writes waiting to begin (WritesWaiting,
+// YieldWrites): InTx counts its own; a store that queues its writes
+// elsewhere (the identity store's import connection) counts those it
+// queues, +1 when one begins to wait and -1 when it stops.
+func (d *DB) CountWaiting(n int64) {
+	if d.waiting != nil {
+		d.waiting.Add(n)
+	}
+}
+
+// YieldWrites lets the writes that wait to begin (WritesWaiting) go first:
 // it returns once none is waiting, after at most limit, or when ctx ends
 // (with ctx's error).
 //
@@ -345,7 +372,8 @@ func (d *DB) YieldWrites(ctx context.Context, limit time.Duration) error {
 	return ctx.Err()
 }
 
-// WritesWaiting is the number of transactions of InTx waiting to begin.
+// WritesWaiting is the number of writes waiting to begin (InTx's and
+// those counted with CountWaiting).
 func (d *DB) WritesWaiting() int {
 	if d.waiting == nil {
 		return 0

@@ -62,7 +62,8 @@ const ImportTxTarget = 50 * time.Millisecond
 // transactions held SQLite's write lock for seconds). While logins also
 // wait for the CPUs (a password check found every hash worker busy within
 // ImportWaitWindow, crypto.Hasher.Contended), the import gives way to
-// them: after each chunk it pauses so that it writes for at most
+// them: after each chunk it pauses, for as long as they still wait (in
+// steps of importPauseStep) and at most so that it writes for
 // Config.ImportLoginShare of the time. Without the pause an import took
 // most of the CPUs from waiting logins: a pure-Go hash gives its processor
 // to any other goroutine every 0.3 ms (ADR 0005), and the import's
@@ -631,15 +632,32 @@ func (im *importer) loginsWaiting() bool {
 	return im.s.hasher != nil && im.s.hasher.Contended(ImportWaitWindow)
 }
 
-// giveWay pauses after a transaction that took d while logins wait, so
-// that the import writes for at most Config.ImportLoginShare of the time.
+// giveWay pauses after a transaction that took d while logins wait: in
+// steps of importPauseStep for as long as they still wait for the CPUs
+// now (a hash queued or every worker busy), at most so long that the
+// import writes for Config.ImportLoginShare of the time (and
+// importPauseMax): a pause as long as the logins need the CPUs, not
+// longer (issue 16: a fixed pause of three times the transaction).
 func (im *importer) giveWay(ctx context.Context, d time.Duration) {
 	share := im.s.cfg.ImportLoginShare
 	if share >= 1 {
 		return
 	}
-	_ = im.s.sleep(ctx, min(time.Duration(float64(d)*(1-share)/share), importPauseMax))
+	limit := min(time.Duration(float64(d)*(1-share)/share), importPauseMax)
+	for paused := time.Duration(0); paused < limit; {
+		step := min(importPauseStep, limit-paused)
+		if im.s.sleep(ctx, step) != nil {
+			return
+		}
+		paused += step
+		if !im.s.hasher.Contended(0) {
+			return
+		}
+	}
 }
+
+// importPauseStep is the step of giveWay's pause.
+const importPauseStep = 5 * time.Millisecond
 
 // importBatchRows is ImportBatchSize (tests make it smaller).
 var importBatchRows = ImportBatchSize

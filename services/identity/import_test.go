@@ -533,3 +533,68 @@ func TestImportGivesWayToLogins(t *testing.T) {
 		})
 	}
 }
+
+// The pause after a transaction lasts while logins wait for the CPUs, not
+// longer: here a login waited for a worker a moment ago (the clock stands
+// still) but none waits now, so each pause is one step (5 ms), not three
+// times the transaction.
+func TestImportGiveWayEndsWithTheWait(t *testing.T) {
+	identity.SetImportBatchRows(t, 300)
+	var mu sync.Mutex
+	now := time.Unix(1_000_000, 0)
+	held, release := make(chan struct{}, 3), make(chan struct{})
+	var holding atomic.Bool
+	h := crypto.NewHasher(crypto.HasherConfig{Params: cheapArgon2, Workers: 2, Testing: &crypto.HasherTesting{
+		HashTime: time.Millisecond,
+		Now:      func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+		BeforeHash: func() {
+			if holding.Load() {
+				held <- struct{}{}
+				<-release
+			}
+		},
+	}})
+	iw := newImportWorldDeps(t, identity.Deps{Hasher: h})
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	holding.Store(true)
+	done := make(chan struct{}, 3)
+	hash := func() { _, _ = h.Hash(context.Background(), "a login's password"); done <- struct{}{} }
+	for range 2 {
+		go hash()
+		<-held
+	}
+	go hash() // every worker busy: it waits
+	for h.Waiting() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	holding.Store(false)
+	close(release)
+	for range 3 {
+		<-done
+	}
+	if !h.Contended(identity.ImportWaitWindow) || h.Contended(0) {
+		t.Fatal("want logins that waited a moment ago and none waiting now")
+	}
+	var b strings.Builder
+	b.WriteString("login_name,display_name,org_code,email\n")
+	for i := range 300 {
+		fmt.Fprintf(&b, "gwe%05d,让路%05d,%s,gwe%05d@example.org\n", i, i, iw.root.Code, i)
+	}
+	p := writeFile(t, "gwe.csv", b.String())
+	iw.clk.waits()
+	rep := iw.run(t, p, importfile.CSV, importfile.Users, "", false)
+	if rep.Written != 300 || rep.Failed != 0 {
+		t.Fatalf("import %+v", rep)
+	}
+	pauses := iw.clk.waits()
+	if len(pauses) == 0 {
+		t.Fatal("no pause: the import does not give way after logins waited")
+	}
+	for _, d := range pauses {
+		if d > 5*time.Millisecond {
+			t.Fatalf("pauses %v; want one step (5ms) each: no login waits now", pauses)
+		}
+	}
+}

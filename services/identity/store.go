@@ -68,7 +68,9 @@ type Store interface {
 	// transaction, under the user row's write lock, it reads the gate of
 	// userID as seen from source (SourceFailures is that source's count;
 	// source may be ""), calls decide with it and, when decide returns
-	// true, writes what it returned with its events. decide must not block.
+	// true, writes what it returned with its events. decide must not block
+	// and must not call the store (it runs inside the write transaction:
+	// a write from it would wait for the transaction it is part of).
 	// A missing user is ErrNotFound.
 	UpdateLoginGate(ctx context.Context, userID, source string, decide func(LoginGate) (LoginGateWrite, bool)) error
 

@@ -116,7 +116,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := sqlstore.New(db)
+	st := sqlstore.New(db, sqlstore.WithLogger(log))
 	// Registered after the database's own close, so it runs first.
 	env.OnStop(func(context.Context) error { return st.Close() })
 	keys, err := openKeys(ctx, cfg, st, log, env.Config.Target == config.TargetAll)
@@ -160,7 +160,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	relay := env.Relay(db, js)
+	// The relay's deletes run as the store's writes (during an import:
+	// on its connection, in turn).
+	relay := env.Relay(db, js, events.RelayOptions{Write: st.WriteTx})
 
 	svc, err := identity.New(identity.Deps{Store: st, Hasher: hasher, Keys: keys, Logger: log,
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,

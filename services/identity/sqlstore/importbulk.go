@@ -117,12 +117,13 @@ func (s *Store) importBulk(ctx context.Context, importID string, items []identit
 }
 
 // cut reports whether an import transaction should end before its next
-// chunk: on SQLite, when another transaction waits for the write lock.
+// chunk: on SQLite, when another write waits (for the write lock, or for
+// its turn on the import's connection).
 func (s *Store) cut() bool {
 	if s.cutImport != nil {
 		return s.cutImport()
 	}
-	return s.db.Dialect == store.SQLite && (s.db.WritesWaiting() > 0 || s.importWritesWaiting())
+	return s.db.Dialect == store.SQLite && s.db.WritesWaiting() > 0
 }
 
 // bulkChunk checks and writes items (one chunk of a transaction), their

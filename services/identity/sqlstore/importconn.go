@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/store"
+	"go.uber.org/zap"
 )
 
 // An import's connection (issue 16: 1 M people in minutes). On SQLite an
@@ -44,21 +45,35 @@ const importCacheKiB = 256 << 10
 // speed alone); and a write waiting for its turn here is woken as the
 // transaction before ends, where one waiting for SQLite's write lock
 // sleeps in the busy handler (1, 2, 5, ... up to 100 ms at a time).
+//
+// A write waiting for its turn counts as waiting in the store's DB
+// (store.DB.CountWaiting), like one waiting to begin on the pool: the
+// import ends its transaction early for it (Store.cut) and lets it go
+// first (YieldWrites).
+//
+// The connection is detached (the writes go to the pool again) when the
+// import ends, and when a transaction on it finds it unusable (closed by
+// database/sql after a driver.ErrBadConn): a write that could not begin
+// on it begins on the pool instead; the import's next transactions too.
+//
+// A write running in its turn must not write through the store again
+// (nested, it would wait for the turn it holds): TestNoNestedWrites
+// checks the package's code for it.
 type importConn struct {
 	// turn holds one token while a transaction runs on conn; waiting
 	// writes queue on it in order (a channel hands the token straight
 	// to the first waiter).
 	turn chan struct{}
-	// waiting counts the other writes waiting for their turn (the import
-	// ends its transaction early for them: Store.cut).
-	waiting atomic.Int64
-	// closed: the import ended; writes that got their turn since go to
-	// the pool again.
-	closed bool
-	conn   *sql.Conn
-	// lastCheckpoint is when the import last checkpointed the WAL (its
-	// own goroutine's).
+	// detached (read and set in a turn): the import ended or conn is
+	// unusable; the writes that get their turn since go to the pool.
+	detached bool
+	conn     *sql.Conn
+	// lastCheckpoint is when the import last began a checkpoint of the
+	// WAL (read and set in the import's turns); checkpointing: one runs
+	// (on a goroutine of its own, checkpoints waits for it).
 	lastCheckpoint time.Time
+	checkpointing  atomic.Bool
+	checkpoints    sync.WaitGroup
 }
 
 type importConnKey struct{}
@@ -66,8 +81,9 @@ type importConnKey struct{}
 // BeginImport implements identity.Store: on SQLite it takes a connection
 // of the pool for the import's transactions (ImportBatch with the context
 // it returns) and sets it up (see above); until end, the store's other
-// writes run on it too (inTx). end restores it and returns it to the
-// pool. With a pool of one connection (an in-memory database), or on
+// writes run on it too (writeTx). end restores it and returns it to the
+// pool; writes waiting for a turn when it is called run before it
+// returns. With a pool of one connection (an in-memory database), or on
 // PostgreSQL, it changes nothing.
 func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error) {
 	if s.db.Dialect != store.SQLite {
@@ -93,14 +109,15 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 		_, err = c.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0")
 	}
 	restorable := err == nil
-	ic := &importConn{turn: make(chan struct{}, 1), conn: c}
+	ic := &importConn{turn: make(chan struct{}, 1), conn: c, lastCheckpoint: time.Now()}
 	release := func() {
 		// The other writes go to the pool again; those already queued
-		// for a turn here find it closed and go there too.
-		s.imp.CompareAndSwap(ic, nil)
+		// for a turn here run first (the channel's senders queue in
+		// order), those queued since find it detached.
 		ic.turn <- struct{}{}
-		ic.closed = true
+		s.detach(ic)
 		<-ic.turn
+		ic.checkpoints.Wait()
 		if restorable {
 			bg := context.WithoutCancel(ctx)
 			_, err := c.ExecContext(bg, fmt.Sprintf("PRAGMA cache_size = %d", cache))
@@ -129,25 +146,46 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 	return context.WithValue(ctx, importConnKey{}, ic), func() { once.Do(release) }, nil
 }
 
+// detach sends the writes to the pool again (in ic's turn).
+func (s *Store) detach(ic *importConn) {
+	s.imp.CompareAndSwap(ic, nil)
+	ic.detached = true
+}
+
 // importTx runs fn in a transaction on the import's connection (ctx from
-// BeginImport) or, without one, as db.InTx does: committed when fn
-// returns nil, rolled back when it returns an error or panics.
+// BeginImport) or, without one (or once it is detached), on the pool:
+// committed when fn returns nil, rolled back when it returns an error or
+// panics.
 func (s *Store) importTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	ic, _ := ctx.Value(importConnKey{}).(*importConn)
 	if ic == nil {
 		return s.db.InTx(ctx, fn)
 	}
-	if err := ic.take(ctx, false); err != nil {
+	if err := ic.take(ctx, nil); err != nil {
 		return err
 	}
-	err := ic.tx(ctx, fn)
-	ic.done()
-	if err == nil && time.Since(ic.lastCheckpoint) >= importCheckpointEvery {
-		// Outside the turn, from another connection: the logins' writes
-		// do not wait for it, and the import's cache stays.
-		ic.lastCheckpoint = time.Now()
-		_, _ = s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+	if ic.detached {
+		ic.done()
+		return s.db.InTx(ctx, fn)
 	}
+	began, err := s.onConn(ctx, ic, fn)
+	if !began && ic.detached {
+		ic.done()
+		return s.db.InTx(ctx, fn)
+	}
+	if err == nil && time.Since(ic.lastCheckpoint) >= importCheckpointEvery && ic.checkpointing.CompareAndSwap(false, true) {
+		// From another connection, beside the import's next
+		// transactions (a PASSIVE checkpoint does not stop the writer):
+		// neither the logins' writes nor the import wait for it (its
+		// writes and fsyncs took a tenth of the import's time, issue 16),
+		// and the import's cache stays.
+		ic.lastCheckpoint = time.Now()
+		ic.checkpoints.Go(func() {
+			defer ic.checkpointing.Store(false)
+			s.checkpointWAL(ctx)
+		})
+	}
+	ic.done()
 	return err
 }
 
@@ -156,70 +194,106 @@ func (s *Store) importTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // threshold would run one in the turn that the logins' writes wait for).
 const importCheckpointEvery = time.Second
 
+// checkpointWAL checkpoints the WAL without waiting for readers or
+// writers (PASSIVE). A failure is logged: the WAL grows until the next
+// one succeeds.
+func (s *Store) checkpointWAL(ctx context.Context) {
+	var err error
+	if s.checkpoint != nil {
+		err = s.checkpoint(ctx)
+	} else {
+		_, err = s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("import: WAL checkpoint failed; the WAL grows until the next one", zap.Error(err))
+	}
+}
+
+// WriteTx runs fn in a transaction as one of the store's writes (during
+// an import on SQLite: on the import's connection in its turn), for the
+// outbox relay's deletes (events.RelayOptions.Write). fn must not call
+// the store.
+func (s *Store) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.writeTx(ctx, fn)
+}
+
 // writeTx runs one of the store's other writes: on the running import's
-// connection in its turn (see importConn), else as db.InTx does.
+// connection in its turn (see importConn), else (or once it is detached)
+// on the pool as db.InTx does.
 func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	ic := s.imp.Load()
 	if ic == nil {
 		return s.db.InTx(ctx, fn)
 	}
-	if err := ic.take(ctx, true); err != nil {
+	if err := ic.take(ctx, s.db); err != nil {
 		return fmt.Errorf("store: begin transaction: %w", err)
 	}
-	if ic.closed {
+	if ic.detached {
 		ic.done()
 		return s.db.InTx(ctx, fn)
 	}
-	defer ic.done()
-	return ic.tx(ctx, fn)
+	began, err := s.onConn(ctx, ic, fn)
+	ic.done()
+	if !began && ic.detached {
+		// Nothing ran on the unusable connection.
+		return s.db.InTx(ctx, fn)
+	}
+	return err
 }
 
-// take waits for a turn on the connection (other: not the import's own
-// transaction); done ends it.
-func (ic *importConn) take(ctx context.Context, other bool) error {
-	if other {
-		ic.waiting.Add(1)
-		defer ic.waiting.Add(-1)
+// onConn runs fn in a transaction on ic's connection (in its turn) and
+// reports whether the transaction began. When it fails on a connection
+// that is no longer usable, ic is detached.
+func (s *Store) onConn(ctx context.Context, ic *importConn, fn func(tx *sql.Tx) error) (began bool, err error) {
+	err = store.RunTx(ctx, ic.conn, func(tx *sql.Tx) error {
+		began = true
+		return fn(tx)
+	})
+	if err != nil && !ic.usable(ctx, err) {
+		s.detach(ic)
+	}
+	return began, err
+}
+
+// usable reports whether ic's connection is still usable after a
+// transaction on it failed with err: not when database/sql closed it
+// (after the driver's ErrBadConn), or when it does not answer a ping.
+func (ic *importConn) usable(ctx context.Context, err error) bool {
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) {
+		return false
+	}
+	if ctx.Err() != nil {
+		return true // the caller gave up; nothing is known of the connection
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), importPingTimeout)
+	defer cancel()
+	return ic.conn.PingContext(pctx) == nil
+}
+
+// importPingTimeout bounds the ping that checks an import connection
+// after a failed transaction.
+const importPingTimeout = time.Second
+
+// take waits for a turn on the connection. db, for one of the other
+// writes (not the import's own transactions), counts it as waiting
+// meanwhile. A caller whose ctx ends while it waits leaves with ctx's
+// error and never gets a turn; done ends a turn.
+func (ic *importConn) take(ctx context.Context, db *store.DB) error {
+	if db != nil {
+		db.CountWaiting(1)
+		defer db.CountWaiting(-1)
 	}
 	select {
 	case ic.turn <- struct{}{}:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func (ic *importConn) done() { <-ic.turn }
-
-// tx runs fn in a transaction on the connection (in its turn).
-func (ic *importConn) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := ic.conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: begin transaction: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			_ = tx.Rollback() // fn panicked
-		}
-	}()
-	if err := fn(tx); err != nil {
-		done = true
-		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
-			return errors.Join(err, fmt.Errorf("store: rollback: %w", rbErr))
-		}
+	if err := ctx.Err(); err != nil {
+		// Both were ready and select took the turn: give it back.
+		ic.done()
 		return err
-	}
-	done = true
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit transaction: %w", err)
 	}
 	return nil
 }
 
-// importWritesWaiting reports whether another write waits for the
-// running import's connection.
-func (s *Store) importWritesWaiting() bool {
-	ic := s.imp.Load()
-	return ic != nil && ic.waiting.Load() > 0
-}
+func (ic *importConn) done() { <-ic.turn }

@@ -167,7 +167,7 @@ func TestImportConnectionTakesOtherWrites(t *testing.T) {
 	if s.cut() {
 		t.Fatal("cut with no write waiting")
 	}
-	if err := ic.take(ctx, false); err != nil { // the import's transaction in flight
+	if err := ic.take(ctx, nil); err != nil { // the import's transaction in flight
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -192,7 +192,7 @@ func TestImportConnectionTakesOtherWrites(t *testing.T) {
 		t.Fatal("cut after the waiting write ran")
 	}
 	// A write whose caller gave up while waiting leaves.
-	if err := ic.take(ctx, false); err != nil {
+	if err := ic.take(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)

@@ -15,6 +15,7 @@ import (
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
+	"go.uber.org/zap"
 )
 
 // Component is the name under which the identity migrations are recorded.
@@ -46,13 +47,34 @@ type Store struct {
 	// imp is the running import's connection (SQLite), on which the
 	// other writes run meanwhile (importconn.go).
 	imp atomic.Pointer[importConn]
+	// checkpoint, when set, replaces the running import's WAL checkpoint
+	// (tests).
+	checkpoint func(ctx context.Context) error
+	log        *zap.Logger
+}
+
+// Option configures a Store (New).
+type Option func(*Store)
+
+// WithLogger gives the store a logger (the default logs nothing): the
+// failures it can only report there (an import's WAL checkpoint).
+func WithLogger(l *zap.Logger) Option {
+	return func(s *Store) {
+		if l != nil {
+			s.log = l
+		}
+	}
 }
 
 var _ identity.Store = (*Store)(nil)
 
 // New returns a Store on db. Run Migrate first.
-func New(db *store.DB) *Store {
-	return &Store{db: db, stmts: store.NewStmtCache(db.DB)}
+func New(db *store.DB, opts ...Option) *Store {
+	s := &Store{db: db, stmts: store.NewStmtCache(db.DB), log: zap.NewNop()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Close stops the statement cache's background prepares and closes its
