@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -307,5 +308,47 @@ func TestScanLeavesDeclinesPostgres(t *testing.T) {
 		if rep, err := l.Verify(ctx); err != nil || rep.OK() || rep.Problem.Seq != tc.seq {
 			t.Fatalf("%s: %+v %v", tc.sql, rep, err)
 		}
+	}
+}
+
+// A run is read through a memory mapping of the database file (SQLite),
+// and the connection goes back to the pool without one.
+func TestScanLeavesMmapPerConnection(t *testing.T) {
+	ctx := context.Background()
+	db := pstoretest.Migrated(t, pstoretest.OpenSQLite(t), sqlstore.Migrate)
+	db.SetMaxOpenConns(1) // the scan's connection is the one asked afterwards
+	st := sqlstore.New(db)
+	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{})
+	if _, err := l.Append(ctx, auditbench.Records("m", 100, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))); err != nil {
+		t.Fatal(err)
+	}
+	mmap := func() int64 {
+		t.Helper()
+		var v int64
+		if err := db.QueryRowContext(ctx, "PRAGMA mmap_size").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	var during int64
+	handled, err := sqlstore.ScanLeavesOnConn(ctx, st, 0, -1, func(conn *sql.Conn) {
+		if err := conn.QueryRowContext(ctx, "PRAGMA mmap_size").Scan(&during); err != nil {
+			t.Fatal(err)
+		}
+	}, func(int64, string, []byte, []byte) error { return nil })
+	if err != nil || !handled {
+		t.Fatalf("scan: %v %v", handled, err)
+	}
+	if during <= 0 {
+		t.Fatalf("mmap_size %d while the run was read", during)
+	}
+	if after := mmap(); after != 0 {
+		t.Fatalf("mmap_size %d after the scan", after)
+	}
+	if rep, err := l.Verify(ctx); err != nil || !rep.OK() || rep.Records != 100 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	if after := mmap(); after != 0 {
+		t.Fatalf("mmap_size %d after verify", after)
 	}
 }
