@@ -63,8 +63,7 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 	if err != nil {
 		return nil, err
 	}
-	if p := checkCheckpoints(cps, origin, known); p != nil {
-		rep.Problem = p
+	if !checkCheckpoints(rep, cps, origin, known) {
 		return rep, nil
 	}
 	size, err := st.Size(ctx)
@@ -126,12 +125,12 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 }
 
 // checkCheckpoints checks the signature of every checkpoint of cps and that
-// its signed size and root are the stored ones; it returns the problem of
-// the first one (in cps's order) that fails, nil when none does. The
+// its signed size and root are the stored ones; false when one fails, with
+// rep.Problem that of the first one (in cps's order) that does. The
 // signatures are checked on up to GOMAXPROCS goroutines (an Ed25519 check
 // each, about a hundred for a log of 100,000 records: the part of Verify
 // that would otherwise keep one CPU alone).
-func checkCheckpoints(cps []*Checkpoint, origin string, known note.Verifiers) *Problem {
+func checkCheckpoints(rep *Report, cps []*Checkpoint, origin string, known note.Verifiers) bool {
 	problems := make([]*Problem, len(cps))
 	check := func(i int) {
 		c := cps[i]
@@ -156,10 +155,11 @@ func checkCheckpoints(cps []*Checkpoint, origin string, known note.Verifiers) *P
 	wg.Wait()
 	for _, p := range problems {
 		if p != nil {
-			return p
+			rep.Problem = p
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 // verifier recomputes the tree record by record (a stack of the roots of
