@@ -12,6 +12,7 @@ require (
 	github.com/uias/uias/pkg v0.0.0
 	github.com/uias/uias/proto/gen v0.0.0
 	github.com/xuri/excelize/v2 v2.11.1
+	modernc.org/sqlite v1.61.1
 )
 
 require (
@@ -77,7 +78,6 @@ require (
 	modernc.org/libc v1.79.0 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
-	modernc.org/sqlite v1.61.1 // indirect
 )
 
 replace (

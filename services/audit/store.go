@@ -77,9 +77,10 @@ type Store interface {
 
 // LeafScanner is a Store that hands Verify a run of records as their
 // leaves and stored tree hashes in bulk, without a Record each (optional:
-// sqlstore reads a run as one aggregated value, group_concat on SQLite,
-// which costs a fraction of reading it row by row through the driver, and
-// string_agg on PostgreSQL).
+// sqlstore reads a run in one query, which costs a fraction of reading it
+// row by row through the driver: on SQLite through an aggregate function
+// of its own that takes the columns as stored, on PostgreSQL as one
+// string_agg value).
 type LeafScanner interface {
 	// ScanLeaves calls fn, in seq order, for every record with
 	// lo <= seq < hi (hi < 0: to the end) with its seq, its type, its

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"sync"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -61,17 +63,8 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range cps {
-		got, err := OpenCheckpoint(c.Note, origin, known)
-		if err != nil {
-			rep.Problem = &Problem{Seq: -1, Checkpoint: c.Size, What: fmt.Sprintf("checkpoint of size %d: %v", c.Size, err)}
-			return rep, nil
-		}
-		if got.Size != c.Size || got.Root != c.Root {
-			rep.Problem = &Problem{Seq: -1, Checkpoint: c.Size,
-				What: fmt.Sprintf("checkpoint of size %d: the stored size or root differs from its signed text", c.Size)}
-			return rep, nil
-		}
+	if !checkCheckpoints(rep, cps, origin, known) {
+		return rep, nil
 	}
 	size, err := st.Size(ctx)
 	if err != nil {
@@ -129,6 +122,44 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 		rep.Problem = &Problem{Seq: 0, What: fmt.Sprintf("records 0 to %d are gone, but no archive record of the log says they were archived (deleted behind the log's back)", pruned-1)}
 	}
 	return rep, nil
+}
+
+// checkCheckpoints checks the signature of every checkpoint of cps and that
+// its signed size and root are the stored ones; false when one fails, with
+// rep.Problem that of the first one (in cps's order) that does. The
+// signatures are checked on up to GOMAXPROCS goroutines (an Ed25519 check
+// each, about a hundred for a log of 100,000 records: the part of Verify
+// that would otherwise keep one CPU alone).
+func checkCheckpoints(rep *Report, cps []*Checkpoint, origin string, known note.Verifiers) bool {
+	problems := make([]*Problem, len(cps))
+	check := func(i int) {
+		c := cps[i]
+		got, err := OpenCheckpoint(c.Note, origin, known)
+		switch {
+		case err != nil:
+			problems[i] = &Problem{Seq: -1, Checkpoint: c.Size, What: fmt.Sprintf("checkpoint of size %d: %v", c.Size, err)}
+		case got.Size != c.Size || got.Root != c.Root:
+			problems[i] = &Problem{Seq: -1, Checkpoint: c.Size,
+				What: fmt.Sprintf("checkpoint of size %d: the stored size or root differs from its signed text", c.Size)}
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(cps))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(cps); i += workers {
+				check(i)
+			}
+		})
+	}
+	wg.Wait()
+	for _, p := range problems {
+		if p != nil {
+			rep.Problem = p
+			return false
+		}
+	}
+	return true
 }
 
 // verifier recomputes the tree record by record (a stack of the roots of

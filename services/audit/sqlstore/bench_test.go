@@ -107,8 +107,8 @@ func buildLog(b *testing.B, n int) *audit.Log {
 // every leaf and tree hash recomputed and compared, 200 checkpoints)
 // against plain SHA-256 over the same leaf bytes in memory
 // (auditbench.MeasureVerify). "runs" reads the log as Verify does on
-// SQLite (a chunk of records and tree rows as one aggregated value,
-// ScanLeaves), "packed" row by row with the text columns in one value,
+// SQLite (a chunk of records and tree rows in one query, ScanLeaves),
+// "packed" row by row with the text columns in one value,
 // "columns" row by row column by column (as on PostgreSQL).
 func BenchmarkVerify(b *testing.B) {
 	l := buildLog(b, benchSize("UIAS_AUDIT_BENCH_VERIFY_RECORDS", 200000))

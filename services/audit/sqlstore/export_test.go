@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -68,4 +69,12 @@ func migrationVersion(name string) int {
 		return -1
 	}
 	return v
+}
+
+// ScanLeavesOnConn is st.ScanLeaves with probe called on the connection
+// about to read the run (SQLite).
+func ScanLeavesOnConn(ctx context.Context, st *Store, lo, hi int64, probe func(conn *sql.Conn), fn func(seq int64, typ string, leaf, hashes []byte) error) (bool, error) {
+	leafRunProbe = probe
+	defer func() { leafRunProbe = nil }()
+	return st.ScanLeaves(ctx, lo, hi, fn)
 }

@@ -621,6 +621,10 @@ func testTampering(t *testing.T, open func(t *testing.T) Subject) {
 		{"edit a checkpoint", func(t *testing.T, s Subject) {
 			s.Exec(t, "UPDATE audit_checkpoints SET size = 41 WHERE size = 40")
 		}, -1, 41},
+		{"edit two checkpoints: the first is reported", func(t *testing.T, s Subject) {
+			s.Exec(t, "UPDATE audit_checkpoints SET size = 41 WHERE size = 40")
+			s.Exec(t, "UPDATE audit_checkpoints SET note = 'x' || note WHERE size = 20")
+		}, -1, 20},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
