@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/uias/uias/pkg/crypto"
 )
 
 // Ticket prefixes (CAS 3.0).
@@ -84,17 +86,6 @@ func keyOf(t string) string {
 // SessionID is the public id of the session of a TGT (a hash of it).
 func SessionID(tgt string) string { return keyOf(tgt) }
 
-// MACer signs and checks ticket bodies with raw MACs (crypto.Signer of the
-// key ring).
-type MACer interface {
-	// AppendMAC appends the MAC of msg under the active key to dst and
-	// returns the key's id with it.
-	AppendMAC(dst, msg []byte) (kid string, out []byte)
-	// VerifyMAC reports, in constant time, whether mac is the MAC of msg
-	// under the key kid.
-	VerifyMAC(kid string, msg, mac []byte) bool
-}
-
 // signed is the content of a signed ticket (ST or PT): its serial, validity
 // window, issuing centre and the instance that holds it (Replica), under a
 // signature from the key ring.
@@ -115,31 +106,44 @@ func ValidReplica(r string) bool {
 
 var errMalformed = errors.New("malformed ticket")
 
+// signedDomain starts what a ticket's signature covers.
+const signedDomain = "uias ticket v1\x00"
+
 // signedMsg appends what the signature covers to dst.
 func signedMsg(dst []byte, prefix, body string) []byte {
-	dst = append(dst, "uias ticket v1\x00"...)
+	dst = append(dst, signedDomain...)
 	return append(append(dst, prefix...), body...)
 }
 
 // newSigned makes a signed ticket value:
 //
 //	<prefix><serial>-<issued ms base36>-<expires ms base36>-<centre>-<replica>-<key id hex>-<mac hex>
-func newSigned(m MACer, prefix, centre, replica string, issued, expires time.Time) (string, signed) {
-	b := make([]byte, serialBytes)
-	_, _ = rand.Read(b)
-	s := signed{Prefix: prefix, Serial: hex.EncodeToString(b), Issued: issued.Truncate(time.Millisecond),
-		Expires: expires.Truncate(time.Millisecond), Centre: centre, Replica: replica}
-	body := s.Serial + "-" + strconv.FormatInt(s.Issued.UnixMilli(), 36) + "-" +
-		strconv.FormatInt(s.Expires.UnixMilli(), 36) + "-" + centre + "-" + replica
-	var msg [128]byte
+func newSigned(m *crypto.Signer, prefix, centre, replica string, issued, expires time.Time) (string, signed) {
+	var serial [serialBytes]byte
+	_, _ = rand.Read(serial[:])
+	s := signed{Prefix: prefix, Issued: issued.Truncate(time.Millisecond), Expires: expires.Truncate(time.Millisecond),
+		Centre: centre, Replica: replica}
+	// Written into one buffer (this is on every ticket issued): one
+	// allocation, the value itself.
+	var buf [MaxTicketLen + len(signedDomain)]byte
+	b := append(buf[:0], signedDomain...)
+	b = append(b, prefix...)
+	b = hex.AppendEncode(b, serial[:])
+	b = strconv.AppendInt(append(b, '-'), s.Issued.UnixMilli(), 36)
+	b = strconv.AppendInt(append(b, '-'), s.Expires.UnixMilli(), 36)
+	b = append(append(append(append(b, '-'), centre...), '-'), replica...)
 	var sum [sha256.Size]byte
-	kid, raw := m.AppendMAC(sum[:0], signedMsg(msg[:0], prefix, body))
-	return prefix + body + "-" + hex.EncodeToString([]byte(kid)) + "-" + hex.EncodeToString(raw), s
+	kid, raw := m.AppendMAC(sum[:0], b) // the domain, the prefix and the body: signedMsg
+	b = hex.AppendEncode(append(b, '-'), []byte(kid))
+	b = hex.AppendEncode(append(b, '-'), raw)
+	t := string(b[len(signedDomain):])
+	s.Serial = t[len(prefix) : len(prefix)+2*serialBytes]
+	return t, s
 }
 
 // parseSigned checks the form and the signature of a signed ticket value
 // with prefix, without any lookup.
-func parseSigned(m MACer, prefix, t string) (signed, error) {
+func parseSigned(m *crypto.Signer, prefix, t string) (signed, error) {
 	if !strings.HasPrefix(t, prefix) || !ValidTicketChars(t) {
 		return signed{}, errMalformed
 	}
@@ -167,7 +171,16 @@ func parseSigned(m MACer, prefix, t string) (signed, error) {
 	}
 	is, err1 := strconv.ParseInt(issued, 36, 64)
 	ex, err2 := strconv.ParseInt(expires, 36, 64)
-	kid, err3 := hex.DecodeString(kidHex)
+	var kidBuf [64]byte // a ring's key ids are at most 64 bytes (crypto.CheckKeyID)
+	var kid []byte
+	var err3 error
+	if len(kidHex) <= 2*len(kidBuf) {
+		var n int
+		n, err3 = hex.Decode(kidBuf[:], []byte(kidHex))
+		kid = kidBuf[:n]
+	} else {
+		kid, err3 = hex.DecodeString(kidHex)
+	}
 	var mac [sha256.Size]byte
 	_, err4 := hex.Decode(mac[:], []byte(macHex)) // 64 hex digits (checked above)
 	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || len(kid) == 0 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 )
 
@@ -92,8 +93,9 @@ type Ending func(s *Session, reason string)
 
 // Deps are what a Service needs.
 type Deps struct {
-	Store  Store
-	MAC    MACer
+	Store Store
+	// MAC signs and checks signed tickets (the key ring's signer).
+	MAC    *crypto.Signer
 	Audit  AuditSink // nil: none
 	Logger *zap.Logger
 	Now    func() time.Time
@@ -106,7 +108,7 @@ type Deps struct {
 // Service is the ticket domain.
 type Service struct {
 	store   Store
-	mac     MACer
+	mac     *crypto.Signer
 	sink    AuditSink
 	later   LaterSink // sink, when it builds events itself
 	log     *zap.Logger

@@ -53,7 +53,7 @@ type fixture struct {
 	nc    *nats.Conn
 	audit *recorder
 	clock *clock
-	mac   ticket.MACer
+	mac   *crypto.Signer
 	cfg   ticket.Config
 
 	services *memServices
@@ -76,7 +76,7 @@ func (c *clock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func signer(t testing.TB) ticket.MACer {
+func signer(t testing.TB) *crypto.Signer {
 	t.Helper()
 	ring, err := crypto.ParseRing(crypto.NewRingJSON())
 	if err != nil {
