@@ -32,20 +32,41 @@ const (
 	serialBytes = 16
 )
 
-// The character classes of ticket values, checked byte by byte (every
-// validation parses a ticket: a regular expression cost more than the
-// rest of the parse).
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-func isLower(c byte) bool { return 'a' <= c && c <= 'z' }
-func isAlnum(c byte) bool { return isDigit(c) || isLower(c) || ('A' <= c && c <= 'Z') }
+// The character classes of ticket values, checked byte by byte with a
+// table (every issue and validation checks a few hundred bytes: a regular
+// expression cost more than the rest of the parse, a predicate called per
+// byte still ~7 ns a byte).
+const (
+	classDigit  uint8 = 1 << iota // 0-9
+	classLower                    // a-z
+	classUpper                    // A-Z
+	classHyphen                   // -
+	classHexLow                   // a-f
+)
 
-// all reports whether s is not empty and every byte of it is in class.
-func all(s string, class func(byte) bool) bool {
+var charClass = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] |= classDigit
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] |= classLower
+		t[c-'a'+'A'] |= classUpper
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] |= classHexLow
+	}
+	t['-'] |= classHyphen
+	return t
+}()
+
+// allIn reports whether s is not empty and every byte of it is in one of
+// the classes of set.
+func allIn(s string, set uint8) bool {
 	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !class(s[i]) {
+		if charClass[s[i]]&set == 0 {
 			return false
 		}
 	}
@@ -56,17 +77,17 @@ func all(s string, class func(byte) bool) bool {
 // allows (A-Z, a-z, 0-9 and -; deployed clients drop tickets with others)
 // and at most MaxTicketLen of them.
 func ValidTicketChars(t string) bool {
-	return len(t) <= MaxTicketLen && all(t, func(c byte) bool { return isAlnum(c) || c == '-' })
+	return len(t) <= MaxTicketLen && allIn(t, classDigit|classLower|classUpper|classHyphen)
 }
 
 // validCentre reports whether c is a centre code (it goes into ticket
 // values): 1-16 letters or digits.
-func validCentre(c string) bool { return len(c) <= 16 && all(c, isAlnum) }
+func validCentre(c string) bool { return len(c) <= 16 && allIn(c, classDigit|classLower|classUpper) }
 
 // lowerHex reports whether s is lower-case hex, how serials, key ids and
 // MACs are written (one spelling only).
 func lowerHex(s string) bool {
-	return all(s, func(c byte) bool { return isDigit(c) || ('a' <= c && c <= 'f') })
+	return allIn(s, classDigit|classHexLow)
 }
 
 // newOpaque returns prefix + 256 random bits (hex) + "-" + centre.
@@ -101,7 +122,7 @@ type signed struct {
 // ValidReplica reports whether r may name an instance in ticket values
 // (Store.Replica): 1-16 lower-case letters or digits.
 func ValidReplica(r string) bool {
-	return len(r) <= 16 && all(r, func(c byte) bool { return isDigit(c) || isLower(c) })
+	return len(r) <= 16 && allIn(r, classDigit|classLower)
 }
 
 var errMalformed = errors.New("malformed ticket")

@@ -35,6 +35,32 @@ func TestTicketCharClasses(t *testing.T) {
 	}
 }
 
+// TestCharClassTable: every byte is in exactly the classes the character
+// ranges say (the checks read the table).
+func TestCharClassTable(t *testing.T) {
+	for i := range 256 {
+		c := byte(i)
+		digit, lower, upper := '0' <= c && c <= '9', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z'
+		for set, want := range map[uint8]bool{
+			classDigit | classLower | classUpper | classHyphen: digit || lower || upper || c == '-', // ValidTicketChars
+			classDigit | classLower | classUpper:               digit || lower || upper,             // validCentre
+			classDigit | classHexLow:                           digit || 'a' <= c && c <= 'f',       // lowerHex
+			classDigit | classLower:                            digit || lower,                      // ValidReplica
+			classDigit | classLower | classHyphen:              digit || lower || c == '-',          // host labels
+		} {
+			if got := allIn(string([]byte{c}), set); got != want {
+				t.Errorf("byte %#x in %05b: %v, want %v", c, set, got, want)
+			}
+			if got := allIn(string([]byte{'0', c, '0'}), set); got != want {
+				t.Errorf("byte %#x inside, in %05b: %v, want %v", c, set, got, want)
+			}
+		}
+	}
+	if allIn("", classDigit) {
+		t.Error("the empty string is in a class")
+	}
+}
+
 // BenchmarkParseSigned measures the parse and signature check of a
 // service ticket value.
 func BenchmarkParseSigned(b *testing.B) {

@@ -113,7 +113,7 @@ func validHost(host string) bool {
 	for {
 		label, rest, more := strings.Cut(host, ".")
 		if label == "" || label[0] == '-' || label[len(label)-1] == '-' ||
-			!all(label, func(c byte) bool { return isDigit(c) || isLower(c) || c == '-' }) {
+			!allIn(label, classDigit|classLower|classHyphen) {
 			return false
 		}
 		if !more {
