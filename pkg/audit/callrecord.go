@@ -39,8 +39,8 @@ type callRecord struct {
 // goes out if the process keeps no access record of the call after all
 // (access records off). It reports false when ctx serves no call that
 // leaves an access record (not served, nested, or a record handed
-// already): the component then publishes the record itself. a and its
-// Detail must not change afterwards.
+// already): the component then publishes the record itself. a, its
+// Detail and its Fields must not change afterwards.
 func (b *Builder) ForCall(ctx context.Context, a Action, publish func(events.Later)) bool {
 	return grpcx.HandRecord(ctx, &callRecord{l: laterAction{b: b, c: caller.From(ctx), end: b.now(), a: a}, publish: publish})
 }
@@ -69,7 +69,8 @@ func (r *callRecord) Event() events.Event {
 	if acc == nil {
 		return l.Event()
 	}
-	rec := l.b.record(l.c, l.end, l.a)
+	var room [maxDetail]events.DetailField
+	rec, detail := l.b.record(l.c, l.end, l.a, room[:0])
 	c, o := acc.call, acc.origin
 	if rec.Serial == "" {
 		rec.Serial, rec.TraceID = Text(acc.requestID), Text(acc.requestID)
@@ -85,10 +86,7 @@ func (r *callRecord) Event() events.Event {
 	}
 	rec.DurationMS = float64(c.Duration.Microseconds()) / 1000
 	rec.Time = c.Start.Add(c.Duration).UTC()
-	if len(rec.Detail) == 0 { // else a copy already
-		rec.Detail = make(map[string]string, 2)
-	}
-	rec.Detail[DetailMethod] = Text(strings.TrimPrefix(c.Method, "/"))
-	rec.Detail[DetailGRPCCode] = c.Code.String()
-	return l.b.eventOf(l.a.API, rec)
+	detail = append(detail, events.DetailField{Key: DetailMethod, Value: Text(strings.TrimPrefix(c.Method, "/"))},
+		events.DetailField{Key: DetailGRPCCode, Value: c.Code.String()})
+	return l.b.eventOf(l.a.API, &rec, detail)
 }
