@@ -403,6 +403,9 @@ func (r *Registry) remember(list []*compiled, raw string, c *compiled) {
 // Match returns the registered service of a service URL, or
 // ErrServiceNotRegistered.
 func (r *Registry) Match(ctx context.Context, raw string) (*RegisteredService, error) {
+	if raw == "" || len(raw) > MaxServiceURLLen {
+		return nil, ErrServiceNotRegistered // checkURL's first refusal, before hashing raw
+	}
 	r.mu.Lock()
 	if c := r.hits[raw]; c != nil && r.fresh() {
 		r.mu.Unlock()

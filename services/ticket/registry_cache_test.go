@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,7 +98,9 @@ func TestRegistryMatchCacheRefusesBadURLs(t *testing.T) {
 		"http://good.example.com/app/page",
 		"https://good.example.com.evil.example/app/page",
 		"//good.example.com/app/page",
-		"https://other.example/app/page", // well formed, unregistered
+		"https://other.example/app/page",                          // well formed, unregistered
+		good + "?" + strings.Repeat("x", ticket.MaxServiceURLLen), // too long
+		"",
 	} {
 		for i := range 3 {
 			if s, err := reg.Match(ctx, raw); !errors.Is(err, ticket.ErrServiceNotRegistered) {
