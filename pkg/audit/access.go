@@ -94,7 +94,6 @@ func (a *Access) Event() events.Event {
 		Serial: Text(rid), TraceID: Text(rid), AppID: mask(app), API: Text(strings.TrimPrefix(c.Method, "/")),
 		Actor: mask(actor), Result: AccessResult(c.Code), Reason: Text(reason),
 		DurationMS: float64(c.Duration.Microseconds()) / 1000, Time: end,
-		Detail: map[string]string{"code": c.Code.String()},
 	}
 	ip := cl.ClientIP
 	if !ip.IsValid() {
@@ -103,7 +102,7 @@ func (a *Access) Event() events.Event {
 	if ip.IsValid() {
 		rec.ClientIP = ip.String()
 	}
-	return events.Event{ID: ids.New(), Subject: AccessSubject(a.component), Type: TypeAccess, Time: end, Payload: encode(&rec)}
+	return events.Event{ID: ids.New(), Subject: AccessSubject(a.component), Type: TypeAccess, Time: end, Payload: encode(&rec, []events.DetailField{{Key: "code", Value: c.Code.String()}})}
 }
 
 // mask makes a caller-supplied value safe (Text) with ID and phone numbers

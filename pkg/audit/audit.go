@@ -41,6 +41,10 @@ type Action struct {
 	Reason  string    // e.g. "OK", "BAD_CREDENTIALS"
 	Start   time.Time // when the call started (the record's duration ends now)
 	Detail  map[string]string
+	// Fields is more detail, as fields (no map to build and copy: what a
+	// component auditing every call of a hot path gives); of the same key,
+	// a field counts over Detail's entry and a later field over an earlier.
+	Fields []events.DetailField
 }
 
 // Builder makes the AUDIT events of one component.
@@ -67,8 +71,8 @@ func (b *Builder) Event(ctx context.Context, a Action) events.Event {
 
 // Later is Event built later: the caller and the end are taken now, the
 // record is encoded when the returned value's Event is called (by whoever
-// publishes it, off the call's path). a and its Detail must not change
-// afterwards.
+// publishes it, off the call's path). a, its Detail and its Fields must
+// not change afterwards.
 func (b *Builder) Later(ctx context.Context, a Action) events.Later {
 	return &laterAction{b: b, c: caller.From(ctx), end: b.now(), a: a}
 }
@@ -83,17 +87,23 @@ type laterAction struct {
 func (l *laterAction) Event() events.Event { return l.b.event(l.c, l.end, l.a) }
 
 func (b *Builder) event(c *caller.Caller, end time.Time, a Action) events.Event {
-	return b.eventOf(a.API, b.record(c, end, a))
+	var room [maxDetail]events.DetailField
+	rec, detail := b.record(c, end, a, room[:0])
+	return b.eventOf(a.API, &rec, detail)
 }
 
-// record is the audit record of a done for c, ending at end.
-func (b *Builder) record(c *caller.Caller, end time.Time, a Action) events.AuditRecord {
-	detail := a.Detail
-	if len(detail) > 0 {
-		detail = make(map[string]string, len(a.Detail))
-		for k, v := range a.Detail {
-			detail[Text(k)] = Text(v)
-		}
+// maxDetail is how many detail fields a record is built with without a
+// heap allocation.
+const maxDetail = 12
+
+// record is the audit record of a done for c, ending at end, without its
+// detail: a.Detail's entries (made safe, Text) are appended to detail.
+func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []events.DetailField) (events.AuditRecord, []events.DetailField) {
+	for k, v := range a.Detail {
+		detail = append(detail, events.DetailField{Key: Text(k), Value: Text(v)})
+	}
+	for _, f := range a.Fields {
+		detail = append(detail, events.DetailField{Key: Text(f.Key), Value: Text(f.Value)})
 	}
 	// Subjects and details may hold what a caller sent (a login name, a
 	// claimed App_ID): capped and escaped (Text), so a caller can neither
@@ -101,30 +111,32 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action) events.Audit
 	rec := events.AuditRecord{
 		Serial: Text(c.RequestID), TraceID: Text(c.RequestID), AppID: Text(c.AppID()), API: a.API,
 		Actor: Text(c.Actor()), Subject: Text(a.Subject), Org: Text(a.Org), Result: a.Result, Reason: a.Reason,
-		DurationMS: float64(end.Sub(a.Start).Microseconds()) / 1000, Time: end.UTC(), Detail: detail,
+		DurationMS: float64(end.Sub(a.Start).Microseconds()) / 1000, Time: end.UTC(),
 	}
 	if c.ClientIP.IsValid() {
 		rec.ClientIP = c.ClientIP.String()
 	}
-	return rec
+	return rec, detail
 }
 
-// eventOf is the AUDIT event of rec, a record of api.
-func (b *Builder) eventOf(api string, rec events.AuditRecord) events.Event {
+// eventOf is the AUDIT event of rec, a record of api, with detail (in any
+// order; of fields with the same key the last one given counts).
+func (b *Builder) eventOf(api string, rec *events.AuditRecord, detail []events.DetailField) events.Event {
 	return events.Event{ID: ids.New(), Subject: "uias.audit." + b.component + "." + api, Type: "audit." + api,
-		Time: rec.Time, Payload: encode(&rec)}
+		Time: rec.Time, Payload: encode(rec, detail)}
 }
 
 // scratch holds the buffers records are encoded into (encode).
 var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// encode returns rec's JSON (events.AuditRecord.AppendJSON, the bytes
-// json.Marshal writes), encoded into a reused buffer and copied out at its
-// size. A record json.Marshal would refuse (a NaN duration, a year past
-// 9999: never made here) has no payload, as before.
-func encode(rec *events.AuditRecord) []byte {
+// encode returns rec's JSON with detail (events.AuditRecord.AppendJSONDetail,
+// the bytes json.Marshal writes for rec with that detail map), encoded into
+// a reused buffer and copied out at its size. A record json.Marshal would
+// refuse (a NaN duration, a year past 9999: never made here) has no
+// payload, as before.
+func encode(rec *events.AuditRecord, detail []events.DetailField) []byte {
 	bp := scratch.Get().(*[]byte)
-	b, err := rec.AppendJSON((*bp)[:0])
+	b, err := rec.AppendJSONDetail((*bp)[:0], detail)
 	var out []byte
 	if err == nil {
 		out = bytes.Clone(b)

@@ -42,8 +42,8 @@ type callRecord struct {
 // goes out if the process keeps no access record of the call after all
 // (access records off). It reports false when ctx serves no call that
 // leaves an access record (not served, nested, or a record handed
-// already): the component then publishes the record itself. a and its
-// Detail must not change afterwards.
+// already): the component then publishes the record itself. a, its
+// Detail and its Fields must not change afterwards.
 func (b *Builder) ForCall(ctx context.Context, a Action, publish func(events.Later)) bool {
 	return grpcx.HandRecord(ctx, &callRecord{l: laterAction{b: b, c: caller.From(ctx), end: b.now(), a: a}, publish: publish})
 }
@@ -72,7 +72,8 @@ func (r *callRecord) Event() events.Event {
 	if acc == nil {
 		return l.Event()
 	}
-	rec := l.b.record(l.c, l.end, l.a)
+	var room [maxDetail]events.DetailField
+	rec, detail := l.b.record(l.c, l.end, l.a, room[:0])
 	c, o := acc.call, acc.origin
 	if rec.Serial == "" {
 		rec.Serial, rec.TraceID = Text(acc.requestID), Text(acc.requestID)
@@ -88,19 +89,19 @@ func (r *callRecord) Event() events.Event {
 	}
 	rec.DurationMS = float64(c.Duration.Microseconds()) / 1000
 	rec.Time = c.Start.Add(c.Duration).UTC()
-	if len(rec.Detail) == 0 { // else a copy already
-		rec.Detail = make(map[string]string, 2)
-	}
-	addCallDetail(rec.Detail, DetailMethod, Text(strings.TrimPrefix(c.Method, "/")))
-	addCallDetail(rec.Detail, DetailGRPCCode, c.Code.String())
-	return l.b.eventOf(l.a.API, rec)
+	detail = addCallDetail(detail, DetailMethod, Text(strings.TrimPrefix(c.Method, "/")))
+	detail = addCallDetail(detail, DetailGRPCCode, c.Code.String())
+	return l.b.eventOf(l.a.API, &rec, detail)
 }
 
-// addCallDetail sets the call's detail key k to v in d, or, when the
+// addCallDetail adds the call's detail key k with v to d, or, when the
 // component's detail has k already, DetailCallPrefix + k.
-func addCallDetail(d map[string]string, k, v string) {
-	if _, taken := d[k]; taken {
-		k = DetailCallPrefix + k
+func addCallDetail(d []events.DetailField, k, v string) []events.DetailField {
+	for _, f := range d {
+		if f.Key == k {
+			k = DetailCallPrefix + k
+			break
+		}
 	}
-	d[k] = v
+	return append(d, events.DetailField{Key: k, Value: v})
 }

@@ -78,19 +78,33 @@ type macKey struct {
 	pool sync.Pool
 }
 
+// macState is a keyed HMAC state with room for a message and its MAC:
+// what goes through the hash.Hash interface is its own memory, so the
+// callers' buffers (a message and a MAC on the stack) do not escape to the
+// heap.
+type macState struct {
+	h   hash.Hash
+	msg []byte
+	out [sha256.Size]byte
+}
+
 func newMACKey(k []byte) *macKey {
 	key := append([]byte(nil), k...)
 	m := &macKey{}
-	m.pool.New = func() any { return hmac.New(sha256.New, key) }
+	m.pool.New = func() any { return &macState{h: hmac.New(sha256.New, key), msg: make([]byte, 0, 256)} }
 	return m
 }
 
 // sum appends the MAC of msg to dst.
 func (m *macKey) sum(dst, msg []byte) []byte {
-	h := m.pool.Get().(hash.Hash)
-	h.Write(msg)
-	dst = h.Sum(dst)
-	h.Reset()
-	m.pool.Put(h)
+	st := m.pool.Get().(*macState)
+	st.msg = append(st.msg[:0], msg...)
+	st.h.Write(st.msg)
+	dst = append(dst, st.h.Sum(st.out[:0])...)
+	st.h.Reset()
+	if cap(st.msg) > 4096 { // a long message's copy is not kept
+		st.msg = make([]byte, 0, 256)
+	}
+	m.pool.Put(st)
 	return dst
 }

@@ -58,6 +58,21 @@ func checkRecord(t testing.TB, r events.AuditRecord) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("AppendJSON\n got %s\nwant %s", got, want)
 	}
+	// The same bytes from the detail as fields in any order, each key
+	// given first with a value a later field of the key replaces, whatever
+	// r.Detail holds meanwhile.
+	fields := make([]events.DetailField, 0, 2*len(r.Detail))
+	for k := range r.Detail {
+		fields = append(fields, events.DetailField{Key: k, Value: "stale " + k})
+	}
+	for k, v := range r.Detail {
+		fields = append(fields, events.DetailField{Key: k, Value: v})
+	}
+	withFields := r
+	withFields.Detail = map[string]string{"ignored": "x"}
+	if got, err := withFields.AppendJSONDetail([]byte("prefix"), fields); err != nil || !bytes.Equal(got, append([]byte("prefix"), want...)) {
+		t.Fatalf("AppendJSONDetail\n got %s (%v)\nwant prefix%s", got, err, want)
+	}
 	var back, wantBack events.AuditRecord
 	if err := json.Unmarshal(got, &back); err != nil {
 		t.Fatalf("%s does not decode: %v", got, err)
@@ -79,6 +94,11 @@ func TestAuditRecordAppendJSON(t *testing.T) {
 			checkRecord(t, r)
 		}
 	}
+	many := map[string]string{}
+	for i := range 40 { // more fields than AppendJSONDetail orders on the stack
+		many[string(rune('z'-i%26))+hostileText[i%len(hostileText)]] = hostileText[(i+3)%len(hostileText)]
+	}
+	checkRecord(t, events.AuditRecord{Detail: many})
 	for _, d := range []float64{0, 0.001, 2.5, 1234.567, 1e-7, 1e21} {
 		checkRecord(t, events.AuditRecord{DurationMS: d, Detail: map[string]string{}})
 	}
@@ -90,6 +110,9 @@ func TestAuditRecordAppendJSON(t *testing.T) {
 		}
 		if got, err := r.AppendJSON([]byte("x")); err == nil || string(got) != "x" {
 			t.Errorf("%+v: got %s, %v; want x and an error", r, got, err)
+		}
+		if got, err := r.AppendJSONDetail([]byte("x"), []events.DetailField{{Key: "k", Value: "v"}}); err == nil || string(got) != "x" {
+			t.Errorf("%+v with fields: got %s, %v; want x and an error", r, got, err)
 		}
 	}
 }

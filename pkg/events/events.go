@@ -152,7 +152,73 @@ type AuditRecord struct {
 // in the struct's order (TestAuditRecordAppendJSON compares every field
 // with encoding/json).
 func (r *AuditRecord) AppendJSON(b []byte) ([]byte, error) {
-	b0, err := b, error(nil)
+	b0 := b
+	b, err := r.appendHead(b)
+	if err != nil {
+		return b0, err
+	}
+	if len(r.Detail) > 0 { // omitempty
+		b = jsonenc.AppendStringMap(append(b, `,"detail":`...), r.Detail)
+	}
+	return append(b, '}'), nil
+}
+
+// DetailField is an entry of an audit record's detail (AppendJSONDetail).
+type DetailField struct{ Key, Value string }
+
+// AppendJSONDetail is AppendJSON with the detail given as fields, in any
+// order, instead of r.Detail (which it ignores): the bytes AppendJSON
+// writes for the record whose Detail map was set from the fields one by
+// one (of fields with the same key the last counts). A producer builds
+// its records' details so, without a map.
+func (r *AuditRecord) AppendJSONDetail(b []byte, detail []DetailField) ([]byte, error) {
+	b0 := b
+	b, err := r.appendHead(b)
+	if err != nil {
+		return b0, err
+	}
+	if len(detail) > 0 { // omitempty
+		// The fields' order by key (JSON of a map: sorted keys), as
+		// indexes: sorting the fields themselves would move strings.
+		var small [32]uint16
+		order := small[:0]
+		if len(detail) > len(small) {
+			order = make([]uint16, 0, len(detail))
+		}
+		for i := range detail {
+			order = append(order, uint16(i))
+		}
+		if len(order) <= len(small) { // insertion sort: a few fields
+			for i := 1; i < len(order); i++ {
+				for j := i; j > 0 && detail[order[j]].Key < detail[order[j-1]].Key; j-- {
+					order[j], order[j-1] = order[j-1], order[j]
+				}
+			}
+		} else {
+			slices.SortStableFunc(order, func(x, y uint16) int { return strings.Compare(detail[x].Key, detail[y].Key) })
+		}
+		b = append(b, `,"detail":{`...)
+		first := true
+		for k, i := range order {
+			f := &detail[i]
+			if k+1 < len(order) && detail[order[k+1]].Key == f.Key {
+				continue // a later field of the same key
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = jsonenc.AppendString(b, f.Key)
+			b = jsonenc.AppendString(append(b, ':'), f.Value)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+// appendHead appends the record up to its detail (AppendJSON).
+func (r *AuditRecord) appendHead(b []byte) ([]byte, error) {
+	var err error
 	b = jsonenc.AppendString(append(b, `{"serial":`...), r.Serial)
 	b = jsonenc.AppendString(append(b, `,"trace_id":`...), r.TraceID)
 	b = jsonenc.AppendString(append(b, `,"app_id":`...), r.AppID)
@@ -163,14 +229,8 @@ func (r *AuditRecord) AppendJSON(b []byte) ([]byte, error) {
 	b = jsonenc.AppendString(append(b, `,"result":`...), r.Result)
 	b = jsonenc.AppendString(append(b, `,"reason":`...), r.Reason)
 	if b, err = jsonenc.AppendFloat(append(b, `,"duration_ms":`...), r.DurationMS); err != nil {
-		return b0, err
+		return b, err
 	}
 	b = jsonenc.AppendString(append(b, `,"client_ip":`...), r.ClientIP)
-	if b, err = jsonenc.AppendTime(append(b, `,"time":`...), r.Time); err != nil {
-		return b0, err
-	}
-	if len(r.Detail) > 0 { // omitempty
-		b = jsonenc.AppendStringMap(append(b, `,"detail":`...), r.Detail)
-	}
-	return append(b, '}'), nil
+	return jsonenc.AppendTime(append(b, `,"time":`...), r.Time)
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/uias/uias/pkg/crypto"
 )
 
 // Ticket prefixes (CAS 3.0).
@@ -30,20 +32,41 @@ const (
 	serialBytes = 16
 )
 
-// The character classes of ticket values, checked byte by byte (every
-// validation parses a ticket: a regular expression cost more than the
-// rest of the parse).
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-func isLower(c byte) bool { return 'a' <= c && c <= 'z' }
-func isAlnum(c byte) bool { return isDigit(c) || isLower(c) || ('A' <= c && c <= 'Z') }
+// The character classes of ticket values, checked byte by byte with a
+// table (every issue and validation checks a few hundred bytes: a regular
+// expression cost more than the rest of the parse, a predicate called per
+// byte still ~7 ns a byte).
+const (
+	classDigit  uint8 = 1 << iota // 0-9
+	classLower                    // a-z
+	classUpper                    // A-Z
+	classHyphen                   // -
+	classHexLow                   // a-f
+)
 
-// all reports whether s is not empty and every byte of it is in class.
-func all(s string, class func(byte) bool) bool {
+var charClass = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] |= classDigit
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] |= classLower
+		t[c-'a'+'A'] |= classUpper
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] |= classHexLow
+	}
+	t['-'] |= classHyphen
+	return t
+}()
+
+// allIn reports whether s is not empty and every byte of it is in one of
+// the classes of set.
+func allIn(s string, set uint8) bool {
 	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !class(s[i]) {
+		if charClass[s[i]]&set == 0 {
 			return false
 		}
 	}
@@ -54,17 +77,17 @@ func all(s string, class func(byte) bool) bool {
 // allows (A-Z, a-z, 0-9 and -; deployed clients drop tickets with others)
 // and at most MaxTicketLen of them.
 func ValidTicketChars(t string) bool {
-	return len(t) <= MaxTicketLen && all(t, func(c byte) bool { return isAlnum(c) || c == '-' })
+	return len(t) <= MaxTicketLen && allIn(t, classDigit|classLower|classUpper|classHyphen)
 }
 
 // validCentre reports whether c is a centre code (it goes into ticket
 // values): 1-16 letters or digits.
-func validCentre(c string) bool { return len(c) <= 16 && all(c, isAlnum) }
+func validCentre(c string) bool { return len(c) <= 16 && allIn(c, classDigit|classLower|classUpper) }
 
 // lowerHex reports whether s is lower-case hex, how serials, key ids and
 // MACs are written (one spelling only).
 func lowerHex(s string) bool {
-	return all(s, func(c byte) bool { return isDigit(c) || ('a' <= c && c <= 'f') })
+	return allIn(s, classDigit|classHexLow)
 }
 
 // newOpaque returns prefix + 256 random bits (hex) + "-" + centre.
@@ -84,17 +107,6 @@ func keyOf(t string) string {
 // SessionID is the public id of the session of a TGT (a hash of it).
 func SessionID(tgt string) string { return keyOf(tgt) }
 
-// MACer signs and checks ticket bodies with raw MACs (crypto.Signer of the
-// key ring).
-type MACer interface {
-	// AppendMAC appends the MAC of msg under the active key to dst and
-	// returns the key's id with it.
-	AppendMAC(dst, msg []byte) (kid string, out []byte)
-	// VerifyMAC reports, in constant time, whether mac is the MAC of msg
-	// under the key kid.
-	VerifyMAC(kid string, msg, mac []byte) bool
-}
-
 // signed is the content of a signed ticket (ST or PT): its serial, validity
 // window, issuing centre and the instance that holds it (Replica), under a
 // signature from the key ring.
@@ -110,36 +122,49 @@ type signed struct {
 // ValidReplica reports whether r may name an instance in ticket values
 // (Store.Replica): 1-16 lower-case letters or digits.
 func ValidReplica(r string) bool {
-	return len(r) <= 16 && all(r, func(c byte) bool { return isDigit(c) || isLower(c) })
+	return len(r) <= 16 && allIn(r, classDigit|classLower)
 }
 
 var errMalformed = errors.New("malformed ticket")
 
+// signedDomain starts what a ticket's signature covers.
+const signedDomain = "uias ticket v1\x00"
+
 // signedMsg appends what the signature covers to dst.
 func signedMsg(dst []byte, prefix, body string) []byte {
-	dst = append(dst, "uias ticket v1\x00"...)
+	dst = append(dst, signedDomain...)
 	return append(append(dst, prefix...), body...)
 }
 
 // newSigned makes a signed ticket value:
 //
 //	<prefix><serial>-<issued ms base36>-<expires ms base36>-<centre>-<replica>-<key id hex>-<mac hex>
-func newSigned(m MACer, prefix, centre, replica string, issued, expires time.Time) (string, signed) {
-	b := make([]byte, serialBytes)
-	_, _ = rand.Read(b)
-	s := signed{Prefix: prefix, Serial: hex.EncodeToString(b), Issued: issued.Truncate(time.Millisecond),
-		Expires: expires.Truncate(time.Millisecond), Centre: centre, Replica: replica}
-	body := s.Serial + "-" + strconv.FormatInt(s.Issued.UnixMilli(), 36) + "-" +
-		strconv.FormatInt(s.Expires.UnixMilli(), 36) + "-" + centre + "-" + replica
-	var msg [128]byte
+func newSigned(m *crypto.Signer, prefix, centre, replica string, issued, expires time.Time) (string, signed) {
+	var serial [serialBytes]byte
+	_, _ = rand.Read(serial[:])
+	s := signed{Prefix: prefix, Issued: issued.Truncate(time.Millisecond), Expires: expires.Truncate(time.Millisecond),
+		Centre: centre, Replica: replica}
+	// Written into one buffer (this is on every ticket issued): one
+	// allocation, the value itself.
+	var buf [MaxTicketLen + len(signedDomain)]byte
+	b := append(buf[:0], signedDomain...)
+	b = append(b, prefix...)
+	b = hex.AppendEncode(b, serial[:])
+	b = strconv.AppendInt(append(b, '-'), s.Issued.UnixMilli(), 36)
+	b = strconv.AppendInt(append(b, '-'), s.Expires.UnixMilli(), 36)
+	b = append(append(append(append(b, '-'), centre...), '-'), replica...)
 	var sum [sha256.Size]byte
-	kid, raw := m.AppendMAC(sum[:0], signedMsg(msg[:0], prefix, body))
-	return prefix + body + "-" + hex.EncodeToString([]byte(kid)) + "-" + hex.EncodeToString(raw), s
+	kid, raw := m.AppendMAC(sum[:0], b) // the domain, the prefix and the body: signedMsg
+	b = hex.AppendEncode(append(b, '-'), []byte(kid))
+	b = hex.AppendEncode(append(b, '-'), raw)
+	t := string(b[len(signedDomain):])
+	s.Serial = t[len(prefix) : len(prefix)+2*serialBytes]
+	return t, s
 }
 
 // parseSigned checks the form and the signature of a signed ticket value
 // with prefix, without any lookup.
-func parseSigned(m MACer, prefix, t string) (signed, error) {
+func parseSigned(m *crypto.Signer, prefix, t string) (signed, error) {
 	if !strings.HasPrefix(t, prefix) || !ValidTicketChars(t) {
 		return signed{}, errMalformed
 	}
@@ -167,7 +192,16 @@ func parseSigned(m MACer, prefix, t string) (signed, error) {
 	}
 	is, err1 := strconv.ParseInt(issued, 36, 64)
 	ex, err2 := strconv.ParseInt(expires, 36, 64)
-	kid, err3 := hex.DecodeString(kidHex)
+	var kidBuf [64]byte // a ring's key ids are at most 64 bytes (crypto.CheckKeyID)
+	var kid []byte
+	var err3 error
+	if len(kidHex) <= 2*len(kidBuf) {
+		var n int
+		n, err3 = hex.Decode(kidBuf[:], []byte(kidHex))
+		kid = kidBuf[:n]
+	} else {
+		kid, err3 = hex.DecodeString(kidHex)
+	}
 	var mac [sha256.Size]byte
 	_, err4 := hex.Decode(mac[:], []byte(macHex)) // 64 hex digits (checked above)
 	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || len(kid) == 0 {

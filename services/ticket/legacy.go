@@ -10,6 +10,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/events"
 )
 
 // The legacy ssoAuthService interface of the fingerprint server design
@@ -151,10 +152,10 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 	start := s.now()
 	refuse := func(res LegacyResult, reason, msg string, t *Ticket) (*LegacyValidation, error) {
 		a := audit.Action{API: "ticket.validate", Subject: "ticket", Result: audit.ResultFailure, Reason: reason, Start: start,
-			Detail: map[string]string{"code": string(res), "interface": "ssoAuthService"}}
+			Fields: detail("code", string(res), "interface", "ssoAuthService")}
 		if t != nil {
 			a.Subject, a.Org = "user:"+t.UserID, t.OrgID
-			a.Detail["serial"], a.Detail["app_id"] = t.Serial, t.AppID
+			a.Fields = append(a.Fields, events.DetailField{Key: "serial", Value: t.Serial}, events.DetailField{Key: "app_id", Value: t.AppID})
 		}
 		if reason == "CALLER_REFUSED" {
 			a.Result = audit.ResultDenied
@@ -233,8 +234,8 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 	}
 	s.auditCall(ctx, audit.Action{API: "ticket.validate", Subject: "user:" + t.UserID, Org: t.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
-		Detail: map[string]string{"kind": "ST", "serial": t.Serial, "service": t.Service, "app_id": t.AppID,
-			"interface": "ssoAuthService", "scheme": fmt.Sprint(rs.LegacyScheme), "password": fmt.Sprint(out.Password != "")}})
+		Fields: detail("kind", "ST", "serial", t.Serial, "service", t.Service, "app_id", t.AppID,
+			"interface", "ssoAuthService", "scheme", fmt.Sprint(rs.LegacyScheme), "password", fmt.Sprint(out.Password != ""))})
 	return out, nil
 }
 
@@ -321,7 +322,7 @@ func (s *Service) Associate(ctx context.Context, tgt, appID, account, password s
 	}
 	fail := func(err error, reason string) error {
 		s.audit(ctx, audit.Action{API: "account.associate", Subject: "user:" + sess.UserID, Org: sess.OrgID,
-			Result: audit.ResultFailure, Reason: reason, Start: start, Detail: map[string]string{"app_id": appID}})
+			Result: audit.ResultFailure, Reason: reason, Start: start, Fields: detail("app_id", appID)})
 		return err
 	}
 	if s.legacy.Apps == nil || s.legacy.Principals == nil {
@@ -367,7 +368,7 @@ func (s *Service) Associate(ctx context.Context, tgt, appID, account, password s
 	}
 	s.audit(ctx, audit.Action{API: "account.associate", Subject: "user:" + sess.UserID, Org: sess.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
-		Detail: map[string]string{"app_id": appID, "scheme": fmt.Sprint(rs.LegacyScheme)}})
+		Fields: detail("app_id", appID, "scheme", fmt.Sprint(rs.LegacyScheme))})
 	return nil
 }
 

@@ -113,7 +113,7 @@ func validHost(host string) bool {
 	for {
 		label, rest, more := strings.Cut(host, ".")
 		if label == "" || label[0] == '-' || label[len(label)-1] == '-' ||
-			!all(label, func(c byte) bool { return isDigit(c) || isLower(c) || c == '-' }) {
+			!allIn(label, classDigit|classLower|classHyphen) {
 			return false
 		}
 		if !more {
@@ -298,7 +298,17 @@ type Registry struct {
 	mu     sync.Mutex
 	loaded time.Time
 	list   []*compiled
+	// hits remembers which service of list a service URL matched (every
+	// ticket issued checks one; most name the same few URLs), at most
+	// maxHits URLs. It is emptied whenever list is rebuilt (Invalidate,
+	// the refresh period), so a change of the registry is seen as soon as
+	// without it. URLs that match nothing are not remembered: they take
+	// the whole check every time.
+	hits map[string]*compiled
 }
+
+// maxHits bounds Registry.hits (URLs of up to MaxServiceURLLen bytes).
+const maxHits = 1024
 
 // NewRegistry returns a registry over st, rereading it every refresh (5s
 // when 0).
@@ -319,10 +329,16 @@ func (r *Registry) Invalidate() {
 	r.mu.Unlock()
 }
 
+// fresh reports whether list may be used without rereading the store
+// (r.mu held).
+func (r *Registry) fresh() bool {
+	return !r.loaded.IsZero() && r.now().Sub(r.loaded) < r.refresh
+}
+
 func (r *Registry) services(ctx context.Context) ([]*compiled, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.loaded.IsZero() && r.now().Sub(r.loaded) < r.refresh {
+	if r.fresh() {
 		return r.list, nil
 	}
 	all, err := r.store.ListServices(ctx, "")
@@ -364,12 +380,38 @@ func (r *Registry) services(ctx context.Context) ([]*compiled, error) {
 		return len(b.prefix.path) - len(a.prefix.path)
 	})
 	r.list, r.loaded = list, r.now()
+	clear(r.hits)
 	return list, nil
+}
+
+// remember notes that raw matched c of list, unless the registry has been
+// rebuilt since list was read.
+func (r *Registry) remember(list []*compiled, raw string, c *compiled) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(list) == 0 || len(r.list) == 0 || &r.list[0] != &list[0] || !r.fresh() {
+		return
+	}
+	if r.hits == nil {
+		r.hits = make(map[string]*compiled)
+	} else if len(r.hits) >= maxHits {
+		clear(r.hits) // many different URLs: start again rather than grow
+	}
+	r.hits[raw] = c
 }
 
 // Match returns the registered service of a service URL, or
 // ErrServiceNotRegistered.
 func (r *Registry) Match(ctx context.Context, raw string) (*RegisteredService, error) {
+	if raw == "" || len(raw) > MaxServiceURLLen {
+		return nil, ErrServiceNotRegistered // checkURL's first refusal, before hashing raw
+	}
+	r.mu.Lock()
+	if c := r.hits[raw]; c != nil && r.fresh() {
+		r.mu.Unlock()
+		return c.RegisteredService, nil
+	}
+	r.mu.Unlock()
 	u, ok := checkURL(raw)
 	if !ok {
 		return nil, ErrServiceNotRegistered
@@ -380,6 +422,7 @@ func (r *Registry) Match(ctx context.Context, raw string) (*RegisteredService, e
 	}
 	for _, c := range list {
 		if c.matches(raw, u) {
+			r.remember(list, raw, c)
 			return c.RegisteredService, nil
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 )
 
@@ -92,8 +93,9 @@ type Ending func(s *Session, reason string)
 
 // Deps are what a Service needs.
 type Deps struct {
-	Store  Store
-	MAC    MACer
+	Store Store
+	// MAC signs and checks signed tickets (the key ring's signer).
+	MAC    *crypto.Signer
 	Audit  AuditSink // nil: none
 	Logger *zap.Logger
 	Now    func() time.Time
@@ -106,7 +108,7 @@ type Deps struct {
 // Service is the ticket domain.
 type Service struct {
 	store   Store
-	mac     MACer
+	mac     *crypto.Signer
 	sink    AuditSink
 	later   LaterSink // sink, when it builds events itself
 	log     *zap.Logger
@@ -198,7 +200,7 @@ func (s *Service) CreateSession(ctx context.Context, n NewSession) (string, *Ses
 	}
 	s.audit(ctx, audit.Action{API: "session.create", Subject: "user:" + n.UserID, Org: n.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
-		Detail: map[string]string{"session_id": sess.ID, "auth_level": fmt.Sprint(n.AuthLevel)}})
+		Fields: detail("session_id", sess.ID, "auth_level", fmt.Sprint(n.AuthLevel))})
 	return tgt, sess, nil
 }
 
@@ -292,7 +294,7 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 	}
 	s.audit(ctx, audit.Action{API: "session.end", Subject: "user:" + sess.UserID, Org: sess.OrgID,
 		Result: audit.ResultSuccess, Reason: reason, Start: start,
-		Detail: map[string]string{"session_id": sess.ID, "services": fmt.Sprint(len(sess.Services))}})
+		Fields: detail("session_id", sess.ID, "services", fmt.Sprint(len(sess.Services)))})
 	if s.ended != nil {
 		s.ended(sess, reason)
 	}
@@ -323,7 +325,7 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 	rs, err := s.reg.Match(ctx, service)
 	if err != nil {
 		s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultDenied,
-			Reason: reasonOf(err), Start: start, Detail: map[string]string{"service": service}})
+			Reason: reasonOf(err), Start: start, Fields: detail("service", service)})
 		return "", time.Time{}, err
 	}
 	appID := rs.AppID
@@ -345,7 +347,7 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 				_, _ = s.store.ConsumeTicket(ctx, sig.Replica, keyOf(st))
 			}
 			s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultFailure,
-				Reason: reasonOf(err), Start: start, Detail: map[string]string{"service": service, "app_id": appID}})
+				Reason: reasonOf(err), Start: start, Fields: detail("service", service, "app_id", appID)})
 			return "", time.Time{}, err
 		}
 		now := s.now()
@@ -366,7 +368,7 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 				if errors.Is(err, ErrNotFound) { // the session ended here meanwhile
 					err = ErrSessionNotFound
 					s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultFailure,
-						Reason: reasonOf(err), Start: start, Detail: map[string]string{"service": service, "app_id": appID}})
+						Reason: reasonOf(err), Start: start, Fields: detail("service", service, "app_id", appID)})
 				}
 				return "", time.Time{}, err
 			}
@@ -399,9 +401,20 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 	}
 	s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + sess.UserID, Org: sess.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
-		Detail: map[string]string{"kind": "ST", "serial": sig.Serial, "service": service, "app_id": appID,
-			"session_id": id}})
+		Fields: detail("kind", "ST", "serial", sig.Serial, "service", service, "app_id", appID,
+			"session_id", id)})
 	return st, sig.Expires, nil
+}
+
+// detail is an audit record's detail from key, value, key, value...: one
+// allocation, no map (a ticket's records are built on every issue and
+// validation).
+func detail(kv ...string) []events.DetailField {
+	out := make([]events.DetailField, len(kv)/2, len(kv)/2+2) // room for what a refusal adds
+	for i := range out {
+		out[i] = events.DetailField{Key: kv[2*i], Value: kv[2*i+1]}
+	}
+	return out
 }
 
 // recorded reports whether list names service (single logout goes to each
@@ -469,10 +482,10 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	start := s.now()
 	refuse := func(code CasCode, reason, msg string, t *Ticket) (*Validation, error) {
 		a := audit.Action{API: "ticket.validate", Subject: "ticket", Result: audit.ResultFailure, Reason: reason, Start: start,
-			Detail: map[string]string{"code": string(code), "service": v.Service}}
+			Fields: detail("code", string(code), "service", v.Service)}
 		if t != nil {
 			a.Subject, a.Org = "user:"+t.UserID, t.OrgID
-			a.Detail["serial"] = t.Serial
+			a.Fields = append(a.Fields, events.DetailField{Key: "serial", Value: t.Serial})
 		}
 		s.auditCall(ctx, a)
 		return &Validation{Code: code, Message: msg}, nil
@@ -550,8 +563,8 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	}
 	s.auditCall(ctx, audit.Action{API: "ticket.validate", Subject: "user:" + t.UserID, Org: t.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
-		Detail: map[string]string{"kind": string(t.Kind), "serial": t.Serial, "service": v.Service, "app_id": t.AppID,
-			"pgt": strconv.FormatBool(out.PGT != "")}})
+		Fields: detail("kind", string(t.Kind), "serial", t.Serial, "service", v.Service, "app_id", t.AppID,
+			"pgt", strconv.FormatBool(out.PGT != ""))})
 	return out, nil
 }
 
@@ -588,7 +601,7 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 	start := s.now()
 	refuse := func(code CasCode, reason, msg string) (string, CasCode, string, error) {
 		s.audit(ctx, audit.Action{API: "ticket.proxy", Subject: "pgt", Result: audit.ResultFailure, Reason: reason,
-			Start: start, Detail: map[string]string{"code": string(code), "service": target}})
+			Start: start, Fields: detail("code", string(code), "service", target)})
 		return "", code, msg, nil
 	}
 	if pgt == "" || target == "" {
@@ -631,8 +644,8 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 	}
 	s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + p.UserID, Org: p.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
-		Detail: map[string]string{"kind": "PT", "serial": sig.Serial, "service": target, "app_id": appID,
-			"session_id": p.SessionID}})
+		Fields: detail("kind", "PT", "serial", sig.Serial, "service", target, "app_id", appID,
+			"session_id", p.SessionID)})
 	return pt, "", "", nil
 }
 

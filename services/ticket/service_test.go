@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,7 +54,7 @@ type fixture struct {
 	nc    *nats.Conn
 	audit *recorder
 	clock *clock
-	mac   ticket.MACer
+	mac   *crypto.Signer
 	cfg   ticket.Config
 
 	services *memServices
@@ -76,7 +77,7 @@ func (c *clock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func signer(t testing.TB) ticket.MACer {
+func signer(t testing.TB) *crypto.Signer {
 	t.Helper()
 	ring, err := crypto.ParseRing(crypto.NewRingJSON())
 	if err != nil {
@@ -490,5 +491,49 @@ func TestNATSDownIsAPromptError(t *testing.T) {
 	}
 	if !f.audit.find("session.create", "failure", "TICKET_STORE_UNAVAILABLE") {
 		t.Error("failed session start not audited")
+	}
+}
+
+// TestTicketRecordsDetail: the records of an issue, a validation and a
+// refusal of a known ticket carry their detail (built as fields, not a
+// map), a refusal with the serial of the ticket it used up.
+func TestTicketRecordsDetail(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	tgt := f.login(t, "u1")
+	st := f.st(t, tgt, svcA)
+	serial := strings.Split(strings.TrimPrefix(st, "ST-"), "-")[0]
+	if v := f.validate(t, st, svcA); !v.Valid {
+		t.Fatalf("validation: %+v", v)
+	}
+	st2 := f.st(t, tgt, svcA)
+	serial2 := strings.Split(strings.TrimPrefix(st2, "ST-"), "-")[0]
+	if v := f.validate(t, st2, "https://b.example.com/"); v.Code != ticket.CodeInvalidService {
+		t.Fatalf("wrong service: %+v", v)
+	}
+	want := []struct {
+		api, reason string
+		detail      map[string]string
+	}{
+		{"ticket.issue", "OK", map[string]string{"kind": "ST", "serial": serial, "service": svcA, "app_id": "app1",
+			"session_id": ticket.SessionID(tgt)}},
+		{"ticket.validate", "OK", map[string]string{"kind": "ST", "serial": serial, "service": svcA, "app_id": "app1", "pgt": "false"}},
+		{"ticket.validate", "WRONG_SERVICE", map[string]string{"code": string(ticket.CodeInvalidService),
+			"service": "https://b.example.com/", "serial": serial2}},
+	}
+	f.audit.mu.Lock()
+	defer f.audit.mu.Unlock()
+	for _, w := range want {
+		found := false
+		for _, e := range f.audit.evs {
+			if e.API == w.api && e.Reason == w.reason && e.Detail["serial"] == w.detail["serial"] {
+				found = true
+				if !maps.Equal(e.Detail, w.detail) {
+					t.Errorf("%s %s: detail %v, want %v", w.api, w.reason, e.Detail, w.detail)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s %s record: %+v", w.api, w.reason, f.audit.evs)
+		}
 	}
 }

@@ -21,7 +21,7 @@ func (s *Service) serviceEvents(ctx context.Context, op string, r *RegisteredSer
 	change := events.Event{ID: ids.New(), Subject: "uias.changes.ticket.service." + op, Type: "ticket.service." + op,
 		Time: now, Payload: payload}
 	return []events.Event{change, s.auditor.Event(ctx, audit.Action{API: "service." + op, Subject: "service:" + r.ID,
-		Result: audit.ResultSuccess, Reason: "OK", Start: now, Detail: map[string]string{"app_id": r.AppID}})}
+		Result: audit.ResultSuccess, Reason: "OK", Start: now, Fields: detail("app_id", r.AppID)})}
 }
 
 // CreateRegisteredService registers a service.

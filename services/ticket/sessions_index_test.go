@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/uias/uias/pkg/crypto"
 )
 
 // indexStore is a Store with a SessionIndex and nothing else (ListSessions
@@ -35,7 +37,7 @@ type indexFixture struct {
 func newIndexFixture(t testing.TB, n, orgs int) *indexFixture {
 	t.Helper()
 	f := &indexFixture{idx: NewSessionIndex(), now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), all: map[string]*Session{}}
-	svc, err := New(Deps{Store: indexStore{idx: f.idx}, MAC: nopMAC{}, Registry: NewRegistry(nil, 0, nil),
+	svc, err := New(Deps{Store: indexStore{idx: f.idx}, MAC: crypto.NewSigner("k", map[string][]byte{"k": []byte("index test key")}), Registry: NewRegistry(nil, 0, nil),
 		Now: func() time.Time { return f.now }})
 	if err != nil {
 		t.Fatal(err)
@@ -46,11 +48,6 @@ func newIndexFixture(t testing.TB, n, orgs int) *indexFixture {
 	}
 	return f
 }
-
-type nopMAC struct{}
-
-func (nopMAC) AppendMAC(dst, _ []byte) (string, []byte) { return "k", append(dst, 'x') }
-func (nopMAC) VerifyMAC(string, []byte, []byte) bool    { return false }
 
 // add indexes a new session (started later than every other).
 func (f *indexFixture) add(orgs, people int) *Session {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -188,42 +188,66 @@ func (h *Handler) answer(w http.ResponseWriter, jsonOut bool, v validation) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/xml;charset=UTF-8")
-	var b strings.Builder
-	b.Grow(1024)
-	b.WriteString(`<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">` + "\n")
+	bp := xmlBufs.Get().(*[]byte)
+	b := appendXML((*bp)[:0], v)
+	_, _ = w.Write(b)
+	if cap(b) <= 64<<10 { // a huge answer's buffer is not kept
+		*bp = b
+		xmlBufs.Put(bp)
+	}
+}
+
+// xmlBufs are the buffers XML answers are written into (every validation
+// at the edge writes one).
+var xmlBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// appendXML appends the serviceResponse of v (the CAS 3.0 schema) to b.
+func appendXML(b []byte, v validation) []byte {
+	b = append(b, `<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">`+"\n"...)
 	switch {
 	case v.proxy && v.ok:
-		b.WriteString("  <cas:proxySuccess>\n    <cas:proxyTicket>" + esc(v.proxyTicket) + "</cas:proxyTicket>\n  </cas:proxySuccess>\n")
+		b = append(b, "  <cas:proxySuccess>\n    <cas:proxyTicket>"...)
+		b = appendEsc(b, v.proxyTicket)
+		b = append(b, "</cas:proxyTicket>\n  </cas:proxySuccess>\n"...)
 	case v.proxy:
-		b.WriteString(`  <cas:proxyFailure code="` + esc(v.code) + `">` + esc(v.desc) + "</cas:proxyFailure>\n")
+		b = appendEsc(append(b, `  <cas:proxyFailure code="`...), v.code)
+		b = appendEsc(append(b, `">`...), v.desc)
+		b = append(b, "</cas:proxyFailure>\n"...)
 	case v.ok:
-		b.WriteString("  <cas:authenticationSuccess>\n    <cas:user>" + esc(v.user) + "</cas:user>\n")
+		b = appendEsc(append(b, "  <cas:authenticationSuccess>\n    <cas:user>"...), v.user)
+		b = append(b, "</cas:user>\n"...)
 		if len(v.attributes) > 0 {
-			b.WriteString("    <cas:attributes>\n")
+			b = append(b, "    <cas:attributes>\n"...)
 			for _, a := range v.attributes {
-				for _, part := range [...]string{"      <cas:", a[0], ">", esc(a[1]), "</cas:", a[0], ">\n"} {
-					b.WriteString(part)
-				}
+				b = append(append(append(b, "      <cas:"...), a[0]...), '>')
+				b = appendEsc(b, a[1])
+				b = append(append(append(b, "</cas:"...), a[0]...), ">\n"...)
 			}
-			b.WriteString("    </cas:attributes>\n")
+			b = append(b, "    </cas:attributes>\n"...)
 		}
 		if v.pgtIOU != "" {
-			b.WriteString("    <cas:proxyGrantingTicket>" + esc(v.pgtIOU) + "</cas:proxyGrantingTicket>\n")
+			b = appendEsc(append(b, "    <cas:proxyGrantingTicket>"...), v.pgtIOU)
+			b = append(b, "</cas:proxyGrantingTicket>\n"...)
 		}
 		if len(v.proxies) > 0 {
-			b.WriteString("    <cas:proxies>\n")
+			b = append(b, "    <cas:proxies>\n"...)
 			for _, p := range v.proxies {
-				b.WriteString("      <cas:proxy>" + esc(p) + "</cas:proxy>\n")
+				b = appendEsc(append(b, "      <cas:proxy>"...), p)
+				b = append(b, "</cas:proxy>\n"...)
 			}
-			b.WriteString("    </cas:proxies>\n")
+			b = append(b, "    </cas:proxies>\n"...)
 		}
-		b.WriteString("  </cas:authenticationSuccess>\n")
+		b = append(b, "  </cas:authenticationSuccess>\n"...)
 	default:
-		b.WriteString(`  <cas:authenticationFailure code="` + esc(v.code) + `">` + esc(v.desc) + "</cas:authenticationFailure>\n")
+		b = appendEsc(append(b, `  <cas:authenticationFailure code="`...), v.code)
+		b = appendEsc(append(b, `">`...), v.desc)
+		b = append(b, "</cas:authenticationFailure>\n"...)
 	}
-	b.WriteString("</cas:serviceResponse>\n")
-	_, _ = io.WriteString(w, b.String())
+	return append(b, "</cas:serviceResponse>\n"...)
 }
+
+// appendEsc appends s escaped as esc does.
+func appendEsc(b []byte, s string) []byte { return append(b, esc(s)...) }
 
 // esc escapes s for XML text or an attribute value (as xml.EscapeText);
 // printable ASCII with nothing to escape, the usual case, is s itself.
