@@ -175,8 +175,8 @@ func (x *Index) closureLocked(id string, seen map[string]bool) []string {
 func (x *Index) Grant(id string) (authz.Grant, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	gi, ok := x.grants[id]
-	if !ok {
+	gi := x.grants.get(id, x)
+	if gi == 0 {
 		return authz.Grant{}, false
 	}
 	return x.grantOf(gi), true
@@ -224,10 +224,8 @@ func (x *Index) Grants(f GrantFilter) []authz.Grant {
 			}
 		}
 	default:
-		out = make([]authz.Grant, 0, len(x.grants))
-		for _, gi := range x.grants {
-			out = append(out, x.grantOf(gi))
-		}
+		out = make([]authz.Grant, 0, x.grants.n)
+		x.grants.each(func(gi int32) { out = append(out, x.grantOf(gi)) })
 	}
 	slices.SortFunc(out, func(a, b authz.Grant) int { return strings.Compare(a.ID, b.ID) })
 	return out
@@ -237,7 +235,7 @@ func (x *Index) Grants(f GrantFilter) []authz.Grant {
 func (x *Index) GrantCount() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.grants)
+	return x.grants.n
 }
 
 // Exclusions returns the separation-of-duty pairs sorted by id.

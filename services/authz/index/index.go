@@ -284,9 +284,8 @@ type Index struct {
 	// deleted role no grant refers to any more).
 	roleTab    []*roleNode
 	exclusions map[string]*authz.Exclusion
-	// grants: grant node numbers by grant id (the key is the id in the id
-	// blocks).
-	grants map[string]int32
+	// grants: grant node numbers by grant id.
+	grants grantTable
 	// nodes: the grant nodes, in blocks of nodeBlock (pointer-free: the GC
 	// does not scan them); nextNode the first never used, freeNodes those
 	// of deleted grants. Node 0 is never used.
@@ -333,7 +332,7 @@ type Index struct {
 func New() *Index {
 	return &Index{
 		resources: map[string]map[string]*resNode{}, urls: map[string][]*resNode{}, roles: map[string]*roleNode{},
-		roleByCode: map[string]*roleNode{}, exclusions: map[string]*authz.Exclusion{}, grants: map[string]int32{},
+		roleByCode: map[string]*roleNode{}, exclusions: map[string]*authz.Exclusion{}, grants: newGrantTable(),
 		pending: map[int32]string{}, people: map[string]*person{}, groups: map[string]*group{},
 		orgs: map[string]*org{}, permRoles: map[permKey]roleSet{},
 		roleTab: []*roleNode{nil}, nextNode: 1, nodes: []*[nodeBlock]grantNode{new([nodeBlock]grantNode)},
@@ -456,12 +455,8 @@ func (x *Index) ReserveGrants(n int) {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.fresh = len(x.grants) == 0
-	m := make(map[string]int32, len(x.grants)+n)
-	for k, v := range x.grants {
-		m[k] = v
-	}
-	x.grants = m
+	x.fresh = x.grants.n == 0
+	x.grants.grow(x.grants.n + n)
 }
 
 // SetRevision sets the revision after a snapshot load.
@@ -731,7 +726,7 @@ func (x *Index) putGrant(g authz.Grant) {
 		n.flags |= flagOdd
 		x.odd[gi] = g
 	}
-	x.grants[x.ids.get(n.id)] = gi
+	x.grants.put(g.ID, gi, x)
 	if h != nil {
 		h.add(gi, n)
 		x.holderChanged(p)
@@ -756,6 +751,9 @@ func (x *Index) grantOf(gi int32) authz.Grant {
 	}
 }
 
+// grantID is the id of grant gi.
+func (x *Index) grantID(gi int32) string { return x.ids.get(x.node(gi).id) }
+
 // roleID is the role id of grant gi.
 func (x *Index) roleID(gi int32, n *grantNode) string {
 	if n.role == 0 {
@@ -775,11 +773,10 @@ func (x *Index) holderChanged(p *person) {
 }
 
 func (x *Index) deleteGrant(id string) {
-	gi, ok := x.grants[id]
-	if !ok {
+	gi := x.grants.remove(id, x)
+	if gi == 0 {
 		return
 	}
-	delete(x.grants, id)
 	n := x.node(gi)
 	if n.holder != 0 {
 		hr := x.holderTab[n.holder]
