@@ -161,7 +161,9 @@ func timeOf(t time.Time) (ns int64, zone uint8, ok bool) {
 		return 0, 0, false
 	}
 	ns = t.UnixNano()
-	return ns, zone, t == makeTime(ns, zone)
+	// ==, not Equal: the same instant is not enough, the grant read back
+	// must be the same value (location, no monotonic reading).
+	return ns, zone, t == makeTime(ns, zone) //nolint:staticcheck // QF1009: exact value wanted
 }
 
 func makeTime(ns int64, zone uint8) time.Time {
