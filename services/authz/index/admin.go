@@ -175,11 +175,11 @@ func (x *Index) closureLocked(id string, seen map[string]bool) []string {
 func (x *Index) Grant(id string) (authz.Grant, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	n := x.grants[id]
-	if n == nil {
+	gi := x.grants.get(id, x)
+	if gi == 0 {
 		return authz.Grant{}, false
 	}
-	return n.g, true
+	return x.grantOf(gi), true
 }
 
 // GrantFilter selects grants: by subject, by role, or all.
@@ -211,22 +211,21 @@ func (x *Index) Grants(f GrantFilter) []authz.Grant {
 			}
 		}
 		if h != nil {
-			for _, g := range h.grants {
-				if f.Role == "" || g.g.Role == f.Role {
-					out = append(out, g.g)
+			for _, gi := range h.grants {
+				if f.Role == "" || x.roleID(gi, x.node(gi)) == f.Role {
+					out = append(out, x.grantOf(gi))
 				}
 			}
 		}
 	case f.Role != "":
 		if n := x.roles[f.Role]; n != nil {
-			for _, g := range n.grants {
-				out = append(out, g.g)
+			for _, gi := range n.grants {
+				out = append(out, x.grantOf(gi))
 			}
 		}
 	default:
-		for _, g := range x.grants {
-			out = append(out, g.g)
-		}
+		out = make([]authz.Grant, 0, x.grants.n)
+		x.grants.each(func(gi int32) { out = append(out, x.grantOf(gi)) })
 	}
 	slices.SortFunc(out, func(a, b authz.Grant) int { return strings.Compare(a.ID, b.ID) })
 	return out
@@ -236,7 +235,7 @@ func (x *Index) Grants(f GrantFilter) []authz.Grant {
 func (x *Index) GrantCount() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.grants)
+	return x.grants.n
 }
 
 // Exclusions returns the separation-of-duty pairs sorted by id.
@@ -261,12 +260,13 @@ func (x *Index) HeldRoles(s authz.Subject, now time.Time) map[string]bool {
 	defer x.mu.RUnlock()
 	t := now.UnixNano()
 	out := map[string]bool{}
-	add := func(gs []*grantNode) {
-		for _, g := range gs {
+	add := func(gs []int32) {
+		for _, gi := range gs {
+			g := x.node(gi)
 			if g.until != 0 && g.until <= t {
 				continue
 			}
-			for _, id := range x.closureLocked(g.g.Role, nil) {
+			for _, id := range x.closureLocked(x.roleID(gi, g), nil) {
 				out[id] = true
 			}
 		}

@@ -64,7 +64,7 @@ func (x *Index) CheckAdmin(q AdminQuery, now time.Time) AdminDecision {
 		return d
 	}
 	t := now.UnixNano()
-	allows := func(r *roleNode) bool {
+	allows := func(r int32) bool {
 		for n, depth := res, 0; n != nil && depth < maxOrgDepth; n, depth = n.parent, depth+1 {
 			if x.permRoles[permKey{n, q.Operation}].has(r) {
 				return true
@@ -75,19 +75,19 @@ func (x *Index) CheckAdmin(q AdminQuery, now time.Time) AdminDecision {
 	var global bool
 	var scopes []string
 	if q.SystemAdminFlag {
-		if r := x.roles[authz.RoleSystemAdmin]; r != nil && allows(r) {
+		if r := x.roles[authz.RoleSystemAdmin]; r != nil && allows(r.idx) {
 			global = true
 		}
 	}
 	if p := x.people[q.Person]; p != nil {
-		x.allGrants(p, func(g *grantNode) {
-			if !g.activeAt(t) || g.role.idx < 0 || !allows(g.role) {
+		x.allGrants(p, func(_ int32, g *grantNode) {
+			if !g.activeAt(t) || g.role == 0 || !allows(g.role) {
 				return
 			}
-			if g.g.ScopeOrg == "" {
+			if g.scope == 0 {
 				global = true
 			} else {
-				scopes = append(scopes, g.g.ScopeOrg)
+				scopes = append(scopes, x.strs[g.scope])
 			}
 		})
 	}
@@ -157,15 +157,15 @@ func (x *Index) targetRefusalLocked(q AdminQuery, global bool, scopes []string, 
 	}
 	var top bool
 	var unitScopes []string
-	x.allGrants(tp, func(g *grantNode) {
+	x.allGrants(tp, func(gi int32, g *grantNode) {
 		if !g.activeAt(t) {
 			return
 		}
-		switch g.g.Role {
+		switch x.roleID(gi, g) {
 		case authz.RoleSystemAdmin, authz.RoleSecurityAuditor:
 			top = true
 		case authz.RoleUnitAdmin:
-			unitScopes = append(unitScopes, g.g.ScopeOrg)
+			unitScopes = append(unitScopes, x.strs[g.scope])
 		}
 	})
 	if tp.adminFlag {
@@ -246,13 +246,13 @@ func (x *Index) AdminGrants(person, resource, op string, now time.Time) []authz.
 	}
 	t := now.UnixNano()
 	var out []authz.Grant
-	x.allGrants(p, func(g *grantNode) {
-		if !g.activeAt(t) || g.role.idx < 0 {
+	x.allGrants(p, func(gi int32, g *grantNode) {
+		if !g.activeAt(t) || g.role == 0 {
 			return
 		}
 		for n, depth := res, 0; n != nil && depth < maxOrgDepth; n, depth = n.parent, depth+1 {
 			if x.permRoles[permKey{n, op}].has(g.role) {
-				out = append(out, g.g)
+				out = append(out, x.grantOf(gi))
 				return
 			}
 		}
@@ -295,12 +295,13 @@ func (x *Index) MembershipConflict(person, group, orgID string, now time.Time) (
 	defer x.mu.RUnlock()
 	t := now.UnixNano()
 	held := map[string]bool{}
-	add := func(gs []*grantNode) {
-		for _, g := range gs {
-			if g.until != 0 && g.until <= t || g.g.ScopeOrg != "" {
+	add := func(gs []int32) {
+		for _, gi := range gs {
+			g := x.node(gi)
+			if g.until != 0 && g.until <= t || g.scope != 0 {
 				continue
 			}
-			for _, id := range x.closureLocked(g.g.Role, nil) {
+			for _, id := range x.closureLocked(x.roleID(gi, g), nil) {
 				held[id] = true
 			}
 		}

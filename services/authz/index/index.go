@@ -10,9 +10,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/uias/uias/services/authz"
 )
@@ -36,80 +38,194 @@ type resNode struct {
 }
 
 type roleNode struct {
-	r   authz.Role
+	r authz.Role
+	// idx: the role's number (its place in Index.roleTab; Check's role
+	// sets hold numbers). Never reused: a role deleted and put again gets a
+	// new one.
 	idx int32
-	// grants: every grant of the role (ListSubjects, RoleUsers); a grant's
-	// rpos is its place here.
-	grants []*grantNode
+	// gone: deleted (grants may still refer to it until they move to the
+	// role put again, or are deleted).
+	gone bool
+	// grants: every grant of the role (ListSubjects, RoleUsers), as grant
+	// node numbers; a grant's rpos is its place here.
+	grants []int32
 }
 
-func (r *roleNode) addGrant(g *grantNode) {
-	g.rpos = len(r.grants)
-	r.grants = append(r.grants, g)
+func (r *roleNode) addGrant(gi int32, g *grantNode) {
+	g.rpos = int32(len(r.grants))
+	r.grants = append(r.grants, gi)
 }
 
-func (r *roleNode) removeGrant(g *grantNode) {
-	i := g.rpos
-	if i >= len(r.grants) || r.grants[i] != g {
+// unlinkRole takes grant gi out of its role's list of grants.
+func (x *Index) unlinkRole(gi int32, g *grantNode) {
+	if g.role == 0 {
+		return
+	}
+	r := x.roleTab[g.role]
+	i := int(g.rpos)
+	if i >= len(r.grants) || r.grants[i] != gi {
 		return
 	}
 	last := len(r.grants) - 1
-	r.grants[i] = r.grants[last]
-	r.grants[i].rpos = i
-	r.grants[last] = nil
+	moved := r.grants[last]
+	r.grants[i] = moved
+	x.node(moved).rpos = int32(i)
 	r.grants = r.grants[:last]
+	if r.gone && len(r.grants) == 0 {
+		x.roleTab[r.idx] = nil
+	}
 }
 
+// grantNode is a grant as the index keeps it: without a single Go pointer,
+// so that the blocks holding a million of them are never scanned by the
+// garbage collector (each GC cycle used to follow some eight pointers a
+// grant: its strings, its role, and the grant map's key and value). Its
+// role and subject are numbers (Index.roleTab, Index.holderTab), its times
+// integers, its id a place in the id blocks (Index.ids), its scope org and
+// creator numbers in Index.strs, its grantable roles a number in
+// Index.lists. Index.grantOf makes the authz.Grant again, the same as was
+// put; a grant this form cannot hold exactly (a time in a zone other than
+// UTC or Local, or outside the years 1678-2262; a subject of an unknown
+// kind) is kept whole in Index.odd besides.
 type grantNode struct {
-	g           authz.Grant
-	role        *roleNode
 	from, until int64 // unix nanoseconds; 0 = unbounded
-	rpos        int
+	created     int64 // CreatedAt, unix nanoseconds (zone zoneNone: zero)
+	id          idRef
+	// role: the role's number (Index.roleTab); 0 for a role not known
+	// (yet): Index.pending holds the role id it waits for.
+	role int32
+	// holder: the subject (Index.holderTab); 0 for a subject of a kind
+	// the index does not know.
+	holder    int32
+	rpos      int32 // place in the role's grants
+	scope     int32 // ScopeOrg, in Index.strs (0: "")
+	createdBy int32 // in Index.strs
+	grantable int32 // in Index.lists (0: nil)
+	flags     uint8
+	// zones of ValidFrom, ValidUntil, CreatedAt.
+	zones [3]uint8
 }
+
+const (
+	flagDelegable = 1 << iota
+	// flagOdd: the grant is kept whole in Index.odd.
+	flagOdd
+)
+
+// Zones of a grant's times (grantNode.zones).
+const (
+	zoneNone  = iota // the zero time
+	zoneUTC          // UTC (as the JSON "Z" decodes)
+	zoneLocal        // time.Local
+)
 
 func (g *grantNode) activeAt(now int64) bool {
 	return (g.from == 0 || now >= g.from) && (g.until == 0 || now < g.until)
 }
 
+// nodeBlock is the number of grant nodes allocated together.
+const nodeBlock = 1024
+
+// node returns grant node gi.
+func (x *Index) node(gi int32) *grantNode {
+	return &x.nodes[gi/nodeBlock][gi%nodeBlock]
+}
+
+// newNode returns the number of an unused, zeroed node (never 0).
+func (x *Index) newNode() int32 {
+	if n := len(x.freeNodes); n > 0 {
+		gi := x.freeNodes[n-1]
+		x.freeNodes = x.freeNodes[:n-1]
+		return gi
+	}
+	if x.nextNode%nodeBlock == 0 {
+		x.nodes = append(x.nodes, new([nodeBlock]grantNode))
+	}
+	gi := x.nextNode
+	x.nextNode++
+	return gi
+}
+
+// timeOf encodes t as unix nanoseconds and a zone; ok is false when that
+// would not make t again exactly.
+func timeOf(t time.Time) (ns int64, zone uint8, ok bool) {
+	if t.IsZero() {
+		return 0, zoneNone, true
+	}
+	switch t.Location() {
+	case time.UTC:
+		zone = zoneUTC
+	case time.Local:
+		zone = zoneLocal
+	default:
+		return 0, 0, false
+	}
+	ns = t.UnixNano()
+	// ==, not Equal: the same instant is not enough, the grant read back
+	// must be the same value (location, no monotonic reading).
+	return ns, zone, t == makeTime(ns, zone) //nolint:staticcheck // QF1009: exact value wanted
+}
+
+func makeTime(ns int64, zone uint8) time.Time {
+	switch zone {
+	case zoneUTC:
+		return time.Unix(0, ns).UTC()
+	case zoneLocal:
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
 // holder is anything grants are made to: a person, a group, an org.
 // Besides its grants it keeps, for Check, the role numbers of its
 // grants without a validity window as a sorted slice (compact, so a check
-// touches few cache lines) and its other grants apart.
+// touches few cache lines) and its other grants apart. Grants are node
+// numbers (Index.node).
 type holder struct {
-	grants []*grantNode
+	grants []int32
 	roles  []int32
-	timed  []*grantNode
+	timed  []int32
+	kind   authz.SubjectKind
+	id     string
+	slot   int32 // place in Index.holderTab
 }
 
 // scoped grants (administrator roles over an org subtree) count only for
 // CheckAdmin, never for Check: they are in grants only.
-func (h *holder) add(g *grantNode) {
-	h.grants = append(h.grants, g)
-	if g.g.ScopeOrg != "" {
+func (h *holder) add(gi int32, g *grantNode) {
+	h.grants = append(h.grants, gi)
+	if g.scope != 0 {
 		return
 	}
-	if g.from != 0 || g.until != 0 || g.role.idx < 0 {
-		h.timed = append(h.timed, g)
+	if g.from != 0 || g.until != 0 || g.role == 0 {
+		h.timed = append(h.timed, gi)
 		return
 	}
-	i, _ := slices.BinarySearch(h.roles, g.role.idx)
-	h.roles = slices.Insert(h.roles, i, g.role.idx)
+	i, _ := slices.BinarySearch(h.roles, g.role)
+	h.roles = slices.Insert(h.roles, i, g.role)
 }
 
-func (h *holder) remove(g *grantNode) {
-	if i := slices.Index(h.grants, g); i >= 0 {
+func (h *holder) remove(gi int32, g *grantNode) {
+	if i := slices.Index(h.grants, gi); i >= 0 {
 		h.grants = slices.Delete(h.grants, i, i+1)
 	}
-	if g.g.ScopeOrg != "" {
+	if g.scope != 0 {
 		return
 	}
-	if i := slices.Index(h.timed, g); i >= 0 {
+	if i := slices.Index(h.timed, gi); i >= 0 {
 		h.timed = slices.Delete(h.timed, i, i+1)
 		return
 	}
-	if i, ok := slices.BinarySearch(h.roles, g.role.idx); ok {
+	if i, ok := slices.BinarySearch(h.roles, g.role); ok {
 		h.roles = slices.Delete(h.roles, i, i+1)
 	}
+}
+
+// holderRef is an entry of Index.holderTab: the holder and, for a person,
+// the person (whose prepared roles a change of their grants drops).
+type holderRef struct {
+	h *holder
+	p *person
 }
 
 type person struct {
@@ -121,7 +237,6 @@ type person struct {
 	holder
 	org    *org
 	groups []*group
-	id     string
 	// adminFlag: identity's legacy is_admin flag (a system administrator).
 	adminFlag bool
 }
@@ -143,7 +258,6 @@ type effRoles struct {
 
 type group struct {
 	holder
-	id      string
 	members map[string]bool
 	org     *org
 }
@@ -151,7 +265,6 @@ type group struct {
 type org struct {
 	holder
 	parent *org
-	id     string
 }
 
 // Index is the replica's view. The zero value is not usable; use New.
@@ -169,22 +282,37 @@ type Index struct {
 	roles      map[string]*roleNode
 	roleByCode map[string]*roleNode // app \x00 code
 	nextRole   int32
+	// roleTab: the role nodes by number (roleNode.idx; nil at 0 and for a
+	// deleted role no grant refers to any more).
+	roleTab    []*roleNode
 	exclusions map[string]*authz.Exclusion
-	grants     map[string]*grantNode
+	// grants: grant node numbers by grant id.
+	grants grantTable
+	// nodes: the grant nodes, in blocks of nodeBlock (pointer-free: the GC
+	// does not scan them); nextNode the first never used, freeNodes those
+	// of deleted grants. Node 0 is never used.
+	nodes     []*[nodeBlock]grantNode
+	nextNode  int32
+	freeNodes []int32
+	// ids: the grants' ids; strs: the scope orgs and creators, each once
+	// (strIdx finds them); lists: the grantable role lists, each once.
+	ids     idStore
+	strs    []string
+	strIdx  map[string]int32
+	lists   [][]string
+	listIdx map[string]int32
+	// holderTab: every holder (person, group, org) by number.
+	holderTab []holderRef
+	// odd: grants the node cannot hold exactly, whole (flagOdd).
+	odd map[int32]authz.Grant
 	// pending: grants whose role node is not the role of their id in
-	// roles (unknown when they came, or deleted since): the next derived
-	// rebuild points them at the role once it exists.
-	pending map[*grantNode]struct{}
+	// roles (unknown when they came, or deleted since), with that id: the
+	// next derived rebuild points them at the role once it exists.
+	pending map[int32]string
 	// fresh: a snapshot load into an index without grants is under way
 	// (ReserveGrants until SetRevision): the grants it puts are new (the
 	// store holds each id once), so a put does not look for an old one.
 	fresh bool
-	// slab: grant nodes are allocated in blocks (a load makes a million).
-	slab []grantNode
-	// loadIDs: the ids of grants put by a snapshot load are copied into
-	// blocks (loadedID), not kept as a million small strings: fewer
-	// objects for every GC cycle to mark.
-	loadIDs strings.Builder
 
 	people map[string]*person
 	groups map[string]*group
@@ -206,9 +334,12 @@ type Index struct {
 func New() *Index {
 	return &Index{
 		resources: map[string]map[string]*resNode{}, urls: map[string][]*resNode{}, roles: map[string]*roleNode{},
-		roleByCode: map[string]*roleNode{}, exclusions: map[string]*authz.Exclusion{}, grants: map[string]*grantNode{},
-		pending: map[*grantNode]struct{}{}, people: map[string]*person{}, groups: map[string]*group{},
+		roleByCode: map[string]*roleNode{}, exclusions: map[string]*authz.Exclusion{}, grants: newGrantTable(),
+		pending: map[int32]string{}, people: map[string]*person{}, groups: map[string]*group{},
 		orgs: map[string]*org{}, permRoles: map[permKey]roleSet{},
+		roleTab: []*roleNode{nil}, nextNode: 1, nodes: []*[nodeBlock]grantNode{new([nodeBlock]grantNode)},
+		strs: []string{""}, strIdx: map[string]int32{"": 0}, lists: [][]string{nil}, listIdx: map[string]int32{},
+		holderTab: []holderRef{{}}, odd: map[int32]authz.Grant{}, ids: newIDStore(),
 	}
 }
 
@@ -326,12 +457,8 @@ func (x *Index) ReserveGrants(n int) {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.fresh = len(x.grants) == 0
-	m := make(map[string]*grantNode, len(x.grants)+n)
-	for k, v := range x.grants {
-		m[k] = v
-	}
-	x.grants = m
+	x.fresh = x.grants.n == 0
+	x.grants.grow(x.grants.n + n)
 }
 
 // SetRevision sets the revision after a snapshot load.
@@ -351,11 +478,7 @@ func (x *Index) applyLocked(p *Prepared) error {
 	switch c.Op {
 	case authz.OpPut:
 		if c.Obj == authz.ObjGrant {
-			g := p.grant
-			if c.Rev == 0 {
-				g.ID = x.loadedID(g.ID)
-			}
-			x.putGrant(g)
+			x.putGrant(p.grant)
 			return nil
 		}
 		switch v := p.v.(type) {
@@ -454,6 +577,7 @@ func (x *Index) putRole(r authz.Role) {
 	if n == nil {
 		x.nextRole++
 		n = &roleNode{idx: x.nextRole}
+		x.roleTab = append(x.roleTab, n)
 		x.roles[r.ID] = n
 	} else {
 		delete(x.roleByCode, n.r.App+"\x00"+n.r.Code)
@@ -470,39 +594,42 @@ func (x *Index) deleteRole(id string) {
 	}
 	delete(x.roles, id)
 	delete(x.roleByCode, n.r.App+"\x00"+n.r.Code)
-	for _, g := range n.grants {
-		x.pending[g] = struct{}{}
+	n.gone = true
+	for _, gi := range n.grants {
+		x.pending[gi] = n.r.ID
+	}
+	if len(n.grants) == 0 {
+		x.roleTab[n.idx] = nil
 	}
 	x.derivedDirty = true
 }
 
-func (x *Index) holderOf(s authz.Subject) *holder {
-	h, _, _ := x.holderOfGrant(s)
-	return h
-}
-
-// holderOfGrant is holderOf, and for a person the person, whose prepared
-// roles a change of their grants drops, and the holder's id as the index
-// keeps it.
-func (x *Index) holderOfGrant(s authz.Subject) (*holder, *person, string) {
+// holderOfGrant returns the holder of grants to s (made if new), with
+// the person for a person; nil for a subject of an unknown kind.
+func (x *Index) holderOfGrant(s authz.Subject) (*holder, *person) {
 	switch s.Kind {
 	case authz.SubjectUser:
 		p := x.personOf(s.ID)
-		return &p.holder, p, p.id
+		return &p.holder, p
 	case authz.SubjectGroup:
-		g := x.groupOf(s.ID)
-		return &g.holder, nil, g.id
+		return &x.groupOf(s.ID).holder, nil
 	case authz.SubjectOrg:
-		o := x.orgOf(s.ID)
-		return &o.holder, nil, o.id
+		return &x.orgOf(s.ID).holder, nil
 	}
-	return nil, nil, ""
+	return nil, nil
+}
+
+// newHolder numbers h (of a person p or not) in holderTab.
+func (x *Index) newHolder(h *holder, p *person, kind authz.SubjectKind, id string) {
+	h.kind, h.id, h.slot = kind, id, int32(len(x.holderTab))
+	x.holderTab = append(x.holderTab, holderRef{h: h, p: p})
 }
 
 func (x *Index) personOf(id string) *person {
 	p := x.people[id]
 	if p == nil {
-		p = &person{id: id}
+		p = &person{}
+		x.newHolder(&p.holder, p, authz.SubjectUser, id)
 		x.people[id] = p
 	}
 	return p
@@ -511,7 +638,8 @@ func (x *Index) personOf(id string) *person {
 func (x *Index) groupOf(id string) *group {
 	g := x.groups[id]
 	if g == nil {
-		g = &group{id: id, members: map[string]bool{}}
+		g = &group{members: map[string]bool{}}
+		x.newHolder(&g.holder, nil, authz.SubjectGroup, id)
 		x.groups[id] = g
 	}
 	return g
@@ -520,36 +648,64 @@ func (x *Index) groupOf(id string) *group {
 func (x *Index) orgOf(id string) *org {
 	o := x.orgs[id]
 	if o == nil {
-		o = &org{id: id}
+		o = &org{}
+		x.newHolder(&o.holder, nil, authz.SubjectOrg, id)
 		x.orgs[id] = o
 	}
 	return o
+}
+
+// intern returns the number of s in strs, adding it if new.
+func (x *Index) intern(s string) int32 {
+	if i, ok := x.strIdx[s]; ok {
+		return i
+	}
+	i := int32(len(x.strs))
+	x.strs = append(x.strs, s)
+	x.strIdx[s] = i
+	return i
+}
+
+// internList returns the number of l in lists (0 for nil), adding it if
+// new. Grants of one list share one slice, as they shared its strings.
+func (x *Index) internList(l []string) int32 {
+	if l == nil {
+		return 0
+	}
+	var k strings.Builder
+	for _, s := range l {
+		k.WriteString(strconv.Itoa(len(s)))
+		k.WriteByte(':')
+		k.WriteString(s)
+	}
+	if i, ok := x.listIdx[k.String()]; ok {
+		return i
+	}
+	i := int32(len(x.lists))
+	x.lists = append(x.lists, l)
+	x.listIdx[k.String()] = i
+	return i
 }
 
 func (x *Index) putGrant(g authz.Grant) {
 	if !x.fresh {
 		x.deleteGrant(g.ID)
 	}
+	gi := x.newNode()
+	n := x.node(gi)
 	role := x.roles[g.Role]
 	if role == nil {
 		// The store refuses grants of unknown roles; a grant whose role is
 		// not (yet) known is kept out of queries.
-		role = &roleNode{r: authz.Role{ID: g.Role}, idx: -1}
+		x.pending[gi] = g.Role
 	} else {
+		n.role = role.idx
 		g.Role = role.r.ID // one copy of the id for all its grants
 	}
-	if len(x.slab) == 0 {
-		x.slab = make([]grantNode, 1024)
-	}
-	n := &x.slab[0]
-	x.slab = x.slab[1:]
-	h, p, id := x.holderOfGrant(g.Subject)
+	h, p := x.holderOfGrant(g.Subject)
 	if h != nil {
-		g.Subject.ID = id // one copy of the id for all the holder's grants
-	}
-	*n = grantNode{g: g, role: role}
-	if role.idx < 0 {
-		x.pending[n] = struct{}{}
+		n.holder = h.slot
+		g.Subject.ID = h.id // one copy of the id for all the holder's grants
 	}
 	if !g.ValidFrom.IsZero() {
 		n.from = g.ValidFrom.UnixNano()
@@ -557,35 +713,55 @@ func (x *Index) putGrant(g authz.Grant) {
 	if !g.ValidUntil.IsZero() {
 		n.until = g.ValidUntil.UnixNano()
 	}
-	x.grants[g.ID] = n
+	n.id = x.ids.put(g.ID)
+	n.scope = x.intern(g.ScopeOrg)
+	n.createdBy = x.intern(g.CreatedBy)
+	n.grantable = x.internList(g.Grantable)
+	if g.Delegable {
+		n.flags |= flagDelegable
+	}
+	var okF, okU, okC bool
+	_, n.zones[0], okF = timeOf(g.ValidFrom)
+	_, n.zones[1], okU = timeOf(g.ValidUntil)
+	n.created, n.zones[2], okC = timeOf(g.CreatedAt)
+	if !okF || !okU || !okC || h == nil {
+		n.flags |= flagOdd
+		x.odd[gi] = g
+	}
+	x.grants.put(g.ID, gi, x)
 	if h != nil {
-		h.add(n)
+		h.add(gi, n)
 		x.holderChanged(p)
 	}
-	role.addGrant(n)
+	if role != nil {
+		role.addGrant(gi, n)
+	}
 }
 
-// loadedID returns a copy of the id of a grant put by a snapshot load
-// (changes without a revision) in the current block of loadIDs, which a
-// load fills with a few thousand ids each: a million grants then hold their
-// ids in a few hundred objects instead of a million, which every GC cycle
-// would mark one by one. A block lives while one of its ids does; only
-// loads fill blocks (a live change keeps its own string), so the ids of
-// grants deleted since waste at most the load's blocks.
-func (x *Index) loadedID(id string) string {
-	const block = 64 << 10
-	if len(id) > 256 {
-		return id
+// grantOf returns grant gi as it was put.
+func (x *Index) grantOf(gi int32) authz.Grant {
+	n := x.node(gi)
+	if n.flags&flagOdd != 0 {
+		return x.odd[gi]
 	}
-	if x.loadIDs.Cap()-x.loadIDs.Len() < len(id) {
-		x.loadIDs = strings.Builder{}
-		x.loadIDs.Grow(block)
+	h := x.holderTab[n.holder].h
+	return authz.Grant{
+		ID: x.ids.get(n.id), Role: x.roleID(gi, n), Subject: authz.Subject{Kind: h.kind, ID: h.id},
+		ValidFrom: makeTime(n.from, n.zones[0]), ValidUntil: makeTime(n.until, n.zones[1]),
+		ScopeOrg: x.strs[n.scope], Delegable: n.flags&flagDelegable != 0, Grantable: x.lists[n.grantable],
+		CreatedAt: makeTime(n.created, n.zones[2]), CreatedBy: x.strs[n.createdBy],
 	}
-	n := x.loadIDs.Len()
-	x.loadIDs.WriteString(id)
-	// the builder's string shares its buffer, which only grows in place
-	// (never past the capacity reserved above): earlier ids stay valid
-	return x.loadIDs.String()[n:]
+}
+
+// grantID is the id of grant gi.
+func (x *Index) grantID(gi int32) string { return x.ids.get(x.node(gi).id) }
+
+// roleID is the role id of grant gi.
+func (x *Index) roleID(gi int32, n *grantNode) string {
+	if n.role == 0 {
+		return x.pending[gi]
+	}
+	return x.roleTab[n.role].r.ID
 }
 
 // holderChanged drops what Check prepared from the grants of a holder:
@@ -599,17 +775,24 @@ func (x *Index) holderChanged(p *person) {
 }
 
 func (x *Index) deleteGrant(id string) {
-	n := x.grants[id]
-	if n == nil {
+	gi := x.grants.remove(id, x)
+	if gi == 0 {
 		return
 	}
-	delete(x.grants, id)
-	if h, p, _ := x.holderOfGrant(n.g.Subject); h != nil {
-		h.remove(n)
-		x.holderChanged(p)
+	n := x.node(gi)
+	if n.holder != 0 {
+		hr := x.holderTab[n.holder]
+		hr.h.remove(gi, n)
+		x.holderChanged(hr.p)
 	}
-	n.role.removeGrant(n)
-	delete(x.pending, n)
+	x.unlinkRole(gi, n)
+	delete(x.pending, gi)
+	if n.flags&flagOdd != 0 {
+		delete(x.odd, gi)
+	}
+	x.ids.drop(n.id)
+	*n = grantNode{}
+	x.freeNodes = append(x.freeNodes, gi)
 }
 
 // ---- identity mirror ----
@@ -726,22 +909,31 @@ func (x *Index) ensureDerivedLocked() {
 	}
 	// Grants whose role arrived after them (or was deleted and put
 	// again) point at placeholders.
-	for g := range x.pending {
-		r := x.roles[g.g.Role]
+	for gi, want := range x.pending {
+		r := x.roles[want]
 		if r == nil {
 			continue
 		}
-		if r != g.role {
-			g.role.removeGrant(g)
-			h := x.holderOf(g.g.Subject)
-			h.remove(g)
-			g.role = r
-			g.g.Role = r.r.ID
-			h.add(g)
-			r.addGrant(g)
+		if g := x.node(gi); r.idx != g.role {
+			x.unlinkRole(gi, g)
+			var h *holder
+			if g.holder != 0 {
+				h = x.holderTab[g.holder].h
+				h.remove(gi, g)
+			}
+			g.role = r.idx
+			if h != nil {
+				h.add(gi, g)
+			}
+			r.addGrant(gi, g)
+			if g.flags&flagOdd != 0 {
+				o := x.odd[gi]
+				o.Role = r.r.ID
+				x.odd[gi] = o
+			}
 			x.shape++
 		}
-		delete(x.pending, g)
+		delete(x.pending, gi)
 	}
 	raw := make(map[permKey][]*roleNode, len(x.permRoles))
 	for _, r := range x.roles {
@@ -837,9 +1029,10 @@ type roleSet struct {
 	ids   []int32
 }
 
-func (s roleSet) has(r *roleNode) bool {
-	_, ok := slices.BinarySearch(s.ids, r.idx)
-	return ok && r.idx >= 0
+// has reports whether role number idx is in s (0, no role, never is).
+func (s roleSet) has(idx int32) bool {
+	_, ok := slices.BinarySearch(s.ids, idx)
+	return ok && idx > 0
 }
 
 // meets reports whether sorted ids and s share a role: a merge of the two

@@ -155,8 +155,8 @@ func newEffRoles(n int) *effRoles {
 // not known yet) reaching p, active at t, has a role in set.
 func (x *Index) holdsTimed(p *person, set roleSet, t int64) bool {
 	check := func(h *holder) bool {
-		for _, g := range h.timed {
-			if set.has(g.role) && g.activeAt(t) {
+		for _, gi := range h.timed {
+			if g := x.node(gi); set.has(g.role) && g.activeAt(t) {
 				return true
 			}
 		}
@@ -179,45 +179,46 @@ func (x *Index) holdsTimed(p *person, set roleSet, t int64) bool {
 }
 
 // holds returns the first active grant of p (directly, through a group or
-// through the person's org or an org above it) whose role is in set, and the
-// subject holding it.
-func (x *Index) holds(p *person, set roleSet, t int64) (*grantNode, authz.Subject) {
-	for _, g := range p.grants {
-		if set.has(g.role) && g.g.ScopeOrg == "" && g.activeAt(t) {
-			return g, g.g.Subject
+// through the person's org or an org above it) whose role is in set (0 if
+// none).
+func (x *Index) holds(p *person, set roleSet, t int64) int32 {
+	find := func(gs []int32) int32 {
+		for _, gi := range gs {
+			if g := x.node(gi); set.has(g.role) && g.scope == 0 && g.activeAt(t) {
+				return gi
+			}
 		}
+		return 0
+	}
+	if gi := find(p.grants); gi != 0 {
+		return gi
 	}
 	for _, gr := range p.groups {
-		for _, g := range gr.grants {
-			if set.has(g.role) && g.g.ScopeOrg == "" && g.activeAt(t) {
-				return g, g.g.Subject
-			}
+		if gi := find(gr.grants); gi != 0 {
+			return gi
 		}
 	}
 	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
-		for _, g := range o.grants {
-			if set.has(g.role) && g.g.ScopeOrg == "" && g.activeAt(t) {
-				return g, g.g.Subject
-			}
+		if gi := find(o.grants); gi != 0 {
+			return gi
 		}
 	}
-	return nil, authz.Subject{}
+	return 0
 }
 
 // allGrants calls fn for every grant reaching p (active or not).
-func (x *Index) allGrants(p *person, fn func(g *grantNode)) {
-	for _, g := range p.grants {
-		fn(g)
-	}
-	for _, gr := range p.groups {
-		for _, g := range gr.grants {
-			fn(g)
+func (x *Index) allGrants(p *person, fn func(gi int32, g *grantNode)) {
+	each := func(gs []int32) {
+		for _, gi := range gs {
+			fn(gi, x.node(gi))
 		}
+	}
+	each(p.grants)
+	for _, gr := range p.groups {
+		each(gr.grants)
 	}
 	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
-		for _, g := range o.grants {
-			fn(g)
-		}
+		each(o.grants)
 	}
 }
 
@@ -287,15 +288,15 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 		if p == nil {
 			continue
 		}
-		if g, _ := x.holds(p, set, t); g != nil {
+		if gi := x.holds(p, set, t); gi != 0 {
 			e.Allowed = true
-			e.Path = &Path{Grant: g.g, Roles: x.roleChain(g.role, r, op),
+			e.Path = &Path{Grant: x.grantOf(gi), Roles: x.roleChain(x.roleTab[x.node(gi).role], r, op),
 				Permission: authz.Permission{App: r.r.App, Resource: r.r.Code, Operation: op}}
 			return e
 		}
-		x.allGrants(p, func(g *grantNode) {
+		x.allGrants(p, func(gi int32, g *grantNode) {
 			if set.has(g.role) && !g.activeAt(t) {
-				e.Inactive = append(e.Inactive, g.g)
+				e.Inactive = append(e.Inactive, x.grantOf(gi))
 			}
 		})
 	}
@@ -370,13 +371,13 @@ func (x *Index) ListPermissions(person, app string, now time.Time) ([]authz.Perm
 	}
 	t := now.UnixNano()
 	held := map[permKey]bool{}
-	seenRole := map[*roleNode]bool{}
-	x.allGrants(p, func(g *grantNode) {
-		if !g.activeAt(t) || g.g.ScopeOrg != "" || seenRole[g.role] || g.role.idx < 0 {
+	seenRole := map[int32]bool{}
+	x.allGrants(p, func(_ int32, g *grantNode) {
+		if !g.activeAt(t) || g.scope != 0 || seenRole[g.role] || g.role == 0 {
 			return
 		}
 		seenRole[g.role] = true
-		for _, pk := range x.effectivePermsLocked(g.role) {
+		for _, pk := range x.effectivePermsLocked(x.roleTab[g.role]) {
 			if pk.res.r.App == app {
 				held[pk] = true
 			}
@@ -427,14 +428,15 @@ func (x *Index) ListSubjects(app, resource, op string, now time.Time) ([]Subject
 		return nil, x.rev
 	}
 	t := now.UnixNano()
-	seen := map[*grantNode]bool{}
+	seen := map[int32]bool{}
 	var out []SubjectGrant
 	for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
 		for _, role := range x.permRoles[permKey{r, op}].nodes {
-			for _, g := range role.grants {
-				if !seen[g] && g.activeAt(t) {
-					seen[g] = true
-					out = append(out, SubjectGrant{Subject: g.g.Subject, Grant: g.g})
+			for _, gi := range role.grants {
+				if !seen[gi] && x.node(gi).activeAt(t) {
+					seen[gi] = true
+					g := x.grantOf(gi)
+					out = append(out, SubjectGrant{Subject: g.Subject, Grant: g})
 				}
 			}
 		}
