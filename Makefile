@@ -19,7 +19,7 @@ TAGS := $(if $(filter 1,$(LIBARGON2)),libargon2)
 export GOFLAGS = -buildvcs=false $(if $(TAGS),-tags=$(TAGS))
 export CGO_ENABLED = $(if $(TAGS),1,0)
 
-.PHONY: chaos all build run test test-short bench bench-sync soak proto lint verify tools tidy fmt clean buildtags image chart-test
+.PHONY: chaos all build run test test-short bench bench-sync bench-authz-peers soak proto lint verify tools tidy fmt clean buildtags image chart-test
 
 all: build
 
@@ -75,6 +75,20 @@ bench-sync:
 		-benchtime 1x -timeout 30m
 	cd tests && UIAS_SYNC_CATCHUP_N=$(BENCH_SYNC_N) $(GO) test ./e2e -run '^$$' -bench 'SyncCatchUpApplied' \
 		-benchtime 1x -timeout 30m
+
+## bench-authz-peers: our in-process authz Check against casbin (RBAC with
+## domains) and OpenFGA (embedded, memory datastore) on the generated data
+## set (issue 10 item 7), in bench/authzpeers, a module outside go.work so
+## that uias does not link the peers: the agreement test (Small), then one
+## run at full size (ours and casbin; OpenFGA's quadratic memory-datastore
+## load is skipped there) and one at BENCH_PEERS_FGA_SCALE of it with all
+## three; results go in docs/benchmarks-authz-peers.md by hand
+BENCH_PEERS_CHECKS ?= 1000
+BENCH_PEERS_FGA_SCALE ?= 0.1
+bench-authz-peers:
+	cd bench/authzpeers && GOWORK=off $(GO) test -count=1 ./...
+	cd bench/authzpeers && GOWORK=off $(GO) run ./cmd/authzpeers -scale 1 -checks $(BENCH_PEERS_CHECKS)
+	cd bench/authzpeers && GOWORK=off $(GO) run ./cmd/authzpeers -scale $(BENCH_PEERS_FGA_SCALE) -checks $(BENCH_PEERS_CHECKS)
 
 ## soak: identity with 10 M generated people (uias bench scale: listings,
 ## search, Authenticate while administrators search; import and export rows
