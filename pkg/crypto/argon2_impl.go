@@ -20,12 +20,6 @@ type argon2Memory struct {
 	yield bool
 	// jobs hands work to the worker's own thread (HasherConfig.OwnThreads).
 	jobs chan *job
-	// since is when the worker took its current job (Hasher.now, unix ns;
-	// 0 while the worker is idle) and queued whether that job came from
-	// the queue, right after the worker's previous one: see
-	// Hasher.projectedWait and Hasher.nextJob. Guarded by Hasher.mu.
-	since  int64
-	queued bool
 }
 
 // get returns n bytes, growing the memory only when it is too small. The

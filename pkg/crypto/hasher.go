@@ -40,13 +40,13 @@ const estimateWindow = 64
 // memory is about Workers*Params.MemoryKiB however many calls wait.
 //
 // A call that finds every worker busy waits for one only while its projected
-// wait fits: the time until a worker takes its hash (see projectedWait: what
-// remains of the hashes running, then the calls waiting before it, shared
-// out over the workers) must be at most MaxWait (0 means
-// DefaultMaxHashWait), and that wait plus its own hash must end before the
-// context's deadline, if any. Otherwise it gets ErrOverloaded at once.
-// Queue optionally caps the number of waiting calls as well (0: no cap
-// besides the wait budget; NoQueue (any negative value): never wait). Zero fields of Params are filled from
+// wait fits: the work ahead of it (the hashes running and the calls waiting
+// before it) divided by Workers, times the running estimate of one hash's
+// duration, must be at most MaxWait (0 means DefaultMaxHashWait), and that
+// wait plus its own hash must end before the context's deadline, if any.
+// Otherwise it gets ErrOverloaded at once. Queue optionally caps the number
+// of waiting calls as well (0: no cap besides the wait budget; NoQueue (any
+// negative value): never wait). Zero fields of Params are filled from
 // DefaultArgon2.
 type HasherConfig struct {
 	Params  Argon2Params
@@ -120,19 +120,10 @@ type Hasher struct {
 	// estimate is the running estimate of one hash's duration (ns): the
 	// median of the last estimateWindow hashes at the current parameters.
 	estimate atomic.Int64
-	fixed    bool // Testing.HashTime: estimate and cycle never change
+	fixed    bool // Testing.HashTime: estimate never changes
 	estMu    sync.Mutex
 	recent   [estimateWindow]time.Duration
 	next     int
-	// cycle is the running estimate (ns) of how long a worker takes per
-	// job while calls queue (0 until minCycles are known): the median of
-	// the last estimateWindow jobs a worker took from the queue right
-	// after its previous one, from that moment to the next job's. It is
-	// what a queued call waits for: the hash as it runs beside the other
-	// workers' hashes and the rest of the process, plus the hand-over.
-	cycle   atomic.Int64
-	cycles  [estimateWindow]time.Duration
-	ncycles int
 
 	// running counts the hashes (and Run's work) in progress; lastDone
 	// is when the last one ended (h.now, unix ns): see Active.
@@ -257,25 +248,9 @@ func (h *Hasher) Close() {
 // returns nil). Doing this before handing over a result means a caller
 // that has its result finds the worker available.
 func (h *Hasher) nextJob(m *argon2Memory) *job {
-	now := h.now().UnixNano()
 	h.mu.Lock()
-	var cycle time.Duration
-	if m.queued {
-		cycle = time.Duration(now - m.since)
-	}
-	j := h.takeQueued(m, now)
-	h.mu.Unlock()
-	if cycle > 0 {
-		h.observeCycle(cycle)
-	}
-	return j
-}
-
-// takeQueued gives worker memory m the oldest queued job, or, with the
-// queue empty, makes it idle (and returns nil). h.mu is held.
-func (h *Hasher) takeQueued(m *argon2Memory, now int64) *job {
+	defer h.mu.Unlock()
 	if len(h.queue) == 0 {
-		m.since, m.queued = 0, false
 		h.free = append(h.free, m)
 		if h.own && h.closed && m.jobs != nil {
 			close(m.jobs) // its thread ends
@@ -287,7 +262,6 @@ func (h *Hasher) takeQueued(m *argon2Memory, now int64) *job {
 	h.queue[0] = nil
 	h.queue = h.queue[1:]
 	j.taken = true
-	m.since, m.queued = now, true
 	return j
 }
 
@@ -321,49 +295,13 @@ func (h *Hasher) Waiting() int {
 	return len(h.queue)
 }
 
-// minCycles is how many queued jobs the workers must have taken before
-// their cycle (see Hasher.cycle) replaces the hash duration estimate in
-// projections.
-const minCycles = 8
-
-// QueueHashTime returns the estimate of how long a worker takes per hash
-// while calls wait for one: the median cycle of the workers' recent queued
-// jobs (see projectedWait) once there are enough of them, otherwise
-// HashTime.
-func (h *Hasher) QueueHashTime() time.Duration {
-	if c := h.cycle.Load(); c > 0 && !h.fixed {
-		return time.Duration(c)
-	}
-	return h.HashTime()
-}
-
 // projectedWait is how long a call that finds every worker busy, with
-// ahead calls already waiting, is expected to wait until a worker takes its
-// hash, its own hash not counted. Each running job is expected to take d
-// (QueueHashTime) from when its worker took it, so a worker is free again
-// after what remains of it (none if it has run longer); the queued jobs then
-// go to the workers in the order they become free, each taking d. The
-// call's job, number ahead in that order, goes to the (ahead mod Workers)-th
-// worker to become free after ahead/Workers rounds of d. Unlike "(Workers +
-// ahead) x d / Workers" this neither counts a running hash in full when
-// part of it is done nor spreads whole hashes over workers as fractions
-// (two workers that finish together take two waiters at once). h.mu is
-// held.
+// ahead calls already waiting, is expected to wait for a worker: the work
+// ahead of it (Workers running hashes plus ahead waiting ones) spread over
+// the workers.
 func (h *Hasher) projectedWait(ahead int64) time.Duration {
-	d := int64(h.QueueHashTime())
-	now := h.now().UnixNano()
-	var buf [16]int64
-	free := buf[:0]
-	for _, m := range h.mems {
-		var left int64
-		if m.since != 0 {
-			left = max(0, d-(now-m.since))
-		}
-		free = append(free, left)
-	}
-	slices.Sort(free)
-	w := int64(len(free))
-	return time.Duration(free[ahead%w] + ahead/w*d)
+	est := h.estimate.Load()
+	return time.Duration(est + ahead*est/int64(len(h.mems)))
 }
 
 // fits reports whether a wait of wait (and then one hash) fits the budget
@@ -372,7 +310,7 @@ func (h *Hasher) fits(ctx context.Context, wait time.Duration) bool {
 	if wait > h.maxWait {
 		return false
 	}
-	if dl, ok := ctx.Deadline(); ok && h.now().Add(wait+h.QueueHashTime()).After(dl) {
+	if dl, ok := ctx.Deadline(); ok && h.now().Add(wait+h.HashTime()).After(dl) {
 		return false
 	}
 	return true
@@ -489,7 +427,6 @@ func (h *Hasher) admit(ctx context.Context, wait bool, work func(m *argon2Memory
 	if n := len(h.free); n > 0 {
 		m := h.free[n-1]
 		h.free = h.free[:n-1]
-		m.since, m.queued = h.now().UnixNano(), false
 		if h.own && !h.closed {
 			// The worker's thread hashes (and goes on with the queue).
 			j := &job{work: work, key: make(chan []byte, 1), taken: true}
@@ -562,26 +499,6 @@ func (h *Hasher) observe(d time.Duration) {
 	slices.Sort(sorted[:n])
 	h.estMu.Unlock()
 	h.estimate.Store(int64(sorted[(n-1)/2]))
-}
-
-// observeCycle records the cycle of one queued job (see Hasher.cycle).
-func (h *Hasher) observeCycle(d time.Duration) {
-	if h.fixed {
-		return
-	}
-	h.estMu.Lock()
-	h.cycles[h.ncycles%estimateWindow] = d
-	h.ncycles++
-	n := min(h.ncycles, estimateWindow)
-	if n < minCycles {
-		h.estMu.Unlock()
-		return
-	}
-	var sorted [estimateWindow]time.Duration
-	copy(sorted[:], h.cycles[:n])
-	slices.Sort(sorted[:n])
-	h.estMu.Unlock()
-	h.cycle.Store(int64(sorted[(n-1)/2]))
 }
 
 // Hash returns the PHC-encoded argon2id hash of password. It returns

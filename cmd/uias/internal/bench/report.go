@@ -235,9 +235,8 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		explain: fmt.Sprintf("One wave of N simultaneous password Authenticate calls, N = identity.max_hash_wait (%s) × "+
 			"the raw argon2id rate of the round (hashes/s in GOMAXPROCS goroutines, as in the first row): %s worth of hashes, "+
 			"as when everyone logs in at once on a quiet server (just before it, %d logins one after the other: "+
-			"the hashes the server's estimate of one hash's duration looks at). Every call waits for a worker while its projected wait (what remains "+
-			"of the running hashes, then the calls ahead of it ÷ workers × the workers' measured time per queued job) fits identity.max_hash_wait, "+
-			"so all N are served when the server hashes at the raw rate. Ours "+
+			"the hashes the server's estimate of one hash's duration looks at). Every call waits for a worker while its projected wait (work ahead of it ÷ "+
+			"workers × the running estimate of one hash) fits identity.max_hash_wait, so all N are served. Ours "+
 			"is the slowest answer, against the time the N bare hashes take on all CPUs; goal: within 4 s for "+
 			"3 s of hashes (≤ 1.33×), the rest being the requests' own work and one hash.", maxWait, maxWait, burstWarmup)}
 	burstNotOK := &row{name: "Login burst: calls not answered 0", u: count, zeroGoal: true,
