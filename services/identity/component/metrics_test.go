@@ -25,7 +25,7 @@ func TestHasherMetrics(t *testing.T) {
 	for _, mf := range mfs {
 		got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
 	}
-	want := map[string]float64{"uias_password_hash_seconds": 0.04, "uias_password_hash_queued_seconds": 0.04,
+	want := map[string]float64{"uias_password_hash_seconds": 0.04,
 		"uias_password_hash_waiting": 0}
 	for name, v := range want {
 		if g, ok := got[name]; !ok || g != v {

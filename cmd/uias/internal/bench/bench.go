@@ -188,16 +188,16 @@ type round struct {
 	burst    *Result // one wave of burstN simultaneous Authenticate calls
 	// the server's hash duration estimates just before the burst
 	// (uias_password_hash_seconds, _queued_seconds; 0: not read)
-	burstHashEst, burstQueueEst time.Duration
-	overload                    *Result // the storm
-	stormN                      int
-	waves                       int
-	heapBase                    uint64
-	heapPeak                    uint64
-	rssPeak                     uint64
-	echo                        *Result
-	getUser                     *Result
-	getUserHT                   *Result
+	burstHashEst time.Duration
+	overload     *Result // the storm
+	stormN       int
+	waves        int
+	heapBase     uint64
+	heapPeak     uint64
+	rssPeak      uint64
+	echo         *Result
+	getUser      *Result
+	getUserHT    *Result
 	// the same with the access records stored outside the measurement
 	// (outside.go): the goal rows
 	outEcho, outGetUser, outGetUserHT *Result
@@ -359,11 +359,11 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 		for range burstWarmup {
 			_, _ = oneCall(ctx, e.callAuthenticate)
 		}
-		r.burstHashEst, r.burstQueueEst = e.hashEstimates(ctx)
+		r.burstHashEst, _ = e.hashEstimates(ctx)
 		r.burst, _ = Waves(ctx, r.burstN, 0, e.callAuthenticate)
 		fmt.Fprintf(log, "  burst of %d simultaneous logins: %s; slowest %s\n", r.burstN, summary(r.burst), ms(slowest(r.burst)))
-		fmt.Fprintf(log, "    server estimates before it: hash %s, queued job %s a worker (floor: %s a hash a worker, workers ÷ raw rate)\n",
-			ms(r.burstHashEst), ms(r.burstQueueEst), ms(r.floorPerWorker(o)))
+		fmt.Fprintf(log, "    server estimate before it: hash %s (floor: %s a hash a worker, workers ÷ raw rate)\n",
+			ms(r.burstHashEst), ms(r.floorPerWorker(o)))
 	}
 	if group("overload") != nil {
 		r.stormN = o.overloadCallers

@@ -324,8 +324,8 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		if r.burst != nil {
 			burstSlow.add(slowest(r.burst).Seconds(), float64(r.burstN)/r.rawRate)
 			burstNotOK.add(float64(r.burstN-r.burst.OK), float64(r.burstN))
-			if r.burstQueueEst > 0 {
-				burstEst = append(burstEst, fmt.Sprintf("%s / %s / %s", ms(r.burstHashEst), ms(r.burstQueueEst), ms(r.floorPerWorker(o))))
+			if r.burstHashEst > 0 {
+				burstEst = append(burstEst, fmt.Sprintf("%s / %s", ms(r.burstHashEst), ms(r.floorPerWorker(o))))
 			}
 			if r.burst.Failed > 0 {
 				burstFail = fmt.Sprintf("first failure: %v", r.burst.FirstErr)
@@ -410,7 +410,7 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		if notes != "" {
 			notes += "; "
 		}
-		notes += "estimates before it, a worker (server hash / server queued job / floor hash): " + strings.Join(burstEst, ", ")
+		notes += "hash estimate before it (server hash / floor hash a worker): " + strings.Join(burstEst, ", ")
 	}
 	burstNotOK.note = notes
 	if len(ns) > 0 {
