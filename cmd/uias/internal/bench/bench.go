@@ -186,8 +186,8 @@ type round struct {
 	rawRate  float64       // raw hash rate N is computed from (hashQPS, or measured for it)
 	burstN   int
 	burst    *Result // one wave of burstN simultaneous Authenticate calls
-	// the server's hash duration estimates just before the burst
-	// (uias_password_hash_seconds, _queued_seconds; 0: not read)
+	// the server's hash duration estimate just before the burst
+	// (uias_password_hash_seconds; 0: not read)
 	burstHashEst time.Duration
 	overload     *Result // the storm
 	stormN       int
@@ -359,7 +359,7 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 		for range burstWarmup {
 			_, _ = oneCall(ctx, e.callAuthenticate)
 		}
-		r.burstHashEst, _ = e.hashEstimates(ctx)
+		r.burstHashEst = e.hashEstimate(ctx)
 		r.burst, _ = Waves(ctx, r.burstN, 0, e.callAuthenticate)
 		fmt.Fprintf(log, "  burst of %d simultaneous logins: %s; slowest %s\n", r.burstN, summary(r.burst), ms(slowest(r.burst)))
 		fmt.Fprintf(log, "    server estimate before it: hash %s (floor: %s a hash a worker, workers ÷ raw rate)\n",

@@ -9,28 +9,27 @@ import (
 	"time"
 )
 
-// hashEstimates reads the server's two hash duration estimates from its
-// /metrics (uias_password_hash_seconds and _queued_seconds: what the
-// projected wait of a waiting login uses); zero for one it cannot read.
-func (e *env) hashEstimates(ctx context.Context) (hash, queued time.Duration) {
+// hashEstimate reads the server's hash duration estimate from its /metrics
+// (uias_password_hash_seconds: what the projected wait of a waiting login
+// uses); zero when it cannot read it.
+func (e *env) hashEstimate(ctx context.Context) time.Duration {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.httpBase+"/metrics", nil)
 	if err != nil {
-		return 0, 0
+		return 0
 	}
 	resp, err := e.httpClient.Do(req)
 	if err != nil {
-		return 0, 0
+		return 0
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0
+		return 0
 	}
-	return parseHashEstimates(bufio.NewScanner(resp.Body))
+	return parseHashEstimate(bufio.NewScanner(resp.Body))
 }
 
-// parseHashEstimates picks the two gauges out of a Prometheus text
-// exposition.
-func parseHashEstimates(sc *bufio.Scanner) (hash, queued time.Duration) {
+// parseHashEstimate picks the gauge out of a Prometheus text exposition.
+func parseHashEstimate(sc *bufio.Scanner) time.Duration {
 	for sc.Scan() {
 		name, value, ok := strings.Cut(sc.Text(), " ")
 		if !ok {
@@ -40,13 +39,9 @@ func parseHashEstimates(sc *bufio.Scanner) (hash, queued time.Duration) {
 		if err != nil {
 			continue
 		}
-		d := time.Duration(v * float64(time.Second))
-		switch name {
-		case "uias_password_hash_seconds":
-			hash = d
-		case "uias_password_hash_queued_seconds":
-			queued = d
+		if name == "uias_password_hash_seconds" {
+			return time.Duration(v * float64(time.Second))
 		}
 	}
-	return hash, queued
+	return 0
 }
