@@ -179,6 +179,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 // round is what one round measured (zero values for phases not run).
 type round struct {
 	hashQPS  float64       // raw argon2id, GOMAXPROCS goroutines (phase auth)
+	rawCPU   float64       // CPUs the process used meanwhile
 	hashTime time.Duration // median single-threaded raw argon2id
 	auth     *Result       // saturated Authenticate
 	openRate float64       // arrival rate of the latency phase
@@ -324,7 +325,7 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 	if group("auth") != nil {
 		procs := runtime.GOMAXPROCS(0)
 		res := Interleave(ctx, o.slices, o.warmup, o.duration, closed(procs, rawHash(p)), closed(o.authConc, e.callAuthenticate))
-		r.hashQPS, r.auth = res[0].QPS(), res[1]
+		r.hashQPS, r.rawCPU, r.auth = res[0].QPS(), res[0].Cores(), res[1]
 		fmt.Fprintf(log, "  raw argon2id (%d goroutines): %.1f hashes/s, %.2f CPUs busy\n", procs, r.hashQPS, res[0].Cores())
 		fmt.Fprintf(log, "  Authenticate saturated (%d callers): %s\n", o.authConc, summary(r.auth))
 	}
@@ -360,8 +361,19 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 			_, _ = oneCall(ctx, e.callAuthenticate)
 		}
 		r.burstHashEst = e.hashEstimate(ctx)
+		c0, t0 := cpuTime(), time.Now()
 		r.burst, _ = Waves(ctx, r.burstN, 0, e.callAuthenticate)
+		r.burst.cpu, r.burst.wall = cpuTime()-c0, time.Since(t0)
 		fmt.Fprintf(log, "  burst of %d simultaneous logins: %s; slowest %s\n", r.burstN, summary(r.burst), ms(slowest(r.burst)))
+		if r.burst.OK > 0 && r.hashQPS > 0 && r.rawCPU > 0 {
+			// Process CPU (server and callers) a login answered, against
+			// the floor's CPU a hash: how fast the burst would go on CPUs
+			// of its own, whatever else the machine runs meanwhile.
+			login := r.burst.cpu / time.Duration(r.burst.OK)
+			hash := time.Duration(r.rawCPU / r.hashQPS * float64(time.Second))
+			fmt.Fprintf(log, "    process CPU a login answered: %s (floor: %s a hash, %.2f×)\n", ms(login), ms(hash),
+				float64(login)/float64(hash))
+		}
 		fmt.Fprintf(log, "    server estimate before it: hash %s (floor: %s a hash a worker, workers ÷ raw rate)\n",
 			ms(r.burstHashEst), ms(r.floorPerWorker(o)))
 	}
