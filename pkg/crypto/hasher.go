@@ -66,6 +66,11 @@ type HasherConfig struct {
 	// Close stops the threads.
 	OwnThreads bool
 	ThreadNice int
+	// Waiters, when set, is told of every call that starts waiting in the
+	// queue (Add(1)) and of every one that stops waiting, taken by a
+	// worker or gone (Add(-1)): background work gives way to them
+	// (pkg/giveway.Signal). Add is called with the queue's lock held.
+	Waiters interface{ Add(delta int) }
 	// Testing, when set, makes the hasher deterministic for tests of its
 	// callers: see HasherTesting. Leave it nil in production.
 	Testing *HasherTesting
@@ -116,6 +121,8 @@ type Hasher struct {
 	queue  []*job          // admitted, not yet taken by a worker, oldest first
 	own    bool            // OwnThreads: each memory's thread hashes in it
 	closed bool            // Close was called (own threads stop when idle)
+	// waiters counts the queue's calls for others (HasherConfig.Waiters).
+	waiters interface{ Add(delta int) }
 
 	// estimate is the running estimate of one hash's duration (ns): the
 	// median of the last estimateWindow hashes at the current parameters.
@@ -169,6 +176,7 @@ func NewHasher(cfg HasherConfig) *Hasher {
 		params:  cfg.Params.withDefaults(),
 		maxWait: maxWait,
 		waitCap: waitCap,
+		waiters: cfg.Waiters,
 		now:     time.Now,
 		derive:  argon2idKey,
 	}
@@ -262,6 +270,7 @@ func (h *Hasher) nextJob(m *argon2Memory) *job {
 	h.queue[0] = nil
 	h.queue = h.queue[1:]
 	j.taken = true
+	h.waited(-1)
 	return j
 }
 
@@ -334,6 +343,14 @@ func (h *Hasher) Admits(ctx context.Context) bool {
 	return (h.waitCap < 0 || ahead < h.waitCap) && h.fits(ctx, h.projectedWait(ahead))
 }
 
+// waited tells HasherConfig.Waiters of delta calls more (or fewer)
+// waiting; h.mu is held.
+func (h *Hasher) waited(delta int) {
+	if h.waiters != nil {
+		h.waiters.Add(delta)
+	}
+}
+
 // leave takes j out of the queue if no worker has it yet; it reports
 // whether it did.
 func (h *Hasher) leave(j *job) bool {
@@ -345,6 +362,7 @@ func (h *Hasher) leave(j *job) bool {
 	for i, q := range h.queue {
 		if q == j {
 			h.queue = append(h.queue[:i], h.queue[i+1:]...)
+			h.waited(-1)
 			return true
 		}
 	}
@@ -449,6 +467,7 @@ func (h *Hasher) admit(ctx context.Context, wait bool, work func(m *argon2Memory
 	}
 	j := &job{work: work, key: make(chan []byte, 1)}
 	h.queue = append(h.queue, j)
+	h.waited(1)
 	h.mu.Unlock()
 	select {
 	case key := <-j.key:

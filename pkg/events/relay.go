@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/uias/uias/pkg/giveway"
 	"github.com/uias/uias/pkg/store"
 )
 
@@ -37,6 +38,10 @@ type RelayOptions struct {
 	// page cache). Default: one statement on db. Unused on PostgreSQL
 	// (the deletes run in the batch's transaction under its lock).
 	Write func(ctx context.Context, fn func(tx *sql.Tx) error) error
+	// GiveWay, when set, pauses the relay before each round of publishing
+	// while logins wait for a hash worker (at most its MaxPause a round):
+	// the rows wait in the outbox and go out together afterwards.
+	GiveWay *giveway.Signal
 }
 
 func (o RelayOptions) withDefaults() RelayOptions {
@@ -140,6 +145,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer timer.Stop()
 	<-timer.C
 	for {
+		r.opts.GiveWay.Pause(ctx)
 		_, locked, err := r.flush(ctx)
 		if ctx.Err() != nil {
 			return nil

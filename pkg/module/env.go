@@ -21,6 +21,7 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/discovery"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/giveway"
 	"github.com/uias/uias/pkg/store"
 )
 
@@ -150,6 +151,9 @@ func (e *Env) Relay(db *store.DB, js jetstream.JetStream, opts ...events.RelayOp
 	if len(opts) > 0 {
 		o = opts[0]
 	}
+	if o.GiveWay == nil {
+		o.GiveWay = e.GiveWay()
+	}
 	log := e.Log.Named("relay")
 	r := events.NewRelay(db, js, log, o)
 	e.Go(func(ctx context.Context) {
@@ -159,6 +163,13 @@ func (e *Env) Relay(db *store.DB, js jetstream.JetStream, opts ...events.RelayOp
 	})
 	return r
 }
+
+// GiveWay is the process's signal of logins waiting for a password hash
+// worker (the identity component's hasher counts them into it): loops
+// whose work can wait a few seconds without loss pause on it (Pause,
+// bounded by giveway.DefaultMaxPause a round). The module's relay (Relay)
+// already does. Nil (never pauses) in a Process built by hand in tests.
+func (e *Env) GiveWay() *giveway.Signal { return e.p.giveWay }
 
 // Subscribed ends sub when the process stops (OnStop), or returns err when
 // the subscription failed:

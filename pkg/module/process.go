@@ -35,6 +35,7 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/discovery"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/giveway"
 	"github.com/uias/uias/pkg/grpcx"
 )
 
@@ -66,6 +67,9 @@ type Process struct {
 	closers []func(context.Context) error // run last, in reverse
 
 	comps map[string]*Component
+	// giveWay counts the logins waiting for a hash worker, for the
+	// background loops that give way to them (Env.GiveWay).
+	giveWay *giveway.Signal
 	// values: Component.Value of each started module, for Env.Local
 	// (read by other modules at any time, hence apart from comps).
 	values sync.Map
@@ -182,7 +186,7 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	p := &Process{reg: reg, cfg: cfg, log: o.Logger, mods: mods, runCtx: runCtx, cancel: cancel,
-		comps: map[string]*Component{}}
+		comps: map[string]*Component{}, giveWay: giveway.New(0)}
 	defer func() {
 		if err != nil {
 			_ = p.Stop(context.Background())

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/giveway"
 	"github.com/uias/uias/services/audit/analytics"
 	"github.com/uias/uias/services/audit/ingest"
 )
@@ -44,6 +45,9 @@ type alerter struct {
 	log *zap.Logger
 	// since: the first consumer delivers the events from then on.
 	since time.Time
+	// giveWay pauses the loop before each fetch while logins wait for a
+	// hash worker (the events wait in the stream; nil: never).
+	giveWay *giveway.Signal
 }
 
 // run consumes until ctx ends: for each event the detector's alerts are
@@ -65,6 +69,7 @@ func (a *alerter) run(ctx context.Context) {
 		}
 	}
 	for ctx.Err() == nil {
+		a.giveWay.Pause(ctx)
 		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			if ctx.Err() == nil {

@@ -204,7 +204,7 @@ func startAlerts(env *module.Env, ac AnalyticsConfig, o analytics.Options, a *an
 		Attempts: ac.AlertWebhookAttempts}, log, env.Metrics)
 	det := analytics.NewDetector(analytics.DetectorOptions{Geo: o.Geo, Travel: o.Travel, Allowed: allowed,
 		LockoutBurst: ac.LockoutBurst, LockoutWindow: ac.LockoutWindow, Previous: a.PreviousLogin})
-	al := &alerter{js: js, det: det, n: n, log: log, since: time.Now()}
+	al := &alerter{js: js, det: det, n: n, log: log, since: time.Now(), giveWay: env.GiveWay()}
 	env.Go(n.Run)
 	env.Go(al.run)
 	return nil

@@ -127,7 +127,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	in := ingest.New(js, l, ingest.Options{Batch: cfg.Batch, MaxWait: cfg.BatchWait, StreamMaxAge: cfg.StreamMaxAge,
-		Logger: log.Named("ingest"), Metrics: env.Metrics})
+		Logger: log.Named("ingest"), Metrics: env.Metrics, GiveWay: env.GiveWay()})
 	env.Go(func(ctx context.Context) { _ = in.Run(ctx) })
 	if cfg.Retention > 0 {
 		ret := audit.Retention{Keep: cfg.Retention, Dir: cfg.ArchiveDirIn(env.Config)}

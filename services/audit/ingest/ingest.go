@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/giveway"
 	"github.com/uias/uias/services/audit"
 )
 
@@ -41,6 +42,10 @@ type Options struct {
 	StreamMaxAge time.Duration
 	Logger       *zap.Logger
 	Metrics      prometheus.Registerer
+	// GiveWay, when set, pauses the loop before each fetch while logins
+	// wait for a password hash worker (at most its MaxPause a fetch): the
+	// events wait in the stream, and are then stored in fuller batches.
+	GiveWay *giveway.Signal
 	// AfterAppend, for tests, runs after a batch is stored and before its
 	// messages are acknowledged.
 	AfterAppend func(res audit.AppendResult)
@@ -119,6 +124,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		in.o.GiveWay.Pause(ctx)
 		in.busy.Lock()
 		if in.paused {
 			resume := in.resume

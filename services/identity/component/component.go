@@ -144,7 +144,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	// kernel takes it from a niced thread); a pure-Go hash yields its
 	// processor often by itself (docs/adr/0005-hash-threads.md).
 	hasher := crypto.NewHasher(crypto.HasherConfig{Params: cfg.Argon2, Workers: cfg.HashWorkers,
-		Queue: cfg.HashQueue, MaxWait: cfg.MaxHashWait, OwnThreads: crypto.Argon2Cgo})
+		Queue: cfg.HashQueue, MaxWait: cfg.MaxHashWait, OwnThreads: crypto.Argon2Cgo,
+		// Background loops of the process give way to the logins waiting.
+		Waiters: env.GiveWay()})
 	env.OnStop(func(context.Context) error { hasher.Close(); return nil })
 	if env.Metrics != nil {
 		if err := registerHasherMetrics(env.Metrics, hasher); err != nil {
