@@ -43,7 +43,7 @@ type callRecord struct {
 // (access records off). It reports false when ctx serves no call that
 // leaves an access record (not served, nested, or a record handed
 // already): the component then publishes the record itself. a, its
-// Detail and its Fields must not change afterwards.
+// Detail, Fields and Own must not change afterwards.
 func (b *Builder) ForCall(ctx context.Context, a Action, publish func(events.Later)) bool {
 	return grpcx.HandRecord(ctx, &callRecord{l: laterAction{b: b, c: caller.From(ctx), end: b.now(), a: a}, publish: publish})
 }
