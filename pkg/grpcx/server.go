@@ -180,9 +180,8 @@ func NewServer(o ServerOptions) (*grpc.Server, *health.Server) {
 			Time:                  ka.PingInterval,
 			Timeout:               ka.PingTimeout,
 		}))
-	if o.Admit != nil {
-		opts = append(opts, grpc.InTapHandle(c.admission(o.Admit)))
-	}
+	// Admission, and the call's metadata kept for the chain (callMD).
+	opts = append(opts, grpc.InTapHandle(c.admission(o.Admit)))
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(ServerTLS(o.TLS))))
 	}
