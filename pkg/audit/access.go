@@ -63,7 +63,12 @@ type Access struct {
 // NewAccess takes what the access record of call c served for component
 // needs from the call's context.
 func NewAccess(ctx context.Context, component string, c grpcx.Call) *Access {
-	return &Access{component: component, call: c, caller: caller.From(ctx), origin: grpcx.OriginFrom(ctx),
+	a := newAccess(ctx, component, c)
+	return &a
+}
+
+func newAccess(ctx context.Context, component string, c grpcx.Call) Access {
+	return Access{component: component, call: c, caller: caller.From(ctx), origin: grpcx.OriginFrom(ctx),
 		requestID: grpcx.RequestID(ctx)}
 }
 

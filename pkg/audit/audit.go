@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/uias/uias/pkg/caller"
@@ -45,12 +46,73 @@ type Action struct {
 	// component auditing every call of a hot path gives); of the same key,
 	// a field counts over Detail's entry and a later field over an earlier.
 	Fields []events.DetailField
+	// Own is detail the component made itself and knows to be safe: ids,
+	// serials and codes it generated, never anything a caller sent (that
+	// goes in Fields or Detail). It is stored as given, without Text's
+	// scan and cap (still JSON-escaped); of the same key, an Own field
+	// counts over Fields and Detail.
+	Own []events.DetailField
 }
 
 // Builder makes the AUDIT events of one component.
 type Builder struct {
 	component string
 	now       func() time.Time
+	names     *nameCache // nil: names made per event
+}
+
+// names are the subject and type of the events of one API.
+type names struct{ subject, typ string }
+
+// nameCache keeps each API's subject and type, built once instead of
+// concatenated per event (a component records every call of a hot path
+// under a few APIs): read without a lock, replaced whole when an API is
+// added.
+type nameCache struct {
+	m  atomic.Pointer[map[string]names]
+	mu sync.Mutex
+}
+
+// maxNames bounds the APIs a builder keeps names for (a component has a
+// few dozen; beyond, names are made per event).
+const maxNames = 256
+
+// namesOf returns the subject and type of api's events.
+func (b *Builder) namesOf(api string) names {
+	c := b.names
+	if c != nil {
+		if m := c.m.Load(); m != nil {
+			if n, ok := (*m)[api]; ok {
+				return n
+			}
+		}
+	}
+	n := names{subject: "uias.audit." + b.component + "." + api, typ: "audit." + api}
+	if c == nil {
+		return n
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil && len(*old) >= maxNames {
+		return n
+	}
+	m := make(map[string]names, 1+lenOf(old))
+	if old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	m[api] = n
+	c.m.Store(&m)
+	return n
+}
+
+func lenOf(m *map[string]names) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
 }
 
 // NewBuilder returns a builder for component (the events' subjects are
@@ -59,7 +121,7 @@ func NewBuilder(component string, now func() time.Time) *Builder {
 	if now == nil {
 		now = time.Now
 	}
-	return &Builder{component: component, now: now}
+	return &Builder{component: component, now: now, names: &nameCache{}}
 }
 
 // Event builds the audit event of a, done for the caller in ctx
@@ -71,7 +133,7 @@ func (b *Builder) Event(ctx context.Context, a Action) events.Event {
 
 // Later is Event built later: the caller and the end are taken now, the
 // record is encoded when the returned value's Event is called (by whoever
-// publishes it, off the call's path). a, its Detail and its Fields must
+// publishes it, off the call's path). a, its Detail, Fields and Own must
 // not change afterwards.
 func (b *Builder) Later(ctx context.Context, a Action) events.Later {
 	return &laterAction{b: b, c: caller.From(ctx), end: b.now(), a: a}
@@ -105,11 +167,13 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []eve
 	for _, f := range a.Fields {
 		detail = append(detail, events.DetailField{Key: Text(f.Key), Value: Text(f.Value)})
 	}
+	detail = append(detail, a.Own...)
 	// Subjects and details may hold what a caller sent (a login name, a
 	// claimed App_ID): capped and escaped (Text), so a caller can neither
 	// forge lines nor grow the log.
+	rid := Text(c.RequestID)
 	rec := events.AuditRecord{
-		Serial: Text(c.RequestID), TraceID: Text(c.RequestID), AppID: Text(c.AppID()), API: a.API,
+		Serial: rid, TraceID: rid, AppID: Text(c.AppID()), API: a.API,
 		Actor: Text(c.Actor()), Subject: Text(a.Subject), Org: Text(a.Org), Result: a.Result, Reason: a.Reason,
 		DurationMS: float64(end.Sub(a.Start).Microseconds()) / 1000, Time: end.UTC(),
 	}
@@ -122,8 +186,8 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []eve
 // eventOf is the AUDIT event of rec, a record of api, with detail (in any
 // order; of fields with the same key the last one given counts).
 func (b *Builder) eventOf(api string, rec *events.AuditRecord, detail []events.DetailField) events.Event {
-	return events.Event{ID: ids.New(), Subject: "uias.audit." + b.component + "." + api, Type: "audit." + api,
-		Time: rec.Time, Payload: encode(rec, detail)}
+	n := b.namesOf(api)
+	return events.Event{ID: ids.New(), Subject: n.subject, Type: n.typ, Time: rec.Time, Payload: encode(rec, detail)}
 }
 
 // scratch holds the buffers records are encoded into (encode).

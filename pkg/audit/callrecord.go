@@ -34,7 +34,8 @@ const (
 type callRecord struct {
 	l       laterAction
 	publish func(events.Later) // how it goes out if the process keeps no access record of the call
-	access  *Access            // the call's, set by AccessOf
+	access  Access             // the call's, set by AccessOf (in place: no allocation of its own)
+	called  bool               // access is set
 }
 
 // ForCall hands the record of a, done in the API call served in ctx, to
@@ -43,7 +44,7 @@ type callRecord struct {
 // (access records off). It reports false when ctx serves no call that
 // leaves an access record (not served, nested, or a record handed
 // already): the component then publishes the record itself. a, its
-// Detail and its Fields must not change afterwards.
+// Detail, Fields and Own must not change afterwards.
 func (b *Builder) ForCall(ctx context.Context, a Action, publish func(events.Later)) bool {
 	return grpcx.HandRecord(ctx, &callRecord{l: laterAction{b: b, c: caller.From(ctx), end: b.now(), a: a}, publish: publish})
 }
@@ -52,7 +53,7 @@ func (b *Builder) ForCall(ctx context.Context, a Action, publish func(events.Lat
 // record the call's handler handed (Builder.ForCall), else NewAccess's.
 func AccessOf(ctx context.Context, component string, c grpcx.Call) events.Later {
 	if r, ok := c.Record.(*callRecord); ok {
-		r.access = NewAccess(ctx, component, c)
+		r.access, r.called = newAccess(ctx, component, c), true
 		return r
 	}
 	return NewAccess(ctx, component, c)
@@ -68,8 +69,8 @@ func NotKept(c grpcx.Call) {
 
 // Event builds the record (events.Later).
 func (r *callRecord) Event() events.Event {
-	l, acc := &r.l, r.access
-	if acc == nil {
+	l, acc := &r.l, &r.access
+	if !r.called {
 		return l.Event()
 	}
 	var room [maxDetail]events.DetailField

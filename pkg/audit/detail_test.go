@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"google.golang.org/grpc/codes"
 
@@ -100,5 +101,68 @@ func TestDetailBytesAsMap(t *testing.T) {
 					end: start, a: a}, publish: func(events.Later) {}}}
 			check("call "+name, AccessOf(context.Background(), "ticket", call).Event(), old(d, fields, &call))
 		}
+	}
+}
+
+// TestOwnDetailAsGiven: a component's own fields (Action.Own) are stored
+// as given, without Text (only JSON-escaped), and count over Fields and
+// Detail of the same key; the caller-supplied Fields and Detail beside
+// them are still made safe.
+func TestOwnDetailAsGiven(t *testing.T) {
+	start := time.Date(2026, 12, 3, 4, 0, 0, 0, time.UTC)
+	b := NewBuilder("ticket", func() time.Time { return start })
+	long := strings.Repeat("s", 2*MaxText)
+	a := Action{API: "ticket.validate", Subject: "user:u1", Result: ResultSuccess, Reason: "OK", Start: start,
+		Detail: map[string]string{"kind": "from detail", "d": "x\ny"},
+		Fields: []events.DetailField{{Key: "service", Value: "https://a.example/\u202e\x00"}, {Key: "serial", Value: "from fields"}},
+		Own:    []events.DetailField{{Key: "kind", Value: "ST"}, {Key: "serial", Value: long}, {Key: "q", Value: `"<\`}}}
+	want := map[string]string{"d": Text("x\ny"), "service": Text("https://a.example/\u202e\x00"),
+		"kind": "ST", "serial": long, "q": `"<\`}
+	ctx := caller.With(context.Background(), &caller.Caller{RequestID: "req-1"})
+	for name, ev := range map[string]events.Event{"event": b.Event(ctx, a), "later": b.Later(ctx, a).Event()} {
+		var rec events.AuditRecord
+		if err := json.Unmarshal(ev.Payload, &rec); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(rec.Detail) != len(want) {
+			t.Errorf("%s: detail %q, want %q", name, rec.Detail, want)
+		}
+		for k, v := range want {
+			if rec.Detail[k] != v {
+				t.Errorf("%s: detail[%q] = %q, want %q", name, k, rec.Detail[k], v)
+			}
+		}
+		if rec.Detail["service"] == "https://a.example/\u202e\x00" {
+			t.Errorf("%s: a caller's field was stored unescaped", name)
+		}
+	}
+}
+
+// TestNamesBuiltOnce: an API's subject and type are those concatenated
+// per event, the same strings every time, and a builder keeps at most
+// maxNames APIs (beyond, they are made per event, still right).
+func TestNamesBuiltOnce(t *testing.T) {
+	b := NewBuilder("ticket", nil)
+	ctx := context.Background()
+	for i := range maxNames + 10 {
+		api := "api." + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strings.Repeat("y", i/26)
+		for range 2 {
+			ev := b.Event(ctx, Action{API: api, Result: ResultSuccess, Start: time.Now()})
+			if ev.Subject != "uias.audit.ticket."+api || ev.Type != "audit."+api {
+				t.Fatalf("%s: subject %q type %q", api, ev.Subject, ev.Type)
+			}
+		}
+	}
+	if n := len(*b.names.m.Load()); n != maxNames {
+		t.Errorf("%d names kept, want %d", n, maxNames)
+	}
+	n1, n2 := b.namesOf("api.a"), b.namesOf("api.a")
+	if unsafe.StringData(n1.subject) != unsafe.StringData(n2.subject) {
+		t.Error("an API's subject was built again")
+	}
+	var zero Builder // not from NewBuilder: names made per event
+	zero.component = "c"
+	if n := zero.namesOf("x"); n.subject != "uias.audit.c.x" || n.typ != "audit.x" {
+		t.Errorf("zero builder: %+v", n)
 	}
 }

@@ -74,8 +74,7 @@ func skipAccess(method string) bool {
 // over a trusted channel (checked with the origin by the client ip
 // interceptor, which runs first).
 func nestedCall(ctx context.Context) bool {
-	md, _ := metadata.FromIncomingContext(ctx)
-	return nestedOf(ctx, md)
+	return nestedOf(ctx, callMD(ctx))
 }
 
 // nestedOf is nestedCall with the call's metadata given.
@@ -125,8 +124,7 @@ func (c *chain) streamAccess(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 		return handler(srv, ss)
 	}
 	start := time.Now()
-	md, _ := metadata.FromIncomingContext(ss.Context())
-	ctx, st := c.startCall(ss.Context(), md)
+	ctx, st := c.startCall(ss.Context(), callMD(ss.Context()))
 	completed := false
 	defer func() { c.endCall(ctx, st, info.FullMethod, start, time.Since(start), err, completed) }()
 	err = handler(srv, withStreamContext(ss, ctx))

@@ -324,7 +324,7 @@ func serverContext(parent, ctx context.Context, md metadata.MD, st *directStream
 			cancel()
 		}
 	})
-	sctx := metadata.NewIncomingContext(base, md)
+	sctx := withCallMD(metadata.NewIncomingContext(base, md), md) // md is the call's own
 	sctx = peer.NewContext(sctx, inprocPeer)
 	sctx = grpc.NewContextWithServerTransportStream(sctx, st)
 	return sctx, func() { stop(); cancel() }

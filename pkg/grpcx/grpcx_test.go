@@ -381,6 +381,40 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
+// TestRequestIDHeaderConcurrent: calls served at once, over the transport
+// and directly, each get their own request id as response header and in
+// the handler (the header's metadata is reused between calls).
+func TestRequestIDHeaderConcurrent(t *testing.T) {
+	h := start(t, grpcx.ServerOptions{}, time.Second)
+	direct := func(ctx context.Context, service string) result {
+		var r result
+		r.err = h.direct.Invoke(ctx, checkMethod, &healthpb.HealthCheckRequest{Service: service}, &healthpb.HealthCheckResponse{},
+			grpc.Header(&r.header), grpc.Trailer(&r.trailer))
+		return r
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		call := h.check
+		if g%2 == 1 {
+			call = direct
+		}
+		wg.Go(func() {
+			for i := range 50 {
+				id := fmt.Sprintf("req-%d-%d", g, i)
+				r := call(metadata.AppendToOutgoingContext(ctxT(t), "x-request-id", id), "ok")
+				if r.err != nil {
+					t.Error(r.err)
+					return
+				}
+				if got, seen := r.header.Get("x-request-id"), first(r.trailer, "seen-request-id"); len(got) != 1 || got[0] != id || seen != id {
+					t.Errorf("call %s: header %q, handler saw %q", id, got, seen)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func TestClientRequestIDPropagation(t *testing.T) {
 	h := start(t, grpcx.ServerOptions{}, time.Second,
 		grpc.WithUnaryInterceptor(grpcx.UnaryClientRequestID()),

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -57,10 +58,10 @@ func (c *chain) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 // unaryCall is unary inside recovery: request id, client ip, then the
 // call timed for the access record, the log line and the metrics.
 func (c *chain) unaryCall(ctx context.Context, req any, method string, handler grpc.UnaryHandler) (resp any, err error) {
-	md, _ := metadata.FromIncomingContext(ctx) // a copy: made once per call
+	md := callMD(ctx) // read only
 	id := requestIDOf(md)
 	ctx = WithRequestID(ctx, id)
-	_ = grpc.SetHeader(ctx, metadata.MD{MetadataRequestID: {id}})
+	setRequestIDHeader(ctx, id)
 	ctx = c.withOriginOf(ctx, md)
 	var st *callState
 	if c.onCall != nil && !skipAccess(method) {
@@ -150,8 +151,23 @@ func (c *chain) streamRecovery(srv any, ss grpc.ServerStream, info *grpc.StreamS
 // ---- request id ----
 
 func incomingRequestID(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	return requestIDOf(md)
+	return requestIDOf(callMD(ctx))
+}
+
+// headerMDs are the one-key metadata setRequestIDHeader hands to
+// grpc.SetHeader, reused: the server's streams (the transport's,
+// Direct's, grpc-gateway's) merge what they are given into a map of their
+// own and keep nothing of it.
+var headerMDs = sync.Pool{New: func() any { return metadata.MD{MetadataRequestID: make([]string, 1)} }}
+
+// setRequestIDHeader sets the request id as the call's response header.
+func setRequestIDHeader(ctx context.Context, id string) {
+	md := headerMDs.Get().(metadata.MD)
+	v := md[MetadataRequestID]
+	v[0] = id
+	_ = grpc.SetHeader(ctx, md)
+	v[0] = ""
+	headerMDs.Put(md)
 }
 
 // requestIDOf is incomingRequestID from the call's metadata.
@@ -190,8 +206,7 @@ func (c *chain) clientIPOf(ctx context.Context, md metadata.MD, o Origin, ok boo
 // asserts (the edge's client's, possibly none), else that of the call's own
 // TLS connection.
 func (c *chain) withOrigin(ctx context.Context) context.Context {
-	md, _ := metadata.FromIncomingContext(ctx)
-	return c.withOriginOf(ctx, md)
+	return c.withOriginOf(ctx, callMD(ctx))
 }
 
 // withOriginOf is withOrigin with the call's metadata given.

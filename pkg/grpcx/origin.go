@@ -184,8 +184,7 @@ func StreamClientOrigin(key []byte) grpc.StreamClientInterceptor {
 // incomingOrigin returns the origin asserted by the peer when the channel is
 // trusted: an in-process connection, or a signature valid under key.
 func incomingOrigin(ctx context.Context, key []byte) (Origin, bool) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	return originOf(ctx, md, key)
+	return originOf(ctx, callMD(ctx), key)
 }
 
 // originOf is incomingOrigin with the call's metadata given.

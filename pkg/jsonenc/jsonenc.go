@@ -23,17 +23,35 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
+// plainByte[b]: the ASCII byte b is written as itself (printable, not a
+// quote, a backslash or one of the HTML characters encoding/json escapes).
+var plainByte = func() (t [256]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
+	}
+	return t
+}()
+
 // AppendString appends s as a JSON string exactly as encoding/json's
 // Marshal writes it: ", \ and control characters escaped (\b \f \n \r \t
 // by name, others as \u00XX), <, > and & as \u003c \u003e \u0026, invalid
 // UTF-8 bytes as \ufffd, U+2028 and U+2029 as \u2028 and \u2029.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	// The plain start, the common case (ids, codes, URLs): a table look-up
+	// a byte, then copied whole.
+	i := 0
+	for i < len(s) && plainByte[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		return append(append(dst, s...), '"')
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		b := s[i]
 		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+			if plainByte[b] {
 				i++
 				continue
 			}

@@ -90,3 +90,17 @@ func TestAppendTimeMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendStringEveryByte: every byte alone, at the start, in the middle
+// and at the end of plain text is written as encoding/json writes it (the
+// plain-byte table and the copy of a plain start).
+func TestAppendStringEveryByte(t *testing.T) {
+	for b := range 256 {
+		c := string([]byte{byte(b)})
+		for _, s := range []string{c, c + "plain", "plain" + c, "pl" + c + "ain", "é" + c, c + c + "x"} {
+			if got, want := jsonenc.AppendString(nil, s), marshal(t, s); !bytes.Equal(got, want) {
+				t.Errorf("%q: got %s, want %s", s, got, want)
+			}
+		}
+	}
+}

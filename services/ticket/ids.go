@@ -100,8 +100,18 @@ func newOpaque(prefix, centre string) string {
 // keyOf is the storage key of a ticket value: a one-way hash, so that what
 // the buckets hold (and operators may read) cannot be replayed as a ticket.
 func keyOf(t string) string {
-	sum := sha256.Sum256([]byte(t))
-	return hex.EncodeToString(sum[:16])
+	var sum [sha256.Size]byte
+	if len(t) <= MaxTicketLen {
+		// Copied on the stack (a ticket is at most MaxTicketLen bytes):
+		// no heap copy of the value on every issue and validation.
+		var buf [MaxTicketLen]byte
+		sum = sha256.Sum256(buf[:copy(buf[:], t)])
+	} else {
+		sum = sha256.Sum256([]byte(t))
+	}
+	var out [32]byte
+	hex.Encode(out[:], sum[:16])
+	return string(out[:])
 }
 
 // SessionID is the public id of the session of a TGT (a hash of it).

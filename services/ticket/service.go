@@ -399,10 +399,11 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 		}
 		break
 	}
+	// The service and the application's id came from outside (a caller,
+	// the registry's administrator): made safe; the rest was made here.
+	f := detail("service", service, "app_id", appID, "kind", "ST", "serial", sig.Serial, "session_id", id)
 	s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + sess.UserID, Org: sess.OrgID,
-		Result: audit.ResultSuccess, Reason: "OK", Start: start,
-		Fields: detail("kind", "ST", "serial", sig.Serial, "service", service, "app_id", appID,
-			"session_id", id)})
+		Result: audit.ResultSuccess, Reason: "OK", Start: start, Fields: f[:2], Own: f[2:]})
 	return st, sig.Expires, nil
 }
 
@@ -561,10 +562,14 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 		}
 		out.PGT, out.PGTIOU = pgt, iou
 	}
+	// The service and the application's id came from outside: made safe;
+	// the kind is the ticket's prefix (ST or PT, the record's kind), the
+	// serial the one its signature covers (lower-case hex, checked by
+	// parseSigned; the record's), and pgt a boolean.
+	f := detail("service", v.Service, "app_id", t.AppID, "kind", prefix[:len(prefix)-1], "serial", sig.Serial,
+		"pgt", strconv.FormatBool(out.PGT != ""))
 	s.auditCall(ctx, audit.Action{API: "ticket.validate", Subject: "user:" + t.UserID, Org: t.OrgID,
-		Result: audit.ResultSuccess, Reason: "OK", Start: start,
-		Fields: detail("kind", string(t.Kind), "serial", t.Serial, "service", v.Service, "app_id", t.AppID,
-			"pgt", strconv.FormatBool(out.PGT != ""))})
+		Result: audit.ResultSuccess, Reason: "OK", Start: start, Fields: f[:2], Own: f[2:]})
 	return out, nil
 }
 
