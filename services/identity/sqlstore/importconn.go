@@ -115,6 +115,7 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 		// for a turn here run first (the channel's senders queue in
 		// order), those queued since find it detached.
 		ic.turn <- struct{}{}
+		s.flushImportSearch(context.WithoutCancel(ctx), ic)
 		s.detach(ic)
 		<-ic.turn
 		ic.checkpoints.Wait()
@@ -144,6 +145,25 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 	s.imp.CompareAndSwap(nil, ic)
 	var once sync.Once
 	return context.WithValue(ctx, importConnKey{}, ic), func() { once.Do(release) }, nil
+}
+
+// flushImportSearch writes the FTS5 rows the import listed for later
+// (indexImported), in ic's turn as the import ends: a search finds every
+// person the import reports written. A failure is logged; the rows are
+// written at the next start (Migrate) or the next import's end.
+func (s *Store) flushImportSearch(ctx context.Context, ic *importConn) {
+	flush := func(tx *sql.Tx) error { return flushSearch(ctx, tx) }
+	var err error
+	if ic.detached {
+		err = s.db.InTx(ctx, flush)
+	} else if began, e := s.onConn(ctx, ic, flush); !began && ic.detached {
+		err = s.db.InTx(ctx, flush)
+	} else {
+		err = e
+	}
+	if err != nil {
+		s.log.Error("import: writing the search rows of the imported people failed; they are written at the next import's end or at the next start", zap.Error(err))
+	}
 }
 
 // detach sends the writes to the pool again (in ic's turn).

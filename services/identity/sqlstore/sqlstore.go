@@ -82,9 +82,17 @@ func New(db *store.DB, opts ...Option) *Store {
 // (after this).
 func (s *Store) Close() error { return s.stmts.Close() }
 
-// Migrate brings the identity schema (and its events outbox) up to date.
+// Migrate brings the identity schema (and its events outbox) up to date,
+// and on SQLite writes the search rows an import left for later when a
+// crash ended it (flushSearchOnStart).
 func Migrate(ctx context.Context, db *store.DB) error {
-	return events.MigrateWithOutbox(ctx, db, Component, migrationFiles, outboxMigration)
+	if err := events.MigrateWithOutbox(ctx, db, Component, migrationFiles, outboxMigration); err != nil {
+		return err
+	}
+	if err := flushSearchOnStart(ctx, db); err != nil {
+		return fmt.Errorf("identity: search rows left by an import: %w", err)
+	}
+	return nil
 }
 
 // ---------------------------------------------------------------------------
