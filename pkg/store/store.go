@@ -87,9 +87,12 @@ func WithSearchPath(dsn, schema string) string {
 // sets them the connection gets busy_timeout(5000), journal_mode(WAL),
 // synchronous(NORMAL) (file databases: in WAL mode a commit is durable when uias crashes,
 // but the last commits before an OS crash or power loss may roll back; set
-// _pragma=synchronous(FULL) in the DSN to fsync the WAL on every commit), foreign_keys(1)
-// and _txlock=immediate (transactions take the write lock up front, so concurrent
-// writers wait for busy_timeout instead of failing with SQLITE_BUSY on lock upgrade).
+// _pragma=synchronous(FULL) in the DSN to fsync the WAL on every commit), foreign_keys(1),
+// journal_size_limit(SQLiteJournalSizeLimit) (file databases: when the WAL restarts from its
+// start after a checkpoint, a WAL file larger than that is truncated to it; without it the
+// file keeps the size of the largest WAL ever written) and _txlock=immediate (transactions
+// take the write lock up front, so concurrent writers wait for busy_timeout instead of
+// failing with SQLITE_BUSY on lock upgrade).
 // For PostgreSQL, dsn is anything pgx accepts (URL or key=value).
 //
 // The returned error never contains the DSN (it may hold a password).
@@ -119,6 +122,10 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 	}
 	return &DB{DB: db, Dialect: dialect, waiting: new(atomic.Int64)}, nil
 }
+
+// SQLiteJournalSizeLimit is the journal_size_limit (bytes) Open gives
+// SQLite file databases unless their DSN sets one.
+const SQLiteJournalSizeLimit = 64 << 20
 
 func openSQLite(dsn string) (*sql.DB, error) {
 	path, query, _ := strings.Cut(dsn, "?")
@@ -159,6 +166,9 @@ func openSQLite(dsn string) (*sql.DB, error) {
 	}
 	if !has("synchronous") && !memory {
 		add = append(add, "_pragma=synchronous(NORMAL)")
+	}
+	if !has("journal_size_limit") && !memory {
+		add = append(add, fmt.Sprintf("_pragma=journal_size_limit(%d)", SQLiteJournalSizeLimit))
 	}
 	if !has("foreign_keys") && params.Get("_foreign_keys") == "" && params.Get("_fk") == "" {
 		add = append(add, "_pragma=foreign_keys(1)")

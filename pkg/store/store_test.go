@@ -53,6 +53,11 @@ func TestOpenSQLitePragmas(t *testing.T) {
 	if !strings.EqualFold(mode, "wal") || fk != 1 || busy != 5000 {
 		t.Fatalf("journal_mode=%s foreign_keys=%d busy_timeout=%d", mode, fk, busy)
 	}
+	// The WAL file shrinks back to this when the WAL restarts.
+	var limit int64
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_size_limit").Scan(&limit); err != nil || limit != store.SQLiteJournalSizeLimit {
+		t.Fatalf("journal_size_limit = %d (%v), want %d", limit, err, store.SQLiteJournalSizeLimit)
+	}
 	if db.Dialect != store.SQLite || db.Dialect.String() != "sqlite" {
 		t.Fatalf("dialect %v", db.Dialect)
 	}
@@ -74,6 +79,20 @@ func TestOpenSQLiteSynchronousOverride(t *testing.T) {
 	var syncMode int
 	if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&syncMode); err != nil || syncMode != 2 {
 		t.Fatalf("synchronous = %d (%v), want 2 (FULL)", syncMode, err)
+	}
+}
+
+// A DSN that sets journal_size_limit itself keeps its choice (-1: none).
+func TestOpenSQLiteJournalSizeLimitOverride(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite", "file:"+filepath.Join(t.TempDir(), "x.db")+"?_pragma=journal_size_limit(-1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var limit int64
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_size_limit").Scan(&limit); err != nil || limit != -1 {
+		t.Fatalf("journal_size_limit = %d (%v), want -1", limit, err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +31,19 @@ import (
 // At the end the connection gets SQLite's cache size back, frees its
 // pages and goes back to the pool (or is closed, if that fails).
 // PostgreSQL needs nothing of this.
+//
+// The import keeps the WAL file bounded (boundWAL). SQLite writes the WAL
+// from its start again only at a write transaction that begins after a
+// checkpoint copied every frame back to the database and while no reader
+// uses the WAL; a PASSIVE checkpoint beside an import that commits one
+// transaction after another never sees both, so the WAL only grew (issue
+// 16: 9.7-11.3 GB at 1 M people). Once the file passed importWALLimit the
+// import runs a TRUNCATE checkpoint on its own connection in its own turn,
+// between two of its transactions (no writer of the store can append
+// meanwhile): it copies the frames the checkpoint beside has not copied
+// yet, waits at most importWALWait for readers still on the WAL, and
+// truncates the file. A reader that keeps its snapshot longer makes it
+// give up: logged, the import goes on, and tries again later.
 
 // importCacheKiB is an import connection's page cache (KiB): the index
 // pages an import of a million people writes at random places (the
@@ -74,6 +89,13 @@ type importConn struct {
 	lastCheckpoint time.Time
 	checkpointing  atomic.Bool
 	checkpoints    sync.WaitGroup
+	// wal is the database's WAL file ("": not known, or not in WAL mode;
+	// the import does not bound it). walRetry is when the import may try
+	// to restart the WAL again after a try that could not (walBackoff:
+	// the wait before that try). Read and set in the import's turns.
+	wal        string
+	walRetry   time.Time
+	walBackoff time.Duration
 }
 
 type importConnKey struct{}
@@ -110,6 +132,13 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 	}
 	restorable := err == nil
 	ic := &importConn{turn: make(chan struct{}, 1), conn: c, lastCheckpoint: time.Now()}
+	if err == nil && s.walLimit > 0 {
+		wal, werr := walFile(ctx, c)
+		if werr != nil && ctx.Err() == nil {
+			s.log.Warn("import: the database's WAL file is not known; the import does not bound its size", zap.Error(werr))
+		}
+		ic.wal = wal
+	}
 	release := func() {
 		// The other writes go to the pool again; those already queued
 		// for a turn here run first (the channel's senders queue in
@@ -193,6 +222,9 @@ func (s *Store) importTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		ic.done()
 		return s.db.InTx(ctx, fn)
 	}
+	if !ic.detached {
+		s.boundWAL(ctx, ic)
+	}
 	if err == nil && time.Since(ic.lastCheckpoint) >= importCheckpointEvery && ic.checkpointing.CompareAndSwap(false, true) {
 		// From another connection, beside the import's next
 		// transactions (a PASSIVE checkpoint does not stop the writer):
@@ -210,13 +242,15 @@ func (s *Store) importTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // importCheckpointEvery is how often a running import checkpoints the WAL
-// (its connection does not: a commit that passes SQLite's checkpoint
-// threshold would run one in the turn that the logins' writes wait for).
+// beside its transactions (its connection does not: a commit that passes
+// SQLite's checkpoint threshold would run one in the turn that the
+// logins' writes wait for).
 const importCheckpointEvery = time.Second
 
 // checkpointWAL checkpoints the WAL without waiting for readers or
-// writers (PASSIVE). A failure is logged: the WAL grows until the next
-// one succeeds.
+// writers (PASSIVE): it copies frames back to the database, but never
+// restarts the WAL while the import writes (boundWAL does). A failure is
+// logged: the next one copies the frames.
 func (s *Store) checkpointWAL(ctx context.Context) {
 	var err error
 	if s.checkpoint != nil {
@@ -227,6 +261,110 @@ func (s *Store) checkpointWAL(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("import: WAL checkpoint failed; the WAL grows until the next one", zap.Error(err))
 	}
+}
+
+// importWALLimit is the WAL file size (bytes) past which a running import
+// restarts the WAL (boundWAL). The file reaches about this plus what one
+// import transaction writes (the pages it changed) before it is
+// truncated.
+const importWALLimit = 128 << 20
+
+// importWALWait bounds how long the import's restart of the WAL waits for
+// readers still on it (and for a writer on another connection): the
+// store's other writes wait for the turn meanwhile.
+const importWALWait = 100 * time.Millisecond
+
+// importWALRetry is the first wait before the import tries again to
+// restart a WAL that a reader kept it from; each try that fails doubles
+// it, up to importWALRetryMax.
+const (
+	importWALRetry    = time.Second
+	importWALRetryMax = 30 * time.Second
+)
+
+// boundWAL restarts the WAL from its start and truncates its file when
+// the file has passed s.walLimit, in ic's turn after one of the import's
+// transactions (see importConn). Not while the checkpoint beside runs
+// (SQLite lets one checkpoint run at a time; the next transaction's turn
+// tries again), nor until ic.walRetry after a try that could not
+// complete. One that could not (a reader kept its snapshot on the WAL for
+// longer than importWALWait) or failed is logged with the WAL's size
+// only, and the import goes on.
+func (s *Store) boundWAL(ctx context.Context, ic *importConn) {
+	if ic.wal == "" || s.walLimit <= 0 || ctx.Err() != nil || ic.checkpointing.Load() {
+		return
+	}
+	if !ic.walRetry.IsZero() && time.Now().Before(ic.walRetry) {
+		return
+	}
+	fi, err := os.Stat(ic.wal)
+	if err != nil || fi.Size() <= s.walLimit {
+		return
+	}
+	busy, err := s.restartWAL(ctx, ic)
+	if err == nil && !busy {
+		ic.walRetry, ic.walBackoff = time.Time{}, 0
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	ic.walBackoff = min(max(2*ic.walBackoff, importWALRetry), importWALRetryMax)
+	ic.walRetry = time.Now().Add(ic.walBackoff)
+	if err != nil {
+		s.log.Warn("import: restarting the WAL failed; it grows until a later try",
+			zap.Int64("wal_bytes", fi.Size()), zap.Duration("retry_in", ic.walBackoff), zap.Error(err))
+		return
+	}
+	s.log.Warn("import: the WAL could not be restarted (a reader or another checkpoint still used it); it grows until a later try",
+		zap.Int64("wal_bytes", fi.Size()), zap.Duration("retry_in", ic.walBackoff))
+}
+
+// restartWAL runs a TRUNCATE checkpoint on ic's connection (in its turn),
+// waiting at most importWALWait for readers and writers, and reports
+// whether it could not complete (busy: the WAL was not restarted). The
+// connection's busy timeout is set back after it; if that fails the
+// connection is closed and ic detached (its writes would otherwise give
+// up on a lock after importWALWait).
+func (s *Store) restartWAL(ctx context.Context, ic *importConn) (bool, error) {
+	c := ic.conn
+	var wait int64
+	if err := c.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&wait); err != nil {
+		return false, err
+	}
+	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", importWALWait.Milliseconds())); err != nil {
+		return false, err
+	}
+	// One row: busy (1 when it could not complete), the WAL's frames, the
+	// frames copied back.
+	var b, frames, copied int64
+	err := c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&b, &frames, &copied)
+	if _, rerr := c.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout = %d", wait)); rerr != nil {
+		_ = c.Raw(func(any) error { return driver.ErrBadConn })
+		s.detach(ic)
+		return false, errors.Join(err, rerr)
+	}
+	return err == nil && b != 0, err
+}
+
+// walFile is the path of the WAL file of c's database: "" when the
+// database is not in WAL mode or has no file.
+func walFile(ctx context.Context, c *sql.Conn) (string, error) {
+	var mode string
+	if err := c.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return "", err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return "", nil
+	}
+	var file sql.NullString
+	if err := c.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil {
+		return "", err
+	}
+	if file.String == "" {
+		return "", nil
+	}
+	return file.String + "-wal", nil
 }
 
 // WriteTx runs fn in a transaction as one of the store's writes (during

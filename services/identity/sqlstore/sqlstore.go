@@ -50,14 +50,18 @@ type Store struct {
 	// checkpoint, when set, replaces the running import's WAL checkpoint
 	// (tests).
 	checkpoint func(ctx context.Context) error
-	log        *zap.Logger
+	// walLimit is the WAL file size past which a running import restarts
+	// the WAL in its turn (importWALLimit; tests set it, <= 0 turns it
+	// off).
+	walLimit int64
+	log      *zap.Logger
 }
 
 // Option configures a Store (New).
 type Option func(*Store)
 
 // WithLogger gives the store a logger (the default logs nothing): the
-// failures it can only report there (an import's WAL checkpoint).
+// failures it can only report there (an import's WAL checkpoints).
 func WithLogger(l *zap.Logger) Option {
 	return func(s *Store) {
 		if l != nil {
@@ -70,7 +74,7 @@ var _ identity.Store = (*Store)(nil)
 
 // New returns a Store on db. Run Migrate first.
 func New(db *store.DB, opts ...Option) *Store {
-	s := &Store{db: db, stmts: store.NewStmtCache(db.DB), log: zap.NewNop()}
+	s := &Store{db: db, stmts: store.NewStmtCache(db.DB), walLimit: importWALLimit, log: zap.NewNop()}
 	for _, o := range opts {
 		o(s)
 	}

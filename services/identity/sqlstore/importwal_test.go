@@ -1,0 +1,228 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/services/identity"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// walTestLimit is the WAL limit of these tests: above what one of their
+// transactions (walTestBatch people) writes to the WAL.
+const (
+	walTestLimit   = 512 << 10
+	walTestBatch   = 100
+	walTestBatches = 80
+)
+
+// walWatch samples the size of a WAL file every 200 us, to see its peaks
+// between the import's truncations.
+type walWatch struct {
+	path   string
+	peak   atomic.Int64
+	shrank atomic.Bool
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func watchWAL(path string) *walWatch {
+	w := &walWatch{path: path, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(200 * time.Microsecond)
+		defer tick.Stop()
+		var last int64
+		for {
+			n := w.sample()
+			if n < last {
+				w.shrank.Store(true)
+			}
+			last = n
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return w
+}
+
+// sample stats the file now, counts it in the peak and returns its size.
+func (w *walWatch) sample() int64 {
+	fi, err := os.Stat(w.path)
+	if err != nil {
+		return 0
+	}
+	n := fi.Size()
+	for {
+		p := w.peak.Load()
+		if n <= p || w.peak.CompareAndSwap(p, n) {
+			return n
+		}
+	}
+}
+
+func (w *walWatch) end() (peak int64, shrank bool) {
+	close(w.stop)
+	<-w.done
+	return w.peak.Load(), w.shrank.Load()
+}
+
+// walPathOf is the WAL file of the store's database, from SQLite.
+func walPathOf(t *testing.T, s *Store) string {
+	t.Helper()
+	var file string
+	if err := s.db.QueryRowContext(context.Background(), "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil || file == "" {
+		t.Fatalf("database file %q: %v", file, err)
+	}
+	return file + "-wal"
+}
+
+// walImport imports walTestBatches batches of walTestBatch people with
+// the store's WAL limit set to limit (0: none; the PASSIVE checkpoint
+// beside the import runs as in production) and returns the WAL file's
+// largest size meanwhile and whether it shrank.
+func walImport(t *testing.T, limit int64) (*importFixture, int64, bool) {
+	t.Helper()
+	f := newImportFixture(t)
+	f.s.walLimit = limit
+	path := walPathOf(t, f.s)
+	if f.ic.wal != path {
+		t.Fatalf("the import's WAL file %q, want %q", f.ic.wal, path)
+	}
+	// The import's own WAL only (not the migrations').
+	if _, err := f.s.db.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	w := watchWAL(path)
+	for b := range walTestBatches {
+		if err := f.importUsers(t, fmt.Sprintf("wal%02d-", b), walTestBatch); err != nil {
+			w.end()
+			t.Fatalf("batch %d: %v", b, err)
+		}
+		w.sample()
+	}
+	peak, shrank := w.end()
+	// The restarts gave the connection its busy timeout back.
+	var busy int64
+	if err := f.ic.conn.QueryRowContext(context.Background(), "PRAGMA busy_timeout").Scan(&busy); err != nil || busy != 5000 {
+		t.Fatalf("import connection busy_timeout %d (%v), want 5000", busy, err)
+	}
+	return f, peak, shrank
+}
+
+// An import keeps the WAL file near the limit (issue 16: without the
+// restarts the WAL grew to 9.7-11.3 GB at 1 M people): it truncates the
+// file in its turn once it passed the limit. The same import without a
+// limit grows it past the bound; every person is there after, and found
+// by search.
+func TestImportBoundsWAL(t *testing.T) {
+	const bound = 3 * walTestLimit
+	ctx := context.Background()
+	// The FTS5 rows of 1000 people at a time: no transaction writes more
+	// than the limit.
+	defer func(n int) { importSearchRows = n }(importSearchRows)
+	importSearchRows = 1000
+
+	f, peak, shrank := walImport(t, walTestLimit)
+	t.Logf("WAL with a limit of %d KiB: peak %d KiB", walTestLimit>>10, peak>>10)
+	if peak >= bound || !shrank {
+		t.Fatalf("WAL file peaked at %d bytes (shrank: %v), want below %d and truncated", peak, shrank, bound)
+	}
+	f.end()
+	var n int
+	if err := f.s.db.QueryRowContext(ctx, "SELECT count(*) FROM users").Scan(&n); err != nil || n != 1+walTestBatch*walTestBatches {
+		t.Fatalf("%d people after the import (%v), want %d", n, err, 1+walTestBatch*walTestBatches)
+	}
+	for _, b := range []int{0, walTestBatches / 2, walTestBatches - 1} {
+		// wal07-4, wal07-40 ... wal07-49.
+		q := fmt.Sprintf("wal%02d-4", b)
+		found, _, err := f.s.ListUsers(ctx, identity.UserFilter{Query: q}, identity.Page{})
+		if err != nil || len(found) != 11 {
+			t.Fatalf("search %q after the import: %d found (%v), want 11", q, len(found), err)
+		}
+	}
+	var check string
+	if err := f.s.db.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("quick_check %q (%v)", check, err)
+	}
+
+	_, peak0, _ := walImport(t, 0)
+	t.Logf("WAL without a limit: peak %d KiB", peak0>>10)
+	if peak0 < bound {
+		t.Fatalf("without a limit the WAL file peaked at %d bytes, below %d: the test does not show the bound", peak0, bound)
+	}
+}
+
+// A reader that keeps its snapshot on the WAL while the import passes the
+// limit does not make the import fail: the restart gives up after
+// importWALWait, is logged (sizes only, no row's data) and tried again
+// later; once the reader is gone it restarts the WAL.
+func TestImportWALReaderKeepsSnapshot(t *testing.T) {
+	ctx := context.Background()
+	core, logs := observer.New(zap.WarnLevel)
+	f := newImportFixture(t, WithLogger(zap.New(core)))
+	f.s.walLimit = walTestLimit
+	path := walPathOf(t, f.s)
+
+	rtx, err := f.s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rtx.Rollback() }()
+	count := func() int {
+		t.Helper()
+		var n int
+		if err := rtx.QueryRowContext(ctx, "SELECT count(*) FROM users").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := count()
+	for b := range 20 {
+		if err := f.importUsers(t, fmt.Sprintf("snap%02d-", b), walTestBatch); err != nil {
+			t.Fatalf("batch %d beside a reader's snapshot: %v", b, err)
+		}
+	}
+	if got := count(); got != before {
+		t.Fatalf("the reader's snapshot changed: %d people, then %d", before, got)
+	}
+	entries := logs.FilterMessageSnippet("WAL could not be restarted").All()
+	if len(entries) == 0 {
+		t.Fatalf("no warning of the WAL not restarted; logged %+v", logs.All())
+	}
+	for _, e := range entries {
+		for k, v := range e.ContextMap() {
+			if (k != "wal_bytes" && k != "retry_in") || strings.Contains(fmt.Sprint(v), "snap") {
+				t.Fatalf("WAL log field %s=%v", k, v)
+			}
+		}
+	}
+	if err := rtx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The reader gone, the next try (due now; the checkpoint beside
+	// done) truncates the file.
+	f.ic.checkpoints.Wait()
+	f.ic.walRetry = time.Time{}
+	if err := f.importUsers(t, "snap-after-", walTestBatch); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > walTestLimit {
+		t.Fatalf("WAL file after the reader ended: %d bytes, want at most %d", fi.Size(), walTestLimit)
+	}
+}
