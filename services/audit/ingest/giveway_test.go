@@ -2,15 +2,10 @@ package ingest_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/uias/uias/pkg/crypto"
-	"github.com/uias/uias/pkg/events"
-	"github.com/uias/uias/pkg/events/eventstest"
 	"github.com/uias/uias/pkg/giveway"
-	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/ingest"
 )
 
@@ -19,18 +14,8 @@ import (
 // wait ends it stores every event, once. A second storm that never ends
 // delays it by at most the signal's MaxPause a fetch.
 func TestIngestGivesWayToWaitingLogins(t *testing.T) {
-	dir := t.TempDir()
-	_, js := eventstest.Connect(t, eventstest.NATSIn(t, filepath.Join(dir, "nats"), -1))
+	js, l, db := streamAndLog(t)
 	ctx := context.Background()
-	if err := events.EnsureStreams(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	ringFile := filepath.Join(dir, "keyring.json")
-	if _, err := crypto.NewRingFile(ringFile); err != nil {
-		t.Fatal(err)
-	}
-	l, db := openLog(t, filepath.Join(dir, "audit.db"), ringFile, audit.LogOptions{Policy: audit.Policy{Every: 1000, Interval: time.Hour}})
-	t.Cleanup(func() { db.Close() })
 	sig := giveway.New(time.Hour)
 	sig.Add(1) // a login waits
 	in := ingest.New(js, l, ingest.Options{Batch: 100, MaxWait: 20 * time.Millisecond, GiveWay: sig})

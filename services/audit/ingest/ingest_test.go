@@ -244,3 +244,22 @@ func TestKillDuringIngest(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
+
+// streamAndLog is an embedded NATS server with the streams and an audit
+// log (SQLite, checkpoints every 1000 records) and its database in a
+// test's temp dir.
+func streamAndLog(t testing.TB) (jetstream.JetStream, *audit.Log, *store.DB) {
+	t.Helper()
+	dir := t.TempDir()
+	_, js := eventstest.Connect(t, eventstest.NATSIn(t, filepath.Join(dir, "nats"), -1))
+	if err := events.EnsureStreams(context.Background(), js); err != nil {
+		t.Fatal(err)
+	}
+	ringFile := filepath.Join(dir, "keyring.json")
+	if _, err := crypto.NewRingFile(ringFile); err != nil {
+		t.Fatal(err)
+	}
+	l, db := openLog(t, filepath.Join(dir, "audit.db"), ringFile, audit.LogOptions{Policy: audit.Policy{Every: 1000, Interval: time.Hour}})
+	t.Cleanup(func() { db.Close() })
+	return js, l, db
+}

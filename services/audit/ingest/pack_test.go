@@ -24,18 +24,8 @@ import (
 // in another composition doubles nothing; a pack that cannot be read is
 // kept as one record; a paused ingester stores nothing until it resumes.
 func TestIngestPacksAndPause(t *testing.T) {
-	dir := t.TempDir()
-	_, js := eventstest.Connect(t, eventstest.NATSIn(t, filepath.Join(dir, "nats"), -1))
+	js, l, db := streamAndLog(t)
 	ctx := context.Background()
-	if err := events.EnsureStreams(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	ringFile := filepath.Join(dir, "keyring.json")
-	if _, err := crypto.NewRingFile(ringFile); err != nil {
-		t.Fatal(err)
-	}
-	l, db := openLog(t, filepath.Join(dir, "audit.db"), ringFile, audit.LogOptions{Policy: audit.Policy{Every: 1000, Interval: time.Hour}})
-	t.Cleanup(func() { db.Close() })
 	most := 0
 	in := ingest.New(js, l, ingest.Options{Batch: 100, MaxWait: 50 * time.Millisecond,
 		AfterAppend: func(r audit.AppendResult) { most = max(most, r.Added+r.Duplicates) }})
