@@ -12,109 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/uias/uias/pkg/events"
-	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
-
-// importFixture is a SQLite store (a pool of four) with an org and a
-// user, and an import running on its connection.
-type importFixture struct {
-	s    *Store
-	ic   *importConn
-	ictx context.Context
-	end  func()
-	user *identity.User
-	root *identity.Org
-}
-
-func newImportFixture(t *testing.T, opts ...Option) *importFixture {
-	t.Helper()
-	ctx := context.Background()
-	db := storetest.OpenSQLite(t)
-	if err := Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(4)
-	s := New(db, opts...)
-	root := &identity.Org{ID: "root", Code: "root", Name: "Root", Status: identity.StatusActive}
-	if err := s.CreateOrg(ctx, root, nil); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	u := &identity.User{ID: "u-robust", LoginName: "robust", DisplayName: "Robust", OrgID: root.ID,
-		Status: identity.StatusActive, CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateUser(ctx, u, nil); err != nil {
-		t.Fatal(err)
-	}
-	ictx, end, err := s.BeginImport(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// A test that failed holding a turn must not hang here.
-		ended := make(chan struct{})
-		go func() { end(); close(ended) }()
-		select {
-		case <-ended:
-		case <-time.After(10 * time.Second):
-			t.Error("end does not return: a turn is still held")
-		}
-	})
-	ic, _ := ictx.Value(importConnKey{}).(*importConn)
-	if ic == nil || s.imp.Load() != ic {
-		t.Fatal("no import connection taking the other writes")
-	}
-	return &importFixture{s: s, ic: ic, ictx: ictx, end: end, user: u, root: root}
-}
-
-// gate is a login's gate write (failed count n).
-func (f *importFixture) gate(ctx context.Context, n int) error {
-	return f.s.UpdateLoginGate(ctx, f.user.ID, "src", func(identity.LoginGate) (identity.LoginGateWrite, bool) {
-		return identity.LoginGateWrite{FailedCount: n}, true
-	})
-}
-
-func (f *importFixture) failedCount(t *testing.T) int {
-	t.Helper()
-	u, err := f.s.GetUser(context.Background(), f.user.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.FailedCount
-}
-
-// importUsers runs one import batch of n new users (prefix names them).
-func (f *importFixture) importUsers(t *testing.T, prefix string, n int) error {
-	t.Helper()
-	now := time.Now()
-	var items []identity.ImportItem
-	for i := range n {
-		login := fmt.Sprintf("%s%d", prefix, i)
-		items = append(items, identity.ImportItem{Row: i + 2, Key: "user:" + login, At: now, User: &identity.User{
-			ID: "u-" + login, LoginName: login, DisplayName: login, OrgID: f.root.ID,
-			Status: identity.StatusActive, CreatedAt: now, UpdatedAt: now}})
-	}
-	res, err := f.s.ImportBatch(f.ictx, "robust-1", items, false, 0, func([]identity.ImportItem) []events.Event { return nil })
-	if err == nil && len(res) != n {
-		return fmt.Errorf("%d results for %d rows", len(res), n)
-	}
-	return err
-}
-
-// waitWaiting waits until n writes wait (store.DB.WritesWaiting).
-func (f *importFixture) waitWaiting(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for f.s.db.WritesWaiting() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d writes waiting, want %d", f.s.db.WritesWaiting(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // A broken import connection (database/sql closed it after the driver's
 // ErrBadConn) does not fail the writes routed to it: the write that finds
@@ -179,8 +80,7 @@ func TestImportConnectionEndWithWritesQueued(t *testing.T) {
 	errs := make(chan error, queued)
 	for i := range queued {
 		go func() {
-			errs <- f.s.AppendEvents(ctx, []events.Event{{ID: fmt.Sprintf("ev-queued-%d", i),
-				Subject: "uias.audit.identity.x", Type: "x", Time: time.Now(), Payload: []byte("{}")}})
+			errs <- f.s.AppendEvents(ctx, otherEvent(fmt.Sprintf("ev-queued-%d", i)))
 		}()
 	}
 	f.waitWaiting(t, queued)
@@ -259,8 +159,7 @@ func TestImportConnectionWaiterCancelled(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- f.s.AppendEvents(cctx, []events.Event{{ID: "ev-gave-up", Subject: "uias.audit.identity.x",
-			Type: "x", Time: time.Now(), Payload: []byte("{}")}})
+		errc <- f.s.AppendEvents(cctx, otherEvent("ev-gave-up"))
 	}()
 	f.waitWaiting(t, 1)
 	cancel()
@@ -414,8 +313,7 @@ func TestImportConnectionConcurrentWrites(t *testing.T) {
 	errs := make(chan error, 40)
 	for i := range 40 {
 		wg.Go(func() {
-			errs <- f.s.AppendEvents(ctx, []events.Event{{ID: fmt.Sprintf("ev-conc-%d", i),
-				Subject: "uias.audit.identity.x", Type: "x", Time: time.Now(), Payload: []byte("{}")}})
+			errs <- f.s.AppendEvents(ctx, otherEvent(fmt.Sprintf("ev-conc-%d", i)))
 		})
 	}
 	for b := range 5 {
@@ -443,8 +341,7 @@ func TestImportConnectionConcurrentWrites(t *testing.T) {
 func TestWriteTxOnImportConnection(t *testing.T) {
 	ctx := context.Background()
 	f := newImportFixture(t)
-	if err := f.s.AppendEvents(ctx, []events.Event{{ID: "ev-relayed", Subject: "uias.audit.identity.x",
-		Type: "x", Time: time.Now(), Payload: []byte("{}")}}); err != nil {
+	if err := f.s.AppendEvents(ctx, otherEvent("ev-relayed")); err != nil {
 		t.Fatal(err)
 	}
 	var v0, v1 int64

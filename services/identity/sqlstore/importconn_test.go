@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/uias/uias/pkg/events"
-	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
 )
 
@@ -18,16 +16,8 @@ import (
 // SQLite's settings (no connection keeps the import's cache).
 func TestImportConnection(t *testing.T) {
 	ctx := context.Background()
-	db := storetest.OpenSQLite(t)
-	if err := Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(2)
-	s := New(db)
-	root := &identity.Org{ID: "root", Code: "root", Name: "Root", Status: identity.StatusActive}
-	if err := s.CreateOrg(ctx, root, nil); err != nil {
-		t.Fatal(err)
-	}
+	f := importStore(t, importStoreOpts{conns: 2})
+	s, db := f.s, f.s.db
 	cacheOf := func(c interface {
 		QueryRowContext(context.Context, string, ...any) *sql.Row
 	}) int64 {
@@ -43,11 +33,8 @@ func TestImportConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ictx, end, err := s.BeginImport(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ic, _ := ictx.Value(importConnKey{}).(*importConn)
+	f.begin(t)
+	ic, end := f.ic, f.end
 	if ic == nil {
 		t.Fatal("no import connection on SQLite")
 	}
@@ -58,19 +45,9 @@ func TestImportConnection(t *testing.T) {
 	if _, err := s.GetOrgByCode(ctx, "root"); err != nil {
 		t.Fatalf("lookup during the import: %v", err)
 	}
-	now := time.Now()
 	for b := range 3 {
-		var items []identity.ImportItem
-		for i := range 4 {
-			login := fmt.Sprintf("conn%d%d", b, i)
-			items = append(items, identity.ImportItem{Row: 4*b + i + 2, Key: "user:" + login, At: now, User: &identity.User{
-				ID: fmt.Sprintf("u-conn-%d%d", b, i), LoginName: login, DisplayName: "连接" + login, OrgID: root.ID,
-				Status: identity.StatusActive, CreatedAt: now, UpdatedAt: now}})
-		}
-		res, err := s.ImportBatch(ictx, "conn-1", items, false, 2, func([]identity.ImportItem) []events.Event { return nil })
-		if err != nil || len(res) != len(items) {
-			t.Fatalf("batch %d: %d results, %v", b, len(res), err)
-		}
+		batch := people{org: f.root, prefix: fmt.Sprintf("conn%d", b), display: "连接", row: 4*b + 2}
+		importWritten(t, f.ictx, s, "conn-1", batch.items(4), 2)
 	}
 	end()
 	end() // twice is harmless
@@ -112,28 +89,8 @@ func TestImportConnection(t *testing.T) {
 // the pool again.
 func TestImportConnectionTakesOtherWrites(t *testing.T) {
 	ctx := context.Background()
-	db := storetest.OpenSQLite(t)
-	if err := Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(4)
-	s := New(db)
-	root := &identity.Org{ID: "root", Code: "root", Name: "Root", Status: identity.StatusActive}
-	if err := s.CreateOrg(ctx, root, nil); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	u := &identity.User{ID: "u-other-writes", LoginName: "other", DisplayName: "Other", OrgID: root.ID,
-		Status: identity.StatusActive, CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateUser(ctx, u, nil); err != nil {
-		t.Fatal(err)
-	}
-	ictx, end, err := s.BeginImport(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer end()
-	ic, _ := ictx.Value(importConnKey{}).(*importConn)
+	f := importStore(t, importStoreOpts{conns: 4, user: "other"}).begin(t)
+	s, u, ic, end := f.s, f.user, f.ic, f.end
 	if ic == nil || s.imp.Load() != ic {
 		t.Fatal("the import's connection does not take the other writes")
 	}
@@ -196,7 +153,7 @@ func TestImportConnectionTakesOtherWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	err = s.AppendEvents(cctx, []events.Event{{ID: "ev-gave-up", Subject: "uias.audit.identity.x", Type: "x", Time: now, Payload: []byte("{}")}})
+	err := s.AppendEvents(cctx, otherEvent("ev-gave-up"))
 	cancel()
 	ic.done()
 	if err == nil {

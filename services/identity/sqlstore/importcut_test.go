@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/uias/uias/pkg/events"
-	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
 )
 
@@ -17,23 +15,9 @@ import (
 // rest again, and in the end every row is written once.
 func TestImportBatchEndsBetweenChunks(t *testing.T) {
 	ctx := context.Background()
-	db := storetest.OpenSQLite(t)
-	if err := Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	s := New(db)
-	root := &identity.Org{ID: "root", Code: "root", Name: "Root", Status: identity.StatusActive}
-	if err := s.CreateOrg(ctx, root, nil); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	var items []identity.ImportItem
-	for i := range 5 {
-		login := fmt.Sprintf("cut%02d", i)
-		items = append(items, identity.ImportItem{Row: i + 2, Key: "user:" + login, At: now, User: &identity.User{
-			ID: fmt.Sprintf("u-cut-%02d", i), LoginName: login, DisplayName: "分块" + login, OrgID: root.ID,
-			Status: identity.StatusActive, CreatedAt: now, UpdatedAt: now}})
-	}
+	f := importStore(t, importStoreOpts{})
+	s := f.s
+	items := people{org: f.root, prefix: "cut", num: "%02d", display: "分块"}.items(5)
 	s.cutImport = func() bool { return true }
 	var batches [][]int
 	evs := func(w []identity.ImportItem) []events.Event {

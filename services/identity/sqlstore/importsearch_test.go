@@ -2,54 +2,16 @@ package sqlstore
 
 import (
 	"context"
-	"fmt"
 	"testing"
-	"time"
 
-	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
-	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
 )
-
-// searchImportStore is a SQLite store on a file with a pool of two
-// connections (an import gets one of its own) and a root org.
-func searchImportStore(t *testing.T) (*Store, *store.DB, *identity.Org) {
-	t.Helper()
-	ctx := context.Background()
-	db := storetest.OpenSQLite(t)
-	if err := Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(2)
-	s := New(db)
-	root := &identity.Org{ID: "root", Code: "root", Name: "Root", Status: identity.StatusActive}
-	if err := s.CreateOrg(ctx, root, nil); err != nil {
-		t.Fatal(err)
-	}
-	return s, db, root
-}
 
 // importSearchBatch imports n people named "<tag>NN" in one batch.
 func importSearchBatch(t *testing.T, ctx context.Context, s *Store, org *identity.Org, tag string, n int) {
 	t.Helper()
-	now := time.Now()
-	var items []identity.ImportItem
-	for i := range n {
-		login := fmt.Sprintf("%s%02d", tag, i)
-		items = append(items, identity.ImportItem{Row: i + 2, Key: "user:" + login, At: now, User: &identity.User{
-			ID: "u-" + login, LoginName: login, DisplayName: "导入" + login, Email: login + "@example.com", OrgID: org.ID,
-			Status: identity.StatusActive, CreatedAt: now, UpdatedAt: now}})
-	}
-	res, err := s.ImportBatch(ctx, "search-1", items, false, 0, func([]identity.ImportItem) []events.Event { return nil })
-	if err != nil || len(res) != n {
-		t.Fatalf("import %s: %d results, %v", tag, len(res), err)
-	}
-	for i, r := range res {
-		if r.Err != nil || r.Skipped {
-			t.Fatalf("import %s row %d: %+v", tag, i, r)
-		}
-	}
+	importWritten(t, ctx, s, "search-1", people{org: org, prefix: tag, num: "%02d", display: "导入", email: true}.items(n), 0)
 }
 
 // searchLogins searches q (not the start of a login name: the trigram
@@ -86,12 +48,8 @@ func TestImportSearchRowsLater(t *testing.T) {
 	defer func(n int) { importSearchRows = n }(importSearchRows)
 	importSearchRows = 25
 	ctx := context.Background()
-	s, db, root := searchImportStore(t)
-	ictx, end, err := s.BeginImport(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer end()
+	f := importStore(t, importStoreOpts{conns: 2}).begin(t)
+	s, db, root, ictx, end := f.s, f.s.db, f.root, f.ictx, f.end
 	importSearchBatch(t, ictx, s, root, "early", 10)
 	importSearchBatch(t, ictx, s, root, "later", 10)
 	if got := pendingSearchRows(t, db); got != 20 {
@@ -151,14 +109,8 @@ func TestImportSearchRowsLater(t *testing.T) {
 // Without an import connection (a pool of one), the FTS5 rows are written
 // with the people, in the same transaction, as before.
 func TestImportSearchRowsAtOnceWithoutImportConnection(t *testing.T) {
-	ctx := context.Background()
-	s, db, root := searchImportStore(t)
-	db.SetMaxOpenConns(1)
-	ictx, end, err := s.BeginImport(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer end()
+	f := importStore(t, importStoreOpts{conns: 1}).begin(t)
+	s, db, root, ictx := f.s, f.s.db, f.root, f.ictx
 	importSearchBatch(t, ictx, s, root, "once", 7)
 	if got := pendingSearchRows(t, db); got != 0 {
 		t.Fatalf("%d people listed for later without an import connection", got)
@@ -172,11 +124,8 @@ func TestImportSearchRowsAtOnceWithoutImportConnection(t *testing.T) {
 // (a crash) are written when the store starts (Migrate).
 func TestImportSearchRowsAfterCrash(t *testing.T) {
 	ctx := context.Background()
-	s, db, root := searchImportStore(t)
-	ictx, end, err := s.BeginImport(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := importStore(t, importStoreOpts{conns: 2}).begin(t)
+	s, db, root, ictx, end := f.s, f.s.db, f.root, f.ictx, f.end
 	importSearchBatch(t, ictx, s, root, "crash", 6)
 	if got := pendingSearchRows(t, db); got != 6 {
 		t.Fatalf("%d people listed for later, want 6", got)
