@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // The import tests' shared fixtures: a SQLite store with a root org
@@ -103,6 +106,28 @@ func newImportFixture(t *testing.T, opts ...Option) *importFixture {
 		t.Fatal("no import connection taking the other writes")
 	}
 	return f
+}
+
+// newLoggedImportFixture is newImportFixture with a store whose warnings
+// and errors are kept in logs.
+func newLoggedImportFixture(t *testing.T) (f *importFixture, logs *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zap.WarnLevel)
+	return newImportFixture(t, WithLogger(zap.New(core))), logs
+}
+
+// logFieldsOnly fails the test unless each entry's fields are among
+// fields and none holds people's data (a value with data in it: the
+// tests' login names begin with it).
+func logFieldsOnly(t *testing.T, entries []observer.LoggedEntry, data string, fields ...string) {
+	t.Helper()
+	for _, e := range entries {
+		for k, v := range e.ContextMap() {
+			if !slices.Contains(fields, k) || strings.Contains(fmt.Sprint(v), data) {
+				t.Fatalf("%q: log field %s=%v", e.Message, k, v)
+			}
+		}
+	}
 }
 
 // gate is a login's gate write (failed count n).

@@ -5,14 +5,14 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/uias/uias/services/identity"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
+	"modernc.org/sqlite"
 )
 
 // walTestLimit is the WAL limit of these tests: above what one of their
@@ -169,8 +169,7 @@ func TestImportBoundsWAL(t *testing.T) {
 // later; once the reader is gone it restarts the WAL.
 func TestImportWALReaderKeepsSnapshot(t *testing.T) {
 	ctx := context.Background()
-	core, logs := observer.New(zap.WarnLevel)
-	f := newImportFixture(t, WithLogger(zap.New(core)))
+	f, logs := newLoggedImportFixture(t)
 	f.s.walLimit = walTestLimit
 	path := walPathOf(t, f.s)
 
@@ -200,13 +199,7 @@ func TestImportWALReaderKeepsSnapshot(t *testing.T) {
 	if len(entries) == 0 {
 		t.Fatalf("no warning of the WAL not restarted; logged %+v", logs.All())
 	}
-	for _, e := range entries {
-		for k, v := range e.ContextMap() {
-			if (k != "wal_bytes" && k != "retry_in") || strings.Contains(fmt.Sprint(v), "snap") {
-				t.Fatalf("WAL log field %s=%v", k, v)
-			}
-		}
-	}
+	logFieldsOnly(t, entries, "snap", "wal_bytes", "retry_in")
 	if err := rtx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
@@ -224,5 +217,108 @@ func TestImportWALReaderKeepsSnapshot(t *testing.T) {
 	}
 	if fi.Size() > walTestLimit {
 		t.Fatalf("WAL file after the reader ended: %d bytes, want at most %d", fi.Size(), walTestLimit)
+	}
+}
+
+// When the import cannot set its connection's busy timeout back after it
+// restarted the WAL, the connection is closed (not back in the pool with
+// the restart's 100 ms busy timeout and the import's page cache) and the
+// import goes on on the pool: it finishes, every person is written and
+// found, and one warning is logged without anyone's data. SQLite refuses
+// the statement that sets the timeout back, and no other (an authorizer
+// on the import's connection denies it): a PRAGMA busy_timeout touches no
+// file, so a database made unwritable does not fail it, and a connection
+// closed from outside fails whichever of the restart's statements comes
+// next.
+func TestImportWALBusyTimeoutNotSetBack(t *testing.T) {
+	ctx := context.Background()
+	f, logs := newLoggedImportFixture(t)
+	f.s.walLimit = walTestLimit
+	// No checkpoint beside the import (no restart while one runs) however
+	// slow the host: the first batch past the limit restarts the WAL.
+	f.ic.lastCheckpoint = time.Now().Add(time.Hour)
+	var denied atomic.Int32
+	restartWait := strconv.FormatInt(importWALWait.Milliseconds(), 10)
+	if err := f.ic.conn.Raw(func(dc any) error {
+		a, ok := dc.(sqlite.AuthorizerRegisterer)
+		if !ok {
+			return fmt.Errorf("%T has no authorizer", dc)
+		}
+		return a.RegisterAuthorizer(func(action sqlite.AuthorizerActionCode, pragma, value, _, _ string) sqlite.AuthorizerReturnCode {
+			// Setting it (back) to anything but the restart's wait.
+			if action == sqlite.AuthPragma && strings.EqualFold(pragma, "busy_timeout") && value != "" && value != restartWait {
+				denied.Add(1)
+				return sqlite.AuthorizerDeny
+			}
+			return sqlite.AuthorizerOK
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	const batches = 12
+	for b := range batches {
+		if err := f.importUsers(t, fmt.Sprintf("lost%02d-", b), walTestBatch); err != nil {
+			t.Fatalf("batch %d: %v", b, err)
+		}
+		// Detached at once, not when a later transaction finds the
+		// connection closed.
+		if denied.Load() > 0 && !f.ic.detached {
+			t.Fatalf("batch %d: the busy timeout was not set back and the connection still takes the writes", b)
+		}
+	}
+	if n := denied.Load(); n != 1 {
+		t.Fatalf("the busy timeout was set back %d times, want one try (then the connection is closed)", n)
+	}
+	if !f.ic.detached || f.s.imp.Load() != nil {
+		t.Fatal("the import still runs on the connection whose busy timeout was not set back")
+	}
+	if err := f.gate(ctx, 1); err != nil || f.failedCount(t) != 1 {
+		t.Fatalf("a login's write after: %v", err)
+	}
+	f.end()
+
+	var n int
+	if err := f.s.db.QueryRowContext(ctx, "SELECT count(*) FROM users").Scan(&n); err != nil || n != 1+walTestBatch*batches {
+		t.Fatalf("%d people after the import (%v), want %d", n, err, 1+walTestBatch*batches)
+	}
+	for b := range batches {
+		// Not a login name's start: the search rows (FTS5), those the
+		// import listed for later on its connection included.
+		q := fmt.Sprintf("ost%02d-", b)
+		found, _, err := f.s.ListUsers(ctx, identity.UserFilter{Query: q}, identity.Page{Size: 500})
+		if err != nil || len(found) != walTestBatch {
+			t.Fatalf("search %q after the import: %d found (%v), want %d", q, len(found), err, walTestBatch)
+		}
+	}
+
+	entries := logs.All()
+	if len(entries) != 1 || !strings.Contains(entries[0].Message, "restarting the WAL failed") {
+		t.Fatalf("logged %+v, want one warning of the failed restart", entries)
+	}
+	if err := entries[0].ContextMap()["error"]; !strings.Contains(fmt.Sprint(err), "not authorized") {
+		t.Fatalf("logged error %v, want SQLite's refusal", err)
+	}
+	logFieldsOnly(t, entries, "lost", "wal_bytes", "retry_in", "error")
+
+	// Every connection of the pool (four at once) has the busy timeout
+	// and page cache it was opened with.
+	conns := make([]*sql.Conn, 4)
+	for i := range conns {
+		c, err := f.s.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	for i, c := range conns {
+		var busy, cache int64
+		if err := c.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy); err != nil || busy != 5000 {
+			t.Fatalf("connection %d: busy_timeout %d (%v), want 5000", i, busy, err)
+		}
+		if err := c.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil || cache == -importCacheKiB {
+			t.Fatalf("connection %d: the import's cache_size %d (%v)", i, cache, err)
+		}
 	}
 }
