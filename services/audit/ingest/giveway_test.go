@@ -1,7 +1,6 @@
 package ingest_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -15,22 +14,10 @@ import (
 // delays it by at most the signal's MaxPause a fetch.
 func TestIngestGivesWayToWaitingLogins(t *testing.T) {
 	js, l, db := streamAndLog(t)
-	ctx := context.Background()
 	sig := giveway.New(time.Hour)
 	sig.Add(1) // a login waits
 	in := ingest.New(js, l, ingest.Options{Batch: 100, MaxWait: 20 * time.Millisecond, GiveWay: sig})
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = in.Run(rctx) }()
-	var once bool
-	stop := func() {
-		if !once {
-			once = true
-			cancel()
-			<-done
-		}
-	}
-	t.Cleanup(stop)
+	stop := runIngester(t, in)
 
 	stored := func(want int64) {
 		t.Helper()
@@ -58,10 +45,7 @@ func TestIngestGivesWayToWaitingLogins(t *testing.T) {
 	endless.Add(1)
 	stop()
 	in = ingest.New(js, l, ingest.Options{Batch: 100, MaxWait: 20 * time.Millisecond, GiveWay: endless})
-	rctx, cancel2 := context.WithCancel(ctx)
-	done2 := make(chan struct{})
-	go func() { defer close(done2); _ = in.Run(rctx) }()
-	defer func() { cancel2(); <-done2 }()
+	runIngester(t, in)
 	publish(t, js, 500)
 	stored(800)
 }

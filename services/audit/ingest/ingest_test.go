@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -198,12 +199,10 @@ func TestKillDuringIngest(t *testing.T) {
 
 	// 4. an ingester that finishes
 	var dups int
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
 	in := ingest.New(js, l, ingest.Options{Batch: 100, MaxWait: 50 * time.Millisecond, AckWait: 2 * time.Second, Logger: zap.NewNop(),
 		StreamMaxAge: 8 * 24 * time.Hour,
 		AfterAppend:  func(r audit.AppendResult) { dups += r.Duplicates }})
-	go func() { defer close(done); _ = in.Run(rctx) }()
+	stop := runIngester(t, in)
 	cons, err := js.Consumer(ctx, events.StreamAudit, ingest.Durable)
 	if err != nil {
 		t.Fatal(err)
@@ -212,8 +211,7 @@ func TestKillDuringIngest(t *testing.T) {
 		info, err := cons.Info(ctx)
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && size(t, db) >= total
 	})
-	cancel()
-	<-done
+	stop()
 	if s, err := js.Stream(ctx, events.StreamAudit); err != nil || s.CachedInfo().Config.MaxAge != 8*24*time.Hour {
 		t.Fatalf("AUDIT retention not applied: %v", err)
 	}
@@ -243,6 +241,17 @@ func TestKillDuringIngest(t *testing.T) {
 	if err != nil || !rep.OK() || rep.Records != total {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
+}
+
+// runIngester runs in until stop is called or the test ends: stop cancels Run's
+// context and waits for it to return (a second stop does nothing).
+func runIngester(t testing.TB, in *ingest.Ingester) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = in.Run(ctx) }()
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	return stop
 }
 
 // streamAndLog is an embedded NATS server with the streams and an audit

@@ -30,10 +30,7 @@ func TestIngestPacksAndPause(t *testing.T) {
 	in := ingest.New(js, l, ingest.Options{Batch: 100, MaxWait: 50 * time.Millisecond,
 		AfterAppend: func(r audit.AppendResult) { most = max(most, r.Added+r.Duplicates) }})
 	in.Pause()
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = in.Run(rctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runIngester(t, in)
 
 	const total = 1000
 	evs := make([]events.Event, total)
