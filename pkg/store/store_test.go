@@ -70,30 +70,33 @@ func TestOpenSQLitePragmas(t *testing.T) {
 
 // A DSN that sets synchronous itself keeps its choice (FULL = 2).
 func TestOpenSQLiteSynchronousOverride(t *testing.T) {
-	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite", "file:"+filepath.Join(t.TempDir(), "x.db")+"?_pragma=synchronous(FULL)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var syncMode int
-	if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&syncMode); err != nil || syncMode != 2 {
-		t.Fatalf("synchronous = %d (%v), want 2 (FULL)", syncMode, err)
+	if got := pragmaOfOpened(t, "_pragma=synchronous(FULL)", "synchronous"); got != 2 {
+		t.Fatalf("synchronous = %d, want 2 (FULL)", got)
 	}
 }
 
 // A DSN that sets journal_size_limit itself keeps its choice (-1: none).
 func TestOpenSQLiteJournalSizeLimitOverride(t *testing.T) {
+	if got := pragmaOfOpened(t, "_pragma=journal_size_limit(-1)", "journal_size_limit"); got != -1 {
+		t.Fatalf("journal_size_limit = %d, want -1", got)
+	}
+}
+
+// pragmaOfOpened opens a SQLite file database whose DSN has the query
+// params and returns its pragma's value.
+func pragmaOfOpened(t *testing.T, params, pragma string) int64 {
+	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite", "file:"+filepath.Join(t.TempDir(), "x.db")+"?_pragma=journal_size_limit(-1)")
+	db, err := store.Open(ctx, "sqlite", "file:"+filepath.Join(t.TempDir(), "x.db")+"?"+params)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var limit int64
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_size_limit").Scan(&limit); err != nil || limit != -1 {
-		t.Fatalf("journal_size_limit = %d (%v), want -1", limit, err)
+	var v int64
+	if err := db.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&v); err != nil {
+		t.Fatalf("PRAGMA %s: %v", pragma, err)
 	}
+	return v
 }
 
 func TestOpenErrors(t *testing.T) {
