@@ -50,9 +50,28 @@ import (
 //     (UpdateLoginGate) on the account's row. A counted check is admitted
 //     only while the failures counted plus the counted checks still
 //     running, beyond as many as there are hash workers, stay under
-//     MaxFailures; so of any number of parallel guesses at most MaxFailures
-//     + hash workers are hashed, and once MaxFailures failures are decided
-//     no check succeeds (one still running is answered "locked").
+//     MaxFailures; so of any number of parallel guesses on one instance at
+//     most MaxFailures + hash workers are hashed, and once MaxFailures
+//     failures are decided no check succeeds (one still running is
+//     answered "locked").
+//     The common case takes one write, not two: a check of an account
+//     whose stored gate is clean (no failures counted, no running checks
+//     or only ones deemed lost, no spacing, no lock, its source under its
+//     cap) while no other check of the account runs or is being admitted
+//     on this instance is admitted after a plain read (ReadLoginGate) and
+//     held in this instance's memory (runningChecks, one an account,
+//     bounded) until it settles: a success writes what it writes anyway,
+//     a failure counts itself and its source in its one transaction
+//     (decideMemFailure: not counted if the account was locked or the
+//     source spent its budget meanwhile). While it runs it takes one slot
+//     of the slack of this instance's other checks of the account, so the
+//     bound above holds per instance. It is invisible to other instances:
+//     each of K instances may run one such check of an account from the
+//     clean gate, so across K instances at most MaxFailures + hash
+//     workers + K - 1 parallel guesses are hashed (before: MaxFailures +
+//     hash workers in all, the store's count of running checks being
+//     shared). The lock and "no success after it" are unchanged: both are
+//     decided in the settling transaction.
 //
 // A source is the client address for AdminLogin (IPv6 by /64), and for
 // Authenticate and ChangePassword the calling application together with
@@ -370,6 +389,10 @@ const pendingStale = time.Minute
 type accountTicket struct {
 	counted bool          // counted against the account (holds a pending slot)
 	wait    time.Duration // how long it waits for its turn
+	// inMemory: admitted on a clean gate without a write; it is this
+	// instance's running check of the account (runningChecks) and is
+	// counted, if it fails, when it settles.
+	inMemory bool
 }
 
 type gateVerdict int
@@ -393,6 +416,13 @@ func (s *Service) slack() int {
 // (rules 2 and 3), for a caller with remaining time left. A refused check
 // (locked, throttled) writes nothing; t.wait is then when to retry.
 func (s *Service) decideAccount(g LoginGate, now time.Time, remaining time.Duration) (LoginGateWrite, bool, accountTicket, gateVerdict) {
+	return s.decideAccountSlack(g, now, remaining, s.slack())
+}
+
+// decideAccountSlack is decideAccount with slack counted checks allowed
+// beyond the threshold's budget (one fewer than slack() while this
+// instance runs a check of the account in memory).
+func (s *Service) decideAccountSlack(g LoginGate, now time.Time, remaining time.Duration, slack int) (LoginGateWrite, bool, accountTicket, gateVerdict) {
 	p, th := s.cfg.Policy, s.cfg.Throttle
 	var t accountTicket
 	if g.LockedUntil.After(now) {
@@ -426,7 +456,7 @@ func (s *Service) decideAccount(g LoginGate, now time.Time, remaining time.Durat
 	}
 	// The count this check would reach if it and every other running
 	// check beyond the slack failed.
-	eff := g.FailedCount + max(0, pending-s.slack())
+	eff := g.FailedCount + max(0, pending-slack)
 	if p.MaxFailures > 0 && eff >= p.MaxFailures {
 		// The checks running decide first.
 		t.wait = time.Second
@@ -456,6 +486,116 @@ func (s *Service) decideFailure(g LoginGate, now time.Time) (w LoginGateWrite, l
 		w = LoginGateWrite{ClearSources: true, LockedUntil: lock, Pending: w.Pending, PendingAt: w.PendingAt}
 	}
 	return w, lock
+}
+
+// cleanGate says whether a check of an account whose gate is g may be
+// admitted without a write (rule 3): nothing counted, nothing running (or
+// only checks deemed lost), no spacing, no lock, and the source under its
+// cap, so that the check would be counted and admitted at once.
+func (s *Service) cleanGate(g LoginGate, now time.Time) bool {
+	return g.FailedCount == 0 && (g.Pending == 0 || now.Sub(g.PendingAt) > pendingStale) &&
+		!g.NextAttemptAt.After(now) && !g.LockedUntil.After(now) && g.SourceFailures < s.cfg.Policy.sourceCap()
+}
+
+// decideMemFailure settles a check admitted in memory whose password was
+// wrong: it counts against the account and its source in one step, as
+// when it had been counted at its admission, unless the account was locked
+// meanwhile, the source spent its budget meanwhile (through the store:
+// the account then does not count it, rule 2) or the count stopped
+// (maxCounted).
+func (s *Service) decideMemFailure(g LoginGate, now time.Time) (w LoginGateWrite, lock time.Time) {
+	if g.LockedUntil.After(now) || g.SourceFailures >= s.cfg.Policy.sourceCap() || g.FailedCount >= maxCounted {
+		return LoginGateWrite{FailedCount: g.FailedCount, SourceFailures: g.SourceFailures, NextAttemptAt: g.NextAttemptAt,
+			LockedUntil: g.LockedUntil, Pending: g.Pending, PendingAt: g.PendingAt}, time.Time{}
+	}
+	// As if it had been admitted through the store: one more running
+	// check of the account and of its source, decided now.
+	g.Pending++
+	g.SourceFailures++
+	return s.decideFailure(g, now)
+}
+
+// ---- this instance's checks admitted in memory ----
+
+// maxRunningChecks bounds the accounts with a check admitted in memory on
+// one instance; beyond it checks take the store's path.
+const maxRunningChecks = 10000
+
+// runningChecks holds, per account, this instance's check admitted in
+// memory (at most one an account) and the checks of the account in their
+// admission transaction through the store. A check is admitted in memory
+// only while none of the latter runs here, so that each of them knows
+// whether the in-memory check takes a slot of the slack (decideAccount).
+type runningChecks struct {
+	mu sync.Mutex
+	m  map[string]*runningAccount
+	// unlisted counts admissions through the store not listed because the
+	// map was full; while any runs no check is admitted in memory.
+	unlisted int
+}
+
+type runningAccount struct {
+	inMemory  bool // a check admitted (or being admitted) in memory
+	admitting int  // admission transactions through the store running
+}
+
+func newRunningChecks() *runningChecks {
+	return &runningChecks{m: map[string]*runningAccount{}}
+}
+
+// claim reserves the account's in-memory check; false when one runs,
+// an admission through the store runs, or the map is full.
+func (r *runningChecks) claim(userID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m[userID] != nil || r.unlisted > 0 || len(r.m) >= maxRunningChecks {
+		return false
+	}
+	r.m[userID] = &runningAccount{inMemory: true}
+	return true
+}
+
+// release ends the account's in-memory check.
+func (r *runningChecks) release(userID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.m[userID]; e != nil {
+		e.inMemory = false
+		r.drop(userID, e)
+	}
+}
+
+// admitting notes an admission through the store starting; held says
+// whether an in-memory check of the account runs here. Call done after.
+func (r *runningChecks) admitting(userID string) (held bool, done func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.m[userID]
+	if e == nil {
+		if len(r.m) >= maxRunningChecks {
+			r.unlisted++
+			return false, func() {
+				r.mu.Lock()
+				r.unlisted--
+				r.mu.Unlock()
+			}
+		}
+		e = &runningAccount{}
+		r.m[userID] = e
+	}
+	e.admitting++
+	return e.inMemory, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		e.admitting--
+		r.drop(userID, e)
+	}
+}
+
+func (r *runningChecks) drop(userID string, e *runningAccount) {
+	if !e.inMemory && e.admitting == 0 && r.m[userID] == e {
+		delete(r.m, userID)
+	}
 }
 
 // ---- one password check through the gate ----
@@ -526,18 +666,41 @@ func (a *loginAttempt) throttled(ctx context.Context, gate, subject, org string,
 func (a *loginAttempt) admitAccount(ctx context.Context, u *User, start time.Time) (Reason, error) {
 	a.userID = u.ID
 	now := a.s.now()
+	src := sourceID(a.src.account)
+	if a.s.running.claim(u.ID) {
+		// The common case: a clean gate admits the check after a read; it
+		// is written once, when it settles.
+		g, err := a.s.store.ReadLoginGate(ctx, u.ID, src)
+		if err == nil && a.s.cleanGate(g, now) {
+			a.acct = accountTicket{inMemory: true}
+			return 0, nil
+		}
+		a.s.running.release(u.ID)
+		if err != nil {
+			return 0, err
+		}
+	}
 	var (
 		t       accountTicket
 		verdict gateVerdict
 	)
-	err := a.s.store.UpdateLoginGate(ctx, u.ID, sourceID(a.src.account), func(g LoginGate) (LoginGateWrite, bool) {
+	// An in-memory check of the account running here takes one slot of
+	// the slack: of parallel checks on this instance at most MaxFailures
+	// + hash workers are hashed, as without it.
+	held, done := a.s.running.admitting(u.ID)
+	slack := a.s.slack()
+	if held {
+		slack--
+	}
+	err := a.s.store.UpdateLoginGate(ctx, u.ID, src, func(g LoginGate) (LoginGateWrite, bool) {
 		var (
 			w     LoginGateWrite
 			write bool
 		)
-		w, write, t, verdict = a.s.decideAccount(g, now, remaining(ctx))
+		w, write, t, verdict = a.s.decideAccountSlack(g, now, remaining(ctx), slack)
 		return w, write
 	})
+	done()
 	subject := "user:" + u.ID
 	switch {
 	case err != nil:
@@ -576,7 +739,12 @@ func (a *loginAttempt) failed(ctx context.Context, u *User, evs []events.Event, 
 		a.s.sources.fail(a.src.gate, now)
 	}
 	a.admitted = false
-	if !a.acct.counted {
+	inMemory := a.acct.inMemory
+	if inMemory {
+		a.acct.inMemory = false
+		defer a.s.running.release(u.ID)
+	}
+	if !a.acct.counted && !inMemory {
 		if err := a.s.store.AppendEvents(ctx, evs); err != nil {
 			return false, err
 		}
@@ -586,7 +754,15 @@ func (a *loginAttempt) failed(ctx context.Context, u *User, evs []events.Event, 
 	a.acct.counted = false
 	homedHere := a.s.homedHere(ctx, u)
 	err = a.s.store.UpdateLoginGate(ctx, u.ID, sourceID(a.src.account), func(g LoginGate) (LoginGateWrite, bool) {
-		w, lock := a.s.decideFailure(g, now)
+		var (
+			w    LoginGateWrite
+			lock time.Time
+		)
+		if inMemory {
+			w, lock = a.s.decideMemFailure(g, now)
+		} else {
+			w, lock = a.s.decideFailure(g, now)
+		}
 		w.Events = evs
 		locked = g.LockedUntil.After(now)
 		if !lock.IsZero() {
@@ -619,6 +795,11 @@ func (a *loginAttempt) succeeded(ctx context.Context, u *User, rehash string, ev
 	}
 	counted := a.acct.counted
 	a.acct.counted = false
+	if a.acct.inMemory {
+		// It holds no pending slot: the write below is its only one.
+		a.acct.inMemory = false
+		defer a.s.running.release(u.ID)
+	}
 	verdict := ReasonOK
 	err := a.s.store.UpdateLoginGate(ctx, u.ID, "", func(g LoginGate) (LoginGateWrite, bool) {
 		pending := g.Pending
@@ -648,6 +829,11 @@ func (a *loginAttempt) refund(ctx context.Context) {
 	if a.admitted {
 		a.s.sources.refund(a.src.gate, a.s.now())
 		a.admitted = false
+	}
+	if a.acct.inMemory {
+		// Nothing was written for it.
+		a.acct.inMemory = false
+		a.s.running.release(a.userID)
 	}
 	if !a.acct.counted {
 		return

@@ -265,3 +265,60 @@ func TestCrashedReplicaChecksStopCounting(t *testing.T) {
 		t.Fatalf("pending %d after every live check settled", g.Pending)
 	}
 }
+
+// TestRunningChecks: one in-memory check an account; none while a check
+// of the account is in its admission transaction here (which learns
+// whether one runs); entries go when their checks end; the map is bounded
+// and, full, lists nothing more in memory until the unlisted admissions
+// end.
+func TestRunningChecks(t *testing.T) {
+	r := newRunningChecks()
+	if !r.claim("a") || r.claim("a") {
+		t.Fatal("one in-memory check an account")
+	}
+	held, done := r.admitting("a")
+	if !held {
+		t.Fatal("an admission beside the in-memory check does not see it")
+	}
+	r.release("a")
+	if r.claim("a") {
+		t.Fatal("claimed while an admission of the account runs")
+	}
+	done()
+	if len(r.m) != 0 {
+		t.Fatalf("%d entries after every check ended", len(r.m))
+	}
+	if held, done := r.admitting("b"); held {
+		t.Fatal("held without an in-memory check")
+	} else {
+		done()
+	}
+
+	for i := range maxRunningChecks {
+		if !r.claim(fmt.Sprint(i)) {
+			t.Fatalf("claim %d refused below the bound", i)
+		}
+	}
+	if r.claim("x") || len(r.m) != maxRunningChecks {
+		t.Fatalf("claimed beyond the bound (%d entries)", len(r.m))
+	}
+	held, done = r.admitting("x") // unlisted: the map is full
+	if held || len(r.m) != maxRunningChecks {
+		t.Fatalf("unlisted admission: held=%v, %d entries", held, len(r.m))
+	}
+	r.release("0")
+	if r.claim("y") {
+		t.Fatal("claimed while an unlisted admission runs")
+	}
+	done()
+	if !r.claim("y") {
+		t.Fatal("not claimed after the unlisted admission ended")
+	}
+	for i := range maxRunningChecks {
+		r.release(fmt.Sprint(i))
+	}
+	r.release("y")
+	if len(r.m) != 0 || r.unlisted != 0 {
+		t.Fatalf("%d entries, %d unlisted after every check ended", len(r.m), r.unlisted)
+	}
+}

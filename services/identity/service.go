@@ -113,6 +113,8 @@ type Service struct {
 	// of refused password checks (loginguard.go).
 	sources *sourceGate
 	hits    hitLog
+	// running lists the password checks admitted in memory (loginguard.go).
+	running *runningChecks
 	// dummyHash is a password hash of nobody, with the current parameters:
 	// verified where there is no real hash to check (an unknown login), so
 	// that the answer costs the same as a wrong password and its time does
@@ -195,7 +197,7 @@ func New(d Deps) (*Service, error) {
 		c.ImportLoginShare = DefaultImportLoginShare
 	}
 	s := &Service{store: d.Store, hasher: d.Hasher, sealer: d.Sealer, keys: d.Keys, log: d.Logger, cfg: c,
-		kick: d.Kick, now: d.Now, sleep: d.Sleep, homes: d.Homes, sources: newSourceGate(c.Throttle),
+		kick: d.Kick, now: d.Now, sleep: d.Sleep, homes: d.Homes, sources: newSourceGate(c.Throttle), running: newRunningChecks(),
 		reads: newAdminReads(c.AdminReads, c.AdminReadTimeout), matcher: matcher}
 	if s.kick == nil {
 		s.kick = func() {}

@@ -73,6 +73,14 @@ type Store interface {
 	// a write from it would wait for the transaction it is part of).
 	// A missing user is ErrNotFound.
 	UpdateLoginGate(ctx context.Context, userID, source string, decide func(LoginGate) (LoginGateWrite, bool)) error
+	// ReadLoginGate reads the login gate of userID as seen from source
+	// (as UpdateLoginGate would give it to decide) in one plain read: no
+	// write transaction, no row lock, so on SQLite it does not wait for
+	// the database's write lock. What it returns may be outdated by the
+	// time it is used: the gate reads it only to see whether a check may
+	// run without a write before it settles (loginguard.go, rule 3).
+	// A missing user is ErrNotFound.
+	ReadLoginGate(ctx context.Context, userID, source string) (LoginGate, error)
 
 	CreateGroup(ctx context.Context, g *Group, evs []events.Event) error
 	GetGroup(ctx context.Context, id string) (*Group, error)

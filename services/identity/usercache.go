@@ -54,6 +54,12 @@ func (s userCachingStore) UpdateLoginGate(ctx context.Context, userID, source st
 	return s.Store.UpdateLoginGate(ctx, userID, source, decide)
 }
 
+// ReadLoginGate is a read of the store (the login gate is never cached):
+// it drops nothing.
+func (s userCachingStore) ReadLoginGate(ctx context.Context, userID, source string) (LoginGate, error) {
+	return s.Store.ReadLoginGate(ctx, userID, source)
+}
+
 func (s userCachingStore) ReplacePasswordHash(ctx context.Context, userID, old, new string, evs []events.Event) error {
 	defer s.forget(userID)
 	return s.Store.ReplacePasswordHash(ctx, userID, old, new, evs)

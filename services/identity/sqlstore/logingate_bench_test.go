@@ -13,22 +13,13 @@ import (
 )
 
 // BenchmarkLoginGate is a login's two gate writes on SQLite (the check
-// admitted, then its outcome with one event): the store's part of a
-// login's CPU besides its hash. Compare the CPU per op (-benchmem and a
-// CPU profile) of two builds.
+// admitted, then its outcome with one event), as on a gate that is not
+// clean (and on every gate before checks were admitted in memory): the
+// store's part of a login's CPU besides its hash. Compare the CPU per op
+// (-benchmem and a CPU profile) of two builds.
 func BenchmarkLoginGate(b *testing.B) {
 	ctx := context.Background()
-	s := sqlstore.New(storetest.Migrated(b, storetest.OpenSQLite(b), sqlstore.Migrate))
-	root := &identity.Org{ID: "root", Code: "root", Name: "Root", Status: identity.StatusActive}
-	if err := s.CreateOrg(ctx, root, nil); err != nil {
-		b.Fatal(err)
-	}
-	now := time.Now()
-	u := &identity.User{ID: "u-gate", LoginName: "gate", DisplayName: "Gate", OrgID: root.ID,
-		Status: identity.StatusActive, CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateUser(ctx, u, nil); err != nil {
-		b.Fatal(err)
-	}
+	s, u, now := gateBenchStore(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -44,4 +35,43 @@ func BenchmarkLoginGate(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkLoginGateClean is a login's gate store calls on a clean gate
+// since the check is admitted in memory: one read (ReadLoginGate), then
+// its outcome with one event (compare with BenchmarkLoginGate).
+func BenchmarkLoginGateClean(b *testing.B) {
+	ctx := context.Background()
+	s, u, _ := gateBenchStore(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := s.ReadLoginGate(ctx, u.ID, "src"); err != nil {
+			b.Fatal(err)
+		}
+		ev := events.Event{ID: fmt.Sprintf("ev-%d", i), Subject: "uias.audit.authenticate", Type: "audit"}
+		if err := s.UpdateLoginGate(ctx, u.ID, "", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+			return identity.LoginGateWrite{Pending: g.Pending, ClearSources: true, Events: []events.Event{ev}}, true
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// gateBenchStore is a SQLite store with one user.
+func gateBenchStore(b *testing.B) (*sqlstore.Store, *identity.User, time.Time) {
+	b.Helper()
+	ctx := context.Background()
+	s := sqlstore.New(storetest.Migrated(b, storetest.OpenSQLite(b), sqlstore.Migrate))
+	root := &identity.Org{ID: "root", Code: "root", Name: "Root", Status: identity.StatusActive}
+	if err := s.CreateOrg(ctx, root, nil); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	u := &identity.User{ID: "u-gate", LoginName: "gate", DisplayName: "Gate", OrgID: root.ID,
+		Status: identity.StatusActive, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateUser(ctx, u, nil); err != nil {
+		b.Fatal(err)
+	}
+	return s, u, now
 }

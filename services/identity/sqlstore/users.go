@@ -373,12 +373,38 @@ func (s *Store) PasswordHistory(ctx context.Context, userID string, n int) ([]st
 	return out, nil
 }
 
+// ReadLoginGate reads the login gate of userID as seen from source in one
+// statement (one snapshot, no transaction, prepared once per connection).
+func (s *Store) ReadLoginGate(ctx context.Context, userID, source string) (identity.LoginGate, error) {
+	var (
+		g                        identity.LoginGate
+		failed, pending, srcN    int64
+		next, lockedU, pendingAt int64
+	)
+	err := s.stmts.QueryRowContext(ctx, s.q(`SELECT u.failed_count, u.next_attempt_at, u.locked_until, u.login_pending, u.login_pending_at,
+		COALESCE((SELECT f.failures FROM login_failure_sources f WHERE f.user_id = u.id AND f.source = ?), 0)
+		FROM users u WHERE u.id = ?`), source, userID).Scan(&failed, &next, &lockedU, &pending, &pendingAt, &srcN)
+	if errors.Is(err, sql.ErrNoRows) {
+		return identity.LoginGate{}, store.NotFound("user")
+	}
+	if err != nil {
+		return identity.LoginGate{}, classify(err, "read login gate", "user")
+	}
+	g.FailedCount, g.NextAttemptAt, g.LockedUntil = int(failed), store.FromUnixMS(next), store.FromUnixMS(lockedU)
+	g.Pending, g.PendingAt = int(pending), store.FromUnixMS(pendingAt)
+	if source != "" {
+		g.SourceFailures = int(srcN)
+	}
+	return g, nil
+}
+
 // UpdateLoginGate reads the login gate of userID (as seen from source)
 // under the row's write lock, asks decide and writes its answer with its
 // events, all in one transaction. Its statements (a few fixed shapes) are
 // prepared once per connection, not in each transaction (s.stmts.InTx):
-// a login runs this twice, and parsing them was 16% of a saturated
-// login's CPU besides its hash (ADR 0005).
+// a login ran this twice (now once on a clean gate, loginguard.go rule 3),
+// and parsing them was 16% of a saturated login's CPU besides its hash
+// (ADR 0005).
 func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, decide func(identity.LoginGate) (identity.LoginGateWrite, bool)) error {
 	return s.inTx(ctx, "update login gate", "user", func(tx *sql.Tx) error {
 		q := s.stmts.InTx(tx)

@@ -52,6 +52,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"PasswordHistory", testPasswordHistory},
 		{"LoginGate", testLoginGate},
 		{"LoginGateConcurrent", testLoginGateConcurrent},
+		{"ReadLoginGate", testReadLoginGate},
 		{"LoginGateClearedByUserWrites", testLoginGateCleared},
 		{"Groups", testGroups},
 		{"GroupList", testGroupList},
@@ -760,7 +761,8 @@ func (f *fixture) gate(userID, source string, n int) {
 	}))
 }
 
-// readGate returns the login gate of userID as seen from source.
+// readGate returns the login gate of userID as seen from source, and
+// checks that ReadLoginGate reads the same.
 func (f *fixture) readGate(userID, source string) identity.LoginGate {
 	f.t.Helper()
 	var out identity.LoginGate
@@ -768,7 +770,53 @@ func (f *fixture) readGate(userID, source string) identity.LoginGate {
 		out = g
 		return identity.LoginGateWrite{}, false
 	}))
+	read, err := f.s.ReadLoginGate(f.ctx, userID, source)
+	must(f.t, err)
+	if !sameGate(read, out) {
+		f.t.Fatalf("ReadLoginGate(%s, %q) = %+v, UpdateLoginGate reads %+v", userID, source, read, out)
+	}
 	return out
+}
+
+func sameGate(a, b identity.LoginGate) bool {
+	return a.FailedCount == b.FailedCount && a.SourceFailures == b.SourceFailures && a.NextAttemptAt.Equal(b.NextAttemptAt) &&
+		a.LockedUntil.Equal(b.LockedUntil) && a.Pending == b.Pending && a.PendingAt.Equal(b.PendingAt)
+}
+
+// testReadLoginGate: ReadLoginGate reads what UpdateLoginGate reads (the
+// other login gate tests compare the two in every state through
+// readGate), a missing user is ErrNotFound, and the read is answered
+// while another transaction holds the user's row for a write.
+func testReadLoginGate(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	f.gate(u.ID, "src", 2)
+	eq(t, "source counted", f.readGate(u.ID, "src").SourceFailures, 2)
+	eq(t, "other source", f.readGate(u.ID, "other").SourceFailures, 0)
+	eq(t, "no source", f.readGate(u.ID, "").FailedCount, 2)
+	_, err := f.s.ReadLoginGate(f.ctx, "missing", "src")
+	isErr(t, err, identity.ErrNotFound)
+
+	// A write holds the row (decide waits here, deliberately against its
+	// contract) until a plain read has been answered.
+	read := make(chan error, 1)
+	var got identity.LoginGate
+	must(t, f.s.UpdateLoginGate(f.ctx, u.ID, "src", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+		go func() {
+			var err error
+			got, err = f.s.ReadLoginGate(f.ctx, u.ID, "src")
+			read <- err
+		}()
+		select {
+		case err := <-read:
+			must(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("ReadLoginGate waits for a write transaction on the user's row")
+		}
+		return identity.LoginGateWrite{FailedCount: 3, SourceFailures: 3}, true
+	}))
+	eq(t, "read beside the write: the committed count", got.FailedCount, 2)
+	eq(t, "after the write", f.readGate(u.ID, "src").FailedCount, 3)
 }
 
 func testLoginGate(t *testing.T, f *fixture) {

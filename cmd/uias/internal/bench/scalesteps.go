@@ -102,6 +102,11 @@ func (s *stepStore) UpdateLoginGate(ctx context.Context, userID, source string, 
 	return s.Store.UpdateLoginGate(ctx, userID, source, decide)
 }
 
+func (s *stepStore) ReadLoginGate(ctx context.Context, userID, source string) (identity.LoginGate, error) {
+	defer s.time("read", time.Now())
+	return s.Store.ReadLoginGate(ctx, userID, source)
+}
+
 func (s *stepStore) FindLink(ctx context.Context, appID, account string) (*identity.AccountLink, error) {
 	defer s.time("read", time.Now())
 	return s.Store.FindLink(ctx, appID, account)
