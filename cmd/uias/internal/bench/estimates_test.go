@@ -21,3 +21,20 @@ uias_password_hash_seconds_other 9
 		t.Fatalf("no gauge: %v; want 0", h)
 	}
 }
+
+// TestBurstFloor: the burst's floor is N ÷ the mean of the raw rates
+// measured before and after it, or ÷ the one before alone.
+func TestBurstFloor(t *testing.T) {
+	r := &round{burstN: 180, rawRate: 60, rawAfter: 40}
+	if got := r.burstFloor(); got != 3600*time.Millisecond {
+		t.Fatalf("floor of 180 at 60 and 40 hashes/s = %v, want 3.6 s", got)
+	}
+	r.rawAfter = 0
+	if got := r.burstFloor(); got != 3*time.Second {
+		t.Fatalf("floor of 180 at 60 hashes/s = %v, want 3 s", got)
+	}
+	r.rawRate = 0
+	if got := r.burstFloor(); got != 0 {
+		t.Fatalf("floor without a rate = %v, want 0", got)
+	}
+}
