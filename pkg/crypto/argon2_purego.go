@@ -57,7 +57,18 @@ func argon2idGo(mem *argon2Memory, password, salt []byte, p Argon2Params) []byte
 	}
 	q := m / lanes // columns per lane
 	b := mem.blocks(int(m))
-	yield := mem != nil && mem.yield
+	// With yield, the hash gives its processor away every yieldEvery
+	// blocks; on one lane, with the meter paused meanwhile (hashMeter).
+	var yield func()
+	if mem != nil && mem.yield {
+		yield = runtime.Gosched
+		if lanes == 1 {
+			yield = mem.yieldProcessor
+		}
+	}
+	if mem != nil && lanes > 1 {
+		mem.meter.unsplit()
+	}
 
 	var seed [72]byte
 	copy(seed[:], h0[:])
@@ -159,10 +170,10 @@ func argon2Hprime(out, in []byte) {
 // yields of its processor (about 0.3 ms of CPU at 0.6 µs a block).
 const yieldEvery = 512
 
-// argon2Segment computes the segment (pass, slice) of lane l. With yield it
-// lets the goroutines waiting for a processor run every yieldEvery blocks
-// (see argon2Memory.yield).
-func argon2Segment(b []argon2Block, pass, slice, l, lanes, q, m, t uint32, yield bool) {
+// argon2Segment computes the segment (pass, slice) of lane l. With yield
+// (not nil) it calls it every yieldEvery blocks to let the goroutines
+// waiting for a processor run (see argon2Memory.yield).
+func argon2Segment(b []argon2Block, pass, slice, l, lanes, q, m, t uint32, yield func()) {
 	seg := q / argon2SyncPoints
 	// Argon2id: data-independent addresses in the first half of the first
 	// pass, data-dependent ones after.
@@ -205,8 +216,8 @@ func argon2Segment(b []argon2Block, pass, slice, l, lanes, q, m, t uint32, yield
 		}
 		ref := argon2RefIndex(pass, slice, i, uint32(rand), refLane == l, seg, q)
 		argon2G(&b[offset], &b[prev], &b[refLane*q+ref], pass > 0)
-		if yield && i%yieldEvery == yieldEvery-1 {
-			runtime.Gosched()
+		if yield != nil && i%yieldEvery == yieldEvery-1 {
+			yield()
 		}
 	}
 }

@@ -191,17 +191,18 @@ type round struct {
 	burstN   int
 	burst    *Result // one wave of burstN simultaneous Authenticate calls
 	// the server's hash duration estimate just before the burst
-	// (uias_password_hash_seconds; 0: not read)
-	burstHashEst time.Duration
-	overload     *Result // the storm
-	stormN       int
-	waves        int
-	heapBase     uint64
-	heapPeak     uint64
-	rssPeak      uint64
-	echo         *Result
-	getUser      *Result
-	getUserHT    *Result
+	// (uias_password_hash_seconds; 0: not read), and the median wall and
+	// CPU times of the same hashes (0: not read)
+	burstHashEst, burstHashWall, burstHashCPU time.Duration
+	overload                                  *Result // the storm
+	stormN                                    int
+	waves                                     int
+	heapBase                                  uint64
+	heapPeak                                  uint64
+	rssPeak                                   uint64
+	echo                                      *Result
+	getUser                                   *Result
+	getUserHT                                 *Result
 	// the same with the access records stored outside the measurement
 	// (outside.go): the goal rows
 	outEcho, outGetUser, outGetUserHT *Result
@@ -370,7 +371,8 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 		if err := r.burstSize(ctx, o, log); err != nil {
 			return nil, err
 		}
-		r.burstHashEst = e.hashEstimate(ctx)
+		est := e.hashEstimate(ctx)
+		r.burstHashEst, r.burstHashWall, r.burstHashCPU = est.est, est.wall, est.cpu
 		c0, t0 := cpuTime(), time.Now()
 		r.burst, _ = Waves(ctx, r.burstN, 0, e.callAuthenticate)
 		r.burst.cpu, r.burst.wall = cpuTime()-c0, time.Since(t0)
@@ -387,8 +389,8 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 			fmt.Fprintf(log, "    process CPU a login answered: %s (floor: %s a hash, %.2f×)\n", ms(login), ms(hash),
 				float64(login)/float64(hash))
 		}
-		fmt.Fprintf(log, "    server estimate before it: hash %s (floor: %s a hash a worker, workers ÷ raw rate)\n",
-			ms(r.burstHashEst), ms(r.floorPerWorker(o)))
+		fmt.Fprintf(log, "    server estimate before it: hash %s (floor: %s a hash a worker, workers ÷ raw rate); median wall %s, CPU %s\n",
+			ms(r.burstHashEst), ms(r.floorPerWorker(o)), ms(r.burstHashWall), ms(r.burstHashCPU))
 	}
 	if group("overload") != nil {
 		r.stormN = o.overloadCallers

@@ -13,12 +13,15 @@ func TestParseHashEstimate(t *testing.T) {
 uias_password_hash_seconds 0.0295
 uias_password_hash_waiting 3
 uias_password_hash_seconds_other 9
+uias_password_hash_wall_seconds 0.041
+uias_password_hash_cpu_seconds 0.028
 `
-	if hash := parseHashEstimate(bufio.NewScanner(strings.NewReader(text))); hash != 29500*time.Microsecond {
-		t.Fatalf("estimate %v; want 29.5ms", hash)
+	want := serverHashTimes{est: 29500 * time.Microsecond, wall: 41 * time.Millisecond, cpu: 28 * time.Millisecond}
+	if got := parseHashEstimate(bufio.NewScanner(strings.NewReader(text))); got != want {
+		t.Fatalf("hash times %+v; want %+v", got, want)
 	}
-	if h := parseHashEstimate(bufio.NewScanner(strings.NewReader("nothing here\n"))); h != 0 {
-		t.Fatalf("no gauge: %v; want 0", h)
+	if h := parseHashEstimate(bufio.NewScanner(strings.NewReader("nothing here\n"))); h != (serverHashTimes{}) {
+		t.Fatalf("no gauge: %+v; want zeros", h)
 	}
 }
 
