@@ -27,6 +27,10 @@ const NoQueue = -1
 // password check may expect to wait for a hash worker (identity.max_hash_wait).
 const DefaultMaxHashWait = 3 * time.Second
 
+// cpuSampleEvery: one timed hash in this many reads its thread's CPU clock
+// (HashTimes.CPU is the median of those in the estimate's window).
+const cpuSampleEvery = 4
+
 // estimateWindow is how many recent hash durations the estimate looks at.
 // A login storm's own request work slows the first hashes of the storm for
 // a moment; it must not move the estimate, while a lasting change should
@@ -146,8 +150,12 @@ type Hasher struct {
 
 	before func()
 	now    func() time.Time
-	// cpu reads the calling thread's CPU clock (threadCPU; tests replace it).
-	cpu func() (time.Duration, bool)
+	// cpu reads the calling thread's CPU clock (threadCPU; tests replace
+	// it); timed counts the hashes timed, of which every cpuEvery-th
+	// (cpuSampleEvery; tests set 1) reads it.
+	cpu      func() (time.Duration, bool)
+	cpuEvery int64
+	timed    atomic.Int64
 	// derive is argon2idKey; tests replace it to hold a worker deterministically.
 	derive func(mem *argon2Memory, password, salt []byte, p Argon2Params) []byte
 }
@@ -179,13 +187,14 @@ func NewHasher(cfg HasherConfig) *Hasher {
 		maxWait = DefaultMaxHashWait
 	}
 	h := &Hasher{
-		params:  cfg.Params.withDefaults(),
-		maxWait: maxWait,
-		waitCap: waitCap,
-		waiters: cfg.Waiters,
-		now:     time.Now,
-		cpu:     threadCPU,
-		derive:  argon2idKey,
+		params:   cfg.Params.withDefaults(),
+		maxWait:  maxWait,
+		waitCap:  waitCap,
+		waiters:  cfg.Waiters,
+		now:      time.Now,
+		cpu:      threadCPU,
+		cpuEvery: cpuSampleEvery,
+		derive:   argon2idKey,
 	}
 	for range workers {
 		// Allocated by its first hash. A pure-Go hash on a calling
@@ -501,7 +510,15 @@ func (h *Hasher) run(m *argon2Memory, password, salt []byte, p Argon2Params) []b
 	if m == nil {
 		return h.derive(m, password, salt, p) // other parameters: not timed
 	}
-	m.meter.begin(h.now, h.cpu)
+	// The CPU clock costs a system call, about 1 µs, at each of the
+	// ~150 ends of a default hash's parts (0.3-0.5% of its CPU); the CPU
+	// time is only reported (HashTimes), so one hash in cpuSampleEvery
+	// reads it.
+	var cpu func() (time.Duration, bool)
+	if h.timed.Add(1)%h.cpuEvery == 0 {
+		cpu = h.cpu
+	}
+	m.meter.begin(h.now, cpu)
 	key := h.derive(m, password, salt, p)
 	t := m.meter.end()
 	if p == h.params {
@@ -579,9 +596,10 @@ type HashTimes struct {
 	Estimate time.Duration
 	// Wall is the median wall time of a hash, from its start to its end.
 	Wall time.Duration
-	// CPU is the median CPU time of a hash's thread while it hashed; 0
-	// where the thread CPU clock cannot be read (not Linux) or the hash
-	// did not run on one thread (OwnThreads runs it on one).
+	// CPU is the median CPU time of a hash's thread while it hashed, of
+	// the hashes that read it (one in cpuSampleEvery); 0 where the thread
+	// CPU clock cannot be read (not Linux) or the hash's lanes ran on
+	// goroutines of their own (Threads > 1).
 	CPU time.Duration
 }
 

@@ -42,10 +42,10 @@ type hashTimes struct {
 }
 
 // begin starts timing a hash with the wall clock now and the thread CPU
-// clock cpu (threadCPU).
+// clock cpu (threadCPU; nil: the CPU time is not read).
 func (t *hashMeter) begin(now func() time.Time, cpu func() (time.Duration, bool)) {
 	t.now, t.cpu = now, cpu
-	t.running, t.split, t.cpuOK = true, false, true
+	t.running, t.split, t.cpuOK = true, false, cpu != nil
 	t.onThread, t.cpuUsed = 0, 0
 	t.start = now()
 	t.resume()
@@ -108,7 +108,8 @@ func (t *hashMeter) end() hashTimes {
 
 // yieldProcessor is a pure-Go hash in m giving its processor to the
 // goroutines waiting for one (argon2Memory.yield), with m's meter paused
-// meanwhile.
+// meanwhile (unless unsplit: then the lanes of the hash call it at once
+// and the meter, not running, is only read).
 func (m *argon2Memory) yieldProcessor() {
 	m.meter.pause()
 	runtime.Gosched()

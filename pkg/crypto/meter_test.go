@@ -21,6 +21,7 @@ type fakeClocks struct {
 
 func (c *fakeClocks) install(h *Hasher) {
 	c.cpuOK = true
+	h.cpuEvery = 1 // every hash reads the CPU clock
 	h.now = func() time.Time { return c.now }
 	h.cpu = func() (time.Duration, bool) { return c.cpu, c.cpuOK }
 }
@@ -142,6 +143,7 @@ func TestEstimateWhileOtherGoroutinesHogTheProcessors(t *testing.T) {
 	// 2 MiB, one pass: 4 segments of 512 blocks, a yield in each.
 	p := Argon2Params{MemoryKiB: 2048, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	h := NewHasher(HasherConfig{Params: p, Workers: 1})
+	h.cpuEvery = 1
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for range 2 * runtime.GOMAXPROCS(0) {
@@ -166,11 +168,32 @@ func TestEstimateWhileOtherGoroutinesHogTheProcessors(t *testing.T) {
 	}
 }
 
-// BenchmarkThreadCPU: one read of the thread CPU clock (a hashMeter reads
-// it twice at each yield of a pure-Go hash, about 76 yields a default
-// hash; BenchmarkHasherHashDefault shows the whole cost).
+// BenchmarkThreadCPU: one read of the thread CPU clock (a hashMeter that
+// reads it does so twice at each yield of a pure-Go hash, about 76 yields
+// a default hash; one hash in cpuSampleEvery reads it).
 func BenchmarkThreadCPU(b *testing.B) {
 	for b.Loop() {
 		threadCPU()
+	}
+}
+
+// TestCPUClockSampled: one hash in cpuSampleEvery reads the CPU clock; the
+// CPU median is that of those, the estimate that of all.
+func TestCPUClockSampled(t *testing.T) {
+	h := NewHasher(HasherConfig{Params: testParams, Workers: 1})
+	var c fakeClocks
+	c.install(h)
+	h.cpuEvery = cpuSampleEvery
+	var reads int
+	h.cpu = func() (time.Duration, bool) { reads++; return c.cpu, true }
+	c.hashOf(h, 4, 5*time.Millisecond, 0, 20*time.Millisecond, true)
+	hashN(t, h, 4*cpuSampleEvery)
+	// 4 parts: a read at the start and at the end of each.
+	if want := 4 * 8; reads != want {
+		t.Errorf("%d reads of the CPU clock in %d hashes, want %d", reads, 4*cpuSampleEvery, want)
+	}
+	got := h.HashTimes()
+	if want := (HashTimes{Estimate: 20 * time.Millisecond, Wall: 80 * time.Millisecond, CPU: 20 * time.Millisecond}); got != want {
+		t.Fatalf("HashTimes = %+v, want %+v", got, want)
 	}
 }
