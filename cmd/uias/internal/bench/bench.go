@@ -191,18 +191,17 @@ type round struct {
 	burstN   int
 	burst    *Result // one wave of burstN simultaneous Authenticate calls
 	// the server's hash duration estimate just before the burst
-	// (uias_password_hash_seconds; 0: not read), and the median wall and
-	// CPU times of the same hashes (0: not read)
-	burstHashEst, burstHashWall, burstHashCPU time.Duration
-	overload                                  *Result // the storm
-	stormN                                    int
-	waves                                     int
-	heapBase                                  uint64
-	heapPeak                                  uint64
-	rssPeak                                   uint64
-	echo                                      *Result
-	getUser                                   *Result
-	getUserHT                                 *Result
+	// (uias_password_hash_seconds; 0: not read)
+	burstHashEst time.Duration
+	overload     *Result // the storm
+	stormN       int
+	waves        int
+	heapBase     uint64
+	heapPeak     uint64
+	rssPeak      uint64
+	echo         *Result
+	getUser      *Result
+	getUserHT    *Result
 	// the same with the access records stored outside the measurement
 	// (outside.go): the goal rows
 	outEcho, outGetUser, outGetUserHT *Result
@@ -222,6 +221,10 @@ type round struct {
 	authz  *authzRound  // authorization checks (authz.go)
 	prov   *provRound   // provisioning into business systems (provision.go)
 	audit  *auditRound  // the audit log's ingest, verify and proofs (audit.go)
+
+	// the median wall and thread CPU times of the hashes of burstHashEst
+	// (0: not read)
+	burstHashWall, burstHashCPU time.Duration
 }
 
 // lockedWriter serializes writes: the system under test, the processes of

@@ -402,9 +402,13 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		refused.note = fmt.Sprintf("%.0f%% refused", 100*Median(refusedShare))
 	}
 	var ns []float64
+	var around []string // per round: the raw rates before and after the burst
 	for _, r := range rounds {
 		if r.burstN > 0 {
 			ns = append(ns, float64(r.burstN))
+		}
+		if r.burst != nil && r.rawAfter > 0 {
+			around = append(around, fmt.Sprintf("%.1f / %.1f", r.rawRate, r.rawAfter))
 		}
 	}
 	notes := burstFail
@@ -417,6 +421,9 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 	burstNotOK.note = notes
 	if len(ns) > 0 {
 		burstSlow.note = fmt.Sprintf("N = %.0f", Median(ns))
+		if len(around) > 0 {
+			burstSlow.note += "; raw hashes/s before / after: " + strings.Join(around, ", ")
+		}
 		burstSlow.oursLabel = fmt.Sprintf("N = %s × raw rate simultaneous logins, slowest", maxWait)
 	}
 	if len(rounds) > 0 && rounds[0].heapPeak > 0 {
