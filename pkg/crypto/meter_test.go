@@ -133,26 +133,32 @@ func TestEstimateWithMoreWorkersThanProcessors(t *testing.T) {
 }
 
 // TestEstimateWhileOtherGoroutinesHogTheProcessors: real clocks. Hashes
-// run while twice as many goroutines as processors spin: each yield of a hash
-// waits for a processor, so its wall time grows many times over, and the
-// estimate (time on a thread) does not follow it.
+// run on one processor while four goroutines keep it busy (each spins for
+// a millisecond, then yields): at each yield of a hash all four run first,
+// so its wall time grows many times over, and the estimate (time on a
+// thread) does not follow it.
 func TestEstimateWhileOtherGoroutinesHogTheProcessors(t *testing.T) {
 	if testing.Short() {
-		t.Skip("spins the CPUs")
+		t.Skip("spins the CPU")
 	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	// 2 MiB, one pass: 4 segments of 512 blocks, a yield in each.
 	p := Argon2Params{MemoryKiB: 2048, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	h := NewHasher(HasherConfig{Params: p, Workers: 1})
 	h.cpuEvery = 1
 	var stop atomic.Bool
 	var wg sync.WaitGroup
-	for range 2 * runtime.GOMAXPROCS(0) {
+	for range 4 {
 		wg.Go(func() {
 			for !stop.Load() {
+				for start := time.Now(); time.Since(start) < time.Millisecond; {
+				}
+				runtime.Gosched()
 			}
 		})
 	}
-	hashN(t, h, 16) // and the 2 of NewHasher, before the spinning
+	runtime.Gosched() // the spinning goroutines start
+	hashN(t, h, 16)   // and the 2 of NewHasher, before the spinning
 	stop.Store(true)
 	wg.Wait()
 	got := h.HashTimes()
