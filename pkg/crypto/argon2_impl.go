@@ -20,6 +20,8 @@ type argon2Memory struct {
 	yield bool
 	// jobs hands work to the worker's own thread (HasherConfig.OwnThreads).
 	jobs chan *job
+	// meter times the hash running in this memory (Hasher.run).
+	meter hashMeter
 }
 
 // get returns n bytes, growing the memory only when it is too small. The

@@ -5,7 +5,6 @@ package crypto
 import (
 	"encoding/binary"
 	"math/bits"
-	"runtime"
 	"sync"
 	"unsafe"
 
@@ -57,7 +56,13 @@ func argon2idGo(mem *argon2Memory, password, salt []byte, p Argon2Params) []byte
 	}
 	q := m / lanes // columns per lane
 	b := mem.blocks(int(m))
-	yield := mem != nil && mem.yield
+	// With yield, the hash gives its processor away every yieldEvery
+	// blocks, with the meter paused meanwhile (hashMeter); its lanes on
+	// goroutines of their own (several) do not pause it.
+	yield := yielding(mem) // assigned once: the lanes' closure copies it
+	if mem != nil && lanes > 1 {
+		mem.meter.unsplit()
+	}
 
 	var seed [72]byte
 	copy(seed[:], h0[:])
@@ -155,14 +160,22 @@ func argon2Hprime(out, in []byte) {
 	h.Sum(out[pos:pos])
 }
 
+// yielding returns mem if a hash in it yields its processor, else nil.
+func yielding(mem *argon2Memory) *argon2Memory {
+	if mem != nil && mem.yield {
+		return mem
+	}
+	return nil
+}
+
 // yieldEvery is how many blocks a yielding hash computes between two
 // yields of its processor (about 0.3 ms of CPU at 0.6 µs a block).
 const yieldEvery = 512
 
-// argon2Segment computes the segment (pass, slice) of lane l. With yield it
-// lets the goroutines waiting for a processor run every yieldEvery blocks
-// (see argon2Memory.yield).
-func argon2Segment(b []argon2Block, pass, slice, l, lanes, q, m, t uint32, yield bool) {
+// argon2Segment computes the segment (pass, slice) of lane l. With yield
+// (not nil) it lets the goroutines waiting for a processor run every
+// yieldEvery blocks (see argon2Memory.yield and yieldProcessor).
+func argon2Segment(b []argon2Block, pass, slice, l, lanes, q, m, t uint32, yield *argon2Memory) {
 	seg := q / argon2SyncPoints
 	// Argon2id: data-independent addresses in the first half of the first
 	// pass, data-dependent ones after.
@@ -205,8 +218,8 @@ func argon2Segment(b []argon2Block, pass, slice, l, lanes, q, m, t uint32, yield
 		}
 		ref := argon2RefIndex(pass, slice, i, uint32(rand), refLane == l, seg, q)
 		argon2G(&b[offset], &b[prev], &b[refLane*q+ref], pass > 0)
-		if yield && i%yieldEvery == yieldEvery-1 {
-			runtime.Gosched()
+		if yield != nil && i%yieldEvery == yieldEvery-1 {
+			yield.yieldProcessor()
 		}
 	}
 }

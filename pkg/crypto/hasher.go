@@ -27,6 +27,10 @@ const NoQueue = -1
 // password check may expect to wait for a hash worker (identity.max_hash_wait).
 const DefaultMaxHashWait = 3 * time.Second
 
+// cpuSampleEvery: one timed hash in this many reads its thread's CPU clock
+// (HashTimes.CPU is the median of those in the estimate's window).
+const cpuSampleEvery = 4
+
 // estimateWindow is how many recent hash durations the estimate looks at.
 // A login storm's own request work slows the first hashes of the storm for
 // a moment; it must not move the estimate, while a lasting change should
@@ -125,12 +129,16 @@ type Hasher struct {
 	waiters interface{ Add(delta int) }
 
 	// estimate is the running estimate of one hash's duration (ns): the
-	// median of the last estimateWindow hashes at the current parameters.
+	// median of the last estimateWindow hashes at the current parameters
+	// (see observe).
 	estimate atomic.Int64
 	fixed    bool // Testing.HashTime: estimate never changes
 	estMu    sync.Mutex
 	recent   [estimateWindow]time.Duration
 	next     int
+	// the wall and CPU times of the same hashes (HashTimes); a CPU time
+	// of 0: not known
+	recentWall, recentCPU [estimateWindow]time.Duration
 
 	// running counts the hashes (and Run's work) in progress; lastDone
 	// is when the last one ended (h.now, unix ns): see Active.
@@ -142,6 +150,12 @@ type Hasher struct {
 
 	before func()
 	now    func() time.Time
+	// cpu reads the calling thread's CPU clock (threadCPU; tests replace
+	// it); timed counts the hashes timed, of which every cpuEvery-th
+	// (cpuSampleEvery; tests set 1) reads it.
+	cpu      func() (time.Duration, bool)
+	cpuEvery int64
+	timed    atomic.Int64
 	// derive is argon2idKey; tests replace it to hold a worker deterministically.
 	derive func(mem *argon2Memory, password, salt []byte, p Argon2Params) []byte
 }
@@ -173,12 +187,14 @@ func NewHasher(cfg HasherConfig) *Hasher {
 		maxWait = DefaultMaxHashWait
 	}
 	h := &Hasher{
-		params:  cfg.Params.withDefaults(),
-		maxWait: maxWait,
-		waitCap: waitCap,
-		waiters: cfg.Waiters,
-		now:     time.Now,
-		derive:  argon2idKey,
+		params:   cfg.Params.withDefaults(),
+		maxWait:  maxWait,
+		waitCap:  waitCap,
+		waiters:  cfg.Waiters,
+		now:      time.Now,
+		cpu:      threadCPU,
+		cpuEvery: cpuSampleEvery,
+		derive:   argon2idKey,
 	}
 	for range workers {
 		// Allocated by its first hash. A pure-Go hash on a calling
@@ -491,33 +507,108 @@ func (h *Hasher) run(m *argon2Memory, password, salt []byte, p Argon2Params) []b
 	if p.MemoryKiB > h.params.MemoryKiB {
 		m = nil
 	}
-	start := h.now()
+	if m == nil {
+		return h.derive(m, password, salt, p) // other parameters: not timed
+	}
+	// The CPU clock costs a system call, about 1 µs, at each of the
+	// ~150 ends of a default hash's parts (0.3-0.5% of its CPU); the CPU
+	// time is only reported (HashTimes), so one hash in cpuSampleEvery
+	// reads it.
+	var cpu func() (time.Duration, bool)
+	if h.timed.Add(1)%h.cpuEvery == 0 {
+		cpu = h.cpu
+	}
+	m.meter.begin(h.now, cpu)
 	key := h.derive(m, password, salt, p)
+	t := m.meter.end()
 	if p == h.params {
-		h.observe(h.now().Sub(start))
+		h.observe(t)
 	}
 	return key
 }
 
-// observe records the duration of one hash at the current parameters. The
+// observe records the times of one hash at the current parameters. The
 // estimate is the median of the recent ones (the lower middle one of an
 // even count): it follows lasting changes (a busier machine, fewer CPUs,
 // slower memory) within a few hashes, so the projected wait tracks what the
 // workers really deliver, and a single hash stalled by a garbage collection
 // or another process does not move it.
-func (h *Hasher) observe(d time.Duration) {
+//
+// What counts of a hash is its time on a thread (hashTimes.onThread): its
+// wall time less the waits for a processor after each of its yields, in
+// which the process's other goroutines ran (the callers' requests, the
+// background work that gives way to waiting logins: pkg/giveway). A burst
+// of logins keeps every worker hashing and most of that other work waits,
+// so a hash then takes about its time on a thread, not the wall time it
+// took beside that work. The kernel's time given to other threads while
+// the hash's thread waits to run stays in: on a busy host or under a CPU
+// quota the workers really get less than a CPU each (docs/adr/0005). And
+// when there are more workers than processors (GOMAXPROCS), the hashes of
+// a burst share the processors: the time counts Workers÷GOMAXPROCS times.
+// A hash that does not yield (OwnThreads, libargon2, several lanes) counts
+// its wall time, as before.
+func (h *Hasher) observe(t hashTimes) {
+	d := t.onThread
+	if t.split {
+		if procs := runtime.GOMAXPROCS(0); len(h.mems) > procs {
+			d = d * time.Duration(len(h.mems)) / time.Duration(procs)
+		}
+	}
 	if h.fixed || d <= 0 {
 		return
 	}
+	cpu := time.Duration(0)
+	if t.cpuOK {
+		cpu = max(t.cpu, 1)
+	}
 	h.estMu.Lock()
-	h.recent[h.next%estimateWindow] = d
+	k := h.next % estimateWindow
+	h.recent[k], h.recentWall[k], h.recentCPU[k] = d, t.wall, cpu
 	h.next++
 	n := min(h.next, estimateWindow)
-	var sorted [estimateWindow]time.Duration
-	copy(sorted[:], h.recent[:n])
-	slices.Sort(sorted[:n])
+	est := median(h.recent[:n])
 	h.estMu.Unlock()
-	h.estimate.Store(int64(sorted[(n-1)/2]))
+	h.estimate.Store(int64(est))
+}
+
+// median returns the lower middle one of ds (0 if empty), ignoring zeros;
+// ds is not changed.
+func median(ds []time.Duration) time.Duration {
+	var sorted [estimateWindow]time.Duration
+	n := 0
+	for _, d := range ds {
+		if d > 0 && n < len(sorted) {
+			sorted[n] = d
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	slices.Sort(sorted[:n])
+	return sorted[(n-1)/2]
+}
+
+// HashTimes are the medians of the last hashes at the current parameters
+// (as many as the duration estimate looks at).
+type HashTimes struct {
+	// Estimate is HashTime: what the projected wait counts a hash as.
+	Estimate time.Duration
+	// Wall is the median wall time of a hash, from its start to its end.
+	Wall time.Duration
+	// CPU is the median CPU time of a hash's thread while it hashed, of
+	// the hashes that read it (one in cpuSampleEvery); 0 where the thread
+	// CPU clock cannot be read (not Linux) or the hash's lanes ran on
+	// goroutines of their own (Threads > 1).
+	CPU time.Duration
+}
+
+// HashTimes returns the medians of the last hashes' times.
+func (h *Hasher) HashTimes() HashTimes {
+	h.estMu.Lock()
+	defer h.estMu.Unlock()
+	n := min(h.next, estimateWindow)
+	return HashTimes{Estimate: h.HashTime(), Wall: median(h.recentWall[:n]), CPU: median(h.recentCPU[:n])}
 }
 
 // Hash returns the PHC-encoded argon2id hash of password. It returns

@@ -184,7 +184,10 @@ type round struct {
 	auth     *Result       // saturated Authenticate
 	openRate float64       // arrival rate of the latency phase
 	open     *Result       // Authenticate at 0.8 x saturation
-	rawRate  float64       // raw hash rate N is computed from (hashQPS, or measured for it)
+	rawRate  float64       // raw hash rate N is computed from (see burstSize and the burst phase)
+	// the raw hash rate measured right after the burst (0: not measured):
+	// the burst's floor is N ÷ the mean of rawRate and rawAfter
+	rawAfter float64
 	burstN   int
 	burst    *Result // one wave of burstN simultaneous Authenticate calls
 	// the server's hash duration estimate just before the burst
@@ -218,6 +221,10 @@ type round struct {
 	authz  *authzRound  // authorization checks (authz.go)
 	prov   *provRound   // provisioning into business systems (provision.go)
 	audit  *auditRound  // the audit log's ingest, verify and proofs (audit.go)
+
+	// the median wall and thread CPU times of the hashes of burstHashEst
+	// (0: not read)
+	burstHashWall, burstHashCPU time.Duration
 }
 
 // lockedWriter serializes writes: the system under test, the processes of
@@ -348,7 +355,7 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 			return nil, err
 		}
 	}
-	if group("burst", "overload") != nil {
+	if o.has("overload") && !o.has("burst") && ctx.Err() == nil {
 		if err := r.burstSize(ctx, o, log); err != nil {
 			return nil, err
 		}
@@ -356,15 +363,26 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 	if group("burst") != nil {
 		// The burst finds a server going about a quiet day: logins one
 		// after the other (as many as its hash duration estimate looks
-		// at), then N at once.
+		// at), then N at once. N is sized from the raw hash rate measured
+		// right before it (the rate moves by ±20% between minutes on a
+		// shared host, so the rate of phase auth, a minute earlier, may
+		// be another host's), and measured again right after it.
 		for range burstWarmup {
 			_, _ = oneCall(ctx, e.callAuthenticate)
 		}
-		r.burstHashEst = e.hashEstimate(ctx)
+		r.hashQPSForBurst(ctx, o, log)
+		if err := r.burstSize(ctx, o, log); err != nil {
+			return nil, err
+		}
+		est := e.hashEstimate(ctx)
+		r.burstHashEst, r.burstHashWall, r.burstHashCPU = est.est, est.wall, est.cpu
 		c0, t0 := cpuTime(), time.Now()
 		r.burst, _ = Waves(ctx, r.burstN, 0, e.callAuthenticate)
 		r.burst.cpu, r.burst.wall = cpuTime()-c0, time.Since(t0)
+		r.rawAfter = rawRateNow(ctx, o)
 		fmt.Fprintf(log, "  burst of %d simultaneous logins: %s; slowest %s\n", r.burstN, summary(r.burst), ms(slowest(r.burst)))
+		fmt.Fprintf(log, "    raw argon2id around it: %.1f hashes/s before (N = %s × it), %.1f after; slowest vs N ÷ their mean: %.2f×\n",
+			r.rawRate, o.env.MaxHashWait, r.rawAfter, slowest(r.burst).Seconds()/r.burstFloor().Seconds())
 		if r.burst.OK > 0 && r.hashQPS > 0 && r.rawCPU > 0 {
 			// Process CPU (server and callers) a login answered, against
 			// the floor's CPU a hash: how fast the burst would go on CPUs
@@ -374,8 +392,8 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 			fmt.Fprintf(log, "    process CPU a login answered: %s (floor: %s a hash, %.2f×)\n", ms(login), ms(hash),
 				float64(login)/float64(hash))
 		}
-		fmt.Fprintf(log, "    server estimate before it: hash %s (floor: %s a hash a worker, workers ÷ raw rate)\n",
-			ms(r.burstHashEst), ms(r.floorPerWorker(o)))
+		fmt.Fprintf(log, "    server estimate before it: hash %s (floor: %s a hash a worker, workers ÷ raw rate); median wall %s, CPU %s\n",
+			ms(r.burstHashEst), ms(r.floorPerWorker(o)), ms(r.burstHashWall), ms(r.burstHashCPU))
 	}
 	if group("overload") != nil {
 		r.stormN = o.overloadCallers
@@ -486,13 +504,29 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 // the hasher's estimate of one hash's duration is the median of its last 64.
 const burstWarmup = 64
 
+// hashQPSForBurst measures the raw hash rate that sizes the burst, right
+// before it (burstSize then uses it instead of phase auth's).
+func (r *round) hashQPSForBurst(ctx context.Context, o *options, log io.Writer) {
+	r.rawRate = rawRateNow(ctx, o)
+	fmt.Fprintf(log, "  raw argon2id (%d goroutines) before the burst: %.1f hashes/s\n", runtime.GOMAXPROCS(0), r.rawRate)
+}
+
+// rawRateNow measures the raw argon2id rate in GOMAXPROCS goroutines, a
+// closed loop of o.warmup then o.duration.
+func rawRateNow(ctx context.Context, o *options) float64 {
+	return ClosedLoop(ctx, runtime.GOMAXPROCS(0), o.warmup, o.duration, rawHash(o.env.Argon2)).QPS()
+}
+
 // burstSize sets N, the burst size: identity.max_hash_wait x the raw hash
-// rate of this round (measured here when phase auth did not run).
+// rate of this round: the one measured right before the burst
+// (hashQPSForBurst), else phase auth's, else measured here.
 func (r *round) burstSize(ctx context.Context, o *options, log io.Writer) error {
-	r.rawRate = r.hashQPS
+	if r.rawRate <= 0 {
+		r.rawRate = r.hashQPS
+	}
 	if r.rawRate <= 0 {
 		procs := runtime.GOMAXPROCS(0)
-		r.rawRate = ClosedLoop(ctx, procs, o.warmup, o.duration, rawHash(o.env.Argon2)).QPS()
+		r.rawRate = rawRateNow(ctx, o)
 		fmt.Fprintf(log, "  raw argon2id (%d goroutines): %.1f hashes/s\n", procs, r.rawRate)
 	}
 	r.burstN = o.burstCallers
@@ -511,6 +545,20 @@ func (r *round) floorPerWorker(o *options) time.Duration {
 		return 0
 	}
 	return time.Duration(float64(o.env.workers()) / r.rawRate * float64(time.Second))
+}
+
+// burstFloor is how long the burst's N bare hashes take on all CPUs: N ÷
+// the mean of the raw rates measured right before and right after the
+// burst (the one before alone if the one after is missing).
+func (r *round) burstFloor() time.Duration {
+	rate := r.rawRate
+	if r.rawAfter > 0 {
+		rate = (r.rawRate + r.rawAfter) / 2
+	}
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(r.burstN) / rate * float64(time.Second))
 }
 
 // slowest is the longest latency of any call of r, whatever its outcome.

@@ -9,27 +9,33 @@ import (
 	"time"
 )
 
-// hashEstimate reads the server's hash duration estimate from its /metrics
-// (uias_password_hash_seconds: what the projected wait of a waiting login
-// uses); zero when it cannot read it.
-func (e *env) hashEstimate(ctx context.Context) time.Duration {
+// serverHashTimes are the server's figures of its last hashes (its
+// /metrics): the duration estimate the projected wait of a waiting login
+// uses (uias_password_hash_seconds), and the median wall and thread CPU
+// times of the same hashes; zero: not read.
+type serverHashTimes struct{ est, wall, cpu time.Duration }
+
+// hashEstimate reads the server's hash times from its /metrics; zeros when
+// it cannot read them.
+func (e *env) hashEstimate(ctx context.Context) serverHashTimes {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.httpBase+"/metrics", nil)
 	if err != nil {
-		return 0
+		return serverHashTimes{}
 	}
 	resp, err := e.httpClient.Do(req)
 	if err != nil {
-		return 0
+		return serverHashTimes{}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0
+		return serverHashTimes{}
 	}
 	return parseHashEstimate(bufio.NewScanner(resp.Body))
 }
 
-// parseHashEstimate picks the gauge out of a Prometheus text exposition.
-func parseHashEstimate(sc *bufio.Scanner) time.Duration {
+// parseHashEstimate picks the gauges out of a Prometheus text exposition.
+func parseHashEstimate(sc *bufio.Scanner) serverHashTimes {
+	var t serverHashTimes
 	for sc.Scan() {
 		name, value, ok := strings.Cut(sc.Text(), " ")
 		if !ok {
@@ -39,9 +45,15 @@ func parseHashEstimate(sc *bufio.Scanner) time.Duration {
 		if err != nil {
 			continue
 		}
-		if name == "uias_password_hash_seconds" {
-			return time.Duration(v * float64(time.Second))
+		d := time.Duration(v * float64(time.Second))
+		switch name {
+		case "uias_password_hash_seconds":
+			t.est = d
+		case "uias_password_hash_wall_seconds":
+			t.wall = d
+		case "uias_password_hash_cpu_seconds":
+			t.cpu = d
 		}
 	}
-	return 0
+	return t
 }
