@@ -38,12 +38,25 @@ import (
 // uses the WAL; a PASSIVE checkpoint beside an import that commits one
 // transaction after another never sees both, so the WAL only grew (issue
 // 16: 9.7-11.3 GB at 1 M people). Once the file passed importWALLimit the
-// import runs a TRUNCATE checkpoint on its own connection in its own turn,
-// between two of its transactions (no writer of the store can append
-// meanwhile): it copies the frames the checkpoint beside has not copied
-// yet, waits at most importWALWait for readers still on the WAL, and
-// truncates the file. A reader that keeps its snapshot longer makes it
-// give up: logged, the import goes on, and tries again later.
+// import starts the WAL over in its own turn, between two of its
+// transactions (no writer of the store can append meanwhile): a RESTART
+// checkpoint on its own connection copies the frames not copied yet,
+// waits at most importWALWait for readers still on the WAL, and the next
+// write writes the WAL from its start again. A reader that keeps its
+// snapshot longer makes it give up: logged, the import goes on, and tries
+// again later.
+//
+// The store's other writes wait for that turn (issue 16: a login's gate
+// write waited up to 0.47 s, and while logins hashed those turns took a
+// quarter of the import's time: its one-chunk transactions rewrite the
+// same index pages, about 5x the WAL a row). So the import first lets a
+// checkpoint beside copy the frames (PASSIVE, on another connection: no
+// writer waits for it) and starts the WAL over in a turn at most
+// importWALTailTurns after it began; and the file keeps its size (the
+// import's connection has no journal_size_limit meanwhile): cutting it
+// took 0.2-0.4 s of the turn. Only past 1.5 times the limit (the file
+// grows a little at each late start-over) does the import truncate it
+// (TRUNCATE), see boundWAL.
 
 // importCacheKiB is an import connection's page cache (KiB): the index
 // pages an import of a million people writes at random places (the
@@ -89,6 +102,20 @@ type importConn struct {
 	lastCheckpoint time.Time
 	checkpointing  atomic.Bool
 	checkpoints    sync.WaitGroup
+	// turns counts the import's transactions on conn (in its turns).
+	// copiedTurn is the turn in which the last checkpoint beside that
+	// succeeded began: the frames before it are copied back, as far as
+	// readers let it (-1: none since the WAL was last restarted). Set by
+	// that checkpoint, read and reset in the import's turns while none
+	// runs.
+	turns      int64
+	copiedTurn atomic.Int64
+	// wrapped is the WAL file's size when the import last restarted the
+	// WAL without truncating it (0: truncated, or not yet): SQLite writes
+	// the WAL from its start again within the file, which grows past
+	// that size only once the WAL holds more. Read and set in the
+	// import's turns.
+	wrapped int64
 	// wal is the database's WAL file ("": not known, or not in WAL mode;
 	// the import does not bound it). walRetry is when the import may try
 	// to restart the WAL again after a try that could not (walBackoff:
@@ -130,8 +157,19 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 	if err == nil {
 		_, err = c.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0")
 	}
+	// The WAL file keeps its size when the import restarts the WAL
+	// (boundWAL): SQLite would otherwise cut it to the limit at the next
+	// write, in the turn the logins' writes wait for.
+	var sizeLimit int64
+	if err == nil {
+		err = c.QueryRowContext(ctx, "PRAGMA journal_size_limit").Scan(&sizeLimit)
+	}
+	if err == nil {
+		_, err = c.ExecContext(ctx, "PRAGMA journal_size_limit = -1")
+	}
 	restorable := err == nil
 	ic := &importConn{turn: make(chan struct{}, 1), conn: c, lastCheckpoint: time.Now()}
+	ic.copiedTurn.Store(-1)
 	if err == nil && s.walLimit > 0 {
 		wal, werr := walFile(ctx, c)
 		if werr != nil && ctx.Err() == nil {
@@ -153,6 +191,9 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 			_, err := c.ExecContext(bg, fmt.Sprintf("PRAGMA cache_size = %d", cache))
 			if err == nil {
 				_, err = c.ExecContext(bg, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", autoCheckpoint))
+			}
+			if err == nil {
+				_, err = c.ExecContext(bg, fmt.Sprintf("PRAGMA journal_size_limit = %d", sizeLimit))
 			}
 			if err == nil {
 				_, err = c.ExecContext(bg, "PRAGMA shrink_memory")
@@ -223,22 +264,33 @@ func (s *Store) importTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return s.db.InTx(ctx, fn)
 	}
 	if !ic.detached {
+		ic.turns++
 		s.boundWAL(ctx, ic)
 	}
-	if err == nil && time.Since(ic.lastCheckpoint) >= importCheckpointEvery && ic.checkpointing.CompareAndSwap(false, true) {
-		// From another connection, beside the import's next
-		// transactions (a PASSIVE checkpoint does not stop the writer):
-		// neither the logins' writes nor the import wait for it (its
-		// writes and fsyncs took a tenth of the import's time, issue 16),
-		// and the import's cache stays.
-		ic.lastCheckpoint = time.Now()
-		ic.checkpoints.Go(func() {
-			defer ic.checkpointing.Store(false)
-			s.checkpointWAL(ctx)
-		})
+	if err == nil && time.Since(ic.lastCheckpoint) >= importCheckpointEvery {
+		s.checkpointBeside(ctx, ic)
 	}
 	ic.done()
 	return err
+}
+
+// checkpointBeside begins a checkpoint of the WAL from another connection,
+// beside the import's next transactions (a PASSIVE checkpoint does not
+// stop the writer): neither the logins' writes nor the import wait for it
+// (its writes and fsyncs took a tenth of the import's time, issue 16), and
+// the import's cache stays. Called in ic's turn; nothing when one runs.
+func (s *Store) checkpointBeside(ctx context.Context, ic *importConn) {
+	if !ic.checkpointing.CompareAndSwap(false, true) {
+		return
+	}
+	ic.lastCheckpoint = time.Now()
+	turn := ic.turns
+	ic.checkpoints.Go(func() {
+		defer ic.checkpointing.Store(false)
+		if s.checkpointWAL(ctx) {
+			ic.copiedTurn.Store(turn)
+		}
+	})
 }
 
 // importCheckpointEvery is how often a running import checkpoints the WAL
@@ -250,8 +302,8 @@ const importCheckpointEvery = time.Second
 // checkpointWAL checkpoints the WAL without waiting for readers or
 // writers (PASSIVE): it copies frames back to the database, but never
 // restarts the WAL while the import writes (boundWAL does). A failure is
-// logged: the next one copies the frames.
-func (s *Store) checkpointWAL(ctx context.Context) {
+// logged (false): the next one copies the frames.
+func (s *Store) checkpointWAL(ctx context.Context) bool {
 	var err error
 	if s.checkpoint != nil {
 		err = s.checkpoint(ctx)
@@ -261,11 +313,12 @@ func (s *Store) checkpointWAL(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("import: WAL checkpoint failed; the WAL grows until the next one", zap.Error(err))
 	}
+	return err == nil
 }
 
 // importWALLimit is the WAL file size (bytes) past which a running import
-// restarts the WAL (boundWAL). The file reaches about this plus what one
-// import transaction writes (the pages it changed) before it is
+// restarts the WAL (boundWAL). The file reaches about 1.5 times this plus
+// what one import transaction writes (the pages it changed) before it is
 // truncated.
 const importWALLimit = 128 << 20
 
@@ -273,6 +326,11 @@ const importWALLimit = 128 << 20
 // readers still on it (and for a writer on another connection): the
 // store's other writes wait for the turn meanwhile.
 const importWALWait = 100 * time.Millisecond
+
+// importWALTailTurns is the most import transactions whose frames the
+// restart in the import's turn may have to copy itself: more, and a
+// checkpoint beside copies them first.
+const importWALTailTurns = 2
 
 // importWALRetry is the first wait before the import tries again to
 // restart a WAL that a reader kept it from; each try that fails doubles
@@ -282,28 +340,58 @@ const (
 	importWALRetryMax = 30 * time.Second
 )
 
-// boundWAL restarts the WAL from its start and truncates its file when
-// the file has passed s.walLimit, in ic's turn after one of the import's
-// transactions (see importConn). Not while the checkpoint beside runs
-// (SQLite lets one checkpoint run at a time; the next transaction's turn
-// tries again), nor until ic.walRetry after a try that could not
-// complete. One that could not (a reader kept its snapshot on the WAL for
-// longer than importWALWait) or failed is logged with the WAL's size
-// only, and the import goes on.
+// boundWAL restarts the WAL from its start when the file has passed
+// s.walLimit (and the size at which it last restarted it, ic.wrapped), in
+// ic's turn after one of the import's transactions (see importConn).
+//
+// A RESTART checkpoint: the file keeps its size (the import's connection
+// has no journal_size_limit meanwhile) and the WAL is written from its
+// start again; cutting the file there too (TRUNCATE) took 0.2-0.4 s in the
+// turn. So the file grows by what was written between passing its size
+// and the restart, each time; past 1.5 times the limit the import
+// truncates it (TRUNCATE).
+//
+// Not while the checkpoint beside runs (SQLite lets one checkpoint run at
+// a time; a later turn tries again), unless the file passed twice the
+// limit: then the turn waits for it (the store's other writes too). Below 1.5 times the limit, not
+// either before a checkpoint beside began at most importWALTailTurns
+// turns ago and copied the frames before it (it begins one instead): the
+// restart then copies only the frames of the last transactions. Nor
+// until ic.walRetry after a try that could not complete: one that could
+// not (a reader kept its snapshot on the WAL for longer than
+// importWALWait) or failed is logged with the WAL's size only, and the
+// import goes on.
 func (s *Store) boundWAL(ctx context.Context, ic *importConn) {
-	if ic.wal == "" || s.walLimit <= 0 || ctx.Err() != nil || ic.checkpointing.Load() {
+	if ic.wal == "" || s.walLimit <= 0 || ctx.Err() != nil {
 		return
 	}
 	if !ic.walRetry.IsZero() && time.Now().Before(ic.walRetry) {
 		return
 	}
 	fi, err := os.Stat(ic.wal)
-	if err != nil || fi.Size() <= s.walLimit {
+	if err != nil || fi.Size() <= max(s.walLimit, ic.wrapped) {
 		return
 	}
-	busy, err := s.restartWAL(ctx, ic)
+	hard := fi.Size() > 2*s.walLimit
+	if ic.checkpointing.Load() && !hard {
+		return // SQLite runs one checkpoint at a time
+	}
+	truncate := fi.Size() > s.walLimit+s.walLimit/2
+	if turn := ic.copiedTurn.Load(); !truncate && (turn < 0 || ic.turns-turn > importWALTailTurns) {
+		s.checkpointBeside(ctx, ic)
+		return
+	}
+	if hard {
+		ic.checkpoints.Wait()
+	}
+	busy, err := s.restartWAL(ctx, ic, truncate)
 	if err == nil && !busy {
 		ic.walRetry, ic.walBackoff = time.Time{}, 0
+		ic.copiedTurn.Store(-1)
+		ic.wrapped = fi.Size()
+		if truncate {
+			ic.wrapped = 0
+		}
 		return
 	}
 	if ctx.Err() != nil {
@@ -320,13 +408,13 @@ func (s *Store) boundWAL(ctx context.Context, ic *importConn) {
 		zap.Int64("wal_bytes", fi.Size()), zap.Duration("retry_in", ic.walBackoff))
 }
 
-// restartWAL runs a TRUNCATE checkpoint on ic's connection (in its turn),
-// waiting at most importWALWait for readers and writers, and reports
-// whether it could not complete (busy: the WAL was not restarted). The
-// connection's busy timeout is set back after it; if that fails the
-// connection is closed and ic detached (its writes would otherwise give
-// up on a lock after importWALWait).
-func (s *Store) restartWAL(ctx context.Context, ic *importConn) (bool, error) {
+// restartWAL runs a RESTART checkpoint (TRUNCATE with truncate) on ic's
+// connection (in its turn), waiting at most importWALWait for readers and
+// writers, and reports whether it could not complete (busy: the WAL was
+// not restarted). The connection's busy timeout is set back after it; if
+// that fails the connection is closed and ic detached (its writes would
+// otherwise give up on a lock after importWALWait).
+func (s *Store) restartWAL(ctx context.Context, ic *importConn, truncate bool) (bool, error) {
 	c := ic.conn
 	var wait int64
 	if err := c.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&wait); err != nil {
@@ -335,10 +423,14 @@ func (s *Store) restartWAL(ctx context.Context, ic *importConn) (bool, error) {
 	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", importWALWait.Milliseconds())); err != nil {
 		return false, err
 	}
+	mode := "RESTART"
+	if truncate {
+		mode = "TRUNCATE"
+	}
 	// One row: busy (1 when it could not complete), the WAL's frames, the
 	// frames copied back.
 	var b, frames, copied int64
-	err := c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&b, &frames, &copied)
+	err := c.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&b, &frames, &copied)
 	if _, rerr := c.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout = %d", wait)); rerr != nil {
 		_ = c.Raw(func(any) error { return driver.ErrBadConn })
 		s.detach(ic)

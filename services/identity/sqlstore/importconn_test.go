@@ -28,9 +28,22 @@ func TestImportConnection(t *testing.T) {
 		}
 		return n
 	}
-	var before int64
+	var before, sizeLimit int64
 	if err := db.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&before); err != nil {
 		t.Fatal(err)
+	}
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_size_limit").Scan(&sizeLimit); err != nil {
+		t.Fatal(err)
+	}
+	limitOf := func(c interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}) int64 {
+		t.Helper()
+		var n int64
+		if err := c.QueryRowContext(ctx, "PRAGMA journal_size_limit").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
 
 	f.begin(t)
@@ -40,6 +53,10 @@ func TestImportConnection(t *testing.T) {
 	}
 	if got := cacheOf(ic.conn); got != -importCacheKiB {
 		t.Fatalf("import connection cache_size %d, want %d", got, -importCacheKiB)
+	}
+	// Its WAL restarts keep the file (boundWAL).
+	if got := limitOf(ic.conn); got != -1 {
+		t.Fatalf("import connection journal_size_limit %d, want -1", got)
 	}
 	// The pool's other connection serves the lookups meanwhile.
 	if _, err := s.GetOrgByCode(ctx, "root"); err != nil {
@@ -72,6 +89,9 @@ func TestImportConnection(t *testing.T) {
 	}{c1, c2} {
 		if got := cacheOf(c); got != before {
 			t.Fatalf("connection %d after the import: cache_size %d, want %d", i, got, before)
+		}
+		if got := limitOf(c); got != sizeLimit {
+			t.Fatalf("connection %d after the import: journal_size_limit %d, want %d", i, got, sizeLimit)
 		}
 		var auto int64
 		if err := c.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != 1000 {

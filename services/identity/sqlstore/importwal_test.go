@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,12 +122,14 @@ func walImport(t *testing.T, limit int64) (*importFixture, int64, bool) {
 }
 
 // An import keeps the WAL file near the limit (issue 16: without the
-// restarts the WAL grew to 9.7-11.3 GB at 1 M people): it truncates the
-// file in its turn once it passed the limit. The same import without a
-// limit grows it past the bound; every person is there after, and found
-// by search.
+// restarts the WAL grew to 9.7-11.3 GB at 1 M people): it starts the WAL
+// over in its turn once the file passed the limit, and truncates the file
+// past 1.5 times the limit (at most twice the limit while a checkpoint
+// beside runs, plus one transaction). The same import without a limit
+// grows it past the bound; every person is there after, and found by
+// search.
 func TestImportBoundsWAL(t *testing.T) {
-	const bound = 3 * walTestLimit
+	const bound = 4 * walTestLimit
 	ctx := context.Background()
 	// The FTS5 rows of 1000 people at a time: no transaction writes more
 	// than the limit.
@@ -320,5 +323,180 @@ func TestImportWALBusyTimeoutNotSetBack(t *testing.T) {
 		if err := c.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil || cache == -importCacheKiB {
 			t.Fatalf("connection %d: the import's cache_size %d (%v)", i, cache, err)
 		}
+	}
+}
+
+// The import restarts the WAL in its turn (where the store's other writes
+// wait) only after a checkpoint beside copied its frames: the first turn
+// past the limit begins that checkpoint and leaves the file; while it runs
+// the turns leave the file too; the turn right after it restarts the WAL.
+// Past 1.5 times the limit the first turn after the checkpoint beside
+// truncates the file; past twice the limit a turn waits for the
+// checkpoint beside and truncates it at once.
+func TestImportWALCopiedBesideFirst(t *testing.T) {
+	ctx := context.Background()
+	var (
+		calls atomic.Int32
+		mu    sync.Mutex
+		hold  = make(chan struct{}) // closed: the checkpoints beside run at once
+	)
+	held := func() chan struct{} { mu.Lock(); defer mu.Unlock(); return hold }
+	release := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case <-hold:
+		default:
+			close(hold)
+		}
+	}
+	f := newImportFixture(t)
+	t.Cleanup(release) // before the fixture's end (cleanups run last first)
+	f.s.walLimit = walTestLimit
+	path := walPathOf(t, f.s)
+	f.s.checkpoint = func(ctx context.Context) error {
+		h := held()
+		calls.Add(1)
+		<-h
+		_, err := f.s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		return err
+	}
+	waitCalls := func(n int32) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); calls.Load() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d checkpoints beside began, want %d", calls.Load(), n)
+			}
+		}
+		if got := calls.Load(); got != n {
+			t.Fatalf("%d checkpoints beside began, want %d", got, n)
+		}
+	}
+	f.ic.lastCheckpoint = time.Now().Add(time.Hour) // none on the clock
+	// The import's own WAL only (not the migrations').
+	if _, err := f.s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	size := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	const batch = 10
+	b := 0
+	next := func() {
+		t.Helper()
+		b++
+		if err := f.importUsers(t, fmt.Sprintf("cb%03d-", b), batch); err != nil {
+			t.Fatalf("batch %d: %v", b, err)
+		}
+	}
+	for size() <= walTestLimit {
+		next()
+	}
+	// The turn past the limit began a checkpoint beside and left the file.
+	waitCalls(1)
+	if size() <= walTestLimit {
+		t.Fatalf("WAL %d bytes: restarted before a checkpoint beside copied it", size())
+	}
+	// While it runs (held), the turns leave the file.
+	for range importWALTailTurns {
+		next()
+	}
+	waitCalls(1)
+	if f.ic.wrapped != 0 || size() <= walTestLimit {
+		t.Fatalf("WAL %d bytes, restarted at %d: restarted while the checkpoint beside runs", size(), f.ic.wrapped)
+	}
+	release()
+	f.ic.checkpoints.Wait()
+	// It began more than importWALTailTurns turns ago: the next turn
+	// begins another (copying the frames of the last ones), the one after
+	// it restarts the WAL (RESTART: the file keeps its size, and the WAL
+	// is written from its start again).
+	next()
+	f.ic.checkpoints.Wait()
+	waitCalls(2)
+	if f.ic.wrapped != 0 {
+		t.Fatalf("restarted with %d turns' frames not copied", importWALTailTurns+1)
+	}
+	next()
+	f.ic.checkpoints.Wait()
+	waitCalls(2)
+	wrapped := size()
+	if f.ic.wrapped != wrapped {
+		t.Fatalf("not restarted (at %d) after the checkpoint beside copied the WAL (%d bytes)", f.ic.wrapped, wrapped)
+	}
+	next()
+	if s := size(); s != wrapped {
+		t.Fatalf("WAL %d bytes after a batch, %d before: not written from its start", s, wrapped)
+	}
+
+	// Past 1.5 times the limit with a checkpoint beside held: the turns
+	// leave the file while it runs (none waits for it), the first one
+	// after it truncates the WAL.
+	mu.Lock()
+	hold = make(chan struct{})
+	mu.Unlock()
+	calls.Store(0)
+	for size() <= walTestLimit+walTestLimit/2 {
+		next()
+	}
+	waitCalls(1)
+	next()
+	if s := size(); s <= walTestLimit+walTestLimit/2 {
+		t.Fatalf("WAL %d bytes: restarted while the checkpoint beside runs", s)
+	}
+	release()
+	f.ic.checkpoints.Wait()
+	next()
+	if s := size(); s > walTestLimit/2 || f.ic.wrapped != 0 {
+		t.Fatalf("WAL %d bytes after the turn past 1.5 times the limit, want it truncated", s)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d checkpoints beside began, want 1", n)
+	}
+	// Past twice the limit with a checkpoint beside held: the turn waits
+	// for it, then truncates the WAL.
+	mu.Lock()
+	hold = make(chan struct{})
+	mu.Unlock()
+	calls.Store(0)
+	for waited := false; !waited; {
+		b++
+		done := make(chan error, 1)
+		go func(b int) { done <- f.importUsers(t, fmt.Sprintf("cb%03d-", b), batch) }(b)
+		for !waited {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				if size() > 2*walTestLimit {
+					t.Fatalf("a turn left the WAL at %d bytes, past twice the limit", size())
+				}
+			case <-time.After(20 * time.Millisecond):
+				// The turn past twice the limit waits for the
+				// checkpoint beside; release it.
+				waited = size() > 2*walTestLimit
+				if waited {
+					release()
+					if err := <-done; err != nil {
+						t.Fatal(err)
+					}
+				}
+				continue
+			}
+			break
+		}
+	}
+	if s := size(); s > walTestLimit/2 || f.ic.wrapped != 0 {
+		t.Fatalf("WAL %d bytes after the turn past twice the limit, want it truncated", s)
+	}
+	var n int
+	if err := f.s.db.QueryRowContext(ctx, "SELECT count(*) FROM users").Scan(&n); err != nil || n != 1+batch*b {
+		t.Fatalf("%d people (%v), want %d", n, err, 1+batch*b)
 	}
 }
