@@ -377,25 +377,40 @@ func (s *Store) PasswordHistory(ctx context.Context, userID string, n int) ([]st
 // statement (one snapshot, no transaction, prepared once per connection).
 func (s *Store) ReadLoginGate(ctx context.Context, userID, source string) (identity.LoginGate, error) {
 	var (
-		g                        identity.LoginGate
-		failed, pending, srcN    int64
-		next, lockedU, pendingAt int64
+		c    gateColumns
+		srcN int64
 	)
 	err := s.stmts.QueryRowContext(ctx, s.q(`SELECT u.failed_count, u.next_attempt_at, u.locked_until, u.login_pending, u.login_pending_at,
 		COALESCE((SELECT f.failures FROM login_failure_sources f WHERE f.user_id = u.id AND f.source = ?), 0)
-		FROM users u WHERE u.id = ?`), source, userID).Scan(&failed, &next, &lockedU, &pending, &pendingAt, &srcN)
+		FROM users u WHERE u.id = ?`), source, userID).Scan(append(c.dest(), &srcN)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return identity.LoginGate{}, store.NotFound("user")
 	}
 	if err != nil {
 		return identity.LoginGate{}, classify(err, "read login gate", "user")
 	}
-	g.FailedCount, g.NextAttemptAt, g.LockedUntil = int(failed), store.FromUnixMS(next), store.FromUnixMS(lockedU)
-	g.Pending, g.PendingAt = int(pending), store.FromUnixMS(pendingAt)
+	g := c.gate()
 	if source != "" {
 		g.SourceFailures = int(srcN)
 	}
 	return g, nil
+}
+
+// gateColumns are the login gate's columns of a users row, as read.
+type gateColumns struct {
+	failed, next, lockedUntil, pending, pendingAt int64
+}
+
+// dest is what to Scan failed_count, next_attempt_at, locked_until,
+// login_pending, login_pending_at into.
+func (c *gateColumns) dest() []any {
+	return []any{&c.failed, &c.next, &c.lockedUntil, &c.pending, &c.pendingAt}
+}
+
+// gate is the login gate those columns hold (SourceFailures left 0).
+func (c *gateColumns) gate() identity.LoginGate {
+	return identity.LoginGate{FailedCount: int(c.failed), NextAttemptAt: store.FromUnixMS(c.next),
+		LockedUntil: store.FromUnixMS(c.lockedUntil), Pending: int(c.pending), PendingAt: store.FromUnixMS(c.pendingAt)}
 }
 
 // UpdateLoginGate reads the login gate of userID (as seen from source)
@@ -408,21 +423,16 @@ func (s *Store) ReadLoginGate(ctx context.Context, userID, source string) (ident
 func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, decide func(identity.LoginGate) (identity.LoginGateWrite, bool)) error {
 	return s.inTx(ctx, "update login gate", "user", func(tx *sql.Tx) error {
 		q := s.stmts.InTx(tx)
-		var (
-			g                        identity.LoginGate
-			failed, pending          int64
-			next, lockedU, pendingAt int64
-		)
+		var c gateColumns
 		err := q.QueryRowContext(ctx, s.q("SELECT failed_count, next_attempt_at, locked_until, login_pending, login_pending_at FROM users WHERE id = ?"+
-			s.db.ForUpdate()), userID).Scan(&failed, &next, &lockedU, &pending, &pendingAt)
+			s.db.ForUpdate()), userID).Scan(c.dest()...)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.NotFound("user")
 		}
 		if err != nil {
 			return err
 		}
-		g.FailedCount, g.NextAttemptAt, g.LockedUntil = int(failed), store.FromUnixMS(next), store.FromUnixMS(lockedU)
-		g.Pending, g.PendingAt = int(pending), store.FromUnixMS(pendingAt)
+		g := c.gate()
 		if source != "" {
 			var n int64
 			err := q.QueryRowContext(ctx, s.q("SELECT failures FROM login_failure_sources WHERE user_id = ? AND source = ?"), userID, source).Scan(&n)
