@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,4 +212,67 @@ func TestStmtCacheClose(t *testing.T) {
 	if n := cc.prepares.Load(); n != 0 {
 		t.Errorf("%d prepares after Close", n)
 	}
+}
+
+// Closing a DB runs its OnClose hooks first, newest first and once, while
+// its pool still answers; their errors come back from Close. A statement
+// cache registered there has stopped its background prepares when Close
+// returns: one still waiting for a connection when the owner closed the
+// database (a test's cleanup, then its temporary directory's removal)
+// would otherwise open one on the removed files afterwards.
+func TestDBCloseRunsHooksFirst(t *testing.T) {
+	db, err := store.Open(context.Background(), "sqlite", filepath.Join(t.TempDir(), "h.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	cache := store.NewStmtCache(db.DB)
+	db.OnClose(cache.Close)
+	var order []string
+	hookErr := errors.New("hook b failed")
+	db.OnClose(func() error {
+		order = append(order, "a")
+		// The transaction holds the only connection: an open pool makes
+		// the ping wait for it (until its deadline), a closed one refuses.
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if err := db.PingContext(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("the pool was closed before the hooks ran: %v", err)
+		}
+		return nil
+	})
+	db.OnClose(func() error { order = append(order, "b"); return hookErr })
+
+	// A transaction holds the only connection; its new query is prepared
+	// in the background, which waits for a connection.
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one int
+	if err := cache.InTx(tx).QueryRowContext(context.Background(), "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("query in the transaction: %d %v", one, err)
+	}
+	if err := db.Close(); !errors.Is(err, hookErr) {
+		t.Fatalf("Close = %v, want the hook's error", err)
+	}
+	_ = tx.Rollback()
+	if got := strings.Join(order, ","); got != "b,a" {
+		t.Fatalf("hooks ran %q, want newest first: b,a", got)
+	}
+	done := make(chan struct{})
+	go func() { settle(cache); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a background prepare still runs after Close")
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close = %v, want nil (the hooks ran once)", err)
+	}
+	if got := strings.Join(order, ","); got != "b,a" {
+		t.Fatalf("hooks ran again on the second Close: %q", got)
+	}
+	// A DB made by hand has no hooks: OnClose does nothing.
+	(&store.DB{Dialect: store.SQLite}).OnClose(func() error { t.Error("hook of a hand-made DB ran"); return nil })
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,50 @@ type DB struct {
 	// the database's write lock, see YieldWrites) and those counted with
 	// CountWaiting; nil on a DB made by hand.
 	waiting *atomic.Int64
+	// closing holds what Close runs before the pool closes (OnClose); nil
+	// on a DB made by hand.
+	closing *closeHooks
+}
+
+// closeHooks are the functions a DB's Close runs first, newest first.
+type closeHooks struct {
+	mu  sync.Mutex
+	fns []func() error
+}
+
+// OnClose registers f to run when d is closed, before its pool is: a
+// store on d stops its background work there (a statement cache's
+// prepares, which take a connection of the pool: database/sql's Close
+// does not wait for connections in use, so one still preparing would
+// touch the database after its owner closed it). Hooks run newest first;
+// their errors are joined into Close's. On a DB made by hand (not Open)
+// OnClose does nothing: its owner stops the stores itself.
+func (d *DB) OnClose(f func() error) {
+	if d == nil || d.closing == nil || f == nil {
+		return
+	}
+	d.closing.mu.Lock()
+	defer d.closing.mu.Unlock()
+	d.closing.fns = append(d.closing.fns, f)
+}
+
+// Close runs the OnClose hooks (each once, newest first), then closes the
+// pool (sql.DB.Close). Closing twice closes nothing more.
+func (d *DB) Close() error {
+	var err error
+	if d.closing != nil {
+		d.closing.mu.Lock()
+		fns := d.closing.fns
+		d.closing.fns = nil
+		d.closing.mu.Unlock()
+		for i := len(fns) - 1; i >= 0; i-- {
+			err = errors.Join(err, fns[i]())
+		}
+	}
+	if d.DB == nil {
+		return err
+	}
+	return errors.Join(err, d.DB.Close())
 }
 
 // ParseDriver maps a configured driver name to a Dialect. Accepted names: "sqlite",
@@ -120,7 +165,7 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: cannot connect to %s database: %w", dialect, err)
 	}
-	return &DB{DB: db, Dialect: dialect, waiting: new(atomic.Int64)}, nil
+	return &DB{DB: db, Dialect: dialect, waiting: new(atomic.Int64), closing: &closeHooks{}}, nil
 }
 
 // SQLiteJournalSizeLimit is the journal_size_limit (bytes) Open gives

@@ -78,12 +78,13 @@ func New(db *store.DB, opts ...Option) *Store {
 	for _, o := range opts {
 		o(s)
 	}
+	db.OnClose(s.Close)
 	return s
 }
 
 // Close stops the statement cache's background prepares and closes its
 // prepared statements. The database stays open: its owner closes it
-// (after this).
+// (after this; closing it also runs this first, store.DB.OnClose).
 func (s *Store) Close() error { return s.stmts.Close() }
 
 // Migrate brings the identity schema (and its events outbox) up to date,
