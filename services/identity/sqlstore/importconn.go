@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -37,26 +38,26 @@ import (
 // checkpoint copied every frame back to the database and while no reader
 // uses the WAL; a PASSIVE checkpoint beside an import that commits one
 // transaction after another never sees both, so the WAL only grew (issue
-// 16: 9.7-11.3 GB at 1 M people). Once the file passed importWALLimit the
-// import starts the WAL over in its own turn, between two of its
-// transactions (no writer of the store can append meanwhile): a RESTART
-// checkpoint on its own connection copies the frames not copied yet,
-// waits at most importWALWait for readers still on the WAL, and the next
-// write writes the WAL from its start again. A reader that keeps its
-// snapshot longer makes it give up: logged, the import goes on, and tries
-// again later.
-//
-// The store's other writes wait for that turn (issue 16: a login's gate
-// write waited up to 0.47 s, and while logins hashed those turns took a
-// quarter of the import's time: its one-chunk transactions rewrite the
-// same index pages, about 5x the WAL a row). So the import first lets a
-// checkpoint beside copy the frames (PASSIVE, on another connection: no
-// writer waits for it) and starts the WAL over in a turn at most
-// importWALTailTurns after it began; and the file keeps its size (the
-// import's connection has no journal_size_limit meanwhile): cutting it
-// took 0.2-0.4 s of the turn. Only past 1.5 times the limit (the file
-// grows a little at each late start-over) does the import truncate it
-// (TRUNCATE), see boundWAL.
+// 16: 9.7-11.3 GB at 1 M people). Nor may the import start it over with
+// a RESTART or TRUNCATE checkpoint in its turn while logins write: those
+// hold every writer while they copy, sync and wait for readers, and the
+// logins' gate writes waited for them (issue 16: 0.1-0.5 s a turn, the
+// gate write's p99 at about their longest). So once the WAL is due
+// (it holds half of importWALLimit, or of the file when larger),
+// a checkpoint beside (PASSIVE, on another connection: no writer waits
+// for it) copies its frames while the import goes on; then the import
+// stops writing (out of its turn: the other writes go on) and copies the
+// rest the same way (copyTail), until a PASSIVE checkpoint copied every
+// frame; in its next turn it checks that no write appended a frame since
+// (or copies those few, settleTail), and its transaction starts the WAL
+// over by itself, in the same file (the import's connection has no
+// journal_size_limit meanwhile: cutting the file took 0.2-0.4 s). A
+// reader that kept an older snapshot at that moment keeps SQLite from it:
+// the WAL grows on, and the next due turn tries again. A checkpoint that
+// holds the writers runs only where no login waits for it: past 1.5
+// times the limit while no other write waited or ran for
+// importQuietWindow (TRUNCATE: the file shrinks), or past twice the
+// limit whatever waits (the bound's last resort).
 
 // importCacheKiB is an import connection's page cache (KiB): the index
 // pages an import of a million people writes at random places (the
@@ -98,24 +99,32 @@ type importConn struct {
 	conn     *sql.Conn
 	// lastCheckpoint is when the import last began a checkpoint of the
 	// WAL (read and set in the import's turns); checkpointing: one runs
-	// (on a goroutine of its own, checkpoints waits for it).
+	// (beside, on a goroutine of its own, checkpoints waits for it; or
+	// copyTail's).
 	lastCheckpoint time.Time
 	checkpointing  atomic.Bool
 	checkpoints    sync.WaitGroup
-	// turns counts the import's transactions on conn (in its turns).
-	// copiedTurn is the turn in which the last checkpoint beside that
-	// succeeded began: the frames before it are copied back, as far as
-	// readers let it (-1: none since the WAL was last restarted). Set by
-	// that checkpoint, read and reset in the import's turns while none
-	// runs.
-	turns      int64
-	copiedTurn atomic.Int64
-	// wrapped is the WAL file's size when the import last restarted the
-	// WAL without truncating it (0: truncated, or not yet): SQLite writes
-	// the WAL from its start again within the file, which grows past
-	// that size only once the WAL holds more. Read and set in the
-	// import's turns.
+	// copied: a checkpoint beside succeeded since the WAL last started
+	// over (set by it, reset in the import's turns while none runs).
+	// frameBytes is the size of a WAL frame (walHolds).
+	copied     atomic.Bool
+	frameBytes int64
+	// tail: the turn found the WAL due and copied beside; the import
+	// copies the rest after it (copyTail). settle: copyTail copied every
+	// frame (tailFrames, the WAL's frames then); the import's next turn
+	// checks that none came since (settleTail). Set and reset by the
+	// import's goroutine.
+	tail, settle bool
+	tailFrames   int64
+	// wrapped is the WAL file's size when the import last had the WAL
+	// start over within it (0: truncated, or not yet): SQLite writes the
+	// WAL from its start again within the file, which grows past that
+	// size only once the WAL holds more. Read and set by the import's
+	// goroutine.
 	wrapped int64
+	// lastWrite is when one of the store's other writes last asked for
+	// a turn or ended one (UnixNano; writeTx).
+	lastWrite atomic.Int64
 	// wal is the database's WAL file ("": not known, or not in WAL mode;
 	// the import does not bound it). walRetry is when the import may try
 	// to restart the WAL again after a try that could not (walBackoff:
@@ -169,13 +178,18 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 	}
 	restorable := err == nil
 	ic := &importConn{turn: make(chan struct{}, 1), conn: c, lastCheckpoint: time.Now()}
-	ic.copiedTurn.Store(-1)
 	if err == nil && s.walLimit > 0 {
 		wal, werr := walFile(ctx, c)
+		var page int64
+		if werr == nil && wal != "" {
+			werr = c.QueryRowContext(ctx, "PRAGMA page_size").Scan(&page)
+		}
 		if werr != nil && ctx.Err() == nil {
 			s.log.Warn("import: the database's WAL file is not known; the import does not bound its size", zap.Error(werr))
 		}
-		ic.wal = wal
+		if werr == nil {
+			ic.wal, ic.frameBytes = wal, page+walFrameHeader
+		}
 	}
 	release := func() {
 		// The other writes go to the pool again; those already queued
@@ -258,19 +272,26 @@ func (s *Store) importTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		ic.done()
 		return s.db.InTx(ctx, fn)
 	}
+	if ic.settle {
+		ic.settle = false
+		s.settleTail(ctx, ic)
+	}
 	began, err := s.onConn(ctx, ic, fn)
 	if !began && ic.detached {
 		ic.done()
 		return s.db.InTx(ctx, fn)
 	}
 	if !ic.detached {
-		ic.turns++
 		s.boundWAL(ctx, ic)
 	}
-	if err == nil && time.Since(ic.lastCheckpoint) >= importCheckpointEvery {
+	if err == nil && !ic.tail && time.Since(ic.lastCheckpoint) >= importCheckpointEvery {
 		s.checkpointBeside(ctx, ic)
 	}
 	ic.done()
+	if ic.tail {
+		ic.tail = false
+		s.copyTail(ctx, ic)
+	}
 	return err
 }
 
@@ -284,11 +305,12 @@ func (s *Store) checkpointBeside(ctx context.Context, ic *importConn) {
 		return
 	}
 	ic.lastCheckpoint = time.Now()
-	turn := ic.turns
 	ic.checkpoints.Go(func() {
 		defer ic.checkpointing.Store(false)
-		if s.checkpointWAL(ctx) {
-			ic.copiedTurn.Store(turn)
+		if _, err := s.checkpointWAL(ctx); err == nil {
+			ic.copied.Store(true)
+		} else if ctx.Err() == nil {
+			s.log.Warn("import: WAL checkpoint failed; the WAL grows until the next one", zap.Error(err))
 		}
 	})
 }
@@ -299,68 +321,83 @@ func (s *Store) checkpointBeside(ctx context.Context, ic *importConn) {
 // logins' writes wait for).
 const importCheckpointEvery = time.Second
 
-// checkpointWAL checkpoints the WAL without waiting for readers or
-// writers (PASSIVE): it copies frames back to the database, but never
-// restarts the WAL while the import writes (boundWAL does). A failure is
-// logged (false): the next one copies the frames.
-func (s *Store) checkpointWAL(ctx context.Context) bool {
-	var err error
+// walCheckpoint is what a PASSIVE checkpoint found: the frames in the WAL
+// and how many of them are copied back to the database (all of them: the
+// next write transaction starts the WAL over, unless a reader still uses
+// a snapshot older than the checkpoint).
+type walCheckpoint struct{ frames, copied int64 }
+
+// all reports whether every frame is copied back.
+func (c walCheckpoint) all() bool { return c.copied >= c.frames }
+
+// checkpointWAL checkpoints the WAL on a connection of the pool without
+// waiting for readers or writers (PASSIVE): it copies the frames back to
+// the database as far as readers let it, and leaves the WAL for the next
+// write to start over.
+func (s *Store) checkpointWAL(ctx context.Context) (walCheckpoint, error) {
 	if s.checkpoint != nil {
-		err = s.checkpoint(ctx)
-	} else {
-		_, err = s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		return s.checkpoint(ctx)
 	}
-	if err != nil && ctx.Err() == nil {
-		s.log.Warn("import: WAL checkpoint failed; the WAL grows until the next one", zap.Error(err))
-	}
-	return err == nil
+	// One row: busy (always 0 for PASSIVE, which waits for nothing), the
+	// WAL's frames, the frames copied back.
+	var busy int64
+	var c walCheckpoint
+	err := s.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &c.frames, &c.copied)
+	return c, err
 }
 
-// importWALLimit is the WAL file size (bytes) past which a running import
-// restarts the WAL (boundWAL). The file reaches about 1.5 times this plus
-// what one import transaction writes (the pages it changed) before it is
-// truncated.
+// walFrameHeader is the bytes of a WAL frame's header (before its page).
+const walFrameHeader = 24
+
+// importWALLimit is the WAL file size (bytes) a running import keeps the
+// WAL in: it has the WAL start over once it holds half of it (boundWAL).
+// The file stays near it while the WAL starts over in time; past 1.5
+// times it the import truncates the file where no write waits for that,
+// past twice it whatever waits.
 const importWALLimit = 128 << 20
 
-// importWALWait bounds how long the import's restart of the WAL waits for
-// readers still on it (and for a writer on another connection): the
-// store's other writes wait for the turn meanwhile.
+// importWALWait bounds how long a truncation of the WAL in the import's
+// turn waits for readers still on it (and for a writer on another
+// connection): the store's other writes wait for the turn meanwhile.
 const importWALWait = 100 * time.Millisecond
 
-// importWALTailTurns is the most import transactions whose frames the
-// restart in the import's turn may have to copy itself: more, and a
-// checkpoint beside copies them first.
-const importWALTailTurns = 2
+// importQuietWindow: the store's other writes are quiet when none waits
+// for a turn and none asked for one or ran within it.
+const importQuietWindow = time.Second
+
+// importTailMax bounds how long copyTail tries to copy every frame (a
+// reader that keeps an older snapshot keeps it from that).
+const importTailMax = 500 * time.Millisecond
 
 // importWALRetry is the first wait before the import tries again to
-// restart a WAL that a reader kept it from; each try that fails doubles
-// it, up to importWALRetryMax.
+// have the WAL start over after a try that could not (a reader kept it
+// from it); each try that fails doubles it, up to importWALRetryMax.
 const (
 	importWALRetry    = time.Second
 	importWALRetryMax = 30 * time.Second
 )
 
-// boundWAL restarts the WAL from its start when the file has passed
-// s.walLimit (and the size at which it last restarted it, ic.wrapped), in
-// ic's turn after one of the import's transactions (see importConn).
+// boundWAL decides, in ic's turn after one of the import's transactions
+// (no writer of the store can append meanwhile), what the import does to
+// keep the WAL file bounded (see importConn above). The WAL is due to
+// start over once it holds half of the file it should stay in (s.walLimit,
+// or the size in which the import last had it start over, ic.wrapped,
+// when larger; walHolds), or once the file passed that. Then:
 //
-// A RESTART checkpoint: the file keeps its size (the import's connection
-// has no journal_size_limit meanwhile) and the WAL is written from its
-// start again; cutting the file there too (TRUNCATE) took 0.2-0.4 s in the
-// turn. So the file grows by what was written between passing its size
-// and the restart, each time; past 1.5 times the limit the import
-// truncates it (TRUNCATE).
+//   - while a checkpoint beside runs: nothing (SQLite runs one at a
+//     time; a later turn decides);
+//   - without one since the WAL last started over: it begins one;
+//   - after it: the import copies the rest after this turn (copyTail);
+//     its next transaction starts the WAL over (settleTail).
 //
-// Not while the checkpoint beside runs (SQLite lets one checkpoint run at
-// a time; a later turn tries again), unless the file passed twice the
-// limit: then the turn waits for it (the store's other writes too). Below 1.5 times the limit, not
-// either before a checkpoint beside began at most importWALTailTurns
-// turns ago and copied the frames before it (it begins one instead): the
-// restart then copies only the frames of the last transactions. Nor
-// until ic.walRetry after a try that could not complete: one that could
-// not (a reader kept its snapshot on the WAL for longer than
-// importWALWait) or failed is logged with the WAL's size only, and the
-// import goes on.
+// Past 1.5 times the limit (the file grows by what is written after the
+// WAL reached its end until it starts over; or a reader kept it from
+// starting over) it truncates the file in this turn (TRUNCATE), but only
+// while the store's other writes are quiet (importQuietWindow); past
+// twice the limit it does so whatever waits, after the checkpoint beside.
+// Nor until ic.walRetry after a try that could not complete: one that
+// could not (a reader kept its snapshot) or failed is logged with the
+// WAL's size only, and the import goes on.
 func (s *Store) boundWAL(ctx context.Context, ic *importConn) {
 	if ic.wal == "" || s.walLimit <= 0 || ctx.Err() != nil {
 		return
@@ -369,31 +406,129 @@ func (s *Store) boundWAL(ctx context.Context, ic *importConn) {
 		return
 	}
 	fi, err := os.Stat(ic.wal)
-	if err != nil || fi.Size() <= max(s.walLimit, ic.wrapped) {
+	if err != nil {
 		return
 	}
-	hard := fi.Size() > 2*s.walLimit
-	if ic.checkpointing.Load() && !hard {
-		return // SQLite runs one checkpoint at a time
-	}
-	truncate := fi.Size() > s.walLimit+s.walLimit/2
-	if turn := ic.copiedTurn.Load(); !truncate && (turn < 0 || ic.turns-turn > importWALTailTurns) {
-		s.checkpointBeside(ctx, ic)
-		return
-	}
-	if hard {
-		ic.checkpoints.Wait()
-	}
-	busy, err := s.restartWAL(ctx, ic, truncate)
-	if err == nil && !busy {
-		ic.walRetry, ic.walBackoff = time.Time{}, 0
-		ic.copiedTurn.Store(-1)
-		ic.wrapped = fi.Size()
-		if truncate {
-			ic.wrapped = 0
+	size := fi.Size()
+	hard := size > 2*s.walLimit
+	if hard || (size > s.walLimit+s.walLimit/2 && ic.quiet(s.db) && !ic.checkpointing.Load()) {
+		if hard {
+			ic.checkpoints.Wait()
 		}
+		busy, err := s.truncateWAL(ctx, ic)
+		if err == nil && !busy {
+			ic.started()
+			ic.wrapped = 0
+			return
+		}
+		s.walRetryLater(ctx, ic, size, err)
 		return
 	}
+	// The file the WAL should stay in: due once it holds half of it
+	// (the checkpoint beside and the tail have the other half's time).
+	within := max(s.walLimit, ic.wrapped)
+	if size <= within {
+		if half, err := walHolds(ic.wal, ic.frameBytes, within/2); err != nil || !half {
+			return
+		}
+	}
+	switch {
+	case ic.checkpointing.Load():
+		// SQLite runs one checkpoint at a time.
+	case !ic.copied.Load():
+		s.checkpointBeside(ctx, ic)
+	default:
+		ic.tail = true
+	}
+}
+
+// copyTail copies back the frames the WAL holds (what was written since
+// the checkpoint beside began) with PASSIVE checkpoints on another
+// connection, out of the import's turn (the store's other writes go on;
+// the import writes nothing meanwhile), until one copied every frame, for
+// at most importTailMax: then the import's next turn checks that no write
+// appended a frame since (settleTail; a write that began while a
+// checkpoint ran did not see the WAL copied back), and its transaction
+// starts the WAL over within its file, if no reader holds an older
+// snapshot. Called by the import's goroutine after its turn in which
+// boundWAL found the WAL due.
+func (s *Store) copyTail(ctx context.Context, ic *importConn) {
+	if !ic.checkpointing.CompareAndSwap(false, true) {
+		return
+	}
+	defer ic.checkpointing.Store(false)
+	fi, err := os.Stat(ic.wal)
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(importTailMax)
+	for {
+		c, err := s.checkpointWAL(ctx)
+		if err != nil {
+			s.walRetryLater(ctx, ic, fi.Size(), err)
+			return
+		}
+		if c.all() {
+			ic.settle, ic.tailFrames = true, c.frames
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.walRetryLater(ctx, ic, fi.Size(), nil)
+			return
+		}
+		// A reader's older snapshot kept the checkpoint from the frames
+		// after it, or a write appended some: soon again.
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// settleTail, in ic's turn before the import's transaction after
+// copyTail copied every frame, checks that no write appended a frame
+// since copyTail's last checkpoint began (walHolds: none, mostly); if one
+// did (a login's write, a few frames), a PASSIVE checkpoint copies them
+// in the turn. Every frame copied, the import's transaction in this turn
+// starts the WAL over within its file.
+func (s *Store) settleTail(ctx context.Context, ic *importConn) {
+	fi, err := os.Stat(ic.wal)
+	if err != nil {
+		return
+	}
+	appended, err := walHolds(ic.wal, ic.frameBytes, walHeaderBytes+ic.tailFrames*ic.frameBytes)
+	if err != nil {
+		return
+	}
+	if appended {
+		if !ic.checkpointing.CompareAndSwap(false, true) {
+			return
+		}
+		c, err := s.checkpointWAL(ctx)
+		ic.checkpointing.Store(false)
+		if err != nil {
+			s.walRetryLater(ctx, ic, fi.Size(), err)
+			return
+		}
+		if !c.all() {
+			return // a later due turn tries again
+		}
+	}
+	ic.started()
+	ic.wrapped = max(fi.Size(), s.walLimit)
+}
+
+// started records that the WAL starts over (at the next write) or was
+// truncated.
+func (ic *importConn) started() {
+	ic.walRetry, ic.walBackoff = time.Time{}, 0
+	ic.copied.Store(false)
+}
+
+// walRetryLater puts the next try to bound the WAL off (doubling the
+// wait each time) and logs why: err, or (nil) a reader that kept the WAL
+// from starting over.
+func (s *Store) walRetryLater(ctx context.Context, ic *importConn, size int64, err error) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -401,20 +536,26 @@ func (s *Store) boundWAL(ctx context.Context, ic *importConn) {
 	ic.walRetry = time.Now().Add(ic.walBackoff)
 	if err != nil {
 		s.log.Warn("import: restarting the WAL failed; it grows until a later try",
-			zap.Int64("wal_bytes", fi.Size()), zap.Duration("retry_in", ic.walBackoff), zap.Error(err))
+			zap.Int64("wal_bytes", size), zap.Duration("retry_in", ic.walBackoff), zap.Error(err))
 		return
 	}
 	s.log.Warn("import: the WAL could not be restarted (a reader or another checkpoint still used it); it grows until a later try",
-		zap.Int64("wal_bytes", fi.Size()), zap.Duration("retry_in", ic.walBackoff))
+		zap.Int64("wal_bytes", size), zap.Duration("retry_in", ic.walBackoff))
 }
 
-// restartWAL runs a RESTART checkpoint (TRUNCATE with truncate) on ic's
-// connection (in its turn), waiting at most importWALWait for readers and
-// writers, and reports whether it could not complete (busy: the WAL was
-// not restarted). The connection's busy timeout is set back after it; if
+// quiet reports whether the store's other writes are quiet: none waits
+// and none asked for a turn or ended one within importQuietWindow.
+func (ic *importConn) quiet(db *store.DB) bool {
+	return db.WritesWaiting() == 0 && time.Since(time.Unix(0, ic.lastWrite.Load())) >= importQuietWindow
+}
+
+// truncateWAL runs a TRUNCATE checkpoint on ic's connection (in its
+// turn), waiting at most importWALWait for readers and writers, and
+// reports whether it could not complete (busy: the WAL was not
+// truncated). The connection's busy timeout is set back after it; if
 // that fails the connection is closed and ic detached (its writes would
 // otherwise give up on a lock after importWALWait).
-func (s *Store) restartWAL(ctx context.Context, ic *importConn, truncate bool) (bool, error) {
+func (s *Store) truncateWAL(ctx context.Context, ic *importConn) (bool, error) {
 	c := ic.conn
 	var wait int64
 	if err := c.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&wait); err != nil {
@@ -423,14 +564,10 @@ func (s *Store) restartWAL(ctx context.Context, ic *importConn, truncate bool) (
 	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", importWALWait.Milliseconds())); err != nil {
 		return false, err
 	}
-	mode := "RESTART"
-	if truncate {
-		mode = "TRUNCATE"
-	}
 	// One row: busy (1 when it could not complete), the WAL's frames, the
 	// frames copied back.
 	var b, frames, copied int64
-	err := c.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&b, &frames, &copied)
+	err := c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&b, &frames, &copied)
 	if _, rerr := c.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout = %d", wait)); rerr != nil {
 		_ = c.Raw(func(any) error { return driver.ErrBadConn })
 		s.detach(ic)
@@ -438,6 +575,36 @@ func (s *Store) restartWAL(ctx context.Context, ic *importConn, truncate bool) (
 	}
 	return err == nil && b != 0, err
 }
+
+// walHolds reports whether the WAL in the file at path holds a frame at
+// or past offset at: whether the frame there has the salts of the file's
+// header (SQLite's WAL format: a frame is the WAL's only when its salts
+// match the header's; the header gets new ones each time the WAL starts
+// over, and the frames past the WAL's end are an earlier one's). Two small
+// reads of a file in the page cache.
+func walHolds(path string, frameBytes, at int64) (bool, error) {
+	if frameBytes <= walFrameHeader {
+		return false, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var hdr, frame [walFrameHeader]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return false, nil // shorter than a header: empty
+	}
+	k := max(0, (at-walHeaderBytes+frameBytes-1)/frameBytes)
+	if _, err := f.ReadAt(frame[:], walHeaderBytes+k*frameBytes); err != nil {
+		return false, nil // the file ends before
+	}
+	// Header: salts at bytes 16-23; frame header: at bytes 8-15.
+	return bytes.Equal(hdr[16:24], frame[8:16]), nil
+}
+
+// walHeaderBytes is the size of the WAL file's header.
+const walHeaderBytes = 32
 
 // walFile is the path of the WAL file of c's database: "" when the
 // database is not in WAL mode or has no file.
@@ -475,6 +642,7 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if ic == nil {
 		return s.db.InTx(ctx, fn)
 	}
+	ic.lastWrite.Store(time.Now().UnixNano())
 	if err := ic.take(ctx, s.db); err != nil {
 		return fmt.Errorf("store: begin transaction: %w", err)
 	}
@@ -483,6 +651,7 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return s.db.InTx(ctx, fn)
 	}
 	began, err := s.onConn(ctx, ic, fn)
+	ic.lastWrite.Store(time.Now().UnixNano())
 	ic.done()
 	if !began && ic.detached {
 		// Nothing ran on the unusable connection.

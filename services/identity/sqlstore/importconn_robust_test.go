@@ -231,7 +231,7 @@ func TestImportConnectionWaitersCountInDB(t *testing.T) {
 // only: no row's data).
 func TestImportCheckpointFailureLogged(t *testing.T) {
 	f, logs := newLoggedImportFixture(t)
-	f.s.checkpoint = func(context.Context) error { return errors.New("disk I/O error") }
+	f.s.checkpoint = func(context.Context) (walCheckpoint, error) { return walCheckpoint{}, errors.New("disk I/O error") }
 	f.ic.lastCheckpoint = time.Time{} // due
 	if err := f.importUsers(t, "ckpt", 2); err != nil {
 		t.Fatal(err)
@@ -257,10 +257,10 @@ func TestImportCheckpointBesideImport(t *testing.T) {
 	f := newImportFixture(t)
 	var calls atomic.Int32
 	release := make(chan struct{})
-	f.s.checkpoint = func(context.Context) error {
+	f.s.checkpoint = func(context.Context) (walCheckpoint, error) {
 		calls.Add(1)
 		<-release
-		return nil
+		return walCheckpoint{}, nil
 	}
 	f.ic.lastCheckpoint = time.Time{} // due
 	done := make(chan error, 1)

@@ -49,10 +49,9 @@ type Store struct {
 	imp atomic.Pointer[importConn]
 	// checkpoint, when set, replaces the running import's WAL checkpoint
 	// (tests).
-	checkpoint func(ctx context.Context) error
-	// walLimit is the WAL file size past which a running import restarts
-	// the WAL in its turn (importWALLimit; tests set it, <= 0 turns it
-	// off).
+	checkpoint func(ctx context.Context) (walCheckpoint, error)
+	// walLimit is the WAL file size a running import keeps the WAL in
+	// (importWALLimit; tests set it, <= 0 turns it off).
 	walLimit int64
 	log      *zap.Logger
 }
