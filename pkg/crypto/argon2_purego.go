@@ -169,8 +169,10 @@ func yielding(mem *argon2Memory) *argon2Memory {
 }
 
 // yieldEvery is how many blocks a yielding hash computes between two
-// yields of its processor (about 0.3 ms of CPU at 0.6 µs a block).
-const yieldEvery = 512
+// yields of its processor (about 1-2 ms of CPU at 0.4-1 µs a block). 512
+// (0.2-0.5 ms) cost the logins' rows more than it gained other calls
+// (ADR 0005, "How often a hash yields").
+const yieldEvery = 2048
 
 // argon2Segment computes the segment (pass, slice) of lane l. With yield
 // (not nil) it lets the goroutines waiting for a processor run every

@@ -66,7 +66,7 @@ const ImportTxTarget = 50 * time.Millisecond
 // steps of importPauseStep) and at most so that it writes for
 // Config.ImportLoginShare of the time. Without the pause an import took
 // most of the CPUs from waiting logins: a pure-Go hash gives its processor
-// to any other goroutine every 0.3 ms (ADR 0005), and the import's
+// to any other goroutine every 1-2 ms (ADR 0005), and the import's
 // goroutines run until preempted, so they got the CPUs first (logins at
 // 0.13x of their rate alone, p99 2.1 s, during an import of 1 M people).
 // Logins served without waiting (a steady, modest rate) cost the import

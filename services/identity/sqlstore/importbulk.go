@@ -463,7 +463,7 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, table, cols string, 
 // insertEach inserts n rows into table (cols) with one prepared
 // single-row INSERT. After each row it gives its processor to the
 // goroutines waiting for one: a pure-Go password hash gives its own every
-// 0.3 ms (ADR 0005), and without this an import's writer, preempted only
+// 1-2 ms (ADR 0005), and without this an import's writer, preempted only
 // every 10 ms, took the CPUs from the logins' hashes (issue 16). Not while
 // another write waits for the database (a login's): then the import
 // holds the write lock it waits for, and ends its transaction sooner
