@@ -23,7 +23,7 @@ func OpenPG(tb testing.TB, dsn string) *store.DB {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer admin.Close()
+	defer func() { _ = admin.Close() }()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema := "t_" + hex.EncodeToString(b[:])
@@ -36,7 +36,7 @@ func OpenPG(tb testing.TB, dsn string) *store.DB {
 			tb.Logf("drop test schema %s: %v", schema, err)
 			return
 		}
-		defer a.Close()
+		defer func() { _ = a.Close() }()
 		if _, err := a.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
 			tb.Logf("drop test schema %s: %v", schema, err)
 		}
