@@ -135,7 +135,7 @@ func measureProvision(ctx context.Context, o *options, log io.Writer) (*provRoun
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	if err := sqlstore.Migrate(ctx, db); err != nil {
 		return nil, err
 	}

@@ -232,12 +232,12 @@ func scaleListings(ctx context.Context, o *scaleOptions, rep *scaleReport,
 	if err != nil {
 		return err
 	}
-	defer floorDB.Close()
+	defer func() { _ = floorDB.Close() }()
 	bigDB, bigSt, genTime, err := open(fmt.Sprintf("people-%d.db", o.people), o.people)
 	if err != nil {
 		return err
 	}
-	defer bigDB.Close()
+	defer func() { _ = bigDB.Close() }()
 	rep.genTime = genTime
 	fmt.Fprintf(stderr, "uias bench scale: %d people ready (generated in %s); measuring listings\n", o.people, genTime.Round(time.Second))
 

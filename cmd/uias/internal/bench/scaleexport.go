@@ -131,7 +131,7 @@ func scaleExportDB(ctx context.Context, o *scaleOptions, rep *scaleReport, path,
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	svc, err := ioService(sqlstore.New(db), dir, o.argon2, 0)
 	if err != nil {
 		return err
