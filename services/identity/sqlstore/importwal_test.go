@@ -81,6 +81,16 @@ func (w *walWatch) end() (peak int64, shrank bool) {
 	return w.peak.Load(), w.shrank.Load()
 }
 
+// fileSize is the size of the file at path.
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
 // walPathOf is the WAL file of the store's database, from SQLite.
 func walPathOf(t *testing.T, s *Store) string {
 	t.Helper()
@@ -391,14 +401,7 @@ func TestSQLiteStartsWALOverAfterPassiveCopiedAll(t *testing.T) {
 			}
 		}
 	}
-	size := func() int64 {
-		t.Helper()
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fi.Size()
-	}
+	size := func() int64 { return fileSize(t, path) }
 	var page int64
 	if err := w.QueryRowContext(ctx, "PRAGMA page_size").Scan(&page); err != nil {
 		t.Fatal(err)
@@ -614,14 +617,7 @@ func TestImportWALTailOutOfTurn(t *testing.T) {
 		}
 		return passive(t, f.s.db), nil
 	}
-	size := func() int64 {
-		t.Helper()
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fi.Size()
-	}
+	size := func() int64 { return fileSize(t, path) }
 	b := 0
 	next := func() error {
 		b++
@@ -697,14 +693,7 @@ func TestImportWALTruncatesWhenQuiet(t *testing.T) {
 	}
 	blocking := blockingCheckpoints(t, f, path)
 	f.s.checkpoint = func(context.Context) (walCheckpoint, error) { return walCheckpoint{}, nil }
-	size := func() int64 {
-		t.Helper()
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fi.Size()
-	}
+	size := func() int64 { return fileSize(t, path) }
 	b := 0
 	next := func(login bool) {
 		t.Helper()
