@@ -472,6 +472,20 @@ func TestSQLiteStartsWALOverAfterPassiveCopiedAll(t *testing.T) {
 	}
 }
 
+// walBoundFixture is an import fixture whose WAL bound is walTestLimit,
+// with the WAL empty and the checkpoints that hold the writers in the
+// import's turn recorded (blockingCheckpoints); path is the WAL file.
+func walBoundFixture(t *testing.T) (f *importFixture, path string, blocking func() []int64) {
+	t.Helper()
+	f = newImportFixture(t)
+	f.s.walLimit = walTestLimit
+	path = walPathOf(t, f.s)
+	if _, err := f.s.db.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	return f, path, blockingCheckpoints(t, f, path)
+}
+
 // blockingCheckpoints records, on the import's connection, each
 // checkpoint that holds the writers (any mode but PASSIVE) with the WAL
 // file's size when it began.
@@ -512,13 +526,7 @@ func TestImportWALStartsOverBesideWrites(t *testing.T) {
 	ctx := context.Background()
 	defer func(n int) { importSearchRows = n }(importSearchRows)
 	importSearchRows = 1000
-	f := newImportFixture(t)
-	f.s.walLimit = walTestLimit
-	path := walPathOf(t, f.s)
-	if _, err := f.s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		t.Fatal(err)
-	}
-	blocking := blockingCheckpoints(t, f, path)
+	f, path, blocking := walBoundFixture(t)
 	stop := make(chan struct{})
 	logins := make(chan error, 1)
 	var writes atomic.Int32
@@ -594,9 +602,7 @@ func TestImportWALStartsOverBesideWrites(t *testing.T) {
 // write starts the WAL over within its file.
 func TestImportWALTailOutOfTurn(t *testing.T) {
 	ctx := context.Background()
-	f := newImportFixture(t)
-	f.s.walLimit = walTestLimit
-	path := walPathOf(t, f.s)
+	f, path, blocking := walBoundFixture(t)
 	f.ic.lastCheckpoint = time.Now().Add(time.Hour) // none on the clock
 	// No statement is prepared in the background (store.StmtCache
 	// prepares a transaction's new query on a pool connection of its
@@ -607,10 +613,6 @@ func TestImportWALTailOutOfTurn(t *testing.T) {
 	if err := f.s.stmts.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		t.Fatal(err)
-	}
-	blocking := blockingCheckpoints(t, f, path)
 	var calls atomic.Int32
 	entered, hold := make(chan struct{}, 1), make(chan struct{})
 	f.s.checkpoint = func(ctx context.Context) (walCheckpoint, error) {
@@ -694,13 +696,7 @@ func TestImportWALTailOutOfTurn(t *testing.T) {
 // whatever waits.
 func TestImportWALTruncatesWhenQuiet(t *testing.T) {
 	ctx := context.Background()
-	f := newImportFixture(t)
-	f.s.walLimit = walTestLimit
-	path := walPathOf(t, f.s)
-	if _, err := f.s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		t.Fatal(err)
-	}
-	blocking := blockingCheckpoints(t, f, path)
+	f, path, blocking := walBoundFixture(t)
 	f.s.checkpoint = func(context.Context) (walCheckpoint, error) { return walCheckpoint{}, nil }
 	size := func() int64 { return fileSize(t, path) }
 	b := 0
