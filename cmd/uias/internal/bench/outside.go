@@ -116,11 +116,12 @@ func (e *env) withIngestOutside(ctx context.Context, apis []string,
 	if err != nil {
 		return nil, nil, fmt.Errorf("the audit consumer: %w", err)
 	}
-	// What earlier phases left is stored first.
-	if _, err := waitIngested(ctx, cons, 3*time.Minute); err != nil {
-		return nil, nil, err
-	}
-	from, err := h.Store.Size(ctx)
+	// What earlier phases left is stored first: their records may still
+	// wait in the publisher (it sends every 100 ms) when the consumer has
+	// nothing pending, so the log's size must also stay put for a few of
+	// its intervals (a record of an earlier phase's GetUser stored after
+	// from was counted as one of this phase's: more records than calls).
+	from, err := settledSize(ctx, cons, h.Store.Size)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -168,6 +169,38 @@ func (e *env) withIngestOutside(ctx context.Context, apis []string,
 		run.err = fmt.Errorf("ingest outside the measurement: %d records stored for %d calls made", run.stored, run.calls)
 	}
 	return res, run, nil
+}
+
+// settledSize waits until the audit consumer has nothing pending and the
+// log's size (size) stayed the same for 300 ms (three of the publisher's
+// intervals), and returns that size.
+func settledSize(ctx context.Context, cons jetstream.Consumer, size func(context.Context) (int64, error)) (int64, error) {
+	deadline := time.Now().Add(3 * time.Minute)
+	last, err := size(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		if _, err := waitIngested(ctx, cons, time.Until(deadline)); err != nil {
+			return 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+		now, err := size(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if now == last {
+			return now, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("the audit log kept growing for 3 minutes before the measurement (%d records)", now)
+		}
+		last = now
+	}
 }
 
 // waitIngested waits until the audit consumer has nothing pending or
