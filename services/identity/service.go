@@ -208,6 +208,10 @@ func New(d Deps) (*Service, error) {
 	if s.sleep == nil {
 		s.sleep = sleepCtx
 	}
+	s.reads.now, s.reads.sleep = s.now, s.sleep
+	if s.hasher != nil {
+		s.reads.contended = func() bool { return s.hasher.Contended(ImportWaitWindow) }
+	}
 	s.auditor = audit.NewBuilder("identity", s.now)
 	appAuth, err := caller.NewAppAuthenticator(caller.AuthOptions{Apps: appSource{s}, CacheTTL: c.AppCacheTTL,
 		Now: s.now, Denied: s.callerDenied})
