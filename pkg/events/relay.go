@@ -89,6 +89,12 @@ type Relay struct {
 	opts RelayOptions
 	kick chan struct{}
 	mu   sync.Mutex // one flush at a time in this process
+	// stmts keeps the outbox read prepared on SQLite, where a batch reads
+	// the outbox outside any transaction: with logins arriving one by one
+	// a batch holds an event or two, and parsing the read was a good part
+	// of its cost. Nil on PostgreSQL (the read runs in the batch's
+	// transaction).
+	stmts *store.StmtCache
 }
 
 // NewRelay builds a relay; a nil log discards logs.
@@ -106,13 +112,18 @@ func NewRelay(db *store.DB, js jetstream.JetStream, log *zap.Logger, opts RelayO
 			js = own
 		}
 	}
-	return &Relay{
+	r := &Relay{
 		db:   db,
 		js:   js,
 		log:  log.Named("outbox-relay"),
 		opts: opts,
 		kick: make(chan struct{}, 1),
 	}
+	if db != nil && db.DB != nil && db.Dialect != store.Postgres {
+		r.stmts = store.NewStmtCache(db.DB)
+		db.OnClose(r.stmts.Close)
+	}
+	return r
 }
 
 // Kick wakes the relay to publish new rows now instead of at the next poll. It never
@@ -370,9 +381,16 @@ func (r *Relay) deleteRows(ctx context.Context, q querier, rows []outboxRow) err
 }
 
 func (r *Relay) readRows(ctx context.Context, q querier) ([]outboxRow, error) {
-	rs, err := q.QueryContext(ctx, r.db.Rebind(
-		`SELECT seq, id, subject, type, payload, created_at FROM events_outbox ORDER BY seq LIMIT ?`),
-		r.opts.BatchSize)
+	query := r.db.Rebind(`SELECT seq, id, subject, type, payload, created_at FROM events_outbox ORDER BY seq LIMIT ?`)
+	var (
+		rs  *sql.Rows
+		err error
+	)
+	if r.stmts != nil && q == querier(r.db) {
+		rs, err = r.stmts.QueryPrepared(ctx, query, r.opts.BatchSize)
+	} else {
+		rs, err = q.QueryContext(ctx, query, r.opts.BatchSize)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("events: read outbox: %w", err)
 	}

@@ -307,7 +307,9 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	// the password has expired (the person proved it; ChangePassword
 	// follows). If the account was locked while the hash ran, the lock
 	// stands.
-	evLocked := eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, nil))
+	evLocked := func() []events.Event {
+		return eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, nil))
+	}
 	if s.cfg.Policy.Expired(u, now) || s.unsaltedExpired(v, now) {
 		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonPasswordExpired.String(), start, nil)
 		r, err := a.succeeded(ctx, u, "", eventsOf(ev), evLocked)

@@ -327,7 +327,9 @@ func (s *Service) checkFinger(ctx context.Context, u *User, matched bool, api st
 		}
 		return ReasonBadCredentials, nil
 	}
-	evLocked := eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, extra))
+	evLocked := func() []events.Event {
+		return eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, extra))
+	}
 	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start, extra)
 	return a.succeeded(ctx, u, "", eventsOf(ev), evLocked)
 }

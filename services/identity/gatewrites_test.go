@@ -421,3 +421,43 @@ func TestRunningChecksBound(t *testing.T) {
 		}
 	}
 }
+
+// TestLockDuringHashIsAudited: a right password whose account is locked
+// while its hash runs is answered ACCOUNT_LOCKED, and its one audit record
+// says so (the locked verdict's record is built only on that path).
+func TestLockDuringHashIsAudited(t *testing.T) {
+	gw := newGateWorld(t, 1, identity.Config{}, nil)
+	m := gw.ev.mark(t)
+	arrived, release := gw.st[0].holdNext()
+	done := make(chan *identity.AuthResult)
+	go func() {
+		res, err := gw.authOn(0, "First-Pass-1", "198.51.100.1")
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	<-arrived // hashed and right; its settle waits
+	if _, err := gw.svc[0].LockUser(context.Background(), gw.user.ID, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if res := <-done; res == nil || res.Reason != identity.ReasonAccountLocked || res.User != nil {
+		t.Fatalf("right password locked during its hash: %+v", res)
+	}
+	recs := auditRecords(t, gw.ev.outbox(t, m), "authenticate")
+	if len(recs) != 1 || recs[0].Reason != "ACCOUNT_LOCKED" || recs[0].Result != "failure" {
+		t.Fatalf("audit: %+v", recs)
+	}
+	// Unlocked, the next right password is audited OK.
+	if _, err := gw.svc[0].UnlockUser(context.Background(), gw.user.ID); err != nil {
+		t.Fatal(err)
+	}
+	m = gw.ev.mark(t)
+	if res, err := gw.authOn(0, "First-Pass-1", "198.51.100.1"); err != nil || res.Reason != identity.ReasonOK {
+		t.Fatalf("after unlock: %v %v", res, err)
+	}
+	if recs := auditRecords(t, gw.ev.outbox(t, m), "authenticate"); len(recs) != 1 || recs[0].Reason != "OK" {
+		t.Fatalf("audit after unlock: %+v", recs)
+	}
+}

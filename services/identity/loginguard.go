@@ -784,10 +784,12 @@ func (a *loginAttempt) failed(ctx context.Context, u *User, evs []events.Event, 
 
 // succeeded settles a check whose password was right. If the account was
 // locked while it ran (rule 3: no success once the threshold is passed)
-// it answers ReasonAccountLocked, with evsLocked. Otherwise the account's
-// failures, spacing and per-source counts are cleared, with evs and, when
-// rehash is set, the new hash; it answers ReasonOK.
-func (a *loginAttempt) succeeded(ctx context.Context, u *User, rehash string, evs, evsLocked []events.Event) (Reason, error) {
+// it answers ReasonAccountLocked, with the events evsLocked builds (only
+// then: a lock taken during the hash is rare, and building an audit event
+// is not free). Otherwise the account's failures, spacing and per-source
+// counts are cleared, with evs and, when rehash is set, the new hash; it
+// answers ReasonOK.
+func (a *loginAttempt) succeeded(ctx context.Context, u *User, rehash string, evs []events.Event, evsLocked func() []events.Event) (Reason, error) {
 	now := a.s.now()
 	if a.admitted {
 		a.s.sources.refund(a.src.gate, now)
@@ -801,6 +803,7 @@ func (a *loginAttempt) succeeded(ctx context.Context, u *User, rehash string, ev
 		defer a.s.running.release(u.ID)
 	}
 	verdict := ReasonOK
+	var locked []events.Event // built once, should the write be tried again
 	err := a.s.store.UpdateLoginGate(ctx, u.ID, "", func(g LoginGate) (LoginGateWrite, bool) {
 		pending := g.Pending
 		if counted {
@@ -808,8 +811,11 @@ func (a *loginAttempt) succeeded(ctx context.Context, u *User, rehash string, ev
 		}
 		if g.LockedUntil.After(now) {
 			verdict = ReasonAccountLocked
+			if locked == nil {
+				locked = evsLocked()
+			}
 			return LoginGateWrite{FailedCount: g.FailedCount, NextAttemptAt: g.NextAttemptAt, LockedUntil: g.LockedUntil,
-				Pending: pending, PendingAt: g.PendingAt, SourceFailures: g.SourceFailures, Events: evsLocked}, true
+				Pending: pending, PendingAt: g.PendingAt, SourceFailures: g.SourceFailures, Events: locked}, true
 		}
 		verdict = ReasonOK
 		return LoginGateWrite{ClearSources: true, LockedUntil: g.LockedUntil, Pending: pending, PendingAt: g.PendingAt,

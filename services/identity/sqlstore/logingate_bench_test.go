@@ -75,3 +75,25 @@ func gateBenchStore(b *testing.B) (*sqlstore.Store, *identity.User, time.Time) {
 	}
 	return s, u, now
 }
+
+// BenchmarkDisabledInOrgChain is the org check every password check runs
+// (checkPassword), for a person two levels below the root.
+func BenchmarkDisabledInOrgChain(b *testing.B) {
+	ctx := context.Background()
+	s, _, now := gateBenchStore(b)
+	parent := "root"
+	for _, id := range []string{"dept", "team"} {
+		if err := s.CreateOrg(ctx, &identity.Org{ID: id, Code: id, Name: id, ParentID: parent, Status: identity.StatusActive,
+			CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+			b.Fatal(err)
+		}
+		parent = id
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if d, err := s.DisabledInOrgChain(ctx, "team"); err != nil || d != "" {
+			b.Fatal(d, err)
+		}
+	}
+}

@@ -267,10 +267,18 @@ func likePrefix(p string) string {
 	return r.Replace(p) + "%"
 }
 
+// preparedChainDepth is how many ancestors DisabledInOrgChain's second
+// query may name and still be kept prepared (s.stmts): one statement shape
+// per depth, so the cache stays small whatever the tree; deeper chains run
+// unprepared.
+const preparedChainDepth = 8
+
 // DisabledInOrgChain returns a disabled org among id and its ancestors (read
-// from id's path), or "" when they are all active.
+// from id's path), or "" when they are all active. Every password check
+// runs it, so its statements are prepared once per connection (s.stmts),
+// not parsed on each call.
 func (s *Store) DisabledInOrgChain(ctx context.Context, id string) (string, error) {
-	o, err := s.getOrg(ctx, s.db, id, "")
+	o, err := s.getOrg(ctx, s.stmts, id, "")
 	if err != nil {
 		return "", classify(err, "check org chain", "org")
 	}
@@ -287,8 +295,12 @@ func (s *Store) DisabledInOrgChain(ctx context.Context, id string) (string, erro
 		return "", nil
 	}
 	args := append(ancestors, int(identity.StatusActive))
+	var qr store.Querier = s.stmts
+	if len(ancestors) > preparedChainDepth {
+		qr = s.db
+	}
 	var disabled string
-	err = s.db.QueryRowContext(ctx, s.q("SELECT id FROM orgs WHERE id IN ("+store.Placeholders(len(ancestors))+
+	err = qr.QueryRowContext(ctx, s.q("SELECT id FROM orgs WHERE id IN ("+store.Placeholders(len(ancestors))+
 		") AND status <> ? ORDER BY path LIMIT 1"), args...).Scan(&disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil

@@ -445,14 +445,20 @@ func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, deci
 		if !ok {
 			return nil
 		}
-		set, args := "failed_count = ?, next_attempt_at = ?, locked_until = ?, login_pending = ?, login_pending_at = ?",
-			[]any{w.FailedCount, store.UnixMS(w.NextAttemptAt), store.UnixMS(w.LockedUntil), w.Pending, store.UnixMS(w.PendingAt)}
-		if w.Rehash != "" {
-			set, args = set+", password_hash = ?", append(args, w.Rehash)
-		}
-		_, err = q.ExecContext(ctx, s.q("UPDATE users SET "+set+" WHERE id = ?"), append(args, userID)...)
-		if err != nil {
-			return err
+		next := gateColumns{failed: int64(w.FailedCount), next: store.UnixMS(w.NextAttemptAt), lockedUntil: store.UnixMS(w.LockedUntil),
+			pending: int64(w.Pending), pendingAt: store.UnixMS(w.PendingAt)}
+		// A row the write leaves as it is (a right password on a clean
+		// gate: most logins) is not rewritten: the transaction then
+		// writes its events alone, one page fewer to the log.
+		if next != c || w.Rehash != "" {
+			set, args := "failed_count = ?, next_attempt_at = ?, locked_until = ?, login_pending = ?, login_pending_at = ?",
+				[]any{next.failed, next.next, next.lockedUntil, next.pending, next.pendingAt}
+			if w.Rehash != "" {
+				set, args = set+", password_hash = ?", append(args, w.Rehash)
+			}
+			if _, err := q.ExecContext(ctx, s.q("UPDATE users SET "+set+" WHERE id = ?"), append(args, userID)...); err != nil {
+				return err
+			}
 		}
 		switch {
 		case w.ClearSources:
