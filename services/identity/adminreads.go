@@ -21,11 +21,11 @@ import (
 // d×(1−AdminReadShare)/AdminReadShare more (at most adminReadPauseMax),
 // with the read's answer already sent. A slot then reads for at most
 // AdminReadShare of the time, so administrators searching in a loop take
-// a quarter of a CPU a slot from saturating logins instead of a whole one
-// (issue 16: logins at 0.54× of their rate beside two administrators
-// searching 10 M people, both slots' CPU being the Go scheduler's fair
-// share against the hash workers). Without waiting logins reads run back
-// to back, as before.
+// a tenth of a CPU a slot from saturating logins instead of a whole one
+// (issue 16: logins at 0.54-0.61x of their rate beside two administrators
+// searching 10 M people, the slot's search getting the Go scheduler's fair
+// share against the hash workers; 0.77-0.83x with a quarter, 0.90x with a
+// tenth). Without waiting logins reads run back to back, as before.
 
 // Admin read defaults.
 const (
