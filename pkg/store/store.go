@@ -185,14 +185,42 @@ func openSQLite(dsn string) (*sql.DB, error) {
 			}
 		}
 		if dir := filepath.Dir(file); file != "" && dir != "." {
-			if err := os.MkdirAll(dir, 0o750); err != nil {
-				return nil, fmt.Errorf("store: create directory for sqlite database: %w", err)
+			if err := mkdirAll(dir); err != nil {
+				return nil, err
 			}
 		}
 	}
+	full, err := sqliteDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", full)
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite database: %w", err)
+	}
+	if memory {
+		// Every connection to ":memory:" is a separate database: keep exactly one.
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+	} else {
+		// Writers take turns anyway, and readers are CPU-bound: more
+		// connections than this only cost memory and opening time (a login
+		// storm would otherwise open one per call in flight).
+		db.SetMaxOpenConns(16)
+		db.SetMaxIdleConns(16)
+	}
+	return db, nil
+}
+
+// sqliteDSN is dsn with Open's defaults added (see Open).
+func sqliteDSN(dsn string) (string, error) {
+	path, query, _ := strings.Cut(dsn, "?")
+	memory := isSQLiteMemory(path, query)
 	params, err := url.ParseQuery(query)
 	if err != nil {
-		return nil, fmt.Errorf("store: invalid sqlite DSN query parameters: %w", err)
+		return "", fmt.Errorf("store: invalid sqlite DSN query parameters: %w", err)
 	}
 	has := func(pragma string) bool {
 		for _, p := range params["_pragma"] {
@@ -225,24 +253,15 @@ func openSQLite(dsn string) (*sql.DB, error) {
 	if q := strings.Join(append(nonEmpty(query), add...), "&"); q != "" {
 		full += "?" + q
 	}
-	db, err := sql.Open("sqlite", full)
-	if err != nil {
-		return nil, fmt.Errorf("store: open sqlite database: %w", err)
+	return full, nil
+}
+
+// mkdirAll creates the directory of a SQLite database file.
+func mkdirAll(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("store: create directory for sqlite database: %w", err)
 	}
-	if memory {
-		// Every connection to ":memory:" is a separate database: keep exactly one.
-		db.SetMaxOpenConns(1)
-		db.SetMaxIdleConns(1)
-		db.SetConnMaxLifetime(0)
-		db.SetConnMaxIdleTime(0)
-	} else {
-		// Writers take turns anyway, and readers are CPU-bound: more
-		// connections than this only cost memory and opening time (a login
-		// storm would otherwise open one per call in flight).
-		db.SetMaxOpenConns(16)
-		db.SetMaxIdleConns(16)
-	}
-	return db, nil
+	return nil
 }
 
 func nonEmpty(s string) []string {

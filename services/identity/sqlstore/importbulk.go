@@ -91,12 +91,11 @@ func (s *Store) importBulk(ctx context.Context, importID string, items []identit
 			}
 			written, userIDs = append(written, w...), append(userIDs, ids...)
 		}
-		// The search rows of the whole transaction in two statements (one
-		// FTS5 segment), in key order; on an import's connection the
-		// FTS5 rows of a few thousand people at a time (indexImported).
+		// The search keys and queue entries of the whole transaction in
+		// two statements, in key order (the search file's indexer writes
+		// their FTS5 rows).
 		slices.Sort(userIDs)
-		_, later := ctx.Value(importConnKey{}).(*importConn)
-		if err := s.indexImported(ctx, tx, userIDs, later); err != nil {
+		if err := s.indexUsers(ctx, tx, userIDs); err != nil {
 			return bulkFailure(ctx, err)
 		}
 		if len(written) > 0 {

@@ -196,7 +196,6 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 		// for a turn here run first (the channel's senders queue in
 		// order), those queued since find it detached.
 		ic.turn <- struct{}{}
-		s.flushImportSearch(context.WithoutCancel(ctx), ic)
 		s.detach(ic)
 		<-ic.turn
 		ic.checkpoints.Wait()
@@ -219,6 +218,7 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 			_ = c.Raw(func(any) error { return driver.ErrBadConn })
 		}
 		_ = c.Close()
+		s.awaitImportSearch(context.WithoutCancel(ctx))
 	}
 	if err != nil {
 		release()
@@ -231,22 +231,21 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 	return context.WithValue(ctx, importConnKey{}, ic), func() { once.Do(release) }, nil
 }
 
-// flushImportSearch writes the FTS5 rows the import listed for later
-// (indexImported), in ic's turn as the import ends: a search finds every
-// person the import reports written. A failure is logged; the rows are
-// written at the next start (Migrate) or the next import's end.
-func (s *Store) flushImportSearch(ctx context.Context, ic *importConn) {
-	flush := func(tx *sql.Tx) error { return flushSearch(ctx, tx) }
-	var err error
-	if ic.detached {
-		err = s.db.InTx(ctx, flush)
-	} else if began, e := s.onConn(ctx, ic, flush); !began && ic.detached {
-		err = s.db.InTx(ctx, flush)
-	} else {
-		err = e
+// importSearchWait is how long the end of an import waits for the search
+// index to hold its people.
+var importSearchWait = 30 * time.Second
+
+// awaitImportSearch waits, as an import ends, until the search index
+// holds the people it wrote (a search then finds every person the import
+// reports written), at most importSearchWait; past that the index gets
+// there in the background.
+func (s *Store) awaitImportSearch(ctx context.Context) {
+	if s.index == nil {
+		return
 	}
-	if err != nil {
-		s.log.Error("import: writing the search rows of the imported people failed; they are written at the next import's end or at the next start", zap.Error(err))
+	if !s.index.catchUp(ctx, importSearchWait) {
+		s.log.Info("import: the search index is still writing the imported people; searches find them once it is done",
+			zap.Duration("waited", importSearchWait))
 	}
 }
 

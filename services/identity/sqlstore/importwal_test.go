@@ -144,10 +144,6 @@ func walImport(t *testing.T, limit int64) (*importFixture, int64, bool) {
 func TestImportBoundsWAL(t *testing.T) {
 	const bound = 4 * walTestLimit
 	ctx := context.Background()
-	// The FTS5 rows of 1000 people at a time: no transaction writes more
-	// than the limit.
-	defer func(n int) { importSearchRows = n }(importSearchRows)
-	importSearchRows = 1000
 
 	f, peak, shrank := walImport(t, walTestLimit)
 	t.Logf("WAL with a limit of %d KiB: peak %d KiB", walTestLimit>>10, peak>>10)
@@ -524,8 +520,6 @@ func blockingCheckpoints(t *testing.T, f *importFixture, path string) func() []i
 // Every login's write succeeds; every person is there.
 func TestImportWALStartsOverBesideWrites(t *testing.T) {
 	ctx := context.Background()
-	defer func(n int) { importSearchRows = n }(importSearchRows)
-	importSearchRows = 1000
 	f, path, blocking := walBoundFixture(t)
 	stop := make(chan struct{})
 	logins := make(chan error, 1)

@@ -40,6 +40,10 @@ type listing struct {
 	first     string
 	firstArgs []any
 	keys      []keyCol
+	// indexed marks a listing that reads the people's search index (the
+	// search file, SQLite): it runs on the index's pool once the index
+	// holds the changes committed before it (searchIndex.await).
+	indexed bool
 }
 
 // keyScanner scans a row's columns and then its order keys.
@@ -98,7 +102,13 @@ func run[T any](ctx context.Context, s *Store, l *listing, p identity.Page, scan
 		return nil, "", err
 	}
 	query, args := l.sql(after, size+1)
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	db := s.db
+	if l.indexed && s.index != nil {
+		if db, err = s.index.await(ctx); err != nil {
+			return nil, "", classify(err, l.op, "")
+		}
+	}
+	rows, err := db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, "", classify(err, l.op, "")
 	}
@@ -217,7 +227,12 @@ func (s *Store) search(l *listing, table, nameCol string, cols []string, q strin
 		l.keys = []keyCol{{expr: table + ".id"}}
 		return
 	}
-	l.from = table + "_fts f JOIN " + table + "_search_keys k ON k.n = f.rowid JOIN " + table + " ON " + table + ".id = k.row_id"
-	l.w.Add(table+"_fts MATCH ?", `"`+strings.ReplaceAll(q, `"`, `""`)+`"`)
+	fts := table + "_fts"
+	if table == "users" {
+		// The people's index is in the search file (searchindex.go).
+		fts, l.indexed = searchSchema+"."+fts, true
+	}
+	l.from = fts + " f JOIN " + table + "_search_keys k ON k.n = f.rowid JOIN " + table + " ON " + table + ".id = k.row_id"
+	l.w.Add("f."+table+"_fts MATCH ?", `"`+strings.ReplaceAll(q, `"`, `""`)+`"`)
 	l.keys = []keyCol{{expr: "f.rowid", num: true}}
 }

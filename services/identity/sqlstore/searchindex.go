@@ -1,41 +1,84 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/uias/uias/pkg/store"
+	"go.uber.org/zap"
 )
 
-// indexUsers adds the search rows of the users ids, just inserted in tx,
-// on SQLite: their search keys (users_search_keys.n, in the order of ids)
-// and their FTS5 trigram rows, in two statements whatever the number of
-// users (migration 0044 dropped the AFTER INSERT trigger that did it per
-// row). PostgreSQL's pg_trgm index needs nothing.
-func (s *Store) indexUsers(ctx context.Context, tx *sql.Tx, ids []string) error {
-	return s.indexImported(ctx, tx, ids, false)
+// The people's search index on SQLite (issue 16).
+//
+// The FTS5 trigram index of login names, display names and e-mails lives in
+// a file of its own beside the database (SearchFile: "identity.db" has
+// "identity-search.db"), attached as schema "search". FTS5 merges its
+// segments inside the transactions that write it; in the database itself
+// that work held the one write lock every login needs (its gate and its
+// outbox events): an import of 1 M people stalled logins for 0.6-2.7 s at
+// a time. In a file of its own it holds only that file's lock.
+//
+// Writes of the people list what changed in users_search_queue, in their
+// own transaction (indexUsers, reindexUsers, the delete trigger): one
+// small append. The indexer (a goroutine of the Store) reads the queue in
+// batches and writes the FTS5 rows in the search file, together with how
+// far it has come (users_search_state.applied): a batch is applied once,
+// whatever crashes. A search waits until the index has every change
+// committed before it began (await), except while the index is far behind
+// (an import, a rebuild): then it waits a little and answers from the index
+// as it is.
+//
+// The search file holds nothing else: when it is missing (a new database,
+// an upgrade from a version that kept the index inside the database, a
+// restore that left it behind), or belongs to a later state of the
+// database than the one beside it (a restored backup), the indexer builds
+// it again from the people, in batches, while the service runs.
+
+// searchSchema is the schema name of the attached search file.
+const searchSchema = "search"
+
+// searchVersion is the layout of the search file; a file of another
+// version is built again.
+const searchVersion = 1
+
+// Batch sizes of the indexer: queue entries applied in one transaction of
+// the search file, and people written in one transaction of a rebuild.
+var (
+	searchBatch   = 5000
+	rebuildBatch  = 20000
+	searchPoll    = 500 * time.Millisecond
+	searchRetry   = time.Second
+	searchPruneAt = 20000
+)
+
+// Waits of a search for the index (await): a search waits for the changes
+// committed before it began up to the end of its context when the index is
+// at most searchNearLag queue entries behind, and searchFarWait otherwise.
+var (
+	searchNearLag = int64(2000)
+	searchFarWait = 250 * time.Millisecond
+)
+
+// SearchFile is the search file of the SQLite database file main.
+func SearchFile(main string) string {
+	ext := filepath.Ext(main)
+	return strings.TrimSuffix(main, ext) + "-search" + ext
 }
 
-// importSearchRows is how many people an import on its own connection
-// lists in users_search_pending before their FTS5 rows are written
-// (flushSearch; tests make it smaller). Each commit that wrote the FTS5
-// table flushed FTS5's pending terms into a new segment that automerge
-// then merged again, so an import whose transactions the logins cut to
-// one chunk (~50 ms, ~170 people at 100 k) paid that per chunk (issue 16,
-// a CPU profile beside paced logins: 62 us a person against 4 alone). An
-// import alone writes transactions of more than this: their FTS5 rows
-// are written with them, as before.
-var importSearchRows = 5000
-
-// indexImported is indexUsers; with later (an import on its own
-// connection, see importConn) the FTS5 rows of ids are only listed in
-// users_search_pending until importSearchRows people are listed, and then
-// written with the others listed in the same transaction. Searches do not
-// find a listed person until then; the import's end writes the rest
-// (BeginImport), and Migrate those of an import that a crash ended.
-func (s *Store) indexImported(ctx context.Context, tx *sql.Tx, ids []string, later bool) error {
+// indexUsers lists the users ids, just inserted in tx, for the search
+// index, on SQLite: their search keys (users_search_keys.n, in the order
+// of ids) and their queue entries, in two statements whatever the number
+// of users. PostgreSQL's pg_trgm index needs nothing.
+func (s *Store) indexUsers(ctx context.Context, tx *sql.Tx, ids []string) error {
 	if s.db.Dialect != store.SQLite || len(ids) == 0 {
 		return nil
 	}
@@ -50,64 +93,13 @@ func (s *Store) indexImported(ctx context.Context, tx *sql.Tx, ids []string, lat
 	if _, err := tx.ExecContext(ctx, "INSERT INTO users_search_keys (row_id) SELECT value FROM json_each(?) ORDER BY key", string(list)); err != nil {
 		return err
 	}
-	if later {
-		var listed int
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM users_search_pending").Scan(&listed); err != nil {
-			return err
-		}
-		if listed+len(ids) < importSearchRows {
-			_, err = tx.ExecContext(ctx, "INSERT INTO users_search_pending (n) SELECT n FROM users_search_keys WHERE n > ?", last)
-			return err
-		}
-		// The listed ones first: their keys are below these (FTS5
-		// flushes its pending terms when a rowid goes down).
-		if listed > 0 {
-			if err := flushSearch(ctx, tx); err != nil {
-				return err
-			}
-		}
-	}
-	_, err = tx.ExecContext(ctx, "INSERT INTO users_fts (rowid, login_name, display_name, email) "+
-		"SELECT k.n, u.login_name, u.display_name, u.email FROM users_search_keys k JOIN users u ON u.id = k.row_id WHERE k.n > ?", last)
+	_, err = tx.ExecContext(ctx, "INSERT INTO users_search_queue (n, fresh) SELECT n, 1 FROM users_search_keys WHERE n > ? ORDER BY n", last)
 	return err
 }
 
-// flushSearch writes the FTS5 rows of the people listed in
-// users_search_pending (SQLite), in key order, and empties the list.
-func flushSearch(ctx context.Context, q store.Querier) error {
-	if _, err := q.ExecContext(ctx, "INSERT INTO users_fts (rowid, login_name, display_name, email) "+
-		"SELECT k.n, u.login_name, u.display_name, u.email FROM users_search_pending p "+
-		"JOIN users_search_keys k ON k.n = p.n JOIN users u ON u.id = k.row_id ORDER BY p.n"); err != nil {
-		return err
-	}
-	_, err := q.ExecContext(ctx, "DELETE FROM users_search_pending")
-	return err
-}
-
-// flushSearchOnStart writes, on SQLite, the FTS5 rows of the people an
-// import listed in users_search_pending and did not write (a crash ended
-// it): Migrate runs it. PostgreSQL has nothing to do.
-func flushSearchOnStart(ctx context.Context, db *store.DB) error {
-	if db.Dialect != store.SQLite {
-		return nil
-	}
-	return db.InTx(ctx, func(tx *sql.Tx) error {
-		var listed bool
-		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM users_search_pending)").Scan(&listed); err != nil || !listed {
-			return err
-		}
-		return flushSearch(ctx, tx)
-	})
-}
-
-// reindexUsers rewrites, on SQLite, the FTS5 trigram rows of the users ids
-// (whose login name, display name or email changed in tx; duplicates
-// allowed), in two statements whatever their number (migration 0046
-// dropped the AFTER UPDATE trigger that did it per row). Each statement
-// that writes the FTS5 table flushes its pending terms into a new segment
-// (at the statement's savepoint), so a batch that renamed people one
-// statement at a time wrote and merged a segment per person.
-// PostgreSQL's pg_trgm index needs nothing.
+// reindexUsers lists, on SQLite, the users ids (whose login name, display
+// name or email changed in q; duplicates allowed) for the search index to
+// write again. PostgreSQL's pg_trgm index needs nothing.
 func (s *Store) reindexUsers(ctx context.Context, q store.Querier, ids []string) error {
 	if s.db.Dialect != store.SQLite || len(ids) == 0 {
 		return nil
@@ -118,25 +110,566 @@ func (s *Store) reindexUsers(ctx context.Context, q store.Querier, ids []string)
 	if err != nil {
 		return err
 	}
-	// rowid IN (...) is a lookup per id in the FTS5 table (its rowid
-	// constraint), not a scan: TestReindexUsersPlan.
-	if _, err := q.ExecContext(ctx, reindexUsersDelete, string(list)); err != nil {
-		return err
-	}
-	// A person an import listed for later gets its row now, not twice.
-	if _, err := q.ExecContext(ctx, reindexUsersUnlist, string(list)); err != nil {
-		return err
-	}
-	_, err = q.ExecContext(ctx, reindexUsersInsert, string(list))
+	_, err = q.ExecContext(ctx, reindexUsersQueue, string(list))
 	return err
 }
 
+// The statements that read and write the queue by key (TestSearchQueuePlans:
+// no table scanned whole).
 const (
-	reindexUsersDelete = "DELETE FROM users_fts WHERE rowid IN " +
-		"(SELECT k.n FROM users_search_keys k WHERE k.row_id IN (SELECT value FROM json_each(?)))"
-	reindexUsersUnlist = "DELETE FROM users_search_pending WHERE n IN " +
-		"(SELECT k.n FROM users_search_keys k WHERE k.row_id IN (SELECT value FROM json_each(?)))"
-	reindexUsersInsert = "INSERT INTO users_fts (rowid, login_name, display_name, email) " +
-		"SELECT k.n, u.login_name, u.display_name, u.email FROM users_search_keys k JOIN users u ON u.id = k.row_id " +
-		"WHERE k.row_id IN (SELECT value FROM json_each(?))"
+	reindexUsersQueue = "INSERT INTO users_search_queue (n) " +
+		"SELECT k.n FROM users_search_keys k WHERE k.row_id IN (SELECT value FROM json_each(?))"
+	searchQueueRead = "SELECT q.seq, q.n, q.fresh, u.login_name, u.display_name, u.email FROM users_search_queue q " +
+		"LEFT JOIN users_search_keys k ON k.n = q.n LEFT JOIN users u ON u.id = k.row_id WHERE q.seq > ? ORDER BY q.seq LIMIT ?"
+	searchRebuildRead = "SELECT k.n, u.login_name, u.display_name, u.email FROM users_search_keys k JOIN users u ON u.id = k.row_id " +
+		"WHERE k.n > ? AND k.n <= ? ORDER BY k.n"
 )
+
+// searchIndex is a Store's indexer and the pool its searches read through
+// (the database with the search file attached).
+type searchIndex struct {
+	s   *Store
+	log *zap.Logger
+
+	kick chan struct{}
+	stop context.CancelFunc
+	done chan struct{}
+
+	// ready is closed once db is open (or opening failed for good: err).
+	ready chan struct{}
+	db    *store.DB
+	own   bool // db is a pool of its own (closed with the index)
+	err   error
+
+	closeOnce sync.Once
+
+	mu sync.Mutex
+	// applied is the queue position the index has applied; rebuilding
+	// tells whether it is being built again; moved is closed (and
+	// replaced) whenever either changes.
+	applied    int64
+	rebuilding bool
+	moved      chan struct{}
+	lastErr    string
+}
+
+// startSearchIndex starts s's indexer (SQLite).
+func (s *Store) startSearchIndex() {
+	ctx, cancel := context.WithCancel(context.Background())
+	x := &searchIndex{s: s, log: s.log, kick: make(chan struct{}, 1), stop: cancel, done: make(chan struct{}),
+		ready: make(chan struct{}), moved: make(chan struct{}), rebuilding: true}
+	s.index = x
+	go x.run(ctx)
+}
+
+// close stops the indexer and closes its pool.
+func (x *searchIndex) close() error {
+	x.stop()
+	<-x.done
+	var err error
+	x.closeOnce.Do(func() {
+		if x.own && x.db != nil {
+			err = x.db.Close()
+		}
+	})
+	return err
+}
+
+func (x *searchIndex) run(ctx context.Context) {
+	defer close(x.done)
+	for x.db == nil {
+		err := x.open(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			x.err = errors.New("identity store: closed")
+			close(x.ready)
+			return
+		}
+		x.report(err)
+		if !x.sleep(ctx, searchRetry) {
+			x.err = errors.New("identity store: closed")
+			close(x.ready)
+			return
+		}
+	}
+	close(x.ready)
+	pruned := int64(-1)
+	for {
+		worked, err := x.step(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			x.report(err)
+			if !x.sleep(ctx, searchRetry) {
+				return
+			}
+			continue
+		}
+		x.mu.Lock()
+		applied, rebuilding := x.applied, x.rebuilding
+		x.lastErr = ""
+		x.mu.Unlock()
+		if !rebuilding && (applied-pruned >= int64(searchPruneAt) || !worked && applied > pruned) {
+			if err := x.prune(ctx, applied); err != nil {
+				x.report(err)
+			} else {
+				pruned = applied
+			}
+		}
+		if worked {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-x.kick:
+		case <-time.After(searchPoll):
+		}
+	}
+}
+
+// sleep waits d or a kick; false when ctx ended.
+func (x *searchIndex) sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-x.kick:
+	case <-time.After(d):
+	}
+	return true
+}
+
+// report logs an indexer failure once until it changes or clears.
+func (x *searchIndex) report(err error) {
+	x.mu.Lock()
+	same := x.lastErr == err.Error()
+	x.lastErr = err.Error()
+	x.mu.Unlock()
+	if !same {
+		x.log.Error("identity search index: cannot bring the index up to date; retrying (searches may miss the latest changes)", zap.Error(err))
+	}
+}
+
+// open opens the pool with the search file attached and creates its
+// tables.
+func (x *searchIndex) open(ctx context.Context) error {
+	main, err := x.s.db.MainFile(ctx)
+	if err != nil {
+		return err
+	}
+	file := ":memory:"
+	if main != "" {
+		file = SearchFile(main)
+	}
+	db, err := x.s.db.Attached(ctx, searchSchema, file)
+	if err != nil {
+		return err
+	}
+	for _, q := range []string{
+		"CREATE VIRTUAL TABLE IF NOT EXISTS search.users_fts USING fts5(login_name, display_name, email, content='', contentless_delete=1, tokenize='trigram')",
+		"CREATE TABLE IF NOT EXISTS search.users_search_state (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, " +
+			"applied INTEGER NOT NULL, rebuilt_to INTEGER NOT NULL, rebuild_end INTEGER NOT NULL)",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			if db != x.s.db {
+				_ = db.Close()
+			}
+			return fmt.Errorf("create the search index: %w", err)
+		}
+	}
+	x.db, x.own = db, db != x.s.db
+	return nil
+}
+
+// searchState is users_search_state's row.
+type searchState struct {
+	version                       int
+	applied, rebuiltTo, rebuildTo int64
+}
+
+func (st searchState) rebuilding() bool { return st.rebuiltTo < st.rebuildTo }
+
+// readState reads the state row (ok false: none).
+func readState(ctx context.Context, q store.Querier) (st searchState, ok bool, err error) {
+	err = q.QueryRowContext(ctx, "SELECT version, applied, rebuilt_to, rebuild_end FROM search.users_search_state WHERE id = 1").
+		Scan(&st.version, &st.applied, &st.rebuiltTo, &st.rebuildTo)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, false, nil
+	}
+	return st, err == nil, err
+}
+
+// queueEnd is the position of the last change listed in the queue (0:
+// none yet).
+func queueEnd(ctx context.Context, q store.Querier) (int64, error) {
+	var end sql.NullInt64
+	err := q.QueryRowContext(ctx, "SELECT seq FROM sqlite_sequence WHERE name = 'users_search_queue'").Scan(&end)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return end.Int64, err
+}
+
+// publish records st as the index's state and wakes the searches waiting.
+func (x *searchIndex) publish(st searchState) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.applied == st.applied && x.rebuilding == st.rebuilding() {
+		return
+	}
+	x.applied, x.rebuilding = st.applied, st.rebuilding()
+	close(x.moved)
+	x.moved = make(chan struct{})
+}
+
+// step does one transaction of work: starts a rebuild, writes a batch of
+// a rebuild or applies a batch of the queue. worked is false when there
+// was nothing to do.
+func (x *searchIndex) step(ctx context.Context) (worked bool, err error) {
+	st, ok, err := readState(ctx, x.db)
+	if err != nil {
+		return false, err
+	}
+	end, err := queueEnd(ctx, x.db)
+	if err != nil {
+		return false, err
+	}
+	if !ok || st.version != searchVersion || st.applied > end {
+		if ok {
+			x.log.Info("identity search index: the search file does not match this database; building it again",
+				zap.Int("version", st.version), zap.Int64("applied", st.applied), zap.Int64("queue_end", end))
+		}
+		return true, x.startRebuild(ctx)
+	}
+	x.publish(st)
+	if st.rebuilding() {
+		return true, x.rebuildBatch(ctx, st)
+	}
+	if st.applied >= end {
+		return false, nil
+	}
+	return true, x.applyBatch(ctx, st)
+}
+
+// searchTx runs fn in a transaction of the search file that took its
+// write lock first and found the state still at st (another Store's
+// indexer on the same database may have moved it: then nothing is done).
+func (x *searchIndex) searchTx(ctx context.Context, st *searchState, fn func(tx *sql.Tx) error) error {
+	return x.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE search.users_search_state SET applied = applied WHERE id = 1"); err != nil {
+			return err
+		}
+		if st != nil {
+			now, ok, err := readState(ctx, tx)
+			if err != nil || !ok || now != *st {
+				return err
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// startRebuild empties the index and records what the rebuild covers: the
+// people listed up to now (their keys up to the highest) and the queue up
+// to now, read in one snapshot.
+func (x *searchIndex) startRebuild(ctx context.Context) error {
+	var st searchState
+	err := x.searchTx(ctx, nil, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			"DROP TABLE IF EXISTS search.users_fts",
+			"CREATE VIRTUAL TABLE search.users_fts USING fts5(login_name, display_name, email, content='', contentless_delete=1, tokenize='trigram')",
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'users_search_queue'), 0), "+
+			"COALESCE((SELECT MAX(n) FROM users_search_keys), 0)").Scan(&st.applied, &st.rebuildTo); err != nil {
+			return err
+		}
+		st.version = searchVersion
+		_, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO search.users_search_state (id, version, applied, rebuilt_to, rebuild_end) VALUES (1, ?, ?, 0, ?)",
+			st.version, st.applied, st.rebuildTo)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("start building the search index: %w", err)
+	}
+	x.log.Info("identity search index: building the index of every person (searches answer from what is built so far until it is done)",
+		zap.Int64("up_to_key", st.rebuildTo))
+	x.publish(st)
+	return nil
+}
+
+// ftsRow is one person's FTS5 row.
+type ftsRow struct {
+	n                     int64
+	login, display, email string
+}
+
+// writeRows writes rows (in key order) into the index, deleting dels
+// first.
+func writeRows(ctx context.Context, tx *sql.Tx, dels []int64, rows []ftsRow) error {
+	if len(dels) > 0 {
+		list, err := json.Marshal(dels)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM search.users_fts WHERE rowid IN (SELECT value FROM json_each(?))", string(list)); err != nil {
+			return err
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	vals := make([][4]any, len(rows))
+	for i, r := range rows {
+		vals[i] = [4]any{r.n, r.login, r.display, r.email}
+	}
+	list, err := json.Marshal(vals)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO search.users_fts (rowid, login_name, display_name, email) "+
+		"SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) ORDER BY key", string(list))
+	return err
+}
+
+// rebuildBatch writes the next rebuildBatch keys of a rebuild. The people
+// are read before the search file's transaction, which then holds no
+// snapshot of the database.
+func (x *searchIndex) rebuildBatch(ctx context.Context, st searchState) error {
+	hi := min(st.rebuiltTo+int64(rebuildBatch), st.rebuildTo)
+	rows, err := x.readRows(ctx, searchRebuildRead, st.rebuiltTo, hi)
+	if err != nil {
+		return fmt.Errorf("build the search index: %w", err)
+	}
+	next := st
+	next.rebuiltTo = hi
+	err = x.searchTx(ctx, &st, func(tx *sql.Tx) error {
+		if err := writeRows(ctx, tx, nil, rows); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE search.users_search_state SET rebuilt_to = ? WHERE id = 1", hi)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("build the search index: %w", err)
+	}
+	if !next.rebuilding() {
+		x.log.Info("identity search index: built", zap.Int64("up_to_key", hi))
+	}
+	return nil
+}
+
+func (x *searchIndex) readRows(ctx context.Context, query string, args ...any) ([]ftsRow, error) {
+	rs, err := x.s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []ftsRow
+	for rs.Next() {
+		var r ftsRow
+		if err := rs.Scan(&r.n, &r.login, &r.display, &r.email); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rs.Err()
+}
+
+// applyBatch applies the next searchBatch changes of the queue: every
+// person listed is deleted from the index (unless listed as new only) and
+// written again as they are now (unless gone), in one statement each.
+func (x *searchIndex) applyBatch(ctx context.Context, st searchState) error {
+	rs, err := x.s.db.QueryContext(ctx, searchQueueRead, st.applied, searchBatch)
+	if err != nil {
+		return fmt.Errorf("read the search queue: %w", err)
+	}
+	var (
+		last int64
+		dels []int64
+		now  = map[int64]ftsRow{}
+	)
+	for rs.Next() {
+		var (
+			n, fresh              int64
+			login, display, email sql.NullString
+		)
+		if err := rs.Scan(&last, &n, &fresh, &login, &display, &email); err != nil {
+			rs.Close()
+			return fmt.Errorf("read the search queue: %w", err)
+		}
+		if fresh == 0 {
+			dels = append(dels, n)
+		}
+		if login.Valid {
+			now[n] = ftsRow{n: n, login: login.String, display: display.String, email: email.String}
+		} else {
+			delete(now, n)
+		}
+	}
+	if err := rs.Err(); err != nil {
+		rs.Close()
+		return fmt.Errorf("read the search queue: %w", err)
+	}
+	rs.Close()
+	if last == 0 {
+		return nil
+	}
+	slices.Sort(dels)
+	dels = slices.Compact(dels)
+	rows := make([]ftsRow, 0, len(now))
+	for _, r := range now {
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b ftsRow) int { return cmp.Compare(a.n, b.n) })
+	err = x.searchTx(ctx, &st, func(tx *sql.Tx) error {
+		if err := writeRows(ctx, tx, dels, rows); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE search.users_search_state SET applied = ? WHERE id = 1", last)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("apply the search queue: %w", err)
+	}
+	return nil
+}
+
+// prune deletes the queue entries the index has applied, a batch per
+// write turn of the database (a bulk load leaves millions).
+func (x *searchIndex) prune(ctx context.Context, applied int64) error {
+	for {
+		var gone int64
+		err := x.s.writeTx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, "DELETE FROM users_search_queue WHERE seq IN "+
+				"(SELECT seq FROM users_search_queue WHERE seq <= ? ORDER BY seq LIMIT ?)", applied, searchPruneAt)
+			if err != nil {
+				return err
+			}
+			gone, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("prune the search queue: %w", err)
+		}
+		if gone < int64(searchPruneAt) {
+			return nil
+		}
+	}
+}
+
+// await returns the pool a search reads through once the index holds the
+// changes committed before the call, or searchFarWait after the call when
+// the index is far behind (more than searchNearLag changes, a rebuild).
+func (x *searchIndex) await(ctx context.Context) (*store.DB, error) {
+	if _, err := x.waitIndexed(ctx, true); err != nil {
+		return nil, err
+	}
+	return x.db, nil
+}
+
+// catchUp waits (at most wait) until the index holds the changes
+// committed before the call; false when it did not get there.
+func (x *searchIndex) catchUp(ctx context.Context, wait time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	ok, err := x.waitIndexed(ctx, false)
+	return ok && err == nil
+}
+
+// waitIndexed waits until the index holds the changes committed before
+// the call (ok), or, with near, until searchFarWait passed while the index
+// was far behind.
+func (x *searchIndex) waitIndexed(ctx context.Context, near bool) (ok bool, err error) {
+	select {
+	case <-x.ready:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	if x.err != nil {
+		return false, x.err
+	}
+	end, err := queueEnd(ctx, x.s.db)
+	if err != nil {
+		return false, err
+	}
+	var far <-chan time.Time
+	for {
+		x.mu.Lock()
+		applied, rebuilding, moved, failing := x.applied, x.rebuilding, x.moved, x.lastErr != ""
+		x.mu.Unlock()
+		if !rebuilding && applied >= end {
+			return true, nil
+		}
+		if failing {
+			// The indexer logged why; the index answers as it is.
+			return false, nil
+		}
+		if near && far == nil && (rebuilding || end-applied > searchNearLag) {
+			far = time.After(searchFarWait)
+		}
+		select {
+		case x.kick <- struct{}{}:
+		default:
+		}
+		select {
+		case <-moved:
+		case <-far:
+			return false, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// BuildSearchIndex brings the search file of db (SQLite; PostgreSQL has
+// nothing to do) up to date and returns once it is: built from the people
+// when it is missing, else the changes listed in the queue applied. A bulk
+// load that wrote the people and their search keys and queue entries with
+// SQL of its own (the bench's generators) calls it after, so that a store
+// opened next finds its index ready. progress, when set, is called after
+// each transaction with the keys built so far and the keys to build (of
+// the last build: equal once it is done).
+func BuildSearchIndex(ctx context.Context, db *store.DB, progress func(done, total int64)) error {
+	if db.Dialect != store.SQLite {
+		return nil
+	}
+	x := &searchIndex{s: &Store{db: db, log: zap.NewNop()}, log: zap.NewNop(), kick: make(chan struct{}, 1),
+		moved: make(chan struct{}), rebuilding: true}
+	if err := x.open(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if x.own {
+			_ = x.db.Close()
+		}
+	}()
+	for {
+		worked, err := x.step(ctx)
+		if err != nil {
+			return err
+		}
+		if !worked {
+			// The queue entries applied go (a store opened next would
+			// delete them in its write turns).
+			st, _, err := readState(ctx, x.db)
+			if err != nil {
+				return err
+			}
+			return x.prune(ctx, st.applied)
+		}
+		if progress != nil {
+			st, _, err := readState(ctx, x.db)
+			if err != nil {
+				return err
+			}
+			progress(st.rebuiltTo, st.rebuildTo)
+		}
+	}
+}

@@ -53,7 +53,9 @@ type Store struct {
 	// walLimit is the WAL file size a running import keeps the WAL in
 	// (importWALLimit; tests set it, <= 0 turns it off).
 	walLimit int64
-	log      *zap.Logger
+	// index is the people's search index on SQLite (searchindex.go).
+	index *searchIndex
+	log   *zap.Logger
 }
 
 // Option configures a Store (New).
@@ -77,26 +79,28 @@ func New(db *store.DB, opts ...Option) *Store {
 	for _, o := range opts {
 		o(s)
 	}
+	if db.Dialect == store.SQLite {
+		s.startSearchIndex()
+	}
 	db.OnClose(s.Close)
 	return s
 }
 
 // Close stops the statement cache's background prepares and closes its
-// prepared statements. The database stays open: its owner closes it
-// (after this; closing it also runs this first, store.DB.OnClose).
-func (s *Store) Close() error { return s.stmts.Close() }
+// prepared statements, and stops the search indexer (SQLite). The
+// database stays open: its owner closes it (after this; closing it also
+// runs this first, store.DB.OnClose).
+func (s *Store) Close() error {
+	err := s.stmts.Close()
+	if s.index != nil {
+		err = errors.Join(err, s.index.close())
+	}
+	return err
+}
 
-// Migrate brings the identity schema (and its events outbox) up to date,
-// and on SQLite writes the search rows an import left for later when a
-// crash ended it (flushSearchOnStart).
+// Migrate brings the identity schema (and its events outbox) up to date.
 func Migrate(ctx context.Context, db *store.DB) error {
-	if err := events.MigrateWithOutbox(ctx, db, Component, migrationFiles, outboxMigration); err != nil {
-		return err
-	}
-	if err := flushSearchOnStart(ctx, db); err != nil {
-		return fmt.Errorf("identity: search rows left by an import: %w", err)
-	}
-	return nil
+	return events.MigrateWithOutbox(ctx, db, Component, migrationFiles, outboxMigration)
 }
 
 // ---------------------------------------------------------------------------

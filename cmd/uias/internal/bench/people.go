@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 // Generated people for the scale rows: written straight into an identity
@@ -42,7 +43,8 @@ func genDisplay(n int) string {
 // generatePeople adds the org tree (if missing), the application appID (if
 // missing; "" for genApp) and people [from, to) to the migrated identity
 // database db, in transactions of 100 000 people, through the indexes as
-// they are and with their search rows (the floor of the import row).
+// they are and with their search rows, the search file brought up to date
+// at the end (the floor of the import row).
 func generatePeople(ctx context.Context, db *store.DB, appID string, from, to int) error {
 	root, err := generateOrgs(ctx, db, appID)
 	if err != nil {
@@ -73,13 +75,17 @@ func generatePeople(ctx context.Context, db *store.DB, appID string, from, to in
 			return fmt.Errorf("generate people %d-%d: %w", lo, hi, err)
 		}
 	}
+	if err := sqlstore.BuildSearchIndex(ctx, db, nil); err != nil {
+		return fmt.Errorf("generate people: search file: %w", err)
+	}
 	_, err = db.ExecContext(ctx, "ANALYZE")
 	return err
 }
 
-// indexGenerated adds the search rows of people [lo, hi), just inserted,
-// on SQLite (the store writes them for the users it inserts: one
-// statement for the keys, one for the FTS5 rows).
+// indexGenerated lists people [lo, hi), just inserted, for the search
+// index on SQLite, as the store does for the users it inserts: one
+// statement for their search keys, one for their queue entries
+// (generatePeople then writes the search file: sqlstore.BuildSearchIndex).
 func indexGenerated(ctx context.Context, db *store.DB, tx *sql.Tx, lo, hi int) error {
 	if db.Dialect != store.SQLite || lo >= hi {
 		return nil
@@ -92,8 +98,7 @@ func indexGenerated(ctx context.Context, db *store.DB, tx *sql.Tx, lo, hi int) e
 		genUserID(lo), genUserID(hi-1)); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, "INSERT INTO users_fts (rowid, login_name, display_name, email) "+
-		"SELECT k.n, t.login_name, t.display_name, t.email FROM users_search_keys k JOIN users t ON t.id = k.row_id WHERE k.n > ?", last)
+	_, err := tx.ExecContext(ctx, "INSERT INTO users_search_queue (n, fresh) SELECT n, 1 FROM users_search_keys WHERE n > ? ORDER BY n", last)
 	return err
 }
 

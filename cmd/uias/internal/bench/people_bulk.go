@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 // generatePeopleBulk is generatePeople for large stores (`make soak`: 10 M
@@ -16,8 +17,9 @@ import (
 // their search triggers are set aside (their SQL kept in the table
 // bench_setaside), the people inserted in chunks through the primary keys
 // and unique constraints alone (every one of them an append: the generated
-// keys ascend), then the search keys and the FTS5 trigram index are filled
-// for the new people in chunks, and the indexes and triggers created again
+// keys ascend), then the search keys (and queue entries) are filled for
+// the new people in chunks, the search file built from them
+// (sqlstore.BuildSearchIndex), and the indexes and triggers created again
 // (each index a sort). Each step commits on its own and the store records
 // where it is, so an interrupted run resumes (run it again: open() calls it
 // while bench_setaside has rows). The store it leaves holds what
@@ -71,9 +73,6 @@ func generatePeopleBulk(ctx context.Context, db *store.DB, appID string, from, t
 		if err := exec(tx, "CREATE TABLE IF NOT EXISTS bench_setaside (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, sql TEXT NOT NULL)"); err != nil {
 			return err
 		}
-		if err := exec(tx, "CREATE TABLE IF NOT EXISTS bench_fill (id INTEGER PRIMARY KEY CHECK (id = 1), search_n INTEGER NOT NULL)"); err != nil {
-			return err
-		}
 		var n int
 		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM bench_setaside").Scan(&n); err != nil || n > 0 {
 			return err
@@ -103,11 +102,7 @@ func generatePeopleBulk(ctx context.Context, db *store.DB, appID string, from, t
 				return err
 			}
 		}
-		var keys int
-		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(n), 0) FROM users_search_keys").Scan(&keys); err != nil {
-			return err
-		}
-		return exec(tx, "INSERT OR REPLACE INTO bench_fill (id, search_n) VALUES (1, ?)", keys)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("generate people: set indexes aside: %w", err)
@@ -136,13 +131,19 @@ func generatePeopleBulk(ctx context.Context, db *store.DB, appID string, from, t
 	for {
 		var added int64
 		err := inTx(func(tx *sql.Tx) error {
+			var last int64
+			if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(n), 0) FROM users_search_keys").Scan(&last); err != nil {
+				return err
+			}
 			res, err := tx.ExecContext(ctx, "INSERT INTO users_search_keys (row_id) SELECT id FROM users "+
 				"WHERE id > COALESCE((SELECT MAX(row_id) FROM users_search_keys), '') ORDER BY id LIMIT ?", chunk)
 			if err != nil {
 				return err
 			}
-			added, err = res.RowsAffected()
-			return err
+			if added, err = res.RowsAffected(); err != nil {
+				return err
+			}
+			return exec(tx, "INSERT INTO users_search_queue (n, fresh) SELECT n, 1 FROM users_search_keys WHERE n > ? ORDER BY n", last)
 		})
 		if err != nil {
 			return fmt.Errorf("generate people: search keys: %w", err)
@@ -152,33 +153,14 @@ func generatePeopleBulk(ctx context.Context, db *store.DB, appID string, from, t
 		}
 		say("search keys +%d (%s)", added, time.Since(start).Round(time.Second))
 	}
-	for {
-		var done, last int
-		err := inTx(func(tx *sql.Tx) error {
-			if err := tx.QueryRowContext(ctx, "SELECT search_n FROM bench_fill WHERE id = 1").Scan(&done); err != nil {
-				return err
-			}
-			if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(n), 0) FROM users_search_keys").Scan(&last); err != nil {
-				return err
-			}
-			if done >= last {
-				return nil
-			}
-			hi := min(done+chunk, last)
-			if err := exec(tx, "INSERT INTO users_fts (rowid, login_name, display_name, email) SELECT k.n, t.login_name, t.display_name, t.email "+
-				"FROM users_search_keys k JOIN users t ON t.id = k.row_id WHERE k.n > ? AND k.n <= ?", done, hi); err != nil {
-				return err
-			}
-			done = hi
-			return exec(tx, "UPDATE bench_fill SET search_n = ? WHERE id = 1", hi)
-		})
-		if err != nil {
-			return fmt.Errorf("generate people: search index: %w", err)
-		}
-		if done >= last {
-			break
-		}
-		say("search index %d of %d (%s)", done, last, time.Since(start).Round(time.Second))
+	// The search file: built from the search keys when it is missing (a
+	// new store), else the queue entries applied; a resumed run goes on
+	// where the last one stopped.
+	err = sqlstore.BuildSearchIndex(ctx, db, func(done, total int64) {
+		say("search index %d of %d (%s)", done, total, time.Since(start).Round(time.Second))
+	})
+	if err != nil {
+		return fmt.Errorf("generate people: search index: %w", err)
 	}
 
 	// The indexes, then the triggers, again.
@@ -204,10 +186,7 @@ func generatePeopleBulk(ctx context.Context, db *store.DB, appID string, from, t
 		say("%s %s created (%s)", kind, name, time.Since(start).Round(time.Second))
 	}
 	err = inTx(func(tx *sql.Tx) error {
-		if err := exec(tx, "DROP TABLE bench_setaside"); err != nil {
-			return err
-		}
-		return exec(tx, "DROP TABLE bench_fill")
+		return exec(tx, "DROP TABLE bench_setaside")
 	})
 	if err != nil {
 		return err

@@ -81,8 +81,7 @@ func adoptPeopleStore(ctx context.Context, o *scaleOptions, path string) error {
 		if _, err := tx.ExecContext(ctx, "INSERT INTO users_search_keys (row_id) VALUES (?)", id); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, "INSERT INTO users_fts (rowid, login_name, display_name, email) "+
-			"SELECT k.n, u.login_name, u.display_name, u.email FROM users_search_keys k JOIN users u ON u.id = k.row_id WHERE k.row_id = ?", id)
+		_, err := tx.ExecContext(ctx, "INSERT INTO users_search_queue (n, fresh) SELECT n, 1 FROM users_search_keys WHERE row_id = ?", id)
 		return err
 	})
 	if err != nil {
