@@ -10,6 +10,7 @@ import (
 
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/importfile"
+	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 // Import and export throughput against raw SQL on the same store (issue
@@ -85,7 +86,7 @@ func BenchmarkImportFloorSQL(b *testing.B) {
 				fmt.Sprintf("fu%08d", i*benchRows), fmt.Sprintf("fu%08d", (i+1)*benchRows-1)); err != nil {
 				return err
 			}
-			_, err = tx.ExecContext(ctx, "INSERT INTO users_search_queue (n, fresh) SELECT n, 1 FROM users_search_keys WHERE n > ? ORDER BY n", last)
+			err = sqlstore.ListNewPeople(ctx, tx, last)
 			return err
 		})
 		if err != nil {

@@ -70,7 +70,7 @@ func TestOrgPathBackfill(t *testing.T) {
 			// lacks: a stand-in while it writes the people below.
 			queue := db.Dialect == store.SQLite
 			if queue {
-				if _, err := db.ExecContext(ctx, "CREATE TABLE users_search_queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL, fresh INTEGER NOT NULL DEFAULT 0)"); err != nil {
+				if _, err := db.ExecContext(ctx, "CREATE TABLE users_search_queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL, fresh INTEGER NOT NULL DEFAULT 0, login_name TEXT, display_name TEXT, email TEXT)"); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/uias/uias/pkg/store"
@@ -29,7 +30,7 @@ import (
 //
 // Writes of the people list what changed in users_search_queue, in their
 // own transaction (indexUsers, reindexUsers, the delete trigger): one
-// small append. The indexer (a goroutine of the Store) reads the queue in
+// small append of the person's searched fields as the write left them. The indexer (a goroutine of the Store) reads the queue in
 // batches and writes the FTS5 rows in the search file, together with how
 // far it has come (users_search_state.applied): a batch is applied once,
 // whatever crashes. A search waits until the index has every change
@@ -58,6 +59,9 @@ var (
 	searchPoll    = 500 * time.Millisecond
 	searchRetry   = time.Second
 	searchPruneAt = 20000
+	// searchImportEvery is how often the index catches up while an
+	// import runs (a search waiting for it wakes it at once).
+	searchImportEvery = 10 * time.Second
 )
 
 // Waits of a search for the index (await): a search waits for the changes
@@ -93,7 +97,17 @@ func (s *Store) indexUsers(ctx context.Context, tx *sql.Tx, ids []string) error 
 	if _, err := tx.ExecContext(ctx, "INSERT INTO users_search_keys (row_id) SELECT value FROM json_each(?) ORDER BY key", string(list)); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, "INSERT INTO users_search_queue (n, fresh) SELECT n, 1 FROM users_search_keys WHERE n > ? ORDER BY n", last)
+	return ListNewPeople(ctx, tx, last)
+}
+
+// ListNewPeople lists the people whose search keys are above after (just
+// inserted) in the search queue, with their searched fields, as the store
+// does for the people it inserts. Bulk loaders that write people and
+// their search keys with SQL of their own (the bench's generators) call it
+// in the same transaction (SQLite).
+func ListNewPeople(ctx context.Context, q store.Querier, after int64) error {
+	_, err := q.ExecContext(ctx, "INSERT INTO users_search_queue (n, fresh, login_name, display_name, email) "+
+		"SELECT k.n, 1, u.login_name, u.display_name, u.email FROM users_search_keys k JOIN users u ON u.id = k.row_id WHERE k.n > ? ORDER BY k.n", after)
 	return err
 }
 
@@ -117,10 +131,10 @@ func (s *Store) reindexUsers(ctx context.Context, q store.Querier, ids []string)
 // The statements that read and write the queue by key (TestSearchQueuePlans:
 // no table scanned whole).
 const (
-	reindexUsersQueue = "INSERT INTO users_search_queue (n) " +
-		"SELECT k.n FROM users_search_keys k WHERE k.row_id IN (SELECT value FROM json_each(?))"
-	searchQueueRead = "SELECT q.seq, q.n, q.fresh, u.login_name, u.display_name, u.email FROM users_search_queue q " +
-		"LEFT JOIN users_search_keys k ON k.n = q.n LEFT JOIN users u ON u.id = k.row_id WHERE q.seq > ? ORDER BY q.seq LIMIT ?"
+	reindexUsersQueue = "INSERT INTO users_search_queue (n, login_name, display_name, email) " +
+		"SELECT k.n, u.login_name, u.display_name, u.email FROM users_search_keys k JOIN users u ON u.id = k.row_id " +
+		"WHERE k.row_id IN (SELECT value FROM json_each(?))"
+	searchQueueRead   = "SELECT seq, n, fresh, login_name, display_name, email FROM users_search_queue WHERE seq > ? ORDER BY seq LIMIT ?"
 	searchRebuildRead = "SELECT k.n, u.login_name, u.display_name, u.email FROM users_search_keys k JOIN users u ON u.id = k.row_id " +
 		"WHERE k.n > ? AND k.n <= ? ORDER BY k.n"
 )
@@ -151,6 +165,9 @@ type searchIndex struct {
 	rebuilding bool
 	moved      chan struct{}
 	lastErr    string
+	// waiters counts the searches (and imports' ends) waiting for the
+	// index.
+	waiters atomic.Int32
 }
 
 // startSearchIndex starts s's indexer (SQLite).
@@ -196,7 +213,20 @@ func (x *searchIndex) run(ctx context.Context) {
 	}
 	close(x.ready)
 	pruned := int64(-1)
+	var caughtUp time.Time // when the index last held the whole queue
 	for {
+		if x.s.imp.Load() != nil && x.waiters.Load() == 0 {
+			// An import runs: the index catches up every
+			// searchImportEvery, or when a search waits for it. Reading
+			// the database and pruning the queue beside the import's
+			// transactions slowed the import by a fifth.
+			if wait := searchImportEvery - time.Since(caughtUp); wait > 0 {
+				if !x.sleep(ctx, wait) {
+					return
+				}
+				continue
+			}
+		}
 		worked, err := x.step(ctx)
 		if ctx.Err() != nil {
 			return
@@ -212,7 +242,10 @@ func (x *searchIndex) run(ctx context.Context) {
 		applied, rebuilding := x.applied, x.rebuilding
 		x.lastErr = ""
 		x.mu.Unlock()
-		if !rebuilding && (applied-pruned >= int64(searchPruneAt) || !worked && applied > pruned) {
+		if !worked {
+			caughtUp = time.Now()
+		}
+		if !rebuilding && x.s.imp.Load() == nil && (applied-pruned >= int64(searchPruneAt) || !worked && applied > pruned) {
 			if err := x.prune(ctx, applied); err != nil {
 				x.report(err)
 			} else {
@@ -484,7 +517,8 @@ func (x *searchIndex) readRows(ctx context.Context, query string, args ...any) (
 
 // applyBatch applies the next searchBatch changes of the queue: every
 // person listed is deleted from the index (unless listed as new only) and
-// written again as they are now (unless gone), in one statement each.
+// written again as their last entry has them (unless deleted), in one
+// statement each. It reads the queue alone: an append-ordered range.
 func (x *searchIndex) applyBatch(ctx context.Context, st searchState) error {
 	rs, err := x.s.db.QueryContext(ctx, searchQueueRead, st.applied, searchBatch)
 	if err != nil {
@@ -587,6 +621,8 @@ func (x *searchIndex) catchUp(ctx context.Context, wait time.Duration) bool {
 // the call (ok), or, with near, until searchFarWait passed while the index
 // was far behind.
 func (x *searchIndex) waitIndexed(ctx context.Context, near bool) (ok bool, err error) {
+	x.waiters.Add(1)
+	defer x.waiters.Add(-1)
 	select {
 	case <-x.ready:
 	case <-ctx.Done():

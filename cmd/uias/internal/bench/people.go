@@ -98,8 +98,7 @@ func indexGenerated(ctx context.Context, db *store.DB, tx *sql.Tx, lo, hi int) e
 		genUserID(lo), genUserID(hi-1)); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, "INSERT INTO users_search_queue (n, fresh) SELECT n, 1 FROM users_search_keys WHERE n > ? ORDER BY n", last)
-	return err
+	return sqlstore.ListNewPeople(ctx, tx, last)
 }
 
 // generateOrgs adds the org tree and the application appID ("" for

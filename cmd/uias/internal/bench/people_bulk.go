@@ -143,7 +143,7 @@ func generatePeopleBulk(ctx context.Context, db *store.DB, appID string, from, t
 			if added, err = res.RowsAffected(); err != nil {
 				return err
 			}
-			return exec(tx, "INSERT INTO users_search_queue (n, fresh) SELECT n, 1 FROM users_search_keys WHERE n > ? ORDER BY n", last)
+			return sqlstore.ListNewPeople(ctx, tx, last)
 		})
 		if err != nil {
 			return fmt.Errorf("generate people: search keys: %w", err)

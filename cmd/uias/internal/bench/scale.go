@@ -187,6 +187,17 @@ func runScale(ctx context.Context, o *scaleOptions, stdout, stderr io.Writer) er
 				return nil, nil, 0, err
 			}
 		}
+		// A reused store's search file is built here when it has none
+		// (a store generated before the search file existed).
+		err = sqlstore.BuildSearchIndex(ctx, db, func(done, total int64) {
+			if done < total {
+				fmt.Fprintf(stderr, "uias bench scale: search index %d of %d (%s)\n", done, total, time.Since(start).Round(time.Second))
+			}
+		})
+		if err != nil {
+			_ = db.Close()
+			return nil, nil, 0, err
+		}
 		return db, sqlstore.New(db), time.Since(start), nil
 	}
 	if o.listings {

@@ -30,6 +30,12 @@ func adoptPeopleStore(ctx context.Context, o *scaleOptions, path string) error {
 	if err := os.Link(o.authDB, path); err != nil {
 		return fmt.Errorf("--auth-db: %w (the store must be on the file system of the temporary directory)", err)
 	}
+	// Its search file too, when it has one (else it is built below).
+	if _, err := os.Stat(sqlstore.SearchFile(o.authDB)); err == nil {
+		if err := os.Link(sqlstore.SearchFile(o.authDB), sqlstore.SearchFile(path)); err != nil {
+			return fmt.Errorf("--auth-db: search file: %w", err)
+		}
+	}
 	db, err := openIdentityDB(ctx, path)
 	if err != nil {
 		return fmt.Errorf("--auth-db: %w", err)
@@ -78,11 +84,14 @@ func adoptPeopleStore(ctx context.Context, o *scaleOptions, path string) error {
 			id, identity.BootstrapAdminLogin, root, rootPath, hash, now, now, now); err != nil {
 			return err
 		}
+		var last int64
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(n), 0) FROM users_search_keys").Scan(&last); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO users_search_keys (row_id) VALUES (?)", id); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, "INSERT INTO users_search_queue (n, fresh) SELECT n, 1 FROM users_search_keys WHERE row_id = ?", id)
-		return err
+		return sqlstore.ListNewPeople(ctx, tx, last)
 	})
 	if err != nil {
 		return err
@@ -96,6 +105,10 @@ func adoptPeopleStore(ctx context.Context, o *scaleOptions, path string) error {
 	}
 	if _, err := identity.OpenKeys(ctx, sqlstore.New(db), ring, false, nil); err != nil {
 		return fmt.Errorf("--auth-db: data keys: %w", err)
+	}
+	// The search file up to date before UIAS starts on the store.
+	if err := sqlstore.BuildSearchIndex(ctx, db, nil); err != nil {
+		return fmt.Errorf("--auth-db: search file: %w", err)
 	}
 	return nil
 }
