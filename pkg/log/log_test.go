@@ -83,6 +83,13 @@ func TestMaskText(t *testing.T) {
 		{"11 digits not starting with 1", "x 23812345678", "x 23812345678"},
 		{"empty", "", ""},
 		{"unicode only", "你好，世界", "你好，世界"},
+		// A UIAS id (pkg/ids) with a run of 15 digits is an id, not an
+		// old ID number; the same digits elsewhere are masked.
+		{"hex id", "user:01a23df7adef018123456789084d0cb1", "user:01a23df7adef018123456789084d0cb1"},
+		{"hex id, 31 chars", "user:1a23df7adef018123456789084d0cb1", "user:1a23df7adef018**********84d0cb1"},
+		{"hex id with a letter beside", "user:01a23df7adef018123456789084d0cb1x", "user:01a23df7adef018**********84d0cb1x"},
+		{"32 digits", "n 01230123012301230123012301230123", "n 01230123012301230123012301230123"},
+		{"old ID number on its own", "k 110101900307123", "k 110**********23"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

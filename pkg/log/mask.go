@@ -82,7 +82,11 @@ func Email(key, v string) zap.Field { return zap.String(key, MaskEmail(v)) }
 // 15-digit form) or a mainland mobile number (11 digits starting with 1,
 // optionally prefixed by country code 86). Other text is returned unchanged.
 // It errs on the side of masking: any digit run of those shapes is masked,
-// whatever surrounds it.
+// whatever surrounds it, except inside a UIAS identifier (pkg/ids: 32
+// lowercase hex characters, at least one a letter, standing on its own):
+// one of those holds a run of 15 digits now and then (about one id in 20
+// has a run of 11 or more), and masking it made the id unusable (an audit
+// record's subject "user:<id>" no longer named the person).
 func MaskText(s string) string {
 	var b strings.Builder
 	last := 0 // s[:last] has been copied to b (only once something was masked)
@@ -97,6 +101,10 @@ func MaskText(s string) string {
 			j++
 		}
 		end := j
+		if inHexID(s, i, j) {
+			i = j
+			continue
+		}
 		if j-i == 17 && j < len(s) && (s[j] == 'X' || s[j] == 'x') {
 			end = j + 1
 		}
@@ -128,3 +136,29 @@ func MaskText(s string) string {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// inHexID reports whether the digits s[i:j] are part of a UIAS identifier:
+// a token of exactly 32 lowercase hex characters, at least one a letter,
+// with no ASCII letter or digit on either side.
+func inHexID(s string, i, j int) bool {
+	a, b := i, j
+	for a > 0 && isHexLower(s[a-1]) {
+		a--
+	}
+	for b < len(s) && isHexLower(s[b]) {
+		b++
+	}
+	if b-a != 32 || a > 0 && isAlnum(s[a-1]) || b < len(s) && isAlnum(s[b]) {
+		return false
+	}
+	for k := a; k < b; k++ {
+		if !isDigit(s[k]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isHexLower(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'f' }
+
+func isAlnum(c byte) bool { return isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'z' }
