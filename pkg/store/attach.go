@@ -52,7 +52,10 @@ func (d *DB) MainFile(ctx context.Context) (string, error) {
 // database, so a transaction that writes only the attached file would
 // hold d's write lock too. A deferred one takes the write lock of the
 // schema it first writes, when it writes it. The attached file is put in
-// WAL mode, synchronous NORMAL and d's journal size limit.
+// WAL mode with d's journal size limit and synchronous FULL: its commits
+// are durable when the machine loses power (each fsyncs the WAL), so what
+// it records never falls behind what d keeps (d, synchronous NORMAL, may
+// lose its last commits then, not the other way round).
 //
 // An in-memory d (one connection) has file attached to that connection
 // and is returned itself: Close on it closes d.
@@ -79,7 +82,7 @@ func (d *DB) Attached(ctx context.Context, schema, file string) (*DB, error) {
 		if _, err := c.ExecContext(ctx, "ATTACH DATABASE ? AS "+schema, []driver.NamedValue{{Ordinal: 1, Value: file}}); err != nil {
 			return err
 		}
-		for _, p := range []string{"journal_mode = WAL", "synchronous = NORMAL", fmt.Sprintf("journal_size_limit = %d", SQLiteJournalSizeLimit)} {
+		for _, p := range []string{"journal_mode = WAL", "synchronous = FULL", fmt.Sprintf("journal_size_limit = %d", SQLiteJournalSizeLimit)} {
 			rows, err := c.QueryContext(ctx, "PRAGMA "+schema+"."+p, nil)
 			if err != nil {
 				return err

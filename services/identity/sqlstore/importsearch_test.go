@@ -2,8 +2,9 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -248,11 +249,101 @@ func TestSearchQueuePruned(t *testing.T) {
 	f := importStore(t, importStoreOpts{user: "bob"})
 	importWritten(t, context.Background(), f.s, "p", people{org: f.root, prefix: "pruned", num: "%02d"}.items(10), 0)
 	caughtUp(t, f.s)
+	waitQueueEmpty(t, f.s)
+}
+
+// A search file older than the queue's deletes (restored from an older
+// backup than the database) misses changes the queue no longer holds: the
+// indexer sees the gap and builds the file again.
+func TestSearchFileBehindPrunedQueueBuiltAgain(t *testing.T) {
+	ctx := context.Background()
+	f := importStore(t, importStoreOpts{user: "carol"})
+	s := f.s
+	importWritten(t, ctx, s, "g", people{org: f.root, prefix: "gap", num: "%02d", display: "缺口"}.items(10), 0)
+	caughtUp(t, s)
+	waitQueueEmpty(t, s)
+	// The file as it was five changes ago.
+	if _, err := s.index.db.ExecContext(ctx, "UPDATE search.users_search_state SET applied = applied - 5"); err != nil {
+		t.Fatal(err)
+	}
+	importWritten(t, ctx, s, "g2", people{org: f.root, prefix: "gapafter", num: "%02d", display: "缺口"}.items(2), 0)
+	caughtUp(t, s)
+	wantFound(t, s, "缺口gap", 12)
+	ftsIntegrity(t, s)
+}
+
+// A damaged search file is set aside and built again; a search file that
+// cannot be opened at all makes substring searches fail at once, not at
+// their deadline, while listings without a query (and a login name's
+// start) answer.
+func TestSearchFileDamagedOrUnopenable(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := dir + "/identity.db"
+	db, err := store.Open(ctx, "sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	s := New(db)
+	root := &identity.Org{ID: "root", Code: "root", Name: "Root", Status: identity.StatusActive}
+	if err := s.CreateOrg(ctx, root, nil); err != nil {
+		t.Fatal(err)
+	}
+	importWritten(t, ctx, s, "d", people{org: root, prefix: "dmg", num: "%02d", display: "损坏"}.items(5), 0)
+	_ = db.Close()
+	for _, suffix := range []string{"-wal", "-shm"} {
+		_ = os.Remove(SearchFile(path) + suffix)
+	}
+	if err := os.WriteFile(SearchFile(path), []byte(strings.Repeat("not a database ", 512)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = store.Open(ctx, "sqlite", path); err != nil {
+		t.Fatal(err)
+	}
+	s = New(db)
+	caughtUp(t, s)
+	wantFound(t, s, "坏dmg", 5)
+	if aside, _ := filepath.Glob(SearchFile(path) + ".damaged-*"); len(aside) != 1 {
+		t.Fatalf("damaged file set aside as %v, want one", aside)
+	}
+	_ = db.Close()
+
+	// A directory where the file should be: it cannot be opened.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		_ = os.Remove(SearchFile(path) + suffix)
+	}
+	if err := os.Mkdir(SearchFile(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = store.Open(ctx, "sqlite", path); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s = New(db)
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, _, err = s.ListUsers(sctx, identity.UserFilter{Query: "坏dmg"}, identity.Page{})
+	if err == nil || sctx.Err() != nil {
+		t.Fatalf("search without a search file: %v (context: %v), want an error before the deadline", err, sctx.Err())
+	}
+	if strings.Contains(err.Error(), "SELECT") || strings.Contains(err.Error(), dir) {
+		t.Fatalf("the error names SQL or the path: %v", err)
+	}
+	if found, _, err := s.ListUsers(ctx, identity.UserFilter{}, identity.Page{}); err != nil || len(found) != 5 {
+		t.Fatalf("listing without a query: %d people, %v", len(found), err)
+	}
+}
+
+// waitQueueEmpty waits until the indexer deleted every applied entry.
+func waitQueueEmpty(t *testing.T, s *Store) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var n int
-		err := f.s.db.QueryRowContext(context.Background(), "SELECT count(*) FROM users_search_queue").Scan(&n)
-		if err != nil && err != sql.ErrNoRows {
+		if err := s.db.QueryRowContext(context.Background(), "SELECT count(*) FROM users_search_queue").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n == 0 {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -65,11 +66,18 @@ var (
 )
 
 // Waits of a search for the index (await): a search waits for the changes
-// committed before it began up to the end of its context when the index is
-// at most searchNearLag queue entries behind, and searchFarWait otherwise.
+// committed before it began up to searchNearWait when the index is at most
+// searchNearLag queue entries behind, and searchFarWait otherwise; then it
+// answers from the index as it is.
 var (
-	searchNearLag = int64(2000)
-	searchFarWait = 250 * time.Millisecond
+	searchNearLag  = int64(2000)
+	searchFarWait  = 250 * time.Millisecond
+	searchNearWait = 2 * time.Second
+)
+
+var (
+	errSearchClosed      = errors.New("identity store: closed")
+	errSearchUnavailable = errors.New("identity search index: the search file cannot be opened")
 )
 
 // SearchFile is the search file of the SQLite database file main.
@@ -153,7 +161,6 @@ type searchIndex struct {
 	ready chan struct{}
 	db    *store.DB
 	own   bool // db is a pool of its own (closed with the index)
-	err   error
 
 	closeOnce sync.Once
 
@@ -200,14 +207,10 @@ func (x *searchIndex) run(ctx context.Context) {
 			break
 		}
 		if ctx.Err() != nil {
-			x.err = errors.New("identity store: closed")
-			close(x.ready)
 			return
 		}
 		x.report(err)
 		if !x.sleep(ctx, searchRetry) {
-			x.err = errors.New("identity store: closed")
-			close(x.ready)
 			return
 		}
 	}
@@ -245,11 +248,18 @@ func (x *searchIndex) run(ctx context.Context) {
 		if !worked {
 			caughtUp = time.Now()
 		}
-		if !rebuilding && x.s.imp.Load() == nil && (applied-pruned >= int64(searchPruneAt) || !worked && applied > pruned) {
-			if err := x.prune(ctx, applied); err != nil {
-				x.report(err)
-			} else {
+		// One batch of the queue's deletes per turn, none while an import
+		// runs or a search waits.
+		if !rebuilding && x.s.imp.Load() == nil && x.waiters.Load() == 0 && (applied-pruned >= int64(searchPruneAt) || !worked && applied > pruned) {
+			all, err := x.prune(ctx, applied)
+			switch {
+			case err != nil:
+				// Not a failure of the index: searches keep waiting for it.
+				x.log.Warn("identity search index: cannot delete applied queue entries; retrying", zap.Error(err))
+			case all:
 				pruned = applied
+			default:
+				worked = true
 			}
 		}
 		if worked {
@@ -298,6 +308,19 @@ func (x *searchIndex) open(ctx context.Context) error {
 		file = SearchFile(main)
 	}
 	db, err := x.s.db.Attached(ctx, searchSchema, file)
+	if err != nil && main != "" && unusableFile(err) {
+		// Not a database or damaged: it holds nothing the database does
+		// not, so it is set aside and built again.
+		aside := fmt.Sprintf("%s.damaged-%d", file, time.Now().Unix())
+		x.log.Error("identity search index: the search file is damaged; setting it aside and building it again",
+			zap.String("file", file), zap.String("moved_to", aside), zap.Error(err))
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if rerr := os.Rename(file+suffix, aside+suffix); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				return fmt.Errorf("set the damaged search file aside: %w", rerr)
+			}
+		}
+		db, err = x.s.db.Attached(ctx, searchSchema, file)
+	}
 	if err != nil {
 		return err
 	}
@@ -315,6 +338,20 @@ func (x *searchIndex) open(ctx context.Context) error {
 	}
 	x.db, x.own = db, db != x.s.db
 	return nil
+}
+
+// unusableFile reports whether err is SQLite's "not a database" or
+// "database disk image is malformed".
+func unusableFile(err error) bool {
+	var coded interface{ Code() int }
+	if !errors.As(err, &coded) {
+		return false
+	}
+	switch coded.Code() & 0xff {
+	case 11, 26: // SQLITE_CORRUPT, SQLITE_NOTADB
+		return true
+	}
+	return false
 }
 
 // searchState is users_search_state's row.
@@ -390,8 +427,8 @@ func (x *searchIndex) step(ctx context.Context) (worked bool, err error) {
 // searchTx runs fn in a transaction of the search file that took its
 // write lock first and found the state still at st (another Store's
 // indexer on the same database may have moved it: then nothing is done).
-func (x *searchIndex) searchTx(ctx context.Context, st *searchState, fn func(tx *sql.Tx) error) error {
-	return x.db.InTx(ctx, func(tx *sql.Tx) error {
+func (x *searchIndex) searchTx(ctx context.Context, st *searchState, fn func(tx *sql.Tx) error) (done bool, err error) {
+	err = x.db.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, "UPDATE search.users_search_state SET applied = applied WHERE id = 1"); err != nil {
 			return err
 		}
@@ -401,8 +438,10 @@ func (x *searchIndex) searchTx(ctx context.Context, st *searchState, fn func(tx 
 				return err
 			}
 		}
+		done = true
 		return fn(tx)
 	})
+	return done && err == nil, err
 }
 
 // startRebuild empties the index and records what the rebuild covers: the
@@ -410,7 +449,7 @@ func (x *searchIndex) searchTx(ctx context.Context, st *searchState, fn func(tx 
 // to now, read in one snapshot.
 func (x *searchIndex) startRebuild(ctx context.Context) error {
 	var st searchState
-	err := x.searchTx(ctx, nil, func(tx *sql.Tx) error {
+	_, err := x.searchTx(ctx, nil, func(tx *sql.Tx) error {
 		for _, q := range []string{
 			"DROP TABLE IF EXISTS search.users_fts",
 			"CREATE VIRTUAL TABLE search.users_fts USING fts5(login_name, display_name, email, content='', contentless_delete=1, tokenize='trigram')",
@@ -482,7 +521,7 @@ func (x *searchIndex) rebuildBatch(ctx context.Context, st searchState) error {
 	}
 	next := st
 	next.rebuiltTo = hi
-	err = x.searchTx(ctx, &st, func(tx *sql.Tx) error {
+	done, err := x.searchTx(ctx, &st, func(tx *sql.Tx) error {
 		if err := writeRows(ctx, tx, nil, rows); err != nil {
 			return err
 		}
@@ -492,7 +531,7 @@ func (x *searchIndex) rebuildBatch(ctx context.Context, st searchState) error {
 	if err != nil {
 		return fmt.Errorf("build the search index: %w", err)
 	}
-	if !next.rebuilding() {
+	if done && !next.rebuilding() {
 		x.log.Info("identity search index: built", zap.Int64("up_to_key", hi))
 	}
 	return nil
@@ -525,9 +564,10 @@ func (x *searchIndex) applyBatch(ctx context.Context, st searchState) error {
 		return fmt.Errorf("read the search queue: %w", err)
 	}
 	var (
-		last int64
-		dels []int64
-		now  = map[int64]ftsRow{}
+		last  int64
+		first = int64(-1)
+		dels  []int64
+		now   = map[int64]ftsRow{}
 	)
 	for rs.Next() {
 		var (
@@ -537,6 +577,9 @@ func (x *searchIndex) applyBatch(ctx context.Context, st searchState) error {
 		if err := rs.Scan(&last, &n, &fresh, &login, &display, &email); err != nil {
 			rs.Close()
 			return fmt.Errorf("read the search queue: %w", err)
+		}
+		if first < 0 {
+			first = last
 		}
 		if fresh == 0 {
 			dels = append(dels, n)
@@ -552,8 +595,14 @@ func (x *searchIndex) applyBatch(ctx context.Context, st searchState) error {
 		return fmt.Errorf("read the search queue: %w", err)
 	}
 	rs.Close()
-	if last == 0 {
-		return nil
+	if first != st.applied+1 {
+		// The queue's positions have no gaps (a rolled-back append rolls
+		// its position back too) but for the deletes of applied entries:
+		// the entries after the index's position are gone (the search
+		// file restored older than the database): built again.
+		x.log.Warn("identity search index: changes the search file has not applied are no longer in the queue (the file is older than the database); building it again",
+			zap.Int64("applied", st.applied), zap.Int64("queue_from", first))
+		return x.startRebuild(ctx)
 	}
 	slices.Sort(dels)
 	dels = slices.Compact(dels)
@@ -562,7 +611,7 @@ func (x *searchIndex) applyBatch(ctx context.Context, st searchState) error {
 		rows = append(rows, r)
 	}
 	slices.SortFunc(rows, func(a, b ftsRow) int { return cmp.Compare(a.n, b.n) })
-	err = x.searchTx(ctx, &st, func(tx *sql.Tx) error {
+	_, err = x.searchTx(ctx, &st, func(tx *sql.Tx) error {
 		if err := writeRows(ctx, tx, dels, rows); err != nil {
 			return err
 		}
@@ -575,27 +624,24 @@ func (x *searchIndex) applyBatch(ctx context.Context, st searchState) error {
 	return nil
 }
 
-// prune deletes the queue entries the index has applied, a batch per
-// write turn of the database (a bulk load leaves millions).
-func (x *searchIndex) prune(ctx context.Context, applied int64) error {
-	for {
-		var gone int64
-		err := x.s.writeTx(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, "DELETE FROM users_search_queue WHERE seq IN "+
-				"(SELECT seq FROM users_search_queue WHERE seq <= ? ORDER BY seq LIMIT ?)", applied, searchPruneAt)
-			if err != nil {
-				return err
-			}
-			gone, err = res.RowsAffected()
-			return err
-		})
+// prune deletes a batch (searchPruneAt) of the queue entries the index
+// has applied, in a write turn of the database; all reports whether none
+// is left.
+func (x *searchIndex) prune(ctx context.Context, applied int64) (all bool, err error) {
+	var gone int64
+	err = x.s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM users_search_queue WHERE seq IN "+
+			"(SELECT seq FROM users_search_queue WHERE seq <= ? ORDER BY seq LIMIT ?)", applied, searchPruneAt)
 		if err != nil {
-			return fmt.Errorf("prune the search queue: %w", err)
+			return err
 		}
-		if gone < int64(searchPruneAt) {
-			return nil
-		}
+		gone, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("prune the search queue: %w", err)
 	}
+	return gone < int64(searchPruneAt), nil
 }
 
 // await returns the pool a search reads through once the index holds the
@@ -623,19 +669,32 @@ func (x *searchIndex) catchUp(ctx context.Context, wait time.Duration) bool {
 func (x *searchIndex) waitIndexed(ctx context.Context, near bool) (ok bool, err error) {
 	x.waiters.Add(1)
 	defer x.waiters.Add(-1)
-	select {
-	case <-x.ready:
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
-	if x.err != nil {
-		return false, x.err
+	for opened := false; !opened; {
+		select {
+		case <-x.ready:
+			opened = true
+		case <-x.done:
+			return false, errSearchClosed
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+			x.mu.Lock()
+			failing := x.lastErr != ""
+			x.mu.Unlock()
+			if failing {
+				// The file cannot be opened (the indexer logged why).
+				return false, errSearchUnavailable
+			}
+		}
 	}
 	end, err := queueEnd(ctx, x.s.db)
 	if err != nil {
 		return false, err
 	}
 	var far <-chan time.Time
+	if near {
+		far = time.After(searchNearWait)
+	}
 	for {
 		x.mu.Lock()
 		applied, rebuilding, moved, failing := x.applied, x.rebuilding, x.moved, x.lastErr != ""
@@ -647,8 +706,9 @@ func (x *searchIndex) waitIndexed(ctx context.Context, near bool) (ok bool, err 
 			// The indexer logged why; the index answers as it is.
 			return false, nil
 		}
-		if near && far == nil && (rebuilding || end-applied > searchNearLag) {
+		if near && (rebuilding || end-applied > searchNearLag) {
 			far = time.After(searchFarWait)
+			near = false
 		}
 		select {
 		case x.kick <- struct{}{}:
@@ -658,6 +718,8 @@ func (x *searchIndex) waitIndexed(ctx context.Context, near bool) (ok bool, err 
 		case <-moved:
 		case <-far:
 			return false, nil
+		case <-x.done:
+			return false, errSearchClosed
 		case <-ctx.Done():
 			return false, ctx.Err()
 		}
@@ -698,7 +760,12 @@ func BuildSearchIndex(ctx context.Context, db *store.DB, progress func(done, tot
 			if err != nil {
 				return err
 			}
-			return x.prune(ctx, st.applied)
+			for {
+				all, err := x.prune(ctx, st.applied)
+				if err != nil || all {
+					return err
+				}
+			}
 		}
 		if progress != nil {
 			st, _, err := readState(ctx, x.db)
