@@ -147,6 +147,10 @@ const (
 		"WHERE k.n > ? AND k.n <= ? ORDER BY k.n"
 )
 
+// usersFTS creates the people's FTS5 table in the search file.
+const usersFTS = "CREATE VIRTUAL TABLE IF NOT EXISTS search.users_fts USING fts5(login_name, display_name, email, " +
+	"content='', contentless_delete=1, tokenize='trigram')"
+
 // searchIndex is a Store's indexer and the pool its searches read through
 // (the database with the search file attached).
 type searchIndex struct {
@@ -157,7 +161,8 @@ type searchIndex struct {
 	stop context.CancelFunc
 	done chan struct{}
 
-	// ready is closed once db is open (or opening failed for good: err).
+	// ready is closed once db is open (searches fail at once while
+	// opening fails: lastErr).
 	ready chan struct{}
 	db    *store.DB
 	own   bool // db is a pool of its own (closed with the index)
@@ -180,10 +185,16 @@ type searchIndex struct {
 // startSearchIndex starts s's indexer (SQLite).
 func (s *Store) startSearchIndex() {
 	ctx, cancel := context.WithCancel(context.Background())
-	x := &searchIndex{s: s, log: s.log, kick: make(chan struct{}, 1), stop: cancel, done: make(chan struct{}),
-		ready: make(chan struct{}), moved: make(chan struct{}), rebuilding: true}
+	x := newSearchIndex(s)
+	x.stop = cancel
 	s.index = x
 	go x.run(ctx)
+}
+
+// newSearchIndex is s's indexer, not started.
+func newSearchIndex(s *Store) *searchIndex {
+	return &searchIndex{s: s, log: s.log, kick: make(chan struct{}, 1), done: make(chan struct{}),
+		ready: make(chan struct{}), moved: make(chan struct{}), rebuilding: true}
 }
 
 // close stops the indexer and closes its pool.
@@ -325,7 +336,7 @@ func (x *searchIndex) open(ctx context.Context) error {
 		return err
 	}
 	for _, q := range []string{
-		"CREATE VIRTUAL TABLE IF NOT EXISTS search.users_fts USING fts5(login_name, display_name, email, content='', contentless_delete=1, tokenize='trigram')",
+		usersFTS,
 		"CREATE TABLE IF NOT EXISTS search.users_search_state (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, " +
 			"applied INTEGER NOT NULL, rebuilt_to INTEGER NOT NULL, rebuild_end INTEGER NOT NULL)",
 	} {
@@ -452,7 +463,7 @@ func (x *searchIndex) startRebuild(ctx context.Context) error {
 	_, err := x.searchTx(ctx, nil, func(tx *sql.Tx) error {
 		for _, q := range []string{
 			"DROP TABLE IF EXISTS search.users_fts",
-			"CREATE VIRTUAL TABLE search.users_fts USING fts5(login_name, display_name, email, content='', contentless_delete=1, tokenize='trigram')",
+			usersFTS,
 		} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return err
@@ -738,8 +749,7 @@ func BuildSearchIndex(ctx context.Context, db *store.DB, progress func(done, tot
 	if db.Dialect != store.SQLite {
 		return nil
 	}
-	x := &searchIndex{s: &Store{db: db, log: zap.NewNop()}, log: zap.NewNop(), kick: make(chan struct{}, 1),
-		moved: make(chan struct{}), rebuilding: true}
+	x := newSearchIndex(&Store{db: db, log: zap.NewNop()})
 	if err := x.open(ctx); err != nil {
 		return err
 	}
