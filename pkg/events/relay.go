@@ -38,6 +38,11 @@ type RelayOptions struct {
 	// page cache). Default: one statement on db. Unused on PostgreSQL
 	// (the deletes run in the batch's transaction under its lock).
 	Write func(ctx context.Context, fn func(tx *sql.Tx) error) error
+	// Also are further outboxes of the component (SQLite files of their
+	// own, such as the identity store's login outbox) that the relay
+	// drains too, each round after db's. Write does not apply to them:
+	// their deletes run on them.
+	Also []*store.DB
 	// GiveWay, when set, pauses the relay before each round of publishing
 	// while logins wait for a hash worker (at most its MaxPause a round):
 	// the rows wait in the outbox and go out together afterwards.
@@ -89,12 +94,22 @@ type Relay struct {
 	opts RelayOptions
 	kick chan struct{}
 	mu   sync.Mutex // one flush at a time in this process
+	// outs are the outboxes drained, db's first (RelayOptions.Also).
+	outs []*outbox
+}
+
+// outbox is one outbox a Relay drains.
+type outbox struct {
+	db *store.DB
 	// stmts keeps the outbox read prepared on SQLite, where a batch reads
 	// the outbox outside any transaction: with logins arriving one by one
 	// a batch holds an event or two, and parsing the read was a good part
 	// of its cost. Nil on PostgreSQL (the read runs in the batch's
 	// transaction).
 	stmts *store.StmtCache
+	// write runs the deletes of published rows on SQLite (nil: one
+	// statement on db); RelayOptions.Write for the first outbox.
+	write func(ctx context.Context, fn func(tx *sql.Tx) error) error
 }
 
 // NewRelay builds a relay; a nil log discards logs.
@@ -119,9 +134,19 @@ func NewRelay(db *store.DB, js jetstream.JetStream, log *zap.Logger, opts RelayO
 		opts: opts,
 		kick: make(chan struct{}, 1),
 	}
-	if db != nil && db.DB != nil && db.Dialect != store.Postgres {
-		r.stmts = store.NewStmtCache(db.DB)
-		db.OnClose(r.stmts.Close)
+	for i, d := range append([]*store.DB{db}, opts.Also...) {
+		if d == nil || d.DB == nil {
+			continue
+		}
+		o := &outbox{db: d}
+		if i == 0 {
+			o.write = opts.Write
+		}
+		if d.Dialect != store.Postgres {
+			o.stmts = store.NewStmtCache(d.DB)
+			d.OnClose(o.stmts.Close)
+		}
+		r.outs = append(r.outs, o)
 	}
 	return r
 }
@@ -135,13 +160,17 @@ func (r *Relay) Kick() {
 	}
 }
 
-// Pending returns the number of events waiting in the outbox.
+// Pending returns the number of events waiting in the outboxes.
 func (r *Relay) Pending(ctx context.Context) (int, error) {
-	var n int
-	if err := r.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events_outbox`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("events: count outbox rows: %w", err)
+	total := 0
+	for _, o := range r.outs {
+		var n int
+		if err := o.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events_outbox`).Scan(&n); err != nil {
+			return 0, fmt.Errorf("events: count outbox rows: %w", err)
+		}
+		total += n
 	}
-	return n, nil
+	return total, nil
 }
 
 // Run relays until ctx is done, then returns nil. Failures are logged and retried; they
@@ -225,16 +254,23 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 func (r *Relay) flush(ctx context.Context) (total int, locked bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for {
-		n, more, err := r.batch(ctx)
-		total += n
-		if errors.Is(err, errLocked) {
-			return total, true, nil
-		}
-		if err != nil || !more {
-			return total, false, err
+	for _, o := range r.outs {
+		for {
+			n, more, err := r.batch(ctx, o)
+			total += n
+			if errors.Is(err, errLocked) {
+				locked = true
+				break
+			}
+			if err != nil {
+				return total, false, err
+			}
+			if !more {
+				break
+			}
 		}
 	}
+	return total, locked, nil
 }
 
 type querier interface {
@@ -249,11 +285,11 @@ var relayLockKey = func() int64 {
 }()
 
 // batch publishes up to BatchSize rows; more reports whether a full batch was read.
-func (r *Relay) batch(ctx context.Context) (n int, more bool, err error) {
-	if r.db.Dialect != store.Postgres {
-		return r.publishRows(ctx, r.db)
+func (r *Relay) batch(ctx context.Context, o *outbox) (n int, more bool, err error) {
+	if o.db.Dialect != store.Postgres {
+		return r.publishRows(ctx, o, o.db)
 	}
-	tx, err := r.db.BeginTx(ctx, nil)
+	tx, err := o.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, false, fmt.Errorf("events: begin outbox transaction: %w", err)
 	}
@@ -266,7 +302,7 @@ func (r *Relay) batch(ctx context.Context) (n int, more bool, err error) {
 		_ = tx.Rollback()
 		return 0, false, errLocked
 	}
-	n, more, err = r.publishRows(ctx, tx)
+	n, more, err = r.publishRows(ctx, o, tx)
 	// Commit the deletes of whatever was published, even when a later publish failed.
 	if cerr := tx.Commit(); cerr != nil && err == nil {
 		err = fmt.Errorf("events: commit outbox deletes: %w", cerr)
@@ -279,15 +315,15 @@ type outboxRow struct {
 	ev  Event
 }
 
-func (r *Relay) publishRows(ctx context.Context, q querier) (int, bool, error) {
-	rows, err := r.readRows(ctx, q)
+func (r *Relay) publishRows(ctx context.Context, o *outbox, q querier) (int, bool, error) {
+	rows, err := r.readRows(ctx, o, q)
 	if err != nil {
 		return 0, false, err
 	}
 	// Publish the batch together, then delete what was acked in one
 	// statement; rows whose publish failed stay for the next attempt.
 	acked, pubErr := r.publishAll(ctx, rows)
-	if err := r.deleteRows(ctx, q, acked); err != nil {
+	if err := r.deleteRows(ctx, o, q, acked); err != nil {
 		// Published but still in the outbox: the next attempt is deduplicated.
 		return len(acked), false, errors.Join(pubErr, err)
 	}
@@ -356,7 +392,7 @@ func (r *Relay) noteDuplicate(ack *jetstream.PubAck, ev Event) {
 }
 
 // deleteRows removes published rows from the outbox with one statement.
-func (r *Relay) deleteRows(ctx context.Context, q querier, rows []outboxRow) error {
+func (r *Relay) deleteRows(ctx context.Context, o *outbox, q querier, rows []outboxRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -364,10 +400,10 @@ func (r *Relay) deleteRows(ctx context.Context, q querier, rows []outboxRow) err
 	for i, row := range rows {
 		args[i] = row.seq
 	}
-	del := r.db.Rebind(`DELETE FROM events_outbox WHERE seq IN (?` + strings.Repeat(", ?", len(rows)-1) + `)`)
+	del := o.db.Rebind(`DELETE FROM events_outbox WHERE seq IN (?` + strings.Repeat(", ?", len(rows)-1) + `)`)
 	var err error
-	if r.opts.Write != nil && r.db.Dialect != store.Postgres {
-		err = r.opts.Write(ctx, func(tx *sql.Tx) error {
+	if o.write != nil && o.db.Dialect != store.Postgres {
+		err = o.write(ctx, func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, del, args...)
 			return err
 		})
@@ -380,14 +416,14 @@ func (r *Relay) deleteRows(ctx context.Context, q querier, rows []outboxRow) err
 	return nil
 }
 
-func (r *Relay) readRows(ctx context.Context, q querier) ([]outboxRow, error) {
-	query := r.db.Rebind(`SELECT seq, id, subject, type, payload, created_at FROM events_outbox ORDER BY seq LIMIT ?`)
+func (r *Relay) readRows(ctx context.Context, o *outbox, q querier) ([]outboxRow, error) {
+	query := o.db.Rebind(`SELECT seq, id, subject, type, payload, created_at FROM events_outbox ORDER BY seq LIMIT ?`)
 	var (
 		rs  *sql.Rows
 		err error
 	)
-	if r.stmts != nil && q == querier(r.db) {
-		rs, err = r.stmts.QueryPrepared(ctx, query, r.opts.BatchSize)
+	if o.stmts != nil && q == querier(o.db) {
+		rs, err = o.stmts.QueryPrepared(ctx, query, r.opts.BatchSize)
 	} else {
 		rs, err = q.QueryContext(ctx, query, r.opts.BatchSize)
 	}

@@ -116,7 +116,16 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := sqlstore.New(db, sqlstore.WithLogger(log))
+	// The events of logins that write nothing else go to an outbox file
+	// of their own (SQLite): they do not take the database's write lock.
+	logins, err := sqlstore.OpenLoginOutbox(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	if logins != nil {
+		env.OnStop(func(context.Context) error { return logins.Close() })
+	}
+	st := sqlstore.New(db, sqlstore.WithLogger(log), sqlstore.WithLoginOutbox(logins))
 	// Registered after the database's own close, so it runs first.
 	env.OnStop(func(context.Context) error { return st.Close() })
 	keys, err := openKeys(ctx, cfg, st, log, env.Config.Target == config.TargetAll)
@@ -163,8 +172,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	// The relay's deletes run as the store's writes (during an import:
-	// on its connection, in turn).
-	relay := env.Relay(db, js, events.RelayOptions{Write: st.WriteTx})
+	// on its connection, in turn). It drains the login outbox too.
+	relay := env.Relay(db, js, events.RelayOptions{Write: st.WriteTx, Also: []*store.DB{logins}})
 
 	svc, err := identity.New(identity.Deps{Store: st, Hasher: hasher, Keys: keys, Logger: log,
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,

@@ -55,7 +55,9 @@ type Store struct {
 	walLimit int64
 	// index is the people's search index on SQLite (searchindex.go).
 	index *searchIndex
-	log   *zap.Logger
+	// logins is the login outbox (SQLite, WithLoginOutbox; nil: none).
+	logins *store.DB
+	log    *zap.Logger
 }
 
 // Option configures a Store (New).

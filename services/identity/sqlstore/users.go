@@ -415,12 +415,20 @@ func (c *gateColumns) gate() identity.LoginGate {
 
 // UpdateLoginGate reads the login gate of userID (as seen from source)
 // under the row's write lock, asks decide and writes its answer with its
-// events, all in one transaction. Its statements (a few fixed shapes) are
+// events, all in one transaction (with a login outbox, an answer that
+// writes only events is written there instead, without that transaction:
+// gateWithoutWrite). Its statements (a few fixed shapes) are
 // prepared once per connection, not in each transaction (s.stmts.InTx):
 // a login ran this twice (now once on a clean gate, loginguard.go rule 3),
 // and parsing them was 16% of a saturated login's CPU besides its hash
 // (ADR 0005).
 func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, decide func(identity.LoginGate) (identity.LoginGateWrite, bool)) error {
+	if s.logins != nil {
+		// A write of events only goes to the login outbox (loginoutbox.go).
+		if done, err := s.gateWithoutWrite(ctx, userID, source, decide); done || err != nil {
+			return err
+		}
+	}
 	return s.inTx(ctx, "update login gate", "user", func(tx *sql.Tx) error {
 		q := s.stmts.InTx(tx)
 		var c gateColumns

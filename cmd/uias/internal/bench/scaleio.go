@@ -132,7 +132,20 @@ func scaleIO(ctx context.Context, o *scaleOptions, rep *scaleReport, dir string,
 	if err := generatePeople(ctx, db, "", 0, 0); err != nil {
 		return err
 	}
-	st := sqlstore.New(db)
+	// The login outbox, as the identity component opens it.
+	logins, err := sqlstore.OpenLoginOutbox(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if logins != nil {
+			_ = logins.Close()
+		}
+		for _, f := range []string{sqlstore.LoginOutboxFile(impPath), sqlstore.SearchFile(impPath)} {
+			_ = os.Remove(f)
+		}
+	}()
+	st := sqlstore.New(db, sqlstore.WithLoginOutbox(logins))
 	steps := &stepStore{Store: st}
 	svc, err := ioService(steps, dir, o.argon2, o.importLoginShare)
 	if err != nil {

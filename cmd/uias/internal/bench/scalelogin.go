@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -274,9 +276,11 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 			}
 			return OpenLoop(ctx, rate, w, d, login)
 		}
+		stop := o.profileRunningOn(rate)
 		c0 := cpuTime()
 		res := importing(st, run, &rows, &window)(0, long)
 		cpu := cpuTime() - c0
+		stop()
 		if rate <= 0 {
 			aloneRows, aloneWindow, aloneCPU = aloneRows+rows, aloneWindow+window, aloneCPU+cpu
 		}
@@ -330,4 +334,29 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 		rep.rows = append(rep.rows, r)
 	}
 	return nil
+}
+
+// profileRunningOn starts, with --cpuprofile, a CPU profile of one running-on
+// phase (FILE.on-alone, FILE.on-17 for logins at 17/s, ...; a later phase
+// of the same name overwrites it) and returns its stop.
+func (o *scaleOptions) profileRunningOn(rate float64) func() {
+	if o.cpuprofile == "" {
+		return func() {}
+	}
+	name := o.cpuprofile + ".on-alone"
+	if rate > 0 {
+		name = fmt.Sprintf("%s.on-%.0f", o.cpuprofile, rate)
+	}
+	pf, err := os.Create(name)
+	if err != nil {
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		_ = pf.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = pf.Close()
+	}
 }
