@@ -316,6 +316,43 @@ func pgPlanProblems(t *testing.T, conn *sql.Conn, q string, args []any, c planCa
 // and walk the queue from a position: no statement scans a table whole (a
 // scan of the search keys would cost a replica batch as much as the whole
 // directory).
+// The import's checks find each value through an index, however many
+// values (one JSON array on SQLite).
+func TestImportCheckPlans(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{checkImported, checkLogins, checkFeatures, checkUserPaths, checkApps, checkAccounts,
+		checkLinkedUsers, checkOrgPaths} {
+		q += "(SELECT value FROM json_each(?))"
+		args := []any{`["a","b"]`}
+		if strings.Count(q, "?") == 2 {
+			args = append([]any{"k"}, args...)
+		}
+		rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		_ = rows.Close()
+		for _, d := range plan {
+			if strings.HasPrefix(d, "SCAN ") && !strings.HasPrefix(d, "SCAN json_each") || strings.Contains(d, "TEMP B-TREE") {
+				t.Errorf("%s: %s", q, strings.Join(plan, " | "))
+			}
+		}
+	}
+}
+
 func TestSearchQueuePlans(t *testing.T) {
 	db := storetest.OpenSQLite(t)
 	ctx := context.Background()

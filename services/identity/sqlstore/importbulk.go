@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"runtime"
 	"slices"
@@ -45,6 +46,19 @@ const bulkParams = 16000
 
 // bulkRows is the most rows of one INSERT statement.
 const bulkRows = 500
+
+// The import's checks (bulkChecks), each a query ending in "IN " that
+// queryIn completes with the values (and a key it takes first).
+const (
+	checkImported    = "SELECT ext_key FROM import_rows WHERE import_id = ? AND ext_key IN "
+	checkLogins      = "SELECT login_name FROM users WHERE login_name IN "
+	checkFeatures    = "SELECT feature_code FROM users WHERE feature_code IN "
+	checkUserPaths   = "SELECT id, org_path FROM users WHERE id IN "
+	checkApps        = "SELECT id FROM apps WHERE id IN "
+	checkAccounts    = "SELECT app_account_id FROM account_links WHERE app_id = ? AND app_account_id IN "
+	checkLinkedUsers = "SELECT user_id FROM account_links WHERE app_id = ? AND user_id IN "
+	checkOrgPaths    = "SELECT id, path FROM orgs WHERE id IN "
+)
 
 // bulkable reports whether the bulk path can write items: users and links
 // only (an org row may be the parent of the next one, so orgs go row by
@@ -188,7 +202,7 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 	for i, it := range items {
 		keys[i] = it.Key
 	}
-	done, err := s.existingIn(ctx, tx, "SELECT ext_key FROM import_rows WHERE import_id = ? AND ext_key IN ", []any{importID}, keys)
+	done, err := s.existingIn(ctx, tx, checkImported, []any{importID}, keys)
 	if err != nil {
 		return nil, importPaths{}, err
 	}
@@ -219,21 +233,21 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 	if err != nil {
 		return nil, importPaths{}, err
 	}
-	loginTaken, err := s.existingIn(ctx, tx, "SELECT login_name FROM users WHERE login_name IN ", nil, logins)
+	loginTaken, err := s.existingIn(ctx, tx, checkLogins, nil, logins)
 	if err != nil {
 		return nil, importPaths{}, err
 	}
-	featureTaken, err := s.existingIn(ctx, tx, "SELECT feature_code FROM users WHERE feature_code IN ", nil, features)
+	featureTaken, err := s.existingIn(ctx, tx, checkFeatures, nil, features)
 	if err != nil {
 		return nil, importPaths{}, err
 	}
 	// The people linked, with their org paths (the links' own), locked
 	// against a concurrent move on PostgreSQL as createLinkTx does.
-	paths.users, err = s.idPaths(ctx, tx, "SELECT id, org_path FROM users WHERE id IN ", userIDs)
+	paths.users, err = s.idPaths(ctx, tx, checkUserPaths, userIDs)
 	if err != nil {
 		return nil, importPaths{}, err
 	}
-	appsThere, err := s.existingIn(ctx, tx, "SELECT id FROM apps WHERE id IN ", nil, appIDs)
+	appsThere, err := s.existingIn(ctx, tx, checkApps, nil, appIDs)
 	if err != nil {
 		return nil, importPaths{}, err
 	}
@@ -251,10 +265,10 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 	accountTaken := map[string]map[string]bool{}
 	userLinked := map[string]map[string]bool{}
 	for app, accts := range accounts {
-		if accountTaken[app], err = s.existingIn(ctx, tx, "SELECT app_account_id FROM account_links WHERE app_id = ? AND app_account_id IN ", []any{app}, accts); err != nil {
+		if accountTaken[app], err = s.existingIn(ctx, tx, checkAccounts, []any{app}, accts); err != nil {
 			return nil, importPaths{}, err
 		}
-		if userLinked[app], err = s.existingIn(ctx, tx, "SELECT user_id FROM account_links WHERE app_id = ? AND user_id IN ", []any{app}, linkedUsers[app]); err != nil {
+		if userLinked[app], err = s.existingIn(ctx, tx, checkLinkedUsers, []any{app}, linkedUsers[app]); err != nil {
 			return nil, importPaths{}, err
 		}
 	}
@@ -318,7 +332,7 @@ func (p pathSet) has(id string) bool { _, ok := p[id]; return ok }
 // orgPaths returns the paths of the orgs ids (those that exist), locked
 // against a concurrent delete or move on PostgreSQL as checkOrg does.
 func (s *Store) orgPaths(ctx context.Context, tx *sql.Tx, ids []string) (pathSet, error) {
-	return s.idPaths(ctx, tx, "SELECT id, path FROM orgs WHERE id IN ", ids)
+	return s.idPaths(ctx, tx, checkOrgPaths, ids)
 }
 
 // idPaths runs query (a SELECT of an id and a path ending in "IN ") for
@@ -326,70 +340,87 @@ func (s *Store) orgPaths(ctx context.Context, tx *sql.Tx, ids []string) (pathSet
 // paths of the ids found.
 func (s *Store) idPaths(ctx context.Context, tx *sql.Tx, query string, ids []string) (pathSet, error) {
 	out := pathSet{}
-	ids = distinct(ids)
-	for len(ids) > 0 {
-		n := min(len(ids), bulkRows)
-		args := make([]any, n)
-		for i := range n {
-			args[i] = ids[i]
+	err := s.queryIn(ctx, tx, query, s.db.ForShare(), nil, ids, func(rows *sql.Rows) error {
+		var id, path string
+		if err := rows.Scan(&id, &path); err != nil {
+			return err
 		}
-		rows, err := tx.QueryContext(ctx, s.q(query+"("+placeholders(n)+")"+s.db.ForShare()), args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var id, path string
-			if err := rows.Scan(&id, &path); err != nil {
-				_ = rows.Close()
-				return nil, err
-			}
-			out[id] = path
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		ids = ids[n:]
+		out[id] = path
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 // existingIn runs query (a SELECT of one text column ending in "IN ")
-// with args and then the values of vals, bulkRows at a time, and returns
-// the set of values it found.
+// with args and then the values of vals, and returns the set of values it
+// found.
 func (s *Store) existingIn(ctx context.Context, tx *sql.Tx, query string, args []any, vals []string) (map[string]bool, error) {
 	found := map[string]bool{}
-	vals = distinct(vals)
-	for len(vals) > 0 {
-		n := min(len(vals), bulkRows)
-		a := make([]any, 0, len(args)+n)
-		a = append(a, args...)
-		for _, v := range vals[:n] {
-			a = append(a, v)
+	err := s.queryIn(ctx, tx, query, "", args, vals, func(rows *sql.Rows) error {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return err
 		}
-		rows, err := tx.QueryContext(ctx, s.q(query+"("+placeholders(n)+")"), a...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var v string
-			if err := rows.Scan(&v); err != nil {
-				_ = rows.Close()
-				return nil, err
-			}
-			found[v] = true
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		vals = vals[n:]
+		found[v] = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return found, nil
+}
+
+// queryIn runs query (ending in "IN "), completed with the distinct
+// values of vals and then tail, with args before the values, and calls
+// row for each row. On SQLite the values are one JSON array (json_each),
+// so that the statement's text is the same whatever their number and is
+// prepared once per connection (s.stmts): an import prepared a statement
+// of up to bulkRows placeholders for every check of every chunk, 5% of
+// its CPU. On PostgreSQL they are placeholders, bulkRows at a time.
+func (s *Store) queryIn(ctx context.Context, tx *sql.Tx, query, tail string, args []any, vals []string, row func(*sql.Rows) error) error {
+	vals = distinct(vals)
+	for len(vals) > 0 {
+		var (
+			rows *sql.Rows
+			err  error
+		)
+		if s.db.Dialect == store.SQLite {
+			list, jerr := json.Marshal(vals)
+			if jerr != nil {
+				return jerr
+			}
+			rows, err = s.stmts.InTx(tx).QueryContext(ctx, query+"(SELECT value FROM json_each(?))"+tail, append(slices.Clip(args), string(list))...)
+			vals = nil
+		} else {
+			n := min(len(vals), bulkRows)
+			a := make([]any, 0, len(args)+n)
+			a = append(a, args...)
+			for _, v := range vals[:n] {
+				a = append(a, v)
+			}
+			rows, err = tx.QueryContext(ctx, s.q(query+"("+placeholders(n)+")"+tail), a...)
+			vals = vals[n:]
+		}
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := row(rows); err != nil {
+				_ = rows.Close()
+				return err
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func distinct(vals []string) []string {
