@@ -222,6 +222,43 @@ func TestWaitBudgetMaxWait(t *testing.T) {
 	}
 }
 
+// TestWaitBudgetSlack: a projected wait may pass MaxWait by an eighth of
+// it (the estimate's error, estimateSlack) and still wait, not more. One
+// worker busy, hashes of 1 s, MaxWait 8 s: the k-th caller to queue
+// projects k+1 s; those projecting up to 9 s wait, the one projecting
+// 10 s is refused at once. The deadline gets no slack.
+func TestWaitBudgetSlack(t *testing.T) {
+	ctx := context.Background()
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, MaxWait: 8 * time.Second}, time.Second)
+	results := make(chan error, 10)
+	go func() { _, err := h.Hash(ctx, "running"); results <- err }()
+	<-started
+	for k := range 9 {
+		if k == 8 {
+			// Within MaxWait's slack is not within the deadline: a
+			// call projected to wait 9 s whose own hash would then end
+			// past its deadline is refused.
+			short, cancel := context.WithDeadline(ctx, clockAt.Add(9500*time.Millisecond))
+			admitted := h.Admits(short)
+			cancel()
+			if admitted {
+				t.Fatal("Admits = true for a deadline 9.5 s away behind a 9 s wait and its own 1 s hash")
+			}
+		}
+		go func() { _, err := h.Hash(ctx, "waiting"); results <- err }()
+		waitForWaiters(h, k+1)
+	}
+	if _, err := h.Hash(ctx, "one too many"); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("Hash projecting 10 s with MaxWait 8 s = %v, want ErrOverloaded", err)
+	}
+	close(release)
+	for range 10 {
+		if err := <-results; err != nil {
+			t.Fatalf("admitted call failed: %v", err)
+		}
+	}
+}
+
 // TestWaitBudgetDeadline: a call waits only if its projected wait plus its
 // own hash end before its context's deadline; MaxWait is not the limit here.
 func TestWaitBudgetDeadline(t *testing.T) {
