@@ -193,12 +193,6 @@ func (r *Relay) Run(ctx context.Context) error {
 		var wait time.Duration
 		kick := r.kick
 		switch {
-		case locked:
-			// Another relay holds the outbox (PostgreSQL): it publishes.
-			// Nothing recovered or failed here; look again later, keeping
-			// any backoff from an earlier failure.
-			wait = max(backoff, r.opts.PollInterval)
-			r.log.Debug("outbox relay: another relay holds the outbox lock", zap.Duration("retry_in", wait))
 		case err != nil:
 			if backoff == 0 {
 				backoff = r.opts.MinBackoff
@@ -209,6 +203,12 @@ func (r *Relay) Run(ctx context.Context) error {
 			kick = nil // do not hammer a broken NATS on every new event
 			r.log.Warn("outbox relay: publishing failed; events stay in the outbox and will be retried",
 				zap.Error(err), zap.Duration("retry_in", wait))
+		case locked:
+			// Another relay holds the outbox (PostgreSQL): it publishes.
+			// Nothing recovered or failed here; look again later, keeping
+			// any backoff from an earlier failure.
+			wait = max(backoff, r.opts.PollInterval)
+			r.log.Debug("outbox relay: another relay holds the outbox lock", zap.Duration("retry_in", wait))
 		default:
 			if backoff != 0 {
 				r.log.Info("outbox relay: publishing recovered")
@@ -240,10 +240,10 @@ func (r *Relay) Run(ctx context.Context) error {
 // errLocked means another relay holds the PostgreSQL relay lock.
 var errLocked = errors.New("outbox relay lock held elsewhere")
 
-// Flush publishes everything currently in the outbox (batch by batch) and returns how
-// many events were published. It stops at the first failure, returning the error.
-// While another relay holds the PostgreSQL relay lock it publishes nothing
-// and returns nil.
+// Flush publishes everything currently in the outboxes (batch by batch) and returns how
+// many events were published. An outbox stops at its first failure, the others go on;
+// the failures are returned. While another relay holds the PostgreSQL relay lock it
+// publishes nothing from that outbox and returns nil for it.
 func (r *Relay) Flush(ctx context.Context) (int, error) {
 	n, _, err := r.flush(ctx)
 	return n, err
@@ -254,6 +254,9 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 func (r *Relay) flush(ctx context.Context) (total int, locked bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// An outbox that fails (a publish refused, its database down) does
+	// not hold up the others: each is drained as far as it goes.
+	var errs []error
 	for _, o := range r.outs {
 		for {
 			n, more, err := r.batch(ctx, o)
@@ -263,14 +266,15 @@ func (r *Relay) flush(ctx context.Context) (total int, locked bool, err error) {
 				break
 			}
 			if err != nil {
-				return total, false, err
+				errs = append(errs, err)
+				break
 			}
 			if !more {
 				break
 			}
 		}
 	}
-	return total, locked, nil
+	return total, locked, errors.Join(errs...)
 }
 
 type querier interface {

@@ -55,15 +55,18 @@ const ImportChunkMax = 2000
 // one chunk).
 const ImportTxTarget = 50 * time.Millisecond
 
-// While logins hash (a hash ran within ImportLoginWindow), an import
-// writes as it does alone: most logins write nothing to the database
-// (their audit events go to the SQLite store's login outbox), and one
-// that does (a failure counted, a rehash) ends the import's transaction
-// after the chunk in flight, as any other write. Until that outbox
-// existed every login wrote, and the import wrote one chunk a transaction
-// while logins hashed, each commit writing the pages of a dozen indexes
-// at random places again (issue 16: 1 M people, 2209 rows/s beside logins
-// at a fifth of their saturation, 3650 alone). While logins also
+// While logins hash (a hash ran within ImportLoginWindow), an import on a
+// store that sets the logins' writes aside (LoginWritesAside: the SQLite
+// store with its login outbox) writes as it does alone: most logins write
+// nothing to the database, and one that does (a failure counted, a
+// rehash) ends the import's transaction after the chunk in flight, as any
+// other write. Until that outbox existed every login wrote, and the
+// import wrote one chunk a transaction while logins hashed, each commit
+// writing the pages of a dozen indexes at random places again (issue 16:
+// 1 M people, 2209 rows/s beside logins at a fifth of their saturation,
+// 3650 alone). On any other store (PostgreSQL, where a login's gate row
+// lock may wait for rows the import's checks lock until its commit) the
+// import still writes one chunk a transaction while logins hash. While logins also
 // wait for the CPUs (a password check found every hash worker busy within
 // ImportWaitWindow, crypto.Hasher.Contended), the import writes one chunk
 // a transaction (about ImportTxTarget of writing) and gives way to
@@ -626,6 +629,17 @@ func (im *importer) batchLimit() int {
 // logins wait for the CPUs (Config.ImportLoginShare).
 func (s *Service) ImportLoginShare() float64 { return s.cfg.ImportLoginShare }
 
+// LoginWritesAside is implemented by a Store whose logins, most of them,
+// write nothing an import's transaction holds up (sqlstore on SQLite with
+// its login outbox); see ImportLoginWindow.
+type LoginWritesAside interface {
+	LoginWritesAside() bool
+}
+
+// loginWritesAside reports whether the service's store sets the logins'
+// writes aside.
+func (s *Service) loginWritesAside() bool { return s.writesAside }
+
 // loginsActive reports whether logins hash (see ImportLoginWindow).
 func (im *importer) loginsActive() bool {
 	return im.s.hasher != nil && im.s.hasher.Active(ImportLoginWindow)
@@ -693,8 +707,8 @@ func (im *importer) write(ctx context.Context, batch []ImportItem) (int, error) 
 		return 0, err
 	}
 	logins := im.loginsActive()
-	if logins && im.loginsWaiting() {
-		batch = batch[:min(len(batch), im.sizer.next())] // see giveWay
+	if logins && (im.loginsWaiting() || !im.s.loginWritesAside()) {
+		batch = batch[:min(len(batch), im.sizer.next())] // see giveWay, and ImportLoginWindow
 	}
 	start := im.s.now()
 	began := time.Now() // the real time, whatever clock the service has

@@ -43,8 +43,24 @@ func newImportWorldWith(t testing.TB, cfg identity.Config) *importWorld {
 // besides its store and clock.
 func newImportWorldDeps(t testing.TB, d identity.Deps) *importWorld {
 	t.Helper()
+	return newImportWorldOutbox(t, d, true)
+}
+
+// newImportWorldOutbox is newImportWorldDeps with the store's login outbox
+// (as the component opens it) or without one (as on PostgreSQL).
+func newImportWorldOutbox(t testing.TB, d identity.Deps, loginOutbox bool) *importWorld {
+	t.Helper()
 	db := testDB(t)
-	st, clk := sqlstore.New(db), newTestClock()
+	var opts []sqlstore.Option
+	if loginOutbox {
+		lo, err := sqlstore.OpenLoginOutbox(context.Background(), db)
+		if err != nil || lo == nil {
+			t.Fatalf("OpenLoginOutbox = %v, %v", lo, err)
+		}
+		t.Cleanup(func() { _ = lo.Close() })
+		opts = append(opts, sqlstore.WithLoginOutbox(lo))
+	}
+	st, clk := sqlstore.New(db, opts...), newTestClock()
 	d.Store, d.Now, d.Sleep = st, clk.now, clk.sleep
 	svc := testService(t, d)
 	w := setupOn(t, svc, clk)
@@ -458,22 +474,25 @@ func TestImportPipeline(t *testing.T) {
 // An import's transactions follow the logins (set here by the state of
 // the service's hasher, not by timing): without logins it writes its batch
 // in one transaction and never pauses; while logins hash but each finds a
-// free worker, the same (most logins write nothing to the database, and
-// one that does ends the transaction after the chunk in flight: the
-// store's cut); while logins wait for a worker, one chunk (at most 200
-// rows) a transaction and after each a pause (three times as long as the
-// transaction took, with the default share).
+// free worker, the same on a store with a login outbox (most logins write
+// nothing to the database, and one that does ends the transaction after
+// the chunk in flight: the store's cut), and one chunk (at most 200 rows)
+// a transaction on a store without (as on PostgreSQL); while logins wait
+// for a worker, one chunk a transaction and after each a pause (three
+// times as long as the transaction took, with the default share).
 func TestImportGivesWayToLogins(t *testing.T) {
 	identity.SetImportBatchRows(t, 300)
 	for _, c := range []struct {
-		name   string
-		hold   int  // hashes held running, of two workers
-		chunks bool // one chunk a transaction
-		pauses bool
+		name     string
+		hold     int  // hashes held running, of two workers
+		noOutbox bool // the store has no login outbox
+		chunks   bool // one chunk a transaction
+		pauses   bool
 	}{
-		{"no logins", 0, false, false},
-		{"logins served at once", 1, false, false},
-		{"logins waiting", 2, true, true},
+		{"no logins", 0, false, false, false},
+		{"logins served at once", 1, false, false, false},
+		{"logins served at once, no login outbox", 1, true, true, false},
+		{"logins waiting", 2, false, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -490,7 +509,7 @@ func TestImportGivesWayToLogins(t *testing.T) {
 					}
 				},
 			}})
-			iw := newImportWorldDeps(t, identity.Deps{Hasher: h})
+			iw := newImportWorldOutbox(t, identity.Deps{Hasher: h}, !c.noOutbox)
 			mu.Lock()
 			now = now.Add(time.Hour) // the set-up's hashes (bootstrap, a user) are long past
 			mu.Unlock()

@@ -47,7 +47,9 @@ import (
 //     anyone out.
 //  3. Count and decide in one step. Admitting a counted check, deciding a
 //     failure (and the lock) and a success are each one store transaction
-//     (UpdateLoginGate) on the account's row. A counted check is admitted
+//     (UpdateLoginGate) on the account's row (a success on a clean gate,
+//     which changes nothing there, may be decided on a snapshot instead
+//     and write only its audit event: see Store.UpdateLoginGate). A counted check is admitted
 //     only while the failures counted plus the counted checks still
 //     running, beyond as many as there are hash workers, stay under
 //     MaxFailures; so of any number of parallel guesses on one instance at

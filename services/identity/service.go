@@ -140,6 +140,10 @@ type Service struct {
 	// appointed, when set, is told of a new is_admin user (MigrateAdmins
 	// then makes them a system_admin in authz).
 	appointed func()
+	// writesAside: the store sets most logins' writes aside
+	// (LoginWritesAside), so an import need not shorten its transactions
+	// for logins that merely hash.
+	writesAside bool
 }
 
 // New validates deps and builds the service.
@@ -230,6 +234,10 @@ func New(d Deps) (*Service, error) {
 	}
 	s.adminTokens = newAdminTokenCache(c.AdminTokenCacheTTL)
 	s.store = userCachingStore{Store: d.Store, c: s.users, tokens: s.adminTokens}
+	// Asked of the store itself: the caching layer hides it.
+	if a, ok := d.Store.(LoginWritesAside); ok {
+		s.writesAside = a.LoginWritesAside()
+	}
 	p := d.Hasher.Params()
 	salt, key := make([]byte, p.SaltLen), make([]byte, p.KeyLen)
 	_, _ = rand.Read(salt) // crypto/rand.Read never fails (Go >= 1.24)

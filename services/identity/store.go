@@ -70,8 +70,13 @@ type Store interface {
 	// source may be ""), calls decide with it and, when decide returns
 	// true, writes what it returned with its events. decide must not block
 	// and must not call the store (it runs inside the write transaction:
-	// a write from it would wait for the transaction it is part of).
-	// A missing user is ErrNotFound.
+	// a write from it would wait for the transaction it is part of). A
+	// store may first ask decide on a consistent snapshot read without
+	// the lock and, when the answer changes nothing but adds events, write
+	// only those events (sqlstore's login outbox); otherwise it asks again
+	// under the lock: decide may run more than once and only its last
+	// answer counts, so it must have no other effect than setting what
+	// the caller reads after the call. A missing user is ErrNotFound.
 	UpdateLoginGate(ctx context.Context, userID, source string, decide func(LoginGate) (LoginGateWrite, bool)) error
 	// ReadLoginGate reads the login gate of userID as seen from source
 	// (as UpdateLoginGate would give it to decide) in one plain read: no

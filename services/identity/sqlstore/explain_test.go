@@ -311,11 +311,6 @@ func pgPlanProblems(t *testing.T, conn *sql.Conn, q string, args []any, c planCa
 	return out
 }
 
-// TestSearchQueuePlans: the statements that list people for the search
-// index and read them back look them up by key (users_search_keys, users)
-// and walk the queue from a position: no statement scans a table whole (a
-// scan of the search keys would cost a replica batch as much as the whole
-// directory).
 // The import's checks find each value through an index, however many
 // values (one JSON array on SQLite).
 func TestImportCheckPlans(t *testing.T) {
@@ -353,6 +348,11 @@ func TestImportCheckPlans(t *testing.T) {
 	}
 }
 
+// TestSearchQueuePlans: the statements that list people for the search
+// index and read them back look them up by key (users_search_keys, users)
+// and walk the queue from a position: no statement scans a table whole (a
+// scan of the search keys would cost a replica batch as much as the whole
+// directory).
 func TestSearchQueuePlans(t *testing.T) {
 	db := storetest.OpenSQLite(t)
 	ctx := context.Background()

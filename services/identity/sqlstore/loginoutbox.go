@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing/fstest"
+	"time"
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
+	"go.uber.org/zap"
 )
 
 // The login outbox on SQLite (issue 16: an import beside logins).
@@ -96,6 +98,10 @@ func WithLoginOutbox(lo *store.DB) Option {
 	}
 }
 
+// LoginWritesAside implements identity.LoginWritesAside: true with a
+// login outbox.
+func (s *Store) LoginWritesAside() bool { return s.logins != nil }
+
 // gateReadSQL reads the login gate of an account with, for a source, its
 // failures counted from there, and whether any source has failures
 // counted: one statement, one snapshot.
@@ -153,7 +159,27 @@ func (s *Store) gateWithoutWrite(ctx context.Context, userID, source string,
 		return false, errors.New("identity store: duplicate event id")
 	}
 	if err != nil {
-		return false, classify(err, "write login events", "")
+		// The database's own outbox takes them (UpdateLoginGate's
+		// transaction): a login does not fail for the login outbox.
+		if ctx.Err() == nil {
+			s.loginOutboxFailed(err)
+		}
+		return false, nil
 	}
 	return true, nil
+}
+
+// loginOutboxWarnEvery spaces the log lines of a failing login outbox.
+const loginOutboxWarnEvery = time.Minute
+
+// loginOutboxFailed logs (at most once per loginOutboxWarnEvery) that the
+// login outbox could not be written.
+func (s *Store) loginOutboxFailed(err error) {
+	now := time.Now().UnixNano()
+	last := s.loginOutboxWarned.Load()
+	if now-last < int64(loginOutboxWarnEvery) || !s.loginOutboxWarned.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("identity store: the login outbox cannot be written; logins write their events to the database's outbox meanwhile",
+		zap.Error(err))
 }

@@ -137,14 +137,92 @@ func TestLoginOutboxTakesCleanLogins(t *testing.T) {
 		t.Fatalf("the success that cleared a source's failures should write the database's outbox")
 	}
 
-	// Nothing to write, and an unknown account, as without the outbox.
-	if err := s.UpdateLoginGate(ctx, f.user.ID, "", func(identity.LoginGate) (identity.LoginGateWrite, bool) {
-		return identity.LoginGateWrite{}, false
+	// An unknown account, as without the outbox.
+	if err := s.UpdateLoginGate(ctx, "u-nobody", "", success); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown account: %v, want not found", err)
+	}
+}
+
+// Seen from a source: a login that leaves the source's count as it is
+// (none counted) writes only its events, in the login outbox, with the
+// database's write lock held elsewhere; one whose source has failures
+// counted, which the write clears, goes through the database and clears
+// them. decide asking for no write writes nothing, also under the lock.
+func TestLoginOutboxSources(t *testing.T) {
+	ctx := context.Background()
+	f, lo := loginOutboxStore(t)
+	s := f.s
+	const src = "192.0.2.9"
+	var ev events.Event
+	keep := func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+		// The source's count set to 0: unchanged without a row, a
+		// delete with one.
+		return identity.LoginGateWrite{FailedCount: g.FailedCount, NextAttemptAt: g.NextAttemptAt, LockedUntil: g.LockedUntil,
+			Pending: g.Pending, PendingAt: g.PendingAt, Events: []events.Event{ev}}, true
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ev = loginEvent()
+	err = s.UpdateLoginGate(wctx, f.user.ID, src, keep)
+	if err == nil {
+		err = s.UpdateLoginGate(wctx, f.user.ID, src, func(identity.LoginGate) (identity.LoginGateWrite, bool) {
+			return identity.LoginGateWrite{}, false
+		})
+	}
+	cancel()
+	if err != nil {
+		t.Fatalf("with the database's write lock held elsewhere: %v", err)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if !outboxIDs(t, lo)[ev.ID] {
+		t.Fatal("the event of a login leaving its source's count alone should be in the login outbox")
+	}
+
+	if _, err := s.db.ExecContext(ctx, "INSERT INTO login_failure_sources (user_id, source, failures) VALUES (?, ?, 2)", f.user.ID, src); err != nil {
+		t.Fatal(err)
+	}
+	ev = loginEvent()
+	var seen int
+	if err := s.UpdateLoginGate(ctx, f.user.ID, src, func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+		seen = g.SourceFailures
+		return keep(g)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UpdateLoginGate(ctx, "u-nobody", "", success); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("unknown account: %v, want not found", err)
+	if seen != 2 || !outboxIDs(t, s.db)[ev.ID] || outboxIDs(t, lo)[ev.ID] {
+		t.Fatalf("a write clearing the source's 2 failures (seen %d) should go to the database", seen)
+	}
+	var left int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM login_failure_sources WHERE user_id = ?", f.user.ID).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("source rows left: %d, %v; want none", left, err)
+	}
+}
+
+// A login outbox that cannot be written (closed here; a full disk) does
+// not fail the login: its events go to the database's outbox.
+func TestLoginOutboxFailingFallsBack(t *testing.T) {
+	ctx := context.Background()
+	f, lo := loginOutboxStore(t)
+	if err := lo.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ev := loginEvent()
+	if err := f.s.UpdateLoginGate(ctx, f.user.ID, "", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+		return identity.LoginGateWrite{ClearSources: true, Events: []events.Event{ev}}, true
+	}); err != nil {
+		t.Fatalf("a clean login with the login outbox closed: %v", err)
+	}
+	if !outboxIDs(t, f.s.db)[ev.ID] {
+		t.Fatal("the event should be in the database's outbox")
 	}
 }
 

@@ -55,9 +55,11 @@ type Store struct {
 	walLimit int64
 	// index is the people's search index on SQLite (searchindex.go).
 	index *searchIndex
-	// logins is the login outbox (SQLite, WithLoginOutbox; nil: none).
-	logins *store.DB
-	log    *zap.Logger
+	// logins is the login outbox (SQLite, WithLoginOutbox; nil: none);
+	// loginOutboxWarned is when its failure was last logged (UnixNano).
+	logins            *store.DB
+	loginOutboxWarned atomic.Int64
+	log               *zap.Logger
 }
 
 // Option configures a Store (New).

@@ -23,8 +23,9 @@ type drainResult struct {
 // drainOnce puts drainBacklog events into the identity outbox at once (as
 // they stand after a NATS outage) and times until the identity relay has
 // published them all, while logins arrive at loginRate per second (0:
-// none). The relay is the process's own, on the database the logins write
-// their audit events to.
+// none). The relay is the process's own, which drains both the database's
+// outbox and the login outbox the logins write their audit events to (on
+// SQLite, ADR 0011): the backlog is counted in the database's.
 func (e *env) drainOnce(ctx context.Context, loginRate float64, round int) (drainResult, error) {
 	db := e.app.DB
 	var res drainResult

@@ -297,8 +297,8 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 		oursLabel: "under logins at 80% of saturation", floorLabel: "the same drain without logins",
 		explain: fmt.Sprintf("%d events put into the identity outbox at once (as they stand after a NATS outage), "+
 			"then timed until the process's own relay has published them all to JetStream: once while "+
-			"password logins arrive at 0.8 × the saturated throughput (each writing its audit event to the same "+
-			"outbox), once without. The relay publishes a batch of rows together and awaits their acks together, "+
+			"password logins arrive at 0.8 × the saturated throughput (each writing its audit event to an outbox "+
+			"the same relay drains: on SQLite the login outbox beside the database, ADR 0011), once without. The relay publishes a batch of rows together and awaits their acks together, "+
 			"so the drain does not wait a CPU time slice per event while hashes hold the CPUs (one event at a "+
 			"time drained about 68 events/s under logins in microservices mode, slower than they came). The logins "+
 			"hold most of the CPU meanwhile; goal: the backlog clears under load within 5 × the time it takes alone.", drainBacklog)}

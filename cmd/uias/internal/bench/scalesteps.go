@@ -21,6 +21,12 @@ type stepStore struct {
 	cur atomic.Pointer[stepTimes] // nil: not recording
 }
 
+// LoginWritesAside passes the store's answer on (identity.LoginWritesAside).
+func (s *stepStore) LoginWritesAside() bool {
+	a, ok := s.Store.(identity.LoginWritesAside)
+	return ok && a.LoginWritesAside()
+}
+
 // stepTimes are the durations of each kind of store call, and counts
 // (the import's rows, the process's CPU time in the slices).
 type stepTimes struct {
