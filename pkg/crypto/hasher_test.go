@@ -187,17 +187,17 @@ func TestOverloadQueueBound(t *testing.T) {
 
 // TestWaitBudgetMaxWait: with 2 workers busy and hashes of 1 s, the k-th
 // caller to queue (k from 0) projects 1 s + k x 0.5 s; with MaxWait 3 s
-// callers 0..4 wait and the next is refused at once. All admitted ones are
-// then served.
+// (and its fifth of slack: 3.6 s) callers 0..5 wait and the next, projecting
+// 4 s, is refused at once. All admitted ones are then served.
 func TestWaitBudgetMaxWait(t *testing.T) {
 	ctx := context.Background()
 	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 2, MaxWait: 3 * time.Second}, time.Second)
-	results := make(chan error, 7)
+	results := make(chan error, 8)
 	for range 2 {
 		go func() { _, err := h.Hash(ctx, "running"); results <- err }()
 		<-started
 	}
-	for k := range 5 {
+	for k := range 6 {
 		if w := h.projectedWait(int64(k)); w != time.Second+time.Duration(k)*500*time.Millisecond {
 			t.Fatalf("projected wait with %d ahead = %v", k, w)
 		}
@@ -205,54 +205,54 @@ func TestWaitBudgetMaxWait(t *testing.T) {
 		waitForWaiters(h, k+1)
 	}
 	if _, err := h.Hash(ctx, "one too many"); !errors.Is(err, ErrOverloaded) {
-		t.Fatalf("Hash projecting 3.5 s with MaxWait 3 s = %v, want ErrOverloaded", err)
+		t.Fatalf("Hash projecting 4 s with MaxWait 3 s = %v, want ErrOverloaded", err)
 	}
 	enc := EncodePHC(testParams, make([]byte, 16), make([]byte, 32))
 	if _, _, err := h.Verify(ctx, enc, "x"); !errors.Is(err, ErrOverloaded) {
-		t.Fatalf("Verify projecting 3.5 s with MaxWait 3 s = %v, want ErrOverloaded", err)
+		t.Fatalf("Verify projecting 4 s with MaxWait 3 s = %v, want ErrOverloaded", err)
 	}
-	if h.Waiting() != 5 {
-		t.Fatalf("refused calls left %d waiting, want 5", h.Waiting())
+	if h.Waiting() != 6 {
+		t.Fatalf("refused calls left %d waiting, want 6", h.Waiting())
 	}
 	close(release)
-	for range 7 {
+	for range 8 {
 		if err := <-results; err != nil {
 			t.Fatalf("admitted call failed: %v", err)
 		}
 	}
 }
 
-// TestWaitBudgetSlack: a projected wait may pass MaxWait by an eighth of
+// TestWaitBudgetSlack: a projected wait may pass MaxWait by a fifth of
 // it (the estimate's error, estimateSlack) and still wait, not more. One
-// worker busy, hashes of 1 s, MaxWait 8 s: the k-th caller to queue
-// projects k+1 s; those projecting up to 9 s wait, the one projecting
-// 10 s is refused at once. The deadline gets no slack.
+// worker busy, hashes of 1 s, MaxWait 5 s: the k-th caller to queue
+// projects k+1 s; those projecting up to 6 s wait, the one projecting 7 s
+// is refused at once. The deadline gets no slack.
 func TestWaitBudgetSlack(t *testing.T) {
 	ctx := context.Background()
-	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, MaxWait: 8 * time.Second}, time.Second)
-	results := make(chan error, 10)
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, MaxWait: 5 * time.Second}, time.Second)
+	results := make(chan error, 7)
 	go func() { _, err := h.Hash(ctx, "running"); results <- err }()
 	<-started
-	for k := range 9 {
-		if k == 8 {
+	for k := range 6 {
+		if k == 5 {
 			// Within MaxWait's slack is not within the deadline: a
-			// call projected to wait 9 s whose own hash would then end
+			// call projected to wait 6 s whose own hash would then end
 			// past its deadline is refused.
-			short, cancel := context.WithDeadline(ctx, clockAt.Add(9500*time.Millisecond))
+			short, cancel := context.WithDeadline(ctx, clockAt.Add(6500*time.Millisecond))
 			admitted := h.Admits(short)
 			cancel()
 			if admitted {
-				t.Fatal("Admits = true for a deadline 9.5 s away behind a 9 s wait and its own 1 s hash")
+				t.Fatal("Admits = true for a deadline 6.5 s away behind a 6 s wait and its own 1 s hash")
 			}
 		}
 		go func() { _, err := h.Hash(ctx, "waiting"); results <- err }()
 		waitForWaiters(h, k+1)
 	}
 	if _, err := h.Hash(ctx, "one too many"); !errors.Is(err, ErrOverloaded) {
-		t.Fatalf("Hash projecting 10 s with MaxWait 8 s = %v, want ErrOverloaded", err)
+		t.Fatalf("Hash projecting 7 s with MaxWait 5 s = %v, want ErrOverloaded", err)
 	}
 	close(release)
-	for range 10 {
+	for range 7 {
 		if err := <-results; err != nil {
 			t.Fatalf("admitted call failed: %v", err)
 		}

@@ -93,7 +93,8 @@ func OpenLoginOutbox(ctx context.Context, db *store.DB) (*store.DB, error) {
 func WithLoginOutbox(lo *store.DB) Option {
 	return func(s *Store) {
 		if lo != nil && s.db.Dialect == store.SQLite {
-			s.logins = lo
+			s.logins, s.loginStmts = lo, store.NewStmtCache(lo.DB)
+			lo.OnClose(s.loginStmts.Close)
 		}
 	}
 }
@@ -154,7 +155,21 @@ func (s *Store) gateWithoutWrite(ctx context.Context, userID, source string,
 	if len(w.Events) == 0 {
 		return true, nil
 	}
-	err = s.logins.InTx(ctx, func(tx *sql.Tx) error { return events.AddAllToOutbox(ctx, tx, s.logins, w.Events) })
+	// One event an INSERT, prepared once per connection (as the
+	// database's outbox path does); a single event needs no transaction.
+	if len(w.Events) == 1 {
+		err = events.AddAllToOutbox(ctx, s.loginStmts, s.logins, w.Events)
+	} else {
+		err = s.logins.InTx(ctx, func(tx *sql.Tx) error {
+			q := s.loginStmts.InTx(tx)
+			for i := range w.Events {
+				if err := events.AddAllToOutbox(ctx, q, s.logins, w.Events[i:i+1]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if store.IsUniqueViolation(err) {
 		return false, errors.New("identity store: duplicate event id")
 	}

@@ -58,6 +58,7 @@ type Store struct {
 	// logins is the login outbox (SQLite, WithLoginOutbox; nil: none);
 	// loginOutboxWarned is when its failure was last logged (UnixNano).
 	logins            *store.DB
+	loginStmts        *store.StmtCache
 	loginOutboxWarned atomic.Int64
 	log               *zap.Logger
 }

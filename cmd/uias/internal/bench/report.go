@@ -237,7 +237,7 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			"measured right before the burst: %s worth of hashes, "+
 			"as when everyone logs in at once on a quiet server (before it, %d logins one after the other: "+
 			"the hashes the server's estimate of one hash's duration looks at, then the raw rate's loop). Every call waits for a worker while its projected wait (work ahead of it ÷ "+
-			"workers × the running estimate of one hash) fits identity.max_hash_wait and an eighth of it (the estimate's error, ADR 0010), so all N are served. Ours "+
+			"workers × the running estimate of one hash) fits identity.max_hash_wait and a fifth of it (the estimate's error, ADR 0010), so all N are served. Ours "+
 			"is the slowest answer, against the time the N bare hashes take on all CPUs at the mean of the raw rates measured "+
 			"right before and right after the burst (on a shared host the rate moves by ±20%% between minutes); goal: within 4 s for "+
 			"3 s of hashes (≤ 1.33×), the rest being the requests' own work and one hash.", maxWait, maxWait, burstWarmup)}
@@ -248,7 +248,7 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 	refused := &row{name: "Storm: refusals are not queued", u: dur, target: 0.5,
 		oursLabel: "refusal p99, waves of 10 N callers", floorLabel: "p99 of the calls served in the same waves",
 		explain: "Waves of 10 N simultaneous Authenticate calls (N as in the burst). A password check whose projected " +
-			"wait for a hash worker does not fit identity.max_hash_wait (and its eighth)" + waitCap + " gets RESOURCE_EXHAUSTED " +
+			"wait for a hash worker does not fit identity.max_hash_wait (and its fifth)" + waitCap + " gets RESOURCE_EXHAUSTED " +
 			"OVERLOADED (legacy -6) at once: after the app credential check and the account reads that every " +
 			"verdict needs (verdicts that need no hash, such as an unknown account, are never refused), before " +
 			"the login gate's store writes. Ours is the p99 latency of those refusals (the share refused in " +
