@@ -138,9 +138,7 @@ func (s *Store) gateWithoutWrite(ctx context.Context, userID, source string,
 	if !ok {
 		return true, nil
 	}
-	next := gateColumns{failed: int64(w.FailedCount), next: store.UnixMS(w.NextAttemptAt), lockedUntil: store.UnixMS(w.LockedUntil),
-		pending: int64(w.Pending), pendingAt: store.UnixMS(w.PendingAt)}
-	unchanged := next == c && w.Rehash == ""
+	unchanged := writeColumns(w) == c && w.Rehash == ""
 	switch {
 	case w.ClearSources:
 		unchanged = unchanged && !anySrc

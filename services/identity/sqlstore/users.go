@@ -413,6 +413,12 @@ func (c *gateColumns) gate() identity.LoginGate {
 		LockedUntil: store.FromUnixMS(c.lockedUntil), Pending: int(c.pending), PendingAt: store.FromUnixMS(c.pendingAt)}
 }
 
+// writeColumns are the columns a gate write w leaves in the row.
+func writeColumns(w identity.LoginGateWrite) gateColumns {
+	return gateColumns{failed: int64(w.FailedCount), next: store.UnixMS(w.NextAttemptAt), lockedUntil: store.UnixMS(w.LockedUntil),
+		pending: int64(w.Pending), pendingAt: store.UnixMS(w.PendingAt)}
+}
+
 // UpdateLoginGate reads the login gate of userID (as seen from source)
 // under the row's write lock, asks decide and writes its answer with its
 // events, all in one transaction (with a login outbox, an answer that
@@ -453,8 +459,7 @@ func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, deci
 		if !ok {
 			return nil
 		}
-		next := gateColumns{failed: int64(w.FailedCount), next: store.UnixMS(w.NextAttemptAt), lockedUntil: store.UnixMS(w.LockedUntil),
-			pending: int64(w.Pending), pendingAt: store.UnixMS(w.PendingAt)}
+		next := writeColumns(w)
 		// A row the write leaves as it is (a right password on a clean
 		// gate: most logins) is not rewritten: the transaction then
 		// writes its events alone, one page fewer to the log.
