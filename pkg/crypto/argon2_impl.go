@@ -22,6 +22,9 @@ type argon2Memory struct {
 	jobs chan *job
 	// meter times the hash running in this memory (Hasher.run).
 	meter hashMeter
+	// backToBack: the work running in this memory was queued and began
+	// the moment the work before it ended (Hasher.observe).
+	backToBack bool
 }
 
 // get returns n bytes, growing the memory only when it is too small. The

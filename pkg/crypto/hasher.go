@@ -37,6 +37,19 @@ const cpuSampleEvery = 4
 // within a second or so of hashing.
 const estimateWindow = 64
 
+// busyMin is how many back-to-back hashes (see observe) the hasher must
+// have seen before their pace corrects the estimate: the first ones of
+// the first storm run beside its arrivals and are slow for a moment.
+const busyMin = estimateWindow / 4
+
+// busyRatioMin and busyRatioMax bound the correction of the estimate by
+// the workers' pace when busy: a host whose busy pace strays further from
+// its lone hashes is more likely measuring something else.
+const (
+	busyRatioMin = 0.5
+	busyRatioMax = 2.0
+)
+
 // HasherConfig configures a Hasher.
 //
 // Workers bounds the number of concurrent argon2 computations (<= 0 means
@@ -130,8 +143,8 @@ type Hasher struct {
 	waiters interface{ Add(delta int) }
 
 	// estimate is the running estimate of one hash's duration (ns): the
-	// median of the last estimateWindow hashes at the current parameters
-	// (see observe).
+	// median of the last estimateWindow hashes at the current parameters,
+	// times the workers' pace when busy against it (see observe).
 	estimate atomic.Int64
 	fixed    bool // Testing.HashTime: estimate never changes
 	estMu    sync.Mutex
@@ -140,6 +153,11 @@ type Hasher struct {
 	// the wall and CPU times of the same hashes (HashTimes); a CPU time
 	// of 0: not known
 	recentWall, recentCPU [estimateWindow]time.Duration
+	// busy holds, for the last estimateWindow back-to-back hashes, each
+	// one's wall time over the median of recent when it ended (in
+	// millionths); nextBusy counts them all.
+	busy     [estimateWindow]int64
+	nextBusy int
 
 	// running counts the hashes (and Run's work) in progress; lastDone
 	// is when the last one ended (h.now, unix ns): see Active.
@@ -166,6 +184,9 @@ type job struct {
 	work  func(m *argon2Memory) []byte
 	key   chan []byte // buffered: the worker never waits for the caller
 	taken bool        // a worker has it (guarded by Hasher.mu)
+	// queued: it waited in the queue, so a worker took it the moment its
+	// hash before ended (back to back; see observe)
+	queued bool
 }
 
 // NewHasher returns a Hasher for cfg. Unless cfg.Testing fixes the
@@ -286,7 +307,7 @@ func (h *Hasher) nextJob(m *argon2Memory) *job {
 	j := h.queue[0]
 	h.queue[0] = nil
 	h.queue = h.queue[1:]
-	j.taken = true
+	j.taken, j.queued = true, true
 	h.waited(-1)
 	return j
 }
@@ -295,6 +316,7 @@ func (h *Hasher) nextJob(m *argon2Memory) *job {
 // queue is empty.
 func (h *Hasher) drain(m *argon2Memory, j *job) {
 	for j != nil {
+		m.backToBack = j.queued
 		key := j.work(m)
 		next := h.nextJob(m)
 		j.key <- key
@@ -486,6 +508,7 @@ func (h *Hasher) admit(ctx context.Context, wait bool, work func(m *argon2Memory
 			return <-j.key, nil
 		}
 		h.mu.Unlock()
+		m.backToBack = false
 		key := work(m)
 		if j := h.nextJob(m); j != nil {
 			go h.drain(m, j)
@@ -532,12 +555,15 @@ func (h *Hasher) run(m *argon2Memory, password, salt []byte, p Argon2Params) []b
 	// time is only reported (HashTimes), so one hash in cpuSampleEvery
 	// reads it.
 	var cpu func() (time.Duration, bool)
-	if h.timed.Add(1)%h.cpuEvery == 0 {
+	if h.timed.Add(1)%h.cpuEvery == 0 || (m.backToBack && !m.yield) {
+		// (a back-to-back hash that does not yield reads it twice:
+		// its pace is its CPU time, see observe)
 		cpu = h.cpu
 	}
 	m.meter.begin(h.now, cpu)
 	key := h.derive(m, password, salt, p)
 	t := m.meter.end()
+	t.backToBack = m.backToBack
 	if p == h.params {
 		h.observe(t)
 	}
@@ -545,57 +571,114 @@ func (h *Hasher) run(m *argon2Memory, password, salt []byte, p Argon2Params) []b
 }
 
 // observe records the times of one hash at the current parameters. The
-// estimate is the median of the recent ones (the lower middle one of an
-// even count): it follows lasting changes (a busier machine, fewer CPUs,
-// slower memory) within a few hashes, so the projected wait tracks what the
-// workers really deliver, and a single hash stalled by a garbage collection
-// or another process does not move it.
+// estimate is the median of the recent lone ones (the lower middle one of
+// an even count), corrected by the pace of the back-to-back ones: it
+// follows lasting changes (a busier machine, fewer CPUs, slower memory)
+// within a few hashes, so the projected wait tracks what the workers
+// really deliver, and a single hash stalled by a garbage collection or
+// another process does not move it.
 //
-// What counts of a hash is its time on a thread (hashTimes.onThread): its
-// wall time less the waits for a processor after each of its yields, in
-// which the process's other goroutines ran (the callers' requests, the
-// background work that gives way to waiting logins: pkg/giveway). A burst
-// of logins keeps every worker hashing and most of that other work waits,
-// so a hash then takes about its time on a thread, not the wall time it
-// took beside that work. The kernel's time given to other threads while
-// the hash's thread waits to run stays in: on a busy host or under a CPU
-// quota the workers really get less than a CPU each (docs/adr/0005). And
-// when there are more workers than processors (GOMAXPROCS), the hashes of
-// a burst share the processors: the time counts Workers÷GOMAXPROCS times.
-// A hash that does not yield (OwnThreads, libargon2, several lanes) counts
-// its wall time, as before.
+// What counts of a lone hash (one that found its worker idle) is its time
+// on a thread (hashTimes.onThread): its wall time less the waits for a
+// processor after each of its yields, in which the process's other
+// goroutines ran (the callers' requests, the background work that gives
+// way to waiting logins: pkg/giveway). A burst of logins keeps every
+// worker hashing and most of that other work waits, so a hash then takes
+// about its time on a thread, not the wall time it took beside that work.
+// The kernel's time given to other threads while the hash's thread waits
+// to run stays in: on a busy host or under a CPU quota the workers really
+// get less than a CPU each (docs/adr/0005). And when there are more
+// workers than processors (GOMAXPROCS), the hashes of a burst share the
+// processors: the time counts Workers÷GOMAXPROCS times. A hash that does
+// not yield (OwnThreads, libargon2, several lanes) counts its wall time.
+//
+// A queued hash, which its worker began the moment the one before it
+// ended, is what the projected wait is about: the pace of busy workers.
+// Lone hashes, one now and then on a quiet server, run slower or faster
+// than that by a margin of the host's (each starts on a CPU that was idle
+// or ran something else: its caches and clock are not the hashing
+// loop's; on the bench's shared host lone hashes took 0.92-1.31x the time
+// of back-to-back ones, ADR 0010). So each back-to-back hash records its
+// time, counted as a lone one's (or its thread's CPU time, if less, for a
+// hash that does not yield: the other threads of a storm preempt it),
+// over the lone estimate of the moment, and once there are busyMin of
+// them the estimate is the lone median times the median of those ratios
+// (within busyRatioMin..busyRatioMax): the first burst after a quiet
+// night is admitted at the pace the workers kept in the last one, scaled
+// by how lone hashes run now. The callers' own work in a burst is not in
+// it, as it is not in the lone time: the slack covers it (estimateSlack).
 func (h *Hasher) observe(t hashTimes) {
+	if h.fixed {
+		return
+	}
 	d := t.onThread
 	if t.split {
 		if procs := runtime.GOMAXPROCS(0); len(h.mems) > procs {
 			d = d * time.Duration(len(h.mems)) / time.Duration(procs)
 		}
 	}
-	if h.fixed || d <= 0 {
+	if d <= 0 {
+		return
+	}
+	h.estMu.Lock()
+	defer h.estMu.Unlock()
+	if t.backToBack {
+		if !t.split && t.cpuOK && t.cpu > 0 {
+			// A hash that does not yield runs in a thread of its own,
+			// which any other thread of the process preempts
+			// (OwnThreads): in a storm its wall time is the handling
+			// of every call of it, not the hash's pace.
+			d = min(d, t.cpu)
+		}
+		lone := median(h.recent[:min(h.next, estimateWindow)])
+		if lone <= 0 {
+			return
+		}
+		h.busy[h.nextBusy%estimateWindow] = max(int64(d)*1e6/int64(lone), 1)
+		h.nextBusy++
+		h.estimate.Store(int64(h.estimateLocked()))
 		return
 	}
 	cpu := time.Duration(0)
 	if t.cpuOK {
 		cpu = max(t.cpu, 1)
 	}
-	h.estMu.Lock()
 	k := h.next % estimateWindow
 	h.recent[k], h.recentWall[k], h.recentCPU[k] = d, t.wall, cpu
 	h.next++
-	n := min(h.next, estimateWindow)
-	est := median(h.recent[:n])
-	h.estMu.Unlock()
-	h.estimate.Store(int64(est))
+	h.estimate.Store(int64(h.estimateLocked()))
 }
 
-// median returns the lower middle one of ds (0 if empty), ignoring zeros;
-// ds is not changed.
-func median(ds []time.Duration) time.Duration {
-	var sorted [estimateWindow]time.Duration
+// estimateLocked is the estimate from the recorded hashes (see observe);
+// h.estMu is held.
+func (h *Hasher) estimateLocked() time.Duration {
+	lone := median(h.recent[:min(h.next, estimateWindow)])
+	r := h.busyRatioLocked()
+	if r == 0 {
+		return lone
+	}
+	return time.Duration(float64(lone) * r)
+}
+
+// busyRatioLocked is the median of the back-to-back hashes' ratios to the
+// lone estimate, within busyRatioMin..busyRatioMax, or 0 while there are
+// fewer than busyMin of them; h.estMu is held.
+func (h *Hasher) busyRatioLocked() float64 {
+	if h.nextBusy < busyMin {
+		return 0
+	}
+	r := float64(median(h.busy[:min(h.nextBusy, estimateWindow)])) / 1e6
+	return min(max(r, busyRatioMin), busyRatioMax)
+}
+
+// median returns the lower middle one of xs (0 if empty), ignoring zeros;
+// xs is not changed.
+func median[T time.Duration | int64](xs []T) T {
+	var sorted [estimateWindow]T
 	n := 0
-	for _, d := range ds {
-		if d > 0 && n < len(sorted) {
-			sorted[n] = d
+	for _, x := range xs {
+		if x > 0 && n < len(sorted) {
+			sorted[n] = x
 			n++
 		}
 	}
@@ -611,12 +694,20 @@ func median(ds []time.Duration) time.Duration {
 type HashTimes struct {
 	// Estimate is HashTime: what the projected wait counts a hash as.
 	Estimate time.Duration
-	// Wall is the median wall time of a hash, from its start to its end.
+	// Lone is the median time of the last lone hashes (those that found
+	// their worker idle), as observe counts them.
+	Lone time.Duration
+	// BusyPace is the median ratio of the back-to-back hashes' wall times
+	// to Lone (the estimate is Lone times it), or 0 while too few hashes
+	// have run back to back for it to count.
+	BusyPace float64
+	// Wall is the median wall time of a lone hash, from its start to its
+	// end.
 	Wall time.Duration
-	// CPU is the median CPU time of a hash's thread while it hashed, of
-	// the hashes that read it (one in cpuSampleEvery); 0 where the thread
-	// CPU clock cannot be read (not Linux) or the hash's lanes ran on
-	// goroutines of their own (Threads > 1).
+	// CPU is the median CPU time of a lone hash's thread while it hashed,
+	// of the hashes that read it (one in cpuSampleEvery); 0 where the
+	// thread CPU clock cannot be read (not Linux) or the hash's lanes ran
+	// on goroutines of their own (Threads > 1).
 	CPU time.Duration
 }
 
@@ -625,7 +716,8 @@ func (h *Hasher) HashTimes() HashTimes {
 	h.estMu.Lock()
 	defer h.estMu.Unlock()
 	n := min(h.next, estimateWindow)
-	return HashTimes{Estimate: h.HashTime(), Wall: median(h.recentWall[:n]), CPU: median(h.recentCPU[:n])}
+	return HashTimes{Estimate: h.HashTime(), Lone: median(h.recent[:n]), BusyPace: h.busyRatioLocked(),
+		Wall: median(h.recentWall[:n]), CPU: median(h.recentCPU[:n])}
 }
 
 // Hash returns the PHC-encoded argon2id hash of password. It returns

@@ -739,3 +739,119 @@ func TestHasherContended(t *testing.T) {
 		t.Fatal("not active after hashes, window 1h")
 	}
 }
+
+// TestEstimateFollowsBusyWorkers: once enough hashes have run back to back
+// (queued, each begun as the one before it ended), the estimate is the
+// lone hashes' median times the back-to-back ones' pace against it: the
+// pace learnt in one burst carries over to the next, scaled by how lone
+// hashes run now, within busyRatioMin..busyRatioMax.
+func TestEstimateFollowsBusyWorkers(t *testing.T) {
+	h := NewHasher(HasherConfig{Params: testParams, Workers: 1})
+	var (
+		mu        sync.Mutex
+		now       = clockAt
+		lone      time.Duration // what a lone hash "takes"
+		busy      time.Duration // what a back-to-back one does
+		hold      chan struct{} // when set, the next lone hash waits for it
+		heldBegan = make(chan struct{}, 1)
+	)
+	h.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h.cpu = func() (time.Duration, bool) { return 0, false } // the fake hashes use none
+	h.derive = func(m *argon2Memory, pw, salt []byte, p Argon2Params) []byte {
+		mu.Lock()
+		wait := hold
+		hold = nil
+		mu.Unlock()
+		if wait != nil {
+			heldBegan <- struct{}{}
+			<-wait
+		}
+		mu.Lock()
+		if m.backToBack {
+			now = now.Add(busy)
+		} else {
+			now = now.Add(lone)
+		}
+		mu.Unlock()
+		return argon2idKey(m, pw, salt, p)
+	}
+	set := func(l, b time.Duration) { mu.Lock(); lone, busy = l, b; mu.Unlock() }
+	ctx := context.Background()
+	// burst holds the worker in a lone hash while n calls queue, then
+	// lets them run back to back.
+	burst := func(n int) {
+		t.Helper()
+		release := make(chan struct{})
+		mu.Lock()
+		hold = release
+		mu.Unlock()
+		errs := make(chan error, n+1)
+		go func() { _, err := h.Hash(ctx, "lone"); errs <- err }()
+		<-heldBegan
+		for range n {
+			go func() { _, err := h.Hash(ctx, "queued"); errs <- err }()
+		}
+		waitForWaiters(h, n)
+		close(release)
+		for range n + 1 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h.estMu.Lock()
+	h.recent, h.next = [estimateWindow]time.Duration{}, 0 // forget the calibration
+	h.estMu.Unlock()
+
+	set(30*time.Millisecond, 24*time.Millisecond)
+	hashN(t, h, 5)
+	if got := h.HashTime(); got != 30*time.Millisecond {
+		t.Fatalf("estimate after lone hashes of 30 ms = %v", got)
+	}
+	burst(busyMin - 2)
+	if got := h.HashTimes(); got.Estimate != 30*time.Millisecond || got.BusyPace != 0 {
+		t.Fatalf("after %d back-to-back hashes (fewer than %d): %+v, want the lone 30 ms", busyMin-2, busyMin, got)
+	}
+	burst(4)
+	if got := h.HashTimes(); got.Estimate != 24*time.Millisecond || got.Lone != 30*time.Millisecond || got.BusyPace != 0.8 {
+		t.Fatalf("after %d back-to-back hashes of 24 ms: %+v, want 24 ms (lone 30 ms × pace 0.8)", busyMin+2, got)
+	}
+	if w := h.projectedWait(3); w != 24*time.Millisecond*(1+3) {
+		t.Fatalf("projected wait behind 3 = %v, want 4 × 24 ms", w)
+	}
+	set(40*time.Millisecond, 0)
+	hashN(t, h, estimateWindow)
+	if got := h.HashTime(); got != 32*time.Millisecond {
+		t.Fatalf("estimate with lone hashes at 40 ms = %v, want 32 ms (the busy pace 0.8 kept)", got)
+	}
+	set(40*time.Millisecond, time.Millisecond)
+	burst(estimateWindow)
+	if got := h.HashTimes(); got.BusyPace != busyRatioMin || got.Estimate != 20*time.Millisecond {
+		t.Fatalf("back-to-back hashes 40 times faster than lone ones: %+v, want the pace bounded at %v", got, busyRatioMin)
+	}
+}
+
+// TestBusyPaceOfAHashThatDoesNotYield: a back-to-back hash that does not
+// yield (a thread of its own, which the other threads of a storm preempt)
+// counts its thread's CPU time when that is less than its wall time; a
+// yielding one counts its time on a thread, as a lone one does.
+func TestBusyPaceOfAHashThatDoesNotYield(t *testing.T) {
+	h := NewHasher(HasherConfig{Params: testParams, Workers: 1})
+	h.estMu.Lock()
+	h.recent, h.next = [estimateWindow]time.Duration{}, 0
+	h.estMu.Unlock()
+	ms := time.Millisecond
+	h.observe(hashTimes{wall: 20 * ms, onThread: 20 * ms, cpu: 20 * ms, cpuOK: true})
+	for range busyMin {
+		h.observe(hashTimes{wall: 50 * ms, onThread: 50 * ms, cpu: 16 * ms, cpuOK: true, backToBack: true})
+	}
+	if got := h.HashTimes(); got.BusyPace != 0.8 || got.Estimate != 16*ms {
+		t.Fatalf("unsplit back-to-back hashes of 16 ms CPU in 50 ms: %+v, want pace 0.8 (CPU over the lone 20 ms)", got)
+	}
+	for range estimateWindow {
+		h.observe(hashTimes{wall: 50 * ms, onThread: 22 * ms, cpu: 10 * ms, cpuOK: true, split: true, backToBack: true})
+	}
+	if got := h.HashTimes(); got.BusyPace != 1.1 || got.Estimate != 22*ms {
+		t.Fatalf("yielding back-to-back hashes of 22 ms on a thread: %+v, want pace 1.1", got)
+	}
+}

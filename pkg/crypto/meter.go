@@ -39,6 +39,9 @@ type hashTimes struct {
 	cpu      time.Duration // thread CPU time of the parts on a thread (cpuOK)
 	cpuOK    bool
 	split    bool // the hash yielded: onThread leaves out the waits after it
+	// backToBack: the hash was queued and its worker took it the moment
+	// its hash before ended (set by Hasher.run)
+	backToBack bool
 }
 
 // begin starts timing a hash with the wall clock now and the thread CPU

@@ -64,7 +64,7 @@ func TestEstimateLeavesOutWaitsForAProcessor(t *testing.T) {
 	c.hashOf(h, 4, 5*time.Millisecond, 0, 20*time.Millisecond, true)
 	hashN(t, h, estimateWindow)
 	got := h.HashTimes()
-	want := HashTimes{Estimate: 20 * time.Millisecond, Wall: 80 * time.Millisecond, CPU: 20 * time.Millisecond}
+	want := HashTimes{Estimate: 20 * time.Millisecond, Lone: 20 * time.Millisecond, Wall: 80 * time.Millisecond, CPU: 20 * time.Millisecond}
 	if got != want {
 		t.Fatalf("HashTimes = %+v, want %+v", got, want)
 	}
@@ -80,7 +80,7 @@ func TestEstimateKeepsTimeTheKernelGaveOthers(t *testing.T) {
 	c.hashOf(h, 4, 5*time.Millisecond, 5*time.Millisecond, time.Millisecond, true)
 	hashN(t, h, estimateWindow)
 	got := h.HashTimes()
-	want := HashTimes{Estimate: 40 * time.Millisecond, Wall: 43 * time.Millisecond, CPU: 20 * time.Millisecond}
+	want := HashTimes{Estimate: 40 * time.Millisecond, Lone: 40 * time.Millisecond, Wall: 43 * time.Millisecond, CPU: 20 * time.Millisecond}
 	if got != want {
 		t.Fatalf("HashTimes = %+v, want %+v", got, want)
 	}
@@ -97,7 +97,7 @@ func TestEstimateWithoutThreadCPUClock(t *testing.T) {
 	c.hashOf(h, 4, 5*time.Millisecond, 0, 20*time.Millisecond, true)
 	hashN(t, h, estimateWindow)
 	got := h.HashTimes()
-	want := HashTimes{Estimate: 20 * time.Millisecond, Wall: 80 * time.Millisecond}
+	want := HashTimes{Estimate: 20 * time.Millisecond, Lone: 20 * time.Millisecond, Wall: 80 * time.Millisecond}
 	if got != want {
 		t.Fatalf("HashTimes = %+v, want %+v", got, want)
 	}
@@ -112,7 +112,7 @@ func TestEstimateOfAHashThatDoesNotYield(t *testing.T) {
 	c.hashOf(h, 1, 20*time.Millisecond, 10*time.Millisecond, 0, false)
 	hashN(t, h, estimateWindow)
 	got := h.HashTimes()
-	want := HashTimes{Estimate: 30 * time.Millisecond, Wall: 30 * time.Millisecond, CPU: 20 * time.Millisecond}
+	want := HashTimes{Estimate: 30 * time.Millisecond, Lone: 30 * time.Millisecond, Wall: 30 * time.Millisecond, CPU: 20 * time.Millisecond}
 	if got != want {
 		t.Fatalf("HashTimes = %+v, want %+v", got, want)
 	}
@@ -206,7 +206,7 @@ func TestCPUClockSampled(t *testing.T) {
 		t.Errorf("%d reads of the CPU clock in %d hashes, want %d", reads, 4*cpuSampleEvery, want)
 	}
 	got := h.HashTimes()
-	if want := (HashTimes{Estimate: 20 * time.Millisecond, Wall: 80 * time.Millisecond, CPU: 20 * time.Millisecond}); got != want {
+	if want := (HashTimes{Estimate: 20 * time.Millisecond, Lone: 20 * time.Millisecond, Wall: 80 * time.Millisecond, CPU: 20 * time.Millisecond}); got != want {
 		t.Fatalf("HashTimes = %+v, want %+v", got, want)
 	}
 }

@@ -8,18 +8,25 @@ import (
 
 // registerHasherMetrics exposes what the password hasher's admission
 // decides with (docs/operators.md, "Login storms"): its duration
-// estimate (and the wall and CPU times of the same hashes beside it) and
-// the number of checks waiting for a worker, read at each scrape.
+// estimate, what it is made of (the lone hashes' median and the busy
+// workers' pace against it), the wall and CPU times of the lone hashes,
+// and the number of checks waiting for a worker, read at each scrape.
 func registerHasherMetrics(reg prometheus.Registerer, h *crypto.Hasher) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_password_hash_seconds",
-			Help: "Estimate of one password hash's duration: median time on a thread of the last 64 hashes at the current parameters."},
+			Help: "Estimate of one password hash's duration that admission projects waits with: uias_password_hash_lone_seconds times uias_password_hash_busy_pace (when known)."},
 			func() float64 { return h.HashTime().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_password_hash_lone_seconds",
+			Help: "Median time on a thread of the last 64 lone hashes (each found its worker idle) at the current parameters."},
+			func() float64 { return h.HashTimes().Lone.Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_password_hash_busy_pace",
+			Help: "Median ratio of the last 64 back-to-back hashes' wall times (queued, begun as the one before ended) to the lone median of the moment, bounded to 0.5..2; 0 until 16 have run."},
+			func() float64 { return h.HashTimes().BusyPace }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_password_hash_wall_seconds",
-			Help: "Median wall time of the same hashes, start to end (the estimate leaves out their waits for a processor)."},
+			Help: "Median wall time of the lone hashes, start to end (the lone median leaves out their waits for a processor)."},
 			func() float64 { return h.HashTimes().Wall.Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_password_hash_cpu_seconds",
-			Help: "Median thread CPU time of the same hashes (0 where the thread CPU clock cannot be read)."},
+			Help: "Median thread CPU time of the lone hashes (0 where the thread CPU clock cannot be read)."},
 			func() float64 { return h.HashTimes().CPU.Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_password_hash_waiting",
 			Help: "Password checks waiting for a hash worker."},

@@ -225,6 +225,10 @@ type round struct {
 	// the median wall and thread CPU times of the hashes of burstHashEst
 	// (0: not read)
 	burstHashWall, burstHashCPU time.Duration
+	// what burstHashEst is made of: the lone hashes' median and the busy
+	// workers' pace (0: not known yet)
+	burstHashLone time.Duration
+	burstHashPace float64
 }
 
 // lockedWriter serializes writes: the system under test, the processes of
@@ -376,6 +380,7 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 		}
 		est := e.hashEstimate(ctx)
 		r.burstHashEst, r.burstHashWall, r.burstHashCPU = est.est, est.wall, est.cpu
+		r.burstHashLone, r.burstHashPace = est.lone, est.pace
 		c0, t0 := cpuTime(), time.Now()
 		r.burst, _ = Waves(ctx, r.burstN, 0, e.callAuthenticate)
 		r.burst.cpu, r.burst.wall = cpuTime()-c0, time.Since(t0)
@@ -392,8 +397,8 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 			fmt.Fprintf(log, "    process CPU a login answered: %s (floor: %s a hash, %.2f×)\n", ms(login), ms(hash),
 				float64(login)/float64(hash))
 		}
-		fmt.Fprintf(log, "    server estimate before it: hash %s (floor: %s a hash a worker, workers ÷ raw rate); median wall %s, CPU %s\n",
-			ms(r.burstHashEst), ms(r.floorPerWorker(o)), ms(r.burstHashWall), ms(r.burstHashCPU))
+		fmt.Fprintf(log, "    server estimate before it: hash %s (floor: %s a hash a worker, workers ÷ raw rate) = lone %s × busy pace %.2f; lone median wall %s, CPU %s\n",
+			ms(r.burstHashEst), ms(r.floorPerWorker(o)), ms(r.burstHashLone), r.burstHashPace, ms(r.burstHashWall), ms(r.burstHashCPU))
 	}
 	if group("overload") != nil {
 		r.stormN = o.overloadCallers

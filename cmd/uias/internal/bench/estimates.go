@@ -11,9 +11,13 @@ import (
 
 // serverHashTimes are the server's figures of its last hashes (its
 // /metrics): the duration estimate the projected wait of a waiting login
-// uses (uias_password_hash_seconds), and the median wall and thread CPU
-// times of the same hashes; zero: not read.
-type serverHashTimes struct{ est, wall, cpu time.Duration }
+// uses (uias_password_hash_seconds), the lone hashes' median and the busy
+// workers' pace it is made of, and the median wall and thread CPU times of
+// the lone hashes; zero: not read (a pace of 0: not known yet).
+type serverHashTimes struct {
+	est, lone, wall, cpu time.Duration
+	pace                 float64
+}
 
 // hashEstimate reads the server's hash times from its /metrics; zeros when
 // it cannot read them.
@@ -49,6 +53,10 @@ func parseHashEstimate(sc *bufio.Scanner) serverHashTimes {
 		switch name {
 		case "uias_password_hash_seconds":
 			t.est = d
+		case "uias_password_hash_lone_seconds":
+			t.lone = d
+		case "uias_password_hash_busy_pace":
+			t.pace = v
 		case "uias_password_hash_wall_seconds":
 			t.wall = d
 		case "uias_password_hash_cpu_seconds":

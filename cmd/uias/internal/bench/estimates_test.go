@@ -15,8 +15,10 @@ uias_password_hash_waiting 3
 uias_password_hash_seconds_other 9
 uias_password_hash_wall_seconds 0.041
 uias_password_hash_cpu_seconds 0.028
+uias_password_hash_lone_seconds 0.0369
+uias_password_hash_busy_pace 0.8
 `
-	want := serverHashTimes{est: 29500 * time.Microsecond, wall: 41 * time.Millisecond, cpu: 28 * time.Millisecond}
+	want := serverHashTimes{est: 29500 * time.Microsecond, lone: 36900 * time.Microsecond, pace: 0.8, wall: 41 * time.Millisecond, cpu: 28 * time.Millisecond}
 	if got := parseHashEstimate(bufio.NewScanner(strings.NewReader(text))); got != want {
 		t.Fatalf("hash times %+v; want %+v", got, want)
 	}
