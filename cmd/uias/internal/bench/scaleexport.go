@@ -132,7 +132,7 @@ func scaleExportDB(ctx context.Context, o *scaleOptions, rep *scaleReport, path,
 		return err
 	}
 	defer func() { _ = db.Close() }()
-	svc, err := ioService(sqlstore.New(db), dir, o.argon2, 0)
+	svc, err := ioService(sqlstore.New(db), dir, o.argon2, 0, nil)
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,10 @@ func openIdentityDB(ctx context.Context, path string) (*store.DB, error) {
 	return db, nil
 }
 
-func ioService(st identity.Store, dir string, argon2 crypto.Argon2Params, loginShare float64) (*identity.Service, error) {
+// ioService is the service of the import and export rows; sleep, when
+// set, is its sleep (the import's pauses for waiting logins).
+func ioService(st identity.Store, dir string, argon2 crypto.Argon2Params, loginShare float64,
+	sleep func(context.Context, time.Duration) error) (*identity.Service, error) {
 	keys, active, err := crypto.LoadOrCreateKeyFile(filepath.Join(dir, "io-keys.json"))
 	if err != nil {
 		return nil, err
@@ -78,7 +81,7 @@ func ioService(st identity.Store, dir string, argon2 crypto.Argon2Params, loginS
 		return nil, err
 	}
 	return identity.New(identity.Deps{Store: st, Sealer: sealer, Logger: zap.NewNop(), Config: identity.Config{ImportLoginShare: loginShare},
-		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: argon2})})
+		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: argon2}), Sleep: sleep})
 }
 
 // countingWriter counts bytes.
@@ -147,7 +150,7 @@ func scaleIO(ctx context.Context, o *scaleOptions, rep *scaleReport, dir string,
 	}()
 	st := sqlstore.New(db, sqlstore.WithLoginOutbox(logins))
 	steps := &stepStore{Store: st}
-	svc, err := ioService(steps, dir, o.argon2, o.importLoginShare)
+	svc, err := ioService(steps, dir, o.argon2, o.importLoginShare, steps.sleep)
 	if err != nil {
 		return err
 	}

@@ -148,6 +148,21 @@ func (s *stepStore) ImportBatch(ctx context.Context, importID string, items []id
 	return res, err
 }
 
+// sleep is the service's sleep: the import's pauses while logins wait
+// for a hash worker (identity's giveWay), timed as "import pause".
+func (s *stepStore) sleep(ctx context.Context, d time.Duration) error {
+	t0 := time.Now()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	defer s.time("import pause", t0)
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (s *stepStore) YieldWrites(ctx context.Context) error {
 	t0 := time.Now()
 	err := s.Store.YieldWrites(ctx)
