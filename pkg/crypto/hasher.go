@@ -154,8 +154,8 @@ type Hasher struct {
 	// of 0: not known
 	recentWall, recentCPU [estimateWindow]time.Duration
 	// busy holds, for the last estimateWindow back-to-back hashes, each
-	// one's wall time over the median of recent when it ended (in
-	// millionths); nextBusy counts them all.
+	// one's time over the lone median of the moment, counted as observe
+	// says (in millionths); nextBusy counts them (wrapCount).
 	busy     [estimateWindow]int64
 	nextBusy int
 
@@ -556,8 +556,8 @@ func (h *Hasher) run(m *argon2Memory, password, salt []byte, p Argon2Params) []b
 	// reads it.
 	var cpu func() (time.Duration, bool)
 	if h.timed.Add(1)%h.cpuEvery == 0 || (m.backToBack && !m.yield) {
-		// (a back-to-back hash that does not yield reads it twice:
-		// its pace is its CPU time, see observe)
+		// (a back-to-back hash that does not yield reads it: its pace
+		// is its CPU time, see observe)
 		cpu = h.cpu
 	}
 	m.meter.begin(h.now, cpu)
@@ -597,11 +597,12 @@ func (h *Hasher) run(m *argon2Memory, password, salt []byte, p Argon2Params) []b
 // Lone hashes, one now and then on a quiet server, run slower or faster
 // than that by a margin of the host's (each starts on a CPU that was idle
 // or ran something else: its caches and clock are not the hashing
-// loop's; on the bench's shared host lone hashes took 0.92-1.31x the time
-// of back-to-back ones, ADR 0010). So each back-to-back hash records its
-// time, counted as a lone one's (or its thread's CPU time, if less, for a
-// hash that does not yield: the other threads of a storm preempt it),
-// over the lone estimate of the moment, and once there are busyMin of
+// loop's; on a busier shared host the libargon2 build's lone estimate
+// stood 23-31% above the raw parallel hash while its bursts ran within
+// about 10% of it, ADR 0010). So each back-to-back hash records its time,
+// counted as a lone one's, over the lone estimate of the moment (or, for
+// a hash that does not yield, whose thread the other threads of a storm
+// preempt, its thread's CPU time over the lone hashes' CPU median), and once there are busyMin of
 // them the estimate is the lone median times the median of those ratios
 // (within busyRatioMin..busyRatioMax): the first burst after a quiet
 // night is admitted at the pace the workers kept in the last one, scaled
@@ -623,19 +624,23 @@ func (h *Hasher) observe(t hashTimes) {
 	h.estMu.Lock()
 	defer h.estMu.Unlock()
 	if t.backToBack {
-		if !t.split && t.cpuOK && t.cpu > 0 {
+		n := min(h.next, estimateWindow)
+		num, den := d, median(h.recent[:n])
+		if lcpu := median(h.recentCPU[:n]); !t.split && t.cpuOK && t.cpu > 0 && lcpu > 0 {
 			// A hash that does not yield runs in a thread of its own,
 			// which any other thread of the process preempts
 			// (OwnThreads): in a storm its wall time is the handling
-			// of every call of it, not the hash's pace.
-			d = min(d, t.cpu)
+			// of every call of it, not the hash's pace. Its CPU time
+			// is compared with the lone hashes' CPU time (like with
+			// like: the time the kernel gives to other processes stays
+			// in the lone wall time the pace multiplies).
+			num, den = t.cpu, lcpu
 		}
-		lone := median(h.recent[:min(h.next, estimateWindow)])
-		if lone <= 0 {
+		if den <= 0 {
 			return
 		}
-		h.busy[h.nextBusy%estimateWindow] = max(int64(d)*1e6/int64(lone), 1)
-		h.nextBusy++
+		h.busy[h.nextBusy%estimateWindow] = max(int64(num)*1e6/int64(den), 1)
+		h.nextBusy = wrapCount(h.nextBusy + 1)
 		h.estimate.Store(int64(h.estimateLocked()))
 		return
 	}
@@ -645,8 +650,18 @@ func (h *Hasher) observe(t hashTimes) {
 	}
 	k := h.next % estimateWindow
 	h.recent[k], h.recentWall[k], h.recentCPU[k] = d, t.wall, cpu
-	h.next++
+	h.next = wrapCount(h.next + 1)
 	h.estimate.Store(int64(h.estimateLocked()))
+}
+
+// wrapCount keeps a count of recorded hashes from overflowing: past two
+// windows it drops one (the position in the window and min(n, window)
+// stay the same).
+func wrapCount(n int) int {
+	if n >= 2*estimateWindow {
+		return n - estimateWindow
+	}
+	return n
 }
 
 // estimateLocked is the estimate from the recorded hashes (see observe);
@@ -697,9 +712,9 @@ type HashTimes struct {
 	// Lone is the median time of the last lone hashes (those that found
 	// their worker idle), as observe counts them.
 	Lone time.Duration
-	// BusyPace is the median ratio of the back-to-back hashes' wall times
-	// to Lone (the estimate is Lone times it), or 0 while too few hashes
-	// have run back to back for it to count.
+	// BusyPace is the median ratio of the back-to-back hashes' times to
+	// the lone ones' (see observe; the estimate is Lone times it), or 0
+	// while too few hashes have run back to back for it to count.
 	BusyPace float64
 	// Wall is the median wall time of a lone hash, from its start to its
 	// end.

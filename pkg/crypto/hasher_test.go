@@ -833,25 +833,49 @@ func TestEstimateFollowsBusyWorkers(t *testing.T) {
 
 // TestBusyPaceOfAHashThatDoesNotYield: a back-to-back hash that does not
 // yield (a thread of its own, which the other threads of a storm preempt)
-// counts its thread's CPU time when that is less than its wall time; a
-// yielding one counts its time on a thread, as a lone one does.
+// compares its thread's CPU time with the lone hashes' CPU time, so that
+// the time the kernel gives to other processes stays in the lone wall
+// time the pace multiplies; without a lone CPU time it compares times on
+// a thread. A yielding one counts its time on a thread, as a lone one
+// does. The pace stays within busyRatioMin..busyRatioMax.
 func TestBusyPaceOfAHashThatDoesNotYield(t *testing.T) {
-	h := NewHasher(HasherConfig{Params: testParams, Workers: 1})
-	h.estMu.Lock()
-	h.recent, h.next = [estimateWindow]time.Duration{}, 0
-	h.estMu.Unlock()
 	ms := time.Millisecond
-	h.observe(hashTimes{wall: 20 * ms, onThread: 20 * ms, cpu: 20 * ms, cpuOK: true})
+	fresh := func() *Hasher {
+		h := NewHasher(HasherConfig{Params: testParams, Workers: 1})
+		h.estMu.Lock()
+		h.recent, h.recentWall, h.recentCPU, h.next = [estimateWindow]time.Duration{}, [estimateWindow]time.Duration{}, [estimateWindow]time.Duration{}, 0
+		h.estMu.Unlock()
+		return h
+	}
+	h := fresh()
+	// Lone: 25 ms of wall time, 20 of them on the CPU (the kernel gave
+	// 5 ms to another process).
+	h.observe(hashTimes{wall: 25 * ms, onThread: 25 * ms, cpu: 20 * ms, cpuOK: true})
 	for range busyMin {
 		h.observe(hashTimes{wall: 50 * ms, onThread: 50 * ms, cpu: 16 * ms, cpuOK: true, backToBack: true})
 	}
-	if got := h.HashTimes(); got.BusyPace != 0.8 || got.Estimate != 16*ms {
-		t.Fatalf("unsplit back-to-back hashes of 16 ms CPU in 50 ms: %+v, want pace 0.8 (CPU over the lone 20 ms)", got)
+	if got := h.HashTimes(); got.BusyPace != 0.8 || got.Estimate != 20*ms || got.Lone != 25*ms {
+		t.Fatalf("unsplit back-to-back hashes of 16 ms CPU in 50 ms: %+v, want pace 0.8 (CPU over the lone CPU 20 ms), estimate 25 ms × 0.8", got)
 	}
 	for range estimateWindow {
-		h.observe(hashTimes{wall: 50 * ms, onThread: 22 * ms, cpu: 10 * ms, cpuOK: true, split: true, backToBack: true})
+		h.observe(hashTimes{wall: 50 * ms, onThread: 30 * ms, cpu: 10 * ms, cpuOK: true, split: true, backToBack: true})
 	}
-	if got := h.HashTimes(); got.BusyPace != 1.1 || got.Estimate != 22*ms {
-		t.Fatalf("yielding back-to-back hashes of 22 ms on a thread: %+v, want pace 1.1", got)
+	if got := h.HashTimes(); got.BusyPace != 1.2 || got.Estimate != 30*ms {
+		t.Fatalf("yielding back-to-back hashes of 30 ms on a thread: %+v, want pace 1.2 (over the lone 25 ms)", got)
+	}
+	for range estimateWindow {
+		h.observe(hashTimes{wall: 150 * ms, onThread: 100 * ms, split: true, backToBack: true})
+	}
+	if got := h.HashTimes(); got.BusyPace != busyRatioMax || got.Estimate != 50*ms {
+		t.Fatalf("back-to-back hashes 4 times slower than lone ones: %+v, want the pace bounded at %v", got, busyRatioMax)
+	}
+
+	h = fresh() // the lone hashes' CPU time not known
+	h.observe(hashTimes{wall: 25 * ms, onThread: 25 * ms})
+	for range busyMin {
+		h.observe(hashTimes{wall: 30 * ms, onThread: 30 * ms, cpu: 16 * ms, cpuOK: true, backToBack: true})
+	}
+	if got := h.HashTimes(); got.BusyPace != 1.2 {
+		t.Fatalf("no lone CPU time: %+v, want pace 1.2 (30 ms over 25 ms on a thread)", got)
 	}
 }

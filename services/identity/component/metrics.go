@@ -20,7 +20,7 @@ func registerHasherMetrics(reg prometheus.Registerer, h *crypto.Hasher) error {
 			Help: "Median time on a thread of the last 64 lone hashes (each found its worker idle) at the current parameters."},
 			func() float64 { return h.HashTimes().Lone.Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_password_hash_busy_pace",
-			Help: "Median ratio of the last 64 back-to-back hashes' wall times (queued, begun as the one before ended) to the lone median of the moment, bounded to 0.5..2; 0 until 16 have run."},
+			Help: "Median ratio of the last 64 back-to-back hashes' times (queued, begun as the one before ended; time on a thread, or thread CPU time for a hash on a thread of its own) to the lone hashes' of the moment, bounded to 0.5..2; 0 until 16 have run."},
 			func() float64 { return h.HashTimes().BusyPace }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_password_hash_wall_seconds",
 			Help: "Median wall time of the lone hashes, start to end (the lone median leaves out their waits for a processor)."},
