@@ -725,12 +725,23 @@ func (w *writes) finish() []string {
 // starts with prefix: the number of events per group id, in all, and with
 // distinct event ids (Nats-Msg-Id).
 func groupChanges(t *testing.T, js jetstream.JetStream, prefix string) (per map[string]int, total, distinct int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, "CHANGES", jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"uias.changes.identity.group.created"}})
-	if err != nil {
-		t.Fatal(err)
+	// Right after a killed node rejoins, a consumer's creation can hang
+	// until its context ends (a CI run: 60 s, while the same request
+	// succeeded at once on the rerun): fresh tries of 15 s each.
+	var cons jetstream.Consumer
+	var err error
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		cons, err = js.OrderedConsumer(ctx, "CHANGES", jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{"uias.changes.identity.group.created"}})
+		cancel()
+		if err == nil {
+			break
+		}
+		if try == 4 {
+			t.Fatal(err)
+		}
+		t.Logf("creating a consumer of CHANGES (try %d): %v; trying again", try, err)
 	}
 	per = map[string]int{}
 	ids := map[string]bool{}
