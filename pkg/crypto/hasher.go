@@ -626,7 +626,7 @@ func (h *Hasher) observe(t hashTimes) {
 	if t.backToBack {
 		n := min(h.next, estimateWindow)
 		num, den := d, median(h.recent[:n])
-		if lcpu := median(h.recentCPU[:n]); !t.split && t.cpuOK && t.cpu > 0 && lcpu > 0 {
+		if !t.split && t.cpuOK && t.cpu > 0 {
 			// A hash that does not yield runs in a thread of its own,
 			// which any other thread of the process preempts
 			// (OwnThreads): in a storm its wall time is the handling
@@ -634,7 +634,10 @@ func (h *Hasher) observe(t hashTimes) {
 			// is compared with the lone hashes' CPU time (like with
 			// like: the time the kernel gives to other processes stays
 			// in the lone wall time the pace multiplies).
-			num, den = t.cpu, lcpu
+			// (The lone CPU median is sorted only for such a hash.)
+			if lcpu := median(h.recentCPU[:n]); lcpu > 0 {
+				num, den = t.cpu, lcpu
+			}
 		}
 		if den <= 0 {
 			return
