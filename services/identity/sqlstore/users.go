@@ -173,7 +173,9 @@ func (s *Store) userListing(ctx context.Context, f identity.UserFilter) (*listin
 		l.first, l.firstArgs = "users.org_path >= ?", []any{lo}
 		l.keys = []keyCol{{expr: "users.org_path"}, {expr: "users.id"}}
 	case f.OrgID != "":
-		l.w.Add("users.org_id = ?", f.OrgID)
+		// The org's own path: the (org_path, id) index (migration 0049);
+		// an unknown org has none, and lists nobody.
+		l.w.Add("users.org_path = (SELECT orgs.path FROM orgs WHERE orgs.id = ?)", f.OrgID)
 	default:
 		lo, hi, one, err := s.withinSubtree(ctx, f.Within)
 		if err != nil {

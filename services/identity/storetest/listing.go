@@ -69,8 +69,31 @@ func testUserSubtree(t *testing.T, f *fixture) {
 	if got, want := subtree(b.ID, 0), sortedIDs(inB); !slices.Equal(got, want) {
 		t.Fatalf("subtree of b = %v, want %v", got, want)
 	}
-	_ = inAX
-	_ = inRoot
+	// One org alone (no descendants): its own people, not those of the
+	// orgs below it nor of an org whose id starts with its id; an
+	// unknown org lists nobody.
+	only := func(org string, status identity.Status) []string {
+		ids := userIDs(t, func(p identity.Page) ([]*identity.User, string, error) {
+			return f.s.ListUsers(f.ctx, identity.UserFilter{OrgID: org, Status: status}, p)
+		}, 2)
+		slices.Sort(ids)
+		return ids
+	}
+	if got, want := only(a.ID, 0), sortedIDs(inA[0], inA[2]); !slices.Equal(got, want) {
+		t.Fatalf("users of a alone = %v, want %v", got, want)
+	}
+	if got, want := only(a1.ID, identity.StatusDisabled), sortedIDs(dis); !slices.Equal(got, want) {
+		t.Fatalf("disabled users of a1 alone = %v, want %v", got, want)
+	}
+	if got, want := only(root.ID, 0), sortedIDs(inRoot); !slices.Equal(got, want) {
+		t.Fatalf("users of root alone = %v, want %v", got, want)
+	}
+	if got, want := only(ax.ID, 0), sortedIDs(inAX); !slices.Equal(got, want) {
+		t.Fatalf("users of ax alone = %v, want %v", got, want)
+	}
+	if got := only("missing", 0); len(got) != 0 {
+		t.Fatalf("users of an unknown org = %v, want none", got)
+	}
 
 	// A user moving to another org moves in the subtree listings too.
 	mv, err := f.s.GetUser(f.ctx, inA[0].ID)
@@ -89,6 +112,10 @@ func testUserSubtree(t *testing.T, f *fixture) {
 	}
 	if got := subtree(b.ID, 0); len(got) != 6 {
 		t.Fatalf("subtree of b after the move = %d users, want 6", len(got))
+	}
+	// The moved org's own people are still its own.
+	if got, want := only(a1.ID, 0), sortedIDs(inA[1], inA[3], inA[4], dis); !slices.Equal(got, want) {
+		t.Fatalf("users of a1 alone after the move = %v, want %v", got, want)
 	}
 
 	_, _, err = f.s.ListUsers(f.ctx, identity.UserFilter{OrgID: "missing", Subtree: true}, identity.Page{})

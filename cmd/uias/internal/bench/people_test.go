@@ -257,7 +257,7 @@ func (c cancelOn) Write(p []byte) (int, error) {
 func TestGeneratePeopleBulkResumes(t *testing.T) {
 	defer func(n int) { bulkChunk = n }(bulkChunk)
 	bulkChunk = 1000
-	for _, step := range []string{"people (", "search keys", "search index", "index users_org_id_idx", "trigger"} {
+	for _, step := range []string{"people (", "search keys", "search index", "index users_org_path_idx", "trigger"} {
 		t.Run(step, func(t *testing.T) {
 			db := storetest.OpenSQLite(t)
 			ctx := context.Background()
