@@ -23,6 +23,17 @@ func userIDs(t *testing.T, list func(identity.Page) ([]*identity.User, string, e
 	return ids
 }
 
+// listedIDs lists the users of filter in pages of size and returns their
+// ids sorted.
+func listedIDs(t *testing.T, f *fixture, filter identity.UserFilter, size int) []string {
+	t.Helper()
+	ids := userIDs(t, func(p identity.Page) ([]*identity.User, string, error) {
+		return f.s.ListUsers(f.ctx, filter, p)
+	}, size)
+	slices.Sort(ids)
+	return ids
+}
+
 func sortedIDs(us ...*identity.User) []string {
 	var ids []string
 	for _, u := range us {
@@ -51,11 +62,7 @@ func testUserSubtree(t *testing.T, f *fixture) {
 	must(t, f.s.CreateUser(f.ctx, dis, nil))
 
 	subtree := func(org string, status identity.Status) []string {
-		ids := userIDs(t, func(p identity.Page) ([]*identity.User, string, error) {
-			return f.s.ListUsers(f.ctx, identity.UserFilter{OrgID: org, Subtree: true, Status: status}, p)
-		}, 2)
-		slices.Sort(ids)
-		return ids
+		return listedIDs(t, f, identity.UserFilter{OrgID: org, Subtree: true, Status: status}, 2)
 	}
 	if got, want := subtree(a.ID, 0), sortedIDs(append(slices.Clone(inA), dis)...); !slices.Equal(got, want) {
 		t.Fatalf("subtree of a = %v, want %v", got, want)
@@ -73,11 +80,7 @@ func testUserSubtree(t *testing.T, f *fixture) {
 	// orgs below it nor of an org whose id starts with its id; an
 	// unknown org lists nobody.
 	only := func(org string, status identity.Status) []string {
-		ids := userIDs(t, func(p identity.Page) ([]*identity.User, string, error) {
-			return f.s.ListUsers(f.ctx, identity.UserFilter{OrgID: org, Status: status}, p)
-		}, 2)
-		slices.Sort(ids)
-		return ids
+		return listedIDs(t, f, identity.UserFilter{OrgID: org, Status: status}, 2)
 	}
 	if got, want := only(a.ID, 0), sortedIDs(inA[0], inA[2]); !slices.Equal(got, want) {
 		t.Fatalf("users of a alone = %v, want %v", got, want)
@@ -170,11 +173,7 @@ func testSearch(t *testing.T, f *fixture) {
 	}
 
 	search := func(q string, status identity.Status) []string {
-		ids := userIDs(t, func(p identity.Page) ([]*identity.User, string, error) {
-			return f.s.ListUsers(f.ctx, identity.UserFilter{Query: q, Status: status}, p)
-		}, 3)
-		slices.Sort(ids)
-		return ids
+		return listedIDs(t, f, identity.UserFilter{Query: q, Status: status}, 3)
 	}
 	for q, want := range map[string][]string{
 		"张三丰":           {zsf.ID},
