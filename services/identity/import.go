@@ -45,7 +45,13 @@ import (
 // to wait for the database (Store.ImportBatch): while none waits, the
 // rows of a transaction share its commit, its search index segment and
 // the index pages it writes; when one does, it waits for one chunk.
-const ImportBatchSize = 10000
+// 20000 rather than 10000: each commit writes every index page the
+// transaction changed (the last pages of each org's part of the org
+// indexes, of each name's part of the name index) to the WAL and later
+// back to the database, and twice the rows share them (1 M people: the
+// import's CPU 9% less, the CPU of its writes to the WAL and the
+// database file 27% less; issue 16).
+const ImportBatchSize = 20000
 
 // ImportChunkMax is the most rows of one chunk.
 const ImportChunkMax = 2000

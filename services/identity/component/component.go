@@ -125,7 +125,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if logins != nil {
 		env.OnStop(func(context.Context) error { return logins.Close() })
 	}
-	st := sqlstore.New(db, sqlstore.WithLogger(log), sqlstore.WithLoginOutbox(logins))
+	st := sqlstore.New(db, sqlstore.WithLogger(log), sqlstore.WithLoginOutbox(logins),
+		sqlstore.WithImportCache(int64(cfg.ImportCacheMiB)<<20))
 	// Registered after the database's own close, so it runs first.
 	env.OnStop(func(context.Context) error { return st.Close() })
 	keys, err := openKeys(ctx, cfg, st, log, env.Config.Target == config.TargetAll)

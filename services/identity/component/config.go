@@ -13,6 +13,7 @@ import (
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/sched"
 	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 // SchedAuto as Config.SchedPolicy is the measured default for what the
@@ -101,6 +102,10 @@ type Config struct {
 	// ImportMaxBytes bounds an import file, over gRPC and REST (default
 	// 1 GiB).
 	ImportMaxBytes int64 `yaml:"import_max_bytes"`
+	// ImportCacheMiB is the most page cache (MiB) an import's database
+	// connection keeps on SQLite (default 1024; SQLite takes it as the
+	// import touches pages, and frees it when the import ends).
+	ImportCacheMiB int `yaml:"import_cache_mib"`
 	// ImportLoginShare is the share of the time an import writes while
 	// logins wait for the CPUs (a password check found every hash worker
 	// busy within the last 250 ms; default 0.25; 1: an import never pauses
@@ -162,6 +167,7 @@ func Defaults() *Config {
 		UnsaltedWrapRate:    5,
 		ImportMaxBytes:      identity.DefaultImportMaxBytes,
 		ImportLoginShare:    identity.DefaultImportLoginShare,
+		ImportCacheMiB:      sqlstore.DefaultImportCacheMiB,
 		AdminAuthz:          true,
 		AdminDecisionTTL:    adminauth.DefaultDecisionTTL,
 		LoginThrottle:       LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
@@ -231,6 +237,7 @@ func (c *Config) Bind(b *config.Binder) {
 		return nil
 	}, func() string { return strconv.FormatInt(c.ImportMaxBytes, 10) })
 	b.Int(&c.FingerTemplateCache, "UIAS_FINGER_TEMPLATE_CACHE", "", "")
+	b.Int(&c.ImportCacheMiB, "UIAS_IMPORT_CACHE_MIB", "", "")
 	b.Bool(&c.AdminAuthz, "UIAS_ADMIN_AUTHZ", "", "")
 	b.Duration(&c.AdminDecisionTTL, "UIAS_ADMIN_DECISION_TTL", "", "")
 	b.Func("UIAS_IMPORT_LOGIN_SHARE", "", "", func(v string) error {
@@ -339,6 +346,9 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if c.ImportMaxBytes < 1<<10 || c.ImportMaxBytes > identity.MaxImportMaxBytes {
 		bad("import_max_bytes", "must be from 1024 to %d (16 GiB), got %d", identity.MaxImportMaxBytes, c.ImportMaxBytes)
+	}
+	if c.ImportCacheMiB < 2 || c.ImportCacheMiB > sqlstore.MaxImportCacheMiB {
+		bad("import_cache_mib", "must be from 2 to %d (MiB), got %d", sqlstore.MaxImportCacheMiB, c.ImportCacheMiB)
 	}
 	if !(c.ImportLoginShare >= 0.05 && c.ImportLoginShare <= 1) {
 		bad("import_login_share", "must be from 0.05 to 1 (1: an import never pauses for logins), got %g", c.ImportLoginShare)

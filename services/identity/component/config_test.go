@@ -92,6 +92,8 @@ func TestValidateEachProblem(t *testing.T) {
 		{"throttle decay", func(c *Config) { c.LoginThrottle.Decay = 0 }, "identity.login_throttle.decay"},
 		{"import login share zero", func(c *Config) { c.ImportLoginShare = 0 }, "identity.import_login_share"},
 		{"import login share > 1", func(c *Config) { c.ImportLoginShare = 1.5 }, "identity.import_login_share"},
+		{"import cache too small", func(c *Config) { c.ImportCacheMiB = 1 }, "identity.import_cache_mib"},
+		{"import cache too large", func(c *Config) { c.ImportCacheMiB = 1 << 20 }, "identity.import_cache_mib"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,8 +51,8 @@ func TestImportConnection(t *testing.T) {
 	if ic == nil {
 		t.Fatal("no import connection on SQLite")
 	}
-	if got := cacheOf(ic.conn); got != -importCacheKiB {
-		t.Fatalf("import connection cache_size %d, want %d", got, -importCacheKiB)
+	if got := cacheOf(ic.conn); got != -DefaultImportCacheMiB<<10 {
+		t.Fatalf("import connection cache_size %d, want %d (DefaultImportCacheMiB)", got, -DefaultImportCacheMiB<<10)
 	}
 	// Its WAL restarts keep the file (boundWAL).
 	if got := limitOf(ic.conn); got != -1 {
@@ -189,5 +189,29 @@ func TestImportConnectionTakesOtherWrites(t *testing.T) {
 	}
 	if err := gate(0); err != nil {
 		t.Fatalf("a write after the import: %v", err)
+	}
+}
+
+// TestImportCacheOption: WithImportCache (identity.import_cache_mib) sets
+// the import connection's page cache; a size of 0 keeps the default.
+func TestImportCacheOption(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		bytes int64
+		want  int64 // PRAGMA cache_size: negative KiB
+	}{
+		{64 << 20, -64 << 10},
+		{0, -DefaultImportCacheMiB << 10},
+	} {
+		f := importStore(t, importStoreOpts{conns: 2, opts: []Option{WithImportCache(tc.bytes)}})
+		f.begin(t)
+		var got int64
+		if err := f.ic.conn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("WithImportCache(%d): the import connection's cache_size %d, want %d", tc.bytes, got, tc.want)
+		}
+		f.end()
 	}
 }
