@@ -187,8 +187,8 @@ func TestOverloadQueueBound(t *testing.T) {
 
 // TestWaitBudgetMaxWait: with 2 workers busy and hashes of 1 s, the k-th
 // caller to queue (k from 0) projects 1 s + k x 0.5 s; with MaxWait 3 s
-// (and its fifth of slack: 3.6 s) callers 0..5 wait and the next, projecting
-// 4 s, is refused at once. All admitted ones are then served.
+// (and its quarter of slack: 3.75 s) callers 0..5 wait and the next,
+// projecting 4 s, is refused at once. All admitted ones are then served.
 func TestWaitBudgetMaxWait(t *testing.T) {
 	ctx := context.Background()
 	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 2, MaxWait: 3 * time.Second}, time.Second)
@@ -222,37 +222,37 @@ func TestWaitBudgetMaxWait(t *testing.T) {
 	}
 }
 
-// TestWaitBudgetSlack: a projected wait may pass MaxWait by a fifth of
+// TestWaitBudgetSlack: a projected wait may pass MaxWait by a quarter of
 // it (the estimate's error, estimateSlack) and still wait, not more. One
-// worker busy, hashes of 1 s, MaxWait 5 s: the k-th caller to queue
-// projects k+1 s; those projecting up to 6 s wait, the one projecting 7 s
-// is refused at once. The deadline gets no slack.
+// worker busy, hashes of 1 s, MaxWait 4 s: the k-th caller to queue
+// projects k+1 s; those projecting up to 5 s (4 s and its quarter) wait,
+// the one projecting 6 s is refused at once. The deadline gets no slack.
 func TestWaitBudgetSlack(t *testing.T) {
 	ctx := context.Background()
-	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, MaxWait: 5 * time.Second}, time.Second)
-	results := make(chan error, 7)
+	h, started, release := blockingHasher(HasherConfig{Params: testParams, Workers: 1, MaxWait: 4 * time.Second}, time.Second)
+	results := make(chan error, 6)
 	go func() { _, err := h.Hash(ctx, "running"); results <- err }()
 	<-started
-	for k := range 6 {
-		if k == 5 {
+	for k := range 5 {
+		if k == 4 {
 			// Within MaxWait's slack is not within the deadline: a
-			// call projected to wait 6 s whose own hash would then end
+			// call projected to wait 5 s whose own hash would then end
 			// past its deadline is refused.
-			short, cancel := context.WithDeadline(ctx, clockAt.Add(6500*time.Millisecond))
+			short, cancel := context.WithDeadline(ctx, clockAt.Add(5500*time.Millisecond))
 			admitted := h.Admits(short)
 			cancel()
 			if admitted {
-				t.Fatal("Admits = true for a deadline 6.5 s away behind a 6 s wait and its own 1 s hash")
+				t.Fatal("Admits = true for a deadline 5.5 s away behind a 5 s wait and its own 1 s hash")
 			}
 		}
 		go func() { _, err := h.Hash(ctx, "waiting"); results <- err }()
 		waitForWaiters(h, k+1)
 	}
 	if _, err := h.Hash(ctx, "one too many"); !errors.Is(err, ErrOverloaded) {
-		t.Fatalf("Hash projecting 7 s with MaxWait 5 s = %v, want ErrOverloaded", err)
+		t.Fatalf("Hash projecting 6 s with MaxWait 4 s = %v, want ErrOverloaded", err)
 	}
 	close(release)
-	for range 7 {
+	for range 6 {
 		if err := <-results; err != nil {
 			t.Fatalf("admitted call failed: %v", err)
 		}
