@@ -65,12 +65,11 @@ func TestAuditAnalytics(t *testing.T) {
 	// The records of the successful login and of the failures reach the
 	// audit log asynchronously, not necessarily in the order of the logins:
 	// wait for all three (CI once saw only the two failures here).
+	var hist *auditv1.LoginHistoryResponse
 	eventually(t, "the administrator's three logins in the history", func() bool {
-		hist, err := c.LoginHistory(aud, &auditv1.LoginHistoryRequest{UserId: adminID})
-		last = fmt.Sprintf("login history: %v %v", hist, err)
+		hist, err = c.LoginHistory(aud, &auditv1.LoginHistoryRequest{UserId: adminID})
 		return err == nil && len(hist.GetLogins()) == 3
 	})
-	hist, err := c.LoginHistory(aud, &auditv1.LoginHistoryRequest{UserId: adminID})
 	if err != nil || len(hist.GetLogins()) != 3 || hist.GetLogins()[0].GetResult() != "failure" ||
 		hist.GetLogins()[2].GetResult() != "success" || hist.GetLogins()[0].GetApi() != "admin.login" {
 		t.Fatalf("login history: %v %v", hist, err)

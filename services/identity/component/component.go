@@ -126,7 +126,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		env.OnStop(func(context.Context) error { return logins.Close() })
 	}
 	st := sqlstore.New(db, sqlstore.WithLogger(log), sqlstore.WithLoginOutbox(logins),
-		sqlstore.WithImportCache(int64(cfg.ImportCacheMiB)<<20))
+		sqlstore.WithImportCache(cfg.ImportCacheMiB))
 	// Registered after the database's own close, so it runs first.
 	env.OnStop(func(context.Context) error { return st.Close() })
 	keys, err := openKeys(ctx, cfg, st, log, env.Config.Target == config.TargetAll)

@@ -19,9 +19,10 @@ import (
 
 // An import's connection (issue 16: 1 M people in minutes). On SQLite an
 // import's transactions run on one connection of their own, with a page
-// cache of up to identity.import_cache_mib instead of SQLite's 2 MiB. An import writes each
-// person into about twenty B-trees, several of them at random places (the
-// feature code's unique index, names, orgs): with 2 MiB the pages a
+// cache of up to identity.import_cache_mib (WithImportCache) instead of
+// SQLite's 2 MiB. An import writes each person into about twenty
+// B-trees, several of them at random places (the feature code's unique
+// index, names, orgs): with 2 MiB the pages a
 // transaction changed did not fit, so SQLite wrote them to the WAL before
 // the commit to make room and read them back from it at the next row
 // that needed them (a CPU profile of 100 k rows: a third of the import's
@@ -73,12 +74,12 @@ const (
 	MaxImportCacheMiB     = 64 << 10
 )
 
-// WithImportCache sets the most page cache (bytes) an import's connection
+// WithImportCache sets the most page cache (MiB) an import's connection
 // keeps on SQLite (default DefaultImportCacheMiB; <= 0 keeps the default).
-func WithImportCache(bytes int64) Option {
+func WithImportCache(mib int) Option {
 	return func(s *Store) {
-		if bytes > 0 {
-			s.importCacheKiB = max(bytes>>10, 1)
+		if mib > 0 {
+			s.importCacheMiB = mib
 		}
 	}
 }
@@ -176,7 +177,7 @@ func (s *Store) BeginImport(ctx context.Context) (context.Context, func(), error
 	var cache int64
 	err = c.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache)
 	if err == nil {
-		_, err = c.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", s.importCacheKiB))
+		_, err = c.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", s.importCacheMiB<<10))
 	}
 	var autoCheckpoint int64
 	if err == nil {

@@ -197,20 +197,20 @@ func TestImportConnectionTakesOtherWrites(t *testing.T) {
 func TestImportCacheOption(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
-		bytes int64
-		want  int64 // PRAGMA cache_size: negative KiB
+		mib  int
+		want int64 // PRAGMA cache_size: negative KiB
 	}{
-		{64 << 20, -64 << 10},
+		{64, -64 << 10},
 		{0, -DefaultImportCacheMiB << 10},
 	} {
-		f := importStore(t, importStoreOpts{conns: 2, opts: []Option{WithImportCache(tc.bytes)}})
+		f := importStore(t, importStoreOpts{conns: 2, opts: []Option{WithImportCache(tc.mib)}})
 		f.begin(t)
 		var got int64
 		if err := f.ic.conn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if got != tc.want {
-			t.Errorf("WithImportCache(%d): the import connection's cache_size %d, want %d", tc.bytes, got, tc.want)
+			t.Errorf("WithImportCache(%d): the import connection's cache_size %d, want %d", tc.mib, got, tc.want)
 		}
 		f.end()
 	}

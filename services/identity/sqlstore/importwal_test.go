@@ -329,7 +329,7 @@ func TestImportWALBusyTimeoutNotSetBack(t *testing.T) {
 		if err := c.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy); err != nil || busy != 5000 {
 			t.Fatalf("connection %d: busy_timeout %d (%v), want 5000", i, busy, err)
 		}
-		if err := c.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil || cache == -f.s.importCacheKiB {
+		if err := c.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil || cache == -int64(f.s.importCacheMiB)<<10 {
 			t.Fatalf("connection %d: the import's cache_size %d (%v)", i, cache, err)
 		}
 	}

@@ -50,9 +50,9 @@ type Store struct {
 	// checkpoint, when set, replaces the running import's WAL checkpoint
 	// (tests).
 	checkpoint func(ctx context.Context) (walCheckpoint, error)
-	// importCacheKiB is an import connection's page cache (KiB;
+	// importCacheMiB is an import connection's page cache (MiB;
 	// WithImportCache).
-	importCacheKiB int64
+	importCacheMiB int
 	// walLimit is the WAL file size a running import keeps the WAL in
 	// (importWALLimit; tests set it, <= 0 turns it off).
 	walLimit int64
@@ -83,7 +83,7 @@ var _ identity.Store = (*Store)(nil)
 
 // New returns a Store on db. Run Migrate first.
 func New(db *store.DB, opts ...Option) *Store {
-	s := &Store{db: db, stmts: store.NewStmtCache(db.DB), walLimit: importWALLimit, importCacheKiB: DefaultImportCacheMiB << 10, log: zap.NewNop()}
+	s := &Store{db: db, stmts: store.NewStmtCache(db.DB), walLimit: importWALLimit, importCacheMiB: DefaultImportCacheMiB, log: zap.NewNop()}
 	for _, o := range opts {
 		o(s)
 	}
