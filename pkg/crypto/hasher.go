@@ -42,6 +42,20 @@ const estimateWindow = 64
 // the first storm run beside its arrivals and are slow for a moment.
 const busyMin = estimateWindow / 4
 
+// busyLoneAge and busyLoneMin: a back-to-back hash's pace is its time
+// over the median of the lone hashes that ended within busyLoneAge before
+// it, and counts only when there are at least busyLoneMin of them. A lone
+// median older than that may be another host's: on a shared host the hash
+// rate moves by a quarter within a minute, and back-to-back hashes of a
+// slow stretch over lone ones of a fast one learnt a pace of 1.70 that the
+// next burst, its lone hashes fast again, paid for (ADR 0010). Within a
+// burst the lone hashes of the quiet stretch before it (a login now and
+// then, and each burst's first ones) are seconds old.
+const (
+	busyLoneAge = 10 * time.Second
+	busyLoneMin = 4
+)
+
 // busyRatioMin and busyRatioMax bound the correction of the estimate by
 // the workers' pace when busy: a host whose busy pace strays further from
 // its lone hashes is more likely measuring something else.
@@ -153,9 +167,12 @@ type Hasher struct {
 	// the wall and CPU times of the same hashes (HashTimes); a CPU time
 	// of 0: not known
 	recentWall, recentCPU [estimateWindow]time.Duration
+	// recentAt is when each of them ended (h.now, unix ns)
+	recentAt [estimateWindow]int64
 	// busy holds, for the last estimateWindow back-to-back hashes, each
-	// one's time over the lone median of the moment, counted as observe
-	// says (in millionths); nextBusy counts them (wrapCount).
+	// one's time over the median of the lone hashes of the moment
+	// (busyLoneAge), counted as observe says (in millionths); nextBusy
+	// counts them (wrapCount).
 	busy     [estimateWindow]int64
 	nextBusy int
 
@@ -559,9 +576,10 @@ func (h *Hasher) run(m *argon2Memory, password, salt []byte, p Argon2Params) []b
 	// time is only reported (HashTimes), so one hash in cpuSampleEvery
 	// reads it.
 	var cpu func() (time.Duration, bool)
-	if h.timed.Add(1)%h.cpuEvery == 0 || (m.backToBack && !m.yield) {
-		// (a back-to-back hash that does not yield reads it: its pace
-		// is its CPU time, see observe)
+	if h.timed.Add(1)%h.cpuEvery == 0 || !m.yield {
+		// (a hash that does not yield reads it every time, at its begin
+		// and end alone: a back-to-back one's pace is its CPU time over
+		// the CPU median of the lone ones of the moment, see observe)
 		cpu = h.cpu
 	}
 	m.meter.begin(h.now, cpu)
@@ -604,14 +622,22 @@ func (h *Hasher) run(m *argon2Memory, password, salt []byte, p Argon2Params) []b
 // loop's; on a busier shared host the libargon2 build's lone estimate
 // stood 23-31% above the raw parallel hash while its bursts ran within
 // about 10% of it, ADR 0010). So each back-to-back hash records its time,
-// counted as a lone one's, over the lone estimate of the moment (or, for
-// a hash that does not yield, whose thread the other threads of a storm
-// preempt, its thread's CPU time over the lone hashes' CPU median), and once there are busyMin of
-// them the estimate is the lone median times the median of those ratios
+// counted as a lone one's, over the median of the lone hashes of the
+// moment: those that ended within busyLoneAge before it, at least
+// busyLoneMin of them, else the hash teaches no pace (or, for a hash that
+// does not yield, whose thread the other threads of a storm preempt, its
+// thread's CPU time over those lone hashes' CPU median). Once there are
+// busyMin such ratios the estimate is the lone median times their median
 // (within busyRatioMin..busyRatioMax): the first burst after a quiet
 // night is admitted at the pace the workers kept in the last one, scaled
-// by how lone hashes run now. The callers' own work in a burst is not in
-// it, as it is not in the lone time: the slack covers it (estimateSlack).
+// by how lone hashes run now. A ratio compares hashes of one stretch of
+// the host's: lone hashes a minute older than the back-to-back ones may
+// have run on a faster or slower host, and their ratio would carry that
+// into every later estimate. A saturated server that runs no lone hash
+// learns no pace meanwhile; its estimate stays the lone median times the
+// pace of its last stretch with both. The callers' own work in a burst is
+// not in it, as it is not in the lone time: the slack covers it
+// (estimateSlack).
 func (h *Hasher) observe(t hashTimes) {
 	if h.fixed {
 		return
@@ -625,12 +651,13 @@ func (h *Hasher) observe(t hashTimes) {
 	if d <= 0 {
 		return
 	}
+	now := h.now().UnixNano()
 	h.estMu.Lock()
 	defer h.estMu.Unlock()
 	if t.backToBack {
-		n := min(h.next, estimateWindow)
-		num, den := d, median(h.recent[:n])
-		if !t.split && t.cpuOK && t.cpu > 0 {
+		lone, lcpu := h.freshLoneLocked(now)
+		num, den := d, lone
+		if !t.split && t.cpuOK && t.cpu > 0 && lcpu > 0 {
 			// A hash that does not yield runs in a thread of its own,
 			// which any other thread of the process preempts
 			// (OwnThreads): in a storm its wall time is the handling
@@ -638,10 +665,7 @@ func (h *Hasher) observe(t hashTimes) {
 			// is compared with the lone hashes' CPU time (like with
 			// like: the time the kernel gives to other processes stays
 			// in the lone wall time the pace multiplies).
-			// (The lone CPU median is sorted only for such a hash.)
-			if lcpu := median(h.recentCPU[:n]); lcpu > 0 {
-				num, den = t.cpu, lcpu
-			}
+			num, den = t.cpu, lcpu
 		}
 		if den <= 0 {
 			return
@@ -656,9 +680,36 @@ func (h *Hasher) observe(t hashTimes) {
 		cpu = max(t.cpu, 1)
 	}
 	k := h.next % estimateWindow
-	h.recent[k], h.recentWall[k], h.recentCPU[k] = d, t.wall, cpu
+	h.recent[k], h.recentWall[k], h.recentCPU[k], h.recentAt[k] = d, t.wall, cpu, now
 	h.next = wrapCount(h.next + 1)
 	h.estimate.Store(int64(h.estimateLocked()))
+}
+
+// freshLoneLocked returns the median time of the lone hashes that ended
+// within busyLoneAge before now (unix ns), and the median CPU time of those
+// whose CPU time is known (0 for fewer than busyLoneMin of them); both 0
+// for fewer than busyLoneMin lone hashes. h.estMu is held.
+func (h *Hasher) freshLoneLocked(now int64) (lone, cpu time.Duration) {
+	var times, cpus [estimateWindow]time.Duration
+	nt, nc := 0, 0
+	for i := range min(h.next, estimateWindow) {
+		if h.recent[i] <= 0 || now-h.recentAt[i] > int64(busyLoneAge) {
+			continue
+		}
+		times[nt] = h.recent[i]
+		nt++
+		if h.recentCPU[i] > 0 {
+			cpus[nc] = h.recentCPU[i]
+			nc++
+		}
+	}
+	if nt < busyLoneMin {
+		return 0, 0
+	}
+	if nc >= busyLoneMin {
+		cpu = median(cpus[:nc])
+	}
+	return median(times[:nt]), cpu
 }
 
 // wrapCount keeps a count of recorded hashes from overflowing: past two
@@ -727,7 +778,8 @@ type HashTimes struct {
 	// end.
 	Wall time.Duration
 	// CPU is the median CPU time of a lone hash's thread while it hashed,
-	// of the hashes that read it (one in cpuSampleEvery); 0 where the
+	// of the hashes that read it (one in cpuSampleEvery of those that
+	// yield, every one of those that do not); 0 where the
 	// thread CPU clock cannot be read (not Linux) or the hash's lanes ran
 	// on goroutines of their own (Threads > 1).
 	CPU time.Duration

@@ -850,7 +850,9 @@ func TestBusyPaceOfAHashThatDoesNotYield(t *testing.T) {
 	h := fresh()
 	// Lone: 25 ms of wall time, 20 of them on the CPU (the kernel gave
 	// 5 ms to another process).
-	h.observe(hashTimes{wall: 25 * ms, onThread: 25 * ms, cpu: 20 * ms, cpuOK: true})
+	for range busyLoneMin {
+		h.observe(hashTimes{wall: 25 * ms, onThread: 25 * ms, cpu: 20 * ms, cpuOK: true})
+	}
 	for range busyMin {
 		h.observe(hashTimes{wall: 50 * ms, onThread: 50 * ms, cpu: 16 * ms, cpuOK: true, backToBack: true})
 	}
@@ -871,11 +873,73 @@ func TestBusyPaceOfAHashThatDoesNotYield(t *testing.T) {
 	}
 
 	h = fresh() // the lone hashes' CPU time not known
-	h.observe(hashTimes{wall: 25 * ms, onThread: 25 * ms})
+	for range busyLoneMin {
+		h.observe(hashTimes{wall: 25 * ms, onThread: 25 * ms})
+	}
 	for range busyMin {
 		h.observe(hashTimes{wall: 30 * ms, onThread: 30 * ms, cpu: 16 * ms, cpuOK: true, backToBack: true})
 	}
 	if got := h.HashTimes(); got.BusyPace != 1.2 {
 		t.Fatalf("no lone CPU time: %+v, want pace 1.2 (30 ms over 25 ms on a thread)", got)
+	}
+}
+
+// TestBusyPaceAgainstFreshLoneHashes: a back-to-back hash's pace is its
+// time over the lone hashes of the same stretch (those that ended within
+// busyLoneAge before it, at least busyLoneMin of them). Back-to-back
+// hashes on a slow stretch, whose lone hashes ran a minute earlier on a
+// fast one, teach no pace: the next burst, its lone hashes fast again,
+// is not admitted at the slow stretch's pace over the fast one's.
+func TestBusyPaceAgainstFreshLoneHashes(t *testing.T) {
+	ms := time.Millisecond
+	h := NewHasher(HasherConfig{Params: testParams, Workers: 1})
+	now := clockAt
+	h.now = func() time.Time { return now }
+	h.estMu.Lock()
+	h.recent, h.recentWall, h.recentCPU, h.next = [estimateWindow]time.Duration{}, [estimateWindow]time.Duration{}, [estimateWindow]time.Duration{}, 0
+	h.estMu.Unlock()
+	lone := func(n int, d time.Duration) {
+		for range n {
+			now = now.Add(d)
+			h.observe(hashTimes{wall: d, onThread: d, split: true})
+		}
+	}
+	busy := func(n int, d time.Duration) {
+		for range n {
+			now = now.Add(d)
+			h.observe(hashTimes{wall: d, onThread: d, split: true, backToBack: true})
+		}
+	}
+
+	// A fast stretch: lone hashes of 20 ms. A minute later, a slow one
+	// saturated: back-to-back hashes of 34 ms and no lone hash.
+	lone(estimateWindow, 20*ms)
+	now = now.Add(time.Minute)
+	busy(estimateWindow, 34*ms)
+	if got := h.HashTimes(); got.BusyPace != 0 || got.Estimate != 20*ms {
+		t.Fatalf("back-to-back hashes a minute after the last lone ones: %+v, want no pace (estimate the lone 20 ms)", got)
+	}
+
+	// Fewer than busyLoneMin lone hashes of the moment: still no pace.
+	lone(busyLoneMin-1, 30*ms)
+	busy(busyMin, 34*ms)
+	if got := h.HashTimes(); got.BusyPace != 0 {
+		t.Fatalf("with %d lone hashes of the moment: %+v, want no pace", busyLoneMin-1, got)
+	}
+
+	// Slow lone hashes of the moment (30 ms; the window's median is still
+	// the older 20 ms): the pace is 36 over 30, not over 20.
+	lone(1, 30*ms)
+	busy(estimateWindow, 36*ms)
+	if got := h.HashTimes(); got.BusyPace != 1.2 || got.Lone != 20*ms || got.Estimate != 24*ms {
+		t.Fatalf("back-to-back hashes of 36 ms beside lone ones of 30 ms: %+v, want pace 1.2 (estimate lone 20 ms × 1.2)", got)
+	}
+
+	// The pace carries over a quiet stretch to the next burst, scaled by
+	// the lone hashes of then.
+	now = now.Add(time.Hour)
+	lone(estimateWindow, 25*ms)
+	if got := h.HashTimes(); got.BusyPace != 1.2 || got.Estimate != 30*ms {
+		t.Fatalf("an hour later, lone hashes of 25 ms: %+v, want 25 ms × the pace 1.2 kept", got)
 	}
 }
