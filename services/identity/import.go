@@ -74,11 +74,15 @@ const ImportTxTarget = 50 * time.Millisecond
 // lock may wait for rows the import's checks lock until its commit) the
 // import still writes one chunk a transaction while logins hash. While logins also
 // wait for the CPUs (a password check found every hash worker busy within
-// ImportWaitWindow, crypto.Hasher.Contended), the import writes one chunk
-// a transaction (about ImportTxTarget of writing) and gives way to
-// them: after each chunk it pauses, for as long as they still wait (in
-// steps of importPauseStep) and at most so that it writes for
-// Config.ImportLoginShare of the time. Without the pause an import took
+// ImportWaitWindow, crypto.Hasher.Contended), the import gives way to
+// them: after each chunk (about ImportTxTarget of writing) it pauses, for
+// as long as they still wait (in steps of importPauseStep) and at most so
+// that it writes for Config.ImportLoginShare of the time. On a store that
+// sets the logins' writes aside it pauses within the transaction, which
+// stays open (WithImportChunkDone; a write that waits for the database
+// ends the pause and the transaction), so the import keeps the large
+// transactions that cost less per row; on any other store it writes one
+// chunk a transaction and pauses after each. Without the pause an import took
 // most of the CPUs from waiting logins: a pure-Go hash gives its processor
 // to any other goroutine every 1-2 ms (ADR 0005), and the import's
 // goroutines run until preempted, so they got the CPUs first (logins at
@@ -657,13 +661,15 @@ func (im *importer) loginsWaiting() bool {
 	return im.s.hasher != nil && im.s.hasher.Contended(ImportWaitWindow)
 }
 
-// giveWay pauses after a transaction that took d while logins wait: in
-// steps of importPauseStep for as long as they still wait for the CPUs
-// now (a hash queued or every worker busy), at most so long that the
-// import writes for Config.ImportLoginShare of the time (and
+// giveWay pauses after a chunk or transaction that took d while logins
+// wait: in steps of importPauseStep for as long as they still wait for
+// the CPUs now (a hash queued or every worker busy), at most so long that
+// the import writes for Config.ImportLoginShare of the time (and
 // importPauseMax): a pause as long as the logins need the CPUs, not
-// longer (issue 16: a fixed pause of three times the transaction).
-func (im *importer) giveWay(ctx context.Context, d time.Duration) {
+// longer (issue 16: a fixed pause of three times the transaction). Within
+// a transaction (cut non-nil) it also ends when cut says the store would
+// end the transaction: another write waits for the one the pause holds.
+func (im *importer) giveWay(ctx context.Context, d time.Duration, cut func() bool) {
 	share := im.s.cfg.ImportLoginShare
 	if share >= 1 {
 		return
@@ -675,9 +681,29 @@ func (im *importer) giveWay(ctx context.Context, d time.Duration) {
 			return
 		}
 		paused += step
-		if !im.s.hasher.Contended(0) {
+		if !im.s.hasher.Contended(0) || (cut != nil && cut()) {
 			return
 		}
+	}
+}
+
+// importChunkKey carries WithImportChunkDone's function.
+type importChunkKey struct{}
+
+// WithImportChunkDone returns ctx carrying fn, which a Store's
+// ImportBatch calls (ImportChunkDone) after each chunk it wrote, with the
+// transaction still open: took is the chunk's time and cut reports
+// whether the store would now end the transaction (another write waits
+// for the database). fn may pause there; it returns once cut does.
+func WithImportChunkDone(ctx context.Context, fn func(took time.Duration, cut func() bool)) context.Context {
+	return context.WithValue(ctx, importChunkKey{}, fn)
+}
+
+// ImportChunkDone calls the function WithImportChunkDone put in ctx, if
+// any (a Store's ImportBatch, after each chunk).
+func ImportChunkDone(ctx context.Context, took time.Duration, cut func() bool) {
+	if fn, ok := ctx.Value(importChunkKey{}).(func(time.Duration, func() bool)); ok {
+		fn(took, cut)
 	}
 }
 
@@ -716,13 +742,29 @@ func (im *importer) write(ctx context.Context, batch []ImportItem) (int, error) 
 		return 0, err
 	}
 	logins := im.loginsActive()
-	if logins && (im.loginsWaiting() || !im.s.loginWritesAside()) {
-		batch = batch[:min(len(batch), im.sizer.next())] // see giveWay, and ImportLoginWindow
+	aside := im.s.loginWritesAside()
+	if logins && !aside {
+		batch = batch[:min(len(batch), im.sizer.next())] // see ImportLoginWindow
+	}
+	// Between its chunks, the store lets the import give way to logins
+	// that wait for the CPUs, holding the transaction open (see
+	// ImportLoginWindow): only on a store whose logins' writes are set
+	// aside, where a login that writes ends the transaction instead.
+	wctx, hooked, paused := ctx, false, time.Duration(0)
+	if aside && im.s.hasher != nil {
+		wctx = WithImportChunkDone(ctx, func(took time.Duration, cut func() bool) {
+			hooked = true
+			if im.loginsWaiting() {
+				t0 := time.Now()
+				im.giveWay(ctx, took, cut)
+				paused += time.Since(t0)
+			}
+		})
 	}
 	start := im.s.now()
 	began := time.Now() // the real time, whatever clock the service has
 	kind := strings.TrimSuffix(im.opts.Kind, "s")
-	results, err := im.s.store.ImportBatch(ctx, im.opts.ImportID, batch, im.opts.DryRun, im.sizer.next(), func(written []ImportItem) []events.Event {
+	results, err := im.s.store.ImportBatch(wctx, im.opts.ImportID, batch, im.opts.DryRun, im.sizer.next(), func(written []ImportItem) []events.Event {
 		idList := make([]string, len(written))
 		for i, it := range written {
 			switch {
@@ -750,10 +792,10 @@ func (im *importer) write(ctx context.Context, batch []ImportItem) (int, error) 
 	if len(results) == 0 || len(results) > len(batch) {
 		return 0, fmt.Errorf("import: the store answered %d results for %d rows", len(results), len(batch))
 	}
-	took := time.Since(began)
+	took := time.Since(began) - paused
 	im.sizer.took(len(results), took)
-	if logins && im.loginsWaiting() {
-		im.giveWay(ctx, took) // a cancel cut short ends the import at the next write
+	if logins && !hooked && im.loginsWaiting() {
+		im.giveWay(ctx, took, nil) // a cancel cut short ends the import at the next write
 	}
 	for i, r := range results {
 		switch {

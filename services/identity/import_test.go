@@ -478,8 +478,10 @@ func TestImportPipeline(t *testing.T) {
 // nothing to the database, and one that does ends the transaction after
 // the chunk in flight: the store's cut), and one chunk (at most 200 rows)
 // a transaction on a store without (as on PostgreSQL); while logins wait
-// for a worker, one chunk a transaction and after each a pause (three
-// times as long as the transaction took, with the default share).
+// for a worker, a pause after each chunk (three times as long as the
+// chunk took, with the default share): within the one transaction on a
+// store with a login outbox, after each one-chunk transaction on a store
+// without.
 func TestImportGivesWayToLogins(t *testing.T) {
 	identity.SetImportBatchRows(t, 300)
 	for _, c := range []struct {
@@ -492,7 +494,8 @@ func TestImportGivesWayToLogins(t *testing.T) {
 		{"no logins", 0, false, false, false},
 		{"logins served at once", 1, false, false, false},
 		{"logins served at once, no login outbox", 1, true, true, false},
-		{"logins waiting", 2, false, true, true},
+		{"logins waiting", 2, false, false, true},
+		{"logins waiting, no login outbox", 2, true, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -543,7 +546,7 @@ func TestImportGivesWayToLogins(t *testing.T) {
 				t.Fatalf("%d transactions; want one chunk (at most 200 rows) a transaction: %v", txs, c.chunks)
 			}
 			if c.pauses != (len(pauses) > 0) || (c.pauses && len(pauses) < txs-1) {
-				t.Fatalf("%d transactions, pauses %v; want a pause after each: %v", txs, pauses, c.pauses)
+				t.Fatalf("%d transactions, pauses %v; want a pause after each chunk: %v", txs, pauses, c.pauses)
 			}
 			for _, d := range pauses {
 				if d <= 0 || d > time.Second {

@@ -128,7 +128,9 @@ type Store interface {
 	// transaction between two chunks when other writes wait for the
 	// database (SQLite's one write lock): the results then cover only the
 	// first items (a whole number of chunks), and the caller sends the
-	// others again.
+	// others again. After each chunk it calls ImportChunkDone(ctx, ...)
+	// with the transaction open (the importer gives way to logins there,
+	// until the store's cut says another write waits).
 	ImportBatch(ctx context.Context, importID string, items []ImportItem, dryRun bool, chunk int,
 		evs func(written []ImportItem) []events.Event) ([]ImportResult, error)
 	// BeginImport prepares the store for an import's run of ImportBatch

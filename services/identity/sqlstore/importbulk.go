@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
@@ -99,11 +100,15 @@ func (s *Store) importBulk(ctx context.Context, importID string, items []identit
 				break
 			}
 			hi := min(lo+chunk, len(items))
+			began := time.Now()
 			w, ids, err := s.bulkChunk(ctx, tx, importID, items[lo:hi], out[lo:hi])
 			if err != nil {
 				return err
 			}
 			written, userIDs = append(written, w...), append(userIDs, ids...)
+			// The importer may give way to logins here, the
+			// transaction open, until another write waits.
+			identity.ImportChunkDone(ctx, time.Since(began), s.cut)
 		}
 		// The search keys and queue entries of the whole transaction in
 		// two statements, in key order (the search file's indexer writes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/services/identity"
@@ -66,5 +67,48 @@ func TestImportBatchEndsBetweenChunks(t *testing.T) {
 	}
 	if len(batches) != 0 {
 		t.Fatalf("events for a run that wrote nothing: %v", batches)
+	}
+}
+
+// After each chunk the store calls the import's ImportChunkDone with the
+// chunk's time and its cut, the transaction open: the importer may pause
+// there (giving way to logins), and once a write waits (cut) the
+// transaction ends after that chunk.
+func TestImportBatchChunkDone(t *testing.T) {
+	f := importStore(t, importStoreOpts{})
+	s := f.s
+	items := people{org: f.root, prefix: "hook", num: "%02d", display: "钩子"}.items(7)
+	waiting := false
+	s.cutImport = func() bool { return waiting }
+	var calls []time.Duration
+	ctx := identity.WithImportChunkDone(context.Background(), func(took time.Duration, cut func() bool) {
+		calls = append(calls, took)
+		if cut() {
+			t.Fatal("cut before any write waits")
+		}
+		if len(calls) == 2 {
+			waiting = true // a write began to wait during the pause
+			if !cut() {
+				t.Fatal("cut does not see the waiting write")
+			}
+		}
+	})
+	res, err := s.ImportBatch(ctx, "hook-1", items, false, 2, func([]identity.ImportItem) []events.Event { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 4 || len(calls) != 2 {
+		t.Fatalf("%d results, %d calls; want the transaction ended after the second chunk (4 rows, 2 calls)", len(res), len(calls))
+	}
+	for _, d := range calls {
+		if d <= 0 {
+			t.Fatalf("chunk times %v, want each > 0", calls)
+		}
+	}
+	waiting = false
+	calls = nil
+	res, err = s.ImportBatch(ctx, "hook-1", items[4:], false, 2, func([]identity.ImportItem) []events.Event { return nil })
+	if err != nil || len(res) != 3 || len(calls) != 2 {
+		t.Fatalf("the rest: %d results, %d calls, %v; want 3 rows in 2 chunks, one call after each", len(res), len(calls), err)
 	}
 }
