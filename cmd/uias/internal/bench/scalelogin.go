@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -62,9 +61,16 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 	}
 
 	// Each slice with an import runs one: it resumes the import (one
-	// import id) at the first person not written yet and is stopped (its
-	// context cancelled) when the slice ends, so that no write of it runs
-	// into the slices without.
+	// import id) at the first person not written yet, and when the slice
+	// ends its row source ends (as a file does): the import writes the
+	// rows it was handed and returns, the slice's logins going on
+	// meanwhile, so that no write of it runs into the slices without and
+	// no transaction in flight is rolled back. Its rate is the rows
+	// written over the time until it returned. (Until 2026-12-04 the
+	// import was cancelled at the slice's end, and the rows of its
+	// transaction in flight, up to ImportBatchSize, counted for nothing
+	// though their CPU did: a running-on row's import at 0.84 ms of CPU a
+	// row against 0.21 alone.)
 	const importID = "bench-logins-during-import"
 	next := n                 // the next person to import
 	lastRow := func() int64 { // the users table's last rowid
@@ -101,11 +107,16 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 				st.count("slice ms", time.Since(wall0).Milliseconds())
 			}()
 			ictx, stop := context.WithCancel(ctx)
+			defer stop()
 			t0, r0 := time.Now(), lastRow()
 			done := make(chan error, 1)
+			var ending atomic.Bool
 			go func() {
 				i := next
 				_, err := svc.Import(ictx, identity.ImportOptions{Kind: "users", ImportID: importID}, func() (*identity.ImportRow, bool, error) {
+					if ending.Load() {
+						return nil, false, nil
+					}
 					p := i
 					i++
 					return &identity.ImportRow{Row: p - n + 2, Fields: map[string]string{
@@ -116,17 +127,39 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 				done <- err
 			}()
 			res := run(w, d)
-			stop()
-			// The row source never ends: the import ends by the cancel (its
-			// transaction in flight rolled back); any other end is a failure.
-			switch err := <-done; {
-			case importErr != nil:
-			case err == nil:
-				importErr = errors.New("the import ended before its slice did")
-			case ictx.Err() == nil:
-				importErr = fmt.Errorf("the import ended before its slice did: %w", err)
+			ending.Store(true)
+			// The same logins go on, in short runs not counted, until
+			// the import has written what it was handed.
+			more, moreDone := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(moreDone)
+				for {
+					select {
+					case <-more:
+						return
+					default:
+					}
+					_ = run(0, 100*time.Millisecond)
+				}
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-ctx.Done():
+				stop()
+				err = <-done
 			}
-			*window += time.Since(t0)
+			ended := time.Now()
+			close(more)
+			<-moreDone
+			// The row source ends only when told: an import that ends
+			// with an error, or before, has failed.
+			switch {
+			case importErr != nil || ctx.Err() != nil:
+			case err != nil:
+				importErr = fmt.Errorf("the import failed in its slice: %w", err)
+			}
+			*window += ended.Sub(t0)
 			got := lastRow() - r0 // the people written: the first ones of the rows handed
 			*rows += got
 			next += int(got)
@@ -177,14 +210,14 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 	// empty store, in one go).
 	importRow := func(during string) {
 		r := &scaleRow{name: "import while logins continue (rows/s), " + during,
-			what: "the import of the slices with " + during + " (people written per second of its slices: each slice resumes the import and stops it at its end), vs the import row alone",
+			what: "the import of the slices with " + during + " (people written per second of its slices: each slice resumes the import and ends its rows at its end, the logins going on until it has written them), vs the import row alone",
 			ours: float64(importRows) / importWindow.Seconds(), perSec: true}
 		if ir := rep.importRate; ir > 0 {
 			r.floor = ir
 		}
 		r.note = fmt.Sprintf("%d written in %s", importRows, importWindow.Round(time.Second))
 		if soloWindow > 0 {
-			r.what = "the import of the slices with " + during + " (people written per second of its slices: each slice resumes the import and stops it at its end), vs the same import in slices without logins interleaved with them"
+			r.what = "the import of the slices with " + during + " (people written per second of its slices: each slice resumes the import and ends its rows at its end, the logins going on until it has written them), vs the same import in slices without logins interleaved with them"
 			r.floor = float64(soloRows) / soloWindow.Seconds()
 			r.note += fmt.Sprintf("; without logins %d in %s; the import row alone %.0f/s", soloRows, soloWindow.Round(time.Second), rep.importRate)
 			fmt.Fprintf(stderr, "  import %.0f rows/s in slices without logins\n", r.floor)
@@ -310,7 +343,7 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 	fmt.Fprintf(stderr, "  import running on alone: %.0f then %.0f rows/s\n", a1, a2)
 	for _, on := range ons {
 		r := &scaleRow{name: fmt.Sprintf("import running on while paced logins (%.0f%%) continue (rows/s)", 100*on.share),
-			what: fmt.Sprintf("one import running for %s (not resumed per slice) while open-loop Authenticate runs at %.0f%% of the closed loop's rate without the import, vs the same import running for %s alone, before and after (mean)", long, 100*on.share, long),
+			what: fmt.Sprintf("one import running for %s (not resumed per slice; its rows end then, and the logins go on until it has written them) while open-loop Authenticate runs at %.0f%% of the closed loop's rate without the import, vs the same import running for %s alone, before and after (mean)", long, 100*on.share, long),
 			ours: on.rate, floor: floor, perSec: true, goal: "≥ 3333/s (1 M ≤ 5 min)", hasGoal: true}
 		r.pass = r.ours >= 1_000_000/300.0
 		// The import's CPU per row: the process's CPU less what the same
