@@ -694,18 +694,30 @@ type importChunkKey struct{}
 // ImportBatch calls (ImportChunkDone) after each chunk it wrote, with the
 // transaction still open: took is the chunk's time and cut reports
 // whether the store would now end the transaction (another write waits
-// for the database). fn may pause there; it returns once cut does.
-func WithImportChunkDone(ctx context.Context, fn func(took time.Duration, cut func() bool)) context.Context {
+// for the database). fn may pause there; it returns once cut does. When
+// it returns true the store ends the transaction after that chunk, as
+// for a cut.
+func WithImportChunkDone(ctx context.Context, fn func(took time.Duration, cut func() bool) (end bool)) context.Context {
 	return context.WithValue(ctx, importChunkKey{}, fn)
 }
 
 // ImportChunkDone calls the function WithImportChunkDone put in ctx, if
-// any (a Store's ImportBatch, after each chunk).
-func ImportChunkDone(ctx context.Context, took time.Duration, cut func() bool) {
-	if fn, ok := ctx.Value(importChunkKey{}).(func(time.Duration, func() bool)); ok {
-		fn(took, cut)
+// any (a Store's ImportBatch, after each chunk), and reports whether it
+// asks to end the transaction.
+func ImportChunkDone(ctx context.Context, took time.Duration, cut func() bool) (end bool) {
+	if fn, ok := ctx.Value(importChunkKey{}).(func(time.Duration, func() bool) bool); ok {
+		return fn(took, cut)
 	}
+	return false
 }
+
+// importTxOpenMax: once a transaction in which the import paused for
+// logins has been open this long, it ends after the chunk (its rows then
+// visible, and what a crash would roll back bounded). Under logins that
+// keep the hash workers saturated an import pauses most of the time, and
+// a transaction of ImportBatchSize rows stayed open for up to 39 s.
+// (A variable: tests make it shorter.)
+var importTxOpenMax = 5 * time.Second
 
 // importPauseStep is the step of giveWay's pause: short, since the CPUs
 // may idle for the rest of a step after the logins stopped waiting (5 ms
@@ -750,19 +762,21 @@ func (im *importer) write(ctx context.Context, batch []ImportItem) (int, error) 
 	// that wait for the CPUs, holding the transaction open (see
 	// ImportLoginWindow): only on a store whose logins' writes are set
 	// aside, where a login that writes ends the transaction instead.
-	wctx, hooked, paused := ctx, false, time.Duration(0)
+	wctx, hooked, paused, began := ctx, false, time.Duration(0), time.Time{}
 	if aside && im.s.hasher != nil {
-		wctx = WithImportChunkDone(ctx, func(took time.Duration, cut func() bool) {
+		wctx = WithImportChunkDone(ctx, func(took time.Duration, cut func() bool) bool {
 			hooked = true
-			if im.loginsWaiting() {
-				t0 := time.Now()
-				im.giveWay(ctx, took, cut)
-				paused += time.Since(t0)
+			if !im.loginsWaiting() {
+				return false
 			}
+			t0 := time.Now()
+			im.giveWay(ctx, took, cut)
+			paused += time.Since(t0)
+			return paused > 0 && time.Since(began) >= importTxOpenMax
 		})
 	}
 	start := im.s.now()
-	began := time.Now() // the real time, whatever clock the service has
+	began = time.Now() // the real time, whatever clock the service has
 	kind := strings.TrimSuffix(im.opts.Kind, "s")
 	results, err := im.s.store.ImportBatch(wctx, im.opts.ImportID, batch, im.opts.DryRun, im.sizer.next(), func(written []ImportItem) []events.Event {
 		idList := make([]string, len(written))

@@ -490,14 +490,20 @@ func TestImportGivesWayToLogins(t *testing.T) {
 		noOutbox bool // the store has no login outbox
 		chunks   bool // one chunk a transaction
 		pauses   bool
+		txOpen   time.Duration // importTxOpenMax (0: the default)
 	}{
-		{"no logins", 0, false, false, false},
-		{"logins served at once", 1, false, false, false},
-		{"logins served at once, no login outbox", 1, true, true, false},
-		{"logins waiting", 2, false, false, true},
-		{"logins waiting, no login outbox", 2, true, true, true},
+		{"no logins", 0, false, false, false, 0},
+		{"logins served at once", 1, false, false, false, 0},
+		{"logins served at once, no login outbox", 1, true, true, false, 0},
+		{"logins waiting", 2, false, false, true, 0},
+		{"logins waiting, no login outbox", 2, true, true, true, 0},
+		// A transaction that paused ends once it has been open that long.
+		{"logins waiting, transactions open 1 ns at most", 2, false, true, true, time.Nanosecond},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if c.txOpen > 0 {
+				identity.SetImportTxOpenMax(t, c.txOpen)
+			}
 			var mu sync.Mutex
 			now := time.Unix(1_000_000, 0)
 			held, release := make(chan struct{}, 2), make(chan struct{})

@@ -108,7 +108,10 @@ func (s *Store) importBulk(ctx context.Context, importID string, items []identit
 			written, userIDs = append(written, w...), append(userIDs, ids...)
 			// The importer may give way to logins here, the
 			// transaction open, until another write waits.
-			identity.ImportChunkDone(ctx, time.Since(began), s.cut)
+			if identity.ImportChunkDone(ctx, time.Since(began), s.cut) && hi < len(items) {
+				done = hi
+				break
+			}
 		}
 		// The search keys and queue entries of the whole transaction in
 		// two statements, in key order (the search file's indexer writes

@@ -81,8 +81,12 @@ func TestImportBatchChunkDone(t *testing.T) {
 	waiting := false
 	s.cutImport = func() bool { return waiting }
 	var calls []time.Duration
-	ctx := identity.WithImportChunkDone(context.Background(), func(took time.Duration, cut func() bool) {
+	endAfter := 0 // the call after which the importer asks to end (0: never)
+	ctx := identity.WithImportChunkDone(context.Background(), func(took time.Duration, cut func() bool) bool {
 		calls = append(calls, took)
+		if endAfter > 0 {
+			return len(calls) == endAfter
+		}
 		if cut() {
 			t.Fatal("cut before any write waits")
 		}
@@ -92,6 +96,7 @@ func TestImportBatchChunkDone(t *testing.T) {
 				t.Fatal("cut does not see the waiting write")
 			}
 		}
+		return false
 	})
 	res, err := s.ImportBatch(ctx, "hook-1", items, false, 2, func([]identity.ImportItem) []events.Event { return nil })
 	if err != nil {
@@ -105,10 +110,20 @@ func TestImportBatchChunkDone(t *testing.T) {
 			t.Fatalf("chunk times %v, want each > 0", calls)
 		}
 	}
-	waiting = false
-	calls = nil
+	// The importer asks to end the transaction after the first chunk
+	// (it paused long enough): the results cover that chunk.
+	waiting, calls, endAfter = false, nil, 1
 	res, err = s.ImportBatch(ctx, "hook-1", items[4:], false, 2, func([]identity.ImportItem) []events.Event { return nil })
-	if err != nil || len(res) != 3 || len(calls) != 2 {
-		t.Fatalf("the rest: %d results, %d calls, %v; want 3 rows in 2 chunks, one call after each", len(res), len(calls), err)
+	if err != nil || len(res) != 2 || len(calls) != 1 {
+		t.Fatalf("the importer ending the transaction: %d results, %d calls, %v; want 2 rows, 1 call", len(res), len(calls), err)
+	}
+	calls, endAfter = nil, 0
+	res, err = s.ImportBatch(ctx, "hook-1", items[6:], false, 2, func([]identity.ImportItem) []events.Event { return nil })
+	if err != nil || len(res) != 1 || len(calls) != 1 {
+		t.Fatalf("the rest: %d results, %d calls, %v; want 1 row, 1 call", len(res), len(calls), err)
+	}
+	found, _, err := s.ListUsers(context.Background(), identity.UserFilter{Query: "钩子hook"}, identity.Page{})
+	if err != nil || len(found) != 7 {
+		t.Fatalf("search after the import: %d found, %v; want 7", len(found), err)
 	}
 }
