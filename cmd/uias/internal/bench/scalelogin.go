@@ -188,7 +188,7 @@ func scaleLoginsDuringImport(ctx context.Context, o *scaleOptions, rep *scaleRep
 	}
 	with, without := res[0], res[1]
 	qps := &scaleRow{name: "logins during an import (logins/s)",
-		what: fmt.Sprintf("%d closed-loop callers of identity.Service.Authenticate (%d imported people; each success reads the login gate and writes it once), in slices with vs without an import of further people into the same store (the import gives way to logins: transactions of one chunk, and while logins wait for a hash worker writing %.0f%% of the time)", o.authConc, k, 100*svc.ImportLoginShare()),
+		what: fmt.Sprintf("%d closed-loop callers of identity.Service.Authenticate (%d imported people; each success reads the login gate and writes it once), in slices with vs without an import of further people into the same store (the import gives way to logins: while they wait for a hash worker it pauses after each chunk, writing %.0f%% of the time)", o.authConc, k, 100*svc.ImportLoginShare()),
 		ours: with.QPS(), floor: without.QPS(), perSec: true, goal: "≥ 0.50×", hasGoal: true}
 	qps.pass = qps.floor > 0 && qps.ours/qps.floor >= 0.5
 	qps.note = fmt.Sprintf("p99 %s vs %s; a login's gate write p99 %s vs %s; %d logins failed, %d refused for load during the import (%d, %d without)",
