@@ -61,7 +61,10 @@ func newImportWorldOutbox(t testing.TB, d identity.Deps, loginOutbox bool) *impo
 		opts = append(opts, sqlstore.WithLoginOutbox(lo))
 	}
 	st, clk := sqlstore.New(db, opts...), newTestClock()
-	d.Store, d.Now, d.Sleep = st, clk.now, clk.sleep
+	d.Store, d.Now = st, clk.now
+	if d.Sleep == nil {
+		d.Sleep = clk.sleep
+	}
 	svc := testService(t, d)
 	w := setupOn(t, svc, clk)
 	orgs, _, err := svc.ListOrgs(context.Background(), identity.OrgFilter{}, 0, "")
@@ -625,5 +628,86 @@ func TestImportGiveWayEndsWithTheWait(t *testing.T) {
 		if d > 5*time.Millisecond {
 			t.Fatalf("pauses %v; want one step (5ms) each: no login waits now", pauses)
 		}
+	}
+}
+
+// A cancel during a pause within the transaction (logins waiting, a store
+// with a login outbox) ends the import with an error, and that
+// transaction, its first chunk included, is rolled back: no row, no
+// event. The same file sent again writes every row.
+func TestImportCancelledWithinItsPause(t *testing.T) {
+	identity.SetImportBatchRows(t, 300)
+	held, release := make(chan struct{}, 2), make(chan struct{})
+	var holding atomic.Bool
+	h := crypto.NewHasher(crypto.HasherConfig{Params: cheapArgon2, Workers: 2, Testing: &crypto.HasherTesting{
+		HashTime: time.Millisecond,
+		BeforeHash: func() {
+			if holding.Load() {
+				held <- struct{}{}
+				<-release
+			}
+		},
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var pauses atomic.Int32
+	iw := newImportWorldOutbox(t, identity.Deps{Hasher: h, Sleep: func(context.Context, time.Duration) error {
+		pauses.Add(1)
+		cancel() // the import is stopped during its pause
+		return context.Canceled
+	}}, true)
+	holding.Store(true)
+	done := make(chan struct{}, 2)
+	for range 2 { // every worker busy: logins wait for the CPUs
+		go func() { _, _ = h.Hash(context.Background(), "a login's password"); done <- struct{}{} }()
+		<-held
+	}
+	holding.Store(false)
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+			<-done
+			<-done
+		}
+	}()
+	var b strings.Builder
+	b.WriteString("login_name,display_name,org_code,email\n")
+	for i := range 300 {
+		fmt.Fprintf(&b, "gwc%05d,让路%05d,%s,gwc%05d@example.org\n", i, i, iw.root.Code, i)
+	}
+	p := writeFile(t, "gwc.csv", b.String())
+	before := iw.outbox(t)
+	r, err := importfile.Open(p, importfile.CSV, importfile.Users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = iw.svc.Import(ctx, identity.ImportOptions{Kind: "users", ImportID: "gwc"}, func() (*identity.ImportRow, bool, error) {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		return &identity.ImportRow{Row: rec.Row, Fields: rec.Fields}, true, nil
+	})
+	_ = r.Close()
+	if err == nil || pauses.Load() == 0 {
+		t.Fatalf("import cancelled in its pause: err %v after %d pauses; want an error after a pause", err, pauses.Load())
+	}
+	if _, err := iw.st.GetUserByLogin(context.Background(), "gwc00000"); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("the first chunk's first row after the cancel: %v, want not found (rolled back)", err)
+	}
+	if n := iw.outbox(t) - before; n != 0 {
+		t.Fatalf("%d events of a rolled-back transaction", n)
+	}
+	close(release) // the logins end: the import runs without pauses
+	released = true
+	<-done
+	<-done
+	rep := iw.run(t, p, importfile.CSV, importfile.Users, "gwc", false)
+	if rep.Written != 300 || rep.Failed != 0 {
+		t.Fatalf("the same file again: %+v, want 300 written", rep)
 	}
 }
