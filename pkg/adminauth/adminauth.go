@@ -224,6 +224,9 @@ func (v *Verifier) Check(ctx context.Context, a *Admin, rq Request) error {
 	if v.authz == nil {
 		return apierr.ErrUnavailable.WithMessage("the authorization component is not configured")
 	}
+	if v.cache != nil && v.cache.allowedKept(a, rq) {
+		return nil
+	}
 	var os []string
 	for _, o := range rq.Orgs {
 		if o != "" {

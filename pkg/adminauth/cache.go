@@ -129,24 +129,48 @@ func appendKey(b []byte, r *authzv1.CheckAdminRequest) ([]byte, bool) {
 	if r.GetJoinGroup() != "" || r.GetJoinOrg() != "" {
 		return b, false
 	}
+	return appendKeyOf(b, r.GetPerson(), r.GetResource(), r.GetOperation(), r.GetTargetPerson(),
+		r.GetSystemAdminFlag(), r.GetListing(), r.GetOrgs(), false), true
+}
+
+// appendKeyOf is appendKey of a question given by its fields; skipEmpty
+// leaves out the empty orgs, as Check leaves them out of its question.
+func appendKeyOf(b []byte, person, resource, operation, target string, systemAdmin, listing bool, orgs []string, skipEmpty bool) []byte {
 	flag := "0"
 	switch {
-	case r.GetSystemAdminFlag() && r.GetListing():
+	case systemAdmin && listing:
 		flag = "3"
-	case r.GetListing():
+	case listing:
 		flag = "2"
-	case r.GetSystemAdminFlag():
+	case systemAdmin:
 		flag = "1"
 	}
-	for _, s := range [...]string{r.GetPerson(), r.GetResource(), r.GetOperation(), r.GetTargetPerson(), flag} {
+	for _, s := range [...]string{person, resource, operation, target, flag} {
 		b = append(b, s...)
 		b = append(b, 0)
 	}
-	for _, o := range r.GetOrgs() {
+	for _, o := range orgs {
+		if o == "" && skipEmpty {
+			continue
+		}
 		b = append(b, o...)
 		b = append(b, 0)
 	}
-	return b, true
+	return b
+}
+
+// allowedKept reports whether the cache holds a usable allowed answer
+// (with no separation-of-duty conflict: only those are kept) to the
+// question Check would ask for a and rq, without building it (the common
+// path of every administrator call).
+func (c *decisionCache) allowedKept(a *Admin, rq Request) bool {
+	if rq.JoinGroup != "" || rq.JoinOrg != "" {
+		return false
+	}
+	var buf [160]byte
+	key := appendKeyOf(buf[:0], a.ID, rq.Perm.Resource, rq.Perm.Operation, rq.Target, a.SystemAdminFlag, false, rq.Orgs, true)
+	_, ok := c.lookup(key)
+	return ok
 }
 
 // lookup returns the usable allowed answer key holds, if any (key: as

@@ -291,3 +291,42 @@ func TestCacheOff(t *testing.T) {
 		t.Fatal("a zero TTL made a cache")
 	}
 }
+
+// Check answers from a kept answer without building its question
+// (allowedKept): the key it makes is the one of the question Check would
+// ask (empty orgs left out, as Check leaves them out), so it finds what
+// that question's answer left, and nothing else.
+func TestCheckFindsTheKeptAnswerOfItsQuestion(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	c := newTestCache(time.Second, nil, clk)
+	a := &authzStub{allowed: true, rev: 5}
+	adm := &Admin{ID: "adm1"}
+	read := Perm{Resource: "identity.users", Operation: "read"}
+	rq := Request{Perm: read, Target: "u1", Orgs: []string{"east", ""}}
+	if c.allowedKept(adm, rq) {
+		t.Fatal("an answer found before any was kept")
+	}
+	mustAsk(t, c, a, readUser("east"))
+	if !c.allowedKept(adm, rq) {
+		t.Fatal("the kept answer of Check's own question was not found")
+	}
+	for name, other := range map[string]struct {
+		a  *Admin
+		rq Request
+	}{
+		"another org":         {adm, Request{Perm: read, Target: "u1", Orgs: []string{"west"}}},
+		"another target":      {adm, Request{Perm: read, Target: "u2", Orgs: []string{"east"}}},
+		"another operation":   {adm, Request{Perm: Perm{Resource: "identity.users", Operation: "write"}, Target: "u1", Orgs: []string{"east"}}},
+		"another admin":       {&Admin{ID: "adm2"}, rq},
+		"the is_admin flag":   {&Admin{ID: "adm1", SystemAdminFlag: true}, rq},
+		"a membership change": {adm, Request{Perm: read, Target: "u1", Orgs: []string{"east"}, JoinGroup: "g1"}},
+	} {
+		if c.allowedKept(other.a, other.rq) {
+			t.Errorf("%s: answered from another question's answer", name)
+		}
+	}
+	clk.t = clk.t.Add(time.Second)
+	if c.allowedKept(adm, rq) {
+		t.Fatal("an answer found after its TTL")
+	}
+}

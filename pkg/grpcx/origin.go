@@ -80,7 +80,7 @@ type originKey struct{}
 // WithOrigin returns ctx carrying o (and o.ClientIP as the client address).
 func WithOrigin(ctx context.Context, o Origin) context.Context {
 	ctx = context.WithValue(ctx, originKey{}, o)
-	if o.ClientIP.IsValid() {
+	if o.ClientIP.IsValid() && ClientIP(ctx) != o.ClientIP { // the chain's origin often carries the same
 		ctx = WithClientIP(ctx, o.ClientIP)
 	}
 	return ctx

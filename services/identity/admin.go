@@ -340,6 +340,20 @@ func (s *Service) GetUser(ctx context.Context, id string) (*User, error) {
 	return u, err
 }
 
+// UserOrg returns the org of one user as GetUser would find it, without
+// making the caller a copy of the user (the administrator guard asks it
+// on every call about a person).
+func (s *Service) UserOrg(ctx context.Context, id string) (string, error) {
+	if u, ok := s.users.Get(id, s.now()); ok {
+		return u.OrgID, nil
+	}
+	u, err := s.GetUser(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return u.OrgID, nil
+}
+
 // loadUser reads a user from the store, never from the cache: for
 // read-modify-write and checks that must see the stored state.
 func (s *Service) loadUser(ctx context.Context, id string) (*User, error) {

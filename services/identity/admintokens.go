@@ -66,20 +66,20 @@ func newAdminTokenCache(ttl time.Duration) *adminTokenCache {
 	return &adminTokenCache{ttl: ttl}
 }
 
-// get returns copies of the token and user cached for hash, if still
-// reusable at now.
-func (c *adminTokenCache) get(hash string, now time.Time) (*AdminToken, *User, bool) {
+// get returns a copy of the token cached for hash and its user, if still
+// reusable at now. The user is the entry's own, shared by every caller:
+// it is never changed (put makes a new entry), and callers only read it.
+func (c *adminTokenCache) get(hash string, now time.Time) (AdminToken, *User, bool) {
 	if c.ttl <= 0 {
-		return nil, nil, false
+		return AdminToken{}, nil, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.byHash[hash]
 	if !ok || !now.Before(e.exp) {
-		return nil, nil, false
+		return AdminToken{}, nil, false
 	}
-	t, u := e.token, e.user
-	return &t, &u, true
+	return e.token, &e.user, true
 }
 
 // shared returns read's result for hash: made by this caller, or by a

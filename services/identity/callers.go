@@ -151,7 +151,8 @@ func (s *Service) verifyDummy(ctx context.Context, password string) error {
 // of the person through this instance ends the reuse at once; through
 // another instance the TTL bounds it). A token is valid until its hard
 // limit (AdminTokenTTL) while it is used at least every AdminTokenIdle.
-// Refusals are audited (admin.auth).
+// Refusals are audited (admin.auth). The administrator returned may be
+// shared with other calls (the reused one): read it, never change it.
 func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, error) {
 	start := s.now()
 	if token == "" {
@@ -173,7 +174,7 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 		}
 		switch {
 		case r.err == nil:
-			t, u = r.t, r.u
+			t, u = *r.t, r.u
 		case errors.Is(r.err, ErrNotFound) && !r.userErr:
 			// Never issued, revoked (logout, password change, disable, lock,
 			// change of admin rights) or deleted after it expired.

@@ -67,7 +67,7 @@ func orgOf[T any](ctx context.Context, id string, get func(context.Context, stri
 }
 
 func (g *Guard) userOrg(ctx context.Context, id string) (string, error) {
-	return orgOf(ctx, id, g.Svc.GetUser, func(u *identity.User) string { return u.OrgID })
+	return orgOf(ctx, id, g.Svc.UserOrg, func(org string) string { return org })
 }
 
 func (g *Guard) groupOrg(ctx context.Context, id string) (string, error) {

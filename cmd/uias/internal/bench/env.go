@@ -102,6 +102,7 @@ type env struct {
 
 	authCtx  context.Context // outgoing metadata: app credentials
 	adminCtx context.Context // outgoing metadata: admin bearer token
+	adminMD  metadata.MD     // the same metadata, made once (a client sends it as is)
 
 	// accounts are the application accounts of the people the password
 	// logins use, in turn (next); empty: userAccount alone.
@@ -192,7 +193,8 @@ func (e *env) seed(ctx context.Context) error {
 		return fmt.Errorf("admin login: %w", err)
 	}
 	e.token = res.GetToken()
-	e.adminCtx = metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+e.token)
+	e.adminMD = metadata.Pairs("authorization", "Bearer "+e.token)
+	e.adminCtx = metadata.NewOutgoingContext(context.Background(), e.adminMD)
 	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+e.token)
 	orgs, err := e.admin.ListOrgs(actx, &identityv1.ListOrgsRequest{})
 	if err != nil || len(orgs.GetOrgs()) == 0 {
@@ -311,7 +313,7 @@ func (e *env) callAuthenticate(ctx context.Context) (Outcome, error) {
 
 // callGetUser is AdminService/GetUser by id with the admin bearer token.
 func (e *env) callGetUser(ctx context.Context) (Outcome, error) {
-	ctx = mergeOutgoing(ctx, e.adminCtx)
+	ctx = metadata.NewOutgoingContext(ctx, e.adminMD) // made once, as a client would
 	u, err := e.admin.GetUser(ctx, &identityv1.GetUserRequest{Id: e.userID})
 	if err != nil {
 		return grpcOutcome(err)

@@ -168,3 +168,19 @@ func BenchmarkTicketPairGRPC(b *testing.B) {
 func BenchmarkTicketPairREST(b *testing.B) {
 	ticketPairs(b, func(e *env, tb *ticketBench) func(context.Context, string) (bool, error) { return e.validateREST(tb) })
 }
+
+// BenchmarkGetUserGRPCOutside is BenchmarkGetUserGRPC with the access
+// records stored outside the measurement (the audit component's consumer
+// paused while it runs, as the goal row of `uias bench` measures it):
+// its cpu-ns/op beside BenchmarkEchoGRPC's is the CPU a GetUser costs
+// against the floor's.
+func BenchmarkGetUserGRPCOutside(b *testing.B) {
+	e := benchEnv(b)
+	h, ok := e.app.Value(auditcomponent.Name).(*auditcomponent.Handle)
+	if !ok {
+		b.Fatal("the audit component does not run in the benchmark process")
+	}
+	h.Ingester.Pause()
+	defer h.Ingester.Resume()
+	runParallel(b, 50, e.callGetUser)
+}
