@@ -81,6 +81,7 @@ type Publisher struct {
 	queue    []Event // built, in order, waiting or being published
 	later    []Later // to build (AddLater)
 	building int     // taken from later, being built
+	built    []Event // build's own buffer, reused (only Run's goroutine builds)
 	kick     chan struct{}
 	dropped  int64 // since the last warning
 
@@ -172,14 +173,16 @@ func (p *Publisher) build() {
 	if len(later) == 0 {
 		return
 	}
-	evs := make([]Event, len(later))
-	for i, l := range later {
-		evs[i] = l.Event()
+	evs := p.built[:0]
+	for _, l := range later {
+		evs = append(evs, l.Event())
 	}
 	p.mu.Lock()
 	p.queue = append(p.queue, evs...)
 	p.building = 0
 	p.mu.Unlock()
+	clear(evs) // the queue holds them now
+	p.built = evs[:0]
 }
 
 // Run publishes until ctx ends, then publishes what is still queued for at
@@ -240,6 +243,7 @@ func (p *Publisher) flush(ctx context.Context) error {
 		p.mu.Lock()
 		n := min(len(p.queue), p.o.Batch)
 		batch := p.queue[:n:n]
+		head := p.queue[:0] // the queue's array, reused once it is all published
 		p.mu.Unlock()
 		if n == 0 {
 			return nil
@@ -260,7 +264,14 @@ func (p *Publisher) flush(ctx context.Context) error {
 			p.queue = append(keep, rest...)
 		}
 		if len(p.queue) == 0 {
+			// Nothing kept a reference to the published events (their
+			// messages hold copies or the payloads): the array serves the
+			// next events, unless a long outage grew it.
 			p.queue = nil
+			if ok == n && cap(head) <= 4*p.o.Batch {
+				clear(batch)
+				p.queue = head
+			}
 		}
 		p.mu.Unlock()
 		p.published.Add(float64(ok))
@@ -306,9 +317,14 @@ func message(batch []Event, u unit) (*nats.Msg, string) {
 	if len(u) == 1 {
 		return Msg(batch[u[0]]), batch[u[0]].ID
 	}
-	evs := make([]Event, len(u))
-	for j, i := range u {
-		evs[j] = batch[i]
+	var evs []Event
+	if u[len(u)-1]-u[0] == len(u)-1 { // in order, one after another: the usual pack
+		evs = batch[u[0] : u[0]+len(u)]
+	} else {
+		evs = make([]Event, len(u))
+		for j, i := range u {
+			evs[j] = batch[i]
+		}
 	}
 	return PackMsg(evs), PackID(evs[0].ID, len(evs))
 }

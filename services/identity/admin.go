@@ -329,25 +329,33 @@ func (s *Service) openPersonal(ctx context.Context, u *User) (idNumber, phone st
 // GetUser returns one user, from this instance's user cache when it holds a
 // fresh copy (see usercache.go).
 func (s *Service) GetUser(ctx context.Context, id string) (*User, error) {
+	u, err := s.UserValue(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil // a copy: callers may change it
+}
+
+// UserValue is GetUser with the user returned as a value: a caller that
+// reads it and keeps nothing of it (an answer made from it) gets it
+// without an allocation.
+func (s *Service) UserValue(ctx context.Context, id string) (User, error) {
 	if u, ok := s.users.Get(id, s.now()); ok {
-		return &u, nil // a copy: callers may change it
+		return u, nil
 	}
 	gen := s.users.Generation()
 	u, err := s.loadUser(ctx, id)
-	if err == nil {
-		s.users.PutIfCurrent(id, *u, gen, s.now())
+	if err != nil {
+		return User{}, err
 	}
-	return u, err
+	s.users.PutIfCurrent(id, *u, gen, s.now())
+	return *u, nil
 }
 
-// UserOrg returns the org of one user as GetUser would find it, without
-// making the caller a copy of the user (the administrator guard asks it
-// on every call about a person).
+// UserOrg returns the org of one user as GetUser would find it (the
+// administrator guard asks it on every call about a person).
 func (s *Service) UserOrg(ctx context.Context, id string) (string, error) {
-	if u, ok := s.users.Get(id, s.now()); ok {
-		return u.OrgID, nil
-	}
-	u, err := s.GetUser(ctx, id)
+	u, err := s.UserValue(ctx, id)
 	if err != nil {
 		return "", err
 	}

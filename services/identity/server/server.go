@@ -315,7 +315,11 @@ func (s *Server) CreateUser(ctx context.Context, r *identityv1.CreateUserRequest
 
 // GetUser implements AdminService.
 func (s *Server) GetUser(ctx context.Context, r *identityv1.GetUserRequest) (*identityv1.User, error) {
-	return userOut(s.svc.GetUser(ctx, r.GetId()))
+	u, err := s.svc.UserValue(ctx, r.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return userPB(&u), nil
 }
 
 // ListUsers implements AdminService.
