@@ -72,7 +72,7 @@ func (c *chain) unaryCall(ctx context.Context, req any, method string, handler g
 	defer func() {
 		d := time.Since(start)
 		code := callCode(err, completed)
-		c.metrics.observe(method, code, d)
+		c.metrics.observeServed(method, code, d)
 		c.logCall(ctx, method, code, d, !completed)
 		if st != nil {
 			c.endCall(ctx, st, method, start, d, err, completed)
@@ -287,7 +287,7 @@ func (c *chain) streamMetrics(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	start := time.Now()
 	completed := false
 	defer func() {
-		c.metrics.observe(info.FullMethod, callCode(err, completed), time.Since(start))
+		c.metrics.observeServed(info.FullMethod, callCode(err, completed), time.Since(start))
 	}()
 	err = handler(srv, ss)
 	completed = true

@@ -2,6 +2,7 @@ package grpcx
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,15 @@ import (
 type serverMetrics struct {
 	handled *prometheus.CounterVec
 	seconds *prometheus.HistogramVec
+	// byMethod holds, per method the server serves (*methodMetrics), the
+	// histogram and the OK counter, so that a call does not hash its
+	// labels twice (observeServed).
+	byMethod sync.Map
+}
+
+type methodMetrics struct {
+	seconds prometheus.Observer
+	ok      prometheus.Counter
 }
 
 func newServerMetrics(reg *prometheus.Registry) *serverMetrics {
@@ -57,4 +67,22 @@ func registerOrExisting[C prometheus.Collector](reg *prometheus.Registry, c C) C
 func (m *serverMetrics) observe(method string, code codes.Code, d time.Duration) {
 	m.handled.WithLabelValues(method, code.String()).Inc()
 	m.seconds.WithLabelValues(method).Observe(d.Seconds())
+}
+
+// observeServed is observe for a call of a method this server serves (a
+// registered method: their number is bounded, unlike the names a caller
+// may send, which observe takes).
+func (m *serverMetrics) observeServed(method string, code codes.Code, d time.Duration) {
+	v, ok := m.byMethod.Load(method)
+	if !ok {
+		v, _ = m.byMethod.LoadOrStore(method, &methodMetrics{
+			seconds: m.seconds.WithLabelValues(method), ok: m.handled.WithLabelValues(method, codes.OK.String())})
+	}
+	mm := v.(*methodMetrics)
+	if code == codes.OK {
+		mm.ok.Inc()
+	} else {
+		m.handled.WithLabelValues(method, code.String()).Inc()
+	}
+	mm.seconds.Observe(d.Seconds())
 }

@@ -69,13 +69,13 @@ func newAdminTokenCache(ttl time.Duration) *adminTokenCache {
 // get returns a copy of the token cached for hash and its user, if still
 // reusable at now. The user is the entry's own, shared by every caller:
 // it is never changed (put makes a new entry), and callers only read it.
-func (c *adminTokenCache) get(hash string, now time.Time) (AdminToken, *User, bool) {
+func (c *adminTokenCache) get(hash []byte, now time.Time) (AdminToken, *User, bool) {
 	if c.ttl <= 0 {
 		return AdminToken{}, nil, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.byHash[hash]
+	e, ok := c.byHash[string(hash)] // no string made for the lookup
 	if !ok || !now.Before(e.exp) {
 		return AdminToken{}, nil, false
 	}

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"net/netip"
 	"time"
@@ -161,10 +162,13 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 	if len(token) > 256 {
 		return nil, s.tokenRefused(ctx, "", "", "MALFORMED_TOKEN", errBadAdminToken, start)
 	}
-	h := crypto.HashToken(token)
+	var hb [2 * sha256.Size]byte
+	hk := crypto.AppendHashToken(hb[:0], token)
 	now := start
-	t, u, cached := s.adminTokens.get(h, now)
+	t, u, cached := s.adminTokens.get(hk, now)
+	var h string // the hash as a string, made when needed
 	if !cached {
+		h = string(hk)
 		r := s.adminTokens.shared(ctx, h, s.users, func(gen cacheGen) tokenRead {
 			return s.readAdminToken(ctx, h, gen, now)
 		})
@@ -204,6 +208,9 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 		return nil, s.tokenRefused(ctx, subject, u.OrgID, "NOT_ADMIN", errNotAdmin, start)
 	}
 	if now.Sub(t.LastUsedAt) >= s.tokenTouchEvery() {
+		if h == "" {
+			h = string(hk)
+		}
 		if err := s.store.TouchAdminToken(ctx, h, now); err != nil {
 			s.log.Warn("admin token use not recorded", zap.String("user_id", u.ID), zapErr(err))
 		} else {
