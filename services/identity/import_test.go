@@ -509,34 +509,12 @@ func TestImportGivesWayToLogins(t *testing.T) {
 			}
 			var mu sync.Mutex
 			now := time.Unix(1_000_000, 0)
-			held, release := make(chan struct{}, 2), make(chan struct{})
-			var holding atomic.Bool
-			h := crypto.NewHasher(crypto.HasherConfig{Params: cheapArgon2, Workers: 2, Testing: &crypto.HasherTesting{
-				HashTime: time.Millisecond,
-				Now:      func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
-				BeforeHash: func() {
-					if holding.Load() {
-						held <- struct{}{}
-						<-release
-					}
-				},
-			}})
+			h, hold := heldHasher(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
 			iw := newImportWorldOutbox(t, identity.Deps{Hasher: h}, !c.noOutbox)
 			mu.Lock()
 			now = now.Add(time.Hour) // the set-up's hashes (bootstrap, a user) are long past
 			mu.Unlock()
-			holding.Store(true)
-			done := make(chan struct{}, c.hold)
-			for range c.hold {
-				go func() { _, _ = h.Hash(context.Background(), "a login's password"); done <- struct{}{} }()
-				<-held
-			}
-			defer func() {
-				close(release)
-				for range c.hold {
-					<-done
-				}
-			}()
+			defer hold(c.hold)()
 			var b strings.Builder
 			b.WriteString("login_name,display_name,org_code,email\n")
 			for i := range 300 {
@@ -574,38 +552,19 @@ func TestImportGiveWayEndsWithTheWait(t *testing.T) {
 	identity.SetImportBatchRows(t, 300)
 	var mu sync.Mutex
 	now := time.Unix(1_000_000, 0)
-	held, release := make(chan struct{}, 3), make(chan struct{})
-	var holding atomic.Bool
-	h := crypto.NewHasher(crypto.HasherConfig{Params: cheapArgon2, Workers: 2, Testing: &crypto.HasherTesting{
-		HashTime: time.Millisecond,
-		Now:      func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
-		BeforeHash: func() {
-			if holding.Load() {
-				held <- struct{}{}
-				<-release
-			}
-		},
-	}})
+	h, hold := heldHasher(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
 	iw := newImportWorldDeps(t, identity.Deps{Hasher: h})
 	mu.Lock()
 	now = now.Add(time.Hour)
 	mu.Unlock()
-	holding.Store(true)
-	done := make(chan struct{}, 3)
-	hash := func() { _, _ = h.Hash(context.Background(), "a login's password"); done <- struct{}{} }
-	for range 2 {
-		go hash()
-		<-held
-	}
-	go hash() // every worker busy: it waits
+	release := hold(2)
+	done := make(chan struct{})
+	go func() { _, _ = h.Hash(context.Background(), "a login's password"); close(done) }() // every worker busy: it waits
 	for h.Waiting() != 1 {
 		time.Sleep(time.Millisecond)
 	}
-	holding.Store(false)
-	close(release)
-	for range 3 {
-		<-done
-	}
+	release()
+	<-done
 	if !h.Contended(identity.ImportWaitWindow) || h.Contended(0) {
 		t.Fatal("want logins that waited a moment ago and none waiting now")
 	}
@@ -637,17 +596,7 @@ func TestImportGiveWayEndsWithTheWait(t *testing.T) {
 // event. The same file sent again writes every row.
 func TestImportCancelledWithinItsPause(t *testing.T) {
 	identity.SetImportBatchRows(t, 300)
-	held, release := make(chan struct{}, 2), make(chan struct{})
-	var holding atomic.Bool
-	h := crypto.NewHasher(crypto.HasherConfig{Params: cheapArgon2, Workers: 2, Testing: &crypto.HasherTesting{
-		HashTime: time.Millisecond,
-		BeforeHash: func() {
-			if holding.Load() {
-				held <- struct{}{}
-				<-release
-			}
-		},
-	}})
+	h, hold := heldHasher(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var pauses atomic.Int32
@@ -656,21 +605,8 @@ func TestImportCancelledWithinItsPause(t *testing.T) {
 		cancel() // the import is stopped during its pause
 		return context.Canceled
 	}}, true)
-	holding.Store(true)
-	done := make(chan struct{}, 2)
-	for range 2 { // every worker busy: logins wait for the CPUs
-		go func() { _, _ = h.Hash(context.Background(), "a login's password"); done <- struct{}{} }()
-		<-held
-	}
-	holding.Store(false)
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-			<-done
-			<-done
-		}
-	}()
+	release := hold(2) // every worker busy: logins wait for the CPUs
+	defer release()
 	var b strings.Builder
 	b.WriteString("login_name,display_name,org_code,email\n")
 	for i := range 300 {
@@ -702,12 +638,48 @@ func TestImportCancelledWithinItsPause(t *testing.T) {
 	if n := iw.outbox(t) - before; n != 0 {
 		t.Fatalf("%d events of a rolled-back transaction", n)
 	}
-	close(release) // the logins end: the import runs without pauses
-	released = true
-	<-done
-	<-done
+	release() // the logins end: the import runs without pauses
 	rep := iw.run(t, p, importfile.CSV, importfile.Users, "gwc", false)
 	if rep.Written != 300 || rep.Failed != 0 {
 		t.Fatalf("the same file again: %+v, want 300 written", rep)
 	}
+}
+
+// heldHasher is a hasher of two workers (cheap parameters, 1 ms a hash, on
+// the clock now, time.Now when nil) whose logins' hashes can be kept
+// running: hold(n) starts n of them and returns once all n run; the
+// release it returns lets them end and waits for them (its later calls do
+// nothing). Call hold once.
+func heldHasher(now func() time.Time) (*crypto.Hasher, func(n int) (release func())) {
+	held, free := make(chan struct{}, 2), make(chan struct{})
+	var holding atomic.Bool
+	h := crypto.NewHasher(crypto.HasherConfig{Params: cheapArgon2, Workers: 2, Testing: &crypto.HasherTesting{
+		HashTime: time.Millisecond,
+		Now:      now,
+		BeforeHash: func() {
+			if holding.Load() {
+				held <- struct{}{}
+				<-free
+			}
+		},
+	}})
+	hold := func(n int) func() {
+		done := make(chan struct{}, n)
+		holding.Store(true)
+		for range n {
+			go func() { _, _ = h.Hash(context.Background(), "a login's password"); done <- struct{}{} }()
+			<-held
+		}
+		holding.Store(false)
+		var once sync.Once
+		return func() {
+			once.Do(func() {
+				close(free)
+				for range n {
+					<-done
+				}
+			})
+		}
+	}
+	return h, hold
 }
