@@ -495,19 +495,9 @@ func ts(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
 	}
-	return tsIn(&timestamppb.Timestamp{}, t)
-}
-
-// tsIn is ts set into p (nil for the zero time).
-func tsIn(p *timestamppb.Timestamp, t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
 	// Stored times have millisecond precision; answers made before a
 	// write (create) show the same time as later reads.
-	t = t.Truncate(time.Millisecond)
-	p.Seconds, p.Nanos = t.Unix(), int32(t.Nanosecond())
-	return p
+	return timestamppb.New(t.Truncate(time.Millisecond))
 }
 
 func summary(u *identity.User) *identityv1.UserSummary {
@@ -526,28 +516,16 @@ func orgOut(o *identity.Org, err error) (*identityv1.Org, error) {
 	return orgPB(o), nil
 }
 
-// userAnswer holds a User answer and its timestamps in one allocation
-// (GetUser answers it on every call).
-type userAnswer struct {
-	u                         identityv1.User
-	changed, created, updated timestamppb.Timestamp
-	lockedUntil               timestamppb.Timestamp
-}
-
 func userPB(u *identity.User) *identityv1.User {
 	now := time.Now()
-	a := &userAnswer{}
-	out := &a.u
-	out.Id, out.LoginName, out.DisplayName = u.ID, u.LoginName, u.DisplayName
-	out.IdType, out.IdNumberMasked, out.PhoneMasked = identityv1.IdType(u.IDType), u.IDNumberMask, u.PhoneMask
-	out.Email, out.OrgId, out.Status, out.FeatureCode = u.Email, u.OrgID, identityv1.UserStatus(u.Status), u.FeatureCode
-	out.Locked, out.MustChangePassword, out.PasswordNeverExpires = u.Locked(now), u.MustChange, u.NeverExpires
-	out.UserCannotChangePassword, out.IsAdmin, out.PasswordOnly = u.CannotChange, u.IsAdmin, u.PasswordOnly
-	out.PasswordChangedAt = tsIn(&a.changed, u.PasswordChangedAt)
-	out.CreateTime = tsIn(&a.created, u.CreatedAt)
-	out.UpdateTime = tsIn(&a.updated, u.UpdatedAt)
+	out := &identityv1.User{Id: u.ID, LoginName: u.LoginName, DisplayName: u.DisplayName,
+		IdType: identityv1.IdType(u.IDType), IdNumberMasked: u.IDNumberMask, PhoneMasked: u.PhoneMask,
+		Email: u.Email, OrgId: u.OrgID, Status: identityv1.UserStatus(u.Status), FeatureCode: u.FeatureCode,
+		Locked: u.Locked(now), MustChangePassword: u.MustChange, PasswordNeverExpires: u.NeverExpires,
+		UserCannotChangePassword: u.CannotChange, PasswordChangedAt: ts(u.PasswordChangedAt), IsAdmin: u.IsAdmin,
+		CreateTime: ts(u.CreatedAt), UpdateTime: ts(u.UpdatedAt), PasswordOnly: u.PasswordOnly}
 	if out.Locked {
-		out.LockedUntil = tsIn(&a.lockedUntil, u.LockedUntil)
+		out.LockedUntil = ts(u.LockedUntil)
 	}
 	return out
 }
