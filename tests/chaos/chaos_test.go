@@ -746,7 +746,10 @@ func groupChanges(t *testing.T, js jetstream.JetStream, prefix string) (per map[
 	per = map[string]int{}
 	ids := map[string]bool{}
 	for {
-		batch, err := cons.FetchNoWait(500)
+		// Wait a moment for more before taking an empty batch as the end: an
+		// ordered consumer that resets (a NATS node came back) answers a
+		// no-wait fetch with nothing while the stream goes on.
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -784,7 +787,10 @@ func authEvents(t *testing.T, js jetstream.JetStream) (map[string]int, int) {
 	ids := map[string]int{}
 	n := 0
 	for {
-		batch, err := cons.FetchNoWait(500)
+		// Wait a moment for more before taking an empty batch as the end: an
+		// ordered consumer that resets (a NATS node came back) answers a
+		// no-wait fetch with nothing while the stream goes on.
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
