@@ -73,7 +73,16 @@ func newAccess(ctx context.Context, component string, c grpcx.Call) Access {
 }
 
 // Event builds the access record (events.Later).
-func (a *Access) Event() events.Event {
+func (a *Access) Event() events.Event { return a.event(nil) }
+
+// AppendEvent builds the access record with its payload appended to buf
+// (events.Appender).
+func (a *Access) AppendEvent(buf []byte) (events.Event, []byte) {
+	ev := a.event(&buf)
+	return ev, buf
+}
+
+func (a *Access) event(buf *[]byte) events.Event {
 	cl, o, c := a.caller, a.origin, a.call
 	rid := cl.RequestID
 	if rid == "" {
@@ -107,9 +116,18 @@ func (a *Access) Event() events.Event {
 	if ip.IsValid() {
 		rec.ClientIP = ip.String()
 	}
-	return events.Event{ID: ids.New(), Subject: AccessSubject(a.component), Type: TypeAccess, Time: end, Payload: encode(&rec, []events.DetailField{{Key: "code", Value: c.Code.String()}})}
+	ev := events.Event{ID: ids.New(), Subject: AccessSubject(a.component), Type: TypeAccess, Time: end}
+	payloadInto(&ev, &rec, []events.DetailField{{Key: "code", Value: c.Code.String()}}, buf)
+	return ev
 }
 
 // mask makes a caller-supplied value safe (Text) with ID and phone numbers
 // masked (the audit log masks account numbers again at ingest).
 func mask(s string) string { return Text(ulog.MaskText(s)) }
+
+// The records a publisher builds into its buffer (events.Appender).
+var (
+	_ events.Appender = (*Access)(nil)
+	_ events.Appender = (*callRecord)(nil)
+	_ events.Appender = (*laterAction)(nil)
+)

@@ -55,4 +55,17 @@ func TestAccessEvent(t *testing.T) {
 	if rec.Result != audit.ResultFailure || rec.Reason != "Unavailable" || rec.Actor != "anonymous" {
 		t.Fatalf("failed call record %+v", rec)
 	}
+
+	// Built into a publisher's buffer (events.Appender), the record is the
+	// same, after what the buffer held.
+	a := audit.NewAccess(ctx, "identity", grpcx.Call{Method: "/uias.identity.v1.AuthService/Authenticate",
+		Start: start, Duration: 2500 * time.Microsecond, Code: codes.OK})
+	own := a.Event()
+	buf := []byte("earlier payloads")
+	appended, buf := a.AppendEvent(buf)
+	if string(appended.Payload) != string(own.Payload) || string(buf) != "earlier payloads"+string(own.Payload) ||
+		cap(appended.Payload) != len(appended.Payload) || appended.Subject != own.Subject || appended.Type != own.Type ||
+		!appended.Time.Equal(own.Time) || appended.ID == "" || appended.ID == own.ID {
+		t.Fatalf("appended %+v (buffer %q), built alone %+v", appended, buf, own)
+	}
 }

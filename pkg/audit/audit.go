@@ -128,7 +128,7 @@ func NewBuilder(component string, now func() time.Time) *Builder {
 // (caller.From): its request id is the serial and trace id, its App_ID,
 // actor and client IP are recorded.
 func (b *Builder) Event(ctx context.Context, a Action) events.Event {
-	return b.event(caller.From(ctx), b.now(), a)
+	return b.event(caller.From(ctx), b.now(), a, nil)
 }
 
 // Later is Event built later: the caller and the end are taken now, the
@@ -146,12 +146,21 @@ type laterAction struct {
 	a   Action
 }
 
-func (l *laterAction) Event() events.Event { return l.b.event(l.c, l.end, l.a) }
+func (l *laterAction) Event() events.Event { return l.b.event(l.c, l.end, l.a, nil) }
 
-func (b *Builder) event(c *caller.Caller, end time.Time, a Action) events.Event {
+// AppendEvent builds the event with its payload appended to buf
+// (events.Appender).
+func (l *laterAction) AppendEvent(buf []byte) (events.Event, []byte) {
+	ev := l.b.event(l.c, l.end, l.a, &buf)
+	return ev, buf
+}
+
+// event is the event of a done for c, ending at end; its payload is
+// appended to *buf when buf is not nil (see payloadInto).
+func (b *Builder) event(c *caller.Caller, end time.Time, a Action, buf *[]byte) events.Event {
 	var room [maxDetail]events.DetailField
 	rec, detail := b.record(c, end, a, room[:0])
-	return b.eventOf(a.API, &rec, detail)
+	return b.eventOf(a.API, &rec, detail, buf)
 }
 
 // maxDetail is how many detail fields a record is built with without a
@@ -185,9 +194,29 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []eve
 
 // eventOf is the AUDIT event of rec, a record of api, with detail (in any
 // order; of fields with the same key the last one given counts).
-func (b *Builder) eventOf(api string, rec *events.AuditRecord, detail []events.DetailField) events.Event {
+func (b *Builder) eventOf(api string, rec *events.AuditRecord, detail []events.DetailField, buf *[]byte) events.Event {
 	n := b.namesOf(api)
-	return events.Event{ID: ids.New(), Subject: n.subject, Type: n.typ, Time: rec.Time, Payload: encode(rec, detail)}
+	ev := events.Event{ID: ids.New(), Subject: n.subject, Type: n.typ, Time: rec.Time}
+	payloadInto(&ev, rec, detail, buf)
+	return ev
+}
+
+// payloadInto sets ev's payload to rec's JSON with detail: appended to
+// *buf when buf is not nil (the buffer an events.Publisher passes to an
+// events.Appender; the payload is capped at its end), else encoded on its
+// own (encode). A record that cannot be encoded has no payload.
+func payloadInto(ev *events.Event, rec *events.AuditRecord, detail []events.DetailField, buf *[]byte) {
+	if buf == nil {
+		ev.Payload = encode(rec, detail)
+		return
+	}
+	n := len(*buf)
+	b, err := rec.AppendJSONDetail(*buf, detail)
+	if err != nil {
+		*buf = b[:n]
+		return
+	}
+	ev.Payload, *buf = b[n:len(b):len(b)], b
 }
 
 // scratch holds the buffers records are encoded into (encode).

@@ -68,10 +68,19 @@ func NotKept(c grpcx.Call) {
 }
 
 // Event builds the record (events.Later).
-func (r *callRecord) Event() events.Event {
+func (r *callRecord) Event() events.Event { return r.event(nil) }
+
+// AppendEvent builds the record with its payload appended to buf
+// (events.Appender).
+func (r *callRecord) AppendEvent(buf []byte) (events.Event, []byte) {
+	ev := r.event(&buf)
+	return ev, buf
+}
+
+func (r *callRecord) event(buf *[]byte) events.Event {
 	l, acc := &r.l, &r.access
 	if !r.called {
-		return l.Event()
+		return l.b.event(l.c, l.end, l.a, buf)
 	}
 	var room [maxDetail]events.DetailField
 	rec, detail := l.b.record(l.c, l.end, l.a, room[:0])
@@ -92,7 +101,7 @@ func (r *callRecord) Event() events.Event {
 	rec.Time = c.Start.Add(c.Duration).UTC()
 	detail = addCallDetail(detail, DetailMethod, Text(strings.TrimPrefix(c.Method, "/")))
 	detail = addCallDetail(detail, DetailGRPCCode, c.Code.String())
-	return l.b.eventOf(l.a.API, &rec, detail)
+	return l.b.eventOf(l.a.API, &rec, detail, buf)
 }
 
 // addCallDetail adds the call's detail key k with v to d, or, when the

@@ -100,6 +100,9 @@ func TestDetailBytesAsMap(t *testing.T) {
 				Duration: 2 * time.Millisecond, Code: codes.NotFound, Record: &callRecord{l: laterAction{b: b, c: &caller.Caller{},
 					end: start, a: a}, publish: func(events.Later) {}}}
 			check("call "+name, AccessOf(context.Background(), "ticket", call).Event(), old(d, fields, &call))
+			check("later appended "+name, appendedEvent(t, b.Later(ctx, a)), old(d, fields, nil))
+			call.Record = &callRecord{l: laterAction{b: b, c: &caller.Caller{}, end: start, a: a}, publish: func(events.Later) {}}
+			check("call appended "+name, appendedEvent(t, AccessOf(context.Background(), "ticket", call)), old(d, fields, &call))
 		}
 	}
 }
@@ -165,4 +168,21 @@ func TestNamesBuiltOnce(t *testing.T) {
 	if n := zero.namesOf("x"); n.subject != "uias.audit.c.x" || n.typ != "audit.x" {
 		t.Errorf("zero builder: %+v", n)
 	}
+}
+
+// appendedEvent is l's event built as a publisher builds it
+// (events.Appender), into a buffer holding something already: that stays,
+// the payload follows it and is capped at its end.
+func appendedEvent(t *testing.T, l events.Later) events.Event {
+	t.Helper()
+	a, ok := l.(events.Appender)
+	if !ok {
+		t.Fatalf("%T is not an events.Appender", l)
+	}
+	buf := append(make([]byte, 0, 8), "before"...)
+	ev, buf := a.AppendEvent(buf)
+	if string(buf[:6]) != "before" || !bytes.Equal(buf[6:], ev.Payload) || cap(ev.Payload) != len(ev.Payload) {
+		t.Fatalf("buffer %q, payload %q (cap %d)", buf, ev.Payload, cap(ev.Payload))
+	}
+	return ev
 }

@@ -36,11 +36,25 @@ func PackID(first string, n int) string { return first + "+" + strconv.Itoa(n) }
 
 // PackMsg is the message of a pack of evs (all of one subject, at least one).
 func PackMsg(evs []Event) *nats.Msg {
+	return packMsgInto(nil, evs)
+}
+
+// packSize is the most bytes the data of a pack of evs takes.
+func packSize(evs []Event) int {
 	size := 0
 	for _, ev := range evs {
 		size += len(ev.ID) + len(ev.Type) + len(ev.Payload) + 4*binary.MaxVarintLen64
 	}
-	b := make([]byte, 0, size)
+	return size
+}
+
+// packMsgInto is PackMsg with the data written into buf (from its start)
+// when it has room for it, else into a new array.
+func packMsgInto(buf []byte, evs []Event) *nats.Msg {
+	b := buf[:0]
+	if size := packSize(evs); cap(b) < size {
+		b = make([]byte, 0, size)
+	}
 	for _, ev := range evs {
 		b = appendString(b, ev.ID)
 		b = appendString(b, ev.Type)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,5 +134,141 @@ func TestPublisherPacks(t *testing.T) {
 	}
 	if !reflect.DeepEqual(bySubject, want) {
 		t.Fatalf("events by subject %v\nwant %v", bySubject, want)
+	}
+}
+
+// appended is an event the publisher builds into its own buffer
+// (events.Appender).
+type appended struct {
+	ev    events.Event
+	count *atomic.Int32
+}
+
+func (a appended) Event() events.Event { return a.ev }
+
+func (a appended) AppendEvent(buf []byte) (events.Event, []byte) {
+	a.count.Add(1)
+	ev := a.ev
+	n := len(buf)
+	buf = append(buf, a.ev.Payload...)
+	ev.Payload = buf[n:len(buf):len(buf)]
+	return ev, buf
+}
+
+// The payload buffer is reused only when every event built into it left
+// the queue: events still waiting keep their payloads while the next ones
+// are built.
+func TestPublisherBuildKeepsWaitingPayloads(t *testing.T) {
+	p := events.NewPublisher(nil, events.PublisherOptions{Name: "build"})
+	var n atomic.Int32
+	queue := func(prefix string, k int) []events.Event {
+		evs := makeEvents(prefix, k)
+		for i := range evs {
+			evs[i].Payload = []byte(fmt.Sprintf(`{"%s":%d}`, prefix, i))
+			p.AddLater(appended{ev: evs[i], count: &n})
+		}
+		return evs
+	}
+	check := func(got, want []events.Event) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%d events queued, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if string(got[i].Payload) != string(want[i].Payload) {
+				t.Fatalf("event %d: payload %s, want %s", i, got[i].Payload, want[i].Payload)
+			}
+		}
+	}
+	first := queue("first", 5)
+	check(p.BuildQueued(), first)
+	second := queue("second", 5) // the first still wait
+	check(p.BuildQueued(), append(first, second...))
+	p.Published()
+	third := queue("third", 7) // built where the first were
+	check(p.BuildQueued(), third)
+	if n.Load() != 17 {
+		t.Fatalf("%d events built into the buffer, want 17", n.Load())
+	}
+}
+
+// A publisher builds Appender events into one buffer and packs into
+// buffers it reuses: across rounds (each published before the next is
+// built), lone events, and an outage during which new events are built
+// while others wait, every event arrives once with its own payload.
+func TestPublisherReusesItsBuffers(t *testing.T) {
+	storeDir := t.TempDir()
+	s := startNATS(t, storeDir, -1)
+	port := s.Addr().(*net.TCPAddr).Port
+	nc, js := connect(t, s)
+	p := events.NewPublisher(js, events.PublisherOptions{Batch: 20, Pack: 8, FlushEvery: 10 * time.Millisecond,
+		PublishTimeout: 200 * time.Millisecond, Name: "reuse"})
+	ctx, cancel := context.WithCancel(context.Background())
+	go p.Run(ctx, 5*time.Second)
+
+	want := map[string]string{}
+	var builtN atomic.Int32
+	add := func(prefix string, n int) {
+		evs := makeEvents(prefix, n)
+		for i := range evs {
+			evs[i].Subject = "uias.audit.c.access"
+			// payloads of different lengths, so a reused buffer would show
+			evs[i].Payload = []byte(fmt.Sprintf(`{"%s":%d,"pad":%q}`, prefix, i, strings.Repeat("x", (i*7)%40)))
+			want[evs[i].ID] = string(evs[i].Payload)
+			if !p.AddLater(appended{ev: evs[i], count: &builtN}) {
+				t.Fatal("AddLater refused below the buffer size")
+			}
+		}
+	}
+	for round, n := range []int{37, 41, 1, 23, 1} {
+		add(fmt.Sprintf("r%d", round), n)
+		eventually(t, "a round to be published", func() bool { return p.Pending() == 0 })
+	}
+	s.Shutdown()
+	s.WaitForShutdown()
+	eventually(t, "client to notice the outage", func() bool { return !nc.IsConnected() })
+	add("during1", 13)
+	// built (and tried while NATS is away) before the next ones are queued
+	eventually(t, "the events queued during the outage to be built", func() bool { return int(builtN.Load()) == len(want) })
+	add("during2", 17)
+	startNATS(t, storeDir, port)
+	eventually(t, "the queue to drain after recovery", func() bool { return p.Pending() == 0 })
+	add("after", 29)
+	eventually(t, "the last round to be published", func() bool { return p.Pending() == 0 })
+	cancel()
+	<-p.Done()
+
+	st, err := js.Stream(context.Background(), events.StreamAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := events.Unpack(m.Subject, m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if prev, ok := got[ev.ID]; ok && prev != string(ev.Payload) {
+				t.Errorf("event %s stored twice with different payloads: %s, %s", ev.ID, prev, ev.Payload)
+			}
+			got[ev.ID] = string(ev.Payload)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		for id, w := range want {
+			if got[id] != w {
+				t.Errorf("event %s: payload %q, want %q", id, got[id], w)
+			}
+		}
+		t.Fatalf("%d events stored, want %d", len(got), len(want))
 	}
 }

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -82,8 +83,11 @@ type Publisher struct {
 	later    []Later // to build (AddLater)
 	building int     // taken from later, being built
 	built    []Event // build's own buffer, reused (only Run's goroutine builds)
-	kick     chan struct{}
-	dropped  int64 // since the last warning
+	// Only Run's goroutine uses these two:
+	arena   []byte   // the payloads build wrote (Appender), reused once they were all published
+	packs   [][]byte // data of packs acknowledged, for the next packs
+	kick    chan struct{}
+	dropped int64 // since the last warning
 
 	published, droppedTotal prometheus.Counter
 	done                    chan struct{}
@@ -113,6 +117,20 @@ func NewPublisher(js jetstream.JetStream, o PublisherOptions) *Publisher {
 type Later interface {
 	Event() Event
 }
+
+// An Appender is a Later that writes its payload at the end of a buffer
+// the publisher passes: the events the publisher builds at once share one
+// array, reused once they are all published, instead of one allocation
+// each. AppendEvent returns the event, whose Payload is the bytes it
+// appended (capped at their end), and the buffer (grown if needed).
+type Appender interface {
+	Later
+	AppendEvent(buf []byte) (Event, []byte)
+}
+
+// maxArena bounds the payload buffer a publisher keeps for its next events
+// (a build after a long outage may have grown it far past a batch's).
+const maxArena = 1 << 20
 
 // Add queues ev; it reports false when the buffer is full and ev was
 // dropped. It never blocks on NATS.
@@ -169,13 +187,29 @@ func (p *Publisher) build() {
 	later := p.later
 	p.later = nil
 	p.building = len(later)
+	// An empty queue holds no event built into the arena: all of them
+	// were published (and their messages hold copies).
+	arena := p.arena[:0]
+	if len(p.queue) > 0 {
+		arena = make([]byte, 0, cap(p.arena))
+	}
 	p.mu.Unlock()
 	if len(later) == 0 {
 		return
 	}
 	evs := p.built[:0]
 	for _, l := range later {
+		if a, ok := l.(Appender); ok {
+			var ev Event
+			ev, arena = a.AppendEvent(arena)
+			evs = append(evs, ev)
+			continue
+		}
 		evs = append(evs, l.Event())
+	}
+	p.arena = nil
+	if cap(arena) <= maxArena {
+		p.arena = arena
 	}
 	p.mu.Lock()
 	p.queue = append(p.queue, evs...)
@@ -312,10 +346,19 @@ func (p *Publisher) units(batch []Event) []unit {
 	return out
 }
 
-// message is the message of unit u of batch and its message id.
-func message(batch []Event, u unit) (*nats.Msg, string) {
+// maxPacksKept is the most pack buffers a publisher keeps for reuse.
+const maxPacksKept = 32
+
+// message is the message of unit u of batch and its message id. Its data
+// never shares the events' arrays (the publisher reuses them once the
+// events are published, and the client may send a message again after
+// that); a pack's data comes from the publisher's kept buffers.
+func (p *Publisher) message(batch []Event, u unit) (*nats.Msg, string) {
 	if len(u) == 1 {
-		return Msg(batch[u[0]]), batch[u[0]].ID
+		ev := batch[u[0]]
+		msg := Msg(ev)
+		msg.Data = bytes.Clone(ev.Payload)
+		return msg, ev.ID
 	}
 	var evs []Event
 	if u[len(u)-1]-u[0] == len(u)-1 { // in order, one after another: the usual pack
@@ -326,7 +369,20 @@ func message(batch []Event, u unit) (*nats.Msg, string) {
 			evs[j] = batch[i]
 		}
 	}
-	return PackMsg(evs), PackID(evs[0].ID, len(evs))
+	var buf []byte
+	if n := len(p.packs); n > 0 {
+		buf, p.packs = p.packs[n-1], p.packs[:n-1]
+	}
+	return packMsgInto(buf, evs), PackID(evs[0].ID, len(evs))
+}
+
+// keepPack keeps the data of an acknowledged pack for the next packs (the
+// client does not send an acknowledged message again).
+func (p *Publisher) keepPack(msg *nats.Msg) {
+	if msg == nil || msg.Header.Get(HeaderPack) == "" || len(p.packs) >= maxPacksKept || cap(msg.Data) > 2*maxPackBytes {
+		return
+	}
+	p.packs = append(p.packs, msg.Data[:0])
 }
 
 // publish publishes batch asynchronously and returns which of its events
@@ -336,7 +392,7 @@ func (p *Publisher) publish(ctx context.Context, batch []Event) ([]bool, int, er
 	futures := make([]jetstream.PubAckFuture, 0, len(units))
 	var firstErr error
 	for _, u := range units {
-		msg, id := message(batch, u)
+		msg, id := p.message(batch, u)
 		f, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
 		if err != nil {
 			firstErr = fmt.Errorf("events: publish %s to %s: %w", id, msg.Subject, err)
@@ -366,6 +422,7 @@ func (p *Publisher) publish(ctx context.Context, batch []Event) ([]bool, int, er
 			acked[i] = true
 		}
 		ok += len(units[k])
+		p.keepPack(f.Msg())
 	}
 	return acked, ok, firstErr
 }
