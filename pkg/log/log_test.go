@@ -88,6 +88,7 @@ func TestMaskText(t *testing.T) {
 		{"hex id", "user:01a23df7adef018123456789084d0cb1", "user:01a23df7adef018123456789084d0cb1"},
 		{"hex id, 31 chars", "user:1a23df7adef018123456789084d0cb1", "user:1a23df7adef018**********84d0cb1"},
 		{"hex id with a letter beside", "user:01a23df7adef018123456789084d0cb1x", "user:01a23df7adef018**********84d0cb1x"},
+		{"hex id, then a mobile", "user:01a23df7adef018123456789084d0cb1 13812345678", "user:01a23df7adef018123456789084d0cb1 138****5678"},
 		{"32 digits", "n 01230123012301230123012301230123", "n 01230123012301230123012301230123"},
 		{"old ID number on its own", "k 110101900307123", "k 110**********23"},
 	}

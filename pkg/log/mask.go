@@ -101,8 +101,8 @@ func MaskText(s string) string {
 			j++
 		}
 		end := j
-		if inHexID(s, i, j) {
-			i = j
+		if end, ok := hexIDEnd(s, i, j); ok {
+			i = end // the id's other digits are inside it too
 			continue
 		}
 		if j-i == 17 && j < len(s) && (s[j] == 'X' || s[j] == 'x') {
@@ -137,10 +137,11 @@ func MaskText(s string) string {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// inHexID reports whether the digits s[i:j] are part of a UIAS identifier:
-// a token of exactly 32 lowercase hex characters, at least one a letter,
-// with no ASCII letter or digit on either side.
-func inHexID(s string, i, j int) bool {
+// hexIDEnd reports whether the digits s[i:j] are part of a UIAS
+// identifier (a token of exactly 32 lowercase hex characters, at least one
+// a letter, with no ASCII letter or digit on either side), and where that
+// token ends.
+func hexIDEnd(s string, i, j int) (int, bool) {
 	a, b := i, j
 	for a > 0 && isHexLower(s[a-1]) {
 		a--
@@ -149,14 +150,14 @@ func inHexID(s string, i, j int) bool {
 		b++
 	}
 	if b-a != 32 || a > 0 && isAlnum(s[a-1]) || b < len(s) && isAlnum(s[b]) {
-		return false
+		return 0, false
 	}
 	for k := a; k < b; k++ {
 		if !isDigit(s[k]) {
-			return true
+			return b, true
 		}
 	}
-	return false
+	return 0, false
 }
 
 func isHexLower(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'f' }
