@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc/codes"
 
@@ -29,6 +30,20 @@ const (
 
 // AccessSubject is the subject of component's access records.
 func AccessSubject(component string) string { return "uias.audit." + component + "." + TypeAccess }
+
+// accessSubjects holds AccessSubject of each component that made a record
+// (a handful: the components of the process).
+var accessSubjects sync.Map
+
+// accessSubject is AccessSubject(component), made once per component.
+func accessSubject(component string) string {
+	if s, ok := accessSubjects.Load(component); ok {
+		return s.(string)
+	}
+	s := AccessSubject(component)
+	accessSubjects.Store(component, s)
+	return s
+}
 
 // AccessResult is the result an access record gives a call of code.
 func AccessResult(code codes.Code) string {
@@ -116,7 +131,7 @@ func (a *Access) event(buf *[]byte) events.Event {
 	if ip.IsValid() {
 		rec.ClientIP = ip.String()
 	}
-	ev := events.Event{ID: ids.New(), Subject: AccessSubject(a.component), Type: TypeAccess, Time: end}
+	ev := events.Event{ID: ids.New(), Subject: accessSubject(a.component), Type: TypeAccess, Time: end}
 	payloadInto(&ev, &rec, []events.DetailField{{Key: "code", Value: c.Code.String()}}, buf)
 	return ev
 }

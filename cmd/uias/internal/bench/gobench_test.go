@@ -10,10 +10,17 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/uias/uias/cmd/uias/internal/serve"
 	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
 	auditcomponent "github.com/uias/uias/services/audit/component"
+	"github.com/uias/uias/services/audit/ingest"
 )
 
 // These are the `go test -bench` views of the same measurements `uias
@@ -147,12 +154,7 @@ func ticketPairs(b *testing.B, validate func(*env, *ticketBench) func(context.Co
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, ok := e.app.Value(auditcomponent.Name).(*auditcomponent.Handle)
-	if !ok {
-		b.Fatal("no audit component")
-	}
-	h.Ingester.Pause()
-	defer h.Ingester.Resume()
+	defer pauseIngest(b, e)()
 	runParallel(b, 50, tb.pair(validate(e, tb)))
 }
 
@@ -176,11 +178,88 @@ func BenchmarkTicketPairREST(b *testing.B) {
 // against the floor's.
 func BenchmarkGetUserGRPCOutside(b *testing.B) {
 	e := benchEnv(b)
+	defer pauseIngest(b, e)()
+	runParallel(b, 50, e.callGetUser)
+}
+
+// pauseIngest pauses the audit component's consumer (records stored
+// outside the measurement) and returns what resumes it: that stops the
+// timer and waits until what waited is stored, so the next benchmark does
+// not run beside the ingest.
+func pauseIngest(b *testing.B, e *env) func() {
+	b.Helper()
 	h, ok := e.app.Value(auditcomponent.Name).(*auditcomponent.Handle)
 	if !ok {
 		b.Fatal("the audit component does not run in the benchmark process")
 	}
 	h.Ingester.Pause()
-	defer h.Ingester.Resume()
+	return func() {
+		b.StopTimer()
+		h.Ingester.Resume()
+		if err := e.waitAuditStored(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// waitAuditStored waits until the audit consumer has nothing pending.
+func (e *env) waitAuditStored(ctx context.Context) error {
+	nc, err := e.app.ConnectNATS()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	cons, err := js.Consumer(ctx, events.StreamAudit, ingest.Durable)
+	if err != nil {
+		return err
+	}
+	time.Sleep(200 * time.Millisecond) // the publisher sends what it holds every 100 ms
+	_, err = waitIngested(ctx, cons, 3*time.Minute)
+	return err
+}
+
+// The three below take GetUser's cost apart (ADR 0012), each beside
+// BenchmarkEchoGRPC in one run.
+
+// BenchmarkGetUserGRPCNoRecords is BenchmarkGetUserGRPCOutside with the
+// access records off: what the records cost a call.
+func BenchmarkGetUserGRPCNoRecords(b *testing.B) {
+	e := benchEnv(b)
+	defer pauseIngest(b, e)()
+	e.app.SetAccessLog(false)
+	defer e.app.SetAccessLog(true)
 	runParallel(b, 50, e.callGetUser)
+}
+
+// BenchmarkHealthUIAS is Health/Check on the UIAS server (its interceptor
+// chain; no caller auth, no access record): what the chain costs beside
+// the bare echo server.
+func BenchmarkHealthUIAS(b *testing.B) {
+	e := benchEnv(b)
+	hc := healthpb.NewHealthClient(e.conn)
+	runParallel(b, 50, func(ctx context.Context) (Outcome, error) {
+		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			return grpcOutcome(err)
+		}
+		return OK, nil
+	})
+}
+
+// BenchmarkHealthUIASWithToken is BenchmarkHealthUIAS with the metadata a
+// GetUser carries (the administrator's bearer token; unused by Health):
+// what sending it costs in gRPC and HTTP/2 alone.
+func BenchmarkHealthUIASWithToken(b *testing.B) {
+	e := benchEnv(b)
+	hc := healthpb.NewHealthClient(e.conn)
+	runParallel(b, 50, func(ctx context.Context) (Outcome, error) {
+		ctx = metadata.NewOutgoingContext(ctx, e.adminMD)
+		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			return grpcOutcome(err)
+		}
+		return OK, nil
+	})
 }
