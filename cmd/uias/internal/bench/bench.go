@@ -205,6 +205,7 @@ type round struct {
 	// the same with the access records stored outside the measurement
 	// (outside.go): the goal rows
 	outEcho, outGetUser, outGetUserHT *Result
+	outBare                           *Result // GetUser's call to the echo server (bareAdmin)
 	outGet                            *outsideRun
 	// sched phase: GetUser while logins saturate a lone identity process,
 	// and those logins, under SCHED_BATCH and inherited scheduling.

@@ -96,6 +96,7 @@ type env struct {
 	echoSrv  *grpc.Server
 	echoConn *grpc.ClientConn
 	echo     healthpb.HealthClient
+	bare     identityv1.AdminServiceClient // GetUser on the echo server (bareAdmin)
 
 	httpBase   string
 	httpClient *http.Client
@@ -244,21 +245,54 @@ func (e *env) account() string {
 }
 
 // startEcho runs the floor for cheap RPCs: a plain grpc.Server on loopback
-// with only the standard health service and no interceptors.
+// with only the standard health service and no interceptors. It also
+// answers GetUser with the answer UIAS gives for the benchmark's user, at
+// once (bareAdmin): gRPC's own share of a GetUser (e.seed ran before).
 func (e *env) startEcho() error {
+	u, err := e.admin.GetUser(e.adminCtx, &identityv1.GetUserRequest{Id: e.userID})
+	if err != nil {
+		return fmt.Errorf("the user answer for the bare GetUser: %w", err)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	e.echoSrv = grpc.NewServer()
 	healthpb.RegisterHealthServer(e.echoSrv, health.NewServer())
+	identityv1.RegisterAdminServiceServer(e.echoSrv, &bareAdmin{user: u})
 	go func() { _ = e.echoSrv.Serve(lis) }()
 	e.echoConn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
 	}
 	e.echo = healthpb.NewHealthClient(e.echoConn)
+	e.bare = identityv1.NewAdminServiceClient(e.echoConn)
 	return nil
+}
+
+// bareAdmin answers GetUser with one fixed user and nothing else: the
+// UIAS answer without UIAS.
+type bareAdmin struct {
+	identityv1.UnimplementedAdminServiceServer
+	user *identityv1.User
+}
+
+func (a *bareAdmin) GetUser(context.Context, *identityv1.GetUserRequest) (*identityv1.User, error) {
+	return a.user, nil
+}
+
+// callGetUserBare is callGetUser's call (metadata, request, answer) to
+// the echo server's bareAdmin.
+func (e *env) callGetUserBare(ctx context.Context) (Outcome, error) {
+	ctx = metadata.NewOutgoingContext(ctx, e.adminMD)
+	u, err := e.bare.GetUser(ctx, &identityv1.GetUserRequest{Id: e.userID})
+	if err != nil {
+		return grpcOutcome(err)
+	}
+	if u.GetId() != e.userID {
+		return Failed, errors.New("bare get user: wrong user returned")
+	}
+	return OK, nil
 }
 
 func (e *env) close() {

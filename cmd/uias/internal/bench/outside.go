@@ -233,7 +233,8 @@ const apiGetUser = "uias.identity.v1.AdminService/GetUser"
 // REST with the access records stored outside the measurement.
 func (e *env) getUserOutside(ctx context.Context, o *options, r *round, closed func(int, CallFunc) Measure, log io.Writer) error {
 	res, run, err := e.withIngestOutside(ctx, []string{apiGetUser}, func(count func(CallFunc) CallFunc) []*Result {
-		ms := []Measure{closed(o.concurrency, e.callEcho), closed(o.concurrency, count(e.callGetUser))}
+		ms := []Measure{closed(o.concurrency, e.callEcho), closed(o.concurrency, count(e.callGetUser)),
+			closed(o.concurrency, e.callGetUserBare)}
 		if o.has("rest") {
 			ms = append(ms, closed(o.concurrency, count(e.callGetUserREST)))
 		}
@@ -242,10 +243,11 @@ func (e *env) getUserOutside(ctx context.Context, o *options, r *round, closed f
 	if err != nil {
 		return err
 	}
-	r.outEcho, r.outGetUser, r.outGet = res[0], res[1], run
-	fmt.Fprintf(log, "  records stored outside the measurement: echo %s; GetUser gRPC %s", summary(r.outEcho), summary(r.outGetUser))
-	if len(res) > 2 {
-		r.outGetUserHT = res[2]
+	r.outEcho, r.outGetUser, r.outBare, r.outGet = res[0], res[1], res[2], run
+	fmt.Fprintf(log, "  records stored outside the measurement: echo %s; GetUser gRPC %s; GetUser bare gRPC %s",
+		summary(r.outEcho), summary(r.outGetUser), summary(r.outBare))
+	if len(res) > 3 {
+		r.outGetUserHT = res[3]
 		fmt.Fprintf(log, "; GetUser REST %s", summary(r.outGetUserHT))
 	}
 	fmt.Fprintf(log, "; %s\n", run.note())

@@ -303,7 +303,8 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 			"time drained about 68 events/s under logins in microservices mode, slower than they came). The logins "+
 			"hold most of the CPU meanwhile; goal: the backlog clears under load within 5 × the time it takes alone.", drainBacklog)}
 	var refusedShare []float64
-	var burstEst []string // per round: the server's estimates before the burst
+	var bareP99, bareQPS []float64 // per round: GetUser on the plain server against echo
+	var burstEst []string          // per round: the server's estimates before the burst
 	var burstFail string
 	for _, r := range rounds {
 		if r.drainQuiet > 0 && r.drainLoaded > 0 {
@@ -373,6 +374,11 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 				getQPS.errs = append(getQPS.errs, r.outGet.err.Error())
 			}
 		}
+		if r.outBare != nil && r.outEcho.P(0.99) > 0 && r.outEcho.QPS() > 0 {
+			bareP99 = append(bareP99, r.outBare.P(0.99).Seconds()/r.outEcho.P(0.99).Seconds())
+			bareQPS = append(bareQPS, r.outBare.QPS()/r.outEcho.QPS())
+			failed(getP99, "GetUser on the plain server", r.outBare)
+		}
 		if r.outGetUserHT != nil {
 			restQPS.add(r.outGetUserHT.QPS(), r.outEcho.QPS())
 			failed(restQPS, "REST GetUser", r.outGetUserHT)
@@ -388,6 +394,10 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 				}
 			}
 		}
+	}
+	if len(bareP99) > 0 {
+		getP99.note = fmt.Sprintf("the same call to the echo server, whose handler returns the same answer at once "+
+			"(gRPC's share, no UIAS work), in the same slices: p99 %.2f×, throughput %.2f× echo's", Median(bareP99), Median(bareQPS))
 	}
 	var speedup []float64
 	for _, r := range rounds {
