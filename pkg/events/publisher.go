@@ -83,11 +83,12 @@ type Publisher struct {
 	later    []Later // to build (AddLater)
 	building int     // taken from later, being built
 	built    []Event // build's own buffer, reused (only Run's goroutine builds)
-	// Only Run's goroutine uses these two:
-	arena   []byte   // the payloads build wrote (Appender), reused once they were all published
-	packs   [][]byte // data of packs acknowledged, for the next packs
-	kick    chan struct{}
-	dropped int64 // since the last warning
+	kick     chan struct{}
+	dropped  int64 // since the last warning
+
+	// Only Run's goroutine uses these two (no lock):
+	arena []byte   // the payloads build wrote (Appender), reused once they were all published
+	packs [][]byte // data of packs acknowledged, for the next packs
 
 	published, droppedTotal prometheus.Counter
 	done                    chan struct{}

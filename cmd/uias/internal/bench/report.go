@@ -275,6 +275,9 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 	callers := fmt.Sprintf("%d callers", o.concurrency)
 	getQPS, aioGetQPS := outsidePair("GetUser throughput (gRPC)", callers, 0.6, getBase, getOutside, getAIO)
 	getP99, aioGetP99 := outsideP99Pair("GetUser p99 (gRPC)", callers, 1.3)
+	getP99.explain += " Its note: the same GetUser call (metadata, request and answer) to the echo server, whose " +
+		"handler returns the answer at once, measured in the same slices: gRPC's own share of the call's cost, " +
+		"against the echo floor (docs/adr/0012-getuser-p99-at-saturation.md)."
 	restQPS, aioRestQPS := outsidePair("GetUser throughput (REST edge)", callers, 0.25, restBase, getOutside, getAIO)
 	restP99 := &row{name: "GetUser p99 (REST edge), all in one", u: dur,
 		oursLabel: callers, floorLabel: "echo gRPC p99",
