@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -61,14 +62,8 @@ func TestPackRoundTrip(t *testing.T) {
 // most Pack, and every event arrives once, in order within its subject,
 // also through a NATS outage.
 func TestPublisherPacks(t *testing.T) {
-	storeDir := t.TempDir()
-	s := startNATS(t, storeDir, -1)
-	port := s.Addr().(*net.TCPAddr).Port
-	nc, js := connect(t, s)
-	p := events.NewPublisher(js, events.PublisherOptions{Batch: 50, Pack: 8, FlushEvery: 10 * time.Millisecond,
-		PublishTimeout: 200 * time.Millisecond, Name: "pack"})
-	ctx, cancel := context.WithCancel(context.Background())
-	go p.Run(ctx, 5*time.Second)
+	r := startPacking(t, 50)
+	p, js := r.p, r.js
 
 	mk := func(prefix string, n int) []events.Event {
 		evs := makeEvents(prefix, n)
@@ -82,51 +77,33 @@ func TestPublisherPacks(t *testing.T) {
 		p.Add(ev)
 	}
 	eventually(t, "the first events to be published", func() bool { return p.Pending() == 0 })
-	s.Shutdown()
-	s.WaitForShutdown()
-	eventually(t, "client to notice the outage", func() bool { return !nc.IsConnected() })
+	r.natsDown()
 	during := mk("during", 21)
 	for _, ev := range during {
 		p.Add(ev)
 	}
-	startNATS(t, storeDir, port)
+	r.natsUp()
 	eventually(t, "the queue to drain after recovery", func() bool { return p.Pending() == 0 })
-	cancel()
-	<-p.Done()
+	r.stop()
 
-	st, err := js.Stream(context.Background(), events.StreamAudit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs := auditMessages(t, js)
 	bySubject := map[string][]string{}
 	seen := map[string]int{}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := st.GetMsg(context.Background(), seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs, err := events.Unpack(m.Subject, m.Header, m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, evs := range msgs {
 		if len(evs) > 8 {
 			t.Errorf("a pack of %d events, want at most 8", len(evs))
 		}
 		for _, ev := range evs {
-			if ev.Subject != m.Subject {
-				t.Errorf("event %s of subject %s in a pack of %s", ev.ID, ev.Subject, m.Subject)
+			if ev.Subject != evs[0].Subject {
+				t.Errorf("event %s of subject %s in a pack of %s", ev.ID, ev.Subject, evs[0].Subject)
 			}
 			if seen[ev.ID]++; seen[ev.ID] == 1 {
 				bySubject[ev.Subject] = append(bySubject[ev.Subject], ev.ID)
 			}
 		}
 	}
-	if info.State.Msgs >= uint64(len(first)+len(during)) {
-		t.Errorf("%d messages for %d events: not packed", info.State.Msgs, len(first)+len(during))
+	if len(msgs) >= len(first)+len(during) {
+		t.Errorf("%d messages for %d events: not packed", len(msgs), len(first)+len(during))
 	}
 	want := map[string][]string{}
 	for _, ev := range append(first, during...) {
@@ -197,14 +174,8 @@ func TestPublisherBuildKeepsWaitingPayloads(t *testing.T) {
 // built), lone events, and an outage during which new events are built
 // while others wait, every event arrives once with its own payload.
 func TestPublisherReusesItsBuffers(t *testing.T) {
-	storeDir := t.TempDir()
-	s := startNATS(t, storeDir, -1)
-	port := s.Addr().(*net.TCPAddr).Port
-	nc, js := connect(t, s)
-	p := events.NewPublisher(js, events.PublisherOptions{Batch: 20, Pack: 8, FlushEvery: 10 * time.Millisecond,
-		PublishTimeout: 200 * time.Millisecond, Name: "reuse"})
-	ctx, cancel := context.WithCancel(context.Background())
-	go p.Run(ctx, 5*time.Second)
+	r := startPacking(t, 20)
+	p, js := r.p, r.js
 
 	want := map[string]string{}
 	var builtN atomic.Int32
@@ -224,38 +195,19 @@ func TestPublisherReusesItsBuffers(t *testing.T) {
 		add(fmt.Sprintf("r%d", round), n)
 		eventually(t, "a round to be published", func() bool { return p.Pending() == 0 })
 	}
-	s.Shutdown()
-	s.WaitForShutdown()
-	eventually(t, "client to notice the outage", func() bool { return !nc.IsConnected() })
+	r.natsDown()
 	add("during1", 13)
 	// built (and tried while NATS is away) before the next ones are queued
 	eventually(t, "the events queued during the outage to be built", func() bool { return int(builtN.Load()) == len(want) })
 	add("during2", 17)
-	startNATS(t, storeDir, port)
+	r.natsUp()
 	eventually(t, "the queue to drain after recovery", func() bool { return p.Pending() == 0 })
 	add("after", 29)
 	eventually(t, "the last round to be published", func() bool { return p.Pending() == 0 })
-	cancel()
-	<-p.Done()
+	r.stop()
 
-	st, err := js.Stream(context.Background(), events.StreamAudit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]string{}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := st.GetMsg(context.Background(), seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs, err := events.Unpack(m.Subject, m.Header, m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, evs := range auditMessages(t, js) {
 		for _, ev := range evs {
 			if prev, ok := got[ev.ID]; ok && prev != string(ev.Payload) {
 				t.Errorf("event %s stored twice with different payloads: %s, %s", ev.ID, prev, ev.Payload)
@@ -271,4 +223,74 @@ func TestPublisherReusesItsBuffers(t *testing.T) {
 		}
 		t.Fatalf("%d events stored, want %d", len(got), len(want))
 	}
+}
+
+// auditMessages is the events of every message of the AUDIT stream, a
+// slice per message (events.Unpack: a pack's events, or the one event).
+func auditMessages(t *testing.T, js jetstream.JetStream) [][]events.Event {
+	t.Helper()
+	st, err := js.Stream(context.Background(), events.StreamAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]events.Event
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := events.Unpack(m.Subject, m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, evs)
+	}
+	return out
+}
+
+// packing is a running publisher of packs of at most 8 events (flushing
+// every 10 ms, acks awaited 200 ms) to a NATS server that can be stopped
+// and started again with its store.
+type packing struct {
+	t        *testing.T
+	storeDir string
+	s        *server.Server
+	port     int
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	p        *events.Publisher
+	cancel   context.CancelFunc
+}
+
+func startPacking(t *testing.T, batch int) *packing {
+	r := &packing{t: t, storeDir: t.TempDir()}
+	r.s = startNATS(t, r.storeDir, -1)
+	r.port = r.s.Addr().(*net.TCPAddr).Port
+	r.nc, r.js = connect(t, r.s)
+	r.p = events.NewPublisher(r.js, events.PublisherOptions{Batch: batch, Pack: 8, FlushEvery: 10 * time.Millisecond,
+		PublishTimeout: 200 * time.Millisecond, Name: t.Name()})
+	var ctx context.Context
+	ctx, r.cancel = context.WithCancel(context.Background())
+	go r.p.Run(ctx, 5*time.Second)
+	return r
+}
+
+// natsDown stops the server and waits until the client noticed.
+func (r *packing) natsDown() {
+	r.s.Shutdown()
+	r.s.WaitForShutdown()
+	eventually(r.t, "client to notice the outage", func() bool { return !r.nc.IsConnected() })
+}
+
+// natsUp starts the server again, on its port and store.
+func (r *packing) natsUp() { r.s = startNATS(r.t, r.storeDir, r.port) }
+
+// stop stops the publisher (it publishes what it holds first).
+func (r *packing) stop() {
+	r.cancel()
+	<-r.p.Done()
 }
