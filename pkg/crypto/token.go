@@ -19,6 +19,9 @@ func RandomToken(nBytes int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// TokenHashLen is the length of HashToken's hashes.
+const TokenHashLen = 2 * sha256.Size
+
 // HashToken returns the hex SHA-256 of token. Use it only for high-entropy
 // secrets (random tokens, API keys), never for passwords.
 func HashToken(token string) string {

@@ -10,9 +10,9 @@ import (
 // allocation for a token that fits.
 func TestAppendHashTokenIsHashToken(t *testing.T) {
 	for _, tok := range []string{"", "abc", RandomToken(32), strings.Repeat("x", 256), strings.Repeat("y", 257), strings.Repeat("z", 4096)} {
-		var b [64]byte
+		var b [TokenHashLen]byte
 		got := string(AppendHashToken(b[:0], tok))
-		if want := HashToken(tok); got != want {
+		if want := HashToken(tok); got != want || len(got) != TokenHashLen {
 			t.Errorf("token of %d bytes: AppendHashToken %q, HashToken %q", len(tok), got, want)
 		}
 		if got := string(AppendHashToken([]byte("prefix:"), tok)); got != "prefix:"+HashToken(tok) {
@@ -20,7 +20,7 @@ func TestAppendHashTokenIsHashToken(t *testing.T) {
 		}
 	}
 	tok := RandomToken(32)
-	var b [64]byte
+	var b [TokenHashLen]byte
 	if n := testing.AllocsPerRun(100, func() { AppendHashToken(b[:0], tok) }); n != 0 {
 		t.Errorf("AppendHashToken made %v allocations a call, want 0", n)
 	}

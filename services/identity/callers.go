@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"net/netip"
 	"time"
@@ -162,7 +161,7 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 	if len(token) > 256 {
 		return nil, s.tokenRefused(ctx, "", "", "MALFORMED_TOKEN", errBadAdminToken, start)
 	}
-	var hb [2 * sha256.Size]byte
+	var hb [crypto.TokenHashLen]byte
 	hk := crypto.AppendHashToken(hb[:0], token)
 	now := start
 	t, u, cached := s.adminTokens.get(hk, now)

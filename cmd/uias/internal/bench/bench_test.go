@@ -141,6 +141,7 @@ func TestSmoke(t *testing.T) {
 		"Access records: Authenticate (gRPC)", "Access records: CAS ticket issue + validate (gRPC)",
 		"authz index load at start (10k grants", "authz Check in process, p50", "authz Check throughput (REST edge)",
 		"authz Check throughput (gRPC), records stored outside", "GetUser throughput (gRPC), records stored outside",
+		"(gRPC's share, no UIAS work), in the same slices: p99",
 		"CAS ticket issue + validate (gRPC), records stored outside",
 		"stored outside the measurement (the audit component's consumer paused", "Provisioning to a signed webhook", "Provisioning to a SCIM 2.0 server", "| Goal |", "### What each row measures",
 		wantSched, "sched: skipped"} {
