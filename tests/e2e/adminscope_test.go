@@ -26,7 +26,11 @@ func (e *env) grantedAdmin(t *testing.T, login, role string) string {
 	if err != nil {
 		t.Fatalf("create %s: %v", login, err)
 	}
-	if _, err := authzv1.NewAuthzAdminServiceClient(e.conn).CreateGrant(e.adm(), &authzv1.Grant{RoleId: role,
+	by := e.adm()
+	if role == "security_auditor" {
+		by = e.aud() // an auditor appoints auditors
+	}
+	if _, err := authzv1.NewAuthzAdminServiceClient(e.conn).CreateGrant(by, &authzv1.Grant{RoleId: role,
 		Subject: &authzv1.Subject{Kind: "user", Id: u.GetId()}}); err != nil {
 		t.Fatalf("grant %s to %s: %v", role, login, err)
 	}

@@ -42,8 +42,7 @@ func TestAuditAnalytics(t *testing.T) {
 		_, err := e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: "admin", Password: "wrong"})
 		wantCode(t, err, codes.Unauthenticated, "BAD_ADMIN_LOGIN")
 	}
-	audTok := e.grantedAdmin(t, "auditor-analytics", "security_auditor")
-	aud := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+audTok)
+	aud := e.aud() // the first-start auditor: two people log in, admin and auditor
 	c := auditv1.NewAuditAnalyticsServiceClient(e.conn)
 
 	var last string // the last answer, said if the wait times out
@@ -102,7 +101,7 @@ func TestAuditAnalytics(t *testing.T) {
 	}
 
 	// REST
-	auth := map[string]string{"Authorization": "Bearer " + audTok}
+	auth := map[string]string{"Authorization": "Bearer " + e.audToken}
 	code, body, _ := e.rest(http.MethodGet, "/v1/audit/analytics/failed-logins?by=LOGIN_GROUP_PERSON", auth, nil)
 	if code != http.StatusOK || len(body["counts"].([]any)) != 1 {
 		t.Fatalf("REST failed logins: %d %v", code, body)

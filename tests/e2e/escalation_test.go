@@ -31,7 +31,7 @@ type escalation struct {
 	unitA, sub, sys2, aud, bob string
 	carol, dave                string
 	clerk, boss                string
-	subGrant                   string
+	subGrant, audGrant         string
 	tokens                     map[string]string
 }
 
@@ -82,7 +82,11 @@ func newEscalation(t *testing.T) *escalation {
 	grant(&authzv1.Grant{RoleId: "unit_admin", Subject: u(x.unitA), ScopeOrg: x.east, Delegable: true, GrantableRoles: []string{x.clerk}})
 	x.subGrant = grant(&authzv1.Grant{RoleId: "unit_admin", Subject: u(x.sub), ScopeOrg: x.east1, GrantableRoles: []string{x.clerk}})
 	grant(&authzv1.Grant{RoleId: "system_admin", Subject: u(x.sys2)})
-	grant(&authzv1.Grant{RoleId: "security_auditor", Subject: u(x.aud)})
+	if r, err := x.adm.CreateGrant(e.aud(), &authzv1.Grant{RoleId: "security_auditor", Subject: u(x.aud)}); err != nil {
+		t.Fatalf("the auditor appoints auditor-1: %v", err)
+	} else {
+		x.audGrant = r.GetGrant().GetId()
+	}
 
 	for who, login := range map[string]string{"unitA": "unit-a", "sub": "sub-a1", "sys2": "sys-two", "aud": "auditor-1"} {
 		x.login(t, who, login)
@@ -227,6 +231,10 @@ func TestPrivilegeEscalationBattery(t *testing.T) {
 	try("unit admin appoints an admin with more than they hold", "delegable", err)
 	_, err = x.adm.CreateGrant(x.as("sys2"), &authzv1.Grant{RoleId: "security_auditor", Subject: u(x.sys2)})
 	try("system admin makes themselves auditor", "themselves", err)
+	_, err = x.adm.CreateGrant(x.as("admin"), &authzv1.Grant{RoleId: "security_auditor", Subject: u(x.dave)})
+	try("system admin appoints a stand-in auditor", "only by a security auditor", err)
+	_, err = x.adm.RevokeGrant(x.as("admin"), &authzv1.RevokeGrantRequest{Id: x.audGrant})
+	try("system admin removes an auditor (to take the account over)", "only by a security auditor", err)
 	_, err = x.adm.CreateRole(x.as("admin"), &authzv1.Role{Code: "super", Inherits: []string{"system_admin"}})
 	try("a role including system_admin", "may not include", err)
 	_, err = x.adm.CreateRole(x.as("admin"), &authzv1.Role{Code: "reader", Permissions: []*authzv1.Permission{{App: "uias", Resource: "audit.records", Operation: "read"}}})
@@ -235,7 +243,7 @@ func TestPrivilegeEscalationBattery(t *testing.T) {
 	try("removing the separation of the three administrators", "built in", err)
 
 	// 33: both halves of an exclusive pair (SoD is FAILED_PRECONDITION).
-	_, err = x.adm.CreateGrant(x.as("admin"), &authzv1.Grant{RoleId: "security_auditor", Subject: u(x.unitA)})
+	_, err = x.adm.CreateGrant(x.as("aud"), &authzv1.Grant{RoleId: "security_auditor", Subject: u(x.unitA)})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "mutually exclusive") {
 		t.Errorf("unit admin made auditor too: %v", err)
 	}

@@ -40,6 +40,7 @@ func testConfig(dir string) config.Config {
 	c.DB.DSN, identitycomponent.Settings(&c).KeyFile = "", ""
 	c.GRPCAddr, c.HTTPAddr, c.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
 	identitycomponent.Settings(&c).Argon2 = crypto.Argon2Params{MemoryKiB: 8 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	identitycomponent.Settings(&c).BootstrapAuditorPassword = auditorPassword
 	c.Log.Level = "error"
 	c.Complete()
 	return c
@@ -52,8 +53,10 @@ type env struct {
 	auth  identityv1.AuthServiceClient
 	admin identityv1.AdminServiceClient
 	token string
-	root  string // root org id
-	http  string // base URL of the REST edge
+	// audToken: the first-start security auditor's (aud)
+	audToken string
+	root     string // root org id
+	http     string // base URL of the REST edge
 }
 
 func start(t *testing.T, cfg config.Config) *env {
@@ -109,6 +112,27 @@ func (e *env) login() {
 // adm is a context carrying the admin token.
 func (e *env) adm() context.Context {
 	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+e.token)
+}
+
+// aud is a context carrying a token of the first-start security auditor
+// (who alone appoints more auditors).
+func (e *env) aud() context.Context {
+	e.t.Helper()
+	if e.audToken == "" {
+		// The first start appoints the auditor in authz after creating the
+		// person: retried until the grant is there.
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			res, err := e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "auditor", Password: auditorPassword})
+			if err == nil {
+				e.audToken = res.GetToken()
+				break
+			}
+			if time.Now().After(deadline) {
+				e.t.Fatalf("the first-start security auditor logs in: %v", err)
+			}
+		}
+	}
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+e.audToken)
 }
 
 // appCtx is a context carrying app credentials.

@@ -169,7 +169,9 @@ func (s *Service) checkGrantShape(g authz.Grant) error {
 // unit administrator grants, inside their scope, the roles of their
 // grantable_roles (and the roles those include), and, when delegable,
 // appoints unit administrators strictly below their scope org with a part
-// of their grantable roles, not delegable.
+// of their grantable roles, not delegable. The security auditor role is
+// granted and revoked only by a security auditor (see auditors), except the
+// first one.
 func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke bool) error {
 	a := actorOf(ctx)
 	if a == nil {
@@ -177,6 +179,20 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 	}
 	if !revoke && s.idx.SubjectReaches(g.Subject, a.ID) {
 		return denied("nobody grants roles to themselves (nor to a group or org they belong to)")
+	}
+	if g.Role == authz.RoleSecurityAuditor {
+		auditors := s.auditors("")
+		switch {
+		case auditors[a.ID]:
+			if revoke && len(s.auditors(g.ID)) == 0 {
+				return denied("the last security auditor's grant cannot be revoked: appoint another security auditor first")
+			}
+			return nil
+		case len(auditors) > 0:
+			return denied("security auditors are appointed and removed only by a security auditor (separation of the three administrators)")
+		}
+		// No security auditor yet (a database from before the first-start
+		// auditor): a system administrator appoints the first, below.
 	}
 	target := ""
 	if g.Subject.Kind == authz.SubjectUser && !revoke {
@@ -213,6 +229,25 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 		why = "you may appoint unit administrators only when your grant is delegable, strictly below your scope org, with a part of your grantable roles, not delegable"
 	}
 	return denied(why)
+}
+
+// auditors returns the people holding the security auditor role now, by
+// a grant other than except. The system administrator manages people and
+// grants; were they to appoint or remove security auditors they could make
+// or take over an account that reads the audit log kept on their own
+// actions. So an auditor appoints and removes auditors, and the last one
+// stays.
+func (s *Service) auditors(except string) map[string]bool {
+	now := s.now()
+	held := map[string]bool{}
+	for _, g := range s.idx.Grants(index.GrantFilter{Role: authz.RoleSecurityAuditor}) {
+		if g.ID == except || g.Subject.Kind != authz.SubjectUser || !g.ValidFrom.IsZero() && g.ValidFrom.After(now) ||
+			!g.ValidUntil.IsZero() && !g.ValidUntil.After(now) {
+			continue
+		}
+		held[g.Subject.ID] = true
+	}
+	return held
 }
 
 func (s *Service) withinAll(orgs []string, scope string) bool {

@@ -162,9 +162,9 @@ func TestAdminGrantEscalations(t *testing.T) {
 		err := grant(c.ctx, c.g)
 		wantDenied(t, c.name, err, c.msg)
 	}
-	// A system admin appointing an auditor who is a unit admin: the
-	// built-in separation of duty refuses it.
-	if err := grant(as("sys"), authz.Grant{Role: authz.RoleSecurityAuditor, Subject: user("wa")}); !isReason(err, authz.ReasonSoDConflict) {
+	// An auditor appointing an auditor who is a unit admin: the built-in
+	// separation of duty refuses it.
+	if err := grant(as("aud"), authz.Grant{Role: authz.RoleSecurityAuditor, Subject: user("wa")}); !isReason(err, authz.ReasonSoDConflict) {
 		t.Fatalf("auditor + unit admin: %v", err)
 	}
 	// Revoking: a unit admin revokes what they could grant, not a peer's admin grant.
@@ -191,6 +191,63 @@ func TestAdminGrantEscalations(t *testing.T) {
 	if d := f.svc.Index().CheckAdmin(index.AdminQuery{Person: "carol", Resource: "identity.users", Operation: "write", Orgs: []string{"west"}}, f.clock.now()); d.Allowed {
 		t.Fatal("expired unit admin grant still allows")
 	}
+}
+
+// TestAuditorsAppointAuditors: the system administrator neither appoints
+// a stand-in auditor nor removes the auditor to take the account over;
+// auditors appoint and remove auditors, and the last one stays. Only while
+// there is no auditor at all does a system administrator appoint the first.
+func TestAuditorsAppointAuditors(t *testing.T) {
+	f := newAdminFixture(t)
+	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
+	auditor := func(id string) authz.Grant { return authz.Grant{Role: authz.RoleSecurityAuditor, Subject: user(id)} }
+	reads := func(id string) bool {
+		return f.svc.Index().CheckAdmin(index.AdminQuery{Person: id, Resource: "audit.records", Operation: "read"}, f.clock.now()).Allowed
+	}
+	const only = "only by a security auditor"
+	_, _, err := f.svc.CreateGrant(as("sys"), auditor("dave"))
+	wantDenied(t, "system admin appoints a stand-in auditor", err, only)
+	_, _, err = f.svc.CreateGrant(asLegacy("legacy"), auditor("dave"))
+	wantDenied(t, "legacy-flag admin appoints an auditor", err, only)
+	_, err = f.svc.RevokeGrant(as("sys"), f.grants["aud"])
+	wantDenied(t, "system admin removes the auditor", err, only)
+	_, _, err = f.svc.CreateGrant(as("ea"), auditor("bob"))
+	wantDenied(t, "unit admin appoints an auditor", err, only)
+	if reads("dave") || !reads("aud") {
+		t.Fatal("a refused appointment or removal changed who reads the audit log")
+	}
+
+	// The auditor appoints a second one, who may remove the first; the
+	// last one's grant stays.
+	g, _, err := f.svc.CreateGrant(as("aud"), auditor("dave"))
+	f.must(err)
+	if !reads("dave") {
+		t.Fatal("the appointed auditor does not read the audit log")
+	}
+	_, _, err = f.svc.CreateGrant(as("aud"), authz.Grant{Role: f.clerk, Subject: user("bob")})
+	wantDenied(t, "auditor grants a business role", err, "none of your roles")
+	if _, err := f.svc.RevokeGrant(as("dave"), f.grants["aud"]); err != nil {
+		t.Fatalf("an auditor removes another: %v", err)
+	}
+	_, err = f.svc.RevokeGrant(as("dave"), g.ID)
+	wantDenied(t, "the last auditor resigns", err, "last security auditor")
+	if !reads("dave") {
+		t.Fatal("the last auditor lost the role")
+	}
+
+	// No auditor at all (removed without an acting administrator, as
+	// before the first-start auditor existed): a system administrator
+	// appoints the first.
+	if _, err := f.svc.RevokeGrant(context.Background(), g.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = f.svc.CreateGrant(as("ea"), auditor("bob"))
+	wantDenied(t, "unit admin appoints the first auditor", err, "")
+	if _, _, err := f.svc.CreateGrant(as("sys"), auditor("bob")); err != nil {
+		t.Fatalf("system admin appoints the first auditor: %v", err)
+	}
+	_, _, err = f.svc.CreateGrant(as("sys"), auditor("dave"))
+	wantDenied(t, "system admin appoints a second auditor", err, only)
 }
 
 func TestAdminModelIsBuiltIn(t *testing.T) {
