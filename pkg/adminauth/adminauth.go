@@ -277,8 +277,20 @@ func (v *Verifier) askAdmin(ctx context.Context, req *authzv1.CheckAdminRequest)
 	}
 }
 
+// actions names, for a refusal, the operations whose verb alone would
+// misname the call refused ("lock" also enables, disables and unlocks).
+var actions = map[Perm]string{
+	UsersLock:     "lock, unlock, disable or enable users",
+	UsersPassword: "set users' passwords",
+	AppsSecret:    "rotate application secrets",
+}
+
 func deniedMessage(p Perm, detail string) string {
-	msg := "not allowed to " + p.Operation + " " + strings.TrimPrefix(p.Resource, "identity.")
+	what, ok := actions[p]
+	if !ok {
+		what = p.Operation + " " + strings.TrimPrefix(p.Resource, "identity.")
+	}
+	msg := "not allowed to " + what
 	if detail != "" {
 		msg += ": " + detail
 	}

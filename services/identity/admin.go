@@ -484,6 +484,11 @@ func (s *Service) SetUserStatus(ctx context.Context, id string, st Status) (*Use
 	if st != StatusActive && st != StatusDisabled {
 		return nil, badRequest("status must be ACTIVE or DISABLED")
 	}
+	if st == StatusDisabled {
+		if err := notOwnAccount(ctx, id, "disable"); err != nil {
+			return nil, err
+		}
+	}
 	return s.mutateUser(ctx, id, "status_changed", map[string]any{"status": st}, func(u *User) error {
 		u.Status = st
 		return nil
@@ -495,6 +500,9 @@ func (s *Service) LockUser(ctx context.Context, id string, d time.Duration) (*Us
 	if d < 0 {
 		return nil, badRequest("duration_seconds must not be negative")
 	}
+	if err := notOwnAccount(ctx, id, "lock"); err != nil {
+		return nil, err
+	}
 	until := LockForever
 	if d > 0 {
 		until = s.now().Add(d)
@@ -503,6 +511,18 @@ func (s *Service) LockUser(ctx context.Context, id string, d time.Duration) (*Us
 		u.LockedUntil = until
 		return nil
 	})
+}
+
+// notOwnAccount refuses an administrator disabling or locking (verb) their
+// own account: the last system administrator doing so would leave nobody to
+// administer (a system administrator is changed by nobody else, and the
+// bootstrap password applies only to an empty database).
+func notOwnAccount(ctx context.Context, id, verb string) error {
+	if c := caller.From(ctx); c != nil && c.Principal != "" && c.Principal == id {
+		return apierr.New(apierr.FailedPrecondition, "OWN_ACCOUNT",
+			"you cannot "+verb+" your own account: another administrator can")
+	}
+	return nil
 }
 
 // UnlockUser clears a lock and the failure count.

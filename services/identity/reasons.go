@@ -45,6 +45,10 @@ func init() {
 		apierr.Reason{Name: "CANNOT_CHANGE_PASSWORD", Code: apierr.FailedPrecondition,
 			Doc: "ChangePassword: the user's password can only be changed by an administrator."},
 
+		// Administration of people.
+		apierr.Reason{Name: "OWN_ACCOUNT", Code: apierr.FailedPrecondition,
+			Doc: "An administrator cannot disable or lock their own account (the last system administrator would lock everyone out of administration); another administrator does it."},
+
 		// Administration of the org tree.
 		apierr.Reason{Name: "ROOT_ORG", Code: apierr.FailedPrecondition,
 			Doc: "The root org cannot be disabled or moved."},

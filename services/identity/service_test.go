@@ -268,3 +268,40 @@ func TestBootstrapResumesAfterRootOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNoAdministratorDisablesOrLocksThemselves: the last system
+// administrator disabling or locking their own account would leave nobody
+// to administer (nobody else changes a system administrator); another
+// administrator may, and re-enabling or unlocking oneself is harmless.
+func TestNoAdministratorDisablesOrLocksThemselves(t *testing.T) {
+	w := setup(t)
+	self := caller.With(context.Background(), &caller.Caller{Principal: w.user.ID, RequestID: "r2"})
+	for what, call := range map[string]func() error{
+		"disable":       func() error { _, err := w.svc.SetUserStatus(self, w.user.ID, identity.StatusDisabled); return err },
+		"lock":          func() error { _, err := w.svc.LockUser(self, w.user.ID, time.Hour); return err },
+		"lock for good": func() error { _, err := w.svc.LockUser(self, w.user.ID, 0); return err },
+	} {
+		err := call()
+		var ae *apierr.Error
+		if !errors.As(err, &ae) || ae.Reason != "OWN_ACCOUNT" || ae.Code != apierr.FailedPrecondition ||
+			!strings.Contains(ae.Message, "your own account") {
+			t.Fatalf("%s oneself: %v", what, err)
+		}
+	}
+	if u, err := w.svc.GetUser(context.Background(), w.user.ID); err != nil || u.Status != identity.StatusActive || !u.LockedUntil.IsZero() {
+		t.Fatalf("a refused change changed the account: %+v %v", u, err)
+	}
+	if _, err := w.svc.SetUserStatus(self, w.user.ID, identity.StatusActive); err != nil {
+		t.Fatalf("enable oneself: %v", err)
+	}
+	if _, err := w.svc.UnlockUser(self, w.user.ID); err != nil {
+		t.Fatalf("unlock oneself: %v", err)
+	}
+	other := caller.With(context.Background(), &caller.Caller{Principal: "someone-else", RequestID: "r3"})
+	if _, err := w.svc.LockUser(other, w.user.ID, time.Hour); err != nil {
+		t.Fatalf("another administrator locks: %v", err)
+	}
+	if u, err := w.svc.SetUserStatus(other, w.user.ID, identity.StatusDisabled); err != nil || u.Status != identity.StatusDisabled {
+		t.Fatalf("another administrator disables: %+v %v", u, err)
+	}
+}
