@@ -231,7 +231,8 @@ func testRevocationReachesEveryInstance(t *testing.T, cfg identity.Config) {
 	if !tokenOK(t, a, tok) {
 		t.Fatal("fresh token refused")
 	}
-	if _, err := b.SetUserStatus(root, u.ID, identity.StatusDisabled); err != nil {
+	other := caller.With(context.Background(), &caller.Caller{Principal: "another-admin"}) // nobody disables themselves
+	if _, err := b.SetUserStatus(other, u.ID, identity.StatusDisabled); err != nil {
 		t.Fatal(err)
 	}
 	a.ForgetUser(u.ID)

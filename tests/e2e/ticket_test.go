@@ -131,6 +131,20 @@ func TestTicketComponent(t *testing.T) {
 		return err != nil
 	})
 
+	// So does a password reset by an administrator (CHANGES
+	// user.password_changed): whoever knew the old one is signed out.
+	if _, err := e.admin.UnlockUser(e.adm(), &identityv1.UnlockUserRequest{Id: f.userID}); err != nil {
+		t.Fatal(err)
+	}
+	tgt, _, _ = h.Service.CreateSession(ctx, ticket.NewSession{UserID: f.userID, Login: "tina", AuthLevel: 1})
+	if _, err := e.admin.SetPassword(e.adm(), &identityv1.SetPasswordRequest{Id: f.userID, Password: "Reset-Pass-42x"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the session to end on a password reset", func() bool {
+		_, err := h.Service.GetSession(ctx, tgt)
+		return err != nil
+	})
+
 	// Every step left its audit record.
 	eventually(t, "ticket audit records", func() bool {
 		seen := map[string]bool{}
@@ -139,7 +153,7 @@ func TestTicketComponent(t *testing.T) {
 		}
 		for _, want := range []string{"service.created/success/OK", "session.create/success/OK", "ticket.issue/success/OK", "ticket.validate/success/OK",
 			"ticket.validate/failure/UNKNOWN_OR_USED", "session.end/success/ADMIN_REVOKED", "session.end/success/USER_DISABLED",
-			"session.end/success/USER_LOCKED"} {
+			"session.end/success/USER_LOCKED", "session.end/success/PASSWORD_CHANGED"} {
 			if !seen["uias.audit.ticket."+want] {
 				return false
 			}

@@ -250,7 +250,8 @@ func outboundClient(cfg *Config) (*http.Client, error) {
 }
 
 // endSessionsOnChange ends the sessions of a person whose account was
-// disabled, locked or deleted (identity's CHANGES events).
+// disabled, locked or deleted, or whose password was changed or reset
+// (identity's CHANGES events).
 func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logger, subject string, data []byte) {
 	reason := EndReason(subject, data)
 	if reason == "" {
@@ -273,8 +274,10 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 }
 
 // EndReason is the reason a user CHANGES event ends the person's sessions
-// ("" when it does not): user.disabled, user.locked, user.deleted, and
-// user.status_changed to a status other than active.
+// ("" when it does not): user.disabled, user.locked, user.deleted,
+// user.status_changed to a status other than active, and
+// user.password_changed (an administrator's reset or the person's own
+// change: whoever knew the old password is signed out everywhere).
 func EndReason(subject string, data []byte) string {
 	op := subject[strings.LastIndexByte(subject, '.')+1:]
 	switch op {
@@ -284,6 +287,8 @@ func EndReason(subject string, data []byte) string {
 		return "USER_LOCKED"
 	case "deleted":
 		return "USER_DELETED"
+	case "password_changed":
+		return "PASSWORD_CHANGED"
 	case "status_changed":
 		var ev struct {
 			Data struct {
