@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -106,6 +107,14 @@ func (d *DB) Attached(ctx context.Context, schema, file string) (*DB, error) {
 	if err := pool.PingContext(ctx); err != nil {
 		_ = pool.Close()
 		return nil, fmt.Errorf("store: attach %s: %w", schema, err)
+	}
+	// The attached file holds the database's data (a search index of names
+	// and emails, for one): readable by its owner only, like the database.
+	for _, f := range []string{file, file + "-wal", file + "-shm"} {
+		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			_ = pool.Close()
+			return nil, fmt.Errorf("store: attach %s: %w", schema, err)
+		}
 	}
 	return &DB{DB: pool, Dialect: SQLite, waiting: new(atomic.Int64), closing: &closeHooks{}}, nil
 }

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,6 +39,14 @@ func TestAttachedWritesHoldOnlyTheAttachedFile(t *testing.T) {
 	var mode string
 	if err := side.QueryRowContext(ctx, "PRAGMA side.journal_mode").Scan(&mode); err != nil || mode != "wal" {
 		t.Fatalf("attached file's journal mode %q (%v), want wal", mode, err)
+	}
+	// It holds the database's data: its owner's only, like the database.
+	for _, f := range []string{"side.db", "side.db-wal", "side.db-shm"} {
+		if fi, err := os.Stat(filepath.Join(dir, "sub", f)); err == nil && fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", f, fi.Mode().Perm())
+		} else if err != nil && f == "side.db" {
+			t.Fatal(err)
+		}
 	}
 	held, err := side.BeginTx(ctx, nil)
 	if err != nil {
