@@ -45,7 +45,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "uias %s: gRPC listening on %s\n", cfg.Target, a.GRPCAddr())
 	}
 	if a.HTTPAddr() != "" {
-		fmt.Fprintf(stdout, "uias %s: HTTP listening on http://%s\n", cfg.Target, a.HTTPAddr())
+		fmt.Fprintf(stdout, "uias %s: HTTP listening on %s\n", cfg.Target, httpURL(cfg, a.HTTPAddr()))
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "uias: shutting down")
@@ -85,4 +85,13 @@ func configPathFromArgs(args []string, def string) string {
 		}
 	}
 	return def
+}
+
+// httpURL is the base URL of the HTTP listener at addr: https when the
+// listeners serve TLS (they then serve nothing else).
+func httpURL(cfg config.Config, addr string) string {
+	if cfg.TLS.CertFile != "" {
+		return "https://" + addr
+	}
+	return "http://" + addr
 }
