@@ -76,6 +76,7 @@ var (
 	UsersWrite     = Perm{"identity.users", "write"}
 	UsersPassword  = Perm{"identity.users", "password"}
 	UsersLock      = Perm{"identity.users", "lock"}
+	UsersUnlock    = Perm{"identity.users", "unlock"}
 	GroupsRead     = Perm{"identity.groups", "read"}
 	GroupsWrite    = Perm{"identity.groups", "write"}
 	LinksRead      = Perm{"identity.links", "read"}
@@ -280,7 +281,7 @@ func (v *Verifier) askAdmin(ctx context.Context, req *authzv1.CheckAdminRequest)
 // actions names, for a refusal, the operations whose verb alone would
 // misname the call refused ("lock" also enables, disables and unlocks).
 var actions = map[Perm]string{
-	UsersLock:     "lock, unlock, disable or enable users",
+	UsersLock:     "lock, disable or enable users",
 	UsersPassword: "set users' passwords",
 	AppsSecret:    "rotate application secrets",
 }

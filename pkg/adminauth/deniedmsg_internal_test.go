@@ -10,7 +10,8 @@ func TestDeniedMessageNamesTheAction(t *testing.T) {
 		detail string
 		want   string
 	}{
-		{UsersLock, "none of your roles allows it", "not allowed to lock, unlock, disable or enable users: none of your roles allows it"},
+		{UsersLock, "none of your roles allows it", "not allowed to lock, disable or enable users: none of your roles allows it"},
+		{UsersUnlock, "", "not allowed to unlock users"},
 		{UsersPassword, "", "not allowed to set users' passwords"},
 		{AppsSecret, "", "not allowed to rotate application secrets"},
 		{UsersRead, "", "not allowed to read users"},

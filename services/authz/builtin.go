@@ -39,7 +39,7 @@ var AdminResources = []AdminResource{
 	{Code: "system.settings", Parent: "system", Operations: []string{"read", "write"}},
 	{Code: "identity", Operations: []string{"read"}},
 	{Code: "identity.orgs", Parent: "identity", Operations: []string{"read", "write"}},
-	{Code: "identity.users", Parent: "identity", Operations: []string{"read", "write", "password", "lock"}},
+	{Code: "identity.users", Parent: "identity", Operations: []string{"read", "write", "password", "lock", "unlock"}},
 	{Code: "identity.groups", Parent: "identity", Operations: []string{"read", "write"}},
 	{Code: "identity.links", Parent: "identity", Operations: []string{"read", "write"}},
 	{Code: "identity.apps", Parent: "identity", Operations: []string{"read", "write", "secret"}},

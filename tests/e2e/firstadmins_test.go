@@ -93,7 +93,7 @@ func TestFirstStartAdministrators(t *testing.T) {
 		"org_id": e.root, "password": escalationPassword})
 	restDenied(t, "auditor creates a person", code, out, "not allowed to write users")
 	_, err = e.admin.LockUser(asAud, &identityv1.LockUserRequest{Id: ids["admin"], DurationSeconds: 60})
-	denied(t, "auditor locks the system administrator", err, "not allowed to lock, unlock, disable or enable users")
+	denied(t, "auditor locks the system administrator", err, "not allowed to lock, disable or enable users")
 
 	// The system administrator administers people, but not the auditor,
 	// and cannot make the auditor a system administrator as well.

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	identitycomponent "github.com/uias/uias/services/identity/component"
@@ -144,4 +145,44 @@ func (e *env) adminID(t *testing.T) string {
 		t.Fatalf("find admin: %v", err)
 	}
 	return res.GetUsers()[0].GetId()
+}
+
+// TestLockedAdministratorUnlockedByPeer: wrong passwords from several
+// addresses lock a system administrator (nobody else may lock one), and a
+// second system administrator unlocks them: the locked one needs no token
+// of their own to get back in.
+func TestLockedAdministratorUnlockedByPeer(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.TrustedProxies = []string{"127.0.0.0/8"}
+	lt := &identitycomponent.Settings(&cfg).LoginThrottle
+	lt.BaseDelay, lt.MaxDelay = time.Millisecond, 16*time.Millisecond
+	e := start(t, cfg)
+	e.login()
+	peer := e.grantedAdmin(t, "sys-b", "system_admin")
+	asPeer := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+peer)
+	me, err := identityv1.NewAdminSessionServiceClient(e.conn).WhoAmI(e.adm(), &identityv1.WhoAmIRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminID := me.GetUser().GetId()
+	login := func(ip, pw string) int {
+		code, _, _ := e.rest("POST", "/v1/admin/login", map[string]string{"X-Forwarded-For": ip},
+			map[string]string{"login_name": "admin", "password": pw})
+		return code
+	}
+	for i := range 12 {
+		login(fmt.Sprintf("192.0.2.%d", 10+i%4), fmt.Sprintf("Wrong-%02d-Pw", i))
+	}
+	if code := login("192.0.2.99", adminPassword); code != 401 {
+		t.Fatalf("the right password of the locked administrator: HTTP %d, want 401", code)
+	}
+	if _, err := e.admin.LockUser(asPeer, &identityv1.LockUserRequest{Id: adminID}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a peer locks a system administrator: %v", err)
+	}
+	if _, err := e.admin.UnlockUser(asPeer, &identityv1.UnlockUserRequest{Id: adminID}); err != nil {
+		t.Fatalf("a peer unlocks the locked system administrator: %v", err)
+	}
+	if code := login("192.0.2.99", adminPassword); code != 200 {
+		t.Fatalf("the administrator after the unlock: HTTP %d, want 200", code)
+	}
 }
