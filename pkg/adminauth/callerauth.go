@@ -47,11 +47,11 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		}
 		p, listed := a.Perms[method]
 		if !listed {
-			return nil, Denied("no administrator permission is defined for " + method)
+			return ctx, Denied("no administrator permission is defined for " + method)
 		}
 		if p != HandlerDecides {
 			if err := a.Checker.Authorize(ctx, adm, p, ""); err != nil {
-				return nil, err
+				return ctx, err // the refused administrator is the access record's actor
 			}
 		}
 		return ctx, nil

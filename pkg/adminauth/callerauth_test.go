@@ -76,9 +76,13 @@ func TestCallerAuth(t *testing.T) {
 		t.Fatalf("origin principal: %+v", o)
 	}
 
-	_, err = auth.AuthenticateCaller(withToken("good"), verify)
+	refused, err := auth.AuthenticateCaller(withToken("good"), verify)
 	if e, ok := apierr.As(err); !ok || e.Code != apierr.PermissionDenied || e.Reason != adminauth.ReasonNotAllowed || !strings.Contains(e.Message, "verify") {
 		t.Fatalf("a permission not held: %v", err)
+	}
+	// The refused administrator is known: the call's access record names them.
+	if c := caller.From(refused); c == nil || c.Principal != "a1" {
+		t.Fatalf("refused call's caller: %+v", c)
 	}
 	c.asked = nil
 	if _, err := auth.AuthenticateCaller(withToken("good"), own); err != nil || len(c.asked) != 0 {

@@ -302,6 +302,9 @@ func (c *chain) authenticate(ctx context.Context, method string) (context.Contex
 	}
 	nctx, err := c.auth.AuthenticateCaller(ctx, method)
 	if err != nil {
+		if nctx != nil {
+			noteAuthed(ctx, nctx) // the refused caller, as far as known, for the access record
+		}
 		return nil, c.toStatus(ctx, method, err)
 	}
 	if nctx == nil {

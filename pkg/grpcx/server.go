@@ -23,7 +23,9 @@ import (
 const DefaultMaxRecvMsgSize = 1 << 20
 
 // CallerAuth decides who is calling; returns ctx carrying the caller (or
-// error from apierr).
+// error from apierr). With an error, a non-nil ctx names the caller as far
+// as they were authenticated before the refusal (an administrator refused
+// the method): the call's access record names them as its actor.
 type CallerAuth interface {
 	AuthenticateCaller(ctx context.Context, fullMethod string) (context.Context, error)
 }

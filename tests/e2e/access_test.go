@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +91,19 @@ func TestAccessRecordOfEveryCall(t *testing.T) {
 	eventually(t, "the refused audit query's access record", func() bool {
 		return len(query(&auditv1.QueryRecordsRequest{Api: queryAPI, Result: "denied"})) == 1
 	})
+	// So is the system administrator's, refused the audit log, with them
+	// as its actor (not anonymous).
+	_, err = q.QueryRecords(e.adm(), &auditv1.QueryRecordsRequest{})
+	wantCode(t, err, codes.PermissionDenied, "ADMIN_NOT_ALLOWED")
+	var denied []*auditv1.Record
+	eventually(t, "the system administrator's refused audit query's access record", func() bool {
+		denied = query(&auditv1.QueryRecordsRequest{Api: queryAPI, Result: "denied"})
+		return len(denied) == 2
+	})
+	actors := []string{denied[0].GetActor(), denied[1].GetActor()}
+	if !slices.Contains(actors, "anonymous") || !slices.ContainsFunc(actors, func(a string) bool { return strings.HasPrefix(a, "user:") }) {
+		t.Errorf("actors of the refused audit queries: %v, want one anonymous (no token) and the administrator", actors)
+	}
 	// Health checks are not API calls.
 	if n := len(query(&auditv1.QueryRecordsRequest{Api: "grpc.health.v1.Health/Check"})); n != 0 {
 		t.Errorf("%d access records of health checks", n)
