@@ -513,7 +513,33 @@ func (s *Service) LockUser(ctx context.Context, id string, d time.Duration) (*Us
 	})
 }
 
-// notOwnAccount refuses an administrator disabling or locking (verb) their
+// DeleteUser removes a person for good, with their account links,
+// fingerprints, group memberships, password history and administrator
+// tokens (CHANGES user.deleted ends their SSO sessions and tells the
+// business systems provisioned with them; the audit log keeps what they
+// did). Nobody deletes their own account.
+func (s *Service) DeleteUser(ctx context.Context, id string) error {
+	start := s.now()
+	u, err := s.loadUser(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.ownUser(ctx, u); err != nil {
+		return err
+	}
+	if err := notOwnAccount(ctx, id, "delete"); err != nil {
+		return err
+	}
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.DeleteUser(ctx, id, evs) },
+		s.change(ctx, "user", "deleted", id, map[string]any{"org_id": u.OrgID}),
+		s.adminAudit(ctx, "user.delete", "user:"+id, u.OrgID, start))
+	if err == nil {
+		s.ForgetUser(id)
+	}
+	return err
+}
+
+// notOwnAccount refuses an administrator disabling, locking or deleting (verb) their
 // own account: the last system administrator doing so would leave nobody to
 // administer (a system administrator is changed by nobody else, and the
 // bootstrap password applies only to an empty database).

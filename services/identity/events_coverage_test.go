@@ -491,6 +491,34 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 			return "" // DeleteLink audits without an org
 		})
 		wantChange(t, rows, "link", "deleted", link.ID, actor)
+
+		// Deleting a person: one CHANGES event (ticket ends their
+		// sessions, sync tells the business systems), audited; gone
+		// for Authenticate (no such user, -2) with their link.
+		gone, err := e.svc.CreateUser(ctx, identity.NewUser{LoginName: "gone", DisplayName: "Gone", OrgID: root.ID, Password: "Vanish-Pass-123"})
+		must(err)
+		_, err = e.svc.CreateLink(ctx, gone.ID, app.ID, "z-gone")
+		must(err)
+		rows = step(t, "user.delete", "user:"+gone.ID, func() string {
+			must(e.svc.DeleteUser(ctx, gone.ID))
+			return root.ID
+		})
+		if d := wantChange(t, rows, "user", "deleted", gone.ID, actor); d["org_id"] != root.ID {
+			t.Errorf("user.deleted data %v", d)
+		}
+		if _, err := e.svc.GetUser(ctx, gone.ID); !errors.Is(err, identity.ErrNotFound) {
+			t.Errorf("a deleted person read back: %v", err)
+		}
+		res, err := e.svc.Authenticate(w.ctx, identity.AuthRequest{AppUserID: "z-gone", Password: "Vanish-Pass-123", AuthType: identity.AuthPassword})
+		if err != nil || res.Reason.LegacyCode() != -2 {
+			t.Errorf("Authenticate of a deleted person's account: %+v %v, want -2", res, err)
+		}
+		if err := e.svc.DeleteUser(ctx, gone.ID); !errors.Is(err, identity.ErrNotFound) {
+			t.Errorf("deleting again: %v, want not found", err)
+		}
+		if err := e.svc.DeleteUser(ctx, admin.ID); reasonOf(err) != "OWN_ACCOUNT" {
+			t.Errorf("an administrator deleting themselves: %v", err)
+		}
 	})
 
 	// Nothing in the outbox holds personal data in clear or a password.

@@ -47,7 +47,7 @@ func init() {
 
 		// Administration of people.
 		apierr.Reason{Name: "OWN_ACCOUNT", Code: apierr.FailedPrecondition,
-			Doc: "An administrator cannot disable or lock their own account (the last system administrator would lock everyone out of administration); another administrator does it."},
+			Doc: "An administrator cannot disable, lock or delete their own account (the last system administrator would lock everyone out of administration); another administrator does it."},
 
 		// Administration of the org tree.
 		apierr.Reason{Name: "ROOT_ORG", Code: apierr.FailedPrecondition,

@@ -442,6 +442,15 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		w.Finger = &StoredFinger{Finger: Finger{UserID: ev.ID, Position: f.Position, Quality: f.Quality, Format: f.Format,
 			Minutiae: f.Minutiae, CreatedAt: f.CreatedAt, UpdatedAt: f.UpdatedAt}, TemplateEnc: f.TemplateEnc}
 		return homed(s.replicaUserOf(ctx, origin, ev.ID, b))
+	case ev.Entity == "user" && ev.Op == "deleted":
+		// A person deleted at their home centre: the replica goes too (it
+		// would still log in here).
+		w.Op = ReplicaDelete
+		ok, err := s.replicaUserOf(ctx, origin, ev.ID, b)
+		if ok {
+			delete(b.users, ev.ID)
+		}
+		return homed(ok, err)
 	case ev.Entity == "user" && hasRep:
 		var r userRecord
 		if !decoded(ev.Replica, &r) {

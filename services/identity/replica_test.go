@@ -308,3 +308,57 @@ func TestReplicaAppliedIntoIdentity(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicaOfADeletedPerson: a person deleted at their home centre is
+// deleted at the centre holding their replica too (else they would still
+// log in there), with a local event (user.replica.deleted) that ends their
+// sessions and leaves authz's mirror there.
+func TestReplicaOfADeletedPerson(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-d", "Bureau D", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "deckhand", DisplayName: "Deckhand", OrgID: bureau.ID,
+		Password: "Harbour-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc1.GetUser(ctx, u.ID); err != nil {
+		t.Fatalf("the replica before the deletion: %v", err)
+	}
+	_, mark, _ := l1.changes(t, 0)
+
+	if err := svc2.DeleteUser(admin2, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	out, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || out[0] != identity.ReplicaApplied {
+		t.Fatalf("outcomes of the deletion: %v (%d changes)", out, len(cs))
+	}
+	if _, err := svc1.GetUser(ctx, u.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("the replica of a deleted person: %v", err)
+	}
+	local, _, _ := l1.changes(t, mark)
+	if len(local) != 1 || local[0].Subject != "uias.changes.identity.user.replica.deleted" {
+		t.Fatalf("level 1's local events of the deletion: %+v", local)
+	}
+	// Redelivered: nothing left to delete, nothing applied.
+	again, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	if err != nil || len(again) != 1 || again[0] == identity.ReplicaApplied {
+		t.Fatalf("redelivered deletion: %v %v", again, err)
+	}
+}

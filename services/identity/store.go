@@ -53,6 +53,11 @@ type Store interface {
 	// one, not zero), it deletes every admin token of the user in the same
 	// transaction: such a change revokes them for good.
 	UpdateUser(ctx context.Context, u *User, evs []events.Event) error
+	// DeleteUser deletes user id and what hangs on it (account links,
+	// fingerprints, group memberships, password history, admin tokens,
+	// per-source login failures, a pending appointment), with evs;
+	// ErrNotFound when there is no such user.
+	DeleteUser(ctx context.Context, id string, evs []events.Event) error
 	// SetPassword stores a new hash, moves the replaced hash (if any) into
 	// the history (keeping the newest keep entries), clears the login gate
 	// (failures, per-source counts, next attempt) and deletes every admin

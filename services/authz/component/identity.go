@@ -79,6 +79,9 @@ func (c identityChange) apply(idx *index.Index) bool {
 			used = true
 		}
 		return used
+	case "user.deleted":
+		idx.ForgetPerson(c.id)
+		return true
 	case "group.created":
 		if c.orgID != nil {
 			idx.SetGroupOrg(c.id, *c.orgID)
@@ -106,6 +109,8 @@ func (c identityChange) narrows() bool {
 		return c.parentID != nil
 	case "user.updated":
 		return c.orgID != nil || c.isAdmin != nil
+	case "user.deleted":
+		return true
 	}
 	return false
 }

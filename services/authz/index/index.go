@@ -825,6 +825,24 @@ func (x *Index) SetUserOrg(id, orgID string) {
 	p.org = x.orgOf(orgID)
 }
 
+// ForgetPerson drops what the index mirrors of person id, deleted in
+// identity: their org, group memberships and legacy flag (their grants
+// stay, to be revoked, but reach nobody who can log in).
+func (x *Index) ForgetPerson(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	defer x.gen.Add(1)
+	p, ok := x.people[id]
+	if !ok {
+		return
+	}
+	p.eff.Store(nil)
+	for _, g := range p.groups {
+		delete(g.members, id)
+	}
+	p.groups, p.org, p.adminFlag = nil, nil, false
+}
+
 // SetGroupMember adds or removes person user from group id.
 func (x *Index) SetGroupMember(id, user string, member bool) {
 	x.mu.Lock()

@@ -481,6 +481,14 @@ func (s *Server) ListAccountLinks(ctx context.Context, r *identityv1.ListAccount
 	return out, nil
 }
 
+// DeleteUser implements AdminService.
+func (s *Server) DeleteUser(ctx context.Context, r *identityv1.DeleteUserRequest) (*identityv1.DeleteUserResponse, error) {
+	if err := s.svc.DeleteUser(ctx, r.GetId()); err != nil {
+		return nil, err
+	}
+	return &identityv1.DeleteUserResponse{}, nil
+}
+
 // DeleteAccountLink implements AdminService.
 func (s *Server) DeleteAccountLink(ctx context.Context, r *identityv1.DeleteAccountLinkRequest) (*identityv1.DeleteAccountLinkResponse, error) {
 	if err := s.svc.DeleteLink(ctx, r.GetId()); err != nil {

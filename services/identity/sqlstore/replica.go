@@ -115,6 +115,12 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 		return err
 	case w.Kind == "org" && w.Org != nil:
 		return s.replicaOrg(ctx, tx, w)
+	case w.Kind == "user" && w.Op == identity.ReplicaDelete:
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM admin_appointments WHERE user_id = ?"), w.ID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q("DELETE FROM users WHERE id = ?"), w.ID)
+		return err
 	case w.Kind == "user" && w.User != nil:
 		return s.replicaUser(ctx, r, w)
 	case w.Kind == "lock":

@@ -201,6 +201,26 @@ func (s *Store) userListing(ctx context.Context, f identity.UserFilter) (*listin
 }
 
 // UpdateUser writes every field except id, password hash and created_at.
+// DeleteUser deletes user id; the schema's cascades take the account links,
+// fingerprints, group memberships, password history, admin tokens and
+// per-source failure counts with it (and its delete trigger the search
+// entries).
+func (s *Store) DeleteUser(ctx context.Context, id string, evs []events.Event) error {
+	return s.inTx(ctx, "delete user", "user", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM admin_appointments WHERE user_id = ?"), id); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q("DELETE FROM users WHERE id = ?"), id)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "user"); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
 // A change of status or admin rights, or a new lock, deletes the user's
 // admin tokens; a failure count of 0 forgets the per-source counts.
 func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.Event) error {

@@ -49,6 +49,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"UserConflicts", testUserConflicts},
 		{"UserList", testUserList},
 		{"UpdateUser", testUpdateUser},
+		{"DeleteUser", testDeleteUser},
 		{"PasswordHistory", testPasswordHistory},
 		{"LoginGate", testLoginGate},
 		{"LoginGateConcurrent", testLoginGateConcurrent},
@@ -1538,4 +1539,47 @@ func testSSOAttributes(t *testing.T, f *fixture) {
 	}
 	_, err = f.s.SSOAttributes(f.ctx, "missing", a1.ID)
 	isErr(t, err, identity.ErrNotFound)
+}
+
+// testDeleteUser: a deleted person goes with their links, group
+// memberships, admin tokens and password history (one event); listings
+// and searches no longer name them; the login name is free again.
+func testDeleteUser(t *testing.T, f *fixture) {
+	o := f.org("")
+	a := f.app("OA")
+	u, keep := f.user(o.ID), f.user(o.ID)
+	l := f.link(u.ID, a.ID, "acct-del")
+	g := &identity.Group{ID: f.id("grp"), Code: "g-del", Name: "G", OrgID: o.ID, CreatedAt: base}
+	must(t, f.s.CreateGroup(f.ctx, g, nil))
+	must(t, f.s.AddGroupMember(f.ctx, g.ID, u.ID, nil))
+	must(t, f.s.AddGroupMember(f.ctx, g.ID, keep.ID, nil))
+	must(t, f.s.CreateAdminToken(f.ctx, &identity.AdminToken{Hash: "h-del", UserID: u.ID, ExpiresAt: base.Add(time.Hour), CreatedAt: base}))
+
+	f.expectEvents(1, func() { must(t, f.s.DeleteUser(f.ctx, u.ID, f.evs(1))) })
+	_, err := f.s.GetUser(f.ctx, u.ID)
+	isErr(t, err, identity.ErrNotFound)
+	_, err = f.s.GetLink(f.ctx, l.ID)
+	isErr(t, err, identity.ErrNotFound)
+	_, err = f.s.GetAdminToken(f.ctx, "h-del")
+	isErr(t, err, identity.ErrNotFound)
+	got, err := f.s.GetGroup(f.ctx, g.ID)
+	must(t, err)
+	if !slices.Equal(got.MemberIDs, []string{keep.ID}) {
+		t.Fatalf("group members after the deletion: %v, want only %s", got.MemberIDs, keep.ID)
+	}
+	list, _, err := f.s.ListUsers(f.ctx, identity.UserFilter{OrgID: o.ID}, identity.Page{})
+	must(t, err)
+	if len(list) != 1 || list[0].ID != keep.ID {
+		t.Fatalf("people of the org after the deletion: %v", list)
+	}
+	if h, err := f.s.PasswordHistory(f.ctx, u.ID, 10); err == nil && len(h) != 0 {
+		t.Fatalf("password history of a deleted person: %v", h)
+	}
+	isErr(t, f.s.DeleteUser(f.ctx, u.ID, f.evs(1)), identity.ErrNotFound)
+	f.expectEvents(0, func() { isErr(t, f.s.DeleteUser(f.ctx, "missing", f.evs(1)), identity.ErrNotFound) })
+	// The login name and the account can be given to someone new.
+	again := f.newUser(o.ID)
+	again.LoginName = u.LoginName
+	must(t, f.s.CreateUser(f.ctx, again, nil))
+	_ = f.link(again.ID, a.ID, "acct-del")
 }

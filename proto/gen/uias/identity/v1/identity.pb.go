@@ -3567,6 +3567,86 @@ func (*DeleteAccountLinkResponse) Descriptor() ([]byte, []int) {
 	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
 }
 
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *DeleteUserRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
+}
+
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_identity_proto_rawDesc = "" +
@@ -3840,7 +3920,10 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\";\n" +
 	"\x18DeleteAccountLinkRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x1b\n" +
-	"\x19DeleteAccountLinkResponse*\x80\x01\n" +
+	"\x19DeleteAccountLinkResponse\"4\n" +
+	"\x11DeleteUserRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x14\n" +
+	"\x12DeleteUserResponse*\x80\x01\n" +
 	"\bAuthType\x12\x19\n" +
 	"\x15AUTH_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12AUTH_TYPE_PASSWORD\x10\x01\x12\x19\n" +
@@ -3880,7 +3963,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x14APP_STATUS_SUSPENDED\x10\x022\x8f\x02\n" +
 	"\vAuthService\x12z\n" +
 	"\fAuthenticate\x12%.uias.identity.v1.AuthenticateRequest\x1a&.uias.identity.v1.AuthenticateResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/authenticate\x12\x83\x01\n" +
-	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xdd\x18\n" +
+	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xce\x19\n" +
 	"\fAdminService\x12s\n" +
 	"\n" +
 	"AdminLogin\x12#.uias.identity.v1.AdminLoginRequest\x1a$.uias.identity.v1.AdminLoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/login\x12w\n" +
@@ -3901,7 +3984,9 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\rSetUserStatus\x12&.uias.identity.v1.SetUserStatusRequest\x1a\x16.uias.identity.v1.User\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/users/{id}:setStatus\x12e\n" +
 	"\bLockUser\x12!.uias.identity.v1.LockUserRequest\x1a\x16.uias.identity.v1.User\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/users/{id}:lock\x12k\n" +
 	"\n" +
-	"UnlockUser\x12#.uias.identity.v1.UnlockUserRequest\x1a\x16.uias.identity.v1.User\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/users/{id}:unlock\x12r\n" +
+	"UnlockUser\x12#.uias.identity.v1.UnlockUserRequest\x1a\x16.uias.identity.v1.User\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/users/{id}:unlock\x12o\n" +
+	"\n" +
+	"DeleteUser\x12#.uias.identity.v1.DeleteUserRequest\x1a$.uias.identity.v1.DeleteUserResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/users/{id}\x12r\n" +
 	"\vSetPassword\x12$.uias.identity.v1.SetPasswordRequest\x1a\x16.uias.identity.v1.User\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{id}:setPassword\x12c\n" +
 	"\vCreateGroup\x12$.uias.identity.v1.CreateGroupRequest\x1a\x17.uias.identity.v1.Group\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/groups\x12_\n" +
@@ -3934,7 +4019,7 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(AuthType)(0),                     // 0: uias.identity.v1.AuthType
 	(Reason)(0),                       // 1: uias.identity.v1.Reason
@@ -3989,43 +4074,45 @@ var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(*ListAccountLinksResponse)(nil),  // 50: uias.identity.v1.ListAccountLinksResponse
 	(*DeleteAccountLinkRequest)(nil),  // 51: uias.identity.v1.DeleteAccountLinkRequest
 	(*DeleteAccountLinkResponse)(nil), // 52: uias.identity.v1.DeleteAccountLinkResponse
-	nil,                               // 53: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),     // 54: google.protobuf.Timestamp
+	(*DeleteUserRequest)(nil),         // 53: uias.identity.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),        // 54: uias.identity.v1.DeleteUserResponse
+	nil,                               // 55: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*timestamppb.Timestamp)(nil),     // 56: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	53, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	55, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
 	1,  // 2: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
 	8,  // 3: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	54, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	56, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	8,  // 5: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
 	2,  // 6: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	54, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	54, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	56, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	56, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
 	15, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
 	2,  // 11: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
 	3,  // 12: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 13: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	54, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	54, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	54, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	54, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	56, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	56, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	56, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	56, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
 	3,  // 18: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 19: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
 	23, // 20: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
 	4,  // 21: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	54, // 22: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	56, // 22: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
 	33, // 23: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
 	5,  // 24: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	54, // 25: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	54, // 26: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	56, // 25: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	56, // 26: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
 	39, // 27: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
 	5,  // 28: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
 	39, // 29: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
 	5,  // 30: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
 	2,  // 31: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	54, // 32: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	56, // 32: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
 	47, // 33: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
 	6,  // 34: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
 	9,  // 35: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
@@ -4044,53 +4131,55 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	29, // 48: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
 	30, // 49: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
 	31, // 50: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	32, // 51: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	34, // 52: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	35, // 53: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	36, // 54: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	38, // 55: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	38, // 56: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	40, // 57: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	42, // 58: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	43, // 59: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	45, // 60: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	46, // 61: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	48, // 62: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	49, // 63: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	51, // 64: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	7,  // 65: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	10, // 66: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	12, // 67: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	14, // 68: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	15, // 69: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	15, // 70: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	19, // 71: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	15, // 72: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	15, // 73: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	15, // 74: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	23, // 75: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	23, // 76: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	27, // 77: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	23, // 78: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	23, // 79: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	23, // 80: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	23, // 81: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	23, // 82: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	33, // 83: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	33, // 84: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	37, // 85: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	33, // 86: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	33, // 87: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	41, // 88: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	39, // 89: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	44, // 90: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	39, // 91: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	41, // 92: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	47, // 93: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	50, // 94: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	52, // 95: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	65, // [65:96] is the sub-list for method output_type
-	34, // [34:65] is the sub-list for method input_type
+	53, // 51: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	32, // 52: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	34, // 53: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	35, // 54: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	36, // 55: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	38, // 56: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	38, // 57: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	40, // 58: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	42, // 59: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	43, // 60: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	45, // 61: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	46, // 62: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	48, // 63: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	49, // 64: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	51, // 65: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	7,  // 66: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	10, // 67: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	12, // 68: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	14, // 69: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	15, // 70: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	15, // 71: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	19, // 72: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	15, // 73: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	15, // 74: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	15, // 75: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	23, // 76: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	23, // 77: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	27, // 78: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	23, // 79: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	23, // 80: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	23, // 81: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	23, // 82: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	54, // 83: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	23, // 84: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	33, // 85: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	33, // 86: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	37, // 87: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	33, // 88: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	33, // 89: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	41, // 90: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	39, // 91: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	44, // 92: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	39, // 93: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	41, // 94: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	47, // 95: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	50, // 96: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	52, // 97: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	66, // [66:98] is the sub-list for method output_type
+	34, // [34:66] is the sub-list for method input_type
 	34, // [34:34] is the sub-list for extension type_name
 	34, // [34:34] is the sub-list for extension extendee
 	0,  // [0:34] is the sub-list for field type_name
@@ -4107,7 +4196,7 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   48,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

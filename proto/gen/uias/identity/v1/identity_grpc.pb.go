@@ -194,6 +194,7 @@ const (
 	AdminService_SetUserStatus_FullMethodName     = "/uias.identity.v1.AdminService/SetUserStatus"
 	AdminService_LockUser_FullMethodName          = "/uias.identity.v1.AdminService/LockUser"
 	AdminService_UnlockUser_FullMethodName        = "/uias.identity.v1.AdminService/UnlockUser"
+	AdminService_DeleteUser_FullMethodName        = "/uias.identity.v1.AdminService/DeleteUser"
 	AdminService_SetPassword_FullMethodName       = "/uias.identity.v1.AdminService/SetPassword"
 	AdminService_CreateGroup_FullMethodName       = "/uias.identity.v1.AdminService/CreateGroup"
 	AdminService_GetGroup_FullMethodName          = "/uias.identity.v1.AdminService/GetGroup"
@@ -237,6 +238,14 @@ type AdminServiceClient interface {
 	SetUserStatus(ctx context.Context, in *SetUserStatusRequest, opts ...grpc.CallOption) (*User, error)
 	LockUser(ctx context.Context, in *LockUserRequest, opts ...grpc.CallOption) (*User, error)
 	UnlockUser(ctx context.Context, in *UnlockUserRequest, opts ...grpc.CallOption) (*User, error)
+	// DeleteUser removes a person for good: their account links,
+	// fingerprints, group memberships, password history and administrator
+	// tokens go with them, their SSO sessions end, and business systems
+	// provisioned with them are told (CHANGES user.deleted). The audit log
+	// keeps what they did. Nobody deletes their own account; a system
+	// administrator or security auditor is deleted only after the role is
+	// revoked. Disable a person instead to keep them.
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
 	// SetPassword is an administrator setting or resetting a user's password.
 	SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*User, error)
 	CreateGroup(ctx context.Context, in *CreateGroupRequest, opts ...grpc.CallOption) (*Group, error)
@@ -416,6 +425,16 @@ func (c *adminServiceClient) UnlockUser(ctx context.Context, in *UnlockUserReque
 	return out, nil
 }
 
+func (c *adminServiceClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*User, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(User)
@@ -583,6 +602,14 @@ type AdminServiceServer interface {
 	SetUserStatus(context.Context, *SetUserStatusRequest) (*User, error)
 	LockUser(context.Context, *LockUserRequest) (*User, error)
 	UnlockUser(context.Context, *UnlockUserRequest) (*User, error)
+	// DeleteUser removes a person for good: their account links,
+	// fingerprints, group memberships, password history and administrator
+	// tokens go with them, their SSO sessions end, and business systems
+	// provisioned with them are told (CHANGES user.deleted). The audit log
+	// keeps what they did. Nobody deletes their own account; a system
+	// administrator or security auditor is deleted only after the role is
+	// revoked. Disable a person instead to keep them.
+	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
 	// SetPassword is an administrator setting or resetting a user's password.
 	SetPassword(context.Context, *SetPasswordRequest) (*User, error)
 	CreateGroup(context.Context, *CreateGroupRequest) (*Group, error)
@@ -656,6 +683,9 @@ func (UnimplementedAdminServiceServer) LockUser(context.Context, *LockUserReques
 }
 func (UnimplementedAdminServiceServer) UnlockUser(context.Context, *UnlockUserRequest) (*User, error) {
 	return nil, status.Error(codes.Unimplemented, "method UnlockUser not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
 }
 func (UnimplementedAdminServiceServer) SetPassword(context.Context, *SetPasswordRequest) (*User, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetPassword not implemented")
@@ -990,6 +1020,24 @@ func _AdminService_UnlockUser_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_SetPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SetPasswordRequest)
 	if err := dec(in); err != nil {
@@ -1308,6 +1356,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UnlockUser",
 			Handler:    _AdminService_UnlockUser_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _AdminService_DeleteUser_Handler,
 		},
 		{
 			MethodName: "SetPassword",

@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/ticket"
+	ticketcomponent "github.com/uias/uias/services/ticket/component"
+)
+
+// TestDeleteUser: an administrator deletes a person over REST; they are
+// gone (404), their account cannot log in (-2, no such user), their SSO
+// session ends, and the login name can be given to someone new. Nobody
+// deletes their own account, and the system administrator is deleted by
+// nobody else.
+func TestDeleteUser(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	f := e.seed("del", "dora", nil, nil)
+	h, ok := e.app.Value(ticketcomponent.Name).(*ticketcomponent.Handle)
+	if !ok {
+		t.Fatal("no ticket component in target all")
+	}
+	ctx := context.Background()
+	tgt, _, err := h.Service.CreateSession(ctx, ticket.NewSession{UserID: f.userID, Login: "dora", AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + e.token}
+
+	if code, body, _ := e.rest(http.MethodDelete, "/v1/users/"+f.userID, nil, nil); code != http.StatusUnauthorized {
+		t.Fatalf("delete without a token: %d %v", code, body)
+	}
+	if code, body, _ := e.rest(http.MethodDelete, "/v1/users/"+f.userID, bearer, nil); code != http.StatusOK {
+		t.Fatalf("delete: %d %v", code, body)
+	}
+	if code, body, _ := e.rest(http.MethodGet, "/v1/users/"+f.userID, bearer, nil); code != http.StatusNotFound {
+		t.Fatalf("a deleted person read back: %d %v", code, body)
+	}
+	if code, body, _ := e.rest(http.MethodDelete, "/v1/users/"+f.userID, bearer, nil); code != http.StatusNotFound {
+		t.Fatalf("deleted twice: %d %v", code, body)
+	}
+	res, err := e.authPW(f, f.account, f.password)
+	if err != nil || res.GetResultCode() != -2 {
+		t.Fatalf("Authenticate of the deleted person's account: %v %v, want -2", res, err)
+	}
+	eventually(t, "the deleted person's session to end", func() bool {
+		_, err := h.Service.GetSession(ctx, tgt)
+		return err != nil
+	})
+	if _, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "dora", DisplayName: "Dora II",
+		OrgId: e.root, Password: "Other-Pass-77x"}); err != nil {
+		t.Fatalf("the login name of a deleted person for someone new: %v", err)
+	}
+
+	me, err := identityv1.NewAdminSessionServiceClient(e.conn).WhoAmI(e.adm(), &identityv1.WhoAmIRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.admin.DeleteUser(e.adm(), &identityv1.DeleteUserRequest{Id: me.GetUser().GetId()})
+	wantCode(t, err, codes.FailedPrecondition, "OWN_ACCOUNT")
+	peer := e.grantedAdmin(t, "sys-peer", "system_admin")
+	asPeer := map[string]string{"Authorization": "Bearer " + peer}
+	if code, body, _ := e.rest(http.MethodDelete, "/v1/users/"+me.GetUser().GetId(), asPeer, nil); code != http.StatusForbidden {
+		t.Fatalf("a system administrator deletes another: %d %v", code, body)
+	}
+}
