@@ -113,13 +113,19 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	wit, err := openWitness(ctx, cfg.WitnessFileIn(env.Config), signer, st, log)
+	if err != nil {
+		return nil, err
+	}
 	l := audit.NewLog(st, signer, audit.LogOptions{
 		Policy: audit.Policy{Every: int64(cfg.CheckpointEvery), Interval: cfg.CheckpointInterval},
 		OnCheckpoint: func(c audit.Checkpoint) {
 			if err := nc.Publish(CheckpointSubject, c.Note); err != nil {
 				log.Warn("checkpoint not published", zap.Int64("size", c.Size), zap.Error(err))
 			}
+			advanceWitness(wit, st, c, log)
 		},
+		Witness: wit,
 	})
 	exp := audit.Exporter{PDFFont: cfg.PDFFont, PDFLatinFont: cfg.PDFLatinFont}
 	rep, err := cfg.Reports.reporter(st, exp)
@@ -202,6 +208,75 @@ func openSigner(ctx context.Context, cfg *Config, keyFile string, st *sqlstore.S
 	log.Info("audit log ready", zap.String("origin", cfg.Origin), zap.String("signing_key", keys.Active),
 		zap.Strings("verifier_keys", signer.VerifierKeys()))
 	return signer, nil
+}
+
+// openWitness opens the witness file path (none: nil, with a warning) and
+// checks that the log in st extends the checkpoint it keeps, else the
+// start stops: the end of the log was cut off (or the log replaced) in the
+// database. Then it advances the witness to the log's latest checkpoint.
+func openWitness(ctx context.Context, path string, signer *audit.Signer, st *sqlstore.Store, log *zap.Logger) (*audit.Witness, error) {
+	if path == "" {
+		log.Warn("no audit witness file (set data_dir or audit.witness_file): the end of the audit log cut off in the database " +
+			"is found only by the verify of clients that remember a checkpoint (docs/operators.md)")
+		return nil, nil
+	}
+	wit, err := audit.OpenWitness(path, signer)
+	if err != nil {
+		return nil, fmt.Errorf("audit witness: %w; if the log's key ring or audit.origin were replaced on purpose, "+
+			"move the file away and start again", err)
+	}
+	latest, err := st.LatestCheckpoint(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit witness: read the log: %w", err)
+	}
+	kept := wit.Latest()
+	switch {
+	case kept == nil && latest != nil:
+		log.Warn("audit witness file absent: it starts again from the database's latest checkpoint; expected at the first start "+
+			"with a witness or after the file was removed to accept a database restored from a backup, otherwise find out who removed it: "+
+			"records cut off the end of the log before now go unnoticed here",
+			zap.String("witness_file", path), zap.Int64("size", latest.Size))
+	case kept != nil:
+		p, err := wit.Check(ctx, st)
+		if err != nil {
+			return nil, fmt.Errorf("audit witness: read the log: %w", err)
+		}
+		if p != nil {
+			log.Error("the audit log in the database does not extend the checkpoint kept in the witness file: its end was cut off "+
+				"or it was replaced; the audit component does not start. If the database was restored from a backup on purpose, "+
+				"move the witness file away and start again (docs/operators.md, \"Witness\")",
+				zap.String("witness_file", path), zap.Int64("witnessed_size", kept.Size), zap.String("problem", p.What))
+			return nil, fmt.Errorf("audit log cut off or replaced: %s; if the database was restored from a backup on purpose, "+
+				"move %s away and start again", p.What, path)
+		}
+	}
+	if latest != nil {
+		advanceWitness(wit, st, *latest, log)
+	}
+	if c := wit.Latest(); c != nil {
+		log.Info("audit witness", zap.String("witness_file", path), zap.Int64("size", c.Size))
+	}
+	return wit, nil
+}
+
+// advanceWitness makes c the checkpoint the witness keeps; a log that no
+// longer extends the one kept, or a file that cannot be written, is logged
+// as an error (and the witness keeps the one it had: verify reports it).
+func advanceWitness(wit *audit.Witness, st *sqlstore.Store, c audit.Checkpoint, log *zap.Logger) {
+	if wit == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := wit.Advance(ctx, st, c)
+	switch {
+	case err != nil:
+		log.Error("audit witness file not updated", zap.String("witness_file", wit.Path()), zap.Int64("size", c.Size), zap.Error(err))
+	case p != nil:
+		log.Error("the audit log no longer extends the checkpoint kept in the witness file: its end was cut off or it was replaced "+
+			"in the database; run uias ctl audit verify", zap.String("witness_file", wit.Path()), zap.Int64("size", c.Size),
+			zap.String("problem", p.What))
+	}
 }
 
 // Settings returns the audit section of cfg (nil if cfg has none).
