@@ -95,19 +95,9 @@ func (a *app) checkWitness(s *session, known note.Verifiers, latest audit.Checkp
 	w.kept = kept
 	var proof tlog.TreeProof
 	if kept != nil && latest.Size > kept.Size {
-		p, err := auditv1.NewAuditLogServiceClient(s.conn).ProveConsistency(s.ctx,
-			&auditv1.ProveConsistencyRequest{OldSize: kept.Size, NewSize: latest.Size})
-		switch {
-		case status.Code(err) == codes.FailedPrecondition:
-			w.problem = &audit.Problem{Seq: -1, Checkpoint: kept.Size, What: fmt.Sprintf(
-				"the log's latest checkpoint (size %d) does not extend the checkpoint of size %d verified before: the log holds "+
-					"no checkpoint of size %d any more (%s): it was cut off and grew again, or was rewritten", latest.Size, kept.Size, kept.Size,
-				status.Convert(err).Message())}
-		case err != nil:
-			return nil, err
-		}
-		for _, h := range p.GetProof() {
-			proof = append(proof, tlog.Hash(h))
+		var perr error
+		if proof, w.problem, perr = a.proveFrom(s, *kept, latest); perr != nil {
+			return nil, perr
 		}
 	}
 	if kept != nil && w.problem == nil {
@@ -116,7 +106,7 @@ func (a *app) checkWitness(s *session, known note.Verifiers, latest audit.Checkp
 	if w.problem != nil {
 		w.problem.What += fmt.Sprintf(" [the checkpoint verified before is kept in %s; if the log was restored from a backup on purpose, "+
 			"accept it with uias ctl audit verify --forget]", path)
-		return w, nil
+		return w, nil //nolint:nilerr // the problem found is the result (w.problem), not a failure to check
 	}
 	if kept == nil || latest.Size > kept.Size {
 		if err := audit.WriteWitnessFile(path, latest); err != nil {
@@ -124,6 +114,28 @@ func (a *app) checkWitness(s *session, known note.Verifiers, latest audit.Checkp
 		}
 	}
 	return w, nil
+}
+
+// proveFrom asks the server for the consistency proof from kept to
+// latest; a server that has no checkpoint of kept's size any more is a
+// problem (the log was cut off below it and grew again, or rewritten).
+func (a *app) proveFrom(s *session, kept, latest audit.Checkpoint) (tlog.TreeProof, *audit.Problem, error) {
+	p, err := auditv1.NewAuditLogServiceClient(s.conn).ProveConsistency(s.ctx,
+		&auditv1.ProveConsistencyRequest{OldSize: kept.Size, NewSize: latest.Size})
+	if status.Code(err) == codes.FailedPrecondition {
+		return nil, &audit.Problem{Seq: -1, Checkpoint: kept.Size, What: fmt.Sprintf(
+			"the log's latest checkpoint (size %d) does not extend the checkpoint of size %d verified before: the log holds "+
+				"no checkpoint of size %d any more (%s): it was cut off and grew again, or was rewritten", latest.Size, kept.Size, kept.Size,
+			status.Convert(err).Message())}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var proof tlog.TreeProof
+	for _, h := range p.GetProof() {
+		proof = append(proof, tlog.Hash(h))
+	}
+	return proof, nil, nil
 }
 
 // latestChecked fetches the log's latest checkpoint and checks its
