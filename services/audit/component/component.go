@@ -135,6 +135,12 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	in := ingest.New(js, l, ingest.Options{Batch: cfg.Batch, MaxWait: cfg.BatchWait, StreamMaxAge: cfg.StreamMaxAge,
 		Logger: log.Named("ingest"), Metrics: env.Metrics, GiveWay: env.GiveWay()})
 	env.Go(func(ctx context.Context) { _ = in.Run(ctx) })
+	if wit != nil {
+		wm := newWitnessMetrics(env.Metrics)
+		env.Go(func(ctx context.Context) {
+			runWitness(ctx, wit, st, max(cfg.CheckpointInterval, 10*time.Second), log, wm)
+		})
+	}
 	if cfg.Retention > 0 {
 		ret := audit.Retention{Keep: cfg.Retention, Dir: cfg.ArchiveDirIn(env.Config)}
 		rm := newRetentionMetrics(env.Metrics)
@@ -277,6 +283,82 @@ func advanceWitness(wit *audit.Witness, st *sqlstore.Store, c audit.Checkpoint, 
 			"in the database; run uias ctl audit verify", zap.String("witness_file", wit.Path()), zap.Int64("size", c.Size),
 			zap.String("problem", p.What))
 	}
+}
+
+// witnessMetrics: whether the log extends the witnessed checkpoint (alert
+// on 1) and its size.
+type witnessMetrics struct {
+	problem prometheus.Gauge
+	size    prometheus.Gauge
+}
+
+func newWitnessMetrics(reg prometheus.Registerer) *witnessMetrics {
+	m := &witnessMetrics{
+		problem: prometheus.NewGauge(prometheus.GaugeOpts{Name: "uias_audit_witness_problem",
+			Help: "1 when the audit log in the database no longer extends the checkpoint kept in audit.witness_file (its end cut off or the log replaced; the log line says what), else 0."}),
+		size: prometheus.NewGauge(prometheus.GaugeOpts{Name: "uias_audit_witness_size",
+			Help: "Tree size of the checkpoint kept in audit.witness_file."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.problem, m.size} {
+			_ = reg.Register(c)
+		}
+	}
+	return m
+}
+
+// runWitness runs witnessPass every interval: the witness follows the
+// checkpoints other replicas sign (PostgreSQL), and a log cut off while
+// the process runs is found without a start or a verify.
+func runWitness(ctx context.Context, wit *audit.Witness, st audit.Store, every time.Duration, log *zap.Logger, m *witnessMetrics) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	bad := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		bad = witnessPass(ctx, wit, st, log, m, bad)
+	}
+}
+
+// witnessPass advances the witness to the log's latest checkpoint and
+// checks that the log extends it. A problem is logged as an error when it
+// is new (bad: it was found by the previous pass already) and sets
+// uias_audit_witness_problem; it returns whether there is one.
+func witnessPass(ctx context.Context, wit *audit.Witness, st audit.Store, log *zap.Logger, m *witnessMetrics, bad bool) bool {
+	latest, err := st.LatestCheckpoint(ctx)
+	var p *audit.Problem
+	if err == nil && latest != nil {
+		p, err = wit.Advance(ctx, st, *latest)
+	}
+	if err == nil && p == nil {
+		p, err = wit.Check(ctx, st)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("audit witness: cannot check the log now; trying again", zap.String("witness_file", wit.Path()), zap.Error(err))
+		}
+		return bad
+	}
+	if c := wit.Latest(); c != nil {
+		m.size.Set(float64(c.Size))
+	}
+	if p == nil {
+		if bad {
+			log.Info("audit log extends the witnessed checkpoint again", zap.String("witness_file", wit.Path()))
+		}
+		m.problem.Set(0)
+		return false
+	}
+	m.problem.Set(1)
+	if !bad {
+		log.Error("the audit log in the database no longer extends the checkpoint kept in the witness file: its end was cut off "+
+			"or it was replaced; run uias ctl audit verify", zap.String("witness_file", wit.Path()), zap.String("problem", p.What))
+	}
+	return true
 }
 
 // Settings returns the audit section of cfg (nil if cfg has none).

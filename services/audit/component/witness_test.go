@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -100,5 +101,60 @@ func TestStartWitness(t *testing.T) {
 	}
 	if logs.FilterLevelExact(zapcore.WarnLevel).Len() != 1 {
 		t.Fatalf("no warning without a witness file: %v", logs.All())
+	}
+}
+
+// The running component's witness pass: it follows the log's latest
+// checkpoint (signed by this process or another replica), and a cut made
+// while it runs is logged once as an error and raises
+// uias_audit_witness_problem.
+func TestWitnessPass(t *testing.T) {
+	ctx := context.Background()
+	db := pstoretest.OpenSQLite(t)
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	st := sqlstore.New(db)
+	signer := storetest.Signer(t)
+	core, logs := observer.New(zapcore.InfoLevel)
+	log := zap.New(core)
+	reg := prometheus.NewRegistry()
+	m := newWitnessMetrics(reg)
+	w, err := openWitness(ctx, filepath.Join(t.TempDir(), "audit-witness.note"), signer, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// another replica's log: no OnCheckpoint here
+	other := audit.NewLog(st, signer, audit.LogOptions{Policy: audit.Policy{Every: 10, Interval: time.Hour}})
+	recs := storetest.Records("pass", 100)
+	for i := 0; i < len(recs); i += 20 {
+		if _, err := other.Append(ctx, recs[i:i+20]); err != nil {
+			t.Fatal(err)
+		}
+		if bad := witnessPass(ctx, w, st, log, m, false); bad || w.Latest().Size != int64(i+20) {
+			t.Fatalf("pass after %d records: bad %v, witness %d", i+20, bad, w.Latest().Size)
+		}
+	}
+	if got := metric(t, reg, "uias_audit_witness_size"); got != 100 {
+		t.Errorf("witness size %v, want 100", got)
+	}
+	for _, q := range []string{"DELETE FROM audit_records WHERE seq >= 50", "DELETE FROM audit_tree WHERE seq >= 50",
+		"DELETE FROM audit_checkpoints WHERE size > 50", "UPDATE audit_log SET size = 50"} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs.TakeAll()
+	bad := witnessPass(ctx, w, st, log, m, false)
+	bad = witnessPass(ctx, w, st, log, m, bad)
+	errs := logs.FilterLevelExact(zapcore.ErrorLevel).All()
+	if !bad || len(errs) != 1 || !strings.Contains(errs[0].ContextMap()["problem"].(string), "records 50 to 99 are missing") {
+		t.Fatalf("passes over a cut-off log: bad %v, logs %+v", bad, logs.All())
+	}
+	if got := metric(t, reg, "uias_audit_witness_problem"); got != 1 {
+		t.Errorf("witness problem %v, want 1", got)
+	}
+	if w.Latest().Size != 100 {
+		t.Errorf("the witness followed the cut-off log to %d", w.Latest().Size)
 	}
 }
