@@ -28,6 +28,9 @@ type Log struct {
 	// started stands in for the time of the previous checkpoint when
 	// there is none yet.
 	started time.Time
+	// witness, if any, keeps the latest checkpoint outside the store;
+	// Verify checks that the log extends it.
+	witness *Witness
 }
 
 // LogOptions configure NewLog.
@@ -37,6 +40,10 @@ type LogOptions struct {
 	Now func() time.Time
 	// OnCheckpoint is called with every new checkpoint once it is stored.
 	OnCheckpoint func(Checkpoint)
+	// Witness, if not nil, keeps the latest checkpoint outside the store
+	// (the caller advances it); Verify also checks that the log extends
+	// it.
+	Witness *Witness
 }
 
 // NewLog returns the log kept in st, signing with s.
@@ -53,8 +60,12 @@ func NewLog(st Store, s *Signer, o LogOptions) *Log {
 	if o.OnCheckpoint == nil {
 		o.OnCheckpoint = func(Checkpoint) {}
 	}
-	return &Log{store: st, signer: s, policy: o.Policy, now: o.Now, published: o.OnCheckpoint, started: o.Now()}
+	return &Log{store: st, signer: s, policy: o.Policy, now: o.Now, published: o.OnCheckpoint, started: o.Now(),
+		witness: o.Witness}
 }
+
+// Witness is the log's witness (nil when it has none).
+func (l *Log) Witness() *Witness { return l.witness }
 
 // Signer is the log's checkpoint signer.
 func (l *Log) Signer() *Signer { return l.signer }
@@ -374,11 +385,23 @@ func (l *Log) CheckpointAt(ctx context.Context, size int64) (*Checkpoint, error)
 	return l.checkpoint(ctx, size)
 }
 
-// Verify checks the whole stored log with the log's own keys (see Verify).
+// Verify checks the whole stored log with the log's own keys (see
+// Verify), and that it extends the checkpoint its witness keeps: a log cut
+// off together with the checkpoints that covered its end verifies whole
+// by itself, but not against the witness.
 func (l *Log) Verify(ctx context.Context) (*Report, error) {
 	known, err := VerifiersFromKeys(l.signer.VerifierKeys())
 	if err != nil {
 		return nil, err
 	}
-	return Verify(ctx, l.store, l.signer.Origin(), known)
+	rep, err := Verify(ctx, l.store, l.signer.Origin(), known)
+	if err != nil || !rep.OK() || l.witness == nil {
+		return rep, err
+	}
+	p, err := l.witness.Check(ctx, l.store)
+	if err != nil {
+		return nil, err
+	}
+	rep.Problem = p
+	return rep, nil
 }

@@ -113,13 +113,19 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	wit, err := openWitness(ctx, cfg.WitnessFileIn(env.Config), signer, st, log)
+	if err != nil {
+		return nil, err
+	}
 	l := audit.NewLog(st, signer, audit.LogOptions{
 		Policy: audit.Policy{Every: int64(cfg.CheckpointEvery), Interval: cfg.CheckpointInterval},
 		OnCheckpoint: func(c audit.Checkpoint) {
 			if err := nc.Publish(CheckpointSubject, c.Note); err != nil {
 				log.Warn("checkpoint not published", zap.Int64("size", c.Size), zap.Error(err))
 			}
+			advanceWitness(wit, st, c, log)
 		},
+		Witness: wit,
 	})
 	exp := audit.Exporter{PDFFont: cfg.PDFFont, PDFLatinFont: cfg.PDFLatinFont}
 	rep, err := cfg.Reports.reporter(st, exp)
@@ -129,6 +135,12 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	in := ingest.New(js, l, ingest.Options{Batch: cfg.Batch, MaxWait: cfg.BatchWait, StreamMaxAge: cfg.StreamMaxAge,
 		Logger: log.Named("ingest"), Metrics: env.Metrics, GiveWay: env.GiveWay()})
 	env.Go(func(ctx context.Context) { _ = in.Run(ctx) })
+	if wit != nil {
+		wm := newWitnessMetrics(env.Metrics)
+		env.Go(func(ctx context.Context) {
+			runWitness(ctx, wit, st, max(cfg.CheckpointInterval, 10*time.Second), log, wm)
+		})
+	}
 	if cfg.Retention > 0 {
 		ret := audit.Retention{Keep: cfg.Retention, Dir: cfg.ArchiveDirIn(env.Config)}
 		rm := newRetentionMetrics(env.Metrics)
@@ -202,6 +214,151 @@ func openSigner(ctx context.Context, cfg *Config, keyFile string, st *sqlstore.S
 	log.Info("audit log ready", zap.String("origin", cfg.Origin), zap.String("signing_key", keys.Active),
 		zap.Strings("verifier_keys", signer.VerifierKeys()))
 	return signer, nil
+}
+
+// openWitness opens the witness file path (none: nil, with a warning) and
+// checks that the log in st extends the checkpoint it keeps, else the
+// start stops: the end of the log was cut off (or the log replaced) in the
+// database. Then it advances the witness to the log's latest checkpoint.
+func openWitness(ctx context.Context, path string, signer *audit.Signer, st *sqlstore.Store, log *zap.Logger) (*audit.Witness, error) {
+	if path == "" {
+		log.Warn("no audit witness file (set data_dir or audit.witness_file): the end of the audit log cut off in the database " +
+			"is found only by the verify of clients that remember a checkpoint (docs/operators.md)")
+		return nil, nil
+	}
+	wit, err := audit.OpenWitness(path, signer)
+	if err != nil {
+		return nil, fmt.Errorf("audit witness: %w; if the log's key ring or audit.origin were replaced on purpose, "+
+			"move the file away and start again", err)
+	}
+	latest, err := st.LatestCheckpoint(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit witness: read the log: %w", err)
+	}
+	kept := wit.Latest()
+	switch {
+	case kept == nil && latest != nil:
+		log.Warn("audit witness file absent: it starts again from the database's latest checkpoint; expected at the first start "+
+			"with a witness or after the file was removed to accept a database restored from a backup, otherwise find out who removed it: "+
+			"records cut off the end of the log before now go unnoticed here",
+			zap.String("witness_file", path), zap.Int64("size", latest.Size))
+	case kept != nil:
+		p, err := wit.Check(ctx, st)
+		if err != nil {
+			return nil, fmt.Errorf("audit witness: read the log: %w", err)
+		}
+		if p != nil {
+			log.Error("the audit log in the database does not extend the checkpoint kept in the witness file: its end was cut off "+
+				"or it was replaced; the audit component does not start. If the database was restored from a backup on purpose, "+
+				"move the witness file away and start again (docs/operators.md, \"Witness\")",
+				zap.String("witness_file", path), zap.Int64("witnessed_size", kept.Size), zap.String("problem", p.What))
+			return nil, fmt.Errorf("audit log cut off or replaced: %s; if the database was restored from a backup on purpose, "+
+				"move %s away and start again", p.What, path)
+		}
+	}
+	if latest != nil {
+		advanceWitness(wit, st, *latest, log)
+	}
+	if c := wit.Latest(); c != nil {
+		log.Info("audit witness", zap.String("witness_file", path), zap.Int64("size", c.Size))
+	}
+	return wit, nil
+}
+
+// advanceWitness makes c the checkpoint the witness keeps; a log that no
+// longer extends the one kept, or a file that cannot be written, is logged
+// as an error (and the witness keeps the one it had: verify reports it).
+func advanceWitness(wit *audit.Witness, st *sqlstore.Store, c audit.Checkpoint, log *zap.Logger) {
+	if wit == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := wit.Advance(ctx, st, c)
+	switch {
+	case err != nil:
+		log.Error("audit witness file not updated", zap.String("witness_file", wit.Path()), zap.Int64("size", c.Size), zap.Error(err))
+	case p != nil:
+		log.Error("the audit log no longer extends the checkpoint kept in the witness file: its end was cut off or it was replaced "+
+			"in the database; run uias ctl audit verify", zap.String("witness_file", wit.Path()), zap.Int64("size", c.Size),
+			zap.String("problem", p.What))
+	}
+}
+
+// witnessMetrics: whether the log extends the witnessed checkpoint (alert
+// on 1) and its size.
+type witnessMetrics struct {
+	problem prometheus.Gauge
+	size    prometheus.Gauge
+}
+
+func newWitnessMetrics(reg prometheus.Registerer) *witnessMetrics {
+	m := &witnessMetrics{
+		problem: prometheus.NewGauge(prometheus.GaugeOpts{Name: "uias_audit_witness_problem",
+			Help: "1 when the audit log in the database no longer extends the checkpoint kept in audit.witness_file (its end cut off or the log replaced; the log line says what), else 0."}),
+		size: prometheus.NewGauge(prometheus.GaugeOpts{Name: "uias_audit_witness_size",
+			Help: "Tree size of the checkpoint kept in audit.witness_file."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.problem, m.size} {
+			_ = reg.Register(c)
+		}
+	}
+	return m
+}
+
+// runWitness runs witnessPass every interval: the witness follows the
+// checkpoints other replicas sign (PostgreSQL), and a log cut off while
+// the process runs is found without a start or a verify.
+func runWitness(ctx context.Context, wit *audit.Witness, st audit.Store, every time.Duration, log *zap.Logger, m *witnessMetrics) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	bad := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		bad = witnessPass(ctx, wit, st, log, m, bad)
+	}
+}
+
+// witnessPass advances the witness to the log's latest checkpoint and
+// checks that the log extends it. A problem is logged as an error when it
+// is new (bad: it was found by the previous pass already) and sets
+// uias_audit_witness_problem; it returns whether there is one.
+func witnessPass(ctx context.Context, wit *audit.Witness, st audit.Store, log *zap.Logger, m *witnessMetrics, bad bool) bool {
+	latest, err := st.LatestCheckpoint(ctx)
+	var p *audit.Problem
+	if err == nil && latest != nil {
+		p, err = wit.Advance(ctx, st, *latest)
+	}
+	if err == nil && p == nil {
+		p, err = wit.Check(ctx, st)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("audit witness: cannot check the log now; trying again", zap.String("witness_file", wit.Path()), zap.Error(err))
+		}
+		return bad
+	}
+	if c := wit.Latest(); c != nil {
+		m.size.Set(float64(c.Size))
+	}
+	if p == nil {
+		if bad {
+			log.Info("audit log extends the witnessed checkpoint again", zap.String("witness_file", wit.Path()))
+		}
+		m.problem.Set(0)
+		return false
+	}
+	m.problem.Set(1)
+	if !bad {
+		log.Error("the audit log in the database no longer extends the checkpoint kept in the witness file: its end was cut off "+
+			"or it was replaced; run uias ctl audit verify", zap.String("witness_file", wit.Path()), zap.String("problem", p.What))
+	}
+	return true
 }
 
 // Settings returns the audit section of cfg (nil if cfg has none).

@@ -40,6 +40,10 @@ type Config struct {
 	KeyFile              string `yaml:"key_file"`
 	KeyRing              string `yaml:"-"`
 	KeyFileAllowOpenMode bool   `yaml:"key_file_allow_open_mode"`
+	// WitnessFile keeps the latest checkpoint outside the database
+	// (default <data_dir>/audit-witness.note; none without a data_dir): a
+	// log that does not extend it stops the start, and verify reports it.
+	WitnessFile string `yaml:"witness_file"`
 	// Retention is how long stored records stay (8760h = 1 year; 0 keeps
 	// them forever). Older records are archived to files in ArchiveDir
 	// (default <data_dir>/audit-archive) and then removed, checked every
@@ -82,6 +86,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.String(&c.KeyFile, "UIAS_KEY_FILE", "", "")
 	b.Secret(&c.KeyRing, "UIAS_KEYRING")
 	b.Bool(&c.KeyFileAllowOpenMode, "UIAS_KEY_FILE_ALLOW_OPEN_MODE", "", "")
+	b.String(&c.WitnessFile, "UIAS_AUDIT_WITNESS_FILE", "", "")
 	b.Duration(&c.Retention, "UIAS_AUDIT_RETENTION", "", "")
 	b.String(&c.ArchiveDir, "UIAS_AUDIT_ARCHIVE_DIR", "", "")
 	b.Duration(&c.RetentionCheck, "UIAS_AUDIT_RETENTION_CHECK", "", "")
@@ -110,6 +115,15 @@ func (c *Config) KeyFileIn(p *config.Config) string {
 		return c.KeyFile
 	}
 	return filepath.Join(p.DataDir, "keyring.json")
+}
+
+// WitnessFileIn is the witness file: witness_file, else
+// <data_dir>/audit-witness.note, else "" (no witness).
+func (c *Config) WitnessFileIn(p *config.Config) string {
+	if c.WitnessFile != "" || p.DataDir == "" {
+		return c.WitnessFile
+	}
+	return filepath.Join(p.DataDir, "audit-witness.note")
 }
 
 // Validate implements config.Section.

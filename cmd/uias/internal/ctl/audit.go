@@ -157,7 +157,9 @@ func auditConsistencyCmd() command {
 	return command{
 		usage: "--old N [--new N] [--verifier-key KEY]...",
 		help: "Proves that the checkpoint of --new (default: the latest) extends the one of --old:\n" +
-			"nothing in the first N records was changed, removed or reordered. Checked here.",
+			"nothing in the first N records was changed, removed or reordered. Checked here.\n" +
+			"Without --new the latest must also extend the checkpoint verified the time before\n" +
+			"(see audit verify), and is kept.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			oldSize := fs.Int64("old", 0, "tree size of the earlier checkpoint")
 			newSize := fs.Int64("new", 0, "tree size of the later checkpoint (0: the latest)")
@@ -195,8 +197,22 @@ func auditConsistencyCmd() command {
 					if err := tlog.CheckTree(proof, n.Size, n.Root, o.Size, o.Root); err != nil {
 						return fmt.Errorf("the tree of size %d does not extend the tree of size %d: %w", n.Size, o.Size, err)
 					}
+					// the latest checkpoint must also extend the one this
+					// client verified before (verify's witness), and is kept
+					var wit *witnessed
+					if *newSize == 0 {
+						if wit, err = a.checkWitness(s, known, n); err != nil {
+							return err
+						}
+						if wit.problem != nil {
+							return fmt.Errorf("the audit log does not verify: %s", wit.problem.What)
+						}
+					}
 					return a.output(p, func(tw *tabwriter.Writer) {
 						fields(tw, "old", strconv.FormatInt(o.Size, 10), "new", strconv.FormatInt(n.Size, 10), "consistent", "yes")
+						if wit != nil {
+							fields(tw, "witness", wit.describe(n.Size))
+						}
 					})
 				})
 			}
@@ -206,35 +222,71 @@ func auditConsistencyCmd() command {
 
 func auditVerifyCmd() command {
 	return command{
-		usage: "[--archive FILE [--verifier-key KEY]...]",
+		usage: "[--forget] [--verifier-key KEY]... | --archive FILE [--verifier-key KEY]...",
 		help: "Has the audit component read its whole stored log, recompute the Merkle tree from the\n" +
 			"records and check it against the stored hashes and every signed checkpoint. Reports the\n" +
 			"first bad record (changed, deleted, inserted, moved or cut off); exit status 1 if any.\n" +
+			"It also requires the log's latest checkpoint to extend the one it verified the time before\n" +
+			"(kept beside the token: a log whose end was cut off in the database fails), then keeps the\n" +
+			"latest; --forget drops the kept one first (accept a log restored from a backup).\n" +
 			"With --archive it checks an archive file here, offline (no server): its signed checkpoint,\n" +
 			"and that its records are, in order and unchanged, in that checkpoint's tree.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			archive := fs.String("archive", "", "check this archive `FILE` offline")
+			forget := fs.Bool("forget", false, "forget the checkpoint verified before and verify from scratch")
 			var pinned verifierFlag
-			fs.Var(&pinned, "verifier-key", "trusted verifier key for --archive (repeatable)")
+			fs.Var(&pinned, "verifier-key", "trusted verifier key (repeatable)")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
 				}
 				if *archive != "" {
+					if *forget {
+						return usagef("--forget does not go with --archive")
+					}
 					return a.verifyArchive(*archive, pinned)
-				}
-				if len(pinned) > 0 {
-					return usagef("--verifier-key goes with --archive")
 				}
 				return a.withSession(func(s *session) error {
 					v, err := auditv1.NewAuditLogServiceClient(s.conn).VerifyLog(s.ctx, &auditv1.VerifyLogRequest{})
 					if err != nil {
 						return err
 					}
+					if *forget {
+						if err := a.forgetWitnesses(); err != nil {
+							return err
+						}
+					}
+					var wit *witnessed
+					var latest *audit.Checkpoint
+					if v.GetOk() {
+						var problem *audit.Problem
+						var known note.Verifiers
+						latest, known, err = a.latestChecked(s, pinned)
+						switch {
+						case err != nil:
+							return err
+						case latest == nil:
+							problem, err = a.noCheckpoint()
+						default:
+							wit, err = a.checkWitness(s, known, *latest)
+							if wit != nil {
+								problem = wit.problem
+							}
+						}
+						if err != nil {
+							return err
+						}
+						if problem != nil {
+							v.Ok, v.Problem, v.BadSeq, v.BadCheckpoint = false, problem.What, problem.Seq, problem.Checkpoint
+						}
+					}
 					if err := a.output(v, func(tw *tabwriter.Writer) {
 						fields(tw, "records checked", strconv.FormatInt(v.GetRecords(), 10),
 							"checkpoints matched", strconv.Itoa(int(v.GetCheckpoints())),
 							"signed up to", strconv.FormatInt(v.GetSignedSize(), 10))
+						if latest != nil {
+							fields(tw, "witness", wit.describe(latest.Size))
+						}
 						if v.GetOk() {
 							fields(tw, "result", "ok")
 						} else {

@@ -99,7 +99,7 @@ Commands:
   audit checkpoint [--size N]              the latest signed checkpoint, checked
   audit prove SEQ [--size N]               a record and its inclusion proof, checked
   audit consistency --old N [--new N]      the later checkpoint extends the earlier
-  audit verify                             check the whole stored log; first bad record
+  audit verify [--forget]                  check the whole stored log; first bad record
   audit query [--since D | --from T] [--to T] [--actor A] [--subject S] [--app ID] [--api API]
               [--result R] [--ip ADDR] [--text TEXT] [--page-size N] [--page-token T] [--all]
 
