@@ -497,10 +497,10 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	prefix := PrefixST
 	switch {
 	case strings.HasPrefix(v.Ticket, PrefixST):
-	case strings.HasPrefix(v.Ticket, PrefixPT) && v.AllowProxy:
-		prefix = PrefixPT
 	case strings.HasPrefix(v.Ticket, PrefixPT):
-		return refuse(CodeInvalidTicketSpec, "PROXY_TICKET_NOT_ALLOWED", "proxy tickets are validated at proxyValidate", nil)
+		// A proxy ticket at serviceValidate is refused below, once it is
+		// used up (CAS 3.0 §3.1.1: refused or not, the ticket is spent).
+		prefix = PrefixPT
 	default:
 		return refuse(CodeInvalidTicket, "UNKNOWN_TICKET", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), nil)
 	}
@@ -512,20 +512,16 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	if !s.now().Before(sig.Expires) {
 		return refuse(CodeInvalidTicket, "EXPIRED", fmt.Sprintf("ticket %s has expired", shown(v.Ticket)), nil)
 	}
+	// The registry is read before the ticket is used up, so that its
+	// fault leaves the ticket usable; its verdicts are answered after.
+	rs, err := s.reg.Match(ctx, v.Service)
+	if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+		return nil, err
+	}
+	var pgtRefusal *Validation
 	if v.IssuePGT {
-		rs, err := s.reg.Match(ctx, v.Service)
-		if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+		if pgtRefusal, err = s.checkProxyCallback(ctx, rs, v.PGTURL); err != nil {
 			return nil, err
-		}
-		if rs == nil || !rs.AllowProxy {
-			return refuse(CodeUnauthorizedServiceProx, "PROXY_NOT_ALLOWED", "the service is not allowed to obtain proxy-granting tickets", nil)
-		}
-		cb, err := s.reg.Match(ctx, v.PGTURL)
-		if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
-			return nil, err
-		}
-		if cb == nil || !strings.HasPrefix(v.PGTURL, "https://") {
-			return refuse(CodeInvalidProxyCallback, "BAD_PROXY_CALLBACK", "the proxy callback must be a registered https URL", nil)
 		}
 	}
 	t, err := s.store.ConsumeTicket(ctx, sig.Replica, keyOf(v.Ticket))
@@ -535,13 +531,32 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	if err != nil {
 		return nil, err
 	}
-	// The ticket is used up from here on, whatever follows (CAS: a ticket
-	// presented for the wrong service is invalidated too).
+	// The ticket is used up from here on, whatever follows: CAS 3.0
+	// §3.1.1 invalidates a presented ticket whether or not its validation
+	// succeeds (a ticket for the wrong service, a proxy ticket at
+	// serviceValidate, a refused proxy callback...).
 	if t.Service != v.Service {
 		return refuse(CodeInvalidService, "WRONG_SERVICE", "the ticket was not issued for this service", t)
 	}
+	if prefix == PrefixPT && !v.AllowProxy {
+		return refuse(CodeInvalidTicketSpec, "PROXY_TICKET_NOT_ALLOWED", "proxy tickets are validated at proxyValidate", t)
+	}
+	if rs != nil && rs.LegacyScheme != 0 {
+		// The legacy interface checks its caller (App_ID and secret, IP
+		// allow-list): its tickets are validated there only, as CAS
+		// tickets are refused there.
+		return refuse(CodeInvalidService, "LEGACY_SERVICE",
+			"the ticket was issued to an application of the ssoAuthService interface (validate it there)", t)
+	}
 	if v.Renew && !t.FromNewLogin {
 		return refuse(CodeInvalidTicketSpec, "NOT_FROM_NEW_LOGIN", "renew was requested but the ticket did not follow a login", t)
+	}
+	if pgtRefusal != nil {
+		reason := "PROXY_NOT_ALLOWED"
+		if pgtRefusal.Code == CodeInvalidProxyCallback {
+			reason = "BAD_PROXY_CALLBACK"
+		}
+		return refuse(pgtRefusal.Code, reason, pgtRefusal.Message, t)
 	}
 	// A ticket ends with its session: a guarded ticket was removed when
 	// its session ended (wherever it ended); an unguarded one is checked
@@ -571,6 +586,26 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	s.auditCall(ctx, audit.Action{API: "ticket.validate", Subject: "user:" + t.UserID, Org: t.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start, Fields: f[:2], Own: f[2:]})
 	return out, nil
+}
+
+// checkProxyCallback decides whether service rs (nil: not registered) may
+// obtain a proxy-granting ticket at pgtURL: the service must be allowed to
+// proxy, and the callback must be a registered https URL of the same
+// application. A refusal is the answer (code and message); an error is a
+// fault of the registry.
+func (s *Service) checkProxyCallback(ctx context.Context, rs *RegisteredService, pgtURL string) (*Validation, error) {
+	if rs == nil || !rs.AllowProxy {
+		return &Validation{Code: CodeUnauthorizedServiceProx, Message: "the service is not allowed to obtain proxy-granting tickets"}, nil
+	}
+	cb, err := s.reg.Match(ctx, pgtURL)
+	if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+		return nil, err
+	}
+	if cb == nil || !strings.HasPrefix(pgtURL, "https://") || cb.AppID != rs.AppID {
+		return &Validation{Code: CodeInvalidProxyCallback,
+			Message: "the proxy callback must be a registered https URL of the service's own application"}, nil
+	}
+	return nil, nil
 }
 
 // sessionOfTicket checks that the session of a consumed ticket has not
