@@ -657,7 +657,8 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 	if err != nil {
 		return "", "", "", err
 	}
-	if _, _, err := s.liveSession(ctx, p.SessionID); err != nil {
+	sess, rev, err := s.liveSession(ctx, p.SessionID)
+	if err != nil {
 		if errors.Is(err, ErrSessionNotFound) {
 			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(pgt)))
 		}
@@ -680,6 +681,18 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 		UserID: p.UserID, Login: p.Login, OrgID: p.OrgID, AuthLevel: p.AuthLevel, AuthTime: p.AuthTime,
 		IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Proxies: p.Proxies}
 	if err := s.store.PutTicket(ctx, keyOf(pt), rec, s.cfg.PTTTL); err != nil {
+		if errors.Is(err, ErrNotFound) { // the session ended here meanwhile
+			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(pgt)))
+		}
+		return "", "", "", err
+	}
+	// The target receives the single-logout request of the session too,
+	// as every service that received a ticket in it.
+	if err := s.recordProxied(ctx, sess, rev, ServiceUse{Service: target, AppID: appID, Ticket: pt, At: now.UTC()}); err != nil {
+		_, _ = s.store.ConsumeTicket(ctx, sig.Replica, keyOf(pt)) // the ticket must not outlive its session unrecorded
+		if errors.Is(err, ErrSessionNotFound) {
+			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(pgt)))
+		}
 		return "", "", "", err
 	}
 	s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + p.UserID, Org: p.OrgID,
@@ -687,6 +700,33 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 		Fields: detail("kind", "PT", "serial", sig.Serial, "service", target, "app_id", appID,
 			"session_id", p.SessionID)})
 	return pt, "", "", nil
+}
+
+// recordProxied records in session sess (read at rev) that u's service
+// received a proxy ticket, unless the session lists that service already
+// (as IssueServiceTicket records services): its end then sends that
+// service the single-logout request too. ErrSessionNotFound when the
+// session has ended.
+func (s *Service) recordProxied(ctx context.Context, sess *Session, rev uint64, u ServiceUse) error {
+	for attempt := 0; ; attempt++ {
+		if recorded(sess.Services, u.Service) {
+			return nil
+		}
+		sess.Services = addUse(sess.Services, u)
+		err := s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(s.now()))
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ErrConflict) && attempt < 5:
+			if sess, rev, err = s.liveSession(ctx, sess.ID); err != nil {
+				return err
+			}
+		case errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound):
+			return ErrSessionNotFound
+		default:
+			return err
+		}
+	}
 }
 
 // UserSessions lists the live sessions of a person.

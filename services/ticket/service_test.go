@@ -609,3 +609,48 @@ func TestRefusedValidationUsesUpTheTicket(t *testing.T) {
 		t.Errorf("PT at proxyValidate: %+v", v)
 	}
 }
+
+// TestProxiedServicesInSingleLogout: a service that received a proxy
+// ticket of a session is in the session's single-logout list (with that
+// ticket as the SessionIndex), as the services that received its service
+// tickets are; a PT asked for after the session ended is refused and
+// records nothing.
+func TestProxiedServicesInSingleLogout(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	var ended []*ticket.Session
+	f.svc.SetEnding(func(s *ticket.Session, _ string) { ended = append(ended, s) })
+	ctx := context.Background()
+	const backend = "https://backend.example.com/api"
+	tgt := f.login(t, "u1")
+	v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: f.st(t, tgt, svcA), Service: svcA, IssuePGT: true, PGTURL: "https://a.example.com/pgt"})
+	if err != nil || !v.Valid {
+		t.Fatalf("validate with pgtUrl: %+v %v", v, err)
+	}
+	pt, code, _, err := f.svc.IssueProxyTicket(ctx, v.PGT, backend)
+	if err != nil || code != "" {
+		t.Fatalf("proxy ticket: %s %v", code, err)
+	}
+	if v := f.validate(t, pt, backend); v.Valid { // used up at serviceValidate; proxyValidate below needs another
+		t.Fatalf("PT at serviceValidate: %+v", v)
+	}
+	pt2, _, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, backend)
+	if pv, _ := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: pt2, Service: backend, AllowProxy: true}); !pv.Valid {
+		t.Fatalf("proxyValidate: %+v", pv)
+	}
+	if ok, err := f.svc.DestroySession(ctx, tgt); !ok || err != nil {
+		t.Fatalf("logout: %v %v", ok, err)
+	}
+	if len(ended) != 1 {
+		t.Fatalf("ended sessions: %d", len(ended))
+	}
+	got := map[string]string{}
+	for _, u := range ended[0].Services {
+		got[u.Service] = u.Ticket
+	}
+	if len(got) != 2 || got[backend] != pt || got[svcA] == "" || got[svcA] == pt {
+		t.Fatalf("single-logout list %+v: want %s and the backend %s (with its first PT)", ended[0].Services, svcA, backend)
+	}
+	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, backend); code != ticket.CodeInvalidTicket {
+		t.Errorf("PT after the logout: %s", code)
+	}
+}
