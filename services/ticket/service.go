@@ -287,7 +287,10 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 	// its session): the instances that keep them drop them now, before the
 	// caller hears of the end; unguarded ones are refused at validation,
 	// which reads the session for them.
-	endErr := s.store.EndTickets(ctx, sess.ID, sess.Issuers)
+	uses, endErr := s.store.EndTickets(ctx, sess.ID, sess.Issuers)
+	// Single logout names the latest ticket of each service: the issuing
+	// instances noted those the session was not written for.
+	sess.Services = latestUses(sess.Services, uses)
 	if endErr != nil {
 		s.log.Warn("a session ended, but an instance keeping its tickets was not told; they may validate until they expire",
 			zap.String("reason", reason), zapErr(endErr))
@@ -374,13 +377,15 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 			}
 		}
 		newIssuer := guarded && !slices.Contains(sess.Issuers, replica)
+		use := ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()}
 		if recorded(sess.Services, service) && now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter && !newIssuer {
+			// Not written: this instance remembers the service's newest
+			// ticket, handed over when the session ends (EndTickets).
+			s.store.NoteUse(id, use, sess.HardExpiry)
 			break
 		}
 		sess.LastUsedAt = now.UTC()
-		if !recorded(sess.Services, service) {
-			sess.Services = addUse(sess.Services, ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()})
-		}
+		sess.Services = latestUses(sess.Services, []ServiceUse{use})
 		if newIssuer {
 			sess.Issuers = append(slices.Clip(sess.Issuers), replica)
 		}
@@ -427,6 +432,22 @@ func recorded(list []ServiceUse, service string) bool {
 		}
 	}
 	return false
+}
+
+// latestUses is list with each of uses recorded as its service's ticket
+// when it is newer than the one list has (a service list lacks is added).
+func latestUses(list []ServiceUse, uses []ServiceUse) []ServiceUse {
+	for _, u := range uses {
+		i := slices.IndexFunc(list, func(e ServiceUse) bool { return e.Service == u.Service })
+		switch {
+		case i < 0:
+			list = addUse(list, u)
+		case u.At.After(list[i].At) || u.At.Equal(list[i].At) && u.Ticket != list[i].Ticket:
+			list = slices.Clone(list) // list may be shared with a cached copy
+			list[i] = u
+		}
+	}
+	return list
 }
 
 // addUse records a service's ticket in a session's single-logout list: at
@@ -703,16 +724,14 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 }
 
 // recordProxied records in session sess (read at rev) that u's service
-// received a proxy ticket, unless the session lists that service already
-// (as IssueServiceTicket records services): its end then sends that
-// service the single-logout request too. ErrSessionNotFound when the
-// session has ended.
+// received a proxy ticket (its latest): the session's end sends that
+// service the single-logout request too. Proxy tickets are issued by
+// instances the session need not list, so the session is written for each
+// (not noted in memory as repeated service tickets are). ErrSessionNotFound
+// when the session has ended.
 func (s *Service) recordProxied(ctx context.Context, sess *Session, rev uint64, u ServiceUse) error {
 	for attempt := 0; ; attempt++ {
-		if recorded(sess.Services, u.Service) {
-			return nil
-		}
-		sess.Services = addUse(sess.Services, u)
+		sess.Services = latestUses(sess.Services, []ServiceUse{u})
 		err := s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(s.now()))
 		switch {
 		case err == nil:
