@@ -654,3 +654,47 @@ func TestProxiedServicesInSingleLogout(t *testing.T) {
 		t.Errorf("PT after the logout: %s", code)
 	}
 }
+
+// failingServices is a registry store that cannot be read (its database
+// is down) and has never been read.
+type failingServices struct{ *memServices }
+
+func (failingServices) ListServices(context.Context, string) ([]*ticket.RegisteredService, error) {
+	return nil, errors.New("database down")
+}
+
+// TestRegistryFaultLeavesTheTicket: a validation that cannot read the
+// registry is a fault (an error: INTERNAL_ERROR at the edge) answered
+// before the ticket is used up, so the ticket still validates once the
+// registry answers.
+func TestRegistryFaultLeavesTheTicket(t *testing.T) {
+	ns := eventstest.NATS(t)
+	_, js := eventstest.Connect(t, ns)
+	st := kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute})
+	mac := signer(t)
+	services := &memServices{}
+	register(t, services, "a", ticket.RegisteredService{AppID: "app1", URL: "https://a.example.com/"})
+	svc := func(reg *ticket.Registry) *ticket.Service {
+		s, err := ticket.New(ticket.Deps{Store: st, MAC: mac, Registry: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	good, down := svc(ticket.NewRegistry(services, 0, nil)), svc(ticket.NewRegistry(failingServices{services}, 0, nil))
+	ctx := context.Background()
+	tgt, _, err := good.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "u1", AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stv, _, err := good.IssueServiceTicket(ctx, tgt, svcA, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := down.ValidateTicket(ctx, ticket.Validate{Ticket: stv, Service: svcA}); err == nil {
+		t.Fatalf("validation with the registry down: %+v, want an error", v)
+	}
+	if v, err := good.ValidateTicket(ctx, ticket.Validate{Ticket: stv, Service: svcA}); err != nil || !v.Valid {
+		t.Fatalf("the ticket once the registry answers: %+v %v", v, err)
+	}
+}

@@ -95,7 +95,7 @@ func (o *owned) init(replica string, limit int, endedKeep time.Duration) {
 func (o *owned) note(id string, u ticket.ServiceUse, until, now time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.notes++; o.notes%1024 == 0 || len(o.uses) >= o.max {
+	if o.notes++; o.notes%1024 == 0 {
 		for k, n := range o.uses {
 			if !now.Before(n.until) {
 				delete(o.uses, k)
