@@ -1,6 +1,7 @@
 package module
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -124,13 +125,32 @@ func EtcdConfig(cfg config.Config) (clientv3.Config, error) {
 //	Strict-Transport-Security: max-age=31536000
 //	                                         (only under TLS: on a TLS connection, or
 //	                                         X-Forwarded-Proto https from a trusted proxy)
+//
+// The handlers learn the same verdict from RequestHTTPS (cookies are
+// Secure exactly when the answer carries Strict-Transport-Security).
 func SecurityHeaders(next http.Handler, trusted []netip.Prefix) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hw := &headerWriter{ResponseWriter: w, hsts: underTLS(r, trusted)}
+		secure := underTLS(r, trusted)
+		hw := &headerWriter{ResponseWriter: w, hsts: secure}
+		if secure && r.TLS == nil {
+			r = r.WithContext(context.WithValue(r.Context(), httpsKey{}, true))
+		}
 		next.ServeHTTP(hw, r)
 		hw.fill() // an answer without a body: the server writes the headers now
-
 	})
+}
+
+type httpsKey struct{}
+
+// RequestHTTPS reports whether the client reached us over HTTPS: a TLS
+// connection, or (behind SecurityHeaders) X-Forwarded-Proto https from a
+// trusted proxy that terminates TLS. Cookies set for r are Secure then.
+func RequestHTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	v, _ := r.Context().Value(httpsKey{}).(bool)
+	return v
 }
 
 // underTLS reports whether the client reached us over TLS.

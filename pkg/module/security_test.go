@@ -3,6 +3,7 @@ package module
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -244,6 +245,58 @@ func TestSecurityHeaders(t *testing.T) {
 		if got := resp.Header.Get("Strict-Transport-Security"); got != tc.want {
 			t.Errorf("X-Forwarded-Proto https, trusted %v: HSTS %q, want %q", tc.trusted, got, tc.want)
 		}
+	}
+}
+
+// RequestHTTPS tells the handlers what HSTS says: HTTPS on a TLS
+// connection, or behind a trusted TLS-terminating proxy (X-Forwarded-Proto
+// https), never from an untrusted peer's header or over plain HTTP.
+func TestRequestHTTPS(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprint(w, RequestHTTPS(r))
+	})
+	proxy := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	ask := func(srv *httptest.Server, proto string) (string, string) {
+		req, _ := http.NewRequest("GET", srv.URL+"/", nil)
+		if proto != "" {
+			req.Header.Set("X-Forwarded-Proto", proto)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), resp.Header.Get("Strict-Transport-Security")
+	}
+	for _, tc := range []struct {
+		name    string
+		tls     bool
+		trusted []netip.Prefix
+		proto   string
+		want    string
+	}{
+		{"TLS", true, nil, "", "true"},
+		{"trusted proxy, https", false, proxy, "https", "true"},
+		{"trusted proxy, http", false, proxy, "http", "false"},
+		{"trusted proxy, no header", false, proxy, "", "false"},
+		{"untrusted peer, https", false, nil, "https", "false"},
+	} {
+		var srv *httptest.Server
+		if tc.tls {
+			srv = httptest.NewTLSServer(SecurityHeaders(mux, tc.trusted))
+		} else {
+			srv = httptest.NewServer(SecurityHeaders(mux, tc.trusted))
+		}
+		got, hsts := ask(srv, tc.proto)
+		srv.Close()
+		if got != tc.want || (hsts != "") != (tc.want == "true") {
+			t.Errorf("%s: RequestHTTPS %s with HSTS %q, want %s (and HSTS the same)", tc.name, got, hsts, tc.want)
+		}
+	}
+	if RequestHTTPS(httptest.NewRequest("GET", "/", nil)) {
+		t.Error("a request that did not pass SecurityHeaders, without TLS, is HTTPS")
 	}
 }
 

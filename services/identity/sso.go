@@ -49,6 +49,20 @@ func (s *Service) SSOLogin(ctx context.Context, login, password string) (*SSOLog
 		return nil, err
 	}
 	if r != ReasonOK {
+		if !a.hashed && (r == ReasonAccountLocked || r == ReasonAccountDisabled) {
+			// Refused before the password was checked (checkPassword took
+			// the source's count back). The login page answers these as an
+			// unknown login, so they cost what one costs: counted at the
+			// source and its wait, then one hash. Neither the answer's time
+			// nor the source's throttling then tells that the account
+			// exists.
+			if err := a.admitSource(ctx, "login:"+login, "", start); err != nil {
+				return nil, err
+			}
+			if err := a.wait(ctx); err != nil {
+				return nil, err
+			}
+		}
 		if !a.hashed {
 			if err := s.verifyDummy(ctx, password); err != nil {
 				return nil, err

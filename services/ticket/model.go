@@ -22,7 +22,10 @@ type Session struct {
 	HardExpiry time.Time `json:"hard_expiry"`
 	ClientIP   string    `json:"client_ip,omitempty"`
 	// Services are those that received a ticket in this session, each
-	// once with its first ticket, told of its end (single logout).
+	// once with its latest ticket recorded here, told of its end (single
+	// logout). A service's later tickets that did not write the session
+	// are noted by their issuing instance (Store.NoteUse) and merged in
+	// when the session ends.
 	Services []ServiceUse `json:"services,omitempty"`
 	// Issuers are the instances (Store.Replica) that issued service
 	// tickets of this session that validation does not read the session

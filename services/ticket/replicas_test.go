@@ -150,9 +150,10 @@ func TestStaleSessionCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The service is recorded once (with its first ticket): the later
-	// tickets wrote nothing to the session.
-	if len(sess.Services) != 1 || sess.Services[0].Ticket != st1 {
+	// The service is recorded once, with the ticket of the last session
+	// write (B's first ticket, which named B in the session); A's later
+	// ticket wrote nothing (A noted it for single logout).
+	if len(sess.Services) != 1 || sess.Services[0].Ticket != st2 {
 		t.Fatalf("single-logout list after issuing for one service at A, B, A: %+v", sess.Services)
 	}
 	// A new service at B changes the session; A's copy is stale, and A's
@@ -455,6 +456,79 @@ func TestEndNotToldIsAnError(t *testing.T) {
 	for _, st := range []string{st1, st2} {
 		if v, err := svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA}); err != nil || v.Valid {
 			t.Fatalf("a ticket of a revoked session at the instance that answered: %+v %v", v, err)
+		}
+	}
+}
+
+// TestSingleLogoutNamesTheLatestTicket: single logout names the latest
+// ticket each service received in the session (CAS's default), whether
+// that ticket wrote the session or not (the issuing instance remembers
+// it and hands it over at the end), wherever the session ends. The
+// repeated tickets still write nothing to NATS.
+func TestSingleLogoutNamesTheLatestTicket(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	b := f.replica(t)
+	ctx := context.Background()
+	var ended []*ticket.Session
+	var mu sync.Mutex
+	hook := func(s *ticket.Session, _ string) { mu.Lock(); ended = append(ended, s); mu.Unlock() }
+	f.svc.SetEnding(hook)
+	b.SetEnding(hook)
+	latest := func(s *ticket.Session, service string) string {
+		for _, u := range s.Services {
+			if u.Service == service {
+				return u.Ticket
+			}
+		}
+		return ""
+	}
+	issue := func(s *ticket.Service, tgt, service string) string {
+		t.Helper()
+		st, _, err := s.IssueServiceTicket(ctx, tgt, service, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: service}); err != nil || !v.Valid {
+			t.Fatalf("validate: %+v %v", v, err)
+		}
+		return st
+	}
+
+	// One instance: T1 then T2 for the same service, the second without a
+	// session write.
+	tgt := f.login(t, "u1")
+	t1 := issue(f.svc, tgt, svcA)
+	m0 := f.nc.Stats().OutMsgs
+	f.clock.advance(time.Second)
+	t2 := issue(f.svc, tgt, svcA)
+	if n := f.nc.Stats().OutMsgs - m0; n != 0 {
+		t.Fatalf("second ticket for a recorded service: %d NATS requests, want none", n)
+	}
+	other := issue(f.svc, tgt, "https://b.example.com/")
+	if _, err := f.svc.DestroySession(ctx, tgt); err != nil {
+		t.Fatal(err)
+	}
+	if len(ended) != 1 || latest(ended[0], svcA) != t2 || latest(ended[0], "https://b.example.com/") != other || len(ended[0].Services) != 2 {
+		t.Fatalf("single-logout list %+v: want %s for %s (not the first, %s)", ended[0].Services, t2, svcA, t1)
+	}
+
+	// Across instances: the latest ticket was issued at B, the session
+	// ends at A (and the other way round).
+	for _, tc := range []struct {
+		name      string
+		last, end *ticket.Service
+	}{{"issued at B, ended at A", b, f.svc}, {"issued at A, ended at B", f.svc, b}} {
+		ended = nil
+		tgt := f.login(t, "u2")
+		issue(f.svc, tgt, svcA)
+		issue(b, tgt, svcA) // B's first ticket of the session names B in it
+		f.clock.advance(time.Second)
+		want := issue(tc.last, tgt, svcA)
+		if _, err := tc.end.DestroySession(ctx, tgt); err != nil {
+			t.Fatal(err)
+		}
+		if len(ended) != 1 || latest(ended[0], svcA) != want || len(ended[0].Services) != 1 {
+			t.Fatalf("%s: single-logout list %+v, want %s", tc.name, ended, want)
 		}
 	}
 }

@@ -287,7 +287,10 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 	// its session): the instances that keep them drop them now, before the
 	// caller hears of the end; unguarded ones are refused at validation,
 	// which reads the session for them.
-	endErr := s.store.EndTickets(ctx, sess.ID, sess.Issuers)
+	uses, endErr := s.store.EndTickets(ctx, sess.ID, sess.Issuers)
+	// Single logout names the latest ticket of each service: the issuing
+	// instances noted those the session was not written for.
+	sess.Services = latestUses(sess.Services, uses)
 	if endErr != nil {
 		s.log.Warn("a session ended, but an instance keeping its tickets was not told; they may validate until they expire",
 			zap.String("reason", reason), zapErr(endErr))
@@ -374,13 +377,15 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 			}
 		}
 		newIssuer := guarded && !slices.Contains(sess.Issuers, replica)
+		use := ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()}
 		if recorded(sess.Services, service) && now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter && !newIssuer {
+			// Not written: this instance remembers the service's newest
+			// ticket, handed over when the session ends (EndTickets).
+			s.store.NoteUse(id, use, sess.HardExpiry)
 			break
 		}
 		sess.LastUsedAt = now.UTC()
-		if !recorded(sess.Services, service) {
-			sess.Services = addUse(sess.Services, ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()})
-		}
+		sess.Services = latestUses(sess.Services, []ServiceUse{use})
 		if newIssuer {
 			sess.Issuers = append(slices.Clip(sess.Issuers), replica)
 		}
@@ -427,6 +432,22 @@ func recorded(list []ServiceUse, service string) bool {
 		}
 	}
 	return false
+}
+
+// latestUses is list with each of uses recorded as its service's ticket
+// when it is newer than the one list has (a service list lacks is added).
+func latestUses(list []ServiceUse, uses []ServiceUse) []ServiceUse {
+	for _, u := range uses {
+		i := slices.IndexFunc(list, func(e ServiceUse) bool { return e.Service == u.Service })
+		switch {
+		case i < 0:
+			list = addUse(list, u)
+		case u.At.After(list[i].At) || u.At.Equal(list[i].At) && u.Ticket != list[i].Ticket:
+			list = slices.Clone(list) // list may be shared with a cached copy
+			list[i] = u
+		}
+	}
+	return list
 }
 
 // addUse records a service's ticket in a session's single-logout list: at
@@ -497,10 +518,10 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	prefix := PrefixST
 	switch {
 	case strings.HasPrefix(v.Ticket, PrefixST):
-	case strings.HasPrefix(v.Ticket, PrefixPT) && v.AllowProxy:
-		prefix = PrefixPT
 	case strings.HasPrefix(v.Ticket, PrefixPT):
-		return refuse(CodeInvalidTicketSpec, "PROXY_TICKET_NOT_ALLOWED", "proxy tickets are validated at proxyValidate", nil)
+		// A proxy ticket at serviceValidate is refused below, once it is
+		// used up (CAS 3.0 §3.1.1: refused or not, the ticket is spent).
+		prefix = PrefixPT
 	default:
 		return refuse(CodeInvalidTicket, "UNKNOWN_TICKET", fmt.Sprintf("ticket %s not recognized", shown(v.Ticket)), nil)
 	}
@@ -512,20 +533,16 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	if !s.now().Before(sig.Expires) {
 		return refuse(CodeInvalidTicket, "EXPIRED", fmt.Sprintf("ticket %s has expired", shown(v.Ticket)), nil)
 	}
+	// The registry is read before the ticket is used up, so that its
+	// fault leaves the ticket usable; its verdicts are answered after.
+	rs, err := s.reg.Match(ctx, v.Service)
+	if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+		return nil, err
+	}
+	var pgtRefusal *Validation
 	if v.IssuePGT {
-		rs, err := s.reg.Match(ctx, v.Service)
-		if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+		if pgtRefusal, err = s.checkProxyCallback(ctx, rs, v.PGTURL); err != nil {
 			return nil, err
-		}
-		if rs == nil || !rs.AllowProxy {
-			return refuse(CodeUnauthorizedServiceProx, "PROXY_NOT_ALLOWED", "the service is not allowed to obtain proxy-granting tickets", nil)
-		}
-		cb, err := s.reg.Match(ctx, v.PGTURL)
-		if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
-			return nil, err
-		}
-		if cb == nil || !strings.HasPrefix(v.PGTURL, "https://") {
-			return refuse(CodeInvalidProxyCallback, "BAD_PROXY_CALLBACK", "the proxy callback must be a registered https URL", nil)
 		}
 	}
 	t, err := s.store.ConsumeTicket(ctx, sig.Replica, keyOf(v.Ticket))
@@ -535,13 +552,32 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	if err != nil {
 		return nil, err
 	}
-	// The ticket is used up from here on, whatever follows (CAS: a ticket
-	// presented for the wrong service is invalidated too).
+	// The ticket is used up from here on, whatever follows: CAS 3.0
+	// §3.1.1 invalidates a presented ticket whether or not its validation
+	// succeeds (a ticket for the wrong service, a proxy ticket at
+	// serviceValidate, a refused proxy callback...).
 	if t.Service != v.Service {
 		return refuse(CodeInvalidService, "WRONG_SERVICE", "the ticket was not issued for this service", t)
 	}
+	if prefix == PrefixPT && !v.AllowProxy {
+		return refuse(CodeInvalidTicketSpec, "PROXY_TICKET_NOT_ALLOWED", "proxy tickets are validated at proxyValidate", t)
+	}
+	if rs != nil && rs.LegacyScheme != 0 {
+		// The legacy interface checks its caller (App_ID and secret, IP
+		// allow-list): its tickets are validated there only, as CAS
+		// tickets are refused there.
+		return refuse(CodeInvalidService, "LEGACY_SERVICE",
+			"the ticket was issued to an application of the ssoAuthService interface (validate it there)", t)
+	}
 	if v.Renew && !t.FromNewLogin {
 		return refuse(CodeInvalidTicketSpec, "NOT_FROM_NEW_LOGIN", "renew was requested but the ticket did not follow a login", t)
+	}
+	if pgtRefusal != nil {
+		reason := "PROXY_NOT_ALLOWED"
+		if pgtRefusal.Code == CodeInvalidProxyCallback {
+			reason = "BAD_PROXY_CALLBACK"
+		}
+		return refuse(pgtRefusal.Code, reason, pgtRefusal.Message, t)
 	}
 	// A ticket ends with its session: a guarded ticket was removed when
 	// its session ended (wherever it ended); an unguarded one is checked
@@ -571,6 +607,26 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	s.auditCall(ctx, audit.Action{API: "ticket.validate", Subject: "user:" + t.UserID, Org: t.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start, Fields: f[:2], Own: f[2:]})
 	return out, nil
+}
+
+// checkProxyCallback decides whether service rs (nil: not registered) may
+// obtain a proxy-granting ticket at pgtURL: the service must be allowed to
+// proxy, and the callback must be a registered https URL of the same
+// application. A refusal is the answer (code and message); an error is a
+// fault of the registry.
+func (s *Service) checkProxyCallback(ctx context.Context, rs *RegisteredService, pgtURL string) (*Validation, error) {
+	if rs == nil || !rs.AllowProxy {
+		return &Validation{Code: CodeUnauthorizedServiceProx, Message: "the service is not allowed to obtain proxy-granting tickets"}, nil
+	}
+	cb, err := s.reg.Match(ctx, pgtURL)
+	if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+		return nil, err
+	}
+	if cb == nil || !strings.HasPrefix(pgtURL, "https://") || cb.AppID != rs.AppID {
+		return &Validation{Code: CodeInvalidProxyCallback,
+			Message: "the proxy callback must be a registered https URL of the service's own application"}, nil
+	}
+	return nil, nil
 }
 
 // sessionOfTicket checks that the session of a consumed ticket has not
@@ -622,7 +678,8 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 	if err != nil {
 		return "", "", "", err
 	}
-	if _, _, err := s.liveSession(ctx, p.SessionID); err != nil {
+	sess, rev, err := s.liveSession(ctx, p.SessionID)
+	if err != nil {
 		if errors.Is(err, ErrSessionNotFound) {
 			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(pgt)))
 		}
@@ -645,6 +702,18 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 		UserID: p.UserID, Login: p.Login, OrgID: p.OrgID, AuthLevel: p.AuthLevel, AuthTime: p.AuthTime,
 		IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Proxies: p.Proxies}
 	if err := s.store.PutTicket(ctx, keyOf(pt), rec, s.cfg.PTTTL); err != nil {
+		if errors.Is(err, ErrNotFound) { // the session ended here meanwhile
+			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(pgt)))
+		}
+		return "", "", "", err
+	}
+	// The target receives the single-logout request of the session too,
+	// as every service that received a ticket in it.
+	if err := s.recordProxied(ctx, sess, rev, ServiceUse{Service: target, AppID: appID, Ticket: pt, At: now.UTC()}); err != nil {
+		_, _ = s.store.ConsumeTicket(ctx, sig.Replica, keyOf(pt)) // the ticket must not outlive its session unrecorded
+		if errors.Is(err, ErrSessionNotFound) {
+			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(pgt)))
+		}
 		return "", "", "", err
 	}
 	s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + p.UserID, Org: p.OrgID,
@@ -652,6 +721,31 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 		Fields: detail("kind", "PT", "serial", sig.Serial, "service", target, "app_id", appID,
 			"session_id", p.SessionID)})
 	return pt, "", "", nil
+}
+
+// recordProxied records in session sess (read at rev) that u's service
+// received a proxy ticket (its latest): the session's end sends that
+// service the single-logout request too. Proxy tickets are issued by
+// instances the session need not list, so the session is written for each
+// (not noted in memory as repeated service tickets are). ErrSessionNotFound
+// when the session has ended.
+func (s *Service) recordProxied(ctx context.Context, sess *Session, rev uint64, u ServiceUse) error {
+	for attempt := 0; ; attempt++ {
+		sess.Services = latestUses(sess.Services, []ServiceUse{u})
+		err := s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(s.now()))
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ErrConflict) && attempt < 5:
+			if sess, rev, err = s.liveSession(ctx, sess.ID); err != nil {
+				return err
+			}
+		case errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound):
+			return ErrSessionNotFound
+		default:
+			return err
+		}
+	}
 }
 
 // UserSessions lists the live sessions of a person.

@@ -307,9 +307,11 @@ func TestForgedAndMalformedRefusedBeforeLookup(t *testing.T) {
 	if v := f.validate(t, st, svcA); !v.Valid {
 		t.Fatalf("genuine ticket after forgeries: %+v", v)
 	}
-	// A proxy ticket at serviceValidate is INVALID_TICKET_SPEC.
-	if v := f.validate(t, "PT-"+strings.TrimPrefix(st, "ST-"), svcA); v.Code != ticket.CodeInvalidTicketSpec {
-		t.Errorf("PT at serviceValidate: %+v", v)
+	// An ST's value passed off as a PT is forged (a genuine proxy ticket
+	// at serviceValidate is INVALID_TICKET_SPEC, used up:
+	// TestRefusedValidationUsesUpTheTicket).
+	if v := f.validate(t, "PT-"+strings.TrimPrefix(st, "ST-"), svcA); v.Code != ticket.CodeInvalidTicket {
+		t.Errorf("ST passed off as a PT: %+v", v)
 	}
 }
 
@@ -416,10 +418,6 @@ func TestProxyTickets(t *testing.T) {
 	if err != nil || code != "" || !strings.HasPrefix(pt, "PT-") {
 		t.Fatalf("proxy: %q %s %v", pt, code, err)
 	}
-	if v := f.validate(t, pt, "https://backend.example.com/"); v.Valid || v.Code != ticket.CodeInvalidTicketSpec {
-		t.Fatalf("PT at serviceValidate: %+v", v)
-	}
-	// That refusal did not consume it (refused before any lookup).
 	pv, _ := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: pt, Service: "https://backend.example.com/", AllowProxy: true})
 	if !pv.Valid || len(pv.Ticket.Proxies) != 1 || pv.Ticket.Proxies[0] != "https://a.example.com/pgt" || pv.Ticket.AppID != "app3" {
 		t.Fatalf("proxyValidate: %+v", pv)
@@ -535,5 +533,168 @@ func TestTicketRecordsDetail(t *testing.T) {
 		if !found {
 			t.Errorf("no %s %s record: %+v", w.api, w.reason, f.audit.evs)
 		}
+	}
+}
+
+// TestRefusedValidationUsesUpTheTicket: CAS 3.0 §3.1.1, whether or not
+// validation succeeds the ticket is invalidated. Every refusal of a
+// presented ticket (the service may not proxy, a bad or foreign proxy
+// callback, a proxy ticket at serviceValidate, a legacy service's ticket)
+// uses it up: the same ticket presented again, correctly, is refused.
+func TestRefusedValidationUsesUpTheTicket(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	register(t, f.services, "leg", ticket.RegisteredService{AppID: "app5", URL: "https://legacy.example.com/oa/ssoAuthService", LegacyScheme: 2})
+	f.svc.Registry().Invalidate()
+	ctx := context.Background()
+	tgt := f.login(t, "u1")
+	const svcB, backend, legacy = "https://b.example.com/x", "https://backend.example.com/", "https://legacy.example.com/oa/ssoAuthService"
+	// A PGT for svcA, to get proxy tickets for the backend.
+	v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: f.st(t, tgt, svcA), Service: svcA, IssuePGT: true, PGTURL: "https://a.example.com/pgt"})
+	if err != nil || !v.Valid || v.PGT == "" {
+		t.Fatalf("validate with pgtUrl: %+v %v", v, err)
+	}
+	pgt := v.PGT
+	pt := func() string {
+		t.Helper()
+		pt, code, _, err := f.svc.IssueProxyTicket(ctx, pgt, backend)
+		if err != nil || code != "" {
+			t.Fatalf("proxy ticket: %s %v", code, err)
+		}
+		return pt
+	}
+	cases := []struct {
+		name, ticket, service, reason string
+		first                         ticket.Validate
+		code                          ticket.CasCode
+		proxy                         bool // the replay is a proxyValidate
+	}{
+		{name: "service not allowed to proxy", ticket: f.st(t, tgt, svcB), service: svcB,
+			first: ticket.Validate{IssuePGT: true, PGTURL: "https://b.example.com/pgt"}, code: ticket.CodeUnauthorizedServiceProx, reason: "PROXY_NOT_ALLOWED"},
+		{name: "http proxy callback", ticket: f.st(t, tgt, svcA), service: svcA,
+			first: ticket.Validate{IssuePGT: true, PGTURL: "http://a.example.com/pgt"}, code: ticket.CodeInvalidProxyCallback, reason: "BAD_PROXY_CALLBACK"},
+		{name: "unregistered proxy callback", ticket: f.st(t, tgt, svcA), service: svcA,
+			first: ticket.Validate{IssuePGT: true, PGTURL: "https://evil.example/pgt"}, code: ticket.CodeInvalidProxyCallback, reason: "BAD_PROXY_CALLBACK"},
+		{name: "proxy callback of another application", ticket: f.st(t, tgt, svcA), service: svcA,
+			first: ticket.Validate{IssuePGT: true, PGTURL: "https://b.example.com/pgt"}, code: ticket.CodeInvalidProxyCallback, reason: "BAD_PROXY_CALLBACK"},
+		{name: "proxy ticket at serviceValidate", ticket: pt(), service: backend, proxy: true,
+			code: ticket.CodeInvalidTicketSpec, reason: "PROXY_TICKET_NOT_ALLOWED"},
+		{name: "legacy service's ticket", ticket: f.st(t, tgt, legacy), service: legacy,
+			code: ticket.CodeInvalidService, reason: "LEGACY_SERVICE"},
+		{name: "legacy service's ticket at proxyValidate", ticket: f.st(t, tgt, legacy), service: legacy,
+			first: ticket.Validate{AllowProxy: true}, code: ticket.CodeInvalidService, reason: "LEGACY_SERVICE"},
+	}
+	for _, tc := range cases {
+		first := tc.first
+		first.Ticket, first.Service = tc.ticket, tc.service
+		v, err := f.svc.ValidateTicket(ctx, first)
+		if err != nil || v.Valid || v.Code != tc.code || v.PGT != "" {
+			t.Errorf("%s: %+v %v, want %s", tc.name, v, err, tc.code)
+			continue
+		}
+		if !f.audit.find("ticket.validate", "failure", tc.reason) {
+			t.Errorf("%s: no audit record %s", tc.name, tc.reason)
+		}
+		again, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: tc.ticket, Service: tc.service, AllowProxy: tc.proxy})
+		if err != nil || again.Valid || again.Code != ticket.CodeInvalidTicket {
+			t.Errorf("%s: the refused ticket presented again: %+v %v, want INVALID_TICKET (used up)", tc.name, again, err)
+		}
+	}
+	// A legacy service still gets tickets (validated at ssoAuthService).
+	if _, _, err := f.svc.IssueServiceTicket(ctx, tgt, legacy, false); err != nil {
+		t.Fatalf("ticket for the legacy service: %v", err)
+	}
+	// A proxy ticket is still good at proxyValidate, and a registered
+	// https callback of the service's own application gets the PGT.
+	if v, _ := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: pt(), Service: backend, AllowProxy: true}); !v.Valid {
+		t.Errorf("PT at proxyValidate: %+v", v)
+	}
+}
+
+// TestProxiedServicesInSingleLogout: a service that received a proxy
+// ticket of a session is in the session's single-logout list (with its
+// latest ticket as the SessionIndex), as the services that received its
+// service tickets are; a PT asked for after the session ended is refused and
+// records nothing.
+func TestProxiedServicesInSingleLogout(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	var ended []*ticket.Session
+	f.svc.SetEnding(func(s *ticket.Session, _ string) { ended = append(ended, s) })
+	ctx := context.Background()
+	const backend = "https://backend.example.com/api"
+	tgt := f.login(t, "u1")
+	v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: f.st(t, tgt, svcA), Service: svcA, IssuePGT: true, PGTURL: "https://a.example.com/pgt"})
+	if err != nil || !v.Valid {
+		t.Fatalf("validate with pgtUrl: %+v %v", v, err)
+	}
+	pt, code, _, err := f.svc.IssueProxyTicket(ctx, v.PGT, backend)
+	if err != nil || code != "" {
+		t.Fatalf("proxy ticket: %s %v", code, err)
+	}
+	if v := f.validate(t, pt, backend); v.Valid { // used up at serviceValidate; proxyValidate below needs another
+		t.Fatalf("PT at serviceValidate: %+v", v)
+	}
+	pt2, _, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, backend)
+	if pv, _ := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: pt2, Service: backend, AllowProxy: true}); !pv.Valid {
+		t.Fatalf("proxyValidate: %+v", pv)
+	}
+	if ok, err := f.svc.DestroySession(ctx, tgt); !ok || err != nil {
+		t.Fatalf("logout: %v %v", ok, err)
+	}
+	if len(ended) != 1 {
+		t.Fatalf("ended sessions: %d", len(ended))
+	}
+	got := map[string]string{}
+	for _, u := range ended[0].Services {
+		got[u.Service] = u.Ticket
+	}
+	if len(got) != 2 || got[backend] != pt2 || got[svcA] == "" {
+		t.Fatalf("single-logout list %+v: want %s and the backend %s (with its latest PT)", ended[0].Services, svcA, backend)
+	}
+	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, backend); code != ticket.CodeInvalidTicket {
+		t.Errorf("PT after the logout: %s", code)
+	}
+}
+
+// failingServices is a registry store that cannot be read (its database
+// is down) and has never been read.
+type failingServices struct{ *memServices }
+
+func (failingServices) ListServices(context.Context, string) ([]*ticket.RegisteredService, error) {
+	return nil, errors.New("database down")
+}
+
+// TestRegistryFaultLeavesTheTicket: a validation that cannot read the
+// registry is a fault (an error: INTERNAL_ERROR at the edge) answered
+// before the ticket is used up, so the ticket still validates once the
+// registry answers.
+func TestRegistryFaultLeavesTheTicket(t *testing.T) {
+	ns := eventstest.NATS(t)
+	_, js := eventstest.Connect(t, ns)
+	st := kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute})
+	mac := signer(t)
+	services := &memServices{}
+	register(t, services, "a", ticket.RegisteredService{AppID: "app1", URL: "https://a.example.com/"})
+	svc := func(reg *ticket.Registry) *ticket.Service {
+		s, err := ticket.New(ticket.Deps{Store: st, MAC: mac, Registry: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	good, down := svc(ticket.NewRegistry(services, 0, nil)), svc(ticket.NewRegistry(failingServices{services}, 0, nil))
+	ctx := context.Background()
+	tgt, _, err := good.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "u1", AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stv, _, err := good.IssueServiceTicket(ctx, tgt, svcA, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := down.ValidateTicket(ctx, ticket.Validate{Ticket: stv, Service: svcA}); err == nil {
+		t.Fatalf("validation with the registry down: %+v, want an error", v)
+	}
+	if v, err := good.ValidateTicket(ctx, ticket.Validate{Ticket: stv, Service: svcA}); err != nil || !v.Valid {
+		t.Fatalf("the ticket once the registry answers: %+v %v", v, err)
 	}
 }

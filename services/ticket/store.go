@@ -45,13 +45,21 @@ type Store interface {
 	// was ended here (EndTickets) in the last minutes: an issue from a
 	// stale copy of that session must not leave a ticket behind.
 	PutTicket(ctx context.Context, key string, t *Ticket, ttl time.Duration) error
+	// NoteUse remembers in this instance's memory, until until, that the
+	// service u.Service received ticket u.Ticket in session id, where the
+	// session is not written for that ticket (a service it lists already):
+	// EndTickets hands the latest ticket of each service over, so that
+	// single logout names it.
+	NoteUse(id string, u ServiceUse, until time.Time)
 	// EndTickets removes the tickets of session id that the instances
 	// issuers keep (this one in memory, the others asked through NATS; an
 	// instance that has stopped kept none) and makes them refuse new ones
-	// for it, before it returns. An error means an instance that may be
+	// for it, before it returns. It returns the uses those instances
+	// noted for the session (NoteUse; an instance that has stopped or did
+	// not answer hands none). An error means an instance that may be
 	// running was not told: its tickets of the session may still validate
 	// until they expire.
-	EndTickets(ctx context.Context, id string, issuers []string) error
+	EndTickets(ctx context.Context, id string, issuers []string) ([]ServiceUse, error)
 	// ConsumeTicket returns the ticket under key kept by instance replica
 	// (this one, or another asked through NATS) and removes it,
 	// atomically: of concurrent calls for one key, at any instance,

@@ -128,7 +128,7 @@ func TestCASProtocol(t *testing.T) {
 		"forged":         {"serviceValidate?service=" + q(svc) + "&ticket=ST-0123456789abcdef0123456789abcdef-1-2-c1-7331-" + strings.Repeat("0", 64), "INVALID_TICKET"},
 		"malformed":      {"p3/serviceValidate?service=" + q(svc) + "&ticket=ST-%3Cscript%3E", "INVALID_TICKET"},
 		"wrong service":  {"serviceValidate?service=" + q("https://backend.example.com/") + "&ticket=" + issue(svc), "INVALID_SERVICE"},
-		"pt at sv":       {"serviceValidate?service=" + q(svc) + "&ticket=PT-abc", "INVALID_TICKET_SPEC"},
+		"forged pt":      {"serviceValidate?service=" + q(svc) + "&ticket=PT-abc", "INVALID_TICKET"},
 		"renew":          {"serviceValidate?renew=true&service=" + q(svc) + "&ticket=" + issue(svc), "INVALID_TICKET_SPEC"},
 		"no proxy right": {"serviceValidate?service=" + q("https://backend.example.com/") + "&pgtUrl=" + q(cb.URL+"/pgt") + "&ticket=" + issue("https://backend.example.com/"), "UNAUTHORIZED_SERVICE_PROXY"},
 		"bad callback":   {"serviceValidate?service=" + q(svc) + "&pgtUrl=" + q("https://evil.example/pgt") + "&ticket=" + issue(svc), "INVALID_PROXY_CALLBACK"},
@@ -180,6 +180,12 @@ func TestCASProtocol(t *testing.T) {
 	if body := get("serviceValidate?service=" + q("https://backend.example.com/") + "&ticket=" + pt); !strings.Contains(body, `code="INVALID_TICKET_SPEC"`) {
 		t.Errorf("PT at serviceValidate: %s", body)
 	}
+	// That refusal used the PT up (CAS 3.0 §3.1.1).
+	if body := get("proxyValidate?service=" + q("https://backend.example.com/") + "&ticket=" + pt); !strings.Contains(body, `code="INVALID_TICKET"`) {
+		t.Errorf("PT refused at serviceValidate, then at proxyValidate: %s", body)
+	}
+	body = get("proxy?pgt=" + pgt + "&targetService=" + q("https://backend.example.com/"))
+	pt = between(body, "<cas:proxyTicket>", "</cas:proxyTicket>")
 	body = get("proxyValidate?service=" + q("https://backend.example.com/") + "&ticket=" + pt)
 	if !strings.Contains(body, "<cas:user>pat</cas:user>") || !strings.Contains(body, "<cas:proxy>"+cb.URL+"/pgt</cas:proxy>") {
 		t.Errorf("proxyValidate: %s", body)
@@ -236,7 +242,9 @@ func TestCASProtocol(t *testing.T) {
 	}
 	page, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(page), `<form method="post" action="https://app.example.com/">`) || !strings.Contains(string(page), `name="ticket" value="ST-`) || strings.Contains(string(page), "<script") {
+	// The form submits itself, by the one script the page's nonce allows.
+	if !strings.Contains(string(page), `<form method="post" action="https://app.example.com/" id="cas-post">`) || !strings.Contains(string(page), `name="ticket" value="ST-`) ||
+		strings.Count(string(page), "<script") != 1 || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'nonce-") {
 		t.Errorf("method=POST: %s", page)
 	}
 	var tgc *http.Cookie

@@ -90,7 +90,7 @@ func TestNATSPermissionsOfTicket(t *testing.T) {
 	if _, err := st.DeleteSession(ctx, "s1"); err != nil {
 		t.Fatalf("delete session: %v", err)
 	}
-	if err := other.EndTickets(ctx, "s1", []string{st.Replica()}); err != nil {
+	if _, err := other.EndTickets(ctx, "s1", []string{st.Replica()}); err != nil {
 		t.Fatalf("tell the instance keeping its tickets that a session ended: %v", err)
 	}
 	if _, err := st.ConsumeTicket(ctx, st.Replica(), "k2"); !errors.Is(err, ticket.ErrNotFound) {

@@ -16,6 +16,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/module"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
@@ -84,29 +86,59 @@ func New(o Options) *Handler {
 	}
 	h := &Handler{o: o, mux: http.NewServeMux()}
 	p := o.Prefix
-	h.mux.HandleFunc("GET "+p+"login", h.loginForm)
-	h.mux.HandleFunc("POST "+p+"login", h.loginPost)
-	h.mux.HandleFunc("GET "+p+"logout", h.logout)
-	h.mux.HandleFunc("GET "+p+"validate", h.validate1)
-	h.mux.HandleFunc("GET "+p+"serviceValidate", h.validator(false, o.CAS2Attributes))
-	h.mux.HandleFunc("GET "+p+"proxyValidate", h.validator(true, o.CAS2Attributes))
-	h.mux.HandleFunc("GET "+p+"p3/serviceValidate", h.validator(false, true))
-	h.mux.HandleFunc("GET "+p+"p3/proxyValidate", h.validator(true, true))
-	h.mux.HandleFunc("GET "+p+"proxy", h.proxy)
-	h.mux.HandleFunc("GET "+p+"portal", h.portal)
-	h.mux.HandleFunc("POST "+p+"portal/link", h.portalLink)
-	h.mux.HandleFunc("GET "+p+"password", h.passwordForm)
-	h.mux.HandleFunc("POST "+p+"password", h.passwordPost)
-	h.mux.HandleFunc("GET "+p+"ssoAuthService", h.ssoAuthService)
-	h.mux.HandleFunc("POST "+p+"ssoAuthService", h.ssoAuthService)
+	// Each endpoint with its methods. GET serves HEAD too, except where
+	// answering has an effect (a ticket used up or issued, a session
+	// ended): there HEAD, which must be safe, answers 405.
+	routes := []struct {
+		path    string
+		methods map[string]http.HandlerFunc
+		safe    bool // HEAD served as GET
+	}{
+		{"login", map[string]http.HandlerFunc{"GET": h.loginForm, "POST": h.loginPost}, false},
+		{"logout", map[string]http.HandlerFunc{"GET": h.logout}, false},
+		{"validate", map[string]http.HandlerFunc{"GET": h.validate1}, false},
+		{"serviceValidate", map[string]http.HandlerFunc{"GET": h.validator(false, o.CAS2Attributes)}, false},
+		{"proxyValidate", map[string]http.HandlerFunc{"GET": h.validator(true, o.CAS2Attributes)}, false},
+		{"p3/serviceValidate", map[string]http.HandlerFunc{"GET": h.validator(false, true)}, false},
+		{"p3/proxyValidate", map[string]http.HandlerFunc{"GET": h.validator(true, true)}, false},
+		{"proxy", map[string]http.HandlerFunc{"GET": h.proxy}, false},
+		{"portal", map[string]http.HandlerFunc{"GET": h.portal}, true},
+		{"portal/link", map[string]http.HandlerFunc{"POST": h.portalLink}, true},
+		{"password", map[string]http.HandlerFunc{"GET": h.passwordForm, "POST": h.passwordPost}, true},
+		{"ssoAuthService", map[string]http.HandlerFunc{"GET": h.ssoAuthService, "POST": h.ssoAuthService}, false},
+	}
+	allowed := map[string]string{} // path -> Allow
+	for _, rt := range routes {
+		var ms []string
+		for m, fn := range rt.methods {
+			h.mux.HandleFunc(m+" "+p+rt.path, fn)
+			ms = append(ms, m)
+		}
+		slices.Sort(ms)
+		allow := strings.Join(ms, ", ")
+		allowed[p+rt.path] = allow
+		if !rt.safe && rt.methods["GET"] != nil {
+			h.mux.HandleFunc("HEAD "+p+rt.path, func(w http.ResponseWriter, _ *http.Request) { notAllowed(w, allow) })
+		}
+	}
 	h.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == p {
 			http.Redirect(w, r, p+"login", http.StatusFound)
 			return
 		}
+		if allow, ok := allowed[r.URL.Path]; ok { // a known endpoint, another method
+			notAllowed(w, allow)
+			return
+		}
 		http.NotFound(w, r)
 	})
 	return h
+}
+
+// notAllowed answers 405 with the methods the endpoint takes.
+func notAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 }
 
 // ServeHTTP implements http.Handler.
@@ -160,13 +192,13 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, code int, name st
 	d.SwitchQuery = template.URL("?" + q.Encode()) // #nosec G203 -- url.Values.Encode escapes every value
 	if r.URL.Query().Get("locale") != "" {
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: d.Lang, Path: h.o.Prefix, MaxAge: 365 * 24 * 3600,
-			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+			HttpOnly: true, Secure: module.RequestHTTPS(r), SameSite: http.SameSiteLaxMode})
 	}
 	d.Nonce = randomToken()
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+d.Nonce+"'; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
+	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+d.Nonce+"'; script-src 'nonce-"+d.Nonce+"'; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
 	hd.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(code)
 	if err := pages.ExecuteTemplate(w, name, d); err != nil {
@@ -187,7 +219,7 @@ func (h *Handler) csrf(w http.ResponseWriter, r *http.Request) string {
 		return c.Value
 	}
 	t := randomToken()
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: t, Path: h.o.Prefix, HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: t, Path: h.o.Prefix, HttpOnly: true, Secure: module.RequestHTTPS(r),
 		SameSite: http.SameSiteStrictMode})
 	return t
 }
@@ -199,13 +231,13 @@ func (h *Handler) csrfOK(r *http.Request) bool {
 }
 
 func (h *Handler) setTGC(w http.ResponseWriter, r *http.Request, tgt string) {
-	http.SetCookie(w, &http.Cookie{Name: TGCCookie, Value: tgt, Path: h.o.Prefix, HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: TGCCookie, Value: tgt, Path: h.o.Prefix, HttpOnly: true, Secure: module.RequestHTTPS(r),
 		SameSite: http.SameSiteLaxMode})
 }
 
 func (h *Handler) clearTGC(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: TGCCookie, Value: "", Path: h.o.Prefix, MaxAge: -1, HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+		Secure: module.RequestHTTPS(r), SameSite: http.SameSiteLaxMode})
 }
 
 func tgcOf(r *http.Request) string {
@@ -228,7 +260,10 @@ func paramsOf(v url.Values) loginParams {
 	if strings.EqualFold(v.Get("method"), "POST") {
 		m = "POST"
 	}
-	return loginParams{service: v.Get("service"), method: m, renew: truthy(v.Get("renew")), gateway: truthy(v.Get("gateway"))}
+	// With renew, gateway is ignored (CAS 3.0 §2.1.1 recommends it): the
+	// person must sign in.
+	renew := truthy(v.Get("renew"))
+	return loginParams{service: v.Get("service"), method: m, renew: renew, gateway: truthy(v.Get("gateway")) && !renew}
 }
 
 // match returns the registered service of p.service (nil when there is
@@ -296,7 +331,7 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.gateway && rs != nil {
 		// CAS gateway: no login page; back to the service without a ticket.
-		http.Redirect(w, r, p.service, http.StatusSeeOther)
+		http.Redirect(w, r, withoutTicket(p.service), http.StatusSeeOther)
 		return
 	}
 	h.loginPage(w, r, http.StatusOK, p, rs, "", "")
@@ -349,19 +384,17 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	switch res.GetReason() {
 	case identityv1.Reason_REASON_OK:
-	case identityv1.Reason_REASON_ACCOUNT_LOCKED:
-		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.Locked, username)
-		return
-	case identityv1.Reason_REASON_ACCOUNT_DISABLED:
-		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.Disabled, username)
-		return
 	case identityv1.Reason_REASON_PASSWORD_EXPIRED:
 		// The change form follows at once (the current password is
 		// asked again there: nothing of this login is kept).
 		h.passwordPage(w, r, http.StatusOK, p.service, username, false, "", t.Expired)
 		return
 	default:
-		// Unknown login and wrong password: one answer.
+		// Unknown login, wrong password, and a locked or disabled account:
+		// one answer. Identity refuses a locked or disabled account before
+		// it checks the password (after the same work, one hash), so its
+		// verdict does not tell that the password was right: saying the
+		// account's status would tell anyone that the login exists.
 		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.BadCredentials, "")
 		return
 	}
@@ -395,6 +428,12 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 		t := h.texts(r)
 		switch reasonOf(err) {
 		case "AUTH_LEVEL_TOO_LOW":
+			if p.gateway {
+				// CAS gateway: never a page; back to the service without a
+				// ticket, as without a session.
+				http.Redirect(w, r, withoutTicket(p.service), http.StatusSeeOther)
+				return
+			}
 			msg := t.LevelNotYet
 			if len(passwordOnly) > 0 && passwordOnly[0] {
 				msg = t.LevelPassword
@@ -417,19 +456,55 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 		return
 	}
 	if p.method == "POST" {
-		h.page(w, r, http.StatusOK, "post", pageData{Service: p.service, Ticket: st.GetTicket(), AppName: rs.GetName()})
+		h.page(w, r, http.StatusOK, "post", pageData{Service: withoutTicket(p.service), Ticket: st.GetTicket(), AppName: rs.GetName()})
 		return
 	}
 	http.Redirect(w, r, withTicket(p.service, st.GetTicket()), http.StatusFound)
 }
 
-// withTicket appends the ticket parameter to a service URL.
+// withTicket sets the ticket parameter of a service URL: a ticket
+// parameter the URL already has is dropped (one ticket reaches the
+// service, this one).
 func withTicket(service, ticket string) string {
-	sep := "?"
-	if strings.Contains(service, "?") {
-		sep = "&"
+	return withParams(dropParams(service, "ticket"), "ticket="+url.QueryEscape(ticket))
+}
+
+// withoutTicket is a service URL without its ticket parameters (where the
+// browser goes back without a new ticket).
+func withoutTicket(service string) string { return dropParams(service, "ticket") }
+
+// withParams appends the encoded parameters q to u's query.
+func withParams(u, q string) string {
+	switch {
+	case !strings.Contains(u, "?"):
+		return u + "?" + q
+	case strings.HasSuffix(u, "?") || strings.HasSuffix(u, "&"):
+		return u + q
 	}
-	return service + sep + "ticket=" + url.QueryEscape(ticket)
+	return u + "&" + q
+}
+
+// dropParams removes from u's query every parameter named one of names
+// (compared once decoded, as the service will read them); the rest of the
+// URL is kept as it is. Registered service URLs have no fragment.
+func dropParams(u string, names ...string) string {
+	base, query, ok := strings.Cut(u, "?")
+	if !ok || query == "" {
+		return u
+	}
+	parts := strings.Split(query, "&")
+	kept := parts[:0]
+	for _, part := range parts {
+		key, _, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(key); err == nil && slices.Contains(names, k) {
+			continue
+		}
+		kept = append(kept, part)
+	}
+	if len(kept) == 0 {
+		return base
+	}
+	return base + "?" + strings.Join(kept, "&")
 }
 
 // logout is GET /cas/logout: ends the session (the ticket component tells

@@ -7,13 +7,13 @@ import (
 
 // texts are the page strings of one language.
 type texts struct {
-	Title, SignIn, SigningInTo, Username, Password, SignInButton, Language, OtherLanguage, Continue              string
-	BadCredentials, Locked, Disabled, Expired, MustChange, TryLater, Throttled, CSRF, BadService, BadServiceHead string
-	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, LevelNotYet, ErrorHead  string
-	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword        string
-	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad                      string
-	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch                string
-	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal               string
+	Title, SignIn, SigningInTo, Username, Password, SignInButton, Language, OtherLanguage, Continue             string
+	BadCredentials, Expired, MustChange, TryLater, Throttled, CSRF, BadService, BadServiceHead                  string
+	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, LevelNotYet, ErrorHead string
+	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword       string
+	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad                     string
+	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch               string
+	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal              string
 }
 
 var languages = map[string]texts{
@@ -21,8 +21,6 @@ var languages = map[string]texts{
 		Title: "UIAS sign-in", SignIn: "Sign in", SigningInTo: "You are signing in to", Username: "Login name",
 		Password: "Password", SignInButton: "Sign in", Language: "Language", OtherLanguage: "中文", Continue: "Continue",
 		BadCredentials: "The login name or password is not correct.",
-		Locked:         "This account is locked after too many failed sign-ins. Try again later or ask your administrator.",
-		Disabled:       "This account is disabled. Ask your administrator.",
 		Expired:        "Your password has expired. Choose a new one to continue.",
 		MustChange:     "You must change your password before you continue.",
 		TryLater:       "The sign-in service is busy or unavailable. Please try again in a moment.",
@@ -61,8 +59,6 @@ var languages = map[string]texts{
 		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
 		Password: "密码", SignInButton: "登录", Language: "语言", OtherLanguage: "English", Continue: "继续",
 		BadCredentials: "登录名或密码不正确。",
-		Locked:         "登录失败次数过多，账号已被锁定。请稍后再试或联系管理员。",
-		Disabled:       "该账号已停用，请联系管理员。",
 		Expired:        "您的密码已过期，请设置新密码后继续。",
 		MustChange:     "继续之前必须修改密码。",
 		TryLater:       "登录服务繁忙或暂不可用，请稍后再试。",

@@ -32,6 +32,9 @@ import (
 // and X-Uias-App-Secret, or POST fields appId and appSecret; never the
 // query string) or its service requires them.
 
+// maxTicketLen is the longest ticket value (ticket.MaxTicketLen).
+const maxTicketLen = 256
+
 // legacyAnswer is one answer of the legacy interface.
 type legacyAnswer struct {
 	verb, result, message, username, password string
@@ -103,7 +106,10 @@ func (h *Handler) ssoAuthService(w http.ResponseWriter, r *http.Request) {
 			secret = r.PostForm.Get("appSecret")
 		}
 	}
-	if len(st) > 1024 || len(appID) > 128 || len(secret) > 256 {
+	// A ticket has at most 256 characters (maxTicketLen): a longer st is
+	// a malformed call, as docs/integrators.md says, not a ticket to look
+	// up.
+	if len(st) > maxTicketLen || len(appID) > 128 || len(secret) > 256 {
 		a.result, a.message = "RPC_INVALID_REQUEST", "a parameter is too long"
 		writeLegacy(w, a)
 		return
@@ -129,9 +135,5 @@ func (h *Handler) ssoAuthService(w http.ResponseWriter, r *http.Request) {
 // legacyLogin is where the browser goes for a legacy service: the
 // application's ssoAuthService?verb=ssoLogin&st=<ST>.
 func legacyLogin(service, st string) string {
-	sep := "?"
-	if strings.Contains(service, "?") {
-		sep = "&"
-	}
-	return service + sep + "verb=ssoLogin&st=" + st
+	return withParams(dropParams(service, "verb", "st"), "verb=ssoLogin&st="+st)
 }

@@ -51,7 +51,7 @@ func TestEndTickets(t *testing.T) {
 	if _, _, ok := a.CachedSession("s1"); !ok {
 		t.Fatal("A keeps no copy of the session it created")
 	}
-	if err := b.EndTickets(ctx, "s1", []string{a.Replica(), b.Replica(), "000000000000"}); err != nil {
+	if _, err := b.EndTickets(ctx, "s1", []string{a.Replica(), b.Replica(), "000000000000"}); err != nil {
 		t.Fatalf("end told to A, B and a stopped instance: %v", err)
 	}
 	for _, k := range []string{"k1", "k2"} {
@@ -148,5 +148,49 @@ func TestGuardLostWithTheConnection(t *testing.T) {
 	}
 	if _, _, ok := a.CachedSession("s1"); ok {
 		t.Fatal("a copy of a session from before the break is used")
+	}
+}
+
+// TestEndTicketsHandsOverNotedUses: the uses an instance noted for a
+// session (the latest ticket per service, NoteUse) are handed over by the
+// session's end, told there or at another instance, once; a note past its
+// time is dropped, and an instance that does not run hands nothing.
+func TestEndTicketsHandsOverNotedUses(t *testing.T) {
+	a, b, _, _ := twoInstances(t)
+	ctx := context.Background()
+	now := time.Now()
+	later := now.Add(time.Hour)
+	// An instance subscribes its answers when it keeps its first ticket.
+	for _, st := range []*kvstore.Store{a, b} {
+		if err := st.PutTicket(ctx, "k", guarded("s0", "k"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.NoteUse("s1", ticket.ServiceUse{Service: "https://x/", Ticket: "ST-1", At: now}, later)
+	a.NoteUse("s1", ticket.ServiceUse{Service: "https://x/", Ticket: "ST-3", At: now.Add(2 * time.Second)}, later)
+	a.NoteUse("s1", ticket.ServiceUse{Service: "https://x/", Ticket: "ST-2", At: now.Add(time.Second)}, later) // older: kept out
+	a.NoteUse("s1", ticket.ServiceUse{Service: "https://y/", Ticket: "ST-9", At: now}, later)
+	a.NoteUse("s2", ticket.ServiceUse{Service: "https://x/", Ticket: "ST-other", At: now}, later)
+	b.NoteUse("s1", ticket.ServiceUse{Service: "https://z/", Ticket: "ST-b", At: now}, later)
+	b.NoteUse("s3", ticket.ServiceUse{Service: "https://z/", Ticket: "ST-gone", At: now}, now.Add(-time.Second))
+	uses, err := b.EndTickets(ctx, "s1", []string{a.Replica(), "000000000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, u := range uses {
+		got[u.Service] = u.Ticket
+	}
+	if len(uses) != 3 || got["https://x/"] != "ST-3" || got["https://y/"] != "ST-9" || got["https://z/"] != "ST-b" {
+		t.Fatalf("uses handed over: %+v", uses)
+	}
+	if uses, _ := b.EndTickets(ctx, "s1", []string{a.Replica()}); len(uses) != 0 {
+		t.Fatalf("handed over twice: %+v", uses)
+	}
+	if uses, _ := a.EndTickets(ctx, "s3", []string{b.Replica()}); len(uses) != 0 {
+		t.Fatalf("a note past its time: %+v", uses)
+	}
+	if uses, _ := b.EndTickets(ctx, "s2", []string{a.Replica()}); len(uses) != 1 || uses[0].Ticket != "ST-other" {
+		t.Fatalf("another session's note: %+v", uses)
 	}
 }

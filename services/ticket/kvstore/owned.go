@@ -47,6 +47,8 @@ type owned struct {
 	tickets   map[string]ownedTicket         // by key
 	bySession map[string]map[string]struct{} // keys by session id
 	ended     map[string]time.Time           // sessions ended, refused until then
+	uses      map[string]*noted              // by session id: the latest ticket per service (NoteUse)
+	notes     int                            // NoteUse calls, to sweep uses now and then
 	endedKeep time.Duration
 	order     []expiring // keys in the order kept, to drop the expired
 	head      int
@@ -54,6 +56,12 @@ type owned struct {
 	endSub    *nats.Subscription // the session ends (with sub)
 
 	subMu sync.Mutex // held while subscribing
+}
+
+// noted is what NoteUse remembered of a session.
+type noted struct {
+	until time.Time
+	bySvc map[string]ticket.ServiceUse
 }
 
 type ownedTicket struct {
@@ -78,6 +86,56 @@ func (o *owned) init(replica string, limit int, endedKeep time.Duration) {
 	}
 	o.replica, o.max, o.tickets = replica, limit, map[string]ownedTicket{}
 	o.bySession, o.ended, o.endedKeep = map[string]map[string]struct{}{}, map[string]time.Time{}, endedKeep
+	o.uses = map[string]*noted{}
+}
+
+// note remembers u as the latest ticket of its service in session id
+// until until (at most o.max sessions: beyond, nothing is noted and single
+// logout names the ticket the session recorded).
+func (o *owned) note(id string, u ticket.ServiceUse, until, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.notes++; o.notes%1024 == 0 {
+		for k, n := range o.uses {
+			if !now.Before(n.until) {
+				delete(o.uses, k)
+			}
+		}
+	}
+	n := o.uses[id]
+	if n == nil {
+		if len(o.uses) >= o.max {
+			return
+		}
+		n = &noted{bySvc: map[string]ticket.ServiceUse{}}
+		o.uses[id] = n
+	}
+	if until.After(n.until) {
+		n.until = until
+	}
+	if prev, ok := n.bySvc[u.Service]; ok && prev.At.After(u.At) {
+		return
+	}
+	if _, ok := n.bySvc[u.Service]; !ok && len(n.bySvc) >= ticket.MaxServicesPerSession {
+		return
+	}
+	n.bySvc[u.Service] = u
+}
+
+// handOver returns and forgets the uses noted for session id.
+func (o *owned) handOver(id string, now time.Time) []ticket.ServiceUse {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := o.uses[id]
+	delete(o.uses, id)
+	if n == nil || !now.Before(n.until) {
+		return nil
+	}
+	out := make([]ticket.ServiceUse, 0, len(n.bySvc))
+	for _, u := range n.bySvc {
+		out = append(out, u)
+	}
+	return out
 }
 
 // unindex drops key from its session's keys (under mu).
@@ -249,10 +307,22 @@ func (s *Store) answer(m *nats.Msg) {
 }
 
 // answerEnded drops the tickets of a session that ended at another
-// instance, and this instance's copy of it.
+// instance, and this instance's copy of it, and answers the uses it noted
+// for it (JSON; empty when none, as instances before NoteUse answer).
 func (s *Store) answerEnded(m *nats.Msg) {
-	s.endedHere(string(m.Data))
-	_ = m.Respond(nil)
+	id := string(m.Data)
+	uses := s.owned.handOver(id, time.Now())
+	s.endedHere(id)
+	var data []byte
+	if len(uses) > 0 {
+		data, _ = json.Marshal(uses)
+	}
+	_ = m.Respond(data)
+}
+
+// NoteUse implements ticket.Store (in this instance's memory).
+func (s *Store) NoteUse(id string, u ticket.ServiceUse, until time.Time) {
+	s.owned.note(id, u, until, time.Now())
 }
 
 // endedHere drops session id's tickets and copy, and refuses new tickets
@@ -265,7 +335,8 @@ func (s *Store) endedHere(id string) {
 // EndTickets implements ticket.Store: this instance in memory, each other
 // one through a request (all at once, each bounded by Options.Timeout; no
 // answerer: that instance has stopped and its tickets went with it).
-func (s *Store) EndTickets(ctx context.Context, id string, issuers []string) error {
+func (s *Store) EndTickets(ctx context.Context, id string, issuers []string) ([]ticket.ServiceUse, error) {
+	uses := s.owned.handOver(id, time.Now())
 	s.endedHere(id) // always: this instance's copy of the session goes too
 	var others []string
 	for _, r := range issuers {
@@ -274,29 +345,38 @@ func (s *Store) EndTickets(ctx context.Context, id string, issuers []string) err
 		}
 	}
 	if len(others) == 0 {
-		return nil
+		return uses, nil
 	}
 	nc := s.js.Conn()
 	if nc == nil || !nc.IsConnected() {
-		return unavailable(nats.ErrConnectionClosed)
+		return uses, unavailable(nats.ErrConnectionClosed)
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	errs := make([]error, len(others))
+	got := make([][]ticket.ServiceUse, len(others))
 	var wg sync.WaitGroup
 	for i, r := range others {
 		wg.Go(func() {
-			_, err := nc.RequestWithContext(ctx, OwnedSubjectPrefix+r+EndedSubjectSuffix, []byte(id))
+			m, err := nc.RequestWithContext(ctx, OwnedSubjectPrefix+r+EndedSubjectSuffix, []byte(id))
 			if err != nil && !errors.Is(err, nats.ErrNoResponders) {
 				errs[i] = fmt.Errorf("instance %s: %w", r, err)
+			}
+			if err == nil && len(m.Data) > 0 {
+				// Unreadable: that instance's notes are lost (single
+				// logout names the session's own record), not the end.
+				_ = json.Unmarshal(m.Data, &got[i])
 			}
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return unavailable(err)
+	for _, g := range got {
+		uses = append(uses, g...)
 	}
-	return nil
+	if err := errors.Join(errs...); err != nil {
+		return uses, unavailable(err)
+	}
+	return uses, nil
 }
 
 // PutTicket implements ticket.Store: the ticket is kept in this instance's
