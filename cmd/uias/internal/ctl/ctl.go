@@ -19,6 +19,7 @@ const (
 	exitOK    = 0
 	exitError = 1 // the call failed (server error, no token, I/O ...)
 	exitUsage = 2 // the command line is wrong
+	exitRows  = 3 // an import ran but some rows failed (its report lists them)
 )
 
 // Defaults for the global flags.
@@ -62,7 +63,9 @@ Commands:
 // usageTail ends "uias ctl help".
 const usageTail = `
 Run "uias ctl <noun> <verb> --help" for what one command does and its flags.
-Exit status: 0 success, 1 the operation failed, 2 bad command line.
+Exit status: 0 success; 1 the operation failed; 2 bad command line; 3 an import
+(or its --dry-run) ran but some rows failed: the report lists them, the other
+rows were written (with --dry-run: nothing was written).
 `
 
 // nounOrder is the order "uias ctl help" lists the nouns in; a noun of the
@@ -201,6 +204,19 @@ type usageError struct {
 
 func (e *usageError) Error() string { return e.msg }
 
+// rowsFailedError is an import that ran with some rows failed (exit 3).
+type rowsFailedError struct {
+	failed, rows int64
+	dryRun       bool
+}
+
+func (e *rowsFailedError) Error() string {
+	if e.dryRun {
+		return fmt.Sprintf("%d of %d rows would fail (listed in the report); dry run: nothing was written", e.failed, e.rows)
+	}
+	return fmt.Sprintf("%d of %d rows failed (listed in the report); the other rows were written or skipped", e.failed, e.rows)
+}
+
 func usagef(format string, a ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, a...)}
 }
@@ -317,6 +333,11 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return a.usageFail(&usageError{msg: err.Error(), usage: usage})
 	}
 	if err := run(pos); err != nil {
+		var re *rowsFailedError
+		if errors.As(err, &re) {
+			fmt.Fprintf(stderr, "error: %s\n", re)
+			return exitRows
+		}
 		var ue *usageError
 		if errors.As(err, &ue) {
 			if ue.usage == "" {
