@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
 )
 
 // Error reasons of the REST edge itself.
@@ -32,7 +34,7 @@ func init() {
 		apierr.Reason{Name: ReasonRequestTooLarge, Code: apierr.InvalidArgument, Legacy: -5, HTTP: http.StatusRequestEntityTooLarge,
 			Doc: "REST: the request body is over the limit (1 MiB by default)."},
 		apierr.Reason{Name: ReasonInvalidJSON, Code: apierr.InvalidArgument, Legacy: -5,
-			Doc: "REST: the request body is not valid JSON for the request (syntax error, unknown field, wrong type)."},
+			Doc: "REST: the request body is not valid JSON for the request (syntax error, not an object, unknown field, wrong type); metadata `field` holds the field's proto name when one field is at fault."},
 		apierr.Reason{Name: ReasonServiceUnreachable, Code: apierr.Unavailable, Legacy: -6,
 			Doc: "REST: the edge cannot reach the service behind it (the message names it: \"identity service unavailable, try again later\"); retry with back-off."},
 		apierr.Reason{Name: ReasonMethodNotAllowed, Code: apierr.Unimplemented, HTTP: http.StatusMethodNotAllowed,
@@ -57,11 +59,19 @@ func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
 	return m.JSONPb.Marshal(v)
 }
 
-// NewDecoder wraps the JSONPb decoder.
+// NewDecoder decodes request bodies like the JSONPb decoder; a body that
+// does not fit the request is noted in the request state (badJSON, with
+// the field at fault) and answered in the edge's own words.
 func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	jd := json.NewDecoder(r)
 	d := m.JSONPb.NewDecoder(r)
 	return runtime.DecoderFunc(func(v any) error {
-		err := d.Decode(v)
+		var err error
+		if p, ok := v.(proto.Message); ok {
+			err = decodeBody(jd, m.UnmarshalOptions, p)
+		} else {
+			err = d.Decode(v)
+		}
 		if err == nil || errors.Is(err, io.EOF) {
 			return err
 		}
@@ -69,10 +79,14 @@ func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		if errors.As(err, &mbe) {
 			return err
 		}
-		if lb, ok := r.(*limitedBody); ok {
-			lb.st.badJSON = true
+		var b *badInput
+		if !errors.As(err, &b) {
+			b = &badInput{msg: "it does not fit the request"}
 		}
-		return fmt.Errorf("invalid JSON request body: %w", err)
+		if lb, ok := r.(*limitedBody); ok {
+			lb.st.badJSON = b
+		}
+		return errors.New("invalid JSON request body: " + b.msg)
 	})
 }
 
@@ -119,9 +133,12 @@ func (g *gateway) restStatus(ctx context.Context, r *http.Request, err error) *s
 			return tooLargeStatus(rs.limit)
 		case rs.bodyTooLarge:
 			return tooLargeStatus(g.opts.MaxBodyBytes)
-		case rs.badJSON:
-			// The message is the decoder's, about the caller's own input.
-			return status.Convert(apierr.ToStatus(apierr.Wrap(err, apierr.InvalidArgument, ReasonInvalidJSON, status.Convert(err).Message())))
+		case rs.badJSON != nil:
+			e := apierr.New(apierr.InvalidArgument, ReasonInvalidJSON, "invalid JSON request body: "+rs.badJSON.msg)
+			if rs.badJSON.field != "" {
+				e = e.WithMeta(grpcx.MetaField, rs.badJSON.field)
+			}
+			return status.Convert(apierr.ToStatus(e))
 		}
 	}
 	var custom *runtime.HTTPStatusError
@@ -131,6 +148,20 @@ func (g *gateway) restStatus(ctx context.Context, r *http.Request, err error) *s
 	s := status.Convert(err)
 	if apierr.Info(s) != nil {
 		return s
+	}
+	// No service answers INVALID_ARGUMENT without an ErrorInfo: this is
+	// grpc-gateway refusing a path or query parameter, in its words. Say
+	// which in ours.
+	if s.Code() == codes.InvalidArgument {
+		if md := rpcInput(ctx); md != nil {
+			var params map[string]string
+			if rs := stateFrom(r.Context()); rs != nil {
+				params = rs.pathParams
+			}
+			if b := paramProblem(md, params, r.URL.Query()); b != nil {
+				return status.Convert(apierr.ToStatus(grpcx.BadRequest(b.field, b.msg)))
+			}
+		}
 	}
 	if s.Code() == codes.Unavailable {
 		g.log.Warn("service unreachable", zap.String("route", routeOf(r)), zap.String("error", s.Message()))

@@ -307,21 +307,94 @@ func TestStatusMapping(t *testing.T) {
 	}
 }
 
+// TestMalformedJSON: a body that is not JSON, or not JSON for the request,
+// answers 400 INVALID_JSON in the edge's words (no "proto:" or Go library
+// text), naming the field by its proto name, also in ErrorInfo metadata
+// "field".
 func TestMalformedJSON(t *testing.T) {
 	e := newEnv(t, nil)
-	for _, body := range []string{`{"app_user_id": `, `not json`, `{"no_such_field": 1}`, `{"app_user_id": 5}`} {
-		r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
-		if r.code != http.StatusBadRequest {
-			t.Errorf("%q: HTTP %d, want 400 (%s)", body, r.code, r.body)
-			continue
+	for _, c := range []struct {
+		body, field, msg string
+	}{
+		{`{"app_user_id": `, "", "not valid JSON: it ends before the JSON value is complete"},
+		{`not json`, "", "not valid JSON (error at byte 2)"},
+		{`{"app_user_id": "a",}`, "", "not valid JSON (error at byte 21)"},
+		{`[]`, "", "it must be a JSON object"},
+		{`"text"`, "", "it must be a JSON object"},
+		{`{"no_such_field": 1}`, "no_such_field", `unknown field "no_such_field"`},
+		{`{"x y\u0001": 1}`, "", `unknown field "x y\x01"`},
+		{`{"` + strings.Repeat("n", 100) + `": 1}`, "", `unknown field "` + strings.Repeat("n", 64) + `…"`},
+		{`{"app_user_id":123,"password":"p","auth_type":1}`, "app_user_id", "app_user_id must be a JSON string of valid UTF-8"},
+		{`{"appUserId":123}`, "app_user_id", "app_user_id must be a JSON string of valid UTF-8"},
+		{`{"app_user_id":"a","appUserId":"b"}`, "app_user_id", "app_user_id is given twice"},
+		{`{"auth_type":"FINGER"}`, "auth_type", "auth_type must be one of AUTH_TYPE_UNSPECIFIED, AUTH_TYPE_PASSWORD, AUTH_TYPE_FINGERPRINT, AUTH_TYPE_PASSWORD_AND_FINGERPRINT (or its number)"},
+		{`{"auth_type":1.5}`, "auth_type", "auth_type must be one of"},
+		{`{"fingerprint_feature":"%%%"}`, "fingerprint_feature", "fingerprint_feature must be base64 text"},
+		{`{"extend_info":[1]}`, "extend_info", "extend_info must be a JSON object"},
+		{`{"extend_info":{"k":1}}`, "extend_info", `extend_info["k"] must be a JSON string of valid UTF-8`},
+	} {
+		r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(c.body), map[string]string{"Content-Type": "application/json"})
+		got := e.restError(t, r)
+		if r.code != http.StatusBadRequest || got.reason != ReasonInvalidJSON || got.legacy != "-5" ||
+			!strings.HasPrefix(got.message, "invalid JSON request body: "+c.msg) || got.field != c.field {
+			t.Errorf("%s: HTTP %d reason %q legacy %q field %q message %q; want 400 INVALID_JSON -5 field %q message %q",
+				c.body, r.code, got.reason, got.legacy, got.field, got.message, c.field, c.msg)
 		}
-		var eb errorBody
-		if err := json.Unmarshal(r.body, &eb); err != nil {
-			t.Fatalf("error body %s: %v", r.body, err)
+		for _, leak := range []string{"proto:", "protojson", "strconv", "appUserId", "line 1", "syntax error", "json:"} {
+			if strings.Contains(got.raw, leak) {
+				t.Errorf("%s: the answer shows library text %q: %s", c.body, leak, got.raw)
+			}
 		}
-		if eb.Code == nil || *eb.Code != int(codes.InvalidArgument) || !strings.Contains(eb.Message, "invalid JSON request body") {
-			t.Errorf("%q: error body %s", body, r.body)
+	}
+	// A body that fits is not touched: the service answers.
+	r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"appUserId":"a","auth_type":"AUTH_TYPE_PASSWORD","extend_info":{"k":"v"}}`), nil)
+	if r.code != http.StatusOK {
+		t.Errorf("a good body: HTTP %d %s", r.code, r.body)
+	}
+}
+
+// TestBadParameters: a path or query parameter grpc-gateway cannot parse
+// answers 400 BAD_REQUEST naming the field, without strconv's words.
+func TestBadParameters(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		rest := o.Backends[0].REST
+		o.Backends[0].REST = func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+			if err := identityv1.RegisterFingerServiceHandlerClient(ctx, mux, identityv1.NewFingerServiceClient(conn)); err != nil {
+				return err
+			}
+			return rest(ctx, mux, conn)
 		}
+	})
+	for _, c := range []struct {
+		method, path, field, msg string
+	}{
+		{http.MethodGet, "/v1/users?page_size=abc", "page_size", "page_size (query parameter) must be an integer from -2147483648 to 2147483647"},
+		{http.MethodGet, "/v1/users?pageSize=99999999999", "page_size", "page_size (query parameter) must be an integer from"},
+		{http.MethodGet, "/v1/users?page_size=1&page_size=2", "page_size", "page_size (query parameter) is given more than once"},
+		{http.MethodGet, "/v1/users?include_descendants=perhaps", "include_descendants", "include_descendants (query parameter) must be true or false"},
+		{http.MethodGet, "/v1/users?status=GONE", "status", "status (query parameter) must be one of"},
+		{http.MethodGet, "/v1/users?query[x]=1", "query", `query is not a map: query parameter "query[x]" is not valid`},
+		{http.MethodGet, "/v1/users?page_size=abc&status=GONE", "page_size", "page_size (query parameter) must be"},
+		{http.MethodDelete, "/v1/users/u1/fingers/thumb", "position", "position (path parameter) must be an integer from"},
+	} {
+		r := e.do(t, c.method, c.path, nil, nil)
+		got := e.restError(t, r)
+		if r.code != http.StatusBadRequest || got.reason != "BAD_REQUEST" || got.legacy != "-5" ||
+			!strings.HasPrefix(got.message, c.msg) || got.field != c.field {
+			t.Errorf("%s %s: HTTP %d reason %q legacy %q field %q message %q; want 400 BAD_REQUEST -5 field %q message %q",
+				c.method, c.path, r.code, got.reason, got.legacy, got.field, got.message, c.field, c.msg)
+		}
+		for _, leak := range []string{"strconv", "parsing", "type mismatch", "ParseInt"} {
+			if strings.Contains(got.raw, leak) {
+				t.Errorf("%s: the answer shows library text %q: %s", c.path, leak, got.raw)
+			}
+		}
+	}
+	// Unknown query parameters are ignored, as before; good ones reach the
+	// service (here: not implemented).
+	r := e.do(t, http.MethodGet, "/v1/users?page_size=5&utm_source=x", nil, nil)
+	if got := e.restError(t, r); r.code != http.StatusNotImplemented {
+		t.Errorf("good parameters: HTTP %d %s", r.code, got.raw)
 	}
 }
 
@@ -518,6 +591,7 @@ type restError struct {
 	reason  string
 	legacy  string
 	message string
+	field   string // ErrorInfo metadata "field"
 	raw     string
 }
 
@@ -536,7 +610,7 @@ func (e *env) restError(t *testing.T, r result) restError {
 			Metadata map[string]string `json:"metadata"`
 		}
 		if err := json.Unmarshal(d, &info); err == nil && info.Domain == apierr.Domain {
-			out.reason, out.legacy = info.Reason, info.Metadata[apierr.MetaLegacyCode]
+			out.reason, out.legacy, out.field = info.Reason, info.Metadata[apierr.MetaLegacyCode], info.Metadata["field"]
 		}
 	}
 	return out

@@ -38,8 +38,9 @@ type requestState struct {
 	requestID    string
 	clientIP     netip.Addr
 	bodyTooLarge bool
-	badJSON      bool  // the request body did not decode (set by jsonMarshaler)
-	limit        int64 // the request's body limit
+	badJSON      *badInput         // the request body did not decode (set by jsonMarshaler)
+	pathParams   map[string]string // the path parameters of the matched route
+	limit        int64             // the request's body limit
 }
 
 type stateKey struct{}
@@ -172,6 +173,7 @@ func routeMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
 		if pat, ok := runtime.HTTPPattern(r.Context()); ok {
 			if st := stateFrom(r.Context()); st != nil {
 				st.route = pat.String()
+				st.pathParams = params
 			}
 		}
 		if err := badUTF8Param(r, params); err != nil {
