@@ -101,8 +101,58 @@ func (g *gateway) errorHandler(ctx context.Context, mux *runtime.ServeMux, m run
 	if code == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", retryAfter(st))
 	}
+	if code == http.StatusUnauthorized {
+		// grpc-gateway would send the status message as WWW-Authenticate,
+		// which is no RFC 7235 challenge; challengeWriter puts ours in.
+		w = challengeWriter{ResponseWriter: w, challenge: challenge(apierr.Info(st).GetReason(), r.Header)}
+	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: code, Err: st.Err()})
 }
+
+// The authentication schemes of the REST edge, for WWW-Authenticate
+// (RFC 7235): administrators send a bearer token (RFC 6750), applications
+// their App_ID and App_Secret in X-Uias-App-Id and X-Uias-App-Secret, the
+// scheme called UIAS-App (docs/integrators.md).
+const (
+	realm           = `realm="uias"`
+	bearerChallenge = "Bearer " + realm
+	appChallenge    = "UIAS-App " + realm
+)
+
+// challenge is the WWW-Authenticate value of a 401 with ErrorInfo reason
+// and request headers h: the scheme the refused credentials belong to
+// (a bearer token that was sent is invalid_token), both when the reason
+// and the headers do not tell.
+func challenge(reason string, h http.Header) string {
+	sentToken := h.Get("Authorization") != ""
+	sentApp := h.Get(headerAppID) != "" || h.Get(headerAppSecret) != ""
+	switch {
+	case reason == "BAD_APP_CREDENTIALS" || reason == "CLIENT_CERT_REQUIRED":
+		return appChallenge
+	case reason == "BAD_ADMIN_LOGIN":
+		return bearerChallenge // the login that hands out the token
+	case (reason == "BAD_ADMIN_TOKEN" || !sentApp) && sentToken:
+		return bearerChallenge + `, error="invalid_token"`
+	case reason == "BAD_ADMIN_TOKEN":
+		return bearerChallenge
+	case sentApp:
+		return appChallenge
+	}
+	return bearerChallenge + ", " + appChallenge
+}
+
+// challengeWriter sets WWW-Authenticate when the status is written.
+type challengeWriter struct {
+	http.ResponseWriter
+	challenge string
+}
+
+func (w challengeWriter) WriteHeader(code int) {
+	w.Header().Set("WWW-Authenticate", w.challenge)
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w challengeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // retryAfter is the Retry-After of a 429: the ErrorInfo metadata
 // retry_after_seconds when the service gives one (a throttled login), else 1.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,6 +48,15 @@ func (echoAuth) Authenticate(ctx context.Context, req *identityv1.AuthenticateRe
 		// would send, naming an internal address.
 		n, _ := strconv.Atoi(c)
 		return nil, status.Error(codes.Code(n), "backend at 10.9.8.7:5432 exploded")
+	}
+	if r, ok := strings.CutPrefix(req.GetAppUserId(), "unauthenticated:"); ok {
+		// A service refusing the caller with ErrorInfo reason r.
+		st, err := status.New(codes.Unauthenticated, "caller refused ("+r+")").
+			WithDetails(&errdetails.ErrorInfo{Reason: r, Domain: apierr.Domain})
+		if err != nil {
+			return nil, err
+		}
+		return nil, st.Err()
 	}
 	if c, ok := strings.CutPrefix(req.GetAppUserId(), "code:"); ok {
 		n, err := strconv.Atoi(c)
@@ -350,6 +360,50 @@ func TestMalformedJSON(t *testing.T) {
 	r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"appUserId":"a","auth_type":"AUTH_TYPE_PASSWORD","extend_info":{"k":"v"}}`), nil)
 	if r.code != http.StatusOK {
 		t.Errorf("a good body: HTTP %d %s", r.code, r.body)
+	}
+}
+
+// TestWWWAuthenticate: every 401 carries an RFC 7235 challenge for the
+// scheme whose credentials were refused (RFC 6750 for admin tokens), not
+// the status message; other answers carry none.
+func TestWWWAuthenticate(t *testing.T) {
+	e := newEnv(t, nil)
+	// RFC 7235: challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ],
+	// auth-param = token BWS "=" BWS ( token / quoted-string ).
+	const token = "[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+	param := token + `=(?:` + token + `|"[^"\\]*")`
+	chal := token + "(?: " + param + "(?:, " + param + ")*)?"
+	valid := regexp.MustCompile("^" + chal + "(?:, " + chal + ")*$")
+	app := map[string]string{"X-Uias-App-Id": "a1", "X-Uias-App-Secret": "s"}
+	bearer := map[string]string{"Authorization": "Bearer expired"}
+	for _, c := range []struct {
+		reason string
+		hdr    map[string]string
+		want   string
+	}{
+		{"BAD_APP_CREDENTIALS", app, `UIAS-App realm="uias"`},
+		{"BAD_APP_CREDENTIALS", nil, `UIAS-App realm="uias"`},
+		{"CLIENT_CERT_REQUIRED", app, `UIAS-App realm="uias"`},
+		{"BAD_ADMIN_TOKEN", nil, `Bearer realm="uias"`},
+		{"BAD_ADMIN_TOKEN", bearer, `Bearer realm="uias", error="invalid_token"`},
+		{"BAD_ADMIN_LOGIN", nil, `Bearer realm="uias"`},
+		{"UNAUTHENTICATED", bearer, `Bearer realm="uias", error="invalid_token"`},
+		{"UNAUTHENTICATED", app, `UIAS-App realm="uias"`},
+		{"UNKNOWN_METHOD", nil, `Bearer realm="uias", UIAS-App realm="uias"`},
+	} {
+		r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"unauthenticated:`+c.reason+`"}`), c.hdr)
+		got := r.header.Values("Www-Authenticate")
+		if r.code != http.StatusUnauthorized || len(got) != 1 || got[0] != c.want || !valid.MatchString(got[0]) {
+			t.Errorf("%s with %v: HTTP %d, WWW-Authenticate %q; want %q", c.reason, c.hdr, r.code, got, c.want)
+		}
+		if e.restError(t, r).reason != c.reason {
+			t.Errorf("%s: body %s", c.reason, r.body)
+		}
+	}
+	for _, body := range []string{`{"app_user_id":"code:7"}`, `{"app_user_id":"a"}`, `[]`} {
+		if r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), bearer); r.header.Get("Www-Authenticate") != "" {
+			t.Errorf("%s: HTTP %d with WWW-Authenticate %q", body, r.code, r.header.Get("Www-Authenticate"))
+		}
 	}
 }
 
