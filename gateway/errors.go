@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -27,6 +28,7 @@ const (
 	ReasonInvalidJSON        = "INVALID_JSON"
 	ReasonServiceUnreachable = "SERVICE_UNREACHABLE"
 	ReasonMethodNotAllowed   = "METHOD_NOT_ALLOWED"
+	ReasonUnsupportedType    = "UNSUPPORTED_CONTENT_TYPE"
 )
 
 func init() {
@@ -37,6 +39,8 @@ func init() {
 			Doc: "REST: the request body is not valid JSON for the request (syntax error, not an object, unknown field, wrong type); metadata `field` holds the field's proto name when one field is at fault."},
 		apierr.Reason{Name: ReasonServiceUnreachable, Code: apierr.Unavailable, Legacy: -6,
 			Doc: "REST: the edge cannot reach the service behind it (the message names it: \"identity service unavailable, try again later\"); retry with back-off."},
+		apierr.Reason{Name: ReasonUnsupportedType, Code: apierr.InvalidArgument, Legacy: -5, HTTP: http.StatusUnsupportedMediaType,
+			Doc: "REST: the request has a body whose Content-Type is not JSON; send application/json (or no Content-Type)."},
 		apierr.Reason{Name: ReasonMethodNotAllowed, Code: apierr.Unimplemented, HTTP: http.StatusMethodNotAllowed,
 			Doc: "REST: the path exists but not with this HTTP method (the Allow header lists those it has)."},
 	)
@@ -66,6 +70,10 @@ func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 	jd := json.NewDecoder(r)
 	d := m.JSONPb.NewDecoder(r)
 	return runtime.DecoderFunc(func(v any) error {
+		if lb, ok := r.(*limitedBody); ok && !jsonContentType(lb.st.contentType) {
+			lb.st.notJSON = true
+			return errors.New("the request body is not JSON")
+		}
 		var err error
 		if p, ok := v.(proto.Message); ok {
 			err = decodeBody(jd, m.UnmarshalOptions, p)
@@ -88,6 +96,23 @@ func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		}
 		return errors.New("invalid JSON request body: " + b.msg)
 	})
+}
+
+// jsonContentType reports whether a request body with Content-Type ct is
+// read as JSON: none given, application/json or application/*+json, in
+// UTF-8.
+func jsonContentType(ct string) bool {
+	if strings.TrimSpace(ct) == "" {
+		return true
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
 
 // errorHandler turns errors into HTTP responses. The status and body come
@@ -183,6 +208,9 @@ func (g *gateway) restStatus(ctx context.Context, r *http.Request, err error) *s
 			return tooLargeStatus(rs.limit)
 		case rs.bodyTooLarge:
 			return tooLargeStatus(g.opts.MaxBodyBytes)
+		case rs.notJSON:
+			return status.Convert(apierr.ToStatus(apierr.New(apierr.InvalidArgument, ReasonUnsupportedType,
+				"the request body must be JSON: send it with Content-Type: application/json")))
 		case rs.badJSON != nil:
 			e := apierr.New(apierr.InvalidArgument, ReasonInvalidJSON, "invalid JSON request body: "+rs.badJSON.msg)
 			if rs.badJSON.field != "" {

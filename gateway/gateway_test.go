@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -48,6 +49,12 @@ func (echoAuth) Authenticate(ctx context.Context, req *identityv1.AuthenticateRe
 		// would send, naming an internal address.
 		n, _ := strconv.Atoi(c)
 		return nil, status.Error(codes.Code(n), "backend at 10.9.8.7:5432 exploded")
+	}
+	if v, ok := strings.CutPrefix(req.GetAppUserId(), "header:"); ok {
+		// Response header metadata of the service's own.
+		if err := grpc.SetHeader(ctx, metadata.Pairs("x-answer", v)); err != nil {
+			return nil, err
+		}
 	}
 	if r, ok := strings.CutPrefix(req.GetAppUserId(), "unauthenticated:"); ok {
 		// A service refusing the caller with ErrorInfo reason r.
@@ -403,6 +410,129 @@ func TestWWWAuthenticate(t *testing.T) {
 	for _, body := range []string{`{"app_user_id":"code:7"}`, `{"app_user_id":"a"}`, `[]`} {
 		if r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), bearer); r.header.Get("Www-Authenticate") != "" {
 			t.Errorf("%s: HTTP %d with WWW-Authenticate %q", body, r.code, r.header.Get("Www-Authenticate"))
+		}
+	}
+}
+
+// TestFixedEndpointsWrongMethod: /healthz, /readyz, /metrics and
+// /openapi.json answer another method than GET (HEAD) with 405, Allow and
+// the JSON error body, as the API routes do; GET and HEAD still serve.
+func TestFixedEndpointsWrongMethod(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json"} {
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			if r := e.do(t, m, p, nil, nil); r.code != http.StatusOK {
+				t.Errorf("%s %s: HTTP %d", m, p, r.code)
+			}
+		}
+		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+			r := e.do(t, m, p, strings.NewReader(`{}`), nil)
+			got := e.restError(t, r)
+			if r.code != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, HEAD" || got.reason != ReasonMethodNotAllowed ||
+				got.message != "method "+m+" is not allowed on this path; allowed: GET, HEAD" ||
+				!strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+				t.Errorf("%s %s: HTTP %d Allow %q %s", m, p, r.code, r.header.Get("Allow"), r.body)
+			}
+		}
+	}
+	// Without metrics, /metrics is an unknown path for every method.
+	e = newEnv(t, func(o *Options) { o.NoMetrics = true })
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		if r := e.do(t, m, "/metrics", nil, nil); r.code != http.StatusNotFound || e.restError(t, r).reason != "NOT_FOUND" {
+			t.Errorf("%s /metrics without metrics: HTTP %d %s", m, r.code, r.body)
+		}
+	}
+}
+
+// TestUncleanPaths: a path that is not in canonical form answers the JSON
+// 404 of an unknown route, not a redirect with an empty body.
+func TestUncleanPaths(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, c := range []struct{ method, path string }{
+		{http.MethodPost, "//v1/authenticate"},
+		{http.MethodPost, "/v1//authenticate"},
+		{http.MethodPost, "/v1/./authenticate"},
+		{http.MethodPost, "/v1/x/../authenticate"},
+		{http.MethodGet, "//healthz"},
+		{http.MethodGet, "/healthz//"},
+		{http.MethodGet, "/openapi.json/."},
+		{http.MethodGet, "http://x//healthz"},
+	} {
+		r := rawRequest(t, e.url, c.method, c.path, `{"app_user_id":"a"}`)
+		got := e.restError(t, r)
+		if r.code != http.StatusNotFound || got.reason != "NOT_FOUND" || r.header.Get("Location") != "" ||
+			!strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s: HTTP %d Location %q %s", c.method, c.path, r.code, r.header.Get("Location"), r.body)
+		}
+	}
+	// Clean paths are served as before.
+	if r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"a"}`), nil); r.code != http.StatusOK {
+		t.Errorf("clean path: HTTP %d %s", r.code, r.body)
+	}
+}
+
+// rawRequest sends method with the request target exactly as given (an
+// http.Client would rewrite "//x" as an absolute URL) and reads the answer.
+func rawRequest(t *testing.T, base, method, target, body string) result {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: uias\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		method, target, len(body), body)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return result{code: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// TestBodyContentType: a body is read as JSON only when it says so (or
+// says nothing); anything else answers 415 with the JSON error body, before
+// the service is called.
+func TestBodyContentType(t *testing.T) {
+	e := newEnv(t, nil)
+	body := `{"app_user_id":"a"}`
+	for _, ct := range []string{"", "application/json", "application/json; charset=utf-8", "Application/JSON; Charset=UTF-8", "application/merge-patch+json"} {
+		if r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), map[string]string{"Content-Type": ct}); r.code != http.StatusOK {
+			t.Errorf("Content-Type %q: HTTP %d %s", ct, r.code, r.body)
+		}
+	}
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1", "text/json+", "a/b/c", "multipart/form-data; boundary=x"} {
+		r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), map[string]string{"Content-Type": ct})
+		got := e.restError(t, r)
+		if r.code != http.StatusUnsupportedMediaType || got.reason != ReasonUnsupportedType || got.legacy != "-5" ||
+			got.message != "the request body must be JSON: send it with Content-Type: application/json" {
+			t.Errorf("Content-Type %q: HTTP %d %s", ct, r.code, r.body)
+		}
+	}
+	// A route without a body does not look at it.
+	if r := e.do(t, http.MethodGet, "/healthz", nil, map[string]string{"Content-Type": "text/plain"}); r.code != http.StatusOK {
+		t.Errorf("GET with text/plain: HTTP %d", r.code)
+	}
+}
+
+// TestNoTransportHeaders: the gRPC transport's own response metadata
+// (content-type application/grpc) is not forwarded as Grpc-Metadata-*; a
+// service's own header metadata still is.
+func TestNoTransportHeaders(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, body := range []string{`{"app_user_id":"header:42"}`, `{"app_user_id":"code:5"}`} {
+		r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), nil)
+		for k := range r.header {
+			if k == "Grpc-Metadata-Content-Type" || strings.HasPrefix(k, "Grpc-Metadata-Grpc-") {
+				t.Errorf("%s: header %s: %q", body, k, r.header.Values(k))
+			}
+		}
+		if strings.Contains(body, "header:") && r.header.Get("Grpc-Metadata-X-Answer") != "42" {
+			t.Errorf("%s: the service's header metadata is not forwarded: %v", body, r.header)
 		}
 	}
 }
