@@ -40,6 +40,10 @@ type badInput struct {
 	msg   string
 }
 
+// maxElems bounds the elements of one list or map looked at one by one to
+// find the bad one, so a large refused body costs a bounded extra effort.
+const maxElems = 1000
+
 // maxShown bounds a name chosen by the caller (an unknown field or query
 // parameter) repeated in a message.
 const maxShown = 64
@@ -208,6 +212,9 @@ func fieldProblem(uo protojson.UnmarshalOptions, md protoreflect.MessageDescript
 			return &badInput{field: fp, msg: sp + " must be a JSON array"}
 		}
 		for i, e := range elems {
+			if i == maxElems {
+				break // the answer says only that the list is not valid
+			}
 			ep := fmt.Sprintf("%s[%d]", sp, i)
 			if isNull(e) {
 				return &badInput{field: fp, msg: ep + " must not be null"}
@@ -221,7 +228,10 @@ func fieldProblem(uo protojson.UnmarshalOptions, md protoreflect.MessageDescript
 		if !ok {
 			return &badInput{field: fp, msg: sp + " must be a JSON object"}
 		}
-		for _, m := range members {
+		for i, m := range members {
+			if i == maxElems {
+				break
+			}
 			one := single(key, single(m.key, m.val))
 			if fits(uo, md, one) {
 				continue

@@ -35,6 +35,7 @@ func TestDecodeBodyDescribes(t *testing.T) {
 		{&identityv1.ImportRequest{}, `{"header":{"kind":true}}`, "header.kind", "header.kind must be one of"},
 		{&identityv1.ImportRequest{}, `{"header":"users"}`, "header", "header must be a JSON object"},
 		{&structpb.ListValue{}, `{"values":[{"nullValue":"x"}]}`, "values", "values[0]"},
+		{&identityv1.ListUsersResponse{}, `{"users":[` + strings.Repeat(`{},`, maxElems) + `{"login_name":5}]}`, "users", "users is not valid"},
 	} {
 		err := decodeBody(json.NewDecoder(strings.NewReader(c.body)), uo, c.msg.ProtoReflect().New().Interface())
 		var b *badInput
