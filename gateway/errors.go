@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
 )
 
 // Error reasons of the REST edge itself.
@@ -25,6 +28,7 @@ const (
 	ReasonInvalidJSON        = "INVALID_JSON"
 	ReasonServiceUnreachable = "SERVICE_UNREACHABLE"
 	ReasonMethodNotAllowed   = "METHOD_NOT_ALLOWED"
+	ReasonUnsupportedType    = "UNSUPPORTED_CONTENT_TYPE"
 )
 
 func init() {
@@ -32,9 +36,11 @@ func init() {
 		apierr.Reason{Name: ReasonRequestTooLarge, Code: apierr.InvalidArgument, Legacy: -5, HTTP: http.StatusRequestEntityTooLarge,
 			Doc: "REST: the request body is over the limit (1 MiB by default)."},
 		apierr.Reason{Name: ReasonInvalidJSON, Code: apierr.InvalidArgument, Legacy: -5,
-			Doc: "REST: the request body is not valid JSON for the request (syntax error, unknown field, wrong type)."},
+			Doc: "REST: the request body is not valid JSON for the request (syntax error, not an object, unknown field, wrong type); metadata `field` holds the field's proto name when one field is at fault."},
 		apierr.Reason{Name: ReasonServiceUnreachable, Code: apierr.Unavailable, Legacy: -6,
 			Doc: "REST: the edge cannot reach the service behind it (the message names it: \"identity service unavailable, try again later\"); retry with back-off."},
+		apierr.Reason{Name: ReasonUnsupportedType, Code: apierr.InvalidArgument, Legacy: -5, HTTP: http.StatusUnsupportedMediaType,
+			Doc: "REST: the request has a body whose Content-Type is not JSON; send application/json (or no Content-Type)."},
 		apierr.Reason{Name: ReasonMethodNotAllowed, Code: apierr.Unimplemented, HTTP: http.StatusMethodNotAllowed,
 			Doc: "REST: the path exists but not with this HTTP method (the Allow header lists those it has)."},
 	)
@@ -57,11 +63,23 @@ func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
 	return m.JSONPb.Marshal(v)
 }
 
-// NewDecoder wraps the JSONPb decoder.
+// NewDecoder decodes request bodies like the JSONPb decoder; a body that
+// does not fit the request is noted in the request state (badJSON, with
+// the field at fault) and answered in the edge's own words.
 func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	jd := json.NewDecoder(r)
 	d := m.JSONPb.NewDecoder(r)
 	return runtime.DecoderFunc(func(v any) error {
-		err := d.Decode(v)
+		if lb, ok := r.(*limitedBody); ok && !jsonContentType(lb.st.contentType) {
+			lb.st.notJSON = true
+			return errors.New("the request body is not JSON")
+		}
+		var err error
+		if p, ok := v.(proto.Message); ok {
+			err = decodeBody(jd, m.UnmarshalOptions, p)
+		} else {
+			err = d.Decode(v)
+		}
 		if err == nil || errors.Is(err, io.EOF) {
 			return err
 		}
@@ -69,11 +87,32 @@ func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		if errors.As(err, &mbe) {
 			return err
 		}
-		if lb, ok := r.(*limitedBody); ok {
-			lb.st.badJSON = true
+		var b *badInput
+		if !errors.As(err, &b) {
+			b = &badInput{msg: "it does not fit the request"}
 		}
-		return fmt.Errorf("invalid JSON request body: %w", err)
+		if lb, ok := r.(*limitedBody); ok {
+			lb.st.badJSON = b
+		}
+		return errors.New("invalid JSON request body: " + b.msg)
 	})
+}
+
+// jsonContentType reports whether a request body with Content-Type ct is
+// read as JSON: none given, application/json or application/*+json, in
+// UTF-8.
+func jsonContentType(ct string) bool {
+	if strings.TrimSpace(ct) == "" {
+		return true
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
 
 // errorHandler turns errors into HTTP responses. The status and body come
@@ -87,8 +126,58 @@ func (g *gateway) errorHandler(ctx context.Context, mux *runtime.ServeMux, m run
 	if code == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", retryAfter(st))
 	}
+	if code == http.StatusUnauthorized {
+		// grpc-gateway would send the status message as WWW-Authenticate,
+		// which is no RFC 7235 challenge; challengeWriter puts ours in.
+		w = challengeWriter{ResponseWriter: w, challenge: challenge(apierr.Info(st).GetReason(), r.Header)}
+	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: code, Err: st.Err()})
 }
+
+// The authentication schemes of the REST edge, for WWW-Authenticate
+// (RFC 7235): administrators send a bearer token (RFC 6750), applications
+// their App_ID and App_Secret in X-Uias-App-Id and X-Uias-App-Secret, the
+// scheme called UIAS-App (docs/integrators.md).
+const (
+	realm           = `realm="uias"`
+	bearerChallenge = "Bearer " + realm
+	appChallenge    = "UIAS-App " + realm
+)
+
+// challenge is the WWW-Authenticate value of a 401 with ErrorInfo reason
+// and request headers h: the scheme the refused credentials belong to
+// (a bearer token that was sent is invalid_token), both when the reason
+// and the headers do not tell.
+func challenge(reason string, h http.Header) string {
+	sentToken := h.Get("Authorization") != ""
+	sentApp := h.Get(headerAppID) != "" || h.Get(headerAppSecret) != ""
+	switch {
+	case reason == "BAD_APP_CREDENTIALS" || reason == "CLIENT_CERT_REQUIRED":
+		return appChallenge
+	case reason == "BAD_ADMIN_LOGIN":
+		return bearerChallenge // the login that hands out the token
+	case (reason == "BAD_ADMIN_TOKEN" || !sentApp) && sentToken:
+		return bearerChallenge + `, error="invalid_token"`
+	case reason == "BAD_ADMIN_TOKEN":
+		return bearerChallenge
+	case sentApp:
+		return appChallenge
+	}
+	return bearerChallenge + ", " + appChallenge
+}
+
+// challengeWriter sets WWW-Authenticate when the status is written.
+type challengeWriter struct {
+	http.ResponseWriter
+	challenge string
+}
+
+func (w challengeWriter) WriteHeader(code int) {
+	w.Header().Set("WWW-Authenticate", w.challenge)
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w challengeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // retryAfter is the Retry-After of a 429: the ErrorInfo metadata
 // retry_after_seconds when the service gives one (a throttled login), else 1.
@@ -119,9 +208,15 @@ func (g *gateway) restStatus(ctx context.Context, r *http.Request, err error) *s
 			return tooLargeStatus(rs.limit)
 		case rs.bodyTooLarge:
 			return tooLargeStatus(g.opts.MaxBodyBytes)
-		case rs.badJSON:
-			// The message is the decoder's, about the caller's own input.
-			return status.Convert(apierr.ToStatus(apierr.Wrap(err, apierr.InvalidArgument, ReasonInvalidJSON, status.Convert(err).Message())))
+		case rs.notJSON:
+			return status.Convert(apierr.ToStatus(apierr.New(apierr.InvalidArgument, ReasonUnsupportedType,
+				"the request body must be JSON: send it with Content-Type: application/json")))
+		case rs.badJSON != nil:
+			e := apierr.New(apierr.InvalidArgument, ReasonInvalidJSON, "invalid JSON request body: "+rs.badJSON.msg)
+			if rs.badJSON.field != "" {
+				e = e.WithMeta(grpcx.MetaField, rs.badJSON.field)
+			}
+			return status.Convert(apierr.ToStatus(e))
 		}
 	}
 	var custom *runtime.HTTPStatusError
@@ -131,6 +226,20 @@ func (g *gateway) restStatus(ctx context.Context, r *http.Request, err error) *s
 	s := status.Convert(err)
 	if apierr.Info(s) != nil {
 		return s
+	}
+	// No service answers INVALID_ARGUMENT without an ErrorInfo: this is
+	// grpc-gateway refusing a path or query parameter, in its words. Say
+	// which in ours.
+	if s.Code() == codes.InvalidArgument {
+		if md := rpcInput(ctx); md != nil {
+			var params map[string]string
+			if rs := stateFrom(r.Context()); rs != nil {
+				params = rs.pathParams
+			}
+			if b := paramProblem(md, params, r.URL.Query()); b != nil {
+				return status.Convert(apierr.ToStatus(grpcx.BadRequest(b.field, b.msg)))
+			}
+		}
 	}
 	if s.Code() == codes.Unavailable {
 		g.log.Warn("service unreachable", zap.String("route", routeOf(r)), zap.String("error", s.Message()))

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -20,8 +21,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/uias/uias/pkg/apierr"
 
 	// The error details sent by the identity service (ErrorInfo) must be
 	// resolvable so error bodies can be marshalled to JSON.
@@ -134,6 +139,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}}),
 		runtime.WithIncomingHeaderMatcher(incomingHeaderMatcher),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeaderMatcher),
 		runtime.WithMetadata(g.annotate),
 		runtime.WithErrorHandler(g.errorHandler),
 		runtime.WithRoutingErrorHandler(g.routingErrorHandler),
@@ -146,12 +152,20 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", fixedRoute("/healthz", http.HandlerFunc(handleHealthz)))
-	mux.Handle("GET /readyz", fixedRoute("/readyz", http.HandlerFunc(g.handleReadyz)))
-	if !o.NoMetrics {
-		mux.Handle("GET /metrics", fixedRoute("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
+	fixed := map[string]http.Handler{
+		"/healthz":      http.HandlerFunc(handleHealthz),
+		"/readyz":       http.HandlerFunc(g.handleReadyz),
+		"/openapi.json": handleOpenAPI(apiDoc),
 	}
-	mux.Handle("GET /openapi.json", fixedRoute("/openapi.json", handleOpenAPI(apiDoc)))
+	if !o.NoMetrics {
+		fixed["/metrics"] = promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})
+	}
+	for path, h := range fixed {
+		// GET (and so HEAD) serves; any other method is answered 405
+		// with Allow, as the API routes are, not 404 by the API handler.
+		mux.Handle("GET "+path, fixedRoute(path, h))
+		mux.Handle(path, fixedRoute(path, http.HandlerFunc(onlyGET)))
+	}
 	mux.Handle("/", g.apiHandler(gw))
 	for _, p := range o.Pages {
 		if !strings.HasPrefix(p.Prefix, "/") || !strings.HasSuffix(p.Prefix, "/") || p.Handler == nil {
@@ -160,7 +174,40 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		mux.Handle(p.Prefix, fixedRoute(p.Prefix, g.pagesHandler(p.Handler)))
 	}
 
-	return g.outer(mux), nil
+	return g.outer(g.cleanPaths(mux)), nil
+}
+
+// onlyGET answers a fixed GET endpoint asked with another method.
+func onlyGET(w http.ResponseWriter, r *http.Request) {
+	const allowed = "GET, HEAD"
+	w.Header().Set("Allow", allowed)
+	st := status.Convert(apierr.ToStatus(apierr.New(apierr.Unimplemented, ReasonMethodNotAllowed,
+		fmt.Sprintf("method %s is not allowed on this path; allowed: %s", r.Method, allowed))))
+	writeStatusJSON(w, apierr.HTTPStatus(st), st)
+}
+
+// cleanPaths answers a path that is not in canonical form ("/v1//x",
+// "/v1/./x", "/v1/../x") with the JSON 404 of an unknown route. Left to
+// http.ServeMux, such a path gets a redirect to its cleaned form with an
+// empty body, which an API client does not expect (and for a POST may not
+// follow).
+func (g *gateway) cleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; r.Method != http.MethodConnect && p != "*" {
+			clean := path.Clean(p)
+			if strings.HasSuffix(p, "/") && clean != "/" {
+				clean += "/"
+			}
+			// An empty path: a request target such as "//healthz", which
+			// Go reads as an authority.
+			if p == "" || clean != p {
+				st := g.restStatus(r.Context(), r, status.Error(codes.NotFound, http.StatusText(http.StatusNotFound)))
+				writeStatusJSON(w, apierr.HTTPStatus(st), st)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 type gateway struct {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,6 +49,21 @@ func (echoAuth) Authenticate(ctx context.Context, req *identityv1.AuthenticateRe
 		// would send, naming an internal address.
 		n, _ := strconv.Atoi(c)
 		return nil, status.Error(codes.Code(n), "backend at 10.9.8.7:5432 exploded")
+	}
+	if v, ok := strings.CutPrefix(req.GetAppUserId(), "header:"); ok {
+		// Response header metadata of the service's own.
+		if err := grpc.SetHeader(ctx, metadata.Pairs("x-answer", v)); err != nil {
+			return nil, err
+		}
+	}
+	if r, ok := strings.CutPrefix(req.GetAppUserId(), "unauthenticated:"); ok {
+		// A service refusing the caller with ErrorInfo reason r.
+		st, err := status.New(codes.Unauthenticated, "caller refused ("+r+")").
+			WithDetails(&errdetails.ErrorInfo{Reason: r, Domain: apierr.Domain})
+		if err != nil {
+			return nil, err
+		}
+		return nil, st.Err()
 	}
 	if c, ok := strings.CutPrefix(req.GetAppUserId(), "code:"); ok {
 		n, err := strconv.Atoi(c)
@@ -307,21 +324,261 @@ func TestStatusMapping(t *testing.T) {
 	}
 }
 
+// TestMalformedJSON: a body that is not JSON, or not JSON for the request,
+// answers 400 INVALID_JSON in the edge's words (no "proto:" or Go library
+// text), naming the field by its proto name, also in ErrorInfo metadata
+// "field".
 func TestMalformedJSON(t *testing.T) {
 	e := newEnv(t, nil)
-	for _, body := range []string{`{"app_user_id": `, `not json`, `{"no_such_field": 1}`, `{"app_user_id": 5}`} {
-		r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
-		if r.code != http.StatusBadRequest {
-			t.Errorf("%q: HTTP %d, want 400 (%s)", body, r.code, r.body)
-			continue
+	for _, c := range []struct {
+		body, field, msg string
+	}{
+		{`{"app_user_id": `, "", "not valid JSON: it ends before the JSON value is complete"},
+		{`not json`, "", "not valid JSON (error at byte 2)"},
+		{`{"app_user_id": "a",}`, "", "not valid JSON (error at byte 21)"},
+		{`[]`, "", "it must be a JSON object"},
+		{`"text"`, "", "it must be a JSON object"},
+		{`{"no_such_field": 1}`, "no_such_field", `unknown field "no_such_field"`},
+		{`{"x y\u0001": 1}`, "", `unknown field "x y\x01"`},
+		{`{"` + strings.Repeat("n", 100) + `": 1}`, "", `unknown field "` + strings.Repeat("n", 64) + `…"`},
+		{`{"app_user_id":123,"password":"p","auth_type":1}`, "app_user_id", "app_user_id must be a JSON string of valid UTF-8"},
+		{`{"appUserId":123}`, "app_user_id", "app_user_id must be a JSON string of valid UTF-8"},
+		{`{"app_user_id":"a","appUserId":"b"}`, "app_user_id", "app_user_id is given twice"},
+		{`{"auth_type":"FINGER"}`, "auth_type", "auth_type must be one of AUTH_TYPE_UNSPECIFIED, AUTH_TYPE_PASSWORD, AUTH_TYPE_FINGERPRINT, AUTH_TYPE_PASSWORD_AND_FINGERPRINT (or its number)"},
+		{`{"auth_type":1.5}`, "auth_type", "auth_type must be one of"},
+		{`{"fingerprint_feature":"%%%"}`, "fingerprint_feature", "fingerprint_feature must be base64 text"},
+		{`{"extend_info":[1]}`, "extend_info", "extend_info must be a JSON object"},
+		{`{"extend_info":{"k":1}}`, "extend_info", `extend_info["k"] must be a JSON string of valid UTF-8`},
+	} {
+		r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(c.body), map[string]string{"Content-Type": "application/json"})
+		got := e.restError(t, r)
+		if r.code != http.StatusBadRequest || got.reason != ReasonInvalidJSON || got.legacy != "-5" ||
+			!strings.HasPrefix(got.message, "invalid JSON request body: "+c.msg) || got.field != c.field {
+			t.Errorf("%s: HTTP %d reason %q legacy %q field %q message %q; want 400 INVALID_JSON -5 field %q message %q",
+				c.body, r.code, got.reason, got.legacy, got.field, got.message, c.field, c.msg)
 		}
-		var eb errorBody
-		if err := json.Unmarshal(r.body, &eb); err != nil {
-			t.Fatalf("error body %s: %v", r.body, err)
+		for _, leak := range []string{"proto:", "protojson", "strconv", "appUserId", "line 1", "syntax error", "json:"} {
+			if strings.Contains(got.raw, leak) {
+				t.Errorf("%s: the answer shows library text %q: %s", c.body, leak, got.raw)
+			}
 		}
-		if eb.Code == nil || *eb.Code != int(codes.InvalidArgument) || !strings.Contains(eb.Message, "invalid JSON request body") {
-			t.Errorf("%q: error body %s", body, r.body)
+	}
+	// A body that fits is not touched: the service answers.
+	r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"appUserId":"a","auth_type":"AUTH_TYPE_PASSWORD","extend_info":{"k":"v"}}`), nil)
+	if r.code != http.StatusOK {
+		t.Errorf("a good body: HTTP %d %s", r.code, r.body)
+	}
+}
+
+// TestWWWAuthenticate: every 401 carries an RFC 7235 challenge for the
+// scheme whose credentials were refused (RFC 6750 for admin tokens), not
+// the status message; other answers carry none.
+func TestWWWAuthenticate(t *testing.T) {
+	e := newEnv(t, nil)
+	// RFC 7235: challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ],
+	// auth-param = token BWS "=" BWS ( token / quoted-string ).
+	const token = "[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+	param := token + `=(?:` + token + `|"[^"\\]*")`
+	chal := token + "(?: " + param + "(?:, " + param + ")*)?"
+	valid := regexp.MustCompile("^" + chal + "(?:, " + chal + ")*$")
+	app := map[string]string{"X-Uias-App-Id": "a1", "X-Uias-App-Secret": "s"}
+	bearer := map[string]string{"Authorization": "Bearer expired"}
+	for _, c := range []struct {
+		reason string
+		hdr    map[string]string
+		want   string
+	}{
+		{"BAD_APP_CREDENTIALS", app, `UIAS-App realm="uias"`},
+		{"BAD_APP_CREDENTIALS", nil, `UIAS-App realm="uias"`},
+		{"CLIENT_CERT_REQUIRED", app, `UIAS-App realm="uias"`},
+		{"BAD_ADMIN_TOKEN", nil, `Bearer realm="uias"`},
+		{"BAD_ADMIN_TOKEN", bearer, `Bearer realm="uias", error="invalid_token"`},
+		{"BAD_ADMIN_LOGIN", nil, `Bearer realm="uias"`},
+		{"UNAUTHENTICATED", bearer, `Bearer realm="uias", error="invalid_token"`},
+		{"UNAUTHENTICATED", app, `UIAS-App realm="uias"`},
+		{"UNKNOWN_METHOD", nil, `Bearer realm="uias", UIAS-App realm="uias"`},
+	} {
+		r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"unauthenticated:`+c.reason+`"}`), c.hdr)
+		got := r.header.Values("Www-Authenticate")
+		if r.code != http.StatusUnauthorized || len(got) != 1 || got[0] != c.want || !valid.MatchString(got[0]) {
+			t.Errorf("%s with %v: HTTP %d, WWW-Authenticate %q; want %q", c.reason, c.hdr, r.code, got, c.want)
 		}
+		if e.restError(t, r).reason != c.reason {
+			t.Errorf("%s: body %s", c.reason, r.body)
+		}
+	}
+	for _, body := range []string{`{"app_user_id":"code:7"}`, `{"app_user_id":"a"}`, `[]`} {
+		if r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), bearer); r.header.Get("Www-Authenticate") != "" {
+			t.Errorf("%s: HTTP %d with WWW-Authenticate %q", body, r.code, r.header.Get("Www-Authenticate"))
+		}
+	}
+}
+
+// TestFixedEndpointsWrongMethod: /healthz, /readyz, /metrics and
+// /openapi.json answer another method than GET (HEAD) with 405, Allow and
+// the JSON error body, as the API routes do; GET and HEAD still serve.
+func TestFixedEndpointsWrongMethod(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json"} {
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			if r := e.do(t, m, p, nil, nil); r.code != http.StatusOK {
+				t.Errorf("%s %s: HTTP %d", m, p, r.code)
+			}
+		}
+		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+			r := e.do(t, m, p, strings.NewReader(`{}`), nil)
+			got := e.restError(t, r)
+			if r.code != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, HEAD" || got.reason != ReasonMethodNotAllowed ||
+				got.message != "method "+m+" is not allowed on this path; allowed: GET, HEAD" ||
+				!strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+				t.Errorf("%s %s: HTTP %d Allow %q %s", m, p, r.code, r.header.Get("Allow"), r.body)
+			}
+		}
+	}
+	// Without metrics, /metrics is an unknown path for every method.
+	e = newEnv(t, func(o *Options) { o.NoMetrics = true })
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		if r := e.do(t, m, "/metrics", nil, nil); r.code != http.StatusNotFound || e.restError(t, r).reason != "NOT_FOUND" {
+			t.Errorf("%s /metrics without metrics: HTTP %d %s", m, r.code, r.body)
+		}
+	}
+}
+
+// TestUncleanPaths: a path that is not in canonical form answers the JSON
+// 404 of an unknown route, not a redirect with an empty body.
+func TestUncleanPaths(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, c := range []struct{ method, path string }{
+		{http.MethodPost, "//v1/authenticate"},
+		{http.MethodPost, "/v1//authenticate"},
+		{http.MethodPost, "/v1/./authenticate"},
+		{http.MethodPost, "/v1/x/../authenticate"},
+		{http.MethodGet, "//healthz"},
+		{http.MethodGet, "/healthz//"},
+		{http.MethodGet, "/openapi.json/."},
+		{http.MethodGet, "http://x//healthz"},
+	} {
+		r := rawRequest(t, e.url, c.method, c.path, `{"app_user_id":"a"}`)
+		got := e.restError(t, r)
+		if r.code != http.StatusNotFound || got.reason != "NOT_FOUND" || r.header.Get("Location") != "" ||
+			!strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s: HTTP %d Location %q %s", c.method, c.path, r.code, r.header.Get("Location"), r.body)
+		}
+	}
+	// Clean paths are served as before.
+	if r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"a"}`), nil); r.code != http.StatusOK {
+		t.Errorf("clean path: HTTP %d %s", r.code, r.body)
+	}
+}
+
+// rawRequest sends method with the request target exactly as given (an
+// http.Client would rewrite "//x" as an absolute URL) and reads the answer.
+func rawRequest(t *testing.T, base, method, target, body string) result {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: uias\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		method, target, len(body), body)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return result{code: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// TestBodyContentType: a body is read as JSON only when it says so (or
+// says nothing); anything else answers 415 with the JSON error body, before
+// the service is called.
+func TestBodyContentType(t *testing.T) {
+	e := newEnv(t, nil)
+	body := `{"app_user_id":"a"}`
+	for _, ct := range []string{"", "application/json", "application/json; charset=utf-8", "Application/JSON; Charset=UTF-8", "application/merge-patch+json"} {
+		if r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), map[string]string{"Content-Type": ct}); r.code != http.StatusOK {
+			t.Errorf("Content-Type %q: HTTP %d %s", ct, r.code, r.body)
+		}
+	}
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1", "text/json+", "a/b/c", "multipart/form-data; boundary=x"} {
+		r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), map[string]string{"Content-Type": ct})
+		got := e.restError(t, r)
+		if r.code != http.StatusUnsupportedMediaType || got.reason != ReasonUnsupportedType || got.legacy != "-5" ||
+			got.message != "the request body must be JSON: send it with Content-Type: application/json" {
+			t.Errorf("Content-Type %q: HTTP %d %s", ct, r.code, r.body)
+		}
+	}
+	// A route without a body does not look at it.
+	if r := e.do(t, http.MethodGet, "/healthz", nil, map[string]string{"Content-Type": "text/plain"}); r.code != http.StatusOK {
+		t.Errorf("GET with text/plain: HTTP %d", r.code)
+	}
+}
+
+// TestNoTransportHeaders: the gRPC transport's own response metadata
+// (content-type application/grpc) is not forwarded as Grpc-Metadata-*; a
+// service's own header metadata still is.
+func TestNoTransportHeaders(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, body := range []string{`{"app_user_id":"header:42"}`, `{"app_user_id":"code:5"}`} {
+		r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), nil)
+		for k := range r.header {
+			if k == "Grpc-Metadata-Content-Type" || strings.HasPrefix(k, "Grpc-Metadata-Grpc-") {
+				t.Errorf("%s: header %s: %q", body, k, r.header.Values(k))
+			}
+		}
+		if strings.Contains(body, "header:") && r.header.Get("Grpc-Metadata-X-Answer") != "42" {
+			t.Errorf("%s: the service's header metadata is not forwarded: %v", body, r.header)
+		}
+	}
+}
+
+// TestBadParameters: a path or query parameter grpc-gateway cannot parse
+// answers 400 BAD_REQUEST naming the field, without strconv's words.
+func TestBadParameters(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		rest := o.Backends[0].REST
+		o.Backends[0].REST = func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+			if err := identityv1.RegisterFingerServiceHandlerClient(ctx, mux, identityv1.NewFingerServiceClient(conn)); err != nil {
+				return err
+			}
+			return rest(ctx, mux, conn)
+		}
+	})
+	for _, c := range []struct {
+		method, path, field, msg string
+	}{
+		{http.MethodGet, "/v1/users?page_size=abc", "page_size", "page_size (query parameter) must be an integer from -2147483648 to 2147483647"},
+		{http.MethodGet, "/v1/users?pageSize=99999999999", "page_size", "page_size (query parameter) must be an integer from"},
+		{http.MethodGet, "/v1/users?page_size=1&page_size=2", "page_size", "page_size (query parameter) is given more than once"},
+		{http.MethodGet, "/v1/users?include_descendants=perhaps", "include_descendants", "include_descendants (query parameter) must be true or false"},
+		{http.MethodGet, "/v1/users?status=GONE", "status", "status (query parameter) must be one of"},
+		{http.MethodGet, "/v1/users?query[x]=1", "query", `query is not a map: query parameter "query[x]" is not valid`},
+		{http.MethodGet, "/v1/users?page_size=abc&status=GONE", "page_size", "page_size (query parameter) must be"},
+		{http.MethodDelete, "/v1/users/u1/fingers/thumb", "position", "position (path parameter) must be an integer from"},
+	} {
+		r := e.do(t, c.method, c.path, nil, nil)
+		got := e.restError(t, r)
+		if r.code != http.StatusBadRequest || got.reason != "BAD_REQUEST" || got.legacy != "-5" ||
+			!strings.HasPrefix(got.message, c.msg) || got.field != c.field {
+			t.Errorf("%s %s: HTTP %d reason %q legacy %q field %q message %q; want 400 BAD_REQUEST -5 field %q message %q",
+				c.method, c.path, r.code, got.reason, got.legacy, got.field, got.message, c.field, c.msg)
+		}
+		for _, leak := range []string{"strconv", "parsing", "type mismatch", "ParseInt"} {
+			if strings.Contains(got.raw, leak) {
+				t.Errorf("%s: the answer shows library text %q: %s", c.path, leak, got.raw)
+			}
+		}
+	}
+	// Unknown query parameters are ignored, as before; good ones reach the
+	// service (here: not implemented).
+	r := e.do(t, http.MethodGet, "/v1/users?page_size=5&utm_source=x", nil, nil)
+	if got := e.restError(t, r); r.code != http.StatusNotImplemented {
+		t.Errorf("good parameters: HTTP %d %s", r.code, got.raw)
 	}
 }
 
@@ -518,6 +775,7 @@ type restError struct {
 	reason  string
 	legacy  string
 	message string
+	field   string // ErrorInfo metadata "field"
 	raw     string
 }
 
@@ -536,7 +794,7 @@ func (e *env) restError(t *testing.T, r result) restError {
 			Metadata map[string]string `json:"metadata"`
 		}
 		if err := json.Unmarshal(d, &info); err == nil && info.Domain == apierr.Domain {
-			out.reason, out.legacy = info.Reason, info.Metadata[apierr.MetaLegacyCode]
+			out.reason, out.legacy, out.field = info.Reason, info.Metadata[apierr.MetaLegacyCode], info.Metadata["field"]
 		}
 	}
 	return out

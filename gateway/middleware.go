@@ -38,8 +38,11 @@ type requestState struct {
 	requestID    string
 	clientIP     netip.Addr
 	bodyTooLarge bool
-	badJSON      bool  // the request body did not decode (set by jsonMarshaler)
-	limit        int64 // the request's body limit
+	badJSON      *badInput         // the request body did not decode (set by jsonMarshaler)
+	pathParams   map[string]string // the path parameters of the matched route
+	contentType  string            // the request's Content-Type
+	notJSON      bool              // a body was to be decoded but its Content-Type is not JSON
+	limit        int64             // the request's body limit
 }
 
 type stateKey struct{}
@@ -172,6 +175,7 @@ func routeMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
 		if pat, ok := runtime.HTTPPattern(r.Context()); ok {
 			if st := stateFrom(r.Context()); st != nil {
 				st.route = pat.String()
+				st.pathParams = params
 			}
 		}
 		if err := badUTF8Param(r, params); err != nil {
@@ -223,6 +227,7 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 			return
 		}
 		st.clientIP = clientIP(r, g.opts.TrustedProxies)
+		st.contentType = r.Header.Get("Content-Type")
 
 		// The client address, and the client certificate this server
 		// verified (App_ID + certificate), travel with the gRPC call (grpcx
@@ -278,6 +283,17 @@ func incomingHeaderMatcher(key string) (string, bool) {
 		return grpcx.MetadataAppSecret, true
 	}
 	return "", false
+}
+
+// outgoingHeaderMatcher forwards a service's response header metadata as
+// Grpc-Metadata-<key> (grpc-gateway's default, e.g. the request id), but
+// not what the gRPC transport itself puts there (content-type
+// application/grpc, grpc-* keys): a REST client has no use for it.
+func outgoingHeaderMatcher(key string) (string, bool) {
+	if key == "content-type" || strings.HasPrefix(key, "grpc-") {
+		return "", false
+	}
+	return runtime.MetadataHeaderPrefix + key, true
 }
 
 // annotate adds the gateway-decided metadata; it replaces anything

@@ -935,7 +935,7 @@ func TestCtlUsageErrors(t *testing.T) {
 		{args: []string{"group", "create", "--code", "x"}, msg: "missing required flag --name, --org", usage: "Usage: uias ctl group create"},
 		{args: []string{"org", "move", "X"}, msg: "missing required flag --parent", usage: "Usage: uias ctl org move ID --parent ID"},
 		{args: []string{"org", "list", "-o", "yaml"}, msg: `--output must be table or json, not "yaml"`, usage: "Usage: uias ctl org list"},
-		{args: []string{"user", "list", "--page-size", "-1"}, msg: "--page-size must be between 0 and 2147483647", usage: "Usage: uias ctl user list"},
+		{args: []string{"user", "list", "--page-size", "-1"}, msg: "--page-size must be between 0 and 500 (the most the server answers in one page; --all lists everything)", usage: "Usage: uias ctl user list"},
 		{args: []string{"user", "list", "--page-size", "ten"}, msg: `invalid value "ten" for flag -page-size: parse error`, usage: "Usage: uias ctl user list"},
 		{args: []string{"user", "lock", "X", "--duration", "-1s"}, msg: "--duration must not be negative", usage: "Usage: uias ctl user lock ID"},
 		{args: []string{"user", "lock", "X", "--duration", "500ms"}, msg: "--duration must be at least 1s (or 0 for until unlocked)", usage: "Usage: uias ctl user lock ID"},
@@ -977,8 +977,8 @@ func TestCtlUsageErrors(t *testing.T) {
 	}
 
 	// Server-side validation is exit 1 with the server's message.
-	stderr := c.fail(1, "", "user", "list", "--page-size", "501")
-	if stderr != "error: page_size must be between 0 and 500 (InvalidArgument)\n" {
-		t.Errorf("user list --page-size 501: %q", stderr)
+	stderr := c.fail(1, "", "user", "list", "--page-token", "not-a-token")
+	if stderr != "error: invalid page token (InvalidArgument)\n" {
+		t.Errorf("user list --page-token not-a-token: %q", stderr)
 	}
 }

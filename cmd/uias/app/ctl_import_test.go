@@ -3,10 +3,12 @@ package app_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/xuri/excelize/v2"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
@@ -54,12 +56,12 @@ func TestCtlImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rep identityv1.ImportReport
-	c.jsonOut(&rep, "", "import", "orgs", orgs, "--import-id", "onboard-orgs")
+	importRows(c, 1, "1 of 2 rows failed", &rep, "import", "orgs", orgs, "--import-id", "onboard-orgs")
 	if rep.GetWritten() != 1 || rep.GetFailed() != 1 || rep.GetErrors()[0].GetRow() != 3 || rep.GetErrors()[0].GetField() != "code" {
 		t.Fatalf("org import: %v", &rep)
 	}
 
-	c.jsonOut(&rep, "", "import", "users", tpl, "--dry-run", "--import-id", "onboard-1")
+	importRows(c, 1, "1 of 3 rows would fail", &rep, "import", "users", tpl, "--dry-run", "--import-id", "onboard-1")
 	if !rep.GetDryRun() || rep.GetWritten() != 2 || rep.GetFailed() != 1 || rep.GetErrors()[0].GetReason() != "BAD_ID_NUMBER" {
 		t.Fatalf("dry run: %v", &rep)
 	}
@@ -68,18 +70,33 @@ func TestCtlImport(t *testing.T) {
 	if len(users.GetUsers()) != 0 {
 		t.Fatalf("the dry run wrote %v", users.GetUsers())
 	}
-	c.jsonOut(&rep, "", "import", "users", tpl, "--import-id", "onboard-1")
+	importRows(c, 1, "1 of 3 rows failed", &rep, "import", "users", tpl, "--import-id", "onboard-1")
 	if rep.GetWritten() != 2 || rep.GetFailed() != 1 {
 		t.Fatalf("import: %v", &rep)
 	}
-	c.jsonOut(&rep, "", "import", "users", tpl, "--import-id", "onboard-1")
+	importRows(c, 1, "1 of 3 rows failed", &rep, "import", "users", tpl, "--import-id", "onboard-1")
 	if rep.GetWritten() != 0 || rep.GetSkipped() != 2 || rep.GetFailed() != 1 {
 		t.Fatalf("resumed import: %v", &rep)
 	}
 	// The table output names the row and the reason.
-	out := c.run("", "import", "users", tpl, "--import-id", "onboard-1")
-	if !strings.Contains(out, "BAD_ID_NUMBER") || !strings.Contains(out, "SKIPPED") {
-		t.Fatalf("table output:\n%s", out)
+	// (and exits 3, as any row failed).
+	r := c.exec("", "import", "users", tpl, "--import-id", "onboard-1")
+	if r.code != 3 || !strings.Contains(r.stdout, "BAD_ID_NUMBER") || !strings.Contains(r.stdout, "SKIPPED") ||
+		r.stderr != "error: 1 of 3 rows failed (listed in the report); the other rows were written or skipped\n" {
+		t.Fatalf("table output: exit %d\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	// A file whose every row is written exits 0 with nothing on stderr.
+	good := filepath.Join(dir, "good.csv")
+	if err := os.WriteFile(good, []byte("code,name,parent_code\ndocks,码头,harbour\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.jsonOut(&rep, "", "import", "orgs", good, "--dry-run")
+	if rep.GetFailed() != 0 || rep.GetWritten() != 1 || !rep.GetDryRun() {
+		t.Fatalf("clean dry run: %v", &rep)
+	}
+	c.jsonOut(&rep, "", "import", "orgs", good)
+	if rep.GetFailed() != 0 || rep.GetWritten() != 1 {
+		t.Fatalf("clean import: %v", &rep)
 	}
 	// The people log in through the application with their old passwords.
 	appID, secret := created.GetApp().GetId(), created.GetAppSecret()
@@ -95,12 +112,30 @@ func TestCtlImport(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("who,what\nx,y\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	stderr := c.fail(1, "", "import", "users", bad)
+	stderr := c.fail(1, "", "import", "users", bad) // no report at all: 1, not 3
 	if !strings.Contains(stderr, "unknown column") {
 		t.Fatalf("bad file: %s", stderr)
 	}
 	stderr = c.fail(2, "", "import", "users", filepath.Join(dir, "people.txt"))
 	if !strings.Contains(stderr, "--format") {
 		t.Fatalf("unknown extension: %s", stderr)
+	}
+}
+
+// importRows runs an import with -o json in which some rows fail: exit 3,
+// the report on stdout (decoded into rep), one error line on stderr saying
+// how many rows failed.
+func importRows(c *uiasCtl, failed int, msg string, rep *identityv1.ImportReport, args ...string) {
+	c.t.Helper()
+	args = append(slices.Clone(args), "-o", "json")
+	r := c.exec("", args...)
+	if r.code != 3 || !strings.HasPrefix(r.stderr, "error: "+msg+" (listed in the report)") || strings.Count(r.stderr, "\n") != 1 {
+		c.t.Fatalf("uias ctl %s: exit %d, want 3 and %q\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, msg, r.stdout, r.stderr)
+	}
+	if err := protojson.Unmarshal([]byte(r.stdout), rep); err != nil {
+		c.t.Fatalf("uias ctl %s: stdout is not a report: %v\n%s", strings.Join(args, " "), err, r.stdout)
+	}
+	if rep.GetFailed() != int64(failed) {
+		c.t.Fatalf("uias ctl %s: %d rows failed, want %d", strings.Join(args, " "), rep.GetFailed(), failed)
 	}
 }

@@ -161,6 +161,26 @@ func jsonField(t *testing.T, out, name string) string {
 	return ""
 }
 
+// readmeLoginOutput is the README's example output of ctl login as a
+// pattern: its token path and time stand for any.
+func readmeLoginOutput(t *testing.T) *regexp.Regexp {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "Logged in as admin; ") {
+			p := regexp.QuoteMeta(l)
+			p = strings.Replace(p, regexp.QuoteMeta("/home/you/.config/uias/token"), `\S+/token`, 1)
+			p = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`).ReplaceAllString(p, `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+			return regexp.MustCompile("^" + p + "\n$")
+		}
+	}
+	t.Fatal("README.md shows no login output (Logged in as admin; ...)")
+	return nil
+}
+
 func TestQuickStart(t *testing.T) {
 	// Terminal 1: UIAS_BOOTSTRAP_PASSWORD='Quick-Start-Pass-1' make run
 	a, notice := startQuick(t, readmeAdminPassword)
@@ -172,8 +192,12 @@ func TestQuickStart(t *testing.T) {
 	}
 	c := newCtl(t, a)
 
-	// Terminal 2, as in the README.
-	c.run(readmeAdminPassword+"\n", "login", "--user", "admin", "--password-stdin")
+	// Terminal 2, as in the README, which shows what login prints (its
+	// token path and expiry aside).
+	loginOut := c.run(readmeAdminPassword+"\n", "login", "--user", "admin", "--password-stdin")
+	if want := readmeLoginOutput(t); !want.MatchString(loginOut) {
+		t.Errorf("login printed %q; README.md shows %q", loginOut, want)
+	}
 	orgID := jsonField(t, c.run("", "org", "list", "-o", "json"), "id")
 	appJSON := c.run("", "app", "create", "--type", "OA", "--code", "oa", "--name", "Office automation", "-o", "json")
 	appID := jsonField(t, appJSON, "id")

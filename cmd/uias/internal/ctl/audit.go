@@ -322,7 +322,7 @@ func auditQueryCmd() command {
 			result := fs.String("result", "", "success, failure, denied, ...")
 			ip := fs.String("ip", "", "client IP address")
 			text := fs.String("text", "", "substring of subject, actor, reason or detail")
-			lo := addListFlags(fs)
+			lo := addListFlags(fs, audit.MaxPageSize)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	"github.com/uias/uias/services/audit/analytics"
 )
 
 // Login analytics of the audit log (AuditAnalyticsService): "audit
@@ -200,7 +201,7 @@ func auditLoginsCmd() command {
 		help:  "Lists a person's login attempts, newest first.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			r := addLoginRange(fs)
-			lo := addListFlags(fs)
+			lo := addListFlags(fs, analytics.MaxPageSize)
 			return func(args []string) error {
 				if err := wantArgs(args, "USER_ID"); err != nil {
 					return err

@@ -444,6 +444,9 @@ func authzGrantsCmd() command {
 				if err := wantArgs(args); err != nil {
 					return err
 				}
+				if *size < 0 || *size > authzMaxPage {
+					return usagef("--page-size must be between 0 and %d (the most the server answers in one page)", authzMaxPage)
+				}
 				req := &authzv1.ListGrantsRequest{RoleId: *role, PageSize: int32(*size), PageToken: *token}
 				for kind, id := range map[string]string{"user": *user, "group": *group, "org": *org} {
 					if id != "" {

@@ -256,10 +256,20 @@ type listOpts struct {
 	pageSize  int
 	pageToken string
 	all       bool
+	max       int // the largest page the server answers
 }
 
-func addListFlags(fs *flag.FlagSet) *listOpts {
-	o := &listOpts{}
+// The largest pages the services answer (their page_size checks); ctl
+// refuses a larger --page-size before calling, saying so.
+const (
+	identityMaxPage = 500  // identity's listings (services/identity, pageOf)
+	syncMaxPage     = 1000 // sync's listings, which set no bound of their own
+	authzMaxPage    = 1000 // authz grants (services/authz/commands.MaxPageSize)
+)
+
+// addListFlags defines --page-size (at most max), --page-token and --all.
+func addListFlags(fs *flag.FlagSet, max int) *listOpts {
+	o := &listOpts{max: max}
 	fs.IntVar(&o.pageSize, "page-size", 0, "results per page (0: server default)")
 	fs.StringVar(&o.pageToken, "page-token", "", "continue from this page `token`")
 	fs.BoolVar(&o.all, "all", false, "follow next_page_token and list everything")
@@ -267,8 +277,8 @@ func addListFlags(fs *flag.FlagSet) *listOpts {
 }
 
 func (o *listOpts) check() error {
-	if o.pageSize < 0 || o.pageSize > math.MaxInt32 {
-		return usagef("--page-size must be between 0 and %d", math.MaxInt32)
+	if o.pageSize < 0 || o.pageSize > o.max {
+		return usagef("--page-size must be between 0 and %d (the most the server answers in one page; --all lists everything)", o.max)
 	}
 	return nil
 }
@@ -325,7 +335,7 @@ func orgCreateCmd() command {
 }
 
 func orgListCmd() command {
-	return listVerb("[--parent ID [--descendants]] [--query Q]", func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.Org] {
+	return listVerb("[--parent ID [--descendants]] [--query Q]", identityMaxPage, func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.Org] {
 		parent := fs.String("parent", "", "only direct children of this organisation `ID`")
 		desc := fs.Bool("descendants", false, "with --parent: every organisation below it, at any depth")
 		query := fs.String("query", "", "match code or name (substring from 3 characters, else name prefix)")
@@ -450,7 +460,7 @@ func userCreateCmd() command {
 }
 
 func userListCmd() command {
-	return listVerb("[--org ID [--descendants]] [--query Q]", func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.User] {
+	return listVerb("[--org ID [--descendants]] [--query Q]", identityMaxPage, func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.User] {
 		org := fs.String("org", "", "only users of this organisation `ID`")
 		desc := fs.Bool("descendants", false, "with --org: also the users of every organisation below it")
 		query := fs.String("query", "", "match login name, display name or e-mail (substring from 3 characters, "+
@@ -584,7 +594,7 @@ func groupCreateCmd() command {
 }
 
 func groupListCmd() command {
-	return listVerb("[--org ID] [--query Q]", func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.Group] {
+	return listVerb("[--org ID] [--query Q]", identityMaxPage, func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.Group] {
 		org := fs.String("org", "", "only groups of this organisation `ID`")
 		query := fs.String("query", "", "match code or name (substring)")
 		return func(s *session, size int32, tok string) ([]*identityv1.Group, string, error) {
@@ -686,7 +696,7 @@ func checkCIDRs(in []string) ([]string, error) {
 }
 
 func appListCmd() command {
-	return listVerb("[--type T] [--query Q]", func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.App] {
+	return listVerb("[--type T] [--query Q]", identityMaxPage, func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.App] {
 		typ := fs.String("type", "", "only applications of this `type`")
 		query := fs.String("query", "", "match code or name (substring)")
 		return func(s *session, size int32, tok string) ([]*identityv1.App, string, error) {
@@ -816,7 +826,7 @@ func linkCreateCmd() command {
 }
 
 func linkListCmd() command {
-	return listVerb("[--user ID] [--app ID]", func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.AccountLink] {
+	return listVerb("[--user ID] [--app ID]", identityMaxPage, func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.AccountLink] {
 		user := fs.String("user", "", "only links of this user `ID`")
 		appID := fs.String("app", "", "only links to this App_ID")
 		return func(s *session, size int32, tok string) ([]*identityv1.AccountLink, string, error) {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -232,12 +233,47 @@ func (a *app) describe(err error) string {
 		// Every answer of a UIAS server carries an ErrorInfo; without one,
 		// this client's own call failed in the transport.
 		if apierr.Info(st) == nil {
-			msg = "cannot reach the UIAS server at " + a.g.addr + " (check --addr / UIAS_ADDR): " + msg
+			if a.g.tlsCA == "" && answersHTTP1(a.g.addr) {
+				// The gRPC library's words for this ("http2: frame too
+				// large, note that the frame header looked like an
+				// HTTP/1.1 header") do not tell an operator what to do.
+				msg = a.g.addr + " answered in HTTP/1, not gRPC: it is probably the REST (HTTP) port; " +
+					"give the gRPC address with --addr / UIAS_ADDR (default " + defaultAddr + ")"
+			} else {
+				msg = "cannot reach the UIAS server at " + a.g.addr + " (check --addr / UIAS_ADDR): " + msg
+			}
 		}
 	case codes.DeadlineExceeded:
 		msg += " (consider --timeout)"
 	}
 	return fmt.Sprintf("%s (%s)", msg, st.Code())
+}
+
+// probeTimeout bounds each step of answersHTTP1.
+const probeTimeout = 2 * time.Second
+
+// answersHTTP1 reports whether addr (host:port, plaintext) answers an
+// HTTP/1.1 request with an HTTP/1 response. ctl asks only after a call
+// failed in the transport, to tell "this is the REST port" from "nothing
+// there".
+func answersHTTP1(addr string) bool {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return false // a resolver target (dns:///..., unix:...): not probed
+	}
+	c, err := net.DialTimeout("tcp", addr, probeTimeout)
+	if err != nil {
+		return false
+	}
+	defer func() { _ = c.Close() }()
+	_ = c.SetDeadline(time.Now().Add(probeTimeout))
+	if _, err := io.WriteString(c, "HEAD / HTTP/1.1\r\nHost: uias\r\nConnection: close\r\n\r\n"); err != nil {
+		return false
+	}
+	buf := make([]byte, len("HTTP/1."))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return false
+	}
+	return string(buf) == "HTTP/1."
 }
 
 // call wraps an RPC error with advice when the stored token was refused.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ const (
 	exitOK    = 0
 	exitError = 1 // the call failed (server error, no token, I/O ...)
 	exitUsage = 2 // the command line is wrong
+	exitRows  = 3 // an import ran but some rows failed (its report lists them)
 )
 
 // Defaults for the global flags.
@@ -26,10 +28,14 @@ const (
 	defaultTimeout = 10 * time.Second
 )
 
-const usageText = `Usage: uias ctl [global flags] <noun> <verb> [flags] [args]
+// usageHead is the start of "uias ctl help"; the command list after it is
+// made from the command table (commandList), so no command is left out.
+const usageHead = `Usage: uias ctl [global flags] <noun> <verb> [flags] [args]
 
-Manage UIAS organisations, users, groups, applications and account links
-through the AdminService gRPC API, and the data keys through the KeyService.
+Manage UIAS through its gRPC API: organisations, users, groups, applications
+and account links, authorization (roles, grants, checks), single sign-on
+sessions, the audit log, data keys, multi-centre sync and provisioning
+subscriptions, bulk import and export.
 
 Global flags (accepted before or after the noun):
   --addr HOST:PORT      identity gRPC address (env UIAS_ADDR, default 127.0.0.1:9090)
@@ -52,67 +58,98 @@ Authentication:
   line of standard input) or, for login, the UIAS_ADMIN_PASSWORD variable.
 
 Commands:
-  login --user NAME [--password-stdin]     log in and store the token
-  logout                                   delete the stored token
-
-  org create --code C --name N [--parent ID]
-  org list [--parent ID [--descendants]] [--query Q] [--page-size N] [--page-token T] [--all]
-  org get ID
-  org rename ID --name N
-  org move ID --parent ID
-  org disable ID | org enable ID
-
-  user create --login L --name N --org ID [--id-type resident_id|passport|military|other]
-              [--id-number X] [--phone P] [--email E] [--password-stdin]
-              [--must-change] [--never-expires] [--cannot-change] [--password-only] [--admin]
-  user list [--org ID [--descendants]] [--query Q] [--page-size N] [--page-token T] [--all]
-  user get ID
-  user update ID [--name N] [--phone P] [--email E] [--org ID] [--must-change=BOOL]
-              [--never-expires=BOOL] [--cannot-change=BOOL] [--password-only=BOOL]
-  user set-password ID [--password-stdin] [--must-change=true|false]
-  user lock ID [--duration 30m]            (--duration 0: until unlocked)
-  user unlock ID | user disable ID | user enable ID
-  user finger enroll USER --position N --record FILE   (ISO/ANSI minutiae record)
-  user finger list USER | user finger delete USER --position N
-
-  group create --code C --name N --org ID
-  group list [--org ID] [--query Q] [--page-size N] [--page-token T] [--all]
-  group get ID
-  group add-member GROUP USER | group remove-member GROUP USER
-
-  app create --type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200]
-  app list [--type T] [--query Q] [--page-size N] [--page-token T] [--all]
-  app get ID
-  app update ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B]
-  app suspend ID | app activate ID
-  app rotate-secret ID [--overlap 24h]     (--overlap 0: old secret stops at once)
-  app finger-bypass ID [--on | --off --reason R]   emergency: auth type 2 checks the password
-
-  link create --user ID --app ID --account ACCOUNT
-  link list [--user ID] [--app ID] [--page-size N] [--page-token T] [--all]
-  link delete ID
-
-  keys status                              data keys; values still on older keys
-  keys rotate [--no-reencrypt] [--batch N] new active data key, then re-encrypt
-  keys reencrypt [--batch N]               move stored values to the active key
-
-  audit checkpoint [--size N]              the latest signed checkpoint, checked
-  audit prove SEQ [--size N]               a record and its inclusion proof, checked
-  audit consistency --old N [--new N]      the later checkpoint extends the earlier
-  audit verify [--forget]                  check the whole stored log; first bad record
-  audit query [--since D | --from T] [--to T] [--actor A] [--subject S] [--app ID] [--api API]
-              [--result R] [--ip ADDR] [--text TEXT] [--page-size N] [--page-token T] [--all]
-
-  import users|orgs|links FILE [--dry-run] [--import-id ID] [--format xlsx|csv|jsonl]
-                                           bulk import (use --timeout 1h for large files)
-  import template users|orgs|links FILE [--format xlsx|csv|jsonl]
-                                           template (XLSX: Chinese headers, an example sheet)
-  export users|orgs|links FILE [--format xlsx|csv|jsonl] [--reveal-personal]
-                                           bulk export in the import's columns (FILE "-": stdout)
-
-Run "uias ctl <noun> <verb> --help" for the flags of one command.
-Exit status: 0 success, 1 the operation failed, 2 bad command line.
 `
+
+// usageTail ends "uias ctl help".
+const usageTail = `
+Run "uias ctl <noun> <verb> --help" for what one command does and its flags.
+Exit status: 0 success; 1 the operation failed; 2 bad command line; 3 an import
+(or its --dry-run) ran but some rows failed: the report lists them, the other
+rows were written (with --dry-run: nothing was written).
+`
+
+// nounOrder is the order "uias ctl help" lists the nouns in; a noun of the
+// command table missing here is listed after these, so none is hidden.
+var nounOrder = []string{"login", "logout", "org", "user", "group", "app", "link", "authz", "sessions",
+	"audit", "keys", "sync", "import", "export"}
+
+// helpWidth is the width the command list of "uias ctl help" wraps at.
+const helpWidth = 100
+
+// usageText is the text of "uias ctl help": every noun and verb of cmds
+// with its usage.
+func usageText(cmds map[string]map[string]command) string {
+	nouns := make([]string, 0, len(cmds))
+	for _, n := range nounOrder {
+		if _, ok := cmds[n]; ok {
+			nouns = append(nouns, n)
+		}
+	}
+	var rest []string
+	for n := range cmds {
+		if !slices.Contains(nounOrder, n) {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	nouns = append(nouns, rest...)
+
+	var b strings.Builder
+	b.WriteString(usageHead)
+	for i, n := range nouns {
+		if i > 0 && n != "logout" {
+			b.WriteString("\n")
+		}
+		verbs := make([]string, 0, len(cmds[n]))
+		for v := range cmds[n] {
+			verbs = append(verbs, v)
+		}
+		sort.Strings(verbs)
+		for _, v := range verbs {
+			line := strings.Join(strings.Fields(strings.Join([]string{n, v, cmds[n][v].usage}, " ")), " ")
+			b.WriteString(wrapUsage(line, "  ", "      ", helpWidth))
+		}
+	}
+	b.WriteString(usageTail)
+	return b.String()
+}
+
+// wrapUsage wraps a usage line at width, breaking only at spaces outside
+// brackets and parentheses so that an optional flag stays whole.
+func wrapUsage(line, first, cont string, width int) string {
+	var words []string
+	depth, start := 0, 0
+	for i, r := range line {
+		switch r {
+		case '[', '(':
+			depth++
+		case ']', ')':
+			depth--
+		case ' ':
+			if depth <= 0 {
+				words = append(words, line[start:i])
+				start = i + 1
+			}
+		}
+	}
+	words = append(words, line[start:])
+	var b strings.Builder
+	cur := first
+	fresh := true
+	for _, w := range words {
+		if !fresh && len(cur)+1+len(w) > width {
+			b.WriteString(cur + "\n")
+			cur, fresh = cont, true
+		}
+		if !fresh {
+			cur += " "
+		}
+		cur += w
+		fresh = false
+	}
+	b.WriteString(cur + "\n")
+	return b.String()
+}
 
 // globals holds the global flags.
 type globals struct {
@@ -167,6 +204,19 @@ type usageError struct {
 
 func (e *usageError) Error() string { return e.msg }
 
+// rowsFailedError is an import that ran with some rows failed (exit 3).
+type rowsFailedError struct {
+	failed, rows int64
+	dryRun       bool
+}
+
+func (e *rowsFailedError) Error() string {
+	if e.dryRun {
+		return fmt.Sprintf("%d of %d rows would fail (listed in the report); dry run: nothing was written", e.failed, e.rows)
+	}
+	return fmt.Sprintf("%d of %d rows failed (listed in the report); the other rows were written or skipped", e.failed, e.rows)
+}
+
 func usagef(format string, a ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, a...)}
 }
@@ -208,19 +258,19 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	a.g.addGlobals(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usageText)
+			fmt.Fprint(stdout, usageText(commands()))
 			return exitOK
 		}
 		return a.usageFail(&usageError{msg: err.Error()})
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		fmt.Fprint(stderr, usageText)
+		fmt.Fprint(stderr, usageText(commands()))
 		return exitUsage
 	}
 	noun := rest[0]
 	if noun == "help" {
-		fmt.Fprint(stdout, usageText)
+		fmt.Fprint(stdout, usageText(commands()))
 		return exitOK
 	}
 
@@ -283,6 +333,11 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return a.usageFail(&usageError{msg: err.Error(), usage: usage})
 	}
 	if err := run(pos); err != nil {
+		var re *rowsFailedError
+		if errors.As(err, &re) {
+			fmt.Fprintf(stderr, "error: %s\n", re)
+			return exitRows
+		}
 		var ue *usageError
 		if errors.As(err, &ue) {
 			if ue.usage == "" {

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -605,6 +608,48 @@ func TestUnreachableServer(t *testing.T) {
 	code, _, errs = h.run("org", "get", "storage-down")
 	if code != 1 || strings.Contains(errs, "cannot reach") || !strings.Contains(errs, "storage is unavailable") {
 		t.Errorf("answered UNAVAILABLE: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestHTTPPortNotGRPC: ctl pointed at an HTTP/1 server (the REST port) says
+// so plainly instead of the gRPC library's "http2: frame too large" text.
+func TestHTTPPortNotGRPC(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "not found", http.StatusNotFound)
+	}))
+	defer web.Close()
+	addr := strings.TrimPrefix(web.URL, "http://")
+	code, out, errs := h.run("--addr", addr, "org", "get", "o1")
+	want := "error: " + addr + " answered in HTTP/1, not gRPC: it is probably the REST (HTTP) port; " +
+		"give the gRPC address with --addr / UIAS_ADDR (default 127.0.0.1:9090) (Unavailable)\n"
+	if code != 1 || out != "" || errs != want {
+		t.Errorf("exit %d, stdout %q, stderr %q; want %q", code, out, errs, want)
+	}
+	// A server that accepts the connection but says nothing is not HTTP/1.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	if answersHTTP1(lis.Addr().String()) {
+		t.Error("a silent server was taken for HTTP/1")
+	}
+	if answersHTTP1("dns:///"+addr) || answersHTTP1("127.0.0.1:1") {
+		t.Error("a resolver target or a closed port was taken for HTTP/1")
+	}
+	if !answersHTTP1(addr) {
+		t.Error("the HTTP server was not recognised")
 	}
 }
 

@@ -40,7 +40,8 @@ func importCmd(kind identityv1.ImportKind) command {
 			"unless --format). Rows that cannot be written are listed with their row number, column and\n" +
 			"reason; the others are written. --dry-run checks every row and writes nothing. Sending the\n" +
 			"same file again with the same --import-id skips the rows written before (resuming an\n" +
-			"interrupted import). Large files need a longer --timeout (e.g. --timeout 1h).",
+			"interrupted import). Large files need a longer --timeout (e.g. --timeout 1h).\n" +
+			"Exit status 3 when any row failed (the report is printed all the same), 0 when none did.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			dry := fs.Bool("dry-run", false, "check every row, write nothing")
 			id := fs.String("import-id", "", "name of the import, to resume it (default: a new id, printed)")
@@ -94,7 +95,13 @@ func importCmd(kind identityv1.ImportKind) command {
 					if err != nil {
 						return err
 					}
-					return a.output(rep, func(tw *tabwriter.Writer) { importReportTable(tw, rep) })
+					if err := a.output(rep, func(tw *tabwriter.Writer) { importReportTable(tw, rep) }); err != nil {
+						return err
+					}
+					if rep.GetFailed() > 0 {
+						return &rowsFailedError{failed: rep.GetFailed(), rows: rep.GetRows(), dryRun: rep.GetDryRun()}
+					}
+					return nil
 				})
 			}
 		},

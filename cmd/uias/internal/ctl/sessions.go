@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
 )
 
 // The live SSO sessions of the ticket component (TicketSessionsService):
@@ -24,7 +25,7 @@ func sessionListCmd() command {
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			org := fs.String("org", "", "only the sessions of people in org `ID` or below it")
 			user := fs.String("user", "", "only the sessions of person `ID`")
-			lo := addListFlags(fs)
+			lo := addListFlags(fs, ticket.MaxSessionPage)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err

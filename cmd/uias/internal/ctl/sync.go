@@ -50,7 +50,7 @@ func syncStatusCmd() command {
 }
 
 func syncSkippedCmd() command {
-	return listVerb("", func(*app, *flag.FlagSet) pageFetch[*syncv1.SkippedChange] {
+	return listVerb("", syncMaxPage, func(*app, *flag.FlagSet) pageFetch[*syncv1.SkippedChange] {
 		return func(s *session, size int32, token string) ([]*syncv1.SkippedChange, string, error) {
 			r, err := syncv1.NewSyncAdminServiceClient(s.conn).ListSkippedChanges(s.ctx,
 				&syncv1.ListSkippedChangesRequest{PageSize: size, PageToken: token})

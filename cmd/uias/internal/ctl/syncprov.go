@@ -190,7 +190,7 @@ func syncRetryCmd() command {
 }
 
 func syncDeliveriesCmd() command {
-	return listVerb("[--app APP] [--subscription ID] [--status pending|delivered|dead]",
+	return listVerb("[--app APP] [--subscription ID] [--status pending|delivered|dead]", syncMaxPage,
 		func(_ *app, fs *flag.FlagSet) pageFetch[*syncv1.Delivery] {
 			appID := fs.String("app", "", "the application's")
 			sub := fs.String("subscription", "", "the subscription's")

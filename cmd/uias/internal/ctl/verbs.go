@@ -69,10 +69,11 @@ type pageFetch[T any] func(s *session, pageSize int32, token string) ([]T, strin
 
 // listVerb is a listing: filters are its usage (the paging flags
 // --page-size, --page-token and --all are added to it and to the flags),
-// setup declares the filter flags and returns the page fetcher; wrap makes
+// maxPage is the largest --page-size the server answers; setup declares
+// the filter flags and returns the page fetcher; wrap makes
 // the response message -o json prints; rows prints the table. A hint on
 // standard error tells a table reader when more pages exist.
-func listVerb[T any](filters string, setup func(a *app, fs *flag.FlagSet) pageFetch[T],
+func listVerb[T any](filters string, maxPage int, setup func(a *app, fs *flag.FlagSet) pageFetch[T],
 	wrap func(items []T, next string) proto.Message, rows func(tw *tabwriter.Writer, items []T)) command {
 	usage := "[--page-size N] [--page-token T] [--all]"
 	if filters != "" {
@@ -82,7 +83,7 @@ func listVerb[T any](filters string, setup func(a *app, fs *flag.FlagSet) pageFe
 		usage: usage,
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			fetch := setup(a, fs)
-			lo := addListFlags(fs)
+			lo := addListFlags(fs, maxPage)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
