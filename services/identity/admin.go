@@ -569,7 +569,7 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, mustChan
 	if err := s.ownUser(ctx, u); err != nil {
 		return nil, err
 	}
-	if err := s.setPassword(ctx, u, password, mustChange, false, "user.set_password", start); err != nil {
+	if err := s.setPassword(ctx, u, password, mustChange, false, "user.set_password", start, ""); err != nil {
 		return nil, err
 	}
 	return s.loadUser(ctx, id)

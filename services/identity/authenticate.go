@@ -369,14 +369,18 @@ func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, ne
 	if r != ReasonOK && r != ReasonPasswordExpired {
 		return apierr.New(apierr.FailedPrecondition, "VERIFICATION_FAILED", "current password not accepted: "+reasonMessages[r])
 	}
-	if err := s.setPassword(ctx, u, newPassword, false, true, "password.change", start); err != nil {
+	if err := s.setPassword(ctx, u, newPassword, false, true, "password.change", start, ""); err != nil {
 		return err
 	}
 	return nil
 }
 
 // setPassword checks policy (and history when checkHistory), hashes and stores.
-func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChange, checkHistory bool, api string, start time.Time) error {
+//
+// The CHANGES event ends the person's SSO sessions (ticket), all but
+// keepSession when it is not empty.
+func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChange, checkHistory bool, api string, start time.Time,
+	keepSession string) error {
 	if err := s.cfg.Policy.CheckPassword(pw, u.LoginName); err != nil {
 		return err
 	}
@@ -409,7 +413,7 @@ func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChang
 	after.PasswordHash, after.PasswordChangedAt, after.MustChange, after.UpdatedAt = h, at, mustChange, at
 	evs := []events.Event{
 		s.audit(ctx, api, "user:"+u.ID, u.OrgID, "success", "OK", start, map[string]string{"must_change_password": fmtBool(mustChange)}),
-		s.replicaChange(ctx, "user", "password_changed", u.ID, map[string]any{"must_change_password": mustChange},
+		s.replicaChange(ctx, "user", "password_changed", u.ID, passwordChanged(mustChange, keepSession),
 			userReplica(&after, true)),
 	}
 	keep := s.cfg.Policy.History
@@ -437,3 +441,12 @@ func eventsOf(evs ...events.Event) []events.Event { return evs }
 
 func zapErr(err error) zap.Field   { return zap.Error(err) }
 func zapReason(r string) zap.Field { return zap.String("reason", r) }
+
+// passwordChanged is the data of a user.password_changed event.
+func passwordChanged(mustChange bool, keepSession string) map[string]any {
+	d := map[string]any{"must_change_password": mustChange}
+	if keepSession != "" {
+		d["keep_session"] = keepSession
+	}
+	return d
+}

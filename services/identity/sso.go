@@ -231,8 +231,9 @@ func errVerification(r Reason) error {
 // pages. The current password is checked as SSOLogin checks it (throttled
 // per client address; an unknown login answered like a wrong password
 // after the same work); an expired current password is accepted (the
-// point is to replace it).
-func (s *Service) SSOChangePassword(ctx context.Context, login, oldPassword, newPassword string) error {
+// point is to replace it). The person's SSO sessions end but keepSession
+// (the one they changed it in, when not empty).
+func (s *Service) SSOChangePassword(ctx context.Context, login, oldPassword, newPassword, keepSession string) error {
 	start := s.now()
 	a := s.newEarlyAttempt(ssoLoginSource(ctx), "sso.password.change.verify")
 	if err := a.admitSource(ctx, "login:"+login, "", start); err != nil {
@@ -270,5 +271,5 @@ func (s *Service) SSOChangePassword(ctx context.Context, login, oldPassword, new
 	}
 	c := *caller.From(ctx)
 	c.Principal = u.ID
-	return s.setPassword(caller.With(ctx, &c), u, newPassword, false, true, "sso.password.change", start)
+	return s.setPassword(caller.With(ctx, &c), u, newPassword, false, true, "sso.password.change", start, keepSession)
 }

@@ -785,6 +785,13 @@ func (s *Service) RevokeUserSessions(ctx context.Context, userID, sessionID, rea
 		}
 		return 0, ErrNoSuchUserSession
 	}
+	return s.EndUserSessions(ctx, userID, "", reason)
+}
+
+// EndUserSessions ends every session of a person but keep (when not
+// empty: the session in which they changed their password); it returns
+// how many ended.
+func (s *Service) EndUserSessions(ctx context.Context, userID, keep, reason string) (int, error) {
 	ids, err := s.store.UserSessions(ctx, userID)
 	if err != nil {
 		return 0, err
@@ -792,6 +799,9 @@ func (s *Service) RevokeUserSessions(ctx context.Context, userID, sessionID, rea
 	n := 0
 	var untold []error
 	for _, id := range ids {
+		if id == keep {
+			continue
+		}
 		ok, err := s.endSession(ctx, id, userID, reason)
 		switch {
 		case ok:

@@ -11,6 +11,7 @@ import (
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/services/ticket"
 	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
@@ -144,6 +145,25 @@ func TestTicketComponent(t *testing.T) {
 		_, err := h.Service.GetSession(ctx, tgt)
 		return err != nil
 	})
+	// A change on the SSO pages keeps the session it was made in and
+	// ends the person's others.
+	here, _, _ := h.Service.CreateSession(ctx, ticket.NewSession{UserID: f.userID, Login: "tina", AuthLevel: 1})
+	other, _, _ := h.Service.CreateSession(ctx, ticket.NewSession{UserID: f.userID, Login: "tina", AuthLevel: 1})
+	sess, err := h.Service.GetSession(ctx, here)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idh := e.app.Value(identitycomponent.Name).(*identitycomponent.Handle)
+	if err := idh.Service.SSOChangePassword(ctx, "tina", "Reset-Pass-42x", "Kept-Session-7x", sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the other session to end on a change on the SSO pages", func() bool {
+		_, err := h.Service.GetSession(ctx, other)
+		return err != nil
+	})
+	if _, err := h.Service.GetSession(ctx, here); err != nil {
+		t.Fatalf("the session the password was changed in ended: %v", err)
+	}
 
 	// Every step left its audit record.
 	eventually(t, "ticket audit records", func() bool {

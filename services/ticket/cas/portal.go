@@ -140,21 +140,27 @@ func (h *Handler) passwordPage(w http.ResponseWriter, r *http.Request, code int,
 // liveLogin returns the login of the request's live session ("" when
 // there is none); ok is false when the error page was written.
 func (h *Handler) liveLogin(w http.ResponseWriter, r *http.Request) (string, bool) {
+	sess, ok := h.liveSession(w, r)
+	return sess.GetLogin(), ok
+}
+
+// liveSession is liveLogin's session (nil without one).
+func (h *Handler) liveSession(w http.ResponseWriter, r *http.Request) (*ticketv1.Session, bool) {
 	tgt := tgcOf(r)
 	if tgt == "" {
-		return "", true
+		return nil, true
 	}
 	ctx, cancel := h.ctx(r)
 	sess, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: tgt})
 	cancel()
 	switch {
 	case err == nil:
-		return sess.GetLogin(), true
+		return sess, true
 	case status.Code(err) == codes.NotFound || status.Code(err) == codes.InvalidArgument:
-		return "", true
+		return nil, true
 	}
 	h.fault(w, r, err)
-	return "", false
+	return nil, false
 }
 
 // passwordForm is GET /cas/password.
@@ -182,10 +188,11 @@ func (h *Handler) passwordPost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	login, ok := h.liveLogin(w, r)
+	sess, ok := h.liveSession(w, r)
 	if !ok {
 		return
 	}
+	login := sess.GetLogin()
 	signedIn := login != ""
 	if !signedIn {
 		login = strings.TrimSpace(r.PostFormValue("username"))
@@ -204,7 +211,9 @@ func (h *Handler) passwordPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := h.ctx(r)
-	_, err := h.o.SSO.ChangePassword(ctx, &identityv1.SSOChangePasswordRequest{Login: login, OldPassword: old, NewPassword: nw})
+	// Signed in: this session stays, the person's others end.
+	_, err := h.o.SSO.ChangePassword(ctx, &identityv1.SSOChangePasswordRequest{Login: login, OldPassword: old, NewPassword: nw,
+		KeepSession: sess.GetId()})
 	cancel()
 	if err != nil {
 		reason := reasonOf(err)

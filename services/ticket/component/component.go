@@ -258,12 +258,21 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 		return
 	}
 	var ev struct {
-		ID string `json:"id"`
+		ID   string `json:"id"`
+		Data struct {
+			// keep_session: the session a person changed their password
+			// in stays (user.password_changed of the SSO pages).
+			KeepSession string `json:"keep_session"`
+		} `json:"data"`
 	}
 	if json.Unmarshal(data, &ev) != nil || ev.ID == "" {
 		return
 	}
-	n, err := svc.RevokeUserSessions(ctx, ev.ID, "", reason)
+	keep := ""
+	if reason == "PASSWORD_CHANGED" {
+		keep = ev.Data.KeepSession
+	}
+	n, err := svc.EndUserSessions(ctx, ev.ID, keep, reason)
 	if err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession) {
 		log.Warn("sessions of a changed user not ended", zap.String("reason", reason), zap.Error(err))
 		return

@@ -754,10 +754,15 @@ func (x *PersonIdNumberResponse) GetIdNumber() string {
 }
 
 type SSOChangePasswordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Login         string                 `protobuf:"bytes,1,opt,name=login" json:"login,omitempty"`
-	OldPassword   string                 `protobuf:"bytes,2,opt,name=old_password,json=oldPassword" json:"old_password,omitempty"`
-	NewPassword   string                 `protobuf:"bytes,3,opt,name=new_password,json=newPassword" json:"new_password,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Login       string                 `protobuf:"bytes,1,opt,name=login" json:"login,omitempty"`
+	OldPassword string                 `protobuf:"bytes,2,opt,name=old_password,json=oldPassword" json:"old_password,omitempty"`
+	NewPassword string                 `protobuf:"bytes,3,opt,name=new_password,json=newPassword" json:"new_password,omitempty"`
+	// keep_session is the id of the SSO session (ticket.v1.Session.id, not
+	// the ticket-granting ticket) in which the person changed the password:
+	// it stays, their other sessions end (CHANGES user.password_changed
+	// carries it). Empty: every session ends.
+	KeepSession   string `protobuf:"bytes,4,opt,name=keep_session,json=keepSession" json:"keep_session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -809,6 +814,13 @@ func (x *SSOChangePasswordRequest) GetOldPassword() string {
 func (x *SSOChangePasswordRequest) GetNewPassword() string {
 	if x != nil {
 		return x.NewPassword
+	}
+	return ""
+}
+
+func (x *SSOChangePasswordRequest) GetKeepSession() string {
+	if x != nil {
+		return x.KeepSession
 	}
 	return ""
 }
@@ -899,11 +911,12 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x15PersonIdNumberRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"5\n" +
 	"\x16PersonIdNumberResponse\x12\x1b\n" +
-	"\tid_number\x18\x01 \x01(\tR\bidNumber\"\x9b\x01\n" +
+	"\tid_number\x18\x01 \x01(\tR\bidNumber\"\xcc\x01\n" +
 	"\x18SSOChangePasswordRequest\x12%\n" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12+\n" +
 	"\fold_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\voldPassword\x12+\n" +
-	"\fnew_password\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\vnewPassword\"\x1b\n" +
+	"\fnew_password\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\vnewPassword\x12/\n" +
+	"\fkeep_session\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\vkeepSession\"\x1b\n" +
 	"\x19SSOChangePasswordResponse2\xb7\x05\n" +
 	"\n" +
 	"SSOService\x12N\n" +
