@@ -85,6 +85,11 @@ type AuthRequest struct {
 	ExtendLegacy     string
 
 	probe *finger.Template // Fingerprint, parsed by validateAuth
+	// probeErr: why Fingerprint of an auth type 2 call is unusable (it
+	// is missing, or not a minutiae record); answered unless the
+	// application's fingerprint bypass is on (a broken reader sends
+	// nothing usable: the password decides then).
+	probeErr error
 }
 
 // AuthResult is the verdict. Errors (bad request, system fault, refused
@@ -109,7 +114,10 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 		}
 	case AuthFingerprint:
 		if len(req.Fingerprint) == 0 {
-			return badRequest("fingerprint_feature is required for auth type 2 (fingerprint)")
+			if req.Password == "" {
+				return badRequest("fingerprint_feature is required for auth type 2 (fingerprint)")
+			}
+			req.probeErr = badRequest("fingerprint_feature is required for auth type 2 (fingerprint) unless the application's fingerprint bypass is on")
 		}
 	case AuthPasswordFingerprint:
 		if req.Password == "" || len(req.Fingerprint) == 0 {
@@ -118,12 +126,16 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 	default:
 		return badRequest("auth_type must be 1 (password), 2 (fingerprint) or 3 (both)")
 	}
-	if req.AuthType != AuthPassword {
+	if req.AuthType != AuthPassword && len(req.Fingerprint) > 0 {
 		_, t, err := parseFingerRecord(req.Fingerprint, "fingerprint_feature", finger.MinMinutiae)
-		if err != nil {
+		switch {
+		case err == nil:
+			req.probe = t
+		case req.AuthType == AuthFingerprint && req.Password != "":
+			req.probeErr = err // decided once the application's bypass is known
+		default:
 			return err
 		}
-		req.probe = t
 	}
 	legacy, err := ParseExtendInfo(req.ExtendLegacy)
 	if err != nil {
@@ -166,6 +178,18 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 	if (req.AppType != "" || req.AppCode != "") && (req.AppType != c.App.Type || req.AppCode != c.App.Code) {
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "denied", "FOREIGN_APP", start, nil))
 		return nil, apierr.New(apierr.PermissionDenied, "FOREIGN_APP", "an application may only authenticate its own accounts")
+	}
+	if req.probeErr != nil {
+		// No usable finger in an auth type 2 call: only the application's
+		// emergency bypass (the password instead) takes it.
+		b, err := s.store.GetFingerBypass(ctx, c.App.ID)
+		if err != nil {
+			return nil, err
+		}
+		if !b.Enabled {
+			s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "failure", "BAD_REQUEST", start, nil))
+			return nil, req.probeErr
+		}
 	}
 	res := &AuthResult{Serial: c.RequestID, Extend: req.Extend}
 	finish := func(r Reason, u *User) (*AuthResult, error) {

@@ -180,6 +180,16 @@ func TestFingerprintBypass(t *testing.T) {
 		!strings.Contains(err.Error(), "bypass") {
 		t.Fatalf("bypass, no password: %v", err)
 	}
+	// The reader is what broke: no record, or one that is not a minutiae
+	// record, is fine; the password decides.
+	for what, rec := range map[string][]byte{"no record": nil, "garbage": []byte("AAAA")} {
+		if r := w.mustAuthFinger(t, identity.AuthFingerprint, rec, "First-Pass-1"); r != identity.ReasonOK {
+			t.Fatalf("bypass, %s, right password: %v", what, r)
+		}
+		if r := w.mustAuthFinger(t, identity.AuthFingerprint, rec, "Wrong-Pass-1"); r != identity.ReasonBadCredentials {
+			t.Fatalf("bypass, %s, wrong password: %v", what, r)
+		}
+	}
 	// Type 3 still needs both.
 	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, impression(2, 1), "First-Pass-1"); r != identity.ReasonBadCredentials {
 		t.Fatalf("bypass does not cover type 3: %v", r)
@@ -189,6 +199,14 @@ func TestFingerprintBypass(t *testing.T) {
 	}
 	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(2, 1), "First-Pass-1"); r != identity.ReasonBadCredentials {
 		t.Fatalf("bypass off: %v", r)
+	}
+	// Bypass off: a finger is required, whatever the password.
+	if _, err := w.authFinger(t, identity.AuthFingerprint, nil, "First-Pass-1"); reasonOf(err) != "BAD_REQUEST" ||
+		!strings.Contains(err.Error(), "fingerprint_feature is required") {
+		t.Fatalf("bypass off, no record: %v", err)
+	}
+	if _, err := w.authFinger(t, identity.AuthFingerprint, []byte("AAAA"), "First-Pass-1"); reasonOf(err) != "FINGER_RECORD_INVALID" {
+		t.Fatalf("bypass off, garbage record: %v", err)
 	}
 	if _, err := w.svc.SetFingerprintBypass(admin, "missing", true, "x"); reasonOf(err) != "NOT_FOUND" {
 		t.Fatalf("unknown app: %v", err)

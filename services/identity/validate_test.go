@@ -136,7 +136,7 @@ func TestValidateAuth(t *testing.T) {
 		{"no auth type", func(r *AuthRequest) { r.AuthType = 0 }, "auth_type"},
 		{"bad auth type", func(r *AuthRequest) { r.AuthType = 7 }, "auth_type"},
 		{"password missing", func(r *AuthRequest) { r.Password = "" }, "password is required"},
-		{"fingerprint missing", func(r *AuthRequest) { r.AuthType = AuthFingerprint }, "fingerprint_feature is required"},
+		{"fingerprint missing", func(r *AuthRequest) { r.AuthType, r.Password = AuthFingerprint, "" }, "fingerprint_feature is required"},
 		{"both missing fp", func(r *AuthRequest) { r.AuthType = AuthPasswordFingerprint }, "both required"},
 		{"malformed legacy extend", func(r *AuthRequest) { r.ExtendLegacy = "a=1|broken" }, "no '='"},
 		{"bad legacy extend name", func(r *AuthRequest) { r.ExtendLegacy = "bad key=1" }, "name"},
@@ -157,7 +157,14 @@ func TestValidateAuth(t *testing.T) {
 			wantBadRequest(t, s.validateAuth(&r), c.mention)
 		})
 	}
+	// Type 2 without a finger but with a password: decided by the
+	// application's fingerprint bypass (Authenticate), not here.
 	r := validAuth()
+	r.AuthType = AuthFingerprint
+	if err := s.validateAuth(&r); err != nil || r.probeErr == nil {
+		t.Fatalf("type 2 with a password and no finger: %v, deferred %v", err, r.probeErr)
+	}
+	r = validAuth()
 	r.ExtendLegacy, r.Extend = "a=1|b=2", map[string]string{"b": "3"}
 	if err := s.validateAuth(&r); err != nil {
 		t.Fatal(err)
