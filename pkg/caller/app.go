@@ -32,8 +32,17 @@ func init() {
 			Doc: "The application is bound to a client certificate and must call over TLS presenting it."},
 		apierr.Reason{Name: "RATE_LIMITED", Code: apierr.ResourceExhausted, Legacy: -6,
 			Doc: "The application's rate limit is exceeded; retry later (REST: Retry-After)."},
+		apierr.Reason{Name: ReasonForeignApp, Code: apierr.PermissionDenied,
+			Doc: "The request names another application than the caller: an application authenticates only its own accounts (Authenticate app_type/app_code) and asks only about its own permissions (authz app)."},
 	)
 }
+
+// ReasonForeignApp: a request of an application names another one.
+const ReasonForeignApp = "FOREIGN_APP"
+
+// ForeignApp is the error of an application's request naming another
+// application (msg says what it may do instead).
+func ForeignApp(msg string) error { return apierr.New(apierr.PermissionDenied, ReasonForeignApp, msg) }
 
 // Caller authentication errors. Unknown App_ID and wrong secret share one
 // error so a caller cannot probe which App_IDs exist.

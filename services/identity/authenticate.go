@@ -176,8 +176,8 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		return nil, err
 	}
 	if (req.AppType != "" || req.AppCode != "") && (req.AppType != c.App.Type || req.AppCode != c.App.Code) {
-		s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "denied", "FOREIGN_APP", start, nil))
-		return nil, apierr.New(apierr.PermissionDenied, "FOREIGN_APP", "an application may only authenticate its own accounts")
+		s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "denied", caller.ReasonForeignApp, start, nil))
+		return nil, caller.ForeignApp("an application may only authenticate its own accounts")
 	}
 	if req.probeErr != nil {
 		// No usable finger in an auth type 2 call: only the application's

@@ -38,8 +38,6 @@ func init() {
 			Doc: "The new password equals the current one or one of the previous ones."},
 
 		// Authentication and password changes.
-		apierr.Reason{Name: "FOREIGN_APP", Code: apierr.PermissionDenied,
-			Doc: "app_type/app_code name another application than the caller."},
 		apierr.Reason{Name: "VERIFICATION_FAILED", Code: apierr.FailedPrecondition, Legacy: -1,
 			Doc: "ChangePassword: old password wrong, account locked or disabled (counts towards the lockout)."},
 		apierr.Reason{Name: "CANNOT_CHANGE_PASSWORD", Code: apierr.FailedPrecondition,

@@ -128,6 +128,28 @@ func TestAuthzInAll(t *testing.T) {
 	wantCode(t, err, codes.Unauthenticated, "")
 	_, err = az.Check(f.ctx(), &authzv1.CheckRequest{Person: f.userID, Resource: "docs", Operation: "read", AtLeastRevision: 1 << 40})
 	wantCode(t, err, codes.FailedPrecondition, "REVISION_NOT_REACHED")
+	// Another business system reads nothing of this one's model: its
+	// checks, explanations, permissions and subjects naming this
+	// application are refused (its own, app left empty, are answered).
+	other := e.seed("hr", "hank", nil, nil)
+	foreign := &authzv1.CheckRequest{App: f.appID, Person: f.userID, Resource: "docs.inbox", Operation: "read"}
+	_, err = az.Check(other.ctx(), foreign)
+	wantCode(t, err, codes.PermissionDenied, "FOREIGN_APP")
+	_, err = az.Explain(other.ctx(), foreign)
+	wantCode(t, err, codes.PermissionDenied, "FOREIGN_APP")
+	_, err = az.BatchCheck(other.ctx(), &authzv1.BatchCheckRequest{Checks: []*authzv1.CheckRequest{foreign}})
+	wantCode(t, err, codes.PermissionDenied, "FOREIGN_APP")
+	_, err = az.ListPermissions(other.ctx(), &authzv1.ListPermissionsRequest{App: f.appID, Person: f.userID})
+	wantCode(t, err, codes.PermissionDenied, "FOREIGN_APP")
+	_, err = az.ListSubjects(other.ctx(), &authzv1.ListSubjectsRequest{App: f.appID, Resource: "docs.inbox", Operation: "read"})
+	wantCode(t, err, codes.PermissionDenied, "FOREIGN_APP")
+	if code, out, _ := e.rest("POST", "/v1/authz/check", appHeaders(other), map[string]any{"app": f.appID, "person": f.userID,
+		"resource": "docs.inbox", "operation": "read"}); code != http.StatusForbidden {
+		t.Fatalf("REST check of another application: %d %v", code, out)
+	}
+	if r, err := az.Check(f.ctx(), &authzv1.CheckRequest{App: f.appID, Person: f.userID, Resource: "docs.inbox", Operation: "read"}); err != nil || !r.GetAllowed() {
+		t.Fatalf("an application naming itself: %v %v", r, err)
+	}
 	admHdr := map[string]string{"Authorization": "Bearer " + e.token}
 	code, out, _ = e.rest("POST", "/v1/authz/exclusions", admHdr, map[string]any{"role_a": clerk, "role_b": approver, "name": "maker-checker"})
 	if code != http.StatusOK {

@@ -39,12 +39,22 @@ func (s *Server) Register(g grpc.ServiceRegistrar) {
 // ---- AuthzService ----
 
 // appOf is the application a query is about: the one named, else the
-// calling application.
-func appOf(ctx context.Context, app string) string {
-	if app != "" {
-		return app
+// calling application. A business system asks only about its own
+// (FOREIGN_APP): another application's grants and roles are not its to
+// read, over gRPC or through the REST edge. Administrators (reviews) and
+// UIAS components (which call as no application) name any.
+func appOf(ctx context.Context, app string) (string, error) {
+	own := ""
+	if c := caller.From(ctx); c != nil {
+		own = c.AppID()
 	}
-	return caller.From(ctx).AppID()
+	switch {
+	case app == "":
+		return own, nil
+	case own != "" && app != own && adminauth.From(ctx) == nil:
+		return "", caller.ForeignApp("an application may only ask about its own permissions (leave app empty)")
+	}
+	return app, nil
 }
 
 // reviewer checks an administrator asking AuthzService questions with a
@@ -57,9 +67,10 @@ func (s *Server) reviewer(ctx context.Context, api string) error {
 	return s.svc.Authorize(ctx, api, adminauth.GrantsRead, true)
 }
 
-func queryOf(ctx context.Context, r *authzv1.CheckRequest) index.Query {
-	return index.Query{Person: r.GetPerson(), App: appOf(ctx, r.GetApp()), Resource: r.GetResource(),
-		Operation: r.GetOperation(), Method: r.GetMethod(), Path: r.GetPath()}
+func queryOf(ctx context.Context, r *authzv1.CheckRequest) (index.Query, error) {
+	app, err := appOf(ctx, r.GetApp())
+	return index.Query{Person: r.GetPerson(), App: app, Resource: r.GetResource(),
+		Operation: r.GetOperation(), Method: r.GetMethod(), Path: r.GetPath()}, err
 }
 
 // Check implements AuthzService.
@@ -67,7 +78,11 @@ func (s *Server) Check(ctx context.Context, r *authzv1.CheckRequest) (*authzv1.C
 	if err := s.reviewer(ctx, "check"); err != nil {
 		return nil, err
 	}
-	ok, rev, err := s.svc.Check(ctx, queryOf(ctx, r), r.GetAtLeastRevision())
+	q, err := queryOf(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	ok, rev, err := s.svc.Check(ctx, q, r.GetAtLeastRevision())
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +96,11 @@ func (s *Server) BatchCheck(ctx context.Context, r *authzv1.BatchCheckRequest) (
 	}
 	qs := make([]index.Query, len(r.GetChecks()))
 	for i, c := range r.GetChecks() {
-		qs[i] = queryOf(ctx, c)
+		q, err := queryOf(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		qs[i] = q
 	}
 	out, rev, err := s.svc.BatchCheck(ctx, qs, r.GetAtLeastRevision())
 	if err != nil {
@@ -95,7 +114,11 @@ func (s *Server) Explain(ctx context.Context, r *authzv1.CheckRequest) (*authzv1
 	if err := s.reviewer(ctx, "explain"); err != nil {
 		return nil, err
 	}
-	e, err := s.svc.Explain(ctx, queryOf(ctx, r), r.GetAtLeastRevision())
+	q, err := queryOf(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.svc.Explain(ctx, q, r.GetAtLeastRevision())
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +173,11 @@ func (s *Server) ListPermissions(ctx context.Context, r *authzv1.ListPermissions
 	if err := s.reviewer(ctx, "permissions.list"); err != nil {
 		return nil, err
 	}
-	ps, rev, err := s.svc.ListPermissions(ctx, r.GetPerson(), appOf(ctx, r.GetApp()), r.GetAtLeastRevision())
+	app, err := appOf(ctx, r.GetApp())
+	if err != nil {
+		return nil, err
+	}
+	ps, rev, err := s.svc.ListPermissions(ctx, r.GetPerson(), app, r.GetAtLeastRevision())
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +193,11 @@ func (s *Server) ListSubjects(ctx context.Context, r *authzv1.ListSubjectsReques
 	if err := s.reviewer(ctx, "subjects.list"); err != nil {
 		return nil, err
 	}
-	sg, rev, err := s.svc.ListSubjects(ctx, appOf(ctx, r.GetApp()), r.GetResource(), r.GetOperation(), r.GetAtLeastRevision())
+	app, err := appOf(ctx, r.GetApp())
+	if err != nil {
+		return nil, err
+	}
+	sg, rev, err := s.svc.ListSubjects(ctx, app, r.GetResource(), r.GetOperation(), r.GetAtLeastRevision())
 	if err != nil {
 		return nil, err
 	}
