@@ -150,6 +150,27 @@ func TestAuthzInAll(t *testing.T) {
 	if r, err := az.Check(f.ctx(), &authzv1.CheckRequest{App: f.appID, Person: f.userID, Resource: "docs.inbox", Operation: "read"}); err != nil || !r.GetAllowed() {
 		t.Fatalf("an application naming itself: %v %v", r, err)
 	}
+	// A person disabled in identity holds nothing (a business system
+	// checking a session it already holds stops serving them), and gets it
+	// back when enabled (identity's CHANGES events).
+	allowed := func() bool {
+		r, err := az.Check(f.ctx(), &authzv1.CheckRequest{Person: f.userID, Resource: "docs.inbox", Operation: "read"})
+		return err == nil && r.GetAllowed()
+	}
+	setStatus := func(st identityv1.UserStatus) {
+		t.Helper()
+		if _, err := e.admin.SetUserStatus(e.adm(), &identityv1.SetUserStatusRequest{Id: f.userID, Status: st}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStatus(identityv1.UserStatus_USER_STATUS_DISABLED)
+	eventually(t, "a disabled person's check refused", func() bool { return !allowed() })
+	if ex, err := az.Explain(f.ctx(), &authzv1.CheckRequest{Person: f.userID, Resource: "docs.inbox", Operation: "read"}); err != nil ||
+		ex.GetReason() != "PERSON_DISABLED" {
+		t.Fatalf("explain for a disabled person: %v %v", ex, err)
+	}
+	setStatus(identityv1.UserStatus_USER_STATUS_ACTIVE)
+	eventually(t, "the person enabled again allowed", allowed)
 	admHdr := map[string]string{"Authorization": "Bearer " + e.token}
 	code, out, _ = e.rest("POST", "/v1/authz/exclusions", admHdr, map[string]any{"role_a": clerk, "role_b": approver, "name": "maker-checker"})
 	if code != http.StatusOK {

@@ -36,6 +36,7 @@ type identityChange struct {
 	orgID          *string
 	userID         string
 	isAdmin        *bool
+	status         *int // identity's status: 1 active, 2 disabled
 }
 
 func parseIdentityEvent(payload []byte) (identityChange, bool) {
@@ -48,10 +49,11 @@ func parseIdentityEvent(payload []byte) (identityChange, bool) {
 		OrgID    *string `json:"org_id"`
 		UserID   string  `json:"user_id"`
 		IsAdmin  *bool   `json:"is_admin"`
+		Status   *int    `json:"status"`
 	}
 	_ = json.Unmarshal(ev.Data, &d)
 	return identityChange{entity: ev.Entity, op: ev.Op, id: ev.ID, parentID: d.ParentID, orgID: d.OrgID,
-		userID: d.UserID, isAdmin: d.IsAdmin}, true
+		userID: d.UserID, isAdmin: d.IsAdmin, status: d.Status}, true
 }
 
 // ApplyIdentityEvent applies one identity CHANGES event to idx; events that
@@ -61,6 +63,9 @@ func ApplyIdentityEvent(idx *index.Index, payload []byte) bool {
 	return ok && c.apply(idx)
 }
 
+// statusActive is identity's active status (its events' data.status).
+const statusActive = 1
+
 func (c identityChange) apply(idx *index.Index) bool {
 	switch c.entity + "." + c.op {
 	case "org.created", "org.moved":
@@ -68,8 +73,22 @@ func (c identityChange) apply(idx *index.Index) bool {
 			idx.SetOrgParent(c.id, *c.parentID)
 			return true
 		}
+	case "org.status_changed":
+		if c.status != nil {
+			idx.SetOrgDisabled(c.id, *c.status != statusActive)
+			return true
+		}
+	case "user.status_changed":
+		if c.status != nil {
+			idx.SetPersonDisabled(c.id, *c.status != statusActive)
+			return true
+		}
 	case "user.created", "user.updated":
 		used := false
+		if c.status != nil {
+			idx.SetPersonDisabled(c.id, *c.status != statusActive)
+			used = true
+		}
 		if c.isAdmin != nil {
 			idx.SetUserAdminFlag(c.id, *c.isAdmin)
 			used = true
@@ -109,7 +128,7 @@ func (c identityChange) narrows() bool {
 		return c.parentID != nil
 	case "user.updated":
 		return c.orgID != nil || c.isAdmin != nil
-	case "user.deleted":
+	case "user.deleted", "user.status_changed", "org.status_changed":
 		return true
 	}
 	return false

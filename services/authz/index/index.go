@@ -239,6 +239,8 @@ type person struct {
 	groups []*group
 	// adminFlag: identity's legacy is_admin flag (a system administrator).
 	adminFlag bool
+	// disabled in identity: the person holds nothing (disabledLocked).
+	disabled bool
 }
 
 // effRoles is, for Check, every role reaching a person through a grant
@@ -265,6 +267,8 @@ type group struct {
 type org struct {
 	holder
 	parent *org
+	// disabled in identity: nobody below it holds anything.
+	disabled bool
 }
 
 // Index is the replica's view. The zero value is not usable; use New.
@@ -840,7 +844,42 @@ func (x *Index) ForgetPerson(id string) {
 	for _, g := range p.groups {
 		delete(g.members, id)
 	}
-	p.groups, p.org, p.adminFlag = nil, nil, false
+	p.groups, p.org, p.adminFlag, p.disabled = nil, nil, false, false
+}
+
+// SetPersonDisabled records whether person id is disabled in identity
+// (they cannot log in): a disabled person holds nothing here either, so a
+// business system checking a session it already holds stops serving them.
+func (x *Index) SetPersonDisabled(id string, disabled bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	defer x.gen.Add(1)
+	p := x.personOf(id)
+	p.disabled = disabled
+	p.eff.Store(nil)
+}
+
+// SetOrgDisabled records whether org id is disabled in identity: the
+// people of its subtree hold nothing here.
+func (x *Index) SetOrgDisabled(id string, disabled bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	defer x.gen.Add(1)
+	x.orgOf(id).disabled = disabled
+	x.shape++
+}
+
+// disabledLocked reports whether p, or an org above them, is disabled.
+func (x *Index) disabledLocked(p *person) bool {
+	if p.disabled {
+		return true
+	}
+	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+		if o.disabled {
+			return true
+		}
+	}
+	return false
 }
 
 // SetGroupMember adds or removes person user from group id.

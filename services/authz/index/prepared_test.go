@@ -62,7 +62,7 @@ func TestCheckFollowsEveryChange(t *testing.T) {
 	compare(0, "start")
 	for step := 1; step <= 120; step++ {
 		var what string
-		switch k := rng.IntN(9); k {
+		switch k := rng.IntN(11); k {
 		case 0, 1:
 			what = "revoke"
 			apply(authz.Change{Obj: authz.ObjGrant, Op: authz.OpDelete, ID: dataset.GrantID(rng.IntN(grants))})
@@ -108,6 +108,12 @@ func TestCheckFollowsEveryChange(t *testing.T) {
 				delete(deleted, i)
 				break
 			}
+		case 9:
+			what = "person disabled or enabled"
+			x.SetPersonDisabled(dataset.PersonID(rng.IntN(s.People)), rng.IntN(2) == 0)
+		case 10:
+			what = "org disabled or enabled"
+			x.SetOrgDisabled(dataset.OrgID(rng.IntN(s.Orgs)), rng.IntN(3) == 0)
 		}
 		compare(step, what)
 	}
@@ -132,5 +138,52 @@ func TestCheckAllocatesNothing(t *testing.T) {
 		i++
 	}); n != 0 {
 		t.Errorf("Check allocates %.2f times per call", n)
+	}
+}
+
+// A person disabled in identity, or below a disabled org, holds nothing:
+// Check, Explain (PERSON_DISABLED) and ListPermissions agree, and enabling
+// again gives back what their grants give.
+func TestDisabledPersonHoldsNothing(t *testing.T) {
+	d := dataset.Generate(dataset.Small, 22, 500)
+	x, err := d.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var q index.Query
+	for _, c := range d.Checks {
+		if ok, _ := x.Check(c.Query(), now); ok {
+			q = c.Query()
+			break
+		}
+	}
+	if q.Person == "" {
+		t.Fatal("no allowed check in the data set")
+	}
+	holds := func() (bool, string, int) {
+		ok, _ := x.Check(q, now)
+		perms, _ := x.ListPermissions(q.Person, q.App, now)
+		return ok, x.Explain(q, now).Reason, len(perms)
+	}
+	if ok, why, n := holds(); !ok || why != "" || n == 0 {
+		t.Fatalf("before: check %v, explain %q, %d permissions", ok, why, n)
+	}
+	x.SetPersonDisabled(q.Person, true)
+	if ok, why, n := holds(); ok || why != index.WhyPersonDisabled || n != 0 {
+		t.Fatalf("person disabled: check %v, explain %q, %d permissions", ok, why, n)
+	}
+	x.SetPersonDisabled(q.Person, false)
+	if ok, _, _ := holds(); !ok {
+		t.Fatal("person enabled again: not allowed")
+	}
+	org := d.UserOrg[q.Person]
+	x.SetOrgDisabled(org, true)
+	if ok, why, n := holds(); ok || why != index.WhyPersonDisabled || n != 0 {
+		t.Fatalf("org disabled: check %v, explain %q, %d permissions", ok, why, n)
+	}
+	x.SetOrgDisabled(org, false)
+	if ok, _, _ := holds(); !ok {
+		t.Fatal("org enabled again: not allowed")
 	}
 }

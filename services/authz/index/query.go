@@ -85,6 +85,12 @@ func (x *Index) effOf(p *person) *effRoles {
 	if e := p.eff.Load(); e != nil && e.shape == x.shape {
 		return e
 	}
+	if x.disabledLocked(p) {
+		e := newEffRoles(0) // holds nothing, timed grants included
+		e.shape = x.shape
+		p.eff.Store(e)
+		return e
+	}
 	n := len(p.roles)
 	timed := len(p.timed) > 0
 	for _, gr := range p.groups {
@@ -229,6 +235,7 @@ const (
 	WhyNoRole           = "NO_ROLE"
 	WhyNotGranted       = "NOT_GRANTED"
 	WhyGrantInactive    = "GRANT_INACTIVE"
+	WhyPersonDisabled   = "PERSON_DISABLED"
 )
 
 // Path is how a person holds a permission: the grant (to the person, a
@@ -278,6 +285,10 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 	}
 	t := now.UnixNano()
 	p := x.people[q.Person]
+	if p != nil && x.disabledLocked(p) {
+		e.Reason, e.Detail = WhyPersonDisabled, "the person, or an org above them, is disabled in identity: they hold nothing"
+		return e
+	}
 	anyRole := false
 	for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
 		set := x.permRoles[permKey{r, op}]
@@ -366,7 +377,7 @@ func (x *Index) ListPermissions(person, app string, now time.Time) ([]authz.Perm
 	x.rlock()
 	defer x.mu.RUnlock()
 	p := x.people[person]
-	if p == nil {
+	if p == nil || x.disabledLocked(p) {
 		return nil, x.rev
 	}
 	t := now.UnixNano()
