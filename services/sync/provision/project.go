@@ -66,6 +66,24 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 	match := len(live) > 0
 	var touched []ref
 	var mutate func() error
+	if kind == KindUser {
+		switch op {
+		case "finger_enrolled", "finger_deleted":
+			// Fingerprints are identity's own (a position, a quality): not
+			// fields of the person a business system keeps.
+			return 0, nil
+		case "password_changed":
+			// Only the person's field, not how the change came about.
+			var d struct {
+				MustChange *bool `json:"must_change_password"`
+			}
+			_ = json.Unmarshal(p.Data, &d)
+			p.Data = nil
+			if d.MustChange != nil {
+				p.Data, _ = json.Marshal(map[string]bool{"must_change_password": *d.MustChange})
+			}
+		}
+	}
 	switch kind {
 	case KindUser, KindOrg, KindGroup:
 		touched = append(touched, ref{kind, p.ID, true})

@@ -37,8 +37,10 @@ type Body struct {
 	ObjectID     string          `json:"object_id"`
 	Op           string          `json:"op"`
 	Object       json.RawMessage `json:"object,omitempty"`
-	Members      []string        `json:"members,omitempty"` // user ids
-	Time         time.Time       `json:"time"`
+	// Members: a group's user ids (every delivery of a group but its
+	// removal, [] when it has none); absent for other kinds.
+	Members *[]string `json:"members,omitempty"`
+	Time    time.Time `json:"time"`
 }
 
 // Transport posts deliveries to one URL.
@@ -59,8 +61,12 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 	d := it.Delivery
 	b := Body{Delivery: fmt.Sprintf("%s:%d", d.Subscription, d.Seq), Subscription: d.Subscription, App: d.App, EventID: d.EventID,
 		BatchID: d.BatchID, Kind: d.Kind, ObjectID: d.ObjectID, Op: d.Op, Time: t.Now().UTC()}
-	for _, m := range it.Members {
-		b.Members = append(b.Members, m.ID)
+	if d.Kind == provision.KindGroup && d.Op != provision.OpDelete {
+		members := make([]string, 0, len(it.Members))
+		for _, m := range it.Members {
+			members = append(members, m.ID)
+		}
+		b.Members = &members
 	}
 	if d.Op != provision.OpDelete && it.Object != nil {
 		b.Object = it.Object.Data

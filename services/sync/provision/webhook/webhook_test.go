@@ -211,3 +211,53 @@ func TestSelectionEditDeliversWhatCameAndWent(t *testing.T) {
 		t.Fatalf("%d deliveries failed the signature check", rc.bad)
 	}
 }
+
+// A group's delivery always says who is in it ("members": [] once the last
+// one left: a receiver applying the state drops them), and a person's
+// object holds the person's fields only: no fingerprint positions or
+// qualities, nothing of how a password change came about.
+func TestGroupMembersAndPersonFields(t *testing.T) {
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	env.Start()
+	sub := env.Subscribe(&provision.Subscription{App: "app1", Name: "all", Selection: provision.Selection{Orgs: []string{"o1"}},
+		Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+	env.Change("org", "created", "o1", map[string]any{"code": "hq", "name": "HQ", "parent_id": ""})
+	env.Change("user", "created", "u1", map[string]any{"login_name": "ann", "org_id": "o1", "status": 1})
+	env.Change("group", "created", "g1", map[string]any{"code": "deck", "name": "Deck", "org_id": "o1"})
+	env.Change("group", "member_added", "g1", map[string]any{"user_id": "u1"})
+	env.Change("group", "member_removed", "g1", map[string]any{"user_id": "u1"})
+	env.Change("user", "finger_enrolled", "u1", map[string]any{"position": 2, "quality": 80, "format": "ISO/IEC 19794-2:2005"})
+	env.Change("user", "password_changed", "u1", map[string]any{"must_change_password": true, "keep_session": "s-1"})
+	env.Wait("the deliveries"+env.Summary(sub.ID), func() bool {
+		got := rc.got()
+		return len(got) > 0 && got[len(got)-1].Kind == "identity.user" && strings.Contains(string(got[len(got)-1].Object), "must_change")
+	})
+	var groups [][]string
+	for _, b := range rc.got() {
+		switch b.Kind {
+		case "identity.group":
+			if b.Members == nil {
+				t.Fatalf("group delivery without members: %+v", b)
+			}
+			groups = append(groups, *b.Members)
+		case "identity.user":
+			var o map[string]any
+			_ = json.Unmarshal(b.Object, &o)
+			for _, k := range []string{"position", "quality", "format", "keep_session"} {
+				if _, ok := o[k]; ok {
+					t.Fatalf("person object carries %q: %s", k, b.Object)
+				}
+			}
+		case "identity.org":
+			if b.Members != nil {
+				t.Fatalf("members on an org: %+v", b)
+			}
+		}
+	}
+	if len(groups) < 2 || len(groups[len(groups)-1]) != 0 {
+		t.Fatalf("group deliveries' members: %v, want the last one empty", groups)
+	}
+}
