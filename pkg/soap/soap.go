@@ -17,6 +17,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/simplifiedchinese"
+	"golang.org/x/text/transform"
 )
 
 // Namespaces.
@@ -52,7 +56,11 @@ func DecodeRequest(r io.Reader) ([7]string, error) {
 	if len(body) > MaxEnvelope {
 		return out, bad("the envelope exceeds %d bytes", MaxEnvelope)
 	}
+	// A UTF-8 byte order mark may start an XML document (XML 1.0 §4.3.3);
+	// clients on Windows often send one.
+	body = bytes.TrimPrefix(body, []byte{0xEF, 0xBB, 0xBF})
 	d := xml.NewDecoder(bytes.NewReader(body))
+	d.CharsetReader = charsetReader
 	d.Strict = true
 	d.Entity = nil // only the five predefined entities
 	depth := 0
@@ -215,4 +223,26 @@ func WSDL(endpoint string) []byte {
   </wsdl:service>
 </wsdl:definitions>
 `, Namespace, params.String(), addr.String())
+}
+
+// charsetReader decodes the encodings legacy clients declare besides
+// UTF-8: GBK and GB2312 (read as GB18030, their superset), GB18030 and
+// ISO-8859-1.
+func charsetReader(label string, in io.Reader) (io.Reader, error) {
+	switch strings.ToLower(strings.TrimSpace(label)) {
+	case "utf-8", "utf8":
+		return in, nil
+	case "gbk", "gb2312", "gb18030", "cp936", "x-gbk":
+		return transform.NewReader(in, simplifiedchinese.GB18030.NewDecoder()), nil
+	case "iso-8859-1", "latin1", "iso8859-1":
+		return transform.NewReader(in, charmap.ISO8859_1.NewDecoder()), nil
+	}
+	return nil, fmt.Errorf("encoding %q is not supported (UTF-8, GBK, GB18030 or ISO-8859-1)", truncateLabel(label))
+}
+
+func truncateLabel(s string) string {
+	if len(s) > 32 {
+		return s[:32]
+	}
+	return s
 }

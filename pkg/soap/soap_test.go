@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
 func env(body string) string {
@@ -27,6 +29,39 @@ func TestDecodeRequest(t *testing.T) {
 	want := [7]string{"OA", "oa", "m001", "", "p<w&d 密码", "1", ""}
 	if got != want {
 		t.Fatalf("%q, want %q", got, want)
+	}
+}
+
+// Legacy clients declare GBK (or GB18030, ISO-8859-1) and Windows ones
+// start with a UTF-8 byte order mark: all are read, the text in UTF-8.
+func TestDecodeRequestEncodings(t *testing.T) {
+	call := `<a:authenticate xmlns:a="` + Namespace + `"><appType>OA</appType><appUserid>张三</appUserid><password>密码-1</password></a:authenticate>`
+	doc := func(decl string) string {
+		return `<?xml version="1.0" encoding="` + decl + `"?><s:Envelope xmlns:s="` + EnvelopeNS + `"><s:Body>` + call + `</s:Body></s:Envelope>`
+	}
+	gbk, err := simplifiedchinese.GBK.NewEncoder().String(doc("GBK"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"GBK":          gbk,
+		"GB2312 label": strings.Replace(gbk, `encoding="GBK"`, `encoding="gb2312"`, 1),
+		"UTF-8 BOM":    "\xEF\xBB\xBF" + doc("UTF-8"),
+	} {
+		got, err := DecodeRequest(strings.NewReader(body))
+		if err != nil || got[2] != "张三" || got[4] != "密码-1" {
+			t.Errorf("%s: %q %v", name, got, err)
+		}
+	}
+	latin := `<?xml version="1.0" encoding="ISO-8859-1"?><s:Envelope xmlns:s="` + EnvelopeNS + `"><s:Body><a:authenticate xmlns:a="` +
+		Namespace + `"><password>` + "caf\xe9" + `</password></a:authenticate></s:Body></s:Envelope>`
+	if got, err := DecodeRequest(strings.NewReader(latin)); err != nil || got[4] != "café" {
+		t.Errorf("ISO-8859-1: %q %v", got, err)
+	}
+	_, err = DecodeRequest(strings.NewReader(doc("EBCDIC-US")))
+	var se *Error
+	if !errors.As(err, &se) || !strings.Contains(se.Reason, `encoding "EBCDIC-US" is not supported`) || strings.Contains(se.Reason, "CharsetReader") {
+		t.Errorf("an unsupported encoding: %v", err)
 	}
 }
 
