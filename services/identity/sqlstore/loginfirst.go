@@ -113,10 +113,7 @@ func (s *Store) listUsersLoginFirst(ctx context.Context, f identity.UserFilter, 
 			return items, phaseLogin + next, nil
 		}
 		if len(items) > 0 || inner != "" {
-			// The login names are done: the page goes on with the
-			// substring matches, so that a token is handed out only when
-			// more matches follow (never a last, empty page).
-			return s.usersRestAfterLogins(ctx, f, items, p.Size)
+			return items, phaseRest, nil
 		}
 		// No login name starts with the query: the substring matches at
 		// once.
@@ -129,39 +126,6 @@ func (s *Store) listUsersLoginFirst(ctx context.Context, f identity.UserFilter, 
 	items, next, err := run(ctx, s, l, identity.Page{Size: p.Size, Token: inner}, scanUser)
 	if err != nil || next == "" {
 		return items, "", err
-	}
-	return items, phaseRest + next, nil
-}
-
-// usersRestAfterLogins completes a page that holds the last login-name
-// matches (items) with the first substring matches, up to size, and
-// returns the token of what follows ("" when nothing does).
-func (s *Store) usersRestAfterLogins(ctx context.Context, f identity.UserFilter, items []*identity.User, size int) ([]*identity.User, string, error) {
-	if size <= 0 {
-		size = DefaultPageSize
-	}
-	size = min(size, MaxPageSize)
-	l, err := s.userRestListing(ctx, f)
-	if err != nil {
-		return nil, "", err
-	}
-	room := size - len(items)
-	if room <= 0 {
-		// A full page: only whether a substring match exists decides the
-		// token.
-		more, _, err := run(ctx, s, l, identity.Page{Size: 1}, scanUser)
-		if err != nil || len(more) == 0 {
-			return items, "", err
-		}
-		return items, phaseRest, nil
-	}
-	rest, next, err := run(ctx, s, l, identity.Page{Size: room}, scanUser)
-	if err != nil {
-		return nil, "", err
-	}
-	items = append(items, rest...)
-	if next == "" {
-		return items, "", nil
 	}
 	return items, phaseRest + next, nil
 }

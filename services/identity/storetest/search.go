@@ -41,9 +41,6 @@ func testSearchLoginFirst(t *testing.T, f *fixture) {
 			if len(items) > size {
 				t.Fatalf("page of %d items, asked %d", len(items), size)
 			}
-			if len(items) == 0 && i > 0 {
-				t.Fatalf("a page token led to an empty page (%q, pages of %d)", filter.Query, size)
-			}
 			for _, u := range items {
 				if slices.Contains(ids, u.ID) {
 					t.Fatalf("%s listed twice", u.LoginName)
@@ -58,10 +55,6 @@ func testSearchLoginFirst(t *testing.T, f *fixture) {
 		}
 	}
 	for _, size := range []int{1, 2, 3, 50} {
-		// Only login names match: no token after the last of them.
-		if got := all(identity.UserFilter{Query: "abc1000"}, size); !slices.Equal(got, sortedIDs(longer)) {
-			t.Fatalf("login matches only, pages of %d: %v", size, got)
-		}
 		want := sortedIDs(exact, longer, elsewhere, inside, byName, byMail)
 		if got := all(identity.UserFilter{Query: "abc100"}, size); !slices.Equal(got, want) {
 			t.Fatalf("pages of %d: %v, want %v", size, got, want)
