@@ -221,7 +221,7 @@ func TestCtlOrgCommands(t *testing.T) {
 	}
 	// The table form tells the reader about the next page on stderr.
 	r := c.exec("", "org", "list", "--page-size", "1")
-	if r.code != 0 || !strings.Contains(r.stderr, "More results: rerun with --page-token ") {
+	if r.code != 0 || !strings.Contains(r.stderr, "More results may follow: rerun with --page-token ") {
 		t.Fatalf("org list --page-size 1 (table): %+v", r)
 	}
 

@@ -309,10 +309,13 @@ func paginate[T any](o *listOpts, fetch func(token string) ([]T, string, error))
 	}
 }
 
-// moreHint tells a table reader that more results exist.
+// moreHint tells a table reader that more results may exist: a page
+// token says where to go on, not that something is there (a people search
+// hands one out after the login-name matches without running the costlier
+// substring search until asked).
 func (a *app) moreHint(next string) {
 	if next != "" && a.g.output != "json" {
-		fmt.Fprintf(a.stderr, "More results: rerun with --page-token %s, or with --all.\n", next)
+		fmt.Fprintf(a.stderr, "More results may follow: rerun with --page-token %s, or with --all.\n", next)
 	}
 }
 
