@@ -37,6 +37,10 @@ const ReasonBadRequest = "BAD_REQUEST"
 // The funnel sets it from the reason table; a value set by hand is replaced.
 const MetaLegacyCode = "legacy_code"
 
+// MetaField is the ErrorInfo metadata key naming the offending request
+// field of a bad request by its proto field path, when there is one.
+const MetaField = "field"
+
 // Code classifies a domain error. The zero value is not a valid code; an
 // *Error with an unknown code and no registered reason is reported as Internal.
 type Code int

@@ -32,7 +32,7 @@ const (
 	MetaLegacyCode = apierr.MetaLegacyCode
 	// MetaField names the offending field by its proto field path (e.g.
 	// "app_user_id", "extend_info"), when there is one.
-	MetaField = "field"
+	MetaField = apierr.MetaField
 )
 
 // requestValidator is built once per process and shared by every server:

@@ -316,3 +316,37 @@ func TestMembershipSoD(t *testing.T) {
 		t.Fatalf("CheckAdmin membership: %+v %v", d, err)
 	}
 }
+
+// A check names one permission: a resource with its operation, or a URL;
+// anything else is a bad request naming the field (not a silent false).
+func TestCheckNamesAPermission(t *testing.T) {
+	f := newAdminFixture(t)
+	ctx := context.Background()
+	for name, c := range map[string]struct {
+		q     index.Query
+		field string
+	}{
+		"no operation":       {index.Query{Person: "bob", App: "oa", Resource: "oa"}, "operation"},
+		"resource and a URL": {index.Query{Person: "bob", App: "oa", Resource: "oa", Operation: "read", Method: "POST", Path: "/x"}, "resource"},
+		"nothing":            {index.Query{Person: "bob", App: "oa"}, "resource"},
+	} {
+		_, _, err := f.svc.Check(ctx, c.q, 0)
+		ae, ok := apierr.As(err)
+		if !ok || ae.Code != apierr.InvalidArgument || ae.Meta[apierr.MetaField] != c.field {
+			t.Errorf("%s: %v, want INVALID_ARGUMENT on %s", name, err, c.field)
+		}
+		if _, err := f.svc.Explain(ctx, c.q, 0); err == nil {
+			t.Errorf("%s: Explain answered", name)
+		}
+		_, _, err = f.svc.BatchCheck(ctx, []index.Query{{Person: "bob", App: "oa", Resource: "oa", Operation: "read"}, c.q}, 0)
+		if ae, ok := apierr.As(err); !ok || ae.Meta[apierr.MetaField] != "checks[1]."+c.field {
+			t.Errorf("%s in a batch: %v", name, err)
+		}
+	}
+	if _, _, err := f.svc.Check(ctx, index.Query{Person: "bob", App: "oa", Resource: "oa", Operation: "read"}, 0); err != nil {
+		t.Fatalf("a well-formed check: %v", err)
+	}
+	if _, _, err := f.svc.Check(ctx, index.Query{Person: "bob", App: "oa", Path: "/x"}, 0); err != nil {
+		t.Fatalf("a URL check: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/services/authz"
@@ -13,6 +14,9 @@ const MaxBatch = 100
 
 // Check answers q once the index has reached atLeast.
 func (s *Service) Check(ctx context.Context, q index.Query, atLeast int64) (bool, int64, error) {
+	if err := checkQuery(q, ""); err != nil {
+		return false, 0, err
+	}
 	if err := s.WaitFor(ctx, atLeast); err != nil {
 		return false, 0, err
 	}
@@ -25,6 +29,11 @@ func (s *Service) BatchCheck(ctx context.Context, qs []index.Query, atLeast int6
 	if len(qs) > MaxBatch {
 		return nil, 0, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, "at most 100 checks per batch")
 	}
+	for i, q := range qs {
+		if err := checkQuery(q, fmt.Sprintf("checks[%d].", i)); err != nil {
+			return nil, 0, err
+		}
+	}
 	if err := s.WaitFor(ctx, atLeast); err != nil {
 		return nil, 0, err
 	}
@@ -34,6 +43,9 @@ func (s *Service) BatchCheck(ctx context.Context, qs []index.Query, atLeast int6
 
 // Explain answers q with the grant path or why not.
 func (s *Service) Explain(ctx context.Context, q index.Query, atLeast int64) (index.Explanation, error) {
+	if err := checkQuery(q, ""); err != nil {
+		return index.Explanation{}, err
+	}
 	if err := s.WaitFor(ctx, atLeast); err != nil {
 		return index.Explanation{}, err
 	}
@@ -56,4 +68,22 @@ func (s *Service) ListSubjects(ctx context.Context, app, resource, op string, at
 	}
 	out, rev := s.idx.ListSubjects(app, resource, op, s.now())
 	return out, rev, nil
+}
+
+// checkQuery refuses a check that names no permission: a resource with its
+// operation, or a URL (path, and a method or none); not both. prefix is
+// the path of the query in its request (a batch's checks[i].).
+func checkQuery(q index.Query, prefix string) error {
+	bad := func(field, msg string) error {
+		return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, prefix+msg).WithMeta(apierr.MetaField, prefix+field)
+	}
+	switch {
+	case q.Resource != "" && (q.Method != "" || q.Path != ""):
+		return bad("resource", "give a resource and its operation, or a URL (method and path), not both")
+	case q.Resource != "" && q.Operation == "":
+		return bad("operation", "operation is required with a resource")
+	case q.Resource == "" && q.Path == "":
+		return bad("resource", "a resource and its operation, or a URL path, is required")
+	}
+	return nil
 }
