@@ -132,7 +132,6 @@ func userTable(tw *tabwriter.Writer, u *identityv1.User) {
 		"Phone", u.GetPhoneMasked(),
 		"Email", u.GetEmail(),
 		"Feature code", u.GetFeatureCode(),
-		"Admin", yesNo(u.GetIsAdmin()),
 		"Must change password", yesNo(u.GetMustChangePassword()),
 		"Password never expires", yesNo(u.GetPasswordNeverExpires()),
 		"Cannot change password", yesNo(u.GetUserCannotChangePassword()),
@@ -144,10 +143,13 @@ func userTable(tw *tabwriter.Writer, u *identityv1.User) {
 }
 
 func userRows(tw *tabwriter.Writer, users []*identityv1.User) {
-	row(tw, "ID", "LOGIN", "NAME", "ORG", "STATUS", "LOCKED", "ADMIN")
+	// No administrator column: administrators are authz grants (uias ctl
+	// authz grants --user ID), not the legacy is_admin flag, which holds
+	// only until identity has appointed the person.
+	row(tw, "ID", "LOGIN", "NAME", "ORG", "STATUS", "LOCKED")
 	for _, u := range users {
 		row(tw, u.GetId(), u.GetLoginName(), u.GetDisplayName(), u.GetOrgId(),
-			userStatus(u.GetStatus()), yesNo(u.GetLocked()), yesNo(u.GetIsAdmin()))
+			userStatus(u.GetStatus()), yesNo(u.GetLocked()))
 	}
 }
 

@@ -1416,9 +1416,13 @@ type User struct {
 	PasswordNeverExpires     bool                   `protobuf:"varint,14,opt,name=password_never_expires,json=passwordNeverExpires" json:"password_never_expires,omitempty"`
 	UserCannotChangePassword bool                   `protobuf:"varint,15,opt,name=user_cannot_change_password,json=userCannotChangePassword" json:"user_cannot_change_password,omitempty"`
 	PasswordChangedAt        *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=password_changed_at,json=passwordChangedAt" json:"password_changed_at,omitempty"`
-	IsAdmin                  bool                   `protobuf:"varint,17,opt,name=is_admin,json=isAdmin" json:"is_admin,omitempty"`
-	CreateTime               *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
-	UpdateTime               *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=update_time,json=updateTime" json:"update_time,omitempty"`
+	// is_admin is the legacy administrator flag: set on create, identity
+	// appoints the person system administrator in authz at once and clears
+	// it. Administrators are authz grants: ask AuthzAdminService.ListGrants
+	// (uias ctl authz grants --user ID), not this field.
+	IsAdmin    bool                   `protobuf:"varint,17,opt,name=is_admin,json=isAdmin" json:"is_admin,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=update_time,json=updateTime" json:"update_time,omitempty"`
 	// password_only: the person may authenticate by password only; a
 	// fingerprint Authenticate (auth type 2 or 3) answers REASON_PASSWORD_ONLY
 	// (legacy -3).
