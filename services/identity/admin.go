@@ -36,7 +36,7 @@ func (s *Service) adminAudit(ctx context.Context, api, subject, org string, star
 
 func pageOf(size int32, token string) (Page, error) {
 	if size < 0 || size > 500 {
-		return Page{}, badRequest("page_size must be between 0 and 500")
+		return Page{}, badField("page_size", "page_size must be between 0 and 500")
 	}
 	return Page{Size: int(size), Token: token}, nil
 }
@@ -56,7 +56,7 @@ func (s *Service) CreateOrg(ctx context.Context, code, name, parentID string) (*
 			return nil, err
 		}
 		if n > 0 {
-			return nil, badRequest("parent_id is required (the root org already exists)")
+			return nil, badField("parent_id", "parent_id is required (the root org already exists)")
 		}
 		o.Path = "/" + o.ID + "/"
 	} else {
@@ -109,7 +109,7 @@ func (s *Service) UpdateOrg(ctx context.Context, id, name string) (*Org, error) 
 func (s *Service) SetOrgStatus(ctx context.Context, id string, st Status) (*Org, error) {
 	start := s.now()
 	if st != StatusActive && st != StatusDisabled {
-		return nil, badRequest("status must be ACTIVE or DISABLED")
+		return nil, badField("status", "status must be ACTIVE or DISABLED")
 	}
 	o, err := s.GetOrg(ctx, id)
 	if err != nil {
@@ -227,13 +227,13 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event, error) {
 	start := s.now()
 	if !validIDType(n.IDType) {
-		return nil, nil, badRequest("id_type is not a known ID type")
+		return nil, nil, badField("id_type", "id_type is not a known ID type")
 	}
 	if n.IDNumber != "" && n.IDType == IDTypeNone {
-		return nil, nil, badRequest("id_type is required with id_number")
+		return nil, nil, badField("id_type", "id_type is required with id_number")
 	}
 	if n.IDType == IDTypeResidentID && n.IDNumber != "" && !validResidentID(n.IDNumber) {
-		return nil, nil, badRequest("id_number is not a valid 18-character resident ID number")
+		return nil, nil, badField("id_number", "id_number is not a valid 18-character resident ID number")
 	}
 	if err := checkPhone(n.Phone); err != nil {
 		return nil, nil, err
@@ -389,7 +389,7 @@ type UserUpdate struct {
 func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*User, error) {
 	start := s.now()
 	if len(up.Mask) == 0 {
-		return nil, badRequest("update_mask must name at least one field")
+		return nil, badField("update_mask", "update_mask must name at least one field")
 	}
 	u, err := s.loadUser(ctx, id)
 	if err != nil {
@@ -407,7 +407,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 		switch f {
 		case "display_name":
 			if up.DisplayName == "" {
-				return nil, badRequest("display_name is required")
+				return nil, badField("display_name", "display_name is required")
 			}
 			u.DisplayName = up.DisplayName
 			changed[f] = up.DisplayName
@@ -445,7 +445,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 			u.PasswordOnly = up.PasswordOnly
 			changed[f] = up.PasswordOnly
 		default:
-			return nil, badRequest("update_mask field %q cannot be updated", truncate(f, 40))
+			return nil, badField("update_mask", "update_mask field %q cannot be updated", truncate(f, 40))
 		}
 	}
 	if err := s.sealPersonal(u, idNumber, phone); err != nil {
@@ -482,7 +482,7 @@ func (s *Service) mutateUser(ctx context.Context, id, op string, data map[string
 // SetUserStatus disables or re-enables a user.
 func (s *Service) SetUserStatus(ctx context.Context, id string, st Status) (*User, error) {
 	if st != StatusActive && st != StatusDisabled {
-		return nil, badRequest("status must be ACTIVE or DISABLED")
+		return nil, badField("status", "status must be ACTIVE or DISABLED")
 	}
 	if st == StatusDisabled {
 		if err := notOwnAccount(ctx, id, "disable"); err != nil {
@@ -498,7 +498,7 @@ func (s *Service) SetUserStatus(ctx context.Context, id string, st Status) (*Use
 // LockUser locks an account for d (0: until unlocked).
 func (s *Service) LockUser(ctx context.Context, id string, d time.Duration) (*User, error) {
 	if d < 0 {
-		return nil, badRequest("duration_seconds must not be negative")
+		return nil, badField("duration_seconds", "duration_seconds must not be negative")
 	}
 	if err := notOwnAccount(ctx, id, "lock"); err != nil {
 		return nil, err
@@ -669,20 +669,20 @@ func certFingerprint(v string) (string, error) {
 // update may name some of them only); the proto rules bound the strings.
 func checkApp(name string, ips []string, rate float64, burst int) error {
 	if name == "" {
-		return badRequest("name is required")
+		return badField("name", "name is required")
 	}
 	for _, c := range ips {
 		if _, err := netip.ParsePrefix(c); err != nil {
 			if _, aerr := netip.ParseAddr(c); aerr != nil {
-				return badRequest("ip_allow_list entry %q is not a CIDR (e.g. 10.1.0.0/16) or an IP address", truncate(c, 48))
+				return badField("ip_allow_list", "ip_allow_list entry %q is not a CIDR (e.g. 10.1.0.0/16) or an IP address", truncate(c, 48))
 			}
 		}
 	}
 	if rate < 0 || rate > 1e6 || rate != rate {
-		return badRequest("rate_limit must be between 0 (unlimited) and 1000000 per second")
+		return badField("rate_limit", "rate_limit must be between 0 (unlimited) and 1000000 per second")
 	}
 	if burst < 0 || burst > 1e6 {
-		return badRequest("rate_burst must be between 0 and 1000000")
+		return badField("rate_burst", "rate_burst must be between 0 and 1000000")
 	}
 	return nil
 }
@@ -742,7 +742,7 @@ type AppUpdate struct {
 func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App, error) {
 	start := s.now()
 	if len(up.Mask) == 0 {
-		return nil, badRequest("update_mask must name at least one field")
+		return nil, badField("update_mask", "update_mask must name at least one field")
 	}
 	a, err := s.GetApp(ctx, id)
 	if err != nil {
@@ -757,7 +757,7 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			a.Name = up.Name
 		case "status":
 			if up.Status != AppActive && up.Status != AppSuspended {
-				return nil, badRequest("status must be ACTIVE or SUSPENDED")
+				return nil, badField("status", "status must be ACTIVE or SUSPENDED")
 			}
 			a.Status = up.Status
 		case "ip_allow_list":
@@ -773,7 +773,7 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			}
 			a.ClientCertSHA256 = fp
 		default:
-			return nil, badRequest("update_mask field %q cannot be updated", truncate(f, 40))
+			return nil, badField("update_mask", "update_mask field %q cannot be updated", truncate(f, 40))
 		}
 	}
 	if err := checkApp(a.Name, a.IPAllowList, a.RateLimit, a.RateBurst); err != nil {
@@ -795,7 +795,7 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 		ov = *overlap
 	}
 	if ov < 0 || ov > 30*24*time.Hour {
-		return nil, "", badRequest("overlap_seconds must be between 0 and 2592000 (30 days)")
+		return nil, "", badField("overlap_seconds", "overlap_seconds must be between 0 and 2592000 (30 days)")
 	}
 	a, err := s.GetApp(ctx, id)
 	if err != nil {
@@ -1011,7 +1011,7 @@ func checkPhone(p string) error {
 	}
 	for i, r := range p {
 		if !(r >= '0' && r <= '9') && !(i == 0 && r == '+') && r != '-' {
-			return badRequest("phone may contain only digits, '-' and a leading '+'")
+			return badField("phone", "phone may contain only digits, '-' and a leading '+'")
 		}
 	}
 	return nil
@@ -1023,7 +1023,7 @@ func checkEmail(e string) error {
 	}
 	at := strings.LastIndexByte(e, '@')
 	if at < 1 || at == len(e)-1 || strings.ContainsAny(e, " <>\"") {
-		return badRequest("email is not a valid address")
+		return badField("email", "email is not a valid address")
 	}
 	return nil
 }

@@ -110,21 +110,25 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 	switch req.AuthType {
 	case AuthPassword:
 		if req.Password == "" {
-			return badRequest("password is required for auth type 1 (password)")
+			return badField("password", "password is required for auth type 1 (password)")
 		}
 	case AuthFingerprint:
 		if len(req.Fingerprint) == 0 {
 			if req.Password == "" {
-				return badRequest("fingerprint_feature is required for auth type 2 (fingerprint)")
+				return badField("fingerprint_feature", "fingerprint_feature is required for auth type 2 (fingerprint)")
 			}
-			req.probeErr = badRequest("fingerprint_feature is required for auth type 2 (fingerprint) unless the application's fingerprint bypass is on")
+			req.probeErr = badField("fingerprint_feature", "fingerprint_feature is required for auth type 2 (fingerprint) unless the application's fingerprint bypass is on")
 		}
 	case AuthPasswordFingerprint:
 		if req.Password == "" || len(req.Fingerprint) == 0 {
-			return badRequest("password and fingerprint_feature are both required for auth type 3")
+			field := "password"
+			if req.Password != "" {
+				field = "fingerprint_feature"
+			}
+			return badField(field, "password and fingerprint_feature are both required for auth type 3")
 		}
 	default:
-		return badRequest("auth_type must be 1 (password), 2 (fingerprint) or 3 (both)")
+		return badField("auth_type", "auth_type must be 1 (password), 2 (fingerprint) or 3 (both)")
 	}
 	if req.AuthType != AuthPassword && len(req.Fingerprint) > 0 {
 		_, t, err := parseFingerRecord(req.Fingerprint, "fingerprint_feature", finger.MinMinutiae)

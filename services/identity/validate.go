@@ -34,6 +34,13 @@ func badRequest(format string, a ...any) error {
 	return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, fmt.Sprintf(format, a...))
 }
 
+// badField is badRequest naming the request field at fault (ErrorInfo
+// metadata field, its proto name), as the validation of the proto's rules
+// does.
+func badField(field, format string, a ...any) error {
+	return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, fmt.Sprintf(format, a...)).WithMeta(apierr.MetaField, field)
+}
+
 var extendKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
 
 // ParseExtendInfo parses the legacy "name1=value|name2=value" form. An empty
@@ -46,10 +53,10 @@ func ParseExtendInfo(s string) (map[string]string, error) {
 		return out, nil
 	}
 	if len(s) > maxExtendLegacy {
-		return nil, badRequest("extend info is too long (at most %d bytes)", maxExtendLegacy)
+		return nil, badField("extend_info_legacy", "extend info is too long (at most %d bytes)", maxExtendLegacy)
 	}
 	if !utf8.ValidString(s) {
-		return nil, badRequest("extend info is not valid UTF-8")
+		return nil, badField("extend_info_legacy", "extend info is not valid UTF-8")
 	}
 	for _, seg := range strings.Split(s, "|") {
 		if seg == "" {
@@ -57,13 +64,13 @@ func ParseExtendInfo(s string) (map[string]string, error) {
 		}
 		name, value, ok := strings.Cut(seg, "=")
 		if !ok {
-			return nil, badRequest("extend info entry %q has no '=' (expected name=value|name=value)", truncate(seg, 32))
+			return nil, badField("extend_info_legacy", "extend info entry %q has no '=' (expected name=value|name=value)", truncate(seg, 32))
 		}
 		if !extendKeyPattern.MatchString(name) {
-			return nil, badRequest("extend info name %q is invalid (1-64 letters, digits, '_', '.', '-')", truncate(name, 32))
+			return nil, badField("extend_info_legacy", "extend info name %q is invalid (1-64 letters, digits, '_', '.', '-')", truncate(name, 32))
 		}
 		if _, dup := out[name]; dup {
-			return nil, badRequest("extend info name %q appears twice", name)
+			return nil, badField("extend_info_legacy", "extend info name %q appears twice", name)
 		}
 		out[name] = value
 	}
@@ -91,17 +98,17 @@ func FormatExtendInfo(m map[string]string) string {
 
 func checkExtend(m map[string]string) error {
 	if len(m) > maxExtendEntries {
-		return badRequest("extend info has too many entries (at most %d)", maxExtendEntries)
+		return badField("extend_info", "extend info has too many entries (at most %d)", maxExtendEntries)
 	}
 	for k, v := range m {
 		if !utf8.ValidString(k) || !extendKeyPattern.MatchString(k) {
-			return badRequest("extend info name %q is invalid (1-64 letters, digits, '_', '.', '-')", truncate(strings.ToValidUTF8(k, "?"), 32))
+			return badField("extend_info", "extend info name %q is invalid (1-64 letters, digits, '_', '.', '-')", truncate(strings.ToValidUTF8(k, "?"), 32))
 		}
 		if len(v) > maxExtendValueLen {
-			return badRequest("extend info value of %q is too long (at most %d bytes)", k, maxExtendValueLen)
+			return badField("extend_info", "extend info value of %q is too long (at most %d bytes)", k, maxExtendValueLen)
 		}
 		if !utf8.ValidString(v) || strings.ContainsAny(v, "|") {
-			return badRequest("extend info value of %q must be valid UTF-8 without '|'", k)
+			return badField("extend_info", "extend info value of %q must be valid UTF-8 without '|'", k)
 		}
 	}
 	return nil

@@ -261,3 +261,36 @@ func TestValidResidentID(t *testing.T) {
 		}
 	}
 }
+
+// A bad request the domain finds names its field (ErrorInfo metadata
+// field), as the proto rules' refusals do: clients show it at the input.
+func TestDomainBadRequestsNameTheField(t *testing.T) {
+	s := &Service{}
+	for _, c := range []struct {
+		mod   func(*AuthRequest)
+		field string
+	}{
+		{func(r *AuthRequest) { r.Password = "" }, "password"},
+		{func(r *AuthRequest) { r.AuthType = 9 }, "auth_type"},
+		{func(r *AuthRequest) { r.AuthType, r.Password = AuthFingerprint, "" }, "fingerprint_feature"},
+		{func(r *AuthRequest) { r.AuthType = AuthPasswordFingerprint }, "fingerprint_feature"},
+		{func(r *AuthRequest) { r.AuthType, r.Password, r.Fingerprint = AuthPasswordFingerprint, "", []byte{1} }, "password"},
+		{func(r *AuthRequest) { r.ExtendLegacy = "broken" }, "extend_info_legacy"},
+	} {
+		r := validAuth()
+		c.mod(&r)
+		err := s.validateAuth(&r)
+		if ae, ok := apierr.As(err); !ok || ae.Meta[apierr.MetaField] != c.field {
+			t.Errorf("%+v: %v, want the field %s", r, err, c.field)
+		}
+	}
+	for field, err := range map[string]error{
+		"email":     checkEmail("not an address"),
+		"phone":     checkPhone("12a"),
+		"page_size": func() error { _, err := pageOf(501, ""); return err }(),
+	} {
+		if ae, ok := apierr.As(err); !ok || ae.Meta[apierr.MetaField] != field {
+			t.Errorf("%s: %v, want the field named", field, err)
+		}
+	}
+}
