@@ -33,6 +33,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/hessian"
+	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/soap"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
@@ -119,11 +120,16 @@ func (h *Handler) hessian(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) soap(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	if r.Method == http.MethodGet && strings.EqualFold(r.URL.RawQuery, "wsdl") {
+		// https also behind a trusted proxy that terminates TLS (as HSTS).
 		scheme := "http"
-		if r.TLS != nil {
+		if module.RequestHTTPS(r) {
 			scheme = "https"
 		}
 		_, _ = w.Write(soap.WSDL(scheme + "://" + r.Host + SOAPPath))
+		return
+	}
+	if r.Method == http.MethodGet {
+		http.Error(w, "the WSDL is at ?wsdl; calls are POSTs of a SOAP 1.1 envelope", http.StatusBadRequest)
 		return
 	}
 	if r.Method != http.MethodPost {
