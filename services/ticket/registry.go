@@ -240,6 +240,11 @@ func CheckService(s *RegisteredService) error {
 		if err != nil {
 			return err
 		}
+		// A service ticket travels in the redirect to the service: over
+		// plain HTTP anyone on the way could use it first.
+		if u, ok := checkURL(n); ok && u.scheme != "https" && !loopback(u.host) {
+			return badService("the service URL must be an https URL (http only on loopback): its tickets travel in the redirect to it")
+		}
 		s.URL = n
 	}
 	if s.Pattern != "" {

@@ -183,10 +183,15 @@ func TestCheckService(t *testing.T) {
 		"userinfo":        {AppID: "a", URL: "https://u@a.example/", MinAuthLevel: 1},
 		"bad pattern":     {AppID: "a", Pattern: "(", MinAuthLevel: 1},
 		"http logout":     {AppID: "a", URL: "https://a.example/", LogoutURL: "http://a.example/logout", MinAuthLevel: 1},
+		"http service":    {AppID: "a", URL: "http://a.example/app/", MinAuthLevel: 1},
 	} {
 		if err := ticket.CheckService(&s); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	loop := ticket.RegisteredService{AppID: "a", URL: "http://127.0.0.1:8081/app/", MinAuthLevel: 1}
+	if err := ticket.CheckService(&loop); err != nil {
+		t.Fatalf("an http service on loopback: %v", err)
 	}
 	s := ticket.RegisteredService{AppID: "a", URL: "HTTPS://A.Example/app/", LogoutURL: "https://a.example/slo", MinAuthLevel: 1}
 	if err := ticket.CheckService(&s); err != nil || s.URL != "https://a.example:443/app/" {
