@@ -185,3 +185,28 @@ func roleIndex(id string) int {
 	_, _ = fmt.Sscanf(id, "r%05d", &i)
 	return i
 }
+
+// RenameApps replaces the data set's application ids (AppID(i)) by the
+// ids in to (of applications registered in identity, whose credentials
+// then ask each its own checks: an application is answered about itself
+// only). Ids not in to stay.
+func (d *Data) RenameApps(to map[string]string) {
+	name := func(s string) string {
+		if n, ok := to[s]; ok {
+			return n
+		}
+		return s
+	}
+	for i := range d.Resources {
+		d.Resources[i].App = name(d.Resources[i].App)
+	}
+	for i := range d.Roles {
+		d.Roles[i].App = name(d.Roles[i].App)
+		for j := range d.Roles[i].Permissions {
+			d.Roles[i].Permissions[j].App = name(d.Roles[i].Permissions[j].App)
+		}
+	}
+	for i := range d.Checks {
+		d.Checks[i].App = name(d.Checks[i].App)
+	}
+}

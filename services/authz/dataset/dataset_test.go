@@ -1,7 +1,9 @@
 package dataset_test
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +88,36 @@ func TestIndexAgreesWithReference(t *testing.T) {
 		t.Fatalf("%d of %d checks allowed", allowed, len(d.Checks))
 	}
 	t.Logf("%d of %d checks allowed", allowed, len(d.Checks))
+}
+
+// Renamed applications answer as before: every check of the data set
+// gives the same answer with the applications' ids replaced.
+func TestRenameApps(t *testing.T) {
+	d := dataset.Generate(dataset.Small, 3, 300)
+	before, err := d.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]bool, len(d.Checks))
+	now := time.Now()
+	for i, c := range d.Checks {
+		want[i], _ = before.Check(c.Query(), now)
+	}
+	to := map[string]string{}
+	for a := range d.Size.Apps {
+		to[dataset.AppID(a)] = fmt.Sprintf("registered-%d", a)
+	}
+	d.RenameApps(to)
+	after, err := d.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range d.Checks {
+		if !strings.HasPrefix(c.App, "registered-") {
+			t.Fatalf("check %d still names %q", i, c.App)
+		}
+		if got, _ := after.Check(c.Query(), now); got != want[i] {
+			t.Fatalf("check %d (%+v): %v after the renaming, %v before", i, c, got, want[i])
+		}
+	}
 }

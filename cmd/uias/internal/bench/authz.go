@@ -14,8 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/metadata"
+
+	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/store"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/authz"
 	"github.com/uias/uias/services/authz/commands"
 	authzcomponent "github.com/uias/uias/services/authz/component"
@@ -64,8 +68,13 @@ type authzBench struct {
 	client authzv1.AuthzServiceClient
 	reqs   []*authzv1.CheckRequest
 	bodies [][]byte
-	people map[string]*[64]byte
-	next   atomic.Uint64
+	// callers[i]: the outgoing metadata of the application reqs[i] asks
+	// about (an application is answered about itself only); creds[i]:
+	// its App_ID and App_Secret, for REST.
+	callers []context.Context
+	creds   [][2]string
+	people  map[string]*[64]byte
+	next    atomic.Uint64
 	// measured at setup, reported in the first round
 	load, loadCPU, scan time.Duration
 	mibPerM             float64
@@ -85,6 +94,19 @@ func (e *env) authzSetup(ctx context.Context, o *options, log io.Writer) (*authz
 	t0 := time.Now()
 	d := dataset.Generate(size, 7, 10_000)
 	fmt.Fprintf(log, "  authz: data set of %d grants generated in %s\n", len(d.Grants), time.Since(t0).Round(time.Millisecond))
+	// Each of the data set's applications is registered in identity, and
+	// asks its own checks with its own credentials.
+	rename, creds := map[string]string{}, map[string][2]string{}
+	for a := range d.Size.Apps {
+		ar, err := e.admin.CreateApp(e.adminCtx, &identityv1.CreateAppRequest{AppType: "AZ", AppCode: fmt.Sprintf("authz%02d", a),
+			Name: fmt.Sprintf("Authz benchmark %02d", a)})
+		if err != nil {
+			return nil, fmt.Errorf("authz: register the data set's application %d: %w", a, err)
+		}
+		id := ar.GetApp().GetId()
+		rename[dataset.AppID(a)], creds[id] = id, [2]string{id, ar.GetAppSecret()}
+	}
+	d.RenameApps(rename)
 	ab := &authzBench{d: d, idx: h.Index, client: authzv1.NewAuthzServiceClient(e.conn), people: map[string]*[64]byte{}}
 	if err := ab.measureLoad(ctx, e.dir, log); err != nil {
 		return nil, err
@@ -99,8 +121,13 @@ func (e *env) authzSetup(ctx context.Context, o *options, log io.Writer) (*authz
 	h.Index.Rebuild()
 	fmt.Fprintf(log, "  authz: data set applied to the running component in %s (%d grants)\n",
 		time.Since(t0).Round(time.Millisecond), h.Index.GrantCount())
+	callers := map[string]context.Context{}
+	for id, cr := range creds {
+		callers[id] = metadata.AppendToOutgoingContext(context.Background(), grpcx.MetadataAppID, cr[0], grpcx.MetadataAppSecret, cr[1])
+	}
 	for _, c := range d.Checks {
 		ab.reqs = append(ab.reqs, &authzv1.CheckRequest{Person: c.Person, App: c.App, Resource: c.Resource, Operation: c.Operation})
+		ab.callers, ab.creds = append(ab.callers, callers[c.App]), append(ab.creds, creds[c.App])
 		b, err := json.Marshal(map[string]string{"person": c.Person, "app": c.App, "resource": c.Resource, "operation": c.Operation})
 		if err != nil {
 			return nil, err
@@ -169,23 +196,22 @@ func (ab *authzBench) measureLoad(ctx context.Context, dir string, log io.Writer
 
 func (e *env) authzGRPC(ab *authzBench) CallFunc {
 	return func(ctx context.Context) (Outcome, error) {
-		n := ab.next.Add(1)
-		_, err := ab.client.Check(mergeOutgoing(ctx, e.authCtx), ab.reqs[n%uint64(len(ab.reqs))])
+		i := ab.next.Add(1) % uint64(len(ab.reqs))
+		_, err := ab.client.Check(mergeOutgoing(ctx, ab.callers[i]), ab.reqs[i])
 		return grpcOutcome(err)
 	}
 }
 
 func (e *env) authzREST(ab *authzBench) CallFunc {
 	return func(ctx context.Context) (Outcome, error) {
-		n := ab.next.Add(1)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.httpBase+"/v1/authz/check",
-			bytes.NewReader(ab.bodies[n%uint64(len(ab.bodies))]))
+		i := ab.next.Add(1) % uint64(len(ab.bodies))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.httpBase+"/v1/authz/check", bytes.NewReader(ab.bodies[i]))
 		if err != nil {
 			return Failed, err
 		}
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Uias-App-Id", e.appID)
-		req.Header.Set("X-Uias-App-Secret", e.secret)
+		req.Header.Set("X-Uias-App-Id", ab.creds[i][0])
+		req.Header.Set("X-Uias-App-Secret", ab.creds[i][1])
 		resp, err := e.httpClient.Do(req)
 		if err != nil {
 			return Failed, err
