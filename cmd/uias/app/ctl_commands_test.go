@@ -420,6 +420,17 @@ func TestCtlUserCommands(t *testing.T) {
 	if !strings.Contains(stderr, "already exists") || !strings.Contains(stderr, "(AlreadyExists)") {
 		t.Errorf("duplicate login: %q", stderr)
 	}
+
+	// user delete: only with --yes; then the person is gone (-2 for their
+	// account), and deleting again is a clear not found.
+	if stderr := c.fail(2, "", "user", "delete", bob.GetId()); !strings.Contains(stderr, "--yes") {
+		t.Errorf("delete without --yes: %q", stderr)
+	}
+	c.jsonOut(&identityv1.DeleteUserResponse{}, "", "user", "delete", bob.GetId(), "--yes")
+	wantAuth(t, "deleted", a, appID, secret, "B001", "Another-Pass-88", identityv1.Reason_REASON_NO_SUCH_USER)
+	if stderr := c.fail(1, "", "user", "delete", bob.GetId(), "--yes"); !strings.Contains(stderr, "not found") {
+		t.Errorf("delete again: %q", stderr)
+	}
 }
 
 // wantAuth authenticates account with password as the application and

@@ -51,6 +51,7 @@ func commands() map[string]map[string]command {
 			"unlock":       userUnlockCmd(),
 			"disable":      userStatusCmd(identityv1.UserStatus_USER_STATUS_DISABLED),
 			"enable":       userStatusCmd(identityv1.UserStatus_USER_STATUS_ACTIVE),
+			"delete":       userDeleteCmd(),
 			"finger":       userFingerCmd(),
 		},
 		"group": {
@@ -839,6 +840,33 @@ func linkListCmd() command {
 	}, func(links []*identityv1.AccountLink, next string) proto.Message {
 		return &identityv1.ListAccountLinksResponse{Links: links, NextPageToken: next}
 	}, linkRows)
+}
+
+func userDeleteCmd() command {
+	return command{
+		usage: "ID --yes",
+		help: "Deletes the person for good, with their account links, fingerprints, group memberships and\n" +
+			"administrator tokens; their SSO sessions end and provisioned business systems are told. The audit\n" +
+			"log keeps what they did. To keep them, use user disable. --yes confirms.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			yes := fs.Bool("yes", false, "confirm the deletion (it cannot be undone)")
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				if !*yes {
+					return usagef("deleting a person cannot be undone: add --yes (or use user disable to keep them)")
+				}
+				return a.withSession(func(s *session) error {
+					r, err := s.client.DeleteUser(s.ctx, &identityv1.DeleteUserRequest{Id: args[0]})
+					if err != nil {
+						return err
+					}
+					return a.output(r, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Deleted user %s.\n", args[0]) })
+				})
+			}
+		},
+	}
 }
 
 func linkDeleteCmd() command {
