@@ -82,10 +82,48 @@ func (s *Service) GetOrg(ctx context.Context, id string) (*Org, error) {
 
 // ListOrgs lists orgs with filters and a page.
 func (s *Service) ListOrgs(ctx context.Context, f OrgFilter, size int32, token string) ([]*Org, string, error) {
+	if err := s.filterExists(ctx, token, orgNamed(f.ParentID)); err != nil {
+		return nil, "", err
+	}
 	f.Within = withinOf(ctx, f.Within)
 	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*Org, string, error) {
 		return s.store.ListOrgs(ctx, f, p)
 	})
+}
+
+// filterRef is an object a listing's filter names (id "" when none).
+type filterRef struct{ kind, id string }
+
+func orgNamed(id string) filterRef { return filterRef{"org", id} }
+
+// filterExists refuses, on a listing's first page, a filter naming an
+// object that does not exist (NOT_FOUND naming it): an empty list would
+// read as "nothing there" for a mistyped id.
+func (s *Service) filterExists(ctx context.Context, token string, refs ...filterRef) error {
+	if token != "" {
+		return nil
+	}
+	for _, r := range refs {
+		if r.id == "" {
+			continue
+		}
+		var err error
+		switch r.kind {
+		case "org":
+			_, err = s.store.GetOrg(ctx, r.id)
+		case "user":
+			_, err = s.store.GetUser(ctx, r.id)
+		case "application":
+			_, err = s.store.GetApp(ctx, r.id)
+		}
+		if errors.Is(err, ErrNotFound) {
+			return apierr.New(apierr.NotFound, "NOT_FOUND", "the filter's "+r.kind+" "+truncate(r.id, 64)+" does not exist")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // UpdateOrg renames an org.
@@ -371,6 +409,9 @@ func (s *Service) loadUser(ctx context.Context, id string) (*User, error) {
 
 // ListUsers lists users with filters and a page.
 func (s *Service) ListUsers(ctx context.Context, f UserFilter, size int32, token string) ([]*User, string, error) {
+	if err := s.filterExists(ctx, token, orgNamed(f.OrgID)); err != nil {
+		return nil, "", err
+	}
 	f.Within = withinOf(ctx, f.Within)
 	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*User, string, error) {
 		return s.store.ListUsers(ctx, f, p)
@@ -604,6 +645,9 @@ func (s *Service) GetGroup(ctx context.Context, id string) (*Group, error) {
 
 // ListGroups lists groups.
 func (s *Service) ListGroups(ctx context.Context, f GroupFilter, size int32, token string) ([]*Group, string, error) {
+	if err := s.filterExists(ctx, token, orgNamed(f.OrgID)); err != nil {
+		return nil, "", err
+	}
 	f.Within = withinOf(ctx, f.Within)
 	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*Group, string, error) {
 		return s.store.ListGroups(ctx, f, p)
@@ -847,6 +891,9 @@ func (s *Service) CreateLink(ctx context.Context, userID, appID, account string)
 
 // ListLinks lists account links.
 func (s *Service) ListLinks(ctx context.Context, f LinkFilter, size int32, token string) ([]*AccountLink, string, error) {
+	if err := s.filterExists(ctx, token, filterRef{"user", f.UserID}, filterRef{"application", f.AppID}); err != nil {
+		return nil, "", err
+	}
 	f.Within = withinOf(ctx, f.Within)
 	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*AccountLink, string, error) {
 		return s.store.ListLinks(ctx, f, p)

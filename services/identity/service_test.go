@@ -305,3 +305,42 @@ func TestNoAdministratorDisablesOrLocksThemselves(t *testing.T) {
 		t.Fatalf("another administrator disables: %+v %v", u, err)
 	}
 }
+
+// A listing filtered by an object that does not exist is NOT_FOUND naming
+// it (not an empty page that reads as "nobody there"); later pages are not
+// asked again.
+func TestListingFilterNamesAnUnknownObject(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	for what, call := range map[string]func() error{
+		"users of an unknown org": func() error {
+			_, _, err := w.svc.ListUsers(ctx, identity.UserFilter{OrgID: "nosuch"}, 0, "")
+			return err
+		},
+		"groups of an unknown org": func() error {
+			_, _, err := w.svc.ListGroups(ctx, identity.GroupFilter{OrgID: "nosuch"}, 0, "")
+			return err
+		},
+		"orgs under an unknown org": func() error {
+			_, _, err := w.svc.ListOrgs(ctx, identity.OrgFilter{ParentID: "nosuch"}, 0, "")
+			return err
+		},
+		"links of an unknown app": func() error {
+			_, _, err := w.svc.ListLinks(ctx, identity.LinkFilter{AppID: "nosuch"}, 0, "")
+			return err
+		},
+		"links of an unknown user": func() error {
+			_, _, err := w.svc.ListLinks(ctx, identity.LinkFilter{UserID: "nosuch"}, 0, "")
+			return err
+		},
+	} {
+		err := call()
+		var ae *apierr.Error
+		if !errors.As(err, &ae) || ae.Code != apierr.NotFound || !strings.Contains(ae.Message, "nosuch") {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	if users, _, err := w.svc.ListUsers(ctx, identity.UserFilter{OrgID: w.user.OrgID}, 0, ""); err != nil || len(users) == 0 {
+		t.Fatalf("users of a real org: %v %v", users, err)
+	}
+}
