@@ -556,7 +556,7 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	// §3.1.1 invalidates a presented ticket whether or not its validation
 	// succeeds (a ticket for the wrong service, a proxy ticket at
 	// serviceValidate, a refused proxy callback...).
-	if t.Service != v.Service {
+	if !sameService(t.Service, v.Service) {
 		return refuse(CodeInvalidService, "WRONG_SERVICE", "the ticket was not issued for this service", t)
 	}
 	if prefix == PrefixPT && !v.AllowProxy {
@@ -825,3 +825,28 @@ func reasonOf(err error) string {
 }
 
 func zapErr(err error) zap.Field { return zap.Error(err) }
+
+// sameService reports whether the service a ticket is validated for is the
+// one it was issued for: equal, except that the scheme and host may differ
+// in case (they name the same origin; Apereo CAS compares without case).
+func sameService(issued, presented string) bool {
+	if issued == presented {
+		return true
+	}
+	a, b := splitOrigin(issued), splitOrigin(presented)
+	return a[1] == b[1] && a[1] != "" && strings.EqualFold(a[0], b[0])
+}
+
+// splitOrigin splits a URL into its scheme://host part and the rest (from
+// the path on); the rest is "" when there is no "://".
+func splitOrigin(u string) [2]string {
+	i := strings.Index(u, "://")
+	if i < 0 {
+		return [2]string{u, ""}
+	}
+	j := strings.IndexAny(u[i+3:], "/?#")
+	if j < 0 {
+		return [2]string{u, "/"}
+	}
+	return [2]string{u[:i+3+j], u[i+3+j:]}
+}

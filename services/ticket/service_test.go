@@ -183,6 +183,17 @@ func TestValidateOnceForItsService(t *testing.T) {
 	if v := f.validate(t, st, svcA); v.Valid || v.Code != ticket.CodeInvalidTicket {
 		t.Fatalf("after wrong service: %+v", v)
 	}
+	// The scheme and host may differ in case (the same origin, as Apereo
+	// compares); the path may not.
+	upper := strings.Replace(strings.Replace(svcA, "https://", "HTTPS://", 1), "a.example.com", "A.Example.COM", 1)
+	st = f.st(t, tgt, svcA)
+	if v := f.validate(t, st, upper); !v.Valid {
+		t.Fatalf("scheme and host in upper case: %+v", v)
+	}
+	st = f.st(t, tgt, svcA)
+	if v := f.validate(t, st, strings.ToUpper(svcA)); v.Valid || v.Code != ticket.CodeInvalidService {
+		t.Fatalf("the path in another case: %+v", v)
+	}
 	// Missing parameters.
 	if v := f.validate(t, "", svcA); v.Code != ticket.CodeInvalidRequest {
 		t.Fatalf("no ticket: %+v", v)
