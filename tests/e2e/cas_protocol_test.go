@@ -275,6 +275,16 @@ func TestCASProtocol(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != svc {
 		t.Errorf("logout to a registered service: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
+	// CAS 2.0 "url": the signed-out page links back to a registered
+	// service, never to another URL.
+	code, page2, _ := br.get(casBase + "logout?locale=en&url=" + q(svc))
+	if code != http.StatusOK || !strings.Contains(page2, `href="`+svc+`"`) || !strings.Contains(page2, "Back to the application") {
+		t.Errorf("logout with url of a registered service: %d %s", code, page2)
+	}
+	code, page2, _ = br.get(casBase + "logout?locale=en&url=" + q("https://evil.example/"))
+	if code != http.StatusOK || strings.Contains(page2, `href="https://evil.example`) || strings.Contains(page2, "Back to the application") {
+		t.Errorf("logout with url of an unregistered service: %d %s", code, page2)
+	}
 }
 
 // selfSigned is a certificate for 127.0.0.1 that nobody trusts.

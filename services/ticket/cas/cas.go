@@ -531,5 +531,16 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	t := h.texts(r)
+	// CAS 2.0 logout "url": the page links back to it, when it is a
+	// registered service (never an open redirect or link).
+	if u := r.URL.Query().Get("url"); u != "" {
+		ctx, cancel := h.ctx(r)
+		_, err := h.o.Tickets.MatchService(ctx, &ticketv1.MatchServiceRequest{Service: u})
+		cancel()
+		if err == nil {
+			h.message(w, r, http.StatusOK, false, t.LoggedOutHead, t.LoggedOut, u, t.BackToApp)
+			return
+		}
+	}
 	h.message(w, r, http.StatusOK, false, t.LoggedOutHead, t.LoggedOut, h.o.Prefix+"login", t.SignIn)
 }

@@ -14,6 +14,7 @@ type texts struct {
 	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad                     string
 	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch               string
 	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal              string
+	BackToApp                                                                                                   string
 }
 
 var languages = map[string]texts{
@@ -54,6 +55,7 @@ var languages = map[string]texts{
 		PolicyFailed:          "The new password does not meet the password rules:",
 		CannotChange:          "Your password can only be changed by an administrator.",
 		Portal:                "Your applications",
+		BackToApp:             "Back to the application",
 	},
 	"zh-CN": {
 		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
@@ -92,6 +94,7 @@ var languages = map[string]texts{
 		PolicyFailed:          "新密码不符合密码规则：",
 		CannotChange:          "您的密码只能由管理员修改。",
 		Portal:                "我的应用",
+		BackToApp:             "返回应用系统",
 	},
 }
 
