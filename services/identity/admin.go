@@ -126,6 +126,26 @@ func (s *Service) filterExists(ctx context.Context, token string, refs ...filter
 	return nil
 }
 
+// DeleteOrg removes an empty org (no org, person or group under it; the
+// root org stays). CHANGES org.deleted tells the business systems
+// provisioned with it.
+func (s *Service) DeleteOrg(ctx context.Context, id string) error {
+	start := s.now()
+	o, err := s.GetOrg(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.homes.CheckOrg(o.Path, "org "+o.ID); err != nil {
+		return err
+	}
+	if o.ParentID == "" {
+		return apierr.New(apierr.FailedPrecondition, "ROOT_ORG", "the root org cannot be deleted")
+	}
+	return s.write(ctx, func(evs []events.Event) error { return s.store.DeleteOrg(ctx, id, evs) },
+		s.change(ctx, "org", "deleted", id, map[string]any{}),
+		s.adminAudit(ctx, "org.delete", "org:"+id, o.ParentID, start))
+}
+
 // UpdateOrg renames an org.
 func (s *Service) UpdateOrg(ctx context.Context, id, name string) (*Org, error) {
 	start := s.now()
@@ -641,6 +661,22 @@ func (s *Service) CreateGroup(ctx context.Context, code, name, orgID string) (*G
 func (s *Service) GetGroup(ctx context.Context, id string) (*Group, error) {
 	g, err := s.store.GetGroup(ctx, id)
 	return g, err
+}
+
+// DeleteGroup removes a group and its memberships (CHANGES group.deleted:
+// business systems provisioned with it are told; authz forgets it).
+func (s *Service) DeleteGroup(ctx context.Context, id string) error {
+	start := s.now()
+	g, err := s.GetGroup(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.ownOrg(ctx, g.OrgID, "group "+g.ID); err != nil {
+		return err
+	}
+	return s.write(ctx, func(evs []events.Event) error { return s.store.DeleteGroup(ctx, id, evs) },
+		s.change(ctx, "group", "deleted", id, map[string]any{"org_id": g.OrgID}),
+		s.adminAudit(ctx, "group.delete", "group:"+id, g.OrgID, start))
 }
 
 // ListGroups lists groups.

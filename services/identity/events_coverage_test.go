@@ -350,6 +350,27 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 				t.Errorf("org.status_changed data %v, want status %d", d, st)
 			}
 		}
+
+		// Deleting: only an empty org (east has nothing under it); the
+		// root org never.
+		busy, err := e.svc.CreateOrg(ctx, "busy", "Busy", root.ID)
+		must(err)
+		_, err = e.svc.CreateOrg(ctx, "busy-sub", "Busy sub", busy.ID)
+		must(err)
+		if err := e.svc.DeleteOrg(ctx, busy.ID); !errors.Is(err, identity.ErrOrgNotEmpty) || !strings.Contains(err.Error(), "orgs under it") {
+			t.Errorf("deleting an org with an org under it: %v", err)
+		}
+		if err := e.svc.DeleteOrg(ctx, root.ID); reasonOf(err) != "ROOT_ORG" {
+			t.Errorf("deleting the root org: %v", err)
+		}
+		rows = step(t, "org.delete", "org:"+east.ID, func() string {
+			must(e.svc.DeleteOrg(ctx, east.ID))
+			return west.ID // its parent
+		})
+		wantChange(t, rows, "org", "deleted", east.ID, actor)
+		if _, err := e.svc.GetOrg(ctx, east.ID); !errors.Is(err, identity.ErrNotFound) {
+			t.Errorf("a deleted org read back: %v", err)
+		}
 	})
 
 	var user *identity.User
@@ -444,6 +465,16 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 			if d := wantChange(t, rows, "group", op, g.ID, actor); d["user_id"] != user.ID {
 				t.Errorf("group.%s data %v", op, d)
 			}
+		}
+		_, err := e.svc.SetGroupMember(ctx, g.ID, user.ID, true)
+		must(err)
+		rows = step(t, "group.delete", "group:"+g.ID, func() string {
+			must(e.svc.DeleteGroup(ctx, g.ID))
+			return root.ID
+		})
+		wantChange(t, rows, "group", "deleted", g.ID, actor)
+		if _, err := e.svc.GetUser(ctx, user.ID); err != nil {
+			t.Errorf("a member of a deleted group: %v", err)
 		}
 	})
 

@@ -43,13 +43,17 @@ func init() {
 		apierr.Reason{Name: "CANNOT_CHANGE_PASSWORD", Code: apierr.FailedPrecondition,
 			Doc: "ChangePassword: the user's password can only be changed by an administrator."},
 
+		// Administration of the org tree (deletion).
+		apierr.Reason{Name: "ORG_NOT_EMPTY", Code: apierr.FailedPrecondition,
+			Doc: "DeleteOrg: orgs, people or groups are still under the org (the message says which); move or delete them first."},
+
 		// Administration of people.
 		apierr.Reason{Name: "OWN_ACCOUNT", Code: apierr.FailedPrecondition,
 			Doc: "An administrator cannot disable, lock or delete their own account (the last system administrator would lock everyone out of administration); another administrator does it."},
 
 		// Administration of the org tree.
 		apierr.Reason{Name: "ROOT_ORG", Code: apierr.FailedPrecondition,
-			Doc: "The root org cannot be disabled or moved."},
+			Doc: "The root org cannot be disabled, moved or deleted."},
 		apierr.Reason{Name: "ORG_CYCLE", Code: apierr.FailedPrecondition,
 			Doc: "An org cannot be moved under itself or its own subtree."},
 		apierr.Reason{Name: "PARENT_DISABLED", Code: apierr.FailedPrecondition,

@@ -487,6 +487,18 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			return homed(ok, err)
 		}
 		return homed(s.replicaOrgHomed(ctx, origin, org, b))
+	case ev.Entity == "group" && ev.Op == "deleted":
+		// A group deleted at its home centre goes here too (its
+		// memberships would still reach grants here).
+		w.Op = ReplicaDelete
+		org, ok, err := s.replicaGroupOrg(ctx, ev.ID, b)
+		if err != nil || !ok {
+			return homed(ok, err)
+		}
+		return homed(s.replicaOrgHomed(ctx, origin, org, b))
+	case ev.Entity == "org" && ev.Op == "deleted":
+		w.Op = ReplicaDelete
+		return homed(s.replicaOrgHomed(ctx, origin, ev.ID, b))
 	case ev.Entity == "group" && hasRep:
 		var r groupRecord
 		if !decoded(ev.Replica, &r) {

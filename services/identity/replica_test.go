@@ -362,3 +362,53 @@ func TestReplicaOfADeletedPerson(t *testing.T) {
 		t.Fatalf("redelivered deletion: %v %v", again, err)
 	}
 }
+
+// TestReplicaOfDeletedGroupAndOrg: a group, then its (empty) org, deleted
+// at their home centre are deleted at the centre holding their replicas.
+func TestReplicaOfDeletedGroupAndOrg(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-g", "Bureau G", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	dock, err := svc2.CreateOrg(admin2, "dock", "Dock", bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := svc2.CreateGroup(admin2, "crane", "Crane", dock.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc1.GetGroup(ctx, g.ID); err != nil {
+		t.Fatalf("the group's replica: %v", err)
+	}
+	if err := svc2.DeleteGroup(admin2, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc2.DeleteOrg(admin2, dock.ID); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	out, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 || out[0] != identity.ReplicaApplied || out[1] != identity.ReplicaApplied {
+		t.Fatalf("outcomes: %v", out)
+	}
+	if _, err := svc1.GetGroup(ctx, g.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("the replica of a deleted group: %v", err)
+	}
+	if _, err := svc1.GetOrg(ctx, dock.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("the replica of a deleted org: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
 )
@@ -13,8 +14,11 @@ import (
 // missing row from a conflict from a storage fault; they carry caller-facing
 // messages and reasons, so the error funnel answers them as they are.
 var (
-	ErrNotFound    = store.ErrNotFound
-	ErrConflict    = store.ErrConflict
+	ErrNotFound = store.ErrNotFound
+	ErrConflict = store.ErrConflict
+	// ErrOrgNotEmpty: DeleteOrg of an org with orgs, people or groups
+	// under it (the message says which).
+	ErrOrgNotEmpty = apierr.New(apierr.FailedPrecondition, "ORG_NOT_EMPTY", "the org is not empty")
 	ErrUnavailable = store.ErrUnavailable
 )
 
@@ -34,6 +38,10 @@ type Store interface {
 	ListOrgs(ctx context.Context, f OrgFilter, p Page) ([]*Org, string, error)
 	// UpdateOrg writes name and status.
 	UpdateOrg(ctx context.Context, o *Org, evs []events.Event) error
+	// DeleteOrg deletes org id when nothing is under it, with evs;
+	// ErrNotFound when there is no such org, ErrOrgNotEmpty (naming what
+	// is left) when an org, person or group is under it.
+	DeleteOrg(ctx context.Context, id string, evs []events.Event) error
 	// MoveOrg re-parents id (and rewrites the paths of its subtree).
 	MoveOrg(ctx context.Context, id, newParentID string, now time.Time, evs []events.Event) (*Org, error)
 	CountOrgs(ctx context.Context) (int, error)
@@ -93,6 +101,9 @@ type Store interface {
 	ReadLoginGate(ctx context.Context, userID, source string) (LoginGate, error)
 
 	CreateGroup(ctx context.Context, g *Group, evs []events.Event) error
+	// DeleteGroup deletes group id and its memberships, with evs;
+	// ErrNotFound when there is no such group.
+	DeleteGroup(ctx context.Context, id string, evs []events.Event) error
 	GetGroup(ctx context.Context, id string) (*Group, error)
 	ListGroups(ctx context.Context, f GroupFilter, p Page) ([]*Group, string, error)
 	AddGroupMember(ctx context.Context, groupID, userID string, evs []events.Event) error

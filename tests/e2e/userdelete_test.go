@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -68,4 +70,54 @@ func TestDeleteUser(t *testing.T) {
 	if code, body, _ := e.rest(http.MethodDelete, "/v1/users/"+me.GetUser().GetId(), asPeer, nil); code != http.StatusForbidden {
 		t.Fatalf("a system administrator deletes another: %d %v", code, body)
 	}
+}
+
+// TestDeleteOrgAndGroup: a group is deleted with its memberships (its
+// members stay); an org only once nothing is under it (ORG_NOT_EMPTY, 400,
+// naming what is left); the root org never (ROOT_ORG).
+func TestDeleteOrgAndGroup(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	bearer := map[string]string{"Authorization": "Bearer " + e.token}
+	branch, err := e.admin.CreateOrg(e.adm(), &identityv1.CreateOrgRequest{Code: "harbour", Name: "Harbour", ParentId: e.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "pilot", DisplayName: "Pilot",
+		OrgId: branch.GetId(), Password: "Harbour-Pass-9x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := e.admin.CreateGroup(e.adm(), &identityv1.CreateGroupRequest{Code: "deck", Name: "Deck", OrgId: branch.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.AddGroupMember(e.adm(), &identityv1.GroupMemberRequest{GroupId: g.GetId(), UserId: u.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+
+	code, body, _ := e.rest(http.MethodDelete, "/v1/orgs/"+branch.GetId(), bearer, nil)
+	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body), "ORG_NOT_EMPTY") {
+		t.Fatalf("delete an org with people and a group: %d %v", code, body)
+	}
+	if code, body, _ := e.rest(http.MethodDelete, "/v1/groups/"+g.GetId(), bearer, nil); code != http.StatusOK {
+		t.Fatalf("delete the group: %d %v", code, body)
+	}
+	if code, _, _ := e.rest(http.MethodGet, "/v1/groups/"+g.GetId(), bearer, nil); code != http.StatusNotFound {
+		t.Fatalf("a deleted group read back: %d", code)
+	}
+	if _, err := e.admin.GetUser(e.adm(), &identityv1.GetUserRequest{Id: u.GetId()}); err != nil {
+		t.Fatalf("the member of a deleted group: %v", err)
+	}
+	if _, err := e.admin.DeleteUser(e.adm(), &identityv1.DeleteUserRequest{Id: u.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := e.rest(http.MethodDelete, "/v1/orgs/"+branch.GetId(), bearer, nil); code != http.StatusOK {
+		t.Fatalf("delete the emptied org: %d %v", code, body)
+	}
+	if code, _, _ := e.rest(http.MethodGet, "/v1/orgs/"+branch.GetId(), bearer, nil); code != http.StatusNotFound {
+		t.Fatalf("a deleted org read back: %d", code)
+	}
+	_, err = e.admin.DeleteOrg(e.adm(), &identityv1.DeleteOrgRequest{Id: e.root})
+	wantCode(t, err, codes.FailedPrecondition, "ROOT_ORG")
 }

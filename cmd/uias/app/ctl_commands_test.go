@@ -545,6 +545,18 @@ func TestCtlGroupCommands(t *testing.T) {
 	if !slices.Equal(m.GetMemberIds(), []string{carol.GetId()}) {
 		t.Fatalf("remove-member of a non-member: %v", &m)
 	}
+	// group delete: gone, its member stays; again: not found.
+	if r := c.exec("", "group", "delete", g.GetId()); r.code != 0 || r.stdout != "Deleted group "+g.GetId()+".\n" {
+		t.Fatalf("group delete: %+v", r)
+	}
+	if stderr := c.fail(1, "", "group", "get", g.GetId()); !strings.Contains(stderr, "not found") {
+		t.Errorf("a deleted group: %q", stderr)
+	}
+	var still identityv1.User
+	c.jsonOut(&still, "", "user", "get", carol.GetId())
+	if stderr := c.fail(1, "", "group", "delete", g.GetId()); !strings.Contains(stderr, "not found") {
+		t.Errorf("group deleted twice: %q", stderr)
+	}
 }
 
 func TestCtlAppCommands(t *testing.T) {

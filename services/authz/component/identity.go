@@ -101,6 +101,9 @@ func (c identityChange) apply(idx *index.Index) bool {
 	case "user.deleted":
 		idx.ForgetPerson(c.id)
 		return true
+	case "group.deleted":
+		idx.ForgetGroup(c.id)
+		return true
 	case "group.created":
 		if c.orgID != nil {
 			idx.SetGroupOrg(c.id, *c.orgID)
@@ -128,7 +131,7 @@ func (c identityChange) narrows() bool {
 		return c.parentID != nil
 	case "user.updated":
 		return c.orgID != nil || c.isAdmin != nil
-	case "user.deleted", "user.status_changed", "org.status_changed":
+	case "user.deleted", "user.status_changed", "org.status_changed", "group.deleted":
 		return true
 	}
 	return false

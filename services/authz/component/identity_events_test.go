@@ -39,4 +39,12 @@ func TestDeletedPersonLeavesTheMirror(t *testing.T) {
 	if !slices.Contains(idx.PeopleUnder("east"), "u2") {
 		t.Fatal("another person of the org was forgotten")
 	}
+	// A deleted group: its members leave it.
+	ApplyIdentityEvent(idx, []byte(`{"entity":"group","op":"member_added","id":"g1","data":{"user_id":"u2"}}`))
+	if !ApplyIdentityEvent(idx, []byte(`{"entity":"group","op":"deleted","id":"g1","data":{"org_id":"east"}}`)) {
+		t.Fatal("group.deleted not applied")
+	}
+	if m := idx.GroupMembers("g1"); len(m) != 0 {
+		t.Fatalf("members of a deleted group: %v", m)
+	}
 }

@@ -901,6 +901,29 @@ func (x *Index) SetGroupMember(id, user string, member bool) {
 	}
 }
 
+// ForgetGroup drops group id, deleted in identity: its members leave it
+// (grants to it stay, to be revoked, and reach nobody).
+func (x *Index) ForgetGroup(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	defer x.gen.Add(1)
+	g, ok := x.groups[id]
+	if !ok {
+		return
+	}
+	for u := range g.members {
+		if p := x.people[u]; p != nil {
+			p.eff.Store(nil)
+			if i := slices.Index(p.groups, g); i >= 0 {
+				p.groups = slices.Delete(p.groups, i, i+1)
+			}
+		}
+	}
+	clear(g.members)
+	g.org = nil
+	x.shape++
+}
+
 // SetGroupOrg records the org of group id.
 func (x *Index) SetGroupOrg(id, orgID string) {
 	x.mu.Lock()

@@ -216,6 +216,11 @@ func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error
 			var p string
 			p, err = g.orgParent(ctx, r.GetId())
 			n.perm, n.orgs = adminauth.OrgsWrite, []string{p}
+		case *identityv1.DeleteOrgRequest:
+			// like disabling it: the parent must be administered
+			var p string
+			p, err = g.orgParent(ctx, r.GetId())
+			n.perm, n.orgs = adminauth.OrgsWrite, []string{p}
 		// people
 		case *identityv1.CreateUserRequest:
 			n.perm, n.orgs = adminauth.UsersWrite, []string{r.GetOrgId()}
@@ -235,6 +240,10 @@ func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error
 		// groups
 		case *identityv1.CreateGroupRequest:
 			n.perm, n.orgs = adminauth.GroupsWrite, []string{r.GetOrgId()}
+		case *identityv1.DeleteGroupRequest:
+			var o string
+			o, err = g.groupOrg(ctx, r.GetId())
+			n.perm, n.orgs = adminauth.GroupsWrite, []string{o}
 		case *identityv1.GetGroupRequest:
 			var o string
 			o, err = g.groupOrg(ctx, r.GetId())

@@ -481,6 +481,22 @@ func (s *Server) ListAccountLinks(ctx context.Context, r *identityv1.ListAccount
 	return out, nil
 }
 
+// DeleteOrg implements AdminService.
+func (s *Server) DeleteOrg(ctx context.Context, r *identityv1.DeleteOrgRequest) (*identityv1.DeleteOrgResponse, error) {
+	if err := s.svc.DeleteOrg(ctx, r.GetId()); err != nil {
+		return nil, err
+	}
+	return &identityv1.DeleteOrgResponse{}, nil
+}
+
+// DeleteGroup implements AdminService.
+func (s *Server) DeleteGroup(ctx context.Context, r *identityv1.DeleteGroupRequest) (*identityv1.DeleteGroupResponse, error) {
+	if err := s.svc.DeleteGroup(ctx, r.GetId()); err != nil {
+		return nil, err
+	}
+	return &identityv1.DeleteGroupResponse{}, nil
+}
+
 // DeleteUser implements AdminService.
 func (s *Server) DeleteUser(ctx context.Context, r *identityv1.DeleteUserRequest) (*identityv1.DeleteUserResponse, error) {
 	if err := s.svc.DeleteUser(ctx, r.GetId()); err != nil {

@@ -25,6 +25,21 @@ func scanGroup(sc store.Scanner) (*identity.Group, string, error) {
 	return &g, g.ID, nil
 }
 
+// DeleteGroup deletes group id; its memberships go with it (the schema's
+// cascade).
+func (s *Store) DeleteGroup(ctx context.Context, id string, evs []events.Event) error {
+	return s.inTx(ctx, "delete group", "group", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q("DELETE FROM groups WHERE id = ?"), id)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "group"); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
 // CreateGroup inserts g (MemberIDs are ignored; use AddGroupMember).
 func (s *Store) CreateGroup(ctx context.Context, g *identity.Group, evs []events.Event) error {
 	return s.inTx(ctx, "create group", "group", func(tx *sql.Tx) error {

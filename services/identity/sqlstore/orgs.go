@@ -147,6 +147,31 @@ func (s *Store) orgListing(ctx context.Context, f identity.OrgFilter) (*listing,
 	return l, nil
 }
 
+// DeleteOrg deletes org id when no org, person or group is under it.
+func (s *Store) DeleteOrg(ctx context.Context, id string, evs []events.Event) error {
+	return s.inTx(ctx, "delete org", "org", func(tx *sql.Tx) error {
+		for _, c := range []struct{ what, q string }{
+			{"orgs", "SELECT 1 FROM orgs WHERE parent_id = ?"},
+			{"people", "SELECT 1 FROM users WHERE org_id = ?"},
+			{"groups", "SELECT 1 FROM groups WHERE org_id = ?"},
+		} {
+			if ok, err := s.db.Exists(ctx, tx, c.q+s.db.ForShare(), id); err != nil {
+				return err
+			} else if ok {
+				return identity.ErrOrgNotEmpty.WithMessage("the org still has " + c.what + " under it: move or delete them first")
+			}
+		}
+		res, err := tx.ExecContext(ctx, s.q("DELETE FROM orgs WHERE id = ?"), id)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "org"); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
 // UpdateOrg writes name, status and updated_at.
 func (s *Store) UpdateOrg(ctx context.Context, o *identity.Org, evs []events.Event) error {
 	return s.inTx(ctx, "update org", "org", func(tx *sql.Tx) error {

@@ -110,6 +110,14 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 		r.orgPaths = nil // a created or moved org changes paths
 	}
 	switch {
+	case w.Kind == "org" && w.Op == identity.ReplicaDelete:
+		// Deleted empty at its home: what is under it here came from there
+		// and went first (a conflict otherwise).
+		_, err := tx.ExecContext(ctx, s.q("DELETE FROM orgs WHERE id = ?"), w.ID)
+		return err
+	case w.Kind == "group" && w.Op == identity.ReplicaDelete:
+		_, err := tx.ExecContext(ctx, s.q("DELETE FROM groups WHERE id = ?"), w.ID)
+		return err
 	case w.Kind == "org" && w.Op == identity.ReplicaMove:
 		_, err := s.moveOrgTx(ctx, tx, w.ID, w.Org.ParentID, w.Org.UpdatedAt)
 		return err

@@ -50,6 +50,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"UserList", testUserList},
 		{"UpdateUser", testUpdateUser},
 		{"DeleteUser", testDeleteUser},
+		{"DeleteOrgAndGroup", testDeleteOrgAndGroup},
 		{"PasswordHistory", testPasswordHistory},
 		{"LoginGate", testLoginGate},
 		{"LoginGateConcurrent", testLoginGateConcurrent},
@@ -1582,4 +1583,39 @@ func testDeleteUser(t *testing.T, f *fixture) {
 	again.LoginName = u.LoginName
 	must(t, f.s.CreateUser(f.ctx, again, nil))
 	_ = f.link(again.ID, a.ID, "acct-del")
+}
+
+// testDeleteOrgAndGroup: an org is deleted only when nothing is under it
+// (a conflict naming what is left otherwise, nothing written); a group
+// goes with its memberships, its members stay.
+func testDeleteOrgAndGroup(t *testing.T, f *fixture) {
+	root := f.org("")
+	branch := f.org(root.ID)
+	sub := f.org(branch.ID)
+	u := f.user(sub.ID)
+	g := &identity.Group{ID: f.id("grp"), Code: "g-gone", Name: "G", OrgID: sub.ID, CreatedAt: base}
+	must(t, f.s.CreateGroup(f.ctx, g, nil))
+	must(t, f.s.AddGroupMember(f.ctx, g.ID, u.ID, nil))
+
+	f.expectEvents(0, func() { isErr(t, f.s.DeleteOrg(f.ctx, branch.ID, f.evs(1)), identity.ErrOrgNotEmpty, "orgs") })
+	f.expectEvents(0, func() { isErr(t, f.s.DeleteOrg(f.ctx, sub.ID, f.evs(1)), identity.ErrOrgNotEmpty, "people") })
+
+	f.expectEvents(1, func() { must(t, f.s.DeleteGroup(f.ctx, g.ID, f.evs(1))) })
+	_, err := f.s.GetGroup(f.ctx, g.ID)
+	isErr(t, err, identity.ErrNotFound)
+	if _, err := f.s.GetUser(f.ctx, u.ID); err != nil {
+		t.Fatalf("a member of a deleted group: %v", err)
+	}
+	isErr(t, f.s.DeleteGroup(f.ctx, g.ID, nil), identity.ErrNotFound)
+
+	g2 := &identity.Group{ID: f.id("grp"), Code: "g-left", Name: "G2", OrgID: sub.ID, CreatedAt: base}
+	must(t, f.s.CreateGroup(f.ctx, g2, nil))
+	must(t, f.s.DeleteUser(f.ctx, u.ID, nil))
+	f.expectEvents(0, func() { isErr(t, f.s.DeleteOrg(f.ctx, sub.ID, f.evs(1)), identity.ErrOrgNotEmpty, "groups") })
+	must(t, f.s.DeleteGroup(f.ctx, g2.ID, nil))
+	f.expectEvents(1, func() { must(t, f.s.DeleteOrg(f.ctx, sub.ID, f.evs(1))) })
+	_, err = f.s.GetOrg(f.ctx, sub.ID)
+	isErr(t, err, identity.ErrNotFound)
+	must(t, f.s.DeleteOrg(f.ctx, branch.ID, nil))
+	isErr(t, f.s.DeleteOrg(f.ctx, branch.ID, nil), identity.ErrNotFound)
 }

@@ -40,6 +40,10 @@ func commands() map[string]map[string]command {
 			"move":    orgMoveCmd(),
 			"disable": orgStatusCmd(identityv1.Status_STATUS_DISABLED),
 			"enable":  orgStatusCmd(identityv1.Status_STATUS_ACTIVE),
+			"delete": deleteCmd("org", "Deletes an empty org (no orgs, people or groups under it; the root org stays).",
+				func(s *session, id string) (proto.Message, error) {
+					return s.client.DeleteOrg(s.ctx, &identityv1.DeleteOrgRequest{Id: id})
+				}),
 		},
 		"user": {
 			"create":       userCreateCmd(),
@@ -60,6 +64,10 @@ func commands() map[string]map[string]command {
 			"get":           groupGetCmd(),
 			"add-member":    groupMemberCmd(true),
 			"remove-member": groupMemberCmd(false),
+			"delete": deleteCmd("group", "Deletes the group and its memberships (its members stay).",
+				func(s *session, id string) (proto.Message, error) {
+					return s.client.DeleteGroup(s.ctx, &identityv1.DeleteGroupRequest{Id: id})
+				}),
 		},
 		"app": {
 			"create":        appCreateCmd(),
@@ -869,24 +877,32 @@ func userDeleteCmd() command {
 	}
 }
 
-func linkDeleteCmd() command {
+// deleteCmd is `<noun> delete ID`: del deletes, the table says so.
+func deleteCmd(noun, help string, del func(*session, string) (proto.Message, error)) command {
 	return command{
 		usage: "ID",
+		help:  help,
 		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
 			return func(args []string) error {
 				if err := wantArgs(args, "ID"); err != nil {
 					return err
 				}
 				return a.withSession(func(s *session) error {
-					r, err := s.client.DeleteAccountLink(s.ctx, &identityv1.DeleteAccountLinkRequest{Id: args[0]})
+					r, err := del(s, args[0])
 					if err != nil {
 						return err
 					}
-					return a.output(r, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Deleted account link %s.\n", args[0]) })
+					return a.output(r, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Deleted %s %s.\n", noun, args[0]) })
 				})
 			}
 		},
 	}
+}
+
+func linkDeleteCmd() command {
+	return deleteCmd("account link", "", func(s *session, id string) (proto.Message, error) {
+		return s.client.DeleteAccountLink(s.ctx, &identityv1.DeleteAccountLinkRequest{Id: id})
+	})
 }
 
 // certFlag is --client-cert FILE / --client-cert-sha256 HEX.

@@ -3651,6 +3651,166 @@ func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
 	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
 }
 
+type DeleteOrgRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOrgRequest) Reset() {
+	*x = DeleteOrgRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOrgRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOrgRequest) ProtoMessage() {}
+
+func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOrgRequest.ProtoReflect.Descriptor instead.
+func (*DeleteOrgRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *DeleteOrgRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteOrgResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOrgResponse) Reset() {
+	*x = DeleteOrgResponse{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOrgResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOrgResponse) ProtoMessage() {}
+
+func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOrgResponse.ProtoReflect.Descriptor instead.
+func (*DeleteOrgResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
+}
+
+type DeleteGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupRequest) Reset() {
+	*x = DeleteGroupRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupRequest) ProtoMessage() {}
+
+func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *DeleteGroupRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupResponse) Reset() {
+	*x = DeleteGroupResponse{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupResponse) ProtoMessage() {}
+
+func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
+func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
+}
+
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_identity_proto_rawDesc = "" +
@@ -3927,7 +4087,13 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x19DeleteAccountLinkResponse\"4\n" +
 	"\x11DeleteUserRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x14\n" +
-	"\x12DeleteUserResponse*\x80\x01\n" +
+	"\x12DeleteUserResponse\"3\n" +
+	"\x10DeleteOrgRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x13\n" +
+	"\x11DeleteOrgResponse\"5\n" +
+	"\x12DeleteGroupRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x15\n" +
+	"\x13DeleteGroupResponse*\x80\x01\n" +
 	"\bAuthType\x12\x19\n" +
 	"\x15AUTH_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12AUTH_TYPE_PASSWORD\x10\x01\x12\x19\n" +
@@ -3967,7 +4133,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x14APP_STATUS_SUSPENDED\x10\x022\x8f\x02\n" +
 	"\vAuthService\x12z\n" +
 	"\fAuthenticate\x12%.uias.identity.v1.AuthenticateRequest\x1a&.uias.identity.v1.AuthenticateResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/authenticate\x12\x83\x01\n" +
-	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xce\x19\n" +
+	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xb0\x1b\n" +
 	"\fAdminService\x12s\n" +
 	"\n" +
 	"AdminLogin\x12#.uias.identity.v1.AdminLoginRequest\x1a$.uias.identity.v1.AdminLoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/login\x12w\n" +
@@ -3977,7 +4143,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\bListOrgs\x12!.uias.identity.v1.ListOrgsRequest\x1a\".uias.identity.v1.ListOrgsResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/v1/orgs\x12`\n" +
 	"\tUpdateOrg\x12\".uias.identity.v1.UpdateOrgRequest\x1a\x15.uias.identity.v1.Org\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*2\r/v1/orgs/{id}\x12a\n" +
-	"\aMoveOrg\x12 .uias.identity.v1.MoveOrgRequest\x1a\x15.uias.identity.v1.Org\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/orgs/{id}:move\x12p\n" +
+	"\aMoveOrg\x12 .uias.identity.v1.MoveOrgRequest\x1a\x15.uias.identity.v1.Org\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/orgs/{id}:move\x12k\n" +
+	"\tDeleteOrg\x12\".uias.identity.v1.DeleteOrgRequest\x1a#.uias.identity.v1.DeleteOrgResponse\"\x15\x82\xd3\xe4\x93\x02\x0f*\r/v1/orgs/{id}\x12p\n" +
 	"\fSetOrgStatus\x12%.uias.identity.v1.SetOrgStatusRequest\x1a\x15.uias.identity.v1.Org\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/orgs/{id}:setStatus\x12_\n" +
 	"\n" +
 	"CreateUser\x12#.uias.identity.v1.CreateUserRequest\x1a\x16.uias.identity.v1.User\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/users\x12[\n" +
@@ -3993,7 +4160,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"DeleteUser\x12#.uias.identity.v1.DeleteUserRequest\x1a$.uias.identity.v1.DeleteUserResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/users/{id}\x12r\n" +
 	"\vSetPassword\x12$.uias.identity.v1.SetPasswordRequest\x1a\x16.uias.identity.v1.User\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{id}:setPassword\x12c\n" +
 	"\vCreateGroup\x12$.uias.identity.v1.CreateGroupRequest\x1a\x17.uias.identity.v1.Group\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
-	"/v1/groups\x12_\n" +
+	"/v1/groups\x12s\n" +
+	"\vDeleteGroup\x12$.uias.identity.v1.DeleteGroupRequest\x1a%.uias.identity.v1.DeleteGroupResponse\"\x17\x82\xd3\xe4\x93\x02\x11*\x0f/v1/groups/{id}\x12_\n" +
 	"\bGetGroup\x12!.uias.identity.v1.GetGroupRequest\x1a\x17.uias.identity.v1.Group\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/groups/{id}\x12k\n" +
 	"\n" +
 	"ListGroups\x12#.uias.identity.v1.ListGroupsRequest\x1a$.uias.identity.v1.ListGroupsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
@@ -4023,7 +4191,7 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(AuthType)(0),                     // 0: uias.identity.v1.AuthType
 	(Reason)(0),                       // 1: uias.identity.v1.Reason
@@ -4080,43 +4248,47 @@ var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(*DeleteAccountLinkResponse)(nil), // 52: uias.identity.v1.DeleteAccountLinkResponse
 	(*DeleteUserRequest)(nil),         // 53: uias.identity.v1.DeleteUserRequest
 	(*DeleteUserResponse)(nil),        // 54: uias.identity.v1.DeleteUserResponse
-	nil,                               // 55: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),     // 56: google.protobuf.Timestamp
+	(*DeleteOrgRequest)(nil),          // 55: uias.identity.v1.DeleteOrgRequest
+	(*DeleteOrgResponse)(nil),         // 56: uias.identity.v1.DeleteOrgResponse
+	(*DeleteGroupRequest)(nil),        // 57: uias.identity.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),       // 58: uias.identity.v1.DeleteGroupResponse
+	nil,                               // 59: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*timestamppb.Timestamp)(nil),     // 60: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	55, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	59, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
 	1,  // 2: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
 	8,  // 3: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	56, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	60, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	8,  // 5: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
 	2,  // 6: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	56, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	56, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	60, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	60, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
 	15, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
 	2,  // 11: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
 	3,  // 12: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 13: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	56, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	56, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	56, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	56, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	60, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	60, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	60, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	60, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
 	3,  // 18: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 19: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
 	23, // 20: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
 	4,  // 21: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	56, // 22: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	60, // 22: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
 	33, // 23: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
 	5,  // 24: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	56, // 25: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	56, // 26: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	60, // 25: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	60, // 26: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
 	39, // 27: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
 	5,  // 28: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
 	39, // 29: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
 	5,  // 30: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
 	2,  // 31: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	56, // 32: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	60, // 32: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
 	47, // 33: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
 	6,  // 34: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
 	9,  // 35: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
@@ -4127,63 +4299,67 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	18, // 40: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
 	20, // 41: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
 	21, // 42: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	22, // 43: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	24, // 44: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	25, // 45: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	26, // 46: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	28, // 47: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	29, // 48: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	30, // 49: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	31, // 50: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	53, // 51: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	32, // 52: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	34, // 53: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	35, // 54: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	36, // 55: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	38, // 56: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	38, // 57: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	40, // 58: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	42, // 59: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	43, // 60: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	45, // 61: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	46, // 62: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	48, // 63: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	49, // 64: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	51, // 65: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	7,  // 66: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	10, // 67: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	12, // 68: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	14, // 69: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	15, // 70: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	15, // 71: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	19, // 72: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	15, // 73: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	15, // 74: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	15, // 75: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	23, // 76: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	23, // 77: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	27, // 78: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	23, // 79: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	23, // 80: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	23, // 81: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	23, // 82: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	54, // 83: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	23, // 84: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	33, // 85: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	33, // 86: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	37, // 87: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	33, // 88: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	33, // 89: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	41, // 90: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	39, // 91: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	44, // 92: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	39, // 93: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	41, // 94: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	47, // 95: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	50, // 96: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	52, // 97: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	66, // [66:98] is the sub-list for method output_type
-	34, // [34:66] is the sub-list for method input_type
+	55, // 43: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	22, // 44: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	24, // 45: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	25, // 46: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	26, // 47: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	28, // 48: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	29, // 49: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	30, // 50: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	31, // 51: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	53, // 52: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	32, // 53: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	34, // 54: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	57, // 55: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	35, // 56: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	36, // 57: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	38, // 58: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	38, // 59: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	40, // 60: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	42, // 61: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	43, // 62: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	45, // 63: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	46, // 64: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	48, // 65: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	49, // 66: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	51, // 67: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	7,  // 68: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	10, // 69: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	12, // 70: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	14, // 71: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	15, // 72: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	15, // 73: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	19, // 74: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	15, // 75: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	15, // 76: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	56, // 77: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	15, // 78: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	23, // 79: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	23, // 80: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	27, // 81: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	23, // 82: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	23, // 83: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	23, // 84: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	23, // 85: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	54, // 86: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	23, // 87: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	33, // 88: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	58, // 89: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	33, // 90: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	37, // 91: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	33, // 92: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	33, // 93: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	41, // 94: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	39, // 95: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	44, // 96: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	39, // 97: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	41, // 98: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	47, // 99: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	50, // 100: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	52, // 101: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	68, // [68:102] is the sub-list for method output_type
+	34, // [34:68] is the sub-list for method input_type
 	34, // [34:34] is the sub-list for extension type_name
 	34, // [34:34] is the sub-list for extension extendee
 	0,  // [0:34] is the sub-list for field type_name
@@ -4200,7 +4376,7 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   50,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

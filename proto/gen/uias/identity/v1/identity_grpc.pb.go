@@ -186,6 +186,7 @@ const (
 	AdminService_ListOrgs_FullMethodName          = "/uias.identity.v1.AdminService/ListOrgs"
 	AdminService_UpdateOrg_FullMethodName         = "/uias.identity.v1.AdminService/UpdateOrg"
 	AdminService_MoveOrg_FullMethodName           = "/uias.identity.v1.AdminService/MoveOrg"
+	AdminService_DeleteOrg_FullMethodName         = "/uias.identity.v1.AdminService/DeleteOrg"
 	AdminService_SetOrgStatus_FullMethodName      = "/uias.identity.v1.AdminService/SetOrgStatus"
 	AdminService_CreateUser_FullMethodName        = "/uias.identity.v1.AdminService/CreateUser"
 	AdminService_GetUser_FullMethodName           = "/uias.identity.v1.AdminService/GetUser"
@@ -197,6 +198,7 @@ const (
 	AdminService_DeleteUser_FullMethodName        = "/uias.identity.v1.AdminService/DeleteUser"
 	AdminService_SetPassword_FullMethodName       = "/uias.identity.v1.AdminService/SetPassword"
 	AdminService_CreateGroup_FullMethodName       = "/uias.identity.v1.AdminService/CreateGroup"
+	AdminService_DeleteGroup_FullMethodName       = "/uias.identity.v1.AdminService/DeleteGroup"
 	AdminService_GetGroup_FullMethodName          = "/uias.identity.v1.AdminService/GetGroup"
 	AdminService_ListGroups_FullMethodName        = "/uias.identity.v1.AdminService/ListGroups"
 	AdminService_AddGroupMember_FullMethodName    = "/uias.identity.v1.AdminService/AddGroupMember"
@@ -230,6 +232,10 @@ type AdminServiceClient interface {
 	ListOrgs(ctx context.Context, in *ListOrgsRequest, opts ...grpc.CallOption) (*ListOrgsResponse, error)
 	UpdateOrg(ctx context.Context, in *UpdateOrgRequest, opts ...grpc.CallOption) (*Org, error)
 	MoveOrg(ctx context.Context, in *MoveOrgRequest, opts ...grpc.CallOption) (*Org, error)
+	// DeleteOrg removes an empty org (no orgs, people or groups under it:
+	// move or delete them first; the root org stays). Business systems
+	// provisioned with it are told (CHANGES org.deleted).
+	DeleteOrg(ctx context.Context, in *DeleteOrgRequest, opts ...grpc.CallOption) (*DeleteOrgResponse, error)
 	SetOrgStatus(ctx context.Context, in *SetOrgStatusRequest, opts ...grpc.CallOption) (*Org, error)
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*User, error)
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*User, error)
@@ -249,6 +255,10 @@ type AdminServiceClient interface {
 	// SetPassword is an administrator setting or resetting a user's password.
 	SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*User, error)
 	CreateGroup(ctx context.Context, in *CreateGroupRequest, opts ...grpc.CallOption) (*Group, error)
+	// DeleteGroup removes a group and its memberships (its members stay);
+	// business systems provisioned with it are told (CHANGES
+	// group.deleted).
+	DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error)
 	GetGroup(ctx context.Context, in *GetGroupRequest, opts ...grpc.CallOption) (*Group, error)
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
 	AddGroupMember(ctx context.Context, in *GroupMemberRequest, opts ...grpc.CallOption) (*Group, error)
@@ -339,6 +349,16 @@ func (c *adminServiceClient) MoveOrg(ctx context.Context, in *MoveOrgRequest, op
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Org)
 	err := c.cc.Invoke(ctx, AdminService_MoveOrg_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteOrg(ctx context.Context, in *DeleteOrgRequest, opts ...grpc.CallOption) (*DeleteOrgResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteOrgResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteOrg_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -449,6 +469,16 @@ func (c *adminServiceClient) CreateGroup(ctx context.Context, in *CreateGroupReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Group)
 	err := c.cc.Invoke(ctx, AdminService_CreateGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteGroupResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteGroup_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -594,6 +624,10 @@ type AdminServiceServer interface {
 	ListOrgs(context.Context, *ListOrgsRequest) (*ListOrgsResponse, error)
 	UpdateOrg(context.Context, *UpdateOrgRequest) (*Org, error)
 	MoveOrg(context.Context, *MoveOrgRequest) (*Org, error)
+	// DeleteOrg removes an empty org (no orgs, people or groups under it:
+	// move or delete them first; the root org stays). Business systems
+	// provisioned with it are told (CHANGES org.deleted).
+	DeleteOrg(context.Context, *DeleteOrgRequest) (*DeleteOrgResponse, error)
 	SetOrgStatus(context.Context, *SetOrgStatusRequest) (*Org, error)
 	CreateUser(context.Context, *CreateUserRequest) (*User, error)
 	GetUser(context.Context, *GetUserRequest) (*User, error)
@@ -613,6 +647,10 @@ type AdminServiceServer interface {
 	// SetPassword is an administrator setting or resetting a user's password.
 	SetPassword(context.Context, *SetPasswordRequest) (*User, error)
 	CreateGroup(context.Context, *CreateGroupRequest) (*Group, error)
+	// DeleteGroup removes a group and its memberships (its members stay);
+	// business systems provisioned with it are told (CHANGES
+	// group.deleted).
+	DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error)
 	GetGroup(context.Context, *GetGroupRequest) (*Group, error)
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
 	AddGroupMember(context.Context, *GroupMemberRequest) (*Group, error)
@@ -660,6 +698,9 @@ func (UnimplementedAdminServiceServer) UpdateOrg(context.Context, *UpdateOrgRequ
 func (UnimplementedAdminServiceServer) MoveOrg(context.Context, *MoveOrgRequest) (*Org, error) {
 	return nil, status.Error(codes.Unimplemented, "method MoveOrg not implemented")
 }
+func (UnimplementedAdminServiceServer) DeleteOrg(context.Context, *DeleteOrgRequest) (*DeleteOrgResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteOrg not implemented")
+}
 func (UnimplementedAdminServiceServer) SetOrgStatus(context.Context, *SetOrgStatusRequest) (*Org, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetOrgStatus not implemented")
 }
@@ -692,6 +733,9 @@ func (UnimplementedAdminServiceServer) SetPassword(context.Context, *SetPassword
 }
 func (UnimplementedAdminServiceServer) CreateGroup(context.Context, *CreateGroupRequest) (*Group, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateGroup not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteGroup not implemented")
 }
 func (UnimplementedAdminServiceServer) GetGroup(context.Context, *GetGroupRequest) (*Group, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetGroup not implemented")
@@ -872,6 +916,24 @@ func _AdminService_MoveOrg_Handler(srv interface{}, ctx context.Context, dec fun
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).MoveOrg(ctx, req.(*MoveOrgRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteOrg_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteOrgRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteOrg(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteOrg_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteOrg(ctx, req.(*DeleteOrgRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1070,6 +1132,24 @@ func _AdminService_CreateGroup_Handler(srv interface{}, ctx context.Context, dec
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).CreateGroup(ctx, req.(*CreateGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteGroup(ctx, req.(*DeleteGroupRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1326,6 +1406,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdminService_MoveOrg_Handler,
 		},
 		{
+			MethodName: "DeleteOrg",
+			Handler:    _AdminService_DeleteOrg_Handler,
+		},
+		{
 			MethodName: "SetOrgStatus",
 			Handler:    _AdminService_SetOrgStatus_Handler,
 		},
@@ -1368,6 +1452,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateGroup",
 			Handler:    _AdminService_CreateGroup_Handler,
+		},
+		{
+			MethodName: "DeleteGroup",
+			Handler:    _AdminService_DeleteGroup_Handler,
 		},
 		{
 			MethodName: "GetGroup",
