@@ -116,7 +116,7 @@ func TestMethodNotAllowed(t *testing.T) {
 		method, path, allow string
 	}{
 		{http.MethodGet, "/v1/authenticate", "POST"},
-		{http.MethodPut, "/v1/orgs/o1", "GET, PATCH"},
+		{http.MethodPut, "/v1/orgs/o1", "GET, PATCH, DELETE"},
 		{http.MethodDelete, "/v1/users", "GET, POST"},
 		{http.MethodGet, "/v1/password:change", "POST"},
 		{http.MethodOptions, "/v1/links/l1", "DELETE"},
