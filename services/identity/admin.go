@@ -91,6 +91,11 @@ func (s *Service) ListOrgs(ctx context.Context, f OrgFilter, size int32, token s
 	})
 }
 
+// errRootOrg refuses a change the root org cannot take (verb: "moved"...).
+func errRootOrg(verb string) error {
+	return apierr.New(apierr.FailedPrecondition, "ROOT_ORG", "the root org cannot be "+verb)
+}
+
 // filterRef is an object a listing's filter names (id "" when none).
 type filterRef struct{ kind, id string }
 
@@ -117,7 +122,7 @@ func (s *Service) filterExists(ctx context.Context, token string, refs ...filter
 			_, err = s.store.GetApp(ctx, r.id)
 		}
 		if errors.Is(err, ErrNotFound) {
-			return apierr.New(apierr.NotFound, "NOT_FOUND", "the filter's "+r.kind+" "+truncate(r.id, 64)+" does not exist")
+			return ErrNotFound.WithMessage("the filter's " + r.kind + " " + truncate(r.id, 64) + " does not exist")
 		}
 		if err != nil {
 			return err
@@ -139,7 +144,7 @@ func (s *Service) DeleteOrg(ctx context.Context, id string) error {
 		return err
 	}
 	if o.ParentID == "" {
-		return apierr.New(apierr.FailedPrecondition, "ROOT_ORG", "the root org cannot be deleted")
+		return errRootOrg("deleted")
 	}
 	return s.write(ctx, func(evs []events.Event) error { return s.store.DeleteOrg(ctx, id, evs) },
 		s.change(ctx, "org", "deleted", id, map[string]any{}),
@@ -177,7 +182,7 @@ func (s *Service) SetOrgStatus(ctx context.Context, id string, st Status) (*Org,
 		return nil, err
 	}
 	if o.ParentID == "" && st == StatusDisabled {
-		return nil, apierr.New(apierr.FailedPrecondition, "ROOT_ORG", "the root org cannot be disabled")
+		return nil, errRootOrg("disabled")
 	}
 	o.Status, o.UpdatedAt = st, start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateOrg(ctx, o, evs) },
@@ -217,7 +222,7 @@ func (s *Service) MoveOrg(ctx context.Context, id, newParentID string) (*Org, er
 		return nil, err
 	}
 	if cur.ParentID == "" {
-		return nil, apierr.New(apierr.FailedPrecondition, "ROOT_ORG", "the root org cannot be moved")
+		return nil, errRootOrg("moved")
 	}
 	if err := s.homes.CheckOrg(cur.Path, "org "+cur.ID); err != nil {
 		return nil, err
