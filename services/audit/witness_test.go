@@ -40,10 +40,7 @@ func cutOff(t *testing.T, db *store.DB, seq int64) {
 func witnessedLog(t *testing.T) (*audit.Log, *sqlstore.Store, *store.DB, string) {
 	t.Helper()
 	ctx := context.Background()
-	db := pstoretest.OpenSQLite(t)
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := pstoretest.Migrated(t, pstoretest.OpenSQLite(t), sqlstore.Migrate)
 	st := sqlstore.New(db)
 	signer := storetest.Signer(t)
 	path := filepath.Join(t.TempDir(), "data", "audit-witness.note")

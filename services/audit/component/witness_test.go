@@ -26,10 +26,7 @@ import (
 // and logs that the witness started again.
 func TestStartWitness(t *testing.T) {
 	ctx := context.Background()
-	db := pstoretest.OpenSQLite(t)
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := pstoretest.Migrated(t, pstoretest.OpenSQLite(t), sqlstore.Migrate)
 	st := sqlstore.New(db)
 	signer := storetest.Signer(t)
 	path := filepath.Join(t.TempDir(), "audit-witness.note")
@@ -110,10 +107,7 @@ func TestStartWitness(t *testing.T) {
 // uias_audit_witness_problem.
 func TestWitnessPass(t *testing.T) {
 	ctx := context.Background()
-	db := pstoretest.OpenSQLite(t)
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := pstoretest.Migrated(t, pstoretest.OpenSQLite(t), sqlstore.Migrate)
 	st := sqlstore.New(db)
 	signer := storetest.Signer(t)
 	core, logs := observer.New(zapcore.InfoLevel)
