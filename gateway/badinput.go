@@ -78,23 +78,34 @@ func metaName(s string) string {
 // decodeBody reads one JSON value from d and unmarshals it into v (a
 // request message) as runtime.JSONPb does. A body that does not fit comes
 // back as *badInput.
-func decodeBody(d *json.Decoder, uo protojson.UnmarshalOptions, v proto.Message) error {
+func decodeBody(d *json.Decoder, typeOK bool, unmarshal func([]byte) error) error {
 	var raw json.RawMessage
 	if err := d.Decode(&raw); err != nil {
 		var se *json.SyntaxError
-		var ute *json.UnmarshalTypeError
 		switch {
 		case errors.Is(err, io.EOF):
 			return err // no body: an empty request, as grpc-gateway has it
+		case !typeOK && (errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF)):
+			return errNotJSON
 		case errors.As(err, &se):
 			return &badInput{msg: fmt.Sprintf("not valid JSON (error at byte %d)", se.Offset)}
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return &badInput{msg: "not valid JSON: it ends before the JSON value is complete"}
-		case errors.As(err, &ute):
-			return &badInput{msg: "not valid JSON"}
 		}
 		return err // a read error (body too large, connection): not the JSON's fault
 	}
+	if !typeOK {
+		return errNotJSON
+	}
+	return unmarshal(raw)
+}
+
+// errNotJSON: a request body whose Content-Type is not JSON.
+var errNotJSON = errors.New("the request body is not JSON")
+
+// unmarshalBody decodes raw into v, or says in the edge's words what does
+// not fit (the field at fault).
+func unmarshalBody(uo protojson.UnmarshalOptions, raw []byte, v proto.Message) error {
 	if err := uo.Unmarshal(raw, v); err != nil {
 		b := jsonProblem(uo, v.ProtoReflect().Descriptor(), raw, "", "")
 		if b == nil {

@@ -19,6 +19,9 @@ import (
 // decodes as protojson has it.
 func TestDecodeBodyDescribes(t *testing.T) {
 	uo := protojson.UnmarshalOptions{}
+	decode := func(body string, v proto.Message) error {
+		return decodeBody(json.NewDecoder(strings.NewReader(body)), true, func(raw []byte) error { return unmarshalBody(uo, raw, v) })
+	}
 	for _, c := range []struct {
 		msg         proto.Message
 		body, field string
@@ -37,7 +40,7 @@ func TestDecodeBodyDescribes(t *testing.T) {
 		{&structpb.ListValue{}, `{"values":[{"nullValue":"x"}]}`, "values", "values[0]"},
 		{&identityv1.ListUsersResponse{}, `{"users":[` + strings.Repeat(`{},`, maxElems) + `{"login_name":5}]}`, "users", "users is not valid"},
 	} {
-		err := decodeBody(json.NewDecoder(strings.NewReader(c.body)), uo, c.msg.ProtoReflect().New().Interface())
+		err := decode(c.body, c.msg.ProtoReflect().New().Interface())
 		var b *badInput
 		if !errors.As(err, &b) {
 			t.Errorf("%s: %v, want a *badInput", c.body, err)
@@ -49,11 +52,11 @@ func TestDecodeBodyDescribes(t *testing.T) {
 	}
 	// A body that fits decodes as protojson has it; an empty one is EOF.
 	var u identityv1.User
-	if err := decodeBody(json.NewDecoder(strings.NewReader(`{"loginName":"a","create_time":"2026-01-02T15:04:05Z"}`)), uo, &u); err != nil ||
+	if err := decode(`{"loginName":"a","create_time":"2026-01-02T15:04:05Z"}`, &u); err != nil ||
 		u.GetLoginName() != "a" || u.GetCreateTime().GetSeconds() == 0 {
 		t.Errorf("a good body: %v %v", err, &u)
 	}
-	if err := decodeBody(json.NewDecoder(strings.NewReader("")), uo, &u); err == nil || err.Error() != "EOF" {
+	if err := decode("", &u); err == nil || err.Error() != "EOF" {
 		t.Errorf("empty body: %v", err)
 	}
 }

@@ -68,17 +68,21 @@ func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
 // the field at fault) and answered in the edge's own words.
 func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 	jd := json.NewDecoder(r)
-	d := m.JSONPb.NewDecoder(r)
 	return runtime.DecoderFunc(func(v any) error {
-		if lb, ok := r.(*limitedBody); ok && !jsonContentType(lb.st.contentType) {
+		lb, _ := r.(*limitedBody)
+		// A body of another Content-Type is refused (415) once there is
+		// one: a bodiless POST or DELETE is an empty request whatever its
+		// type says.
+		typeOK := lb == nil || jsonContentType(lb.st.contentType)
+		err := decodeBody(jd, typeOK, func(raw []byte) error {
+			if p, ok := v.(proto.Message); ok {
+				return unmarshalBody(m.UnmarshalOptions, raw, p)
+			}
+			return m.Unmarshal(raw, v)
+		})
+		if errors.Is(err, errNotJSON) {
 			lb.st.notJSON = true
-			return errors.New("the request body is not JSON")
-		}
-		var err error
-		if p, ok := v.(proto.Message); ok {
-			err = decodeBody(jd, m.UnmarshalOptions, p)
-		} else {
-			err = d.Decode(v)
+			return err
 		}
 		if err == nil || errors.Is(err, io.EOF) {
 			return err

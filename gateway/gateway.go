@@ -178,13 +178,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 }
 
 // onlyGET answers a fixed GET endpoint asked with another method.
-func onlyGET(w http.ResponseWriter, r *http.Request) {
-	const allowed = "GET, HEAD"
-	w.Header().Set("Allow", allowed)
-	st := status.Convert(apierr.ToStatus(apierr.New(apierr.Unimplemented, ReasonMethodNotAllowed,
-		fmt.Sprintf("method %s is not allowed on this path; allowed: %s", r.Method, allowed))))
-	writeStatusJSON(w, apierr.HTTPStatus(st), st)
-}
+func onlyGET(w http.ResponseWriter, r *http.Request) { methodNotAllowed(w, r, "GET, HEAD") }
 
 // cleanPaths answers a path that is not in canonical form ("/v1//x",
 // "/v1/./x", "/v1/../x") with the JSON 404 of an unknown route. Left to

@@ -44,7 +44,11 @@ func (g *gateway) routingErrorHandler(ctx context.Context, mux *runtime.ServeMux
 		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
 		return
 	}
-	allowed := strings.Join(allowedMethods(mux, r), ", ")
+	methodNotAllowed(w, r, strings.Join(allowedMethods(mux, r), ", "))
+}
+
+// methodNotAllowed answers 405 with Allow and the usual JSON error body.
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allowed string) {
 	w.Header().Set("Allow", allowed)
 	st := status.Convert(apierr.ToStatus(apierr.New(apierr.Unimplemented, ReasonMethodNotAllowed,
 		fmt.Sprintf("method %s is not allowed on this path; allowed: %s", r.Method, allowed))))
