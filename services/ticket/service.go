@@ -378,9 +378,11 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 		}
 		newIssuer := guarded && !slices.Contains(sess.Issuers, replica)
 		use := ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()}
-		if recorded(sess.Services, service) && now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter && !newIssuer {
+		if recorded(sess.Services, service) && now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter && slices.Contains(sess.Issuers, replica) {
 			// Not written: this instance remembers the service's newest
-			// ticket, handed over when the session ends (EndTickets).
+			// ticket, handed over when the session ends (EndTickets asks
+			// the session's issuers only: an instance not listed, past
+			// MaxIssuersPerSession, writes the session instead).
 			s.store.NoteUse(id, use, sess.HardExpiry)
 			break
 		}
