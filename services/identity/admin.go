@@ -438,6 +438,13 @@ func (s *Service) ListUsers(ctx context.Context, f UserFilter, size int32, token
 		return nil, "", err
 	}
 	f.Within = withinOf(ctx, f.Within)
+	if f.PasswordExpired {
+		if s.cfg.Policy.MaxAge <= 0 {
+			return nil, "", apierr.New(apierr.FailedPrecondition, "PASSWORD_EXPIRY_OFF",
+				"passwords do not expire here (identity.policy.max_age_days is 0): no password has expired")
+		}
+		f.PasswordChangedBefore = s.now().Add(-s.cfg.Policy.MaxAge)
+	}
 	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*User, string, error) {
 		return s.store.ListUsers(ctx, f, p)
 	})
@@ -639,6 +646,36 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, mustChan
 		return nil, err
 	}
 	return s.loadUser(ctx, id)
+}
+
+// ResetPassword gives user id a random temporary password that meets the
+// policy and must be changed at next login, and returns it (shown this
+// once). It ends the user's SSO sessions, as SetPassword does.
+func (s *Service) ResetPassword(ctx context.Context, id string) (*User, string, error) {
+	start := s.now()
+	u, err := s.loadUser(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.ownUser(ctx, u); err != nil {
+		return nil, "", err
+	}
+	pw := s.cfg.Policy.Temporary(u.LoginName)
+	if err := s.setPassword(ctx, u, pw, true, false, "user.reset_password", start, ""); err != nil {
+		return nil, "", err
+	}
+	u, err = s.loadUser(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	return u, pw, nil
+}
+
+// PasswordExpiry is when u's password expires (zero: never) and whether
+// it has at now.
+func (s *Service) PasswordExpiry(u *User, now time.Time) (time.Time, bool) {
+	at := s.cfg.Policy.ExpiresAt(u)
+	return at, !at.IsZero() && now.After(at)
 }
 
 // ---- groups ----

@@ -431,6 +431,22 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 		if d := wantChange(t, rows, "user", "password_changed", user.ID, actor); d["must_change_password"] != true {
 			t.Errorf("user.password_changed data %v", d)
 		}
+
+		var temporary string
+		rows = step(t, "user.reset_password", "user:"+user.ID, func() string {
+			_, pw, err := e.svc.ResetPassword(ctx, user.ID)
+			must(err)
+			temporary = pw
+			return root.ID
+		})
+		for _, r := range rows {
+			if temporary == "" || strings.Contains(string(r.Payload), temporary) {
+				t.Errorf("the temporary password is in the outbox: %s %s", r.Subject, r.Payload)
+			}
+		}
+		if d := wantChange(t, rows, "user", "password_changed", user.ID, actor); d["must_change_password"] != true {
+			t.Errorf("user.password_changed data after a reset %v", d)
+		}
 	})
 
 	t.Run("self-service password change", func(t *testing.T) {

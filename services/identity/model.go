@@ -183,6 +183,12 @@ type UserFilter struct {
 	// Within limits the listing to these orgs' subtrees (the orgs
 	// included): a unit administrator's listing that names no org.
 	Within []string
+	// PasswordExpired asks for the users whose password has passed the
+	// policy's maximum age; Service.ListUsers turns it into
+	// PasswordChangedBefore, which the store applies: users with a
+	// password set before it that may expire.
+	PasswordExpired       bool
+	PasswordChangedBefore time.Time
 }
 
 // GroupFilter narrows ListGroups.

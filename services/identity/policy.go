@@ -1,7 +1,9 @@
 package identity
 
 import (
+	"crypto/rand"
 	"fmt"
+	"math/big"
 	"strings"
 	"time"
 	"unicode"
@@ -86,8 +88,55 @@ func weakPassword(msg string) error {
 
 // Expired reports whether u's password has passed the policy's maximum age.
 func (p Policy) Expired(u *User, now time.Time) bool {
+	at := p.ExpiresAt(u)
+	return !at.IsZero() && now.After(at)
+}
+
+// ExpiresAt is when u's password passes the policy's maximum age (zero:
+// never: no maximum age, a password that never expires, or no password).
+func (p Policy) ExpiresAt(u *User) time.Time {
 	if p.MaxAge <= 0 || u.NeverExpires || u.PasswordChangedAt.IsZero() {
-		return false
+		return time.Time{}
 	}
-	return now.After(u.PasswordChangedAt.Add(p.MaxAge))
+	return u.PasswordChangedAt.Add(p.MaxAge)
+}
+
+// Temporary password alphabets: no look-alikes (0/O, 1/l/I), no quotes,
+// spaces or characters a shell or a URL would take apart.
+const (
+	tempLower  = "abcdefghijkmnopqrstuvwxyz"
+	tempUpper  = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+	tempDigit  = "23456789"
+	tempSymbol = "!#%+-=@^_~"
+	tempLength = 16
+)
+
+// Temporary returns a random password for login that meets the policy:
+// at least 16 characters (the policy's minimum if longer) with every class
+// of character (about 95 bits of randomness at 16).
+func (p Policy) Temporary(login string) string {
+	n := max(tempLength, p.MinLength)
+	all := tempLower + tempUpper + tempDigit + tempSymbol
+	for {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = all[randIndex(len(all))]
+		}
+		// One of each class at random places.
+		for _, set := range []string{tempLower, tempUpper, tempDigit, tempSymbol} {
+			b[randIndex(n)] = set[randIndex(len(set))]
+		}
+		pw := string(b)
+		if p.CheckPassword(pw, login) == nil {
+			return pw
+		}
+	}
+}
+
+func randIndex(n int) int {
+	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
+	if err != nil {
+		panic("crypto/rand: " + err.Error()) // the system's random source failed: nothing is safe
+	}
+	return int(v.Int64())
 }

@@ -167,6 +167,7 @@ var personMethods = map[string]adminauth.Perm{
 	identityv1.AdminService_LockUser_FullMethodName:          adminauth.UsersLock,
 	identityv1.AdminService_UnlockUser_FullMethodName:        adminauth.UsersUnlock,
 	identityv1.AdminService_SetPassword_FullMethodName:       adminauth.UsersPassword,
+	identityv1.AdminService_ResetPassword_FullMethodName:     adminauth.UsersPassword,
 	identityv1.AdminService_DeleteUser_FullMethodName:        adminauth.UsersWrite,
 	identityv1.AdminService_CreateAccountLink_FullMethodName: adminauth.LinksWrite,
 	identityv1.FingerService_EnrollFinger_FullMethodName:     adminauth.FingersWrite,

@@ -305,7 +305,7 @@ func (s *Server) SetOrgStatus(ctx context.Context, r *identityv1.SetOrgStatusReq
 
 // CreateUser implements AdminService.
 func (s *Server) CreateUser(ctx context.Context, r *identityv1.CreateUserRequest) (*identityv1.User, error) {
-	return userOut(s.svc.CreateUser(ctx, identity.NewUser{
+	return s.userOut(s.svc.CreateUser(ctx, identity.NewUser{
 		LoginName: r.GetLoginName(), DisplayName: r.GetDisplayName(), IDType: identity.IDType(r.GetIdType()),
 		IDNumber: r.GetIdNumber(), Phone: r.GetPhone(), Email: r.GetEmail(), OrgID: r.GetOrgId(),
 		Password: r.GetPassword(), MustChange: r.GetMustChangePassword(), NeverExpires: r.GetPasswordNeverExpires(),
@@ -319,26 +319,27 @@ func (s *Server) GetUser(ctx context.Context, r *identityv1.GetUserRequest) (*id
 	if err != nil {
 		return nil, err
 	}
-	return userPB(&u), nil
+	return s.userPB(&u), nil
 }
 
 // ListUsers implements AdminService.
 func (s *Server) ListUsers(ctx context.Context, r *identityv1.ListUsersRequest) (*identityv1.ListUsersResponse, error) {
 	list, next, err := s.svc.ListUsers(ctx, identity.UserFilter{OrgID: r.GetOrgId(), Query: r.GetQuery(),
-		Status: identity.Status(r.GetStatus()), Subtree: r.GetIncludeDescendants()}, r.GetPageSize(), r.GetPageToken())
+		Status: identity.Status(r.GetStatus()), Subtree: r.GetIncludeDescendants(), PasswordExpired: r.GetPasswordExpired()},
+		r.GetPageSize(), r.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
 	out := &identityv1.ListUsersResponse{NextPageToken: next}
 	for _, u := range list {
-		out.Users = append(out.Users, userPB(u))
+		out.Users = append(out.Users, s.userPB(u))
 	}
 	return out, nil
 }
 
 // UpdateUser implements AdminService.
 func (s *Server) UpdateUser(ctx context.Context, r *identityv1.UpdateUserRequest) (*identityv1.User, error) {
-	return userOut(s.svc.UpdateUser(ctx, r.GetId(), identity.UserUpdate{
+	return s.userOut(s.svc.UpdateUser(ctx, r.GetId(), identity.UserUpdate{
 		Mask: r.GetUpdateMask(), DisplayName: r.GetDisplayName(), Phone: r.GetPhone(), Email: r.GetEmail(),
 		OrgID: r.GetOrgId(), MustChange: r.GetMustChangePassword(), NeverExpires: r.GetPasswordNeverExpires(),
 		CannotChange: r.GetUserCannotChangePassword(), PasswordOnly: r.GetPasswordOnly(),
@@ -347,22 +348,31 @@ func (s *Server) UpdateUser(ctx context.Context, r *identityv1.UpdateUserRequest
 
 // SetUserStatus implements AdminService.
 func (s *Server) SetUserStatus(ctx context.Context, r *identityv1.SetUserStatusRequest) (*identityv1.User, error) {
-	return userOut(s.svc.SetUserStatus(ctx, r.GetId(), identity.Status(r.GetStatus())))
+	return s.userOut(s.svc.SetUserStatus(ctx, r.GetId(), identity.Status(r.GetStatus())))
 }
 
 // LockUser implements AdminService.
 func (s *Server) LockUser(ctx context.Context, r *identityv1.LockUserRequest) (*identityv1.User, error) {
-	return userOut(s.svc.LockUser(ctx, r.GetId(), time.Duration(r.GetDurationSeconds())*time.Second))
+	return s.userOut(s.svc.LockUser(ctx, r.GetId(), time.Duration(r.GetDurationSeconds())*time.Second))
 }
 
 // UnlockUser implements AdminService.
 func (s *Server) UnlockUser(ctx context.Context, r *identityv1.UnlockUserRequest) (*identityv1.User, error) {
-	return userOut(s.svc.UnlockUser(ctx, r.GetId()))
+	return s.userOut(s.svc.UnlockUser(ctx, r.GetId()))
 }
 
 // SetPassword implements AdminService.
 func (s *Server) SetPassword(ctx context.Context, r *identityv1.SetPasswordRequest) (*identityv1.User, error) {
-	return userOut(s.svc.SetPassword(ctx, r.GetId(), r.GetPassword(), r.GetMustChangePassword()))
+	return s.userOut(s.svc.SetPassword(ctx, r.GetId(), r.GetPassword(), r.GetMustChangePassword()))
+}
+
+// ResetPassword implements AdminService.
+func (s *Server) ResetPassword(ctx context.Context, r *identityv1.ResetPasswordRequest) (*identityv1.ResetPasswordResponse, error) {
+	u, pw, err := s.svc.ResetPassword(ctx, r.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &identityv1.ResetPasswordResponse{User: s.userPB(u), TemporaryPassword: pw}, nil
 }
 
 // CreateGroup implements AdminService.
@@ -540,7 +550,7 @@ func orgOut(o *identity.Org, err error) (*identityv1.Org, error) {
 	return orgPB(o), nil
 }
 
-func userPB(u *identity.User) *identityv1.User {
+func (s *Server) userPB(u *identity.User) *identityv1.User {
 	now := time.Now()
 	out := &identityv1.User{Id: u.ID, LoginName: u.LoginName, DisplayName: u.DisplayName,
 		IdType: identityv1.IdType(u.IDType), IdNumberMasked: u.IDNumberMask, PhoneMasked: u.PhoneMask,
@@ -551,14 +561,17 @@ func userPB(u *identity.User) *identityv1.User {
 	if out.Locked {
 		out.LockedUntil = ts(u.LockedUntil)
 	}
+	if at, expired := s.svc.PasswordExpiry(u, now); !at.IsZero() {
+		out.PasswordExpireTime, out.PasswordExpired = ts(at), expired
+	}
 	return out
 }
 
-func userOut(u *identity.User, err error) (*identityv1.User, error) {
+func (s *Server) userOut(u *identity.User, err error) (*identityv1.User, error) {
 	if err != nil {
 		return nil, err
 	}
-	return userPB(u), nil
+	return s.userPB(u), nil
 }
 
 func groupPB(g *identity.Group) *identityv1.Group {

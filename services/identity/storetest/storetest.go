@@ -48,6 +48,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"UserCRUD", testUserCRUD},
 		{"UserConflicts", testUserConflicts},
 		{"UserList", testUserList},
+		{"UserListPasswordExpired", testUserListPasswordExpired},
 		{"UpdateUser", testUpdateUser},
 		{"DeleteUser", testDeleteUser},
 		{"DeleteOrgAndGroup", testDeleteOrgAndGroup},
@@ -630,6 +631,63 @@ func testUserList(t *testing.T, f *fixture) {
 		if len(got) != 1 || got[0].ID != wantID {
 			t.Fatalf("query %q = %v, want %s", q, got, wantID)
 		}
+	}
+}
+
+// testUserListPasswordExpired: PasswordChangedBefore lists the users
+// whose password was set before it and may expire, in every listing shape
+// (alone, in an org, with a search, in pages).
+func testUserListPasswordExpired(t *testing.T, f *fixture) {
+	o := f.org("")
+	cut := base.Add(-90 * 24 * time.Hour)
+	mk := func(name string, changed time.Time, never bool, hash string) *identity.User {
+		u := f.newUser(o.ID)
+		u.DisplayName, u.PasswordChangedAt, u.NeverExpires, u.PasswordHash = name, changed, never, hash
+		must(t, f.s.CreateUser(f.ctx, u, nil))
+		return u
+	}
+	old1 := mk("expired one", cut.Add(-time.Hour), false, "h1")
+	old2 := mk("expired two", cut.Add(-time.Millisecond), false, "h2")
+	mk("never expires", cut.Add(-time.Hour), true, "h3")
+	mk("fresh", cut.Add(time.Hour), false, "h4")
+	mk("at the cut", cut, false, "h5")
+	mk("no password", time.Time{}, false, "")
+	other := f.org("")
+	elsewhere := f.newUser(other.ID)
+	elsewhere.PasswordChangedAt = cut.Add(-time.Hour)
+	must(t, f.s.CreateUser(f.ctx, elsewhere, nil))
+
+	ids := func(fl identity.UserFilter, size int) []string {
+		t.Helper()
+		var out []string
+		for _, p := range pages(t, size, func(p identity.Page) ([]*identity.User, string, error) {
+			return f.s.ListUsers(f.ctx, fl, p)
+		}) {
+			for _, u := range p {
+				out = append(out, u.ID)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := []string{old1.ID, old2.ID}
+	slices.Sort(want)
+	if got := ids(identity.UserFilter{OrgID: o.ID, PasswordChangedBefore: cut}, 1); !slices.Equal(got, want) {
+		t.Fatalf("expired in org = %v, want %v", got, want)
+	}
+	all := append([]string{elsewhere.ID}, want...)
+	slices.Sort(all)
+	if got := ids(identity.UserFilter{PasswordChangedBefore: cut}, 2); !slices.Equal(got, all) {
+		t.Fatalf("expired anywhere = %v, want %v", got, all)
+	}
+	if got := ids(identity.UserFilter{Query: "expired", PasswordChangedBefore: cut}, 5); !slices.Equal(got, want) {
+		t.Fatalf("expired matching a search = %v, want %v", got, want)
+	}
+	if got := ids(identity.UserFilter{OrgID: o.ID, Subtree: true, PasswordChangedBefore: cut}, 5); !slices.Equal(got, want) {
+		t.Fatalf("expired in subtree = %v, want %v", got, want)
+	}
+	if got := ids(identity.UserFilter{OrgID: o.ID}, 10); len(got) != 6 {
+		t.Fatalf("without the filter: %d users, want 6", len(got))
 	}
 }
 

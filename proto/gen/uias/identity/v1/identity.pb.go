@@ -1426,9 +1426,16 @@ type User struct {
 	// password_only: the person may authenticate by password only; a
 	// fingerprint Authenticate (auth type 2 or 3) answers REASON_PASSWORD_ONLY
 	// (legacy -3).
-	PasswordOnly  bool `protobuf:"varint,20,opt,name=password_only,json=passwordOnly" json:"password_only,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PasswordOnly bool `protobuf:"varint,20,opt,name=password_only,json=passwordOnly" json:"password_only,omitempty"`
+	// password_expire_time is when the password passes
+	// identity.policy.max_age_days (unset when it never expires: no maximum age,
+	// password_never_expires, or no password); password_expired says it has.
+	// An expired password still lets the user change it (ChangePassword),
+	// not log in.
+	PasswordExpireTime *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=password_expire_time,json=passwordExpireTime" json:"password_expire_time,omitempty"`
+	PasswordExpired    bool                   `protobuf:"varint,22,opt,name=password_expired,json=passwordExpired" json:"password_expired,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
@@ -1597,6 +1604,20 @@ func (x *User) GetUpdateTime() *timestamppb.Timestamp {
 func (x *User) GetPasswordOnly() bool {
 	if x != nil {
 		return x.PasswordOnly
+	}
+	return false
+}
+
+func (x *User) GetPasswordExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PasswordExpireTime
+	}
+	return nil
+}
+
+func (x *User) GetPasswordExpired() bool {
+	if x != nil {
+		return x.PasswordExpired
 	}
 	return false
 }
@@ -1800,8 +1821,13 @@ type ListUsersRequest struct {
 	// include_descendants widens org_id to the users of org_id and of every
 	// org below it, listed by (org path, id).
 	IncludeDescendants bool `protobuf:"varint,6,opt,name=include_descendants,json=includeDescendants" json:"include_descendants,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// password_expired lists only users whose password has passed
+	// identity.policy.max_age_days (users whose password never expires, and
+	// users without a password, are left out). FAILED_PRECONDITION
+	// (PASSWORD_EXPIRY_OFF) when passwords do not expire (max age 0).
+	PasswordExpired bool `protobuf:"varint,7,opt,name=password_expired,json=passwordExpired" json:"password_expired,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListUsersRequest) Reset() {
@@ -1872,6 +1898,13 @@ func (x *ListUsersRequest) GetStatus() UserStatus {
 func (x *ListUsersRequest) GetIncludeDescendants() bool {
 	if x != nil {
 		return x.IncludeDescendants
+	}
+	return false
+}
+
+func (x *ListUsersRequest) GetPasswordExpired() bool {
+	if x != nil {
+		return x.PasswordExpired
 	}
 	return false
 }
@@ -3651,6 +3684,104 @@ func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
 	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
 }
 
+type ResetPasswordRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetPasswordRequest) Reset() {
+	*x = ResetPasswordRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordRequest) ProtoMessage() {}
+
+func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
+func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ResetPasswordRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ResetPasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the user after the reset (must_change_password is true).
+	User *User `protobuf:"bytes,1,opt,name=user" json:"user,omitempty"`
+	// temporary_password is shown this once; it is stored only as a hash.
+	TemporaryPassword string `protobuf:"bytes,2,opt,name=temporary_password,json=temporaryPassword" json:"temporary_password,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ResetPasswordResponse) Reset() {
+	*x = ResetPasswordResponse{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordResponse) ProtoMessage() {}
+
+func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
+func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ResetPasswordResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *ResetPasswordResponse) GetTemporaryPassword() string {
+	if x != nil {
+		return x.TemporaryPassword
+	}
+	return ""
+}
+
 type DeleteOrgRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
@@ -3660,7 +3791,7 @@ type DeleteOrgRequest struct {
 
 func (x *DeleteOrgRequest) Reset() {
 	*x = DeleteOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3672,7 +3803,7 @@ func (x *DeleteOrgRequest) String() string {
 func (*DeleteOrgRequest) ProtoMessage() {}
 
 func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3685,7 +3816,7 @@ func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgRequest.ProtoReflect.Descriptor instead.
 func (*DeleteOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DeleteOrgRequest) GetId() string {
@@ -3703,7 +3834,7 @@ type DeleteOrgResponse struct {
 
 func (x *DeleteOrgResponse) Reset() {
 	*x = DeleteOrgResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3715,7 +3846,7 @@ func (x *DeleteOrgResponse) String() string {
 func (*DeleteOrgResponse) ProtoMessage() {}
 
 func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3728,7 +3859,7 @@ func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgResponse.ProtoReflect.Descriptor instead.
 func (*DeleteOrgResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
 }
 
 type DeleteGroupRequest struct {
@@ -3740,7 +3871,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3752,7 +3883,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3765,7 +3896,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DeleteGroupRequest) GetId() string {
@@ -3783,7 +3914,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3795,7 +3926,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3808,7 +3939,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
 }
 
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
@@ -3894,7 +4025,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\rnew_parent_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\vnewParentId\"h\n" +
 	"\x13SetOrgStatusRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x120\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\xe2\x06\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\xdb\a\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -3919,7 +4050,9 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12#\n" +
-	"\rpassword_only\x18\x14 \x01(\bR\fpasswordOnly\"\xcd\x04\n" +
+	"\rpassword_only\x18\x14 \x01(\bR\fpasswordOnly\x12L\n" +
+	"\x14password_expire_time\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x12passwordExpireTime\x12)\n" +
+	"\x10password_expired\x18\x16 \x01(\bR\x0fpasswordExpired\"\xcd\x04\n" +
 	"\x11CreateUserRequest\x12+\n" +
 	"\n" +
 	"login_name\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\tloginName\x122\n" +
@@ -3937,7 +4070,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\bis_admin\x18\f \x01(\bR\aisAdmin\x12#\n" +
 	"\rpassword_only\x18\r \x01(\bR\fpasswordOnly\"1\n" +
 	"\x0eGetUserRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x8c\x02\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xb7\x02\n" +
 	"\x10ListUsersRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12+\n" +
 	"\n" +
@@ -3945,7 +4078,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x06org_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05orgId\x12\"\n" +
 	"\x05query\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05query\x124\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\x12/\n" +
-	"\x13include_descendants\x18\x06 \x01(\bR\x12includeDescendants\"i\n" +
+	"\x13include_descendants\x18\x06 \x01(\bR\x12includeDescendants\x12)\n" +
+	"\x10password_expired\x18\a \x01(\bR\x0fpasswordExpired\"i\n" +
 	"\x11ListUsersResponse\x12,\n" +
 	"\x05users\x18\x01 \x03(\v2\x16.uias.identity.v1.UserR\x05users\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd0\x03\n" +
@@ -4087,7 +4221,12 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x19DeleteAccountLinkResponse\"4\n" +
 	"\x11DeleteUserRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x14\n" +
-	"\x12DeleteUserResponse\"3\n" +
+	"\x12DeleteUserResponse\"7\n" +
+	"\x14ResetPasswordRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"r\n" +
+	"\x15ResetPasswordResponse\x12*\n" +
+	"\x04user\x18\x01 \x01(\v2\x16.uias.identity.v1.UserR\x04user\x12-\n" +
+	"\x12temporary_password\x18\x02 \x01(\tR\x11temporaryPassword\"3\n" +
 	"\x10DeleteOrgRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x13\n" +
 	"\x11DeleteOrgResponse\"5\n" +
@@ -4133,7 +4272,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x14APP_STATUS_SUSPENDED\x10\x022\x8f\x02\n" +
 	"\vAuthService\x12z\n" +
 	"\fAuthenticate\x12%.uias.identity.v1.AuthenticateRequest\x1a&.uias.identity.v1.AuthenticateResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/authenticate\x12\x83\x01\n" +
-	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xb0\x1b\n" +
+	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xbc\x1c\n" +
 	"\fAdminService\x12s\n" +
 	"\n" +
 	"AdminLogin\x12#.uias.identity.v1.AdminLoginRequest\x1a$.uias.identity.v1.AdminLoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/login\x12w\n" +
@@ -4158,7 +4297,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"UnlockUser\x12#.uias.identity.v1.UnlockUserRequest\x1a\x16.uias.identity.v1.User\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/users/{id}:unlock\x12o\n" +
 	"\n" +
 	"DeleteUser\x12#.uias.identity.v1.DeleteUserRequest\x1a$.uias.identity.v1.DeleteUserResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/users/{id}\x12r\n" +
-	"\vSetPassword\x12$.uias.identity.v1.SetPasswordRequest\x1a\x16.uias.identity.v1.User\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{id}:setPassword\x12c\n" +
+	"\vSetPassword\x12$.uias.identity.v1.SetPasswordRequest\x1a\x16.uias.identity.v1.User\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{id}:setPassword\x12\x89\x01\n" +
+	"\rResetPassword\x12&.uias.identity.v1.ResetPasswordRequest\x1a'.uias.identity.v1.ResetPasswordResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/users/{id}:resetPassword\x12c\n" +
 	"\vCreateGroup\x12$.uias.identity.v1.CreateGroupRequest\x1a\x17.uias.identity.v1.Group\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/groups\x12s\n" +
 	"\vDeleteGroup\x12$.uias.identity.v1.DeleteGroupRequest\x1a%.uias.identity.v1.DeleteGroupResponse\"\x17\x82\xd3\xe4\x93\x02\x11*\x0f/v1/groups/{id}\x12_\n" +
@@ -4191,7 +4331,7 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(AuthType)(0),                     // 0: uias.identity.v1.AuthType
 	(Reason)(0),                       // 1: uias.identity.v1.Reason
@@ -4248,121 +4388,127 @@ var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(*DeleteAccountLinkResponse)(nil), // 52: uias.identity.v1.DeleteAccountLinkResponse
 	(*DeleteUserRequest)(nil),         // 53: uias.identity.v1.DeleteUserRequest
 	(*DeleteUserResponse)(nil),        // 54: uias.identity.v1.DeleteUserResponse
-	(*DeleteOrgRequest)(nil),          // 55: uias.identity.v1.DeleteOrgRequest
-	(*DeleteOrgResponse)(nil),         // 56: uias.identity.v1.DeleteOrgResponse
-	(*DeleteGroupRequest)(nil),        // 57: uias.identity.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),       // 58: uias.identity.v1.DeleteGroupResponse
-	nil,                               // 59: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),     // 60: google.protobuf.Timestamp
+	(*ResetPasswordRequest)(nil),      // 55: uias.identity.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),     // 56: uias.identity.v1.ResetPasswordResponse
+	(*DeleteOrgRequest)(nil),          // 57: uias.identity.v1.DeleteOrgRequest
+	(*DeleteOrgResponse)(nil),         // 58: uias.identity.v1.DeleteOrgResponse
+	(*DeleteGroupRequest)(nil),        // 59: uias.identity.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),       // 60: uias.identity.v1.DeleteGroupResponse
+	nil,                               // 61: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*timestamppb.Timestamp)(nil),     // 62: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	59, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	61, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
 	1,  // 2: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
 	8,  // 3: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	60, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	62, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	8,  // 5: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
 	2,  // 6: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	60, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	60, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	62, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	62, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
 	15, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
 	2,  // 11: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
 	3,  // 12: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 13: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	60, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	60, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	60, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	60, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 18: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,  // 19: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
-	23, // 20: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
-	4,  // 21: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	60, // 22: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
-	33, // 23: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
-	5,  // 24: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	60, // 25: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	60, // 26: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	39, // 27: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
-	5,  // 28: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	39, // 29: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
-	5,  // 30: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	2,  // 31: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	60, // 32: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	47, // 33: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	6,  // 34: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	9,  // 35: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	11, // 36: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	13, // 37: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	16, // 38: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	17, // 39: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	18, // 40: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	20, // 41: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	21, // 42: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	55, // 43: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	22, // 44: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	24, // 45: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	25, // 46: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	26, // 47: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	28, // 48: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	29, // 49: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	30, // 50: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	31, // 51: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	53, // 52: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	32, // 53: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	34, // 54: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	57, // 55: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	35, // 56: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	36, // 57: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	38, // 58: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	38, // 59: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	40, // 60: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	42, // 61: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	43, // 62: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	45, // 63: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	46, // 64: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	48, // 65: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	49, // 66: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	51, // 67: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	7,  // 68: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	10, // 69: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	12, // 70: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	14, // 71: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	15, // 72: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	15, // 73: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	19, // 74: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	15, // 75: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	15, // 76: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	56, // 77: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	15, // 78: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	23, // 79: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	23, // 80: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	27, // 81: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	23, // 82: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	23, // 83: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	23, // 84: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	23, // 85: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	54, // 86: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	23, // 87: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	33, // 88: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	58, // 89: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	33, // 90: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	37, // 91: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	33, // 92: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	33, // 93: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	41, // 94: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	39, // 95: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	44, // 96: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	39, // 97: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	41, // 98: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	47, // 99: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	50, // 100: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	52, // 101: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	68, // [68:102] is the sub-list for method output_type
-	34, // [34:68] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	62, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	62, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	62, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	62, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	62, // 18: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 19: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,  // 20: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
+	23, // 21: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
+	4,  // 22: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
+	62, // 23: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	33, // 24: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
+	5,  // 25: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
+	62, // 26: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	62, // 27: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	39, // 28: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	5,  // 29: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
+	39, // 30: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	5,  // 31: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
+	2,  // 32: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
+	62, // 33: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	47, // 34: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	23, // 35: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	6,  // 36: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	9,  // 37: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	11, // 38: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	13, // 39: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	16, // 40: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	17, // 41: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	18, // 42: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	20, // 43: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	21, // 44: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	57, // 45: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	22, // 46: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	24, // 47: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	25, // 48: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	26, // 49: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	28, // 50: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	29, // 51: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	30, // 52: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	31, // 53: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	53, // 54: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	32, // 55: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	55, // 56: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	34, // 57: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	59, // 58: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	35, // 59: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	36, // 60: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	38, // 61: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	38, // 62: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	40, // 63: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	42, // 64: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	43, // 65: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	45, // 66: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	46, // 67: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	48, // 68: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	49, // 69: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	51, // 70: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	7,  // 71: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	10, // 72: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	12, // 73: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	14, // 74: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	15, // 75: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	15, // 76: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	19, // 77: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	15, // 78: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	15, // 79: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	58, // 80: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	15, // 81: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	23, // 82: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	23, // 83: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	27, // 84: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	23, // 85: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	23, // 86: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	23, // 87: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	23, // 88: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	54, // 89: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	23, // 90: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	56, // 91: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	33, // 92: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	60, // 93: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	33, // 94: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	37, // 95: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	33, // 96: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	33, // 97: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	41, // 98: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	39, // 99: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	44, // 100: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	39, // 101: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	41, // 102: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	47, // 103: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	50, // 104: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	52, // 105: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	71, // [71:106] is the sub-list for method output_type
+	36, // [36:71] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
@@ -4376,7 +4522,7 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   54,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

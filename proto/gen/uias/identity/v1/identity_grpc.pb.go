@@ -197,6 +197,7 @@ const (
 	AdminService_UnlockUser_FullMethodName        = "/uias.identity.v1.AdminService/UnlockUser"
 	AdminService_DeleteUser_FullMethodName        = "/uias.identity.v1.AdminService/DeleteUser"
 	AdminService_SetPassword_FullMethodName       = "/uias.identity.v1.AdminService/SetPassword"
+	AdminService_ResetPassword_FullMethodName     = "/uias.identity.v1.AdminService/ResetPassword"
 	AdminService_CreateGroup_FullMethodName       = "/uias.identity.v1.AdminService/CreateGroup"
 	AdminService_DeleteGroup_FullMethodName       = "/uias.identity.v1.AdminService/DeleteGroup"
 	AdminService_GetGroup_FullMethodName          = "/uias.identity.v1.AdminService/GetGroup"
@@ -254,6 +255,12 @@ type AdminServiceClient interface {
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
 	// SetPassword is an administrator setting or resetting a user's password.
 	SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*User, error)
+	// ResetPassword gives a user a new random temporary password (it meets
+	// the password policy) that must be changed at next login, and returns it
+	// this once. Like SetPassword it ends the user's SSO sessions. To reset
+	// several users' passwords call it for each (uias ctl user reset-password
+	// ID... or --password-expired).
+	ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...grpc.CallOption) (*ResetPasswordResponse, error)
 	CreateGroup(ctx context.Context, in *CreateGroupRequest, opts ...grpc.CallOption) (*Group, error)
 	// DeleteGroup removes a group and its memberships (its members stay);
 	// business systems provisioned with it are told (CHANGES
@@ -465,6 +472,16 @@ func (c *adminServiceClient) SetPassword(ctx context.Context, in *SetPasswordReq
 	return out, nil
 }
 
+func (c *adminServiceClient) ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...grpc.CallOption) (*ResetPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetPasswordResponse)
+	err := c.cc.Invoke(ctx, AdminService_ResetPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) CreateGroup(ctx context.Context, in *CreateGroupRequest, opts ...grpc.CallOption) (*Group, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Group)
@@ -646,6 +663,12 @@ type AdminServiceServer interface {
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
 	// SetPassword is an administrator setting or resetting a user's password.
 	SetPassword(context.Context, *SetPasswordRequest) (*User, error)
+	// ResetPassword gives a user a new random temporary password (it meets
+	// the password policy) that must be changed at next login, and returns it
+	// this once. Like SetPassword it ends the user's SSO sessions. To reset
+	// several users' passwords call it for each (uias ctl user reset-password
+	// ID... or --password-expired).
+	ResetPassword(context.Context, *ResetPasswordRequest) (*ResetPasswordResponse, error)
 	CreateGroup(context.Context, *CreateGroupRequest) (*Group, error)
 	// DeleteGroup removes a group and its memberships (its members stay);
 	// business systems provisioned with it are told (CHANGES
@@ -730,6 +753,9 @@ func (UnimplementedAdminServiceServer) DeleteUser(context.Context, *DeleteUserRe
 }
 func (UnimplementedAdminServiceServer) SetPassword(context.Context, *SetPasswordRequest) (*User, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetPassword not implemented")
+}
+func (UnimplementedAdminServiceServer) ResetPassword(context.Context, *ResetPasswordRequest) (*ResetPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetPassword not implemented")
 }
 func (UnimplementedAdminServiceServer) CreateGroup(context.Context, *CreateGroupRequest) (*Group, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateGroup not implemented")
@@ -1118,6 +1144,24 @@ func _AdminService_SetPassword_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ResetPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ResetPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ResetPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ResetPassword(ctx, req.(*ResetPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_CreateGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateGroupRequest)
 	if err := dec(in); err != nil {
@@ -1448,6 +1492,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetPassword",
 			Handler:    _AdminService_SetPassword_Handler,
+		},
+		{
+			MethodName: "ResetPassword",
+			Handler:    _AdminService_ResetPassword_Handler,
 		},
 		{
 			MethodName: "CreateGroup",
