@@ -46,17 +46,18 @@ func commands() map[string]map[string]command {
 				}),
 		},
 		"user": {
-			"create":       userCreateCmd(),
-			"list":         userListCmd(),
-			"get":          userGetCmd(),
-			"update":       userUpdateCmd(),
-			"set-password": userSetPasswordCmd(),
-			"lock":         userLockCmd(),
-			"unlock":       userUnlockCmd(),
-			"disable":      userStatusCmd(identityv1.UserStatus_USER_STATUS_DISABLED),
-			"enable":       userStatusCmd(identityv1.UserStatus_USER_STATUS_ACTIVE),
-			"delete":       userDeleteCmd(),
-			"finger":       userFingerCmd(),
+			"create":         userCreateCmd(),
+			"list":           userListCmd(),
+			"get":            userGetCmd(),
+			"update":         userUpdateCmd(),
+			"set-password":   userSetPasswordCmd(),
+			"reset-password": userResetPasswordCmd(),
+			"lock":           userLockCmd(),
+			"unlock":         userUnlockCmd(),
+			"disable":        userStatusCmd(identityv1.UserStatus_USER_STATUS_DISABLED),
+			"enable":         userStatusCmd(identityv1.UserStatus_USER_STATUS_ACTIVE),
+			"delete":         userDeleteCmd(),
+			"finger":         userFingerCmd(),
 		},
 		"group": {
 			"create":        groupCreateCmd(),
@@ -471,15 +472,28 @@ func userCreateCmd() command {
 	}
 }
 
+// userStatuses are the values of user list --status.
+var userStatuses = map[string]identityv1.UserStatus{
+	"": identityv1.UserStatus_USER_STATUS_UNSPECIFIED, "active": identityv1.UserStatus_USER_STATUS_ACTIVE,
+	"disabled": identityv1.UserStatus_USER_STATUS_DISABLED,
+}
+
 func userListCmd() command {
-	return listVerb("[--org ID [--descendants]] [--query Q]", identityMaxPage, func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.User] {
+	return listVerb("[--org ID [--descendants]] [--query Q] [--status active|disabled] [--password-expired]", identityMaxPage, func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.User] {
 		org := fs.String("org", "", "only users of this organisation `ID`")
 		desc := fs.Bool("descendants", false, "with --org: also the users of every organisation below it")
 		query := fs.String("query", "", "match login name, display name or e-mail (substring from 3 characters, "+
 			"else display-name prefix)")
+		st := fs.String("status", "", "only users of this `status`: active or disabled")
+		expired := fs.Bool("password-expired", false, "only users whose password has expired (identity.policy.max_age_days)")
 		return func(s *session, size int32, tok string) ([]*identityv1.User, string, error) {
+			status, ok := userStatuses[*st]
+			if !ok {
+				return nil, "", usagef("--status must be active or disabled")
+			}
 			r, err := s.client.ListUsers(s.ctx, &identityv1.ListUsersRequest{
 				PageSize: size, PageToken: tok, OrgId: *org, Query: *query, IncludeDescendants: *desc,
+				Status: status, PasswordExpired: *expired,
 			})
 			return r.GetUsers(), r.GetNextPageToken(), err
 		}
@@ -501,9 +515,141 @@ func userUnlockCmd() command {
 }
 
 func userStatusCmd(st identityv1.UserStatus) command {
-	return idVerb(func(s *session, id string) (*identityv1.User, error) {
-		return s.client.SetUserStatus(s.ctx, &identityv1.SetUserStatusRequest{Id: id, Status: st})
-	}, userTable)
+	return command{
+		usage: "ID...",
+		help:  "With several IDs each user is done in turn; one that fails is reported and the others go on (exit 3).",
+		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantIDs(args); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					var done []*identityv1.User
+					err := a.eachID(args, func(id string) error {
+						u, err := s.client.SetUserStatus(s.ctx, &identityv1.SetUserStatusRequest{Id: id, Status: st})
+						if err == nil {
+							done = append(done, u)
+						}
+						return err
+					})
+					if len(args) == 1 && err != nil {
+						return err
+					}
+					var out error
+					if len(done) == 1 && len(args) == 1 {
+						out = a.output(done[0], func(tw *tabwriter.Writer) { userTable(tw, done[0]) })
+					} else {
+						out = outputList(a, "users", done, func(tw *tabwriter.Writer) { userRows(tw, done) })
+					}
+					return errors.Join(err, out)
+				})
+			}
+		},
+	}
+}
+
+// wantIDs checks a command's IDs: at least one, none empty.
+func wantIDs(args []string) error {
+	if len(args) == 0 {
+		return usagef("missing ID")
+	}
+	for _, v := range args {
+		if strings.TrimSpace(v) == "" {
+			return usagef("ID must not be empty")
+		}
+	}
+	return nil
+}
+
+// eachID calls do for every id in turn. With one id its error is the
+// command's; with several, a failure is printed on standard error naming
+// the id and the others go on, and the command ends with a partial error
+// (exit 3). An answer that the session is gone stops at once.
+func (a *app) eachID(ids []string, do func(id string) error) error {
+	if len(ids) == 1 {
+		return do(ids[0])
+	}
+	failed := 0
+	for _, id := range ids {
+		err := do(id)
+		if err == nil {
+			continue
+		}
+		if status.Code(err) == codes.Unauthenticated {
+			return err
+		}
+		fmt.Fprintf(a.stderr, "error: %s: %s\n", id, a.describe(err))
+		failed++
+	}
+	if failed > 0 {
+		return &partialError{msg: fmt.Sprintf("%d of %d failed (listed above); the others were done", failed, len(ids))}
+	}
+	return nil
+}
+
+func userResetPasswordCmd() command {
+	return command{
+		usage: "ID... | --password-expired [--org ID [--descendants]]",
+		help: "Gives each user a random temporary password that meets the password policy and must be changed\n" +
+			"at next login, and prints it this once; the user's SSO sessions end. --password-expired resets\n" +
+			"every user whose password has expired (in --org). A user that fails is reported and the others\n" +
+			"go on (exit 3). Hand each password over by a channel the user trusts.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			expired := fs.Bool("password-expired", false, "reset every user whose password has expired")
+			org := fs.String("org", "", "with --password-expired: only users of this organisation `ID`")
+			desc := fs.Bool("descendants", false, "with --org: also the users of every organisation below it")
+			return func(args []string) error {
+				switch {
+				case *expired && len(args) > 0:
+					return usagef("give user IDs or --password-expired, not both")
+				case !*expired && (*org != "" || *desc):
+					return usagef("--org and --descendants go with --password-expired")
+				case !*expired:
+					if err := wantIDs(args); err != nil {
+						return err
+					}
+				}
+				return a.withSession(func(s *session) error {
+					ids := args
+					if *expired {
+						users, _, err := paginate(&listOpts{all: true}, func(tok string) ([]*identityv1.User, string, error) {
+							r, err := s.client.ListUsers(s.ctx, &identityv1.ListUsersRequest{PageSize: identityMaxPage, PageToken: tok,
+								OrgId: *org, IncludeDescendants: *desc, PasswordExpired: true})
+							return r.GetUsers(), r.GetNextPageToken(), err
+						})
+						if err != nil {
+							return err
+						}
+						if len(users) == 0 {
+							fmt.Fprintln(a.stderr, "No user's password has expired.")
+							return outputList(a, "results", []*identityv1.ResetPasswordResponse{}, func(*tabwriter.Writer) {})
+						}
+						ids = nil
+						for _, u := range users {
+							ids = append(ids, u.GetId())
+						}
+					}
+					var out []*identityv1.ResetPasswordResponse
+					err := a.eachID(ids, func(id string) error {
+						r, err := s.client.ResetPassword(s.ctx, &identityv1.ResetPasswordRequest{Id: id})
+						if err == nil {
+							out = append(out, r)
+						}
+						return err
+					})
+					if len(ids) == 1 && err != nil {
+						return err
+					}
+					return errors.Join(err, outputList(a, "results", out, func(tw *tabwriter.Writer) {
+						row(tw, "ID", "LOGIN", "NAME", "TEMPORARY PASSWORD")
+						for _, r := range out {
+							row(tw, r.GetUser().GetId(), r.GetUser().GetLoginName(), r.GetUser().GetDisplayName(), r.GetTemporaryPassword())
+						}
+					}))
+				})
+			}
+		},
+	}
 }
 
 // userUpdateFlags maps user update flags to UpdateUser's update_mask names.

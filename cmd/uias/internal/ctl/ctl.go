@@ -19,7 +19,7 @@ const (
 	exitOK    = 0
 	exitError = 1 // the call failed (server error, no token, I/O ...)
 	exitUsage = 2 // the command line is wrong
-	exitRows  = 3 // an import ran but some rows failed (its report lists them)
+	exitRows  = 3 // an import ran but some rows failed (its report lists them), or a command over several IDs failed some
 )
 
 // Defaults for the global flags.
@@ -217,6 +217,12 @@ func (e *rowsFailedError) Error() string {
 	return fmt.Sprintf("%d of %d rows failed (listed in the report); the other rows were written or skipped", e.failed, e.rows)
 }
 
+// partialError is a command over several items that did some and failed
+// others (exit 3, like an import with failed rows).
+type partialError struct{ msg string }
+
+func (e *partialError) Error() string { return e.msg }
+
 func usagef(format string, a ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, a...)}
 }
@@ -336,6 +342,11 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		var re *rowsFailedError
 		if errors.As(err, &re) {
 			fmt.Fprintf(stderr, "error: %s\n", re)
+			return exitRows
+		}
+		var pe *partialError
+		if errors.As(err, &pe) {
+			fmt.Fprintf(stderr, "error: %s\n", pe)
 			return exitRows
 		}
 		var ue *usageError

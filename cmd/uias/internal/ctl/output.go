@@ -1,6 +1,8 @@
 package ctl
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -21,6 +23,34 @@ func (a *app) printJSON(m proto.Message) error {
 		return fmt.Errorf("encoding JSON output: %w", err)
 	}
 	_, err = fmt.Fprintf(a.stdout, "%s\n", b)
+	return err
+}
+
+// outputList prints items as the JSON object {"<name>": [...]}, or calls
+// table for the table form (the answers of a command that made one call
+// per item).
+func outputList[T proto.Message](a *app, name string, items []T, table func(tw *tabwriter.Writer)) error {
+	if a.g.output != "json" {
+		return a.output(nil, table)
+	}
+	var buf bytes.Buffer
+	buf.WriteString(`{"` + name + `":[`)
+	for i, m := range items {
+		b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("encoding JSON output: %w", err)
+		}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(b)
+	}
+	buf.WriteString("]}")
+	var out bytes.Buffer
+	if err := json.Indent(&out, buf.Bytes(), "", "  "); err != nil {
+		return fmt.Errorf("encoding JSON output: %w", err)
+	}
+	_, err := fmt.Fprintf(a.stdout, "%s\n", out.Bytes())
 	return err
 }
 
@@ -137,9 +167,21 @@ func userTable(tw *tabwriter.Writer, u *identityv1.User) {
 		"Cannot change password", yesNo(u.GetUserCannotChangePassword()),
 		"Password only", yesNo(u.GetPasswordOnly()),
 		"Password changed", ts(u.GetPasswordChangedAt()),
+		"Password expires", passwordExpiry(u),
 		"Created", ts(u.GetCreateTime()),
 		"Updated", ts(u.GetUpdateTime()),
 	)
+}
+
+// passwordExpiry says when u's password expires ("never" when it does not).
+func passwordExpiry(u *identityv1.User) string {
+	switch {
+	case u.GetPasswordExpireTime() == nil:
+		return "never"
+	case u.GetPasswordExpired():
+		return ts(u.GetPasswordExpireTime()) + " (expired)"
+	}
+	return ts(u.GetPasswordExpireTime())
 }
 
 func userRows(tw *tabwriter.Writer, users []*identityv1.User) {
