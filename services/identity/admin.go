@@ -721,6 +721,31 @@ func (s *Service) DeleteGroup(ctx context.Context, id string) error {
 		s.adminAudit(ctx, "group.delete", "group:"+id, g.OrgID, start))
 }
 
+// UpdateGroup renames group id (its code stays: business systems know the
+// group by it). CHANGES group.updated tells the subscriptions provisioning
+// it; a centre holding its replica renames it too.
+func (s *Service) UpdateGroup(ctx context.Context, id, name string) (*Group, error) {
+	start := s.now()
+	if strings.TrimSpace(name) == "" {
+		return nil, badField("name", "name must not be blank")
+	}
+	g, err := s.GetGroup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ownOrg(ctx, g.OrgID, "group "+g.ID); err != nil {
+		return nil, err
+	}
+	g.Name = name
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateGroup(ctx, g, evs) },
+		s.replicaChange(ctx, "group", "updated", g.ID, map[string]any{"code": g.Code, "name": name, "org_id": g.OrgID}, groupReplica(g)),
+		s.adminAudit(ctx, "group.update", "group:"+g.ID, g.OrgID, start))
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
 // ListGroups lists groups.
 func (s *Service) ListGroups(ctx context.Context, f GroupFilter, size int32, token string) ([]*Group, string, error) {
 	if err := s.filterExists(ctx, token, orgNamed(f.OrgID)); err != nil {

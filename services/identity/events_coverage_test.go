@@ -482,6 +482,14 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 				t.Errorf("group.%s data %v", op, d)
 			}
 		}
+		rows = step(t, "group.update", "group:"+g.ID, func() string {
+			_, err := e.svc.UpdateGroup(ctx, g.ID, "Operations")
+			must(err)
+			return root.ID
+		})
+		if d := wantChange(t, rows, "group", "updated", g.ID, actor); d["name"] != "Operations" || d["code"] != "ops" {
+			t.Errorf("group.updated data %v", d)
+		}
 		_, err := e.svc.SetGroupMember(ctx, g.ID, user.ID, true)
 		must(err)
 		rows = step(t, "group.delete", "group:"+g.ID, func() string {

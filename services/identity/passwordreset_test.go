@@ -136,3 +136,33 @@ func TestListExpiredPasswords(t *testing.T) {
 		t.Fatalf("without expiry: %v", err)
 	}
 }
+
+func TestUpdateGroup(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	orgs, _, err := w.svc.ListOrgs(ctx, identity.OrgFilter{}, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := w.svc.CreateGroup(ctx, "crew", "Crew", orgs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.SetGroupMember(ctx, g.ID, w.user.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.svc.UpdateGroup(ctx, g.ID, "Deck crew")
+	if err != nil || got.Name != "Deck crew" || got.Code != "crew" {
+		t.Fatalf("rename: %+v %v", got, err)
+	}
+	read, err := w.svc.GetGroup(ctx, g.ID)
+	if err != nil || read.Name != "Deck crew" || !slices.Equal(read.MemberIDs, []string{w.user.ID}) {
+		t.Fatalf("renamed group read back: %+v %v", read, err)
+	}
+	if _, err := w.svc.UpdateGroup(ctx, g.ID, "  "); reasonOf(err) != "BAD_REQUEST" || !strings.Contains(err.Error(), "name") {
+		t.Fatalf("blank name: %v", err)
+	}
+	if _, err := w.svc.UpdateGroup(ctx, "no-such-group", "X"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown group: %v", err)
+	}
+}

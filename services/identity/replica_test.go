@@ -391,6 +391,21 @@ func TestReplicaOfDeletedGroupAndOrg(t *testing.T) {
 	if _, err := svc1.GetGroup(ctx, g.ID); err != nil {
 		t.Fatalf("the group's replica: %v", err)
 	}
+	// A rename at home renames the replica; the replica is not renamed
+	// where it is not homed.
+	if _, err := svc2.UpdateGroup(admin2, g.ID, "Crane crew"); err != nil {
+		t.Fatal(err)
+	}
+	cs, last, _ = l2.changes(t, last)
+	if out, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil || len(out) != 1 || out[0] != identity.ReplicaApplied {
+		t.Fatalf("the rename's replica: %v %v", out, err)
+	}
+	if rg, err := svc1.GetGroup(ctx, g.ID); err != nil || rg.Name != "Crane crew" || rg.Code != "crane" {
+		t.Fatalf("the renamed group's replica: %+v %v", rg, err)
+	}
+	if _, err := svc1.UpdateGroup(ctx, g.ID, "Elsewhere"); err == nil {
+		t.Fatal("a replica renamed away from its home centre")
+	}
 	if err := svc2.DeleteGroup(admin2, g.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -104,6 +104,8 @@ type Store interface {
 	// DeleteGroup deletes group id and its memberships, with evs;
 	// ErrNotFound when there is no such group.
 	DeleteGroup(ctx context.Context, id string, evs []events.Event) error
+	// UpdateGroup writes g's name, with evs (ErrNotFound when it is gone).
+	UpdateGroup(ctx context.Context, g *Group, evs []events.Event) error
 	GetGroup(ctx context.Context, id string) (*Group, error)
 	ListGroups(ctx context.Context, f GroupFilter, p Page) ([]*Group, string, error)
 	AddGroupMember(ctx context.Context, groupID, userID string, evs []events.Event) error

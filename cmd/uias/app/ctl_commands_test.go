@@ -545,6 +545,19 @@ func TestCtlGroupCommands(t *testing.T) {
 	if !slices.Equal(m.GetMemberIds(), []string{carol.GetId()}) {
 		t.Fatalf("remove-member of a non-member: %v", &m)
 	}
+	// group rename: the name changes, the code and members stay; --name
+	// is required.
+	var rn identityv1.Group
+	c.jsonOut(&rn, "", "group", "rename", g.GetId(), "--name", "Night shift")
+	if rn.GetName() != "Night shift" || rn.GetCode() != "oncall" || !slices.Equal(rn.GetMemberIds(), []string{carol.GetId()}) {
+		t.Fatalf("group rename: %v", &rn)
+	}
+	if stderr := c.fail(2, "", "group", "rename", g.GetId()); !strings.Contains(stderr, "--name") {
+		t.Errorf("group rename without --name: %q", stderr)
+	}
+	if stderr := c.fail(1, "", "group", "rename", "no-such-group", "--name", "X"); !strings.Contains(stderr, "not found") {
+		t.Errorf("group rename of nothing: %q", stderr)
+	}
 	// group delete: gone, its member stays; again: not found.
 	if r := c.exec("", "group", "delete", g.GetId()); r.code != 0 || r.stdout != "Deleted group "+g.GetId()+".\n" {
 		t.Fatalf("group delete: %+v", r)

@@ -245,6 +245,10 @@ func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error
 			var o string
 			o, err = g.groupOrg(ctx, r.GetId())
 			n.perm, n.orgs = adminauth.GroupsWrite, []string{o}
+		case *identityv1.UpdateGroupRequest:
+			var o string
+			o, err = g.groupOrg(ctx, r.GetId())
+			n.perm, n.orgs = adminauth.GroupsWrite, []string{o}
 		case *identityv1.GetGroupRequest:
 			var o string
 			o, err = g.groupOrg(ctx, r.GetId())

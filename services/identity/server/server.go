@@ -499,6 +499,11 @@ func (s *Server) DeleteOrg(ctx context.Context, r *identityv1.DeleteOrgRequest) 
 	return &identityv1.DeleteOrgResponse{}, nil
 }
 
+// UpdateGroup implements AdminService.
+func (s *Server) UpdateGroup(ctx context.Context, r *identityv1.UpdateGroupRequest) (*identityv1.Group, error) {
+	return groupOut(s.svc.UpdateGroup(ctx, r.GetId(), r.GetName()))
+}
+
 // DeleteGroup implements AdminService.
 func (s *Server) DeleteGroup(ctx context.Context, r *identityv1.DeleteGroupRequest) (*identityv1.DeleteGroupResponse, error) {
 	if err := s.svc.DeleteGroup(ctx, r.GetId()); err != nil {

@@ -40,6 +40,20 @@ func (s *Store) DeleteGroup(ctx context.Context, id string, evs []events.Event) 
 	})
 }
 
+// UpdateGroup writes g's name.
+func (s *Store) UpdateGroup(ctx context.Context, g *identity.Group, evs []events.Event) error {
+	return s.inTx(ctx, "update group", "group", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q("UPDATE groups SET name = ? WHERE id = ?"), g.Name, g.ID)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "group"); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
 // CreateGroup inserts g (MemberIDs are ignored; use AddGroupMember).
 func (s *Store) CreateGroup(ctx context.Context, g *identity.Group, evs []events.Event) error {
 	return s.inTx(ctx, "create group", "group", func(tx *sql.Tx) error {

@@ -1040,6 +1040,18 @@ func testGroups(t *testing.T, f *fixture) {
 	isErr(t, f.s.AddGroupMember(f.ctx, "missing", u1.ID, nil), identity.ErrNotFound)
 	isErr(t, f.s.AddGroupMember(f.ctx, g.ID, "missing", nil), identity.ErrNotFound)
 	isErr(t, f.s.RemoveGroupMember(f.ctx, "missing", u1.ID, nil), identity.ErrNotFound)
+
+	// A rename keeps the code, the org and the members.
+	renamed := *g
+	renamed.Name = "Administrators"
+	f.expectEvents(1, func() { must(t, f.s.UpdateGroup(f.ctx, &renamed, f.evs(1))) })
+	got, err = f.s.GetGroup(f.ctx, g.ID)
+	must(t, err)
+	if got.Name != "Administrators" || got.Code != "admins" || got.OrgID != o.ID || !slices.Equal(got.MemberIDs, []string{u1.ID, u3.ID}) {
+		t.Fatalf("renamed group = %+v", got)
+	}
+	gone := identity.Group{ID: "missing", Name: "x"}
+	f.expectEvents(0, func() { isErr(t, f.s.UpdateGroup(f.ctx, &gone, f.evs(1)), identity.ErrNotFound) })
 }
 
 func testGroupList(t *testing.T, f *fixture) {

@@ -63,6 +63,7 @@ func commands() map[string]map[string]command {
 			"create":        groupCreateCmd(),
 			"list":          groupListCmd(),
 			"get":           groupGetCmd(),
+			"rename":        groupRenameCmd(),
 			"add-member":    groupMemberCmd(true),
 			"remove-member": groupMemberCmd(false),
 			"delete": deleteCmd("group", "Deletes the group and its memberships (its members stay).",
@@ -381,6 +382,21 @@ func orgRenameCmd() command {
 			}, nil
 		}
 	}, orgTable)
+}
+
+func groupRenameCmd() command {
+	return verb("ID --name N", "The group's code, which business systems know it by, stays.", []string{"ID"},
+		func(_ *app, fs *flag.FlagSet) prepared[*identityv1.Group] {
+			name := fs.String("name", "", "new `name`")
+			return func(args []string) (func(s *session) (*identityv1.Group, error), error) {
+				if err := required("name", *name); err != nil {
+					return nil, err
+				}
+				return func(s *session) (*identityv1.Group, error) {
+					return s.client.UpdateGroup(s.ctx, &identityv1.UpdateGroupRequest{Id: args[0], Name: *name})
+				}, nil
+			}
+		}, groupTable)
 }
 
 func orgMoveCmd() command {

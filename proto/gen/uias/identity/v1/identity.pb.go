@@ -3942,6 +3942,58 @@ func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
 	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
 }
 
+type UpdateGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateGroupRequest) Reset() {
+	*x = UpdateGroupRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateGroupRequest) ProtoMessage() {}
+
+func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateGroupRequest.ProtoReflect.Descriptor instead.
+func (*UpdateGroupRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *UpdateGroupRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateGroupRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_identity_proto_rawDesc = "" +
@@ -4232,7 +4284,10 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x11DeleteOrgResponse\"5\n" +
 	"\x12DeleteGroupRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x15\n" +
-	"\x13DeleteGroupResponse*\x80\x01\n" +
+	"\x13DeleteGroupResponse\"Z\n" +
+	"\x12UpdateGroupRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12#\n" +
+	"\x04name\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x04name*\x80\x01\n" +
 	"\bAuthType\x12\x19\n" +
 	"\x15AUTH_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12AUTH_TYPE_PASSWORD\x10\x01\x12\x19\n" +
@@ -4272,7 +4327,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x14APP_STATUS_SUSPENDED\x10\x022\x8f\x02\n" +
 	"\vAuthService\x12z\n" +
 	"\fAuthenticate\x12%.uias.identity.v1.AuthenticateRequest\x1a&.uias.identity.v1.AuthenticateResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/authenticate\x12\x83\x01\n" +
-	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xbc\x1c\n" +
+	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xa6\x1d\n" +
 	"\fAdminService\x12s\n" +
 	"\n" +
 	"AdminLogin\x12#.uias.identity.v1.AdminLoginRequest\x1a$.uias.identity.v1.AdminLoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/login\x12w\n" +
@@ -4301,7 +4356,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\rResetPassword\x12&.uias.identity.v1.ResetPasswordRequest\x1a'.uias.identity.v1.ResetPasswordResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/users/{id}:resetPassword\x12c\n" +
 	"\vCreateGroup\x12$.uias.identity.v1.CreateGroupRequest\x1a\x17.uias.identity.v1.Group\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/groups\x12s\n" +
-	"\vDeleteGroup\x12$.uias.identity.v1.DeleteGroupRequest\x1a%.uias.identity.v1.DeleteGroupResponse\"\x17\x82\xd3\xe4\x93\x02\x11*\x0f/v1/groups/{id}\x12_\n" +
+	"\vDeleteGroup\x12$.uias.identity.v1.DeleteGroupRequest\x1a%.uias.identity.v1.DeleteGroupResponse\"\x17\x82\xd3\xe4\x93\x02\x11*\x0f/v1/groups/{id}\x12h\n" +
+	"\vUpdateGroup\x12$.uias.identity.v1.UpdateGroupRequest\x1a\x17.uias.identity.v1.Group\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*2\x0f/v1/groups/{id}\x12_\n" +
 	"\bGetGroup\x12!.uias.identity.v1.GetGroupRequest\x1a\x17.uias.identity.v1.Group\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/groups/{id}\x12k\n" +
 	"\n" +
 	"ListGroups\x12#.uias.identity.v1.ListGroupsRequest\x1a$.uias.identity.v1.ListGroupsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
@@ -4331,7 +4387,7 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(AuthType)(0),                     // 0: uias.identity.v1.AuthType
 	(Reason)(0),                       // 1: uias.identity.v1.Reason
@@ -4394,44 +4450,45 @@ var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(*DeleteOrgResponse)(nil),         // 58: uias.identity.v1.DeleteOrgResponse
 	(*DeleteGroupRequest)(nil),        // 59: uias.identity.v1.DeleteGroupRequest
 	(*DeleteGroupResponse)(nil),       // 60: uias.identity.v1.DeleteGroupResponse
-	nil,                               // 61: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),     // 62: google.protobuf.Timestamp
+	(*UpdateGroupRequest)(nil),        // 61: uias.identity.v1.UpdateGroupRequest
+	nil,                               // 62: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*timestamppb.Timestamp)(nil),     // 63: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	61, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	62, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
 	1,  // 2: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
 	8,  // 3: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	62, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	63, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	8,  // 5: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
 	2,  // 6: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	62, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	62, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	63, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	63, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
 	15, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
 	2,  // 11: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
 	3,  // 12: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 13: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	62, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	62, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	62, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	62, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	62, // 18: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
+	63, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	63, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	63, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	63, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	63, // 18: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
 	3,  // 19: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 20: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
 	23, // 21: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
 	4,  // 22: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	62, // 23: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	63, // 23: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
 	33, // 24: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
 	5,  // 25: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	62, // 26: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	62, // 27: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	63, // 26: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	63, // 27: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
 	39, // 28: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
 	5,  // 29: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
 	39, // 30: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
 	5,  // 31: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
 	2,  // 32: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	62, // 33: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	63, // 33: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
 	47, // 34: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
 	23, // 35: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
 	6,  // 36: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
@@ -4457,55 +4514,57 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	55, // 56: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
 	34, // 57: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
 	59, // 58: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	35, // 59: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	36, // 60: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	38, // 61: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	38, // 62: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	40, // 63: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	42, // 64: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	43, // 65: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	45, // 66: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	46, // 67: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	48, // 68: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	49, // 69: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	51, // 70: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	7,  // 71: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	10, // 72: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	12, // 73: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	14, // 74: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	15, // 75: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	15, // 76: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	19, // 77: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	15, // 78: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	15, // 79: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	58, // 80: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	15, // 81: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	23, // 82: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	23, // 83: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	27, // 84: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	23, // 85: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	23, // 86: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	23, // 87: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	23, // 88: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	54, // 89: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	23, // 90: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	56, // 91: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	33, // 92: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	60, // 93: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	33, // 94: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	37, // 95: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	33, // 96: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	33, // 97: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	41, // 98: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	39, // 99: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	44, // 100: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	39, // 101: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	41, // 102: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	47, // 103: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	50, // 104: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	52, // 105: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	71, // [71:106] is the sub-list for method output_type
-	36, // [36:71] is the sub-list for method input_type
+	61, // 59: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	35, // 60: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	36, // 61: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	38, // 62: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	38, // 63: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	40, // 64: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	42, // 65: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	43, // 66: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	45, // 67: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	46, // 68: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	48, // 69: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	49, // 70: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	51, // 71: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	7,  // 72: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	10, // 73: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	12, // 74: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	14, // 75: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	15, // 76: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	15, // 77: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	19, // 78: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	15, // 79: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	15, // 80: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	58, // 81: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	15, // 82: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	23, // 83: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	23, // 84: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	27, // 85: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	23, // 86: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	23, // 87: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	23, // 88: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	23, // 89: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	54, // 90: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	23, // 91: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	56, // 92: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	33, // 93: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	60, // 94: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	33, // 95: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	33, // 96: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	37, // 97: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	33, // 98: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	33, // 99: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	41, // 100: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	39, // 101: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	44, // 102: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	39, // 103: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	41, // 104: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	47, // 105: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	50, // 106: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	52, // 107: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	72, // [72:108] is the sub-list for method output_type
+	36, // [36:72] is the sub-list for method input_type
 	36, // [36:36] is the sub-list for extension type_name
 	36, // [36:36] is the sub-list for extension extendee
 	0,  // [0:36] is the sub-list for field type_name
@@ -4522,7 +4581,7 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   56,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

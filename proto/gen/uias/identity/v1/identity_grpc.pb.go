@@ -200,6 +200,7 @@ const (
 	AdminService_ResetPassword_FullMethodName     = "/uias.identity.v1.AdminService/ResetPassword"
 	AdminService_CreateGroup_FullMethodName       = "/uias.identity.v1.AdminService/CreateGroup"
 	AdminService_DeleteGroup_FullMethodName       = "/uias.identity.v1.AdminService/DeleteGroup"
+	AdminService_UpdateGroup_FullMethodName       = "/uias.identity.v1.AdminService/UpdateGroup"
 	AdminService_GetGroup_FullMethodName          = "/uias.identity.v1.AdminService/GetGroup"
 	AdminService_ListGroups_FullMethodName        = "/uias.identity.v1.AdminService/ListGroups"
 	AdminService_AddGroupMember_FullMethodName    = "/uias.identity.v1.AdminService/AddGroupMember"
@@ -266,6 +267,9 @@ type AdminServiceClient interface {
 	// business systems provisioned with it are told (CHANGES
 	// group.deleted).
 	DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error)
+	// UpdateGroup renames a group (its code, which business systems know it
+	// by, stays). Subscriptions provisioning it are told (group.updated).
+	UpdateGroup(ctx context.Context, in *UpdateGroupRequest, opts ...grpc.CallOption) (*Group, error)
 	GetGroup(ctx context.Context, in *GetGroupRequest, opts ...grpc.CallOption) (*Group, error)
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
 	AddGroupMember(ctx context.Context, in *GroupMemberRequest, opts ...grpc.CallOption) (*Group, error)
@@ -502,6 +506,16 @@ func (c *adminServiceClient) DeleteGroup(ctx context.Context, in *DeleteGroupReq
 	return out, nil
 }
 
+func (c *adminServiceClient) UpdateGroup(ctx context.Context, in *UpdateGroupRequest, opts ...grpc.CallOption) (*Group, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Group)
+	err := c.cc.Invoke(ctx, AdminService_UpdateGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) GetGroup(ctx context.Context, in *GetGroupRequest, opts ...grpc.CallOption) (*Group, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Group)
@@ -674,6 +688,9 @@ type AdminServiceServer interface {
 	// business systems provisioned with it are told (CHANGES
 	// group.deleted).
 	DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error)
+	// UpdateGroup renames a group (its code, which business systems know it
+	// by, stays). Subscriptions provisioning it are told (group.updated).
+	UpdateGroup(context.Context, *UpdateGroupRequest) (*Group, error)
 	GetGroup(context.Context, *GetGroupRequest) (*Group, error)
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
 	AddGroupMember(context.Context, *GroupMemberRequest) (*Group, error)
@@ -762,6 +779,9 @@ func (UnimplementedAdminServiceServer) CreateGroup(context.Context, *CreateGroup
 }
 func (UnimplementedAdminServiceServer) DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteGroup not implemented")
+}
+func (UnimplementedAdminServiceServer) UpdateGroup(context.Context, *UpdateGroupRequest) (*Group, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateGroup not implemented")
 }
 func (UnimplementedAdminServiceServer) GetGroup(context.Context, *GetGroupRequest) (*Group, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetGroup not implemented")
@@ -1198,6 +1218,24 @@ func _AdminService_DeleteGroup_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_UpdateGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UpdateGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UpdateGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UpdateGroup(ctx, req.(*UpdateGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_GetGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetGroupRequest)
 	if err := dec(in); err != nil {
@@ -1504,6 +1542,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteGroup",
 			Handler:    _AdminService_DeleteGroup_Handler,
+		},
+		{
+			MethodName: "UpdateGroup",
+			Handler:    _AdminService_UpdateGroup_Handler,
 		},
 		{
 			MethodName: "GetGroup",
