@@ -18,6 +18,18 @@ type Store interface {
 	// appends ch to the change log with Rev expect+1, and adds evs to the
 	// events outbox. It returns ch with its Rev.
 	Write(ctx context.Context, expect int64, ch Change, evs []events.Event) (Change, error)
+	// DeleteGrantsOf deletes, in one transaction and in the order of ids,
+	// each grant of ids whose subject is sub (a person or group deleted in
+	// identity): each delete moves the revision on by one from expect
+	// (ErrStale, nothing committed, when the revision is no longer
+	// expect), is appended to the change log and has evs(change) added to
+	// the events outbox. An id not held, not a grant, or a grant to
+	// another subject is left alone and takes no revision, so deleting
+	// again deletes nothing. It returns the committed deletes (with their
+	// revisions) in order. The caller names the grants (from its index at
+	// expect) so the store needs no search of its grants by subject.
+	DeleteGrantsOf(ctx context.Context, expect int64, sub Subject, ids []string,
+		evs func(Change) []events.Event) ([]Change, error)
 	// Revision is the revision of the last committed change (0: none).
 	Revision(ctx context.Context) (int64, error)
 	// ChangesSince returns up to limit changes with Rev > rev, in order.

@@ -10,13 +10,17 @@ import (
 	"google.golang.org/grpc/codes"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/authz"
+	authzcomponent "github.com/uias/uias/services/authz/component"
+	"github.com/uias/uias/services/authz/index"
 	"github.com/uias/uias/services/ticket"
 	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
 // TestDeleteUser: an administrator deletes a person over REST; they are
 // gone (404), their account cannot log in (-2, no such user), their SSO
-// session ends, and the login name can be given to someone new. Nobody
+// session ends, their grants in authz go (Check answers false), and the
+// login name can be given to someone new. Nobody
 // deletes their own account, and the system administrator is deleted by
 // nobody else.
 func TestDeleteUser(t *testing.T) {
@@ -33,6 +37,30 @@ func TestDeleteUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	bearer := map[string]string{"Authorization": "Bearer " + e.token}
+	az := e.app.Value(authzcomponent.Name).(*authzcomponent.Handle)
+	if _, _, err := az.Service.PutResource(ctx, authz.Resource{App: "deltest", Code: "docs", Kind: authz.KindModule,
+		Operations: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	reader, _, err := az.Service.CreateRole(ctx, authz.Role{App: "deltest", Code: "reader",
+		Permissions: []authz.Permission{{App: "deltest", Resource: "docs", Operation: "read"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dora := authz.Subject{Kind: authz.SubjectUser, ID: f.userID}
+	if _, _, err := az.Service.CreateGrant(ctx, authz.Grant{Role: reader.ID, Subject: dora}); err != nil {
+		t.Fatal(err)
+	}
+	reads := func() bool {
+		ok, _, err := az.Service.Check(ctx, index.Query{Person: f.userID, App: "deltest", Resource: "docs", Operation: "read"}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !reads() {
+		t.Fatal("the grant does not allow before the deletion")
+	}
 
 	if code, body, _ := e.rest(http.MethodDelete, "/v1/users/"+f.userID, nil, nil); code != http.StatusUnauthorized {
 		t.Fatalf("delete without a token: %d %v", code, body)
@@ -54,6 +82,12 @@ func TestDeleteUser(t *testing.T) {
 		_, err := h.Service.GetSession(ctx, tgt)
 		return err != nil
 	})
+	eventually(t, "the deleted person's grants to go", func() bool {
+		return len(az.Index.Grants(index.GrantFilter{Subject: &dora})) == 0
+	})
+	if reads() {
+		t.Fatal("Check allows a deleted person")
+	}
 	if _, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "dora", DisplayName: "Dora II",
 		OrgId: e.root, Password: "Other-Pass-77x"}); err != nil {
 		t.Fatalf("the login name of a deleted person for someone new: %v", err)

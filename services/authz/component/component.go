@@ -170,8 +170,12 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			log.Debug("identity change applied, not announced", zap.Int64("seq", seq), zap.Error(err))
 		}
 	}
+	forgetter := newGrantForgetter(svc, func(sub authz.Subject) bool {
+		return len(idx.Grants(index.GrantFilter{Subject: &sub})) > 0
+	}, log)
+	env.Go(func(ctx context.Context) { forgetter.run(ctx, storeLoaded) })
 	env.Go(func(ctx context.Context) {
-		followIdentity(ctx, js, idx, homes, log, identityLoaded, &mirrored, announce)
+		followIdentity(ctx, js, idx, homes, log, identityLoaded, &mirrored, announce, forgetter.forget)
 	})
 	env.Go(func(ctx context.Context) {
 		for _, c := range []chan struct{}{storeLoaded, identityLoaded} {
@@ -231,9 +235,12 @@ func isHealth(m string) bool {
 // applied. It retries until the stream exists. Once loaded, a change that
 // may take something away from an administrator is recorded in mirrored
 // (before the index changes) and announced (after). homes (nil: a single
-// centre) place other centres' subtrees (replica_parents.go).
+// centre) place other centres' subtrees (replica_parents.go). forget (nil:
+// none) is handed the subject of a user.deleted or group.deleted once the
+// mirror has applied it, before the announcement: its grants go too
+// (forget.go).
 func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Index, homes *centre.Homes, log *zap.Logger, loaded chan struct{},
-	mirrored *atomic.Int64, announce func(seq int64)) {
+	mirrored *atomic.Int64, announce func(seq int64), forget func(ctx context.Context, sub authz.Subject, why forgetCause)) {
 	var once atomic.Bool
 	markLoaded := func() {
 		if once.CompareAndSwap(false, true) {
@@ -266,6 +273,9 @@ func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Inde
 							mirrored.Store(int64(md.Sequence.Stream))
 						}
 						c.apply(idx)
+						if sub, ok := c.deletedSubject(); ok && forget != nil {
+							forget(ctx, sub, forgetCause{event: c.entity + "." + c.op, actor: c.actor})
+						}
 						if tell {
 							announce(int64(md.Sequence.Stream))
 						}

@@ -9,6 +9,7 @@ import (
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/caller"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/authz"
 	"github.com/uias/uias/services/authz/index"
 )
 
@@ -26,12 +27,14 @@ type identityEvent struct {
 	Entity string          `json:"entity"`
 	Op     string          `json:"op"`
 	ID     string          `json:"id"`
+	Actor  string          `json:"actor"`
 	Data   json.RawMessage `json:"data"`
 }
 
 // identityChange is what authz reads of one identity CHANGES event.
 type identityChange struct {
 	entity, op, id string
+	actor          string // who made the change ("user:<id>")
 	parentID       *string
 	orgID          *string
 	userID         string
@@ -52,7 +55,7 @@ func parseIdentityEvent(payload []byte) (identityChange, bool) {
 		Status   *int    `json:"status"`
 	}
 	_ = json.Unmarshal(ev.Data, &d)
-	return identityChange{entity: ev.Entity, op: ev.Op, id: ev.ID, parentID: d.ParentID, orgID: d.OrgID,
+	return identityChange{entity: ev.Entity, op: ev.Op, id: ev.ID, actor: ev.Actor, parentID: d.ParentID, orgID: d.OrgID,
 		userID: d.UserID, isAdmin: d.IsAdmin, status: d.Status}, true
 }
 
@@ -85,6 +88,9 @@ func (c identityChange) apply(idx *index.Index) bool {
 		}
 	case "user.created", "user.updated":
 		used := false
+		if c.op == "created" {
+			idx.PersonCreated(c.id)
+		}
 		if c.status != nil {
 			idx.SetPersonDisabled(c.id, *c.status != statusActive)
 			used = true
@@ -116,6 +122,21 @@ func (c identityChange) apply(idx *index.Index) bool {
 		}
 	}
 	return false
+}
+
+// deletedSubject is the grant subject c deletes (user.deleted,
+// group.deleted): its grants go with it (forget.go).
+func (c identityChange) deletedSubject() (authz.Subject, bool) {
+	if c.op != "deleted" {
+		return authz.Subject{}, false
+	}
+	switch c.entity {
+	case "user":
+		return authz.Subject{Kind: authz.SubjectUser, ID: c.id}, true
+	case "group":
+		return authz.Subject{Kind: authz.SubjectGroup, ID: c.id}, true
+	}
+	return authz.Subject{}, false
 }
 
 // narrows reports whether c may take something away from an administrator

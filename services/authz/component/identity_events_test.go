@@ -1,10 +1,25 @@
 package component
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/pkg/store/storetest"
+	"github.com/uias/uias/services/authz"
+	"github.com/uias/uias/services/authz/commands"
 	"github.com/uias/uias/services/authz/index"
+	"github.com/uias/uias/services/authz/sqlstore"
 )
 
 // A person deleted in identity leaves authz's mirror: their org and group
@@ -46,5 +61,243 @@ func TestDeletedPersonLeavesTheMirror(t *testing.T) {
 	}
 	if m := idx.GroupMembers("g1"); len(m) != 0 {
 		t.Fatalf("members of a deleted group: %v", m)
+	}
+}
+
+// downStore is the authz store of a test whose database can be made
+// unavailable: its reads and writes then fail as pkg/store reports an
+// unreachable database.
+type downStore struct {
+	authz.Store
+	down atomic.Bool
+}
+
+func (s *downStore) err() error {
+	if s.down.Load() {
+		return fmt.Errorf("test: database down: %w", store.ErrUnavailable)
+	}
+	return nil
+}
+
+func (s *downStore) ChangesSince(ctx context.Context, rev int64, limit int) ([]authz.Change, error) {
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	return s.Store.ChangesSince(ctx, rev, limit)
+}
+
+func (s *downStore) DeleteGrantsOf(ctx context.Context, expect int64, sub authz.Subject, ids []string,
+	evs func(authz.Change) []events.Event) ([]authz.Change, error) {
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	return s.Store.DeleteGrantsOf(ctx, expect, sub, ids, evs)
+}
+
+// authzProcess is what start wires for identity's events: the service on
+// the store, its index, the grant forgetter and the identity mirror.
+type authzProcess struct {
+	svc       *commands.Service
+	idx       *index.Index
+	forgetter *grantForgetter
+	stop      func()
+}
+
+func startAuthz(t *testing.T, js jetstream.JetStream, st authz.Store) *authzProcess {
+	t.Helper()
+	idx := index.New()
+	if err := idx.Apply(authz.BuiltinChanges()...); err != nil {
+		t.Fatal(err)
+	}
+	svc := commands.New(commands.Deps{Store: st, Index: idx})
+	if err := svc.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	storeLoaded := make(chan struct{})
+	close(storeLoaded)
+	p := &authzProcess{svc: svc, idx: idx}
+	p.forgetter = newGrantForgetter(svc, func(sub authz.Subject) bool {
+		return len(idx.Grants(index.GrantFilter{Subject: &sub})) > 0
+	}, zap.NewNop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() { p.forgetter.run(ctx, storeLoaded); done <- struct{}{} }()
+	loaded := make(chan struct{})
+	var mirrored atomic.Int64
+	go func() {
+		followIdentity(ctx, js, idx, nil, zap.NewNop(), loaded, &mirrored, func(int64) {}, p.forgetter.forget)
+		done <- struct{}{}
+	}()
+	var once bool
+	p.stop = func() {
+		if !once {
+			once = true
+			cancel()
+			<-done
+			<-done
+		}
+	}
+	t.Cleanup(p.stop)
+	select {
+	case <-loaded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the identity mirror did not load in 30 s")
+	}
+	return p
+}
+
+func (p *authzProcess) allows(t *testing.T, person, res, op string) bool {
+	t.Helper()
+	ok, _, err := p.svc.Check(context.Background(), index.Query{Person: person, App: "oa", Resource: res, Operation: op}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// storedGrants are the subjects of the grants the store holds.
+func storedGrants(t *testing.T, st authz.Store) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	if _, err := st.Snapshot(context.Background(), func(c authz.Change) error {
+		if c.Obj == authz.ObjGrant {
+			var g authz.Grant
+			if err := json.Unmarshal(c.Data, &g); err != nil {
+				return err
+			}
+			out[g.Subject.String()]++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 20 s: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Identity's user.deleted and group.deleted, as authz applies them from the
+// CHANGES stream, delete the subject's grants from the store and the index:
+// Check, ListPermissions and Explain answer nothing for them. With the
+// store down the mirror still applies the event (the person holds nothing
+// at once) and the deletion waits, retried until the store answers; a
+// process stopped meanwhile does it at its next start, from the stream read
+// again (nothing is acknowledged, nothing lost).
+func TestDeletedSubjectsTakeTheirGrants(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NATS(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := events.EnsureStreams(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(entity, op, id string, data map[string]any) {
+		t.Helper()
+		b, _ := json.Marshal(map[string]any{"entity": entity, "op": op, "id": id, "actor": "user:admin1", "data": data})
+		if _, err := js.Publish(ctx, "uias.changes.identity."+entity+"."+op, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("org", "created", "east", map[string]any{"parent_id": ""})
+	for _, u := range []string{"u1", "u2", "u3", "u4"} {
+		publish("user", "created", u, map[string]any{"org_id": "east", "status": 1})
+	}
+	publish("group", "created", "g1", map[string]any{"org_id": "east"})
+	publish("group", "member_added", "g1", map[string]any{"user_id": "u2"})
+
+	db := storetest.Migrated(t, storetest.OpenSQLite(t), sqlstore.Migrate)
+	st := &downStore{Store: sqlstore.New(db)}
+	p := startAuthz(t, js, st)
+	svc := p.svc
+	if _, _, err := svc.PutResource(ctx, authz.Resource{App: "oa", Code: "docs", Kind: authz.KindModule,
+		Operations: []string{"read", "approve"}}); err != nil {
+		t.Fatal(err)
+	}
+	role := func(code, op string) string {
+		r, _, err := svc.CreateRole(ctx, authz.Role{App: "oa", Code: code, Permissions: []authz.Permission{{App: "oa", Resource: "docs", Operation: op}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.ID
+	}
+	reader, approver := role("reader", "read"), role("approver", "approve")
+	grant := func(r string, kind authz.SubjectKind, id string) {
+		if _, _, err := svc.CreateGrant(ctx, authz.Grant{Role: r, Subject: authz.Subject{Kind: kind, ID: id}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []string{"u1", "u2", "u3", "u4"} {
+		grant(reader, authz.SubjectUser, u)
+	}
+	grant(approver, authz.SubjectUser, "u1")
+	grant(approver, authz.SubjectGroup, "g1")
+	if !p.allows(t, "u1", "docs", "approve") || !p.allows(t, "u2", "docs", "approve") {
+		t.Fatal("before: the grants do not allow")
+	}
+
+	// user.deleted: u1's two grants go.
+	publish("user", "deleted", "u1", map[string]any{"org_id": "east"})
+	eventually(t, "u1's grants gone from the store", func() bool { return storedGrants(t, st)["user:u1"] == 0 })
+	if gs := p.idx.Grants(index.GrantFilter{Subject: &authz.Subject{Kind: authz.SubjectUser, ID: "u1"}}); len(gs) != 0 {
+		t.Fatalf("u1's grants in the index: %v", gs)
+	}
+	if p.allows(t, "u1", "docs", "read") || p.allows(t, "u1", "docs", "approve") {
+		t.Fatal("Check allows a deleted person")
+	}
+	if perms, _, err := svc.ListPermissions(ctx, "u1", "oa", 0); err != nil || len(perms) != 0 {
+		t.Fatalf("ListPermissions of a deleted person: %v %v", perms, err)
+	}
+	if e, err := svc.Explain(ctx, index.Query{Person: "u1", App: "oa", Resource: "docs", Operation: "read"}, 0); err != nil || e.Allowed {
+		t.Fatalf("Explain of a deleted person: %+v %v", e, err)
+	}
+
+	// group.deleted: the group's grant goes; its member keeps their own.
+	publish("group", "deleted", "g1", map[string]any{"org_id": "east"})
+	eventually(t, "g1's grant gone from the store", func() bool { return storedGrants(t, st)["group:g1"] == 0 })
+	if p.allows(t, "u2", "docs", "approve") || !p.allows(t, "u2", "docs", "read") {
+		t.Fatal("after group.deleted: u2 approves through the group, or lost their own grant")
+	}
+
+	// The store down: the event is applied to the mirror (u3 holds nothing
+	// at once), the grant stays stored and waits; it goes once the store
+	// is back.
+	st.down.Store(true)
+	publish("user", "deleted", "u3", map[string]any{"org_id": "east"})
+	eventually(t, "u3's deletion waiting", func() bool { return p.forgetter.Pending() == 1 })
+	if p.allows(t, "u3", "docs", "read") {
+		t.Fatal("a deleted person is allowed while their grants wait")
+	}
+	if storedGrants(t, st)["user:u3"] != 1 {
+		t.Fatal("u3's grant went with the store down")
+	}
+	st.down.Store(false)
+	eventually(t, "u3's grant deleted once the store is back", func() bool {
+		return storedGrants(t, st)["user:u3"] == 0 && p.forgetter.Pending() == 0
+	})
+
+	// The store down and the process stopped before the retry: the next
+	// start reads identity's events again and deletes u4's grant.
+	st.down.Store(true)
+	publish("user", "deleted", "u4", map[string]any{"org_id": "east"})
+	eventually(t, "u4's deletion waiting", func() bool { return p.forgetter.Pending() == 1 })
+	p.stop()
+	st.down.Store(false)
+	if storedGrants(t, st)["user:u4"] != 1 {
+		t.Fatal("u4's grant went although the process stopped with the store down")
+	}
+	next := startAuthz(t, js, st)
+	eventually(t, "u4's grant deleted at the next start", func() bool { return storedGrants(t, st)["user:u4"] == 0 })
+	if next.allows(t, "u4", "docs", "read") || !next.allows(t, "u2", "docs", "read") {
+		t.Fatal("after the restart: u4 allowed, or u2 not")
+	}
+	if got := storedGrants(t, st); len(got) != 1 || got["user:u2"] != 1 {
+		t.Fatalf("grants left: %v, want u2's only", got)
 	}
 }

@@ -241,6 +241,10 @@ type person struct {
 	adminFlag bool
 	// disabled in identity: the person holds nothing (disabledLocked).
 	disabled bool
+	// deleted in identity (ForgetPerson): the person holds nothing, also
+	// while their grants, deleted with them, are still here (the store
+	// not reached yet, or held as another centre's replica).
+	deleted bool
 }
 
 // effRoles is, for Check, every role reaching a person through a grant
@@ -830,21 +834,33 @@ func (x *Index) SetUserOrg(id, orgID string) {
 }
 
 // ForgetPerson drops what the index mirrors of person id, deleted in
-// identity: their org, group memberships and legacy flag (their grants
-// stay, to be revoked, but reach nobody who can log in).
+// identity: their org, group memberships and legacy flag; and they hold
+// nothing from then on (Check, ListPermissions, Explain), before their
+// grants, which go with them (commands.DeleteGrantsOf), leave the index.
 func (x *Index) ForgetPerson(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	defer x.gen.Add(1)
-	p, ok := x.people[id]
-	if !ok {
-		return
-	}
+	p := x.personOf(id) // kept, deleted, for grants loaded later
 	p.eff.Store(nil)
 	for _, g := range p.groups {
 		delete(g.members, id)
 	}
-	p.groups, p.org, p.adminFlag, p.disabled = nil, nil, false, false
+	p.groups, p.org, p.adminFlag, p.disabled, p.deleted = nil, nil, false, false, true
+}
+
+// PersonCreated records that person id exists in identity (user.created):
+// one forgotten before holds again what is granted to them.
+func (x *Index) PersonCreated(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	p, ok := x.people[id]
+	if !ok || !p.deleted {
+		return
+	}
+	defer x.gen.Add(1)
+	p.deleted = false
+	p.eff.Store(nil)
 }
 
 // SetPersonDisabled records whether person id is disabled in identity
@@ -869,9 +885,10 @@ func (x *Index) SetOrgDisabled(id string, disabled bool) {
 	x.shape++
 }
 
-// disabledLocked reports whether p, or an org above them, is disabled.
+// disabledLocked reports whether p, or an org above them, is disabled, or
+// p was deleted.
 func (x *Index) disabledLocked(p *person) bool {
-	if p.disabled {
+	if p.disabled || p.deleted {
 		return true
 	}
 	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {

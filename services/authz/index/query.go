@@ -287,6 +287,9 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 	p := x.people[q.Person]
 	if p != nil && x.disabledLocked(p) {
 		e.Reason, e.Detail = WhyPersonDisabled, "the person, or an org above them, is disabled in identity: they hold nothing"
+		if p.deleted {
+			e.Detail = "the person was deleted in identity: they hold nothing"
+		}
 		return e
 	}
 	anyRole := false

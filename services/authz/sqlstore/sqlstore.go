@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -251,3 +252,70 @@ func (s *Store) CountObjects(ctx context.Context, obj string) (int, error) {
 
 // Ping implements authz.Store.
 func (s *Store) Ping(ctx context.Context) error { return classify(s.db.PingContext(ctx), "ping") }
+
+// DeleteGrantsOf implements authz.Store. Like ApplyReplica it takes the
+// revision row first (FOR UPDATE on PostgreSQL; SQLite writes one at a
+// time), then reads each grant by its key and checks its subject in Go:
+// no JSON in SQL, the same statements on both databases.
+func (s *Store) DeleteGrantsOf(ctx context.Context, expect int64, sub authz.Subject, ids []string,
+	evs func(authz.Change) []events.Event) ([]authz.Change, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var committed []authz.Change
+	err := s.inTx(ctx, "delete grants", func(tx *sql.Tx) error {
+		committed = committed[:0]
+		var rev int64
+		if err := tx.QueryRowContext(ctx, `SELECT rev FROM authz_revision WHERE id = 1`+s.db.ForUpdate()).Scan(&rev); err != nil {
+			return err
+		}
+		if rev != expect {
+			return authz.ErrStale
+		}
+		read, err := tx.PrepareContext(ctx, s.q(`SELECT data FROM authz_objects WHERE obj = ? AND id = ?`))
+		if err != nil {
+			return err
+		}
+		defer func() { _ = read.Close() }()
+		now := store.UnixMS(time.Now())
+		for _, id := range ids {
+			var data string
+			err := read.QueryRowContext(ctx, authz.ObjGrant, id).Scan(&data)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			var g struct {
+				Subject authz.Subject `json:"subject"`
+			}
+			if json.Unmarshal([]byte(data), &g) != nil || g.Subject != sub {
+				continue
+			}
+			ch := authz.Change{Rev: rev + 1, Obj: authz.ObjGrant, Op: authz.OpDelete, ID: id}
+			held, err := s.applyChange(ctx, tx, &ch, now)
+			if err != nil {
+				return err
+			}
+			if !held {
+				continue
+			}
+			if evs != nil {
+				if err := addEvents(ctx, tx, s.db, evs(ch)); err != nil {
+					return err
+				}
+			}
+			rev = ch.Rev
+			committed = append(committed, ch)
+		}
+		if rev == expect {
+			return nil
+		}
+		return s.moveRevision(ctx, tx, expect, rev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return committed, nil
+}

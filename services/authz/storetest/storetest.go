@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"SnapshotOrder", testSnapshotOrder},
 		{"ConcurrentWritersGetEveryRevisionOnce", testConcurrent},
 		{"Replica", testReplica},
+		{"DeleteGrantsOf", testDeleteGrantsOf},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -243,5 +244,78 @@ func testConcurrent(t *testing.T, s Subject) {
 		if c.Rev != int64(i+1) {
 			t.Fatalf("change %d has revision %d", i, c.Rev)
 		}
+	}
+}
+
+// testDeleteGrantsOf: the grants named whose subject is the one given go,
+// each with its own revision, change and events; other subjects' grants,
+// other objects and missing ids stay and take no revision; a second call
+// (the identity event applied again) deletes nothing; a stale revision
+// commits nothing.
+func testDeleteGrantsOf(t *testing.T, s Subject) {
+	ctx := context.Background()
+	objs := []authz.Change{
+		put(authz.ObjGrant, "g1", `{"id":"g1","role":"r","subject":{"kind":"user","id":"u1"}}`),
+		put(authz.ObjGrant, "g2", `{"id":"g2","role":"r","subject":{"kind":"group","id":"u1"}}`), // same id, a group
+		put(authz.ObjGrant, "g3", `{"id":"g3","role":"r","subject":{"kind":"user","id":"u2"}}`),
+		put(authz.ObjGrant, "g4", `{"id":"g4","role":"r2","subject":{"kind":"user","id":"u1"}}`),
+		put(authz.ObjRole, "g5", `{"id":"g5","subject":{"kind":"user","id":"u1"}}`), // not a grant
+	}
+	for i, c := range objs {
+		if _, err := s.Store.Write(ctx, int64(i), c, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u1 := authz.Subject{Kind: authz.SubjectUser, ID: "u1"}
+	evs := func(ch authz.Change) []events.Event {
+		if ch.Obj != authz.ObjGrant || ch.Op != authz.OpDelete || ch.Rev == 0 {
+			t.Errorf("events asked for %+v", ch)
+		}
+		return []events.Event{ev("uias.changes.authz.grant.delete"), ev("uias.audit.authz.grant.revoke")}
+	}
+	ids := []string{"g1", "g2", "g3", "missing", "g4", "g5", "g1"}
+	// Checked against an older revision: nothing.
+	before := s.CountOutbox(t)
+	if _, err := s.Store.DeleteGrantsOf(ctx, 4, u1, ids, evs); !errors.Is(err, authz.ErrStale) {
+		t.Fatalf("stale: %v", err)
+	}
+	if got, _, rev := snapshot(t, s.Store); len(got) != 5 || rev != 5 || s.CountOutbox(t) != before {
+		t.Fatalf("a stale delete changed something: %d objects at %d", len(got), rev)
+	}
+	chs, err := s.Store.DeleteGrantsOf(ctx, 5, u1, ids, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chs) != 2 || chs[0].ID != "g1" || chs[0].Rev != 6 || chs[1].ID != "g4" || chs[1].Rev != 7 ||
+		chs[0].Op != authz.OpDelete || chs[0].Obj != authz.ObjGrant || chs[0].Data != nil {
+		t.Fatalf("deleted %+v: want g1 at 6, g4 at 7", chs)
+	}
+	if n := s.CountOutbox(t) - before; n != 4 {
+		t.Fatalf("%d events, want 4", n)
+	}
+	got, _, rev := snapshot(t, s.Store)
+	if rev != 7 || len(got) != 3 || got["grant/g2"] == "" || got["grant/g3"] == "" || got["role/g5"] == "" {
+		t.Fatalf("after: %v at %d", got, rev)
+	}
+	log, err := s.Store.ChangesSince(ctx, 5, 10)
+	if err != nil || len(log) != 2 || log[0].ID != "g1" || log[0].Op != authz.OpDelete || log[1].Rev != 7 {
+		t.Fatalf("change log %+v %v", log, err)
+	}
+	// Again: nothing to delete, no revision, no event.
+	before = s.CountOutbox(t)
+	chs, err = s.Store.DeleteGrantsOf(ctx, 7, u1, ids, evs)
+	if err != nil || len(chs) != 0 {
+		t.Fatalf("again: %+v %v", chs, err)
+	}
+	if r, _ := s.Store.Revision(ctx); r != 7 || s.CountOutbox(t) != before {
+		t.Fatalf("a delete of nothing moved the revision (%d) or left events", r)
+	}
+	if chs, err := s.Store.DeleteGrantsOf(ctx, 7, u1, nil, evs); err != nil || len(chs) != 0 {
+		t.Fatalf("no ids: %+v %v", chs, err)
+	}
+	// The group of the same id.
+	chs, err = s.Store.DeleteGrantsOf(ctx, 7, authz.Subject{Kind: authz.SubjectGroup, ID: "u1"}, []string{"g2", "g3"}, nil)
+	if err != nil || len(chs) != 1 || chs[0].ID != "g2" || chs[0].Rev != 8 {
+		t.Fatalf("group: %+v %v", chs, err)
 	}
 }
