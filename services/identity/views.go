@@ -14,7 +14,7 @@ type View struct {
 }
 
 // Views returns the current state of the objects of entity (user, org,
-// group or link) with ids, in that order, leaving out the ids that do not
+// group, link or app: no secret of an application) with ids, in that order, leaving out the ids that do not
 // exist. Components read them where an event carries ids only (an
 // import's batched "imported" change). Personal data is masked as in the
 // events.
@@ -53,8 +53,16 @@ func (s *Service) Views(ctx context.Context, entity string, ids []string) ([]Vie
 			}
 			return map[string]any{"user_id": l.UserID, "app_id": l.AppID, "app_account_id": l.AppAccountID}, nil
 		}
+	case "app":
+		get = func(id string) (any, error) {
+			a, err := s.store.GetApp(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return appView(a), nil
+		}
 	default:
-		return nil, badRequest("entity must be user, org, group or link, got %q", entity)
+		return nil, badRequest("entity must be user, org, group, link or app, got %q", entity)
 	}
 	out := make([]View, 0, len(ids))
 	for _, id := range ids {

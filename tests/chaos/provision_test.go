@@ -46,13 +46,17 @@ func (c *cluster) provisioning(t *testing.T, admin identityv1.AdminServiceClient
 	if err != nil {
 		t.Fatalf("create org: %v", err)
 	}
+	crm, err := admin.CreateApp(adminCtx, &identityv1.CreateAppRequest{AppType: "SCIM", AppCode: "chaos-scim", Name: "Chaos SCIM"})
+	if err != nil {
+		t.Fatalf("create app: %v", err)
+	}
 	conn, err := grpc.NewClient(c.file("sync-1.grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	sub, err := syncv1.NewSyncProvisioningServiceClient(conn).CreateSubscription(adminCtx, &syncv1.CreateSubscriptionRequest{
-		Subscription: &syncv1.Subscription{App: "chaos-scim", Name: "Chaos SCIM", Transport: "scim",
+		Subscription: &syncv1.Subscription{App: crm.GetApp().GetId(), Name: "Chaos SCIM", Transport: "scim",
 			Endpoint: "http://" + l.Addr().String() + "/scim/v2", Secret: provToken, Enabled: true,
 			Selection: &syncv1.Selection{Orgs: []string{org.GetId()}}}})
 	if err != nil {

@@ -92,7 +92,11 @@ func startProvision(env *module.Env, cfg *Config, db *store.DB, idc grpc.ClientC
 	if c, err := env.Client("authz"); err == nil {
 		authzc = c
 	}
-	svc := &provision.Service{Store: st, Engine: p.Engine}
+	views := identityViews(identityv1.NewViewServiceClient(idc))
+	svc := &provision.Service{Store: st, Engine: p.Engine, AppExists: func(ctx context.Context, id string) (bool, error) {
+		v, err := views(ctx, "app", []string{id})
+		return len(v) == 1, err
+	}}
 	p.server = provserver.New(svc, adminauth.New(idc, authzc), publish)
 	return p, nil
 }

@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -41,6 +42,10 @@ type Service struct {
 	Store  Store
 	Engine *Engine // nil: batches are refused (no engine running)
 	Now    func() time.Time
+	// AppExists says whether an application is registered in identity
+	// (nil: not checked). A subscription for an application that does not
+	// exist is refused: nothing would ever log in to receive it.
+	AppExists func(ctx context.Context, id string) (bool, error)
 }
 
 func (s *Service) now() time.Time {
@@ -76,6 +81,15 @@ func (s *Service) Create(ctx context.Context, sub *Subscription) (*Subscription,
 	sub.UpdatedAt = sub.CreatedAt
 	if err := sub.Validate(); err != nil {
 		return nil, badSub(err)
+	}
+	if s.AppExists != nil {
+		ok, err := s.AppExists(ctx, sub.App)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, store.ErrNotFound.WithMessage(fmt.Sprintf("application %q not found: a subscription is for a registered application (uias ctl app list shows the App_IDs)", sub.App))
+		}
 	}
 	if err := s.Store.CreateSubscription(ctx, sub); err != nil {
 		return nil, err

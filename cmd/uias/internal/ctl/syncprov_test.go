@@ -74,14 +74,26 @@ func TestSyncProvisioningCommands(t *testing.T) {
 		"--parent", roots.Orgs[0].Id)), &org); err != nil {
 		t.Fatal(err)
 	}
+	// A subscription is for a registered application: an unknown App_ID
+	// is refused, naming it.
 	h.stdin = "whsec-0123456789abcdef\n"
-	out := h.mustRun("sync", "subscribe", "--app", "crm", "--name", "CRM people", "--transport", "webhook", "--endpoint", hook.URL,
+	if code, _, stderr := h.run("sync", "subscribe", "--app", "no-such-app", "--name", "x", "--transport", "webhook",
+		"--endpoint", hook.URL, "--org", org.Id, "--secret-stdin"); code != 1 || !strings.Contains(stderr, `application "no-such-app" not found`) {
+		t.Fatalf("subscribe for an unknown application: exit %d %s", code, stderr)
+	}
+	var created struct{ App struct{ Id string } }
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "app", "create", "--type", "CRM", "--code", "crm", "--name", "CRM")), &created); err != nil || created.App.Id == "" {
+		t.Fatalf("app create: %v", err)
+	}
+	crm := created.App.Id
+	h.stdin = "whsec-0123456789abcdef\n"
+	out := h.mustRun("sync", "subscribe", "--app", crm, "--name", "CRM people", "--transport", "webhook", "--endpoint", hook.URL,
 		"--org", org.Id, "--secret-stdin")
 	h.stdin = ""
 	if !strings.Contains(out, "secret:") || strings.Contains(out, "whsec") || !strings.Contains(out, "set") {
 		t.Fatalf("subscribe output shows the secret or not that it is set:\n%s", out)
 	}
-	if out := h.mustRun("sync", "subscriptions", "--app", "crm"); !strings.Contains(out, "CRM people") || !strings.Contains(out, "webhook") {
+	if out := h.mustRun("sync", "subscriptions", "--app", crm); !strings.Contains(out, "CRM people") || !strings.Contains(out, "webhook") {
 		t.Fatalf("subscriptions:\n%s", out)
 	}
 	var mate struct{ Id string }
@@ -92,7 +104,7 @@ func TestSyncProvisioningCommands(t *testing.T) {
 	h.mustRun("user", "create", "--login", "cook1", "--name", "Cook", "--org", org.Id)
 	wait("the people created to reach the webhook", func() bool { return len(seen()) == 2 })
 
-	out = h.mustRun("sync", "resync", "--app", "crm", "--org", org.Id)
+	out = h.mustRun("sync", "resync", "--app", crm, "--org", org.Id)
 	if !strings.Contains(out, "deliveries:") || !strings.Contains(out, " 3") { // the org and two people
 		t.Fatalf("resync:\n%s", out)
 	}
@@ -107,7 +119,7 @@ func TestSyncProvisioningCommands(t *testing.T) {
 	var dl struct {
 		Deliveries []struct{ Status, Kind string }
 	}
-	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "sync", "deliveries", "--app", "crm", "--all")), &dl); err != nil {
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "sync", "deliveries", "--app", crm, "--all")), &dl); err != nil {
 		t.Fatal(err)
 	}
 	delivered := 0
@@ -120,45 +132,45 @@ func TestSyncProvisioningCommands(t *testing.T) {
 		t.Fatalf("deliveries: %+v", dl)
 	}
 	want := strconv.Itoa(delivered)
-	if out := h.mustRun("sync", "retry", "--app", "crm"); !strings.Contains(out, "retried:") {
+	if out := h.mustRun("sync", "retry", "--app", crm); !strings.Contains(out, "retried:") {
 		t.Fatalf("retry:\n%s", out)
 	}
-	out = h.mustRun("sync", "report", "--app", "crm")
-	if !strings.Contains(out, "DELIVERED") || !strings.Contains(out, "crm") {
+	out = h.mustRun("sync", "report", "--app", crm)
+	if !strings.Contains(out, "DELIVERED") || !strings.Contains(out, crm) {
 		t.Fatalf("report:\n%s", out)
 	}
 	dir := t.TempDir()
-	h.mustRun("sync", "report", "--app", "crm", "--format", "csv", "--out", filepath.Join(dir, "r.csv"))
+	h.mustRun("sync", "report", "--app", crm, "--format", "csv", "--out", filepath.Join(dir, "r.csv"))
 	f, err := os.Open(filepath.Join(dir, "r.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	recs, err := csv.NewReader(f).ReadAll()
 	f.Close()
-	if err != nil || len(recs) != 2 || recs[0][2] != "delivered" || recs[1][1] != "crm" || recs[1][2] != want {
+	if err != nil || len(recs) != 2 || recs[0][2] != "delivered" || recs[1][1] != crm || recs[1][2] != want {
 		t.Fatalf("csv report %v %v", recs, err)
 	}
-	h.mustRun("sync", "report", "--app", "crm", "--format", "xlsx", "--out", filepath.Join(dir, "r.xlsx"))
+	h.mustRun("sync", "report", "--app", crm, "--format", "xlsx", "--out", filepath.Join(dir, "r.xlsx"))
 	x, err := excelize.OpenFile(filepath.Join(dir, "r.xlsx"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rows, err := x.GetRows("deliveries")
 	x.Close()
-	if err != nil || len(rows) != 2 || rows[1][1] != "crm" || rows[1][2] != want {
+	if err != nil || len(rows) != 2 || rows[1][1] != crm || rows[1][2] != want {
 		t.Fatalf("xlsx report %v %v", rows, err)
 	}
 	if code, _, stderr := h.run("sync", "report", "--format", "pdf", "--out", "x"); code == 0 || !strings.Contains(stderr, "csv or xlsx") {
 		t.Fatalf("report --format pdf: exit %d %s", code, stderr)
 	}
-	if code, _, stderr := h.run("sync", "subscribe", "--app", "crm", "--name", "bad", "--transport", "ftp", "--endpoint", "ftp://x",
+	if code, _, stderr := h.run("sync", "subscribe", "--app", crm, "--name", "bad", "--transport", "ftp", "--endpoint", "ftp://x",
 		"--org", org.Id); code == 0 || !strings.Contains(stderr, "transport") {
 		t.Fatalf("subscribe with a bad transport: exit %d %s", code, stderr)
 	}
 
 	// REST through the gateway: the same listing, and a refusal without a token.
 	token := strings.TrimSpace(readFile(t, filepath.Join(h.cfg, "token")))
-	req, _ := http.NewRequest(http.MethodGet, "http://"+a.HTTPAddr()+"/v1/sync/subscriptions?app=crm", nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+a.HTTPAddr()+"/v1/sync/subscriptions?app="+crm, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -169,7 +181,7 @@ func TestSyncProvisioningCommands(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "CRM people") || strings.Contains(string(body), "whsec") {
 		t.Fatalf("REST subscriptions: %d %s", resp.StatusCode, body)
 	}
-	resp, err = http.Get("http://" + a.HTTPAddr() + "/v1/sync/reports/deliveries?app=crm")
+	resp, err = http.Get("http://" + a.HTTPAddr() + "/v1/sync/reports/deliveries?app=" + crm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +224,7 @@ func TestSyncProvisioningCommands(t *testing.T) {
 	var subs struct {
 		Subscriptions []struct{ Id string } `json:"subscriptions"`
 	}
-	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "sync", "subscriptions", "--app", "crm")), &subs); err != nil ||
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "sync", "subscriptions", "--app", crm)), &subs); err != nil ||
 		len(subs.Subscriptions) != 1 {
 		t.Fatalf("subscriptions: %v %+v", err, subs)
 	}

@@ -25,7 +25,7 @@ const (
 
 type GetViewsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// entity: user, org, group or link.
+	// entity: user, org, group, link or app (an application without its secrets).
 	Entity        string   `protobuf:"bytes,1,opt,name=entity" json:"entity,omitempty"`
 	Ids           []string `protobuf:"bytes,2,rep,name=ids" json:"ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -180,9 +180,9 @@ var File_uias_identity_v1_views_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_views_proto_rawDesc = "" +
 	"\n" +
-	"\x1cuias/identity/v1/views.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cuias/validate/v1/rules.proto\"r\n" +
-	"\x0fGetViewsRequest\x125\n" +
-	"\x06entity\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18R\x04userR\x03orgR\x05groupR\x04linkR\x06entity\x12(\n" +
+	"\x1cuias/identity/v1/views.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cuias/validate/v1/rules.proto\"w\n" +
+	"\x0fGetViewsRequest\x12:\n" +
+	"\x06entity\x18\x01 \x01(\tB\"\xbaH\x1fr\x1dR\x04userR\x03orgR\x05groupR\x04linkR\x03appR\x06entity\x12(\n" +
 	"\x03ids\x18\x02 \x03(\tB\x16\xbaH\x13\x92\x01\x10\b\x01\x10\xe8\a\"\tr\a\xc8\xc6'\x01(\x80\x01R\x03ids\"@\n" +
 	"\x10GetViewsResponse\x12,\n" +
 	"\x05views\x18\x01 \x03(\v2\x16.uias.identity.v1.ViewR\x05views\"*\n" +

@@ -26,8 +26,8 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// ViewService answers the current state of people, orgs, groups and
-// account links by id, shaped as the data of identity's CHANGES events
+// ViewService answers the current state of people, orgs, groups, account
+// links and applications by id, shaped as the data of identity's CHANGES events
 // ("created" events carry the same fields). The sync component's
 // provisioning reads the people of an import with it: the batched
 // "imported" change carries their ids only. It is for components only
@@ -60,8 +60,8 @@ func (c *viewServiceClient) GetViews(ctx context.Context, in *GetViewsRequest, o
 // All implementations must embed UnimplementedViewServiceServer
 // for forward compatibility.
 //
-// ViewService answers the current state of people, orgs, groups and
-// account links by id, shaped as the data of identity's CHANGES events
+// ViewService answers the current state of people, orgs, groups, account
+// links and applications by id, shaped as the data of identity's CHANGES events
 // ("created" events carry the same fields). The sync component's
 // provisioning reads the people of an import with it: the batched
 // "imported" change carries their ids only. It is for components only
