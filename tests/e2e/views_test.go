@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -41,8 +42,18 @@ func TestViewServiceIsForComponents(t *testing.T) {
 	if _, ok := d["password_hash"]; ok {
 		t.Fatalf("a view carries the password hash: %s", vs[0].Data)
 	}
+	// An application's view (sync checks a subscription's App_ID with it)
+	// carries no secret.
+	vs, err = svc.Views(context.Background(), "app", []string{f.appID, "no-such-app"})
+	if err != nil || len(vs) != 1 || vs[0].ID != f.appID {
+		t.Fatalf("views of apps %+v %v", vs, err)
+	}
+	if err := json.Unmarshal(vs[0].Data, &d); err != nil || d["app_code"] != "views" || strings.Contains(string(vs[0].Data), "secret_hash") ||
+		strings.Contains(string(vs[0].Data), f.secret) {
+		t.Fatalf("app view data %s %v", vs[0].Data, err)
+	}
 	var ae *apierr.Error
-	if _, err := svc.Views(context.Background(), "app", []string{f.appID}); !errors.As(err, &ae) || ae.Code != apierr.InvalidArgument {
-		t.Fatalf("views of apps: %v", err)
+	if _, err := svc.Views(context.Background(), "apps", []string{f.appID}); !errors.As(err, &ae) || ae.Code != apierr.InvalidArgument {
+		t.Fatalf("views of an unknown entity: %v", err)
 	}
 }
