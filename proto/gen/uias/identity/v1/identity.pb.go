@@ -3226,6 +3226,86 @@ func (x *RotateAppSecretRequest) GetOverlapSeconds() int64 {
 	return 0
 }
 
+type DeleteAppRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAppRequest) Reset() {
+	*x = DeleteAppRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAppRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAppRequest) ProtoMessage() {}
+
+func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
+func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *DeleteAppRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteAppResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAppResponse) Reset() {
+	*x = DeleteAppResponse{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAppResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAppResponse) ProtoMessage() {}
+
+func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
+func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
+}
+
 type AccountLink struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Id     string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
@@ -3241,7 +3321,7 @@ type AccountLink struct {
 
 func (x *AccountLink) Reset() {
 	*x = AccountLink{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3253,7 +3333,7 @@ func (x *AccountLink) String() string {
 func (*AccountLink) ProtoMessage() {}
 
 func (x *AccountLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3266,7 +3346,7 @@ func (x *AccountLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountLink.ProtoReflect.Descriptor instead.
 func (*AccountLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AccountLink) GetId() string {
@@ -3322,7 +3402,7 @@ type CreateAccountLinkRequest struct {
 
 func (x *CreateAccountLinkRequest) Reset() {
 	*x = CreateAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3334,7 +3414,7 @@ func (x *CreateAccountLinkRequest) String() string {
 func (*CreateAccountLinkRequest) ProtoMessage() {}
 
 func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3347,7 +3427,7 @@ func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*CreateAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CreateAccountLinkRequest) GetUserId() string {
@@ -3383,7 +3463,7 @@ type ListAccountLinksRequest struct {
 
 func (x *ListAccountLinksRequest) Reset() {
 	*x = ListAccountLinksRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3395,7 +3475,7 @@ func (x *ListAccountLinksRequest) String() string {
 func (*ListAccountLinksRequest) ProtoMessage() {}
 
 func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3408,7 +3488,7 @@ func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListAccountLinksRequest) GetPageSize() int32 {
@@ -3449,7 +3529,7 @@ type ListAccountLinksResponse struct {
 
 func (x *ListAccountLinksResponse) Reset() {
 	*x = ListAccountLinksResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3461,7 +3541,7 @@ func (x *ListAccountLinksResponse) String() string {
 func (*ListAccountLinksResponse) ProtoMessage() {}
 
 func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3474,7 +3554,7 @@ func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListAccountLinksResponse) GetLinks() []*AccountLink {
@@ -3500,7 +3580,7 @@ type DeleteAccountLinkRequest struct {
 
 func (x *DeleteAccountLinkRequest) Reset() {
 	*x = DeleteAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3512,7 +3592,7 @@ func (x *DeleteAccountLinkRequest) String() string {
 func (*DeleteAccountLinkRequest) ProtoMessage() {}
 
 func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3525,7 +3605,7 @@ func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DeleteAccountLinkRequest) GetId() string {
@@ -3543,7 +3623,7 @@ type DeleteAccountLinkResponse struct {
 
 func (x *DeleteAccountLinkResponse) Reset() {
 	*x = DeleteAccountLinkResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3555,7 +3635,7 @@ func (x *DeleteAccountLinkResponse) String() string {
 func (*DeleteAccountLinkResponse) ProtoMessage() {}
 
 func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3568,7 +3648,7 @@ func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
 }
 
 type DeleteUserRequest struct {
@@ -3580,7 +3660,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3592,7 +3672,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3605,7 +3685,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeleteUserRequest) GetId() string {
@@ -3623,7 +3703,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3635,7 +3715,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3648,7 +3728,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
 }
 
 type DeleteOrgRequest struct {
@@ -3660,7 +3740,7 @@ type DeleteOrgRequest struct {
 
 func (x *DeleteOrgRequest) Reset() {
 	*x = DeleteOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3672,7 +3752,7 @@ func (x *DeleteOrgRequest) String() string {
 func (*DeleteOrgRequest) ProtoMessage() {}
 
 func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3685,7 +3765,7 @@ func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgRequest.ProtoReflect.Descriptor instead.
 func (*DeleteOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DeleteOrgRequest) GetId() string {
@@ -3703,7 +3783,7 @@ type DeleteOrgResponse struct {
 
 func (x *DeleteOrgResponse) Reset() {
 	*x = DeleteOrgResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3715,7 +3795,7 @@ func (x *DeleteOrgResponse) String() string {
 func (*DeleteOrgResponse) ProtoMessage() {}
 
 func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3728,7 +3808,7 @@ func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgResponse.ProtoReflect.Descriptor instead.
 func (*DeleteOrgResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
 }
 
 type DeleteGroupRequest struct {
@@ -3740,7 +3820,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3752,7 +3832,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3765,7 +3845,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DeleteGroupRequest) GetId() string {
@@ -3783,7 +3863,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3795,7 +3875,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3808,7 +3888,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
 }
 
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
@@ -4060,7 +4140,10 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x12client_cert_sha256\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x10clientCertSha256\"i\n" +
 	"\x16RotateAppSecretRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12.\n" +
-	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\"\xe2\x01\n" +
+	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\"3\n" +
+	"\x10DeleteAppRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x13\n" +
+	"\x11DeleteAppResponse\"\xe2\x01\n" +
 	"\vAccountLink\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x15\n" +
@@ -4133,7 +4216,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x14APP_STATUS_SUSPENDED\x10\x022\x8f\x02\n" +
 	"\vAuthService\x12z\n" +
 	"\fAuthenticate\x12%.uias.identity.v1.AuthenticateRequest\x1a&.uias.identity.v1.AuthenticateResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/authenticate\x12\x83\x01\n" +
-	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xb0\x1b\n" +
+	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\x9d\x1c\n" +
 	"\fAdminService\x12s\n" +
 	"\n" +
 	"AdminLogin\x12#.uias.identity.v1.AdminLoginRequest\x1a$.uias.identity.v1.AdminLoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/login\x12w\n" +
@@ -4173,7 +4256,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\bListApps\x12!.uias.identity.v1.ListAppsRequest\x1a\".uias.identity.v1.ListAppsResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/v1/apps\x12`\n" +
 	"\tUpdateApp\x12\".uias.identity.v1.UpdateAppRequest\x1a\x15.uias.identity.v1.App\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*2\r/v1/apps/{id}\x12\x87\x01\n" +
-	"\x0fRotateAppSecret\x12(.uias.identity.v1.RotateAppSecretRequest\x1a#.uias.identity.v1.CreateAppResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/apps/{id}:rotateSecret\x12t\n" +
+	"\x0fRotateAppSecret\x12(.uias.identity.v1.RotateAppSecretRequest\x1a#.uias.identity.v1.CreateAppResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/apps/{id}:rotateSecret\x12k\n" +
+	"\tDeleteApp\x12\".uias.identity.v1.DeleteAppRequest\x1a#.uias.identity.v1.DeleteAppResponse\"\x15\x82\xd3\xe4\x93\x02\x0f*\r/v1/apps/{id}\x12t\n" +
 	"\x11CreateAccountLink\x12*.uias.identity.v1.CreateAccountLinkRequest\x1a\x1d.uias.identity.v1.AccountLink\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/links\x12|\n" +
 	"\x10ListAccountLinks\x12).uias.identity.v1.ListAccountLinksRequest\x1a*.uias.identity.v1.ListAccountLinksResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/links\x12\x84\x01\n" +
 	"\x11DeleteAccountLink\x12*.uias.identity.v1.DeleteAccountLinkRequest\x1a+.uias.identity.v1.DeleteAccountLinkResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/links/{id}BAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
@@ -4191,7 +4275,7 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(AuthType)(0),                     // 0: uias.identity.v1.AuthType
 	(Reason)(0),                       // 1: uias.identity.v1.Reason
@@ -4240,56 +4324,58 @@ var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(*ListAppsResponse)(nil),          // 44: uias.identity.v1.ListAppsResponse
 	(*UpdateAppRequest)(nil),          // 45: uias.identity.v1.UpdateAppRequest
 	(*RotateAppSecretRequest)(nil),    // 46: uias.identity.v1.RotateAppSecretRequest
-	(*AccountLink)(nil),               // 47: uias.identity.v1.AccountLink
-	(*CreateAccountLinkRequest)(nil),  // 48: uias.identity.v1.CreateAccountLinkRequest
-	(*ListAccountLinksRequest)(nil),   // 49: uias.identity.v1.ListAccountLinksRequest
-	(*ListAccountLinksResponse)(nil),  // 50: uias.identity.v1.ListAccountLinksResponse
-	(*DeleteAccountLinkRequest)(nil),  // 51: uias.identity.v1.DeleteAccountLinkRequest
-	(*DeleteAccountLinkResponse)(nil), // 52: uias.identity.v1.DeleteAccountLinkResponse
-	(*DeleteUserRequest)(nil),         // 53: uias.identity.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),        // 54: uias.identity.v1.DeleteUserResponse
-	(*DeleteOrgRequest)(nil),          // 55: uias.identity.v1.DeleteOrgRequest
-	(*DeleteOrgResponse)(nil),         // 56: uias.identity.v1.DeleteOrgResponse
-	(*DeleteGroupRequest)(nil),        // 57: uias.identity.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),       // 58: uias.identity.v1.DeleteGroupResponse
-	nil,                               // 59: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),     // 60: google.protobuf.Timestamp
+	(*DeleteAppRequest)(nil),          // 47: uias.identity.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),         // 48: uias.identity.v1.DeleteAppResponse
+	(*AccountLink)(nil),               // 49: uias.identity.v1.AccountLink
+	(*CreateAccountLinkRequest)(nil),  // 50: uias.identity.v1.CreateAccountLinkRequest
+	(*ListAccountLinksRequest)(nil),   // 51: uias.identity.v1.ListAccountLinksRequest
+	(*ListAccountLinksResponse)(nil),  // 52: uias.identity.v1.ListAccountLinksResponse
+	(*DeleteAccountLinkRequest)(nil),  // 53: uias.identity.v1.DeleteAccountLinkRequest
+	(*DeleteAccountLinkResponse)(nil), // 54: uias.identity.v1.DeleteAccountLinkResponse
+	(*DeleteUserRequest)(nil),         // 55: uias.identity.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),        // 56: uias.identity.v1.DeleteUserResponse
+	(*DeleteOrgRequest)(nil),          // 57: uias.identity.v1.DeleteOrgRequest
+	(*DeleteOrgResponse)(nil),         // 58: uias.identity.v1.DeleteOrgResponse
+	(*DeleteGroupRequest)(nil),        // 59: uias.identity.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),       // 60: uias.identity.v1.DeleteGroupResponse
+	nil,                               // 61: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*timestamppb.Timestamp)(nil),     // 62: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	59, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	61, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
 	1,  // 2: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
 	8,  // 3: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	60, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	62, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	8,  // 5: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
 	2,  // 6: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	60, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	60, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	62, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	62, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
 	15, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
 	2,  // 11: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
 	3,  // 12: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 13: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	60, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	60, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	60, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	60, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	62, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	62, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	62, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	62, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
 	3,  // 18: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 19: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
 	23, // 20: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
 	4,  // 21: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	60, // 22: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	62, // 22: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
 	33, // 23: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
 	5,  // 24: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	60, // 25: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	60, // 26: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	62, // 25: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	62, // 26: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
 	39, // 27: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
 	5,  // 28: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
 	39, // 29: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
 	5,  // 30: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
 	2,  // 31: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	60, // 32: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	47, // 33: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	62, // 32: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	49, // 33: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
 	6,  // 34: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
 	9,  // 35: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
 	11, // 36: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
@@ -4299,7 +4385,7 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	18, // 40: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
 	20, // 41: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
 	21, // 42: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	55, // 43: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	57, // 43: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
 	22, // 44: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
 	24, // 45: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
 	25, // 46: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
@@ -4308,10 +4394,10 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	29, // 49: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
 	30, // 50: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
 	31, // 51: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	53, // 52: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	55, // 52: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
 	32, // 53: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
 	34, // 54: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	57, // 55: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	59, // 55: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
 	35, // 56: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
 	36, // 57: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
 	38, // 58: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
@@ -4321,45 +4407,47 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	43, // 62: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
 	45, // 63: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
 	46, // 64: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	48, // 65: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	49, // 66: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	51, // 67: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	7,  // 68: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	10, // 69: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	12, // 70: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	14, // 71: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	15, // 72: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	15, // 73: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	19, // 74: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	15, // 75: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	15, // 76: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	56, // 77: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	15, // 78: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	23, // 79: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	23, // 80: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	27, // 81: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	23, // 82: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	23, // 83: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	23, // 84: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	23, // 85: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	54, // 86: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	23, // 87: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	33, // 88: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	58, // 89: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	33, // 90: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	37, // 91: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	33, // 92: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	33, // 93: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	41, // 94: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	39, // 95: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	44, // 96: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	39, // 97: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	41, // 98: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	47, // 99: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	50, // 100: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	52, // 101: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	68, // [68:102] is the sub-list for method output_type
-	34, // [34:68] is the sub-list for method input_type
+	47, // 65: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	50, // 66: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	51, // 67: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	53, // 68: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	7,  // 69: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	10, // 70: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	12, // 71: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	14, // 72: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	15, // 73: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	15, // 74: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	19, // 75: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	15, // 76: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	15, // 77: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	58, // 78: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	15, // 79: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	23, // 80: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	23, // 81: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	27, // 82: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	23, // 83: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	23, // 84: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	23, // 85: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	23, // 86: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	56, // 87: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	23, // 88: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	33, // 89: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	60, // 90: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	33, // 91: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	37, // 92: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	33, // 93: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	33, // 94: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	41, // 95: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	39, // 96: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	44, // 97: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	39, // 98: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	41, // 99: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	48, // 100: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	49, // 101: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	52, // 102: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	54, // 103: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	69, // [69:104] is the sub-list for method output_type
+	34, // [34:69] is the sub-list for method input_type
 	34, // [34:34] is the sub-list for extension type_name
 	34, // [34:34] is the sub-list for extension extendee
 	0,  // [0:34] is the sub-list for field type_name
@@ -4376,7 +4464,7 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   54,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
