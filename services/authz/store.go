@@ -18,6 +18,13 @@ type Store interface {
 	// appends ch to the change log with Rev expect+1, and adds evs to the
 	// events outbox. It returns ch with its Rev.
 	Write(ctx context.Context, expect int64, ch Change, evs []events.Event) (Change, error)
+	// WriteBatch commits chs in one transaction as Write would commit them
+	// one after the other: the revision moves from expect to
+	// expect+len(chs) (ErrStale when it is no longer expect), chs[i] is
+	// written with Rev expect+1+i, and evs go to the outbox; a delete of
+	// an object not held fails the whole batch (store.ErrNotFound). It
+	// returns chs with their Revs; an empty chs writes nothing.
+	WriteBatch(ctx context.Context, expect int64, chs []Change, evs []events.Event) ([]Change, error)
 	// Revision is the revision of the last committed change (0: none).
 	Revision(ctx context.Context) (int64, error)
 	// ChangesSince returns up to limit changes with Rev > rev, in order.

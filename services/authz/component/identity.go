@@ -19,6 +19,9 @@ var identitySubjects = []string{
 	"uias.changes.identity.org.>",
 	"uias.changes.identity.user.>",
 	"uias.changes.identity.group.>",
+	// app.deleted (app.replica.deleted at a centre holding the replica):
+	// the application's model goes (commands.ForgetApp).
+	"uias.changes.identity.app.>",
 }
 
 // identityEvent is the envelope of identity's CHANGES events.
@@ -26,12 +29,14 @@ type identityEvent struct {
 	Entity string          `json:"entity"`
 	Op     string          `json:"op"`
 	ID     string          `json:"id"`
+	Actor  string          `json:"actor"`
 	Data   json.RawMessage `json:"data"`
 }
 
 // identityChange is what authz reads of one identity CHANGES event.
 type identityChange struct {
 	entity, op, id string
+	actor          string // who made the change ("user:<id>", ...)
 	parentID       *string
 	orgID          *string
 	userID         string
@@ -52,7 +57,7 @@ func parseIdentityEvent(payload []byte) (identityChange, bool) {
 		Status   *int    `json:"status"`
 	}
 	_ = json.Unmarshal(ev.Data, &d)
-	return identityChange{entity: ev.Entity, op: ev.Op, id: ev.ID, parentID: d.ParentID, orgID: d.OrgID,
+	return identityChange{entity: ev.Entity, op: ev.Op, id: ev.ID, actor: ev.Actor, parentID: d.ParentID, orgID: d.OrgID,
 		userID: d.UserID, isAdmin: d.IsAdmin, status: d.Status}, true
 }
 
@@ -135,6 +140,16 @@ func (c identityChange) narrows() bool {
 		return true
 	}
 	return false
+}
+
+// deletedApp is the App_ID of an application c deletes ("" for any other
+// change): its model is removed from the store (commands.ForgetApp), not
+// only from the mirror.
+func (c identityChange) deletedApp() string {
+	if c.entity == "app" && c.op == "deleted" {
+		return c.id
+	}
+	return ""
 }
 
 func isIdentitySubject(s string) bool { return strings.HasPrefix(s, "uias.changes.identity.") }
