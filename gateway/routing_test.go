@@ -120,6 +120,7 @@ func TestMethodNotAllowed(t *testing.T) {
 		{http.MethodDelete, "/v1/users", "GET, POST"},
 		{http.MethodGet, "/v1/password:change", "POST"},
 		{http.MethodOptions, "/v1/links/l1", "DELETE"},
+		{http.MethodPut, "/v1/apps/a1", "GET, PATCH, DELETE"},
 	} {
 		resp, body := httpDo(t, c.method, url+c.path, "", nil)
 		if resp.StatusCode != http.StatusMethodNotAllowed {

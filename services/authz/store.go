@@ -30,6 +30,13 @@ type Store interface {
 	// expect) so the store needs no search of its grants by subject.
 	DeleteGrantsOf(ctx context.Context, expect int64, sub Subject, ids []string,
 		evs func(Change) []events.Event) ([]Change, error)
+	// WriteBatch commits chs in one transaction as Write would commit them
+	// one after the other: the revision moves from expect to
+	// expect+len(chs) (ErrStale when it is no longer expect), chs[i] is
+	// written with Rev expect+1+i, and evs go to the outbox; a delete of
+	// an object not held fails the whole batch (store.ErrNotFound). It
+	// returns chs with their Revs; an empty chs writes nothing.
+	WriteBatch(ctx context.Context, expect int64, chs []Change, evs []events.Event) ([]Change, error)
 	// Revision is the revision of the last committed change (0: none).
 	Revision(ctx context.Context) (int64, error)
 	// ChangesSince returns up to limit changes with Rev > rev, in order.

@@ -967,6 +967,33 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 	return a, secret, nil
 }
 
+// DeleteApp removes a business system for good: its row with its secrets,
+// its account links and its fingerprint bypass setting (the schema's
+// cascades), in one transaction with CHANGES app.deleted (ticket drops its
+// CAS services, authz its model, sync its subscriptions; a centre holding
+// its replica deletes it) and the audit record. Only a suspended
+// application is deleted (APP_ACTIVE otherwise): suspending first is the
+// reversible step that shows whether anything still calls it. Its
+// credentials stop working here at once (the cache forgets it).
+func (s *Service) DeleteApp(ctx context.Context, id string) error {
+	start := s.now()
+	a, err := s.GetApp(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.ownApp(a); err != nil {
+		return err
+	}
+	if a.Status != AppSuspended {
+		return ErrAppActive
+	}
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.DeleteApp(ctx, id, evs) },
+		s.change(ctx, "app", "deleted", id, map[string]any{"app_type": a.Type, "app_code": a.Code}),
+		s.adminAudit(ctx, "app.delete", "app:"+id, "", start))
+	s.appAuth.Forget(id)
+	return err
+}
+
 // ---- account links ----
 
 // CreateLink ties a user to their account in an application.

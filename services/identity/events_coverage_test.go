@@ -574,6 +574,42 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 		if err := e.svc.DeleteUser(ctx, admin.ID); reasonOf(err) != "OWN_ACCOUNT" {
 			t.Errorf("an administrator deleting themselves: %v", err)
 		}
+
+		// Deleting an application: only once suspended (APP_ACTIVE);
+		// then one CHANGES event (ticket, authz and sync drop what is
+		// theirs), audited; its links go, its credentials are refused at
+		// once (no longer APP_SUSPENDED: unknown).
+		old, oldSecret, err := e.svc.CreateApp(ctx, identity.NewApp{Type: "OLD", Code: "old", Name: "Old"})
+		must(err)
+		oldLink, err := e.svc.CreateLink(ctx, user.ID, old.ID, "z-old")
+		must(err)
+		if err := e.svc.DeleteApp(ctx, old.ID); reasonOf(err) != "APP_ACTIVE" {
+			t.Errorf("deleting an active application: %v", err)
+		}
+		_, err = e.svc.UpdateApp(ctx, old.ID, identity.AppUpdate{Mask: []string{"status"}, Status: identity.AppSuspended})
+		must(err)
+		if _, err := e.svc.AuthenticateApp(ctx, old.ID, oldSecret, netip.Addr{}); reasonOf(err) != "APP_SUSPENDED" {
+			t.Errorf("a suspended application's credentials: %v", err)
+		}
+		rows = step(t, "app.delete", "app:"+old.ID, func() string {
+			must(e.svc.DeleteApp(ctx, old.ID))
+			return ""
+		})
+		if d := wantChange(t, rows, "app", "deleted", old.ID, actor); d["app_type"] != "OLD" || d["app_code"] != "old" {
+			t.Errorf("app.deleted data %v", d)
+		}
+		if _, err := e.svc.GetApp(ctx, old.ID); !errors.Is(err, identity.ErrNotFound) {
+			t.Errorf("a deleted application read back: %v", err)
+		}
+		if _, err := e.svc.GetLink(ctx, oldLink.ID); !errors.Is(err, identity.ErrNotFound) {
+			t.Errorf("the link of a deleted application: %v", err)
+		}
+		if _, err := e.svc.AuthenticateApp(ctx, old.ID, oldSecret, netip.Addr{}); reasonOf(err) != "BAD_APP_CREDENTIALS" {
+			t.Errorf("a deleted application's credentials: %v", err)
+		}
+		if err := e.svc.DeleteApp(ctx, old.ID); !errors.Is(err, identity.ErrNotFound) {
+			t.Errorf("deleting an application again: %v, want not found", err)
+		}
 	})
 
 	// Nothing in the outbox holds personal data in clear or a password.

@@ -49,6 +49,10 @@ func init() {
 		apierr.Reason{Name: "ORG_NOT_EMPTY", Code: apierr.FailedPrecondition,
 			Doc: "DeleteOrg: orgs, people or groups are still under the org (the message says which); move or delete them first."},
 
+		// Administration of applications (deletion).
+		apierr.Reason{Name: "APP_ACTIVE", Code: apierr.FailedPrecondition,
+			Doc: "DeleteApp: the application is active; suspend it first (UpdateApp status SUSPENDED: its callers are refused with APP_SUSPENDED, which shows whether anything still uses it), then delete it."},
+
 		// Administration of people.
 		apierr.Reason{Name: "OWN_ACCOUNT", Code: apierr.FailedPrecondition,
 			Doc: "An administrator cannot disable, lock or delete their own account (the last system administrator would lock everyone out of administration); another administrator does it."},

@@ -518,6 +518,15 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		}
 		b.groups[ev.ID] = r.OrgID
 		return w, "", nil
+	case ev.Entity == "app" && ev.Op == "deleted":
+		// An application deleted at its home centre: the replica goes too
+		// (its App_ID and secret would still be accepted here).
+		w.Op = ReplicaDelete
+		ok, err := s.replicaAppOf(ctx, origin, ev.ID, b)
+		if ok {
+			delete(b.apps, ev.ID)
+		}
+		return homed(ok, err)
 	case ev.Entity == "app" && hasRep:
 		var r appRecord
 		if !decoded(ev.Replica, &r) {
@@ -646,6 +655,24 @@ func (s *Service) replicaUserOf(ctx context.Context, origin, id string, b *repli
 		b.users[id] = org
 	}
 	return s.replicaOrgHomed(ctx, origin, org, b)
+}
+
+// replicaAppOf reports whether application id is held here as a replica
+// of origin (false: not held here, or homed elsewhere).
+func (s *Service) replicaAppOf(ctx context.Context, origin, id string, b *replicaBatch) (bool, error) {
+	home, ok := b.apps[id]
+	if !ok {
+		a, err := s.store.GetApp(ctx, id)
+		if isNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		home = s.appHome(a)
+		b.apps[id] = home
+	}
+	return home == origin, nil
 }
 
 // replicaGroupOrg is the org of group id (ok false: not held here).

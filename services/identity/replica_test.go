@@ -427,3 +427,78 @@ func TestReplicaOfDeletedGroupAndOrg(t *testing.T) {
 		t.Fatalf("the replica of a deleted org: %v", err)
 	}
 }
+
+// TestReplicaOfADeletedApp: an application deleted at its home centre is
+// deleted at the centre holding its replica too (its App_ID and secret
+// would still be accepted there), with its account links, and a local
+// event (app.replica.deleted) for the components there.
+func TestReplicaOfADeletedApp(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-a", "Bureau A", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "purser", DisplayName: "Purser", OrgID: bureau.ID,
+		Password: "Harbour-Pass-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, secret, err := svc2.CreateApp(admin2, identity.NewApp{Type: "OA", Code: "quay", Name: "Quay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := svc2.CreateLink(admin2, u.ID, app.ID, "acct-purser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.UpdateApp(admin2, app.ID, identity.AppUpdate{Mask: []string{"status"}, Status: identity.AppSuspended}); err != nil {
+		t.Fatal(err)
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc1.GetApp(ctx, app.ID); err != nil {
+		t.Fatalf("the replica before the deletion: %v", err)
+	}
+	// The replica refuses the deletion: it is the home centre's.
+	if err := svc1.DeleteApp(ctx, app.ID); err == nil {
+		t.Fatal("a replica of an application deleted away from its home")
+	}
+	_, mark, _ := l1.changes(t, 0)
+
+	if err := svc2.DeleteApp(admin2, app.ID); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	out, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || out[0] != identity.ReplicaApplied {
+		t.Fatalf("outcomes of the deletion: %v (%d changes)", out, len(cs))
+	}
+	if _, err := svc1.GetApp(ctx, app.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("the replica of a deleted application: %v", err)
+	}
+	if _, err := svc1.GetLink(ctx, link.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("the replica of a deleted application's link: %v", err)
+	}
+	if _, err := svc1.AuthenticateApp(ctx, app.ID, secret, netip.Addr{}); reasonOf(err) != "BAD_APP_CREDENTIALS" {
+		t.Fatalf("a deleted application's credentials at the replica: %v", err)
+	}
+	local, _, _ := l1.changes(t, mark)
+	if len(local) != 1 || local[0].Subject != "uias.changes.identity.app.replica.deleted" {
+		t.Fatalf("level 1's local events of the deletion: %+v", local)
+	}
+	// Redelivered: nothing left to delete, nothing applied.
+	again, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	if err != nil || len(again) != 1 || again[0] == identity.ReplicaApplied {
+		t.Fatalf("redelivered deletion: %v %v", again, err)
+	}
+}

@@ -20,6 +20,9 @@ var (
 	// under it (the message says which).
 	ErrOrgNotEmpty = apierr.New(apierr.FailedPrecondition, "ORG_NOT_EMPTY", "the org is not empty")
 	ErrUnavailable = store.ErrUnavailable
+	// ErrAppActive: DeleteApp of an application that is not suspended.
+	ErrAppActive = apierr.New(apierr.FailedPrecondition, "APP_ACTIVE",
+		"the application is active: suspend it first (UpdateApp status SUSPENDED), then delete it once nothing calls it")
 )
 
 // Store is the identity component's persistence. Every mutating call takes
@@ -120,6 +123,10 @@ type Store interface {
 	ListApps(ctx context.Context, f AppFilter, p Page) ([]*App, string, error)
 	// UpdateApp writes every field including secret hashes.
 	UpdateApp(ctx context.Context, a *App, evs []events.Event) error
+	// DeleteApp deletes application id with its secrets and what hangs on
+	// it (account links, fingerprint bypass setting), with evs;
+	// ErrNotFound when there is no such application.
+	DeleteApp(ctx context.Context, id string, evs []events.Event) error
 
 	CreateLink(ctx context.Context, l *AccountLink, evs []events.Event) error
 	GetLink(ctx context.Context, id string) (*AccountLink, error)

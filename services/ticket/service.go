@@ -561,6 +561,11 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	if !sameService(t.Service, v.Service) {
 		return refuse(CodeInvalidService, "WRONG_SERVICE", "the ticket was not issued for this service", t)
 	}
+	if rs == nil {
+		// Issued for a registered service that is no longer (deleted, or
+		// its application deleted in identity): it validates no more.
+		return refuse(CodeInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered", t)
+	}
 	if prefix == PrefixPT && !v.AllowProxy {
 		return refuse(CodeInvalidTicketSpec, "PROXY_TICKET_NOT_ALLOWED", "proxy tickets are validated at proxyValidate", t)
 	}

@@ -3,11 +3,13 @@ package ticket
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
+	"github.com/uias/uias/pkg/store"
 )
 
 // Administration of the service registry. Every change writes a CHANGES
@@ -82,4 +84,35 @@ func (s *Service) DeleteRegisteredService(ctx context.Context, id string) error 
 	}
 	s.reg.Invalidate()
 	return nil
+}
+
+// DeleteAppServices removes every service registered for application
+// appID (deleted in identity: CHANGES app.deleted) and returns how many;
+// their outstanding tickets no longer validate (ValidateTicket refuses a
+// service that is not registered).
+func (s *Service) DeleteAppServices(ctx context.Context, appID string) (int, error) {
+	if appID == "" {
+		return 0, nil
+	}
+	rs, err := s.reg.store.ListServices(ctx, appID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range rs {
+		if r.AppID != appID {
+			continue
+		}
+		err := s.reg.store.DeleteService(ctx, r.ID, s.serviceEvents(ctx, "deleted", r)...)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted meanwhile (another instance)
+		}
+		if err != nil {
+			s.reg.Invalidate()
+			return n, err
+		}
+		n++
+	}
+	s.reg.Invalidate()
+	return n, nil
 }

@@ -708,6 +708,33 @@ func TestCtlAppCommands(t *testing.T) {
 			t.Fatalf("Authenticate with a revoked secret: %v", err)
 		}
 	}
+
+	// app delete: only with --yes, only once suspended (APP_ACTIVE); then
+	// gone, its secret refused, its link gone; again: not found.
+	if stderr := c.fail(2, "", "app", "delete", oaID); !strings.Contains(stderr, "--yes") {
+		t.Errorf("app delete without --yes: %q", stderr)
+	}
+	if stderr := c.fail(1, "", "app", "delete", oaID, "--yes"); !strings.Contains(stderr, "suspend it first") {
+		t.Errorf("app delete of an active application: %q", stderr)
+	}
+	c.jsonOut(&st, "", "app", "suspend", oaID)
+	if r := c.exec("", "app", "delete", oaID, "--yes"); r.code != 0 || r.stdout != "Deleted application "+oaID+".\n" {
+		t.Fatalf("app delete: %+v", r)
+	}
+	if _, err := ctlAuthenticate(t, a, oaID, newest, "A1", readmeUserPassword); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("Authenticate by a deleted application: %v", err)
+	}
+	if stderr := c.fail(1, "", "app", "get", oaID); !strings.Contains(stderr, "not found") {
+		t.Errorf("a deleted application: %q", stderr)
+	}
+	var links identityv1.ListAccountLinksResponse
+	c.jsonOut(&links, "", "link", "list", "--user", u.GetId())
+	if len(links.GetLinks()) != 0 {
+		t.Errorf("the link of a deleted application: %v", &links)
+	}
+	if stderr := c.fail(1, "", "app", "delete", oaID, "--yes"); !strings.Contains(stderr, "not found") {
+		t.Errorf("app deleted twice: %q", stderr)
+	}
 }
 
 func TestCtlLinkCommands(t *testing.T) {

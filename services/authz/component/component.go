@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/events"
@@ -174,8 +176,32 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return len(idx.Grants(index.GrantFilter{Subject: &sub})) > 0
 	}, log)
 	env.Go(func(ctx context.Context) { forgetter.run(ctx, storeLoaded) })
+	// Applications deleted in identity lose their model, once the store
+	// is loaded (one at a time; a redelivered deletion finds nothing left).
+	deletedApps := make(chan identityChange, 64)
 	env.Go(func(ctx context.Context) {
-		followIdentity(ctx, js, idx, homes, log, identityLoaded, &mirrored, announce, forgetter.forget)
+		select {
+		case <-ctx.Done():
+			return
+		case <-storeLoaded:
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case c := <-deletedApps:
+				forgetApp(ctx, svc, log, c)
+			}
+		}
+	})
+	appDeleted := func(ctx context.Context, c identityChange) {
+		select {
+		case deletedApps <- c:
+		case <-ctx.Done():
+		}
+	}
+	env.Go(func(ctx context.Context) {
+		followIdentity(ctx, js, idx, homes, log, identityLoaded, &mirrored, announce, forgetter.forget, appDeleted)
 	})
 	env.Go(func(ctx context.Context) {
 		for _, c := range []chan struct{}{storeLoaded, identityLoaded} {
@@ -238,9 +264,11 @@ func isHealth(m string) bool {
 // centre) place other centres' subtrees (replica_parents.go). forget (nil:
 // none) is handed the subject of a user.deleted or group.deleted once the
 // mirror has applied it, before the announcement: its grants go too
-// (forget.go).
+// (forget.go); appDeleted (nil: none) the change of an app.deleted: the
+// application's model goes (forgetApp).
 func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Index, homes *centre.Homes, log *zap.Logger, loaded chan struct{},
-	mirrored *atomic.Int64, announce func(seq int64), forget func(ctx context.Context, sub authz.Subject, why forgetCause)) {
+	mirrored *atomic.Int64, announce func(seq int64), forget func(ctx context.Context, sub authz.Subject, why forgetCause),
+	appDeleted func(context.Context, identityChange)) {
 	var once atomic.Bool
 	markLoaded := func() {
 		if once.CompareAndSwap(false, true) {
@@ -279,6 +307,9 @@ func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Inde
 						if tell {
 							announce(int64(md.Sequence.Stream))
 						}
+						if c.deletedApp() != "" && appDeleted != nil {
+							appDeleted(ctx, c)
+						}
 					}
 				}
 				if mdErr == nil && md.NumPending == 0 {
@@ -308,5 +339,25 @@ func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Inde
 			return
 		case <-time.After(delay):
 		}
+	}
+}
+
+// forgetApp removes the model of the application c deleted (ForgetApp),
+// as the administrator who deleted it; a failure is logged (the
+// application's roles then grant nothing anyway: it can no longer call).
+func forgetApp(ctx context.Context, svc *commands.Service, log *zap.Logger, c identityChange) {
+	if p, ok := strings.CutPrefix(c.actor, "user:"); ok {
+		ctx = caller.With(ctx, &caller.Caller{Principal: p})
+	}
+	rev, n, err := svc.ForgetApp(ctx, c.deletedApp())
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("the model of a deleted application not removed", zap.String("app", c.deletedApp()), zap.Error(err))
+		}
+		return
+	}
+	if n > 0 {
+		log.Info("removed the model of a deleted application", zap.String("app", c.deletedApp()), zap.Int("changes", n),
+			zap.Int64("revision", rev))
 	}
 }

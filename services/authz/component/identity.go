@@ -20,6 +20,9 @@ var identitySubjects = []string{
 	"uias.changes.identity.org.>",
 	"uias.changes.identity.user.>",
 	"uias.changes.identity.group.>",
+	// app.deleted (app.replica.deleted at a centre holding the replica):
+	// the application's model goes (commands.ForgetApp).
+	"uias.changes.identity.app.>",
 }
 
 // identityEvent is the envelope of identity's CHANGES events.
@@ -34,7 +37,7 @@ type identityEvent struct {
 // identityChange is what authz reads of one identity CHANGES event.
 type identityChange struct {
 	entity, op, id string
-	actor          string // who made the change ("user:<id>")
+	actor          string // who made the change ("user:<id>", ...)
 	parentID       *string
 	orgID          *string
 	userID         string
@@ -156,6 +159,16 @@ func (c identityChange) narrows() bool {
 		return true
 	}
 	return false
+}
+
+// deletedApp is the App_ID of an application c deletes ("" for any other
+// change): its model is removed from the store (commands.ForgetApp), not
+// only from the mirror.
+func (c identityChange) deletedApp() string {
+	if c.entity == "app" && c.op == "deleted" {
+		return c.id
+	}
+	return ""
 }
 
 func isIdentitySubject(s string) bool { return strings.HasPrefix(s, "uias.changes.identity.") }

@@ -125,7 +125,7 @@ func startAuthz(t *testing.T, js jetstream.JetStream, st authz.Store) *authzProc
 	loaded := make(chan struct{})
 	var mirrored atomic.Int64
 	go func() {
-		followIdentity(ctx, js, idx, nil, zap.NewNop(), loaded, &mirrored, func(int64) {}, p.forgetter.forget)
+		followIdentity(ctx, js, idx, nil, zap.NewNop(), loaded, &mirrored, func(int64) {}, p.forgetter.forget, nil)
 		done <- struct{}{}
 	}()
 	var once bool

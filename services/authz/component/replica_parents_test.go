@@ -59,7 +59,7 @@ func TestRebuiltMirrorPlacesOldBureausUnderRoot(t *testing.T) {
 		var mirrored atomic.Int64
 		go func() {
 			defer close(done)
-			followIdentity(fctx, js, idx, homes, zap.NewNop(), loaded, &mirrored, func(int64) {}, nil)
+			followIdentity(fctx, js, idx, homes, zap.NewNop(), loaded, &mirrored, func(int64) {}, nil, nil)
 		}()
 		t.Cleanup(func() { stop(); <-done })
 		select {

@@ -80,6 +80,38 @@ func (s *Store) Write(ctx context.Context, expect int64, ch authz.Change, evs []
 	return ch, nil
 }
 
+// WriteBatch implements authz.Store.
+func (s *Store) WriteBatch(ctx context.Context, expect int64, chs []authz.Change, evs []events.Event) ([]authz.Change, error) {
+	if len(chs) == 0 {
+		return nil, nil
+	}
+	out := make([]authz.Change, len(chs))
+	copy(out, chs)
+	for i := range out {
+		out[i].Rev = expect + 1 + int64(i)
+	}
+	err := s.inTx(ctx, "write batch", func(tx *sql.Tx) error {
+		if err := s.moveRevision(ctx, tx, expect, expect+int64(len(out))); err != nil {
+			return err
+		}
+		now := store.UnixMS(time.Now())
+		for i := range out {
+			held, err := s.applyChange(ctx, tx, &out[i], now)
+			if err != nil {
+				return err
+			}
+			if !held {
+				return store.NotFound(out[i].Obj)
+			}
+		}
+		return addEvents(ctx, tx, s.db, evs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // inTx runs fn in one transaction; fn's own error is returned (classified
 // for op) rather than what the transaction made of it.
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -31,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"PutAndRead", testPutAndRead},
 		{"Stale", testStale},
 		{"Delete", testDelete},
+		{"WriteBatch", testWriteBatch},
 		{"ChangesSinceOrderAndLimit", testChangesSince},
 		{"SnapshotOrder", testSnapshotOrder},
 		{"ConcurrentWritersGetEveryRevisionOnce", testConcurrent},
@@ -168,6 +170,59 @@ func testDelete(t *testing.T, s Subject) {
 	chs, _ := s.Store.ChangesSince(ctx, 1, 10)
 	if len(chs) != 1 || chs[0].Op != authz.OpDelete || chs[0].Data != nil {
 		t.Fatalf("delete change: %+v", chs)
+	}
+}
+
+// testWriteBatch: several changes commit in one transaction with
+// consecutive revisions (as an application's model is removed); a stale
+// expectation or a delete of a missing object writes nothing.
+func testWriteBatch(t *testing.T, s Subject) {
+	ctx := context.Background()
+	for i, c := range []authz.Change{put(authz.ObjResource, "app1/m", `{"app":"app1"}`), put(authz.ObjRole, "r1", `{"app":"app1"}`),
+		put(authz.ObjGrant, "g1", `{"role":"r1"}`), put(authz.ObjRole, "r2", `{}`)} {
+		if _, err := s.Store.Write(ctx, int64(i), c, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del := func(obj, id string) authz.Change { return authz.Change{Obj: obj, Op: authz.OpDelete, ID: id} }
+	batch := []authz.Change{del(authz.ObjGrant, "g1"), put(authz.ObjRole, "r2", `{"code":"kept"}`), del(authz.ObjRole, "r1"),
+		del(authz.ObjResource, "app1/m")}
+
+	before := s.CountOutbox(t)
+	if _, err := s.Store.WriteBatch(ctx, 3, batch, []events.Event{ev("uias.x")}); !errors.Is(err, authz.ErrStale) {
+		t.Fatalf("a stale batch: %v", err)
+	}
+	missing := append(slices.Clone(batch), del(authz.ObjGrant, "nope"))
+	if _, err := s.Store.WriteBatch(ctx, 4, missing, []events.Event{ev("uias.x")}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a batch deleting a missing object: %v", err)
+	}
+	if rev, _ := s.Store.Revision(ctx); rev != 4 || s.CountOutbox(t) != before {
+		t.Fatalf("a refused batch moved the revision (%d) or left events", rev)
+	}
+	if got, _, _ := snapshot(t, s.Store); len(got) != 4 {
+		t.Fatalf("a refused batch changed objects: %v", got)
+	}
+
+	out, err := s.Store.WriteBatch(ctx, 4, batch, []events.Event{ev("uias.x"), ev("uias.y")})
+	if err != nil || len(out) != 4 || out[0].Rev != 5 || out[3].Rev != 8 {
+		t.Fatalf("WriteBatch: %+v %v", out, err)
+	}
+	if rev, _ := s.Store.Revision(ctx); rev != 8 || s.CountOutbox(t) != before+2 {
+		t.Fatalf("after the batch: revision %d, %d events", rev, s.CountOutbox(t)-before)
+	}
+	got, _, rev := snapshot(t, s.Store)
+	if rev != 8 || len(got) != 1 || got[authz.ObjRole+"/r2"] != `{"code":"kept"}` {
+		t.Fatalf("objects after the batch (rev %d): %v", rev, got)
+	}
+	chs, _ := s.Store.ChangesSince(ctx, 4, 10)
+	if len(chs) != 4 || chs[0].Rev != 5 || chs[0].Op != authz.OpDelete || chs[1].Op != authz.OpPut || chs[3].ID != "app1/m" {
+		t.Fatalf("changes of the batch: %+v", chs)
+	}
+	if out, err := s.Store.WriteBatch(ctx, 8, nil, nil); err != nil || len(out) != 0 {
+		t.Fatalf("an empty batch: %v %v", out, err)
+	}
+	if rev, _ := s.Store.Revision(ctx); rev != 8 {
+		t.Fatalf("an empty batch moved the revision to %d", rev)
 	}
 }
 

@@ -152,6 +152,7 @@ var globalMethods = map[string]adminauth.Perm{
 	identityv1.AdminService_GetApp_FullMethodName:                adminauth.AppsRead,
 	identityv1.AdminService_ListApps_FullMethodName:              adminauth.AppsRead,
 	identityv1.AdminService_RotateAppSecret_FullMethodName:       adminauth.AppsSecret,
+	identityv1.AdminService_DeleteApp_FullMethodName:             adminauth.AppsWrite,
 	identityv1.KeyService_GetKeyStatus_FullMethodName:            adminauth.KeysRead,
 	identityv1.KeyService_RotateKeys_FullMethodName:              adminauth.KeysRotate,
 	identityv1.KeyService_ReencryptData_FullMethodName:           adminauth.KeysRotate,

@@ -491,6 +491,14 @@ func (s *Server) ListAccountLinks(ctx context.Context, r *identityv1.ListAccount
 	return out, nil
 }
 
+// DeleteApp implements AdminService.
+func (s *Server) DeleteApp(ctx context.Context, r *identityv1.DeleteAppRequest) (*identityv1.DeleteAppResponse, error) {
+	if err := s.svc.DeleteApp(ctx, r.GetId()); err != nil {
+		return nil, err
+	}
+	return &identityv1.DeleteAppResponse{}, nil
+}
+
 // DeleteOrg implements AdminService.
 func (s *Server) DeleteOrg(ctx context.Context, r *identityv1.DeleteOrgRequest) (*identityv1.DeleteOrgResponse, error) {
 	if err := s.svc.DeleteOrg(ctx, r.GetId()); err != nil {

@@ -304,6 +304,22 @@ func (s *Store) linkListing(ctx context.Context, f identity.LinkFilter) (*listin
 	return l, nil
 }
 
+// DeleteApp deletes application id (its secrets are columns of its row);
+// the schema's cascades take its account links and fingerprint bypass
+// setting with it (and its delete trigger the search entries).
+func (s *Store) DeleteApp(ctx context.Context, id string, evs []events.Event) error {
+	return s.inTx(ctx, "delete app", "application", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q("DELETE FROM apps WHERE id = ?"), id)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "application"); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
 // DeleteLink deletes the link id.
 func (s *Store) DeleteLink(ctx context.Context, id string, evs []events.Event) error {
 	return s.inTx(ctx, "delete link", "account link", func(tx *sql.Tx) error {

@@ -118,6 +118,11 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 	case w.Kind == "group" && w.Op == identity.ReplicaDelete:
 		_, err := tx.ExecContext(ctx, s.q("DELETE FROM groups WHERE id = ?"), w.ID)
 		return err
+	case w.Kind == "app" && w.Op == identity.ReplicaDelete:
+		// Its account links and fingerprint bypass setting go with it (the
+		// schema's cascades).
+		_, err := tx.ExecContext(ctx, s.q("DELETE FROM apps WHERE id = ?"), w.ID)
+		return err
 	case w.Kind == "org" && w.Op == identity.ReplicaMove:
 		_, err := s.moveOrgTx(ctx, tx, w.ID, w.Org.ParentID, w.Org.UpdatedAt)
 		return err

@@ -52,6 +52,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"UpdateUser", testUpdateUser},
 		{"DeleteUser", testDeleteUser},
 		{"DeleteOrgAndGroup", testDeleteOrgAndGroup},
+		{"DeleteApp", testDeleteApp},
 		{"PasswordHistory", testPasswordHistory},
 		{"LoginGate", testLoginGate},
 		{"LoginGateConcurrent", testLoginGateConcurrent},
@@ -1688,4 +1689,45 @@ func testDeleteOrgAndGroup(t *testing.T, f *fixture) {
 	isErr(t, err, identity.ErrNotFound)
 	must(t, f.s.DeleteOrg(f.ctx, branch.ID, nil))
 	isErr(t, f.s.DeleteOrg(f.ctx, branch.ID, nil), identity.ErrNotFound)
+}
+
+// testDeleteApp: a deleted application goes with its account links and
+// fingerprint bypass setting (one event); the people linked stay, other
+// applications keep theirs; its type and code can be registered again.
+func testDeleteApp(t *testing.T, f *fixture) {
+	o := f.org("")
+	a, keep := f.app("DA"), f.app("DA")
+	u := f.user(o.ID)
+	l := f.link(u.ID, a.ID, "acct-app-del")
+	kl := f.link(u.ID, keep.ID, "acct-app-keep")
+	must(t, f.s.SetFingerBypass(f.ctx, &identity.FingerBypass{AppID: a.ID, Enabled: true, Reason: "r", SetBy: "x", UpdatedAt: base}, nil))
+
+	f.expectEvents(1, func() { must(t, f.s.DeleteApp(f.ctx, a.ID, f.evs(1))) })
+	_, err := f.s.GetApp(f.ctx, a.ID)
+	isErr(t, err, identity.ErrNotFound)
+	_, err = f.s.GetAppByCode(f.ctx, a.Type, a.Code)
+	isErr(t, err, identity.ErrNotFound)
+	_, err = f.s.GetLink(f.ctx, l.ID)
+	isErr(t, err, identity.ErrNotFound)
+	if _, err := f.s.GetLink(f.ctx, kl.ID); err != nil {
+		t.Fatalf("the link of another application: %v", err)
+	}
+	if _, err := f.s.GetUser(f.ctx, u.ID); err != nil {
+		t.Fatalf("a person linked to a deleted application: %v", err)
+	}
+	if b, err := f.s.GetFingerBypass(f.ctx, a.ID); err != nil || b.Enabled {
+		t.Fatalf("the bypass of a deleted application: %+v %v", b, err)
+	}
+	apps, _, err := f.s.ListApps(f.ctx, identity.AppFilter{Type: "DA"}, identity.Page{})
+	must(t, err)
+	if len(apps) != 1 || apps[0].ID != keep.ID {
+		t.Fatalf("applications after the deletion: %v", apps)
+	}
+	isErr(t, f.s.DeleteApp(f.ctx, a.ID, f.evs(1)), identity.ErrNotFound)
+	f.expectEvents(0, func() { isErr(t, f.s.DeleteApp(f.ctx, "missing", f.evs(1)), identity.ErrNotFound) })
+	// The type and code, and the account, can be registered again.
+	again := &identity.App{ID: f.id("app"), Type: a.Type, Code: a.Code, Name: "Again", Status: identity.AppActive,
+		SecretHash: "secret-again", CreatedAt: base, UpdatedAt: base}
+	must(t, f.s.CreateApp(f.ctx, again, nil))
+	_ = f.link(u.ID, again.ID, "acct-app-del")
 }

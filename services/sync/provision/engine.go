@@ -306,8 +306,9 @@ func (e *Engine) projectBatch(ctx context.Context, batch []jetstream.Msg) error 
 		ps = append(ps, p)
 	}
 	added := 0
+	var removed []string
 	err := e.o.Store.InTx(ctx, func(tx Tx) error {
-		added = 0
+		added, removed = 0, nil
 		if err := tx.Lock(); err != nil {
 			return err
 		}
@@ -324,6 +325,20 @@ func (e *Engine) projectBatch(ctx context.Context, batch []jetstream.Msg) error 
 				continue
 			}
 			for _, c := range p.changes {
+				if app := deletedApp(c); app != "" {
+					// The application is gone: so are its subscriptions
+					// (with their queues), before any later change is
+					// projected for them.
+					gone, err := tx.DeleteAppSubscriptions(app)
+					if err != nil {
+						return err
+					}
+					if len(gone) > 0 {
+						subs = slices.DeleteFunc(subs, func(s *Subscription) bool { return s.App == app })
+						removed = append(removed, gone...)
+					}
+					continue
+				}
 				n, err := Project(tx, subs, c, e.o.Now())
 				if err != nil {
 					return err
@@ -338,10 +353,29 @@ func (e *Engine) projectBatch(ctx context.Context, batch []jetstream.Msg) error 
 		e.storeErrors.WithLabelValues("project").Inc()
 		return fmt.Errorf("projecting changes into the sync database: %w", err)
 	}
-	if added > 0 {
+	if len(removed) > 0 {
+		e.o.Logger.Info("provisioning: removed the subscriptions of a deleted application", zap.Strings("subscriptions", removed))
+	}
+	if added > 0 || len(removed) > 0 {
 		e.Kick()
 	}
 	return nil
+}
+
+// deletedApp is the App_ID of the application c deletes (identity's
+// app.deleted, or app.replica.deleted at a centre holding its replica),
+// "" for any other change.
+func deletedApp(c Change) string {
+	if c.Subject != "uias.changes.identity.app.deleted" && c.Subject != "uias.changes.identity.app.replica.deleted" {
+		return ""
+	}
+	var p struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(c.Payload, &p) != nil {
+		return ""
+	}
+	return p.ID
 }
 
 // importBatch is how many objects of an import are read from identity in

@@ -51,6 +51,9 @@ type Tx interface {
 	// UpdateSubscription is Store.UpdateSubscription inside the
 	// transaction.
 	UpdateSubscription(s *Subscription) error
+	// DeleteAppSubscriptions deletes every subscription of app with its
+	// queue (as DeleteSubscription) and returns their ids.
+	DeleteAppSubscriptions(app string) ([]string, error)
 	// StartInitial records batch as sub's initial batch (and at as its
 	// last batch time), unless one is recorded already (then it reports
 	// false).

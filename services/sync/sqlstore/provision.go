@@ -355,6 +355,40 @@ func (t *provTx) Subscriptions() ([]*provision.Subscription, error) {
 	return out, classify(rows.Err(), "list subscriptions")
 }
 
+// DeleteAppSubscriptions implements provision.Tx.
+func (t *provTx) DeleteAppSubscriptions(app string) ([]string, error) {
+	rows, err := t.tx.QueryContext(t.ctx, t.db.Rebind("SELECT id FROM prov_subscriptions WHERE app = ? ORDER BY id"), app)
+	if err != nil {
+		return nil, classify(err, "delete app subscriptions")
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			_ = rows.Close()
+			return nil, classify(err, "delete app subscriptions")
+		}
+		ids = append(ids, id)
+	}
+	_ = rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, classify(err, "delete app subscriptions")
+	}
+	for _, id := range ids {
+		if err := t.exec("delete app subscriptions", "DELETE FROM prov_subscriptions WHERE id = ?", id); err != nil {
+			return nil, err
+		}
+		if err := t.exec("delete app subscriptions", "DELETE FROM prov_leases WHERE subscription = ?", id); err != nil {
+			return nil, err
+		}
+		if err := t.exec("delete app subscriptions", "DELETE FROM prov_deliveries WHERE subscription = ? AND status = ?", id,
+			provision.Pending); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
 func (t *provTx) UpdateSubscription(s *provision.Subscription) error {
 	return t.p.updateSub(t.ctx, t.tx, s)
 }

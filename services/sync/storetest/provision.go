@@ -77,6 +77,48 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 		}
 	})
 
+	// An application's subscriptions go with their pending deliveries;
+	// another application's stay.
+	t.Run("DeleteAppSubscriptions", func(t *testing.T) {
+		s, _ := open(t)
+		for _, sub := range []*provision.Subscription{newSub("d1", "app-old"), newSub("d2", "app-old"), newSub("d3", "app-new")} {
+			if err := s.CreateSubscription(ctx, sub); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := s.InTx(ctx, func(tx provision.Tx) error {
+			for _, sub := range []string{"d1", "d3"} {
+				if _, err := tx.Enqueue(provision.Delivery{Subscription: sub, App: "x", EventID: "e1", Kind: provision.KindUser,
+					ObjectID: "u1", Op: "upsert", Status: provision.Pending, CreatedAt: now, NextAt: now}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gone []string
+		if err := s.InTx(ctx, func(tx provision.Tx) (err error) { gone, err = tx.DeleteAppSubscriptions("app-old"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(gone, []string{"d1", "d2"}) {
+			t.Fatalf("deleted %v, want d1 d2", gone)
+		}
+		if left, _ := s.ListSubscriptions(ctx, "app-old"); len(left) != 0 {
+			t.Fatalf("left: %v", left)
+		}
+		if d, _ := s.NextDue(ctx, "d1"); d != nil {
+			t.Fatalf("a queued delivery of a deleted subscription: %+v", d)
+		}
+		if d, _ := s.NextDue(ctx, "d3"); d == nil {
+			t.Fatal("another application's queue went")
+		}
+		if err := s.InTx(ctx, func(tx provision.Tx) (err error) { gone, err = tx.DeleteAppSubscriptions("app-old"); return err }); err != nil || len(gone) != 0 {
+			t.Fatalf("again: %v %v", gone, err)
+		}
+	})
+
 	// A projected change updates the projection whether or not a
 	// subscription delivers changes as they come (a subscription created
 	// later sends the selection from it); within a transaction an object

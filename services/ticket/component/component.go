@@ -101,6 +101,10 @@ func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterf
 // UserChangesSubject matches identity's CHANGES events of users.
 const UserChangesSubject = "uias.changes.identity.user.>"
 
+// AppChangesSubject matches identity's CHANGES events of applications
+// (app.deleted, and app.replica.deleted at a centre holding a replica).
+const AppChangesSubject = "uias.changes.identity.app.>"
+
 func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	cfg := env.Section().(*Config)
 	log := env.Log
@@ -168,6 +172,13 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		endSessionsOnChange(env.Context(), svc, log, m.Subject, m.Data)
 	})); err != nil {
 		return nil, fmt.Errorf("subscribe to user changes: %w", err)
+	}
+	// An application deleted in identity loses its CAS services (one
+	// instance handles each event).
+	if err := env.Subscribed(nc.QueueSubscribe(AppChangesSubject, "uias-ticket", func(m *nats.Msg) {
+		deleteAppServices(env.Context(), svc, log, m.Subject, m.Data)
+	})); err != nil {
+		return nil, fmt.Errorf("subscribe to application changes: %w", err)
 	}
 	// The attributes validations release, cached on every instance and
 	// dropped by identity's CHANGES events.
@@ -309,4 +320,27 @@ func EndReason(subject string, data []byte) string {
 		}
 	}
 	return ""
+}
+
+// deleteAppServices removes the CAS services of an application deleted in
+// identity (CHANGES app.deleted); other application events are ignored.
+func deleteAppServices(ctx context.Context, svc *ticket.Service, log *zap.Logger, subject string, data []byte) {
+	if !strings.HasSuffix(subject, ".deleted") {
+		return
+	}
+	var ev struct {
+		Entity string `json:"entity"`
+		ID     string `json:"id"`
+	}
+	if json.Unmarshal(data, &ev) != nil || ev.Entity != "app" || ev.ID == "" {
+		return
+	}
+	n, err := svc.DeleteAppServices(ctx, ev.ID)
+	if err != nil {
+		log.Warn("services of a deleted application not all removed", zap.String("app_id", ev.ID), zap.Error(err))
+		return
+	}
+	if n > 0 {
+		log.Info("removed the services of a deleted application", zap.String("app_id", ev.ID), zap.Int("services", n))
+	}
 }

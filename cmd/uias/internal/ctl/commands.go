@@ -80,6 +80,7 @@ func commands() map[string]map[string]command {
 			"activate":      appStatusCmd(identityv1.AppStatus_APP_STATUS_ACTIVE),
 			"rotate-secret": appRotateCmd(),
 			"finger-bypass": appFingerBypassCmd(),
+			"delete":        appDeleteCmd(),
 		},
 		"link": {
 			"create": linkCreateCmd(),
@@ -1055,6 +1056,33 @@ func deleteCmd(noun, help string, del func(*session, string) (proto.Message, err
 						return err
 					}
 					return a.output(r, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Deleted %s %s.\n", noun, args[0]) })
+				})
+			}
+		},
+	}
+}
+
+func appDeleteCmd() command {
+	return command{
+		usage: "ID --yes",
+		help: "Deletes a suspended application for good (app suspend first), with its secrets, account links and\n" +
+			"fingerprint bypass setting; its CAS services, authorization model and subscriptions go too. The audit\n" +
+			"log keeps what it did. To keep it, leave it suspended. --yes confirms.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			yes := fs.Bool("yes", false, "confirm the deletion (it cannot be undone)")
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				if !*yes {
+					return usagef("deleting an application cannot be undone: add --yes (or leave it suspended to keep it)")
+				}
+				return a.withSession(func(s *session) error {
+					r, err := s.client.DeleteApp(s.ctx, &identityv1.DeleteAppRequest{Id: args[0]})
+					if err != nil {
+						return err
+					}
+					return a.output(r, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Deleted application %s.\n", args[0]) })
 				})
 			}
 		},

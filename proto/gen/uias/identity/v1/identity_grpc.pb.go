@@ -210,6 +210,7 @@ const (
 	AdminService_ListApps_FullMethodName          = "/uias.identity.v1.AdminService/ListApps"
 	AdminService_UpdateApp_FullMethodName         = "/uias.identity.v1.AdminService/UpdateApp"
 	AdminService_RotateAppSecret_FullMethodName   = "/uias.identity.v1.AdminService/RotateAppSecret"
+	AdminService_DeleteApp_FullMethodName         = "/uias.identity.v1.AdminService/DeleteApp"
 	AdminService_CreateAccountLink_FullMethodName = "/uias.identity.v1.AdminService/CreateAccountLink"
 	AdminService_ListAccountLinks_FullMethodName  = "/uias.identity.v1.AdminService/ListAccountLinks"
 	AdminService_DeleteAccountLink_FullMethodName = "/uias.identity.v1.AdminService/DeleteAccountLink"
@@ -283,6 +284,14 @@ type AdminServiceClient interface {
 	// RotateAppSecret issues a new secret; the old one keeps working for
 	// overlap_seconds (default 86400, 0 revokes it at once).
 	RotateAppSecret(ctx context.Context, in *RotateAppSecretRequest, opts ...grpc.CallOption) (*CreateAppResponse, error)
+	// DeleteApp removes a business system for good, once it is suspended
+	// (APP_ACTIVE otherwise: suspend it first, and delete it once nothing
+	// calls it any more). Its App_ID and secrets stop working at once, its
+	// account links and fingerprint settings go with it, and the other
+	// components are told (CHANGES app.deleted): ticket drops its CAS
+	// services, authz its model and grants, sync its subscriptions. The
+	// audit log keeps what it did.
+	DeleteApp(ctx context.Context, in *DeleteAppRequest, opts ...grpc.CallOption) (*DeleteAppResponse, error)
 	CreateAccountLink(ctx context.Context, in *CreateAccountLinkRequest, opts ...grpc.CallOption) (*AccountLink, error)
 	ListAccountLinks(ctx context.Context, in *ListAccountLinksRequest, opts ...grpc.CallOption) (*ListAccountLinksResponse, error)
 	DeleteAccountLink(ctx context.Context, in *DeleteAccountLinkRequest, opts ...grpc.CallOption) (*DeleteAccountLinkResponse, error)
@@ -606,6 +615,16 @@ func (c *adminServiceClient) RotateAppSecret(ctx context.Context, in *RotateAppS
 	return out, nil
 }
 
+func (c *adminServiceClient) DeleteApp(ctx context.Context, in *DeleteAppRequest, opts ...grpc.CallOption) (*DeleteAppResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteAppResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteApp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) CreateAccountLink(ctx context.Context, in *CreateAccountLinkRequest, opts ...grpc.CallOption) (*AccountLink, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AccountLink)
@@ -704,6 +723,14 @@ type AdminServiceServer interface {
 	// RotateAppSecret issues a new secret; the old one keeps working for
 	// overlap_seconds (default 86400, 0 revokes it at once).
 	RotateAppSecret(context.Context, *RotateAppSecretRequest) (*CreateAppResponse, error)
+	// DeleteApp removes a business system for good, once it is suspended
+	// (APP_ACTIVE otherwise: suspend it first, and delete it once nothing
+	// calls it any more). Its App_ID and secrets stop working at once, its
+	// account links and fingerprint settings go with it, and the other
+	// components are told (CHANGES app.deleted): ticket drops its CAS
+	// services, authz its model and grants, sync its subscriptions. The
+	// audit log keeps what it did.
+	DeleteApp(context.Context, *DeleteAppRequest) (*DeleteAppResponse, error)
 	CreateAccountLink(context.Context, *CreateAccountLinkRequest) (*AccountLink, error)
 	ListAccountLinks(context.Context, *ListAccountLinksRequest) (*ListAccountLinksResponse, error)
 	DeleteAccountLink(context.Context, *DeleteAccountLinkRequest) (*DeleteAccountLinkResponse, error)
@@ -809,6 +836,9 @@ func (UnimplementedAdminServiceServer) UpdateApp(context.Context, *UpdateAppRequ
 }
 func (UnimplementedAdminServiceServer) RotateAppSecret(context.Context, *RotateAppSecretRequest) (*CreateAppResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateAppSecret not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteApp(context.Context, *DeleteAppRequest) (*DeleteAppResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteApp not implemented")
 }
 func (UnimplementedAdminServiceServer) CreateAccountLink(context.Context, *CreateAccountLinkRequest) (*AccountLink, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateAccountLink not implemented")
@@ -1398,6 +1428,24 @@ func _AdminService_RotateAppSecret_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_DeleteApp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteAppRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteApp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteApp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteApp(ctx, req.(*DeleteAppRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_CreateAccountLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateAccountLinkRequest)
 	if err := dec(in); err != nil {
@@ -1582,6 +1630,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateAppSecret",
 			Handler:    _AdminService_RotateAppSecret_Handler,
+		},
+		{
+			MethodName: "DeleteApp",
+			Handler:    _AdminService_DeleteApp_Handler,
 		},
 		{
 			MethodName: "CreateAccountLink",
