@@ -983,7 +983,7 @@ func TestCtlUsageErrors(t *testing.T) {
 	}{
 		{args: []string{"frob"}, msg: `unknown command "frob"`},
 		{args: []string{"group"}, msg: `"group" needs a subcommand`, usage: "uias ctl group add-member GROUP USER"},
-		{args: []string{"user", "reset-password", "X"}, msg: `unknown subcommand "reset-password" for "user"`, usage: "uias ctl user set-password ID"},
+		{args: []string{"user", "promote", "X"}, msg: `unknown subcommand "promote" for "user"`, usage: "uias ctl user set-password ID"},
 		{args: []string{"app", "frob", "X"}, msg: `unknown subcommand "frob" for "app"`, usage: "uias ctl app suspend ID"},
 		{args: []string{"app", "update", "X"}, msg: "nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert", usage: "Usage: uias ctl app update ID"},
 		{args: []string{"app", "update", "X", "--client-cert-sha256", "ab", "--no-client-cert"}, msg: "--no-client-cert excludes --client-cert and --client-cert-sha256", usage: "Usage: uias ctl app update ID"},
