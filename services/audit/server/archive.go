@@ -53,7 +53,7 @@ func (s *Server) ArchiveRecords(ctx context.Context, r *auditv1.ArchiveRecordsRe
 		return nil, err
 	}
 	if s.archives.Dir == "" {
-		return nil, apierr.New(apierr.FailedPrecondition, apierr.ReasonBadRequest, "no archive directory is set (audit.archive_dir)")
+		return nil, apierr.New(apierr.FailedPrecondition, "FAILED_PRECONDITION", "no archive directory is set (audit.archive_dir or data_dir)")
 	}
 	var before time.Time
 	if r.GetBefore() != nil {
