@@ -71,8 +71,8 @@ type archived struct {
 	signed int64
 }
 
-// archiveBefore writes the records older than p.before that a signed
-// checkpoint covers, from the oldest still stored, to archive files in
+// archiveBefore writes the records older than p.before that the latest
+// signed checkpoint covers when it begins, from the oldest still stored, to archive files in
 // p.dir (at most p.max records each), and records each archive in the log
 // (type audit.archive: range, file name, SHA-256). With p.remove the
 // records are removed from the database in the transaction that adds the
@@ -85,6 +85,10 @@ func (l *Log) archiveBefore(ctx context.Context, p archivePass, now time.Time) (
 		p.max = 1_000_000
 	}
 	next := int64(-1) // a backup: the next record to archive
+	// bound: the size of the latest checkpoint when the pass began; the
+	// pass archives no further, so that it does not chase the checkpoints
+	// that its own archive records (and records arriving meanwhile) bring
+	bound := int64(-1)
 	for ctx.Err() == nil {
 		from, err := l.store.Pruned(ctx)
 		if err != nil {
@@ -112,9 +116,12 @@ func (l *Log) archiveBefore(ctx context.Context, p archivePass, now time.Time) (
 			out.unsigned = limit > from
 			return out, nil
 		}
-		out.signed = cp.Size
-		out.unsigned = limit > cp.Size
-		to := min(limit, cp.Size, from+p.max)
+		if bound < 0 {
+			bound = cp.Size
+		}
+		out.signed = bound
+		out.unsigned = limit > bound
+		to := min(limit, bound, from+p.max)
 		if to <= from {
 			return out, nil
 		}
