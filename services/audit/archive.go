@@ -12,7 +12,6 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -119,8 +118,22 @@ type ArchiveResult struct {
 // refuses (and writes nothing) when the records do not match the
 // checkpoint: tampered records are never archived and removed.
 // An archive of the same range already in dir is ErrArchiveExists unless
-// replace is set.
+// replace is set. The file is named audit-<origin>-<from>-<to>.jsonl.
 func (l *Log) WriteArchive(ctx context.Context, dir string, from, to int64, cp *Checkpoint, now time.Time, replace bool) (*ArchiveResult, error) {
+	return l.writeArchive(ctx, dir, "", from, to, cp, now, replace)
+}
+
+// archiveName is the file name of the archive of [from, to) of the log
+// origin: audit-<origin>-<from>-<to><tag>.jsonl. The files of retention
+// and of removals have no tag (one per range: a range is removed once);
+// a backup's tag is ".backup-<time>", so that backups never stand in the
+// way of the removal of the same range, nor of each other.
+func archiveName(origin string, from, to int64, tag string) string {
+	return fmt.Sprintf("audit-%s-%012d-%012d%s.jsonl", strings.NewReplacer("/", "_").Replace(origin), from, to, tag)
+}
+
+// writeArchive is WriteArchive to the file archiveName(tag).
+func (l *Log) writeArchive(ctx context.Context, dir, tag string, from, to int64, cp *Checkpoint, now time.Time, replace bool) (*ArchiveResult, error) {
 	if from < 0 || to <= from || cp == nil || cp.Size < to {
 		return nil, errBadRange
 	}
@@ -141,7 +154,7 @@ func (l *Log) WriteArchive(ctx context.Context, dir string, from, to int64, cp *
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("archive: the archive directory %s cannot be created: %w", dir, err)
 	}
-	name := fmt.Sprintf("audit-%s-%012d-%012d.jsonl", strings.NewReplacer("/", "_").Replace(h.Origin), from, to)
+	name := archiveName(h.Origin, from, to, tag)
 	final := filepath.Join(dir, name)
 	f, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
@@ -316,99 +329,4 @@ func VerifyArchive(r io.Reader, known note.Verifiers) (*ArchiveReport, error) {
 			"records %d to %d do not match the signed checkpoint of size %d: one was changed", h.From, h.To-1, cp.Size)}
 	}
 	return rep, nil
-}
-
-// Retention says which records the log archives and removes.
-type Retention struct {
-	// Keep is how long records stay (0: forever).
-	Keep time.Duration
-	// Dir is where archives are written.
-	Dir string
-	// MaxPerArchive caps the records of one archive file (default 1,000,000).
-	MaxPerArchive int64
-}
-
-// TypeArchive is the event type of the record the log adds for each
-// archive it made and removed.
-const TypeArchive = "audit.archive"
-
-// ApplyRetention archives (WriteArchive) and then removes the records older
-// than now - r.Keep that a checkpoint covers, oldest first, and adds to the
-// log one record per archive (type audit.archive: range, file name, SHA-256)
-// in the transaction that removes them. The tree hashes stay: later
-// proofs, consistency proofs and Verify keep working. It returns the
-// archives made.
-func (l *Log) ApplyRetention(ctx context.Context, r Retention, now time.Time) ([]ArchiveResult, error) {
-	if r.Keep <= 0 {
-		return nil, nil
-	}
-	if r.MaxPerArchive <= 0 {
-		r.MaxPerArchive = 1_000_000
-	}
-	var out []ArchiveResult
-	for ctx.Err() == nil {
-		from, err := l.store.Pruned(ctx)
-		if err != nil {
-			return out, err
-		}
-		cp, err := l.store.LatestCheckpoint(ctx)
-		if err != nil || cp == nil {
-			return out, err
-		}
-		to, found, err := l.store.FirstAtOrAfter(ctx, from, now.Add(-r.Keep))
-		if err != nil {
-			return out, err
-		}
-		if !found {
-			to = cp.Size
-		}
-		to = min(to, cp.Size, from+r.MaxPerArchive)
-		if to <= from {
-			return out, nil
-		}
-		a, err := l.WriteArchive(ctx, r.Dir, from, to, cp, now, false)
-		if errors.Is(err, ErrArchiveExists) {
-			if p, err := l.store.Pruned(ctx); err != nil || p != from {
-				continue // another instance archived it
-			}
-			// left by a stop between writing and removing: made again
-			a, err = l.WriteArchive(ctx, r.Dir, from, to, cp, now, true)
-		}
-		if err != nil {
-			return out, err
-		}
-		rec := Record{EventID: fmt.Sprintf("archive:%d-%d", from, to), Type: TypeArchive, Component: "audit", Time: now,
-			API: "archive", Actor: "audit", Subject: "audit:records", Result: "success", Reason: "RETENTION",
-			Detail: map[string]string{"from": strconv.FormatInt(from, 10), "to": strconv.FormatInt(to, 10),
-				"file": filepath.Base(a.File), "sha256": a.SHA256, "checkpoint_size": strconv.FormatInt(cp.Size, 10)}}
-		rec.Time = time.UnixMilli(rec.Time.UnixMilli()).UTC()
-		var res AppendResult
-		raced := false
-		err = l.store.InAppend(ctx, func(tx AppendTx) error {
-			p, err := tx.Pruned(ctx)
-			if err != nil {
-				return err
-			}
-			if p != from { // another instance archived meanwhile
-				raced = true
-				return nil
-			}
-			if err := tx.Prune(ctx, to); err != nil {
-				return err
-			}
-			res, err = l.appendIn(ctx, tx, []Record{rec})
-			return err
-		})
-		if err != nil {
-			return out, err
-		}
-		if raced {
-			continue
-		}
-		if res.Checkpoint != nil {
-			l.published(*res.Checkpoint)
-		}
-		out = append(out, *a)
-	}
-	return out, ctx.Err()
 }

@@ -234,10 +234,10 @@ func (c *verifyChunk) read(ctx context.Context, st Store, reading chan struct{},
 }
 
 // noteArchive remembers the detail "to" of record i of the chunk, r, when
-// it is an archive record (Verify checks that the removed records were
-// archived).
+// it is the record of an archive whose records were removed (Verify checks
+// that the removed records were archived; a backup removes nothing).
 func (c *verifyChunk) noteArchive(i int, r *Record) {
-	if r.Type != TypeArchive {
+	if !removes(r) {
 		return
 	}
 	if c.archiveTo == nil {

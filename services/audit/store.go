@@ -38,7 +38,9 @@ type AppendTx interface {
 	// Pruned is the number of leading records removed (archived).
 	Pruned(ctx context.Context) (int64, error)
 	// Prune removes the records below seq below (archived), keeping their
-	// tree hashes, and sets Pruned to below.
+	// tree hashes, and sets Pruned to below. The records of archives
+	// (IsArchiveRecord) stay: what was archived and removed when stays
+	// queryable; Verify checks them by their inclusion proofs.
 	Prune(ctx context.Context, below int64) error
 }
 
@@ -68,7 +70,8 @@ type Store interface {
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Pruned is the number of leading records removed (archived): the
-	// records start at this seq.
+	// records start at this seq, but for the archive records kept below
+	// it (see AppendTx.Prune).
 	Pruned(ctx context.Context) (int64, error)
 	// FirstAtOrAfter returns the smallest seq >= from of a record whose
 	// time is at or after t (found false when there is none).

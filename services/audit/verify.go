@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sort"
 	"strconv"
 	"sync"
 
@@ -27,6 +28,10 @@ type Report struct {
 	// (retention): their stored tree hashes are checked against the
 	// checkpoints instead; the records, in their archive files.
 	Archived int64
+	// Kept is the number of records among the archived ones that stay
+	// stored (the records of earlier archives, see TypeArchive): each is
+	// checked against a signed checkpoint by its inclusion proof.
+	Kept int64
 	// Problem is the first thing found wrong, nil when the log is whole.
 	Problem *Problem
 }
@@ -85,6 +90,12 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 			return rep, err
 		}
 		rep.Archived = pruned
+		p, kept, err := checkKept(ctx, st, cps, pruned)
+		rep.Kept = kept
+		if p != nil || err != nil {
+			rep.Problem = p
+			return rep, err
+		}
 	}
 	errStop := errors.New("stop")
 	claimed := pruned == 0 // an archive record of the log says [.., pruned) was archived
@@ -271,4 +282,43 @@ func (v *verifier) root() tlog.Hash {
 		h = tlog.NodeHash(v.stack[i].hash, h)
 	}
 	return h
+}
+
+// checkKept checks the records stored below pruned (the archive records
+// that pruning keeps) against the first checkpoint that covers each, by
+// the inclusion proof of its leaf hash in that checkpoint's tree (from the
+// stored tree hashes, which the checkpoint's signed root vouches for):
+// such a record changed, or one inserted there, is a problem. It returns
+// how many it checked.
+func checkKept(ctx context.Context, st Store, cps []*Checkpoint, pruned int64) (*Problem, int64, error) {
+	var p *Problem
+	var n int64
+	errStop := errors.New("stop")
+	reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return st.ReadHashes(ctx, idx) })
+	err := st.ScanRecords(ctx, 0, func(r *Record) error {
+		if r.Seq >= pruned {
+			return errStop
+		}
+		i := sort.Search(len(cps), func(i int) bool { return cps[i].Size > r.Seq })
+		if i == len(cps) {
+			p = &Problem{Seq: r.Seq, What: fmt.Sprintf("record %d is stored among the archived records but no checkpoint covers it (inserted)", r.Seq)}
+			return errStop
+		}
+		c := cps[i]
+		proof, err := tlog.ProveRecord(c.Size, r.Seq, reader)
+		if err == nil {
+			err = tlog.CheckRecord(proof, c.Size, c.Root, r.Seq, r.LeafHash())
+		}
+		if err != nil {
+			p = &Problem{Seq: r.Seq, Checkpoint: c.Size, What: fmt.Sprintf(
+				"record %d, kept among the archived records, is not in the checkpoint of size %d: it was changed or inserted (%v)", r.Seq, c.Size, err)}
+			return errStop
+		}
+		n++
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return p, n, err
 }

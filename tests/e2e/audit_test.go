@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,5 +166,31 @@ func TestAuditLog(t *testing.T) {
 	code, _, _ = e.rest(http.MethodGet, "/v1/audit/checkpoint", nil, nil)
 	if code != http.StatusUnauthorized {
 		t.Fatalf("REST checkpoint without token: %d", code)
+	}
+
+	// backups over REST: the auditor's, not the system administrator's
+	// (403); a time in the future is a 400; the status says the backup
+	before := map[string]any{"before": time.Now().UTC().Format(time.RFC3339Nano)}
+	code, body, _ = e.rest(http.MethodPost, "/v1/audit/archives", map[string]string{"Authorization": "Bearer " + e.token}, before)
+	if code != http.StatusForbidden || !strings.Contains(fmt.Sprint(body), "ADMIN_NOT_ALLOWED") {
+		t.Fatalf("REST backup by the system administrator: %d %v", code, body)
+	}
+	code, body, _ = e.rest(http.MethodPost, "/v1/audit/archives", map[string]string{"Authorization": "Bearer " + audTok},
+		map[string]any{"before": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+	if code != http.StatusBadRequest {
+		t.Fatalf("REST backup before a future time: %d %v", code, body)
+	}
+	code, body, _ = e.rest(http.MethodPost, "/v1/audit/archives", map[string]string{"Authorization": "Bearer " + audTok}, before)
+	if code != http.StatusOK || fmt.Sprint(body["removed"]) == "true" || len(body["archives"].([]any)) == 0 {
+		t.Fatalf("REST backup: %d %v", code, body)
+	}
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/archives/status", map[string]string{"Authorization": "Bearer " + audTok}, nil)
+	if last, _ := body["last_backup"].(map[string]any); code != http.StatusOK || last == nil || last["reason"] != audit.ReasonBackup ||
+		fmt.Sprint(body["backup_due"]) == "true" {
+		t.Fatalf("REST archive status: %d %v", code, body)
+	}
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/archives/status", map[string]string{"Authorization": "Bearer " + e.token}, nil)
+	if code != http.StatusForbidden {
+		t.Fatalf("REST archive status of the system administrator: %d %v", code, body)
 	}
 }

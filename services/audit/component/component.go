@@ -141,8 +141,12 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			runWitness(ctx, wit, st, max(cfg.CheckpointInterval, 10*time.Second), log, wm)
 		})
 	}
+	archiveDir := ""
+	if cfg.ArchiveDir != "" || env.Config.DataDir != "" {
+		archiveDir = cfg.ArchiveDirIn(env.Config)
+	}
 	if cfg.Retention > 0 {
-		ret := audit.Retention{Keep: cfg.Retention, Dir: cfg.ArchiveDirIn(env.Config)}
+		ret := audit.Retention{Keep: cfg.Retention, Dir: archiveDir}
 		rm := newRetentionMetrics(env.Metrics)
 		env.Go(func(ctx context.Context) { runRetention(ctx, l, ret, cfg.RetentionCheck, log.Named("retention"), rm) })
 	}
@@ -161,7 +165,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	return &module.Component{
 		Register: func(g grpc.ServiceRegistrar) {
-			server.New(l).Register(g)
+			server.New(l).WithArchives(server.ArchiveOptions{Dir: archiveDir, Reminder: cfg.BackupReminder, Checker: admins}).Register(g)
 			server.NewQuery(st).Register(g)
 			server.NewReports(st, exp).Register(g)
 			an.Register(g)

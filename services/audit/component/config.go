@@ -51,6 +51,10 @@ type Config struct {
 	Retention      time.Duration `yaml:"retention"`
 	ArchiveDir     string        `yaml:"archive_dir"`
 	RetentionCheck time.Duration `yaml:"retention_check"`
+	// BackupReminder: when the security auditor has not backed up the log
+	// (uias ctl audit backup) for this long, uias ctl login reminds them
+	// (720h = 30 days; 0: no reminder).
+	BackupReminder time.Duration `yaml:"backup_reminder"`
 	// PDFFont is the TrueType font file of the Chinese (CJK) text of PDF
 	// exports and reports (default Debian's fonts-droid-fallback,
 	// audit.DefaultPDFFont); PDFLatinFont that of all other text (default
@@ -63,6 +67,12 @@ type Config struct {
 	Analytics AnalyticsConfig `yaml:"analytics"`
 }
 
+// DefaultBackupReminder is audit.backup_reminder's default: 30 days.
+const DefaultBackupReminder = 30 * 24 * time.Hour
+
+// MinBackupReminder is the shortest backup reminder accepted (besides 0, off).
+const MinBackupReminder = time.Hour
+
 // MinRetention is the shortest retention accepted (besides 0, forever).
 const MinRetention = 24 * time.Hour
 
@@ -70,7 +80,7 @@ const MinRetention = 24 * time.Hour
 func Defaults() *Config {
 	return &Config{Origin: "uias.audit", Batch: 2000, BatchWait: 500 * time.Millisecond, CheckpointEvery: 1000,
 		CheckpointInterval: 10 * time.Second, StreamMaxAge: MinStreamMaxAge, Retention: 365 * 24 * time.Hour,
-		RetentionCheck: time.Hour, PDFFont: audit.DefaultPDFFont, PDFLatinFont: audit.DefaultPDFLatinFont, Reports: defaultReports(),
+		RetentionCheck: time.Hour, BackupReminder: DefaultBackupReminder, PDFFont: audit.DefaultPDFFont, PDFLatinFont: audit.DefaultPDFLatinFont, Reports: defaultReports(),
 		Analytics: analyticsDefaults()}
 }
 
@@ -90,6 +100,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.Retention, "UIAS_AUDIT_RETENTION", "", "")
 	b.String(&c.ArchiveDir, "UIAS_AUDIT_ARCHIVE_DIR", "", "")
 	b.Duration(&c.RetentionCheck, "UIAS_AUDIT_RETENTION_CHECK", "", "")
+	b.Duration(&c.BackupReminder, "UIAS_AUDIT_BACKUP_REMINDER", "", "")
 	b.String(&c.PDFFont, "UIAS_AUDIT_PDF_FONT", "", "")
 	b.String(&c.PDFLatinFont, "UIAS_AUDIT_PDF_LATIN_FONT", "", "")
 	c.Reports.bind(b)
@@ -155,6 +166,9 @@ func (c *Config) Validate(p *config.Config) error {
 	}
 	if c.RetentionCheck < time.Minute || c.RetentionCheck > 24*time.Hour {
 		bad("retention_check", "must be between 1m and 24h, got %s", c.RetentionCheck)
+	}
+	if c.BackupReminder != 0 && (c.BackupReminder < MinBackupReminder || c.BackupReminder > 10*365*24*time.Hour) {
+		bad("backup_reminder", "must be 0 (no reminder) or between 1h and 87600h (10 years), got %s", c.BackupReminder)
 	}
 	if c.Retention != 0 && c.ArchiveDir == "" && p.DataDir == "" {
 		bad("archive_dir", "must not be empty when records are archived (set data_dir or audit.archive_dir)")

@@ -80,14 +80,16 @@ func TestReportSettingsFromEnvironment(t *testing.T) {
 func TestEnvironment(t *testing.T) {
 	env := map[string]string{"UIAS_AUDIT_ORIGIN": "centre-2.example/audit", "UIAS_AUDIT_BATCH": "50",
 		"UIAS_AUDIT_CHECKPOINT_EVERY": "7", "UIAS_AUDIT_CHECKPOINT_INTERVAL": "3s", "UIAS_AUDIT_STREAM_MAX_AGE": "720h",
-		"UIAS_KEY_FILE": "/run/secrets/ring", "UIAS_KEY_FILE_ALLOW_OPEN_MODE": "true", "UIAS_KEYRING": "{}", "UIAS_AUDIT_BATCH_WAIT": "1s"}
+		"UIAS_KEY_FILE": "/run/secrets/ring", "UIAS_KEY_FILE_ALLOW_OPEN_MODE": "true", "UIAS_KEYRING": "{}", "UIAS_AUDIT_BATCH_WAIT": "1s",
+		"UIAS_AUDIT_BACKUP_REMINDER": "168h"}
 	c, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil, def)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := Settings(&c)
 	if s.Origin != "centre-2.example/audit" || s.Batch != 50 || s.CheckpointEvery != 7 || s.CheckpointInterval != 3*time.Second ||
-		s.StreamMaxAge != 720*time.Hour || s.KeyFileIn(&c) != "/run/secrets/ring" || s.KeyRing != "{}" || s.BatchWait != time.Second || !s.KeyFileAllowOpenMode {
+		s.StreamMaxAge != 720*time.Hour || s.KeyFileIn(&c) != "/run/secrets/ring" || s.KeyRing != "{}" || s.BatchWait != time.Second || !s.KeyFileAllowOpenMode ||
+		s.BackupReminder != 168*time.Hour {
 		t.Fatalf("from the environment: %+v", s)
 	}
 }
@@ -105,6 +107,9 @@ func TestValidateEachProblem(t *testing.T) {
 		{func(c *Config) { c.CheckpointEvery = 0 }, "audit.checkpoint_every"},
 		{func(c *Config) { c.CheckpointInterval = time.Millisecond }, "audit.checkpoint_interval"},
 		{func(c *Config) { c.StreamMaxAge = 24 * time.Hour }, "audit.stream_max_age"},
+		{func(c *Config) { c.BackupReminder = time.Minute }, "audit.backup_reminder"},
+		{func(c *Config) { c.BackupReminder = -time.Hour }, "audit.backup_reminder"},
+		{func(c *Config) { c.BackupReminder = 20 * 365 * 24 * time.Hour }, "audit.backup_reminder"},
 		{func(c *Config) { c.PDFFont = "" }, "audit.pdf_font"},
 		{func(c *Config) { c.PDFLatinFont = "" }, "audit.pdf_latin_font"},
 		{func(c *Config) { c.Reports.Schedule = []string{"hourly"} }, "audit.reports.schedule"},
@@ -122,6 +127,10 @@ func TestValidateEachProblem(t *testing.T) {
 	}
 	c := config.Default(def)
 	Settings(&c).StreamMaxAge = 0 // leave the stream as it is
+	if Settings(&c).BackupReminder != DefaultBackupReminder {
+		t.Errorf("backup_reminder default %s", Settings(&c).BackupReminder)
+	}
+	Settings(&c).BackupReminder = 0 // no reminder
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

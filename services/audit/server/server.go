@@ -17,7 +17,8 @@ import (
 // Server implements AuditLogService.
 type Server struct {
 	auditv1.UnimplementedAuditLogServiceServer
-	log *audit.Log
+	log      *audit.Log
+	archives ArchiveOptions
 }
 
 // New returns the server of l.
@@ -29,13 +30,18 @@ func (s *Server) Register(g grpc.ServiceRegistrar) { auditv1.RegisterAuditLogSer
 // Perms is the administrator permission of each audit method, asked of
 // authz before the handler runs (adminauth.CallerAuth): reading records is
 // audit.records read, checkpoints and proofs of the whole log are verify,
-// counts are read and exports (files of records or reports) are export.
-// The security auditor holds all of them; a system administrator none.
+// counts are read, exports (files of records or reports) are export and
+// backups and removals of records are archive. The security auditor holds
+// all of them; a system administrator none.
 var Perms = map[string]adminauth.Perm{
 	auditv1.AuditLogService_GetCheckpoint_FullMethodName:    adminauth.AuditVerify,
 	auditv1.AuditLogService_ProveInclusion_FullMethodName:   adminauth.AuditRead,
 	auditv1.AuditLogService_ProveConsistency_FullMethodName: adminauth.AuditVerify,
 	auditv1.AuditLogService_VerifyLog_FullMethodName:        adminauth.AuditVerify,
+	// backups and removals of records; the reminder's status asks for
+	// audit.records read itself (archive.go: if_allowed)
+	auditv1.AuditLogService_ArchiveRecords_FullMethodName:   adminauth.AuditArchive,
+	auditv1.AuditLogService_GetArchiveStatus_FullMethodName: adminauth.HandlerDecides,
 	auditv1.AuditQueryService_QueryRecords_FullMethodName:   adminauth.AuditRead,
 	auditv1.AuditReportService_CountRecords_FullMethodName:  adminauth.AuditRead,
 	auditv1.AuditReportService_ExportRecords_FullMethodName: adminauth.AuditExport,

@@ -231,7 +231,9 @@ func (t *appendTx) Prune(ctx context.Context, below int64) error {
 	if below > t.size {
 		return fmt.Errorf("audit store: prune below %d in a log of size %d", below, t.size)
 	}
-	if _, err := t.q.ExecContext(ctx, t.db.Rebind("DELETE FROM audit_records WHERE seq < ?"), below); err != nil {
+	// the records of archives stay (audit.Store's Prune)
+	if _, err := t.q.ExecContext(ctx, t.db.Rebind("DELETE FROM audit_records WHERE seq < ? AND NOT (event_type = ? AND component = ?)"),
+		below, audit.TypeArchive, "audit"); err != nil {
 		return classify(err, "prune records")
 	}
 	_, err := t.q.ExecContext(ctx, t.db.Rebind("UPDATE audit_log SET pruned = ? WHERE id = 1"), below)

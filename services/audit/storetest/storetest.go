@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		"NegativeZero":      testNegativeZero,
 		"Query":             testQuery,
 		"Retention":         testRetention,
+		"Backup":            testBackup,
 		"Counts":            testCounts,
 		"Analytics":         testAnalytics,
 		"AnalyticsTravel":   testAnalyticsTravel,

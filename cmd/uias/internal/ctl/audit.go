@@ -21,13 +21,15 @@ import (
 // auditCommands are the "audit" noun: the tamper-evident audit log.
 func auditCommands() map[string]command {
 	return map[string]command{
-		"checkpoint":  auditCheckpointCmd(),
-		"prove":       auditProveCmd(),
-		"consistency": auditConsistencyCmd(),
-		"verify":      auditVerifyCmd(),
-		"query":       auditQueryCmd(),
-		"counts":      auditCountsCmd(),
-		"export":      auditExportCmd(),
+		"checkpoint":     auditCheckpointCmd(),
+		"prove":          auditProveCmd(),
+		"consistency":    auditConsistencyCmd(),
+		"verify":         auditVerifyCmd(),
+		"query":          auditQueryCmd(),
+		"counts":         auditCountsCmd(),
+		"export":         auditExportCmd(),
+		"backup":         auditBackupCmd(),
+		"archive-status": auditArchiveStatusCmd(),
 	}
 }
 

@@ -124,7 +124,9 @@ func loginCmd() command {
 		help: "Logs in to the AdminService and stores the token in the token file (mode 0600).\n" +
 			"The password is read from the first line of standard input with --password-stdin,\n" +
 			"otherwise from the UIAS_ADMIN_PASSWORD environment variable. The token itself is\n" +
-			"printed (also with -o json) only with --print-token.",
+			"printed (also with -o json) only with --print-token. An administrator who may read the\n" +
+			"audit log is then reminded, on standard error, when it is due for a backup\n" +
+			"(audit.backup_reminder; see audit backup).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			user := fs.String("user", a.env("UIAS_ADMIN_USER"), "administrator login `name` (env UIAS_ADMIN_USER)")
 			fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
@@ -169,7 +171,7 @@ func loginCmd() command {
 				if !*printToken {
 					shown.Token = ""
 				}
-				return a.output(shown, func(tw *tabwriter.Writer) {
+				if err := a.output(shown, func(tw *tabwriter.Writer) {
 					fmt.Fprintf(tw, "Logged in as %s; token saved to %s", *user, path)
 					if exp := ts(resp.GetExpiresAt()); exp != "" {
 						fmt.Fprintf(tw, " (expires %s at the latest)", exp)
@@ -178,7 +180,11 @@ func loginCmd() command {
 					if *printToken {
 						fmt.Fprintf(tw, "Token: %s\n", resp.GetToken())
 					}
-				})
+				}); err != nil {
+					return err
+				}
+				a.backupReminder(s, resp.GetToken())
+				return nil
 			}
 		},
 	}

@@ -893,6 +893,489 @@ func (x *VerifyLogResponse) GetBadCheckpoint() int64 {
 	return 0
 }
 
+type ArchiveRecordsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// before: the records older than this are archived (required; not in
+	// the future).
+	Before *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=before" json:"before,omitempty"`
+	// remove: remove the archived records from the database (as retention
+	// does); otherwise the archive is a backup and they stay.
+	Remove        bool `protobuf:"varint,2,opt,name=remove" json:"remove,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveRecordsRequest) Reset() {
+	*x = ArchiveRecordsRequest{}
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveRecordsRequest) ProtoMessage() {}
+
+func (x *ArchiveRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveRecordsRequest.ProtoReflect.Descriptor instead.
+func (*ArchiveRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ArchiveRecordsRequest) GetBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+func (x *ArchiveRecordsRequest) GetRemove() bool {
+	if x != nil {
+		return x.Remove
+	}
+	return false
+}
+
+// ArchiveFile is one archive file written.
+type ArchiveFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// file name in audit.archive_dir.
+	File string `protobuf:"bytes,1,opt,name=file" json:"file,omitempty"`
+	// sha256 of the file, hex.
+	Sha256 string `protobuf:"bytes,2,opt,name=sha256" json:"sha256,omitempty"`
+	// from and to: the records [from, to) it holds.
+	From int64 `protobuf:"varint,3,opt,name=from" json:"from,omitempty"`
+	To   int64 `protobuf:"varint,4,opt,name=to" json:"to,omitempty"`
+	// checkpoint_size: the signed checkpoint the records verify against.
+	CheckpointSize int64 `protobuf:"varint,5,opt,name=checkpoint_size,json=checkpointSize" json:"checkpoint_size,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ArchiveFile) Reset() {
+	*x = ArchiveFile{}
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveFile) ProtoMessage() {}
+
+func (x *ArchiveFile) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveFile.ProtoReflect.Descriptor instead.
+func (*ArchiveFile) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ArchiveFile) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *ArchiveFile) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *ArchiveFile) GetFrom() int64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *ArchiveFile) GetTo() int64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *ArchiveFile) GetCheckpointSize() int64 {
+	if x != nil {
+		return x.CheckpointSize
+	}
+	return 0
+}
+
+type ArchiveRecordsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// archives written, oldest first; none when no stored record older
+	// than before is covered by a checkpoint.
+	Archives []*ArchiveFile `protobuf:"bytes,1,rep,name=archives" json:"archives,omitempty"`
+	// from and to: the records [from, to) archived (equal: none).
+	From int64 `protobuf:"varint,2,opt,name=from" json:"from,omitempty"`
+	To   int64 `protobuf:"varint,3,opt,name=to" json:"to,omitempty"`
+	// records archived.
+	Records int64 `protobuf:"varint,4,opt,name=records" json:"records,omitempty"`
+	// removed: the records were removed from the database.
+	Removed bool `protobuf:"varint,5,opt,name=removed" json:"removed,omitempty"`
+	// unsigned: records older than before are not covered by a signed
+	// checkpoint yet and were not archived (ask again after the next one).
+	Unsigned bool `protobuf:"varint,6,opt,name=unsigned" json:"unsigned,omitempty"`
+	// message says what was done, in words.
+	Message       string `protobuf:"bytes,7,opt,name=message" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveRecordsResponse) Reset() {
+	*x = ArchiveRecordsResponse{}
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveRecordsResponse) ProtoMessage() {}
+
+func (x *ArchiveRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveRecordsResponse.ProtoReflect.Descriptor instead.
+func (*ArchiveRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ArchiveRecordsResponse) GetArchives() []*ArchiveFile {
+	if x != nil {
+		return x.Archives
+	}
+	return nil
+}
+
+func (x *ArchiveRecordsResponse) GetFrom() int64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *ArchiveRecordsResponse) GetTo() int64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *ArchiveRecordsResponse) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *ArchiveRecordsResponse) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
+func (x *ArchiveRecordsResponse) GetUnsigned() bool {
+	if x != nil {
+		return x.Unsigned
+	}
+	return false
+}
+
+func (x *ArchiveRecordsResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type GetArchiveStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// if_allowed: answer allowed = false instead of refusing an
+	// administrator who may not read the audit log (uias ctl login asks so).
+	IfAllowed     bool `protobuf:"varint,1,opt,name=if_allowed,json=ifAllowed" json:"if_allowed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetArchiveStatusRequest) Reset() {
+	*x = GetArchiveStatusRequest{}
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetArchiveStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetArchiveStatusRequest) ProtoMessage() {}
+
+func (x *GetArchiveStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetArchiveStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetArchiveStatusRequest) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetArchiveStatusRequest) GetIfAllowed() bool {
+	if x != nil {
+		return x.IfAllowed
+	}
+	return false
+}
+
+// ArchiveRun is an archive made (the record the log holds of it).
+type ArchiveRun struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time" json:"time,omitempty"`
+	// reason: BACKUP, REMOVED_BY_AUDITOR or RETENTION.
+	Reason string `protobuf:"bytes,2,opt,name=reason" json:"reason,omitempty"`
+	// actor: "user:<id>" of the auditor, "audit" for retention.
+	Actor string `protobuf:"bytes,3,opt,name=actor" json:"actor,omitempty"`
+	// from and to: the records [from, to) archived.
+	From int64  `protobuf:"varint,4,opt,name=from" json:"from,omitempty"`
+	To   int64  `protobuf:"varint,5,opt,name=to" json:"to,omitempty"`
+	File string `protobuf:"bytes,6,opt,name=file" json:"file,omitempty"`
+	// seq of the archive record in the log.
+	Seq           int64 `protobuf:"varint,7,opt,name=seq" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveRun) Reset() {
+	*x = ArchiveRun{}
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveRun) ProtoMessage() {}
+
+func (x *ArchiveRun) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveRun.ProtoReflect.Descriptor instead.
+func (*ArchiveRun) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ArchiveRun) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *ArchiveRun) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ArchiveRun) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ArchiveRun) GetFrom() int64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *ArchiveRun) GetTo() int64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *ArchiveRun) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *ArchiveRun) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type ArchiveStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// allowed: the caller may read the audit log (false only with
+	// if_allowed; then nothing else is set).
+	Allowed bool `protobuf:"varint,1,opt,name=allowed" json:"allowed,omitempty"`
+	// last_backup: the latest archive made by the security auditor (a
+	// backup or a removal); absent when there is none.
+	LastBackup *ArchiveRun `protobuf:"bytes,2,opt,name=last_backup,json=lastBackup" json:"last_backup,omitempty"`
+	// last_archive: the latest archive of any reason, retention included.
+	LastArchive *ArchiveRun `protobuf:"bytes,3,opt,name=last_archive,json=lastArchive" json:"last_archive,omitempty"`
+	// backup_reminder: audit.backup_reminder in seconds (0: off).
+	BackupReminderSeconds int64 `protobuf:"varint,4,opt,name=backup_reminder_seconds,json=backupReminderSeconds" json:"backup_reminder_seconds,omitempty"`
+	// backup_due: no backup for backup_reminder (or none yet while the
+	// oldest stored record is older than that).
+	BackupDue bool `protobuf:"varint,5,opt,name=backup_due,json=backupDue" json:"backup_due,omitempty"`
+	// oldest_record: the time of the oldest stored record (after those
+	// archived and removed).
+	OldestRecord *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=oldest_record,json=oldestRecord" json:"oldest_record,omitempty"`
+	// archived: the records archived and removed so far (from the first).
+	Archived      int64 `protobuf:"varint,7,opt,name=archived" json:"archived,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveStatus) Reset() {
+	*x = ArchiveStatus{}
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveStatus) ProtoMessage() {}
+
+func (x *ArchiveStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveStatus.ProtoReflect.Descriptor instead.
+func (*ArchiveStatus) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ArchiveStatus) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *ArchiveStatus) GetLastBackup() *ArchiveRun {
+	if x != nil {
+		return x.LastBackup
+	}
+	return nil
+}
+
+func (x *ArchiveStatus) GetLastArchive() *ArchiveRun {
+	if x != nil {
+		return x.LastArchive
+	}
+	return nil
+}
+
+func (x *ArchiveStatus) GetBackupReminderSeconds() int64 {
+	if x != nil {
+		return x.BackupReminderSeconds
+	}
+	return 0
+}
+
+func (x *ArchiveStatus) GetBackupDue() bool {
+	if x != nil {
+		return x.BackupDue
+	}
+	return false
+}
+
+func (x *ArchiveStatus) GetOldestRecord() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestRecord
+	}
+	return nil
+}
+
+func (x *ArchiveStatus) GetArchived() int64 {
+	if x != nil {
+		return x.Archived
+	}
+	return 0
+}
+
 var File_uias_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_uias_audit_v1_audit_proto_rawDesc = "" +
@@ -976,12 +1459,53 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"signedSize\x12\x17\n" +
 	"\abad_seq\x18\x05 \x01(\x03R\x06badSeq\x12\x18\n" +
 	"\aproblem\x18\x06 \x01(\tR\aproblem\x12%\n" +
-	"\x0ebad_checkpoint\x18\a \x01(\x03R\rbadCheckpoint2\xdd\x03\n" +
+	"\x0ebad_checkpoint\x18\a \x01(\x03R\rbadCheckpoint\"k\n" +
+	"\x15ArchiveRecordsRequest\x12:\n" +
+	"\x06before\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x06before\x12\x16\n" +
+	"\x06remove\x18\x02 \x01(\bR\x06remove\"\x86\x01\n" +
+	"\vArchiveFile\x12\x12\n" +
+	"\x04file\x18\x01 \x01(\tR\x04file\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\x03R\x04from\x12\x0e\n" +
+	"\x02to\x18\x04 \x01(\x03R\x02to\x12'\n" +
+	"\x0fcheckpoint_size\x18\x05 \x01(\x03R\x0echeckpointSize\"\xde\x01\n" +
+	"\x16ArchiveRecordsResponse\x126\n" +
+	"\barchives\x18\x01 \x03(\v2\x1a.uias.audit.v1.ArchiveFileR\barchives\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x03R\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\x03R\x02to\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x03R\arecords\x12\x18\n" +
+	"\aremoved\x18\x05 \x01(\bR\aremoved\x12\x1a\n" +
+	"\bunsigned\x18\x06 \x01(\bR\bunsigned\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage\"8\n" +
+	"\x17GetArchiveStatusRequest\x12\x1d\n" +
+	"\n" +
+	"if_allowed\x18\x01 \x01(\bR\tifAllowed\"\xb4\x01\n" +
+	"\n" +
+	"ArchiveRun\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x12\n" +
+	"\x04from\x18\x04 \x01(\x03R\x04from\x12\x0e\n" +
+	"\x02to\x18\x05 \x01(\x03R\x02to\x12\x12\n" +
+	"\x04file\x18\x06 \x01(\tR\x04file\x12\x10\n" +
+	"\x03seq\x18\a \x01(\x03R\x03seq\"\xd7\x02\n" +
+	"\rArchiveStatus\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\x12:\n" +
+	"\vlast_backup\x18\x02 \x01(\v2\x19.uias.audit.v1.ArchiveRunR\n" +
+	"lastBackup\x12<\n" +
+	"\flast_archive\x18\x03 \x01(\v2\x19.uias.audit.v1.ArchiveRunR\vlastArchive\x126\n" +
+	"\x17backup_reminder_seconds\x18\x04 \x01(\x03R\x15backupReminderSeconds\x12\x1d\n" +
+	"\n" +
+	"backup_due\x18\x05 \x01(\bR\tbackupDue\x12?\n" +
+	"\roldest_record\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\foldestRecord\x12\x1a\n" +
+	"\barchived\x18\a \x01(\x03R\barchived2\xd8\x05\n" +
 	"\x0fAuditLogService\x12m\n" +
 	"\rGetCheckpoint\x12#.uias.audit.v1.GetCheckpointRequest\x1a\x19.uias.audit.v1.Checkpoint\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/audit/checkpoint\x12r\n" +
 	"\x0eProveInclusion\x12$.uias.audit.v1.ProveInclusionRequest\x1a\x1d.uias.audit.v1.InclusionProof\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/audit/inclusion\x12z\n" +
 	"\x10ProveConsistency\x12&.uias.audit.v1.ProveConsistencyRequest\x1a\x1f.uias.audit.v1.ConsistencyProof\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/audit/consistency\x12k\n" +
-	"\tVerifyLog\x12\x1f.uias.audit.v1.VerifyLogRequest\x1a .uias.audit.v1.VerifyLogResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/audit/verify2\x87\x01\n" +
+	"\tVerifyLog\x12\x1f.uias.audit.v1.VerifyLogRequest\x1a .uias.audit.v1.VerifyLogResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/audit/verify\x12|\n" +
+	"\x0eArchiveRecords\x12$.uias.audit.v1.ArchiveRecordsRequest\x1a%.uias.audit.v1.ArchiveRecordsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/audit/archives\x12{\n" +
+	"\x10GetArchiveStatus\x12&.uias.audit.v1.GetArchiveStatusRequest\x1a\x1c.uias.audit.v1.ArchiveStatus\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/audit/archives/status2\x87\x01\n" +
 	"\x11AuditQueryService\x12r\n" +
 	"\fQueryRecords\x12\".uias.audit.v1.QueryRecordsRequest\x1a#.uias.audit.v1.QueryRecordsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/audit/recordsB;Z4github.com/uias/uias/proto/gen/uias/audit/v1;auditv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
@@ -997,7 +1521,7 @@ func file_uias_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_uias_audit_v1_audit_proto_rawDescData
 }
 
-var file_uias_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_uias_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_uias_audit_v1_audit_proto_goTypes = []any{
 	(*QueryRecordsRequest)(nil),     // 0: uias.audit.v1.QueryRecordsRequest
 	(*QueryRecordsResponse)(nil),    // 1: uias.audit.v1.QueryRecordsResponse
@@ -1010,35 +1534,51 @@ var file_uias_audit_v1_audit_proto_goTypes = []any{
 	(*ConsistencyProof)(nil),        // 8: uias.audit.v1.ConsistencyProof
 	(*VerifyLogRequest)(nil),        // 9: uias.audit.v1.VerifyLogRequest
 	(*VerifyLogResponse)(nil),       // 10: uias.audit.v1.VerifyLogResponse
-	nil,                             // 11: uias.audit.v1.Record.DetailEntry
-	(*timestamppb.Timestamp)(nil),   // 12: google.protobuf.Timestamp
+	(*ArchiveRecordsRequest)(nil),   // 11: uias.audit.v1.ArchiveRecordsRequest
+	(*ArchiveFile)(nil),             // 12: uias.audit.v1.ArchiveFile
+	(*ArchiveRecordsResponse)(nil),  // 13: uias.audit.v1.ArchiveRecordsResponse
+	(*GetArchiveStatusRequest)(nil), // 14: uias.audit.v1.GetArchiveStatusRequest
+	(*ArchiveRun)(nil),              // 15: uias.audit.v1.ArchiveRun
+	(*ArchiveStatus)(nil),           // 16: uias.audit.v1.ArchiveStatus
+	nil,                             // 17: uias.audit.v1.Record.DetailEntry
+	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
 }
 var file_uias_audit_v1_audit_proto_depIdxs = []int32{
-	12, // 0: uias.audit.v1.QueryRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
-	12, // 1: uias.audit.v1.QueryRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
+	18, // 0: uias.audit.v1.QueryRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
+	18, // 1: uias.audit.v1.QueryRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
 	5,  // 2: uias.audit.v1.QueryRecordsResponse.records:type_name -> uias.audit.v1.Record
-	12, // 3: uias.audit.v1.Checkpoint.time:type_name -> google.protobuf.Timestamp
-	12, // 4: uias.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	11, // 5: uias.audit.v1.Record.detail:type_name -> uias.audit.v1.Record.DetailEntry
+	18, // 3: uias.audit.v1.Checkpoint.time:type_name -> google.protobuf.Timestamp
+	18, // 4: uias.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	17, // 5: uias.audit.v1.Record.detail:type_name -> uias.audit.v1.Record.DetailEntry
 	5,  // 6: uias.audit.v1.InclusionProof.record:type_name -> uias.audit.v1.Record
 	3,  // 7: uias.audit.v1.InclusionProof.checkpoint:type_name -> uias.audit.v1.Checkpoint
 	3,  // 8: uias.audit.v1.ConsistencyProof.old:type_name -> uias.audit.v1.Checkpoint
 	3,  // 9: uias.audit.v1.ConsistencyProof.new:type_name -> uias.audit.v1.Checkpoint
-	2,  // 10: uias.audit.v1.AuditLogService.GetCheckpoint:input_type -> uias.audit.v1.GetCheckpointRequest
-	4,  // 11: uias.audit.v1.AuditLogService.ProveInclusion:input_type -> uias.audit.v1.ProveInclusionRequest
-	7,  // 12: uias.audit.v1.AuditLogService.ProveConsistency:input_type -> uias.audit.v1.ProveConsistencyRequest
-	9,  // 13: uias.audit.v1.AuditLogService.VerifyLog:input_type -> uias.audit.v1.VerifyLogRequest
-	0,  // 14: uias.audit.v1.AuditQueryService.QueryRecords:input_type -> uias.audit.v1.QueryRecordsRequest
-	3,  // 15: uias.audit.v1.AuditLogService.GetCheckpoint:output_type -> uias.audit.v1.Checkpoint
-	6,  // 16: uias.audit.v1.AuditLogService.ProveInclusion:output_type -> uias.audit.v1.InclusionProof
-	8,  // 17: uias.audit.v1.AuditLogService.ProveConsistency:output_type -> uias.audit.v1.ConsistencyProof
-	10, // 18: uias.audit.v1.AuditLogService.VerifyLog:output_type -> uias.audit.v1.VerifyLogResponse
-	1,  // 19: uias.audit.v1.AuditQueryService.QueryRecords:output_type -> uias.audit.v1.QueryRecordsResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	18, // 10: uias.audit.v1.ArchiveRecordsRequest.before:type_name -> google.protobuf.Timestamp
+	12, // 11: uias.audit.v1.ArchiveRecordsResponse.archives:type_name -> uias.audit.v1.ArchiveFile
+	18, // 12: uias.audit.v1.ArchiveRun.time:type_name -> google.protobuf.Timestamp
+	15, // 13: uias.audit.v1.ArchiveStatus.last_backup:type_name -> uias.audit.v1.ArchiveRun
+	15, // 14: uias.audit.v1.ArchiveStatus.last_archive:type_name -> uias.audit.v1.ArchiveRun
+	18, // 15: uias.audit.v1.ArchiveStatus.oldest_record:type_name -> google.protobuf.Timestamp
+	2,  // 16: uias.audit.v1.AuditLogService.GetCheckpoint:input_type -> uias.audit.v1.GetCheckpointRequest
+	4,  // 17: uias.audit.v1.AuditLogService.ProveInclusion:input_type -> uias.audit.v1.ProveInclusionRequest
+	7,  // 18: uias.audit.v1.AuditLogService.ProveConsistency:input_type -> uias.audit.v1.ProveConsistencyRequest
+	9,  // 19: uias.audit.v1.AuditLogService.VerifyLog:input_type -> uias.audit.v1.VerifyLogRequest
+	11, // 20: uias.audit.v1.AuditLogService.ArchiveRecords:input_type -> uias.audit.v1.ArchiveRecordsRequest
+	14, // 21: uias.audit.v1.AuditLogService.GetArchiveStatus:input_type -> uias.audit.v1.GetArchiveStatusRequest
+	0,  // 22: uias.audit.v1.AuditQueryService.QueryRecords:input_type -> uias.audit.v1.QueryRecordsRequest
+	3,  // 23: uias.audit.v1.AuditLogService.GetCheckpoint:output_type -> uias.audit.v1.Checkpoint
+	6,  // 24: uias.audit.v1.AuditLogService.ProveInclusion:output_type -> uias.audit.v1.InclusionProof
+	8,  // 25: uias.audit.v1.AuditLogService.ProveConsistency:output_type -> uias.audit.v1.ConsistencyProof
+	10, // 26: uias.audit.v1.AuditLogService.VerifyLog:output_type -> uias.audit.v1.VerifyLogResponse
+	13, // 27: uias.audit.v1.AuditLogService.ArchiveRecords:output_type -> uias.audit.v1.ArchiveRecordsResponse
+	16, // 28: uias.audit.v1.AuditLogService.GetArchiveStatus:output_type -> uias.audit.v1.ArchiveStatus
+	1,  // 29: uias.audit.v1.AuditQueryService.QueryRecords:output_type -> uias.audit.v1.QueryRecordsResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_uias_audit_v1_audit_proto_init() }
@@ -1052,7 +1592,7 @@ func file_uias_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_audit_v1_audit_proto_rawDesc), len(file_uias_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -23,6 +23,8 @@ const (
 	AuditLogService_ProveInclusion_FullMethodName   = "/uias.audit.v1.AuditLogService/ProveInclusion"
 	AuditLogService_ProveConsistency_FullMethodName = "/uias.audit.v1.AuditLogService/ProveConsistency"
 	AuditLogService_VerifyLog_FullMethodName        = "/uias.audit.v1.AuditLogService/VerifyLog"
+	AuditLogService_ArchiveRecords_FullMethodName   = "/uias.audit.v1.AuditLogService/ArchiveRecords"
+	AuditLogService_GetArchiveStatus_FullMethodName = "/uias.audit.v1.AuditLogService/GetArchiveStatus"
 )
 
 // AuditLogServiceClient is the client API for AuditLogService service.
@@ -46,6 +48,22 @@ type AuditLogServiceClient interface {
 	// records and checks it against the stored hashes and every checkpoint.
 	// It answers the first bad record it finds.
 	VerifyLog(ctx context.Context, in *VerifyLogRequest, opts ...grpc.CallOption) (*VerifyLogResponse, error)
+	// ArchiveRecords writes the stored records older than before that a
+	// signed checkpoint covers, from the oldest still stored, to archive
+	// files in audit.archive_dir (the verifiable format of retention's
+	// archives: uias ctl audit verify --archive). With remove they are then
+	// removed from the database, as retention removes them; without, the
+	// files are a backup and the records stay. Each file is recorded in the
+	// log (type audit.archive, the caller as actor, reason BACKUP or
+	// REMOVED_BY_AUDITOR); those records are never removed. The security
+	// auditor only (audit.records archive).
+	ArchiveRecords(ctx context.Context, in *ArchiveRecordsRequest, opts ...grpc.CallOption) (*ArchiveRecordsResponse, error)
+	// GetArchiveStatus says when the log was last backed up (or archived by
+	// retention) and whether the backup reminder (audit.backup_reminder) is
+	// due. The security auditor only (audit.records read); with
+	// if_allowed, an administrator without that permission is answered
+	// allowed = false and nothing else instead of being refused.
+	GetArchiveStatus(ctx context.Context, in *GetArchiveStatusRequest, opts ...grpc.CallOption) (*ArchiveStatus, error)
 }
 
 type auditLogServiceClient struct {
@@ -96,6 +114,26 @@ func (c *auditLogServiceClient) VerifyLog(ctx context.Context, in *VerifyLogRequ
 	return out, nil
 }
 
+func (c *auditLogServiceClient) ArchiveRecords(ctx context.Context, in *ArchiveRecordsRequest, opts ...grpc.CallOption) (*ArchiveRecordsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ArchiveRecordsResponse)
+	err := c.cc.Invoke(ctx, AuditLogService_ArchiveRecords_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditLogServiceClient) GetArchiveStatus(ctx context.Context, in *GetArchiveStatusRequest, opts ...grpc.CallOption) (*ArchiveStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ArchiveStatus)
+	err := c.cc.Invoke(ctx, AuditLogService_GetArchiveStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditLogServiceServer is the server API for AuditLogService service.
 // All implementations must embed UnimplementedAuditLogServiceServer
 // for forward compatibility.
@@ -117,6 +155,22 @@ type AuditLogServiceServer interface {
 	// records and checks it against the stored hashes and every checkpoint.
 	// It answers the first bad record it finds.
 	VerifyLog(context.Context, *VerifyLogRequest) (*VerifyLogResponse, error)
+	// ArchiveRecords writes the stored records older than before that a
+	// signed checkpoint covers, from the oldest still stored, to archive
+	// files in audit.archive_dir (the verifiable format of retention's
+	// archives: uias ctl audit verify --archive). With remove they are then
+	// removed from the database, as retention removes them; without, the
+	// files are a backup and the records stay. Each file is recorded in the
+	// log (type audit.archive, the caller as actor, reason BACKUP or
+	// REMOVED_BY_AUDITOR); those records are never removed. The security
+	// auditor only (audit.records archive).
+	ArchiveRecords(context.Context, *ArchiveRecordsRequest) (*ArchiveRecordsResponse, error)
+	// GetArchiveStatus says when the log was last backed up (or archived by
+	// retention) and whether the backup reminder (audit.backup_reminder) is
+	// due. The security auditor only (audit.records read); with
+	// if_allowed, an administrator without that permission is answered
+	// allowed = false and nothing else instead of being refused.
+	GetArchiveStatus(context.Context, *GetArchiveStatusRequest) (*ArchiveStatus, error)
 	mustEmbedUnimplementedAuditLogServiceServer()
 }
 
@@ -138,6 +192,12 @@ func (UnimplementedAuditLogServiceServer) ProveConsistency(context.Context, *Pro
 }
 func (UnimplementedAuditLogServiceServer) VerifyLog(context.Context, *VerifyLogRequest) (*VerifyLogResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyLog not implemented")
+}
+func (UnimplementedAuditLogServiceServer) ArchiveRecords(context.Context, *ArchiveRecordsRequest) (*ArchiveRecordsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ArchiveRecords not implemented")
+}
+func (UnimplementedAuditLogServiceServer) GetArchiveStatus(context.Context, *GetArchiveStatusRequest) (*ArchiveStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetArchiveStatus not implemented")
 }
 func (UnimplementedAuditLogServiceServer) mustEmbedUnimplementedAuditLogServiceServer() {}
 func (UnimplementedAuditLogServiceServer) testEmbeddedByValue()                         {}
@@ -232,6 +292,42 @@ func _AuditLogService_VerifyLog_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditLogService_ArchiveRecords_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ArchiveRecordsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditLogServiceServer).ArchiveRecords(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditLogService_ArchiveRecords_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditLogServiceServer).ArchiveRecords(ctx, req.(*ArchiveRecordsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditLogService_GetArchiveStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetArchiveStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditLogServiceServer).GetArchiveStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditLogService_GetArchiveStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditLogServiceServer).GetArchiveStatus(ctx, req.(*GetArchiveStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditLogService_ServiceDesc is the grpc.ServiceDesc for AuditLogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -254,6 +350,14 @@ var AuditLogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyLog",
 			Handler:    _AuditLogService_VerifyLog_Handler,
+		},
+		{
+			MethodName: "ArchiveRecords",
+			Handler:    _AuditLogService_ArchiveRecords_Handler,
+		},
+		{
+			MethodName: "GetArchiveStatus",
+			Handler:    _AuditLogService_GetArchiveStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
