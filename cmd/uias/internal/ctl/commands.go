@@ -1020,41 +1020,42 @@ func linkListCmd() command {
 }
 
 func userDeleteCmd() command {
-	return command{
-		usage: "ID --yes",
-		help: "Deletes the person for good, with their account links, fingerprints, group memberships and\n" +
-			"administrator tokens; their SSO sessions end and provisioned business systems are told. The audit\n" +
+	return confirmedDeleteCmd("user",
+		"Deletes the person for good, with their account links, fingerprints, group memberships and\n"+
+			"administrator tokens; their SSO sessions end and provisioned business systems are told. The audit\n"+
 			"log keeps what they did. To keep them, use user disable. --yes confirms.",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			yes := fs.Bool("yes", false, "confirm the deletion (it cannot be undone)")
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
-				if !*yes {
-					return usagef("deleting a person cannot be undone: add --yes (or use user disable to keep them)")
-				}
-				return a.withSession(func(s *session) error {
-					r, err := s.client.DeleteUser(s.ctx, &identityv1.DeleteUserRequest{Id: args[0]})
-					if err != nil {
-						return err
-					}
-					return a.output(r, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Deleted user %s.\n", args[0]) })
-				})
-			}
-		},
-	}
+		"deleting a person cannot be undone: add --yes (or use user disable to keep them)",
+		func(s *session, id string) (proto.Message, error) {
+			return s.client.DeleteUser(s.ctx, &identityv1.DeleteUserRequest{Id: id})
+		})
 }
 
 // deleteCmd is `<noun> delete ID`: del deletes, the table says so.
 func deleteCmd(noun, help string, del func(*session, string) (proto.Message, error)) command {
+	return confirmedDeleteCmd(noun, help, "", del)
+}
+
+// confirmedDeleteCmd is deleteCmd that, with a refusal, needs --yes
+// (refusal is the usage error without it).
+func confirmedDeleteCmd(noun, help, refusal string, del func(*session, string) (proto.Message, error)) command {
+	usage := "ID"
+	if refusal != "" {
+		usage = "ID --yes"
+	}
 	return command{
-		usage: "ID",
+		usage: usage,
 		help:  help,
-		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			yes := refusal == ""
+			if !yes {
+				fs.BoolVar(&yes, "yes", false, "confirm the deletion (it cannot be undone)")
+			}
 			return func(args []string) error {
 				if err := wantArgs(args, "ID"); err != nil {
 					return err
+				}
+				if !yes {
+					return usagef("%s", refusal)
 				}
 				return a.withSession(func(s *session) error {
 					r, err := del(s, args[0])
@@ -1069,30 +1070,14 @@ func deleteCmd(noun, help string, del func(*session, string) (proto.Message, err
 }
 
 func appDeleteCmd() command {
-	return command{
-		usage: "ID --yes",
-		help: "Deletes a suspended application for good (app suspend first), with its secrets, account links and\n" +
-			"fingerprint bypass setting; its CAS services, authorization model and subscriptions go too. The audit\n" +
+	return confirmedDeleteCmd("application",
+		"Deletes a suspended application for good (app suspend first), with its secrets, account links and\n"+
+			"fingerprint bypass setting; its CAS services, authorization model and subscriptions go too. The audit\n"+
 			"log keeps what it did. To keep it, leave it suspended. --yes confirms.",
-		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			yes := fs.Bool("yes", false, "confirm the deletion (it cannot be undone)")
-			return func(args []string) error {
-				if err := wantArgs(args, "ID"); err != nil {
-					return err
-				}
-				if !*yes {
-					return usagef("deleting an application cannot be undone: add --yes (or leave it suspended to keep it)")
-				}
-				return a.withSession(func(s *session) error {
-					r, err := s.client.DeleteApp(s.ctx, &identityv1.DeleteAppRequest{Id: args[0]})
-					if err != nil {
-						return err
-					}
-					return a.output(r, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "Deleted application %s.\n", args[0]) })
-				})
-			}
-		},
-	}
+		"deleting an application cannot be undone: add --yes (or leave it suspended to keep it)",
+		func(s *session, id string) (proto.Message, error) {
+			return s.client.DeleteApp(s.ctx, &identityv1.DeleteAppRequest{Id: id})
+		})
 }
 
 func linkDeleteCmd() command {
