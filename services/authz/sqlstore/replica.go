@@ -20,13 +20,10 @@ func (s *Store) ApplyReplica(ctx context.Context, expect int64, ws []authz.Repli
 	var committed []authz.Change
 	err := s.inTx(ctx, "apply replica", func(tx *sql.Tx) error {
 		committed = committed[:0]
-		var rev int64
-		if err := tx.QueryRowContext(ctx, `SELECT rev FROM authz_revision WHERE id = 1`+s.db.ForUpdate()).Scan(&rev); err != nil {
+		if err := s.lockRevision(ctx, tx, expect); err != nil {
 			return err
 		}
-		if rev != expect {
-			return authz.ErrStale
-		}
+		rev := expect
 		version, err := tx.PrepareContext(ctx, s.q(`SELECT version FROM authz_replica_versions WHERE obj = ? AND id = ?`))
 		if err != nil {
 			return err

@@ -285,6 +285,19 @@ func (s *Store) CountObjects(ctx context.Context, obj string) (int, error) {
 // Ping implements authz.Store.
 func (s *Store) Ping(ctx context.Context) error { return classify(s.db.PingContext(ctx), "ping") }
 
+// lockRevision takes the revision row (FOR UPDATE on PostgreSQL; SQLite
+// writes one at a time) and checks it is still expect (authz.ErrStale).
+func (s *Store) lockRevision(ctx context.Context, tx *sql.Tx, expect int64) error {
+	var rev int64
+	if err := tx.QueryRowContext(ctx, `SELECT rev FROM authz_revision WHERE id = 1`+s.db.ForUpdate()).Scan(&rev); err != nil {
+		return err
+	}
+	if rev != expect {
+		return authz.ErrStale
+	}
+	return nil
+}
+
 // DeleteGrantsOf implements authz.Store. Like ApplyReplica it takes the
 // revision row first (FOR UPDATE on PostgreSQL; SQLite writes one at a
 // time), then reads each grant by its key and checks its subject in Go:
@@ -297,13 +310,10 @@ func (s *Store) DeleteGrantsOf(ctx context.Context, expect int64, sub authz.Subj
 	var committed []authz.Change
 	err := s.inTx(ctx, "delete grants", func(tx *sql.Tx) error {
 		committed = committed[:0]
-		var rev int64
-		if err := tx.QueryRowContext(ctx, `SELECT rev FROM authz_revision WHERE id = 1`+s.db.ForUpdate()).Scan(&rev); err != nil {
+		if err := s.lockRevision(ctx, tx, expect); err != nil {
 			return err
 		}
-		if rev != expect {
-			return authz.ErrStale
-		}
+		rev := expect
 		read, err := tx.PrepareContext(ctx, s.q(`SELECT data FROM authz_objects WHERE obj = ? AND id = ?`))
 		if err != nil {
 			return err
