@@ -121,6 +121,18 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 		return nil, err
 	}
 	n := v.n
+	if size < n {
+		// More records than the size read before the scan: appended while
+		// the log was read (it is live), unless the size has not grown
+		// to them (then they were written behind the log's back).
+		now, err := st.Size(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if now >= n {
+			size = n
+		}
+	}
 	switch {
 	case v.next < len(cps):
 		rep.Problem = &Problem{Seq: n, Checkpoint: cps[v.next].Size,

@@ -501,12 +501,32 @@ func testVerifyWholeLog(t *testing.T, s Subject) {
 	if rep.Records != 105 || rep.Signed != 103 || rep.Checkpoints < 6 {
 		t.Fatalf("report %+v", rep)
 	}
+	// The log is live: records appended while it is verified are no
+	// tampering (they are read, past the size read first).
+	live := &appendingStore{Store: s.Store, do: func() { appendAll(t, l, Records("during", 4)) }}
+	rep, err = audit.Verify(ctx, live, l.Signer().Origin(), mustVerifiers(t, l))
+	if err != nil || !rep.OK() || rep.Records != 109 {
+		t.Fatalf("verify while records are appended: %+v %+v %v", rep, rep.Problem, err)
+	}
 	// verifying with another log's keys fails at the first checkpoint
 	other, _ := audit.VerifiersFromKeys(Signer(t).VerifierKeys())
 	rep, err = audit.Verify(ctx, s.Store, l.Signer().Origin(), other)
 	if err != nil || rep.OK() || rep.Problem.Seq != -1 {
 		t.Fatalf("verify with foreign keys: %+v %v", rep, err)
 	}
+}
+
+// appendingStore runs do once, right after the log's size is first read.
+type appendingStore struct {
+	audit.Store
+	once sync.Once
+	do   func()
+}
+
+func (s *appendingStore) Size(ctx context.Context) (int64, error) {
+	n, err := s.Store.Size(ctx)
+	s.once.Do(s.do)
+	return n, err
 }
 
 // testNegativeZero appends records whose duration is -0 (one given so,
