@@ -649,8 +649,8 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, mustChan
 }
 
 // ResetPassword gives user id a random temporary password that meets the
-// policy and must be changed at next login, and returns it (shown this
-// once). It ends the user's SSO sessions, as SetPassword does.
+// policy and must be changed at next login (unless the user may not change
+// their password), and returns it (shown this once). It ends the user's SSO sessions, as SetPassword does.
 func (s *Service) ResetPassword(ctx context.Context, id string) (*User, string, error) {
 	start := s.now()
 	u, err := s.loadUser(ctx, id)
@@ -660,8 +660,13 @@ func (s *Service) ResetPassword(ctx context.Context, id string) (*User, string, 
 	if err := s.ownUser(ctx, u); err != nil {
 		return nil, "", err
 	}
-	pw := s.cfg.Policy.Temporary(u.LoginName)
-	if err := s.setPassword(ctx, u, pw, true, false, "user.reset_password", start, ""); err != nil {
+	pw, err := s.cfg.Policy.Temporary(u.LoginName)
+	if err != nil {
+		return nil, "", err
+	}
+	// A user who may not change their password would be stuck on the
+	// change page: theirs stays until an administrator sets another.
+	if err := s.setPassword(ctx, u, pw, !u.CannotChange, false, "user.reset_password", start, ""); err != nil {
 		return nil, "", err
 	}
 	u, err = s.loadUser(ctx, id)

@@ -24,8 +24,11 @@ func TestTemporaryPasswordMeetsPolicy(t *testing.T) {
 	} {
 		seen := map[string]bool{}
 		for range 200 {
-			pw := p.Temporary("mia")
-			if err := p.CheckPassword(pw, "mia"); err != nil {
+			pw, err := p.Temporary("mia")
+			if err == nil {
+				err = p.CheckPassword(pw, "mia")
+			}
+			if err != nil {
 				t.Fatalf("policy %+v: temporary password %q: %v", p, pw, err)
 			}
 			if len(pw) < max(16, p.MinLength) || strings.ContainsAny(pw, "0O1lI '\"") {
@@ -36,6 +39,15 @@ func TestTemporaryPasswordMeetsPolicy(t *testing.T) {
 			}
 			seen[pw] = true
 		}
+	}
+}
+
+// A policy no temporary password can meet (beyond the configuration's
+// bound) is a clear refusal, not an endless search.
+func TestTemporaryPasswordImpossible(t *testing.T) {
+	_, err := identity.Policy{MinLength: 500}.Temporary("mia")
+	if err == nil || !strings.Contains(err.Error(), "min_length") {
+		t.Fatalf("temporary password under min_length 500: %v", err)
 	}
 }
 
@@ -69,6 +81,18 @@ func TestResetPassword(t *testing.T) {
 	}
 	if _, _, err := w.svc.ResetPassword(ctx, "no-such-user"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown user: %v", err)
+	}
+	// A user who may not change their password is not sent to a change
+	// they would be refused.
+	if _, err := w.svc.UpdateUser(ctx, w.user.ID, identity.UserUpdate{Mask: []string{"user_cannot_change_password"}, CannotChange: true}); err != nil {
+		t.Fatal(err)
+	}
+	u, pw3, err := w.svc.ResetPassword(ctx, w.user.ID)
+	if err != nil || u.MustChange {
+		t.Fatalf("reset of a user who cannot change their password: must change %v, %v", u != nil && u.MustChange, err)
+	}
+	if r := w.auth(t, pw3); r.Reason != identity.ReasonOK || r.MustChange {
+		t.Fatalf("their temporary password: %v must change %v", r.Reason, r.MustChange)
 	}
 }
 

@@ -112,12 +112,13 @@ const (
 )
 
 // Temporary returns a random password for login that meets the policy:
-// at least 16 characters (the policy's minimum if longer) with every class
-// of character (about 95 bits of randomness at 16).
-func (p Policy) Temporary(login string) string {
-	n := max(tempLength, p.MinLength)
+// at least 16 characters (the policy's minimum if longer, up to 128: the
+// configuration's bound) with every class of character (about 95 bits of
+// randomness at 16).
+func (p Policy) Temporary(login string) (string, error) {
+	n := min(max(tempLength, p.MinLength), 128)
 	all := tempLower + tempUpper + tempDigit + tempSymbol
-	for {
+	for range 100 {
 		b := make([]byte, n)
 		for i := range b {
 			b[i] = all[randIndex(len(all))]
@@ -128,9 +129,11 @@ func (p Policy) Temporary(login string) string {
 		}
 		pw := string(b)
 		if p.CheckPassword(pw, login) == nil {
-			return pw
+			return pw, nil
 		}
 	}
+	return "", apierr.New(apierr.FailedPrecondition, "TEMPORARY_PASSWORD_IMPOSSIBLE", "no temporary password meets the password policy "+
+		"(identity.policy.min_length above 128?); set one with SetPassword")
 }
 
 func randIndex(n int) int {

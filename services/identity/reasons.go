@@ -42,6 +42,8 @@ func init() {
 			Doc: "ChangePassword: old password wrong, account locked or disabled (counts towards the lockout)."},
 		apierr.Reason{Name: "CANNOT_CHANGE_PASSWORD", Code: apierr.FailedPrecondition,
 			Doc: "ChangePassword: the user's password can only be changed by an administrator."},
+		apierr.Reason{Name: "TEMPORARY_PASSWORD_IMPOSSIBLE", Code: apierr.FailedPrecondition,
+			Doc: "ResetPassword: no random password meets the password policy (a minimum length above 128 characters); set one with SetPassword."},
 		apierr.Reason{Name: "PASSWORD_EXPIRY_OFF", Code: apierr.FailedPrecondition,
 			Doc: "ListUsers with password_expired: passwords do not expire here (identity.policy.max_age_days is 0), so none has expired."},
 

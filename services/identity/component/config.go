@@ -326,6 +326,9 @@ func (c *Config) Validate(*config.Config) error {
 			bad(f.name, "must not be negative, got %d", f.v)
 		}
 	}
+	if p.MinLength > 128 {
+		bad("policy.min_length", "must be at most 128 characters, got %d", p.MinLength)
+	}
 	if p.RequireClasses > 4 {
 		bad("policy.require_classes", "must be at most 4 (lower, upper, digit, symbol), got %d", p.RequireClasses)
 	}

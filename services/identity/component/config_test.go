@@ -79,6 +79,7 @@ func TestValidateEachProblem(t *testing.T) {
 		{"policy failures", func(c *Config) { c.Policy.MaxFailures = -1 }, "identity.policy.max_failures"},
 		{"policy lock", func(c *Config) { c.Policy.LockMinutes = -1 }, "identity.policy.lock_minutes"},
 		{"policy age", func(c *Config) { c.Policy.MaxAgeDays = -1 }, "identity.policy.max_age_days"},
+		{"policy length", func(c *Config) { c.Policy.MinLength = 2000 }, "identity.policy.min_length"},
 		{"admin ttl", func(c *Config) { c.AdminTokenTTL = 0 }, "identity.admin_token_ttl"},
 		{"admin idle", func(c *Config) { c.AdminTokenIdle = 0 }, "identity.admin_token_idle"},
 		{"source failures zero", func(c *Config) { c.Policy.SourceFailures = 0 }, "identity.policy.source_failures"},
