@@ -124,8 +124,9 @@ type Store interface {
 	// UpdateApp writes every field including secret hashes.
 	UpdateApp(ctx context.Context, a *App, evs []events.Event) error
 	// DeleteApp deletes application id with its secrets and what hangs on
-	// it (account links, fingerprint bypass setting), with evs;
-	// ErrNotFound when there is no such application.
+	// it (account links, fingerprint bypass setting), with evs, if it is
+	// suspended (checked in the deleting statement: ErrAppActive when it is
+	// not); ErrNotFound when there is no such application.
 	DeleteApp(ctx context.Context, id string, evs []events.Event) error
 
 	CreateLink(ctx context.Context, l *AccountLink, evs []events.Event) error

@@ -309,12 +309,20 @@ func (s *Store) linkListing(ctx context.Context, f identity.LinkFilter) (*listin
 // setting with it (and its delete trigger the search entries).
 func (s *Store) DeleteApp(ctx context.Context, id string, evs []events.Event) error {
 	return s.inTx(ctx, "delete app", "application", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q("DELETE FROM apps WHERE id = ?"), id)
+		res, err := tx.ExecContext(ctx, s.q("DELETE FROM apps WHERE id = ? AND status = ?"), id, int(identity.AppSuspended))
 		if err != nil {
 			return err
 		}
-		if err := mustAffect(res, "application"); err != nil {
+		if n, err := res.RowsAffected(); err != nil {
 			return err
+		} else if n == 0 {
+			// Gone, or made active again since it was read.
+			if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM apps WHERE id = ?", id); err != nil {
+				return err
+			} else if ok {
+				return identity.ErrAppActive
+			}
+			return store.NotFound("application")
 		}
 		return s.addEvents(ctx, tx, evs)
 	})

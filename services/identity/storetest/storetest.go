@@ -1702,6 +1702,10 @@ func testDeleteApp(t *testing.T, f *fixture) {
 	kl := f.link(u.ID, keep.ID, "acct-app-keep")
 	must(t, f.s.SetFingerBypass(f.ctx, &identity.FingerBypass{AppID: a.ID, Enabled: true, Reason: "r", SetBy: "x", UpdatedAt: base}, nil))
 
+	// Only a suspended application goes (checked as it is deleted).
+	f.expectEvents(0, func() { isErr(t, f.s.DeleteApp(f.ctx, a.ID, f.evs(1)), identity.ErrAppActive) })
+	a.Status = identity.AppSuspended
+	must(t, f.s.UpdateApp(f.ctx, a, nil))
 	f.expectEvents(1, func() { must(t, f.s.DeleteApp(f.ctx, a.ID, f.evs(1))) })
 	_, err := f.s.GetApp(f.ctx, a.ID)
 	isErr(t, err, identity.ErrNotFound)
