@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -31,6 +32,10 @@ type Log struct {
 	// witness, if any, keeps the latest checkpoint outside the store;
 	// Verify checks that the log extends it.
 	witness *Witness
+	// archiving makes one archive pass at a time in this process
+	// (retention's and an auditor's): two would write the same file, one
+	// over the other's, and record a digest the file no longer has.
+	archiving sync.Mutex
 }
 
 // LogOptions configure NewLog.

@@ -80,6 +80,8 @@ type archived struct {
 // Verify keep working); without, the file is a backup (its own name, see
 // archiveName) and the records stay.
 func (l *Log) archiveBefore(ctx context.Context, p archivePass, now time.Time) (archived, error) {
+	l.archiving.Lock()
+	defer l.archiving.Unlock()
 	var out archived
 	if p.max <= 0 {
 		p.max = 1_000_000

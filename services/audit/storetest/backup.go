@@ -2,9 +2,12 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,5 +183,62 @@ func testBackup(t *testing.T, s Subject) {
 	s.Exec(t, "UPDATE audit_log SET pruned = 63 WHERE id = 1")
 	if rep, err := l.Verify(ctx); err != nil || rep.OK() {
 		t.Fatalf("records deleted and claimed archived: %+v %v", rep, err)
+	}
+}
+
+// testArchiveConcurrent: retention and an auditor's removal of the same
+// records at once (one process) archive each record once, and every
+// archive record's digest is its file's.
+func testArchiveConcurrent(t *testing.T, s Subject) {
+	ctx := context.Background()
+	l, _ := newLog(t, s, 10)
+	recs := Records("cc", 60)
+	for i := 0; i < 60; i += 10 {
+		appendAll(t, l, recs[i:i+10])
+	}
+	dir := t.TempDir()
+	now := recs[59].Time.Add(48 * time.Hour)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Go(func() {
+		_, err := l.ApplyRetention(ctx, audit.Retention{Keep: 24 * time.Hour, Dir: dir, MaxPerArchive: 7}, now)
+		errs <- err
+	})
+	wg.Go(func() {
+		_, err := l.ArchiveBefore(ctx, audit.ArchiveRequest{Before: recs[59].Time.Add(time.Second), Remove: true, Actor: "user:aud",
+			Dir: dir, MaxPerArchive: 7}, now)
+		errs <- err
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{}
+	size, err := s.Store.Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := int64(0); seq < size; seq++ {
+		r, err := s.Store.GetRecord(ctx, seq)
+		if err != nil || !audit.IsArchiveRecord(r) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, r.Detail["file"]))
+		if err != nil {
+			t.Fatalf("the file of archive record %d: %v", seq, err)
+		}
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != r.Detail["sha256"] {
+			t.Fatalf("archive record %d: digest %s, file %s has another", seq, r.Detail["sha256"], r.Detail["file"])
+		}
+		files[r.Detail["file"]] = r.Detail["sha256"]
+	}
+	if len(files) == 0 {
+		t.Fatal("nothing archived")
+	}
+	if rep, err := l.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
