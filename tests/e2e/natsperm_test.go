@@ -26,6 +26,7 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
+	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
 // deployNATSConfig is the NATS server configuration operators deploy.
@@ -241,6 +242,25 @@ func TestNATSPermissionsOfDeployConfig(t *testing.T) {
 		}
 		eventually(t, "the server to report the refused "+a.what, func() bool { return idViol.has(a.subject) })
 	}
+	// The ticket component may follow what it needs of identity's changes:
+	// people, and applications (a deleted one loses its CAS services).
+	tkConn, tkViol := p.connect(t, p.ticket, "ticket")
+	for _, subj := range []string{ticketcomponent.UserChangesSubject, ticketcomponent.AppChangesSubject} {
+		tsub, err := tkConn.SubscribeSync(subj)
+		if err != nil {
+			t.Fatalf("ticket subscribing to %s: %v", subj, err)
+		}
+		_ = tkConn.Flush()
+		pub := strings.Replace(subj, ">", "deleted", 1)
+		if _, err := idJS.Publish(ctx, pub, []byte(`{}`)); err != nil {
+			t.Fatalf("identity publishing %s: %v", pub, err)
+		}
+		if _, err := tsub.NextMsg(10 * time.Second); err != nil || tkViol.has(subj) {
+			t.Fatalf("ticket did not get %s (%v); refused: %v", pub, err, tkViol.has(subj))
+		}
+		_ = tsub.Unsubscribe()
+	}
+
 	// Reading other components' traffic is refused too.
 	sub, err := idConn.SubscribeSync("uias.audit.>")
 	if err == nil {
