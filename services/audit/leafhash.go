@@ -53,6 +53,9 @@ type verifyChunk struct {
 	seqs      []int64
 	leaves    []tlog.Hash
 	archiveTo map[int]string // index in seqs -> Detail["to"] of a TypeArchive record
+	// archiveKept: index in seqs -> Detail["kept"] of such a record (the
+	// records kept below "to" when it was written; absent in older logs)
+	archiveKept map[int]string
 	hashBase  int64
 	hashes    []tlog.Hash
 	err       error
@@ -241,9 +244,12 @@ func (c *verifyChunk) noteArchive(i int, r *Record) {
 		return
 	}
 	if c.archiveTo == nil {
-		c.archiveTo = map[int]string{}
+		c.archiveTo, c.archiveKept = map[int]string{}, map[int]string{}
 	}
 	c.archiveTo[i] = r.Detail["to"]
+	if k, ok := r.Detail["kept"]; ok {
+		c.archiveKept[i] = k
+	}
 }
 
 // readLeaves fills the chunk through ls (see LeafScanner); false when the

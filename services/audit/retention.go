@@ -188,9 +188,11 @@ func (l *Log) archiveOne(ctx context.Context, p archivePass, from, to int64, cp 
 				raced = true
 				return nil
 			}
-			if err := tx.Prune(ctx, to); err != nil {
+			kept, err := tx.Prune(ctx, to)
+			if err != nil {
 				return err
 			}
+			rec.Detail["kept"] = strconv.FormatInt(kept, 10)
 		}
 		var err error
 		res, err = l.appendIn(ctx, tx, []Record{rec})

@@ -40,8 +40,10 @@ type AppendTx interface {
 	// Prune removes the records below seq below (archived), keeping their
 	// tree hashes, and sets Pruned to below. The records of archives
 	// (IsArchiveRecord) stay: what was archived and removed when stays
-	// queryable; Verify checks them by their inclusion proofs.
-	Prune(ctx context.Context, below int64) error
+	// queryable; Verify checks them by their inclusion proofs. It returns
+	// how many records stay below below (the record of the removal says so,
+	// and Verify counts them: one deleted is caught).
+	Prune(ctx context.Context, below int64) (kept int64, err error)
 }
 
 // Store keeps the log: records, tree hashes and checkpoints.

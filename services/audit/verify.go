@@ -100,11 +100,15 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 	errStop := errors.New("stop")
 	claimed := pruned == 0 // an archive record of the log says [.., pruned) was archived
 	wantTo := strconv.FormatInt(pruned, 10)
+	claimedKept, claimSeq := "", int64(-1) // how many records it says stay below pruned
 	err = scanChunks(ctx, st, pruned, size, func(c *verifyChunk) error {
 		v.cur = c
 		for i, seq := range c.seqs {
 			if to, ok := c.archiveTo[i]; ok && to == wantTo {
 				claimed = true
+				if k, ok := c.archiveKept[i]; ok {
+					claimedKept, claimSeq = k, seq
+				}
 			}
 			if p := v.record(seq, c.leaves[i]); p != nil {
 				rep.Problem = p
@@ -143,6 +147,9 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 		rep.Problem = &Problem{Seq: size, What: fmt.Sprintf("record %d is beyond the log's size %d (inserted)", size, size)}
 	case !claimed:
 		rep.Problem = &Problem{Seq: 0, What: fmt.Sprintf("records 0 to %d are gone, but no archive record of the log says they were archived (deleted behind the log's back)", pruned-1)}
+	case claimedKept != "" && claimedKept != strconv.FormatInt(rep.Kept, 10):
+		rep.Problem = &Problem{Seq: claimSeq, What: fmt.Sprintf("the records of archives below %d are %d, but the record of the removal (%d) says %s stay (one deleted behind the log's back)",
+			pruned, rep.Kept, claimSeq, claimedKept)}
 	}
 	return rep, nil
 }

@@ -227,17 +227,21 @@ func insertTree(ctx context.Context, db *store.DB, q querier, first int64, n int
 
 func (t *appendTx) Pruned(ctx context.Context) (int64, error) { return pruned(ctx, t.q) }
 
-func (t *appendTx) Prune(ctx context.Context, below int64) error {
+func (t *appendTx) Prune(ctx context.Context, below int64) (int64, error) {
 	if below > t.size {
-		return fmt.Errorf("audit store: prune below %d in a log of size %d", below, t.size)
+		return 0, fmt.Errorf("audit store: prune below %d in a log of size %d", below, t.size)
 	}
 	// the records of archives stay (audit.Store's Prune)
 	if _, err := t.q.ExecContext(ctx, t.db.Rebind("DELETE FROM audit_records WHERE seq < ? AND NOT (event_type = ? AND component = ?)"),
 		below, audit.TypeArchive, "audit"); err != nil {
-		return classify(err, "prune records")
+		return 0, classify(err, "prune records")
+	}
+	var kept int64
+	if err := t.q.QueryRowContext(ctx, t.db.Rebind("SELECT COUNT(*) FROM audit_records WHERE seq < ?"), below).Scan(&kept); err != nil {
+		return 0, classify(err, "count kept records")
 	}
 	_, err := t.q.ExecContext(ctx, t.db.Rebind("UPDATE audit_log SET pruned = ? WHERE id = 1"), below)
-	return classify(err, "set pruned")
+	return kept, classify(err, "set pruned")
 }
 
 func pruned(ctx context.Context, q querier) (int64, error) {

@@ -168,6 +168,17 @@ func testBackup(t *testing.T, s Subject) {
 	if rep, err := l.Verify(ctx); err != nil || !rep.OK() {
 		t.Fatalf("verify with the record restored: %+v %v", rep, err)
 	}
+	// ... and one deleted: the record of the removal counted them.
+	s.Exec(t, "CREATE TABLE kept_copy AS SELECT * FROM audit_records WHERE seq = 51")
+	s.Exec(t, "DELETE FROM audit_records WHERE seq = 51")
+	if rep, err := l.Verify(ctx); err != nil || rep.OK() || !strings.Contains(rep.Problem.What, "deleted behind the log's back") {
+		t.Fatalf("verify with a kept archive record deleted: %+v %v", rep, err)
+	}
+	s.Exec(t, "INSERT INTO audit_records SELECT * FROM kept_copy")
+	s.Exec(t, "DROP TABLE kept_copy")
+	if rep, err := l.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("verify with the deleted record restored: %+v %v", rep, err)
+	}
 
 	// records removed behind the log's back and claimed archived by a
 	// backup's record: a backup does not account for removed records
