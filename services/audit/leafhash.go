@@ -56,10 +56,10 @@ type verifyChunk struct {
 	// archiveKept: index in seqs -> Detail["kept"] of such a record (the
 	// records kept below "to" when it was written; absent in older logs)
 	archiveKept map[int]string
-	hashBase  int64
-	hashes    []tlog.Hash
-	err       error
-	done      chan struct{} // closed once the above are set
+	hashBase    int64
+	hashes      []tlog.Hash
+	err         error
+	done        chan struct{} // closed once the above are set
 }
 
 // verifyChunkSize is the most records a reader of scanChunks takes at a
