@@ -187,7 +187,12 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 	if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
 		return nil, err
 	}
-	if rs == nil || rs.LegacyScheme == 0 || rs.AppID != t.AppID {
+	if rs == nil {
+		// Issued for a registered service that is no longer (deleted, or
+		// its application deleted in identity).
+		return refuse(LegacyInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered", t)
+	}
+	if rs.LegacyScheme == 0 || rs.AppID != t.AppID {
 		return refuse(LegacyInvalidService, "NOT_A_LEGACY_SERVICE",
 			"the ticket was not issued to an application of the ssoAuthService interface (validate it with CAS)", t)
 	}
