@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
@@ -55,12 +57,26 @@ func (c *cluster) provisioning(t *testing.T, admin identityv1.AdminServiceClient
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	sub, err := syncv1.NewSyncProvisioningServiceClient(conn).CreateSubscription(adminCtx, &syncv1.CreateSubscriptionRequest{
-		Subscription: &syncv1.Subscription{App: crm.GetApp().GetId(), Name: "Chaos SCIM", Transport: "scim",
-			Endpoint: "http://" + l.Addr().String() + "/scim/v2", Secret: provToken, Enabled: true,
-			Selection: &syncv1.Selection{Orgs: []string{org.GetId()}}}})
+	// Subscribing asks identity whether the application exists: right
+	// after the etcd outage scenario, sync's first look-up of identity may
+	// wait for its etcd client to come back (UNAVAILABLE, a clear retry).
+	var sub *syncv1.Subscription
+	subscribed := time.Now()
+	for {
+		sub, err = syncv1.NewSyncProvisioningServiceClient(conn).CreateSubscription(adminCtx, &syncv1.CreateSubscriptionRequest{
+			Subscription: &syncv1.Subscription{App: crm.GetApp().GetId(), Name: "Chaos SCIM", Transport: "scim",
+				Endpoint: "http://" + l.Addr().String() + "/scim/v2", Secret: provToken, Enabled: true,
+				Selection: &syncv1.Selection{Orgs: []string{org.GetId()}}}})
+		if status.Code(err) != codes.Unavailable || time.Since(subscribed) > 60*time.Second {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("subscribe: %v", err)
+	}
+	if d := time.Since(subscribed); d > time.Second {
+		fmt.Printf("    subscribing took %s (sync reached identity again after the etcd outage)\n", d.Round(100*time.Millisecond))
 	}
 
 	// people created one every 100 ms; the acknowledged ones kept
