@@ -3,6 +3,7 @@ package adminauth
 import (
 	"context"
 
+	"github.com/uias/uias/pkg/apierr"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 )
 
@@ -41,4 +42,35 @@ func (v *Verifier) ListScope(ctx context.Context, a *Admin, p Perm) ([]string, e
 		return nil, nil
 	}
 	return r.GetScopeOrgs(), nil
+}
+
+// Prober is what a component needs to show or hide something by an
+// administrator's permission without the question counting as an attempt.
+type Prober interface {
+	// Allowed reports whether a holds p on a global object. A denial is not
+	// audited as a refused attempt (the administrator did not try).
+	Allowed(ctx context.Context, a *Admin, p Perm) (bool, error)
+}
+
+var _ Prober = (*Verifier)(nil)
+
+// Allowed implements Prober. It asks authz each time (no decision cache:
+// a probe's answer stands for nothing but itself).
+func (v *Verifier) Allowed(ctx context.Context, a *Admin, p Perm) (bool, error) {
+	if a == nil || a.ID == "" {
+		return false, ErrNoToken
+	}
+	if a.LegacyRule || v.authz == nil {
+		err := v.Check(ctx, a, Request{Perm: p})
+		if err != nil && apierr.CodeOf(err) == apierr.PermissionDenied {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	r, err := v.askAdmin(ctx, &authzv1.CheckAdminRequest{Person: a.ID, Resource: p.Resource, Operation: p.Operation,
+		SystemAdminFlag: a.SystemAdminFlag, Probe: true})
+	if err != nil {
+		return false, err
+	}
+	return r.GetAllowed(), nil
 }

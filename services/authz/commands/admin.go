@@ -33,7 +33,7 @@ func actorOf(ctx context.Context) *adminauth.Admin {
 
 // CheckAdmin answers another component's question (pkg/adminauth) once the
 // index has reached atLeast; a refusal is audited here (admin.denied), for
-// every component alike.
+// every component alike, unless the question is a probe (q.Probe).
 func (s *Service) CheckAdmin(ctx context.Context, q index.AdminQuery, atLeast int64) (index.AdminDecision, error) {
 	start := s.now()
 	if err := s.WaitFor(ctx, atLeast); err != nil {
@@ -47,7 +47,7 @@ func (s *Service) CheckAdmin(ctx context.Context, q index.AdminQuery, atLeast in
 				"group": q.JoinGroup, "org": q.JoinOrg})
 		}
 	}
-	if !d.Allowed {
+	if !d.Allowed && !q.Probe {
 		s.appendRefusal(ctx, "admin.denied", "user:"+q.Person, adminauth.Denied(d.Detail), start, map[string]string{
 			"permission": q.Resource + "." + q.Operation, "target": q.Target})
 	}

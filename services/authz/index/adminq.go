@@ -26,6 +26,9 @@ type AdminQuery struct {
 	// Listing: a listing that names no org. Scoped grants allow it too,
 	// limited to their subtrees (AdminDecision.Scopes).
 	Listing bool
+	// Probe: a component asks whether the administrator may (to show or
+	// hide something), not because they tried: a denial is not audited.
+	Probe bool
 }
 
 // ConsoleResource is the console every administrator may log in to,

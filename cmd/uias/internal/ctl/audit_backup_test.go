@@ -90,12 +90,40 @@ func TestAuditBackup(t *testing.T) {
 		t.Fatalf("archive-status with a backup due:\n%s", out)
 	}
 	h.stdin = pw + "\n"
+	adminLogin := time.Now().Truncate(time.Millisecond)
 	if code, _, errs := h.run("login", "--user", "admin", "--password-stdin"); code != 0 || errs != "" {
 		t.Fatalf("system administrator's login with a backup due: exit %d, %q", code, errs)
 	}
 	h.stdin = auditorPw + "\n"
 	h.mustRun("login", "--user", "auditor", "--password-stdin")
 	h.stdin = ""
+	// The administrator's login asked whether to remind them as a probe:
+	// no refused attempt to read the log is recorded (the auditor's login,
+	// after it, marks how far the records have come).
+	deniedProbe := func() (denied, marker bool) {
+		_ = hd.Store.ScanRecords(ctx, 0, func(r *audit.Record) error {
+			if r.Time.Before(adminLogin) {
+				return nil
+			}
+			if r.API == "admin.denied" && r.Detail["permission"] == "audit.records.read" {
+				t.Logf("denied: %+v", r)
+				denied = true
+			}
+			marker = marker || (strings.HasSuffix(r.API, "AuditLogService/GetArchiveStatus") && r.Result == "success")
+			return nil
+		})
+		return denied, marker
+	}
+	for _, marker := deniedProbe(); !marker; _, marker = deniedProbe() {
+		if ctx.Err() != nil {
+			t.Fatal("the auditor's reminder question is not in the audit log")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // records of other components, published before it
+	if denied, _ := deniedProbe(); denied {
+		t.Fatal("the system administrator's login recorded a refused attempt to read the audit log")
+	}
 
 	// refused before asking: no time, a removal without --yes, a bad date
 	for _, args := range [][]string{{"audit", "backup"}, {"audit", "backup", "--before", now, "--remove"},
