@@ -22,7 +22,7 @@ var (
 	ErrUnavailable = store.ErrUnavailable
 	// ErrAppActive: DeleteApp of an application that is not suspended.
 	ErrAppActive = apierr.New(apierr.FailedPrecondition, "APP_ACTIVE",
-		"the application is active: suspend it first (UpdateApp status SUSPENDED), then delete it once nothing calls it")
+		"the application is active: suspend it first (uias ctl app suspend ID, or PATCH /v1/apps/{id} with status SUSPENDED), then delete it once nothing calls it")
 )
 
 // Store is the identity component's persistence. Every mutating call takes

@@ -169,6 +169,30 @@ func TestCtlPasswordPolicyCommands(t *testing.T) {
 	if stderr := c.fail(2, "", "user", "list", "--status", "gone"); !strings.Contains(stderr, "--status must be active or disabled") {
 		t.Errorf("bad --status: %q", stderr)
 	}
+	// An administrator whose password was reset is told at login to choose
+	// their own, until they have.
+	var me identityv1.ListUsersResponse
+	c.jsonOut(&me, "", "user", "list", "--query", "admin")
+	var adminID string
+	for _, u := range me.GetUsers() {
+		if u.GetLoginName() == "admin" {
+			adminID = u.GetId()
+		}
+	}
+	r = c.exec("", "user", "reset-password", adminID, "-o", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &js); err != nil || r.code != 0 || len(js.Results) != 1 {
+		t.Fatalf("reset of one's own password: %v %+v", err, r)
+	}
+	r = c.exec(js.Results[0].TemporaryPassword+"\n", "login", "--user", "admin", "--password-stdin")
+	if r.code != 0 || !strings.Contains(r.stderr, "Warning: your password was set by another administrator") ||
+		!strings.Contains(r.stderr, "user set-password "+adminID) {
+		t.Fatalf("login with a temporary password: %+v", r)
+	}
+	c.run("Chosen-Head-Pass-9\n", "user", "set-password", adminID, "--must-change=false")
+	if r := c.exec("Chosen-Head-Pass-9\n", "login", "--user", "admin", "--password-stdin"); r.code != 0 || strings.Contains(r.stderr, "Warning") {
+		t.Fatalf("login with a chosen password: %+v", r)
+	}
+
 	// One unknown ID alone is a plain not found (exit 1).
 	if stderr := c.fail(1, "", "user", "reset-password", "no-such-user"); !strings.Contains(stderr, "not found") {
 		t.Errorf("reset-password of an unknown user: %q", stderr)

@@ -252,7 +252,7 @@ func (s *Server) AdminLogin(ctx context.Context, r *identityv1.AdminLoginRequest
 	if err != nil {
 		return nil, err
 	}
-	return &identityv1.AdminLoginResponse{Token: tok, ExpiresAt: timestamppb.New(exp), User: summary(u)}, nil
+	return &identityv1.AdminLoginResponse{Token: tok, ExpiresAt: timestamppb.New(exp), User: summary(u), MustChangePassword: u.MustChange}, nil
 }
 
 // AdminLogout implements AdminService: it revokes the token the call was

@@ -183,6 +183,10 @@ func loginCmd() command {
 				}); err != nil {
 					return err
 				}
+				if resp.GetMustChangePassword() {
+					fmt.Fprintf(a.stderr, "Warning: your password was set by another administrator; choose your own now: "+
+						"uias ctl user set-password %s --must-change=false (new password on standard input)\n", resp.GetUser().GetId())
+				}
 				a.backupReminder(s, resp.GetToken())
 				return nil
 			}

@@ -772,10 +772,14 @@ type AdminLoginResponse struct {
 	Token string                 `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
 	// expires_at is the hard limit (identity.admin_token_ttl); a token unused
 	// for identity.admin_token_idle expires before it.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
-	User          *UserSummary           `protobuf:"bytes,3,opt,name=user" json:"user,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
+	User      *UserSummary           `protobuf:"bytes,3,opt,name=user" json:"user,omitempty"`
+	// must_change_password: the administrator's password was set by another
+	// administrator (a reset or a temporary password): change it now (uias
+	// ctl login says so).
+	MustChangePassword bool `protobuf:"varint,4,opt,name=must_change_password,json=mustChangePassword" json:"must_change_password,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *AdminLoginResponse) Reset() {
@@ -827,6 +831,13 @@ func (x *AdminLoginResponse) GetUser() *UserSummary {
 		return x.User
 	}
 	return nil
+}
+
+func (x *AdminLoginResponse) GetMustChangePassword() bool {
+	if x != nil {
+		return x.MustChangePassword
+	}
+	return false
 }
 
 type AdminLogoutRequest struct {
@@ -4114,12 +4125,13 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x11AdminLoginRequest\x12.\n" +
 	"\n" +
 	"login_name\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\tloginName\x12'\n" +
-	"\bpassword\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\bpassword\"\x98\x01\n" +
+	"\bpassword\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\bpassword\"\xca\x01\n" +
 	"\x12AdminLoginResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x121\n" +
-	"\x04user\x18\x03 \x01(\v2\x1d.uias.identity.v1.UserSummaryR\x04user\"\x14\n" +
+	"\x04user\x18\x03 \x01(\v2\x1d.uias.identity.v1.UserSummaryR\x04user\x120\n" +
+	"\x14must_change_password\x18\x04 \x01(\bR\x12mustChangePassword\"\x14\n" +
 	"\x12AdminLogoutRequest\"\x15\n" +
 	"\x13AdminLogoutResponse\"\x86\x02\n" +
 	"\x03Org\x12\x0e\n" +
