@@ -12,6 +12,8 @@ import (
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/audit"
+	auditcomponent "github.com/uias/uias/services/audit/component"
 	"github.com/uias/uias/services/ticket"
 	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
@@ -103,6 +105,21 @@ func TestDeleteApp(t *testing.T) {
 	if err != nil || v.Valid || v.Code != ticket.CodeInvalidService {
 		t.Fatalf("a ticket of the deleted application's service: %+v %v", v, err)
 	}
+	// The service's deletion is recorded as the administrator's, who
+	// deleted the application.
+	who, err := e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: "admin", Password: adminPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ah := e.app.Value(auditcomponent.Name).(*auditcomponent.Handle)
+	eventually(t, "the record of the CAS service's deletion, by the administrator", func() bool {
+		found := false
+		_ = ah.Store.ScanRecords(ctx, 0, func(r *audit.Record) error {
+			found = found || (r.Component == "ticket" && r.API == "service.deleted" && r.Actor == "user:"+who.GetUser().GetId())
+			return nil
+		})
+		return found
+	})
 	// Authz drops its model and grants.
 	eventually(t, "the deleted application's authz model to go", func() bool {
 		rs, err := adm.ListResources(e.adm(), &authzv1.ListResourcesRequest{App: f.appID})

@@ -21,6 +21,7 @@ import (
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
@@ -331,9 +332,15 @@ func deleteAppServices(ctx context.Context, svc *ticket.Service, log *zap.Logger
 	var ev struct {
 		Entity string `json:"entity"`
 		ID     string `json:"id"`
+		Actor  string `json:"actor"`
 	}
 	if json.Unmarshal(data, &ev) != nil || ev.Entity != "app" || ev.ID == "" {
 		return
+	}
+	// The services' records name the administrator who deleted the
+	// application, as identity's event does.
+	if p, ok := strings.CutPrefix(ev.Actor, "user:"); ok {
+		ctx = caller.With(ctx, &caller.Caller{Principal: p})
 	}
 	n, err := svc.DeleteAppServices(ctx, ev.ID)
 	if err != nil {
