@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/uias/uias/pkg/adminauth"
-	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
