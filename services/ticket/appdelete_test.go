@@ -44,3 +44,28 @@ func TestDeletedAppLosesItsServices(t *testing.T) {
 		t.Fatalf("again: %d %v", n, err)
 	}
 }
+
+// TestSuspendedAppServices: the registry leaves out the services of the
+// applications it is told are suspended, like disabled ones.
+func TestSuspendedAppServices(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	ctx := context.Background()
+	tgt := f.login(t, "u1")
+	before := f.st(t, tgt, svcA)
+	suspended := true
+	f.svc.Registry().SetSuspended(func(app string) bool { return suspended && app == "app1" })
+	if _, _, err := f.svc.IssueServiceTicket(ctx, tgt, svcA, false); err == nil {
+		t.Fatal("a ticket for a suspended application's service")
+	}
+	if v := f.validate(t, before, svcA); v.Valid || v.Code != ticket.CodeInvalidService {
+		t.Fatalf("a ticket issued before the suspension: %+v", v)
+	}
+	if v := f.validate(t, f.st(t, tgt, "https://b.example.com/x"), "https://b.example.com/x"); !v.Valid {
+		t.Fatalf("another application's ticket: %+v", v)
+	}
+	suspended = false
+	f.svc.Registry().Invalidate()
+	if v := f.validate(t, f.st(t, tgt, svcA), svcA); !v.Valid {
+		t.Fatalf("a ticket once active again: %+v", v)
+	}
+}

@@ -22,7 +22,7 @@ import (
 func init() {
 	apierr.Register(
 		apierr.Reason{Name: "SERVICE_NOT_REGISTERED", Code: apierr.PermissionDenied,
-			Doc: "The service URL matches no registered service (or is malformed: userinfo, backslashes, encoded dots or slashes, fragments, non-ASCII hosts...): no ticket is issued and no browser is sent there."},
+			Doc: "The service URL matches no registered, enabled service of an active application (or is malformed: userinfo, backslashes, encoded dots or slashes, fragments, non-ASCII hosts...): no ticket is issued and no browser is sent there."},
 		apierr.Reason{Name: "AUTH_LEVEL_TOO_LOW", Code: apierr.FailedPrecondition,
 			Doc: "The application requires a stronger login (its minimum authentication level) than the session reached; a step-up login is needed."},
 		apierr.Reason{Name: "BAD_SERVICE_DEFINITION", Code: apierr.InvalidArgument, Legacy: -5,
@@ -299,6 +299,9 @@ type Registry struct {
 	store   ServiceStore
 	refresh time.Duration
 	now     func() time.Time
+	// suspended, when set, says which applications are suspended in
+	// identity: their services take no tickets (SetSuspended).
+	suspended func(appID string) bool
 
 	mu     sync.Mutex
 	loaded time.Time
@@ -325,6 +328,15 @@ func NewRegistry(st ServiceStore, refresh time.Duration, now func() time.Time) *
 		now = time.Now
 	}
 	return &Registry{store: st, refresh: refresh, now: now}
+}
+
+// SetSuspended makes the registry leave out the services of the
+// applications suspended says are suspended (as disabled services are),
+// from the next reread (Invalidate when the answer changes).
+func (r *Registry) SetSuspended(suspended func(appID string) bool) {
+	r.mu.Lock()
+	r.suspended, r.loaded = suspended, time.Time{}
+	r.mu.Unlock()
 }
 
 // Invalidate makes the next match reread the store.
@@ -355,7 +367,7 @@ func (r *Registry) services(ctx context.Context) ([]*compiled, error) {
 	}
 	list := make([]*compiled, 0, len(all))
 	for _, s := range all {
-		if !s.Enabled {
+		if !s.Enabled || r.suspended != nil && r.suspended(s.AppID) {
 			continue
 		}
 		c := &compiled{RegisteredService: s}

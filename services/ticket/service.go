@@ -563,8 +563,9 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	}
 	if rs == nil {
 		// Issued for a registered service that is no longer (deleted, or
-		// its application deleted in identity): it validates no more.
-		return refuse(CodeInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered", t)
+		// its application deleted in identity), or whose application is
+		// suspended: it validates no more.
+		return refuse(CodeInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered, or its application is suspended", t)
 	}
 	if prefix == PrefixPT && !v.AllowProxy {
 		return refuse(CodeInvalidTicketSpec, "PROXY_TICKET_NOT_ALLOWED", "proxy tickets are validated at proxyValidate", t)

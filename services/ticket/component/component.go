@@ -181,6 +181,15 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	})); err != nil {
 		return nil, fmt.Errorf("subscribe to application changes: %w", err)
 	}
+	// A suspended application's services take no tickets; every instance
+	// follows the applications' status.
+	apps := newAppStatus(svc.Registry())
+	if err := env.Subscribed(nc.Subscribe(AppChangesSubject, apps.onChange)); err != nil {
+		return nil, fmt.Errorf("subscribe to application changes: %w", err)
+	}
+	env.Go(func(ctx context.Context) {
+		apps.run(ctx, svc, identityv1.NewViewServiceClient(idConn), log.Named("apps"))
+	})
 	// The attributes validations release, cached on every instance and
 	// dropped by identity's CHANGES events.
 	attrs := newAttributeCache(identityv1.NewSSOServiceClient(idConn), cfg.AttributeCache)

@@ -1,0 +1,133 @@
+package component
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/ticket"
+)
+
+// Suspended applications. A suspended application's CAS services take no
+// tickets (as a disabled client in Keycloak, a disabled service in CAS):
+// logins to them are refused and tickets issued before do not validate.
+// Every instance keeps the set of suspended App_IDs: read from identity's
+// ViewService for the applications that have services when the component
+// starts and every appStatusRefresh, and changed at once by identity's
+// app.updated events (each instance hears them all).
+
+// appStatusRefresh is how often the set is read again from identity (it
+// covers events missed while an instance was not connected).
+const appStatusRefresh = time.Minute
+
+// identity's AppStatus values (services/identity AppSuspended).
+const appSuspended = 2
+
+type appStatus struct {
+	mu        sync.RWMutex
+	suspended map[string]bool
+	reg       *ticket.Registry
+}
+
+func newAppStatus(reg *ticket.Registry) *appStatus {
+	a := &appStatus{suspended: map[string]bool{}, reg: reg}
+	reg.SetSuspended(a.isSuspended)
+	return a
+}
+
+func (a *appStatus) isSuspended(appID string) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.suspended[appID]
+}
+
+// set records appID's status; the registry is reread when it changed.
+func (a *appStatus) set(appID string, suspended bool) {
+	a.mu.Lock()
+	changed := a.suspended[appID] != suspended
+	if suspended {
+		a.suspended[appID] = true
+	} else {
+		delete(a.suspended, appID)
+	}
+	a.mu.Unlock()
+	if changed {
+		a.reg.Invalidate()
+	}
+}
+
+// onChange applies one identity CHANGES event of an application.
+func (a *appStatus) onChange(m *nats.Msg) {
+	var ev struct {
+		Entity string `json:"entity"`
+		Op     string `json:"op"`
+		ID     string `json:"id"`
+		Data   struct {
+			Status *int `json:"status"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(m.Data, &ev) != nil || ev.Entity != "app" || ev.ID == "" {
+		return
+	}
+	switch {
+	case strings.HasSuffix(m.Subject, ".deleted"):
+		a.set(ev.ID, false) // its services go (deleteAppServices)
+	case ev.Data.Status != nil:
+		a.set(ev.ID, *ev.Data.Status == appSuspended)
+	}
+}
+
+// refresh reads the status of the applications that have services.
+func (a *appStatus) refresh(ctx context.Context, svc *ticket.Service, views identityv1.ViewServiceClient) error {
+	rs, err := svc.ListRegisteredServices(ctx, "")
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var ids []string
+	for _, r := range rs {
+		if r.AppID != "" && !seen[r.AppID] {
+			seen[r.AppID] = true
+			ids = append(ids, r.AppID)
+		}
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), 1000)
+		res, err := views.GetViews(ctx, &identityv1.GetViewsRequest{Entity: "app", Ids: ids[:n]})
+		if err != nil {
+			return err
+		}
+		for _, v := range res.GetViews() {
+			var d struct {
+				Status int `json:"status"`
+			}
+			if json.Unmarshal(v.GetData(), &d) == nil {
+				a.set(v.GetId(), d.Status == appSuspended)
+			}
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// run refreshes the set now and every appStatusRefresh.
+func (a *appStatus) run(ctx context.Context, svc *ticket.Service, views identityv1.ViewServiceClient, log *zap.Logger) {
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := a.refresh(rctx, svc, views); err != nil && ctx.Err() == nil {
+			log.Warn("the status of applications with CAS services not read from identity; trying again", zap.Error(err))
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(appStatusRefresh):
+		}
+	}
+}
