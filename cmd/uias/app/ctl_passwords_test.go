@@ -131,6 +131,14 @@ func TestCtlPasswordPolicyCommands(t *testing.T) {
 	}
 	wantAuth(t, "expired password", a, appID, secret, "B001", js.Results[0].TemporaryPassword, identityv1.Reason_REASON_PASSWORD_EXPIRED)
 
+	// A reset of a disabled user says the password waits for the user to
+	// be enabled.
+	c.run("", "user", "disable", carol.GetId())
+	if r := c.exec("", "user", "reset-password", carol.GetId()); r.code != 0 || !strings.Contains(r.stderr, "note: carol is disabled") {
+		t.Fatalf("reset of a disabled user: %+v", r)
+	}
+	c.run("", "user", "enable", carol.GetId())
+
 	// Disable and enable several users at once.
 	r = c.exec("", "user", "disable", bob.GetId(), carol.GetId(), "-o", "json")
 	if r.code != 0 || strings.Count(r.stdout, "USER_STATUS_DISABLED") != 2 {

@@ -667,6 +667,15 @@ func userResetPasswordCmd() command {
 					if len(ids) == 1 && err != nil {
 						return err
 					}
+					for _, r := range out {
+						u := r.GetUser()
+						switch {
+						case u.GetStatus() == identityv1.UserStatus_USER_STATUS_DISABLED:
+							fmt.Fprintf(a.stderr, "note: %s is disabled: the password works once the user is enabled (user enable %s)\n", u.GetLoginName(), u.GetId())
+						case u.GetLocked():
+							fmt.Fprintf(a.stderr, "note: %s is locked: the password works once the user is unlocked (user unlock %s)\n", u.GetLoginName(), u.GetId())
+						}
+					}
 					return errors.Join(err, outputList(a, "results", out, func(tw *tabwriter.Writer) {
 						row(tw, "ID", "LOGIN", "NAME", "TEMPORARY PASSWORD")
 						for _, r := range out {
