@@ -20,7 +20,9 @@ import (
 // Every instance keeps the set of suspended App_IDs: read from identity's
 // ViewService for the applications that have services when the component
 // starts and every appStatusRefresh, and changed at once by identity's
-// app.updated events (each instance hears them all).
+// app.updated events (each instance hears them all). An application
+// identity no longer knows (deleted while no ticket instance heard it) is
+// held suspended too: its services take no tickets until they are gone.
 
 // appStatusRefresh is how often the set is read again from identity (it
 // covers events missed while an instance was not connected).
@@ -77,14 +79,19 @@ func (a *appStatus) onChange(m *nats.Msg) {
 	}
 	switch {
 	case strings.HasSuffix(m.Subject, ".deleted"):
-		a.set(ev.ID, false) // its services go (deleteAppServices)
+		a.set(ev.ID, true) // and its services go (deleteAppServices)
 	case ev.Data.Status != nil:
 		a.set(ev.ID, *ev.Data.Status == appSuspended)
 	}
 }
 
+// servicesLister lists the registered services (ticket.Service).
+type servicesLister interface {
+	ListRegisteredServices(ctx context.Context, appID string) ([]*ticket.RegisteredService, error)
+}
+
 // refresh reads the status of the applications that have services.
-func (a *appStatus) refresh(ctx context.Context, svc *ticket.Service, views identityv1.ViewServiceClient) error {
+func (a *appStatus) refresh(ctx context.Context, svc servicesLister, views identityv1.ViewServiceClient) error {
 	rs, err := svc.ListRegisteredServices(ctx, "")
 	if err != nil {
 		return err
@@ -103,6 +110,15 @@ func (a *appStatus) refresh(ctx context.Context, svc *ticket.Service, views iden
 		if err != nil {
 			return err
 		}
+		known := map[string]bool{}
+		for _, v := range res.GetViews() {
+			known[v.GetId()] = true
+		}
+		for _, id := range ids[:n] {
+			if !known[id] {
+				a.set(id, true) // deleted in identity: no tickets for its services
+			}
+		}
 		for _, v := range res.GetViews() {
 			var d struct {
 				Status int `json:"status"`
@@ -117,7 +133,7 @@ func (a *appStatus) refresh(ctx context.Context, svc *ticket.Service, views iden
 }
 
 // run refreshes the set now and every appStatusRefresh.
-func (a *appStatus) run(ctx context.Context, svc *ticket.Service, views identityv1.ViewServiceClient, log *zap.Logger) {
+func (a *appStatus) run(ctx context.Context, svc servicesLister, views identityv1.ViewServiceClient, log *zap.Logger) {
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		if err := a.refresh(rctx, svc, views); err != nil && ctx.Err() == nil {

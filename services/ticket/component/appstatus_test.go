@@ -1,0 +1,62 @@
+package component
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/ticket"
+)
+
+type listed []*ticket.RegisteredService
+
+func (l listed) ListRegisteredServices(context.Context, string) ([]*ticket.RegisteredService, error) {
+	return l, nil
+}
+
+// views answers identity's ViewService from a map of App_ID to status.
+type views map[string]int
+
+func (v views) GetViews(_ context.Context, r *identityv1.GetViewsRequest, _ ...grpc.CallOption) (*identityv1.GetViewsResponse, error) {
+	out := &identityv1.GetViewsResponse{}
+	for _, id := range r.GetIds() {
+		if st, ok := v[id]; ok {
+			d, _ := json.Marshal(map[string]any{"status": st, "name": id})
+			out.Views = append(out.Views, &identityv1.View{Id: id, Data: d})
+		}
+	}
+	return out, nil
+}
+
+// The set of suspended applications: read from identity (suspended ones,
+// and those identity no longer knows: deleted while nobody heard it), then
+// kept by app.updated and app.deleted events.
+func TestAppStatus(t *testing.T) {
+	a := newAppStatus(ticket.NewRegistry(nil, 0, nil))
+	svcs := listed{{AppID: "active"}, {AppID: "paused"}, {AppID: "gone"}, {AppID: "active"}}
+	if err := a.refresh(context.Background(), svcs, views{"active": 1, "paused": appSuspended}); err != nil {
+		t.Fatal(err)
+	}
+	for app, want := range map[string]bool{"active": false, "paused": true, "gone": true, "never-listed": false} {
+		if got := a.isSuspended(app); got != want {
+			t.Errorf("%s suspended %v, want %v", app, got, want)
+		}
+	}
+	msg := func(op, id, data string) *nats.Msg {
+		return &nats.Msg{Subject: "uias.changes.identity.app." + op,
+			Data: []byte(`{"entity":"app","op":"` + op + `","id":"` + id + `","data":` + data + `}`)}
+	}
+	a.onChange(msg("updated", "paused", `{"status":1}`))
+	a.onChange(msg("updated", "active", `{"status":2}`))
+	a.onChange(msg("secret_rotated", "other", `{"overlap_seconds":0}`))
+	a.onChange(msg("deleted", "later", `{}`))
+	for app, want := range map[string]bool{"active": true, "paused": false, "other": false, "later": true} {
+		if got := a.isSuspended(app); got != want {
+			t.Errorf("after the events: %s suspended %v, want %v", app, got, want)
+		}
+	}
+}
