@@ -14,6 +14,7 @@ package caller
 import (
 	"context"
 	"net/netip"
+	"strings"
 )
 
 // Caller is who made the current call.
@@ -41,6 +42,17 @@ func From(ctx context.Context) *Caller {
 		return c
 	}
 	return &Caller{}
+}
+
+// WithActor is ctx acting for the person an event's actor names
+// ("user:<id>", Actor's form): a component doing what an administrator's
+// change implies (in another component) records it in their name. Any
+// other actor leaves ctx as it is.
+func WithActor(ctx context.Context, actor string) context.Context {
+	if id, ok := strings.CutPrefix(actor, "user:"); ok && id != "" {
+		return With(ctx, &Caller{Principal: id})
+	}
+	return ctx
 }
 
 // Actor names the caller in audit records and change events: "user:<id>"

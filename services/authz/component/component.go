@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -346,9 +345,7 @@ func followIdentity(ctx context.Context, js jetstream.JetStream, idx *index.Inde
 // as the administrator who deleted it; a failure is logged (the
 // application's roles then grant nothing anyway: it can no longer call).
 func forgetApp(ctx context.Context, svc *commands.Service, log *zap.Logger, c identityChange) {
-	if p, ok := strings.CutPrefix(c.actor, "user:"); ok {
-		ctx = caller.With(ctx, &caller.Caller{Principal: p})
-	}
+	ctx = caller.WithActor(ctx, c.actor)
 	rev, n, err := svc.ForgetApp(ctx, c.deletedApp())
 	if err != nil {
 		if ctx.Err() == nil {

@@ -2,7 +2,6 @@ package component
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -111,9 +110,7 @@ func (f *grantForgetter) try(ctx context.Context, sub authz.Subject, why forgetC
 	}
 	ctx, cancel := context.WithTimeout(ctx, forgetTimeout)
 	defer cancel()
-	if id, ok := strings.CutPrefix(why.actor, "user:"); ok && id != "" {
-		ctx = caller.With(ctx, &caller.Caller{Principal: id})
-	}
+	ctx = caller.WithActor(ctx, why.actor)
 	n, err := f.del.DeleteGrantsOf(ctx, sub, why.event)
 	if n > 0 {
 		f.log.Info("grants of a deleted subject deleted", zap.String("subject", sub.String()), zap.String("cause", why.event),
