@@ -16,9 +16,14 @@ import (
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
+// jsonForm is how -o json writes messages: proto field names, every field.
+var jsonForm = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
+
 // printJSON writes the protojson form of m (proto field names).
 func (a *app) printJSON(m proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+	o := jsonForm
+	o.Multiline, o.Indent = true, "  "
+	b, err := o.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encoding JSON output: %w", err)
 	}
@@ -36,7 +41,7 @@ func outputList[T proto.Message](a *app, name string, items []T, table func(tw *
 	var buf bytes.Buffer
 	buf.WriteString(`{"` + name + `":[`)
 	for i, m := range items {
-		b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+		b, err := jsonForm.Marshal(m)
 		if err != nil {
 			return fmt.Errorf("encoding JSON output: %w", err)
 		}
