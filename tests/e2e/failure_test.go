@@ -117,10 +117,25 @@ func TestStorageDown(t *testing.T) {
 	f := e.seed("oa", "ken", nil, nil)
 	res, err := e.authPW(f, f.account, f.password)
 	wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
+	g, err := e.admin.CreateGroup(e.adm(), &identityv1.CreateGroupRequest{Code: "crew", Name: "Crew", OrgId: e.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.UpdateApp(e.adm(), &identityv1.UpdateAppRequest{Id: f.appID, UpdateMask: []string{"status"},
+		Status: identityv1.AppStatus_APP_STATUS_SUSPENDED}); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := e.app.DB.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The administrator's new writes (reset, rename, delete) say storage is down.
+	_, err = e.admin.ResetPassword(e.adm(), &identityv1.ResetPasswordRequest{Id: f.userID})
+	wantCode(t, err, codes.Unavailable, "STORAGE_UNAVAILABLE")
+	_, err = e.admin.UpdateGroup(e.adm(), &identityv1.UpdateGroupRequest{Id: g.GetId(), Name: "Deck"})
+	wantCode(t, err, codes.Unavailable, "STORAGE_UNAVAILABLE")
+	_, err = e.admin.DeleteApp(e.adm(), &identityv1.DeleteAppRequest{Id: f.appID})
+	wantCode(t, err, codes.Unavailable, "STORAGE_UNAVAILABLE")
 	// A fresh secret check needs the database too once the cache expires,
 	// so use the REST and gRPC paths right away (the app is cached).
 	_, err = e.authPW(f, f.account, f.password)
