@@ -70,8 +70,20 @@ func (s *Service) callerDenied(ctx context.Context, appID string, err *apierr.Er
 // Only administrators' failures count against their accounts: a login name
 // that is unknown or belongs to someone who is no administrator is
 // answered alike and counts only against the caller's address
-// (loginguard.go).
+// (loginguard.go). An administrator whose password has expired or must be
+// changed gets no token here (PASSWORD_CHANGE_REQUIRED): see
+// AdminLoginNewPassword.
 func (s *Service) AdminLogin(ctx context.Context, login, password string) (token string, exp time.Time, u *User, err error) {
+	return s.AdminLoginNewPassword(ctx, login, password, "")
+}
+
+// AdminLoginNewPassword is AdminLogin that also replaces the password with
+// newPassword when it is not empty (the policy and the history apply; no
+// token when the new one is refused). It is how an administrator whose
+// password has expired, or was set by another administrator (MustChange),
+// logs in: as Keycloak's "update password" at login, the old password
+// proves who they are and the new one is theirs before any token exists.
+func (s *Service) AdminLoginNewPassword(ctx context.Context, login, password, newPassword string) (token string, exp time.Time, u *User, err error) {
 	start := s.now()
 	a := s.newEarlyAttempt(adminLoginSource(caller.From(ctx).ClientIP), "admin.login")
 	if err := a.admitSource(ctx, "login:"+login, "", start); err != nil {
@@ -109,6 +121,13 @@ func (s *Service) AdminLogin(ctx context.Context, login, password string) (token
 	if err != nil {
 		return "", time.Time{}, nil, err
 	}
+	if verdict == ReasonOK || verdict == ReasonPasswordExpired {
+		// The password was right: what is left is whether it must change.
+		if u, err = s.adminPasswordChange(ctx, u, verdict == ReasonPasswordExpired, newPassword, start); err != nil {
+			return "", time.Time{}, nil, err
+		}
+		verdict = ReasonOK
+	}
 	if verdict != ReasonOK {
 		// Verdicts given without a hash (disabled, locked, no password
 		// set) cost one here: they answer like a wrong password.
@@ -129,6 +148,40 @@ func (s *Service) AdminLogin(ctx context.Context, login, password string) (token
 		s.log.Warn("expired admin tokens not deleted", zapErr(err))
 	}
 	return token, exp, u, nil
+}
+
+// adminPasswordChange is the part of an administrator's login that follows
+// a right password: an expired password, or one another administrator set
+// (MustChange), is replaced by newPassword before a token is issued, and
+// without one the login ends in PASSWORD_CHANGE_REQUIRED; a newPassword
+// given otherwise replaces the password too. A person who may not change
+// their own password (CannotChange) keeps a password another set (the
+// response says it must change) and cannot log in with an expired one.
+// It returns the user as the token is issued for.
+func (s *Service) adminPasswordChange(ctx context.Context, u *User, expired bool, newPassword string, start time.Time) (*User, error) {
+	must := expired || u.MustChange
+	switch {
+	case u.CannotChange && expired:
+		return nil, apierr.New(apierr.FailedPrecondition, "PASSWORD_EXPIRED",
+			"your password has expired and only another administrator can set a new one (you may not change your own)")
+	case u.CannotChange && newPassword != "":
+		return nil, apierr.New(apierr.FailedPrecondition, "CANNOT_CHANGE_PASSWORD",
+			"this user's password can only be changed by an administrator")
+	case u.CannotChange || (!must && newPassword == ""):
+		return u, nil
+	case newPassword == "" && expired:
+		return nil, apierr.New(apierr.FailedPrecondition, "PASSWORD_CHANGE_REQUIRED",
+			"your password has expired: log in again giving a new password (new_password) to replace it")
+	case newPassword == "":
+		return nil, apierr.New(apierr.FailedPrecondition, "PASSWORD_CHANGE_REQUIRED",
+			"your password was set by another administrator: log in again giving a new password of your own (new_password)")
+	}
+	if err := s.setPassword(ctx, u, newPassword, false, true, "password.change", start, ""); err != nil {
+		return nil, err
+	}
+	after := *u
+	after.MustChange, after.PasswordChangedAt = false, s.now()
+	return &after, nil
 }
 
 // verifyDummy verifies password against the dummy hash: the cost of a

@@ -29,7 +29,11 @@ func init() {
 		apierr.Reason{Name: "NOT_ADMIN", Code: apierr.PermissionDenied,
 			Doc: "The call requires an administrator."},
 		apierr.Reason{Name: "BAD_ADMIN_LOGIN", Code: apierr.Unauthenticated,
-			Doc: "AdminLogin: unknown login name, a person who is no administrator, wrong password, or an account that is locked, disabled or expired (all answered alike)."},
+			Doc: "AdminLogin: unknown login name, a person who is no administrator, wrong password, or an account that is locked or disabled (all answered alike)."},
+		apierr.Reason{Name: "PASSWORD_CHANGE_REQUIRED", Code: apierr.FailedPrecondition,
+			Doc: "AdminLogin: the password was right, but it has expired or was set by another administrator (a reset, a temporary password); no token was issued. Log in again with `new_password` set (`uias ctl login --password-stdin --new-password-stdin`): the password is replaced and the token issued in one call."},
+		apierr.Reason{Name: "PASSWORD_EXPIRED", Code: apierr.FailedPrecondition,
+			Doc: "AdminLogin: the password was right but has expired, and this administrator may not change their own password (user_cannot_change_password); another administrator sets a new one."},
 
 		// Request data (malformed requests: apierr.ReasonBadRequest).
 		apierr.Reason{Name: "WEAK_PASSWORD", Code: apierr.InvalidArgument, Legacy: -5,
@@ -41,7 +45,7 @@ func init() {
 		apierr.Reason{Name: "VERIFICATION_FAILED", Code: apierr.FailedPrecondition, Legacy: -1,
 			Doc: "ChangePassword: old password wrong, account locked or disabled (counts towards the lockout)."},
 		apierr.Reason{Name: "CANNOT_CHANGE_PASSWORD", Code: apierr.FailedPrecondition,
-			Doc: "ChangePassword: the user's password can only be changed by an administrator."},
+			Doc: "ChangePassword, or AdminLogin with a new_password: the user's password can only be changed by an administrator."},
 		apierr.Reason{Name: "TEMPORARY_PASSWORD_IMPOSSIBLE", Code: apierr.FailedPrecondition,
 			Doc: "ResetPassword: no random password meets the password policy (a minimum length above 128 characters); set one with SetPassword."},
 		apierr.Reason{Name: "PASSWORD_EXPIRY_OFF", Code: apierr.FailedPrecondition,

@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/ticket"
 	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
@@ -65,5 +67,45 @@ func TestResetPasswordREST(t *testing.T) {
 	code, body, _ = e.rest(http.MethodGet, "/v1/users?password_expired=true", bearer, nil)
 	if users, _ := body["users"].([]any); code != http.StatusOK || len(users) != 0 {
 		t.Fatalf("expired passwords: %d %v", code, body)
+	}
+}
+
+// TestAdminLoginNewPasswordREST: an administrator created with a password
+// that must be changed (as a system administrator appoints one, with a
+// temporary password) gets no token with it over REST (400
+// PASSWORD_CHANGE_REQUIRED, saying what to do) and chooses their own in the
+// login body (new_password), which answers the token; the first password
+// is then refused.
+func TestAdminLoginNewPasswordREST(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	const temp = "Heron-Pass-2024"
+	if _, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "nadia", DisplayName: "Nadia", OrgId: e.root,
+		Password: temp, MustChangePassword: true, IsAdmin: true}); err != nil {
+		t.Fatal(err)
+	}
+	plain := map[string]string{"Content-Type": "application/json"}
+	login := func(fields map[string]string) (int, map[string]any) {
+		code, body, _ := e.rest(http.MethodPost, "/v1/admin/login", plain, fields)
+		return code, body
+	}
+	code, body := login(map[string]string{"login_name": "nadia", "password": temp})
+	if msg, _ := body["message"].(string); code != http.StatusBadRequest || !containsReason(body, "PASSWORD_CHANGE_REQUIRED") ||
+		!strings.Contains(msg, "new_password") || body["token"] != nil {
+		t.Fatalf("login with a temporary password: %d %v", code, body)
+	}
+	if code, body = login(map[string]string{"login_name": "nadia", "password": temp, "new_password": "short"}); code != http.StatusBadRequest ||
+		!containsReason(body, "WEAK_PASSWORD") {
+		t.Fatalf("login choosing a weak password: %d %v", code, body)
+	}
+	code, body = login(map[string]string{"login_name": "nadia", "password": temp, "new_password": "Osprey-Pass-2025"})
+	if tok, _ := body["token"].(string); code != http.StatusOK || tok == "" || body["must_change_password"] == true {
+		t.Fatalf("login choosing a password: %d %v", code, body)
+	}
+	if code, body = login(map[string]string{"login_name": "nadia", "password": temp}); code != http.StatusUnauthorized {
+		t.Fatalf("the temporary password after the change: %d %v", code, body)
+	}
+	if code, body = login(map[string]string{"login_name": "nadia", "password": "Osprey-Pass-2025"}); code != http.StatusOK {
+		t.Fatalf("login with the chosen password: %d %v", code, body)
 	}
 }

@@ -177,8 +177,8 @@ func TestCtlPasswordPolicyCommands(t *testing.T) {
 	if stderr := c.fail(2, "", "user", "list", "--status", "gone"); !strings.Contains(stderr, "--status must be active or disabled") {
 		t.Errorf("bad --status: %q", stderr)
 	}
-	// An administrator whose password was reset is told at login to choose
-	// their own, until they have.
+	// An administrator whose password was reset gets no token with it: the
+	// login says how to choose their own, which they do as they log in.
 	var me identityv1.ListUsersResponse
 	c.jsonOut(&me, "", "user", "list", "--query", "admin")
 	var adminID string
@@ -191,13 +191,34 @@ func TestCtlPasswordPolicyCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &js); err != nil || r.code != 0 || len(js.Results) != 1 {
 		t.Fatalf("reset of one's own password: %v %+v", err, r)
 	}
-	r = c.exec(js.Results[0].TemporaryPassword+"\n", "login", "--user", "admin", "--password-stdin")
-	if r.code != 0 || !strings.Contains(r.stderr, "Warning: your password was set by another administrator") ||
-		!strings.Contains(r.stderr, "user set-password "+adminID) {
+	temp1 := js.Results[0].TemporaryPassword
+	r = c.exec(temp1+"\n", "login", "--user", "admin", "--password-stdin")
+	if r.code != 1 || !strings.Contains(r.stderr, "set by another administrator") ||
+		!strings.Contains(r.stderr, "no token was saved") || !strings.Contains(r.stderr, "--new-password-stdin") {
 		t.Fatalf("login with a temporary password: %+v", r)
 	}
-	c.run("Chosen-Head-Pass-9\n", "user", "set-password", adminID, "--must-change=false")
-	if r := c.exec("Chosen-Head-Pass-9\n", "login", "--user", "admin", "--password-stdin"); r.code != 0 || strings.Contains(r.stderr, "Warning") {
+	// The reset ended the earlier token, and the refused login saved none.
+	if r := c.exec("", "user", "get", adminID); r.code == 0 {
+		t.Fatalf("a command after the refused login: %+v", r)
+	}
+	if stderr := c.fail(2, temp1+"\n", "login", "--user", "admin", "--password-stdin", "--new-password-stdin"); !strings.Contains(stderr, "new password expected on line 2") {
+		t.Errorf("--new-password-stdin without a second line: %q", stderr)
+	}
+	if r := c.exec(temp1+"\nweak\n", "login", "--user", "admin", "--password-stdin", "--new-password-stdin"); r.code != 1 ||
+		!strings.Contains(r.stderr, "InvalidArgument") {
+		t.Fatalf("login choosing a weak password: %+v", r)
+	}
+	r = c.exec(temp1+"\nChosen-Head-Pass-9\n", "login", "--user", "admin", "--password-stdin", "--new-password-stdin")
+	if r.code != 0 || !strings.Contains(r.stderr, "Your password was changed") || !strings.Contains(r.stdout, "Logged in as admin") {
+		t.Fatalf("login choosing a password: %+v", r)
+	}
+	if out := c.run("", "user", "get", adminID); !strings.Contains(out, "admin") {
+		t.Errorf("user get after choosing a password: %s", out)
+	}
+	if r := c.exec(temp1+"\n", "login", "--user", "admin", "--password-stdin"); r.code != 1 {
+		t.Fatalf("the temporary password after the change: %+v", r)
+	}
+	if r := c.exec("Chosen-Head-Pass-9\n", "login", "--user", "admin", "--password-stdin"); r.code != 0 || r.stderr != "" {
 		t.Fatalf("login with a chosen password: %+v", r)
 	}
 

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/uias/uias/pkg/apierr"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
@@ -120,16 +121,22 @@ func (a *app) withSession(fn func(s *session) error) error {
 
 func loginCmd() command {
 	return command{
-		usage: "--user NAME [--password-stdin] [--print-token]",
+		usage: "--user NAME [--password-stdin] [--new-password-stdin] [--print-token]",
 		help: "Logs in to the AdminService and stores the token in the token file (mode 0600).\n" +
 			"The password is read from the first line of standard input with --password-stdin,\n" +
 			"otherwise from the UIAS_ADMIN_PASSWORD environment variable. The token itself is\n" +
 			"printed (also with -o json) only with --print-token. An administrator who may read the\n" +
 			"audit log is then reminded, on standard error, when it is due for a backup\n" +
-			"(audit.backup_reminder; see audit backup).",
+			"(audit.backup_reminder; see audit backup).\n" +
+			"With --new-password-stdin the next line of standard input (the second after the\n" +
+			"password's) is a new password that replaces the current one as you log in. It is\n" +
+			"required when your password has expired or was set by another administrator (a\n" +
+			"reset or a temporary password): such a login otherwise fails and saves no token.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			user := fs.String("user", a.env("UIAS_ADMIN_USER"), "administrator login `name` (env UIAS_ADMIN_USER)")
 			fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+			newFromStdin := fs.Bool("new-password-stdin", false,
+				"read a new password from the next line of standard input and set it as you log in")
 			printToken := fs.Bool("print-token", false, "print the token too (it is a credential: keep it out of logs)")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
@@ -138,25 +145,37 @@ func loginCmd() command {
 				if err := required("user", *user); err != nil {
 					return err
 				}
-				var password string
-				switch {
-				case *fromStdin:
-					p, err := a.readSecretLine("password")
-					if err != nil {
-						return err
-					}
-					password = p
-				case a.env("UIAS_ADMIN_PASSWORD") != "":
-					password = a.env("UIAS_ADMIN_PASSWORD")
-				default:
+				var want []string
+				if *fromStdin {
+					want = append(want, "password")
+				} else if a.env("UIAS_ADMIN_PASSWORD") == "" {
 					return usagef("no password: pass it on standard input with --password-stdin, or set UIAS_ADMIN_PASSWORD")
+				}
+				if *newFromStdin {
+					want = append(want, "new password")
+				}
+				lines, err := a.readSecretLines(want...)
+				if err != nil {
+					return err
+				}
+				req := &identityv1.AdminLoginRequest{LoginName: *user, Password: a.env("UIAS_ADMIN_PASSWORD")}
+				if *fromStdin {
+					req.Password, lines = lines[0], lines[1:]
+				}
+				if *newFromStdin {
+					req.NewPassword = lines[0]
 				}
 				s, err := a.dial()
 				if err != nil {
 					return err
 				}
 				defer s.close()
-				resp, err := s.client.AdminLogin(s.ctx, &identityv1.AdminLoginRequest{LoginName: *user, Password: password})
+				resp, err := s.client.AdminLogin(s.ctx, req)
+				if st := status.Convert(err); apierr.Info(st).GetReason() == "PASSWORD_CHANGE_REQUIRED" {
+					return status.Errorf(st.Code(), "%s; no token was saved. Choose a new password and log in with it: "+
+						"uias ctl login --user %s --password-stdin --new-password-stdin "+
+						"(the current password on the first line of standard input, the new one on the second)", st.Message(), *user)
+				}
 				if err != nil {
 					return err
 				}
@@ -183,9 +202,12 @@ func loginCmd() command {
 				}); err != nil {
 					return err
 				}
+				if *newFromStdin {
+					fmt.Fprintln(a.stderr, "Your password was changed.")
+				}
 				if resp.GetMustChangePassword() {
-					fmt.Fprintf(a.stderr, "Warning: your password was set by another administrator; choose your own now: "+
-						"uias ctl user set-password %s --must-change=false (new password on standard input)\n", resp.GetUser().GetId())
+					fmt.Fprintln(a.stderr, "Note: your password was set by another administrator, and only an administrator "+
+						"can set you another (you may not change your own).")
 				}
 				a.backupReminder(s, resp.GetToken())
 				return nil

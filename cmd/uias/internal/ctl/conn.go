@@ -199,6 +199,29 @@ func (a *app) saveToken(token string) (string, error) {
 }
 
 // readSecretLine reads the first line of stdin (without the line ending).
+// readSecretLines reads one line of standard input for each of whats (none
+// for none), each required to be non-empty.
+func (a *app) readSecretLines(whats ...string) ([]string, error) {
+	if len(whats) == 0 {
+		return nil, nil
+	}
+	if a.stdin == nil {
+		return nil, usagef("%s expected on standard input, but there is none", strings.Join(whats, " and "))
+	}
+	r := bufio.NewReader(a.stdin)
+	lines := make([]string, len(whats))
+	for i, what := range whats {
+		line, err := r.ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("reading %s from standard input: %w", what, err)
+		}
+		if lines[i] = strings.TrimRight(line, "\r\n"); lines[i] == "" {
+			return nil, usagef("%s expected on line %d of standard input, but it is empty or missing", what, i+1)
+		}
+	}
+	return lines, nil
+}
+
 func (a *app) readSecretLine(what string) (string, error) {
 	if a.stdin == nil {
 		return "", usagef("%s expected on standard input, but there is none", what)

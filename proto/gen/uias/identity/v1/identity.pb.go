@@ -716,9 +716,16 @@ func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
 }
 
 type AdminLoginRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LoginName     string                 `protobuf:"bytes,1,opt,name=login_name,json=loginName" json:"login_name,omitempty"`
-	Password      string                 `protobuf:"bytes,2,opt,name=password" json:"password,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	LoginName string                 `protobuf:"bytes,1,opt,name=login_name,json=loginName" json:"login_name,omitempty"`
+	Password  string                 `protobuf:"bytes,2,opt,name=password" json:"password,omitempty"`
+	// new_password, when set, replaces the password as the login succeeds
+	// (the password policy and history apply; the login fails, issuing no
+	// token, when the new one is refused). It is required when the password
+	// has expired or was set by another administrator (a reset, a temporary
+	// password): without it such a login answers FAILED_PRECONDITION
+	// PASSWORD_CHANGE_REQUIRED and issues no token.
+	NewPassword   string `protobuf:"bytes,3,opt,name=new_password,json=newPassword" json:"new_password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -767,6 +774,13 @@ func (x *AdminLoginRequest) GetPassword() string {
 	return ""
 }
 
+func (x *AdminLoginRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
 type AdminLoginResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Token string                 `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
@@ -775,8 +789,10 @@ type AdminLoginResponse struct {
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
 	User      *UserSummary           `protobuf:"bytes,3,opt,name=user" json:"user,omitempty"`
 	// must_change_password: the administrator's password was set by another
-	// administrator (a reset or a temporary password): change it now (uias
-	// ctl login says so).
+	// administrator, and this administrator may not change it themselves
+	// (user_cannot_change_password): the token is issued, and the password stands
+	// until an administrator sets another. Every other administrator whose
+	// password must change chooses one in the login (new_password).
 	MustChangePassword bool `protobuf:"varint,4,opt,name=must_change_password,json=mustChangePassword" json:"must_change_password,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
@@ -4121,11 +4137,12 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\vapp_user_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\tappUserId\x12.\n" +
 	"\fold_password\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\voldPassword\x12.\n" +
 	"\fnew_password\x18\x03 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse\"l\n" +
+	"\x16ChangePasswordResponse\"\x99\x01\n" +
 	"\x11AdminLoginRequest\x12.\n" +
 	"\n" +
 	"login_name\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\tloginName\x12'\n" +
-	"\bpassword\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\bpassword\"\xca\x01\n" +
+	"\bpassword\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\bpassword\x12+\n" +
+	"\fnew_password\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\vnewPassword\"\xca\x01\n" +
 	"\x12AdminLoginResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
 	"\n" +

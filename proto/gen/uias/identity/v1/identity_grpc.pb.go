@@ -226,6 +226,8 @@ const (
 type AdminServiceClient interface {
 	// AdminLogin exchanges an administrator's login name and password for a
 	// short-lived bearer token. It is the only AdminService call without a token.
+	// An administrator whose password has expired, or was set by another
+	// administrator, sets a new one in the same call (new_password).
 	AdminLogin(ctx context.Context, in *AdminLoginRequest, opts ...grpc.CallOption) (*AdminLoginResponse, error)
 	// AdminLogout revokes the bearer token the call carries: it is refused
 	// (UNAUTHENTICATED) from then on, on every instance.
@@ -665,6 +667,8 @@ func (c *adminServiceClient) DeleteAccountLink(ctx context.Context, in *DeleteAc
 type AdminServiceServer interface {
 	// AdminLogin exchanges an administrator's login name and password for a
 	// short-lived bearer token. It is the only AdminService call without a token.
+	// An administrator whose password has expired, or was set by another
+	// administrator, sets a new one in the same call (new_password).
 	AdminLogin(context.Context, *AdminLoginRequest) (*AdminLoginResponse, error)
 	// AdminLogout revokes the bearer token the call carries: it is refused
 	// (UNAUTHENTICATED) from then on, on every instance.

@@ -1,0 +1,115 @@
+package identity_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/services/identity"
+)
+
+// An administrator whose password was set by another administrator (a
+// reset, a temporary password) or has expired gets no token until they
+// choose their own, which they do in the login itself (as Keycloak's
+// "update password" at login): the temporary password shown to whoever
+// reset it is never a way into the administration.
+func TestAdminLoginMustChangePassword(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	orgs, _, _ := w.svc.ListOrgs(ctx, identity.OrgFilter{}, 0, "")
+	ada, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "ada", DisplayName: "Ada", OrgID: orgs[0].ID,
+		Password: "Zeta-Pass-001", IsAdmin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, root := adminLogin(t, w.svc, "admin", "Boot-Strap-Pass1")
+	_, temp, err := w.svc.ResetPassword(root, ada.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := from("192.0.2.9")
+	tok, _, _, err := w.svc.AdminLogin(ip, "ada", temp)
+	if reasonOf(err) != "PASSWORD_CHANGE_REQUIRED" || tok != "" {
+		t.Fatalf("login with a temporary password: %q %v, want PASSWORD_CHANGE_REQUIRED and no token", tok, err)
+	}
+	// A wrong current password with a new one is a wrong login; a new
+	// password the policy or the history refuses leaves the temporary one.
+	if _, _, _, err := w.svc.AdminLoginNewPassword(ip, "ada", "Wrong-Pass-77", "Mine-Pass-2024"); reasonOf(err) != "BAD_ADMIN_LOGIN" {
+		t.Fatalf("wrong password with a new one: %v", err)
+	}
+	for pw, want := range map[string]string{"weak": "WEAK_PASSWORD", temp: "PASSWORD_REUSED", "Zeta-Pass-001": "PASSWORD_REUSED"} {
+		if tok, _, _, err := w.svc.AdminLoginNewPassword(ip, "ada", temp, pw); reasonOf(err) != want || tok != "" {
+			t.Fatalf("new password %q: %q %v, want %s", pw, tok, err, want)
+		}
+	}
+	tok, _, u, err := w.svc.AdminLoginNewPassword(ip, "ada", temp, "Mine-Pass-2024")
+	if err != nil || tok == "" || u.MustChange {
+		t.Fatalf("login choosing a password: %q %+v %v", tok, u, err)
+	}
+	if !tokenOK(t, w.svc, tok) {
+		t.Fatal("the token issued with the new password is refused")
+	}
+	if stored, err := w.svc.GetUser(root, ada.ID); err != nil || stored.MustChange {
+		t.Fatalf("after the change: %+v %v", stored, err)
+	}
+	if _, _, _, err := w.svc.AdminLogin(ip, "ada", temp); reasonOf(err) != "BAD_ADMIN_LOGIN" {
+		t.Fatalf("the temporary password after the change: %v", err)
+	}
+	tok, _, _, err = w.svc.AdminLogin(ip, "ada", "Mine-Pass-2024")
+	if err != nil || tok == "" {
+		t.Fatalf("login with the chosen password: %v", err)
+	}
+
+	// A password of one's own may be replaced at login too.
+	if tok, _, _, err := w.svc.AdminLoginNewPassword(ip, "ada", "Mine-Pass-2024", "Mine-Pass-2025"); err != nil || tok == "" {
+		t.Fatalf("voluntary change at login: %v", err)
+	}
+
+	// An expired password: the same, once the password is proven.
+	w.clk.t = w.clk.t.Add(91 * 24 * time.Hour)
+	if _, _, _, err := w.svc.AdminLogin(ip, "ada", "Mine-Pass-2025"); reasonOf(err) != "PASSWORD_CHANGE_REQUIRED" {
+		t.Fatalf("login with an expired password: %v", err)
+	}
+	if _, _, _, err := w.svc.AdminLogin(ip, "ada", "Wrong-Pass-78"); reasonOf(err) != "BAD_ADMIN_LOGIN" {
+		t.Fatalf("wrong password of an expired account: %v", err)
+	}
+	if tok, _, _, err := w.svc.AdminLoginNewPassword(ip, "ada", "Mine-Pass-2025", "Mine-Pass-2026"); err != nil || tok == "" {
+		t.Fatalf("login replacing an expired password: %v", err)
+	}
+	if _, _, _, err := w.svc.AdminLogin(ip, "ada", "Mine-Pass-2026"); err != nil {
+		t.Fatalf("login after replacing an expired password: %v", err)
+	}
+}
+
+// An administrator who may not change their own password keeps one another
+// set (the login says it must change, and issues the token) and cannot log
+// in once it has expired: only another administrator can help then.
+func TestAdminLoginCannotChangePassword(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	orgs, _, _ := w.svc.ListOrgs(ctx, identity.OrgFilter{}, 0, "")
+	bo, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "bo", DisplayName: "Bo", OrgID: orgs[0].ID,
+		Password: "Kite-Pass-001", IsAdmin: true, CannotChange: true, MustChange: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := from("192.0.2.10")
+	tok, _, u, err := w.svc.AdminLogin(ip, "bo", "Kite-Pass-001")
+	if err != nil || tok == "" || !u.MustChange {
+		t.Fatalf("login of a user who cannot change their password: %q %+v %v", tok, u, err)
+	}
+	if _, _, _, err := w.svc.AdminLoginNewPassword(ip, "bo", "Kite-Pass-001", "Kite-Pass-002"); reasonOf(err) != "CANNOT_CHANGE_PASSWORD" {
+		t.Fatalf("new password of a user who cannot change it: %v", err)
+	}
+	w.clk.t = w.clk.t.Add(91 * 24 * time.Hour)
+	if _, _, _, err := w.svc.AdminLogin(ip, "bo", "Kite-Pass-001"); reasonOf(err) != "PASSWORD_EXPIRED" {
+		t.Fatalf("expired password of a user who cannot change it: %v", err)
+	}
+	_, root := adminLogin(t, w.svc, "admin", "Boot-Strap-Pass1")
+	if _, err := w.svc.SetPassword(root, bo.ID, "Kite-Pass-003", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := w.svc.AdminLogin(ip, "bo", "Kite-Pass-003"); err != nil {
+		t.Fatalf("login after another administrator set the password: %v", err)
+	}
+}
