@@ -20,7 +20,7 @@ func TestDeletedAppLosesItsServices(t *testing.T) {
 	st := f.st(t, tgt, svcA)
 	other := f.st(t, tgt, "https://b.example.com/x")
 
-	n, err := f.svc.DeleteAppServices(ctx, "app1")
+	n, err := f.svc.DeleteAppServices(ctx, "app1", ticket.CauseAppDeleted)
 	if err != nil || n != 2 {
 		t.Fatalf("DeleteAppServices: %d %v, want 2", n, err)
 	}
@@ -40,7 +40,7 @@ func TestDeletedAppLosesItsServices(t *testing.T) {
 		t.Fatalf("another application's ticket: %+v", v)
 	}
 	// Again (a redelivered event): nothing left.
-	if n, err := f.svc.DeleteAppServices(ctx, "app1"); err != nil || n != 0 {
+	if n, err := f.svc.DeleteAppServices(ctx, "app1", ticket.CauseAppDeleted); err != nil || n != 0 {
 		t.Fatalf("again: %d %v", n, err)
 	}
 }

@@ -15,7 +15,8 @@ import (
 // Administration of the service registry. Every change writes a CHANGES
 // event (uias.changes.ticket.service.<op>) and an audit record with it.
 
-func (s *Service) serviceEvents(ctx context.Context, op string, r *RegisteredService) []events.Event {
+// extra are more key, value pairs for the audit record.
+func (s *Service) serviceEvents(ctx context.Context, op string, r *RegisteredService, extra ...string) []events.Event {
 	now := s.now().UTC()
 	payload, _ := json.Marshal(map[string]any{"entity": "service", "op": op, "id": r.ID, "actor": caller.From(ctx).Actor(),
 		"time": now, "data": map[string]any{"app_id": r.AppID, "name": r.Name, "url": r.URL, "pattern": r.Pattern,
@@ -23,7 +24,7 @@ func (s *Service) serviceEvents(ctx context.Context, op string, r *RegisteredSer
 	change := events.Event{ID: ids.New(), Subject: "uias.changes.ticket.service." + op, Type: "ticket.service." + op,
 		Time: now, Payload: payload}
 	return []events.Event{change, s.auditor.Event(ctx, audit.Action{API: "service." + op, Subject: "service:" + r.ID,
-		Result: audit.ResultSuccess, Reason: "OK", Start: now, Fields: detail("app_id", r.AppID)})}
+		Result: audit.ResultSuccess, Reason: "OK", Start: now, Fields: detail(append([]string{"app_id", r.AppID}, extra...)...)})}
 }
 
 // CreateRegisteredService registers a service.
@@ -87,10 +88,17 @@ func (s *Service) DeleteRegisteredService(ctx context.Context, id string) error 
 }
 
 // DeleteAppServices removes every service registered for application
-// appID (deleted in identity: CHANGES app.deleted) and returns how many;
+// appID (deleted in identity: CHANGES app.deleted, cause CauseAppDeleted;
+// or found unknown to identity, CauseAppUnknown) and returns how many;
 // their outstanding tickets no longer validate (ValidateTicket refuses a
-// service that is not registered).
-func (s *Service) DeleteAppServices(ctx context.Context, appID string) (int, error) {
+// service that is not registered). The audit records carry cause.
+// Causes of DeleteAppServices, in its audit records ("cause").
+const (
+	CauseAppDeleted = "APP_DELETED" // identity's app.deleted event
+	CauseAppUnknown = "APP_UNKNOWN" // identity no longer knows the App_ID (the event was missed)
+)
+
+func (s *Service) DeleteAppServices(ctx context.Context, appID, cause string) (int, error) {
 	if appID == "" {
 		return 0, nil
 	}
@@ -103,7 +111,7 @@ func (s *Service) DeleteAppServices(ctx context.Context, appID string) (int, err
 		if r.AppID != appID {
 			continue
 		}
-		err := s.reg.store.DeleteService(ctx, r.ID, s.serviceEvents(ctx, "deleted", r)...)
+		err := s.reg.store.DeleteService(ctx, r.ID, s.serviceEvents(ctx, "deleted", r, "cause", cause)...)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // deleted meanwhile (another instance)
 		}

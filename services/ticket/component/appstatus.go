@@ -21,8 +21,13 @@ import (
 // ViewService for the applications that have services when the component
 // starts and every appStatusRefresh, and changed at once by identity's
 // app.updated events (each instance hears them all). An application
-// identity no longer knows (deleted while no ticket instance heard it) is
-// held suspended too: its services take no tickets until they are gone.
+// identity no longer knows was deleted while no ticket instance heard its
+// app.deleted (one instance of the queue group handles each; none may have
+// been running): the refresh deletes its services then (audit cause
+// APP_UNKNOWN), and until they are gone they take no tickets. Registering
+// a service requires an application identity knows (ServiceRegistry's
+// CheckApp), so an unknown one is a deleted one, also at a centre holding
+// the replica of another centre's application.
 
 // appStatusRefresh is how often the set is read again from identity (it
 // covers events missed while an instance was not connected).
@@ -85,13 +90,16 @@ func (a *appStatus) onChange(m *nats.Msg) {
 	}
 }
 
-// servicesLister lists the registered services (ticket.Service).
+// servicesLister lists the registered services and deletes an
+// application's (ticket.Service).
 type servicesLister interface {
 	ListRegisteredServices(ctx context.Context, appID string) ([]*ticket.RegisteredService, error)
+	DeleteAppServices(ctx context.Context, appID, cause string) (int, error)
 }
 
-// refresh reads the status of the applications that have services.
-func (a *appStatus) refresh(ctx context.Context, svc servicesLister, views identityv1.ViewServiceClient) error {
+// refresh reads the status of the applications that have services, and
+// deletes the services of those identity no longer knows.
+func (a *appStatus) refresh(ctx context.Context, svc servicesLister, views identityv1.ViewServiceClient, log *zap.Logger) error {
 	rs, err := svc.ListRegisteredServices(ctx, "")
 	if err != nil {
 		return err
@@ -115,8 +123,16 @@ func (a *appStatus) refresh(ctx context.Context, svc servicesLister, views ident
 			known[v.GetId()] = true
 		}
 		for _, id := range ids[:n] {
-			if !known[id] {
-				a.set(id, true) // deleted in identity: no tickets for its services
+			if known[id] {
+				continue
+			}
+			a.set(id, true) // deleted in identity: no tickets for its services
+			if gone, err := svc.DeleteAppServices(ctx, id, ticket.CauseAppUnknown); err != nil {
+				log.Warn("services of an application identity no longer knows not all removed; trying again at the next refresh",
+					zap.String("app_id", id), zap.Error(err))
+			} else if gone > 0 {
+				log.Info("removed the services of an application identity no longer knows (deleted while no ticket instance heard it)",
+					zap.String("app_id", id), zap.Int("services", gone))
 			}
 		}
 		for _, v := range res.GetViews() {
@@ -136,7 +152,7 @@ func (a *appStatus) refresh(ctx context.Context, svc servicesLister, views ident
 func (a *appStatus) run(ctx context.Context, svc servicesLister, views identityv1.ViewServiceClient, log *zap.Logger) {
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		if err := a.refresh(rctx, svc, views); err != nil && ctx.Err() == nil {
+		if err := a.refresh(rctx, svc, views, log); err != nil && ctx.Err() == nil {
 			log.Warn("the status of applications with CAS services not read from identity; trying again", zap.Error(err))
 		}
 		cancel()

@@ -6,16 +6,33 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/ticket"
 )
 
-type listed []*ticket.RegisteredService
+// listed is a registry's services; deleted records the applications whose
+// services were deleted, with the cause.
+type listed struct {
+	services []*ticket.RegisteredService
+	deleted  map[string]string
+}
 
-func (l listed) ListRegisteredServices(context.Context, string) ([]*ticket.RegisteredService, error) {
-	return l, nil
+func (l *listed) ListRegisteredServices(context.Context, string) ([]*ticket.RegisteredService, error) {
+	return l.services, nil
+}
+
+func (l *listed) DeleteAppServices(_ context.Context, appID, cause string) (int, error) {
+	n := 0
+	for _, r := range l.services {
+		if r.AppID == appID {
+			n++
+		}
+	}
+	l.deleted[appID] = cause
+	return n, nil
 }
 
 // views answers identity's ViewService from a map of App_ID to status.
@@ -37,9 +54,15 @@ func (v views) GetViews(_ context.Context, r *identityv1.GetViewsRequest, _ ...g
 // kept by app.updated and app.deleted events.
 func TestAppStatus(t *testing.T) {
 	a := newAppStatus(ticket.NewRegistry(nil, 0, nil))
-	svcs := listed{{AppID: "active"}, {AppID: "paused"}, {AppID: "gone"}, {AppID: "active"}}
-	if err := a.refresh(context.Background(), svcs, views{"active": 1, "paused": appSuspended}); err != nil {
+	svcs := &listed{services: []*ticket.RegisteredService{{AppID: "active"}, {AppID: "paused"}, {AppID: "gone"}, {AppID: "active"}},
+		deleted: map[string]string{}}
+	if err := a.refresh(context.Background(), svcs, views{"active": 1, "paused": appSuspended}, zap.NewNop()); err != nil {
 		t.Fatal(err)
+	}
+	// The services of the application identity no longer knows are
+	// deleted (its app.deleted was missed), the others' kept.
+	if len(svcs.deleted) != 1 || svcs.deleted["gone"] != ticket.CauseAppUnknown {
+		t.Errorf("services deleted by the refresh: %v, want those of gone (APP_UNKNOWN)", svcs.deleted)
 	}
 	for app, want := range map[string]bool{"active": false, "paused": true, "gone": true, "never-listed": false} {
 		if got := a.isSuspended(app); got != want {

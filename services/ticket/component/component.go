@@ -348,7 +348,7 @@ func deleteAppServices(ctx context.Context, svc *ticket.Service, log *zap.Logger
 	}
 	// The services' records name the administrator who deleted the
 	// application, as identity's event does.
-	n, err := svc.DeleteAppServices(caller.WithActor(ctx, ev.Actor), ev.ID)
+	n, err := svc.DeleteAppServices(caller.WithActor(ctx, ev.Actor), ev.ID, ticket.CauseAppDeleted)
 	if err != nil {
 		log.Warn("services of a deleted application not all removed", zap.String("app_id", ev.ID), zap.Error(err))
 		return
