@@ -31,6 +31,25 @@ type CallerAuth struct {
 	Prefix string
 	// Perms: full method name -> permission.
 	Perms map[string]Perm
+	// Scoped: the methods of Perms that are listings an administrator may
+	// call with grants over org subtrees only (a unit administrator): they
+	// are asked of authz as listings (Lister.ListScope when Checker is
+	// one), and the orgs the call is limited to travel in its context
+	// (ScopeFrom): the subtrees' top orgs, expanded by Subtrees when it is
+	// set (into every org of the subtrees, e.g. for a filter on exact
+	// orgs).
+	Scoped   map[string]bool
+	Subtrees func(ctx context.Context, tops []string) ([]string, error)
+}
+
+type scopeKey struct{}
+
+// ScopeFrom returns the orgs a Scoped call is limited to (CallerAuth), and
+// whether it is limited: false for a call allowed everywhere (an unscoped
+// grant) or not Scoped.
+func ScopeFrom(ctx context.Context) ([]string, bool) {
+	orgs, ok := ctx.Value(scopeKey{}).([]string)
+	return orgs, ok
 }
 
 // HandlerDecides marks a method in CallerAuth.Perms whose handler asks for
@@ -48,6 +67,22 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		p, listed := a.Perms[method]
 		if !listed {
 			return ctx, Denied("no administrator permission is defined for " + method)
+		}
+		if l, ok := a.Checker.(Lister); ok && a.Scoped[method] {
+			tops, err := l.ListScope(ctx, adm, p)
+			if err != nil {
+				return ctx, err
+			}
+			if tops == nil {
+				return ctx, nil
+			}
+			orgs := tops
+			if a.Subtrees != nil {
+				if orgs, err = a.Subtrees(ctx, tops); err != nil {
+					return ctx, err
+				}
+			}
+			return context.WithValue(ctx, scopeKey{}, orgs), nil
 		}
 		if p != HandlerDecides {
 			if err := a.Checker.Authorize(ctx, adm, p, ""); err != nil {

@@ -8,17 +8,21 @@ import (
 type Principal struct {
 	UserID string
 	OrgID  string
-	// Auditor: authz allows the administrator the audit.records permission
-	// of the call without an org scope (the security auditor).
-	Auditor bool
+	// All: authz allows the administrator the call's audit.records
+	// permission without an org scope (the security auditor, the system
+	// administrator).
+	All bool
+	// Orgs: the orgs of the subtrees a unit administrator administers (the
+	// call's permission is theirs over those subtrees only).
+	Orgs []string
 }
 
 // Scope is what part of the log an administrator may read.
 type Scope struct {
 	// All: every record (system administrator, security auditor).
 	All bool
-	// Orgs: the org subtrees whose records may be read (unit
-	// administrators, once the authorization component exists).
+	// Orgs: the orgs whose records may be read (a unit administrator's
+	// subtrees, every org in them).
 	Orgs []string
 }
 
@@ -33,12 +37,16 @@ func init() {
 }
 
 // ScopeOf is the one place that decides what an administrator may read of
-// the audit log: the security auditor (audit.records, asked of authz by the
-// server's caller authentication) reads everything, nobody else anything.
-// Unit administrators reading their org subtrees would get Orgs here.
+// the audit log (004 2.1.7.1): every record for whoever holds the
+// permission without an org scope (the security auditor, the system
+// administrator), the records of the orgs of their subtrees for a unit
+// administrator, nothing for anyone else.
 func ScopeOf(p Principal) (Scope, error) {
-	if p.Auditor {
+	switch {
+	case p.All:
 		return Scope{All: true}, nil
+	case len(p.Orgs) > 0:
+		return Scope{Orgs: p.Orgs}, nil
 	}
 	return Scope{}, errForbidden
 }

@@ -80,8 +80,14 @@ func BuiltinRoles() []Role {
 				personal = append(personal, p)
 				continue
 			}
-			if top != "audit" {
+			// The system administrator queries all logs, and the unit
+			// administrators their own orgs' (004 2.1.7.1); backing up
+			// and removing them is the security auditor's alone.
+			if top != "audit" || op != "archive" {
 				sys = append(sys, p)
+			}
+			if r.Code == "audit.records" && (op == "read" || op == "export") {
+				unit = append(unit, p)
 			}
 			if op == "read" && top != "system" || top == "audit" || r.Code == "system.console" {
 				aud = append(aud, p)

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/adminauth"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
@@ -44,8 +45,9 @@ func (e *env) grantedAdmin(t *testing.T, login, role string) string {
 
 // The audit, sync and ticket components decide their administrator calls
 // with authz (pkg/adminauth), as identity does: the three-administrator
-// separation holds there too. The security auditor reads the audit log and
-// a system administrator may not; a unit administrator may do neither; the
+// separation holds there too. The security auditor and the system
+// administrator read the whole audit log, a unit administrator the records
+// of their subtree's orgs, and only the auditor backs it up; the
 // sync state and the ticket registry are the system administrator's. Every
 // refusal is PERMISSION_DENIED ADMIN_NOT_ALLOWED with a sentence, over gRPC
 // and REST alike.
@@ -78,19 +80,65 @@ func TestAdminScopesOfComponents(t *testing.T) {
 		t.Fatalf("auditor reads the audit log over REST: %d %v", code, out)
 	}
 
-	// System administrators (by grant and the bootstrap one) and unit
-	// administrators do not.
-	for _, who := range []string{"admin", "sys2", "unitA"} {
-		_, err := q.QueryRecords(x.as(who), &auditv1.QueryRecordsRequest{})
-		deniedReason(who+" reads the audit log", err, "not allowed to read audit.records")
-		_, err = logc.GetCheckpoint(x.as(who), &auditv1.GetCheckpointRequest{})
-		deniedReason(who+" reads an audit checkpoint", err, "not allowed to verify audit.records")
-		code, out, _ := e.rest(http.MethodGet, "/v1/audit/records?page_size=1", x.asHeader(who), nil)
-		restDenied(t, who+" reads the audit log", code, out, "not allowed to read audit.records")
-		if !containsReason(out, adminauth.ReasonNotAllowed) {
-			t.Errorf("REST %s: reason not %s: %v", who, adminauth.ReasonNotAllowed, out)
+	// System administrators (by grant and the bootstrap one) read and
+	// verify the whole log too (004 2.1.7.1: "the system administrator
+	// queries all logs"), but back up and remove nothing.
+	for _, who := range []string{"admin", "sys2"} {
+		eventually(t, who+" reads the records of every org", func() bool {
+			r, err := q.QueryRecords(x.as(who), &auditv1.QueryRecordsRequest{Subject: "user:" + x.carol})
+			if err != nil {
+				t.Fatalf("%s reads the audit log: %v", who, err)
+			}
+			return len(r.GetRecords()) > 0
+		})
+		// allowed: a checkpoint, or none signed yet (not a refusal)
+		if _, err := logc.GetCheckpoint(x.as(who), &auditv1.GetCheckpointRequest{}); err != nil && status.Code(err) != codes.FailedPrecondition {
+			t.Errorf("%s reads an audit checkpoint: %v", who, err)
+		}
+		_, err := logc.ArchiveRecords(x.as(who), &auditv1.ArchiveRecordsRequest{Before: timestamppb.Now()})
+		deniedReason(who+" backs up the audit log", err, "not allowed to archive audit.records")
+	}
+
+	// A unit administrator reads the records of the orgs of their subtree
+	// (004 2.1.7.1: "unit administrators query their own org's logs"):
+	// bob's (east1, below east), never carol's (west), nor records of no
+	// org; proofs and checkpoints concern the whole log and are refused.
+	inSubtree := map[string]bool{x.east: true, x.east1: true}
+	eventually(t, "the unit administrator reads bob's records", func() bool {
+		r, err := q.QueryRecords(x.as("unitA"), &auditv1.QueryRecordsRequest{Subject: "user:" + x.bob})
+		if err != nil {
+			t.Fatalf("unit admin reads the audit log of their subtree: %v", err)
+		}
+		return len(r.GetRecords()) > 0
+	})
+	all, err := q.QueryRecords(x.as("unitA"), &auditv1.QueryRecordsRequest{PageSize: 1000})
+	if err != nil || len(all.GetRecords()) == 0 {
+		t.Fatalf("unit admin reads the audit log: %v %v", all, err)
+	}
+	for _, r := range all.GetRecords() {
+		if !inSubtree[r.GetOrg()] {
+			t.Fatalf("a unit admin of east reads a record of org %q: %v", r.GetOrg(), r)
 		}
 	}
+	if r, err := q.QueryRecords(x.as("unitA"), &auditv1.QueryRecordsRequest{Subject: "user:" + x.carol}); err != nil || len(r.GetRecords()) != 0 {
+		t.Fatalf("unit admin of east reads carol's records (west): %v %v", r, err)
+	}
+	code, out, _ = e.rest(http.MethodGet, "/v1/audit/records?page_size=1000", x.asHeader("unitA"), nil)
+	recs, _ := out["records"].([]any)
+	if code != http.StatusOK || len(recs) == 0 {
+		t.Fatalf("unit admin reads the audit log over REST: %d %v", code, out)
+	}
+	for _, r := range recs {
+		if org, _ := r.(map[string]any)["org"].(string); !inSubtree[org] {
+			t.Fatalf("a unit admin of east reads a record of org %q over REST", org)
+		}
+	}
+	_, err = logc.GetCheckpoint(x.as("unitA"), &auditv1.GetCheckpointRequest{})
+	deniedReason("unit admin reads an audit checkpoint", err, "not allowed to verify audit.records")
+	_, err = logc.ProveInclusion(x.as("unitA"), &auditv1.ProveInclusionRequest{Seq: 1})
+	deniedReason("unit admin asks for an inclusion proof", err, "not allowed to read audit.records")
+	_, err = logc.ArchiveRecords(x.as("unitA"), &auditv1.ArchiveRecordsRequest{Before: timestamppb.Now()})
+	deniedReason("unit admin backs up the audit log", err, "not allowed to archive audit.records")
 
 	// The sync state: system administrators and the auditor (read) may see
 	// it; a unit administrator may not.
@@ -99,7 +147,7 @@ func TestAdminScopesOfComponents(t *testing.T) {
 			t.Errorf("%s reads the sync status: %v", who, err)
 		}
 	}
-	_, err := syncc.GetSyncStatus(x.as("unitA"), &syncv1.GetSyncStatusRequest{})
+	_, err = syncc.GetSyncStatus(x.as("unitA"), &syncv1.GetSyncStatusRequest{})
 	deniedReason("unit admin reads the sync status", err, "not allowed to read sync.replication")
 	code, out, _ = e.rest(http.MethodGet, "/v1/sync/status", x.asHeader("unitA"), nil)
 	restDenied(t, "unit admin reads the sync status", code, out, "not allowed to read sync.replication")

@@ -40,8 +40,9 @@ func TestOpenAPISecurityIsTrue(t *testing.T) {
 		"X-Uias-App-Secret": f.secret,
 		"bearer":            e.token,
 	}
-	// The audit log is the security auditor's (the system administrator's
-	// token is refused there by authz, not by the caller check).
+	// The audit log's backups are the security auditor's (the system
+	// administrator's token is refused there by authz, not by the caller
+	// check): the auditor calls every audit path.
 	auditorToken := e.grantedAdmin(t, "auditor-openapi", "security_auditor")
 
 	resp, err := http.Get(e.http + "/openapi.json")

@@ -163,6 +163,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	idc, err := env.Client("identity")
+	if err != nil {
+		return nil, err
+	}
 	return &module.Component{
 		Register: func(g grpc.ServiceRegistrar) {
 			server.New(l).WithArchives(server.ArchiveOptions{Dir: archiveDir, Reminder: cfg.BackupReminder, Checker: admins}).Register(g)
@@ -170,7 +174,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			server.NewReports(st, exp).Register(g)
 			an.Register(g)
 		},
-		Auth:  server.CallerAuth(admins),
+		Auth:  server.CallerAuth(admins, newIdentityOrgs(idc).Subtrees),
 		Ready: db.PingContext,
 		Value: &Handle{Log: l, Store: st, DB: db, Ingester: in},
 	}, nil

@@ -54,3 +54,46 @@ func (p identityPeople) People(ctx context.Context, orgs []string, fn func([]ana
 	}
 	return nil
 }
+
+// identityOrgs expands org subtrees over the identity component's ListOrgs
+// (with descendants, in pages), asked with the calling administrator's
+// token: identity answers only the orgs they may read.
+type identityOrgs struct {
+	c identityv1.AdminServiceClient
+}
+
+func newIdentityOrgs(conn grpc.ClientConnInterface) identityOrgs {
+	return identityOrgs{c: identityv1.NewAdminServiceClient(conn)}
+}
+
+// Subtrees returns tops and every org below them, each once: the orgs
+// whose records a unit administrator of those subtrees reads.
+func (o identityOrgs) Subtrees(ctx context.Context, tops []string) ([]string, error) {
+	ctx = asCaller(ctx)
+	seen := map[string]bool{}
+	var out []string
+	add := func(id string) {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	for _, top := range tops {
+		add(top)
+		tok := ""
+		for {
+			res, err := o.c.ListOrgs(ctx, &identityv1.ListOrgsRequest{ParentId: top, IncludeDescendants: true,
+				PageSize: peoplePage, PageToken: tok})
+			if err != nil {
+				return nil, err
+			}
+			for _, org := range res.GetOrgs() {
+				add(org.GetId())
+			}
+			if tok = res.GetNextPageToken(); tok == "" {
+				break
+			}
+		}
+	}
+	return out, nil
+}

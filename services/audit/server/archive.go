@@ -108,10 +108,11 @@ func archiveMessage(o *audit.ArchiveOutcome, before time.Time, remove bool) stri
 }
 
 // GetArchiveStatus implements AuditLogService. Its permission (audit.records
-// read) is asked here: with if_allowed, an administrator without it is
-// answered allowed = false rather than refused (uias ctl login asks every
-// administrator, and a refusal would be audited as an attempt to read the
-// log).
+// archive: the status and its reminder are for whoever backs the log up,
+// the security auditor) is asked here: with if_allowed, an administrator
+// without it is answered allowed = false rather than refused (uias ctl
+// login asks every administrator, and a refusal would be audited as an
+// attempt).
 func (s *Server) GetArchiveStatus(ctx context.Context, r *auditv1.GetArchiveStatusRequest) (*auditv1.ArchiveStatus, error) {
 	adm := adminauth.From(ctx)
 	if adm == nil {
@@ -122,14 +123,14 @@ func (s *Server) GetArchiveStatus(ctx context.Context, r *auditv1.GetArchiveStat
 	}
 	if p, ok := s.archives.Checker.(adminauth.Prober); ok && r.GetIfAllowed() {
 		// Asked as a probe: a denial is no attempt to read the log.
-		allowed, err := p.Allowed(ctx, adm, adminauth.AuditRead)
+		allowed, err := p.Allowed(ctx, adm, adminauth.AuditArchive)
 		if err != nil {
 			return nil, err
 		}
 		if !allowed {
 			return &auditv1.ArchiveStatus{}, nil
 		}
-	} else if err := s.archives.Checker.Authorize(ctx, adm, adminauth.AuditRead, ""); err != nil {
+	} else if err := s.archives.Checker.Authorize(ctx, adm, adminauth.AuditArchive, ""); err != nil {
 		if r.GetIfAllowed() && apierr.CodeOf(err) == apierr.PermissionDenied {
 			return &auditv1.ArchiveStatus{}, nil
 		}

@@ -31,15 +31,19 @@ func (s *Server) Register(g grpc.ServiceRegistrar) { auditv1.RegisterAuditLogSer
 // authz before the handler runs (adminauth.CallerAuth): reading records is
 // audit.records read, checkpoints and proofs of the whole log are verify,
 // counts are read, exports (files of records or reports) are export and
-// backups and removals of records are archive. The security auditor holds
-// all of them; a system administrator none.
+// backups and removals of records are archive. As the maritime design
+// (004 2.1.7.1) has it, the security auditor holds all of them, the system
+// administrator all but archive ("queries all logs"), and a unit
+// administrator read and export over the org subtrees they administer
+// ("queries their own org's logs": the methods in Scoped, whose records
+// are limited to those orgs).
 var Perms = map[string]adminauth.Perm{
 	auditv1.AuditLogService_GetCheckpoint_FullMethodName:    adminauth.AuditVerify,
 	auditv1.AuditLogService_ProveInclusion_FullMethodName:   adminauth.AuditRead,
 	auditv1.AuditLogService_ProveConsistency_FullMethodName: adminauth.AuditVerify,
 	auditv1.AuditLogService_VerifyLog_FullMethodName:        adminauth.AuditVerify,
 	// backups and removals of records; the reminder's status asks for
-	// audit.records read itself (archive.go: if_allowed)
+	// audit.records archive itself (archive.go: if_allowed)
 	auditv1.AuditLogService_ArchiveRecords_FullMethodName:   adminauth.AuditArchive,
 	auditv1.AuditLogService_GetArchiveStatus_FullMethodName: adminauth.HandlerDecides,
 	auditv1.AuditQueryService_QueryRecords_FullMethodName:   adminauth.AuditRead,
@@ -57,21 +61,45 @@ var Perms = map[string]adminauth.Perm{
 	auditv1.AuditAnalyticsService_ExportAnalytics_FullMethodName:  adminauth.AuditExport,
 }
 
-// CallerAuth authenticates callers of the audit services: administrators
-// (their bearer token, identity) holding the method's permission (authz).
-func CallerAuth(c adminauth.Checker) adminauth.CallerAuth {
-	return adminauth.CallerAuth{Checker: c, Prefix: "/uias.audit.v1.", Perms: Perms}
+// Scoped are the methods of Perms a unit administrator may call over the
+// org subtrees they administer: queries, counts, exports and analytics of
+// records (each limited to the records of those orgs). Proofs, checkpoints
+// and verification concern the whole log.
+var Scoped = map[string]bool{
+	auditv1.AuditQueryService_QueryRecords_FullMethodName:         true,
+	auditv1.AuditReportService_CountRecords_FullMethodName:        true,
+	auditv1.AuditReportService_ExportRecords_FullMethodName:       true,
+	auditv1.AuditAnalyticsService_FailedLogins_FullMethodName:     true,
+	auditv1.AuditAnalyticsService_LoginPeaks_FullMethodName:       true,
+	auditv1.AuditAnalyticsService_LoginHistory_FullMethodName:     true,
+	auditv1.AuditAnalyticsService_Absences_FullMethodName:         true,
+	auditv1.AuditAnalyticsService_OnlineNow_FullMethodName:        true,
+	auditv1.AuditAnalyticsService_ImpossibleTravel_FullMethodName: true,
+	auditv1.AuditAnalyticsService_LastAccess_FullMethodName:       true,
+	auditv1.AuditAnalyticsService_OutsideAllowList_FullMethodName: true,
+	auditv1.AuditAnalyticsService_ExportAnalytics_FullMethodName:  true,
 }
 
-// scope is the caller's scope (audit.ScopeOf of the authenticated
-// administrator, whom CallerAuth let through with the method's unscoped
-// audit.records permission).
+// CallerAuth authenticates callers of the audit services: administrators
+// (their bearer token, identity) holding the method's permission (authz).
+// subtrees expands the top orgs of a unit administrator's subtrees into
+// every org in them (records name the exact org of their subject).
+func CallerAuth(c adminauth.Checker, subtrees func(ctx context.Context, tops []string) ([]string, error)) adminauth.CallerAuth {
+	return adminauth.CallerAuth{Checker: c, Prefix: "/uias.audit.v1.", Perms: Perms, Scoped: Scoped, Subtrees: subtrees}
+}
+
+// scope is the caller's scope: the orgs CallerAuth limited a Scoped call
+// to, else everything (the administrator holds the method's permission
+// without an org scope).
 func scope(ctx context.Context) (audit.Scope, error) {
 	a := adminauth.From(ctx)
 	if a == nil {
 		return audit.Scope{}, apierr.New(apierr.Unauthenticated, "UNAUTHENTICATED", "no administrator")
 	}
-	return audit.ScopeOf(audit.Principal{UserID: a.ID, OrgID: a.OrgID, Auditor: true})
+	if orgs, limited := adminauth.ScopeFrom(ctx); limited {
+		return audit.ScopeOf(audit.Principal{UserID: a.ID, OrgID: a.OrgID, Orgs: orgs})
+	}
+	return audit.ScopeOf(audit.Principal{UserID: a.ID, OrgID: a.OrgID, All: true})
 }
 
 func wholeLog(ctx context.Context) error {

@@ -1133,7 +1133,8 @@ func (x *ArchiveRecordsResponse) GetMessage() string {
 type GetArchiveStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// if_allowed: answer allowed = false instead of refusing an
-	// administrator who may not read the audit log (uias ctl login asks so).
+	// administrator who may not back up the audit log (uias ctl login asks
+	// so).
 	IfAllowed     bool `protobuf:"varint,1,opt,name=if_allowed,json=ifAllowed" json:"if_allowed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1275,7 +1276,7 @@ func (x *ArchiveRun) GetSeq() int64 {
 
 type ArchiveStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// allowed: the caller may read the audit log (false only with
+	// allowed: the caller may back up the audit log (false only with
 	// if_allowed; then nothing else is set).
 	Allowed bool `protobuf:"varint,1,opt,name=allowed" json:"allowed,omitempty"`
 	// last_backup: the latest archive made by the security auditor (a

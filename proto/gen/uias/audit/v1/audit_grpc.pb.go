@@ -60,8 +60,9 @@ type AuditLogServiceClient interface {
 	ArchiveRecords(ctx context.Context, in *ArchiveRecordsRequest, opts ...grpc.CallOption) (*ArchiveRecordsResponse, error)
 	// GetArchiveStatus says when the log was last backed up (or archived by
 	// retention) and whether the backup reminder (audit.backup_reminder) is
-	// due. The security auditor only (audit.records read); with
-	// if_allowed, an administrator without that permission is answered
+	// due. The security auditor only (audit.records archive: whoever backs
+	// the log up); with if_allowed, an administrator without that
+	// permission is answered
 	// allowed = false and nothing else instead of being refused.
 	GetArchiveStatus(ctx context.Context, in *GetArchiveStatusRequest, opts ...grpc.CallOption) (*ArchiveStatus, error)
 }
@@ -167,8 +168,9 @@ type AuditLogServiceServer interface {
 	ArchiveRecords(context.Context, *ArchiveRecordsRequest) (*ArchiveRecordsResponse, error)
 	// GetArchiveStatus says when the log was last backed up (or archived by
 	// retention) and whether the backup reminder (audit.backup_reminder) is
-	// due. The security auditor only (audit.records read); with
-	// if_allowed, an administrator without that permission is answered
+	// due. The security auditor only (audit.records archive: whoever backs
+	// the log up); with if_allowed, an administrator without that
+	// permission is answered
 	// allowed = false and nothing else instead of being refused.
 	GetArchiveStatus(context.Context, *GetArchiveStatusRequest) (*ArchiveStatus, error)
 	mustEmbedUnimplementedAuditLogServiceServer()
@@ -373,9 +375,10 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // AuditQueryService searches the audit log. Callers are administrators
-// ("authorization: Bearer <token>"); each sees the records of their scope
-// (until the authorization component defines the admin roles: a system
-// administrator sees all).
+// ("authorization: Bearer <token>"); each sees the records of their scope:
+// the security auditor and the system administrator all of them, a unit
+// administrator those of the orgs in the subtrees they administer (the
+// record's org: the org of the person it concerns).
 type AuditQueryServiceClient interface {
 	// QueryRecords returns the records matching every filter given, newest
 	// first, a page at a time.
@@ -405,9 +408,10 @@ func (c *auditQueryServiceClient) QueryRecords(ctx context.Context, in *QueryRec
 // for forward compatibility.
 //
 // AuditQueryService searches the audit log. Callers are administrators
-// ("authorization: Bearer <token>"); each sees the records of their scope
-// (until the authorization component defines the admin roles: a system
-// administrator sees all).
+// ("authorization: Bearer <token>"); each sees the records of their scope:
+// the security auditor and the system administrator all of them, a unit
+// administrator those of the orgs in the subtrees they administer (the
+// record's org: the org of the person it concerns).
 type AuditQueryServiceServer interface {
 	// QueryRecords returns the records matching every filter given, newest
 	// first, a page at a time.
