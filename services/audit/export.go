@@ -47,6 +47,9 @@ type Exporter struct {
 	Now func() time.Time
 	// MaxPDF bounds the records of a PDF (0: MaxPDFRecords).
 	MaxPDF int
+	// Names names the people who are actors (the actor_name column); nil:
+	// the column stays empty.
+	Names Names
 }
 
 func (e Exporter) fonts() (cjk, latin string) {
@@ -74,13 +77,15 @@ func ExportCounts(q CountQuery, counts []Count, f Format, w io.Writer) error {
 const MaxExportRecords = 1_000_000
 
 // recordWeights are the relative widths of the record columns in a PDF.
-var recordWeights = []float64{8, 28, 18, 13, 12, 12, 20, 18, 18, 11, 11, 14, 9, 20, 34, 18}
+var recordWeights = []float64{8, 28, 18, 13, 12, 12, 20, 18, 18, 11, 11, 14, 9, 20, 34, 18, 18}
 
-// recordHeader are the columns of exported records.
+// recordHeader are the columns of exported records. actor_name is the
+// person the actor names, as identity knows them at the export (not part
+// of the record).
 var recordHeader = []string{"seq", "time", "type", "component", "serial", "app_id", "api", "actor", "subject", "org",
-	"result", "reason", "duration_ms", "client_ip", "detail", "event_id"}
+	"result", "reason", "duration_ms", "client_ip", "detail", "event_id", "actor_name"}
 
-func recordRow(r *Record) []string {
+func recordRow(r *Record, actorName string) []string {
 	d := ""
 	if len(r.Detail) > 0 {
 		b, _ := json.Marshal(r.Detail) // a map of strings always marshals
@@ -88,7 +93,7 @@ func recordRow(r *Record) []string {
 	}
 	return []string{strconv.FormatInt(r.Seq, 10), r.Time.UTC().Format(time.RFC3339Nano), r.Type, r.Component, r.Serial,
 		r.AppID, r.API, r.Actor, r.Subject, r.Org, r.Result, r.Reason, strconv.FormatFloat(r.DurationMS, 'f', -1, 64),
-		r.ClientIP, d, r.EventID}
+		r.ClientIP, d, r.EventID, actorName}
 }
 
 // Records writes the records of q within scope (newest first, at most
@@ -122,14 +127,15 @@ func (e Exporter) Records(ctx context.Context, st QueryStore, scope Scope, q Que
 		return rw.close()
 	}
 	for {
+		names := ActorNames(ctx, e.Names, recs)
 		for i := range recs {
 			if n == max {
 				return n, more()
 			}
 			if f == JSONL {
-				err = rw.json(recordJSON(&recs[i]))
+				err = rw.json(recordJSON(&recs[i], names[recs[i].Actor]))
 			} else {
-				err = rw.row(recordRow(&recs[i]))
+				err = rw.row(recordRow(&recs[i], names[recs[i].Actor]))
 			}
 			if err != nil {
 				return n, err
@@ -149,12 +155,17 @@ func (e Exporter) Records(ctx context.Context, st QueryStore, scope Scope, q Que
 	}
 }
 
-// recordJSON is a record as an exported JSON line.
-func recordJSON(r *Record) map[string]any {
-	return map[string]any{"seq": r.Seq, "time": r.Time.UTC().Format(time.RFC3339Nano), "type": r.Type, "component": r.Component,
+// recordJSON is a record as an exported JSON line (actor_name only when
+// known).
+func recordJSON(r *Record, actorName string) map[string]any {
+	out := map[string]any{"seq": r.Seq, "time": r.Time.UTC().Format(time.RFC3339Nano), "type": r.Type, "component": r.Component,
 		"serial": r.Serial, "trace_id": r.TraceID, "app_id": r.AppID, "api": r.API, "actor": r.Actor, "subject": r.Subject,
 		"org": r.Org, "result": r.Result, "reason": r.Reason, "duration_ms": r.DurationMS, "client_ip": r.ClientIP,
 		"detail": r.Detail, "event_id": r.EventID}
+	if actorName != "" {
+		out["actor_name"] = actorName
+	}
+	return out
 }
 
 // Counts writes the counts of a count report to w in format f; HTML and

@@ -125,3 +125,74 @@ func TestExports(t *testing.T) {
 		t.Errorf("counts add up to %d, want 1200", sum)
 	}
 }
+
+// names is audit.Names over a map of user id to name; fail makes it fail.
+type names struct {
+	byID  map[string]string
+	fail  bool
+	asked [][]string
+}
+
+func (n *names) PersonNames(_ context.Context, ids []string) (map[string]string, error) {
+	n.asked = append(n.asked, ids)
+	if n.fail {
+		return nil, context.DeadlineExceeded
+	}
+	out := map[string]string{}
+	for _, id := range ids {
+		if v, ok := n.byID[id]; ok {
+			out[id] = v
+		}
+	}
+	return out, nil
+}
+
+// The administrator who acted is named in exports (004 2.1.7's
+// "administrator name"): the people among the actors of each page are
+// asked once, by id; other actors, people identity no longer knows and a
+// failure of the names leave the column empty, never the export.
+func TestExportNamesActors(t *testing.T) {
+	ctx := context.Background()
+	db := pstoretest.OpenSQLite(t)
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	st := sqlstore.New(db)
+	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{})
+	recs := storetest.Records("nm", 4)
+	recs[0].Actor, recs[1].Actor, recs[2].Actor, recs[3].Actor = "user:u1", "user:u1", "user:gone", "app:oa"
+	if _, err := l.Append(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	n := &names{byID: map[string]string{"u1": "ada (Ada Li)"}}
+	var b bytes.Buffer
+	if _, err := (audit.Exporter{Names: n}).Records(ctx, st, audit.Scope{All: true}, audit.Query{}, 0, audit.CSV, &b); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(b.Bytes(), []byte("\ufeff")))).ReadAll()
+	if err != nil || len(rows) != 5 {
+		t.Fatalf("csv: %v %v", rows, err)
+	}
+	last := len(rows[0]) - 1
+	if rows[0][last] != "actor_name" {
+		t.Fatalf("header: %v", rows[0])
+	}
+	got := map[string]int{}
+	for _, r := range rows[1:] {
+		got[r[7]+"="+r[last]]++
+	}
+	want := map[string]int{"user:u1=ada (Ada Li)": 2, "user:gone=": 1, "app:oa=": 1}
+	if len(got) != len(want) || got["user:u1=ada (Ada Li)"] != 2 || got["user:gone="] != 1 || got["app:oa="] != 1 {
+		t.Fatalf("actors and names: %v, want %v", got, want)
+	}
+	if len(n.asked) != 1 || len(n.asked[0]) != 2 {
+		t.Fatalf("names asked %v, want the two people of the page once", n.asked)
+	}
+	// names failing: the export goes on without them
+	n.fail = true
+	b.Reset()
+	if _, err := (audit.Exporter{Names: n}).Records(ctx, st, audit.Scope{All: true}, audit.Query{}, 0, audit.JSONL, &b); err != nil ||
+		strings.Count(b.String(), "\n") != 4 || strings.Contains(b.String(), "actor_name") {
+		t.Fatalf("export with names failing: %v\n%s", err, b.String())
+	}
+}

@@ -91,11 +91,16 @@ func TestAdminScopesOfComponents(t *testing.T) {
 			}
 			return len(r.GetRecords()) > 0
 		})
+		// carol's creation names the administrator who created her
+		r, err := q.QueryRecords(x.as(who), &auditv1.QueryRecordsRequest{Subject: "user:" + x.carol, Api: "user.create"})
+		if err != nil || len(r.GetRecords()) != 1 || r.GetRecords()[0].GetActorName() != "admin (System Administrator)" {
+			t.Errorf("carol's creation as %s reads it: %v %v", who, r, err)
+		}
 		// allowed: a checkpoint, or none signed yet (not a refusal)
 		if _, err := logc.GetCheckpoint(x.as(who), &auditv1.GetCheckpointRequest{}); err != nil && status.Code(err) != codes.FailedPrecondition {
 			t.Errorf("%s reads an audit checkpoint: %v", who, err)
 		}
-		_, err := logc.ArchiveRecords(x.as(who), &auditv1.ArchiveRecordsRequest{Before: timestamppb.Now()})
+		_, err = logc.ArchiveRecords(x.as(who), &auditv1.ArchiveRecordsRequest{Before: timestamppb.Now()})
 		deniedReason(who+" backs up the audit log", err, "not allowed to archive audit.records")
 	}
 

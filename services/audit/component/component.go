@@ -128,6 +128,12 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Witness: wit,
 	})
 	exp := audit.Exporter{PDFFont: cfg.PDFFont, PDFLatinFont: cfg.PDFLatinFont}
+	idc, err := env.Client("identity")
+	if err != nil {
+		return nil, err
+	}
+	names := newIdentityNames(idc)
+	exp.Names = names
 	rep, err := cfg.Reports.reporter(st, exp)
 	if err != nil {
 		return nil, err
@@ -163,14 +169,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	idc, err := env.Client("identity")
-	if err != nil {
-		return nil, err
-	}
 	return &module.Component{
 		Register: func(g grpc.ServiceRegistrar) {
 			server.New(l).WithArchives(server.ArchiveOptions{Dir: archiveDir, Reminder: cfg.BackupReminder, Checker: admins}).Register(g)
-			server.NewQuery(st).Register(g)
+			server.NewQuery(st).WithNames(names).Register(g)
 			server.NewReports(st, exp).Register(g)
 			an.Register(g)
 		},

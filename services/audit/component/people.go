@@ -2,6 +2,7 @@ package component
 
 import (
 	"context"
+	"encoding/json"
 
 	"google.golang.org/grpc"
 
@@ -94,6 +95,44 @@ func (o identityOrgs) Subtrees(ctx context.Context, tops []string) ([]string, er
 				break
 			}
 		}
+	}
+	return out, nil
+}
+
+// identityNames is audit.Names over identity's ViewService (components
+// only: the people's current login and display names, without asking as
+// the administrator who reads the records).
+type identityNames struct {
+	c identityv1.ViewServiceClient
+}
+
+func newIdentityNames(conn grpc.ClientConnInterface) identityNames {
+	return identityNames{c: identityv1.NewViewServiceClient(conn)}
+}
+
+// PersonNames implements audit.Names.
+func (n identityNames) PersonNames(ctx context.Context, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	for len(ids) > 0 {
+		k := min(len(ids), 1000)
+		res, err := n.c.GetViews(ctx, &identityv1.GetViewsRequest{Entity: "user", Ids: ids[:k]})
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range res.GetViews() {
+			var d struct {
+				Login string `json:"login_name"`
+				Name  string `json:"display_name"`
+			}
+			if json.Unmarshal(v.GetData(), &d) != nil || d.Login == "" {
+				continue
+			}
+			out[v.GetId()] = d.Login
+			if d.Name != "" && d.Name != d.Login {
+				out[v.GetId()] += " (" + d.Name + ")"
+			}
+		}
+		ids = ids[k:]
 	}
 	return out, nil
 }

@@ -13,10 +13,17 @@ import (
 type QueryServer struct {
 	auditv1.UnimplementedAuditQueryServiceServer
 	store audit.QueryStore
+	names audit.Names
 }
 
 // NewQuery returns the query server over st.
 func NewQuery(st audit.QueryStore) *QueryServer { return &QueryServer{store: st} }
+
+// WithNames makes the answers name the people who are actors (actor_name).
+func (s *QueryServer) WithNames(n audit.Names) *QueryServer {
+	s.names = n
+	return s
+}
 
 // Register adds the service to g.
 func (s *QueryServer) Register(g grpc.ServiceRegistrar) {
@@ -42,8 +49,10 @@ func (s *QueryServer) QueryRecords(ctx context.Context, r *auditv1.QueryRecordsR
 		return nil, err
 	}
 	out := &auditv1.QueryRecordsResponse{NextPageToken: next, Records: make([]*auditv1.Record, len(recs))}
+	names := audit.ActorNames(ctx, s.names, recs)
 	for i := range recs {
 		out.Records[i] = RecordPB(&recs[i])
+		out.Records[i].ActorName = names[recs[i].Actor]
 	}
 	return out, nil
 }

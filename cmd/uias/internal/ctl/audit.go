@@ -145,7 +145,7 @@ func auditProveCmd() command {
 					r := p.GetRecord()
 					return a.output(p, func(tw *tabwriter.Writer) {
 						fields(tw, "record", strconv.FormatInt(seq, 10), "event", r.GetEventId(), "time", r.GetTime().AsTime().Format(time.RFC3339Nano),
-							"component", r.GetComponent(), "api", r.GetApi(), "actor", r.GetActor(), "subject", r.GetSubject(),
+							"component", r.GetComponent(), "api", r.GetApi(), "actor", actorShown(r), "subject", r.GetSubject(),
 							"result", r.GetResult(), "reason", r.GetReason(), "client ip", r.GetClientIp(),
 							"leaf hash", leaf.String(), "in checkpoint", strconv.FormatInt(cp.Size, 10), "proof", "ok")
 					})
@@ -370,7 +370,7 @@ func auditQueryCmd() command {
 						row(tw, "TIME", "SEQ", "COMPONENT", "API", "ACTOR", "SUBJECT", "RESULT", "REASON", "CLIENT IP", "APP", "MS")
 						for _, r := range recs {
 							row(tw, r.GetTime().AsTime().Format(time.RFC3339Nano), strconv.FormatInt(r.GetSeq(), 10), r.GetComponent(),
-								r.GetApi(), r.GetActor(), r.GetSubject(), r.GetResult(), r.GetReason(), r.GetClientIp(), r.GetAppId(),
+								r.GetApi(), actorShown(r), r.GetSubject(), r.GetResult(), r.GetReason(), r.GetClientIp(), r.GetAppId(),
 								strconv.FormatFloat(r.GetDurationMs(), 'f', -1, 64))
 						}
 					})
@@ -421,4 +421,14 @@ func (a *app) verifyArchive(path string, pinned verifierFlag) error {
 		return fmt.Errorf("the archive does not verify: %s", rep.Problem.What)
 	}
 	return nil
+}
+
+// actorShown is a record's actor for a person to read: the person's name
+// as identity knows them ("login (Display Name)") when the actor is one,
+// else the actor as recorded (-o json has both).
+func actorShown(r *auditv1.Record) string {
+	if n := r.GetActorName(); n != "" {
+		return n
+	}
+	return r.GetActor()
 }

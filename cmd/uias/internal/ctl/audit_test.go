@@ -82,6 +82,23 @@ func TestAuditCommands(t *testing.T) {
 	if strings.Count(out, "org.create") != 1 || !strings.Contains(out, "TIME") {
 		t.Fatalf("query:\n%s", out)
 	}
+	// The administrator who acted is named (004 2.1.7: "administrator
+	// name"; here the system administrator's own query of the log, above),
+	// and -o json keeps the actor's id beside the name.
+	const queryAPI = "uias.audit.v1.AuditQueryService/QueryRecords"
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out = h.mustRun("audit", "query", "--api", queryAPI, "--since", "1h")
+		if strings.Contains(out, "admin (System Administrator)") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("query does not name the administrator:\n%s", out)
+		}
+	}
+	out = h.mustRun("audit", "query", "--api", queryAPI, "--since", "1h", "-o", "json")
+	if !strings.Contains(out, `"actor_name":  "admin (System Administrator)"`) || !strings.Contains(out, `"actor":  "user:`) {
+		t.Errorf("query -o json:\n%s", out)
+	}
 	out = h.mustRun("audit", "query", "--all", "--page-size", "1")
 	if n := strings.Count(out, "\n"); n < 3 {
 		t.Fatalf("query --all: %d lines\n%s", n, out)

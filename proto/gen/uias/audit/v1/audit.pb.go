@@ -414,7 +414,12 @@ type Record struct {
 	ClientIp   string                 `protobuf:"bytes,16,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
 	Detail     map[string]string      `protobuf:"bytes,17,rep,name=detail" json:"detail,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// leaf_data is the canonical encoding whose hash is the record's leaf.
-	LeafData      []byte `protobuf:"bytes,18,opt,name=leaf_data,json=leafData" json:"leaf_data,omitempty"`
+	LeafData []byte `protobuf:"bytes,18,opt,name=leaf_data,json=leafData" json:"leaf_data,omitempty"`
+	// actor_name names the person the actor is ("user:<id>"), as identity
+	// knows them when the record is read: "login (Display Name)" (the
+	// maritime design's "administrator name"). Empty for other actors and
+	// for people identity no longer knows; not part of the record's leaf.
+	ActorName     string `protobuf:"bytes,19,opt,name=actor_name,json=actorName" json:"actor_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -573,6 +578,13 @@ func (x *Record) GetLeafData() []byte {
 		return x.LeafData
 	}
 	return nil
+}
+
+func (x *Record) GetActorName() string {
+	if x != nil {
+		return x.ActorName
+	}
+	return ""
 }
 
 type InclusionProof struct {
@@ -1412,7 +1424,7 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\rverifier_keys\x18\x05 \x03(\tR\fverifierKeys\"O\n" +
 	"\x15ProveInclusionRequest\x12\x19\n" +
 	"\x03seq\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x03seq\x12\x1b\n" +
-	"\x04size\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x04size\"\xb6\x04\n" +
+	"\x04size\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x04size\"\xd5\x04\n" +
 	"\x06Record\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x12\n" +
@@ -1433,7 +1445,9 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"durationMs\x12\x1b\n" +
 	"\tclient_ip\x18\x10 \x01(\tR\bclientIp\x129\n" +
 	"\x06detail\x18\x11 \x03(\v2!.uias.audit.v1.Record.DetailEntryR\x06detail\x12\x1b\n" +
-	"\tleaf_data\x18\x12 \x01(\fR\bleafData\x1a9\n" +
+	"\tleaf_data\x18\x12 \x01(\fR\bleafData\x12\x1d\n" +
+	"\n" +
+	"actor_name\x18\x13 \x01(\tR\tactorName\x1a9\n" +
 	"\vDetailEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xad\x01\n" +

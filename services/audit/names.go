@@ -1,0 +1,43 @@
+package audit
+
+import (
+	"context"
+	"strings"
+)
+
+// Names gives the names of people for display (the maritime design's audit
+// log shows the "administrator name", 004 2.1.7): by user id, "login
+// (Display Name)". The component answers from identity; an id identity no
+// longer knows is left out.
+type Names interface {
+	PersonNames(ctx context.Context, userIDs []string) (map[string]string, error)
+}
+
+// ActorNames returns the names of the people among recs' actors
+// ("user:<id>") by actor, best effort: nil when names is nil or cannot
+// answer (a record is shown without the name rather than not at all).
+func ActorNames(ctx context.Context, names Names, recs []Record) map[string]string {
+	if names == nil {
+		return nil
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for i := range recs {
+		if id, ok := strings.CutPrefix(recs[i].Actor, "user:"); ok && id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	byID, err := names.PersonNames(ctx, ids)
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]string, len(byID))
+	for id, n := range byID {
+		out["user:"+id] = n
+	}
+	return out
+}
