@@ -94,6 +94,7 @@ func commands() map[string]map[string]command {
 		"import":   importCommands(),
 		"export":   exportCommands(),
 		"sessions": sessionCommands(),
+		"service":  serviceCommands(),
 	}
 }
 
