@@ -57,6 +57,8 @@ func accessFixture(t *testing.T) (*fixture, *fakeAccess) {
 	register(t, f.services, "perm", ticket.RegisteredService{AppID: "appP", URL: "https://perm.example.com/", RequiredPermission: "docs:read"})
 	register(t, f.services, "both", ticket.RegisteredService{AppID: "appB", URL: "https://both.example.com/",
 		RequireAccountLink: true, RequiredPermission: "docs.contract:approve"})
+	register(t, f.services, "legacy", ticket.RegisteredService{AppID: "appG", URL: "https://legacy.example.com/oa/ssoAuthService",
+		LegacyScheme: 2, RequiredPermission: "oa:enter"})
 	f.svc.Registry().Invalidate()
 	a := &fakeAccess{links: map[string]bool{}, grants: map[string]bool{}}
 	f.svc.SetAccess(a)
@@ -142,6 +144,21 @@ func TestServiceAccessRule(t *testing.T) {
 		a.mu.Unlock()
 		_, _, err = f.svc.IssueServiceTicket(ctx, tgt3, "https://perm.example.com/", false)
 		wantDenied(t, err, ticket.MissingPermission, "docs:read")
+	})
+
+	t.Run("legacy service", func(t *testing.T) {
+		// The legacy ssoAuthService interface gets its tickets from the
+		// same issue (the CAS login): the rule applies to it too.
+		tgt7 := f.login(t, "u7")
+		const legacy = "https://legacy.example.com/oa/ssoAuthService"
+		_, _, err := f.svc.IssueServiceTicket(ctx, tgt7, legacy, false)
+		wantDenied(t, err, ticket.MissingPermission, "oa:enter")
+		a.mu.Lock()
+		a.grants["u7/appG/oa:enter"] = true
+		a.mu.Unlock()
+		if _, _, err := f.svc.IssueServiceTicket(ctx, tgt7, legacy, false); err != nil {
+			t.Fatalf("legacy service with the permission: %v", err)
+		}
 	})
 
 	t.Run("audit detail", func(t *testing.T) {
@@ -245,5 +262,56 @@ func TestCheckServiceAccessRule(t *testing.T) {
 		if (err == nil) != ok {
 			t.Errorf("%q: %v, want ok=%v", p, err, ok)
 		}
+	}
+}
+
+// portalApps is the part of ticket.LegacyApps the portal reads: the
+// person's links.
+type portalApps struct {
+	ticket.LegacyApps
+	links []ticket.PersonLink
+}
+
+func (p portalApps) Links(context.Context, string) ([]ticket.PersonLink, error) { return p.links, nil }
+
+// TestPortalFollowsAccessRules: the portal lists a linked application only
+// when its service's rule lets the person in, and an application open to
+// account association unless its rule names a permission they lack (a rule
+// asking for the link is what association gives).
+func TestPortalFollowsAccessRules(t *testing.T) {
+	ctx := context.Background()
+	f, a := accessFixture(t)
+	register(t, f.services, "assoc", ticket.RegisteredService{AppID: "appA", URL: "https://assoc.example.com/sso/ssoAuthService",
+		LegacyScheme: 2, RequireAccountLink: true})
+	f.svc.Registry().Invalidate()
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: portalApps{links: []ticket.PersonLink{
+		{AppID: "app1", Account: "p1"}, {AppID: "appL", Account: "pl"}, {AppID: "appP", Account: "pp"}}}})
+	tgt := f.login(t, "u1")
+	names := func() map[string]bool {
+		t.Helper()
+		es, err := f.svc.PortalEntries(ctx, tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, e := range es {
+			out[e.AppID] = true
+		}
+		return out
+	}
+	// app1 has no rule: listed. appL asks for an active link (the checker,
+	// identity's answer, says none), appP for docs:read, appG (legacy, not
+	// linked) for oa:enter: none listed. appA (legacy, not linked) asks
+	// only for the link, which association gives: listed to associate.
+	got := names()
+	if !got["app1"] || got["appL"] || got["appP"] || got["appG"] || !got["appA"] {
+		t.Fatalf("portal without grants: %v", got)
+	}
+	a.mu.Lock()
+	a.links["u1/appL"], a.grants["u1/appP/docs:read"], a.grants["u1/appG/oa:enter"] = true, true, true
+	a.mu.Unlock()
+	got = names()
+	if !got["app1"] || !got["appL"] || !got["appP"] || !got["appG"] || !got["appA"] {
+		t.Fatalf("portal with the grants: %v", got)
 	}
 }
