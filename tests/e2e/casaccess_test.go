@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -182,4 +183,57 @@ func (b *browser) cookie(t *testing.T, base, name string) string {
 	}
 	t.Fatalf("no cookie %s for %s", name, base)
 	return ""
+}
+
+// TestCASServiceAccessRuleAcrossProcesses: the ticket component (with the
+// CAS edge) in a process of its own asks identity and authz, in another
+// process, over gRPC through etcd (the question to authz signed with the
+// internal key, on behalf of the signed-in person): the person with the
+// grant enters, and is refused once it is revoked.
+func TestCASServiceAccessRuleAcrossProcesses(t *testing.T) {
+	d := newDeployment(t)
+	coreCfg := d.config("identity,authz", "core")
+	makeKeyRing(t, coreCfg)
+	core := start(t, coreCfg)
+	core.login()
+	edgeCfg := coreCfg
+	edgeCfg.Target = "ticket,gateway"
+	edgeCfg.DataDir = filepath.Join(d.dir, "edge")
+	edge := start(t, edgeCfg)
+	casBase := edge.http + "/cas/"
+
+	f := core.seed("casmicro", "mia", nil, nil)
+	adm := authzv1.NewAuthzAdminServiceClient(core.conn)
+	az := authzv1.NewAuthzServiceClient(core.conn)
+	clerk, _ := authzOA(t, adm, core.adm(), f.appID)
+	grant, err := adm.CreateGrant(core.adm(), &authzv1.Grant{RoleId: clerk, Subject: &authzv1.Subject{Kind: "user", Id: f.userID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := func() bool {
+		r, err := az.Check(f.ctx(), &authzv1.CheckRequest{Person: f.userID, Resource: "docs.inbox", Operation: "read"})
+		return err == nil && r.GetAllowed()
+	}
+	eventually(t, "authz to know mia's grant", allowed)
+	ruled := newCASApp(t, casBase)
+	registry := ticketv1.NewServiceRegistryServiceClient(edge.conn)
+	if _, err := registry.CreateService(core.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{
+		AppId: f.appID, Name: "Ruled app", Url: ruled.srv.URL + "/", RequireAccountLink: true, RequiredPermission: "docs.inbox:read"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	br := newBrowser(t)
+	_, body, _ := br.get(ruled.srv.URL + "/page")
+	code, body, at := br.loginForm(casBase, body, "mia", f.password)
+	if code != http.StatusOK || !strings.HasPrefix(body, "user=mia;") {
+		t.Fatalf("mia at the ruled app: %d at %s\n%s", code, at, body)
+	}
+	if _, err := adm.RevokeGrant(core.adm(), &authzv1.RevokeGrantRequest{Id: grant.GetGrant().GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "authz to forget mia's grant", func() bool { return !allowed() })
+	code, body, at = br.get(casBase + "login?service=" + url.QueryEscape(ruled.srv.URL+"/later"))
+	if code != http.StatusForbidden || !strings.Contains(body, "You have not been granted access to it.") || at.Query().Get("ticket") != "" {
+		t.Fatalf("mia after the revocation: %d at %s\n%s", code, at, body)
+	}
 }
