@@ -388,8 +388,9 @@ type PortalEntry struct {
 }
 
 // PortalEntries lists the applications the person of tgt may enter (a
-// linked account and a registered service URL) and those open to account
-// association, by name.
+// linked account and a registered service URL whose access rule they pass)
+// and those open to account association (unless their rule names a
+// permission the person lacks), by name.
 func (s *Service) PortalEntries(ctx context.Context, tgt string) ([]PortalEntry, error) {
 	if !validTGT(tgt) {
 		return nil, ErrSessionNotFound
@@ -429,6 +430,13 @@ func (s *Service) PortalEntries(ctx context.Context, tgt string) ([]PortalEntry,
 			continue
 		}
 		seen[l.AppID] = true
+		// A service whose access rule the person fails is not offered
+		// (its login would be refused).
+		if denied, err := s.checkAccess(ctx, sess.UserID, rs); err != nil {
+			return nil, err
+		} else if denied != nil {
+			continue
+		}
 		name := rs.Name
 		if name == "" {
 			name = l.AppName
@@ -438,6 +446,18 @@ func (s *Service) PortalEntries(ctx context.Context, tgt string) ([]PortalEntry,
 	}
 	for appID, rs := range launch {
 		if !seen[appID] && rs.LegacyScheme != 0 {
+			// Open to association: a rule asking for an account link is
+			// what association gives; a permission the person lacks
+			// keeps the application off the page.
+			if rs.RequiredPermission != "" {
+				perm := *rs
+				perm.RequireAccountLink = false
+				if denied, err := s.checkAccess(ctx, sess.UserID, &perm); err != nil {
+					return nil, err
+				} else if denied != nil {
+					continue
+				}
+			}
 			out = append(out, PortalEntry{AppID: appID, Name: rs.Name, LaunchURL: rs.URL, LegacyScheme: rs.LegacyScheme,
 				Associable: true})
 		}

@@ -72,6 +72,12 @@ type RegisteredService struct {
 	// LegacyRequireSecret: the application's legacy calls must carry its
 	// App_ID and secret besides coming from its IP allow-list.
 	LegacyRequireSecret bool
+	// RequireAccountLink and RequiredPermission are the service's access
+	// rule (access.go): a ticket is issued only to a person with an active
+	// account link in the application, and/or allowed RequiredPermission
+	// ("resource:operation") in it by authz. Neither set: anyone signed in.
+	RequireAccountLink bool
+	RequiredPermission string
 }
 
 // ServiceStore keeps the registry. Changes write their events (CHANGES,
@@ -235,6 +241,12 @@ func CheckService(s *RegisteredService) error {
 	case s.LegacyScheme != 0 && s.AllowProxy:
 		return badService("a legacy service cannot obtain proxy-granting tickets")
 	}
+	if s.RequiredPermission != "" {
+		if _, _, ok := SplitPermission(s.RequiredPermission); !ok {
+			return badService("required_permission must be resource:operation (a resource code and an operation: " +
+				"letters, digits, '.', '_' or '-'), e.g. docs.contract:approve")
+		}
+	}
 	if s.URL != "" {
 		n, err := NormalizePrefix(s.URL)
 		if err != nil {
@@ -259,6 +271,33 @@ func CheckService(s *RegisteredService) error {
 		}
 	}
 	return nil
+}
+
+// SplitPermission splits a required permission "resource:operation"; ok
+// is false unless both are codes (a letter or digit, then letters, digits,
+// '.', '_' or '-'; at most 128 and 64 characters).
+func SplitPermission(p string) (resource, operation string, ok bool) {
+	resource, operation, found := strings.Cut(p, ":")
+	if !found || !permCode(resource, 128) || !permCode(operation, 64) {
+		return "", "", false
+	}
+	return resource, operation, true
+}
+
+func permCode(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func loopback(host string) bool {

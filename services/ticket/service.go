@@ -103,6 +103,9 @@ type Deps struct {
 	// Registry decides which services may receive tickets (required).
 	Registry *Registry
 	Config   Config
+	// Access answers services' access rules (nil: a service with a rule
+	// issues no ticket; SetAccess sets it later).
+	Access AccessChecker
 }
 
 // Service is the ticket domain.
@@ -118,6 +121,7 @@ type Service struct {
 	cfg     Config
 	auditor *audit.Builder
 	legacy  LegacyDeps
+	access  AccessChecker // services' access rules (access.go); nil: none configured
 }
 
 // New returns a Service.
@@ -140,7 +144,7 @@ func New(d Deps) (*Service, error) {
 	}
 	later, _ := d.Audit.(LaterSink)
 	return &Service{store: d.Store, mac: d.MAC, sink: d.Audit, later: later, log: d.Logger, now: d.Now, ended: d.Ended,
-		reg: d.Registry, cfg: cfg, auditor: audit.NewBuilder("ticket", d.Now)}, nil
+		reg: d.Registry, cfg: cfg, auditor: audit.NewBuilder("ticket", d.Now), access: d.Access}, nil
 }
 
 // Registry returns the service registry.
@@ -344,6 +348,15 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 		sess, rev, err = s.sessionToUpdate(ctx, id, attempt > 0)
 		if err == nil && sess.AuthLevel < rs.MinAuthLevel {
 			err = ErrAuthLevelTooLow
+		}
+		if err == nil && attempt == 0 && rs.HasAccessRule() {
+			// The service's access rule, asked once per ticket (a retry
+			// below only writes the session again).
+			var denied *accessDenial
+			if denied, err = s.checkAccess(ctx, sess.UserID, rs); denied != nil {
+				s.auditAccessDenied(ctx, "ticket.issue", start, sess.UserID, sess.OrgID, service, rs, denied)
+				return "", time.Time{}, denied.err
+			}
 		}
 		if err != nil {
 			if st != "" { // kept on an earlier attempt
@@ -702,6 +715,20 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 	}
 	if p.AuthLevel < rs.MinAuthLevel {
 		return refuse(CodeUnauthorizedService, "AUTH_LEVEL_TOO_LOW", "the target service requires a stronger login")
+	}
+	if rs.HasAccessRule() {
+		denied, err := s.checkAccess(ctx, p.UserID, rs)
+		if err != nil {
+			return "", "", "", err
+		}
+		if denied != nil {
+			s.auditAccessDenied(ctx, "ticket.proxy", start, p.UserID, p.OrgID, target, rs, denied)
+			msg := denied.err.Error()
+			if ae, ok := apierr.As(denied.err); ok {
+				msg = ae.Message
+			}
+			return "", CodeUnauthorizedService, msg, nil
+		}
 	}
 	appID := rs.AppID
 	now := s.now()

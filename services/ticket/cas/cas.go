@@ -445,6 +445,20 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 			h.loginPage(w, r, http.StatusOK, p, rs, "", "")
 		case "SERVICE_NOT_REGISTERED":
 			h.message(w, r, http.StatusForbidden, true, t.BadServiceHead, t.BadService, "", "")
+		case "SERVICE_ACCESS_DENIED":
+			if p.gateway {
+				// CAS gateway: never a page (as above).
+				http.Redirect(w, r, withoutTicket(p.service), http.StatusSeeOther)
+				return
+			}
+			// The service's access rule refused the person: they stay
+			// signed in (the session and its cookie are kept) and may
+			// enter their other applications.
+			msg := t.AccessDenied + " " + t.AccessNoPermission
+			if ae, ok := apierr.FromStatus(err); ok && ae.Meta["missing"] == "account_link" {
+				msg = t.AccessDenied + " " + t.AccessNoAccount
+			}
+			h.message(w, r, http.StatusForbidden, true, t.AccessDeniedHead, msg, h.o.Prefix+"portal", t.Portal)
 		default:
 			h.fault(w, r, err)
 		}

@@ -14,7 +14,7 @@ type texts struct {
 	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad                     string
 	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch               string
 	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal              string
-	BackToApp                                                                                                   string
+	BackToApp, AccessDeniedHead, AccessDenied, AccessNoAccount, AccessNoPermission                              string
 }
 
 var languages = map[string]texts{
@@ -56,6 +56,10 @@ var languages = map[string]texts{
 		CannotChange:          "Your password can only be changed by an administrator.",
 		Portal:                "Your applications",
 		BackToApp:             "Back to the application",
+		AccessDeniedHead:      "Access to this application denied",
+		AccessDenied:          "You are signed in, but you may not use this application.",
+		AccessNoAccount:       "You have no account in it. Ask the application's administrator to give you one.",
+		AccessNoPermission:    "You have not been granted access to it. Ask your administrator for the permission.",
 	},
 	"zh-CN": {
 		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
@@ -95,6 +99,10 @@ var languages = map[string]texts{
 		CannotChange:          "您的密码只能由管理员修改。",
 		Portal:                "我的应用",
 		BackToApp:             "返回应用系统",
+		AccessDeniedHead:      "无权访问该应用",
+		AccessDenied:          "您已登录，但无权使用该应用。",
+		AccessNoAccount:       "您在该应用中没有账号，请联系该应用的管理员为您开通。",
+		AccessNoPermission:    "您未被授予使用该应用的权限，请联系管理员申请。",
 	},
 }
 

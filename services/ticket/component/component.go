@@ -26,6 +26,7 @@ import (
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
@@ -197,6 +198,15 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to identity changes: %w", err)
 	}
+	// Services' access rules: account links as validations read them,
+	// permissions from authz (asked only for services with a rule).
+	rules := accessRules{attrs: attrs}
+	if azConn, err := env.Client("authz"); err == nil {
+		rules.authz = authzv1.NewAuthzServiceClient(azConn)
+	} else {
+		log.Warn("the authz component is not reachable: services whose access rule names a permission issue no ticket", zap.Error(err))
+	}
+	svc.SetAccess(rules)
 	env.OnStop(func(context.Context) error {
 		for _, s := range attrSubs {
 			_ = s.Unsubscribe()

@@ -27,14 +27,15 @@ type Subject struct {
 // Run runs the suite; newSubject returns a fresh, empty store each call.
 func Run(t *testing.T, newSubject func(t *testing.T) Subject) {
 	for name, fn := range map[string]func(t *testing.T, s Subject){
-		"CRUD":        testCRUD,
-		"ListByApp":   testListByApp,
-		"Missing":     testMissing,
-		"Duplicate":   testDuplicate,
-		"EventsInTx":  testEventsInTx,
-		"AllFieldsRT": testAllFields,
-		"LegacyRT":    testLegacyFields,
-		"Credentials": testCredentials,
+		"CRUD":         testCRUD,
+		"ListByApp":    testListByApp,
+		"Missing":      testMissing,
+		"Duplicate":    testDuplicate,
+		"EventsInTx":   testEventsInTx,
+		"AllFieldsRT":  testAllFields,
+		"LegacyRT":     testLegacyFields,
+		"AccessRuleRT": testAccessRule,
+		"Credentials":  testCredentials,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -174,6 +175,43 @@ func testLegacyFields(t *testing.T, s Subject) {
 	}
 	if got, err := s.Store.GetService(ctx, "l"); err != nil || !reflect.DeepEqual(got, r) {
 		t.Fatalf("after update: %+v %v, want %+v", got, err, r)
+	}
+}
+
+// testAccessRule: a service's access rule (account link, permission)
+// round-trips through create, list and update, and clears.
+func testAccessRule(t *testing.T, s Subject) {
+	plain := svc("n", "app9")
+	r := svc("r", "app9")
+	r.RequireAccountLink, r.RequiredPermission = true, "docs.contract:approve"
+	for _, x := range []*ticket.RegisteredService{plain, r} {
+		if err := s.Store.CreateService(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.Store.GetService(ctx, "r"); err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip: %+v %v, want %+v", got, err, r)
+	}
+	list, err := s.Store.ListServices(ctx, "app9")
+	if err != nil || len(list) != 2 || !reflect.DeepEqual(list[0], plain) || !reflect.DeepEqual(list[1], r) {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if list[0].RequireAccountLink || list[0].RequiredPermission != "" {
+		t.Fatalf("a service without a rule reads back with one: %+v", list[0])
+	}
+	r.RequireAccountLink, r.RequiredPermission = false, "docs:read"
+	if err := s.Store.UpdateService(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Store.GetService(ctx, "r"); err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("after update: %+v %v, want %+v", got, err, r)
+	}
+	r.RequireAccountLink, r.RequiredPermission = false, ""
+	if err := s.Store.UpdateService(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Store.GetService(ctx, "r"); err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("after clearing: %+v %v, want %+v", got, err, r)
 	}
 }
 

@@ -95,6 +95,7 @@ func commands() map[string]map[string]command {
 		"import":   importCommands(),
 		"export":   exportCommands(),
 		"sessions": sessionCommands(),
+		"service":  serviceCommands(),
 	}
 }
 

@@ -70,7 +70,7 @@ rows were written (with --dry-run: nothing was written).
 
 // nounOrder is the order "uias ctl help" lists the nouns in; a noun of the
 // command table missing here is listed after these, so none is hidden.
-var nounOrder = []string{"login", "logout", "org", "user", "group", "app", "link", "authz", "sessions",
+var nounOrder = []string{"login", "logout", "org", "user", "group", "app", "link", "service", "authz", "sessions",
 	"audit", "keys", "sync", "import", "export"}
 
 // helpWidth is the width the command list of "uias ctl help" wraps at.

@@ -127,8 +127,16 @@ type RegisteredService struct {
 	// interface must carry its App_ID and secret besides coming from an
 	// address on its IP allow-list.
 	LegacyRequireSecret bool `protobuf:"varint,13,opt,name=legacy_require_secret,json=legacyRequireSecret" json:"legacy_require_secret,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// require_account_link and required_permission are the service's access
+	// rule (Apereo CAS access strategy): a ticket is issued only to a person
+	// with an active account link with the application, and/or whom authz
+	// allows required_permission ("resource:operation") in the application.
+	// Neither set: anyone signed in. A person refused keeps their session and
+	// gets PERMISSION_DENIED SERVICE_ACCESS_DENIED (the CAS login page: 403).
+	RequireAccountLink bool   `protobuf:"varint,14,opt,name=require_account_link,json=requireAccountLink" json:"require_account_link,omitempty"`
+	RequiredPermission string `protobuf:"bytes,15,opt,name=required_permission,json=requiredPermission" json:"required_permission,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RegisteredService) Reset() {
@@ -252,6 +260,20 @@ func (x *RegisteredService) GetLegacyRequireSecret() bool {
 	return false
 }
 
+func (x *RegisteredService) GetRequireAccountLink() bool {
+	if x != nil {
+		return x.RequireAccountLink
+	}
+	return false
+}
+
+func (x *RegisteredService) GetRequiredPermission() string {
+	if x != nil {
+		return x.RequiredPermission
+	}
+	return ""
+}
+
 // ServiceDefinition is what an administrator sets.
 type ServiceDefinition struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -268,8 +290,14 @@ type ServiceDefinition struct {
 	// legacy_scheme: see RegisteredService (0, 1 or 2).
 	LegacyScheme        int32 `protobuf:"varint,9,opt,name=legacy_scheme,json=legacyScheme" json:"legacy_scheme,omitempty"`
 	LegacyRequireSecret bool  `protobuf:"varint,10,opt,name=legacy_require_secret,json=legacyRequireSecret" json:"legacy_require_secret,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// require_account_link: only people with an active account link with
+	// the application get tickets.
+	RequireAccountLink bool `protobuf:"varint,11,opt,name=require_account_link,json=requireAccountLink" json:"require_account_link,omitempty"`
+	// required_permission: "resource:operation" authz must allow the person
+	// in the application (empty: none).
+	RequiredPermission string `protobuf:"bytes,12,opt,name=required_permission,json=requiredPermission" json:"required_permission,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ServiceDefinition) Reset() {
@@ -370,6 +398,20 @@ func (x *ServiceDefinition) GetLegacyRequireSecret() bool {
 		return x.LegacyRequireSecret
 	}
 	return false
+}
+
+func (x *ServiceDefinition) GetRequireAccountLink() bool {
+	if x != nil {
+		return x.RequireAccountLink
+	}
+	return false
+}
+
+func (x *ServiceDefinition) GetRequiredPermission() string {
+	if x != nil {
+		return x.RequiredPermission
+	}
+	return ""
 }
 
 type MatchServiceRequest struct {
@@ -2313,7 +2355,7 @@ var File_uias_ticket_v1_ticket_proto protoreflect.FileDescriptor
 
 const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\n" +
-	"\x1buias/ticket/v1/ticket.proto\x12\x0euias.ticket.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xc9\x03\n" +
+	"\x1buias/ticket/v1/ticket.proto\x12\x0euias.ticket.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xac\x04\n" +
 	"\x11RegisteredService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x12\n" +
@@ -2332,7 +2374,9 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12#\n" +
 	"\rlegacy_scheme\x18\f \x01(\x05R\flegacyScheme\x122\n" +
-	"\x15legacy_require_secret\x18\r \x01(\bR\x13legacyRequireSecret\"\xa4\x03\n" +
+	"\x15legacy_require_secret\x18\r \x01(\bR\x13legacyRequireSecret\x120\n" +
+	"\x14require_account_link\x18\x0e \x01(\bR\x12requireAccountLink\x12/\n" +
+	"\x13required_permission\x18\x0f \x01(\tR\x12requiredPermission\"\x95\x04\n" +
 	"\x11ServiceDefinition\x12&\n" +
 	"\x06app_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12 \n" +
 	"\x04name\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04name\x12\x1e\n" +
@@ -2346,7 +2390,9 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\bdisabled\x18\b \x01(\bR\bdisabled\x12.\n" +
 	"\rlegacy_scheme\x18\t \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\flegacyScheme\x122\n" +
 	"\x15legacy_require_secret\x18\n" +
-	" \x01(\bR\x13legacyRequireSecret\"@\n" +
+	" \x01(\bR\x13legacyRequireSecret\x120\n" +
+	"\x14require_account_link\x18\v \x01(\bR\x12requireAccountLink\x12=\n" +
+	"\x13required_permission\x18\f \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xc1\x01R\x12requiredPermission\"@\n" +
 	"\x13MatchServiceRequest\x12)\n" +
 	"\aservice\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\aservice\"[\n" +
 	"\x14CreateServiceRequest\x12C\n" +

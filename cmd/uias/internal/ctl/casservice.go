@@ -1,0 +1,257 @@
+package ctl
+
+import (
+	"flag"
+	"strconv"
+	"text/tabwriter"
+
+	"google.golang.org/protobuf/proto"
+
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
+)
+
+// The CAS service registry of the ticket component
+// (ServiceRegistryService): "service create|list|get|update|delete". A
+// service's access rule (--require-link, --require-permission RES:OP) says
+// who gets its tickets.
+
+// serviceCommands are the verbs of the "service" noun.
+func serviceCommands() map[string]command {
+	return map[string]command{
+		"create": serviceCreateCmd(),
+		"list":   serviceListCmd(),
+		"get":    serviceGetCmd(),
+		"update": serviceUpdateCmd(),
+		"delete": deleteCmd("service", "Deletes the CAS service: its tickets not yet validated are refused (INVALID_SERVICE).",
+			func(s *session, id string) (proto.Message, error) {
+				return ticketv1.NewServiceRegistryServiceClient(s.conn).DeleteService(s.ctx, &ticketv1.DeleteServiceRequest{Id: id})
+			}),
+	}
+}
+
+// serviceFlags are the flags of a service definition; set names those
+// given on the command line.
+type serviceFlags struct {
+	app, name, url, pattern, logoutURL, permission *string
+	minLevel, legacyScheme                         *int
+	allowProxy, disabled, legacySecret, link       *bool
+}
+
+func addServiceFlags(fs *flag.FlagSet) serviceFlags {
+	return serviceFlags{
+		app:          fs.String("app", "", "the application's `App_ID`"),
+		name:         fs.String("name", "", "service `name` (shown on the login page and the portal)"),
+		url:          fs.String("url", "", "service URL `prefix` (https; http only on loopback)"),
+		pattern:      fs.String("pattern", "", "RE2 `regexp` the whole service URL must match (instead of --url)"),
+		logoutURL:    fs.String("logout-url", "", "where single-logout requests go (`URL`; default: the service URL)"),
+		minLevel:     fs.Int("min-auth-level", 1, "minimum authentication `level`: 1 password, 2 certificate or another strong method"),
+		allowProxy:   fs.Bool("allow-proxy", false, "the service may obtain proxy-granting tickets"),
+		disabled:     fs.Bool("disabled", false, "the service takes no tickets"),
+		legacyScheme: fs.Int("legacy-scheme", 0, "0 CAS, or 1/2 the legacy ssoAuthService interface (`scheme`)"),
+		legacySecret: fs.Bool("legacy-require-secret", false, "legacy calls must carry the App_ID and secret"),
+		link: fs.Bool("require-link", false,
+			"access rule: only people with an active account link with the application get tickets (=false clears it)"),
+		permission: fs.String("require-permission", "",
+			"access rule: only people authz allows `RES:OP` in the application get tickets (\"\" clears it)"),
+	}
+}
+
+// checkPermission checks --require-permission before anything is dialled.
+func checkPermission(p string) error {
+	if p == "" {
+		return nil
+	}
+	if _, _, ok := ticket.SplitPermission(p); !ok {
+		return usagef("--require-permission %q must be RESOURCE:OPERATION, e.g. docs.contract:approve", p)
+	}
+	return nil
+}
+
+// apply sets the flags given (set) on d.
+func (f serviceFlags) apply(d *ticketv1.ServiceDefinition, set map[string]bool) {
+	if set["app"] {
+		d.AppId = *f.app
+	}
+	if set["name"] {
+		d.Name = *f.name
+	}
+	if set["url"] {
+		d.Url, d.Pattern = *f.url, ""
+	}
+	if set["pattern"] {
+		d.Pattern, d.Url = *f.pattern, ""
+	}
+	if set["logout-url"] {
+		d.LogoutUrl = *f.logoutURL
+	}
+	if set["min-auth-level"] {
+		d.MinAuthLevel = int32(*f.minLevel)
+	}
+	if set["allow-proxy"] {
+		d.AllowProxy = *f.allowProxy
+	}
+	if set["disabled"] {
+		d.Disabled = *f.disabled
+	}
+	if set["legacy-scheme"] {
+		d.LegacyScheme = int32(*f.legacyScheme)
+	}
+	if set["legacy-require-secret"] {
+		d.LegacyRequireSecret = *f.legacySecret
+	}
+	if set["require-link"] {
+		d.RequireAccountLink = *f.link
+	}
+	if set["require-permission"] {
+		d.RequiredPermission = *f.permission
+	}
+}
+
+// check refuses values the server would refuse anyway, before dialling.
+func (f serviceFlags) check(set map[string]bool) error {
+	switch {
+	case set["url"] && set["pattern"]:
+		return usagef("--url and --pattern exclude each other")
+	case set["min-auth-level"] && (*f.minLevel < 1 || *f.minLevel > 2):
+		return usagef("--min-auth-level must be 1 or 2")
+	case set["legacy-scheme"] && (*f.legacyScheme < 0 || *f.legacyScheme > 2):
+		return usagef("--legacy-scheme must be 0, 1 or 2")
+	}
+	return checkPermission(*f.permission)
+}
+
+func flagsSet(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+func serviceCreateCmd() command {
+	return command{
+		usage: "--app ID (--url PREFIX | --pattern RE) [--name N] [--logout-url URL] [--min-auth-level 1] [--allow-proxy] [--disabled] " +
+			"[--legacy-scheme 0] [--legacy-require-secret] [--require-link] [--require-permission RES:OP]",
+		help: "Registers a CAS service of an application: where it may receive service tickets.\n" +
+			"Its access rule says who gets them: --require-link only people with an active account link with\n" +
+			"the application, --require-permission RES:OP only people authz allows RES:OP in it (both: both);\n" +
+			"without them anyone signed in. A person refused keeps their session and sees that they may not\n" +
+			"use the application (HTTP 403).",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			f := addServiceFlags(fs)
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				if err := required("app", *f.app); err != nil {
+					return err
+				}
+				set := flagsSet(fs)
+				if !set["url"] && !set["pattern"] {
+					return usagef("give --url or --pattern")
+				}
+				if err := f.check(set); err != nil {
+					return err
+				}
+				d := &ticketv1.ServiceDefinition{}
+				f.apply(d, set)
+				return sessionCall(a, func(s *session) (*ticketv1.RegisteredService, error) {
+					return ticketv1.NewServiceRegistryServiceClient(s.conn).CreateService(s.ctx, &ticketv1.CreateServiceRequest{Service: d})
+				}, serviceTable)
+			}
+		},
+	}
+}
+
+func serviceUpdateCmd() command {
+	return command{
+		usage: "ID [--name N] [--url PREFIX | --pattern RE] [--logout-url URL] [--min-auth-level L] [--allow-proxy[=false]] " +
+			"[--disabled[=false]] [--legacy-scheme S] [--legacy-require-secret[=false]] [--require-link[=false]] [--require-permission RES:OP]",
+		help: "Only the flags given are changed (the service is read and written back whole).\n" +
+			"--require-link=false and --require-permission \"\" clear the access rule's parts.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			f := addServiceFlags(fs)
+			return func(args []string) error {
+				if err := wantArgs(args, "ID"); err != nil {
+					return err
+				}
+				set := flagsSet(fs)
+				if set["app"] {
+					return usagef("a service's application cannot change: delete it and register it for the other application")
+				}
+				if len(set) == 0 {
+					return usagef("nothing to update: give at least one flag")
+				}
+				if err := f.check(set); err != nil {
+					return err
+				}
+				return sessionCall(a, func(s *session) (*ticketv1.RegisteredService, error) {
+					c := ticketv1.NewServiceRegistryServiceClient(s.conn)
+					cur, err := c.GetService(s.ctx, &ticketv1.GetServiceRequest{Id: args[0]})
+					if err != nil {
+						return nil, err
+					}
+					d := definitionOf(cur)
+					f.apply(d, set)
+					return c.UpdateService(s.ctx, &ticketv1.UpdateServiceRequest{Id: args[0], Service: d})
+				}, serviceTable)
+			}
+		},
+	}
+}
+
+// definitionOf is what an administrator set of a registered service.
+func definitionOf(r *ticketv1.RegisteredService) *ticketv1.ServiceDefinition {
+	return &ticketv1.ServiceDefinition{AppId: r.GetAppId(), Name: r.GetName(), Url: r.GetUrl(), Pattern: r.GetPattern(),
+		LogoutUrl: r.GetLogoutUrl(), MinAuthLevel: r.GetMinAuthLevel(), AllowProxy: r.GetAllowProxy(), Disabled: !r.GetEnabled(),
+		LegacyScheme: r.GetLegacyScheme(), LegacyRequireSecret: r.GetLegacyRequireSecret(),
+		RequireAccountLink: r.GetRequireAccountLink(), RequiredPermission: r.GetRequiredPermission()}
+}
+
+func serviceGetCmd() command {
+	return idVerb(func(s *session, id string) (*ticketv1.RegisteredService, error) {
+		return ticketv1.NewServiceRegistryServiceClient(s.conn).GetService(s.ctx, &ticketv1.GetServiceRequest{Id: id})
+	}, serviceTable)
+}
+
+func serviceListCmd() command {
+	return verb("[--app ID]", "Lists the registered CAS services (of one application with --app), with their access rules.", nil,
+		func(_ *app, fs *flag.FlagSet) prepared[*ticketv1.ListServicesResponse] {
+			appID := fs.String("app", "", "only the services of this `App_ID`")
+			return func([]string) (func(s *session) (*ticketv1.ListServicesResponse, error), error) {
+				return func(s *session) (*ticketv1.ListServicesResponse, error) {
+					return ticketv1.NewServiceRegistryServiceClient(s.conn).ListServices(s.ctx, &ticketv1.ListServicesRequest{AppId: *appID})
+				}, nil
+			}
+		}, func(tw *tabwriter.Writer, r *ticketv1.ListServicesResponse) {
+			row(tw, "ID", "APP", "NAME", "URL OR PATTERN", "ENABLED", "ACCESS")
+			for _, x := range r.GetServices() {
+				where := x.GetUrl()
+				if where == "" {
+					where = x.GetPattern()
+				}
+				row(tw, x.GetId(), x.GetAppId(), x.GetName(), where, yesNo(x.GetEnabled()), accessRule(x))
+			}
+		})
+}
+
+// accessRule words a service's access rule.
+func accessRule(r *ticketv1.RegisteredService) string {
+	switch link, perm := r.GetRequireAccountLink(), r.GetRequiredPermission(); {
+	case link && perm != "":
+		return "account link + permission " + perm
+	case link:
+		return "account link"
+	case perm != "":
+		return "permission " + perm
+	}
+	return "anyone signed in"
+}
+
+func serviceTable(tw *tabwriter.Writer, r *ticketv1.RegisteredService) {
+	fields(tw, "ID", r.GetId(), "App_ID", r.GetAppId(), "Name", r.GetName(), "URL", r.GetUrl(), "Pattern", r.GetPattern(),
+		"Logout URL", r.GetLogoutUrl(), "Min auth level", strconv.Itoa(int(r.GetMinAuthLevel())),
+		"Allow proxy", yesNo(r.GetAllowProxy()), "Enabled", yesNo(r.GetEnabled()),
+		"Legacy scheme", strconv.Itoa(int(r.GetLegacyScheme())), "Legacy requires secret", yesNo(r.GetLegacyRequireSecret()),
+		"Requires account link", yesNo(r.GetRequireAccountLink()), "Required permission", r.GetRequiredPermission(),
+		"Access", accessRule(r), "Created", ts(r.GetCreatedAt()), "Updated", ts(r.GetUpdatedAt()))
+}

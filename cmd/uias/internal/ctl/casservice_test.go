@@ -1,0 +1,97 @@
+package ctl
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestServiceCommands: "service create" with --require-link and
+// --require-permission registers a CAS service with its access rule in a
+// real monolith; get, list and -o json show it; update changes only the
+// flags given and clears the rule's parts; a malformed permission and an
+// update without flags are usage errors (exit 2) before any call.
+func TestServiceCommands(t *testing.T) {
+	_, h := startMonolith(t, "Service-Ctl-Pass-3", nil)
+	var created struct {
+		App struct {
+			ID string `json:"id"`
+		} `json:"app"`
+	}
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "app", "create", "--type", "OA", "--code", "svcctl", "--name", "Svc")), &created); err != nil ||
+		created.App.ID == "" {
+		t.Fatalf("app create: %+v %v", created, err)
+	}
+	appID := created.App.ID
+
+	var svc struct {
+		ID                 string `json:"id"`
+		Name               string `json:"name"`
+		RequireAccountLink bool   `json:"require_account_link"`
+		RequiredPermission string `json:"required_permission"`
+	}
+	out := h.mustRun("-o", "json", "service", "create", "--app", appID, "--name", "Ruled", "--url", "http://127.0.0.1:8081/app/",
+		"--require-link", "--require-permission", "docs.contract:approve")
+	if err := json.Unmarshal([]byte(out), &svc); err != nil || svc.ID == "" || !svc.RequireAccountLink ||
+		svc.RequiredPermission != "docs.contract:approve" {
+		t.Fatalf("service create -o json: %+v %v\n%s", svc, err, out)
+	}
+	plain := h.mustRun("service", "create", "--app", appID, "--name", "Plain", "--url", "http://127.0.0.1:8081/plain/")
+	if !strings.Contains(plain, "anyone signed in") || !strings.Contains(plain, "Requires account link:") {
+		t.Errorf("service create without a rule:\n%s", plain)
+	}
+
+	got := flat(h.mustRun("service", "get", svc.ID))
+	for _, want := range []string{"Requires account link: yes", "Required permission: docs.contract:approve",
+		"account link + permission docs.contract:approve"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("service get lacks %q:\n%s", want, got)
+		}
+	}
+	list := h.mustRun("service", "list", "--app", appID)
+	if !strings.Contains(list, "ACCESS") || !strings.Contains(list, "account link + permission docs.contract:approve") ||
+		!strings.Contains(list, "anyone signed in") {
+		t.Errorf("service list:\n%s", list)
+	}
+
+	// Update: only the flags given change.
+	up := flat(h.mustRun("service", "update", svc.ID, "--require-link=false"))
+	if !strings.Contains(up, "Access: permission docs.contract:approve") || !strings.Contains(up, "Ruled") {
+		t.Errorf("update --require-link=false:\n%s", up)
+	}
+	up = h.mustRun("service", "update", svc.ID, "--require-permission", "docs:read", "--require-link")
+	if !strings.Contains(up, "account link + permission docs:read") {
+		t.Errorf("update --require-permission docs:read --require-link:\n%s", up)
+	}
+	up = h.mustRun("service", "update", svc.ID, "--require-permission", "", "--require-link=false")
+	if !strings.Contains(up, "anyone signed in") || !strings.Contains(up, "http://127.0.0.1:8081/app/") {
+		t.Errorf("update clearing the rule:\n%s", up)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"service", "create", "--app", appID, "--url", "http://127.0.0.1:8081/x/", "--require-permission", "docs"}, "RESOURCE:OPERATION"},
+		{[]string{"service", "update", svc.ID, "--require-permission", "docs:read:x"}, "RESOURCE:OPERATION"},
+		{[]string{"service", "update", svc.ID}, "nothing to update"},
+		{[]string{"service", "create", "--app", appID}, "--url or --pattern"},
+	} {
+		if code, _, errs := h.run(tc.args...); code != exitUsage || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %d and %q", tc.args, code, errs, exitUsage, tc.want)
+		}
+	}
+	h.mustRun("service", "delete", svc.ID)
+	if code, _, _ := h.run("service", "get", svc.ID); code != 1 {
+		t.Errorf("service get after delete: exit %d", code)
+	}
+}
+
+// flat is s with every run of blanks one space (tables' padding).
+func flat(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return strings.Join(lines, "\n")
+}
