@@ -82,15 +82,15 @@ func TestAdminLoginMustChangePassword(t *testing.T) {
 }
 
 // An administrator who may not change their own password keeps one another
-// set (the login says it must change, and issues the token) and cannot log
-// in once it has expired: only another administrator can help then.
+// set (the login says it must change, and issues the token), but an
+// expired one is changed at login all the same: with authz deciding,
+// nobody else may set an administrator's password.
 func TestAdminLoginCannotChangePassword(t *testing.T) {
 	w := setup(t)
 	ctx := context.Background()
 	orgs, _, _ := w.svc.ListOrgs(ctx, identity.OrgFilter{}, 0, "")
-	bo, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "bo", DisplayName: "Bo", OrgID: orgs[0].ID,
-		Password: "Kite-Pass-001", IsAdmin: true, CannotChange: true, MustChange: true})
-	if err != nil {
+	if _, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "bo", DisplayName: "Bo", OrgID: orgs[0].ID,
+		Password: "Kite-Pass-001", IsAdmin: true, CannotChange: true, MustChange: true}); err != nil {
 		t.Fatal(err)
 	}
 	ip := from("192.0.2.10")
@@ -102,14 +102,58 @@ func TestAdminLoginCannotChangePassword(t *testing.T) {
 		t.Fatalf("new password of a user who cannot change it: %v", err)
 	}
 	w.clk.t = w.clk.t.Add(91 * 24 * time.Hour)
-	if _, _, _, err := w.svc.AdminLogin(ip, "bo", "Kite-Pass-001"); reasonOf(err) != "PASSWORD_EXPIRED" {
+	if _, _, _, err := w.svc.AdminLogin(ip, "bo", "Kite-Pass-001"); reasonOf(err) != "PASSWORD_CHANGE_REQUIRED" {
 		t.Fatalf("expired password of a user who cannot change it: %v", err)
 	}
-	_, root := adminLogin(t, w.svc, "admin", "Boot-Strap-Pass1")
-	if _, err := w.svc.SetPassword(root, bo.ID, "Kite-Pass-003", false); err != nil {
-		t.Fatal(err)
+	if tok, _, _, err := w.svc.AdminLoginNewPassword(ip, "bo", "Kite-Pass-001", "Kite-Pass-003"); err != nil || tok == "" {
+		t.Fatalf("expired password replaced at login: %v", err)
 	}
 	if _, _, _, err := w.svc.AdminLogin(ip, "bo", "Kite-Pass-003"); err != nil {
-		t.Fatalf("login after another administrator set the password: %v", err)
+		t.Fatalf("login after replacing the expired password: %v", err)
+	}
+}
+
+// The audit record of an administrator's login says what became of it: a
+// right password with a change pending is no login until the change is
+// made (failure PASSWORD_CHANGE_REQUIRED, or the new password's refusal),
+// and the login that makes it is a success saying the password changed.
+func TestAdminLoginPasswordChangeAudited(t *testing.T) {
+	e := newEvEnv(t, "")
+	w := setupOn(t, e.svc, e.clk)
+	ctx := context.Background()
+	orgs, _, _ := w.svc.ListOrgs(ctx, identity.OrgFilter{}, 0, "")
+	ada, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "ada", DisplayName: "Ada", OrgID: orgs[0].ID,
+		Password: "Zeta-Pass-001", IsAdmin: true, MustChange: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := from("192.0.2.11")
+	mark := e.mark(t)
+	_, _, _, err = w.svc.AdminLogin(ip, "ada", "Zeta-Pass-001")
+	wantReason := func(what string, err error, reason string) {
+		t.Helper()
+		if reasonOf(err) != reason {
+			t.Fatalf("%s: %v, want %s", what, err, reason)
+		}
+	}
+	wantReason("login with a password to change", err, "PASSWORD_CHANGE_REQUIRED")
+	_, _, _, err = w.svc.AdminLoginNewPassword(ip, "ada", "Zeta-Pass-001", "weak")
+	wantReason("login choosing a weak password", err, "WEAK_PASSWORD")
+	if _, _, _, err := w.svc.AdminLoginNewPassword(ip, "ada", "Zeta-Pass-001", "Mine-Pass-2024"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := w.svc.AdminLogin(ip, "ada", "Mine-Pass-2024"); err != nil {
+		t.Fatal(err)
+	}
+	recs := auditRecords(t, e.outbox(t, mark), "admin.login")
+	want := []struct{ result, reason, changed string }{
+		{"failure", "PASSWORD_CHANGE_REQUIRED", ""}, {"failure", "WEAK_PASSWORD", ""}, {"success", "OK", "true"}, {"success", "OK", ""}}
+	if len(recs) != len(want) {
+		t.Fatalf("%d admin.login records, want %d: %+v", len(recs), len(want), recs)
+	}
+	for i, r := range recs {
+		if r.Subject != "user:"+ada.ID || r.Result != want[i].result || r.Reason != want[i].reason || r.Detail["password_changed"] != want[i].changed {
+			t.Errorf("record %d: %+v, want %+v", i, r, want[i])
+		}
 	}
 }

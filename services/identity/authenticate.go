@@ -340,7 +340,7 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	}
 	if s.cfg.Policy.Expired(u, now) || s.unsaltedExpired(v, now) {
 		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonPasswordExpired.String(), start, nil)
-		r, err := a.succeeded(ctx, u, "", eventsOf(ev), evLocked)
+		r, err := a.succeeded(ctx, u, "", a.record(ev), evLocked)
 		if err != nil || r != ReasonOK {
 			return r, err
 		}
@@ -364,7 +364,7 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	}
 	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start,
 		map[string]string{"must_change_password": fmtBool(u.MustChange)})
-	return a.succeeded(ctx, u, newHash, eventsOf(ev), evLocked)
+	return a.succeeded(ctx, u, newHash, a.record(ev), evLocked)
 }
 
 // ChangePassword lets a person change their own password through the

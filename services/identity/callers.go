@@ -11,6 +11,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
 )
 
 // Administrator and load errors (application caller errors are
@@ -117,16 +118,23 @@ func (s *Service) AdminLoginNewPassword(ctx context.Context, login, password, ne
 		s.appendAudit(ctx, s.audit(ctx, "admin.login", subject, org, "failure", reason, start, nil))
 		return "", time.Time{}, nil, errBadAdminLogin
 	}
+	// With a change pending (or asked for), the login's audit record waits
+	// for its outcome: the password being right is not yet a login.
+	a.holdRecord = u.MustChange || newPassword != "" || s.cfg.Policy.Expired(u, start)
 	verdict, err := s.checkPassword(ctx, u, password, "admin.login", start, a)
 	if err != nil {
 		return "", time.Time{}, nil, err
 	}
 	if verdict == ReasonOK || verdict == ReasonPasswordExpired {
 		// The password was right: what is left is whether it must change.
-		if u, err = s.adminPasswordChange(ctx, u, verdict == ReasonPasswordExpired, newPassword, start); err != nil {
-			return "", time.Time{}, nil, err
+		changed, cerr := s.adminPasswordChange(ctx, u, verdict == ReasonPasswordExpired, newPassword, start)
+		if a.holdRecord {
+			s.appendAudit(ctx, s.adminLoginRecord(ctx, u, changed, cerr, start))
 		}
-		verdict = ReasonOK
+		if cerr != nil {
+			return "", time.Time{}, nil, cerr
+		}
+		u, verdict = changed, ReasonOK
 	}
 	if verdict != ReasonOK {
 		// Verdicts given without a hash (disabled, locked, no password
@@ -155,19 +163,17 @@ func (s *Service) AdminLoginNewPassword(ctx context.Context, login, password, ne
 // (MustChange), is replaced by newPassword before a token is issued, and
 // without one the login ends in PASSWORD_CHANGE_REQUIRED; a newPassword
 // given otherwise replaces the password too. A person who may not change
-// their own password (CannotChange) keeps a password another set (the
-// response says it must change) and cannot log in with an expired one.
-// It returns the user as the token is issued for.
+// their own password (CannotChange) keeps one another set (the response
+// says it must change), but an expired one is changed all the same: with
+// authz deciding, nobody else may set an administrator's password. The
+// change is made at the person's home centre only. It returns the user as
+// the token is issued for.
 func (s *Service) adminPasswordChange(ctx context.Context, u *User, expired bool, newPassword string, start time.Time) (*User, error) {
-	must := expired || u.MustChange
 	switch {
-	case u.CannotChange && expired:
-		return nil, apierr.New(apierr.FailedPrecondition, "PASSWORD_EXPIRED",
-			"your password has expired and only another administrator can set a new one (you may not change your own)")
-	case u.CannotChange && newPassword != "":
+	case u.CannotChange && !expired && newPassword != "":
 		return nil, apierr.New(apierr.FailedPrecondition, "CANNOT_CHANGE_PASSWORD",
 			"this user's password can only be changed by an administrator")
-	case u.CannotChange || (!must && newPassword == ""):
+	case u.CannotChange && !expired, !expired && !u.MustChange && newPassword == "":
 		return u, nil
 	case newPassword == "" && expired:
 		return nil, apierr.New(apierr.FailedPrecondition, "PASSWORD_CHANGE_REQUIRED",
@@ -176,12 +182,31 @@ func (s *Service) adminPasswordChange(ctx context.Context, u *User, expired bool
 		return nil, apierr.New(apierr.FailedPrecondition, "PASSWORD_CHANGE_REQUIRED",
 			"your password was set by another administrator: log in again giving a new password of your own (new_password)")
 	}
+	if err := s.ownUser(ctx, u); err != nil {
+		return nil, err
+	}
 	if err := s.setPassword(ctx, u, newPassword, false, true, "password.change", start, ""); err != nil {
 		return nil, err
 	}
 	after := *u
 	after.MustChange, after.PasswordChangedAt = false, s.now()
 	return &after, nil
+}
+
+// adminLoginRecord is the audit record of an administrator's right
+// password whose outcome waited for a password change (holdRecord):
+// success when the token follows (changed is the user then), else failure
+// with the reason of err.
+func (s *Service) adminLoginRecord(ctx context.Context, u, changed *User, err error, start time.Time) events.Event {
+	if err == nil {
+		return s.audit(ctx, "admin.login", "user:"+u.ID, u.OrgID, "success", ReasonOK.String(), start,
+			map[string]string{"must_change_password": fmtBool(changed.MustChange), "password_changed": fmtBool(changed != u)})
+	}
+	reason := "ERROR"
+	if ae, ok := apierr.As(err); ok && ae.Reason != "" {
+		reason = ae.Reason
+	}
+	return s.audit(ctx, "admin.login", "user:"+u.ID, u.OrgID, "failure", reason, start, nil)
 }
 
 // verifyDummy verifies password against the dummy hash: the cost of a

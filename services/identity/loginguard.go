@@ -614,6 +614,19 @@ type loginAttempt struct {
 	userID   string
 	acct     accountTicket
 	hashed   bool // the password was hashed (checkPassword)
+	// holdRecord: the caller writes the record of a right password
+	// itself, once it knows the outcome (AdminLogin with a password
+	// change pending): checkPassword then writes none for it.
+	holdRecord bool
+}
+
+// record is the audit record of a right password as checkPassword writes
+// it with the gate's update: none when the caller holds it (holdRecord).
+func (a *loginAttempt) record(ev events.Event) []events.Event {
+	if a.holdRecord {
+		return nil
+	}
+	return eventsOf(ev)
 }
 
 // newAttempt starts a check of an application's caller (rule 1 counts it

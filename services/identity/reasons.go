@@ -31,9 +31,7 @@ func init() {
 		apierr.Reason{Name: "BAD_ADMIN_LOGIN", Code: apierr.Unauthenticated,
 			Doc: "AdminLogin: unknown login name, a person who is no administrator, wrong password, or an account that is locked or disabled (all answered alike)."},
 		apierr.Reason{Name: "PASSWORD_CHANGE_REQUIRED", Code: apierr.FailedPrecondition,
-			Doc: "AdminLogin: the password was right, but it has expired or was set by another administrator (a reset, a temporary password); no token was issued. Log in again with `new_password` set (`uias ctl login --password-stdin --new-password-stdin`): the password is replaced and the token issued in one call."},
-		apierr.Reason{Name: "PASSWORD_EXPIRED", Code: apierr.FailedPrecondition,
-			Doc: "AdminLogin: the password was right but has expired, and this administrator may not change their own password (user_cannot_change_password); another administrator sets a new one."},
+			Doc: "AdminLogin: the password was right, but it has expired or must be changed (an account created with must_change_password, a reset of one's own); no token was issued. Log in again with `new_password` set (`uias ctl login --password-stdin --new-password-stdin`): the password is replaced and the token issued in one call."},
 
 		// Request data (malformed requests: apierr.ReasonBadRequest).
 		apierr.Reason{Name: "WEAK_PASSWORD", Code: apierr.InvalidArgument, Legacy: -5,
