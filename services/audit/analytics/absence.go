@@ -21,9 +21,10 @@ type Person struct {
 // PeopleSource lists the active people of the identity component (the
 // component package asks it over gRPC, with the caller's token).
 type PeopleSource interface {
-	// People calls fn with each page of the active people (of the org
-	// subtrees orgs and below; nil: everyone). An error wrapping
-	// ErrNoPeople means identity cannot be asked.
+	// People calls fn with each page of the active people (of the orgs
+	// orgs, each alone: a scope lists every org of the caller's subtrees;
+	// nil: everyone). An error wrapping ErrNoPeople means identity cannot
+	// be asked.
 	People(ctx context.Context, orgs []string, fn func([]Person) error) error
 }
 

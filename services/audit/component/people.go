@@ -3,9 +3,14 @@ package component
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/uias/uias/pkg/apierr"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/audit/analytics"
 )
@@ -24,6 +29,13 @@ func newIdentityPeople(conn grpc.ClientConnInterface) identityPeople {
 // peoplePage is the page size asked of identity (its largest).
 const peoplePage = 500
 
+// namesTimeout bounds the look-up of a page's actor names.
+const namesTimeout = 2 * time.Second
+
+// errScopeUnknown is the fault of a scoped audit call whose subtrees
+// identity cannot list now.
+var errScopeUnknown = apierr.ErrUnavailable.WithMessage("the orgs of the subtrees you administer cannot be listed now (identity did not answer); retry later")
+
 // People implements analytics.PeopleSource.
 func (p identityPeople) People(ctx context.Context, orgs []string, fn func([]analytics.Person) error) error {
 	ctx = asCaller(ctx)
@@ -33,8 +45,10 @@ func (p identityPeople) People(ctx context.Context, orgs []string, fn func([]ana
 	for _, org := range orgs {
 		tok := ""
 		for {
+			// orgs are every org of the caller's subtrees already (the
+			// scope): each is asked for its own people only.
 			res, err := p.c.ListUsers(ctx, &identityv1.ListUsersRequest{PageSize: peoplePage, PageToken: tok, OrgId: org,
-				IncludeDescendants: org != "", Status: identityv1.UserStatus_USER_STATUS_ACTIVE})
+				Status: identityv1.UserStatus_USER_STATUS_ACTIVE})
 			if err != nil {
 				return unreachable(err, analytics.ErrNoPeople)
 			}
@@ -85,8 +99,15 @@ func (o identityOrgs) Subtrees(ctx context.Context, tops []string) ([]string, er
 		for {
 			res, err := o.c.ListOrgs(ctx, &identityv1.ListOrgsRequest{ParentId: top, IncludeDescendants: true,
 				PageSize: peoplePage, PageToken: tok})
+			if status.Code(err) == codes.NotFound {
+				// a grant scoped to an org since deleted (or not held
+				// here): it adds nothing; the other subtrees stand
+				delete(seen, top)
+				out = slices.DeleteFunc(out, func(id string) bool { return id == top })
+				break
+			}
 			if err != nil {
-				return nil, err
+				return nil, unreachable(err, errScopeUnknown)
 			}
 			for _, org := range res.GetOrgs() {
 				add(org.GetId())
@@ -101,7 +122,9 @@ func (o identityOrgs) Subtrees(ctx context.Context, tops []string) ([]string, er
 
 // identityNames is audit.Names over identity's ViewService (components
 // only: the people's current login and display names, without asking as
-// the administrator who reads the records).
+// the administrator who reads the records: a unit administrator reading the
+// records of their subtree also sees who acted on it, e.g. the system
+// administrator, by name, as the maritime design's log shows it).
 type identityNames struct {
 	c identityv1.ViewServiceClient
 }
@@ -112,6 +135,9 @@ func newIdentityNames(conn grpc.ClientConnInterface) identityNames {
 
 // PersonNames implements audit.Names.
 func (n identityNames) PersonNames(ctx context.Context, ids []string) (map[string]string, error) {
+	// the names are an extra: a slow identity does not hold the records up
+	ctx, cancel := context.WithTimeout(ctx, namesTimeout)
+	defer cancel()
 	out := make(map[string]string, len(ids))
 	for len(ids) > 0 {
 		k := min(len(ids), 1000)
