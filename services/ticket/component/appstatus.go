@@ -23,11 +23,14 @@ import (
 // app.updated events (each instance hears them all). An application
 // identity no longer knows was deleted while no ticket instance heard its
 // app.deleted (one instance of the queue group handles each; none may have
-// been running): the refresh deletes its services then (audit cause
-// APP_UNKNOWN), and until they are gone they take no tickets. Registering
-// a service requires an application identity knows (ServiceRegistry's
-// CheckApp), so an unknown one is a deleted one, also at a centre holding
-// the replica of another centre's application.
+// been running): its services take no tickets at once, and once identity
+// has not known it for unknownGrace the refresh deletes them (audit cause
+// APP_UNKNOWN). Registering a service requires an application identity
+// knows (ServiceRegistry's CheckApp), so an unknown one is a deleted one,
+// also at a centre holding the replica of another centre's application;
+// the grace, and a refresh that finds every one of several applications
+// unknown deleting nothing, keep an identity briefly answering from a
+// wrong or restored database from costing the registry.
 
 // appStatusRefresh is how often the set is read again from identity (it
 // covers events missed while an instance was not connected).
@@ -36,14 +39,22 @@ const appStatusRefresh = time.Minute
 // identity's AppStatus values (services/identity AppSuspended).
 const appSuspended = 2
 
+// unknownGrace is how long identity must not know an application before
+// its services are deleted.
+const unknownGrace = 10 * time.Minute
+
 type appStatus struct {
 	mu        sync.RWMutex
 	suspended map[string]bool
 	reg       *ticket.Registry
+	// unknownSince: when the refresh first found identity not knowing
+	// the application (only the refresh's goroutine uses it).
+	unknownSince map[string]time.Time
+	now          func() time.Time
 }
 
 func newAppStatus(reg *ticket.Registry) *appStatus {
-	a := &appStatus{suspended: map[string]bool{}, reg: reg}
+	a := &appStatus{suspended: map[string]bool{}, reg: reg, unknownSince: map[string]time.Time{}, now: time.Now}
 	reg.SetSuspended(a.isSuspended)
 	return a
 }
@@ -112,6 +123,11 @@ func (a *appStatus) refresh(ctx context.Context, svc servicesLister, views ident
 			ids = append(ids, r.AppID)
 		}
 	}
+	for id := range a.unknownSince {
+		if !seen[id] { // its services are gone
+			delete(a.unknownSince, id)
+		}
+	}
 	for len(ids) > 0 {
 		n := min(len(ids), 1000)
 		res, err := views.GetViews(ctx, &identityv1.GetViewsRequest{Entity: "app", Ids: ids[:n]})
@@ -122,17 +138,38 @@ func (a *appStatus) refresh(ctx context.Context, svc servicesLister, views ident
 		for _, v := range res.GetViews() {
 			known[v.GetId()] = true
 		}
+		// Several applications and none known: identity answers from a
+		// database that is not this deployment's (or not yet): nothing is
+		// deleted on its word.
+		suspicious := n >= 3 && len(known) == 0
+		if suspicious {
+			log.Warn("identity knows none of the applications with CAS services; their services take no tickets, and none is deleted",
+				zap.Int("applications", n))
+		}
+		now := a.now()
 		for _, id := range ids[:n] {
 			if known[id] {
+				delete(a.unknownSince, id)
 				continue
 			}
 			a.set(id, true) // deleted in identity: no tickets for its services
+			since, ok := a.unknownSince[id]
+			if !ok {
+				a.unknownSince[id] = now
+				continue
+			}
+			if suspicious || now.Sub(since) < unknownGrace {
+				continue
+			}
 			if gone, err := svc.DeleteAppServices(ctx, id, ticket.CauseAppUnknown); err != nil {
 				log.Warn("services of an application identity no longer knows not all removed; trying again at the next refresh",
 					zap.String("app_id", id), zap.Error(err))
-			} else if gone > 0 {
-				log.Info("removed the services of an application identity no longer knows (deleted while no ticket instance heard it)",
-					zap.String("app_id", id), zap.Int("services", gone))
+			} else {
+				delete(a.unknownSince, id)
+				if gone > 0 {
+					log.Info("removed the services of an application identity no longer knows (deleted while no ticket instance heard it)",
+						zap.String("app_id", id), zap.Int("services", gone))
+				}
 			}
 		}
 		for _, v := range res.GetViews() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
@@ -56,11 +57,26 @@ func TestAppStatus(t *testing.T) {
 	a := newAppStatus(ticket.NewRegistry(nil, 0, nil))
 	svcs := &listed{services: []*ticket.RegisteredService{{AppID: "active"}, {AppID: "paused"}, {AppID: "gone"}, {AppID: "active"}},
 		deleted: map[string]string{}}
-	if err := a.refresh(context.Background(), svcs, views{"active": 1, "paused": appSuspended}, zap.NewNop()); err != nil {
+	clock := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	a.now = func() time.Time { return clock }
+	known := views{"active": 1, "paused": appSuspended}
+	if err := a.refresh(context.Background(), svcs, known, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
-	// The services of the application identity no longer knows are
-	// deleted (its app.deleted was missed), the others' kept.
+	// The services of the application identity no longer knows take no
+	// tickets at once, and are deleted (its app.deleted was missed) once
+	// identity has not known it for unknownGrace; the others' are kept.
+	if len(svcs.deleted) != 0 {
+		t.Errorf("services deleted at once: %v", svcs.deleted)
+	}
+	clock = clock.Add(unknownGrace / 2)
+	if err := a.refresh(context.Background(), svcs, known, zap.NewNop()); err != nil || len(svcs.deleted) != 0 {
+		t.Fatalf("services deleted within the grace: %v %v", svcs.deleted, err)
+	}
+	clock = clock.Add(unknownGrace)
+	if err := a.refresh(context.Background(), svcs, known, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
 	if len(svcs.deleted) != 1 || svcs.deleted["gone"] != ticket.CauseAppUnknown {
 		t.Errorf("services deleted by the refresh: %v, want those of gone (APP_UNKNOWN)", svcs.deleted)
 	}
@@ -81,5 +97,23 @@ func TestAppStatus(t *testing.T) {
 		if got := a.isSuspended(app); got != want {
 			t.Errorf("after the events: %s suspended %v, want %v", app, got, want)
 		}
+	}
+}
+
+// An identity that knows none of several applications (a wrong or restored
+// database) holds their services suspended and deletes none.
+func TestAppStatusUnknownEverywhere(t *testing.T) {
+	a := newAppStatus(ticket.NewRegistry(nil, 0, nil))
+	clock := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	a.now = func() time.Time { return clock }
+	svcs := &listed{services: []*ticket.RegisteredService{{AppID: "a"}, {AppID: "b"}, {AppID: "c"}}, deleted: map[string]string{}}
+	for range 3 {
+		if err := a.refresh(context.Background(), svcs, views{}, zap.NewNop()); err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(unknownGrace)
+	}
+	if len(svcs.deleted) != 0 || !a.isSuspended("a") || !a.isSuspended("c") {
+		t.Fatalf("identity knowing no application: deleted %v, a suspended %v", svcs.deleted, a.isSuspended("a"))
 	}
 }
