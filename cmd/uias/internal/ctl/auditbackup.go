@@ -130,10 +130,11 @@ func describeRun(r *auditv1.ArchiveRun) string {
 const reminderTimeout = 5 * time.Second
 
 // backupReminder prints, on standard error, the reminder to back up the
-// audit log when the administrator just logged in with token may read it
-// and a backup is due (audit.backup_reminder). Nothing else is said: an
-// administrator who may not read the log, a deployment without the audit
-// component or any failure of the question leaves the login as it was.
+// audit log when the administrator just logged in with token backs it up
+// (audit.records archive: the security auditor) and a backup is due
+// (audit.backup_reminder). Nothing else is said: any other administrator,
+// a deployment without the audit component or any failure of the question
+// leaves the login as it was.
 func (a *app) backupReminder(s *session, token string) {
 	ctx, cancel := context.WithTimeout(s.ctx, reminderTimeout)
 	defer cancel()

@@ -126,13 +126,13 @@ func loginCmd() command {
 		help: "Logs in to the AdminService and stores the token in the token file (mode 0600).\n" +
 			"The password is read from the first line of standard input with --password-stdin,\n" +
 			"otherwise from the UIAS_ADMIN_PASSWORD environment variable. The token itself is\n" +
-			"printed (also with -o json) only with --print-token. An administrator who may read the\n" +
-			"audit log is then reminded, on standard error, when it is due for a backup\n" +
-			"(audit.backup_reminder; see audit backup).\n" +
+			"printed (also with -o json) only with --print-token. An administrator who backs up the\n" +
+			"audit log (the security auditor) is then reminded, on standard error, when a backup\n" +
+			"is due (audit.backup_reminder; see audit backup).\n" +
 			"With --new-password-stdin the next line of standard input (the second after the\n" +
 			"password's) is a new password that replaces the current one as you log in. It is\n" +
-			"required when your password has expired or was set by another administrator (a\n" +
-			"reset or a temporary password): such a login otherwise fails and saves no token.",
+			"required when your password has expired or must be changed (an account created with\n" +
+			"--must-change, a reset of your own): such a login otherwise fails and saves no token.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			user := fs.String("user", a.env("UIAS_ADMIN_USER"), "administrator login `name` (env UIAS_ADMIN_USER)")
 			fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
@@ -207,8 +207,8 @@ func loginCmd() command {
 					fmt.Fprintln(a.stderr, "Your password was changed.")
 				}
 				if resp.GetMustChangePassword() {
-					fmt.Fprintln(a.stderr, "Note: your password was set by another administrator, and only an administrator "+
-						"can set you another (you may not change your own).")
+					fmt.Fprintln(a.stderr, "Note: your password is marked to be changed, but you may not change it "+
+						"yourself (user_cannot_change_password): it stands until it expires, when you choose a new one at login.")
 				}
 				a.backupReminder(s, resp.GetToken())
 				return nil

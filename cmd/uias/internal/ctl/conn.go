@@ -198,7 +198,6 @@ func (a *app) saveToken(token string) (string, error) {
 	return path, nil
 }
 
-// readSecretLine reads the first line of stdin (without the line ending).
 // readSecretLines reads one line of standard input for each of whats (none
 // for none), each required to be non-empty.
 func (a *app) readSecretLines(whats ...string) ([]string, error) {
@@ -222,6 +221,7 @@ func (a *app) readSecretLines(whats ...string) ([]string, error) {
 	return lines, nil
 }
 
+// readSecretLine reads the first line of stdin (without the line ending).
 func (a *app) readSecretLine(what string) (string, error) {
 	if a.stdin == nil {
 		return "", usagef("%s expected on standard input, but there is none", what)
