@@ -65,7 +65,12 @@ type User struct {
 	OrgID        string
 	Status       Status
 	FeatureCode  string
-	IsAdmin      bool
+	// IDKey is the blind index of IDType + IDNumber that makes an ID
+	// number one account's (Service.idKey); "" (NULL) without an ID
+	// number, for replicas of other centres' people, and while
+	// Policy.SharedIDNumbers.
+	IDKey   string
+	IsAdmin bool
 
 	PasswordHash      string
 	PasswordChangedAt time.Time
