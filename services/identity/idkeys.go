@@ -11,6 +11,12 @@ import "context"
 // identity.policy.unique_id_number false (Policy.SharedIDNumbers) lets
 // several accounts share one ID number; their ID keys stay empty.
 
+// ReplicaIDKeyPrefix starts the ID key of another centre's person held
+// here as a replica, followed by the person's id: unique, never a real
+// key (32 hex digits), so it claims no ID number; it only tells the start's
+// backfill that the person was looked at.
+const ReplicaIDKeyPrefix = "replica:"
+
 // IDKeyPending is a person with an ID number and no ID key (BackfillIDKeys).
 type IDKeyPending struct {
 	UserID      string

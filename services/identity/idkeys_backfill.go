@@ -17,7 +17,7 @@ type IDKeyBackfill struct {
 	Set        int // people given their ID key
 	Duplicates int // people whose ID number another account of this centre has: left without
 	Unreadable int // sealed ID numbers the data keys do not open
-	Replicas   int // other centres' people (no ID key here)
+	Replicas   int // other centres' people: marked (ReplicaIDKeyPrefix), no ID key here
 }
 
 // BackfillIDKeys gives the people stored before ID keys existed (or while
@@ -43,9 +43,13 @@ func (s *Service) BackfillIDKeys(ctx context.Context) (IDKeyBackfill, error) {
 		}
 		after = batch[len(batch)-1].UserID
 		sets := make([]IDKeySet, 0, len(batch))
+		replicas := 0
 		for _, p := range batch {
 			if !s.homes.Owns(p.OrgPath) {
-				r.Replicas++
+				// Marked, so that the next start does not read them
+				// again (the pending index holds NULL keys only).
+				sets = append(sets, IDKeySet{UserID: p.UserID, Key: ReplicaIDKeyPrefix + p.UserID})
+				replicas++
 				continue
 			}
 			b, err := s.sealer.Open(p.IDNumberEnc, []byte("user.id_number"))
@@ -71,8 +75,9 @@ func (s *Service) BackfillIDKeys(ctx context.Context) (IDKeyBackfill, error) {
 		if err != nil {
 			return r, err
 		}
-		r.Set += len(sets) - len(taken)
+		r.Set += len(sets) - len(taken) - replicas
 		r.Duplicates += len(taken)
+		r.Replicas += replicas
 	}
 	return r, nil
 }

@@ -199,7 +199,7 @@ func TestSharedIDNumbersWhenOff(t *testing.T) {
 // The start's backfill: people stored without ID keys get theirs (in
 // batches: more than one); those whose number another has keep none and
 // are counted in one warning that holds no number; other centres' people
-// (replicas) are skipped.
+// (replicas) get no key, only the replica mark, and are not read again.
 func TestBackfillIDKeys(t *testing.T) {
 	db, sealer := testDB(t), testSealer(t)
 	ctx := context.Background()
@@ -231,8 +231,9 @@ func TestBackfillIDKeys(t *testing.T) {
 		IDType: identity.IDTypeResidentID, IDNumber: dup}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := off.CreateUser(ctx, identity.NewUser{LoginName: "replica", DisplayName: "R", OrgID: away.ID,
-		IDType: identity.IDTypeResidentID, IDNumber: residentID("32010219800000008")}); err != nil {
+	replica, err := off.CreateUser(ctx, identity.NewUser{LoginName: "replica", DisplayName: "R", OrgID: away.ID,
+		IDType: identity.IDTypeResidentID, IDNumber: residentID("32010219800000008")})
+	if err != nil {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.InfoLevel)
@@ -247,9 +248,13 @@ func TestBackfillIDKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Of n+2 local people with a number, two share one: n+1 keys; the
-	// duplicate and the replica keep none.
-	if keys != n+1 || nulls != 2 {
-		t.Fatalf("%d keys, %d people with a number and no key; want %d and 2", keys, nulls, n+1)
+	// duplicate keeps none; the replica is marked.
+	if keys != n+2 || nulls != 1 {
+		t.Fatalf("%d keys, %d people with a number and no key; want %d and 1", keys, nulls, n+2)
+	}
+	var marked int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE id_key = ?", identity.ReplicaIDKeyPrefix+replica.ID).Scan(&marked); err != nil || marked != 1 {
+		t.Fatalf("replica marked %d times (%v)", marked, err)
 	}
 	warned := logs.FilterMessageSnippet("left without an ID key").All()
 	if len(warned) != 1 || warned[0].Level != zapcore.WarnLevel || warned[0].ContextMap()["accounts"] != int64(1) {
@@ -269,9 +274,9 @@ func TestBackfillIDKeys(t *testing.T) {
 	_, err = on.CreateUser(ctx, identity.NewUser{LoginName: "late", DisplayName: "L", OrgID: root,
 		IDType: identity.IDTypeResidentID, IDNumber: residentID("32010219700000005")})
 	isIDNumberTaken(t, err, residentID("32010219700000005"), "p5")
-	// A second run finds nothing more to do.
+	// A second run finds nothing more to do but the duplicate.
 	r, err := on.BackfillIDKeys(ctx)
-	if err != nil || r.Set != 0 || r.Duplicates != 1 || r.Replicas != 1 {
+	if err != nil || r.Set != 0 || r.Duplicates != 1 || r.Replicas != 0 {
 		t.Fatalf("second backfill %+v %v", r, err)
 	}
 }

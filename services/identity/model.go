@@ -67,8 +67,9 @@ type User struct {
 	FeatureCode  string
 	// IDKey is the blind index of IDType + IDNumber that makes an ID
 	// number one account's (Service.idKey); "" (NULL) without an ID
-	// number, for replicas of other centres' people, and while
-	// Policy.SharedIDNumbers.
+	// number, for replicas of other centres' people (or
+	// ReplicaIDKeyPrefix and their id, once the start's backfill saw
+	// them), and while Policy.SharedIDNumbers.
 	IDKey   string
 	IsAdmin bool
 

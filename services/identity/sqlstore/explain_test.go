@@ -328,6 +328,9 @@ func TestImportCheckPlans(t *testing.T) {
 		}
 		wantKeyedPlan(t, db, q, args)
 	}
+	// The start's backfill of ID keys reads its partial index, not the
+	// table.
+	wantKeyedPlan(t, db, usersWithoutIDKey, []any{"", 500})
 }
 
 // TestSearchQueuePlans: the statements that list people for the search

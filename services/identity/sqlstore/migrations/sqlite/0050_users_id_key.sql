@@ -10,7 +10,12 @@
 --
 -- The column is filled for existing people at start, in batches
 -- (identity.Service.BackfillIDKeys): it needs the key ring to open their
--- sealed ID numbers.
+-- sealed ID numbers. users_id_key_pending_idx holds the people it has to
+-- look at (an ID number and no key): at ten million people a start reads
+-- those, not the whole table. It is empty in the common case (people
+-- created with their key, or without an ID number: no entry), and the
+-- backfill marks other centres' people (replicas) with a key of their own
+-- ("replica:" and the person's id), so that they leave it too.
 --
 -- A partial index: the people without an ID key (most of a directory
 -- imported without ID numbers, every replica) cost no index entry, and a
@@ -19,3 +24,4 @@
 -- look-ups use it.
 ALTER TABLE users ADD COLUMN id_key TEXT NULL;
 CREATE UNIQUE INDEX users_id_key_idx ON users (id_key) WHERE id_key IS NOT NULL;
+CREATE INDEX users_id_key_pending_idx ON users (id) WHERE id_key IS NULL AND id_number_enc <> '';
