@@ -101,6 +101,37 @@ func IsUniqueViolation(err error) bool {
 	return false
 }
 
+// IsUniqueViolationOn reports whether err is a unique violation
+// (IsUniqueViolation) of the one-column unique index or constraint index
+// on table.column: PostgreSQL names the index (or constraint), SQLite the
+// column ("UNIQUE constraint failed: table.column"). A store that maps one
+// unique key to a reason of its own asks it (the race backstop behind its
+// own look-up).
+func IsUniqueViolationOn(err error, index, table, column string) bool {
+	if !IsUniqueViolation(err) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.ConstraintName == index
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		const failed = "UNIQUE constraint failed: "
+		msg := se.Error()
+		i := strings.Index(msg, failed)
+		if i < 0 {
+			return false
+		}
+		cols := msg[i+len(failed):]
+		if j := strings.Index(cols, " ("); j >= 0 { // the code the driver appends
+			cols = cols[:j]
+		}
+		return strings.TrimSpace(cols) == table+"."+column
+	}
+	return false
+}
+
 // IsUnavailable reports whether err means the database cannot be reached right now
 // (connection refused/reset/closed, server shutting down, database handle closed, SQLite
 // busy or unable to open the file), i.e. the request may succeed later. Errors caused by

@@ -269,6 +269,13 @@ func TestInTxAndUniqueViolation(t *testing.T) {
 				if store.IsUnavailable(err) {
 					t.Fatalf("store.IsUnavailable(%v) = true", err)
 				}
+				// The name column's own constraint, not the primary key's.
+				if on, want := store.IsUniqueViolationOn(err, "widgets_name_key", "widgets", "name"), args[0] == "b"; on != want {
+					t.Fatalf("store.IsUniqueViolationOn(%v, widgets.name) = %v, want %v", err, on, want)
+				}
+			}
+			if store.IsUniqueViolationOn(errors.New("UNIQUE constraint failed: widgets.name"), "widgets_name_key", "widgets", "name") {
+				t.Fatal("plain errors are not unique violations")
 			}
 			if store.IsUniqueViolation(errors.New("UNIQUE constraint failed")) || store.IsUniqueViolation(nil) {
 				t.Fatal("plain errors are not unique violations")

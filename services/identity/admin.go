@@ -318,6 +318,7 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 		return nil, nil, err
 	}
 	u.FeatureCode = s.featureCode(n.IDType, n.IDNumber, n.DisplayName, n.LoginName)
+	u.IDKey = s.idKey(n.IDType, n.IDNumber)
 	if n.Password != "" {
 		if err := s.cfg.Policy.CheckPassword(n.Password, n.LoginName); err != nil {
 			return nil, nil, err
@@ -355,6 +356,21 @@ func (s *Service) sealPersonal(u *User, idNumber, phone string) error {
 // login name: a keyed hash, so it reveals none of them.
 func (s *Service) featureCode(t IDType, idNumber, name, login string) string {
 	return s.sealer.BlindIndex(fmt.Sprintf("%d\x00%s\x00%s\x00%s", t, strings.ToUpper(idNumber), name, login))[:32]
+}
+
+// idKeyPrefix starts what idKey hashes: a feature code's input starts with
+// a digit (the ID type), so the two never hash the same input.
+const idKeyPrefix = "uias.id_key\x00"
+
+// idKey is the blind index that makes an ID number one account's: a keyed
+// hash (the never-rotating index key) of the ID type and the upper-cased
+// number ('x' and 'X' are one check character). "" without an ID number,
+// or when several accounts may share one (Policy.SharedIDNumbers).
+func (s *Service) idKey(t IDType, idNumber string) string {
+	if idNumber == "" || s.cfg.Policy.SharedIDNumbers {
+		return ""
+	}
+	return s.sealer.BlindIndex(fmt.Sprintf("%s%d\x00%s", idKeyPrefix, t, strings.ToUpper(idNumber)))[:32]
 }
 
 // openPersonal decrypts u's sealed values. A value that does not decrypt is

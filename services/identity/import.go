@@ -198,7 +198,7 @@ type ImportReport struct {
 
 // Import reasons (row errors, and the import's own).
 const (
-	ReasonImportDuplicate   = "DUPLICATE"           // the key (login, code, account) appears twice in the file
+	ReasonImportDuplicate   = "DUPLICATE"           // the key (login, code, account, ID number) appears twice in the file
 	ReasonImportUnknownOrg  = "UNKNOWN_ORG"         // org_code / parent_code names no org
 	ReasonImportUnknownApp  = "UNKNOWN_APP"         // app_type + app_code name no application
 	ReasonImportUnknownUser = "UNKNOWN_USER"        // login_name names no user
@@ -576,6 +576,14 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 		e.Reason = ReasonImportFeature
 		return nil, e
 	}
+	// One account per person: a second row with the person's ID number
+	// is the file's duplicate (the store finds those already there, in
+	// one query per chunk, as for the login names).
+	if u.IDKey = im.s.idKey(t, idNumber); u.IDKey != "" {
+		if e := im.once(r.Row, "id_number", "idkey\x00"+u.IDKey); e != nil {
+			return nil, e
+		}
+	}
 	key := f["external_key"]
 	if key == "" {
 		key = login
@@ -609,6 +617,15 @@ func quoteShort(s string) string {
 		s = string([]rune(s)[:40]) + "…"
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// storeField is the column a store error of an item is about, when the
+// error tells it (an ID number another account has).
+func storeField(err error) string {
+	if errors.Is(err, ErrIDNumberTaken) {
+		return "id_number"
+	}
+	return ""
 }
 
 // storeReason is the reason of a store error of an item (ALREADY_EXISTS,
@@ -816,7 +833,7 @@ func (im *importer) write(ctx context.Context, batch []ImportItem) (int, error) 
 		case r.Skipped:
 			im.rep.Skipped++
 		case r.Err != nil:
-			im.writeErrs.add(batch[i].seq, RowError{Row: batch[i].Row, Sheet: batch[i].Sheet, Reason: storeReason(r.Err), Message: messageOf(r.Err)})
+			im.writeErrs.add(batch[i].seq, RowError{Row: batch[i].Row, Sheet: batch[i].Sheet, Field: storeField(r.Err), Reason: storeReason(r.Err), Message: messageOf(r.Err)})
 			if o := batch[i].Org; o != nil && im.orgs[o.Code] == o {
 				delete(im.orgs, o.Code) // later rows must not use it as a parent
 			}

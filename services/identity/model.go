@@ -65,7 +65,13 @@ type User struct {
 	OrgID        string
 	Status       Status
 	FeatureCode  string
-	IsAdmin      bool
+	// IDKey is the blind index of IDType + IDNumber that makes an ID
+	// number one account's (Service.idKey); "" (NULL) without an ID
+	// number, for replicas of other centres' people (or
+	// ReplicaIDKeyPrefix and their id, once the start's backfill saw
+	// them), and while Policy.SharedIDNumbers.
+	IDKey   string
+	IsAdmin bool
 
 	PasswordHash      string
 	PasswordChangedAt time.Time

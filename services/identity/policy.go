@@ -22,6 +22,10 @@ type Policy struct {
 	SourceFailures int           // one source counts at most N failures against an account (default 2)
 	LockDuration   time.Duration // how long an automatic lock lasts
 	MaxAge         time.Duration // password expiry (0: never)
+	// SharedIDNumbers lets several accounts carry the same ID type and
+	// number (identity.policy.unique_id_number false); the default (false)
+	// keeps one account per person: ID_NUMBER_TAKEN.
+	SharedIDNumbers bool
 }
 
 // DefaultPolicy follows the provincial staff SSO standard's baseline.

@@ -8,6 +8,15 @@ import "github.com/uias/uias/pkg/apierr"
 // Store errors (NOT_FOUND, ALREADY_EXISTS, STORAGE_UNAVAILABLE) are the
 // platform's (pkg/store, with INVALID_PAGE_TOKEN), and so are BAD_REQUEST
 // (pkg/apierr) and the application caller reasons (pkg/caller).
+// ReasonIDNumberTaken: another account of this centre has the same ID type
+// and number (identity.policy.unique_id_number).
+const ReasonIDNumberTaken = "ID_NUMBER_TAKEN"
+
+// ErrIDNumberTaken is the error of a person whose ID type and number another
+// account of this centre has; it names neither account nor the number.
+var ErrIDNumberTaken = apierr.New(apierr.AlreadyExists, ReasonIDNumberTaken,
+	"another account already has this ID number (one account per person)")
+
 func init() {
 	apierr.Register(
 		// Replicas of other centres (replica.go).
@@ -58,6 +67,8 @@ func init() {
 			Doc: "DeleteApp: the application is active; suspend it first (UpdateApp status SUSPENDED: its callers are refused with APP_SUSPENDED, which shows whether anything still uses it), then delete it."},
 
 		// Administration of people.
+		apierr.Reason{Name: ReasonIDNumberTaken, Code: apierr.AlreadyExists,
+			Doc: "CreateUser, import: another account already has this ID type and number (one account per person; identity.policy.unique_id_number, on by default). The other account is not named: find it by the ID number (administrators who may read personal data)."},
 		apierr.Reason{Name: "OWN_ACCOUNT", Code: apierr.FailedPrecondition,
 			Doc: "An administrator cannot disable, lock or delete their own account (the last system administrator would lock everyone out of administration); another administrator does it."},
 

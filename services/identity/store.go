@@ -31,6 +31,7 @@ var (
 // The conformance suite in storetest runs against every implementation.
 type Store interface {
 	AppointmentStore
+	IDKeyStore
 	Ping(ctx context.Context) error
 	// AppendEvents writes events alone (e.g. an audit record of a failed call).
 	AppendEvents(ctx context.Context, evs []events.Event) error

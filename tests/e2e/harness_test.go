@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -57,6 +58,30 @@ type env struct {
 	audToken string
 	root     string // root org id
 	http     string // base URL of the REST edge
+	// seeded counts the people seed made: each has an ID number of their
+	// own (one account per person).
+	seeded int
+}
+
+// seedIDNumber is the resident ID number of the nth person seed makes
+// (from 0): the first has 11010519491231002X, which several tests know;
+// the others distinct valid numbers (their check character computed).
+func seedIDNumber(n int) string {
+	if n == 0 {
+		return "11010519491231002X"
+	}
+	return residentID(fmt.Sprintf("110105194912%05d", n))
+}
+
+// residentID completes the 17 digits first with their check character
+// (GB 11643).
+func residentID(first string) string {
+	weights := [17]int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+	sum := 0
+	for i := range 17 {
+		sum += int(first[i]-'0') * weights[i]
+	}
+	return first + string("10X98765432"[sum%11])
 }
 
 func start(t *testing.T, cfg config.Config) *env {
@@ -163,8 +188,9 @@ func (e *env) seed(appCode, login string, appReq *identityv1.CreateAppRequest, u
 		e.t.Fatalf("create app: %v", err)
 	}
 	ur := &identityv1.CreateUserRequest{LoginName: login, DisplayName: "User " + login, OrgId: e.root,
-		IdType: identityv1.IdType_ID_TYPE_RESIDENT_ID, IdNumber: "11010519491231002X", Phone: "13812345678",
+		IdType: identityv1.IdType_ID_TYPE_RESIDENT_ID, IdNumber: seedIDNumber(e.seeded), Phone: "13812345678",
 		Password: "Str0ng-Pass!42"}
+	e.seeded++
 	if userMod != nil {
 		userMod(ur)
 	}

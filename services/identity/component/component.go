@@ -188,6 +188,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	env.Go(func(ctx context.Context) { svc.RunWrapUnsalted(ctx, float64(cfg.UnsaltedWrapRate), time.Hour) })
+	// The ID keys of people stored before them (one account per person),
+	// in the background: the start does not wait for them, nor fail.
+	env.Go(svc.RunBackfillIDKeys)
 	// Changes made through other instances drop users from this one's
 	// caches as soon as their CHANGES events arrive (the cache TTL covers a
 	// NATS outage). Own events arrive too; dropping again is harmless.
@@ -319,7 +322,7 @@ func setSchedPolicy(policy string, log *zap.Logger) {
 func policyOf(p PolicyDefaults) identity.Policy {
 	return identity.Policy{MinLength: p.MinLength, RequireClasses: p.RequireClasses, History: p.History,
 		MaxFailures: p.MaxFailures, SourceFailures: p.SourceFailures, LockDuration: time.Duration(p.LockMinutes) * time.Minute,
-		MaxAge: time.Duration(p.MaxAgeDays) * 24 * time.Hour}
+		MaxAge: time.Duration(p.MaxAgeDays) * 24 * time.Hour, SharedIDNumbers: !p.UniqueIDNumber}
 }
 
 func throttleOf(t LoginThrottle) identity.Throttle {

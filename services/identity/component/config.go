@@ -31,6 +31,10 @@ type PolicyDefaults struct {
 	SourceFailures int `yaml:"source_failures"` // 2: one source counts at most this many of them
 	LockMinutes    int `yaml:"lock_minutes"`    // 15
 	MaxAgeDays     int `yaml:"max_age_days"`    // 90 (0 = never expires)
+	// UniqueIDNumber: one account per person (true): a second account
+	// with the same ID type and number is refused (ID_NUMBER_TAKEN).
+	// False where one person legitimately holds several accounts.
+	UniqueIDNumber bool `yaml:"unique_id_number"`
 }
 
 // LoginThrottle is the login gate's timing (see identity.Throttle).
@@ -158,7 +162,7 @@ func Defaults() *Config {
 		MaxHashWait:  crypto.DefaultMaxHashWait,
 		SchedPolicy:  SchedAuto,
 		Policy: PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, SourceFailures: 2,
-			LockMinutes: 15, MaxAgeDays: 90},
+			LockMinutes: 15, MaxAgeDays: 90, UniqueIDNumber: true},
 		AdminTokenTTL:       8 * time.Hour,
 		AdminTokenIdle:      30 * time.Minute,
 		AdminReadTimeout:    identity.DefaultAdminReadTimeout,
@@ -207,6 +211,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.Policy.SourceFailures, "UIAS_POLICY_SOURCE_FAILURES", "", "")
 	b.Int(&c.Policy.LockMinutes, "UIAS_POLICY_LOCK_MINUTES", "", "")
 	b.Int(&c.Policy.MaxAgeDays, "UIAS_POLICY_MAX_AGE_DAYS", "", "")
+	b.Bool(&c.Policy.UniqueIDNumber, "UIAS_POLICY_UNIQUE_ID_NUMBER", "", "")
 	b.Duration(&c.AdminTokenTTL, "UIAS_ADMIN_TOKEN_TTL", "", "")
 	b.Duration(&c.AdminTokenIdle, "UIAS_ADMIN_TOKEN_IDLE", "", "")
 	b.Int(&c.LoginThrottle.AddressFailures, "UIAS_LOGIN_THROTTLE_ADDRESS_FAILURES", "", "")

@@ -46,7 +46,7 @@ func TestDefaults(t *testing.T) {
 	if s.LoginThrottle != (LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute}) {
 		t.Fatalf("login throttle = %+v", s.LoginThrottle)
 	}
-	want := PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, SourceFailures: 2, LockMinutes: 15, MaxAgeDays: 90}
+	want := PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, SourceFailures: 2, LockMinutes: 15, MaxAgeDays: 90, UniqueIDNumber: true}
 	if s.Policy != want {
 		t.Fatalf("policy = %+v", s.Policy)
 	}
@@ -118,7 +118,7 @@ identity:
   hash_queue: 16
   max_hash_wait: 1500ms
   sched_policy: inherit
-  policy: {min_length: 12, require_classes: 4, history: 10, max_failures: 3, source_failures: 1, lock_minutes: 30, max_age_days: 0}
+  policy: {min_length: 12, require_classes: 4, history: 10, max_failures: 3, source_failures: 1, lock_minutes: 30, max_age_days: 0, unique_id_number: true}
   admin_token_ttl: 30m
   admin_token_idle: 10m
   login_throttle: {address_failures: 20, base_delay: 500ms, max_delay: 1m, decay: 30s}
@@ -126,7 +126,7 @@ identity:
 		t.Fatal(err)
 	}
 	env := map[string]string{"UIAS_HASH_WORKERS": "2", "UIAS_ARGON2_THREADS": "1", "UIAS_BOOTSTRAP_PASSWORD": "Boot-Pass-1",
-		"UIAS_POLICY_MAX_FAILURES": "7", "UIAS_LOGIN_THROTTLE_DECAY": "2m", "UIAS_MAX_HASH_WAIT": "750ms"}
+		"UIAS_POLICY_MAX_FAILURES": "7", "UIAS_POLICY_UNIQUE_ID_NUMBER": "false", "UIAS_LOGIN_THROTTLE_DECAY": "2m", "UIAS_MAX_HASH_WAIT": "750ms"}
 	c, err := config.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil, def)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ identity:
 		s.Policy.MaxFailures != 7 || s.AdminTokenTTL != 30*time.Minute || s.BootstrapPassword != "Boot-Pass-1" ||
 		s.KeyFile != "/var/lib/uias/keyring.json" || s.Policy.SourceFailures != 1 || s.AdminTokenIdle != 10*time.Minute ||
 		s.LoginThrottle != (LoginThrottle{AddressFailures: 20, BaseDelay: 500 * time.Millisecond, MaxDelay: time.Minute, Decay: 2 * time.Minute}) ||
-		s.MaxHashWait != 750*time.Millisecond {
+		s.MaxHashWait != 750*time.Millisecond || s.Policy.UniqueIDNumber || !Defaults().Policy.UniqueIDNumber {
 		t.Fatalf("got %+v", s)
 	}
 	// Out-of-range and unknown values are clear errors.

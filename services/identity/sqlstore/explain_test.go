@@ -319,7 +319,7 @@ func TestImportCheckPlans(t *testing.T) {
 	if err := Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{checkImported, checkLogins, checkFeatures, checkUserPaths, checkApps, checkAccounts,
+	for _, q := range []string{checkImported, checkLogins, checkFeatures, checkIDKeys, checkUserPaths, checkApps, checkAccounts,
 		checkLinkedUsers, checkOrgPaths} {
 		q += "(SELECT value FROM json_each(?))"
 		args := []any{`["a","b"]`}
@@ -328,6 +328,9 @@ func TestImportCheckPlans(t *testing.T) {
 		}
 		wantKeyedPlan(t, db, q, args)
 	}
+	// The start's backfill of ID keys reads its partial index, not the
+	// table.
+	wantKeyedPlan(t, db, usersWithoutIDKey, []any{"", 500})
 }
 
 // TestSearchQueuePlans: the statements that list people for the search

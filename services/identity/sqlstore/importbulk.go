@@ -54,6 +54,7 @@ const (
 	checkImported    = "SELECT ext_key FROM import_rows WHERE import_id = ? AND ext_key IN "
 	checkLogins      = "SELECT login_name FROM users WHERE login_name IN "
 	checkFeatures    = "SELECT feature_code FROM users WHERE feature_code IN "
+	checkIDKeys      = "SELECT id_key FROM users WHERE id_key IN "
 	checkUserPaths   = "SELECT id, org_path FROM users WHERE id IN "
 	checkApps        = "SELECT id FROM apps WHERE id IN "
 	checkAccounts    = "SELECT app_account_id FROM account_links WHERE app_id = ? AND app_account_id IN "
@@ -214,7 +215,7 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 	if err != nil {
 		return nil, importPaths{}, err
 	}
-	var orgIDs, logins, features, userIDs, appIDs []string
+	var orgIDs, logins, features, idKeys, userIDs, appIDs []string
 	for i, it := range items {
 		if done[it.Key] {
 			out[i].Skipped = true
@@ -227,6 +228,9 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 			logins = append(logins, u.LoginName)
 			if u.FeatureCode != "" {
 				features = append(features, u.FeatureCode)
+			}
+			if u.IDKey != "" {
+				idKeys = append(idKeys, u.IDKey)
 			}
 		}
 		if l := it.Link; l != nil {
@@ -246,6 +250,12 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 		return nil, importPaths{}, err
 	}
 	featureTaken, err := s.existingIn(ctx, tx, checkFeatures, nil, features)
+	if err != nil {
+		return nil, importPaths{}, err
+	}
+	// One query per bulkRows ID keys, as for the login names (the
+	// file's own duplicates the importer found before).
+	idKeyTaken, err := s.existingIn(ctx, tx, checkIDKeys, nil, idKeys)
 	if err != nil {
 		return nil, importPaths{}, err
 	}
@@ -294,6 +304,8 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 				e = store.Conflict("login name already exists")
 			case u.FeatureCode != "" && featureTaken[u.FeatureCode]:
 				e = store.Conflict("feature code already exists")
+			case u.IDKey != "" && idKeyTaken[u.IDKey]:
+				e = identity.ErrIDNumberTaken
 			}
 		}
 		if l := it.Link; l != nil && e == nil {
@@ -527,13 +539,13 @@ func (s *Store) insertEach(ctx context.Context, tx *sql.Tx, table, cols string, 
 const userInsertCols = userCols + ", org_path"
 
 func (s *Store) bulkInsertUsers(ctx context.Context, tx *sql.Tx, items []identity.ImportItem, idx []int, paths importPaths) error {
-	return s.bulkInsert(ctx, tx, "users", userInsertCols, 25, len(idx), func(k int, a []any) []any {
+	return s.bulkInsert(ctx, tx, "users", userInsertCols, 26, len(idx), func(k int, a []any) []any {
 		u := items[idx[k]].User
 		return append(a, u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
 			u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 			u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
 			u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly,
-			store.UnixMS(u.NextAttemptAt), paths.orgs[u.OrgID])
+			store.UnixMS(u.NextAttemptAt), store.NullIfEmpty(u.IDKey), paths.orgs[u.OrgID])
 	})
 }
 

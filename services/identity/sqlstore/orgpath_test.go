@@ -74,6 +74,10 @@ func TestOrgPathBackfill(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// And the ID key of each person (0050): a stand-in column.
+			if _, err := db.ExecContext(ctx, "ALTER TABLE users ADD COLUMN id_key TEXT NULL"); err != nil {
+				t.Fatal(err)
+			}
 			s := New(db)
 			at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 			org := func(id, parent string) *identity.Org {
@@ -119,6 +123,9 @@ func TestOrgPathBackfill(t *testing.T) {
 				if _, err := db.ExecContext(ctx, "DROP TABLE users_search_queue"); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN id_key"); err != nil {
+				t.Fatal(err)
 			}
 			if err := Migrate(ctx, db); err != nil {
 				t.Fatal(err)

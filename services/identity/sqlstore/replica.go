@@ -240,7 +240,7 @@ func (s *Store) replicaUser(ctx context.Context, r *replicaTx, w *identity.Repli
 	// The login name and feature code are unique (constraints): one the
 	// person already holds is nobody else's.
 	if u.LoginName != oldLogin || u.FeatureCode != "" && u.FeatureCode != oldFeature.String {
-		if err := s.checkUserUnique(ctx, r.ps, &u, u.ID); err != nil {
+		if err := s.checkUserUnique(ctx, r.ps, &u, u.ID, u.IDKey); err != nil {
 			return err
 		}
 	}

@@ -127,6 +127,9 @@ func classify(err error, op, what string) error {
 	if _, ok := apierr.As(err); ok {
 		return err
 	}
+	if isIDKeyViolation(err) {
+		return identity.ErrIDNumberTaken.WithCause(err)
+	}
 	c := store.Classify(err)
 	if errors.Is(c, store.ErrConflict) && what != "" {
 		return store.ErrConflict.WithMessage(what + " already exists").WithCause(err)
@@ -135,6 +138,13 @@ func classify(err error, op, what string) error {
 		return c
 	}
 	return fmt.Errorf("identity store %s: %w", op, err)
+}
+
+// isIDKeyViolation reports whether err broke the uniqueness of users.id_key
+// (migration 0050): a person whose ID number another account has, written
+// by a concurrent writer after the look-up (checkUserUnique, bulkChecks).
+func isIDKeyViolation(err error) bool {
+	return store.IsUniqueViolationOn(err, "users_id_key_idx", "users", "id_key")
 }
 
 // inTx runs fn in a transaction. Errors fn returns are classified

@@ -13,24 +13,24 @@ import (
 
 const userCols = "id, login_name, display_name, id_type, id_number_enc, id_number_mask, phone_enc, phone_mask, " +
 	"email, org_id, status, feature_code, is_admin, password_hash, password_changed_at, must_change, " +
-	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at, password_only, next_attempt_at"
+	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at, password_only, next_attempt_at, id_key"
 
 func scanUser(sc store.Scanner) (*identity.User, string, error) {
 	var (
 		u                             identity.User
 		idType, status, failed        int64
-		org, feature                  sql.NullString
+		org, feature, idKey           sql.NullString
 		changed, locked, created, upd int64
 		next                          int64
 	)
 	err := sc.Scan(&u.ID, &u.LoginName, &u.DisplayName, &idType, &u.IDNumberEnc, &u.IDNumberMask,
 		&u.PhoneEnc, &u.PhoneMask, &u.Email, &org, &status, &feature, &u.IsAdmin, &u.PasswordHash,
-		&changed, &u.MustChange, &u.NeverExpires, &u.CannotChange, &failed, &locked, &created, &upd, &u.PasswordOnly, &next)
+		&changed, &u.MustChange, &u.NeverExpires, &u.CannotChange, &failed, &locked, &created, &upd, &u.PasswordOnly, &next, &idKey)
 	if err != nil {
 		return nil, "", err
 	}
 	u.IDType, u.Status, u.FailedCount = identity.IDType(idType), identity.Status(status), int(failed)
-	u.OrgID, u.FeatureCode = org.String, feature.String
+	u.OrgID, u.FeatureCode, u.IDKey = org.String, feature.String, idKey.String
 	u.PasswordChangedAt, u.LockedUntil = store.FromUnixMS(changed), store.FromUnixMS(locked)
 	u.CreatedAt, u.UpdatedAt, u.NextAttemptAt = store.FromUnixMS(created), store.FromUnixMS(upd), store.FromUnixMS(next)
 	return &u, u.ID, nil
@@ -48,8 +48,10 @@ func (s *Store) getUser(ctx context.Context, qr store.Querier, col, v string) (*
 	return u, err
 }
 
-// checkUserUnique reports which unique user field u would duplicate.
-func (s *Store) checkUserUnique(ctx context.Context, tx store.Querier, u *identity.User, self string) error {
+// checkUserUnique reports which unique user field u would duplicate; its
+// ID key only when it differs from oldIDKey (what the row holds: "" for a
+// new one), so that an update that keeps it costs no look-up.
+func (s *Store) checkUserUnique(ctx context.Context, tx store.Querier, u *identity.User, self, oldIDKey string) error {
 	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE login_name = ? AND id <> ?", u.LoginName, self); err != nil {
 		return err
 	} else if ok {
@@ -60,6 +62,13 @@ func (s *Store) checkUserUnique(ctx context.Context, tx store.Querier, u *identi
 			return err
 		} else if ok {
 			return store.Conflict("feature code already exists")
+		}
+	}
+	if u.IDKey != "" && u.IDKey != oldIDKey {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id_key = ? AND id <> ?", u.IDKey, self); err != nil {
+			return err
+		} else if ok {
+			return identity.ErrIDNumberTaken
 		}
 	}
 	return nil
@@ -100,15 +109,16 @@ func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, u *identity.User) 
 	} else if ok {
 		return store.Conflict("user id already exists")
 	}
-	if err := s.checkUserUnique(ctx, tx, u, u.ID); err != nil {
+	if err := s.checkUserUnique(ctx, tx, u, u.ID, ""); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+", org_path) VALUES "+
-		"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 		u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
 		u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 		u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
-		u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt), orgPath)
+		u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt),
+		store.NullIfEmpty(u.IDKey), orgPath)
 	if err != nil {
 		return err
 	}
@@ -239,9 +249,10 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 			oldPath   string
 		)
 		var oldLogin, oldDisplay, oldEmail string
-		err := tx.QueryRowContext(ctx, s.q("SELECT status, is_admin, locked_until, org_path, login_name, display_name, email "+
+		var oldIDKey sql.NullString
+		err := tx.QueryRowContext(ctx, s.q("SELECT status, is_admin, locked_until, org_path, login_name, display_name, email, id_key "+
 			"FROM users WHERE id = ?"+s.db.ForUpdate()), u.ID).
-			Scan(&oldStatus, &oldAdmin, &oldLock, &oldPath, &oldLogin, &oldDisplay, &oldEmail)
+			Scan(&oldStatus, &oldAdmin, &oldLock, &oldPath, &oldLogin, &oldDisplay, &oldEmail, &oldIDKey)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.NotFound("user")
 		}
@@ -252,19 +263,20 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 		if err != nil {
 			return err
 		}
-		if err := s.checkUserUnique(ctx, tx, u, u.ID); err != nil {
+		if err := s.checkUserUnique(ctx, tx, u, u.ID, oldIDKey.String); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET login_name = ?, display_name = ?, id_type = ?,
 			id_number_enc = ?, id_number_mask = ?, phone_enc = ?, phone_mask = ?, email = ?, org_id = ?,
 			status = ?, feature_code = ?, is_admin = ?, password_changed_at = ?, must_change = ?,
 			never_expires = ?, cannot_change = ?, failed_count = ?, locked_until = ?, updated_at = ?,
-			password_only = ?, next_attempt_at = ?, org_path = ?
+			password_only = ?, next_attempt_at = ?, org_path = ?, id_key = ?
 			WHERE id = ?`),
 			u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc, u.PhoneMask,
 			u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 			store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange, u.FailedCount,
-			store.UnixMS(u.LockedUntil), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt), orgPath, u.ID)
+			store.UnixMS(u.LockedUntil), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt), orgPath,
+			store.NullIfEmpty(u.IDKey), u.ID)
 		if err != nil {
 			return err
 		}

@@ -18,7 +18,7 @@ func testImportBulk(t *testing.T, f *fixture) {
 	root := f.org("")
 	app := f.app("oa")
 	exists := f.user(root.ID)
-	exists.FeatureCode = "feat-exists"
+	exists.FeatureCode, exists.IDKey = "feat-exists", "idk-exists"
 	must(t, f.s.UpdateUser(f.ctx, exists, f.evs(1)))
 	linked := f.user(root.ID)
 	f.link(linked.ID, app.ID, "acct-taken")
@@ -27,6 +27,7 @@ func testImportBulk(t *testing.T, f *fixture) {
 		n++
 		u := f.newUser(root.ID)
 		u.LoginName, u.DisplayName, u.Email = login, "导入者"+login, login+"@bulk.example"
+		u.IDKey = "idk-" + login // more than one look-up's worth of ID keys
 		return identity.ImportItem{Row: n, Key: "user:" + login, At: base, User: u,
 			Link: &identity.AccountLink{ID: f.id("lnk"), UserID: u.ID, AppID: app.ID, AppAccountID: "acct-" + login,
 				Status: identity.StatusActive, CreatedAt: base}}
@@ -45,7 +46,10 @@ func testImportBulk(t *testing.T, f *fixture) {
 	put(11, identity.ErrNotFound, func(it *identity.ImportItem) { it.User.OrgID = "no-such-org" })
 	put(13, identity.ErrConflict, func(it *identity.ImportItem) { it.Link.AppAccountID = "acct-taken" })
 	put(17, identity.ErrNotFound, func(it *identity.ImportItem) { it.Link.AppID = "no-such-app" })
-	msgs := map[int]string{3: "login name already exists", 7: "feature code already exists", 13: "app account is already linked"}
+	put(19, identity.ErrIDNumberTaken, func(it *identity.ImportItem) { it.User.IDKey = "idk-exists" })
+	put(1100, identity.ErrIDNumberTaken, func(it *identity.ImportItem) { it.User.IDKey = "idk-exists" })
+	msgs := map[int]string{3: "login name already exists", 7: "feature code already exists", 13: "app account is already linked",
+		19: "another account already has this ID number", 1100: "another account already has this ID number"}
 	written := 0
 	evs := func(w []identity.ImportItem) []events.Event {
 		written = len(w)
@@ -157,5 +161,20 @@ func testImportBulk(t *testing.T, f *fixture) {
 	// rows were rolled back with it.
 	eq(t, "search of a row written by the fallback", searchCount("导入者single"), 1)
 	eq(t, "search of the twins", searchCount("导入者twin"), 1)
+
+	// Two rows of one batch with the same ID key (the importer finds
+	// those of one file; the store's index is the backstop): the first
+	// is written, the second fails with ID_NUMBER_TAKEN.
+	c, d := mk("idtwin-a"), mk("idtwin-b")
+	d.User.IDKey = c.User.IDKey
+	res, err = f.s.ImportBatch(f.ctx, "bulk-4", []identity.ImportItem{c, mk("idsingle"), d}, false, 0,
+		func(w []identity.ImportItem) []events.Event { return f.evs(1) })
+	must(t, err)
+	if res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("ID twin batch: %+v", res)
+	}
+	isErr(t, res[2].Err, identity.ErrIDNumberTaken)
+	_, err = f.s.GetUserByLogin(f.ctx, "idtwin-b")
+	isErr(t, err, identity.ErrNotFound)
 	eq(t, "search of bulk rows", searchCount("导入者bulk119"), 10)
 }

@@ -47,6 +47,8 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"DisabledInOrgChain", testDisabledInOrgChain},
 		{"UserCRUD", testUserCRUD},
 		{"UserConflicts", testUserConflicts},
+		{"UserIDKey", testUserIDKey},
+		{"IDKeyBackfill", testIDKeyBackfill},
 		{"UserList", testUserList},
 		{"UserListPasswordExpired", testUserListPasswordExpired},
 		{"UpdateUser", testUpdateUser},
@@ -485,6 +487,7 @@ func fullUser(f *fixture, orgID string) *identity.User {
 	u.Email = "zs@example.com"
 	u.Status = identity.StatusActive
 	u.FeatureCode = "fc-" + u.ID
+	u.IDKey = "idk-" + u.ID
 	u.IsAdmin = true
 	u.PasswordChangedAt = base.Add(-time.Hour)
 	u.MustChange = true

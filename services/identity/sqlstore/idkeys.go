@@ -1,0 +1,92 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/uias/uias/services/identity"
+)
+
+// errIDKeyRace ends SetIDKeys's batch transaction: a key was taken between
+// its look-up and its update (a concurrent CreateUser).
+var errIDKeyRace = errors.New("an ID key was taken meanwhile")
+
+// usersWithoutIDKey reads the people the start's backfill looks at
+// through their partial index (migration 0050): its WHERE repeats the
+// index's, so that SQLite uses it.
+const usersWithoutIDKey = "SELECT id, id_type, id_number_enc, org_path FROM users " +
+	"WHERE id > ? AND id_key IS NULL AND id_number_enc <> '' ORDER BY id LIMIT ?"
+
+// UsersWithoutIDKey implements identity.IDKeyStore.
+func (s *Store) UsersWithoutIDKey(ctx context.Context, after string, limit int) ([]identity.IDKeyPending, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(usersWithoutIDKey), after, limit)
+	if err != nil {
+		return nil, classify(err, "list users without ID key", "")
+	}
+	defer rows.Close()
+	var out []identity.IDKeyPending
+	for rows.Next() {
+		var (
+			p identity.IDKeyPending
+			t int64
+		)
+		if err := rows.Scan(&p.UserID, &t, &p.IDNumberEnc, &p.OrgPath); err != nil {
+			return nil, classify(err, "list users without ID key", "")
+		}
+		p.IDType = identity.IDType(t)
+		out = append(out, p)
+	}
+	return out, classify(rows.Err(), "list users without ID key", "")
+}
+
+// SetIDKeys implements identity.IDKeyStore: one look-up of the keys held
+// and the updates in one transaction; should a key be taken meanwhile (the
+// unique index refuses it), each person again in a transaction of their
+// own.
+func (s *Store) SetIDKeys(ctx context.Context, sets []identity.IDKeySet) ([]string, error) {
+	var taken []string
+	err := s.inTx(ctx, "set ID keys", "", func(tx *sql.Tx) error {
+		taken = taken[:0]
+		keys := make([]string, len(sets))
+		for i, v := range sets {
+			keys[i] = v.Key
+		}
+		held, err := s.existingIn(ctx, tx, checkIDKeys, nil, keys)
+		if err != nil {
+			return err
+		}
+		for _, v := range sets {
+			if held[v.Key] {
+				taken = append(taken, v.UserID)
+				continue
+			}
+			held[v.Key] = true // the first of the batch keeps it
+			if _, err := tx.ExecContext(ctx, s.q("UPDATE users SET id_key = ? WHERE id = ? AND id_key IS NULL"),
+				v.Key, v.UserID); err != nil {
+				if isIDKeyViolation(err) {
+					return errIDKeyRace
+				}
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, errIDKeyRace) {
+		return taken, err
+	}
+	taken = taken[:0]
+	for _, v := range sets {
+		err := s.inTx(ctx, "set ID key", "", func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, s.q("UPDATE users SET id_key = ? WHERE id = ? AND id_key IS NULL"), v.Key, v.UserID)
+			return err
+		})
+		switch {
+		case errors.Is(err, identity.ErrIDNumberTaken):
+			taken = append(taken, v.UserID)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return taken, nil
+}
