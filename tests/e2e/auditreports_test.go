@@ -50,9 +50,16 @@ func TestAuditReports(t *testing.T) {
 	}
 	rc := auditv1.NewAuditReportServiceClient(e.conn)
 	failed := &auditv1.RecordFilter{Api: "admin.login", Result: "failure"}
+	var lastCount *auditv1.CountRecordsResponse
+	var lastErr error
+	defer func() {
+		if t.Failed() {
+			t.Logf("the last count of refused logins: %v %v", lastCount, lastErr)
+		}
+	}()
 	eventually(t, "three refused logins counted", func() bool {
-		res, err := rc.CountRecords(aud(), &auditv1.CountRecordsRequest{Filter: failed, By: auditv1.CountBy_COUNT_BY_RESULT})
-		return err == nil && len(res.GetCounts()) == 1 && res.GetCounts()[0].GetCount() == 3
+		lastCount, lastErr = rc.CountRecords(aud(), &auditv1.CountRecordsRequest{Filter: failed, By: auditv1.CountBy_COUNT_BY_RESULT})
+		return lastErr == nil && len(lastCount.GetCounts()) == 1 && lastCount.GetCounts()[0].GetCount() == 3
 	})
 	res, err := rc.CountRecords(aud(), &auditv1.CountRecordsRequest{By: auditv1.CountBy_COUNT_BY_HOUR_OF_DAY, UtcOffsetMinutes: 480})
 	if err != nil || len(res.GetCounts()) == 0 {

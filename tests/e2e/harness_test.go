@@ -27,6 +27,7 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	identitycomponent "github.com/uias/uias/services/identity/component"
 )
@@ -145,7 +146,19 @@ func (e *env) aud() context.Context {
 	e.t.Helper()
 	if e.audToken == "" {
 		// The first start appoints the auditor in authz after creating the
-		// person: retried until the grant is there.
+		// person: the login waits for the grant (asked with the system
+		// administrator's token, when there is one), so that it is not
+		// tried, refused and audited as a failed login meanwhile (tests
+		// count failed logins); then retried until it succeeds.
+		if e.token != "" {
+			grants := authzv1.NewAuthzAdminServiceClient(e.conn)
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				l, err := grants.ListGrants(e.adm(), &authzv1.ListGrantsRequest{RoleId: "security_auditor"})
+				if err == nil && len(l.GetGrants()) > 0 {
+					break
+				}
+			}
+		}
 		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			res, err := e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "auditor", Password: auditorPassword})
 			if err == nil {
