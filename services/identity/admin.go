@@ -289,6 +289,9 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 // personal values sealed) with the events of its creation.
 func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event, error) {
 	start := s.now()
+	// An ID number is compared, keyed and stored without the spaces around
+	// it (as the import reads it): " X" and "X" are one person's.
+	n.IDNumber = strings.TrimSpace(n.IDNumber)
 	if !validIDType(n.IDType) {
 		return nil, nil, badField("id_type", "id_type is not a known ID type")
 	}
@@ -370,7 +373,7 @@ func (s *Service) idKey(t IDType, idNumber string) string {
 	if idNumber == "" || s.cfg.Policy.SharedIDNumbers {
 		return ""
 	}
-	return s.sealer.BlindIndex(fmt.Sprintf("%s%d\x00%s", idKeyPrefix, t, strings.ToUpper(idNumber)))[:32]
+	return s.sealer.BlindIndex(fmt.Sprintf("%s%d\x00%s", idKeyPrefix, t, strings.ToUpper(strings.TrimSpace(idNumber))))[:32]
 }
 
 // openPersonal decrypts u's sealed values. A value that does not decrypt is

@@ -13,6 +13,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/centre"
+	ulog "github.com/uias/uias/pkg/log"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/importfile"
 	"github.com/uias/uias/services/identity/sqlstore"
@@ -107,6 +108,18 @@ func TestIDNumberIsOneAccounts(t *testing.T) {
 	_, err = w.svc.CreateUser(ctx, identity.NewUser{LoginName: "pass-2", DisplayName: "P2", OrgID: org,
 		IDType: identity.IDTypePassport, IDNumber: "e12345678"})
 	isIDNumberTaken(t, err, "E12345678", "pass-1")
+	// Spaces around a number are no other number (a user's trial passed
+	// " E12345678" and "E12345678  " before), and are not stored.
+	for _, padded := range []string{" E12345678", "E12345678  ", "\tE12345678 "} {
+		_, err = w.svc.CreateUser(ctx, identity.NewUser{LoginName: "pass-3", DisplayName: "P3", OrgID: org,
+			IDType: identity.IDTypePassport, IDNumber: padded})
+		isIDNumberTaken(t, err, "E12345678", "pass-1")
+	}
+	sp, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "pass-4", DisplayName: "P4", OrgID: org,
+		IDType: identity.IDTypePassport, IDNumber: "  G7654321 "})
+	if err != nil || sp.IDNumberMask != ulog.MaskIDNumber("G7654321") {
+		t.Fatalf("a number given with spaces: %+v %v", sp, err)
+	}
 	// Without an ID number: many.
 	for _, l := range []string{"plain-1", "plain-2", "plain-3"} {
 		u, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: l, DisplayName: l, OrgID: org})
