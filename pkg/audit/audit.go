@@ -27,6 +27,11 @@ const (
 	ResultSuccess = "success"
 	ResultFailure = "failure" // the caller's request failed (bad password, unknown account, ...)
 	ResultDenied  = "denied"  // the caller may not do this (refused caller, not an admin, ...)
+	// ResultIncomplete: the credentials were right, but the login needs
+	// another step first (an administrator's password change): neither a
+	// success (no token) nor a failed login (the failed-login reports do
+	// not count it).
+	ResultIncomplete = "incomplete"
 )
 
 // APICallerDenied is the API id of the record of a refused application

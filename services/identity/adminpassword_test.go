@@ -147,7 +147,7 @@ func TestAdminLoginPasswordChangeAudited(t *testing.T) {
 	}
 	recs := auditRecords(t, e.outbox(t, mark), "admin.login")
 	want := []struct{ result, reason, changed string }{
-		{"failure", "PASSWORD_CHANGE_REQUIRED", ""}, {"failure", "WEAK_PASSWORD", ""}, {"success", "OK", "true"}, {"success", "OK", ""}}
+		{"incomplete", "PASSWORD_CHANGE_REQUIRED", ""}, {"incomplete", "WEAK_PASSWORD", ""}, {"success", "OK", "true"}, {"success", "OK", ""}}
 	if len(recs) != len(want) {
 		t.Fatalf("%d admin.login records, want %d: %+v", len(recs), len(want), recs)
 	}

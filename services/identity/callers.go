@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
@@ -172,7 +173,8 @@ func (s *Service) adminPasswordChange(ctx context.Context, u *User, expired bool
 	switch {
 	case u.CannotChange && !expired && newPassword != "":
 		return nil, apierr.New(apierr.FailedPrecondition, "CANNOT_CHANGE_PASSWORD",
-			"this user's password can only be changed by an administrator")
+			"you may not change your own password (user_cannot_change_password), and nobody else may change an administrator's: "+
+				"it stands until it expires, when you choose a new one at login")
 	case u.CannotChange && !expired, !expired && !u.MustChange && newPassword == "":
 		return u, nil
 	case newPassword == "" && expired:
@@ -180,7 +182,8 @@ func (s *Service) adminPasswordChange(ctx context.Context, u *User, expired bool
 			"your password has expired: log in again giving a new password (new_password) to replace it")
 	case newPassword == "":
 		return nil, apierr.New(apierr.FailedPrecondition, "PASSWORD_CHANGE_REQUIRED",
-			"your password was set by another administrator: log in again giving a new password of your own (new_password)")
+			"your password must be changed first (it was set for you: a temporary or reset password): "+
+				"log in again giving a new password of your own (new_password)")
 	}
 	if err := s.ownUser(ctx, u); err != nil {
 		return nil, err
@@ -195,18 +198,23 @@ func (s *Service) adminPasswordChange(ctx context.Context, u *User, expired bool
 
 // adminLoginRecord is the audit record of an administrator's right
 // password whose outcome waited for a password change (holdRecord):
-// success when the token follows (changed is the user then), else failure
-// with the reason of err.
+// success when the token follows (changed is the user then); incomplete,
+// with the reason, when the change is still to be made (required, or the
+// new password refused: the password was right, so it is no failed
+// login); failure when the system failed.
 func (s *Service) adminLoginRecord(ctx context.Context, u, changed *User, err error, start time.Time) events.Event {
 	if err == nil {
-		return s.audit(ctx, "admin.login", "user:"+u.ID, u.OrgID, "success", ReasonOK.String(), start,
+		return s.audit(ctx, "admin.login", "user:"+u.ID, u.OrgID, audit.ResultSuccess, ReasonOK.String(), start,
 			map[string]string{"must_change_password": fmtBool(changed.MustChange), "password_changed": fmtBool(changed != u)})
 	}
-	reason := "ERROR"
+	result, reason := audit.ResultFailure, "ERROR"
 	if ae, ok := apierr.As(err); ok && ae.Reason != "" {
 		reason = ae.Reason
+		if ae.Code == apierr.FailedPrecondition || ae.Code == apierr.InvalidArgument {
+			result = audit.ResultIncomplete
+		}
 	}
-	return s.audit(ctx, "admin.login", "user:"+u.ID, u.OrgID, "failure", reason, start, nil)
+	return s.audit(ctx, "admin.login", "user:"+u.ID, u.OrgID, result, reason, start, nil)
 }
 
 // verifyDummy verifies password against the dummy hash: the cost of a

@@ -193,7 +193,7 @@ func TestCtlPasswordPolicyCommands(t *testing.T) {
 	}
 	temp1 := js.Results[0].TemporaryPassword
 	r = c.exec(temp1+"\n", "login", "--user", "admin", "--password-stdin")
-	if r.code != 1 || !strings.Contains(r.stderr, "set by another administrator") ||
+	if r.code != 1 || !strings.Contains(r.stderr, "must be changed first") ||
 		!strings.Contains(r.stderr, "no token was saved") || !strings.Contains(r.stderr, "--new-password-stdin") {
 		t.Fatalf("login with a temporary password: %+v", r)
 	}
