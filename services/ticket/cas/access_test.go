@@ -93,3 +93,25 @@ func TestAccessDeniedPage(t *testing.T) {
 		t.Errorf("gateway: %d to %q", w.Code, w.Header().Get("Location"))
 	}
 }
+
+// A page answering the login form (the service in the POST body, as after
+// signing in) switches language to the same page, service included (a
+// user's trial found the link leading to the portal instead).
+func TestLanguageSwitchKeepsTheFormsService(t *testing.T) {
+	h := New(Options{Tickets: refusing{missing: "permission"}, SSO: noSSO{}})
+	r := httptest.NewRequest(http.MethodPost, "/cas/login", strings.NewReader("service=https%3A%2F%2Fruled.example.com%2F&username=hank&password=secret"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if err := r.ParseForm(); err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	h.page(w, r, http.StatusForbidden, "message", pageData{Heading: "Denied", Message: "no"})
+	b, _ := io.ReadAll(w.Result().Body)
+	body := string(b)
+	if !strings.Contains(body, "service=https%3A%2F%2Fruled.example.com%2F") || !strings.Contains(body, "locale=") {
+		t.Fatalf("the language switch lost the service:\n%s", body)
+	}
+	if strings.Contains(body, "secret") || strings.Contains(body, "username=") {
+		t.Fatalf("the language switch carries the form's other fields:\n%s", body)
+	}
+}

@@ -188,6 +188,11 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, code int, name st
 		d.OtherLang = "zh-CN"
 	}
 	q := r.URL.Query()
+	if svc := r.PostForm.Get("service"); svc != "" && q.Get("service") == "" {
+		// a page answering the login form (its service in the body): the
+		// switch shows the same page again, in the other language
+		q.Set("service", svc)
+	}
 	q.Set("locale", d.OtherLang)
 	d.SwitchQuery = template.URL("?" + q.Encode()) // #nosec G203 -- url.Values.Encode escapes every value
 	if r.URL.Query().Get("locale") != "" {
