@@ -112,7 +112,7 @@ func (x *Index) CheckAdmin(q AdminQuery, now time.Time) AdminDecision {
 		// A listing of everything: only what lies in their subtrees.
 		d.Scopes = x.outermostLocked(scopes)
 	case len(orgs) == 0:
-		d.Detail = "only a system administrator may do this (it is not inside an org you administer)"
+		d.Detail = "only an administrator of the whole system may do this (it is not inside an org you administer)"
 		return d
 	default:
 		for _, o := range orgs {
