@@ -201,8 +201,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	// Services' access rules: account links as validations read them,
 	// permissions from authz (asked only for services with a rule).
 	rules := accessRules{attrs: attrs}
+	var model server.Model
 	if azConn, err := env.Client("authz"); err == nil {
 		rules.authz = authzv1.NewAuthzServiceClient(azConn)
+		model = server.AuthzModel{Admin: authzv1.NewAuthzAdminServiceClient(azConn)}
 	} else {
 		log.Warn("the authz component is not reachable: services whose access rule names a permission issue no ticket", zap.Error(err))
 	}
@@ -221,7 +223,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	return &module.Component{
 		Register: func(g grpc.ServiceRegistrar) {
-			server.New(svc, admins, server.IdentityApps{Apps: identityv1.NewAdminServiceClient(idConn)}).WithAttributes(attrs).Register(g)
+			server.New(svc, admins, server.IdentityApps{Apps: identityv1.NewAdminServiceClient(idConn)}).WithAttributes(attrs).
+				WithModel(model).Register(g)
 			server.NewSessions(svc, admins, server.IdentityOrgs{Admin: identityv1.NewAdminServiceClient(idConn)}).Register(g)
 		},
 		Auth: server.CallerAuth{Admins: admins},

@@ -4,6 +4,8 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/grpcx"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
@@ -29,6 +32,28 @@ func init() {
 // administrator's token) before a service is registered for it.
 type Apps interface {
 	CheckApp(ctx context.Context, appID string) error
+}
+
+// Model checks that a service's required permission ("resource:operation")
+// names a resource and operation its application defines in authz, before
+// the service is registered: a rule naming nothing would refuse everyone.
+type Model interface {
+	CheckPermission(ctx context.Context, appID, permission string) error
+}
+
+// WithModel sets the check of required permissions (without it they are
+// not checked against the model).
+func (s *Server) WithModel(m Model) *Server {
+	s.model = m
+	return s
+}
+
+// checkRule checks d's required permission against the model.
+func (s *Server) checkRule(ctx context.Context, d *ticketv1.ServiceDefinition) error {
+	if s.model == nil || d.GetRequiredPermission() == "" {
+		return nil
+	}
+	return s.model.CheckPermission(ctx, d.GetAppId(), d.GetRequiredPermission())
 }
 
 // authorize asks authz whether the calling administrator (CallerAuth put
@@ -46,6 +71,7 @@ type Server struct {
 	admins adminauth.Checker
 	apps   Apps
 	attrs  Attributes
+	model  Model
 }
 
 // Attributes answers what a validation releases of a person to an
@@ -320,6 +346,9 @@ func (s *Server) CreateService(ctx context.Context, r *ticketv1.CreateServiceReq
 	if err := s.apps.CheckApp(ctx, r.GetService().GetAppId()); err != nil {
 		return nil, err
 	}
+	if err := s.checkRule(ctx, r.GetService()); err != nil {
+		return nil, err
+	}
 	rs, err := s.svc.CreateRegisteredService(ctx, serviceDef(r.GetService()))
 	if err != nil {
 		return nil, err
@@ -363,6 +392,9 @@ func (s *Server) UpdateService(ctx context.Context, r *ticketv1.UpdateServiceReq
 	if err := s.apps.CheckApp(ctx, r.GetService().GetAppId()); err != nil {
 		return nil, err
 	}
+	if err := s.checkRule(ctx, r.GetService()); err != nil {
+		return nil, err
+	}
 	rs, err := s.svc.UpdateRegisteredService(ctx, r.GetId(), serviceDef(r.GetService()))
 	if err != nil {
 		return nil, err
@@ -391,6 +423,42 @@ type IdentityApps struct {
 func (a IdentityApps) CheckApp(ctx context.Context, appID string) error {
 	_, err := a.Apps.GetApp(adminContext(ctx), &identityv1.GetAppRequest{Id: appID})
 	return err
+}
+
+// AuthzModel checks required permissions with authz's model: ListResources
+// of the application, with the call's bearer token (registering services is
+// the system administrator's, who reads the model). When authz cannot
+// answer, or refuses the token, nothing is checked.
+type AuthzModel struct {
+	Admin authzv1.AuthzAdminServiceClient
+}
+
+// CheckPermission implements Model. A malformed permission is left to the
+// service's own check (BAD_SERVICE_DEFINITION).
+func (m AuthzModel) CheckPermission(ctx context.Context, appID, permission string) error {
+	res, op, ok := strings.Cut(permission, ":")
+	if !ok {
+		return nil
+	}
+	l, err := m.Admin.ListResources(adminContext(ctx), &authzv1.ListResourcesRequest{App: appID})
+	switch {
+	case err == nil:
+	case apierr.CodeOf(err) == apierr.PermissionDenied, apierr.CodeOf(err) == apierr.Unavailable, apierr.CodeOf(err) == apierr.Unimplemented:
+		// The model cannot be read here (authz down or elsewhere, or the
+		// administrator's token not taken there): the check is a help to
+		// the administrator, not a guard; the rule is registered as given.
+		return nil
+	default:
+		return err
+	}
+	for _, r := range l.GetResources() {
+		if r.GetCode() == res && slices.Contains(r.GetOperations(), op) {
+			return nil
+		}
+	}
+	return apierr.New(apierr.InvalidArgument, "BAD_SERVICE_DEFINITION", fmt.Sprintf(
+		"required_permission %q: application %s defines no resource %q with the operation %q in authz, so nobody could be granted it "+
+			"(uias ctl authz resources %s lists what it defines; define the resource first)", permission, appID, res, op, appID))
 }
 
 // adminContext carries the call's bearer token to identity.

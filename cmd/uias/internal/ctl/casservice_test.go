@@ -30,6 +30,15 @@ func TestServiceCommands(t *testing.T) {
 		RequireAccountLink bool   `json:"require_account_link"`
 		RequiredPermission string `json:"required_permission"`
 	}
+	// A rule naming a permission the application does not define would
+	// refuse everyone: refused at registration, with what to do.
+	if code, _, errs := h.run("service", "create", "--app", appID, "--name", "Ruled", "--url", "http://127.0.0.1:8081/app/",
+		"--require-permission", "docs.contract:approve"); code != 1 || !strings.Contains(errs, "defines no resource") ||
+		!strings.Contains(errs, "authz resources") {
+		t.Fatalf("service create with an undefined permission: exit %d, %s", code, errs)
+	}
+	h.mustRun("authz", "resource-put", "--app", appID, "--code", "docs", "--kind", "module", "--ops", "read")
+	h.mustRun("authz", "resource-put", "--app", appID, "--code", "docs.contract", "--parent", "docs", "--kind", "entity", "--ops", "read,approve")
 	out := h.mustRun("-o", "json", "service", "create", "--app", appID, "--name", "Ruled", "--url", "http://127.0.0.1:8081/app/",
 		"--require-link", "--require-permission", "docs.contract:approve")
 	if err := json.Unmarshal([]byte(out), &svc); err != nil || svc.ID == "" || !svc.RequireAccountLink ||
