@@ -139,8 +139,8 @@ func TestPortalAssociationAndPassword(t *testing.T) {
 	}
 	br.get(casBase + "logout")
 	_, body, _ = br.get(casBase + "login")
-	if _, _, at = br.loginForm(casBase, body, "pia", "N3w-Passw0rd!x"); at.Path != "/cas/portal" {
-		t.Fatalf("login with the new password: at %s", at)
+	if code, body, at = br.loginForm(casBase, body, "pia", "N3w-Passw0rd!x"); at.Path != "/cas/portal" {
+		t.Fatalf("login with the new password: %d at %s: %s", code, at, errorRE.FindString(body))
 	}
 
 	// A login that must change its password goes to the form at once.

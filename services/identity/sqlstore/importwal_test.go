@@ -581,10 +581,14 @@ func TestImportWALStartsOverBesideWrites(t *testing.T) {
 		t.Fatalf("WAL file peaked at %d bytes, want below %d", peak, 3*walTestLimit)
 	}
 	// The import's batches are large beside the test's limit: the file
-	// may pass twice it now and then, but SQLite started the WAL over
-	// by itself more often.
-	if n := started - len(blocking()); n < 2 || n < len(blocking()) {
-		t.Fatalf("the WAL started over %d times, %d of them by a checkpoint holding the writers: want most without", started, len(blocking()))
+	// may pass twice it now and then, and SQLite starts the WAL over by
+	// itself too. How often each happens depends on how the CPUs are
+	// shared (on a quiet machine most restarts need no checkpoint
+	// holding the writers; on a loaded one, where the background
+	// checkpoints fall behind, most do), so the test asks only that some
+	// did without one; the bounds above and below are what must hold.
+	if n := started - len(blocking()); n < 1 {
+		t.Fatalf("the WAL started over %d times, all %d of them by a checkpoint holding the writers: want some without", started, len(blocking()))
 	}
 	for _, n := range blocking() {
 		if n <= 2*walTestLimit {
