@@ -285,6 +285,19 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 	return u, nil
 }
 
+// checkIDNumber checks a person's ID type and (trimmed) number.
+func checkIDNumber(t IDType, idNumber string) error {
+	switch {
+	case !validIDType(t):
+		return badField("id_type", "id_type is not a known ID type")
+	case idNumber != "" && t == IDTypeNone:
+		return badField("id_type", "id_type is required with id_number")
+	case t == IDTypeResidentID && idNumber != "" && !validResidentID(idNumber):
+		return badField("id_number", "id_number is not a valid 18-character resident ID number")
+	}
+	return nil
+}
+
 // newUser checks n and makes the user it describes (password hashed,
 // personal values sealed) with the events of its creation.
 func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event, error) {
@@ -292,14 +305,8 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 	// An ID number is compared, keyed and stored without the spaces around
 	// it (as the import reads it): " X" and "X" are one person's.
 	n.IDNumber = strings.TrimSpace(n.IDNumber)
-	if !validIDType(n.IDType) {
-		return nil, nil, badField("id_type", "id_type is not a known ID type")
-	}
-	if n.IDNumber != "" && n.IDType == IDTypeNone {
-		return nil, nil, badField("id_type", "id_type is required with id_number")
-	}
-	if n.IDType == IDTypeResidentID && n.IDNumber != "" && !validResidentID(n.IDNumber) {
-		return nil, nil, badField("id_number", "id_number is not a valid 18-character resident ID number")
+	if err := checkIDNumber(n.IDType, n.IDNumber); err != nil {
+		return nil, nil, err
 	}
 	if err := checkPhone(n.Phone); err != nil {
 		return nil, nil, err
@@ -475,6 +482,12 @@ type UserUpdate struct {
 	DisplayName, Phone, Email, OrgID       string
 	MustChange, NeverExpires, CannotChange bool
 	PasswordOnly                           bool
+	// IDType and IDNumber (mask id_type, id_number; either or both): the
+	// person's identity document, corrected. The number stays one
+	// account's (ID_NUMBER_TAKEN); an empty number with ID type none
+	// removes it.
+	IDType   IDType
+	IDNumber string
 }
 
 // UpdateUser changes the named fields of a user.
@@ -495,6 +508,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 		return nil, err
 	}
 	changed := map[string]any{}
+	idChanged := false
 	for _, f := range up.Mask {
 		switch f {
 		case "display_name":
@@ -536,14 +550,29 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 		case "password_only":
 			u.PasswordOnly = up.PasswordOnly
 			changed[f] = up.PasswordOnly
+		case "id_type":
+			u.IDType, idChanged = up.IDType, true
+			changed[f] = up.IDType
+		case "id_number":
+			idNumber, idChanged = strings.TrimSpace(up.IDNumber), true
+			changed[f] = ulog.MaskIDNumber(idNumber)
 		default:
 			return nil, badField("update_mask", "update_mask field %q cannot be updated", truncate(f, 40))
 		}
 	}
+	if idChanged {
+		if err := checkIDNumber(u.IDType, idNumber); err != nil {
+			return nil, err
+		}
+		u.IDKey = s.idKey(u.IDType, idNumber)
+	}
 	if err := s.sealPersonal(u, idNumber, phone); err != nil {
 		return nil, err
 	}
-	u.FeatureCode = s.featureCode(u.IDType, idNumber, u.DisplayName, u.LoginName)
+	if fc := s.featureCode(u.IDType, idNumber, u.DisplayName, u.LoginName); fc != u.FeatureCode {
+		// the business systems that keep it learn the new one
+		u.FeatureCode, changed["feature_code"] = fc, fc
+	}
 	u.UpdatedAt = start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
 		s.replicaChange(ctx, "user", "updated", u.ID, changed, withSealed(userReplica(u, false), u)),

@@ -144,6 +144,79 @@ func TestIDNumberIsOneAccounts(t *testing.T) {
 	}
 }
 
+// An administrator corrects a person's ID document with UpdateUser
+// (id_type, id_number): the number is checked as at creation, stays one
+// account's, and the old one is free again; a refused correction changes
+// nothing.
+func TestCorrectIDNumber(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	org := rootOrg(t, w.svc)
+	num1, num2, num3 := residentID("11010519700101001"), residentID("11010519700101002"), residentID("11010519700101003")
+	a, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "doc-a", DisplayName: "A", OrgID: org, IDType: identity.IDTypeResidentID, IDNumber: num1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "doc-b", DisplayName: "B", OrgID: org, IDType: identity.IDTypeResidentID, IDNumber: num2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unchanged := func(what string) {
+		t.Helper()
+		got, err := w.svc.GetUser(ctx, b.ID)
+		if err != nil || got.IDKey != b.IDKey || got.IDNumberMask != b.IDNumberMask || got.IDType != b.IDType || got.FeatureCode != b.FeatureCode {
+			t.Fatalf("%s changed the person: %+v %v", what, got, err)
+		}
+	}
+	_, err = w.svc.UpdateUser(ctx, b.ID, identity.UserUpdate{Mask: []string{"id_number"}, IDNumber: strings.ToLower(num1)})
+	isIDNumberTaken(t, err, num1, "doc-a")
+	unchanged("another's number")
+	for _, bad := range []struct {
+		up    identity.UserUpdate
+		field string
+	}{
+		{identity.UserUpdate{Mask: []string{"id_number"}, IDNumber: "110105197001010010"}, "id_number"},
+		{identity.UserUpdate{Mask: []string{"id_type"}, IDType: identity.IDTypeNone}, "id_type"},
+		{identity.UserUpdate{Mask: []string{"id_type"}, IDType: 7}, "id_type"},
+	} {
+		_, err := w.svc.UpdateUser(ctx, b.ID, bad.up)
+		if e, ok := apierr.As(err); !ok || e.Code != apierr.InvalidArgument || e.Meta[apierr.MetaField] != bad.field {
+			t.Fatalf("%+v: %v, want INVALID_ARGUMENT on %s", bad.up, err, bad.field)
+		}
+		unchanged(fmt.Sprintf("%+v", bad.up))
+	}
+	// corrected (spaces around it dropped): a new key, num2 free again
+	up, err := w.svc.UpdateUser(ctx, b.ID, identity.UserUpdate{Mask: []string{"id_number"}, IDNumber: " " + num3 + " "})
+	if err != nil || up.IDKey == "" || up.IDKey == b.IDKey || up.IDNumberMask != ulog.MaskIDNumber(num3) || up.FeatureCode == b.FeatureCode {
+		t.Fatalf("correction: %+v %v", up, err)
+	}
+	if _, err := w.svc.UpdateUser(ctx, a.ID, identity.UserUpdate{Mask: []string{"id_number"}, IDNumber: num3}); err == nil {
+		t.Fatal("a took b's corrected number")
+	}
+	if _, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "doc-c", DisplayName: "C", OrgID: org,
+		IDType: identity.IDTypeResidentID, IDNumber: num2}); err != nil {
+		t.Fatalf("b's old number after the correction: %v", err)
+	}
+	// the type alone: the same characters as a passport number are another identifier
+	pp, err := w.svc.UpdateUser(ctx, b.ID, identity.UserUpdate{Mask: []string{"id_type"}, IDType: identity.IDTypePassport})
+	if err != nil || pp.IDType != identity.IDTypePassport || pp.IDKey == up.IDKey || pp.IDKey == "" {
+		t.Fatalf("passport: %+v %v", pp, err)
+	}
+	if _, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "doc-d", DisplayName: "D", OrgID: org,
+		IDType: identity.IDTypeResidentID, IDNumber: num3}); err != nil {
+		t.Fatalf("num3 as a resident ID after b's became a passport: %v", err)
+	}
+	// removed
+	none, err := w.svc.UpdateUser(ctx, b.ID, identity.UserUpdate{Mask: []string{"id_type", "id_number"}})
+	if err != nil || none.IDKey != "" || none.IDNumberMask != "" || none.IDType != identity.IDTypeNone {
+		t.Fatalf("removed: %+v %v", none, err)
+	}
+	got, err := w.svc.GetUser(ctx, b.ID)
+	if err != nil || got.IDKey != "" || got.IDNumberMask != "" {
+		t.Fatalf("after the removal: %+v %v", got, err)
+	}
+}
+
 // A person whose number another account already had before ID keys (left
 // without one by the start's backfill) can still be updated, and keeps no
 // key: an unrelated change does not refuse them.

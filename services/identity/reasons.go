@@ -68,7 +68,7 @@ func init() {
 
 		// Administration of people.
 		apierr.Reason{Name: ReasonIDNumberTaken, Code: apierr.AlreadyExists,
-			Doc: "CreateUser, import: another account already has this ID type and number (one account per person; identity.policy.unique_id_number, on by default). The other account is not named: find it by the ID number (administrators who may read personal data)."},
+			Doc: "CreateUser, UpdateUser (a corrected ID number), import: another account already has this ID type and number (one account per person; identity.policy.unique_id_number, on by default). The other account is not named: find it by the ID number (administrators who may read personal data)."},
 		apierr.Reason{Name: "OWN_ACCOUNT", Code: apierr.FailedPrecondition,
 			Doc: "An administrator cannot disable, lock or delete their own account (the last system administrator would lock everyone out of administration); another administrator does it."},
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -65,4 +66,41 @@ func TestOneAccountPerIDNumber(t *testing.T) {
 	_, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "grpc-holder", DisplayName: "G",
 		OrgId: e.root, IdType: identityv1.IdType_ID_TYPE_RESIDENT_ID, IdNumber: number})
 	wantCode(t, err, codes.AlreadyExists, "ID_NUMBER_TAKEN")
+
+	// A correction (PATCH id_number): another's number is 409, a bad one
+	// 400 naming the field; a free one is taken, and the old one freed.
+	code, body, _ = e.rest("GET", "/v1/users?query=no-number-1", admin, nil)
+	users, _ := body["users"].([]any)
+	if code != http.StatusOK || len(users) != 1 {
+		t.Fatalf("find no-number-1: %d %v", code, body)
+	}
+	id, _ := users[0].(map[string]any)["id"].(string)
+	patch := func(fields map[string]any) (int, map[string]any) {
+		mask := []string{}
+		for k := range fields {
+			mask = append(mask, k)
+		}
+		fields["update_mask"] = mask
+		code, body, _ := e.rest("PATCH", "/v1/users/"+id, admin, fields)
+		return code, body
+	}
+	if code, body := patch(map[string]any{"id_type": "ID_TYPE_RESIDENT_ID", "id_number": number}); code != http.StatusConflict ||
+		!strings.Contains(fmt.Sprint(body), "ID_NUMBER_TAKEN") {
+		t.Fatalf("correction to another's number: %d %v, want 409", code, body)
+	}
+	if code, body := patch(map[string]any{"id_type": "ID_TYPE_RESIDENT_ID", "id_number": "110105194912310021"}); code != http.StatusBadRequest ||
+		!strings.Contains(fmt.Sprint(body["message"]), "id_number is not a valid") {
+		t.Fatalf("correction to an invalid number: %d %v, want 400", code, body)
+	}
+	const other = "110105194912310038"
+	if code, body := patch(map[string]any{"id_type": "ID_TYPE_RESIDENT_ID", "id_number": other}); code != http.StatusOK ||
+		body["id_number_masked"] != "110*************38" {
+		t.Fatalf("correction: %d %v", code, body)
+	}
+	if code, body := patch(map[string]any{"id_type": "ID_TYPE_PASSPORT", "id_number": "E7654321"}); code != http.StatusOK {
+		t.Fatalf("second correction: %d %v", code, body)
+	}
+	if code, body, _ := e.rest("POST", "/v1/users", admin, person("takes-freed", "ID_TYPE_RESIDENT_ID", other)); code != http.StatusOK {
+		t.Fatalf("the corrected person's old number: %d %v", code, body)
+	}
 }

@@ -343,6 +343,7 @@ func (s *Server) UpdateUser(ctx context.Context, r *identityv1.UpdateUserRequest
 		Mask: r.GetUpdateMask(), DisplayName: r.GetDisplayName(), Phone: r.GetPhone(), Email: r.GetEmail(),
 		OrgID: r.GetOrgId(), MustChange: r.GetMustChangePassword(), NeverExpires: r.GetPasswordNeverExpires(),
 		CannotChange: r.GetUserCannotChangePassword(), PasswordOnly: r.GetPasswordOnly(),
+		IDType: identity.IDType(r.GetIdType()), IDNumber: r.GetIdNumber(),
 	}))
 }
 

@@ -716,15 +716,20 @@ var userUpdateFlags = []struct{ flag, field string }{
 	{"name", "display_name"}, {"phone", "phone"}, {"email", "email"}, {"org", "org_id"},
 	{"must-change", "must_change_password"}, {"never-expires", "password_never_expires"},
 	{"cannot-change", "user_cannot_change_password"}, {"password-only", "password_only"},
+	{"id-type", "id_type"}, {"id-number", "id_number"},
 }
 
 func userUpdateCmd() command {
 	return command{
 		usage: "ID [--name N] [--phone P] [--email E] [--org ID] [--must-change=true|false] " +
-			"[--never-expires=true|false] [--cannot-change=true|false] [--password-only=true|false]",
-		help: "Only the flags given are changed (an empty value clears --phone or --email).",
+			"[--never-expires=true|false] [--cannot-change=true|false] [--password-only=true|false] " +
+			"[--id-type resident_id|passport|military|other|none] [--id-number X]",
+		help: "Only the flags given are changed (an empty value clears --phone or --email; --id-type none\n" +
+			"--id-number '' removes the ID document). An ID number stays one person's: another account's is refused.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			req := &identityv1.UpdateUserRequest{}
+			idt := fs.String("id-type", "", "ID document `type`: resident_id, passport, military, other or none")
+			fs.StringVar(&req.IdNumber, "id-number", "", "ID document `number`")
 			fs.StringVar(&req.DisplayName, "name", "", "display `name`")
 			fs.StringVar(&req.Phone, "phone", "", "mobile `number`")
 			fs.StringVar(&req.Email, "email", "", "e-mail `address`")
@@ -746,7 +751,14 @@ func userUpdateCmd() command {
 				}
 				if len(req.UpdateMask) == 0 {
 					return usagef("nothing to update: give at least one of --name, --phone, --email, --org, " +
-						"--must-change, --never-expires, --cannot-change, --password-only")
+						"--must-change, --never-expires, --cannot-change, --password-only, --id-type, --id-number")
+				}
+				if set["id-type"] && *idt != "none" {
+					t, ok := parseIDType(*idt)
+					if !ok {
+						return usagef("--id-type must be resident_id, passport, military, other or none, not %q", *idt)
+					}
+					req.IdType = t
 				}
 				req.Id = args[0]
 				return sessionCall(a, func(s *session) (*identityv1.User, error) { return s.client.UpdateUser(s.ctx, req) }, userTable)

@@ -504,6 +504,7 @@ func TestUsageErrors(t *testing.T) {
 		{"org", "list", "--output", "yaml"},
 		{"org", "list", "--timeout", "0s"},
 		{"user", "create", "--login", "l", "--name", "n", "--org", "o", "--id-type", "licence"},
+		{"user", "update", "u1", "--id-type", "licence"},
 		{"app", "create", "--type", "t", "--code", "c", "--name", "n", "--allow", "not-a-cidr"},
 		{"group", "add-member", "g1"},
 		{"user", "set-password", "u1"}, // no password on stdin

@@ -20,8 +20,19 @@ func TestRevealPersonalData(t *testing.T) {
 		t.Fatalf("org list: %v %+v", err, roots)
 	}
 	root := roots.Orgs[0].Id
-	h.mustRun("user", "create", "--login", "zhang", "--name", "张三", "--org", root, "--id-type", "resident_id",
-		"--id-number", idNumber, "--phone", phone)
+	// Created with a mistyped ID number, corrected with user update (the
+	// exports below show the corrected one).
+	var zhang struct{ Id string }
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "user", "create", "--login", "zhang", "--name", "张三", "--org", root,
+		"--id-type", "resident_id", "--id-number", "110105194912310003", "--phone", phone)), &zhang); err != nil || zhang.Id == "" {
+		t.Fatalf("create zhang: %v %+v", err, zhang)
+	}
+	if out := h.mustRun("user", "update", zhang.Id, "--id-number", idNumber); !strings.Contains(out, "110*************2X") {
+		t.Fatalf("user update --id-number: %s", out)
+	}
+	if code, _, errs := h.run("user", "update", zhang.Id, "--id-type", "none"); code == 0 || !strings.Contains(errs, "id_type is required with id_number") {
+		t.Fatalf("user update --id-type none with a number kept: exit %d %s", code, errs)
+	}
 	// A second system administrator (nobody grants roles to themselves).
 	h.stdin = sysPw + "\n"
 	var sys struct{ Id string }

@@ -1993,7 +1993,7 @@ type UpdateUserRequest struct {
 	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// Only fields named in update_mask are changed: display_name, phone,
 	// email, org_id, must_change_password, password_never_expires,
-	// user_cannot_change_password, password_only.
+	// user_cannot_change_password, password_only, id_type, id_number.
 	UpdateMask               []string `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
 	DisplayName              string   `protobuf:"bytes,3,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
 	Phone                    string   `protobuf:"bytes,4,opt,name=phone" json:"phone,omitempty"`
@@ -2003,8 +2003,14 @@ type UpdateUserRequest struct {
 	PasswordNeverExpires     bool     `protobuf:"varint,8,opt,name=password_never_expires,json=passwordNeverExpires" json:"password_never_expires,omitempty"`
 	UserCannotChangePassword bool     `protobuf:"varint,9,opt,name=user_cannot_change_password,json=userCannotChangePassword" json:"user_cannot_change_password,omitempty"`
 	PasswordOnly             bool     `protobuf:"varint,10,opt,name=password_only,json=passwordOnly" json:"password_only,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// id_type and id_number correct the person's identity document (either
+	// or both in update_mask); the number stays one account's
+	// (ALREADY_EXISTS ID_NUMBER_TAKEN). ID_TYPE_UNSPECIFIED with an empty
+	// number removes it.
+	IdType        IdType `protobuf:"varint,11,opt,name=id_type,json=idType,enum=uias.identity.v1.IdType" json:"id_type,omitempty"`
+	IdNumber      string `protobuf:"bytes,12,opt,name=id_number,json=idNumber" json:"id_number,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateUserRequest) Reset() {
@@ -2105,6 +2111,20 @@ func (x *UpdateUserRequest) GetPasswordOnly() bool {
 		return x.PasswordOnly
 	}
 	return false
+}
+
+func (x *UpdateUserRequest) GetIdType() IdType {
+	if x != nil {
+		return x.IdType
+	}
+	return IdType_ID_TYPE_UNSPECIFIED
+}
+
+func (x *UpdateUserRequest) GetIdNumber() string {
+	if x != nil {
+		return x.IdNumber
+	}
+	return ""
 }
 
 type SetUserStatusRequest struct {
@@ -4243,7 +4263,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x10password_expired\x18\a \x01(\bR\x0fpasswordExpired\"i\n" +
 	"\x11ListUsersResponse\x12,\n" +
 	"\x05users\x18\x01 \x03(\v2\x16.uias.identity.v1.UserR\x05users\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd0\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xad\x04\n" +
 	"\x11UpdateUserRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
 	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -4257,7 +4277,9 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x16password_never_expires\x18\b \x01(\bR\x14passwordNeverExpires\x12=\n" +
 	"\x1buser_cannot_change_password\x18\t \x01(\bR\x18userCannotChangePassword\x12#\n" +
 	"\rpassword_only\x18\n" +
-	" \x01(\bR\fpasswordOnly\"m\n" +
+	" \x01(\bR\fpasswordOnly\x121\n" +
+	"\aid_type\x18\v \x01(\x0e2\x18.uias.identity.v1.IdTypeR\x06idType\x12(\n" +
+	"\tid_number\x18\f \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bidNumber\"m\n" +
 	"\x14SetUserStatusRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\"]\n" +
@@ -4592,99 +4614,100 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	3,  // 19: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 20: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
 	23, // 21: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
-	4,  // 22: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	65, // 23: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
-	33, // 24: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
-	5,  // 25: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	65, // 26: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	65, // 27: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	39, // 28: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
-	5,  // 29: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	39, // 30: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
-	5,  // 31: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	2,  // 32: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	65, // 33: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	49, // 34: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	23, // 35: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	6,  // 36: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	9,  // 37: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	11, // 38: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	13, // 39: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	16, // 40: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	17, // 41: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	18, // 42: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	20, // 43: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	21, // 44: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	59, // 45: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	22, // 46: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	24, // 47: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	25, // 48: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	26, // 49: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	28, // 50: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	29, // 51: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	30, // 52: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	31, // 53: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	55, // 54: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	32, // 55: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	57, // 56: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	34, // 57: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	61, // 58: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	63, // 59: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	35, // 60: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	36, // 61: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	38, // 62: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	38, // 63: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	40, // 64: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	42, // 65: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	43, // 66: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	45, // 67: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	46, // 68: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	47, // 69: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	50, // 70: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	51, // 71: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	53, // 72: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	7,  // 73: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	10, // 74: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	12, // 75: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	14, // 76: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	15, // 77: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	15, // 78: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	19, // 79: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	15, // 80: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	15, // 81: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	60, // 82: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	15, // 83: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	23, // 84: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	23, // 85: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	27, // 86: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	23, // 87: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	23, // 88: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	23, // 89: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	23, // 90: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	56, // 91: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	23, // 92: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	58, // 93: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	33, // 94: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	62, // 95: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	33, // 96: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	33, // 97: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	37, // 98: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	33, // 99: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	33, // 100: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	41, // 101: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	39, // 102: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	44, // 103: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	39, // 104: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	41, // 105: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	48, // 106: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	49, // 107: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	52, // 108: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	54, // 109: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	73, // [73:110] is the sub-list for method output_type
-	36, // [36:73] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	3,  // 22: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,  // 23: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
+	65, // 24: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	33, // 25: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
+	5,  // 26: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
+	65, // 27: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	65, // 28: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	39, // 29: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	5,  // 30: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
+	39, // 31: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	5,  // 32: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
+	2,  // 33: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
+	65, // 34: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	49, // 35: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	23, // 36: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	6,  // 37: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	9,  // 38: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	11, // 39: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	13, // 40: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	16, // 41: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	17, // 42: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	18, // 43: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	20, // 44: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	21, // 45: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	59, // 46: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	22, // 47: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	24, // 48: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	25, // 49: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	26, // 50: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	28, // 51: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	29, // 52: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	30, // 53: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	31, // 54: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	55, // 55: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	32, // 56: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	57, // 57: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	34, // 58: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	61, // 59: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	63, // 60: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	35, // 61: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	36, // 62: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	38, // 63: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	38, // 64: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	40, // 65: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	42, // 66: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	43, // 67: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	45, // 68: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	46, // 69: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	47, // 70: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	50, // 71: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	51, // 72: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	53, // 73: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	7,  // 74: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	10, // 75: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	12, // 76: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	14, // 77: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	15, // 78: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	15, // 79: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	19, // 80: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	15, // 81: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	15, // 82: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	60, // 83: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	15, // 84: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	23, // 85: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	23, // 86: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	27, // 87: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	23, // 88: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	23, // 89: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	23, // 90: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	23, // 91: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	56, // 92: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	23, // 93: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	58, // 94: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	33, // 95: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	62, // 96: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	33, // 97: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	33, // 98: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	37, // 99: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	33, // 100: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	33, // 101: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	41, // 102: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	39, // 103: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	44, // 104: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	39, // 105: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	41, // 106: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	48, // 107: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	49, // 108: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	52, // 109: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	54, // 110: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	74, // [74:111] is the sub-list for method output_type
+	37, // [37:74] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
