@@ -2,8 +2,9 @@
 // ticket component, served by the edge under /cas/ (module.Pages): login
 // (form and credentials, service, renew, gateway, method=POST), logout,
 // validate (CAS 1.0), serviceValidate and proxyValidate (2.0),
-// p3/serviceValidate and p3/proxyValidate (3.0, with attributes), proxy,
-// XML and JSON answers with the CAS error codes. It reaches the ticket
+// p3/serviceValidate and p3/proxyValidate (3.0, with attributes),
+// samlValidate (SAML 1.1 over SOAP, with attributes), proxy, XML and JSON
+// answers with the CAS error codes. It reaches the ticket
 // component and identity over gRPC only.
 package cas
 
@@ -61,6 +62,9 @@ type Options struct {
 	// CallTimeout bounds each call to the components (default 10s), so
 	// a fault is an error page, never a hang.
 	CallTimeout time.Duration
+	// Now is the clock of the answers' times (samlValidate's assertion);
+	// nil: time.Now.
+	Now func() time.Time
 }
 
 // Handler serves CAS.
@@ -76,6 +80,9 @@ func New(o Options) *Handler {
 	}
 	if o.Prefix == "" {
 		o.Prefix = "/cas/"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 10 * time.Second
@@ -101,6 +108,7 @@ func New(o Options) *Handler {
 		{"proxyValidate", map[string]http.HandlerFunc{"GET": h.validator(true, o.CAS2Attributes)}, false},
 		{"p3/serviceValidate", map[string]http.HandlerFunc{"GET": h.validator(false, true)}, false},
 		{"p3/proxyValidate", map[string]http.HandlerFunc{"GET": h.validator(true, true)}, false},
+		{"samlValidate", map[string]http.HandlerFunc{"POST": h.samlValidate}, false},
 		{"proxy", map[string]http.HandlerFunc{"GET": h.proxy}, false},
 		{"portal", map[string]http.HandlerFunc{"GET": h.portal}, true},
 		{"portal/link", map[string]http.HandlerFunc{"POST": h.portalLink}, true},
