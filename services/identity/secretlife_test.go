@@ -14,6 +14,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
@@ -300,4 +301,74 @@ func codes(apps ...*identity.App) string {
 		out = append(out, a.Code)
 	}
 	return strings.Join(out, ",")
+}
+
+// A peer centre holding an application's replica refuses its expired
+// secret too, and follows a lifetime change made at the home centre.
+func TestReplicaAppSecretExpiry(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-a", "Bureau A", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	clk := newTestClock()
+	at := func(c *replicaCentre, h *centre.Homes) *identity.Service {
+		return testService(t, identity.Deps{Store: sqlstore.New(c.db), Homes: h, Now: clk.now, Sleep: clk.sleep,
+			Config: identity.Config{AppSecretLifetime: 90 * day}})
+	}
+	svc2 := at(l2, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := at(l1, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+
+	start := clk.t
+	app, secret, err := svc2.CreateApp(admin2, identity.NewApp{Type: "OA", Code: "harbour", Name: "Harbour", SecretLifetime: 30 * day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := svc1.GetApp(ctx, app.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTime(t, "replica expiry", rep.SecretExpires, start.Add(30*day))
+	wantTime(t, "replica issue time", rep.SecretIssuedAt, start)
+	if rep.SecretLifetime != 30*day {
+		t.Fatalf("replica lifetime %v", rep.SecretLifetime)
+	}
+	if _, err := svc1.AuthenticateApp(ctx, app.ID, secret, netip.Addr{}); err != nil {
+		t.Fatalf("at the peer before the expiry: %v", err)
+	}
+	clk.t = start.Add(30 * day)
+	if _, err := svc1.AuthenticateApp(ctx, app.ID, secret, netip.Addr{}); reasonOf(err) != caller.ReasonAppSecretExpired {
+		t.Fatalf("at the peer after the expiry: %v", err)
+	}
+	// The home centre lengthens the lifetime: the peer follows.
+	if _, err := svc2.UpdateApp(admin2, app.ID, identity.AppUpdate{Mask: []string{"secret_lifetime_seconds"}, SecretLifetime: 60 * day}); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc1.AuthenticateApp(ctx, app.ID, secret, netip.Addr{}); err != nil {
+		t.Fatalf("at the peer after the lifetime was lengthened: %v", err)
+	}
+	d1, err := svc1.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := svc2.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range d1 {
+		if d1[i].Table == "apps" && d1[i] != d2[i] {
+			t.Fatalf("apps digests differ: %+v, %+v", d1[i], d2[i])
+		}
+	}
 }
