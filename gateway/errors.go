@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/grpcx"
 )
 
@@ -156,7 +157,7 @@ func challenge(reason string, h http.Header) string {
 	sentToken := h.Get("Authorization") != ""
 	sentApp := h.Get(headerAppID) != "" || h.Get(headerAppSecret) != ""
 	switch {
-	case reason == "BAD_APP_CREDENTIALS" || reason == "CLIENT_CERT_REQUIRED":
+	case reason == "BAD_APP_CREDENTIALS" || reason == "CLIENT_CERT_REQUIRED" || reason == caller.ReasonAppSecretExpired:
 		return appChallenge
 	case reason == "BAD_ADMIN_LOGIN":
 		return bearerChallenge // the login that hands out the token

@@ -24,6 +24,8 @@ func init() {
 	apierr.Register(
 		apierr.Reason{Name: "BAD_APP_CREDENTIALS", Code: apierr.Unauthenticated,
 			Doc: "Missing, unknown or wrong App_ID / App_Secret."},
+		apierr.Reason{Name: ReasonAppSecretExpired, Code: apierr.Unauthenticated,
+			Doc: "The App_Secret presented is right but has expired (its application's secret lifetime, JR/T 0185-2020 7.3.4); an administrator issues a new one (uias ctl app rotate-secret). Only a caller who presented the right secret is told."},
 		apierr.Reason{Name: "APP_SUSPENDED", Code: apierr.PermissionDenied,
 			Doc: "The calling application is suspended."},
 		apierr.Reason{Name: "IP_NOT_ALLOWED", Code: apierr.PermissionDenied,
@@ -35,6 +37,18 @@ func init() {
 		apierr.Reason{Name: ReasonForeignApp, Code: apierr.PermissionDenied,
 			Doc: "The request names another application than the caller: an application authenticates only its own accounts (Authenticate app_type/app_code) and asks only about its own permissions (authz app)."},
 	)
+}
+
+// ReasonAppSecretExpired: the right App_Secret, past its expiry.
+const ReasonAppSecretExpired = "APP_SECRET_EXPIRED"
+
+// SecretExpired is the refusal of application appID's right secret that
+// expired at exp: it says when and what to do (told only to a caller who
+// presented the secret, so it reveals nothing to anyone else).
+func SecretExpired(appID string, exp time.Time) *apierr.Error {
+	return apierr.New(apierr.Unauthenticated, ReasonAppSecretExpired,
+		"the application's secret expired at "+exp.UTC().Format(time.RFC3339)+
+			"; an administrator issues a new one: uias ctl app rotate-secret "+appID)
 }
 
 // ReasonForeignApp: a request of an application names another one.
@@ -69,11 +83,14 @@ type App struct {
 	Code string
 	// Active is false for a suspended application (and for any status the
 	// source does not know: callers are refused unless it says active).
-	Active            bool
-	IPAllowList       []string // addresses and CIDR prefixes; empty: any address
-	RateLimit         float64  // calls per second; <= 0: unlimited
-	RateBurst         int      // bucket size; < 1: RateLimit (at least 1)
-	SecretHash        string
+	Active      bool
+	IPAllowList []string // addresses and CIDR prefixes; empty: any address
+	RateLimit   float64  // calls per second; <= 0: unlimited
+	RateBurst   int      // bucket size; < 1: RateLimit (at least 1)
+	SecretHash  string
+	// SecretExpires is when the current secret stops working (zero:
+	// never): past it the right secret is refused with SecretExpired.
+	SecretExpires     time.Time
 	PrevSecretHash    string
 	PrevSecretExpires time.Time
 	// ClientCertSHA256, when set, binds the application to a client
@@ -90,16 +107,32 @@ func (a *App) CertMatches(fp string) bool {
 	return a.ClientCertSHA256 == "" || subtle.ConstantTimeCompare([]byte(fp), []byte(a.ClientCertSHA256)) == 1
 }
 
-// SecretMatches reports whether secret is the application's current
-// secret, or its previous one before PrevSecretExpires (compared in
-// constant time).
-func (a *App) SecretMatches(secret string, now time.Time) bool {
-	h := crypto.HashToken(secret)
-	valid := crypto.EqualHash(h, a.SecretHash)
-	if !valid && a.PrevSecretHash != "" && now.Before(a.PrevSecretExpires) {
-		valid = crypto.EqualHash(h, a.PrevSecretHash)
+// CheckSecret checks secret at now (compared in constant time): nil when
+// it is the current secret before SecretExpires or the previous one before
+// PrevSecretExpires;
+// SecretExpired when it is the current secret past its expiry (only a
+// caller holding the secret learns that); ErrBadAppCredentials otherwise.
+func (a *App) CheckSecret(secret string, now time.Time) *apierr.Error {
+	current, previous := a.matchSecret(secret, now)
+	switch {
+	case previous:
+		return nil
+	case !current:
+		return ErrBadAppCredentials
+	case !a.SecretExpires.IsZero() && !now.Before(a.SecretExpires):
+		return SecretExpired(a.ID, a.SecretExpires)
 	}
-	return valid
+	return nil
+}
+
+// matchSecret tells whether secret is the current secret, or else the
+// previous one within its overlap.
+func (a *App) matchSecret(secret string, now time.Time) (current, previous bool) {
+	h := crypto.HashToken(secret)
+	if crypto.EqualHash(h, a.SecretHash) {
+		return true, false
+	}
+	return false, a.PrevSecretHash != "" && now.Before(a.PrevSecretExpires) && crypto.EqualHash(h, a.PrevSecretHash)
 }
 
 // AllowsIP reports whether the allow-list admits ip (see IPAllowed).
@@ -163,9 +196,10 @@ func NewAppAuthenticator(o AuthOptions) (*AppAuthenticator, error) {
 // Authenticate checks an application caller: App_ID + App_Secret, status,
 // the client certificate of an application bound to one (the Caller of
 // ctx), IP allow-list and rate limit, in that order, and returns the
-// application. Refusals are ErrBadAppCredentials, ErrAppSuspended,
-// ErrClientCert, ErrIPNotAllowed or ErrRateLimited (and are told to
-// Denied); a failed lookup returns the source's error.
+// application. Refusals are ErrBadAppCredentials, SecretExpired (the
+// right secret, expired: told only after it was verified),
+// ErrAppSuspended, ErrClientCert, ErrIPNotAllowed or ErrRateLimited (and
+// are told to Denied); a failed lookup returns the source's error.
 func (a *AppAuthenticator) Authenticate(ctx context.Context, appID, secret string, ip netip.Addr) (*App, error) {
 	start := a.now()
 	now := start
@@ -184,8 +218,8 @@ func (a *AppAuthenticator) Authenticate(ctx context.Context, appID, secret strin
 		app = got
 		a.cache.Put(appID, app, now)
 	}
-	if !app.SecretMatches(secret, now) {
-		return nil, a.refuse(ctx, appID, ErrBadAppCredentials, start)
+	if err := app.CheckSecret(secret, now); err != nil {
+		return nil, a.refuse(ctx, appID, err, start)
 	}
 	if !app.Active {
 		return nil, a.refuse(ctx, appID, ErrAppSuspended, start)

@@ -240,6 +240,47 @@ func TestAuthenticateApp(t *testing.T) {
 		r.wantRefused(t, err, "BAD_APP_CREDENTIALS", codes.Unauthenticated, "")
 	})
 
+	t.Run("expired secret: refused with the reason, after the secret was verified", func(t *testing.T) {
+		a := activeApp("a1")
+		r := newRig(t, a)
+		a.SecretExpires = r.clk.t.Add(time.Hour)
+		if _, err := r.auth.Authenticate(ctx, "a1", secret, ip); err != nil {
+			t.Fatalf("secret refused before its expiry: %v", err)
+		}
+		r.clk.t = a.SecretExpires // the expiry itself is past it
+		_, err := r.auth.Authenticate(ctx, "a1", secret, ip)
+		r.wantRefused(t, err, caller.ReasonAppSecretExpired, codes.Unauthenticated, "")
+		msg := status.Convert(apierr.ToStatus(err)).Message()
+		for _, want := range []string{"expired at " + a.SecretExpires.UTC().Format(time.RFC3339), "uias ctl app rotate-secret a1"} {
+			if !strings.Contains(msg, want) {
+				t.Fatalf("message %q does not say %q", msg, want)
+			}
+		}
+		// Without the secret nothing is learnt: a wrong one is the
+		// usual refusal, alike for an unknown App_ID.
+		_, err = r.auth.Authenticate(ctx, "a1", "wrong-secret", ip)
+		r.wantRefused(t, err, "BAD_APP_CREDENTIALS", codes.Unauthenticated, "")
+		// A suspended application with an expired secret says the expiry
+		// (the secret was verified); the administrator fixes both.
+		a.Active = false
+		_, err = r.auth.Authenticate(ctx, "a1", secret, ip)
+		r.wantRefused(t, err, caller.ReasonAppSecretExpired, codes.Unauthenticated, "")
+	})
+
+	t.Run("previous secret in its overlap works while the new one has expired", func(t *testing.T) {
+		a := activeApp("a1")
+		a.SecretHash = crypto.HashToken("the-new-secret-0123456789")
+		a.PrevSecretHash = crypto.HashToken(secret)
+		r := newRig(t, a)
+		a.SecretExpires = r.clk.t
+		a.PrevSecretExpires = r.clk.t.Add(time.Hour)
+		if _, err := r.auth.Authenticate(ctx, "a1", secret, ip); err != nil {
+			t.Fatalf("previous secret refused during its overlap: %v", err)
+		}
+		_, err := r.auth.Authenticate(ctx, "a1", "the-new-secret-0123456789", ip)
+		r.wantRefused(t, err, caller.ReasonAppSecretExpired, codes.Unauthenticated, "")
+	})
+
 	t.Run("bound to a client certificate", func(t *testing.T) {
 		a := activeApp("a1")
 		a.ClientCertSHA256 = strings.Repeat("ab", 32)

@@ -846,6 +846,9 @@ type NewApp struct {
 	RateBurst        int
 	// ClientCertSHA256 binds the app to a client certificate (see App).
 	ClientCertSHA256 string
+	// SecretLifetime is the app's own secret lifetime (zero: the server
+	// default; see secretlife.go).
+	SecretLifetime time.Duration
 }
 
 // certFingerprint normalizes a SHA-256 certificate fingerprint as tools
@@ -900,10 +903,15 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	if err != nil {
 		return nil, "", err
 	}
+	if err := checkSecretLifetime("secret_lifetime_seconds", n.SecretLifetime); err != nil {
+		return nil, "", err
+	}
 	secret := crypto.RandomToken(32)
 	a := &App{ID: ids.New(), Type: n.Type, Code: n.Code, Name: n.Name, Status: AppActive,
 		IPAllowList: append([]string{}, n.IPAllowList...), RateLimit: n.RateLimit, RateBurst: n.RateBurst,
-		SecretHash: crypto.HashToken(secret), ClientCertSHA256: fp, CreatedAt: start, UpdatedAt: start}
+		SecretHash: crypto.HashToken(secret), SecretLifetime: n.SecretLifetime, ClientCertSHA256: fp,
+		CreatedAt: start, UpdatedAt: start}
+	s.issueSecret(a, start)
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
 		s.replicaChange(ctx, "app", "created", a.ID, appView(a), appReplica(a, true)),
 		s.adminAudit(ctx, "app.create", "app:"+a.ID, "", start))
@@ -919,8 +927,13 @@ func (s *Service) GetApp(ctx context.Context, id string) (*App, error) {
 	return a, err
 }
 
-// ListApps lists applications.
+// ListApps lists applications (f.SecretExpiresWithin: those whose secret
+// expires within it from now, the expired included).
 func (s *Service) ListApps(ctx context.Context, f AppFilter, size int32, token string) ([]*App, string, error) {
+	f, err := s.appFilter(f)
+	if err != nil {
+		return nil, "", err
+	}
 	return listRead(ctx, s, size, token, func(ctx context.Context, p Page) ([]*App, string, error) {
 		return s.store.ListApps(ctx, f, p)
 	})
@@ -936,6 +949,9 @@ type AppUpdate struct {
 	RateBurst   int
 	// ClientCertSHA256: "" removes the certificate binding.
 	ClientCertSHA256 string
+	// SecretLifetime (mask secret_lifetime_seconds; zero: the server
+	// default) recomputes the current secret's expiry from its issue time.
+	SecretLifetime time.Duration
 }
 
 // UpdateApp changes the named fields.
@@ -972,6 +988,15 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 				return nil, err
 			}
 			a.ClientCertSHA256 = fp
+		case "secret_lifetime_seconds":
+			if err := checkSecretLifetime(f, up.SecretLifetime); err != nil {
+				return nil, err
+			}
+			a.SecretLifetime = up.SecretLifetime
+			if a.SecretIssuedAt.IsZero() {
+				a.SecretIssuedAt = a.UpdatedAt // not expected: every secret has its issue time
+			}
+			s.secretExpiry(a)
 		default:
 			return nil, badField("update_mask", "update_mask field %q cannot be updated", truncate(f, 40))
 		}
@@ -1005,13 +1030,21 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 		return nil, "", err
 	}
 	secret := crypto.RandomToken(32)
-	a.PrevSecretHash, a.PrevSecretExpires = a.SecretHash, start.Add(ov)
-	if ov == 0 {
+	// The old secret keeps working for the overlap, but not beyond its own
+	// expiry: a rotation does not revive an expired secret.
+	prevEnd := start.Add(ov)
+	if !a.SecretExpires.IsZero() && a.SecretExpires.Before(prevEnd) {
+		prevEnd = a.SecretExpires
+	}
+	a.PrevSecretHash, a.PrevSecretExpires = a.SecretHash, prevEnd
+	if !prevEnd.After(start) {
 		a.PrevSecretHash, a.PrevSecretExpires = "", time.Time{}
 	}
 	a.SecretHash, a.UpdatedAt = crypto.HashToken(secret), start
+	s.issueSecret(a, start)
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
-		s.replicaChange(ctx, "app", "secret_rotated", a.ID, map[string]any{"overlap_seconds": int64(ov.Seconds())}, appReplica(a, true)),
+		s.replicaChange(ctx, "app", "secret_rotated", a.ID, map[string]any{"overlap_seconds": int64(ov.Seconds()),
+			"secret_lifetime_seconds": int64(s.secretLifetime(a) / time.Second)}, appReplica(a, true)),
 		s.adminAudit(ctx, "app.rotate_secret", "app:"+a.ID, "", start))
 	s.appAuth.Forget(id)
 	if err != nil {

@@ -39,7 +39,7 @@ func (s *Service) AuthenticateApp(ctx context.Context, appID, secret string, ip 
 func (a *App) CallerApp() *caller.App {
 	return &caller.App{ID: a.ID, Type: a.Type, Code: a.Code, Active: a.Status == AppActive,
 		IPAllowList: a.IPAllowList, RateLimit: a.RateLimit, RateBurst: a.RateBurst,
-		SecretHash: a.SecretHash, PrevSecretHash: a.PrevSecretHash, PrevSecretExpires: a.PrevSecretExpires,
+		SecretHash: a.SecretHash, SecretExpires: a.SecretExpires, PrevSecretHash: a.PrevSecretHash, PrevSecretExpires: a.PrevSecretExpires,
 		ClientCertSHA256: a.ClientCertSHA256}
 }
 

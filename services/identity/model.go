@@ -115,15 +115,25 @@ type Group struct {
 // App is a business system allowed to call UIAS. Secrets are stored as
 // SHA-256 hashes; the previous secret stays valid until PrevSecretExpires.
 type App struct {
-	ID                string
-	Type              string
-	Code              string
-	Name              string
-	Status            AppStatus
-	IPAllowList       []string
-	RateLimit         float64
-	RateBurst         int
-	SecretHash        string
+	ID          string
+	Type        string
+	Code        string
+	Name        string
+	Status      AppStatus
+	IPAllowList []string
+	RateLimit   float64
+	RateBurst   int
+	SecretHash  string
+	// SecretLifetime is the application's own secret lifetime (whole
+	// seconds; zero: the server default, identity.app_secret_lifetime).
+	SecretLifetime time.Duration
+	// SecretIssuedAt is when the current secret was issued (created or
+	// rotated; for a secret older than migration 0051, the upgrade).
+	SecretIssuedAt time.Time
+	// SecretExpires is when the current secret stops working (zero:
+	// never): SecretIssuedAt plus the lifetime in force when it was issued,
+	// recomputed when SecretLifetime changes (secretlife.go).
+	SecretExpires     time.Time
 	PrevSecretHash    string
 	PrevSecretExpires time.Time
 	// ClientCertSHA256, when set, binds the application to a client
@@ -211,6 +221,14 @@ type AppFilter struct {
 	Type   string
 	Query  string
 	Status AppStatus
+	// SecretExpiresBefore, when set, keeps the applications whose current
+	// secret expires at or before it (expired ones included; secrets that
+	// do not expire are left out). Service.ListApps sets it from
+	// SecretExpiresWithin.
+	SecretExpiresBefore time.Time
+	// SecretExpiresWithin (Service.ListApps only; nil: no filter) keeps
+	// the applications whose secret expires within this long from now.
+	SecretExpiresWithin *time.Duration
 }
 
 // LinkFilter narrows ListLinks.

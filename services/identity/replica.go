@@ -203,17 +203,24 @@ type appSecretsRecord struct {
 }
 
 type appRecord struct {
-	Type             string            `json:"app_type"`
-	Code             string            `json:"app_code"`
-	Name             string            `json:"name"`
-	Status           AppStatus         `json:"status"`
-	IPAllowList      []string          `json:"ip_allow_list,omitempty"`
-	RateLimit        float64           `json:"rate_limit"`
-	RateBurst        int               `json:"rate_burst"`
-	ClientCertSHA256 string            `json:"client_cert_sha256,omitempty"`
-	CreatedAt        time.Time         `json:"created_at"`
-	UpdatedAt        time.Time         `json:"updated_at"`
-	Secrets          *appSecretsRecord `json:"secrets,omitempty"`
+	Type             string    `json:"app_type"`
+	Code             string    `json:"app_code"`
+	Name             string    `json:"name"`
+	Status           AppStatus `json:"status"`
+	IPAllowList      []string  `json:"ip_allow_list,omitempty"`
+	RateLimit        float64   `json:"rate_limit"`
+	RateBurst        int       `json:"rate_burst"`
+	ClientCertSHA256 string    `json:"client_cert_sha256,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
+	// The current secret's lifetime (seconds), issue time and expiry
+	// (secretlife.go): on every change, so that a peer refuses an expired
+	// secret too (a lifetime update recomputes the expiry without a new
+	// secret). Absent (a centre of an older version): no expiry.
+	SecretLifetime int64             `json:"secret_lifetime_seconds,omitzero"`
+	SecretIssuedAt time.Time         `json:"secret_issued_at,omitzero"`
+	SecretExpires  time.Time         `json:"secret_expires,omitzero"`
+	Secrets        *appSecretsRecord `json:"secrets,omitempty"`
 }
 
 type linkRecord struct {
@@ -251,7 +258,8 @@ func groupReplica(g *Group) groupRecord {
 func appReplica(a *App, withSecrets bool) appRecord {
 	r := appRecord{Type: a.Type, Code: a.Code, Name: a.Name, Status: a.Status, IPAllowList: a.IPAllowList,
 		RateLimit: a.RateLimit, RateBurst: a.RateBurst, ClientCertSHA256: a.ClientCertSHA256, CreatedAt: a.CreatedAt.UTC(),
-		UpdatedAt: a.UpdatedAt.UTC()}
+		UpdatedAt: a.UpdatedAt.UTC(), SecretLifetime: int64(a.SecretLifetime / time.Second),
+		SecretIssuedAt: a.SecretIssuedAt.UTC(), SecretExpires: a.SecretExpires.UTC()}
 	if withSecrets {
 		r.Secrets = &appSecretsRecord{SecretHash: a.SecretHash, PrevSecretHash: a.PrevSecretHash,
 			PrevSecretExpires: a.PrevSecretExpires.UTC()}
@@ -547,7 +555,8 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		}
 		w.App = &App{ID: ev.ID, Type: r.Type, Code: r.Code, Name: r.Name, Status: r.Status, IPAllowList: r.IPAllowList,
 			RateLimit: r.RateLimit, RateBurst: r.RateBurst, ClientCertSHA256: r.ClientCertSHA256, Home: origin,
-			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, SecretLifetime: time.Duration(r.SecretLifetime) * time.Second,
+			SecretIssuedAt: r.SecretIssuedAt, SecretExpires: r.SecretExpires}
 		if r.Secrets != nil {
 			w.WithSecrets = true
 			w.App.SecretHash, w.App.PrevSecretHash, w.App.PrevSecretExpires = r.Secrets.SecretHash, r.Secrets.PrevSecretHash,
@@ -788,7 +797,8 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 	if err := eachPage(ctx, func(p Page) ([]*App, string, error) { return s.store.ListApps(ctx, AppFilter{}, p) }, func(a *App) {
 		if s.appHome(a) == home {
 			add("apps", a.ID, a.Type, a.Code, a.Name, int(a.Status), strings.Join(a.IPAllowList, ","), a.RateLimit, a.RateBurst,
-				a.SecretHash, a.PrevSecretHash, ms(a.PrevSecretExpires), a.ClientCertSHA256, ms(a.CreatedAt), ms(a.UpdatedAt))
+				a.SecretHash, a.PrevSecretHash, ms(a.PrevSecretExpires), a.ClientCertSHA256, ms(a.CreatedAt), ms(a.UpdatedAt),
+				int64(a.SecretLifetime/time.Second), ms(a.SecretExpires))
 		}
 	}); err != nil {
 		return nil, err

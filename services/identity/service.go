@@ -34,6 +34,10 @@ type Config struct {
 	// negative: no user cache).
 	UserCacheTTL  time.Duration
 	SecretOverlap time.Duration // default rotation overlap, 24h
+	// AppSecretLifetime is the server default App_Secret lifetime, for the
+	// applications without one of their own (zero: secrets do not
+	// expire; at most MaxSecretLifetime). See secretlife.go.
+	AppSecretLifetime time.Duration
 	// AdminReads caps the listings and searches running at once (default
 	// DefaultAdminReads: half the CPUs); AdminReadTimeout bounds each,
 	// waiting for a slot included (default 5s). See adminreads.go.
@@ -108,6 +112,9 @@ type Service struct {
 	// appAuth authenticates application callers (with its app cache and
 	// rate limits).
 	appAuth *caller.AppAuthenticator
+	// secrets counts the applications whose secret expires soon
+	// (secretlife.go).
+	secrets secretCounts
 	auditor *audit.Builder
 	// sources is the login gate's per-source state; hits thins the audit
 	// of refused password checks (loginguard.go).
@@ -290,7 +297,7 @@ func userView(u *User) map[string]any {
 func appView(a *App) map[string]any {
 	return map[string]any{"app_type": a.Type, "app_code": a.Code, "name": a.Name,
 		"status": a.Status, "ip_allow_list": a.IPAllowList, "rate_limit": a.RateLimit, "rate_burst": a.RateBurst,
-		"client_cert_sha256": a.ClientCertSHA256}
+		"client_cert_sha256": a.ClientCertSHA256, "secret_lifetime_seconds": int64(a.SecretLifetime / time.Second)}
 }
 
 func fmtBool(b bool) string { return fmt.Sprintf("%t", b) }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/events"
 )
 
@@ -209,7 +210,11 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 		err = s.legacy.Apps.CheckAddress(ctx, t.AppID, v.ClientIP)
 	}
 	if err != nil {
-		if _, ok := refused(err); ok {
+		if ae, ok := refused(err); ok && ae.Reason == caller.ReasonAppSecretExpired {
+			// The right secret, expired: the caller proved it holds it,
+			// so it is told when it expired and what to do.
+			return refuse(LegacyCallerNotAllowed, ae.Reason, ae.Message, t)
+		} else if ok {
 			return refuse(LegacyCallerNotAllowed, "CALLER_REFUSED",
 				"the caller is not allowed: call from an address on the application's IP allow-list (with its App_ID and secret where required)", t)
 		}

@@ -182,12 +182,21 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL), AdminReads: cfg.AdminReads,
 			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, FingerCache: fingerCache(cfg.FingerTemplateCache),
 			UnsaltedCutover: cutover, PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes,
-			ImportLoginShare: cfg.ImportLoginShare, AdminTokenCacheTTL: cfg.AdminDecisionTTL},
+			ImportLoginShare: cfg.ImportLoginShare, AdminTokenCacheTTL: cfg.AdminDecisionTTL,
+			AppSecretLifetime: cfg.AppSecretLifetime},
 		Homes: centre.FromConfig(env.Config)})
 	if err != nil {
 		return nil, err
 	}
 	env.Go(func(ctx context.Context) { svc.RunWrapUnsalted(ctx, float64(cfg.UnsaltedWrapRate), time.Hour) })
+	// A warning per application whose secret expires within 14 days, at
+	// start and then daily (identity/secretlife.go).
+	env.Go(func(ctx context.Context) { svc.RunSecretExpiryWarnings(ctx, 24*time.Hour, 10*time.Minute) })
+	if env.Metrics != nil {
+		if err := registerSecretMetrics(env.Metrics, svc); err != nil {
+			return nil, err
+		}
+	}
 	// The ID keys of people stored before them (one account per person),
 	// in the background: the start does not wait for them, nor fail.
 	env.Go(svc.RunBackfillIDKeys)

@@ -152,6 +152,13 @@ type Config struct {
 	// administrator token resolved to (a logout or a change of the person
 	// through another identity replica).
 	AdminDecisionTTL time.Duration `yaml:"admin_decision_ttl"`
+	// AppSecretLifetime is the default App_Secret lifetime of the
+	// applications without one of their own (JR/T 0185-2020 7.3.4), e.g.
+	// 2160h (90 days); 0, the default: secrets do not expire. A secret's
+	// expiry is fixed when it is issued (created, rotated): setting or
+	// changing this applies to the secrets issued afterwards
+	// (identity/secretlife.go, docs/operators.md). At most ten years.
+	AppSecretLifetime time.Duration `yaml:"app_secret_lifetime"`
 }
 
 // Defaults returns the identity defaults.
@@ -245,6 +252,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.ImportCacheMiB, "UIAS_IMPORT_CACHE_MIB", "", "")
 	b.Bool(&c.AdminAuthz, "UIAS_ADMIN_AUTHZ", "", "")
 	b.Duration(&c.AdminDecisionTTL, "UIAS_ADMIN_DECISION_TTL", "", "")
+	b.Duration(&c.AppSecretLifetime, "UIAS_APP_SECRET_LIFETIME", "", "")
 	b.Func("UIAS_IMPORT_LOGIN_SHARE", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -303,6 +311,12 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if c.AdminDecisionTTL < 0 || c.AdminDecisionTTL > 10*time.Second {
 		bad("admin_decision_ttl", "must be 0 (no cache) to 10s, got %s", c.AdminDecisionTTL)
+	}
+	if c.AppSecretLifetime < 0 || c.AppSecretLifetime > identity.MaxSecretLifetime {
+		bad("app_secret_lifetime", "must be 0 (secrets do not expire) to 87600h (ten years), e.g. 2160h for 90 days, got %s",
+			c.AppSecretLifetime)
+	} else if c.AppSecretLifetime%time.Second != 0 {
+		bad("app_secret_lifetime", "must be whole seconds, got %s", c.AppSecretLifetime)
 	}
 	if c.MaxHashWait <= 0 || c.MaxHashWait > time.Minute {
 		bad("max_hash_wait", "must be more than 0 and at most 1m, got %s", c.MaxHashWait)

@@ -81,6 +81,9 @@ func TestValidateEachProblem(t *testing.T) {
 		{"policy age", func(c *Config) { c.Policy.MaxAgeDays = -1 }, "identity.policy.max_age_days"},
 		{"policy length", func(c *Config) { c.Policy.MinLength = 2000 }, "identity.policy.min_length"},
 		{"admin ttl", func(c *Config) { c.AdminTokenTTL = 0 }, "identity.admin_token_ttl"},
+		{"negative app secret lifetime", func(c *Config) { c.AppSecretLifetime = -time.Hour }, "identity.app_secret_lifetime"},
+		{"absurd app secret lifetime", func(c *Config) { c.AppSecretLifetime = 3651 * 24 * time.Hour }, "identity.app_secret_lifetime"},
+		{"app secret lifetime in part seconds", func(c *Config) { c.AppSecretLifetime = 1500 * time.Millisecond }, "identity.app_secret_lifetime"},
 		{"admin idle", func(c *Config) { c.AdminTokenIdle = 0 }, "identity.admin_token_idle"},
 		{"source failures zero", func(c *Config) { c.Policy.SourceFailures = 0 }, "identity.policy.source_failures"},
 		// One address could lock the account.

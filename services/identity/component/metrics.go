@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/services/identity"
 )
 
 // registerHasherMetrics exposes what the password hasher's admission
@@ -31,6 +32,27 @@ func registerHasherMetrics(reg prometheus.Registerer, h *crypto.Hasher) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_password_hash_waiting",
 			Help: "Password checks waiting for a hash worker."},
 			func() float64 { return float64(h.Waiting()) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// registerSecretMetrics exposes the applications homed at this centre
+// whose App_Secret expires within 14 days (the expired included) and those
+// already expired, as the last daily check found them
+// (identity.WarnExpiringSecrets; docs/operators.md, "App_Secret validity
+// periods").
+func registerSecretMetrics(reg prometheus.Registerer, svc *identity.Service) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_app_secrets_expiring",
+			Help: "Applications homed at this centre whose App_Secret expires within 14 days or has expired (at the last daily check)."},
+			func() float64 { return float64(svc.SecretExpiry().Expiring) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_app_secrets_expired",
+			Help: "Applications homed at this centre whose App_Secret has expired: their callers are refused APP_SECRET_EXPIRED (at the last daily check)."},
+			func() float64 { return float64(svc.SecretExpiry().Expired) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

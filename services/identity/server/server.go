@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"math"
 	"strings"
 	"time"
 
@@ -414,7 +415,7 @@ func (s *Server) RemoveGroupMember(ctx context.Context, r *identityv1.GroupMembe
 func (s *Server) CreateApp(ctx context.Context, r *identityv1.CreateAppRequest) (*identityv1.CreateAppResponse, error) {
 	a, secret, err := s.svc.CreateApp(ctx, identity.NewApp{Type: r.GetAppType(), Code: r.GetAppCode(), Name: r.GetName(),
 		IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst()),
-		ClientCertSHA256: r.GetClientCertSha256()})
+		ClientCertSHA256: r.GetClientCertSha256(), SecretLifetime: seconds(r.GetSecretLifetimeSeconds())})
 	if err != nil {
 		return nil, err
 	}
@@ -432,8 +433,12 @@ func (s *Server) GetApp(ctx context.Context, r *identityv1.GetAppRequest) (*iden
 
 // ListApps implements AdminService.
 func (s *Server) ListApps(ctx context.Context, r *identityv1.ListAppsRequest) (*identityv1.ListAppsResponse, error) {
-	list, next, err := s.svc.ListApps(ctx, identity.AppFilter{Type: r.GetAppType(), Query: r.GetQuery(),
-		Status: identity.AppStatus(r.GetStatus())}, r.GetPageSize(), r.GetPageToken())
+	f := identity.AppFilter{Type: r.GetAppType(), Query: r.GetQuery(), Status: identity.AppStatus(r.GetStatus())}
+	if r.SecretExpiresWithinSeconds != nil {
+		d := seconds(r.GetSecretExpiresWithinSeconds())
+		f.SecretExpiresWithin = &d
+	}
+	list, next, err := s.svc.ListApps(ctx, f, r.GetPageSize(), r.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
@@ -448,7 +453,8 @@ func (s *Server) ListApps(ctx context.Context, r *identityv1.ListAppsRequest) (*
 func (s *Server) UpdateApp(ctx context.Context, r *identityv1.UpdateAppRequest) (*identityv1.App, error) {
 	a, err := s.svc.UpdateApp(ctx, r.GetId(), identity.AppUpdate{Mask: r.GetUpdateMask(), Name: r.GetName(),
 		Status: identity.AppStatus(r.GetStatus()), IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(),
-		RateBurst: int(r.GetRateBurst()), ClientCertSHA256: r.GetClientCertSha256()})
+		RateBurst: int(r.GetRateBurst()), ClientCertSHA256: r.GetClientCertSha256(),
+		SecretLifetime: seconds(r.GetSecretLifetimeSeconds())})
 	if err != nil {
 		return nil, err
 	}
@@ -459,7 +465,7 @@ func (s *Server) UpdateApp(ctx context.Context, r *identityv1.UpdateAppRequest) 
 func (s *Server) RotateAppSecret(ctx context.Context, r *identityv1.RotateAppSecretRequest) (*identityv1.CreateAppResponse, error) {
 	var overlap *time.Duration
 	if r.OverlapSeconds != nil {
-		d := time.Duration(r.GetOverlapSeconds()) * time.Second
+		d := seconds(r.GetOverlapSeconds())
 		overlap = &d
 	}
 	a, secret, err := s.svc.RotateAppSecret(ctx, r.GetId(), overlap)
@@ -604,7 +610,22 @@ func appPB(a *identity.App) *identityv1.App {
 	return &identityv1.App{Id: a.ID, AppType: a.Type, AppCode: a.Code, Name: a.Name,
 		Status: identityv1.AppStatus(a.Status), IpAllowList: a.IPAllowList, RateLimit: a.RateLimit,
 		RateBurst: int32(a.RateBurst), CreateTime: ts(a.CreatedAt), UpdateTime: ts(a.UpdatedAt),
-		ClientCertSha256: a.ClientCertSHA256}
+		ClientCertSha256: a.ClientCertSHA256, SecretLifetimeSeconds: int64(a.SecretLifetime / time.Second),
+		SecretIssueTime: ts(a.SecretIssuedAt), SecretExpireTime: ts(a.SecretExpires)}
+}
+
+// seconds is a request's count of seconds as a duration, saturated (a
+// count beyond what a duration holds does not wrap around into a valid
+// looking one: the domain refuses it as out of range).
+func seconds(v int64) time.Duration {
+	const limit = int64(math.MaxInt64 / time.Second)
+	switch {
+	case v > limit:
+		return math.MaxInt64
+	case v < -limit:
+		return math.MinInt64
+	}
+	return time.Duration(v) * time.Second
 }
 
 func linkPB(l *identity.AccountLink) *identityv1.AccountLink {

@@ -13,7 +13,8 @@ import (
 )
 
 const appCols = "id, app_type, app_code, name, status, ip_allow_list, rate_limit, rate_burst, secret_hash, " +
-	"prev_secret_hash, prev_secret_expires, created_at, updated_at, client_cert_sha256, home"
+	"prev_secret_hash, prev_secret_expires, created_at, updated_at, client_cert_sha256, home, " +
+	"secret_lifetime_s, secret_issued_at, secret_expires"
 
 func scanApp(sc store.Scanner) (*identity.App, string, error) {
 	var (
@@ -21,9 +22,11 @@ func scanApp(sc store.Scanner) (*identity.App, string, error) {
 		status, burst             int64
 		ips                       string
 		prevExp, created, updated int64
+		lifetime, issued, expires int64
 	)
 	if err := sc.Scan(&a.ID, &a.Type, &a.Code, &a.Name, &status, &ips, &a.RateLimit, &burst, &a.SecretHash,
-		&a.PrevSecretHash, &prevExp, &created, &updated, &a.ClientCertSHA256, &a.Home); err != nil {
+		&a.PrevSecretHash, &prevExp, &created, &updated, &a.ClientCertSHA256, &a.Home,
+		&lifetime, &issued, &expires); err != nil {
 		return nil, "", err
 	}
 	a.Status, a.RateBurst = identity.AppStatus(status), int(burst)
@@ -36,7 +39,20 @@ func scanApp(sc store.Scanner) (*identity.App, string, error) {
 		a.IPAllowList = nil
 	}
 	a.PrevSecretExpires, a.CreatedAt, a.UpdatedAt = store.FromUnixMS(prevExp), store.FromUnixMS(created), store.FromUnixMS(updated)
+	a.SecretLifetime = time.Duration(lifetime) * time.Second
+	a.SecretIssuedAt, a.SecretExpires = store.FromUnixMS(issued), store.FromUnixMS(expires)
 	return &a, a.ID, nil
+}
+
+// appValues are the placeholders of appCols.
+const appValues = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+// appArgs are a's values of appCols, ips its allow-list as stored.
+func appArgs(a *identity.App, ips string) []any {
+	return []any{a.ID, a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash,
+		a.PrevSecretHash, store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.CreatedAt), store.UnixMS(a.UpdatedAt),
+		a.ClientCertSHA256, a.Home, int64(a.SecretLifetime / time.Second), store.UnixMS(a.SecretIssuedAt),
+		store.UnixMS(a.SecretExpires)}
 }
 
 func ipList(ips []string) (string, error) {
@@ -73,10 +89,8 @@ func (s *Store) CreateApp(ctx context.Context, a *identity.App, evs []events.Eve
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO apps ("+appCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-			a.ID, a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash,
-			a.PrevSecretHash, store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.CreatedAt), store.UnixMS(a.UpdatedAt), a.ClientCertSHA256,
-			a.Home); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO apps ("+appCols+") VALUES "+appValues),
+			appArgs(a, ips)...); err != nil {
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)
@@ -130,6 +144,9 @@ func (s *Store) appListing(_ context.Context, f identity.AppFilter) (*listing, e
 	if f.Status != 0 {
 		l.w.Add("apps.status = ?", int(f.Status))
 	}
+	if !f.SecretExpiresBefore.IsZero() {
+		l.w.Add("apps.secret_expires <> 0 AND apps.secret_expires <= ?", store.UnixMS(f.SecretExpiresBefore))
+	}
 	if f.Query != "" {
 		s.search(l, "apps", "name", []string{"app_code", "name"}, f.Query)
 	}
@@ -148,9 +165,11 @@ func (s *Store) UpdateApp(ctx context.Context, a *identity.App, evs []events.Eve
 		}
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE apps SET app_type = ?, app_code = ?, name = ?, status = ?,
 			ip_allow_list = ?, rate_limit = ?, rate_burst = ?, secret_hash = ?, prev_secret_hash = ?,
-			prev_secret_expires = ?, updated_at = ?, client_cert_sha256 = ? WHERE id = ?`),
+			prev_secret_expires = ?, updated_at = ?, client_cert_sha256 = ?, secret_lifetime_s = ?, secret_issued_at = ?,
+			secret_expires = ? WHERE id = ?`),
 			a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash, a.PrevSecretHash,
-			store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.UpdatedAt), a.ClientCertSHA256, a.ID)
+			store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.UpdatedAt), a.ClientCertSHA256,
+			int64(a.SecretLifetime/time.Second), store.UnixMS(a.SecretIssuedAt), store.UnixMS(a.SecretExpires), a.ID)
 		if err != nil {
 			return err
 		}

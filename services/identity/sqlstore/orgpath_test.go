@@ -78,6 +78,12 @@ func TestOrgPathBackfill(t *testing.T) {
 			if _, err := db.ExecContext(ctx, "ALTER TABLE users ADD COLUMN id_key TEXT NULL"); err != nil {
 				t.Fatal(err)
 			}
+			// And the secret validity columns of each application (0051).
+			for _, c := range appSecretColumns {
+				if _, err := db.ExecContext(ctx, "ALTER TABLE apps ADD COLUMN "+c+" BIGINT NOT NULL DEFAULT 0"); err != nil {
+					t.Fatal(err)
+				}
+			}
 			s := New(db)
 			at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 			org := func(id, parent string) *identity.Org {
@@ -126,6 +132,11 @@ func TestOrgPathBackfill(t *testing.T) {
 			}
 			if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN id_key"); err != nil {
 				t.Fatal(err)
+			}
+			for _, c := range appSecretColumns {
+				if _, err := db.ExecContext(ctx, "ALTER TABLE apps DROP COLUMN "+c); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if err := Migrate(ctx, db); err != nil {
 				t.Fatal(err)

@@ -1095,12 +1095,15 @@ func sameApp(t *testing.T, got, want *identity.App) {
 	t.Helper()
 	g, w := *got, *want
 	eqTime(t, "PrevSecretExpires", g.PrevSecretExpires, w.PrevSecretExpires)
+	eqTime(t, "SecretIssuedAt", g.SecretIssuedAt, w.SecretIssuedAt)
+	eqTime(t, "SecretExpires", g.SecretExpires, w.SecretExpires)
 	eqTime(t, "CreatedAt", g.CreatedAt, w.CreatedAt)
 	eqTime(t, "UpdatedAt", g.UpdatedAt, w.UpdatedAt)
 	if !slices.Equal(g.IPAllowList, w.IPAllowList) {
 		t.Fatalf("IPAllowList = %v, want %v", g.IPAllowList, w.IPAllowList)
 	}
 	g.PrevSecretExpires, w.PrevSecretExpires = time.Time{}, time.Time{}
+	g.SecretIssuedAt, w.SecretIssuedAt, g.SecretExpires, w.SecretExpires = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	g.CreatedAt, w.CreatedAt, g.UpdatedAt, w.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	g.IPAllowList, w.IPAllowList = nil, nil
 	if !reflect.DeepEqual(g, w) {
@@ -1112,6 +1115,7 @@ func testApps(t *testing.T, f *fixture) {
 	a := &identity.App{ID: f.id("app"), Type: "oa", Code: "portal", Name: "Portal", Status: identity.AppActive,
 		IPAllowList: []string{"10.0.0.0/8", "192.168.1.7"}, RateLimit: 12.5, RateBurst: 30,
 		SecretHash: "s1", PrevSecretHash: "s0", PrevSecretExpires: base.Add(24 * time.Hour),
+		SecretLifetime: 90 * 24 * time.Hour, SecretIssuedAt: base, SecretExpires: base.Add(90 * 24 * time.Hour),
 		ClientCertSHA256: strings.Repeat("ab", 32), CreatedAt: base, UpdatedAt: base}
 	f.expectEvents(1, func() { must(t, f.s.CreateApp(f.ctx, a, f.evs(1))) })
 	got, err := f.s.GetApp(f.ctx, a.ID)
@@ -1137,6 +1141,8 @@ func testApps(t *testing.T, f *fixture) {
 	upd.RateLimit, upd.RateBurst = 0.25, 1
 	upd.SecretHash, upd.PrevSecretHash, upd.PrevSecretExpires = "s2", "s1", base.Add(48*time.Hour)
 	upd.ClientCertSHA256 = ""
+	// a lifetime back to the default (none): the secret no longer expires
+	upd.SecretLifetime, upd.SecretIssuedAt, upd.SecretExpires = 0, base.Add(time.Hour), time.Time{}
 	upd.UpdatedAt = base.Add(time.Hour)
 	f.expectEvents(1, func() { must(t, f.s.UpdateApp(f.ctx, &upd, f.evs(1))) })
 	got, err = f.s.GetApp(f.ctx, a.ID)
@@ -1191,6 +1197,33 @@ func testAppList(t *testing.T, f *fixture) {
 	must(t, err)
 	if len(got) != 1 || got[0].ID != want[4] {
 		t.Fatalf("query = %v", got)
+	}
+
+	// Secrets expiring by a time: those expired and those due by then, not
+	// those later nor those that never expire.
+	for i, exp := range []time.Time{base.Add(-time.Hour), base.Add(10 * 24 * time.Hour), base.Add(10*24*time.Hour + time.Millisecond),
+		base.Add(40 * 24 * time.Hour)} {
+		a, err := f.s.GetApp(f.ctx, want[i])
+		must(t, err)
+		a.SecretIssuedAt, a.SecretExpires, a.SecretLifetime = base.Add(-24*time.Hour), exp, time.Duration(i+1)*time.Hour
+		must(t, f.s.UpdateApp(f.ctx, a, nil))
+	}
+	var expiring []string
+	for _, p := range pages(t, 1, func(p identity.Page) ([]*identity.App, string, error) {
+		return f.s.ListApps(f.ctx, identity.AppFilter{SecretExpiresBefore: base.Add(10 * 24 * time.Hour)}, p)
+	}) {
+		for _, a := range p {
+			expiring = append(expiring, a.ID)
+		}
+	}
+	if !slices.Equal(expiring, want[:2]) {
+		t.Fatalf("secrets expiring by then = %v, want %v", expiring, want[:2])
+	}
+	got, _, err = f.s.ListApps(f.ctx, identity.AppFilter{SecretExpiresBefore: base.Add(100 * 24 * time.Hour), Status: identity.AppSuspended},
+		identity.Page{})
+	must(t, err)
+	if len(got) != 1 || got[0].ID != want[2] || got[0].SecretLifetime != 3*time.Hour {
+		t.Fatalf("suspended and expiring = %v", got)
 	}
 }
 

@@ -859,10 +859,11 @@ func groupMemberCmd(add bool) command {
 
 func appCreateCmd() command {
 	return command{
-		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--client-cert FILE | --client-cert-sha256 HEX]",
+		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d]",
 		help: "Prints the new App_ID and App_Secret. The secret is shown only once.\n" +
 			"--client-cert binds the application to its client certificate (App_ID + certificate):\n" +
-			"its calls must then come over TLS with that certificate.",
+			"its calls must then come over TLS with that certificate.\n" +
+			"--secret-lifetime is how long each of its secrets is valid (0: the server default, identity.app_secret_lifetime).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			typ := fs.String("type", "", "application `type`")
 			code := fs.String("code", "", "application `code`")
@@ -872,6 +873,8 @@ func appCreateCmd() command {
 			rate := fs.Float64("rate", 100, "requests per second (0: no limit)")
 			burst := fs.Int("burst", 200, "rate limit burst")
 			cert := certFlags(fs)
+			var lifetime days
+			fs.Var(&lifetime, "secret-lifetime", "how long each App_Secret is valid (`DURATION`: 90d, 720h; 0: the server default)")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
@@ -894,7 +897,7 @@ func appCreateCmd() command {
 					return usagef("--burst must be between 0 and %d", math.MaxInt32)
 				}
 				req := &identityv1.CreateAppRequest{AppType: *typ, AppCode: *code, Name: *name, IpAllowList: cidrs,
-					RateLimit: *rate, RateBurst: int32(*burst), ClientCertSha256: fp}
+					RateLimit: *rate, RateBurst: int32(*burst), ClientCertSha256: fp, SecretLifetimeSeconds: lifetime.seconds()}
 				return sessionCall(a, func(s *session) (*identityv1.CreateAppResponse, error) { return s.client.CreateApp(s.ctx, req) }, secretTable)
 			}
 		},
@@ -925,11 +928,17 @@ func checkCIDRs(in []string) ([]string, error) {
 }
 
 func appListCmd() command {
-	return listVerb("[--type T] [--query Q]", identityMaxPage, func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.App] {
+	return listVerb("[--type T] [--query Q] [--secret-expiring 30d]", identityMaxPage, func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.App] {
 		typ := fs.String("type", "", "only applications of this `type`")
 		query := fs.String("query", "", "match code or name (substring)")
+		var expiring days
+		fs.Var(&expiring, "secret-expiring", "only applications whose App_Secret expires within `DURATION` (30d, 72h), the expired included (0: expired only)")
 		return func(s *session, size int32, tok string) ([]*identityv1.App, string, error) {
-			r, err := s.client.ListApps(s.ctx, &identityv1.ListAppsRequest{PageSize: size, PageToken: tok, AppType: *typ, Query: *query})
+			req := &identityv1.ListAppsRequest{PageSize: size, PageToken: tok, AppType: *typ, Query: *query}
+			if expiring.set {
+				req.SecretExpiresWithinSeconds = proto.Int64(expiring.seconds())
+			}
+			r, err := s.client.ListApps(s.ctx, req)
 			return r.GetApps(), r.GetNextPageToken(), err
 		}
 	}, func(apps []*identityv1.App, next string) proto.Message {
@@ -945,10 +954,12 @@ func appGetCmd() command {
 
 func appUpdateCmd() command {
 	return command{
-		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert]",
+		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d]",
 		help: "Only the flags given are changed. --allow replaces the whole allow-list;\n" +
 			"--allow-any empties it (calls from any address). Use suspend/activate for the status.\n" +
-			"--client-cert binds the application to its client certificate; --no-client-cert removes the binding.",
+			"--client-cert binds the application to its client certificate; --no-client-cert removes the binding.\n" +
+			"--secret-lifetime (0: the server default) recomputes the current secret's expiry from when it was issued:\n" +
+			"a lifetime shorter than the secret's age expires it at once (rotate-secret first).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			name := fs.String("name", "", "application `name`")
 			var allow stringList
@@ -958,6 +969,8 @@ func appUpdateCmd() command {
 			burst := fs.Int("burst", 0, "rate limit burst")
 			cert := certFlags(fs)
 			noCert := fs.Bool("no-client-cert", false, "remove the client certificate binding")
+			var lifetime days
+			fs.Var(&lifetime, "secret-lifetime", "how long each App_Secret is valid (`DURATION`: 90d, 720h; 0: the server default)")
 			return func(args []string) error {
 				if err := wantArgs(args, "ID"); err != nil {
 					return err
@@ -1004,8 +1017,12 @@ func appUpdateCmd() command {
 					}
 					req.UpdateMask = append(req.UpdateMask, "rate_burst")
 				}
+				if lifetime.set {
+					req.SecretLifetimeSeconds = lifetime.seconds()
+					req.UpdateMask = append(req.UpdateMask, "secret_lifetime_seconds")
+				}
 				if len(req.UpdateMask) == 0 {
-					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert")
+					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime")
 				}
 				return sessionCall(a, func(s *session) (*identityv1.App, error) { return s.client.UpdateApp(s.ctx, req) }, appTable)
 			}

@@ -230,16 +230,40 @@ func appTable(tw *tabwriter.Writer, x *identityv1.App) {
 		"Rate limit", fmtFloat(x.GetRateLimit())+"/s",
 		"Burst", strconv.Itoa(int(x.GetRateBurst())),
 		"Client cert SHA-256", x.GetClientCertSha256(),
+		"Secret lifetime", secretLifetime(x.GetSecretLifetimeSeconds()),
+		"Secret issued", ts(x.GetSecretIssueTime()),
+		"Secret expires", secretExpiry(x.GetSecretExpireTime(), time.Now()),
 		"Created", ts(x.GetCreateTime()),
 		"Updated", ts(x.GetUpdateTime()),
 	)
 }
 
+// secretLifetime shows an application's own secret lifetime.
+func secretLifetime(s int64) string {
+	if s == 0 {
+		return "server default"
+	}
+	return fmtDays(s)
+}
+
+// secretExpiry shows when a secret expires: never, or the time and, past
+// it, that it has expired.
+func secretExpiry(t *timestamppb.Timestamp, now time.Time) string {
+	if t == nil || (t.GetSeconds() == 0 && t.GetNanos() == 0) {
+		return "never"
+	}
+	if !now.Before(t.AsTime()) {
+		return ts(t) + " (expired)"
+	}
+	return ts(t)
+}
+
 func appRows(tw *tabwriter.Writer, apps []*identityv1.App) {
-	row(tw, "APP_ID", "TYPE", "CODE", "NAME", "STATUS", "RATE", "BURST")
+	row(tw, "APP_ID", "TYPE", "CODE", "NAME", "STATUS", "RATE", "BURST", "SECRET_EXPIRES")
+	now := time.Now()
 	for _, x := range apps {
 		row(tw, x.GetId(), x.GetAppType(), x.GetAppCode(), x.GetName(), appStatus(x.GetStatus()),
-			fmtFloat(x.GetRateLimit()), strconv.Itoa(int(x.GetRateBurst())))
+			fmtFloat(x.GetRateLimit()), strconv.Itoa(int(x.GetRateBurst())), secretExpiry(x.GetSecretExpireTime(), now))
 	}
 }
 
@@ -266,6 +290,7 @@ func secretTable(tw *tabwriter.Writer, r *identityv1.CreateAppResponse) {
 	fields(tw,
 		"App_ID", r.GetApp().GetId(),
 		"App_Secret", r.GetAppSecret(),
+		"Secret expires", secretExpiry(r.GetApp().GetSecretExpireTime(), time.Now()),
 	)
 	fmt.Fprintln(tw, "The App_Secret is shown only once: store it securely now; it cannot be retrieved later (use rotate-secret if it is lost).")
 }

@@ -2720,6 +2720,18 @@ type App struct {
 	// the certificate whose SHA-256 fingerprint (of the DER encoding, 64 hex
 	// digits) this is, verified against the server's tls.client_ca_file.
 	ClientCertSha256 string `protobuf:"bytes,11,opt,name=client_cert_sha256,json=clientCertSha256" json:"client_cert_sha256,omitempty"`
+	// secret_lifetime_seconds is the application's own App_Secret lifetime
+	// (0: the server default, identity.app_secret_lifetime; 0 there too:
+	// secrets do not expire).
+	SecretLifetimeSeconds int64 `protobuf:"varint,12,opt,name=secret_lifetime_seconds,json=secretLifetimeSeconds" json:"secret_lifetime_seconds,omitempty"`
+	// secret_issue_time is when the current App_Secret was issued (created
+	// or rotated; for a secret older than validity periods, the upgrade).
+	SecretIssueTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=secret_issue_time,json=secretIssueTime" json:"secret_issue_time,omitempty"`
+	// secret_expire_time is when the current App_Secret stops working
+	// (APP_SECRET_EXPIRED); unset: it does not expire. It is fixed when the
+	// secret is issued, from the lifetime in force then, and recomputed from
+	// secret_issue_time when secret_lifetime_seconds changes.
+	SecretExpireTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=secret_expire_time,json=secretExpireTime" json:"secret_expire_time,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -2831,6 +2843,27 @@ func (x *App) GetClientCertSha256() string {
 	return ""
 }
 
+func (x *App) GetSecretLifetimeSeconds() int64 {
+	if x != nil {
+		return x.SecretLifetimeSeconds
+	}
+	return 0
+}
+
+func (x *App) GetSecretIssueTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SecretIssueTime
+	}
+	return nil
+}
+
+func (x *App) GetSecretExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SecretExpireTime
+	}
+	return nil
+}
+
 type CreateAppRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	AppType     string                 `protobuf:"bytes,1,opt,name=app_type,json=appType" json:"app_type,omitempty"`
@@ -2842,8 +2875,11 @@ type CreateAppRequest struct {
 	// client_cert_sha256 binds the application to a client certificate (see
 	// App); hex, upper or lower case, colons allowed (openssl -fingerprint).
 	ClientCertSha256 string `protobuf:"bytes,7,opt,name=client_cert_sha256,json=clientCertSha256" json:"client_cert_sha256,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// secret_lifetime_seconds: see App (0: the server default; at most ten
+	// years).
+	SecretLifetimeSeconds int64 `protobuf:"varint,8,opt,name=secret_lifetime_seconds,json=secretLifetimeSeconds" json:"secret_lifetime_seconds,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *CreateAppRequest) Reset() {
@@ -2923,6 +2959,13 @@ func (x *CreateAppRequest) GetClientCertSha256() string {
 		return x.ClientCertSha256
 	}
 	return ""
+}
+
+func (x *CreateAppRequest) GetSecretLifetimeSeconds() int64 {
+	if x != nil {
+		return x.SecretLifetimeSeconds
+	}
+	return 0
 }
 
 type CreateAppResponse struct {
@@ -3023,14 +3066,19 @@ func (x *GetAppRequest) GetId() string {
 }
 
 type ListAppsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
-	AppType       string                 `protobuf:"bytes,3,opt,name=app_type,json=appType" json:"app_type,omitempty"`
-	Query         string                 `protobuf:"bytes,4,opt,name=query" json:"query,omitempty"`
-	Status        AppStatus              `protobuf:"varint,5,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	AppType   string                 `protobuf:"bytes,3,opt,name=app_type,json=appType" json:"app_type,omitempty"`
+	Query     string                 `protobuf:"bytes,4,opt,name=query" json:"query,omitempty"`
+	Status    AppStatus              `protobuf:"varint,5,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
+	// secret_expires_within_seconds, when set, lists only the applications
+	// whose App_Secret expires within this many seconds from now, those
+	// already expired included (0: expired ones only); secrets that do not
+	// expire are left out.
+	SecretExpiresWithinSeconds *int64 `protobuf:"varint,6,opt,name=secret_expires_within_seconds,json=secretExpiresWithinSeconds" json:"secret_expires_within_seconds,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *ListAppsRequest) Reset() {
@@ -3098,6 +3146,13 @@ func (x *ListAppsRequest) GetStatus() AppStatus {
 	return AppStatus_APP_STATUS_UNSPECIFIED
 }
 
+func (x *ListAppsRequest) GetSecretExpiresWithinSeconds() int64 {
+	if x != nil && x.SecretExpiresWithinSeconds != nil {
+		return *x.SecretExpiresWithinSeconds
+	}
+	return 0
+}
+
 type ListAppsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Apps          []*App                 `protobuf:"bytes,1,rep,name=apps" json:"apps,omitempty"`
@@ -3154,7 +3209,7 @@ type UpdateAppRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// Only fields named in update_mask change: name, status, ip_allow_list,
-	// rate_limit, rate_burst, client_cert_sha256.
+	// rate_limit, rate_burst, client_cert_sha256, secret_lifetime_seconds.
 	UpdateMask  []string  `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
 	Name        string    `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
 	Status      AppStatus `protobuf:"varint,4,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
@@ -3163,8 +3218,11 @@ type UpdateAppRequest struct {
 	RateBurst   int32     `protobuf:"varint,7,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
 	// client_cert_sha256: see App; empty removes the binding.
 	ClientCertSha256 string `protobuf:"bytes,8,opt,name=client_cert_sha256,json=clientCertSha256" json:"client_cert_sha256,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// secret_lifetime_seconds: see App (0: the server default). The current
+	// secret's expiry is recomputed from when it was issued.
+	SecretLifetimeSeconds int64 `protobuf:"varint,9,opt,name=secret_lifetime_seconds,json=secretLifetimeSeconds" json:"secret_lifetime_seconds,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *UpdateAppRequest) Reset() {
@@ -3251,6 +3309,13 @@ func (x *UpdateAppRequest) GetClientCertSha256() string {
 		return x.ClientCertSha256
 	}
 	return ""
+}
+
+func (x *UpdateAppRequest) GetSecretLifetimeSeconds() int64 {
+	if x != nil {
+		return x.SecretLifetimeSeconds
+	}
+	return 0
 }
 
 type RotateAppSecretRequest struct {
@@ -4318,7 +4383,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
 	"\x12GroupMemberRequest\x12*\n" +
 	"\bgroup_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\agroupId\x12(\n" +
-	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\x9e\x03\n" +
+	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xe8\x04\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -4335,7 +4400,10 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12,\n" +
-	"\x12client_cert_sha256\x18\v \x01(\tR\x10clientCertSha256\"\xbc\x02\n" +
+	"\x12client_cert_sha256\x18\v \x01(\tR\x10clientCertSha256\x126\n" +
+	"\x17secret_lifetime_seconds\x18\f \x01(\x03R\x15secretLifetimeSeconds\x12F\n" +
+	"\x11secret_issue_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0fsecretIssueTime\x12H\n" +
+	"\x12secret_expire_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x10secretExpireTime\"\xf4\x02\n" +
 	"\x10CreateAppRequest\x12'\n" +
 	"\bapp_type\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappType\x12'\n" +
 	"\bapp_code\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappCode\x12#\n" +
@@ -4345,23 +4413,25 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"rate_limit\x18\x05 \x01(\x01R\trateLimit\x12\x1d\n" +
 	"\n" +
 	"rate_burst\x18\x06 \x01(\x05R\trateBurst\x12:\n" +
-	"\x12client_cert_sha256\x18\a \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x10clientCertSha256\"[\n" +
+	"\x12client_cert_sha256\x18\a \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x10clientCertSha256\x126\n" +
+	"\x17secret_lifetime_seconds\x18\b \x01(\x03R\x15secretLifetimeSeconds\"[\n" +
 	"\x11CreateAppResponse\x12'\n" +
 	"\x03app\x18\x01 \x01(\v2\x15.uias.identity.v1.AppR\x03app\x12\x1d\n" +
 	"\n" +
 	"app_secret\x18\x02 \x01(\tR\tappSecret\"0\n" +
 	"\rGetAppRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xdc\x01\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xa6\x02\n" +
 	"\x0fListAppsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12+\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x04R\tpageToken\x12&\n" +
 	"\bapp_type\x18\x03 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\aappType\x12\"\n" +
 	"\x05query\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05query\x123\n" +
-	"\x06status\x18\x05 \x01(\x0e2\x1b.uias.identity.v1.AppStatusR\x06status\"e\n" +
+	"\x06status\x18\x05 \x01(\x0e2\x1b.uias.identity.v1.AppStatusR\x06status\x12H\n" +
+	"\x1dsecret_expires_within_seconds\x18\x06 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x1asecretExpiresWithinSeconds\"e\n" +
 	"\x10ListAppsResponse\x12)\n" +
 	"\x04apps\x18\x01 \x03(\v2\x15.uias.identity.v1.AppR\x04apps\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf0\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa8\x03\n" +
 	"\x10UpdateAppRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
 	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -4374,7 +4444,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"rate_limit\x18\x06 \x01(\x01R\trateLimit\x12\x1d\n" +
 	"\n" +
 	"rate_burst\x18\a \x01(\x05R\trateBurst\x12:\n" +
-	"\x12client_cert_sha256\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x10clientCertSha256\"i\n" +
+	"\x12client_cert_sha256\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x10clientCertSha256\x126\n" +
+	"\x17secret_lifetime_seconds\x18\t \x01(\x03R\x15secretLifetimeSeconds\"i\n" +
 	"\x16RotateAppSecretRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12.\n" +
 	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\"3\n" +
@@ -4621,93 +4692,95 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	5,  // 26: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
 	65, // 27: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
 	65, // 28: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	39, // 29: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
-	5,  // 30: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	39, // 31: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
-	5,  // 32: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	2,  // 33: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	65, // 34: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	49, // 35: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	23, // 36: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	6,  // 37: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	9,  // 38: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	11, // 39: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	13, // 40: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	16, // 41: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	17, // 42: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	18, // 43: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	20, // 44: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	21, // 45: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	59, // 46: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	22, // 47: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	24, // 48: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	25, // 49: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	26, // 50: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	28, // 51: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	29, // 52: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	30, // 53: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	31, // 54: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	55, // 55: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	32, // 56: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	57, // 57: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	34, // 58: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	61, // 59: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	63, // 60: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	35, // 61: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	36, // 62: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	38, // 63: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	38, // 64: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	40, // 65: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	42, // 66: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	43, // 67: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	45, // 68: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	46, // 69: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	47, // 70: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	50, // 71: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	51, // 72: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	53, // 73: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	7,  // 74: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	10, // 75: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	12, // 76: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	14, // 77: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	15, // 78: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	15, // 79: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	19, // 80: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	15, // 81: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	15, // 82: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	60, // 83: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	15, // 84: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	23, // 85: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	23, // 86: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	27, // 87: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	23, // 88: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	23, // 89: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	23, // 90: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	23, // 91: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	56, // 92: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	23, // 93: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	58, // 94: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	33, // 95: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	62, // 96: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	33, // 97: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	33, // 98: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	37, // 99: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	33, // 100: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	33, // 101: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	41, // 102: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	39, // 103: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	44, // 104: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	39, // 105: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	41, // 106: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	48, // 107: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	49, // 108: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	52, // 109: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	54, // 110: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	74, // [74:111] is the sub-list for method output_type
-	37, // [37:74] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	65, // 29: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
+	65, // 30: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
+	39, // 31: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	5,  // 32: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
+	39, // 33: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	5,  // 34: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
+	2,  // 35: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
+	65, // 36: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	49, // 37: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	23, // 38: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	6,  // 39: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	9,  // 40: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	11, // 41: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	13, // 42: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	16, // 43: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	17, // 44: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	18, // 45: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	20, // 46: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	21, // 47: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	59, // 48: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	22, // 49: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	24, // 50: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	25, // 51: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	26, // 52: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	28, // 53: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	29, // 54: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	30, // 55: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	31, // 56: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	55, // 57: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	32, // 58: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	57, // 59: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	34, // 60: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	61, // 61: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	63, // 62: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	35, // 63: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	36, // 64: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	38, // 65: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	38, // 66: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	40, // 67: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	42, // 68: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	43, // 69: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	45, // 70: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	46, // 71: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	47, // 72: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	50, // 73: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	51, // 74: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	53, // 75: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	7,  // 76: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	10, // 77: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	12, // 78: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	14, // 79: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	15, // 80: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	15, // 81: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	19, // 82: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	15, // 83: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	15, // 84: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	60, // 85: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	15, // 86: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	23, // 87: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	23, // 88: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	27, // 89: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	23, // 90: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	23, // 91: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	23, // 92: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	23, // 93: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	56, // 94: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	23, // 95: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	58, // 96: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	33, // 97: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	62, // 98: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	33, // 99: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	33, // 100: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	37, // 101: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	33, // 102: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	33, // 103: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	41, // 104: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	39, // 105: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	44, // 106: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	39, // 107: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	41, // 108: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	48, // 109: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	49, // 110: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	52, // 111: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	54, // 112: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	76, // [76:113] is the sub-list for method output_type
+	39, // [39:76] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }

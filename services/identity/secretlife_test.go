@@ -1,0 +1,374 @@
+package identity_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
+)
+
+const day = 24 * time.Hour
+
+// secretWorld is a service on SQLite with a test clock and a server
+// default secret lifetime; logs are observed.
+type secretWorld struct {
+	svc  *identity.Service
+	clk  *clock
+	db   *store.DB
+	logs *observer.ObservedLogs
+}
+
+func newSecretWorld(t *testing.T, lifetime time.Duration) *secretWorld {
+	t.Helper()
+	core, logs := observer.New(zapcore.InfoLevel)
+	db, clk := testDB(t), newTestClock()
+	svc := testService(t, identity.Deps{Store: sqlstore.New(db), Now: clk.now, Sleep: clk.sleep, Logger: zap.New(core),
+		Config: identity.Config{AppSecretLifetime: lifetime}})
+	return &secretWorld{svc: svc, clk: clk, db: db, logs: logs}
+}
+
+func (w *secretWorld) create(t *testing.T, code string, lifetime time.Duration) (*identity.App, string) {
+	t.Helper()
+	a, secret, err := w.svc.CreateApp(context.Background(), identity.NewApp{Type: "OA", Code: code, Name: code, SecretLifetime: lifetime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, secret
+}
+
+func (w *secretWorld) call(id, secret string) error {
+	_, err := w.svc.AuthenticateApp(context.Background(), id, secret, netip.MustParseAddr("192.0.2.1"))
+	return err
+}
+
+// deniedReasons are the reasons of the caller.denied audit records so far.
+func (w *secretWorld) deniedReasons(t *testing.T) []string {
+	t.Helper()
+	rows, err := w.db.QueryContext(context.Background(), `SELECT payload FROM events_outbox WHERE subject = ? ORDER BY seq`,
+		"uias.audit.identity.caller.denied")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p []byte
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		var rec events.AuditRecord
+		if err := json.Unmarshal(p, &rec); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rec.Reason)
+	}
+	return out
+}
+
+func wantTime(t *testing.T, what string, got, want time.Time) {
+	t.Helper()
+	if !got.Equal(want) {
+		t.Fatalf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func wantBadField(t *testing.T, err error, field string) {
+	t.Helper()
+	ae, ok := apierr.As(err)
+	if !ok || ae.Code != apierr.InvalidArgument || ae.Meta[apierr.MetaField] != field || !strings.Contains(ae.Message, field) {
+		t.Fatalf("error = %v, want INVALID_ARGUMENT naming %s", err, field)
+	}
+}
+
+func TestAppSecretExpires(t *testing.T) {
+	w := newSecretWorld(t, 90*day)
+	start := w.clk.t
+	a, secret := w.create(t, "oa", 0)
+	wantTime(t, "issued", a.SecretIssuedAt, start)
+	wantTime(t, "expires (server default)", a.SecretExpires, start.Add(90*day))
+	got, err := w.svc.GetApp(context.Background(), a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTime(t, "stored expiry", got.SecretExpires, a.SecretExpires)
+
+	w.clk.t = a.SecretExpires.Add(-time.Second)
+	if err := w.call(a.ID, secret); err != nil {
+		t.Fatalf("secret refused before its expiry: %v", err)
+	}
+	w.clk.t = a.SecretExpires
+	err = w.call(a.ID, secret)
+	if reasonOf(err) != caller.ReasonAppSecretExpired {
+		t.Fatalf("expired secret: %v, want %s", err, caller.ReasonAppSecretExpired)
+	}
+	if ae, _ := apierr.As(err); ae.Code != apierr.Unauthenticated ||
+		!strings.Contains(ae.Message, "expired at "+a.SecretExpires.Format(time.RFC3339)) ||
+		!strings.Contains(ae.Message, "uias ctl app rotate-secret "+a.ID) {
+		t.Fatalf("expired secret error %v", err)
+	}
+	// Without the secret nothing is learnt.
+	if err := w.call(a.ID, "not-the-secret-0123456789"); reasonOf(err) != "BAD_APP_CREDENTIALS" {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	if got := w.deniedReasons(t); strings.Join(got, ",") != caller.ReasonAppSecretExpired+",BAD_APP_CREDENTIALS" {
+		t.Fatalf("audited refusals %v", got)
+	}
+
+	// Rotating an expired secret issues a fresh one with a fresh expiry;
+	// the expired one is not revived by the overlap.
+	w.clk.t = w.clk.t.Add(time.Hour)
+	overlap := day
+	r, secret2, err := w.svc.RotateAppSecret(context.Background(), a.ID, &overlap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTime(t, "rotated issue time", r.SecretIssuedAt, w.clk.t)
+	wantTime(t, "rotated expiry", r.SecretExpires, w.clk.t.Add(90*day))
+	if r.PrevSecretHash != "" {
+		t.Fatalf("an expired secret was kept for the overlap (until %v)", r.PrevSecretExpires)
+	}
+	if err := w.call(a.ID, secret2); err != nil {
+		t.Fatalf("new secret refused: %v", err)
+	}
+	if err := w.call(a.ID, secret); reasonOf(err) != "BAD_APP_CREDENTIALS" {
+		t.Fatalf("the expired secret after a rotation: %v", err)
+	}
+
+	// A rotation before the expiry: the previous secret works for the
+	// overlap, but not beyond its own expiry.
+	w.clk.t = r.SecretExpires.Add(-time.Hour)
+	r2, secret3, err := w.svc.RotateAppSecret(context.Background(), a.ID, &overlap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTime(t, "overlap end", r2.PrevSecretExpires, r.SecretExpires)
+	for _, s := range []string{secret2, secret3} {
+		if err := w.call(a.ID, s); err != nil {
+			t.Fatalf("secret refused within the overlap: %v", err)
+		}
+	}
+	w.clk.t = r.SecretExpires
+	if err := w.call(a.ID, secret2); reasonOf(err) != "BAD_APP_CREDENTIALS" {
+		t.Fatalf("previous secret after its overlap: %v", err)
+	}
+	if err := w.call(a.ID, secret3); err != nil {
+		t.Fatalf("new secret: %v", err)
+	}
+}
+
+func TestAppSecretLifetimeUpdateRecomputes(t *testing.T) {
+	w := newSecretWorld(t, 90*day)
+	start := w.clk.t
+	a, secret := w.create(t, "oa", 30*day)
+	wantTime(t, "own lifetime expiry", a.SecretExpires, start.Add(30*day))
+	if a.SecretLifetime != 30*day {
+		t.Fatalf("lifetime %v", a.SecretLifetime)
+	}
+	w.clk.t = start.Add(40 * day)
+	if err := w.call(a.ID, secret); reasonOf(err) != caller.ReasonAppSecretExpired {
+		t.Fatalf("after 40 days of 30: %v", err)
+	}
+	// Longer: recomputed from the issue time, and the secret works again
+	// (at once: the update drops this instance's cached app).
+	up, err := w.svc.UpdateApp(context.Background(), a.ID, identity.AppUpdate{Mask: []string{"secret_lifetime_seconds"}, SecretLifetime: 60 * day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTime(t, "recomputed expiry", up.SecretExpires, start.Add(60*day))
+	wantTime(t, "issue time kept", up.SecretIssuedAt, start)
+	if err := w.call(a.ID, secret); err != nil {
+		t.Fatalf("after the lifetime was lengthened: %v", err)
+	}
+	// Back to the server default.
+	up, err = w.svc.UpdateApp(context.Background(), a.ID, identity.AppUpdate{Mask: []string{"secret_lifetime_seconds"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTime(t, "default expiry", up.SecretExpires, start.Add(90*day))
+	// Another field leaves the expiry alone.
+	up, err = w.svc.UpdateApp(context.Background(), a.ID, identity.AppUpdate{Mask: []string{"name"}, Name: "Renamed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTime(t, "expiry after a rename", up.SecretExpires, start.Add(90*day))
+
+	// Bad lifetimes name the field.
+	for _, d := range []time.Duration{-time.Second, identity.MaxSecretLifetime + time.Second} {
+		_, err := w.svc.UpdateApp(context.Background(), a.ID, identity.AppUpdate{Mask: []string{"secret_lifetime_seconds"}, SecretLifetime: d})
+		wantBadField(t, err, "secret_lifetime_seconds")
+		_, _, err = w.svc.CreateApp(context.Background(), identity.NewApp{Type: "OA", Code: "bad", Name: "bad", SecretLifetime: d})
+		wantBadField(t, err, "secret_lifetime_seconds")
+	}
+}
+
+func TestAppSecretsDoNotExpireByDefault(t *testing.T) {
+	w := newSecretWorld(t, 0)
+	a, secret := w.create(t, "oa", 0)
+	if !a.SecretExpires.IsZero() || a.SecretIssuedAt.IsZero() {
+		t.Fatalf("without a lifetime: expires %v, issued %v", a.SecretExpires, a.SecretIssuedAt)
+	}
+	w.clk.t = w.clk.t.Add(20 * 365 * day)
+	if err := w.call(a.ID, secret); err != nil {
+		t.Fatalf("a secret without a lifetime refused: %v", err)
+	}
+	// Its own lifetime applies from its issue time (long past here).
+	up, err := w.svc.UpdateApp(context.Background(), a.ID, identity.AppUpdate{Mask: []string{"secret_lifetime_seconds"}, SecretLifetime: 365 * day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTime(t, "expiry", up.SecretExpires, a.SecretIssuedAt.Add(365*day))
+	if err := w.call(a.ID, secret); reasonOf(err) != caller.ReasonAppSecretExpired {
+		t.Fatalf("after its own lifetime: %v", err)
+	}
+}
+
+func TestListAppsSecretExpiring(t *testing.T) {
+	w := newSecretWorld(t, 0)
+	start := w.clk.t
+	expired, _ := w.create(t, "expired", day)
+	soon, _ := w.create(t, "soon", 20*day)
+	later, _ := w.create(t, "later", 60*day)
+	never, _ := w.create(t, "never", 0)
+	w.clk.t = start.Add(10 * day)
+	list := func(within *time.Duration) []string {
+		t.Helper()
+		apps, _, err := w.svc.ListApps(context.Background(), identity.AppFilter{SecretExpiresWithin: within}, 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var codes []string
+		for _, a := range apps {
+			codes = append(codes, a.Code)
+		}
+		return codes
+	}
+	d14, d0 := 14*day, time.Duration(0)
+	if got := strings.Join(list(&d14), ","); got != codes(expired, soon) {
+		t.Fatalf("expiring within 14 days: %s", got)
+	}
+	if got := strings.Join(list(&d0), ","); got != expired.Code {
+		t.Fatalf("expired: %s", got)
+	}
+	if got := len(list(nil)); got != 4 {
+		t.Fatalf("no filter: %d apps", got)
+	}
+	_ = later
+	_ = never
+	neg := -time.Second
+	_, _, err := w.svc.ListApps(context.Background(), identity.AppFilter{SecretExpiresWithin: &neg}, 0, "")
+	wantBadField(t, err, "secret_expires_within_seconds")
+
+	// The warning: one per application expiring within 14 days, no secret
+	// in it; the counts for the gauges.
+	if err := w.svc.WarnExpiringSecrets(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	warned := map[string]string{}
+	for _, e := range w.logs.FilterLevelExact(zapcore.WarnLevel).All() {
+		f := e.ContextMap()
+		warned[f["app_code"].(string)] = e.Message
+		for k, v := range f {
+			if strings.Contains(strings.ToLower(k), "secret_hash") || strings.Contains(k, "hash") {
+				t.Fatalf("warning logs %s=%v", k, v)
+			}
+		}
+	}
+	if len(warned) != 2 || !strings.Contains(warned["expired"], "has expired") || !strings.Contains(warned["soon"], "expires soon") {
+		t.Fatalf("warnings %v", warned)
+	}
+	if c := w.svc.SecretExpiry(); c.Expiring != 2 || c.Expired != 1 || !c.Checked {
+		t.Fatalf("counts %+v", c)
+	}
+}
+
+func codes(apps ...*identity.App) string {
+	var out []string
+	for _, a := range apps {
+		out = append(out, a.Code)
+	}
+	return strings.Join(out, ",")
+}
+
+// A peer centre holding an application's replica refuses its expired
+// secret too, and follows a lifetime change made at the home centre.
+func TestReplicaAppSecretExpiry(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-a", "Bureau A", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	clk := newTestClock()
+	at := func(c *replicaCentre, h *centre.Homes) *identity.Service {
+		return testService(t, identity.Deps{Store: sqlstore.New(c.db), Homes: h, Now: clk.now, Sleep: clk.sleep,
+			Config: identity.Config{AppSecretLifetime: 90 * day}})
+	}
+	svc2 := at(l2, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := at(l1, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+
+	start := clk.t
+	app, secret, err := svc2.CreateApp(admin2, identity.NewApp{Type: "OA", Code: "harbour", Name: "Harbour", SecretLifetime: 30 * day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := svc1.GetApp(ctx, app.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTime(t, "replica expiry", rep.SecretExpires, start.Add(30*day))
+	wantTime(t, "replica issue time", rep.SecretIssuedAt, start)
+	if rep.SecretLifetime != 30*day {
+		t.Fatalf("replica lifetime %v", rep.SecretLifetime)
+	}
+	if _, err := svc1.AuthenticateApp(ctx, app.ID, secret, netip.Addr{}); err != nil {
+		t.Fatalf("at the peer before the expiry: %v", err)
+	}
+	clk.t = start.Add(30 * day)
+	if _, err := svc1.AuthenticateApp(ctx, app.ID, secret, netip.Addr{}); reasonOf(err) != caller.ReasonAppSecretExpired {
+		t.Fatalf("at the peer after the expiry: %v", err)
+	}
+	// The home centre lengthens the lifetime: the peer follows.
+	if _, err := svc2.UpdateApp(admin2, app.ID, identity.AppUpdate{Mask: []string{"secret_lifetime_seconds"}, SecretLifetime: 60 * day}); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc1.AuthenticateApp(ctx, app.ID, secret, netip.Addr{}); err != nil {
+		t.Fatalf("at the peer after the lifetime was lengthened: %v", err)
+	}
+	d1, err := svc1.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := svc2.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range d1 {
+		if d1[i].Table == "apps" && d1[i] != d2[i] {
+			t.Fatalf("apps digests differ: %+v, %+v", d1[i], d2[i])
+		}
+	}
+}
