@@ -185,6 +185,7 @@ type Store interface {
 	DeleteExpiredAdminTokens(ctx context.Context, now time.Time) error
 
 	FingerStore  // fingers.go
+	CertStore    // certs.go
 	ExportStore  // export.go
 	ReplicaStore // replica.go
 }
