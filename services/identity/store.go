@@ -66,7 +66,7 @@ type Store interface {
 	// transaction: such a change revokes them for good.
 	UpdateUser(ctx context.Context, u *User, evs []events.Event) error
 	// DeleteUser deletes user id and what hangs on it (account links,
-	// fingerprints, group memberships, password history, admin tokens,
+	// fingerprints, certificate bindings, group memberships, password history, admin tokens,
 	// per-source login failures, a pending appointment), with evs;
 	// ErrNotFound when there is no such user.
 	DeleteUser(ctx context.Context, id string, evs []events.Event) error
@@ -185,6 +185,7 @@ type Store interface {
 	DeleteExpiredAdminTokens(ctx context.Context, now time.Time) error
 
 	FingerStore  // fingers.go
+	CertStore    // certs.go
 	ExportStore  // export.go
 	ReplicaStore // replica.go
 }

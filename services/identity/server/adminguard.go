@@ -174,6 +174,11 @@ var personMethods = map[string]adminauth.Perm{
 	identityv1.FingerService_EnrollFinger_FullMethodName:     adminauth.FingersWrite,
 	identityv1.FingerService_DeleteFinger_FullMethodName:     adminauth.FingersWrite,
 	identityv1.FingerService_ListFingers_FullMethodName:      adminauth.FingersRead,
+	// A certificate signs the person in: binding one is like setting
+	// their password.
+	identityv1.AdminService_BindUserCertificate_FullMethodName:   adminauth.UsersPassword,
+	identityv1.AdminService_UnbindUserCertificate_FullMethodName: adminauth.UsersPassword,
+	identityv1.AdminService_ListUserCertificates_FullMethodName:  adminauth.UsersRead,
 }
 
 func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error) {

@@ -90,6 +90,8 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"Fingers", testFingers},
 		{"FingerLimitConcurrent", testFingerLimitConcurrent},
 		{"FingerBypass", testFingerBypass},
+		{"Certs", testCerts},
+		{"CertsConcurrent", testCertsConcurrent},
 		{"ApplyReplica", testApplyReplica},
 		{"ReplicaLocksAndSealed", testReplicaLocksAndSealed},
 		{"ReplicaSearchAndEvents", testReplicaSearchAndEvents},

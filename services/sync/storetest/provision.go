@@ -206,6 +206,19 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 		if u, _, err := s.Object(ctx, provision.KindUser, "u1"); err != nil || u.Field("display_name") != "Ann C" {
 			t.Fatalf("projected person after the commit %+v %v", u, err)
 		}
+		// Identity's own credentials of a person (fingerprints, certificate
+		// bindings) are no field a business system keeps: nothing delivered,
+		// nothing projected.
+		n = project([]*provision.Subscription{sub},
+			ch(8, "uias.changes.identity.user.certificate_bound", `{"id":"u1","data":{"sha256":"ab01"}}`),
+			ch(9, "uias.changes.identity.user.certificate_unbound", `{"id":"u1","data":{"sha256":"ab01"}}`),
+			ch(10, "uias.changes.identity.user.finger_enrolled", `{"id":"u1","data":{"position":2}}`))
+		if n != 0 {
+			t.Fatalf("%d deliveries enqueued for credential changes, want none", n)
+		}
+		if u, _, err := s.Object(ctx, provision.KindUser, "u1"); err != nil || u.Field("sha256") != "" || u.Field("position") != "" {
+			t.Fatalf("a credential change projected into the person: %+v %v", u, err)
+		}
 	})
 
 	// Of several processes that find a scheduled batch due (they read the

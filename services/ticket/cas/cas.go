@@ -178,8 +178,12 @@ type pageData struct {
 	Ticket           string
 	// portal and password pages
 	Wide, SignedIn, HasLinked, HasAssociable bool
-	Entries                                  []portalEntry
-	PasswordLink, LogoutLink, PortalLink     string
+	// CertLogin: the connection carries a verified client certificate
+	// (the page offers the certificate login); HidePassword: the
+	// application needs level 2, which a password cannot give.
+	CertLogin, HidePassword              bool
+	Entries                              []portalEntry
+	PasswordLink, LogoutLink, PortalLink string
 }
 
 func randomToken() string {
@@ -352,14 +356,42 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p loginParams, rs *ticketv1.RegisteredService, errMsg, username string, info ...string) {
 	d := pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "login", Service: p.service, Renew: p.renew, Method: p.method,
-		Error: errMsg, Username: username}
+		Error: errMsg, Username: username, CertLogin: clientCert(r) != nil}
 	if len(info) > 0 {
 		d.Message = info[0]
 	}
 	if rs != nil {
 		d.AppName = rs.GetName()
+		if rs.GetMinAuthLevel() >= certLevel {
+			// A password cannot reach the application's level: the page
+			// offers the certificate, or says one is needed.
+			d.HidePassword = true
+			if d.Message == "" {
+				d.Message = h.texts(r).LevelStepUp
+				if !d.CertLogin {
+					d.Message = h.texts(r).LevelNeedCert
+				}
+			}
+			if !d.CertLogin && code == http.StatusOK {
+				code = http.StatusForbidden
+			}
+		}
 	}
 	h.page(w, r, code, "login", d)
+}
+
+// certLevel is the authentication level of a certificate login.
+const certLevel = 2
+
+// clientCert is the DER of the client certificate the connection of r
+// presented, when this server verified it against tls.client_ca_file
+// (the edge asks for one with VerifyClientCertIfGiven); nil otherwise,
+// also behind a proxy that terminates TLS.
+func clientCert(r *http.Request) []byte {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
+		return nil
+	}
+	return r.TLS.PeerCertificates[0].Raw
 }
 
 // loginPost is POST /cas/login: the credentials.
@@ -376,6 +408,10 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	t := h.texts(r)
 	if !h.csrfOK(r) {
 		h.loginPage(w, r, http.StatusForbidden, p, rs, t.CSRF, "")
+		return
+	}
+	if r.PostFormValue("certificate") != "" {
+		h.certLoginPost(w, r, p, rs)
 		return
 	}
 	username := strings.TrimSpace(r.PostFormValue("username"))
@@ -432,6 +468,57 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	h.sendToService(w, r, cs.GetTgt(), p, rs, true, res.GetPasswordOnly())
 }
 
+// certLoginPost is POST /cas/login with the certificate button: the
+// client certificate of the connection signs the person in at level 2.
+// Refusals say what is wrong: only the holder of the certificate's key
+// (the TLS handshake proved it) reaches these answers, so telling them
+// that their own account is locked or disabled reveals nothing to anyone
+// else; no answer names the account.
+func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginParams, rs *ticketv1.RegisteredService) {
+	t := h.texts(r)
+	der := clientCert(r)
+	if der == nil {
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.CertNone, "")
+		return
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	res, err := h.o.SSO.CertificateLogin(ctx, &identityv1.CertificateLoginRequest{Certificate: der})
+	if err != nil {
+		h.fault(w, r, err)
+		return
+	}
+	if res.GetResult() != identityv1.CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_OK {
+		msg := map[identityv1.CertificateLoginResult]string{
+			identityv1.CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_NOT_REGISTERED:   t.CertNotRegistered,
+			identityv1.CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_EXPIRED:          t.CertExpired,
+			identityv1.CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED:   t.CertLocked,
+			identityv1.CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED: t.CertDisabled,
+			identityv1.CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY:    t.CertPasswordOnly,
+		}[res.GetResult()]
+		if msg == "" { // NOT_VERIFIED, or a verdict this page does not know
+			msg = t.CertNone
+		}
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, msg, "")
+		return
+	}
+	if old := tgcOf(r); old != "" {
+		_, _ = h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: old})
+	}
+	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
+		AuthLevel: certLevel, OrgId: res.GetOrgId()})
+	if err != nil {
+		h.fault(w, r, err)
+		return
+	}
+	h.setTGC(w, r, cs.GetTgt())
+	if rs == nil {
+		http.Redirect(w, r, h.o.Prefix+"portal", http.StatusSeeOther)
+		return
+	}
+	h.sendToService(w, r, cs.GetTgt(), p, rs, true)
+}
+
 // sendToService issues a ticket and sends the browser to the service.
 func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt string, p loginParams, rs *ticketv1.RegisteredService, fresh bool, passwordOnly ...bool) {
 	ctx, cancel := h.ctx(r)
@@ -447,11 +534,19 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 				http.Redirect(w, r, withoutTicket(p.service), http.StatusSeeOther)
 				return
 			}
-			msg := t.LevelNotYet
 			if len(passwordOnly) > 0 && passwordOnly[0] {
-				msg = t.LevelPassword
+				d := pageData{Error: "1", Heading: t.LevelHead, Message: t.LevelPassword, AppName: rs.GetName()}
+				h.page(w, r, http.StatusForbidden, "message", d)
+				return
 			}
-			d := pageData{Error: "1", Heading: t.LevelHead, Message: msg, AppName: rs.GetName()}
+			if clientCert(r) != nil {
+				// Step-up (as CAS renew): the session is kept for the
+				// person's other applications; the page asks for the
+				// certificate, whose login replaces it at level 2.
+				h.loginPage(w, r, http.StatusOK, p, rs, "", "")
+				return
+			}
+			d := pageData{Error: "1", Heading: t.LevelHead, Message: t.LevelNeedCert, AppName: rs.GetName()}
 			h.page(w, r, http.StatusForbidden, "message", d)
 		case "SESSION_NOT_FOUND":
 			h.clearTGC(w, r)

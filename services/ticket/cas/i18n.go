@@ -15,6 +15,9 @@ type texts struct {
 	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch               string
 	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal              string
 	BackToApp, AccessDeniedHead, AccessDenied, AccessNoAccount, AccessNoPermission                              string
+	// certificate login (authentication level 2)
+	CertSignIn, CertOr, CertNone, CertNotRegistered, CertExpired, CertLocked, CertDisabled, CertPasswordOnly string
+	LevelNeedCert, LevelStepUp                                                                               string
 }
 
 var languages = map[string]texts{
@@ -34,7 +37,6 @@ var languages = map[string]texts{
 		SignOut:       "Sign out",
 		LevelHead:     "A stronger sign-in is required",
 		LevelPassword: "This application requires a certificate or another strong sign-in (level 2). Your account can sign in with a password only, so it cannot enter this application.",
-		LevelNotYet:   "This application requires a certificate or another strong sign-in (level 2). You signed in with a password, and certificate sign-in is not available yet, so you cannot enter this application.",
 		ErrorHead:     "Sign-in error",
 		PortalHead:    "Your applications", SignedInAs: "Signed in as", YourApps: "Applications you can enter",
 		NoApps: "No application is linked to your account yet.", Enter: "Enter", AccountIn: "account",
@@ -60,6 +62,16 @@ var languages = map[string]texts{
 		AccessDenied:          "You are signed in, but you may not use this application.",
 		AccessNoAccount:       "You have no account in it. Ask the application's administrator to give you one.",
 		AccessNoPermission:    "You have not been granted access to it. Ask your administrator for the permission.",
+		CertSignIn:            "Sign in with your certificate",
+		CertOr:                "or sign in with your login name and password:",
+		CertNone:              "Your browser did not present a client certificate. Insert your certificate (USB key) or install it in your browser, then open this page again.",
+		CertNotRegistered:     "This certificate is not registered to any account. Ask your administrator to register it for you.",
+		CertExpired:           "Your certificate has expired or is not valid yet. Ask for a new certificate.",
+		CertLocked:            "Your account is locked. Try again later or ask your administrator.",
+		CertDisabled:          "Your account is disabled. Ask your administrator.",
+		CertPasswordOnly:      "Your account may sign in with its password only, not with a certificate.",
+		LevelNeedCert:         "This application requires signing in with a certificate (level 2). Your browser did not present a client certificate: insert your certificate (USB key) or install it in your browser, then open this page again.",
+		LevelStepUp:           "This application requires signing in with a certificate (level 2). Sign in with your certificate to continue.",
 	},
 	"zh-CN": {
 		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
@@ -77,7 +89,6 @@ var languages = map[string]texts{
 		SignOut:       "退出",
 		LevelHead:     "需要更高强度的登录",
 		LevelPassword: "该应用要求使用证书或其他强认证方式（二级）登录。您的账号只能使用密码登录，因此无法进入该应用。",
-		LevelNotYet:   "该应用要求使用证书或其他强认证方式（二级）登录。您使用密码登录，而证书登录尚未开通，因此无法进入该应用。",
 		ErrorHead:     "登录错误",
 		PortalHead:    "我的应用", SignedInAs: "当前用户", YourApps: "您可以进入的应用",
 		NoApps: "您的账号尚未关联任何应用。", Enter: "进入", AccountIn: "账号",
@@ -103,6 +114,16 @@ var languages = map[string]texts{
 		AccessDenied:          "您已登录，但无权使用该应用。",
 		AccessNoAccount:       "您在该应用中没有账号，请联系该应用的管理员为您开通。",
 		AccessNoPermission:    "您未被授予使用该应用的权限，请联系管理员申请。",
+		CertSignIn:            "使用数字证书登录",
+		CertOr:                "或者使用登录名和密码登录：",
+		CertNone:              "您的浏览器没有提供客户端证书。请插入您的证书（USB Key）或在浏览器中安装证书，然后重新打开本页。",
+		CertNotRegistered:     "该证书没有登记到任何账号。请联系管理员为您登记。",
+		CertExpired:           "您的证书已过期或尚未生效。请申请新的证书。",
+		CertLocked:            "您的账号已被锁定。请稍后再试或联系管理员。",
+		CertDisabled:          "您的账号已被停用。请联系管理员。",
+		CertPasswordOnly:      "您的账号只能使用密码登录，不能使用证书登录。",
+		LevelNeedCert:         "该应用要求使用数字证书（二级）登录。您的浏览器没有提供客户端证书：请插入您的证书（USB Key）或在浏览器中安装证书，然后重新打开本页。",
+		LevelStepUp:           "该应用要求使用数字证书（二级）登录。请使用您的证书登录后继续。",
 	},
 }
 

@@ -59,6 +59,9 @@ func commands() map[string]map[string]command {
 			"enable":         userStatusCmd(identityv1.UserStatus_USER_STATUS_ACTIVE),
 			"delete":         userDeleteCmd(),
 			"finger":         userFingerCmd(),
+			"bind-cert":      userBindCertCmd(),
+			"unbind-cert":    userUnbindCertCmd(),
+			"certs":          userCertsCmd(),
 		},
 		"group": {
 			"create":        groupCreateCmd(),

@@ -4186,6 +4186,321 @@ func (x *UpdateGroupRequest) GetName() string {
 	return ""
 }
 
+// UserCertificate is a client certificate bound to a person (never the
+// certificate's subject or other content: only its thumbprint).
+type UserCertificate struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	// sha256 is the SHA-256 thumbprint of the certificate's DER encoding, 64
+	// lower case hex digits.
+	Sha256     string                 `protobuf:"bytes,2,opt,name=sha256" json:"sha256,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
+	// not_after is the certificate's expiry, when it was bound from the
+	// certificate itself (absent when bound by thumbprint).
+	NotAfter      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=not_after,json=notAfter" json:"not_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserCertificate) Reset() {
+	*x = UserCertificate{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserCertificate) ProtoMessage() {}
+
+func (x *UserCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserCertificate.ProtoReflect.Descriptor instead.
+func (*UserCertificate) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *UserCertificate) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UserCertificate) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *UserCertificate) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *UserCertificate) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
+type BindUserCertificateRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	// certificate is the DER encoding of the certificate (base64 in JSON);
+	// or give sha256 instead.
+	Certificate []byte `protobuf:"bytes,2,opt,name=certificate" json:"certificate,omitempty"`
+	// sha256 is the thumbprint: hex, upper or lower case, colons allowed
+	// (openssl x509 -fingerprint -sha256). With certificate, it must be that
+	// certificate's.
+	Sha256        string `protobuf:"bytes,3,opt,name=sha256" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindUserCertificateRequest) Reset() {
+	*x = BindUserCertificateRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindUserCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindUserCertificateRequest) ProtoMessage() {}
+
+func (x *BindUserCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindUserCertificateRequest.ProtoReflect.Descriptor instead.
+func (*BindUserCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *BindUserCertificateRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BindUserCertificateRequest) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *BindUserCertificateRequest) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type ListUserCertificatesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserCertificatesRequest) Reset() {
+	*x = ListUserCertificatesRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserCertificatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserCertificatesRequest) ProtoMessage() {}
+
+func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserCertificatesRequest.ProtoReflect.Descriptor instead.
+func (*ListUserCertificatesRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ListUserCertificatesRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type ListUserCertificatesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Certificates  []*UserCertificate     `protobuf:"bytes,1,rep,name=certificates" json:"certificates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserCertificatesResponse) Reset() {
+	*x = ListUserCertificatesResponse{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserCertificatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserCertificatesResponse) ProtoMessage() {}
+
+func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserCertificatesResponse.ProtoReflect.Descriptor instead.
+func (*ListUserCertificatesResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ListUserCertificatesResponse) GetCertificates() []*UserCertificate {
+	if x != nil {
+		return x.Certificates
+	}
+	return nil
+}
+
+type UnbindUserCertificateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	Sha256        string                 `protobuf:"bytes,2,opt,name=sha256" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnbindUserCertificateRequest) Reset() {
+	*x = UnbindUserCertificateRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnbindUserCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnbindUserCertificateRequest) ProtoMessage() {}
+
+func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnbindUserCertificateRequest.ProtoReflect.Descriptor instead.
+func (*UnbindUserCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *UnbindUserCertificateRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UnbindUserCertificateRequest) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type UnbindUserCertificateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnbindUserCertificateResponse) Reset() {
+	*x = UnbindUserCertificateResponse{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnbindUserCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnbindUserCertificateResponse) ProtoMessage() {}
+
+func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnbindUserCertificateResponse.ProtoReflect.Descriptor instead.
+func (*UnbindUserCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{63}
+}
+
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_identity_proto_rawDesc = "" +
@@ -4492,7 +4807,25 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x13DeleteGroupResponse\"Z\n" +
 	"\x12UpdateGroupRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12#\n" +
-	"\x04name\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x04name*\x80\x01\n" +
+	"\x04name\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x04name\"\xb8\x01\n" +
+	"\x0fUserCertificate\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x127\n" +
+	"\tnot_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\x99\x01\n" +
+	"\x1aBindUserCertificateRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12+\n" +
+	"\vcertificate\x18\x02 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x01R\vcertificate\x12$\n" +
+	"\x06sha256\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x06sha256\"G\n" +
+	"\x1bListUserCertificatesRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"e\n" +
+	"\x1cListUserCertificatesResponse\x12E\n" +
+	"\fcertificates\x18\x01 \x03(\v2!.uias.identity.v1.UserCertificateR\fcertificates\"q\n" +
+	"\x1cUnbindUserCertificateRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12'\n" +
+	"\x06sha256\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06sha256\"\x1f\n" +
+	"\x1dUnbindUserCertificateResponse*\x80\x01\n" +
 	"\bAuthType\x12\x19\n" +
 	"\x15AUTH_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12AUTH_TYPE_PASSWORD\x10\x01\x12\x19\n" +
@@ -4532,7 +4865,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x14APP_STATUS_SUSPENDED\x10\x022\x8f\x02\n" +
 	"\vAuthService\x12z\n" +
 	"\fAuthenticate\x12%.uias.identity.v1.AuthenticateRequest\x1a&.uias.identity.v1.AuthenticateResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/authenticate\x12\x83\x01\n" +
-	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\x93\x1e\n" +
+	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xf9!\n" +
 	"\fAdminService\x12s\n" +
 	"\n" +
 	"AdminLogin\x12#.uias.identity.v1.AdminLoginRequest\x1a$.uias.identity.v1.AdminLoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/login\x12w\n" +
@@ -4578,7 +4911,10 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\tDeleteApp\x12\".uias.identity.v1.DeleteAppRequest\x1a#.uias.identity.v1.DeleteAppResponse\"\x15\x82\xd3\xe4\x93\x02\x0f*\r/v1/apps/{id}\x12t\n" +
 	"\x11CreateAccountLink\x12*.uias.identity.v1.CreateAccountLinkRequest\x1a\x1d.uias.identity.v1.AccountLink\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/links\x12|\n" +
 	"\x10ListAccountLinks\x12).uias.identity.v1.ListAccountLinksRequest\x1a*.uias.identity.v1.ListAccountLinksResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/links\x12\x84\x01\n" +
-	"\x11DeleteAccountLink\x12*.uias.identity.v1.DeleteAccountLinkRequest\x1a+.uias.identity.v1.DeleteAccountLinkResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/links/{id}BAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\x11DeleteAccountLink\x12*.uias.identity.v1.DeleteAccountLinkRequest\x1a+.uias.identity.v1.DeleteAccountLinkResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/links/{id}\x12\x93\x01\n" +
+	"\x13BindUserCertificate\x12,.uias.identity.v1.BindUserCertificateRequest\x1a!.uias.identity.v1.UserCertificate\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/users/{user_id}/certificates\x12\x9f\x01\n" +
+	"\x14ListUserCertificates\x12-.uias.identity.v1.ListUserCertificatesRequest\x1a..uias.identity.v1.ListUserCertificatesResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/users/{user_id}/certificates\x12\xab\x01\n" +
+	"\x15UnbindUserCertificate\x12..uias.identity.v1.UnbindUserCertificateRequest\x1a/.uias.identity.v1.UnbindUserCertificateResponse\"1\x82\xd3\xe4\x93\x02+*)/v1/users/{user_id}/certificates/{sha256}BAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_identity_proto_rawDescOnce sync.Once
@@ -4593,194 +4929,209 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
-	(AuthType)(0),                     // 0: uias.identity.v1.AuthType
-	(Reason)(0),                       // 1: uias.identity.v1.Reason
-	(Status)(0),                       // 2: uias.identity.v1.Status
-	(IdType)(0),                       // 3: uias.identity.v1.IdType
-	(UserStatus)(0),                   // 4: uias.identity.v1.UserStatus
-	(AppStatus)(0),                    // 5: uias.identity.v1.AppStatus
-	(*AuthenticateRequest)(nil),       // 6: uias.identity.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),      // 7: uias.identity.v1.AuthenticateResponse
-	(*UserSummary)(nil),               // 8: uias.identity.v1.UserSummary
-	(*ChangePasswordRequest)(nil),     // 9: uias.identity.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),    // 10: uias.identity.v1.ChangePasswordResponse
-	(*AdminLoginRequest)(nil),         // 11: uias.identity.v1.AdminLoginRequest
-	(*AdminLoginResponse)(nil),        // 12: uias.identity.v1.AdminLoginResponse
-	(*AdminLogoutRequest)(nil),        // 13: uias.identity.v1.AdminLogoutRequest
-	(*AdminLogoutResponse)(nil),       // 14: uias.identity.v1.AdminLogoutResponse
-	(*Org)(nil),                       // 15: uias.identity.v1.Org
-	(*CreateOrgRequest)(nil),          // 16: uias.identity.v1.CreateOrgRequest
-	(*GetOrgRequest)(nil),             // 17: uias.identity.v1.GetOrgRequest
-	(*ListOrgsRequest)(nil),           // 18: uias.identity.v1.ListOrgsRequest
-	(*ListOrgsResponse)(nil),          // 19: uias.identity.v1.ListOrgsResponse
-	(*UpdateOrgRequest)(nil),          // 20: uias.identity.v1.UpdateOrgRequest
-	(*MoveOrgRequest)(nil),            // 21: uias.identity.v1.MoveOrgRequest
-	(*SetOrgStatusRequest)(nil),       // 22: uias.identity.v1.SetOrgStatusRequest
-	(*User)(nil),                      // 23: uias.identity.v1.User
-	(*CreateUserRequest)(nil),         // 24: uias.identity.v1.CreateUserRequest
-	(*GetUserRequest)(nil),            // 25: uias.identity.v1.GetUserRequest
-	(*ListUsersRequest)(nil),          // 26: uias.identity.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),         // 27: uias.identity.v1.ListUsersResponse
-	(*UpdateUserRequest)(nil),         // 28: uias.identity.v1.UpdateUserRequest
-	(*SetUserStatusRequest)(nil),      // 29: uias.identity.v1.SetUserStatusRequest
-	(*LockUserRequest)(nil),           // 30: uias.identity.v1.LockUserRequest
-	(*UnlockUserRequest)(nil),         // 31: uias.identity.v1.UnlockUserRequest
-	(*SetPasswordRequest)(nil),        // 32: uias.identity.v1.SetPasswordRequest
-	(*Group)(nil),                     // 33: uias.identity.v1.Group
-	(*CreateGroupRequest)(nil),        // 34: uias.identity.v1.CreateGroupRequest
-	(*GetGroupRequest)(nil),           // 35: uias.identity.v1.GetGroupRequest
-	(*ListGroupsRequest)(nil),         // 36: uias.identity.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),        // 37: uias.identity.v1.ListGroupsResponse
-	(*GroupMemberRequest)(nil),        // 38: uias.identity.v1.GroupMemberRequest
-	(*App)(nil),                       // 39: uias.identity.v1.App
-	(*CreateAppRequest)(nil),          // 40: uias.identity.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),         // 41: uias.identity.v1.CreateAppResponse
-	(*GetAppRequest)(nil),             // 42: uias.identity.v1.GetAppRequest
-	(*ListAppsRequest)(nil),           // 43: uias.identity.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),          // 44: uias.identity.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),          // 45: uias.identity.v1.UpdateAppRequest
-	(*RotateAppSecretRequest)(nil),    // 46: uias.identity.v1.RotateAppSecretRequest
-	(*DeleteAppRequest)(nil),          // 47: uias.identity.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),         // 48: uias.identity.v1.DeleteAppResponse
-	(*AccountLink)(nil),               // 49: uias.identity.v1.AccountLink
-	(*CreateAccountLinkRequest)(nil),  // 50: uias.identity.v1.CreateAccountLinkRequest
-	(*ListAccountLinksRequest)(nil),   // 51: uias.identity.v1.ListAccountLinksRequest
-	(*ListAccountLinksResponse)(nil),  // 52: uias.identity.v1.ListAccountLinksResponse
-	(*DeleteAccountLinkRequest)(nil),  // 53: uias.identity.v1.DeleteAccountLinkRequest
-	(*DeleteAccountLinkResponse)(nil), // 54: uias.identity.v1.DeleteAccountLinkResponse
-	(*DeleteUserRequest)(nil),         // 55: uias.identity.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),        // 56: uias.identity.v1.DeleteUserResponse
-	(*ResetPasswordRequest)(nil),      // 57: uias.identity.v1.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),     // 58: uias.identity.v1.ResetPasswordResponse
-	(*DeleteOrgRequest)(nil),          // 59: uias.identity.v1.DeleteOrgRequest
-	(*DeleteOrgResponse)(nil),         // 60: uias.identity.v1.DeleteOrgResponse
-	(*DeleteGroupRequest)(nil),        // 61: uias.identity.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),       // 62: uias.identity.v1.DeleteGroupResponse
-	(*UpdateGroupRequest)(nil),        // 63: uias.identity.v1.UpdateGroupRequest
-	nil,                               // 64: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),     // 65: google.protobuf.Timestamp
+	(AuthType)(0),                         // 0: uias.identity.v1.AuthType
+	(Reason)(0),                           // 1: uias.identity.v1.Reason
+	(Status)(0),                           // 2: uias.identity.v1.Status
+	(IdType)(0),                           // 3: uias.identity.v1.IdType
+	(UserStatus)(0),                       // 4: uias.identity.v1.UserStatus
+	(AppStatus)(0),                        // 5: uias.identity.v1.AppStatus
+	(*AuthenticateRequest)(nil),           // 6: uias.identity.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),          // 7: uias.identity.v1.AuthenticateResponse
+	(*UserSummary)(nil),                   // 8: uias.identity.v1.UserSummary
+	(*ChangePasswordRequest)(nil),         // 9: uias.identity.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),        // 10: uias.identity.v1.ChangePasswordResponse
+	(*AdminLoginRequest)(nil),             // 11: uias.identity.v1.AdminLoginRequest
+	(*AdminLoginResponse)(nil),            // 12: uias.identity.v1.AdminLoginResponse
+	(*AdminLogoutRequest)(nil),            // 13: uias.identity.v1.AdminLogoutRequest
+	(*AdminLogoutResponse)(nil),           // 14: uias.identity.v1.AdminLogoutResponse
+	(*Org)(nil),                           // 15: uias.identity.v1.Org
+	(*CreateOrgRequest)(nil),              // 16: uias.identity.v1.CreateOrgRequest
+	(*GetOrgRequest)(nil),                 // 17: uias.identity.v1.GetOrgRequest
+	(*ListOrgsRequest)(nil),               // 18: uias.identity.v1.ListOrgsRequest
+	(*ListOrgsResponse)(nil),              // 19: uias.identity.v1.ListOrgsResponse
+	(*UpdateOrgRequest)(nil),              // 20: uias.identity.v1.UpdateOrgRequest
+	(*MoveOrgRequest)(nil),                // 21: uias.identity.v1.MoveOrgRequest
+	(*SetOrgStatusRequest)(nil),           // 22: uias.identity.v1.SetOrgStatusRequest
+	(*User)(nil),                          // 23: uias.identity.v1.User
+	(*CreateUserRequest)(nil),             // 24: uias.identity.v1.CreateUserRequest
+	(*GetUserRequest)(nil),                // 25: uias.identity.v1.GetUserRequest
+	(*ListUsersRequest)(nil),              // 26: uias.identity.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),             // 27: uias.identity.v1.ListUsersResponse
+	(*UpdateUserRequest)(nil),             // 28: uias.identity.v1.UpdateUserRequest
+	(*SetUserStatusRequest)(nil),          // 29: uias.identity.v1.SetUserStatusRequest
+	(*LockUserRequest)(nil),               // 30: uias.identity.v1.LockUserRequest
+	(*UnlockUserRequest)(nil),             // 31: uias.identity.v1.UnlockUserRequest
+	(*SetPasswordRequest)(nil),            // 32: uias.identity.v1.SetPasswordRequest
+	(*Group)(nil),                         // 33: uias.identity.v1.Group
+	(*CreateGroupRequest)(nil),            // 34: uias.identity.v1.CreateGroupRequest
+	(*GetGroupRequest)(nil),               // 35: uias.identity.v1.GetGroupRequest
+	(*ListGroupsRequest)(nil),             // 36: uias.identity.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),            // 37: uias.identity.v1.ListGroupsResponse
+	(*GroupMemberRequest)(nil),            // 38: uias.identity.v1.GroupMemberRequest
+	(*App)(nil),                           // 39: uias.identity.v1.App
+	(*CreateAppRequest)(nil),              // 40: uias.identity.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),             // 41: uias.identity.v1.CreateAppResponse
+	(*GetAppRequest)(nil),                 // 42: uias.identity.v1.GetAppRequest
+	(*ListAppsRequest)(nil),               // 43: uias.identity.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),              // 44: uias.identity.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),              // 45: uias.identity.v1.UpdateAppRequest
+	(*RotateAppSecretRequest)(nil),        // 46: uias.identity.v1.RotateAppSecretRequest
+	(*DeleteAppRequest)(nil),              // 47: uias.identity.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),             // 48: uias.identity.v1.DeleteAppResponse
+	(*AccountLink)(nil),                   // 49: uias.identity.v1.AccountLink
+	(*CreateAccountLinkRequest)(nil),      // 50: uias.identity.v1.CreateAccountLinkRequest
+	(*ListAccountLinksRequest)(nil),       // 51: uias.identity.v1.ListAccountLinksRequest
+	(*ListAccountLinksResponse)(nil),      // 52: uias.identity.v1.ListAccountLinksResponse
+	(*DeleteAccountLinkRequest)(nil),      // 53: uias.identity.v1.DeleteAccountLinkRequest
+	(*DeleteAccountLinkResponse)(nil),     // 54: uias.identity.v1.DeleteAccountLinkResponse
+	(*DeleteUserRequest)(nil),             // 55: uias.identity.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),            // 56: uias.identity.v1.DeleteUserResponse
+	(*ResetPasswordRequest)(nil),          // 57: uias.identity.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),         // 58: uias.identity.v1.ResetPasswordResponse
+	(*DeleteOrgRequest)(nil),              // 59: uias.identity.v1.DeleteOrgRequest
+	(*DeleteOrgResponse)(nil),             // 60: uias.identity.v1.DeleteOrgResponse
+	(*DeleteGroupRequest)(nil),            // 61: uias.identity.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),           // 62: uias.identity.v1.DeleteGroupResponse
+	(*UpdateGroupRequest)(nil),            // 63: uias.identity.v1.UpdateGroupRequest
+	(*UserCertificate)(nil),               // 64: uias.identity.v1.UserCertificate
+	(*BindUserCertificateRequest)(nil),    // 65: uias.identity.v1.BindUserCertificateRequest
+	(*ListUserCertificatesRequest)(nil),   // 66: uias.identity.v1.ListUserCertificatesRequest
+	(*ListUserCertificatesResponse)(nil),  // 67: uias.identity.v1.ListUserCertificatesResponse
+	(*UnbindUserCertificateRequest)(nil),  // 68: uias.identity.v1.UnbindUserCertificateRequest
+	(*UnbindUserCertificateResponse)(nil), // 69: uias.identity.v1.UnbindUserCertificateResponse
+	nil,                                   // 70: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*timestamppb.Timestamp)(nil),         // 71: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	64, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	70, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
 	1,  // 2: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
 	8,  // 3: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	65, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	71, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	8,  // 5: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
 	2,  // 6: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	65, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	65, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	71, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	71, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
 	15, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
 	2,  // 11: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
 	3,  // 12: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 13: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	65, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	65, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	65, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	65, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	65, // 18: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
+	71, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	71, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	71, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	71, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	71, // 18: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
 	3,  // 19: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 20: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
 	23, // 21: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
 	3,  // 22: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 23: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	65, // 24: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	71, // 24: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
 	33, // 25: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
 	5,  // 26: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	65, // 27: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	65, // 28: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	65, // 29: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
-	65, // 30: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
+	71, // 27: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	71, // 28: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	71, // 29: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
+	71, // 30: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
 	39, // 31: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
 	5,  // 32: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
 	39, // 33: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
 	5,  // 34: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
 	2,  // 35: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	65, // 36: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	71, // 36: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
 	49, // 37: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
 	23, // 38: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	6,  // 39: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	9,  // 40: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	11, // 41: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	13, // 42: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	16, // 43: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	17, // 44: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	18, // 45: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	20, // 46: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	21, // 47: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	59, // 48: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	22, // 49: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	24, // 50: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	25, // 51: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	26, // 52: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	28, // 53: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	29, // 54: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	30, // 55: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	31, // 56: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	55, // 57: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	32, // 58: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	57, // 59: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	34, // 60: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	61, // 61: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	63, // 62: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	35, // 63: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	36, // 64: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	38, // 65: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	38, // 66: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	40, // 67: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	42, // 68: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	43, // 69: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	45, // 70: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	46, // 71: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	47, // 72: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	50, // 73: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	51, // 74: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	53, // 75: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	7,  // 76: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	10, // 77: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	12, // 78: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	14, // 79: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	15, // 80: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	15, // 81: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	19, // 82: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	15, // 83: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	15, // 84: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	60, // 85: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	15, // 86: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	23, // 87: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	23, // 88: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	27, // 89: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	23, // 90: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	23, // 91: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	23, // 92: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	23, // 93: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	56, // 94: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	23, // 95: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	58, // 96: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	33, // 97: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	62, // 98: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	33, // 99: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	33, // 100: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	37, // 101: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	33, // 102: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	33, // 103: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	41, // 104: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	39, // 105: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	44, // 106: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	39, // 107: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	41, // 108: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	48, // 109: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	49, // 110: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	52, // 111: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	54, // 112: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	76, // [76:113] is the sub-list for method output_type
-	39, // [39:76] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	71, // 39: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	71, // 40: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	64, // 41: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	6,  // 42: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	9,  // 43: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	11, // 44: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	13, // 45: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	16, // 46: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	17, // 47: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	18, // 48: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	20, // 49: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	21, // 50: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	59, // 51: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	22, // 52: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	24, // 53: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	25, // 54: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	26, // 55: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	28, // 56: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	29, // 57: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	30, // 58: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	31, // 59: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	55, // 60: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	32, // 61: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	57, // 62: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	34, // 63: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	61, // 64: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	63, // 65: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	35, // 66: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	36, // 67: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	38, // 68: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	38, // 69: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	40, // 70: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	42, // 71: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	43, // 72: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	45, // 73: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	46, // 74: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	47, // 75: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	50, // 76: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	51, // 77: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	53, // 78: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	65, // 79: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	66, // 80: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	68, // 81: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	7,  // 82: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	10, // 83: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	12, // 84: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	14, // 85: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	15, // 86: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	15, // 87: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	19, // 88: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	15, // 89: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	15, // 90: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	60, // 91: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	15, // 92: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	23, // 93: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	23, // 94: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	27, // 95: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	23, // 96: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	23, // 97: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	23, // 98: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	23, // 99: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	56, // 100: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	23, // 101: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	58, // 102: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	33, // 103: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	62, // 104: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	33, // 105: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	33, // 106: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	37, // 107: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	33, // 108: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	33, // 109: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	41, // 110: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	39, // 111: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	44, // 112: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	39, // 113: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	41, // 114: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	48, // 115: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	49, // 116: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	52, // 117: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	54, // 118: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	64, // 119: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	67, // 120: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	69, // 121: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	82, // [82:122] is the sub-list for method output_type
+	42, // [42:82] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
@@ -4794,7 +5145,7 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   59,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

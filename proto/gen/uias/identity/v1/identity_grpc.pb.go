@@ -179,41 +179,44 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	AdminService_AdminLogin_FullMethodName        = "/uias.identity.v1.AdminService/AdminLogin"
-	AdminService_AdminLogout_FullMethodName       = "/uias.identity.v1.AdminService/AdminLogout"
-	AdminService_CreateOrg_FullMethodName         = "/uias.identity.v1.AdminService/CreateOrg"
-	AdminService_GetOrg_FullMethodName            = "/uias.identity.v1.AdminService/GetOrg"
-	AdminService_ListOrgs_FullMethodName          = "/uias.identity.v1.AdminService/ListOrgs"
-	AdminService_UpdateOrg_FullMethodName         = "/uias.identity.v1.AdminService/UpdateOrg"
-	AdminService_MoveOrg_FullMethodName           = "/uias.identity.v1.AdminService/MoveOrg"
-	AdminService_DeleteOrg_FullMethodName         = "/uias.identity.v1.AdminService/DeleteOrg"
-	AdminService_SetOrgStatus_FullMethodName      = "/uias.identity.v1.AdminService/SetOrgStatus"
-	AdminService_CreateUser_FullMethodName        = "/uias.identity.v1.AdminService/CreateUser"
-	AdminService_GetUser_FullMethodName           = "/uias.identity.v1.AdminService/GetUser"
-	AdminService_ListUsers_FullMethodName         = "/uias.identity.v1.AdminService/ListUsers"
-	AdminService_UpdateUser_FullMethodName        = "/uias.identity.v1.AdminService/UpdateUser"
-	AdminService_SetUserStatus_FullMethodName     = "/uias.identity.v1.AdminService/SetUserStatus"
-	AdminService_LockUser_FullMethodName          = "/uias.identity.v1.AdminService/LockUser"
-	AdminService_UnlockUser_FullMethodName        = "/uias.identity.v1.AdminService/UnlockUser"
-	AdminService_DeleteUser_FullMethodName        = "/uias.identity.v1.AdminService/DeleteUser"
-	AdminService_SetPassword_FullMethodName       = "/uias.identity.v1.AdminService/SetPassword"
-	AdminService_ResetPassword_FullMethodName     = "/uias.identity.v1.AdminService/ResetPassword"
-	AdminService_CreateGroup_FullMethodName       = "/uias.identity.v1.AdminService/CreateGroup"
-	AdminService_DeleteGroup_FullMethodName       = "/uias.identity.v1.AdminService/DeleteGroup"
-	AdminService_UpdateGroup_FullMethodName       = "/uias.identity.v1.AdminService/UpdateGroup"
-	AdminService_GetGroup_FullMethodName          = "/uias.identity.v1.AdminService/GetGroup"
-	AdminService_ListGroups_FullMethodName        = "/uias.identity.v1.AdminService/ListGroups"
-	AdminService_AddGroupMember_FullMethodName    = "/uias.identity.v1.AdminService/AddGroupMember"
-	AdminService_RemoveGroupMember_FullMethodName = "/uias.identity.v1.AdminService/RemoveGroupMember"
-	AdminService_CreateApp_FullMethodName         = "/uias.identity.v1.AdminService/CreateApp"
-	AdminService_GetApp_FullMethodName            = "/uias.identity.v1.AdminService/GetApp"
-	AdminService_ListApps_FullMethodName          = "/uias.identity.v1.AdminService/ListApps"
-	AdminService_UpdateApp_FullMethodName         = "/uias.identity.v1.AdminService/UpdateApp"
-	AdminService_RotateAppSecret_FullMethodName   = "/uias.identity.v1.AdminService/RotateAppSecret"
-	AdminService_DeleteApp_FullMethodName         = "/uias.identity.v1.AdminService/DeleteApp"
-	AdminService_CreateAccountLink_FullMethodName = "/uias.identity.v1.AdminService/CreateAccountLink"
-	AdminService_ListAccountLinks_FullMethodName  = "/uias.identity.v1.AdminService/ListAccountLinks"
-	AdminService_DeleteAccountLink_FullMethodName = "/uias.identity.v1.AdminService/DeleteAccountLink"
+	AdminService_AdminLogin_FullMethodName            = "/uias.identity.v1.AdminService/AdminLogin"
+	AdminService_AdminLogout_FullMethodName           = "/uias.identity.v1.AdminService/AdminLogout"
+	AdminService_CreateOrg_FullMethodName             = "/uias.identity.v1.AdminService/CreateOrg"
+	AdminService_GetOrg_FullMethodName                = "/uias.identity.v1.AdminService/GetOrg"
+	AdminService_ListOrgs_FullMethodName              = "/uias.identity.v1.AdminService/ListOrgs"
+	AdminService_UpdateOrg_FullMethodName             = "/uias.identity.v1.AdminService/UpdateOrg"
+	AdminService_MoveOrg_FullMethodName               = "/uias.identity.v1.AdminService/MoveOrg"
+	AdminService_DeleteOrg_FullMethodName             = "/uias.identity.v1.AdminService/DeleteOrg"
+	AdminService_SetOrgStatus_FullMethodName          = "/uias.identity.v1.AdminService/SetOrgStatus"
+	AdminService_CreateUser_FullMethodName            = "/uias.identity.v1.AdminService/CreateUser"
+	AdminService_GetUser_FullMethodName               = "/uias.identity.v1.AdminService/GetUser"
+	AdminService_ListUsers_FullMethodName             = "/uias.identity.v1.AdminService/ListUsers"
+	AdminService_UpdateUser_FullMethodName            = "/uias.identity.v1.AdminService/UpdateUser"
+	AdminService_SetUserStatus_FullMethodName         = "/uias.identity.v1.AdminService/SetUserStatus"
+	AdminService_LockUser_FullMethodName              = "/uias.identity.v1.AdminService/LockUser"
+	AdminService_UnlockUser_FullMethodName            = "/uias.identity.v1.AdminService/UnlockUser"
+	AdminService_DeleteUser_FullMethodName            = "/uias.identity.v1.AdminService/DeleteUser"
+	AdminService_SetPassword_FullMethodName           = "/uias.identity.v1.AdminService/SetPassword"
+	AdminService_ResetPassword_FullMethodName         = "/uias.identity.v1.AdminService/ResetPassword"
+	AdminService_CreateGroup_FullMethodName           = "/uias.identity.v1.AdminService/CreateGroup"
+	AdminService_DeleteGroup_FullMethodName           = "/uias.identity.v1.AdminService/DeleteGroup"
+	AdminService_UpdateGroup_FullMethodName           = "/uias.identity.v1.AdminService/UpdateGroup"
+	AdminService_GetGroup_FullMethodName              = "/uias.identity.v1.AdminService/GetGroup"
+	AdminService_ListGroups_FullMethodName            = "/uias.identity.v1.AdminService/ListGroups"
+	AdminService_AddGroupMember_FullMethodName        = "/uias.identity.v1.AdminService/AddGroupMember"
+	AdminService_RemoveGroupMember_FullMethodName     = "/uias.identity.v1.AdminService/RemoveGroupMember"
+	AdminService_CreateApp_FullMethodName             = "/uias.identity.v1.AdminService/CreateApp"
+	AdminService_GetApp_FullMethodName                = "/uias.identity.v1.AdminService/GetApp"
+	AdminService_ListApps_FullMethodName              = "/uias.identity.v1.AdminService/ListApps"
+	AdminService_UpdateApp_FullMethodName             = "/uias.identity.v1.AdminService/UpdateApp"
+	AdminService_RotateAppSecret_FullMethodName       = "/uias.identity.v1.AdminService/RotateAppSecret"
+	AdminService_DeleteApp_FullMethodName             = "/uias.identity.v1.AdminService/DeleteApp"
+	AdminService_CreateAccountLink_FullMethodName     = "/uias.identity.v1.AdminService/CreateAccountLink"
+	AdminService_ListAccountLinks_FullMethodName      = "/uias.identity.v1.AdminService/ListAccountLinks"
+	AdminService_DeleteAccountLink_FullMethodName     = "/uias.identity.v1.AdminService/DeleteAccountLink"
+	AdminService_BindUserCertificate_FullMethodName   = "/uias.identity.v1.AdminService/BindUserCertificate"
+	AdminService_ListUserCertificates_FullMethodName  = "/uias.identity.v1.AdminService/ListUserCertificates"
+	AdminService_UnbindUserCertificate_FullMethodName = "/uias.identity.v1.AdminService/UnbindUserCertificate"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -297,6 +300,20 @@ type AdminServiceClient interface {
 	CreateAccountLink(ctx context.Context, in *CreateAccountLinkRequest, opts ...grpc.CallOption) (*AccountLink, error)
 	ListAccountLinks(ctx context.Context, in *ListAccountLinksRequest, opts ...grpc.CallOption) (*ListAccountLinksResponse, error)
 	DeleteAccountLink(ctx context.Context, in *DeleteAccountLinkRequest, opts ...grpc.CallOption) (*DeleteAccountLinkResponse, error)
+	// BindUserCertificate binds a client certificate to a person, by the
+	// SHA-256 thumbprint of its DER encoding (the X.509 certificate login of
+	// the CAS page: a person who presents it over TLS, verified against
+	// tls.client_ca_file, signs in at authentication level 2). Give the
+	// certificate itself (its expiry is then recorded too) or its thumbprint.
+	// A certificate belongs to one person: binding one that is bound already
+	// is ALREADY_EXISTS CERTIFICATE_BOUND (to the same person too).
+	BindUserCertificate(ctx context.Context, in *BindUserCertificateRequest, opts ...grpc.CallOption) (*UserCertificate, error)
+	// ListUserCertificates lists the certificates bound to a person.
+	ListUserCertificates(ctx context.Context, in *ListUserCertificatesRequest, opts ...grpc.CallOption) (*ListUserCertificatesResponse, error)
+	// UnbindUserCertificate removes a person's certificate binding: the
+	// certificate signs in no one any more (NOT_FOUND when the person has
+	// no such binding).
+	UnbindUserCertificate(ctx context.Context, in *UnbindUserCertificateRequest, opts ...grpc.CallOption) (*UnbindUserCertificateResponse, error)
 }
 
 type adminServiceClient struct {
@@ -657,6 +674,36 @@ func (c *adminServiceClient) DeleteAccountLink(ctx context.Context, in *DeleteAc
 	return out, nil
 }
 
+func (c *adminServiceClient) BindUserCertificate(ctx context.Context, in *BindUserCertificateRequest, opts ...grpc.CallOption) (*UserCertificate, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UserCertificate)
+	err := c.cc.Invoke(ctx, AdminService_BindUserCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListUserCertificates(ctx context.Context, in *ListUserCertificatesRequest, opts ...grpc.CallOption) (*ListUserCertificatesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUserCertificatesResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListUserCertificates_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) UnbindUserCertificate(ctx context.Context, in *UnbindUserCertificateRequest, opts ...grpc.CallOption) (*UnbindUserCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnbindUserCertificateResponse)
+	err := c.cc.Invoke(ctx, AdminService_UnbindUserCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -738,6 +785,20 @@ type AdminServiceServer interface {
 	CreateAccountLink(context.Context, *CreateAccountLinkRequest) (*AccountLink, error)
 	ListAccountLinks(context.Context, *ListAccountLinksRequest) (*ListAccountLinksResponse, error)
 	DeleteAccountLink(context.Context, *DeleteAccountLinkRequest) (*DeleteAccountLinkResponse, error)
+	// BindUserCertificate binds a client certificate to a person, by the
+	// SHA-256 thumbprint of its DER encoding (the X.509 certificate login of
+	// the CAS page: a person who presents it over TLS, verified against
+	// tls.client_ca_file, signs in at authentication level 2). Give the
+	// certificate itself (its expiry is then recorded too) or its thumbprint.
+	// A certificate belongs to one person: binding one that is bound already
+	// is ALREADY_EXISTS CERTIFICATE_BOUND (to the same person too).
+	BindUserCertificate(context.Context, *BindUserCertificateRequest) (*UserCertificate, error)
+	// ListUserCertificates lists the certificates bound to a person.
+	ListUserCertificates(context.Context, *ListUserCertificatesRequest) (*ListUserCertificatesResponse, error)
+	// UnbindUserCertificate removes a person's certificate binding: the
+	// certificate signs in no one any more (NOT_FOUND when the person has
+	// no such binding).
+	UnbindUserCertificate(context.Context, *UnbindUserCertificateRequest) (*UnbindUserCertificateResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -852,6 +913,15 @@ func (UnimplementedAdminServiceServer) ListAccountLinks(context.Context, *ListAc
 }
 func (UnimplementedAdminServiceServer) DeleteAccountLink(context.Context, *DeleteAccountLinkRequest) (*DeleteAccountLinkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteAccountLink not implemented")
+}
+func (UnimplementedAdminServiceServer) BindUserCertificate(context.Context, *BindUserCertificateRequest) (*UserCertificate, error) {
+	return nil, status.Error(codes.Unimplemented, "method BindUserCertificate not implemented")
+}
+func (UnimplementedAdminServiceServer) ListUserCertificates(context.Context, *ListUserCertificatesRequest) (*ListUserCertificatesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUserCertificates not implemented")
+}
+func (UnimplementedAdminServiceServer) UnbindUserCertificate(context.Context, *UnbindUserCertificateRequest) (*UnbindUserCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnbindUserCertificate not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1504,6 +1574,60 @@ func _AdminService_DeleteAccountLink_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_BindUserCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BindUserCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).BindUserCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_BindUserCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).BindUserCertificate(ctx, req.(*BindUserCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListUserCertificates_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUserCertificatesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListUserCertificates(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListUserCertificates_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListUserCertificates(ctx, req.(*ListUserCertificatesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_UnbindUserCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnbindUserCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UnbindUserCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UnbindUserCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UnbindUserCertificate(ctx, req.(*UnbindUserCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1650,6 +1774,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteAccountLink",
 			Handler:    _AdminService_DeleteAccountLink_Handler,
+		},
+		{
+			MethodName: "BindUserCertificate",
+			Handler:    _AdminService_BindUserCertificate_Handler,
+		},
+		{
+			MethodName: "ListUserCertificates",
+			Handler:    _AdminService_ListUserCertificates_Handler,
+		},
+		{
+			MethodName: "UnbindUserCertificate",
+			Handler:    _AdminService_UnbindUserCertificate_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

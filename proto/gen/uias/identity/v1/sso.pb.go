@@ -23,6 +23,199 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// CertificateLoginResult is the verdict of a certificate login.
+type CertificateLoginResult int32
+
+const (
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_UNSPECIFIED CertificateLoginResult = 0
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_OK          CertificateLoginResult = 1
+	// NOT_VERIFIED: no certificate verified by the edge came with the call
+	// (or another one than the request's).
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_NOT_VERIFIED CertificateLoginResult = 2
+	// NOT_REGISTERED: the certificate is bound to no one.
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_NOT_REGISTERED CertificateLoginResult = 3
+	// EXPIRED: the certificate has expired (or is not valid yet).
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_EXPIRED        CertificateLoginResult = 4
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED CertificateLoginResult = 5
+	// ACCOUNT_DISABLED: the account or its org is disabled.
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED CertificateLoginResult = 6
+	// PASSWORD_ONLY: the account may sign in with its password only.
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY CertificateLoginResult = 7
+)
+
+// Enum value maps for CertificateLoginResult.
+var (
+	CertificateLoginResult_name = map[int32]string{
+		0: "CERTIFICATE_LOGIN_RESULT_UNSPECIFIED",
+		1: "CERTIFICATE_LOGIN_RESULT_OK",
+		2: "CERTIFICATE_LOGIN_RESULT_NOT_VERIFIED",
+		3: "CERTIFICATE_LOGIN_RESULT_NOT_REGISTERED",
+		4: "CERTIFICATE_LOGIN_RESULT_EXPIRED",
+		5: "CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED",
+		6: "CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED",
+		7: "CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY",
+	}
+	CertificateLoginResult_value = map[string]int32{
+		"CERTIFICATE_LOGIN_RESULT_UNSPECIFIED":      0,
+		"CERTIFICATE_LOGIN_RESULT_OK":               1,
+		"CERTIFICATE_LOGIN_RESULT_NOT_VERIFIED":     2,
+		"CERTIFICATE_LOGIN_RESULT_NOT_REGISTERED":   3,
+		"CERTIFICATE_LOGIN_RESULT_EXPIRED":          4,
+		"CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED":   5,
+		"CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED": 6,
+		"CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY":    7,
+	}
+)
+
+func (x CertificateLoginResult) Enum() *CertificateLoginResult {
+	p := new(CertificateLoginResult)
+	*p = x
+	return p
+}
+
+func (x CertificateLoginResult) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CertificateLoginResult) Descriptor() protoreflect.EnumDescriptor {
+	return file_uias_identity_v1_sso_proto_enumTypes[0].Descriptor()
+}
+
+func (CertificateLoginResult) Type() protoreflect.EnumType {
+	return &file_uias_identity_v1_sso_proto_enumTypes[0]
+}
+
+func (x CertificateLoginResult) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CertificateLoginResult.Descriptor instead.
+func (CertificateLoginResult) EnumDescriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+}
+
+type CertificateLoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// certificate is the DER encoding of the verified client certificate.
+	Certificate   []byte `protobuf:"bytes,1,opt,name=certificate" json:"certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateLoginRequest) Reset() {
+	*x = CertificateLoginRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateLoginRequest) ProtoMessage() {}
+
+func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateLoginRequest.ProtoReflect.Descriptor instead.
+func (*CertificateLoginRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CertificateLoginRequest) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+type CertificateLoginResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Result CertificateLoginResult `protobuf:"varint,1,opt,name=result,enum=uias.identity.v1.CertificateLoginResult" json:"result,omitempty"`
+	// user_id, login, display_name and org_id are set when result is OK.
+	UserId        string `protobuf:"bytes,2,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	Login         string `protobuf:"bytes,3,opt,name=login" json:"login,omitempty"`
+	DisplayName   string `protobuf:"bytes,4,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
+	OrgId         string `protobuf:"bytes,5,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateLoginResponse) Reset() {
+	*x = CertificateLoginResponse{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateLoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateLoginResponse) ProtoMessage() {}
+
+func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateLoginResponse.ProtoReflect.Descriptor instead.
+func (*CertificateLoginResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CertificateLoginResponse) GetResult() CertificateLoginResult {
+	if x != nil {
+		return x.Result
+	}
+	return CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_UNSPECIFIED
+}
+
+func (x *CertificateLoginResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *CertificateLoginResponse) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *CertificateLoginResponse) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *CertificateLoginResponse) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
 type SSOLoginRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Login         string                 `protobuf:"bytes,1,opt,name=login" json:"login,omitempty"`
@@ -33,7 +226,7 @@ type SSOLoginRequest struct {
 
 func (x *SSOLoginRequest) Reset() {
 	*x = SSOLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +238,7 @@ func (x *SSOLoginRequest) String() string {
 func (*SSOLoginRequest) ProtoMessage() {}
 
 func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +251,7 @@ func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginRequest.ProtoReflect.Descriptor instead.
 func (*SSOLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SSOLoginRequest) GetLogin() string {
@@ -95,7 +288,7 @@ type SSOLoginResponse struct {
 
 func (x *SSOLoginResponse) Reset() {
 	*x = SSOLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -107,7 +300,7 @@ func (x *SSOLoginResponse) String() string {
 func (*SSOLoginResponse) ProtoMessage() {}
 
 func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -120,7 +313,7 @@ func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginResponse.ProtoReflect.Descriptor instead.
 func (*SSOLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{1}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SSOLoginResponse) GetReason() Reason {
@@ -189,7 +382,7 @@ type PersonAttributesRequest struct {
 
 func (x *PersonAttributesRequest) Reset() {
 	*x = PersonAttributesRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -201,7 +394,7 @@ func (x *PersonAttributesRequest) String() string {
 func (*PersonAttributesRequest) ProtoMessage() {}
 
 func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -214,7 +407,7 @@ func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesRequest.ProtoReflect.Descriptor instead.
 func (*PersonAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{2}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PersonAttributesRequest) GetUserId() string {
@@ -248,7 +441,7 @@ type PersonAttributesResponse struct {
 
 func (x *PersonAttributesResponse) Reset() {
 	*x = PersonAttributesResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -260,7 +453,7 @@ func (x *PersonAttributesResponse) String() string {
 func (*PersonAttributesResponse) ProtoMessage() {}
 
 func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -273,7 +466,7 @@ func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesResponse.ProtoReflect.Descriptor instead.
 func (*PersonAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{3}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PersonAttributesResponse) GetUserId() string {
@@ -335,7 +528,7 @@ type CheckAppAddressRequest struct {
 
 func (x *CheckAppAddressRequest) Reset() {
 	*x = CheckAppAddressRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +540,7 @@ func (x *CheckAppAddressRequest) String() string {
 func (*CheckAppAddressRequest) ProtoMessage() {}
 
 func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +553,7 @@ func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressRequest.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CheckAppAddressRequest) GetAppId() string {
@@ -385,7 +578,7 @@ type CheckAppAddressResponse struct {
 
 func (x *CheckAppAddressResponse) Reset() {
 	*x = CheckAppAddressResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +590,7 @@ func (x *CheckAppAddressResponse) String() string {
 func (*CheckAppAddressResponse) ProtoMessage() {}
 
 func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +603,7 @@ func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressResponse.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
 }
 
 type PersonLinksRequest struct {
@@ -422,7 +615,7 @@ type PersonLinksRequest struct {
 
 func (x *PersonLinksRequest) Reset() {
 	*x = PersonLinksRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +627,7 @@ func (x *PersonLinksRequest) String() string {
 func (*PersonLinksRequest) ProtoMessage() {}
 
 func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +640,7 @@ func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksRequest.ProtoReflect.Descriptor instead.
 func (*PersonLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PersonLinksRequest) GetUserId() string {
@@ -468,7 +661,7 @@ type PersonLink struct {
 
 func (x *PersonLink) Reset() {
 	*x = PersonLink{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +673,7 @@ func (x *PersonLink) String() string {
 func (*PersonLink) ProtoMessage() {}
 
 func (x *PersonLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +686,7 @@ func (x *PersonLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLink.ProtoReflect.Descriptor instead.
 func (*PersonLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PersonLink) GetAppId() string {
@@ -526,7 +719,7 @@ type PersonLinksResponse struct {
 
 func (x *PersonLinksResponse) Reset() {
 	*x = PersonLinksResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +731,7 @@ func (x *PersonLinksResponse) String() string {
 func (*PersonLinksResponse) ProtoMessage() {}
 
 func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +744,7 @@ func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksResponse.ProtoReflect.Descriptor instead.
 func (*PersonLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PersonLinksResponse) GetLinks() []*PersonLink {
@@ -572,7 +765,7 @@ type LinkAccountRequest struct {
 
 func (x *LinkAccountRequest) Reset() {
 	*x = LinkAccountRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +777,7 @@ func (x *LinkAccountRequest) String() string {
 func (*LinkAccountRequest) ProtoMessage() {}
 
 func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +790,7 @@ func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountRequest.ProtoReflect.Descriptor instead.
 func (*LinkAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LinkAccountRequest) GetUserId() string {
@@ -630,7 +823,7 @@ type LinkAccountResponse struct {
 
 func (x *LinkAccountResponse) Reset() {
 	*x = LinkAccountResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +835,7 @@ func (x *LinkAccountResponse) String() string {
 func (*LinkAccountResponse) ProtoMessage() {}
 
 func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +848,7 @@ func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountResponse.ProtoReflect.Descriptor instead.
 func (*LinkAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LinkAccountResponse) GetLinkId() string {
@@ -674,7 +867,7 @@ type PersonIdNumberRequest struct {
 
 func (x *PersonIdNumberRequest) Reset() {
 	*x = PersonIdNumberRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +879,7 @@ func (x *PersonIdNumberRequest) String() string {
 func (*PersonIdNumberRequest) ProtoMessage() {}
 
 func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +892,7 @@ func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberRequest.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PersonIdNumberRequest) GetUserId() string {
@@ -718,7 +911,7 @@ type PersonIdNumberResponse struct {
 
 func (x *PersonIdNumberResponse) Reset() {
 	*x = PersonIdNumberResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +923,7 @@ func (x *PersonIdNumberResponse) String() string {
 func (*PersonIdNumberResponse) ProtoMessage() {}
 
 func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +936,7 @@ func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberResponse.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PersonIdNumberResponse) GetIdNumber() string {
@@ -769,7 +962,7 @@ type SSOChangePasswordRequest struct {
 
 func (x *SSOChangePasswordRequest) Reset() {
 	*x = SSOChangePasswordRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +974,7 @@ func (x *SSOChangePasswordRequest) String() string {
 func (*SSOChangePasswordRequest) ProtoMessage() {}
 
 func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +987,7 @@ func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SSOChangePasswordRequest) GetLogin() string {
@@ -833,7 +1026,7 @@ type SSOChangePasswordResponse struct {
 
 func (x *SSOChangePasswordResponse) Reset() {
 	*x = SSOChangePasswordResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +1038,7 @@ func (x *SSOChangePasswordResponse) String() string {
 func (*SSOChangePasswordResponse) ProtoMessage() {}
 
 func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,14 +1051,22 @@ func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
 }
 
 var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\n" +
-	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"^\n" +
+	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"I\n" +
+	"\x17CertificateLoginRequest\x12.\n" +
+	"\vcertificate\x18\x01 \x01(\fB\f\xbaH\t\xc8\x01\x01z\x04\x18\x80\x80\x01R\vcertificate\"\xc5\x01\n" +
+	"\x18CertificateLoginResponse\x12@\n" +
+	"\x06result\x18\x01 \x01(\x0e2(.uias.identity.v1.CertificateLoginResultR\x06result\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05login\x18\x03 \x01(\tR\x05login\x12!\n" +
+	"\fdisplay_name\x18\x04 \x01(\tR\vdisplayName\x12\x15\n" +
+	"\x06org_id\x18\x05 \x01(\tR\x05orgId\"^\n" +
 	"\x0fSSOLoginRequest\x12%\n" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12$\n" +
 	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\"\x9e\x02\n" +
@@ -917,7 +1118,16 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\fold_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\voldPassword\x12+\n" +
 	"\fnew_password\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\vnewPassword\x12/\n" +
 	"\fkeep_session\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\vkeepSession\"\x1b\n" +
-	"\x19SSOChangePasswordResponse2\xb7\x05\n" +
+	"\x19SSOChangePasswordResponse*\xe9\x02\n" +
+	"\x16CertificateLoginResult\x12(\n" +
+	"$CERTIFICATE_LOGIN_RESULT_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bCERTIFICATE_LOGIN_RESULT_OK\x10\x01\x12)\n" +
+	"%CERTIFICATE_LOGIN_RESULT_NOT_VERIFIED\x10\x02\x12+\n" +
+	"'CERTIFICATE_LOGIN_RESULT_NOT_REGISTERED\x10\x03\x12$\n" +
+	" CERTIFICATE_LOGIN_RESULT_EXPIRED\x10\x04\x12+\n" +
+	"'CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED\x10\x05\x12-\n" +
+	")CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED\x10\x06\x12*\n" +
+	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a2\xa2\x06\n" +
 	"\n" +
 	"SSOService\x12N\n" +
 	"\x05Login\x12!.uias.identity.v1.SSOLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12i\n" +
@@ -926,7 +1136,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\vPersonLinks\x12$.uias.identity.v1.PersonLinksRequest\x1a%.uias.identity.v1.PersonLinksResponse\x12Z\n" +
 	"\vLinkAccount\x12$.uias.identity.v1.LinkAccountRequest\x1a%.uias.identity.v1.LinkAccountResponse\x12c\n" +
 	"\x0ePersonIdNumber\x12'.uias.identity.v1.PersonIdNumberRequest\x1a(.uias.identity.v1.PersonIdNumberResponse\x12i\n" +
-	"\x0eChangePassword\x12*.uias.identity.v1.SSOChangePasswordRequest\x1a+.uias.identity.v1.SSOChangePasswordResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\x0eChangePassword\x12*.uias.identity.v1.SSOChangePasswordRequest\x1a+.uias.identity.v1.SSOChangePasswordResponse\x12i\n" +
+	"\x10CertificateLogin\x12).uias.identity.v1.CertificateLoginRequest\x1a*.uias.identity.v1.CertificateLoginResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_sso_proto_rawDescOnce sync.Once
@@ -940,47 +1151,54 @@ func file_uias_identity_v1_sso_proto_rawDescGZIP() []byte {
 	return file_uias_identity_v1_sso_proto_rawDescData
 }
 
-var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_uias_identity_v1_sso_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_uias_identity_v1_sso_proto_goTypes = []any{
-	(*SSOLoginRequest)(nil),           // 0: uias.identity.v1.SSOLoginRequest
-	(*SSOLoginResponse)(nil),          // 1: uias.identity.v1.SSOLoginResponse
-	(*PersonAttributesRequest)(nil),   // 2: uias.identity.v1.PersonAttributesRequest
-	(*PersonAttributesResponse)(nil),  // 3: uias.identity.v1.PersonAttributesResponse
-	(*CheckAppAddressRequest)(nil),    // 4: uias.identity.v1.CheckAppAddressRequest
-	(*CheckAppAddressResponse)(nil),   // 5: uias.identity.v1.CheckAppAddressResponse
-	(*PersonLinksRequest)(nil),        // 6: uias.identity.v1.PersonLinksRequest
-	(*PersonLink)(nil),                // 7: uias.identity.v1.PersonLink
-	(*PersonLinksResponse)(nil),       // 8: uias.identity.v1.PersonLinksResponse
-	(*LinkAccountRequest)(nil),        // 9: uias.identity.v1.LinkAccountRequest
-	(*LinkAccountResponse)(nil),       // 10: uias.identity.v1.LinkAccountResponse
-	(*PersonIdNumberRequest)(nil),     // 11: uias.identity.v1.PersonIdNumberRequest
-	(*PersonIdNumberResponse)(nil),    // 12: uias.identity.v1.PersonIdNumberResponse
-	(*SSOChangePasswordRequest)(nil),  // 13: uias.identity.v1.SSOChangePasswordRequest
-	(*SSOChangePasswordResponse)(nil), // 14: uias.identity.v1.SSOChangePasswordResponse
-	(Reason)(0),                       // 15: uias.identity.v1.Reason
+	(CertificateLoginResult)(0),       // 0: uias.identity.v1.CertificateLoginResult
+	(*CertificateLoginRequest)(nil),   // 1: uias.identity.v1.CertificateLoginRequest
+	(*CertificateLoginResponse)(nil),  // 2: uias.identity.v1.CertificateLoginResponse
+	(*SSOLoginRequest)(nil),           // 3: uias.identity.v1.SSOLoginRequest
+	(*SSOLoginResponse)(nil),          // 4: uias.identity.v1.SSOLoginResponse
+	(*PersonAttributesRequest)(nil),   // 5: uias.identity.v1.PersonAttributesRequest
+	(*PersonAttributesResponse)(nil),  // 6: uias.identity.v1.PersonAttributesResponse
+	(*CheckAppAddressRequest)(nil),    // 7: uias.identity.v1.CheckAppAddressRequest
+	(*CheckAppAddressResponse)(nil),   // 8: uias.identity.v1.CheckAppAddressResponse
+	(*PersonLinksRequest)(nil),        // 9: uias.identity.v1.PersonLinksRequest
+	(*PersonLink)(nil),                // 10: uias.identity.v1.PersonLink
+	(*PersonLinksResponse)(nil),       // 11: uias.identity.v1.PersonLinksResponse
+	(*LinkAccountRequest)(nil),        // 12: uias.identity.v1.LinkAccountRequest
+	(*LinkAccountResponse)(nil),       // 13: uias.identity.v1.LinkAccountResponse
+	(*PersonIdNumberRequest)(nil),     // 14: uias.identity.v1.PersonIdNumberRequest
+	(*PersonIdNumberResponse)(nil),    // 15: uias.identity.v1.PersonIdNumberResponse
+	(*SSOChangePasswordRequest)(nil),  // 16: uias.identity.v1.SSOChangePasswordRequest
+	(*SSOChangePasswordResponse)(nil), // 17: uias.identity.v1.SSOChangePasswordResponse
+	(Reason)(0),                       // 18: uias.identity.v1.Reason
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
-	15, // 0: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	7,  // 1: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
-	0,  // 2: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
-	2,  // 3: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
-	4,  // 4: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
-	6,  // 5: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
-	9,  // 6: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
-	11, // 7: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	13, // 8: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	1,  // 9: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	3,  // 10: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	5,  // 11: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	8,  // 12: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	10, // 13: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	12, // 14: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	14, // 15: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	9,  // [9:16] is the sub-list for method output_type
-	2,  // [2:9] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	0,  // 0: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
+	18, // 1: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	10, // 2: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
+	3,  // 3: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
+	5,  // 4: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
+	7,  // 5: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
+	9,  // 6: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
+	12, // 7: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
+	14, // 8: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	16, // 9: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	1,  // 10: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	4,  // 11: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	6,  // 12: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	8,  // 13: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	11, // 14: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	13, // 15: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	15, // 16: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	17, // 17: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	2,  // 18: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	11, // [11:19] is the sub-list for method output_type
+	3,  // [3:11] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_sso_proto_init() }
@@ -994,13 +1212,14 @@ func file_uias_identity_v1_sso_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_sso_proto_rawDesc), len(file_uias_identity_v1_sso_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   15,
+			NumEnums:      1,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_uias_identity_v1_sso_proto_goTypes,
 		DependencyIndexes: file_uias_identity_v1_sso_proto_depIdxs,
+		EnumInfos:         file_uias_identity_v1_sso_proto_enumTypes,
 		MessageInfos:      file_uias_identity_v1_sso_proto_msgTypes,
 	}.Build()
 	File_uias_identity_v1_sso_proto = out.File

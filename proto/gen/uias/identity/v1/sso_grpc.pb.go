@@ -26,6 +26,7 @@ const (
 	SSOService_LinkAccount_FullMethodName      = "/uias.identity.v1.SSOService/LinkAccount"
 	SSOService_PersonIdNumber_FullMethodName   = "/uias.identity.v1.SSOService/PersonIdNumber"
 	SSOService_ChangePassword_FullMethodName   = "/uias.identity.v1.SSOService/ChangePassword"
+	SSOService_CertificateLogin_FullMethodName = "/uias.identity.v1.SSOService/CertificateLogin"
 )
 
 // SSOServiceClient is the client API for SSOService service.
@@ -68,6 +69,14 @@ type SSOServiceClient interface {
 	// against the password policy and history. Refusals: VERIFICATION_FAILED,
 	// CANNOT_CHANGE_PASSWORD, the policy's reasons.
 	ChangePassword(ctx context.Context, in *SSOChangePasswordRequest, opts ...grpc.CallOption) (*SSOChangePasswordResponse, error)
+	// CertificateLogin signs a person in with the client certificate the
+	// edge verified on the browser's TLS connection (against
+	// tls.client_ca_file): the person it is bound to (BindUserCertificate),
+	// if the certificate is within its validity and the account may sign in
+	// (active, not locked, its org enabled, not password-only). The call's
+	// origin must carry the same certificate's thumbprint (the edge asserts
+	// it verified it). Audited as sso.login with method "certificate".
+	CertificateLogin(ctx context.Context, in *CertificateLoginRequest, opts ...grpc.CallOption) (*CertificateLoginResponse, error)
 }
 
 type sSOServiceClient struct {
@@ -148,6 +157,16 @@ func (c *sSOServiceClient) ChangePassword(ctx context.Context, in *SSOChangePass
 	return out, nil
 }
 
+func (c *sSOServiceClient) CertificateLogin(ctx context.Context, in *CertificateLoginRequest, opts ...grpc.CallOption) (*CertificateLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CertificateLoginResponse)
+	err := c.cc.Invoke(ctx, SSOService_CertificateLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SSOServiceServer is the server API for SSOService service.
 // All implementations must embed UnimplementedSSOServiceServer
 // for forward compatibility.
@@ -188,6 +207,14 @@ type SSOServiceServer interface {
 	// against the password policy and history. Refusals: VERIFICATION_FAILED,
 	// CANNOT_CHANGE_PASSWORD, the policy's reasons.
 	ChangePassword(context.Context, *SSOChangePasswordRequest) (*SSOChangePasswordResponse, error)
+	// CertificateLogin signs a person in with the client certificate the
+	// edge verified on the browser's TLS connection (against
+	// tls.client_ca_file): the person it is bound to (BindUserCertificate),
+	// if the certificate is within its validity and the account may sign in
+	// (active, not locked, its org enabled, not password-only). The call's
+	// origin must carry the same certificate's thumbprint (the edge asserts
+	// it verified it). Audited as sso.login with method "certificate".
+	CertificateLogin(context.Context, *CertificateLoginRequest) (*CertificateLoginResponse, error)
 	mustEmbedUnimplementedSSOServiceServer()
 }
 
@@ -218,6 +245,9 @@ func (UnimplementedSSOServiceServer) PersonIdNumber(context.Context, *PersonIdNu
 }
 func (UnimplementedSSOServiceServer) ChangePassword(context.Context, *SSOChangePasswordRequest) (*SSOChangePasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
+}
+func (UnimplementedSSOServiceServer) CertificateLogin(context.Context, *CertificateLoginRequest) (*CertificateLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CertificateLogin not implemented")
 }
 func (UnimplementedSSOServiceServer) mustEmbedUnimplementedSSOServiceServer() {}
 func (UnimplementedSSOServiceServer) testEmbeddedByValue()                    {}
@@ -366,6 +396,24 @@ func _SSOService_ChangePassword_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SSOService_CertificateLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CertificateLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).CertificateLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_CertificateLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).CertificateLogin(ctx, req.(*CertificateLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SSOService_ServiceDesc is the grpc.ServiceDesc for SSOService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -400,6 +448,10 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ChangePassword",
 			Handler:    _SSOService_ChangePassword_Handler,
+		},
+		{
+			MethodName: "CertificateLogin",
+			Handler:    _SSOService_CertificateLogin_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,268 @@
+package identity
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/events"
+)
+
+// X.509 certificate login (the maritime SSO design, 2.1.2.2 and 2.1.2.3):
+// an administrator binds a person's client certificate by the SHA-256
+// thumbprint of its DER encoding (Keycloak's "certificate thumbprint"
+// mapping); the CAS login page, reached over TLS with a client certificate
+// the edge verified against tls.client_ca_file, turns that certificate into
+// the person (CertificateLogin) and opens a level-2 session. Nothing of a
+// certificate but its thumbprint and expiry is stored, logged or audited:
+// subject names carry names and ID numbers.
+
+// MaxUserCerts is how many certificates may be bound to one person (a
+// renewal binds the new one before the old one is removed).
+const MaxUserCerts = 10
+
+// UserCert is a client certificate bound to a person.
+type UserCert struct {
+	// SHA256 is the thumbprint: SHA-256 of the DER, 64 lower case hex digits.
+	SHA256 string
+	UserID string
+	// NotAfter is the certificate's expiry when it was bound from the
+	// certificate itself; zero when bound by thumbprint.
+	NotAfter  time.Time
+	CreatedAt time.Time
+}
+
+// CertStore is the persistence of certificate bindings (part of Store;
+// the conformance suite in storetest covers it).
+type CertStore interface {
+	// BindCert stores c with evs. ErrNotFound when the user does not
+	// exist; ErrConflict when the thumbprint is bound already (to anyone)
+	// or the user has max bindings.
+	BindCert(ctx context.Context, c *UserCert, max int, evs []events.Event) error
+	// GetCert returns the binding of thumbprint sha; ErrNotFound when none.
+	GetCert(ctx context.Context, sha string) (*UserCert, error)
+	// ListCerts returns userID's bindings, oldest first (none: empty).
+	ListCerts(ctx context.Context, userID string) ([]*UserCert, error)
+	// UnbindCert deletes userID's binding of sha with evs; ErrNotFound
+	// when userID has no such binding.
+	UnbindCert(ctx context.Context, userID, sha string, evs []events.Event) error
+}
+
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: "CERTIFICATE_BOUND", Code: apierr.AlreadyExists,
+			Doc: "BindUserCertificate: the certificate is already bound to a person (this one or another: a certificate signs in one person); unbind it there first."},
+		apierr.Reason{Name: "TOO_MANY_CERTIFICATES", Code: apierr.FailedPrecondition,
+			Doc: "BindUserCertificate: the person has 10 certificates bound already; unbind one first."},
+		apierr.Reason{Name: "CERTIFICATE_INVALID", Code: apierr.InvalidArgument, Legacy: -5,
+			Doc: "BindUserCertificate: the certificate is not a DER-encoded X.509 certificate, or the thumbprint given with it is not its own."},
+	)
+}
+
+var (
+	errCertBound    = apierr.New(apierr.AlreadyExists, "CERTIFICATE_BOUND", "this certificate is already bound to a person")
+	errTooManyCerts = apierr.New(apierr.FailedPrecondition, "TOO_MANY_CERTIFICATES", "at most 10 certificates per person; unbind one first")
+)
+
+func certInvalid(msg string) error {
+	return apierr.New(apierr.InvalidArgument, "CERTIFICATE_INVALID", msg).WithMeta(apierr.MetaField, "certificate")
+}
+
+// CertThumbprint is the thumbprint of a DER-encoded certificate.
+func CertThumbprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+// BindUserCert binds a certificate to user id: der (the certificate, whose
+// expiry is then kept) or sha (its thumbprint, as tools print it), or both
+// when they agree. An administrator's call.
+func (s *Service) BindUserCert(ctx context.Context, userID string, der []byte, sha string) (*UserCert, error) {
+	start := s.now()
+	fp, err := certFingerprint(sha)
+	if err != nil {
+		return nil, badField("sha256", "sha256 is not a SHA-256 thumbprint (64 hex digits)")
+	}
+	c := &UserCert{SHA256: fp}
+	switch {
+	case len(der) > 0:
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, certInvalid("certificate is not a DER-encoded X.509 certificate")
+		}
+		own := CertThumbprint(der)
+		if fp != "" && fp != own {
+			return nil, certInvalid("sha256 is not the thumbprint of the certificate given")
+		}
+		c.SHA256, c.NotAfter = own, cert.NotAfter.UTC().Truncate(time.Millisecond)
+	case fp == "":
+		return nil, badField("certificate", "give the certificate or its sha256 thumbprint")
+	}
+	u, err := s.loadUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ownUser(ctx, u); err != nil {
+		return nil, err
+	}
+	c.UserID, c.CreatedAt = u.ID, s.now().UTC().Truncate(time.Millisecond)
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.BindCert(ctx, c, MaxUserCerts, evs) },
+		s.change(ctx, "user", "certificate_bound", u.ID, map[string]any{"sha256": c.SHA256}),
+		s.audit(ctx, "user.certificate.bind", "user:"+u.ID, u.OrgID, "success", "OK", start, map[string]string{"sha256": c.SHA256}))
+	if errors.Is(err, ErrConflict) {
+		if _, gerr := s.store.GetCert(ctx, c.SHA256); gerr == nil {
+			return nil, errCertBound
+		}
+		return nil, errTooManyCerts
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ListUserCerts lists the certificates bound to user id.
+func (s *Service) ListUserCerts(ctx context.Context, userID string) ([]*UserCert, error) {
+	if _, err := s.loadUser(ctx, userID); err != nil {
+		return nil, err
+	}
+	return s.store.ListCerts(ctx, userID)
+}
+
+// UnbindUserCert removes user id's binding of the certificate of
+// thumbprint sha.
+func (s *Service) UnbindUserCert(ctx context.Context, userID, sha string) error {
+	start := s.now()
+	fp, err := certFingerprint(sha)
+	if err != nil || fp == "" {
+		return badField("sha256", "sha256 is not a SHA-256 thumbprint (64 hex digits)")
+	}
+	u, err := s.loadUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if err := s.ownUser(ctx, u); err != nil {
+		return err
+	}
+	return s.write(ctx, func(evs []events.Event) error { return s.store.UnbindCert(ctx, u.ID, fp, evs) },
+		s.change(ctx, "user", "certificate_unbound", u.ID, map[string]any{"sha256": fp}),
+		s.audit(ctx, "user.certificate.unbind", "user:"+u.ID, u.OrgID, "success", "OK", start, map[string]string{"sha256": fp}))
+}
+
+// CertVerdict is the verdict of a certificate login.
+type CertVerdict int
+
+// Certificate login verdicts (identityv1.CertificateLoginResult has the
+// same numbers).
+const (
+	CertOK CertVerdict = iota + 1
+	CertNotVerified
+	CertNotRegistered
+	CertExpired
+	CertAccountLocked
+	CertAccountDisabled
+	CertPasswordOnly
+)
+
+var certVerdictNames = map[CertVerdict]string{
+	CertOK: "OK", CertNotVerified: "CERTIFICATE_NOT_VERIFIED", CertNotRegistered: "CERTIFICATE_NOT_REGISTERED",
+	CertExpired: "CERTIFICATE_EXPIRED", CertAccountLocked: ReasonAccountLocked.String(),
+	CertAccountDisabled: ReasonAccountDisabled.String(), CertPasswordOnly: ReasonPasswordOnly.String(),
+}
+
+func (v CertVerdict) String() string { return certVerdictNames[v] }
+
+// CertLoginResult is the verdict of a certificate login with its person.
+type CertLoginResult struct {
+	Verdict CertVerdict
+	User    *User // set when Verdict is CertOK
+}
+
+// CertLogin signs a person in with a client certificate for the single
+// sign-on login page. der is the certificate the edge verified on the
+// browser's TLS connection against tls.client_ca_file; the caller's
+// ClientCert (the origin the edge signed) must be its thumbprint, so that
+// only a certificate the edge verified signs anyone in. The certificate
+// must be bound to the person, be within its validity, and the account
+// may sign in (active, its org enabled, not locked, not password-only).
+//
+// Every call is audited as sso.login with method "certificate". Each one
+// is counted against the browser's address (the login gate's rule 1,
+// taken back on success), so that a stream of refused certificates is
+// throttled like a stream of wrong passwords; the account's lockout count
+// is not touched: a refused certificate is no guess at the person's
+// secret (the TLS handshake proved its key), and a lost certificate must
+// not lock its owner's password out.
+func (s *Service) CertLogin(ctx context.Context, der []byte) (*CertLoginResult, error) {
+	start := s.now()
+	fp := CertThumbprint(der)
+	detail := map[string]string{"method": "certificate", "sha256": fp}
+	fail := func(subject, org string, v CertVerdict) (*CertLoginResult, error) {
+		s.appendAudit(ctx, s.audit(ctx, "sso.login", subject, org, "failure", v.String(), start, detail))
+		return &CertLoginResult{Verdict: v}, nil
+	}
+	a := s.newEarlyAttempt(ssoLoginSource(ctx), "sso.login")
+	if err := a.admitSource(ctx, "certificate", "", start); err != nil {
+		return nil, err
+	}
+	if err := a.wait(ctx); err != nil {
+		return nil, err
+	}
+	seen := caller.From(ctx).ClientCert
+	if seen == "" || subtle.ConstantTimeCompare([]byte(seen), []byte(fp)) != 1 {
+		return fail("certificate", "", CertNotVerified)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return fail("certificate", "", CertNotVerified)
+	}
+	b, err := s.store.GetCert(ctx, fp)
+	if errors.Is(err, ErrNotFound) {
+		return fail("certificate", "", CertNotRegistered)
+	}
+	if err != nil {
+		a.refund(ctx)
+		return nil, err
+	}
+	u, err := s.store.GetUser(ctx, b.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return fail("certificate", "", CertNotRegistered)
+	}
+	if err != nil {
+		a.refund(ctx)
+		return nil, err
+	}
+	subject := "user:" + u.ID
+	now := s.now()
+	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return fail(subject, u.OrgID, CertExpired)
+	}
+	if u.Status != StatusActive {
+		return fail(subject, u.OrgID, CertAccountDisabled)
+	}
+	if u.OrgID != "" {
+		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			a.refund(ctx)
+			return nil, err
+		}
+		if d != "" {
+			return fail(subject, u.OrgID, CertAccountDisabled)
+		}
+	}
+	if u.Locked(now) {
+		return fail(subject, u.OrgID, CertAccountLocked)
+	}
+	if u.PasswordOnly {
+		return fail(subject, u.OrgID, CertPasswordOnly)
+	}
+	a.refund(ctx)
+	s.appendAudit(ctx, s.audit(ctx, "sso.login", subject, u.OrgID, "success", "OK", start, detail))
+	return &CertLoginResult{Verdict: CertOK, User: u}, nil
+}

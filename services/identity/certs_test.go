@@ -1,0 +1,230 @@
+package identity_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/services/identity"
+)
+
+// testCertDER makes a self-signed client certificate valid from nb to na
+// (identity does not verify the chain: the edge did).
+func testCertDER(t *testing.T, cn string, nb, na time.Time) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, NotBefore: nb, NotAfter: na,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// edge is the context of the CAS page's call: the browser's address and
+// the thumbprint of the certificate the edge verified.
+func edge(thumb string) context.Context {
+	return caller.With(context.Background(), &caller.Caller{ClientIP: netip.MustParseAddr("198.51.100.7"), RequestID: "req-cas", ClientCert: thumb})
+}
+
+// TestCertificateBindings: an administrator binds a certificate (from the
+// certificate, or by its thumbprint as openssl prints it), lists and
+// unbinds it; one certificate is one person's; each change is audited and
+// announced without anything of the certificate but its thumbprint.
+func TestCertificateBindings(t *testing.T) {
+	e := newEvEnv(t, "")
+	w := setupOn(t, e.svc, e.clk)
+	ctx, _ := adminCtx(t, e.svc, "10.0.0.9", "req-admin")
+	root := evRoot(t, e.svc)
+	other, err := e.svc.CreateUser(ctx, identity.NewUser{LoginName: "otto", DisplayName: "Otto", OrgID: root.ID, Password: "First-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := time.Date(2027, 12, 31, 0, 0, 0, 0, time.UTC)
+	der := testCertDER(t, "Mia 110101199003071233", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), valid)
+	fp := identity.CertThumbprint(der)
+
+	m := e.mark(t)
+	c, err := e.svc.BindUserCert(ctx, w.user.ID, der, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SHA256 != fp || c.UserID != w.user.ID || !c.NotAfter.Equal(valid) {
+		t.Fatalf("bound %+v", c)
+	}
+	rows := e.outbox(t, m)
+	rec := audit(t, rows, "user.certificate.bind")
+	if rec.Result != "success" || rec.Subject != "user:"+w.user.ID || rec.Detail["sha256"] != fp {
+		t.Fatalf("bind audit: %+v", rec)
+	}
+	wantChange(t, rows, "user", "certificate_bound", w.user.ID, rec.Actor)
+	for _, r := range rows {
+		if strings.Contains(string(r.Payload), "110101199003071233") || strings.Contains(string(r.Payload), "Mia 1") {
+			t.Fatalf("the certificate's subject in an event: %s", r.Payload)
+		}
+	}
+
+	// The same certificate again, to anyone: CERTIFICATE_BOUND.
+	for _, id := range []string{w.user.ID, other.ID} {
+		if _, err := e.svc.BindUserCert(ctx, id, der, ""); reasonOf(err) != "CERTIFICATE_BOUND" {
+			t.Fatalf("bound twice (to %s): %v", id, err)
+		}
+	}
+	if _, err := e.svc.BindUserCert(ctx, other.ID, nil, strings.ToUpper(fp)); reasonOf(err) != "CERTIFICATE_BOUND" {
+		t.Fatalf("bound twice by thumbprint: %v", err)
+	}
+	// Bad input.
+	for name, tc := range map[string]struct {
+		der  []byte
+		sha  string
+		want string
+	}{
+		"nothing":           {nil, "", "BAD_REQUEST"},
+		"not a thumbprint":  {nil, "abc", "BAD_REQUEST"},
+		"not a certificate": {[]byte("junk"), "", "CERTIFICATE_INVALID"},
+		"another's thumb":   {der, strings.Repeat("ab", 32), "CERTIFICATE_INVALID"},
+	} {
+		if _, err := e.svc.BindUserCert(ctx, other.ID, tc.der, tc.sha); reasonOf(err) != tc.want {
+			t.Errorf("%s: %v, want %s", name, err, tc.want)
+		}
+	}
+	if _, err := e.svc.BindUserCert(ctx, "nobody", der, ""); reasonOf(err) != "NOT_FOUND" {
+		t.Fatalf("unknown person: %v", err)
+	}
+
+	// By thumbprint with colons (openssl x509 -fingerprint -sha256).
+	der2 := testCertDER(t, "Otto", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), valid)
+	fp2 := identity.CertThumbprint(der2)
+	var colons []string
+	for i := 0; i < len(fp2); i += 2 {
+		colons = append(colons, strings.ToUpper(fp2[i:i+2]))
+	}
+	c2, err := e.svc.BindUserCert(ctx, other.ID, nil, strings.Join(colons, ":"))
+	if err != nil || c2.SHA256 != fp2 || !c2.NotAfter.IsZero() {
+		t.Fatalf("bound by thumbprint: %+v %v", c2, err)
+	}
+	list, err := e.svc.ListUserCerts(ctx, other.ID)
+	if err != nil || len(list) != 1 || list[0].SHA256 != fp2 {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+
+	// Unbind: another person's certificate is NOT_FOUND; then the
+	// certificate signs no one in.
+	if err := e.svc.UnbindUserCert(ctx, w.user.ID, fp2); reasonOf(err) != "NOT_FOUND" {
+		t.Fatalf("unbind another's: %v", err)
+	}
+	m = e.mark(t)
+	if err := e.svc.UnbindUserCert(ctx, other.ID, fp2); err != nil {
+		t.Fatal(err)
+	}
+	rows = e.outbox(t, m)
+	audit(t, rows, "user.certificate.unbind")
+	wantChange(t, rows, "user", "certificate_unbound", other.ID, rec.Actor)
+	res, err := e.svc.CertLogin(edge(fp2), der2)
+	if err != nil || res.Verdict != identity.CertNotRegistered {
+		t.Fatalf("login with an unbound certificate: %+v %v", res, err)
+	}
+}
+
+// TestCertificateLogin: the verdicts of a certificate login, each audited
+// as sso.login with method certificate.
+func TestCertificateLogin(t *testing.T) {
+	e := newEvEnv(t, "")
+	w := setupOn(t, e.svc, e.clk)
+	ctx, _ := adminCtx(t, e.svc, "10.0.0.9", "req-admin")
+	jan, dec := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 12, 31, 0, 0, 0, 0, time.UTC)
+	der := testCertDER(t, "Mia", jan, dec)
+	fp := identity.CertThumbprint(der)
+	if _, err := e.svc.BindUserCert(ctx, w.user.ID, der, ""); err != nil {
+		t.Fatal(err)
+	}
+	login := func(t *testing.T, c context.Context, der []byte, want identity.CertVerdict) {
+		t.Helper()
+		m := e.mark(t)
+		res, err := e.svc.CertLogin(c, der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Verdict != want {
+			t.Fatalf("verdict %v, want %v", res.Verdict, want)
+		}
+		rec := audit(t, e.outbox(t, m), "sso.login")
+		wantResult := map[bool]string{true: "success", false: "failure"}[want == identity.CertOK]
+		if rec.Result != wantResult || rec.Reason != want.String() || rec.Detail["method"] != "certificate" || rec.ClientIP != "198.51.100.7" {
+			t.Fatalf("audit %+v", rec)
+		}
+		if want == identity.CertOK && (res.User == nil || res.User.ID != w.user.ID || rec.Subject != "user:"+w.user.ID) {
+			t.Fatalf("signed in %+v (audit subject %s)", res.User, rec.Subject)
+		}
+	}
+	login(t, edge(fp), der, identity.CertOK)
+
+	// The edge must have verified this very certificate.
+	login(t, edge(""), der, identity.CertNotVerified)
+	login(t, edge(strings.Repeat("ab", 32)), der, identity.CertNotVerified)
+
+	// Not bound to anyone.
+	stranger := testCertDER(t, "Stranger", jan, dec)
+	login(t, edge(identity.CertThumbprint(stranger)), stranger, identity.CertNotRegistered)
+
+	// Expired, and not valid yet (bound by thumbprint: the login checks the
+	// certificate presented, not what was recorded).
+	for _, c := range [][]byte{testCertDER(t, "Old", jan, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)),
+		testCertDER(t, "Early", time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), dec)} {
+		if _, err := e.svc.BindUserCert(ctx, w.user.ID, nil, identity.CertThumbprint(c)); err != nil {
+			t.Fatal(err)
+		}
+		login(t, edge(identity.CertThumbprint(c)), c, identity.CertExpired)
+	}
+
+	// Locked, disabled, password-only.
+	if _, err := e.svc.LockUser(ctx, w.user.ID, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	login(t, edge(fp), der, identity.CertAccountLocked)
+	if _, err := e.svc.UnlockUser(ctx, w.user.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.SetUserStatus(ctx, w.user.ID, identity.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	login(t, edge(fp), der, identity.CertAccountDisabled)
+	if _, err := e.svc.SetUserStatus(ctx, w.user.ID, identity.StatusActive); err != nil {
+		t.Fatal(err)
+	}
+	login(t, edge(fp), der, identity.CertOK)
+
+	// A refused certificate does not count against the account's lockout.
+	u, err := e.svc.GetUser(ctx, w.user.ID)
+	if err != nil || u.FailedCount != 0 {
+		t.Fatalf("failed count %d (%v)", u.FailedCount, err)
+	}
+}
+
+// TestCertificateLoginThrottled: refusals count against the browser's
+// address like wrong passwords: a stream of them is throttled.
+func TestCertificateLoginThrottled(t *testing.T) {
+	w := setup(t)
+	der := testCertDER(t, "Stranger", time.Now().Add(-time.Hour), time.Now().Add(time.Hour*24*365*5))
+	var err error
+	for range 200 {
+		if _, err = w.svc.CertLogin(edge(identity.CertThumbprint(der)), der); err != nil {
+			break
+		}
+	}
+	wantThrottled(t, "certificate refusals", err)
+}

@@ -1,0 +1,331 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/uias/uias/cmd/uias/app"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+)
+
+// certPKI is a test CA (the people's certificates and the server's), its
+// PEM file for tls.client_ca_file.
+type certPKI struct {
+	ca     *x509.Certificate
+	key    *ecdsa.PrivateKey
+	caFile string
+	pool   *x509.CertPool
+	dir    string
+}
+
+func newCertPKI(t *testing.T) *certPKI {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "UIAS e2e people CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(der)
+	p := &certPKI{ca: ca, key: key, dir: t.TempDir(), pool: x509.NewCertPool()}
+	p.pool.AddCert(ca)
+	p.caFile = filepath.Join(p.dir, "ca.pem")
+	if err := os.WriteFile(p.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// issue makes a certificate for cn valid from nb to na (server: for
+// 127.0.0.1 and localhost), writing its files when server.
+func (p *certPKI) issue(t *testing.T, cn string, server bool, nb, na time.Time) (tls.Certificate, string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, NotBefore: nb, NotAfter: na,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if server {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
+		tmpl.DNSNames, tmpl.IPAddresses = []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	if !server {
+		return pair, "", ""
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := filepath.Join(p.dir, cn+".pem"), filepath.Join(p.dir, cn+"-key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pair, certFile, keyFile
+}
+
+// startTLS starts a monolith serving gRPC and HTTPS with the PKI's server
+// certificate and tls.client_ca_file, and dials its gRPC port over TLS.
+func startTLS(t *testing.T, p *certPKI) *env {
+	t.Helper()
+	cfg := testConfig(t.TempDir())
+	_, certFile, keyFile := p.issue(t, "uias", true, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile = certFile, keyFile, p.caFile
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := app.Start(ctx, cfg, app.Options{Logger: zaptest.NewLogger(t, zaptestLevel()), BootstrapPassword: adminPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, c := context.WithTimeout(context.Background(), 20*time.Second)
+		defer c()
+		_ = a.Stop(sctx)
+	})
+	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(
+		&tls.Config{RootCAs: p.pool, ServerName: "localhost", MinVersion: tls.VersionTLS12})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	e := &env{t: t, app: a, conn: conn, http: "https://" + a.HTTPAddr(),
+		auth: identityv1.NewAuthServiceClient(conn), admin: identityv1.NewAdminServiceClient(conn)}
+	e.login()
+	return e
+}
+
+// certBrowser is a browser over HTTPS trusting the PKI, presenting cert
+// (none when nil), with cookies, not following redirects.
+type certBrowser struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newCertBrowser(t *testing.T, p *certPKI, cert *tls.Certificate) *certBrowser {
+	tc := &tls.Config{RootCAs: p.pool, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	}
+	jar, _ := cookiejar.New(nil)
+	return &certBrowser{t: t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: tc},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *certBrowser) do(method, u string, form url.Values) (int, string, string) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Accept-Language", "en")
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out), resp.Header.Get("Location")
+}
+
+// certLogin opens the login page for service and presses "Sign in with
+// your certificate".
+func (b *certBrowser) certLogin(casBase, service string) (int, string, string) {
+	b.t.Helper()
+	code, page, _ := b.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(service), nil)
+	if !strings.Contains(page, `id="cert-login"`) {
+		b.t.Fatalf("the login page offers no certificate login: %d\n%s", code, page)
+	}
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		b.t.Fatalf("no CSRF token:\n%s", page)
+	}
+	return b.do(http.MethodPost, casBase+"login", url.Values{"certificate": {"1"}, "csrf": {m[1]}, "service": {service}})
+}
+
+// TestCertificateLogin: the X.509 certificate login over real HTTPS with
+// tls.client_ca_file. A person's bound certificate signs them in at level
+// 2 and reaches a min_auth_level 2 service (the ticket validates, with the
+// authLevel attribute 2) and a level-1 one; a password session is asked
+// for the certificate there, and refused without one; an unbound
+// certificate and a disabled account are refused; one certificate is one
+// person's; the logins are audited as sso.login with method certificate.
+func TestCertificateLogin(t *testing.T) {
+	p := newCertPKI(t)
+	e := startTLS(t, p)
+	casBase := e.http + "/cas/"
+	f := e.seed("certapp", "cora", nil, nil)
+	weak, strong := "https://weak.example.com/app/", "https://strong.example.com/app/"
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	for _, d := range []*ticketv1.ServiceDefinition{
+		{AppId: f.appID, Name: "Weak app", Url: weak},
+		{AppId: f.appID, Name: "Strong app", Url: strong, MinAuthLevel: 2},
+	} {
+		if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	cora, _, _ := p.issue(t, "Cora 110105194912310020", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	stranger, _, _ := p.issue(t, "Stranger", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	dora, _, _ := p.issue(t, "Dora", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+
+	// Bind Cora's certificate; it cannot be bound to anyone else.
+	bound, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: f.userID, Certificate: cora.Certificate[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bound.GetNotAfter() == nil || len(bound.GetSha256()) != 64 {
+		t.Fatalf("bound %v", bound)
+	}
+	d := e.seed("certapp2", "dora", nil, nil)
+	_, err = e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: d.userID, Sha256: bound.GetSha256()})
+	wantCode(t, err, codes.AlreadyExists, "CERTIFICATE_BOUND")
+
+	// Cora signs in with her certificate and enters the level-2 service.
+	br := newCertBrowser(t, p, &cora)
+	code, page, loc := br.certLogin(casBase, strong)
+	if code != http.StatusFound || !strings.HasPrefix(loc, strong+"?ticket=ST-") {
+		t.Fatalf("certificate login for the level-2 service: %d to %q\n%s", code, loc, page)
+	}
+	st := strings.TrimPrefix(loc, strong+"?ticket=")
+	vc, answer, _ := br.do(http.MethodGet, casBase+"p3/serviceValidate?service="+url.QueryEscape(strong)+"&ticket="+url.QueryEscape(st), nil)
+	if vc != http.StatusOK || !strings.Contains(answer, "<cas:user>cora</cas:user>") || !strings.Contains(answer, "<cas:authLevel>2</cas:authLevel>") {
+		t.Fatalf("validation of the level-2 ticket: %d\n%s", vc, answer)
+	}
+	// The level-2 session enters the level-1 service without a new login.
+	if code, _, loc := br.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(weak), nil); code != http.StatusFound || !strings.HasPrefix(loc, weak+"?ticket=ST-") {
+		t.Fatalf("level-2 session at the level-1 service: %d to %q", code, loc)
+	}
+
+	// A password session (no certificate) is refused at the level-2
+	// service with a page saying why.
+	pw := newCertBrowser(t, p, nil)
+	_, page, _ = pw.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(weak), nil)
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil || strings.Contains(page, "cert-login") {
+		t.Fatalf("login page without a certificate:\n%s", page)
+	}
+	if code, _, loc := pw.do(http.MethodPost, casBase+"login", url.Values{"username": {"cora"}, "password": {f.password},
+		"csrf": {m[1]}, "service": {weak}}); code != http.StatusFound || !strings.HasPrefix(loc, weak+"?ticket=") {
+		t.Fatalf("password login: %d to %q", code, loc)
+	}
+	code, page, loc = pw.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(strong), nil)
+	if code != http.StatusForbidden || loc != "" || !strings.Contains(page, "requires signing in with a certificate (level 2)") {
+		t.Fatalf("password session at the level-2 service: %d to %q\n%s", code, loc, page)
+	}
+	// With her certificate in the browser, the same password session is
+	// asked for it (step-up) and then let in.
+	step := newCertBrowser(t, p, &cora)
+	_, page, _ = step.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(weak), nil)
+	m = csrfRE.FindStringSubmatch(page)
+	step.do(http.MethodPost, casBase+"login", url.Values{"username": {"cora"}, "password": {f.password}, "csrf": {m[1]}, "service": {weak}})
+	code, page, _ = step.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(strong), nil)
+	if code != http.StatusOK || !strings.Contains(page, "Sign in with your certificate to continue.") || strings.Contains(page, `name="password"`) {
+		t.Fatalf("step-up page: %d\n%s", code, page)
+	}
+	if code, _, loc := step.certLogin(casBase, strong); code != http.StatusFound || !strings.HasPrefix(loc, strong+"?ticket=ST-") {
+		t.Fatalf("after the step-up: %d to %q", code, loc)
+	}
+
+	// An unbound certificate is refused.
+	code, page, loc = newCertBrowser(t, p, &stranger).certLogin(casBase, strong)
+	if code != http.StatusUnauthorized || loc != "" || !strings.Contains(page, "This certificate is not registered to any account.") {
+		t.Fatalf("unbound certificate: %d to %q\n%s", code, loc, page)
+	}
+	// A disabled account is refused.
+	if _, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: d.userID, Certificate: dora.Certificate[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.SetUserStatus(e.adm(), &identityv1.SetUserStatusRequest{Id: d.userID, Status: identityv1.UserStatus_USER_STATUS_DISABLED}); err != nil {
+		t.Fatal(err)
+	}
+	code, page, loc = newCertBrowser(t, p, &dora).certLogin(casBase, weak)
+	if code != http.StatusUnauthorized || loc != "" || !strings.Contains(page, "Your account is disabled.") {
+		t.Fatalf("disabled account: %d to %q\n%s", code, loc, page)
+	}
+	// Unbound, Cora's certificate signs no one in.
+	if _, err := e.admin.UnbindUserCertificate(e.adm(), &identityv1.UnbindUserCertificateRequest{UserId: f.userID, Sha256: bound.GetSha256()}); err != nil {
+		t.Fatal(err)
+	}
+	if code, page, _ := newCertBrowser(t, p, &cora).certLogin(casBase, weak); code != http.StatusUnauthorized ||
+		!strings.Contains(page, "not registered") {
+		t.Fatalf("after unbinding: %d\n%s", code, page)
+	}
+
+	// Audited as logins with the method; nothing of the subject.
+	want := map[string]bool{
+		"success OK " + f.userID:                         false,
+		"failure CERTIFICATE_NOT_REGISTERED certificate": false,
+		"failure ACCOUNT_DISABLED " + d.userID:           false,
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		seen := map[string]bool{}
+		for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.identity.sso.login") {
+			det, _ := ev["detail"].(map[string]any)
+			if det["method"] != "certificate" {
+				continue
+			}
+			if s := fmt.Sprint(ev); strings.Contains(s, "110105194912310020") || strings.Contains(s, "Cora ") {
+				t.Fatalf("the certificate's subject in an audit record: %s", s)
+			}
+			subject := strings.TrimPrefix(fmt.Sprint(ev["subject"]), "user:")
+			seen[fmt.Sprintf("%v %v %s", ev["result"], ev["reason"], subject)] = true
+		}
+		missing := []string{}
+		for k := range want {
+			if !seen[k] {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit records missing %v; seen %v", missing, seen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
