@@ -25,7 +25,7 @@ func init() {
 		apierr.Reason{Name: "BAD_APP_CREDENTIALS", Code: apierr.Unauthenticated,
 			Doc: "Missing, unknown or wrong App_ID / App_Secret."},
 		apierr.Reason{Name: ReasonAppSecretExpired, Code: apierr.Unauthenticated,
-			Doc: "The App_Secret presented is right but has expired (its application's secret lifetime, JR/T 0185-2020 7.3.4); an administrator issues a new one (uias ctl app rotate-secret). Only a caller who presented the right secret is told."},
+			Doc: "The App_Secret presented is right but has expired (its application's secret lifetime, JR/T 0185-2020 7.3.4); an administrator issues a new one (uias ctl app rotate-secret). Only a caller who presented the right secret, and whom the application's status, certificate and IP allow-list admit, is told."},
 		apierr.Reason{Name: "APP_SUSPENDED", Code: apierr.PermissionDenied,
 			Doc: "The calling application is suspended."},
 		apierr.Reason{Name: "IP_NOT_ALLOWED", Code: apierr.PermissionDenied,
@@ -196,10 +196,11 @@ func NewAppAuthenticator(o AuthOptions) (*AppAuthenticator, error) {
 // Authenticate checks an application caller: App_ID + App_Secret, status,
 // the client certificate of an application bound to one (the Caller of
 // ctx), IP allow-list and rate limit, in that order, and returns the
-// application. Refusals are ErrBadAppCredentials, SecretExpired (the
-// right secret, expired: told only after it was verified),
-// ErrAppSuspended, ErrClientCert, ErrIPNotAllowed or ErrRateLimited (and
-// are told to Denied); a failed lookup returns the source's error.
+// application. Refusals are ErrBadAppCredentials, ErrAppSuspended,
+// ErrClientCert, ErrIPNotAllowed, SecretExpired (the right secret,
+// expired: told only after it was verified and the caller passed the
+// checks above) or ErrRateLimited (and are told to Denied); a failed
+// lookup returns the source's error.
 func (a *AppAuthenticator) Authenticate(ctx context.Context, appID, secret string, ip netip.Addr) (*App, error) {
 	start := a.now()
 	now := start
@@ -218,8 +219,12 @@ func (a *AppAuthenticator) Authenticate(ctx context.Context, appID, secret strin
 		app = got
 		a.cache.Put(appID, app, now)
 	}
-	if err := app.CheckSecret(secret, now); err != nil {
-		return nil, a.refuse(ctx, appID, err, start)
+	// An expired secret is said last of the checks that concern the
+	// caller: someone holding an old secret (found in a backup) learns
+	// that it was right only from where the application may call.
+	expired := app.CheckSecret(secret, now)
+	if expired != nil && expired.Reason != ReasonAppSecretExpired {
+		return nil, a.refuse(ctx, appID, expired, start)
 	}
 	if !app.Active {
 		return nil, a.refuse(ctx, appID, ErrAppSuspended, start)
@@ -229,6 +234,9 @@ func (a *AppAuthenticator) Authenticate(ctx context.Context, appID, secret strin
 	}
 	if !app.AllowsIP(ip) {
 		return nil, a.refuse(ctx, appID, ErrIPNotAllowed, start)
+	}
+	if expired != nil {
+		return nil, a.refuse(ctx, appID, expired, start)
 	}
 	if !a.limiter.Allow(app.ID, app.RateLimit, app.RateBurst, now) {
 		return nil, a.refuse(ctx, appID, ErrRateLimited, start)

@@ -260,11 +260,19 @@ func TestAuthenticateApp(t *testing.T) {
 		// usual refusal, alike for an unknown App_ID.
 		_, err = r.auth.Authenticate(ctx, "a1", "wrong-secret", ip)
 		r.wantRefused(t, err, "BAD_APP_CREDENTIALS", codes.Unauthenticated, "")
-		// A suspended application with an expired secret says the expiry
-		// (the secret was verified); the administrator fixes both.
-		a.Active = false
+		// The expiry is said only to a caller the application's other
+		// checks admit: from an address outside its allow-list (someone
+		// holding an old secret found in a backup), or for a suspended
+		// application, the refusal is that one.
+		a.IPAllowList = []string{"198.51.100.0/24"}
+		r.auth.Forget("a1")
 		_, err = r.auth.Authenticate(ctx, "a1", secret, ip)
-		r.wantRefused(t, err, caller.ReasonAppSecretExpired, codes.Unauthenticated, "")
+		r.wantRefused(t, err, "IP_NOT_ALLOWED", codes.PermissionDenied, "")
+		a.IPAllowList = nil
+		a.Active = false
+		r.auth.Forget("a1")
+		_, err = r.auth.Authenticate(ctx, "a1", secret, ip)
+		r.wantRefused(t, err, "APP_SUSPENDED", codes.PermissionDenied, "")
 	})
 
 	t.Run("previous secret in its overlap works while the new one has expired", func(t *testing.T) {

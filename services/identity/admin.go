@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -915,6 +916,9 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
 		s.replicaChange(ctx, "app", "created", a.ID, appView(a), appReplica(a, true)),
 		s.adminAudit(ctx, "app.create", "app:"+a.ID, "", start))
+	if !a.SecretExpires.IsZero() {
+		s.secretsChanged()
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -1009,6 +1013,9 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 		s.replicaChange(ctx, "app", "updated", a.ID, appView(a), appReplica(a, false)),
 		s.adminAudit(ctx, "app.update", "app:"+a.ID, "", start))
 	s.appAuth.Forget(id)
+	if slices.Contains(up.Mask, "secret_lifetime_seconds") {
+		s.secretsChanged()
+	}
 	return a, err
 }
 
@@ -1047,6 +1054,7 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 			"secret_lifetime_seconds": int64(s.secretLifetime(a) / time.Second)}, appReplica(a, true)),
 		s.adminAudit(ctx, "app.rotate_secret", "app:"+a.ID, "", start))
 	s.appAuth.Forget(id)
+	s.secretsChanged()
 	if err != nil {
 		return nil, "", err
 	}

@@ -99,6 +99,8 @@ type SecretExpiryCounts struct {
 type secretCounts struct {
 	expiring, expired atomic.Int64
 	checked           atomic.Bool
+	// recount wakes RunSecretExpiryWarnings (secretsChanged)
+	recount chan struct{}
 }
 
 // SecretExpiry returns the counts of the last WarnExpiringSecrets (the
@@ -114,6 +116,17 @@ func (s *Service) SecretExpiry() SecretExpiryCounts {
 // of SecretExpiry. Replicas of other centres' applications are left to
 // their home centre, where an administrator rotates them.
 func (s *Service) WarnExpiringSecrets(ctx context.Context) error {
+	return s.checkExpiringSecrets(ctx, true)
+}
+
+// CountExpiringSecrets updates the counts of SecretExpiry without logging
+// (the gauges follow rotations and expiries within minutes; the warnings
+// are daily).
+func (s *Service) CountExpiringSecrets(ctx context.Context) error {
+	return s.checkExpiringSecrets(ctx, false)
+}
+
+func (s *Service) checkExpiringSecrets(ctx context.Context, warn bool) error {
 	now := s.now()
 	var expiring, expired int64
 	err := eachPage(ctx, func(p Page) ([]*App, string, error) {
@@ -123,10 +136,16 @@ func (s *Service) WarnExpiringSecrets(ctx context.Context) error {
 			return
 		}
 		expiring++
+		isExpired := !now.Before(a.SecretExpires)
+		if isExpired {
+			expired++
+		}
+		if !warn {
+			return
+		}
 		fields := []zap.Field{zap.String("app_id", a.ID), zap.String("app_type", a.Type), zap.String("app_code", a.Code),
 			zap.Time("secret_expire_time", a.SecretExpires.UTC())}
-		if !now.Before(a.SecretExpires) {
-			expired++
+		if isExpired {
 			s.log.Warn("application secret has expired: its callers are refused (APP_SECRET_EXPIRED) until an administrator "+
 				"rotates it (uias ctl app rotate-secret)", fields...)
 			return
@@ -143,18 +162,37 @@ func (s *Service) WarnExpiringSecrets(ctx context.Context) error {
 	return nil
 }
 
+// secretsChanged asks RunSecretExpiryWarnings for a recount (an
+// application created, its secret rotated or its lifetime changed here).
+func (s *Service) secretsChanged() {
+	select {
+	case s.secrets.recount <- struct{}{}:
+	default:
+	}
+}
+
 // RunSecretExpiryWarnings runs WarnExpiringSecrets at once and then every
-// interval (a day) until ctx ends; a failed run is logged and retried
-// after retry.
-func (s *Service) RunSecretExpiryWarnings(ctx context.Context, interval, retry time.Duration) {
+// warnEvery (a day), and between them CountExpiringSecrets every
+// countEvery and after each secret change made here, until ctx ends; a
+// failed run is logged and retried after retry.
+func (s *Service) RunSecretExpiryWarnings(ctx context.Context, warnEvery, countEvery, retry time.Duration) {
+	nextWarn := s.now()
 	for {
-		wait := interval
-		if err := s.WarnExpiringSecrets(ctx); err != nil {
+		wait := countEvery
+		var err error
+		if now := s.now(); !now.Before(nextWarn) {
+			if err = s.WarnExpiringSecrets(ctx); err == nil {
+				nextWarn = now.Add(warnEvery)
+			}
+		} else {
+			err = s.CountExpiringSecrets(ctx)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			s.log.Warn("checking application secret expiry", zapErr(err))
-			wait = retry
+			wait = min(retry, countEvery)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -162,6 +200,8 @@ func (s *Service) RunSecretExpiryWarnings(ctx context.Context, interval, retry t
 			t.Stop()
 			return
 		case <-t.C:
+		case <-s.secrets.recount:
+			t.Stop()
 		}
 	}
 }

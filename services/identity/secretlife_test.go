@@ -372,3 +372,47 @@ func TestReplicaAppSecretExpiry(t *testing.T) {
 		}
 	}
 }
+
+// The gauges' counts follow a rotation within moments (a recount after
+// each secret change made here), while the warnings stay daily: one per
+// application at the start, none at the recounts.
+func TestSecretExpiryCountsFollowRotation(t *testing.T) {
+	w := newSecretWorld(t, 0)
+	a, _ := w.create(t, "soon-gone", day)
+	w.clk.t = w.clk.t.Add(2 * day) // expired (set before the loop reads the clock)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.svc.RunSecretExpiryWarnings(ctx, 24*time.Hour, time.Hour, time.Hour)
+	}()
+	defer func() { cancel(); <-done }()
+	waitCounts := func(what string, expired int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c := w.svc.SecretExpiry()
+			if c.Checked && c.Expired == expired {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: counts %+v, want %d expired", what, c, expired)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitCounts("at the start", 1)
+	if _, _, err := w.svc.RotateAppSecret(context.Background(), a.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitCounts("after the rotation", 0)
+	warnings := 0
+	for _, e := range w.logs.FilterLevelExact(zapcore.WarnLevel).All() {
+		if strings.Contains(e.Message, "application secret") {
+			warnings++
+		}
+	}
+	if warnings != 1 {
+		t.Fatalf("%d secret warnings, want the start's one only", warnings)
+	}
+}

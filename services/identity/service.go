@@ -210,6 +210,7 @@ func New(d Deps) (*Service, error) {
 	s := &Service{store: d.Store, hasher: d.Hasher, sealer: d.Sealer, keys: d.Keys, log: d.Logger, cfg: c,
 		kick: d.Kick, now: d.Now, sleep: d.Sleep, homes: d.Homes, sources: newSourceGate(c.Throttle), running: newRunningChecks(),
 		reads: newAdminReads(c.AdminReads, c.AdminReadTimeout), matcher: matcher}
+	s.secrets.recount = make(chan struct{}, 1)
 	if s.kick == nil {
 		s.kick = func() {}
 	}

@@ -190,8 +190,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	env.Go(func(ctx context.Context) { svc.RunWrapUnsalted(ctx, float64(cfg.UnsaltedWrapRate), time.Hour) })
 	// A warning per application whose secret expires within 14 days, at
-	// start and then daily (identity/secretlife.go).
-	env.Go(func(ctx context.Context) { svc.RunSecretExpiryWarnings(ctx, 24*time.Hour, 10*time.Minute) })
+	// start and then daily; the gauges' counts every 5 minutes and after
+	// each secret change made here (identity/secretlife.go).
+	env.Go(func(ctx context.Context) { svc.RunSecretExpiryWarnings(ctx, 24*time.Hour, 5*time.Minute, time.Minute) })
 	if env.Metrics != nil {
 		if err := registerSecretMetrics(env.Metrics, svc); err != nil {
 			return nil, err

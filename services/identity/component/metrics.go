@@ -42,16 +42,17 @@ func registerHasherMetrics(reg prometheus.Registerer, h *crypto.Hasher) error {
 
 // registerSecretMetrics exposes the applications homed at this centre
 // whose App_Secret expires within 14 days (the expired included) and those
-// already expired, as the last daily check found them
-// (identity.WarnExpiringSecrets; docs/operators.md, "App_Secret validity
+// already expired, as the last count found them (every 5 minutes and after
+// each secret change made here;
+// identity.RunSecretExpiryWarnings; docs/operators.md, "App_Secret validity
 // periods").
 func registerSecretMetrics(reg prometheus.Registerer, svc *identity.Service) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_app_secrets_expiring",
-			Help: "Applications homed at this centre whose App_Secret expires within 14 days or has expired (at the last daily check)."},
+			Help: "Applications homed at this centre whose App_Secret expires within 14 days or has expired (counted every 5 minutes and after each secret change)."},
 			func() float64 { return float64(svc.SecretExpiry().Expiring) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_app_secrets_expired",
-			Help: "Applications homed at this centre whose App_Secret has expired: their callers are refused APP_SECRET_EXPIRED (at the last daily check)."},
+			Help: "Applications homed at this centre whose App_Secret has expired: their callers are refused APP_SECRET_EXPIRED (counted every 5 minutes and after each secret change)."},
 			func() float64 { return float64(svc.SecretExpiry().Expired) }),
 	} {
 		if err := reg.Register(c); err != nil {
