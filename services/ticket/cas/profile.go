@@ -65,6 +65,9 @@ func (h *Handler) profilePage(w http.ResponseWriter, r *http.Request, code int, 
 	if v.Phone == "" {
 		v.Phone = t.NotRecorded
 	}
+	if v.Email == "" {
+		v.Email = t.NotRecorded
+	}
 	if p.GetPasswordChangedAt() != nil {
 		v.PasswordChanged = p.GetPasswordChangedAt().AsTime().UTC().Format(pageTime)
 	}
