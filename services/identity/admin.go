@@ -504,6 +504,38 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 	if err := s.ownUser(ctx, u); err != nil {
 		return nil, err
 	}
+	return s.updateUser(ctx, u, up, "user.update", start)
+}
+
+// checkContactFields checks the fields of up a person may also change
+// themselves (display_name, phone, email) that up.Mask names: the rules
+// of UpdateUser, whoever makes the change.
+func checkContactFields(up UserUpdate) error {
+	for _, f := range up.Mask {
+		var err error
+		switch f {
+		case "display_name":
+			if up.DisplayName == "" {
+				err = badField("display_name", "display_name is required")
+			}
+		case "phone":
+			err = checkPhone(up.Phone)
+		case "email":
+			err = checkEmail(up.Email)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateUser applies up to u (loaded, at its home centre) and writes it
+// with its CHANGES user.updated event and the audit record api.
+func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api string, start time.Time) (*User, error) {
+	if err := checkContactFields(up); err != nil {
+		return nil, err
+	}
 	idNumber, phone, err := s.openPersonal(ctx, u)
 	if err != nil {
 		return nil, err
@@ -513,21 +545,12 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 	for _, f := range up.Mask {
 		switch f {
 		case "display_name":
-			if up.DisplayName == "" {
-				return nil, badField("display_name", "display_name is required")
-			}
 			u.DisplayName = up.DisplayName
 			changed[f] = up.DisplayName
 		case "phone":
-			if err := checkPhone(up.Phone); err != nil {
-				return nil, err
-			}
 			phone = up.Phone
 			changed[f] = ulog.MaskPhone(up.Phone)
 		case "email":
-			if err := checkEmail(up.Email); err != nil {
-				return nil, err
-			}
 			u.Email = up.Email
 			changed[f] = up.Email
 		case "org_id":
@@ -577,7 +600,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 	u.UpdatedAt = start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
 		s.replicaChange(ctx, "user", "updated", u.ID, changed, withSealed(userReplica(u, false), u)),
-		s.adminAudit(ctx, "user.update", "user:"+u.ID, u.OrgID, start))
+		s.adminAudit(ctx, api, "user:"+u.ID, u.OrgID, start))
 	return u, err
 }
 

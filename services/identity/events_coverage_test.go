@@ -49,6 +49,13 @@ type evEnv struct {
 // durations are deterministic and positive.
 func newEvEnv(t *testing.T, keyFile string) *evEnv {
 	t.Helper()
+	return newEvEnvWith(t, keyFile, nil)
+}
+
+// newEvEnvWith is newEvEnv with the service's dependencies changed by
+// change (its config, its logger) when not nil.
+func newEvEnvWith(t *testing.T, keyFile string, change func(*identity.Deps)) *evEnv {
+	t.Helper()
 	ctx := context.Background()
 	dbPath := filepath.Join(t.TempDir(), "identity.db")
 	db, err := store.Open(ctx, "sqlite", dbPath)
@@ -77,8 +84,12 @@ func newEvEnv(t *testing.T, keyFile string) *evEnv {
 		clk.t = clk.t.Add(time.Millisecond)
 		return clk.t
 	}
-	svc, err := identity.New(identity.Deps{Store: sqlstore.New(db), Sealer: sealer, Logger: zap.NewNop(), Now: tick, Sleep: clk.sleep,
-		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})})
+	deps := identity.Deps{Store: sqlstore.New(db), Sealer: sealer, Logger: zap.NewNop(), Now: tick, Sleep: clk.sleep,
+		Hasher: crypto.NewHasher(crypto.HasherConfig{Params: crypto.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})}
+	if change != nil {
+		change(&deps)
+	}
+	svc, err := identity.New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,10 @@ type Policy struct {
 	// number (identity.policy.unique_id_number false); the default (false)
 	// keeps one account per person: ID_NUMBER_TAKEN.
 	SharedIDNumbers bool
+	// SelfServiceDisplayName lets a person change their own display name
+	// on the profile page (identity.policy.self_service_display_name);
+	// the default (false) keeps it the administrator's.
+	SelfServiceDisplayName bool
 }
 
 // DefaultPolicy follows the provincial staff SSO standard's baseline.

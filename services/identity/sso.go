@@ -223,7 +223,7 @@ func (s *Service) PersonIDNumber(ctx context.Context, id string) (string, error)
 
 // errVerification refuses a password change whose current password (or
 // login) is not accepted; the same for an unknown login.
-func errVerification(r Reason) error {
+func errVerification(r Reason) *apierr.Error {
 	return apierr.New(apierr.FailedPrecondition, "VERIFICATION_FAILED", "current password not accepted: "+reasonMessages[r])
 }
 

@@ -35,8 +35,9 @@ func chromiumPath(t *testing.T) string {
 // opens application A, signs in on the login page, returns to A with a
 // ticket A validated, enters B without a password, changes the password
 // on the form, and signs out; both applications receive the logout
-// request. With UIAS_UPDATE_SCREENSHOTS=1 it writes the login page and the
-// portal in both languages to docs/screenshots/.
+// request. On the way it opens "My profile" from the portal and changes
+// the e-mail and phone. With UIAS_UPDATE_SCREENSHOTS=1 it writes the login
+// page, the portal and the profile in both languages to docs/screenshots/.
 func TestBrowserSingleSignOn(t *testing.T) {
 	chromium := chromiumPath(t)
 	e := start(t, testConfig(t.TempDir()))
@@ -223,6 +224,35 @@ func TestBrowserSingleSignOn(t *testing.T) {
 		t.Fatalf("portal: %q", text)
 	}
 	accessible("English portal", "en")
+	// My profile, from the portal: the ID number and phone masked; the
+	// person changes the e-mail and phone with the current password.
+	run("profile", chromedp.Click(chromedp.CSS(`a[href="/cas/profile"]`)), chromedp.WaitVisible(chromedp.CSS("#p-login")),
+		shot("profile-en.png"))
+	if text = textOf("#p-phone"); text != "138****5678" {
+		t.Fatalf("profile phone: %q", text)
+	}
+	if text = textOf("main"); strings.Contains(text, seedIDNumber(0)) || strings.Contains(text, "13812345678") {
+		t.Fatalf("profile shows personal data in clear: %q", text)
+	}
+	accessible("English profile", "en")
+	run("profile in Chinese", chromedp.Navigate(casBase+"profile?locale=zh-CN"), chromedp.WaitVisible(chromedp.CSS("#p-login")),
+		shot("profile-zh.png"))
+	if text = textOf("h1"); text != "我的资料" {
+		t.Fatalf("Chinese profile heading: %q", text)
+	}
+	accessible("Chinese profile", "zh-CN")
+	run("change profile", chromedp.Navigate(casBase+"profile?locale=en"), chromedp.WaitVisible(chromedp.CSS("#email")),
+		chromedp.Clear(chromedp.CSS("#email")), chromedp.SendKeys(chromedp.CSS("#email"), "wang@example.org"),
+		chromedp.SendKeys(chromedp.CSS("#phone"), "13987654321"), chromedp.SendKeys(chromedp.CSS("#current_password"), f.password),
+		chromedp.Submit(chromedp.CSS("#current_password")))
+	waitFor("profile saved", `document.querySelector('p[role="status"]') != null`)
+	if text = textOf(`p[role="status"]`); text != "Your profile has been saved." {
+		t.Fatalf("after the profile change: %q", text)
+	}
+	if p, m := textOf("#p-phone"), textOf("#p-email"); p != "139****4321" || m != "wang@example.org" {
+		t.Fatalf("profile after the change: %q %q", p, m)
+	}
+	run("back to the portal", chromedp.Click(chromedp.CSS(`a[href="/cas/portal"]`)), chromedp.WaitVisible(chromedp.CSS("#who")))
 	// Change the password on the form.
 	run("change password", chromedp.Click(chromedp.CSS(`a[href="/cas/password"]`)), chromedp.WaitVisible(chromedp.CSS("#old")),
 		chromedp.SendKeys(chromedp.CSS("#old"), f.password), chromedp.SendKeys(chromedp.CSS("#new"), "Br0wser-Changed!1"),

@@ -332,7 +332,8 @@ func setSchedPolicy(policy string, log *zap.Logger) {
 func policyOf(p PolicyDefaults) identity.Policy {
 	return identity.Policy{MinLength: p.MinLength, RequireClasses: p.RequireClasses, History: p.History,
 		MaxFailures: p.MaxFailures, SourceFailures: p.SourceFailures, LockDuration: time.Duration(p.LockMinutes) * time.Minute,
-		MaxAge: time.Duration(p.MaxAgeDays) * 24 * time.Hour, SharedIDNumbers: !p.UniqueIDNumber}
+		MaxAge: time.Duration(p.MaxAgeDays) * 24 * time.Hour, SharedIDNumbers: !p.UniqueIDNumber,
+		SelfServiceDisplayName: p.SelfServiceDisplayName}
 }
 
 func throttleOf(t LoginThrottle) identity.Throttle {

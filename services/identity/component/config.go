@@ -35,6 +35,10 @@ type PolicyDefaults struct {
 	// with the same ID type and number is refused (ID_NUMBER_TAKEN).
 	// False where one person legitimately holds several accounts.
 	UniqueIDNumber bool `yaml:"unique_id_number"`
+	// SelfServiceDisplayName: a person may change their own display name
+	// on the profile page (/cas/profile); false (the default) keeps it
+	// the administrator's, like the login name, org and ID number.
+	SelfServiceDisplayName bool `yaml:"self_service_display_name"`
 }
 
 // LoginThrottle is the login gate's timing (see identity.Throttle).
@@ -219,6 +223,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.Policy.LockMinutes, "UIAS_POLICY_LOCK_MINUTES", "", "")
 	b.Int(&c.Policy.MaxAgeDays, "UIAS_POLICY_MAX_AGE_DAYS", "", "")
 	b.Bool(&c.Policy.UniqueIDNumber, "UIAS_POLICY_UNIQUE_ID_NUMBER", "", "")
+	b.Bool(&c.Policy.SelfServiceDisplayName, "UIAS_POLICY_SELF_SERVICE_DISPLAY_NAME", "", "")
 	b.Duration(&c.AdminTokenTTL, "UIAS_ADMIN_TOKEN_TTL", "", "")
 	b.Duration(&c.AdminTokenIdle, "UIAS_ADMIN_TOKEN_IDLE", "", "")
 	b.Int(&c.LoginThrottle.AddressFailures, "UIAS_LOGIN_THROTTLE_ADDRESS_FAILURES", "", "")

@@ -121,7 +121,7 @@ identity:
   hash_queue: 16
   max_hash_wait: 1500ms
   sched_policy: inherit
-  policy: {min_length: 12, require_classes: 4, history: 10, max_failures: 3, source_failures: 1, lock_minutes: 30, max_age_days: 0, unique_id_number: true}
+  policy: {min_length: 12, require_classes: 4, history: 10, max_failures: 3, source_failures: 1, lock_minutes: 30, max_age_days: 0, unique_id_number: true, self_service_display_name: true}
   admin_token_ttl: 30m
   admin_token_idle: 10m
   login_throttle: {address_failures: 20, base_delay: 500ms, max_delay: 1m, decay: 30s}
@@ -143,7 +143,8 @@ identity:
 		s.Policy.MaxFailures != 7 || s.AdminTokenTTL != 30*time.Minute || s.BootstrapPassword != "Boot-Pass-1" ||
 		s.KeyFile != "/var/lib/uias/keyring.json" || s.Policy.SourceFailures != 1 || s.AdminTokenIdle != 10*time.Minute ||
 		s.LoginThrottle != (LoginThrottle{AddressFailures: 20, BaseDelay: 500 * time.Millisecond, MaxDelay: time.Minute, Decay: 2 * time.Minute}) ||
-		s.MaxHashWait != 750*time.Millisecond || s.Policy.UniqueIDNumber || !Defaults().Policy.UniqueIDNumber {
+		s.MaxHashWait != 750*time.Millisecond || s.Policy.UniqueIDNumber || !Defaults().Policy.UniqueIDNumber ||
+		!s.Policy.SelfServiceDisplayName || Defaults().Policy.SelfServiceDisplayName || !policyOf(s.Policy).SelfServiceDisplayName {
 		t.Fatalf("got %+v", s)
 	}
 	// Out-of-range and unknown values are clear errors.

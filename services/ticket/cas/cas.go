@@ -113,6 +113,7 @@ func New(o Options) *Handler {
 		{"portal", map[string]http.HandlerFunc{"GET": h.portal}, true},
 		{"portal/link", map[string]http.HandlerFunc{"POST": h.portalLink}, true},
 		{"password", map[string]http.HandlerFunc{"GET": h.passwordForm, "POST": h.passwordPost}, true},
+		{"profile", map[string]http.HandlerFunc{"GET": h.profile, "POST": h.profilePost}, true},
 		{"ssoAuthService", map[string]http.HandlerFunc{"GET": h.ssoAuthService, "POST": h.ssoAuthService}, false},
 	}
 	allowed := map[string]string{} // path -> Allow
@@ -181,9 +182,11 @@ type pageData struct {
 	// CertLogin: the connection carries a verified client certificate
 	// (the page offers the certificate login); HidePassword: the
 	// application needs level 2, which a password cannot give.
-	CertLogin, HidePassword              bool
-	Entries                              []portalEntry
-	PasswordLink, LogoutLink, PortalLink string
+	CertLogin, HidePassword                           bool
+	Entries                                           []portalEntry
+	PasswordLink, LogoutLink, PortalLink, ProfileLink string
+	// Profile is the profile page's person.
+	Profile *profileView
 }
 
 func randomToken() string {

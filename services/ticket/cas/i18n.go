@@ -18,6 +18,12 @@ type texts struct {
 	// certificate login (authentication level 2)
 	CertSignIn, CertOr, CertNone, CertNotRegistered, CertExpired, CertLocked, CertDisabled, CertPasswordOnly string
 	LevelNeedCert, LevelStepUp                                                                               string
+	// My profile
+	ProfileHead, DisplayName, Organisation, IDTypeLabel, IDNumberLabel, PhoneLabel, EmailLabel, NewPhoneLabel   string
+	PasswordChangedLabel, PasswordExpiresLabel, Never, NotRecorded, IDResident, IDPassport, IDMilitary, IDOther string
+	ProfileAdminFields, ProfileAdminFieldsName, ProfileEditHead, PhoneHint, ProfilePasswordHint, SaveButton     string
+	ProfileSaved, ProfileNothing, ProfileNeedPassword, ProfileWrongPassword, ProfileCSRF, ProfileBad            string
+	ProfileBadEmail, ProfileBadPhone, ProfileBadName, ProfileNotYours, ProfileElsewhere                         string
 }
 
 var languages = map[string]texts{
@@ -72,6 +78,28 @@ var languages = map[string]texts{
 		CertPasswordOnly:      "Your account may sign in with its password only, not with a certificate.",
 		LevelNeedCert:         "This application requires signing in with a certificate (level 2). Your browser did not present a client certificate: insert your certificate (USB key) or install it in your browser, then open this page again.",
 		LevelStepUp:           "This application requires signing in with a certificate (level 2). Sign in with your certificate to continue.",
+		ProfileHead:           "My profile", DisplayName: "Name", Organisation: "Organisation", IDTypeLabel: "ID type",
+		IDNumberLabel: "ID number", PhoneLabel: "Mobile phone", EmailLabel: "E-mail", NewPhoneLabel: "New mobile phone",
+		PasswordChangedLabel: "Password last changed", PasswordExpiresLabel: "Password expires", Never: "Never",
+		NotRecorded: "Not recorded", IDResident: "Resident identity card", IDPassport: "Passport", IDMilitary: "Military ID",
+		IDOther:                "Other document",
+		ProfileAdminFields:     "Your login name, organisation and ID number can only be changed by your administrator.",
+		ProfileAdminFieldsName: "Your login name, name, organisation and ID number can only be changed by your administrator.",
+		ProfileEditHead:        "Change your contact details",
+		PhoneHint:              "Leave this empty to keep your current number.",
+		ProfilePasswordHint:    "To save the changes, enter your current password.",
+		SaveButton:             "Save changes",
+		ProfileSaved:           "Your profile has been saved.",
+		ProfileNothing:         "Nothing was changed. Change your e-mail or type a new mobile phone number, then save.",
+		ProfileNeedPassword:    "Enter your current password to save the changes.",
+		ProfileWrongPassword:   "The current password is not correct. Nothing was changed.",
+		ProfileCSRF:            "This form expired. Please enter your changes again.",
+		ProfileBad:             "Some of the details are not valid. Check them and try again.",
+		ProfileBadEmail:        "The e-mail address is not valid. Write it like name@example.com.",
+		ProfileBadPhone:        "The mobile phone number is not valid. Use digits only, with '-' between groups and an optional '+' at the start.",
+		ProfileBadName:         "Enter your name (at most 256 characters).",
+		ProfileNotYours:        "Only your administrator can change this detail.",
+		ProfileElsewhere:       "Your account is managed by another data centre. Change your profile at your own centre's sign-in page, or ask your administrator.",
 	},
 	"zh-CN": {
 		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
@@ -124,6 +152,28 @@ var languages = map[string]texts{
 		CertPasswordOnly:      "您的账号只能使用密码登录，不能使用证书登录。",
 		LevelNeedCert:         "该应用要求使用数字证书（二级）登录。您的浏览器没有提供客户端证书：请插入您的证书（USB Key）或在浏览器中安装证书，然后重新打开本页。",
 		LevelStepUp:           "该应用要求使用数字证书（二级）登录。请使用您的证书登录后继续。",
+		ProfileHead:           "我的资料", DisplayName: "姓名", Organisation: "所属单位", IDTypeLabel: "证件类型",
+		IDNumberLabel: "证件号码", PhoneLabel: "手机号码", EmailLabel: "电子邮箱", NewPhoneLabel: "新手机号码",
+		PasswordChangedLabel: "密码上次修改时间", PasswordExpiresLabel: "密码到期时间", Never: "永不过期",
+		NotRecorded: "未登记", IDResident: "居民身份证", IDPassport: "护照", IDMilitary: "军官证",
+		IDOther:                "其他证件",
+		ProfileAdminFields:     "登录名、所属单位和证件号码只能由管理员修改。",
+		ProfileAdminFieldsName: "登录名、姓名、所属单位和证件号码只能由管理员修改。",
+		ProfileEditHead:        "修改联系方式",
+		PhoneHint:              "不修改手机号码请留空。",
+		ProfilePasswordHint:    "保存修改前，请输入您的当前密码。",
+		SaveButton:             "保存修改",
+		ProfileSaved:           "您的资料已保存。",
+		ProfileNothing:         "没有任何修改。请修改电子邮箱或填写新的手机号码后再保存。",
+		ProfileNeedPassword:    "请输入当前密码以保存修改。",
+		ProfileWrongPassword:   "当前密码不正确，资料未修改。",
+		ProfileCSRF:            "表单已过期，请重新填写修改内容。",
+		ProfileBad:             "部分资料格式不正确，请检查后重试。",
+		ProfileBadEmail:        "电子邮箱格式不正确，请按 name@example.com 的格式填写。",
+		ProfileBadPhone:        "手机号码格式不正确，只能包含数字、分隔用的“-”以及开头的“+”。",
+		ProfileBadName:         "请填写姓名（不超过 256 个字符）。",
+		ProfileNotYours:        "该项资料只能由管理员修改。",
+		ProfileElsewhere:       "您的账号由另一个数据中心管理。请在您所属中心的登录页修改资料，或联系管理员。",
 	},
 }
 

@@ -69,7 +69,8 @@ func (h *Handler) portalPage(w http.ResponseWriter, r *http.Request, code int, t
 		return
 	}
 	d := pageData{Wide: true, CSRF: h.csrf(w, r), Action: h.o.Prefix + "portal/link", Username: sess.GetLogin(),
-		Error: errMsg, Message: msg, PasswordLink: h.o.Prefix + "password", LogoutLink: h.o.Prefix + "logout"}
+		Error: errMsg, Message: msg, PasswordLink: h.o.Prefix + "password", LogoutLink: h.o.Prefix + "logout",
+		ProfileLink: h.o.Prefix + "profile"}
 	for _, e := range res.GetEntries() {
 		pe := portalEntry{AppID: e.GetAppId(), Name: e.GetName(), Account: e.GetAccount(), Scheme: e.GetLegacyScheme(),
 			Associable: e.GetAssociable(), Launch: h.o.Prefix + "login?service=" + url.QueryEscape(e.GetLaunchUrl())}

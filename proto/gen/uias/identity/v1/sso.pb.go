@@ -11,6 +11,7 @@ import (
 	_ "github.com/uias/uias/proto/gen/uias/validate/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -94,6 +95,277 @@ func (CertificateLoginResult) EnumDescriptor() ([]byte, []int) {
 	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
 }
 
+type GetOwnProfileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the person of the signed-in session (never taken from a form).
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOwnProfileRequest) Reset() {
+	*x = GetOwnProfileRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOwnProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOwnProfileRequest) ProtoMessage() {}
+
+func (x *GetOwnProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOwnProfileRequest.ProtoReflect.Descriptor instead.
+func (*GetOwnProfileRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetOwnProfileRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// OwnProfile is a person's own account as the profile page shows it.
+type OwnProfile struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	UserId      string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	Login       string                 `protobuf:"bytes,2,opt,name=login" json:"login,omitempty"`
+	DisplayName string                 `protobuf:"bytes,3,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
+	OrgId       string                 `protobuf:"bytes,4,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	OrgName     string                 `protobuf:"bytes,5,opt,name=org_name,json=orgName" json:"org_name,omitempty"`
+	IdType      IdType                 `protobuf:"varint,6,opt,name=id_type,json=idType,enum=uias.identity.v1.IdType" json:"id_type,omitempty"`
+	// id_number_mask and phone_mask are masked (e.g. 110***********002X,
+	// 138****5678); empty when none is recorded.
+	IdNumberMask string `protobuf:"bytes,7,opt,name=id_number_mask,json=idNumberMask" json:"id_number_mask,omitempty"`
+	PhoneMask    string `protobuf:"bytes,8,opt,name=phone_mask,json=phoneMask" json:"phone_mask,omitempty"`
+	Email        string `protobuf:"bytes,9,opt,name=email" json:"email,omitempty"`
+	// password_changed_at: when the password was last set (unset: unknown);
+	// password_expires_at: when it expires (unset: never).
+	PasswordChangedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=password_changed_at,json=passwordChangedAt" json:"password_changed_at,omitempty"`
+	PasswordExpiresAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=password_expires_at,json=passwordExpiresAt" json:"password_expires_at,omitempty"`
+	// display_name_editable: the person may change their display name
+	// (identity.policy.self_service_display_name).
+	DisplayNameEditable bool `protobuf:"varint,12,opt,name=display_name_editable,json=displayNameEditable" json:"display_name_editable,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *OwnProfile) Reset() {
+	*x = OwnProfile{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OwnProfile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OwnProfile) ProtoMessage() {}
+
+func (x *OwnProfile) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OwnProfile.ProtoReflect.Descriptor instead.
+func (*OwnProfile) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *OwnProfile) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *OwnProfile) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *OwnProfile) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *OwnProfile) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *OwnProfile) GetOrgName() string {
+	if x != nil {
+		return x.OrgName
+	}
+	return ""
+}
+
+func (x *OwnProfile) GetIdType() IdType {
+	if x != nil {
+		return x.IdType
+	}
+	return IdType_ID_TYPE_UNSPECIFIED
+}
+
+func (x *OwnProfile) GetIdNumberMask() string {
+	if x != nil {
+		return x.IdNumberMask
+	}
+	return ""
+}
+
+func (x *OwnProfile) GetPhoneMask() string {
+	if x != nil {
+		return x.PhoneMask
+	}
+	return ""
+}
+
+func (x *OwnProfile) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *OwnProfile) GetPasswordChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PasswordChangedAt
+	}
+	return nil
+}
+
+func (x *OwnProfile) GetPasswordExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PasswordExpiresAt
+	}
+	return nil
+}
+
+func (x *OwnProfile) GetDisplayNameEditable() bool {
+	if x != nil {
+		return x.DisplayNameEditable
+	}
+	return false
+}
+
+type UpdateOwnProfileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the person of the signed-in session (never taken from a form).
+	UserId          string `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	CurrentPassword string `protobuf:"bytes,2,opt,name=current_password,json=currentPassword" json:"current_password,omitempty"`
+	// Only fields named in update_mask are changed: email, phone,
+	// display_name (when editable).
+	UpdateMask    []string `protobuf:"bytes,3,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
+	DisplayName   string   `protobuf:"bytes,4,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
+	Phone         string   `protobuf:"bytes,5,opt,name=phone" json:"phone,omitempty"`
+	Email         string   `protobuf:"bytes,6,opt,name=email" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateOwnProfileRequest) Reset() {
+	*x = UpdateOwnProfileRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateOwnProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateOwnProfileRequest) ProtoMessage() {}
+
+func (x *UpdateOwnProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateOwnProfileRequest.ProtoReflect.Descriptor instead.
+func (*UpdateOwnProfileRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UpdateOwnProfileRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpdateOwnProfileRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *UpdateOwnProfileRequest) GetUpdateMask() []string {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+func (x *UpdateOwnProfileRequest) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *UpdateOwnProfileRequest) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *UpdateOwnProfileRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
 type CertificateLoginRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// certificate is the DER encoding of the verified client certificate.
@@ -104,7 +376,7 @@ type CertificateLoginRequest struct {
 
 func (x *CertificateLoginRequest) Reset() {
 	*x = CertificateLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -116,7 +388,7 @@ func (x *CertificateLoginRequest) String() string {
 func (*CertificateLoginRequest) ProtoMessage() {}
 
 func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -129,7 +401,7 @@ func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateLoginRequest.ProtoReflect.Descriptor instead.
 func (*CertificateLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CertificateLoginRequest) GetCertificate() []byte {
@@ -153,7 +425,7 @@ type CertificateLoginResponse struct {
 
 func (x *CertificateLoginResponse) Reset() {
 	*x = CertificateLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -165,7 +437,7 @@ func (x *CertificateLoginResponse) String() string {
 func (*CertificateLoginResponse) ProtoMessage() {}
 
 func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -178,7 +450,7 @@ func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateLoginResponse.ProtoReflect.Descriptor instead.
 func (*CertificateLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{1}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CertificateLoginResponse) GetResult() CertificateLoginResult {
@@ -226,7 +498,7 @@ type SSOLoginRequest struct {
 
 func (x *SSOLoginRequest) Reset() {
 	*x = SSOLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -238,7 +510,7 @@ func (x *SSOLoginRequest) String() string {
 func (*SSOLoginRequest) ProtoMessage() {}
 
 func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -251,7 +523,7 @@ func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginRequest.ProtoReflect.Descriptor instead.
 func (*SSOLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{2}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SSOLoginRequest) GetLogin() string {
@@ -288,7 +560,7 @@ type SSOLoginResponse struct {
 
 func (x *SSOLoginResponse) Reset() {
 	*x = SSOLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +572,7 @@ func (x *SSOLoginResponse) String() string {
 func (*SSOLoginResponse) ProtoMessage() {}
 
 func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +585,7 @@ func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginResponse.ProtoReflect.Descriptor instead.
 func (*SSOLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{3}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SSOLoginResponse) GetReason() Reason {
@@ -382,7 +654,7 @@ type PersonAttributesRequest struct {
 
 func (x *PersonAttributesRequest) Reset() {
 	*x = PersonAttributesRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +666,7 @@ func (x *PersonAttributesRequest) String() string {
 func (*PersonAttributesRequest) ProtoMessage() {}
 
 func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +679,7 @@ func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesRequest.ProtoReflect.Descriptor instead.
 func (*PersonAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PersonAttributesRequest) GetUserId() string {
@@ -441,7 +713,7 @@ type PersonAttributesResponse struct {
 
 func (x *PersonAttributesResponse) Reset() {
 	*x = PersonAttributesResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +725,7 @@ func (x *PersonAttributesResponse) String() string {
 func (*PersonAttributesResponse) ProtoMessage() {}
 
 func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +738,7 @@ func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesResponse.ProtoReflect.Descriptor instead.
 func (*PersonAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PersonAttributesResponse) GetUserId() string {
@@ -528,7 +800,7 @@ type CheckAppAddressRequest struct {
 
 func (x *CheckAppAddressRequest) Reset() {
 	*x = CheckAppAddressRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +812,7 @@ func (x *CheckAppAddressRequest) String() string {
 func (*CheckAppAddressRequest) ProtoMessage() {}
 
 func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +825,7 @@ func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressRequest.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CheckAppAddressRequest) GetAppId() string {
@@ -578,7 +850,7 @@ type CheckAppAddressResponse struct {
 
 func (x *CheckAppAddressResponse) Reset() {
 	*x = CheckAppAddressResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +862,7 @@ func (x *CheckAppAddressResponse) String() string {
 func (*CheckAppAddressResponse) ProtoMessage() {}
 
 func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +875,7 @@ func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressResponse.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
 }
 
 type PersonLinksRequest struct {
@@ -615,7 +887,7 @@ type PersonLinksRequest struct {
 
 func (x *PersonLinksRequest) Reset() {
 	*x = PersonLinksRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +899,7 @@ func (x *PersonLinksRequest) String() string {
 func (*PersonLinksRequest) ProtoMessage() {}
 
 func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +912,7 @@ func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksRequest.ProtoReflect.Descriptor instead.
 func (*PersonLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PersonLinksRequest) GetUserId() string {
@@ -661,7 +933,7 @@ type PersonLink struct {
 
 func (x *PersonLink) Reset() {
 	*x = PersonLink{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +945,7 @@ func (x *PersonLink) String() string {
 func (*PersonLink) ProtoMessage() {}
 
 func (x *PersonLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +958,7 @@ func (x *PersonLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLink.ProtoReflect.Descriptor instead.
 func (*PersonLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PersonLink) GetAppId() string {
@@ -719,7 +991,7 @@ type PersonLinksResponse struct {
 
 func (x *PersonLinksResponse) Reset() {
 	*x = PersonLinksResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +1003,7 @@ func (x *PersonLinksResponse) String() string {
 func (*PersonLinksResponse) ProtoMessage() {}
 
 func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +1016,7 @@ func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksResponse.ProtoReflect.Descriptor instead.
 func (*PersonLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PersonLinksResponse) GetLinks() []*PersonLink {
@@ -765,7 +1037,7 @@ type LinkAccountRequest struct {
 
 func (x *LinkAccountRequest) Reset() {
 	*x = LinkAccountRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +1049,7 @@ func (x *LinkAccountRequest) String() string {
 func (*LinkAccountRequest) ProtoMessage() {}
 
 func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +1062,7 @@ func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountRequest.ProtoReflect.Descriptor instead.
 func (*LinkAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LinkAccountRequest) GetUserId() string {
@@ -823,7 +1095,7 @@ type LinkAccountResponse struct {
 
 func (x *LinkAccountResponse) Reset() {
 	*x = LinkAccountResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +1107,7 @@ func (x *LinkAccountResponse) String() string {
 func (*LinkAccountResponse) ProtoMessage() {}
 
 func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1120,7 @@ func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountResponse.ProtoReflect.Descriptor instead.
 func (*LinkAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LinkAccountResponse) GetLinkId() string {
@@ -867,7 +1139,7 @@ type PersonIdNumberRequest struct {
 
 func (x *PersonIdNumberRequest) Reset() {
 	*x = PersonIdNumberRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +1151,7 @@ func (x *PersonIdNumberRequest) String() string {
 func (*PersonIdNumberRequest) ProtoMessage() {}
 
 func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +1164,7 @@ func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberRequest.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PersonIdNumberRequest) GetUserId() string {
@@ -911,7 +1183,7 @@ type PersonIdNumberResponse struct {
 
 func (x *PersonIdNumberResponse) Reset() {
 	*x = PersonIdNumberResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1195,7 @@ func (x *PersonIdNumberResponse) String() string {
 func (*PersonIdNumberResponse) ProtoMessage() {}
 
 func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1208,7 @@ func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberResponse.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PersonIdNumberResponse) GetIdNumber() string {
@@ -962,7 +1234,7 @@ type SSOChangePasswordRequest struct {
 
 func (x *SSOChangePasswordRequest) Reset() {
 	*x = SSOChangePasswordRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1246,7 @@ func (x *SSOChangePasswordRequest) String() string {
 func (*SSOChangePasswordRequest) ProtoMessage() {}
 
 func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1259,7 @@ func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SSOChangePasswordRequest) GetLogin() string {
@@ -1026,7 +1298,7 @@ type SSOChangePasswordResponse struct {
 
 func (x *SSOChangePasswordResponse) Reset() {
 	*x = SSOChangePasswordResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1310,7 @@ func (x *SSOChangePasswordResponse) String() string {
 func (*SSOChangePasswordResponse) ProtoMessage() {}
 
 func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,14 +1323,40 @@ func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{19}
 }
 
 var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\n" +
-	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"I\n" +
+	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"@\n" +
+	"\x14GetOwnProfileRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xea\x03\n" +
+	"\n" +
+	"OwnProfile\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05login\x18\x02 \x01(\tR\x05login\x12!\n" +
+	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12\x15\n" +
+	"\x06org_id\x18\x04 \x01(\tR\x05orgId\x12\x19\n" +
+	"\borg_name\x18\x05 \x01(\tR\aorgName\x121\n" +
+	"\aid_type\x18\x06 \x01(\x0e2\x18.uias.identity.v1.IdTypeR\x06idType\x12$\n" +
+	"\x0eid_number_mask\x18\a \x01(\tR\fidNumberMask\x12\x1d\n" +
+	"\n" +
+	"phone_mask\x18\b \x01(\tR\tphoneMask\x12\x14\n" +
+	"\x05email\x18\t \x01(\tR\x05email\x12J\n" +
+	"\x13password_changed_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\x12J\n" +
+	"\x13password_expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordExpiresAt\x122\n" +
+	"\x15display_name_editable\x18\f \x01(\bR\x13displayNameEditable\"\xa5\x02\n" +
+	"\x17UpdateOwnProfileRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x123\n" +
+	"\x10current_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x0fcurrentPassword\x123\n" +
+	"\vupdate_mask\x18\x03 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\b\"\br\x06\xc8\xc6'\x01(@R\n" +
+	"updateMask\x12/\n" +
+	"\fdisplay_name\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\vdisplayName\x12!\n" +
+	"\x05phone\x18\x05 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x14R\x05phone\x12\"\n" +
+	"\x05email\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xfe\x01R\x05email\"I\n" +
 	"\x17CertificateLoginRequest\x12.\n" +
 	"\vcertificate\x18\x01 \x01(\fB\f\xbaH\t\xc8\x01\x01z\x04\x18\x80\x80\x01R\vcertificate\"\xc5\x01\n" +
 	"\x18CertificateLoginResponse\x12@\n" +
@@ -1127,7 +1425,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	" CERTIFICATE_LOGIN_RESULT_EXPIRED\x10\x04\x12+\n" +
 	"'CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED\x10\x05\x12-\n" +
 	")CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED\x10\x06\x12*\n" +
-	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a2\xa2\x06\n" +
+	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a2\xd6\a\n" +
 	"\n" +
 	"SSOService\x12N\n" +
 	"\x05Login\x12!.uias.identity.v1.SSOLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12i\n" +
@@ -1137,7 +1435,9 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\vLinkAccount\x12$.uias.identity.v1.LinkAccountRequest\x1a%.uias.identity.v1.LinkAccountResponse\x12c\n" +
 	"\x0ePersonIdNumber\x12'.uias.identity.v1.PersonIdNumberRequest\x1a(.uias.identity.v1.PersonIdNumberResponse\x12i\n" +
 	"\x0eChangePassword\x12*.uias.identity.v1.SSOChangePasswordRequest\x1a+.uias.identity.v1.SSOChangePasswordResponse\x12i\n" +
-	"\x10CertificateLogin\x12).uias.identity.v1.CertificateLoginRequest\x1a*.uias.identity.v1.CertificateLoginResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\x10CertificateLogin\x12).uias.identity.v1.CertificateLoginRequest\x1a*.uias.identity.v1.CertificateLoginResponse\x12U\n" +
+	"\rGetOwnProfile\x12&.uias.identity.v1.GetOwnProfileRequest\x1a\x1c.uias.identity.v1.OwnProfile\x12[\n" +
+	"\x10UpdateOwnProfile\x12).uias.identity.v1.UpdateOwnProfileRequest\x1a\x1c.uias.identity.v1.OwnProfileBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_sso_proto_rawDescOnce sync.Once
@@ -1152,53 +1452,65 @@ func file_uias_identity_v1_sso_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_sso_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_uias_identity_v1_sso_proto_goTypes = []any{
 	(CertificateLoginResult)(0),       // 0: uias.identity.v1.CertificateLoginResult
-	(*CertificateLoginRequest)(nil),   // 1: uias.identity.v1.CertificateLoginRequest
-	(*CertificateLoginResponse)(nil),  // 2: uias.identity.v1.CertificateLoginResponse
-	(*SSOLoginRequest)(nil),           // 3: uias.identity.v1.SSOLoginRequest
-	(*SSOLoginResponse)(nil),          // 4: uias.identity.v1.SSOLoginResponse
-	(*PersonAttributesRequest)(nil),   // 5: uias.identity.v1.PersonAttributesRequest
-	(*PersonAttributesResponse)(nil),  // 6: uias.identity.v1.PersonAttributesResponse
-	(*CheckAppAddressRequest)(nil),    // 7: uias.identity.v1.CheckAppAddressRequest
-	(*CheckAppAddressResponse)(nil),   // 8: uias.identity.v1.CheckAppAddressResponse
-	(*PersonLinksRequest)(nil),        // 9: uias.identity.v1.PersonLinksRequest
-	(*PersonLink)(nil),                // 10: uias.identity.v1.PersonLink
-	(*PersonLinksResponse)(nil),       // 11: uias.identity.v1.PersonLinksResponse
-	(*LinkAccountRequest)(nil),        // 12: uias.identity.v1.LinkAccountRequest
-	(*LinkAccountResponse)(nil),       // 13: uias.identity.v1.LinkAccountResponse
-	(*PersonIdNumberRequest)(nil),     // 14: uias.identity.v1.PersonIdNumberRequest
-	(*PersonIdNumberResponse)(nil),    // 15: uias.identity.v1.PersonIdNumberResponse
-	(*SSOChangePasswordRequest)(nil),  // 16: uias.identity.v1.SSOChangePasswordRequest
-	(*SSOChangePasswordResponse)(nil), // 17: uias.identity.v1.SSOChangePasswordResponse
-	(Reason)(0),                       // 18: uias.identity.v1.Reason
+	(*GetOwnProfileRequest)(nil),      // 1: uias.identity.v1.GetOwnProfileRequest
+	(*OwnProfile)(nil),                // 2: uias.identity.v1.OwnProfile
+	(*UpdateOwnProfileRequest)(nil),   // 3: uias.identity.v1.UpdateOwnProfileRequest
+	(*CertificateLoginRequest)(nil),   // 4: uias.identity.v1.CertificateLoginRequest
+	(*CertificateLoginResponse)(nil),  // 5: uias.identity.v1.CertificateLoginResponse
+	(*SSOLoginRequest)(nil),           // 6: uias.identity.v1.SSOLoginRequest
+	(*SSOLoginResponse)(nil),          // 7: uias.identity.v1.SSOLoginResponse
+	(*PersonAttributesRequest)(nil),   // 8: uias.identity.v1.PersonAttributesRequest
+	(*PersonAttributesResponse)(nil),  // 9: uias.identity.v1.PersonAttributesResponse
+	(*CheckAppAddressRequest)(nil),    // 10: uias.identity.v1.CheckAppAddressRequest
+	(*CheckAppAddressResponse)(nil),   // 11: uias.identity.v1.CheckAppAddressResponse
+	(*PersonLinksRequest)(nil),        // 12: uias.identity.v1.PersonLinksRequest
+	(*PersonLink)(nil),                // 13: uias.identity.v1.PersonLink
+	(*PersonLinksResponse)(nil),       // 14: uias.identity.v1.PersonLinksResponse
+	(*LinkAccountRequest)(nil),        // 15: uias.identity.v1.LinkAccountRequest
+	(*LinkAccountResponse)(nil),       // 16: uias.identity.v1.LinkAccountResponse
+	(*PersonIdNumberRequest)(nil),     // 17: uias.identity.v1.PersonIdNumberRequest
+	(*PersonIdNumberResponse)(nil),    // 18: uias.identity.v1.PersonIdNumberResponse
+	(*SSOChangePasswordRequest)(nil),  // 19: uias.identity.v1.SSOChangePasswordRequest
+	(*SSOChangePasswordResponse)(nil), // 20: uias.identity.v1.SSOChangePasswordResponse
+	(IdType)(0),                       // 21: uias.identity.v1.IdType
+	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
+	(Reason)(0),                       // 23: uias.identity.v1.Reason
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
-	0,  // 0: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
-	18, // 1: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	10, // 2: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
-	3,  // 3: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
-	5,  // 4: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
-	7,  // 5: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
-	9,  // 6: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
-	12, // 7: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
-	14, // 8: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	16, // 9: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	1,  // 10: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
-	4,  // 11: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	6,  // 12: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	8,  // 13: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	11, // 14: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	13, // 15: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	15, // 16: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	17, // 17: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	2,  // 18: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
-	11, // [11:19] is the sub-list for method output_type
-	3,  // [3:11] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	21, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
+	22, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
+	22, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
+	23, // 4: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	13, // 5: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
+	6,  // 6: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
+	8,  // 7: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
+	10, // 8: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
+	12, // 9: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
+	15, // 10: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
+	17, // 11: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	19, // 12: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	4,  // 13: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	1,  // 14: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
+	3,  // 15: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
+	7,  // 16: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	9,  // 17: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	11, // 18: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	14, // 19: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	16, // 20: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	18, // 21: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	20, // 22: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	5,  // 23: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	2,  // 24: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	2,  // 25: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	16, // [16:26] is the sub-list for method output_type
+	6,  // [6:16] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_sso_proto_init() }
@@ -1213,7 +1525,7 @@ func file_uias_identity_v1_sso_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_sso_proto_rawDesc), len(file_uias_identity_v1_sso_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,8 @@ const (
 	SSOService_PersonIdNumber_FullMethodName   = "/uias.identity.v1.SSOService/PersonIdNumber"
 	SSOService_ChangePassword_FullMethodName   = "/uias.identity.v1.SSOService/ChangePassword"
 	SSOService_CertificateLogin_FullMethodName = "/uias.identity.v1.SSOService/CertificateLogin"
+	SSOService_GetOwnProfile_FullMethodName    = "/uias.identity.v1.SSOService/GetOwnProfile"
+	SSOService_UpdateOwnProfile_FullMethodName = "/uias.identity.v1.SSOService/UpdateOwnProfile"
 )
 
 // SSOServiceClient is the client API for SSOService service.
@@ -77,6 +79,22 @@ type SSOServiceClient interface {
 	// origin must carry the same certificate's thumbprint (the edge asserts
 	// it verified it). Audited as sso.login with method "certificate".
 	CertificateLogin(ctx context.Context, in *CertificateLoginRequest, opts ...grpc.CallOption) (*CertificateLoginResponse, error)
+	// GetOwnProfile returns what the person signed in to the pages may see
+	// of their own account ("My profile"): the ID number and phone masked
+	// only, never in clear.
+	GetOwnProfile(ctx context.Context, in *GetOwnProfileRequest, opts ...grpc.CallOption) (*OwnProfile, error)
+	// UpdateOwnProfile lets the person signed in to the pages change their
+	// own e-mail and mobile phone (and display name where
+	// identity.policy.self_service_display_name allows it), after
+	// re-entering the current password: it is checked as at login (the same
+	// login gate; a wrong one counts as a failed login). Validated and
+	// written as the administrator's UpdateUser (CHANGES user.updated with
+	// the phone masked), audited as user.update_self with the person as the
+	// actor; only at the person's home centre (HOME_CENTRE_ELSEWHERE).
+	// Refusals: VERIFICATION_FAILED (meta verdict: BAD_CREDENTIALS,
+	// ACCOUNT_LOCKED, ACCOUNT_DISABLED), BAD_REQUEST (meta field),
+	// SELF_SERVICE_FIELD (a field the person may not change).
+	UpdateOwnProfile(ctx context.Context, in *UpdateOwnProfileRequest, opts ...grpc.CallOption) (*OwnProfile, error)
 }
 
 type sSOServiceClient struct {
@@ -167,6 +185,26 @@ func (c *sSOServiceClient) CertificateLogin(ctx context.Context, in *Certificate
 	return out, nil
 }
 
+func (c *sSOServiceClient) GetOwnProfile(ctx context.Context, in *GetOwnProfileRequest, opts ...grpc.CallOption) (*OwnProfile, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OwnProfile)
+	err := c.cc.Invoke(ctx, SSOService_GetOwnProfile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSOServiceClient) UpdateOwnProfile(ctx context.Context, in *UpdateOwnProfileRequest, opts ...grpc.CallOption) (*OwnProfile, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OwnProfile)
+	err := c.cc.Invoke(ctx, SSOService_UpdateOwnProfile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SSOServiceServer is the server API for SSOService service.
 // All implementations must embed UnimplementedSSOServiceServer
 // for forward compatibility.
@@ -215,6 +253,22 @@ type SSOServiceServer interface {
 	// origin must carry the same certificate's thumbprint (the edge asserts
 	// it verified it). Audited as sso.login with method "certificate".
 	CertificateLogin(context.Context, *CertificateLoginRequest) (*CertificateLoginResponse, error)
+	// GetOwnProfile returns what the person signed in to the pages may see
+	// of their own account ("My profile"): the ID number and phone masked
+	// only, never in clear.
+	GetOwnProfile(context.Context, *GetOwnProfileRequest) (*OwnProfile, error)
+	// UpdateOwnProfile lets the person signed in to the pages change their
+	// own e-mail and mobile phone (and display name where
+	// identity.policy.self_service_display_name allows it), after
+	// re-entering the current password: it is checked as at login (the same
+	// login gate; a wrong one counts as a failed login). Validated and
+	// written as the administrator's UpdateUser (CHANGES user.updated with
+	// the phone masked), audited as user.update_self with the person as the
+	// actor; only at the person's home centre (HOME_CENTRE_ELSEWHERE).
+	// Refusals: VERIFICATION_FAILED (meta verdict: BAD_CREDENTIALS,
+	// ACCOUNT_LOCKED, ACCOUNT_DISABLED), BAD_REQUEST (meta field),
+	// SELF_SERVICE_FIELD (a field the person may not change).
+	UpdateOwnProfile(context.Context, *UpdateOwnProfileRequest) (*OwnProfile, error)
 	mustEmbedUnimplementedSSOServiceServer()
 }
 
@@ -248,6 +302,12 @@ func (UnimplementedSSOServiceServer) ChangePassword(context.Context, *SSOChangeP
 }
 func (UnimplementedSSOServiceServer) CertificateLogin(context.Context, *CertificateLoginRequest) (*CertificateLoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CertificateLogin not implemented")
+}
+func (UnimplementedSSOServiceServer) GetOwnProfile(context.Context, *GetOwnProfileRequest) (*OwnProfile, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetOwnProfile not implemented")
+}
+func (UnimplementedSSOServiceServer) UpdateOwnProfile(context.Context, *UpdateOwnProfileRequest) (*OwnProfile, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateOwnProfile not implemented")
 }
 func (UnimplementedSSOServiceServer) mustEmbedUnimplementedSSOServiceServer() {}
 func (UnimplementedSSOServiceServer) testEmbeddedByValue()                    {}
@@ -414,6 +474,42 @@ func _SSOService_CertificateLogin_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SSOService_GetOwnProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOwnProfileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).GetOwnProfile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_GetOwnProfile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).GetOwnProfile(ctx, req.(*GetOwnProfileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSOService_UpdateOwnProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateOwnProfileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).UpdateOwnProfile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_UpdateOwnProfile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).UpdateOwnProfile(ctx, req.(*UpdateOwnProfileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SSOService_ServiceDesc is the grpc.ServiceDesc for SSOService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -452,6 +548,14 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CertificateLogin",
 			Handler:    _SSOService_CertificateLogin_Handler,
+		},
+		{
+			MethodName: "GetOwnProfile",
+			Handler:    _SSOService_GetOwnProfile_Handler,
+		},
+		{
+			MethodName: "UpdateOwnProfile",
+			Handler:    _SSOService_UpdateOwnProfile_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
