@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,6 +255,9 @@ func TestListAppsSecretExpiring(t *testing.T) {
 		for _, a := range apps {
 			codes = append(codes, a.Code)
 		}
+		// listed by id: apps made at one instant of the test clock come in
+		// any order
+		slices.Sort(codes)
 		return codes
 	}
 	d14, d0 := 14*day, time.Duration(0)
@@ -300,6 +304,7 @@ func codes(apps ...*identity.App) string {
 	for _, a := range apps {
 		out = append(out, a.Code)
 	}
+	slices.Sort(out)
 	return strings.Join(out, ",")
 }
 
