@@ -113,10 +113,16 @@ func (a *App) CertMatches(fp string) bool {
 // SecretExpired when it is the current secret past its expiry (only a
 // caller holding the secret learns that); ErrBadAppCredentials otherwise.
 func (a *App) CheckSecret(secret string, now time.Time) *apierr.Error {
-	current, previous := a.matchSecret(secret, now)
+	current, previous, replaced := a.matchSecret(secret, now)
 	switch {
 	case previous:
 		return nil
+	case replaced:
+		// The previous secret after its overlap: its holder is told that
+		// it was replaced (a caller without it learns nothing).
+		return apierr.New(apierr.Unauthenticated, ReasonAppSecretExpired,
+			"this App_Secret was replaced by a newer one and stopped working at "+
+				a.PrevSecretExpires.UTC().Format(time.RFC3339)+"; use the application's current secret (ask your UIAS administrator)")
 	case !current:
 		return ErrBadAppCredentials
 	case !a.SecretExpires.IsZero() && !now.Before(a.SecretExpires):
@@ -126,13 +132,16 @@ func (a *App) CheckSecret(secret string, now time.Time) *apierr.Error {
 }
 
 // matchSecret tells whether secret is the current secret, or else the
-// previous one within its overlap.
-func (a *App) matchSecret(secret string, now time.Time) (current, previous bool) {
+// previous one within its overlap, or the previous one after it.
+func (a *App) matchSecret(secret string, now time.Time) (current, previous, replaced bool) {
 	h := crypto.HashToken(secret)
 	if crypto.EqualHash(h, a.SecretHash) {
-		return true, false
+		return true, false, false
 	}
-	return false, a.PrevSecretHash != "" && now.Before(a.PrevSecretExpires) && crypto.EqualHash(h, a.PrevSecretHash)
+	if a.PrevSecretHash == "" || !crypto.EqualHash(h, a.PrevSecretHash) {
+		return false, false, false
+	}
+	return false, now.Before(a.PrevSecretExpires), !now.Before(a.PrevSecretExpires)
 }
 
 // AllowsIP reports whether the allow-list admits ip (see IPAllowed).

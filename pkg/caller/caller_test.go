@@ -235,8 +235,16 @@ func TestAuthenticateApp(t *testing.T) {
 		if _, err := r.auth.Authenticate(ctx, "a1", "the-new-secret-0123456789", ip); err != nil {
 			t.Fatalf("new secret refused: %v", err)
 		}
+		// After the overlap its holder is told it was replaced, and when
+		// (someone without it still learns nothing).
 		r.clk.t = r.clk.t.Add(time.Hour)
 		_, err := r.auth.Authenticate(ctx, "a1", secret, ip)
+		r.wantRefused(t, err, caller.ReasonAppSecretExpired, codes.Unauthenticated, "")
+		if msg := status.Convert(apierr.ToStatus(err)).Message(); !strings.Contains(msg, "replaced by a newer one") ||
+			!strings.Contains(msg, a.PrevSecretExpires.UTC().Format(time.RFC3339)) {
+			t.Fatalf("message %q", msg)
+		}
+		_, err = r.auth.Authenticate(ctx, "a1", "some-other-secret", ip)
 		r.wantRefused(t, err, "BAD_APP_CREDENTIALS", codes.Unauthenticated, "")
 	})
 

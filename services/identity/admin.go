@@ -507,6 +507,25 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 	return s.updateUser(ctx, u, up, "user.update", start)
 }
 
+// changeDetail is the audit detail of a user update: the fields changed
+// with their new values as the change event carries them (phone and ID
+// number masked).
+func changeDetail(changed map[string]any) map[string]string {
+	out := make(map[string]string, len(changed))
+	for k, v := range changed {
+		out[k] = fmt.Sprint(v)
+	}
+	return out
+}
+
+// expiryText is an expiry for an audit record: RFC 3339, or "never".
+func expiryText(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
 // checkContactFields checks the fields of up a person may also change
 // themselves (display_name, phone, email) that up.Mask names: the rules
 // of UpdateUser, whoever makes the change.
@@ -600,7 +619,7 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 	u.UpdatedAt = start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
 		s.replicaChange(ctx, "user", "updated", u.ID, changed, withSealed(userReplica(u, false), u)),
-		s.adminAudit(ctx, api, "user:"+u.ID, u.OrgID, start))
+		s.audit(ctx, api, "user:"+u.ID, u.OrgID, "success", "OK", start, changeDetail(changed)))
 	return u, err
 }
 
@@ -994,6 +1013,7 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	if err := s.ownApp(a); err != nil {
 		return nil, err
 	}
+	detail := map[string]string{"fields": strings.Join(up.Mask, ",")}
 	for _, f := range up.Mask {
 		switch f {
 		case "name":
@@ -1019,11 +1039,11 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			if err := checkSecretLifetime(f, up.SecretLifetime); err != nil {
 				return nil, err
 			}
-			a.SecretLifetime = up.SecretLifetime
-			if a.SecretIssuedAt.IsZero() {
-				a.SecretIssuedAt = a.UpdatedAt // not expected: every secret has its issue time
+			if err := s.relife(a, up.SecretLifetime, start); err != nil {
+				return nil, err
 			}
-			s.secretExpiry(a)
+			detail[f] = fmt.Sprint(int64(up.SecretLifetime / time.Second))
+			detail["secret_expire_time"] = expiryText(a.SecretExpires)
 		default:
 			return nil, badField("update_mask", "update_mask field %q cannot be updated", truncate(f, 40))
 		}
@@ -1034,7 +1054,7 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	a.UpdatedAt = start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
 		s.replicaChange(ctx, "app", "updated", a.ID, appView(a), appReplica(a, false)),
-		s.adminAudit(ctx, "app.update", "app:"+a.ID, "", start))
+		s.audit(ctx, "app.update", "app:"+a.ID, "", "success", "OK", start, detail))
 	s.appAuth.Forget(id)
 	if slices.Contains(up.Mask, "secret_lifetime_seconds") {
 		s.secretsChanged()
@@ -1075,7 +1095,9 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },
 		s.replicaChange(ctx, "app", "secret_rotated", a.ID, map[string]any{"overlap_seconds": int64(ov.Seconds()),
 			"secret_lifetime_seconds": int64(s.secretLifetime(a) / time.Second)}, appReplica(a, true)),
-		s.adminAudit(ctx, "app.rotate_secret", "app:"+a.ID, "", start))
+		s.audit(ctx, "app.rotate_secret", "app:"+a.ID, "", "success", "OK", start, map[string]string{
+			"overlap_seconds": fmt.Sprint(int64(ov / time.Second)), "previous_secret_until": expiryText(a.PrevSecretExpires),
+			"secret_expire_time": expiryText(a.SecretExpires)}))
 	s.appAuth.Forget(id)
 	s.secretsChanged()
 	if err != nil {

@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/events"
 	ulog "github.com/uias/uias/pkg/log"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/importfile"
@@ -149,7 +151,8 @@ func TestIDNumberIsOneAccounts(t *testing.T) {
 // account's, and the old one is free again; a refused correction changes
 // nothing.
 func TestCorrectIDNumber(t *testing.T) {
-	w := setup(t)
+	db := testDB(t)
+	w := setupOn(t, testService(t, identity.Deps{Store: sqlstore.New(db), Sealer: testSealer(t)}), nil)
 	ctx := context.Background()
 	org := rootOrg(t, w.svc)
 	num1, num2, num3 := residentID("11010519700101001"), residentID("11010519700101002"), residentID("11010519700101003")
@@ -189,6 +192,20 @@ func TestCorrectIDNumber(t *testing.T) {
 	up, err := w.svc.UpdateUser(ctx, b.ID, identity.UserUpdate{Mask: []string{"id_number"}, IDNumber: " " + num3 + " "})
 	if err != nil || up.IDKey == "" || up.IDKey == b.IDKey || up.IDNumberMask != ulog.MaskIDNumber(num3) || up.FeatureCode == b.FeatureCode {
 		t.Fatalf("correction: %+v %v", up, err)
+	}
+	// the audit record names the change, the number masked only
+	var payload []byte
+	if err := db.QueryRowContext(ctx, `SELECT payload FROM events_outbox WHERE subject = ? ORDER BY seq DESC LIMIT 1`,
+		"uias.audit.identity.user.update").Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	var last events.AuditRecord
+	if err := json.Unmarshal(payload, &last); err != nil {
+		t.Fatal(err)
+	}
+	if last.Detail["id_number"] != ulog.MaskIDNumber(num3) || last.Detail["feature_code"] != up.FeatureCode ||
+		strings.Contains(fmt.Sprint(last), num3) {
+		t.Fatalf("user.update audit record %+v", last)
 	}
 	if _, err := w.svc.UpdateUser(ctx, a.ID, identity.UserUpdate{Mask: []string{"id_number"}, IDNumber: num3}); err == nil {
 		t.Fatal("a took b's corrected number")

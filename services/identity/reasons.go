@@ -12,6 +12,10 @@ import "github.com/uias/uias/pkg/apierr"
 // and number (identity.policy.unique_id_number).
 const ReasonIDNumberTaken = "ID_NUMBER_TAKEN"
 
+// ReasonSecretLifetimeTooShort: a secret lifetime that would end the
+// application's working secret at once (UpdateApp).
+const ReasonSecretLifetimeTooShort = "SECRET_LIFETIME_TOO_SHORT"
+
 // ErrIDNumberTaken is the error of a person whose ID type and number another
 // account of this centre has; it names neither account nor the number.
 var ErrIDNumberTaken = apierr.New(apierr.AlreadyExists, ReasonIDNumberTaken,
@@ -61,6 +65,10 @@ func init() {
 		// Administration of the org tree (deletion).
 		apierr.Reason{Name: "ORG_NOT_EMPTY", Code: apierr.FailedPrecondition,
 			Doc: "DeleteOrg: orgs, people or groups are still under the org (the message says which); move or delete them first."},
+
+		// Application secrets (secretlife.go).
+		apierr.Reason{Name: ReasonSecretLifetimeTooShort, Code: apierr.FailedPrecondition,
+			Doc: "UpdateApp secret_lifetime_seconds: the lifetime is shorter than the current App_Secret's age, so it would stop working at once and cut the application's callers off; rotate the secret first (RotateAppSecret, with an overlap) or give a longer lifetime."},
 
 		// Administration of applications (deletion).
 		apierr.Reason{Name: "APP_ACTIVE", Code: apierr.FailedPrecondition,

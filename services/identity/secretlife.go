@@ -2,10 +2,13 @@ package identity
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/apierr"
 )
 
 // App_Secret validity periods (JR/T 0185-2020 7.3.4: keys expire and are
@@ -63,6 +66,33 @@ func (s *Service) secretExpiry(a *App) {
 	if d := s.secretLifetime(a); d > 0 {
 		a.SecretExpires = a.SecretIssuedAt.Add(d)
 	}
+}
+
+// relife gives a the secret lifetime d (zero: the server default) at now:
+// the current secret's expiry is recomputed from when it was issued. A
+// lifetime that would end a working secret at once is refused: the
+// application's callers would be cut off without warning (rotate first;
+// a compromised secret is ended by a rotation without overlap). A longer
+// lifetime given to an expired secret makes it work again until the new
+// expiry: an administrator's deliberate step (an application down while a
+// rotation is arranged), audited with the new expiry.
+func (s *Service) relife(a *App, d time.Duration, now time.Time) error {
+	if a.SecretIssuedAt.IsZero() {
+		a.SecretIssuedAt = a.UpdatedAt // not expected: every secret has its issue time
+	}
+	wasExpired := !a.SecretExpires.IsZero() && !now.Before(a.SecretExpires)
+	before := *a
+	a.SecretLifetime = d
+	s.secretExpiry(a)
+	if !wasExpired && !a.SecretExpires.IsZero() && !now.Before(a.SecretExpires) {
+		*a = before
+		return apierr.New(apierr.FailedPrecondition, ReasonSecretLifetimeTooShort, fmt.Sprintf(
+			"a secret lifetime of %s would end the application's secret at once (it was issued %s ago, at %s): "+
+				"rotate the secret first (uias ctl app rotate-secret %s), or give a longer lifetime",
+			d, now.Sub(a.SecretIssuedAt).Round(time.Second), a.SecretIssuedAt.UTC().Format(time.RFC3339), a.ID)).
+			WithMeta(apierr.MetaField, "secret_lifetime_seconds")
+	}
+	return nil
 }
 
 // issueSecret records that a's current secret was issued at.

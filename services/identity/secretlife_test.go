@@ -80,6 +80,30 @@ func (w *secretWorld) deniedReasons(t *testing.T) []string {
 	return out
 }
 
+// auditDetails are the details of the audit records of api so far.
+func (w *secretWorld) auditDetails(t *testing.T, api string) []map[string]string {
+	t.Helper()
+	rows, err := w.db.QueryContext(context.Background(), `SELECT payload FROM events_outbox WHERE subject = ? ORDER BY seq`,
+		"uias.audit.identity."+api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []map[string]string
+	for rows.Next() {
+		var p []byte
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		var rec events.AuditRecord
+		if err := json.Unmarshal(p, &rec); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rec.Detail)
+	}
+	return out
+}
+
 func wantTime(t *testing.T, what string, got, want time.Time) {
 	t.Helper()
 	if !got.Equal(want) {
@@ -163,7 +187,8 @@ func TestAppSecretExpires(t *testing.T) {
 		}
 	}
 	w.clk.t = r.SecretExpires
-	if err := w.call(a.ID, secret2); reasonOf(err) != "BAD_APP_CREDENTIALS" {
+	// its holder is told it was replaced
+	if err := w.call(a.ID, secret2); reasonOf(err) != caller.ReasonAppSecretExpired || !strings.Contains(err.Error(), "replaced by a newer one") {
 		t.Fatalf("previous secret after its overlap: %v", err)
 	}
 	if err := w.call(a.ID, secret3); err != nil {
@@ -191,6 +216,11 @@ func TestAppSecretLifetimeUpdateRecomputes(t *testing.T) {
 	}
 	wantTime(t, "recomputed expiry", up.SecretExpires, start.Add(60*day))
 	wantTime(t, "issue time kept", up.SecretIssuedAt, start)
+	// the audit record says what changed: the lifetime and the new expiry
+	if ds := w.auditDetails(t, "app.update"); len(ds) != 1 || ds[0]["fields"] != "secret_lifetime_seconds" ||
+		ds[0]["secret_lifetime_seconds"] != "5184000" || ds[0]["secret_expire_time"] != start.Add(60*day).UTC().Format(time.RFC3339) {
+		t.Fatalf("app.update audit details %v", ds)
+	}
 	if err := w.call(a.ID, secret); err != nil {
 		t.Fatalf("after the lifetime was lengthened: %v", err)
 	}
@@ -226,12 +256,30 @@ func TestAppSecretsDoNotExpireByDefault(t *testing.T) {
 	if err := w.call(a.ID, secret); err != nil {
 		t.Fatalf("a secret without a lifetime refused: %v", err)
 	}
-	// Its own lifetime applies from its issue time (long past here).
+	// Its own lifetime applies from its issue time: one shorter than the
+	// secret's age (20 years here) would cut the application off at once,
+	// and is refused, saying to rotate first; nothing changes.
+	_, err := w.svc.UpdateApp(context.Background(), a.ID, identity.AppUpdate{Mask: []string{"secret_lifetime_seconds"}, SecretLifetime: 365 * day})
+	if e, ok := apierr.As(err); !ok || e.Reason != identity.ReasonSecretLifetimeTooShort || !strings.Contains(e.Message, "rotate the secret first") {
+		t.Fatalf("a lifetime shorter than the secret's age: %v", err)
+	}
+	got, err := w.svc.GetApp(context.Background(), a.ID)
+	if err != nil || !got.SecretExpires.IsZero() || got.SecretLifetime != 0 {
+		t.Fatalf("after the refusal: %+v %v", got, err)
+	}
+	if err := w.call(a.ID, secret); err != nil {
+		t.Fatalf("after the refused lifetime: %v", err)
+	}
+	// After a rotation the lifetime runs from the new secret's issue.
+	if _, secret, err = w.svc.RotateAppSecret(context.Background(), a.ID, nil); err != nil {
+		t.Fatal(err)
+	}
 	up, err := w.svc.UpdateApp(context.Background(), a.ID, identity.AppUpdate{Mask: []string{"secret_lifetime_seconds"}, SecretLifetime: 365 * day})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantTime(t, "expiry", up.SecretExpires, a.SecretIssuedAt.Add(365*day))
+	wantTime(t, "expiry", up.SecretExpires, w.clk.t.Add(365*day))
+	w.clk.t = w.clk.t.Add(366 * day)
 	if err := w.call(a.ID, secret); reasonOf(err) != caller.ReasonAppSecretExpired {
 		t.Fatalf("after its own lifetime: %v", err)
 	}
