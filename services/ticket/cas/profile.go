@@ -179,15 +179,16 @@ func (h *Handler) profilePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code, msg := http.StatusBadRequest, ""
-	ae, _ := apierr.FromStatus(err)
-	if ae == nil {
-		ae = &apierr.Error{}
+	var reason string
+	var meta map[string]string
+	if ae, ok := apierr.FromStatus(err); ok && ae != nil {
+		reason, meta = ae.Reason, ae.Meta
 	}
-	switch ae.Reason {
+	switch reason {
 	case "VERIFICATION_FAILED":
 		// Only the session's holder gets here: saying that their own
 		// account is locked or disabled tells no one else anything.
-		switch ae.Meta["verdict"] {
+		switch meta["verdict"] {
 		case "ACCOUNT_LOCKED":
 			code, msg = http.StatusForbidden, t.CertLocked
 		case "ACCOUNT_DISABLED":
@@ -196,7 +197,7 @@ func (h *Handler) profilePost(w http.ResponseWriter, r *http.Request) {
 			code, msg = http.StatusUnauthorized, t.ProfileWrongPassword
 		}
 	case apierr.ReasonBadRequest:
-		msg = map[string]string{"email": t.ProfileBadEmail, "phone": t.ProfileBadPhone, "display_name": t.ProfileBadName}[ae.Meta[apierr.MetaField]]
+		msg = map[string]string{"email": t.ProfileBadEmail, "phone": t.ProfileBadPhone, "display_name": t.ProfileBadName}[meta[apierr.MetaField]]
 		if msg == "" {
 			msg = t.ProfileBad
 		}
