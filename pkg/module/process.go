@@ -471,6 +471,13 @@ func (p *Process) serveHTTP(addr string, h http.Handler, serverTLS *tls.Config) 
 	}
 	p.httpAddr = lis.Addr().String()
 	srv := NewHTTPServer(p.httpAddr, SecurityHeaders(h, p.proxies))
+	// net/http's own messages (a refused TLS handshake: an expired or
+	// unknown client certificate, a plain-HTTP request to the HTTPS port)
+	// as JSON lines like every other, at info: the client's faults, which
+	// an operator helping someone whose certificate is refused looks for.
+	if el, err := zap.NewStdLogAt(p.log.Named("http"), zap.InfoLevel); err == nil {
+		srv.ErrorLog = el
+	}
 	serve := srv.Serve
 	if serverTLS != nil {
 		srv.TLSConfig = serverTLS

@@ -316,11 +316,14 @@ func reasonOf(err error) string {
 
 func (h *Handler) fault(w http.ResponseWriter, r *http.Request, err error) {
 	t := h.texts(r)
-	h.o.Log.Warn("CAS page: a component call failed", zap.Error(err))
 	code := http.StatusServiceUnavailable
 	msg := t.TryLater
 	if reasonOf(err) == "LOGIN_THROTTLED" {
+		// the login gate doing its work, not a fault
 		code, msg = http.StatusTooManyRequests, t.Throttled
+		h.o.Log.Info("CAS page: login throttled", zap.String("reason", "LOGIN_THROTTLED"))
+	} else {
+		h.o.Log.Warn("CAS page: a component call failed", zap.Error(err))
 	}
 	h.message(w, r, code, true, t.ErrorHead, msg, "", "")
 }
