@@ -16,6 +16,8 @@ import (
 // the login name stay the administrator's.
 
 func init() {
+	apierr.Register(apierr.Reason{Name: "NO_OWN_PASSWORD", Code: apierr.FailedPrecondition,
+		Doc: "UpdateOwnProfile: the person has no password to re-enter (e.g. signs in only with a certificate); an administrator changes their details (UpdateUser)."})
 	apierr.Register(apierr.Reason{Name: "SELF_SERVICE_FIELD", Code: apierr.PermissionDenied,
 		Doc: "My profile: the person asked to change a field only an administrator changes (login name, org, ID number; the display name unless identity.policy.self_service_display_name)."})
 }
@@ -61,6 +63,11 @@ func (s *Service) ownProfile(ctx context.Context, u *User) (*OwnProfile, error) 
 	return p, nil
 }
 
+// errNoOwnPassword refuses a person without a password their own change
+// (it needs the password re-entered).
+var errNoOwnPassword = apierr.New(apierr.FailedPrecondition, "NO_OWN_PASSWORD",
+	"you have no password to confirm the change with; your administrator changes these details")
+
 // errSelfServiceField refuses a change of a field that is the
 // administrator's.
 func errSelfServiceField(field string) error {
@@ -98,6 +105,11 @@ func (s *Service) UpdateOwnProfile(ctx context.Context, id, currentPassword stri
 	}
 	if err := checkContactFields(up); err != nil {
 		return nil, err
+	}
+	if u.PasswordHash == "" {
+		// nothing to re-enter (a person who signs in with a certificate
+		// only): not a failed login, and the administrator's to change
+		return nil, errNoOwnPassword
 	}
 	// The person is the actor of the check, the change and their records.
 	c := *caller.From(ctx)

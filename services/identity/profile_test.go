@@ -288,3 +288,32 @@ func TestUpdateOwnProfileHomeCentreOnly(t *testing.T) {
 		t.Fatalf("at home: %v", err)
 	}
 }
+
+// A person without a password (who signs in only with a certificate) has
+// nothing to re-enter: their own change is refused at once with
+// NO_OWN_PASSWORD, costs no password check and counts no failure; the
+// profile says they have no password.
+func TestUpdateOwnProfileWithoutPassword(t *testing.T) {
+	e := newProfileEnv(t, identity.Policy{})
+	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "req-admin")
+	u, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "dave", DisplayName: "Dave", OrgID: e.org.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.svc.GetOwnProfile(context.Background(), u.ID)
+	if err != nil || p.User.PasswordHash != "" {
+		t.Fatalf("profile: %+v %v", p, err)
+	}
+	m := e.mark(t)
+	for range 3 {
+		_, err := e.svc.UpdateOwnProfile(browserAt("192.0.2.7"), u.ID, "anything", identity.UserUpdate{Mask: []string{"email"}, Email: "d@example.org"})
+		wantReason(t, "no password", err, apierr.FailedPrecondition, "NO_OWN_PASSWORD")
+	}
+	if n := countPrefix(e.outbox(t, m), "uias.audit.identity.sso.profile.verify"); n != 0 {
+		t.Fatalf("%d password checks for a person without a password", n)
+	}
+	got, err := e.svc.GetUser(admin, u.ID)
+	if err != nil || got.FailedCount != 0 || got.Email != "" {
+		t.Fatalf("after the refusals: %+v %v", got, err)
+	}
+}

@@ -22,6 +22,7 @@ type texts struct {
 	ProfileHead, DisplayName, Organisation, IDTypeLabel, IDNumberLabel, PhoneLabel, EmailLabel, NewPhoneLabel   string
 	PasswordChangedLabel, PasswordExpiresLabel, Never, NotRecorded, IDResident, IDPassport, IDMilitary, IDOther string
 	ProfileAdminFields, ProfileAdminFieldsName, ProfileEditHead, PhoneHint, ProfilePasswordHint, SaveButton     string
+	ProfileNoPassword                                                                                           string
 	ProfileSaved, ProfileNothing, ProfileNeedPassword, ProfileWrongPassword, ProfileCSRF, ProfileBad            string
 	ProfileBadEmail, ProfileBadPhone, ProfileBadName, ProfileNotYours, ProfileElsewhere                         string
 }
@@ -88,6 +89,7 @@ var languages = map[string]texts{
 		ProfileEditHead:        "Change your contact details",
 		PhoneHint:              "Leave this empty to keep your current number.",
 		ProfilePasswordHint:    "To save the changes, enter your current password.",
+		ProfileNoPassword:      "You sign in without a password, so these details cannot be confirmed and changed here: ask your administrator to change them.",
 		SaveButton:             "Save changes",
 		ProfileSaved:           "Your profile has been saved.",
 		ProfileNothing:         "Nothing was changed. Change your e-mail or type a new mobile phone number, then save.",
@@ -162,6 +164,7 @@ var languages = map[string]texts{
 		ProfileEditHead:        "修改联系方式",
 		PhoneHint:              "不修改手机号码请留空。",
 		ProfilePasswordHint:    "保存修改前，请输入您的当前密码。",
+		ProfileNoPassword:      "您未设置登录密码，无法在此确认并修改这些信息，请联系管理员修改。",
 		SaveButton:             "保存修改",
 		ProfileSaved:           "您的资料已保存。",
 		ProfileNothing:         "没有任何修改。请修改电子邮箱或填写新的手机号码后再保存。",

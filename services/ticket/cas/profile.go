@@ -23,6 +23,9 @@ type profileView struct {
 	Login, DisplayName, OrgName, IDType, IDNumber, Phone, Email string
 	PasswordChanged, PasswordExpires                            string
 	NameEditable                                                bool
+	// NoPassword: the person has no password to re-enter: no form, a
+	// sentence saying the administrator changes their details
+	NoPassword bool
 	// the form's values (the person's input again after a refusal)
 	FormName, FormEmail, FormPhone string
 }
@@ -58,7 +61,11 @@ func (h *Handler) profilePage(w http.ResponseWriter, r *http.Request, code int, 
 	t := h.texts(r)
 	v := &profileView{Login: p.GetLogin(), DisplayName: p.GetDisplayName(), OrgName: p.GetOrgName(), IDType: t.idType(p.GetIdType()),
 		IDNumber: p.GetIdNumberMask(), Phone: p.GetPhoneMask(), Email: p.GetEmail(), NameEditable: p.GetDisplayNameEditable(),
-		PasswordChanged: t.NotRecorded, PasswordExpires: t.Never, FormName: p.GetDisplayName(), FormEmail: p.GetEmail()}
+		PasswordChanged: t.NotRecorded, PasswordExpires: t.Never, FormName: p.GetDisplayName(), FormEmail: p.GetEmail(),
+		NoPassword: !p.GetHasPassword()}
+	if v.NoPassword {
+		v.PasswordExpires = t.NotRecorded
+	}
 	if v.IDNumber == "" {
 		v.IDNumber = t.NotRecorded
 	}
@@ -203,6 +210,8 @@ func (h *Handler) profilePost(w http.ResponseWriter, r *http.Request) {
 		}
 	case "SELF_SERVICE_FIELD":
 		code, msg = http.StatusForbidden, t.ProfileNotYours
+	case "NO_OWN_PASSWORD":
+		code, msg = http.StatusForbidden, t.ProfileNoPassword
 	case "HOME_CENTRE_ELSEWHERE":
 		code, msg = http.StatusConflict, t.ProfileElsewhere
 	default:

@@ -41,10 +41,11 @@ func (profTickets) PortalEntries(context.Context, *ticketv1.PortalEntriesRequest
 // only, the current password "Right-Pass-1", UpdateUser's e-mail rule.
 type profSSO struct {
 	identityv1.SSOServiceClient
-	mu       sync.Mutex
-	updates  []*identityv1.UpdateOwnProfileRequest
-	locked   bool
-	editable bool // identity.policy.self_service_display_name
+	mu         sync.Mutex
+	updates    []*identityv1.UpdateOwnProfileRequest
+	locked     bool
+	editable   bool // identity.policy.self_service_display_name
+	noPassword bool // a person who signs in only with a certificate
 }
 
 const clearIDNumber = "110101199003071233"
@@ -54,7 +55,7 @@ func (s *profSSO) GetOwnProfile(_ context.Context, r *identityv1.GetOwnProfileRe
 	return &identityv1.OwnProfile{UserId: r.GetUserId(), Login: "pia", DisplayName: "Pia <Lin>", OrgName: "Harbour Bureau",
 		IdType: identityv1.IdType_ID_TYPE_RESIDENT_ID, IdNumberMask: "110***********1233", PhoneMask: "138****5678",
 		Email: "pia@example.org", PasswordChangedAt: timestamppb.New(changed),
-		PasswordExpiresAt: timestamppb.New(changed.Add(90 * 24 * time.Hour)), DisplayNameEditable: s.editable}, nil
+		PasswordExpiresAt: timestamppb.New(changed.Add(90 * 24 * time.Hour)), DisplayNameEditable: s.editable, HasPassword: !s.noPassword}, nil
 }
 
 func (s *profSSO) UpdateOwnProfile(_ context.Context, r *identityv1.UpdateOwnProfileRequest, _ ...grpc.CallOption) (*identityv1.OwnProfile, error) {
@@ -169,6 +170,15 @@ func TestProfilePage(t *testing.T) {
 	}
 	if _, body := profileCall(h, http.MethodGet, "/cas/profile?done=profile", "TGT-live", "en", nil); !strings.Contains(body, "Your profile has been saved.") {
 		t.Errorf("saved message missing")
+	}
+	// A person without a password: no form (nothing to re-enter), a
+	// sentence saying the administrator changes the details.
+	h = New(Options{Tickets: profTickets{}, SSO: &profSSO{noPassword: true}})
+	for lang, want := range map[string]string{"en": "You sign in without a password", "zh-CN": "您未设置登录密码"} {
+		res, body := profileCall(h, http.MethodGet, "/cas/profile", "TGT-live", lang, nil)
+		if res.StatusCode != http.StatusOK || !strings.Contains(body, want) || strings.Contains(body, `name="current_password"`) {
+			t.Errorf("%s, no password: %d\n%s", lang, res.StatusCode, body)
+		}
 	}
 }
 
