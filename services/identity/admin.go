@@ -286,7 +286,18 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 	return u, nil
 }
 
-// checkIDNumber checks a person's ID type and (trimmed) number.
+// normalIDNumber is an ID number as it is checked, keyed and stored:
+// without the spaces around it, and a resident ID number's check
+// character in upper case (x and X are one character; the masks show X).
+func normalIDNumber(t IDType, n string) string {
+	n = strings.TrimSpace(n)
+	if t == IDTypeResidentID {
+		n = strings.ToUpper(n)
+	}
+	return n
+}
+
+// checkIDNumber checks a person's ID type and (normalIDNumber) number.
 func checkIDNumber(t IDType, idNumber string) error {
 	switch {
 	case !validIDType(t):
@@ -305,7 +316,7 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 	start := s.now()
 	// An ID number is compared, keyed and stored without the spaces around
 	// it (as the import reads it): " X" and "X" are one person's.
-	n.IDNumber = strings.TrimSpace(n.IDNumber)
+	n.IDNumber = normalIDNumber(n.IDType, n.IDNumber)
 	if err := checkIDNumber(n.IDType, n.IDNumber); err != nil {
 		return nil, nil, err
 	}
@@ -604,8 +615,12 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 		}
 	}
 	if idChanged {
+		idNumber = normalIDNumber(u.IDType, idNumber)
 		if err := checkIDNumber(u.IDType, idNumber); err != nil {
 			return nil, err
+		}
+		if _, ok := changed["id_number"]; ok {
+			changed["id_number"] = ulog.MaskIDNumber(idNumber)
 		}
 		u.IDKey = s.idKey(u.IDType, idNumber)
 	}

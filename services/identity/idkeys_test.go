@@ -214,6 +214,15 @@ func TestCorrectIDNumber(t *testing.T) {
 		IDType: identity.IDTypeResidentID, IDNumber: num2}); err != nil {
 		t.Fatalf("b's old number after the correction: %v", err)
 	}
+	// a resident ID number's check character is stored in upper case
+	withX := residentIDWithX(t)
+	lx, err := w.svc.UpdateUser(ctx, b.ID, identity.UserUpdate{Mask: []string{"id_number"}, IDNumber: strings.ToLower(withX)})
+	if err != nil || lx.IDNumberMask != ulog.MaskIDNumber(withX) {
+		t.Fatalf("lower-case check character: %+v %v", lx, err)
+	}
+	if up, err = w.svc.UpdateUser(ctx, b.ID, identity.UserUpdate{Mask: []string{"id_number"}, IDNumber: num3}); err != nil {
+		t.Fatal(err)
+	}
 	// the type alone: the same characters as a passport number are another identifier
 	pp, err := w.svc.UpdateUser(ctx, b.ID, identity.UserUpdate{Mask: []string{"id_type"}, IDType: identity.IDTypePassport})
 	if err != nil || pp.IDType != identity.IDTypePassport || pp.IDKey == up.IDKey || pp.IDKey == "" {

@@ -544,7 +544,7 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 	if !ok {
 		return nil, rowErr(r.Row, "id_type", ReasonImportBadField, "id_type must be resident_id, passport, military or other")
 	}
-	idNumber := f["id_number"]
+	idNumber := normalIDNumber(t, f["id_number"])
 	switch {
 	case idNumber != "" && t == IDTypeNone:
 		return nil, rowErr(r.Row, "id_type", ReasonImportBadField, "id_type is required with id_number")
