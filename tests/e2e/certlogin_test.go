@@ -293,6 +293,22 @@ func TestCertificateLogin(t *testing.T) {
 		!strings.Contains(page, "not registered") {
 		t.Fatalf("after unbinding: %d\n%s", code, page)
 	}
+	// ... and the sessions it opened end (identity's
+	// user.certificate_unbound): the old TGC gets no ticket for the level-2
+	// service any more.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		code, _, loc := br.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(strong), nil)
+		if !strings.Contains(loc, "ticket=") {
+			if code != http.StatusOK {
+				t.Fatalf("the unbound certificate's session at the level-2 service: %d to %q", code, loc)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the unbound certificate's session still gets tickets: %d to %q", code, loc)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// Audited as logins with the method; nothing of the subject.
 	want := map[string]bool{
