@@ -15,10 +15,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -343,5 +346,107 @@ func TestCertificateLogin(t *testing.T) {
 			t.Fatalf("audit records missing %v; seen %v", missing, seen)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestCertificateStepUpKeepsApplications: a person signed in with a
+// password steps up with their certificate for a level-2 service. The
+// session is raised, not logged out: the application they entered with the
+// password gets no logoutRequest, the old TGC opens nothing (a new TGT, no
+// session fixation), the new session is level 2 and still lists that
+// application, and the final logout reaches it.
+func TestCertificateStepUpKeepsApplications(t *testing.T) {
+	p := newCertPKI(t)
+	e := startTLS(t, p)
+	casBase := e.http + "/cas/"
+	f := e.seed("stepapp", "stella", nil, nil)
+	var logouts atomic.Int32
+	slo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.FormValue("logoutRequest") != "" {
+			logouts.Add(1)
+		}
+	}))
+	t.Cleanup(slo.Close)
+	weak, strong := "https://weak.example.com/app/", "https://strong.example.com/app/"
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	for _, d := range []*ticketv1.ServiceDefinition{
+		{AppId: f.appID, Name: "Weak app", Url: weak, LogoutUrl: slo.URL + "/weak"},
+		{AppId: f.appID, Name: "Strong app", Url: strong, MinAuthLevel: 2, LogoutUrl: slo.URL + "/strong"},
+	} {
+		if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	stella, _, _ := p.issue(t, "Stella", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	if _, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: f.userID, Certificate: stella.Certificate[0]}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A password login enters the level-1 application.
+	br := newCertBrowser(t, p, &stella)
+	_, page, _ := br.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(weak), nil)
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no login form:\n%s", page)
+	}
+	if code, _, loc := br.do(http.MethodPost, casBase+"login", url.Values{"username": {"stella"}, "password": {f.password},
+		"csrf": {m[1]}, "service": {weak}}); code != http.StatusFound || !strings.HasPrefix(loc, weak+"?ticket=") {
+		t.Fatalf("password login: %d to %q", code, loc)
+	}
+	casURL, _ := url.Parse(casBase)
+	tgc := func() string {
+		for _, c := range br.c.Jar.Cookies(casURL) {
+			if c.Name == "TGC" {
+				return c.Value
+			}
+		}
+		return ""
+	}
+	old := tgc()
+	if old == "" {
+		t.Fatal("no TGC after the password login")
+	}
+
+	// Step-up with the certificate for the level-2 application.
+	if code, page, loc := br.certLogin(casBase, strong); code != http.StatusFound || !strings.HasPrefix(loc, strong+"?ticket=ST-") {
+		t.Fatalf("step-up: %d to %q\n%s", code, loc, page)
+	}
+	raised := tgc()
+	if raised == "" || raised == old {
+		t.Fatal("the step-up kept the old TGT")
+	}
+	// The old TGC opens nothing.
+	thief := newCertBrowser(t, p, nil)
+	thief.c.Jar.SetCookies(casURL, []*http.Cookie{{Name: "TGC", Value: old, Path: "/cas/"}})
+	if code, _, loc := thief.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(weak), nil); code != http.StatusOK || loc != "" {
+		t.Fatalf("the old TGC after the step-up: %d to %q", code, loc)
+	}
+	// The raised session is level 2 and lists both applications.
+	sessions := ticketv1.NewTicketAdminServiceClient(e.conn)
+	list, err := sessions.ListUserSessions(e.adm(), &ticketv1.ListUserSessionsRequest{UserId: f.userID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetSessions()) != 1 || list.GetSessions()[0].GetAuthLevel() != 2 ||
+		!slices.Contains(list.GetSessions()[0].GetServices(), weak) || !slices.Contains(list.GetSessions()[0].GetServices(), strong) {
+		t.Fatalf("sessions after the step-up: %v", list.GetSessions())
+	}
+	// No application was told of a logout (single logout is sent in the
+	// background: give it time to show).
+	time.Sleep(1500 * time.Millisecond)
+	if n := logouts.Load(); n != 0 {
+		t.Fatalf("the step-up sent %d logoutRequests", n)
+	}
+
+	// The final logout reaches both applications.
+	if code, _, _ := br.do(http.MethodGet, casBase+"logout", nil); code != http.StatusOK {
+		t.Fatalf("logout: %d", code)
+	}
+	for deadline := time.Now().Add(15 * time.Second); logouts.Load() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the final logout reached %d of the 2 applications", logouts.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

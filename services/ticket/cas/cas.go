@@ -502,11 +502,11 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 		h.loginPage(w, r, http.StatusUnauthorized, p, rs, msg, "")
 		return
 	}
-	if old := tgcOf(r); old != "" {
-		_, _ = h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: old})
-	}
+	// The browser's session, if any, is replaced: the same person's is
+	// raised (a new TGT taking over its services; their applications are
+	// not logged out), another person's ends as at logout.
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: certLevel, OrgId: res.GetOrgId()})
+		AuthLevel: certLevel, OrgId: res.GetOrgId(), ReplaceTgt: tgcOf(r)})
 	if err != nil {
 		h.fault(w, r, err)
 		return
@@ -542,7 +542,8 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 			if clientCert(r) != nil {
 				// Step-up (as CAS renew): the session is kept for the
 				// person's other applications; the page asks for the
-				// certificate, whose login replaces it at level 2.
+				// certificate, whose login raises it to level 2 (a new
+				// TGT taking over its services, none of them logged out).
 				h.loginPage(w, r, http.StatusOK, p, rs, "", "")
 				return
 			}
