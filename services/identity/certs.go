@@ -189,7 +189,9 @@ type CertLoginResult struct {
 // browser's TLS connection against tls.client_ca_file; the caller's
 // ClientCert (the origin the edge signed) must be its thumbprint, so that
 // only a certificate the edge verified signs anyone in. The certificate
-// must be bound to the person, be within its validity, and the account
+// must be bound to the person, who is homed at this centre (a binding
+// left behind when the person's org moved elsewhere is not registered
+// here), be within its validity, and the account
 // may sign in (active, its org enabled, not locked, not password-only).
 //
 // Every call is audited as sso.login with method "certificate". Each one
@@ -237,6 +239,12 @@ func (s *Service) CertLogin(ctx context.Context, der []byte) (*CertLoginResult, 
 	if err != nil {
 		a.refund(ctx)
 		return nil, err
+	}
+	// A binding of a person no longer homed here (their org moved to
+	// another centre) is orphaned: that centre owns the person and binds
+	// their certificates; this one signs no one in with it.
+	if !s.homedHere(ctx, u) {
+		return fail("certificate", "", CertNotRegistered)
 	}
 	subject := "user:" + u.ID
 	now := s.now()

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 // testCertDER makes a self-signed client certificate valid from nb to na
@@ -227,4 +229,55 @@ func TestCertificateLoginThrottled(t *testing.T) {
 		}
 	}
 	wantThrottled(t, "certificate refusals", err)
+}
+
+// TestCertificateLoginHomedElsewhere: a binding of a person whose org is
+// homed at another centre (moved there; the binding stayed behind here)
+// is not registered at this centre; a person homed here signs in.
+func TestCertificateLoginHomedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	db, sealer, hasher := testDB(t), testSealer(t), cheapHasher()
+	newSvc := func(h *centre.Homes) *identity.Service {
+		return testService(t, identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer,
+			Sleep: func(context.Context, time.Duration) error { return nil }, Homes: h})
+	}
+	one := newSvc(nil)
+	if _, _, err := one.Bootstrap(ctx, evAdminPass); err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := adminCtx(t, one, "10.0.0.1", "r1")
+	root := evRoot(t, one)
+	var (
+		ders [2][]byte
+		orgA string
+	)
+	for i, code := range []string{"bureau-a", "bureau-b"} {
+		o, err := one.CreateOrg(admin, code, code, root.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := one.CreateUser(admin, identity.NewUser{LoginName: "in-" + code, DisplayName: code, OrgID: o.ID, Password: "First-Pass-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ders[i] = testCertDER(t, code, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+		if _, err := one.BindUserCert(admin, u.ID, ders[i], ""); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			orgA = o.ID
+		}
+	}
+	// Bureau A is this level-2 centre's; bureau B (and its person, whose
+	// binding is still in this database) is level 1's.
+	l2 := newSvc(&centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: map[string]string{orgA: "l2a"}})
+	for j, want := range []identity.CertVerdict{identity.CertOK, identity.CertNotRegistered} {
+		res, err := l2.CertLogin(edge(identity.CertThumbprint(ders[j])), ders[j])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Verdict != want || (want != identity.CertOK && res.User != nil) {
+			t.Errorf("person %d at the level-2 centre: %v, want %v", j, res.Verdict, want)
+		}
+	}
 }
