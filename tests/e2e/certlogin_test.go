@@ -29,6 +29,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/cmd/uias/app"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -449,4 +451,48 @@ func TestCertificateStepUpKeepsApplications(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestCertificateLoginComponentsOnly: SSOService.CertificateLogin is the
+// CAS page's call: anyone else calling it over gRPC (anonymous, an
+// application with its App_ID and secret, an administrator, a person's
+// certificate on the gRPC connection), even with the edge's client
+// certificate header forged, is refused PERMISSION_DENIED
+// SSO_COMPONENTS_ONLY, and signs no one in.
+func TestCertificateLoginComponentsOnly(t *testing.T) {
+	p := newCertPKI(t)
+	e := startTLS(t, p)
+	f := e.seed("forgeapp", "fred", nil, nil)
+	now := time.Now()
+	fred, _, _ := p.issue(t, "Fred", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	bound, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: f.userID, Certificate: fred.Certificate[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forge := func(ctx context.Context) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "x-uias-client-cert", bound.GetSha256())
+	}
+	req := &identityv1.CertificateLoginRequest{Certificate: fred.Certificate[0]}
+	sso := identityv1.NewSSOServiceClient(e.conn)
+	for name, ctx := range map[string]context.Context{
+		"anonymous":     forge(context.Background()),
+		"application":   forge(f.ctx()),
+		"administrator": forge(e.adm()),
+	} {
+		res, err := sso.CertificateLogin(ctx, req)
+		if status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("%s: %v %v", name, res, err)
+		}
+		wantCode(t, err, codes.PermissionDenied, "SSO_COMPONENTS_ONLY")
+	}
+	// The person's own certificate on the gRPC connection (mTLS against
+	// tls.client_ca_file) makes no component either.
+	conn, err := grpc.NewClient(e.app.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(
+		&tls.Config{RootCAs: p.pool, ServerName: "localhost", MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{fred}})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = identityv1.NewSSOServiceClient(conn).CertificateLogin(forge(context.Background()), req)
+	wantCode(t, err, codes.PermissionDenied, "SSO_COMPONENTS_ONLY")
 }
