@@ -2,16 +2,15 @@ package identity
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/x509cert"
 )
 
 // X.509 certificate login (the maritime SSO design, 2.1.2.2 and 2.1.2.3):
@@ -74,12 +73,6 @@ func certInvalid(msg string) error {
 	return apierr.New(apierr.InvalidArgument, "CERTIFICATE_INVALID", msg).WithMeta(apierr.MetaField, "certificate")
 }
 
-// CertThumbprint is the thumbprint of a DER-encoded certificate.
-func CertThumbprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
-}
-
 // BindUserCert binds a certificate to user id: der (the certificate, whose
 // expiry is then kept) or sha (its thumbprint, as tools print it), or both
 // when they agree. An administrator's call.
@@ -96,7 +89,7 @@ func (s *Service) BindUserCert(ctx context.Context, userID string, der []byte, s
 		if err != nil {
 			return nil, certInvalid("certificate is not a DER-encoded X.509 certificate")
 		}
-		own := CertThumbprint(der)
+		own := x509cert.Thumbprint(der)
 		if fp != "" && fp != own {
 			return nil, certInvalid("sha256 is not the thumbprint of the certificate given")
 		}
@@ -203,7 +196,7 @@ type CertLoginResult struct {
 // not lock its owner's password out.
 func (s *Service) CertLogin(ctx context.Context, der []byte) (*CertLoginResult, error) {
 	start := s.now()
-	fp := CertThumbprint(der)
+	fp := x509cert.Thumbprint(der)
 	detail := map[string]string{"method": "certificate", "sha256": fp}
 	fail := func(subject, org string, v CertVerdict) (*CertLoginResult, error) {
 		s.appendAudit(ctx, s.audit(ctx, "sso.login", subject, org, "failure", v.String(), start, detail))

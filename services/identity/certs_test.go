@@ -15,6 +15,7 @@ import (
 
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/x509cert"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
@@ -58,7 +59,7 @@ func TestCertificateBindings(t *testing.T) {
 	}
 	valid := time.Date(2027, 12, 31, 0, 0, 0, 0, time.UTC)
 	der := testCertDER(t, "Mia 110101199003071233", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), valid)
-	fp := identity.CertThumbprint(der)
+	fp := x509cert.Thumbprint(der)
 
 	m := e.mark(t)
 	c, err := e.svc.BindUserCert(ctx, w.user.ID, der, "")
@@ -110,7 +111,7 @@ func TestCertificateBindings(t *testing.T) {
 
 	// By thumbprint with colons (openssl x509 -fingerprint -sha256).
 	der2 := testCertDER(t, "Otto", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), valid)
-	fp2 := identity.CertThumbprint(der2)
+	fp2 := x509cert.Thumbprint(der2)
 	var colons []string
 	for i := 0; i < len(fp2); i += 2 {
 		colons = append(colons, strings.ToUpper(fp2[i:i+2]))
@@ -150,7 +151,7 @@ func TestCertificateLogin(t *testing.T) {
 	ctx, _ := adminCtx(t, e.svc, "10.0.0.9", "req-admin")
 	jan, dec := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 12, 31, 0, 0, 0, 0, time.UTC)
 	der := testCertDER(t, "Mia", jan, dec)
-	fp := identity.CertThumbprint(der)
+	fp := x509cert.Thumbprint(der)
 	if _, err := e.svc.BindUserCert(ctx, w.user.ID, der, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -181,16 +182,16 @@ func TestCertificateLogin(t *testing.T) {
 
 	// Not bound to anyone.
 	stranger := testCertDER(t, "Stranger", jan, dec)
-	login(t, edge(identity.CertThumbprint(stranger)), stranger, identity.CertNotRegistered)
+	login(t, edge(x509cert.Thumbprint(stranger)), stranger, identity.CertNotRegistered)
 
 	// Expired, and not valid yet (bound by thumbprint: the login checks the
 	// certificate presented, not what was recorded).
 	for _, c := range [][]byte{testCertDER(t, "Old", jan, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)),
 		testCertDER(t, "Early", time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), dec)} {
-		if _, err := e.svc.BindUserCert(ctx, w.user.ID, nil, identity.CertThumbprint(c)); err != nil {
+		if _, err := e.svc.BindUserCert(ctx, w.user.ID, nil, x509cert.Thumbprint(c)); err != nil {
 			t.Fatal(err)
 		}
-		login(t, edge(identity.CertThumbprint(c)), c, identity.CertExpired)
+		login(t, edge(x509cert.Thumbprint(c)), c, identity.CertExpired)
 	}
 
 	// Locked, disabled, password-only.
@@ -224,7 +225,7 @@ func TestCertificateLoginThrottled(t *testing.T) {
 	der := testCertDER(t, "Stranger", time.Now().Add(-time.Hour), time.Now().Add(time.Hour*24*365*5))
 	var err error
 	for range 200 {
-		if _, err = w.svc.CertLogin(edge(identity.CertThumbprint(der)), der); err != nil {
+		if _, err = w.svc.CertLogin(edge(x509cert.Thumbprint(der)), der); err != nil {
 			break
 		}
 	}
@@ -272,7 +273,7 @@ func TestCertificateLoginHomedElsewhere(t *testing.T) {
 	// binding is still in this database) is level 1's.
 	l2 := newSvc(&centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: map[string]string{orgA: "l2a"}})
 	for j, want := range []identity.CertVerdict{identity.CertOK, identity.CertNotRegistered} {
-		res, err := l2.CertLogin(edge(identity.CertThumbprint(ders[j])), ders[j])
+		res, err := l2.CertLogin(edge(x509cert.Thumbprint(ders[j])), ders[j])
 		if err != nil {
 			t.Fatal(err)
 		}

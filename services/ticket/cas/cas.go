@@ -27,6 +27,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/x509cert"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
@@ -388,10 +389,10 @@ const certLevel = 2
 // (the edge asks for one with VerifyClientCertIfGiven); nil otherwise,
 // also behind a proxy that terminates TLS.
 func clientCert(r *http.Request) []byte {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
-		return nil
+	if c := x509cert.VerifiedPeer(r.TLS); c != nil {
+		return c.Raw
 	}
-	return r.TLS.PeerCertificates[0].Raw
+	return nil
 }
 
 // loginPost is POST /cas/login: the credentials.
