@@ -241,6 +241,10 @@ func (s *Service) CertLogin(ctx context.Context, der []byte) (*CertLoginResult, 
 	}
 	subject := "user:" + u.ID
 	now := s.now()
+	// Defence in depth: the edge's TLS handshake (VerifyClientCertIfGiven)
+	// already refuses a certificate out of its validity, so a browser
+	// never reaches the page with one; this verdict holds should a caller
+	// ever hand over a certificate the handshake did not check in time.
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return fail(subject, u.OrgID, CertExpired)
 	}
