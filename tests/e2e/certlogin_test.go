@@ -33,6 +33,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/pkg/config"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
@@ -49,11 +50,17 @@ type certPKI struct {
 
 func newCertPKI(t *testing.T) *certPKI {
 	t.Helper()
+	return newNamedCertPKI(t, "UIAS e2e people CA")
+}
+
+// newNamedCertPKI is newCertPKI with the CA's common name.
+func newNamedCertPKI(t *testing.T, cn string) *certPKI {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "UIAS e2e people CA"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -106,11 +113,14 @@ func (p *certPKI) issue(t *testing.T, cn string, server bool, nb, na time.Time) 
 
 // startTLS starts a monolith serving gRPC and HTTPS with the PKI's server
 // certificate and tls.client_ca_file, and dials its gRPC port over TLS.
-func startTLS(t *testing.T, p *certPKI) *env {
+func startTLS(t *testing.T, p *certPKI, mods ...func(*config.Config)) *env {
 	t.Helper()
 	cfg := testConfig(t.TempDir())
 	_, certFile, keyFile := p.issue(t, "uias", true, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 	cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile = certFile, keyFile, p.caFile
+	for _, m := range mods {
+		m(&cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	a, err := app.Start(ctx, cfg, app.Options{Logger: zaptest.NewLogger(t, zaptestLevel()), BootstrapPassword: adminPassword})
@@ -495,4 +505,59 @@ func TestCertificateLoginComponentsOnly(t *testing.T) {
 	defer conn.Close()
 	_, err = identityv1.NewSSOServiceClient(conn).CertificateLogin(forge(context.Background()), req)
 	wantCode(t, err, codes.PermissionDenied, "SSO_COMPONENTS_ONLY")
+}
+
+// TestCertificateLoginPeopleCA: with tls.people_ca_file, a person signs in
+// with a certificate of the people's CA; a certificate of the CA of
+// tls.client_ca_file (the applications' and components' CA), verified by
+// TLS and bound to a person all the same, is not offered as a login and
+// signs no one in.
+func TestCertificateLoginPeopleCA(t *testing.T) {
+	p := newNamedCertPKI(t, "UIAS e2e components CA")
+	people := newNamedCertPKI(t, "UIAS e2e people's USB key CA")
+	e := startTLS(t, p, func(c *config.Config) { c.TLS.PeopleCAFile = people.caFile })
+	casBase := e.http + "/cas/"
+	f := e.seed("peopleapp", "petra", nil, nil)
+	svc := "https://people.example.com/app/"
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{
+		AppId: f.appID, Name: "People app", Url: svc}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	good, _, _ := people.issue(t, "Petra", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	wrong, _, _ := p.issue(t, "Petra elsewhere", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	for _, c := range []tls.Certificate{good, wrong} {
+		if _, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: f.userID, Certificate: c.Certificate[0]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The browsers trust the server (the components' CA) either way.
+	browser := func(c *tls.Certificate) *certBrowser {
+		b := newCertBrowser(t, p, c)
+		return b
+	}
+	if code, page, loc := browser(&good).certLogin(casBase, svc); code != http.StatusFound || !strings.HasPrefix(loc, svc+"?ticket=ST-") {
+		t.Fatalf("certificate of the people's CA: %d to %q\n%s", code, loc, page)
+	}
+	b := browser(&wrong)
+	code, page, _ := b.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(svc), nil)
+	if code != http.StatusOK || strings.Contains(page, `id="cert-login"`) {
+		t.Fatalf("certificate of the components' CA offered as a login: %d\n%s", code, page)
+	}
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token:\n%s", page)
+	}
+	code, page, loc := b.do(http.MethodPost, casBase+"login", url.Values{"certificate": {"1"}, "csrf": {m[1]}, "service": {svc}})
+	if code != http.StatusUnauthorized || loc != "" || !strings.Contains(page, "did not present a client certificate") {
+		t.Fatalf("certificate of the components' CA posted: %d to %q\n%s", code, loc, page)
+	}
+	// An expired certificate of the people's CA fails the TLS handshake:
+	// the browser shows its own error, no page (operators.md says so).
+	expired, _, _ := people.issue(t, "Petra expired", false, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	if resp, err := browser(&expired).c.Get(casBase + "login?service=" + url.QueryEscape(svc)); err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("an expired certificate reached the page: %d", resp.StatusCode)
+	}
 }

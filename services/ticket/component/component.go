@@ -254,8 +254,12 @@ func pages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	people, err := module.PeopleCAs(*env.Config)
+	if err != nil {
+		return nil, err
+	}
 	return cas.New(cas.Options{Tickets: ticketv1.NewTicketServiceClient(tc), SSO: identityv1.NewSSOServiceClient(ic),
-		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes}), nil
+		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes, PeopleCAs: people}), nil
 }
 
 // outboundClient makes the component's outbound HTTPS calls (pgtUrl
