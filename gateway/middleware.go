@@ -20,6 +20,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/grpcx"
+	"github.com/uias/uias/pkg/x509cert"
 )
 
 // HTTP headers forwarded to the services as the metadata of the same name
@@ -205,8 +206,8 @@ func (g *gateway) pagesHandler(h http.Handler) http.Handler {
 		st := stateFrom(r.Context())
 		st.clientIP = clientIP(r, g.opts.TrustedProxies)
 		o := grpcx.Origin{ClientIP: st.clientIP}
-		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
-			o.ClientCert = grpcx.CertFingerprint(r.TLS.PeerCertificates[0].Raw)
+		if c := x509cert.VerifiedPeer(r.TLS); c != nil {
+			o.ClientCert = x509cert.Thumbprint(c.Raw)
 		}
 		r2 := r.WithContext(grpcx.WithRequestID(grpcx.WithOrigin(r.Context(), o), st.requestID))
 		if r.Body != nil && r.Body != http.NoBody {
@@ -233,8 +234,8 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 		// verified (App_ID + certificate), travel with the gRPC call (grpcx
 		// origin), signed or in-process, so the services believe them.
 		o := grpcx.Origin{ClientIP: st.clientIP}
-		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
-			o.ClientCert = grpcx.CertFingerprint(r.TLS.PeerCertificates[0].Raw)
+		if c := x509cert.VerifiedPeer(r.TLS); c != nil {
+			o.ClientCert = x509cert.Thumbprint(c.Raw)
 		}
 		r2 := r.Clone(grpcx.WithRequestID(grpcx.WithOrigin(r.Context(), o), st.requestID))
 		h := make(http.Header, len(forwardedRequestHeaders)+1)

@@ -103,11 +103,16 @@ type Config struct {
 	// TLS of the gRPC and HTTP listeners (optional; TLS 1.2 or newer, AEAD
 	// suites only). The files are read again when they change. With
 	// ClientCAFile, client certificates signed by it are verified (and may
-	// be bound to an App_ID).
+	// be bound to an App_ID); it is also the set of roots components trust
+	// for each other's servers. PeopleCAFile holds the CAs of people's
+	// certificates (certificate login at the CAS page): browsers are asked
+	// for certificates of these CAs too, but they are no root of the
+	// internal hops, and only they sign people in.
 	TLS struct {
 		CertFile     string `yaml:"cert_file"`
 		KeyFile      string `yaml:"key_file"`
 		ClientCAFile string `yaml:"client_ca_file"`
+		PeopleCAFile string `yaml:"people_ca_file"`
 	} `yaml:"tls"`
 	// Metrics: Enabled serves /metrics on http_addr. auto (the default)
 	// serves it only when http_addr is a loopback address.
@@ -390,6 +395,7 @@ func (c *Config) bind() []binding {
 	b.String(&c.TLS.CertFile, "UIAS_TLS_CERT_FILE", "", "")
 	b.String(&c.TLS.KeyFile, "UIAS_TLS_KEY_FILE", "", "")
 	b.String(&c.TLS.ClientCAFile, "UIAS_TLS_CLIENT_CA_FILE", "", "")
+	b.String(&c.TLS.PeopleCAFile, "UIAS_TLS_PEOPLE_CA_FILE", "", "")
 	b.String(&c.DB.PasswordFile, "UIAS_DB_PASSWORD_FILE", "", "")
 	b.Secret(&c.DB.Password, "UIAS_DB_PASSWORD")
 	b.String(&c.NATS.User, "UIAS_NATS_USER", "", "")
@@ -692,6 +698,9 @@ func (c Config) Validate() error {
 	}
 	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
 		bad("tls.client_ca_file", "requires tls.cert_file and tls.key_file (client certificates need server TLS)")
+	}
+	if c.TLS.PeopleCAFile != "" && c.TLS.CertFile == "" {
+		bad("tls.people_ca_file", "requires tls.cert_file and tls.key_file (client certificates need server TLS)")
 	}
 	if c.Etcd.TLS.CertFile != "" && c.Etcd.TLS.KeyFile == "" {
 		bad("etcd.tls.key_file", "is required when etcd.tls.cert_file is set")

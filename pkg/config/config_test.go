@@ -163,6 +163,7 @@ func TestValidateEachProblem(t *testing.T) {
 		{"tls cert without key", func(c *Config) { c.TLS.CertFile = "server.crt" }, "tls.key_file"},
 		{"tls key without cert", func(c *Config) { c.TLS.KeyFile = "server.key" }, "tls.cert_file"},
 		{"tls client ca without cert", func(c *Config) { c.TLS.ClientCAFile = "ca.crt" }, "tls.client_ca_file"},
+		{"tls people ca without cert", func(c *Config) { c.TLS.PeopleCAFile = "people.crt" }, "tls.people_ca_file"},
 		{"section", func(c *Config) { *c = Default(demoDef); demoOf(*c).Workers = -1 }, "demo.workers"},
 	}
 	for _, tt := range tests {
@@ -396,7 +397,7 @@ demo:
   file: /secrets/demo.bin
   nested: {size: 12}
 trusted_proxies: [10.0.0.0/8]
-tls: {cert_file: /tls/tls.crt, key_file: /tls/tls.key, client_ca_file: /tls/ca.crt}
+tls: {cert_file: /tls/tls.crt, key_file: /tls/tls.key, client_ca_file: /tls/ca.crt, people_ca_file: /tls/people.crt}
 `)
 	c, err := Load(path, noEnv, nil, nil, demoDef)
 	if err != nil {
@@ -405,7 +406,7 @@ tls: {cert_file: /tls/tls.crt, key_file: /tls/tls.key, client_ca_file: /tls/ca.c
 	mustValid(t, c)
 	d := demoOf(c)
 	if d.Workers != 4 || d.TTL != 30*time.Minute || d.File != "/secrets/demo.bin" || d.Nested.Size != 12 || c.Etcd.LeaseTTL != 15 ||
-		c.TLS.ClientCAFile != "/tls/ca.crt" || c.Log.Format != "console" || !slices.Equal(c.TrustedProxies, []string{"10.0.0.0/8"}) {
+		c.TLS.ClientCAFile != "/tls/ca.crt" || c.TLS.PeopleCAFile != "/tls/people.crt" || c.Log.Format != "console" || !slices.Equal(c.TrustedProxies, []string{"10.0.0.0/8"}) {
 		t.Fatalf("got %+v", c)
 	}
 	if c.DB.DSN != "postgres://u:p@db/uias" {

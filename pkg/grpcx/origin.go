@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"net"
 	"net/netip"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/uias/uias/pkg/x509cert"
 )
 
 // Metadata keys by which one UIAS component tells another on whose behalf
@@ -48,13 +49,6 @@ type Origin struct {
 	ClientCert string
 }
 
-// CertFingerprint is the ClientCert form of a certificate: the SHA-256 of
-// its DER encoding in lower case hex.
-func CertFingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
-}
-
 // ClientCertSHA256 returns the fingerprint of the verified client
 // certificate of the call in ctx ("" if none): from the TLS connection of
 // the call, or, for a call a trusted component made on behalf of a client
@@ -69,10 +63,13 @@ func peerCert(ctx context.Context) string {
 		return ""
 	}
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.PeerCertificates) == 0 {
+	if !ok {
 		return ""
 	}
-	return CertFingerprint(ti.State.PeerCertificates[0].Raw)
+	if c := x509cert.VerifiedPeer(&ti.State); c != nil {
+		return x509cert.Thumbprint(c.Raw)
+	}
+	return ""
 }
 
 type originKey struct{}

@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+
+	"github.com/uias/uias/pkg/x509cert"
 )
 
 // serverSide turns what a client interceptor would send into the context a
@@ -22,7 +24,7 @@ func serverSide(out context.Context, addr net.Addr) context.Context {
 
 func TestOriginTrust(t *testing.T) {
 	key := []byte("0123456789abcdef")
-	o := Origin{ClientIP: netip.MustParseAddr("192.0.2.7"), App: "app-1", Principal: "u-1", ClientCert: CertFingerprint([]byte("der"))}
+	o := Origin{ClientIP: netip.MustParseAddr("192.0.2.7"), App: "app-1", Principal: "u-1", ClientCert: x509cert.Thumbprint([]byte("der"))}
 	ctx := WithOrigin(WithRequestID(context.Background(), "rid-1"), o)
 	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
 
@@ -72,7 +74,7 @@ func TestClientCertOfCall(t *testing.T) {
 	}
 	c := &chain{internalKey: key}
 	plain := serverSide(context.Background(), tcp)
-	if got := ClientCertSHA256(c.withOrigin(withTLS(plain, true))); got != CertFingerprint(leaf.Raw) {
+	if got := ClientCertSHA256(c.withOrigin(withTLS(plain, true))); got != x509cert.Thumbprint(leaf.Raw) {
 		t.Errorf("verified TLS peer: %q", got)
 	}
 	if got := ClientCertSHA256(c.withOrigin(withTLS(plain, false))); got != "" {

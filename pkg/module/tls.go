@@ -1,9 +1,11 @@
 package module
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
@@ -26,7 +28,10 @@ var certCheckInterval = time.Second
 // the client config internal hops use to dial it: trusting
 // tls.client_ca_file when set (which also verifies client certificates),
 // else the system roots plus our own certificate. Both are nil without
-// tls.cert_file.
+// tls.cert_file. The CAs of tls.people_ca_file verify client certificates
+// too (browsers are asked for them), but are never roots of the internal
+// hops: a people's CA (a commercial CA issuing USB keys) vouches for no
+// UIAS server.
 //
 // Both serve the certificate through a CertReloader: when cert_file or
 // key_file change on disk (a renewal by cert-manager or an operator), new
@@ -46,16 +51,26 @@ func LoadTLS(cfg config.Config, log *zap.Logger) (server, client *tls.Config, er
 	if err != nil || roots == nil {
 		roots = x509.NewCertPool()
 	}
-	if cfg.TLS.ClientCAFile != "" {
-		pem, err := os.ReadFile(cfg.TLS.ClientCAFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("TLS client CA: %w", err)
-		}
+	clientCAs, err := readCAs("TLS client CA", cfg.TLS.ClientCAFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	people, err := readCAs("TLS people's CA", cfg.TLS.PeopleCAFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(clientCAs)+len(people) > 0 {
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("TLS client CA %s: no PEM certificates found", cfg.TLS.ClientCAFile)
+		for _, c := range append(clientCAs, people...) {
+			pool.AddCert(c)
 		}
 		server.ClientCAs, server.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	if len(clientCAs) > 0 {
+		pool := x509.NewCertPool()
+		for _, c := range clientCAs {
+			pool.AddCert(c)
+		}
 		roots = pool
 	} else {
 		for _, der := range cert.Certificate {
@@ -65,7 +80,21 @@ func LoadTLS(cfg config.Config, log *zap.Logger) (server, client *tls.Config, er
 		}
 	}
 	client = &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: grpcx.TLS12CipherSuites, RootCAs: roots,
-		GetClientCertificate: r.GetClientCertificate}
+		GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			// Our certificate goes only to a server that would accept it:
+			// a server asking for people's certificates only
+			// (tls.people_ca_file without tls.client_ca_file) gets none,
+			// which it accepts (VerifyClientCertIfGiven), instead of one
+			// that fails the handshake.
+			c, err := r.GetClientCertificate(cri)
+			if err != nil {
+				return nil, err
+			}
+			if !issuedByOneOf(c, cri.AcceptableCAs) {
+				return &tls.Certificate{}, nil
+			}
+			return c, nil
+		}}
 	// Internal hops dial an etcd target ("uias/identity") or a wildcard
 	// listen address, neither of which names the peer. UIAS components share
 	// a certificate name: verify the peer against the first DNS name of our
@@ -74,6 +103,73 @@ func LoadTLS(cfg config.Config, log *zap.Logger) (server, client *tls.Config, er
 		client.ServerName = leaf.DNSNames[0]
 	}
 	return server, client, nil
+}
+
+// issuedByOneOf reports whether a certificate of c's chain is issued by
+// one of the CAs named (distinguished names, DER), or cas is empty (a
+// server that names none takes any).
+func issuedByOneOf(c *tls.Certificate, cas [][]byte) bool {
+	if len(cas) == 0 {
+		return true
+	}
+	for _, der := range c.Certificate {
+		x, err := x509.ParseCertificate(der)
+		if err != nil {
+			return false
+		}
+		for _, ca := range cas {
+			if bytes.Equal(x.RawIssuer, ca) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// PeopleCAs is the pool of tls.people_ca_file: the CAs whose certificates
+// sign people in at the CAS login page; nil when the file is not set.
+func PeopleCAs(cfg config.Config) (*x509.CertPool, error) {
+	cs, err := readCAs("TLS people's CA", cfg.TLS.PeopleCAFile)
+	if err != nil || len(cs) == 0 {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, c := range cs {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// readCAs reads the PEM certificates of file (none when file is "");
+// what names the file in errors.
+func readCAs(what, file string) ([]*x509.Certificate, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	var out []*x509.Certificate
+	for len(b) > 0 {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" || len(blk.Headers) != 0 {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", what, file, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s %s: no PEM certificates found", what, file)
+	}
+	return out, nil
 }
 
 // CertReloader serves a certificate and key from files and loads them again

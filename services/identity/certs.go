@@ -2,16 +2,15 @@ package identity
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/x509cert"
 )
 
 // X.509 certificate login (the maritime SSO design, 2.1.2.2 and 2.1.2.3):
@@ -74,12 +73,6 @@ func certInvalid(msg string) error {
 	return apierr.New(apierr.InvalidArgument, "CERTIFICATE_INVALID", msg).WithMeta(apierr.MetaField, "certificate")
 }
 
-// CertThumbprint is the thumbprint of a DER-encoded certificate.
-func CertThumbprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
-}
-
 // BindUserCert binds a certificate to user id: der (the certificate, whose
 // expiry is then kept) or sha (its thumbprint, as tools print it), or both
 // when they agree. An administrator's call.
@@ -96,7 +89,7 @@ func (s *Service) BindUserCert(ctx context.Context, userID string, der []byte, s
 		if err != nil {
 			return nil, certInvalid("certificate is not a DER-encoded X.509 certificate")
 		}
-		own := CertThumbprint(der)
+		own := x509cert.Thumbprint(der)
 		if fp != "" && fp != own {
 			return nil, certInvalid("sha256 is not the thumbprint of the certificate given")
 		}
@@ -189,7 +182,9 @@ type CertLoginResult struct {
 // browser's TLS connection against tls.client_ca_file; the caller's
 // ClientCert (the origin the edge signed) must be its thumbprint, so that
 // only a certificate the edge verified signs anyone in. The certificate
-// must be bound to the person, be within its validity, and the account
+// must be bound to the person, who is homed at this centre (a binding
+// left behind when the person's org moved elsewhere is not registered
+// here), be within its validity, and the account
 // may sign in (active, its org enabled, not locked, not password-only).
 //
 // Every call is audited as sso.login with method "certificate". Each one
@@ -201,7 +196,7 @@ type CertLoginResult struct {
 // not lock its owner's password out.
 func (s *Service) CertLogin(ctx context.Context, der []byte) (*CertLoginResult, error) {
 	start := s.now()
-	fp := CertThumbprint(der)
+	fp := x509cert.Thumbprint(der)
 	detail := map[string]string{"method": "certificate", "sha256": fp}
 	fail := func(subject, org string, v CertVerdict) (*CertLoginResult, error) {
 		s.appendAudit(ctx, s.audit(ctx, "sso.login", subject, org, "failure", v.String(), start, detail))
@@ -238,8 +233,18 @@ func (s *Service) CertLogin(ctx context.Context, der []byte) (*CertLoginResult, 
 		a.refund(ctx)
 		return nil, err
 	}
+	// A binding of a person no longer homed here (their org moved to
+	// another centre) is orphaned: that centre owns the person and binds
+	// their certificates; this one signs no one in with it.
+	if !s.homedHere(ctx, u) {
+		return fail("certificate", "", CertNotRegistered)
+	}
 	subject := "user:" + u.ID
 	now := s.now()
+	// Defence in depth: the edge's TLS handshake (VerifyClientCertIfGiven)
+	// already refuses a certificate out of its validity, so a browser
+	// never reaches the page with one; this verdict holds should a caller
+	// ever hand over a certificate the handshake did not check in time.
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return fail(subject, u.OrgID, CertExpired)
 	}

@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/x509cert"
 	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 // testCertDER makes a self-signed client certificate valid from nb to na
@@ -56,7 +59,7 @@ func TestCertificateBindings(t *testing.T) {
 	}
 	valid := time.Date(2027, 12, 31, 0, 0, 0, 0, time.UTC)
 	der := testCertDER(t, "Mia 110101199003071233", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), valid)
-	fp := identity.CertThumbprint(der)
+	fp := x509cert.Thumbprint(der)
 
 	m := e.mark(t)
 	c, err := e.svc.BindUserCert(ctx, w.user.ID, der, "")
@@ -108,7 +111,7 @@ func TestCertificateBindings(t *testing.T) {
 
 	// By thumbprint with colons (openssl x509 -fingerprint -sha256).
 	der2 := testCertDER(t, "Otto", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), valid)
-	fp2 := identity.CertThumbprint(der2)
+	fp2 := x509cert.Thumbprint(der2)
 	var colons []string
 	for i := 0; i < len(fp2); i += 2 {
 		colons = append(colons, strings.ToUpper(fp2[i:i+2]))
@@ -148,7 +151,7 @@ func TestCertificateLogin(t *testing.T) {
 	ctx, _ := adminCtx(t, e.svc, "10.0.0.9", "req-admin")
 	jan, dec := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 12, 31, 0, 0, 0, 0, time.UTC)
 	der := testCertDER(t, "Mia", jan, dec)
-	fp := identity.CertThumbprint(der)
+	fp := x509cert.Thumbprint(der)
 	if _, err := e.svc.BindUserCert(ctx, w.user.ID, der, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -179,16 +182,16 @@ func TestCertificateLogin(t *testing.T) {
 
 	// Not bound to anyone.
 	stranger := testCertDER(t, "Stranger", jan, dec)
-	login(t, edge(identity.CertThumbprint(stranger)), stranger, identity.CertNotRegistered)
+	login(t, edge(x509cert.Thumbprint(stranger)), stranger, identity.CertNotRegistered)
 
 	// Expired, and not valid yet (bound by thumbprint: the login checks the
 	// certificate presented, not what was recorded).
 	for _, c := range [][]byte{testCertDER(t, "Old", jan, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)),
 		testCertDER(t, "Early", time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), dec)} {
-		if _, err := e.svc.BindUserCert(ctx, w.user.ID, nil, identity.CertThumbprint(c)); err != nil {
+		if _, err := e.svc.BindUserCert(ctx, w.user.ID, nil, x509cert.Thumbprint(c)); err != nil {
 			t.Fatal(err)
 		}
-		login(t, edge(identity.CertThumbprint(c)), c, identity.CertExpired)
+		login(t, edge(x509cert.Thumbprint(c)), c, identity.CertExpired)
 	}
 
 	// Locked, disabled, password-only.
@@ -222,9 +225,60 @@ func TestCertificateLoginThrottled(t *testing.T) {
 	der := testCertDER(t, "Stranger", time.Now().Add(-time.Hour), time.Now().Add(time.Hour*24*365*5))
 	var err error
 	for range 200 {
-		if _, err = w.svc.CertLogin(edge(identity.CertThumbprint(der)), der); err != nil {
+		if _, err = w.svc.CertLogin(edge(x509cert.Thumbprint(der)), der); err != nil {
 			break
 		}
 	}
 	wantThrottled(t, "certificate refusals", err)
+}
+
+// TestCertificateLoginHomedElsewhere: a binding of a person whose org is
+// homed at another centre (moved there; the binding stayed behind here)
+// is not registered at this centre; a person homed here signs in.
+func TestCertificateLoginHomedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	db, sealer, hasher := testDB(t), testSealer(t), cheapHasher()
+	newSvc := func(h *centre.Homes) *identity.Service {
+		return testService(t, identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer,
+			Sleep: func(context.Context, time.Duration) error { return nil }, Homes: h})
+	}
+	one := newSvc(nil)
+	if _, _, err := one.Bootstrap(ctx, evAdminPass); err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := adminCtx(t, one, "10.0.0.1", "r1")
+	root := evRoot(t, one)
+	var (
+		ders [2][]byte
+		orgA string
+	)
+	for i, code := range []string{"bureau-a", "bureau-b"} {
+		o, err := one.CreateOrg(admin, code, code, root.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := one.CreateUser(admin, identity.NewUser{LoginName: "in-" + code, DisplayName: code, OrgID: o.ID, Password: "First-Pass-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ders[i] = testCertDER(t, code, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+		if _, err := one.BindUserCert(admin, u.ID, ders[i], ""); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			orgA = o.ID
+		}
+	}
+	// Bureau A is this level-2 centre's; bureau B (and its person, whose
+	// binding is still in this database) is level 1's.
+	l2 := newSvc(&centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: map[string]string{orgA: "l2a"}})
+	for j, want := range []identity.CertVerdict{identity.CertOK, identity.CertNotRegistered} {
+		res, err := l2.CertLogin(edge(x509cert.Thumbprint(ders[j])), ders[j])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Verdict != want || (want != identity.CertOK && res.User != nil) {
+			t.Errorf("person %d at the level-2 centre: %v, want %v", j, res.Verdict, want)
+		}
+	}
 }

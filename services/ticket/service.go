@@ -189,6 +189,12 @@ type NewSession struct {
 
 // CreateSession starts a session and returns its TGT.
 func (s *Service) CreateSession(ctx context.Context, n NewSession) (string, *Session, error) {
+	return s.createSession(ctx, n, nil)
+}
+
+// createSession starts a session that has received tickets for services
+// already (a raised session's).
+func (s *Service) createSession(ctx context.Context, n NewSession, services []ServiceUse) (string, *Session, error) {
 	start := s.now()
 	if n.AuthLevel < 1 {
 		n.AuthLevel = 1
@@ -196,7 +202,7 @@ func (s *Service) CreateSession(ctx context.Context, n NewSession) (string, *Ses
 	tgt := newOpaque(PrefixTGT, s.cfg.Centre)
 	sess := &Session{ID: SessionID(tgt), UserID: n.UserID, Login: n.Login, OrgID: n.OrgID, AuthLevel: n.AuthLevel,
 		Centre: s.cfg.Centre, CreatedAt: start.UTC(), LastUsedAt: start.UTC(), HardExpiry: start.Add(s.cfg.TGTHard).UTC(),
-		ClientIP: n.ClientIP}
+		ClientIP: n.ClientIP, Services: services}
 	if err := s.store.CreateSession(ctx, sess, sess.Expiry(s.cfg.TGTIdle).Sub(start)); err != nil {
 		s.audit(ctx, audit.Action{API: "session.create", Subject: "user:" + n.UserID, Org: n.OrgID,
 			Result: audit.ResultFailure, Reason: reasonOf(err), Start: start})
@@ -206,6 +212,68 @@ func (s *Service) CreateSession(ctx context.Context, n NewSession) (string, *Ses
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
 		Fields: detail("session_id", sess.ID, "auth_level", fmt.Sprint(n.AuthLevel))})
 	return tgt, sess, nil
+}
+
+// RaiseSession starts the session n, replacing the browser's current
+// session of tgt (a step-up, e.g. a certificate login over a password
+// session): when that session is live and n's person's, the new session
+// (a new TGT: the old value, which may have been seen, opens nothing) takes
+// over its services, so that single logout at the final logout still
+// reaches them, and the old one ends without logout requests (reason
+// RAISED): the person's applications stay signed in. When it is another
+// person's, it ends as at logout (single logout); an ended or unknown one
+// is ignored. replaced reports whether the old session was taken over.
+func (s *Service) RaiseSession(ctx context.Context, tgt string, n NewSession) (newTGT string, sess *Session, replaced bool, err error) {
+	if !validTGT(tgt) {
+		newTGT, sess, err = s.CreateSession(ctx, n)
+		return newTGT, sess, false, err
+	}
+	id := SessionID(tgt)
+	old, _, err := s.liveSession(ctx, id)
+	switch {
+	case errors.Is(err, ErrSessionNotFound):
+		newTGT, sess, err = s.CreateSession(ctx, n)
+		return newTGT, sess, false, err
+	case err != nil:
+		return "", nil, false, err
+	case old.UserID != n.UserID:
+		if _, err := s.endSession(ctx, id, "", "LOGOUT"); err != nil {
+			s.log.Warn("the session a login replaced ended, but an instance keeping its tickets was not told", zapErr(err))
+		}
+		newTGT, sess, err = s.CreateSession(ctx, n)
+		return newTGT, sess, false, err
+	}
+	start := s.now()
+	old, err = s.store.DeleteSession(ctx, id)
+	if errors.Is(err, ErrNotFound) { // ended meanwhile
+		newTGT, sess, err = s.CreateSession(ctx, n)
+		return newTGT, sess, false, err
+	}
+	if err != nil {
+		return "", nil, false, err
+	}
+	// The old session's tickets not yet validated end with it, as at any
+	// end; the services it recorded, and those its issuers noted, pass to
+	// the new session.
+	uses, endErr := s.store.EndTickets(ctx, old.ID, old.Issuers)
+	old.Services = latestUses(old.Services, uses)
+	if endErr != nil {
+		s.log.Warn("a raised session ended, but an instance keeping its tickets was not told; they may validate until they expire",
+			zapErr(endErr))
+	}
+	s.audit(ctx, audit.Action{API: "session.end", Subject: "user:" + old.UserID, Org: old.OrgID,
+		Result: audit.ResultSuccess, Reason: "RAISED", Start: start,
+		Fields: detail("session_id", old.ID, "services", fmt.Sprint(len(old.Services)))})
+	newTGT, sess, err = s.createSession(ctx, n, old.Services)
+	if err != nil {
+		// The person is signed out: their applications are told, as at
+		// logout, rather than left signed in with no session to end them.
+		if s.ended != nil {
+			s.ended(old, "LOGOUT")
+		}
+		return "", nil, false, err
+	}
+	return newTGT, sess, true, nil
 }
 
 // validTGT reports whether t has the form of a TGT.

@@ -15,10 +15,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,8 +29,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/pkg/config"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
@@ -44,11 +50,17 @@ type certPKI struct {
 
 func newCertPKI(t *testing.T) *certPKI {
 	t.Helper()
+	return newNamedCertPKI(t, "UIAS e2e people CA")
+}
+
+// newNamedCertPKI is newCertPKI with the CA's common name.
+func newNamedCertPKI(t *testing.T, cn string) *certPKI {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "UIAS e2e people CA"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -101,11 +113,14 @@ func (p *certPKI) issue(t *testing.T, cn string, server bool, nb, na time.Time) 
 
 // startTLS starts a monolith serving gRPC and HTTPS with the PKI's server
 // certificate and tls.client_ca_file, and dials its gRPC port over TLS.
-func startTLS(t *testing.T, p *certPKI) *env {
+func startTLS(t *testing.T, p *certPKI, mods ...func(*config.Config)) *env {
 	t.Helper()
 	cfg := testConfig(t.TempDir())
 	_, certFile, keyFile := p.issue(t, "uias", true, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 	cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile = certFile, keyFile, p.caFile
+	for _, m := range mods {
+		m(&cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	a, err := app.Start(ctx, cfg, app.Options{Logger: zaptest.NewLogger(t, zaptestLevel()), BootstrapPassword: adminPassword})
@@ -293,6 +308,22 @@ func TestCertificateLogin(t *testing.T) {
 		!strings.Contains(page, "not registered") {
 		t.Fatalf("after unbinding: %d\n%s", code, page)
 	}
+	// ... and the sessions it opened end (identity's
+	// user.certificate_unbound): the old TGC gets no ticket for the level-2
+	// service any more.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		code, _, loc := br.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(strong), nil)
+		if !strings.Contains(loc, "ticket=") {
+			if code != http.StatusOK {
+				t.Fatalf("the unbound certificate's session at the level-2 service: %d to %q", code, loc)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the unbound certificate's session still gets tickets: %d to %q", code, loc)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// Audited as logins with the method; nothing of the subject.
 	want := map[string]bool{
@@ -327,5 +358,206 @@ func TestCertificateLogin(t *testing.T) {
 			t.Fatalf("audit records missing %v; seen %v", missing, seen)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestCertificateStepUpKeepsApplications: a person signed in with a
+// password steps up with their certificate for a level-2 service. The
+// session is raised, not logged out: the application they entered with the
+// password gets no logoutRequest, the old TGC opens nothing (a new TGT, no
+// session fixation), the new session is level 2 and still lists that
+// application, and the final logout reaches it.
+func TestCertificateStepUpKeepsApplications(t *testing.T) {
+	p := newCertPKI(t)
+	e := startTLS(t, p)
+	casBase := e.http + "/cas/"
+	f := e.seed("stepapp", "stella", nil, nil)
+	var logouts atomic.Int32
+	slo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.FormValue("logoutRequest") != "" {
+			logouts.Add(1)
+		}
+	}))
+	t.Cleanup(slo.Close)
+	weak, strong := "https://weak.example.com/app/", "https://strong.example.com/app/"
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	for _, d := range []*ticketv1.ServiceDefinition{
+		{AppId: f.appID, Name: "Weak app", Url: weak, LogoutUrl: slo.URL + "/weak"},
+		{AppId: f.appID, Name: "Strong app", Url: strong, MinAuthLevel: 2, LogoutUrl: slo.URL + "/strong"},
+	} {
+		if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	stella, _, _ := p.issue(t, "Stella", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	if _, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: f.userID, Certificate: stella.Certificate[0]}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A password login enters the level-1 application.
+	br := newCertBrowser(t, p, &stella)
+	_, page, _ := br.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(weak), nil)
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no login form:\n%s", page)
+	}
+	if code, _, loc := br.do(http.MethodPost, casBase+"login", url.Values{"username": {"stella"}, "password": {f.password},
+		"csrf": {m[1]}, "service": {weak}}); code != http.StatusFound || !strings.HasPrefix(loc, weak+"?ticket=") {
+		t.Fatalf("password login: %d to %q", code, loc)
+	}
+	casURL, _ := url.Parse(casBase)
+	tgc := func() string {
+		for _, c := range br.c.Jar.Cookies(casURL) {
+			if c.Name == "TGC" {
+				return c.Value
+			}
+		}
+		return ""
+	}
+	old := tgc()
+	if old == "" {
+		t.Fatal("no TGC after the password login")
+	}
+
+	// Step-up with the certificate for the level-2 application.
+	if code, page, loc := br.certLogin(casBase, strong); code != http.StatusFound || !strings.HasPrefix(loc, strong+"?ticket=ST-") {
+		t.Fatalf("step-up: %d to %q\n%s", code, loc, page)
+	}
+	raised := tgc()
+	if raised == "" || raised == old {
+		t.Fatal("the step-up kept the old TGT")
+	}
+	// The old TGC opens nothing.
+	thief := newCertBrowser(t, p, nil)
+	thief.c.Jar.SetCookies(casURL, []*http.Cookie{{Name: "TGC", Value: old, Path: "/cas/"}})
+	if code, _, loc := thief.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(weak), nil); code != http.StatusOK || loc != "" {
+		t.Fatalf("the old TGC after the step-up: %d to %q", code, loc)
+	}
+	// The raised session is level 2 and lists both applications.
+	sessions := ticketv1.NewTicketAdminServiceClient(e.conn)
+	list, err := sessions.ListUserSessions(e.adm(), &ticketv1.ListUserSessionsRequest{UserId: f.userID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetSessions()) != 1 || list.GetSessions()[0].GetAuthLevel() != 2 ||
+		!slices.Contains(list.GetSessions()[0].GetServices(), weak) || !slices.Contains(list.GetSessions()[0].GetServices(), strong) {
+		t.Fatalf("sessions after the step-up: %v", list.GetSessions())
+	}
+	// No application was told of a logout (single logout is sent in the
+	// background: give it time to show).
+	time.Sleep(1500 * time.Millisecond)
+	if n := logouts.Load(); n != 0 {
+		t.Fatalf("the step-up sent %d logoutRequests", n)
+	}
+
+	// The final logout reaches both applications.
+	if code, _, _ := br.do(http.MethodGet, casBase+"logout", nil); code != http.StatusOK {
+		t.Fatalf("logout: %d", code)
+	}
+	for deadline := time.Now().Add(15 * time.Second); logouts.Load() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the final logout reached %d of the 2 applications", logouts.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCertificateLoginComponentsOnly: SSOService.CertificateLogin is the
+// CAS page's call: anyone else calling it over gRPC (anonymous, an
+// application with its App_ID and secret, an administrator, a person's
+// certificate on the gRPC connection), even with the edge's client
+// certificate header forged, is refused PERMISSION_DENIED
+// SSO_COMPONENTS_ONLY, and signs no one in.
+func TestCertificateLoginComponentsOnly(t *testing.T) {
+	p := newCertPKI(t)
+	e := startTLS(t, p)
+	f := e.seed("forgeapp", "fred", nil, nil)
+	now := time.Now()
+	fred, _, _ := p.issue(t, "Fred", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	bound, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: f.userID, Certificate: fred.Certificate[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forge := func(ctx context.Context) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "x-uias-client-cert", bound.GetSha256())
+	}
+	req := &identityv1.CertificateLoginRequest{Certificate: fred.Certificate[0]}
+	sso := identityv1.NewSSOServiceClient(e.conn)
+	for name, ctx := range map[string]context.Context{
+		"anonymous":     forge(context.Background()),
+		"application":   forge(f.ctx()),
+		"administrator": forge(e.adm()),
+	} {
+		res, err := sso.CertificateLogin(ctx, req)
+		if status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("%s: %v %v", name, res, err)
+		}
+		wantCode(t, err, codes.PermissionDenied, "SSO_COMPONENTS_ONLY")
+	}
+	// The person's own certificate on the gRPC connection (mTLS against
+	// tls.client_ca_file) makes no component either.
+	conn, err := grpc.NewClient(e.app.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(
+		&tls.Config{RootCAs: p.pool, ServerName: "localhost", MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{fred}})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = identityv1.NewSSOServiceClient(conn).CertificateLogin(forge(context.Background()), req)
+	wantCode(t, err, codes.PermissionDenied, "SSO_COMPONENTS_ONLY")
+}
+
+// TestCertificateLoginPeopleCA: with tls.people_ca_file, a person signs in
+// with a certificate of the people's CA; a certificate of the CA of
+// tls.client_ca_file (the applications' and components' CA), verified by
+// TLS and bound to a person all the same, is not offered as a login and
+// signs no one in.
+func TestCertificateLoginPeopleCA(t *testing.T) {
+	p := newNamedCertPKI(t, "UIAS e2e components CA")
+	people := newNamedCertPKI(t, "UIAS e2e people's USB key CA")
+	e := startTLS(t, p, func(c *config.Config) { c.TLS.PeopleCAFile = people.caFile })
+	casBase := e.http + "/cas/"
+	f := e.seed("peopleapp", "petra", nil, nil)
+	svc := "https://people.example.com/app/"
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{
+		AppId: f.appID, Name: "People app", Url: svc}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	good, _, _ := people.issue(t, "Petra", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	wrong, _, _ := p.issue(t, "Petra elsewhere", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	for _, c := range []tls.Certificate{good, wrong} {
+		if _, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: f.userID, Certificate: c.Certificate[0]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The browsers trust the server (the components' CA) either way.
+	browser := func(c *tls.Certificate) *certBrowser {
+		b := newCertBrowser(t, p, c)
+		return b
+	}
+	if code, page, loc := browser(&good).certLogin(casBase, svc); code != http.StatusFound || !strings.HasPrefix(loc, svc+"?ticket=ST-") {
+		t.Fatalf("certificate of the people's CA: %d to %q\n%s", code, loc, page)
+	}
+	b := browser(&wrong)
+	code, page, _ := b.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(svc), nil)
+	if code != http.StatusOK || strings.Contains(page, `id="cert-login"`) {
+		t.Fatalf("certificate of the components' CA offered as a login: %d\n%s", code, page)
+	}
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token:\n%s", page)
+	}
+	code, page, loc := b.do(http.MethodPost, casBase+"login", url.Values{"certificate": {"1"}, "csrf": {m[1]}, "service": {svc}})
+	if code != http.StatusUnauthorized || loc != "" || !strings.Contains(page, "did not present a client certificate") {
+		t.Fatalf("certificate of the components' CA posted: %d to %q\n%s", code, loc, page)
+	}
+	// An expired certificate of the people's CA fails the TLS handshake:
+	// the browser shows its own error, no page (operators.md says so).
+	expired, _, _ := people.issue(t, "Petra expired", false, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	if resp, err := browser(&expired).c.Get(casBase + "login?service=" + url.QueryEscape(svc)); err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("an expired certificate reached the page: %d", resp.StatusCode)
 	}
 }

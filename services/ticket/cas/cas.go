@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/x509"
 	"embed"
 	"encoding/base64"
 	"html/template"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/x509cert"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
@@ -65,6 +67,11 @@ type Options struct {
 	// Now is the clock of the answers' times (samlValidate's assertion);
 	// nil: time.Now.
 	Now func() time.Time
+	// PeopleCAs are the CAs of tls.people_ca_file: a client certificate
+	// signs a person in only if it chains to one of them (and is for
+	// client authentication). nil: any client certificate the edge
+	// verified (against tls.client_ca_file), as before that setting.
+	PeopleCAs *x509.CertPool
 }
 
 // Handler serves CAS.
@@ -362,7 +369,7 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p loginParams, rs *ticketv1.RegisteredService, errMsg, username string, info ...string) {
 	d := pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "login", Service: p.service, Renew: p.renew, Method: p.method,
-		Error: errMsg, Username: username, CertLogin: clientCert(r) != nil}
+		Error: errMsg, Username: username, CertLogin: h.clientCert(r) != nil}
 	if len(info) > 0 {
 		d.Message = info[0]
 	}
@@ -390,14 +397,29 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 const certLevel = 2
 
 // clientCert is the DER of the client certificate the connection of r
-// presented, when this server verified it against tls.client_ca_file
-// (the edge asks for one with VerifyClientCertIfGiven); nil otherwise,
-// also behind a proxy that terminates TLS.
-func clientCert(r *http.Request) []byte {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
+// presented, when this server verified it (the edge asks for one with
+// VerifyClientCertIfGiven, against tls.client_ca_file and
+// tls.people_ca_file) and, with people's CAs configured, it chains to one
+// of them and is for client authentication: a certificate of the
+// applications' or components' CAs signs no person in. nil otherwise, also
+// behind a proxy that terminates TLS.
+func (h *Handler) clientCert(r *http.Request) []byte {
+	c := x509cert.VerifiedPeer(r.TLS)
+	if c == nil {
 		return nil
 	}
-	return r.TLS.PeerCertificates[0].Raw
+	if h.o.PeopleCAs == nil {
+		return c.Raw
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range r.TLS.PeerCertificates[1:] {
+		inter.AddCert(ic)
+	}
+	if _, err := c.Verify(x509.VerifyOptions{Roots: h.o.PeopleCAs, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return nil
+	}
+	return c.Raw
 }
 
 // loginPost is POST /cas/login: the credentials.
@@ -482,7 +504,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 // else; no answer names the account.
 func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginParams, rs *ticketv1.RegisteredService) {
 	t := h.texts(r)
-	der := clientCert(r)
+	der := h.clientCert(r)
 	if der == nil {
 		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.CertNone, "")
 		return
@@ -496,7 +518,9 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 	}
 	if res.GetResult() != identityv1.CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_OK {
 		msg := map[identityv1.CertificateLoginResult]string{
-			identityv1.CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_NOT_REGISTERED:   t.CertNotRegistered,
+			identityv1.CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_NOT_REGISTERED: t.CertNotRegistered,
+			// Defence in depth: the TLS handshake refuses an expired
+			// certificate before any page (the browser shows its error).
 			identityv1.CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_EXPIRED:          t.CertExpired,
 			identityv1.CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED:   t.CertLocked,
 			identityv1.CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED: t.CertDisabled,
@@ -508,11 +532,11 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 		h.loginPage(w, r, http.StatusUnauthorized, p, rs, msg, "")
 		return
 	}
-	if old := tgcOf(r); old != "" {
-		_, _ = h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: old})
-	}
+	// The browser's session, if any, is replaced: the same person's is
+	// raised (a new TGT taking over its services; their applications are
+	// not logged out), another person's ends as at logout.
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: certLevel, OrgId: res.GetOrgId()})
+		AuthLevel: certLevel, OrgId: res.GetOrgId(), ReplaceTgt: tgcOf(r)})
 	if err != nil {
 		h.fault(w, r, err)
 		return
@@ -545,10 +569,11 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 				h.page(w, r, http.StatusForbidden, "message", d)
 				return
 			}
-			if clientCert(r) != nil {
+			if h.clientCert(r) != nil {
 				// Step-up (as CAS renew): the session is kept for the
 				// person's other applications; the page asks for the
-				// certificate, whose login replaces it at level 2.
+				// certificate, whose login raises it to level 2 (a new
+				// TGT taking over its services, none of them logged out).
 				h.loginPage(w, r, http.StatusOK, p, rs, "", "")
 				return
 			}

@@ -7,14 +7,14 @@ import (
 
 // texts are the page strings of one language.
 type texts struct {
-	Title, SignIn, SigningInTo, Username, Password, SignInButton, Language, OtherLanguage, Continue             string
-	BadCredentials, Expired, MustChange, TryLater, Throttled, CSRF, BadService, BadServiceHead                  string
-	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, LevelNotYet, ErrorHead string
-	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword       string
-	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad                     string
-	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch               string
-	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal              string
-	BackToApp, AccessDeniedHead, AccessDenied, AccessNoAccount, AccessNoPermission                              string
+	Title, SignIn, SigningInTo, Username, Password, SignInButton, Language, OtherLanguage, Continue       string
+	BadCredentials, Expired, MustChange, TryLater, Throttled, CSRF, BadService, BadServiceHead            string
+	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, ErrorHead        string
+	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword string
+	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad               string
+	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch         string
+	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal        string
+	BackToApp, AccessDeniedHead, AccessDenied, AccessNoAccount, AccessNoPermission                        string
 	// certificate login (authentication level 2)
 	CertSignIn, CertOr, CertNone, CertNotRegistered, CertExpired, CertLocked, CertDisabled, CertPasswordOnly string
 	LevelNeedCert, LevelStepUp                                                                               string

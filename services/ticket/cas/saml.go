@@ -23,13 +23,14 @@ import (
 //
 //	POST <prefix>samlValidate?TARGET=<service URL>
 //
-// with a SOAP 1.1 envelope whose body is a samlp:Request carrying one
+// with a SOAP 1.1 (or 1.2) envelope whose body is a samlp:Request carrying one
 // samlp:AssertionArtifact (the service ticket). The ticket is validated by
 // the ticket component's ValidateServiceTicket, as at p3/serviceValidate
 // (used up whatever the verdict, TARGET matched like service, the audit
 // record), and the answer is a SOAP envelope with a samlp:Response: Success
 // with an assertion (the person's login, their attributes, the service as
-// the audience), or a failure status with a message. Failures are answered
+// the audience), or a failure status with a message, in the request's
+// SOAP version (1.1 when the request's could not be read). Failures are answered
 // with HTTP 200 (as CAS does), except a body over samlMaxBody (413).
 
 // Namespaces and fixed values of the answer.
@@ -41,10 +42,13 @@ const (
 	xsdNS          = "http://www.w3.org/2001/XMLSchema"
 	xsiNS          = "http://www.w3.org/2001/XMLSchema-instance"
 	casAttributeNS = "http://www.ja-sig.org/products/cas/"
-	// samlAMPassword and samlAMUnspecified are SAML 1.1 authentication
-	// methods: a level-1 session signed in with a password; a stronger
-	// login is not said to be one.
+	// samlAMPassword, samlAMX509TLS and samlAMUnspecified are SAML 1.1
+	// authentication methods: a level-1 session signed in with a password;
+	// a level-2 one with a client certificate over TLS (the certificate
+	// login, the only level-2 login; "TLS client authentication", as
+	// Apereo says of X.509 logins); any other is not said to be either.
 	samlAMPassword    = "urn:oasis:names:tc:SAML:1.0:am:password"
+	samlAMX509TLS     = "urn:ietf:rfc:2246"
 	samlAMUnspecified = "urn:oasis:names:tc:SAML:1.0:am:unspecified"
 	samlCMArtifact    = "urn:oasis:names:tc:SAML:1.0:cm:artifact"
 )
@@ -74,6 +78,7 @@ const (
 type samlRequest struct {
 	artifact  string // the service ticket
 	requestID string // the samlp:Request's RequestID ("" if absent or unusable)
+	soapNS    string // the envelope's SOAP namespace (1.1 or 1.2; "" if not read)
 }
 
 // samlBadRequest is a malformed request; its text is safe to answer (it
@@ -120,6 +125,7 @@ func parseSAMLRequest(body []byte) (samlRequest, error) {
 				if n.Local != "Envelope" || (n.Space != soap11NS && n.Space != soap12NS) {
 					return out, samlBadRequest("the request body is not a SOAP envelope")
 				}
+				out.soapNS = n.Space
 			case 1:
 				if n.Local != "Body" && n.Local != "Header" || n.Space != stack[0].Space {
 					return out, samlBadRequest("the SOAP envelope holds an element other than Header and Body")
@@ -213,7 +219,7 @@ func (h *Handler) samlValidate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, err := parseSAMLRequest(body)
-	a.inResponseTo = req.requestID
+	a.inResponseTo, a.soapNS = req.requestID, req.soapNS
 	if err != nil {
 		a.fail(samlRequester, "", err.Error())
 		h.writeSAML(w, http.StatusOK, a)
@@ -266,7 +272,11 @@ func (h *Handler) writeSAML(w http.ResponseWriter, code int, a samlAnswer) {
 		return
 	}
 	hd := w.Header()
-	hd.Set("Content-Type", "text/xml;charset=UTF-8")
+	if a.soapNS == soap12NS {
+		hd.Set("Content-Type", "application/soap+xml;charset=UTF-8")
+	} else {
+		hd.Set("Content-Type", "text/xml;charset=UTF-8")
+	}
 	hd.Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(xml.Header))
@@ -279,6 +289,7 @@ type samlAnswer struct {
 	now          time.Time
 	issuer       string
 	inResponseTo string
+	soapNS       string // the request's SOAP namespace ("": SOAP 1.1)
 	// failures
 	code, subcode, message string
 	// success
@@ -300,9 +311,13 @@ func (a *samlAnswer) succeed(service string, res *ticketv1.ValidateServiceTicket
 	if t := res.GetAuthenticatedAt(); t != nil {
 		a.authAt = t.AsTime().UTC()
 	}
-	a.authMethod = samlAMUnspecified
-	if res.GetAuthLevel() == 1 {
+	switch res.GetAuthLevel() {
+	case 1:
 		a.authMethod = samlAMPassword
+	case 2:
+		a.authMethod = samlAMX509TLS
+	default:
+		a.authMethod = samlAMUnspecified
 	}
 	// Repeated names (groups, memberOf) are one attribute with several
 	// values, in the order they came.
@@ -350,7 +365,11 @@ func (a samlAnswer) envelope() soapEnvelope {
 		}
 		resp.Assertion = as
 	}
-	return soapEnvelope{NS: soap11NS, Body: soapBody{Response: resp}}
+	ns := soap11NS
+	if a.soapNS == soap12NS {
+		ns = soap12NS
+	}
+	return soapEnvelope{NS: ns, Body: soapBody{Response: resp}}
 }
 
 // The answer's XML. Names carry their prefixes (declared on the root

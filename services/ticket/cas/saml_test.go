@@ -579,3 +579,54 @@ func TestSAMLValidateDocsExample(t *testing.T) {
 		t.Errorf("HTTP %d", w.Code)
 	}
 }
+
+// TestSAMLValidateCertificateAndSOAP12: a ticket of a certificate login
+// (level 2) is said to come from TLS client authentication
+// (urn:ietf:rfc:2246, as Apereo says of X.509 logins); a SOAP 1.2 request
+// is answered in a SOAP 1.2 envelope (application/soap+xml), its success
+// and its refusals alike.
+func TestSAMLValidateCertificateAndSOAP12(t *testing.T) {
+	f := newSAMLFixture(t, time.Now().UTC(), &ticketv1.PersonAttributes{Login: "cora"})
+	ctx := context.Background()
+	tgt, _, err := f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u2", Login: "cora", AuthLevel: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := f.svc.IssueServiceTicket(ctx, tgt, samlService, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d := f.post(t, samlService, strings.NewReader(envelope(st)))
+	if a := d.Body.Response.Assertion; a == nil || a.Authn.AuthenticationMethod != "urn:ietf:rfc:2246" {
+		t.Fatalf("level-2 ticket: %+v", d.Body.Response)
+	}
+
+	post12 := func(body string) (*httptest.ResponseRecorder, *samlDoc) {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodPost, "/cas/samlValidate?TARGET="+url.QueryEscape(samlService), strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/soap+xml")
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, r)
+		if ct := w.Header().Get("Content-Type"); ct != "application/soap+xml;charset=UTF-8" {
+			t.Fatalf("SOAP 1.2 answer's content type %q", ct)
+		}
+		var root struct{ XMLName xml.Name }
+		if err := xml.Unmarshal(w.Body.Bytes(), &root); err != nil || root.XMLName.Space != soap12NS || root.XMLName.Local != "Envelope" {
+			t.Fatalf("SOAP 1.2 request answered in %v (%v)\n%s", root.XMLName, err, w.Body)
+		}
+		// The same answer read as the 1.1 one is.
+		d, err := readSAML([]byte(strings.ReplaceAll(w.Body.String(), soap12NS, soap11NS)))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, w.Body)
+		}
+		return w, d
+	}
+	to12 := func(env string) string { return strings.ReplaceAll(env, soap11NS, soap12NS) }
+	_, d = post12(to12(envelope(f.ticketFor(t, "u3", "li", samlService))))
+	if r := d.Body.Response; r.Status.Code.Value != "samlp:Success" || r.Assertion == nil ||
+		r.Assertion.Authn.AuthenticationMethod != "urn:oasis:names:tc:SAML:1.0:am:password" {
+		t.Fatalf("SOAP 1.2 success: %+v", r)
+	}
+	w, d := post12(to12(`<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Body/></SOAP-ENV:Envelope>`))
+	wantFailure(t, "SOAP 1.2 without a Request", w, d, http.StatusOK, "samlp:Requester", "", "must hold one samlp:Request")
+}

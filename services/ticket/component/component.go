@@ -168,7 +168,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Apps:        identityApps{callers: identityv1.NewCallerServiceClient(idConn), sso: identityv1.NewSSOServiceClient(idConn)},
 		Principals:  principalClient{client: client, attempts: 3, wait: 200 * time.Millisecond},
 		Credentials: services, Sealer: credSealer})
-	// A person disabled, locked or deleted loses their sessions at once.
+	// A person disabled, locked or deleted, whose password changed or one of
+	// whose certificates was unbound loses their sessions at once.
 	// One instance of the component handles each event (queue group).
 	if err := env.Subscribed(nc.QueueSubscribe(UserChangesSubject, "uias-ticket", func(m *nats.Msg) {
 		endSessionsOnChange(env.Context(), svc, log, m.Subject, m.Data)
@@ -253,8 +254,12 @@ func pages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	people, err := module.PeopleCAs(*env.Config)
+	if err != nil {
+		return nil, err
+	}
 	return cas.New(cas.Options{Tickets: ticketv1.NewTicketServiceClient(tc), SSO: identityv1.NewSSOServiceClient(ic),
-		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes}), nil
+		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes, PeopleCAs: people}), nil
 }
 
 // outboundClient makes the component's outbound HTTPS calls (pgtUrl
@@ -284,8 +289,8 @@ func outboundClient(cfg *Config) (*http.Client, error) {
 }
 
 // endSessionsOnChange ends the sessions of a person whose account was
-// disabled, locked or deleted, or whose password was changed or reset
-// (identity's CHANGES events).
+// disabled, locked or deleted, whose password was changed or reset, or one
+// of whose certificates was unbound (identity's CHANGES events).
 func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logger, subject string, data []byte) {
 	reason := EndReason(subject, data)
 	if reason == "" {
@@ -320,7 +325,10 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 // ("" when it does not): user.disabled, user.locked, user.deleted,
 // user.status_changed to a status other than active, and
 // user.password_changed (an administrator's reset or the person's own
-// change: whoever knew the old password is signed out everywhere).
+// change: whoever knew the old password is signed out everywhere), and
+// user.certificate_unbound (a lost or revoked certificate is unbound: the
+// sessions it opened must end; sessions do not record which certificate,
+// if any, opened them, so all of the person's sessions end).
 func EndReason(subject string, data []byte) string {
 	op := subject[strings.LastIndexByte(subject, '.')+1:]
 	switch op {
@@ -332,6 +340,8 @@ func EndReason(subject string, data []byte) string {
 		return "USER_DELETED"
 	case "password_changed":
 		return "PASSWORD_CHANGED"
+	case "certificate_unbound":
+		return "CERTIFICATE_UNBOUND"
 	case "status_changed":
 		var ev struct {
 			Data struct {

@@ -43,13 +43,15 @@ func TestEndReason(t *testing.T) {
 	for subject, tc := range map[string]struct {
 		data, want string
 	}{
-		"uias.changes.identity.user.locked":           {`{"id":"u"}`, "USER_LOCKED"},
-		"uias.changes.identity.user.disabled":         {`{"id":"u"}`, "USER_DISABLED"},
-		"uias.changes.identity.user.deleted":          {`{"id":"u"}`, "USER_DELETED"},
-		"uias.changes.identity.user.password_changed": {`{"id":"u","data":{"must_change_password":true}}`, "PASSWORD_CHANGED"},
-		"uias.changes.identity.user.status_changed":   {`{"id":"u","data":{"status":2}}`, "USER_DISABLED"},
-		"uias.changes.identity.user.updated":          {`{"id":"u"}`, ""},
-		"uias.changes.identity.user.unlocked":         {`{"id":"u"}`, ""},
+		"uias.changes.identity.user.locked":              {`{"id":"u"}`, "USER_LOCKED"},
+		"uias.changes.identity.user.disabled":            {`{"id":"u"}`, "USER_DISABLED"},
+		"uias.changes.identity.user.deleted":             {`{"id":"u"}`, "USER_DELETED"},
+		"uias.changes.identity.user.password_changed":    {`{"id":"u","data":{"must_change_password":true}}`, "PASSWORD_CHANGED"},
+		"uias.changes.identity.user.status_changed":      {`{"id":"u","data":{"status":2}}`, "USER_DISABLED"},
+		"uias.changes.identity.user.certificate_unbound": {`{"id":"u","data":{"sha256":"ab01"}}`, "CERTIFICATE_UNBOUND"},
+		"uias.changes.identity.user.certificate_bound":   {`{"id":"u","data":{"sha256":"ab01"}}`, ""},
+		"uias.changes.identity.user.updated":             {`{"id":"u"}`, ""},
+		"uias.changes.identity.user.unlocked":            {`{"id":"u"}`, ""},
 	} {
 		if got := EndReason(subject, []byte(tc.data)); got != tc.want {
 			t.Errorf("%s: %q, want %q", subject, got, tc.want)

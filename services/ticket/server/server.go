@@ -158,8 +158,15 @@ func (s *Server) CreateSession(ctx context.Context, r *ticketv1.CreateSessionReq
 	if a := grpcx.ClientIP(ctx); a.IsValid() {
 		ip = a.String()
 	}
-	tgt, sess, err := s.svc.CreateSession(ctx, ticket.NewSession{UserID: r.GetUserId(), Login: r.GetLogin(),
-		OrgID: r.GetOrgId(), AuthLevel: int(r.GetAuthLevel()), ClientIP: ip})
+	n := ticket.NewSession{UserID: r.GetUserId(), Login: r.GetLogin(), OrgID: r.GetOrgId(), AuthLevel: int(r.GetAuthLevel()), ClientIP: ip}
+	if r.GetReplaceTgt() != "" {
+		tgt, sess, replaced, err := s.svc.RaiseSession(ctx, r.GetReplaceTgt(), n)
+		if err != nil {
+			return nil, err
+		}
+		return &ticketv1.CreateSessionResponse{Tgt: tgt, Session: sessionPB(sess, s.svc.Config().TGTIdle), Replaced: replaced}, nil
+	}
+	tgt, sess, err := s.svc.CreateSession(ctx, n)
 	if err != nil {
 		return nil, err
 	}

@@ -1,9 +1,7 @@
 package ctl
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"flag"
 	"fmt"
@@ -11,6 +9,8 @@ import (
 	"text/tabwriter"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+
+	"github.com/uias/uias/pkg/x509cert"
 )
 
 // userBindCertCmd is "user bind-cert USER --cert FILE | --sha256 HEX": binds
@@ -79,7 +79,7 @@ func userUnbindCertCmd() command {
 					if err != nil {
 						return err
 					}
-					fp = thumbprint(der)
+					fp = x509cert.Thumbprint(der)
 				}
 				return a.withSession(func(s *session) error {
 					r, err := s.client.UnbindUserCertificate(s.ctx, &identityv1.UnbindUserCertificateRequest{UserId: args[0], Sha256: fp})
@@ -136,12 +136,6 @@ func readCertPEM(file string) ([]byte, error) {
 			return blk.Bytes, nil
 		}
 	}
-}
-
-// thumbprint is the SHA-256 of a certificate's DER in hex.
-func thumbprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
 }
 
 func certTable(tw *tabwriter.Writer, cs ...*identityv1.UserCertificate) {

@@ -6,8 +6,13 @@ import (
 	"time"
 )
 
+// maxDays bounds a days flag: the longest App_Secret lifetime the server
+// accepts (identity.MaxSecretLifetime, 10 years); a longer one would only
+// be refused by the server.
+const maxDays = 3650
+
 // days is a duration flag that also takes whole days ("30d"), as secret
-// lifetimes are counted; set tells whether it was given.
+// lifetimes are counted, up to maxDays; set tells whether it was given.
 type days struct {
 	d   time.Duration
 	set bool
@@ -24,8 +29,8 @@ func (v *days) Set(s string) error {
 	s = strings.TrimSpace(s)
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		d, err := strconv.ParseInt(n, 10, 64)
-		if err != nil || d < 0 || d > 36500 {
-			return usagef("%q is not a number of days (like 30d) up to 36500d", s)
+		if err != nil || d < 0 || d > maxDays {
+			return usagef("%q is not a number of days (like 30d) up to %dd", s, maxDays)
 		}
 		v.d, v.set = time.Duration(d)*24*time.Hour, true
 		return nil
@@ -36,6 +41,9 @@ func (v *days) Set(s string) error {
 	}
 	if d < 0 {
 		return usagef("%q is negative", s)
+	}
+	if d > maxDays*24*time.Hour {
+		return usagef("%q is longer than %dd", s, maxDays)
 	}
 	v.d, v.set = d, true
 	return nil

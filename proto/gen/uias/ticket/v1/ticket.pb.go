@@ -887,7 +887,15 @@ type CreateSessionRequest struct {
 	Login     string                 `protobuf:"bytes,2,opt,name=login" json:"login,omitempty"`
 	AuthLevel int32                  `protobuf:"varint,3,opt,name=auth_level,json=authLevel" json:"auth_level,omitempty"`
 	// org_id of the person, recorded in audit.
-	OrgId         string `protobuf:"bytes,4,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	OrgId string `protobuf:"bytes,4,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	// replace_tgt is the browser's current TGT, when it has one. If its
+	// live session is the same person's, the new session replaces it (a
+	// step-up: the new session has a new TGT, takes over the services of the
+	// old one for single logout, and the old one ends without logout
+	// requests: the person's other applications stay signed in). If it is
+	// another person's, it ends as at logout (single logout). An ended or
+	// unknown one is ignored.
+	ReplaceTgt    string `protobuf:"bytes,5,opt,name=replace_tgt,json=replaceTgt" json:"replace_tgt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -950,11 +958,21 @@ func (x *CreateSessionRequest) GetOrgId() string {
 	return ""
 }
 
+func (x *CreateSessionRequest) GetReplaceTgt() string {
+	if x != nil {
+		return x.ReplaceTgt
+	}
+	return ""
+}
+
 type CreateSessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// tgt is the ticket-granting ticket: a secret, the TGC cookie's value.
-	Tgt           string   `protobuf:"bytes,1,opt,name=tgt" json:"tgt,omitempty"`
-	Session       *Session `protobuf:"bytes,2,opt,name=session" json:"session,omitempty"`
+	Tgt     string   `protobuf:"bytes,1,opt,name=tgt" json:"tgt,omitempty"`
+	Session *Session `protobuf:"bytes,2,opt,name=session" json:"session,omitempty"`
+	// replaced: the session of replace_tgt was the same person's and was
+	// replaced by this one (its services carried over).
+	Replaced      bool `protobuf:"varint,3,opt,name=replaced" json:"replaced,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1001,6 +1019,13 @@ func (x *CreateSessionResponse) GetSession() *Session {
 		return x.Session
 	}
 	return nil
+}
+
+func (x *CreateSessionResponse) GetReplaced() bool {
+	if x != nil {
+		return x.Replaced
+	}
+	return false
 }
 
 type GetSessionRequest struct {
@@ -2422,16 +2447,19 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1a\n" +
 	"\bservices\x18\b \x03(\tR\bservices\x12\x1b\n" +
-	"\tclient_ip\x18\t \x01(\tR\bclientIp\"\xb4\x01\n" +
+	"\tclient_ip\x18\t \x01(\tR\bclientIp\"\xe3\x01\n" +
 	"\x14CreateSessionRequest\x12'\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xc6'\x01(@R\x06userId\x12%\n" +
 	"\x05login\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12(\n" +
 	"\n" +
 	"auth_level\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x01R\tauthLevel\x12\"\n" +
-	"\x06org_id\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x05orgId\"\\\n" +
+	"\x06org_id\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x05orgId\x12-\n" +
+	"\vreplace_tgt\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\n" +
+	"replaceTgt\"x\n" +
 	"\x15CreateSessionResponse\x12\x10\n" +
 	"\x03tgt\x18\x01 \x01(\tR\x03tgt\x121\n" +
-	"\asession\x18\x02 \x01(\v2\x17.uias.ticket.v1.SessionR\asession\"6\n" +
+	"\asession\x18\x02 \x01(\v2\x17.uias.ticket.v1.SessionR\asession\x12\x1a\n" +
+	"\breplaced\x18\x03 \x01(\bR\breplaced\"6\n" +
 	"\x11GetSessionRequest\x12!\n" +
 	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\":\n" +
 	"\x15DestroySessionRequest\x12!\n" +

@@ -41,7 +41,8 @@ const (
 // REST mapping: the CAS endpoints under /cas/ are its public face.
 type TicketServiceClient interface {
 	// CreateSession starts a session for a person the edge authenticated and
-	// returns its TGT (the TGC cookie value).
+	// returns its TGT (the TGC cookie value). With replace_tgt, it replaces
+	// the browser's current session (a step-up): see CreateSessionRequest.
 	CreateSession(ctx context.Context, in *CreateSessionRequest, opts ...grpc.CallOption) (*CreateSessionResponse, error)
 	// GetSession returns the live session of a TGT (NOT_FOUND when it ended).
 	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*Session, error)
@@ -200,7 +201,8 @@ func (c *ticketServiceClient) PortalEntries(ctx context.Context, in *PortalEntri
 // REST mapping: the CAS endpoints under /cas/ are its public face.
 type TicketServiceServer interface {
 	// CreateSession starts a session for a person the edge authenticated and
-	// returns its TGT (the TGC cookie value).
+	// returns its TGT (the TGC cookie value). With replace_tgt, it replaces
+	// the browser's current session (a step-up): see CreateSessionRequest.
 	CreateSession(context.Context, *CreateSessionRequest) (*CreateSessionResponse, error)
 	// GetSession returns the live session of a TGT (NOT_FOUND when it ended).
 	GetSession(context.Context, *GetSessionRequest) (*Session, error)

@@ -1,0 +1,80 @@
+package component
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
+	"github.com/uias/uias/services/ticket"
+	"github.com/uias/uias/services/ticket/kvstore"
+)
+
+// noServices is a ServiceStore with no services (sessions need none).
+type noServices struct{}
+
+func (noServices) CreateService(context.Context, *ticket.RegisteredService, ...events.Event) error {
+	return nil
+}
+func (noServices) GetService(context.Context, string) (*ticket.RegisteredService, error) {
+	return nil, ticket.ErrNotFound
+}
+func (noServices) ListServices(context.Context, string) ([]*ticket.RegisteredService, error) {
+	return nil, nil
+}
+func (noServices) UpdateService(context.Context, *ticket.RegisteredService, ...events.Event) error {
+	return nil
+}
+func (noServices) DeleteService(context.Context, string, ...events.Event) error { return nil }
+
+// Unbinding a person's certificate (identity's user.certificate_unbound)
+// ends the person's sessions, as a password change does: a session does
+// not record which certificate opened it, so all of them end; another
+// person's sessions stay. Real sessions in JetStream (embedded NATS).
+func TestCertificateUnboundEndsSessions(t *testing.T) {
+	ns := eventstest.NATS(t)
+	_, js := eventstest.Connect(t, ns)
+	ring, err := crypto.ParseRing(crypto.NewRingJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, err := ring.Signer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second}), MAC: mac,
+		Registry: ticket.NewRegistry(noServices{}, 0, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	svc.SetEnding(func(_ *ticket.Session, reason string) { reasons = append(reasons, reason) })
+	ctx := context.Background()
+	login := func(user string, level int) string {
+		t.Helper()
+		tgt, _, err := svc.CreateSession(ctx, ticket.NewSession{UserID: user, Login: "l-" + user, AuthLevel: level})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tgt
+	}
+	certSession, pwSession, other := login("u1", 2), login("u1", 1), login("u2", 2)
+
+	endSessionsOnChange(ctx, svc, zap.NewNop(), "uias.changes.identity.user.certificate_unbound",
+		[]byte(`{"entity":"user","op":"certificate_unbound","id":"u1","data":{"sha256":"ab01"}}`))
+	for name, tgt := range map[string]string{"certificate session": certSession, "password session": pwSession} {
+		if _, err := svc.GetSession(ctx, tgt); err == nil {
+			t.Errorf("%s alive after the certificate was unbound", name)
+		}
+	}
+	if _, err := svc.GetSession(ctx, other); err != nil {
+		t.Errorf("another person's session: %v", err)
+	}
+	if len(reasons) != 2 || reasons[0] != "CERTIFICATE_UNBOUND" || reasons[1] != "CERTIFICATE_UNBOUND" {
+		t.Errorf("ended with %v, want CERTIFICATE_UNBOUND twice", reasons)
+	}
+}
