@@ -15,6 +15,7 @@ import (
 	"crypto/x509"
 	"embed"
 	"encoding/base64"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -534,9 +535,19 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 	}
 	// The browser's session, if any, is replaced: the same person's is
 	// raised (a new TGT taking over its services; their applications are
-	// not logged out), another person's ends as at logout.
+	// not logged out). Another person's is not switched silently (as
+	// Keycloak: "already authenticated as a different user"): they sign
+	// out first.
+	old := tgcOf(r)
+	if old != "" {
+		if cur, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: old}); err == nil && cur.GetUserId() != res.GetUserId() {
+			h.message(w, r, http.StatusConflict, true, t.ErrorHead, fmt.Sprintf(t.CertOtherPerson, cur.GetLogin()),
+				h.o.Prefix+"logout", t.SignOut)
+			return
+		}
+	}
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: certLevel, OrgId: res.GetOrgId(), ReplaceTgt: tgcOf(r)})
+		AuthLevel: certLevel, OrgId: res.GetOrgId(), ReplaceTgt: old})
 	if err != nil {
 		h.fault(w, r, err)
 		return

@@ -83,7 +83,8 @@ func (p *testPKI) client(t *testing.T, cn string, selfSigned bool) tls.Certifica
 type certTickets struct {
 	ticketv1.TicketServiceClient
 	mu       sync.Mutex
-	sessions map[string]int32 // TGT -> level
+	sessions map[string]int32  // TGT -> level
+	owners   map[string]string // TGT -> person (login), when not mia
 	created  []*ticketv1.CreateSessionRequest
 }
 
@@ -101,7 +102,11 @@ func (c *certTickets) GetSession(_ context.Context, r *ticketv1.GetSessionReques
 	if !ok {
 		return nil, apierr.ToStatus(apierr.New(apierr.NotFound, "SESSION_NOT_FOUND", "no session"))
 	}
-	return &ticketv1.Session{Id: "s", AuthLevel: l}, nil
+	owner := "mia"
+	if o, ok := c.owners[r.GetTgt()]; ok {
+		owner = o
+	}
+	return &ticketv1.Session{Id: "s", AuthLevel: l, UserId: "u-" + owner, Login: owner}, nil
 }
 
 func (c *certTickets) CreateSession(_ context.Context, r *ticketv1.CreateSessionRequest, _ ...grpc.CallOption) (*ticketv1.CreateSessionResponse, error) {
@@ -361,6 +366,44 @@ func TestLevelTwoStepUp(t *testing.T) {
 		code, page = getPage(t, certBrowser(t, srv, nil), strong, lang)
 		if code != http.StatusForbidden || !strings.Contains(page, want) || strings.Contains(page, `name="password"`) {
 			t.Fatalf("%s: no session, no certificate: %d\n%s", lang, code, page)
+		}
+	}
+	if len(tickets.created) != 0 {
+		t.Fatalf("sessions created: %v", tickets.created)
+	}
+}
+
+// TestCertificateOfAnotherPerson: a browser signed in as bob presenting
+// mia's certificate is not switched to mia silently (as Keycloak's
+// "already authenticated as a different user"): a page says who is signed
+// in and to sign out first, in both languages; no session is made.
+func TestCertificateOfAnotherPerson(t *testing.T) {
+	p := newTestPKI(t)
+	tickets := &certTickets{sessions: map[string]int32{"TGT-bob": 1}, owners: map[string]string{"TGT-bob": "bob"}}
+	srv := certServer(t, New(Options{Tickets: tickets, SSO: &certSSO{}}), p)
+	u, _ := url.Parse(srv.URL + "/cas/")
+	mia := p.client(t, "mia", false)
+	for lang, want := range map[string]string{"en": "You are signed in as bob, and this certificate belongs to someone else",
+		"zh-CN": "您当前以 bob 的身份登录"} {
+		c := certBrowser(t, srv, &mia)
+		c.Jar.SetCookies(u, []*http.Cookie{{Name: TGCCookie, Value: "TGT-bob", Path: "/cas/"}})
+		// (renew: the form, though a session exists)
+		_, page := getPage(t, c, srv.URL+"/cas/login?renew=true", lang)
+		m := csrfField.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("%s: no form:\n%s", lang, page)
+		}
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/cas/login",
+			strings.NewReader(url.Values{"certificate": {"1"}, "csrf": {m[1]}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept-Language", lang)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := body(resp)
+		if resp.StatusCode != http.StatusConflict || !strings.Contains(b, want) || !strings.Contains(b, `href="/cas/logout"`) {
+			t.Errorf("%s: %d\n%s", lang, resp.StatusCode, b)
 		}
 	}
 	if len(tickets.created) != 0 {

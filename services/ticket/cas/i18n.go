@@ -17,6 +17,7 @@ type texts struct {
 	BackToApp, AccessDeniedHead, AccessDenied, AccessNoAccount, AccessNoPermission                        string
 	// certificate login (authentication level 2)
 	CertSignIn, CertOr, CertNone, CertNotRegistered, CertExpired, CertLocked, CertDisabled, CertPasswordOnly string
+	CertOtherPerson                                                                                          string
 	LevelNeedCert, LevelStepUp                                                                               string
 	// My profile
 	ProfileHead, DisplayName, Organisation, IDTypeLabel, IDNumberLabel, PhoneLabel, EmailLabel, NewPhoneLabel   string
@@ -71,6 +72,7 @@ var languages = map[string]texts{
 		AccessNoPermission:    "You have not been granted access to it. Ask your administrator for the permission.",
 		CertSignIn:            "Sign in with your certificate",
 		CertOr:                "or sign in with your login name and password:",
+		CertOtherPerson:       "You are signed in as %s, and this certificate belongs to someone else. Sign out first, then sign in with the certificate.",
 		CertNone:              "Your browser did not present a client certificate. Insert your certificate (USB key) or install it in your browser, then open this page again.",
 		CertNotRegistered:     "This certificate is not registered to any account. Ask your administrator to register it for you.",
 		CertExpired:           "Your certificate has expired or is not valid yet. Ask for a new certificate.",
@@ -146,6 +148,7 @@ var languages = map[string]texts{
 		AccessNoPermission:    "您未被授予使用该应用的权限，请联系管理员申请。",
 		CertSignIn:            "使用数字证书登录",
 		CertOr:                "或者使用登录名和密码登录：",
+		CertOtherPerson:       "您当前以 %s 的身份登录，而此证书属于其他人。请先退出登录，再使用该证书登录。",
 		CertNone:              "您的浏览器没有提供客户端证书。请插入您的证书（USB Key）或在浏览器中安装证书，然后重新打开本页。",
 		CertNotRegistered:     "该证书没有登记到任何账号。请联系管理员为您登记。",
 		CertExpired:           "您的证书已过期或尚未生效。请申请新的证书。",
