@@ -56,16 +56,16 @@ func (w *secretWorld) call(id, secret string) error {
 	return err
 }
 
-// deniedReasons are the reasons of the caller.denied audit records so far.
-func (w *secretWorld) deniedReasons(t *testing.T) []string {
+// auditRecords are the audit records of api so far (from the outbox).
+func (w *secretWorld) auditRecords(t *testing.T, api string) []events.AuditRecord {
 	t.Helper()
 	rows, err := w.db.QueryContext(context.Background(), `SELECT payload FROM events_outbox WHERE subject = ? ORDER BY seq`,
-		"uias.audit.identity.caller.denied")
+		"uias.audit.identity."+api)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var out []string
+	var out []events.AuditRecord
 	for rows.Next() {
 		var p []byte
 		if err := rows.Scan(&p); err != nil {
@@ -75,6 +75,16 @@ func (w *secretWorld) deniedReasons(t *testing.T) []string {
 		if err := json.Unmarshal(p, &rec); err != nil {
 			t.Fatal(err)
 		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// deniedReasons are the reasons of the caller.denied audit records so far.
+func (w *secretWorld) deniedReasons(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, rec := range w.auditRecords(t, "caller.denied") {
 		out = append(out, rec.Reason)
 	}
 	return out
@@ -83,22 +93,8 @@ func (w *secretWorld) deniedReasons(t *testing.T) []string {
 // auditDetails are the details of the audit records of api so far.
 func (w *secretWorld) auditDetails(t *testing.T, api string) []map[string]string {
 	t.Helper()
-	rows, err := w.db.QueryContext(context.Background(), `SELECT payload FROM events_outbox WHERE subject = ? ORDER BY seq`,
-		"uias.audit.identity."+api)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
 	var out []map[string]string
-	for rows.Next() {
-		var p []byte
-		if err := rows.Scan(&p); err != nil {
-			t.Fatal(err)
-		}
-		var rec events.AuditRecord
-		if err := json.Unmarshal(p, &rec); err != nil {
-			t.Fatal(err)
-		}
+	for _, rec := range w.auditRecords(t, api) {
 		out = append(out, rec.Detail)
 	}
 	return out
