@@ -143,6 +143,9 @@ failure is one clear line.
 {{- if and $v.tls.verifyClients (not $v.tls.secretName) -}}
 {{- fail "uias: tls.verifyClients needs tls.secretName (client certificates need server TLS)" -}}
 {{- end -}}
+{{- if and $v.tls.peopleCASecret (not $v.tls.secretName) -}}
+{{- fail "uias: tls.peopleCASecret needs tls.secretName (certificate login needs server TLS)" -}}
+{{- end -}}
 {{- range $name := $enabled -}}
 {{- $c := index $v.components $name -}}
 {{- if le (int $c.terminationGracePeriodSeconds) (add (int $c.preStopSeconds) 15 | int) -}}
