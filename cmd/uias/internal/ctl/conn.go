@@ -256,13 +256,18 @@ func (a *app) describe(err error) string {
 		// Every answer of a UIAS server carries an ErrorInfo; without one,
 		// this client's own call failed in the transport.
 		if apierr.Info(st) == nil {
-			if a.g.tlsCA == "" && answersHTTP1(a.g.addr) {
+			switch {
+			case a.g.tlsCA == "" && speaksTLS(a.g.addr):
+				// ("error reading server preface: EOF" says nothing of it;
+				// asked first: a TLS server answers plain HTTP/1 too)
+				msg = a.g.addr + " speaks TLS: give the CA of its certificate with --tls-ca FILE (or UIAS_TLS_CA)"
+			case a.g.tlsCA == "" && answersHTTP1(a.g.addr):
 				// The gRPC library's words for this ("http2: frame too
 				// large, note that the frame header looked like an
 				// HTTP/1.1 header") do not tell an operator what to do.
 				msg = a.g.addr + " answered in HTTP/1, not gRPC: it is probably the REST (HTTP) port; " +
 					"give the gRPC address with --addr / UIAS_ADDR (default " + defaultAddr + ")"
-			} else {
+			default:
 				msg = "cannot reach the UIAS server at " + a.g.addr + " (check --addr / UIAS_ADDR): " + msg
 			}
 		}
@@ -297,6 +302,27 @@ func answersHTTP1(addr string) bool {
 		return false
 	}
 	return string(buf) == "HTTP/1."
+}
+
+// speaksTLS reports whether addr (host:port) answers a TLS ClientHello
+// with a ServerHello (a handshake record), whatever its certificate. ctl
+// asks only after a plaintext call failed in the transport.
+func speaksTLS(addr string) bool {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return false
+	}
+	d := &net.Dialer{Timeout: probeTimeout}
+	// Only the server's first answer is looked at: no certificate is
+	// trusted or used (the handshake stops once the server's certificate
+	// arrives), nothing is sent after it.
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{MinVersion: tls.VersionTLS12,
+		InsecureSkipVerify: true}) //nolint:gosec // a probe: it reads whether the port speaks TLS, and sends nothing
+	if err != nil {
+		var rec tls.RecordHeaderError
+		return !errors.As(err, &rec) && !errors.Is(err, io.EOF) && strings.Contains(err.Error(), "tls:")
+	}
+	_ = c.Close()
+	return true
 }
 
 // call wraps an RPC error with advice when the stored token was refused.

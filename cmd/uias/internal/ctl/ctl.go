@@ -42,8 +42,8 @@ Global flags (accepted before or after the noun):
   --output, -o table|json
                         output format (default table); json prints the API response
   --timeout DURATION    deadline for the whole command (default 10s)
-  --tls-ca FILE         use TLS, trusting the CA certificates in FILE
-                        (default: plaintext, meant for loopback addresses)
+  --tls-ca FILE         use TLS, trusting the CA certificates in FILE (env
+                        UIAS_TLS_CA; default: plaintext, meant for loopback)
   --token TOKEN         admin bearer token (env UIAS_TOKEN)
 
 Authentication:
@@ -257,6 +257,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if v := env("UIAS_ADDR"); v != "" {
 		a.g.addr = v
 	}
+	a.g.tlsCA = env("UIAS_TLS_CA")
 
 	// Global flags before the noun.
 	fs := flag.NewFlagSet("uias ctl", flag.ContinueOnError)

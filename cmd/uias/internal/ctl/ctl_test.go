@@ -652,6 +652,25 @@ func TestHTTPPortNotGRPC(t *testing.T) {
 	if !answersHTTP1(addr) {
 		t.Error("the HTTP server was not recognised")
 	}
+	// A TLS server reached in plaintext: ctl says to give its CA (the
+	// transport's own words are "error reading server preface: EOF").
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	tlsAddr := strings.TrimPrefix(tlsSrv.URL, "https://")
+	code, _, errs = h.run("--addr", tlsAddr, "org", "get", "o1")
+	if code != 1 || !strings.Contains(errs, tlsAddr+" speaks TLS: give the CA of its certificate with --tls-ca FILE (or UIAS_TLS_CA)") {
+		t.Errorf("a TLS server in plaintext: exit %d, stderr %q", code, errs)
+	}
+	if speaksTLS(addr) || speaksTLS(lis.Addr().String()) || speaksTLS("127.0.0.1:1") || !speaksTLS(tlsAddr) {
+		t.Error("speaksTLS misjudged a server")
+	}
+	// UIAS_TLS_CA is --tls-ca's default.
+	h.env["UIAS_TLS_CA"] = filepath.Join(t.TempDir(), "no-such-ca.pem")
+	code, _, errs = h.run("--addr", tlsAddr, "org", "get", "o1")
+	delete(h.env, "UIAS_TLS_CA")
+	if code == 0 || !strings.Contains(errs, "reading --tls-ca") {
+		t.Errorf("UIAS_TLS_CA: exit %d, stderr %q", code, errs)
+	}
 }
 
 func TestGlobalFlagsAnywhere(t *testing.T) {
