@@ -157,7 +157,8 @@ func challenge(reason string, h http.Header) string {
 	sentToken := h.Get("Authorization") != ""
 	sentApp := h.Get(headerAppID) != "" || h.Get(headerAppSecret) != ""
 	switch {
-	case reason == "BAD_APP_CREDENTIALS" || reason == "CLIENT_CERT_REQUIRED" || reason == caller.ReasonAppSecretExpired:
+	case reason == "BAD_APP_CREDENTIALS" || reason == "CLIENT_CERT_REQUIRED" || reason == caller.ReasonAppSecretExpired ||
+		reason == caller.ReasonAppSecretReplaced:
 		return appChallenge
 	case reason == "BAD_ADMIN_LOGIN":
 		return bearerChallenge // the login that hands out the token

@@ -24,6 +24,8 @@ func init() {
 	apierr.Register(
 		apierr.Reason{Name: "BAD_APP_CREDENTIALS", Code: apierr.Unauthenticated,
 			Doc: "Missing, unknown or wrong App_ID / App_Secret."},
+		apierr.Reason{Name: ReasonAppSecretReplaced, Code: apierr.Unauthenticated,
+			Doc: "The App_Secret presented was the application's previous one: a rotation replaced it and its overlap has ended. Use the current secret (do not ask for another rotation: the instances already on the current one would be cut off at the end of the next overlap). Only a caller who presented that secret is told."},
 		apierr.Reason{Name: ReasonAppSecretExpired, Code: apierr.Unauthenticated,
 			Doc: "The App_Secret presented is right but has expired (its application's secret lifetime, JR/T 0185-2020 7.3.4); an administrator issues a new one (uias ctl app rotate-secret). Only a caller who presented the right secret, and whom the application's status, certificate and IP allow-list admit, is told."},
 		apierr.Reason{Name: "APP_SUSPENDED", Code: apierr.PermissionDenied,
@@ -41,6 +43,10 @@ func init() {
 
 // ReasonAppSecretExpired: the right App_Secret, past its expiry.
 const ReasonAppSecretExpired = "APP_SECRET_EXPIRED"
+
+// ReasonAppSecretReplaced: the application's previous App_Secret, after
+// the overlap of the rotation that replaced it.
+const ReasonAppSecretReplaced = "APP_SECRET_REPLACED"
 
 // SecretExpired is the refusal of application appID's right secret that
 // expired at exp: it says when and what to do (told only to a caller who
@@ -110,8 +116,9 @@ func (a *App) CertMatches(fp string) bool {
 // CheckSecret checks secret at now (compared in constant time): nil when
 // it is the current secret before SecretExpires or the previous one before
 // PrevSecretExpires;
-// SecretExpired when it is the current secret past its expiry (only a
-// caller holding the secret learns that); ErrBadAppCredentials otherwise.
+// SecretExpired when it is the current secret past its expiry,
+// APP_SECRET_REPLACED when it is the previous one past its overlap (only a
+// caller holding the secret learns either); ErrBadAppCredentials otherwise.
 func (a *App) CheckSecret(secret string, now time.Time) *apierr.Error {
 	current, previous, replaced := a.matchSecret(secret, now)
 	switch {
@@ -120,7 +127,7 @@ func (a *App) CheckSecret(secret string, now time.Time) *apierr.Error {
 	case replaced:
 		// The previous secret after its overlap: its holder is told that
 		// it was replaced (a caller without it learns nothing).
-		return apierr.New(apierr.Unauthenticated, ReasonAppSecretExpired,
+		return apierr.New(apierr.Unauthenticated, ReasonAppSecretReplaced,
 			"this App_Secret was replaced by a newer one and stopped working at "+
 				a.PrevSecretExpires.UTC().Format(time.RFC3339)+"; use the application's current secret (ask your UIAS administrator)")
 	case !current:
@@ -232,7 +239,7 @@ func (a *AppAuthenticator) Authenticate(ctx context.Context, appID, secret strin
 	// caller: someone holding an old secret (found in a backup) learns
 	// that it was right only from where the application may call.
 	expired := app.CheckSecret(secret, now)
-	if expired != nil && expired.Reason != ReasonAppSecretExpired {
+	if expired != nil && expired.Reason != ReasonAppSecretExpired && expired.Reason != ReasonAppSecretReplaced {
 		return nil, a.refuse(ctx, appID, expired, start)
 	}
 	if !app.Active {

@@ -239,7 +239,7 @@ func TestAuthenticateApp(t *testing.T) {
 		// (someone without it still learns nothing).
 		r.clk.t = r.clk.t.Add(time.Hour)
 		_, err := r.auth.Authenticate(ctx, "a1", secret, ip)
-		r.wantRefused(t, err, caller.ReasonAppSecretExpired, codes.Unauthenticated, "")
+		r.wantRefused(t, err, caller.ReasonAppSecretReplaced, codes.Unauthenticated, "")
 		if msg := status.Convert(apierr.ToStatus(err)).Message(); !strings.Contains(msg, "replaced by a newer one") ||
 			!strings.Contains(msg, a.PrevSecretExpires.UTC().Format(time.RFC3339)) {
 			t.Fatalf("message %q", msg)

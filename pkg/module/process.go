@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/netip"
@@ -471,13 +472,12 @@ func (p *Process) serveHTTP(addr string, h http.Handler, serverTLS *tls.Config) 
 	}
 	p.httpAddr = lis.Addr().String()
 	srv := NewHTTPServer(p.httpAddr, SecurityHeaders(h, p.proxies))
-	// net/http's own messages (a refused TLS handshake: an expired or
-	// unknown client certificate, a plain-HTTP request to the HTTPS port)
-	// as JSON lines like every other, at info: the client's faults, which
-	// an operator helping someone whose certificate is refused looks for.
-	if el, err := zap.NewStdLogAt(p.log.Named("http"), zap.InfoLevel); err == nil {
-		srv.ErrorLog = el
-	}
+	// net/http's own messages as JSON lines like every other: a refused
+	// TLS handshake (an expired or unknown client certificate, a
+	// plain-HTTP request to the HTTPS port) at info, the client's fault,
+	// which an operator helping someone whose certificate is refused looks
+	// for; anything else (a handler's panic, an accept error) at warn.
+	srv.ErrorLog = log.New(httpErrorLog{p.log.Named("http")}, "", 0)
 	serve := srv.Serve
 	if serverTLS != nil {
 		srv.TLSConfig = serverTLS
@@ -492,6 +492,20 @@ func (p *Process) serveHTTP(addr string, h http.Handler, serverTLS *tls.Config) 
 	}()
 	p.beforeStop(srv.Shutdown)
 	return nil
+}
+
+// httpErrorLog writes net/http's error log lines to a zap logger, TLS
+// handshake errors at info, the rest at warn.
+type httpErrorLog struct{ log *zap.Logger }
+
+func (l httpErrorLog) Write(b []byte) (int, error) {
+	msg := strings.TrimSpace(string(b))
+	if strings.Contains(msg, "TLS handshake error") {
+		l.log.Info(msg)
+	} else {
+		l.log.Warn(msg)
+	}
+	return len(b), nil
 }
 
 // NewHTTPServer returns an http.Server for h with conservative limits.

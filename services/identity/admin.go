@@ -519,12 +519,34 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 }
 
 // changeDetail is the audit detail of a user update: the fields changed
-// with their new values as the change event carries them (phone and ID
-// number masked).
+// with their new values, personal data masked or only named, as the
+// audit log is permanent and read by the security auditor (the change
+// event carries the e-mail and name, which provisioning needs): e-mail
+// masked, the display name "changed", the phone and ID number masked (as
+// in the event), the ID type by name; the feature code (derived from the
+// ID number) left out.
 func changeDetail(changed map[string]any) map[string]string {
 	out := make(map[string]string, len(changed))
 	for k, v := range changed {
-		out[k] = fmt.Sprint(v)
+		switch k {
+		case "feature_code":
+			continue
+		case "display_name":
+			out[k] = "changed"
+		case "email":
+			out[k] = ulog.MaskEmail(fmt.Sprint(v))
+		case "id_type":
+			if t, ok := v.(IDType); ok {
+				out[k] = idTypeNames[t]
+				if t == IDTypeNone {
+					out[k] = "none"
+				}
+				continue
+			}
+			out[k] = fmt.Sprint(v)
+		default:
+			out[k] = fmt.Sprint(v)
+		}
 	}
 	return out
 }

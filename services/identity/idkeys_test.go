@@ -203,9 +203,26 @@ func TestCorrectIDNumber(t *testing.T) {
 	if err := json.Unmarshal(payload, &last); err != nil {
 		t.Fatal(err)
 	}
-	if last.Detail["id_number"] != ulog.MaskIDNumber(num3) || last.Detail["feature_code"] != up.FeatureCode ||
+	if last.Detail["id_number"] != ulog.MaskIDNumber(num3) || last.Detail["feature_code"] != "" ||
 		strings.Contains(fmt.Sprint(last), num3) {
 		t.Fatalf("user.update audit record %+v", last)
+	}
+	// e-mail masked, name only named, ID type by name: the audit log is
+	// permanent and the auditor's
+	if _, err := w.svc.UpdateUser(ctx, b.ID, identity.UserUpdate{Mask: []string{"email", "display_name", "id_type"},
+		Email: "bee.secret@example.org", DisplayName: "Bee Secretname", IDType: identity.IDTypePassport}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT payload FROM events_outbox WHERE subject = ? ORDER BY seq DESC LIMIT 1`,
+		"uias.audit.identity.user.update").Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(payload), "bee.secret") || strings.Contains(string(payload), "Secretname") ||
+		!strings.Contains(string(payload), `"display_name":"changed"`) || !strings.Contains(string(payload), `"id_type":"passport"`) {
+		t.Fatalf("user.update audit record carries personal data: %s", payload)
+	}
+	if _, err := w.svc.UpdateUser(ctx, b.ID, identity.UserUpdate{Mask: []string{"id_type"}, IDType: identity.IDTypeResidentID}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := w.svc.UpdateUser(ctx, a.ID, identity.UserUpdate{Mask: []string{"id_number"}, IDNumber: num3}); err == nil {
 		t.Fatal("a took b's corrected number")

@@ -85,11 +85,15 @@ func (s *Service) relife(a *App, d time.Duration, now time.Time) error {
 	a.SecretLifetime = d
 	s.secretExpiry(a)
 	if !wasExpired && !a.SecretExpires.IsZero() && !now.Before(a.SecretExpires) {
+		inForce := fmt.Sprint(s.secretLifetime(a))
+		if d == 0 {
+			inForce += " (the server default, identity.app_secret_lifetime)"
+		}
 		*a = before
 		return apierr.New(apierr.FailedPrecondition, ReasonSecretLifetimeTooShort, fmt.Sprintf(
 			"a secret lifetime of %s would end the application's secret at once (it was issued %s ago, at %s): "+
 				"rotate the secret first (uias ctl app rotate-secret %s), or give a longer lifetime",
-			d, now.Sub(a.SecretIssuedAt).Round(time.Second), a.SecretIssuedAt.UTC().Format(time.RFC3339), a.ID)).
+			inForce, now.Sub(a.SecretIssuedAt).Round(time.Second), a.SecretIssuedAt.UTC().Format(time.RFC3339), a.ID)).
 			WithMeta(apierr.MetaField, "secret_lifetime_seconds")
 	}
 	return nil

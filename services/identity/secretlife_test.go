@@ -184,7 +184,7 @@ func TestAppSecretExpires(t *testing.T) {
 	}
 	w.clk.t = r.SecretExpires
 	// its holder is told it was replaced
-	if err := w.call(a.ID, secret2); reasonOf(err) != caller.ReasonAppSecretExpired || !strings.Contains(err.Error(), "replaced by a newer one") {
+	if err := w.call(a.ID, secret2); reasonOf(err) != caller.ReasonAppSecretReplaced || !strings.Contains(err.Error(), "replaced by a newer one") {
 		t.Fatalf("previous secret after its overlap: %v", err)
 	}
 	if err := w.call(a.ID, secret3); err != nil {

@@ -32,7 +32,7 @@ func ownProfile(p *identity.OwnProfile) *identityv1.OwnProfile {
 	u := p.User
 	out := &identityv1.OwnProfile{UserId: u.ID, Login: u.LoginName, DisplayName: u.DisplayName, OrgId: u.OrgID, OrgName: p.OrgName,
 		IdType: identityv1.IdType(u.IDType), IdNumberMask: u.IDNumberMask, PhoneMask: u.PhoneMask, Email: u.Email,
-		DisplayNameEditable: p.DisplayNameEditable, HasPassword: u.PasswordHash != ""}
+		DisplayNameEditable: p.DisplayNameEditable, NoPassword: u.PasswordHash == ""}
 	if !u.PasswordChangedAt.IsZero() {
 		out.PasswordChangedAt = timestamppb.New(u.PasswordChangedAt)
 	}

@@ -481,6 +481,9 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if old := tgcOf(r); old != "" {
+		if h.signedInAsOther(ctx, w, r, old, res.GetUserId(), t.OtherPerson) {
+			return
+		}
 		_, _ = h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: old})
 	}
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
@@ -539,12 +542,8 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 	// Keycloak: "already authenticated as a different user"): they sign
 	// out first.
 	old := tgcOf(r)
-	if old != "" {
-		if cur, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: old}); err == nil && cur.GetUserId() != res.GetUserId() {
-			h.message(w, r, http.StatusConflict, true, t.ErrorHead, fmt.Sprintf(t.CertOtherPerson, cur.GetLogin()),
-				h.o.Prefix+"logout", t.SignOut)
-			return
-		}
+	if h.signedInAsOther(ctx, w, r, old, res.GetUserId(), t.CertOtherPerson) {
+		return
 	}
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
 		AuthLevel: certLevel, OrgId: res.GetOrgId(), ReplaceTgt: old})
@@ -558,6 +557,32 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 		return
 	}
 	h.sendToService(w, r, cs.GetTgt(), p, rs, true)
+}
+
+// signedInAsOther answers (and reports true) when the browser's session
+// old belongs to another person than userID, who just proved who they are:
+// the browser is not switched silently (as Keycloak's "already
+// authenticated as a different user"): a page (409) names who is signed in
+// and asks to sign out first (msg, with %s for their login). A session
+// that cannot be asked is a fault, never a switch; none (ended): false.
+func (h *Handler) signedInAsOther(ctx context.Context, w http.ResponseWriter, r *http.Request, old, userID, msg string) bool {
+	if old == "" {
+		return false
+	}
+	cur, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: old})
+	switch {
+	case status.Code(err) == codes.NotFound:
+		return false
+	case err != nil:
+		h.fault(w, r, err)
+		return true
+	case cur.GetUserId() == userID:
+		return false
+	}
+	t := h.texts(r)
+	h.o.Log.Info("CAS login of another person over a live session refused", zap.String("reason", "OTHER_PERSON_SIGNED_IN"))
+	h.message(w, r, http.StatusConflict, true, t.ErrorHead, fmt.Sprintf(msg, cur.GetLogin()), h.o.Prefix+"logout", t.SignOut)
+	return true
 }
 
 // sendToService issues a ticket and sends the browser to the service.

@@ -86,6 +86,7 @@ type certTickets struct {
 	sessions map[string]int32  // TGT -> level
 	owners   map[string]string // TGT -> person (login), when not mia
 	created  []*ticketv1.CreateSessionRequest
+	getErr   error // GetSession fails so (the ticket component unreachable)
 }
 
 func (c *certTickets) MatchService(_ context.Context, r *ticketv1.MatchServiceRequest, _ ...grpc.CallOption) (*ticketv1.RegisteredService, error) {
@@ -98,6 +99,9 @@ func (c *certTickets) MatchService(_ context.Context, r *ticketv1.MatchServiceRe
 func (c *certTickets) GetSession(_ context.Context, r *ticketv1.GetSessionRequest, _ ...grpc.CallOption) (*ticketv1.Session, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.getErr != nil {
+		return nil, c.getErr
+	}
 	l, ok := c.sessions[r.GetTgt()]
 	if !ok {
 		return nil, apierr.ToStatus(apierr.New(apierr.NotFound, "SESSION_NOT_FOUND", "no session"))
@@ -405,6 +409,24 @@ func TestCertificateOfAnotherPerson(t *testing.T) {
 		if resp.StatusCode != http.StatusConflict || !strings.Contains(b, want) || !strings.Contains(b, `href="/cas/logout"`) {
 			t.Errorf("%s: %d\n%s", lang, resp.StatusCode, b)
 		}
+	}
+	// The session cannot be asked: a fault page, never a switch.
+	c := certBrowser(t, srv, &mia)
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: TGCCookie, Value: "TGT-bob", Path: "/cas/"}})
+	_, page := getPage(t, c, srv.URL+"/cas/login?renew=true", "en")
+	m := csrfField.FindStringSubmatch(page)
+	tickets.mu.Lock()
+	tickets.getErr = apierr.ToStatus(apierr.ErrUnavailable)
+	tickets.mu.Unlock()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/cas/login",
+		strings.NewReader(url.Values{"certificate": {"1"}, "csrf": {m[1]}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := body(resp); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("session unreachable: %d\n%s", resp.StatusCode, b)
 	}
 	if len(tickets.created) != 0 {
 		t.Fatalf("sessions created: %v", tickets.created)

@@ -17,7 +17,7 @@ type texts struct {
 	BackToApp, AccessDeniedHead, AccessDenied, AccessNoAccount, AccessNoPermission                        string
 	// certificate login (authentication level 2)
 	CertSignIn, CertOr, CertNone, CertNotRegistered, CertExpired, CertLocked, CertDisabled, CertPasswordOnly string
-	CertOtherPerson                                                                                          string
+	CertOtherPerson, OtherPerson                                                                             string
 	LevelNeedCert, LevelStepUp                                                                               string
 	// My profile
 	ProfileHead, DisplayName, Organisation, IDTypeLabel, IDNumberLabel, PhoneLabel, EmailLabel, NewPhoneLabel   string
@@ -73,6 +73,7 @@ var languages = map[string]texts{
 		CertSignIn:            "Sign in with your certificate",
 		CertOr:                "or sign in with your login name and password:",
 		CertOtherPerson:       "You are signed in as %s, and this certificate belongs to someone else. Sign out first, then sign in with the certificate.",
+		OtherPerson:           "You are signed in as %s. To sign in as someone else, sign out first.",
 		CertNone:              "Your browser did not present a client certificate. Insert your certificate (USB key) or install it in your browser, then open this page again.",
 		CertNotRegistered:     "This certificate is not registered to any account. Ask your administrator to register it for you.",
 		CertExpired:           "Your certificate has expired or is not valid yet. Ask for a new certificate.",
@@ -149,6 +150,7 @@ var languages = map[string]texts{
 		CertSignIn:            "使用数字证书登录",
 		CertOr:                "或者使用登录名和密码登录：",
 		CertOtherPerson:       "您当前以 %s 的身份登录，而此证书属于其他人。请先退出登录，再使用该证书登录。",
+		OtherPerson:           "您当前以 %s 的身份登录。如需以其他身份登录，请先退出登录。",
 		CertNone:              "您的浏览器没有提供客户端证书。请插入您的证书（USB Key）或在浏览器中安装证书，然后重新打开本页。",
 		CertNotRegistered:     "该证书没有登记到任何账号。请联系管理员为您登记。",
 		CertExpired:           "您的证书已过期或尚未生效。请申请新的证书。",

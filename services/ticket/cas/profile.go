@@ -62,7 +62,7 @@ func (h *Handler) profilePage(w http.ResponseWriter, r *http.Request, code int, 
 	v := &profileView{Login: p.GetLogin(), DisplayName: p.GetDisplayName(), OrgName: p.GetOrgName(), IDType: t.idType(p.GetIdType()),
 		IDNumber: p.GetIdNumberMask(), Phone: p.GetPhoneMask(), Email: p.GetEmail(), NameEditable: p.GetDisplayNameEditable(),
 		PasswordChanged: t.NotRecorded, PasswordExpires: t.Never, FormName: p.GetDisplayName(), FormEmail: p.GetEmail(),
-		NoPassword: !p.GetHasPassword()}
+		NoPassword: p.GetNoPassword()}
 	if v.NoPassword {
 		v.PasswordExpires = t.NotRecorded
 	}

@@ -55,7 +55,7 @@ func (s *profSSO) GetOwnProfile(_ context.Context, r *identityv1.GetOwnProfileRe
 	return &identityv1.OwnProfile{UserId: r.GetUserId(), Login: "pia", DisplayName: "Pia <Lin>", OrgName: "Harbour Bureau",
 		IdType: identityv1.IdType_ID_TYPE_RESIDENT_ID, IdNumberMask: "110***********1233", PhoneMask: "138****5678",
 		Email: "pia@example.org", PasswordChangedAt: timestamppb.New(changed),
-		PasswordExpiresAt: timestamppb.New(changed.Add(90 * 24 * time.Hour)), DisplayNameEditable: s.editable, HasPassword: !s.noPassword}, nil
+		PasswordExpiresAt: timestamppb.New(changed.Add(90 * 24 * time.Hour)), DisplayNameEditable: s.editable, NoPassword: s.noPassword}, nil
 }
 
 func (s *profSSO) UpdateOwnProfile(_ context.Context, r *identityv1.UpdateOwnProfileRequest, _ ...grpc.CallOption) (*identityv1.OwnProfile, error) {
@@ -176,7 +176,8 @@ func TestProfilePage(t *testing.T) {
 	h = New(Options{Tickets: profTickets{}, SSO: &profSSO{noPassword: true}})
 	for lang, want := range map[string]string{"en": "You sign in without a password", "zh-CN": "您未设置登录密码"} {
 		res, body := profileCall(h, http.MethodGet, "/cas/profile", "TGT-live", lang, nil)
-		if res.StatusCode != http.StatusOK || !strings.Contains(body, want) || strings.Contains(body, `name="current_password"`) {
+		if res.StatusCode != http.StatusOK || !strings.Contains(body, want) || strings.Contains(body, `name="current_password"`) ||
+			strings.Contains(body, `href="/cas/password"`) {
 			t.Errorf("%s, no password: %d\n%s", lang, res.StatusCode, body)
 		}
 	}

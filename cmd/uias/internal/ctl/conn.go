@@ -312,9 +312,9 @@ func speaksTLS(addr string) bool {
 		return false
 	}
 	d := &net.Dialer{Timeout: probeTimeout}
-	// Only the server's first answer is looked at: no certificate is
-	// trusted or used (the handshake stops once the server's certificate
-	// arrives), nothing is sent after it.
+	// A handshake whatever the certificate (nothing is trusted or kept of
+	// it; no request follows): a server that completes one, or refuses it
+	// with a TLS alert, speaks TLS; garbage or a plain answer does not.
 	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{MinVersion: tls.VersionTLS12,
 		InsecureSkipVerify: true}) //nolint:gosec // a probe: it reads whether the port speaks TLS, and sends nothing
 	if err != nil {

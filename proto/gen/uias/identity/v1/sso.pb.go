@@ -161,10 +161,11 @@ type OwnProfile struct {
 	// display_name_editable: the person may change their display name
 	// (identity.policy.self_service_display_name).
 	DisplayNameEditable bool `protobuf:"varint,12,opt,name=display_name_editable,json=displayNameEditable" json:"display_name_editable,omitempty"`
-	// has_password: the person has a password (without one, e.g. a person
-	// who signs in only with a certificate, the page cannot re-authenticate
-	// them and the administrator changes their details).
-	HasPassword   bool `protobuf:"varint,13,opt,name=has_password,json=hasPassword" json:"has_password,omitempty"`
+	// no_password: the person has no password (e.g. signs in only with a
+	// certificate): the page cannot re-authenticate them and the
+	// administrator changes their details. (False from an identity that
+	// predates the field: the form is shown, as before.)
+	NoPassword    bool `protobuf:"varint,13,opt,name=no_password,json=noPassword" json:"no_password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -283,9 +284,9 @@ func (x *OwnProfile) GetDisplayNameEditable() bool {
 	return false
 }
 
-func (x *OwnProfile) GetHasPassword() bool {
+func (x *OwnProfile) GetNoPassword() bool {
 	if x != nil {
-		return x.HasPassword
+		return x.NoPassword
 	}
 	return false
 }
@@ -1343,7 +1344,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\n" +
 	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"@\n" +
 	"\x14GetOwnProfileRequest\x12(\n" +
-	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\x8d\x04\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\x8b\x04\n" +
 	"\n" +
 	"OwnProfile\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
@@ -1359,8 +1360,9 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x13password_changed_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\x12J\n" +
 	"\x13password_expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordExpiresAt\x122\n" +
-	"\x15display_name_editable\x18\f \x01(\bR\x13displayNameEditable\x12!\n" +
-	"\fhas_password\x18\r \x01(\bR\vhasPassword\"\xa5\x02\n" +
+	"\x15display_name_editable\x18\f \x01(\bR\x13displayNameEditable\x12\x1f\n" +
+	"\vno_password\x18\r \x01(\bR\n" +
+	"noPassword\"\xa5\x02\n" +
 	"\x17UpdateOwnProfileRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x123\n" +
 	"\x10current_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x0fcurrentPassword\x123\n" +
