@@ -709,7 +709,7 @@ func (s *Service) LockUser(ctx context.Context, id string, d time.Duration) (*Us
 		until = s.now().Add(d)
 	}
 	return s.mutateUser(ctx, id, "locked", map[string]any{"locked_until": until}, func(u *User) error {
-		u.LockedUntil = until
+		u.LockedUntil, u.WriteGate = until, true
 		return nil
 	})
 }
@@ -755,7 +755,7 @@ func notOwnAccount(ctx context.Context, id, verb string) error {
 // UnlockUser clears a lock and the failure count.
 func (s *Service) UnlockUser(ctx context.Context, id string) (*User, error) {
 	return s.mutateUser(ctx, id, "unlocked", map[string]any{}, func(u *User) error {
-		u.LockedUntil, u.FailedCount = time.Time{}, 0
+		u.LockedUntil, u.FailedCount, u.WriteGate = time.Time{}, 0, true
 		return nil
 	})
 }

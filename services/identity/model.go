@@ -91,6 +91,13 @@ type User struct {
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
+
+	// WriteGate (not stored) tells Store.UpdateUser that this update sets
+	// the login gate's fields (FailedCount, LockedUntil, NextAttemptAt:
+	// LockUser, UnlockUser). Without it the store keeps the row's, which
+	// the login gate may have changed since this copy was read (a lock
+	// from failed logins is not undone by an administrator's edit).
+	WriteGate bool
 }
 
 // LockForever is the LockedUntil value of an account locked until an

@@ -266,17 +266,23 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 		if err := s.checkUserUnique(ctx, tx, u, u.ID, oldIDKey.String); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET login_name = ?, display_name = ?, id_type = ?,
+		// The password's time is SetPassword's, and the login gate's
+		// fields only an update that sets them (u.WriteGate) writes: the
+		// row's stand otherwise (u was read before this transaction).
+		set := `UPDATE users SET login_name = ?, display_name = ?, id_type = ?,
 			id_number_enc = ?, id_number_mask = ?, phone_enc = ?, phone_mask = ?, email = ?, org_id = ?,
-			status = ?, feature_code = ?, is_admin = ?, password_changed_at = ?, must_change = ?,
-			never_expires = ?, cannot_change = ?, failed_count = ?, locked_until = ?, updated_at = ?,
-			password_only = ?, next_attempt_at = ?, org_path = ?, id_key = ?
-			WHERE id = ?`),
-			u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc, u.PhoneMask,
+			status = ?, feature_code = ?, is_admin = ?, must_change = ?,
+			never_expires = ?, cannot_change = ?, updated_at = ?,
+			password_only = ?, org_path = ?, id_key = ?`
+		args := []any{u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc, u.PhoneMask,
 			u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
-			store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange, u.FailedCount,
-			store.UnixMS(u.LockedUntil), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt), orgPath,
-			store.NullIfEmpty(u.IDKey), u.ID)
+			u.MustChange, u.NeverExpires, u.CannotChange, store.UnixMS(u.UpdatedAt), u.PasswordOnly, orgPath,
+			store.NullIfEmpty(u.IDKey)}
+		if u.WriteGate {
+			set += `, failed_count = ?, locked_until = ?, next_attempt_at = ?`
+			args = append(args, u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.NextAttemptAt))
+		}
+		res, err := tx.ExecContext(ctx, s.q(set+` WHERE id = ?`), append(args, u.ID)...)
 		if err != nil {
 			return err
 		}
@@ -294,12 +300,13 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 			}
 		}
 		newLock := store.UnixMS(u.LockedUntil)
-		if int64(u.Status) != oldStatus || u.IsAdmin != oldAdmin || (newLock != 0 && newLock != oldLock) {
+		locked := u.WriteGate && newLock != 0 && newLock != oldLock
+		if int64(u.Status) != oldStatus || u.IsAdmin != oldAdmin || locked {
 			if err := s.deleteUserTokens(ctx, tx, u.ID); err != nil {
 				return err
 			}
 		}
-		if u.FailedCount == 0 {
+		if u.WriteGate && u.FailedCount == 0 {
 			if err := s.clearSources(ctx, tx, u.ID); err != nil {
 				return err
 			}

@@ -721,12 +721,25 @@ func testUpdateUser(t *testing.T, f *fixture) {
 	upd.NextAttemptAt = base.Add(time.Minute)
 	upd.UpdatedAt = base.Add(4*time.Hour + 567*time.Millisecond)
 	upd.PasswordHash = "must-not-be-written"
-	f.expectEvents(1, func() { must(t, f.s.UpdateUser(f.ctx, &upd, f.evs(1))) })
 
+	// Without WriteGate the login gate's fields (and the password's time,
+	// SetPassword's) are the row's: the copy was read before.
+	f.expectEvents(1, func() { must(t, f.s.UpdateUser(f.ctx, &upd, f.evs(1))) })
 	got, err := f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
 	want := upd
-	want.PasswordHash = u.PasswordHash
+	want.PasswordHash, want.PasswordChangedAt = u.PasswordHash, u.PasswordChangedAt
+	want.FailedCount, want.LockedUntil, want.NextAttemptAt = u.FailedCount, u.LockedUntil, u.NextAttemptAt
+	want.CreatedAt = u.CreatedAt
+	sameUser(t, got, &want)
+
+	// With it (LockUser, UnlockUser) they are written.
+	upd.WriteGate = true
+	must(t, f.s.UpdateUser(f.ctx, &upd, nil))
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	want = upd
+	want.PasswordHash, want.PasswordChangedAt, want.WriteGate = u.PasswordHash, u.PasswordChangedAt, false
 	want.CreatedAt = u.CreatedAt
 	sameUser(t, got, &want)
 	if !got.Locked(base.AddDate(100, 0, 0)) {
@@ -735,12 +748,13 @@ func testUpdateUser(t *testing.T, f *fixture) {
 
 	// Clearing fields.
 	clr := *got
-	clr.FeatureCode, clr.OrgID, clr.LockedUntil, clr.PasswordChangedAt = "", "", time.Time{}, time.Time{}
-	clr.NextAttemptAt = time.Time{}
+	clr.FeatureCode, clr.OrgID, clr.LockedUntil = "", "", time.Time{}
+	clr.NextAttemptAt, clr.WriteGate = time.Time{}, true
 	clr.IsAdmin, clr.MustChange, clr.NeverExpires, clr.CannotChange, clr.PasswordOnly = false, false, false, false, false
 	must(t, f.s.UpdateUser(f.ctx, &clr, nil))
 	got, err = f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
+	clr.WriteGate = false
 	sameUser(t, got, &clr)
 
 	conf := *got
@@ -985,7 +999,21 @@ func testLoginGateCleared(t *testing.T, f *fixture) {
 	got.DisplayName = "still failing"
 	must(t, f.s.UpdateUser(f.ctx, got, nil))
 	eq(t, "kept by a profile update", f.readGate(u.ID, "src").SourceFailures, 2)
-	got.FailedCount, got.NextAttemptAt = 0, time.Time{}
+	// A copy read before failures were counted (an administrator's edit
+	// racing failed logins) does not undo them.
+	stale := *got
+	stale.FailedCount, stale.NextAttemptAt = 0, time.Time{}
+	f.gate(u.ID, "src2", 1)
+	stale.Email = "racing@example.org"
+	must(t, f.s.UpdateUser(f.ctx, &stale, nil))
+	after, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eq(t, "failures kept by a stale copy", after.FailedCount, 1) // the gate's write after the copy was read
+	eq(t, "e-mail written", after.Email, "racing@example.org")
+	eq(t, "source kept by a stale copy", f.readGate(u.ID, "src").SourceFailures, 2)
+	eq(t, "new source kept by a stale copy", f.readGate(u.ID, "src2").SourceFailures, 1)
+	// The unlock (WriteGate) clears them.
+	got.FailedCount, got.NextAttemptAt, got.WriteGate = 0, time.Time{}, true
 	must(t, f.s.UpdateUser(f.ctx, got, nil))
 	if g := f.readGate(u.ID, "src"); g != (identity.LoginGate{}) {
 		t.Fatalf("after unlock: %+v", g)
@@ -1384,8 +1412,9 @@ func testAdminTokensRevoked(t *testing.T, f *fixture) {
 		{"disable", func(u *identity.User) { u.Status = identity.StatusDisabled }, true},
 		{"admin rights taken", func(u *identity.User) { u.IsAdmin = false }, true},
 		{"admin rights given", func(u *identity.User) { u.IsAdmin = true }, true},
-		{"lock", func(u *identity.User) { u.LockedUntil = base.Add(time.Hour) }, true},
-		{"lock forever", func(u *identity.User) { u.LockedUntil = identity.LockForever }, true},
+		{"lock", func(u *identity.User) { u.LockedUntil, u.WriteGate = base.Add(time.Hour), true }, true},
+		{"lock forever", func(u *identity.User) { u.LockedUntil, u.WriteGate = identity.LockForever, true }, true},
+		{"lock in a stale copy (no WriteGate)", func(u *identity.User) { u.LockedUntil = base.Add(time.Hour) }, false},
 	} {
 		u := f.newUser(o.ID)
 		u.IsAdmin = c.name != "admin rights given"
@@ -1400,7 +1429,7 @@ func testAdminTokensRevoked(t *testing.T, f *fixture) {
 			// Undoing the change does not bring them back.
 			u2, err := f.s.GetUser(f.ctx, u.ID)
 			must(t, err)
-			u2.Status, u2.LockedUntil = identity.StatusActive, time.Time{}
+			u2.Status, u2.LockedUntil, u2.WriteGate = identity.StatusActive, time.Time{}, true
 			must(t, f.s.UpdateUser(f.ctx, u2, nil))
 			if alive(h1) || alive(h2) {
 				t.Fatalf("%s: tokens came back", c.name)
