@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 
 	"modernc.org/sqlite"
 )
@@ -116,7 +115,7 @@ func (d *DB) Attached(ctx context.Context, schema, file string) (*DB, error) {
 			return nil, fmt.Errorf("store: attach %s: %w", schema, err)
 		}
 	}
-	return &DB{DB: pool, Dialect: SQLite, waiting: new(atomic.Int64), closing: &closeHooks{}}, nil
+	return newDB(pool, SQLite), nil
 }
 
 // attachConnector opens the connections of an Attached pool through its

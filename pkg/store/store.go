@@ -54,6 +54,29 @@ type DB struct {
 	// closing holds what Close runs before the pool closes (OnClose); nil
 	// on a DB made by hand.
 	closing *closeHooks
+	// turn is a SQLite database's write turn (capacity 1): InTx takes it
+	// before it begins, so the process's writers queue in arrival order
+	// here instead of polling for the database's write lock in SQLite's
+	// busy handler (see InTx); nil on PostgreSQL and on a DB made by hand.
+	turn chan struct{}
+}
+
+// writeTurnWait bounds how long InTx waits for a SQLite database's write
+// turn when its context has no earlier deadline.
+const writeTurnWait = 15 * time.Second
+
+// ErrWriteTurn is InTx's error when a SQLite database's write turn did not
+// come within writeTurnWait: the database is unavailable for writes (a
+// transaction holds it too long); IsUnavailable reports it.
+var ErrWriteTurn = errors.New("store: the database's writers waited too long for their turn")
+
+// newDB wraps a pool opened here.
+func newDB(db *sql.DB, dialect Dialect) *DB {
+	d := &DB{DB: db, Dialect: dialect, waiting: new(atomic.Int64), closing: &closeHooks{}}
+	if dialect == SQLite {
+		d.turn = make(chan struct{}, 1)
+	}
+	return d
 }
 
 // closeHooks are the functions a DB's Close runs first, newest first.
@@ -165,7 +188,7 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: cannot connect to %s database: %w", dialect, err)
 	}
-	return &DB{DB: db, Dialect: dialect, waiting: new(atomic.Int64), closing: &closeHooks{}}, nil
+	return newDB(db, dialect), nil
 }
 
 // SQLiteJournalSizeLimit is the journal_size_limit (bytes) Open gives
@@ -355,8 +378,47 @@ func RebindPostgres(q string) string {
 // InTx runs fn in a transaction (RunTx on the pool). While it waits to
 // begin (on SQLite: for the database's write lock) it counts as a write
 // waiting (WritesWaiting).
+//
+// On SQLite (whose transactions here take the write lock as they begin)
+// the process's transactions take turns in the order they asked, waiting
+// in Go, not in SQLite's busy handler: that handler sleeps and polls (1,
+// 2, 5, ... up to 100 ms), so under load a writer could lose every race
+// for the lock to newer ones until its busy_timeout (5 s) ran out and the
+// request failed "database is locked" (50 parallel logins to one account
+// on a loaded machine did). The wait ends with the context or after
+// writeTurnWait (ErrWriteTurn). Writers outside this pool (another
+// process, a connection of its own) still meet it in the busy handler.
 func (d *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if d.turn == nil {
+		return RunTx(ctx, countedBegin{d}, fn)
+	}
+	if err := d.takeTurn(ctx); err != nil {
+		return fmt.Errorf("store: begin transaction: %w", err)
+	}
+	defer func() { <-d.turn }()
 	return RunTx(ctx, countedBegin{d}, fn)
+}
+
+// takeTurn waits for d's write turn (see InTx), counted as a write
+// waiting while it waits.
+func (d *DB) takeTurn(ctx context.Context) error {
+	select {
+	case d.turn <- struct{}{}:
+		return nil
+	default:
+	}
+	d.CountWaiting(1)
+	defer d.CountWaiting(-1)
+	t := time.NewTimer(writeTurnWait)
+	defer t.Stop()
+	select {
+	case d.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return ErrWriteTurn
+	}
 }
 
 // Beginner begins transactions: a *sql.DB, a *sql.Conn.
