@@ -615,7 +615,7 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 			u.OrgID = up.OrgID
 			changed[f] = up.OrgID
 		case "must_change_password":
-			u.MustChange = up.MustChange
+			u.MustChange, u.WriteMustChange = up.MustChange, true
 			changed[f] = up.MustChange
 		case "password_never_expires":
 			u.NeverExpires = up.NeverExpires

@@ -98,6 +98,11 @@ type User struct {
 	// the login gate may have changed since this copy was read (a lock
 	// from failed logins is not undone by an administrator's edit).
 	WriteGate bool
+	// WriteMustChange (not stored) tells Store.UpdateUser that this update
+	// sets MustChange (an administrator's must_change_password). Without
+	// it the store keeps the row's, which a password change (SetPassword)
+	// may have cleared since this copy was read.
+	WriteMustChange bool
 }
 
 // LockForever is the LockedUntil value of an account locked until an

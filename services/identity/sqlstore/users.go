@@ -266,18 +266,24 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 		if err := s.checkUserUnique(ctx, tx, u, u.ID, oldIDKey.String); err != nil {
 			return err
 		}
-		// The password's time is SetPassword's, and the login gate's
-		// fields only an update that sets them (u.WriteGate) writes: the
-		// row's stand otherwise (u was read before this transaction).
+		// The password's time is SetPassword's, must_change only an update
+		// that sets it (u.WriteMustChange) writes (SetPassword clears it),
+		// and the login gate's fields only an update that sets them
+		// (u.WriteGate): the row's stand otherwise (u was read before this
+		// transaction).
 		set := `UPDATE users SET login_name = ?, display_name = ?, id_type = ?,
 			id_number_enc = ?, id_number_mask = ?, phone_enc = ?, phone_mask = ?, email = ?, org_id = ?,
-			status = ?, feature_code = ?, is_admin = ?, must_change = ?,
+			status = ?, feature_code = ?, is_admin = ?,
 			never_expires = ?, cannot_change = ?, updated_at = ?,
 			password_only = ?, org_path = ?, id_key = ?`
 		args := []any{u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc, u.PhoneMask,
 			u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
-			u.MustChange, u.NeverExpires, u.CannotChange, store.UnixMS(u.UpdatedAt), u.PasswordOnly, orgPath,
+			u.NeverExpires, u.CannotChange, store.UnixMS(u.UpdatedAt), u.PasswordOnly, orgPath,
 			store.NullIfEmpty(u.IDKey)}
+		if u.WriteMustChange {
+			set += `, must_change = ?`
+			args = append(args, u.MustChange)
+		}
 		if u.WriteGate {
 			set += `, failed_count = ?, locked_until = ?, next_attempt_at = ?`
 			args = append(args, u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.NextAttemptAt))

@@ -723,23 +723,25 @@ func testUpdateUser(t *testing.T, f *fixture) {
 	upd.PasswordHash = "must-not-be-written"
 
 	// Without WriteGate the login gate's fields (and the password's time,
-	// SetPassword's) are the row's: the copy was read before.
+	// SetPassword's), without WriteMustChange must_change, are the row's:
+	// the copy was read before.
 	f.expectEvents(1, func() { must(t, f.s.UpdateUser(f.ctx, &upd, f.evs(1))) })
 	got, err := f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
 	want := upd
 	want.PasswordHash, want.PasswordChangedAt = u.PasswordHash, u.PasswordChangedAt
 	want.FailedCount, want.LockedUntil, want.NextAttemptAt = u.FailedCount, u.LockedUntil, u.NextAttemptAt
+	want.MustChange = u.MustChange
 	want.CreatedAt = u.CreatedAt
 	sameUser(t, got, &want)
 
-	// With it (LockUser, UnlockUser) they are written.
-	upd.WriteGate = true
+	// With them (LockUser, UnlockUser; must_change_password) they are written.
+	upd.WriteGate, upd.WriteMustChange = true, true
 	must(t, f.s.UpdateUser(f.ctx, &upd, nil))
 	got, err = f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
 	want = upd
-	want.PasswordHash, want.PasswordChangedAt, want.WriteGate = u.PasswordHash, u.PasswordChangedAt, false
+	want.PasswordHash, want.PasswordChangedAt, want.WriteGate, want.WriteMustChange = u.PasswordHash, u.PasswordChangedAt, false, false
 	want.CreatedAt = u.CreatedAt
 	sameUser(t, got, &want)
 	if !got.Locked(base.AddDate(100, 0, 0)) {
@@ -749,12 +751,12 @@ func testUpdateUser(t *testing.T, f *fixture) {
 	// Clearing fields.
 	clr := *got
 	clr.FeatureCode, clr.OrgID, clr.LockedUntil = "", "", time.Time{}
-	clr.NextAttemptAt, clr.WriteGate = time.Time{}, true
+	clr.NextAttemptAt, clr.WriteGate, clr.WriteMustChange = time.Time{}, true, true
 	clr.IsAdmin, clr.MustChange, clr.NeverExpires, clr.CannotChange, clr.PasswordOnly = false, false, false, false, false
 	must(t, f.s.UpdateUser(f.ctx, &clr, nil))
 	got, err = f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
-	clr.WriteGate = false
+	clr.WriteGate, clr.WriteMustChange = false, false
 	sameUser(t, got, &clr)
 
 	conf := *got
