@@ -85,6 +85,7 @@ func (b *browser) post(u string, form url.Values) (int, string, *url.URL) {
 var (
 	csrfRE    = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 	serviceRE = regexp.MustCompile(`name="service" value="([^"]+)"`)
+	nextRE    = regexp.MustCompile(`name="next" value="([a-z]+)"`)
 	errorRE   = regexp.MustCompile(`<p class="error"[^>]*>([^<]*)</p>`)
 )
 
@@ -98,6 +99,9 @@ func (b *browser) loginForm(casBase, body, login, password string) (int, string,
 	form := url.Values{"username": {login}, "password": {password}, "csrf": {m[1]}}
 	if s := serviceRE.FindStringSubmatch(body); s != nil {
 		form.Set("service", htmlUnescape(s[1]))
+	}
+	if s := nextRE.FindStringSubmatch(body); s != nil {
+		form.Set("next", s[1])
 	}
 	return b.post(casBase+"login", form)
 }

@@ -41,13 +41,17 @@ func TestProfileSelfService(t *testing.T) {
 	idNumber := seedIDNumber(0)
 
 	br := newBrowser(t)
-	if _, _, at := br.get(casBase + "profile"); at.Path != "/cas/login" {
+	// Without a session: the login page, and back to the profile after it.
+	_, body, at := br.get(casBase + "profile")
+	if at.Path != "/cas/login" || at.Query().Get("next") != "profile" {
 		t.Fatalf("profile without a session: at %s", at)
 	}
-	_, body, _ := br.get(casBase + "login")
 	code, body, at := br.loginForm(casBase, body, "pia", f.password)
-	if code != http.StatusOK || at.Path != "/cas/portal" || !strings.Contains(body, `<a href="/cas/profile">My profile</a>`) {
-		t.Fatalf("portal: %d at %s", code, at)
+	if code != http.StatusOK || at.Path != "/cas/profile" || profileFields(body)["login"] != "pia" {
+		t.Fatalf("after the login from the profile: %d at %s", code, at)
+	}
+	if code, body, _ = br.get(casBase + "portal"); code != http.StatusOK || !strings.Contains(body, `<a href="/cas/profile">My profile</a>`) {
+		t.Fatalf("portal: %d", code)
 	}
 	code, body, _ = br.get(casBase + "profile")
 	got := profileFields(body)

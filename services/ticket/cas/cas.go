@@ -179,6 +179,7 @@ type pageData struct {
 	CSRF             string
 	Action           string
 	Service          string
+	Next             string
 	Renew            bool
 	Method           string
 	Username         string
@@ -281,7 +282,15 @@ func truthy(v string) bool { return v == "true" || v == "1" || v == "yes" }
 type loginParams struct {
 	service, method string
 	renew, gateway  bool
+	// next is the page of this server a login without a service lands on
+	// (afterLogin): one of nextPages, else the portal.
+	next string
 }
+
+// nextPages are the pages a login may return to (next=...): those that
+// send a browser without a session to the login page (session). Nothing
+// else is followed: no open redirect.
+var nextPages = map[string]bool{"profile": true}
 
 func paramsOf(v url.Values) loginParams {
 	m := ""
@@ -291,7 +300,21 @@ func paramsOf(v url.Values) loginParams {
 	// With renew, gateway is ignored (CAS 3.0 §2.1.1 recommends it): the
 	// person must sign in.
 	renew := truthy(v.Get("renew"))
-	return loginParams{service: v.Get("service"), method: m, renew: renew, gateway: truthy(v.Get("gateway")) && !renew}
+	p := loginParams{service: v.Get("service"), method: m, renew: renew, gateway: truthy(v.Get("gateway")) && !renew}
+	if n := v.Get("next"); p.service == "" && nextPages[n] {
+		p.next = n
+	}
+	return p
+}
+
+// afterLogin sends a browser signed in without a service on: to the page
+// it came from (p.next), else the portal.
+func (h *Handler) afterLogin(w http.ResponseWriter, r *http.Request, p loginParams) {
+	page := "portal"
+	if p.next != "" {
+		page = p.next
+	}
+	http.Redirect(w, r, h.o.Prefix+page, http.StatusSeeOther)
 }
 
 // match returns the registered service of p.service (nil when there is
@@ -352,7 +375,7 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 			h.sendToService(w, r, tgt, p, rs, false)
 			return
 		case err == nil:
-			http.Redirect(w, r, h.o.Prefix+"portal", http.StatusSeeOther)
+			h.afterLogin(w, r, p)
 			return
 		case status.Code(err) != codes.NotFound && status.Code(err) != codes.InvalidArgument:
 			h.fault(w, r, err)
@@ -369,7 +392,7 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p loginParams, rs *ticketv1.RegisteredService, errMsg, username string, info ...string) {
-	d := pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "login", Service: p.service, Renew: p.renew, Method: p.method,
+	d := pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "login", Service: p.service, Next: p.next, Renew: p.renew, Method: p.method,
 		Error: errMsg, Username: username, CertLogin: h.clientCert(r) != nil}
 	if len(info) > 0 {
 		d.Message = info[0]
@@ -494,7 +517,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	h.setTGC(w, r, cs.GetTgt())
 	if rs == nil {
-		http.Redirect(w, r, h.o.Prefix+"portal", http.StatusSeeOther)
+		h.afterLogin(w, r, p)
 		return
 	}
 	h.sendToService(w, r, cs.GetTgt(), p, rs, true, res.GetPasswordOnly())
@@ -553,7 +576,7 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 	}
 	h.setTGC(w, r, cs.GetTgt())
 	if rs == nil {
-		http.Redirect(w, r, h.o.Prefix+"portal", http.StatusSeeOther)
+		h.afterLogin(w, r, p)
 		return
 	}
 	h.sendToService(w, r, cs.GetTgt(), p, rs, true)

@@ -40,7 +40,12 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request) (string, *tick
 		}
 		h.clearTGC(w, r)
 	}
-	http.Redirect(w, r, h.o.Prefix+"login", http.StatusSeeOther)
+	// Back here after the login, for a page that asks for it (nextPages).
+	to := h.o.Prefix + "login"
+	if page := strings.TrimPrefix(r.URL.Path, h.o.Prefix); nextPages[page] {
+		to += "?next=" + page
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 	return "", nil, false
 }
 

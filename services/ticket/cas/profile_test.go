@@ -126,8 +126,20 @@ func TestProfilePage(t *testing.T) {
 	h := New(Options{Tickets: profTickets{}, SSO: &profSSO{}})
 	for _, tgt := range []string{"", "TGT-gone"} {
 		res, _ := profileCall(h, http.MethodGet, "/cas/profile", tgt, "en", nil)
-		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/cas/login" {
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/cas/login?next=profile" {
 			t.Fatalf("without a session (%q): %d %s", tgt, res.StatusCode, res.Header.Get("Location"))
+		}
+	}
+	// The login page keeps where to return; a signed-in browser returns
+	// there. Only the pages that ask for it: no open redirect.
+	if _, body := profileCall(h, http.MethodGet, "/cas/login?next=profile", "", "en", nil); !strings.Contains(body, `<input type="hidden" name="next" value="profile">`) {
+		t.Errorf("the login page lost next=profile:\n%s", body)
+	}
+	for next, want := range map[string]string{"profile": "/cas/profile", "https://evil.example/": "/cas/portal",
+		"//evil.example": "/cas/portal", "portal": "/cas/portal", "logout": "/cas/portal"} {
+		res, _ := profileCall(h, http.MethodGet, "/cas/login?next="+url.QueryEscape(next), "TGT-live", "en", nil)
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != want {
+			t.Errorf("signed in, next=%s: %d %s, want %s", next, res.StatusCode, res.Header.Get("Location"), want)
 		}
 	}
 	for _, tc := range []struct {
