@@ -304,6 +304,10 @@ func checkIDNumber(t IDType, idNumber string) error {
 		return badField("id_type", "id_type is not a known ID type")
 	case idNumber != "" && t == IDTypeNone:
 		return badField("id_type", "id_type is required with id_number")
+	case idNumber == "" && t != IDTypeNone:
+		// A type without its number identifies nobody (and a passport
+		// "set" so would be taken for checked).
+		return badField("id_number", "id_number is required with id_type (or set id_type to none)")
 	case t == IDTypeResidentID && idNumber != "" && !validResidentID(idNumber):
 		return badField("id_number", "id_number is not a valid 18-character resident ID number")
 	}
