@@ -545,6 +545,12 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 		return nil, rowErr(r.Row, "id_type", ReasonImportBadField, "id_type must be resident_id, passport, military or other")
 	}
 	idNumber := normalIDNumber(t, f["id_number"])
+	if idNumber == "" {
+		// A type without its number (a legacy export's default column)
+		// identifies nobody: the person is imported without a document,
+		// as CreateUser would refuse the type alone.
+		t = IDTypeNone
+	}
 	switch {
 	case idNumber != "" && t == IDTypeNone:
 		return nil, rowErr(r.Row, "id_type", ReasonImportBadField, "id_type is required with id_number")

@@ -220,7 +220,7 @@ func TestImportUsersXLSX(t *testing.T) {
 	p := usersXLSX(t, [][]string{
 		{"登录名", "姓名", "机构编码", "邮箱", "证件类型", "证件号码", "密码哈希", "应用类型", "应用编码", "应用账号"},
 		{"zhangsan", "张三", root, "zs@example.org", "身份证", "11010519491231002X", sshaOcean, "OA", "oa", "z001"}, // 2
-		{"lisi", "李四", root, "", "", "", "", "", "", ""},                                                       // 3
+		{"lisi", "李四", root, "", "护照", "", "", "", "", ""},                                                     // 3 a type, no number
 		{"zhangsan", "张三二", root, "", "", "", "", "", "", ""},                                                  // 4 duplicate login
 		{"wangwu", "王五", "nowhere", "", "", "", "", "", "", ""},                                                // 5 unknown org
 		{"zhaoliu", "赵六", root, "", "resident_id", "110105194912310021", "", "", "", ""},                       // 6 bad check digit
@@ -278,6 +278,11 @@ func TestImportUsersXLSX(t *testing.T) {
 	users, _, err := iw.svc.ListUsers(context.Background(), identity.UserFilter{Query: "李四"}, 0, "")
 	if err != nil || len(users) != 1 {
 		t.Fatalf("imported users are searchable: %v %v", users, err)
+	}
+	// An ID type without its number is no document (CreateUser refuses
+	// the type alone).
+	if users[0].IDType != identity.IDTypeNone || users[0].IDNumberMask != "" {
+		t.Fatalf("a type without a number imported as %v %q", users[0].IDType, users[0].IDNumberMask)
 	}
 }
 
