@@ -480,7 +480,12 @@ func (p *Process) serveHTTP(addr string, h http.Handler, serverTLS *tls.Config) 
 	srv.ErrorLog = log.New(httpErrorLog{p.log.Named("http")}, "", 0)
 	serve := srv.Serve
 	if serverTLS != nil {
-		srv.TLSConfig = serverTLS
+		edge, pool := edgeTLS(serverTLS)
+		if pool != nil {
+			srv.Handler = SecurityHeaders(verifyPeers(h, pool, time.Now, p.log.Named("http")), p.proxies)
+			srv.ConnContext = peerConnContext
+		}
+		srv.TLSConfig = edge
 		serve = func(l net.Listener) error { return srv.ServeTLS(l, "", "") }
 	}
 	p.wg.Add(1)

@@ -553,11 +553,52 @@ func TestCertificateLoginPeopleCA(t *testing.T) {
 	if code != http.StatusUnauthorized || loc != "" || !strings.Contains(page, "did not present a client certificate") {
 		t.Fatalf("certificate of the components' CA posted: %d to %q\n%s", code, loc, page)
 	}
-	// An expired certificate of the people's CA fails the TLS handshake:
-	// the browser shows its own error, no page (operators.md says so).
+	// A certificate the edge does not accept (expired, of a CA it does not
+	// trust) no longer fails the TLS handshake: the login page says why,
+	// offers the password form and no certificate login, and posting the
+	// certificate button gets the same sentence; the password still works
+	// on that connection. The certificate counts as not presented.
 	expired, _, _ := people.issue(t, "Petra expired", false, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
-	if resp, err := browser(&expired).c.Get(casBase + "login?service=" + url.QueryEscape(svc)); err == nil {
-		_ = resp.Body.Close()
-		t.Fatalf("an expired certificate reached the page: %d", resp.StatusCode)
+	stranger := newNamedCertPKI(t, "Some other CA")
+	unknown, _, _ := stranger.issue(t, "Petra stranger", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	if _, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: f.userID, Certificate: expired.Certificate[0]}); err != nil {
+		t.Fatal(err)
+	}
+	expiredLeaf, err := x509.ParseCertificate(expired.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		cert tls.Certificate
+		want string
+	}{
+		"expired":    {expired, "presented a certificate that expired on " + expiredLeaf.NotAfter.UTC().Format("2006-01-02 15:04 UTC")},
+		"unknown CA": {unknown, "not issued by a certificate authority this service trusts"},
+	} {
+		// Presented whatever CAs the server names (a browser whose person
+		// picks it, or a key that is the only one).
+		b := newCertBrowser(t, p, nil)
+		b.c.Transport.(*http.Transport).TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return &tc.cert, nil
+		}
+		code, page, _ := b.do(http.MethodGet, casBase+"login?service="+url.QueryEscape(svc), nil)
+		if code != http.StatusOK || !strings.Contains(page, tc.want) || !strings.Contains(page, "Sign in with your password") ||
+			strings.Contains(page, `id="cert-login"`) || !strings.Contains(page, `name="password"`) {
+			t.Fatalf("%s certificate: %d\n%s", name, code, page)
+		}
+		m := csrfRE.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("%s: no CSRF token:\n%s", name, page)
+		}
+		code, page, loc := b.do(http.MethodPost, casBase+"login", url.Values{"certificate": {"1"}, "csrf": {m[1]}, "service": {svc}})
+		if code != http.StatusUnauthorized || loc != "" || !strings.Contains(page, tc.want) {
+			t.Fatalf("%s certificate posted: %d to %q\n%s", name, code, loc, page)
+		}
+		m = csrfRE.FindStringSubmatch(page)
+		code, _, loc = b.do(http.MethodPost, casBase+"login", url.Values{"username": {"petra"}, "password": {f.password},
+			"csrf": {m[1]}, "service": {svc}})
+		if code != http.StatusFound || !strings.HasPrefix(loc, svc+"?ticket=ST-") {
+			t.Fatalf("%s certificate, password login: %d to %q", name, code, loc)
+		}
 	}
 }

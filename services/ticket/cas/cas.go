@@ -394,8 +394,11 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p loginParams, rs *ticketv1.RegisteredService, errMsg, username string, info ...string) {
 	d := pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "login", Service: p.service, Next: p.next, Renew: p.renew, Method: p.method,
 		Error: errMsg, Username: username, CertLogin: h.clientCert(r) != nil}
+	rejected := h.certRejected(r)
 	if len(info) > 0 {
 		d.Message = info[0]
+	} else if rejected != "" && errMsg == "" {
+		d.Message = rejected + " " + h.texts(r).CertRejPassword
 	}
 	if rs != nil {
 		d.AppName = rs.GetName()
@@ -403,6 +406,9 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 			// A password cannot reach the application's level: the page
 			// offers the certificate, or says one is needed.
 			d.HidePassword = true
+			if rejected != "" && len(info) == 0 && errMsg == "" {
+				d.Message = rejected + " " + h.texts(r).CertRejLevel
+			}
 			if d.Message == "" {
 				d.Message = h.texts(r).LevelStepUp
 				if !d.CertLogin {
@@ -421,9 +427,9 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 const certLevel = 2
 
 // clientCert is the DER of the client certificate the connection of r
-// presented, when this server verified it (the edge asks for one with
-// VerifyClientCertIfGiven, against tls.client_ca_file and
-// tls.people_ca_file) and, with people's CAs configured, it chains to one
+// presented, when this server verified it (the edge asks for one and
+// verifies it against tls.client_ca_file and tls.people_ca_file; see
+// x509cert.VerifiedPeer) and, with people's CAs configured, it chains to one
 // of them and is for client authentication: a certificate of the
 // applications' or components' CAs signs no person in. nil otherwise, also
 // behind a proxy that terminates TLS.
@@ -444,6 +450,25 @@ func (h *Handler) clientCert(r *http.Request) []byte {
 		return nil
 	}
 	return c.Raw
+}
+
+// certRejected says why the certificate the browser presented was not
+// accepted by the edge (x509cert.RejectionFrom); "" when none was refused.
+func (h *Handler) certRejected(r *http.Request) string {
+	rej := x509cert.RejectionFrom(r.Context())
+	if rej == nil {
+		return ""
+	}
+	t := h.texts(r)
+	switch rej.Kind {
+	case x509cert.RejectedExpired:
+		return fmt.Sprintf(t.CertRejExpired, rej.At.UTC().Format("2006-01-02 15:04 UTC"))
+	case x509cert.RejectedNotYetValid:
+		return fmt.Sprintf(t.CertRejNotYet, rej.At.UTC().Format("2006-01-02 15:04 UTC"))
+	case x509cert.RejectedUnknownCA:
+		return t.CertRejUnknownCA
+	}
+	return t.CertRejInvalid
 }
 
 // loginPost is POST /cas/login: the credentials.
@@ -533,7 +558,14 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 	t := h.texts(r)
 	der := h.clientCert(r)
 	if der == nil {
-		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.CertNone, "")
+		msg := t.CertNone
+		if rej := h.certRejected(r); rej != "" {
+			msg = rej + " " + t.CertRejPassword
+			if rs.GetMinAuthLevel() >= certLevel {
+				msg = rej + " " + t.CertRejLevel
+			}
+		}
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, msg, "")
 		return
 	}
 	ctx, cancel := h.ctx(r)

@@ -18,7 +18,14 @@ type texts struct {
 	// certificate login (authentication level 2)
 	CertSignIn, CertOr, CertNone, CertNotRegistered, CertExpired, CertLocked, CertDisabled, CertPasswordOnly string
 	CertOtherPerson, OtherPerson                                                                             string
-	LevelNeedCert, LevelStepUp                                                                               string
+	// A certificate the browser presented and the server did not accept
+	// (x509cert.Rejection): expired (%s: when), not yet valid (%s: from
+	// when), of a CA this server does not trust, or otherwise unusable.
+	CertRejExpired, CertRejNotYet, CertRejUnknownCA, CertRejInvalid string
+	// What to do instead: on a page with the password form, and for an
+	// application that needs level 2.
+	CertRejPassword, CertRejLevel string
+	LevelNeedCert, LevelStepUp    string
 	// My profile
 	ProfileHead, DisplayName, Organisation, IDTypeLabel, IDNumberLabel, PhoneLabel, EmailLabel, NewPhoneLabel   string
 	PasswordChangedLabel, PasswordExpiresLabel, Never, NotRecorded, IDResident, IDPassport, IDMilitary, IDOther string
@@ -77,6 +84,12 @@ var languages = map[string]texts{
 		CertNone:              "Your browser did not present a client certificate. Insert your certificate (USB key) or install it in your browser, then open this page again.",
 		CertNotRegistered:     "This certificate is not registered to any account. Ask your administrator to register it for you.",
 		CertExpired:           "Your certificate has expired or is not valid yet. Ask for a new certificate.",
+		CertRejExpired:        "Your browser presented a certificate that expired on %s, so it cannot sign you in.",
+		CertRejNotYet:         "Your browser presented a certificate that is valid only from %s, so it cannot sign you in yet.",
+		CertRejUnknownCA:      "Your browser presented a certificate that was not issued by a certificate authority this service trusts, so it cannot sign you in (to choose another one, restart the browser).",
+		CertRejInvalid:        "Your browser presented a certificate that cannot be used to sign in.",
+		CertRejPassword:       "Sign in with your password, or ask for a new certificate.",
+		CertRejLevel:          "This application requires signing in with a valid certificate (level 2): ask for a new certificate.",
 		CertLocked:            "Your account is locked. Try again later or ask your administrator.",
 		CertDisabled:          "Your account is disabled. Ask your administrator.",
 		CertPasswordOnly:      "Your account may sign in with its password only, not with a certificate.",
@@ -154,6 +167,12 @@ var languages = map[string]texts{
 		CertNone:              "您的浏览器没有提供客户端证书。请插入您的证书（USB Key）或在浏览器中安装证书，然后重新打开本页。",
 		CertNotRegistered:     "该证书没有登记到任何账号。请联系管理员为您登记。",
 		CertExpired:           "您的证书已过期或尚未生效。请申请新的证书。",
+		CertRejExpired:        "您的浏览器提供的证书已于 %s 过期，无法用于登录。",
+		CertRejNotYet:         "您的浏览器提供的证书自 %s 起才生效，暂时无法用于登录。",
+		CertRejUnknownCA:      "您的浏览器提供的证书不是由本系统信任的证书机构签发的，无法用于登录（如需选择其他证书，请重新启动浏览器）。",
+		CertRejInvalid:        "您的浏览器提供的证书无法用于登录。",
+		CertRejPassword:       "请使用密码登录，或申请新的证书。",
+		CertRejLevel:          "该应用要求使用有效的数字证书（二级）登录：请申请新的证书。",
 		CertLocked:            "您的账号已被锁定。请稍后再试或联系管理员。",
 		CertDisabled:          "您的账号已被停用。请联系管理员。",
 		CertPasswordOnly:      "您的账号只能使用密码登录，不能使用证书登录。",
