@@ -33,7 +33,7 @@ func init() {
 		apierr.Reason{Name: "IP_NOT_ALLOWED", Code: apierr.PermissionDenied,
 			Doc: "The caller's address is not in the application's IP allow-list."},
 		apierr.Reason{Name: "CLIENT_CERT_REQUIRED", Code: apierr.Unauthenticated,
-			Doc: "The application is bound to a client certificate and must call over TLS presenting it."},
+			Doc: "The application is bound to a client certificate and must call over TLS presenting it. Over REST a certificate the edge could not verify (expired, not yet valid, of a CA it does not trust) counts as none (the server log says why); over gRPC such a certificate fails the TLS handshake."},
 		apierr.Reason{Name: "RATE_LIMITED", Code: apierr.ResourceExhausted, Legacy: -6,
 			Doc: "The application's rate limit is exceeded; retry later (REST: Retry-After)."},
 		apierr.Reason{Name: ReasonForeignApp, Code: apierr.PermissionDenied,
