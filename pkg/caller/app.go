@@ -251,15 +251,9 @@ func (a *AppAuthenticator) Authenticate(ctx context.Context, appID, secret strin
 // tell). A signed call of an application without keys is refused
 // (BAD_SIGNATURE): a signature is never ignored. It returns the
 // thumbprint of the key that verified the signature ("" unsigned).
-func (a *AppAuthenticator) AuthenticateSigned(ctx context.Context, appID, secret string, ip netip.Addr, sig *SignedRequest) (*App, string, error) {
-	if sig == nil {
-		sig = &unsignedCall
-	}
-	return a.authenticate(ctx, appID, secret, ip, sig)
+func (a *AppAuthenticator) AuthenticateSigned(ctx context.Context, appID, secret string, ip netip.Addr, sig SignedRequest) (*App, string, error) {
+	return a.authenticate(ctx, appID, secret, ip, &sig)
 }
-
-// unsignedCall is the SignedRequest of an unsigned call (read only).
-var unsignedCall SignedRequest
 
 // authenticate is Authenticate, and with sig (not nil) AuthenticateSigned.
 func (a *AppAuthenticator) authenticate(ctx context.Context, appID, secret string, ip netip.Addr, sig *SignedRequest) (*App, string, error) {
