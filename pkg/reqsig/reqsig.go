@@ -113,11 +113,15 @@ type Key struct {
 	// Thumbprint is the lower case hex SHA-256 of the key's DER
 	// SubjectPublicKeyInfo: what listings show of it.
 	Thumbprint string
-	pub        crypto.PublicKey
+	// PEM is the key as a PEM PUBLIC KEY block (re-encoded: what is
+	// stored and shown).
+	PEM string
+	pub crypto.PublicKey
 }
 
 // ParseKey parses one PEM "PUBLIC KEY" block (surrounding blank space
-// allowed, nothing else) and checks that the key is supported. Its
+// allowed, nothing else), or the DER SubjectPublicKeyInfo itself, and
+// checks that the key is supported. Its
 // refusals are INVALID_ARGUMENT errors with a reason: SIGNING_KEY_INVALID,
 // SIGNING_KEY_WEAK, SIGNING_KEY_UNSUPPORTED.
 func ParseKey(text string) (*Key, error) {
@@ -125,6 +129,9 @@ func ParseKey(text string) (*Key, error) {
 		return nil, apierr.New(apierr.InvalidArgument, ReasonKeyInvalid, "the signing key is longer than "+strconv.Itoa(MaxKeyPEMLen)+" bytes")
 	}
 	b, rest := pem.Decode([]byte(strings.TrimSpace(text)))
+	if b == nil && len(text) > 0 && text[0] == 0x30 { // DER: an ASN.1 SEQUENCE
+		b, rest = &pem.Block{Type: "PUBLIC KEY", Bytes: []byte(text)}, nil
+	}
 	switch {
 	case b == nil:
 		return nil, apierr.New(apierr.InvalidArgument, ReasonKeyInvalid, "the signing key is not PEM: give a -----BEGIN PUBLIC KEY----- block")
@@ -170,6 +177,7 @@ func ParseKey(text string) (*Key, error) {
 	}
 	sum := sha256.Sum256(b.Bytes)
 	k.Thumbprint = hex.EncodeToString(sum[:])
+	k.PEM = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: b.Bytes}))
 	return k, nil
 }
 
