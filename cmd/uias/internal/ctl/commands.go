@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -957,14 +958,23 @@ func appGetCmd() command {
 
 func appUpdateCmd() command {
 	return command{
-		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d]",
+		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--no-signing-keys] [--require-signatures | --no-signatures]",
 		help: "Only the flags given are changed. --allow replaces the whole allow-list;\n" +
 			"--allow-any empties it (calls from any address). Use suspend/activate for the status.\n" +
 			"--client-cert binds the application to its client certificate; --no-client-cert removes the binding.\n" +
 			"--secret-lifetime (0: the server default) recomputes the current secret's expiry from when it was issued:\n" +
-			"a lifetime shorter than the secret's age expires it at once (rotate-secret first).",
+			"a lifetime shorter than the secret's age expires it at once (rotate-secret first).\n" +
+			"--signing-key (repeatable, at most 2) replaces the application's request signing keys with these\n" +
+			"public keys (PEM PUBLIC KEY files); to roll a key over give the old and the new one, later the new one\n" +
+			"alone; --no-signing-keys removes them. --require-signatures makes every AuthService call of the\n" +
+			"application be signed; --no-signatures makes signing optional again (docs/operators.md).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			name := fs.String("name", "", "application `name`")
+			var signingKeyFiles stringList
+			fs.Var(&signingKeyFiles, "signing-key", "request signing public key (PEM `file`); repeatable; replaces the keys")
+			noKeys := fs.Bool("no-signing-keys", false, "remove the request signing keys")
+			requireSig := fs.Bool("require-signatures", false, "every AuthService call must be signed")
+			noSig := fs.Bool("no-signatures", false, "signed requests are no longer required")
 			var allow stringList
 			fs.Var(&allow, "allow", "allowed caller network (`CIDR`); repeatable; replaces the list")
 			allowAny := fs.Bool("allow-any", false, "empty the allow-list: calls from any address")
@@ -1024,8 +1034,28 @@ func appUpdateCmd() command {
 					req.SecretLifetimeSeconds = lifetime.seconds()
 					req.UpdateMask = append(req.UpdateMask, "secret_lifetime_seconds")
 				}
+				switch {
+				case set["signing-key"] && *noKeys:
+					return usagef("--signing-key and --no-signing-keys exclude each other")
+				case set["signing-key"]:
+					keys, err := readSigningKeys(signingKeyFiles)
+					if err != nil {
+						return err
+					}
+					req.SigningKeys = keys
+					req.UpdateMask = append(req.UpdateMask, "signing_keys")
+				case *noKeys:
+					req.UpdateMask = append(req.UpdateMask, "signing_keys")
+				}
+				switch {
+				case *requireSig && *noSig:
+					return usagef("--require-signatures and --no-signatures exclude each other")
+				case *requireSig || *noSig:
+					req.RequireSignedRequests = *requireSig
+					req.UpdateMask = append(req.UpdateMask, "require_signed_requests")
+				}
 				if len(req.UpdateMask) == 0 {
-					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime")
+					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures")
 				}
 				return sessionCall(a, func(s *session) (*identityv1.App, error) { return s.client.UpdateApp(s.ctx, req) }, appTable)
 			}
@@ -1152,6 +1182,27 @@ func linkDeleteCmd() command {
 	return deleteCmd("account link", "", func(s *session, id string) (proto.Message, error) {
 		return s.client.DeleteAccountLink(s.ctx, &identityv1.DeleteAccountLinkRequest{Id: id})
 	})
+}
+
+// readSigningKeys reads request signing public keys from PEM files. A
+// private key is refused here, before anything is sent: the server never
+// holds it.
+func readSigningKeys(files []string) ([][]byte, error) {
+	if len(files) > 2 {
+		return nil, usagef("at most 2 --signing-key (the key being rolled over and its successor)")
+	}
+	var keys [][]byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, usagef("--signing-key: %v", err)
+		}
+		if bytes.Contains(b, []byte("PRIVATE KEY")) {
+			return nil, usagef("--signing-key %s holds a private key: give the public key (openssl pkey -in KEY -pubout), and keep the private key with the application", f)
+		}
+		keys = append(keys, b)
+	}
+	return keys, nil
 }
 
 // certFlag is --client-cert FILE / --client-cert-sha256 HEX.
