@@ -10,11 +10,14 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -250,9 +253,117 @@ func TestSignedRequestsMonolith(t *testing.T) {
 		t.Fatalf("REST replay: %d %s", res.StatusCode, rb)
 	}
 
+	// The Go example of docs/integrators.md, compiled on its own, signs
+	// REST calls that pass, with every kind of key.
+	snippet := buildSigningSnippet(t)
+	runSnippet := func(priv crypto.Signer) string {
+		der, err := x509.MarshalPKCS8PrivateKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, "snippet-key.pem")
+		if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(snippet)
+		cmd.Env = []string{"URL=http://" + a.HTTPAddr() + "/v1/authenticate?trace=1", "APP_ID=" + appID, "APP_SECRET=" + secret,
+			"KEY_FILE=" + f, "BODY=" + js}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("snippet: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	for _, k := range []crypto.Signer{ed, rk} {
+		if got := runSnippet(k); !strings.HasPrefix(got, "200 ") {
+			t.Fatalf("the documented snippet with %T: %s", k, got)
+		}
+	}
+	h.mustRun("app", "update", appID, "--signing-key", keyFile("a", p256), "--signing-key", keyFile("b", p384))
+	for _, k := range []crypto.Signer{p256, p384} {
+		if got := runSnippet(k); !strings.HasPrefix(got, "200 ") {
+			t.Fatalf("the documented snippet with %T: %s", k, got)
+		}
+	}
+	if got := runSnippet(ed); !strings.Contains(got, "BAD_SIGNATURE") {
+		t.Fatalf("the documented snippet with an unregistered key: %s", got)
+	}
+
 	// Not required any more: unsigned passes again.
 	h.mustRun("app", "update", appID, "--no-signatures")
 	if _, err := authn.Authenticate(creds(), req); err != nil {
 		t.Fatalf("unsigned after --no-signatures: %v", err)
 	}
+}
+
+// buildSigningSnippet compiles the signing example of docs/integrators.md
+// with a main that sends one signed REST call and prints the status and
+// body.
+func buildSigningSnippet(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "docs", "integrators.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "<!-- request-sign:begin -->")
+	snippet, _, ok2 := strings.Cut(rest, "<!-- request-sign:end -->")
+	if !ok || !ok2 {
+		t.Fatal("docs/integrators.md has no request-sign snippet")
+	}
+	snippet = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(snippet), "```go"), "```")
+	dir := t.TempDir()
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("sign.go", snippet)
+	write("go.mod", "module signsnippet\n\ngo 1.22\n")
+	write("main.go", `package main
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+)
+
+func main() {
+	b, _ := os.ReadFile(os.Getenv("KEY_FILE"))
+	blk, _ := pem.Decode(b)
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		fmt.Println("key:", err)
+		os.Exit(1)
+	}
+	body := []byte(os.Getenv("BODY"))
+	r, _ := http.NewRequest(http.MethodPost, os.Getenv("URL"), bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("X-Uias-App-Id", os.Getenv("APP_ID"))
+	r.Header.Set("X-Uias-App-Secret", os.Getenv("APP_SECRET"))
+	if err := SignUIASRequest(r, body, os.Getenv("APP_ID"), k.(crypto.Signer)); err != nil {
+		fmt.Println("sign:", err)
+		os.Exit(1)
+	}
+	res, err := http.DefaultClient.Do(r)
+	if err != nil {
+		fmt.Println("call:", err)
+		os.Exit(1)
+	}
+	out, _ := io.ReadAll(res.Body)
+	fmt.Println(res.StatusCode, string(out))
+}
+`)
+	bin := filepath.Join(dir, "sign")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("the documented snippet does not compile: %v\n%s", err, out)
+	}
+	return bin
 }
