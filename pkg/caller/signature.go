@@ -56,6 +56,9 @@ type SignedRequest struct {
 	// (the protobuf message as received, or the HTTP body the edge
 	// received); "" when the transport could not know them.
 	BodySHA256 string
+	// Untrusted: the call came from a REST edge whose account of the HTTP
+	// request this server does not believe (no shared internal key).
+	Untrusted bool
 }
 
 // Signed reports whether the call came with a signature.
@@ -115,6 +118,11 @@ func (a *AppAuthenticator) checkSignature(app *App, sig *SignedRequest, now time
 	raw, ok := reqsig.DecodeSignature(sig.Signature)
 	if !ok {
 		return "", apierr.New(apierr.Unauthenticated, ReasonBadSignature, "the signature is not base64")
+	}
+	if sig.Untrusted {
+		return "", apierr.New(apierr.Unauthenticated, ReasonBadSignature,
+			"the signed REST request came through an edge this service does not trust, so what was signed is unknown: "+
+				"the gateway and identity need the same internal key (internal_key_file)")
 	}
 	if sig.BodySHA256 == "" || sig.Target == "" {
 		return "", apierr.New(apierr.Unauthenticated, ReasonBadSignature,
