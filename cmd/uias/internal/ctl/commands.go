@@ -863,11 +863,13 @@ func groupMemberCmd(add bool) command {
 
 func appCreateCmd() command {
 	return command{
-		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d]",
+		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--require-signatures]",
 		help: "Prints the new App_ID and App_Secret. The secret is shown only once.\n" +
 			"--client-cert binds the application to its client certificate (App_ID + certificate):\n" +
 			"its calls must then come over TLS with that certificate.\n" +
-			"--secret-lifetime is how long each of its secrets is valid (0: the server default, identity.app_secret_lifetime).",
+			"--secret-lifetime is how long each of its secrets is valid (0: the server default, identity.app_secret_lifetime).\n" +
+			"--signing-key registers a request signing public key (PEM file; at most 2); --require-signatures\n" +
+			"makes every AuthService call of the application be signed (docs/operators.md, Signed requests).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			typ := fs.String("type", "", "application `type`")
 			code := fs.String("code", "", "application `code`")
@@ -879,8 +881,15 @@ func appCreateCmd() command {
 			cert := certFlags(fs)
 			var lifetime days
 			fs.Var(&lifetime, "secret-lifetime", "how long each App_Secret is valid (`DURATION`: 90d, 720h; 0: the server default)")
+			var signingKeyFiles stringList
+			fs.Var(&signingKeyFiles, "signing-key", "request signing public key (PEM `file`); repeatable")
+			requireSig := fs.Bool("require-signatures", false, "every AuthService call must be signed")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
+					return err
+				}
+				keys, err := readSigningKeys(signingKeyFiles)
+				if err != nil {
 					return err
 				}
 				if err := required("type", *typ, "code", *code, "name", *name); err != nil {
@@ -901,7 +910,8 @@ func appCreateCmd() command {
 					return usagef("--burst must be between 0 and %d", math.MaxInt32)
 				}
 				req := &identityv1.CreateAppRequest{AppType: *typ, AppCode: *code, Name: *name, IpAllowList: cidrs,
-					RateLimit: *rate, RateBurst: int32(*burst), ClientCertSha256: fp, SecretLifetimeSeconds: lifetime.seconds()}
+					RateLimit: *rate, RateBurst: int32(*burst), ClientCertSha256: fp, SecretLifetimeSeconds: lifetime.seconds(),
+					SigningKeys: keys, RequireSignedRequests: *requireSig}
 				return sessionCall(a, func(s *session) (*identityv1.CreateAppResponse, error) { return s.client.CreateApp(s.ctx, req) }, secretTable)
 			}
 		},

@@ -317,6 +317,8 @@ func secretTable(tw *tabwriter.Writer, r *identityv1.CreateAppResponse) {
 		"App_ID", r.GetApp().GetId(),
 		"App_Secret", r.GetAppSecret(),
 		"Secret expires", secretExpiry(r.GetApp().GetSecretExpireTime(), time.Now()),
+		"Signing keys", signingKeys(r.GetApp().GetSigningKeys()),
+		"Signed requests", signedRequests(r.GetApp()),
 	)
 	fmt.Fprintln(tw, "The App_Secret is shown only once: store it securely now; it cannot be retrieved later (use rotate-secret if it is lost).")
 }

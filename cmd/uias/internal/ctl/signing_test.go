@@ -294,6 +294,21 @@ func TestSignedRequestsMonolith(t *testing.T) {
 	if _, err := authn.Authenticate(creds(), req); err != nil {
 		t.Fatalf("unsigned after --no-signatures: %v", err)
 	}
+	out = h.mustRun("app", "update", appID, "--no-signing-keys")
+	if !strings.Contains(out, "Signing keys") || !strings.Contains(out, "none") || !strings.Contains(out, "not used") {
+		t.Fatalf("--no-signing-keys:\n%s", out)
+	}
+
+	// An application created with its key and the requirement.
+	out = h.mustRun("app", "create", "--type", "OA", "--code", "signed-from-start", "--name", "Signed", "--signing-key", keyFile("p384", p384),
+		"--require-signatures")
+	if !strings.Contains(out, reqsig.AlgECDSAP384) || !strings.Contains(out, "required") {
+		t.Fatalf("app create --signing-key --require-signatures:\n%s", out)
+	}
+	if code, _, errs := h.run("app", "create", "--type", "OA", "--code", "nokey", "--name", "No key", "--require-signatures"); code == 0 ||
+		!strings.Contains(errs, "without a signing key") {
+		t.Fatalf("app create --require-signatures without a key: exit %d %s", code, errs)
+	}
 }
 
 // buildSigningSnippet compiles the signing example of docs/integrators.md
