@@ -272,32 +272,46 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 	})
 }
 
+// maxSignedBody is the largest body of a signed request (held in memory
+// to be hashed before the call).
+const maxSignedBody = 1 << 20
+
 // signedRequest reads r2's body (within its limit) to hash it, puts it
 // back, and sets r2's origin's HTTPRequest: the method, the request target
 // as received (r.RequestURI) and the body's SHA-256 (pkg/reqsig). A body
 // over the limit is answered here; false: the request was answered.
 func signedRequest(w http.ResponseWriter, r, r2 *http.Request, st *requestState) bool {
+	refuse := func(s *status.Status) bool {
+		writeStatusJSON(w, apierr.HTTPStatus(s), s)
+		return false
+	}
+	target := r.RequestURI
+	if target == "" {
+		target = r.URL.RequestURI()
+	}
+	for i := 0; i < len(target); i++ {
+		if target[i] <= ' ' || target[i] > '~' {
+			return refuse(status.Convert(apierr.ToStatus(apierr.New(apierr.InvalidArgument, "BAD_REQUEST",
+				"a signed request's target must be printable ASCII (percent-encode the rest)"))))
+		}
+	}
 	var body []byte
 	if r2.Body != nil && r2.Body != http.NoBody {
-		b, err := io.ReadAll(r2.Body)
-		if err != nil {
-			if st.bodyTooLarge {
-				s := tooLargeStatus(st.limit)
-				writeStatusJSON(w, apierr.HTTPStatus(s), s)
-				return false
-			}
-			s := status.Convert(apierr.ToStatus(apierr.New(apierr.InvalidArgument, "BAD_REQUEST", "the request body could not be read")))
-			writeStatusJSON(w, apierr.HTTPStatus(s), s)
-			return false
+		// The body is held to be hashed before the call: a signed one is
+		// at most maxSignedBody, whatever the route's limit (imports).
+		b, err := io.ReadAll(io.LimitReader(r2.Body, min(st.limit, maxSignedBody)+1))
+		switch {
+		case err != nil && st.bodyTooLarge:
+			return refuse(tooLargeStatus(st.limit))
+		case err != nil:
+			return refuse(status.Convert(apierr.ToStatus(apierr.New(apierr.InvalidArgument, "BAD_REQUEST", "the request body could not be read"))))
+		case int64(len(b)) > min(st.limit, maxSignedBody):
+			return refuse(tooLargeStatus(min(st.limit, maxSignedBody)))
 		}
 		body = b
 		r2.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	sum := sha256.Sum256(body)
-	target := r.RequestURI
-	if target == "" {
-		target = r.URL.RequestURI()
-	}
 	o := grpcx.OriginFrom(r2.Context())
 	o.HTTPRequest = reqsig.HTTPTarget(r.Method, target) + " " + hex.EncodeToString(sum[:])
 	*r2 = *r2.WithContext(grpcx.WithOrigin(r2.Context(), o))
