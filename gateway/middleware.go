@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/grpcx"
+	"github.com/uias/uias/pkg/reqsig"
 	"github.com/uias/uias/pkg/x509cert"
 )
 
@@ -30,6 +34,11 @@ var (
 	headerAppID     = http.CanonicalHeaderKey(grpcx.MetadataAppID)     // X-Uias-App-Id
 	headerAppSecret = http.CanonicalHeaderKey(grpcx.MetadataAppSecret) // X-Uias-App-Secret
 	headerRequestID = http.CanonicalHeaderKey(grpcx.MetadataRequestID) // X-Request-Id
+	// A signed request's values (pkg/reqsig): forwarded as they are; what
+	// they sign, the HTTP request, the edge hashes (signedRequest).
+	headerTimestamp = http.CanonicalHeaderKey(grpcx.MetadataTimestamp) // X-Uias-Timestamp
+	headerNonce     = http.CanonicalHeaderKey(grpcx.MetadataNonce)     // X-Uias-Nonce
+	headerSignature = http.CanonicalHeaderKey(grpcx.MetadataSignature) // X-Uias-Signature
 )
 
 // requestState travels in the request context from the outer middleware to
@@ -192,6 +201,7 @@ func routeMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
 var forwardedRequestHeaders = []string{
 	"Accept", "Content-Type",
 	"Authorization", headerAppID, headerAppSecret,
+	headerTimestamp, headerNonce, headerSignature,
 }
 
 // apiHandler sanitises the request (headers, client address, body limit)
@@ -251,8 +261,61 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 		if r.Body != nil && r.Body != http.NoBody {
 			r2.Body = &limitedBody{rc: http.MaxBytesReader(w, r.Body, limit), st: st}
 		}
+		if r.Header.Get(headerSignature) != "" {
+			// A signed request: the service verifies the signature over
+			// the HTTP request as received here, which the origin asserts.
+			if !signedRequest(w, r, r2, st) {
+				return
+			}
+		}
 		gw.ServeHTTP(w, r2)
 	})
+}
+
+// maxSignedBody is the largest body of a signed request (held in memory
+// to be hashed before the call).
+const maxSignedBody = 1 << 20
+
+// signedRequest reads r2's body (within its limit) to hash it, puts it
+// back, and sets r2's origin's HTTPRequest: the method, the request target
+// as received (r.RequestURI) and the body's SHA-256 (pkg/reqsig). A body
+// over the limit is answered here; false: the request was answered.
+func signedRequest(w http.ResponseWriter, r, r2 *http.Request, st *requestState) bool {
+	refuse := func(s *status.Status) bool {
+		writeStatusJSON(w, apierr.HTTPStatus(s), s)
+		return false
+	}
+	target := r.RequestURI
+	if target == "" {
+		target = r.URL.RequestURI()
+	}
+	for i := 0; i < len(target); i++ {
+		if target[i] <= ' ' || target[i] > '~' {
+			return refuse(status.Convert(apierr.ToStatus(apierr.New(apierr.InvalidArgument, "BAD_REQUEST",
+				"a signed request's target must be printable ASCII (percent-encode the rest)"))))
+		}
+	}
+	var body []byte
+	if r2.Body != nil && r2.Body != http.NoBody {
+		// The body is held to be hashed before the call: a signed one is
+		// at most maxSignedBody, whatever the route's limit (imports).
+		b, err := io.ReadAll(io.LimitReader(r2.Body, min(st.limit, maxSignedBody)+1))
+		switch {
+		case err != nil && st.bodyTooLarge:
+			return refuse(tooLargeStatus(st.limit))
+		case err != nil:
+			return refuse(status.Convert(apierr.ToStatus(apierr.New(apierr.InvalidArgument, "BAD_REQUEST", "the request body could not be read"))))
+		case int64(len(b)) > min(st.limit, maxSignedBody):
+			return refuse(tooLargeStatus(min(st.limit, maxSignedBody)))
+		}
+		body = b
+		r2.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	sum := sha256.Sum256(body)
+	o := grpcx.OriginFrom(r2.Context())
+	o.HTTPRequest = reqsig.HTTPTarget(r.Method, target) + " " + hex.EncodeToString(sum[:])
+	*r2 = *r2.WithContext(grpcx.WithOrigin(r2.Context(), o))
+	return true
 }
 
 // limitedBody notes in the request state when the body limit was hit, so the
@@ -282,6 +345,12 @@ func incomingHeaderMatcher(key string) (string, bool) {
 		return grpcx.MetadataAppID, true
 	case headerAppSecret:
 		return grpcx.MetadataAppSecret, true
+	case headerTimestamp:
+		return grpcx.MetadataTimestamp, true
+	case headerNonce:
+		return grpcx.MetadataNonce, true
+	case headerSignature:
+		return grpcx.MetadataSignature, true
 	}
 	return "", false
 }

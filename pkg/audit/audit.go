@@ -182,6 +182,11 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []eve
 		detail = append(detail, events.DetailField{Key: Text(f.Key), Value: Text(f.Value)})
 	}
 	detail = append(detail, a.Own...)
+	if c.SignedKey != "" {
+		// A signed call (caller.AuthenticateSigned): which key verified
+		// it (its thumbprint's first 16 hex digits).
+		detail = append(detail, events.DetailField{Key: "signed_key", Value: c.SignedKey[:min(16, len(c.SignedKey))]})
+	}
 	// Subjects and details may hold what a caller sent (a login name, a
 	// claimed App_ID): capped and escaped (Text), so a caller can neither
 	// forge lines nor grow the log.

@@ -93,3 +93,20 @@ func TestCallerDenied(t *testing.T) {
 		t.Fatalf("caller.denied record: subject %q %+v", ev.Subject, rec)
 	}
 }
+
+// A signed call's records name the key that verified it; an unsigned
+// call's have no such detail.
+func TestEventRecordsTheSigningKey(t *testing.T) {
+	b := audit.NewBuilder("identity", nil)
+	thumb := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	signed := caller.With(context.Background(), &caller.Caller{App: &caller.App{ID: "app-7"}, SignedKey: thumb})
+	rec, _ := decode(t, b.Event(signed, audit.Action{API: "authenticate", Result: audit.ResultSuccess, Start: time.Now()}))
+	if rec.Detail["signed_key"] != thumb[:16] {
+		t.Fatalf("signed call: detail %v", rec.Detail)
+	}
+	unsigned := caller.With(context.Background(), &caller.Caller{App: &caller.App{ID: "app-7"}})
+	rec, _ = decode(t, b.Event(unsigned, audit.Action{API: "authenticate", Result: audit.ResultSuccess, Start: time.Now()}))
+	if _, ok := rec.Detail["signed_key"]; ok {
+		t.Fatalf("unsigned call: detail %v", rec.Detail)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/cache"
 	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/reqsig"
 )
 
 // Limits on presented credentials: longer ones are refused before any
@@ -103,6 +104,11 @@ type App struct {
 	// certificate (App_ID + certificate): calls must come with the verified
 	// client certificate of this fingerprint (Caller.ClientCert).
 	ClientCertSHA256 string
+	// SigningKeys are the application's request signing keys (at most
+	// reqsig.MaxKeys); RequireSignatures: every call must be signed (with
+	// one of them).
+	SigningKeys       []*reqsig.Key
+	RequireSignatures bool
 }
 
 // CertMatches reports whether a call with the client certificate of
@@ -182,6 +188,10 @@ type AuthOptions struct {
 	// Denied, when set, is told of every refused caller (to audit it)
 	// before the refusal is returned; it should not block for long.
 	Denied func(ctx context.Context, appID string, err *apierr.Error, start time.Time)
+	// Nonces remembers the nonces of signed calls (default: a
+	// MemoryNonces of this process; give a shared one, natsnonce, where
+	// several replicas serve).
+	Nonces NonceStore
 }
 
 // AppAuthenticator authenticates application callers. Its rate limits
@@ -192,6 +202,7 @@ type AppAuthenticator struct {
 	limiter *RateLimiter
 	now     func() time.Time
 	denied  func(ctx context.Context, appID string, err *apierr.Error, start time.Time)
+	nonces  NonceStore
 }
 
 // NewAppAuthenticator returns an authenticator over o.Apps.
@@ -205,8 +216,11 @@ func NewAppAuthenticator(o AuthOptions) (*AppAuthenticator, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Nonces == nil {
+		o.Nonces = NewMemoryNonces(o.Now)
+	}
 	return &AppAuthenticator{apps: o.Apps, cache: cache.NewTTL[*App](o.CacheTTL, o.CacheMax),
-		limiter: NewRateLimiter(), now: o.Now, denied: o.Denied}, nil
+		limiter: NewRateLimiter(), now: o.Now, denied: o.Denied, nonces: o.Nonces}, nil
 }
 
 // Authenticate checks an application caller: App_ID + App_Secret, status,
@@ -217,20 +231,45 @@ func NewAppAuthenticator(o AuthOptions) (*AppAuthenticator, error) {
 // expired: told only after it was verified and the caller passed the
 // checks above) or ErrRateLimited (and are told to Denied); a failed
 // lookup returns the source's error.
+//
+// It checks no request signature: it is for interfaces that take none
+// (a component verifying its own caller's credentials with identity).
+// AuthenticateSigned is for those that do.
 func (a *AppAuthenticator) Authenticate(ctx context.Context, appID, secret string, ip netip.Addr) (*App, error) {
+	app, _, err := a.authenticate(ctx, appID, secret, ip, nil)
+	return app, err
+}
+
+// AuthenticateSigned is Authenticate for an interface that takes signed
+// requests: after the checks of Authenticate but the rate limit, the
+// application's signature policy applies to sig (the zero value: an
+// unsigned call). An application that requires signatures is refused an
+// unsigned call (SIGNATURE_REQUIRED); a signature is verified with any of
+// its keys (BAD_SIGNATURE), its timestamp must be within reqsig.MaxSkew
+// (STALE_SIGNATURE) and, after the rate limit, its nonce new
+// (REPLAYED_REQUEST; REPLAY_CHECK_UNAVAILABLE when the nonce store cannot
+// tell). A signed call of an application without keys is refused
+// (BAD_SIGNATURE): a signature is never ignored. It returns the
+// thumbprint of the key that verified the signature ("" unsigned).
+func (a *AppAuthenticator) AuthenticateSigned(ctx context.Context, appID, secret string, ip netip.Addr, sig SignedRequest) (*App, string, error) {
+	return a.authenticate(ctx, appID, secret, ip, &sig)
+}
+
+// authenticate is Authenticate, and with sig (not nil) AuthenticateSigned.
+func (a *AppAuthenticator) authenticate(ctx context.Context, appID, secret string, ip netip.Addr, sig *SignedRequest) (*App, string, error) {
 	start := a.now()
 	now := start
 	if appID == "" || secret == "" || len(appID) > MaxAppIDLen || len(secret) > MaxSecretLen {
-		return nil, a.refuse(ctx, appID, ErrBadAppCredentials, start)
+		return nil, "", a.refuse(ctx, appID, ErrBadAppCredentials, start)
 	}
 	app, ok := a.cache.Get(appID, now)
 	if !ok {
 		got, err := a.apps.CallerApp(ctx, appID)
 		switch {
 		case errors.Is(err, ErrUnknownApp), err == nil && got == nil:
-			return nil, a.refuse(ctx, appID, ErrBadAppCredentials, start)
+			return nil, "", a.refuse(ctx, appID, ErrBadAppCredentials, start)
 		case err != nil:
-			return nil, err
+			return nil, "", err
 		}
 		app = got
 		a.cache.Put(appID, app, now)
@@ -240,24 +279,37 @@ func (a *AppAuthenticator) Authenticate(ctx context.Context, appID, secret strin
 	// that it was right only from where the application may call.
 	expired := app.CheckSecret(secret, now)
 	if expired != nil && expired.Reason != ReasonAppSecretExpired && expired.Reason != ReasonAppSecretReplaced {
-		return nil, a.refuse(ctx, appID, expired, start)
+		return nil, "", a.refuse(ctx, appID, expired, start)
 	}
 	if !app.Active {
-		return nil, a.refuse(ctx, appID, ErrAppSuspended, start)
+		return nil, "", a.refuse(ctx, appID, ErrAppSuspended, start)
 	}
 	if !app.CertMatches(From(ctx).ClientCert) {
-		return nil, a.refuse(ctx, appID, ErrClientCert, start)
+		return nil, "", a.refuse(ctx, appID, ErrClientCert, start)
 	}
 	if !app.AllowsIP(ip) {
-		return nil, a.refuse(ctx, appID, ErrIPNotAllowed, start)
+		return nil, "", a.refuse(ctx, appID, ErrIPNotAllowed, start)
 	}
 	if expired != nil {
-		return nil, a.refuse(ctx, appID, expired, start)
+		return nil, "", a.refuse(ctx, appID, expired, start)
+	}
+	var key string
+	if sig != nil && (sig.Signed() || app.RequireSignatures) {
+		var serr *apierr.Error
+		if key, serr = a.checkSignature(app, sig, now); serr != nil {
+			return nil, "", a.refuse(ctx, appID, serr, start)
+		}
 	}
 	if !a.limiter.Allow(app.ID, app.RateLimit, app.RateBurst, now) {
-		return nil, a.refuse(ctx, appID, ErrRateLimited, start)
+		return nil, "", a.refuse(ctx, appID, ErrRateLimited, start)
 	}
-	return app, nil
+	if key != "" {
+		// Last: only a call that is otherwise accepted spends its nonce.
+		if nerr := a.checkNonce(ctx, app.ID, sig.Nonce); nerr != nil {
+			return nil, "", a.refuse(ctx, appID, nerr, start)
+		}
+	}
+	return app, key, nil
 }
 
 func (a *AppAuthenticator) refuse(ctx context.Context, appID string, err *apierr.Error, start time.Time) error {

@@ -27,6 +27,10 @@ type Caller struct {
 	// the verified client certificate the call came with ("" if none; see
 	// grpcx.ClientCertSHA256).
 	ClientCert string
+	// SignedKey is the thumbprint of the application signing key that
+	// verified the call's request signature ("" for an unsigned call; see
+	// AppAuthenticator.AuthenticateSigned). Audit records say so.
+	SignedKey string
 }
 
 type key struct{}

@@ -55,7 +55,14 @@ func newRequestCodec() requestCodec {
 
 // Unmarshal decodes data into v. When that fails and v is a proto message,
 // v is reset and marked undecodable, and nil is returned.
+//
+// For a signed call (SignedBodies), v is a digestTarget: the bytes are
+// hashed first, then decoded into its message.
 func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if t, ok := v.(digestTarget); ok {
+		t.d.sum = hashBuffers(data)
+		v = t.msg
+	}
 	err := c.CodecV2.Unmarshal(data, v)
 	if err == nil {
 		return nil

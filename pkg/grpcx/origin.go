@@ -47,6 +47,12 @@ type Origin struct {
 	// the client certificate the original client presented and the server
 	// that terminated its TLS verified; "" if none.
 	ClientCert string
+	// HTTPRequest is, for a call the REST edge made of an HTTP request
+	// that carries a request signature, that request as signed: "<HTTP
+	// method> <request target> <hex SHA-256 of the body>"
+	// (MetadataHTTPRequest). It is not passed on to the calls made while
+	// serving the call.
+	HTTPRequest string
 }
 
 // ClientCertSHA256 returns the fingerprint of the verified client
@@ -105,6 +111,9 @@ func originSig(key []byte, requestID string, o Origin, nested bool) string {
 	if nested {
 		parts = append(parts, MetadataNested)
 	}
+	if o.HTTPRequest != "" { // signed only when set: origins without it sign as before
+		parts = append(parts, MetadataHTTPRequest, o.HTTPRequest)
+	}
 	for _, s := range parts {
 		m.Write([]byte(s))
 		m.Write([]byte{0})
@@ -138,7 +147,11 @@ func originMD(ctx context.Context, key []byte) metadata.MD {
 		delete(md, MetadataNested)
 	}
 	o := OriginFrom(ctx)
-	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" && o.ClientCert == "" {
+	if nested {
+		o.HTTPRequest = "" // the edge's request is the outer call's
+	}
+	delete(md, MetadataHTTPRequest)
+	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" && o.ClientCert == "" && o.HTTPRequest == "" {
 		return md
 	}
 	if o.ClientIP.IsValid() {
@@ -147,6 +160,7 @@ func originMD(ctx context.Context, key []byte) metadata.MD {
 	setOrDelete(md, MetadataOriginApp, o.App)
 	setOrDelete(md, MetadataOriginPrincipal, o.Principal)
 	setOrDelete(md, MetadataClientCert, o.ClientCert)
+	setOrDelete(md, MetadataHTTPRequest, o.HTTPRequest)
 	delete(md, MetadataOriginSig)
 	if key != nil {
 		md[MetadataOriginSig] = []string{originSig(key, firstValue(md, MetadataRequestID), o, nested)}
@@ -200,7 +214,8 @@ func originOf(ctx context.Context, md metadata.MD, key []byte) (Origin, bool) {
 	}
 	o.App, o.Principal = first(MetadataOriginApp), first(MetadataOriginPrincipal)
 	o.ClientCert = first(MetadataClientCert)
-	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" && o.ClientCert == "" {
+	o.HTTPRequest = first(MetadataHTTPRequest)
+	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" && o.ClientCert == "" && o.HTTPRequest == "" {
 		return Origin{}, false
 	}
 	if InProcess(ctx) {

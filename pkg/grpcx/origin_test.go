@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/credentials"
@@ -117,5 +118,34 @@ func TestFromComponent(t *testing.T) {
 		if got := FromComponent(c.withOrigin(tc.ctx)); got != tc.want {
 			t.Errorf("%s: FromComponent = %v, want %v", name, got, tc.want)
 		}
+	}
+}
+
+// The edge's account of a signed HTTP request travels in the origin: signed
+// with the internal key (any change breaks it), never passed on to nested
+// calls.
+func TestOriginHTTPRequest(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	o := Origin{ClientIP: netip.MustParseAddr("192.0.2.7"), HTTPRequest: "POST /v1/auth/authenticate " + strings.Repeat("ab", 32)}
+	ctx := WithOrigin(WithRequestID(context.Background(), "rid-1"), o)
+	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
+	if got, ok := incomingOrigin(serverSide(outgoingOrigin(ctx, key), tcp), key); !ok || got != o {
+		t.Fatalf("signed origin: %+v %v", got, ok)
+	}
+	signed, _ := metadata.FromOutgoingContext(outgoingOrigin(ctx, key))
+	md := signed.Copy()
+	md.Set(MetadataHTTPRequest, "POST /v1/auth/authenticate "+strings.Repeat("cd", 32))
+	if got, ok := incomingOrigin(peer.NewContext(metadata.NewIncomingContext(context.Background(), md), &peer.Peer{Addr: tcp}), key); ok {
+		t.Fatalf("altered HTTP request believed: %+v", got)
+	}
+	// A client's own x-uias-http-request over the network is not believed.
+	forged := metadata.NewIncomingContext(context.Background(), metadata.Pairs(MetadataHTTPRequest, o.HTTPRequest))
+	if got, ok := incomingOrigin(peer.NewContext(forged, &peer.Peer{Addr: tcp}), key); ok {
+		t.Fatalf("forged HTTP request believed: %+v", got)
+	}
+	// Nested calls do not carry it.
+	nested := context.WithValue(ctx, servingKey{}, &callState{})
+	if md, _ := metadata.FromOutgoingContext(outgoingOrigin(nested, key)); len(md.Get(MetadataHTTPRequest)) != 0 {
+		t.Fatalf("nested call carries the HTTP request: %v", md)
 	}
 }

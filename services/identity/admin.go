@@ -933,6 +933,10 @@ type NewApp struct {
 	// SecretLifetime is the app's own secret lifetime (zero: the server
 	// default; see secretlife.go).
 	SecretLifetime time.Duration
+	// SigningKeys are request signing public keys (PEM or DER; signing.go);
+	// RequireSignatures needs one.
+	SigningKeys       [][]byte
+	RequireSignatures bool
 }
 
 // certFingerprint normalizes a SHA-256 certificate fingerprint as tools
@@ -990,11 +994,18 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	if err := checkSecretLifetime("secret_lifetime_seconds", n.SecretLifetime); err != nil {
 		return nil, "", err
 	}
+	keys, err := signingKeys(n.SigningKeys, nil, start)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := checkSignaturePolicy(n.RequireSignatures, keys); err != nil {
+		return nil, "", err
+	}
 	secret := crypto.RandomToken(32)
 	a := &App{ID: ids.New(), Type: n.Type, Code: n.Code, Name: n.Name, Status: AppActive,
 		IPAllowList: append([]string{}, n.IPAllowList...), RateLimit: n.RateLimit, RateBurst: n.RateBurst,
 		SecretHash: crypto.HashToken(secret), SecretLifetime: n.SecretLifetime, ClientCertSHA256: fp,
-		CreatedAt: start, UpdatedAt: start}
+		SigningKeys: keys, RequireSignatures: n.RequireSignatures, CreatedAt: start, UpdatedAt: start}
 	s.issueSecret(a, start)
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
 		s.replicaChange(ctx, "app", "created", a.ID, appView(a), appReplica(a, true)),
@@ -1039,6 +1050,10 @@ type AppUpdate struct {
 	// SecretLifetime (mask secret_lifetime_seconds; zero: the server
 	// default) recomputes the current secret's expiry from its issue time.
 	SecretLifetime time.Duration
+	// SigningKeys (mask signing_keys) replaces the request signing keys;
+	// RequireSignatures (mask require_signed_requests).
+	SigningKeys       [][]byte
+	RequireSignatures bool
 }
 
 // UpdateApp changes the named fields.
@@ -1085,11 +1100,28 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			}
 			detail[f] = fmt.Sprint(int64(up.SecretLifetime / time.Second))
 			detail["secret_expire_time"] = expiryText(a.SecretExpires)
+		case "signing_keys":
+			keys, err := signingKeys(up.SigningKeys, a.SigningKeys, start)
+			if err != nil {
+				return nil, err
+			}
+			a.SigningKeys = keys
+			var thumbs []string
+			for _, k := range a.ParsedSigningKeys() {
+				thumbs = append(thumbs, k.Thumbprint[:16])
+			}
+			detail[f] = strings.Join(thumbs, ",")
+		case "require_signed_requests":
+			a.RequireSignatures = up.RequireSignatures
+			detail[f] = fmt.Sprint(up.RequireSignatures)
 		default:
 			return nil, badField("update_mask", "update_mask field %q cannot be updated", truncate(f, 40))
 		}
 	}
 	if err := checkApp(a.Name, a.IPAllowList, a.RateLimit, a.RateBurst); err != nil {
+		return nil, err
+	}
+	if err := checkSignaturePolicy(a.RequireSignatures, a.SigningKeys); err != nil {
 		return nil, err
 	}
 	a.UpdatedAt = start

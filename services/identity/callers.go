@@ -31,8 +31,20 @@ var (
 // the client certificate of an application bound to one, IP allow-list and
 // rate limit, in that order (caller.AppAuthenticator over this component's
 // store). Failures are audited.
+//
+// It checks no request signature: for interfaces that take none (another
+// component verifying its caller, CallerService). AuthenticateSignedApp is
+// for those that do.
 func (s *Service) AuthenticateApp(ctx context.Context, appID, secret string, ip netip.Addr) (*caller.App, error) {
 	return s.appAuth.Authenticate(ctx, appID, secret, ip)
+}
+
+// AuthenticateSignedApp is AuthenticateApp with the application's request
+// signature policy applied to sig (caller.AppAuthenticator.
+// AuthenticateSigned); it returns the thumbprint of the key that verified
+// the signature ("" unsigned).
+func (s *Service) AuthenticateSignedApp(ctx context.Context, appID, secret string, ip netip.Addr, sig caller.SignedRequest) (*caller.App, string, error) {
+	return s.appAuth.AuthenticateSigned(ctx, appID, secret, ip, sig)
 }
 
 // CallerApp is the application as caller authentication sees it.
@@ -40,7 +52,7 @@ func (a *App) CallerApp() *caller.App {
 	return &caller.App{ID: a.ID, Type: a.Type, Code: a.Code, Active: a.Status == AppActive,
 		IPAllowList: a.IPAllowList, RateLimit: a.RateLimit, RateBurst: a.RateBurst,
 		SecretHash: a.SecretHash, SecretExpires: a.SecretExpires, PrevSecretHash: a.PrevSecretHash, PrevSecretExpires: a.PrevSecretExpires,
-		ClientCertSHA256: a.ClientCertSHA256}
+		ClientCertSHA256: a.ClientCertSHA256, SigningKeys: a.ParsedSigningKeys(), RequireSignatures: a.RequireSignatures}
 }
 
 // appSource is the caller.AppSource of the identity component: its store.

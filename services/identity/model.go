@@ -153,12 +153,24 @@ type App struct {
 	// verified client certificate with this SHA-256 fingerprint (64 lower
 	// case hex digits of the DER encoding).
 	ClientCertSHA256 string
+	// SigningKeys are the application's request signing keys (public
+	// keys, at most reqsig.MaxKeys; signing.go); RequireSignatures: its
+	// AuthService calls must be signed with one of them.
+	SigningKeys       []SigningKey
+	RequireSignatures bool
 	// Home is the centre the application is homed at (written at) in a
 	// multi-centre deployment: "" for one created at this centre, else
 	// the peer centre it is a replica of (pkg/centre, replica.go).
 	Home      string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// SigningKey is a registered request signing key: the public key (PEM
+// PUBLIC KEY, as re-encoded from what was given) and when it was added.
+type SigningKey struct {
+	PEM     string    `json:"pem"`
+	AddedAt time.Time `json:"added_at"`
 }
 
 // AccountLink ties a central user to their account inside an application.

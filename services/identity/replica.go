@@ -217,10 +217,15 @@ type appRecord struct {
 	// (secretlife.go): on every change, so that a peer refuses an expired
 	// secret too (a lifetime update recomputes the expiry without a new
 	// secret). Absent (a centre of an older version): no expiry.
-	SecretLifetime int64             `json:"secret_lifetime_seconds,omitzero"`
-	SecretIssuedAt time.Time         `json:"secret_issued_at,omitzero"`
-	SecretExpires  time.Time         `json:"secret_expires,omitzero"`
-	Secrets        *appSecretsRecord `json:"secrets,omitempty"`
+	SecretLifetime int64     `json:"secret_lifetime_seconds,omitzero"`
+	SecretIssuedAt time.Time `json:"secret_issued_at,omitzero"`
+	SecretExpires  time.Time `json:"secret_expires,omitzero"`
+	// The request signing keys (public) and whether signatures are
+	// required: on every change, like the allow-list. Absent (a centre
+	// of an older version): none, not required.
+	SigningKeys       []SigningKey      `json:"signing_keys,omitempty"`
+	RequireSignatures bool              `json:"require_signatures,omitzero"`
+	Secrets           *appSecretsRecord `json:"secrets,omitempty"`
 }
 
 type linkRecord struct {
@@ -259,7 +264,10 @@ func appReplica(a *App, withSecrets bool) appRecord {
 	r := appRecord{Type: a.Type, Code: a.Code, Name: a.Name, Status: a.Status, IPAllowList: a.IPAllowList,
 		RateLimit: a.RateLimit, RateBurst: a.RateBurst, ClientCertSHA256: a.ClientCertSHA256, CreatedAt: a.CreatedAt.UTC(),
 		UpdatedAt: a.UpdatedAt.UTC(), SecretLifetime: int64(a.SecretLifetime / time.Second),
-		SecretIssuedAt: a.SecretIssuedAt.UTC(), SecretExpires: a.SecretExpires.UTC()}
+		SecretIssuedAt: a.SecretIssuedAt.UTC(), SecretExpires: a.SecretExpires.UTC(), RequireSignatures: a.RequireSignatures}
+	for _, k := range a.SigningKeys {
+		r.SigningKeys = append(r.SigningKeys, SigningKey{PEM: k.PEM, AddedAt: k.AddedAt.UTC()})
+	}
 	if withSecrets {
 		r.Secrets = &appSecretsRecord{SecretHash: a.SecretHash, PrevSecretHash: a.PrevSecretHash,
 			PrevSecretExpires: a.PrevSecretExpires.UTC()}
@@ -556,7 +564,8 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		w.App = &App{ID: ev.ID, Type: r.Type, Code: r.Code, Name: r.Name, Status: r.Status, IPAllowList: r.IPAllowList,
 			RateLimit: r.RateLimit, RateBurst: r.RateBurst, ClientCertSHA256: r.ClientCertSHA256, Home: origin,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, SecretLifetime: time.Duration(r.SecretLifetime) * time.Second,
-			SecretIssuedAt: r.SecretIssuedAt, SecretExpires: r.SecretExpires}
+			SecretIssuedAt: r.SecretIssuedAt, SecretExpires: r.SecretExpires, SigningKeys: r.SigningKeys,
+			RequireSignatures: r.RequireSignatures}
 		if r.Secrets != nil {
 			w.WithSecrets = true
 			w.App.SecretHash, w.App.PrevSecretHash, w.App.PrevSecretExpires = r.Secrets.SecretHash, r.Secrets.PrevSecretHash,
@@ -798,7 +807,7 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 		if s.appHome(a) == home {
 			add("apps", a.ID, a.Type, a.Code, a.Name, int(a.Status), strings.Join(a.IPAllowList, ","), a.RateLimit, a.RateBurst,
 				a.SecretHash, a.PrevSecretHash, ms(a.PrevSecretExpires), a.ClientCertSHA256, ms(a.CreatedAt), ms(a.UpdatedAt),
-				int64(a.SecretLifetime/time.Second), ms(a.SecretExpires))
+				int64(a.SecretLifetime/time.Second), ms(a.SecretExpires), signingKeysDigest(a.SigningKeys), a.RequireSignatures)
 		}
 	}); err != nil {
 		return nil, err

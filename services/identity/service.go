@@ -93,6 +93,10 @@ type Deps struct {
 	// Homes are the centre settings of a multi-centre deployment
 	// (optional: nil is a single centre; see centre.go).
 	Homes *centre.Homes
+	// Nonces remembers the nonces of signed application calls (optional:
+	// nil keeps them in this process; the component gives a JetStream
+	// bucket shared by every replica, pkg/caller/natsnonce).
+	Nonces caller.NonceStore
 }
 
 // Service is the identity domain.
@@ -226,7 +230,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s.auditor = audit.NewBuilder("identity", s.now)
 	appAuth, err := caller.NewAppAuthenticator(caller.AuthOptions{Apps: appSource{s}, CacheTTL: c.AppCacheTTL,
-		Now: s.now, Denied: s.callerDenied})
+		Now: s.now, Denied: s.callerDenied, Nonces: d.Nonces})
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +302,8 @@ func userView(u *User) map[string]any {
 func appView(a *App) map[string]any {
 	return map[string]any{"app_type": a.Type, "app_code": a.Code, "name": a.Name,
 		"status": a.Status, "ip_allow_list": a.IPAllowList, "rate_limit": a.RateLimit, "rate_burst": a.RateBurst,
-		"client_cert_sha256": a.ClientCertSHA256, "secret_lifetime_seconds": int64(a.SecretLifetime / time.Second)}
+		"client_cert_sha256": a.ClientCertSHA256, "secret_lifetime_seconds": int64(a.SecretLifetime / time.Second),
+		"require_signed_requests": a.RequireSignatures, "signing_keys": len(a.SigningKeys)}
 }
 
 func fmtBool(b bool) string { return fmt.Sprintf("%t", b) }

@@ -23,6 +23,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/cmd/uias/app"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/caller/natsnonce"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
@@ -292,6 +294,25 @@ func TestNATSPermissionsOfDeployConfig(t *testing.T) {
 	if n := msgs(events.StreamAudit); n != 1 {
 		t.Fatalf("AUDIT holds %d messages, want 1", n)
 	}
+
+	// Signed requests' nonces: identity makes its bucket and records a
+	// nonce once (a second record is a replay), with its own credentials;
+	// another bucket it may not make.
+	nonces := natsnonce.New(idJS, natsnonce.Options{})
+	key := caller.NonceKey("app-1", "nonce-0123456789abcdef")
+	if err := nonces.Remember(ctx, key, 10*time.Minute); err != nil {
+		t.Fatalf("identity recording a nonce: %v", err)
+	}
+	if err := natsnonce.New(idJS, natsnonce.Options{}).Remember(ctx, key, 10*time.Minute); !errors.Is(err, caller.ErrNonceSeen) {
+		t.Fatalf("identity recording the nonce again (another replica): %v, want ErrNonceSeen", err)
+	}
+	actx, c = short()
+	_, err = idJS.CreateKeyValue(actx, jetstream.KeyValueConfig{Bucket: "OTHER"})
+	c()
+	if err == nil {
+		t.Fatal("identity created another bucket")
+	}
+	eventually(t, "the server to refuse identity another bucket", func() bool { return idViol.has("$JS.API.STREAM.CREATE.KV_OTHER") })
 }
 
 // childEnv marks the child process of TestMonolithNATSOpensNoPort.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller/natsnonce"
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
@@ -184,7 +185,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			UnsaltedCutover: cutover, PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes,
 			ImportLoginShare: cfg.ImportLoginShare, AdminTokenCacheTTL: cfg.AdminDecisionTTL,
 			AppSecretLifetime: cfg.AppSecretLifetime},
-		Homes: centre.FromConfig(env.Config)})
+		Homes: centre.FromConfig(env.Config),
+		// Signed requests' nonces, shared by every replica (fail closed
+		// when NATS is down: caller.ReasonReplayUnavailable).
+		Nonces: natsnonce.New(js, natsnonce.Options{Replicas: cfg.NonceKVReplicas})})
 	if err != nil {
 		return nil, err
 	}

@@ -119,6 +119,10 @@ type Config struct {
 	// busy within the last 250 ms; default 0.25; 1: an import never pauses
 	// for logins). Logins served without waiting do not pause an import.
 	ImportLoginShare float64 `yaml:"import_login_share"`
+	// NonceKVReplicas is the replica count of the JetStream bucket of
+	// signed requests' nonces (UIAS_REQUEST_NONCES; default 1, as with the
+	// embedded NATS server; 3 on a NATS cluster).
+	NonceKVReplicas int `yaml:"nonce_kv_replicas"`
 	// BootstrapPassword is the first administrator's password, used only
 	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
 	// only); empty generates one and prints it once.
@@ -255,6 +259,7 @@ func (c *Config) Bind(b *config.Binder) {
 	}, func() string { return strconv.FormatInt(c.ImportMaxBytes, 10) })
 	b.Int(&c.FingerTemplateCache, "UIAS_FINGER_TEMPLATE_CACHE", "", "")
 	b.Int(&c.ImportCacheMiB, "UIAS_IMPORT_CACHE_MIB", "", "")
+	b.Int(&c.NonceKVReplicas, "UIAS_NONCE_KV_REPLICAS", "", "")
 	b.Bool(&c.AdminAuthz, "UIAS_ADMIN_AUTHZ", "", "")
 	b.Duration(&c.AdminDecisionTTL, "UIAS_ADMIN_DECISION_TTL", "", "")
 	b.Duration(&c.AppSecretLifetime, "UIAS_APP_SECRET_LIFETIME", "", "")
@@ -376,6 +381,9 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if c.ImportCacheMiB < 2 || c.ImportCacheMiB > sqlstore.MaxImportCacheMiB {
 		bad("import_cache_mib", "must be from 2 to %d (MiB), got %d", sqlstore.MaxImportCacheMiB, c.ImportCacheMiB)
+	}
+	if c.NonceKVReplicas < 0 || c.NonceKVReplicas > 5 {
+		bad("nonce_kv_replicas", "must be from 0 (default: 1) to 5, got %d", c.NonceKVReplicas)
 	}
 	if !(c.ImportLoginShare >= 0.05 && c.ImportLoginShare <= 1) {
 		bad("import_login_share", "must be from 0.05 to 1 (1: an import never pauses for logins), got %g", c.ImportLoginShare)

@@ -16,6 +16,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/grpcx"
+	"github.com/uias/uias/pkg/reqsig"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
 )
@@ -43,7 +44,9 @@ func (s *Server) WithGuard(g *Guard) *Server {
 // ReplicaService, ViewService) to g;
 // the AdminService audits the calls it refuses (AuditedAdminService).
 func (s *Server) Register(g grpc.ServiceRegistrar) {
-	identityv1.RegisterAuthServiceServer(g, s)
+	// Signed requests: the request bytes of a signed call are hashed as
+	// received (grpcx.SignedBodies).
+	g.RegisterService(grpcx.SignedBodies(&identityv1.AuthService_ServiceDesc), s)
 	g.RegisterService(AuditedAdminService(s.svc, s.guard), s)
 	g.RegisterService(Guarded(&identityv1.KeyService_ServiceDesc, s.guard), keyServer{svc: s.svc})
 	identityv1.RegisterAdminSessionServiceServer(g, sessionServer{svc: s.svc, legacy: s.guard == nil})
@@ -152,12 +155,14 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 	ctx = caller.With(ctx, c)
 	switch {
 	case strings.HasPrefix(method, "/uias.identity.v1.AuthService/"):
+		// AuthService takes signed requests (its methods are registered
+		// through grpcx.SignedBodies).
 		appID, secret := grpcx.AppCredentials(ctx)
-		app, err := a.Svc.AuthenticateApp(ctx, appID, secret, c.ClientIP)
+		app, key, err := a.Svc.AuthenticateSignedApp(ctx, appID, secret, c.ClientIP, grpcx.RequestSignature(ctx, method))
 		if err != nil {
 			return nil, err
 		}
-		c.App = app
+		c.App, c.SignedKey = app, key
 	case method == "/uias.identity.v1.AdminService/AdminLogin":
 	case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"),
 		strings.HasPrefix(method, "/uias.identity.v1.KeyService/"),
@@ -189,6 +194,7 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 	// Calls this component makes to others on the caller's behalf carry
 	// who the caller is (grpcx origin).
 	o := grpcx.OriginFrom(ctx)
+	o.HTTPRequest = "" // the edge's request is this call's, not the calls it makes
 	if c.App != nil {
 		o.App = c.App.ID
 	}
@@ -415,7 +421,8 @@ func (s *Server) RemoveGroupMember(ctx context.Context, r *identityv1.GroupMembe
 func (s *Server) CreateApp(ctx context.Context, r *identityv1.CreateAppRequest) (*identityv1.CreateAppResponse, error) {
 	a, secret, err := s.svc.CreateApp(ctx, identity.NewApp{Type: r.GetAppType(), Code: r.GetAppCode(), Name: r.GetName(),
 		IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst()),
-		ClientCertSHA256: r.GetClientCertSha256(), SecretLifetime: seconds(r.GetSecretLifetimeSeconds())})
+		ClientCertSHA256: r.GetClientCertSha256(), SecretLifetime: seconds(r.GetSecretLifetimeSeconds()),
+		SigningKeys: r.GetSigningKeys(), RequireSignatures: r.GetRequireSignedRequests()})
 	if err != nil {
 		return nil, err
 	}
@@ -454,7 +461,8 @@ func (s *Server) UpdateApp(ctx context.Context, r *identityv1.UpdateAppRequest) 
 	a, err := s.svc.UpdateApp(ctx, r.GetId(), identity.AppUpdate{Mask: r.GetUpdateMask(), Name: r.GetName(),
 		Status: identity.AppStatus(r.GetStatus()), IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(),
 		RateBurst: int(r.GetRateBurst()), ClientCertSHA256: r.GetClientCertSha256(),
-		SecretLifetime: seconds(r.GetSecretLifetimeSeconds())})
+		SecretLifetime: seconds(r.GetSecretLifetimeSeconds()), SigningKeys: r.GetSigningKeys(),
+		RequireSignatures: r.GetRequireSignedRequests()})
 	if err != nil {
 		return nil, err
 	}
@@ -611,7 +619,21 @@ func appPB(a *identity.App) *identityv1.App {
 		Status: identityv1.AppStatus(a.Status), IpAllowList: a.IPAllowList, RateLimit: a.RateLimit,
 		RateBurst: int32(a.RateBurst), CreateTime: ts(a.CreatedAt), UpdateTime: ts(a.UpdatedAt),
 		ClientCertSha256: a.ClientCertSHA256, SecretLifetimeSeconds: int64(a.SecretLifetime / time.Second),
-		SecretIssueTime: ts(a.SecretIssuedAt), SecretExpireTime: ts(a.SecretExpires)}
+		SecretIssueTime: ts(a.SecretIssuedAt), SecretExpireTime: ts(a.SecretExpires),
+		SigningKeys: signingKeysPB(a), RequireSignedRequests: a.RequireSignatures}
+}
+
+// signingKeysPB shows a's request signing keys: thumbprint, algorithm, the
+// public key and when it was added.
+func signingKeysPB(a *identity.App) []*identityv1.SigningKey {
+	var out []*identityv1.SigningKey
+	for _, sk := range a.SigningKeys {
+		if k, err := reqsig.ParseKey(sk.PEM); err == nil {
+			out = append(out, &identityv1.SigningKey{Thumbprint: k.Thumbprint, Algorithm: k.Algorithm, PublicKeyPem: k.PEM,
+				AddTime: ts(sk.AddedAt)})
+		}
+	}
+	return out
 }
 
 // seconds is a request's count of seconds as a duration, saturated (a

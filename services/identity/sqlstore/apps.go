@@ -14,7 +14,7 @@ import (
 
 const appCols = "id, app_type, app_code, name, status, ip_allow_list, rate_limit, rate_burst, secret_hash, " +
 	"prev_secret_hash, prev_secret_expires, created_at, updated_at, client_cert_sha256, home, " +
-	"secret_lifetime_s, secret_issued_at, secret_expires"
+	"secret_lifetime_s, secret_issued_at, secret_expires, signing_keys, require_signatures"
 
 func scanApp(sc store.Scanner) (*identity.App, string, error) {
 	var (
@@ -23,10 +23,11 @@ func scanApp(sc store.Scanner) (*identity.App, string, error) {
 		ips                       string
 		prevExp, created, updated int64
 		lifetime, issued, expires int64
+		keys                      string
 	)
 	if err := sc.Scan(&a.ID, &a.Type, &a.Code, &a.Name, &status, &ips, &a.RateLimit, &burst, &a.SecretHash,
 		&a.PrevSecretHash, &prevExp, &created, &updated, &a.ClientCertSHA256, &a.Home,
-		&lifetime, &issued, &expires); err != nil {
+		&lifetime, &issued, &expires, &keys, &a.RequireSignatures); err != nil {
 		return nil, "", err
 	}
 	a.Status, a.RateBurst = identity.AppStatus(status), int(burst)
@@ -41,18 +42,47 @@ func scanApp(sc store.Scanner) (*identity.App, string, error) {
 	a.PrevSecretExpires, a.CreatedAt, a.UpdatedAt = store.FromUnixMS(prevExp), store.FromUnixMS(created), store.FromUnixMS(updated)
 	a.SecretLifetime = time.Duration(lifetime) * time.Second
 	a.SecretIssuedAt, a.SecretExpires = store.FromUnixMS(issued), store.FromUnixMS(expires)
+	if keys != "" && keys != "[]" {
+		var stored []storedKey
+		if err := json.Unmarshal([]byte(keys), &stored); err != nil {
+			return nil, "", errors.New("corrupt signing keys")
+		}
+		for _, k := range stored {
+			a.SigningKeys = append(a.SigningKeys, identity.SigningKey{PEM: k.PEM, AddedAt: store.FromUnixMS(k.AddedAt)})
+		}
+	}
 	return &a, a.ID, nil
 }
 
+// storedKey is a signing key as the signing_keys column holds it (a JSON
+// list): the PEM and when it was added (Unix ms).
+type storedKey struct {
+	PEM     string `json:"pem"`
+	AddedAt int64  `json:"added_at"`
+}
+
+// signingKeys is the signing_keys column of keys.
+func signingKeys(keys []identity.SigningKey) string {
+	if len(keys) == 0 {
+		return "[]"
+	}
+	stored := make([]storedKey, len(keys))
+	for i, k := range keys {
+		stored[i] = storedKey{PEM: k.PEM, AddedAt: store.UnixMS(k.AddedAt)}
+	}
+	b, _ := json.Marshal(stored) // strings and numbers: never fails
+	return string(b)
+}
+
 // appValues are the placeholders of appCols.
-const appValues = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+const appValues = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 // appArgs are a's values of appCols, ips its allow-list as stored.
 func appArgs(a *identity.App, ips string) []any {
 	return []any{a.ID, a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash,
 		a.PrevSecretHash, store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.CreatedAt), store.UnixMS(a.UpdatedAt),
 		a.ClientCertSHA256, a.Home, int64(a.SecretLifetime / time.Second), store.UnixMS(a.SecretIssuedAt),
-		store.UnixMS(a.SecretExpires)}
+		store.UnixMS(a.SecretExpires), signingKeys(a.SigningKeys), a.RequireSignatures}
 }
 
 func ipList(ips []string) (string, error) {
@@ -166,10 +196,11 @@ func (s *Store) UpdateApp(ctx context.Context, a *identity.App, evs []events.Eve
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE apps SET app_type = ?, app_code = ?, name = ?, status = ?,
 			ip_allow_list = ?, rate_limit = ?, rate_burst = ?, secret_hash = ?, prev_secret_hash = ?,
 			prev_secret_expires = ?, updated_at = ?, client_cert_sha256 = ?, secret_lifetime_s = ?, secret_issued_at = ?,
-			secret_expires = ? WHERE id = ?`),
+			secret_expires = ?, signing_keys = ?, require_signatures = ? WHERE id = ?`),
 			a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash, a.PrevSecretHash,
 			store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.UpdatedAt), a.ClientCertSHA256,
-			int64(a.SecretLifetime/time.Second), store.UnixMS(a.SecretIssuedAt), store.UnixMS(a.SecretExpires), a.ID)
+			int64(a.SecretLifetime/time.Second), store.UnixMS(a.SecretIssuedAt), store.UnixMS(a.SecretExpires),
+			signingKeys(a.SigningKeys), a.RequireSignatures, a.ID)
 		if err != nil {
 			return err
 		}

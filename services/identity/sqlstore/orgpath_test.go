@@ -84,6 +84,12 @@ func TestOrgPathBackfill(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// And the signing key columns of each application (0053).
+			for _, c := range []string{"signing_keys TEXT NOT NULL DEFAULT '[]'", "require_signatures BOOLEAN NOT NULL DEFAULT FALSE"} {
+				if _, err := db.ExecContext(ctx, "ALTER TABLE apps ADD COLUMN "+c); err != nil {
+					t.Fatal(err)
+				}
+			}
 			s := New(db)
 			at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 			org := func(id, parent string) *identity.Org {
@@ -133,7 +139,7 @@ func TestOrgPathBackfill(t *testing.T) {
 			if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN id_key"); err != nil {
 				t.Fatal(err)
 			}
-			for _, c := range appSecretColumns {
+			for _, c := range append(appSecretColumns, "signing_keys", "require_signatures") {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE apps DROP COLUMN "+c); err != nil {
 					t.Fatal(err)
 				}

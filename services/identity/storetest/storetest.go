@@ -1138,6 +1138,16 @@ func sameApp(t *testing.T, got, want *identity.App) {
 	g.SecretIssuedAt, w.SecretIssuedAt, g.SecretExpires, w.SecretExpires = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	g.CreatedAt, w.CreatedAt, g.UpdatedAt, w.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	g.IPAllowList, w.IPAllowList = nil, nil
+	if len(g.SigningKeys) != len(w.SigningKeys) {
+		t.Fatalf("SigningKeys = %v, want %v", g.SigningKeys, w.SigningKeys)
+	}
+	for i := range g.SigningKeys {
+		if g.SigningKeys[i].PEM != w.SigningKeys[i].PEM {
+			t.Fatalf("SigningKeys[%d] = %q, want %q", i, g.SigningKeys[i].PEM, w.SigningKeys[i].PEM)
+		}
+		eqTime(t, "SigningKeys.AddedAt", g.SigningKeys[i].AddedAt, w.SigningKeys[i].AddedAt)
+	}
+	g.SigningKeys, w.SigningKeys = nil, nil
 	if !reflect.DeepEqual(g, w) {
 		t.Fatalf("app = %+v, want %+v", g, w)
 	}
@@ -1148,7 +1158,9 @@ func testApps(t *testing.T, f *fixture) {
 		IPAllowList: []string{"10.0.0.0/8", "192.168.1.7"}, RateLimit: 12.5, RateBurst: 30,
 		SecretHash: "s1", PrevSecretHash: "s0", PrevSecretExpires: base.Add(24 * time.Hour),
 		SecretLifetime: 90 * 24 * time.Hour, SecretIssuedAt: base, SecretExpires: base.Add(90 * 24 * time.Hour),
-		ClientCertSHA256: strings.Repeat("ab", 32), CreatedAt: base, UpdatedAt: base}
+		ClientCertSHA256: strings.Repeat("ab", 32), CreatedAt: base, UpdatedAt: base,
+		SigningKeys:       []identity.SigningKey{{PEM: testKeyPEM("one"), AddedAt: base.Add(-time.Hour)}},
+		RequireSignatures: true}
 	f.expectEvents(1, func() { must(t, f.s.CreateApp(f.ctx, a, f.evs(1))) })
 	got, err := f.s.GetApp(f.ctx, a.ID)
 	must(t, err)
@@ -1175,6 +1187,9 @@ func testApps(t *testing.T, f *fixture) {
 	upd.ClientCertSHA256 = ""
 	// a lifetime back to the default (none): the secret no longer expires
 	upd.SecretLifetime, upd.SecretIssuedAt, upd.SecretExpires = 0, base.Add(time.Hour), time.Time{}
+	// a key rollover: two keys; signatures no longer required
+	upd.SigningKeys = []identity.SigningKey{a.SigningKeys[0], {PEM: testKeyPEM("two"), AddedAt: base.Add(time.Hour)}}
+	upd.RequireSignatures = false
 	upd.UpdatedAt = base.Add(time.Hour)
 	f.expectEvents(1, func() { must(t, f.s.UpdateApp(f.ctx, &upd, f.evs(1))) })
 	got, err = f.s.GetApp(f.ctx, a.ID)
@@ -1188,6 +1203,12 @@ func testApps(t *testing.T, f *fixture) {
 	missing := upd
 	missing.ID, missing.Code = "missing", "free"
 	isErr(t, f.s.UpdateApp(f.ctx, &missing, nil), identity.ErrNotFound)
+}
+
+// testKeyPEM is a PEM block for the store (which keeps it as text; the
+// domain parses keys).
+func testKeyPEM(name string) string {
+	return "-----BEGIN PUBLIC KEY-----\n" + name + "\n-----END PUBLIC KEY-----\n"
 }
 
 func testAppList(t *testing.T, f *fixture) {

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -862,11 +863,13 @@ func groupMemberCmd(add bool) command {
 
 func appCreateCmd() command {
 	return command{
-		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d]",
+		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--require-signatures]",
 		help: "Prints the new App_ID and App_Secret. The secret is shown only once.\n" +
 			"--client-cert binds the application to its client certificate (App_ID + certificate):\n" +
 			"its calls must then come over TLS with that certificate.\n" +
-			"--secret-lifetime is how long each of its secrets is valid (0: the server default, identity.app_secret_lifetime).",
+			"--secret-lifetime is how long each of its secrets is valid (0: the server default, identity.app_secret_lifetime).\n" +
+			"--signing-key registers a request signing public key (PEM file; at most 2); --require-signatures\n" +
+			"makes every AuthService call of the application be signed (docs/operators.md, Signed requests).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			typ := fs.String("type", "", "application `type`")
 			code := fs.String("code", "", "application `code`")
@@ -878,8 +881,15 @@ func appCreateCmd() command {
 			cert := certFlags(fs)
 			var lifetime days
 			fs.Var(&lifetime, "secret-lifetime", "how long each App_Secret is valid (`DURATION`: 90d, 720h; 0: the server default)")
+			var signingKeyFiles stringList
+			fs.Var(&signingKeyFiles, "signing-key", "request signing public key (PEM `file`); repeatable")
+			requireSig := fs.Bool("require-signatures", false, "every AuthService call must be signed")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
+					return err
+				}
+				keys, err := readSigningKeys(signingKeyFiles)
+				if err != nil {
 					return err
 				}
 				if err := required("type", *typ, "code", *code, "name", *name); err != nil {
@@ -900,7 +910,8 @@ func appCreateCmd() command {
 					return usagef("--burst must be between 0 and %d", math.MaxInt32)
 				}
 				req := &identityv1.CreateAppRequest{AppType: *typ, AppCode: *code, Name: *name, IpAllowList: cidrs,
-					RateLimit: *rate, RateBurst: int32(*burst), ClientCertSha256: fp, SecretLifetimeSeconds: lifetime.seconds()}
+					RateLimit: *rate, RateBurst: int32(*burst), ClientCertSha256: fp, SecretLifetimeSeconds: lifetime.seconds(),
+					SigningKeys: keys, RequireSignedRequests: *requireSig}
 				return sessionCall(a, func(s *session) (*identityv1.CreateAppResponse, error) { return s.client.CreateApp(s.ctx, req) }, secretTable)
 			}
 		},
@@ -957,14 +968,23 @@ func appGetCmd() command {
 
 func appUpdateCmd() command {
 	return command{
-		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d]",
+		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--no-signing-keys] [--require-signatures | --no-signatures]",
 		help: "Only the flags given are changed. --allow replaces the whole allow-list;\n" +
 			"--allow-any empties it (calls from any address). Use suspend/activate for the status.\n" +
 			"--client-cert binds the application to its client certificate; --no-client-cert removes the binding.\n" +
 			"--secret-lifetime (0: the server default) recomputes the current secret's expiry from when it was issued:\n" +
-			"a lifetime shorter than the secret's age expires it at once (rotate-secret first).",
+			"a lifetime shorter than the secret's age expires it at once (rotate-secret first).\n" +
+			"--signing-key (repeatable, at most 2) replaces the application's request signing keys with these\n" +
+			"public keys (PEM PUBLIC KEY files); to roll a key over give the old and the new one, later the new one\n" +
+			"alone; --no-signing-keys removes them. --require-signatures makes every AuthService call of the\n" +
+			"application be signed; --no-signatures makes signing optional again (docs/operators.md).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			name := fs.String("name", "", "application `name`")
+			var signingKeyFiles stringList
+			fs.Var(&signingKeyFiles, "signing-key", "request signing public key (PEM `file`); repeatable; replaces the keys")
+			noKeys := fs.Bool("no-signing-keys", false, "remove the request signing keys")
+			requireSig := fs.Bool("require-signatures", false, "every AuthService call must be signed")
+			noSig := fs.Bool("no-signatures", false, "signed requests are no longer required")
 			var allow stringList
 			fs.Var(&allow, "allow", "allowed caller network (`CIDR`); repeatable; replaces the list")
 			allowAny := fs.Bool("allow-any", false, "empty the allow-list: calls from any address")
@@ -1024,8 +1044,28 @@ func appUpdateCmd() command {
 					req.SecretLifetimeSeconds = lifetime.seconds()
 					req.UpdateMask = append(req.UpdateMask, "secret_lifetime_seconds")
 				}
+				switch {
+				case set["signing-key"] && *noKeys:
+					return usagef("--signing-key and --no-signing-keys exclude each other")
+				case set["signing-key"]:
+					keys, err := readSigningKeys(signingKeyFiles)
+					if err != nil {
+						return err
+					}
+					req.SigningKeys = keys
+					req.UpdateMask = append(req.UpdateMask, "signing_keys")
+				case *noKeys:
+					req.UpdateMask = append(req.UpdateMask, "signing_keys")
+				}
+				switch {
+				case *requireSig && *noSig:
+					return usagef("--require-signatures and --no-signatures exclude each other")
+				case *requireSig || *noSig:
+					req.RequireSignedRequests = *requireSig
+					req.UpdateMask = append(req.UpdateMask, "require_signed_requests")
+				}
 				if len(req.UpdateMask) == 0 {
-					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime")
+					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures")
 				}
 				return sessionCall(a, func(s *session) (*identityv1.App, error) { return s.client.UpdateApp(s.ctx, req) }, appTable)
 			}
@@ -1152,6 +1192,27 @@ func linkDeleteCmd() command {
 	return deleteCmd("account link", "", func(s *session, id string) (proto.Message, error) {
 		return s.client.DeleteAccountLink(s.ctx, &identityv1.DeleteAccountLinkRequest{Id: id})
 	})
+}
+
+// readSigningKeys reads request signing public keys from PEM files. A
+// private key is refused here, before anything is sent: the server never
+// holds it.
+func readSigningKeys(files []string) ([][]byte, error) {
+	if len(files) > 2 {
+		return nil, usagef("at most 2 --signing-key (the key being rolled over and its successor)")
+	}
+	var keys [][]byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, usagef("--signing-key: %v", err)
+		}
+		if bytes.Contains(b, []byte("PRIVATE KEY")) {
+			return nil, usagef("--signing-key %s holds a private key: give the public key (openssl pkey -in KEY -pubout), and keep the private key with the application", f)
+		}
+		keys = append(keys, b)
+	}
+	return keys, nil
 }
 
 // certFlag is --client-cert FILE / --client-cert-sha256 HEX.

@@ -233,9 +233,35 @@ func appTable(tw *tabwriter.Writer, x *identityv1.App) {
 		"Secret lifetime", secretLifetime(x.GetSecretLifetimeSeconds()),
 		"Secret issued", ts(x.GetSecretIssueTime()),
 		"Secret expires", secretExpiry(x.GetSecretExpireTime(), time.Now()),
+		"Signing keys", signingKeys(x.GetSigningKeys()),
+		"Signed requests", signedRequests(x),
 		"Created", ts(x.GetCreateTime()),
 		"Updated", ts(x.GetUpdateTime()),
 	)
+}
+
+// signingKeys shows an application's request signing keys: algorithm,
+// thumbprint (SHA-256 of the public key) and when each was added.
+func signingKeys(keys []*identityv1.SigningKey) string {
+	if len(keys) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k.GetAlgorithm() + " " + k.GetThumbprint() + " (added " + ts(k.GetAddTime()) + ")"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// signedRequests says whether the application must sign its requests.
+func signedRequests(x *identityv1.App) string {
+	switch {
+	case x.GetRequireSignedRequests():
+		return "required"
+	case len(x.GetSigningKeys()) > 0:
+		return "optional (signed requests are verified)"
+	}
+	return "not used"
 }
 
 // secretLifetime shows an application's own secret lifetime.
@@ -291,6 +317,8 @@ func secretTable(tw *tabwriter.Writer, r *identityv1.CreateAppResponse) {
 		"App_ID", r.GetApp().GetId(),
 		"App_Secret", r.GetAppSecret(),
 		"Secret expires", secretExpiry(r.GetApp().GetSecretExpireTime(), time.Now()),
+		"Signing keys", signingKeys(r.GetApp().GetSigningKeys()),
+		"Signed requests", signedRequests(r.GetApp()),
 	)
 	fmt.Fprintln(tw, "The App_Secret is shown only once: store it securely now; it cannot be retrieved later (use rotate-secret if it is lost).")
 }

@@ -2732,8 +2732,16 @@ type App struct {
 	// secret is issued, from the lifetime in force then, and recomputed from
 	// secret_issue_time when secret_lifetime_seconds changes.
 	SecretExpireTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=secret_expire_time,json=secretExpireTime" json:"secret_expire_time,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// signing_keys are the application's request signing keys (public keys
+	// only; at most two at once, so that a key can be rolled over). A call
+	// signed with any of them is verified (docs/integrators.md, Signed
+	// requests).
+	SigningKeys []*SigningKey `protobuf:"bytes,15,rep,name=signing_keys,json=signingKeys" json:"signing_keys,omitempty"`
+	// require_signed_requests: every AuthService call of the application
+	// must be signed (SIGNATURE_REQUIRED otherwise).
+	RequireSignedRequests bool `protobuf:"varint,16,opt,name=require_signed_requests,json=requireSignedRequests" json:"require_signed_requests,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *App) Reset() {
@@ -2864,6 +2872,95 @@ func (x *App) GetSecretExpireTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *App) GetSigningKeys() []*SigningKey {
+	if x != nil {
+		return x.SigningKeys
+	}
+	return nil
+}
+
+func (x *App) GetRequireSignedRequests() bool {
+	if x != nil {
+		return x.RequireSignedRequests
+	}
+	return false
+}
+
+// SigningKey is a registered request signing key of an application.
+type SigningKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// thumbprint is the lower case hex SHA-256 of the key's DER
+	// SubjectPublicKeyInfo.
+	Thumbprint string `protobuf:"bytes,1,opt,name=thumbprint" json:"thumbprint,omitempty"`
+	// algorithm is ECDSA_P256_SHA256, ECDSA_P384_SHA384, ED25519 or
+	// RSA_SHA256 (RSASSA-PKCS1-v1_5 or RSASSA-PSS).
+	Algorithm string `protobuf:"bytes,2,opt,name=algorithm" json:"algorithm,omitempty"`
+	// public_key_pem is the key, PEM "PUBLIC KEY".
+	PublicKeyPem string `protobuf:"bytes,3,opt,name=public_key_pem,json=publicKeyPem" json:"public_key_pem,omitempty"`
+	// add_time is when the key was registered.
+	AddTime       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=add_time,json=addTime" json:"add_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningKey) Reset() {
+	*x = SigningKey{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningKey) ProtoMessage() {}
+
+func (x *SigningKey) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
+func (*SigningKey) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SigningKey) GetThumbprint() string {
+	if x != nil {
+		return x.Thumbprint
+	}
+	return ""
+}
+
+func (x *SigningKey) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
+func (x *SigningKey) GetPublicKeyPem() string {
+	if x != nil {
+		return x.PublicKeyPem
+	}
+	return ""
+}
+
+func (x *SigningKey) GetAddTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AddTime
+	}
+	return nil
+}
+
 type CreateAppRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	AppType     string                 `protobuf:"bytes,1,opt,name=app_type,json=appType" json:"app_type,omitempty"`
@@ -2878,13 +2975,18 @@ type CreateAppRequest struct {
 	// secret_lifetime_seconds: see App (0: the server default; at most ten
 	// years).
 	SecretLifetimeSeconds int64 `protobuf:"varint,8,opt,name=secret_lifetime_seconds,json=secretLifetimeSeconds" json:"secret_lifetime_seconds,omitempty"`
+	// signing_keys are request signing public keys (see App), each PEM
+	// "PUBLIC KEY" (SubjectPublicKeyInfo) or its DER; at most two.
+	SigningKeys [][]byte `protobuf:"bytes,9,rep,name=signing_keys,json=signingKeys" json:"signing_keys,omitempty"`
+	// require_signed_requests: see App; needs a signing key.
+	RequireSignedRequests bool `protobuf:"varint,10,opt,name=require_signed_requests,json=requireSignedRequests" json:"require_signed_requests,omitempty"`
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
 }
 
 func (x *CreateAppRequest) Reset() {
 	*x = CreateAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2896,7 +2998,7 @@ func (x *CreateAppRequest) String() string {
 func (*CreateAppRequest) ProtoMessage() {}
 
 func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2909,7 +3011,7 @@ func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppRequest.ProtoReflect.Descriptor instead.
 func (*CreateAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{34}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateAppRequest) GetAppType() string {
@@ -2968,6 +3070,20 @@ func (x *CreateAppRequest) GetSecretLifetimeSeconds() int64 {
 	return 0
 }
 
+func (x *CreateAppRequest) GetSigningKeys() [][]byte {
+	if x != nil {
+		return x.SigningKeys
+	}
+	return nil
+}
+
+func (x *CreateAppRequest) GetRequireSignedRequests() bool {
+	if x != nil {
+		return x.RequireSignedRequests
+	}
+	return false
+}
+
 type CreateAppResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	App   *App                   `protobuf:"bytes,1,opt,name=app" json:"app,omitempty"`
@@ -2979,7 +3095,7 @@ type CreateAppResponse struct {
 
 func (x *CreateAppResponse) Reset() {
 	*x = CreateAppResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2991,7 +3107,7 @@ func (x *CreateAppResponse) String() string {
 func (*CreateAppResponse) ProtoMessage() {}
 
 func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3004,7 +3120,7 @@ func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppResponse.ProtoReflect.Descriptor instead.
 func (*CreateAppResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{35}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateAppResponse) GetApp() *App {
@@ -3030,7 +3146,7 @@ type GetAppRequest struct {
 
 func (x *GetAppRequest) Reset() {
 	*x = GetAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3042,7 +3158,7 @@ func (x *GetAppRequest) String() string {
 func (*GetAppRequest) ProtoMessage() {}
 
 func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3055,7 +3171,7 @@ func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppRequest.ProtoReflect.Descriptor instead.
 func (*GetAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{36}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetAppRequest) GetId() string {
@@ -3083,7 +3199,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3095,7 +3211,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3108,7 +3224,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{37}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListAppsRequest) GetPageSize() int32 {
@@ -3163,7 +3279,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3175,7 +3291,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3188,7 +3304,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{38}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -3209,7 +3325,8 @@ type UpdateAppRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// Only fields named in update_mask change: name, status, ip_allow_list,
-	// rate_limit, rate_burst, client_cert_sha256, secret_lifetime_seconds.
+	// rate_limit, rate_burst, client_cert_sha256, secret_lifetime_seconds,
+	// signing_keys, require_signed_requests.
 	UpdateMask  []string  `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
 	Name        string    `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
 	Status      AppStatus `protobuf:"varint,4,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
@@ -3221,13 +3338,21 @@ type UpdateAppRequest struct {
 	// secret_lifetime_seconds: see App (0: the server default). The current
 	// secret's expiry is recomputed from when it was issued.
 	SecretLifetimeSeconds int64 `protobuf:"varint,9,opt,name=secret_lifetime_seconds,json=secretLifetimeSeconds" json:"secret_lifetime_seconds,omitempty"`
+	// signing_keys replaces the application's request signing keys (see
+	// CreateAppRequest): to roll a key over, give the old and the new key,
+	// later the new one alone. Empty removes them (refused while signed
+	// requests are required).
+	SigningKeys [][]byte `protobuf:"bytes,10,rep,name=signing_keys,json=signingKeys" json:"signing_keys,omitempty"`
+	// require_signed_requests: see App; needs a signing key
+	// (SIGNING_KEY_REQUIRED).
+	RequireSignedRequests bool `protobuf:"varint,11,opt,name=require_signed_requests,json=requireSignedRequests" json:"require_signed_requests,omitempty"`
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
 }
 
 func (x *UpdateAppRequest) Reset() {
 	*x = UpdateAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3239,7 +3364,7 @@ func (x *UpdateAppRequest) String() string {
 func (*UpdateAppRequest) ProtoMessage() {}
 
 func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3252,7 +3377,7 @@ func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAppRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{39}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UpdateAppRequest) GetId() string {
@@ -3318,6 +3443,20 @@ func (x *UpdateAppRequest) GetSecretLifetimeSeconds() int64 {
 	return 0
 }
 
+func (x *UpdateAppRequest) GetSigningKeys() [][]byte {
+	if x != nil {
+		return x.SigningKeys
+	}
+	return nil
+}
+
+func (x *UpdateAppRequest) GetRequireSignedRequests() bool {
+	if x != nil {
+		return x.RequireSignedRequests
+	}
+	return false
+}
+
 type RotateAppSecretRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
@@ -3329,7 +3468,7 @@ type RotateAppSecretRequest struct {
 
 func (x *RotateAppSecretRequest) Reset() {
 	*x = RotateAppSecretRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3341,7 +3480,7 @@ func (x *RotateAppSecretRequest) String() string {
 func (*RotateAppSecretRequest) ProtoMessage() {}
 
 func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3354,7 +3493,7 @@ func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateAppSecretRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{40}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RotateAppSecretRequest) GetId() string {
@@ -3380,7 +3519,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3392,7 +3531,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3405,7 +3544,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeleteAppRequest) GetId() string {
@@ -3423,7 +3562,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3435,7 +3574,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3448,7 +3587,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
 }
 
 type AccountLink struct {
@@ -3466,7 +3605,7 @@ type AccountLink struct {
 
 func (x *AccountLink) Reset() {
 	*x = AccountLink{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3478,7 +3617,7 @@ func (x *AccountLink) String() string {
 func (*AccountLink) ProtoMessage() {}
 
 func (x *AccountLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3491,7 +3630,7 @@ func (x *AccountLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountLink.ProtoReflect.Descriptor instead.
 func (*AccountLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AccountLink) GetId() string {
@@ -3547,7 +3686,7 @@ type CreateAccountLinkRequest struct {
 
 func (x *CreateAccountLinkRequest) Reset() {
 	*x = CreateAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3559,7 +3698,7 @@ func (x *CreateAccountLinkRequest) String() string {
 func (*CreateAccountLinkRequest) ProtoMessage() {}
 
 func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3572,7 +3711,7 @@ func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*CreateAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CreateAccountLinkRequest) GetUserId() string {
@@ -3608,7 +3747,7 @@ type ListAccountLinksRequest struct {
 
 func (x *ListAccountLinksRequest) Reset() {
 	*x = ListAccountLinksRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3620,7 +3759,7 @@ func (x *ListAccountLinksRequest) String() string {
 func (*ListAccountLinksRequest) ProtoMessage() {}
 
 func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3633,7 +3772,7 @@ func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListAccountLinksRequest) GetPageSize() int32 {
@@ -3674,7 +3813,7 @@ type ListAccountLinksResponse struct {
 
 func (x *ListAccountLinksResponse) Reset() {
 	*x = ListAccountLinksResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3686,7 +3825,7 @@ func (x *ListAccountLinksResponse) String() string {
 func (*ListAccountLinksResponse) ProtoMessage() {}
 
 func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3699,7 +3838,7 @@ func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListAccountLinksResponse) GetLinks() []*AccountLink {
@@ -3725,7 +3864,7 @@ type DeleteAccountLinkRequest struct {
 
 func (x *DeleteAccountLinkRequest) Reset() {
 	*x = DeleteAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3737,7 +3876,7 @@ func (x *DeleteAccountLinkRequest) String() string {
 func (*DeleteAccountLinkRequest) ProtoMessage() {}
 
 func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3750,7 +3889,7 @@ func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeleteAccountLinkRequest) GetId() string {
@@ -3768,7 +3907,7 @@ type DeleteAccountLinkResponse struct {
 
 func (x *DeleteAccountLinkResponse) Reset() {
 	*x = DeleteAccountLinkResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3780,7 +3919,7 @@ func (x *DeleteAccountLinkResponse) String() string {
 func (*DeleteAccountLinkResponse) ProtoMessage() {}
 
 func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3793,7 +3932,7 @@ func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
 }
 
 type DeleteUserRequest struct {
@@ -3805,7 +3944,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3817,7 +3956,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3830,7 +3969,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeleteUserRequest) GetId() string {
@@ -3848,7 +3987,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3860,7 +3999,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3873,7 +4012,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
 }
 
 type ResetPasswordRequest struct {
@@ -3885,7 +4024,7 @@ type ResetPasswordRequest struct {
 
 func (x *ResetPasswordRequest) Reset() {
 	*x = ResetPasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3897,7 +4036,7 @@ func (x *ResetPasswordRequest) String() string {
 func (*ResetPasswordRequest) ProtoMessage() {}
 
 func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3910,7 +4049,7 @@ func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ResetPasswordRequest) GetId() string {
@@ -3932,7 +4071,7 @@ type ResetPasswordResponse struct {
 
 func (x *ResetPasswordResponse) Reset() {
 	*x = ResetPasswordResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3944,7 +4083,7 @@ func (x *ResetPasswordResponse) String() string {
 func (*ResetPasswordResponse) ProtoMessage() {}
 
 func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3957,7 +4096,7 @@ func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ResetPasswordResponse) GetUser() *User {
@@ -3983,7 +4122,7 @@ type DeleteOrgRequest struct {
 
 func (x *DeleteOrgRequest) Reset() {
 	*x = DeleteOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3995,7 +4134,7 @@ func (x *DeleteOrgRequest) String() string {
 func (*DeleteOrgRequest) ProtoMessage() {}
 
 func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4008,7 +4147,7 @@ func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgRequest.ProtoReflect.Descriptor instead.
 func (*DeleteOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{53}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DeleteOrgRequest) GetId() string {
@@ -4026,7 +4165,7 @@ type DeleteOrgResponse struct {
 
 func (x *DeleteOrgResponse) Reset() {
 	*x = DeleteOrgResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4038,7 +4177,7 @@ func (x *DeleteOrgResponse) String() string {
 func (*DeleteOrgResponse) ProtoMessage() {}
 
 func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4051,7 +4190,7 @@ func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgResponse.ProtoReflect.Descriptor instead.
 func (*DeleteOrgResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{55}
 }
 
 type DeleteGroupRequest struct {
@@ -4063,7 +4202,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4075,7 +4214,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4088,7 +4227,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{55}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DeleteGroupRequest) GetId() string {
@@ -4106,7 +4245,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4118,7 +4257,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4131,7 +4270,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{56}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{57}
 }
 
 type UpdateGroupRequest struct {
@@ -4144,7 +4283,7 @@ type UpdateGroupRequest struct {
 
 func (x *UpdateGroupRequest) Reset() {
 	*x = UpdateGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4156,7 +4295,7 @@ func (x *UpdateGroupRequest) String() string {
 func (*UpdateGroupRequest) ProtoMessage() {}
 
 func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4169,7 +4308,7 @@ func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateGroupRequest.ProtoReflect.Descriptor instead.
 func (*UpdateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{57}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *UpdateGroupRequest) GetId() string {
@@ -4204,7 +4343,7 @@ type UserCertificate struct {
 
 func (x *UserCertificate) Reset() {
 	*x = UserCertificate{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4216,7 +4355,7 @@ func (x *UserCertificate) String() string {
 func (*UserCertificate) ProtoMessage() {}
 
 func (x *UserCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4229,7 +4368,7 @@ func (x *UserCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserCertificate.ProtoReflect.Descriptor instead.
 func (*UserCertificate) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{58}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *UserCertificate) GetUserId() string {
@@ -4276,7 +4415,7 @@ type BindUserCertificateRequest struct {
 
 func (x *BindUserCertificateRequest) Reset() {
 	*x = BindUserCertificateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4288,7 +4427,7 @@ func (x *BindUserCertificateRequest) String() string {
 func (*BindUserCertificateRequest) ProtoMessage() {}
 
 func (x *BindUserCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4301,7 +4440,7 @@ func (x *BindUserCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindUserCertificateRequest.ProtoReflect.Descriptor instead.
 func (*BindUserCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{59}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *BindUserCertificateRequest) GetUserId() string {
@@ -4334,7 +4473,7 @@ type ListUserCertificatesRequest struct {
 
 func (x *ListUserCertificatesRequest) Reset() {
 	*x = ListUserCertificatesRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4346,7 +4485,7 @@ func (x *ListUserCertificatesRequest) String() string {
 func (*ListUserCertificatesRequest) ProtoMessage() {}
 
 func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4359,7 +4498,7 @@ func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListUserCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{60}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListUserCertificatesRequest) GetUserId() string {
@@ -4378,7 +4517,7 @@ type ListUserCertificatesResponse struct {
 
 func (x *ListUserCertificatesResponse) Reset() {
 	*x = ListUserCertificatesResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4390,7 +4529,7 @@ func (x *ListUserCertificatesResponse) String() string {
 func (*ListUserCertificatesResponse) ProtoMessage() {}
 
 func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4403,7 +4542,7 @@ func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListUserCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{61}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListUserCertificatesResponse) GetCertificates() []*UserCertificate {
@@ -4423,7 +4562,7 @@ type UnbindUserCertificateRequest struct {
 
 func (x *UnbindUserCertificateRequest) Reset() {
 	*x = UnbindUserCertificateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4435,7 +4574,7 @@ func (x *UnbindUserCertificateRequest) String() string {
 func (*UnbindUserCertificateRequest) ProtoMessage() {}
 
 func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4448,7 +4587,7 @@ func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbindUserCertificateRequest.ProtoReflect.Descriptor instead.
 func (*UnbindUserCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{62}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UnbindUserCertificateRequest) GetUserId() string {
@@ -4473,7 +4612,7 @@ type UnbindUserCertificateResponse struct {
 
 func (x *UnbindUserCertificateResponse) Reset() {
 	*x = UnbindUserCertificateResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4485,7 +4624,7 @@ func (x *UnbindUserCertificateResponse) String() string {
 func (*UnbindUserCertificateResponse) ProtoMessage() {}
 
 func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4498,7 +4637,7 @@ func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbindUserCertificateResponse.ProtoReflect.Descriptor instead.
 func (*UnbindUserCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{63}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{64}
 }
 
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
@@ -4698,7 +4837,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
 	"\x12GroupMemberRequest\x12*\n" +
 	"\bgroup_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\agroupId\x12(\n" +
-	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xe8\x04\n" +
+	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xe1\x05\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -4718,7 +4857,17 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x12client_cert_sha256\x18\v \x01(\tR\x10clientCertSha256\x126\n" +
 	"\x17secret_lifetime_seconds\x18\f \x01(\x03R\x15secretLifetimeSeconds\x12F\n" +
 	"\x11secret_issue_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0fsecretIssueTime\x12H\n" +
-	"\x12secret_expire_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x10secretExpireTime\"\xf4\x02\n" +
+	"\x12secret_expire_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x10secretExpireTime\x12?\n" +
+	"\fsigning_keys\x18\x0f \x03(\v2\x1c.uias.identity.v1.SigningKeyR\vsigningKeys\x126\n" +
+	"\x17require_signed_requests\x18\x10 \x01(\bR\x15requireSignedRequests\"\xa7\x01\n" +
+	"\n" +
+	"SigningKey\x12\x1e\n" +
+	"\n" +
+	"thumbprint\x18\x01 \x01(\tR\n" +
+	"thumbprint\x12\x1c\n" +
+	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12$\n" +
+	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\x125\n" +
+	"\badd_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\"\xe0\x03\n" +
 	"\x10CreateAppRequest\x12'\n" +
 	"\bapp_type\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappType\x12'\n" +
 	"\bapp_code\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappCode\x12#\n" +
@@ -4729,7 +4878,10 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
 	"rate_burst\x18\x06 \x01(\x05R\trateBurst\x12:\n" +
 	"\x12client_cert_sha256\x18\a \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x10clientCertSha256\x126\n" +
-	"\x17secret_lifetime_seconds\x18\b \x01(\x03R\x15secretLifetimeSeconds\"[\n" +
+	"\x17secret_lifetime_seconds\x18\b \x01(\x03R\x15secretLifetimeSeconds\x122\n" +
+	"\fsigning_keys\x18\t \x03(\fB\x0f\xbaH\f\x92\x01\t\x10\b\"\x05z\x03\x18\x80 R\vsigningKeys\x126\n" +
+	"\x17require_signed_requests\x18\n" +
+	" \x01(\bR\x15requireSignedRequests\"[\n" +
 	"\x11CreateAppResponse\x12'\n" +
 	"\x03app\x18\x01 \x01(\v2\x15.uias.identity.v1.AppR\x03app\x12\x1d\n" +
 	"\n" +
@@ -4746,7 +4898,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x1dsecret_expires_within_seconds\x18\x06 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x1asecretExpiresWithinSeconds\"e\n" +
 	"\x10ListAppsResponse\x12)\n" +
 	"\x04apps\x18\x01 \x03(\v2\x15.uias.identity.v1.AppR\x04apps\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa8\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x94\x04\n" +
 	"\x10UpdateAppRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
 	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -4760,7 +4912,10 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
 	"rate_burst\x18\a \x01(\x05R\trateBurst\x12:\n" +
 	"\x12client_cert_sha256\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x10clientCertSha256\x126\n" +
-	"\x17secret_lifetime_seconds\x18\t \x01(\x03R\x15secretLifetimeSeconds\"i\n" +
+	"\x17secret_lifetime_seconds\x18\t \x01(\x03R\x15secretLifetimeSeconds\x122\n" +
+	"\fsigning_keys\x18\n" +
+	" \x03(\fB\x0f\xbaH\f\x92\x01\t\x10\b\"\x05z\x03\x18\x80 R\vsigningKeys\x126\n" +
+	"\x17require_signed_requests\x18\v \x01(\bR\x15requireSignedRequests\"i\n" +
 	"\x16RotateAppSecretRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12.\n" +
 	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\"3\n" +
@@ -4929,7 +5084,7 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(AuthType)(0),                         // 0: uias.identity.v1.AuthType
 	(Reason)(0),                           // 1: uias.identity.v1.Reason
@@ -4971,167 +5126,170 @@ var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(*ListGroupsResponse)(nil),            // 37: uias.identity.v1.ListGroupsResponse
 	(*GroupMemberRequest)(nil),            // 38: uias.identity.v1.GroupMemberRequest
 	(*App)(nil),                           // 39: uias.identity.v1.App
-	(*CreateAppRequest)(nil),              // 40: uias.identity.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),             // 41: uias.identity.v1.CreateAppResponse
-	(*GetAppRequest)(nil),                 // 42: uias.identity.v1.GetAppRequest
-	(*ListAppsRequest)(nil),               // 43: uias.identity.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),              // 44: uias.identity.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),              // 45: uias.identity.v1.UpdateAppRequest
-	(*RotateAppSecretRequest)(nil),        // 46: uias.identity.v1.RotateAppSecretRequest
-	(*DeleteAppRequest)(nil),              // 47: uias.identity.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),             // 48: uias.identity.v1.DeleteAppResponse
-	(*AccountLink)(nil),                   // 49: uias.identity.v1.AccountLink
-	(*CreateAccountLinkRequest)(nil),      // 50: uias.identity.v1.CreateAccountLinkRequest
-	(*ListAccountLinksRequest)(nil),       // 51: uias.identity.v1.ListAccountLinksRequest
-	(*ListAccountLinksResponse)(nil),      // 52: uias.identity.v1.ListAccountLinksResponse
-	(*DeleteAccountLinkRequest)(nil),      // 53: uias.identity.v1.DeleteAccountLinkRequest
-	(*DeleteAccountLinkResponse)(nil),     // 54: uias.identity.v1.DeleteAccountLinkResponse
-	(*DeleteUserRequest)(nil),             // 55: uias.identity.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),            // 56: uias.identity.v1.DeleteUserResponse
-	(*ResetPasswordRequest)(nil),          // 57: uias.identity.v1.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),         // 58: uias.identity.v1.ResetPasswordResponse
-	(*DeleteOrgRequest)(nil),              // 59: uias.identity.v1.DeleteOrgRequest
-	(*DeleteOrgResponse)(nil),             // 60: uias.identity.v1.DeleteOrgResponse
-	(*DeleteGroupRequest)(nil),            // 61: uias.identity.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),           // 62: uias.identity.v1.DeleteGroupResponse
-	(*UpdateGroupRequest)(nil),            // 63: uias.identity.v1.UpdateGroupRequest
-	(*UserCertificate)(nil),               // 64: uias.identity.v1.UserCertificate
-	(*BindUserCertificateRequest)(nil),    // 65: uias.identity.v1.BindUserCertificateRequest
-	(*ListUserCertificatesRequest)(nil),   // 66: uias.identity.v1.ListUserCertificatesRequest
-	(*ListUserCertificatesResponse)(nil),  // 67: uias.identity.v1.ListUserCertificatesResponse
-	(*UnbindUserCertificateRequest)(nil),  // 68: uias.identity.v1.UnbindUserCertificateRequest
-	(*UnbindUserCertificateResponse)(nil), // 69: uias.identity.v1.UnbindUserCertificateResponse
-	nil,                                   // 70: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),         // 71: google.protobuf.Timestamp
+	(*SigningKey)(nil),                    // 40: uias.identity.v1.SigningKey
+	(*CreateAppRequest)(nil),              // 41: uias.identity.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),             // 42: uias.identity.v1.CreateAppResponse
+	(*GetAppRequest)(nil),                 // 43: uias.identity.v1.GetAppRequest
+	(*ListAppsRequest)(nil),               // 44: uias.identity.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),              // 45: uias.identity.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),              // 46: uias.identity.v1.UpdateAppRequest
+	(*RotateAppSecretRequest)(nil),        // 47: uias.identity.v1.RotateAppSecretRequest
+	(*DeleteAppRequest)(nil),              // 48: uias.identity.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),             // 49: uias.identity.v1.DeleteAppResponse
+	(*AccountLink)(nil),                   // 50: uias.identity.v1.AccountLink
+	(*CreateAccountLinkRequest)(nil),      // 51: uias.identity.v1.CreateAccountLinkRequest
+	(*ListAccountLinksRequest)(nil),       // 52: uias.identity.v1.ListAccountLinksRequest
+	(*ListAccountLinksResponse)(nil),      // 53: uias.identity.v1.ListAccountLinksResponse
+	(*DeleteAccountLinkRequest)(nil),      // 54: uias.identity.v1.DeleteAccountLinkRequest
+	(*DeleteAccountLinkResponse)(nil),     // 55: uias.identity.v1.DeleteAccountLinkResponse
+	(*DeleteUserRequest)(nil),             // 56: uias.identity.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),            // 57: uias.identity.v1.DeleteUserResponse
+	(*ResetPasswordRequest)(nil),          // 58: uias.identity.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),         // 59: uias.identity.v1.ResetPasswordResponse
+	(*DeleteOrgRequest)(nil),              // 60: uias.identity.v1.DeleteOrgRequest
+	(*DeleteOrgResponse)(nil),             // 61: uias.identity.v1.DeleteOrgResponse
+	(*DeleteGroupRequest)(nil),            // 62: uias.identity.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),           // 63: uias.identity.v1.DeleteGroupResponse
+	(*UpdateGroupRequest)(nil),            // 64: uias.identity.v1.UpdateGroupRequest
+	(*UserCertificate)(nil),               // 65: uias.identity.v1.UserCertificate
+	(*BindUserCertificateRequest)(nil),    // 66: uias.identity.v1.BindUserCertificateRequest
+	(*ListUserCertificatesRequest)(nil),   // 67: uias.identity.v1.ListUserCertificatesRequest
+	(*ListUserCertificatesResponse)(nil),  // 68: uias.identity.v1.ListUserCertificatesResponse
+	(*UnbindUserCertificateRequest)(nil),  // 69: uias.identity.v1.UnbindUserCertificateRequest
+	(*UnbindUserCertificateResponse)(nil), // 70: uias.identity.v1.UnbindUserCertificateResponse
+	nil,                                   // 71: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*timestamppb.Timestamp)(nil),         // 72: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	70, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	71, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
 	1,  // 2: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
 	8,  // 3: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	71, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	72, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	8,  // 5: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
 	2,  // 6: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	71, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	71, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	72, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	72, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
 	15, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
 	2,  // 11: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
 	3,  // 12: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 13: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	71, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	71, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	71, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	71, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	71, // 18: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
+	72, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	72, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	72, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	72, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	72, // 18: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
 	3,  // 19: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 20: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
 	23, // 21: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
 	3,  // 22: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 23: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	71, // 24: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	72, // 24: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
 	33, // 25: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
 	5,  // 26: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	71, // 27: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	71, // 28: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	71, // 29: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
-	71, // 30: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
-	39, // 31: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
-	5,  // 32: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	39, // 33: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
-	5,  // 34: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	2,  // 35: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	71, // 36: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	49, // 37: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	23, // 38: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	71, // 39: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
-	71, // 40: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
-	64, // 41: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
-	6,  // 42: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	9,  // 43: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	11, // 44: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	13, // 45: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	16, // 46: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	17, // 47: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	18, // 48: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	20, // 49: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	21, // 50: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	59, // 51: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	22, // 52: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	24, // 53: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	25, // 54: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	26, // 55: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	28, // 56: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	29, // 57: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	30, // 58: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	31, // 59: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	55, // 60: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	32, // 61: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	57, // 62: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	34, // 63: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	61, // 64: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	63, // 65: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	35, // 66: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	36, // 67: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	38, // 68: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	38, // 69: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	40, // 70: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	42, // 71: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	43, // 72: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	45, // 73: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	46, // 74: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	47, // 75: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	50, // 76: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	51, // 77: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	53, // 78: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	65, // 79: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
-	66, // 80: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
-	68, // 81: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
-	7,  // 82: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	10, // 83: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	12, // 84: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	14, // 85: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	15, // 86: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	15, // 87: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	19, // 88: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	15, // 89: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	15, // 90: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	60, // 91: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	15, // 92: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	23, // 93: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	23, // 94: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	27, // 95: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	23, // 96: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	23, // 97: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	23, // 98: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	23, // 99: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	56, // 100: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	23, // 101: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	58, // 102: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	33, // 103: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	62, // 104: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	33, // 105: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	33, // 106: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	37, // 107: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	33, // 108: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	33, // 109: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	41, // 110: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	39, // 111: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	44, // 112: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	39, // 113: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	41, // 114: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	48, // 115: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	49, // 116: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	52, // 117: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	54, // 118: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	64, // 119: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
-	67, // 120: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
-	69, // 121: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
-	82, // [82:122] is the sub-list for method output_type
-	42, // [42:82] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	72, // 27: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	72, // 28: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	72, // 29: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
+	72, // 30: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
+	40, // 31: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
+	72, // 32: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
+	39, // 33: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	5,  // 34: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
+	39, // 35: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	5,  // 36: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
+	2,  // 37: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
+	72, // 38: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	50, // 39: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	23, // 40: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	72, // 41: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	72, // 42: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	65, // 43: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	6,  // 44: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	9,  // 45: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	11, // 46: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	13, // 47: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	16, // 48: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	17, // 49: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	18, // 50: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	20, // 51: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	21, // 52: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	60, // 53: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	22, // 54: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	24, // 55: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	25, // 56: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	26, // 57: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	28, // 58: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	29, // 59: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	30, // 60: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	31, // 61: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	56, // 62: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	32, // 63: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	58, // 64: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	34, // 65: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	62, // 66: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	64, // 67: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	35, // 68: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	36, // 69: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	38, // 70: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	38, // 71: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	41, // 72: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	43, // 73: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	44, // 74: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	46, // 75: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	47, // 76: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	48, // 77: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	51, // 78: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	52, // 79: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	54, // 80: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	66, // 81: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	67, // 82: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	69, // 83: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	7,  // 84: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	10, // 85: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	12, // 86: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	14, // 87: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	15, // 88: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	15, // 89: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	19, // 90: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	15, // 91: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	15, // 92: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	61, // 93: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	15, // 94: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	23, // 95: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	23, // 96: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	27, // 97: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	23, // 98: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	23, // 99: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	23, // 100: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	23, // 101: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	57, // 102: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	23, // 103: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	59, // 104: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	33, // 105: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	63, // 106: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	33, // 107: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	33, // 108: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	37, // 109: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	33, // 110: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	33, // 111: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	42, // 112: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	39, // 113: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	45, // 114: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	39, // 115: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	42, // 116: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	49, // 117: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	50, // 118: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	53, // 119: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	55, // 120: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	65, // 121: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	68, // 122: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	70, // 123: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	84, // [84:124] is the sub-list for method output_type
+	44, // [44:84] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
@@ -5145,7 +5303,7 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   65,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,0 +1,184 @@
+package identity_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/reqsig"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
+)
+
+func pubPEM(t *testing.T, k crypto.Signer) []byte {
+	t.Helper()
+	p, err := reqsig.PublicKeyPEM(k.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(p)
+}
+
+// Signing keys through the service: validation, the requirement, a
+// rollover keeping the first key's time, and signed calls, whose refusals
+// are audited as refused callers and whose successes name the key.
+func TestAppSigningKeys(t *testing.T) {
+	w := newSecretWorld(t, 0)
+	ctx := context.Background()
+	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, k2, _ := ed25519.GenerateKey(rand.Reader)
+	_, k3, _ := ed25519.GenerateKey(rand.Reader)
+
+	_, _, err := w.svc.CreateApp(ctx, identity.NewApp{Type: "OA", Code: "req", Name: "Req", RequireSignatures: true})
+	wantReason(t, "required without a key", err, apierr.FailedPrecondition, reqsig.ReasonKeyRequired)
+	_, _, err = w.svc.CreateApp(ctx, identity.NewApp{Type: "OA", Code: "bad", Name: "Bad", SigningKeys: [][]byte{[]byte("not a key")}})
+	wantReason(t, "garbage", err, apierr.InvalidArgument, reqsig.ReasonKeyInvalid)
+
+	a, secret, err := w.svc.CreateApp(ctx, identity.NewApp{Type: "OA", Code: "signer", Name: "Signer",
+		SigningKeys: [][]byte{pubPEM(t, k1)}, RequireSignatures: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := a.SigningKeys[0].AddedAt
+	_, err = w.svc.UpdateApp(ctx, a.ID, identity.AppUpdate{Mask: []string{"signing_keys"},
+		SigningKeys: [][]byte{pubPEM(t, k1), pubPEM(t, k2), pubPEM(t, k3)}})
+	wantReason(t, "three keys", err, apierr.InvalidArgument, reqsig.ReasonTooManyKeys)
+	_, err = w.svc.UpdateApp(ctx, a.ID, identity.AppUpdate{Mask: []string{"signing_keys"}})
+	wantReason(t, "no keys while required", err, apierr.FailedPrecondition, reqsig.ReasonKeyRequired)
+
+	w.clk.t = w.clk.t.Add(time.Hour)
+	a, err = w.svc.UpdateApp(ctx, a.ID, identity.AppUpdate{Mask: []string{"signing_keys"}, SigningKeys: [][]byte{pubPEM(t, k1), pubPEM(t, k2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.SigningKeys) != 2 || !a.SigningKeys[0].AddedAt.Equal(added) || a.SigningKeys[1].AddedAt.Equal(added) {
+		t.Fatalf("rollover keys %+v", a.SigningKeys)
+	}
+	got, err := w.svc.GetApp(ctx, a.ID)
+	if err != nil || len(got.ParsedSigningKeys()) != 2 || !got.RequireSignatures {
+		t.Fatalf("stored app %+v %v", got, err)
+	}
+	upd := w.auditDetails(t, "app.update")
+	if d := upd[len(upd)-1]; d["signing_keys"] == "" || len(d["signing_keys"]) != 33 {
+		t.Fatalf("app.update detail %v", d)
+	}
+
+	ip := netip.MustParseAddr("192.0.2.1")
+	sign := func(k crypto.Signer, nonce string) caller.SignedRequest {
+		sum := sha256.Sum256([]byte("body"))
+		r := caller.SignedRequest{Timestamp: strconv.FormatInt(w.clk.now().Unix(), 10), Nonce: nonce,
+			Target: "/uias.identity.v1.AuthService/Authenticate", BodySHA256: hex.EncodeToString(sum[:])}
+		s, err := reqsig.Sign(k, reqsig.StringToSign(a.ID, r.Target, r.Timestamp, r.Nonce, r.BodySHA256))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Signature = s
+		return r
+	}
+	_, _, err = w.svc.AuthenticateSignedApp(ctx, a.ID, secret, ip, caller.SignedRequest{})
+	wantReason(t, "unsigned", err, apierr.Unauthenticated, caller.ReasonSignatureRequired)
+	keys := a.ParsedSigningKeys()
+	for i, k := range []crypto.Signer{k1, k2} {
+		_, key, err := w.svc.AuthenticateSignedApp(ctx, a.ID, secret, ip, sign(k, "nonce-of-key-"+strconv.Itoa(i)+"-abcdef"))
+		if err != nil || key != keys[i].Thumbprint {
+			t.Fatalf("signed with key %d: %q %v", i, key, err)
+		}
+	}
+	_, _, err = w.svc.AuthenticateSignedApp(ctx, a.ID, secret, ip, sign(k1, "nonce-of-key-0-abcdef"))
+	wantReason(t, "replayed", err, apierr.Unauthenticated, caller.ReasonReplayedRequest)
+	_, _, err = w.svc.AuthenticateSignedApp(ctx, a.ID, secret, ip, sign(k3, "nonce-of-key-3-abcdef"))
+	wantReason(t, "unregistered key", err, apierr.Unauthenticated, caller.ReasonBadSignature)
+	if got, want := w.deniedReasons(t), []string{caller.ReasonSignatureRequired, caller.ReasonReplayedRequest, caller.ReasonBadSignature}; !slices.Equal(got, want) {
+		t.Fatalf("caller.denied reasons %v, want %v", got, want)
+	}
+}
+
+// A peer centre's replica of an application carries its signing keys and
+// requirement, verifies signed calls with them, and follows a rollover at
+// home; the replicas' digests agree.
+func TestReplicaAppSigningKeys(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-a", "Bureau A", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	clk := newTestClock()
+	at := func(c *replicaCentre, h *centre.Homes) *identity.Service {
+		return testService(t, identity.Deps{Store: sqlstore.New(c.db), Homes: h, Now: clk.now, Sleep: clk.sleep})
+	}
+	svc2 := at(l2, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := at(l1, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+
+	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, k2, _ := ed25519.GenerateKey(rand.Reader)
+	app, secret, err := svc2.CreateApp(admin2, identity.NewApp{Type: "OA", Code: "harbour", Name: "Harbour",
+		SigningKeys: [][]byte{pubPEM(t, k1)}, RequireSignatures: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.Addr{}
+	signed := func(k crypto.Signer, nonce string) caller.SignedRequest {
+		sum := sha256.Sum256(nil)
+		r := caller.SignedRequest{Timestamp: strconv.FormatInt(clk.now().Unix(), 10), Nonce: nonce,
+			Target: "/uias.identity.v1.AuthService/Authenticate", BodySHA256: hex.EncodeToString(sum[:])}
+		s, err := reqsig.Sign(k, reqsig.StringToSign(app.ID, r.Target, r.Timestamp, r.Nonce, r.BodySHA256))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Signature = s
+		return r
+	}
+	if _, _, err := svc1.AuthenticateSignedApp(ctx, app.ID, secret, ip, caller.SignedRequest{}); reasonOf(err) != caller.ReasonSignatureRequired {
+		t.Fatalf("unsigned at the peer: %v", err)
+	}
+	if _, _, err := svc1.AuthenticateSignedApp(ctx, app.ID, secret, ip, signed(k1, "peer-nonce-0000001")); err != nil {
+		t.Fatalf("signed at the peer: %v", err)
+	}
+	// Rolled over at home to the second key: the peer follows.
+	if _, err := svc2.UpdateApp(admin2, app.ID, identity.AppUpdate{Mask: []string{"signing_keys"}, SigningKeys: [][]byte{pubPEM(t, k2)}}); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc1.AuthenticateSignedApp(ctx, app.ID, secret, ip, signed(k2, "peer-nonce-0000002")); err != nil {
+		t.Fatalf("new key at the peer: %v", err)
+	}
+	if _, _, err := svc1.AuthenticateSignedApp(ctx, app.ID, secret, ip, signed(k1, "peer-nonce-0000003")); reasonOf(err) != caller.ReasonBadSignature {
+		t.Fatalf("old key at the peer: %v", err)
+	}
+	d1, err := svc1.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := svc2.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range d1 {
+		if d1[i].Table == "apps" && d1[i] != d2[i] {
+			t.Fatalf("apps digests differ: %+v, %+v", d1[i], d2[i])
+		}
+	}
+}
