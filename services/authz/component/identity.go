@@ -181,17 +181,19 @@ type identityVerifier struct {
 	admins *adminauth.Verifier
 }
 
-func (v identityVerifier) VerifyApp(ctx context.Context, appID, secret string, ip netip.Addr, cert string) (*caller.App, error) {
-	req := &identityv1.VerifyAppRequest{AppId: appID, AppSecret: secret, ClientCertSha256: cert}
+func (v identityVerifier) VerifyApp(ctx context.Context, appID, secret string, ip netip.Addr, cert string, sig caller.SignedRequest) (*caller.App, string, error) {
+	req := &identityv1.VerifyAppRequest{AppId: appID, AppSecret: secret, ClientCertSha256: cert,
+		Signature: sig.Signature, Timestamp: sig.Timestamp, Nonce: sig.Nonce, SignedTarget: sig.Target,
+		BodySha256: sig.BodySHA256, SignedUntrusted: sig.Untrusted}
 	if ip.IsValid() {
 		req.ClientIp = ip.String()
 	}
 	r, err := v.c.VerifyApp(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	return &caller.App{ID: r.GetAppId(), Type: r.GetAppType(), Code: r.GetAppCode(), Active: true,
-		RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst())}, nil
+		RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst())}, r.GetSignedKey(), nil
 }
 
 func (v identityVerifier) VerifyAdmin(ctx context.Context, token string) (*adminauth.Admin, error) {

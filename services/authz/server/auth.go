@@ -25,8 +25,10 @@ func init() {
 // owns applications and administrators).
 type Verifier interface {
 	// VerifyApp checks App_ID + App_Secret from ip with the client
-	// certificate fingerprint cert ("" if none).
-	VerifyApp(ctx context.Context, appID, secret string, ip netip.Addr, cert string) (*caller.App, error)
+	// certificate fingerprint cert ("" if none) and the call's request
+	// signature sig (none: an unsigned call); it returns the thumbprint of
+	// the key that verified a signed call.
+	VerifyApp(ctx context.Context, appID, secret string, ip netip.Addr, cert string, sig caller.SignedRequest) (*caller.App, string, error)
 	// VerifyAdmin checks an administrator's bearer token and returns the
 	// administrator (pkg/adminauth).
 	VerifyAdmin(ctx context.Context, token string) (*adminauth.Admin, error)
@@ -98,11 +100,11 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 			break
 		}
 		appID, secret := grpcx.AppCredentials(ctx)
-		app, err := a.app(ctx, appID, secret, c.ClientIP, c.ClientCert)
+		app, key, err := a.app(ctx, appID, secret, c.ClientIP, c.ClientCert, grpcx.RequestSignature(ctx, method))
 		if err != nil {
 			return nil, err
 		}
-		c.App = app
+		c.App, c.SignedKey = app, key
 		o.App = app.ID
 	case strings.HasPrefix(method, "/uias.authz.v1.AuthzAdminService/"):
 		if o.Principal != "" {
@@ -154,24 +156,37 @@ func appRef(id string) *caller.App {
 
 // app verifies application credentials, from the cache when the same
 // credentials from the same address and certificate were verified lately,
-// and applies the application's rate limit.
-func (a *CallerAuth) app(ctx context.Context, appID, secret string, ip netip.Addr, cert string) (*caller.App, error) {
+// and applies the application's rate limit. A signed call (sig) is
+// verified by identity every time (its nonce is spent there) and never
+// cached; an unsigned call of an application that requires signatures is
+// refused by identity, so never cached either.
+func (a *CallerAuth) app(ctx context.Context, appID, secret string, ip netip.Addr, cert string, sig caller.SignedRequest) (*caller.App, string, error) {
 	if appID == "" || secret == "" || len(appID) > caller.MaxAppIDLen || len(secret) > caller.MaxSecretLen {
-		return nil, caller.ErrBadAppCredentials
+		return nil, "", caller.ErrBadAppCredentials
+	}
+	now := a.now()
+	if sig.Signed() {
+		app, key, err := a.v.VerifyApp(ctx, appID, secret, ip, cert, sig)
+		if err != nil {
+			return nil, "", err
+		}
+		if !a.limiter.Allow(app.ID, app.RateLimit, app.RateBurst, now) {
+			return nil, "", caller.ErrRateLimited
+		}
+		return app, key, nil
 	}
 	k := a.credKey(appID, secret, ip, cert)
-	now := a.now()
 	app, ok := a.apps.Get(k, now)
 	if !ok {
-		got, err := a.v.VerifyApp(ctx, appID, secret, ip, cert)
+		got, _, err := a.v.VerifyApp(ctx, appID, secret, ip, cert, sig)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		app = got
 		a.apps.Put(k, app, now)
 	}
 	if !a.limiter.Allow(app.ID, app.RateLimit, app.RateBurst, now) {
-		return nil, caller.ErrRateLimited
+		return nil, "", caller.ErrRateLimited
 	}
-	return app, nil
+	return app, "", nil
 }

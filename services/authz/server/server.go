@@ -32,7 +32,10 @@ func New(svc *commands.Service) *Server { return &Server{svc: svc} }
 
 // Register adds both services to g.
 func (s *Server) Register(g grpc.ServiceRegistrar) {
-	authzv1.RegisterAuthzServiceServer(g, s)
+	// Signed requests of applications: the request bytes of a signed call
+	// are hashed as received (grpcx.SignedBodies); identity verifies the
+	// signature (CallerService.VerifyApp).
+	g.RegisterService(grpcx.SignedBodies(&authzv1.AuthzService_ServiceDesc), s)
 	authzv1.RegisterAuthzAdminServiceServer(g, s)
 }
 

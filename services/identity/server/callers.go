@@ -37,10 +37,15 @@ func (s callerServer) VerifyApp(ctx context.Context, r *identityv1.VerifyAppRequ
 	c := *caller.From(ctx)
 	c.ClientIP, c.ClientCert = ip.Unmap(), r.GetClientCertSha256()
 	ctx = caller.With(ctx, &c)
-	app, err := s.svc.AuthenticateApp(ctx, r.GetAppId(), r.GetAppSecret(), ip.Unmap())
+	// The caller's signature, as the component received the call: checked
+	// as identity checks its own callers' (an unsigned call of an
+	// application that requires signatures is refused).
+	sig := caller.SignedRequest{Signature: r.GetSignature(), Timestamp: r.GetTimestamp(), Nonce: r.GetNonce(),
+		Target: r.GetSignedTarget(), BodySHA256: r.GetBodySha256(), Untrusted: r.GetSignedUntrusted()}
+	app, key, err := s.svc.AuthenticateSignedApp(ctx, r.GetAppId(), r.GetAppSecret(), ip.Unmap(), sig)
 	if err != nil {
 		return nil, err
 	}
 	return &identityv1.VerifyAppResponse{AppId: app.ID, AppType: app.Type, AppCode: app.Code,
-		RateLimit: app.RateLimit, RateBurst: int32(app.RateBurst)}, nil
+		RateLimit: app.RateLimit, RateBurst: int32(app.RateBurst), SignedKey: key}, nil
 }

@@ -32,8 +32,24 @@ type VerifyAppRequest struct {
 	// client_cert_sha256: the fingerprint of the client certificate the
 	// component verified, if any.
 	ClientCertSha256 string `protobuf:"bytes,4,opt,name=client_cert_sha256,json=clientCertSha256" json:"client_cert_sha256,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The request signature the caller's call carried (its x-uias-signature,
+	// x-uias-timestamp and x-uias-nonce), with what the component received:
+	// signed_target (the gRPC full method, or a REST edge's "METHOD target")
+	// and body_sha256 (lower case hex SHA-256 of the request bytes as
+	// received). An empty signature: an unsigned call (refused
+	// SIGNATURE_REQUIRED for an application that requires signatures).
+	// Verified as identity verifies its own callers' (docs/adr/0014).
+	Signature    string `protobuf:"bytes,5,opt,name=signature" json:"signature,omitempty"`
+	Timestamp    string `protobuf:"bytes,6,opt,name=timestamp" json:"timestamp,omitempty"`
+	Nonce        string `protobuf:"bytes,7,opt,name=nonce" json:"nonce,omitempty"`
+	SignedTarget string `protobuf:"bytes,8,opt,name=signed_target,json=signedTarget" json:"signed_target,omitempty"`
+	BodySha256   string `protobuf:"bytes,9,opt,name=body_sha256,json=bodySha256" json:"body_sha256,omitempty"`
+	// signed_untrusted: the call came from a REST edge whose account of the
+	// HTTP request the component does not believe (what was signed is
+	// unknown; a signed call is then refused BAD_SIGNATURE).
+	SignedUntrusted bool `protobuf:"varint,10,opt,name=signed_untrusted,json=signedUntrusted" json:"signed_untrusted,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *VerifyAppRequest) Reset() {
@@ -94,6 +110,48 @@ func (x *VerifyAppRequest) GetClientCertSha256() string {
 	return ""
 }
 
+func (x *VerifyAppRequest) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+func (x *VerifyAppRequest) GetTimestamp() string {
+	if x != nil {
+		return x.Timestamp
+	}
+	return ""
+}
+
+func (x *VerifyAppRequest) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+func (x *VerifyAppRequest) GetSignedTarget() string {
+	if x != nil {
+		return x.SignedTarget
+	}
+	return ""
+}
+
+func (x *VerifyAppRequest) GetBodySha256() string {
+	if x != nil {
+		return x.BodySha256
+	}
+	return ""
+}
+
+func (x *VerifyAppRequest) GetSignedUntrusted() bool {
+	if x != nil {
+		return x.SignedUntrusted
+	}
+	return false
+}
+
 type VerifyAppResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	AppId   string                 `protobuf:"bytes,1,opt,name=app_id,json=appId" json:"app_id,omitempty"`
@@ -101,8 +159,12 @@ type VerifyAppResponse struct {
 	AppCode string                 `protobuf:"bytes,3,opt,name=app_code,json=appCode" json:"app_code,omitempty"`
 	// rate_limit (calls per second, 0 = none) and rate_burst: the
 	// application's limit, for the component to apply to the calls it serves.
-	RateLimit     float64 `protobuf:"fixed64,4,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
-	RateBurst     int32   `protobuf:"varint,5,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
+	RateLimit float64 `protobuf:"fixed64,4,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
+	RateBurst int32   `protobuf:"varint,5,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
+	// signed_key: the thumbprint of the application's key that verified the
+	// call's signature ("" for an unsigned call), for the component's
+	// records.
+	SignedKey     string `protobuf:"bytes,6,opt,name=signed_key,json=signedKey" json:"signed_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -172,17 +234,32 @@ func (x *VerifyAppResponse) GetRateBurst() int32 {
 	return 0
 }
 
+func (x *VerifyAppResponse) GetSignedKey() string {
+	if x != nil {
+		return x.SignedKey
+	}
+	return ""
+}
+
 var File_uias_identity_v1_callers_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_callers_proto_rawDesc = "" +
 	"\n" +
-	"\x1euias/identity/v1/callers.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cuias/validate/v1/rules.proto\"\xc5\x01\n" +
+	"\x1euias/identity/v1/callers.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cuias/validate/v1/rules.proto\"\xcd\x03\n" +
 	"\x10VerifyAppRequest\x12#\n" +
 	"\x06app_id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12'\n" +
 	"\n" +
 	"app_secret\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\tappSecret\x12(\n" +
 	"\tclient_ip\x18\x03 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bclientIp\x129\n" +
-	"\x12client_cert_sha256\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x10clientCertSha256\"\x9e\x01\n" +
+	"\x12client_cert_sha256\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x10clientCertSha256\x12*\n" +
+	"\tsignature\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80 R\tsignature\x12*\n" +
+	"\ttimestamp\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\ttimestamp\x12\"\n" +
+	"\x05nonce\x18\a \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\x05nonce\x121\n" +
+	"\rsigned_target\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80@R\fsignedTarget\x12,\n" +
+	"\vbody_sha256\x18\t \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\n" +
+	"bodySha256\x12)\n" +
+	"\x10signed_untrusted\x18\n" +
+	" \x01(\bR\x0fsignedUntrusted\"\xbd\x01\n" +
 	"\x11VerifyAppResponse\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -190,7 +267,9 @@ const file_uias_identity_v1_callers_proto_rawDesc = "" +
 	"\n" +
 	"rate_limit\x18\x04 \x01(\x01R\trateLimit\x12\x1d\n" +
 	"\n" +
-	"rate_burst\x18\x05 \x01(\x05R\trateBurst2e\n" +
+	"rate_burst\x18\x05 \x01(\x05R\trateBurst\x12\x1d\n" +
+	"\n" +
+	"signed_key\x18\x06 \x01(\tR\tsignedKey2e\n" +
 	"\rCallerService\x12T\n" +
 	"\tVerifyApp\x12\".uias.identity.v1.VerifyAppRequest\x1a#.uias.identity.v1.VerifyAppResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
