@@ -201,15 +201,15 @@ func TestSignedRequestsMonolith(t *testing.T) {
 	}
 
 	// REST through the edge: the signature covers the HTTP request.
-	rest := func(priv crypto.Signer, signedBody, body string, mutate func(*http.Request)) (int, string) {
-		r, _ := http.NewRequest(http.MethodPost, "http://"+a.HTTPAddr()+"/v1/authenticate", strings.NewReader(body))
+	restTo := func(path string, priv crypto.Signer, signedBody, body string, mutate func(*http.Request)) (int, string) {
+		r, _ := http.NewRequest(http.MethodPost, "http://"+a.HTTPAddr()+path, strings.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
 		r.Header.Set("X-Uias-App-Id", appID)
 		r.Header.Set("X-Uias-App-Secret", secret)
 		if priv != nil {
 			ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), "rest-nonce-"+strconv.FormatInt(time.Now().UnixNano(), 36)
 			sum := sha256.Sum256([]byte(signedBody))
-			sig, err := reqsig.Sign(priv, reqsig.StringToSign(appID, "POST /v1/authenticate", ts, nonce, hex.EncodeToString(sum[:])))
+			sig, err := reqsig.Sign(priv, reqsig.StringToSign(appID, "POST "+path, ts, nonce, hex.EncodeToString(sum[:])))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -227,6 +227,9 @@ func TestSignedRequestsMonolith(t *testing.T) {
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
+	}
+	rest := func(priv crypto.Signer, signedBody, body string, mutate func(*http.Request)) (int, string) {
+		return restTo("/v1/authenticate", priv, signedBody, body, mutate)
 	}
 	const js = `{"app_user_id":"nobody","password":"x","auth_type":"AUTH_TYPE_PASSWORD"}`
 	if code, b := rest(ed, js, js, nil); code != http.StatusOK {
@@ -288,6 +291,20 @@ func TestSignedRequestsMonolith(t *testing.T) {
 	}
 	if r := reason(checkCall(checkBody, md)); r != "REPLAYED_REQUEST" {
 		t.Fatalf("authz Check replayed: %s", r)
+	}
+	// And over REST, signed as any REST call.
+	const checkJS = `{"person":"nobody","resource":"docs","operation":"read"}`
+	restCheck := func(priv crypto.Signer, signedBody, body string) (int, string) {
+		return restTo("/v1/authz/check", priv, signedBody, body, nil)
+	}
+	if code, b := restCheck(ed, checkJS, checkJS); code != http.StatusOK {
+		t.Fatalf("REST authz check signed: %d %s", code, b)
+	}
+	if code, b := restCheck(ed, checkJS, strings.Replace(checkJS, "nobody", "somebody", 1)); code != http.StatusUnauthorized || !strings.Contains(b, "BAD_SIGNATURE") {
+		t.Fatalf("REST authz check tampered: %d %s", code, b)
+	}
+	if code, b := restCheck(nil, checkJS, checkJS); code != http.StatusUnauthorized || !strings.Contains(b, "SIGNATURE_REQUIRED") {
+		t.Fatalf("REST authz check unsigned: %d %s", code, b)
 	}
 
 	// The Go example of docs/integrators.md, compiled on its own, signs
