@@ -399,6 +399,23 @@ func (d *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return RunTx(ctx, countedBegin{d}, fn)
 }
 
+// ExecContext runs a statement on the pool outside a transaction. On
+// SQLite it takes the write turn first, like InTx: a statement that writes
+// (an outbox's delete, a token's last use) would otherwise wait for the
+// write lock in SQLite's busy handler, where the transactions handing the
+// lock to each other in turn could keep it from ever getting it. Not
+// for use inside InTx's fn (use its tx): it would wait for its own turn.
+func (d *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if d.turn == nil {
+		return d.DB.ExecContext(ctx, query, args...)
+	}
+	if err := d.takeTurn(ctx); err != nil {
+		return nil, fmt.Errorf("store: exec: %w", err)
+	}
+	defer func() { <-d.turn }()
+	return d.DB.ExecContext(ctx, query, args...)
+}
+
 // takeTurn waits for d's write turn (see InTx), counted as a write
 // waiting while it waits.
 func (d *DB) takeTurn(ctx context.Context) error {

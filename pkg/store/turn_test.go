@@ -30,7 +30,7 @@ func TestInTxWritersTakeTurns(t *testing.T) {
 	}
 	const writers = 40
 	var wg sync.WaitGroup
-	errs := make(chan error, writers)
+	errs := make(chan error, writers+writers/4)
 	for i := range writers {
 		wg.Go(func() {
 			errs <- db.InTx(ctx, func(tx *sql.Tx) error {
@@ -42,6 +42,13 @@ func TestInTxWritersTakeTurns(t *testing.T) {
 			})
 		})
 	}
+	// Statements outside transactions (an outbox's delete) queue with them.
+	for i := range writers / 4 {
+		wg.Go(func() {
+			_, err := db.ExecContext(ctx, "INSERT INTO t VALUES (?)", fmt.Sprint("exec", i))
+			errs <- err
+		})
+	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -50,8 +57,8 @@ func TestInTxWritersTakeTurns(t *testing.T) {
 		}
 	}
 	var n int
-	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != writers {
-		t.Fatalf("%d rows (%v), want %d", n, err, writers)
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != writers+writers/4 {
+		t.Fatalf("%d rows (%v), want %d", n, err, writers+writers/4)
 	}
 	if db.WritesWaiting() != 0 {
 		t.Fatalf("%d still counted as waiting", db.WritesWaiting())
@@ -92,6 +99,10 @@ func TestInTxTurnEndsWithContext(t *testing.T) {
 	defer stop()
 	if err := db.InTx(short, insert("late")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiting past the context: %v, want its deadline", err)
+	}
+	// A statement outside a transaction takes the turn too.
+	if _, err := db.ExecContext(short, "INSERT INTO t VALUES ('exec')"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a statement waiting past its context: %v, want its deadline", err)
 	}
 	if db.WritesWaiting() != 0 {
 		t.Fatalf("%d still counted as waiting", db.WritesWaiting())
