@@ -261,6 +261,9 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 		if r.Body != nil && r.Body != http.NoBody {
 			r2.Body = &limitedBody{rc: http.MaxBytesReader(w, r.Body, limit), st: st}
 		}
+		if !oneSignatureValue(w, r) {
+			return
+		}
 		if r.Header.Get(headerSignature) != "" {
 			// A signed request: the service verifies the signature over
 			// the HTTP request as received here, which the origin asserts.
@@ -270,6 +273,31 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 		}
 		gw.ServeHTTP(w, r2)
 	})
+}
+
+// oneSignatureValue refuses (400, false) a request whose signature headers
+// (X-Uias-Signature, -Timestamp, -Nonce) are given more than once or
+// with characters other than printable ASCII: the edge, which hashes a
+// signed request's body, and the service, which reads the headers as
+// gRPC metadata (grpc-gateway drops values it cannot pass), must see the
+// same signature or none.
+func oneSignatureValue(w http.ResponseWriter, r *http.Request) bool {
+	for _, k := range []string{headerSignature, headerTimestamp, headerNonce} {
+		vs := r.Header.Values(k)
+		bad := len(vs) > 1
+		for _, v := range vs {
+			for i := 0; i < len(v) && !bad; i++ {
+				bad = v[i] < ' ' || v[i] > '~'
+			}
+		}
+		if bad {
+			s := status.Convert(apierr.ToStatus(apierr.New(apierr.InvalidArgument, "BAD_REQUEST",
+				k+" must be given once, in printable ASCII").WithMeta(apierr.MetaField, k)))
+			writeStatusJSON(w, apierr.HTTPStatus(s), s)
+			return false
+		}
+	}
+	return true
 }
 
 // maxSignedBody is the largest body of a signed request (held in memory

@@ -77,6 +77,39 @@ func TestSignedRequestForwarded(t *testing.T) {
 	if r := rawSigned(t, e.url, "/v1/authenticate?q=\xe4", body); r.code != http.StatusBadRequest || !strings.Contains(string(r.body), "ASCII") {
 		t.Errorf("non-ASCII target: %d %s", r.code, r.body)
 	}
+	// The edge and the service must see one signature or none: a header
+	// given twice, or with a byte grpc-gateway would drop, is refused.
+	for name, extra := range map[string]string{
+		"two signatures":      "X-Uias-Signature: c2ln\r\nX-Uias-Signature: b3RoZXI=\r\n",
+		"non-ASCII signature": "X-Uias-Signature: c2ln\x80\r\n",
+		"a tab in the nonce":  "X-Uias-Signature: c2ln\r\nX-Uias-Nonce: nonce\t0123456789ab\r\n",
+		"two timestamps":      "X-Uias-Timestamp: 1\r\nX-Uias-Timestamp: 2\r\n",
+	} {
+		if r := rawHeaders(t, e.url, "/v1/authenticate", extra, body); r.code != http.StatusBadRequest ||
+			!strings.Contains(string(r.body), "must be given once, in printable ASCII") {
+			t.Errorf("%s: %d %s", name, r.code, r.body)
+		}
+	}
+}
+
+// rawHeaders sends a POST of body to target with the header lines extra
+// (each ending in CRLF) as they are on the wire.
+func rawHeaders(t *testing.T, base, target, extra, body string) result {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: uias\r\nContent-Type: application/json\r\n%s"+
+		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", target, extra, len(body), body)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return result{code: resp.StatusCode, header: resp.Header, body: b}
 }
 
 // echoed is the metadata echoAuth answered with.
@@ -101,18 +134,5 @@ func echoed(t *testing.T, r result) metadata.MD {
 // rawSigned sends a signed POST with target as it is on the wire.
 func rawSigned(t *testing.T, base, target, body string) result {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: uias\r\nContent-Type: application/json\r\nX-Uias-Signature: c2ln\r\n"+
-		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", target, len(body), body)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return result{code: resp.StatusCode, header: resp.Header, body: b}
+	return rawHeaders(t, base, target, "X-Uias-Signature: c2ln\r\n", body)
 }

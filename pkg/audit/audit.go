@@ -172,6 +172,17 @@ func (b *Builder) event(c *caller.Caller, end time.Time, a Action, buf *[]byte) 
 // heap allocation.
 const maxDetail = 12
 
+// capped is s, escaped as Text does when it holds anything but printable
+// ASCII, else cut at n bytes only (a verified value kept whole).
+func capped(s string, n int) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return Text(s)
+		}
+	}
+	return s[:min(len(s), n)]
+}
+
 // record is the audit record of a done for c, ending at end, without its
 // detail: a.Detail's entries (made safe, Text) are appended to detail.
 func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []events.DetailField) (events.AuditRecord, []events.DetailField) {
@@ -184,8 +195,18 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []eve
 	detail = append(detail, a.Own...)
 	if c.SignedKey != "" {
 		// A signed call (caller.AuthenticateSigned): which key verified
-		// it (its thumbprint's first 16 hex digits).
-		detail = append(detail, events.DetailField{Key: "signed_key", Value: c.SignedKey[:min(16, len(c.SignedKey))]})
+		// it and, the evidence, what its signature covered. The values
+		// were verified (base64, digits, the nonce's characters, a
+		// printable target): kept whole, not cut as Text would.
+		detail = append(detail, events.DetailField{Key: "signed_key", Value: c.SignedKey})
+		if s := c.Signed; s != nil {
+			detail = append(detail,
+				events.DetailField{Key: "signature", Value: capped(s.Signature, 2048)},
+				events.DetailField{Key: "signed_timestamp", Value: capped(s.Timestamp, 32)},
+				events.DetailField{Key: "signed_nonce", Value: capped(s.Nonce, 128)},
+				events.DetailField{Key: "signed_target", Value: capped(s.Target, 4096)},
+				events.DetailField{Key: "signed_body_sha256", Value: capped(s.BodySHA256, 64)})
+		}
 	}
 	// Subjects and details may hold what a caller sent (a login name, a
 	// claimed App_ID): capped and escaped (Text), so a caller can neither

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,10 +100,18 @@ func TestCallerDenied(t *testing.T) {
 func TestEventRecordsTheSigningKey(t *testing.T) {
 	b := audit.NewBuilder("identity", nil)
 	thumb := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	signed := caller.With(context.Background(), &caller.Caller{App: &caller.App{ID: "app-7"}, SignedKey: thumb})
+	sig := strings.Repeat("QUJD", 171) // an RSA 4096 signature's length
+	signed := caller.With(context.Background(), &caller.Caller{App: &caller.App{ID: "app-7"}, SignedKey: thumb,
+		Signed: &caller.SignedRequest{Signature: sig, Timestamp: "1800000000", Nonce: "nonce-0123456789ab",
+			Target: "POST /v1/authenticate?x=1", BodySHA256: thumb}})
 	rec, _ := decode(t, b.Event(signed, audit.Action{API: "authenticate", Result: audit.ResultSuccess, Start: time.Now()}))
-	if rec.Detail["signed_key"] != thumb[:16] {
-		t.Fatalf("signed call: detail %v", rec.Detail)
+	// The evidence, whole: with the application's copy of the request and
+	// the key, a third party checks the signature.
+	for k, v := range map[string]string{"signed_key": thumb, "signature": sig, "signed_timestamp": "1800000000",
+		"signed_nonce": "nonce-0123456789ab", "signed_target": "POST /v1/authenticate?x=1", "signed_body_sha256": thumb} {
+		if rec.Detail[k] != v {
+			t.Fatalf("signed call: detail %s = %q, want %q", k, rec.Detail[k], v)
+		}
 	}
 	unsigned := caller.With(context.Background(), &caller.Caller{App: &caller.App{ID: "app-7"}})
 	rec, _ = decode(t, b.Event(unsigned, audit.Action{API: "authenticate", Result: audit.ResultSuccess, Start: time.Now()}))

@@ -31,6 +31,12 @@ type Caller struct {
 	// verified the call's request signature ("" for an unsigned call; see
 	// AppAuthenticator.AuthenticateSigned). Audit records say so.
 	SignedKey string
+	// Signed is what the verified signature covered (signature,
+	// timestamp, nonce, target, body hash), kept with SignedKey for the
+	// records: with the application's copy of the request and the public
+	// key, a third party can check the signature later (non-repudiation).
+	// nil for an unsigned call.
+	Signed *SignedRequest
 }
 
 type key struct{}

@@ -32,6 +32,7 @@
 package reqsig
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -48,6 +49,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"filippo.io/edwards25519"
 
 	"github.com/uias/uias/pkg/apierr"
 )
@@ -66,11 +69,13 @@ const (
 	MaxSkew = 300 * time.Second
 	// MinNonceLen and MaxNonceLen bound the nonce.
 	MinNonceLen, MaxNonceLen = 16, 64
-	// MaxSignatureLen bounds the base64 signature (an RSA 8192 signature
-	// is 1366 characters).
+	// MaxSignatureLen bounds the base64 signature (an RSA 4096 signature
+	// is 684 characters).
 	MaxSignatureLen = 1400
-	// MinRSABits and MaxRSABits bound RSA keys.
-	MinRSABits, MaxRSABits = 2048, 8192
+	// MinRSABits and MaxRSABits bound RSA keys (4096 at most: a larger
+	// key's verification costs an App_Secret holder's garbage calls ~5 ms
+	// of CPU each).
+	MinRSABits, MaxRSABits = 2048, 4096
 	// MaxKeyPEMLen bounds one key's PEM text.
 	MaxKeyPEMLen = 4096
 )
@@ -97,7 +102,7 @@ func init() {
 		apierr.Reason{Name: ReasonKeyInvalid, Code: apierr.InvalidArgument, Legacy: -5,
 			Doc: "An application signing key is not one PEM PUBLIC KEY block (SubjectPublicKeyInfo) that parses, or is given twice."},
 		apierr.Reason{Name: ReasonKeyWeak, Code: apierr.InvalidArgument, Legacy: -5,
-			Doc: "An application signing key is an RSA key of fewer than 2048 bits (or more than 8192)."},
+			Doc: "An application signing key is one signatures could be forged for, or too costly to verify: an RSA key of fewer than 2048 or more than 4096 bits, an RSA modulus with a small factor or an exponent below 65537, an Ed25519 point of small order."},
 		apierr.Reason{Name: ReasonKeyUnsupported, Code: apierr.InvalidArgument, Legacy: -5,
 			Doc: "An application signing key is of an algorithm UIAS does not verify: use ECDSA P-256 or P-384, Ed25519 or RSA (2048 bits or more)."},
 		apierr.Reason{Name: ReasonTooManyKeys, Code: apierr.InvalidArgument, Legacy: -5,
@@ -164,11 +169,17 @@ func ParseKey(text string) (*Key, error) {
 				"the signing key's curve "+p.Curve.Params().Name+" is not supported: use P-256 or P-384")
 		}
 	case ed25519.PublicKey:
+		if err := checkEd25519(p); err != nil {
+			return nil, err
+		}
 		k.Algorithm = AlgEd25519
 	case *rsa.PublicKey:
 		if n := p.N.BitLen(); n < MinRSABits || n > MaxRSABits {
 			return nil, apierr.New(apierr.InvalidArgument, ReasonKeyWeak,
-				"the RSA signing key has "+strconv.Itoa(n)+" bits: 2048 to 8192 are accepted")
+				"the RSA signing key has "+strconv.Itoa(n)+" bits: "+strconv.Itoa(MinRSABits)+" to "+strconv.Itoa(MaxRSABits)+" are accepted")
+		}
+		if err := checkRSA(p); err != nil {
+			return nil, err
 		}
 		k.Algorithm = AlgRSA
 	default:
@@ -179,6 +190,68 @@ func ParseKey(text string) (*Key, error) {
 	k.Thumbprint = hex.EncodeToString(sum[:])
 	k.PEM = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: b.Bytes}))
 	return k, nil
+}
+
+// checkEd25519 refuses an Ed25519 public key for which signatures can be
+// made without a private key: a point of small order (the identity and
+// the other torsion points: some fixed signatures verify for any message),
+// or a non-canonical encoding.
+func checkEd25519(pub ed25519.PublicKey) error {
+	pt, err := new(edwards25519.Point).SetBytes(pub)
+	if err != nil || !bytes.Equal(pt.Bytes(), pub) {
+		return apierr.New(apierr.InvalidArgument, ReasonKeyInvalid, "the Ed25519 signing key is not a valid point (or not in its canonical encoding)")
+	}
+	if new(edwards25519.Point).MultByCofactor(pt).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return apierr.New(apierr.InvalidArgument, ReasonKeyWeak, "the Ed25519 signing key is a point of small order: signatures could be made without a private key")
+	}
+	return nil
+}
+
+// smallPrimes are the odd primes below 2000, for checkRSA.
+var smallPrimes = func() []int64 {
+	var ps []int64
+	for n := int64(3); n < 2000; n += 2 {
+		prime := true
+		for _, p := range ps {
+			if p*p > n {
+				break
+			}
+			if n%p == 0 {
+				prime = false
+				break
+			}
+		}
+		if prime {
+			ps = append(ps, n)
+		}
+	}
+	return ps
+}()
+
+// checkRSA is a partial public-key validation (NIST SP 800-89, FIPS
+// 186-5): the modulus odd, with no prime factor below 2000 and not a
+// perfect square; the exponent odd and at least 65537. A modulus with a
+// small factor lets anyone forge signatures for it.
+func checkRSA(p *rsa.PublicKey) error {
+	weak := func(why string) error {
+		return apierr.New(apierr.InvalidArgument, ReasonKeyWeak, "the RSA signing key is not a sound RSA key: "+why)
+	}
+	if p.E < 65537 || p.E%2 == 0 {
+		return weak("its public exponent must be odd and at least 65537")
+	}
+	if p.N.Bit(0) == 0 {
+		return weak("its modulus is even")
+	}
+	var m big.Int
+	for _, q := range smallPrimes {
+		if m.Mod(p.N, big.NewInt(q)).Sign() == 0 {
+			return weak("its modulus has a small factor")
+		}
+	}
+	if r := new(big.Int).Sqrt(p.N); new(big.Int).Mul(r, r).Cmp(p.N) == 0 {
+		return weak("its modulus is a perfect square")
+	}
+	return nil
 }
 
 // ParseKeys parses an application's keys (at most MaxKeys, no key twice).

@@ -9,6 +9,8 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -89,15 +91,39 @@ func TestParseKeyRefusals(t *testing.T) {
 	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
 	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	good := mustPEM(t, p256.Public())
+	// Keys for which signatures can be made without a private key: the
+	// Ed25519 identity point (R = identity, S = 0 verifies any message),
+	// an order-8 point, a non-canonical encoding; an RSA modulus with a
+	// factor 3, a perfect square, an exponent of 3; and a key too large
+	// to verify cheaply.
+	identity := make(ed25519.PublicKey, ed25519.PublicKeySize)
+	identity[0] = 1
+	order8, _ := hex.DecodeString("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+	nonCanonical, _ := hex.DecodeString("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")
+	threeQ := new(big.Int).Mul(big.NewInt(3), new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), 2046), big.NewInt(1)))
+	half := new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), 1023), big.NewInt(1))
+	square := new(big.Int).Mul(half, half)
+	big4097 := &rsa.PublicKey{N: new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), 4096), big.NewInt(1)), E: 65537}
+	good2048, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, c := range map[string]struct {
 		text, reason string
 	}{
-		"garbage":     {"hello", reqsig.ReasonKeyInvalid},
-		"private key": {"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", reqsig.ReasonKeyInvalid},
-		"bad der":     {"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", reqsig.ReasonKeyInvalid},
-		"two blocks":  {good + good, reqsig.ReasonKeyInvalid},
-		"weak rsa":    {mustPEM(t, weak.Public()), reqsig.ReasonKeyWeak},
-		"p-521":       {mustPEM(t, p521.Public()), reqsig.ReasonKeyUnsupported},
+		"garbage":               {"hello", reqsig.ReasonKeyInvalid},
+		"private key":           {"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", reqsig.ReasonKeyInvalid},
+		"bad der":               {"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", reqsig.ReasonKeyInvalid},
+		"two blocks":            {good + good, reqsig.ReasonKeyInvalid},
+		"weak rsa":              {mustPEM(t, weak.Public()), reqsig.ReasonKeyWeak},
+		"p-521":                 {mustPEM(t, p521.Public()), reqsig.ReasonKeyUnsupported},
+		"ed25519 identity":      {mustPEM(t, identity), reqsig.ReasonKeyWeak},
+		"ed25519 order 8":       {mustPEM(t, ed25519.PublicKey(order8)), reqsig.ReasonKeyWeak},
+		"ed25519 non-canonical": {mustPEM(t, ed25519.PublicKey(nonCanonical)), reqsig.ReasonKeyInvalid},
+		"rsa 3q":                {mustPEM(t, &rsa.PublicKey{N: threeQ, E: 65537}), reqsig.ReasonKeyWeak},
+		"rsa square":            {mustPEM(t, &rsa.PublicKey{N: square, E: 65537}), reqsig.ReasonKeyWeak},
+		"rsa e=3":               {mustPEM(t, &rsa.PublicKey{N: good2048.N, E: 3}), reqsig.ReasonKeyWeak},
+		"rsa over 4096 bits":    {mustPEM(t, big4097), reqsig.ReasonKeyWeak},
 	} {
 		_, err := reqsig.ParseKey(c.text)
 		ae, ok := apierr.As(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -33,6 +34,22 @@ func (s *Service) write(ctx context.Context, fn func(evs []events.Event) error, 
 
 func (s *Service) adminAudit(ctx context.Context, api, subject, org string, start time.Time) events.Event {
 	return s.audit(ctx, api, subject, org, "success", "OK", start, nil)
+}
+
+// signingKeysDetail is the audit detail naming a's request signing keys
+// by their whole thumbprints (SHA-256 of each SubjectPublicKeyInfo): the
+// permanent log binds the keys in force from then on, so a public key
+// presented later (by the application, which keeps it) is checked against
+// it, after a rollover too. nil without keys.
+func signingKeysDetail(a *App) map[string]string {
+	var thumbs []string
+	for _, k := range a.ParsedSigningKeys() {
+		thumbs = append(thumbs, k.Thumbprint)
+	}
+	if len(thumbs) == 0 {
+		return nil
+	}
+	return map[string]string{"signing_keys": strings.Join(thumbs, ",")}
 }
 
 func pageOf(size int32, token string) (Page, error) {
@@ -1009,7 +1026,7 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	s.issueSecret(a, start)
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
 		s.replicaChange(ctx, "app", "created", a.ID, appView(a), appReplica(a, true)),
-		s.adminAudit(ctx, "app.create", "app:"+a.ID, "", start))
+		s.audit(ctx, "app.create", "app:"+a.ID, "", "success", "OK", start, signingKeysDetail(a)))
 	if !a.SecretExpires.IsZero() {
 		s.secretsChanged()
 	}
@@ -1106,11 +1123,8 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 				return nil, err
 			}
 			a.SigningKeys = keys
-			var thumbs []string
-			for _, k := range a.ParsedSigningKeys() {
-				thumbs = append(thumbs, k.Thumbprint[:16])
-			}
-			detail[f] = strings.Join(thumbs, ",")
+			detail[f] = "none"
+			maps.Copy(detail, signingKeysDetail(a))
 		case "require_signed_requests":
 			a.RequireSignatures = up.RequireSignatures
 			detail[f] = fmt.Sprint(up.RequireSignatures)

@@ -72,7 +72,7 @@ func TestAppSigningKeys(t *testing.T) {
 		t.Fatalf("stored app %+v %v", got, err)
 	}
 	upd := w.auditDetails(t, "app.update")
-	if d := upd[len(upd)-1]; d["signing_keys"] == "" || len(d["signing_keys"]) != 33 {
+	if d := upd[len(upd)-1]; d["signing_keys"] == "" || len(d["signing_keys"]) != 129 { // two whole thumbprints
 		t.Fatalf("app.update detail %v", d)
 	}
 

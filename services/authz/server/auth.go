@@ -100,11 +100,15 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 			break
 		}
 		appID, secret := grpcx.AppCredentials(ctx)
-		app, key, err := a.app(ctx, appID, secret, c.ClientIP, c.ClientCert, grpcx.RequestSignature(ctx, method))
+		sig := grpcx.RequestSignature(ctx, method)
+		app, key, err := a.app(ctx, appID, secret, c.ClientIP, c.ClientCert, sig)
 		if err != nil {
 			return nil, err
 		}
 		c.App, c.SignedKey = app, key
+		if key != "" {
+			c.Signed = &sig
+		}
 		o.App = app.ID
 	case strings.HasPrefix(method, "/uias.authz.v1.AuthzAdminService/"):
 		if o.Principal != "" {

@@ -158,11 +158,15 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		// AuthService takes signed requests (its methods are registered
 		// through grpcx.SignedBodies).
 		appID, secret := grpcx.AppCredentials(ctx)
-		app, key, err := a.Svc.AuthenticateSignedApp(ctx, appID, secret, c.ClientIP, grpcx.RequestSignature(ctx, method))
+		sig := grpcx.RequestSignature(ctx, method)
+		app, key, err := a.Svc.AuthenticateSignedApp(ctx, appID, secret, c.ClientIP, sig)
 		if err != nil {
 			return nil, err
 		}
 		c.App, c.SignedKey = app, key
+		if key != "" {
+			c.Signed = &sig
+		}
 	case method == "/uias.identity.v1.AdminService/AdminLogin":
 	case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"),
 		strings.HasPrefix(method, "/uias.identity.v1.KeyService/"),

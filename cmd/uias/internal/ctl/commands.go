@@ -1207,12 +1207,25 @@ func readSigningKeys(files []string) ([][]byte, error) {
 		if err != nil {
 			return nil, usagef("--signing-key: %v", err)
 		}
-		if bytes.Contains(b, []byte("PRIVATE KEY")) {
+		if bytes.Contains(b, []byte("PRIVATE KEY")) || looksLikePrivateDER(b) {
 			return nil, usagef("--signing-key %s holds a private key: give the public key (openssl pkey -in KEY -pubout), and keep the private key with the application", f)
 		}
 		keys = append(keys, b)
 	}
 	return keys, nil
+}
+
+// looksLikePrivateDER reports whether b is a DER private key (PKCS#8,
+// PKCS#1, SEC 1), which must not leave the machine either.
+func looksLikePrivateDER(b []byte) bool {
+	if _, err := x509.ParsePKCS8PrivateKey(b); err == nil {
+		return true
+	}
+	if _, err := x509.ParsePKCS1PrivateKey(b); err == nil {
+		return true
+	}
+	_, err := x509.ParseECPrivateKey(b)
+	return err == nil
 }
 
 // certFlag is --client-cert FILE / --client-cert-sha256 HEX.

@@ -88,6 +88,12 @@ func TestSignedRequestsMonolith(t *testing.T) {
 	if code, _, errs := h.run("app", "update", appID, "--signing-key", privFile); code != 2 || !strings.Contains(errs, "private key") {
 		t.Fatalf("private key: exit %d %s", code, errs)
 	}
+	// ... also as DER (PKCS#8), which has no PEM header to give it away.
+	der, _ := x509.MarshalPKCS8PrivateKey(p256)
+	_ = os.WriteFile(privFile, der, 0o600)
+	if code, _, errs := h.run("app", "update", appID, "--signing-key", privFile); code != 2 || !strings.Contains(errs, "private key") {
+		t.Fatalf("DER private key: exit %d %s", code, errs)
+	}
 	weak, _ := rsa.GenerateKey(rand.Reader, 1024)
 	if code, _, errs := h.run("app", "update", appID, "--signing-key", keyFile("weak", weak)); code == 0 || !strings.Contains(errs, "1024 bits") {
 		t.Fatalf("weak key: exit %d %s", code, errs)
