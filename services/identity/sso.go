@@ -16,6 +16,12 @@ type SSOLoginResult struct {
 	Reason  Reason
 	Message string
 	User    *User // set when Reason is ReasonOK
+	// OTPToken is the half-done login with Reason ReasonOTPRequired
+	// (SSOLoginBound; for SSOLoginOTP).
+	OTPToken string
+	// SecondFactor: the login was completed with the authenticator app's
+	// code (SSOLoginOTP).
+	SecondFactor bool
 }
 
 // SSOLogin checks a person's central login name and password for the
@@ -23,7 +29,16 @@ type SSOLoginResult struct {
 // Authenticate's checks (status, org, lock, login gate, hash, lockout,
 // expiry) and is throttled per client address. An unknown login is
 // answered like a wrong password, after the same work (one hash).
+//
+// A person with an authenticator app enrolled is not signed in by a
+// password alone: see SSOLoginBound (which a page that asks for the code
+// calls); here the right password of such a person answers
+// ReasonOTPRequired without a token.
 func (s *Service) SSOLogin(ctx context.Context, login, password string) (*SSOLoginResult, error) {
+	return s.ssoLogin(ctx, login, password, "", false)
+}
+
+func (s *Service) ssoLogin(ctx context.Context, login, password, binding string, bound bool) (*SSOLoginResult, error) {
 	start := s.now()
 	a := s.newEarlyAttempt(ssoLoginSource(ctx), "sso.login")
 	if err := a.admitSource(ctx, "login:"+login, "", start); err != nil {
@@ -44,9 +59,24 @@ func (s *Service) SSOLogin(ctx context.Context, login, password string) (*SSOLog
 		s.appendAudit(ctx, s.audit(ctx, "sso.login", claimedAccount(login), "", "failure", ReasonNoSuchUser.String(), start, nil))
 		return &SSOLoginResult{Reason: ReasonBadCredentials, Message: reasonMessages[ReasonBadCredentials]}, nil
 	}
+	t, err := s.getTOTP(ctx, u.ID)
+	if err != nil {
+		a.refund(ctx)
+		return nil, err
+	}
+	a.partial = t != nil
 	r, err := s.checkPassword(ctx, u, password, "sso.login", start, a)
 	if err != nil {
 		return nil, err
+	}
+	if t != nil && r == ReasonOK {
+		res := &SSOLoginResult{Reason: ReasonOTPRequired, Message: reasonMessages[ReasonOTPRequired]}
+		if bound {
+			if res.OTPToken, err = s.otpLoginToken(u, t, binding); err != nil {
+				return nil, err
+			}
+		}
+		return res, nil
 	}
 	if r != ReasonOK {
 		if !a.hashed && (r == ReasonAccountLocked || r == ReasonAccountDisabled) {

@@ -183,7 +183,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, FingerCache: fingerCache(cfg.FingerTemplateCache),
 			UnsaltedCutover: cutover, PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes,
 			ImportLoginShare: cfg.ImportLoginShare, AdminTokenCacheTTL: cfg.AdminDecisionTTL,
-			AppSecretLifetime: cfg.AppSecretLifetime},
+			AppSecretLifetime: cfg.AppSecretLifetime, TOTPIssuer: cfg.TOTPIssuer},
 		Homes: centre.FromConfig(env.Config)})
 	if err != nil {
 		return nil, err

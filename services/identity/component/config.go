@@ -163,6 +163,11 @@ type Config struct {
 	// changing this applies to the secrets issued afterwards
 	// (identity/secretlife.go, docs/operators.md). At most ten years.
 	AppSecretLifetime time.Duration `yaml:"app_secret_lifetime"`
+	// TOTPIssuer names this service in people's authenticator apps (the
+	// issuer of the otpauth URI their phone scans on My profile; default
+	// "UIAS"). Changing it changes what new enrolments show; the ones made
+	// keep working. At most 64 bytes, without ':'.
+	TOTPIssuer string `yaml:"totp_issuer"`
 }
 
 // Defaults returns the identity defaults.
@@ -184,6 +189,7 @@ func Defaults() *Config {
 		ImportLoginShare:    identity.DefaultImportLoginShare,
 		ImportCacheMiB:      sqlstore.DefaultImportCacheMiB,
 		AdminAuthz:          true,
+		TOTPIssuer:          identity.DefaultTOTPIssuer,
 		AdminDecisionTTL:    adminauth.DefaultDecisionTTL,
 		LoginThrottle:       LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
 	}
@@ -258,6 +264,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Bool(&c.AdminAuthz, "UIAS_ADMIN_AUTHZ", "", "")
 	b.Duration(&c.AdminDecisionTTL, "UIAS_ADMIN_DECISION_TTL", "", "")
 	b.Duration(&c.AppSecretLifetime, "UIAS_APP_SECRET_LIFETIME", "", "")
+	b.String(&c.TOTPIssuer, "UIAS_TOTP_ISSUER", "", "")
 	b.Func("UIAS_IMPORT_LOGIN_SHARE", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -289,6 +296,9 @@ func (c *Config) Validate(*config.Config) error {
 	var errs []error
 	bad := func(field, format string, a ...any) {
 		errs = append(errs, &config.FieldError{Field: Name + "." + field, Msg: fmt.Sprintf(format, a...)})
+	}
+	if iss := c.TOTPIssuer; iss == "" || len(iss) > 64 || strings.ContainsAny(iss, ":\x00\r\n") {
+		bad("totp_issuer", "must be 1 to 64 bytes without ':' or control characters, got %q", iss)
 	}
 	a := c.Argon2
 	if a.MemoryKiB < 8*1024 {

@@ -92,6 +92,8 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"FingerBypass", testFingerBypass},
 		{"Certs", testCerts},
 		{"CertsConcurrent", testCertsConcurrent},
+		{"TOTP", testTOTP},
+		{"TOTPConcurrent", testTOTPConcurrent},
 		{"ApplyReplica", testApplyReplica},
 		{"ReplicaLocksAndSealed", testReplicaLocksAndSealed},
 		{"ReplicaSearchAndEvents", testReplicaSearchAndEvents},
