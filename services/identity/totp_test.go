@@ -3,6 +3,7 @@ package identity_test
 import (
 	"context"
 	"encoding/base32"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -437,5 +438,48 @@ func TestTOTPRemoveAndReset(t *testing.T) {
 	wantReason(t, "reset none", err, apierr.NotFound, "TOTP_NOT_ENROLLED")
 	if res, err := e.svc.SSOLoginBound(ctx, "pia", profilePass, "b"); err != nil || res.Reason != identity.ReasonOK || res.User == nil {
 		t.Fatalf("password login after reset: %+v %v", res, err)
+	}
+}
+
+// TestReencryptTOTPSecrets: a key rotation's re-encryption moves the
+// authenticator app secrets to the new data key (counted in Remaining),
+// and with the old key retired the app still signs in.
+func TestReencryptTOTPSecrets(t *testing.T) {
+	k := newKeyed(t)
+	svc, _ := k.instance(t)
+	w := setupOn(t, svc, nil)
+	ctx := caller.With(context.Background(), &caller.Caller{ClientIP: netip.MustParseAddr("192.0.2.5"), RequestID: "r-k"})
+	en, err := svc.BeginTOTPEnrolment(ctx, w.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(en.Secret)
+	if _, err := svc.ConfirmTOTPEnrolment(ctx, w.user.ID, "First-Pass-1", en.Token,
+		identity.TOTPCode(key, identity.TOTPStep(time.Now())-1)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := svc.RotateKeys(context.Background())
+	if err != nil || st.ActiveKeyID != "d2" || st.OnOlderKeys != 1 {
+		t.Fatalf("after rotate: %+v %v (want the secret on an older key)", st, err)
+	}
+	r, err := svc.ReencryptData(context.Background(), 0)
+	if err != nil || r.Reencrypted != 1 || r.Failed != 0 || r.Remaining != 0 {
+		t.Fatalf("re-encrypt: %+v %v", r, err)
+	}
+	var enc string
+	if err := k.db.QueryRowContext(context.Background(), "SELECT secret_enc FROM user_totp").Scan(&enc); err != nil || !strings.HasPrefix(enc, "d2:") {
+		t.Fatalf("secret sealed as %.3q, %v", enc, err)
+	}
+	if _, err := k.db.ExecContext(context.Background(), "DELETE FROM data_keys WHERE id = 'd1'"); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := k.instance(t)
+	res, err := fresh.SSOLoginBound(ctx, "mia", "First-Pass-1", "b")
+	if err != nil || res.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("password step: %+v %v", res, err)
+	}
+	res, err = fresh.SSOLoginOTP(ctx, res.OTPToken, identity.TOTPCode(key, identity.TOTPStep(time.Now())+1), "b")
+	if err != nil || res.Reason != identity.ReasonOK {
+		t.Fatalf("code with the old key retired: %+v %v", res, err)
 	}
 }

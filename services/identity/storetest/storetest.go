@@ -87,6 +87,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"DataKeys", testDataKeys},
 		{"SealedValues", testSealedValues},
 		{"SealedFingers", testSealedFingers},
+		{"SealedTOTP", testSealedTOTP},
 		{"Fingers", testFingers},
 		{"FingerLimitConcurrent", testFingerLimitConcurrent},
 		{"FingerBypass", testFingerBypass},
