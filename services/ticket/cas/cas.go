@@ -710,7 +710,15 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 				h.loginPage(w, r, http.StatusOK, p, rs, "", "")
 				return
 			}
-			d := pageData{Error: "1", Heading: t.LevelHead, Message: t.LevelNeedCert, AppName: rs.GetName()}
+			// Or the password again with an authenticator app's code
+			// (renew: the live session would send the browser straight
+			// back here); a login with the code raises the session.
+			q := url.Values{"service": {p.service}, "twofactor": {"1"}, "renew": {"true"}}
+			if p.method != "" {
+				q.Set("method", p.method)
+			}
+			d := pageData{Error: "1", Heading: t.LevelHead, Message: t.LevelNeedCert, AppName: rs.GetName(),
+				Link: h.o.Prefix + "login?" + q.Encode(), LinkText: t.TwoFactorLink}
 			h.page(w, r, http.StatusForbidden, "message", d)
 		case "SESSION_NOT_FOUND":
 			h.clearTGC(w, r)

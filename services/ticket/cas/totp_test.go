@@ -284,3 +284,46 @@ func TestTOTPSetUpPages(t *testing.T) {
 		t.Fatalf("remove: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+// TestOTPStepUp: a password session (level 1) sent to a level-2
+// application without a certificate is offered the password-and-code
+// login (renew); its code raises the same person's session to level 2
+// (replace_tgt) and the ticket is issued.
+func TestOTPStepUp(t *testing.T) {
+	tickets, sso := &certTickets{sessions: map[string]int32{"TGT-1": 1}}, &otpSSO{bindings: map[string]string{}}
+	srv := httptest.NewServer(New(Options{Tickets: tickets, SSO: sso}))
+	t.Cleanup(srv.Close)
+	strong := "https://strong.example.com/app"
+	c := certBrowser(t, srv, nil)
+	u, _ := url.Parse(srv.URL)
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: TGCCookie, Value: "TGT-1", Path: "/cas/"}})
+	code, page := getPage(t, c, srv.URL+"/cas/login?service="+url.QueryEscape(strong), "en")
+	link := regexp.MustCompile(`<a href="(/cas/login\?[^"]*twofactor=1[^"]*)">Sign in with your password and authenticator app</a>`).FindStringSubmatch(page)
+	if code != http.StatusForbidden || link == nil || !strings.Contains(link[1], "renew=true") {
+		t.Fatalf("level-1 session at a level-2 application: %d\n%s", code, page)
+	}
+	code, page = getPage(t, c, srv.URL+strings.ReplaceAll(link[1], "&amp;", "&"), "en")
+	if code != http.StatusOK || !strings.Contains(page, `name="password"`) || !strings.Contains(page, `name="renew" value="true"`) {
+		t.Fatalf("step-up form: %d\n%s", code, page)
+	}
+	csrf := csrfField.FindStringSubmatch(page)[1]
+	resp := postForm(t, c, srv.URL+"/cas/login", url.Values{"csrf": {csrf}, "username": {"mia"}, "password": {"Right-Pass-1"},
+		"service": {strong}, "renew": {"true"}, "twofactor": {"1"}})
+	page = body(resp)
+	tok := otpTokenField.FindStringSubmatch(page)
+	if resp.StatusCode != http.StatusOK || tok == nil || !strings.Contains(page, `name="renew" value="true"`) {
+		t.Fatalf("password step: %d\n%s", resp.StatusCode, page)
+	}
+	resp = postForm(t, c, srv.URL+"/cas/login", url.Values{"csrf": {csrf}, "otp_token": {tok[1]}, "code": {"123456"},
+		"service": {strong}, "renew": {"true"}})
+	body(resp)
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), strong+"?ticket=") {
+		t.Fatalf("code: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	tickets.mu.Lock()
+	last := tickets.created[len(tickets.created)-1]
+	tickets.mu.Unlock()
+	if last.GetAuthLevel() != 2 || last.GetReplaceTgt() != "TGT-1" {
+		t.Fatalf("the session was not raised: %+v", last)
+	}
+}
