@@ -248,7 +248,7 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 	var r Reason
 	if req.AuthType != AuthPassword {
 		r, err = s.authenticateFinger(ctx, c, &req, u, start)
-	} else if req.OTP != "" {
+	} else if req.OTP != "" || s.cfg.Policy.AuthenticateRequiresOTP {
 		r, err = s.authenticateOTP(ctx, c, &req, u, start)
 	} else {
 		r, err = s.checkPassword(ctx, u, req.Password, "authenticate", start,

@@ -604,6 +604,9 @@ func (s *Service) ResetUserTOTP(ctx context.Context, id string) (*User, error) {
 // authenticateOTP is Authenticate with a code: the password first (a
 // partial check: a right one does not clear the gate's failures), then
 // the code through the gate (NO_OTP when the person has no app enrolled).
+// Without a code (Policy.AuthenticateRequiresOTP) a person without an app
+// is checked on the password alone, and one with an app, whose password
+// is right, answers OTP_REQUIRED.
 func (s *Service) authenticateOTP(ctx context.Context, c *caller.Caller, req *AuthRequest, u *User, start time.Time) (Reason, error) {
 	const api = "authenticate"
 	t, err := s.getTOTP(ctx, u.ID)
@@ -612,7 +615,19 @@ func (s *Service) authenticateOTP(ctx context.Context, c *caller.Caller, req *Au
 	}
 	src := appLoginSource(c.App.ID, req.Extend, u.ID)
 	a := s.newAttempt(src, api)
+	if req.OTP == "" && t == nil {
+		return s.checkPassword(ctx, u, req.Password, api, start, a)
+	}
 	a.partial = true
+	if req.OTP == "" {
+		// The password step's record says pending OTP_REQUIRED; the
+		// answer is a refusal.
+		r, err := s.checkPassword(ctx, u, req.Password, api, start, a)
+		if err != nil || r != ReasonOK {
+			return r, err
+		}
+		return ReasonOTPRequired, nil
+	}
 	r, err := s.checkPassword(ctx, u, req.Password, api, start, a)
 	if err != nil || r != ReasonOK {
 		return r, err

@@ -483,3 +483,51 @@ func TestReencryptTOTPSecrets(t *testing.T) {
 		t.Fatalf("code with the old key retired: %+v %v", res, err)
 	}
 }
+
+// TestAuthenticateRequiresOTPPolicy: with identity.policy.
+// authenticate_requires_otp a password Authenticate of a person with an
+// app needs the code (OTP_REQUIRED without it, after a right password);
+// a person without an app is checked on the password alone.
+func TestAuthenticateRequiresOTPPolicy(t *testing.T) {
+	e := newTOTPEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40, AuthenticateRequiresOTP: true})
+	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-app")
+	app, _, err := e.svc.CreateApp(admin, identity.NewApp{Type: "OA", Code: "oa", Name: "OA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CreateLink(admin, e.user.ID, app.ID, "p001"); err != nil {
+		t.Fatal(err)
+	}
+	actx := caller.With(context.Background(), &caller.Caller{App: app.CallerApp(), RequestID: "r1"})
+	auth := func(pw, otp string) identity.Reason {
+		t.Helper()
+		res, err := e.svc.Authenticate(actx, identity.AuthRequest{AppUserID: "p001", Password: pw, AuthType: identity.AuthPassword, OTP: otp})
+		if err != nil {
+			t.Fatalf("authenticate: %v", err)
+		}
+		if (res.Reason == identity.ReasonOK) != (res.User != nil) {
+			t.Fatalf("result %+v", res)
+		}
+		return res.Reason
+	}
+	if r := auth(profilePass, ""); r != identity.ReasonOK {
+		t.Fatalf("no app, password alone: %v", r)
+	}
+	key := e.enrol(t)
+	for _, c := range []struct {
+		name     string
+		pw, code string
+		want     identity.Reason
+	}{
+		{"password alone", profilePass, "", identity.ReasonOTPRequired},
+		{"a wrong password alone", "Wrong-Pass-1", "", identity.ReasonBadCredentials},
+		{"password and code", profilePass, e.code(key, 0), identity.ReasonOK},
+	} {
+		if r := auth(c.pw, c.code); r != c.want {
+			t.Fatalf("%s: %v, want %v", c.name, r, c.want)
+		}
+	}
+	if identity.ReasonOTPRequired.LegacyCode() != -1 {
+		t.Fatal("OTP_REQUIRED is not legacy -1")
+	}
+}

@@ -333,7 +333,7 @@ func policyOf(p PolicyDefaults) identity.Policy {
 	return identity.Policy{MinLength: p.MinLength, RequireClasses: p.RequireClasses, History: p.History,
 		MaxFailures: p.MaxFailures, SourceFailures: p.SourceFailures, LockDuration: time.Duration(p.LockMinutes) * time.Minute,
 		MaxAge: time.Duration(p.MaxAgeDays) * 24 * time.Hour, SharedIDNumbers: !p.UniqueIDNumber,
-		SelfServiceDisplayName: p.SelfServiceDisplayName}
+		SelfServiceDisplayName: p.SelfServiceDisplayName, AuthenticateRequiresOTP: p.AuthenticateRequiresOTP}
 }
 
 func throttleOf(t LoginThrottle) identity.Throttle {

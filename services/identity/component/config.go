@@ -39,6 +39,11 @@ type PolicyDefaults struct {
 	// on the profile page (/cas/profile); false (the default) keeps it
 	// the administrator's, like the login name, org and ID number.
 	SelfServiceDisplayName bool `yaml:"self_service_display_name"`
+	// AuthenticateRequiresOTP: an application's password Authenticate of
+	// a person who set up an authenticator app must send its code (otp);
+	// without it the answer is REASON_OTP_REQUIRED (-1). False (the
+	// default): the password alone decides, as before.
+	AuthenticateRequiresOTP bool `yaml:"authenticate_requires_otp"`
 }
 
 // LoginThrottle is the login gate's timing (see identity.Throttle).
@@ -230,6 +235,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.Policy.MaxAgeDays, "UIAS_POLICY_MAX_AGE_DAYS", "", "")
 	b.Bool(&c.Policy.UniqueIDNumber, "UIAS_POLICY_UNIQUE_ID_NUMBER", "", "")
 	b.Bool(&c.Policy.SelfServiceDisplayName, "UIAS_POLICY_SELF_SERVICE_DISPLAY_NAME", "", "")
+	b.Bool(&c.Policy.AuthenticateRequiresOTP, "UIAS_POLICY_AUTHENTICATE_REQUIRES_OTP", "", "")
 	b.Duration(&c.AdminTokenTTL, "UIAS_ADMIN_TOKEN_TTL", "", "")
 	b.Duration(&c.AdminTokenIdle, "UIAS_ADMIN_TOKEN_IDLE", "", "")
 	b.Int(&c.LoginThrottle.AddressFailures, "UIAS_LOGIN_THROTTLE_ADDRESS_FAILURES", "", "")

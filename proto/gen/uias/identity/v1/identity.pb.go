@@ -95,7 +95,9 @@ const (
 	Reason_REASON_PASSWORD_EXPIRED Reason = 10 // -1
 	// OTP_REQUIRED: the password was right and the person has an
 	// authenticator app (TOTP) enrolled: the single sign-on page asks for
-	// the code next (SSOService.LoginOtp). Never an Authenticate answer.
+	// the code next (SSOService.LoginOtp); Authenticate answers it to a
+	// password without otp only where identity.policy.authenticate_requires_otp
+	// is on.
 	Reason_REASON_OTP_REQUIRED Reason = 11 // -1
 	// NO_OTP: Authenticate with otp for a person who has no authenticator
 	// app enrolled.
@@ -437,7 +439,8 @@ type AuthenticateRequest struct {
 	// password first; a wrong, reused or missing-enrolment code fails the
 	// call (BAD_CREDENTIALS counted as a failed login; NO_OTP when the
 	// person has none enrolled). Without it a password Authenticate is
-	// checked as before, also for a person with an app enrolled (see
+	// checked as before, also for a person with an app enrolled, unless
+	// identity.policy.authenticate_requires_otp (then OTP_REQUIRED; see
 	// docs/integrators.md).
 	Otp           string `protobuf:"bytes,9,opt,name=otp" json:"otp,omitempty"`
 	unknownFields protoimpl.UnknownFields
