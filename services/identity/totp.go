@@ -523,6 +523,7 @@ func (s *Service) ConfirmTOTPEnrolment(ctx context.Context, id, currentPassword,
 	}
 	t := &UserTOTP{UserID: u.ID, SecretEnc: enc, LastStep: step, CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.PutTOTP(ctx, t, evs) },
+		s.changeWith(ctx, "user", "totp_enrolled", u.ID, map[string]any{"enrolled_at": t.CreatedAt}, s.totpReplicaOf(t)),
 		s.audit(ctx, "user.totp.enrol", "user:"+u.ID, u.OrgID, "success", "OK", start, nil))
 	if errors.Is(err, ErrConflict) {
 		return nil, errTOTPEnrolled
@@ -552,6 +553,7 @@ func (s *Service) RemoveOwnTOTP(ctx context.Context, id, currentPassword string)
 		return nil, err
 	}
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.DeleteTOTP(ctx, u.ID, evs) },
+		s.change(ctx, "user", "totp_removed", u.ID, map[string]any{}),
 		s.audit(ctx, "user.totp.remove", "user:"+u.ID, u.OrgID, "success", "OK", start, nil))
 	if errors.Is(err, ErrNotFound) {
 		return nil, errTOTPNotEnrolled
@@ -591,6 +593,7 @@ func (s *Service) ResetUserTOTP(ctx context.Context, id string) (*User, error) {
 		return nil, err
 	}
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.DeleteTOTP(ctx, u.ID, evs) },
+		s.change(ctx, "user", "totp_removed", u.ID, map[string]any{}),
 		s.adminAudit(ctx, "user.totp.reset", "user:"+u.ID, u.OrgID, start))
 	if errors.Is(err, ErrNotFound) {
 		return nil, errTOTPNotEnrolled

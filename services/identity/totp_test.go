@@ -11,6 +11,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/services/identity"
 )
 
@@ -529,5 +530,64 @@ func TestAuthenticateRequiresOTPPolicy(t *testing.T) {
 	}
 	if identity.ReasonOTPRequired.LegacyCode() != -1 {
 		t.Fatal("OTP_REQUIRED is not legacy -1")
+	}
+}
+
+// TestReplicaOfAuthenticatorApp: an app set up at the person's home centre
+// reaches the centre holding their replica (sealed as the home stored it),
+// where the password alone then asks for the code; its removal reaches it
+// too; the replica centre sets up none for the person.
+func TestReplicaOfAuthenticatorApp(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-t", "Bureau T", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "pilot", DisplayName: "Pilot", OrgID: bureau.ID,
+		Password: "Harbour-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := browserAt("192.0.2.44")
+	en, err := svc2.BeginTOTPEnrolment(br, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(en.Secret)
+	if _, err := svc2.ConfirmTOTPEnrolment(br, u.ID, "Harbour-Pass-1", en.Token, identity.TOTPCode(key, identity.TOTPStep(time.Now()))); err != nil {
+		t.Fatal(err)
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc1.SSOLoginBound(br, "pilot", "Harbour-Pass-1", "b")
+	if err != nil || res.Reason != identity.ReasonOTPRequired || res.User != nil {
+		t.Fatalf("password login at the replica centre: %+v %v", res, err)
+	}
+	var enc2, enc1 string
+	_ = l2.db.QueryRowContext(ctx, "SELECT secret_enc FROM user_totp WHERE user_id = ?", u.ID).Scan(&enc2)
+	_ = l1.db.QueryRowContext(ctx, "SELECT secret_enc FROM user_totp WHERE user_id = ?", u.ID).Scan(&enc1)
+	if enc1 == "" || enc1 != enc2 {
+		t.Fatalf("replica's sealed secret %q, home's %q", enc1, enc2)
+	}
+	_, err = svc1.BeginTOTPEnrolment(br, u.ID)
+	wantReason(t, "set-up at the replica centre", err, apierr.FailedPrecondition, "HOME_CENTRE_ELSEWHERE")
+
+	admin2b, _ := adminCtx(t, svc2, "10.0.0.2", "l2b")
+	if _, err := svc2.ResetUserTOTP(admin2b, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := svc1.SSOLoginBound(br, "pilot", "Harbour-Pass-1", "b"); err != nil || res.Reason != identity.ReasonOK {
+		t.Fatalf("password login at the replica centre after the reset: %+v %v", res, err)
 	}
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -115,4 +116,46 @@ func testTOTPConcurrent(t *testing.T, f *fixture) {
 	if accepted != 1 {
 		t.Fatalf("one step accepted %d times in parallel, want once", accepted)
 	}
+}
+
+// testApplyReplicaTOTP: a person's authenticator app applied as a replica
+// is upserted (the later of the two last steps stays) and deleted.
+func testApplyReplicaTOTP(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	w := func(v uint64, op string, enc string, last int64) identity.ReplicaWrite {
+		return identity.ReplicaWrite{Kind: "totp", ID: u.ID, Origin: "peer", Version: v, EventID: fmt.Sprintf("totp-%d", v), Op: op,
+			TOTP: &identity.UserTOTP{UserID: u.ID, SecretEnc: enc, LastStep: last, CreatedAt: base}}
+	}
+	apply := func(ws ...identity.ReplicaWrite) {
+		t.Helper()
+		out, err := f.s.ApplyReplica(f.ctx, ws)
+		must(t, err)
+		for i, o := range out {
+			if o != identity.ReplicaApplied {
+				t.Fatalf("write %d: %v", i, o)
+			}
+		}
+	}
+	apply(w(1, identity.ReplicaUpsert, "k1:a", 10))
+	got, err := f.s.GetTOTP(f.ctx, u.ID)
+	must(t, err)
+	if got.SecretEnc != "k1:a" || got.LastStep != 10 || !got.CreatedAt.Equal(base) {
+		t.Fatalf("replica app %+v", got)
+	}
+	must2 := func(want string, last int64) {
+		t.Helper()
+		got, err := f.s.GetTOTP(f.ctx, u.ID)
+		must(t, err)
+		if got.SecretEnc != want || got.LastStep != last {
+			t.Fatalf("replica app %+v, want %s at step %d", got, want, last)
+		}
+	}
+	apply(w(2, identity.ReplicaUpsert, "k1:b", 5))
+	must2("k1:b", 10)
+	apply(w(3, identity.ReplicaUpsert, "k1:b", 12))
+	must2("k1:b", 12)
+	apply(w(4, identity.ReplicaDelete, "", 0))
+	_, err = f.s.GetTOTP(f.ctx, u.ID)
+	isErr(t, err, identity.ErrNotFound)
 }
