@@ -577,7 +577,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 		_, _ = h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: old})
 	}
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: 1, OrgId: res.GetOrgId()})
+		AuthLevel: 1, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD})
 	if err != nil {
 		h.fault(w, r, err)
 		return
@@ -643,7 +643,7 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 		return
 	}
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: certLevel, OrgId: res.GetOrgId(), ReplaceTgt: old})
+		AuthLevel: certLevel, OrgId: res.GetOrgId(), ReplaceTgt: old, AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE})
 	if err != nil {
 		h.fault(w, r, err)
 		return

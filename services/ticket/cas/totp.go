@@ -125,7 +125,7 @@ func (h *Handler) otpLoginPost(w http.ResponseWriter, r *http.Request, p loginPa
 		return
 	}
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: twoFactorLevel, OrgId: res.GetOrgId(), ReplaceTgt: old})
+		AuthLevel: twoFactorLevel, OrgId: res.GetOrgId(), ReplaceTgt: old, AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD_OTP})
 	if err != nil {
 		h.fault(w, r, err)
 		return

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
 
 // otpSSO answers as identity for "mia" with an authenticator app: the
@@ -143,7 +144,7 @@ func TestOTPLoginPages(t *testing.T) {
 		tickets.mu.Lock()
 		last := tickets.created[len(tickets.created)-1]
 		tickets.mu.Unlock()
-		if last.GetAuthLevel() != 2 || last.GetUserId() != "u-mia" {
+		if last.GetAuthLevel() != 2 || last.GetUserId() != "u-mia" || last.GetAuthMethod() != ticketv1.AuthMethod_AUTH_METHOD_PASSWORD_OTP {
 			t.Fatalf("session created %+v", last)
 		}
 		// Used: the same half-done login again is expired.
