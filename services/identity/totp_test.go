@@ -591,3 +591,34 @@ func TestReplicaOfAuthenticatorApp(t *testing.T) {
 		t.Fatalf("password login at the replica centre after the reset: %+v %v", res, err)
 	}
 }
+
+// TestSSOChangePasswordWithTOTP: a person with an app who is not signed in
+// changes the password only with the app's code too (the password alone
+// would replace the password); signed in (a session kept), the password
+// suffices as before.
+func TestSSOChangePasswordWithTOTP(t *testing.T) {
+	e := newTOTPEnv(t, identity.Policy{MinLength: 8, MaxFailures: 50, SourceFailures: 40})
+	key := e.enrol(t)
+	ctx := browserAt("192.0.2.9")
+	err := e.svc.SSOChangePassword(ctx, "pia", profilePass, "Brand-New-Pass-77", "", "")
+	if ae := wantReason(t, "no code", err, apierr.FailedPrecondition, "VERIFICATION_FAILED"); ae.Meta["verdict"] != "OTP_REQUIRED" {
+		t.Fatalf("verdict %v", ae.Meta)
+	}
+	err = e.svc.SSOChangePassword(ctx, "pia", profilePass, "Brand-New-Pass-77", "", e.code(key, 4))
+	if ae := wantReason(t, "wrong code", err, apierr.FailedPrecondition, "VERIFICATION_FAILED"); ae.Meta["verdict"] != "BAD_CREDENTIALS" {
+		t.Fatalf("verdict %v", ae.Meta)
+	}
+	if res, err := e.svc.SSOLoginBound(ctx, "pia", profilePass, "b"); err != nil || res.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("the password was changed without the code: %+v %v", res, err)
+	}
+	if err := e.svc.SSOChangePassword(ctx, "pia", profilePass, "Brand-New-Pass-77", "", e.code(key, 0)); err != nil {
+		t.Fatalf("with the code: %v", err)
+	}
+	// Signed in: the session's holder needs no code.
+	if err := e.svc.SSOChangePassword(ctx, "pia", "Brand-New-Pass-77", "Other-New-Pass-88", "session-1", ""); err != nil {
+		t.Fatalf("signed in: %v", err)
+	}
+	if res, err := e.svc.SSOLoginBound(ctx, "pia", "Other-New-Pass-88", "b"); err != nil || res.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("login with the new password: %+v %v", res, err)
+	}
+}

@@ -109,7 +109,7 @@ func (s ssoServer) PersonIdNumber(ctx context.Context, r *identityv1.PersonIdNum
 
 // ChangePassword implements SSOService.
 func (s ssoServer) ChangePassword(ctx context.Context, r *identityv1.SSOChangePasswordRequest) (*identityv1.SSOChangePasswordResponse, error) {
-	if err := s.svc.SSOChangePassword(ctx, r.GetLogin(), r.GetOldPassword(), r.GetNewPassword(), r.GetKeepSession()); err != nil {
+	if err := s.svc.SSOChangePassword(ctx, r.GetLogin(), r.GetOldPassword(), r.GetNewPassword(), r.GetKeepSession(), r.GetOtp()); err != nil {
 		return nil, err
 	}
 	return &identityv1.SSOChangePasswordResponse{}, nil

@@ -39,6 +39,7 @@ type texts struct {
 	TOTPQRLabel, TOTPCodeLabel, TOTPRemove, TOTPRemoveHint, TOTPSaved, TOTPRemoved     string
 	TOTPCodeWrong, TOTPEnrolExpired, TOTPChanged, TOTPPasswordHint                     string
 	TwoFactorLink, LevelTwoFactor                                                      string
+	PasswordOTPLabel, PasswordNeedOTP                                                  string
 }
 
 var languages = map[string]texts{
@@ -148,6 +149,8 @@ var languages = map[string]texts{
 		TOTPChanged:            "Your authenticator app was changed meanwhile (set up or removed elsewhere). Here is how it stands now.",
 		TOTPPasswordHint:       "Your current password confirms the change.",
 		TwoFactorLink:          "Sign in with your password and authenticator app",
+		PasswordOTPLabel:       "Authenticator app code (if you have set one up)",
+		PasswordNeedOTP:        "You have set up an authenticator app: enter the code it shows too. Nothing was changed.",
 		LevelTwoFactor:         "This application requires a strong sign-in (level 2): your password followed by the code of your authenticator app (or your certificate).",
 	},
 	"zh-CN": {
@@ -256,6 +259,8 @@ var languages = map[string]texts{
 		TOTPChanged:            "您的动态口令已在别处被设置或删除。以下是当前状态。",
 		TOTPPasswordHint:       "需要输入当前密码确认修改。",
 		TwoFactorLink:          "使用密码和动态口令登录",
+		PasswordOTPLabel:       "动态口令（如已设置）",
+		PasswordNeedOTP:        "您已设置动态口令：请同时输入应用显示的口令。未做任何修改。",
 		LevelTwoFactor:         "该应用要求强认证（二级）登录：输入密码后还需输入身份验证器应用的动态口令（或使用数字证书）。",
 	},
 }

@@ -302,3 +302,11 @@ func (h *Handler) totpRefused(w http.ResponseWriter, r *http.Request, sess *tick
 		h.profileFault(w, r, err)
 	}
 }
+
+// verdictOf is the verdict metadata of identity's VERIFICATION_FAILED.
+func verdictOf(err error) string {
+	if ae, ok := apierr.FromStatus(err); ok && ae != nil {
+		return ae.Meta["verdict"]
+	}
+	return ""
+}

@@ -328,3 +328,48 @@ func TestOTPStepUp(t *testing.T) {
 		t.Fatalf("the session was not raised: %+v", last)
 	}
 }
+
+// pwSSO answers ChangePassword as identity does for a person with an app
+// who is not signed in.
+type pwSSO struct {
+	identityv1.SSOServiceClient
+	mu   sync.Mutex
+	reqs []*identityv1.SSOChangePasswordRequest
+}
+
+func (s *pwSSO) ChangePassword(_ context.Context, r *identityv1.SSOChangePasswordRequest, _ ...grpc.CallOption) (*identityv1.SSOChangePasswordResponse, error) {
+	s.mu.Lock()
+	s.reqs = append(s.reqs, r)
+	s.mu.Unlock()
+	if r.GetOtp() != "123456" {
+		return nil, identityStatus(codes.FailedPrecondition, "VERIFICATION_FAILED", "code required", "verdict", "OTP_REQUIRED")
+	}
+	return &identityv1.SSOChangePasswordResponse{}, nil
+}
+
+// TestPasswordPageAsksForTheCode: without a session the change form has an
+// optional code field, passed to identity; identity's OTP_REQUIRED is a
+// sentence asking for it.
+func TestPasswordPageAsksForTheCode(t *testing.T) {
+	sso := &pwSSO{}
+	srv := httptest.NewServer(New(Options{Tickets: &certTickets{sessions: map[string]int32{}}, SSO: sso}))
+	t.Cleanup(srv.Close)
+	c := certBrowser(t, srv, nil)
+	code, page := getPage(t, c, srv.URL+"/cas/password", "en")
+	if code != http.StatusOK || !strings.Contains(page, `name="code"`) || !strings.Contains(page, "Authenticator app code (if you have set one up)") {
+		t.Fatalf("password page: %d\n%s", code, page)
+	}
+	csrf := csrfField.FindStringSubmatch(page)[1]
+	form := url.Values{"csrf": {csrf}, "username": {"mia"}, "old_password": {"Right-Pass-1"}, "new_password": {"New-Pass-12345"},
+		"new_password2": {"New-Pass-12345"}}
+	resp := postForm(t, c, srv.URL+"/cas/password", form)
+	page = body(resp)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "enter the code it shows too") {
+		t.Fatalf("without the code: %d\n%s", resp.StatusCode, page)
+	}
+	form.Set("code", " 123456 ")
+	resp = postForm(t, c, srv.URL+"/cas/password", form)
+	if body(resp); resp.StatusCode == http.StatusUnauthorized || len(sso.reqs) != 2 || sso.reqs[1].GetOtp() != "123456" {
+		t.Fatalf("with the code: %d %+v", resp.StatusCode, sso.reqs)
+	}
+}

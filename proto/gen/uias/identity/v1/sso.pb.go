@@ -1594,7 +1594,14 @@ type SSOChangePasswordRequest struct {
 	// the ticket-granting ticket) in which the person changed the password:
 	// it stays, their other sessions end (CHANGES user.password_changed
 	// carries it). Empty: every session ends.
-	KeepSession   string `protobuf:"bytes,4,opt,name=keep_session,json=keepSession" json:"keep_session,omitempty"`
+	KeepSession string `protobuf:"bytes,4,opt,name=keep_session,json=keepSession" json:"keep_session,omitempty"`
+	// otp is the authenticator app's code: required, after the current
+	// password, when the person has an app set up and changes the password
+	// without a session (keep_session empty: e.g. an expired password),
+	// so that the password alone does not replace the password (refusal:
+	// VERIFICATION_FAILED with verdict OTP_REQUIRED without it,
+	// BAD_CREDENTIALS for a wrong one, a counted failed login).
+	Otp           string `protobuf:"bytes,5,opt,name=otp" json:"otp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1653,6 +1660,13 @@ func (x *SSOChangePasswordRequest) GetNewPassword() string {
 func (x *SSOChangePasswordRequest) GetKeepSession() string {
 	if x != nil {
 		return x.KeepSession
+	}
+	return ""
+}
+
+func (x *SSOChangePasswordRequest) GetOtp() string {
+	if x != nil {
+		return x.Otp
 	}
 	return ""
 }
@@ -1807,12 +1821,13 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x15PersonIdNumberRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"5\n" +
 	"\x16PersonIdNumberResponse\x12\x1b\n" +
-	"\tid_number\x18\x01 \x01(\tR\bidNumber\"\xcc\x01\n" +
+	"\tid_number\x18\x01 \x01(\tR\bidNumber\"\xeb\x01\n" +
 	"\x18SSOChangePasswordRequest\x12%\n" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12+\n" +
 	"\fold_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\voldPassword\x12+\n" +
 	"\fnew_password\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\vnewPassword\x12/\n" +
-	"\fkeep_session\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\vkeepSession\"\x1b\n" +
+	"\fkeep_session\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\vkeepSession\x12\x1d\n" +
+	"\x03otp\x18\x05 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x03otp\"\x1b\n" +
 	"\x19SSOChangePasswordResponse*\xe9\x02\n" +
 	"\x16CertificateLoginResult\x12(\n" +
 	"$CERTIFICATE_LOGIN_RESULT_UNSPECIFIED\x10\x00\x12\x1f\n" +
