@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,6 +30,9 @@ const (
 	ReasonAccountLocked   Reason = 8
 	ReasonAccountDisabled Reason = 9
 	ReasonPasswordExpired Reason = 10
+	ReasonOTPRequired     Reason = 11
+	ReasonNoOTP           Reason = 12
+	ReasonOTPExpired      Reason = 13
 )
 
 var reasonNames = map[Reason]string{
@@ -36,6 +40,7 @@ var reasonNames = map[Reason]string{
 	ReasonPasswordOnly: "PASSWORD_ONLY", ReasonNoFingerprint: "NO_FINGERPRINT", ReasonBadRequest: "BAD_REQUEST",
 	ReasonSystemError: "SYSTEM_ERROR", ReasonAccountLocked: "ACCOUNT_LOCKED",
 	ReasonAccountDisabled: "ACCOUNT_DISABLED", ReasonPasswordExpired: "PASSWORD_EXPIRED",
+	ReasonOTPRequired: "OTP_REQUIRED", ReasonNoOTP: "NO_OTP", ReasonOTPExpired: "OTP_EXPIRED",
 }
 
 func (r Reason) String() string { return reasonNames[r] }
@@ -65,6 +70,9 @@ var reasonMessages = map[Reason]string{
 	ReasonNoSuchUser: "no such user for this application", ReasonPasswordOnly: "user is set to password-only authentication",
 	ReasonNoFingerprint: "no fingerprint enrolled for this user", ReasonAccountLocked: "account is locked",
 	ReasonAccountDisabled: "account is disabled", ReasonPasswordExpired: "password has expired; change it first",
+	ReasonOTPRequired: "password accepted; the authenticator app code is required next",
+	ReasonNoOTP:       "no authenticator app enrolled for this user",
+	ReasonOTPExpired:  "the sign-in has expired or was already completed; sign in again",
 }
 
 // Auth types.
@@ -83,6 +91,9 @@ type AuthRequest struct {
 	AuthType         int
 	Extend           map[string]string
 	ExtendLegacy     string
+	// OTP is the authenticator app's code, checked after the password
+	// (auth type 1 only); empty: the password alone.
+	OTP string
 
 	probe *finger.Template // Fingerprint, parsed by validateAuth
 	// probeErr: why Fingerprint of an auth type 2 call is unusable (it
@@ -112,6 +123,9 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 		if req.Password == "" {
 			return badField("password", "password is required for auth type 1 (password)")
 		}
+		if req.OTP != "" && len(strings.TrimSpace(req.OTP)) > 8 {
+			return badField("otp", "otp is the authenticator app's 6-digit code")
+		}
 	case AuthFingerprint:
 		if len(req.Fingerprint) == 0 {
 			if req.Password == "" {
@@ -129,6 +143,9 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 		}
 	default:
 		return badField("auth_type", "auth_type must be 1 (password), 2 (fingerprint) or 3 (both)")
+	}
+	if req.OTP != "" && req.AuthType != AuthPassword {
+		return badField("otp", "otp goes with auth type 1 (password) only")
 	}
 	if req.AuthType != AuthPassword && len(req.Fingerprint) > 0 {
 		_, t, err := parseFingerRecord(req.Fingerprint, "fingerprint_feature", finger.MinMinutiae)
@@ -231,6 +248,8 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 	var r Reason
 	if req.AuthType != AuthPassword {
 		r, err = s.authenticateFinger(ctx, c, &req, u, start)
+	} else if req.OTP != "" || s.cfg.Policy.AuthenticateRequiresOTP {
+		r, err = s.authenticateOTP(ctx, c, &req, u, start)
 	} else {
 		r, err = s.checkPassword(ctx, u, req.Password, "authenticate", start,
 			s.newAttempt(appLoginSource(c.App.ID, req.Extend, u.ID), "authenticate"))
@@ -364,6 +383,12 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	}
 	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start,
 		map[string]string{"must_change_password": fmtBool(u.MustChange)})
+	if a.partial {
+		// The password was the first of two factors: the login is not
+		// done (nor counted a success) until the code.
+		ev = s.audit(ctx, api, subject, u.OrgID, "pending", ReasonOTPRequired.String(), start,
+			map[string]string{"method": "password"})
+	}
 	return a.succeeded(ctx, u, newHash, a.record(ev), evLocked)
 }
 

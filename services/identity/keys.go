@@ -91,7 +91,8 @@ type KeyStore interface {
 	// sealed value whose key id is not keyID.
 	SealedWithout(ctx context.Context, keyID, after string, limit int) ([]SealedValues, error)
 	// CountSealedWithout counts the sealed values (not users) whose key id
-	// is not keyID: users' personal data and fingerprint templates.
+	// is not keyID: users' personal data, fingerprint templates and
+	// authenticator app secrets.
 	CountSealedWithout(ctx context.Context, keyID string) (int, error)
 	// FingersSealedWithout returns up to limit fingers, by user id and
 	// position after (afterUser, afterPosition), whose template is sealed
@@ -104,6 +105,13 @@ type KeyStore interface {
 	// Reseal replaces a user's sealed values with to if they still are from
 	// (compare and set); false when the user changed or is gone meanwhile.
 	Reseal(ctx context.Context, from, to SealedValues) (bool, error)
+	// TOTPSealedWithout returns up to limit authenticator app enrolments,
+	// by user id after afterUser, whose secret is sealed with another key
+	// than keyID (UserTOTP with UserID and SecretEnc set).
+	TOTPSealedWithout(ctx context.Context, keyID, afterUser string, limit int) ([]UserTOTP, error)
+	// ResealTOTP replaces a person's sealed secret with to if it still is
+	// from.SecretEnc (compare and set); false when it changed or is gone.
+	ResealTOTP(ctx context.Context, from UserTOTP, to string) (bool, error)
 }
 
 // ErrKeyRingMismatch reports a key ring that does not belong to the
@@ -474,7 +482,7 @@ const (
 )
 
 // ReencryptData moves up to batch users' sealed values, then fingerprint
-// templates, to the active data key (one batch per call, so the call stays short and can be repeated
+// templates, then authenticator app secrets, to the active data key (one batch per call, so the call stays short and can be repeated
 // until Remaining is 0; a value that changed meanwhile is left to the next
 // call). Values that cannot be decrypted are counted and logged, never
 // erased.
@@ -547,6 +555,40 @@ func (s *Service) ReencryptData(ctx context.Context, batch int) (ReencryptResult
 				continue
 			}
 			ok, err := s.keys.store.ResealFinger(ctx, f, to)
+			if err != nil {
+				return res, err
+			}
+			if ok {
+				res.Reencrypted++
+			}
+		}
+	}
+	// Then authenticator app secrets.
+	afterUser = ""
+	for res.Reencrypted+res.Failed < batch {
+		list, err := s.keys.store.TOTPSealedWithout(ctx, res.ActiveKeyID, afterUser, batch-res.Reencrypted-res.Failed)
+		if err != nil {
+			return res, err
+		}
+		if len(list) == 0 {
+			break
+		}
+		for _, t := range list {
+			afterUser = t.UserID
+			aad := []byte(aadTOTPSecret + t.UserID)
+			pt, err := sealer.Open(t.SecretEnc, aad)
+			var to string
+			if err == nil {
+				to, err = sealer.Seal(pt, aad)
+			}
+			clear(pt)
+			if err != nil {
+				res.Failed++
+				s.log.Error("re-encrypt: an authenticator app secret of this user cannot be decrypted; left unchanged",
+					zap.String("user_id", t.UserID), zap.Error(err))
+				continue
+			}
+			ok, err := s.keys.store.ResealTOTP(ctx, t, to)
 			if err != nil {
 				return res, err
 			}

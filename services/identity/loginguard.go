@@ -618,6 +618,11 @@ type loginAttempt struct {
 	// itself, once it knows the outcome (AdminLogin with a password
 	// change pending): checkPassword then writes none for it.
 	holdRecord bool
+	// partial: a right password is the first of two factors (a code
+	// follows): succeeded then keeps the account's failures, spacing and
+	// per-source counts (only a right code clears them), taking back
+	// just what this check's admission added.
+	partial bool
 }
 
 // record is the audit record of a right password as checkPassword writes
@@ -819,7 +824,11 @@ func (a *loginAttempt) succeeded(ctx context.Context, u *User, rehash string, ev
 	}
 	verdict := ReasonOK
 	var locked []events.Event // built once, should the write be tried again
-	err := a.s.store.UpdateLoginGate(ctx, u.ID, "", func(g LoginGate) (LoginGateWrite, bool) {
+	src := ""
+	if a.partial && counted {
+		src = sourceID(a.src.account)
+	}
+	err := a.s.store.UpdateLoginGate(ctx, u.ID, src, func(g LoginGate) (LoginGateWrite, bool) {
 		pending := g.Pending
 		if counted {
 			pending = max(pending-1, 0)
@@ -833,6 +842,14 @@ func (a *loginAttempt) succeeded(ctx context.Context, u *User, rehash string, ev
 				Pending: pending, PendingAt: g.PendingAt, SourceFailures: g.SourceFailures, Events: locked}, true
 		}
 		verdict = ReasonOK
+		if a.partial {
+			w := LoginGateWrite{FailedCount: g.FailedCount, SourceFailures: g.SourceFailures, NextAttemptAt: g.NextAttemptAt,
+				LockedUntil: g.LockedUntil, Pending: pending, PendingAt: g.PendingAt, Rehash: rehash, Events: evs}
+			if counted {
+				w.SourceFailures = max(g.SourceFailures-1, 0)
+			}
+			return w, true
+		}
 		return LoginGateWrite{ClearSources: true, LockedUntil: g.LockedUntil, Pending: pending, PendingAt: g.PendingAt,
 			Rehash: rehash, Events: evs}, true
 	})

@@ -30,6 +30,12 @@ type Policy struct {
 	// on the profile page (identity.policy.self_service_display_name);
 	// the default (false) keeps it the administrator's.
 	SelfServiceDisplayName bool
+	// AuthenticateRequiresOTP: an application's password Authenticate of
+	// a person with an authenticator app must carry its code (otp);
+	// without one it answers OTP_REQUIRED (identity.policy.
+	// authenticate_requires_otp). Default false: the password alone, as
+	// before.
+	AuthenticateRequiresOTP bool
 }
 
 // DefaultPolicy follows the provincial staff SSO standard's baseline.

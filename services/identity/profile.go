@@ -32,6 +32,9 @@ type OwnProfile struct {
 	// DisplayNameEditable: the policy lets the person change their
 	// display name.
 	DisplayNameEditable bool
+	// TOTPEnrolledAt is when the person set up an authenticator app
+	// (zero: none).
+	TOTPEnrolledAt time.Time
 }
 
 // selfFields are the fields a person may change themselves.
@@ -51,6 +54,11 @@ func (s *Service) GetOwnProfile(ctx context.Context, id string) (*OwnProfile, er
 
 func (s *Service) ownProfile(ctx context.Context, u *User) (*OwnProfile, error) {
 	p := &OwnProfile{User: u, PasswordExpiresAt: s.cfg.Policy.ExpiresAt(u), DisplayNameEditable: s.cfg.Policy.SelfServiceDisplayName}
+	at, err := s.TOTPEnrolledAt(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	p.TOTPEnrolledAt = at
 	if u.OrgID != "" {
 		o, err := s.store.GetOrg(ctx, u.OrgID)
 		switch {

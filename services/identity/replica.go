@@ -113,6 +113,9 @@ type ReplicaWrite struct {
 	// Finger (upsert: with its sealed template; delete: user and
 	// position), kind "finger".
 	Finger *StoredFinger
+	// TOTP (upsert: the authenticator app with its sealed secret; delete:
+	// the user), kind "totp", ID the person.
+	TOTP *UserTOTP
 	// Event is the local CHANGES event of the write (replica_events.go),
 	// added to the outbox when the write is applied.
 	Event *events.Event
@@ -457,6 +460,20 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		w.Kind, w.ID = "finger", fingerID(ev.ID, f.Position)
 		w.Finger = &StoredFinger{Finger: Finger{UserID: ev.ID, Position: f.Position, Quality: f.Quality, Format: f.Format,
 			Minutiae: f.Minutiae, CreatedAt: f.CreatedAt, UpdatedAt: f.UpdatedAt}, TemplateEnc: f.TemplateEnc}
+		return homed(s.replicaUserOf(ctx, origin, ev.ID, b))
+	case ev.Entity == "user" && (ev.Op == "totp_enrolled" || ev.Op == "totp_removed"):
+		// An authenticator app set up or removed at the person's home
+		// centre: here too a password login asks for its code.
+		w.Kind, w.ID, w.TOTP = "totp", ev.ID, &UserTOTP{UserID: ev.ID}
+		if ev.Op == "totp_removed" {
+			w.Op = ReplicaDelete
+		} else {
+			var r totpRecord
+			if !hasRep || !decoded(ev.Replica, &r) || r.SecretEnc == "" {
+				return w, ReplicaIgnored, nil
+			}
+			w.TOTP.SecretEnc, w.TOTP.LastStep, w.TOTP.CreatedAt = r.SecretEnc, r.LastStep, r.CreatedAt
+		}
 		return homed(s.replicaUserOf(ctx, origin, ev.ID, b))
 	case ev.Entity == "user" && ev.Op == "deleted":
 		// A person deleted at their home centre: the replica goes too (it

@@ -133,5 +133,23 @@ func (s *Service) fingerReplicaOf(f *StoredFinger) any {
 	return fingerReplica(f)
 }
 
+// totpRecord is the replica part of a totp_enrolled event: the
+// authenticator app's secret sealed as the home centre stored it (as
+// fingerprint templates), the step its first code used, when.
+type totpRecord struct {
+	SecretEnc string    `json:"secret_enc"`
+	LastStep  int64     `json:"last_step"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// totpReplicaOf is the replica part of t's enrolment event: only in a
+// multi-centre deployment (nil otherwise).
+func (s *Service) totpReplicaOf(t *UserTOTP) any {
+	if s.homes == nil {
+		return nil
+	}
+	return totpRecord{SecretEnc: t.SecretEnc, LastStep: t.LastStep, CreatedAt: t.CreatedAt.UTC()}
+}
+
 // fingerID is the replica object id of a finger.
 func fingerID(userID string, position int) string { return userID + "/" + strconv.Itoa(position) }

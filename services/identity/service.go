@@ -22,7 +22,10 @@ import (
 
 // Config tunes the service.
 type Config struct {
-	Policy        Policy
+	Policy Policy
+	// TOTPIssuer names the service in people's authenticator apps
+	// (identity.totp_issuer; default DefaultTOTPIssuer).
+	TOTPIssuer    string
 	AdminTokenTTL time.Duration // default 8h
 	// AdminTokenIdle ends an admin token unused for this long (default 30m).
 	AdminTokenIdle time.Duration

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
@@ -16,6 +17,12 @@ type SSOLoginResult struct {
 	Reason  Reason
 	Message string
 	User    *User // set when Reason is ReasonOK
+	// OTPToken is the half-done login with Reason ReasonOTPRequired
+	// (SSOLoginBound; for SSOLoginOTP).
+	OTPToken string
+	// SecondFactor: the login was completed with the authenticator app's
+	// code (SSOLoginOTP).
+	SecondFactor bool
 }
 
 // SSOLogin checks a person's central login name and password for the
@@ -23,7 +30,16 @@ type SSOLoginResult struct {
 // Authenticate's checks (status, org, lock, login gate, hash, lockout,
 // expiry) and is throttled per client address. An unknown login is
 // answered like a wrong password, after the same work (one hash).
+//
+// A person with an authenticator app enrolled is not signed in by a
+// password alone: see SSOLoginBound (which a page that asks for the code
+// calls); here the right password of such a person answers
+// ReasonOTPRequired without a token.
 func (s *Service) SSOLogin(ctx context.Context, login, password string) (*SSOLoginResult, error) {
+	return s.ssoLogin(ctx, login, password, "", false)
+}
+
+func (s *Service) ssoLogin(ctx context.Context, login, password, binding string, bound bool) (*SSOLoginResult, error) {
 	start := s.now()
 	a := s.newEarlyAttempt(ssoLoginSource(ctx), "sso.login")
 	if err := a.admitSource(ctx, "login:"+login, "", start); err != nil {
@@ -44,9 +60,24 @@ func (s *Service) SSOLogin(ctx context.Context, login, password string) (*SSOLog
 		s.appendAudit(ctx, s.audit(ctx, "sso.login", claimedAccount(login), "", "failure", ReasonNoSuchUser.String(), start, nil))
 		return &SSOLoginResult{Reason: ReasonBadCredentials, Message: reasonMessages[ReasonBadCredentials]}, nil
 	}
+	t, err := s.getTOTP(ctx, u.ID)
+	if err != nil {
+		a.refund(ctx)
+		return nil, err
+	}
+	a.partial = t != nil
 	r, err := s.checkPassword(ctx, u, password, "sso.login", start, a)
 	if err != nil {
 		return nil, err
+	}
+	if t != nil && r == ReasonOK {
+		res := &SSOLoginResult{Reason: ReasonOTPRequired, Message: reasonMessages[ReasonOTPRequired]}
+		if bound {
+			if res.OTPToken, err = s.otpLoginToken(u, t, binding); err != nil {
+				return nil, err
+			}
+		}
+		return res, nil
 	}
 	if r != ReasonOK {
 		if !a.hashed && (r == ReasonAccountLocked || r == ReasonAccountDisabled) {
@@ -233,7 +264,12 @@ func errVerification(r Reason) *apierr.Error {
 // after the same work); an expired current password is accepted (the
 // point is to replace it). The person's SSO sessions end but keepSession
 // (the one they changed it in, when not empty).
-func (s *Service) SSOChangePassword(ctx context.Context, login, oldPassword, newPassword, keepSession string) error {
+//
+// A person with an authenticator app who is not signed in (keepSession
+// empty) must give its code (otp) too: the password alone does not
+// replace the password (it would sign the owner out everywhere and lock
+// them out of their account without the phone).
+func (s *Service) SSOChangePassword(ctx context.Context, login, oldPassword, newPassword, keepSession, otp string) error {
 	start := s.now()
 	a := s.newEarlyAttempt(ssoLoginSource(ctx), "sso.password.change.verify")
 	if err := a.admitSource(ctx, "login:"+login, "", start); err != nil {
@@ -254,6 +290,14 @@ func (s *Service) SSOChangePassword(ctx context.Context, login, oldPassword, new
 		s.appendAudit(ctx, s.audit(ctx, "sso.password.change.verify", claimedAccount(login), "", "failure", ReasonNoSuchUser.String(), start, nil))
 		return errVerification(ReasonBadCredentials)
 	}
+	var t *UserTOTP
+	if keepSession == "" {
+		if t, err = s.getTOTP(ctx, u.ID); err != nil {
+			a.refund(ctx)
+			return err
+		}
+		a.partial = t != nil
+	}
 	r, err := s.checkPassword(ctx, u, oldPassword, "sso.password.change.verify", start, a)
 	if err != nil {
 		return err
@@ -265,6 +309,21 @@ func (s *Service) SSOChangePassword(ctx context.Context, login, oldPassword, new
 			}
 		}
 		return errVerification(r)
+	}
+	if t != nil {
+		const api = "sso.password.change.verify"
+		if strings.TrimSpace(otp) == "" {
+			return apierr.New(apierr.FailedPrecondition, "VERIFICATION_FAILED", "the authenticator app's code is required with the current password").
+				WithMeta("verdict", ReasonOTPRequired.String())
+		}
+		r, err := s.checkOTP(ctx, u, t, otp, api, start, s.newEarlyAttempt(ssoLoginSource(ctx), api),
+			map[string]string{"method": "password+totp"})
+		if err != nil {
+			return err
+		}
+		if r != ReasonOK {
+			return errVerification(r).WithMeta("verdict", r.String())
+		}
 	}
 	if u.CannotChange {
 		return apierr.New(apierr.FailedPrecondition, "CANNOT_CHANGE_PASSWORD", "this user's password can only be changed by an administrator")

@@ -186,6 +186,7 @@ type Store interface {
 
 	FingerStore  // fingers.go
 	CertStore    // certs.go
+	TOTPStore    // totp.go
 	ExportStore  // export.go
 	ReplicaStore // replica.go
 }

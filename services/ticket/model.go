@@ -10,11 +10,14 @@ import "time"
 // Session is an SSO session (the record behind a TGT). The TGT itself is
 // never stored: the session is found by a hash of it (ID).
 type Session struct {
-	ID         string    `json:"id"`
-	UserID     string    `json:"user_id"`
-	Login      string    `json:"login"`
-	OrgID      string    `json:"org_id,omitempty"`
-	AuthLevel  int       `json:"auth_level"`
+	ID        string `json:"id"`
+	UserID    string `json:"user_id"`
+	Login     string `json:"login"`
+	OrgID     string `json:"org_id,omitempty"`
+	AuthLevel int    `json:"auth_level"`
+	// AuthMethod is how the person signed in (ticketv1.AuthMethod; 0: not
+	// recorded).
+	AuthMethod int       `json:"auth_method,omitempty"`
 	Centre     string    `json:"centre"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastUsedAt time.Time `json:"last_used_at"`
@@ -85,6 +88,7 @@ type Ticket struct {
 	Login        string    `json:"login"`
 	OrgID        string    `json:"org_id,omitempty"`
 	AuthLevel    int       `json:"auth_level"`
+	AuthMethod   int       `json:"auth_method,omitempty"`
 	FromNewLogin bool      `json:"from_new_login,omitempty"`
 	AuthTime     time.Time `json:"auth_time"`
 	IssuedAt     time.Time `json:"issued_at"`
@@ -100,12 +104,13 @@ type Ticket struct {
 
 // PGT is the record of a proxy-granting ticket.
 type PGT struct {
-	SessionID string    `json:"session_id"`
-	UserID    string    `json:"user_id"`
-	Login     string    `json:"login"`
-	OrgID     string    `json:"org_id,omitempty"`
-	AuthLevel int       `json:"auth_level"`
-	AuthTime  time.Time `json:"auth_time"`
+	SessionID  string    `json:"session_id"`
+	UserID     string    `json:"user_id"`
+	Login      string    `json:"login"`
+	OrgID      string    `json:"org_id,omitempty"`
+	AuthLevel  int       `json:"auth_level"`
+	AuthMethod int       `json:"auth_method,omitempty"`
+	AuthTime   time.Time `json:"auth_time"`
 	// Proxies: the service that got the PGT (its pgtUrl) first, then the
 	// services before it.
 	Proxies   []string  `json:"proxies"`

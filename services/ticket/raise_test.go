@@ -56,11 +56,11 @@ func TestRaiseSessionKeepsServicesWithoutLogout(t *testing.T) {
 		t.Fatal("a level-1 session got a level-2 ticket")
 	}
 
-	tgt, sess, replaced, err := f.svc.RaiseSession(ctx, old, ticket.NewSession{UserID: "u1", Login: "login-u1", AuthLevel: 2})
+	tgt, sess, replaced, err := f.svc.RaiseSession(ctx, old, ticket.NewSession{UserID: "u1", Login: "login-u1", AuthLevel: 2, AuthMethod: 3})
 	if err != nil || !replaced {
 		t.Fatalf("raise: %v replaced %v", err, replaced)
 	}
-	if tgt == old || sess.ID == ticket.SessionID(old) || sess.AuthLevel != 2 {
+	if tgt == old || sess.ID == ticket.SessionID(old) || sess.AuthLevel != 2 || sess.AuthMethod != 3 {
 		t.Fatalf("raised session: tgt changed %v, %+v", tgt != old, sess)
 	}
 	if got := e.all(); len(got) != 0 {

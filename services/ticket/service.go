@@ -184,7 +184,9 @@ type NewSession struct {
 	Login     string
 	OrgID     string
 	AuthLevel int
-	ClientIP  string
+	// AuthMethod is how the person signed in (ticketv1.AuthMethod).
+	AuthMethod int
+	ClientIP   string
 }
 
 // CreateSession starts a session and returns its TGT.
@@ -200,7 +202,7 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 		n.AuthLevel = 1
 	}
 	tgt := newOpaque(PrefixTGT, s.cfg.Centre)
-	sess := &Session{ID: SessionID(tgt), UserID: n.UserID, Login: n.Login, OrgID: n.OrgID, AuthLevel: n.AuthLevel,
+	sess := &Session{ID: SessionID(tgt), UserID: n.UserID, Login: n.Login, OrgID: n.OrgID, AuthLevel: n.AuthLevel, AuthMethod: n.AuthMethod,
 		Centre: s.cfg.Centre, CreatedAt: start.UTC(), LastUsedAt: start.UTC(), HardExpiry: start.Add(s.cfg.TGTHard).UTC(),
 		ClientIP: n.ClientIP, Services: services}
 	if err := s.store.CreateSession(ctx, sess, sess.Expiry(s.cfg.TGTIdle).Sub(start)); err != nil {
@@ -446,7 +448,7 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 			// session lists this instance, as the write below makes sure.
 			guarded = slices.Contains(sess.Issuers, replica) || len(sess.Issuers) < MaxIssuersPerSession
 			rec := &Ticket{Kind: KindST, Serial: sig.Serial, Service: service, AppID: appID, SessionID: id,
-				UserID: sess.UserID, Login: sess.Login, OrgID: sess.OrgID, AuthLevel: sess.AuthLevel, FromNewLogin: fromNewLogin,
+				UserID: sess.UserID, Login: sess.Login, OrgID: sess.OrgID, AuthLevel: sess.AuthLevel, AuthMethod: sess.AuthMethod, FromNewLogin: fromNewLogin,
 				AuthTime: sess.CreatedAt, IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Guarded: guarded}
 			if err := s.store.PutTicket(ctx, keyOf(st), rec, max(sig.Expires.Sub(now), time.Second)); err != nil {
 				if errors.Is(err, ErrNotFound) { // the session ended here meanwhile
@@ -680,7 +682,7 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	out := &Validation{Valid: true, Ticket: t}
 	if v.IssuePGT {
 		pgt, iou := newOpaque(PrefixPGT, s.cfg.Centre), newOpaque(PrefixPGTIOU, s.cfg.Centre)
-		rec := &PGT{SessionID: t.SessionID, UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, AuthLevel: t.AuthLevel,
+		rec := &PGT{SessionID: t.SessionID, UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, AuthLevel: t.AuthLevel, AuthMethod: t.AuthMethod,
 			AuthTime: t.AuthTime, Proxies: append([]string{v.PGTURL}, t.Proxies...), CreatedAt: s.now().UTC()}
 		if err := s.store.PutPGT(ctx, keyOf(pgt), rec, s.cfg.PGTTTL); err != nil {
 			return nil, err
@@ -802,7 +804,7 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 	now := s.now()
 	pt, sig := newSigned(s.mac, PrefixPT, s.cfg.Centre, s.store.Replica(), now, now.Add(s.cfg.PTTTL))
 	rec := &Ticket{Kind: KindPT, Serial: sig.Serial, Service: target, AppID: appID, SessionID: p.SessionID,
-		UserID: p.UserID, Login: p.Login, OrgID: p.OrgID, AuthLevel: p.AuthLevel, AuthTime: p.AuthTime,
+		UserID: p.UserID, Login: p.Login, OrgID: p.OrgID, AuthLevel: p.AuthLevel, AuthMethod: p.AuthMethod, AuthTime: p.AuthTime,
 		IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Proxies: p.Proxies}
 	if err := s.store.PutTicket(ctx, keyOf(pt), rec, s.cfg.PTTTL); err != nil {
 		if errors.Is(err, ErrNotFound) { // the session ended here meanwhile

@@ -154,7 +154,7 @@ func TestTicketComponent(t *testing.T) {
 		t.Fatal(err)
 	}
 	idh := e.app.Value(identitycomponent.Name).(*identitycomponent.Handle)
-	if err := idh.Service.SSOChangePassword(ctx, "tina", "Reset-Pass-42x", "Kept-Session-7x", sess.ID); err != nil {
+	if err := idh.Service.SSOChangePassword(ctx, "tina", "Reset-Pass-42x", "Kept-Session-7x", sess.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the other session to end on a change on the SSO pages", func() bool {

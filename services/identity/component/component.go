@@ -184,7 +184,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, FingerCache: fingerCache(cfg.FingerTemplateCache),
 			UnsaltedCutover: cutover, PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes,
 			ImportLoginShare: cfg.ImportLoginShare, AdminTokenCacheTTL: cfg.AdminDecisionTTL,
-			AppSecretLifetime: cfg.AppSecretLifetime},
+			AppSecretLifetime: cfg.AppSecretLifetime, TOTPIssuer: cfg.TOTPIssuer},
 		Homes: centre.FromConfig(env.Config),
 		// Signed requests' nonces, shared by every replica (fail closed
 		// when NATS is down: caller.ReasonReplayUnavailable).
@@ -337,7 +337,7 @@ func policyOf(p PolicyDefaults) identity.Policy {
 	return identity.Policy{MinLength: p.MinLength, RequireClasses: p.RequireClasses, History: p.History,
 		MaxFailures: p.MaxFailures, SourceFailures: p.SourceFailures, LockDuration: time.Duration(p.LockMinutes) * time.Minute,
 		MaxAge: time.Duration(p.MaxAgeDays) * 24 * time.Hour, SharedIDNumbers: !p.UniqueIDNumber,
-		SelfServiceDisplayName: p.SelfServiceDisplayName}
+		SelfServiceDisplayName: p.SelfServiceDisplayName, AuthenticateRequiresOTP: p.AuthenticateRequiresOTP}
 }
 
 func throttleOf(t LoginThrottle) identity.Throttle {

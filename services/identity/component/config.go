@@ -39,6 +39,11 @@ type PolicyDefaults struct {
 	// on the profile page (/cas/profile); false (the default) keeps it
 	// the administrator's, like the login name, org and ID number.
 	SelfServiceDisplayName bool `yaml:"self_service_display_name"`
+	// AuthenticateRequiresOTP: an application's password Authenticate of
+	// a person who set up an authenticator app must send its code (otp);
+	// without it the answer is REASON_OTP_REQUIRED (-1). False (the
+	// default): the password alone decides, as before.
+	AuthenticateRequiresOTP bool `yaml:"authenticate_requires_otp"`
 }
 
 // LoginThrottle is the login gate's timing (see identity.Throttle).
@@ -167,6 +172,11 @@ type Config struct {
 	// changing this applies to the secrets issued afterwards
 	// (identity/secretlife.go, docs/operators.md). At most ten years.
 	AppSecretLifetime time.Duration `yaml:"app_secret_lifetime"`
+	// TOTPIssuer names this service in people's authenticator apps (the
+	// issuer of the otpauth URI their phone scans on My profile; default
+	// "UIAS"). Changing it changes what new enrolments show; the ones made
+	// keep working. At most 64 bytes, without ':'.
+	TOTPIssuer string `yaml:"totp_issuer"`
 }
 
 // Defaults returns the identity defaults.
@@ -188,6 +198,7 @@ func Defaults() *Config {
 		ImportLoginShare:    identity.DefaultImportLoginShare,
 		ImportCacheMiB:      sqlstore.DefaultImportCacheMiB,
 		AdminAuthz:          true,
+		TOTPIssuer:          identity.DefaultTOTPIssuer,
 		AdminDecisionTTL:    adminauth.DefaultDecisionTTL,
 		LoginThrottle:       LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
 	}
@@ -228,6 +239,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.Policy.MaxAgeDays, "UIAS_POLICY_MAX_AGE_DAYS", "", "")
 	b.Bool(&c.Policy.UniqueIDNumber, "UIAS_POLICY_UNIQUE_ID_NUMBER", "", "")
 	b.Bool(&c.Policy.SelfServiceDisplayName, "UIAS_POLICY_SELF_SERVICE_DISPLAY_NAME", "", "")
+	b.Bool(&c.Policy.AuthenticateRequiresOTP, "UIAS_POLICY_AUTHENTICATE_REQUIRES_OTP", "", "")
 	b.Duration(&c.AdminTokenTTL, "UIAS_ADMIN_TOKEN_TTL", "", "")
 	b.Duration(&c.AdminTokenIdle, "UIAS_ADMIN_TOKEN_IDLE", "", "")
 	b.Int(&c.LoginThrottle.AddressFailures, "UIAS_LOGIN_THROTTLE_ADDRESS_FAILURES", "", "")
@@ -263,6 +275,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Bool(&c.AdminAuthz, "UIAS_ADMIN_AUTHZ", "", "")
 	b.Duration(&c.AdminDecisionTTL, "UIAS_ADMIN_DECISION_TTL", "", "")
 	b.Duration(&c.AppSecretLifetime, "UIAS_APP_SECRET_LIFETIME", "", "")
+	b.String(&c.TOTPIssuer, "UIAS_TOTP_ISSUER", "", "")
 	b.Func("UIAS_IMPORT_LOGIN_SHARE", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -294,6 +307,9 @@ func (c *Config) Validate(*config.Config) error {
 	var errs []error
 	bad := func(field, format string, a ...any) {
 		errs = append(errs, &config.FieldError{Field: Name + "." + field, Msg: fmt.Sprintf(format, a...)})
+	}
+	if iss := c.TOTPIssuer; iss == "" || len(iss) > 64 || strings.ContainsAny(iss, ":\x00\r\n") {
+		bad("totp_issuer", "must be 1 to 64 bytes without ':' or control characters, got %q", iss)
 	}
 	a := c.Argon2
 	if a.MemoryKiB < 8*1024 {

@@ -169,6 +169,7 @@ var personMethods = map[string]adminauth.Perm{
 	identityv1.AdminService_UnlockUser_FullMethodName:        adminauth.UsersUnlock,
 	identityv1.AdminService_SetPassword_FullMethodName:       adminauth.UsersPassword,
 	identityv1.AdminService_ResetPassword_FullMethodName:     adminauth.UsersPassword,
+	identityv1.AdminService_ResetUserTotp_FullMethodName:     adminauth.UsersPassword,
 	identityv1.AdminService_DeleteUser_FullMethodName:        adminauth.UsersWrite,
 	identityv1.AdminService_CreateAccountLink_FullMethodName: adminauth.LinksWrite,
 	identityv1.FingerService_EnrollFinger_FullMethodName:     adminauth.FingersWrite,

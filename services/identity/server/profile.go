@@ -32,7 +32,10 @@ func ownProfile(p *identity.OwnProfile) *identityv1.OwnProfile {
 	u := p.User
 	out := &identityv1.OwnProfile{UserId: u.ID, Login: u.LoginName, DisplayName: u.DisplayName, OrgId: u.OrgID, OrgName: p.OrgName,
 		IdType: identityv1.IdType(u.IDType), IdNumberMask: u.IDNumberMask, PhoneMask: u.PhoneMask, Email: u.Email,
-		DisplayNameEditable: p.DisplayNameEditable, NoPassword: u.PasswordHash == ""}
+		DisplayNameEditable: p.DisplayNameEditable, NoPassword: u.PasswordHash == "", TotpEnrolled: !p.TOTPEnrolledAt.IsZero()}
+	if !p.TOTPEnrolledAt.IsZero() {
+		out.TotpEnrolledAt = timestamppb.New(p.TOTPEnrolledAt)
+	}
 	if !u.PasswordChangedAt.IsZero() {
 		out.PasswordChangedAt = timestamppb.New(u.PasswordChangedAt)
 	}
@@ -40,4 +43,31 @@ func ownProfile(p *identity.OwnProfile) *identityv1.OwnProfile {
 		out.PasswordExpiresAt = timestamppb.New(p.PasswordExpiresAt)
 	}
 	return out
+}
+
+// BeginTotpEnrolment implements SSOService.
+func (s ssoServer) BeginTotpEnrolment(ctx context.Context, r *identityv1.BeginTotpEnrolmentRequest) (*identityv1.TotpEnrolment, error) {
+	e, err := s.svc.BeginTOTPEnrolment(ctx, r.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	return &identityv1.TotpEnrolment{Secret: e.Secret, Uri: e.URI, EnrolmentToken: e.Token, Issuer: e.Issuer, Account: e.Account}, nil
+}
+
+// ConfirmTotpEnrolment implements SSOService.
+func (s ssoServer) ConfirmTotpEnrolment(ctx context.Context, r *identityv1.ConfirmTotpEnrolmentRequest) (*identityv1.OwnProfile, error) {
+	p, err := s.svc.ConfirmTOTPEnrolment(ctx, r.GetUserId(), r.GetCurrentPassword(), r.GetEnrolmentToken(), r.GetCode())
+	if err != nil {
+		return nil, err
+	}
+	return ownProfile(p), nil
+}
+
+// RemoveOwnTotp implements SSOService.
+func (s ssoServer) RemoveOwnTotp(ctx context.Context, r *identityv1.RemoveOwnTotpRequest) (*identityv1.OwnProfile, error) {
+	p, err := s.svc.RemoveOwnTOTP(ctx, r.GetUserId(), r.GetCurrentPassword())
+	if err != nil {
+		return nil, err
+	}
+	return ownProfile(p), nil
 }

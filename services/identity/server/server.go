@@ -223,7 +223,7 @@ func (s *Server) Authenticate(ctx context.Context, r *identityv1.AuthenticateReq
 	res, err := s.svc.Authenticate(ctx, identity.AuthRequest{
 		AppType: r.GetAppType(), AppCode: r.GetAppCode(), AppUserID: r.GetAppUserId(),
 		Password: r.GetPassword(), Fingerprint: r.GetFingerprintFeature(), AuthType: int(r.GetAuthType()),
-		Extend: r.GetExtendInfo(), ExtendLegacy: r.GetExtendInfoLegacy(),
+		Extend: r.GetExtendInfo(), ExtendLegacy: r.GetExtendInfoLegacy(), OTP: r.GetOtp(),
 	})
 	if err != nil {
 		return nil, err
@@ -330,7 +330,20 @@ func (s *Server) GetUser(ctx context.Context, r *identityv1.GetUserRequest) (*id
 	if err != nil {
 		return nil, err
 	}
-	return s.userPB(&u), nil
+	out := s.userPB(&u)
+	at, err := s.svc.TOTPEnrolledAt(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !at.IsZero() {
+		out.TotpEnrolled, out.TotpEnrolledAt = true, ts(at)
+	}
+	return out, nil
+}
+
+// ResetUserTotp implements AdminService.
+func (s *Server) ResetUserTotp(ctx context.Context, r *identityv1.ResetUserTotpRequest) (*identityv1.User, error) {
+	return s.userOut(s.svc.ResetUserTOTP(ctx, r.GetId()))
 }
 
 // ListUsers implements AdminService.

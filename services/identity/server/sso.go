@@ -25,11 +25,20 @@ type ssoServer struct {
 
 // Login implements SSOService.
 func (s ssoServer) Login(ctx context.Context, r *identityv1.SSOLoginRequest) (*identityv1.SSOLoginResponse, error) {
-	res, err := s.svc.SSOLogin(ctx, r.GetLogin(), r.GetPassword())
+	return ssoLoginOut(s.svc.SSOLoginBound(ctx, r.GetLogin(), r.GetPassword(), r.GetOtpBinding()))
+}
+
+// LoginOtp implements SSOService.
+func (s ssoServer) LoginOtp(ctx context.Context, r *identityv1.SSOLoginOtpRequest) (*identityv1.SSOLoginResponse, error) {
+	return ssoLoginOut(s.svc.SSOLoginOTP(ctx, r.GetOtpToken(), r.GetCode(), r.GetOtpBinding()))
+}
+
+func ssoLoginOut(res *identity.SSOLoginResult, err error) (*identityv1.SSOLoginResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &identityv1.SSOLoginResponse{Reason: identityv1.Reason(res.Reason), Message: res.Message}
+	out := &identityv1.SSOLoginResponse{Reason: identityv1.Reason(res.Reason), Message: res.Message, OtpToken: res.OTPToken,
+		SecondFactor: res.SecondFactor}
 	if u := res.User; u != nil {
 		out.UserId, out.Login, out.DisplayName, out.OrgId = u.ID, u.LoginName, u.DisplayName, u.OrgID
 		out.MustChangePassword, out.PasswordOnly = u.MustChange, u.PasswordOnly
@@ -100,7 +109,7 @@ func (s ssoServer) PersonIdNumber(ctx context.Context, r *identityv1.PersonIdNum
 
 // ChangePassword implements SSOService.
 func (s ssoServer) ChangePassword(ctx context.Context, r *identityv1.SSOChangePasswordRequest) (*identityv1.SSOChangePasswordResponse, error) {
-	if err := s.svc.SSOChangePassword(ctx, r.GetLogin(), r.GetOldPassword(), r.GetNewPassword(), r.GetKeepSession()); err != nil {
+	if err := s.svc.SSOChangePassword(ctx, r.GetLogin(), r.GetOldPassword(), r.GetNewPassword(), r.GetKeepSession(), r.GetOtp()); err != nil {
 		return nil, err
 	}
 	return &identityv1.SSOChangePasswordResponse{}, nil

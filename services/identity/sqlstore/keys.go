@@ -126,10 +126,50 @@ func (s *Store) CountSealedWithout(ctx context.Context, keyID string) (int, erro
 		err = s.db.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM user_fingers WHERE "+notOnKey("template_enc")),
 			len(p), p).Scan(&c)
 	}
+	var d int
+	if err == nil {
+		err = s.db.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM user_totp WHERE "+notOnKey("secret_enc")),
+			len(p), p).Scan(&d)
+	}
 	if err != nil {
 		return 0, classify(err, "count sealed values", "")
 	}
-	return a + b + c, nil
+	return a + b + c + d, nil
+}
+
+// TOTPSealedWithout returns enrolments whose secret is not sealed with
+// keyID, by user id.
+func (s *Store) TOTPSealedWithout(ctx context.Context, keyID, afterUser string, limit int) ([]identity.UserTOTP, error) {
+	p := keyID + ":"
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT user_id, secret_enc FROM user_totp "+
+		"WHERE user_id > ? AND "+notOnKey("secret_enc")+" ORDER BY user_id LIMIT ?"), afterUser, len(p), p, limit)
+	if err != nil {
+		return nil, classify(err, "list sealed authenticator apps", "")
+	}
+	defer rows.Close()
+	var out []identity.UserTOTP
+	for rows.Next() {
+		var t identity.UserTOTP
+		if err := rows.Scan(&t.UserID, &t.SecretEnc); err != nil {
+			return nil, classify(err, "list sealed authenticator apps", "")
+		}
+		out = append(out, t)
+	}
+	return out, classify(rows.Err(), "list sealed authenticator apps", "")
+}
+
+// ResealTOTP replaces a person's sealed secret if it still is from's.
+func (s *Store) ResealTOTP(ctx context.Context, from identity.UserTOTP, to string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q("UPDATE user_totp SET secret_enc = ? WHERE user_id = ? AND secret_enc = ?"),
+		to, from.UserID, from.SecretEnc)
+	if err != nil {
+		return false, classify(err, "reseal authenticator app", "authenticator app")
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, classify(err, "reseal authenticator app", "authenticator app")
+	}
+	return n == 1, nil
 }
 
 // FingersSealedWithout returns fingers whose template is not sealed with

@@ -153,6 +153,18 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 			template_enc = excluded.template_enc, created_at = excluded.created_at, updated_at = excluded.updated_at`),
 			f.UserID, f.Position, f.Quality, f.Format, f.Minutiae, f.TemplateEnc, store.UnixMS(f.CreatedAt), store.UnixMS(f.UpdatedAt))
 		return err
+	case w.Kind == "totp" && w.TOTP != nil:
+		if w.Op == identity.ReplicaDelete {
+			_, err := tx.ExecContext(ctx, s.q("DELETE FROM user_totp WHERE user_id = ?"), w.ID)
+			return err
+		}
+		// The later of the two last steps stays: a code accepted here
+		// meanwhile is not accepted again.
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO user_totp (user_id, secret_enc, last_step, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (user_id) DO UPDATE SET secret_enc = excluded.secret_enc, created_at = excluded.created_at,
+			last_step = CASE WHEN excluded.last_step > user_totp.last_step THEN excluded.last_step ELSE user_totp.last_step END`),
+			w.ID, w.TOTP.SecretEnc, w.TOTP.LastStep, store.UnixMS(w.TOTP.CreatedAt))
+		return err
 	case w.Kind == "group" && (w.Op == identity.ReplicaMemberAdd || w.Op == identity.ReplicaMemberRemove):
 		if w.Op == identity.ReplicaMemberRemove {
 			_, err := tx.ExecContext(ctx, s.q("DELETE FROM group_members WHERE group_id = ? AND user_id = ?"), w.ID, w.Member)

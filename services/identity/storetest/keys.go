@@ -203,3 +203,51 @@ func testSealedFingers(t *testing.T, f *fixture) {
 	n, _ = ks.CountSealedWithout(f.ctx, "d2")
 	eq(t, "templates not on d2 after the reseal", n, 2)
 }
+
+// testSealedTOTP: authenticator app secrets on another key are counted,
+// listed by user and resealed compare-and-set.
+func testSealedTOTP(t *testing.T, f *fixture) {
+	ks := keyStore(t, f)
+	o := f.org("")
+	u1, u2, u3 := f.user(o.ID), f.user(o.ID), f.user(o.ID)
+	for _, e := range []identity.UserTOTP{{UserID: u1.ID, SecretEnc: "d1:a"}, {UserID: u2.ID, SecretEnc: "d22:b"}, {UserID: u3.ID, SecretEnc: "d2:c"}} {
+		e.CreatedAt = base
+		must(t, f.s.PutTOTP(f.ctx, &e, nil))
+	}
+	n, err := ks.CountSealedWithout(f.ctx, "d2")
+	must(t, err)
+	eq(t, "secrets not on d2", n, 2)
+	var got []string
+	after := ""
+	for {
+		page, err := ks.TOTPSealedWithout(f.ctx, "d2", after, 1)
+		must(t, err)
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > 1 {
+			t.Fatalf("page of %d, limit 1", len(page))
+		}
+		got = append(got, page[0].SecretEnc)
+		after = page[0].UserID
+	}
+	want := []string{"d1:a", "d22:b"}
+	if u2.ID < u1.ID {
+		want = []string{"d22:b", "d1:a"}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("secrets not on d2: %v, want %v", got, want)
+	}
+	from := identity.UserTOTP{UserID: u1.ID, SecretEnc: "d1:a"}
+	ok, err := ks.ResealTOTP(f.ctx, from, "d2:A")
+	must(t, err)
+	eq(t, "reseal", ok, true)
+	ok, err = ks.ResealTOTP(f.ctx, from, "d2:B")
+	must(t, err)
+	eq(t, "reseal of a secret that changed meanwhile", ok, false)
+	got1, err := f.s.GetTOTP(f.ctx, u1.ID)
+	must(t, err)
+	eq(t, "resealed secret", got1.SecretEnc, "d2:A")
+	n, _ = ks.CountSealedWithout(f.ctx, "d2")
+	eq(t, "secrets not on d2 after the reseal", n, 1)
+}

@@ -122,6 +122,7 @@ func New(o Options) *Handler {
 		{"portal/link", map[string]http.HandlerFunc{"POST": h.portalLink}, true},
 		{"password", map[string]http.HandlerFunc{"GET": h.passwordForm, "POST": h.passwordPost}, true},
 		{"profile", map[string]http.HandlerFunc{"GET": h.profile, "POST": h.profilePost}, true},
+		{"profile/totp", map[string]http.HandlerFunc{"GET": h.totpForm, "POST": h.totpPost}, true},
 		{"ssoAuthService", map[string]http.HandlerFunc{"GET": h.ssoAuthService, "POST": h.ssoAuthService}, false},
 	}
 	allowed := map[string]string{} // path -> Allow
@@ -191,11 +192,19 @@ type pageData struct {
 	// CertLogin: the connection carries a verified client certificate
 	// (the page offers the certificate login); HidePassword: the
 	// application needs level 2, which a password cannot give.
-	CertLogin, HidePassword                           bool
+	CertLogin, HidePassword bool
+	// TwoFactor: the login form carries twofactor=1; TwoFactorLink: the
+	// level-2 page's link to the password-and-code form.
+	TwoFactor                                         bool
+	TwoFactorLink                                     string
 	Entries                                           []portalEntry
 	PasswordLink, LogoutLink, PortalLink, ProfileLink string
 	// Profile is the profile page's person.
 	Profile *profileView
+	// OTPToken is the half-done login the code page carries; TOTP the
+	// authenticator app set-up page's new secret.
+	OTPToken string
+	TOTP     *totpView
 }
 
 func randomToken() string {
@@ -285,6 +294,10 @@ type loginParams struct {
 	// next is the page of this server a login without a service lands on
 	// (afterLogin): one of nextPages, else the portal.
 	next string
+	// twoFactor: the person signs in with their password and their
+	// authenticator app's code (twofactor=1): a level-2 application's
+	// login page shows the password form then.
+	twoFactor bool
 }
 
 // nextPages are the pages a login may return to (next=...): those that
@@ -300,7 +313,8 @@ func paramsOf(v url.Values) loginParams {
 	// With renew, gateway is ignored (CAS 3.0 §2.1.1 recommends it): the
 	// person must sign in.
 	renew := truthy(v.Get("renew"))
-	p := loginParams{service: v.Get("service"), method: m, renew: renew, gateway: truthy(v.Get("gateway")) && !renew}
+	p := loginParams{service: v.Get("service"), method: m, renew: renew, gateway: truthy(v.Get("gateway")) && !renew,
+		twoFactor: truthy(v.Get("twofactor"))}
 	if n := v.Get("next"); p.service == "" && nextPages[n] {
 		p.next = n
 	}
@@ -393,7 +407,7 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p loginParams, rs *ticketv1.RegisteredService, errMsg, username string, info ...string) {
 	d := pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "login", Service: p.service, Next: p.next, Renew: p.renew, Method: p.method,
-		Error: errMsg, Username: username, CertLogin: h.clientCert(r) != nil}
+		Error: errMsg, Username: username, CertLogin: h.clientCert(r) != nil, TwoFactor: p.twoFactor}
 	rejected := h.certRejected(r)
 	if len(info) > 0 {
 		d.Message = info[0]
@@ -402,10 +416,25 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 	}
 	if rs != nil {
 		d.AppName = rs.GetName()
-		if rs.GetMinAuthLevel() >= certLevel {
-			// A password cannot reach the application's level: the page
-			// offers the certificate, or says one is needed.
+		if rs.GetMinAuthLevel() >= certLevel && p.twoFactor {
+			// A password with the authenticator app's code reaches level
+			// 2 (a person without an app is told after the password).
+			if d.Message == "" {
+				d.Message = h.texts(r).LevelTwoFactor
+			}
+		} else if rs.GetMinAuthLevel() >= certLevel {
+			// A password alone cannot reach the application's level: the
+			// page offers the certificate, or says one is needed, and
+			// links to the password-and-code form (twofactor=1).
 			d.HidePassword = true
+			q := url.Values{"service": {p.service}, "twofactor": {"1"}}
+			if p.renew {
+				q.Set("renew", "true")
+			}
+			if p.method != "" {
+				q.Set("method", p.method)
+			}
+			d.TwoFactorLink = h.o.Prefix + "login?" + q.Encode()
 			if rejected != "" && len(info) == 0 && errMsg == "" {
 				d.Message = rejected + " " + h.texts(r).CertRejLevel
 			}
@@ -491,6 +520,10 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 		h.certLoginPost(w, r, p, rs)
 		return
 	}
+	if r.PostFormValue("otp_token") != "" {
+		h.otpLoginPost(w, r, p, rs)
+		return
+	}
 	username := strings.TrimSpace(r.PostFormValue("username"))
 	password := r.PostFormValue("password")
 	if username == "" || password == "" || len(username) > 128 || len(password) > 1024 {
@@ -499,7 +532,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	res, err := h.o.SSO.Login(ctx, &identityv1.SSOLoginRequest{Login: username, Password: password})
+	res, err := h.o.SSO.Login(ctx, &identityv1.SSOLoginRequest{Login: username, Password: password, OtpBinding: h.otpBinding(w, r)})
 	if err != nil {
 		if status.Code(err) == codes.InvalidArgument {
 			h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.BadCredentials, "")
@@ -510,6 +543,15 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	switch res.GetReason() {
 	case identityv1.Reason_REASON_OK:
+	case identityv1.Reason_REASON_OTP_REQUIRED:
+		// The password was right; the authenticator app's code completes
+		// the login (nothing is signed in until then).
+		if res.GetOtpToken() == "" {
+			h.fault(w, r, fmt.Errorf("identity asked for a code without a half-done login"))
+			return
+		}
+		h.otpPage(w, r, http.StatusOK, p, rs, res.GetOtpToken(), "")
+		return
 	case identityv1.Reason_REASON_PASSWORD_EXPIRED:
 		// The change form follows at once (the current password is
 		// asked again there: nothing of this login is kept).
@@ -535,7 +577,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 		_, _ = h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: old})
 	}
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: 1, OrgId: res.GetOrgId()})
+		AuthLevel: 1, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD})
 	if err != nil {
 		h.fault(w, r, err)
 		return
@@ -601,7 +643,7 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 		return
 	}
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: certLevel, OrgId: res.GetOrgId(), ReplaceTgt: old})
+		AuthLevel: certLevel, OrgId: res.GetOrgId(), ReplaceTgt: old, AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE})
 	if err != nil {
 		h.fault(w, r, err)
 		return
@@ -668,7 +710,15 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 				h.loginPage(w, r, http.StatusOK, p, rs, "", "")
 				return
 			}
-			d := pageData{Error: "1", Heading: t.LevelHead, Message: t.LevelNeedCert, AppName: rs.GetName()}
+			// Or the password again with an authenticator app's code
+			// (renew: the live session would send the browser straight
+			// back here); a login with the code raises the session.
+			q := url.Values{"service": {p.service}, "twofactor": {"1"}, "renew": {"true"}}
+			if p.method != "" {
+				q.Set("method", p.method)
+			}
+			d := pageData{Error: "1", Heading: t.LevelHead, Message: t.LevelNeedCert, AppName: rs.GetName(),
+				Link: h.o.Prefix + "login?" + q.Encode(), LinkText: t.TwoFactorLink}
 			h.page(w, r, http.StatusForbidden, "message", d)
 		case "SESSION_NOT_FOUND":
 			h.clearTGC(w, r)

@@ -33,6 +33,13 @@ type texts struct {
 	ProfileNoPassword                                                                                           string
 	ProfileSaved, ProfileNothing, ProfileNeedPassword, ProfileWrongPassword, ProfileCSRF, ProfileBad            string
 	ProfileBadEmail, ProfileBadPhone, ProfileBadName, ProfileNotYours, ProfileElsewhere                         string
+	// authenticator app (TOTP): the login's second page and the set-up
+	OTPHead, OTPIntro, OTPCodeLabel, OTPButton, OTPWrong, OTPExpired                   string
+	TOTPHead, TOTPSinceLabel, TOTPEnrolledNote, TOTPNone, TOTPSetUp, TOTPScan, TOTPKey string
+	TOTPQRLabel, TOTPCodeLabel, TOTPRemove, TOTPRemoveHint, TOTPSaved, TOTPRemoved     string
+	TOTPCodeWrong, TOTPEnrolExpired, TOTPChanged, TOTPPasswordHint                     string
+	TwoFactorLink, LevelTwoFactor                                                      string
+	PasswordOTPLabel, PasswordNeedOTP                                                  string
 }
 
 var languages = map[string]texts{
@@ -93,7 +100,7 @@ var languages = map[string]texts{
 		CertLocked:            "Your account is locked. Try again later or ask your administrator.",
 		CertDisabled:          "Your account is disabled. Ask your administrator.",
 		CertPasswordOnly:      "Your account may sign in with its password only, not with a certificate.",
-		LevelNeedCert:         "This application requires signing in with a certificate (level 2). Your browser did not present a client certificate: insert your certificate (USB key) or install it in your browser, then open this page again.",
+		LevelNeedCert:         "This application requires signing in with a certificate (level 2). Your browser did not present a client certificate: insert your certificate (USB key) or install it in your browser, then open this page again. If you have set up an authenticator app, you may sign in with your password and its code instead.",
 		LevelStepUp:           "This application requires signing in with a certificate (level 2). Sign in with your certificate to continue.",
 		ProfileHead:           "My profile", DisplayName: "Name", Organisation: "Organisation", IDTypeLabel: "ID type",
 		IDNumberLabel: "ID number", PhoneLabel: "Mobile phone", EmailLabel: "E-mail", NewPhoneLabel: "New mobile phone",
@@ -118,6 +125,33 @@ var languages = map[string]texts{
 		ProfileBadName:         "Enter your name (at most 256 characters).",
 		ProfileNotYours:        "Only your administrator can change this detail.",
 		ProfileElsewhere:       "Your account is managed by another data centre. Change your profile at your own centre's sign-in page, or ask your administrator.",
+		OTPHead:                "Authenticator app code",
+		OTPIntro:               "Your password was accepted. Open your authenticator app and enter the 6-digit code it shows now.",
+		OTPCodeLabel:           "6-digit code",
+		OTPButton:              "Verify",
+		OTPWrong:               "The code is wrong or was already used. Wait for the next code and enter it.",
+		OTPExpired:             "Your sign-in has expired. Sign in again with your password.",
+		TOTPHead:               "Authenticator app",
+		TOTPSinceLabel:         "Set up on",
+		TOTPEnrolledNote:       "When you sign in with your password you also enter the code your app shows.",
+		TOTPNone:               "Not set up. With an authenticator app (Google Authenticator, Microsoft Authenticator, FreeOTP, ...) signing in with your password also needs a code from your phone.",
+		TOTPSetUp:              "Set up an authenticator app",
+		TOTPScan:               "Scan this QR code with your authenticator app, or type in the key below. Then enter the 6-digit code the app shows, and your current password.",
+		TOTPKey:                "Key",
+		TOTPQRLabel:            "QR code of the key for your authenticator app",
+		TOTPCodeLabel:          "Code shown by the app",
+		TOTPRemove:             "Remove the authenticator app",
+		TOTPRemoveHint:         "Your current password confirms the removal. You then sign in with your password alone.",
+		TOTPSaved:              "Your authenticator app is set up. From now on signing in with your password also asks for its code.",
+		TOTPRemoved:            "Your authenticator app was removed.",
+		TOTPCodeWrong:          "The code does not match. Check that your phone's time is right and enter the code the app shows now.",
+		TOTPEnrolExpired:       "The set-up has expired. Start again.",
+		TOTPChanged:            "Your authenticator app was changed meanwhile (set up or removed elsewhere). Here is how it stands now.",
+		TOTPPasswordHint:       "Your current password confirms the change.",
+		TwoFactorLink:          "Sign in with your password and authenticator app",
+		PasswordOTPLabel:       "Authenticator app code (if you have set one up)",
+		PasswordNeedOTP:        "You have set up an authenticator app: enter the code it shows too. Nothing was changed.",
+		LevelTwoFactor:         "This application requires a strong sign-in (level 2): your password followed by the code of your authenticator app (or your certificate).",
 	},
 	"zh-CN": {
 		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
@@ -176,7 +210,7 @@ var languages = map[string]texts{
 		CertLocked:            "您的账号已被锁定。请稍后再试或联系管理员。",
 		CertDisabled:          "您的账号已被停用。请联系管理员。",
 		CertPasswordOnly:      "您的账号只能使用密码登录，不能使用证书登录。",
-		LevelNeedCert:         "该应用要求使用数字证书（二级）登录。您的浏览器没有提供客户端证书：请插入您的证书（USB Key）或在浏览器中安装证书，然后重新打开本页。",
+		LevelNeedCert:         "该应用要求使用数字证书（二级）登录。您的浏览器没有提供客户端证书：请插入您的证书（USB Key）或在浏览器中安装证书，然后重新打开本页。如已设置动态口令，也可使用密码和动态口令登录。",
 		LevelStepUp:           "该应用要求使用数字证书（二级）登录。请使用您的证书登录后继续。",
 		ProfileHead:           "我的资料", DisplayName: "姓名", Organisation: "所属单位", IDTypeLabel: "证件类型",
 		IDNumberLabel: "证件号码", PhoneLabel: "手机号码", EmailLabel: "电子邮箱", NewPhoneLabel: "新手机号码",
@@ -201,6 +235,33 @@ var languages = map[string]texts{
 		ProfileBadName:         "请填写姓名（不超过 256 个字符）。",
 		ProfileNotYours:        "该项资料只能由管理员修改。",
 		ProfileElsewhere:       "您的账号由另一个数据中心管理。请在您所属中心的登录页修改资料，或联系管理员。",
+		OTPHead:                "动态口令",
+		OTPIntro:               "密码正确。请打开您的身份验证器应用，输入其当前显示的 6 位动态口令。",
+		OTPCodeLabel:           "6 位动态口令",
+		OTPButton:              "验证",
+		OTPWrong:               "动态口令错误或已被使用。请等待下一个口令后输入。",
+		OTPExpired:             "登录已超时，请重新输入密码登录。",
+		TOTPHead:               "动态口令",
+		TOTPSinceLabel:         "设置时间",
+		TOTPEnrolledNote:       "使用密码登录时，还需输入应用显示的动态口令。",
+		TOTPNone:               "尚未设置。设置身份验证器应用（如 Google Authenticator、Microsoft Authenticator、FreeOTP）后，使用密码登录时还需输入手机上的动态口令。",
+		TOTPSetUp:              "设置动态口令",
+		TOTPScan:               "请用身份验证器应用扫描下面的二维码，或手动输入密钥。然后输入应用显示的 6 位动态口令和您的当前密码。",
+		TOTPKey:                "密钥",
+		TOTPQRLabel:            "身份验证器应用的密钥二维码",
+		TOTPCodeLabel:          "应用显示的动态口令",
+		TOTPRemove:             "删除动态口令",
+		TOTPRemoveHint:         "需要输入当前密码确认删除。删除后仅凭密码即可登录。",
+		TOTPSaved:              "动态口令已设置。今后使用密码登录时还需输入动态口令。",
+		TOTPRemoved:            "动态口令已删除。",
+		TOTPCodeWrong:          "动态口令不匹配。请检查手机时间是否准确，并输入应用当前显示的口令。",
+		TOTPEnrolExpired:       "设置已超时，请重新开始。",
+		TOTPChanged:            "您的动态口令已在别处被设置或删除。以下是当前状态。",
+		TOTPPasswordHint:       "需要输入当前密码确认修改。",
+		TwoFactorLink:          "使用密码和动态口令登录",
+		PasswordOTPLabel:       "动态口令（如已设置）",
+		PasswordNeedOTP:        "您已设置动态口令：请同时输入应用显示的口令。未做任何修改。",
+		LevelTwoFactor:         "该应用要求强认证（二级）登录：输入密码后还需输入身份验证器应用的动态口令（或使用数字证书）。",
 	},
 }
 

@@ -218,12 +218,16 @@ func (h *Handler) passwordPost(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := h.ctx(r)
 	// Signed in: this session stays, the person's others end.
+	// Not signed in, a person with an authenticator app gives its code
+	// too (identity asks for it; the field is empty for everyone else).
 	_, err := h.o.SSO.ChangePassword(ctx, &identityv1.SSOChangePasswordRequest{Login: login, OldPassword: old, NewPassword: nw,
-		KeepSession: sess.GetId()})
+		KeepSession: sess.GetId(), Otp: strings.TrimSpace(r.PostFormValue("code"))})
 	cancel()
 	if err != nil {
 		reason := reasonOf(err)
 		switch {
+		case reason == "VERIFICATION_FAILED" && verdictOf(err) == "OTP_REQUIRED":
+			h.passwordPage(w, r, http.StatusUnauthorized, svc, login, signedIn, t.PasswordNeedOTP, "")
 		case reason == "VERIFICATION_FAILED":
 			h.passwordPage(w, r, http.StatusUnauthorized, svc, login, signedIn, t.VerificationFailed, "")
 		case reason == "CANNOT_CHANGE_PASSWORD":

@@ -28,6 +28,8 @@ type profileView struct {
 	NoPassword bool
 	// the form's values (the person's input again after a refusal)
 	FormName, FormEmail, FormPhone string
+	// TOTPSince: when the person set up an authenticator app ("": none).
+	TOTPSince string
 }
 
 // profileForm is what the person typed into the form.
@@ -42,8 +44,13 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msg := ""
-	if r.URL.Query().Get("done") == "profile" {
+	switch r.URL.Query().Get("done") {
+	case "profile":
 		msg = h.texts(r).ProfileSaved
+	case "totp":
+		msg = h.texts(r).TOTPSaved
+	case "totp-removed":
+		msg = h.texts(r).TOTPRemoved
 	}
 	h.profilePage(w, r, http.StatusOK, sess, nil, "", msg)
 }
@@ -80,6 +87,12 @@ func (h *Handler) profilePage(w http.ResponseWriter, r *http.Request, code int, 
 	}
 	if p.GetPasswordExpiresAt() != nil {
 		v.PasswordExpires = p.GetPasswordExpiresAt().AsTime().UTC().Format(pageTime)
+	}
+	if p.GetTotpEnrolled() {
+		v.TOTPSince = t.NotRecorded
+		if at := p.GetTotpEnrolledAt(); at != nil {
+			v.TOTPSince = at.AsTime().UTC().Format(pageTime)
+		}
 	}
 	if form != nil {
 		v.FormName, v.FormEmail, v.FormPhone = form.name, form.email, form.phone

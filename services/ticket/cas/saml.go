@@ -311,10 +311,18 @@ func (a *samlAnswer) succeed(service string, res *ticketv1.ValidateServiceTicket
 	if t := res.GetAuthenticatedAt(); t != nil {
 		a.authAt = t.AsTime().UTC()
 	}
-	switch res.GetAuthLevel() {
-	case 1:
+	switch {
+	case res.GetAuthMethod() == ticketv1.AuthMethod_AUTH_METHOD_PASSWORD:
 		a.authMethod = samlAMPassword
-	case 2:
+	case res.GetAuthMethod() == ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE:
+		a.authMethod = samlAMX509TLS
+	case res.GetAuthMethod() != ticketv1.AuthMethod_AUTH_METHOD_UNSPECIFIED:
+		// Password and an authenticator app's code: SAML 1.1 names no
+		// such method (the authLevel attribute says 2).
+		a.authMethod = samlAMUnspecified
+	case res.GetAuthLevel() == 1: // a ticket of a session that did not record its method
+		a.authMethod = samlAMPassword
+	case res.GetAuthLevel() == 2:
 		a.authMethod = samlAMX509TLS
 	default:
 		a.authMethod = samlAMUnspecified

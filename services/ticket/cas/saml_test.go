@@ -630,3 +630,35 @@ func TestSAMLValidateCertificateAndSOAP12(t *testing.T) {
 	w, d := post12(to12(`<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Body/></SOAP-ENV:Envelope>`))
 	wantFailure(t, "SOAP 1.2 without a Request", w, d, http.StatusOK, "samlp:Requester", "", "must hold one samlp:Request")
 }
+
+// TestSAMLValidateAuthMethod: the session's recorded method decides the
+// AuthenticationMethod: a certificate login TLS client authentication, a
+// password with an authenticator app's code (level 2 too) unspecified
+// (SAML 1.1 names no such method; the authLevel attribute says 2), a
+// password login password.
+func TestSAMLValidateAuthMethod(t *testing.T) {
+	f := newSAMLFixture(t, time.Now().UTC(), &ticketv1.PersonAttributes{Login: "cora"})
+	ctx := context.Background()
+	for _, c := range []struct {
+		level  int
+		method ticketv1.AuthMethod
+		want   string
+	}{
+		{2, ticketv1.AuthMethod_AUTH_METHOD_PASSWORD_OTP, "urn:oasis:names:tc:SAML:1.0:am:unspecified"},
+		{2, ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE, "urn:ietf:rfc:2246"},
+		{1, ticketv1.AuthMethod_AUTH_METHOD_PASSWORD, "urn:oasis:names:tc:SAML:1.0:am:password"},
+	} {
+		tgt, _, err := f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u2", Login: "cora", AuthLevel: c.level, AuthMethod: int(c.method)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _, err := f.svc.IssueServiceTicket(ctx, tgt, samlService, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, d := f.post(t, samlService, strings.NewReader(envelope(st)))
+		if a := d.Body.Response.Assertion; a == nil || a.Authn.AuthenticationMethod != c.want {
+			t.Fatalf("%v: %+v, want %s", c.method, d.Body.Response, c.want)
+		}
+	}
+}

@@ -140,7 +140,7 @@ func ts(t time.Time) *timestamppb.Timestamp {
 }
 
 func sessionPB(s *ticket.Session, idle time.Duration) *ticketv1.Session {
-	out := &ticketv1.Session{Id: s.ID, UserId: s.UserID, Login: s.Login, AuthLevel: int32(s.AuthLevel),
+	out := &ticketv1.Session{Id: s.ID, UserId: s.UserID, Login: s.Login, AuthLevel: int32(s.AuthLevel), AuthMethod: ticketv1.AuthMethod(s.AuthMethod),
 		CreatedAt: ts(s.CreatedAt), LastUsedAt: ts(s.LastUsedAt), ExpiresAt: ts(s.Expiry(idle)), ClientIp: s.ClientIP}
 	seen := map[string]bool{}
 	for _, u := range s.Services {
@@ -158,7 +158,8 @@ func (s *Server) CreateSession(ctx context.Context, r *ticketv1.CreateSessionReq
 	if a := grpcx.ClientIP(ctx); a.IsValid() {
 		ip = a.String()
 	}
-	n := ticket.NewSession{UserID: r.GetUserId(), Login: r.GetLogin(), OrgID: r.GetOrgId(), AuthLevel: int(r.GetAuthLevel()), ClientIP: ip}
+	n := ticket.NewSession{UserID: r.GetUserId(), Login: r.GetLogin(), OrgID: r.GetOrgId(), AuthLevel: int(r.GetAuthLevel()),
+		AuthMethod: int(r.GetAuthMethod()), ClientIP: ip}
 	if r.GetReplaceTgt() != "" {
 		tgt, sess, replaced, err := s.svc.RaiseSession(ctx, r.GetReplaceTgt(), n)
 		if err != nil {
@@ -233,7 +234,8 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 	}
 	t := v.Ticket
 	out := &ticketv1.ValidateServiceTicketResponse{Valid: true, UserId: t.UserID, Login: t.Login, AuthLevel: int32(t.AuthLevel),
-		AppId: t.AppID, FromNewLogin: t.FromNewLogin, AuthenticatedAt: ts(t.AuthTime), Proxies: t.Proxies,
+		AuthMethod: ticketv1.AuthMethod(t.AuthMethod),
+		AppId:      t.AppID, FromNewLogin: t.FromNewLogin, AuthenticatedAt: ts(t.AuthTime), Proxies: t.Proxies,
 		Pgt: v.PGT, PgtIou: v.PGTIOU, SessionId: t.SessionID}
 	if r.GetAttributes() && s.attrs != nil {
 		// Identity not answering leaves them out: the edge answers

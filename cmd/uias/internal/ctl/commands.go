@@ -63,6 +63,7 @@ func commands() map[string]map[string]command {
 			"bind-cert":      userBindCertCmd(),
 			"unbind-cert":    userUnbindCertCmd(),
 			"certs":          userCertsCmd(),
+			"reset-totp":     userResetTOTPCmd(),
 		},
 		"group": {
 			"create":        groupCreateCmd(),
@@ -559,7 +560,24 @@ func userListCmd() command {
 func userGetCmd() command {
 	return idVerb(func(s *session, id string) (*identityv1.User, error) {
 		return s.client.GetUser(s.ctx, &identityv1.GetUserRequest{Id: id})
+	}, func(tw *tabwriter.Writer, u *identityv1.User) {
+		userTable(tw, u)
+		// Only GetUser answers it (the other calls' users leave it out).
+		app := "no"
+		if u.GetTotpEnrolled() {
+			app = "yes (since " + ts(u.GetTotpEnrolledAt()) + ")"
+		}
+		fields(tw, "Authenticator app", app)
+	})
+}
+
+func userResetTOTPCmd() command {
+	c := idVerb(func(s *session, id string) (*identityv1.User, error) {
+		return s.client.ResetUserTotp(s.ctx, &identityv1.ResetUserTotpRequest{Id: id})
 	}, userTable)
+	c.help = "Removes the user's authenticator app (TOTP), e.g. after a lost phone: the user signs in with the\n" +
+		"password alone again and may set up a new app on My profile. Fails (NOT_FOUND) when none is set up."
+	return c
 }
 
 func userUnlockCmd() command {

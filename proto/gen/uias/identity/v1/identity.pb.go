@@ -93,6 +93,18 @@ const (
 	Reason_REASON_ACCOUNT_LOCKED   Reason = 8  // -1
 	Reason_REASON_ACCOUNT_DISABLED Reason = 9  // -1
 	Reason_REASON_PASSWORD_EXPIRED Reason = 10 // -1
+	// OTP_REQUIRED: the password was right and the person has an
+	// authenticator app (TOTP) enrolled: the single sign-on page asks for
+	// the code next (SSOService.LoginOtp); Authenticate answers it to a
+	// password without otp only where identity.policy.authenticate_requires_otp
+	// is on.
+	Reason_REASON_OTP_REQUIRED Reason = 11 // -1
+	// NO_OTP: Authenticate with otp for a person who has no authenticator
+	// app enrolled.
+	Reason_REASON_NO_OTP Reason = 12 // -1
+	// OTP_EXPIRED: the half-done single sign-on login (otp_token) has
+	// expired, was used, or belongs to another browser: sign in again.
+	Reason_REASON_OTP_EXPIRED Reason = 13 // -1
 )
 
 // Enum value maps for Reason.
@@ -109,6 +121,9 @@ var (
 		8:  "REASON_ACCOUNT_LOCKED",
 		9:  "REASON_ACCOUNT_DISABLED",
 		10: "REASON_PASSWORD_EXPIRED",
+		11: "REASON_OTP_REQUIRED",
+		12: "REASON_NO_OTP",
+		13: "REASON_OTP_EXPIRED",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":      0,
@@ -122,6 +137,9 @@ var (
 		"REASON_ACCOUNT_LOCKED":   8,
 		"REASON_ACCOUNT_DISABLED": 9,
 		"REASON_PASSWORD_EXPIRED": 10,
+		"REASON_OTP_REQUIRED":     11,
+		"REASON_NO_OTP":           12,
+		"REASON_OTP_EXPIRED":      13,
 	}
 )
 
@@ -354,6 +372,50 @@ func (AppStatus) EnumDescriptor() ([]byte, []int) {
 	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{5}
 }
 
+type ResetUserTotpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetUserTotpRequest) Reset() {
+	*x = ResetUserTotpRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetUserTotpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetUserTotpRequest) ProtoMessage() {}
+
+func (x *ResetUserTotpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetUserTotpRequest.ProtoReflect.Descriptor instead.
+func (*ResetUserTotpRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ResetUserTotpRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 type AuthenticateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// app_type and app_code name the application whose account is checked.
@@ -372,13 +434,22 @@ type AuthenticateRequest struct {
 	// extend_info_legacy is the legacy "name1=value|name2=value" form; merged
 	// into extend_info (extend_info wins on a duplicate name).
 	ExtendInfoLegacy string `protobuf:"bytes,8,opt,name=extend_info_legacy,json=extendInfoLegacy" json:"extend_info_legacy,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// otp is the person's current authenticator app code (TOTP, RFC 6238:
+	// 6 digits, 30 s), with auth_type 1 (password): both are checked, the
+	// password first; a wrong, reused or missing-enrolment code fails the
+	// call (BAD_CREDENTIALS counted as a failed login; NO_OTP when the
+	// person has none enrolled). Without it a password Authenticate is
+	// checked as before, also for a person with an app enrolled, unless
+	// identity.policy.authenticate_requires_otp (then OTP_REQUIRED; see
+	// docs/integrators.md).
+	Otp           string `protobuf:"bytes,9,opt,name=otp" json:"otp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +461,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +474,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{0}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *AuthenticateRequest) GetAppType() string {
@@ -462,6 +533,13 @@ func (x *AuthenticateRequest) GetExtendInfoLegacy() string {
 	return ""
 }
 
+func (x *AuthenticateRequest) GetOtp() string {
+	if x != nil {
+		return x.Otp
+	}
+	return ""
+}
+
 type AuthenticateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// result_code is the legacy code: 0 success, -1 verification failed,
@@ -481,7 +559,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +571,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +584,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{1}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *AuthenticateResponse) GetResultCode() int32 {
@@ -563,7 +641,7 @@ type UserSummary struct {
 
 func (x *UserSummary) Reset() {
 	*x = UserSummary{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +653,7 @@ func (x *UserSummary) String() string {
 func (*UserSummary) ProtoMessage() {}
 
 func (x *UserSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,7 +666,7 @@ func (x *UserSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserSummary.ProtoReflect.Descriptor instead.
 func (*UserSummary) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{2}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *UserSummary) GetId() string {
@@ -630,7 +708,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +720,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +733,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{3}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ChangePasswordRequest) GetAppUserId() string {
@@ -687,7 +765,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +777,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +790,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{4}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{5}
 }
 
 type AdminLoginRequest struct {
@@ -732,7 +810,7 @@ type AdminLoginRequest struct {
 
 func (x *AdminLoginRequest) Reset() {
 	*x = AdminLoginRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +822,7 @@ func (x *AdminLoginRequest) String() string {
 func (*AdminLoginRequest) ProtoMessage() {}
 
 func (x *AdminLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +835,7 @@ func (x *AdminLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminLoginRequest.ProtoReflect.Descriptor instead.
 func (*AdminLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{5}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AdminLoginRequest) GetLoginName() string {
@@ -800,7 +878,7 @@ type AdminLoginResponse struct {
 
 func (x *AdminLoginResponse) Reset() {
 	*x = AdminLoginResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +890,7 @@ func (x *AdminLoginResponse) String() string {
 func (*AdminLoginResponse) ProtoMessage() {}
 
 func (x *AdminLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +903,7 @@ func (x *AdminLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminLoginResponse.ProtoReflect.Descriptor instead.
 func (*AdminLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{6}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AdminLoginResponse) GetToken() string {
@@ -864,7 +942,7 @@ type AdminLogoutRequest struct {
 
 func (x *AdminLogoutRequest) Reset() {
 	*x = AdminLogoutRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +954,7 @@ func (x *AdminLogoutRequest) String() string {
 func (*AdminLogoutRequest) ProtoMessage() {}
 
 func (x *AdminLogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +967,7 @@ func (x *AdminLogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminLogoutRequest.ProtoReflect.Descriptor instead.
 func (*AdminLogoutRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{7}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{8}
 }
 
 type AdminLogoutResponse struct {
@@ -900,7 +978,7 @@ type AdminLogoutResponse struct {
 
 func (x *AdminLogoutResponse) Reset() {
 	*x = AdminLogoutResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +990,7 @@ func (x *AdminLogoutResponse) String() string {
 func (*AdminLogoutResponse) ProtoMessage() {}
 
 func (x *AdminLogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1003,7 @@ func (x *AdminLogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminLogoutResponse.ProtoReflect.Descriptor instead.
 func (*AdminLogoutResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{8}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{9}
 }
 
 type Org struct {
@@ -943,7 +1021,7 @@ type Org struct {
 
 func (x *Org) Reset() {
 	*x = Org{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1033,7 @@ func (x *Org) String() string {
 func (*Org) ProtoMessage() {}
 
 func (x *Org) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1046,7 @@ func (x *Org) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Org.ProtoReflect.Descriptor instead.
 func (*Org) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{9}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Org) GetId() string {
@@ -1031,7 +1109,7 @@ type CreateOrgRequest struct {
 
 func (x *CreateOrgRequest) Reset() {
 	*x = CreateOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1121,7 @@ func (x *CreateOrgRequest) String() string {
 func (*CreateOrgRequest) ProtoMessage() {}
 
 func (x *CreateOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1134,7 @@ func (x *CreateOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOrgRequest.ProtoReflect.Descriptor instead.
 func (*CreateOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{10}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateOrgRequest) GetCode() string {
@@ -1089,7 +1167,7 @@ type GetOrgRequest struct {
 
 func (x *GetOrgRequest) Reset() {
 	*x = GetOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1179,7 @@ func (x *GetOrgRequest) String() string {
 func (*GetOrgRequest) ProtoMessage() {}
 
 func (x *GetOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1192,7 @@ func (x *GetOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrgRequest.ProtoReflect.Descriptor instead.
 func (*GetOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{11}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetOrgRequest) GetId() string {
@@ -1143,7 +1221,7 @@ type ListOrgsRequest struct {
 
 func (x *ListOrgsRequest) Reset() {
 	*x = ListOrgsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1233,7 @@ func (x *ListOrgsRequest) String() string {
 func (*ListOrgsRequest) ProtoMessage() {}
 
 func (x *ListOrgsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1246,7 @@ func (x *ListOrgsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrgsRequest.ProtoReflect.Descriptor instead.
 func (*ListOrgsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{12}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListOrgsRequest) GetPageSize() int32 {
@@ -1223,7 +1301,7 @@ type ListOrgsResponse struct {
 
 func (x *ListOrgsResponse) Reset() {
 	*x = ListOrgsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1313,7 @@ func (x *ListOrgsResponse) String() string {
 func (*ListOrgsResponse) ProtoMessage() {}
 
 func (x *ListOrgsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1326,7 @@ func (x *ListOrgsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrgsResponse.ProtoReflect.Descriptor instead.
 func (*ListOrgsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{13}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListOrgsResponse) GetOrgs() []*Org {
@@ -1275,7 +1353,7 @@ type UpdateOrgRequest struct {
 
 func (x *UpdateOrgRequest) Reset() {
 	*x = UpdateOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1365,7 @@ func (x *UpdateOrgRequest) String() string {
 func (*UpdateOrgRequest) ProtoMessage() {}
 
 func (x *UpdateOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1378,7 @@ func (x *UpdateOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOrgRequest.ProtoReflect.Descriptor instead.
 func (*UpdateOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{14}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateOrgRequest) GetId() string {
@@ -1327,7 +1405,7 @@ type MoveOrgRequest struct {
 
 func (x *MoveOrgRequest) Reset() {
 	*x = MoveOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1417,7 @@ func (x *MoveOrgRequest) String() string {
 func (*MoveOrgRequest) ProtoMessage() {}
 
 func (x *MoveOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1430,7 @@ func (x *MoveOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveOrgRequest.ProtoReflect.Descriptor instead.
 func (*MoveOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{15}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MoveOrgRequest) GetId() string {
@@ -1379,7 +1457,7 @@ type SetOrgStatusRequest struct {
 
 func (x *SetOrgStatusRequest) Reset() {
 	*x = SetOrgStatusRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1469,7 @@ func (x *SetOrgStatusRequest) String() string {
 func (*SetOrgStatusRequest) ProtoMessage() {}
 
 func (x *SetOrgStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1482,7 @@ func (x *SetOrgStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOrgStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetOrgStatusRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{16}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetOrgStatusRequest) GetId() string {
@@ -1461,13 +1539,18 @@ type User struct {
 	// not log in.
 	PasswordExpireTime *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=password_expire_time,json=passwordExpireTime" json:"password_expire_time,omitempty"`
 	PasswordExpired    bool                   `protobuf:"varint,22,opt,name=password_expired,json=passwordExpired" json:"password_expired,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// totp_enrolled: the person has an authenticator app (TOTP) enrolled
+	// (set by GetUser and ResetUserTotp only; false in listings), since
+	// totp_enrolled_at.
+	TotpEnrolled   bool                   `protobuf:"varint,23,opt,name=totp_enrolled,json=totpEnrolled" json:"totp_enrolled,omitempty"`
+	TotpEnrolledAt *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=totp_enrolled_at,json=totpEnrolledAt" json:"totp_enrolled_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1562,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1575,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{17}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *User) GetId() string {
@@ -1649,6 +1732,20 @@ func (x *User) GetPasswordExpired() bool {
 	return false
 }
 
+func (x *User) GetTotpEnrolled() bool {
+	if x != nil {
+		return x.TotpEnrolled
+	}
+	return false
+}
+
+func (x *User) GetTotpEnrolledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TotpEnrolledAt
+	}
+	return nil
+}
+
 type CreateUserRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	LoginName   string                 `protobuf:"bytes,1,opt,name=login_name,json=loginName" json:"login_name,omitempty"`
@@ -1672,7 +1769,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1781,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1794,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{18}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateUserRequest) GetLoginName() string {
@@ -1800,7 +1897,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +1909,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +1922,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{19}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetUserRequest) GetId() string {
@@ -1859,7 +1956,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +1968,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +1981,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{20}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -1946,7 +2043,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1958,7 +2055,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1971,7 +2068,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{21}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -2015,7 +2112,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2124,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2137,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{22}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UpdateUserRequest) GetId() string {
@@ -2137,7 +2234,7 @@ type SetUserStatusRequest struct {
 
 func (x *SetUserStatusRequest) Reset() {
 	*x = SetUserStatusRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2246,7 @@ func (x *SetUserStatusRequest) String() string {
 func (*SetUserStatusRequest) ProtoMessage() {}
 
 func (x *SetUserStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2259,7 @@ func (x *SetUserStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetUserStatusRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{23}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetUserStatusRequest) GetId() string {
@@ -2190,7 +2287,7 @@ type LockUserRequest struct {
 
 func (x *LockUserRequest) Reset() {
 	*x = LockUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2299,7 @@ func (x *LockUserRequest) String() string {
 func (*LockUserRequest) ProtoMessage() {}
 
 func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2312,7 @@ func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserRequest.ProtoReflect.Descriptor instead.
 func (*LockUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{24}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LockUserRequest) GetId() string {
@@ -2241,7 +2338,7 @@ type UnlockUserRequest struct {
 
 func (x *UnlockUserRequest) Reset() {
 	*x = UnlockUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2350,7 @@ func (x *UnlockUserRequest) String() string {
 func (*UnlockUserRequest) ProtoMessage() {}
 
 func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2363,7 @@ func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
 func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{25}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UnlockUserRequest) GetId() string {
@@ -2289,7 +2386,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2398,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2411,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{26}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetPasswordRequest) GetId() string {
@@ -2354,7 +2451,7 @@ type Group struct {
 
 func (x *Group) Reset() {
 	*x = Group{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2366,7 +2463,7 @@ func (x *Group) String() string {
 func (*Group) ProtoMessage() {}
 
 func (x *Group) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2379,7 +2476,7 @@ func (x *Group) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Group.ProtoReflect.Descriptor instead.
 func (*Group) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{27}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Group) GetId() string {
@@ -2435,7 +2532,7 @@ type CreateGroupRequest struct {
 
 func (x *CreateGroupRequest) Reset() {
 	*x = CreateGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +2544,7 @@ func (x *CreateGroupRequest) String() string {
 func (*CreateGroupRequest) ProtoMessage() {}
 
 func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +2557,7 @@ func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{28}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateGroupRequest) GetCode() string {
@@ -2493,7 +2590,7 @@ type GetGroupRequest struct {
 
 func (x *GetGroupRequest) Reset() {
 	*x = GetGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2602,7 @@ func (x *GetGroupRequest) String() string {
 func (*GetGroupRequest) ProtoMessage() {}
 
 func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2615,7 @@ func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{29}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetGroupRequest) GetId() string {
@@ -2540,7 +2637,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2649,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2662,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{30}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListGroupsRequest) GetPageSize() int32 {
@@ -2606,7 +2703,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +2715,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +2728,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{31}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*Group {
@@ -2658,7 +2755,7 @@ type GroupMemberRequest struct {
 
 func (x *GroupMemberRequest) Reset() {
 	*x = GroupMemberRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2670,7 +2767,7 @@ func (x *GroupMemberRequest) String() string {
 func (*GroupMemberRequest) ProtoMessage() {}
 
 func (x *GroupMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2683,7 +2780,7 @@ func (x *GroupMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMemberRequest.ProtoReflect.Descriptor instead.
 func (*GroupMemberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{32}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GroupMemberRequest) GetGroupId() string {
@@ -2746,7 +2843,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2758,7 +2855,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2771,7 +2868,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{33}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *App) GetId() string {
@@ -2905,7 +3002,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2917,7 +3014,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2930,7 +3027,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{34}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SigningKey) GetThumbprint() string {
@@ -2986,7 +3083,7 @@ type CreateAppRequest struct {
 
 func (x *CreateAppRequest) Reset() {
 	*x = CreateAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2998,7 +3095,7 @@ func (x *CreateAppRequest) String() string {
 func (*CreateAppRequest) ProtoMessage() {}
 
 func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3011,7 +3108,7 @@ func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppRequest.ProtoReflect.Descriptor instead.
 func (*CreateAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{35}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateAppRequest) GetAppType() string {
@@ -3095,7 +3192,7 @@ type CreateAppResponse struct {
 
 func (x *CreateAppResponse) Reset() {
 	*x = CreateAppResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3107,7 +3204,7 @@ func (x *CreateAppResponse) String() string {
 func (*CreateAppResponse) ProtoMessage() {}
 
 func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3120,7 +3217,7 @@ func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppResponse.ProtoReflect.Descriptor instead.
 func (*CreateAppResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{36}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateAppResponse) GetApp() *App {
@@ -3146,7 +3243,7 @@ type GetAppRequest struct {
 
 func (x *GetAppRequest) Reset() {
 	*x = GetAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3158,7 +3255,7 @@ func (x *GetAppRequest) String() string {
 func (*GetAppRequest) ProtoMessage() {}
 
 func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3171,7 +3268,7 @@ func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppRequest.ProtoReflect.Descriptor instead.
 func (*GetAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{37}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetAppRequest) GetId() string {
@@ -3199,7 +3296,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3211,7 +3308,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3224,7 +3321,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{38}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListAppsRequest) GetPageSize() int32 {
@@ -3279,7 +3376,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3291,7 +3388,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3304,7 +3401,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{39}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -3352,7 +3449,7 @@ type UpdateAppRequest struct {
 
 func (x *UpdateAppRequest) Reset() {
 	*x = UpdateAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3364,7 +3461,7 @@ func (x *UpdateAppRequest) String() string {
 func (*UpdateAppRequest) ProtoMessage() {}
 
 func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3377,7 +3474,7 @@ func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAppRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{40}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UpdateAppRequest) GetId() string {
@@ -3468,7 +3565,7 @@ type RotateAppSecretRequest struct {
 
 func (x *RotateAppSecretRequest) Reset() {
 	*x = RotateAppSecretRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3480,7 +3577,7 @@ func (x *RotateAppSecretRequest) String() string {
 func (*RotateAppSecretRequest) ProtoMessage() {}
 
 func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3493,7 +3590,7 @@ func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateAppSecretRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RotateAppSecretRequest) GetId() string {
@@ -3519,7 +3616,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3531,7 +3628,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3544,7 +3641,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteAppRequest) GetId() string {
@@ -3562,7 +3659,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3574,7 +3671,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3587,7 +3684,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
 }
 
 type AccountLink struct {
@@ -3605,7 +3702,7 @@ type AccountLink struct {
 
 func (x *AccountLink) Reset() {
 	*x = AccountLink{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3617,7 +3714,7 @@ func (x *AccountLink) String() string {
 func (*AccountLink) ProtoMessage() {}
 
 func (x *AccountLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3630,7 +3727,7 @@ func (x *AccountLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountLink.ProtoReflect.Descriptor instead.
 func (*AccountLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AccountLink) GetId() string {
@@ -3686,7 +3783,7 @@ type CreateAccountLinkRequest struct {
 
 func (x *CreateAccountLinkRequest) Reset() {
 	*x = CreateAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3698,7 +3795,7 @@ func (x *CreateAccountLinkRequest) String() string {
 func (*CreateAccountLinkRequest) ProtoMessage() {}
 
 func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3711,7 +3808,7 @@ func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*CreateAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CreateAccountLinkRequest) GetUserId() string {
@@ -3747,7 +3844,7 @@ type ListAccountLinksRequest struct {
 
 func (x *ListAccountLinksRequest) Reset() {
 	*x = ListAccountLinksRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3759,7 +3856,7 @@ func (x *ListAccountLinksRequest) String() string {
 func (*ListAccountLinksRequest) ProtoMessage() {}
 
 func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3772,7 +3869,7 @@ func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListAccountLinksRequest) GetPageSize() int32 {
@@ -3813,7 +3910,7 @@ type ListAccountLinksResponse struct {
 
 func (x *ListAccountLinksResponse) Reset() {
 	*x = ListAccountLinksResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3825,7 +3922,7 @@ func (x *ListAccountLinksResponse) String() string {
 func (*ListAccountLinksResponse) ProtoMessage() {}
 
 func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3838,7 +3935,7 @@ func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListAccountLinksResponse) GetLinks() []*AccountLink {
@@ -3864,7 +3961,7 @@ type DeleteAccountLinkRequest struct {
 
 func (x *DeleteAccountLinkRequest) Reset() {
 	*x = DeleteAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3876,7 +3973,7 @@ func (x *DeleteAccountLinkRequest) String() string {
 func (*DeleteAccountLinkRequest) ProtoMessage() {}
 
 func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3889,7 +3986,7 @@ func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeleteAccountLinkRequest) GetId() string {
@@ -3907,7 +4004,7 @@ type DeleteAccountLinkResponse struct {
 
 func (x *DeleteAccountLinkResponse) Reset() {
 	*x = DeleteAccountLinkResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3919,7 +4016,7 @@ func (x *DeleteAccountLinkResponse) String() string {
 func (*DeleteAccountLinkResponse) ProtoMessage() {}
 
 func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3932,7 +4029,7 @@ func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
 }
 
 type DeleteUserRequest struct {
@@ -3944,7 +4041,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3956,7 +4053,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3969,7 +4066,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DeleteUserRequest) GetId() string {
@@ -3987,7 +4084,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3999,7 +4096,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4012,7 +4109,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
 }
 
 type ResetPasswordRequest struct {
@@ -4024,7 +4121,7 @@ type ResetPasswordRequest struct {
 
 func (x *ResetPasswordRequest) Reset() {
 	*x = ResetPasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4036,7 +4133,7 @@ func (x *ResetPasswordRequest) String() string {
 func (*ResetPasswordRequest) ProtoMessage() {}
 
 func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4049,7 +4146,7 @@ func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ResetPasswordRequest) GetId() string {
@@ -4071,7 +4168,7 @@ type ResetPasswordResponse struct {
 
 func (x *ResetPasswordResponse) Reset() {
 	*x = ResetPasswordResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4083,7 +4180,7 @@ func (x *ResetPasswordResponse) String() string {
 func (*ResetPasswordResponse) ProtoMessage() {}
 
 func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4096,7 +4193,7 @@ func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{53}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ResetPasswordResponse) GetUser() *User {
@@ -4122,7 +4219,7 @@ type DeleteOrgRequest struct {
 
 func (x *DeleteOrgRequest) Reset() {
 	*x = DeleteOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4134,7 +4231,7 @@ func (x *DeleteOrgRequest) String() string {
 func (*DeleteOrgRequest) ProtoMessage() {}
 
 func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4147,7 +4244,7 @@ func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgRequest.ProtoReflect.Descriptor instead.
 func (*DeleteOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DeleteOrgRequest) GetId() string {
@@ -4165,7 +4262,7 @@ type DeleteOrgResponse struct {
 
 func (x *DeleteOrgResponse) Reset() {
 	*x = DeleteOrgResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4177,7 +4274,7 @@ func (x *DeleteOrgResponse) String() string {
 func (*DeleteOrgResponse) ProtoMessage() {}
 
 func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4190,7 +4287,7 @@ func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgResponse.ProtoReflect.Descriptor instead.
 func (*DeleteOrgResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{55}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{56}
 }
 
 type DeleteGroupRequest struct {
@@ -4202,7 +4299,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4214,7 +4311,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4227,7 +4324,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{56}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DeleteGroupRequest) GetId() string {
@@ -4245,7 +4342,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4257,7 +4354,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4270,7 +4367,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{57}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{58}
 }
 
 type UpdateGroupRequest struct {
@@ -4283,7 +4380,7 @@ type UpdateGroupRequest struct {
 
 func (x *UpdateGroupRequest) Reset() {
 	*x = UpdateGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4295,7 +4392,7 @@ func (x *UpdateGroupRequest) String() string {
 func (*UpdateGroupRequest) ProtoMessage() {}
 
 func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4308,7 +4405,7 @@ func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateGroupRequest.ProtoReflect.Descriptor instead.
 func (*UpdateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{58}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *UpdateGroupRequest) GetId() string {
@@ -4343,7 +4440,7 @@ type UserCertificate struct {
 
 func (x *UserCertificate) Reset() {
 	*x = UserCertificate{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4355,7 +4452,7 @@ func (x *UserCertificate) String() string {
 func (*UserCertificate) ProtoMessage() {}
 
 func (x *UserCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4368,7 +4465,7 @@ func (x *UserCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserCertificate.ProtoReflect.Descriptor instead.
 func (*UserCertificate) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{59}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *UserCertificate) GetUserId() string {
@@ -4415,7 +4512,7 @@ type BindUserCertificateRequest struct {
 
 func (x *BindUserCertificateRequest) Reset() {
 	*x = BindUserCertificateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4427,7 +4524,7 @@ func (x *BindUserCertificateRequest) String() string {
 func (*BindUserCertificateRequest) ProtoMessage() {}
 
 func (x *BindUserCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4440,7 +4537,7 @@ func (x *BindUserCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindUserCertificateRequest.ProtoReflect.Descriptor instead.
 func (*BindUserCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{60}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *BindUserCertificateRequest) GetUserId() string {
@@ -4473,7 +4570,7 @@ type ListUserCertificatesRequest struct {
 
 func (x *ListUserCertificatesRequest) Reset() {
 	*x = ListUserCertificatesRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4485,7 +4582,7 @@ func (x *ListUserCertificatesRequest) String() string {
 func (*ListUserCertificatesRequest) ProtoMessage() {}
 
 func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4498,7 +4595,7 @@ func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListUserCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{61}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListUserCertificatesRequest) GetUserId() string {
@@ -4517,7 +4614,7 @@ type ListUserCertificatesResponse struct {
 
 func (x *ListUserCertificatesResponse) Reset() {
 	*x = ListUserCertificatesResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4529,7 +4626,7 @@ func (x *ListUserCertificatesResponse) String() string {
 func (*ListUserCertificatesResponse) ProtoMessage() {}
 
 func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4542,7 +4639,7 @@ func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListUserCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{62}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListUserCertificatesResponse) GetCertificates() []*UserCertificate {
@@ -4562,7 +4659,7 @@ type UnbindUserCertificateRequest struct {
 
 func (x *UnbindUserCertificateRequest) Reset() {
 	*x = UnbindUserCertificateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4574,7 +4671,7 @@ func (x *UnbindUserCertificateRequest) String() string {
 func (*UnbindUserCertificateRequest) ProtoMessage() {}
 
 func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4587,7 +4684,7 @@ func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbindUserCertificateRequest.ProtoReflect.Descriptor instead.
 func (*UnbindUserCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{63}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *UnbindUserCertificateRequest) GetUserId() string {
@@ -4612,7 +4709,7 @@ type UnbindUserCertificateResponse struct {
 
 func (x *UnbindUserCertificateResponse) Reset() {
 	*x = UnbindUserCertificateResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4624,7 +4721,7 @@ func (x *UnbindUserCertificateResponse) String() string {
 func (*UnbindUserCertificateResponse) ProtoMessage() {}
 
 func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4637,14 +4734,16 @@ func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbindUserCertificateResponse.ProtoReflect.Descriptor instead.
 func (*UnbindUserCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{64}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{65}
 }
 
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
-	"\x1fuias/identity/v1/identity.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xa5\x04\n" +
+	"\x1fuias/identity/v1/identity.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"7\n" +
+	"\x14ResetUserTotpRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xc4\x04\n" +
 	"\x13AuthenticateRequest\x12&\n" +
 	"\bapp_type\x18\x01 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\aappType\x12&\n" +
 	"\bapp_code\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\aappCode\x12/\n" +
@@ -4654,7 +4753,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\tauth_type\x18\x06 \x01(\x0e2\x1a.uias.identity.v1.AuthTypeR\bauthType\x12w\n" +
 	"\vextend_info\x18\a \x03(\v25.uias.identity.v1.AuthenticateRequest.ExtendInfoEntryB\x1f\xbaH\x1c\x9a\x01\x19\x10 \"\x06r\x04\xd8\xc6'\x01*\rr\v\xc8\xc6'\x01(\x80\b\xba\x01\x01|R\n" +
 	"extendInfo\x12:\n" +
-	"\x12extend_info_legacy\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80@R\x10extendInfoLegacy\x1a=\n" +
+	"\x12extend_info_legacy\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80@R\x10extendInfoLegacy\x12\x1d\n" +
+	"\x03otp\x18\t \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x03otp\x1a=\n" +
 	"\x0fExtendInfoEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x02\n" +
@@ -4725,7 +4825,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\rnew_parent_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\vnewParentId\"h\n" +
 	"\x13SetOrgStatusRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x120\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\xdb\a\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\xc6\b\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -4752,7 +4852,9 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"updateTime\x12#\n" +
 	"\rpassword_only\x18\x14 \x01(\bR\fpasswordOnly\x12L\n" +
 	"\x14password_expire_time\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x12passwordExpireTime\x12)\n" +
-	"\x10password_expired\x18\x16 \x01(\bR\x0fpasswordExpired\"\xcd\x04\n" +
+	"\x10password_expired\x18\x16 \x01(\bR\x0fpasswordExpired\x12#\n" +
+	"\rtotp_enrolled\x18\x17 \x01(\bR\ftotpEnrolled\x12D\n" +
+	"\x10totp_enrolled_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\x0etotpEnrolledAt\"\xcd\x04\n" +
 	"\x11CreateUserRequest\x12+\n" +
 	"\n" +
 	"login_name\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\tloginName\x122\n" +
@@ -4985,7 +5087,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x15AUTH_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12AUTH_TYPE_PASSWORD\x10\x01\x12\x19\n" +
 	"\x15AUTH_TYPE_FINGERPRINT\x10\x02\x12&\n" +
-	"\"AUTH_TYPE_PASSWORD_AND_FINGERPRINT\x10\x03*\x9f\x02\n" +
+	"\"AUTH_TYPE_PASSWORD_AND_FINGERPRINT\x10\x03*\xe3\x02\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tREASON_OK\x10\x01\x12\x1a\n" +
@@ -4998,7 +5100,10 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x15REASON_ACCOUNT_LOCKED\x10\b\x12\x1b\n" +
 	"\x17REASON_ACCOUNT_DISABLED\x10\t\x12\x1b\n" +
 	"\x17REASON_PASSWORD_EXPIRED\x10\n" +
-	"*H\n" +
+	"\x12\x17\n" +
+	"\x13REASON_OTP_REQUIRED\x10\v\x12\x11\n" +
+	"\rREASON_NO_OTP\x10\f\x12\x16\n" +
+	"\x12REASON_OTP_EXPIRED\x10\r*H\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ACTIVE\x10\x01\x12\x13\n" +
@@ -5020,7 +5125,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x14APP_STATUS_SUSPENDED\x10\x022\x8f\x02\n" +
 	"\vAuthService\x12z\n" +
 	"\fAuthenticate\x12%.uias.identity.v1.AuthenticateRequest\x1a&.uias.identity.v1.AuthenticateResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/authenticate\x12\x83\x01\n" +
-	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xf9!\n" +
+	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xef\"\n" +
 	"\fAdminService\x12s\n" +
 	"\n" +
 	"AdminLogin\x12#.uias.identity.v1.AdminLoginRequest\x1a$.uias.identity.v1.AdminLoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/login\x12w\n" +
@@ -5069,7 +5174,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x11DeleteAccountLink\x12*.uias.identity.v1.DeleteAccountLinkRequest\x1a+.uias.identity.v1.DeleteAccountLinkResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/links/{id}\x12\x93\x01\n" +
 	"\x13BindUserCertificate\x12,.uias.identity.v1.BindUserCertificateRequest\x1a!.uias.identity.v1.UserCertificate\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/users/{user_id}/certificates\x12\x9f\x01\n" +
 	"\x14ListUserCertificates\x12-.uias.identity.v1.ListUserCertificatesRequest\x1a..uias.identity.v1.ListUserCertificatesResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/users/{user_id}/certificates\x12\xab\x01\n" +
-	"\x15UnbindUserCertificate\x12..uias.identity.v1.UnbindUserCertificateRequest\x1a/.uias.identity.v1.UnbindUserCertificateResponse\"1\x82\xd3\xe4\x93\x02+*)/v1/users/{user_id}/certificates/{sha256}BAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\x15UnbindUserCertificate\x12..uias.identity.v1.UnbindUserCertificateRequest\x1a/.uias.identity.v1.UnbindUserCertificateResponse\"1\x82\xd3\xe4\x93\x02+*)/v1/users/{user_id}/certificates/{sha256}\x12t\n" +
+	"\rResetUserTotp\x12&.uias.identity.v1.ResetUserTotpRequest\x1a\x16.uias.identity.v1.User\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/users/{id}:resetTotpBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_identity_proto_rawDescOnce sync.Once
@@ -5084,7 +5190,7 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(AuthType)(0),                         // 0: uias.identity.v1.AuthType
 	(Reason)(0),                           // 1: uias.identity.v1.Reason
@@ -5092,204 +5198,208 @@ var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(IdType)(0),                           // 3: uias.identity.v1.IdType
 	(UserStatus)(0),                       // 4: uias.identity.v1.UserStatus
 	(AppStatus)(0),                        // 5: uias.identity.v1.AppStatus
-	(*AuthenticateRequest)(nil),           // 6: uias.identity.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),          // 7: uias.identity.v1.AuthenticateResponse
-	(*UserSummary)(nil),                   // 8: uias.identity.v1.UserSummary
-	(*ChangePasswordRequest)(nil),         // 9: uias.identity.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),        // 10: uias.identity.v1.ChangePasswordResponse
-	(*AdminLoginRequest)(nil),             // 11: uias.identity.v1.AdminLoginRequest
-	(*AdminLoginResponse)(nil),            // 12: uias.identity.v1.AdminLoginResponse
-	(*AdminLogoutRequest)(nil),            // 13: uias.identity.v1.AdminLogoutRequest
-	(*AdminLogoutResponse)(nil),           // 14: uias.identity.v1.AdminLogoutResponse
-	(*Org)(nil),                           // 15: uias.identity.v1.Org
-	(*CreateOrgRequest)(nil),              // 16: uias.identity.v1.CreateOrgRequest
-	(*GetOrgRequest)(nil),                 // 17: uias.identity.v1.GetOrgRequest
-	(*ListOrgsRequest)(nil),               // 18: uias.identity.v1.ListOrgsRequest
-	(*ListOrgsResponse)(nil),              // 19: uias.identity.v1.ListOrgsResponse
-	(*UpdateOrgRequest)(nil),              // 20: uias.identity.v1.UpdateOrgRequest
-	(*MoveOrgRequest)(nil),                // 21: uias.identity.v1.MoveOrgRequest
-	(*SetOrgStatusRequest)(nil),           // 22: uias.identity.v1.SetOrgStatusRequest
-	(*User)(nil),                          // 23: uias.identity.v1.User
-	(*CreateUserRequest)(nil),             // 24: uias.identity.v1.CreateUserRequest
-	(*GetUserRequest)(nil),                // 25: uias.identity.v1.GetUserRequest
-	(*ListUsersRequest)(nil),              // 26: uias.identity.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),             // 27: uias.identity.v1.ListUsersResponse
-	(*UpdateUserRequest)(nil),             // 28: uias.identity.v1.UpdateUserRequest
-	(*SetUserStatusRequest)(nil),          // 29: uias.identity.v1.SetUserStatusRequest
-	(*LockUserRequest)(nil),               // 30: uias.identity.v1.LockUserRequest
-	(*UnlockUserRequest)(nil),             // 31: uias.identity.v1.UnlockUserRequest
-	(*SetPasswordRequest)(nil),            // 32: uias.identity.v1.SetPasswordRequest
-	(*Group)(nil),                         // 33: uias.identity.v1.Group
-	(*CreateGroupRequest)(nil),            // 34: uias.identity.v1.CreateGroupRequest
-	(*GetGroupRequest)(nil),               // 35: uias.identity.v1.GetGroupRequest
-	(*ListGroupsRequest)(nil),             // 36: uias.identity.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),            // 37: uias.identity.v1.ListGroupsResponse
-	(*GroupMemberRequest)(nil),            // 38: uias.identity.v1.GroupMemberRequest
-	(*App)(nil),                           // 39: uias.identity.v1.App
-	(*SigningKey)(nil),                    // 40: uias.identity.v1.SigningKey
-	(*CreateAppRequest)(nil),              // 41: uias.identity.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),             // 42: uias.identity.v1.CreateAppResponse
-	(*GetAppRequest)(nil),                 // 43: uias.identity.v1.GetAppRequest
-	(*ListAppsRequest)(nil),               // 44: uias.identity.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),              // 45: uias.identity.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),              // 46: uias.identity.v1.UpdateAppRequest
-	(*RotateAppSecretRequest)(nil),        // 47: uias.identity.v1.RotateAppSecretRequest
-	(*DeleteAppRequest)(nil),              // 48: uias.identity.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),             // 49: uias.identity.v1.DeleteAppResponse
-	(*AccountLink)(nil),                   // 50: uias.identity.v1.AccountLink
-	(*CreateAccountLinkRequest)(nil),      // 51: uias.identity.v1.CreateAccountLinkRequest
-	(*ListAccountLinksRequest)(nil),       // 52: uias.identity.v1.ListAccountLinksRequest
-	(*ListAccountLinksResponse)(nil),      // 53: uias.identity.v1.ListAccountLinksResponse
-	(*DeleteAccountLinkRequest)(nil),      // 54: uias.identity.v1.DeleteAccountLinkRequest
-	(*DeleteAccountLinkResponse)(nil),     // 55: uias.identity.v1.DeleteAccountLinkResponse
-	(*DeleteUserRequest)(nil),             // 56: uias.identity.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),            // 57: uias.identity.v1.DeleteUserResponse
-	(*ResetPasswordRequest)(nil),          // 58: uias.identity.v1.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),         // 59: uias.identity.v1.ResetPasswordResponse
-	(*DeleteOrgRequest)(nil),              // 60: uias.identity.v1.DeleteOrgRequest
-	(*DeleteOrgResponse)(nil),             // 61: uias.identity.v1.DeleteOrgResponse
-	(*DeleteGroupRequest)(nil),            // 62: uias.identity.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),           // 63: uias.identity.v1.DeleteGroupResponse
-	(*UpdateGroupRequest)(nil),            // 64: uias.identity.v1.UpdateGroupRequest
-	(*UserCertificate)(nil),               // 65: uias.identity.v1.UserCertificate
-	(*BindUserCertificateRequest)(nil),    // 66: uias.identity.v1.BindUserCertificateRequest
-	(*ListUserCertificatesRequest)(nil),   // 67: uias.identity.v1.ListUserCertificatesRequest
-	(*ListUserCertificatesResponse)(nil),  // 68: uias.identity.v1.ListUserCertificatesResponse
-	(*UnbindUserCertificateRequest)(nil),  // 69: uias.identity.v1.UnbindUserCertificateRequest
-	(*UnbindUserCertificateResponse)(nil), // 70: uias.identity.v1.UnbindUserCertificateResponse
-	nil,                                   // 71: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),         // 72: google.protobuf.Timestamp
+	(*ResetUserTotpRequest)(nil),          // 6: uias.identity.v1.ResetUserTotpRequest
+	(*AuthenticateRequest)(nil),           // 7: uias.identity.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),          // 8: uias.identity.v1.AuthenticateResponse
+	(*UserSummary)(nil),                   // 9: uias.identity.v1.UserSummary
+	(*ChangePasswordRequest)(nil),         // 10: uias.identity.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),        // 11: uias.identity.v1.ChangePasswordResponse
+	(*AdminLoginRequest)(nil),             // 12: uias.identity.v1.AdminLoginRequest
+	(*AdminLoginResponse)(nil),            // 13: uias.identity.v1.AdminLoginResponse
+	(*AdminLogoutRequest)(nil),            // 14: uias.identity.v1.AdminLogoutRequest
+	(*AdminLogoutResponse)(nil),           // 15: uias.identity.v1.AdminLogoutResponse
+	(*Org)(nil),                           // 16: uias.identity.v1.Org
+	(*CreateOrgRequest)(nil),              // 17: uias.identity.v1.CreateOrgRequest
+	(*GetOrgRequest)(nil),                 // 18: uias.identity.v1.GetOrgRequest
+	(*ListOrgsRequest)(nil),               // 19: uias.identity.v1.ListOrgsRequest
+	(*ListOrgsResponse)(nil),              // 20: uias.identity.v1.ListOrgsResponse
+	(*UpdateOrgRequest)(nil),              // 21: uias.identity.v1.UpdateOrgRequest
+	(*MoveOrgRequest)(nil),                // 22: uias.identity.v1.MoveOrgRequest
+	(*SetOrgStatusRequest)(nil),           // 23: uias.identity.v1.SetOrgStatusRequest
+	(*User)(nil),                          // 24: uias.identity.v1.User
+	(*CreateUserRequest)(nil),             // 25: uias.identity.v1.CreateUserRequest
+	(*GetUserRequest)(nil),                // 26: uias.identity.v1.GetUserRequest
+	(*ListUsersRequest)(nil),              // 27: uias.identity.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),             // 28: uias.identity.v1.ListUsersResponse
+	(*UpdateUserRequest)(nil),             // 29: uias.identity.v1.UpdateUserRequest
+	(*SetUserStatusRequest)(nil),          // 30: uias.identity.v1.SetUserStatusRequest
+	(*LockUserRequest)(nil),               // 31: uias.identity.v1.LockUserRequest
+	(*UnlockUserRequest)(nil),             // 32: uias.identity.v1.UnlockUserRequest
+	(*SetPasswordRequest)(nil),            // 33: uias.identity.v1.SetPasswordRequest
+	(*Group)(nil),                         // 34: uias.identity.v1.Group
+	(*CreateGroupRequest)(nil),            // 35: uias.identity.v1.CreateGroupRequest
+	(*GetGroupRequest)(nil),               // 36: uias.identity.v1.GetGroupRequest
+	(*ListGroupsRequest)(nil),             // 37: uias.identity.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),            // 38: uias.identity.v1.ListGroupsResponse
+	(*GroupMemberRequest)(nil),            // 39: uias.identity.v1.GroupMemberRequest
+	(*App)(nil),                           // 40: uias.identity.v1.App
+	(*SigningKey)(nil),                    // 41: uias.identity.v1.SigningKey
+	(*CreateAppRequest)(nil),              // 42: uias.identity.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),             // 43: uias.identity.v1.CreateAppResponse
+	(*GetAppRequest)(nil),                 // 44: uias.identity.v1.GetAppRequest
+	(*ListAppsRequest)(nil),               // 45: uias.identity.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),              // 46: uias.identity.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),              // 47: uias.identity.v1.UpdateAppRequest
+	(*RotateAppSecretRequest)(nil),        // 48: uias.identity.v1.RotateAppSecretRequest
+	(*DeleteAppRequest)(nil),              // 49: uias.identity.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),             // 50: uias.identity.v1.DeleteAppResponse
+	(*AccountLink)(nil),                   // 51: uias.identity.v1.AccountLink
+	(*CreateAccountLinkRequest)(nil),      // 52: uias.identity.v1.CreateAccountLinkRequest
+	(*ListAccountLinksRequest)(nil),       // 53: uias.identity.v1.ListAccountLinksRequest
+	(*ListAccountLinksResponse)(nil),      // 54: uias.identity.v1.ListAccountLinksResponse
+	(*DeleteAccountLinkRequest)(nil),      // 55: uias.identity.v1.DeleteAccountLinkRequest
+	(*DeleteAccountLinkResponse)(nil),     // 56: uias.identity.v1.DeleteAccountLinkResponse
+	(*DeleteUserRequest)(nil),             // 57: uias.identity.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),            // 58: uias.identity.v1.DeleteUserResponse
+	(*ResetPasswordRequest)(nil),          // 59: uias.identity.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),         // 60: uias.identity.v1.ResetPasswordResponse
+	(*DeleteOrgRequest)(nil),              // 61: uias.identity.v1.DeleteOrgRequest
+	(*DeleteOrgResponse)(nil),             // 62: uias.identity.v1.DeleteOrgResponse
+	(*DeleteGroupRequest)(nil),            // 63: uias.identity.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),           // 64: uias.identity.v1.DeleteGroupResponse
+	(*UpdateGroupRequest)(nil),            // 65: uias.identity.v1.UpdateGroupRequest
+	(*UserCertificate)(nil),               // 66: uias.identity.v1.UserCertificate
+	(*BindUserCertificateRequest)(nil),    // 67: uias.identity.v1.BindUserCertificateRequest
+	(*ListUserCertificatesRequest)(nil),   // 68: uias.identity.v1.ListUserCertificatesRequest
+	(*ListUserCertificatesResponse)(nil),  // 69: uias.identity.v1.ListUserCertificatesResponse
+	(*UnbindUserCertificateRequest)(nil),  // 70: uias.identity.v1.UnbindUserCertificateRequest
+	(*UnbindUserCertificateResponse)(nil), // 71: uias.identity.v1.UnbindUserCertificateResponse
+	nil,                                   // 72: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*timestamppb.Timestamp)(nil),         // 73: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	71, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	72, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
 	1,  // 2: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
-	8,  // 3: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	72, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	8,  // 5: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
+	9,  // 3: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
+	73, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 5: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
 	2,  // 6: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	72, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	72, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	73, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	73, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
-	15, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
+	16, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
 	2,  // 11: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
 	3,  // 12: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 13: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	72, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	72, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	72, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	72, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	72, // 18: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
-	3,  // 19: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,  // 20: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
-	23, // 21: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
-	3,  // 22: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,  // 23: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	72, // 24: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
-	33, // 25: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
-	5,  // 26: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	72, // 27: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	72, // 28: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	72, // 29: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
-	72, // 30: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
-	40, // 31: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
-	72, // 32: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
-	39, // 33: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
-	5,  // 34: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	39, // 35: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
-	5,  // 36: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	2,  // 37: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	72, // 38: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	50, // 39: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	23, // 40: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	72, // 41: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
-	72, // 42: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
-	65, // 43: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
-	6,  // 44: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	9,  // 45: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	11, // 46: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	13, // 47: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	16, // 48: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	17, // 49: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	18, // 50: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	20, // 51: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	21, // 52: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	60, // 53: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	22, // 54: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	24, // 55: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	25, // 56: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	26, // 57: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	28, // 58: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	29, // 59: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	30, // 60: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	31, // 61: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	56, // 62: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	32, // 63: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	58, // 64: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	34, // 65: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	62, // 66: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	64, // 67: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	35, // 68: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	36, // 69: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	38, // 70: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	38, // 71: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	41, // 72: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	43, // 73: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	44, // 74: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	46, // 75: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	47, // 76: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	48, // 77: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	51, // 78: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	52, // 79: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	54, // 80: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	66, // 81: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
-	67, // 82: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
-	69, // 83: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
-	7,  // 84: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	10, // 85: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	12, // 86: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	14, // 87: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	15, // 88: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	15, // 89: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	19, // 90: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	15, // 91: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	15, // 92: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	61, // 93: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	15, // 94: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	23, // 95: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	23, // 96: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	27, // 97: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	23, // 98: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	23, // 99: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	23, // 100: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	23, // 101: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	57, // 102: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	23, // 103: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	59, // 104: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	33, // 105: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	63, // 106: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	33, // 107: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	33, // 108: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	37, // 109: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	33, // 110: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	33, // 111: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	42, // 112: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	39, // 113: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	45, // 114: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	39, // 115: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	42, // 116: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	49, // 117: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	50, // 118: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	53, // 119: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	55, // 120: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	65, // 121: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
-	68, // 122: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
-	70, // 123: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
-	84, // [84:124] is the sub-list for method output_type
-	44, // [44:84] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	73, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	73, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	73, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	73, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	73, // 18: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
+	73, // 19: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	3,  // 20: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,  // 21: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
+	24, // 22: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
+	3,  // 23: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,  // 24: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
+	73, // 25: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	34, // 26: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
+	5,  // 27: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
+	73, // 28: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	73, // 29: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	73, // 30: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
+	73, // 31: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
+	41, // 32: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
+	73, // 33: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
+	40, // 34: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	5,  // 35: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
+	40, // 36: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	5,  // 37: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
+	2,  // 38: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
+	73, // 39: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	51, // 40: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	24, // 41: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	73, // 42: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	73, // 43: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	66, // 44: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	7,  // 45: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	10, // 46: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	12, // 47: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	14, // 48: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	17, // 49: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	18, // 50: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	19, // 51: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	21, // 52: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	22, // 53: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	61, // 54: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	23, // 55: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	25, // 56: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	26, // 57: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	27, // 58: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	29, // 59: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	30, // 60: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	31, // 61: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	32, // 62: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	57, // 63: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	33, // 64: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	59, // 65: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	35, // 66: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	63, // 67: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	65, // 68: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	36, // 69: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	37, // 70: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	39, // 71: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	39, // 72: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	42, // 73: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	44, // 74: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	45, // 75: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	47, // 76: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	48, // 77: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	49, // 78: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	52, // 79: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	53, // 80: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	55, // 81: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	67, // 82: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	68, // 83: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	70, // 84: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	6,  // 85: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
+	8,  // 86: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	11, // 87: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	13, // 88: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	15, // 89: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	16, // 90: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	16, // 91: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	20, // 92: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	16, // 93: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	16, // 94: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	62, // 95: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	16, // 96: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	24, // 97: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	24, // 98: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	28, // 99: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	24, // 100: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	24, // 101: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	24, // 102: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	24, // 103: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	58, // 104: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	24, // 105: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	60, // 106: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	34, // 107: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	64, // 108: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	34, // 109: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	34, // 110: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	38, // 111: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	34, // 112: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	34, // 113: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	43, // 114: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	40, // 115: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	46, // 116: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	40, // 117: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	43, // 118: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	50, // 119: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	51, // 120: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	54, // 121: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	56, // 122: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	66, // 123: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	69, // 124: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	71, // 125: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	24, // 126: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
+	86, // [86:127] is the sub-list for method output_type
+	45, // [45:86] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
@@ -5303,7 +5413,7 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   66,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -217,6 +217,7 @@ const (
 	AdminService_BindUserCertificate_FullMethodName   = "/uias.identity.v1.AdminService/BindUserCertificate"
 	AdminService_ListUserCertificates_FullMethodName  = "/uias.identity.v1.AdminService/ListUserCertificates"
 	AdminService_UnbindUserCertificate_FullMethodName = "/uias.identity.v1.AdminService/UnbindUserCertificate"
+	AdminService_ResetUserTotp_FullMethodName         = "/uias.identity.v1.AdminService/ResetUserTotp"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -314,6 +315,13 @@ type AdminServiceClient interface {
 	// certificate signs in no one any more (NOT_FOUND when the person has
 	// no such binding).
 	UnbindUserCertificate(ctx context.Context, in *UnbindUserCertificateRequest, opts ...grpc.CallOption) (*UnbindUserCertificateResponse, error)
+	// ResetUserTotp removes a person's authenticator app (TOTP) enrolment,
+	// e.g. when they lost their phone: they sign in with the password alone
+	// again and may set up a new app on My profile. Audited as
+	// user.totp.reset; only at the person's home centre; NOT_FOUND
+	// (TOTP_NOT_ENROLLED) when none is enrolled. The permission is the one
+	// of ResetPassword.
+	ResetUserTotp(ctx context.Context, in *ResetUserTotpRequest, opts ...grpc.CallOption) (*User, error)
 }
 
 type adminServiceClient struct {
@@ -704,6 +712,16 @@ func (c *adminServiceClient) UnbindUserCertificate(ctx context.Context, in *Unbi
 	return out, nil
 }
 
+func (c *adminServiceClient) ResetUserTotp(ctx context.Context, in *ResetUserTotpRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, AdminService_ResetUserTotp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -799,6 +817,13 @@ type AdminServiceServer interface {
 	// certificate signs in no one any more (NOT_FOUND when the person has
 	// no such binding).
 	UnbindUserCertificate(context.Context, *UnbindUserCertificateRequest) (*UnbindUserCertificateResponse, error)
+	// ResetUserTotp removes a person's authenticator app (TOTP) enrolment,
+	// e.g. when they lost their phone: they sign in with the password alone
+	// again and may set up a new app on My profile. Audited as
+	// user.totp.reset; only at the person's home centre; NOT_FOUND
+	// (TOTP_NOT_ENROLLED) when none is enrolled. The permission is the one
+	// of ResetPassword.
+	ResetUserTotp(context.Context, *ResetUserTotpRequest) (*User, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -922,6 +947,9 @@ func (UnimplementedAdminServiceServer) ListUserCertificates(context.Context, *Li
 }
 func (UnimplementedAdminServiceServer) UnbindUserCertificate(context.Context, *UnbindUserCertificateRequest) (*UnbindUserCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UnbindUserCertificate not implemented")
+}
+func (UnimplementedAdminServiceServer) ResetUserTotp(context.Context, *ResetUserTotpRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetUserTotp not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1628,6 +1656,24 @@ func _AdminService_UnbindUserCertificate_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ResetUserTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetUserTotpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ResetUserTotp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ResetUserTotp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ResetUserTotp(ctx, req.(*ResetUserTotpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1786,6 +1832,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UnbindUserCertificate",
 			Handler:    _AdminService_UnbindUserCertificate_Handler,
+		},
+		{
+			MethodName: "ResetUserTotp",
+			Handler:    _AdminService_ResetUserTotp_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -95,6 +95,312 @@ func (CertificateLoginResult) EnumDescriptor() ([]byte, []int) {
 	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
 }
 
+type SSOLoginOtpRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	OtpToken string                 `protobuf:"bytes,1,opt,name=otp_token,json=otpToken" json:"otp_token,omitempty"`
+	Code     string                 `protobuf:"bytes,2,opt,name=code" json:"code,omitempty"`
+	// otp_binding is the same browser binding Login was given.
+	OtpBinding    string `protobuf:"bytes,3,opt,name=otp_binding,json=otpBinding" json:"otp_binding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SSOLoginOtpRequest) Reset() {
+	*x = SSOLoginOtpRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SSOLoginOtpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SSOLoginOtpRequest) ProtoMessage() {}
+
+func (x *SSOLoginOtpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SSOLoginOtpRequest.ProtoReflect.Descriptor instead.
+func (*SSOLoginOtpRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SSOLoginOtpRequest) GetOtpToken() string {
+	if x != nil {
+		return x.OtpToken
+	}
+	return ""
+}
+
+func (x *SSOLoginOtpRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SSOLoginOtpRequest) GetOtpBinding() string {
+	if x != nil {
+		return x.OtpBinding
+	}
+	return ""
+}
+
+type BeginTotpEnrolmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the person of the signed-in session (never taken from a form).
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginTotpEnrolmentRequest) Reset() {
+	*x = BeginTotpEnrolmentRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginTotpEnrolmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginTotpEnrolmentRequest) ProtoMessage() {}
+
+func (x *BeginTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginTotpEnrolmentRequest.ProtoReflect.Descriptor instead.
+func (*BeginTotpEnrolmentRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BeginTotpEnrolmentRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// TotpEnrolment is a new authenticator app secret, before it is saved.
+type TotpEnrolment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// secret is the shared secret in base32 (no padding), to type in.
+	Secret string `protobuf:"bytes,1,opt,name=secret" json:"secret,omitempty"`
+	// uri is the otpauth://totp/... URI the QR code carries.
+	Uri string `protobuf:"bytes,2,opt,name=uri" json:"uri,omitempty"`
+	// enrolment_token carries the sealed secret back to ConfirmTotpEnrolment.
+	EnrolmentToken string `protobuf:"bytes,3,opt,name=enrolment_token,json=enrolmentToken" json:"enrolment_token,omitempty"`
+	Issuer         string `protobuf:"bytes,4,opt,name=issuer" json:"issuer,omitempty"`
+	Account        string `protobuf:"bytes,5,opt,name=account" json:"account,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *TotpEnrolment) Reset() {
+	*x = TotpEnrolment{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TotpEnrolment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TotpEnrolment) ProtoMessage() {}
+
+func (x *TotpEnrolment) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TotpEnrolment.ProtoReflect.Descriptor instead.
+func (*TotpEnrolment) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TotpEnrolment) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *TotpEnrolment) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *TotpEnrolment) GetEnrolmentToken() string {
+	if x != nil {
+		return x.EnrolmentToken
+	}
+	return ""
+}
+
+func (x *TotpEnrolment) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *TotpEnrolment) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+type ConfirmTotpEnrolmentRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	UserId          string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	CurrentPassword string                 `protobuf:"bytes,2,opt,name=current_password,json=currentPassword" json:"current_password,omitempty"`
+	EnrolmentToken  string                 `protobuf:"bytes,3,opt,name=enrolment_token,json=enrolmentToken" json:"enrolment_token,omitempty"`
+	Code            string                 `protobuf:"bytes,4,opt,name=code" json:"code,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ConfirmTotpEnrolmentRequest) Reset() {
+	*x = ConfirmTotpEnrolmentRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTotpEnrolmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTotpEnrolmentRequest) ProtoMessage() {}
+
+func (x *ConfirmTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTotpEnrolmentRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmTotpEnrolmentRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ConfirmTotpEnrolmentRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ConfirmTotpEnrolmentRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *ConfirmTotpEnrolmentRequest) GetEnrolmentToken() string {
+	if x != nil {
+		return x.EnrolmentToken
+	}
+	return ""
+}
+
+func (x *ConfirmTotpEnrolmentRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type RemoveOwnTotpRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	UserId          string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	CurrentPassword string                 `protobuf:"bytes,2,opt,name=current_password,json=currentPassword" json:"current_password,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RemoveOwnTotpRequest) Reset() {
+	*x = RemoveOwnTotpRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveOwnTotpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveOwnTotpRequest) ProtoMessage() {}
+
+func (x *RemoveOwnTotpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveOwnTotpRequest.ProtoReflect.Descriptor instead.
+func (*RemoveOwnTotpRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RemoveOwnTotpRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RemoveOwnTotpRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
 type GetOwnProfileRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user_id is the person of the signed-in session (never taken from a form).
@@ -105,7 +411,7 @@ type GetOwnProfileRequest struct {
 
 func (x *GetOwnProfileRequest) Reset() {
 	*x = GetOwnProfileRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -117,7 +423,7 @@ func (x *GetOwnProfileRequest) String() string {
 func (*GetOwnProfileRequest) ProtoMessage() {}
 
 func (x *GetOwnProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -130,7 +436,7 @@ func (x *GetOwnProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOwnProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetOwnProfileRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetOwnProfileRequest) GetUserId() string {
@@ -165,14 +471,18 @@ type OwnProfile struct {
 	// certificate): the page cannot re-authenticate them and the
 	// administrator changes their details. (False from an identity that
 	// predates the field: the form is shown, as before.)
-	NoPassword    bool `protobuf:"varint,13,opt,name=no_password,json=noPassword" json:"no_password,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NoPassword bool `protobuf:"varint,13,opt,name=no_password,json=noPassword" json:"no_password,omitempty"`
+	// totp_enrolled: an authenticator app (TOTP) is enrolled, since
+	// totp_enrolled_at.
+	TotpEnrolled   bool                   `protobuf:"varint,14,opt,name=totp_enrolled,json=totpEnrolled" json:"totp_enrolled,omitempty"`
+	TotpEnrolledAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=totp_enrolled_at,json=totpEnrolledAt" json:"totp_enrolled_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *OwnProfile) Reset() {
 	*x = OwnProfile{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +494,7 @@ func (x *OwnProfile) String() string {
 func (*OwnProfile) ProtoMessage() {}
 
 func (x *OwnProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +507,7 @@ func (x *OwnProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OwnProfile.ProtoReflect.Descriptor instead.
 func (*OwnProfile) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{1}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *OwnProfile) GetUserId() string {
@@ -291,6 +601,20 @@ func (x *OwnProfile) GetNoPassword() bool {
 	return false
 }
 
+func (x *OwnProfile) GetTotpEnrolled() bool {
+	if x != nil {
+		return x.TotpEnrolled
+	}
+	return false
+}
+
+func (x *OwnProfile) GetTotpEnrolledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TotpEnrolledAt
+	}
+	return nil
+}
+
 type UpdateOwnProfileRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user_id is the person of the signed-in session (never taken from a form).
@@ -308,7 +632,7 @@ type UpdateOwnProfileRequest struct {
 
 func (x *UpdateOwnProfileRequest) Reset() {
 	*x = UpdateOwnProfileRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +644,7 @@ func (x *UpdateOwnProfileRequest) String() string {
 func (*UpdateOwnProfileRequest) ProtoMessage() {}
 
 func (x *UpdateOwnProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +657,7 @@ func (x *UpdateOwnProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOwnProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpdateOwnProfileRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{2}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UpdateOwnProfileRequest) GetUserId() string {
@@ -388,7 +712,7 @@ type CertificateLoginRequest struct {
 
 func (x *CertificateLoginRequest) Reset() {
 	*x = CertificateLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +724,7 @@ func (x *CertificateLoginRequest) String() string {
 func (*CertificateLoginRequest) ProtoMessage() {}
 
 func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +737,7 @@ func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateLoginRequest.ProtoReflect.Descriptor instead.
 func (*CertificateLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{3}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CertificateLoginRequest) GetCertificate() []byte {
@@ -437,7 +761,7 @@ type CertificateLoginResponse struct {
 
 func (x *CertificateLoginResponse) Reset() {
 	*x = CertificateLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +773,7 @@ func (x *CertificateLoginResponse) String() string {
 func (*CertificateLoginResponse) ProtoMessage() {}
 
 func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +786,7 @@ func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateLoginResponse.ProtoReflect.Descriptor instead.
 func (*CertificateLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CertificateLoginResponse) GetResult() CertificateLoginResult {
@@ -501,16 +825,20 @@ func (x *CertificateLoginResponse) GetOrgId() string {
 }
 
 type SSOLoginRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Login         string                 `protobuf:"bytes,1,opt,name=login" json:"login,omitempty"`
-	Password      string                 `protobuf:"bytes,2,opt,name=password" json:"password,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Login    string                 `protobuf:"bytes,1,opt,name=login" json:"login,omitempty"`
+	Password string                 `protobuf:"bytes,2,opt,name=password" json:"password,omitempty"`
+	// otp_binding ties a half-done login (otp_token) to the browser: a
+	// value only that browser holds (the page's hash of a cookie). LoginOtp
+	// must present the same.
+	OtpBinding    string `protobuf:"bytes,3,opt,name=otp_binding,json=otpBinding" json:"otp_binding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SSOLoginRequest) Reset() {
 	*x = SSOLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -522,7 +850,7 @@ func (x *SSOLoginRequest) String() string {
 func (*SSOLoginRequest) ProtoMessage() {}
 
 func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -535,7 +863,7 @@ func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginRequest.ProtoReflect.Descriptor instead.
 func (*SSOLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SSOLoginRequest) GetLogin() string {
@@ -548,6 +876,13 @@ func (x *SSOLoginRequest) GetLogin() string {
 func (x *SSOLoginRequest) GetPassword() string {
 	if x != nil {
 		return x.Password
+	}
+	return ""
+}
+
+func (x *SSOLoginRequest) GetOtpBinding() string {
+	if x != nil {
+		return x.OtpBinding
 	}
 	return ""
 }
@@ -565,14 +900,20 @@ type SSOLoginResponse struct {
 	OrgId              string `protobuf:"bytes,6,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
 	MustChangePassword bool   `protobuf:"varint,7,opt,name=must_change_password,json=mustChangePassword" json:"must_change_password,omitempty"`
 	// password_only: the account may use passwords only (no strong login).
-	PasswordOnly  bool `protobuf:"varint,8,opt,name=password_only,json=passwordOnly" json:"password_only,omitempty"`
+	PasswordOnly bool `protobuf:"varint,8,opt,name=password_only,json=passwordOnly" json:"password_only,omitempty"`
+	// otp_token is set with reason OTP_REQUIRED: the half-done login
+	// (sealed; for LoginOtp, within 5 minutes, once).
+	OtpToken string `protobuf:"bytes,9,opt,name=otp_token,json=otpToken" json:"otp_token,omitempty"`
+	// second_factor: the login was completed with the authenticator app
+	// code (LoginOtp): a two-factor login.
+	SecondFactor  bool `protobuf:"varint,10,opt,name=second_factor,json=secondFactor" json:"second_factor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SSOLoginResponse) Reset() {
 	*x = SSOLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +925,7 @@ func (x *SSOLoginResponse) String() string {
 func (*SSOLoginResponse) ProtoMessage() {}
 
 func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +938,7 @@ func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginResponse.ProtoReflect.Descriptor instead.
 func (*SSOLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SSOLoginResponse) GetReason() Reason {
@@ -656,6 +997,20 @@ func (x *SSOLoginResponse) GetPasswordOnly() bool {
 	return false
 }
 
+func (x *SSOLoginResponse) GetOtpToken() string {
+	if x != nil {
+		return x.OtpToken
+	}
+	return ""
+}
+
+func (x *SSOLoginResponse) GetSecondFactor() bool {
+	if x != nil {
+		return x.SecondFactor
+	}
+	return false
+}
+
 type PersonAttributesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
@@ -666,7 +1021,7 @@ type PersonAttributesRequest struct {
 
 func (x *PersonAttributesRequest) Reset() {
 	*x = PersonAttributesRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +1033,7 @@ func (x *PersonAttributesRequest) String() string {
 func (*PersonAttributesRequest) ProtoMessage() {}
 
 func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +1046,7 @@ func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesRequest.ProtoReflect.Descriptor instead.
 func (*PersonAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PersonAttributesRequest) GetUserId() string {
@@ -725,7 +1080,7 @@ type PersonAttributesResponse struct {
 
 func (x *PersonAttributesResponse) Reset() {
 	*x = PersonAttributesResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -737,7 +1092,7 @@ func (x *PersonAttributesResponse) String() string {
 func (*PersonAttributesResponse) ProtoMessage() {}
 
 func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -750,7 +1105,7 @@ func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesResponse.ProtoReflect.Descriptor instead.
 func (*PersonAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PersonAttributesResponse) GetUserId() string {
@@ -812,7 +1167,7 @@ type CheckAppAddressRequest struct {
 
 func (x *CheckAppAddressRequest) Reset() {
 	*x = CheckAppAddressRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +1179,7 @@ func (x *CheckAppAddressRequest) String() string {
 func (*CheckAppAddressRequest) ProtoMessage() {}
 
 func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +1192,7 @@ func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressRequest.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CheckAppAddressRequest) GetAppId() string {
@@ -862,7 +1217,7 @@ type CheckAppAddressResponse struct {
 
 func (x *CheckAppAddressResponse) Reset() {
 	*x = CheckAppAddressResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +1229,7 @@ func (x *CheckAppAddressResponse) String() string {
 func (*CheckAppAddressResponse) ProtoMessage() {}
 
 func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +1242,7 @@ func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressResponse.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
 }
 
 type PersonLinksRequest struct {
@@ -899,7 +1254,7 @@ type PersonLinksRequest struct {
 
 func (x *PersonLinksRequest) Reset() {
 	*x = PersonLinksRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1266,7 @@ func (x *PersonLinksRequest) String() string {
 func (*PersonLinksRequest) ProtoMessage() {}
 
 func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1279,7 @@ func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksRequest.ProtoReflect.Descriptor instead.
 func (*PersonLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PersonLinksRequest) GetUserId() string {
@@ -945,7 +1300,7 @@ type PersonLink struct {
 
 func (x *PersonLink) Reset() {
 	*x = PersonLink{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1312,7 @@ func (x *PersonLink) String() string {
 func (*PersonLink) ProtoMessage() {}
 
 func (x *PersonLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1325,7 @@ func (x *PersonLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLink.ProtoReflect.Descriptor instead.
 func (*PersonLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PersonLink) GetAppId() string {
@@ -1003,7 +1358,7 @@ type PersonLinksResponse struct {
 
 func (x *PersonLinksResponse) Reset() {
 	*x = PersonLinksResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1370,7 @@ func (x *PersonLinksResponse) String() string {
 func (*PersonLinksResponse) ProtoMessage() {}
 
 func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1383,7 @@ func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksResponse.ProtoReflect.Descriptor instead.
 func (*PersonLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PersonLinksResponse) GetLinks() []*PersonLink {
@@ -1049,7 +1404,7 @@ type LinkAccountRequest struct {
 
 func (x *LinkAccountRequest) Reset() {
 	*x = LinkAccountRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1416,7 @@ func (x *LinkAccountRequest) String() string {
 func (*LinkAccountRequest) ProtoMessage() {}
 
 func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1429,7 @@ func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountRequest.ProtoReflect.Descriptor instead.
 func (*LinkAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LinkAccountRequest) GetUserId() string {
@@ -1107,7 +1462,7 @@ type LinkAccountResponse struct {
 
 func (x *LinkAccountResponse) Reset() {
 	*x = LinkAccountResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1474,7 @@ func (x *LinkAccountResponse) String() string {
 func (*LinkAccountResponse) ProtoMessage() {}
 
 func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1487,7 @@ func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountResponse.ProtoReflect.Descriptor instead.
 func (*LinkAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LinkAccountResponse) GetLinkId() string {
@@ -1151,7 +1506,7 @@ type PersonIdNumberRequest struct {
 
 func (x *PersonIdNumberRequest) Reset() {
 	*x = PersonIdNumberRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1518,7 @@ func (x *PersonIdNumberRequest) String() string {
 func (*PersonIdNumberRequest) ProtoMessage() {}
 
 func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1531,7 @@ func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberRequest.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PersonIdNumberRequest) GetUserId() string {
@@ -1195,7 +1550,7 @@ type PersonIdNumberResponse struct {
 
 func (x *PersonIdNumberResponse) Reset() {
 	*x = PersonIdNumberResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1562,7 @@ func (x *PersonIdNumberResponse) String() string {
 func (*PersonIdNumberResponse) ProtoMessage() {}
 
 func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1575,7 @@ func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberResponse.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{17}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PersonIdNumberResponse) GetIdNumber() string {
@@ -1239,14 +1594,21 @@ type SSOChangePasswordRequest struct {
 	// the ticket-granting ticket) in which the person changed the password:
 	// it stays, their other sessions end (CHANGES user.password_changed
 	// carries it). Empty: every session ends.
-	KeepSession   string `protobuf:"bytes,4,opt,name=keep_session,json=keepSession" json:"keep_session,omitempty"`
+	KeepSession string `protobuf:"bytes,4,opt,name=keep_session,json=keepSession" json:"keep_session,omitempty"`
+	// otp is the authenticator app's code: required, after the current
+	// password, when the person has an app set up and changes the password
+	// without a session (keep_session empty: e.g. an expired password),
+	// so that the password alone does not replace the password (refusal:
+	// VERIFICATION_FAILED with verdict OTP_REQUIRED without it,
+	// BAD_CREDENTIALS for a wrong one, a counted failed login).
+	Otp           string `protobuf:"bytes,5,opt,name=otp" json:"otp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SSOChangePasswordRequest) Reset() {
 	*x = SSOChangePasswordRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1620,7 @@ func (x *SSOChangePasswordRequest) String() string {
 func (*SSOChangePasswordRequest) ProtoMessage() {}
 
 func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1633,7 @@ func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{18}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SSOChangePasswordRequest) GetLogin() string {
@@ -1302,6 +1664,13 @@ func (x *SSOChangePasswordRequest) GetKeepSession() string {
 	return ""
 }
 
+func (x *SSOChangePasswordRequest) GetOtp() string {
+	if x != nil {
+		return x.Otp
+	}
+	return ""
+}
+
 type SSOChangePasswordResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1310,7 +1679,7 @@ type SSOChangePasswordResponse struct {
 
 func (x *SSOChangePasswordResponse) Reset() {
 	*x = SSOChangePasswordResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1691,7 @@ func (x *SSOChangePasswordResponse) String() string {
 func (*SSOChangePasswordResponse) ProtoMessage() {}
 
 func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,16 +1704,37 @@ func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{19}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
 }
 
 var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\n" +
-	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"@\n" +
+	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"\x92\x01\n" +
+	"\x12SSOLoginOtpRequest\x12,\n" +
+	"\totp_token\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\botpToken\x12\x1f\n" +
+	"\x04code\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x04code\x12-\n" +
+	"\votp_binding\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\n" +
+	"otpBinding\"E\n" +
+	"\x19BeginTotpEnrolmentRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\x94\x01\n" +
+	"\rTotpEnrolment\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x10\n" +
+	"\x03uri\x18\x02 \x01(\tR\x03uri\x12'\n" +
+	"\x0fenrolment_token\x18\x03 \x01(\tR\x0eenrolmentToken\x12\x16\n" +
+	"\x06issuer\x18\x04 \x01(\tR\x06issuer\x12\x18\n" +
+	"\aaccount\x18\x05 \x01(\tR\aaccount\"\xd7\x01\n" +
+	"\x1bConfirmTotpEnrolmentRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x123\n" +
+	"\x10current_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x0fcurrentPassword\x128\n" +
+	"\x0fenrolment_token\x18\x03 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\x0eenrolmentToken\x12\x1f\n" +
+	"\x04code\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x04code\"u\n" +
+	"\x14RemoveOwnTotpRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x123\n" +
+	"\x10current_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x0fcurrentPassword\"@\n" +
 	"\x14GetOwnProfileRequest\x12(\n" +
-	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\x8b\x04\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xf6\x04\n" +
 	"\n" +
 	"OwnProfile\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
@@ -1362,7 +1752,9 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x13password_expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordExpiresAt\x122\n" +
 	"\x15display_name_editable\x18\f \x01(\bR\x13displayNameEditable\x12\x1f\n" +
 	"\vno_password\x18\r \x01(\bR\n" +
-	"noPassword\"\xa5\x02\n" +
+	"noPassword\x12#\n" +
+	"\rtotp_enrolled\x18\x0e \x01(\bR\ftotpEnrolled\x12D\n" +
+	"\x10totp_enrolled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0etotpEnrolledAt\"\xa5\x02\n" +
 	"\x17UpdateOwnProfileRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x123\n" +
 	"\x10current_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x0fcurrentPassword\x123\n" +
@@ -1378,10 +1770,12 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05login\x18\x03 \x01(\tR\x05login\x12!\n" +
 	"\fdisplay_name\x18\x04 \x01(\tR\vdisplayName\x12\x15\n" +
-	"\x06org_id\x18\x05 \x01(\tR\x05orgId\"^\n" +
+	"\x06org_id\x18\x05 \x01(\tR\x05orgId\"\x8d\x01\n" +
 	"\x0fSSOLoginRequest\x12%\n" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12$\n" +
-	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\"\x9e\x02\n" +
+	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x12-\n" +
+	"\votp_binding\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\n" +
+	"otpBinding\"\xe0\x02\n" +
 	"\x10SSOLoginResponse\x120\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x18.uias.identity.v1.ReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x17\n" +
@@ -1390,7 +1784,10 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\fdisplay_name\x18\x05 \x01(\tR\vdisplayName\x12\x15\n" +
 	"\x06org_id\x18\x06 \x01(\tR\x05orgId\x120\n" +
 	"\x14must_change_password\x18\a \x01(\bR\x12mustChangePassword\x12#\n" +
-	"\rpassword_only\x18\b \x01(\bR\fpasswordOnly\"h\n" +
+	"\rpassword_only\x18\b \x01(\bR\fpasswordOnly\x12\x1b\n" +
+	"\totp_token\x18\t \x01(\tR\botpToken\x12#\n" +
+	"\rsecond_factor\x18\n" +
+	" \x01(\bR\fsecondFactor\"h\n" +
 	"\x17PersonAttributesRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12#\n" +
 	"\x06app_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"\xdc\x01\n" +
@@ -1424,12 +1821,13 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x15PersonIdNumberRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"5\n" +
 	"\x16PersonIdNumberResponse\x12\x1b\n" +
-	"\tid_number\x18\x01 \x01(\tR\bidNumber\"\xcc\x01\n" +
+	"\tid_number\x18\x01 \x01(\tR\bidNumber\"\xeb\x01\n" +
 	"\x18SSOChangePasswordRequest\x12%\n" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12+\n" +
 	"\fold_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\voldPassword\x12+\n" +
 	"\fnew_password\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\vnewPassword\x12/\n" +
-	"\fkeep_session\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\vkeepSession\"\x1b\n" +
+	"\fkeep_session\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\vkeepSession\x12\x1d\n" +
+	"\x03otp\x18\x05 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x03otp\"\x1b\n" +
 	"\x19SSOChangePasswordResponse*\xe9\x02\n" +
 	"\x16CertificateLoginResult\x12(\n" +
 	"$CERTIFICATE_LOGIN_RESULT_UNSPECIFIED\x10\x00\x12\x1f\n" +
@@ -1439,7 +1837,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	" CERTIFICATE_LOGIN_RESULT_EXPIRED\x10\x04\x12+\n" +
 	"'CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED\x10\x05\x12-\n" +
 	")CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED\x10\x06\x12*\n" +
-	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a2\xd6\a\n" +
+	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a2\xcc\n" +
+	"\n" +
 	"\n" +
 	"SSOService\x12N\n" +
 	"\x05Login\x12!.uias.identity.v1.SSOLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12i\n" +
@@ -1451,7 +1850,11 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x0eChangePassword\x12*.uias.identity.v1.SSOChangePasswordRequest\x1a+.uias.identity.v1.SSOChangePasswordResponse\x12i\n" +
 	"\x10CertificateLogin\x12).uias.identity.v1.CertificateLoginRequest\x1a*.uias.identity.v1.CertificateLoginResponse\x12U\n" +
 	"\rGetOwnProfile\x12&.uias.identity.v1.GetOwnProfileRequest\x1a\x1c.uias.identity.v1.OwnProfile\x12[\n" +
-	"\x10UpdateOwnProfile\x12).uias.identity.v1.UpdateOwnProfileRequest\x1a\x1c.uias.identity.v1.OwnProfileBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\x10UpdateOwnProfile\x12).uias.identity.v1.UpdateOwnProfileRequest\x1a\x1c.uias.identity.v1.OwnProfile\x12T\n" +
+	"\bLoginOtp\x12$.uias.identity.v1.SSOLoginOtpRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12b\n" +
+	"\x12BeginTotpEnrolment\x12+.uias.identity.v1.BeginTotpEnrolmentRequest\x1a\x1f.uias.identity.v1.TotpEnrolment\x12c\n" +
+	"\x14ConfirmTotpEnrolment\x12-.uias.identity.v1.ConfirmTotpEnrolmentRequest\x1a\x1c.uias.identity.v1.OwnProfile\x12U\n" +
+	"\rRemoveOwnTotp\x12&.uias.identity.v1.RemoveOwnTotpRequest\x1a\x1c.uias.identity.v1.OwnProfileBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_sso_proto_rawDescOnce sync.Once
@@ -1466,65 +1869,79 @@ func file_uias_identity_v1_sso_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_sso_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_uias_identity_v1_sso_proto_goTypes = []any{
-	(CertificateLoginResult)(0),       // 0: uias.identity.v1.CertificateLoginResult
-	(*GetOwnProfileRequest)(nil),      // 1: uias.identity.v1.GetOwnProfileRequest
-	(*OwnProfile)(nil),                // 2: uias.identity.v1.OwnProfile
-	(*UpdateOwnProfileRequest)(nil),   // 3: uias.identity.v1.UpdateOwnProfileRequest
-	(*CertificateLoginRequest)(nil),   // 4: uias.identity.v1.CertificateLoginRequest
-	(*CertificateLoginResponse)(nil),  // 5: uias.identity.v1.CertificateLoginResponse
-	(*SSOLoginRequest)(nil),           // 6: uias.identity.v1.SSOLoginRequest
-	(*SSOLoginResponse)(nil),          // 7: uias.identity.v1.SSOLoginResponse
-	(*PersonAttributesRequest)(nil),   // 8: uias.identity.v1.PersonAttributesRequest
-	(*PersonAttributesResponse)(nil),  // 9: uias.identity.v1.PersonAttributesResponse
-	(*CheckAppAddressRequest)(nil),    // 10: uias.identity.v1.CheckAppAddressRequest
-	(*CheckAppAddressResponse)(nil),   // 11: uias.identity.v1.CheckAppAddressResponse
-	(*PersonLinksRequest)(nil),        // 12: uias.identity.v1.PersonLinksRequest
-	(*PersonLink)(nil),                // 13: uias.identity.v1.PersonLink
-	(*PersonLinksResponse)(nil),       // 14: uias.identity.v1.PersonLinksResponse
-	(*LinkAccountRequest)(nil),        // 15: uias.identity.v1.LinkAccountRequest
-	(*LinkAccountResponse)(nil),       // 16: uias.identity.v1.LinkAccountResponse
-	(*PersonIdNumberRequest)(nil),     // 17: uias.identity.v1.PersonIdNumberRequest
-	(*PersonIdNumberResponse)(nil),    // 18: uias.identity.v1.PersonIdNumberResponse
-	(*SSOChangePasswordRequest)(nil),  // 19: uias.identity.v1.SSOChangePasswordRequest
-	(*SSOChangePasswordResponse)(nil), // 20: uias.identity.v1.SSOChangePasswordResponse
-	(IdType)(0),                       // 21: uias.identity.v1.IdType
-	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
-	(Reason)(0),                       // 23: uias.identity.v1.Reason
+	(CertificateLoginResult)(0),         // 0: uias.identity.v1.CertificateLoginResult
+	(*SSOLoginOtpRequest)(nil),          // 1: uias.identity.v1.SSOLoginOtpRequest
+	(*BeginTotpEnrolmentRequest)(nil),   // 2: uias.identity.v1.BeginTotpEnrolmentRequest
+	(*TotpEnrolment)(nil),               // 3: uias.identity.v1.TotpEnrolment
+	(*ConfirmTotpEnrolmentRequest)(nil), // 4: uias.identity.v1.ConfirmTotpEnrolmentRequest
+	(*RemoveOwnTotpRequest)(nil),        // 5: uias.identity.v1.RemoveOwnTotpRequest
+	(*GetOwnProfileRequest)(nil),        // 6: uias.identity.v1.GetOwnProfileRequest
+	(*OwnProfile)(nil),                  // 7: uias.identity.v1.OwnProfile
+	(*UpdateOwnProfileRequest)(nil),     // 8: uias.identity.v1.UpdateOwnProfileRequest
+	(*CertificateLoginRequest)(nil),     // 9: uias.identity.v1.CertificateLoginRequest
+	(*CertificateLoginResponse)(nil),    // 10: uias.identity.v1.CertificateLoginResponse
+	(*SSOLoginRequest)(nil),             // 11: uias.identity.v1.SSOLoginRequest
+	(*SSOLoginResponse)(nil),            // 12: uias.identity.v1.SSOLoginResponse
+	(*PersonAttributesRequest)(nil),     // 13: uias.identity.v1.PersonAttributesRequest
+	(*PersonAttributesResponse)(nil),    // 14: uias.identity.v1.PersonAttributesResponse
+	(*CheckAppAddressRequest)(nil),      // 15: uias.identity.v1.CheckAppAddressRequest
+	(*CheckAppAddressResponse)(nil),     // 16: uias.identity.v1.CheckAppAddressResponse
+	(*PersonLinksRequest)(nil),          // 17: uias.identity.v1.PersonLinksRequest
+	(*PersonLink)(nil),                  // 18: uias.identity.v1.PersonLink
+	(*PersonLinksResponse)(nil),         // 19: uias.identity.v1.PersonLinksResponse
+	(*LinkAccountRequest)(nil),          // 20: uias.identity.v1.LinkAccountRequest
+	(*LinkAccountResponse)(nil),         // 21: uias.identity.v1.LinkAccountResponse
+	(*PersonIdNumberRequest)(nil),       // 22: uias.identity.v1.PersonIdNumberRequest
+	(*PersonIdNumberResponse)(nil),      // 23: uias.identity.v1.PersonIdNumberResponse
+	(*SSOChangePasswordRequest)(nil),    // 24: uias.identity.v1.SSOChangePasswordRequest
+	(*SSOChangePasswordResponse)(nil),   // 25: uias.identity.v1.SSOChangePasswordResponse
+	(IdType)(0),                         // 26: uias.identity.v1.IdType
+	(*timestamppb.Timestamp)(nil),       // 27: google.protobuf.Timestamp
+	(Reason)(0),                         // 28: uias.identity.v1.Reason
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
-	21, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
-	22, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
-	22, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 3: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
-	23, // 4: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	13, // 5: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
-	6,  // 6: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
-	8,  // 7: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
-	10, // 8: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
-	12, // 9: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
-	15, // 10: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
-	17, // 11: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	19, // 12: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	4,  // 13: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
-	1,  // 14: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
-	3,  // 15: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
-	7,  // 16: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	9,  // 17: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	11, // 18: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	14, // 19: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	16, // 20: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	18, // 21: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	20, // 22: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	5,  // 23: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
-	2,  // 24: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	2,  // 25: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	16, // [16:26] is the sub-list for method output_type
-	6,  // [6:16] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	26, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
+	27, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
+	27, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
+	27, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	0,  // 4: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
+	28, // 5: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	18, // 6: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
+	11, // 7: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
+	13, // 8: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
+	15, // 9: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
+	17, // 10: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
+	20, // 11: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
+	22, // 12: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	24, // 13: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	9,  // 14: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	6,  // 15: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
+	8,  // 16: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
+	1,  // 17: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
+	2,  // 18: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
+	4,  // 19: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
+	5,  // 20: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
+	12, // 21: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	14, // 22: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	16, // 23: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	19, // 24: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	21, // 25: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	23, // 26: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	25, // 27: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	10, // 28: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	7,  // 29: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	7,  // 30: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	12, // 31: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
+	3,  // 32: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
+	7,  // 33: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
+	7,  // 34: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
+	21, // [21:35] is the sub-list for method output_type
+	7,  // [7:21] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_sso_proto_init() }
@@ -1539,7 +1956,7 @@ func file_uias_identity_v1_sso_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_sso_proto_rawDesc), len(file_uias_identity_v1_sso_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

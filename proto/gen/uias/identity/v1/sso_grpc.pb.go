@@ -19,16 +19,20 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SSOService_Login_FullMethodName            = "/uias.identity.v1.SSOService/Login"
-	SSOService_PersonAttributes_FullMethodName = "/uias.identity.v1.SSOService/PersonAttributes"
-	SSOService_CheckAppAddress_FullMethodName  = "/uias.identity.v1.SSOService/CheckAppAddress"
-	SSOService_PersonLinks_FullMethodName      = "/uias.identity.v1.SSOService/PersonLinks"
-	SSOService_LinkAccount_FullMethodName      = "/uias.identity.v1.SSOService/LinkAccount"
-	SSOService_PersonIdNumber_FullMethodName   = "/uias.identity.v1.SSOService/PersonIdNumber"
-	SSOService_ChangePassword_FullMethodName   = "/uias.identity.v1.SSOService/ChangePassword"
-	SSOService_CertificateLogin_FullMethodName = "/uias.identity.v1.SSOService/CertificateLogin"
-	SSOService_GetOwnProfile_FullMethodName    = "/uias.identity.v1.SSOService/GetOwnProfile"
-	SSOService_UpdateOwnProfile_FullMethodName = "/uias.identity.v1.SSOService/UpdateOwnProfile"
+	SSOService_Login_FullMethodName                = "/uias.identity.v1.SSOService/Login"
+	SSOService_PersonAttributes_FullMethodName     = "/uias.identity.v1.SSOService/PersonAttributes"
+	SSOService_CheckAppAddress_FullMethodName      = "/uias.identity.v1.SSOService/CheckAppAddress"
+	SSOService_PersonLinks_FullMethodName          = "/uias.identity.v1.SSOService/PersonLinks"
+	SSOService_LinkAccount_FullMethodName          = "/uias.identity.v1.SSOService/LinkAccount"
+	SSOService_PersonIdNumber_FullMethodName       = "/uias.identity.v1.SSOService/PersonIdNumber"
+	SSOService_ChangePassword_FullMethodName       = "/uias.identity.v1.SSOService/ChangePassword"
+	SSOService_CertificateLogin_FullMethodName     = "/uias.identity.v1.SSOService/CertificateLogin"
+	SSOService_GetOwnProfile_FullMethodName        = "/uias.identity.v1.SSOService/GetOwnProfile"
+	SSOService_UpdateOwnProfile_FullMethodName     = "/uias.identity.v1.SSOService/UpdateOwnProfile"
+	SSOService_LoginOtp_FullMethodName             = "/uias.identity.v1.SSOService/LoginOtp"
+	SSOService_BeginTotpEnrolment_FullMethodName   = "/uias.identity.v1.SSOService/BeginTotpEnrolment"
+	SSOService_ConfirmTotpEnrolment_FullMethodName = "/uias.identity.v1.SSOService/ConfirmTotpEnrolment"
+	SSOService_RemoveOwnTotp_FullMethodName        = "/uias.identity.v1.SSOService/RemoveOwnTotp"
 )
 
 // SSOServiceClient is the client API for SSOService service.
@@ -95,6 +99,29 @@ type SSOServiceClient interface {
 	// ACCOUNT_LOCKED, ACCOUNT_DISABLED), BAD_REQUEST (meta field),
 	// SELF_SERVICE_FIELD (a field the person may not change).
 	UpdateOwnProfile(ctx context.Context, in *UpdateOwnProfileRequest, opts ...grpc.CallOption) (*OwnProfile, error)
+	// LoginOtp is the second step of a password login of a person with an
+	// authenticator app (TOTP) enrolled: Login answered OTP_REQUIRED with an
+	// otp_token; this checks the code (RFC 6238, one 30 s step of clock
+	// skew either way, a code once accepted never again) through the login
+	// gate (a wrong code is a counted failed login). Reasons: OK,
+	// BAD_CREDENTIALS (wrong or reused code), ACCOUNT_LOCKED,
+	// ACCOUNT_DISABLED, OTP_EXPIRED (the token expired, was used, or
+	// belongs to another browser).
+	LoginOtp(ctx context.Context, in *SSOLoginOtpRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error)
+	// BeginTotpEnrolment starts setting up an authenticator app for the
+	// person signed in: a new secret, shown once, and an enrolment token
+	// (the secret sealed, bound to the person, valid 10 minutes) that
+	// ConfirmTotpEnrolment takes back. Nothing is stored. Refusals:
+	// TOTP_ALREADY_ENROLLED, NO_OWN_PASSWORD.
+	BeginTotpEnrolment(ctx context.Context, in *BeginTotpEnrolmentRequest, opts ...grpc.CallOption) (*TotpEnrolment, error)
+	// ConfirmTotpEnrolment saves the enrolment when the first code verifies
+	// and the current password is right (checked as at login); audited as
+	// user.totp.enrol. Refusals: VERIFICATION_FAILED (password),
+	// TOTP_CODE_WRONG, TOTP_ENROLMENT_EXPIRED, TOTP_ALREADY_ENROLLED.
+	ConfirmTotpEnrolment(ctx context.Context, in *ConfirmTotpEnrolmentRequest, opts ...grpc.CallOption) (*OwnProfile, error)
+	// RemoveOwnTotp removes the person's own enrolment after the current
+	// password (checked as at login); audited as user.totp.remove.
+	RemoveOwnTotp(ctx context.Context, in *RemoveOwnTotpRequest, opts ...grpc.CallOption) (*OwnProfile, error)
 }
 
 type sSOServiceClient struct {
@@ -205,6 +232,46 @@ func (c *sSOServiceClient) UpdateOwnProfile(ctx context.Context, in *UpdateOwnPr
 	return out, nil
 }
 
+func (c *sSOServiceClient) LoginOtp(ctx context.Context, in *SSOLoginOtpRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SSOLoginResponse)
+	err := c.cc.Invoke(ctx, SSOService_LoginOtp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSOServiceClient) BeginTotpEnrolment(ctx context.Context, in *BeginTotpEnrolmentRequest, opts ...grpc.CallOption) (*TotpEnrolment, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TotpEnrolment)
+	err := c.cc.Invoke(ctx, SSOService_BeginTotpEnrolment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSOServiceClient) ConfirmTotpEnrolment(ctx context.Context, in *ConfirmTotpEnrolmentRequest, opts ...grpc.CallOption) (*OwnProfile, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OwnProfile)
+	err := c.cc.Invoke(ctx, SSOService_ConfirmTotpEnrolment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSOServiceClient) RemoveOwnTotp(ctx context.Context, in *RemoveOwnTotpRequest, opts ...grpc.CallOption) (*OwnProfile, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OwnProfile)
+	err := c.cc.Invoke(ctx, SSOService_RemoveOwnTotp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SSOServiceServer is the server API for SSOService service.
 // All implementations must embed UnimplementedSSOServiceServer
 // for forward compatibility.
@@ -269,6 +336,29 @@ type SSOServiceServer interface {
 	// ACCOUNT_LOCKED, ACCOUNT_DISABLED), BAD_REQUEST (meta field),
 	// SELF_SERVICE_FIELD (a field the person may not change).
 	UpdateOwnProfile(context.Context, *UpdateOwnProfileRequest) (*OwnProfile, error)
+	// LoginOtp is the second step of a password login of a person with an
+	// authenticator app (TOTP) enrolled: Login answered OTP_REQUIRED with an
+	// otp_token; this checks the code (RFC 6238, one 30 s step of clock
+	// skew either way, a code once accepted never again) through the login
+	// gate (a wrong code is a counted failed login). Reasons: OK,
+	// BAD_CREDENTIALS (wrong or reused code), ACCOUNT_LOCKED,
+	// ACCOUNT_DISABLED, OTP_EXPIRED (the token expired, was used, or
+	// belongs to another browser).
+	LoginOtp(context.Context, *SSOLoginOtpRequest) (*SSOLoginResponse, error)
+	// BeginTotpEnrolment starts setting up an authenticator app for the
+	// person signed in: a new secret, shown once, and an enrolment token
+	// (the secret sealed, bound to the person, valid 10 minutes) that
+	// ConfirmTotpEnrolment takes back. Nothing is stored. Refusals:
+	// TOTP_ALREADY_ENROLLED, NO_OWN_PASSWORD.
+	BeginTotpEnrolment(context.Context, *BeginTotpEnrolmentRequest) (*TotpEnrolment, error)
+	// ConfirmTotpEnrolment saves the enrolment when the first code verifies
+	// and the current password is right (checked as at login); audited as
+	// user.totp.enrol. Refusals: VERIFICATION_FAILED (password),
+	// TOTP_CODE_WRONG, TOTP_ENROLMENT_EXPIRED, TOTP_ALREADY_ENROLLED.
+	ConfirmTotpEnrolment(context.Context, *ConfirmTotpEnrolmentRequest) (*OwnProfile, error)
+	// RemoveOwnTotp removes the person's own enrolment after the current
+	// password (checked as at login); audited as user.totp.remove.
+	RemoveOwnTotp(context.Context, *RemoveOwnTotpRequest) (*OwnProfile, error)
 	mustEmbedUnimplementedSSOServiceServer()
 }
 
@@ -308,6 +398,18 @@ func (UnimplementedSSOServiceServer) GetOwnProfile(context.Context, *GetOwnProfi
 }
 func (UnimplementedSSOServiceServer) UpdateOwnProfile(context.Context, *UpdateOwnProfileRequest) (*OwnProfile, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateOwnProfile not implemented")
+}
+func (UnimplementedSSOServiceServer) LoginOtp(context.Context, *SSOLoginOtpRequest) (*SSOLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LoginOtp not implemented")
+}
+func (UnimplementedSSOServiceServer) BeginTotpEnrolment(context.Context, *BeginTotpEnrolmentRequest) (*TotpEnrolment, error) {
+	return nil, status.Error(codes.Unimplemented, "method BeginTotpEnrolment not implemented")
+}
+func (UnimplementedSSOServiceServer) ConfirmTotpEnrolment(context.Context, *ConfirmTotpEnrolmentRequest) (*OwnProfile, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmTotpEnrolment not implemented")
+}
+func (UnimplementedSSOServiceServer) RemoveOwnTotp(context.Context, *RemoveOwnTotpRequest) (*OwnProfile, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveOwnTotp not implemented")
 }
 func (UnimplementedSSOServiceServer) mustEmbedUnimplementedSSOServiceServer() {}
 func (UnimplementedSSOServiceServer) testEmbeddedByValue()                    {}
@@ -510,6 +612,78 @@ func _SSOService_UpdateOwnProfile_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SSOService_LoginOtp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SSOLoginOtpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).LoginOtp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_LoginOtp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).LoginOtp(ctx, req.(*SSOLoginOtpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSOService_BeginTotpEnrolment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BeginTotpEnrolmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).BeginTotpEnrolment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_BeginTotpEnrolment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).BeginTotpEnrolment(ctx, req.(*BeginTotpEnrolmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSOService_ConfirmTotpEnrolment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmTotpEnrolmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).ConfirmTotpEnrolment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_ConfirmTotpEnrolment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).ConfirmTotpEnrolment(ctx, req.(*ConfirmTotpEnrolmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSOService_RemoveOwnTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveOwnTotpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).RemoveOwnTotp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_RemoveOwnTotp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).RemoveOwnTotp(ctx, req.(*RemoveOwnTotpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SSOService_ServiceDesc is the grpc.ServiceDesc for SSOService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -556,6 +730,22 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateOwnProfile",
 			Handler:    _SSOService_UpdateOwnProfile_Handler,
+		},
+		{
+			MethodName: "LoginOtp",
+			Handler:    _SSOService_LoginOtp_Handler,
+		},
+		{
+			MethodName: "BeginTotpEnrolment",
+			Handler:    _SSOService_BeginTotpEnrolment_Handler,
+		},
+		{
+			MethodName: "ConfirmTotpEnrolment",
+			Handler:    _SSOService_ConfirmTotpEnrolment_Handler,
+		},
+		{
+			MethodName: "RemoveOwnTotp",
+			Handler:    _SSOService_RemoveOwnTotp_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

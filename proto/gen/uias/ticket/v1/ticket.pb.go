@@ -25,6 +25,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Session is an SSO session as callers see it (never its TGT).
+// AuthMethod is how a session's person signed in.
+type AuthMethod int32
+
+const (
+	// UNSPECIFIED: not recorded (a session of an earlier version); the
+	// level says what is known.
+	AuthMethod_AUTH_METHOD_UNSPECIFIED AuthMethod = 0
+	AuthMethod_AUTH_METHOD_PASSWORD    AuthMethod = 1
+	// CERTIFICATE: a client certificate (level 2).
+	AuthMethod_AUTH_METHOD_CERTIFICATE AuthMethod = 2
+	// PASSWORD_OTP: the password and an authenticator app's code (level 2).
+	AuthMethod_AUTH_METHOD_PASSWORD_OTP AuthMethod = 3
+)
+
+// Enum value maps for AuthMethod.
+var (
+	AuthMethod_name = map[int32]string{
+		0: "AUTH_METHOD_UNSPECIFIED",
+		1: "AUTH_METHOD_PASSWORD",
+		2: "AUTH_METHOD_CERTIFICATE",
+		3: "AUTH_METHOD_PASSWORD_OTP",
+	}
+	AuthMethod_value = map[string]int32{
+		"AUTH_METHOD_UNSPECIFIED":  0,
+		"AUTH_METHOD_PASSWORD":     1,
+		"AUTH_METHOD_CERTIFICATE":  2,
+		"AUTH_METHOD_PASSWORD_OTP": 3,
+	}
+)
+
+func (x AuthMethod) Enum() *AuthMethod {
+	p := new(AuthMethod)
+	*p = x
+	return p
+}
+
+func (x AuthMethod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AuthMethod) Descriptor() protoreflect.EnumDescriptor {
+	return file_uias_ticket_v1_ticket_proto_enumTypes[0].Descriptor()
+}
+
+func (AuthMethod) Type() protoreflect.EnumType {
+	return &file_uias_ticket_v1_ticket_proto_enumTypes[0]
+}
+
+func (x AuthMethod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AuthMethod.Descriptor instead.
+func (AuthMethod) EnumDescriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{0}
+}
+
 // Failure codes of validation: the CAS 3.0 error codes.
 type CasCode int32
 
@@ -77,11 +135,11 @@ func (x CasCode) String() string {
 }
 
 func (CasCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_uias_ticket_v1_ticket_proto_enumTypes[0].Descriptor()
+	return file_uias_ticket_v1_ticket_proto_enumTypes[1].Descriptor()
 }
 
 func (CasCode) Type() protoreflect.EnumType {
-	return &file_uias_ticket_v1_ticket_proto_enumTypes[0]
+	return &file_uias_ticket_v1_ticket_proto_enumTypes[1]
 }
 
 func (x CasCode) Number() protoreflect.EnumNumber {
@@ -90,7 +148,7 @@ func (x CasCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CasCode.Descriptor instead.
 func (CasCode) EnumDescriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{0}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{1}
 }
 
 // RegisteredService is where an application may receive tickets.
@@ -766,7 +824,6 @@ func (*DeleteServiceResponse) Descriptor() ([]byte, []int) {
 	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{9}
 }
 
-// Session is an SSO session as callers see it (never its TGT).
 type Session struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id names the session in listings and revocations (not a credential).
@@ -782,8 +839,9 @@ type Session struct {
 	// bounded by the hard lifetime).
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
 	// services that received a ticket in this session.
-	Services      []string `protobuf:"bytes,8,rep,name=services" json:"services,omitempty"`
-	ClientIp      string   `protobuf:"bytes,9,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
+	Services      []string   `protobuf:"bytes,8,rep,name=services" json:"services,omitempty"`
+	ClientIp      string     `protobuf:"bytes,9,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
+	AuthMethod    AuthMethod `protobuf:"varint,10,opt,name=auth_method,json=authMethod,enum=uias.ticket.v1.AuthMethod" json:"auth_method,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -881,6 +939,13 @@ func (x *Session) GetClientIp() string {
 	return ""
 }
 
+func (x *Session) GetAuthMethod() AuthMethod {
+	if x != nil {
+		return x.AuthMethod
+	}
+	return AuthMethod_AUTH_METHOD_UNSPECIFIED
+}
+
 type CreateSessionRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
@@ -895,7 +960,9 @@ type CreateSessionRequest struct {
 	// requests: the person's other applications stay signed in). If it is
 	// another person's, it ends as at logout (single logout). An ended or
 	// unknown one is ignored.
-	ReplaceTgt    string `protobuf:"bytes,5,opt,name=replace_tgt,json=replaceTgt" json:"replace_tgt,omitempty"`
+	ReplaceTgt string `protobuf:"bytes,5,opt,name=replace_tgt,json=replaceTgt" json:"replace_tgt,omitempty"`
+	// auth_method: how the person signed in (reported at samlValidate).
+	AuthMethod    AuthMethod `protobuf:"varint,6,opt,name=auth_method,json=authMethod,enum=uias.ticket.v1.AuthMethod" json:"auth_method,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -963,6 +1030,13 @@ func (x *CreateSessionRequest) GetReplaceTgt() string {
 		return x.ReplaceTgt
 	}
 	return ""
+}
+
+func (x *CreateSessionRequest) GetAuthMethod() AuthMethod {
+	if x != nil {
+		return x.AuthMethod
+	}
+	return AuthMethod_AUTH_METHOD_UNSPECIFIED
 }
 
 type CreateSessionResponse struct {
@@ -1409,7 +1483,9 @@ type ValidateServiceTicketResponse struct {
 	SessionId string `protobuf:"bytes,13,opt,name=session_id,json=sessionId" json:"session_id,omitempty"`
 	// attributes of the person when asked for and the ticket is valid;
 	// absent when identity did not answer them.
-	Attributes    *PersonAttributes `protobuf:"bytes,14,opt,name=attributes" json:"attributes,omitempty"`
+	Attributes *PersonAttributes `protobuf:"bytes,14,opt,name=attributes" json:"attributes,omitempty"`
+	// auth_method: how the person signed in (UNSPECIFIED: not recorded).
+	AuthMethod    AuthMethod `protobuf:"varint,15,opt,name=auth_method,json=authMethod,enum=uias.ticket.v1.AuthMethod" json:"auth_method,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1540,6 +1616,13 @@ func (x *ValidateServiceTicketResponse) GetAttributes() *PersonAttributes {
 		return x.Attributes
 	}
 	return nil
+}
+
+func (x *ValidateServiceTicketResponse) GetAuthMethod() AuthMethod {
+	if x != nil {
+		return x.AuthMethod
+	}
+	return AuthMethod_AUTH_METHOD_UNSPECIFIED
 }
 
 // PersonAttributes are what a validation releases to the application
@@ -2433,7 +2516,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\aservice\x18\x02 \x01(\v2!.uias.ticket.v1.ServiceDefinitionB\x06\xbaH\x03\xc8\x01\x01R\aservice\"6\n" +
 	"\x14DeleteServiceRequest\x12\x1e\n" +
 	"\x02id\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xc8\xc6'\x01(@R\x02id\"\x17\n" +
-	"\x15DeleteServiceResponse\"\xd4\x02\n" +
+	"\x15DeleteServiceResponse\"\x91\x03\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
@@ -2447,7 +2530,10 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1a\n" +
 	"\bservices\x18\b \x03(\tR\bservices\x12\x1b\n" +
-	"\tclient_ip\x18\t \x01(\tR\bclientIp\"\xe3\x01\n" +
+	"\tclient_ip\x18\t \x01(\tR\bclientIp\x12;\n" +
+	"\vauth_method\x18\n" +
+	" \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodR\n" +
+	"authMethod\"\xaa\x02\n" +
 	"\x14CreateSessionRequest\x12'\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xc6'\x01(@R\x06userId\x12%\n" +
 	"\x05login\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12(\n" +
@@ -2455,7 +2541,9 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"auth_level\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x01R\tauthLevel\x12\"\n" +
 	"\x06org_id\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x05orgId\x12-\n" +
 	"\vreplace_tgt\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\n" +
-	"replaceTgt\"x\n" +
+	"replaceTgt\x12E\n" +
+	"\vauth_method\x18\x06 \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodB\b\xbaH\x05\x82\x01\x02\x10\x01R\n" +
+	"authMethod\"x\n" +
 	"\x15CreateSessionResponse\x12\x10\n" +
 	"\x03tgt\x18\x01 \x01(\tR\x03tgt\x121\n" +
 	"\asession\x18\x02 \x01(\v2\x17.uias.ticket.v1.SessionR\asession\x12\x1a\n" +
@@ -2485,7 +2573,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\apgt_url\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x06pgtUrl\x12\x1e\n" +
 	"\n" +
 	"attributes\x18\a \x01(\bR\n" +
-	"attributes\"\xf4\x03\n" +
+	"attributes\"\xb1\x04\n" +
 	"\x1dValidateServiceTicketResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12+\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.uias.ticket.v1.CasCodeR\x04code\x12\x18\n" +
@@ -2505,7 +2593,9 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"session_id\x18\r \x01(\tR\tsessionId\x12@\n" +
 	"\n" +
 	"attributes\x18\x0e \x01(\v2 .uias.ticket.v1.PersonAttributesR\n" +
-	"attributes\"\xbb\x01\n" +
+	"attributes\x12;\n" +
+	"\vauth_method\x18\x0f \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodR\n" +
+	"authMethod\"\xbb\x01\n" +
 	"\x10PersonAttributes\x12\x14\n" +
 	"\x05login\x18\x01 \x01(\tR\x05login\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x15\n" +
@@ -2563,7 +2653,13 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"associable\x18\x06 \x01(\bR\n" +
 	"associable\"N\n" +
 	"\x15PortalEntriesResponse\x125\n" +
-	"\aentries\x18\x01 \x03(\v2\x1b.uias.ticket.v1.PortalEntryR\aentries*\xac\x02\n" +
+	"\aentries\x18\x01 \x03(\v2\x1b.uias.ticket.v1.PortalEntryR\aentries*~\n" +
+	"\n" +
+	"AuthMethod\x12\x1b\n" +
+	"\x17AUTH_METHOD_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14AUTH_METHOD_PASSWORD\x10\x01\x12\x1b\n" +
+	"\x17AUTH_METHOD_CERTIFICATE\x10\x02\x12\x1c\n" +
+	"\x18AUTH_METHOD_PASSWORD_OTP\x10\x03*\xac\x02\n" +
 	"\aCasCode\x12\x18\n" +
 	"\x14CAS_CODE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CAS_CODE_INVALID_REQUEST\x10\x01\x12 \n" +
@@ -2609,102 +2705,106 @@ func file_uias_ticket_v1_ticket_proto_rawDescGZIP() []byte {
 	return file_uias_ticket_v1_ticket_proto_rawDescData
 }
 
-var file_uias_ticket_v1_ticket_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_uias_ticket_v1_ticket_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_uias_ticket_v1_ticket_proto_goTypes = []any{
-	(CasCode)(0),                          // 0: uias.ticket.v1.CasCode
-	(*RegisteredService)(nil),             // 1: uias.ticket.v1.RegisteredService
-	(*ServiceDefinition)(nil),             // 2: uias.ticket.v1.ServiceDefinition
-	(*MatchServiceRequest)(nil),           // 3: uias.ticket.v1.MatchServiceRequest
-	(*CreateServiceRequest)(nil),          // 4: uias.ticket.v1.CreateServiceRequest
-	(*GetServiceRequest)(nil),             // 5: uias.ticket.v1.GetServiceRequest
-	(*ListServicesRequest)(nil),           // 6: uias.ticket.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),          // 7: uias.ticket.v1.ListServicesResponse
-	(*UpdateServiceRequest)(nil),          // 8: uias.ticket.v1.UpdateServiceRequest
-	(*DeleteServiceRequest)(nil),          // 9: uias.ticket.v1.DeleteServiceRequest
-	(*DeleteServiceResponse)(nil),         // 10: uias.ticket.v1.DeleteServiceResponse
-	(*Session)(nil),                       // 11: uias.ticket.v1.Session
-	(*CreateSessionRequest)(nil),          // 12: uias.ticket.v1.CreateSessionRequest
-	(*CreateSessionResponse)(nil),         // 13: uias.ticket.v1.CreateSessionResponse
-	(*GetSessionRequest)(nil),             // 14: uias.ticket.v1.GetSessionRequest
-	(*DestroySessionRequest)(nil),         // 15: uias.ticket.v1.DestroySessionRequest
-	(*DestroySessionResponse)(nil),        // 16: uias.ticket.v1.DestroySessionResponse
-	(*IssueServiceTicketRequest)(nil),     // 17: uias.ticket.v1.IssueServiceTicketRequest
-	(*IssueServiceTicketResponse)(nil),    // 18: uias.ticket.v1.IssueServiceTicketResponse
-	(*ValidateServiceTicketRequest)(nil),  // 19: uias.ticket.v1.ValidateServiceTicketRequest
-	(*ValidateServiceTicketResponse)(nil), // 20: uias.ticket.v1.ValidateServiceTicketResponse
-	(*PersonAttributes)(nil),              // 21: uias.ticket.v1.PersonAttributes
-	(*IssueProxyTicketRequest)(nil),       // 22: uias.ticket.v1.IssueProxyTicketRequest
-	(*IssueProxyTicketResponse)(nil),      // 23: uias.ticket.v1.IssueProxyTicketResponse
-	(*ListUserSessionsRequest)(nil),       // 24: uias.ticket.v1.ListUserSessionsRequest
-	(*ListUserSessionsResponse)(nil),      // 25: uias.ticket.v1.ListUserSessionsResponse
-	(*RevokeUserSessionsRequest)(nil),     // 26: uias.ticket.v1.RevokeUserSessionsRequest
-	(*RevokeUserSessionsResponse)(nil),    // 27: uias.ticket.v1.RevokeUserSessionsResponse
-	(*ValidateLegacyTicketRequest)(nil),   // 28: uias.ticket.v1.ValidateLegacyTicketRequest
-	(*ValidateLegacyTicketResponse)(nil),  // 29: uias.ticket.v1.ValidateLegacyTicketResponse
-	(*AssociateAccountRequest)(nil),       // 30: uias.ticket.v1.AssociateAccountRequest
-	(*AssociateAccountResponse)(nil),      // 31: uias.ticket.v1.AssociateAccountResponse
-	(*PortalEntriesRequest)(nil),          // 32: uias.ticket.v1.PortalEntriesRequest
-	(*PortalEntry)(nil),                   // 33: uias.ticket.v1.PortalEntry
-	(*PortalEntriesResponse)(nil),         // 34: uias.ticket.v1.PortalEntriesResponse
-	(*timestamppb.Timestamp)(nil),         // 35: google.protobuf.Timestamp
+	(AuthMethod)(0),                       // 0: uias.ticket.v1.AuthMethod
+	(CasCode)(0),                          // 1: uias.ticket.v1.CasCode
+	(*RegisteredService)(nil),             // 2: uias.ticket.v1.RegisteredService
+	(*ServiceDefinition)(nil),             // 3: uias.ticket.v1.ServiceDefinition
+	(*MatchServiceRequest)(nil),           // 4: uias.ticket.v1.MatchServiceRequest
+	(*CreateServiceRequest)(nil),          // 5: uias.ticket.v1.CreateServiceRequest
+	(*GetServiceRequest)(nil),             // 6: uias.ticket.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),           // 7: uias.ticket.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),          // 8: uias.ticket.v1.ListServicesResponse
+	(*UpdateServiceRequest)(nil),          // 9: uias.ticket.v1.UpdateServiceRequest
+	(*DeleteServiceRequest)(nil),          // 10: uias.ticket.v1.DeleteServiceRequest
+	(*DeleteServiceResponse)(nil),         // 11: uias.ticket.v1.DeleteServiceResponse
+	(*Session)(nil),                       // 12: uias.ticket.v1.Session
+	(*CreateSessionRequest)(nil),          // 13: uias.ticket.v1.CreateSessionRequest
+	(*CreateSessionResponse)(nil),         // 14: uias.ticket.v1.CreateSessionResponse
+	(*GetSessionRequest)(nil),             // 15: uias.ticket.v1.GetSessionRequest
+	(*DestroySessionRequest)(nil),         // 16: uias.ticket.v1.DestroySessionRequest
+	(*DestroySessionResponse)(nil),        // 17: uias.ticket.v1.DestroySessionResponse
+	(*IssueServiceTicketRequest)(nil),     // 18: uias.ticket.v1.IssueServiceTicketRequest
+	(*IssueServiceTicketResponse)(nil),    // 19: uias.ticket.v1.IssueServiceTicketResponse
+	(*ValidateServiceTicketRequest)(nil),  // 20: uias.ticket.v1.ValidateServiceTicketRequest
+	(*ValidateServiceTicketResponse)(nil), // 21: uias.ticket.v1.ValidateServiceTicketResponse
+	(*PersonAttributes)(nil),              // 22: uias.ticket.v1.PersonAttributes
+	(*IssueProxyTicketRequest)(nil),       // 23: uias.ticket.v1.IssueProxyTicketRequest
+	(*IssueProxyTicketResponse)(nil),      // 24: uias.ticket.v1.IssueProxyTicketResponse
+	(*ListUserSessionsRequest)(nil),       // 25: uias.ticket.v1.ListUserSessionsRequest
+	(*ListUserSessionsResponse)(nil),      // 26: uias.ticket.v1.ListUserSessionsResponse
+	(*RevokeUserSessionsRequest)(nil),     // 27: uias.ticket.v1.RevokeUserSessionsRequest
+	(*RevokeUserSessionsResponse)(nil),    // 28: uias.ticket.v1.RevokeUserSessionsResponse
+	(*ValidateLegacyTicketRequest)(nil),   // 29: uias.ticket.v1.ValidateLegacyTicketRequest
+	(*ValidateLegacyTicketResponse)(nil),  // 30: uias.ticket.v1.ValidateLegacyTicketResponse
+	(*AssociateAccountRequest)(nil),       // 31: uias.ticket.v1.AssociateAccountRequest
+	(*AssociateAccountResponse)(nil),      // 32: uias.ticket.v1.AssociateAccountResponse
+	(*PortalEntriesRequest)(nil),          // 33: uias.ticket.v1.PortalEntriesRequest
+	(*PortalEntry)(nil),                   // 34: uias.ticket.v1.PortalEntry
+	(*PortalEntriesResponse)(nil),         // 35: uias.ticket.v1.PortalEntriesResponse
+	(*timestamppb.Timestamp)(nil),         // 36: google.protobuf.Timestamp
 }
 var file_uias_ticket_v1_ticket_proto_depIdxs = []int32{
-	35, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
-	35, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
-	2,  // 2: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
-	1,  // 3: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
-	2,  // 4: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
-	35, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	35, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	35, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
-	11, // 8: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
-	35, // 9: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 10: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	35, // 11: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
-	21, // 12: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
-	0,  // 13: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	11, // 14: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
-	33, // 15: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
-	12, // 16: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
-	14, // 17: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
-	15, // 18: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
-	17, // 19: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
-	19, // 20: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
-	22, // 21: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
-	3,  // 22: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
-	28, // 23: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
-	30, // 24: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
-	32, // 25: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
-	4,  // 26: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
-	5,  // 27: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
-	6,  // 28: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
-	8,  // 29: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
-	9,  // 30: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
-	24, // 31: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
-	26, // 32: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
-	13, // 33: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
-	11, // 34: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
-	16, // 35: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
-	18, // 36: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
-	20, // 37: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
-	23, // 38: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
-	1,  // 39: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
-	29, // 40: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
-	31, // 41: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
-	34, // 42: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
-	1,  // 43: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
-	1,  // 44: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
-	7,  // 45: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
-	1,  // 46: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
-	10, // 47: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
-	25, // 48: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
-	27, // 49: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
-	33, // [33:50] is the sub-list for method output_type
-	16, // [16:33] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	36, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
+	36, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
+	3,  // 2: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
+	2,  // 3: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
+	3,  // 4: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
+	36, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	36, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	36, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 8: uias.ticket.v1.Session.auth_method:type_name -> uias.ticket.v1.AuthMethod
+	0,  // 9: uias.ticket.v1.CreateSessionRequest.auth_method:type_name -> uias.ticket.v1.AuthMethod
+	12, // 10: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
+	36, // 11: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 12: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
+	36, // 13: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
+	22, // 14: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
+	0,  // 15: uias.ticket.v1.ValidateServiceTicketResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
+	1,  // 16: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
+	12, // 17: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
+	34, // 18: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
+	13, // 19: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
+	15, // 20: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
+	16, // 21: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
+	18, // 22: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
+	20, // 23: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
+	23, // 24: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
+	4,  // 25: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
+	29, // 26: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
+	31, // 27: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
+	33, // 28: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
+	5,  // 29: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
+	6,  // 30: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
+	7,  // 31: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
+	9,  // 32: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
+	10, // 33: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
+	25, // 34: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
+	27, // 35: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
+	14, // 36: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
+	12, // 37: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
+	17, // 38: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
+	19, // 39: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
+	21, // 40: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
+	24, // 41: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
+	2,  // 42: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
+	30, // 43: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
+	32, // 44: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
+	35, // 45: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
+	2,  // 46: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
+	2,  // 47: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
+	8,  // 48: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
+	2,  // 49: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
+	11, // 50: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
+	26, // 51: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
+	28, // 52: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
+	36, // [36:53] is the sub-list for method output_type
+	19, // [19:36] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_uias_ticket_v1_ticket_proto_init() }
@@ -2717,7 +2817,7 @@ func file_uias_ticket_v1_ticket_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_ticket_v1_ticket_proto_rawDesc), len(file_uias_ticket_v1_ticket_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   3,
