@@ -301,7 +301,7 @@ func (a *AppAuthenticator) authenticate(ctx context.Context, appID, secret strin
 		return nil, "", a.refuse(ctx, appID, ErrRateLimited, start)
 	}
 	var key string
-	if sig != nil && (sig.Signed() || app.RequireSignatures) {
+	if sig != nil && (sig.Attempted() || app.RequireSignatures) {
 		var serr *apierr.Error
 		if key, serr = a.checkSignature(app, sig, now); serr != nil {
 			return nil, "", a.refuse(ctx, appID, serr, start)

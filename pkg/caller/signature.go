@@ -64,6 +64,14 @@ type SignedRequest struct {
 // Signed reports whether the call came with a signature.
 func (s *SignedRequest) Signed() bool { return s != nil && s.Signature != "" }
 
+// Attempted reports whether the call came with any of a signature's
+// values (a signature, a timestamp, a nonce): such a call is checked as a
+// signed one (half a signature is refused, never taken for an unsigned
+// call).
+func (s *SignedRequest) Attempted() bool {
+	return s != nil && (s.Signature != "" || s.Timestamp != "" || s.Nonce != "")
+}
+
 // NonceStore remembers the nonces of signed calls, so that each is
 // accepted once. Implementations: MemoryNonces (one process) and
 // pkg/caller/natsnonce (JetStream KV, every replica).
@@ -92,6 +100,12 @@ func NonceKey(appID, nonce string) string {
 // returns the thumbprint of the key that verified the signature ("" for
 // an unsigned call that may be unsigned) or the refusal.
 func (a *AppAuthenticator) checkSignature(app *App, sig *SignedRequest, now time.Time) (string, *apierr.Error) {
+	if !sig.Signed() && (sig.Timestamp != "" || sig.Nonce != "") {
+		// Half a signature (a signer's bug, a misspelt header): never
+		// taken for an unsigned call.
+		return "", apierr.New(apierr.Unauthenticated, ReasonBadSignature,
+			"the request carries X-Uias-Timestamp or X-Uias-Nonce but no X-Uias-Signature (or an empty one): send all three, or none")
+	}
 	if !sig.Signed() {
 		if app.RequireSignatures {
 			return "", apierr.New(apierr.Unauthenticated, ReasonSignatureRequired,
@@ -137,9 +151,14 @@ func (a *AppAuthenticator) checkSignature(app *App, sig *SignedRequest, now time
 		}
 	}
 	if used == "" {
+		// What the server verified, for the integrator to compare with
+		// what they signed (nothing secret: told only to a caller who
+		// passed the App_Secret checks).
 		return "", apierr.New(apierr.Unauthenticated, ReasonBadSignature,
 			"the request's signature does not verify with the application's signing keys (signed: "+reqsig.Version+
-				", the App_ID, "+sig.Target+", the timestamp, the nonce and the SHA-256 of the request's bytes)")
+				", the App_ID, "+sig.Target+", the timestamp, the nonce and the SHA-256 of the request's bytes, "+
+				"lines joined by \\n, no newline at the end; the server's are in this error's details)").
+			WithMeta("signed_target", sig.Target).WithMeta("body_sha256", sig.BodySHA256)
 	}
 	// The time is checked after the signature, so only the key's holder
 	// learns about its clock.

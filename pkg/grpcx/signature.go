@@ -95,7 +95,9 @@ func SignedBodies(desc *grpc.ServiceDesc) *grpc.ServiceDesc {
 func RequestSignature(ctx context.Context, method string) caller.SignedRequest {
 	sig := IncomingValue(ctx, MetadataSignature)
 	if sig == "" {
-		return caller.SignedRequest{}
+		// Unsigned; the other two values, if sent, make it half signed
+		// (refused, never taken for unsigned).
+		return caller.SignedRequest{Timestamp: IncomingValue(ctx, MetadataTimestamp), Nonce: IncomingValue(ctx, MetadataNonce)}
 	}
 	r := caller.SignedRequest{Signature: sig, Timestamp: IncomingValue(ctx, MetadataTimestamp), Nonce: IncomingValue(ctx, MetadataNonce)}
 	if h := OriginFrom(ctx).HTTPRequest; h != "" {

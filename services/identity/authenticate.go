@@ -392,6 +392,16 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	return a.succeeded(ctx, u, newHash, a.record(ev), evLocked)
 }
 
+// errChangeNeedsOTP refuses AuthService.ChangePassword for a person with an
+// authenticator app.
+var errChangeNeedsOTP = apierr.New(apierr.FailedPrecondition, ReasonChangeNeedsOTP,
+	"this person signs in with an authenticator app: the password is changed at the sign-in page (/cas/password), "+
+		"which asks for the app's code, not through an application")
+
+// ReasonChangeNeedsOTP: an application's ChangePassword for a person with
+// an authenticator app.
+const ReasonChangeNeedsOTP = "PASSWORD_CHANGE_NEEDS_OTP"
+
 // ChangePassword lets a person change their own password through the
 // calling application, with the current password (also when it expired).
 func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, newPassword string) error {
@@ -413,6 +423,14 @@ func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, ne
 	}
 	if u.CannotChange {
 		return apierr.New(apierr.FailedPrecondition, "CANNOT_CHANGE_PASSWORD", "this user's password can only be changed by an administrator")
+	}
+	// A person with an authenticator app changes their password where the
+	// code is asked (the sign-in pages): the old password alone must not
+	// replace it (and end their sessions) here.
+	if t, err := s.getTOTP(ctx, u.ID); err != nil {
+		return err
+	} else if t != nil {
+		return errChangeNeedsOTP
 	}
 	r, err := s.checkPassword(ctx, u, oldPassword, "password.change.verify", start,
 		s.newAttempt(appLoginSource(c.App.ID, nil, u.ID), "password.change.verify"))

@@ -98,6 +98,21 @@ func (s *Service) AdminLogin(ctx context.Context, login, password string) (token
 // logs in: as Keycloak's "update password" at login, the old password
 // proves who they are and the new one is theirs before any token exists.
 func (s *Service) AdminLoginNewPassword(ctx context.Context, login, password, newPassword string) (token string, exp time.Time, u *User, err error) {
+	return s.AdminLoginOTP(ctx, login, password, newPassword, "")
+}
+
+// errOTPRequired answers an administrator's login with the right password
+// and no code, when they have an authenticator app.
+var errOTPRequired = apierr.New(apierr.FailedPrecondition, ReasonAdminOTPRequired,
+	"your account has an authenticator app: log in again with its current code (otp; uias ctl login --otp CODE)")
+
+// AdminLoginOTP is AdminLoginNewPassword with the code of the
+// administrator's authenticator app (TOTP), required when they have one:
+// the code is checked after the password and before anything else (a
+// password change, the token), through the login gate (a wrong or used
+// code is a counted failure; the right password alone does not clear the
+// failures). Without a code: OTP_REQUIRED, no token.
+func (s *Service) AdminLoginOTP(ctx context.Context, login, password, newPassword, otp string) (token string, exp time.Time, u *User, err error) {
 	start := s.now()
 	a := s.newEarlyAttempt(adminLoginSource(caller.From(ctx).ClientIP), "admin.login")
 	if err := a.admitSource(ctx, "login:"+login, "", start); err != nil {
@@ -131,12 +146,36 @@ func (s *Service) AdminLoginNewPassword(ctx context.Context, login, password, ne
 		s.appendAudit(ctx, s.audit(ctx, "admin.login", subject, org, "failure", reason, start, nil))
 		return "", time.Time{}, nil, errBadAdminLogin
 	}
+	t, err := s.getTOTP(ctx, u.ID)
+	if err != nil {
+		a.refund(ctx)
+		return "", time.Time{}, nil, err
+	}
 	// With a change pending (or asked for), the login's audit record waits
-	// for its outcome: the password being right is not yet a login.
-	a.holdRecord = u.MustChange || newPassword != "" || s.cfg.Policy.Expired(u, start)
+	// for its outcome: the password being right is not yet a login. With
+	// an authenticator app, the password is the first factor only.
+	changing := u.MustChange || newPassword != "" || s.cfg.Policy.Expired(u, start)
+	a.holdRecord, a.partial = changing || t != nil, t != nil
 	verdict, err := s.checkPassword(ctx, u, password, "admin.login", start, a)
 	if err != nil {
 		return "", time.Time{}, nil, err
+	}
+	if t != nil && (verdict == ReasonOK || verdict == ReasonPasswordExpired) {
+		if otp == "" {
+			s.appendAudit(ctx, s.adminLoginRecord(ctx, u, nil, errOTPRequired, start))
+			return "", time.Time{}, nil, errOTPRequired
+		}
+		// The code's own record (admin.login, method password+totp) is
+		// the login's: success, or a counted failure.
+		b := s.newEarlyAttempt(adminLoginSource(caller.From(ctx).ClientIP), "admin.login")
+		r, err := s.checkOTP(ctx, u, t, otp, "admin.login", start, b, map[string]string{"method": "password+totp"})
+		if err != nil {
+			return "", time.Time{}, nil, err
+		}
+		if r != ReasonOK {
+			return "", time.Time{}, nil, errBadAdminLogin
+		}
+		a.holdRecord = changing
 	}
 	if verdict == ReasonOK || verdict == ReasonPasswordExpired {
 		// The password was right: what is left is whether it must change.

@@ -90,6 +90,33 @@ type TOTPStore interface {
 	// DeleteTOTP removes a person's enrolment with evs; ErrNotFound when
 	// none.
 	DeleteTOTP(ctx context.Context, userID string, evs []events.Event) error
+	// AdmitTOTPCode counts a code about to be checked for the person at
+	// now, atomically: ok false (until: when codes are taken again) while
+	// their codes are blocked, or when this one is the limit's first past
+	// max since the last right code, which blocks them for block(n) (n:
+	// the blocks so far, this one included). UseTOTPStep's success resets
+	// the count and the blocks. ErrNotFound when the person has no
+	// enrolment.
+	AdmitTOTPCode(ctx context.Context, userID string, now time.Time, max int, block func(n int) time.Duration) (ok bool, until time.Time, err error)
+}
+
+// MaxTOTPCodeFailures is how many codes a person's authenticator app takes
+// without a right one, from any address, before its codes are blocked
+// (TOTPCodeBlock); only a right code resets the count. The login gate's
+// lockout counts wrong codes too, but its per-address rule and a right
+// password's success would otherwise give someone who knows the password
+// a fresh run of guesses.
+const MaxTOTPCodeFailures = 5
+
+// TOTPCodeBlock is the n-th block of a person's codes (n from 1): 15
+// minutes, doubling each time, at most a day. Some 35 guesses a day at
+// most, against a one-in-a-million-ish chance each (±1 step: 3 codes).
+func TOTPCodeBlock(n int) time.Duration {
+	d := 15 * time.Minute
+	for i := 1; i < n && d < 24*time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, 24*time.Hour)
 }
 
 func init() {
@@ -102,8 +129,16 @@ func init() {
 			Doc: "Setting up an authenticator app: the first code does not match the new secret (check the phone's clock, or scan the code again); nothing was saved."},
 		apierr.Reason{Name: "TOTP_ENROLMENT_EXPIRED", Code: apierr.FailedPrecondition,
 			Doc: "Setting up an authenticator app: the page's secret is older than 10 minutes, or not this person's; start again."},
+		apierr.Reason{Name: ReasonChangeNeedsOTP, Code: apierr.FailedPrecondition,
+			Doc: "AuthService.ChangePassword for a person with an authenticator app: the old password alone does not change the password (nor end their sessions); they change it at the sign-in page (/cas/password), which asks for the code. Nothing was checked or counted."},
+		apierr.Reason{Name: ReasonAdminOTPRequired, Code: apierr.FailedPrecondition,
+			Doc: "AdminLogin: the password was right, and the administrator has an authenticator app: log in again with its current code (`otp`; `uias ctl login --otp CODE`). No token was issued."},
 	)
 }
+
+// ReasonAdminOTPRequired: an administrator's login needs the code of their
+// authenticator app.
+const ReasonAdminOTPRequired = "TOTP_CODE_REQUIRED"
 
 var (
 	errTOTPEnrolled    = apierr.New(apierr.FailedPrecondition, "TOTP_ALREADY_ENROLLED", "an authenticator app is already set up; remove it first")
@@ -183,6 +218,9 @@ type otpLogin struct {
 	Expires  int64  `json:"e"` // Unix ms
 	LastStep int64  `json:"s"` // the enrolment's last step when issued: one use
 	Enrolled int64  `json:"c"` // the enrolment's creation (Unix ms)
+	// Password is when the password was set (Unix ms) as the token was
+	// issued: a password changed or reset since ends the half-done login.
+	Password int64 `json:"p"`
 }
 
 // totpEnrol is an enrolment page's secret.
@@ -297,6 +335,23 @@ func (s *Service) checkOTP(ctx context.Context, u *User, t *UserTOTP, code, api 
 	if err := a.wait(ctx); err != nil {
 		return 0, err
 	}
+	// The app's own count, whatever the address and whatever the
+	// password's successes: past MaxTOTPCodeFailures codes without a
+	// right one, codes are refused for a while (TOTPCodeBlock).
+	admitted, until, err := s.store.AdmitTOTPCode(ctx, u.ID, now, MaxTOTPCodeFailures, TOTPCodeBlock)
+	if err != nil {
+		a.refund(ctx)
+		return 0, err
+	}
+	if !admitted {
+		a.refund(ctx)
+		blocked := map[string]string{"otp": "blocked", "otp_blocked_until": until.UTC().Format(time.RFC3339)}
+		for k, v := range detail {
+			blocked[k] = v
+		}
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, blocked))
+		return ReasonAccountLocked, nil
+	}
 	key, err := s.openTOTPSecret(ctx, t)
 	if err != nil {
 		a.refund(ctx)
@@ -398,7 +453,7 @@ func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) 
 		a.refund(ctx)
 		return nil, err
 	}
-	if t == nil || t.CreatedAt.UnixMilli() != tok.Enrolled || t.LastStep != tok.LastStep {
+	if t == nil || t.CreatedAt.UnixMilli() != tok.Enrolled || t.LastStep != tok.LastStep || u.PasswordChangedAt.UnixMilli() != tok.Password {
 		return expired(subject, u.OrgID)
 	}
 	r, err := s.checkOTP(ctx, u, t, code, api, start, a, detail)
@@ -414,7 +469,7 @@ func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) 
 // otpLoginToken seals the half-done login of u.
 func (s *Service) otpLoginToken(u *User, t *UserTOTP, binding string) (string, error) {
 	return s.sealToken(otpLogin{User: u.ID, Binding: binding, Expires: s.now().Add(OTPLoginTTL).UnixMilli(),
-		LastStep: t.LastStep, Enrolled: t.CreatedAt.UnixMilli()}, aadOTPLogin)
+		LastStep: t.LastStep, Enrolled: t.CreatedAt.UnixMilli(), Password: u.PasswordChangedAt.UnixMilli()}, aadOTPLogin)
 }
 
 // ---- enrolment by the person (My profile) ----

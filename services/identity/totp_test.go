@@ -3,9 +3,11 @@ package identity_test
 import (
 	"context"
 	"encoding/base32"
+	"fmt"
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -620,5 +622,149 @@ func TestSSOChangePasswordWithTOTP(t *testing.T) {
 	}
 	if res, err := e.svc.SSOLoginBound(ctx, "pia", "Other-New-Pass-88", "b"); err != nil || res.Reason != identity.ReasonOTPRequired {
 		t.Fatalf("login with the new password: %+v %v", res, err)
+	}
+}
+
+// An administrator with an authenticator app logs in with password and
+// code: the password alone gets no token (TOTP_CODE_REQUIRED, checked
+// before a password change too), a wrong or used code is refused like a
+// wrong password and counted, the right code gets the token.
+func TestAdminLoginWithAuthenticatorApp(t *testing.T) {
+	e := newTOTPEnv(t, identity.Policy{})
+	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-a")
+	const pass = "Harbour-Admin-Pass-1"
+	kim, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "kim", DisplayName: "Kim", OrgID: e.org.ID,
+		Password: pass, IsAdmin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := browserAt("192.0.2.7")
+	// Without an app: the password alone, as before.
+	if tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", pass, "", ""); err != nil || tok == "" {
+		t.Fatalf("without an app: %v", err)
+	}
+	en, err := e.svc.BeginTOTPEnrolment(ctx, kim.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(en.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.ConfirmTOTPEnrolment(ctx, kim.ID, pass, en.Token, e.code(key, 0)); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(identity.TOTPPeriod)
+
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", pass, "", "")
+	wantReason(t, "password alone", err, apierr.FailedPrecondition, identity.ReasonAdminOTPRequired)
+	// Nor does a new password go in without the code.
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", pass, "Harbour-Admin-Pass-2", "")
+	wantReason(t, "password change without the code", err, apierr.FailedPrecondition, identity.ReasonAdminOTPRequired)
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", pass, "", e.code(key, 4))
+	wantReason(t, "wrong code", err, apierr.Unauthenticated, "BAD_ADMIN_LOGIN")
+	if u, _ := e.svc.GetUser(context.Background(), kim.ID); u.FailedCount == 0 {
+		t.Fatal("a wrong code was not counted")
+	}
+	code := e.code(key, 0)
+	tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", pass, "", code)
+	if err != nil || tok == "" {
+		t.Fatalf("password and code: %v", err)
+	}
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", pass, "", code)
+	wantReason(t, "the same code again", err, apierr.Unauthenticated, "BAD_ADMIN_LOGIN")
+	// A wrong password with a right code: refused before the code.
+	e.advance(identity.TOTPPeriod)
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", "Wrong-Pass-9", "", e.code(key, 0))
+	wantReason(t, "wrong password, right code", err, apierr.Unauthenticated, "BAD_ADMIN_LOGIN")
+	// The audit says what happened: incomplete for the missing code.
+	var incomplete bool
+	for _, d := range auditRecords(t, e.outbox(t, 0), "admin.login") {
+		if d.Reason == identity.ReasonAdminOTPRequired && d.Result == "incomplete" {
+			incomplete = true
+		}
+	}
+	if !incomplete {
+		t.Fatal("no incomplete admin.login record for the missing code")
+	}
+}
+
+// Someone who knows the password cannot guess codes at length: past
+// MaxTOTPCodeFailures codes without a right one (from any address, with
+// the login gate's own lockout far away), codes are refused for
+// TOTPCodeBlock(1), the right one included; parallel guesses count as they
+// are admitted; a right code after the block resets the count, and each
+// further block is twice as long.
+func TestTOTPCodeGuessesAreBlocked(t *testing.T) {
+	e := newTOTPEnv(t, identity.Policy{MaxFailures: 1000, SourceFailures: 1000})
+	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-app")
+	app, _, err := e.svc.CreateApp(admin, identity.NewApp{Type: "OA", Code: "oa", Name: "OA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CreateLink(admin, e.user.ID, app.ID, "p001"); err != nil {
+		t.Fatal(err)
+	}
+	key := e.enrol(t)
+	// An application's ChangePassword does not replace an enrolled
+	// person's password with the old one alone.
+	cctx := caller.With(context.Background(), &caller.Caller{App: app.CallerApp(), RequestID: "rc"})
+	wantReason(t, "ChangePassword", e.svc.ChangePassword(cctx, "p001", profilePass, "Another-Pass-Word-9"),
+		apierr.FailedPrecondition, identity.ReasonChangeNeedsOTP)
+	n := 0
+	auth := func(pw, otp string) identity.Reason {
+		t.Helper()
+		n++
+		actx := caller.With(context.Background(), &caller.Caller{App: app.CallerApp(), RequestID: fmt.Sprint("r", n),
+			ClientIP: netip.AddrFrom4([4]byte{198, 51, 100, byte(n)})})
+		res, err := e.svc.Authenticate(actx, identity.AuthRequest{AppUserID: "p001", Password: pw, AuthType: identity.AuthPassword, OTP: otp})
+		if err != nil {
+			t.Fatalf("authenticate: %v", err)
+		}
+		return res.Reason
+	}
+	for i := range identity.MaxTOTPCodeFailures {
+		if r := auth(profilePass, e.code(key, 5)); r != identity.ReasonBadCredentials {
+			t.Fatalf("wrong code %d: %v", i, r)
+		}
+		// A password-only success (allowed by default) clears the login
+		// gate's failures, not the app's count.
+		if r := auth(profilePass, ""); r != identity.ReasonOK {
+			t.Fatalf("password only: %v", r)
+		}
+	}
+	if r := auth(profilePass, e.code(key, 0)); r != identity.ReasonAccountLocked {
+		t.Fatalf("the right code past the limit: %v, want ACCOUNT_LOCKED", r)
+	}
+	e.advance(identity.TOTPCodeBlock(1) + time.Second)
+	if r := auth(profilePass, e.code(key, 0)); r != identity.ReasonOK {
+		t.Fatalf("the right code after the block: %v", r)
+	}
+	// Reset: a full run again; parallel guesses count as they come in.
+	e.advance(identity.TOTPPeriod)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := map[identity.Reason]int{}
+	for i := range 20 {
+		wg.Go(func() {
+			actx := caller.With(context.Background(), &caller.Caller{App: app.CallerApp(), RequestID: fmt.Sprint("p", i),
+				ClientIP: netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)})})
+			res, err := e.svc.Authenticate(actx, identity.AuthRequest{AppUserID: "p001", Password: profilePass,
+				AuthType: identity.AuthPassword, OTP: e.code(key, 7)})
+			if err != nil {
+				t.Errorf("parallel: %v", err)
+				return
+			}
+			mu.Lock()
+			got[res.Reason]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if got[identity.ReasonBadCredentials] > identity.MaxTOTPCodeFailures || got[identity.ReasonOK] != 0 {
+		t.Fatalf("20 parallel wrong codes: %v (at most %d checked)", got, identity.MaxTOTPCodeFailures)
+	}
+	if identity.TOTPCodeBlock(2) != 2*identity.TOTPCodeBlock(1) || identity.TOTPCodeBlock(30) != 24*time.Hour {
+		t.Fatalf("blocks %v %v", identity.TOTPCodeBlock(2), identity.TOTPCodeBlock(30))
 	}
 }

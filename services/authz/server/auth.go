@@ -169,7 +169,7 @@ func (a *CallerAuth) app(ctx context.Context, appID, secret string, ip netip.Add
 		return nil, "", caller.ErrBadAppCredentials
 	}
 	now := a.now()
-	if sig.Signed() {
+	if sig.Attempted() {
 		app, key, err := a.v.VerifyApp(ctx, appID, secret, ip, cert, sig)
 		if err != nil {
 			return nil, "", err

@@ -259,7 +259,7 @@ func legacyMark(ctx context.Context) string {
 
 // AdminLogin implements AdminService.
 func (s *Server) AdminLogin(ctx context.Context, r *identityv1.AdminLoginRequest) (*identityv1.AdminLoginResponse, error) {
-	tok, exp, u, err := s.svc.AdminLoginNewPassword(ctx, r.GetLoginName(), r.GetPassword(), r.GetNewPassword())
+	tok, exp, u, err := s.svc.AdminLoginOTP(ctx, r.GetLoginName(), r.GetPassword(), r.GetNewPassword(), r.GetOtp())
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
@@ -53,7 +54,8 @@ func (s *Store) GetTOTP(ctx context.Context, userID string) (*identity.UserTOTP,
 func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64) (bool, error) {
 	used := false
 	err := s.inTx(ctx, "use authenticator code", "authenticator app", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q("UPDATE user_totp SET last_step = ? WHERE user_id = ? AND last_step < ?"), step, userID, step)
+		res, err := tx.ExecContext(ctx, s.q("UPDATE user_totp SET last_step = ?, code_failures = 0, code_lockouts = 0, code_blocked_until = 0 "+
+			"WHERE user_id = ? AND last_step < ?"), step, userID, step)
 		if err != nil {
 			return err
 		}
@@ -73,6 +75,43 @@ func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64) (boo
 		return nil
 	})
 	return used, err
+}
+
+// AdmitTOTPCode counts a code about to be checked (the row locked for the
+// transaction: parallel checks count one after the other).
+func (s *Store) AdmitTOTPCode(ctx context.Context, userID string, now time.Time, max int, block func(n int) time.Duration) (bool, time.Time, error) {
+	var (
+		ok    bool
+		until time.Time
+	)
+	err := s.inTx(ctx, "count authenticator code", "authenticator app", func(tx *sql.Tx) error {
+		var failures, lockouts int
+		var blocked int64
+		err := tx.QueryRowContext(ctx, s.q("SELECT code_failures, code_lockouts, code_blocked_until FROM user_totp WHERE user_id = ?"+s.db.ForUpdate()), userID).
+			Scan(&failures, &lockouts, &blocked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.NotFound("authenticator app")
+		}
+		if err != nil {
+			return err
+		}
+		if nowMS := store.UnixMS(now); blocked > nowMS {
+			until = store.FromUnixMS(blocked)
+			return nil
+		}
+		failures++
+		if failures > max {
+			lockouts++
+			until = now.Add(block(lockouts))
+			_, err := tx.ExecContext(ctx, s.q("UPDATE user_totp SET code_failures = 0, code_lockouts = ?, code_blocked_until = ? WHERE user_id = ?"),
+				lockouts, store.UnixMS(until), userID)
+			return err
+		}
+		ok = true
+		_, err = tx.ExecContext(ctx, s.q("UPDATE user_totp SET code_failures = ? WHERE user_id = ?"), failures, userID)
+		return err
+	})
+	return ok, until, err
 }
 
 // DeleteTOTP removes a person's enrolment.

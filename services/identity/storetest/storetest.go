@@ -95,6 +95,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"CertsConcurrent", testCertsConcurrent},
 		{"TOTP", testTOTP},
 		{"TOTPConcurrent", testTOTPConcurrent},
+		{"TOTPCodeCount", testTOTPCodeCount},
 		{"ApplyReplicaTOTP", testApplyReplicaTOTP},
 		{"ApplyReplica", testApplyReplica},
 		{"ReplicaLocksAndSealed", testReplicaLocksAndSealed},

@@ -159,3 +159,76 @@ func testApplyReplicaTOTP(t *testing.T, f *fixture) {
 	_, err = f.s.GetTOTP(f.ctx, u.ID)
 	isErr(t, err, identity.ErrNotFound)
 }
+
+// testTOTPCodeCount: AdmitTOTPCode admits max codes, then blocks the next
+// for block(1) (refusing all until then), the next run's block is
+// block(2); a right code (UseTOTPStep) resets count and blocks; parallel
+// admissions count one by one; no enrolment: ErrNotFound.
+func testTOTPCodeCount(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	must(t, f.s.PutTOTP(f.ctx, &identity.UserTOTP{UserID: u.ID, SecretEnc: "k1:sealed", LastStep: 10, CreatedAt: base}, nil))
+	block := func(n int) time.Duration { return time.Duration(n) * time.Hour }
+	admit := func(at time.Time) (bool, time.Time) {
+		t.Helper()
+		ok, until, err := f.s.AdmitTOTPCode(f.ctx, u.ID, at, 3, block)
+		must(t, err)
+		return ok, until
+	}
+	for i := range 3 {
+		if ok, _ := admit(base); !ok {
+			t.Fatalf("code %d refused", i)
+		}
+	}
+	if ok, until := admit(base); ok || !until.Equal(base.Add(time.Hour)) {
+		t.Fatalf("fourth code: %v until %v, want a block until %v", ok, until, base.Add(time.Hour))
+	}
+	if ok, until := admit(base.Add(59 * time.Minute)); ok || !until.Equal(base.Add(time.Hour)) {
+		t.Fatalf("during the block: %v until %v", ok, until)
+	}
+	after := base.Add(time.Hour + time.Second)
+	for range 3 {
+		if ok, _ := admit(after); !ok {
+			t.Fatal("a code after the block refused")
+		}
+	}
+	if ok, until := admit(after); ok || !until.Equal(after.Add(2*time.Hour)) {
+		t.Fatalf("second block: %v until %v, want %v", ok, until, after.Add(2*time.Hour))
+	}
+	// A right code resets the count and the blocks.
+	later := after.Add(3 * time.Hour)
+	if ok, _ := admit(later); !ok {
+		t.Fatal("after the second block")
+	}
+	used, err := f.s.UseTOTPStep(f.ctx, u.ID, 11)
+	must(t, err)
+	if !used {
+		t.Fatal("step 11 not used")
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted := 0
+	for range 10 {
+		wg.Go(func() {
+			ok, _, err := f.s.AdmitTOTPCode(f.ctx, u.ID, later, 3, block)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				mu.Lock()
+				admitted++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if admitted != 3 {
+		t.Fatalf("%d of 10 parallel codes admitted after a reset, want 3", admitted)
+	}
+	if ok, until := admit(later); ok || !until.Equal(later.Add(time.Hour)) {
+		t.Fatalf("the block after a reset: %v until %v, want the first block's length", ok, until)
+	}
+	_, _, err = f.s.AdmitTOTPCode(f.ctx, f.user(o.ID).ID, base, 3, block)
+	isErr(t, err, identity.ErrNotFound)
+}

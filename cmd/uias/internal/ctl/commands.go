@@ -127,7 +127,7 @@ func (a *app) withSession(fn func(s *session) error) error {
 
 func loginCmd() command {
 	return command{
-		usage: "--user NAME [--password-stdin] [--new-password-stdin] [--print-token]",
+		usage: "--user NAME [--password-stdin] [--new-password-stdin] [--otp CODE] [--print-token]",
 		help: "Logs in to the AdminService and stores the token in the token file (mode 0600).\n" +
 			"The password is read from the first line of standard input with --password-stdin,\n" +
 			"otherwise from the UIAS_ADMIN_PASSWORD environment variable. The token itself is\n" +
@@ -137,13 +137,16 @@ func loginCmd() command {
 			"With --new-password-stdin the next line of standard input (the second after the\n" +
 			"password's) is a new password that replaces the current one as you log in. It is\n" +
 			"required when your password has expired or must be changed (an account created with\n" +
-			"--must-change, a reset of your own): such a login otherwise fails and saves no token.",
+			"--must-change, a reset of your own): such a login otherwise fails and saves no token.\n" +
+			"With an authenticator app set up on your account (My profile), --otp gives its current\n" +
+			"six-digit code: required then (a one-time code, valid for about a minute).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			user := fs.String("user", a.env("UIAS_ADMIN_USER"), "administrator login `name` (env UIAS_ADMIN_USER)")
 			fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
 			newFromStdin := fs.Bool("new-password-stdin", false,
 				"read a new password from the next line of standard input and set it as you log in")
 			printToken := fs.Bool("print-token", false, "print the token too (it is a credential: keep it out of logs)")
+			otp := fs.String("otp", "", "the current `code` of your authenticator app, when your account has one")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
@@ -171,6 +174,7 @@ func loginCmd() command {
 				if *newFromStdin {
 					req.NewPassword = lines[0]
 				}
+				req.Otp = strings.TrimSpace(*otp)
 				s, err := a.dial()
 				if err != nil {
 					return err
@@ -181,6 +185,10 @@ func loginCmd() command {
 					return status.Errorf(st.Code(), "%s; no token was saved. Choose a new password and log in with it: "+
 						"uias ctl login --user %s --password-stdin --new-password-stdin "+
 						"(the current password on the first line of standard input, the new one on the second)", st.Message(), *user)
+				}
+				if st := status.Convert(err); apierr.Info(st).GetReason() == "TOTP_CODE_REQUIRED" {
+					return status.Errorf(st.Code(), "your account has an authenticator app: log in with its current code, "+
+						"uias ctl login --user %s --password-stdin --otp CODE; no token was saved", *user)
 				}
 				if err != nil {
 					return err
@@ -887,7 +895,7 @@ func appCreateCmd() command {
 			"its calls must then come over TLS with that certificate.\n" +
 			"--secret-lifetime is how long each of its secrets is valid (0: the server default, identity.app_secret_lifetime).\n" +
 			"--signing-key registers a request signing public key (PEM file; at most 2); --require-signatures\n" +
-			"makes every AuthService call of the application be signed (docs/operators.md, Signed requests).",
+			"makes every AuthService and AuthzService call of the application be signed (docs/operators.md, Signed requests).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			typ := fs.String("type", "", "application `type`")
 			code := fs.String("code", "", "application `code`")
@@ -901,7 +909,7 @@ func appCreateCmd() command {
 			fs.Var(&lifetime, "secret-lifetime", "how long each App_Secret is valid (`DURATION`: 90d, 720h; 0: the server default)")
 			var signingKeyFiles stringList
 			fs.Var(&signingKeyFiles, "signing-key", "request signing public key (PEM `file`); repeatable")
-			requireSig := fs.Bool("require-signatures", false, "every AuthService call must be signed")
+			requireSig := fs.Bool("require-signatures", false, "every AuthService and AuthzService call must be signed")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
@@ -994,14 +1002,14 @@ func appUpdateCmd() command {
 			"a lifetime shorter than the secret's age expires it at once (rotate-secret first).\n" +
 			"--signing-key (repeatable, at most 2) replaces the application's request signing keys with these\n" +
 			"public keys (PEM PUBLIC KEY files); to roll a key over give the old and the new one, later the new one\n" +
-			"alone; --no-signing-keys removes them. --require-signatures makes every AuthService call of the\n" +
+			"alone; --no-signing-keys removes them. --require-signatures makes every AuthService and AuthzService call of the\n" +
 			"application be signed; --no-signatures makes signing optional again (docs/operators.md).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			name := fs.String("name", "", "application `name`")
 			var signingKeyFiles stringList
 			fs.Var(&signingKeyFiles, "signing-key", "request signing public key (PEM `file`); repeatable; replaces the keys")
 			noKeys := fs.Bool("no-signing-keys", false, "remove the request signing keys")
-			requireSig := fs.Bool("require-signatures", false, "every AuthService call must be signed")
+			requireSig := fs.Bool("require-signatures", false, "every AuthService and AuthzService call must be signed")
 			noSig := fs.Bool("no-signatures", false, "signed requests are no longer required")
 			var allow stringList
 			fs.Var(&allow, "allow", "allowed caller network (`CIDR`); repeatable; replaces the list")

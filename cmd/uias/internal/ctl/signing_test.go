@@ -143,6 +143,13 @@ func TestSignedRequestsMonolith(t *testing.T) {
 	if _, err := authn.Authenticate(creds(), req); err != nil {
 		t.Fatalf("unsigned, not required: %v", err)
 	}
+	// Half a signature (timestamp and nonce, no signature) is never taken
+	// for an unsigned call.
+	half := metadata.AppendToOutgoingContext(creds(), grpcx.MetadataTimestamp, strconv.FormatInt(time.Now().Unix(), 10),
+		grpcx.MetadataNonce, "half-signed-nonce-0001")
+	if _, err := authn.Authenticate(half, req); reason(err) != "BAD_SIGNATURE" || !strings.Contains(status.Convert(err).Message(), "no X-Uias-Signature") {
+		t.Fatalf("half signed: %v", err)
+	}
 	// The interceptor signs what it sends.
 	signing := grpc.WithChainUnaryInterceptor(grpcx.SignRequests(appID, p256))
 	sconn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()), signing)
@@ -241,8 +248,9 @@ func TestSignedRequestsMonolith(t *testing.T) {
 	if code, b := rest(ed, js, js, nil); code != http.StatusOK {
 		t.Fatalf("REST signed: %d %s", code, b)
 	}
-	if code, b := rest(ed, js, strings.Replace(js, "nobody", "someone", 1), nil); code != http.StatusUnauthorized || !strings.Contains(b, "BAD_SIGNATURE") {
-		t.Fatalf("REST tampered: %d %s", code, b)
+	if code, b := rest(ed, js, strings.Replace(js, "nobody", "someone", 1), nil); code != http.StatusUnauthorized || !strings.Contains(b, "BAD_SIGNATURE") ||
+		!strings.Contains(b, `"body_sha256"`) || !strings.Contains(b, `"signed_target":"POST /v1/authenticate"`) {
+		t.Fatalf("REST tampered (the server's target and body hash in the details): %d %s", code, b)
 	}
 	if code, b := rest(nil, js, js, nil); code != http.StatusUnauthorized || !strings.Contains(b, "SIGNATURE_REQUIRED") {
 		t.Fatalf("REST unsigned: %d %s", code, b)

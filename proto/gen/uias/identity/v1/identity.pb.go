@@ -803,7 +803,12 @@ type AdminLoginRequest struct {
 	// has expired or was set by another administrator (a reset, a temporary
 	// password): without it such a login answers FAILED_PRECONDITION
 	// PASSWORD_CHANGE_REQUIRED and issues no token.
-	NewPassword   string `protobuf:"bytes,3,opt,name=new_password,json=newPassword" json:"new_password,omitempty"`
+	NewPassword string `protobuf:"bytes,3,opt,name=new_password,json=newPassword" json:"new_password,omitempty"`
+	// otp: the code of the administrator's authenticator app (TOTP), when
+	// they have one: required then (without it the login answers
+	// FAILED_PRECONDITION OTP_REQUIRED and issues no token; a wrong or used
+	// code counts as a failed login). Checked before a new_password is set.
+	Otp           string `protobuf:"bytes,4,opt,name=otp" json:"otp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -855,6 +860,13 @@ func (x *AdminLoginRequest) GetPassword() string {
 func (x *AdminLoginRequest) GetNewPassword() string {
 	if x != nil {
 		return x.NewPassword
+	}
+	return ""
+}
+
+func (x *AdminLoginRequest) GetOtp() string {
+	if x != nil {
+		return x.Otp
 	}
 	return ""
 }
@@ -4776,12 +4788,13 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\vapp_user_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\tappUserId\x12.\n" +
 	"\fold_password\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\voldPassword\x12.\n" +
 	"\fnew_password\x18\x03 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse\"\x99\x01\n" +
+	"\x16ChangePasswordResponse\"\xb8\x01\n" +
 	"\x11AdminLoginRequest\x12.\n" +
 	"\n" +
 	"login_name\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\tloginName\x12'\n" +
 	"\bpassword\x18\x02 \x01(\tB\v\xbaH\b\xc8\x01\x01r\x03(\x80\bR\bpassword\x12+\n" +
-	"\fnew_password\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\vnewPassword\"\xca\x01\n" +
+	"\fnew_password\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\vnewPassword\x12\x1d\n" +
+	"\x03otp\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x03otp\"\xca\x01\n" +
 	"\x12AdminLoginResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
 	"\n" +
