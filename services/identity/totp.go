@@ -590,15 +590,20 @@ func (s *Service) ConfirmTOTPEnrolment(ctx context.Context, id, currentPassword,
 }
 
 // RemoveOwnTOTP removes the authenticator app of user id (the person of
-// the signed-in session) after currentPassword (checked as at login).
-// Audited as user.totp.remove with the person as the actor.
-func (s *Service) RemoveOwnTOTP(ctx context.Context, id, currentPassword string) (*OwnProfile, error) {
+// the signed-in session) after currentPassword (checked as at login) and
+// the app's current code (checked as at login: both factors, so that a
+// session opened with the password alone, or stolen, with a phished
+// password, cannot swap the app for another; a wrong code is
+// TOTP_CODE_WRONG, counted). Audited as user.totp.remove with the person
+// as the actor.
+func (s *Service) RemoveOwnTOTP(ctx context.Context, id, currentPassword, code string) (*OwnProfile, error) {
 	start := s.now()
 	u, err := s.selfUser(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if t, err := s.getTOTP(ctx, u.ID); err != nil {
+	t, err := s.getTOTP(ctx, u.ID)
+	if err != nil {
 		return nil, err
 	} else if t == nil {
 		return nil, errTOTPNotEnrolled
@@ -606,6 +611,22 @@ func (s *Service) RemoveOwnTOTP(ctx context.Context, id, currentPassword string)
 	ctx = asSelf(ctx, u)
 	if err := s.reauth(ctx, u, currentPassword, "sso.totp.verify", start); err != nil {
 		return nil, err
+	}
+	if code == "" {
+		return nil, errTOTPCodeWrong()
+	}
+	r, err := s.checkOTP(ctx, u, t, code, "sso.totp.verify", start, s.newEarlyAttempt(ssoLoginSource(ctx), "sso.totp.verify"),
+		map[string]string{"method": "totp", "for": "user.totp.remove"})
+	if err != nil {
+		return nil, err
+	}
+	switch r {
+	case ReasonOK:
+	case ReasonAccountLocked, ReasonAccountDisabled:
+		return nil, apierr.New(apierr.FailedPrecondition, "VERIFICATION_FAILED", "code not accepted: "+reasonMessages[r]).
+			WithMeta("verdict", r.String())
+	default:
+		return nil, errTOTPCodeWrong()
 	}
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.DeleteTOTP(ctx, u.ID, evs) },
 		s.change(ctx, "user", "totp_removed", u.ID, map[string]any{}),

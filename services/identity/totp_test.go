@@ -408,18 +408,23 @@ func TestAuthenticateWithOTP(t *testing.T) {
 func TestTOTPRemoveAndReset(t *testing.T) {
 	e := newTOTPEnv(t, identity.Policy{})
 	ctx := browserAt("192.0.2.1")
-	e.enrol(t)
-	_, err := e.svc.RemoveOwnTOTP(ctx, e.user.ID, "Wrong-Pass-1")
+	key := e.enrol(t)
+	_, err := e.svc.RemoveOwnTOTP(ctx, e.user.ID, "Wrong-Pass-1", e.code(key, 0))
 	wantReason(t, "remove with a wrong password", err, apierr.FailedPrecondition, "VERIFICATION_FAILED")
+	// Both factors: the password alone, or with a wrong code, removes nothing.
+	_, err = e.svc.RemoveOwnTOTP(ctx, e.user.ID, profilePass, "")
+	wantReason(t, "remove without the code", err, apierr.InvalidArgument, "TOTP_CODE_WRONG")
+	_, err = e.svc.RemoveOwnTOTP(ctx, e.user.ID, profilePass, e.code(key, 6))
+	wantReason(t, "remove with a wrong code", err, apierr.InvalidArgument, "TOTP_CODE_WRONG")
 	m := e.mark(t)
-	p, err := e.svc.RemoveOwnTOTP(ctx, e.user.ID, profilePass)
+	p, err := e.svc.RemoveOwnTOTP(ctx, e.user.ID, profilePass, e.code(key, 0))
 	if err != nil || !p.TOTPEnrolledAt.IsZero() {
 		t.Fatalf("remove: %+v %v", p, err)
 	}
 	if rec := audit(t, e.outbox(t, m), "user.totp.remove"); rec.Actor != "user:"+e.user.ID {
 		t.Errorf("user.totp.remove audit %+v", rec)
 	}
-	_, err = e.svc.RemoveOwnTOTP(ctx, e.user.ID, profilePass)
+	_, err = e.svc.RemoveOwnTOTP(ctx, e.user.ID, profilePass, e.code(key, 1))
 	wantReason(t, "remove none", err, apierr.NotFound, "TOTP_NOT_ENROLLED")
 
 	e.enrol(t)

@@ -65,7 +65,7 @@ func (s ssoServer) ConfirmTotpEnrolment(ctx context.Context, r *identityv1.Confi
 
 // RemoveOwnTotp implements SSOService.
 func (s ssoServer) RemoveOwnTotp(ctx context.Context, r *identityv1.RemoveOwnTotpRequest) (*identityv1.OwnProfile, error) {
-	p, err := s.svc.RemoveOwnTOTP(ctx, r.GetUserId(), r.GetCurrentPassword())
+	p, err := s.svc.RemoveOwnTOTP(ctx, r.GetUserId(), r.GetCurrentPassword(), r.GetCode())
 	if err != nil {
 		return nil, err
 	}

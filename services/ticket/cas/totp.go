@@ -232,7 +232,12 @@ func (h *Handler) totpPost(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	var err error
 	if remove {
-		_, err = h.o.SSO.RemoveOwnTotp(ctx, &identityv1.RemoveOwnTotpRequest{UserId: sess.GetUserId(), CurrentPassword: password})
+		code := strings.TrimSpace(r.PostFormValue("code"))
+		if code == "" || len(code) > 16 {
+			again(http.StatusBadRequest, t.TOTPCodeWrong)
+			return
+		}
+		_, err = h.o.SSO.RemoveOwnTotp(ctx, &identityv1.RemoveOwnTotpRequest{UserId: sess.GetUserId(), CurrentPassword: password, Code: code})
 	} else {
 		code := strings.TrimSpace(r.PostFormValue("code"))
 		if code == "" || len(code) > 16 || v.Token == "" || len(v.Token) > 2048 {

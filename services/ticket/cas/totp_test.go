@@ -197,6 +197,9 @@ func (s totpSSO) RemoveOwnTotp(ctx context.Context, r *identityv1.RemoveOwnTotpR
 	if r.GetCurrentPassword() != "Right-Pass-1" {
 		return nil, identityStatus(codes.FailedPrecondition, "VERIFICATION_FAILED", "no", "verdict", "BAD_CREDENTIALS")
 	}
+	if r.GetCode() != "123456" {
+		return nil, identityStatus(codes.InvalidArgument, "TOTP_CODE_WRONG", "the code does not match")
+	}
 	s.o.mu.Lock()
 	s.o.enrolled, s.o.removes = false, s.o.removes+1
 	s.o.mu.Unlock()
@@ -276,11 +279,18 @@ func TestTOTPSetUpPages(t *testing.T) {
 		strings.Contains(page, "JBSWY3DP") || strings.Contains(page, "totp-qr") {
 		t.Fatalf("profile after the set-up:\n%s", page)
 	}
-	resp = postForm(t, c, srv.URL+"/cas/profile/totp", url.Values{"csrf": {csrf}, "action": {"remove"}, "current_password": {"Wrong-Pass-1"}})
+	resp = postForm(t, c, srv.URL+"/cas/profile/totp", url.Values{"csrf": {csrf}, "action": {"remove"}, "current_password": {"Wrong-Pass-1"}, "code": {"123456"}})
 	if body(resp); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("remove with a wrong password: %d", resp.StatusCode)
 	}
-	resp = postForm(t, c, srv.URL+"/cas/profile/totp", url.Values{"csrf": {csrf}, "action": {"remove"}, "current_password": {"Right-Pass-1"}})
+	// Both factors: without the code, or with a wrong one, nothing is removed.
+	for _, code := range []string{"", "654321"} {
+		resp = postForm(t, c, srv.URL+"/cas/profile/totp", url.Values{"csrf": {csrf}, "action": {"remove"}, "current_password": {"Right-Pass-1"}, "code": {code}})
+		if b := body(resp); resp.StatusCode != http.StatusBadRequest || o.removes != 0 || !strings.Contains(b, "code") {
+			t.Fatalf("remove with code %q: %d", code, resp.StatusCode)
+		}
+	}
+	resp = postForm(t, c, srv.URL+"/cas/profile/totp", url.Values{"csrf": {csrf}, "action": {"remove"}, "current_password": {"Right-Pass-1"}, "code": {"123456"}})
 	if body(resp); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/cas/profile?done=totp-removed" || o.removes != 1 {
 		t.Fatalf("remove: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}

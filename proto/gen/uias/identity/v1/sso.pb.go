@@ -353,8 +353,13 @@ type RemoveOwnTotpRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	UserId          string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
 	CurrentPassword string                 `protobuf:"bytes,2,opt,name=current_password,json=currentPassword" json:"current_password,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// code: the app's current code: removing the app needs both factors
+	// (a session opened with the password alone, or a stolen session with
+	// a phished password, cannot swap the app for another). A lost phone:
+	// an administrator resets it (AdminService.ResetUserTotp).
+	Code          string `protobuf:"bytes,3,opt,name=code" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RemoveOwnTotpRequest) Reset() {
@@ -397,6 +402,13 @@ func (x *RemoveOwnTotpRequest) GetUserId() string {
 func (x *RemoveOwnTotpRequest) GetCurrentPassword() string {
 	if x != nil {
 		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *RemoveOwnTotpRequest) GetCode() string {
+	if x != nil {
+		return x.Code
 	}
 	return ""
 }
@@ -1729,10 +1741,11 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x123\n" +
 	"\x10current_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x0fcurrentPassword\x128\n" +
 	"\x0fenrolment_token\x18\x03 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\x0eenrolmentToken\x12\x1f\n" +
-	"\x04code\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x04code\"u\n" +
+	"\x04code\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x04code\"\x96\x01\n" +
 	"\x14RemoveOwnTotpRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x123\n" +
-	"\x10current_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x0fcurrentPassword\"@\n" +
+	"\x10current_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x0fcurrentPassword\x12\x1f\n" +
+	"\x04code\x18\x03 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x04code\"@\n" +
 	"\x14GetOwnProfileRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xf6\x04\n" +
 	"\n" +
