@@ -38,8 +38,10 @@ type texts struct {
 	TOTPHead, TOTPSinceLabel, TOTPEnrolledNote, TOTPNone, TOTPSetUp, TOTPScan, TOTPKey string
 	TOTPQRLabel, TOTPCodeLabel, TOTPRemove, TOTPRemoveHint, TOTPSaved, TOTPRemoved     string
 	TOTPCodeWrong, TOTPEnrolExpired, TOTPChanged, TOTPPasswordHint                     string
-	TwoFactorLink, LevelTwoFactor                                                      string
-	PasswordOTPLabel, PasswordNeedOTP                                                  string
+	// TOTPAlready: the set-up page opened with an app set up already.
+	TOTPAlready                       string
+	TwoFactorLink, LevelTwoFactor     string
+	PasswordOTPLabel, PasswordNeedOTP string
 }
 
 var languages = map[string]texts{
@@ -147,6 +149,7 @@ var languages = map[string]texts{
 		TOTPCodeWrong:          "The code does not match. Check that your phone's time is right and enter the code the app shows now.",
 		TOTPEnrolExpired:       "The set-up has expired. Start again.",
 		TOTPChanged:            "Your authenticator app was changed meanwhile (set up or removed elsewhere). Here is how it stands now.",
+		TOTPAlready:            "An authenticator app is already set up. To set up another, remove this one first (below).",
 		TOTPPasswordHint:       "Your current password confirms the change.",
 		TwoFactorLink:          "Sign in with your password and authenticator app",
 		PasswordOTPLabel:       "Authenticator app code (if you have set one up)",
@@ -257,6 +260,7 @@ var languages = map[string]texts{
 		TOTPCodeWrong:          "动态口令不匹配。请检查手机时间是否准确，并输入应用当前显示的口令。",
 		TOTPEnrolExpired:       "设置已超时，请重新开始。",
 		TOTPChanged:            "您的动态口令已在别处被设置或删除。以下是当前状态。",
+		TOTPAlready:            "您已设置动态口令。如需更换，请先在下方删除当前的动态口令。",
 		TOTPPasswordHint:       "需要输入当前密码确认修改。",
 		TwoFactorLink:          "使用密码和动态口令登录",
 		PasswordOTPLabel:       "动态口令（如已设置）",

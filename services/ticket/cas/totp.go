@@ -298,7 +298,8 @@ func (h *Handler) totpRefused(w http.ResponseWriter, r *http.Request, sess *tick
 	t := h.texts(r)
 	switch reasonOf(err) {
 	case "TOTP_ALREADY_ENROLLED":
-		h.profilePage(w, r, http.StatusConflict, sess, nil, t.TOTPChanged, "")
+		// Opened again (a bookmark, Back): nothing changed meanwhile.
+		h.profilePage(w, r, http.StatusOK, sess, nil, "", t.TOTPAlready)
 	case "NO_OWN_PASSWORD":
 		h.profilePage(w, r, http.StatusForbidden, sess, nil, t.ProfileNoPassword, "")
 	case "HOME_CENTRE_ELSEWHERE":

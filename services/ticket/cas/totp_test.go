@@ -173,6 +173,12 @@ func (s totpSSO) GetOwnProfile(ctx context.Context, r *identityv1.GetOwnProfileR
 }
 
 func (s totpSSO) BeginTotpEnrolment(context.Context, *identityv1.BeginTotpEnrolmentRequest, ...grpc.CallOption) (*identityv1.TotpEnrolment, error) {
+	s.o.mu.Lock()
+	enrolled := s.o.enrolled
+	s.o.mu.Unlock()
+	if enrolled {
+		return nil, identityStatus(codes.FailedPrecondition, "TOTP_ALREADY_ENROLLED", "an authenticator app is already set up; remove it first")
+	}
 	return &identityv1.TotpEnrolment{Secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", EnrolmentToken: "k1:sealed-enrolment",
 		Uri: "otpauth://totp/UIAS:pia?algorithm=SHA1&digits=6&issuer=UIAS&period=30&secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}, nil
 }
@@ -273,6 +279,12 @@ func TestTOTPSetUpPages(t *testing.T) {
 	body(resp)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/cas/profile?done=totp" {
 		t.Fatalf("set-up: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// The set-up page opened again (a bookmark, Back): the profile says an
+	// app is set up already (nothing changed meanwhile).
+	if code, again := getPage(t, c, srv.URL+"/cas/profile/totp", "en"); code != http.StatusOK ||
+		!strings.Contains(again, "An authenticator app is already set up") || strings.Contains(again, "totp-qr") {
+		t.Fatalf("set-up page with an app: %d\n%s", code, again)
 	}
 	_, page = getPage(t, c, srv.URL+"/cas/profile?done=totp", "en")
 	if !strings.Contains(page, "Your authenticator app is set up") || !strings.Contains(page, "totp-remove") ||
