@@ -1135,6 +1135,11 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	if err := checkApp(a.Name, a.IPAllowList, a.RateLimit, a.RateBurst); err != nil {
 		return nil, err
 	}
+	if a.RequireSignatures && len(a.SigningKeys) == 0 && slices.Contains(up.Mask, "signing_keys") && !slices.Contains(up.Mask, "require_signed_requests") {
+		return nil, apierr.New(apierr.FailedPrecondition, signingKeyRequired,
+			"this application must sign its requests, so its last signing key cannot be removed: stop requiring signatures first "+
+				"(require_signed_requests false; uias ctl app update --no-signatures), then remove the keys")
+	}
 	if err := checkSignaturePolicy(a.RequireSignatures, a.SigningKeys); err != nil {
 		return nil, err
 	}

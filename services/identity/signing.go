@@ -42,6 +42,9 @@ func signingKeys(given [][]byte, old []SigningKey, now time.Time) ([]SigningKey,
 	return out, nil
 }
 
+// signingKeyRequired is the reason of a refused signature policy.
+const signingKeyRequired = reqsig.ReasonKeyRequired
+
 // checkSignaturePolicy refuses requiring signatures of an application
 // without a key.
 func checkSignaturePolicy(require bool, keys []SigningKey) error {

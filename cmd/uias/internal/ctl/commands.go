@@ -515,10 +515,10 @@ func userCreateCmd() command {
 					PasswordNeverExpires: *neverExpires, UserCannotChangePassword: *cannotChange, IsAdmin: *admin,
 					PasswordOnly: *passwordOnly,
 				}
-				if *idt != "" {
+				if *idt != "" && *idt != "none" { // none: no document, the default
 					t, ok := parseIDType(*idt)
 					if !ok {
-						return usagef("--id-type must be resident_id, passport, military or other, not %q", *idt)
+						return usagef("--id-type must be resident_id, passport, military, other or none, not %q", *idt)
 					}
 					req.IdType = t
 				}

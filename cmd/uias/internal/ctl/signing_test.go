@@ -357,6 +357,11 @@ func TestSignedRequestsMonolith(t *testing.T) {
 		t.Fatalf("the documented snippet with an unregistered key: %s", got)
 	}
 
+	// The last keys of an application that must sign are not removed: the
+	// refusal says to stop requiring signatures first.
+	if code, _, errs := h.run("app", "update", appID, "--no-signing-keys"); code == 0 || !strings.Contains(errs, "--no-signatures") {
+		t.Fatalf("--no-signing-keys while required: exit %d %s", code, errs)
+	}
 	// Not required any more: unsigned passes again.
 	h.mustRun("app", "update", appID, "--no-signatures")
 	if _, err := authn.Authenticate(creds(), req); err != nil {
