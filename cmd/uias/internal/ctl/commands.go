@@ -582,7 +582,10 @@ func userGetCmd() command {
 func userResetTOTPCmd() command {
 	c := idVerb(func(s *session, id string) (*identityv1.User, error) {
 		return s.client.ResetUserTotp(s.ctx, &identityv1.ResetUserTotpRequest{Id: id})
-	}, userTable)
+	}, func(tw *tabwriter.Writer, u *identityv1.User) {
+		userTable(tw, u)
+		fields(tw, "Authenticator app", "no (reset: "+u.GetLoginName()+" signs in with the password alone until they set up a new one)")
+	})
 	c.help = "Removes the user's authenticator app (TOTP), e.g. after a lost phone: the user signs in with the\n" +
 		"password alone again and may set up a new app on My profile. Fails (NOT_FOUND) when none is set up."
 	return c

@@ -83,7 +83,9 @@ func TestTOTPCommands(t *testing.T) {
 	if out := h.mustRun("user", "get", "u1", "-o", "json"); json.Unmarshal([]byte(out), &got) != nil || !got.TOTPEnrolled || got.Since == "" {
 		t.Fatalf("user get -o json:\n%s", out)
 	}
-	h.mustRun("user", "reset-totp", "u1")
+	if out := h.mustRun("user", "reset-totp", "u1"); !strings.Contains(out, "Authenticator app") || !strings.Contains(out, "no (reset:") {
+		t.Fatalf("user reset-totp says nothing of the reset:\n%s", out)
+	}
 	if out := h.mustRun("user", "get", "u1"); !strings.Contains(out, "Authenticator app") || !strings.Contains(out, "no") {
 		t.Fatalf("user get after the reset:\n%s", out)
 	}
