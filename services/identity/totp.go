@@ -569,7 +569,7 @@ func (s *Service) ConfirmTOTPEnrolment(ctx context.Context, id, currentPassword,
 		return nil, errTOTPEnrolled
 	}
 	ctx = asSelf(ctx, u)
-	if err := s.reauth(ctx, u, currentPassword, "sso.totp.verify", start); err != nil {
+	if err := s.reauth(ctx, u, currentPassword, "sso.totp.password", start); err != nil {
 		return nil, err
 	}
 	enc, err := s.sealer.Seal(key, []byte(aadTOTPSecret+u.ID))
@@ -609,13 +609,13 @@ func (s *Service) RemoveOwnTOTP(ctx context.Context, id, currentPassword, code s
 		return nil, errTOTPNotEnrolled
 	}
 	ctx = asSelf(ctx, u)
-	if err := s.reauth(ctx, u, currentPassword, "sso.totp.verify", start); err != nil {
+	if err := s.reauth(ctx, u, currentPassword, "sso.totp.password", start); err != nil {
 		return nil, err
 	}
 	if code == "" {
 		return nil, errTOTPCodeWrong()
 	}
-	r, err := s.checkOTP(ctx, u, t, code, "sso.totp.verify", start, s.newEarlyAttempt(ssoLoginSource(ctx), "sso.totp.verify"),
+	r, err := s.checkOTP(ctx, u, t, code, "sso.totp.code", start, s.newEarlyAttempt(ssoLoginSource(ctx), "sso.totp.code"),
 		map[string]string{"method": "totp", "for": "user.totp.remove"})
 	if err != nil {
 		return nil, err
