@@ -271,28 +271,8 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 func (s *Service) checkPassword(ctx context.Context, u *User, password, api string, start time.Time, a *loginAttempt) (Reason, error) {
 	now := s.now()
 	subject := "user:" + u.ID
-	if u.Status != StatusActive {
-		a.refund(ctx)
-		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountDisabled.String(), start, nil))
-		return ReasonAccountDisabled, nil
-	}
-	if u.OrgID != "" {
-		// A disabled org disables the accounts of its whole subtree.
-		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			a.refund(ctx)
-			return 0, err
-		}
-		if d != "" {
-			a.refund(ctx)
-			s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", "ORG_DISABLED", start, nil))
-			return ReasonAccountDisabled, nil
-		}
-	}
-	if u.Locked(now) {
-		a.refund(ctx)
-		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, nil))
-		return ReasonAccountLocked, nil
+	if r, err := s.refuseUnusable(ctx, u, api, start, a, nil); err != nil || r != 0 {
+		return r, err
 	}
 	// A check whose hash could not start within its budget now is refused
 	// here, before the gate's store writes (the account's count and its
@@ -520,4 +500,37 @@ func passwordChanged(mustChange bool, keepSession string) map[string]any {
 		d["keep_session"] = keepSession
 	}
 	return d
+}
+
+// refuseUnusable answers a check of u's credentials (password, code,
+// fingerprint) that cannot be one because the account is disabled (or its
+// org, up the chain) or locked: a's admission is taken back and the
+// refusal audited under api with detail; (0, nil) for an account that may
+// sign in.
+func (s *Service) refuseUnusable(ctx context.Context, u *User, api string, start time.Time, a *loginAttempt, detail map[string]string) (Reason, error) {
+	subject := "user:" + u.ID
+	if u.Status != StatusActive {
+		a.refund(ctx)
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountDisabled.String(), start, detail))
+		return ReasonAccountDisabled, nil
+	}
+	if u.OrgID != "" {
+		// A disabled org disables the accounts of its whole subtree.
+		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			a.refund(ctx)
+			return 0, err
+		}
+		if d != "" {
+			a.refund(ctx)
+			s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", "ORG_DISABLED", start, detail))
+			return ReasonAccountDisabled, nil
+		}
+	}
+	if u.Locked(s.now()) {
+		a.refund(ctx)
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, detail))
+		return ReasonAccountLocked, nil
+	}
+	return 0, nil
 }

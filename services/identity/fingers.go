@@ -284,27 +284,8 @@ func (s *Service) enrolledTemplate(u *User, f *StoredFinger, now time.Time) *fin
 // verdict of the match. matched is the match's outcome.
 func (s *Service) checkFinger(ctx context.Context, u *User, matched bool, api string, start time.Time, a *loginAttempt, extra map[string]string) (Reason, error) {
 	subject := "user:" + u.ID
-	if u.Status != StatusActive {
-		a.refund(ctx)
-		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountDisabled.String(), start, extra))
-		return ReasonAccountDisabled, nil
-	}
-	if u.OrgID != "" {
-		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			a.refund(ctx)
-			return 0, err
-		}
-		if d != "" {
-			a.refund(ctx)
-			s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", "ORG_DISABLED", start, extra))
-			return ReasonAccountDisabled, nil
-		}
-	}
-	if u.Locked(s.now()) {
-		a.refund(ctx)
-		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, extra))
-		return ReasonAccountLocked, nil
+	if r, err := s.refuseUnusable(ctx, u, api, start, a, extra); err != nil || r != 0 {
+		return r, err
 	}
 	if err := a.admitSource(ctx, subject, u.OrgID, start); err != nil {
 		return 0, err

@@ -303,27 +303,8 @@ func (s *Service) TOTPEnrolledAt(ctx context.Context, id string) (time.Time, err
 func (s *Service) checkOTP(ctx context.Context, u *User, t *UserTOTP, code, api string, start time.Time, a *loginAttempt, detail map[string]string) (Reason, error) {
 	subject := "user:" + u.ID
 	now := s.now()
-	if u.Status != StatusActive {
-		a.refund(ctx)
-		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountDisabled.String(), start, detail))
-		return ReasonAccountDisabled, nil
-	}
-	if u.OrgID != "" {
-		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			a.refund(ctx)
-			return 0, err
-		}
-		if d != "" {
-			a.refund(ctx)
-			s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", "ORG_DISABLED", start, detail))
-			return ReasonAccountDisabled, nil
-		}
-	}
-	if u.Locked(now) {
-		a.refund(ctx)
-		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, detail))
-		return ReasonAccountLocked, nil
+	if r, err := s.refuseUnusable(ctx, u, api, start, a, detail); err != nil || r != 0 {
+		return r, err
 	}
 	if err := a.admitSource(ctx, subject, u.OrgID, start); err != nil {
 		return 0, err
