@@ -638,22 +638,33 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 	// not logged out). Another person's is not switched silently (as
 	// Keycloak: "already authenticated as a different user"): they sign
 	// out first.
+	h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
+		AuthLevel: certLevel, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE}, t.CertOtherPerson)
+}
+
+// raiseSession opens the session cs of a login of level 2 (certificate,
+// password and code) in place of the browser's: the same person's is
+// raised (cs.ReplaceTgt: a new TGT taking over its services), another
+// person's is not switched (otherMsg, signedInAsOther); then on to the
+// service, or the page the login came from.
+func (h *Handler) raiseSession(ctx context.Context, w http.ResponseWriter, r *http.Request, p loginParams,
+	rs *ticketv1.RegisteredService, cs *ticketv1.CreateSessionRequest, otherMsg string) {
 	old := tgcOf(r)
-	if h.signedInAsOther(ctx, w, r, old, res.GetUserId(), t.CertOtherPerson) {
+	if h.signedInAsOther(ctx, w, r, old, cs.GetUserId(), otherMsg) {
 		return
 	}
-	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: certLevel, OrgId: res.GetOrgId(), ReplaceTgt: old, AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE})
+	cs.ReplaceTgt = old
+	res, err := h.o.Tickets.CreateSession(ctx, cs)
 	if err != nil {
 		h.fault(w, r, err)
 		return
 	}
-	h.setTGC(w, r, cs.GetTgt())
+	h.setTGC(w, r, res.GetTgt())
 	if rs == nil {
 		h.afterLogin(w, r, p)
 		return
 	}
-	h.sendToService(w, r, cs.GetTgt(), p, rs, true)
+	h.sendToService(w, r, res.GetTgt(), p, rs, true)
 }
 
 // signedInAsOther answers (and reports true) when the browser's session

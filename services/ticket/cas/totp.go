@@ -120,22 +120,8 @@ func (h *Handler) otpLoginPost(w http.ResponseWriter, r *http.Request, p loginPa
 	}
 	// As a certificate login: the same person's session is raised (a new
 	// TGT taking over its services), another person's is not switched.
-	old := tgcOf(r)
-	if h.signedInAsOther(ctx, w, r, old, res.GetUserId(), t.OtherPerson) {
-		return
-	}
-	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: twoFactorLevel, OrgId: res.GetOrgId(), ReplaceTgt: old, AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD_OTP})
-	if err != nil {
-		h.fault(w, r, err)
-		return
-	}
-	h.setTGC(w, r, cs.GetTgt())
-	if rs == nil {
-		h.afterLogin(w, r, p)
-		return
-	}
-	h.sendToService(w, r, cs.GetTgt(), p, rs, true)
+	h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
+		AuthLevel: twoFactorLevel, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD_OTP}, t.OtherPerson)
 }
 
 // ---- My profile: setting up and removing the app ----
