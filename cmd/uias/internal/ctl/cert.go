@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 
@@ -43,6 +44,12 @@ func userBindCertCmd() command {
 						return err
 					}
 					req.Certificate = der
+					if c, err := x509.ParseCertificate(der); err == nil && time.Now().After(c.NotAfter) {
+						// Bound all the same (a renewal may follow), but it
+						// signs no one in until then.
+						fmt.Fprintf(a.stderr, "Warning: this certificate expired on %s: it signs no one in (the login page says it expired); bind the renewed one.\n",
+							c.NotAfter.UTC().Format(time.RFC3339))
+					}
 				}
 				return a.withSession(func(s *session) error {
 					c, err := s.client.BindUserCertificate(s.ctx, req)

@@ -119,6 +119,20 @@ func TestCertCommands(t *testing.T) {
 	if !strings.Contains(out, fp) {
 		t.Fatalf("bind output %q", out)
 	}
+	// An expired certificate is bound with a warning (it signs no one in).
+	oldTmpl := &x509.Certificate{SerialNumber: big.NewInt(10), Subject: pkix.Name{CommonName: "Mia old"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}
+	oldDER, err := x509.CreateCertificate(rand.Reader, oldTmpl, oldTmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldFile := filepath.Join(dir, "old.pem")
+	if err := os.WriteFile(oldFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: oldDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := h.run("user", "bind-cert", "u1", "--cert", oldFile); code != 0 || !strings.Contains(errs, "Warning: this certificate expired on") {
+		t.Fatalf("expired certificate: exit %d, stderr %q", code, errs)
+	}
 	h.mustRun("user", "bind-cert", "u2", "--sha256", "AB:CD")
 	if certs.bind.GetUserId() != "u2" || certs.bind.GetSha256() != "AB:CD" || len(certs.bind.GetCertificate()) != 0 {
 		t.Fatalf("bind by thumbprint %v", certs.bind)
