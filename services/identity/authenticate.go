@@ -147,6 +147,11 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 	if req.OTP != "" && req.AuthType != AuthPassword {
 		return badField("otp", "otp goes with auth type 1 (password) only")
 	}
+	if req.OTP != "" && !wellFormedOTP(req.OTP) {
+		// A malformed value is the integrator's mistake, not a guess:
+		// told as such, never checked nor counted.
+		return badField("otp", "otp is the app's 6-digit code (digits only; spaces are ignored)")
+	}
 	if req.AuthType != AuthPassword && len(req.Fingerprint) > 0 {
 		_, t, err := parseFingerRecord(req.Fingerprint, "fingerprint_feature", finger.MinMinutiae)
 		switch {

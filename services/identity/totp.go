@@ -176,6 +176,21 @@ func TOTPCode(key []byte, step int64) string { return HOTP(key, uint64(step), TO
 
 // matchTOTP returns the step within totpSkew of now whose code is code
 // (0 and false when none). Every candidate is compared, in constant time.
+// wellFormedOTP reports whether code has the form of a code: TOTPDigits
+// digits, spaces aside.
+func wellFormedOTP(code string) bool {
+	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
+	if len(code) != TOTPDigits {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] < '0' || code[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 func matchTOTP(key []byte, code string, now time.Time) (int64, bool) {
 	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
 	if len(code) != TOTPDigits {

@@ -401,6 +401,13 @@ func TestAuthenticateWithOTP(t *testing.T) {
 	if reasonOf(err) != apierr.ReasonBadRequest {
 		t.Fatalf("otp with a fingerprint auth type: %v", err)
 	}
+	// A malformed code is a bad request naming otp (-5), never a counted guess.
+	for _, bad := range []string{"12345", "abcdef", "1234567"} {
+		_, err = e.svc.Authenticate(actx, identity.AuthRequest{AppUserID: "p001", Password: profilePass, AuthType: identity.AuthPassword, OTP: bad})
+		if ae, ok := apierr.As(err); !ok || ae.Reason != apierr.ReasonBadRequest || ae.Meta[apierr.MetaField] != "otp" {
+			t.Fatalf("otp %q: %v", bad, err)
+		}
+	}
 }
 
 // TestTOTPRemoveAndReset: the person removes their app with the password;
