@@ -383,7 +383,7 @@ func orgCreateCmd() command {
 	return verb("--code C --name N [--parent ID]", "", nil, func(_ *app, fs *flag.FlagSet) prepared[*identityv1.Org] {
 		code := fs.String("code", "", "organisation `code`")
 		name := fs.String("name", "", "organisation `name`")
-		parent := fs.String("parent", "", "parent organisation `ID` (empty: a root)")
+		parent := fs.String("parent", "", "parent organisation `ID` (required once the root exists: uias ctl org list shows it)")
 		return func([]string) (func(s *session) (*identityv1.Org, error), error) {
 			if err := required("code", *code, "name", *name); err != nil {
 				return nil, err
