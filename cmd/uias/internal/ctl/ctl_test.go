@@ -80,6 +80,13 @@ func (f *fakeAdmin) lastAuth() string {
 }
 
 func (f *fakeAdmin) AdminLogin(_ context.Context, r *identityv1.AdminLoginRequest) (*identityv1.AdminLoginResponse, error) {
+	if r.GetLoginName() == "otpadmin" && r.GetPassword() == "p@ss word" && r.GetOtp() != "123456" {
+		// An administrator with an authenticator app, as identity answers.
+		return nil, apierr.ToStatus(apierr.New(apierr.FailedPrecondition, "TOTP_CODE_REQUIRED", "your account has an authenticator app"))
+	}
+	if r.GetLoginName() == "otpadmin" && r.GetPassword() == "p@ss word" {
+		r.LoginName = "admin"
+	}
 	if r.GetLoginName() != "admin" || r.GetPassword() != "p@ss word" {
 		return nil, status.Error(codes.Unauthenticated, "wrong login name or password")
 	}
@@ -225,6 +232,21 @@ func (h *harness) login() {
 	h.stdin = "p@ss word\n"
 	h.mustRun("login", "--user", "admin", "--password-stdin")
 	h.stdin = ""
+}
+
+// An administrator with an authenticator app: without --otp the login
+// says how to give the code and saves no token; with it, it logs in.
+func TestLoginWithAuthenticatorCode(t *testing.T) {
+	h := newHarness(t)
+	h.stdin = "p@ss word\n"
+	code, _, errs := h.run("login", "--user", "otpadmin", "--password-stdin")
+	if code == 0 || !strings.Contains(errs, "--otp CODE") || !strings.Contains(errs, "no token was saved") {
+		t.Fatalf("without the code: exit %d %s", code, errs)
+	}
+	h.stdin = "p@ss word\n"
+	if out := h.mustRun("login", "--user", "otpadmin", "--password-stdin", "--otp", " 123456 "); !strings.Contains(out, "Logged in as otpadmin") {
+		t.Fatalf("with the code: %q", out)
+	}
 }
 
 func TestLoginStoresTokenAndLaterCommandsSendIt(t *testing.T) {
