@@ -462,16 +462,39 @@ func (s *Service) GetUser(ctx context.Context, id string) (*User, error) {
 // reads it and keeps nothing of it (an answer made from it) gets it
 // without an allocation.
 func (s *Service) UserValue(ctx context.Context, id string) (User, error) {
-	if u, ok := s.users.Get(id, s.now()); ok {
-		return u, nil
+	c, err := s.cachedUser(ctx, id)
+	return c.User, err
+}
+
+// UserWithTOTP is UserValue with when the person enrolled an authenticator
+// app (zero: none), as the administrator's GetUser answers both: from the
+// user cache too, which holds the two together.
+func (s *Service) UserWithTOTP(ctx context.Context, id string) (User, time.Time, error) {
+	c, err := s.cachedUser(ctx, id)
+	return c.User, c.totpAt, err
+}
+
+// cachedUser is the user cache's entry of id, read from the store (the
+// user, then their enrolment) when it holds none.
+func (s *Service) cachedUser(ctx context.Context, id string) (cachedUser, error) {
+	if c, ok := s.users.Get(id, s.now()); ok {
+		return c, nil
 	}
 	gen := s.users.Generation()
 	u, err := s.loadUser(ctx, id)
 	if err != nil {
-		return User{}, err
+		return cachedUser{}, err
 	}
-	s.users.PutIfCurrent(id, *u, gen, s.now())
-	return *u, nil
+	t, err := s.getTOTP(ctx, id)
+	if err != nil {
+		return cachedUser{}, err
+	}
+	c := cachedUser{User: *u}
+	if t != nil {
+		c.totpAt = t.CreatedAt
+	}
+	s.users.PutIfCurrent(id, c, gen, s.now())
+	return c, nil
 }
 
 // UserOrg returns the org of one user as GetUser would find it (the

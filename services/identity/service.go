@@ -135,7 +135,7 @@ type Service struct {
 	// not tell which logins exist.
 	dummyHash string
 	// users holds users for admin reads (GetUser) only; see usercache.go.
-	users *cache.TTL[User]
+	users *cache.TTL[cachedUser]
 	// adminTokens holds what administrator tokens resolved to
 	// (admintokens.go).
 	adminTokens *adminTokenCache
@@ -238,7 +238,7 @@ func New(d Deps) (*Service, error) {
 		return nil, err
 	}
 	s.appAuth = appAuth
-	s.users = cache.NewTTL[User](c.UserCacheTTL, 0)
+	s.users = cache.NewTTL[cachedUser](c.UserCacheTTL, 0)
 	switch {
 	case c.FingerCache == 0:
 		s.fingers = cache.NewTTL[*finger.Template](FingerCacheTTL, DefaultFingerCache)

@@ -423,6 +423,9 @@ func TestTOTPRemoveAndReset(t *testing.T) {
 	wantReason(t, "remove without the code", err, apierr.InvalidArgument, "TOTP_CODE_WRONG")
 	_, err = e.svc.RemoveOwnTOTP(ctx, e.user.ID, profilePass, e.code(key, 6))
 	wantReason(t, "remove with a wrong code", err, apierr.InvalidArgument, "TOTP_CODE_WRONG")
+	if _, at, err := e.svc.UserWithTOTP(context.Background(), e.user.ID); err != nil || at.IsZero() { // cached
+		t.Fatalf("enrolled at %v %v", at, err)
+	}
 	m := e.mark(t)
 	p, err := e.svc.RemoveOwnTOTP(ctx, e.user.ID, profilePass, e.code(key, 0))
 	if err != nil || !p.TOTPEnrolledAt.IsZero() {
@@ -434,11 +437,20 @@ func TestTOTPRemoveAndReset(t *testing.T) {
 	_, err = e.svc.RemoveOwnTOTP(ctx, e.user.ID, profilePass, e.code(key, 1))
 	wantReason(t, "remove none", err, apierr.NotFound, "TOTP_NOT_ENROLLED")
 
-	e.enrol(t)
 	admin, adm := adminCtx(t, e.svc, "10.0.0.9", "r-reset")
-	if at, err := e.svc.TOTPEnrolledAt(admin, e.user.ID); err != nil || at.IsZero() {
-		t.Fatalf("enrolled at %v %v", at, err)
+	// The administrator's read (GetUser) is served from the user cache,
+	// which holds the enrolment with the user: enrolling, removing and
+	// resetting drop it, so the read never shows the state before.
+	enrolledAt := func(when string, want bool) {
+		t.Helper()
+		_, at, err := e.svc.UserWithTOTP(admin, e.user.ID)
+		if err != nil || at.IsZero() == want {
+			t.Fatalf("%s: enrolled at %v %v, want enrolled %v", when, at, err, want)
+		}
 	}
+	enrolledAt("after removal", false)
+	e.enrol(t)
+	enrolledAt("enrolled again", true)
 	m = e.mark(t)
 	if _, err := e.svc.ResetUserTOTP(admin, e.user.ID); err != nil {
 		t.Fatal(err)
@@ -446,9 +458,7 @@ func TestTOTPRemoveAndReset(t *testing.T) {
 	if rec := audit(t, e.outbox(t, m), "user.totp.reset"); rec.Actor != "user:"+adm.ID || rec.Subject != "user:"+e.user.ID || rec.Result != "success" {
 		t.Errorf("user.totp.reset audit %+v", rec)
 	}
-	if at, err := e.svc.TOTPEnrolledAt(admin, e.user.ID); err != nil || !at.IsZero() {
-		t.Fatalf("after reset: enrolled at %v %v", at, err)
-	}
+	enrolledAt("after reset", false)
 	_, err = e.svc.ResetUserTOTP(admin, e.user.ID)
 	wantReason(t, "reset none", err, apierr.NotFound, "TOTP_NOT_ENROLLED")
 	if res, err := e.svc.SSOLoginBound(ctx, "pia", profilePass, "b"); err != nil || res.Reason != identity.ReasonOK || res.User == nil {

@@ -19,6 +19,13 @@ import (
 // reach this one as CHANGES events (ForgetUser, wired by the binary to
 // UserChangesSubject) or expire after the TTL.
 
+// cachedUser is the user cache's entry: a user and when they enrolled an
+// authenticator app (zero: none), both of which GetUser answers.
+type cachedUser struct {
+	User
+	totpAt time.Time
+}
+
 // UserChangesSubject matches the CHANGES events of every user change.
 const UserChangesSubject = changesSubjectPrefix + "user.>"
 
@@ -27,7 +34,7 @@ const UserChangesSubject = changesSubjectPrefix + "user.>"
 // still have committed before the error reached us).
 type userCachingStore struct {
 	Store
-	c      *cache.TTL[User]
+	c      *cache.TTL[cachedUser]
 	tokens *adminTokenCache
 }
 
@@ -68,6 +75,16 @@ func (s userCachingStore) ReplacePasswordHash(ctx context.Context, userID, old, 
 func (s userCachingStore) FinishAppointment(ctx context.Context, a Appointment, now time.Time, evs []events.Event) (bool, error) {
 	defer s.forget(a.UserID) // a legacy appointment clears the user's is_admin flag
 	return s.Store.FinishAppointment(ctx, a, now, evs)
+}
+
+func (s userCachingStore) PutTOTP(ctx context.Context, t *UserTOTP, evs []events.Event) error {
+	defer s.forget(t.UserID)
+	return s.Store.PutTOTP(ctx, t, evs)
+}
+
+func (s userCachingStore) DeleteTOTP(ctx context.Context, userID string, evs []events.Event) error {
+	defer s.forget(userID)
+	return s.Store.DeleteTOTP(ctx, userID, evs)
 }
 
 // ForgetUser drops a user from this instance's caches.

@@ -9,9 +9,9 @@ import (
 
 // Change event payloads that name no user are ignored, not a panic.
 func TestForgetChangedUserIgnoresBadPayloads(t *testing.T) {
-	s := &Service{users: cache.NewTTL[User](time.Minute, 0), adminTokens: newAdminTokenCache(time.Minute)}
+	s := &Service{users: cache.NewTTL[cachedUser](time.Minute, 0), adminTokens: newAdminTokenCache(time.Minute)}
 	now := time.Now()
-	s.users.Put("u1", User{ID: "u1"}, now)
+	s.users.Put("u1", cachedUser{User: User{ID: "u1"}}, now)
 	for _, p := range []string{"", "not json", `{"id": 7}`, `{"op": "updated"}`, `{"id": ""}`} {
 		s.ForgetChangedUser([]byte(p))
 	}

@@ -326,15 +326,11 @@ func (s *Server) CreateUser(ctx context.Context, r *identityv1.CreateUserRequest
 
 // GetUser implements AdminService.
 func (s *Server) GetUser(ctx context.Context, r *identityv1.GetUserRequest) (*identityv1.User, error) {
-	u, err := s.svc.UserValue(ctx, r.GetId())
+	u, at, err := s.svc.UserWithTOTP(ctx, r.GetId())
 	if err != nil {
 		return nil, err
 	}
 	out := s.userPB(&u)
-	at, err := s.svc.TOTPEnrolledAt(ctx, u.ID)
-	if err != nil {
-		return nil, err
-	}
 	if !at.IsZero() {
 		out.TotpEnrolled, out.TotpEnrolledAt = true, ts(at)
 	}
