@@ -87,7 +87,6 @@ const maxKeyLen = 32
 
 func (e *expiring) keyString() string { return string(e.key[:e.n]) }
 
-
 func (o *owned) init(replica string, limit int, endedKeep time.Duration) {
 	if replica == "" {
 		b := make([]byte, 6)
