@@ -254,7 +254,7 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 	if req.AuthType != AuthPassword {
 		r, err = s.authenticateFinger(ctx, c, &req, u, start)
 	} else if req.OTP != "" || s.cfg.Policy.AuthenticateRequiresOTP {
-		r, err = s.authenticateOTP(ctx, c, &req, u, start)
+		r, err = s.authenticateOTP(ctx, c, &req, u, start, "authenticate")
 	} else {
 		r, err = s.checkPassword(ctx, u, req.Password, "authenticate", start,
 			s.newAttempt(appLoginSource(c.App.ID, req.Extend, u.ID), "authenticate"))

@@ -330,6 +330,9 @@ func (s *Service) authenticateFinger(ctx context.Context, c *caller.Caller, req 
 					map[string]string{"fingerprint_bypass": "true"}))
 				return 0, badRequest("the application's fingerprint bypass is on: password is required for auth type 2")
 			}
+			if s.cfg.Policy.AuthenticateRequiresOTP {
+				return s.authenticateOTP(ctx, c, req, u, start, "authenticate.finger_bypass")
+			}
 			return s.checkPassword(ctx, u, req.Password, "authenticate.finger_bypass", start, s.newAttempt(src, "authenticate"))
 		}
 	}

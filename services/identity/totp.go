@@ -682,7 +682,13 @@ func (s *Service) ResetUserTOTP(ctx context.Context, id string) (*User, error) {
 // Without a code (Policy.AuthenticateRequiresOTP) a person without an app
 // is checked on the password alone, and one with an app, whose password
 // is right, answers OTP_REQUIRED.
-func (s *Service) authenticateOTP(ctx context.Context, c *caller.Caller, req *AuthRequest, u *User, start time.Time) (Reason, error) {
+//
+// pwAPI names the password check's records: "authenticate", or
+// "authenticate.finger_bypass" when the application's fingerprint bypass
+// takes the password instead of a finger (which, a password alone, asks
+// for the code like any password-only call: the bypass must not be a way
+// around identity.policy.authenticate_requires_otp).
+func (s *Service) authenticateOTP(ctx context.Context, c *caller.Caller, req *AuthRequest, u *User, start time.Time, pwAPI string) (Reason, error) {
 	const api = "authenticate"
 	t, err := s.getTOTP(ctx, u.ID)
 	if err != nil {
@@ -691,19 +697,19 @@ func (s *Service) authenticateOTP(ctx context.Context, c *caller.Caller, req *Au
 	src := appLoginSource(c.App.ID, req.Extend, u.ID)
 	a := s.newAttempt(src, api)
 	if req.OTP == "" && t == nil {
-		return s.checkPassword(ctx, u, req.Password, api, start, a)
+		return s.checkPassword(ctx, u, req.Password, pwAPI, start, a)
 	}
 	a.partial = true
 	if req.OTP == "" {
 		// The password step's record says pending OTP_REQUIRED; the
 		// answer is a refusal.
-		r, err := s.checkPassword(ctx, u, req.Password, api, start, a)
+		r, err := s.checkPassword(ctx, u, req.Password, pwAPI, start, a)
 		if err != nil || r != ReasonOK {
 			return r, err
 		}
 		return ReasonOTPRequired, nil
 	}
-	r, err := s.checkPassword(ctx, u, req.Password, api, start, a)
+	r, err := s.checkPassword(ctx, u, req.Password, pwAPI, start, a)
 	if err != nil || r != ReasonOK {
 		return r, err
 	}

@@ -555,6 +555,36 @@ func TestAuthenticateRequiresOTPPolicy(t *testing.T) {
 	if identity.ReasonOTPRequired.LegacyCode() != -1 {
 		t.Fatal("OTP_REQUIRED is not legacy -1")
 	}
+	// The application's fingerprint bypass takes the password instead of
+	// a finger: a password alone, so it asks for the code too (it was a
+	// way around the policy).
+	if _, err := e.svc.SetFingerprintBypass(admin, app.ID, true, "scanners down"); err != nil {
+		t.Fatal(err)
+	}
+	bypass := func(pw string) identity.Reason {
+		t.Helper()
+		res, err := e.svc.Authenticate(actx, identity.AuthRequest{AppUserID: "p001", Password: pw, AuthType: identity.AuthFingerprint})
+		if err != nil {
+			t.Fatalf("authenticate (bypass): %v", err)
+		}
+		if res.User != nil && res.Reason != identity.ReasonOK {
+			t.Fatalf("result %+v", res)
+		}
+		return res.Reason
+	}
+	m := e.mark(t)
+	if r := bypass(profilePass); r != identity.ReasonOTPRequired {
+		t.Fatalf("bypass, enrolled, password alone: %v, want OTP_REQUIRED", r)
+	}
+	if rec := audit(t, e.outbox(t, m), "authenticate.finger_bypass"); rec.Result != "pending" || rec.Reason != "OTP_REQUIRED" {
+		t.Errorf("bypass record %+v", rec)
+	}
+	if r := bypass("Wrong-Pass-1"); r != identity.ReasonBadCredentials {
+		t.Fatalf("bypass, wrong password: %v", r)
+	}
+	if r := auth(profilePass, e.code(key, 1)); r != identity.ReasonOK {
+		t.Fatalf("password and code after the bypass's refusal: %v", r)
+	}
 }
 
 // TestReplicaOfAuthenticatorApp: an app set up at the person's home centre
