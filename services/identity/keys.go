@@ -129,6 +129,29 @@ type Keys struct {
 
 	mu    sync.Mutex // serialises Reload and Rotate
 	known map[string]DataKey
+	// lastUnknown is when ReloadForUnknown last read the data keys.
+	lastUnknown time.Time
+}
+
+// UnknownKeyReloadEvery is how often at most a key id named by what a
+// caller sent (a sealed token, which anybody can make up) makes an
+// instance read the data keys again (ReloadForUnknown).
+const UnknownKeyReloadEvery = time.Second
+
+// ReloadForUnknown is Reload for a key id named by what a caller sent: it
+// reads the data keys at most once every UnknownKeyReloadEvery (false when
+// it did not, or the read failed), so that made-up tokens cannot turn each
+// call into a read of the data keys. A token sealed with a key rotated in
+// by another instance opens at the next try at the latest.
+func (k *Keys) ReloadForUnknown(ctx context.Context) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.now()
+	if !k.lastUnknown.IsZero() && now.Sub(k.lastUnknown) < UnknownKeyReloadEvery && now.After(k.lastUnknown) {
+		return false
+	}
+	k.lastUnknown = now
+	return k.reloadLocked(ctx) == nil
 }
 
 // HasKeyedData reports whether the database holds data protected by a key

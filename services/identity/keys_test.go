@@ -307,3 +307,30 @@ func TestReencryptFingerTemplates(t *testing.T) {
 		t.Fatalf("another finger: %v", r)
 	}
 }
+
+// A key id named by what a caller sent (a made-up sealed token) makes an
+// instance read the data keys at most once a second: the first reads them
+// (a key rotated in elsewhere is found), the next within the second does
+// not.
+func TestReloadForUnknownKeyIsThrottled(t *testing.T) {
+	k := newKeyed(t)
+	a, _ := k.instance(t)
+	_, bKeys := k.instance(t)
+	ctx := context.Background()
+	if _, err := a.RotateKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !bKeys.ReloadForUnknown(ctx) || bKeys.Sealer().ActiveKeyID() != "d2" {
+		t.Fatalf("first reload for an unknown key: active %s", bKeys.Sealer().ActiveKeyID())
+	}
+	if _, err := a.RotateKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if bKeys.ReloadForUnknown(ctx) || bKeys.Sealer().ActiveKeyID() != "d2" {
+		t.Fatalf("a second reload within %s read the keys: active %s", identity.UnknownKeyReloadEvery, bKeys.Sealer().ActiveKeyID())
+	}
+	// Reload itself (stored data naming a key: not made up) is not throttled.
+	if err := bKeys.Reload(ctx); err != nil || bKeys.Sealer().ActiveKeyID() != "d3" {
+		t.Fatalf("reload: %v, active %s", err, bKeys.Sealer().ActiveKeyID())
+	}
+}

@@ -258,10 +258,8 @@ func (s *Service) sealToken(v any, aad string) (string, error) {
 // (forged, damaged, sealed for another use, or by a retired key).
 func (s *Service) openToken(ctx context.Context, tok, aad string, v any) bool {
 	b, err := s.sealer.Open(tok, []byte(aad))
-	if errors.Is(err, crypto.ErrUnknownKeyID) && s.keys != nil {
-		if s.keys.Reload(ctx) == nil {
-			b, err = s.sealer.Open(tok, []byte(aad))
-		}
+	if errors.Is(err, crypto.ErrUnknownKeyID) && s.keys != nil && s.keys.ReloadForUnknown(ctx) {
+		b, err = s.sealer.Open(tok, []byte(aad))
 	}
 	if err != nil {
 		return false
