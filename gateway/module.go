@@ -93,7 +93,7 @@ func Module() module.Module {
 				}
 				backends = append(backends, Backend{Name: m.Name, Conn: conn, REST: m.REST, BodyLimits: m.BodyLimits})
 				if m.OpenAPI != nil {
-					docs = append(docs, APIDoc{OpenAPI: m.OpenAPI, Security: m.OpenAPISecurity, Public: m.OpenAPIPublic})
+					docs = append(docs, APIDoc{OpenAPI: m.OpenAPI, Security: m.OpenAPISecurity, Public: m.OpenAPIPublic, Signed: m.OpenAPISigned})
 				}
 			}
 			cfg, _ := env.Section().(*Config)

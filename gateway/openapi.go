@@ -64,6 +64,32 @@ type APIDoc struct {
 	// Public lists the operations (operationId, e.g.
 	// "AdminService_AdminLogin") that need no credentials.
 	Public []string
+	// Signed lists the gRPC services (tags) whose operations take request
+	// signatures (grpcx.SignedBodies): their operations declare the
+	// optional signature headers (signatureParameters).
+	Signed []string
+}
+
+// signatureParameters are the header parameters of an operation that
+// takes request signatures (docs/integrators.md, "Signed requests"):
+// optional, all three together; an application that must sign is refused
+// SIGNATURE_REQUIRED without them.
+func signatureParameters() []any {
+	param := func(name, desc string, schema map[string]any) map[string]any {
+		return map[string]any{"name": name, "in": "header", "required": false, "description": desc, "schema": schema}
+	}
+	return []any{
+		param(headerTimestamp, "Signed requests: the time of signing, Unix seconds (within 300 s of the server's clock). "+
+			"Sent with X-Uias-Nonce and X-Uias-Signature, or none of the three.",
+			map[string]any{"type": "string", "pattern": "^[0-9]{1,19}$"}),
+		param(headerNonce, "Signed requests: 16-64 characters of A-Z a-z 0-9 _ -, random and new for every request (retries included).",
+			map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"}),
+		param(headerSignature, "Signed requests: the base64 signature, with one of the application's signing keys, of the lines "+
+			"UIAS-SIG-V1, App_ID, the method, a space and the request target as sent (e.g. POST /v1/authenticate), "+
+			"the timestamp, the nonce and the lower-case hex SHA-256 of the body, joined by newlines "+
+			"(docs/integrators.md, Signed requests).",
+			map[string]any{"type": "string", "minLength": 1}),
+	}
 }
 
 // fragment is a generated OpenAPI 3.0 document; the fields it may have are
@@ -204,6 +230,10 @@ func (m *merged) add(d APIDoc, schemes map[string]any) error {
 				return err
 			}
 			op["security"] = req
+			if tags, _ := op["tags"].([]any); len(tags) == 1 && slices.Contains(d.Signed, fmt.Sprint(tags[0])) {
+				params, _ := op["parameters"].([]any)
+				op["parameters"] = append(params, signatureParameters()...)
+			}
 			delete(public, id)
 			into[method] = op
 		}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -35,6 +36,7 @@ func identityAPIDoc() APIDoc {
 			"AdminService": module.AdminCredentials,
 		},
 		Public: []string{"AdminService_AdminLogin"},
+		Signed: []string{"AuthService"},
 	}
 }
 
@@ -89,6 +91,42 @@ func TestOpenAPIDocumentValid(t *testing.T) {
 				t.Errorf("security scheme %s: header %s is not forwarded by the gateway", name, got.Value.Name)
 			}
 		}
+	}
+}
+
+// The operations of a service that takes request signatures declare the
+// three signature headers, optional, as forwarded by the edge; the others
+// do not.
+func TestOpenAPISignatureHeaders(t *testing.T) {
+	url, _ := newRecordingGateway(t, withIdentityDoc)
+	doc := loadServedDoc(t, url)
+	headers := func(path, method string) map[string]*openapi3.Parameter {
+		t.Helper()
+		item := doc.Paths.Find(path)
+		if item == nil || item.GetOperation(method) == nil {
+			t.Fatalf("%s %s not in the document", method, path)
+		}
+		out := map[string]*openapi3.Parameter{}
+		for _, p := range item.GetOperation(method).Parameters {
+			if p.Value != nil && p.Value.In == "header" {
+				out[p.Value.Name] = p.Value
+			}
+		}
+		return out
+	}
+	signed := headers("/v1/authenticate", http.MethodPost)
+	for _, name := range []string{"X-Uias-Timestamp", "X-Uias-Nonce", "X-Uias-Signature"} {
+		p := signed[name]
+		if p == nil || p.Required || p.Description == "" {
+			t.Errorf("POST /v1/authenticate: header %s: %+v, want an optional, described parameter", name, p)
+			continue
+		}
+		if !slices.Contains(forwardedRequestHeaders, name) {
+			t.Errorf("header %s is declared but not forwarded by the edge", name)
+		}
+	}
+	if got := headers("/v1/users/{id}", http.MethodGet); len(got) != 0 {
+		t.Errorf("GET /v1/users/{id} (AdminService, not signed) declares headers %v", slices.Collect(maps.Keys(got)))
 	}
 }
 

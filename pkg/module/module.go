@@ -75,6 +75,10 @@ type Module struct {
 	// OpenAPIPublic lists the operations (operationId, e.g.
 	// "AdminService_AdminLogin") that need no credentials.
 	OpenAPIPublic []string
+	// OpenAPISigned lists the gRPC services of OpenAPI whose calls take
+	// request signatures (registered through grpcx.SignedBodies): the edge
+	// declares the signature headers on their operations.
+	OpenAPISigned []string
 	// Pages is the component's own HTTP handler, which the edge mounts
 	// (browser pages and protocols that are not REST mappings of its RPCs,
 	// e.g. CAS under /cas/). nil: none.

@@ -74,6 +74,7 @@ func Module() module.Module {
 			"AuthzService":      module.AppCredentials,
 			"AuthzAdminService": module.AdminCredentials,
 		},
+		OpenAPISigned: []string{"AuthzService"},
 		Init: start,
 	}
 }

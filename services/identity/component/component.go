@@ -69,6 +69,7 @@ func Module() module.Module {
 			"ExportService": module.AdminCredentials,
 		},
 		OpenAPIPublic: []string{"AdminService_AdminLogin", "ImportService_Template"},
+		OpenAPISigned: []string{"AuthService"},
 		// Uploads are streamed to the service (which enforces
 		// identity.import_max_bytes).
 		BodyLimits: map[string]int64{filesrest.ImportPrefix: filesrest.MaxUploadBytes},
