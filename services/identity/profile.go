@@ -120,16 +120,9 @@ func (s *Service) UpdateOwnProfile(ctx context.Context, id, currentPassword stri
 		return nil, errNoOwnPassword
 	}
 	// The person is the actor of the check, the change and their records.
-	c := *caller.From(ctx)
-	c.Principal = u.ID
-	ctx = caller.With(ctx, &c)
-	const verifyAPI = "sso.profile.verify"
-	r, err := s.checkPassword(ctx, u, currentPassword, verifyAPI, start, s.newEarlyAttempt(ssoLoginSource(ctx), verifyAPI))
-	if err != nil {
+	ctx = asSelf(ctx, u)
+	if err := s.reauth(ctx, u, currentPassword, "sso.profile.verify", start); err != nil {
 		return nil, err
-	}
-	if r != ReasonOK && r != ReasonPasswordExpired {
-		return nil, errVerification(r).WithMeta("verdict", r.String())
 	}
 	// The check wrote the login gate's state (counts, lock) to the
 	// person's row: the change starts from the row as it is now.
@@ -142,4 +135,25 @@ func (s *Service) UpdateOwnProfile(ctx context.Context, id, currentPassword stri
 		return nil, err
 	}
 	return s.ownProfile(ctx, u)
+}
+
+// asSelf makes the person the actor of the calls and records that follow.
+func asSelf(ctx context.Context, u *User) context.Context {
+	c := *caller.From(ctx)
+	c.Principal = u.ID
+	return caller.With(ctx, &c)
+}
+
+// reauth checks the person's current password as at login (the login
+// gate; a wrong one is a counted failure): VERIFICATION_FAILED with the
+// verdict otherwise.
+func (s *Service) reauth(ctx context.Context, u *User, password, api string, start time.Time) error {
+	r, err := s.checkPassword(ctx, u, password, api, start, s.newEarlyAttempt(ssoLoginSource(ctx), api))
+	if err != nil {
+		return err
+	}
+	if r != ReasonOK && r != ReasonPasswordExpired {
+		return errVerification(r).WithMeta("verdict", r.String())
+	}
+	return nil
 }

@@ -525,13 +525,6 @@ func (s *Service) BeginTOTPEnrolment(ctx context.Context, id string) (*TOTPEnrol
 	return &TOTPEnrolment{Secret: secret, URI: TOTPURI(iss, u.LoginName, secret), Token: tok, Issuer: iss, Account: u.LoginName}, nil
 }
 
-// asSelf makes the person the actor of the calls and records that follow.
-func asSelf(ctx context.Context, u *User) context.Context {
-	c := *caller.From(ctx)
-	c.Principal = u.ID
-	return caller.With(ctx, &c)
-}
-
 // ConfirmTOTPEnrolment saves the enrolment of the secret in token when
 // code is its code now (±1 step) and currentPassword is right (checked as
 // at login, through the login gate). The code's step is stored as the
@@ -632,20 +625,6 @@ func (s *Service) RemoveOwnTOTP(ctx context.Context, id, currentPassword, code s
 		return nil, err
 	}
 	return s.GetOwnProfile(ctx, u.ID)
-}
-
-// reauth checks the person's current password as at login (the login
-// gate; a wrong one is a counted failure): VERIFICATION_FAILED with the
-// verdict otherwise.
-func (s *Service) reauth(ctx context.Context, u *User, password, api string, start time.Time) error {
-	r, err := s.checkPassword(ctx, u, password, api, start, s.newEarlyAttempt(ssoLoginSource(ctx), api))
-	if err != nil {
-		return err
-	}
-	if r != ReasonOK && r != ReasonPasswordExpired {
-		return errVerification(r).WithMeta("verdict", r.String())
-	}
-	return nil
 }
 
 // ---- the administrator ----
