@@ -32,10 +32,20 @@ const profilePass = "Harbour-Kite-1234"
 
 func newProfileEnv(t *testing.T, policy identity.Policy) *profileEnv {
 	t.Helper()
+	return newProfileEnvWith(t, policy, nil)
+}
+
+// newProfileEnvWith is newProfileEnv with change applied to the service's
+// dependencies last (e.g. a store that fails one operation).
+func newProfileEnvWith(t *testing.T, policy identity.Policy, change func(*identity.Deps)) *profileEnv {
+	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
 	e := newEvEnvWith(t, "", func(d *identity.Deps) {
 		d.Logger = zap.New(core)
 		d.Config.Policy = policy
+		if change != nil {
+			change(d)
+		}
 	})
 	if _, _, err := e.svc.Bootstrap(context.Background(), evAdminPass); err != nil {
 		t.Fatal(err)

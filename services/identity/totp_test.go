@@ -3,17 +3,20 @@ package identity_test
 import (
 	"context"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 )
 
@@ -818,5 +821,46 @@ func TestTOTPCodeGuessesAreBlocked(t *testing.T) {
 	}
 	if identity.TOTPCodeBlock(2) != 2*identity.TOTPCodeBlock(1) || identity.TOTPCodeBlock(30) != 24*time.Hour {
 		t.Fatalf("blocks %v %v", identity.TOTPCodeBlock(2), identity.TOTPCodeBlock(30))
+	}
+}
+
+// admitDown is the store with its count of authenticator codes failing as
+// storage that is down does (while down is set).
+type admitDown struct {
+	identity.Store
+	down *atomic.Bool
+}
+
+func (s admitDown) AdmitTOTPCode(ctx context.Context, userID string, now time.Time, max int, block func(int) time.Duration) (bool, time.Time, error) {
+	if s.down.Load() {
+		return false, time.Time{}, store.ErrUnavailable.WithCause(errors.New("sql: database is closed"))
+	}
+	return s.Store.AdmitTOTPCode(ctx, userID, now, max, block)
+}
+
+// With the code count's storage down, a code is neither checked nor
+// counted: the sign-in answers STORAGE_UNAVAILABLE (no verdict, no
+// session), and once storage is back the same right code signs in.
+func TestOTPCodeCountStorageDown(t *testing.T) {
+	var down atomic.Bool
+	e := &totpEnv{newProfileEnvWith(t, identity.Policy{}, func(d *identity.Deps) {
+		d.Store = admitDown{Store: d.Store, down: &down}
+	})}
+	key := e.enrol(t)
+	ctx := browserAt("192.0.2.1")
+	res, err := e.svc.SSOLoginBound(ctx, "pia", profilePass, "b")
+	if err != nil || res.Reason != identity.ReasonOTPRequired || res.OTPToken == "" {
+		t.Fatalf("password step: %+v %v", res, err)
+	}
+	down.Store(true)
+	_, err = e.svc.SSOLoginOTP(ctx, res.OTPToken, e.code(key, 0), "b")
+	wantReason(t, "code with storage down", err, apierr.Unavailable, store.ReasonUnavailable)
+	if strings.Contains(apierr.ToStatus(err).Error(), "sql") {
+		t.Errorf("the answer names internals: %v", apierr.ToStatus(err))
+	}
+	down.Store(false)
+	got, err := e.svc.SSOLoginOTP(ctx, res.OTPToken, e.code(key, 0), "b")
+	if err != nil || got.Reason != identity.ReasonOK || got.User == nil {
+		t.Fatalf("the same code once storage is back: %+v %v", got, err)
 	}
 }
