@@ -417,6 +417,11 @@ func (s *Service) SSOLoginBound(ctx context.Context, login, password, binding st
 func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) (*SSOLoginResult, error) {
 	start := s.now()
 	const api = "sso.login"
+	if !wellFormedOTP(code) {
+		// Not a code at all (a typing slip the page's form lets through):
+		// refused as such, not counted as a wrong code.
+		return nil, badField("code", "the code is the authenticator app's 6 digits (spaces are ignored)")
+	}
 	detail := map[string]string{"method": "password+totp"}
 	a := s.newEarlyAttempt(ssoLoginSource(ctx), api)
 	if err := a.admitSource(ctx, "otp", "", start); err != nil {

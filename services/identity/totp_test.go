@@ -864,3 +864,28 @@ func TestOTPCodeCountStorageDown(t *testing.T) {
 		t.Fatalf("the same code once storage is back: %+v %v", got, err)
 	}
 }
+
+// A code that is not 6 digits at the sign-in pages' second step is a bad
+// request naming the field, not a wrong code: it neither counts towards
+// the app's block nor uses up the half-done login.
+func TestSSOLoginOTPMalformedCode(t *testing.T) {
+	e := newTOTPEnv(t, identity.Policy{})
+	key := e.enrol(t)
+	ctx := browserAt("192.0.2.1")
+	res, err := e.svc.SSOLoginBound(ctx, "pia", profilePass, "b")
+	if err != nil || res.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("password step: %+v %v", res, err)
+	}
+	for range identity.MaxTOTPCodeFailures + 1 {
+		for _, bad := range []string{"12a456", "12345", "1234567", ""} {
+			_, err := e.svc.SSOLoginOTP(ctx, res.OTPToken, bad, "b")
+			wantReason(t, "code "+bad, err, apierr.InvalidArgument, apierr.ReasonBadRequest)
+			if ae, _ := apierr.As(err); ae == nil || ae.Meta[apierr.MetaField] != "code" {
+				t.Fatalf("code %q: %v, want the field code named", bad, err)
+			}
+		}
+	}
+	if got, err := e.svc.SSOLoginOTP(ctx, res.OTPToken, e.code(key, 0), "b"); err != nil || got.Reason != identity.ReasonOK {
+		t.Fatalf("the right code after malformed ones: %+v %v", got, err)
+	}
+}

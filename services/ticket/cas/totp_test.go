@@ -28,6 +28,7 @@ type otpSSO struct {
 	confirms []*identityv1.ConfirmTotpEnrolmentRequest
 	removes  int
 	enrolled bool
+	codes    int // LoginOtp calls
 }
 
 func (s *otpSSO) Login(_ context.Context, r *identityv1.SSOLoginRequest, _ ...grpc.CallOption) (*identityv1.SSOLoginResponse, error) {
@@ -48,6 +49,7 @@ func (s *otpSSO) Login(_ context.Context, r *identityv1.SSOLoginRequest, _ ...gr
 func (s *otpSSO) LoginOtp(_ context.Context, r *identityv1.SSOLoginOtpRequest, _ ...grpc.CallOption) (*identityv1.SSOLoginResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.codes++
 	b, ok := s.bindings[r.GetOtpToken()]
 	if !ok || b != r.GetOtpBinding() {
 		return &identityv1.SSOLoginResponse{Reason: identityv1.Reason_REASON_OTP_EXPIRED}, nil
@@ -121,6 +123,22 @@ func TestOTPLoginPages(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, want) || !strings.Contains(page, tok) {
 			t.Fatalf("%s wrong code: %d\n%s", lang, resp.StatusCode, page)
 		}
+		// Not a code (letters, too short or long): the same page, and
+		// identity is not asked (it would be no wrong code to count).
+		sso.mu.Lock()
+		asked := sso.codes
+		sso.mu.Unlock()
+		for _, bad := range []string{"12a456", "12345", "1234567", "", "１２３４５６"} {
+			resp := postForm(t, c, srv.URL+"/cas/login", url.Values{"csrf": {csrf}, "otp_token": {tok}, "code": {bad}, "service": {strong}})
+			if page := body(resp); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, want) || !strings.Contains(page, tok) {
+				t.Fatalf("%s code %q: %d\n%s", lang, bad, resp.StatusCode, page)
+			}
+		}
+		sso.mu.Lock()
+		if sso.codes != asked {
+			t.Fatalf("malformed codes reached identity: %d calls", sso.codes-asked)
+		}
+		sso.mu.Unlock()
 		// Another browser with the page's values (a copied form) is refused.
 		other := browser()
 		_, op := getPage(t, other, srv.URL+"/cas/login", lang)
