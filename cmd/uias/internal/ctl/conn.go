@@ -273,8 +273,26 @@ func (a *app) describe(err error) string {
 		}
 	case codes.DeadlineExceeded:
 		msg += " (consider --timeout)"
+	case codes.InvalidArgument:
+		msg += a.flagOfField(st)
 	}
 	return fmt.Sprintf("%s (%s)", msg, st.Code())
+}
+
+// flagOfField names the running command's flag for the request field a
+// refusal names (ErrorInfo metadata "field", e.g. id_number: --id-number),
+// as " (flag --id-number)"; "" when the command has no such flag or the
+// message names it already.
+func (a *app) flagOfField(st *status.Status) string {
+	field := apierr.Info(st).GetMetadata()[apierr.MetaField]
+	if field == "" || a.flags == nil {
+		return ""
+	}
+	name := strings.ReplaceAll(field, "_", "-")
+	if a.flags.Lookup(name) == nil || strings.Contains(st.Message(), "--"+name) {
+		return ""
+	}
+	return " (flag --" + name + ")"
 }
 
 // probeTimeout bounds each step of answersHTTP1.

@@ -235,6 +235,9 @@ type app struct {
 	stderr io.Writer
 	env    func(string) string
 	g      globals
+	// flags are the running command's flags (describe names the flag of
+	// a refused request field).
+	flags *flag.FlagSet
 }
 
 // command is one noun/verb pair.
@@ -339,6 +342,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err := a.g.validate(); err != nil {
 		return a.usageFail(&usageError{msg: err.Error(), usage: usage})
 	}
+	a.flags = cfs
 	if err := run(pos); err != nil {
 		var re *rowsFailedError
 		if errors.As(err, &re) {

@@ -30,13 +30,14 @@ func TestRevealPersonalData(t *testing.T) {
 	if out := h.mustRun("user", "update", zhang.Id, "--id-number", idNumber); !strings.Contains(out, "110*************2X") {
 		t.Fatalf("user update --id-number: %s", out)
 	}
-	if code, _, errs := h.run("user", "update", zhang.Id, "--id-type", "none"); code == 0 || !strings.Contains(errs, "id_type is required with id_number") {
+	if code, _, errs := h.run("user", "update", zhang.Id, "--id-type", "none"); code == 0 || !strings.Contains(errs, "id_type is required with id_number") ||
+		!strings.Contains(errs, "(flag --id-type)") {
 		t.Fatalf("user update --id-type none with a number kept: exit %d %s", code, errs)
 	}
 	// A type without its number identifies nobody: refused at creation and
 	// when the number is cleared while a type stays.
 	if code, _, errs := h.run("user", "create", "--login", "nonum", "--name", "No Number", "--org", root, "--id-type", "passport"); code == 0 ||
-		!strings.Contains(errs, "id_number is required with id_type") {
+		!strings.Contains(errs, "id_number is required with id_type") || !strings.Contains(errs, "(flag --id-number)") {
 		t.Fatalf("user create --id-type passport without a number: exit %d %s", code, errs)
 	}
 	if code, _, errs := h.run("user", "update", zhang.Id, "--id-number", ""); code == 0 || !strings.Contains(errs, "id_number is required with id_type") {
