@@ -1,14 +1,10 @@
 package e2e
 
 import (
-	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -53,114 +49,10 @@ func TestBrowserSingleSignOn(t *testing.T) {
 		}
 	}
 
-	shots := t.TempDir()
-	if os.Getenv("UIAS_UPDATE_SCREENSHOTS") != "" {
-		shots = "../../docs/screenshots"
-		if err := os.MkdirAll(shots, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(760, 640),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The first call starts the browser (without a deadline: it would
-	// stop the browser); every step after it has a generous one.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(bctx, 60*time.Second) }
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		ctx, c := step()
-		defer c()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	textOf := func(sel string) string {
-		t.Helper()
-		ctx, c := step()
-		defer c()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return v
-	}
-	location := func() string {
-		t.Helper()
-		ctx, c := step()
-		defer c()
-		v, err := chromedp.Run(ctx, chromedp.Location())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			png, err := chromedp.CaptureScreenshot()(ctx, tg)
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			return chromedp.Void{}, os.WriteFile(filepath.Join(shots, name), png, 0o644)
-		}
-	}
-	// waitFor polls a JavaScript predicate until it holds, across the
-	// navigations a form submission or redirect makes (a poll the
-	// navigation interrupts is started again).
-	waitFor := func(what, predicate string) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			ctx, c := context.WithTimeout(bctx, 10*time.Second)
-			_, err := chromedp.Run(ctx, chromedp.Poll[bool](predicate))
-			c()
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %v", what, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	b := newChromium(t, chromium, 760, 640)
+	run, textOf, location, shot, waitFor, evalJS, accessible := b.run, b.textOf, b.location, b.shot, b.waitFor, b.evalJS, b.accessible
 	const appPage = `document.body != null && document.body.innerText.startsWith("user=")`
 	var text string
-	evalJS := func(what, js string, out any) {
-		t.Helper()
-		ctx, c := step()
-		defer c()
-		raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](js))
-		if err == nil {
-			err = json.Unmarshal(raw, out)
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	// accessible checks what labels and roles do not: the page's language,
-	// a title, text contrast (WCAG 2.1 AA: 4.5:1, 3:1 for large text)
-	// against the background it is drawn on, and a visible focus outline
-	// on every control reached with Tab.
-	accessible := func(page, lang string) {
-		t.Helper()
-		var got struct {
-			Lang, Title string
-			LowContrast []string
-			NoFocus     []string
-		}
-		evalJS(page+": accessibility", accessibilityJS, &got)
-		if got.Lang != lang || strings.TrimSpace(got.Title) == "" || len(got.LowContrast) > 0 || len(got.NoFocus) > 0 {
-			t.Fatalf("%s: lang %q (want %q), title %q, text below the contrast minimum: %v, controls without a visible focus: %v",
-				page, got.Lang, lang, got.Title, got.LowContrast, got.NoFocus)
-		}
-	}
 
 	// The login page in both languages (the switch keeps the choice).
 	run("login page in Chinese", chromedp.Navigate(casBase+"login?locale=zh-CN"), chromedp.WaitVisible(chromedp.CSS("#username")),
