@@ -107,12 +107,16 @@ type Config struct {
 	// for each other's servers. PeopleCAFile holds the CAs of people's
 	// certificates (certificate login at the CAS page): browsers are asked
 	// for certificates of these CAs too, but they are no root of the
-	// internal hops, and only they sign people in.
+	// internal hops, and only they sign people in. CRLFile holds the
+	// certificate revocation lists of those CAs (PEM "X509 CRL" blocks, or
+	// one DER list): a client certificate (or intermediate) they list is
+	// refused; read again when it changes.
 	TLS struct {
 		CertFile     string `yaml:"cert_file"`
 		KeyFile      string `yaml:"key_file"`
 		ClientCAFile string `yaml:"client_ca_file"`
 		PeopleCAFile string `yaml:"people_ca_file"`
+		CRLFile      string `yaml:"crl_file"`
 	} `yaml:"tls"`
 	// Metrics: Enabled serves /metrics on http_addr. auto (the default)
 	// serves it only when http_addr is a loopback address.
@@ -396,6 +400,7 @@ func (c *Config) bind() []binding {
 	b.String(&c.TLS.KeyFile, "UIAS_TLS_KEY_FILE", "", "")
 	b.String(&c.TLS.ClientCAFile, "UIAS_TLS_CLIENT_CA_FILE", "", "")
 	b.String(&c.TLS.PeopleCAFile, "UIAS_TLS_PEOPLE_CA_FILE", "", "")
+	b.String(&c.TLS.CRLFile, "UIAS_TLS_CRL_FILE", "", "")
 	b.String(&c.DB.PasswordFile, "UIAS_DB_PASSWORD_FILE", "", "")
 	b.Secret(&c.DB.Password, "UIAS_DB_PASSWORD")
 	b.String(&c.NATS.User, "UIAS_NATS_USER", "", "")
@@ -701,6 +706,9 @@ func (c Config) Validate() error {
 	}
 	if c.TLS.PeopleCAFile != "" && c.TLS.CertFile == "" {
 		bad("tls.people_ca_file", "requires tls.cert_file and tls.key_file (client certificates need server TLS)")
+	}
+	if c.TLS.CRLFile != "" && c.TLS.ClientCAFile == "" && c.TLS.PeopleCAFile == "" {
+		bad("tls.crl_file", "requires tls.client_ca_file or tls.people_ca_file (the lists revoke client certificates)")
 	}
 	if c.Etcd.TLS.CertFile != "" && c.Etcd.TLS.KeyFile == "" {
 		bad("etcd.tls.key_file", "is required when etcd.tls.cert_file is set")

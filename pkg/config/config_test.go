@@ -164,6 +164,7 @@ func TestValidateEachProblem(t *testing.T) {
 		{"tls key without cert", func(c *Config) { c.TLS.KeyFile = "server.key" }, "tls.cert_file"},
 		{"tls client ca without cert", func(c *Config) { c.TLS.ClientCAFile = "ca.crt" }, "tls.client_ca_file"},
 		{"tls people ca without cert", func(c *Config) { c.TLS.PeopleCAFile = "people.crt" }, "tls.people_ca_file"},
+		{"tls crl without client cas", func(c *Config) { c.TLS.CertFile, c.TLS.KeyFile, c.TLS.CRLFile = "s.crt", "s.key", "ca.crl" }, "tls.crl_file"},
 		{"section", func(c *Config) { *c = Default(demoDef); demoOf(*c).Workers = -1 }, "demo.workers"},
 	}
 	for _, tt := range tests {

@@ -7,11 +7,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,6 +23,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/x509cert"
 )
 
@@ -58,12 +62,12 @@ func TestEdgeVerifiesClientCertificates(t *testing.T) {
 	}
 	grpcTLS := &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: ca.pool, ClientAuth: tls.VerifyClientCertIfGiven,
 		MinVersion: tls.VersionTLS12}
-	edge, pool := edgeTLS(grpcTLS)
-	if pool != ca.pool || edge.ClientAuth != tls.RequestClientCert || grpcTLS.ClientAuth != tls.VerifyClientCertIfGiven ||
+	edge, pool, check := edgeTLS(grpcTLS)
+	if pool != ca.pool || check != nil || edge.ClientAuth != tls.RequestClientCert || grpcTLS.ClientAuth != tls.VerifyClientCertIfGiven ||
 		edge.ClientCAs != ca.pool {
 		t.Fatalf("edge TLS: %v, pool %v; gRPC's %v", edge.ClientAuth, pool != nil, grpcTLS.ClientAuth)
 	}
-	if e, p := edgeTLS(&tls.Config{}); p != nil || e.ClientAuth != tls.NoClientCert {
+	if e, p, _ := edgeTLS(&tls.Config{}); p != nil || e.ClientAuth != tls.NoClientCert {
 		t.Fatal("an edge without client CAs asks for certificates")
 	}
 
@@ -79,7 +83,7 @@ func TestEdgeVerifiesClientCertificates(t *testing.T) {
 			rej = fmt.Sprintf("%s %s %s", x.Kind, x.Thumbprint, x.At.UTC().Format(time.RFC3339))
 		}
 		_, _ = fmt.Fprintf(w, "%s|%s|%d", peer, rej, len(r.TLS.PeerCertificates))
-	}), pool, now, zap.New(core))
+	}), pool, check, now, zap.New(core))
 	srv := httptest.NewUnstartedServer(h)
 	srv.TLS, srv.Config.ConnContext = edge, peerConnContext
 	srv.StartTLS()
@@ -146,5 +150,133 @@ func TestEdgeVerifiesClientCertificates(t *testing.T) {
 				t.Errorf("the subject %q logged", cn)
 			}
 		}
+	}
+}
+
+// revokeIn writes to file the CRL of ca listing the serials of certs.
+func (ca *testCA) revokeIn(t *testing.T, file string, certs ...tls.Certificate) {
+	t.Helper()
+	var entries []x509.RevocationListEntry
+	for _, c := range certs {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: c.Leaf.SerialNumber,
+			RevocationTime: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(time.Now().UnixNano()),
+		ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(24 * time.Hour), RevokedCertificateEntries: entries},
+		ca.cert, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, file, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+}
+
+// With tls.crl_file, a client certificate its issuer's list revokes fails
+// the gRPC listener's handshake and reaches the HTTP edge's handlers as
+// none, with why (revoked, and when); the others pass; a new list in the
+// file counts for the next connection without a restart; a file that does
+// not hold a list stops the start.
+func TestRevokedClientCertificates(t *testing.T) {
+	old := certCheckInterval
+	certCheckInterval = 0
+	t.Cleanup(func() { certCheckInterval = old })
+	dir := t.TempDir()
+	ca := newTestCA(t, dir)
+	cfg := config.Default()
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = ca.issue(t, dir, "server", "uias", 2)
+	cfg.TLS.ClientCAFile, cfg.TLS.CRLFile = ca.file, filepath.Join(dir, "ca.crl")
+	t0 := time.Now()
+	good := ca.clientCert(t, "Petra", t0.Add(-time.Hour), t0.Add(time.Hour), x509.ExtKeyUsageClientAuth)
+	revoked := ca.clientCert(t, "Lost key", t0.Add(-time.Hour), t0.Add(time.Hour), x509.ExtKeyUsageClientAuth)
+
+	writeFile(t, cfg.TLS.CRLFile, []byte("not a list"))
+	if _, _, err := LoadTLS(cfg, nil); err == nil || !strings.Contains(err.Error(), "CRL") {
+		t.Fatalf("a CRL file without a list: %v", err)
+	}
+	ca.revokeIn(t, cfg.TLS.CRLFile, revoked)
+	server, _, err := LoadTLS(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The gRPC listener: the handshake judges.
+	lis, err := tls.Listen("tcp", "127.0.0.1:0", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = c.(*tls.Conn).Handshake(); _ = c.Close() }()
+		}
+	}()
+	dial := func(c tls.Certificate) error {
+		conn, err := tls.Dial("tcp", lis.Addr().String(), &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12,
+			ServerName: "localhost", GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		// TLS 1.3: the server's verdict on the client arrives with the first read.
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+	if err := dial(good); err != nil {
+		t.Fatalf("gRPC listener, good certificate: %v", err)
+	}
+	if err := dial(revoked); err == nil {
+		t.Fatal("gRPC listener: a revoked certificate passed the handshake")
+	}
+
+	// The HTTP edge: verified in code, refused with why.
+	edge, pool, check := edgeTLS(server)
+	if check == nil {
+		t.Fatal("the edge does not check revocation")
+	}
+	h := verifyPeers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rej := ""
+		if x := x509cert.RejectionFrom(r.Context()); x != nil {
+			rej = x.Kind + " " + x.At.UTC().Format(time.RFC3339)
+		}
+		_, _ = fmt.Fprintf(w, "%v|%s", x509cert.VerifiedPeer(r.TLS) != nil, rej)
+	}), pool, check, time.Now, zap.NewNop())
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS, srv.Config.ConnContext = edge, peerConnContext
+	srv.StartTLS()
+	defer srv.Close()
+	get := func(c tls.Certificate) string {
+		t.Helper()
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12,
+			ServerName: "localhost", GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }}}}
+		defer client.CloseIdleConnections()
+		res, err := client.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	if got := get(good); got != "true|" {
+		t.Fatalf("edge, good certificate: %q", got)
+	}
+	if got := get(revoked); got != "false|revoked 2026-12-01T09:00:00Z" {
+		t.Fatalf("edge, revoked certificate: %q", got)
+	}
+	// A new list (the good one revoked too) counts for the next connection.
+	time.Sleep(10 * time.Millisecond) // a modification time of its own
+	ca.revokeIn(t, cfg.TLS.CRLFile, revoked, good)
+	if got := get(good); got != "false|revoked 2026-12-01T09:00:00Z" {
+		t.Fatalf("edge, good certificate after the list revoked it: %q", got)
+	}
+	if err := dial(good); err == nil {
+		t.Fatal("gRPC listener: a certificate revoked by the new list passed the handshake")
 	}
 }

@@ -480,9 +480,9 @@ func (p *Process) serveHTTP(addr string, h http.Handler, serverTLS *tls.Config) 
 	srv.ErrorLog = log.New(httpErrorLog{p.log.Named("http")}, "", 0)
 	serve := srv.Serve
 	if serverTLS != nil {
-		edge, pool := edgeTLS(serverTLS)
+		edge, pool, check := edgeTLS(serverTLS)
 		if pool != nil {
-			srv.Handler = SecurityHeaders(verifyPeers(h, pool, time.Now, p.log.Named("http")), p.proxies)
+			srv.Handler = SecurityHeaders(verifyPeers(h, pool, check, time.Now, p.log.Named("http")), p.proxies)
 			srv.ConnContext = peerConnContext
 		}
 		srv.TLSConfig = edge

@@ -65,6 +65,13 @@ func LoadTLS(cfg config.Config, log *zap.Logger) (server, client *tls.Config, er
 			pool.AddCert(c)
 		}
 		server.ClientCAs, server.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		if cfg.TLS.CRLFile != "" {
+			crls, err := newCRLFile(cfg.TLS.CRLFile, log)
+			if err != nil {
+				return nil, nil, err
+			}
+			server.VerifyPeerCertificate = crls.verifyNotRevoked
+		}
 	}
 	if len(clientCAs) > 0 {
 		pool := x509.NewCertPool()

@@ -62,12 +62,14 @@ const (
 	RejectedUnknownCA   = "unknown_ca"    // chains to no CA this server trusts
 	RejectedUsage       = "usage"         // not for client authentication
 	RejectedInvalid     = "invalid"       // anything else (a bad chain, a bad signature)
+	// RejectedRevoked (crl.go): listed in its issuer's CRL
 )
 
 // Rejection is a client certificate the server asked for, was presented
 // and did not accept: why (Kind, one of Rejected...), its thumbprint, and
 // for RejectedExpired and RejectedNotYetValid the validity bound passed
-// or not reached (of the chain's certificate at fault).
+// or not reached (of the chain's certificate at fault), for RejectedRevoked
+// when it was revoked.
 type Rejection struct {
 	Kind       string
 	Thumbprint string
@@ -82,7 +84,10 @@ func RejectionOf(leaf *x509.Certificate, err error, now time.Time) *Rejection {
 	}
 	var inv x509.CertificateInvalidError
 	var unk x509.UnknownAuthorityError
+	var rev *RevokedError
 	switch {
+	case errors.As(err, &rev):
+		r.Kind, r.At = RejectedRevoked, rev.At
 	case errors.As(err, &inv) && inv.Reason == x509.Expired && inv.Cert != nil && now.Before(inv.Cert.NotBefore):
 		r.Kind, r.At = RejectedNotYetValid, inv.Cert.NotBefore
 	case errors.As(err, &inv) && inv.Reason == x509.Expired && inv.Cert != nil:

@@ -62,7 +62,7 @@ func newNamedCertPKI(t *testing.T, cn string) *certPKI {
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true}
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, IsCA: true, BasicConstraintsValid: true}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +75,30 @@ func newNamedCertPKI(t *testing.T, cn string) *certPKI {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// revocationList writes the CA's CRL listing certs (revoked at at) to a
+// file of its folder and returns its name (for tls.crl_file).
+func (p *certPKI) revocationList(t *testing.T, at time.Time, certs ...tls.Certificate) string {
+	t.Helper()
+	var entries []x509.RevocationListEntry
+	for _, c := range certs {
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: leaf.SerialNumber, RevocationTime: at})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: at,
+		NextUpdate: time.Now().Add(7 * 24 * time.Hour), RevokedCertificateEntries: entries}, p.ca, p.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(p.dir, "ca.crl")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
 
 // issue makes a certificate for cn valid from nb to na (server: for
@@ -507,7 +531,7 @@ func TestCertificateLoginComponentsOnly(t *testing.T) {
 	wantCode(t, err, codes.PermissionDenied, "SSO_COMPONENTS_ONLY")
 }
 
-// TestCertificateLoginPeopleCA: with tls.people_ca_file, a person signs in
+// TestCertificateLoginPeopleCA: with tls.people_ca_file (and tls.crl_file), a person signs in
 // with a certificate of the people's CA; a certificate of the CA of
 // tls.client_ca_file (the applications' and components' CA), verified by
 // TLS and bound to a person all the same, is not offered as a login and
@@ -515,7 +539,12 @@ func TestCertificateLoginComponentsOnly(t *testing.T) {
 func TestCertificateLoginPeopleCA(t *testing.T) {
 	p := newNamedCertPKI(t, "UIAS e2e components CA")
 	people := newNamedCertPKI(t, "UIAS e2e people's USB key CA")
-	e := startTLS(t, p, func(c *config.Config) { c.TLS.PeopleCAFile = people.caFile })
+	// A key reported lost: its CA's revocation list (tls.crl_file) names it.
+	now := time.Now()
+	lost, _, _ := people.issue(t, "Petra lost key", false, now.Add(-time.Hour), now.Add(24*time.Hour))
+	revokedAt := now.Add(-10 * time.Minute).UTC().Truncate(time.Second)
+	crl := people.revocationList(t, revokedAt, lost)
+	e := startTLS(t, p, func(c *config.Config) { c.TLS.PeopleCAFile, c.TLS.CRLFile = people.caFile, crl })
 	casBase := e.http + "/cas/"
 	f := e.seed("peopleapp", "petra", nil, nil)
 	svc := "https://people.example.com/app/"
@@ -524,7 +553,6 @@ func TestCertificateLoginPeopleCA(t *testing.T) {
 		AppId: f.appID, Name: "People app", Url: svc}}); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
 	good, _, _ := people.issue(t, "Petra", false, now.Add(-time.Hour), now.Add(24*time.Hour))
 	wrong, _, _ := p.issue(t, "Petra elsewhere", false, now.Add(-time.Hour), now.Add(24*time.Hour))
 	for _, c := range []tls.Certificate{good, wrong} {
@@ -561,8 +589,10 @@ func TestCertificateLoginPeopleCA(t *testing.T) {
 	expired, _, _ := people.issue(t, "Petra expired", false, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
 	stranger := newNamedCertPKI(t, "Some other CA")
 	unknown, _, _ := stranger.issue(t, "Petra stranger", false, now.Add(-time.Hour), now.Add(24*time.Hour))
-	if _, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: f.userID, Certificate: expired.Certificate[0]}); err != nil {
-		t.Fatal(err)
+	for _, c := range []tls.Certificate{expired, lost} {
+		if _, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: f.userID, Certificate: c.Certificate[0]}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	expiredLeaf, err := x509.ParseCertificate(expired.Certificate[0])
 	if err != nil {
@@ -574,6 +604,7 @@ func TestCertificateLoginPeopleCA(t *testing.T) {
 	}{
 		"expired":    {expired, "presented a certificate that expired on " + expiredLeaf.NotAfter.UTC().Format("2006-01-02 15:04 UTC")},
 		"unknown CA": {unknown, "not issued by a certificate authority this service trusts"},
+		"revoked":    {lost, "presented a certificate that its certificate authority revoked on " + revokedAt.Format("2006-01-02 15:04 UTC")},
 	} {
 		// Presented whatever CAs the server names (a browser whose person
 		// picks it, or a key that is the only one).

@@ -146,6 +146,9 @@ failure is one clear line.
 {{- if and $v.tls.peopleCASecret (not $v.tls.secretName) -}}
 {{- fail "uias: tls.peopleCASecret needs tls.secretName (certificate login needs server TLS)" -}}
 {{- end -}}
+{{- if and $v.tls.crlSecret (not $v.tls.verifyClients) (not $v.tls.peopleCASecret) -}}
+{{- fail "uias: tls.crlSecret needs tls.verifyClients or tls.peopleCASecret (the lists revoke client certificates)" -}}
+{{- end -}}
 {{- range $name := $enabled -}}
 {{- $c := index $v.components $name -}}
 {{- if le (int $c.terminationGracePeriodSeconds) (add (int $c.preStopSeconds) 15 | int) -}}

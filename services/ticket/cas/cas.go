@@ -496,6 +496,8 @@ func (h *Handler) certRejected(r *http.Request) string {
 		return fmt.Sprintf(t.CertRejNotYet, rej.At.UTC().Format("2006-01-02 15:04 UTC"))
 	case x509cert.RejectedUnknownCA:
 		return t.CertRejUnknownCA
+	case x509cert.RejectedRevoked:
+		return fmt.Sprintf(t.CertRejRevoked, rej.At.UTC().Format("2006-01-02 15:04 UTC"))
 	}
 	return t.CertRejInvalid
 }

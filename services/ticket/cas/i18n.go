@@ -21,7 +21,7 @@ type texts struct {
 	// A certificate the browser presented and the server did not accept
 	// (x509cert.Rejection): expired (%s: when), not yet valid (%s: from
 	// when), of a CA this server does not trust, or otherwise unusable.
-	CertRejExpired, CertRejNotYet, CertRejUnknownCA, CertRejInvalid string
+	CertRejExpired, CertRejNotYet, CertRejUnknownCA, CertRejInvalid, CertRejRevoked string
 	// What to do instead: on a page with the password form, and for an
 	// application that needs level 2.
 	CertRejPassword, CertRejLevel string
@@ -97,6 +97,7 @@ var languages = map[string]texts{
 		CertRejNotYet:         "Your browser presented a certificate that is valid only from %s, so it cannot sign you in yet.",
 		CertRejUnknownCA:      "Your browser presented a certificate that was not issued by a certificate authority this service trusts, so it cannot sign you in (to choose another one, restart the browser).",
 		CertRejInvalid:        "Your browser presented a certificate that cannot be used to sign in.",
+		CertRejRevoked:        "Your browser presented a certificate that its certificate authority revoked on %s, so it cannot sign you in (to choose another one, restart the browser).",
 		CertRejPassword:       "Sign in with your password, or ask for a new certificate.",
 		CertRejLevel:          "This application requires signing in with a valid certificate (level 2): ask for a new certificate.",
 		CertLocked:            "Your account is locked. Try again later or ask your administrator.",
@@ -208,6 +209,7 @@ var languages = map[string]texts{
 		CertRejNotYet:         "您的浏览器提供的证书自 %s 起才生效，暂时无法用于登录。",
 		CertRejUnknownCA:      "您的浏览器提供的证书不是由本系统信任的证书机构签发的，无法用于登录（如需选择其他证书，请重新启动浏览器）。",
 		CertRejInvalid:        "您的浏览器提供的证书无法用于登录。",
+		CertRejRevoked:        "您的浏览器提供的证书已于 %s 被证书机构吊销，无法用于登录（如需选择其他证书，请重新启动浏览器）。",
 		CertRejPassword:       "请使用密码登录，或申请新的证书。",
 		CertRejLevel:          "该应用要求使用有效的数字证书（二级）登录：请申请新的证书。",
 		CertLocked:            "您的账号已被锁定。请稍后再试或联系管理员。",

@@ -739,6 +739,8 @@ func TestChartSchemaRejects(t *testing.T) {
 			[]string{"components.identity.pdb: set minAvailable or maxUnavailable, not both"}},
 		{"client certificates without TLS", []string{"--set", "tls.verifyClients=true"}, []string{"tls.verifyClients needs tls.secretName"}},
 		{"people's CAs without TLS", []string{"--set", "tls.peopleCASecret=people-ca"}, []string{"tls.peopleCASecret needs tls.secretName"}},
+		{"revocation lists without client certificates", []string{"--set", "tls.secretName=uias-tls", "--set", "tls.crlSecret=uias-crl"},
+			[]string{"tls.crlSecret needs tls.verifyClients or tls.peopleCASecret"}},
 		{"one key for both first passwords", []string{"--set", "secrets.bootstrapPassword.name=uias-bootstrap",
 			"--set", "secrets.bootstrapAuditorPassword.name=uias-bootstrap", "--set", "secrets.bootstrapAuditorPassword.key=password"},
 			[]string{"secrets.bootstrapAuditorPassword names the same Secret key as secrets.bootstrapPassword"}},
@@ -907,43 +909,50 @@ func TestChartBootstrapPasswords(t *testing.T) {
 }
 
 // tls.peopleCASecret mounts the people's CAs (key ca.crt) and names them
-// in UIAS_TLS_PEOPLE_CA_FILE (certificate login at the CAS page), beside
-// the server's TLS; without it neither appears.
+// in UIAS_TLS_PEOPLE_CA_FILE (certificate login at the CAS page), and
+// tls.crlSecret the CAs' revocation lists (key crl.pem) in
+// UIAS_TLS_CRL_FILE, beside the server's TLS; without them neither
+// appears.
 func TestChartPeopleCA(t *testing.T) {
 	helm := helmBin(t)
 	minimal := filepath.Join(chartDir(t), "ci", "minimal-values.yaml")
-	for _, with := range []bool{true, false} {
-		args := []string{"-f", minimal, "--set", "tls.secretName=uias-tls"}
-		if with {
-			args = append(args, "--set", "tls.peopleCASecret=uias-people-ca")
-		}
-		docs, err := render(t, helm, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for comp, d := range byComponent(t, docs, "Deployment") {
-			c := container(t, d)
-			env, mount, secret := "", "", ""
-			for _, e := range list(get(c, "env")) {
-				if get(e, "name") == "UIAS_TLS_PEOPLE_CA_FILE" {
-					env = str(get(e, "value"))
+	for _, f := range []struct{ set, secret, env, volume, dir, file string }{
+		{"tls.peopleCASecret", "uias-people-ca", "UIAS_TLS_PEOPLE_CA_FILE", "people-ca", "/etc/uias/people-ca", "ca.crt"},
+		{"tls.crlSecret", "uias-crl", "UIAS_TLS_CRL_FILE", "crl", "/etc/uias/crl", "crl.pem"},
+	} {
+		for _, with := range []bool{true, false} {
+			args := []string{"-f", minimal, "--set", "tls.secretName=uias-tls", "--set", "tls.verifyClients=true"}
+			if with {
+				args = append(args, "--set", f.set+"="+f.secret)
+			}
+			docs, err := render(t, helm, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for comp, d := range byComponent(t, docs, "Deployment") {
+				c := container(t, d)
+				env, mount, secret := "", "", ""
+				for _, e := range list(get(c, "env")) {
+					if get(e, "name") == f.env {
+						env = str(get(e, "value"))
+					}
 				}
-			}
-			for _, m := range list(get(c, "volumeMounts")) {
-				if get(m, "name") == "people-ca" {
-					mount = str(get(m, "mountPath"))
+				for _, m := range list(get(c, "volumeMounts")) {
+					if get(m, "name") == f.volume {
+						mount = str(get(m, "mountPath"))
+					}
 				}
-			}
-			for _, v := range list(get(d, "spec", "template", "spec", "volumes")) {
-				if get(v, "name") == "people-ca" {
-					secret = str(get(v, "secret", "secretName"))
+				for _, v := range list(get(d, "spec", "template", "spec", "volumes")) {
+					if get(v, "name") == f.volume {
+						secret = str(get(v, "secret", "secretName"))
+					}
 				}
-			}
-			if with && (env != "/etc/uias/people-ca/ca.crt" || mount != "/etc/uias/people-ca" || secret != "uias-people-ca") {
-				t.Errorf("%s: people's CA env %q, mount %q, secret %q", comp, env, mount, secret)
-			}
-			if !with && (env != "" || mount != "" || secret != "") {
-				t.Errorf("%s without tls.peopleCASecret: env %q, mount %q, secret %q", comp, env, mount, secret)
+				if with && (env != f.dir+"/"+f.file || mount != f.dir || secret != f.secret) {
+					t.Errorf("%s, %s: env %q, mount %q, secret %q", f.set, comp, env, mount, secret)
+				}
+				if !with && (env != "" || mount != "" || secret != "") {
+					t.Errorf("%s without %s: env %q, mount %q, secret %q", comp, f.set, env, mount, secret)
+				}
 			}
 		}
 	}
