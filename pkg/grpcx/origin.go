@@ -151,11 +151,17 @@ func originMD(ctx context.Context, key []byte) metadata.MD {
 		o.HTTPRequest = "" // the edge's request is the outer call's
 	}
 	delete(md, MetadataHTTPRequest)
-	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" && o.ClientCert == "" && o.HTTPRequest == "" {
+	if key == nil && o.empty() {
 		return md
 	}
+	// With the key, an origin is asserted even when the call acts for
+	// nobody (a component's own background work: an appointment, a
+	// status refresh): the signature alone tells the server a component
+	// calls (FromComponent).
 	if o.ClientIP.IsValid() {
 		md[MetadataClientIP] = []string{o.ClientIP.String()}
+	} else {
+		delete(md, MetadataClientIP)
 	}
 	setOrDelete(md, MetadataOriginApp, o.App)
 	setOrDelete(md, MetadataOriginPrincipal, o.Principal)
@@ -215,13 +221,15 @@ func originOf(ctx context.Context, md metadata.MD, key []byte) (Origin, bool) {
 	o.App, o.Principal = first(MetadataOriginApp), first(MetadataOriginPrincipal)
 	o.ClientCert = first(MetadataClientCert)
 	o.HTTPRequest = first(MetadataHTTPRequest)
-	if !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" && o.ClientCert == "" && o.HTTPRequest == "" {
+	sig := first(MetadataOriginSig)
+	if o.empty() && (sig == "" || InProcess(ctx)) {
+		// Nothing asserted (an in-process call is a component's anyway:
+		// FromComponent).
 		return Origin{}, false
 	}
 	if InProcess(ctx) {
 		return o, true
 	}
-	sig := first(MetadataOriginSig)
 	if key == nil || sig == "" {
 		return Origin{}, false
 	}
@@ -230,6 +238,11 @@ func originOf(ctx context.Context, md metadata.MD, key []byte) (Origin, bool) {
 		return Origin{}, false
 	}
 	return o, true
+}
+
+// empty reports whether o asserts nothing.
+func (o Origin) empty() bool {
+	return !o.ClientIP.IsValid() && o.App == "" && o.Principal == "" && o.ClientCert == "" && o.HTTPRequest == ""
 }
 
 // componentKey marks a call whose origin a trusted channel asserted.

@@ -97,8 +97,9 @@ func TestClientCertOfCall(t *testing.T) {
 	}
 }
 
-// FromComponent: in-process calls and calls with a signed origin come from
-// components; an unsigned or wrongly signed origin over the network does not.
+// FromComponent: in-process calls and calls with a signed origin (an empty
+// one included) come from components; an unsigned or wrongly signed origin
+// over the network does not.
 func TestFromComponent(t *testing.T) {
 	key := []byte("0123456789abcdef")
 	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
@@ -114,6 +115,13 @@ func TestFromComponent(t *testing.T) {
 		"unsigned over the network": {serverSide(outgoingOrigin(ctx, nil), tcp), false},
 		"another key":               {serverSide(outgoingOrigin(ctx, []byte("another-key-0000")), tcp), false},
 		"no origin":                 {serverSide(context.Background(), tcp), false},
+		// A component's own background work acts for nobody: the
+		// signature of the empty origin alone makes it a component's.
+		"acting for nobody, signed":   {serverSide(outgoingOrigin(WithRequestID(context.Background(), "rid-2"), key), tcp), true},
+		"acting for nobody, unsigned": {serverSide(outgoingOrigin(WithRequestID(context.Background(), "rid-2"), nil), tcp), false},
+		"acting for nobody, another key": {serverSide(outgoingOrigin(WithRequestID(context.Background(), "rid-2"),
+			[]byte("another-key-0000")), tcp), false},
+		"acting for nobody, no request id": {serverSide(outgoingOrigin(context.Background(), key), tcp), true},
 	} {
 		if got := FromComponent(c.withOrigin(tc.ctx)); got != tc.want {
 			t.Errorf("%s: FromComponent = %v, want %v", name, got, tc.want)
