@@ -34,6 +34,9 @@ const (
 	// ReasonSoDConflict: a grant, a role or a membership would let one
 	// person hold both roles of a separation-of-duty pair.
 	ReasonSoDConflict = "SOD_CONFLICT"
+	// ReasonAuthzUnavailable: the authz component did not answer within
+	// RetryFor, so an administrator's call could not be checked.
+	ReasonAuthzUnavailable = "AUTHZ_UNAVAILABLE"
 )
 
 func init() {
@@ -44,6 +47,8 @@ func init() {
 			Doc: "The administrator's roles do not allow this action (here, or on this target: outside the org subtree they administer, a role they may not hand on, an administrator above them, their own grants). The message says which."},
 		apierr.Reason{Name: ReasonSoDConflict, Code: apierr.FailedPrecondition,
 			Doc: "The grant, role, group membership or move would let one person hold both roles of a separation-of-duty pair (authz exclusions; the three administrators are one built in)."},
+		apierr.Reason{Name: ReasonAuthzUnavailable, Code: apierr.Unavailable, Legacy: -6,
+			Doc: "An administrator's call could not be checked: the authorization service (authz) did not answer for 10 s (stopped, unreachable, still loading its index). Nothing was done; retry once authz is back (its /readyz, the edge's /readyz)."},
 	)
 }
 
@@ -265,17 +270,27 @@ func (v *Verifier) askAdmin(ctx context.Context, req *authzv1.CheckAdminRequest)
 	deadline := time.Now().Add(RetryFor)
 	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		r, err := v.authz.CheckAdmin(ctx, req)
-		if status.Code(err) != codes.Unavailable || time.Now().Add(delay).After(deadline) {
+		if status.Code(err) != codes.Unavailable {
 			return r, err
+		}
+		if time.Now().Add(delay).After(deadline) {
+			return r, errAuthzUnavailable(err)
 		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return r, err
+			return r, errAuthzUnavailable(err)
 		case <-t.C:
 		}
 	}
+}
+
+// errAuthzUnavailable is the refusal of an administrator's call that authz
+// did not answer (err, its last answer, kept as the cause for the log).
+func errAuthzUnavailable(err error) error {
+	return apierr.Wrap(err, apierr.Unavailable, ReasonAuthzUnavailable,
+		"the authorization service (authz) is unavailable, so administrator calls cannot be checked; nothing was done, try again later")
 }
 
 // actions names, for a refusal, the operations whose verb alone would
