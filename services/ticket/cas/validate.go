@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -152,11 +153,24 @@ func (h *Handler) deliverPGT(ctx context.Context, pgtURL, pgt, iou string) bool 
 	}
 	resp, err := h.o.Client.Do(req)
 	if err != nil {
-		h.o.Log.Info("pgtUrl callback failed", zap.Error(err))
+		// The request's URL carries the PGT and its IOU: the host and the
+		// cause are logged, never the URL.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		h.o.Log.Warn("pgtUrl callback failed: the validation succeeds without a proxy-granting ticket "+
+			"(a certificate the edge does not trust: ticket.outbound_ca_file on the process serving /cas/)",
+			zap.String("host", u.Host), zap.Error(err))
 		return false
 	}
 	_ = resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	if resp.StatusCode != http.StatusOK {
+		h.o.Log.Warn("pgtUrl callback answered other than 200: the validation succeeds without a proxy-granting ticket",
+			zap.String("host", u.Host), zap.Int("status", resp.StatusCode))
+		return false
+	}
+	return true
 }
 
 // proxy is /proxy: a PT for targetService from a PGT.

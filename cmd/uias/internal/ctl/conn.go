@@ -275,6 +275,8 @@ func (a *app) describe(err error) string {
 		msg += " (consider --timeout)"
 	case codes.InvalidArgument:
 		msg += a.flagOfField(st)
+	case codes.Unimplemented:
+		msg += servedBy(st.Message())
 	}
 	return fmt.Sprintf("%s (%s)", msg, st.Code())
 }
@@ -293,6 +295,22 @@ func (a *app) flagOfField(st *status.Status) string {
 		return ""
 	}
 	return " (flag --" + name + ")"
+}
+
+// servedBy says which component serves the service an "unknown service"
+// refusal names (a server running other components: in microservices mode
+// each component has its own gRPC address); "" for other messages.
+func servedBy(msg string) string {
+	svc, ok := strings.CutPrefix(msg, "unknown service ")
+	if !ok {
+		return ""
+	}
+	parts := strings.Split(svc, ".")
+	if len(parts) < 4 || parts[0] != "uias" {
+		return ""
+	}
+	return fmt.Sprintf(" (%s is served by the %s component: the server at --addr runs without it; "+
+		"with components in their own processes give the %s component's gRPC address with --addr / UIAS_ADDR)", svc, parts[1], parts[1])
 }
 
 // probeTimeout bounds each step of answersHTTP1.

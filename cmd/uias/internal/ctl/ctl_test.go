@@ -612,6 +612,13 @@ func TestServerErrorReported(t *testing.T) {
 	if code != 1 || !strings.HasSuffix(errs, "(Unimplemented)\n") {
 		t.Errorf("exit %d, stderr %q", code, errs)
 	}
+	// A service of another component (a server running without it, as in
+	// microservices mode): the refusal says which component serves it.
+	code, _, errs = h.run("service", "list")
+	if code != 1 || !strings.Contains(errs, "unknown service uias.ticket.v1.ServiceRegistryService") ||
+		!strings.Contains(errs, "served by the ticket component") || !strings.Contains(errs, "--addr") {
+		t.Errorf("a ticket command at identity's address: exit %d, stderr %q", code, errs)
+	}
 }
 
 func TestUnreachableServer(t *testing.T) {
