@@ -75,7 +75,7 @@ func Module() module.Module {
 			"AuthzAdminService": module.AdminCredentials,
 		},
 		OpenAPISigned: []string{"AuthzService"},
-		Init: start,
+		Init:          start,
 	}
 }
 
