@@ -1,6 +1,7 @@
 package module
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"os"
@@ -103,11 +104,19 @@ func (f *crlFile) current() *x509cert.Revocation {
 	return f.rev
 }
 
-// verifyNotRevoked is a tls.Config VerifyPeerCertificate: it refuses a
-// handshake whose verified client chain the lists revoke. Without verified
-// chains (no certificate, or an edge that verifies in code: verifyPeers
-// asks it then) it has nothing to judge.
-func (f *crlFile) verifyNotRevoked(_ [][]byte, chains [][]*x509.Certificate) error {
+// verifyConnection is a tls.Config VerifyConnection: it refuses a
+// connection whose verified client chain the lists revoke. It runs on every
+// connection, resumed ones included (a session resumed from a ticket
+// carries the chains verified when it began, and VerifyPeerCertificate
+// would not run again: a certificate revoked since would go on). Without
+// verified chains (no certificate, or an edge that verifies in code:
+// verifyPeers asks check then) it has nothing to judge.
+func (f *crlFile) verifyConnection(cs tls.ConnectionState) error {
+	return f.check(cs.VerifiedChains)
+}
+
+// check refuses chains that the lists revoke.
+func (f *crlFile) check(chains [][]*x509.Certificate) error {
 	rev := f.current()
 	for _, chain := range chains {
 		if err := rev.Check(chain); err != nil {

@@ -32,15 +32,19 @@ import (
 // edgeTLS is the HTTP edge's TLS configuration made from the server's:
 // client certificates requested, not verified by the handshake; pool is
 // what verifies them (nil when the server verifies none), and check what
-// the server's handshake asks of a verified chain besides (the
-// revocation lists of tls.crl_file; nil when nothing).
-func edgeTLS(server *tls.Config) (edge *tls.Config, pool *x509.CertPool, check func([][]byte, [][]*x509.Certificate) error) {
+// the server's handshake asks of a verified connection besides (the
+// revocation lists of tls.crl_file; nil when nothing), asked of the
+// chains verified in code.
+func edgeTLS(server *tls.Config) (edge *tls.Config, pool *x509.CertPool, check func([][]*x509.Certificate) error) {
 	if server == nil || server.ClientAuth != tls.VerifyClientCertIfGiven || server.ClientCAs == nil {
 		return server, nil, nil
 	}
 	edge = server.Clone()
 	edge.ClientAuth = tls.RequestClientCert
-	return edge, server.ClientCAs, server.VerifyPeerCertificate
+	if vc := server.VerifyConnection; vc != nil {
+		check = func(chains [][]*x509.Certificate) error { return vc(tls.ConnectionState{VerifiedChains: chains}) }
+	}
+	return edge, server.ClientCAs, check
 }
 
 // peerCheck is one connection's verdict on its client certificate.
@@ -61,7 +65,7 @@ func peerConnContext(ctx context.Context, _ net.Conn) context.Context {
 // verifyPeers verifies the client certificate of each connection against
 // pool, then with check when not nil (see above), before h sees the
 // request.
-func verifyPeers(h http.Handler, pool *x509.CertPool, check func([][]byte, [][]*x509.Certificate) error,
+func verifyPeers(h http.Handler, pool *x509.CertPool, check func([][]*x509.Certificate) error,
 	now func() time.Time, log *zap.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
@@ -76,7 +80,7 @@ func verifyPeers(h http.Handler, pool *x509.CertPool, check func([][]byte, [][]*
 			at := now()
 			chains, err := x509cert.VerifyClient(r.TLS.PeerCertificates, pool, at)
 			if err == nil && check != nil {
-				err = check(nil, chains)
+				err = check(chains)
 			}
 			if err != nil {
 				pc.reject = x509cert.RejectionOf(r.TLS.PeerCertificates[0], err, at)

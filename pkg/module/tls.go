@@ -70,7 +70,7 @@ func LoadTLS(cfg config.Config, log *zap.Logger) (server, client *tls.Config, er
 			if err != nil {
 				return nil, nil, err
 			}
-			server.VerifyPeerCertificate = crls.verifyNotRevoked
+			server.VerifyConnection = crls.verifyConnection
 		}
 	}
 	if len(clientCAs) > 0 {
