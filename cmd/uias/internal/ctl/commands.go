@@ -380,7 +380,7 @@ func (a *app) moreHint(next string) {
 // ---- org ----
 
 func orgCreateCmd() command {
-	return verb("--code C --name N [--parent ID]", "", nil, func(_ *app, fs *flag.FlagSet) prepared[*identityv1.Org] {
+	return verb("--code C --name N --parent ID", "", nil, func(_ *app, fs *flag.FlagSet) prepared[*identityv1.Org] {
 		code := fs.String("code", "", "organisation `code`")
 		name := fs.String("name", "", "organisation `name`")
 		parent := fs.String("parent", "", "parent organisation `ID` (required once the root exists: uias ctl org list shows it)")
