@@ -20,22 +20,22 @@ func TestNestedTrust(t *testing.T) {
 	serving := context.WithValue(base, servingKey{}, true)
 	c := &chain{internalKey: key}
 	forged := metadata.AppendToOutgoingContext(base, MetadataNested, "1")
-	signedPlain, _ := metadata.FromOutgoingContext(outgoingOrigin(base, key))
+	signedPlain, _ := metadata.FromOutgoingContext(outgoingOrigin(base, key, ""))
 	added := signedPlain.Copy()
 	added.Set(MetadataNested, "1")
 	for name, tc := range map[string]struct {
 		ctx  context.Context
 		want bool
 	}{
-		"serving, signed":                  {serverSide(outgoingOrigin(serving, key), tcp), true},
-		"serving, in process":              {serverSide(outgoingOrigin(serving, nil), InprocAddr{}), true},
-		"serving, in process, no origin":   {serverSide(outgoingOrigin(context.WithValue(context.Background(), servingKey{}, true), nil), InprocAddr{}), true},
-		"not serving, signed":              {serverSide(outgoingOrigin(base, key), tcp), false},
-		"serving, unsigned network":        {serverSide(outgoingOrigin(serving, nil), tcp), false},
-		"caller's own mark, in process":    {serverSide(outgoingOrigin(forged, nil), InprocAddr{}), false},
+		"serving, signed":                  {serverSide(outgoingOrigin(serving, key, ""), tcp), true},
+		"serving, in process":              {serverSide(outgoingOrigin(serving, nil, ""), InprocAddr{}), true},
+		"serving, in process, no origin":   {serverSide(outgoingOrigin(context.WithValue(context.Background(), servingKey{}, true), nil, ""), InprocAddr{}), true},
+		"not serving, signed":              {serverSide(outgoingOrigin(base, key, ""), tcp), false},
+		"serving, unsigned network":        {serverSide(outgoingOrigin(serving, nil, ""), tcp), false},
+		"caller's own mark, in process":    {serverSide(outgoingOrigin(forged, nil, ""), InprocAddr{}), false},
 		"caller's own mark, raw network":   {serverSide(forged, tcp), false},
 		"mark added to a signed call":      {peerCtx(metadata.NewIncomingContext(context.Background(), added), tcp), false},
-		"serving, signed with another key": {serverSide(outgoingOrigin(serving, []byte("another-key-0000")), tcp), false},
+		"serving, signed with another key": {serverSide(outgoingOrigin(serving, []byte("another-key-0000"), ""), tcp), false},
 	} {
 		if got := nestedCall(c.withOrigin(tc.ctx)); got != tc.want {
 			t.Errorf("%s: nested = %v, want %v", name, got, tc.want)

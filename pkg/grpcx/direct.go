@@ -210,7 +210,7 @@ func (d *Direct) Invoke(ctx context.Context, method string, args, reply any, opt
 		return shuttingDown()
 	}
 	st := &directStream{method: method}
-	sctx, end := serverContext(d.base, ctx, originMD(ctx, nil), st)
+	sctx, end := serverContext(d.base, ctx, originMD(ctx, nil, ""), st)
 	resp, err := d.serve(sctx, m, method, in)
 	// Stop cancelled the call (the caller's deadline would end the
 	// caller's context too, below).

@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -34,7 +36,16 @@ const (
 	// reached over the network knows the assertion comes from a peer that
 	// holds the key.
 	MetadataOriginSig = "x-uias-origin-sig"
+	// MetadataOriginTime is when the origin was signed (Unix seconds),
+	// signed with it: a signature serves only within OriginMaxAge of it,
+	// and only for the method it was made for.
+	MetadataOriginTime = "x-uias-origin-time"
 )
+
+// OriginMaxAge bounds how far a signed origin's time may be from the
+// server's clock (either way: the components' clocks differ a little):
+// a captured signature cannot be replayed later, nor at another method.
+const OriginMaxAge = 2 * time.Minute
 
 // Origin is who a call is made for: the client address the edge saw and the
 // caller a component authenticated (an App_ID, an administrator). It travels
@@ -99,15 +110,15 @@ func OriginFrom(ctx context.Context) Origin {
 	return o
 }
 
-// originSig signs the origin values and the request id (and the nested
-// mark, when set).
-func originSig(key []byte, requestID string, o Origin, nested bool) string {
+// originSig signs the origin values, the request id, the method called
+// and the time of signing (and the nested mark, when set).
+func originSig(key []byte, requestID string, o Origin, nested bool, method, at string) string {
 	m := hmac.New(sha256.New, key)
 	ip := ""
 	if o.ClientIP.IsValid() {
 		ip = o.ClientIP.String()
 	}
-	parts := []string{requestID, ip, o.App, o.Principal, o.ClientCert}
+	parts := []string{requestID, ip, o.App, o.Principal, o.ClientCert, method, at}
 	if nested {
 		parts = append(parts, MetadataNested)
 	}
@@ -122,21 +133,26 @@ func originSig(key []byte, requestID string, o Origin, nested bool) string {
 }
 
 // outgoingOrigin adds the request id and origin of ctx to its outgoing
-// metadata (replacing any the caller set), signed with key when given.
-func outgoingOrigin(ctx context.Context, key []byte) context.Context {
-	return metadata.NewOutgoingContext(ctx, originMD(ctx, key))
+// metadata (replacing any the caller set), signed with key when given for
+// a call of method.
+func outgoingOrigin(ctx context.Context, key []byte, method string) context.Context {
+	return metadata.NewOutgoingContext(ctx, originMD(ctx, key, method))
 }
 
 // originMD is the outgoing metadata of ctx (a copy of its own) with the
 // request id (unless it carries one) and origin of ctx, as outgoingOrigin
 // sends them: one copy of the metadata per call.
-func originMD(ctx context.Context, key []byte) metadata.MD {
+func originMD(ctx context.Context, key []byte, method string) metadata.MD {
 	md, _ := metadata.FromOutgoingContext(ctx) // a copy
 	if md == nil {
 		md = metadata.MD{}
 	}
 	if id := RequestID(ctx); id != "" && len(md[MetadataRequestID]) == 0 {
 		md[MetadataRequestID] = []string{id}
+	} else if key != nil && len(md[MetadataRequestID]) == 0 {
+		// A component's own call (no request serves it): one of its own,
+		// so that its signature is of this call only.
+		md[MetadataRequestID] = []string{NewRequestID()}
 	}
 	// Only the server chain marks a call nested, never the caller's own
 	// metadata.
@@ -168,8 +184,11 @@ func originMD(ctx context.Context, key []byte) metadata.MD {
 	setOrDelete(md, MetadataClientCert, o.ClientCert)
 	setOrDelete(md, MetadataHTTPRequest, o.HTTPRequest)
 	delete(md, MetadataOriginSig)
+	delete(md, MetadataOriginTime)
 	if key != nil {
-		md[MetadataOriginSig] = []string{originSig(key, firstValue(md, MetadataRequestID), o, nested)}
+		at := strconv.FormatInt(time.Now().Unix(), 10)
+		md[MetadataOriginTime] = []string{at}
+		md[MetadataOriginSig] = []string{originSig(key, firstValue(md, MetadataRequestID), o, nested, method, at)}
 	}
 	return md
 }
@@ -187,14 +206,14 @@ func setOrDelete(md metadata.MD, k, v string) {
 // connections, which servers trust by construction).
 func UnaryClientOrigin(key []byte) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		return invoker(outgoingOrigin(ctx, key), method, req, reply, cc, opts...)
+		return invoker(outgoingOrigin(ctx, key, method), method, req, reply, cc, opts...)
 	}
 }
 
 // StreamClientOrigin is the streaming counterpart of UnaryClientOrigin.
 func StreamClientOrigin(key []byte) grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		return streamer(outgoingOrigin(ctx, key), desc, cc, method, opts...)
+		return streamer(outgoingOrigin(ctx, key, method), desc, cc, method, opts...)
 	}
 }
 
@@ -233,7 +252,16 @@ func originOf(ctx context.Context, md metadata.MD, key []byte) (Origin, bool) {
 	if key == nil || sig == "" {
 		return Origin{}, false
 	}
-	want := originSig(key, first(MetadataRequestID), o, first(MetadataNested) != "")
+	at := first(MetadataOriginTime)
+	secs, err := strconv.ParseInt(at, 10, 64)
+	if err != nil {
+		return Origin{}, false
+	}
+	if d := time.Since(time.Unix(secs, 0)); d > OriginMaxAge || d < -OriginMaxAge {
+		return Origin{}, false
+	}
+	method, _ := grpc.Method(ctx)
+	want := originSig(key, first(MetadataRequestID), o, first(MetadataNested) != "", method, at)
 	if !hmac.Equal([]byte(sig), []byte(want)) {
 		return Origin{}, false
 	}

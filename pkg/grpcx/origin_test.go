@@ -6,9 +6,12 @@ import (
 	"crypto/x509"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -29,22 +32,22 @@ func TestOriginTrust(t *testing.T) {
 	ctx := WithOrigin(WithRequestID(context.Background(), "rid-1"), o)
 	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
 
-	if got, ok := incomingOrigin(serverSide(outgoingOrigin(ctx, key), tcp), key); !ok || got != o {
+	if got, ok := incomingOrigin(serverSide(outgoingOrigin(ctx, key, ""), tcp), key); !ok || got != o {
 		t.Fatalf("signed origin: %+v %v", got, ok)
 	}
-	if got, ok := incomingOrigin(serverSide(outgoingOrigin(ctx, nil), InprocAddr{}), nil); !ok || got != o {
+	if got, ok := incomingOrigin(serverSide(outgoingOrigin(ctx, nil, ""), InprocAddr{}), nil); !ok || got != o {
 		t.Fatalf("in-process origin: %+v %v", got, ok)
 	}
 	for name, c := range map[string]context.Context{
-		"unsigned over the network": serverSide(outgoingOrigin(ctx, nil), tcp),
-		"signed with another key":   serverSide(outgoingOrigin(ctx, []byte("another-key-0000")), tcp),
+		"unsigned over the network": serverSide(outgoingOrigin(ctx, nil, ""), tcp),
+		"signed with another key":   serverSide(outgoingOrigin(ctx, []byte("another-key-0000"), ""), tcp),
 	} {
 		if got, ok := incomingOrigin(c, key); ok {
 			t.Errorf("%s: believed %+v", name, got)
 		}
 	}
 	// Changing any signed value breaks the signature.
-	signed, _ := metadata.FromOutgoingContext(outgoingOrigin(ctx, key))
+	signed, _ := metadata.FromOutgoingContext(outgoingOrigin(ctx, key, ""))
 	for _, k := range []string{MetadataClientIP, MetadataOriginApp, MetadataOriginPrincipal, MetadataClientCert, MetadataRequestID} {
 		md := signed.Copy()
 		md.Set(k, "10.0.0.1")
@@ -87,11 +90,11 @@ func TestClientCertOfCall(t *testing.T) {
 	}
 	// The edge (signed) speaks for a client without a certificate: its own
 	// TLS certificate is not the client's.
-	edge := outgoingOrigin(WithOrigin(context.Background(), Origin{ClientIP: netip.MustParseAddr("192.0.2.9")}), key)
+	edge := outgoingOrigin(WithOrigin(context.Background(), Origin{ClientIP: netip.MustParseAddr("192.0.2.9")}), key, "")
 	if got := ClientCertSHA256(c.withOrigin(withTLS(serverSide(edge, tcp), true))); got != "" {
 		t.Errorf("the edge's own certificate taken for its client's: %q", got)
 	}
-	edge = outgoingOrigin(WithOrigin(context.Background(), Origin{ClientIP: netip.MustParseAddr("192.0.2.9"), ClientCert: "cd"}), key)
+	edge = outgoingOrigin(WithOrigin(context.Background(), Origin{ClientIP: netip.MustParseAddr("192.0.2.9"), ClientCert: "cd"}), key, "")
 	if got := ClientCertSHA256(c.withOrigin(withTLS(serverSide(edge, tcp), true))); got != "cd" {
 		t.Errorf("the edge's client's certificate: %q", got)
 	}
@@ -110,18 +113,18 @@ func TestFromComponent(t *testing.T) {
 		ctx  context.Context
 		want bool
 	}{
-		"signed over the network":   {serverSide(outgoingOrigin(ctx, key), tcp), true},
+		"signed over the network":   {serverSide(outgoingOrigin(ctx, key, ""), tcp), true},
 		"in process":                {serverSide(context.Background(), InprocAddr{}), true},
-		"unsigned over the network": {serverSide(outgoingOrigin(ctx, nil), tcp), false},
-		"another key":               {serverSide(outgoingOrigin(ctx, []byte("another-key-0000")), tcp), false},
+		"unsigned over the network": {serverSide(outgoingOrigin(ctx, nil, ""), tcp), false},
+		"another key":               {serverSide(outgoingOrigin(ctx, []byte("another-key-0000"), ""), tcp), false},
 		"no origin":                 {serverSide(context.Background(), tcp), false},
 		// A component's own background work acts for nobody: the
 		// signature of the empty origin alone makes it a component's.
-		"acting for nobody, signed":   {serverSide(outgoingOrigin(WithRequestID(context.Background(), "rid-2"), key), tcp), true},
-		"acting for nobody, unsigned": {serverSide(outgoingOrigin(WithRequestID(context.Background(), "rid-2"), nil), tcp), false},
+		"acting for nobody, signed":   {serverSide(outgoingOrigin(WithRequestID(context.Background(), "rid-2"), key, ""), tcp), true},
+		"acting for nobody, unsigned": {serverSide(outgoingOrigin(WithRequestID(context.Background(), "rid-2"), nil, ""), tcp), false},
 		"acting for nobody, another key": {serverSide(outgoingOrigin(WithRequestID(context.Background(), "rid-2"),
-			[]byte("another-key-0000")), tcp), false},
-		"acting for nobody, no request id": {serverSide(outgoingOrigin(context.Background(), key), tcp), true},
+			[]byte("another-key-0000"), ""), tcp), false},
+		"acting for nobody, no request id": {serverSide(outgoingOrigin(context.Background(), key, ""), tcp), true},
 	} {
 		if got := FromComponent(c.withOrigin(tc.ctx)); got != tc.want {
 			t.Errorf("%s: FromComponent = %v, want %v", name, got, tc.want)
@@ -137,10 +140,10 @@ func TestOriginHTTPRequest(t *testing.T) {
 	o := Origin{ClientIP: netip.MustParseAddr("192.0.2.7"), HTTPRequest: "POST /v1/auth/authenticate " + strings.Repeat("ab", 32)}
 	ctx := WithOrigin(WithRequestID(context.Background(), "rid-1"), o)
 	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
-	if got, ok := incomingOrigin(serverSide(outgoingOrigin(ctx, key), tcp), key); !ok || got != o {
+	if got, ok := incomingOrigin(serverSide(outgoingOrigin(ctx, key, ""), tcp), key); !ok || got != o {
 		t.Fatalf("signed origin: %+v %v", got, ok)
 	}
-	signed, _ := metadata.FromOutgoingContext(outgoingOrigin(ctx, key))
+	signed, _ := metadata.FromOutgoingContext(outgoingOrigin(ctx, key, ""))
 	md := signed.Copy()
 	md.Set(MetadataHTTPRequest, "POST /v1/auth/authenticate "+strings.Repeat("cd", 32))
 	if got, ok := incomingOrigin(peer.NewContext(metadata.NewIncomingContext(context.Background(), md), &peer.Peer{Addr: tcp}), key); ok {
@@ -153,7 +156,70 @@ func TestOriginHTTPRequest(t *testing.T) {
 	}
 	// Nested calls do not carry it.
 	nested := context.WithValue(ctx, servingKey{}, &callState{})
-	if md, _ := metadata.FromOutgoingContext(outgoingOrigin(nested, key)); len(md.Get(MetadataHTTPRequest)) != 0 {
+	if md, _ := metadata.FromOutgoingContext(outgoingOrigin(nested, key, "")); len(md.Get(MetadataHTTPRequest)) != 0 {
 		t.Fatalf("nested call carries the HTTP request: %v", md)
+	}
+}
+
+// methodStream is the server transport stream of a call of method (what
+// grpc.Method reads on the server).
+type methodStream struct {
+	grpc.ServerTransportStream
+	method string
+}
+
+func (m methodStream) Method() string { return m.method }
+
+// A signed origin serves for the method it was signed for, within
+// OriginMaxAge of its time: a captured one cannot be replayed at another
+// method or later; its time cannot be changed.
+func TestOriginSignatureBoundToMethodAndTime(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
+	const method = "/uias.identity.v1.ViewService/GetViews"
+	at := func(ctx context.Context, m string) context.Context {
+		return grpc.NewContextWithServerTransportStream(ctx, methodStream{method: m})
+	}
+	for name, o := range map[string]Origin{"acting for nobody": {}, "for a client": {ClientIP: netip.MustParseAddr("192.0.2.7")}} {
+		out := outgoingOrigin(WithOrigin(context.Background(), o), key, method)
+		if _, ok := incomingOrigin(at(serverSide(out, tcp), method), key); !ok && name != "" {
+			t.Fatalf("%s: the signed method refused", name)
+		}
+		if !FromComponent((&chain{internalKey: key}).withOrigin(at(serverSide(out, tcp), method))) {
+			t.Fatalf("%s: not from a component", name)
+		}
+		if got, ok := incomingOrigin(at(serverSide(out, tcp), "/uias.authz.v1.AuthzService/AppointAdmin"), key); ok {
+			t.Errorf("%s: replayed at another method: believed %+v", name, got)
+		}
+		md, _ := metadata.FromOutgoingContext(out)
+		for what, when := range map[string]time.Time{"old": time.Now().Add(-OriginMaxAge - time.Minute), "from the future": time.Now().Add(OriginMaxAge + time.Minute)} {
+			m := md.Copy()
+			m.Set(MetadataOriginTime, strconv.FormatInt(when.Unix(), 10))
+			if _, ok := incomingOrigin(at(peer.NewContext(metadata.NewIncomingContext(context.Background(), m), &peer.Peer{Addr: tcp}), method), key); ok {
+				t.Errorf("%s: a changed time (%s) believed", name, what)
+			}
+		}
+		for _, bad := range []string{"", "soon", "-1"} {
+			m := md.Copy()
+			m.Set(MetadataOriginTime, bad)
+			if _, ok := incomingOrigin(at(peer.NewContext(metadata.NewIncomingContext(context.Background(), m), &peer.Peer{Addr: tcp}), method), key); ok {
+				t.Errorf("%s: time %q believed", name, bad)
+			}
+		}
+		// A signature made long ago (its own time) is refused too.
+		old := originSig(key, md.Get(MetadataRequestID)[0], o, false, method, strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10))
+		m := md.Copy()
+		m.Set(MetadataOriginTime, strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10))
+		m.Set(MetadataOriginSig, old)
+		if _, ok := incomingOrigin(at(peer.NewContext(metadata.NewIncomingContext(context.Background(), m), &peer.Peer{Addr: tcp}), method), key); ok {
+			t.Errorf("%s: a signature an hour old believed", name)
+		}
+	}
+	// A component's own call gets a request id of its own (its signature
+	// is of that call only).
+	a, _ := metadata.FromOutgoingContext(outgoingOrigin(context.Background(), key, method))
+	b, _ := metadata.FromOutgoingContext(outgoingOrigin(context.Background(), key, method))
+	if a.Get(MetadataRequestID)[0] == "" || a.Get(MetadataRequestID)[0] == b.Get(MetadataRequestID)[0] {
+		t.Errorf("request ids of background calls: %v %v", a.Get(MetadataRequestID), b.Get(MetadataRequestID))
 	}
 }

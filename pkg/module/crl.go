@@ -18,9 +18,11 @@ import (
 // again when the file changes (size or modification time, looked at on
 // use at most every certCheckInterval), as CertReloader does for the
 // certificate: a file that does not parse (being replaced) is logged and
-// the previous lists kept until it does.
+// the previous lists kept until it does. The file is read outside the
+// lock: handshakes meanwhile use the lists in force.
 type crlFile struct {
 	path  string
+	cas   []*x509.Certificate // the configured client and people's CAs (lists no one of them signs are logged)
 	log   *zap.Logger
 	every time.Duration
 
@@ -28,19 +30,22 @@ type crlFile struct {
 	rev        *x509cert.Revocation
 	stamp      fileStamp
 	checked    time.Time
+	reading    bool      // a reader is reading the file (outside mu)
 	failed     fileStamp // the stamp that did not parse (logged once)
 	unreadable bool      // the file could not be looked at (logged once)
+	stale      string    // the stale lists last logged
 }
 
 // newCRLFile reads path (an error when it does not hold CRLs).
-func newCRLFile(path string, log *zap.Logger) (*crlFile, error) {
-	f := &crlFile{path: path, log: log, every: certCheckInterval}
+func newCRLFile(path string, cas []*x509.Certificate, log *zap.Logger) (*crlFile, error) {
+	f := &crlFile{path: path, cas: cas, log: log, every: certCheckInterval}
 	st, rev, err := f.read()
 	if err != nil {
 		return nil, fmt.Errorf("TLS CRL file %s: %w", path, err)
 	}
 	f.rev, f.stamp, f.checked = rev, st, time.Now()
-	f.logLoaded()
+	f.logLoaded(rev)
+	f.noteStale(time.Now())
 	return f, nil
 }
 
@@ -57,29 +62,42 @@ func (f *crlFile) read() (fileStamp, *x509cert.Revocation, error) {
 	return fileStamp{mod: fi.ModTime(), size: fi.Size()}, rev, err
 }
 
-func (f *crlFile) logLoaded() {
-	fields := []zap.Field{zap.String("crl_file", f.path), zap.Int("lists", f.rev.Len())}
-	if stale := f.rev.Stale(time.Now()); len(stale) > 0 {
-		// Still applied: what they list stays revoked.
-		f.log.Warn("TLS CRL file holds lists past their next update; publish the issuers' newer lists",
-			append(fields, zap.String("issuers", strings.Join(stale, "; ")))...)
-		return
+func (f *crlFile) logLoaded(rev *x509cert.Revocation) {
+	f.log.Info("TLS certificate revocation lists loaded", zap.String("crl_file", f.path), zap.Int("lists", rev.Len()))
+	if none := rev.Unmatched(f.cas); len(none) > 0 {
+		f.log.Warn("TLS CRL file holds lists that no configured CA signs: they revoke nothing "+
+			"(a re-keyed CA, a separate CRL signer, a CA without the cRLSign key usage?)",
+			zap.String("crl_file", f.path), zap.String("issuers", strings.Join(none, "; ")))
 	}
-	f.log.Info("TLS certificate revocation lists loaded", fields...)
+}
+
+// noteStale logs, once each time the set changes, the lists past their
+// next update (under mu, or before f is shared): still applied, but their
+// issuers have published newer ones that may revoke more.
+func (f *crlFile) noteStale(now time.Time) {
+	stale := strings.Join(f.rev.Stale(now), "; ")
+	if stale != "" && stale != f.stale {
+		f.log.Warn("TLS CRL file holds lists past their next update; publish the issuers' newer lists",
+			zap.String("crl_file", f.path), zap.String("issuers", stale))
+	}
+	f.stale = stale
 }
 
 // current returns the lists in use, reading the file again first if it
-// changed.
+// changed (by one caller, outside the lock; the others go on with the
+// lists in force).
 func (f *crlFile) current() *x509cert.Revocation {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	now := time.Now()
-	if now.Sub(f.checked) < f.every {
+	if now.Sub(f.checked) < f.every || f.reading {
+		defer f.mu.Unlock()
 		return f.rev
 	}
 	f.checked = now
+	f.noteStale(now)
 	fi, err := os.Stat(f.path)
 	if err != nil {
+		defer f.mu.Unlock()
 		if !f.unreadable {
 			f.unreadable = true
 			f.log.Warn("TLS CRL file unreadable; the previous lists stay in force", zap.Error(err))
@@ -88,9 +106,17 @@ func (f *crlFile) current() *x509cert.Revocation {
 	}
 	f.unreadable = false
 	if (fileStamp{mod: fi.ModTime(), size: fi.Size()}) == f.stamp {
+		defer f.mu.Unlock()
 		return f.rev
 	}
+	f.reading = true
+	f.mu.Unlock()
+
 	st, rev, err := f.read()
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reading = false
 	if err != nil {
 		if st != f.failed {
 			f.failed = st
@@ -100,7 +126,8 @@ func (f *crlFile) current() *x509cert.Revocation {
 		return f.rev
 	}
 	f.rev, f.stamp = rev, st
-	f.logLoaded()
+	f.logLoaded(rev)
+	f.noteStale(now)
 	return f.rev
 }
 
@@ -110,7 +137,9 @@ func (f *crlFile) current() *x509cert.Revocation {
 // carries the chains verified when it began, and VerifyPeerCertificate
 // would not run again: a certificate revoked since would go on). Without
 // verified chains (no certificate, or an edge that verifies in code:
-// verifyPeers asks check then) it has nothing to judge.
+// verifyPeers asks check then) it has nothing to judge. A connection
+// already open is not judged again (a gRPC connection lives at most
+// grpc.max_connection_age; the HTTPS edge asks on every request).
 func (f *crlFile) verifyConnection(cs tls.ConnectionState) error {
 	return f.check(cs.VerifiedChains)
 }

@@ -49,9 +49,10 @@ func edgeTLS(server *tls.Config) (edge *tls.Config, pool *x509.CertPool, check f
 
 // peerCheck is one connection's verdict on its client certificate.
 type peerCheck struct {
-	once   sync.Once
-	chains [][]*x509.Certificate
-	reject *x509cert.Rejection
+	once    sync.Once
+	chains  [][]*x509.Certificate
+	reject  *x509cert.Rejection
+	revoked sync.Once // logs a revocation found after the connection's first verdict
 }
 
 type peerCheckKey struct{}
@@ -92,11 +93,24 @@ func verifyPeers(h http.Handler, pool *x509.CertPool, check func([][]*x509.Certi
 			}
 			pc.chains = chains
 		})
+		reject := pc.reject
+		if reject == nil && check != nil {
+			// The lists may have changed since the connection's verdict
+			// (a keep-alive connection outlives a CRL update): asked on
+			// every request, which costs a lookup per chain certificate.
+			if err := check(pc.chains); err != nil {
+				reject = x509cert.RejectionOf(r.TLS.PeerCertificates[0], err, now())
+				pc.revoked.Do(func() {
+					log.Info("client certificate revoked during the connection; its requests continue without it",
+						zap.String("reason", reject.Kind), zap.String("sha256", reject.Thumbprint))
+				})
+			}
+		}
 		cs := *r.TLS
 		ctx := r.Context()
-		if pc.reject != nil {
+		if reject != nil {
 			cs.PeerCertificates, cs.VerifiedChains = nil, nil
-			ctx = x509cert.WithRejection(ctx, pc.reject)
+			ctx = x509cert.WithRejection(ctx, reject)
 		} else {
 			cs.VerifiedChains = pc.chains
 		}

@@ -1,6 +1,7 @@
 package module
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,6 +15,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -292,11 +294,37 @@ func TestRevokedClientCertificates(t *testing.T) {
 	if got := get(revoked); got != "false|revoked 2026-12-01T09:00:00Z" {
 		t.Fatalf("edge, revoked certificate: %q", got)
 	}
+	// A keep-alive connection opened before a new list: its next request
+	// goes without the certificate the list revokes.
+	kept := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12,
+		ServerName: "localhost", GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &good, nil }}}}
+	defer kept.CloseIdleConnections()
+	var reused bool
+	keptGet := func() string {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}), http.MethodGet, srv.URL, nil)
+		res, err := kept.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	if got := keptGet(); got != "true|" {
+		t.Fatalf("kept connection before the new list: %q", got)
+	}
 	// A new list (the good one revoked too) counts for the next connection.
 	time.Sleep(10 * time.Millisecond) // a modification time of its own
 	ca.revokeIn(t, cfg.TLS.CRLFile, revoked, good)
 	if got := get(good); got != "false|revoked 2026-12-01T09:00:00Z" {
 		t.Fatalf("edge, good certificate after the list revoked it: %q", got)
+	}
+	for range 2 {
+		if got := keptGet(); got != "false|revoked 2026-12-01T09:00:00Z" || !reused {
+			t.Fatalf("kept connection after the new list: %q (the connection reused: %v)", got, reused)
+		}
 	}
 	// Also on a connection that resumes a session begun before the list.
 	if err := dial(good); err == nil {

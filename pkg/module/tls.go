@@ -66,7 +66,7 @@ func LoadTLS(cfg config.Config, log *zap.Logger) (server, client *tls.Config, er
 		}
 		server.ClientCAs, server.ClientAuth = pool, tls.VerifyClientCertIfGiven
 		if cfg.TLS.CRLFile != "" {
-			crls, err := newCRLFile(cfg.TLS.CRLFile, log)
+			crls, err := newCRLFile(cfg.TLS.CRLFile, append(clientCAs, people...), log)
 			if err != nil {
 				return nil, nil, err
 			}

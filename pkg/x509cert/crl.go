@@ -3,6 +3,7 @@ package x509cert
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -34,7 +35,7 @@ type Revocation struct {
 
 type revocationList struct {
 	crl     *x509.RevocationList
-	revoked map[string]time.Time // by serial number (big-endian bytes)
+	revoked map[string]time.Time // by serial number (decimal, sign included)
 }
 
 // ParseCRLs reads CRLs from data: PEM blocks "X509 CRL" (any number; other
@@ -65,13 +66,82 @@ func ParseCRLs(data []byte) (*Revocation, error) {
 		if err != nil {
 			return nil, fmt.Errorf("CRL %d: %w", i+1, err)
 		}
+		if err := completeList(crl); err != nil {
+			return nil, fmt.Errorf("CRL %d (%s): %w", i+1, crl.Issuer, err)
+		}
 		l := &revocationList{crl: crl, revoked: make(map[string]time.Time, len(crl.RevokedCertificateEntries))}
 		for _, e := range crl.RevokedCertificateEntries {
-			l.revoked[string(e.SerialNumber.Bytes())] = e.RevocationTime
+			l.revoked[e.SerialNumber.String()] = e.RevocationTime
 		}
 		r.lists = append(r.lists, l)
 	}
 	return r, nil
+}
+
+// The CRL extensions a list may carry (RFC 5280 §5.2): any other that is
+// critical, or one that makes it other than a complete list of its
+// issuer's certificates, refuses the list (Go's parser ignores them, and
+// applying such a list as complete would be wrong).
+var (
+	oidCRLNumber         = asn1.ObjectIdentifier{2, 5, 29, 20}
+	oidAuthorityKeyID    = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidDeltaCRLIndicator = asn1.ObjectIdentifier{2, 5, 29, 27}
+	oidIssuingDistPoint  = asn1.ObjectIdentifier{2, 5, 29, 28}
+	oidCertificateIssuer = asn1.ObjectIdentifier{2, 5, 29, 29}
+	oidReasonCode        = asn1.ObjectIdentifier{2, 5, 29, 21}
+	oidInvalidityDate    = asn1.ObjectIdentifier{2, 5, 29, 24}
+)
+
+// completeList refuses a delta CRL, a partitioned or indirect one (an
+// issuing distribution point, entries naming other issuers), and one with
+// a critical extension this reader does not know.
+func completeList(crl *x509.RevocationList) error {
+	for _, e := range crl.Extensions {
+		switch {
+		case e.Id.Equal(oidDeltaCRLIndicator):
+			return errors.New("a delta CRL: give the issuer's complete (base) list")
+		case e.Id.Equal(oidIssuingDistPoint):
+			return errors.New("a partitioned or indirect CRL (issuing distribution point): give the issuer's complete list")
+		case e.Critical && !e.Id.Equal(oidCRLNumber) && !e.Id.Equal(oidAuthorityKeyID):
+			return fmt.Errorf("a critical extension %s this reader does not know", e.Id)
+		}
+	}
+	for _, entry := range crl.RevokedCertificateEntries {
+		for _, e := range entry.Extensions {
+			switch {
+			case e.Id.Equal(oidCertificateIssuer):
+				return errors.New("an indirect CRL (entries of other issuers): give each issuer's own list")
+			case e.Critical && !e.Id.Equal(oidReasonCode) && !e.Id.Equal(oidInvalidityDate):
+				return fmt.Errorf("an entry with a critical extension %s this reader does not know", e.Id)
+			}
+		}
+	}
+	return nil
+}
+
+// Unmatched names the lists (their issuers) that no CA of cas signs: they
+// revoke nothing (a list counts for a certificate only when its signature
+// verifies with the certificate's issuer), which is most likely a mistake
+// (a re-keyed CA, a separate CRL-signing certificate, a CA without the
+// cRLSign key usage).
+func (r *Revocation) Unmatched(cas []*x509.Certificate) []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for _, l := range r.lists {
+		signed := false
+		for _, ca := range cas {
+			if string(ca.RawSubject) == string(l.crl.RawIssuer) && l.crl.CheckSignatureFrom(ca) == nil {
+				signed = true
+				break
+			}
+		}
+		if !signed {
+			out = append(out, l.crl.Issuer.String())
+		}
+	}
+	return out
 }
 
 // Check reports whether a certificate of chain (a verified chain, the leaf
@@ -88,7 +158,7 @@ func (r *Revocation) Check(chain []*x509.Certificate) error {
 			if string(l.crl.RawIssuer) != string(cert.RawIssuer) {
 				continue
 			}
-			if at, ok := l.revoked[string(cert.SerialNumber.Bytes())]; ok && l.crl.CheckSignatureFrom(issuer) == nil {
+			if at, ok := l.revoked[cert.SerialNumber.String()]; ok && l.crl.CheckSignatureFrom(issuer) == nil {
 				return &RevokedError{Cert: cert, At: at}
 			}
 		}

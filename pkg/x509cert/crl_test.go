@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,6 +63,56 @@ func (ca *crlCA) crl(t *testing.T, next time.Time, revoked ...int64) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// crlWith is ca's list of serial 100 with the extra extensions given.
+func (ca *crlCA) crlWith(t *testing.T, exts []pkix.Extension, entryExts []pkix.Extension) []byte {
+	t.Helper()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(2), ThisUpdate: time.Now().Add(-time.Hour),
+		NextUpdate: time.Now().Add(time.Hour), ExtraExtensions: exts,
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: big.NewInt(100), RevocationTime: time.Now(), ExtraExtensions: entryExts}}},
+		ca.cert, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// Lists that are not their issuer's complete list (a delta, a partitioned
+// or indirect one) or carry a critical extension this reader does not know
+// are refused, not applied as complete; lists that no configured CA signs
+// are named (they revoke nothing).
+func TestRevocationListKinds(t *testing.T) {
+	ca, other := newCRLCA(t, "People CA", 1), newCRLCA(t, "Other CA", 2)
+	asn1Int := []byte{0x02, 0x01, 0x05}
+	for name, tc := range map[string]struct {
+		exts, entryExts []pkix.Extension
+		want            string
+	}{
+		"delta":              {[]pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 27}, Critical: true, Value: asn1Int}}, nil, "delta CRL"},
+		"distribution point": {[]pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 28}, Critical: true, Value: []byte{0x30, 0x00}}}, nil, "issuing distribution point"},
+		"unknown critical":   {[]pkix.Extension{{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Critical: true, Value: []byte{0x05, 0x00}}}, nil, "critical extension 1.2.3.4"},
+		"indirect entry":     {nil, []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 29}, Critical: true, Value: []byte{0x30, 0x00}}}, "indirect CRL"},
+	} {
+		if _, err := ParseCRLs(ca.crlWith(t, tc.exts, tc.entryExts)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+	// A known non-critical extension is fine.
+	if _, err := ParseCRLs(ca.crlWith(t, []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Value: []byte{0x05, 0x00}}}, nil)); err != nil {
+		t.Errorf("a non-critical unknown extension: %v", err)
+	}
+	rev, err := ParseCRLs(append(pemCRL(ca.crl(t, time.Now().Add(time.Hour), 100)), pemCRL(other.crl(t, time.Now().Add(time.Hour)))...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := newCRLCA(t, "People CA", 3)
+	if got := rev.Unmatched([]*x509.Certificate{impostor.cert, other.cert}); len(got) != 1 || got[0] != "CN=People CA" {
+		t.Fatalf("unmatched %v, want the People CA's list (signed by another key than the configured CA's)", got)
+	}
+	if got := rev.Unmatched([]*x509.Certificate{ca.cert, other.cert}); len(got) != 0 {
+		t.Fatalf("unmatched %v", got)
+	}
 }
 
 func pemCRL(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}) }
