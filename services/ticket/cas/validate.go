@@ -160,7 +160,7 @@ func (h *Handler) deliverPGT(ctx context.Context, pgtURL, pgt, iou string) bool 
 			err = ue.Err
 		}
 		h.o.Log.Warn("pgtUrl callback failed: the validation succeeds without a proxy-granting ticket "+
-			"(a certificate the edge does not trust: ticket.outbound_ca_file on the process serving /cas/)",
+			"(the host unreachable, or its certificate not trusted: ticket.outbound_ca_file on the process serving /cas/)",
 			zap.String("host", u.Host), zap.Error(err))
 		return false
 	}
