@@ -201,20 +201,7 @@ func TestRevokedClientCertificates(t *testing.T) {
 	}
 
 	// The gRPC listener: the handshake judges.
-	lis, err := tls.Listen("tcp", "127.0.0.1:0", server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _ = c.(*tls.Conn).Handshake(); _ = c.Close() }()
-		}
-	}()
+	lis := handshakes(t, server)
 	// Each certificate's client keeps its TLS sessions: a later connection
 	// resumes one (no certificate sent, the chains verified at its start).
 	sessions := map[*tls.Certificate]tls.ClientSessionCache{}

@@ -3,6 +3,7 @@ package module
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,21 +52,7 @@ func TestCertificateReloadedWhenFilesChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := tls.Listen("tcp", "127.0.0.1:0", server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.(*tls.Conn).Handshake()
-			c.Close()
-		}
-	}()
+	lis := handshakes(t, server)
 	served := func() int64 {
 		t.Helper()
 		conn, err := tls.Dial("tcp", lis.Addr().String(), &tls.Config{RootCAs: ca.pool, ServerName: "localhost"})
@@ -150,4 +137,25 @@ func TestLoadTLSErrors(t *testing.T) {
 	if _, _, err := LoadTLS(cfg, nil); err == nil {
 		t.Fatal("missing client CA accepted")
 	}
+}
+
+// handshakes listens on loopback with server, completing each
+// connection's handshake and closing it; stopped with the test.
+func handshakes(t *testing.T, server *tls.Config) net.Listener {
+	t.Helper()
+	lis, err := tls.Listen("tcp", "127.0.0.1:0", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lis.Close() })
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = c.(*tls.Conn).Handshake(); _ = c.Close() }()
+		}
+	}()
+	return lis
 }
