@@ -2,6 +2,7 @@ package grpcx
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -39,6 +41,11 @@ type chain struct {
 	metrics     *serverMetrics
 	onBad       func(ctx context.Context, fullMethod string, err error)
 	onCall      func(ctx context.Context, c Call)
+	// verifyConn is the TLS config's VerifyConnection (e.g. the revocation
+	// lists of tls.crl_file), asked again on every call of a connection
+	// with a verified client certificate: one revoked after the
+	// connection opened counts as none from then on.
+	verifyConn func(tls.ConnectionState) error
 }
 
 // unary is the unary chain as one interceptor: the stream chain's steps
@@ -217,10 +224,27 @@ func (c *chain) withOriginOf(ctx context.Context, md metadata.MD) context.Contex
 		o.ClientIP = ip
 		return WithOrigin(context.WithValue(ctx, componentKey{}, true), o)
 	}
-	if cert := peerCert(ctx); cert != "" {
+	if cert := c.peerCertNow(ctx); cert != "" {
 		return WithOrigin(ctx, Origin{ClientIP: ip, ClientCert: cert})
 	}
 	return WithClientIP(ctx, ip)
+}
+
+// peerCertNow is peerCert, unless the connection's verified chains no
+// longer pass verifyConn (revoked since the handshake).
+func (c *chain) peerCertNow(ctx context.Context) string {
+	cert := peerCert(ctx)
+	if cert == "" || c.verifyConn == nil {
+		return cert
+	}
+	p, _ := peer.FromContext(ctx)
+	ti, _ := p.AuthInfo.(credentials.TLSInfo)
+	if err := c.verifyConn(tls.ConnectionState{VerifiedChains: ti.State.VerifiedChains}); err != nil {
+		c.log.Debug("client certificate no longer accepted on its connection; the call continues without it",
+			zap.String("sha256", cert), zap.Error(err))
+		return ""
+	}
+	return cert
 }
 
 func (c *chain) streamClientIP(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -83,6 +85,25 @@ func TestClientCertOfCall(t *testing.T) {
 	}
 	if got := ClientCertSHA256(c.withOrigin(withTLS(plain, false))); got != "" {
 		t.Errorf("unverified TLS peer believed: %q", got)
+	}
+	// A certificate revoked after the handshake (the TLS config's
+	// VerifyConnection, asked again on every call) counts as none.
+	var revoked bool
+	rc := &chain{internalKey: key, log: zap.NewNop(), verifyConn: func(cs tls.ConnectionState) error {
+		if len(cs.VerifiedChains) == 0 || cs.VerifiedChains[0][0] != leaf {
+			t.Errorf("verifyConn asked about %v", cs.VerifiedChains)
+		}
+		if revoked {
+			return errors.New("revoked")
+		}
+		return nil
+	}}
+	if got := ClientCertSHA256(rc.withOrigin(withTLS(plain, true))); got != x509cert.Thumbprint(leaf.Raw) {
+		t.Errorf("verified TLS peer, not revoked: %q", got)
+	}
+	revoked = true
+	if got := ClientCertSHA256(rc.withOrigin(withTLS(plain, true))); got != "" {
+		t.Errorf("a certificate revoked since the handshake believed: %q", got)
 	}
 	forged := metadata.AppendToOutgoingContext(context.Background(), MetadataClientCert, "ab")
 	if got := ClientCertSHA256(c.withOrigin(serverSide(forged, tcp))); got != "" {

@@ -213,7 +213,12 @@ func newChain(o ServerOptions) *chain {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	var verifyConn func(tls.ConnectionState) error
+	if o.TLS != nil {
+		verifyConn = o.TLS.VerifyConnection
+	}
 	return &chain{
+		verifyConn:  verifyConn,
 		log:         log.Named("grpc"),
 		trusted:     append([]netip.Prefix(nil), o.TrustedProxies...),
 		internalKey: o.InternalKey,
