@@ -66,6 +66,20 @@ func (e *totpEnv) advance(d time.Duration) {
 	e.clk.t = e.clk.t.Add(d)
 }
 
+// linkedApp creates the application OA and links the profile's person to
+// it as account p001 (as admin).
+func (e *totpEnv) linkedApp(t *testing.T, admin context.Context) *identity.App {
+	t.Helper()
+	app, _, err := e.svc.CreateApp(admin, identity.NewApp{Type: "OA", Code: "oa", Name: "OA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CreateLink(admin, e.user.ID, app.ID, "p001"); err != nil {
+		t.Fatal(err)
+	}
+	return app
+}
+
 // code is the code of key d steps from now.
 func (e *totpEnv) code(key []byte, d int64) string {
 	return identity.TOTPCode(key, identity.TOTPStep(e.now())+d)
@@ -350,15 +364,7 @@ func TestOTPWrongCodesLock(t *testing.T) {
 func TestAuthenticateWithOTP(t *testing.T) {
 	e := newTOTPEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40})
 	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-app")
-	app, _, err := e.svc.CreateApp(admin, identity.NewApp{Type: "OA", Code: "oa", Name: "OA"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range []struct{ user, acct string }{{e.user.ID, "p001"}} {
-		if _, err := e.svc.CreateLink(admin, l.user, app.ID, l.acct); err != nil {
-			t.Fatal(err)
-		}
-	}
+	app := e.linkedApp(t, admin)
 	other, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "ola", DisplayName: "Ola", OrgID: e.org.ID, Password: profilePass})
 	if err != nil {
 		t.Fatal(err)
@@ -519,13 +525,7 @@ func TestReencryptTOTPSecrets(t *testing.T) {
 func TestAuthenticateRequiresOTPPolicy(t *testing.T) {
 	e := newTOTPEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40, AuthenticateRequiresOTP: true})
 	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-app")
-	app, _, err := e.svc.CreateApp(admin, identity.NewApp{Type: "OA", Code: "oa", Name: "OA"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.svc.CreateLink(admin, e.user.ID, app.ID, "p001"); err != nil {
-		t.Fatal(err)
-	}
+	app := e.linkedApp(t, admin)
 	actx := caller.With(context.Background(), &caller.Caller{App: app.CallerApp(), RequestID: "r1"})
 	auth := func(pw, otp string) identity.Reason {
 		t.Helper()
@@ -753,13 +753,7 @@ func TestAdminLoginWithAuthenticatorApp(t *testing.T) {
 func TestTOTPCodeGuessesAreBlocked(t *testing.T) {
 	e := newTOTPEnv(t, identity.Policy{MaxFailures: 1000, SourceFailures: 1000})
 	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-app")
-	app, _, err := e.svc.CreateApp(admin, identity.NewApp{Type: "OA", Code: "oa", Name: "OA"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.svc.CreateLink(admin, e.user.ID, app.ID, "p001"); err != nil {
-		t.Fatal(err)
-	}
+	app := e.linkedApp(t, admin)
 	key := e.enrol(t)
 	// An application's ChangePassword does not replace an enrolled
 	// person's password with the old one alone.
