@@ -12,6 +12,7 @@ import (
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/totp"
 	"github.com/uias/uias/services/identity/finger"
 )
 
@@ -147,7 +148,7 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 	if req.OTP != "" && req.AuthType != AuthPassword {
 		return badField("otp", "otp goes with auth type 1 (password) only")
 	}
-	if req.OTP != "" && !wellFormedOTP(req.OTP) {
+	if req.OTP != "" && !totp.WellFormed(req.OTP) {
 		// A malformed value is the integrator's mistake, not a guess:
 		// told as such, never checked nor counted.
 		return badField("otp", "otp is the app's 6-digit code (digits only; spaces are ignored)")

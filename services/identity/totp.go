@@ -21,6 +21,7 @@ import (
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/totp"
 )
 
 // Authenticator apps (动态口令, maritime SSO design 004 §2.1.1; the
@@ -40,7 +41,7 @@ import (
 // TOTP parameters (what every common authenticator app uses).
 const (
 	TOTPPeriod = 30 * time.Second
-	TOTPDigits = 6
+	TOTPDigits = totp.Digits
 	// totpSkew is how many steps either side of the server's are
 	// accepted (a phone's clock a little off, a code typed at a step's end).
 	totpSkew = 1
@@ -176,21 +177,6 @@ func TOTPCode(key []byte, step int64) string { return HOTP(key, uint64(step), TO
 
 // matchTOTP returns the step within totpSkew of now whose code is code
 // (0 and false when none). Every candidate is compared, in constant time.
-// wellFormedOTP reports whether code has the form of a code: TOTPDigits
-// digits, spaces aside.
-func wellFormedOTP(code string) bool {
-	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
-	if len(code) != TOTPDigits {
-		return false
-	}
-	for i := 0; i < len(code); i++ {
-		if code[i] < '0' || code[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 func matchTOTP(key []byte, code string, now time.Time) (int64, bool) {
 	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
 	if len(code) != TOTPDigits {
@@ -417,7 +403,7 @@ func (s *Service) SSOLoginBound(ctx context.Context, login, password, binding st
 func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) (*SSOLoginResult, error) {
 	start := s.now()
 	const api = "sso.login"
-	if !wellFormedOTP(code) {
+	if !totp.WellFormed(code) {
 		// Not a code at all (a typing slip the page's form lets through):
 		// refused as such, not counted as a wrong code.
 		return nil, badField("code", "the code is the authenticator app's 6 digits (spaces are ignored)")

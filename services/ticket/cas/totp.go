@@ -13,6 +13,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/totp"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
@@ -60,21 +61,6 @@ func bindingOf(v string) string {
 	return hex.EncodeToString(s[:])
 }
 
-// sixDigits tells whether code, spaces aside, is an authenticator app's
-// 6-digit code.
-func sixDigits(code string) bool {
-	code = strings.ReplaceAll(code, " ", "")
-	if len(code) != 6 {
-		return false
-	}
-	for i := range len(code) {
-		if code[i] < '0' || code[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // otpPage asks for the code of a half-done login.
 func (h *Handler) otpPage(w http.ResponseWriter, r *http.Request, code int, p loginParams, rs *ticketv1.RegisteredService, token, errMsg string) {
 	d := pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "login", Service: p.service, Next: p.next, Renew: p.renew, Method: p.method,
@@ -99,7 +85,7 @@ func (h *Handler) otpLoginPost(w http.ResponseWriter, r *http.Request, p loginPa
 		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.OTPExpired, "")
 		return
 	}
-	if !sixDigits(code) {
+	if !totp.WellFormed(code) {
 		// Not a code (identity would refuse it as a bad request): asked
 		// again, not counted as a wrong one.
 		h.otpPage(w, r, http.StatusUnauthorized, p, rs, token, t.OTPWrong)
