@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"strings"
 	"time"
@@ -326,9 +327,7 @@ func (s *Service) checkOTP(ctx context.Context, u *User, t *UserTOTP, code, api 
 	if !admitted {
 		a.refund(ctx)
 		blocked := map[string]string{"otp": "blocked", "otp_blocked_until": until.UTC().Format(time.RFC3339)}
-		for k, v := range detail {
-			blocked[k] = v
-		}
+		maps.Copy(blocked, detail)
 		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, blocked))
 		return ReasonAccountLocked, nil
 	}
