@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -316,5 +317,21 @@ func TestRevokedClientCertificates(t *testing.T) {
 	// Also on a connection that resumes a session begun before the list.
 	if err := dial(good); err == nil {
 		t.Fatalf("gRPC listener: a certificate revoked by the new list passed (resumed %v)", resumed)
+	}
+	// A file being replaced (not a list yet) or gone keeps the lists in
+	// force: nothing revoked comes back.
+	time.Sleep(10 * time.Millisecond)
+	writeFile(t, cfg.TLS.CRLFile, []byte("-----BEGIN X509 CRL-----\nhalf writ"))
+	if got := get(good); got != "false|revoked 2026-12-01T09:00:00Z" {
+		t.Fatalf("edge, CRL file half written: %q", got)
+	}
+	if err := os.Remove(cfg.TLS.CRLFile); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(revoked); got != "false|revoked 2026-12-01T09:00:00Z" {
+		t.Fatalf("edge, CRL file gone: %q", got)
+	}
+	if err := dial(good); err == nil {
+		t.Fatal("gRPC listener, CRL file gone: a revoked certificate passed")
 	}
 }
