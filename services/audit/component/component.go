@@ -138,6 +138,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	mailer, err := cfg.Reports.Mail.mailer(rep)
+	if err != nil {
+		return nil, err
+	}
 	in := ingest.New(js, l, ingest.Options{Batch: cfg.Batch, MaxWait: cfg.BatchWait, StreamMaxAge: cfg.StreamMaxAge,
 		Logger: log.Named("ingest"), Metrics: env.Metrics, GiveWay: env.GiveWay()})
 	env.Go(func(ctx context.Context) { _ = in.Run(ctx) })
@@ -159,7 +163,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 
 	if rep != nil {
 		rpm := newReportMetrics(env.Metrics)
-		env.Go(func(ctx context.Context) { runReports(ctx, rep, time.Minute, log.Named("reports"), rpm) })
+		env.Go(func(ctx context.Context) { runReports(ctx, rep, mailer, time.Minute, log.Named("reports"), rpm) })
 	}
 	admins, err := adminauth.FromEnv(env)
 	if err != nil {

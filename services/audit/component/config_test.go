@@ -77,6 +77,52 @@ func TestReportSettingsFromEnvironment(t *testing.T) {
 	}
 }
 
+// mailOK sets the reports mailed, rightly.
+func mailOK(c *Config) {
+	c.Reports.Dir = "/var/lib/uias/reports"
+	c.Reports.Mail = ReportMailConfig{To: []string{"Security Auditor <auditor@example.org>"}, From: "uias@example.org",
+		SMTPAddr: "mail.example.org:587", SMTPUser: "uias", SMTPPassword: "pw"}
+}
+
+func TestReportMailSettings(t *testing.T) {
+	env := map[string]string{"UIAS_AUDIT_REPORTS_DIR": "/var/lib/uias/reports", "UIAS_AUDIT_REPORTS_FORMATS": "html,xlsx",
+		"UIAS_AUDIT_REPORTS_MAIL_TO": "auditor@example.org,Admin <admin@example.org>", "UIAS_AUDIT_REPORTS_MAIL_FROM": "UIAS <uias@example.org>",
+		"UIAS_AUDIT_REPORTS_SMTP_ADDR": "mail.example.org:465", "UIAS_AUDIT_REPORTS_SMTP_SECURITY": "tls",
+		"UIAS_AUDIT_REPORTS_SMTP_USER": "uias", "UIAS_AUDIT_REPORTS_SMTP_PASSWORD": "pw", "UIAS_AUDIT_REPORTS_MAIL_SCHEDULE": "weekly",
+		"UIAS_AUDIT_REPORTS_MAIL_FORMATS": "xlsx"}
+	c, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil, def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Settings(&c).Reports
+	rep, err := r.reporter(nil, audit.Exporter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ml, err := r.Mail.mailer(rep)
+	if err != nil || ml == nil {
+		t.Fatalf("mailer: %v", err)
+	}
+	if ml.From != "uias@example.org" || !slices.Equal(ml.To, []string{"auditor@example.org", "admin@example.org"}) ||
+		!slices.Equal(ml.Periods, []audit.Period{audit.Weekly}) || !slices.Equal(ml.Formats, []audit.Format{audit.XLSX}) {
+		t.Fatalf("mailer: %+v", ml)
+	}
+	// the password is not a YAML key
+	if r.Mail.SMTPPassword != "pw" {
+		t.Fatal("password from the environment")
+	}
+	// the mail server's CA: a file that is not one stops the start
+	r.Mail.SMTPCAFile = filepath.Join(t.TempDir(), "ca.pem")
+	if _, err := r.Mail.mailer(rep); err == nil || !strings.Contains(err.Error(), "smtp_ca_file") {
+		t.Fatalf("missing CA file: %v", err)
+	}
+	// no addresses, no mailer
+	r.Mail.To = nil
+	if ml, err := r.Mail.mailer(rep); ml != nil || err != nil {
+		t.Fatalf("no addresses: %v %v", ml, err)
+	}
+}
+
 func TestEnvironment(t *testing.T) {
 	env := map[string]string{"UIAS_AUDIT_ORIGIN": "centre-2.example/audit", "UIAS_AUDIT_BATCH": "50",
 		"UIAS_AUDIT_CHECKPOINT_EVERY": "7", "UIAS_AUDIT_CHECKPOINT_INTERVAL": "3s", "UIAS_AUDIT_STREAM_MAX_AGE": "720h",
@@ -118,6 +164,18 @@ func TestValidateEachProblem(t *testing.T) {
 		{func(c *Config) { c.Reports.After = -time.Minute }, "audit.reports.after"},
 		{func(c *Config) { c.Reports.UTCOffset = 15 * time.Hour }, "audit.reports.utc_offset"},
 		{func(c *Config) { c.Reports.UTCOffset = 30 * time.Second }, "audit.reports.utc_offset"},
+		// mailing the reports: each mistake alone (mailOK is right)
+		{func(c *Config) { mailOK(c); c.Reports.Dir = "" }, "audit.reports.mail.to"},
+		{func(c *Config) { mailOK(c); c.Reports.Mail.To = []string{"auditor"} }, "audit.reports.mail.to"},
+		{func(c *Config) { mailOK(c); c.Reports.Mail.To = nil }, "audit.reports.mail.to"},
+		{func(c *Config) { mailOK(c); c.Reports.Mail.From = "" }, "audit.reports.mail.from"},
+		{func(c *Config) { mailOK(c); c.Reports.Mail.From = "uias@example.org\r\nBcc: x@example.org" }, "audit.reports.mail.from"},
+		{func(c *Config) { mailOK(c); c.Reports.Mail.SMTPAddr = "mail.example.org" }, "audit.reports.mail.smtp_addr"},
+		{func(c *Config) { mailOK(c); c.Reports.Mail.SMTPSecurity = "ssl" }, "audit.reports.mail.smtp_security"},
+		{func(c *Config) { mailOK(c); c.Reports.Mail.SMTPSecurity = "none" }, "audit.reports.mail.smtp_security"},
+		{func(c *Config) { mailOK(c); c.Reports.Mail.SMTPPassword = "" }, "audit.reports.mail.smtp_user"},
+		{func(c *Config) { mailOK(c); c.Reports.Mail.Schedule = []string{"monthly"} }, "audit.reports.mail.schedule"},
+		{func(c *Config) { mailOK(c); c.Reports.Mail.Formats = []string{"xlsx"} }, "audit.reports.mail.formats"},
 	} {
 		c := config.Default(def)
 		tc.mod(Settings(&c))

@@ -2,7 +2,12 @@ package component
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
+	"net/mail"
+	"os"
 	"slices"
 	"time"
 
@@ -31,6 +36,34 @@ type ReportsConfig struct {
 	// UTCOffset is the time zone of days and weeks (default 0, UTC; "8h"
 	// for China Standard Time).
 	UTCOffset time.Duration `yaml:"utc_offset"`
+	// Mail sends the reports by e-mail once written (YAML key
+	// "audit.reports.mail").
+	Mail ReportMailConfig `yaml:"mail"`
+}
+
+// ReportMailConfig sends the scheduled reports to administrators'
+// mailboxes: empty To (the default) sends none.
+type ReportMailConfig struct {
+	// To is the addresses the reports go to.
+	To []string `yaml:"to"`
+	// From is the sender's address.
+	From string `yaml:"from"`
+	// SMTPAddr is the mail server, host:port.
+	SMTPAddr string `yaml:"smtp_addr"`
+	// SMTPSecurity: starttls (default; a server without it is refused),
+	// tls (SMTPS, port 465) or none (no password then).
+	SMTPSecurity string `yaml:"smtp_security"`
+	// SMTPCAFile is the PEM CA of the mail server's certificate (default:
+	// the system's roots).
+	SMTPCAFile string `yaml:"smtp_ca_file"`
+	// SMTPUser logs in with AUTH PLAIN; its password is
+	// UIAS_AUDIT_REPORTS_SMTP_PASSWORD (environment only).
+	SMTPUser     string `yaml:"smtp_user"`
+	SMTPPassword string `yaml:"-"`
+	// Schedule and Formats choose the reports sent and the files attached
+	// (default: all of reports.schedule and reports.formats).
+	Schedule []string `yaml:"schedule"`
+	Formats  []string `yaml:"formats"`
 }
 
 func defaultReports() ReportsConfig {
@@ -43,6 +76,16 @@ func (r *ReportsConfig) bind(b *config.Binder) {
 	b.List(&r.Formats, "UIAS_AUDIT_REPORTS_FORMATS", "", "")
 	b.Duration(&r.After, "UIAS_AUDIT_REPORTS_AFTER", "", "")
 	b.Duration(&r.UTCOffset, "UIAS_AUDIT_REPORTS_UTC_OFFSET", "", "")
+	m := &r.Mail
+	b.List(&m.To, "UIAS_AUDIT_REPORTS_MAIL_TO", "", "")
+	b.String(&m.From, "UIAS_AUDIT_REPORTS_MAIL_FROM", "", "")
+	b.String(&m.SMTPAddr, "UIAS_AUDIT_REPORTS_SMTP_ADDR", "", "")
+	b.String(&m.SMTPSecurity, "UIAS_AUDIT_REPORTS_SMTP_SECURITY", "", "")
+	b.String(&m.SMTPCAFile, "UIAS_AUDIT_REPORTS_SMTP_CA_FILE", "", "")
+	b.String(&m.SMTPUser, "UIAS_AUDIT_REPORTS_SMTP_USER", "", "")
+	b.Secret(&m.SMTPPassword, "UIAS_AUDIT_REPORTS_SMTP_PASSWORD")
+	b.List(&m.Schedule, "UIAS_AUDIT_REPORTS_MAIL_SCHEDULE", "", "")
+	b.List(&m.Formats, "UIAS_AUDIT_REPORTS_MAIL_FORMATS", "", "")
 }
 
 var (
@@ -73,6 +116,101 @@ func (r *ReportsConfig) validate(bad func(field, format string, a ...any)) {
 	if r.UTCOffset < -12*time.Hour || r.UTCOffset > 14*time.Hour || r.UTCOffset%time.Minute != 0 {
 		bad("reports.utc_offset", "must be whole minutes between -12h and 14h, got %s", r.UTCOffset)
 	}
+	r.Mail.validate(r, bad)
+}
+
+// validate checks the mailing of reports r.
+func (m *ReportMailConfig) validate(r *ReportsConfig, bad func(field, format string, a ...any)) {
+	if len(m.To) == 0 {
+		if m.SMTPAddr != "" || m.From != "" {
+			bad("reports.mail.to", "names nobody, but reports.mail has a mail server or sender: add the administrators' addresses, or remove the rest")
+		}
+		return
+	}
+	if r.Dir == "" {
+		bad("reports.mail.to", "needs reports.dir: the reports mailed are the files written there")
+	}
+	for _, a := range m.To {
+		if _, err := bareAddress(a); err != nil {
+			bad("reports.mail.to", "%q is not an e-mail address: %v", a, err)
+		}
+	}
+	if _, err := bareAddress(m.From); err != nil {
+		bad("reports.mail.from", "must be the sender's e-mail address, got %q: %v", m.From, err)
+	}
+	if host, port, err := net.SplitHostPort(m.SMTPAddr); err != nil || host == "" || port == "" {
+		bad("reports.mail.smtp_addr", "must be the mail server's host:port (e.g. mail.example.org:587), got %q", m.SMTPAddr)
+	}
+	switch m.SMTPSecurity {
+	case "", audit.SMTPStartTLS, audit.SMTPTLS:
+	case audit.SMTPNone:
+		if m.SMTPUser != "" {
+			bad("reports.mail.smtp_security", "none would send the password of smtp_user in clear: use starttls or tls")
+		}
+	default:
+		bad("reports.mail.smtp_security", "must be starttls, tls or none, got %q", m.SMTPSecurity)
+	}
+	if (m.SMTPUser == "") != (m.SMTPPassword == "") {
+		bad("reports.mail.smtp_user", "needs UIAS_AUDIT_REPORTS_SMTP_PASSWORD, and the password needs the user: set both or neither")
+	}
+	for _, s := range m.Schedule {
+		if !slices.Contains(r.Schedule, s) {
+			bad("reports.mail.schedule", "must be reports written (reports.schedule %v), got %q", r.Schedule, s)
+		}
+	}
+	for _, f := range m.Formats {
+		if !slices.Contains(r.Formats, f) {
+			bad("reports.mail.formats", "must be formats written (reports.formats %v), got %q", r.Formats, f)
+		}
+	}
+}
+
+// bareAddress is the address of a (which may carry a name).
+func bareAddress(a string) (string, error) {
+	p, err := mail.ParseAddress(a)
+	if err != nil {
+		return "", err
+	}
+	return p.Address, nil
+}
+
+// mailer is the reports' mailer of the configuration (nil when To is
+// empty).
+func (m *ReportMailConfig) mailer(rep *audit.Reporter) (*audit.ReportMailer, error) {
+	if rep == nil || len(m.To) == 0 {
+		return nil, nil
+	}
+	s := &audit.SMTPSender{Addr: m.SMTPAddr, Security: m.SMTPSecurity, User: m.SMTPUser, Password: m.SMTPPassword}
+	if m.SMTPCAFile != "" {
+		pem, err := os.ReadFile(m.SMTPCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("audit.reports.mail.smtp_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("audit.reports.mail.smtp_ca_file %s holds no PEM certificate", m.SMTPCAFile)
+		}
+		s.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	ml := &audit.ReportMailer{Reporter: rep, Periods: rep.Periods, Formats: rep.Formats, Send: s.Send}
+	ml.From, _ = bareAddress(m.From)
+	for _, a := range m.To {
+		b, _ := bareAddress(a)
+		ml.To = append(ml.To, b)
+	}
+	if len(m.Schedule) > 0 {
+		ml.Periods = nil
+		for _, p := range m.Schedule {
+			ml.Periods = append(ml.Periods, reportPeriods[p])
+		}
+	}
+	if len(m.Formats) > 0 {
+		ml.Formats = nil
+		for _, f := range m.Formats {
+			ml.Formats = append(ml.Formats, reportFormats[f])
+		}
+	}
+	return ml, nil
 }
 
 // reporter is the scheduled reports' writer of the configuration (nil
@@ -99,7 +237,7 @@ func (r *ReportsConfig) reporter(st audit.ReportStore, exp audit.Exporter) (*aud
 }
 
 // reportMetrics count the scheduled reports written, failed and skipped.
-type reportMetrics struct{ written, failed, skipped prometheus.Counter }
+type reportMetrics struct{ written, failed, skipped, mailed, mailFailed prometheus.Counter }
 
 func newReportMetrics(reg prometheus.Registerer) reportMetrics {
 	m := reportMetrics{
@@ -109,20 +247,32 @@ func newReportMetrics(reg prometheus.Registerer) reportMetrics {
 			Help: "Scheduled audit reports that could not be written (retried at the next check)."}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_audit_reports_skipped_total",
 			Help: "Periods missed during downtime beyond the catch-up bound (31 days, 8 weeks) whose scheduled report was not written."}),
+		mailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_audit_reports_mailed_total",
+			Help: "Scheduled audit reports sent by e-mail (audit.reports.mail)."}),
+		mailFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_audit_report_mail_failures_total",
+			Help: "Attempts to send a scheduled audit report by e-mail that failed (retried later)."}),
 	}
 	if reg != nil {
-		_ = reg.Register(m.written)
-		_ = reg.Register(m.failed)
-		_ = reg.Register(m.skipped)
+		for _, c := range []prometheus.Counter{m.written, m.failed, m.skipped, m.mailed, m.mailFailed} {
+			_ = reg.Register(c)
+		}
 	}
 	return m
 }
 
+// maxMailBackoff is the longest wait between attempts to mail reports
+// after failures.
+const maxMailBackoff = time.Hour
+
 // runReports writes the reports that are due, at start and then every
-// check, until ctx ends.
-func runReports(ctx context.Context, rep *audit.Reporter, check time.Duration, log *zap.Logger, m reportMetrics) {
+// check, and mails them (ml, nil: not), until ctx ends. After a failed
+// mailing the next attempt waits twice as many checks each time, up to
+// maxMailBackoff.
+func runReports(ctx context.Context, rep *audit.Reporter, ml *audit.ReportMailer, check time.Duration, log *zap.Logger, m reportMetrics) {
 	t := time.NewTicker(check)
 	defer t.Stop()
+	var mailAt time.Time
+	mailWait := check
 	for {
 		res, err := rep.RunDue(ctx)
 		for _, s := range res.Skipped {
@@ -137,6 +287,22 @@ func runReports(ctx context.Context, rep *audit.Reporter, check time.Duration, l
 		if err != nil && ctx.Err() == nil {
 			m.failed.Inc()
 			log.Warn("audit report not written; retried at the next check", zap.Error(err))
+		}
+		if ml != nil && !time.Now().Before(mailAt) {
+			sent, err := ml.SendDue(ctx)
+			for _, s := range sent {
+				log.Info("audit report mailed", zap.String("report", s), zap.Int("addresses", len(ml.To)))
+				m.mailed.Inc()
+			}
+			switch {
+			case err == nil:
+				mailAt, mailWait = time.Time{}, check
+			case ctx.Err() == nil:
+				m.mailFailed.Inc()
+				mailAt = time.Now().Add(mailWait)
+				log.Warn("audit report not mailed; tried again later", zap.Duration("retry_in", mailWait), zap.Error(err))
+				mailWait = min(2*mailWait, maxMailBackoff)
+			}
 		}
 		select {
 		case <-ctx.Done():
