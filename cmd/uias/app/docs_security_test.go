@@ -9,6 +9,7 @@ import (
 
 	"github.com/uias/uias/cmd/uias/app"
 	"github.com/uias/uias/pkg/config"
+	auditcomponent "github.com/uias/uias/services/audit/component"
 )
 
 // TestOperatorsSecurityExample loads the production example of
@@ -16,29 +17,7 @@ import (
 // the text around it promises (the settings themselves are exercised by
 // the tests the section names).
 func TestOperatorsSecurityExample(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "operators.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(b), "<!-- security-example -->\n```yaml\n")
-	if !ok {
-		t.Fatal("docs/operators.md lost its <!-- security-example --> YAML block")
-	}
-	example, _, ok := strings.Cut(rest, "```")
-	if !ok {
-		t.Fatal("unterminated YAML block")
-	}
-	path := filepath.Join(t.TempDir(), "uias.yaml")
-	if err := os.WriteFile(path, []byte(example), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := app.LoadConfig(path, func(string) (string, bool) { return "", false }, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	cfg := operatorsExample(t, "security-example", nil)
 	if config.Loopback(cfg.GRPCAddr) || config.Loopback(cfg.HTTPAddr) {
 		t.Error("the example should listen beyond loopback")
 	}
@@ -56,5 +35,48 @@ func TestOperatorsSecurityExample(t *testing.T) {
 		if u, err := url.Parse(s); err != nil || u.User != nil && u.User.String() != u.User.Username() {
 			t.Errorf("a password inside %q", s)
 		}
+	}
+}
+
+// operatorsExample loads the YAML block of docs/operators.md after
+// "<!-- marker -->" as uias serve would, with the environment env, and
+// validates it.
+func operatorsExample(t *testing.T, marker string, env map[string]string) config.Config {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "operators.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "<!-- "+marker+" -->\n```yaml\n")
+	if !ok {
+		t.Fatalf("docs/operators.md lost its <!-- %s --> YAML block", marker)
+	}
+	example, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("unterminated YAML block")
+	}
+	path := filepath.Join(t.TempDir(), "uias.yaml")
+	if err := os.WriteFile(path, []byte(example), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := app.LoadConfig(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestOperatorsReportMailExample: the example of "Reports by e-mail"
+// loads, mails the weekly PDF to two addresses over STARTTLS, and takes
+// its password from the environment only.
+func TestOperatorsReportMailExample(t *testing.T) {
+	cfg := operatorsExample(t, "report-mail-example", map[string]string{"UIAS_AUDIT_REPORTS_SMTP_PASSWORD": "from-a-secret"})
+	m := auditcomponent.Settings(&cfg).Reports.Mail
+	if len(m.To) != 2 || m.SMTPAddr != "mail.example.org:587" || m.SMTPSecurity != "" || m.SMTPPassword != "from-a-secret" ||
+		len(m.Schedule) != 1 || m.Schedule[0] != "weekly" || len(m.Formats) != 1 || m.Formats[0] != "pdf" {
+		t.Fatalf("mail settings: %+v", m)
 	}
 }
