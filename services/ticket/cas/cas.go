@@ -534,7 +534,8 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	res, err := h.o.SSO.Login(ctx, &identityv1.SSOLoginRequest{Login: username, Password: password, OtpBinding: h.otpBinding(w, r)})
+	binding, setBinding := h.otpBinding(r)
+	res, err := h.o.SSO.Login(ctx, &identityv1.SSOLoginRequest{Login: username, Password: password, OtpBinding: binding})
 	if err != nil {
 		if status.Code(err) == codes.InvalidArgument {
 			h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.BadCredentials, "")
@@ -552,6 +553,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 			h.fault(w, r, fmt.Errorf("identity asked for a code without a half-done login"))
 			return
 		}
+		setBinding(w)
 		h.otpPage(w, r, http.StatusOK, p, rs, res.GetOtpToken(), "")
 		return
 	case identityv1.Reason_REASON_PASSWORD_EXPIRED:

@@ -34,18 +34,19 @@ const otpCookie = "uias_otp"
 // known, something held), as a certificate login.
 const twoFactorLevel = 2
 
-// otpBinding returns the hash of the browser's otp cookie, setting a new
-// cookie when it has none (or one too short to be ours).
-func (h *Handler) otpBinding(w http.ResponseWriter, r *http.Request) string {
-	v := ""
+// otpBinding returns the hash of the browser's otp cookie and, when it
+// has none (or one too short to be ours), sets a new one: only when set
+// is called, i.e. when the login asks for a code (a person without an
+// authenticator app never gets the cookie).
+func (h *Handler) otpBinding(r *http.Request) (binding string, set func(http.ResponseWriter)) {
 	if c, err := r.Cookie(otpCookie); err == nil && len(c.Value) >= 32 && len(c.Value) <= 64 {
-		v = c.Value
-	} else {
-		v = randomToken()
+		return bindingOf(c.Value), func(http.ResponseWriter) {}
+	}
+	v := randomToken()
+	return bindingOf(v), func(w http.ResponseWriter) {
 		http.SetCookie(w, &http.Cookie{Name: otpCookie, Value: v, Path: h.o.Prefix, HttpOnly: true, Secure: module.RequestHTTPS(r),
 			SameSite: http.SameSiteStrictMode})
 	}
-	return bindingOf(v)
 }
 
 // otpBindingOf is the hash of the browser's otp cookie ("" without one).

@@ -92,7 +92,21 @@ func TestOTPLoginPages(t *testing.T) {
 		if strings.Contains(resp.Header.Get("Set-Cookie"), TGCCookie+"=") {
 			t.Fatal("the password step set a session cookie")
 		}
+		if !strings.Contains(resp.Header.Get("Set-Cookie"), otpCookie+"=") {
+			t.Fatal("the code step's browser binding was not set")
+		}
 		return m[1], csrf
+	}
+	// A login that asks for no code (here a wrong password) sets no
+	// binding cookie.
+	{
+		c := browser()
+		_, page := getPage(t, c, srv.URL+"/cas/login", "en")
+		resp := postForm(t, c, srv.URL+"/cas/login", url.Values{"csrf": {csrfField.FindStringSubmatch(page)[1]}, "username": {"mia"},
+			"password": {"Wrong-Pass-1"}})
+		if _ = body(resp); resp.StatusCode != http.StatusUnauthorized || strings.Contains(resp.Header.Get("Set-Cookie"), otpCookie+"=") {
+			t.Fatalf("wrong password: %d, cookies %q", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+		}
 	}
 	// A level-2 application's page links to the password-and-code form,
 	// which shows the password form (a password alone cannot reach level 2).
