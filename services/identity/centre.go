@@ -28,6 +28,19 @@ func (s *Service) ownOrg(ctx context.Context, orgID, what string) error {
 	return s.homes.CheckOrg(o.Path, what)
 }
 
+// homeOfUser is the home centre of u's org ("" when unknown or in a single
+// centre).
+func (s *Service) homeOfUser(ctx context.Context, u *User) string {
+	if s.homes == nil {
+		return ""
+	}
+	o, err := s.store.GetOrg(ctx, u.OrgID)
+	if err != nil {
+		return ""
+	}
+	return s.homes.HomeOfPath(o.Path)
+}
+
 // ownUser refuses a write to user u unless this centre is the home of u's org.
 func (s *Service) ownUser(ctx context.Context, u *User) error {
 	return s.ownOrg(ctx, u.OrgID, "user "+u.ID)

@@ -35,6 +35,8 @@ type UserCert struct {
 	// certificate itself; zero when bound by thumbprint.
 	NotAfter  time.Time
 	CreatedAt time.Time
+	// Origin is the centre whose replica change bound it ("" bound here).
+	Origin string
 }
 
 // CertStore is the persistence of certificate bindings (part of Store;
@@ -106,7 +108,7 @@ func (s *Service) BindUserCert(ctx context.Context, userID string, der []byte, s
 	}
 	c.UserID, c.CreatedAt = u.ID, s.now().UTC().Truncate(time.Millisecond)
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.BindCert(ctx, c, MaxUserCerts, evs) },
-		s.change(ctx, "user", "certificate_bound", u.ID, map[string]any{"sha256": c.SHA256}),
+		s.changeWith(ctx, "user", "certificate_bound", u.ID, map[string]any{"sha256": c.SHA256}, s.certReplicaOf(c)),
 		s.audit(ctx, "user.certificate.bind", "user:"+u.ID, u.OrgID, "success", "OK", start, map[string]string{"sha256": c.SHA256}))
 	if errors.Is(err, ErrConflict) {
 		if _, gerr := s.store.GetCert(ctx, c.SHA256); gerr == nil {
@@ -233,10 +235,11 @@ func (s *Service) CertLogin(ctx context.Context, der []byte) (*CertLoginResult, 
 		a.refund(ctx)
 		return nil, err
 	}
-	// A binding of a person no longer homed here (their org moved to
-	// another centre) is orphaned: that centre owns the person and binds
-	// their certificates; this one signs no one in with it.
-	if !s.homedHere(ctx, u) {
+	// A person homed elsewhere signs in here with a binding their home
+	// made (replicated: kind "cert") only. This centre's own bindings of
+	// them are orphaned (their org moved to another centre, which owns the
+	// person and binds their certificates).
+	if !s.homedHere(ctx, u) && (b.Origin == "" || b.Origin != s.homeOfUser(ctx, u)) {
 		return fail("certificate", "", CertNotRegistered)
 	}
 	subject := "user:" + u.ID

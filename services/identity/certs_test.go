@@ -282,3 +282,69 @@ func TestCertificateLoginHomedElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicaOfCertificateBinding: a certificate bound at the person's
+// home centre reaches the centre holding their replica, where it then
+// signs them in (the expiry kept); its unbinding reaches it too; a
+// certificate moved at the home to another of its people follows.
+func TestReplicaOfCertificateBinding(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-c", "Bureau C", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	var people [2]*identity.User
+	for i, login := range []string{"pilot", "mate"} {
+		if people[i], err = svc2.CreateUser(admin2, identity.NewUser{LoginName: login, DisplayName: login, OrgID: bureau.ID,
+			Password: "Harbour-Pass-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expiry := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
+	der := testCertDER(t, "Pilot", time.Now().Add(-time.Hour), expiry)
+	fp := x509cert.Thumbprint(der)
+	if _, err := svc2.BindUserCert(admin2, people[0].ID, der, ""); err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	replicate := func() {
+		t.Helper()
+		var cs []identity.ReplicaChange
+		cs, last, _ = l2.changes(t, last)
+		if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loginAtL1 := func(want identity.CertVerdict, who string) {
+		t.Helper()
+		res, err := svc1.CertLogin(edge(fp), der)
+		if err != nil || res.Verdict != want || (want == identity.CertOK && (res.User == nil || res.User.ID != who)) {
+			t.Fatalf("certificate login at the replica centre: %+v %v, want %v for %s", res, err, want, who)
+		}
+	}
+	loginAtL1(identity.CertNotRegistered, "")
+	replicate()
+	loginAtL1(identity.CertOK, people[0].ID)
+	if got, err := svc1.ListUserCerts(ctx, people[0].ID); err != nil || len(got) != 1 || got[0].SHA256 != fp || !got[0].NotAfter.Equal(expiry) || got[0].Origin != "l2a" {
+		t.Fatalf("bindings at the replica centre: %+v %v", got, err)
+	}
+	// moved at the home: unbound from the pilot, bound to the mate
+	if err := svc2.UnbindUserCert(admin2, people[0].ID, fp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.BindUserCert(admin2, people[1].ID, nil, fp); err != nil {
+		t.Fatal(err)
+	}
+	replicate()
+	loginAtL1(identity.CertOK, people[1].ID)
+	if err := svc2.UnbindUserCert(admin2, people[1].ID, fp); err != nil {
+		t.Fatal(err)
+	}
+	replicate()
+	loginAtL1(identity.CertNotRegistered, "")
+}

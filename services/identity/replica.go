@@ -116,6 +116,9 @@ type ReplicaWrite struct {
 	// TOTP (upsert: the authenticator app with its sealed secret; delete:
 	// the user), kind "totp", ID the person.
 	TOTP *UserTOTP
+	// Cert (upsert: the binding; delete: the person's binding of the
+	// thumbprint), kind "cert", ID the thumbprint.
+	Cert *UserCert
 	// Event is the local CHANGES event of the write (replica_events.go),
 	// added to the outbox when the write is applied.
 	Event *events.Event
@@ -473,6 +476,26 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 				return w, ReplicaIgnored, nil
 			}
 			w.TOTP.SecretEnc, w.TOTP.LastStep, w.TOTP.CreatedAt = r.SecretEnc, r.LastStep, r.CreatedAt
+		}
+		return homed(s.replicaUserOf(ctx, origin, ev.ID, b))
+	case ev.Entity == "user" && (ev.Op == "certificate_bound" || ev.Op == "certificate_unbound"):
+		// A certificate bound or unbound at the person's home centre:
+		// here too it signs them in, or no longer.
+		var d struct {
+			SHA256 string `json:"sha256"`
+		}
+		if !decoded(ev.Data, &d) || len(d.SHA256) != 64 {
+			return w, ReplicaIgnored, nil
+		}
+		w.Kind, w.ID, w.Cert = "cert", d.SHA256, &UserCert{SHA256: d.SHA256, UserID: ev.ID}
+		if ev.Op == "certificate_unbound" {
+			w.Op = ReplicaDelete
+		} else {
+			var r certRecord
+			if !hasRep || !decoded(ev.Replica, &r) {
+				return w, ReplicaIgnored, nil
+			}
+			w.Cert.NotAfter, w.Cert.CreatedAt = r.NotAfter, r.CreatedAt
 		}
 		return homed(s.replicaUserOf(ctx, origin, ev.ID, b))
 	case ev.Entity == "user" && ev.Op == "deleted":

@@ -151,5 +151,21 @@ func (s *Service) totpReplicaOf(t *UserTOTP) any {
 	return totpRecord{SecretEnc: t.SecretEnc, LastStep: t.LastStep, CreatedAt: t.CreatedAt.UTC()}
 }
 
+// certRecord is the replica part of a certificate_bound event (the
+// thumbprint is in its data): the expiry kept, when bound.
+type certRecord struct {
+	NotAfter  time.Time `json:"not_after"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// certReplicaOf is the replica part of c's binding event: only in a
+// multi-centre deployment (nil otherwise).
+func (s *Service) certReplicaOf(c *UserCert) any {
+	if s.homes == nil {
+		return nil
+	}
+	return certRecord{NotAfter: c.NotAfter.UTC(), CreatedAt: c.CreatedAt.UTC()}
+}
+
 // fingerID is the replica object id of a finger.
 func fingerID(userID string, position int) string { return userID + "/" + strconv.Itoa(position) }

@@ -42,12 +42,12 @@ func (s *Store) BindCert(ctx context.Context, c *identity.UserCert, max int, evs
 	})
 }
 
-const certCols = "sha256, user_id, not_after, created_at"
+const certCols = "sha256, user_id, not_after, created_at, origin"
 
 func scanCert(sc interface{ Scan(...any) error }) (*identity.UserCert, error) {
 	c := &identity.UserCert{}
 	var notAfter, created int64
-	if err := sc.Scan(&c.SHA256, &c.UserID, &notAfter, &created); err != nil {
+	if err := sc.Scan(&c.SHA256, &c.UserID, &notAfter, &created, &c.Origin); err != nil {
 		return nil, err
 	}
 	if notAfter != 0 {

@@ -153,6 +153,19 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 			template_enc = excluded.template_enc, created_at = excluded.created_at, updated_at = excluded.updated_at`),
 			f.UserID, f.Position, f.Quality, f.Format, f.Minutiae, f.TemplateEnc, store.UnixMS(f.CreatedAt), store.UnixMS(f.UpdatedAt))
 		return err
+	case w.Kind == "cert" && w.Cert != nil:
+		c := w.Cert
+		if w.Op == identity.ReplicaDelete {
+			_, err := tx.ExecContext(ctx, s.q("DELETE FROM user_certs WHERE sha256 = ? AND user_id = ?"), c.SHA256, c.UserID)
+			return err
+		}
+		// The home's binding stands (it may have moved the certificate
+		// from one of its people to another).
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO user_certs (sha256, user_id, not_after, created_at, origin) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (sha256) DO UPDATE SET user_id = excluded.user_id, not_after = excluded.not_after, created_at = excluded.created_at,
+			origin = excluded.origin`),
+			c.SHA256, c.UserID, store.UnixMS(c.NotAfter), store.UnixMS(c.CreatedAt), w.Origin)
+		return err
 	case w.Kind == "totp" && w.TOTP != nil:
 		if w.Op == identity.ReplicaDelete {
 			_, err := tx.ExecContext(ctx, s.q("DELETE FROM user_totp WHERE user_id = ?"), w.ID)

@@ -129,3 +129,34 @@ func testCertsConcurrent(t *testing.T, f *fixture) {
 		t.Fatalf("%d certificates bound with a limit of 3", n)
 	}
 }
+
+// testApplyReplicaCert: a certificate binding applied as a replica is
+// upserted (the home's person and expiry stand, even over a binding of
+// the thumbprint to another person) and deleted only from the person
+// named.
+func testApplyReplicaCert(t *testing.T, f *fixture) {
+	o := f.org("")
+	u1, u2 := f.user(o.ID), f.user(o.ID)
+	w := func(v uint64, op, user string, notAfter time.Time) identity.ReplicaWrite {
+		return identity.ReplicaWrite{Kind: "cert", ID: thumb(7), Origin: "peer", Version: v, EventID: fmt.Sprintf("cert-%d", v), Op: op,
+			Cert: &identity.UserCert{SHA256: thumb(7), UserID: user, NotAfter: notAfter, CreatedAt: base}}
+	}
+	bound := func(user string, notAfter time.Time) {
+		t.Helper()
+		got, err := f.s.GetCert(f.ctx, thumb(7))
+		must(t, err)
+		if got.UserID != user || !got.NotAfter.Equal(notAfter) || !got.CreatedAt.Equal(base) || got.Origin != "peer" {
+			t.Fatalf("replica binding %+v, want %s until %s", got, user, notAfter)
+		}
+	}
+	year := base.Add(365 * 24 * time.Hour)
+	f.applyReplica(t, w(1, identity.ReplicaUpsert, u1.ID, year))
+	bound(u1.ID, year)
+	f.applyReplica(t, w(2, identity.ReplicaUpsert, u2.ID, time.Time{})) // moved, bound by thumbprint
+	bound(u2.ID, time.Time{})
+	f.applyReplica(t, w(3, identity.ReplicaDelete, u1.ID, time.Time{})) // not u1's any more: stays
+	bound(u2.ID, time.Time{})
+	f.applyReplica(t, w(4, identity.ReplicaDelete, u2.ID, time.Time{}))
+	_, err := f.s.GetCert(f.ctx, thumb(7))
+	isErr(t, err, identity.ErrNotFound)
+}

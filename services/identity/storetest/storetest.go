@@ -97,6 +97,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"TOTPConcurrent", testTOTPConcurrent},
 		{"TOTPCodeCount", testTOTPCodeCount},
 		{"ApplyReplicaTOTP", testApplyReplicaTOTP},
+		{"ApplyReplicaCert", testApplyReplicaCert},
 		{"ApplyReplica", testApplyReplica},
 		{"ReplicaLocksAndSealed", testReplicaLocksAndSealed},
 		{"ReplicaSearchAndEvents", testReplicaSearchAndEvents},

@@ -127,16 +127,7 @@ func testApplyReplicaTOTP(t *testing.T, f *fixture) {
 		return identity.ReplicaWrite{Kind: "totp", ID: u.ID, Origin: "peer", Version: v, EventID: fmt.Sprintf("totp-%d", v), Op: op,
 			TOTP: &identity.UserTOTP{UserID: u.ID, SecretEnc: enc, LastStep: last, CreatedAt: base}}
 	}
-	apply := func(ws ...identity.ReplicaWrite) {
-		t.Helper()
-		out, err := f.s.ApplyReplica(f.ctx, ws)
-		must(t, err)
-		for i, o := range out {
-			if o != identity.ReplicaApplied {
-				t.Fatalf("write %d: %v", i, o)
-			}
-		}
-	}
+	apply := func(ws ...identity.ReplicaWrite) { f.applyReplica(t, ws...) }
 	apply(w(1, identity.ReplicaUpsert, "k1:a", 10))
 	got, err := f.s.GetTOTP(f.ctx, u.ID)
 	must(t, err)
@@ -231,4 +222,16 @@ func testTOTPCodeCount(t *testing.T, f *fixture) {
 	}
 	_, _, err = f.s.AdmitTOTPCode(f.ctx, f.user(o.ID).ID, base, 3, block)
 	isErr(t, err, identity.ErrNotFound)
+}
+
+// applyReplica applies ws, each of which must be APPLIED.
+func (f *fixture) applyReplica(t *testing.T, ws ...identity.ReplicaWrite) {
+	t.Helper()
+	out, err := f.s.ApplyReplica(f.ctx, ws)
+	must(t, err)
+	for i, o := range out {
+		if o != identity.ReplicaApplied {
+			t.Fatalf("write %d: %v", i, o)
+		}
+	}
 }
