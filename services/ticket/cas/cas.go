@@ -285,7 +285,17 @@ func tgcOf(r *http.Request) string {
 	return ""
 }
 
-func truthy(v string) bool { return v == "true" || v == "1" || v == "yes" }
+// truthy reads a CAS flag parameter (renew, gateway): "if this parameter
+// is set" (CAS 3.0 §2.1.1), so any value but an empty one and the words
+// of no (false, 0, no, off, in any case) sets it: renew=TRUE or =True (as
+// .NET writes booleans) asks for a fresh login, never fails open.
+func truthy(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "false", "0", "no", "off":
+		return false
+	}
+	return true
+}
 
 // loginParams are the CAS login parameters of a request.
 type loginParams struct {

@@ -61,7 +61,11 @@ type validation struct {
 func (h *Handler) validator(allowProxy, attributes bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		jsonOut := strings.EqualFold(q.Get("format"), "JSON")
+		jsonOut, ok := formatOf(q)
+		if !ok {
+			h.answer(w, false, badFormat(false))
+			return
+		}
 		service, pgtURL := q.Get("service"), q.Get("pgtUrl")
 		req := &ticketv1.ValidateServiceTicketRequest{Ticket: q.Get("ticket"), Service: service, Renew: truthy(q.Get("renew")),
 			AllowProxy: allowProxy, IssuePgt: pgtURL != "", PgtUrl: pgtURL, Attributes: attributes}
@@ -176,7 +180,11 @@ func (h *Handler) deliverPGT(ctx context.Context, pgtURL, pgt, iou string) bool 
 // proxy is /proxy: a PT for targetService from a PGT.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	jsonOut := strings.EqualFold(q.Get("format"), "JSON")
+	jsonOut, ok := formatOf(q)
+	if !ok {
+		h.answer(w, false, badFormat(true))
+		return
+	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
 	res, err := h.o.Tickets.IssueProxyTicket(ctx, &ticketv1.IssueProxyTicketRequest{Pgt: q.Get("pgt"), TargetService: q.Get("targetService")})
@@ -191,6 +199,25 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.answer(w, jsonOut, validation{proxy: true, ok: true, proxyTicket: res.GetTicket()})
 	}
+}
+
+// formatOf is the answer's format of a validation or proxy request: JSON
+// for format=JSON, XML for XML or none (any case); ok false for another
+// value, which CAS 3.0 §2.5.1 answers with an error (the ticket is not
+// used up).
+func formatOf(q url.Values) (jsonOut, ok bool) {
+	switch f := q.Get("format"); {
+	case strings.EqualFold(f, "JSON"):
+		return true, true
+	case f == "" || strings.EqualFold(f, "XML"):
+		return false, true
+	}
+	return false, false
+}
+
+// badFormat is the answer to an unsupported format.
+func badFormat(proxy bool) validation {
+	return validation{proxy: proxy, code: "INVALID_REQUEST", desc: "format must be XML or JSON"}
 }
 
 // answer writes a serviceResponse in XML (the CAS 3.0 schema) or JSON.

@@ -1,0 +1,65 @@
+package cas
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
+)
+
+// TestTruthy: a CAS flag is set by any value but an empty one and the
+// words of no, in any case (renew=True is .NET's true).
+func TestTruthy(t *testing.T) {
+	for v, want := range map[string]bool{"true": true, "TRUE": true, "True": true, "1": true, "yes": true, "on": true, "renew": true,
+		"": false, " ": false, "false": false, "False": false, "0": false, "no": false, "OFF": false} {
+		if got := truthy(v); got != want {
+			t.Errorf("truthy(%q) = %v", v, got)
+		}
+	}
+}
+
+// TestRenewAndFormatAtValidation: renew=TRUE, =True or =on refuses a
+// ticket that did not follow a fresh login (it did not fail open); an
+// unsupported format is INVALID_REQUEST and leaves the ticket unused.
+func TestRenewAndFormatAtValidation(t *testing.T) {
+	f := newSAMLFixture(t, time.Now(), &ticketv1.PersonAttributes{Login: "mia"})
+	get := func(path string) string {
+		t.Helper()
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		return w.Body.String()
+	}
+	svc := url.QueryEscape(samlService)
+	st := f.ticketFor(t, "u1", "mia", samlService)
+	for _, format := range []string{"YAML", "xml2", "JSONP"} {
+		if body := get("/cas/serviceValidate?format=" + format + "&service=" + svc + "&ticket=" + st); !strings.Contains(body, `code="INVALID_REQUEST"`) ||
+			!strings.Contains(body, "format must be XML or JSON") {
+			t.Fatalf("format=%s: %s", format, body)
+		}
+	}
+	if body := get("/cas/p3/serviceValidate?format=xml&service=" + svc + "&ticket=" + st); !strings.Contains(body, "<cas:user>mia</cas:user>") {
+		t.Fatalf("the ticket after unsupported formats: %s", body)
+	}
+	ctx := context.Background()
+	tgt, _, err := f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u2", Login: "ann", AuthLevel: 1, OrgID: "org1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, renew := range []string{"TRUE", "True", "on"} {
+		for _, path := range []string{"/cas/serviceValidate", "/cas/p3/serviceValidate", "/cas/proxyValidate"} {
+			st, _, err := f.svc.IssueServiceTicket(ctx, tgt, samlService, false) // single sign-on, no fresh login
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body := get(path + "?renew=" + renew + "&service=" + svc + "&ticket=" + st); !strings.Contains(body, `code="INVALID_TICKET_SPEC"`) {
+				t.Fatalf("%s renew=%s: %s", path, renew, body)
+			}
+		}
+	}
+}
