@@ -115,6 +115,11 @@ type PGT struct {
 	// services before it.
 	Proxies   []string  `json:"proxies"`
 	CreatedAt time.Time `json:"created_at"`
+	// Service is the service URL whose validation got it: while that
+	// service may proxy (registered, enabled, allow_proxy, its application
+	// not suspended) the PGT issues proxy tickets ("" in PGTs of older
+	// versions: not checked).
+	Service string `json:"service,omitempty"`
 }
 
 // CasCode is the CAS 3.0 error code of a refused validation.

@@ -683,7 +683,7 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	if v.IssuePGT {
 		pgt, iou := newOpaque(PrefixPGT, s.cfg.Centre), newOpaque(PrefixPGTIOU, s.cfg.Centre)
 		rec := &PGT{SessionID: t.SessionID, UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, AuthLevel: t.AuthLevel, AuthMethod: t.AuthMethod,
-			AuthTime: t.AuthTime, Proxies: append([]string{v.PGTURL}, t.Proxies...), CreatedAt: s.now().UTC()}
+			AuthTime: t.AuthTime, Proxies: append([]string{v.PGTURL}, t.Proxies...), CreatedAt: s.now().UTC(), Service: t.Service}
 		if err := s.store.PutPGT(ctx, keyOf(pgt), rec, s.cfg.PGTTTL); err != nil {
 			return nil, err
 		}
@@ -747,6 +747,20 @@ func shown(t string) string {
 	return "'" + b.String() + "'"
 }
 
+// RevokePGT ends a PGT at once (the CAS edge's call when the pgtUrl did
+// not take it: CAS 3.0 §2.5.4 issues none then).
+func (s *Service) RevokePGT(ctx context.Context, pgt string) error {
+	if !strings.HasPrefix(pgt, PrefixPGT) || !ValidTicketChars(pgt) {
+		return nil // nothing of ours
+	}
+	if err := s.store.DeletePGT(ctx, keyOf(pgt)); err != nil {
+		return err
+	}
+	s.audit(ctx, audit.Action{API: "ticket.pgt.revoke", Subject: "pgt", Result: audit.ResultSuccess, Reason: "CALLBACK_FAILED",
+		Start: s.now(), Fields: detail("pgt", shown(pgt))})
+	return nil
+}
+
 // IssueProxyTicket issues a PT for target from a PGT. Refusals are answers
 // (code and message); only faults of the store are errors.
 func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (string, CasCode, string, error) {
@@ -775,6 +789,20 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(pgt)))
 		}
 		return "", "", "", err
+	}
+	// The PGT's own service must still be allowed to proxy: deleted,
+	// disabled, no longer allow_proxy, or its application suspended, its
+	// PGTs issue nothing more (as its service tickets validate no more).
+	if p.Service != "" {
+		own, err := s.reg.Match(ctx, p.Service)
+		if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+			return "", "", "", err
+		}
+		if own == nil || !own.AllowProxy {
+			_ = s.store.DeletePGT(ctx, keyOf(pgt))
+			return refuse(CodeInvalidTicket, "PROXY_NOT_ALLOWED",
+				fmt.Sprintf("ticket %s is no longer valid: its service is no longer registered or allowed to proxy, or its application is suspended", shown(pgt)))
+		}
 	}
 	rs, err := s.reg.Match(ctx, target)
 	if errors.Is(err, ErrServiceNotRegistered) {

@@ -70,6 +70,8 @@ type Store interface {
 	PutPGT(ctx context.Context, key string, p *PGT, ttl time.Duration) error
 	// GetPGT returns the proxy-granting ticket under key.
 	GetPGT(ctx context.Context, key string) (*PGT, error)
+	// DeletePGT ends the proxy-granting ticket under key (none: no error).
+	DeletePGT(ctx context.Context, key string) error
 	// Ping checks that the backend answers.
 	Ping(ctx context.Context) error
 }

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
@@ -44,6 +46,9 @@ func TestCASProtocol(t *testing.T) {
 		defer mu.Unlock()
 		if iou := r.URL.Query().Get("pgtIou"); iou != "" {
 			pgts[iou] = r.URL.Query().Get("pgtId")
+		}
+		if strings.HasSuffix(r.URL.Path, "/fail") {
+			w.WriteHeader(http.StatusInternalServerError) // took the PGT, failed after
 		}
 	}))
 	defer cb.Close()
@@ -66,6 +71,7 @@ func TestCASProtocol(t *testing.T) {
 	f := e.seed("proto", "pat", nil, nil)
 	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
 	const svc = "https://app.example.com/"
+	var proxying *ticketv1.RegisteredService
 	for _, d := range []*ticketv1.ServiceDefinition{
 		{AppId: f.appID, Name: "Proxying app", Url: svc, AllowProxy: true},
 		{AppId: f.appID, Name: "Callback", Url: cb.URL + "/"},
@@ -73,8 +79,12 @@ func TestCASProtocol(t *testing.T) {
 		{AppId: f.appID, Name: "Backend", Url: "https://backend.example.com/"},
 		{AppId: f.appID, Name: "Strong app", Url: "https://strong.example.com/", MinAuthLevel: 2},
 	} {
-		if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: d}); err != nil {
+		rs, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: d})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if d.GetAllowProxy() {
+			proxying = rs
 		}
 	}
 	h := e.app.Value(ticketcomponent.Name).(*ticketcomponent.Handle)
@@ -190,6 +200,33 @@ func TestCASProtocol(t *testing.T) {
 	if !strings.Contains(body, "<cas:user>pat</cas:user>") || !strings.Contains(body, "<cas:proxy>"+cb.URL+"/pgt</cas:proxy>") {
 		t.Errorf("proxyValidate: %s", body)
 	}
+	// A callback that took the PGT but did not answer 200: the PGT was
+	// not issued (CAS 3.0 §2.5.4), so it proxies nothing.
+	body = get("p3/serviceValidate?service=" + q(svc) + "&pgtUrl=" + q(cb.URL+"/pgt/fail") + "&ticket=" + issue(svc))
+	if !strings.Contains(body, "authenticationSuccess") || strings.Contains(body, "proxyGrantingTicket") {
+		t.Errorf("failed callback: %s", body)
+	}
+	mu.Lock()
+	var failedPGT string
+	for _, p := range pgts {
+		if p != pgt {
+			failedPGT = p
+		}
+	}
+	mu.Unlock()
+	if body := get("proxy?pgt=" + failedPGT + "&targetService=" + q("https://backend.example.com/")); failedPGT == "" ||
+		!strings.Contains(body, `<cas:proxyFailure code="INVALID_TICKET">`) {
+		t.Errorf("the PGT of a failed callback (%q): %s", failedPGT, body)
+	}
+	// Over gRPC an application may validate, but never get a PGT in the
+	// answer (it would skip the pgtUrl): refused, the ticket not used.
+	tickets := ticketv1.NewTicketServiceClient(e.conn)
+	st = issue(svc)
+	_, err := tickets.ValidateServiceTicket(ctx, &ticketv1.ValidateServiceTicketRequest{Ticket: st, Service: svc, IssuePgt: true, PgtUrl: cb.URL + "/pgt"})
+	wantCode(t, err, codes.PermissionDenied, "COMPONENTS_ONLY")
+	if v, err := tickets.ValidateServiceTicket(ctx, &ticketv1.ValidateServiceTicketRequest{Ticket: st, Service: svc}); err != nil || !v.GetValid() || v.GetPgt() != "" {
+		t.Errorf("the ticket after the refused issue_pgt: %v %v", v, err)
+	}
 	for name, tc := range map[string]struct{ path, code string }{
 		"no pgt":       {"proxy?targetService=" + q(svc), "INVALID_REQUEST"},
 		"unknown pgt":  {"proxy?pgt=PGT-nope&targetService=" + q(svc), "INVALID_TICKET"},
@@ -198,6 +235,20 @@ func TestCASProtocol(t *testing.T) {
 		if body := get(tc.path); !strings.Contains(body, `<cas:proxyFailure code="`+tc.code+`">`) {
 			t.Errorf("proxy %s: %s", name, body)
 		}
+	}
+
+	// A service no longer allowed to proxy: its PGTs issue nothing more
+	// (as when it is deleted, disabled or its application suspended).
+	if _, err := registry.UpdateService(e.adm(), &ticketv1.UpdateServiceRequest{Id: proxying.GetId(),
+		Service: &ticketv1.ServiceDefinition{AppId: f.appID, Name: "Proxying app", Url: svc}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the PGT of a service no longer proxying refused", func() bool {
+		return strings.Contains(get("proxy?pgt="+pgt+"&targetService="+q("https://backend.example.com/")), `<cas:proxyFailure code="INVALID_TICKET">`)
+	})
+	if _, err := registry.UpdateService(e.adm(), &ticketv1.UpdateServiceRequest{Id: proxying.GetId(),
+		Service: &ticketv1.ServiceDefinition{AppId: f.appID, Name: "Proxying app", Url: svc, AllowProxy: true}}); err != nil {
+		t.Fatal(err)
 	}
 
 	// The login page: an unregistered service gets an error page, never a redirect.

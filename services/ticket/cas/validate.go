@@ -86,8 +86,12 @@ func (h *Handler) validator(allowProxy, attributes bool) http.HandlerFunc {
 			return
 		}
 		v := validation{ok: true, user: res.GetLogin(), proxies: res.GetProxies()}
-		if res.GetPgt() != "" && h.deliverPGT(ctx, pgtURL, res.GetPgt(), res.GetPgtIou()) {
-			v.pgtIOU = res.GetPgtIou()
+		if res.GetPgt() != "" {
+			if h.deliverPGT(ctx, pgtURL, res.GetPgt(), res.GetPgtIou()) {
+				v.pgtIOU = res.GetPgtIou()
+			} else {
+				h.revokePGT(ctx, res.GetPgt())
+			}
 		}
 		if attributes {
 			v.attributes = h.attributes(ctx, res)
@@ -175,6 +179,18 @@ func (h *Handler) deliverPGT(ctx context.Context, pgtURL, pgt, iou string) bool 
 		return false
 	}
 	return true
+}
+
+// revokePGT ends a PGT the pgtUrl did not take (CAS 3.0 §2.5.4: none is
+// issued then), in a time of its own: the callback may have used up the
+// request's.
+func (h *Handler) revokePGT(ctx context.Context, pgt string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.o.CallTimeout)
+	defer cancel()
+	if _, err := h.o.Tickets.RevokeProxyGrantingTicket(grpcx.PartOf(ctx), &ticketv1.RevokeProxyGrantingTicketRequest{Pgt: pgt}); err != nil {
+		// It ends with its lifetime (ticket.pgt_ttl) or its session.
+		h.o.Log.Warn("CAS validation: a proxy-granting ticket the callback did not take could not be revoked", zap.Error(err))
+	}
 }
 
 // proxy is /proxy: a PT for targetService from a PGT.

@@ -425,6 +425,21 @@ func (s *Store) GetPGT(ctx context.Context, key string) (*ticket.PGT, error) {
 	return &p, nil
 }
 
+// DeletePGT implements ticket.Store.
+func (s *Store) DeletePGT(ctx context.Context, key string) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	_, kv, err := s.buckets(ctx)
+	if err != nil {
+		return err
+	}
+	err = s.fail(kv.Purge(ctx, pgtKey(key), jetstream.PurgeTTL(time.Second)))
+	if errors.Is(err, ticket.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
 // Ping implements ticket.Store.
 func (s *Store) Ping(ctx context.Context) error {
 	if nc := s.js.Conn(); nc != nil && !nc.IsConnected() {

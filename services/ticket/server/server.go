@@ -224,6 +224,12 @@ func CasCodeOf(c ticketv1.CasCode) ticket.CasCode {
 
 // ValidateServiceTicket implements TicketService.
 func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.ValidateServiceTicketRequest) (*ticketv1.ValidateServiceTicketResponse, error) {
+	if r.GetIssuePgt() && !grpcx.FromComponent(ctx) {
+		// A PGT goes to the pgtUrl only, over verified HTTPS (CAS 3.0
+		// §2.5.4), which the CAS edge calls: never in an answer to an
+		// application. Refused before the ticket is used.
+		return nil, errPGTComponentsOnly
+	}
 	v, err := s.svc.ValidateTicket(ctx, ticket.Validate{Ticket: r.GetTicket(), Service: r.GetService(), Renew: r.GetRenew(),
 		AllowProxy: r.GetAllowProxy(), IssuePGT: r.GetIssuePgt(), PGTURL: r.GetPgtUrl()})
 	if err != nil {
@@ -245,6 +251,19 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 		}
 	}
 	return out, nil
+}
+
+// errPGTComponentsOnly refuses issue_pgt to a caller that is no UIAS
+// component.
+var errPGTComponentsOnly = apierr.New(apierr.PermissionDenied, "COMPONENTS_ONLY",
+	"issue_pgt is for the CAS edge, which hands the proxy-granting ticket to the pgtUrl: validate without it, or use /cas/serviceValidate with pgtUrl")
+
+// RevokeProxyGrantingTicket implements TicketService.
+func (s *Server) RevokeProxyGrantingTicket(ctx context.Context, r *ticketv1.RevokeProxyGrantingTicketRequest) (*ticketv1.RevokeProxyGrantingTicketResponse, error) {
+	if err := s.svc.RevokePGT(ctx, r.GetPgt()); err != nil {
+		return nil, err
+	}
+	return &ticketv1.RevokeProxyGrantingTicketResponse{}, nil
 }
 
 // ValidateLegacyTicket implements TicketService. The calling application's

@@ -1369,7 +1369,9 @@ type ValidateServiceTicketRequest struct {
 	// allow_proxy: accept proxy tickets too (CAS proxyValidate).
 	AllowProxy bool `protobuf:"varint,4,opt,name=allow_proxy,json=allowProxy" json:"allow_proxy,omitempty"`
 	// issue_pgt: the edge will deliver a PGT to the caller's pgtUrl (CAS);
-	// a PGT is then issued and returned with its PGTIOU.
+	// a PGT is then issued and returned with its PGTIOU. UIAS components
+	// only (the CAS edge, which hands the PGT to the pgtUrl alone): another
+	// caller is refused with COMPONENTS_ONLY, before the ticket is used.
 	IssuePgt bool `protobuf:"varint,5,opt,name=issue_pgt,json=issuePgt" json:"issue_pgt,omitempty"`
 	// pgt_url is where the PGT is for (recorded with it).
 	PgtUrl string `protobuf:"bytes,6,opt,name=pgt_url,json=pgtUrl" json:"pgt_url,omitempty"`
@@ -1773,6 +1775,86 @@ func (x *IssueProxyTicketRequest) GetAppId() string {
 	return ""
 }
 
+type RevokeProxyGrantingTicketRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pgt           string                 `protobuf:"bytes,1,opt,name=pgt" json:"pgt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeProxyGrantingTicketRequest) Reset() {
+	*x = RevokeProxyGrantingTicketRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeProxyGrantingTicketRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeProxyGrantingTicketRequest) ProtoMessage() {}
+
+func (x *RevokeProxyGrantingTicketRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeProxyGrantingTicketRequest.ProtoReflect.Descriptor instead.
+func (*RevokeProxyGrantingTicketRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RevokeProxyGrantingTicketRequest) GetPgt() string {
+	if x != nil {
+		return x.Pgt
+	}
+	return ""
+}
+
+type RevokeProxyGrantingTicketResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeProxyGrantingTicketResponse) Reset() {
+	*x = RevokeProxyGrantingTicketResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeProxyGrantingTicketResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeProxyGrantingTicketResponse) ProtoMessage() {}
+
+func (x *RevokeProxyGrantingTicketResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeProxyGrantingTicketResponse.ProtoReflect.Descriptor instead.
+func (*RevokeProxyGrantingTicketResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{23}
+}
+
 type IssueProxyTicketResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ticket is empty when refused; code and message say why.
@@ -1785,7 +1867,7 @@ type IssueProxyTicketResponse struct {
 
 func (x *IssueProxyTicketResponse) Reset() {
 	*x = IssueProxyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1797,7 +1879,7 @@ func (x *IssueProxyTicketResponse) String() string {
 func (*IssueProxyTicketResponse) ProtoMessage() {}
 
 func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1810,7 +1892,7 @@ func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketResponse.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{22}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *IssueProxyTicketResponse) GetTicket() string {
@@ -1843,7 +1925,7 @@ type ListUserSessionsRequest struct {
 
 func (x *ListUserSessionsRequest) Reset() {
 	*x = ListUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1855,7 +1937,7 @@ func (x *ListUserSessionsRequest) String() string {
 func (*ListUserSessionsRequest) ProtoMessage() {}
 
 func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1868,7 +1950,7 @@ func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{23}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListUserSessionsRequest) GetUserId() string {
@@ -1887,7 +1969,7 @@ type ListUserSessionsResponse struct {
 
 func (x *ListUserSessionsResponse) Reset() {
 	*x = ListUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1899,7 +1981,7 @@ func (x *ListUserSessionsResponse) String() string {
 func (*ListUserSessionsResponse) ProtoMessage() {}
 
 func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1912,7 +1994,7 @@ func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{24}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListUserSessionsResponse) GetSessions() []*Session {
@@ -1932,7 +2014,7 @@ type RevokeUserSessionsRequest struct {
 
 func (x *RevokeUserSessionsRequest) Reset() {
 	*x = RevokeUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2026,7 @@ func (x *RevokeUserSessionsRequest) String() string {
 func (*RevokeUserSessionsRequest) ProtoMessage() {}
 
 func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2039,7 @@ func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{25}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RevokeUserSessionsRequest) GetUserId() string {
@@ -1983,7 +2065,7 @@ type RevokeUserSessionsResponse struct {
 
 func (x *RevokeUserSessionsResponse) Reset() {
 	*x = RevokeUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2077,7 @@ func (x *RevokeUserSessionsResponse) String() string {
 func (*RevokeUserSessionsResponse) ProtoMessage() {}
 
 func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2090,7 @@ func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RevokeUserSessionsResponse) GetEnded() int32 {
@@ -2031,7 +2113,7 @@ type ValidateLegacyTicketRequest struct {
 
 func (x *ValidateLegacyTicketRequest) Reset() {
 	*x = ValidateLegacyTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2125,7 @@ func (x *ValidateLegacyTicketRequest) String() string {
 func (*ValidateLegacyTicketRequest) ProtoMessage() {}
 
 func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2138,7 @@ func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateLegacyTicketRequest.ProtoReflect.Descriptor instead.
 func (*ValidateLegacyTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ValidateLegacyTicketRequest) GetTicket() string {
@@ -2102,7 +2184,7 @@ type ValidateLegacyTicketResponse struct {
 
 func (x *ValidateLegacyTicketResponse) Reset() {
 	*x = ValidateLegacyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2196,7 @@ func (x *ValidateLegacyTicketResponse) String() string {
 func (*ValidateLegacyTicketResponse) ProtoMessage() {}
 
 func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2209,7 @@ func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateLegacyTicketResponse.ProtoReflect.Descriptor instead.
 func (*ValidateLegacyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ValidateLegacyTicketResponse) GetResult() string {
@@ -2191,7 +2273,7 @@ type AssociateAccountRequest struct {
 
 func (x *AssociateAccountRequest) Reset() {
 	*x = AssociateAccountRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2285,7 @@ func (x *AssociateAccountRequest) String() string {
 func (*AssociateAccountRequest) ProtoMessage() {}
 
 func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2298,7 @@ func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAccountRequest.ProtoReflect.Descriptor instead.
 func (*AssociateAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AssociateAccountRequest) GetTgt() string {
@@ -2255,7 +2337,7 @@ type AssociateAccountResponse struct {
 
 func (x *AssociateAccountResponse) Reset() {
 	*x = AssociateAccountResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2267,7 +2349,7 @@ func (x *AssociateAccountResponse) String() string {
 func (*AssociateAccountResponse) ProtoMessage() {}
 
 func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2280,7 +2362,7 @@ func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAccountResponse.ProtoReflect.Descriptor instead.
 func (*AssociateAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
 }
 
 type PortalEntriesRequest struct {
@@ -2292,7 +2374,7 @@ type PortalEntriesRequest struct {
 
 func (x *PortalEntriesRequest) Reset() {
 	*x = PortalEntriesRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2386,7 @@ func (x *PortalEntriesRequest) String() string {
 func (*PortalEntriesRequest) ProtoMessage() {}
 
 func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2399,7 @@ func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntriesRequest.ProtoReflect.Descriptor instead.
 func (*PortalEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PortalEntriesRequest) GetTgt() string {
@@ -2345,7 +2427,7 @@ type PortalEntry struct {
 
 func (x *PortalEntry) Reset() {
 	*x = PortalEntry{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2357,7 +2439,7 @@ func (x *PortalEntry) String() string {
 func (*PortalEntry) ProtoMessage() {}
 
 func (x *PortalEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2370,7 +2452,7 @@ func (x *PortalEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntry.ProtoReflect.Descriptor instead.
 func (*PortalEntry) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PortalEntry) GetAppId() string {
@@ -2424,7 +2506,7 @@ type PortalEntriesResponse struct {
 
 func (x *PortalEntriesResponse) Reset() {
 	*x = PortalEntriesResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +2518,7 @@ func (x *PortalEntriesResponse) String() string {
 func (*PortalEntriesResponse) ProtoMessage() {}
 
 func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +2531,7 @@ func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntriesResponse.ProtoReflect.Descriptor instead.
 func (*PortalEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{33}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PortalEntriesResponse) GetEntries() []*PortalEntry {
@@ -2606,7 +2688,10 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x17IssueProxyTicketRequest\x12!\n" +
 	"\x03pgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03pgt\x126\n" +
 	"\x0etarget_service\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\rtargetService\x12#\n" +
-	"\x06app_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"y\n" +
+	"\x06app_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"E\n" +
+	" RevokeProxyGrantingTicketRequest\x12!\n" +
+	"\x03pgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03pgt\"#\n" +
+	"!RevokeProxyGrantingTicketResponse\"y\n" +
 	"\x18IssueProxyTicketResponse\x12\x16\n" +
 	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x12+\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.uias.ticket.v1.CasCodeR\x04code\x12\x18\n" +
@@ -2669,7 +2754,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x17CAS_CODE_INVALID_TICKET\x10\x05\x12\x1c\n" +
 	"\x18CAS_CODE_INVALID_SERVICE\x10\x06\x12\x1b\n" +
 	"\x17CAS_CODE_INTERNAL_ERROR\x10\a\x12!\n" +
-	"\x1dCAS_CODE_UNAUTHORIZED_SERVICE\x10\b2\xf2\a\n" +
+	"\x1dCAS_CODE_UNAUTHORIZED_SERVICE\x10\b2\xf5\b\n" +
 	"\rTicketService\x12\\\n" +
 	"\rCreateSession\x12$.uias.ticket.v1.CreateSessionRequest\x1a%.uias.ticket.v1.CreateSessionResponse\x12H\n" +
 	"\n" +
@@ -2677,7 +2762,8 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x0eDestroySession\x12%.uias.ticket.v1.DestroySessionRequest\x1a&.uias.ticket.v1.DestroySessionResponse\x12k\n" +
 	"\x12IssueServiceTicket\x12).uias.ticket.v1.IssueServiceTicketRequest\x1a*.uias.ticket.v1.IssueServiceTicketResponse\x12t\n" +
 	"\x15ValidateServiceTicket\x12,.uias.ticket.v1.ValidateServiceTicketRequest\x1a-.uias.ticket.v1.ValidateServiceTicketResponse\x12e\n" +
-	"\x10IssueProxyTicket\x12'.uias.ticket.v1.IssueProxyTicketRequest\x1a(.uias.ticket.v1.IssueProxyTicketResponse\x12V\n" +
+	"\x10IssueProxyTicket\x12'.uias.ticket.v1.IssueProxyTicketRequest\x1a(.uias.ticket.v1.IssueProxyTicketResponse\x12\x80\x01\n" +
+	"\x19RevokeProxyGrantingTicket\x120.uias.ticket.v1.RevokeProxyGrantingTicketRequest\x1a1.uias.ticket.v1.RevokeProxyGrantingTicketResponse\x12V\n" +
 	"\fMatchService\x12#.uias.ticket.v1.MatchServiceRequest\x1a!.uias.ticket.v1.RegisteredService\x12q\n" +
 	"\x14ValidateLegacyTicket\x12+.uias.ticket.v1.ValidateLegacyTicketRequest\x1a,.uias.ticket.v1.ValidateLegacyTicketResponse\x12e\n" +
 	"\x10AssociateAccount\x12'.uias.ticket.v1.AssociateAccountRequest\x1a(.uias.ticket.v1.AssociateAccountResponse\x12\\\n" +
@@ -2706,102 +2792,106 @@ func file_uias_ticket_v1_ticket_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_ticket_v1_ticket_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_uias_ticket_v1_ticket_proto_goTypes = []any{
-	(AuthMethod)(0),                       // 0: uias.ticket.v1.AuthMethod
-	(CasCode)(0),                          // 1: uias.ticket.v1.CasCode
-	(*RegisteredService)(nil),             // 2: uias.ticket.v1.RegisteredService
-	(*ServiceDefinition)(nil),             // 3: uias.ticket.v1.ServiceDefinition
-	(*MatchServiceRequest)(nil),           // 4: uias.ticket.v1.MatchServiceRequest
-	(*CreateServiceRequest)(nil),          // 5: uias.ticket.v1.CreateServiceRequest
-	(*GetServiceRequest)(nil),             // 6: uias.ticket.v1.GetServiceRequest
-	(*ListServicesRequest)(nil),           // 7: uias.ticket.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),          // 8: uias.ticket.v1.ListServicesResponse
-	(*UpdateServiceRequest)(nil),          // 9: uias.ticket.v1.UpdateServiceRequest
-	(*DeleteServiceRequest)(nil),          // 10: uias.ticket.v1.DeleteServiceRequest
-	(*DeleteServiceResponse)(nil),         // 11: uias.ticket.v1.DeleteServiceResponse
-	(*Session)(nil),                       // 12: uias.ticket.v1.Session
-	(*CreateSessionRequest)(nil),          // 13: uias.ticket.v1.CreateSessionRequest
-	(*CreateSessionResponse)(nil),         // 14: uias.ticket.v1.CreateSessionResponse
-	(*GetSessionRequest)(nil),             // 15: uias.ticket.v1.GetSessionRequest
-	(*DestroySessionRequest)(nil),         // 16: uias.ticket.v1.DestroySessionRequest
-	(*DestroySessionResponse)(nil),        // 17: uias.ticket.v1.DestroySessionResponse
-	(*IssueServiceTicketRequest)(nil),     // 18: uias.ticket.v1.IssueServiceTicketRequest
-	(*IssueServiceTicketResponse)(nil),    // 19: uias.ticket.v1.IssueServiceTicketResponse
-	(*ValidateServiceTicketRequest)(nil),  // 20: uias.ticket.v1.ValidateServiceTicketRequest
-	(*ValidateServiceTicketResponse)(nil), // 21: uias.ticket.v1.ValidateServiceTicketResponse
-	(*PersonAttributes)(nil),              // 22: uias.ticket.v1.PersonAttributes
-	(*IssueProxyTicketRequest)(nil),       // 23: uias.ticket.v1.IssueProxyTicketRequest
-	(*IssueProxyTicketResponse)(nil),      // 24: uias.ticket.v1.IssueProxyTicketResponse
-	(*ListUserSessionsRequest)(nil),       // 25: uias.ticket.v1.ListUserSessionsRequest
-	(*ListUserSessionsResponse)(nil),      // 26: uias.ticket.v1.ListUserSessionsResponse
-	(*RevokeUserSessionsRequest)(nil),     // 27: uias.ticket.v1.RevokeUserSessionsRequest
-	(*RevokeUserSessionsResponse)(nil),    // 28: uias.ticket.v1.RevokeUserSessionsResponse
-	(*ValidateLegacyTicketRequest)(nil),   // 29: uias.ticket.v1.ValidateLegacyTicketRequest
-	(*ValidateLegacyTicketResponse)(nil),  // 30: uias.ticket.v1.ValidateLegacyTicketResponse
-	(*AssociateAccountRequest)(nil),       // 31: uias.ticket.v1.AssociateAccountRequest
-	(*AssociateAccountResponse)(nil),      // 32: uias.ticket.v1.AssociateAccountResponse
-	(*PortalEntriesRequest)(nil),          // 33: uias.ticket.v1.PortalEntriesRequest
-	(*PortalEntry)(nil),                   // 34: uias.ticket.v1.PortalEntry
-	(*PortalEntriesResponse)(nil),         // 35: uias.ticket.v1.PortalEntriesResponse
-	(*timestamppb.Timestamp)(nil),         // 36: google.protobuf.Timestamp
+	(AuthMethod)(0),                           // 0: uias.ticket.v1.AuthMethod
+	(CasCode)(0),                              // 1: uias.ticket.v1.CasCode
+	(*RegisteredService)(nil),                 // 2: uias.ticket.v1.RegisteredService
+	(*ServiceDefinition)(nil),                 // 3: uias.ticket.v1.ServiceDefinition
+	(*MatchServiceRequest)(nil),               // 4: uias.ticket.v1.MatchServiceRequest
+	(*CreateServiceRequest)(nil),              // 5: uias.ticket.v1.CreateServiceRequest
+	(*GetServiceRequest)(nil),                 // 6: uias.ticket.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),               // 7: uias.ticket.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),              // 8: uias.ticket.v1.ListServicesResponse
+	(*UpdateServiceRequest)(nil),              // 9: uias.ticket.v1.UpdateServiceRequest
+	(*DeleteServiceRequest)(nil),              // 10: uias.ticket.v1.DeleteServiceRequest
+	(*DeleteServiceResponse)(nil),             // 11: uias.ticket.v1.DeleteServiceResponse
+	(*Session)(nil),                           // 12: uias.ticket.v1.Session
+	(*CreateSessionRequest)(nil),              // 13: uias.ticket.v1.CreateSessionRequest
+	(*CreateSessionResponse)(nil),             // 14: uias.ticket.v1.CreateSessionResponse
+	(*GetSessionRequest)(nil),                 // 15: uias.ticket.v1.GetSessionRequest
+	(*DestroySessionRequest)(nil),             // 16: uias.ticket.v1.DestroySessionRequest
+	(*DestroySessionResponse)(nil),            // 17: uias.ticket.v1.DestroySessionResponse
+	(*IssueServiceTicketRequest)(nil),         // 18: uias.ticket.v1.IssueServiceTicketRequest
+	(*IssueServiceTicketResponse)(nil),        // 19: uias.ticket.v1.IssueServiceTicketResponse
+	(*ValidateServiceTicketRequest)(nil),      // 20: uias.ticket.v1.ValidateServiceTicketRequest
+	(*ValidateServiceTicketResponse)(nil),     // 21: uias.ticket.v1.ValidateServiceTicketResponse
+	(*PersonAttributes)(nil),                  // 22: uias.ticket.v1.PersonAttributes
+	(*IssueProxyTicketRequest)(nil),           // 23: uias.ticket.v1.IssueProxyTicketRequest
+	(*RevokeProxyGrantingTicketRequest)(nil),  // 24: uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	(*RevokeProxyGrantingTicketResponse)(nil), // 25: uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	(*IssueProxyTicketResponse)(nil),          // 26: uias.ticket.v1.IssueProxyTicketResponse
+	(*ListUserSessionsRequest)(nil),           // 27: uias.ticket.v1.ListUserSessionsRequest
+	(*ListUserSessionsResponse)(nil),          // 28: uias.ticket.v1.ListUserSessionsResponse
+	(*RevokeUserSessionsRequest)(nil),         // 29: uias.ticket.v1.RevokeUserSessionsRequest
+	(*RevokeUserSessionsResponse)(nil),        // 30: uias.ticket.v1.RevokeUserSessionsResponse
+	(*ValidateLegacyTicketRequest)(nil),       // 31: uias.ticket.v1.ValidateLegacyTicketRequest
+	(*ValidateLegacyTicketResponse)(nil),      // 32: uias.ticket.v1.ValidateLegacyTicketResponse
+	(*AssociateAccountRequest)(nil),           // 33: uias.ticket.v1.AssociateAccountRequest
+	(*AssociateAccountResponse)(nil),          // 34: uias.ticket.v1.AssociateAccountResponse
+	(*PortalEntriesRequest)(nil),              // 35: uias.ticket.v1.PortalEntriesRequest
+	(*PortalEntry)(nil),                       // 36: uias.ticket.v1.PortalEntry
+	(*PortalEntriesResponse)(nil),             // 37: uias.ticket.v1.PortalEntriesResponse
+	(*timestamppb.Timestamp)(nil),             // 38: google.protobuf.Timestamp
 }
 var file_uias_ticket_v1_ticket_proto_depIdxs = []int32{
-	36, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
-	36, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
+	38, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
+	38, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
 	3,  // 2: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
 	2,  // 3: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
 	3,  // 4: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
-	36, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	36, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	36, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	38, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	38, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 8: uias.ticket.v1.Session.auth_method:type_name -> uias.ticket.v1.AuthMethod
 	0,  // 9: uias.ticket.v1.CreateSessionRequest.auth_method:type_name -> uias.ticket.v1.AuthMethod
 	12, // 10: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
-	36, // 11: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 11: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 12: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	36, // 13: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
+	38, // 13: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
 	22, // 14: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
 	0,  // 15: uias.ticket.v1.ValidateServiceTicketResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
 	1,  // 16: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
 	12, // 17: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
-	34, // 18: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
+	36, // 18: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
 	13, // 19: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
 	15, // 20: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
 	16, // 21: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
 	18, // 22: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
 	20, // 23: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
 	23, // 24: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
-	4,  // 25: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
-	29, // 26: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
-	31, // 27: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
-	33, // 28: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
-	5,  // 29: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
-	6,  // 30: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
-	7,  // 31: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
-	9,  // 32: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
-	10, // 33: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
-	25, // 34: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
-	27, // 35: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
-	14, // 36: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
-	12, // 37: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
-	17, // 38: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
-	19, // 39: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
-	21, // 40: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
-	24, // 41: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
-	2,  // 42: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
-	30, // 43: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
-	32, // 44: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
-	35, // 45: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
-	2,  // 46: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
-	2,  // 47: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
-	8,  // 48: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
-	2,  // 49: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
-	11, // 50: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
-	26, // 51: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
-	28, // 52: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
-	36, // [36:53] is the sub-list for method output_type
-	19, // [19:36] is the sub-list for method input_type
+	24, // 25: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	4,  // 26: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
+	31, // 27: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
+	33, // 28: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
+	35, // 29: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
+	5,  // 30: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
+	6,  // 31: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
+	7,  // 32: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
+	9,  // 33: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
+	10, // 34: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
+	27, // 35: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
+	29, // 36: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
+	14, // 37: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
+	12, // 38: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
+	17, // 39: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
+	19, // 40: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
+	21, // 41: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
+	26, // 42: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
+	25, // 43: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	2,  // 44: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
+	32, // 45: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
+	34, // 46: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
+	37, // 47: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
+	2,  // 48: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
+	2,  // 49: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
+	8,  // 50: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
+	2,  // 51: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
+	11, // 52: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
+	28, // 53: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
+	30, // 54: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
+	37, // [37:55] is the sub-list for method output_type
+	19, // [19:37] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -2818,7 +2908,7 @@ func file_uias_ticket_v1_ticket_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_ticket_v1_ticket_proto_rawDesc), len(file_uias_ticket_v1_ticket_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -19,16 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TicketService_CreateSession_FullMethodName         = "/uias.ticket.v1.TicketService/CreateSession"
-	TicketService_GetSession_FullMethodName            = "/uias.ticket.v1.TicketService/GetSession"
-	TicketService_DestroySession_FullMethodName        = "/uias.ticket.v1.TicketService/DestroySession"
-	TicketService_IssueServiceTicket_FullMethodName    = "/uias.ticket.v1.TicketService/IssueServiceTicket"
-	TicketService_ValidateServiceTicket_FullMethodName = "/uias.ticket.v1.TicketService/ValidateServiceTicket"
-	TicketService_IssueProxyTicket_FullMethodName      = "/uias.ticket.v1.TicketService/IssueProxyTicket"
-	TicketService_MatchService_FullMethodName          = "/uias.ticket.v1.TicketService/MatchService"
-	TicketService_ValidateLegacyTicket_FullMethodName  = "/uias.ticket.v1.TicketService/ValidateLegacyTicket"
-	TicketService_AssociateAccount_FullMethodName      = "/uias.ticket.v1.TicketService/AssociateAccount"
-	TicketService_PortalEntries_FullMethodName         = "/uias.ticket.v1.TicketService/PortalEntries"
+	TicketService_CreateSession_FullMethodName             = "/uias.ticket.v1.TicketService/CreateSession"
+	TicketService_GetSession_FullMethodName                = "/uias.ticket.v1.TicketService/GetSession"
+	TicketService_DestroySession_FullMethodName            = "/uias.ticket.v1.TicketService/DestroySession"
+	TicketService_IssueServiceTicket_FullMethodName        = "/uias.ticket.v1.TicketService/IssueServiceTicket"
+	TicketService_ValidateServiceTicket_FullMethodName     = "/uias.ticket.v1.TicketService/ValidateServiceTicket"
+	TicketService_IssueProxyTicket_FullMethodName          = "/uias.ticket.v1.TicketService/IssueProxyTicket"
+	TicketService_RevokeProxyGrantingTicket_FullMethodName = "/uias.ticket.v1.TicketService/RevokeProxyGrantingTicket"
+	TicketService_MatchService_FullMethodName              = "/uias.ticket.v1.TicketService/MatchService"
+	TicketService_ValidateLegacyTicket_FullMethodName      = "/uias.ticket.v1.TicketService/ValidateLegacyTicket"
+	TicketService_AssociateAccount_FullMethodName          = "/uias.ticket.v1.TicketService/AssociateAccount"
+	TicketService_PortalEntries_FullMethodName             = "/uias.ticket.v1.TicketService/PortalEntries"
 )
 
 // TicketServiceClient is the client API for TicketService service.
@@ -59,6 +60,10 @@ type TicketServiceClient interface {
 	ValidateServiceTicket(ctx context.Context, in *ValidateServiceTicketRequest, opts ...grpc.CallOption) (*ValidateServiceTicketResponse, error)
 	// IssueProxyTicket issues a PT for target_service from a PGT.
 	IssueProxyTicket(ctx context.Context, in *IssueProxyTicketRequest, opts ...grpc.CallOption) (*IssueProxyTicketResponse, error)
+	// RevokeProxyGrantingTicket ends a PGT at once: the CAS edge's call
+	// when the pgtUrl did not take it (CAS 3.0 §2.5.4: no PGT is issued
+	// then). Ending an ended PGT is not an error.
+	RevokeProxyGrantingTicket(ctx context.Context, in *RevokeProxyGrantingTicketRequest, opts ...grpc.CallOption) (*RevokeProxyGrantingTicketResponse, error)
 	// MatchService returns the registered service of a service URL
 	// (SERVICE_NOT_REGISTERED when none): the edge shows an error page, never
 	// a redirect, for an unregistered service.
@@ -151,6 +156,16 @@ func (c *ticketServiceClient) IssueProxyTicket(ctx context.Context, in *IssuePro
 	return out, nil
 }
 
+func (c *ticketServiceClient) RevokeProxyGrantingTicket(ctx context.Context, in *RevokeProxyGrantingTicketRequest, opts ...grpc.CallOption) (*RevokeProxyGrantingTicketResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeProxyGrantingTicketResponse)
+	err := c.cc.Invoke(ctx, TicketService_RevokeProxyGrantingTicket_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ticketServiceClient) MatchService(ctx context.Context, in *MatchServiceRequest, opts ...grpc.CallOption) (*RegisteredService, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RegisteredService)
@@ -219,6 +234,10 @@ type TicketServiceServer interface {
 	ValidateServiceTicket(context.Context, *ValidateServiceTicketRequest) (*ValidateServiceTicketResponse, error)
 	// IssueProxyTicket issues a PT for target_service from a PGT.
 	IssueProxyTicket(context.Context, *IssueProxyTicketRequest) (*IssueProxyTicketResponse, error)
+	// RevokeProxyGrantingTicket ends a PGT at once: the CAS edge's call
+	// when the pgtUrl did not take it (CAS 3.0 §2.5.4: no PGT is issued
+	// then). Ending an ended PGT is not an error.
+	RevokeProxyGrantingTicket(context.Context, *RevokeProxyGrantingTicketRequest) (*RevokeProxyGrantingTicketResponse, error)
 	// MatchService returns the registered service of a service URL
 	// (SERVICE_NOT_REGISTERED when none): the edge shows an error page, never
 	// a redirect, for an unregistered service.
@@ -268,6 +287,9 @@ func (UnimplementedTicketServiceServer) ValidateServiceTicket(context.Context, *
 }
 func (UnimplementedTicketServiceServer) IssueProxyTicket(context.Context, *IssueProxyTicketRequest) (*IssueProxyTicketResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method IssueProxyTicket not implemented")
+}
+func (UnimplementedTicketServiceServer) RevokeProxyGrantingTicket(context.Context, *RevokeProxyGrantingTicketRequest) (*RevokeProxyGrantingTicketResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeProxyGrantingTicket not implemented")
 }
 func (UnimplementedTicketServiceServer) MatchService(context.Context, *MatchServiceRequest) (*RegisteredService, error) {
 	return nil, status.Error(codes.Unimplemented, "method MatchService not implemented")
@@ -410,6 +432,24 @@ func _TicketService_IssueProxyTicket_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TicketService_RevokeProxyGrantingTicket_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeProxyGrantingTicketRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).RevokeProxyGrantingTicket(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_RevokeProxyGrantingTicket_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).RevokeProxyGrantingTicket(ctx, req.(*RevokeProxyGrantingTicketRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TicketService_MatchService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MatchServiceRequest)
 	if err := dec(in); err != nil {
@@ -512,6 +552,10 @@ var TicketService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "IssueProxyTicket",
 			Handler:    _TicketService_IssueProxyTicket_Handler,
+		},
+		{
+			MethodName: "RevokeProxyGrantingTicket",
+			Handler:    _TicketService_RevokeProxyGrantingTicket_Handler,
 		},
 		{
 			MethodName: "MatchService",
