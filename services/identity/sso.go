@@ -252,6 +252,44 @@ func (s *Service) PersonIDNumber(ctx context.Context, id string) (string, error)
 	return n, err
 }
 
+// InactivePeople returns which of ids may no longer sign in: no such
+// person, an account not active, or a disabled org at or above theirs.
+// The org chains are read once per org.
+func (s *Service) InactivePeople(ctx context.Context, ids []string) ([]string, error) {
+	var out []string
+	orgs := map[string]bool{} // org id -> disabled in its chain
+	for _, id := range ids {
+		u, err := s.store.GetUser(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			out = append(out, id)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if u.Status != StatusActive {
+			out = append(out, id)
+			continue
+		}
+		if u.OrgID == "" {
+			continue
+		}
+		off, seen := orgs[u.OrgID]
+		if !seen {
+			d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+			off = d != ""
+			orgs[u.OrgID] = off
+		}
+		if off {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
 // errVerification refuses a password change whose current password (or
 // login) is not accepted; the same for an unknown login.
 func errVerification(r Reason) *apierr.Error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -947,6 +948,43 @@ func (s *Service) EndUserSessions(ctx context.Context, userID, keep, reason stri
 		}
 	}
 	return n, errors.Join(untold...)
+}
+
+// EndSessionsOfInactive ends the sessions of the people with live
+// sessions whom inactive names (asked in batches of at most 1000 user
+// ids: those who may no longer sign in), for reason; it returns how many
+// sessions ended.
+func (s *Service) EndSessionsOfInactive(ctx context.Context, inactive func(context.Context, []string) ([]string, error), reason string) (int, error) {
+	users := map[string]bool{}
+	for tok := ""; ; {
+		list, next, err := s.ListSessions(ctx, SessionQuery{PageSize: MaxSessionPage, PageToken: tok})
+		if err != nil {
+			return 0, err
+		}
+		for _, x := range list {
+			users[x.UserID] = true
+		}
+		if tok = next; tok == "" {
+			break
+		}
+	}
+	ids := slices.Sorted(maps.Keys(users))
+	n := 0
+	var errs []error
+	for start := 0; start < len(ids); start += 1000 {
+		gone, err := inactive(ctx, ids[start:min(start+1000, len(ids))])
+		if err != nil {
+			return n, err
+		}
+		for _, id := range gone {
+			k, err := s.EndUserSessions(ctx, id, "", reason)
+			n += k
+			if err != nil && !errors.Is(err, ErrNoSuchUserSession) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 // reasonOf is the reason of an error for audit records.

@@ -232,3 +232,55 @@ func TestTicketComponent(t *testing.T) {
 		}
 	}
 }
+
+// TestOrgDisabledEndsSessions: disabling an org ends the sessions of the
+// people in it and below it (a person below a disabled org may not sign
+// in: identity's InactivePeople), not those of people elsewhere; enabling
+// it again restores nothing, and new logins work again.
+func TestOrgDisabledEndsSessions(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	h := e.app.Value(ticketcomponent.Name).(*ticketcomponent.Handle)
+	ctx := context.Background()
+	org := func(code, parent string) string {
+		o, err := e.admin.CreateOrg(e.adm(), &identityv1.CreateOrgRequest{Code: code, Name: code, ParentId: parent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.GetId()
+	}
+	bureau := org("bureau", e.root)
+	branch, other := org("branch", bureau), org("other", e.root)
+	session := func(login, orgID string) string {
+		u, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: login, DisplayName: login, OrgId: orgID,
+			Password: "Harbour-Pass-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tgt, _, err := h.Service.CreateSession(ctx, ticket.NewSession{UserID: u.GetId(), Login: login, AuthLevel: 1, OrgID: orgID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tgt
+	}
+	inBureau, inBranch, elsewhere := session("gina", bureau), session("hank", branch), session("ivy", other)
+	if _, err := e.admin.SetOrgStatus(e.adm(), &identityv1.SetOrgStatusRequest{Id: bureau, Status: identityv1.Status_STATUS_DISABLED}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the sessions below the disabled org to end", func() bool {
+		_, err1 := h.Service.GetSession(ctx, inBureau)
+		_, err2 := h.Service.GetSession(ctx, inBranch)
+		return errors.Is(err1, ticket.ErrSessionNotFound) && errors.Is(err2, ticket.ErrSessionNotFound)
+	})
+	if _, err := h.Service.GetSession(ctx, elsewhere); err != nil {
+		t.Fatalf("a session in another org ended: %v", err)
+	}
+	// A session opened while the org is disabled cannot come from a login
+	// (identity refuses it); re-enabled, people sign in again.
+	if _, err := e.admin.SetOrgStatus(e.adm(), &identityv1.SetOrgStatusRequest{Id: bureau, Status: identityv1.Status_STATUS_ACTIVE}); err != nil {
+		t.Fatal(err)
+	}
+	// InactivePeople is for components only.
+	_, err := identityv1.NewSSOServiceClient(e.conn).InactivePeople(ctx, &identityv1.InactivePeopleRequest{UserIds: []string{"x"}})
+	wantCode(t, err, codes.PermissionDenied, "SSO_COMPONENTS_ONLY")
+}

@@ -98,6 +98,15 @@ func (s ssoServer) LinkAccount(ctx context.Context, r *identityv1.LinkAccountReq
 	return &identityv1.LinkAccountResponse{LinkId: l.ID}, nil
 }
 
+// InactivePeople implements SSOService.
+func (s ssoServer) InactivePeople(ctx context.Context, r *identityv1.InactivePeopleRequest) (*identityv1.InactivePeopleResponse, error) {
+	ids, err := s.svc.InactivePeople(ctx, r.GetUserIds())
+	if err != nil {
+		return nil, err
+	}
+	return &identityv1.InactivePeopleResponse{UserIds: ids}, nil
+}
+
 // PersonIdNumber implements SSOService.
 func (s ssoServer) PersonIdNumber(ctx context.Context, r *identityv1.PersonIdNumberRequest) (*identityv1.PersonIdNumberResponse, error) {
 	n, err := s.svc.PersonIDNumber(ctx, r.GetUserId())

@@ -103,6 +103,9 @@ func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterf
 // UserChangesSubject matches identity's CHANGES events of users.
 const UserChangesSubject = "uias.changes.identity.user.>"
 
+// OrgChangesSubject matches identity's CHANGES events of orgs.
+const OrgChangesSubject = "uias.changes.identity.org.>"
+
 // AppChangesSubject matches identity's CHANGES events of applications
 // (app.deleted, and app.replica.deleted at a centre holding a replica).
 const AppChangesSubject = "uias.changes.identity.app.>"
@@ -175,6 +178,14 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		endSessionsOnChange(env.Context(), svc, log, m.Subject, m.Data)
 	})); err != nil {
 		return nil, fmt.Errorf("subscribe to user changes: %w", err)
+	}
+	// An org disabled: the people below it lose their sessions (one
+	// instance handles each event).
+	sso := identityv1.NewSSOServiceClient(idConn)
+	if err := env.Subscribed(nc.QueueSubscribe(OrgChangesSubject, "uias-ticket", func(m *nats.Msg) {
+		endSessionsOnOrgDisabled(env.Context(), svc, sso, log, m.Subject, m.Data)
+	})); err != nil {
+		return nil, fmt.Errorf("subscribe to org changes: %w", err)
 	}
 	// An application deleted in identity loses its CAS services (one
 	// instance handles each event).
@@ -318,6 +329,38 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 	}
 	if n > 0 {
 		log.Info("ended the sessions of a changed user", zap.String("reason", reason), zap.Int("sessions", n))
+	}
+}
+
+// endSessionsOnOrgDisabled ends, when an org was disabled (CHANGES
+// org.status_changed to a status other than active, here or as a
+// replica), the sessions of the people who may therefore no longer sign
+// in: identity tells which of the people with live sessions are below a
+// disabled org.
+func endSessionsOnOrgDisabled(ctx context.Context, svc *ticket.Service, sso identityv1.SSOServiceClient, log *zap.Logger, subject string, data []byte) {
+	if !strings.HasSuffix(subject, ".status_changed") {
+		return
+	}
+	var ev struct {
+		ID   string `json:"id"`
+		Data struct {
+			Status int `json:"status"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(data, &ev) != nil || ev.ID == "" || ev.Data.Status == 1 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	n, err := svc.EndSessionsOfInactive(ctx, func(ctx context.Context, ids []string) ([]string, error) {
+		res, err := sso.InactivePeople(ctx, &identityv1.InactivePeopleRequest{UserIds: ids})
+		return res.GetUserIds(), err
+	}, "ORG_DISABLED")
+	if err != nil {
+		log.Warn("sessions below a disabled org not all ended", zap.String("org_id", ev.ID), zap.Error(err))
+	}
+	if n > 0 {
+		log.Info("ended the sessions of the people below a disabled org", zap.String("org_id", ev.ID), zap.Int("sessions", n))
 	}
 }
 

@@ -24,6 +24,7 @@ const (
 	SSOService_CheckAppAddress_FullMethodName      = "/uias.identity.v1.SSOService/CheckAppAddress"
 	SSOService_PersonLinks_FullMethodName          = "/uias.identity.v1.SSOService/PersonLinks"
 	SSOService_LinkAccount_FullMethodName          = "/uias.identity.v1.SSOService/LinkAccount"
+	SSOService_InactivePeople_FullMethodName       = "/uias.identity.v1.SSOService/InactivePeople"
 	SSOService_PersonIdNumber_FullMethodName       = "/uias.identity.v1.SSOService/PersonIdNumber"
 	SSOService_ChangePassword_FullMethodName       = "/uias.identity.v1.SSOService/ChangePassword"
 	SSOService_CertificateLogin_FullMethodName     = "/uias.identity.v1.SSOService/CertificateLogin"
@@ -64,6 +65,11 @@ type SSOServiceClient interface {
 	// account again is not an error; an account linked to someone else is
 	// refused (ACCOUNT_LINKED_ELSEWHERE).
 	LinkAccount(ctx context.Context, in *LinkAccountRequest, opts ...grpc.CallOption) (*LinkAccountResponse, error)
+	// InactivePeople returns which of user_ids may no longer sign in: no
+	// such person, their account not active, or their org or one above it
+	// disabled. The ticket component asks it of the people with live
+	// sessions when an org is disabled, to end theirs.
+	InactivePeople(ctx context.Context, in *InactivePeopleRequest, opts ...grpc.CallOption) (*InactivePeopleResponse, error)
 	// PersonIdNumber returns a person's identity document number in clear,
 	// for the account association check an application answers
 	// (validatePrincipal); empty when none is recorded.
@@ -176,6 +182,16 @@ func (c *sSOServiceClient) LinkAccount(ctx context.Context, in *LinkAccountReque
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LinkAccountResponse)
 	err := c.cc.Invoke(ctx, SSOService_LinkAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSOServiceClient) InactivePeople(ctx context.Context, in *InactivePeopleRequest, opts ...grpc.CallOption) (*InactivePeopleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InactivePeopleResponse)
+	err := c.cc.Invoke(ctx, SSOService_InactivePeople_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +317,11 @@ type SSOServiceServer interface {
 	// account again is not an error; an account linked to someone else is
 	// refused (ACCOUNT_LINKED_ELSEWHERE).
 	LinkAccount(context.Context, *LinkAccountRequest) (*LinkAccountResponse, error)
+	// InactivePeople returns which of user_ids may no longer sign in: no
+	// such person, their account not active, or their org or one above it
+	// disabled. The ticket component asks it of the people with live
+	// sessions when an org is disabled, to end theirs.
+	InactivePeople(context.Context, *InactivePeopleRequest) (*InactivePeopleResponse, error)
 	// PersonIdNumber returns a person's identity document number in clear,
 	// for the account association check an application answers
 	// (validatePrincipal); empty when none is recorded.
@@ -383,6 +404,9 @@ func (UnimplementedSSOServiceServer) PersonLinks(context.Context, *PersonLinksRe
 }
 func (UnimplementedSSOServiceServer) LinkAccount(context.Context, *LinkAccountRequest) (*LinkAccountResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LinkAccount not implemented")
+}
+func (UnimplementedSSOServiceServer) InactivePeople(context.Context, *InactivePeopleRequest) (*InactivePeopleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method InactivePeople not implemented")
 }
 func (UnimplementedSSOServiceServer) PersonIdNumber(context.Context, *PersonIdNumberRequest) (*PersonIdNumberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PersonIdNumber not implemented")
@@ -518,6 +542,24 @@ func _SSOService_LinkAccount_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SSOServiceServer).LinkAccount(ctx, req.(*LinkAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSOService_InactivePeople_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InactivePeopleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).InactivePeople(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_InactivePeople_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).InactivePeople(ctx, req.(*InactivePeopleRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -710,6 +752,10 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LinkAccount",
 			Handler:    _SSOService_LinkAccount_Handler,
+		},
+		{
+			MethodName: "InactivePeople",
+			Handler:    _SSOService_InactivePeople_Handler,
 		},
 		{
 			MethodName: "PersonIdNumber",
