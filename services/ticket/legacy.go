@@ -282,6 +282,8 @@ var (
 		"the application did not confirm that this account is yours")
 	ErrAssociationUnavailable = apierr.New(apierr.Unavailable, "ASSOCIATION_APP_UNAVAILABLE",
 		"the application does not answer; try again later")
+	ErrNoIDNumber = apierr.New(apierr.FailedPrecondition, "ASSOCIATION_NO_ID_NUMBER",
+		"the person's identity document number is not recorded, and the application confirms accounts by it: an administrator records it first")
 )
 
 func init() {
@@ -292,6 +294,8 @@ func init() {
 			Doc: "Account association: the application's validatePrincipal did not answer RPC_OK for the account and the person's identity document number."},
 		apierr.Reason{Name: "ASSOCIATION_APP_UNAVAILABLE", Code: apierr.Unavailable,
 			Doc: "Account association: the application's ssoAuthService did not answer after the retries."},
+		apierr.Reason{Name: "ASSOCIATION_NO_ID_NUMBER", Code: apierr.FailedPrecondition,
+			Doc: "Account association: the person has no identity document number recorded; validatePrincipal confirms the account by it (the fingerprint server design's userid), so the application is not asked."},
 		apierr.Reason{Name: "BAD_ASSOCIATION", Code: apierr.InvalidArgument,
 			Doc: "Account association: the account (1-128 characters, no control characters) and, for scheme 1, the password (1-256 characters) are required."},
 	)
@@ -351,6 +355,9 @@ func (s *Service) Associate(ctx context.Context, tgt, appID, account, password s
 	idNumber, err := s.legacy.Apps.IDNumber(ctx, sess.UserID)
 	if err != nil {
 		return err
+	}
+	if idNumber == "" {
+		return fail(ErrNoIDNumber, "NO_ID_NUMBER")
 	}
 	ok, err := s.legacy.Principals.ValidatePrincipal(ctx, rs.URL, account, idNumber)
 	if err != nil {

@@ -118,6 +118,19 @@ func TestPortalAssociationAndPassword(t *testing.T) {
 		t.Fatalf("another person linking pia's account: %d %s", code, errorRE.FindString(body))
 	}
 
+	// A person without an identity document number: the application
+	// confirms accounts by it, so it is not asked (no empty userid).
+	noID := e.seed("pcas4", "nora", nil, func(r *identityv1.CreateUserRequest) { r.IdType, r.IdNumber = 0, "" })
+	brN := newBrowser(t)
+	_, body, _ = brN.get(casBase + "login")
+	_, body, _ = brN.loginForm(casBase, body, "nora", noID.password)
+	before = oa.principalN.Load()
+	code, body, _ = brN.post(casBase+"portal/link", url.Values{"csrf": {csrfRE.FindStringSubmatch(body)[1]}, "app": {oaID},
+		"account": {"nora-oa"}, "password": {"oa-pass-1"}})
+	if code != http.StatusConflict || !strings.Contains(body, "identity document number is not recorded") || oa.principalN.Load() != before {
+		t.Fatalf("association without an ID number: %d (%d calls) %s", code, oa.principalN.Load()-before, errorRE.FindString(body))
+	}
+
 	// Change password, signed in.
 	_, body, _ = br.get(casBase + "password")
 	csrf = csrfRE.FindStringSubmatch(body)[1]

@@ -12,6 +12,7 @@ type texts struct {
 	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, ErrorHead        string
 	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword string
 	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad               string
+	LinkNoIDNumber, LinkNotSupported                                                                      string
 	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch         string
 	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal        string
 	BackToApp, AccessDeniedHead, AccessDenied, AccessNoAccount, AccessNoPermission                        string
@@ -66,13 +67,15 @@ var languages = map[string]texts{
 		NoApps: "No application is linked to your account yet.", Enter: "Enter", AccountIn: "account",
 		LinkHead: "Link an account you already have", LinkIntro: "Give your account in the application; the application confirms it belongs to you.",
 		Account: "Account in the application", AppPassword: "Password in the application", LinkButton: "Link account",
-		LinkDone:        "The account is linked. You can now enter the application from this page.",
-		LinkRefused:     "The application did not confirm that this account is yours.",
-		LinkElsewhere:   "This account is already linked to another person.",
-		LinkAlready:     "You are already linked to another account of this application. Ask your administrator to remove that link first.",
-		LinkUnavailable: "The application does not answer. Try again later.",
-		LinkBad:         "Enter the account name (and, for this application, its password).",
-		ChangePassword:  "Change password", CurrentPassword: "Current password", NewPassword: "New password",
+		LinkDone:         "The account is linked. You can now enter the application from this page.",
+		LinkRefused:      "The application did not confirm that this account is yours.",
+		LinkElsewhere:    "This account is already linked to another person.",
+		LinkAlready:      "You are already linked to another account of this application. Ask your administrator to remove that link first.",
+		LinkUnavailable:  "The application does not answer. Try again later.",
+		LinkBad:          "Enter the account name (and, for this application, its password).",
+		LinkNoIDNumber:   "Your identity document number is not recorded, and the application confirms accounts by it: ask your administrator to record it.",
+		LinkNotSupported: "This application does not take part in account linking.",
+		ChangePassword:   "Change password", CurrentPassword: "Current password", NewPassword: "New password",
 		ConfirmPassword: "New password again", ChangeButton: "Change password",
 		PasswordMismatch:      "The two new passwords are not the same.",
 		PasswordChanged:       "Your password has been changed.",
@@ -178,13 +181,15 @@ var languages = map[string]texts{
 		NoApps: "您的账号尚未关联任何应用。", Enter: "进入", AccountIn: "账号",
 		LinkHead: "关联已有的应用账号", LinkIntro: "填写您在该应用中的账号，由该应用确认账号属于您。",
 		Account: "应用账号", AppPassword: "应用密码", LinkButton: "关联账号",
-		LinkDone:        "账号已关联，现在可以从本页进入该应用。",
-		LinkRefused:     "该应用未确认此账号属于您。",
-		LinkElsewhere:   "该账号已关联到其他人。",
-		LinkAlready:     "您已关联该应用的另一个账号。请先联系管理员解除该关联。",
-		LinkUnavailable: "该应用没有响应，请稍后再试。",
-		LinkBad:         "请填写账号（该应用还需要填写密码）。",
-		ChangePassword:  "修改密码", CurrentPassword: "当前密码", NewPassword: "新密码",
+		LinkDone:         "账号已关联，现在可以从本页进入该应用。",
+		LinkRefused:      "该应用未确认此账号属于您。",
+		LinkElsewhere:    "该账号已关联到其他人。",
+		LinkAlready:      "您已关联该应用的另一个账号。请先联系管理员解除该关联。",
+		LinkUnavailable:  "该应用没有响应，请稍后再试。",
+		LinkBad:          "请填写账号（该应用还需要填写密码）。",
+		LinkNoIDNumber:   "系统中未登记您的证件号码，而该应用凭证件号码确认账号：请联系管理员登记。",
+		LinkNotSupported: "该应用不支持账号关联。",
+		ChangePassword:   "修改密码", CurrentPassword: "当前密码", NewPassword: "新密码",
 		ConfirmPassword: "再次输入新密码", ChangeButton: "修改密码",
 		PasswordMismatch:      "两次输入的新密码不一致。",
 		PasswordChanged:       "密码已修改。",

@@ -120,7 +120,11 @@ func (h *Handler) portalLink(w http.ResponseWriter, r *http.Request) {
 			code, msg = http.StatusConflict, t.LinkAlready
 		case "ASSOCIATION_APP_UNAVAILABLE":
 			code, msg = http.StatusBadGateway, t.LinkUnavailable
-		case "BAD_ASSOCIATION", "BAD_REQUEST", "ASSOCIATION_NOT_SUPPORTED":
+		case "ASSOCIATION_NO_ID_NUMBER":
+			code, msg = http.StatusConflict, t.LinkNoIDNumber
+		case "ASSOCIATION_NOT_SUPPORTED":
+			msg = t.LinkNotSupported
+		case "BAD_ASSOCIATION", "BAD_REQUEST":
 			msg = t.LinkBad
 		case "SESSION_NOT_FOUND":
 			h.clearTGC(w, r)
