@@ -191,6 +191,13 @@ func TestCASRequestForms(t *testing.T) {
 		if strings.Contains(svc, "a=1") && (loc.Query().Get("a") != "1" || loc.Query().Get("b") != "2") {
 			t.Errorf("service %s: its other parameters lost: %s", svc, loc)
 		}
+		// The ticket validates for the URL the browser reached, less its
+		// ticket parameter (what a CAS client rebuilds).
+		reached, _, _ := strings.Cut(loc.String(), "ticket="+tickets[0])
+		reached = strings.TrimRight(reached, "?&")
+		if body := readAll(t, c.do(t, http.MethodGet, c.casBase+"serviceValidate?service="+q(reached)+"&ticket="+tickets[0], "", nil)); !strings.Contains(body, "authenticationSuccess") {
+			t.Errorf("service %s: the ticket does not validate for %s: %s", svc, reached, body)
+		}
 	}
 	// method=POST: the form submits itself; the policy allows that script only.
 	resp := c.do(t, http.MethodGet, c.casBase+"login?method=POST&service="+q(c.svc+"?ticket=ST-old"), tgt, nil)

@@ -711,7 +711,14 @@ func (h *Handler) signedInAsOther(ctx context.Context, w http.ResponseWriter, r 
 func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt string, p loginParams, rs *ticketv1.RegisteredService, fresh bool, passwordOnly ...bool) {
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	st, err := h.o.Tickets.IssueServiceTicket(ctx, &ticketv1.IssueServiceTicketRequest{Tgt: tgt, Service: p.service, FromNewLogin: fresh})
+	// The ticket is for the URL the browser reaches, whose stale ticket
+	// parameter is replaced: a client validates with that URL, less its
+	// ticket.
+	service := p.service
+	if rs.GetLegacyScheme() == 0 {
+		service = withoutTicket(service)
+	}
+	st, err := h.o.Tickets.IssueServiceTicket(ctx, &ticketv1.IssueServiceTicketRequest{Tgt: tgt, Service: service, FromNewLogin: fresh})
 	if err != nil {
 		t := h.texts(r)
 		switch reasonOf(err) {
