@@ -1202,9 +1202,12 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 		prevEnd = a.SecretExpires
 	}
 	a.PrevSecretHash, a.PrevSecretExpires = a.SecretHash, prevEnd
-	if !prevEnd.After(start) {
+	if !a.SecretExpires.IsZero() && !a.SecretExpires.After(start) {
+		// expired already: nothing to tell its holder but that it is wrong
 		a.PrevSecretHash, a.PrevSecretExpires = "", time.Time{}
 	}
+	// With no overlap the previous secret is kept past its end (now): its
+	// holder is told APP_SECRET_REPLACED, as after an overlap.
 	a.SecretHash, a.UpdatedAt = crypto.HashToken(secret), start
 	s.issueSecret(a, start)
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },

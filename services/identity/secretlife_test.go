@@ -190,6 +190,17 @@ func TestAppSecretExpires(t *testing.T) {
 	if err := w.call(a.ID, secret3); err != nil {
 		t.Fatalf("new secret: %v", err)
 	}
+	// No overlap: the previous secret stops at once, and its holder is
+	// told it was replaced.
+	none := time.Duration(0)
+	if _, secret4, err := w.svc.RotateAppSecret(context.Background(), a.ID, &none); err != nil {
+		t.Fatal(err)
+	} else if err := w.call(a.ID, secret4); err != nil {
+		t.Fatalf("new secret after a rotation without overlap: %v", err)
+	}
+	if err := w.call(a.ID, secret3); reasonOf(err) != caller.ReasonAppSecretReplaced {
+		t.Fatalf("previous secret after a rotation without overlap: %v", err)
+	}
 }
 
 func TestAppSecretLifetimeUpdateRecomputes(t *testing.T) {
