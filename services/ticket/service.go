@@ -812,6 +812,12 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 	if err != nil {
 		return "", "", "", err
 	}
+	if rs.LegacyScheme != 0 {
+		// The ssoAuthService interface validates its own tickets only
+		// (the caller checked), never proxy tickets.
+		return refuse(CodeUnauthorizedService, "LEGACY_SERVICE",
+			"the target is an application of the ssoAuthService interface, which takes no proxy tickets")
+	}
 	if p.AuthLevel < rs.MinAuthLevel {
 		return refuse(CodeUnauthorizedService, "AUTH_LEVEL_TOO_LOW", "the target service requires a stronger login")
 	}

@@ -439,6 +439,14 @@ func TestProxyTickets(t *testing.T) {
 	if _, code, _, _ := f.svc.IssueProxyTicket(ctx, v.PGT, "https://strong.example.com/"); code != ticket.CodeUnauthorizedService {
 		t.Errorf("PT for a level-2 service from a password login: %s", code)
 	}
+	// The ssoAuthService interface takes no proxy tickets: none is issued
+	// for it (it would be refused there, and at proxyValidate sent there).
+	register(t, f.services, "legacy-pt", ticket.RegisteredService{AppID: "app5", URL: "https://legacy.example.com/pt/ssoAuthService", LegacyScheme: 2})
+	f.svc.Registry().Invalidate()
+	if pt, code, msg, _ := f.svc.IssueProxyTicket(ctx, v.PGT, "https://legacy.example.com/pt/ssoAuthService"); code != ticket.CodeUnauthorizedService || pt != "" ||
+		!strings.Contains(msg, "ssoAuthService") {
+		t.Errorf("PT for a legacy service: %q %s %s", pt, code, msg)
+	}
 	// Only services allowed to proxy get PGTs, only at registered https callbacks.
 	st = f.st(t, tgt, "https://b.example.com/x")
 	if v, _ := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: "https://b.example.com/x", IssuePGT: true, PGTURL: "https://b.example.com/pgt"}); v.Code != ticket.CodeUnauthorizedServiceProx {
