@@ -216,7 +216,7 @@ func (g *gateway) restStatus(ctx context.Context, r *http.Request, err error) *s
 			return tooLargeStatus(g.opts.MaxBodyBytes)
 		case rs.notJSON:
 			return status.Convert(apierr.ToStatus(apierr.New(apierr.InvalidArgument, ReasonUnsupportedType,
-				"the request body must be JSON: send it with Content-Type: application/json")))
+				"the request body must be JSON in UTF-8: send it with Content-Type: application/json (no charset, or charset=utf-8)")))
 		case rs.badJSON != nil:
 			e := apierr.New(apierr.InvalidArgument, ReasonInvalidJSON, "invalid JSON request body: "+rs.badJSON.msg)
 			if rs.badJSON.field != "" {

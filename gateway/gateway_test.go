@@ -509,7 +509,7 @@ func TestBodyContentType(t *testing.T) {
 		r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(body), map[string]string{"Content-Type": ct})
 		got := e.restError(t, r)
 		if r.code != http.StatusUnsupportedMediaType || got.reason != ReasonUnsupportedType || got.legacy != "-5" ||
-			got.message != "the request body must be JSON: send it with Content-Type: application/json" {
+			got.message != "the request body must be JSON in UTF-8: send it with Content-Type: application/json (no charset, or charset=utf-8)" {
 			t.Errorf("Content-Type %q: HTTP %d %s", ct, r.code, r.body)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"crypto/x509"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -512,10 +513,22 @@ func (h *Handler) certRejected(r *http.Request) string {
 	return t.CertRejInvalid
 }
 
+// badForm answers a form that could not be read: too large (413), or
+// otherwise unreadable (400), with a link back to back (its label label).
+func (h *Handler) badForm(w http.ResponseWriter, r *http.Request, err error, back, label string) {
+	t := h.texts(r)
+	code, msg := http.StatusBadRequest, t.FormUnreadable
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) || strings.Contains(err.Error(), "too large") { // net/http's own bound: "http: POST too large"
+		code, msg = http.StatusRequestEntityTooLarge, t.FormTooLarge
+	}
+	h.message(w, r, code, true, t.ErrorHead, msg, back, label)
+}
+
 // loginPost is POST /cas/login: the credentials.
 func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		h.message(w, r, http.StatusBadRequest, true, h.texts(r).ErrorHead, h.texts(r).CSRF, h.o.Prefix+"login", h.texts(r).SignIn)
+		h.badForm(w, r, err, h.o.Prefix+"login", h.texts(r).SignIn)
 		return
 	}
 	p := paramsOf(r.PostForm)

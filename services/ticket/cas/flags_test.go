@@ -2,6 +2,7 @@ package cas
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -61,5 +62,29 @@ func TestRenewAndFormatAtValidation(t *testing.T) {
 				t.Fatalf("%s renew=%s: %s", path, renew, body)
 			}
 		}
+	}
+}
+
+// TestFormTooLarge: a form larger than the edge reads is answered 413 and
+// says so (not that the sign-in form expired); one that cannot be parsed
+// is 400.
+func TestFormTooLarge(t *testing.T) {
+	h := New(Options{Tickets: down{}, SSO: noSSO{}})
+	post := func(body io.Reader, limit int64) (int, string) {
+		r := httptest.NewRequest(http.MethodPost, "/cas/login", body)
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		if limit > 0 {
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+		}
+		h.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	big := strings.NewReader("username=a&password=" + strings.Repeat("x", 2<<20))
+	if code, page := post(big, 1<<20); code != http.StatusRequestEntityTooLarge || !strings.Contains(page, "too large") || strings.Contains(page, "expired") {
+		t.Fatalf("large form: %d\n%s", code, page)
+	}
+	if code, page := post(strings.NewReader("username=%zz"), 0); code != http.StatusBadRequest || !strings.Contains(page, "could not be read") {
+		t.Fatalf("unreadable form: %d\n%s", code, page)
 	}
 }

@@ -9,6 +9,7 @@ import (
 type texts struct {
 	Title, SignIn, SigningInTo, Username, Password, SignInButton, Language, OtherLanguage, Continue       string
 	BadCredentials, Expired, MustChange, TryLater, Throttled, CSRF, BadService, BadServiceHead            string
+	FormTooLarge, FormUnreadable                                                                          string
 	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, ErrorHead        string
 	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword string
 	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad               string
@@ -55,6 +56,8 @@ var languages = map[string]texts{
 		TryLater:       "The sign-in service is busy or unavailable. Please try again in a moment.",
 		Throttled:      "Too many attempts from your network. Please wait a moment and try again.",
 		CSRF:           "Your sign-in form expired. Please sign in again.",
+		FormTooLarge:   "The form sent is too large to be read. Send the form of this page, without attachments.",
+		FormUnreadable: "The form sent could not be read. Send the form of this page again.",
 		BadService:     "The application you came from is not registered to use single sign-on. You were not sent back to it. Contact the application's administrator.",
 		BadServiceHead: "Application not authorised",
 		LoggedOut:      "You have signed out of every application of this session.", LoggedOutHead: "Signed out",
@@ -169,6 +172,8 @@ var languages = map[string]texts{
 		TryLater:       "登录服务繁忙或暂不可用，请稍后再试。",
 		Throttled:      "来自您网络的尝试次数过多，请稍候再试。",
 		CSRF:           "登录表单已过期，请重新登录。",
+		FormTooLarge:   "提交的表单过大，无法读取。请只提交本页的表单。",
+		FormUnreadable: "提交的表单无法读取，请重新提交本页的表单。",
 		BadService:     "您来自的应用未登记使用统一登录，系统没有将您跳转回该应用。请联系该应用的管理员。",
 		BadServiceHead: "应用未获授权",
 		LoggedOut:      "您已退出本次会话中的所有应用。", LoggedOutHead: "已退出",

@@ -89,7 +89,7 @@ func (h *Handler) portalPage(w http.ResponseWriter, r *http.Request, code int, t
 // portalLink is POST /cas/portal/link: account association.
 func (h *Handler) portalLink(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		h.message(w, r, http.StatusBadRequest, true, h.texts(r).ErrorHead, h.texts(r).CSRF, h.o.Prefix+"portal", h.texts(r).Portal)
+		h.badForm(w, r, err, h.o.Prefix+"portal", h.texts(r).Portal)
 		return
 	}
 	tgt, sess, ok := h.session(w, r)
@@ -189,7 +189,7 @@ func (h *Handler) passwordForm(w http.ResponseWriter, r *http.Request) {
 // passwordPost is POST /cas/password.
 func (h *Handler) passwordPost(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		h.message(w, r, http.StatusBadRequest, true, h.texts(r).ErrorHead, h.texts(r).CSRF, h.o.Prefix+"password", h.texts(r).ChangePassword)
+		h.badForm(w, r, err, h.o.Prefix+"password", h.texts(r).ChangePassword)
 		return
 	}
 	t := h.texts(r)

@@ -135,7 +135,7 @@ func (h *Handler) profileFault(w http.ResponseWriter, r *http.Request, err error
 // profilePost is POST /cas/profile: the person's changes.
 func (h *Handler) profilePost(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		h.message(w, r, http.StatusBadRequest, true, h.texts(r).ErrorHead, h.texts(r).CSRF, h.o.Prefix+"profile", h.texts(r).ProfileHead)
+		h.badForm(w, r, err, h.o.Prefix+"profile", h.texts(r).ProfileHead)
 		return
 	}
 	_, sess, ok := h.session(w, r)

@@ -188,7 +188,7 @@ func (h *Handler) totpPage(w http.ResponseWriter, r *http.Request, code int, ses
 // or remove the app (action=remove), with the current password.
 func (h *Handler) totpPost(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		h.message(w, r, http.StatusBadRequest, true, h.texts(r).ErrorHead, h.texts(r).CSRF, h.o.Prefix+"profile", h.texts(r).ProfileHead)
+		h.badForm(w, r, err, h.o.Prefix+"profile", h.texts(r).ProfileHead)
 		return
 	}
 	_, sess, ok := h.session(w, r)
