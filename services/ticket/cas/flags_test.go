@@ -88,3 +88,29 @@ func TestFormTooLarge(t *testing.T) {
 		t.Fatalf("unreadable form: %d\n%s", code, page)
 	}
 }
+
+// TestLegacyRequestForms: credentials in the query string and a
+// multipart body are refused with a message that says so, before the
+// ticket is looked at (the ticket component is not called).
+func TestLegacyRequestForms(t *testing.T) {
+	h := New(Options{Tickets: down{}, SSO: noSSO{}})
+	call := func(method, path, ct, body string) string {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		if ct != "" {
+			r.Header.Set("Content-Type", ct)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("%s %s: %d", method, path, w.Code)
+		}
+		return w.Body.String()
+	}
+	if b := call(http.MethodGet, "/cas/ssoAuthService?verb=validateServiceTicket&st=ST-1&appId=a&appSecret=s", "", ""); !strings.Contains(b, "not read from the query string") {
+		t.Errorf("credentials in the query: %s", b)
+	}
+	if b := call(http.MethodPost, "/cas/ssoAuthService", "multipart/form-data; boundary=x",
+		"--x\r\nContent-Disposition: form-data; name=\"verb\"\r\n\r\nvalidateServiceTicket\r\n--x--\r\n"); !strings.Contains(b, "multipart body is not read") {
+		t.Errorf("multipart: %s", b)
+	}
+}

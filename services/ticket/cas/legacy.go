@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"mime"
 	"net/http"
 	"strings"
 
@@ -80,6 +81,19 @@ func (h *Handler) ssoAuthService(w http.ResponseWriter, r *http.Request) {
 	}
 	verb := strings.TrimSpace(r.Form.Get("verb"))
 	a := legacyAnswer{verb: verb}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); r.Method == http.MethodPost && strings.HasPrefix(mt, "multipart/") {
+		a.result, a.message = "RPC_INVALID_REQUEST", "a multipart body is not read: send the parameters in the query string or as application/x-www-form-urlencoded"
+		writeLegacy(w, a)
+		return
+	}
+	if q := r.URL.Query(); q.Has("appSecret") || q.Has("appId") {
+		// A secret in the URL ends up in logs: refused before the ticket
+		// is looked at (it stays unused).
+		a.result, a.message = "RPC_INVALID_REQUEST", "appId and appSecret are not read from the query string: send them in the "+
+			"X-Uias-App-Id and X-Uias-App-Secret headers or in a POST body"
+		writeLegacy(w, a)
+		return
+	}
 	switch verb {
 	case "validateServiceTicket":
 	case "":
