@@ -1,0 +1,49 @@
+package identity_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/uias/uias/services/identity"
+)
+
+// TestInactivePeople: of the ids asked, those who may no longer sign in:
+// unknown, disabled, or below a disabled org (its own or one above);
+// active people elsewhere are not named.
+func TestInactivePeople(t *testing.T) {
+	e := newEvEnv(t, "")
+	setupOn(t, e.svc, e.clk)
+	ctx, _ := adminCtx(t, e.svc, "10.0.0.9", "req-inactive")
+	root := evRoot(t, e.svc)
+	org := func(code, parent string) string {
+		o, err := e.svc.CreateOrg(ctx, code, code, parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.ID
+	}
+	bureau := org("bureau-i", root.ID)
+	branch, other := org("branch-i", bureau), org("other-i", root.ID)
+	person := func(login, orgID string) string {
+		u, err := e.svc.CreateUser(ctx, identity.NewUser{LoginName: login, DisplayName: login, OrgID: orgID, Password: "Harbour-Pass-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.ID
+	}
+	inBranch, elsewhere, off := person("in-branch", branch), person("elsewhere", other), person("off", other)
+	if _, err := e.svc.SetUserStatus(ctx, off, identity.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.svc.InactivePeople(ctx, []string{inBranch, elsewhere, off, "no-such-person"})
+	if err != nil || !slices.Equal(got, []string{off, "no-such-person"}) {
+		t.Fatalf("before the org is disabled: %v %v", got, err)
+	}
+	if _, err := e.svc.SetOrgStatus(ctx, bureau, identity.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	got, err = e.svc.InactivePeople(ctx, []string{inBranch, elsewhere, off, "no-such-person"})
+	if err != nil || !slices.Equal(got, []string{inBranch, off, "no-such-person"}) {
+		t.Fatalf("below a disabled org: %v %v", got, err)
+	}
+}
