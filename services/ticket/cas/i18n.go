@@ -13,7 +13,7 @@ type texts struct {
 	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, ErrorHead        string
 	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword string
 	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad               string
-	LinkNoIDNumber, LinkNotSupported                                                                      string
+	LinkNoIDNumber, LinkNotSupported, LinkCSRF                                                            string
 	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch         string
 	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal        string
 	BackToApp, AccessDeniedHead, AccessDenied, AccessNoAccount, AccessNoPermission                        string
@@ -78,6 +78,7 @@ var languages = map[string]texts{
 		LinkBad:          "Enter the account name (and, for this application, its password).",
 		LinkNoIDNumber:   "Your identity document number is not recorded, and the application confirms accounts by it: ask your administrator to record it.",
 		LinkNotSupported: "This application does not take part in account linking.",
+		LinkCSRF:         "This form expired. Please link the account again.",
 		ChangePassword:   "Change password", CurrentPassword: "Current password", NewPassword: "New password",
 		ConfirmPassword: "New password again", ChangeButton: "Change password",
 		PasswordMismatch:      "The two new passwords are not the same.",
@@ -194,6 +195,7 @@ var languages = map[string]texts{
 		LinkBad:          "请填写账号（该应用还需要填写密码）。",
 		LinkNoIDNumber:   "系统中未登记您的证件号码，而该应用凭证件号码确认账号：请联系管理员登记。",
 		LinkNotSupported: "该应用不支持账号关联。",
+		LinkCSRF:         "表单已过期，请重新关联账号。",
 		ChangePassword:   "修改密码", CurrentPassword: "当前密码", NewPassword: "新密码",
 		ConfirmPassword: "再次输入新密码", ChangeButton: "修改密码",
 		PasswordMismatch:      "两次输入的新密码不一致。",

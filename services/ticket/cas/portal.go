@@ -98,7 +98,7 @@ func (h *Handler) portalLink(w http.ResponseWriter, r *http.Request) {
 	}
 	t := h.texts(r)
 	if !h.csrfOK(r) {
-		h.portalPage(w, r, http.StatusForbidden, tgt, sess, t.CSRF, "")
+		h.portalPage(w, r, http.StatusForbidden, tgt, sess, t.LinkCSRF, "")
 		return
 	}
 	app, account, password := r.PostFormValue("app"), strings.TrimSpace(r.PostFormValue("account")), r.PostFormValue("password")
