@@ -117,7 +117,9 @@ type ReplicaWrite struct {
 	// the user), kind "totp", ID the person.
 	TOTP *UserTOTP
 	// Cert (upsert: the binding; delete: the person's binding of the
-	// thumbprint), kind "cert", ID the thumbprint.
+	// thumbprint), kind "cert", ID the origin and the thumbprint
+	// ("<origin>/<sha256>"): a centre replaces or removes only the
+	// bindings it made.
 	Cert *UserCert
 	// Event is the local CHANGES event of the write (replica_events.go),
 	// added to the outbox when the write is applied.
@@ -487,7 +489,9 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		if !decoded(ev.Data, &d) || len(d.SHA256) != 64 {
 			return w, ReplicaIgnored, nil
 		}
-		w.Kind, w.ID, w.Cert = "cert", d.SHA256, &UserCert{SHA256: d.SHA256, UserID: ev.ID}
+		// Versions per origin and thumbprint: centres number their changes
+		// each on their own.
+		w.Kind, w.ID, w.Cert = "cert", origin+"/"+d.SHA256, &UserCert{SHA256: d.SHA256, UserID: ev.ID}
 		if ev.Op == "certificate_unbound" {
 			w.Op = ReplicaDelete
 		} else {

@@ -156,16 +156,24 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 	case w.Kind == "cert" && w.Cert != nil:
 		c := w.Cert
 		if w.Op == identity.ReplicaDelete {
-			_, err := tx.ExecContext(ctx, s.q("DELETE FROM user_certs WHERE sha256 = ? AND user_id = ?"), c.SHA256, c.UserID)
+			_, err := tx.ExecContext(ctx, s.q("DELETE FROM user_certs WHERE sha256 = ? AND user_id = ? AND origin = ?"), c.SHA256, c.UserID, w.Origin)
 			return err
 		}
-		// The home's binding stands (it may have moved the certificate
-		// from one of its people to another).
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO user_certs (sha256, user_id, not_after, created_at, origin) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (sha256) DO UPDATE SET user_id = excluded.user_id, not_after = excluded.not_after, created_at = excluded.created_at,
-			origin = excluded.origin`),
+		// The origin's binding stands over its own earlier one (it may have
+		// moved the certificate from one of its people to another), never
+		// over a binding made here or at another centre: that is a
+		// CONFLICT, left as it is.
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO user_certs (sha256, user_id, not_after, created_at, origin) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (sha256) DO UPDATE SET user_id = excluded.user_id, not_after = excluded.not_after, created_at = excluded.created_at
+			WHERE user_certs.origin = excluded.origin`),
 			c.SHA256, c.UserID, store.UnixMS(c.NotAfter), store.UnixMS(c.CreatedAt), w.Origin)
-		return err
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return store.Conflict("the certificate is bound here, or by another centre")
+		}
+		return nil
 	case w.Kind == "totp" && w.TOTP != nil:
 		if w.Op == identity.ReplicaDelete {
 			_, err := tx.ExecContext(ctx, s.q("DELETE FROM user_totp WHERE user_id = ?"), w.ID)

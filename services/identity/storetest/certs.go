@@ -156,7 +156,28 @@ func testApplyReplicaCert(t *testing.T, f *fixture) {
 	bound(u2.ID, time.Time{})
 	f.applyReplica(t, w(3, identity.ReplicaDelete, u1.ID, time.Time{})) // not u1's any more: stays
 	bound(u2.ID, time.Time{})
-	f.applyReplica(t, w(4, identity.ReplicaDelete, u2.ID, time.Time{}))
+	// another centre's binding of the same thumbprint does not replace it
+	other := w(5, identity.ReplicaUpsert, u1.ID, year)
+	other.Origin, other.ID = "peer2", "peer2/"+thumb(7)
+	if out, err := f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{other}); err != nil || out[0] != identity.ReplicaConflict {
+		t.Fatalf("another centre's binding over peer's: %v %v", out, err)
+	}
+	bound(u2.ID, time.Time{})
+	f.applyReplica(t, w(6, identity.ReplicaDelete, u2.ID, time.Time{}))
 	_, err := f.s.GetCert(f.ctx, thumb(7))
 	isErr(t, err, identity.ErrNotFound)
+	// nor does any centre's replace a binding made here, nor remove it
+	local := &identity.UserCert{SHA256: thumb(8), UserID: u1.ID, CreatedAt: base}
+	must(t, f.s.BindCert(f.ctx, local, 10, f.evs(1)))
+	over := w(7, identity.ReplicaUpsert, u2.ID, year)
+	over.Cert.SHA256 = thumb(8)
+	if out, err := f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{over}); err != nil || out[0] != identity.ReplicaConflict {
+		t.Fatalf("a replica binding over a local one: %v %v", out, err)
+	}
+	del := w(8, identity.ReplicaDelete, u1.ID, time.Time{})
+	del.Cert.SHA256 = thumb(8)
+	f.applyReplica(t, del)
+	if got, err := f.s.GetCert(f.ctx, thumb(8)); err != nil || got.UserID != u1.ID || got.Origin != "" {
+		t.Fatalf("the local binding after replica writes: %+v %v", got, err)
+	}
 }
