@@ -57,11 +57,20 @@ type ReportMailer struct {
 // sends (the newest one on disk when mailing was first set up).
 const MailSinceFile = "audit-mail-since"
 
-// The files of a report's mailing: sent, and being sent.
+// The files of a report's mailing: sent, being sent, refused for good by
+// the mail server.
 const (
-	mailedExt = ".mailed"
-	claimExt  = ".mail-claim"
+	mailedExt     = ".mailed"
+	claimExt      = ".mail-claim"
+	mailFailedExt = ".mail-failed"
 )
+
+// RejectedError is a mail server's permanent refusal (5xx) of a message's
+// recipients or data: sending it again would be refused again.
+type RejectedError struct{ Err error }
+
+func (e *RejectedError) Error() string { return "refused for good: " + e.Err.Error() }
+func (e *RejectedError) Unwrap() error { return e.Err }
 
 // maxMailsPerRun bounds the reports one run sends (a month of days and two
 // of weeks: what the reporter writes after downtime).
@@ -102,13 +111,24 @@ func (m *ReportMailer) SendDue(ctx context.Context) ([]string, error) {
 			}
 			base := "audit-" + p.String() + "-" + date
 			ok, err := m.sendOne(ctx, p, date, base)
-			if err != nil {
+			var rejected *RejectedError
+			switch {
+			case errors.As(err, &rejected):
+				// The server will never take this message (a 5xx to its
+				// recipients or its data): marked, said, and the next
+				// ones go on.
+				errs = append(errs, fmt.Errorf("%s: %w (not sent again: delete %s%s to retry)", base, err, base, mailFailedExt))
+				continue
+			case err != nil:
 				errs = append(errs, fmt.Errorf("%s: %w", base, err))
-				break
-			}
-			if ok {
+			case ok:
 				sent = append(sent, base)
+				continue
 			}
+			// Not sent: failed (the next run starts again from it), or
+			// another replica is sending it (it goes on from there):
+			// either way the later reports of this kind wait, in order.
+			break
 		}
 	}
 	return sent, errors.Join(errs...)
@@ -125,7 +145,8 @@ func (m *ReportMailer) due(p Period, names map[string]bool, since string) []stri
 			continue
 		}
 		date := strings.TrimSuffix(rest, "."+m.Formats[0].Ext())
-		if _, err := time.Parse(time.DateOnly, date); err != nil || date < since || names[prefix+date+mailedExt] {
+		if _, err := time.Parse(time.DateOnly, date); err != nil || date < since || names[prefix+date+mailedExt] ||
+			names[prefix+date+mailFailedExt] {
 			continue
 		}
 		all := true
@@ -190,19 +211,28 @@ func (m *ReportMailer) since(names map[string]bool) (map[Period]string, error) {
 }
 
 // sendOne claims, sends and marks one report; false when another replica
-// holds its claim.
+// holds its claim or has sent it meanwhile.
 func (m *ReportMailer) sendOne(ctx context.Context, p Period, date, base string) (bool, error) {
 	dir := m.Reporter.Dir
 	claim := filepath.Join(dir, base+claimExt)
-	if !m.claim(claim) {
+	token, ok := m.claim(claim)
+	if !ok {
 		return false, nil
 	}
-	defer func() { _ = os.Remove(claim) }()
+	defer m.release(claim, token)
+	if _, err := os.Stat(filepath.Join(dir, base+mailedExt)); err == nil {
+		return false, nil // sent by another replica since this run listed the directory
+	}
 	msg, err := m.Message(p, date)
 	if err != nil {
 		return false, err
 	}
 	if err := m.Send(ctx, m.From, m.To, msg); err != nil {
+		var rejected *RejectedError
+		if errors.As(err, &rejected) {
+			note := fmt.Sprintf("refused %s: %v\n", m.now().UTC().Format(time.RFC3339), rejected.Err)
+			_ = writeFileAtomic(filepath.Join(dir, base+mailFailedExt), []byte(note))
+		}
 		return false, err
 	}
 	note := fmt.Sprintf("sent %s to %d address(es)\n", m.now().UTC().Format(time.RFC3339), len(m.To))
@@ -213,25 +243,47 @@ func (m *ReportMailer) sendOne(ctx context.Context, p Period, date, base string)
 	return true, nil
 }
 
-// claim takes the claim file, or a stale one (older than ClaimFor).
-func (m *ReportMailer) claim(path string) bool {
+// claim takes the claim file, or a stale one (older than ClaimFor),
+// writing a token of its own into it. A stale claim is taken over by
+// renaming it away first: of replicas that all find it stale, one rename
+// succeeds.
+func (m *ReportMailer) claim(path string) (string, bool) {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	token := hex.EncodeToString(b[:])
+	hold := m.ClaimFor
+	if hold <= 0 {
+		hold = 10 * time.Minute
+	}
 	for range 2 {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err == nil {
-			_ = f.Close()
-			return true
+			_, werr := f.WriteString(token)
+			if cerr := f.Close(); werr != nil || cerr != nil {
+				_ = os.Remove(path)
+				return "", false
+			}
+			return token, true
 		}
 		st, serr := os.Stat(path)
-		hold := m.ClaimFor
-		if hold <= 0 {
-			hold = 10 * time.Minute
-		}
 		if serr != nil || m.now().Sub(st.ModTime()) < hold {
-			return false
+			return "", false
 		}
-		_ = os.Remove(path) // a crashed sender's
+		// A crashed sender's: only one replica's rename takes it.
+		aside := path + ".stale-" + token
+		if os.Rename(path, aside) != nil {
+			return "", false
+		}
+		_ = os.Remove(aside)
 	}
-	return false
+	return "", false
+}
+
+// release removes the claim if it is still this sender's.
+func (m *ReportMailer) release(path, token string) {
+	if b, err := os.ReadFile(path); err == nil && string(b) == token {
+		_ = os.Remove(path)
+	}
 }
 
 // Message is the e-mail of p's report of date: a line of text and the

@@ -236,3 +236,71 @@ func TestReportMailFailures(t *testing.T) {
 		t.Fatalf("none: %v %v", sent, err)
 	}
 }
+
+// Two replicas sharing the directory: a report the other replica sent
+// while this one was sending an older one is not sent again; a report the
+// mail server refuses for good (554) is marked ".mail-failed", said, and
+// the later ones go on (deleting the mark sends it again).
+func TestReportMailAcrossReplicasAndRejections(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "reports")
+	cst := time.FixedZone("CST", 8*3600)
+	r := reportsAt(t, dir, time.Date(2026, 12, 1, 0, 40, 0, 0, cst)) // 30 November
+	r.Periods = []audit.Period{audit.Daily}
+	ms := mailtest.Start(t, mailtest.Options{})
+	s := &audit.SMTPSender{Addr: ms.Addr, TLS: &tls.Config{RootCAs: ms.Roots, MinVersion: tls.VersionTLS12}}
+	now := time.Date(2026, 12, 3, 0, 40, 0, 0, cst)
+	r.Now = func() time.Time { return now }
+	mailer := func(send func(context.Context, string, []string, []byte) error) *audit.ReportMailer {
+		return &audit.ReportMailer{Reporter: r, Periods: r.Periods, Formats: r.Formats, From: "uias@example.org",
+			To: []string{"auditor@example.org"}, Send: send, Now: func() time.Time { return now }}
+	}
+	// mailing set up with 30 November on disk, then 1 and 2 December written
+	if sent, err := mailer(s.Send).SendDue(ctx); err != nil || len(sent) != 1 {
+		t.Fatalf("set-up: %v %v", sent, err)
+	}
+	if _, err := r.RunDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// replica A sends 1 December; meanwhile replica B sent 2 December
+	first := true
+	a := mailer(func(ctx context.Context, from string, to []string, msg []byte) error {
+		if first {
+			first = false
+			if sent, err := mailer(s.Send).SendDue(ctx); err != nil || len(sent) != 0 {
+				t.Errorf("replica B while A holds 1 December's claim: %v %v", sent, err) // it waits, in order
+			}
+			if err := os.WriteFile(filepath.Join(dir, "audit-daily-2026-12-02.mailed"), []byte("sent by B\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s.Send(ctx, from, to, msg)
+	})
+	if sent, err := a.SendDue(ctx); err != nil || !slices.Equal(sent, []string{"audit-daily-2026-12-01"}) {
+		t.Fatalf("replica A: %v %v", sent, err)
+	}
+	if n := len(ms.Messages()); n != 2 {
+		t.Fatalf("messages: %d, want 2 (2 December not sent twice)", n)
+	}
+	// a permanent refusal: marked and passed over
+	for _, d := range []string{"2026-12-01", "2026-12-02"} {
+		if err := os.Remove(filepath.Join(dir, "audit-daily-"+d+".mailed")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms.RejectData(1)
+	sent, err := mailer(s.Send).SendDue(ctx)
+	if err == nil || !strings.Contains(err.Error(), "554") || !strings.Contains(err.Error(), "refused for good") ||
+		!strings.Contains(err.Error(), "audit-daily-2026-12-01.mail-failed") || !slices.Equal(sent, []string{"audit-daily-2026-12-02"}) {
+		t.Fatalf("a rejected report: %v %v", sent, err)
+	}
+	if sent, err := mailer(s.Send).SendDue(ctx); err != nil || len(sent) != 0 {
+		t.Fatalf("the rejected report is not retried: %v %v", sent, err)
+	}
+	if err := os.Remove(filepath.Join(dir, "audit-daily-2026-12-01.mail-failed")); err != nil {
+		t.Fatal(err)
+	}
+	if sent, err := mailer(s.Send).SendDue(ctx); err != nil || !slices.Equal(sent, []string{"audit-daily-2026-12-01"}) {
+		t.Fatalf("after the mark is deleted: %v %v", sent, err)
+	}
+}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/smtp"
+	"net/textproto"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -132,10 +134,17 @@ func (s *SMTPSender) tlsConfig(host string) *tls.Config {
 	return cfg
 }
 
-// fail names the step that failed, and the deadline when it was that.
+// fail names the step that failed, and the deadline when it was that. A
+// permanent refusal (5xx) of a recipient or of the data is a
+// RejectedError: that message will never be taken.
 func (s *SMTPSender) fail(ctx context.Context, step string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("mail server %s: %s: %w (%w)", s.Addr, step, ctx.Err(), err)
 	}
-	return fmt.Errorf("mail server %s: %s: %w", s.Addr, step, err)
+	out := fmt.Errorf("mail server %s: %s: %w", s.Addr, step, err)
+	var te *textproto.Error
+	if errors.As(err, &te) && te.Code >= 500 && (step == "DATA" || strings.HasPrefix(step, "RCPT TO")) {
+		return &RejectedError{Err: out}
+	}
+	return out
 }

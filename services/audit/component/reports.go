@@ -2,6 +2,7 @@ package component
 
 import (
 	"context"
+	"errors"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -299,6 +300,12 @@ func runReports(ctx context.Context, rep *audit.Reporter, ml *audit.ReportMailer
 				mailAt, mailWait = time.Time{}, check
 			case ctx.Err() == nil:
 				m.mailFailed.Inc()
+				var rejected *audit.RejectedError
+				if errors.As(err, &rejected) {
+					// refused for good: the report is marked and passed
+					// over; an operator must look
+					log.Error("audit report refused by the mail server; not sent again", zap.Error(err))
+				}
 				mailAt = time.Now().Add(mailWait)
 				log.Warn("audit report not mailed; tried again later", zap.Duration("retry_in", mailWait), zap.Error(err))
 				mailWait = min(2*mailWait, maxMailBackoff)

@@ -45,9 +45,10 @@ type Server struct {
 	Roots *x509.CertPool
 	CAPEM []byte
 
-	mu       sync.Mutex
-	got      []Message
-	failData int
+	mu         sync.Mutex
+	got        []Message
+	failData   int
+	rejectData int
 }
 
 // Message is one message the server took.
@@ -103,6 +104,13 @@ func (ms *Server) Messages() []Message {
 	return slices.Clone(ms.got)
 }
 
+// RejectData answers the next n messages 554 (a permanent refusal).
+func (ms *Server) RejectData(n int) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.rejectData = n
+}
+
 // FailData answers the next n messages 451 (a temporary refusal).
 func (ms *Server) FailData(n int) {
 	ms.mu.Lock()
@@ -155,6 +163,10 @@ func (s *session) Data(r io.Reader) error {
 	}
 	s.ms.mu.Lock()
 	defer s.ms.mu.Unlock()
+	if s.ms.rejectData > 0 {
+		s.ms.rejectData--
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "message too big for this system"}
+	}
 	if s.ms.failData > 0 {
 		s.ms.failData--
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "mailbox busy, try later"}
