@@ -1177,6 +1177,10 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	return a, err
 }
 
+// zeroOverlapSkew is how far before the rotation a secret replaced without
+// overlap ends.
+const zeroOverlapSkew = 2 * time.Minute
+
 // RotateAppSecret issues a new secret; the old one stays valid for overlap.
 func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.Duration) (*App, string, error) {
 	start := s.now()
@@ -1206,8 +1210,14 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 		// expired already: nothing to tell its holder but that it is wrong
 		a.PrevSecretHash, a.PrevSecretExpires = "", time.Time{}
 	}
-	// With no overlap the previous secret is kept past its end (now): its
-	// holder is told APP_SECRET_REPLACED, as after an overlap.
+	// With no overlap the previous secret is kept, ended already: its
+	// holder is told APP_SECRET_REPLACED, as after an overlap. Its end is
+	// set back by the clock difference components may have (the one
+	// origin signatures allow), so that no instance or centre whose clock
+	// is behind this one's still takes it.
+	if a.PrevSecretHash != "" && !a.PrevSecretExpires.After(start) {
+		a.PrevSecretExpires = start.Add(-zeroOverlapSkew)
+	}
 	a.SecretHash, a.UpdatedAt = crypto.HashToken(secret), start
 	s.issueSecret(a, start)
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },

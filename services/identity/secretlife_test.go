@@ -201,6 +201,12 @@ func TestAppSecretExpires(t *testing.T) {
 	if err := w.call(a.ID, secret3); reasonOf(err) != caller.ReasonAppSecretReplaced {
 		t.Fatalf("previous secret after a rotation without overlap: %v", err)
 	}
+	// ended before the rotation, so that a clock a little behind does not
+	// take it either
+	w.clk.t = w.clk.t.Add(-time.Minute)
+	if err := w.call(a.ID, secret3); reasonOf(err) != caller.ReasonAppSecretReplaced {
+		t.Fatalf("previous secret, a clock a minute behind: %v", err)
+	}
 }
 
 func TestAppSecretLifetimeUpdateRecomputes(t *testing.T) {
