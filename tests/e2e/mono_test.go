@@ -192,8 +192,10 @@ func TestMonolithicAuthenticate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// without overlap the old secret stops at once; its holder is told
+		// it was replaced
 		_, err = e.authPW(k2, k.account, k.password)
-		wantCode(t, err, codes.Unauthenticated, "BAD_APP_CREDENTIALS")
+		wantCode(t, err, codes.Unauthenticated, "APP_SECRET_REPLACED")
 		k2.secret = rot2.GetAppSecret()
 		res, err = e.authPW(k2, k.account, k.password)
 		wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
