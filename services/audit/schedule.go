@@ -297,32 +297,30 @@ func (r *Reporter) Document(ctx context.Context, s ReportSpan, generated time.Ti
 	all := Scope{All: true}
 	span := Query{From: s.Start, To: s.End}
 	type part struct {
-		title  string
-		filter Query
-		by     CountBy
-		empty  string
+		title string
+		apis  []string // counted together (none: every API)
+		// results counted together (none: every result)
+		results []string
+		by      CountBy
+		empty   string
 	}
-	failed := span
-	failed.API, failed.Result = "authenticate", "failure"
-	logins := span
-	logins.API, logins.Result = "authenticate", "success"
 	parts := []part{
-		{"Records by API", span, ByAPI, "No records."},
-		{"Records by result", span, ByResult, "No records."},
-		{"Failed logins by account", failed, BySubject, "No failed logins."},
-		{"Failed logins by application", failed, ByApp, "No failed logins."},
-		{"Failed logins by client address", failed, ByClientIP, "No failed logins."},
-		{"Login peak times, by hour" + zone, logins, ByHourOfDay, "No logins."},
+		{"Records by API", nil, nil, ByAPI, "No records."},
+		{"Records by result", nil, nil, ByResult, "No records."},
+		{"Failed logins by account", LoginAPIs, LoginFailures, BySubject, "No failed logins."},
+		{"Failed logins by application", LoginAPIs, LoginFailures, ByApp, "No failed logins."},
+		{"Failed logins by client address", LoginAPIs, LoginFailures, ByClientIP, "No failed logins."},
+		{"Login peak times, by hour" + zone, LoginAPIs, []string{"success"}, ByHourOfDay, "No logins."},
 	}
 	if s.Period == Weekly {
-		parts = append(parts, part{"Logins by weekday" + zone, logins, ByWeekday, "No logins."})
+		parts = append(parts, part{"Logins by weekday" + zone, LoginAPIs, []string{"success"}, ByWeekday, "No logins."})
 	}
 	for _, p := range parts {
-		q := CountQuery{Filter: p.filter, By: p.by, UTCOffset: r.UTCOffset, Limit: reportTop}
+		q := CountQuery{Filter: span, By: p.by, UTCOffset: r.UTCOffset, Limit: reportTop}
 		if p.by == ByHourOfDay || p.by == ByWeekday {
 			q.Limit = 24
 		}
-		counts, truncated, err := Counts(ctx, r.Store, all, q)
+		counts, truncated, err := countAcross(ctx, r.Store, all, q, p.apis, p.results)
 		if err != nil {
 			return Document{}, err
 		}
@@ -337,4 +335,59 @@ func (r *Reporter) Document(ctx context.Context, s ReportSpan, generated time.Ti
 		d.Sections = append(d.Sections, sec)
 	}
 	return d, nil
+}
+
+// LoginAPIs are the APIs whose records are login attempts: applications'
+// Authenticate (and its fingerprint bypass), the single sign-on pages,
+// administrators' logins.
+var LoginAPIs = []string{"authenticate", "authenticate.finger_bypass", "sso.login", "admin.login"}
+
+// LoginFailures are the results of a failed login attempt.
+var LoginFailures = []string{"failure", "denied"}
+
+// countAcross is Counts of q summed over the APIs apis and the results
+// results (each nil: q's filter as it is), the largest q.Limit keys, by
+// count then key (by key for hours and weekdays).
+func countAcross(ctx context.Context, st CountStore, scope Scope, q CountQuery, apis, results []string) ([]Count, bool, error) {
+	if len(apis) == 0 {
+		apis = []string{q.Filter.API}
+	}
+	if len(results) == 0 {
+		results = []string{q.Filter.Result}
+	}
+	limit := q.Limit
+	sum := map[string]int64{}
+	more := false
+	for _, api := range apis {
+		for _, res := range results {
+			sub := q
+			sub.Filter.API, sub.Filter.Result = api, res
+			sub.Limit = max(limit*10, 200) // the parts: a key's sum may rank it higher than in any one
+			counts, truncated, err := Counts(ctx, st, scope, sub)
+			if err != nil {
+				return nil, false, err
+			}
+			more = more || truncated
+			for _, c := range counts {
+				sum[c.Key] += c.Count
+			}
+		}
+	}
+	out := make([]Count, 0, len(sum))
+	for k, n := range sum {
+		out = append(out, Count{Key: k, Count: n})
+	}
+	slices.SortFunc(out, func(a, b Count) int {
+		if q.By == ByHourOfDay || q.By == ByWeekday {
+			return strings.Compare(a.Key, b.Key)
+		}
+		if a.Count != b.Count {
+			return int(b.Count - a.Count)
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	if len(out) > limit {
+		out, more = out[:limit], true
+	}
+	return out, more, nil
 }

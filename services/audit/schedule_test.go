@@ -55,6 +55,12 @@ func TestScheduledReports(t *testing.T) {
 		rec("e4", "user:after", "failure", "2026-12-02 00:00:00"),
 		rec("e5", "user:ok", "success", "2026-12-01 09:15:00"),
 	}
+	// an administrator's refused login and a CAS page login count too
+	adm := rec("e6", "user:admin-x", "denied", "2026-12-01 10:00:00")
+	adm.API = "admin.login"
+	sso := rec("e7", "user:cas-y", "success", "2026-12-01 11:30:00")
+	sso.API = "sso.login"
+	recs = append(recs, adm, sso)
 	if _, err := l.Append(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +119,7 @@ func TestScheduledReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"user:first", "user:last", "2026-12-01 00:00 to 2026-12-02 00:00", "<svg", "Login peak times"} {
+	for _, want := range []string{"user:first", "user:last", "user:admin-x", "11:00", "2026-12-01 00:00 to 2026-12-02 00:00", "<svg", "Login peak times"} {
 		if !bytes.Contains(html, []byte(want)) {
 			t.Errorf("daily report lacks %q", want)
 		}
@@ -129,7 +135,7 @@ func TestScheduledReports(t *testing.T) {
 	}
 	sheets := x.GetSheetList()
 	rows, err := x.GetRows(sheets[2]) // failed logins by account
-	if err != nil || !strings.Contains(sheets[2], "Failed logins by account") || len(rows) != 3 || rows[0][0] != "subject" {
+	if err != nil || !strings.Contains(sheets[2], "Failed logins by account") || len(rows) != 4 || rows[0][0] != "subject" {
 		t.Fatalf("XLSX sheets %v, rows %v, %v", sheets, rows, err)
 	}
 	_ = x.Close()

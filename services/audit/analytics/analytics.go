@@ -34,7 +34,7 @@ const (
 )
 
 // LoginAPIs are the APIs whose records are login attempts.
-var LoginAPIs = []string{APIAuthenticate, APIFingerBypass, APISSOLogin, APIAdminLogin}
+var LoginAPIs = audit.LoginAPIs
 
 // Results of login records.
 const (
@@ -44,7 +44,7 @@ const (
 )
 
 // FailedResults are the results of failed login attempts.
-var FailedResults = []string{ResultFailure, ResultDenied}
+var FailedResults = audit.LoginFailures
 
 // Filter selects audit records for analytics; empty fields do not filter.
 type Filter struct {
