@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/uias/uias/pkg/apierr"
 )
 
 // ArchiveFormat names the archive file format: one JSON header line, then
@@ -152,13 +155,13 @@ func (l *Log) writeArchive(ctx context.Context, dir, tag string, from, to int64,
 		return nil, fmt.Errorf("archive: tree hashes: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("archive: the archive directory %s cannot be created: %w", dir, err)
+		return nil, errArchiveDir(err)
 	}
 	name := archiveName(h.Origin, from, to, tag)
 	final := filepath.Join(dir, name)
 	f, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
-		return nil, fmt.Errorf("archive: no file can be written in the archive directory %s: %w", dir, err)
+		return nil, errArchiveDir(err)
 	}
 	ok := false
 	defer func() {
@@ -183,7 +186,7 @@ func (l *Log) writeArchive(ctx context.Context, dir, tag string, from, to int64,
 			return errDone
 		}
 		if r.Seq != next {
-			return fmt.Errorf("record %d is missing: run uias ctl audit verify", next)
+			return errLogDamaged(fmt.Sprintf("record %d is missing: run uias ctl audit verify; nothing archived", next))
 		}
 		d := r.LeafData()
 		leaves = append(leaves, tlog.RecordHash(d))
@@ -192,11 +195,14 @@ func (l *Log) writeArchive(ctx context.Context, dir, tag string, from, to int64,
 		next++
 		return nil
 	})
+	if _, ok := apierr.As(err); ok {
+		return nil, err
+	}
 	if err != nil && !errors.Is(err, errDone) {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	if next != to {
-		return nil, fmt.Errorf("archive: records %d to %d are missing: run uias ctl audit verify", next, to-1)
+		return nil, errLogDamaged(fmt.Sprintf("records %d to %d are missing: run uias ctl audit verify; nothing archived", next, to-1))
 	}
 	root, err := rangeRoot(0, cp.Size, from, to, func(i int64) (tlog.Hash, error) { return leaves[i-from], nil },
 		func(lo, hi int64) (tlog.Hash, error) { return outsideHash(h.Outside, lo, hi) })
@@ -204,7 +210,8 @@ func (l *Log) writeArchive(ctx context.Context, dir, tag string, from, to int64,
 		return nil, err
 	}
 	if root != cp.Root {
-		return nil, fmt.Errorf("archive: records %d to %d do not match the checkpoint of size %d: run uias ctl audit verify; nothing archived", from, to-1, cp.Size)
+		return nil, errLogDamaged(fmt.Sprintf("records %d to %d do not match the checkpoint of size %d: run uias ctl audit verify; nothing archived",
+			from, to-1, cp.Size))
 	}
 	if err := w.Flush(); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
@@ -329,4 +336,37 @@ func VerifyArchive(r io.Reader, known note.Verifiers) (*ArchiveReport, error) {
 			"records %d to %d do not match the signed checkpoint of size %d: one was changed", h.From, h.To-1, cp.Size)}
 	}
 	return rep, nil
+}
+
+// Reasons of archiving's refusals.
+const (
+	ReasonArchiveUnwritable = "AUDIT_ARCHIVE_UNWRITABLE"
+	ReasonLogDamaged        = "AUDIT_LOG_DAMAGED"
+)
+
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: ReasonArchiveUnwritable, Code: apierr.FailedPrecondition,
+			Doc: "Audit backup or removal: the archive directory (audit.archive_dir) cannot be created or written on the server; nothing was archived or removed. The message says why (e.g. permission denied, no space)."},
+		apierr.Reason{Name: ReasonLogDamaged, Code: apierr.FailedPrecondition,
+			Doc: "Audit backup or removal: records of the range are missing or do not match the signed checkpoint (altered in the database); nothing was archived or removed. Run uias ctl audit verify."},
+	)
+}
+
+// errArchiveDir refuses an archive whose directory cannot be written,
+// with the system's reason (not the path).
+func errArchiveDir(err error) error {
+	why := err.Error()
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		why = pe.Err.Error()
+	}
+	return apierr.Wrap(err, apierr.FailedPrecondition, ReasonArchiveUnwritable,
+		"the archive directory (audit.archive_dir) cannot be written on the server ("+why+"): nothing archived or removed")
+}
+
+// errLogDamaged refuses an archive of records that are missing or do not
+// match their checkpoint.
+func errLogDamaged(msg string) error {
+	return apierr.New(apierr.FailedPrecondition, ReasonLogDamaged, msg)
 }

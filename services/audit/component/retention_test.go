@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/uias/uias/pkg/apierr"
 	pstoretest "github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/sqlstore"
@@ -54,7 +55,8 @@ func TestRetentionUnwritableArchiveDir(t *testing.T) {
 	}
 	fields := errs[0].ContextMap()
 	if !strings.Contains(errs[0].Message, "NOT archived") || !strings.Contains(errs[0].Message, "nothing was removed") ||
-		fields["archive_dir"] != bad || !strings.Contains(fields["error"].(string), bad) {
+		fields["archive_dir"] != bad || !strings.Contains(fields["error"].(string), "AUDIT_ARCHIVE_UNWRITABLE") ||
+		!strings.Contains(fields["error"].(string), "not a directory") {
 		t.Errorf("error log %q %v: want it to say the records stay and name %s", errs[0].Message, fields, bad)
 	}
 	if got := metric(t, reg, "uias_audit_retention_failures_total"); got != 1 {
@@ -104,4 +106,44 @@ func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("metric %s not registered", name)
 	return 0
+}
+
+// A backup the server cannot make says why to the security auditor, with
+// its reason: an archive directory that cannot be written
+// (AUDIT_ARCHIVE_UNWRITABLE, the system's cause, not the path), records
+// altered in the database (AUDIT_LOG_DAMAGED, naming them and verify);
+// nothing is archived either way (it said "internal error").
+func TestBackupRefusalsSayWhy(t *testing.T) {
+	ctx := context.Background()
+	db := pstoretest.OpenSQLite(t)
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	l := audit.NewLog(sqlstore.New(db), storetest.Signer(t), audit.LogOptions{Policy: audit.Policy{Every: 10, Interval: time.Hour}})
+	recs := storetest.Records("bak", 20)
+	if _, err := l.Append(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	blocker := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(blocker, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	now := recs[19].Time.Add(time.Hour)
+	req := audit.ArchiveRequest{Before: now, Actor: "user:auditor", Dir: filepath.Join(blocker, "archive")}
+	_, err := l.ArchiveBefore(ctx, req, now)
+	ae, ok := apierr.As(err)
+	if !ok || ae.Reason != audit.ReasonArchiveUnwritable || !strings.Contains(ae.Message, "not a directory") || strings.Contains(ae.Message, blocker) {
+		t.Fatalf("unwritable directory: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE audit_records SET result = 'tampered' WHERE seq = 3"); err != nil {
+		t.Fatal(err)
+	}
+	req.Dir = filepath.Join(t.TempDir(), "archive")
+	_, err = l.ArchiveBefore(ctx, req, now)
+	if ae, ok := apierr.As(err); !ok || ae.Reason != audit.ReasonLogDamaged || !strings.Contains(ae.Message, "uias ctl audit verify") {
+		t.Fatalf("altered records: %v", err)
+	}
+	if entries, _ := os.ReadDir(req.Dir); len(entries) != 0 {
+		t.Fatalf("files written despite the refusal: %v", entries)
+	}
 }
