@@ -373,7 +373,7 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 		u.PasswordHash, u.PasswordChangedAt = h, start
 	}
 	return u, []events.Event{s.replicaChange(ctx, "user", "created", u.ID, userView(u), withSealed(userReplica(u, true), u)),
-		s.adminAudit(ctx, "user.create", "user:"+u.ID, u.OrgID, start)}, nil
+		s.audit(ctx, "user.create", "user:"+u.ID, u.OrgID, "success", "OK", start, userChangeDetail(u, nil))}, nil
 }
 
 func (s *Service) sealPersonal(u *User, idNumber, phone string) error {
@@ -720,8 +720,29 @@ func (s *Service) mutateUser(ctx context.Context, id, op string, data map[string
 	u.UpdatedAt = start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
 		s.replicaChange(ctx, "user", op, u.ID, data, userReplica(u, false)),
-		s.adminAudit(ctx, "user."+op, "user:"+u.ID, u.OrgID, start))
+		s.audit(ctx, "user."+op, "user:"+u.ID, u.OrgID, "success", "OK", start, userChangeDetail(u, data)))
 	return u, err
+}
+
+// userChangeDetail is the audit detail of a change of u: its login name
+// (kept with the record when the person is renamed or deleted) and what
+// changed (data; a status by its name).
+func userChangeDetail(u *User, data map[string]any) map[string]string {
+	d := map[string]string{"login": u.LoginName}
+	for k, v := range data {
+		switch x := v.(type) {
+		case Status:
+			d[k] = map[Status]string{StatusActive: "active", StatusDisabled: "disabled"}[x]
+			if d[k] == "" {
+				d[k] = fmt.Sprint(int(x))
+			}
+		case time.Time:
+			d[k] = x.UTC().Format(time.RFC3339)
+		default:
+			d[k] = fmt.Sprint(v)
+		}
+	}
+	return d
 }
 
 // SetUserStatus disables or re-enables a user.
@@ -777,7 +798,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string) error {
 	}
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.DeleteUser(ctx, id, evs) },
 		s.change(ctx, "user", "deleted", id, map[string]any{"org_id": u.OrgID}),
-		s.adminAudit(ctx, "user.delete", "user:"+id, u.OrgID, start))
+		s.audit(ctx, "user.delete", "user:"+id, u.OrgID, "success", "OK", start, userChangeDetail(u, nil)))
 	if err == nil {
 		s.ForgetUser(id)
 	}

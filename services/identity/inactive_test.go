@@ -47,3 +47,33 @@ func TestInactivePeople(t *testing.T) {
 		t.Fatalf("below a disabled org: %v %v", got, err)
 	}
 }
+
+// The audit records of a person's creation, status change and deletion
+// say what changed and keep the login name (a deleted person's record
+// still names them).
+func TestUserChangeAuditDetail(t *testing.T) {
+	e := newEvEnv(t, "")
+	setupOn(t, e.svc, e.clk)
+	ctx, _ := adminCtx(t, e.svc, "10.0.0.9", "req-detail")
+	m := e.mark(t)
+	u, err := e.svc.CreateUser(ctx, identity.NewUser{LoginName: "dora", DisplayName: "Dora", OrgID: evRoot(t, e.svc).ID, Password: "Harbour-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.SetUserStatus(ctx, u.ID, identity.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.DeleteUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	rows := e.outbox(t, m)
+	if d := audit(t, rows, "user.create").Detail; d["login"] != "dora" {
+		t.Errorf("user.create detail %v", d)
+	}
+	if d := audit(t, rows, "user.status_changed").Detail; d["login"] != "dora" || d["status"] != "disabled" {
+		t.Errorf("user.status_changed detail %v", d)
+	}
+	if d := audit(t, rows, "user.delete").Detail; d["login"] != "dora" {
+		t.Errorf("user.delete detail %v", d)
+	}
+}

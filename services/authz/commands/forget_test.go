@@ -2,6 +2,8 @@ package commands_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -270,5 +272,43 @@ func TestDeleteGrantsOfBetweenCentres(t *testing.T) {
 		if a, b := l1.digest(home), l2.digest(home); a != b {
 			t.Errorf("digests of %s differ:\n l1 %s\n l2 %s", home, a, b)
 		}
+	}
+}
+
+// The audit records of permission changes say what changed (004 2.1.7:
+// "操作描述", "授权关系的调整"): a grant names its role, who it is granted
+// to and the grant, and carries the org of the person granted (so that
+// the administrators of that org find it); its revocation names the same;
+// a role names its code and permissions.
+func TestAuditRecordsDescribeChanges(t *testing.T) {
+	f := newFixture(t)
+	clerk, _, _ := f.oa()
+	f.svc.Index().SetUserOrg("ann", "org-east")
+	g, _ := f.grant(clerk, authz.SubjectUser, "ann")
+	if _, err := f.svc.RevokeGrant(f.ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	find := func(api string) map[string]any {
+		t.Helper()
+		for _, p := range f.outbox("uias.audit.authz.") {
+			var rec map[string]any
+			f.must(json.Unmarshal([]byte(p), &rec))
+			if rec["api"] == api {
+				return rec
+			}
+		}
+		t.Fatalf("no %s record", api)
+		return nil
+	}
+	for _, api := range []string{"grant.create", "grant.revoke"} {
+		rec := find(api)
+		d, _ := rec["detail"].(map[string]any)
+		if d["role"] != "clerk" || d["granted_to"] != "user:ann" || d["grant_id"] != g.ID || rec["org"] != "org-east" {
+			t.Errorf("%s record: %v", api, rec)
+		}
+	}
+	rec := find("role.create")
+	if d, _ := rec["detail"].(map[string]any); d["role"] != "clerk" || !strings.Contains(fmt.Sprint(d["permissions"]), "oa:docs.inbox:read") {
+		t.Errorf("role.create record: %v", rec)
 	}
 }

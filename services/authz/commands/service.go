@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -323,9 +324,11 @@ func (s *Service) write(ctx context.Context, api, subject string, validate func(
 			return authz.Change{}, err
 		}
 		ch.Rev = expect + 1
+		detail, org := s.describe(ch)
+		detail["revision"] = fmt.Sprint(ch.Rev)
 		evs := []events.Event{s.changeEvent(ctx, ch),
-			s.auditor.Event(ctx, audit.Action{API: api, Subject: subject, Result: audit.ResultSuccess, Reason: "OK", Start: start,
-				Detail: map[string]string{"revision": fmt.Sprint(ch.Rev)}})}
+			s.auditor.Event(ctx, audit.Action{API: api, Subject: subject, Org: org, Result: audit.ResultSuccess, Reason: "OK", Start: start,
+				Detail: detail})}
 		got, err := s.st.Write(ctx, expect, ch, evs)
 		if errors.Is(err, authz.ErrStale) {
 			s.catchMu.Unlock()
@@ -345,6 +348,75 @@ func (s *Service) write(ctx context.Context, api, subject string, validate func(
 		return got, nil
 	}
 	return authz.Change{}, authz.ErrStale
+}
+
+// describe is what the audit record of change ch says it changed (the
+// operation's description: the role and who it is granted to, a role's
+// permissions), read before ch is applied, and the org it concerns (the
+// org of the person or group granted, the org granted, the scope), so
+// that the administrators of that org find it.
+func (s *Service) describe(ch authz.Change) (map[string]string, string) {
+	d := map[string]string{}
+	org := ""
+	grant := func(g authz.Grant) {
+		d["grant_id"], d["granted_to"] = g.ID, g.Subject.String()
+		if r, ok := s.idx.Role(g.Role); ok {
+			d["role"] = r.Code
+		}
+		d["role_id"] = g.Role
+		if g.ScopeOrg != "" {
+			d["scope_org"] = g.ScopeOrg
+		}
+		if !g.ValidUntil.IsZero() {
+			d["valid_until"] = g.ValidUntil.UTC().Format(time.RFC3339)
+		}
+		switch g.Subject.Kind {
+		case authz.SubjectUser:
+			org = s.idx.UserOrg(g.Subject.ID)
+		case authz.SubjectGroup:
+			org = s.idx.GroupOrg(g.Subject.ID)
+		case authz.SubjectOrg:
+			org = g.Subject.ID
+		}
+		if org == "" {
+			org = g.ScopeOrg
+		}
+	}
+	switch ch.Obj {
+	case authz.ObjGrant:
+		var g authz.Grant
+		if ch.Op == authz.OpDelete {
+			g, _ = s.idx.Grant(ch.ID)
+		} else if json.Unmarshal(ch.Data, &g) != nil {
+			break
+		}
+		grant(g)
+	case authz.ObjRole:
+		var r authz.Role
+		if ch.Op == authz.OpDelete {
+			r, _ = s.idx.Role(ch.ID)
+		} else if json.Unmarshal(ch.Data, &r) != nil {
+			break
+		}
+		d["role"], d["role_id"] = r.Code, r.ID
+		if r.App != "" {
+			d["app_id"] = r.App
+		}
+		if ch.Op != authz.OpDelete {
+			perms := make([]string, 0, len(r.Permissions))
+			for _, p := range r.Permissions {
+				perms = append(perms, p.App+":"+p.Resource+":"+p.Operation)
+			}
+			d["permissions"] = strings.Join(perms, ",")
+			if len(d["permissions"]) > 2000 {
+				d["permissions"] = d["permissions"][:2000] + fmt.Sprintf("… (%d in all)", len(perms))
+			}
+			if len(r.Inherits) > 0 {
+				d["inherits"] = strings.Join(r.Inherits, ",")
+			}
+		}
+	}
+	return d, org
 }
 
 // appendRefusal records a refused write or administrative action in the
