@@ -342,16 +342,16 @@ func auditQueryCmd() command {
 				case *since > 0:
 					req.StartTime = timestamppb.New(time.Now().Add(-*since))
 				case *from != "":
-					t, err := time.Parse(time.RFC3339Nano, *from)
+					t, err := parseWhen("from", *from)
 					if err != nil {
-						return usagef("--from: %v", err)
+						return err
 					}
 					req.StartTime = timestamppb.New(t)
 				}
 				if *to != "" {
-					t, err := time.Parse(time.RFC3339Nano, *to)
+					t, err := parseWhen("to", *to)
 					if err != nil {
-						return usagef("--to: %v", err)
+						return err
 					}
 					req.EndTime = timestamppb.New(t)
 				}

@@ -67,16 +67,16 @@ func (r *loginRange) times() (start, end *timestamppb.Timestamp, err error) {
 	case *r.since > 0:
 		start = timestamppb.New(time.Now().Add(-*r.since))
 	case *r.from != "":
-		t, err := time.Parse(time.RFC3339Nano, *r.from)
+		t, err := parseWhen("from", *r.from)
 		if err != nil {
-			return nil, nil, usagef("--from: %v", err)
+			return nil, nil, err
 		}
 		start = timestamppb.New(t)
 	}
 	if *r.to != "" {
-		t, err := time.Parse(time.RFC3339Nano, *r.to)
+		t, err := parseWhen("to", *r.to)
 		if err != nil {
-			return nil, nil, usagef("--to: %v", err)
+			return nil, nil, err
 		}
 		end = timestamppb.New(t)
 	}

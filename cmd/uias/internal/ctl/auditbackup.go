@@ -14,15 +14,16 @@ import (
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 )
 
-// parseBefore reads --before: a date (YYYY-MM-DD, its midnight UTC) or an
-// RFC 3339 time.
-func parseBefore(s string) (time.Time, error) {
+// parseWhen reads a time flag (--before, --from, --to): a date
+// (YYYY-MM-DD, its midnight UTC) or an RFC 3339 time; the error names the
+// flag and both forms.
+func parseWhen(flag, s string) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		return t, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, usagef("--before must be a date (2026-12-01, midnight UTC) or an RFC 3339 time (2026-12-01T08:00:00Z), got %q", s)
+		return time.Time{}, usagef("--%s must be a date (2026-12-01, midnight UTC) or an RFC 3339 time (2026-12-01T08:00:00Z), got %q", flag, s)
 	}
 	return t, nil
 }
@@ -47,7 +48,7 @@ func auditBackupCmd() command {
 				if *before == "" {
 					return usagef("--before is required: the records older than it are archived")
 				}
-				t, err := parseBefore(*before)
+				t, err := parseWhen("before", *before)
 				if err != nil {
 					return err
 				}

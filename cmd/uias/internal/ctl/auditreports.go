@@ -56,16 +56,16 @@ func (f *filterFlags) filter() (*auditv1.RecordFilter, error) {
 	case *f.since > 0:
 		out.StartTime = timestamppb.New(time.Now().Add(-*f.since))
 	case *f.from != "":
-		t, err := time.Parse(time.RFC3339Nano, *f.from)
+		t, err := parseWhen("from", *f.from)
 		if err != nil {
-			return nil, usagef("--from: %v", err)
+			return nil, err
 		}
 		out.StartTime = timestamppb.New(t)
 	}
 	if *f.to != "" {
-		t, err := time.Parse(time.RFC3339Nano, *f.to)
+		t, err := parseWhen("to", *f.to)
 		if err != nil {
-			return nil, usagef("--to: %v", err)
+			return nil, err
 		}
 		out.EndTime = timestamppb.New(t)
 	}
