@@ -83,8 +83,8 @@ func TestAuditBackup(t *testing.T) {
 	_, _, errs := h.run("login", "--user", "auditor", "--password-stdin")
 	want := "Reminder: the audit log was last backed up on " + old.Format(time.DateOnly) + " (audit.backup_reminder 720h): " +
 		"uias ctl audit backup --before "
-	if !strings.Contains(errs, want) {
-		t.Fatalf("auditor's login with a backup due: %q, want %q", errs, want)
+	if !strings.Contains(errs, want) || !strings.Contains(errs, "--before "+time.Now().UTC().Format(time.DateOnly)+"T") {
+		t.Fatalf("auditor's login with a backup due: %q, want %q and a time up to now", errs, want)
 	}
 	if out := h.mustRun("audit", "archive-status"); !strings.Contains(out, "yes: uias ctl audit backup") {
 		t.Fatalf("archive-status with a backup due:\n%s", out)

@@ -108,7 +108,7 @@ func auditArchiveStatusCmd() command {
 						}
 						due := "no"
 						if st.GetBackupDue() {
-							due = "yes: uias ctl audit backup --before " + time.Now().UTC().Format(time.DateOnly)
+							due = "yes: uias ctl audit backup --before " + time.Now().UTC().Truncate(time.Minute).Format(time.RFC3339)
 						}
 						fields(tw, "backup reminder", reminder, "backup due", due)
 					})
@@ -149,8 +149,10 @@ func (a *app) backupReminder(s *session, token string) {
 	if b := st.GetLastBackup(); b != nil {
 		last = "was last backed up on " + b.GetTime().AsTime().UTC().Format(time.DateOnly)
 	}
+	// Up to now (to the minute): a date would leave out today's records,
+	// all of them on a log younger than a day.
 	fmt.Fprintf(a.stderr, "Reminder: the audit log %s (audit.backup_reminder %s): uias ctl audit backup --before %s\n",
-		last, shortDuration(every), time.Now().UTC().Format(time.DateOnly))
+		last, shortDuration(every), time.Now().UTC().Truncate(time.Minute).Format(time.RFC3339))
 }
 
 // shortDuration is d without zero minutes and seconds (720h, not 720h0m0s).
