@@ -337,6 +337,9 @@ func (l *Log) ProveInclusion(ctx context.Context, seq, size int64) (*Inclusion, 
 	}
 	if seq >= cp.Size {
 		if size == 0 {
+			if n, err := l.store.Size(ctx); err == nil && seq >= n {
+				return nil, errBadRange.WithMessage(fmt.Sprintf("there is no record %d: the log has %d records (0 to %d)", seq, n, n-1))
+			}
 			return nil, errNotCheckpointed.WithMessage(fmt.Sprintf("record %d is not in the latest checkpoint (size %d) yet", seq, cp.Size))
 		}
 		return nil, errBadRange.WithMessage(fmt.Sprintf("record %d is not in a tree of size %d", seq, cp.Size))

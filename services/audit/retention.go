@@ -267,7 +267,8 @@ func (o *ArchiveOutcome) Records() int64 { return o.To - o.From }
 func (l *Log) ArchiveBefore(ctx context.Context, req ArchiveRequest, now time.Time) (*ArchiveOutcome, error) {
 	switch {
 	case req.Before.IsZero():
-		return nil, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, "before is required: the records older than it are archived")
+		return nil, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest,
+			"before is required (and after 0001-01-01): the records older than it are archived")
 	case req.Before.After(now):
 		return nil, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, fmt.Sprintf(
 			"before (%s) is in the future (now %s): only records already written can be archived",

@@ -147,3 +147,21 @@ func TestBackupRefusalsSayWhy(t *testing.T) {
 		t.Fatalf("files written despite the refusal: %v", entries)
 	}
 }
+
+// Proving a record the log does not have says so (it said the record was
+// not in the latest checkpoint yet, as if it would be).
+func TestProveMissingRecord(t *testing.T) {
+	ctx := context.Background()
+	db := pstoretest.OpenSQLite(t)
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	l := audit.NewLog(sqlstore.New(db), storetest.Signer(t), audit.LogOptions{Policy: audit.Policy{Every: 5, Interval: time.Hour}})
+	if _, err := l.Append(ctx, storetest.Records("prv", 10)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := l.ProveInclusion(ctx, 999999, 0)
+	if ae, ok := apierr.As(err); !ok || ae.Reason != audit.ReasonBadRange || !strings.Contains(ae.Message, "there is no record 999999: the log has 10 records") {
+		t.Fatalf("a record the log does not have: %v", err)
+	}
+}
