@@ -302,6 +302,12 @@ func auditOnlineCmd() command {
 				analyticsNote(a, "from the audit log: recent logins without a logout")
 			}
 			truncatedNote(a, res.GetTruncated(), "more people are online than shown; raise --limit")
+			// the number online (004 2.1.7.2 "检查当前访问网络的用户数量")
+			if res.GetTruncated() {
+				analyticsNote(a, fmt.Sprintf("more than %d people online", len(res.GetPeople())))
+			} else {
+				analyticsNote(a, fmt.Sprintf("%d people online", len(res.GetPeople())))
+			}
 			return a.output(res, func(tw *tabwriter.Writer) {
 				row(tw, "USER", "ORG", "SINCE", "CLIENT IP", "APP")
 				for _, p := range res.GetPeople() {

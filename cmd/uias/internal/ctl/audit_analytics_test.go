@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -44,8 +45,9 @@ func auditAnalyticsChecks(t *testing.T, h *harness, pw string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if out := h.mustRun("audit", "online", "--from-logins"); !strings.Contains(out, auditorID) || !strings.Contains(out, "SINCE") {
-		t.Errorf("audit online --from-logins:\n%s", out)
+	if code, out, errs := h.run("audit", "online", "--from-logins"); code != 0 || !strings.Contains(out, auditorID) || !strings.Contains(out, "SINCE") ||
+		!regexp.MustCompile(`note: [1-9][0-9]* people online`).MatchString(errs) {
+		t.Errorf("audit online --from-logins: exit %d\n%s\n%s", code, out, errs)
 	}
 	out := h.mustRun("audit", "login-peaks", "--by", "hour", "--utc-offset", "480")
 	if strings.Count(out, "\n") != 25 || !strings.Contains(out, "23:00") || !strings.Contains(out, "COUNT") {
