@@ -169,7 +169,8 @@ func (s *Server) VerifyLog(ctx context.Context, _ *auditv1.VerifyLogRequest) (*a
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.VerifyLogResponse{Ok: rep.OK(), Records: rep.Records, Checkpoints: int32(rep.Checkpoints), SignedSize: rep.Signed, BadSeq: -1}
+	out := &auditv1.VerifyLogResponse{Ok: rep.OK(), Records: rep.Records, Checkpoints: int32(rep.Checkpoints), SignedSize: rep.Signed, BadSeq: -1,
+		Archived: rep.Archived}
 	if p := rep.Problem; p != nil {
 		out.BadSeq, out.Problem, out.BadCheckpoint = p.Seq, p.What, p.Checkpoint
 	}

@@ -286,6 +286,9 @@ func auditVerifyCmd() command {
 						fields(tw, "records checked", strconv.FormatInt(v.GetRecords(), 10),
 							"checkpoints matched", strconv.Itoa(int(v.GetCheckpoints())),
 							"signed up to", strconv.FormatInt(v.GetSignedSize(), 10))
+						if v.GetArchived() > 0 {
+							fields(tw, "archived", strconv.FormatInt(v.GetArchived(), 10)+" (removed from the database; in the archive files)")
+						}
 						if latest != nil {
 							fields(tw, "witness", wit.describe(latest.Size))
 						}

@@ -822,6 +822,10 @@ type VerifyLogResponse struct {
 	Problem string `protobuf:"bytes,6,opt,name=problem" json:"problem,omitempty"`
 	// bad_checkpoint is the size of the checkpoint concerned, if any.
 	BadCheckpoint int64 `protobuf:"varint,7,opt,name=bad_checkpoint,json=badCheckpoint" json:"bad_checkpoint,omitempty"`
+	// archived: the leading records archived and removed from the database
+	// (their hashes checked against the checkpoints that cover them; the
+	// records themselves are in the archive files).
+	Archived      int64 `protobuf:"varint,8,opt,name=archived" json:"archived,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -901,6 +905,13 @@ func (x *VerifyLogResponse) GetProblem() string {
 func (x *VerifyLogResponse) GetBadCheckpoint() int64 {
 	if x != nil {
 		return x.BadCheckpoint
+	}
+	return 0
+}
+
+func (x *VerifyLogResponse) GetArchived() int64 {
+	if x != nil {
+		return x.Archived
 	}
 	return 0
 }
@@ -1465,7 +1476,7 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\x03old\x18\x01 \x01(\v2\x19.uias.audit.v1.CheckpointR\x03old\x12+\n" +
 	"\x03new\x18\x02 \x01(\v2\x19.uias.audit.v1.CheckpointR\x03new\x12\x14\n" +
 	"\x05proof\x18\x03 \x03(\fR\x05proof\"\x12\n" +
-	"\x10VerifyLogRequest\"\xda\x01\n" +
+	"\x10VerifyLogRequest\"\xf6\x01\n" +
 	"\x11VerifyLogResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
 	"\arecords\x18\x02 \x01(\x03R\arecords\x12 \n" +
@@ -1474,7 +1485,8 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"signedSize\x12\x17\n" +
 	"\abad_seq\x18\x05 \x01(\x03R\x06badSeq\x12\x18\n" +
 	"\aproblem\x18\x06 \x01(\tR\aproblem\x12%\n" +
-	"\x0ebad_checkpoint\x18\a \x01(\x03R\rbadCheckpoint\"k\n" +
+	"\x0ebad_checkpoint\x18\a \x01(\x03R\rbadCheckpoint\x12\x1a\n" +
+	"\barchived\x18\b \x01(\x03R\barchived\"k\n" +
 	"\x15ArchiveRecordsRequest\x12:\n" +
 	"\x06before\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x06before\x12\x16\n" +
 	"\x06remove\x18\x02 \x01(\bR\x06remove\"\x86\x01\n" +
