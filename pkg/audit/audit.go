@@ -46,7 +46,11 @@ type Action struct {
 	Result  string    // ResultSuccess, ResultFailure, ResultDenied or a component's own
 	Reason  string    // e.g. "OK", "BAD_CREDENTIALS"
 	Start   time.Time // when the call started (the record's duration ends now)
-	Detail  map[string]string
+	// AppID is the application the action concerns when no application
+	// calls (e.g. the CAS pages refusing a person a service: the service's
+	// application), so that the records of that application find it.
+	AppID  string
+	Detail map[string]string
 	// Fields is more detail, as fields (no map to build and copy: what a
 	// component auditing every call of a hot path gives); of the same key,
 	// a field counts over Detail's entry and a later field over an earlier.
@@ -212,8 +216,12 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []eve
 	// claimed App_ID): capped and escaped (Text), so a caller can neither
 	// forge lines nor grow the log.
 	rid := Text(c.RequestID)
+	app := c.AppID()
+	if app == "" {
+		app = a.AppID
+	}
 	rec := events.AuditRecord{
-		Serial: rid, TraceID: rid, AppID: Text(c.AppID()), API: a.API,
+		Serial: rid, TraceID: rid, AppID: Text(app), API: a.API,
 		Actor: Text(c.Actor()), Subject: Text(a.Subject), Org: Text(a.Org), Result: a.Result, Reason: a.Reason,
 		DurationMS: float64(end.Sub(a.Start).Microseconds()) / 1000, Time: end.UTC(),
 	}

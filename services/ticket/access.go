@@ -119,6 +119,6 @@ func (s *Service) checkAccess(ctx context.Context, userID string, rs *Registered
 func (s *Service) auditAccessDenied(ctx context.Context, api string, start time.Time, userID, orgID, service string,
 	rs *RegisteredService, d *accessDenial) {
 	s.audit(ctx, audit.Action{API: api, Subject: "user:" + userID, Org: orgID, Result: audit.ResultDenied,
-		Reason: ReasonServiceAccessDenied, Start: start,
+		Reason: ReasonServiceAccessDenied, Start: start, AppID: rs.AppID,
 		Fields: detail("service", service, "app_id", rs.AppID, "service_id", rs.ID, "missing", d.missing)})
 }

@@ -167,13 +167,13 @@ func TestServiceAccessRule(t *testing.T) {
 		found := false
 		for _, e := range f.audit.evs {
 			if e.API == "ticket.issue" && e.Result == "denied" && e.Reason == ticket.ReasonServiceAccessDenied &&
-				e.Detail["service"] == "https://perm.example.com/" && e.Detail["app_id"] == "appP" &&
+				e.Detail["service"] == "https://perm.example.com/" && e.Detail["app_id"] == "appP" && e.AppID == "appP" &&
 				e.Detail["missing"] == "permission docs:read" && e.Subject == "user:u3" {
 				found = true
 			}
 		}
 		if !found {
-			t.Errorf("no ticket.issue denied record naming the service, app_id and the permission: %+v", f.audit.evs)
+			t.Errorf("no ticket.issue denied record of the application (app_id) naming the service and the permission: %+v", f.audit.evs)
 		}
 	})
 
