@@ -281,6 +281,19 @@ func VerifyArchive(r io.Reader, known note.Verifiers) (*ArchiveReport, error) {
 		}
 	}
 	cp, err := OpenCheckpoint([]byte(h.Checkpoint), h.Origin, known)
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		// Signed, but by none of the keys given: a key not pinned (or
+		// another log's archive), not a record changed.
+		var by []string
+		for _, sig := range unverified.Note.UnverifiedSigs {
+			by = append(by, fmt.Sprintf("%s+%08x", sig.Name, sig.Hash))
+		}
+		rep.Problem = &Problem{Seq: -1, What: fmt.Sprintf("the archive's checkpoint is signed by %s, none of the verifier keys given: "+
+			"pin the key that signs this log's checkpoints (the one whose name and hash those are), or the archive is not of this log",
+			strings.Join(by, ", "))}
+		return rep, nil
+	}
 	if err != nil {
 		rep.Problem = &Problem{Seq: -1, What: fmt.Sprintf("the archive's checkpoint: %v", err)}
 		return rep, nil

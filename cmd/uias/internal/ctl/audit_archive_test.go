@@ -86,8 +86,9 @@ func TestAuditVerifyArchive(t *testing.T) {
 	for _, k := range osigner.VerifierKeys() {
 		opin = append(opin, "--verifier-key", k)
 	}
-	if code, _, _ := h.run(append([]string{"audit", "verify", "--archive", arch[0].File}, opin...)...); code != 1 {
-		t.Fatalf("archive verified with another log's key: exit %d", code)
+	if code, out, errs := h.run(append([]string{"audit", "verify", "--archive", arch[0].File}, opin...)...); code != 1 ||
+		!strings.Contains(out+errs, "none of the verifier keys given") {
+		t.Fatalf("archive verified with another log's key: exit %d\n%s%s", code, out, errs)
 	}
 	if code, _, _ := h.run("audit", "verify", "--archive", filepath.Join(dir, "missing")); code == 0 {
 		t.Fatal("a missing file verified")
