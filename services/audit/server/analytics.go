@@ -44,6 +44,11 @@ func rangeOf(r timeRange) analytics.Range {
 	var out analytics.Range
 	if r.GetStartTime() != nil {
 		out.From = r.GetStartTime().AsTime()
+		if out.From.IsZero() {
+			// the earliest time given (0001-01-01T00:00:00Z): from the
+			// beginning, not "none given" (a report's own default)
+			out.From = out.From.Add(time.Nanosecond)
+		}
 	}
 	if r.GetEndTime() != nil {
 		out.To = r.GetEndTime().AsTime()
