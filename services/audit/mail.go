@@ -98,7 +98,7 @@ func (m *ReportMailer) SendDue(ctx context.Context) ([]string, error) {
 	for _, e := range entries {
 		names[e.Name()] = true
 	}
-	since, err := m.since(names)
+	since, err := m.since()
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (m *ReportMailer) due(p Period, names map[string]bool, since string) []stri
 
 // since reads MailSinceFile, writing it (or a kind missing from it) with
 // the newest report of each kind on disk.
-func (m *ReportMailer) since(names map[string]bool) (map[Period]string, error) {
+func (m *ReportMailer) since() (map[Period]string, error) {
 	path := filepath.Join(m.Reporter.Dir, MailSinceFile)
 	out := map[Period]string{}
 	b, err := os.ReadFile(path)
@@ -178,22 +178,18 @@ func (m *ReportMailer) since(names map[string]bool) (map[Period]string, error) {
 			}
 		}
 	}
+	var onDisk map[Period]string // the newest report of each kind, read once when needed
 	changed := false
 	for _, p := range m.Periods {
 		if _, ok := out[p]; ok {
 			continue
 		}
-		changed = true
-		out[p] = ""
-		prefix := "audit-" + p.String() + "-"
-		for name := range names {
-			rest, ok := strings.CutPrefix(name, prefix)
-			if ok && len(rest) > len(time.DateOnly) && rest[len(time.DateOnly)] == '.' && rest[:len(time.DateOnly)] > out[p] {
-				if _, err := time.Parse(time.DateOnly, rest[:len(time.DateOnly)]); err == nil {
-					out[p] = rest[:len(time.DateOnly)]
-				}
+		if onDisk == nil {
+			if onDisk, err = m.Reporter.newestOnDisk(); err != nil {
+				return nil, fmt.Errorf("audit reports mailing: %w", err)
 			}
 		}
+		changed, out[p] = true, onDisk[p]
 	}
 	if !changed {
 		return out, nil
