@@ -20,8 +20,12 @@ func init() {
 
 // Errors of the domain.
 var (
-	ErrSessionNotFound   = apierr.New(apierr.NotFound, "SESSION_NOT_FOUND", "the session has ended or does not exist")
-	ErrStoreUnavailable  = apierr.New(apierr.Unavailable, "TICKET_STORE_UNAVAILABLE", "the ticket store is unavailable, retry later")
-	ErrComponentsOnly    = apierr.New(apierr.PermissionDenied, "COMPONENTS_ONLY", "this call is made only by UIAS components")
+	ErrSessionNotFound  = apierr.New(apierr.NotFound, "SESSION_NOT_FOUND", "the session has ended or does not exist")
+	ErrStoreUnavailable = apierr.New(apierr.Unavailable, "TICKET_STORE_UNAVAILABLE", "the ticket store is unavailable, retry later")
+	ErrComponentsOnly   = apierr.New(apierr.PermissionDenied, "COMPONENTS_ONLY", "this call is made only by UIAS components")
+	// ErrPGTComponentsOnly refuses issue_pgt to a caller that is no UIAS
+	// component.
+	ErrPGTComponentsOnly = ErrComponentsOnly.WithMessage("issue_pgt is for the CAS edge, which hands the proxy-granting ticket to the pgtUrl: " +
+		"validate without it, or use /cas/serviceValidate with pgtUrl")
 	ErrNoSuchUserSession = apierr.New(apierr.NotFound, "SESSION_NOT_OF_USER", "the person has no live session with this id")
 )

@@ -717,3 +717,35 @@ func TestRegistryFaultLeavesTheTicket(t *testing.T) {
 		t.Fatalf("the ticket once the registry answers: %+v %v", v, err)
 	}
 }
+
+// Ending the sessions of people who may no longer sign in (an org
+// disabled): when identity does not answer, nothing ends and the error
+// says so (the next event or the sessions' lifetime ends them); when it
+// answers, only the people it names lose their sessions.
+func TestEndSessionsOfInactive(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	ctx := context.Background()
+	gone, stays := f.login(t, "u.gone"), f.login(t, "u.stays")
+	down := errors.New("identity unavailable")
+	n, err := f.svc.EndSessionsOfInactive(ctx, func(context.Context, []string) ([]string, error) { return nil, down }, "ORG_DISABLED")
+	if n != 0 || !errors.Is(err, down) {
+		t.Fatalf("identity down: %d ended, %v", n, err)
+	}
+	if _, err := f.svc.GetSession(ctx, gone); err != nil {
+		t.Fatalf("a session ended while identity did not answer: %v", err)
+	}
+	var asked []string
+	n, err = f.svc.EndSessionsOfInactive(ctx, func(_ context.Context, ids []string) ([]string, error) {
+		asked = append(asked, ids...)
+		return []string{"u.gone"}, nil
+	}, "ORG_DISABLED")
+	if n != 1 || err != nil || len(asked) != 2 {
+		t.Fatalf("ended %d, %v; asked %v", n, err, asked)
+	}
+	if _, err := f.svc.GetSession(ctx, gone); !errors.Is(err, ticket.ErrSessionNotFound) {
+		t.Fatalf("the inactive person's session: %v", err)
+	}
+	if _, err := f.svc.GetSession(ctx, stays); err != nil {
+		t.Fatalf("another person's session: %v", err)
+	}
+}

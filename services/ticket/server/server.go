@@ -228,7 +228,7 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 		// A PGT goes to the pgtUrl only, over verified HTTPS (CAS 3.0
 		// §2.5.4), which the CAS edge calls: never in an answer to an
 		// application. Refused before the ticket is used.
-		return nil, errPGTComponentsOnly
+		return nil, ticket.ErrPGTComponentsOnly
 	}
 	v, err := s.svc.ValidateTicket(ctx, ticket.Validate{Ticket: r.GetTicket(), Service: r.GetService(), Renew: r.GetRenew(),
 		AllowProxy: r.GetAllowProxy(), IssuePGT: r.GetIssuePgt(), PGTURL: r.GetPgtUrl()})
@@ -252,11 +252,6 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 	}
 	return out, nil
 }
-
-// errPGTComponentsOnly refuses issue_pgt to a caller that is no UIAS
-// component.
-var errPGTComponentsOnly = apierr.New(apierr.PermissionDenied, "COMPONENTS_ONLY",
-	"issue_pgt is for the CAS edge, which hands the proxy-granting ticket to the pgtUrl: validate without it, or use /cas/serviceValidate with pgtUrl")
 
 // RevokeProxyGrantingTicket implements TicketService.
 func (s *Server) RevokeProxyGrantingTicket(ctx context.Context, r *ticketv1.RevokeProxyGrantingTicketRequest) (*ticketv1.RevokeProxyGrantingTicketResponse, error) {
