@@ -31,6 +31,11 @@ const ReasonAuditForbidden = "AUDIT_FORBIDDEN"
 
 var errForbidden = apierr.New(apierr.PermissionDenied, ReasonAuditForbidden, "this administrator may not read the audit log")
 
+// ErrPersonOutOfScope refuses a unit administrator a question about one
+// person outside the org subtrees they administer (a scoped answer would
+// read as "no records of this person").
+var ErrPersonOutOfScope = errForbidden.WithMessage("this person is outside the org subtrees you administer")
+
 func init() {
 	apierr.Register(apierr.Reason{Name: ReasonAuditForbidden, Code: apierr.PermissionDenied,
 		Doc: "Audit log: the administrator may not read the audit log, or not this part of it."})

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -127,6 +128,19 @@ func TestAdminScopesOfComponents(t *testing.T) {
 	}
 	if r, err := q.QueryRecords(x.as("unitA"), &auditv1.QueryRecordsRequest{Subject: "user:" + x.carol}); err != nil || len(r.GetRecords()) != 0 {
 		t.Fatalf("unit admin of east reads carol's records (west): %v %v", r, err)
+	}
+	// One person's login history: a person outside the subtree is refused
+	// (an empty answer would read "carol never signed in"), bob's answered.
+	an := auditv1.NewAuditAnalyticsServiceClient(e.conn)
+	_, err = an.LoginHistory(x.as("unitA"), &auditv1.LoginHistoryRequest{UserId: x.carol})
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "outside the org subtrees you administer") {
+		t.Fatalf("unit admin of east asks for carol's logins (west): %v", err)
+	}
+	if _, err := an.LoginHistory(x.as("unitA"), &auditv1.LoginHistoryRequest{UserId: x.bob}); err != nil {
+		t.Fatalf("unit admin of east asks for bob's logins: %v", err)
+	}
+	if _, err := an.LoginHistory(x.as("aud"), &auditv1.LoginHistoryRequest{UserId: x.carol}); err != nil {
+		t.Fatalf("the auditor asks for carol's logins: %v", err)
 	}
 	code, out, _ = e.rest(http.MethodGet, "/v1/audit/records?page_size=1000", x.asHeader("unitA"), nil)
 	recs, _ := out["records"].([]any)

@@ -189,13 +189,34 @@ func TestAuditAnalytics(t *testing.T) {
 	if st := wantCode(t, err, codes.FailedPrecondition, "AUDIT_NO_IMPORTANT_APPS"); !strings.Contains(st.Message(), "important_apps") {
 		t.Errorf("last access without important applications: %q", st.Message())
 	}
-	code, body, _ = e.rest(http.MethodGet, "/v1/audit/analytics/last-access?app_ids=oa&app_ids=crm", auth, nil)
-	if code != http.StatusOK {
+	// applications are named by App_ID or code; a name no application has
+	// is refused, not answered "nobody accessed it"
+	hr := e.seed("hr", "hana", nil, nil)
+	if _, err := e.authPW(hr, hr.account, hr.password); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the last access to hr, asked by its code", func() bool {
+		res, err := c.LastAccess(aud, &auditv1.LastAccessRequest{AppIds: []string{"hr"}})
+		if err != nil {
+			t.Fatalf("last access to hr by its code: %v", err)
+		}
+		return len(res.GetAccesses()) == 1 && res.GetAccesses()[0].GetAppId() == hr.appID
+	})
+	_, err = c.LastAccess(aud, &auditv1.LastAccessRequest{AppIds: []string{"hr", "nonexistent"}})
+	if st := wantCode(t, err, codes.InvalidArgument, ""); !strings.Contains(st.Message(), "nonexistent") {
+		t.Errorf("last access to an application nobody has: %q", st.Message())
+	}
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/analytics/last-access?app_ids=hr&app_ids="+hr.appID, auth, nil)
+	if code != http.StatusOK || len(body["accesses"].([]any)) != 1 {
 		t.Fatalf("REST last access: %d %v", code, body)
+	}
+	code, body, _ = e.rest(http.MethodGet, "/v1/audit/analytics/last-access?app_ids=crm", auth, nil)
+	if code != http.StatusBadRequest {
+		t.Fatalf("REST last access to an application nobody has: %d %v", code, body)
 	}
 	_, err = c.OutsideAllowList(aud, &auditv1.OutsideAllowListRequest{})
 	wantCode(t, err, codes.FailedPrecondition, "AUDIT_NO_ALLOW_LIST")
-	if _, err := c.LastAccess(e.adm(), &auditv1.LastAccessRequest{AppIds: []string{"oa"}}); err != nil {
+	if _, err := c.LastAccess(e.adm(), &auditv1.LastAccessRequest{AppIds: []string{hr.appID}}); err != nil {
 		t.Errorf("system administrator asks for the last access: %v", err)
 	}
 }

@@ -100,11 +100,18 @@ func (a *Analytics) scan(ctx context.Context, f Filter, fn func(r *audit.Record)
 // the range held more than MaxReportRecords accesses (the newest were
 // read).
 func (a *Analytics) LastAccess(ctx context.Context, scope audit.Scope, r Range, apps []string, userID string, limit int) ([]Access, bool, error) {
-	if len(apps) == 0 {
+	settings := len(apps) == 0
+	if settings {
 		apps = a.important
 	}
 	if len(apps) == 0 {
 		return nil, false, ErrNoImportantApps
+	}
+	if ar, ok := a.people.(AppResolver); ok {
+		var err error
+		if apps, err = resolveApps(ctx, ar, apps, settings); err != nil {
+			return nil, false, err
+		}
 	}
 	if strings.ContainsAny(userID, " \t\r\n") {
 		return nil, false, badRequest("user_id must name a person")
@@ -200,4 +207,46 @@ func (a *Analytics) OutsideAllowList(ctx context.Context, scope audit.Scope, r R
 		return nil, false, err
 	}
 	return out, more || full, nil
+}
+
+// AppResolver is what a PeopleSource may also answer: the App_IDs of
+// applications named by App_ID or application code, as the calling
+// administrator may read them. Known maps each name given to its App_ID,
+// leaving out the names no application has; ok is false when the
+// applications cannot be listed now (identity down, or the caller may not
+// read them): the names are then taken as App_IDs.
+type AppResolver interface {
+	ResolveApps(ctx context.Context, names []string) (known map[string]string, ok bool)
+}
+
+// resolveApps turns the applications named (App_IDs or codes) into
+// App_IDs; a name no application has is refused (it would match nothing
+// and answer "nobody accessed it"), naming the setting when it comes from
+// there.
+func resolveApps(ctx context.Context, ar AppResolver, names []string, settings bool) ([]string, error) {
+	known, ok := ar.ResolveApps(ctx, names)
+	if !ok {
+		return names, nil
+	}
+	out := make([]string, 0, len(names))
+	var unknown []string
+	for _, n := range names {
+		id, found := known[n]
+		if !found {
+			unknown = append(unknown, n)
+			continue
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	if len(unknown) > 0 {
+		list := strings.Join(unknown, ", ")
+		if settings {
+			return nil, apierr.New(apierr.FailedPrecondition, ReasonNoImportantApps,
+				"audit.analytics.important_apps names no application by "+list+" (give App_IDs or application codes)")
+		}
+		return nil, badRequest("no application has the App_ID or code " + list)
+	}
+	return out, nil
 }

@@ -314,6 +314,12 @@ func (a *Analytics) LoginHistory(ctx context.Context, scope audit.Scope, userID 
 	if err != nil {
 		return nil, "", err
 	}
+	if ps, ok := a.people.(PersonScope); ok && !scope.All {
+		// a person outside the subtrees is refused, not answered "no logins"
+		if err := ps.MayRead(ctx, userID); err != nil {
+			return nil, "", err
+		}
+	}
 	switch {
 	case pageSize < 0 || pageSize > MaxPageSize:
 		return nil, "", badRequest(fmt.Sprintf("page_size must be between 0 and %d", MaxPageSize))

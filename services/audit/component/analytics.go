@@ -54,7 +54,7 @@ type AnalyticsConfig struct {
 	AlertWebhookURL      string        `yaml:"alert_webhook_url"`
 	AlertWebhookSecret   string        `yaml:"-"`
 	AlertWebhookAttempts int           `yaml:"alert_webhook_attempts"`
-	// ImportantApps are the applications (App_IDs) whose last access per
+	// ImportantApps are the applications (App_IDs or application codes) whose last access per
 	// person the last-access report lists when the question names none
 	// (empty: the question must name them).
 	ImportantApps []string `yaml:"important_apps"`
@@ -138,7 +138,7 @@ func (c *AnalyticsConfig) validate() error {
 	}
 	for _, app := range c.ImportantApps {
 		if strings.TrimSpace(app) == "" || len(app) > 128 {
-			bad("important_apps", "must be App_IDs (1-128 characters), got %q", app)
+			bad("important_apps", "must be App_IDs or application codes (1-128 characters), got %q", app)
 		}
 	}
 	if len(c.ImportantApps) > 100 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/analytics"
 )
 
@@ -68,6 +69,43 @@ func (p identityPeople) People(ctx context.Context, orgs []string, fn func([]ana
 		}
 	}
 	return nil
+}
+
+// MayRead implements analytics.PersonScope: identity's GetUser, asked
+// with the caller's token, refuses a person outside their subtrees.
+func (p identityPeople) MayRead(ctx context.Context, userID string) error {
+	ctx, cancel := context.WithTimeout(asCaller(ctx), namesTimeout)
+	defer cancel()
+	_, err := p.c.GetUser(ctx, &identityv1.GetUserRequest{Id: userID})
+	if status.Code(err) == codes.PermissionDenied {
+		return audit.ErrPersonOutOfScope
+	}
+	return nil
+}
+
+// ResolveApps implements analytics.AppResolver over identity's ListApps
+// (every application, in pages), asked with the caller's token.
+func (p identityPeople) ResolveApps(ctx context.Context, names []string) (map[string]string, bool) {
+	ctx, cancel := context.WithTimeout(asCaller(ctx), namesTimeout)
+	defer cancel()
+	known := make(map[string]string, len(names))
+	tok := ""
+	for {
+		res, err := p.c.ListApps(ctx, &identityv1.ListAppsRequest{PageSize: peoplePage, PageToken: tok})
+		if err != nil {
+			return nil, false
+		}
+		for _, a := range res.GetApps() {
+			for _, n := range names {
+				if n == a.GetId() || n == a.GetAppCode() && n != "" {
+					known[n] = a.GetId()
+				}
+			}
+		}
+		if tok = res.GetNextPageToken(); tok == "" {
+			return known, true
+		}
+	}
 }
 
 // identityOrgs expands org subtrees over the identity component's ListOrgs

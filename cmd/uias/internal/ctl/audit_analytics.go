@@ -360,7 +360,7 @@ func auditLastAccessCmd() command {
 		"Lists, per person and application, the latest access (login, ticket) to the important applications\n"+
 			"(audit.analytics.important_apps, or --apps), by application then the latest first.",
 		func(fs *flag.FlagSet) func() (*auditv1.LastAccessRequest, error) {
-			apps := fs.String("apps", "", "these applications (comma-separated `APP_IDS`) instead of audit.analytics.important_apps")
+			apps := fs.String("apps", "", "these applications (comma-separated App_IDs or codes, `APPS`) instead of audit.analytics.important_apps")
 			user := fs.String("user", "", "only person `USER_ID`")
 			r := addLoginRange(fs)
 			limit := fs.Int("limit", 0, "at most `N` rows (default 100)")

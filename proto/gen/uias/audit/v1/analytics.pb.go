@@ -1359,7 +1359,8 @@ type LastAccessRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start_time,json=startTime" json:"start_time,omitempty"`
 	EndTime   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=end_time,json=endTime" json:"end_time,omitempty"`
-	// app_ids: these applications instead of audit.analytics.important_apps.
+	// app_ids: these applications (App_IDs or application codes) instead of
+	// audit.analytics.important_apps; a name no application has is refused.
 	AppIds []string `protobuf:"bytes,3,rep,name=app_ids,json=appIds" json:"app_ids,omitempty"`
 	// user_id: only this person's accesses.
 	UserId string `protobuf:"bytes,4,opt,name=user_id,json=userId" json:"user_id,omitempty"`
