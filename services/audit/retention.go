@@ -236,6 +236,18 @@ type ArchiveRequest struct {
 	// of one file (default 1,000,000).
 	Dir           string
 	MaxPerArchive int64
+	// MinRemovalAge: a removal of records younger than this is refused
+	// (audit.min_removal_age; 0: no floor). A backup is not bound by it.
+	MinRemovalAge time.Duration
+}
+
+// ReasonRemovalTooRecent refuses a removal of records younger than
+// audit.min_removal_age.
+const ReasonRemovalTooRecent = "AUDIT_REMOVAL_TOO_RECENT"
+
+func init() {
+	apierr.Register(apierr.Reason{Name: ReasonRemovalTooRecent, Code: apierr.FailedPrecondition,
+		Doc: "Audit log: a removal (backup --remove) of records younger than audit.min_removal_age (default 4380h, six months, as the Cybersecurity Law art. 21 keeps network logs) is refused; a backup without removal is not."})
 }
 
 // ArchiveOutcome says what ArchiveBefore did.
@@ -273,6 +285,11 @@ func (l *Log) ArchiveBefore(ctx context.Context, req ArchiveRequest, now time.Ti
 		return nil, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, fmt.Sprintf(
 			"before (%s) is in the future (now %s): only records already written can be archived",
 			req.Before.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+	}
+	if floor := now.Add(-req.MinRemovalAge); req.Remove && req.MinRemovalAge > 0 && req.Before.After(floor) {
+		return nil, apierr.New(apierr.FailedPrecondition, ReasonRemovalTooRecent, fmt.Sprintf(
+			"records younger than %s (audit.min_removal_age) may not be removed from the database: remove only those before %s or earlier; "+
+				"a backup without removal may reach up to now", fmtAge(req.MinRemovalAge), floor.UTC().Format(time.RFC3339)))
 	}
 	reason := ReasonBackup
 	if req.Remove {
@@ -366,4 +383,13 @@ func (l *Log) ArchiveStatusOf(ctx context.Context) (*ArchiveStatus, error) {
 		q.PageToken = next
 	}
 	return out, nil
+}
+
+// fmtAge writes a duration of whole days as days ("183 days"), else as Go
+// writes it.
+func fmtAge(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
 }

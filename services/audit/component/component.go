@@ -175,7 +175,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	return &module.Component{
 		Register: func(g grpc.ServiceRegistrar) {
-			server.New(l).WithArchives(server.ArchiveOptions{Dir: archiveDir, Reminder: cfg.BackupReminder, Checker: admins}).Register(g)
+			server.New(l).WithArchives(server.ArchiveOptions{Dir: archiveDir, Reminder: cfg.BackupReminder, Checker: admins,
+				MinRemovalAge: cfg.MinRemovalAge}).Register(g)
 			server.NewQuery(st).WithNames(names).Register(g)
 			server.NewReports(st, exp).Register(g)
 			an.Register(g)

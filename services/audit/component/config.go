@@ -51,6 +51,11 @@ type Config struct {
 	Retention      time.Duration `yaml:"retention"`
 	ArchiveDir     string        `yaml:"archive_dir"`
 	RetentionCheck time.Duration `yaml:"retention_check"`
+	// MinRemovalAge: the security auditor may not remove records younger
+	// than this from the database (4380h, six months: the Cybersecurity
+	// Law, art. 21, keeps network logs at least that long; 0: no floor).
+	// A retention shorter than it is refused.
+	MinRemovalAge time.Duration `yaml:"min_removal_age"`
 	// BackupReminder: when the security auditor has not backed up the log
 	// (uias ctl audit backup) for this long, uias ctl login reminds them
 	// (720h = 30 days; 0: no reminder).
@@ -73,13 +78,17 @@ const DefaultBackupReminder = 30 * 24 * time.Hour
 // MinBackupReminder is the shortest backup reminder accepted (besides 0, off).
 const MinBackupReminder = time.Hour
 
+// DefaultMinRemovalAge is audit.min_removal_age's default: 4380h, six
+// months.
+const DefaultMinRemovalAge = 4380 * time.Hour
+
 // MinRetention is the shortest retention accepted (besides 0, forever).
 const MinRetention = 24 * time.Hour
 
 // Defaults returns the audit defaults.
 func Defaults() *Config {
 	return &Config{Origin: "uias.audit", Batch: 2000, BatchWait: 500 * time.Millisecond, CheckpointEvery: 1000,
-		CheckpointInterval: 10 * time.Second, StreamMaxAge: MinStreamMaxAge, Retention: 365 * 24 * time.Hour,
+		CheckpointInterval: 10 * time.Second, StreamMaxAge: MinStreamMaxAge, Retention: 365 * 24 * time.Hour, MinRemovalAge: DefaultMinRemovalAge,
 		RetentionCheck: time.Hour, BackupReminder: DefaultBackupReminder, PDFFont: audit.DefaultPDFFont, PDFLatinFont: audit.DefaultPDFLatinFont, Reports: defaultReports(),
 		Analytics: analyticsDefaults()}
 }
@@ -100,6 +109,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.Retention, "UIAS_AUDIT_RETENTION", "", "")
 	b.String(&c.ArchiveDir, "UIAS_AUDIT_ARCHIVE_DIR", "", "")
 	b.Duration(&c.RetentionCheck, "UIAS_AUDIT_RETENTION_CHECK", "", "")
+	b.Duration(&c.MinRemovalAge, "UIAS_AUDIT_MIN_REMOVAL_AGE", "", "")
 	b.Duration(&c.BackupReminder, "UIAS_AUDIT_BACKUP_REMINDER", "", "")
 	b.String(&c.PDFFont, "UIAS_AUDIT_PDF_FONT", "", "")
 	b.String(&c.PDFLatinFont, "UIAS_AUDIT_PDF_LATIN_FONT", "", "")
@@ -163,6 +173,13 @@ func (c *Config) Validate(p *config.Config) error {
 	}
 	if c.Retention != 0 && c.Retention < MinRetention {
 		bad("retention", "must be 0 (keep forever) or at least 24h, got %s", c.Retention)
+	}
+	if c.MinRemovalAge < 0 {
+		bad("min_removal_age", "must be 0 (no floor) or more, got %s", c.MinRemovalAge)
+	}
+	if c.Retention != 0 && c.Retention < c.MinRemovalAge {
+		bad("retention", "must be 0 (keep forever) or at least audit.min_removal_age (%s): records would leave the database younger than "+
+			"the security auditor may remove them; got %s", c.MinRemovalAge, c.Retention)
 	}
 	if c.RetentionCheck < time.Minute || c.RetentionCheck > 24*time.Hour {
 		bad("retention_check", "must be between 1m and 24h, got %s", c.RetentionCheck)

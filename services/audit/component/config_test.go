@@ -127,7 +127,7 @@ func TestEnvironment(t *testing.T) {
 	env := map[string]string{"UIAS_AUDIT_ORIGIN": "centre-2.example/audit", "UIAS_AUDIT_BATCH": "50",
 		"UIAS_AUDIT_CHECKPOINT_EVERY": "7", "UIAS_AUDIT_CHECKPOINT_INTERVAL": "3s", "UIAS_AUDIT_STREAM_MAX_AGE": "720h",
 		"UIAS_KEY_FILE": "/run/secrets/ring", "UIAS_KEY_FILE_ALLOW_OPEN_MODE": "true", "UIAS_KEYRING": "{}", "UIAS_AUDIT_BATCH_WAIT": "1s",
-		"UIAS_AUDIT_BACKUP_REMINDER": "168h"}
+		"UIAS_AUDIT_BACKUP_REMINDER": "168h", "UIAS_AUDIT_MIN_REMOVAL_AGE": "8760h"}
 	c, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil, def)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func TestEnvironment(t *testing.T) {
 	s := Settings(&c)
 	if s.Origin != "centre-2.example/audit" || s.Batch != 50 || s.CheckpointEvery != 7 || s.CheckpointInterval != 3*time.Second ||
 		s.StreamMaxAge != 720*time.Hour || s.KeyFileIn(&c) != "/run/secrets/ring" || s.KeyRing != "{}" || s.BatchWait != time.Second || !s.KeyFileAllowOpenMode ||
-		s.BackupReminder != 168*time.Hour {
+		s.BackupReminder != 168*time.Hour || s.MinRemovalAge != 8760*time.Hour {
 		t.Fatalf("from the environment: %+v", s)
 	}
 }
@@ -156,6 +156,9 @@ func TestValidateEachProblem(t *testing.T) {
 		{func(c *Config) { c.BackupReminder = time.Minute }, "audit.backup_reminder"},
 		{func(c *Config) { c.BackupReminder = -time.Hour }, "audit.backup_reminder"},
 		{func(c *Config) { c.BackupReminder = 20 * 365 * 24 * time.Hour }, "audit.backup_reminder"},
+		{func(c *Config) { c.MinRemovalAge = -time.Hour }, "audit.min_removal_age"},
+		// records would leave younger than the auditor may remove them
+		{func(c *Config) { c.Retention = 30 * 24 * time.Hour }, "audit.retention"},
 		{func(c *Config) { c.PDFFont = "" }, "audit.pdf_font"},
 		{func(c *Config) { c.PDFLatinFont = "" }, "audit.pdf_latin_font"},
 		{func(c *Config) { c.Reports.Schedule = []string{"hourly"} }, "audit.reports.schedule"},
@@ -189,6 +192,14 @@ func TestValidateEachProblem(t *testing.T) {
 		t.Errorf("backup_reminder default %s", Settings(&c).BackupReminder)
 	}
 	Settings(&c).BackupReminder = 0 // no reminder
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if Settings(&c).MinRemovalAge != 4380*time.Hour {
+		t.Errorf("min_removal_age default %s", Settings(&c).MinRemovalAge)
+	}
+	// a shorter retention with the floor lowered as far
+	Settings(&c).MinRemovalAge, Settings(&c).Retention = 0, 24*time.Hour
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

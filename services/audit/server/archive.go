@@ -23,6 +23,8 @@ type ArchiveOptions struct {
 	Dir string
 	// Reminder is audit.backup_reminder (0: off).
 	Reminder time.Duration
+	// MinRemovalAge is audit.min_removal_age (0: no floor).
+	MinRemovalAge time.Duration
 	// Checker decides GetArchiveStatus's permission (its handler asks).
 	Checker adminauth.Checker
 	// Now is the clock (nil: time.Now).
@@ -60,7 +62,7 @@ func (s *Server) ArchiveRecords(ctx context.Context, r *auditv1.ArchiveRecordsRe
 		before = r.GetBefore().AsTime()
 	}
 	o, err := s.log.ArchiveBefore(ctx, audit.ArchiveRequest{Before: before, Remove: r.GetRemove(), Actor: "user:" + adminauth.From(ctx).ID,
-		Dir: s.archives.Dir}, s.now())
+		Dir: s.archives.Dir, MinRemovalAge: s.archives.MinRemovalAge}, s.now())
 	if err != nil {
 		if o != nil && len(o.Archives) > 0 {
 			return nil, fmt.Errorf("%w (records %d to %d were archived before the failure)", err, o.From, o.To-1)

@@ -27,6 +27,8 @@ func TestAuditBackup(t *testing.T) {
 		identitycomponent.Settings(cfg).BootstrapAuditorPassword = auditorPw
 		ac := auditcomponent.Settings(cfg)
 		ac.CheckpointEvery, ac.BatchWait, ac.ArchiveDir = 1, 20*time.Millisecond, archiveDir
+		// records younger than this may not be removed (the default is six months)
+		ac.MinRemovalAge = 2 * time.Second
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -178,7 +180,17 @@ func TestAuditBackup(t *testing.T) {
 
 	// the removal of the same records: not blocked by the backup; the
 	// archive records stay queryable; the log verifies
-	out = h.mustRun("audit", "backup", "--before", time.Now().UTC().Format(time.RFC3339Nano), "--remove", "--yes")
+	// records younger than audit.min_removal_age stay: refused, nothing removed
+	t0 := time.Now().UTC().Format(time.RFC3339Nano)
+	if code, _, errs := h.run("audit", "backup", "--before", t0, "--remove", "--yes"); code != exitError ||
+		!strings.Contains(errs, "younger than 2s (audit.min_removal_age) may not be removed") {
+		t.Fatalf("removal of records younger than the minimum age: exit %d %s", code, errs)
+	}
+	if p, _ := hd.Store.Pruned(ctx); p != 0 {
+		t.Fatalf("a refused removal removed records: pruned %d", p)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	out = h.mustRun("audit", "backup", "--before", t0, "--remove", "--yes")
 	if !strings.Contains(out, "removed from the database") {
 		t.Fatalf("removal:\n%s", out)
 	}
