@@ -277,6 +277,11 @@ type NewUser struct {
 	CannotChange           bool
 	PasswordOnly           bool
 	IsAdmin                bool
+	// OwnPassword: Password is the person's own (the first
+	// administrators', each given by whoever starts the system for them);
+	// otherwise a password given is one another set for them
+	// (User.PasswordByOther).
+	OwnPassword bool
 }
 
 func validIDType(t IDType) bool {
@@ -370,7 +375,7 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 		if err != nil {
 			return nil, nil, errOverloaded
 		}
-		u.PasswordHash, u.PasswordChangedAt = h, start
+		u.PasswordHash, u.PasswordChangedAt, u.PasswordByOther = h, start, !n.OwnPassword
 	}
 	return u, []events.Event{s.replicaChange(ctx, "user", "created", u.ID, userView(u), withSealed(userReplica(u, true), u)),
 		s.audit(ctx, "user.create", "user:"+u.ID, u.OrgID, "success", "OK", start, userChangeDetail(u, nil))}, nil
@@ -825,6 +830,13 @@ func (s *Service) UnlockUser(ctx context.Context, id string) (*User, error) {
 	})
 }
 
+// byOther: the caller setting user id's password is someone else (an
+// administrator setting their own sets their own).
+func byOther(ctx context.Context, id string) bool {
+	c := caller.From(ctx)
+	return c == nil || c.Principal != id
+}
+
 // SetPassword is an administrator setting a user's password.
 func (s *Service) SetPassword(ctx context.Context, id, password string, mustChange bool) (*User, error) {
 	start := s.now()
@@ -835,7 +847,7 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, mustChan
 	if err := s.ownUser(ctx, u); err != nil {
 		return nil, err
 	}
-	if err := s.setPassword(ctx, u, password, mustChange, false, "user.set_password", start, ""); err != nil {
+	if err := s.setPassword(ctx, u, password, PasswordSet{MustChange: mustChange, ByOther: byOther(ctx, id)}, false, "user.set_password", start, ""); err != nil {
 		return nil, err
 	}
 	return s.loadUser(ctx, id)
@@ -859,7 +871,7 @@ func (s *Service) ResetPassword(ctx context.Context, id string) (*User, string, 
 	}
 	// A user who may not change their password would be stuck on the
 	// change page: theirs stays until an administrator sets another.
-	if err := s.setPassword(ctx, u, pw, !u.CannotChange, false, "user.reset_password", start, ""); err != nil {
+	if err := s.setPassword(ctx, u, pw, PasswordSet{MustChange: !u.CannotChange, ByOther: byOther(ctx, id)}, false, "user.reset_password", start, ""); err != nil {
 		return nil, "", err
 	}
 	u, err = s.loadUser(ctx, id)
@@ -1442,14 +1454,16 @@ func (s *Service) BootstrapAdmins(ctx context.Context, p FirstAdmins) (Bootstrap
 		return *out
 	}
 	admin, evs, err := s.newUser(bctx, NewUser{LoginName: BootstrapAdminLogin, DisplayName: "System Administrator",
-		OrgID: root.ID, Password: generate(p.AdminPassword, &res.AdminPassword), NeverExpires: true, IsAdmin: true})
+		OrgID: root.ID, Password: generate(p.AdminPassword, &res.AdminPassword), NeverExpires: true, IsAdmin: true,
+		OwnPassword: true})
 	if err != nil {
 		return Bootstrapped{}, fmt.Errorf("create system administrator: %w", err)
 	}
 	users, appoint := []*User{admin}, []Appointment(nil)
 	if !p.NoAuditor {
 		auditor, audEvs, err := s.newUser(bctx, NewUser{LoginName: BootstrapAuditorLogin, DisplayName: "Security Auditor",
-			OrgID: root.ID, Password: generate(p.AuditorPassword, &res.AuditorPassword), NeverExpires: true})
+			OrgID: root.ID, Password: generate(p.AuditorPassword, &res.AuditorPassword), NeverExpires: true,
+			OwnPassword: true})
 		if err != nil {
 			return Bootstrapped{}, fmt.Errorf("create security auditor: %w", err)
 		}

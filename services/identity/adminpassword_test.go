@@ -2,9 +2,11 @@ package identity_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/services/identity"
 )
 
@@ -90,7 +92,7 @@ func TestAdminLoginCannotChangePassword(t *testing.T) {
 	ctx := context.Background()
 	orgs, _, _ := w.svc.ListOrgs(ctx, identity.OrgFilter{}, 0, "")
 	if _, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "bo", DisplayName: "Bo", OrgID: orgs[0].ID,
-		Password: "Kite-Pass-001", IsAdmin: true, CannotChange: true, MustChange: true}); err != nil {
+		Password: "Kite-Pass-001", IsAdmin: true, CannotChange: true, MustChange: true, OwnPassword: true}); err != nil {
 		t.Fatal(err)
 	}
 	ip := from("192.0.2.10")
@@ -155,5 +157,62 @@ func TestAdminLoginPasswordChangeAudited(t *testing.T) {
 		if r.Subject != "user:"+ada.ID || r.Result != want[i].result || r.Reason != want[i].reason || r.Detail["password_changed"] != want[i].changed {
 			t.Errorf("record %d: %+v, want %+v", i, r, want[i])
 		}
+	}
+}
+
+// A password someone else set (created with it, set or reset by an
+// administrator) lets nobody into the administration until its holder
+// replaces it with their own, even one who may not change their password
+// (trial5 D23: the system administrator created a person with a password
+// they chose, a security auditor then appointed them, and the system
+// administrator logged in as the new auditor). A password set by its
+// holder, or one they chose at login, is theirs.
+func TestAdminLoginNeedsOwnPassword(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	orgs, _, _ := w.svc.ListOrgs(ctx, identity.OrgFilter{}, 0, "")
+	_, root := adminLogin(t, w.svc, "admin", "Boot-Strap-Pass1")
+	mal, err := w.svc.CreateUser(root, identity.NewUser{LoginName: "mal", DisplayName: "Mal", OrgID: orgs[0].ID,
+		Password: "Mx-Pass-5511", IsAdmin: true, CannotChange: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mal.PasswordByOther {
+		t.Fatal("a password given at creation is not marked as set by another")
+	}
+	ip := from("192.0.2.40")
+	tok, _, _, err := w.svc.AdminLogin(ip, "mal", "Mx-Pass-5511")
+	if reasonOf(err) != "PASSWORD_CHANGE_REQUIRED" || tok != "" || !strings.Contains(err.Error(), "set by another person") {
+		t.Fatalf("login with a password another chose: %q %v", tok, err)
+	}
+	// the application login with it is not the administration's: it works
+	if _, err := w.svc.CreateLink(ctx, mal.ID, caller.From(w.ctx).App.ID, "mal001"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := w.svc.Authenticate(w.ctx, identity.AuthRequest{AppUserID: "mal001", Password: "Mx-Pass-5511",
+		AuthType: identity.AuthPassword}); err != nil || res.Reason != identity.ReasonOK {
+		t.Fatalf("application login with a password an administrator set: %+v %v", res, err)
+	}
+	tok, _, u, err := w.svc.AdminLoginNewPassword(ip, "mal", "Mx-Pass-5511", "Mine-Own-Pass-1")
+	if err != nil || tok == "" || u.PasswordByOther {
+		t.Fatalf("login choosing a password of one's own: %q %+v %v", tok, u, err)
+	}
+	if tok, _, _, err := w.svc.AdminLogin(ip, "mal", "Mine-Own-Pass-1"); err != nil || tok == "" {
+		t.Fatalf("login with one's own password: %v", err)
+	}
+	// an administrator setting it again (before the appointment, as the
+	// escalation rules allow only then) makes it another's again
+	if _, err := w.svc.SetPassword(root, mal.ID, "Mx-Pass-5512", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := w.svc.AdminLogin(ip, "mal", "Mx-Pass-5512"); reasonOf(err) != "PASSWORD_CHANGE_REQUIRED" {
+		t.Fatalf("login after an administrator set the password: %v", err)
+	}
+	// an administrator setting their own password sets their own
+	if _, err := w.svc.SetPassword(root, caller.From(root).Principal, "Boot-Strap-Pass9", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := w.svc.AdminLogin(ip, "admin", "Boot-Strap-Pass9"); err != nil {
+		t.Fatalf("login after setting one's own password: %v", err)
 	}
 }

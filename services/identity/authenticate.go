@@ -426,7 +426,7 @@ func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, ne
 	if r != ReasonOK && r != ReasonPasswordExpired {
 		return apierr.New(apierr.FailedPrecondition, "VERIFICATION_FAILED", "current password not accepted: "+reasonMessages[r])
 	}
-	if err := s.setPassword(ctx, u, newPassword, false, true, "password.change", start, ""); err != nil {
+	if err := s.setPassword(ctx, u, newPassword, PasswordSet{}, true, "password.change", start, ""); err != nil {
 		return err
 	}
 	return nil
@@ -436,8 +436,9 @@ func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, ne
 //
 // The CHANGES event ends the person's SSO sessions (ticket), all but
 // keepSession when it is not empty.
-func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChange, checkHistory bool, api string, start time.Time,
+func (s *Service) setPassword(ctx context.Context, u *User, pw string, set PasswordSet, checkHistory bool, api string, start time.Time,
 	keepSession string) error {
+	mustChange := set.MustChange
 	if err := s.cfg.Policy.CheckPassword(pw, u.LoginName); err != nil {
 		return err
 	}
@@ -468,8 +469,10 @@ func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChang
 	at := s.now()
 	after := *u
 	after.PasswordHash, after.PasswordChangedAt, after.MustChange, after.UpdatedAt = h, at, mustChange, at
+	after.PasswordByOther = set.ByOther
 	evs := []events.Event{
-		s.audit(ctx, api, "user:"+u.ID, u.OrgID, "success", "OK", start, map[string]string{"must_change_password": fmtBool(mustChange)}),
+		s.audit(ctx, api, "user:"+u.ID, u.OrgID, "success", "OK", start, map[string]string{"must_change_password": fmtBool(mustChange),
+			"set_by_other": fmtBool(set.ByOther)}),
 		s.replicaChange(ctx, "user", "password_changed", u.ID, passwordChanged(mustChange, keepSession),
 			userReplica(&after, true)),
 	}
@@ -477,7 +480,7 @@ func (s *Service) setPassword(ctx context.Context, u *User, pw string, mustChang
 	if keep < 1 {
 		keep = 1
 	}
-	if err := s.store.SetPassword(ctx, u.ID, h, at, mustChange, keep, evs); err != nil {
+	if err := s.store.SetPassword(ctx, u.ID, h, at, set, keep, evs); err != nil {
 		return err
 	}
 	s.kick()

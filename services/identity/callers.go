@@ -154,7 +154,7 @@ func (s *Service) AdminLoginOTP(ctx context.Context, login, password, newPasswor
 	// With a change pending (or asked for), the login's audit record waits
 	// for its outcome: the password being right is not yet a login. With
 	// an authenticator app, the password is the first factor only.
-	changing := u.MustChange || newPassword != "" || s.cfg.Policy.Expired(u, start)
+	changing := u.MustChange || u.PasswordByOther || newPassword != "" || s.cfg.Policy.Expired(u, start)
 	a.holdRecord, a.partial = changing || t != nil, t != nil
 	verdict, err := s.checkPassword(ctx, u, password, "admin.login", start, a)
 	if err != nil {
@@ -220,8 +220,21 @@ func (s *Service) AdminLoginOTP(ctx context.Context, login, password, newPasswor
 // authz deciding, nobody else may set an administrator's password. The
 // change is made at the person's home centre only. It returns the user as
 // the token is issued for.
+//
+// A password someone else set (PasswordByOther: an administrator's
+// create, set or reset) is replaced first whatever the flags say: an
+// administrator's password is theirs alone, or whoever chose it (the
+// system administrator who created the person a security auditor then
+// appointed) could act as them, and nobody but the holder may change it
+// once they administer.
 func (s *Service) adminPasswordChange(ctx context.Context, u *User, expired bool, newPassword string, start time.Time) (*User, error) {
 	switch {
+	case u.PasswordByOther && newPassword == "":
+		return nil, apierr.New(apierr.FailedPrecondition, "PASSWORD_CHANGE_REQUIRED",
+			"your password was set by another person: an administrator logs in with a password of their own only; "+
+				"log in again giving a new password (new_password)")
+	case u.PasswordByOther:
+		// changed below, CannotChange or not
 	case u.CannotChange && !expired && newPassword != "":
 		return nil, apierr.New(apierr.FailedPrecondition, "CANNOT_CHANGE_PASSWORD",
 			"you may not change your own password (user_cannot_change_password), and nobody else may change an administrator's: "+
@@ -239,11 +252,11 @@ func (s *Service) adminPasswordChange(ctx context.Context, u *User, expired bool
 	if err := s.ownUser(ctx, u); err != nil {
 		return nil, err
 	}
-	if err := s.setPassword(ctx, u, newPassword, false, true, "password.change", start, ""); err != nil {
+	if err := s.setPassword(ctx, u, newPassword, PasswordSet{}, true, "password.change", start, ""); err != nil {
 		return nil, err
 	}
 	after := *u
-	after.MustChange, after.PasswordChangedAt = false, s.now()
+	after.MustChange, after.PasswordByOther, after.PasswordChangedAt = false, false, s.now()
 	return &after, nil
 }
 

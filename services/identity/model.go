@@ -76,8 +76,13 @@ type User struct {
 	PasswordHash      string
 	PasswordChangedAt time.Time
 	MustChange        bool
-	NeverExpires      bool
-	CannotChange      bool
+	// PasswordByOther: the password was set by someone other than the
+	// person (an administrator's create, set or reset): it is nobody's
+	// secret but theirs only once they chose their own. An administrator's
+	// login requires a password of their own (callers.go).
+	PasswordByOther bool
+	NeverExpires    bool
+	CannotChange    bool
 	// PasswordOnly: the person may authenticate by password only; a
 	// fingerprint Authenticate answers ReasonPasswordOnly (-3).
 	PasswordOnly bool
@@ -103,6 +108,14 @@ type User struct {
 	// it the store keeps the row's, which a password change (SetPassword)
 	// may have cleared since this copy was read.
 	WriteMustChange bool
+}
+
+// PasswordSet is how a new password is set (Store.SetPassword).
+type PasswordSet struct {
+	// MustChange: the person must change it at their next login.
+	MustChange bool
+	// ByOther: someone other than the person set it (User.PasswordByOther).
+	ByOther bool
 }
 
 // LockForever is the LockedUntil value of an account locked until an

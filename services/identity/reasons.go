@@ -44,7 +44,7 @@ func init() {
 		apierr.Reason{Name: "BAD_ADMIN_LOGIN", Code: apierr.Unauthenticated,
 			Doc: "AdminLogin: unknown login name, a person who is no administrator, wrong password, or an account that is locked or disabled (all answered alike)."},
 		apierr.Reason{Name: "PASSWORD_CHANGE_REQUIRED", Code: apierr.FailedPrecondition,
-			Doc: "AdminLogin: the password was right, but it has expired or must be changed (an account created with must_change_password, a reset of one's own); no token was issued. Log in again with `new_password` set (`uias ctl login --password-stdin --new-password-stdin`): the password is replaced and the token issued in one call."},
+			Doc: "AdminLogin: the password was right, but it has expired, was set by another person (an administrator's create, set or reset: an administrator logs in with a password of their own), or must be changed (must_change_password, a reset of one's own); no token was issued. Log in again with `new_password` set (`uias ctl login --password-stdin --new-password-stdin`): the password is replaced and the token issued in one call."},
 
 		// Request data (malformed requests: apierr.ReasonBadRequest).
 		apierr.Reason{Name: "WEAK_PASSWORD", Code: apierr.InvalidArgument, Legacy: -5,

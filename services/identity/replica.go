@@ -155,6 +155,9 @@ type orgRecord struct {
 type passwordRecord struct {
 	Hash      string    `json:"hash"`
 	ChangedAt time.Time `json:"changed_at"`
+	// ByOther: User.PasswordByOther (absent from older centres: the
+	// holder's own).
+	ByOther bool `json:"by_other,omitempty"`
 }
 
 type userRecord struct {
@@ -257,7 +260,7 @@ func userReplica(u *User, withPassword bool) userRecord {
 		MustChange: u.MustChange, NeverExpires: u.NeverExpires, CannotChange: u.CannotChange, PasswordOnly: u.PasswordOnly,
 		LockedUntil: u.LockedUntil.UTC(), CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
 	if withPassword && u.PasswordHash != "" {
-		r.Password = &passwordRecord{Hash: u.PasswordHash, ChangedAt: u.PasswordChangedAt.UTC()}
+		r.Password = &passwordRecord{Hash: u.PasswordHash, ChangedAt: u.PasswordChangedAt.UTC(), ByOther: u.PasswordByOther}
 	}
 	return r
 }
@@ -528,6 +531,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			PasswordOnly: r.PasswordOnly, LockedUntil: r.LockedUntil, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 		if r.Password != nil {
 			w.WithPassword, w.User.PasswordHash, w.User.PasswordChangedAt = true, r.Password.Hash, r.Password.ChangedAt
+			w.User.PasswordByOther = r.Password.ByOther
 		}
 		if r.Sealed != nil {
 			w.WithSealed, w.User.IDNumberEnc, w.User.PhoneEnc = true, r.Sealed.IDNumberEnc, r.Sealed.PhoneEnc

@@ -368,5 +368,5 @@ func (s *Service) SSOChangePassword(ctx context.Context, login, oldPassword, new
 	}
 	c := *caller.From(ctx)
 	c.Principal = u.ID
-	return s.setPassword(caller.With(ctx, &c), u, newPassword, false, true, "sso.password.change", start, keepSession)
+	return s.setPassword(caller.With(ctx, &c), u, newPassword, PasswordSet{}, true, "sso.password.change", start, keepSession)
 }

@@ -74,7 +74,7 @@ type Store interface {
 	// the history (keeping the newest keep entries), clears the login gate
 	// (failures, per-source counts, next attempt) and deletes every admin
 	// token of the user.
-	SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, mustChange bool, keep int, evs []events.Event) error
+	SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, set PasswordSet, keep int, evs []events.Event) error
 	PasswordHistory(ctx context.Context, userID string, n int) ([]string, error)
 	// ReplacePasswordHash replaces userID's hash old by new (the same
 	// password in another form: no history, the login gate and tokens

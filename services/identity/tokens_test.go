@@ -63,7 +63,7 @@ func testAdminTokensRevoked(t *testing.T, cfg identity.Config) {
 	orgs, _, _ := w.svc.ListOrgs(ctx, identity.OrgFilter{}, 0, "")
 	app := caller.From(w.ctx).App
 	ada, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "ada", DisplayName: "Ada", OrgID: orgs[0].ID,
-		Password: "Zeta-Pass-001", IsAdmin: true})
+		Password: "Zeta-Pass-001", IsAdmin: true, OwnPassword: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,19 @@ func testAdminTokensRevoked(t *testing.T, cfg identity.Config) {
 		t.Fatal(err)
 	}
 	pw := "Zeta-Pass-001"
-	login := func() string { tok, _ := adminLogin(t, w.svc, "ada", pw); return tok }
+	// a password an administrator set is replaced at ada's next login
+	login := func() string {
+		tok, _, _, err := w.svc.AdminLogin(from("192.0.2.30"), "ada", pw)
+		if reasonOf(err) == "PASSWORD_CHANGE_REQUIRED" {
+			old := pw
+			pw += "x"
+			tok, _, _, err = w.svc.AdminLoginNewPassword(from("192.0.2.30"), "ada", old, pw)
+		}
+		if err != nil {
+			t.Fatalf("admin login ada: %v", err)
+		}
+		return tok
+	}
 	_, root := adminLogin(t, w.svc, "admin", "Boot-Strap-Pass1")
 
 	// Logout ends the token it is called with, and only that one.

@@ -689,7 +689,7 @@ func TestAdminLoginWithAuthenticatorApp(t *testing.T) {
 	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-a")
 	const pass = "Harbour-Admin-Pass-1"
 	kim, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "kim", DisplayName: "Kim", OrgID: e.org.ID,
-		Password: pass, IsAdmin: true})
+		Password: pass, IsAdmin: true, OwnPassword: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,9 +51,9 @@ func (s userCachingStore) UpdateUser(ctx context.Context, u *User, evs []events.
 	return s.Store.UpdateUser(ctx, u, evs)
 }
 
-func (s userCachingStore) SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, mustChange bool, keep int, evs []events.Event) error {
+func (s userCachingStore) SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, set PasswordSet, keep int, evs []events.Event) error {
 	defer s.forget(userID)
-	return s.Store.SetPassword(ctx, userID, hash, changedAt, mustChange, keep, evs)
+	return s.Store.SetPassword(ctx, userID, hash, changedAt, set, keep, evs)
 }
 
 func (s userCachingStore) UpdateLoginGate(ctx context.Context, userID, source string, decide func(LoginGate) (LoginGateWrite, bool)) error {

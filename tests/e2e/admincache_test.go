@@ -62,8 +62,8 @@ func newCacheWorld(t *testing.T, e, authzEnv *env) *cacheWorld {
 	grant(east)
 	w.westGrant = grant(west)
 	eventually(t, "pat to log in as an administrator", func() bool {
-		res, err := e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "pat", Password: escalationPassword})
-		w.patToken = res.GetToken()
+		tok, err := e.firstAdminLogin(t, "pat", escalationPassword)
+		w.patToken = tok
 		return err == nil
 	})
 	// authz learns where carol lives from identity's events.

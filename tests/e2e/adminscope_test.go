@@ -37,11 +37,11 @@ func (e *env) grantedAdmin(t *testing.T, login, role string) string {
 		t.Fatalf("grant %s to %s: %v", role, login, err)
 	}
 	// authz applies its own write at once: the grant counts for the login
-	res, err := e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: login, Password: escalationPassword})
+	tok, err := e.firstAdminLogin(t, login, escalationPassword)
 	if err != nil {
 		t.Fatalf("admin login %s: %v", login, err)
 	}
-	return res.GetToken()
+	return tok
 }
 
 // The audit, sync and ticket components decide their administrator calls
@@ -257,11 +257,11 @@ func TestIsAdminMigratedIntoGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	migrated(u.GetId())
-	res, err := e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "second", Password: escalationPassword})
+	tok, err := e.firstAdminLogin(t, "second", escalationPassword)
 	if err != nil {
 		t.Fatalf("appointed administrator logs in: %v", err)
 	}
-	second := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+res.GetToken())
+	second := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
 
 	// The grant is what counts: the second system administrator revokes the
 	// bootstrap administrator's, whose token is then refused everything.

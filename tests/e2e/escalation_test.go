@@ -101,11 +101,11 @@ func newEscalation(t *testing.T) *escalation {
 
 func (x *escalation) login(t *testing.T, who, login string) {
 	t.Helper()
-	res, err := x.e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: login, Password: escalationPassword})
+	tok, err := x.e.firstAdminLogin(t, login, escalationPassword)
 	if err != nil {
 		t.Fatalf("admin login %s: %v", login, err)
 	}
-	x.tokens[who] = res.GetToken()
+	x.tokens[who] = tok
 }
 
 // denied checks a refusal: PERMISSION_DENIED with a message saying why.

@@ -374,3 +374,26 @@ func streamEventsConn(t *testing.T, nc *nats.Conn, stream, prefix string) []map[
 	}
 	return out
 }
+
+// firstAdminLogin logs login in as an administrator with pw, the password
+// another administrator set for them: identity asks them to choose their
+// own first (PASSWORD_CHANGE_REQUIRED), so it is replaced in the login by
+// ownPassword(pw), as the person would; a later login uses that. It
+// returns the token.
+func (e *env) firstAdminLogin(t *testing.T, login, pw string) (string, error) {
+	t.Helper()
+	ctx := context.Background()
+	res, err := e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: login, Password: pw})
+	if status.Code(err) == codes.Unauthenticated {
+		// a later login: the password is the one they chose
+		res, err = e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: login, Password: ownPassword(pw)})
+	}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.FailedPrecondition && errorInfo(st).GetReason() == "PASSWORD_CHANGE_REQUIRED" {
+		res, err = e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: login, Password: pw, NewPassword: ownPassword(pw)})
+	}
+	return res.GetToken(), err
+}
+
+// ownPassword is the password a person chooses at their first
+// administrator login in place of pw (firstAdminLogin).
+func ownPassword(pw string) string { return pw + "-own" }

@@ -78,6 +78,10 @@ func TestOrgPathBackfill(t *testing.T) {
 			if _, err := db.ExecContext(ctx, "ALTER TABLE users ADD COLUMN id_key TEXT NULL"); err != nil {
 				t.Fatal(err)
 			}
+			// And whether another set the password (0056): a stand-in column.
+			if _, err := db.ExecContext(ctx, "ALTER TABLE users ADD COLUMN password_by_other BOOLEAN NOT NULL DEFAULT FALSE"); err != nil {
+				t.Fatal(err)
+			}
 			// And the secret validity columns of each application (0051).
 			for _, c := range appSecretColumns {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE apps ADD COLUMN "+c+" BIGINT NOT NULL DEFAULT 0"); err != nil {
@@ -137,6 +141,9 @@ func TestOrgPathBackfill(t *testing.T) {
 				}
 			}
 			if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN id_key"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN password_by_other"); err != nil {
 				t.Fatal(err)
 			}
 			for _, c := range append(appSecretColumns, "signing_keys", "require_signatures") {

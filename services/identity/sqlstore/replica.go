@@ -309,8 +309,8 @@ func (s *Store) replicaUser(ctx context.Context, r *replicaTx, w *identity.Repli
 		u.CannotChange, u.PasswordOnly)
 	args = append(append(args, lockArgs...), store.UnixMS(u.UpdatedAt))
 	if w.WithPassword {
-		q += ", password_hash = ?, password_changed_at = ?"
-		args = append(args, u.PasswordHash, store.UnixMS(u.PasswordChangedAt))
+		q += ", password_hash = ?, password_changed_at = ?, password_by_other = ?"
+		args = append(args, u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.PasswordByOther)
 	}
 	if w.WithSealed {
 		q += ", id_number_enc = ?, phone_enc = ?"

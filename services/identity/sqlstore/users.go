@@ -13,7 +13,8 @@ import (
 
 const userCols = "id, login_name, display_name, id_type, id_number_enc, id_number_mask, phone_enc, phone_mask, " +
 	"email, org_id, status, feature_code, is_admin, password_hash, password_changed_at, must_change, " +
-	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at, password_only, next_attempt_at, id_key"
+	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at, password_only, next_attempt_at, id_key, " +
+	"password_by_other"
 
 func scanUser(sc store.Scanner) (*identity.User, string, error) {
 	var (
@@ -25,7 +26,8 @@ func scanUser(sc store.Scanner) (*identity.User, string, error) {
 	)
 	err := sc.Scan(&u.ID, &u.LoginName, &u.DisplayName, &idType, &u.IDNumberEnc, &u.IDNumberMask,
 		&u.PhoneEnc, &u.PhoneMask, &u.Email, &org, &status, &feature, &u.IsAdmin, &u.PasswordHash,
-		&changed, &u.MustChange, &u.NeverExpires, &u.CannotChange, &failed, &locked, &created, &upd, &u.PasswordOnly, &next, &idKey)
+		&changed, &u.MustChange, &u.NeverExpires, &u.CannotChange, &failed, &locked, &created, &upd, &u.PasswordOnly, &next, &idKey,
+		&u.PasswordByOther)
 	if err != nil {
 		return nil, "", err
 	}
@@ -113,12 +115,12 @@ func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, u *identity.User) 
 		return err
 	}
 	_, err = tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+", org_path) VALUES "+
-		"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 		u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
 		u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 		u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
 		u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt),
-		store.NullIfEmpty(u.IDKey), orgPath)
+		store.NullIfEmpty(u.IDKey), u.PasswordByOther, orgPath)
 	if err != nil {
 		return err
 	}
@@ -340,7 +342,7 @@ func (s *Store) clearSources(ctx context.Context, q store.Querier, userID string
 
 // SetPassword stores a new hash, records it in the history (keeping the
 // newest keep entries; keep <= 0 keeps none) and clears failures.
-func (s *Store) SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, mustChange bool, keep int, evs []events.Event) error {
+func (s *Store) SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, set identity.PasswordSet, keep int, evs []events.Event) error {
 	return s.inTx(ctx, "set password", "user", func(tx *sql.Tx) error {
 		// The history holds replaced passwords: remember the current hash
 		// (which may be the one set at creation) before overwriting it.
@@ -352,8 +354,8 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, changedAt 
 			return err
 		}
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET password_hash = ?, password_changed_at = ?,
-			must_change = ?, failed_count = 0, next_attempt_at = 0, updated_at = ? WHERE id = ?`),
-			hash, store.UnixMS(changedAt), mustChange, store.UnixMS(changedAt), userID)
+			must_change = ?, password_by_other = ?, failed_count = 0, next_attempt_at = 0, updated_at = ? WHERE id = ?`),
+			hash, store.UnixMS(changedAt), set.MustChange, set.ByOther, store.UnixMS(changedAt), userID)
 		if err != nil {
 			return err
 		}

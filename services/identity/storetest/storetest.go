@@ -790,7 +790,7 @@ func testPasswordHistory(t *testing.T, f *fixture) {
 	for i := range 5 {
 		f.expectEvents(1, func() {
 			must(t, f.s.SetPassword(f.ctx, u.ID, fmt.Sprintf("h%d", i), base.Add(time.Duration(i)*time.Minute),
-				i == 4, 3, f.evs(1)))
+				identity.PasswordSet{MustChange: i == 4, ByOther: i == 4}, 3, f.evs(1)))
 		})
 	}
 	h, err := f.s.PasswordHistory(f.ctx, u.ID, 10)
@@ -808,14 +808,15 @@ func testPasswordHistory(t *testing.T, f *fixture) {
 	must(t, err)
 	eq(t, "hash", got.PasswordHash, "h4")
 	eq(t, "must change", got.MustChange, true)
+	eq(t, "set by another", got.PasswordByOther, true)
 	eq(t, "failed count", got.FailedCount, 0)
 	eq(t, "next attempt", got.NextAttemptAt.IsZero(), true)
 	eqTime(t, "changed at", got.PasswordChangedAt, base.Add(4*time.Minute))
 	eq(t, "source count", f.readGate(u.ID, "src").SourceFailures, 0)
 
 	// Same timestamps keep insertion order; a smaller keep trims.
-	must(t, f.s.SetPassword(f.ctx, u.ID, "h5", base, false, 2, nil))
-	must(t, f.s.SetPassword(f.ctx, u.ID, "h6", base, false, 2, nil))
+	must(t, f.s.SetPassword(f.ctx, u.ID, "h5", base, identity.PasswordSet{}, 2, nil))
+	must(t, f.s.SetPassword(f.ctx, u.ID, "h6", base, identity.PasswordSet{}, 2, nil))
 	h, err = f.s.PasswordHistory(f.ctx, u.ID, 10)
 	must(t, err)
 	if !slices.Equal(h, []string{"h5", "h4"}) {
@@ -824,10 +825,19 @@ func testPasswordHistory(t *testing.T, f *fixture) {
 	got, err = f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
 	eq(t, "must change cleared", got.MustChange, false)
+	eq(t, "the holder's own", got.PasswordByOther, false)
+
+	// A person created with a password another chose keeps the mark.
+	w := f.newUser(o.ID)
+	w.PasswordByOther = true
+	must(t, f.s.CreateUser(f.ctx, w, f.evs(1)))
+	got, err = f.s.GetUser(f.ctx, w.ID)
+	must(t, err)
+	eq(t, "created with another's password", got.PasswordByOther, true)
 
 	// Histories are per user.
 	v := f.user(o.ID)
-	must(t, f.s.SetPassword(f.ctx, v.ID, "v1", base, false, 5, nil))
+	must(t, f.s.SetPassword(f.ctx, v.ID, "v1", base, identity.PasswordSet{}, 5, nil))
 	h, err = f.s.PasswordHistory(f.ctx, v.ID, 10)
 	must(t, err)
 	if !slices.Equal(h, []string{v.PasswordHash}) {
@@ -837,7 +847,7 @@ func testPasswordHistory(t *testing.T, f *fixture) {
 	must(t, err)
 	eq(t, "history of missing user", len(h), 0)
 
-	isErr(t, f.s.SetPassword(f.ctx, "missing", "x", base, false, 3, nil), identity.ErrNotFound)
+	isErr(t, f.s.SetPassword(f.ctx, "missing", "x", base, identity.PasswordSet{}, 3, nil), identity.ErrNotFound)
 }
 
 // gate sets the login gate of userID: n failures, all from source, the
@@ -1027,7 +1037,7 @@ func testLoginGateCleared(t *testing.T, f *fixture) {
 		t.Fatalf("after unlock: %+v", g)
 	}
 	f.gate(u.ID, "src", 2)
-	must(t, f.s.SetPassword(f.ctx, u.ID, "new", base, false, 3, nil))
+	must(t, f.s.SetPassword(f.ctx, u.ID, "new", base, identity.PasswordSet{}, 3, nil))
 	if g := f.readGate(u.ID, "src"); g != (identity.LoginGate{}) {
 		t.Fatalf("after a new password: %+v", g)
 	}
@@ -1467,7 +1477,7 @@ func testAdminTokensRevoked(t *testing.T, f *fixture) {
 	}
 	u := f.user(o.ID)
 	h := issue(u.ID)
-	must(t, f.s.SetPassword(f.ctx, u.ID, "new", base, false, 3, nil))
+	must(t, f.s.SetPassword(f.ctx, u.ID, "new", base, identity.PasswordSet{}, 3, nil))
 	if alive(h) {
 		t.Fatal("token survived a new password")
 	}
@@ -1564,7 +1574,7 @@ func testOutboxWrites(t *testing.T, f *fixture) {
 	u := f.newUser(o.ID)
 	f.expectEvents(1, func() { must(t, f.s.CreateUser(f.ctx, u, f.evs(1))) })
 	f.expectEvents(1, func() { must(t, f.s.UpdateUser(f.ctx, u, f.evs(1))) })
-	f.expectEvents(1, func() { must(t, f.s.SetPassword(f.ctx, u.ID, "h", base, false, 3, f.evs(1))) })
+	f.expectEvents(1, func() { must(t, f.s.SetPassword(f.ctx, u.ID, "h", base, identity.PasswordSet{}, 3, f.evs(1))) })
 	f.expectEvents(1, func() {
 		must(t, f.s.UpdateLoginGate(f.ctx, u.ID, "s", func(identity.LoginGate) (identity.LoginGateWrite, bool) {
 			return identity.LoginGateWrite{FailedCount: 1, SourceFailures: 1, Events: f.evs(1)}, true
@@ -1609,7 +1619,7 @@ func testFailedNoEvents(t *testing.T, f *fixture) {
 		dupUser.LoginName = u.LoginName
 		isErr(t, f.s.CreateUser(f.ctx, dupUser, f.evs(1)), identity.ErrConflict)
 		isErr(t, f.s.UpdateUser(f.ctx, &identity.User{ID: "missing", LoginName: "free"}, f.evs(1)), identity.ErrNotFound)
-		isErr(t, f.s.SetPassword(f.ctx, "missing", "h", base, false, 3, f.evs(1)), identity.ErrNotFound)
+		isErr(t, f.s.SetPassword(f.ctx, "missing", "h", base, identity.PasswordSet{}, 3, f.evs(1)), identity.ErrNotFound)
 		isErr(t, f.s.UpdateLoginGate(f.ctx, "missing", "s", func(identity.LoginGate) (identity.LoginGateWrite, bool) {
 			return identity.LoginGateWrite{FailedCount: 1, Events: f.evs(1)}, true
 		}), identity.ErrNotFound)
@@ -1660,7 +1670,7 @@ func testEventFailureRollsBack(t *testing.T, f *fixture) {
 		}); err == nil {
 			t.Fatal("UpdateLoginGate with a repeated event id succeeded")
 		}
-		if err := f.s.SetPassword(f.ctx, u.ID, "new-hash", base, false, 3, first); err == nil {
+		if err := f.s.SetPassword(f.ctx, u.ID, "new-hash", base, identity.PasswordSet{}, 3, first); err == nil {
 			t.Fatal("SetPassword with a repeated event id succeeded")
 		}
 	})
