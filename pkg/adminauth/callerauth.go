@@ -110,7 +110,7 @@ func AuthenticateCall(ctx context.Context, c Checker) (context.Context, *Admin, 
 		return nil, nil, err
 	}
 	cl := newCaller(ctx)
-	cl.Principal = adm.ID
+	cl.Principal, cl.PrincipalLogin = adm.ID, adm.Login
 	ctx = With(caller.With(ctx, cl), adm)
 	o := grpcx.OriginFrom(ctx)
 	o.Principal = adm.ID

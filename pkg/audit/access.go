@@ -132,7 +132,12 @@ func (a *Access) event(buf *[]byte) events.Event {
 		rec.ClientIP = ip.String()
 	}
 	ev := events.Event{ID: ids.New(), Subject: accessSubject(a.component), Type: TypeAccess, Time: end}
-	payloadInto(&ev, &rec, []events.DetailField{{Key: "code", Value: c.Code.String()}}, buf)
+	detail := [2]events.DetailField{{Key: "code", Value: c.Code.String()}}
+	n := 1
+	if cl.PrincipalLogin != "" {
+		detail[1], n = events.DetailField{Key: DetailActorLogin, Value: Text(cl.PrincipalLogin)}, 2
+	}
+	payloadInto(&ev, &rec, detail[:n], buf)
 	return ev
 }
 

@@ -172,6 +172,11 @@ func (b *Builder) event(c *caller.Caller, end time.Time, a Action, buf *[]byte) 
 	return b.eventOf(a.API, &rec, detail, buf)
 }
 
+// DetailActorLogin is the detail key of the actor's login name when the
+// record was written (caller.Caller.PrincipalLogin; 004 2.1.7 lists the
+// administrator's name among a record's fields).
+const DetailActorLogin = "actor_login"
+
 // maxDetail is how many detail fields a record is built with without a
 // heap allocation.
 const maxDetail = 12
@@ -197,6 +202,9 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []eve
 		detail = append(detail, events.DetailField{Key: Text(f.Key), Value: Text(f.Value)})
 	}
 	detail = append(detail, a.Own...)
+	if c.PrincipalLogin != "" {
+		detail = append(detail, events.DetailField{Key: DetailActorLogin, Value: Text(c.PrincipalLogin)})
+	}
 	if c.SignedKey != "" {
 		// A signed call (caller.AuthenticateSigned): which key verified
 		// it and, the evidence, what its signature covered. The values

@@ -21,8 +21,12 @@ import (
 type Caller struct {
 	App       *App   // the authenticated application, for application callers
 	Principal string // user id of the authenticated person (e.g. an administrator), if any
-	ClientIP  netip.Addr
-	RequestID string
+	// PrincipalLogin is the login name Principal had when authenticated
+	// (an administrator's): audit records keep it (DetailActorLogin), so
+	// that they name the administrator after a rename or a deletion.
+	PrincipalLogin string
+	ClientIP       netip.Addr
+	RequestID      string
 	// ClientCert is the SHA-256 fingerprint (lower case hex of the DER) of
 	// the verified client certificate the call came with ("" if none; see
 	// grpcx.ClientCertSHA256).

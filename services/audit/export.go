@@ -133,9 +133,9 @@ func (e Exporter) Records(ctx context.Context, st QueryStore, scope Scope, q Que
 				return n, more()
 			}
 			if f == JSONL {
-				err = rw.json(recordJSON(&recs[i], names[recs[i].Actor]))
+				err = rw.json(recordJSON(&recs[i], ActorName(names, &recs[i])))
 			} else {
-				err = rw.row(recordRow(&recs[i], names[recs[i].Actor]))
+				err = rw.row(recordRow(&recs[i], ActorName(names, &recs[i])))
 			}
 			if err != nil {
 				return n, err

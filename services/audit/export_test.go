@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -159,18 +160,22 @@ func TestExportNamesActors(t *testing.T) {
 	}
 	st := sqlstore.New(db)
 	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{})
-	recs := storetest.Records("nm", 4)
+	recs := storetest.Records("nm", 6)
 	recs[0].Actor, recs[1].Actor, recs[2].Actor, recs[3].Actor = "user:u1", "user:u1", "user:gone", "app:oa"
+	// records that kept their actor's login (trial5 D3): one since
+	// deleted, one since renamed
+	recs[4].Actor, recs[4].Detail = "user:eve", map[string]string{audit.DetailActorLogin: "eve"}
+	recs[5].Actor, recs[5].Detail = "user:u2", map[string]string{audit.DetailActorLogin: "bob"}
 	if _, err := l.Append(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	n := &names{byID: map[string]string{"u1": "ada (Ada Li)"}}
+	n := &names{byID: map[string]string{"u1": "ada (Ada Li)", "u2": "robert (Robert Wu)"}}
 	var b bytes.Buffer
 	if _, err := (audit.Exporter{Names: n}).Records(ctx, st, audit.Scope{All: true}, audit.Query{}, 0, audit.CSV, &b); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(b.Bytes(), []byte("\ufeff")))).ReadAll()
-	if err != nil || len(rows) != 5 {
+	if err != nil || len(rows) != 7 {
 		t.Fatalf("csv: %v %v", rows, err)
 	}
 	last := len(rows[0]) - 1
@@ -181,18 +186,19 @@ func TestExportNamesActors(t *testing.T) {
 	for _, r := range rows[1:] {
 		got[r[7]+"="+r[last]]++
 	}
-	want := map[string]int{"user:u1=ada (Ada Li)": 2, "user:gone=": 1, "app:oa=": 1}
-	if len(got) != len(want) || got["user:u1=ada (Ada Li)"] != 2 || got["user:gone="] != 1 || got["app:oa="] != 1 {
+	want := map[string]int{"user:u1=ada (Ada Li)": 2, "user:gone=": 1, "app:oa=": 1, "user:eve=eve": 1,
+		"user:u2=bob (now robert (Robert Wu))": 1}
+	if !maps.Equal(got, want) {
 		t.Fatalf("actors and names: %v, want %v", got, want)
 	}
-	if len(n.asked) != 1 || len(n.asked[0]) != 2 {
+	if len(n.asked) != 1 || len(n.asked[0]) != 4 {
 		t.Fatalf("names asked %v, want the two people of the page once", n.asked)
 	}
 	// names failing: the export goes on without them
 	n.fail = true
 	b.Reset()
 	if _, err := (audit.Exporter{Names: n}).Records(ctx, st, audit.Scope{All: true}, audit.Query{}, 0, audit.JSONL, &b); err != nil ||
-		strings.Count(b.String(), "\n") != 4 || strings.Contains(b.String(), "actor_name") {
+		strings.Count(b.String(), "\n") != 6 || strings.Count(b.String(), `"actor_name"`) != 2 {
 		t.Fatalf("export with names failing: %v\n%s", err, b.String())
 	}
 }

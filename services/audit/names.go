@@ -14,8 +14,8 @@ type Names interface {
 }
 
 // ActorNames returns the names of the people among recs' actors
-// ("user:<id>") by actor, best effort: nil when names is nil or cannot
-// answer (a record is shown without the name rather than not at all).
+// ("user:<id>") by actor, as identity knows them now, best effort: nil
+// when names is nil or cannot answer. ActorName gives each record's.
 func ActorNames(ctx context.Context, names Names, recs []Record) map[string]string {
 	if names == nil {
 		return nil
@@ -41,3 +41,24 @@ func ActorNames(ctx context.Context, names Names, recs []Record) map[string]stri
 	}
 	return out
 }
+
+// ActorName is the name shown for rec's actor: as identity knows them now
+// (live, from ActorNames), after the login name the record kept when it
+// was written (detail actor_login) if they were renamed since; that login
+// alone for a person identity no longer knows (deleted) or when identity
+// did not answer. "" when there is neither (a record is shown without the
+// name rather than not at all).
+func ActorName(live map[string]string, rec *Record) string {
+	n, k := live[rec.Actor], rec.Detail[DetailActorLogin]
+	switch {
+	case n == "":
+		return k
+	case k == "" || n == k || strings.HasPrefix(n, k+" ("):
+		return n
+	}
+	return k + " (now " + n + ")"
+}
+
+// DetailActorLogin is the detail key under which a record keeps its
+// actor's login name as it was (pkg/audit.DetailActorLogin).
+const DetailActorLogin = "actor_login"

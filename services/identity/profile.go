@@ -140,7 +140,7 @@ func (s *Service) UpdateOwnProfile(ctx context.Context, id, currentPassword stri
 // asSelf makes the person the actor of the calls and records that follow.
 func asSelf(ctx context.Context, u *User) context.Context {
 	c := *caller.From(ctx)
-	c.Principal = u.ID
+	c.Principal, c.PrincipalLogin = u.ID, u.LoginName
 	return caller.With(ctx, &c)
 }
 

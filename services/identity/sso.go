@@ -367,6 +367,6 @@ func (s *Service) SSOChangePassword(ctx context.Context, login, oldPassword, new
 		return apierr.New(apierr.FailedPrecondition, "CANNOT_CHANGE_PASSWORD", "this user's password can only be changed by an administrator")
 	}
 	c := *caller.From(ctx)
-	c.Principal = u.ID
+	c.Principal, c.PrincipalLogin = u.ID, u.LoginName
 	return s.setPassword(caller.With(ctx, &c), u, newPassword, PasswordSet{}, true, "sso.password.change", start, keepSession)
 }

@@ -52,7 +52,7 @@ func (s *QueryServer) QueryRecords(ctx context.Context, r *auditv1.QueryRecordsR
 	names := audit.ActorNames(ctx, s.names, recs)
 	for i := range recs {
 		out.Records[i] = RecordPB(&recs[i])
-		out.Records[i].ActorName = names[recs[i].Actor]
+		out.Records[i].ActorName = audit.ActorName(names, &recs[i])
 	}
 	return out, nil
 }

@@ -96,7 +96,7 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 				return nil, err
 			}
 			ctx = adminauth.With(ctx, adm)
-			c.Principal, o.Principal = adm.ID, adm.ID
+			c.Principal, o.Principal, c.PrincipalLogin = adm.ID, adm.ID, adm.Login
 			break
 		}
 		appID, secret := grpcx.AppCredentials(ctx)
@@ -120,7 +120,7 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 			return nil, err
 		}
 		ctx = adminauth.With(ctx, adm)
-		c.Principal = adm.ID
+		c.Principal, c.PrincipalLogin = adm.ID, adm.Login
 		o.Principal = adm.ID
 	default:
 		return nil, apierr.New(apierr.Unauthenticated, "UNKNOWN_METHOD", "unknown method")

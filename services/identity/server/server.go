@@ -178,7 +178,7 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		if err != nil {
 			return nil, err
 		}
-		c.Principal = u.ID
+		c.Principal, c.PrincipalLogin = u.ID, u.LoginName
 		ctx = adminauth.With(ctx, &adminauth.Admin{ID: u.ID, Login: u.LoginName, OrgID: u.OrgID, SystemAdminFlag: u.IsAdmin})
 	case strings.HasPrefix(method, "/uias.identity.v1.SSOService/"):
 		if !grpcx.FromComponent(ctx) {
