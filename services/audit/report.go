@@ -24,6 +24,8 @@ const (
 	// the count's UTC offset.
 	ByHourOfDay
 	ByWeekday
+	// ByOrg: the record's org id.
+	ByOrg
 )
 
 // Bucket splits counts over time.
@@ -79,7 +81,7 @@ func Counts(ctx context.Context, st CountStore, scope Scope, q CountQuery) (coun
 	}
 	q.Filter = f
 	switch {
-	case q.By < ByAPI || q.By > ByWeekday:
+	case q.By < ByAPI || q.By > ByOrg:
 		return nil, false, badRequest("by must name the field to count by")
 	case q.Bucket < NoBucket || q.Bucket > ByDay:
 		return nil, false, badRequest("bucket must be none, hour or day")
@@ -157,6 +159,8 @@ func (b CountBy) String() string {
 		return "hour"
 	case ByWeekday:
 		return "weekday"
+	case ByOrg:
+		return "org"
 	}
 	return "?"
 }

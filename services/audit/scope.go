@@ -56,6 +56,36 @@ func ScopeOf(p Principal) (Scope, error) {
 	return Scope{}, errForbidden
 }
 
+// ErrOrgOutOfScope refuses an org filter outside the org subtrees a unit
+// administrator administers.
+var ErrOrgOutOfScope = errForbidden.WithMessage("this org is outside the org subtrees you administer")
+
+// WithinOrg narrows scope to subtree, the orgs of one org's subtree (an
+// org filter): every one of them for whoever reads everything, those the
+// scope holds too for a unit administrator (none: ErrOrgOutOfScope).
+func WithinOrg(scope Scope, subtree []string) (Scope, error) {
+	if scope.All {
+		if len(subtree) == 0 {
+			return Scope{}, ErrOrgOutOfScope
+		}
+		return Scope{Orgs: subtree}, nil
+	}
+	in := make(map[string]bool, len(scope.Orgs))
+	for _, o := range scope.Orgs {
+		in[o] = true
+	}
+	var out []string
+	for _, o := range subtree {
+		if in[o] {
+			out = append(out, o)
+		}
+	}
+	if len(out) == 0 {
+		return Scope{}, ErrOrgOutOfScope
+	}
+	return Scope{Orgs: out}, nil
+}
+
 // ScopeAll checks that the scope covers the whole log (proofs,
 // verification and checkpoints concern every record).
 func ScopeAll(s Scope) error {

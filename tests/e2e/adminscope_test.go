@@ -142,6 +142,46 @@ func TestAdminScopesOfComponents(t *testing.T) {
 	if _, err := an.LoginHistory(x.as("aud"), &auditv1.LoginHistoryRequest{UserId: x.carol}); err != nil {
 		t.Fatalf("the auditor asks for carol's logins: %v", err)
 	}
+	// An org filter (004 2.1.7.2, reports per org unit): the org and the
+	// orgs below it, within the caller's scope.
+	for who, want := range map[string]map[string]bool{"aud": inSubtree, "unitA": inSubtree} {
+		r, err := q.QueryRecords(x.as(who), &auditv1.QueryRecordsRequest{OrgId: x.east, PageSize: 1000})
+		if err != nil || len(r.GetRecords()) == 0 {
+			t.Fatalf("%s asks for the records of east: %v %v", who, r, err)
+		}
+		for _, rec := range r.GetRecords() {
+			if !want[rec.GetOrg()] {
+				t.Fatalf("%s: the records of east hold one of org %q", who, rec.GetOrg())
+			}
+		}
+	}
+	if r, err := q.QueryRecords(x.as("aud"), &auditv1.QueryRecordsRequest{OrgId: x.west, Subject: "user:" + x.carol}); err != nil ||
+		len(r.GetRecords()) == 0 || r.GetRecords()[0].GetOrg() != x.west {
+		t.Fatalf("the auditor asks for carol's records in west: %v %v", r, err)
+	}
+	_, err = q.QueryRecords(x.as("unitA"), &auditv1.QueryRecordsRequest{OrgId: x.west})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("unit admin of east asks for the records of west: %v", err)
+	}
+	_, err = q.QueryRecords(x.as("aud"), &auditv1.QueryRecordsRequest{OrgId: "no-such-org"})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("records of an org nobody has: %v", err)
+	}
+	rep := auditv1.NewAuditReportServiceClient(e.conn)
+	counts, err := rep.CountRecords(x.as("aud"), &auditv1.CountRecordsRequest{By: auditv1.CountBy_COUNT_BY_ORG,
+		Filter: &auditv1.RecordFilter{OrgId: x.east}})
+	if err != nil || len(counts.GetCounts()) == 0 {
+		t.Fatalf("counts by org within east: %v %v", counts, err)
+	}
+	for _, c := range counts.GetCounts() {
+		if !inSubtree[c.GetKey()] {
+			t.Fatalf("counts by org within east hold org %q", c.GetKey())
+		}
+	}
+	code, out, _ = e.rest(http.MethodGet, "/v1/audit/records?org_id="+x.west, x.asHeader("unitA"), nil)
+	if code != http.StatusForbidden {
+		t.Fatalf("unit admin of east asks for the records of west over REST: %d %v", code, out)
+	}
 	code, out, _ = e.rest(http.MethodGet, "/v1/audit/records?page_size=1000", x.asHeader("unitA"), nil)
 	recs, _ := out["records"].([]any)
 	if code != http.StatusOK || len(recs) == 0 {

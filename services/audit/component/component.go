@@ -134,6 +134,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	names := newIdentityNames(idc)
 	exp.Names = names
+	subtrees := newIdentityOrgs(idc).Subtrees
 	rep, err := cfg.Reports.reporter(st, exp)
 	if err != nil {
 		return nil, err
@@ -177,11 +178,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Register: func(g grpc.ServiceRegistrar) {
 			server.New(l).WithArchives(server.ArchiveOptions{Dir: archiveDir, Reminder: cfg.BackupReminder, Checker: admins,
 				MinRemovalAge: cfg.MinRemovalAge}).Register(g)
-			server.NewQuery(st).WithNames(names).Register(g)
-			server.NewReports(st, exp).Register(g)
+			server.NewQuery(st).WithNames(names).WithOrgs(subtrees).Register(g)
+			server.NewReports(st, exp).WithOrgs(subtrees).Register(g)
 			an.Register(g)
 		},
-		Auth:  server.CallerAuth(admins, newIdentityOrgs(idc).Subtrees),
+		Auth:  server.CallerAuth(admins, subtrees),
 		Ready: db.PingContext,
 		Value: &Handle{Log: l, Store: st, DB: db, Ingester: in},
 	}, nil

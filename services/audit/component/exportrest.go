@@ -29,7 +29,7 @@ var (
 	countBys = map[string]auditv1.CountBy{"api": auditv1.CountBy_COUNT_BY_API, "result": auditv1.CountBy_COUNT_BY_RESULT,
 		"app": auditv1.CountBy_COUNT_BY_APP, "actor": auditv1.CountBy_COUNT_BY_ACTOR, "subject": auditv1.CountBy_COUNT_BY_SUBJECT,
 		"client_ip": auditv1.CountBy_COUNT_BY_CLIENT_IP, "component": auditv1.CountBy_COUNT_BY_COMPONENT,
-		"hour": auditv1.CountBy_COUNT_BY_HOUR_OF_DAY, "weekday": auditv1.CountBy_COUNT_BY_WEEKDAY}
+		"hour": auditv1.CountBy_COUNT_BY_HOUR_OF_DAY, "weekday": auditv1.CountBy_COUNT_BY_WEEKDAY, "org": auditv1.CountBy_COUNT_BY_ORG}
 	buckets = map[string]auditv1.TimeBucket{"": auditv1.TimeBucket_TIME_BUCKET_UNSPECIFIED, "none": auditv1.TimeBucket_TIME_BUCKET_UNSPECIFIED,
 		"hour": auditv1.TimeBucket_TIME_BUCKET_HOUR, "day": auditv1.TimeBucket_TIME_BUCKET_DAY}
 )
@@ -101,7 +101,7 @@ func exportRequest(r *http.Request) (*auditv1.ExportRecordsRequest, error) {
 		return nil, badParam("format must be csv, xlsx, html, jsonl or pdf")
 	}
 	f := &auditv1.RecordFilter{Actor: v.Get("actor"), Subject: v.Get("subject"), AppId: v.Get("app_id"), Api: v.Get("api"),
-		Result: v.Get("result"), ClientIp: v.Get("client_ip"), Text: v.Get("text")}
+		Result: v.Get("result"), ClientIp: v.Get("client_ip"), Text: v.Get("text"), OrgId: v.Get("org_id")}
 	for name, dst := range map[string]**timestamppb.Timestamp{"start_time": &f.StartTime, "end_time": &f.EndTime} {
 		if s := v.Get(name); s != "" {
 			t, err := time.Parse(time.RFC3339, s)
@@ -130,7 +130,7 @@ func exportRequest(r *http.Request) (*auditv1.ExportRecordsRequest, error) {
 	if by := v.Get("by"); by != "" {
 		cb, ok := countBys[by]
 		if !ok {
-			return nil, badParam("by must be api, result, app, actor, subject, client_ip, component, hour or weekday")
+			return nil, badParam("by must be api, result, app, actor, subject, client_ip, component, hour, weekday or org")
 		}
 		b, ok := buckets[v.Get("bucket")]
 		if !ok {

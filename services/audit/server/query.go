@@ -12,8 +12,9 @@ import (
 // QueryServer implements AuditQueryService.
 type QueryServer struct {
 	auditv1.UnimplementedAuditQueryServiceServer
-	store audit.QueryStore
-	names audit.Names
+	store    audit.QueryStore
+	names    audit.Names
+	subtrees Subtrees
 }
 
 // NewQuery returns the query server over st.
@@ -25,6 +26,12 @@ func (s *QueryServer) WithNames(n audit.Names) *QueryServer {
 	return s
 }
 
+// WithOrgs lets the queries filter by org subtree (org_id).
+func (s *QueryServer) WithOrgs(t Subtrees) *QueryServer {
+	s.subtrees = t
+	return s
+}
+
 // Register adds the service to g.
 func (s *QueryServer) Register(g grpc.ServiceRegistrar) {
 	auditv1.RegisterAuditQueryServiceServer(g, s)
@@ -32,7 +39,7 @@ func (s *QueryServer) Register(g grpc.ServiceRegistrar) {
 
 // QueryRecords implements AuditQueryService.
 func (s *QueryServer) QueryRecords(ctx context.Context, r *auditv1.QueryRecordsRequest) (*auditv1.QueryRecordsResponse, error) {
-	sc, err := scope(ctx)
+	sc, err := orgScope(ctx, s.subtrees, r.GetOrgId())
 	if err != nil {
 		return nil, err
 	}

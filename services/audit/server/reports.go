@@ -21,8 +21,15 @@ type ReportStore interface {
 // ReportServer implements AuditReportService.
 type ReportServer struct {
 	auditv1.UnimplementedAuditReportServiceServer
-	store ReportStore
-	exp   audit.Exporter
+	store    ReportStore
+	exp      audit.Exporter
+	subtrees Subtrees
+}
+
+// WithOrgs lets the counts and exports filter by org subtree (org_id).
+func (s *ReportServer) WithOrgs(t Subtrees) *ReportServer {
+	s.subtrees = t
+	return s
 }
 
 // NewReports returns the report server over st, writing exports with exp.
@@ -55,7 +62,7 @@ func countQuery(r *auditv1.CountRecordsRequest) audit.CountQuery {
 
 // CountRecords implements AuditReportService.
 func (s *ReportServer) CountRecords(ctx context.Context, r *auditv1.CountRecordsRequest) (*auditv1.CountRecordsResponse, error) {
-	sc, err := scope(ctx)
+	sc, err := orgScope(ctx, s.subtrees, r.GetFilter().GetOrgId())
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +112,11 @@ func (w *chunkWriter) send(data []byte, done bool) error {
 // ExportRecords implements AuditReportService.
 func (s *ReportServer) ExportRecords(r *auditv1.ExportRecordsRequest, st grpc.ServerStreamingServer[auditv1.ExportRecordsChunk]) error {
 	ctx := st.Context()
-	sc, err := scope(ctx)
+	org := r.GetFilter().GetOrgId()
+	if r.GetCounts() != nil {
+		org = r.GetCounts().GetFilter().GetOrgId()
+	}
+	sc, err := orgScope(ctx, s.subtrees, org)
 	if err != nil {
 		return err
 	}

@@ -102,6 +102,30 @@ func scope(ctx context.Context) (audit.Scope, error) {
 	return audit.ScopeOf(audit.Principal{UserID: a.ID, OrgID: a.OrgID, All: true})
 }
 
+// Subtrees lists the orgs of org subtrees (the tops and every org below
+// them), as identity answers the calling administrator.
+type Subtrees func(ctx context.Context, tops []string) ([]string, error)
+
+// orgScope is the caller's scope narrowed to the subtree of orgID (an
+// org filter; "": the scope as it is).
+func orgScope(ctx context.Context, subtrees Subtrees, orgID string) (audit.Scope, error) {
+	sc, err := scope(ctx)
+	if err != nil || orgID == "" {
+		return sc, err
+	}
+	if subtrees == nil {
+		return audit.Scope{}, apierr.ErrUnavailable.WithMessage("the orgs cannot be listed here (no identity component): ask without org_id")
+	}
+	orgs, err := subtrees(ctx, []string{orgID})
+	if err != nil {
+		return audit.Scope{}, err
+	}
+	if len(orgs) == 0 {
+		return audit.Scope{}, apierr.New(apierr.NotFound, "NOT_FOUND", "no org "+orgID)
+	}
+	return audit.WithinOrg(sc, orgs)
+}
+
 func wholeLog(ctx context.Context) error {
 	sc, err := scope(ctx)
 	if err != nil {

@@ -89,7 +89,7 @@ func (s *Store) CountRecords(ctx context.Context, q audit.CountQuery) ([]audit.C
 		sel = append(sel, off)
 	default:
 		key = map[audit.CountBy]string{audit.ByAPI: "api", audit.ByResult: "result", audit.ByApp: "app_id", audit.ByActor: "actor",
-			audit.BySubject: "subject", audit.ByClientIP: "client_ip", audit.ByComponent: "component"}[q.By]
+			audit.BySubject: "subject", audit.ByClientIP: "client_ip", audit.ByComponent: "component", audit.ByOrg: "org"}[q.By]
 		if key == "" {
 			return nil, fmt.Errorf("audit store: count by %d", q.By)
 		}

@@ -66,6 +66,11 @@ func testCounts(t *testing.T, s Subject) {
 	if len(got) != 1 || got[0] != (audit.Count{Key: "3", Count: 30}) {
 		t.Fatalf("by weekday at UTC+8: %+v", got)
 	}
+	// by org: every fifth record is org-2's
+	got, _ = count(audit.CountQuery{By: audit.ByOrg}, all)
+	if len(got) != 2 || got[1] != (audit.Count{Key: "org-2", Count: 6}) || got[0].Count != 24 {
+		t.Fatalf("by org: %+v", got)
+	}
 	// day buckets at UTC-1 (the records are on 2026-12-01 22:30-22:59 there)
 	got, _ = count(audit.CountQuery{By: audit.ByResult, Bucket: audit.ByDay, UTCOffset: -time.Hour}, all)
 	day := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC) // midnight at UTC-1

@@ -327,6 +327,7 @@ func auditQueryCmd() command {
 			result := fs.String("result", "", "success, failure, denied, ...")
 			ip := fs.String("ip", "", "client IP address")
 			text := fs.String("text", "", "substring of subject, actor, reason or detail")
+			org := fs.String("org", "", "records of the org `ID` and of every org below it")
 			lo := addListFlags(fs, audit.MaxPageSize)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
@@ -336,7 +337,7 @@ func auditQueryCmd() command {
 					return err
 				}
 				req := &auditv1.QueryRecordsRequest{Actor: *actor, Subject: *subject, AppId: *appID, Api: *api, Result: *result,
-					ClientIp: *ip, Text: *text}
+					ClientIp: *ip, Text: *text, OrgId: *org}
 				switch {
 				case *since < 0:
 					return usagef("--since must be positive")

@@ -138,6 +138,13 @@ func TestAuditCommands(t *testing.T) {
 	if out := h.mustRun("audit", "counts", "--by", "hour", "--utc-offset", "480"); !strings.Contains(out, "COUNT") {
 		t.Errorf("audit counts --by hour:\n%s", out)
 	}
+	// per org unit: counts by org, records of an org's subtree, an org nobody has
+	if out := h.mustRun("audit", "counts", "--by", "org"); !strings.Contains(out, "COUNT") {
+		t.Errorf("audit counts --by org:\n%s", out)
+	}
+	if code, _, errs := h.run("audit", "query", "--org", "no-such-org"); code != exitError || !strings.Contains(errs, "no org no-such-org") {
+		t.Errorf("audit query --org no-such-org: exit %d %s", code, errs)
+	}
 	csvFile := filepath.Join(t.TempDir(), "records.csv")
 	h.mustRun("audit", "export", "--format", "csv", "--out", csvFile)
 	if b, err := os.ReadFile(csvFile); err != nil || !strings.Contains(string(b), "seq,time,type") || !strings.Contains(string(b), "admin.login") {

@@ -21,7 +21,7 @@ var (
 	ctlCountBys = map[string]auditv1.CountBy{"api": auditv1.CountBy_COUNT_BY_API, "result": auditv1.CountBy_COUNT_BY_RESULT,
 		"app": auditv1.CountBy_COUNT_BY_APP, "actor": auditv1.CountBy_COUNT_BY_ACTOR, "subject": auditv1.CountBy_COUNT_BY_SUBJECT,
 		"ip": auditv1.CountBy_COUNT_BY_CLIENT_IP, "component": auditv1.CountBy_COUNT_BY_COMPONENT,
-		"hour": auditv1.CountBy_COUNT_BY_HOUR_OF_DAY, "weekday": auditv1.CountBy_COUNT_BY_WEEKDAY}
+		"hour": auditv1.CountBy_COUNT_BY_HOUR_OF_DAY, "weekday": auditv1.CountBy_COUNT_BY_WEEKDAY, "org": auditv1.CountBy_COUNT_BY_ORG}
 	ctlBuckets = map[string]auditv1.TimeBucket{"": auditv1.TimeBucket_TIME_BUCKET_UNSPECIFIED, "none": auditv1.TimeBucket_TIME_BUCKET_UNSPECIFIED,
 		"hour": auditv1.TimeBucket_TIME_BUCKET_HOUR, "day": auditv1.TimeBucket_TIME_BUCKET_DAY}
 	ctlFormats = map[string]auditv1.ExportFormat{"csv": auditv1.ExportFormat_EXPORT_FORMAT_CSV, "xlsx": auditv1.ExportFormat_EXPORT_FORMAT_XLSX,
@@ -33,7 +33,7 @@ var (
 type filterFlags struct {
 	since                                          *time.Duration
 	from, to, actor, subject, app, api, result, ip *string
-	text                                           *string
+	text, org                                      *string
 }
 
 func addFilterFlags(fs *flag.FlagSet) *filterFlags {
@@ -42,12 +42,13 @@ func addFilterFlags(fs *flag.FlagSet) *filterFlags {
 		actor: fs.String("actor", "", "who acted (e.g. user:ID, app:APP_ID)"), subject: fs.String("subject", "", "what it was done to"),
 		app: fs.String("app", "", "App_ID of the calling application"), api: fs.String("api", "", "API id / event kind (e.g. admin.login)"),
 		result: fs.String("result", "", "success, failure, denied, ..."), ip: fs.String("ip", "", "client IP address"),
-		text: fs.String("text", "", "substring of subject, actor, reason or detail")}
+		text: fs.String("text", "", "substring of subject, actor, reason or detail"),
+		org:  fs.String("org", "", "records of the org `ID` and of every org below it")}
 }
 
 func (f *filterFlags) filter() (*auditv1.RecordFilter, error) {
 	out := &auditv1.RecordFilter{Actor: *f.actor, Subject: *f.subject, AppId: *f.app, Api: *f.api, Result: *f.result,
-		ClientIp: *f.ip, Text: *f.text}
+		ClientIp: *f.ip, Text: *f.text, OrgId: *f.org}
 	switch {
 	case *f.since < 0:
 		return nil, usagef("--since must be positive")
@@ -79,7 +80,7 @@ type countFlags struct {
 }
 
 func addCountFlags(fs *flag.FlagSet) *countFlags {
-	return &countFlags{by: fs.String("by", "", "count by `FIELD`: api, result, app, actor, subject, ip, component, hour, weekday"),
+	return &countFlags{by: fs.String("by", "", "count by `FIELD`: api, result, app, actor, subject, ip, component, hour, weekday, org"),
 		bucket: fs.String("bucket", "", "split over time: none, hour or day"),
 		offset: fs.Int("utc-offset", 0, "time zone of hours, weekdays and days, in `MINUTES` (480: China)"),
 		limit:  fs.Int("limit", 0, "at most `N` counts (default 100)")}
@@ -88,7 +89,7 @@ func addCountFlags(fs *flag.FlagSet) *countFlags {
 func (c *countFlags) request(f *auditv1.RecordFilter) (*auditv1.CountRecordsRequest, error) {
 	by, ok := ctlCountBys[*c.by]
 	if !ok {
-		return nil, usagef("--by must be api, result, app, actor, subject, ip, component, hour or weekday")
+		return nil, usagef("--by must be api, result, app, actor, subject, ip, component, hour, weekday or org")
 	}
 	b, ok := ctlBuckets[*c.bucket]
 	if !ok {

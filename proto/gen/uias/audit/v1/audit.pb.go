@@ -48,7 +48,11 @@ type QueryRecordsRequest struct {
 	// page_size: 1-1000, default 50.
 	PageSize int32 `protobuf:"varint,10,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
 	// page_token from the previous response.
-	PageToken     string `protobuf:"bytes,11,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,11,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	// org_id: the records of this org and of every org below it (within the
+	// caller's scope; a unit administrator's org outside their subtrees is
+	// refused).
+	OrgId         string `protobuf:"bytes,12,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -156,6 +160,13 @@ func (x *QueryRecordsRequest) GetPageSize() int32 {
 func (x *QueryRecordsRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *QueryRecordsRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
 	}
 	return ""
 }
@@ -1404,7 +1415,7 @@ var File_uias_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x19uias/audit/v1/audit.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xdf\x03\n" +
+	"\x19uias/audit/v1/audit.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\x84\x04\n" +
 	"\x13QueryRecordsRequest\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
@@ -1420,7 +1431,8 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	" \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12+\n" +
 	"\n" +
-	"page_token\x18\v \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\tpageToken\"o\n" +
+	"page_token\x18\v \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\tpageToken\x12#\n" +
+	"\x06org_id\x18\f \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05orgId\"o\n" +
 	"\x14QueryRecordsResponse\x12/\n" +
 	"\arecords\x18\x01 \x03(\v2\x15.uias.audit.v1.RecordR\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"3\n" +

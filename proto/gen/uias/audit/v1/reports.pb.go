@@ -43,21 +43,24 @@ const (
 	CountBy_COUNT_BY_HOUR_OF_DAY CountBy = 8
 	// day of the week, "0" (Sunday) to "6", in utc_offset_minutes.
 	CountBy_COUNT_BY_WEEKDAY CountBy = 9
+	// the org of the record (its id; records of no org under "").
+	CountBy_COUNT_BY_ORG CountBy = 10
 )
 
 // Enum value maps for CountBy.
 var (
 	CountBy_name = map[int32]string{
-		0: "COUNT_BY_UNSPECIFIED",
-		1: "COUNT_BY_API",
-		2: "COUNT_BY_RESULT",
-		3: "COUNT_BY_APP",
-		4: "COUNT_BY_ACTOR",
-		5: "COUNT_BY_SUBJECT",
-		6: "COUNT_BY_CLIENT_IP",
-		7: "COUNT_BY_COMPONENT",
-		8: "COUNT_BY_HOUR_OF_DAY",
-		9: "COUNT_BY_WEEKDAY",
+		0:  "COUNT_BY_UNSPECIFIED",
+		1:  "COUNT_BY_API",
+		2:  "COUNT_BY_RESULT",
+		3:  "COUNT_BY_APP",
+		4:  "COUNT_BY_ACTOR",
+		5:  "COUNT_BY_SUBJECT",
+		6:  "COUNT_BY_CLIENT_IP",
+		7:  "COUNT_BY_COMPONENT",
+		8:  "COUNT_BY_HOUR_OF_DAY",
+		9:  "COUNT_BY_WEEKDAY",
+		10: "COUNT_BY_ORG",
 	}
 	CountBy_value = map[string]int32{
 		"COUNT_BY_UNSPECIFIED": 0,
@@ -70,6 +73,7 @@ var (
 		"COUNT_BY_COMPONENT":   7,
 		"COUNT_BY_HOUR_OF_DAY": 8,
 		"COUNT_BY_WEEKDAY":     9,
+		"COUNT_BY_ORG":         10,
 	}
 )
 
@@ -232,7 +236,11 @@ type RecordFilter struct {
 	ClientIp string `protobuf:"bytes,8,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
 	// text: case-insensitive substring of the subject, actor, reason or
 	// detail (e.g. a login name).
-	Text          string `protobuf:"bytes,9,opt,name=text" json:"text,omitempty"`
+	Text string `protobuf:"bytes,9,opt,name=text" json:"text,omitempty"`
+	// org_id: the records of this org and of every org below it (within the
+	// caller's scope; a unit administrator's org outside their subtrees is
+	// refused).
+	OrgId         string `protobuf:"bytes,10,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -326,6 +334,13 @@ func (x *RecordFilter) GetClientIp() string {
 func (x *RecordFilter) GetText() string {
 	if x != nil {
 		return x.Text
+	}
+	return ""
+}
+
+func (x *RecordFilter) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
 	}
 	return ""
 }
@@ -671,7 +686,7 @@ var File_uias_audit_v1_reports_proto protoreflect.FileDescriptor
 
 const file_uias_audit_v1_reports_proto_rawDesc = "" +
 	"\n" +
-	"\x1buias/audit/v1/reports.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\x82\x03\n" +
+	"\x1buias/audit/v1/reports.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xa7\x03\n" +
 	"\fRecordFilter\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
@@ -682,7 +697,9 @@ const file_uias_audit_v1_reports_proto_rawDesc = "" +
 	"\x03api\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x03api\x12#\n" +
 	"\x06result\x18\a \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01( R\x06result\x12(\n" +
 	"\tclient_ip\x18\b \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bclientIp\x12 \n" +
-	"\x04text\x18\t \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04text\"\xa1\x02\n" +
+	"\x04text\x18\t \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04text\x12#\n" +
+	"\x06org_id\x18\n" +
+	" \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05orgId\"\xa1\x02\n" +
 	"\x13CountRecordsRequest\x123\n" +
 	"\x06filter\x18\x01 \x01(\v2\x1b.uias.audit.v1.RecordFilterR\x06filter\x123\n" +
 	"\x02by\x18\x02 \x01(\x0e2\x16.uias.audit.v1.CountByB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\x02by\x12;\n" +
@@ -707,7 +724,7 @@ const file_uias_audit_v1_reports_proto_rawDesc = "" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\bR\x04done\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x1b\n" +
-	"\tfile_name\x18\x04 \x01(\tR\bfileName*\xe6\x01\n" +
+	"\tfile_name\x18\x04 \x01(\tR\bfileName*\xf8\x01\n" +
 	"\aCountBy\x12\x18\n" +
 	"\x14COUNT_BY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fCOUNT_BY_API\x10\x01\x12\x13\n" +
@@ -718,7 +735,9 @@ const file_uias_audit_v1_reports_proto_rawDesc = "" +
 	"\x12COUNT_BY_CLIENT_IP\x10\x06\x12\x16\n" +
 	"\x12COUNT_BY_COMPONENT\x10\a\x12\x18\n" +
 	"\x14COUNT_BY_HOUR_OF_DAY\x10\b\x12\x14\n" +
-	"\x10COUNT_BY_WEEKDAY\x10\t*T\n" +
+	"\x10COUNT_BY_WEEKDAY\x10\t\x12\x10\n" +
+	"\fCOUNT_BY_ORG\x10\n" +
+	"*T\n" +
 	"\n" +
 	"TimeBucket\x12\x1b\n" +
 	"\x17TIME_BUCKET_UNSPECIFIED\x10\x00\x12\x14\n" +
