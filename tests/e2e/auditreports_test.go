@@ -108,6 +108,26 @@ func TestAuditReports(t *testing.T) {
 	if err != nil || len(rows) != 4 || rows[1][6] != "admin.login" || rows[1][10] != "failure" {
 		t.Fatalf("exported CSV: %v %v", rows, err)
 	}
+	// the export is itself a record: who exported what, with the filters
+	// and how many records left (trial5 D18)
+	q := auditv1.NewAuditQueryServiceClient(e.conn)
+	var exp *auditv1.Record
+	eventually(t, "the record of the auditor's export", func() bool {
+		r, err := q.QueryRecords(aud(), &auditv1.QueryRecordsRequest{Api: "export", Text: "auditor-reports"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range r.GetRecords() {
+			if rec.GetDetail()["filter_api"] == "admin.login" {
+				exp = rec
+			}
+		}
+		return exp != nil
+	})
+	if d := exp.GetDetail(); exp.GetType() != "audit.export" || d["format"] != "csv" || d["rows"] != "3" || d["filter_result"] != "failure" ||
+		d["report"] != "records" || d["actor_login"] != "auditor-reports" || !strings.HasSuffix(d["file"], ".csv") {
+		t.Fatalf("the export's record: %v", exp)
+	}
 
 	// REST: counts, then the export as a file
 	auth := map[string]string{"Authorization": "Bearer " + audTok}

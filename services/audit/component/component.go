@@ -135,6 +135,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	names := newIdentityNames(idc)
 	exp.Names = names
 	subtrees := newIdentityOrgs(idc).Subtrees
+	exportLog := func(ctx context.Context, rec audit.Record) error {
+		_, err := l.Append(ctx, []audit.Record{rec})
+		return err
+	}
 	rep, err := cfg.Reports.reporter(st, exp)
 	if err != nil {
 		return nil, err
@@ -179,8 +183,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			server.New(l).WithArchives(server.ArchiveOptions{Dir: archiveDir, Reminder: cfg.BackupReminder, Checker: admins,
 				MinRemovalAge: cfg.MinRemovalAge}).Register(g)
 			server.NewQuery(st).WithNames(names).WithOrgs(subtrees).Register(g)
-			server.NewReports(st, exp).WithOrgs(subtrees).Register(g)
-			an.Register(g)
+			server.NewReports(st, exp).WithOrgs(subtrees).WithExportLog(exportLog).Register(g)
+			an.WithExportLog(exportLog).Register(g)
 		},
 		Auth:  server.CallerAuth(admins, subtrees),
 		Ready: db.PingContext,

@@ -21,6 +21,14 @@ type AnalyticsServer struct {
 	window time.Duration
 	// exp writes the reports as files (ExportAnalytics).
 	exp audit.Exporter
+	log ExportLog
+}
+
+// WithExportLog records every report exported in the audit log
+// (audit.export).
+func (s *AnalyticsServer) WithExportLog(l ExportLog) *AnalyticsServer {
+	s.log = l
+	return s
 }
 
 // NewAnalytics returns the analytics server over a; window is the

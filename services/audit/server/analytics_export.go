@@ -24,9 +24,12 @@ func (s *AnalyticsServer) ExportAnalytics(r *auditv1.ExportAnalyticsRequest, st 
 		return err
 	}
 	f := audit.Format(r.GetFormat())
-	w := &chunkWriter{st: st, first: &auditv1.ExportRecordsChunk{ContentType: f.ContentType(),
-		FileName: "audit-" + name + "-" + time.Now().UTC().Format("20060102-150405") + "." + f.Ext()}}
+	file := "audit-" + name + "-" + time.Now().UTC().Format("20060102-150405") + "." + f.Ext()
+	w := &chunkWriter{st: st, first: &auditv1.ExportRecordsChunk{ContentType: f.ContentType(), FileName: file}}
 	if err := s.exp.Table(sec, f, w); err != nil {
+		return err
+	}
+	if err := recordExport(ctx, s.log, audit.Export{Report: name, Format: f, File: file, Rows: len(sec.Rows)}); err != nil {
 		return err
 	}
 	return w.send(w.buf.Bytes(), true)

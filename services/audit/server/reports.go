@@ -24,6 +24,13 @@ type ReportServer struct {
 	store    ReportStore
 	exp      audit.Exporter
 	subtrees Subtrees
+	log      ExportLog
+}
+
+// WithExportLog records every export in the audit log (audit.export).
+func (s *ReportServer) WithExportLog(l ExportLog) *ReportServer {
+	s.log = l
+	return s
 }
 
 // WithOrgs lets the counts and exports filter by org subtree (org_id).
@@ -125,8 +132,9 @@ func (s *ReportServer) ExportRecords(r *auditv1.ExportRecordsRequest, st grpc.Se
 	if r.GetCounts() != nil {
 		name = "audit-counts"
 	}
-	w := &chunkWriter{st: st, first: &auditv1.ExportRecordsChunk{ContentType: f.ContentType(),
-		FileName: name + "-" + time.Now().UTC().Format("20060102-150405") + "." + f.Ext()}}
+	file := name + "-" + time.Now().UTC().Format("20060102-150405") + "." + f.Ext()
+	w := &chunkWriter{st: st, first: &auditv1.ExportRecordsChunk{ContentType: f.ContentType(), FileName: file}}
+	note := audit.Export{Report: "records", Format: f, File: file, OrgID: org}
 	if r.GetCounts() != nil {
 		q := countQuery(r.GetCounts())
 		counts, _, err := audit.Counts(ctx, s.store, sc, q)
@@ -136,7 +144,16 @@ func (s *ReportServer) ExportRecords(r *auditv1.ExportRecordsRequest, st grpc.Se
 		if err := s.exp.Counts(q, counts, f, w); err != nil {
 			return err
 		}
-	} else if _, err := s.exp.Records(ctx, s.store, sc, FilterQuery(r.GetFilter()), int(r.GetMaxRecords()), f, w); err != nil {
+		note.Report, note.Filter, note.By, note.Rows = "counts", q.Filter, q.By, len(counts)
+	} else {
+		q := FilterQuery(r.GetFilter())
+		n, err := s.exp.Records(ctx, s.store, sc, q, int(r.GetMaxRecords()), f, w)
+		if err != nil {
+			return err
+		}
+		note.Filter, note.Rows = q, n
+	}
+	if err := recordExport(ctx, s.log, note); err != nil {
 		return err
 	}
 	return w.send(w.buf.Bytes(), true)

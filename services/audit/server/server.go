@@ -4,12 +4,14 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	"github.com/uias/uias/services/audit"
 )
@@ -124,6 +126,26 @@ func orgScope(ctx context.Context, subtrees Subtrees, orgID string) (audit.Scope
 		return audit.Scope{}, apierr.New(apierr.NotFound, "NOT_FOUND", "no org "+orgID)
 	}
 	return audit.WithinOrg(sc, orgs)
+}
+
+// ExportLog appends the record of an export to the audit log.
+type ExportLog func(ctx context.Context, rec audit.Record) error
+
+// recordExport appends the record of e (the caller, their address and now
+// filled in) with log; nil log records nothing. A record that cannot be
+// written fails the export before its last chunk: no export leaves
+// without its record.
+func recordExport(ctx context.Context, log ExportLog, e audit.Export) error {
+	if log == nil {
+		return nil
+	}
+	if a := adminauth.From(ctx); a != nil {
+		e.Actor, e.ActorLogin = "user:"+a.ID, a.Login
+	}
+	if ip := grpcx.ClientIP(ctx); ip.IsValid() {
+		e.ClientIP = ip.String()
+	}
+	return log(ctx, audit.ExportRecord(e, time.Now()))
 }
 
 func wholeLog(ctx context.Context) error {
