@@ -177,6 +177,11 @@ func (b *Builder) event(c *caller.Caller, end time.Time, a Action, buf *[]byte) 
 // administrator's name among a record's fields).
 const DetailActorLogin = "actor_login"
 
+// DetailAppIP is the detail key of the address a call came from when the
+// record's client_ip is the person's address the calling application
+// reported (caller.Caller.AppIP).
+const DetailAppIP = "app_ip"
+
 // maxDetail is how many detail fields a record is built with without a
 // heap allocation.
 const maxDetail = 12
@@ -204,6 +209,10 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []eve
 	detail = append(detail, a.Own...)
 	if c.PrincipalLogin != "" {
 		detail = append(detail, events.DetailField{Key: DetailActorLogin, Value: Text(c.PrincipalLogin)})
+	}
+	if c.AppIP.IsValid() {
+		// client_ip is the person's, as the application reported it
+		detail = append(detail, events.DetailField{Key: DetailAppIP, Value: c.AppIP.String()})
 	}
 	if c.SignedKey != "" {
 		// A signed call (caller.AuthenticateSigned): which key verified

@@ -26,7 +26,11 @@ type Caller struct {
 	// that they name the administrator after a rename or a deletion.
 	PrincipalLogin string
 	ClientIP       netip.Addr
-	RequestID      string
+	// AppIP: ClientIP is the person's address as the calling application
+	// reported it (Authenticate's extend_info client_ip), and AppIP the
+	// address the call itself came from. Audit records keep both.
+	AppIP     netip.Addr
+	RequestID string
 	// ClientCert is the SHA-256 fingerprint (lower case hex of the DER) of
 	// the verified client certificate the call came with ("" if none; see
 	// grpcx.ClientCertSHA256).

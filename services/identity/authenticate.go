@@ -202,6 +202,7 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "failure", "BAD_REQUEST", start, nil))
 		return nil, err
 	}
+	ctx, c = withPersonIP(ctx, c, req.Extend)
 	if (req.AppType != "" || req.AppCode != "") && (req.AppType != c.App.Type || req.AppCode != c.App.Code) {
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "denied", caller.ReasonForeignApp, start, nil))
 		return nil, caller.ForeignApp("an application may only authenticate its own accounts")

@@ -655,6 +655,12 @@ func TestAuditEventsForAuthentication(t *testing.T) {
 		return r.Reason
 	}
 	wrong := []string{"Wrong-Pass-1", "Wrong-Pass-2", "Wrong-Pass-3", "Wrong-Pass-4", "Wrong-Pass-5"}
+	// The records carry the person's address the application reported as
+	// their client_ip, the application's own as app_ip.
+	reported := func(r events.AuditRecord) events.AuditRecord {
+		r.ClientIP = fmt.Sprintf("198.51.100.%d", n)
+		return r
+	}
 
 	t.Run("login success", func(t *testing.T) {
 		m, before := e.mark(t), e.clk.t
@@ -662,9 +668,13 @@ func TestAuditEventsForAuthentication(t *testing.T) {
 			t.Fatalf("reason %v", r)
 		}
 		rows := e.outbox(t, m)
-		want := base
+		want := reported(base)
 		want.Result, want.Reason = "success", "OK"
-		wantAudit(t, audit(t, rows, "authenticate"), want, before, e.clk.t)
+		rec := audit(t, rows, "authenticate")
+		wantAudit(t, rec, want, before, e.clk.t)
+		if rec.Detail["app_ip"] != "192.0.2.10" {
+			t.Errorf("the application's address: %v", rec.Detail)
+		}
 		if len(rows) != 1 {
 			t.Errorf("%d events for one login, want 1", len(rows))
 		}
@@ -675,7 +685,7 @@ func TestAuditEventsForAuthentication(t *testing.T) {
 		if r := authn(wrong[0]); r != identity.ReasonBadCredentials {
 			t.Fatalf("reason %v", r)
 		}
-		want := base
+		want := reported(base)
 		want.Result, want.Reason = "failure", "BAD_CREDENTIALS"
 		wantAudit(t, audit(t, e.outbox(t, m), "authenticate"), want, before, e.clk.t)
 	})
@@ -696,10 +706,10 @@ func TestAuditEventsForAuthentication(t *testing.T) {
 		}
 		rows := e.outbox(t, m)
 		// The last failure is audited, then the lockout itself.
-		fail := base
+		fail := reported(base)
 		fail.Result, fail.Reason = "failure", "BAD_CREDENTIALS"
 		wantAudit(t, audit(t, rows, "authenticate"), fail, before, e.clk.t)
-		lock := base
+		lock := reported(base)
 		lock.Result, lock.Reason = "locked", "TOO_MANY_FAILURES"
 		rec := audit(t, rows, "account.lockout")
 		wantAudit(t, rec, lock, before, e.clk.t)
@@ -721,7 +731,7 @@ func TestAuditEventsForAuthentication(t *testing.T) {
 		if r := authn(evUserPass); r != identity.ReasonAccountLocked {
 			t.Fatalf("right password while locked: %v", r)
 		}
-		locked := base
+		locked := reported(base)
 		locked.Result, locked.Reason = "failure", "ACCOUNT_LOCKED"
 		wantAudit(t, audit(t, e.outbox(t, m), "authenticate"), locked, before, e.clk.t)
 	})
@@ -743,7 +753,7 @@ func TestAuditEventsForAuthentication(t *testing.T) {
 			if len(rows) != 1 {
 				t.Errorf("%d events for an unknown account, want 1", len(rows))
 			}
-			want := base
+			want := base // no address reported: the application's
 			want.Subject, want.Org, want.Result, want.Reason = tc.subject, "", "failure", "NO_SUCH_USER"
 			wantAudit(t, audit(t, rows, "authenticate"), want, before, e.clk.t)
 		}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/events"
 )
 
@@ -204,6 +205,22 @@ func appLoginSource(appID string, extend map[string]string, userID string) login
 		return loginSource{gate: k, account: k}
 	}
 	return loginSource{gate: app + "/user:" + userID, account: app}
+}
+
+// withPersonIP: the records of an application's check of a person carry
+// the person's address the application reported (extend client_ip, a
+// valid address) as their client_ip, and the application's own as
+// app_ip, so that the address analytics and alerts (impossible travel,
+// logins from outside the allowed networks) see where the person is, not
+// the application server. Without a report the caller is as it was.
+func withPersonIP(ctx context.Context, c *caller.Caller, extend map[string]string) (context.Context, *caller.Caller) {
+	ip, err := netip.ParseAddr(extend[ClientIPExtend])
+	if err != nil {
+		return ctx, c
+	}
+	cp := *c
+	cp.ClientIP, cp.AppIP = ip.Unmap(), c.ClientIP
+	return caller.With(ctx, &cp), &cp
 }
 
 // sourceID is how the store keeps a source: a hash, so that client
