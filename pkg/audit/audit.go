@@ -201,10 +201,14 @@ func capped(s string, n int) string {
 // detail: a.Detail's entries (made safe, Text) are appended to detail.
 func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []events.DetailField) (events.AuditRecord, []events.DetailField) {
 	for k, v := range a.Detail {
-		detail = append(detail, events.DetailField{Key: Text(k), Value: Text(v)})
+		if k != DetailActorLogin && k != DetailAppIP { // the caller's alone (below)
+			detail = append(detail, events.DetailField{Key: Text(k), Value: Text(v)})
+		}
 	}
 	for _, f := range a.Fields {
-		detail = append(detail, events.DetailField{Key: Text(f.Key), Value: Text(f.Value)})
+		if f.Key != DetailActorLogin && f.Key != DetailAppIP {
+			detail = append(detail, events.DetailField{Key: Text(f.Key), Value: Text(f.Value)})
+		}
 	}
 	detail = append(detail, a.Own...)
 	if c.PrincipalLogin != "" {

@@ -50,6 +50,9 @@ func ActorNames(ctx context.Context, names Names, recs []Record) map[string]stri
 // name rather than not at all).
 func ActorName(live map[string]string, rec *Record) string {
 	n, k := live[rec.Actor], rec.Detail[DetailActorLogin]
+	if !strings.HasPrefix(rec.Actor, "user:") {
+		k = "" // only a person's record keeps their login
+	}
 	switch {
 	case n == "":
 		return k

@@ -208,6 +208,42 @@ func TestAdminLoginNeedsOwnPassword(t *testing.T) {
 	if _, _, _, err := w.svc.AdminLogin(ip, "mal", "Mx-Pass-5512"); reasonOf(err) != "PASSWORD_CHANGE_REQUIRED" {
 		t.Fatalf("login after an administrator set the password: %v", err)
 	}
+	// a change on the CAS pages (or through an application) proves only the
+	// password: one another set stays another's (its creator could make it)
+	mo, err := w.svc.CreateUser(root, identity.NewUser{LoginName: "mo", DisplayName: "Mo", OrgID: orgs[0].ID,
+		Password: "Mx-Pass-5512", IsAdmin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.svc.SSOChangePassword(browserAt("192.0.2.41"), "mo", "Mx-Pass-5512", "Mx-Pass-5513", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := w.svc.AdminLogin(ip, "mo", "Mx-Pass-5513"); reasonOf(err) != "PASSWORD_CHANGE_REQUIRED" {
+		t.Fatalf("login after a CAS change of a password another set: %v", err)
+	}
+	// the appointment replaces it: what its creator knows opens nothing,
+	// the activation password (the appointer's) is changed at login
+	act, err := w.svc.PrepareAppointment(ctx, mo.ID)
+	if err != nil || act == "" {
+		t.Fatalf("appointment of a person whose password another set: %q %v", act, err)
+	}
+	if _, _, _, err := w.svc.AdminLogin(ip, "mo", "Mx-Pass-5513"); reasonOf(err) != "BAD_ADMIN_LOGIN" {
+		t.Fatalf("the creator's password after the appointment: %v", err)
+	}
+	if tok, _, _, err := w.svc.AdminLoginNewPassword(ip, "mo", act, "Mine-Own-Pass-2"); err != nil || tok == "" {
+		t.Fatalf("the activation password replaced at login: %v", err)
+	}
+	if act, err := w.svc.PrepareAppointment(ctx, mo.ID); err != nil || act != "" {
+		t.Fatalf("appointment of a person whose password is their own: %q %v", act, err)
+	}
+	// a person without a password gets one to activate
+	nopw, err := w.svc.CreateUser(root, identity.NewUser{LoginName: "nopw", DisplayName: "No Password", OrgID: orgs[0].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if act, err := w.svc.PrepareAppointment(ctx, nopw.ID); err != nil || act == "" {
+		t.Fatalf("appointment of a person without a password: %q %v", act, err)
+	}
 	// an administrator setting their own password sets their own
 	if _, err := w.svc.SetPassword(root, caller.From(root).Principal, "Boot-Strap-Pass9", false); err != nil {
 		t.Fatal(err)

@@ -427,7 +427,7 @@ func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, ne
 	if r != ReasonOK && r != ReasonPasswordExpired {
 		return apierr.New(apierr.FailedPrecondition, "VERIFICATION_FAILED", "current password not accepted: "+reasonMessages[r])
 	}
-	if err := s.setPassword(ctx, u, newPassword, PasswordSet{}, true, "password.change", start, ""); err != nil {
+	if err := s.setPassword(ctx, u, newPassword, PasswordSet{ByOther: u.PasswordByOther}, true, "password.change", start, ""); err != nil {
 		return err
 	}
 	return nil

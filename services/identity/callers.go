@@ -210,6 +210,38 @@ func (s *Service) AdminLoginOTP(ctx context.Context, login, password, newPasswor
 	return token, exp, u, nil
 }
 
+// PrepareAppointment readies person id for an administrator role (authz
+// asks it before granting one): a password someone else set, or none at
+// all, is replaced by a random temporary one, returned (shown once, to the
+// appointer, who hands it over) — the one the person's creator chose no
+// longer works, so a system administrator cannot act as the auditor the
+// security auditor appoints (three-administrator separation); the person
+// chooses their own at their first administrator login (the new one stays
+// marked as set by another until then). A password of the person's own is
+// left as it is (""). The change is made at the person's home centre only.
+func (s *Service) PrepareAppointment(ctx context.Context, id string) (string, error) {
+	start := s.now()
+	u, err := s.loadUser(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if u.PasswordHash != "" && !u.PasswordByOther {
+		return "", nil
+	}
+	if err := s.ownUser(ctx, u); err != nil {
+		return "", err
+	}
+	pw, err := s.cfg.Policy.Temporary(u.LoginName)
+	if err != nil {
+		return "", err
+	}
+	if err := s.setPassword(ctx, u, pw, PasswordSet{MustChange: !u.CannotChange, ByOther: true}, false, "user.appointment_password",
+		start, ""); err != nil {
+		return "", err
+	}
+	return pw, nil
+}
+
 // adminPasswordChange is the part of an administrator's login that follows
 // a right password: an expired password, or one another administrator set
 // (MustChange), is replaced by newPassword before a token is issued, and

@@ -94,6 +94,11 @@ func seedForExport(t *testing.T, iw *importWorld) {
 	if rep := iw.run(t, users, importfile.CSV, importfile.Users, "", false); rep.Written != 4 {
 		t.Fatalf("users %+v", rep)
 	}
+	// a hash the importer brought is a password another set
+	if us, _, err := iw.svc.ListUsers(context.Background(), identity.UserFilter{Query: "zhangsan"}, 10, ""); err != nil || len(us) != 1 ||
+		!us[0].PasswordByOther {
+		t.Fatalf("imported with a hash: %+v %v", us, err)
+	}
 	links := writeFile(t, "links.jsonl", `{"login_name":"lisi","app_type":"OA","app_code":"oa","app_account":"l001","status":"disabled"}`+"\n")
 	if rep := iw.run(t, links, importfile.JSONL, importfile.Links, "", false); rep.Written != 1 {
 		t.Fatalf("links %+v", rep)

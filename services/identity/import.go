@@ -572,7 +572,9 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 	u := &User{ID: ids.New(), LoginName: login, DisplayName: f["display_name"], IDType: t, Email: f["email"],
 		OrgID: o.ID, Status: status, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
 	if hash != "" {
-		u.PasswordChangedAt = now
+		// a hash the importer brought: a password the person may not be
+		// alone to know (User.PasswordByOther)
+		u.PasswordChangedAt, u.PasswordByOther = now, true
 	}
 	if err := im.s.sealPersonal(u, idNumber, f["phone"]); err != nil {
 		return nil, &RowError{Row: r.Row, Message: err.Error()}

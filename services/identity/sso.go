@@ -368,5 +368,6 @@ func (s *Service) SSOChangePassword(ctx context.Context, login, oldPassword, new
 	}
 	c := *caller.From(ctx)
 	c.Principal, c.PrincipalLogin = u.ID, u.LoginName
-	return s.setPassword(caller.With(ctx, &c), u, newPassword, PasswordSet{}, true, "sso.password.change", start, keepSession)
+	return s.setPassword(caller.With(ctx, &c), u, newPassword, PasswordSet{ByOther: u.PasswordByOther}, true, "sso.password.change", start,
+		keepSession)
 }

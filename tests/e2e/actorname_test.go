@@ -30,10 +30,12 @@ func TestRecordsKeepTheAdministratorsLogin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := az.CreateGrant(e.adm(), &authzv1.Grant{RoleId: "unit_admin", Subject: &authzv1.Subject{Kind: "user", Id: u.GetId()},
-			ScopeOrg: e.root}); err != nil {
+		res, err := az.CreateGrant(e.adm(), &authzv1.Grant{RoleId: "unit_admin", Subject: &authzv1.Subject{Kind: "user", Id: u.GetId()},
+			ScopeOrg: e.root})
+		if err != nil {
 			t.Fatal(err)
 		}
+		e.noteGrant(login, res)
 		var tok string
 		eventually(t, login+" to log in as an administrator", func() bool {
 			tok, err = e.firstAdminLogin(t, login, escalationPassword)

@@ -57,6 +57,7 @@ func newCacheWorld(t *testing.T, e, authzEnv *env) *cacheWorld {
 		if err != nil {
 			t.Fatalf("grant unit_admin over %s: %v", scope, err)
 		}
+		e.noteGrant("pat", r)
 		return r.GetGrant().GetId()
 	}
 	grant(east)

@@ -32,10 +32,12 @@ func (e *env) grantedAdmin(t *testing.T, login, role string) string {
 	if role == "security_auditor" {
 		by = e.aud() // an auditor appoints auditors
 	}
-	if _, err := authzv1.NewAuthzAdminServiceClient(e.conn).CreateGrant(by, &authzv1.Grant{RoleId: role,
-		Subject: &authzv1.Subject{Kind: "user", Id: u.GetId()}}); err != nil {
+	res, err := authzv1.NewAuthzAdminServiceClient(e.conn).CreateGrant(by, &authzv1.Grant{RoleId: role,
+		Subject: &authzv1.Subject{Kind: "user", Id: u.GetId()}})
+	if err != nil {
 		t.Fatalf("grant %s to %s: %v", role, login, err)
 	}
+	e.noteGrant(login, res)
 	// authz applies its own write at once: the grant counts for the login
 	tok, err := e.firstAdminLogin(t, login, escalationPassword)
 	if err != nil {
@@ -141,6 +143,26 @@ func TestAdminScopesOfComponents(t *testing.T) {
 	}
 	if _, err := an.LoginHistory(x.as("aud"), &auditv1.LoginHistoryRequest{UserId: x.carol}); err != nil {
 		t.Fatalf("the auditor asks for carol's logins: %v", err)
+	}
+	// a person of the subtree since deleted, or an id nobody has: answered
+	// from the scoped records, not refused
+	gone, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "gone", DisplayName: "Gone", OrgId: x.east1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.DeleteUser(e.adm(), &identityv1.DeleteUserRequest{Id: gone.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{gone.GetId(), "no-such-person"} {
+		if _, err := an.LoginHistory(x.as("unitA"), &auditv1.LoginHistoryRequest{UserId: id}); err != nil {
+			t.Fatalf("unit admin of east asks for the logins of %s: %v", id, err)
+		}
+	}
+	// last access: a unit administrator (who may not list the applications)
+	// is refused an application nobody has too
+	_, err = an.LastAccess(x.as("unitA"), &auditv1.LastAccessRequest{AppIds: []string{"no-such-app"}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("unit admin asks for the last access to an application nobody has: %v", err)
 	}
 	// An org filter (004 2.1.7.2, reports per org unit): the org and the
 	// orgs below it, within the caller's scope.

@@ -57,12 +57,14 @@ func newEscalation(t *testing.T) *escalation {
 	x.east = org("east", e.root)
 	x.east1 = org("east1", x.east)
 	x.west = org("west", e.root)
+	logins := map[string]string{} // by user id
 	user := func(login, orgID string) string {
 		u, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: login, DisplayName: login, OrgId: orgID,
 			Password: escalationPassword, PasswordNeverExpires: true})
 		if err != nil {
 			t.Fatalf("create user %s: %v", login, err)
 		}
+		logins[u.GetId()] = login
 		return u.GetId()
 	}
 	x.unitA, x.sub, x.sys2, x.aud = user("unit-a", x.east), user("sub-a1", x.east1), user("sys-two", x.east), user("auditor-1", e.root)
@@ -76,6 +78,7 @@ func newEscalation(t *testing.T) *escalation {
 		if err != nil {
 			t.Fatalf("grant %s to %s: %v", g.GetRoleId(), g.GetSubject().GetId(), err)
 		}
+		e.noteGrant(logins[g.GetSubject().GetId()], r)
 		return r.GetGrant().GetId()
 	}
 	u := func(id string) *authzv1.Subject { return &authzv1.Subject{Kind: "user", Id: id} }
@@ -86,6 +89,7 @@ func newEscalation(t *testing.T) *escalation {
 		t.Fatalf("the auditor appoints auditor-1: %v", err)
 	} else {
 		x.audGrant = r.GetGrant().GetId()
+		e.noteGrant("auditor-1", r)
 	}
 
 	for who, login := range map[string]string{"unitA": "unit-a", "sub": "sub-a1", "sys2": "sys-two", "aud": "auditor-1"} {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,6 +63,9 @@ type env struct {
 	// seeded counts the people seed made: each has an ID number of their
 	// own (one account per person).
 	seeded int
+	// appointed: by login, the activation passwords appointments gave
+	// (noteGrant) and who chose their own (firstAdminLogin).
+	appointed sync.Map
 }
 
 // seedIDNumber is the resident ID number of the nth person seed makes
@@ -375,25 +379,41 @@ func streamEventsConn(t *testing.T, nc *nats.Conn, stream, prefix string) []map[
 	return out
 }
 
-// firstAdminLogin logs login in as an administrator with pw, the password
-// another administrator set for them: identity asks them to choose their
-// own first (PASSWORD_CHANGE_REQUIRED), so it is replaced in the login by
-// ownPassword(pw), as the person would; a later login uses that. It
-// returns the token.
+// noteGrant keeps the activation password of an appointment (the grant
+// of an administrator role to login), which firstAdminLogin uses.
+func (e *env) noteGrant(login string, res *authzv1.GrantResponse) {
+	if pw := res.GetActivationPassword(); pw != "" {
+		e.appointed.Store(login, pw)
+	}
+}
+
+// firstAdminLogin logs login in as an administrator, as the person would:
+// the first time with the activation password their appointment gave
+// (noteGrant), else pw (a password an administrator set, as the legacy
+// is_admin flag appoints), choosing ownPassword(pw) when identity asks
+// (PASSWORD_CHANGE_REQUIRED); later with ownPassword(pw). It returns the
+// token.
 func (e *env) firstAdminLogin(t *testing.T, login, pw string) (string, error) {
 	t.Helper()
 	ctx := context.Background()
-	res, err := e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: login, Password: pw})
-	if status.Code(err) == codes.Unauthenticated {
-		// a later login: the password is the one they chose
-		res, err = e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: login, Password: ownPassword(pw)})
+	if v, _ := e.appointed.Load(login); v == "own" {
+		res, err := e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: login, Password: ownPassword(pw)})
+		return res.GetToken(), err
 	}
+	cur := pw
+	if v, ok := e.appointed.Load(login); ok {
+		cur = v.(string)
+	}
+	res, err := e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: login, Password: cur})
 	if st, ok := status.FromError(err); ok && st.Code() == codes.FailedPrecondition && errorInfo(st).GetReason() == "PASSWORD_CHANGE_REQUIRED" {
-		res, err = e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: login, Password: pw, NewPassword: ownPassword(pw)})
+		res, err = e.admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: login, Password: cur, NewPassword: ownPassword(pw)})
+	}
+	if err == nil {
+		e.appointed.Store(login, "own")
 	}
 	return res.GetToken(), err
 }
 
 // ownPassword is the password a person chooses at their first
-// administrator login in place of pw (firstAdminLogin).
+// administrator login (firstAdminLogin).
 func ownPassword(pw string) string { return pw + "-own" }

@@ -15,13 +15,14 @@ import (
 )
 
 // TestAppointedAuditorChoosesOwnPassword (trial5 D23): the system
-// administrator creates a person with a password they chose, the security
-// auditor appoints that person a second security auditor (as documented),
-// and the system administrator tries to act as the new auditor with the
-// password they know: no token (PASSWORD_CHANGE_REQUIRED, over gRPC and
-// REST), no backup of the log, and they cannot set the password again
-// now that the person administers. The new auditor chooses their own at
-// their first login, and only theirs works from then on.
+// administrator creates a person with a password they chose; the security
+// auditor appoints the person a second security auditor (as documented).
+// The appointment replaces that password with an activation password the
+// appointing auditor alone is shown: the system administrator can neither
+// log in as the new auditor with what they know (gRPC, REST), nor set the
+// password again. The person logs in with the activation password, must
+// choose their own (PASSWORD_CHANGE_REQUIRED), and from then on only theirs
+// works.
 func TestAppointedAuditorChoosesOwnPassword(t *testing.T) {
 	e := start(t, testConfig(t.TempDir()))
 	e.login()
@@ -31,37 +32,51 @@ func TestAppointedAuditorChoosesOwnPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := authzv1.NewAuthzAdminServiceClient(e.conn).CreateGrant(e.aud(), &authzv1.Grant{RoleId: "security_auditor",
-		Subject: &authzv1.Subject{Kind: "user", Id: u.GetId()}}); err != nil {
+	res, err := authzv1.NewAuthzAdminServiceClient(e.conn).CreateGrant(e.aud(), &authzv1.Grant{RoleId: "security_auditor",
+		Subject: &authzv1.Subject{Kind: "user", Id: u.GetId()}})
+	if err != nil {
 		t.Fatalf("the auditor appoints mallory: %v", err)
 	}
-	_, err = e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "mallory", Password: known})
-	if st := wantCode(t, err, codes.FailedPrecondition, "PASSWORD_CHANGE_REQUIRED"); !strings.Contains(st.Message(), "set by another person") {
-		t.Fatalf("login with the password the system administrator chose: %q", st.Message())
+	activation := res.GetActivationPassword()
+	if activation == "" || activation == known {
+		t.Fatalf("the appointment gave no activation password: %v", res)
 	}
+	// what the system administrator knows opens nothing now
+	_, err = e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "mallory", Password: known,
+		NewPassword: "Chosen-By-Sys-1"})
+	wantCode(t, err, codes.Unauthenticated, "BAD_ADMIN_LOGIN")
 	code, body, _ := e.rest(http.MethodPost, "/v1/admin/login", map[string]string{"Content-Type": "application/json"},
 		map[string]string{"login_name": "mallory", "password": known})
-	if code != http.StatusBadRequest || !containsReason(body, "PASSWORD_CHANGE_REQUIRED") || body["token"] != nil {
+	if code != http.StatusUnauthorized || body["token"] != nil {
 		t.Fatalf("REST login with the password the system administrator chose: %d %v", code, body)
 	}
-	// nor may the system administrator set it again now
 	_, err = e.admin.SetPassword(e.adm(), &identityv1.SetPasswordRequest{Id: u.GetId(), Password: "Mx-Pass-5512"})
 	wantCode(t, err, codes.PermissionDenied, "")
 
-	// mallory chooses their own, and backs the log up as an auditor
-	res, err := e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "mallory", Password: known,
+	// the activation password alone is no login: the person chooses theirs
+	_, err = e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "mallory", Password: activation})
+	if st := wantCode(t, err, codes.FailedPrecondition, "PASSWORD_CHANGE_REQUIRED"); !strings.Contains(st.Message(), "set by another person") {
+		t.Fatalf("login with the activation password: %q", st.Message())
+	}
+	tok, err := e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "mallory", Password: activation,
 		NewPassword: "Her-Own-Pass-2026"})
-	if err != nil || res.GetToken() == "" {
+	if err != nil || tok.GetToken() == "" {
 		t.Fatalf("mallory chooses their own password: %v", err)
 	}
-	mal := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+res.GetToken())
+	mal := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok.GetToken())
 	if _, err := auditv1.NewAuditLogServiceClient(e.conn).GetArchiveStatus(mal, &auditv1.GetArchiveStatusRequest{}); err != nil {
 		t.Fatalf("the new auditor asks for the backup status: %v", err)
 	}
-	_, err = e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "mallory", Password: known})
+	_, err = e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "mallory", Password: activation})
 	wantCode(t, err, codes.Unauthenticated, "BAD_ADMIN_LOGIN")
 	if _, err := e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "mallory",
 		Password: "Her-Own-Pass-2026"}); err != nil {
 		t.Fatalf("login with one's own password: %v", err)
+	}
+	// a second grant to a person whose password is their own changes nothing
+	res, err = authzv1.NewAuthzAdminServiceClient(e.conn).CreateGrant(e.adm(), &authzv1.Grant{RoleId: "personal_data_admin",
+		Subject: &authzv1.Subject{Kind: "user", Id: u.GetId()}})
+	if err != nil || res.GetActivationPassword() != "" {
+		t.Fatalf("a grant to an administrator with their own password: %v %v", res, err)
 	}
 }

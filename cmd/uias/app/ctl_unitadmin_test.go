@@ -32,9 +32,12 @@ func TestCtlUnitAdminListsTheirSubtree(t *testing.T) {
 
 	u := newCtl(t, a)
 	deadline := time.Now().Add(30 * time.Second)
-	// pat chooses their own password at their first login (the one the
-	// system administrator set lets nobody administer)
-	for u.exec(readmeUserPassword+"\n"+readmeUserPassword+"-own\n", "login", "--user", "pat", "--password-stdin",
+	// the appointment replaced the password the system administrator set
+	// with an activation password; pat chooses their own at their first login
+	if g.GetActivationPassword() == "" {
+		t.Fatalf("the appointment of pat gave no activation password: %v", &g)
+	}
+	for u.exec(g.GetActivationPassword()+"\n"+readmeUserPassword+"-own\n", "login", "--user", "pat", "--password-stdin",
 		"--new-password-stdin").code != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the unit administrator never logged in")

@@ -28,14 +28,14 @@ type PeopleSource interface {
 	People(ctx context.Context, orgs []string, fn func([]Person) error) error
 }
 
-// PersonScope is what a PeopleSource may also answer: whether the calling
-// administrator may read the person userID (identity's answer to them).
-// MayRead returns audit.ErrPersonOutOfScope for a person outside their
-// subtrees, nil otherwise (a person identity no longer knows, or identity
-// not answering, is left to the scoped filter, which shows no record out
-// of scope).
+// PersonScope is what a PeopleSource may also answer: whether person
+// userID belongs to one of orgs (a unit administrator's scope). MayRead
+// returns audit.ErrPersonOutOfScope for a person of another org, nil
+// otherwise (a person identity no longer knows, or identity not
+// answering, is left to the scoped filter, which shows no record out of
+// scope).
 type PersonScope interface {
-	MayRead(ctx context.Context, userID string) error
+	MayRead(ctx context.Context, userID string, orgs []string) error
 }
 
 // ErrNoPeople: the identity component's people cannot be asked; absence

@@ -246,7 +246,8 @@ func resolveApps(ctx context.Context, ar AppResolver, names []string, settings b
 			return nil, apierr.New(apierr.FailedPrecondition, ReasonNoImportantApps,
 				"audit.analytics.important_apps names no application by "+list+" (give App_IDs or application codes)")
 		}
-		return nil, badRequest("no application has the App_ID or code " + list)
+		return nil, badRequest("no application has the App_ID or code " + list +
+			" (who may not read the applications names them by App_ID)")
 	}
 	return out, nil
 }

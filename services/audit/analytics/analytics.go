@@ -316,7 +316,7 @@ func (a *Analytics) LoginHistory(ctx context.Context, scope audit.Scope, userID 
 	}
 	if ps, ok := a.people.(PersonScope); ok && !scope.All {
 		// a person outside the subtrees is refused, not answered "no logins"
-		if err := ps.MayRead(ctx, userID); err != nil {
+		if err := ps.MayRead(ctx, userID, scope.Orgs); err != nil {
 			return nil, "", err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/uias/uias/pkg/apierr"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	"github.com/uias/uias/services/audit"
 )
@@ -121,6 +122,10 @@ func (s *ReportServer) ExportRecords(r *auditv1.ExportRecordsRequest, st grpc.Se
 	ctx := st.Context()
 	org := r.GetFilter().GetOrgId()
 	if r.GetCounts() != nil {
+		if org != "" && org != r.GetCounts().GetFilter().GetOrgId() {
+			return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest,
+				"a count report takes its filters from counts.filter: give org_id there (filter.org_id differs)")
+		}
 		org = r.GetCounts().GetFilter().GetOrgId()
 	}
 	sc, err := orgScope(ctx, s.subtrees, org)

@@ -57,6 +57,11 @@ type Deps struct {
 	// centre. Writes of objects homed at another centre are refused, and
 	// other centres' changes are applied as replicas (replica.go).
 	Homes *centre.Homes
+	// Appoint readies a person for an administrator role before a grant
+	// gives them one (identity's PrepareAppointment): it returns the
+	// temporary password that replaced one someone else set ("" when theirs
+	// is their own). nil: nothing is asked.
+	Appoint func(ctx context.Context, userID string) (string, error)
 }
 
 // Service runs the commands of one replica.
@@ -69,6 +74,7 @@ type Service struct {
 	maxWait time.Duration
 	auditor *audit.Builder
 	homes   *centre.Homes
+	appoint func(ctx context.Context, userID string) (string, error)
 
 	// catchMu serialises reading changes from the store into the index.
 	catchMu sync.Mutex
@@ -80,7 +86,7 @@ type Service struct {
 // New returns the service. Load (or an empty store) must run before queries.
 func New(d Deps) *Service {
 	s := &Service{st: d.Store, idx: d.Index, log: d.Logger, kick: d.Kick, now: d.Now, maxWait: d.MaxWait,
-		advanced: make(chan struct{}), homes: d.Homes}
+		advanced: make(chan struct{}), homes: d.Homes, appoint: d.Appoint}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}

@@ -228,9 +228,20 @@ func (s *Service) DeleteRole(ctx context.Context, id string) (int64, error) {
 // through its groups and orgs, the roles the granted role inherits, and
 // for a group or an org each person it reaches).
 func (s *Service) CreateGrant(ctx context.Context, g authz.Grant) (authz.Grant, int64, error) {
+	g, rev, _, err := s.CreateGrantActivation(ctx, g)
+	return g, rev, err
+}
+
+// CreateGrantActivation is CreateGrant that also returns the activation
+// password of a person it makes an administrator (Deps.Appoint): asked
+// once the grant is found allowed, before it is written; a grant whose
+// person identity cannot ready is not made (a password their creator
+// chose would otherwise open the administration to the creator).
+func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (authz.Grant, int64, string, error) {
 	g.ID = ids.New()
 	g.CreatedAt = s.now().UTC()
 	g.CreatedBy = caller.From(ctx).Actor()
+	activation := ""
 	ch, err := s.write(ctx, "grant.create", g.Subject.String(), func() (authz.Change, error) {
 		if err := s.checkGrantShape(g); err != nil {
 			return authz.Change{}, err
@@ -241,9 +252,27 @@ func (s *Service) CreateGrant(ctx context.Context, g authz.Grant) (authz.Grant, 
 		if err := s.checkGrant(g); err != nil {
 			return authz.Change{}, err
 		}
+		if s.appoint != nil && g.Subject.Kind == authz.SubjectUser && s.administers(g.Role) {
+			pw, err := s.appoint(ctx, g.Subject.ID)
+			if err != nil {
+				return authz.Change{}, err
+			}
+			activation = pw
+		}
 		return put(authz.ObjGrant, g.ID, g)
 	})
-	return g, ch.Rev, err
+	return g, ch.Rev, activation, err
+}
+
+// administers reports whether role makes its holder an administrator: it
+// is, or inherits, one of the three built-in administrator roles.
+func (s *Service) administers(role string) bool {
+	for _, r := range s.idx.Closure(role) {
+		if r == authz.RoleSystemAdmin || r == authz.RoleSecurityAuditor || r == authz.RoleUnitAdmin {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Service) checkGrant(g authz.Grant) error {

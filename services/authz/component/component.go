@@ -111,8 +111,12 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, fmt.Errorf("authz built-in roles: %w", err)
 	}
 	homes := centre.FromConfig(env.Config)
+	sso := identityv1.NewSSOServiceClient(conn)
 	svc := commands.New(commands.Deps{Store: st, Index: idx, Logger: log, Kick: relay.Kick, MaxWait: cfg.MaxWait,
-		Homes: homes})
+		Homes: homes, Appoint: func(ctx context.Context, userID string) (string, error) {
+			res, err := sso.PrepareAppointment(ctx, &identityv1.PrepareAppointmentRequest{UserId: userID})
+			return res.GetActivationPassword(), err
+		}})
 
 	// Changes committed by any replica (this one's too, applied already)
 	// reach the index as their events arrive; a gap is read from the store.

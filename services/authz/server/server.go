@@ -292,11 +292,11 @@ func (s *Server) DeleteRole(ctx context.Context, r *authzv1.DeleteRoleRequest) (
 
 // CreateGrant implements AuthzAdminService.
 func (s *Server) CreateGrant(ctx context.Context, r *authzv1.Grant) (*authzv1.GrantResponse, error) {
-	g, rev, err := s.svc.CreateGrant(ctx, grantOf(r))
+	g, rev, activation, err := s.svc.CreateGrantActivation(ctx, grantOf(r))
 	if err != nil {
 		return nil, err
 	}
-	return &authzv1.GrantResponse{Grant: grantPB(g), Revision: rev}, nil
+	return &authzv1.GrantResponse{Grant: grantPB(g), Revision: rev, ActivationPassword: activation}, nil
 }
 
 // ListGrants implements AuthzAdminService.

@@ -98,6 +98,15 @@ func (s ssoServer) LinkAccount(ctx context.Context, r *identityv1.LinkAccountReq
 	return &identityv1.LinkAccountResponse{LinkId: l.ID}, nil
 }
 
+// PrepareAppointment implements SSOService.
+func (s ssoServer) PrepareAppointment(ctx context.Context, r *identityv1.PrepareAppointmentRequest) (*identityv1.PrepareAppointmentResponse, error) {
+	pw, err := s.svc.PrepareAppointment(ctx, r.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	return &identityv1.PrepareAppointmentResponse{ActivationPassword: pw}, nil
+}
+
 // InactivePeople implements SSOService.
 func (s ssoServer) InactivePeople(ctx context.Context, r *identityv1.InactivePeopleRequest) (*identityv1.InactivePeopleResponse, error) {
 	ids, err := s.svc.InactivePeople(ctx, r.GetUserIds())

@@ -375,7 +375,9 @@ func authzGrantCmd() command {
 	return command{usage: "--role ROLE_ID (--user ID | --group ID | --org ID) [--from RFC3339] [--until RFC3339] [--scope-org ORG_ID --grantable ROLE_ID,... [--delegable]]",
 		help: "Grants a role to a person, a group, or an org and every org below it, optionally for a time window. " +
 			"A unit administrator (--role unit_admin) is granted over an org subtree (--scope-org) with the roles they may hand on (--grantable) " +
-			"and, with --delegable, the right to appoint unit administrators below them.",
+			"and, with --delegable, the right to appoint unit administrators below them. " +
+			"Appointing a person to an administrator role replaces a password someone else set for them (or gives one to a person " +
+			"without) with an activation password, printed once: hand it over; they choose their own at their first administrator login.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			role := fs.String("role", "", "role `ID`")
 			user, group, org := fs.String("user", "", "user `ID`"), fs.String("group", "", "group `ID`"), fs.String("org", "", "org `ID`")
@@ -427,6 +429,12 @@ func authzGrantCmd() command {
 						fmt.Fprintln(tw, "ID\tROLE\tSUBJECT\tFROM\tUNTIL")
 						grantTable(tw, out.GetGrant())
 						fmt.Fprintf(tw, "revision\t%d\n", out.GetRevision())
+						if pw := out.GetActivationPassword(); pw != "" {
+							// the password another set was replaced: the
+							// appointer hands this one over
+							fmt.Fprintf(tw, "activation password\t%s\t(shown this once: hand it to the person in person; "+
+								"they choose their own at their first administrator login)\n", pw)
+						}
 					})
 				})
 			}

@@ -51,11 +51,17 @@ func TestRevealPersonalData(t *testing.T) {
 		t.Fatalf("create sys2: %v %+v", err, sys)
 	}
 	h.stdin = ""
-	h.mustRun("authz", "grant", "--role", "system_admin", "--user", sys.Id)
+	var appointed struct {
+		ActivationPassword string `json:"activation_password"`
+	}
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "authz", "grant", "--role", "system_admin", "--user", sys.Id)), &appointed); err != nil ||
+		appointed.ActivationPassword == "" {
+		t.Fatalf("appointing sys2: %v %+v", err, appointed)
+	}
 
 	h2 := &harness{t: t, addr: a.GRPCAddr(), cfg: t.TempDir(), env: map[string]string{"UIAS_ADDR": a.GRPCAddr()}}
 	h2.env["UIAS_CONFIG_DIR"] = h2.cfg
-	h2.loginEventually("sys2", sysPw)
+	h2.loginEventually("sys2", appointed.ActivationPassword)
 
 	masked := func(who string, out string) {
 		t.Helper()

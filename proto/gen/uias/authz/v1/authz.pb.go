@@ -2009,11 +2009,17 @@ func (x *DeleteRoleRequest) GetId() string {
 }
 
 type GrantResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Grant         *Grant                 `protobuf:"bytes,1,opt,name=grant" json:"grant,omitempty"`
-	Revision      int64                  `protobuf:"varint,2,opt,name=revision" json:"revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Grant    *Grant                 `protobuf:"bytes,1,opt,name=grant" json:"grant,omitempty"`
+	Revision int64                  `protobuf:"varint,2,opt,name=revision" json:"revision,omitempty"`
+	// activation_password: granting a person an administrator role replaces
+	// a password someone else set for them (or gives one to a person without)
+	// with this temporary one, shown this once: hand it to the person, who
+	// chooses their own at their first administrator login. "" when their
+	// password is their own.
+	ActivationPassword string `protobuf:"bytes,3,opt,name=activation_password,json=activationPassword" json:"activation_password,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *GrantResponse) Reset() {
@@ -2058,6 +2064,13 @@ func (x *GrantResponse) GetRevision() int64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *GrantResponse) GetActivationPassword() string {
+	if x != nil {
+		return x.ActivationPassword
+	}
+	return ""
 }
 
 type ListGrantsRequest struct {
@@ -2580,10 +2593,11 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\x05roles\x18\x01 \x03(\v2\x13.uias.authz.v1.RoleR\x05roles\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"4\n" +
 	"\x11DeleteRoleRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"W\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x88\x01\n" +
 	"\rGrantResponse\x12*\n" +
 	"\x05grant\x18\x01 \x01(\v2\x14.uias.authz.v1.GrantR\x05grant\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"\xe1\x01\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12/\n" +
+	"\x13activation_password\x18\x03 \x01(\tR\x12activationPassword\"\xe1\x01\n" +
 	"\x11ListGrantsRequest\x12.\n" +
 	"\fsubject_kind\x18\x01 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\vsubjectKind\x12+\n" +
 	"\n" +

@@ -25,6 +25,7 @@ const (
 	SSOService_PersonLinks_FullMethodName          = "/uias.identity.v1.SSOService/PersonLinks"
 	SSOService_LinkAccount_FullMethodName          = "/uias.identity.v1.SSOService/LinkAccount"
 	SSOService_InactivePeople_FullMethodName       = "/uias.identity.v1.SSOService/InactivePeople"
+	SSOService_PrepareAppointment_FullMethodName   = "/uias.identity.v1.SSOService/PrepareAppointment"
 	SSOService_PersonIdNumber_FullMethodName       = "/uias.identity.v1.SSOService/PersonIdNumber"
 	SSOService_ChangePassword_FullMethodName       = "/uias.identity.v1.SSOService/ChangePassword"
 	SSOService_CertificateLogin_FullMethodName     = "/uias.identity.v1.SSOService/CertificateLogin"
@@ -70,6 +71,12 @@ type SSOServiceClient interface {
 	// disabled. The ticket component asks it of the people with live
 	// sessions when an org is disabled, to end theirs.
 	InactivePeople(ctx context.Context, in *InactivePeopleRequest, opts ...grpc.CallOption) (*InactivePeopleResponse, error)
+	// PrepareAppointment (authz, before it grants a person an administrator
+	// role): a person whose password someone else set (or who has none) gets
+	// a new temporary password, answered once as activation_password for the
+	// appointer to hand over; the one its creator chose no longer works.
+	// Components only.
+	PrepareAppointment(ctx context.Context, in *PrepareAppointmentRequest, opts ...grpc.CallOption) (*PrepareAppointmentResponse, error)
 	// PersonIdNumber returns a person's identity document number in clear,
 	// for the account association check an application answers
 	// (validatePrincipal); empty when none is recorded.
@@ -192,6 +199,16 @@ func (c *sSOServiceClient) InactivePeople(ctx context.Context, in *InactivePeopl
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(InactivePeopleResponse)
 	err := c.cc.Invoke(ctx, SSOService_InactivePeople_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSOServiceClient) PrepareAppointment(ctx context.Context, in *PrepareAppointmentRequest, opts ...grpc.CallOption) (*PrepareAppointmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrepareAppointmentResponse)
+	err := c.cc.Invoke(ctx, SSOService_PrepareAppointment_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -322,6 +339,12 @@ type SSOServiceServer interface {
 	// disabled. The ticket component asks it of the people with live
 	// sessions when an org is disabled, to end theirs.
 	InactivePeople(context.Context, *InactivePeopleRequest) (*InactivePeopleResponse, error)
+	// PrepareAppointment (authz, before it grants a person an administrator
+	// role): a person whose password someone else set (or who has none) gets
+	// a new temporary password, answered once as activation_password for the
+	// appointer to hand over; the one its creator chose no longer works.
+	// Components only.
+	PrepareAppointment(context.Context, *PrepareAppointmentRequest) (*PrepareAppointmentResponse, error)
 	// PersonIdNumber returns a person's identity document number in clear,
 	// for the account association check an application answers
 	// (validatePrincipal); empty when none is recorded.
@@ -407,6 +430,9 @@ func (UnimplementedSSOServiceServer) LinkAccount(context.Context, *LinkAccountRe
 }
 func (UnimplementedSSOServiceServer) InactivePeople(context.Context, *InactivePeopleRequest) (*InactivePeopleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method InactivePeople not implemented")
+}
+func (UnimplementedSSOServiceServer) PrepareAppointment(context.Context, *PrepareAppointmentRequest) (*PrepareAppointmentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PrepareAppointment not implemented")
 }
 func (UnimplementedSSOServiceServer) PersonIdNumber(context.Context, *PersonIdNumberRequest) (*PersonIdNumberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PersonIdNumber not implemented")
@@ -560,6 +586,24 @@ func _SSOService_InactivePeople_Handler(srv interface{}, ctx context.Context, de
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SSOServiceServer).InactivePeople(ctx, req.(*InactivePeopleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSOService_PrepareAppointment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PrepareAppointmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).PrepareAppointment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_PrepareAppointment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).PrepareAppointment(ctx, req.(*PrepareAppointmentRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -756,6 +800,10 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "InactivePeople",
 			Handler:    _SSOService_InactivePeople_Handler,
+		},
+		{
+			MethodName: "PrepareAppointment",
+			Handler:    _SSOService_PrepareAppointment_Handler,
 		},
 		{
 			MethodName: "PersonIdNumber",
