@@ -19,6 +19,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -72,6 +73,23 @@ func TestAuditAnalytics(t *testing.T) {
 	if err != nil || len(hist.GetLogins()) != 3 || hist.GetLogins()[0].GetResult() != "failure" ||
 		hist.GetLogins()[2].GetResult() != "success" || hist.GetLogins()[0].GetApi() != "admin.login" {
 		t.Fatalf("login history: %v %v", hist, err)
+	}
+	// one person's absence over a period (004 2.1.7.2): today present
+	// (the success above), the three days before absent, in China's time
+	now := time.Now()
+	pabs, err := c.PersonAbsence(aud, &auditv1.PersonAbsenceRequest{UserId: adminID, StartTime: timestamppb.New(now.Add(-72 * time.Hour)),
+		EndTime: timestamppb.New(now.Add(time.Minute)), UtcOffsetMinutes: 480})
+	today := now.In(time.FixedZone("", 8*3600)).Format(time.DateOnly)
+	if err != nil || len(pabs.GetDays()) != 4 || pabs.GetPresentDays() != 1 || pabs.GetAbsentDays() != 3 ||
+		pabs.GetDays()[3].GetDate() != today || !pabs.GetDays()[3].GetPresent() || pabs.GetDays()[3].GetLogins() != 1 ||
+		pabs.GetDays()[0].GetPresent() {
+		t.Fatalf("the administrator's absence over four days: %v %v", pabs, err)
+	}
+	_, err = c.PersonAbsence(aud, &auditv1.PersonAbsenceRequest{UserId: adminID, StartTime: timestamppb.New(now.Add(-400 * 24 * time.Hour))})
+	wantCode(t, err, codes.InvalidArgument, "")
+	if code, body, _ := e.rest(http.MethodGet, "/v1/audit/analytics/users/"+adminID+"/absence?utc_offset_minutes=480&weekdays_only=true",
+		map[string]string{"Authorization": "Bearer " + e.audToken}, nil); code != http.StatusOK || body["user_id"] != adminID {
+		t.Fatalf("REST absence: %d %v", code, body)
 	}
 	eventually(t, "the auditor online", func() bool {
 		on, err := c.OnlineNow(aud, &auditv1.OnlineNowRequest{FromAuditLog: true})

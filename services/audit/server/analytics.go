@@ -127,6 +127,24 @@ func (s *AnalyticsServer) LoginHistory(ctx context.Context, r *auditv1.LoginHist
 	return out, nil
 }
 
+// PersonAbsence implements AuditAnalyticsService.
+func (s *AnalyticsServer) PersonAbsence(ctx context.Context, r *auditv1.PersonAbsenceRequest) (*auditv1.PersonAbsenceResponse, error) {
+	sc, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.a.PersonAbsence(ctx, sc, r.GetUserId(), rangeOf(r), time.Duration(r.GetUtcOffsetMinutes())*time.Minute, r.GetWeekdaysOnly())
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.PersonAbsenceResponse{UserId: r.GetUserId(), PresentDays: int32(res.PresentDays), AbsentDays: int32(res.AbsentDays),
+		Truncated: res.Truncated, Days: make([]*auditv1.PersonDay, len(res.Days))}
+	for i, d := range res.Days {
+		out.Days[i] = &auditv1.PersonDay{Date: d.Date, Present: d.Present, Logins: int32(d.Logins), First: ts(d.First)}
+	}
+	return out, nil
+}
+
 // Absences implements AuditAnalyticsService.
 func (s *AnalyticsServer) Absences(ctx context.Context, r *auditv1.AbsencesRequest) (*auditv1.AbsencesResponse, error) {
 	sc, err := scope(ctx)

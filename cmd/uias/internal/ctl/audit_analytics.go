@@ -24,6 +24,7 @@ func auditAnalyticsCommands() map[string]command {
 		"login-peaks":        auditLoginPeaksCmd(),
 		"logins":             auditLoginsCmd(),
 		"absent":             auditAbsentCmd(),
+		"absence":            auditAbsenceCmd(),
 		"online":             auditOnlineCmd(),
 		"travel":             auditTravelCmd(),
 		"last-access":        auditLastAccessCmd(),
@@ -230,6 +231,47 @@ func auditLoginsCmd() command {
 							row(tw, ts(l.GetTime()), l.GetApi(), l.GetResult(), l.GetReason(), l.GetAppId(), l.GetClientIp(),
 								strconv.FormatInt(l.GetSeq(), 10))
 						}
+					})
+				})
+			}
+		},
+	}
+}
+
+func auditAbsenceCmd() command {
+	return command{
+		usage: "USER_ID [--since D | --from T] [--to T] [--utc-offset MINUTES] [--weekdays]",
+		help: "Shows one person's absence over a period (default the last 30 days, at most 366): each day, cut at\n" +
+			"midnight in --utc-offset (480: China), with or without a successful login, and how many of each.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			r := addLoginRange(fs)
+			offset := fs.Int("utc-offset", 0, "the days' time zone, in `MINUTES` east of UTC (480: China)")
+			weekdays := fs.Bool("weekdays", false, "count Monday to Friday only")
+			return func(args []string) error {
+				if err := wantArgs(args, "USER_ID"); err != nil {
+					return err
+				}
+				start, end, err := r.times()
+				if err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					res, err := auditv1.NewAuditAnalyticsServiceClient(s.conn).PersonAbsence(s.ctx, &auditv1.PersonAbsenceRequest{
+						UserId: args[0], StartTime: start, EndTime: end, UtcOffsetMinutes: int32(*offset), WeekdaysOnly: *weekdays})
+					if err != nil {
+						return err
+					}
+					truncatedNote(a, res.GetTruncated(), "more logins than one question reads: the oldest days may show absent; narrow the period")
+					return a.output(res, func(tw *tabwriter.Writer) {
+						row(tw, "DATE", "PRESENT", "LOGINS", "FIRST LOGIN")
+						for _, d := range res.GetDays() {
+							present := "no"
+							if d.GetPresent() {
+								present = "yes"
+							}
+							row(tw, d.GetDate(), present, strconv.Itoa(int(d.GetLogins())), ts(d.GetFirst()))
+						}
+						fmt.Fprintf(tw, "present %d day(s), absent %d\n", res.GetPresentDays(), res.GetAbsentDays())
 					})
 				})
 			}

@@ -45,6 +45,12 @@ func auditAnalyticsChecks(t *testing.T, h *harness, pw string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// one person's absence: today present (UTC days)
+	today := time.Now().UTC().Format(time.DateOnly)
+	if out := h.mustRun("audit", "absence", auditorID, "--since", "48h"); !regexp.MustCompile(today+`\s+yes\s+[1-9]`).MatchString(out) ||
+		!strings.Contains(out, "present 1 day(s)") {
+		t.Errorf("audit absence %s:\n%s", auditorID, out)
+	}
 	if code, out, errs := h.run("audit", "online", "--from-logins"); code != 0 || !strings.Contains(out, auditorID) || !strings.Contains(out, "SINCE") ||
 		!regexp.MustCompile(`note: [1-9][0-9]* people online`).MatchString(errs) {
 		t.Errorf("audit online --from-logins: exit %d\n%s\n%s", code, out, errs)

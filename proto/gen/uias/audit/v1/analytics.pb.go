@@ -680,6 +680,237 @@ func (x *AbsencesRequest) GetLimit() int32 {
 	return 0
 }
 
+type PersonAbsenceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id of the person.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	// the period [start_time, end_time): at most 366 days; default the last
+	// 30 days up to now. Days are cut at midnight in utc_offset_minutes.
+	StartTime        *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime" json:"start_time,omitempty"`
+	EndTime          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end_time,json=endTime" json:"end_time,omitempty"`
+	UtcOffsetMinutes int32                  `protobuf:"varint,4,opt,name=utc_offset_minutes,json=utcOffsetMinutes" json:"utc_offset_minutes,omitempty"`
+	// weekdays_only: Saturdays and Sundays are not counted.
+	WeekdaysOnly  bool `protobuf:"varint,5,opt,name=weekdays_only,json=weekdaysOnly" json:"weekdays_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersonAbsenceRequest) Reset() {
+	*x = PersonAbsenceRequest{}
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersonAbsenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersonAbsenceRequest) ProtoMessage() {}
+
+func (x *PersonAbsenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersonAbsenceRequest.ProtoReflect.Descriptor instead.
+func (*PersonAbsenceRequest) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PersonAbsenceRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PersonAbsenceRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *PersonAbsenceRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *PersonAbsenceRequest) GetUtcOffsetMinutes() int32 {
+	if x != nil {
+		return x.UtcOffsetMinutes
+	}
+	return 0
+}
+
+func (x *PersonAbsenceRequest) GetWeekdaysOnly() bool {
+	if x != nil {
+		return x.WeekdaysOnly
+	}
+	return false
+}
+
+// PersonDay is one day of a person's absence report.
+type PersonDay struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// date: YYYY-MM-DD in the request's UTC offset.
+	Date string `protobuf:"bytes,1,opt,name=date" json:"date,omitempty"`
+	// present: at least one successful login that day.
+	Present bool `protobuf:"varint,2,opt,name=present" json:"present,omitempty"`
+	// logins: successful logins that day; first the earliest.
+	Logins        int32                  `protobuf:"varint,3,opt,name=logins" json:"logins,omitempty"`
+	First         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=first" json:"first,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersonDay) Reset() {
+	*x = PersonDay{}
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersonDay) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersonDay) ProtoMessage() {}
+
+func (x *PersonDay) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersonDay.ProtoReflect.Descriptor instead.
+func (*PersonDay) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PersonDay) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *PersonDay) GetPresent() bool {
+	if x != nil {
+		return x.Present
+	}
+	return false
+}
+
+func (x *PersonDay) GetLogins() int32 {
+	if x != nil {
+		return x.Logins
+	}
+	return 0
+}
+
+func (x *PersonDay) GetFirst() *timestamppb.Timestamp {
+	if x != nil {
+		return x.First
+	}
+	return nil
+}
+
+type PersonAbsenceResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	// days of the period, oldest first (partial first and last days too).
+	Days        []*PersonDay `protobuf:"bytes,2,rep,name=days" json:"days,omitempty"`
+	PresentDays int32        `protobuf:"varint,3,opt,name=present_days,json=presentDays" json:"present_days,omitempty"`
+	AbsentDays  int32        `protobuf:"varint,4,opt,name=absent_days,json=absentDays" json:"absent_days,omitempty"`
+	// truncated: more logins than one question reads (the newest were
+	// read): the oldest days may show absent wrongly; narrow the period.
+	Truncated     bool `protobuf:"varint,5,opt,name=truncated" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersonAbsenceResponse) Reset() {
+	*x = PersonAbsenceResponse{}
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersonAbsenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersonAbsenceResponse) ProtoMessage() {}
+
+func (x *PersonAbsenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersonAbsenceResponse.ProtoReflect.Descriptor instead.
+func (*PersonAbsenceResponse) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PersonAbsenceResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PersonAbsenceResponse) GetDays() []*PersonDay {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+func (x *PersonAbsenceResponse) GetPresentDays() int32 {
+	if x != nil {
+		return x.PresentDays
+	}
+	return 0
+}
+
+func (x *PersonAbsenceResponse) GetAbsentDays() int32 {
+	if x != nil {
+		return x.AbsentDays
+	}
+	return 0
+}
+
+func (x *PersonAbsenceResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 type Absence struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// subject: "user:<id>"; user_id the id alone.
@@ -703,7 +934,7 @@ type Absence struct {
 
 func (x *Absence) Reset() {
 	*x = Absence{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[8]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +946,7 @@ func (x *Absence) String() string {
 func (*Absence) ProtoMessage() {}
 
 func (x *Absence) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[8]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +959,7 @@ func (x *Absence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Absence.ProtoReflect.Descriptor instead.
 func (*Absence) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{8}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Absence) GetSubject() string {
@@ -800,7 +1031,7 @@ type AbsencesResponse struct {
 
 func (x *AbsencesResponse) Reset() {
 	*x = AbsencesResponse{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[9]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +1043,7 @@ func (x *AbsencesResponse) String() string {
 func (*AbsencesResponse) ProtoMessage() {}
 
 func (x *AbsencesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[9]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +1056,7 @@ func (x *AbsencesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbsencesResponse.ProtoReflect.Descriptor instead.
 func (*AbsencesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{9}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AbsencesResponse) GetAbsences() []*Absence {
@@ -866,7 +1097,7 @@ type OnlineNowRequest struct {
 
 func (x *OnlineNowRequest) Reset() {
 	*x = OnlineNowRequest{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[10]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +1109,7 @@ func (x *OnlineNowRequest) String() string {
 func (*OnlineNowRequest) ProtoMessage() {}
 
 func (x *OnlineNowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[10]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +1122,7 @@ func (x *OnlineNowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnlineNowRequest.ProtoReflect.Descriptor instead.
 func (*OnlineNowRequest) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{10}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OnlineNowRequest) GetWindowMinutes() int32 {
@@ -932,7 +1163,7 @@ type OnlinePerson struct {
 
 func (x *OnlinePerson) Reset() {
 	*x = OnlinePerson{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[11]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1175,7 @@ func (x *OnlinePerson) String() string {
 func (*OnlinePerson) ProtoMessage() {}
 
 func (x *OnlinePerson) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[11]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1188,7 @@ func (x *OnlinePerson) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnlinePerson.ProtoReflect.Descriptor instead.
 func (*OnlinePerson) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{11}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OnlinePerson) GetUserId() string {
@@ -1008,7 +1239,7 @@ type OnlineNowResponse struct {
 
 func (x *OnlineNowResponse) Reset() {
 	*x = OnlineNowResponse{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[12]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1251,7 @@ func (x *OnlineNowResponse) String() string {
 func (*OnlineNowResponse) ProtoMessage() {}
 
 func (x *OnlineNowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[12]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1264,7 @@ func (x *OnlineNowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnlineNowResponse.ProtoReflect.Descriptor instead.
 func (*OnlineNowResponse) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{12}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *OnlineNowResponse) GetSource() string {
@@ -1070,7 +1301,7 @@ type ImpossibleTravelRequest struct {
 
 func (x *ImpossibleTravelRequest) Reset() {
 	*x = ImpossibleTravelRequest{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[13]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1313,7 @@ func (x *ImpossibleTravelRequest) String() string {
 func (*ImpossibleTravelRequest) ProtoMessage() {}
 
 func (x *ImpossibleTravelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[13]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1326,7 @@ func (x *ImpossibleTravelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImpossibleTravelRequest.ProtoReflect.Descriptor instead.
 func (*ImpossibleTravelRequest) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{13}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ImpossibleTravelRequest) GetStartTime() *timestamppb.Timestamp {
@@ -1135,7 +1366,7 @@ type TravelPlace struct {
 
 func (x *TravelPlace) Reset() {
 	*x = TravelPlace{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[14]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1378,7 @@ func (x *TravelPlace) String() string {
 func (*TravelPlace) ProtoMessage() {}
 
 func (x *TravelPlace) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[14]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1391,7 @@ func (x *TravelPlace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TravelPlace.ProtoReflect.Descriptor instead.
 func (*TravelPlace) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{14}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TravelPlace) GetTime() *timestamppb.Timestamp {
@@ -1223,7 +1454,7 @@ type ImpossibleTravel struct {
 
 func (x *ImpossibleTravel) Reset() {
 	*x = ImpossibleTravel{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[15]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1466,7 @@ func (x *ImpossibleTravel) String() string {
 func (*ImpossibleTravel) ProtoMessage() {}
 
 func (x *ImpossibleTravel) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[15]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1479,7 @@ func (x *ImpossibleTravel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImpossibleTravel.ProtoReflect.Descriptor instead.
 func (*ImpossibleTravel) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{15}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ImpossibleTravel) GetUserId() string {
@@ -1313,7 +1544,7 @@ type ImpossibleTravelResponse struct {
 
 func (x *ImpossibleTravelResponse) Reset() {
 	*x = ImpossibleTravelResponse{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[16]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1325,7 +1556,7 @@ func (x *ImpossibleTravelResponse) String() string {
 func (*ImpossibleTravelResponse) ProtoMessage() {}
 
 func (x *ImpossibleTravelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[16]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1338,7 +1569,7 @@ func (x *ImpossibleTravelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImpossibleTravelResponse.ProtoReflect.Descriptor instead.
 func (*ImpossibleTravelResponse) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{16}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ImpossibleTravelResponse) GetTravels() []*ImpossibleTravel {
@@ -1372,7 +1603,7 @@ type LastAccessRequest struct {
 
 func (x *LastAccessRequest) Reset() {
 	*x = LastAccessRequest{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[17]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1615,7 @@ func (x *LastAccessRequest) String() string {
 func (*LastAccessRequest) ProtoMessage() {}
 
 func (x *LastAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[17]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1628,7 @@ func (x *LastAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastAccessRequest.ProtoReflect.Descriptor instead.
 func (*LastAccessRequest) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{17}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LastAccessRequest) GetStartTime() *timestamppb.Timestamp {
@@ -1453,7 +1684,7 @@ type ResourceAccess struct {
 
 func (x *ResourceAccess) Reset() {
 	*x = ResourceAccess{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[18]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1696,7 @@ func (x *ResourceAccess) String() string {
 func (*ResourceAccess) ProtoMessage() {}
 
 func (x *ResourceAccess) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[18]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1709,7 @@ func (x *ResourceAccess) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceAccess.ProtoReflect.Descriptor instead.
 func (*ResourceAccess) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{18}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResourceAccess) GetUserId() string {
@@ -1542,7 +1773,7 @@ type LastAccessResponse struct {
 
 func (x *LastAccessResponse) Reset() {
 	*x = LastAccessResponse{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[19]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1785,7 @@ func (x *LastAccessResponse) String() string {
 func (*LastAccessResponse) ProtoMessage() {}
 
 func (x *LastAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[19]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1798,7 @@ func (x *LastAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastAccessResponse.ProtoReflect.Descriptor instead.
 func (*LastAccessResponse) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{19}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LastAccessResponse) GetAccesses() []*ResourceAccess {
@@ -1596,7 +1827,7 @@ type OutsideAllowListRequest struct {
 
 func (x *OutsideAllowListRequest) Reset() {
 	*x = OutsideAllowListRequest{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[20]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1839,7 @@ func (x *OutsideAllowListRequest) String() string {
 func (*OutsideAllowListRequest) ProtoMessage() {}
 
 func (x *OutsideAllowListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[20]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1852,7 @@ func (x *OutsideAllowListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutsideAllowListRequest.ProtoReflect.Descriptor instead.
 func (*OutsideAllowListRequest) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{20}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OutsideAllowListRequest) GetStartTime() *timestamppb.Timestamp {
@@ -1660,7 +1891,7 @@ type OutsideAttempt struct {
 
 func (x *OutsideAttempt) Reset() {
 	*x = OutsideAttempt{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[21]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1672,7 +1903,7 @@ func (x *OutsideAttempt) String() string {
 func (*OutsideAttempt) ProtoMessage() {}
 
 func (x *OutsideAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[21]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1685,7 +1916,7 @@ func (x *OutsideAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutsideAttempt.ProtoReflect.Descriptor instead.
 func (*OutsideAttempt) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{21}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OutsideAttempt) GetSubject() string {
@@ -1728,7 +1959,7 @@ type OutsideAllowListResponse struct {
 
 func (x *OutsideAllowListResponse) Reset() {
 	*x = OutsideAllowListResponse{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[22]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +1971,7 @@ func (x *OutsideAllowListResponse) String() string {
 func (*OutsideAllowListResponse) ProtoMessage() {}
 
 func (x *OutsideAllowListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[22]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +1984,7 @@ func (x *OutsideAllowListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutsideAllowListResponse.ProtoReflect.Descriptor instead.
 func (*OutsideAllowListResponse) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{22}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OutsideAllowListResponse) GetAttempts() []*OutsideAttempt {
@@ -1791,7 +2022,7 @@ type ExportAnalyticsRequest struct {
 
 func (x *ExportAnalyticsRequest) Reset() {
 	*x = ExportAnalyticsRequest{}
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[23]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +2034,7 @@ func (x *ExportAnalyticsRequest) String() string {
 func (*ExportAnalyticsRequest) ProtoMessage() {}
 
 func (x *ExportAnalyticsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_analytics_proto_msgTypes[23]
+	mi := &file_uias_audit_v1_analytics_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +2047,7 @@ func (x *ExportAnalyticsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportAnalyticsRequest.ProtoReflect.Descriptor instead.
 func (*ExportAnalyticsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{23}
+	return file_uias_audit_v1_analytics_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExportAnalyticsRequest) GetFormat() ExportFormat {
@@ -1993,7 +2224,26 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\x04days\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xc2\x1c(\x01R\x04days\x12 \n" +
 	"\x05limit\x18\x02 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"\x9e\x02\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"\x99\x02\n" +
+	"\x14PersonAbsenceRequest\x12'\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xc6'\x01(@R\x06userId\x129\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12A\n" +
+	"\x12utc_offset_minutes\x18\x04 \x01(\x05B\x13\xbaH\x10\x1a\x0e\x18\xc8\x06(\xb8\xf9\xff\xff\xff\xff\xff\xff\xff\x01R\x10utcOffsetMinutes\x12#\n" +
+	"\rweekdays_only\x18\x05 \x01(\bR\fweekdaysOnly\"\x83\x01\n" +
+	"\tPersonDay\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12\x18\n" +
+	"\apresent\x18\x02 \x01(\bR\apresent\x12\x16\n" +
+	"\x06logins\x18\x03 \x01(\x05R\x06logins\x120\n" +
+	"\x05first\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05first\"\xc0\x01\n" +
+	"\x15PersonAbsenceResponse\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12,\n" +
+	"\x04days\x18\x02 \x03(\v2\x18.uias.audit.v1.PersonDayR\x04days\x12!\n" +
+	"\fpresent_days\x18\x03 \x01(\x05R\vpresentDays\x12\x1f\n" +
+	"\vabsent_days\x18\x04 \x01(\x05R\n" +
+	"absentDays\x12\x1c\n" +
+	"\ttruncated\x18\x05 \x01(\bR\ttruncated\"\x9e\x02\n" +
 	"\aAbsence\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x10\n" +
@@ -2105,13 +2355,15 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\x06PeakBy\x12\x17\n" +
 	"\x13PEAK_BY_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PEAK_BY_HOUR_OF_DAY\x10\x01\x12\x13\n" +
-	"\x0fPEAK_BY_WEEKDAY\x10\x022\x82\t\n" +
+	"\x0fPEAK_BY_WEEKDAY\x10\x022\x94\n" +
+	"\n" +
 	"\x15AuditAnalyticsService\x12y\n" +
 	"\fFailedLogins\x12\".uias.audit.v1.FailedLoginsRequest\x1a\x1a.uias.audit.v1.LoginCounts\")\x82\xd3\xe4\x93\x02#\x12!/v1/audit/analytics/failed-logins\x12s\n" +
 	"\n" +
 	"LoginPeaks\x12 .uias.audit.v1.LoginPeaksRequest\x1a\x1a.uias.audit.v1.LoginCounts\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/audit/analytics/login-peaks\x12\x8b\x01\n" +
 	"\fLoginHistory\x12\".uias.audit.v1.LoginHistoryRequest\x1a#.uias.audit.v1.LoginHistoryResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/audit/analytics/users/{user_id}/logins\x12q\n" +
-	"\bAbsences\x12\x1e.uias.audit.v1.AbsencesRequest\x1a\x1f.uias.audit.v1.AbsencesResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/audit/analytics/absences\x12r\n" +
+	"\bAbsences\x12\x1e.uias.audit.v1.AbsencesRequest\x1a\x1f.uias.audit.v1.AbsencesResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/audit/analytics/absences\x12\x8f\x01\n" +
+	"\rPersonAbsence\x12#.uias.audit.v1.PersonAbsenceRequest\x1a$.uias.audit.v1.PersonAbsenceResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/audit/analytics/users/{user_id}/absence\x12r\n" +
 	"\tOnlineNow\x12\x1f.uias.audit.v1.OnlineNowRequest\x1a .uias.audit.v1.OnlineNowResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/audit/analytics/online\x12\x92\x01\n" +
 	"\x10ImpossibleTravel\x12&.uias.audit.v1.ImpossibleTravelRequest\x1a'.uias.audit.v1.ImpossibleTravelResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/audit/analytics/impossible-travel\x12z\n" +
 	"\n" +
@@ -2132,7 +2384,7 @@ func file_uias_audit_v1_analytics_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_audit_v1_analytics_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_uias_audit_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_uias_audit_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_uias_audit_v1_analytics_proto_goTypes = []any{
 	(LoginGroup)(0),                  // 0: uias.audit.v1.LoginGroup
 	(PeakBy)(0),                      // 1: uias.audit.v1.PeakBy
@@ -2144,89 +2396,98 @@ var file_uias_audit_v1_analytics_proto_goTypes = []any{
 	(*Login)(nil),                    // 7: uias.audit.v1.Login
 	(*LoginHistoryResponse)(nil),     // 8: uias.audit.v1.LoginHistoryResponse
 	(*AbsencesRequest)(nil),          // 9: uias.audit.v1.AbsencesRequest
-	(*Absence)(nil),                  // 10: uias.audit.v1.Absence
-	(*AbsencesResponse)(nil),         // 11: uias.audit.v1.AbsencesResponse
-	(*OnlineNowRequest)(nil),         // 12: uias.audit.v1.OnlineNowRequest
-	(*OnlinePerson)(nil),             // 13: uias.audit.v1.OnlinePerson
-	(*OnlineNowResponse)(nil),        // 14: uias.audit.v1.OnlineNowResponse
-	(*ImpossibleTravelRequest)(nil),  // 15: uias.audit.v1.ImpossibleTravelRequest
-	(*TravelPlace)(nil),              // 16: uias.audit.v1.TravelPlace
-	(*ImpossibleTravel)(nil),         // 17: uias.audit.v1.ImpossibleTravel
-	(*ImpossibleTravelResponse)(nil), // 18: uias.audit.v1.ImpossibleTravelResponse
-	(*LastAccessRequest)(nil),        // 19: uias.audit.v1.LastAccessRequest
-	(*ResourceAccess)(nil),           // 20: uias.audit.v1.ResourceAccess
-	(*LastAccessResponse)(nil),       // 21: uias.audit.v1.LastAccessResponse
-	(*OutsideAllowListRequest)(nil),  // 22: uias.audit.v1.OutsideAllowListRequest
-	(*OutsideAttempt)(nil),           // 23: uias.audit.v1.OutsideAttempt
-	(*OutsideAllowListResponse)(nil), // 24: uias.audit.v1.OutsideAllowListResponse
-	(*ExportAnalyticsRequest)(nil),   // 25: uias.audit.v1.ExportAnalyticsRequest
-	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
-	(ExportFormat)(0),                // 27: uias.audit.v1.ExportFormat
-	(*ExportRecordsChunk)(nil),       // 28: uias.audit.v1.ExportRecordsChunk
+	(*PersonAbsenceRequest)(nil),     // 10: uias.audit.v1.PersonAbsenceRequest
+	(*PersonDay)(nil),                // 11: uias.audit.v1.PersonDay
+	(*PersonAbsenceResponse)(nil),    // 12: uias.audit.v1.PersonAbsenceResponse
+	(*Absence)(nil),                  // 13: uias.audit.v1.Absence
+	(*AbsencesResponse)(nil),         // 14: uias.audit.v1.AbsencesResponse
+	(*OnlineNowRequest)(nil),         // 15: uias.audit.v1.OnlineNowRequest
+	(*OnlinePerson)(nil),             // 16: uias.audit.v1.OnlinePerson
+	(*OnlineNowResponse)(nil),        // 17: uias.audit.v1.OnlineNowResponse
+	(*ImpossibleTravelRequest)(nil),  // 18: uias.audit.v1.ImpossibleTravelRequest
+	(*TravelPlace)(nil),              // 19: uias.audit.v1.TravelPlace
+	(*ImpossibleTravel)(nil),         // 20: uias.audit.v1.ImpossibleTravel
+	(*ImpossibleTravelResponse)(nil), // 21: uias.audit.v1.ImpossibleTravelResponse
+	(*LastAccessRequest)(nil),        // 22: uias.audit.v1.LastAccessRequest
+	(*ResourceAccess)(nil),           // 23: uias.audit.v1.ResourceAccess
+	(*LastAccessResponse)(nil),       // 24: uias.audit.v1.LastAccessResponse
+	(*OutsideAllowListRequest)(nil),  // 25: uias.audit.v1.OutsideAllowListRequest
+	(*OutsideAttempt)(nil),           // 26: uias.audit.v1.OutsideAttempt
+	(*OutsideAllowListResponse)(nil), // 27: uias.audit.v1.OutsideAllowListResponse
+	(*ExportAnalyticsRequest)(nil),   // 28: uias.audit.v1.ExportAnalyticsRequest
+	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
+	(ExportFormat)(0),                // 30: uias.audit.v1.ExportFormat
+	(*ExportRecordsChunk)(nil),       // 31: uias.audit.v1.ExportRecordsChunk
 }
 var file_uias_audit_v1_analytics_proto_depIdxs = []int32{
-	26, // 0: uias.audit.v1.FailedLoginsRequest.start_time:type_name -> google.protobuf.Timestamp
-	26, // 1: uias.audit.v1.FailedLoginsRequest.end_time:type_name -> google.protobuf.Timestamp
+	29, // 0: uias.audit.v1.FailedLoginsRequest.start_time:type_name -> google.protobuf.Timestamp
+	29, // 1: uias.audit.v1.FailedLoginsRequest.end_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: uias.audit.v1.FailedLoginsRequest.by:type_name -> uias.audit.v1.LoginGroup
-	26, // 3: uias.audit.v1.LoginPeaksRequest.start_time:type_name -> google.protobuf.Timestamp
-	26, // 4: uias.audit.v1.LoginPeaksRequest.end_time:type_name -> google.protobuf.Timestamp
+	29, // 3: uias.audit.v1.LoginPeaksRequest.start_time:type_name -> google.protobuf.Timestamp
+	29, // 4: uias.audit.v1.LoginPeaksRequest.end_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: uias.audit.v1.LoginPeaksRequest.by:type_name -> uias.audit.v1.PeakBy
 	5,  // 6: uias.audit.v1.LoginCounts.counts:type_name -> uias.audit.v1.LoginCount
-	26, // 7: uias.audit.v1.LoginCount.last:type_name -> google.protobuf.Timestamp
-	26, // 8: uias.audit.v1.LoginHistoryRequest.start_time:type_name -> google.protobuf.Timestamp
-	26, // 9: uias.audit.v1.LoginHistoryRequest.end_time:type_name -> google.protobuf.Timestamp
-	26, // 10: uias.audit.v1.Login.time:type_name -> google.protobuf.Timestamp
+	29, // 7: uias.audit.v1.LoginCount.last:type_name -> google.protobuf.Timestamp
+	29, // 8: uias.audit.v1.LoginHistoryRequest.start_time:type_name -> google.protobuf.Timestamp
+	29, // 9: uias.audit.v1.LoginHistoryRequest.end_time:type_name -> google.protobuf.Timestamp
+	29, // 10: uias.audit.v1.Login.time:type_name -> google.protobuf.Timestamp
 	7,  // 11: uias.audit.v1.LoginHistoryResponse.logins:type_name -> uias.audit.v1.Login
-	26, // 12: uias.audit.v1.Absence.last_login:type_name -> google.protobuf.Timestamp
-	26, // 13: uias.audit.v1.Absence.created:type_name -> google.protobuf.Timestamp
-	10, // 14: uias.audit.v1.AbsencesResponse.absences:type_name -> uias.audit.v1.Absence
-	26, // 15: uias.audit.v1.OnlinePerson.since:type_name -> google.protobuf.Timestamp
-	13, // 16: uias.audit.v1.OnlineNowResponse.people:type_name -> uias.audit.v1.OnlinePerson
-	26, // 17: uias.audit.v1.ImpossibleTravelRequest.start_time:type_name -> google.protobuf.Timestamp
-	26, // 18: uias.audit.v1.ImpossibleTravelRequest.end_time:type_name -> google.protobuf.Timestamp
-	26, // 19: uias.audit.v1.TravelPlace.time:type_name -> google.protobuf.Timestamp
-	16, // 20: uias.audit.v1.ImpossibleTravel.from:type_name -> uias.audit.v1.TravelPlace
-	16, // 21: uias.audit.v1.ImpossibleTravel.to:type_name -> uias.audit.v1.TravelPlace
-	17, // 22: uias.audit.v1.ImpossibleTravelResponse.travels:type_name -> uias.audit.v1.ImpossibleTravel
-	26, // 23: uias.audit.v1.LastAccessRequest.start_time:type_name -> google.protobuf.Timestamp
-	26, // 24: uias.audit.v1.LastAccessRequest.end_time:type_name -> google.protobuf.Timestamp
-	26, // 25: uias.audit.v1.ResourceAccess.last_access:type_name -> google.protobuf.Timestamp
-	20, // 26: uias.audit.v1.LastAccessResponse.accesses:type_name -> uias.audit.v1.ResourceAccess
-	26, // 27: uias.audit.v1.OutsideAllowListRequest.start_time:type_name -> google.protobuf.Timestamp
-	26, // 28: uias.audit.v1.OutsideAllowListRequest.end_time:type_name -> google.protobuf.Timestamp
-	7,  // 29: uias.audit.v1.OutsideAttempt.login:type_name -> uias.audit.v1.Login
-	23, // 30: uias.audit.v1.OutsideAllowListResponse.attempts:type_name -> uias.audit.v1.OutsideAttempt
-	27, // 31: uias.audit.v1.ExportAnalyticsRequest.format:type_name -> uias.audit.v1.ExportFormat
-	2,  // 32: uias.audit.v1.ExportAnalyticsRequest.failed_logins:type_name -> uias.audit.v1.FailedLoginsRequest
-	3,  // 33: uias.audit.v1.ExportAnalyticsRequest.login_peaks:type_name -> uias.audit.v1.LoginPeaksRequest
-	9,  // 34: uias.audit.v1.ExportAnalyticsRequest.absences:type_name -> uias.audit.v1.AbsencesRequest
-	12, // 35: uias.audit.v1.ExportAnalyticsRequest.online:type_name -> uias.audit.v1.OnlineNowRequest
-	15, // 36: uias.audit.v1.ExportAnalyticsRequest.impossible_travel:type_name -> uias.audit.v1.ImpossibleTravelRequest
-	19, // 37: uias.audit.v1.ExportAnalyticsRequest.last_access:type_name -> uias.audit.v1.LastAccessRequest
-	22, // 38: uias.audit.v1.ExportAnalyticsRequest.outside_allow_list:type_name -> uias.audit.v1.OutsideAllowListRequest
-	2,  // 39: uias.audit.v1.AuditAnalyticsService.FailedLogins:input_type -> uias.audit.v1.FailedLoginsRequest
-	3,  // 40: uias.audit.v1.AuditAnalyticsService.LoginPeaks:input_type -> uias.audit.v1.LoginPeaksRequest
-	6,  // 41: uias.audit.v1.AuditAnalyticsService.LoginHistory:input_type -> uias.audit.v1.LoginHistoryRequest
-	9,  // 42: uias.audit.v1.AuditAnalyticsService.Absences:input_type -> uias.audit.v1.AbsencesRequest
-	12, // 43: uias.audit.v1.AuditAnalyticsService.OnlineNow:input_type -> uias.audit.v1.OnlineNowRequest
-	15, // 44: uias.audit.v1.AuditAnalyticsService.ImpossibleTravel:input_type -> uias.audit.v1.ImpossibleTravelRequest
-	19, // 45: uias.audit.v1.AuditAnalyticsService.LastAccess:input_type -> uias.audit.v1.LastAccessRequest
-	22, // 46: uias.audit.v1.AuditAnalyticsService.OutsideAllowList:input_type -> uias.audit.v1.OutsideAllowListRequest
-	25, // 47: uias.audit.v1.AuditAnalyticsService.ExportAnalytics:input_type -> uias.audit.v1.ExportAnalyticsRequest
-	4,  // 48: uias.audit.v1.AuditAnalyticsService.FailedLogins:output_type -> uias.audit.v1.LoginCounts
-	4,  // 49: uias.audit.v1.AuditAnalyticsService.LoginPeaks:output_type -> uias.audit.v1.LoginCounts
-	8,  // 50: uias.audit.v1.AuditAnalyticsService.LoginHistory:output_type -> uias.audit.v1.LoginHistoryResponse
-	11, // 51: uias.audit.v1.AuditAnalyticsService.Absences:output_type -> uias.audit.v1.AbsencesResponse
-	14, // 52: uias.audit.v1.AuditAnalyticsService.OnlineNow:output_type -> uias.audit.v1.OnlineNowResponse
-	18, // 53: uias.audit.v1.AuditAnalyticsService.ImpossibleTravel:output_type -> uias.audit.v1.ImpossibleTravelResponse
-	21, // 54: uias.audit.v1.AuditAnalyticsService.LastAccess:output_type -> uias.audit.v1.LastAccessResponse
-	24, // 55: uias.audit.v1.AuditAnalyticsService.OutsideAllowList:output_type -> uias.audit.v1.OutsideAllowListResponse
-	28, // 56: uias.audit.v1.AuditAnalyticsService.ExportAnalytics:output_type -> uias.audit.v1.ExportRecordsChunk
-	48, // [48:57] is the sub-list for method output_type
-	39, // [39:48] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	29, // 12: uias.audit.v1.PersonAbsenceRequest.start_time:type_name -> google.protobuf.Timestamp
+	29, // 13: uias.audit.v1.PersonAbsenceRequest.end_time:type_name -> google.protobuf.Timestamp
+	29, // 14: uias.audit.v1.PersonDay.first:type_name -> google.protobuf.Timestamp
+	11, // 15: uias.audit.v1.PersonAbsenceResponse.days:type_name -> uias.audit.v1.PersonDay
+	29, // 16: uias.audit.v1.Absence.last_login:type_name -> google.protobuf.Timestamp
+	29, // 17: uias.audit.v1.Absence.created:type_name -> google.protobuf.Timestamp
+	13, // 18: uias.audit.v1.AbsencesResponse.absences:type_name -> uias.audit.v1.Absence
+	29, // 19: uias.audit.v1.OnlinePerson.since:type_name -> google.protobuf.Timestamp
+	16, // 20: uias.audit.v1.OnlineNowResponse.people:type_name -> uias.audit.v1.OnlinePerson
+	29, // 21: uias.audit.v1.ImpossibleTravelRequest.start_time:type_name -> google.protobuf.Timestamp
+	29, // 22: uias.audit.v1.ImpossibleTravelRequest.end_time:type_name -> google.protobuf.Timestamp
+	29, // 23: uias.audit.v1.TravelPlace.time:type_name -> google.protobuf.Timestamp
+	19, // 24: uias.audit.v1.ImpossibleTravel.from:type_name -> uias.audit.v1.TravelPlace
+	19, // 25: uias.audit.v1.ImpossibleTravel.to:type_name -> uias.audit.v1.TravelPlace
+	20, // 26: uias.audit.v1.ImpossibleTravelResponse.travels:type_name -> uias.audit.v1.ImpossibleTravel
+	29, // 27: uias.audit.v1.LastAccessRequest.start_time:type_name -> google.protobuf.Timestamp
+	29, // 28: uias.audit.v1.LastAccessRequest.end_time:type_name -> google.protobuf.Timestamp
+	29, // 29: uias.audit.v1.ResourceAccess.last_access:type_name -> google.protobuf.Timestamp
+	23, // 30: uias.audit.v1.LastAccessResponse.accesses:type_name -> uias.audit.v1.ResourceAccess
+	29, // 31: uias.audit.v1.OutsideAllowListRequest.start_time:type_name -> google.protobuf.Timestamp
+	29, // 32: uias.audit.v1.OutsideAllowListRequest.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 33: uias.audit.v1.OutsideAttempt.login:type_name -> uias.audit.v1.Login
+	26, // 34: uias.audit.v1.OutsideAllowListResponse.attempts:type_name -> uias.audit.v1.OutsideAttempt
+	30, // 35: uias.audit.v1.ExportAnalyticsRequest.format:type_name -> uias.audit.v1.ExportFormat
+	2,  // 36: uias.audit.v1.ExportAnalyticsRequest.failed_logins:type_name -> uias.audit.v1.FailedLoginsRequest
+	3,  // 37: uias.audit.v1.ExportAnalyticsRequest.login_peaks:type_name -> uias.audit.v1.LoginPeaksRequest
+	9,  // 38: uias.audit.v1.ExportAnalyticsRequest.absences:type_name -> uias.audit.v1.AbsencesRequest
+	15, // 39: uias.audit.v1.ExportAnalyticsRequest.online:type_name -> uias.audit.v1.OnlineNowRequest
+	18, // 40: uias.audit.v1.ExportAnalyticsRequest.impossible_travel:type_name -> uias.audit.v1.ImpossibleTravelRequest
+	22, // 41: uias.audit.v1.ExportAnalyticsRequest.last_access:type_name -> uias.audit.v1.LastAccessRequest
+	25, // 42: uias.audit.v1.ExportAnalyticsRequest.outside_allow_list:type_name -> uias.audit.v1.OutsideAllowListRequest
+	2,  // 43: uias.audit.v1.AuditAnalyticsService.FailedLogins:input_type -> uias.audit.v1.FailedLoginsRequest
+	3,  // 44: uias.audit.v1.AuditAnalyticsService.LoginPeaks:input_type -> uias.audit.v1.LoginPeaksRequest
+	6,  // 45: uias.audit.v1.AuditAnalyticsService.LoginHistory:input_type -> uias.audit.v1.LoginHistoryRequest
+	9,  // 46: uias.audit.v1.AuditAnalyticsService.Absences:input_type -> uias.audit.v1.AbsencesRequest
+	10, // 47: uias.audit.v1.AuditAnalyticsService.PersonAbsence:input_type -> uias.audit.v1.PersonAbsenceRequest
+	15, // 48: uias.audit.v1.AuditAnalyticsService.OnlineNow:input_type -> uias.audit.v1.OnlineNowRequest
+	18, // 49: uias.audit.v1.AuditAnalyticsService.ImpossibleTravel:input_type -> uias.audit.v1.ImpossibleTravelRequest
+	22, // 50: uias.audit.v1.AuditAnalyticsService.LastAccess:input_type -> uias.audit.v1.LastAccessRequest
+	25, // 51: uias.audit.v1.AuditAnalyticsService.OutsideAllowList:input_type -> uias.audit.v1.OutsideAllowListRequest
+	28, // 52: uias.audit.v1.AuditAnalyticsService.ExportAnalytics:input_type -> uias.audit.v1.ExportAnalyticsRequest
+	4,  // 53: uias.audit.v1.AuditAnalyticsService.FailedLogins:output_type -> uias.audit.v1.LoginCounts
+	4,  // 54: uias.audit.v1.AuditAnalyticsService.LoginPeaks:output_type -> uias.audit.v1.LoginCounts
+	8,  // 55: uias.audit.v1.AuditAnalyticsService.LoginHistory:output_type -> uias.audit.v1.LoginHistoryResponse
+	14, // 56: uias.audit.v1.AuditAnalyticsService.Absences:output_type -> uias.audit.v1.AbsencesResponse
+	12, // 57: uias.audit.v1.AuditAnalyticsService.PersonAbsence:output_type -> uias.audit.v1.PersonAbsenceResponse
+	17, // 58: uias.audit.v1.AuditAnalyticsService.OnlineNow:output_type -> uias.audit.v1.OnlineNowResponse
+	21, // 59: uias.audit.v1.AuditAnalyticsService.ImpossibleTravel:output_type -> uias.audit.v1.ImpossibleTravelResponse
+	24, // 60: uias.audit.v1.AuditAnalyticsService.LastAccess:output_type -> uias.audit.v1.LastAccessResponse
+	27, // 61: uias.audit.v1.AuditAnalyticsService.OutsideAllowList:output_type -> uias.audit.v1.OutsideAllowListResponse
+	31, // 62: uias.audit.v1.AuditAnalyticsService.ExportAnalytics:output_type -> uias.audit.v1.ExportRecordsChunk
+	53, // [53:63] is the sub-list for method output_type
+	43, // [43:53] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_uias_audit_v1_analytics_proto_init() }
@@ -2235,7 +2496,7 @@ func file_uias_audit_v1_analytics_proto_init() {
 		return
 	}
 	file_uias_audit_v1_reports_proto_init()
-	file_uias_audit_v1_analytics_proto_msgTypes[23].OneofWrappers = []any{
+	file_uias_audit_v1_analytics_proto_msgTypes[26].OneofWrappers = []any{
 		(*ExportAnalyticsRequest_FailedLogins)(nil),
 		(*ExportAnalyticsRequest_LoginPeaks)(nil),
 		(*ExportAnalyticsRequest_Absences)(nil),
@@ -2250,7 +2511,7 @@ func file_uias_audit_v1_analytics_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_audit_v1_analytics_proto_rawDesc), len(file_uias_audit_v1_analytics_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

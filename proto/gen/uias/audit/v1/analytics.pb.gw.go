@@ -193,6 +193,59 @@ func local_request_AuditAnalyticsService_Absences_0(ctx context.Context, marshal
 	return msg, metadata, err
 }
 
+var filter_AuditAnalyticsService_PersonAbsence_0 = &utilities.DoubleArray{Encoding: map[string]int{"user_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
+
+func request_AuditAnalyticsService_PersonAbsence_0(ctx context.Context, marshaler runtime.Marshaler, client AuditAnalyticsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq PersonAbsenceRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["user_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "user_id")
+	}
+	protoReq.UserId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "user_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_AuditAnalyticsService_PersonAbsence_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.PersonAbsence(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_AuditAnalyticsService_PersonAbsence_0(ctx context.Context, marshaler runtime.Marshaler, server AuditAnalyticsServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq PersonAbsenceRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["user_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "user_id")
+	}
+	protoReq.UserId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "user_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_AuditAnalyticsService_PersonAbsence_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.PersonAbsence(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 var filter_AuditAnalyticsService_OnlineNow_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
 func request_AuditAnalyticsService_OnlineNow_0(ctx context.Context, marshaler runtime.Marshaler, client AuditAnalyticsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
@@ -419,6 +472,26 @@ func RegisterAuditAnalyticsServiceHandlerServer(ctx context.Context, mux *runtim
 		}
 		forward_AuditAnalyticsService_Absences_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_AuditAnalyticsService_PersonAbsence_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/uias.audit.v1.AuditAnalyticsService/PersonAbsence", runtime.WithHTTPPathPattern("/v1/audit/analytics/users/{user_id}/absence"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_AuditAnalyticsService_PersonAbsence_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AuditAnalyticsService_PersonAbsence_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_AuditAnalyticsService_OnlineNow_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -607,6 +680,23 @@ func RegisterAuditAnalyticsServiceHandlerClient(ctx context.Context, mux *runtim
 		}
 		forward_AuditAnalyticsService_Absences_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_AuditAnalyticsService_PersonAbsence_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/uias.audit.v1.AuditAnalyticsService/PersonAbsence", runtime.WithHTTPPathPattern("/v1/audit/analytics/users/{user_id}/absence"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_AuditAnalyticsService_PersonAbsence_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AuditAnalyticsService_PersonAbsence_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_AuditAnalyticsService_OnlineNow_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -683,6 +773,7 @@ var (
 	pattern_AuditAnalyticsService_LoginPeaks_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "audit", "analytics", "login-peaks"}, ""))
 	pattern_AuditAnalyticsService_LoginHistory_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "audit", "analytics", "users", "user_id", "logins"}, ""))
 	pattern_AuditAnalyticsService_Absences_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "audit", "analytics", "absences"}, ""))
+	pattern_AuditAnalyticsService_PersonAbsence_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "audit", "analytics", "users", "user_id", "absence"}, ""))
 	pattern_AuditAnalyticsService_OnlineNow_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "audit", "analytics", "online"}, ""))
 	pattern_AuditAnalyticsService_ImpossibleTravel_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "audit", "analytics", "impossible-travel"}, ""))
 	pattern_AuditAnalyticsService_LastAccess_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "audit", "analytics", "last-access"}, ""))
@@ -694,6 +785,7 @@ var (
 	forward_AuditAnalyticsService_LoginPeaks_0       = runtime.ForwardResponseMessage
 	forward_AuditAnalyticsService_LoginHistory_0     = runtime.ForwardResponseMessage
 	forward_AuditAnalyticsService_Absences_0         = runtime.ForwardResponseMessage
+	forward_AuditAnalyticsService_PersonAbsence_0    = runtime.ForwardResponseMessage
 	forward_AuditAnalyticsService_OnlineNow_0        = runtime.ForwardResponseMessage
 	forward_AuditAnalyticsService_ImpossibleTravel_0 = runtime.ForwardResponseMessage
 	forward_AuditAnalyticsService_LastAccess_0       = runtime.ForwardResponseMessage

@@ -23,6 +23,7 @@ const (
 	AuditAnalyticsService_LoginPeaks_FullMethodName       = "/uias.audit.v1.AuditAnalyticsService/LoginPeaks"
 	AuditAnalyticsService_LoginHistory_FullMethodName     = "/uias.audit.v1.AuditAnalyticsService/LoginHistory"
 	AuditAnalyticsService_Absences_FullMethodName         = "/uias.audit.v1.AuditAnalyticsService/Absences"
+	AuditAnalyticsService_PersonAbsence_FullMethodName    = "/uias.audit.v1.AuditAnalyticsService/PersonAbsence"
 	AuditAnalyticsService_OnlineNow_FullMethodName        = "/uias.audit.v1.AuditAnalyticsService/OnlineNow"
 	AuditAnalyticsService_ImpossibleTravel_FullMethodName = "/uias.audit.v1.AuditAnalyticsService/ImpossibleTravel"
 	AuditAnalyticsService_LastAccess_FullMethodName       = "/uias.audit.v1.AuditAnalyticsService/LastAccess"
@@ -57,6 +58,11 @@ type AuditAnalyticsServiceClient interface {
 	// `days`) first, then the longest absent first. When identity cannot be
 	// asked, only people with a stored login are known (source "logins").
 	Absences(ctx context.Context, in *AbsencesRequest, opts ...grpc.CallOption) (*AbsencesResponse, error)
+	// PersonAbsence answers one person's absence over a period (004
+	// 2.1.7.2, "a user's absence during a period"): each day of the period,
+	// in a UTC offset, with or without a successful login of theirs, and how
+	// many of each (weekdays_only: Monday to Friday only).
+	PersonAbsence(ctx context.Context, in *PersonAbsenceRequest, opts ...grpc.CallOption) (*PersonAbsenceResponse, error)
 	// OnlineNow lists the people online now: those with a live SSO session
 	// (the ticket component's TicketSessionsService, asked with the caller's
 	// token) when it answers, else (or with from_audit_log) the people with a
@@ -138,6 +144,16 @@ func (c *auditAnalyticsServiceClient) Absences(ctx context.Context, in *Absences
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AbsencesResponse)
 	err := c.cc.Invoke(ctx, AuditAnalyticsService_Absences_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditAnalyticsServiceClient) PersonAbsence(ctx context.Context, in *PersonAbsenceRequest, opts ...grpc.CallOption) (*PersonAbsenceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PersonAbsenceResponse)
+	err := c.cc.Invoke(ctx, AuditAnalyticsService_PersonAbsence_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +246,11 @@ type AuditAnalyticsServiceServer interface {
 	// `days`) first, then the longest absent first. When identity cannot be
 	// asked, only people with a stored login are known (source "logins").
 	Absences(context.Context, *AbsencesRequest) (*AbsencesResponse, error)
+	// PersonAbsence answers one person's absence over a period (004
+	// 2.1.7.2, "a user's absence during a period"): each day of the period,
+	// in a UTC offset, with or without a successful login of theirs, and how
+	// many of each (weekdays_only: Monday to Friday only).
+	PersonAbsence(context.Context, *PersonAbsenceRequest) (*PersonAbsenceResponse, error)
 	// OnlineNow lists the people online now: those with a live SSO session
 	// (the ticket component's TicketSessionsService, asked with the caller's
 	// token) when it answers, else (or with from_audit_log) the people with a
@@ -288,6 +309,9 @@ func (UnimplementedAuditAnalyticsServiceServer) LoginHistory(context.Context, *L
 }
 func (UnimplementedAuditAnalyticsServiceServer) Absences(context.Context, *AbsencesRequest) (*AbsencesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Absences not implemented")
+}
+func (UnimplementedAuditAnalyticsServiceServer) PersonAbsence(context.Context, *PersonAbsenceRequest) (*PersonAbsenceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PersonAbsence not implemented")
 }
 func (UnimplementedAuditAnalyticsServiceServer) OnlineNow(context.Context, *OnlineNowRequest) (*OnlineNowResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method OnlineNow not implemented")
@@ -397,6 +421,24 @@ func _AuditAnalyticsService_Absences_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditAnalyticsService_PersonAbsence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PersonAbsenceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditAnalyticsServiceServer).PersonAbsence(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditAnalyticsService_PersonAbsence_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditAnalyticsServiceServer).PersonAbsence(ctx, req.(*PersonAbsenceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuditAnalyticsService_OnlineNow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(OnlineNowRequest)
 	if err := dec(in); err != nil {
@@ -502,6 +544,10 @@ var AuditAnalyticsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Absences",
 			Handler:    _AuditAnalyticsService_Absences_Handler,
+		},
+		{
+			MethodName: "PersonAbsence",
+			Handler:    _AuditAnalyticsService_PersonAbsence_Handler,
 		},
 		{
 			MethodName: "OnlineNow",
