@@ -16,6 +16,13 @@ const (
 	AlertImpossibleTravel    = "impossible_travel"
 	AlertLockoutBurst        = "lockout_burst"
 	AlertUnauthorisedAddress = "unauthorised_address"
+	// AlertAdminLoginFailures: failed administrator logins of one account
+	// within the window reached the burst size (someone is guessing an
+	// administrator's password).
+	AlertAdminLoginFailures = "admin_login_failures"
+	// AlertAuditRemoval: the security auditor removed records from the
+	// audit log's database (they stay in the archive files).
+	AlertAuditRemoval = "audit_removal"
 )
 
 // Alert is a security alert raised from an audit record as it arrives.
@@ -39,6 +46,10 @@ type Alert struct {
 	Travel *AlertTravel `json:"travel,omitempty"`
 	// Lockouts: the lockouts within the window of a burst.
 	Lockouts int `json:"lockouts,omitempty"`
+	// Failures: the failed administrator logins within the window.
+	Failures int `json:"failures,omitempty"`
+	// Actor: who acted (an audit removal).
+	Actor string `json:"actor,omitempty"`
 }
 
 // AlertTravel are the places of an impossible travel.
@@ -76,6 +87,9 @@ type DetectorOptions struct {
 	// window (0: no burst alerts).
 	LockoutBurst  int
 	LockoutWindow time.Duration
+	// AdminFailureBurst failed administrator logins of one account within
+	// LockoutWindow raise one alert per window and account (0: none).
+	AdminFailureBurst int
 	// Previous returns a person's latest successful login before t, when
 	// the detector has not seen one since it started (nil: none).
 	Previous func(ctx context.Context, subject string, before time.Time) (LastSeen, bool, error)
@@ -95,6 +109,14 @@ type Detector struct {
 	places     map[string]Place
 	lockouts   []time.Time
 	burstUntil time.Time
+	// adminFails: by subject, the failed administrator logins within the
+	// window and until when the account's alert was raised.
+	adminFails map[string]*failBurst
+}
+
+type failBurst struct {
+	times []time.Time
+	until time.Time
 }
 
 // NewDetector returns a detector with options o.
@@ -102,7 +124,7 @@ func NewDetector(o DetectorOptions) *Detector {
 	if o.Travel == (TravelRules{}) {
 		o.Travel = DefaultTravelRules
 	}
-	return &Detector{o: o, places: map[string]Place{}}
+	return &Detector{o: o, places: map[string]Place{}, adminFails: map[string]*failBurst{}}
 }
 
 // Observe returns the alerts r raises (none for most records).
@@ -124,6 +146,12 @@ func (d *Detector) Observe(ctx context.Context, r *audit.Record) ([]Alert, error
 			add(AlertLockoutBurst, fmt.Sprintf("%d accounts locked within %s", n, d.o.LockoutWindow), func(a *Alert) { a.Lockouts = n })
 		}
 	case slices.Contains(LoginAPIs, r.API):
+		if r.API == APIAdminLogin && r.Result == ResultFailure {
+			if n, burst := d.adminFailure(r.Subject, r.Time); burst {
+				add(AlertAdminLoginFailures, fmt.Sprintf("%d failed administrator logins of %s within %s", n, r.Subject, d.o.LockoutWindow),
+					func(a *Alert) { a.Failures = n })
+			}
+		}
 		ip, err := netip.ParseAddr(r.ClientIP)
 		if err == nil && len(d.o.Allowed) > 0 && !d.allowed(ip) {
 			add(AlertUnauthorisedAddress, fmt.Sprintf("login attempt (%s, %s) from %s, outside the allowed networks", r.API, r.Result, ip), nil)
@@ -180,6 +208,46 @@ func (d *Detector) lockout(t time.Time) (int, bool) {
 	}
 	d.burstUntil = t.Add(d.o.LockoutWindow)
 	return len(kept), true
+}
+
+// adminFailure counts a failed administrator login of subject at t; burst
+// is true once per window and subject when the failures within the window
+// reach AdminFailureBurst.
+func (d *Detector) adminFailure(subject string, t time.Time) (int, bool) {
+	if d.o.AdminFailureBurst <= 0 {
+		return 0, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.adminFails) > maxPlaces {
+		d.adminFails = map[string]*failBurst{}
+	}
+	f := d.adminFails[subject]
+	if f == nil {
+		f = &failBurst{}
+		d.adminFails[subject] = f
+	}
+	f.times = append(f.times, t)
+	kept := f.times[:0]
+	for _, x := range f.times {
+		if t.Sub(x) < d.o.LockoutWindow && !x.After(t) {
+			kept = append(kept, x)
+		}
+	}
+	f.times = kept
+	if len(kept) < d.o.AdminFailureBurst || t.Before(f.until) {
+		return len(kept), false
+	}
+	f.until = t.Add(d.o.LockoutWindow)
+	return len(kept), true
+}
+
+// RemovalAlert is the alert of a removal of records [from, to) from the
+// audit log's database by actor, recorded as event eventID.
+func RemovalAlert(eventID, actor string, from, to int64, at time.Time) Alert {
+	return Alert{ID: eventID + ":" + AlertAuditRemoval, Kind: AlertAuditRemoval, Time: at, EventID: eventID, API: "archive",
+		Subject: "audit:records", Actor: actor, Message: fmt.Sprintf("records %d to %d (%d) removed from the audit log's database by %s "+
+			"(they stay in the archive files)", from, to-1, to-from, actor)}
 }
 
 // travel checks r's place against the person's previous one and keeps

@@ -230,3 +230,42 @@ func TestAlerts(t *testing.T) {
 		t.Error("an alert sent on a closed NATS connection reported success")
 	}
 }
+
+// TestAdminLoginFailureAlert (trial5 D20): failed administrator logins of
+// one account within the window raise one alert per window and account;
+// other accounts and other logins count apart; a removal of records has an
+// alert of its own.
+func TestAdminLoginFailureAlert(t *testing.T) {
+	ctx := context.Background()
+	det := analytics.NewDetector(analytics.DetectorOptions{AdminFailureBurst: 3, LockoutWindow: time.Minute})
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	var raised []analytics.Alert
+	for i, r := range []struct {
+		api, subject, result string
+		at                   time.Duration
+	}{
+		{"admin.login", "user:adm", "failure", 0},
+		{"admin.login", "login:ghost", "failure", time.Second},
+		{"authenticate", "user:adm", "failure", 2 * time.Second},
+		{"admin.login", "user:adm", "failure", 3 * time.Second},
+		{"admin.login", "user:adm", "failure", 4 * time.Second}, // the third within a minute: an alert
+		{"admin.login", "user:adm", "failure", 5 * time.Second}, // the same window: none
+		{"admin.login", "user:adm", "success", 6 * time.Second},
+		{"admin.login", "user:adm", "failure", 2 * time.Minute}, // alone in a new window: none
+	} {
+		rec := audit.Record{EventID: "ev-" + strconv.Itoa(i), API: r.api, Subject: r.subject, Result: r.result, Time: t0.Add(r.at)}
+		as, err := det.Observe(ctx, &rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raised = append(raised, as...)
+	}
+	if len(raised) != 1 || raised[0].Kind != analytics.AlertAdminLoginFailures || raised[0].Failures != 3 || raised[0].Subject != "user:adm" ||
+		raised[0].ID != "ev-4:admin_login_failures" {
+		t.Fatalf("alerts: %+v", raised)
+	}
+	a := analytics.RemovalAlert("audit-removal-0-40", "user:aud", 0, 40, t0)
+	if a.Kind != analytics.AlertAuditRemoval || a.Actor != "user:aud" || !strings.Contains(a.Message, "records 0 to 39 (40)") {
+		t.Fatalf("removal alert: %+v", a)
+	}
+}

@@ -49,11 +49,14 @@ type AnalyticsConfig struct {
 	AllowedNetworks []string `yaml:"allowed_networks"`
 	// LockoutBurst lockouts within LockoutWindow raise an alert (5 in 5m;
 	// 0: none).
-	LockoutBurst         int           `yaml:"lockout_burst"`
-	LockoutWindow        time.Duration `yaml:"lockout_window"`
-	AlertWebhookURL      string        `yaml:"alert_webhook_url"`
-	AlertWebhookSecret   string        `yaml:"-"`
-	AlertWebhookAttempts int           `yaml:"alert_webhook_attempts"`
+	LockoutBurst  int           `yaml:"lockout_burst"`
+	LockoutWindow time.Duration `yaml:"lockout_window"`
+	// AdminFailureBurst failed administrator logins of one account within
+	// LockoutWindow raise an alert (3; 0: none).
+	AdminFailureBurst    int    `yaml:"admin_failure_burst"`
+	AlertWebhookURL      string `yaml:"alert_webhook_url"`
+	AlertWebhookSecret   string `yaml:"-"`
+	AlertWebhookAttempts int    `yaml:"alert_webhook_attempts"`
 	// ImportantApps are the applications (App_IDs or application codes) whose last access per
 	// person the last-access report lists when the question names none
 	// (empty: the question must name them).
@@ -62,7 +65,7 @@ type AnalyticsConfig struct {
 
 func analyticsDefaults() AnalyticsConfig {
 	return AnalyticsConfig{OnlineWindow: 30 * time.Minute, MaxTravelKMH: 900, MinTravelKM: 100, Alerts: true, LockoutBurst: 5,
-		LockoutWindow: 5 * time.Minute, AlertWebhookAttempts: 5}
+		LockoutWindow: 5 * time.Minute, AlertWebhookAttempts: 5, AdminFailureBurst: 3}
 }
 
 func (c *AnalyticsConfig) bind(b *config.Binder) {
@@ -74,6 +77,7 @@ func (c *AnalyticsConfig) bind(b *config.Binder) {
 	b.List(&c.AllowedNetworks, "UIAS_AUDIT_ALLOWED_NETWORKS", "", "")
 	b.Int(&c.LockoutBurst, "UIAS_AUDIT_LOCKOUT_BURST", "", "")
 	b.Duration(&c.LockoutWindow, "UIAS_AUDIT_LOCKOUT_WINDOW", "", "")
+	b.Int(&c.AdminFailureBurst, "UIAS_AUDIT_ADMIN_FAILURE_BURST", "", "")
 	b.String(&c.AlertWebhookURL, "UIAS_AUDIT_ALERT_WEBHOOK_URL", "", "")
 	b.Secret(&c.AlertWebhookSecret, "UIAS_AUDIT_ALERT_WEBHOOK_SECRET")
 	b.Int(&c.AlertWebhookAttempts, "UIAS_AUDIT_ALERT_WEBHOOK_ATTEMPTS", "", "")
@@ -122,6 +126,9 @@ func (c *AnalyticsConfig) validate() error {
 	if c.LockoutBurst < 0 || c.LockoutBurst > 100000 {
 		bad("lockout_burst", "must be between 0 (no alert) and 100000, got %d", c.LockoutBurst)
 	}
+	if c.AdminFailureBurst < 0 || c.AdminFailureBurst > 100000 {
+		bad("admin_failure_burst", "must be between 0 (no alert) and 100000, got %d", c.AdminFailureBurst)
+	}
 	if c.LockoutWindow < time.Second || c.LockoutWindow > 24*time.Hour {
 		bad("lockout_window", "must be between 1s and 24h, got %s", c.LockoutWindow)
 	}
@@ -154,11 +161,11 @@ func analyticsREST(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientC
 
 // startAnalytics opens the geolocation database and returns the analytics
 // service over the log's store.
-func startAnalytics(env *module.Env, cfg *Config, st *sqlstore.Store, exp audit.Exporter) (*server.AnalyticsServer, error) {
+func startAnalytics(env *module.Env, cfg *Config, st *sqlstore.Store, exp audit.Exporter) (*server.AnalyticsServer, *analytics.Notifier, error) {
 	ac := cfg.Analytics
 	allowed, err := ac.allowedNetworks()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	o := analytics.Options{Travel: analytics.TravelRules{MaxSpeedKMH: float64(ac.MaxTravelKMH), MinDistanceKM: float64(ac.MinTravelKM)},
 		ImportantApps: ac.ImportantApps, Allowed: allowed}
@@ -181,31 +188,33 @@ func startAnalytics(env *module.Env, cfg *Config, st *sqlstore.Store, exp audit.
 		o.People = newIdentityPeople(ic)
 	}
 	a := analytics.New(st, o)
+	var n *analytics.Notifier
 	if ac.Alerts {
-		if err := startAlerts(env, ac, o, a); err != nil {
-			return nil, err
+		if n, err = startAlerts(env, ac, o, a); err != nil {
+			return nil, nil, err
 		}
 	}
-	return server.NewAnalytics(a, ac.OnlineWindow, exp), nil
+	return server.NewAnalytics(a, ac.OnlineWindow, exp), n, nil
 }
 
-// startAlerts starts the alert consumer and the webhook sender.
-func startAlerts(env *module.Env, ac AnalyticsConfig, o analytics.Options, a *analytics.Analytics) error {
+// startAlerts starts the alert consumer and the webhook sender, and
+// returns the sender (other alerts go through it too).
+func startAlerts(env *module.Env, ac AnalyticsConfig, o analytics.Options, a *analytics.Analytics) (*analytics.Notifier, error) {
 	nc, js, err := env.NATS()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	allowed, err := ac.allowedNetworks()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	log := env.Log.Named("alerts")
 	n := analytics.NewNotifier(nc.Publish, analytics.WebhookOptions{URL: ac.AlertWebhookURL, Secret: []byte(ac.AlertWebhookSecret),
 		Attempts: ac.AlertWebhookAttempts}, log, env.Metrics)
 	det := analytics.NewDetector(analytics.DetectorOptions{Geo: o.Geo, Travel: o.Travel, Allowed: allowed,
-		LockoutBurst: ac.LockoutBurst, LockoutWindow: ac.LockoutWindow, Previous: a.PreviousLogin})
+		LockoutBurst: ac.LockoutBurst, LockoutWindow: ac.LockoutWindow, AdminFailureBurst: ac.AdminFailureBurst, Previous: a.PreviousLogin})
 	al := &alerter{js: js, det: det, n: n, log: log, since: time.Now(), giveWay: env.GiveWay()}
 	env.Go(n.Run)
 	env.Go(al.run)
-	return nil
+	return n, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/uias/uias/proto/gen/openapi"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	"github.com/uias/uias/services/audit"
+	"github.com/uias/uias/services/audit/analytics"
 	"github.com/uias/uias/services/audit/ingest"
 	"github.com/uias/uias/services/audit/server"
 	"github.com/uias/uias/services/audit/sqlstore"
@@ -174,14 +175,14 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	an, err := startAnalytics(env, cfg, st, exp)
+	an, alerts, err := startAnalytics(env, cfg, st, exp)
 	if err != nil {
 		return nil, err
 	}
 	return &module.Component{
 		Register: func(g grpc.ServiceRegistrar) {
 			server.New(l).WithArchives(server.ArchiveOptions{Dir: archiveDir, Reminder: cfg.BackupReminder, Checker: admins,
-				MinRemovalAge: cfg.MinRemovalAge}).Register(g)
+				MinRemovalAge: cfg.MinRemovalAge, OnRemoved: removalAlert(alerts, log)}).Register(g)
 			server.NewQuery(st).WithNames(names).WithOrgs(subtrees).Register(g)
 			server.NewReports(st, exp).WithOrgs(subtrees).WithExportLog(exportLog).Register(g)
 			an.WithExportLog(exportLog).Register(g)
@@ -441,5 +442,19 @@ func retentionPass(ctx context.Context, l *audit.Log, r audit.Retention, log *za
 			zap.String("archive_dir", r.Dir), zap.Duration("retention", r.Keep), zap.Error(err))
 	case err == nil:
 		m.lastOK.Set(float64(now.Unix()))
+	}
+}
+
+// removalAlert raises an alert (audit_removal) for every removal of records
+// by the security auditor, through n (nil: alerts are off).
+func removalAlert(n *analytics.Notifier, log *zap.Logger) func(actor string, from, to int64) {
+	if n == nil {
+		return nil
+	}
+	return func(actor string, from, to int64) {
+		a := analytics.RemovalAlert(fmt.Sprintf("audit-removal-%d-%d", from, to), actor, from, to, time.Now().UTC())
+		if err := n.Send(a); err != nil {
+			log.Error("audit alert NOT raised for a removal of records", zap.String("alert", a.ID), zap.Error(err))
+		}
 	}
 }

@@ -25,6 +25,9 @@ type ArchiveOptions struct {
 	Reminder time.Duration
 	// MinRemovalAge is audit.min_removal_age (0: no floor).
 	MinRemovalAge time.Duration
+	// OnRemoved is told of every removal of records [from, to) by actor
+	// (the alert audit_removal; nil: nothing).
+	OnRemoved func(actor string, from, to int64)
 	// Checker decides GetArchiveStatus's permission (its handler asks).
 	Checker adminauth.Checker
 	// Now is the clock (nil: time.Now).
@@ -71,6 +74,9 @@ func (s *Server) ArchiveRecords(ctx context.Context, r *auditv1.ArchiveRecordsRe
 	}
 	out := &auditv1.ArchiveRecordsResponse{From: o.From, To: o.To, Records: o.Records(), Removed: r.GetRemove() && o.Records() > 0,
 		Unsigned: o.Unsigned}
+	if out.Removed && s.archives.OnRemoved != nil {
+		s.archives.OnRemoved("user:"+adminauth.From(ctx).ID, o.From, o.To)
+	}
 	for _, a := range o.Archives {
 		out.Archives = append(out.Archives, &auditv1.ArchiveFile{File: filepath.Base(a.File), Sha256: a.SHA256, From: a.From, To: a.To,
 			CheckpointSize: a.CheckpointSize})

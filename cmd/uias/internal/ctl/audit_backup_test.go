@@ -9,6 +9,7 @@ import (
 
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/services/audit"
+	"github.com/uias/uias/services/audit/analytics"
 	auditcomponent "github.com/uias/uias/services/audit/component"
 	identitycomponent "github.com/uias/uias/services/identity/component"
 )
@@ -190,7 +191,20 @@ func TestAuditBackup(t *testing.T) {
 		t.Fatalf("a refused removal removed records: pruned %d", p)
 	}
 	time.Sleep(2100 * time.Millisecond)
+	// a removal raises an alert (audit_removal) for whoever watches them
+	nc, err := a.ConnectNATS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	alerts, err := nc.SubscribeSync(analytics.AlertSubjectPrefix + analytics.AlertAuditRemoval)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out = h.mustRun("audit", "backup", "--before", t0, "--remove", "--yes")
+	if m, err := alerts.NextMsg(10 * time.Second); err != nil || !strings.Contains(string(m.Data), "removed from the audit log") {
+		t.Fatalf("the removal's alert: %v %v", m, err)
+	}
 	if !strings.Contains(out, "removed from the database") {
 		t.Fatalf("removal:\n%s", out)
 	}
