@@ -39,6 +39,8 @@ var (
 	headerTimestamp = http.CanonicalHeaderKey(grpcx.MetadataTimestamp) // X-Uias-Timestamp
 	headerNonce     = http.CanonicalHeaderKey(grpcx.MetadataNonce)     // X-Uias-Nonce
 	headerSignature = http.CanonicalHeaderKey(grpcx.MetadataSignature) // X-Uias-Signature
+	// the caller's remark on the call, percent-encoded UTF-8 (audit records keep it)
+	headerRemark = http.CanonicalHeaderKey(grpcx.MetadataRemark) // X-Uias-Remark
 )
 
 // requestState travels in the request context from the outer middleware to
@@ -201,7 +203,7 @@ func routeMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
 var forwardedRequestHeaders = []string{
 	"Accept", "Content-Type",
 	"Authorization", headerAppID, headerAppSecret,
-	headerTimestamp, headerNonce, headerSignature,
+	headerTimestamp, headerNonce, headerSignature, headerRemark,
 }
 
 // apiHandler sanitises the request (headers, client address, body limit)
@@ -379,6 +381,8 @@ func incomingHeaderMatcher(key string) (string, bool) {
 		return grpcx.MetadataNonce, true
 	case headerSignature:
 		return grpcx.MetadataSignature, true
+	case headerRemark:
+		return grpcx.MetadataRemark, true
 	}
 	return "", false
 }

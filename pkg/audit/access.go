@@ -132,10 +132,13 @@ func (a *Access) event(buf *[]byte) events.Event {
 		rec.ClientIP = ip.String()
 	}
 	ev := events.Event{ID: ids.New(), Subject: accessSubject(a.component), Type: TypeAccess, Time: end}
-	detail := [2]events.DetailField{{Key: "code", Value: c.Code.String()}}
+	detail := [3]events.DetailField{{Key: "code", Value: c.Code.String()}}
 	n := 1
 	if cl.PrincipalLogin != "" {
-		detail[1], n = events.DetailField{Key: DetailActorLogin, Value: Text(cl.PrincipalLogin)}, 2
+		detail[n], n = events.DetailField{Key: DetailActorLogin, Value: Text(cl.PrincipalLogin)}, n+1
+	}
+	if cl.Remark != "" {
+		detail[n], n = events.DetailField{Key: DetailRemark, Value: Text(cl.Remark)}, n+1
 	}
 	payloadInto(&ev, &rec, detail[:n], buf)
 	return ev

@@ -182,6 +182,10 @@ const DetailActorLogin = "actor_login"
 // reported (caller.Caller.AppIP).
 const DetailAppIP = "app_ip"
 
+// DetailRemark is the detail key of the caller's remark on the call
+// (caller.Caller.Remark).
+const DetailRemark = "remark"
+
 // maxDetail is how many detail fields a record is built with without a
 // heap allocation.
 const maxDetail = 12
@@ -201,12 +205,12 @@ func capped(s string, n int) string {
 // detail: a.Detail's entries (made safe, Text) are appended to detail.
 func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []events.DetailField) (events.AuditRecord, []events.DetailField) {
 	for k, v := range a.Detail {
-		if k != DetailActorLogin && k != DetailAppIP { // the caller's alone (below)
+		if k != DetailActorLogin && k != DetailAppIP && k != DetailRemark { // the caller's alone (below)
 			detail = append(detail, events.DetailField{Key: Text(k), Value: Text(v)})
 		}
 	}
 	for _, f := range a.Fields {
-		if f.Key != DetailActorLogin && f.Key != DetailAppIP {
+		if f.Key != DetailActorLogin && f.Key != DetailAppIP && f.Key != DetailRemark {
 			detail = append(detail, events.DetailField{Key: Text(f.Key), Value: Text(f.Value)})
 		}
 	}
@@ -217,6 +221,9 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []eve
 	if c.AppIP.IsValid() {
 		// client_ip is the person's, as the application reported it
 		detail = append(detail, events.DetailField{Key: DetailAppIP, Value: c.AppIP.String()})
+	}
+	if c.Remark != "" {
+		detail = append(detail, events.DetailField{Key: DetailRemark, Value: Text(c.Remark)})
 	}
 	if c.SignedKey != "" {
 		// A signed call (caller.AuthenticateSigned): which key verified

@@ -31,6 +31,9 @@ type Caller struct {
 	// address the call itself came from. Audit records keep both.
 	AppIP     netip.Addr
 	RequestID string
+	// Remark is the caller's remark on the call (grpcx.MetadataRemark: an
+	// administrator's reason, a ticket number): audit records keep it.
+	Remark string
 	// ClientCert is the SHA-256 fingerprint (lower case hex of the DER) of
 	// the verified client certificate the call came with ("" if none; see
 	// grpcx.ClientCertSHA256).

@@ -334,8 +334,13 @@ func (c *chain) authenticate(ctx context.Context, method string) (context.Contex
 	if nctx == nil {
 		nctx = ctx
 	}
-	noteAuthed(ctx, nctx)
-	return nctx, nil
+	rctx, err := withRemark(nctx)
+	if err != nil {
+		noteAuthed(ctx, nctx)
+		return nil, c.toStatus(ctx, method, err)
+	}
+	noteAuthed(ctx, rctx)
+	return rctx, nil
 }
 
 func (c *chain) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

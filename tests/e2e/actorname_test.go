@@ -2,8 +2,13 @@ package e2e
 
 import (
 	"context"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
@@ -88,4 +93,59 @@ func TestRecordsKeepTheAdministratorsLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	named(danID, "dan (Daniel)")
+}
+
+// TestRemarkKeptInRecords (trial5 D21; 004 2.1.7: a record's remark may
+// hold details): an administrator's remark on a call (metadata
+// x-uias-remark, REST header X-Uias-Remark, percent-encoded UTF-8) is kept
+// in the records of the call, the action's and the access record; one
+// that is not text is refused before anything is done.
+func TestRemarkKeptInRecords(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	bob, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "bob", DisplayName: "Bob", OrgId: e.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const remark = "调岗 (transfer), ticket #42"
+	ctx := metadata.AppendToOutgoingContext(e.adm(), "x-uias-remark", url.PathEscape(remark))
+	if _, err := e.admin.LockUser(ctx, &identityv1.LockUserRequest{Id: bob.GetId(), DurationSeconds: 60}); err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ := e.rest(http.MethodPost, "/v1/users/"+bob.GetId()+":unlock", map[string]string{"Authorization": "Bearer " + e.token,
+		"X-Uias-Remark": url.PathEscape("解锁: 本人来电")}, map[string]any{})
+	if code != http.StatusOK {
+		t.Fatalf("REST unlock with a remark: %d %v", code, body)
+	}
+	q := auditv1.NewAuditQueryServiceClient(e.conn)
+	for api, want := range map[string]string{"user.locked": remark, "user.unlocked": "解锁: 本人来电",
+		"uias.identity.v1.AdminService/LockUser": remark} {
+		eventually(t, "the remark of "+api, func() bool {
+			r, err := q.QueryRecords(e.aud(), &auditv1.QueryRecordsRequest{Api: api})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rec := range r.GetRecords() {
+				if rec.GetDetail()["remark"] == want {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	// not text: refused, nothing done
+	bad := metadata.AppendToOutgoingContext(e.adm(), "x-uias-remark", "%ZZ")
+	_, err = e.admin.LockUser(bad, &identityv1.LockUserRequest{Id: bob.GetId(), DurationSeconds: 60})
+	if st := wantCode(t, err, codes.InvalidArgument, ""); !strings.Contains(st.Message(), "remark") {
+		t.Fatalf("a remark that is not percent-encoded: %v", st.Message())
+	}
+	u, err := e.admin.GetUser(e.adm(), &identityv1.GetUserRequest{Id: bob.GetId()})
+	if err != nil || u.GetLockedUntil() != nil && u.GetLockedUntil().AsTime().After(time.Now()) {
+		t.Fatalf("the refused lock locked: %v %v", u, err)
+	}
+	code, _, _ = e.rest(http.MethodPost, "/v1/users/"+bob.GetId()+":lock", map[string]string{"Authorization": "Bearer " + e.token,
+		"X-Uias-Remark": url.PathEscape(strings.Repeat("长", 200))}, map[string]any{"duration_seconds": 60})
+	if code != http.StatusBadRequest {
+		t.Fatalf("REST lock with a remark over 500 bytes: %d", code)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
@@ -123,6 +125,9 @@ func (a *app) authSession() (*session, error) {
 	}
 	s.tokenFromFile = fromFile
 	s.ctx = metadata.AppendToOutgoingContext(s.ctx, "authorization", "Bearer "+token)
+	if a.g.remark != "" {
+		s.ctx = metadata.AppendToOutgoingContext(s.ctx, grpcx.MetadataRemark, url.PathEscape(a.g.remark))
+	}
 	return s, nil
 }
 

@@ -158,6 +158,7 @@ type globals struct {
 	timeout time.Duration
 	tlsCA   string
 	token   string
+	remark  string
 }
 
 // addGlobals defines the global flags on fs with the current values of g as
@@ -169,6 +170,7 @@ func (g *globals) addGlobals(fs *flag.FlagSet) {
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "deadline for the whole command")
 	fs.StringVar(&g.tlsCA, "tls-ca", g.tlsCA, "use TLS trusting the CA certificates in `file`")
 	fs.Var(secretValue{&g.token}, "token", "admin bearer `token` (env UIAS_TOKEN)")
+	fs.StringVar(&g.remark, "remark", g.remark, "a remark the audit records of the command keep (a reason, a ticket number; at most 500 bytes)")
 }
 
 // secretValue is a string flag whose value never appears in help output.
