@@ -105,15 +105,16 @@ const maxPlaces = 100_000
 type Detector struct {
 	o DetectorOptions
 
-	mu         sync.Mutex
-	places     map[string]Place
-	lockouts   []time.Time
-	burstUntil time.Time
-	// adminFails: by subject, the failed administrator logins within the
-	// window and until when the account's alert was raised.
+	mu     sync.Mutex
+	places map[string]Place
+	// lockouts: the lockouts within the window; adminFails, by subject,
+	// the failed administrator logins within the window.
+	lockouts   failBurst
 	adminFails map[string]*failBurst
 }
 
+// failBurst are events within a window, and until when the burst of that
+// window was raised.
 type failBurst struct {
 	times []time.Time
 	until time.Time
@@ -195,19 +196,7 @@ func (d *Detector) lockout(t time.Time) (int, bool) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.lockouts = append(d.lockouts, t)
-	kept := d.lockouts[:0]
-	for _, l := range d.lockouts {
-		if t.Sub(l) < d.o.LockoutWindow && !l.After(t) {
-			kept = append(kept, l)
-		}
-	}
-	d.lockouts = kept
-	if len(kept) < d.o.LockoutBurst || t.Before(d.burstUntil) {
-		return len(kept), false
-	}
-	d.burstUntil = t.Add(d.o.LockoutWindow)
-	return len(kept), true
+	return d.lockouts.add(t, d.o.LockoutWindow, d.o.LockoutBurst)
 }
 
 // adminFailure counts a failed administrator login of subject at t; burst
@@ -227,18 +216,24 @@ func (d *Detector) adminFailure(subject string, t time.Time) (int, bool) {
 		f = &failBurst{}
 		d.adminFails[subject] = f
 	}
+	return f.add(t, d.o.LockoutWindow, d.o.AdminFailureBurst)
+}
+
+// add counts an event at t and keeps those within window before it; burst
+// is true once per window when they reach size.
+func (f *failBurst) add(t time.Time, window time.Duration, size int) (int, bool) {
 	f.times = append(f.times, t)
 	kept := f.times[:0]
 	for _, x := range f.times {
-		if t.Sub(x) < d.o.LockoutWindow && !x.After(t) {
+		if t.Sub(x) < window && !x.After(t) {
 			kept = append(kept, x)
 		}
 	}
 	f.times = kept
-	if len(kept) < d.o.AdminFailureBurst || t.Before(f.until) {
+	if len(kept) < size || t.Before(f.until) {
 		return len(kept), false
 	}
-	f.until = t.Add(d.o.LockoutWindow)
+	f.until = t.Add(window)
 	return len(kept), true
 }
 
