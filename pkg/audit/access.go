@@ -138,7 +138,7 @@ func (a *Access) event(buf *[]byte) events.Event {
 		detail[n], n = events.DetailField{Key: DetailActorLogin, Value: Text(cl.PrincipalLogin)}, n+1
 	}
 	if cl.Remark != "" {
-		detail[n], n = events.DetailField{Key: DetailRemark, Value: Text(cl.Remark)}, n+1
+		detail[n], n = events.DetailField{Key: DetailRemark, Value: cl.Remark}, n+1 // checked text, kept whole
 	}
 	payloadInto(&ev, &rec, detail[:n], buf)
 	return ev

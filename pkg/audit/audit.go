@@ -223,7 +223,7 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []eve
 		detail = append(detail, events.DetailField{Key: DetailAppIP, Value: c.AppIP.String()})
 	}
 	if c.Remark != "" {
-		detail = append(detail, events.DetailField{Key: DetailRemark, Value: Text(c.Remark)})
+		detail = append(detail, events.DetailField{Key: DetailRemark, Value: c.Remark}) // checked text (grpcx), kept whole
 	}
 	if c.SignedKey != "" {
 		// A signed call (caller.AuthenticateSigned): which key verified

@@ -29,6 +29,9 @@ type Export struct {
 	By     CountBy
 	// Rows is how many records (or counts, or report rows) were written.
 	Rows int
+	// Broken: the export ended before all was sent (the client went away,
+	// a failure): Rows were sent.
+	Broken bool
 }
 
 // ExportRecord is the record of e, at now: type audit.export, written by
@@ -55,6 +58,10 @@ func ExportRecord(e Export, now time.Time) Record {
 	if e.By != 0 {
 		d["by"] = e.By.String()
 	}
+	result, reason := "success", "OK"
+	if e.Broken {
+		result, reason = "failure", "INCOMPLETE"
+	}
 	return Record{EventID: ids.New(), Type: TypeExport, Component: "audit", Time: now.UTC().Truncate(time.Millisecond),
-		API: "export", Actor: e.Actor, Subject: "audit:records", Result: "success", Reason: "OK", ClientIP: e.ClientIP, Detail: d}
+		API: "export", Actor: e.Actor, Subject: "audit:records", Result: result, Reason: reason, ClientIP: e.ClientIP, Detail: d}
 }

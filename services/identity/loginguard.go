@@ -215,7 +215,8 @@ func appLoginSource(appID string, extend map[string]string, userID string) login
 // the application server. Without a report the caller is as it was.
 func withPersonIP(ctx context.Context, c *caller.Caller, extend map[string]string) (context.Context, *caller.Caller) {
 	ip, err := netip.ParseAddr(extend[ClientIPExtend])
-	if err != nil {
+	if err != nil || ip.Zone() != "" {
+		// not an address (a zone is text of the application's choosing)
 		return ctx, c
 	}
 	cp := *c

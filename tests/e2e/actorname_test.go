@@ -107,7 +107,7 @@ func TestRemarkKeptInRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const remark = "调岗 (transfer), ticket #42"
+	remark := "调岗 (transfer), ticket #42 " + strings.Repeat("备", 100) // 330 bytes, kept whole
 	ctx := metadata.AppendToOutgoingContext(e.adm(), "x-uias-remark", url.PathEscape(remark))
 	if _, err := e.admin.LockUser(ctx, &identityv1.LockUserRequest{Id: bob.GetId(), DurationSeconds: 60}); err != nil {
 		t.Fatal(err)

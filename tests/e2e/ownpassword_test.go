@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
@@ -73,6 +75,24 @@ func TestAppointedAuditorChoosesOwnPassword(t *testing.T) {
 		Password: "Her-Own-Pass-2026"}); err != nil {
 		t.Fatalf("login with one's own password: %v", err)
 	}
+	// an appointment dated in the future protects the person already: the
+	// system administrator may not set their password before it starts
+	// (they would, and log in as the auditor when it began) (review sec9)
+	later, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "later", DisplayName: "Later", OrgId: e.root,
+		Password: known, PasswordNeverExpires: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = authzv1.NewAuthzAdminServiceClient(e.conn).CreateGrant(e.aud(), &authzv1.Grant{RoleId: "security_auditor",
+		Subject: &authzv1.Subject{Kind: "user", Id: later.GetId()}, ValidFrom: timestamppb.New(time.Now().Add(time.Hour))})
+	if err != nil || res.GetActivationPassword() == "" {
+		t.Fatalf("a future-dated appointment: %v %v", res, err)
+	}
+	_, err = e.admin.SetPassword(e.adm(), &identityv1.SetPasswordRequest{Id: later.GetId(), Password: "Sys-Chosen-Pass-77"})
+	wantCode(t, err, codes.PermissionDenied, "")
+	_, err = e.admin.ResetPassword(e.adm(), &identityv1.ResetPasswordRequest{Id: later.GetId()})
+	wantCode(t, err, codes.PermissionDenied, "")
+
 	// a second grant to a person whose password is their own changes nothing
 	res, err = authzv1.NewAuthzAdminServiceClient(e.conn).CreateGrant(e.adm(), &authzv1.Grant{RoleId: "personal_data_admin",
 		Subject: &authzv1.Subject{Kind: "user", Id: u.GetId()}})

@@ -153,10 +153,15 @@ func (s *ReportServer) ExportRecords(r *auditv1.ExportRecordsRequest, st grpc.Se
 	} else {
 		q := FilterQuery(r.GetFilter())
 		n, err := s.exp.Records(ctx, s.store, sc, q, int(r.GetMaxRecords()), f, w)
+		note.Filter, note.Rows = q, n
 		if err != nil {
+			if n > 0 {
+				// what left is recorded, the client gone or not
+				note.Broken = true
+				_ = recordExport(context.WithoutCancel(ctx), s.log, note)
+			}
 			return err
 		}
-		note.Filter, note.Rows = q, n
 	}
 	if err := recordExport(ctx, s.log, note); err != nil {
 		return err

@@ -241,7 +241,7 @@ func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (aut
 	g.ID = ids.New()
 	g.CreatedAt = s.now().UTC()
 	g.CreatedBy = caller.From(ctx).Actor()
-	activation := ""
+	activation, appointed := "", false
 	ch, err := s.write(ctx, "grant.create", g.Subject.String(), func() (authz.Change, error) {
 		if err := s.checkGrantShape(g); err != nil {
 			return authz.Change{}, err
@@ -252,15 +252,21 @@ func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (aut
 		if err := s.checkGrant(g); err != nil {
 			return authz.Change{}, err
 		}
-		if s.appoint != nil && g.Subject.Kind == authz.SubjectUser && s.administers(g.Role) {
+		if s.appoint != nil && !appointed && g.Subject.Kind == authz.SubjectUser && s.administers(g.Role) {
+			// once, however often a stale write is tried again
 			pw, err := s.appoint(ctx, g.Subject.ID)
 			if err != nil {
 				return authz.Change{}, err
 			}
-			activation = pw
+			activation, appointed = pw, true
 		}
 		return put(authz.ObjGrant, g.ID, g)
 	})
+	if err != nil && activation != "" {
+		// the password was replaced, the grant not made: a new grant
+		// replaces it again and answers its own activation password
+		return g, 0, "", fmt.Errorf("%w (the person's password was replaced for the appointment: grant again for a new activation password)", err)
+	}
 	return g, ch.Rev, activation, err
 }
 

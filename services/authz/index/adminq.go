@@ -161,7 +161,12 @@ func (x *Index) targetRefusalLocked(q AdminQuery, global bool, scopes []string, 
 	var top bool
 	var unitScopes []string
 	x.allGrants(tp, func(gi int32, g *grantNode) {
-		if !g.activeAt(t) {
+		// A grant dated in the future protects its person already: the
+		// appointment replaced their password with the appointer's
+		// activation password, which nobody else may set again before it
+		// starts (the system administrator would, and log in as the
+		// auditor appointed when the grant begins).
+		if !g.notEndedAt(t) {
 			return
 		}
 		switch x.roleID(gi, g) {

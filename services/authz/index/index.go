@@ -123,6 +123,10 @@ func (g *grantNode) activeAt(now int64) bool {
 	return (g.from == 0 || now >= g.from) && (g.until == 0 || now < g.until)
 }
 
+// notEndedAt reports whether g is in force at now or will be (a grant
+// dated in the future).
+func (g *grantNode) notEndedAt(now int64) bool { return g.until == 0 || now < g.until }
+
 // nodeBlock is the number of grant nodes allocated together.
 const nodeBlock = 1024
 
