@@ -47,8 +47,8 @@ func (a *Analytics) PersonAbsence(ctx context.Context, scope audit.Scope, userID
 	if offset < -14*time.Hour || offset > 14*time.Hour {
 		return PersonAbsence{}, badRequest("utc_offset_minutes must be between -840 and 840")
 	}
-	if r.To.IsZero() {
-		r.To = a.now()
+	if now := a.now(); r.To.IsZero() || r.To.After(now) {
+		r.To = now // days still to come are no absence
 	}
 	if r.From.IsZero() {
 		r.From = r.To.Add(-DefaultAbsencePeriod)
