@@ -96,8 +96,9 @@ func (s *legacyStubApp) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "status=%d;result=%s;username=%s;password=%s;loggedIn=%s", code, ans.Result, ans.Username, ans.Password, ans.LoggedIn)
 	case "validatePrincipal":
 		a.principalN.Add(1)
-		if r.Method != http.MethodPost {
-			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded; charset=UTF-8" {
+			// the form's charset said, for applications that read GBK by default
+			http.Error(w, "POST only, a UTF-8 form", http.StatusMethodNotAllowed)
 			return
 		}
 		if a.failFirst.Load() > 0 {

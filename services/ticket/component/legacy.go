@@ -112,7 +112,9 @@ func (p principalClient) ValidatePrincipal(ctx context.Context, endpoint, accoun
 		if err != nil {
 			return false, err
 		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		// the values are percent-encoded UTF-8 (a legacy Java or GBK
+		// application reads them so only when told)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
 		resp, err := p.client.Do(req)
 		if err != nil {
 			last = err

@@ -1002,7 +1002,7 @@ func appUpdateCmd() command {
 			"--allow-any empties it (calls from any address). Use suspend/activate for the status.\n" +
 			"--client-cert binds the application to its client certificate; --no-client-cert removes the binding.\n" +
 			"--secret-lifetime (0: the server default) recomputes the current secret's expiry from when it was issued:\n" +
-			"a lifetime shorter than the secret's age expires it at once (rotate-secret first).\n" +
+			"a lifetime shorter than the secret's age is refused (SECRET_LIFETIME_TOO_SHORT: rotate-secret first).\n" +
 			"--signing-key (repeatable, at most 2) replaces the application's request signing keys with these\n" +
 			"public keys (PEM PUBLIC KEY files); to roll a key over give the old and the new one, later the new one\n" +
 			"alone; --no-signing-keys removes them. --require-signatures makes every AuthService and AuthzService call of the\n" +
