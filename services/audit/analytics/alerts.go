@@ -223,17 +223,25 @@ func (d *Detector) adminFailure(subject string, t time.Time) (int, bool) {
 // is true once per window when they reach size.
 func (f *failBurst) add(t time.Time, window time.Duration, size int) (int, bool) {
 	f.times = append(f.times, t)
+	// the window ends at the latest event seen: records arrive nearly,
+	// not strictly, in time order
+	latest := t
+	for _, x := range f.times {
+		if x.After(latest) {
+			latest = x
+		}
+	}
 	kept := f.times[:0]
 	for _, x := range f.times {
-		if t.Sub(x) < window && !x.After(t) {
+		if latest.Sub(x) < window {
 			kept = append(kept, x)
 		}
 	}
 	f.times = kept
-	if len(kept) < size || t.Before(f.until) {
+	if len(kept) < size || latest.Before(f.until) {
 		return len(kept), false
 	}
-	f.until = t.Add(window)
+	f.until = latest.Add(window)
 	return len(kept), true
 }
 

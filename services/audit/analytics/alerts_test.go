@@ -264,6 +264,20 @@ func TestAdminLoginFailureAlert(t *testing.T) {
 		raised[0].ID != "ev-4:admin_login_failures" {
 		t.Fatalf("alerts: %+v", raised)
 	}
+	// records arriving a little out of time order count all the same
+	det = analytics.NewDetector(analytics.DetectorOptions{AdminFailureBurst: 3, LockoutWindow: time.Minute})
+	var late []analytics.Alert
+	for i, at := range []time.Duration{2 * time.Second, 0, time.Second} {
+		rec := audit.Record{EventID: "late-" + strconv.Itoa(i), API: "admin.login", Subject: "user:adm", Result: "failure", Time: t0.Add(at)}
+		as, err := det.Observe(ctx, &rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		late = append(late, as...)
+	}
+	if len(late) != 1 || late[0].Failures != 3 {
+		t.Fatalf("failures out of order: %+v", late)
+	}
 	a := analytics.RemovalAlert("audit-removal-0-40", "user:aud", 0, 40, t0)
 	if a.Kind != analytics.AlertAuditRemoval || a.Actor != "user:aud" || !strings.Contains(a.Message, "records 0 to 39 (40)") {
 		t.Fatalf("removal alert: %+v", a)
