@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestServiceCommands: "service create" with --require-link and
@@ -29,6 +30,19 @@ func TestServiceCommands(t *testing.T) {
 		Name               string `json:"name"`
 		RequireAccountLink bool   `json:"require_account_link"`
 		RequiredPermission string `json:"required_permission"`
+	}
+	// The check asks authz for the model on the administrator's behalf,
+	// with the rights authz has from identity's first-start appointment
+	// (made as soon as authz answers): wait until the grant is there (else
+	// the check, a help and not a guard, is skipped).
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if code, out, _ := h.run("authz", "grants", "--role", "system_admin"); code == 0 && strings.Contains(out, "system_admin") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first start's appointment never reached authz")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	// A rule naming a permission the application does not define would
 	// refuse everyone: refused at registration, with what to do.
