@@ -19,15 +19,19 @@ import (
 // jsonForm is how -o json writes messages: proto field names, every field.
 var jsonForm = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
 
-// printJSON writes the protojson form of m (proto field names).
+// printJSON writes the protojson form of m (proto field names), indented
+// by encoding/json: protojson's own indentation varies its spaces from
+// build to build on purpose, and scripts grep this output.
 func (a *app) printJSON(m proto.Message) error {
-	o := jsonForm
-	o.Multiline, o.Indent = true, "  "
-	b, err := o.Marshal(m)
+	b, err := jsonForm.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encoding JSON output: %w", err)
 	}
-	_, err = fmt.Fprintf(a.stdout, "%s\n", b)
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return fmt.Errorf("encoding JSON output: %w", err)
+	}
+	_, err = fmt.Fprintf(a.stdout, "%s\n", out.Bytes())
 	return err
 }
 
