@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,11 +19,15 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
 )
 
 // A request body, path or query parameter that does not fit the request
@@ -392,14 +398,15 @@ func paramProblem(md protoreflect.MessageDescriptor, pathParams map[string]strin
 	sort.Strings(names)
 	parser := &runtime.DefaultQueryParser{}
 	for _, k := range names {
+		name, _, isMap := strings.Cut(k, "[")
+		fd, fp := resolvePath(md, name)
+		if fd == nil {
+			return &badInput{msg: unknownQueryParam(md, k, pathParams)}
+		}
 		if parser.Parse(dynamicpb.NewMessage(md), url.Values{k: query[k]}, utilities.NewDoubleArray(nil)) == nil {
 			continue
 		}
-		name, _, isMap := strings.Cut(k, "[")
-		fd, fp := resolvePath(md, name)
 		switch {
-		case fd == nil:
-			return &badInput{msg: "query parameter " + shown(k) + " does not name a field of the request"}
 		case isMap && !fd.IsMap():
 			return &badInput{field: fp, msg: fp + " is not a map: query parameter " + shown(k) + " is not valid"}
 		case fd.IsMap():
@@ -436,4 +443,141 @@ func resolvePath(md protoreflect.MessageDescriptor, path string) (protoreflect.F
 		parts = append(parts, string(fd.Name()))
 	}
 	return fd, strings.Join(parts, ".")
+}
+
+// strictQueryParser is grpc-gateway's query parser refusing a parameter
+// that names no field of the request (grpc-gateway ignores it: a misspelt
+// filter, ?from= for ?start_time=, was dropped without a word and the
+// answer read as if it applied). The error handler says which, in
+// paramProblem's words.
+type strictQueryParser struct{ runtime.DefaultQueryParser }
+
+func (p *strictQueryParser) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
+	md := msg.ProtoReflect().Descriptor()
+	for k := range values {
+		name, _, _ := strings.Cut(k, "[")
+		if filter.HasCommonPrefix(strings.Split(name, ".")) {
+			continue // a parameter of the caller's own (the path, a download's format)
+		}
+		if fd, _ := resolvePath(md, name); fd == nil {
+			return errors.New(unknownQueryParam(md, k, nil))
+		}
+	}
+	return p.DefaultQueryParser.Parse(msg, values, filter)
+}
+
+// unknownQueryParam says that query parameter k names no field of md and
+// which it takes (md's fields that are not path parameters).
+func unknownQueryParam(md protoreflect.MessageDescriptor, k string, pathParams map[string]string) string {
+	var takes []string
+	fields := md.Fields()
+	for i := range fields.Len() {
+		name := string(fields.Get(i).Name())
+		if _, inPath := pathParams[name]; !inPath {
+			takes = append(takes, name)
+		}
+	}
+	msg := "query parameter " + shown(k) + " does not name a field of the request"
+	if len(takes) == 0 {
+		return msg + "; this call takes no query parameters"
+	}
+	return msg + "; it takes " + strings.Join(takes, ", ")
+}
+
+// noQueryRoutes are the routes without a body ("GET /v1/users/{id=*}", as
+// runtime.HTTPPattern writes them) whose path binds every field of the
+// request, so that they take no query parameter. grpc-gateway does not
+// read their query at all, so strictQueryParser never sees it;
+// routeMiddleware refuses one there. (A call whose body is the whole
+// request reads its fields from the body, which refuses unknown ones, and
+// leaves the query to the request's signature.)
+type noQueryRoutes map[string]bool
+
+var (
+	// pathVarRE: a path variable without a template ({id})
+	pathVarRE = regexp.MustCompile(`\{([^}=]+)\}`)
+	// pathAnyVarRE: any path variable ({id}, {name=orgs/*}), its field path
+	pathAnyVarRE = regexp.MustCompile(`\{([^}=]+)(?:=[^}]*)?\}`)
+)
+
+// findNoQueryRoutes reads the google.api.http rules of every service in
+// protoregistry.GlobalFiles (the components' generated code registers
+// theirs).
+func findNoQueryRoutes() noQueryRoutes {
+	out := noQueryRoutes{}
+	protoregistry.GlobalFiles.RangeFiles(func(f protoreflect.FileDescriptor) bool {
+		for i := range f.Services().Len() {
+			methods := f.Services().Get(i).Methods()
+			for j := range methods.Len() {
+				m := methods.Get(j)
+				rule, _ := proto.GetExtension(m.Options(), annotations.E_Http).(*annotations.HttpRule)
+				if rule == nil {
+					continue
+				}
+				for _, r := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
+					if verb, path := ruleRoute(r); path != "" && takesNoQuery(m.Input(), path, r.GetBody()) {
+						out[verb+" "+pathVarRE.ReplaceAllString(path, "{$1=*}")] = true
+					}
+				}
+			}
+		}
+		return true
+	})
+	return out
+}
+
+func ruleRoute(r *annotations.HttpRule) (string, string) {
+	switch p := r.GetPattern().(type) {
+	case *annotations.HttpRule_Get:
+		return http.MethodGet, p.Get
+	case *annotations.HttpRule_Put:
+		return http.MethodPut, p.Put
+	case *annotations.HttpRule_Post:
+		return http.MethodPost, p.Post
+	case *annotations.HttpRule_Delete:
+		return http.MethodDelete, p.Delete
+	case *annotations.HttpRule_Patch:
+		return http.MethodPatch, p.Patch
+	case *annotations.HttpRule_Custom:
+		return p.Custom.GetKind(), p.Custom.GetPath()
+	}
+	return "", ""
+}
+
+// takesNoQuery: a call without a body whose path binds every field of md
+// reads no query parameter.
+func takesNoQuery(md protoreflect.MessageDescriptor, path, body string) bool {
+	if body != "" {
+		return false
+	}
+	bound := map[string]bool{}
+	for _, m := range pathAnyVarRE.FindAllStringSubmatch(path, -1) {
+		top, _, _ := strings.Cut(m[1], ".")
+		bound[top] = true
+	}
+	fields := md.Fields()
+	for i := range fields.Len() {
+		if !bound[string(fields.Get(i).Name())] {
+			return false
+		}
+	}
+	return true
+}
+
+// queryRefused is the error of a query parameter given to a route of
+// routes that takes none; nil otherwise.
+func (routes noQueryRoutes) queryRefused(r *http.Request, pattern string) error {
+	if r.URL.RawQuery == "" || !routes[r.Method+" "+pattern] {
+		return nil
+	}
+	names := make([]string, 0, 4)
+	for k := range r.URL.Query() {
+		names = append(names, k)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	sort.Strings(names)
+	return apierr.ToStatus(grpcx.BadRequest("", "query parameter "+shown(names[0])+
+		" is not taken: this call takes no query parameters"))
 }

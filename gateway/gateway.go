@@ -144,7 +144,10 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		runtime.WithErrorHandler(g.errorHandler),
 		runtime.WithRoutingErrorHandler(g.routingErrorHandler),
 		runtime.WithDisableHTTPMethodOverride(),
-		runtime.WithMiddlewares(probeMiddleware, routeMiddleware),
+		// grpc-gateway keeps the parser in a package variable: every
+		// edge of the process refuses unknown query parameters alike
+		runtime.SetQueryParameterParser(&strictQueryParser{}),
+		runtime.WithMiddlewares(probeMiddleware, findNoQueryRoutes().routeMiddleware),
 	)
 	for _, b := range o.Backends {
 		if err := b.REST(ctx, gw, b.Conn); err != nil {

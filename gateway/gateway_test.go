@@ -579,11 +579,28 @@ func TestBadParameters(t *testing.T) {
 			}
 		}
 	}
-	// Unknown query parameters are ignored, as before; good ones reach the
-	// service (here: not implemented).
+	// A query parameter that names no field is refused, naming it and
+	// what the call takes (a misspelt filter was dropped without a word);
+	// good ones reach the service (here: not implemented).
 	r := e.do(t, http.MethodGet, "/v1/users?page_size=5&utm_source=x", nil, nil)
-	if got := e.restError(t, r); r.code != http.StatusNotImplemented {
-		t.Errorf("good parameters: HTTP %d %s", r.code, got.raw)
+	if got := e.restError(t, r); r.code != http.StatusBadRequest || got.reason != "BAD_REQUEST" || got.legacy != "-5" ||
+		got.message != `query parameter "utm_source" does not name a field of the request; it takes page_size, page_token, org_id, query, status, include_descendants, password_expired` {
+		t.Errorf("unknown parameter: HTTP %d %s", r.code, got.raw)
+	}
+	// a call whose path binds every field takes none (grpc-gateway does
+	// not read its query)
+	for _, path := range []string{"/v1/users/u1?fields=all", "/v1/users/u1?id=u2"} {
+		r = e.do(t, http.MethodGet, path, nil, nil)
+		if got := e.restError(t, r); r.code != http.StatusBadRequest || got.reason != "BAD_REQUEST" || got.legacy != "-5" ||
+			!strings.HasSuffix(got.message, `is not taken: this call takes no query parameters`) {
+			t.Errorf("%s: HTTP %d %s", path, r.code, got.raw)
+		}
+	}
+	for _, ok := range []string{"/v1/users?page_size=5&org_id=o1", "/v1/users?pageSize=5", "/v1/users/u1"} {
+		r = e.do(t, http.MethodGet, ok, nil, nil)
+		if got := e.restError(t, r); r.code != http.StatusNotImplemented {
+			t.Errorf("good parameters %s: HTTP %d %s", ok, r.code, got.raw)
+		}
 	}
 }
 

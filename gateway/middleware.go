@@ -182,15 +182,21 @@ func fixedRoute(route string, h http.Handler) http.Handler {
 
 // routeMiddleware labels API requests with the matched path pattern and
 // answers for parameters that are not UTF-8 (see badUTF8Param).
-func routeMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
+func (routes noQueryRoutes) routeMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		route := ""
 		if pat, ok := runtime.HTTPPattern(r.Context()); ok {
+			route = pat.String()
 			if st := stateFrom(r.Context()); st != nil {
-				st.route = pat.String()
+				st.route = route
 				st.pathParams = params
 			}
 		}
-		if err := badUTF8Param(r, params); err != nil {
+		err := badUTF8Param(r, params)
+		if err == nil {
+			err = routes.queryRefused(r, route)
+		}
+		if err != nil {
 			writeStatusJSON(w, http.StatusBadRequest, status.Convert(err))
 			return
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/uias/uias/pkg/apierr"
 )
 
 // Policy says when the log signs a checkpoint: after Every new records, or
@@ -345,6 +347,13 @@ func (l *Log) ProveInclusion(ctx context.Context, seq, size int64) (*Inclusion, 
 		return nil, errBadRange.WithMessage(fmt.Sprintf("record %d is not in a tree of size %d", seq, cp.Size))
 	}
 	rec, err := l.store.GetRecord(ctx, seq)
+	if isNotFound(err) {
+		if pruned, perr := l.store.Pruned(ctx); perr == nil && seq < pruned {
+			return nil, apierr.New(apierr.NotFound, ReasonArchived, fmt.Sprintf("record %d was backed up and removed from the "+
+				"database (records 0 to %d are in archive files of audit.archive_dir): check it in its file with uias ctl "+
+				"audit verify --archive FILE", seq, pruned-1))
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

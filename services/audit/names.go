@@ -17,13 +17,24 @@ type Names interface {
 // ("user:<id>") by actor, as identity knows them now, best effort: nil
 // when names is nil or cannot answer. ActorName gives each record's.
 func ActorNames(ctx context.Context, names Names, recs []Record) map[string]string {
+	actors := make([]string, len(recs))
+	for i := range recs {
+		actors[i] = recs[i].Actor
+	}
+	return SubjectNames(ctx, names, actors)
+}
+
+// SubjectNames returns the names of the people among subjects
+// ("user:<id>"; others are skipped) by subject, as identity knows them
+// now, best effort: nil when names is nil or cannot answer.
+func SubjectNames(ctx context.Context, names Names, subjects []string) map[string]string {
 	if names == nil {
 		return nil
 	}
 	var ids []string
 	seen := map[string]bool{}
-	for i := range recs {
-		if id, ok := strings.CutPrefix(recs[i].Actor, "user:"); ok && id != "" && !seen[id] {
+	for _, s := range subjects {
+		if id, ok := strings.CutPrefix(s, "user:"); ok && id != "" && !seen[id] {
 			seen[id] = true
 			ids = append(ids, id)
 		}

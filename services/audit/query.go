@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -46,13 +45,9 @@ type QueryStore interface {
 
 // Search runs q within scope.
 func Search(ctx context.Context, st QueryStore, scope Scope, q Query) ([]Record, string, error) {
-	if !scope.All {
-		if len(scope.Orgs) == 0 {
-			return nil, "", errForbidden
-		}
-		q.Orgs = scope.Orgs
-	} else {
-		q.Orgs = nil
+	q, err := scoped(scope, q)
+	if err != nil {
+		return nil, "", err
 	}
 	switch {
 	case q.PageSize < 0 || q.PageSize > MaxPageSize:
@@ -60,16 +55,6 @@ func Search(ctx context.Context, st QueryStore, scope Scope, q Query) ([]Record,
 			fmt.Sprintf("page_size must be between 0 and %d", MaxPageSize))
 	case q.PageSize == 0:
 		q.PageSize = DefaultPageSize
-	}
-	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
-		return nil, "", apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, "start_time must be before end_time")
-	}
-	if q.ClientIP != "" {
-		a, err := netip.ParseAddr(q.ClientIP)
-		if err != nil {
-			return nil, "", apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, "client_ip is not an IP address")
-		}
-		q.ClientIP = a.String()
 	}
 	return st.QueryRecords(ctx, q)
 }

@@ -3,9 +3,13 @@ package audit
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
+	pkgaudit "github.com/uias/uias/pkg/audit"
 )
 
 // CountBy is the field records are counted by.
@@ -102,8 +106,9 @@ func Counts(ctx context.Context, st CountStore, scope Scope, q CountQuery) (coun
 	return counts, false, nil
 }
 
-// scoped checks the filter q and restricts it to scope (the paging fields
-// are left as they are).
+// scoped checks the filter q (the time range, the result, the client
+// address, which it writes in their stored forms) and restricts it to
+// scope (the paging fields are left as they are).
 func scoped(scope Scope, q Query) (Query, error) {
 	if !scope.All {
 		if len(scope.Orgs) == 0 {
@@ -116,8 +121,25 @@ func scoped(scope Scope, q Query) (Query, error) {
 	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
 		return q, badRequest("start_time must be before end_time")
 	}
+	if q.Result != "" {
+		r := strings.ToLower(q.Result)
+		if !slices.Contains(results, r) {
+			return q, badRequest(fmt.Sprintf("result %q is none of %s", q.Result, strings.Join(results, ", ")))
+		}
+		q.Result = r
+	}
+	if q.ClientIP != "" {
+		a, err := netip.ParseAddr(q.ClientIP)
+		if err != nil {
+			return q, badRequest("client_ip is not an IP address")
+		}
+		q.ClientIP = a.String()
+	}
 	return q, nil
 }
+
+// results are the results a record can have (a filter's result is one).
+var results = []string{pkgaudit.ResultSuccess, pkgaudit.ResultFailure, pkgaudit.ResultDenied, pkgaudit.ResultIncomplete}
 
 func badRequest(msg string) error {
 	return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, msg)

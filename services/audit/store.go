@@ -103,6 +103,7 @@ type LeafScanner interface {
 const (
 	ReasonNotCheckpointed = "AUDIT_NOT_CHECKPOINTED"
 	ReasonBadRange        = "AUDIT_BAD_RANGE"
+	ReasonArchived        = "AUDIT_RECORD_ARCHIVED"
 )
 
 var (
@@ -117,6 +118,8 @@ func init() {
 			Doc: "Audit log: no signed checkpoint covers the requested record or tree size yet (checkpoints follow every audit.checkpoint_every records or audit.checkpoint_interval); ask again after the next one."},
 		apierr.Reason{Name: ReasonBadRange, Code: apierr.InvalidArgument, Legacy: -5,
 			Doc: "Audit log: a record number or tree size is out of range (beyond the log, or an old size larger than the new one)."},
+		apierr.Reason{Name: ReasonArchived, Code: apierr.NotFound,
+			Doc: "Audit log: the record was backed up to an archive file and removed from the database; check it in the file (uias ctl audit verify --archive FILE)."},
 	)
 }
 

@@ -168,6 +168,25 @@ func TestAuditReports(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d with a message", path, resp.StatusCode, b, want)
 		}
 	}
+	// a parameter the call does not take, or a result no record has, is
+	// refused naming it (a misspelt filter was dropped without a word:
+	// ?from= for ?start_time= answered every record); results in any case
+	for path, want := range map[string]string{
+		"/v1/audit/export?format=csv&from=2026-12-05T18:00:00Z":     `query parameter \"from\" does not name a field of the request; it takes format, start_time`,
+		"/v1/audit/records?from=2026-12-05T18:00:00Z":               `query parameter \"from\" does not name a field of the request; it takes start_time, end_time`,
+		"/v1/audit/records?org=x":                                   `query parameter \"org\" does not name a field`,
+		"/v1/audit/records?result=bogus":                            `result \"bogus\" is none of success, failure, denied, incomplete`,
+		"/v1/audit/export?format=csv&result=bogus":                  `result \"bogus\" is none of success, failure, denied, incomplete`,
+		"/v1/audit/analytics/export/failed-logins?format=csv&byy=x": `query parameter \"byy\" does not name a field of the request; it takes`,
+	} {
+		if resp, b := get(path, auth); resp.StatusCode != http.StatusBadRequest || !bytes.Contains(b, []byte(want)) {
+			t.Errorf("%s: %d %s, want 400 with %s", path, resp.StatusCode, b, want)
+		}
+	}
+	if resp, b := get("/v1/audit/records?api=admin.login&result=FAILURE", auth); resp.StatusCode != http.StatusOK ||
+		bytes.Count(b, []byte(`"result": "failure"`))+bytes.Count(b, []byte(`"result":"failure"`)) != 3 {
+		t.Errorf("result in capitals: %d %s", resp.StatusCode, b)
+	}
 	// PDF: a count report of failed logins by account (a chart in it)
 	resp, b = get("/v1/audit/export?format=pdf&by=subject&api=admin.login&result=failure", auth)
 	switch {

@@ -185,7 +185,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 				MinRemovalAge: cfg.MinRemovalAge, OnRemoved: removalAlert(alerts, log)}).Register(g)
 			server.NewQuery(st).WithNames(names).WithOrgs(subtrees).Register(g)
 			server.NewReports(st, exp).WithOrgs(subtrees).WithExportLog(exportLog).Register(g)
-			an.WithExportLog(exportLog).Register(g)
+			an.WithExportLog(exportLog).WithNames(names).Register(g)
 		},
 		Auth:  server.CallerAuth(admins, subtrees),
 		Ready: db.PingContext,

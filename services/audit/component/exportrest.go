@@ -2,8 +2,11 @@ package component
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -93,9 +96,21 @@ func badParam(msg string) error {
 	return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, msg)
 }
 
-// exportRequest reads the query parameters of a download.
+// exportParams are the query parameters of a download of records or of a
+// count report.
+var exportParams = []string{"format", "start_time", "end_time", "actor", "subject", "app_id", "api", "result", "client_ip", "text",
+	"org_id", "max_records", "by", "bucket", "utc_offset_minutes", "limit"}
+
+// exportRequest reads the query parameters of a download; one it does not
+// know is refused (a misspelt filter is not dropped without a word).
 func exportRequest(r *http.Request) (*auditv1.ExportRecordsRequest, error) {
 	v := r.URL.Query()
+	for k := range v {
+		if !slices.Contains(exportParams, k) {
+			return nil, badParam(fmt.Sprintf("query parameter %q does not name a field of the request; it takes %s",
+				k, strings.Join(exportParams, ", ")))
+		}
+	}
 	format, ok := exportFormats[v.Get("format")]
 	if !ok {
 		return nil, badParam("format must be csv, xlsx, html, jsonl or pdf")

@@ -164,4 +164,15 @@ func TestProveMissingRecord(t *testing.T) {
 	if ae, ok := apierr.As(err); !ok || ae.Reason != audit.ReasonBadRange || !strings.Contains(ae.Message, "there is no record 999999: the log has 10 records") {
 		t.Fatalf("a record the log does not have: %v", err)
 	}
+	// a record backed up and removed: says where it is
+	out, err := l.ArchiveBefore(ctx, audit.ArchiveRequest{Before: time.Now().Add(time.Hour), Remove: true, Actor: "user:auditor",
+		Dir: t.TempDir()}, time.Now().Add(2*time.Hour))
+	if err != nil || out.Records() == 0 {
+		t.Fatalf("removal: %v %+v", err, out)
+	}
+	_, err = l.ProveInclusion(ctx, 1, 0)
+	if ae, ok := apierr.As(err); !ok || ae.Reason != audit.ReasonArchived || ae.Code != apierr.NotFound ||
+		!strings.Contains(ae.Message, "record 1 was backed up and removed") || !strings.Contains(ae.Message, "audit verify --archive") {
+		t.Fatalf("a removed record: %v", err)
+	}
 }

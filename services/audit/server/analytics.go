@@ -22,6 +22,26 @@ type AnalyticsServer struct {
 	// exp writes the reports as files (ExportAnalytics).
 	exp audit.Exporter
 	log ExportLog
+	// names: the people's names shown beside their ids (nil: ids only)
+	names audit.Names
+}
+
+// WithNames makes the reports name the people in them ("login (Display
+// Name)", as identity knows them now; D9 of the auditor's trial: ids
+// alone had to be looked up one by one).
+func (s *AnalyticsServer) WithNames(n audit.Names) *AnalyticsServer {
+	s.names = n
+	return s
+}
+
+// namesOf returns the names of the people among subjects, by subject
+// (best effort, see audit.SubjectNames).
+func (s *AnalyticsServer) namesOf(ctx context.Context, n int, subject func(i int) string) map[string]string {
+	subjects := make([]string, n)
+	for i := range subjects {
+		subjects[i] = subject(i)
+	}
+	return audit.SubjectNames(ctx, s.names, subjects)
 }
 
 // WithExportLog records every report exported in the audit log
@@ -71,10 +91,16 @@ func ts(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-func loginCounts(g analytics.Group, cs []analytics.Count, truncated bool) *auditv1.LoginCounts {
+// loginCounts is the answer of counts cs grouped by g; names labels the
+// people (by subject) when g is BySubject.
+func loginCounts(g analytics.Group, cs []analytics.Count, truncated bool, names map[string]string) *auditv1.LoginCounts {
 	out := &auditv1.LoginCounts{Truncated: truncated, Counts: make([]*auditv1.LoginCount, len(cs))}
 	for i, c := range cs {
-		out.Counts[i] = &auditv1.LoginCount{Key: c.Key, Label: analytics.Label(g, c.Key), Count: c.Count, Last: ts(c.Last)}
+		label := analytics.Label(g, c.Key)
+		if n := names[c.Key]; n != "" {
+			label = n
+		}
+		out.Counts[i] = &auditv1.LoginCount{Key: c.Key, Label: label, Count: c.Count, Last: ts(c.Last)}
 	}
 	return out
 }
@@ -91,7 +117,11 @@ func (s *AnalyticsServer) FailedLogins(ctx context.Context, r *auditv1.FailedLog
 	if err != nil {
 		return nil, err
 	}
-	return loginCounts(g, cs, truncated), nil
+	var names map[string]string
+	if g == analytics.BySubject {
+		names = s.namesOf(ctx, len(cs), func(i int) string { return cs[i].Key })
+	}
+	return loginCounts(g, cs, truncated, names), nil
 }
 
 // LoginPeaks implements AuditAnalyticsService.
@@ -106,7 +136,7 @@ func (s *AnalyticsServer) LoginPeaks(ctx context.Context, r *auditv1.LoginPeaksR
 	if err != nil {
 		return nil, err
 	}
-	return loginCounts(g, cs, false), nil
+	return loginCounts(g, cs, false, nil), nil
 }
 
 // LoginHistory implements AuditAnalyticsService.
@@ -178,9 +208,10 @@ func (s *AnalyticsServer) OnlineNow(ctx context.Context, r *auditv1.OnlineNowReq
 		return nil, err
 	}
 	out := &auditv1.OnlineNowResponse{Source: on.Source, Truncated: on.Truncated, People: make([]*auditv1.OnlinePerson, len(on.People))}
+	names := s.namesOf(ctx, len(on.People), func(i int) string { return on.People[i].Subject })
 	for i, p := range on.People {
 		out.People[i] = &auditv1.OnlinePerson{UserId: analytics.UserID(p.Subject), Org: p.Org, Since: ts(p.Time), ClientIp: p.ClientIP,
-			AppId: p.AppID}
+			AppId: p.AppID, Name: names[p.Subject]}
 	}
 	return out, nil
 }
@@ -200,9 +231,10 @@ func (s *AnalyticsServer) ImpossibleTravel(ctx context.Context, r *auditv1.Impos
 		return nil, err
 	}
 	out := &auditv1.ImpossibleTravelResponse{Truncated: truncated, Travels: make([]*auditv1.ImpossibleTravel, len(trs))}
+	names := s.namesOf(ctx, len(trs), func(i int) string { return trs[i].Subject })
 	for i, t := range trs {
 		out.Travels[i] = &auditv1.ImpossibleTravel{UserId: analytics.UserID(t.Subject), Org: t.Org, From: travelPlace(t.From),
-			To: travelPlace(t.To), DistanceKm: t.DistanceKM}
+			To: travelPlace(t.To), DistanceKm: t.DistanceKM, Name: names[t.Subject]}
 		if math.IsInf(t.SpeedKMH, 1) {
 			out.Travels[i].SameTime = true
 		} else {
@@ -223,9 +255,10 @@ func (s *AnalyticsServer) LastAccess(ctx context.Context, r *auditv1.LastAccessR
 		return nil, err
 	}
 	out := &auditv1.LastAccessResponse{Truncated: truncated, Accesses: make([]*auditv1.ResourceAccess, len(acc))}
+	names := s.namesOf(ctx, len(acc), func(i int) string { return acc[i].Subject })
 	for i, a := range acc {
 		out.Accesses[i] = &auditv1.ResourceAccess{UserId: analytics.UserID(a.Subject), Org: a.Org, AppId: a.AppID, LastAccess: ts(a.Time),
-			Api: a.API, ClientIp: a.ClientIP, Count: a.Count}
+			Api: a.API, ClientIp: a.ClientIP, Count: a.Count, Name: names[a.Subject]}
 	}
 	return out, nil
 }
@@ -241,8 +274,9 @@ func (s *AnalyticsServer) OutsideAllowList(ctx context.Context, r *auditv1.Outsi
 		return nil, err
 	}
 	out := &auditv1.OutsideAllowListResponse{Truncated: truncated, Attempts: make([]*auditv1.OutsideAttempt, len(recs))}
+	names := s.namesOf(ctx, len(recs), func(i int) string { return recs[i].Subject })
 	for i, rec := range recs {
-		out.Attempts[i] = &auditv1.OutsideAttempt{Subject: rec.Subject, UserId: analytics.UserID(rec.Subject), Org: rec.Org,
+		out.Attempts[i] = &auditv1.OutsideAttempt{Subject: rec.Subject, UserId: analytics.UserID(rec.Subject), Org: rec.Org, Name: names[rec.Subject],
 			Login: &auditv1.Login{Time: ts(rec.Time), Api: rec.API, Result: rec.Result, Reason: rec.Reason, AppId: rec.AppID,
 				ClientIp: rec.ClientIP, Seq: rec.Seq}}
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,8 +84,16 @@ func (s *AnalyticsServer) reportSection(ctx context.Context, r *auditv1.ExportAn
 			auditv1.LoginGroup_LOGIN_GROUP_CLIENT_IP: "client address"}[x.FailedLogins.GetBy()]
 		sec := audit.Section{Title: "Failed logins by " + by, Header: []string{by, "count", "last"}, Weights: []float64{3, 1, 2},
 			Empty: "No failed login.", Chart: countsChart("Failed logins by "+by, res.GetCounts(), false)}
+		person := x.FailedLogins.GetBy() == auditv1.LoginGroup_LOGIN_GROUP_PERSON
+		if person { // the name, then the subject it is the name of
+			sec.Header, sec.Weights = []string{by, "subject", "count", "last"}, []float64{3, 3, 1, 2}
+		}
 		for _, c := range res.GetCounts() {
-			sec.Rows = append(sec.Rows, []string{c.GetLabel(), num(c.GetCount()), tsText(c.GetLast())})
+			row := []string{c.GetLabel(), num(c.GetCount()), tsText(c.GetLast())}
+			if person {
+				row = slices.Insert(row, 1, c.GetKey())
+			}
+			sec.Rows = append(sec.Rows, row)
 		}
 		return sec, "failed-logins", nil
 	case *auditv1.ExportAnalyticsRequest_LoginPeaks:
@@ -122,10 +131,10 @@ func (s *AnalyticsServer) reportSection(ctx context.Context, r *auditv1.ExportAn
 		if err != nil {
 			return audit.Section{}, "", err
 		}
-		sec := audit.Section{Title: "Online now (" + res.GetSource() + ")", Header: []string{"user_id", "org", "since", "client_ip", "app_id"},
-			Weights: []float64{3, 3, 2, 2, 2}, Empty: "Nobody is online."}
+		sec := audit.Section{Title: "Online now (" + res.GetSource() + ")", Header: []string{"user_id", "name", "org", "since", "client_ip", "app_id"},
+			Weights: []float64{3, 3, 3, 2, 2, 2}, Empty: "Nobody is online."}
 		for _, p := range res.GetPeople() {
-			sec.Rows = append(sec.Rows, []string{p.GetUserId(), p.GetOrg(), tsText(p.GetSince()), p.GetClientIp(), p.GetAppId()})
+			sec.Rows = append(sec.Rows, []string{p.GetUserId(), p.GetName(), p.GetOrg(), tsText(p.GetSince()), p.GetClientIp(), p.GetAppId()})
 		}
 		return sec, "online", nil
 	case *auditv1.ExportAnalyticsRequest_ImpossibleTravel:
@@ -136,14 +145,14 @@ func (s *AnalyticsServer) reportSection(ctx context.Context, r *auditv1.ExportAn
 		place := func(p *auditv1.TravelPlace) string {
 			return strings.TrimPrefix(p.GetCity()+", "+p.GetCountry(), ", ") + " (" + p.GetClientIp() + ")"
 		}
-		sec := audit.Section{Title: "Impossible travel", Header: []string{"user_id", "from", "at", "to", "at", "km", "km/h"},
-			Weights: []float64{3, 3, 2, 3, 2, 1, 1}, Empty: "No impossible travel."}
+		sec := audit.Section{Title: "Impossible travel", Header: []string{"user_id", "name", "from", "at", "to", "at", "km", "km/h"},
+			Weights: []float64{3, 3, 3, 2, 3, 2, 1, 1}, Empty: "No impossible travel."}
 		for _, t := range res.GetTravels() {
 			speed := strconv.FormatFloat(t.GetSpeedKmh(), 'f', 0, 64)
 			if t.GetSameTime() {
 				speed = "same time"
 			}
-			sec.Rows = append(sec.Rows, []string{t.GetUserId(), place(t.GetFrom()), tsText(t.GetFrom().GetTime()), place(t.GetTo()),
+			sec.Rows = append(sec.Rows, []string{t.GetUserId(), t.GetName(), place(t.GetFrom()), tsText(t.GetFrom().GetTime()), place(t.GetTo()),
 				tsText(t.GetTo().GetTime()), strconv.FormatFloat(t.GetDistanceKm(), 'f', 0, 64), speed})
 		}
 		return sec, "impossible-travel", nil
@@ -153,10 +162,10 @@ func (s *AnalyticsServer) reportSection(ctx context.Context, r *auditv1.ExportAn
 			return audit.Section{}, "", err
 		}
 		sec := audit.Section{Title: "Last access to important applications",
-			Header:  []string{"app_id", "user_id", "org", "last_access", "api", "client_ip", "count"},
-			Weights: []float64{2, 3, 2, 2, 2, 2, 1}, Empty: "No access."}
+			Header:  []string{"app_id", "user_id", "name", "org", "last_access", "api", "client_ip", "count"},
+			Weights: []float64{2, 3, 3, 2, 2, 2, 2, 1}, Empty: "No access."}
 		for _, a := range res.GetAccesses() {
-			sec.Rows = append(sec.Rows, []string{a.GetAppId(), a.GetUserId(), a.GetOrg(), tsText(a.GetLastAccess()), a.GetApi(),
+			sec.Rows = append(sec.Rows, []string{a.GetAppId(), a.GetUserId(), a.GetName(), a.GetOrg(), tsText(a.GetLastAccess()), a.GetApi(),
 				a.GetClientIp(), num(a.GetCount())})
 		}
 		return sec, "last-access", nil
@@ -166,11 +175,11 @@ func (s *AnalyticsServer) reportSection(ctx context.Context, r *auditv1.ExportAn
 			return audit.Section{}, "", err
 		}
 		sec := audit.Section{Title: "Login attempts from outside the allow-list",
-			Header:  []string{"time", "subject", "org", "api", "result", "app_id", "client_ip"},
-			Weights: []float64{2, 3, 2, 2, 1, 2, 2}, Empty: "No attempt from outside the allow-list."}
+			Header:  []string{"time", "subject", "name", "org", "api", "result", "app_id", "client_ip"},
+			Weights: []float64{2, 3, 3, 2, 2, 1, 2, 2}, Empty: "No attempt from outside the allow-list."}
 		for _, a := range res.GetAttempts() {
 			l := a.GetLogin()
-			sec.Rows = append(sec.Rows, []string{tsText(l.GetTime()), a.GetSubject(), a.GetOrg(), l.GetApi(), l.GetResult(), l.GetAppId(),
+			sec.Rows = append(sec.Rows, []string{tsText(l.GetTime()), a.GetSubject(), a.GetName(), a.GetOrg(), l.GetApi(), l.GetResult(), l.GetAppId(),
 				l.GetClientIp()})
 		}
 		return sec, "outside-allow-list", nil

@@ -88,7 +88,7 @@ func (s *Server) ArchiveRecords(ctx context.Context, r *auditv1.ArchiveRecordsRe
 // archiveMessage says what ArchiveRecords did, in words.
 func archiveMessage(o *audit.ArchiveOutcome, before time.Time, remove bool) string {
 	var b strings.Builder
-	at := before.UTC().Format(time.RFC3339)
+	at := before.UTC().Format(time.RFC3339Nano) // the cut-off as given: a record of the same second may be newer
 	switch {
 	case o.Records() == 0 && o.Unsigned:
 		fmt.Fprintf(&b, "nothing archived: no stored record older than %s is covered by a signed checkpoint yet", at)

@@ -318,13 +318,13 @@ func auditQueryCmd() command {
 			"--since 24h means from 24 hours ago. Filters combine (all must match).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			since := fs.Duration("since", 0, "records of the last `DURATION` (e.g. 24h)")
-			from := fs.String("from", "", "records at or after `TIME` (RFC 3339)")
-			to := fs.String("to", "", "records before `TIME` (RFC 3339)")
+			from := fs.String("from", "", "records at or after `TIME` (a date, midnight UTC, or RFC 3339)")
+			to := fs.String("to", "", "records before `TIME` (a date, midnight UTC, or RFC 3339)")
 			actor := fs.String("actor", "", "who acted (e.g. user:ID, app:APP_ID)")
 			subject := fs.String("subject", "", "what it was done to (e.g. user:ID)")
 			appID := fs.String("app", "", "App_ID of the calling application")
 			api := fs.String("api", "", "event type: the API id (e.g. authenticate, admin.login)")
-			result := fs.String("result", "", "success, failure, denied, ...")
+			result := fs.String("result", "", "success, failure, denied or incomplete (any case)")
 			ip := fs.String("ip", "", "client IP address")
 			text := fs.String("text", "", "substring of subject, actor, reason or detail")
 			org := fs.String("org", "", "records of the org `ID` and of every org below it")

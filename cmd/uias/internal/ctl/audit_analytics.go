@@ -55,7 +55,7 @@ type loginRange struct {
 
 func addLoginRange(fs *flag.FlagSet) *loginRange {
 	return &loginRange{since: fs.Duration("since", 0, "logins of the last `DURATION` (e.g. 24h)"),
-		from: fs.String("from", "", "logins at or after `TIME` (RFC 3339)"), to: fs.String("to", "", "logins before `TIME` (RFC 3339)")}
+		from: fs.String("from", "", "logins at or after `TIME` (a date, midnight UTC, or RFC 3339)"), to: fs.String("to", "", "logins before `TIME` (a date, midnight UTC, or RFC 3339)")}
 }
 
 // times returns the start and end of the range (nil: unbounded).
@@ -87,9 +87,22 @@ func (r *loginRange) times() (start, end *timestamppb.Timestamp, err error) {
 func printLoginCounts(a *app, res *auditv1.LoginCounts, head string) error {
 	truncatedNote(a, res.GetTruncated(), "more groups matched than shown; raise --limit")
 	return a.output(res, func(tw *tabwriter.Writer) {
-		row(tw, head, "COUNT", "LAST")
+		// a person is shown by name and subject (the label is the name)
+		named := false
 		for _, c := range res.GetCounts() {
-			row(tw, c.GetLabel(), strconv.FormatInt(c.GetCount(), 10), ts(c.GetLast()))
+			named = named || c.GetLabel() != c.GetKey() && strings.HasPrefix(c.GetKey(), "user:")
+		}
+		if named {
+			row(tw, head, "SUBJECT", "COUNT", "LAST")
+		} else {
+			row(tw, head, "COUNT", "LAST")
+		}
+		for _, c := range res.GetCounts() {
+			if named {
+				row(tw, c.GetLabel(), c.GetKey(), strconv.FormatInt(c.GetCount(), 10), ts(c.GetLast()))
+			} else {
+				row(tw, c.GetLabel(), strconv.FormatInt(c.GetCount(), 10), ts(c.GetLast()))
+			}
 		}
 	})
 }
@@ -351,9 +364,9 @@ func auditOnlineCmd() command {
 				analyticsNote(a, fmt.Sprintf("%d people online", len(res.GetPeople())))
 			}
 			return a.output(res, func(tw *tabwriter.Writer) {
-				row(tw, "USER", "ORG", "SINCE", "CLIENT IP", "APP")
+				row(tw, "USER", "NAME", "ORG", "SINCE", "CLIENT IP", "APP")
 				for _, p := range res.GetPeople() {
-					row(tw, p.GetUserId(), p.GetOrg(), ts(p.GetSince()), p.GetClientIp(), p.GetAppId())
+					row(tw, p.GetUserId(), dash(p.GetName()), p.GetOrg(), ts(p.GetSince()), p.GetClientIp(), p.GetAppId())
 				}
 			})
 		})
@@ -384,13 +397,13 @@ func auditTravelCmd() command {
 				return strings.TrimPrefix(p.GetCity()+", "+p.GetCountry(), ", ") + " (" + p.GetClientIp() + ")"
 			}
 			return a.output(res, func(tw *tabwriter.Writer) {
-				row(tw, "USER", "FROM", "AT", "TO", "AT", "KM", "KM/H")
+				row(tw, "USER", "NAME", "FROM", "AT", "TO", "AT", "KM", "KM/H")
 				for _, t := range res.GetTravels() {
 					speed := strconv.FormatFloat(t.GetSpeedKmh(), 'f', 0, 64)
 					if t.GetSameTime() {
 						speed = "same time"
 					}
-					row(tw, t.GetUserId(), place(t.GetFrom()), ts(t.GetFrom().GetTime()), place(t.GetTo()), ts(t.GetTo().GetTime()),
+					row(tw, t.GetUserId(), dash(t.GetName()), place(t.GetFrom()), ts(t.GetFrom().GetTime()), place(t.GetTo()), ts(t.GetTo().GetTime()),
 						strconv.FormatFloat(t.GetDistanceKm(), 'f', 0, 64), speed)
 				}
 			})
@@ -427,9 +440,9 @@ func auditLastAccessCmd() command {
 			}
 			truncatedNote(a, res.GetTruncated(), "more rows, or more records than one question reads: narrow the range or raise --limit")
 			return a.output(res, func(tw *tabwriter.Writer) {
-				row(tw, "APP", "USER", "ORG", "LAST ACCESS", "API", "CLIENT IP", "COUNT")
+				row(tw, "APP", "USER", "NAME", "ORG", "LAST ACCESS", "API", "CLIENT IP", "COUNT")
 				for _, x := range res.GetAccesses() {
-					row(tw, x.GetAppId(), x.GetUserId(), x.GetOrg(), ts(x.GetLastAccess()), x.GetApi(), x.GetClientIp(),
+					row(tw, x.GetAppId(), x.GetUserId(), dash(x.GetName()), x.GetOrg(), ts(x.GetLastAccess()), x.GetApi(), x.GetClientIp(),
 						strconv.FormatInt(x.GetCount(), 10))
 				}
 			})
@@ -457,10 +470,10 @@ func auditOutsideCmd() command {
 			}
 			truncatedNote(a, res.GetTruncated(), "more attempts, or more logins than one question reads: narrow the range or raise --limit")
 			return a.output(res, func(tw *tabwriter.Writer) {
-				row(tw, "TIME", "SUBJECT", "ORG", "API", "RESULT", "APP", "CLIENT IP")
+				row(tw, "TIME", "SUBJECT", "NAME", "ORG", "API", "RESULT", "APP", "CLIENT IP")
 				for _, x := range res.GetAttempts() {
 					l := x.GetLogin()
-					row(tw, ts(l.GetTime()), x.GetSubject(), x.GetOrg(), l.GetApi(), l.GetResult(), l.GetAppId(), l.GetClientIp())
+					row(tw, ts(l.GetTime()), x.GetSubject(), dash(x.GetName()), x.GetOrg(), l.GetApi(), l.GetResult(), l.GetAppId(), l.GetClientIp())
 				}
 			})
 		})

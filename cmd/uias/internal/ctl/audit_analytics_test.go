@@ -51,7 +51,9 @@ func auditAnalyticsChecks(t *testing.T, h *harness, pw string) {
 		!strings.Contains(out, "present 1 day(s)") {
 		t.Errorf("audit absence %s:\n%s", auditorID, out)
 	}
+	// people are named beside their ids (D9 of the auditor's trial)
 	if code, out, errs := h.run("audit", "online", "--from-logins"); code != 0 || !strings.Contains(out, auditorID) || !strings.Contains(out, "SINCE") ||
+		!regexp.MustCompile(auditorID + `\s+auditor \(Security Auditor\)`).MatchString(out) ||
 		!regexp.MustCompile(`note: [1-9][0-9]* people online`).MatchString(errs) {
 		t.Errorf("audit online --from-logins: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -74,6 +76,10 @@ func auditAnalyticsChecks(t *testing.T, h *harness, pw string) {
 	for {
 		_, out, _ := h.run("audit", "failed-logins", "--by", "person", "--since", "1h")
 		if strings.Contains(out, "user:"+auditorID) {
+			if !regexp.MustCompile(`PERSON\s+SUBJECT\s+COUNT`).MatchString(out) ||
+				!regexp.MustCompile(`auditor \(Security Auditor\)\s+user:` + auditorID).MatchString(out) {
+				t.Errorf("audit failed-logins --by person does not name the person:\n%s", out)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
@@ -117,8 +123,8 @@ func auditAnalyticsChecks(t *testing.T, h *harness, pw string) {
 	// a report as a file
 	file := filepath.Join(t.TempDir(), "failed.csv")
 	h.mustRun("audit", "failed-logins", "--by", "person", "--since", "1h", "--export", "csv", "--out", file)
-	if b, err := os.ReadFile(file); err != nil || !strings.Contains(string(b), "person,count,last") ||
-		!strings.Contains(string(b), "user:"+auditorID+",") { // its count: one or more (a refused login may be recorded twice as it is ingested)
+	if b, err := os.ReadFile(file); err != nil || !strings.Contains(string(b), "person,subject,count,last") ||
+		!strings.Contains(string(b), "auditor (Security Auditor),user:"+auditorID+",") { // its count: one or more (a refused login may be recorded twice as it is ingested)
 		t.Errorf("audit failed-logins --export csv: %s %v", b, err)
 	}
 	for _, args := range [][]string{

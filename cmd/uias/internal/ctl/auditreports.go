@@ -38,10 +38,11 @@ type filterFlags struct {
 
 func addFilterFlags(fs *flag.FlagSet) *filterFlags {
 	return &filterFlags{since: fs.Duration("since", 0, "records of the last `DURATION` (e.g. 24h)"),
-		from: fs.String("from", "", "records at or after `TIME` (RFC 3339)"), to: fs.String("to", "", "records before `TIME` (RFC 3339)"),
+		from:  fs.String("from", "", "records at or after `TIME` (a date, midnight UTC, or RFC 3339)"),
+		to:    fs.String("to", "", "records before `TIME` (a date, midnight UTC, or RFC 3339)"),
 		actor: fs.String("actor", "", "who acted (e.g. user:ID, app:APP_ID)"), subject: fs.String("subject", "", "what it was done to"),
 		app: fs.String("app", "", "App_ID of the calling application"), api: fs.String("api", "", "API id / event kind (e.g. admin.login)"),
-		result: fs.String("result", "", "success, failure, denied, ..."), ip: fs.String("ip", "", "client IP address"),
+		result: fs.String("result", "", "success, failure, denied or incomplete (any case)"), ip: fs.String("ip", "", "client IP address"),
 		text: fs.String("text", "", "substring of subject, actor, reason or detail"),
 		org:  fs.String("org", "", "records of the org `ID` and of every org below it")}
 }

@@ -333,7 +333,9 @@ type LoginCount struct {
 	// key: the person ("user:<id>"), App_ID, address, hour ("00"-"23") or
 	// weekday ("0"-"6"); "" for attempts without one.
 	Key string `protobuf:"bytes,1,opt,name=key" json:"key,omitempty"`
-	// label names the key for people ("Monday", "08:00").
+	// label names the key for people ("Monday", "08:00"; a person as
+	// identity knows them now, "login (Display Name)"; an unknown account
+	// by the name tried).
 	Label string `protobuf:"bytes,2,opt,name=label" json:"label,omitempty"`
 	Count int64  `protobuf:"varint,3,opt,name=count" json:"count,omitempty"`
 	// last: the latest attempt of the group.
@@ -1156,7 +1158,10 @@ type OnlinePerson struct {
 	ClientIp string                 `protobuf:"bytes,4,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
 	// app_id: the application that last received a ticket in the session
 	// (source ticket), or of the login (source logins).
-	AppId         string `protobuf:"bytes,5,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	AppId string `protobuf:"bytes,5,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	// name: the person as identity knows them now, "login (Display
+	// Name)"; empty when identity no longer knows them or did not answer.
+	Name          string `protobuf:"bytes,6,opt,name=name" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1222,6 +1227,13 @@ func (x *OnlinePerson) GetClientIp() string {
 func (x *OnlinePerson) GetAppId() string {
 	if x != nil {
 		return x.AppId
+	}
+	return ""
+}
+
+func (x *OnlinePerson) GetName() string {
+	if x != nil {
+		return x.Name
 	}
 	return ""
 }
@@ -1446,8 +1458,11 @@ type ImpossibleTravel struct {
 	DistanceKm float64                `protobuf:"fixed64,5,opt,name=distance_km,json=distanceKm" json:"distance_km,omitempty"`
 	// speed_kmh the travel would take (infinite when at the same time:
 	// reported as 0 with same_time).
-	SpeedKmh      float64 `protobuf:"fixed64,6,opt,name=speed_kmh,json=speedKmh" json:"speed_kmh,omitempty"`
-	SameTime      bool    `protobuf:"varint,7,opt,name=same_time,json=sameTime" json:"same_time,omitempty"`
+	SpeedKmh float64 `protobuf:"fixed64,6,opt,name=speed_kmh,json=speedKmh" json:"speed_kmh,omitempty"`
+	SameTime bool    `protobuf:"varint,7,opt,name=same_time,json=sameTime" json:"same_time,omitempty"`
+	// name: the person as identity knows them now, "login (Display
+	// Name)"; empty when identity no longer knows them or did not answer.
+	Name          string `protobuf:"bytes,8,opt,name=name" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1529,6 +1544,13 @@ func (x *ImpossibleTravel) GetSameTime() bool {
 		return x.SameTime
 	}
 	return false
+}
+
+func (x *ImpossibleTravel) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type ImpossibleTravelResponse struct {
@@ -1677,7 +1699,10 @@ type ResourceAccess struct {
 	Api      string `protobuf:"bytes,5,opt,name=api" json:"api,omitempty"`
 	ClientIp string `protobuf:"bytes,6,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
 	// count: the accesses of the person to the application that were read.
-	Count         int64 `protobuf:"varint,7,opt,name=count" json:"count,omitempty"`
+	Count int64 `protobuf:"varint,7,opt,name=count" json:"count,omitempty"`
+	// name: the person as identity knows them now, "login (Display
+	// Name)"; empty when identity no longer knows them or did not answer.
+	Name          string `protobuf:"bytes,8,opt,name=name" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1759,6 +1784,13 @@ func (x *ResourceAccess) GetCount() int64 {
 		return x.Count
 	}
 	return 0
+}
+
+func (x *ResourceAccess) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type LastAccessResponse struct {
@@ -1881,10 +1913,13 @@ type OutsideAttempt struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// subject: "user:<id>" or "account:<name>" (an unknown account);
 	// user_id the id of a person.
-	Subject       string `protobuf:"bytes,1,opt,name=subject" json:"subject,omitempty"`
-	UserId        string `protobuf:"bytes,2,opt,name=user_id,json=userId" json:"user_id,omitempty"`
-	Org           string `protobuf:"bytes,3,opt,name=org" json:"org,omitempty"`
-	Login         *Login `protobuf:"bytes,4,opt,name=login" json:"login,omitempty"`
+	Subject string `protobuf:"bytes,1,opt,name=subject" json:"subject,omitempty"`
+	UserId  string `protobuf:"bytes,2,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	Org     string `protobuf:"bytes,3,opt,name=org" json:"org,omitempty"`
+	Login   *Login `protobuf:"bytes,4,opt,name=login" json:"login,omitempty"`
+	// name: the person as identity knows them now, "login (Display
+	// Name)"; empty when identity no longer knows them or did not answer.
+	Name          string `protobuf:"bytes,5,opt,name=name" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1945,6 +1980,13 @@ func (x *OutsideAttempt) GetLogin() *Login {
 		return x.Login
 	}
 	return nil
+}
+
+func (x *OutsideAttempt) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type OutsideAllowListResponse struct {
@@ -2264,13 +2306,14 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\xbaH\a\x1a\x05\x18\xa0\v(\x00R\rwindowMinutes\x12 \n" +
 	"\x05limit\x18\x02 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\x12$\n" +
-	"\x0efrom_audit_log\x18\x03 \x01(\bR\ffromAuditLog\"\x9f\x01\n" +
+	"\x0efrom_audit_log\x18\x03 \x01(\bR\ffromAuditLog\"\xb3\x01\n" +
 	"\fOnlinePerson\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x10\n" +
 	"\x03org\x18\x02 \x01(\tR\x03org\x120\n" +
 	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1b\n" +
 	"\tclient_ip\x18\x04 \x01(\tR\bclientIp\x12\x15\n" +
-	"\x06app_id\x18\x05 \x01(\tR\x05appId\"~\n" +
+	"\x06app_id\x18\x05 \x01(\tR\x05appId\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\"~\n" +
 	"\x11OnlineNowResponse\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x123\n" +
 	"\x06people\x18\x02 \x03(\v2\x1b.uias.audit.v1.OnlinePersonR\x06people\x12\x1c\n" +
@@ -2287,7 +2330,7 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\acountry\x18\x03 \x01(\tR\acountry\x12\x12\n" +
 	"\x04city\x18\x04 \x01(\tR\x04city\x12\x1a\n" +
 	"\blatitude\x18\x05 \x01(\x01R\blatitude\x12\x1c\n" +
-	"\tlongitude\x18\x06 \x01(\x01R\tlongitude\"\xf4\x01\n" +
+	"\tlongitude\x18\x06 \x01(\x01R\tlongitude\"\x88\x02\n" +
 	"\x10ImpossibleTravel\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x10\n" +
 	"\x03org\x18\x02 \x01(\tR\x03org\x12.\n" +
@@ -2296,7 +2339,8 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\vdistance_km\x18\x05 \x01(\x01R\n" +
 	"distanceKm\x12\x1b\n" +
 	"\tspeed_kmh\x18\x06 \x01(\x01R\bspeedKmh\x12\x1b\n" +
-	"\tsame_time\x18\a \x01(\bR\bsameTime\"s\n" +
+	"\tsame_time\x18\a \x01(\bR\bsameTime\x12\x12\n" +
+	"\x04name\x18\b \x01(\tR\x04name\"s\n" +
 	"\x18ImpossibleTravelResponse\x129\n" +
 	"\atravels\x18\x01 \x03(\v2\x1f.uias.audit.v1.ImpossibleTravelR\atravels\x12\x1c\n" +
 	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"\xfb\x01\n" +
@@ -2307,7 +2351,7 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\aapp_ids\x18\x03 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10d\"\tr\a\xc8\xc6'\x01(\x80\x01R\x06appIds\x12$\n" +
 	"\auser_id\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x06userId\x12 \n" +
 	"\x05limit\x18\x05 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"\xd4\x01\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"\xe8\x01\n" +
 	"\x0eResourceAccess\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x10\n" +
 	"\x03org\x18\x02 \x01(\tR\x03org\x12\x15\n" +
@@ -2316,7 +2360,8 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"lastAccess\x12\x10\n" +
 	"\x03api\x18\x05 \x01(\tR\x03api\x12\x1b\n" +
 	"\tclient_ip\x18\x06 \x01(\tR\bclientIp\x12\x14\n" +
-	"\x05count\x18\a \x01(\x03R\x05count\"m\n" +
+	"\x05count\x18\a \x01(\x03R\x05count\x12\x12\n" +
+	"\x04name\x18\b \x01(\tR\x04name\"m\n" +
 	"\x12LastAccessResponse\x129\n" +
 	"\baccesses\x18\x01 \x03(\v2\x1d.uias.audit.v1.ResourceAccessR\baccesses\x12\x1c\n" +
 	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"\xad\x01\n" +
@@ -2325,12 +2370,13 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12 \n" +
 	"\x05limit\x18\x03 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"\x81\x01\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"\x95\x01\n" +
 	"\x0eOutsideAttempt\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x10\n" +
 	"\x03org\x18\x03 \x01(\tR\x03org\x12*\n" +
-	"\x05login\x18\x04 \x01(\v2\x14.uias.audit.v1.LoginR\x05login\"s\n" +
+	"\x05login\x18\x04 \x01(\v2\x14.uias.audit.v1.LoginR\x05login\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\"s\n" +
 	"\x18OutsideAllowListResponse\x129\n" +
 	"\battempts\x18\x01 \x03(\v2\x1d.uias.audit.v1.OutsideAttemptR\battempts\x12\x1c\n" +
 	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"\xe8\x04\n" +

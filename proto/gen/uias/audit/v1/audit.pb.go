@@ -38,7 +38,8 @@ type QueryRecordsRequest struct {
 	AppId string `protobuf:"bytes,5,opt,name=app_id,json=appId" json:"app_id,omitempty"`
 	// api: the event type, the API id (e.g. "authenticate", "admin.login").
 	Api string `protobuf:"bytes,6,opt,name=api" json:"api,omitempty"`
-	// result: success, failure, denied, ...
+	// result: success, failure, denied or incomplete (any case; another
+	// value is refused)
 	Result string `protobuf:"bytes,7,opt,name=result" json:"result,omitempty"`
 	// client_ip (exact address).
 	ClientIp string `protobuf:"bytes,8,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`

@@ -230,7 +230,8 @@ type RecordFilter struct {
 	// api: the API id or event kind (e.g. "authenticate", "admin.login",
 	// "uias.identity.v1.AuthService/Authenticate").
 	Api string `protobuf:"bytes,6,opt,name=api" json:"api,omitempty"`
-	// result: success, failure, denied, ...
+	// result: success, failure, denied or incomplete (any case; another
+	// value is refused)
 	Result string `protobuf:"bytes,7,opt,name=result" json:"result,omitempty"`
 	// client_ip (exact address).
 	ClientIp string `protobuf:"bytes,8,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
