@@ -314,11 +314,9 @@ func (a *Analytics) LoginHistory(ctx context.Context, scope audit.Scope, userID 
 	if err != nil {
 		return nil, "", err
 	}
-	if ps, ok := a.people.(PersonScope); ok && !scope.All {
-		// a person outside the subtrees is refused, not answered "no logins"
-		if err := ps.MayRead(ctx, userID, scope.Orgs); err != nil {
-			return nil, "", err
-		}
+	// a person outside the subtrees is refused, not answered "no logins"
+	if err := a.mayRead(ctx, scope, userID); err != nil {
+		return nil, "", err
 	}
 	switch {
 	case pageSize < 0 || pageSize > MaxPageSize:
@@ -432,4 +430,13 @@ func (a *Analytics) OnlineFromLogins(ctx context.Context, scope audit.Scope, win
 		return online[:limit], true, nil
 	}
 	return online, len(in) > MaxLimit*10, nil
+}
+
+// mayRead refuses a person outside scope's subtrees (PersonScope), when
+// the source of people can tell.
+func (a *Analytics) mayRead(ctx context.Context, scope audit.Scope, userID string) error {
+	if ps, ok := a.people.(PersonScope); ok && !scope.All {
+		return ps.MayRead(ctx, userID, scope.Orgs)
+	}
+	return nil
 }

@@ -60,10 +60,8 @@ func (a *Analytics) PersonAbsence(ctx context.Context, scope audit.Scope, userID
 	if err != nil {
 		return PersonAbsence{}, err
 	}
-	if ps, ok := a.people.(PersonScope); ok && !scope.All {
-		if err := ps.MayRead(ctx, userID, scope.Orgs); err != nil {
-			return PersonAbsence{}, err
-		}
+	if err := a.mayRead(ctx, scope, userID); err != nil {
+		return PersonAbsence{}, err
 	}
 	zone := time.FixedZone("", int(offset/time.Second))
 	day := func(t time.Time) string { return t.In(zone).Format(time.DateOnly) }
