@@ -23,10 +23,14 @@ var errBadRemark = apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest,
 	"the remark (x-uias-remark) must be percent-encoded UTF-8 text of at most 500 bytes, without control characters")
 
 // withRemark puts the call's remark, if any, into its caller (after the
-// caller is authenticated), or refuses a remark that is not text.
+// caller is authenticated), or refuses a remark that is not text. Only a
+// signed-in person's call (an administrator's: caller.Principal) keeps
+// one: an application's or an anonymous caller's is dropped, so that
+// nobody but the administrator writes words into the records of their
+// own calls (a failed admin.login "approved by the security auditor").
 func withRemark(ctx context.Context) (context.Context, error) {
 	raw := firstValue(callMD(ctx), MetadataRemark)
-	if raw == "" {
+	if raw == "" || caller.From(ctx).Principal == "" {
 		return ctx, nil
 	}
 	r, err := url.PathUnescape(raw)

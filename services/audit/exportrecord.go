@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	pkgaudit "github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/ids"
 )
 
@@ -15,8 +16,9 @@ const TypeExport = "audit.export"
 
 // Export is what an export wrote, for its record.
 type Export struct {
-	// Actor ("user:<id>"), ActorLogin and ClientIP: who asked, from where.
-	Actor, ActorLogin, ClientIP string
+	// Actor ("user:<id>"), ActorLogin and ClientIP: who asked, from where;
+	// Remark: the remark they gave the call.
+	Actor, ActorLogin, ClientIP, Remark string
 	// Report: "records", "counts" or the analytics report's name.
 	Report string
 	Format Format
@@ -42,11 +44,14 @@ func ExportRecord(e Export, now time.Time) Record {
 	if e.ActorLogin != "" {
 		d[DetailActorLogin] = e.ActorLogin
 	}
+	if e.Remark != "" {
+		d[pkgaudit.DetailRemark] = e.Remark // checked text (grpcx), kept whole as in every record
+	}
 	f := e.Filter
 	for k, v := range map[string]string{"actor": f.Actor, "subject": f.Subject, "app_id": f.AppID, "api": f.API, "result": f.Result,
 		"client_ip": f.ClientIP, "text": f.Text, "org_id": e.OrgID} {
 		if v != "" {
-			d["filter_"+k] = v
+			d["filter_"+k] = pkgaudit.Text(v) // the caller's words: escaped and cut as every such value
 		}
 	}
 	if !f.From.IsZero() {

@@ -141,3 +141,21 @@ func TestMask(t *testing.T) {
 		t.Fatalf("record stored in clear: %+v", r)
 	}
 }
+
+// An export's record keeps the caller's filter values as every caller
+// text is kept: escaped (a bidi override cannot reorder the record on a
+// screen) and cut; the remark whole (review sec9 L5).
+func TestExportRecordFilterText(t *testing.T) {
+	long := strings.Repeat("x", 1000)
+	r := audit.ExportRecord(audit.Export{Report: "records", Format: audit.CSV, Remark: "备注", Filter: audit.Query{Text: "a\u202eb", Subject: long}},
+		time.Now())
+	if got := r.Detail["filter_text"]; got != `a\u202eb` {
+		t.Errorf("filter_text %q", got)
+	}
+	if got := r.Detail["filter_subject"]; len(got) >= len(long) || !strings.HasSuffix(got, "…") {
+		t.Errorf("filter_subject not cut: %d bytes", len(got))
+	}
+	if r.Detail["remark"] != "备注" {
+		t.Errorf("remark %q", r.Detail["remark"])
+	}
+}

@@ -148,4 +148,22 @@ func TestRemarkKeptInRecords(t *testing.T) {
 	if code != http.StatusBadRequest {
 		t.Fatalf("REST lock with a remark over 500 bytes: %d", code)
 	}
+	// only an administrator's call keeps one: an anonymous caller's (a
+	// failed administrator login) is dropped (review sec9 L2)
+	anon := metadata.AppendToOutgoingContext(context.Background(), "x-uias-remark", url.PathEscape("approved by the security auditor"))
+	if _, err := e.admin.AdminLogin(anon, &identityv1.AdminLoginRequest{LoginName: "bob-remark", Password: "wrong-password"}); err == nil {
+		t.Fatal("a login of nobody succeeded")
+	}
+	eventually(t, "the failed login of bob-remark", func() bool {
+		r, err := q.QueryRecords(e.aud(), &auditv1.QueryRecordsRequest{Api: "admin.login", Text: "bob-remark"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range r.GetRecords() {
+			if _, ok := rec.GetDetail()["remark"]; ok {
+				t.Fatalf("an anonymous caller's remark was kept: %v", rec)
+			}
+		}
+		return len(r.GetRecords()) > 0
+	})
 }

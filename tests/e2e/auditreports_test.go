@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,7 +87,9 @@ func TestAuditReports(t *testing.T) {
 	}
 
 	// gRPC export: chunks, the first with the file's name and type
-	st, err := rc.ExportRecords(aud(), &auditv1.ExportRecordsRequest{Filter: failed, Format: auditv1.ExportFormat_EXPORT_FORMAT_CSV})
+	// (with a remark: kept in the export's record, sec9 L5)
+	st, err := rc.ExportRecords(metadata.AppendToOutgoingContext(aud(), "x-uias-remark", url.PathEscape("年度审计 2026")),
+		&auditv1.ExportRecordsRequest{Filter: failed, Format: auditv1.ExportFormat_EXPORT_FORMAT_CSV})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +128,7 @@ func TestAuditReports(t *testing.T) {
 		return exp != nil
 	})
 	if d := exp.GetDetail(); exp.GetType() != "audit.export" || d["format"] != "csv" || d["rows"] != "3" || d["filter_result"] != "failure" ||
-		d["report"] != "records" || d["actor_login"] != "auditor-reports" || !strings.HasSuffix(d["file"], ".csv") {
+		d["report"] != "records" || d["actor_login"] != "auditor-reports" || !strings.HasSuffix(d["file"], ".csv") || d["remark"] != "年度审计 2026" {
 		t.Fatalf("the export's record: %v", exp)
 	}
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/grpcx"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	"github.com/uias/uias/services/audit"
@@ -147,6 +148,7 @@ func recordExport(ctx context.Context, log ExportLog, e audit.Export) error {
 	if ip := grpcx.ClientIP(ctx); ip.IsValid() {
 		e.ClientIP = ip.String()
 	}
+	e.Remark = caller.From(ctx).Remark
 	return log(ctx, audit.ExportRecord(e, time.Now()))
 }
 
