@@ -219,10 +219,18 @@ func (s *Service) AdminLoginOTP(ctx context.Context, login, password, newPasswor
 // chooses their own at their first administrator login (the new one stays
 // marked as set by another until then). A password of the person's own is
 // left as it is (""). The change is made at the person's home centre only.
+//
+// Every administrator token the person holds (at this centre) is revoked
+// first: rights granted anew are used from a new login, never by a token
+// issued before (one kept from an earlier appointment, powerless since
+// that role was revoked, would otherwise work again at once; trial5 D22).
 func (s *Service) PrepareAppointment(ctx context.Context, id string) (string, error) {
 	start := s.now()
 	u, err := s.loadUser(ctx, id)
 	if err != nil {
+		return "", err
+	}
+	if err := s.revokeUserTokens(ctx, u.ID); err != nil {
 		return "", err
 	}
 	if u.PasswordHash != "" && !u.PasswordByOther {
@@ -442,6 +450,16 @@ func (s *Service) tokenTouchEvery() time.Duration {
 func (s *Service) tokenRefused(ctx context.Context, subject, org, reason string, err error, start time.Time) error {
 	s.appendAudit(ctx, s.audit(ctx, "admin.auth", subject, org, "denied", reason, start, nil))
 	return err
+}
+
+// revokeUserTokens revokes every administrator token of userID held at
+// this centre: the store's rows, what this instance keeps of them, and
+// (through the admin_token.revoked CHANGES event) what the other
+// instances keep (ForgetRevokedTokens).
+func (s *Service) revokeUserTokens(ctx context.Context, userID string) error {
+	defer s.adminTokens.dropUser(userID) // after the delete, as AdminLogout
+	ev := s.change(ctx, adminTokenEntity, "revoked", userID, map[string]any{"user_id": userID})
+	return s.store.DeleteUserAdminTokens(ctx, userID, []events.Event{ev})
 }
 
 // AdminLogout revokes token, the caller's own (already authenticated).

@@ -183,6 +183,9 @@ type Store interface {
 	// when there is none.
 	DeleteAdminToken(ctx context.Context, hash string, evs []events.Event) error
 	DeleteExpiredAdminTokens(ctx context.Context, now time.Time) error
+	// DeleteUserAdminTokens deletes every token of userID with evs (an
+	// appointment: rights from before it end); none is no error.
+	DeleteUserAdminTokens(ctx context.Context, userID string, evs []events.Event) error
 
 	FingerStore  // fingers.go
 	CertStore    // certs.go

@@ -253,3 +253,33 @@ func mirrorAcross(t *testing.T, w *cacheWorld, az *env) {
 		t.Fatalf("pat reads dave after team moved out of west: want PERMISSION_DENIED at once (TTL 10s), got %v", err)
 	}
 }
+
+// An appointment revokes the tokens the person holds (trial5 D22): a
+// token from before a role was revoked, refused since, does not work again
+// when the person is appointed anew; the person logs in again and uses
+// their new rights with the new token.
+func TestReappointmentEndsOldTokens(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	w := newCacheWorld(t, e, e)
+	old := w.patToken
+	w.revokeWest(t)
+	if err := w.readCarol(); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("after the revocation: want PERMISSION_DENIED, got %v", err)
+	}
+	r, err := w.adm.CreateGrant(e.adm(), &authzv1.Grant{RoleId: "unit_admin", Subject: &authzv1.Subject{Kind: "user", Id: w.pat},
+		ScopeOrg: w.west})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.noteGrant("pat", r)
+	_, err = e.admin.GetUser(w.asPat(), &identityv1.GetUserRequest{Id: w.carol})
+	wantCode(t, err, codes.Unauthenticated, "BAD_ADMIN_TOKEN")
+	w.patToken, err = e.firstAdminLogin(t, "pat", escalationPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.patToken == old {
+		t.Fatal("the same token was issued again")
+	}
+	eventually(t, "pat to read carol with a new token", func() bool { return w.readCarol() == nil })
+}

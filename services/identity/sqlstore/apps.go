@@ -454,6 +454,16 @@ func (s *Store) DeleteAdminToken(ctx context.Context, hash string, evs []events.
 	})
 }
 
+// DeleteUserAdminTokens deletes every token of userID with evs.
+func (s *Store) DeleteUserAdminTokens(ctx context.Context, userID string, evs []events.Event) error {
+	return s.inTx(ctx, "delete admin tokens", "admin token", func(tx *sql.Tx) error {
+		if err := s.deleteUserTokens(ctx, tx, userID); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
 // DeleteExpiredAdminTokens deletes tokens that expired at or before now.
 func (s *Store) DeleteExpiredAdminTokens(ctx context.Context, now time.Time) error {
 	_, err := s.db.ExecContext(ctx, s.q("DELETE FROM admin_tokens WHERE expires_at <= ?"), store.UnixMS(now))

@@ -1417,6 +1417,22 @@ func testAdminTokens(t *testing.T, f *fixture) {
 	_, err = f.s.GetAdminToken(f.ctx, "h-live")
 	isErr(t, err, identity.ErrNotFound)
 	f.expectEvents(0, func() { isErr(t, f.s.DeleteAdminToken(f.ctx, "h-live", f.evs(1)), identity.ErrNotFound) })
+
+	// An appointment deletes every token of the person (and only theirs),
+	// with its events; none left is no error.
+	other := f.user(o.ID)
+	for _, tk := range []*identity.AdminToken{{Hash: "h-a1", UserID: u.ID}, {Hash: "h-a2", UserID: u.ID}, {Hash: "h-o", UserID: other.ID}} {
+		tk.ExpiresAt, tk.CreatedAt = base.Add(time.Hour), base
+		must(t, f.s.CreateAdminToken(f.ctx, tk))
+	}
+	f.expectEvents(1, func() { must(t, f.s.DeleteUserAdminTokens(f.ctx, u.ID, f.evs(1))) })
+	for _, h := range []string{"h-a1", "h-a2"} {
+		_, err = f.s.GetAdminToken(f.ctx, h)
+		isErr(t, err, identity.ErrNotFound)
+	}
+	_, err = f.s.GetAdminToken(f.ctx, "h-o")
+	must(t, err)
+	f.expectEvents(1, func() { must(t, f.s.DeleteUserAdminTokens(f.ctx, u.ID, f.evs(1))) })
 }
 
 // testAdminTokensRevoked: a new password, a change of status or admin

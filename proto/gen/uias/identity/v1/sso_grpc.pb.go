@@ -75,7 +75,8 @@ type SSOServiceClient interface {
 	// role): a person whose password someone else set (or who has none) gets
 	// a new temporary password, answered once as activation_password for the
 	// appointer to hand over; the one its creator chose no longer works.
-	// Components only.
+	// Every administrator token the person holds is revoked first (the new
+	// rights are used from a new login). Components only.
 	PrepareAppointment(ctx context.Context, in *PrepareAppointmentRequest, opts ...grpc.CallOption) (*PrepareAppointmentResponse, error)
 	// PersonIdNumber returns a person's identity document number in clear,
 	// for the account association check an application answers
@@ -343,7 +344,8 @@ type SSOServiceServer interface {
 	// role): a person whose password someone else set (or who has none) gets
 	// a new temporary password, answered once as activation_password for the
 	// appointer to hand over; the one its creator chose no longer works.
-	// Components only.
+	// Every administrator token the person holds is revoked first (the new
+	// rights are used from a new login). Components only.
 	PrepareAppointment(context.Context, *PrepareAppointmentRequest) (*PrepareAppointmentResponse, error)
 	// PersonIdNumber returns a person's identity document number in clear,
 	// for the account association check an application answers
