@@ -53,7 +53,7 @@ func auditAnalyticsChecks(t *testing.T, h *harness, pw string) {
 	}
 	// people are named beside their ids (D9 of the auditor's trial)
 	if code, out, errs := h.run("audit", "online", "--from-logins"); code != 0 || !strings.Contains(out, auditorID) || !strings.Contains(out, "SINCE") ||
-		!regexp.MustCompile(auditorID + `\s+auditor \(Security Auditor\)`).MatchString(out) ||
+		!regexp.MustCompile(auditorID+`\s+auditor \(Security Auditor\)`).MatchString(out) ||
 		!regexp.MustCompile(`note: [1-9][0-9]* people online`).MatchString(errs) {
 		t.Errorf("audit online --from-logins: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -77,7 +77,7 @@ func auditAnalyticsChecks(t *testing.T, h *harness, pw string) {
 		_, out, _ := h.run("audit", "failed-logins", "--by", "person", "--since", "1h")
 		if strings.Contains(out, "user:"+auditorID) {
 			if !regexp.MustCompile(`PERSON\s+SUBJECT\s+COUNT`).MatchString(out) ||
-				!regexp.MustCompile(`auditor \(Security Auditor\)\s+user:` + auditorID).MatchString(out) {
+				!regexp.MustCompile(`auditor \(Security Auditor\)\s+user:`+auditorID).MatchString(out) {
 				t.Errorf("audit failed-logins --by person does not name the person:\n%s", out)
 			}
 			break
