@@ -218,7 +218,8 @@ func (s *Service) AdminLoginOTP(ctx context.Context, login, password, newPasswor
 // security auditor appoints (three-administrator separation); the person
 // chooses their own at their first administrator login (the new one stays
 // marked as set by another until then). A password of the person's own is
-// left as it is (""). The change is made at the person's home centre only.
+// left as it is (""). The appointment is made at the person's home centre
+// only (elsewhere it is refused, naming it).
 //
 // Every administrator token the person holds (at this centre) is revoked
 // first: rights granted anew are used from a new login, never by a token
@@ -230,14 +231,17 @@ func (s *Service) PrepareAppointment(ctx context.Context, id string) (string, er
 	if err != nil {
 		return "", err
 	}
+	// only the home centre knows for sure whose password it is (a replica
+	// may lag behind a reset): a person homed elsewhere is appointed there
+	// (review sec9 L4)
+	if err := s.ownUser(ctx, u); err != nil {
+		return "", err
+	}
 	if err := s.revokeUserTokens(ctx, u.ID); err != nil {
 		return "", err
 	}
 	if u.PasswordHash != "" && !u.PasswordByOther {
 		return "", nil
-	}
-	if err := s.ownUser(ctx, u); err != nil {
-		return "", err
 	}
 	pw, err := s.cfg.Policy.Temporary(u.LoginName)
 	if err != nil {
@@ -268,6 +272,18 @@ func (s *Service) PrepareAppointment(ctx context.Context, id string) (string, er
 // appointed) could act as them, and nobody but the holder may change it
 // once they administer.
 func (s *Service) adminPasswordChange(ctx context.Context, u *User, expired bool, newPassword string, start time.Time) (*User, error) {
+	after, err := s.adminPasswordChangeHere(ctx, u, expired, newPassword, start)
+	if e, ok := apierr.As(err); ok && e.Reason == "PASSWORD_CHANGE_REQUIRED" {
+		if herr, ok := apierr.As(s.ownUser(ctx, u)); ok {
+			// the change can be made at the person's home centre only: say
+			// where, before they try here in vain (review sec8 R8)
+			return nil, e.WithMessage(e.Message + "; the change is made at your home centre only (" + herr.Message + ")")
+		}
+	}
+	return after, err
+}
+
+func (s *Service) adminPasswordChangeHere(ctx context.Context, u *User, expired bool, newPassword string, start time.Time) (*User, error) {
 	switch {
 	case u.PasswordByOther && newPassword == "":
 		return nil, apierr.New(apierr.FailedPrecondition, "PASSWORD_CHANGE_REQUIRED",

@@ -47,6 +47,11 @@ func TestHomeCentreRefusesWritesElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// an administrator of bureau B whose password another set
+	if _, err := one.CreateUser(admin, identity.NewUser{LoginName: "adm-b", DisplayName: "Adm B", OrgID: b.ID, Password: "Mx-Pass-5511",
+		IsAdmin: true}); err != nil {
+		t.Fatal(err)
+	}
 
 	refused := func(t *testing.T, err error, home string) {
 		t.Helper()
@@ -75,6 +80,17 @@ func TestHomeCentreRefusesWritesElsewhere(t *testing.T) {
 			t.Fatalf("write at home refused: %v", err)
 		}
 		// Elsewhere: bureau B and the root are level 1's.
+		// An appointment is made at the person's home only (the replica's
+		// word on whose password it is may lag: review sec9 L4) ...
+		_, err = l2.PrepareAppointment(ctx, ub.ID)
+		refused(t, err, "l1")
+		// ... and so is an administrator's first password change, which
+		// the login says (review sec8 R8)
+		_, _, _, err = l2.AdminLogin(from("192.0.2.50"), "adm-b", "Mx-Pass-5511")
+		if reasonOf(err) != "PASSWORD_CHANGE_REQUIRED" || !strings.Contains(err.Error(), "the change is made at your home centre only") ||
+			!strings.Contains(err.Error(), `homed at centre "l1"`) {
+			t.Fatalf("admin login at another centre with a password another set: %v", err)
+		}
 		_, err = l2.CreateUser(admin, identity.NewUser{LoginName: "new-b", DisplayName: "New B", OrgID: b.ID})
 		refused(t, err, "l1")
 		_, err = l2.SetUserStatus(admin, ub.ID, identity.StatusDisabled)
