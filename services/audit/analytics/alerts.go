@@ -202,14 +202,27 @@ func (d *Detector) lockout(t time.Time) (int, bool) {
 // adminFailure counts a failed administrator login of subject at t; burst
 // is true once per window and subject when the failures within the window
 // reach AdminFailureBurst.
+//
+// Only people count ("user:<id>"): an account nobody has is nobody's
+// administrator, and names made up by the thousand must not fill the
+// table so that it is emptied with the counts of the account really
+// attacked (review sec9 L3). At the bound the subjects without a failure
+// within the window go first; all only if every one has one.
 func (d *Detector) adminFailure(subject string, t time.Time) (int, bool) {
-	if d.o.AdminFailureBurst <= 0 {
+	if d.o.AdminFailureBurst <= 0 || UserID(subject) == "" {
 		return 0, false
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.adminFails) > maxPlaces {
-		d.adminFails = map[string]*failBurst{}
+		for s, f := range d.adminFails {
+			if len(f.times) == 0 || t.Sub(slices.MaxFunc(f.times, time.Time.Compare)) >= d.o.LockoutWindow {
+				delete(d.adminFails, s)
+			}
+		}
+		if len(d.adminFails) > maxPlaces {
+			d.adminFails = map[string]*failBurst{}
+		}
 	}
 	f := d.adminFails[subject]
 	if f == nil {

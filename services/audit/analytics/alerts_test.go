@@ -278,6 +278,30 @@ func TestAdminLoginFailureAlert(t *testing.T) {
 	if len(late) != 1 || late[0].Failures != 3 {
 		t.Fatalf("failures out of order: %+v", late)
 	}
+	// made-up account names by the hundred thousand (each a failed admin
+	// login) and people whose failures are long past do not wipe the
+	// count of the account attacked (review sec9 L3)
+	det = analytics.NewDetector(analytics.DetectorOptions{AdminFailureBurst: 3, LockoutWindow: time.Minute})
+	observe := func(id, subject string, at time.Time) []analytics.Alert {
+		rec := audit.Record{EventID: id, API: "admin.login", Subject: subject, Result: "failure", Time: at}
+		as, err := det.Observe(ctx, &rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return as
+	}
+	for i := range 100_001 {
+		observe("old", "user:old-"+strconv.Itoa(i), t0.Add(-time.Hour))
+	}
+	observe("a1", "user:adm", t0)
+	observe("a2", "user:adm", t0.Add(time.Second))
+	for i := range 100_001 {
+		observe("spray", "login:ghost-"+strconv.Itoa(i), t0.Add(2*time.Second))
+	}
+	observe("b1", "user:other", t0.Add(3*time.Second)) // beyond the bound: the old ones go
+	if as := observe("a3", "user:adm", t0.Add(4*time.Second)); len(as) != 1 || as[0].Failures != 3 {
+		t.Fatalf("the third failure after a spray: %+v", as)
+	}
 	a := analytics.RemovalAlert("audit-removal-0-40", "user:aud", 0, 40, t0)
 	if a.Kind != analytics.AlertAuditRemoval || a.Actor != "user:aud" || !strings.Contains(a.Message, "records 0 to 39 (40)") {
 		t.Fatalf("removal alert: %+v", a)
