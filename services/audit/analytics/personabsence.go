@@ -31,7 +31,9 @@ type PersonDay struct {
 type PersonAbsence struct {
 	Days                    []PersonDay
 	PresentDays, AbsentDays int
-	// Truncated: the period held more logins than one question reads.
+	// Truncated: the period held more logins than one question reads;
+	// the days before the oldest login read are left out (unknown, not
+	// absent).
 	Truncated bool
 }
 
@@ -56,17 +58,27 @@ func (a *Analytics) PersonAbsence(ctx context.Context, scope audit.Scope, userID
 	if r.To.Sub(r.From) > MaxAbsencePeriod {
 		return PersonAbsence{}, badRequest(fmt.Sprintf("the period is at most %d days: narrow start_time..end_time", MaxAbsencePeriod/(24*time.Hour)))
 	}
-	f, err := scoped(scope, Filter{APIs: LoginAPIs, Results: []string{ResultSuccess}, Subject: UserSubject(userID), From: r.From, To: r.To})
+	// whole days: a login on the first day before start_time, or on the
+	// last after end_time, is that day's presence (review sec9 L6)
+	zone := time.FixedZone("", int(offset/time.Second))
+	start := r.From.In(zone)
+	d0 := time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, zone)
+	end := r.To.In(zone)
+	dEnd := time.Date(end.Year(), end.Month(), end.Day(), 0, 0, 0, 0, zone).AddDate(0, 0, 1)
+	f, err := scoped(scope, Filter{APIs: LoginAPIs, Results: []string{ResultSuccess}, Subject: UserSubject(userID), From: d0, To: dEnd})
 	if err != nil {
 		return PersonAbsence{}, err
 	}
 	if err := a.mayRead(ctx, scope, userID); err != nil {
 		return PersonAbsence{}, err
 	}
-	zone := time.FixedZone("", int(offset/time.Second))
 	day := func(t time.Time) string { return t.In(zone).Format(time.DateOnly) }
 	seen := map[string]*PersonDay{}
+	var oldest time.Time // of the logins read
 	more, err := a.scan(ctx, f, func(rec *audit.Record) bool {
+		if oldest.IsZero() || rec.Time.Before(oldest) {
+			oldest = rec.Time
+		}
 		d := day(rec.Time)
 		p := seen[d]
 		if p == nil {
@@ -84,11 +96,12 @@ func (a *Analytics) PersonAbsence(ctx context.Context, scope audit.Scope, userID
 		return PersonAbsence{}, err
 	}
 	out := PersonAbsence{Truncated: more}
-	start := r.From.In(zone)
-	d0 := time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, zone)
 	for t := d0; t.Before(r.To); t = t.AddDate(0, 0, 1) {
 		if weekdaysOnly && (t.Weekday() == time.Saturday || t.Weekday() == time.Sunday) {
 			continue
+		}
+		if more && t.Format(time.DateOnly) < day(oldest) {
+			continue // not read: unknown, not absent
 		}
 		pd := PersonDay{Date: t.Format(time.DateOnly)}
 		if p := seen[pd.Date]; p != nil {

@@ -150,6 +150,25 @@ func testAnalytics(t *testing.T, s Subject) {
 		t.Errorf("history of u1 seen from org o2: %d %v", len(hist), err)
 	}
 
+	// one person's days: whole days, whatever the hour the period starts
+	// or ends (u1 logged in at 11:00; a period from 11:30 still finds
+	// that day present: review sec9 L6), the days before absent
+	pa, err := a.PersonAbsence(ctx, all, "u1", analytics.Range{From: AnalyticsNow.Add(-30*time.Minute - 48*time.Hour),
+		To: AnalyticsNow}, 0, false)
+	if err != nil || pa.Truncated || len(pa.Days) != 3 || pa.PresentDays != 1 || pa.AbsentDays != 2 || !pa.Days[2].Present ||
+		pa.Days[2].Date != "2026-12-01" || pa.Days[2].Logins != 1 {
+		t.Errorf("absence of u1 over three days: %+v %v", pa, err)
+	}
+	pa, err = a.PersonAbsence(ctx, all, "u1", analytics.Range{From: AnalyticsNow.Add(-30 * time.Minute), To: AnalyticsNow}, 0, false)
+	if err != nil || len(pa.Days) != 1 || pa.PresentDays != 1 || !pa.Days[0].Present {
+		t.Errorf("absence of u1 from 11:30, after their login at 11:00: %+v %v", pa, err)
+	}
+	pa, err = a.PersonAbsence(ctx, all, "u1", analytics.Range{From: AnalyticsNow.Add(-48 * time.Hour), To: AnalyticsNow.Add(-90 * time.Minute)},
+		0, false)
+	if err != nil || len(pa.Days) != 3 || pa.PresentDays != 1 || !pa.Days[2].Present {
+		t.Errorf("absence of u1 until 10:30, before their login at 11:00: %+v %v", pa, err)
+	}
+
 	// absence: last successful login more than 30 days ago, longest first
 	abs, truncated, err := a.Absences(ctx, all, 30, 0)
 	if err != nil || truncated || len(abs) != 2 || abs[0].Subject != "user:u4" || abs[0].Days != 100 || abs[1].Subject != "user:u2" ||
