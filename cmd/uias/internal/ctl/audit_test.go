@@ -117,6 +117,9 @@ func TestAuditCommands(t *testing.T) {
 	if code, _, _ := h.run("audit", "prove", "x"); code != exitUsage {
 		t.Fatalf("prove x: exit %d", code)
 	}
+	if code, _, errs := h.run("audit", "prove", "-1"); code != exitUsage || !strings.Contains(errs, "a negative number is no valid argument") {
+		t.Fatalf("prove -1: exit %d %s", code, errs)
+	}
 
 	auditAnalyticsChecks(t, h, auditorPw)
 	sessionChecks(t, a, h)

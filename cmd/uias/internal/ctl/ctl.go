@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -406,6 +407,12 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if n, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+				if _, numErr := strconv.ParseFloat(n, 64); numErr == nil {
+					// "prove -1": the flag package's words say nothing useful
+					return nil, fmt.Errorf("-%s is not a flag, and a negative number is no valid argument here", n)
+				}
+			}
 			return nil, err
 		}
 		consumed := len(args) - fs.NArg()
