@@ -284,3 +284,39 @@ func TestOrgDisabledEndsSessions(t *testing.T) {
 	_, err := identityv1.NewSSOServiceClient(e.conn).InactivePeople(ctx, &identityv1.InactivePeopleRequest{UserIds: []string{"x"}})
 	wantCode(t, err, codes.PermissionDenied, "SSO_COMPONENTS_ONLY")
 }
+
+// TestInactiveSweepEndsMissedSessions: the sessions of a person who may no
+// longer sign in end even when the change event never reached the ticket
+// component (stopped, or cut off from NATS, when it was published): its
+// sweep (ticket.inactive_sweep) asks identity. Here a person identity does
+// not know (deleted while the instance was away: no event will come); an
+// active person's session stays.
+func TestInactiveSweepEndsMissedSessions(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	ticketcomponent.Settings(&cfg).InactiveSweep = time.Second
+	e := start(t, cfg)
+	e.login()
+	h := e.app.Value(ticketcomponent.Name).(*ticketcomponent.Handle)
+	ctx := context.Background()
+	u, err := e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "kim", DisplayName: "Kim", OrgId: e.root,
+		Password: "Harbour-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	active, _, err := h.Service.CreateSession(ctx, ticket.NewSession{UserID: u.GetId(), Login: "kim", AuthLevel: 1, OrgID: e.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, _, err := h.Service.CreateSession(ctx, ticket.NewSession{UserID: "01a0000000000000000000000000dead", Login: "ghost", AuthLevel: 1,
+		OrgID: e.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the session of a person identity does not know to end", func() bool {
+		_, err := h.Service.GetSession(ctx, gone)
+		return errors.Is(err, ticket.ErrSessionNotFound)
+	})
+	if _, err := h.Service.GetSession(ctx, active); err != nil {
+		t.Fatalf("the session of an active person ended: %v", err)
+	}
+}

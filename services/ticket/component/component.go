@@ -187,6 +187,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	})); err != nil {
 		return nil, fmt.Errorf("subscribe to org changes: %w", err)
 	}
+	// What those events missed (an instance stopped or cut off when they
+	// were published) is caught up by a sweep.
+	if cfg.InactiveSweep > 0 {
+		env.Go(func(ctx context.Context) { sweepInactive(ctx, svc, sso, log.Named("sweep"), cfg.InactiveSweep) })
+	}
 	// An application deleted in identity loses its CAS services (one
 	// instance handles each event).
 	if err := env.Subscribed(nc.QueueSubscribe(AppChangesSubject, "uias-ticket", func(m *nats.Msg) {
@@ -352,15 +357,49 @@ func endSessionsOnOrgDisabled(ctx context.Context, svc *ticket.Service, sso iden
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	n, err := svc.EndSessionsOfInactive(ctx, func(ctx context.Context, ids []string) ([]string, error) {
-		res, err := sso.InactivePeople(ctx, &identityv1.InactivePeopleRequest{UserIds: ids})
-		return res.GetUserIds(), err
-	}, "ORG_DISABLED")
+	n, err := svc.EndSessionsOfInactive(ctx, inactivePeople(sso), "ORG_DISABLED")
 	if err != nil {
 		log.Warn("sessions below a disabled org not all ended", zap.String("org_id", ev.ID), zap.Error(err))
 	}
 	if n > 0 {
 		log.Info("ended the sessions of the people below a disabled org", zap.String("org_id", ev.ID), zap.Int("sessions", n))
+	}
+}
+
+// inactivePeople asks identity which of ids may no longer sign in.
+func inactivePeople(sso identityv1.SSOServiceClient) func(context.Context, []string) ([]string, error) {
+	return func(ctx context.Context, ids []string) ([]string, error) {
+		res, err := sso.InactivePeople(ctx, &identityv1.InactivePeopleRequest{UserIds: ids})
+		return res.GetUserIds(), err
+	}
+}
+
+// ReasonNoLongerActive is the session.end reason of the sessions the
+// sweep ends (Config.InactiveSweep): the person may no longer sign in, a
+// change whose event this instance did not get.
+const ReasonNoLongerActive = "NO_LONGER_ACTIVE"
+
+// sweepInactive ends, every interval (the first time after a tenth of it,
+// when identity has had time to start), the sessions of the people who
+// may no longer sign in, until ctx ends.
+func sweepInactive(ctx context.Context, svc *ticket.Service, sso identityv1.SSOServiceClient, log *zap.Logger, interval time.Duration) {
+	wait := interval / 10
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = interval
+		sctx, cancel := context.WithTimeout(ctx, min(interval, 5*time.Minute))
+		n, err := svc.EndSessionsOfInactive(sctx, inactivePeople(sso), ReasonNoLongerActive)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("sweep of the sessions of inactive people not finished; next in "+interval.String(), zap.Error(err))
+		case n > 0:
+			log.Info("ended the sessions of people who may no longer sign in (missed change events)", zap.Int("sessions", n))
+		}
 	}
 }
 

@@ -66,6 +66,13 @@ type Config struct {
 	// off). Identity's CHANGES events about the person, their groups and
 	// links, or any org drop them at once.
 	AttributeCache time.Duration `yaml:"attribute_cache"`
+	// InactiveSweep: every this long (and once soon after the start) an
+	// instance asks identity which of the people with live sessions may
+	// no longer sign in (disabled, deleted, below a disabled org) and ends
+	// their sessions: the change events that end them at once are not
+	// kept for an instance that was stopped or cut off from NATS when they
+	// were published (5m; 0 turns it off).
+	InactiveSweep time.Duration `yaml:"inactive_sweep"`
 }
 
 // Defaults returns the ticket defaults (CAS's).
@@ -73,7 +80,7 @@ func Defaults() *Config {
 	return &Config{STTTL: ticket.DefaultSTTTL, PTTTL: ticket.DefaultPTTTL, TGTIdle: ticket.DefaultTGTIdle,
 		TGTHard: ticket.DefaultTGTHard, PGTTTL: ticket.DefaultPGTTTL, Centre: ticket.DefaultCentre,
 		KVReplicas: 1, StoreTimeout: 2 * time.Second, RegistryRefresh: 5 * time.Second, CAS2Attributes: true,
-		SessionCache: time.Minute, AttributeCache: 5 * time.Second}
+		SessionCache: time.Minute, AttributeCache: 5 * time.Second, InactiveSweep: 5 * time.Minute}
 }
 
 // Bind implements config.Section.
@@ -94,6 +101,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.SessionCache, "UIAS_TICKET_SESSION_CACHE", "", "")
 	b.Duration(&c.SessionTouch, "UIAS_TICKET_SESSION_TOUCH", "", "")
 	b.Duration(&c.AttributeCache, "UIAS_TICKET_ATTRIBUTE_CACHE", "", "")
+	b.Duration(&c.InactiveSweep, "UIAS_TICKET_INACTIVE_SWEEP", "", "")
 }
 
 // Complete implements config.Section.
@@ -150,5 +158,15 @@ func (c *Config) Validate(*config.Config) error {
 	between("session_cache", c.SessionCache, 0, time.Hour)
 	between("session_touch", c.SessionTouch, 0, c.TGTIdle/2)
 	between("attribute_cache", c.AttributeCache, 0, time.Minute)
+	if c.InactiveSweep != 0 {
+		between("inactive_sweep", c.InactiveSweep, time.Second, 24*time.Hour)
+	}
 	return errors.Join(errs...)
+}
+
+// Settings returns the ticket section of cfg (tests set it before the
+// start; nil without the section).
+func Settings(cfg *config.Config) *Config {
+	c, _ := cfg.Section(Name).(*Config)
+	return c
 }
