@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -445,6 +446,22 @@ func resolvePath(md protoreflect.MessageDescriptor, path string) (protoreflect.F
 	return fd, strings.Join(parts, ".")
 }
 
+// strictQueryOnce sets strictQueryParser once: grpc-gateway keeps the
+// parser in a package variable (every edge of the process refuses unknown
+// query parameters alike), which setting it at each New would race on.
+var strictQueryOnce sync.Once
+
+// strictQuery is the mux option that installs strictQueryParser, the first
+// time only.
+func strictQuery() runtime.ServeMuxOption {
+	set := false
+	strictQueryOnce.Do(func() { set = true })
+	if !set {
+		return func(*runtime.ServeMux) {}
+	}
+	return runtime.SetQueryParameterParser(&strictQueryParser{})
+}
+
 // strictQueryParser is grpc-gateway's query parser refusing a parameter
 // that names no field of the request (grpc-gateway ignores it: a misspelt
 // filter, ?from= for ?start_time=, was dropped without a word and the
@@ -552,8 +569,10 @@ func takesNoQuery(md protoreflect.MessageDescriptor, path, body string) bool {
 	}
 	bound := map[string]bool{}
 	for _, m := range pathAnyVarRE.FindAllStringSubmatch(path, -1) {
-		top, _, _ := strings.Cut(m[1], ".")
-		bound[top] = true
+		if strings.Contains(m[1], ".") {
+			return false // {filter.api}: the rest of filter comes from the query
+		}
+		bound[m[1]] = true
 	}
 	fields := md.Fields()
 	for i := range fields.Len() {

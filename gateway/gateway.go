@@ -144,9 +144,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		runtime.WithErrorHandler(g.errorHandler),
 		runtime.WithRoutingErrorHandler(g.routingErrorHandler),
 		runtime.WithDisableHTTPMethodOverride(),
-		// grpc-gateway keeps the parser in a package variable: every
-		// edge of the process refuses unknown query parameters alike
-		runtime.SetQueryParameterParser(&strictQueryParser{}),
+		strictQuery(),
 		runtime.WithMiddlewares(probeMiddleware, findNoQueryRoutes().routeMiddleware),
 	)
 	for _, b := range o.Backends {

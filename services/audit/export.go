@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -306,7 +307,7 @@ func (rw *rowWriter) note(s string) {
 func (rw *rowWriter) row(cells []string) error {
 	switch rw.f {
 	case CSV:
-		return rw.csv.Write(cells)
+		return rw.csv.Write(csvCells(cells))
 	case XLSX:
 		rw.rowNum++
 		vals := make([]any, len(cells))
@@ -365,4 +366,37 @@ func (rw *rowWriter) close() error {
 		return rw.pdf.write(rw.out)
 	}
 	return rw.w.Flush()
+}
+
+// csvCells are cells as a CSV export writes them: a text a spreadsheet
+// would read as a formula (starting with =, +, @, a tab or a carriage
+// return, or - followed by something other than a number: a display name or a claimed login
+// of "=HYPERLINK(...)") is written after an apostrophe, as OWASP advises,
+// so that opening the export runs nothing. Numbers, times and addresses
+// are left as they are.
+func csvCells(cells []string) []string {
+	var out []string
+	for i, c := range cells {
+		if c == "" || !formulaLike(c) {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(cells)
+		}
+		out[i] = "'" + c
+	}
+	if out == nil {
+		return cells
+	}
+	return out
+}
+
+func formulaLike(c string) bool {
+	switch c[0] {
+	case '=', '+', '@', '\t', '\r':
+		return true
+	case '-':
+		return len(c) > 1 && (c[1] < '0' || c[1] > '9') && c[1] != '.'
+	}
+	return false
 }

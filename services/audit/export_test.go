@@ -202,3 +202,21 @@ func TestExportNamesActors(t *testing.T) {
 		t.Fatalf("export with names failing: %v\n%s", err, b.String())
 	}
 }
+
+// A CSV cell a spreadsheet would run as a formula is written after an
+// apostrophe (a display name or a claimed login of "=HYPERLINK(...)");
+// numbers, negative ones too, stay as they are (review sec10 L6).
+func TestCSVFormulaCells(t *testing.T) {
+	var b bytes.Buffer
+	q := audit.CountQuery{By: audit.BySubject}
+	counts := []audit.Count{{Key: `=HYPERLINK("http://x","y")`, Count: 2}, {Key: "-5", Count: 1}, {Key: "@SUM(A1)", Count: 1}, {Key: "user:u1", Count: 1}}
+	if err := audit.ExportCounts(q, counts, audit.CSV, &b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`"'=HYPERLINK(""http://x"",""y"")"`, "\n-5,", "\n'@SUM(A1),", "\nuser:u1,"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("CSV lacks %q:\n%s", want, out)
+		}
+	}
+}

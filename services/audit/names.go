@@ -3,6 +3,8 @@ package audit
 import (
 	"context"
 	"strings"
+
+	pkgaudit "github.com/uias/uias/pkg/audit"
 )
 
 // Names gives the names of people for display (the maritime design's audit
@@ -48,7 +50,9 @@ func SubjectNames(ctx context.Context, names Names, subjects []string) map[strin
 	}
 	out := make(map[string]string, len(byID))
 	for id, n := range byID {
-		out["user:"+id] = n
+		// shown in reports and files: escaped as every caller text in a
+		// record (a bidi override in a display name reorders nothing)
+		out["user:"+id] = pkgaudit.Text(n)
 	}
 	return out
 }

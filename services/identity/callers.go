@@ -11,6 +11,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 )
@@ -237,7 +238,7 @@ func (s *Service) PrepareAppointment(ctx context.Context, id string) (string, er
 	if err := s.ownUser(ctx, u); err != nil {
 		return "", err
 	}
-	if err := s.revokeUserTokens(ctx, u.ID); err != nil {
+	if err := s.revokeUserTokens(ctx, u, "APPOINTMENT", start); err != nil {
 		return "", err
 	}
 	if u.PasswordHash != "" && !u.PasswordByOther {
@@ -274,7 +275,7 @@ func (s *Service) PrepareAppointment(ctx context.Context, id string) (string, er
 func (s *Service) adminPasswordChange(ctx context.Context, u *User, expired bool, newPassword string, start time.Time) (*User, error) {
 	after, err := s.adminPasswordChangeHere(ctx, u, expired, newPassword, start)
 	if e, ok := apierr.As(err); ok && e.Reason == "PASSWORD_CHANGE_REQUIRED" {
-		if herr, ok := apierr.As(s.ownUser(ctx, u)); ok {
+		if herr, ok := apierr.As(s.ownUser(ctx, u)); ok && herr.Reason == centre.ReasonElsewhere {
 			// the change can be made at the person's home centre only: say
 			// where, before they try here in vain (review sec8 R8)
 			return nil, e.WithMessage(e.Message + "; the change is made at your home centre only (" + herr.Message + ")")
@@ -472,10 +473,16 @@ func (s *Service) tokenRefused(ctx context.Context, subject, org, reason string,
 // this centre: the store's rows, what this instance keeps of them, and
 // (through the admin_token.revoked CHANGES event) what the other
 // instances keep (ForgetRevokedTokens).
-func (s *Service) revokeUserTokens(ctx context.Context, userID string) error {
-	defer s.adminTokens.dropUser(userID) // after the delete, as AdminLogout
-	ev := s.change(ctx, adminTokenEntity, "revoked", userID, map[string]any{"user_id": userID})
-	return s.store.DeleteUserAdminTokens(ctx, userID, []events.Event{ev})
+// It is audited (admin.tokens_revoked, with why).
+func (s *Service) revokeUserTokens(ctx context.Context, u *User, why string, start time.Time) error {
+	defer s.adminTokens.dropUser(u.ID) // after the delete, as AdminLogout
+	evs := eventsOf(s.audit(ctx, "admin.tokens_revoked", "user:"+u.ID, u.OrgID, "success", why, start, nil))
+	evs = append(evs, s.change(ctx, adminTokenEntity, "revoked", u.ID, map[string]any{"user_id": u.ID}))
+	if err := s.store.DeleteUserAdminTokens(ctx, u.ID, evs); err != nil {
+		return err
+	}
+	s.kick()
+	return nil
 }
 
 // AdminLogout revokes token, the caller's own (already authenticated).

@@ -181,6 +181,8 @@ func TestAuditReports(t *testing.T) {
 		"/v1/audit/records?result=bogus":                            `result \"bogus\" is none of success, failure, denied, incomplete`,
 		"/v1/audit/export?format=csv&result=bogus":                  `result \"bogus\" is none of success, failure, denied, incomplete`,
 		"/v1/audit/analytics/export/failed-logins?format=csv&byy=x": `query parameter \"byy\" does not name a field of the request; it takes`,
+		"/v1/audit/export?format=csv&limit=5":                       `limit is for count reports: give by= too`,
+		"/v1/audit/export?format=csv&api=a&api=b":                   `query parameter \"api\" is given more than once`,
 	} {
 		if resp, b := get(path, auth); resp.StatusCode != http.StatusBadRequest || !bytes.Contains(b, []byte(want)) {
 			t.Errorf("%s: %d %s, want 400 with %s", path, resp.StatusCode, b, want)

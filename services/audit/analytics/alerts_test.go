@@ -302,6 +302,16 @@ func TestAdminLoginFailureAlert(t *testing.T) {
 	if as := observe("a3", "user:adm", t0.Add(4*time.Second)); len(as) != 1 || as[0].Failures != 3 {
 		t.Fatalf("the third failure after a spray: %+v", as)
 	}
+	// real login names sprayed within the window (each a person's single
+	// failure) do not wipe the count either (review sec10 M1)
+	observe("c1", "user:adm2", t0.Add(5*time.Second))
+	observe("c2", "user:adm2", t0.Add(6*time.Second))
+	for i := range 100_001 {
+		observe("spray2", "user:sprayed-"+strconv.Itoa(i), t0.Add(7*time.Second))
+	}
+	if as := observe("c3", "user:adm2", t0.Add(8*time.Second)); len(as) != 1 || as[0].Failures != 3 {
+		t.Fatalf("the third failure after a spray of real names: %+v", as)
+	}
 	a := analytics.RemovalAlert("audit-removal-0-40", "user:aud", 0, 40, t0)
 	if a.Kind != analytics.AlertAuditRemoval || a.Actor != "user:aud" || !strings.Contains(a.Message, "records 0 to 39 (40)") {
 		t.Fatalf("removal alert: %+v", a)

@@ -55,6 +55,9 @@ func (a *Analytics) PersonAbsence(ctx context.Context, scope audit.Scope, userID
 	if r.From.IsZero() {
 		r.From = r.To.Add(-DefaultAbsencePeriod)
 	}
+	if !r.From.Before(r.To) {
+		return PersonAbsence{}, badRequest("start_time must be before end_time (and not in the future)")
+	}
 	if r.To.Sub(r.From) > MaxAbsencePeriod {
 		return PersonAbsence{}, badRequest(fmt.Sprintf("the period is at most %d days: narrow start_time..end_time", MaxAbsencePeriod/(24*time.Hour)))
 	}

@@ -142,6 +142,18 @@ func exportRequest(r *http.Request) (*auditv1.ExportRecordsRequest, error) {
 	if req.MaxRecords, err = num("max_records"); err != nil {
 		return nil, err
 	}
+	if v.Get("by") == "" {
+		for _, k := range []string{"bucket", "utc_offset_minutes", "limit"} {
+			if v.Has(k) {
+				return nil, badParam(k + " is for count reports: give by= too (records are downloaded without it)")
+			}
+		}
+	}
+	for k, vals := range v {
+		if len(vals) > 1 {
+			return nil, badParam(fmt.Sprintf("query parameter %q is given more than once", k))
+		}
+	}
 	if by := v.Get("by"); by != "" {
 		cb, ok := countBys[by]
 		if !ok {

@@ -168,6 +168,8 @@ func testAnalytics(t *testing.T, s Subject) {
 	if err != nil || len(pa.Days) != 3 || pa.PresentDays != 1 || !pa.Days[2].Present {
 		t.Errorf("absence of u1 until 10:30, before their login at 11:00: %+v %v", pa, err)
 	}
+	_, err = a.PersonAbsence(ctx, all, "u1", analytics.Range{From: AnalyticsNow.Add(-time.Hour), To: AnalyticsNow.Add(-2 * time.Hour)}, 0, false)
+	wantReason(t, "absence over a reversed range", err, apierr.InvalidArgument, apierr.ReasonBadRequest)
 
 	// absence: last successful login more than 30 days ago, longest first
 	abs, truncated, err := a.Absences(ctx, all, 30, 0)
