@@ -194,6 +194,11 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 		// No security auditor yet (a database from before the first-start
 		// auditor): a system administrator appoints the first, below.
 	}
+	if revoke && g.Role == authz.RoleSystemAdmin && len(s.holders(authz.RoleSystemAdmin, g.ID)) == 0 {
+		// nobody could appoint one again: people, applications and roles
+		// would be managed by nobody for good (trial7 H4)
+		return denied("the last system administrator's grant cannot be revoked: appoint another system administrator first")
+	}
 	target := ""
 	if g.Subject.Kind == authz.SubjectUser && !revoke {
 		target = g.Subject.ID
@@ -238,9 +243,15 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 // actions. So an auditor appoints and removes auditors, and the last one
 // stays.
 func (s *Service) auditors(except string) map[string]bool {
+	return s.holders(authz.RoleSecurityAuditor, except)
+}
+
+// holders returns the people holding role now by a grant of their own
+// (not through a group or an org) other than except.
+func (s *Service) holders(role, except string) map[string]bool {
 	now := s.now()
 	held := map[string]bool{}
-	for _, g := range s.idx.Grants(index.GrantFilter{Role: authz.RoleSecurityAuditor}) {
+	for _, g := range s.idx.Grants(index.GrantFilter{Role: role}) {
 		if g.ID == except || g.Subject.Kind != authz.SubjectUser || !g.ValidFrom.IsZero() && g.ValidFrom.After(now) ||
 			!g.ValidUntil.IsZero() && !g.ValidUntil.After(now) {
 			continue

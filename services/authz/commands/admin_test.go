@@ -355,3 +355,22 @@ func TestCheckNamesAPermission(t *testing.T) {
 		t.Fatalf("a URL check: %v", err)
 	}
 }
+
+// The last system administrator's grant stays (trial7 H4): nobody could
+// appoint one again (the security auditor appoints auditors only, unit
+// administrators below their scope), so people, applications and roles
+// would be managed by nobody for good. With another appointed first, one
+// may go.
+func TestLastSystemAdminStays(t *testing.T) {
+	f := newAdminFixture(t)
+	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
+	_, err := f.svc.RevokeGrant(as("sys"), f.grants["sys"])
+	wantDenied(t, "the last system administrator resigns", err, "last system administrator")
+	g, _, err := f.svc.CreateGrant(as("sys"), authz.Grant{Role: authz.RoleSystemAdmin, Subject: user("dave")})
+	f.must(err)
+	if _, err := f.svc.RevokeGrant(as("dave"), f.grants["sys"]); err != nil {
+		t.Fatalf("a system administrator removes another, one staying: %v", err)
+	}
+	_, err = f.svc.RevokeGrant(as("dave"), g.ID)
+	wantDenied(t, "the last system administrator resigns", err, "appoint another system administrator first")
+}
