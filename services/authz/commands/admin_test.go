@@ -334,6 +334,15 @@ func TestCheckNamesAPermission(t *testing.T) {
 		"no operation":       {index.Query{Person: "bob", App: "oa", Resource: "oa"}, "operation"},
 		"resource and a URL": {index.Query{Person: "bob", App: "oa", Resource: "oa", Operation: "read", Method: "POST", Path: "/x"}, "resource"},
 		"nothing":            {index.Query{Person: "bob", App: "oa"}, "resource"},
+		// a path that resolves elsewhere than it reads (trial7 H2)
+		"dot segment":       {index.Query{Person: "bob", App: "oa", Path: "/pub/../api/admin/users"}, "path"},
+		"encoded dots":      {index.Query{Person: "bob", App: "oa", Path: "/pub/%2E%2e/api/admin/users"}, "path"},
+		"encoded slash":     {index.Query{Person: "bob", App: "oa", Path: "/pub/..%2fapi"}, "path"},
+		"trailing dots":     {index.Query{Person: "bob", App: "oa", Path: "/api/contracts/.."}, "path"},
+		"no leading slash":  {index.Query{Person: "bob", App: "oa", Path: "api/contracts/42"}, "path"},
+		"empty segment":     {index.Query{Person: "bob", App: "oa", Path: "/pub//x"}, "path"},
+		"backslash":         {index.Query{Person: "bob", App: "oa", Path: "/pub/..\\api"}, "path"},
+		"query in the path": {index.Query{Person: "bob", App: "oa", Path: "/api/x?y=1"}, "path"},
 	} {
 		_, _, err := f.svc.Check(ctx, c.q, 0)
 		ae, ok := apierr.As(err)
@@ -351,8 +360,10 @@ func TestCheckNamesAPermission(t *testing.T) {
 	if _, _, err := f.svc.Check(ctx, index.Query{Person: "bob", App: "oa", Resource: "oa", Operation: "read"}, 0); err != nil {
 		t.Fatalf("a well-formed check: %v", err)
 	}
-	if _, _, err := f.svc.Check(ctx, index.Query{Person: "bob", App: "oa", Path: "/x"}, 0); err != nil {
-		t.Fatalf("a URL check: %v", err)
+	for _, p := range []string{"/x", "/", "/api/contracts/42/", "/pub/a.b/..c/x%20y"} {
+		if _, _, err := f.svc.Check(ctx, index.Query{Person: "bob", App: "oa", Path: p}, 0); err != nil {
+			t.Fatalf("a URL check of %s: %v", p, err)
+		}
 	}
 }
 

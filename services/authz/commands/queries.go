@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/services/authz"
@@ -84,6 +85,47 @@ func checkQuery(q index.Query, prefix string) error {
 		return bad("operation", "operation is required with a resource")
 	case q.Resource == "" && q.Path == "":
 		return bad("resource", "a resource and its operation, or a URL path, is required")
+	case q.Path != "":
+		if why := pathProblem(q.Path); why != "" {
+			return bad("path", "path "+why+": ask with the path the application serves, cleaned (as its router resolves it)")
+		}
 	}
 	return nil
+}
+
+// pathProblem says why a URL path may not be matched as given ("" when it
+// may): it starts with "/"; it has no dot segment ("." or ".."), no empty
+// segment ("//"), no percent-encoded dot, slash or backslash and no
+// backslash or control character. A path that resolves elsewhere than it
+// reads (/pub/../api/admin matched by /pub/**) would answer for one path
+// while the application's router serves another (trial7 H2); the CAS
+// service URLs are held to the same rule.
+func pathProblem(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		return "must start with /"
+	}
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		return "is the path alone, without a query or fragment"
+	}
+	lower := strings.ToLower(p)
+	for _, enc := range []string{"%2e", "%2f", "%5c", "%00"} {
+		if strings.Contains(lower, enc) {
+			return "has an encoded dot, slash or backslash (" + enc + ")"
+		}
+	}
+	for _, c := range p {
+		if c == '\\' || c < 0x20 || c == 0x7f {
+			return "has a backslash or a control character"
+		}
+	}
+	segs := strings.Split(p[1:], "/")
+	for i, seg := range segs {
+		switch {
+		case seg == "." || seg == "..":
+			return "has a dot segment (. or ..)"
+		case seg == "" && i < len(segs)-1:
+			return "has an empty segment (//)"
+		}
+	}
+	return ""
 }
