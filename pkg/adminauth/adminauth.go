@@ -167,6 +167,10 @@ type Request struct {
 	// when they would then hold both roles of a separation-of-duty pair.
 	JoinGroup string
 	JoinOrg   string
+	// MoveOrg: the action moves this org (and everything below it) under
+	// JoinOrg: refused with SOD_CONFLICT when a person in it would then
+	// hold both roles of a separation-of-duty pair.
+	MoveOrg string
 }
 
 // Verifier checks tokens with identity and permissions with authz over
@@ -240,7 +244,7 @@ func (v *Verifier) Check(ctx context.Context, a *Admin, rq Request) error {
 		}
 	}
 	req := &authzv1.CheckAdminRequest{Person: a.ID, Resource: p.Resource, Operation: p.Operation,
-		Orgs: os, TargetPerson: rq.Target, SystemAdminFlag: a.SystemAdminFlag, JoinGroup: rq.JoinGroup, JoinOrg: rq.JoinOrg}
+		Orgs: os, TargetPerson: rq.Target, SystemAdminFlag: a.SystemAdminFlag, JoinGroup: rq.JoinGroup, JoinOrg: rq.JoinOrg, MoveOrg: rq.MoveOrg}
 	r, err := v.checkAdmin(ctx, req)
 	if err != nil {
 		return err

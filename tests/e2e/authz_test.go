@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/pkg/events"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
@@ -180,6 +182,35 @@ func TestAuthzInAll(t *testing.T) {
 	if code != http.StatusBadRequest || fmt.Sprint(out["details"]) == "" || !containsReason(out, "SOD_CONFLICT") {
 		t.Fatalf("REST grant of the other half: %d %v", code, out)
 	}
+	// a reorganisation is held to the same rule (trial7 H1): the clerk's
+	// team moved under the approvers' org is refused, naming the pair
+	mkOrg := func(code string) string {
+		o, err := e.admin.CreateOrg(e.adm(), &identityv1.CreateOrgRequest{Code: code, Name: code, ParentId: e.root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.GetId()
+	}
+	approverOrg, clerkTeam := mkOrg("approvers"), mkOrg("clerk-team")
+	if _, err := adm.CreateGrant(e.adm(), &authzv1.Grant{RoleId: approver, Subject: &authzv1.Subject{Kind: "org", Id: approverOrg}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.UpdateUser(e.adm(), &identityv1.UpdateUserRequest{Id: f.userID, OrgId: clerkTeam, UpdateMask: []string{"org_id"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "moving the clerk's team under the approvers refused", func() bool {
+		_, err := e.admin.MoveOrg(e.adm(), &identityv1.MoveOrgRequest{Id: clerkTeam, NewParentId: approverOrg})
+		if err == nil {
+			// authz did not know yet that the clerk is in the team (the
+			// person's move reaches it with identity's event): back, again
+			if _, err := e.admin.MoveOrg(e.adm(), &identityv1.MoveOrgRequest{Id: clerkTeam, NewParentId: e.root}); err != nil {
+				t.Fatal(err)
+			}
+			return false
+		}
+		st, _ := status.FromError(err)
+		return st.Code() == codes.FailedPrecondition && strings.Contains(st.Message(), "maker-checker")
+	})
 	code, out, _ = e.rest("POST", "/v1/authz/check", map[string]string{"X-Uias-App-Id": f.appID, "X-Uias-App-Secret": "wrong"},
 		map[string]any{"person": f.userID, "resource": "docs", "operation": "read"})
 	if code != http.StatusUnauthorized {

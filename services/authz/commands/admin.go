@@ -40,6 +40,13 @@ func (s *Service) CheckAdmin(ctx context.Context, q index.AdminQuery, atLeast in
 		return index.AdminDecision{}, err
 	}
 	d := s.idx.CheckAdmin(q, s.now())
+	if d.Allowed && q.MoveOrg != "" && q.JoinOrg != "" {
+		if e, who, ok := s.idx.MoveConflict(q.MoveOrg, q.JoinOrg, s.now()); ok {
+			d.SoD = &e
+			s.appendRefusal(ctx, "admin.membership", "org:"+q.MoveOrg, SoDMessage(s.idx, e), start, map[string]string{
+				"org": q.JoinOrg, "person": who})
+		}
+	}
 	if d.Allowed && q.Target != "" && (q.JoinGroup != "" || q.JoinOrg != "") {
 		if e, ok := s.idx.MembershipConflict(q.Target, q.JoinGroup, q.JoinOrg, s.now()); ok {
 			d.SoD = &e

@@ -320,6 +320,23 @@ func TestMembershipSoD(t *testing.T) {
 	if err != nil || !d.Allowed || d.SoD == nil {
 		t.Fatalf("CheckAdmin membership: %+v %v", d, err)
 	}
+	// An org moved, everyone in it with it (trial7 H1): east1, where bob
+	// (clerk) is below, under west (whose people are bosses) conflicts;
+	// under root, or west under root, not.
+	if e, who, ok := idx.MoveConflict("east1", "west", now); !ok || who != "bob" || e.Name != "maker-checker" {
+		t.Fatalf("east1 moved under west: %v %q %v", e, who, ok)
+	}
+	if _, _, ok := idx.MoveConflict("east1", "root", now); ok {
+		t.Fatal("east1 moved under root conflicts with nothing")
+	}
+	if _, _, ok := idx.MoveConflict("east1a", "east", now); ok {
+		t.Fatal("east1a moved under east conflicts with nothing")
+	}
+	d, err = f.svc.CheckAdmin(as("sys"), index.AdminQuery{Person: "sys", Resource: "identity.orgs", Operation: "write",
+		Orgs: []string{"east", "west"}, MoveOrg: "east1", JoinOrg: "west"}, 0)
+	if err != nil || !d.Allowed || d.SoD == nil {
+		t.Fatalf("CheckAdmin org move: %+v %v", d, err)
+	}
 }
 
 // A check names one permission: a resource with its operation, or a URL;

@@ -1,7 +1,9 @@
 package index
 
 import (
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/uias/uias/services/authz"
@@ -23,6 +25,8 @@ type AdminQuery struct {
 	// / moves them to the org (separation of duty is checked for it).
 	JoinGroup string
 	JoinOrg   string
+	// MoveOrg: the action moves this org under JoinOrg (MoveConflict).
+	MoveOrg string
 	// Listing: a listing that names no org. Scoped grants allow it too,
 	// limited to their subtrees (AdminDecision.Scopes).
 	Listing bool
@@ -306,17 +310,7 @@ func (x *Index) MembershipConflict(person, group, orgID string, now time.Time) (
 	defer x.mu.RUnlock()
 	t := now.UnixNano()
 	held := map[string]bool{}
-	add := func(gs []int32) {
-		for _, gi := range gs {
-			g := x.node(gi)
-			if g.until != 0 && g.until <= t || g.scope != 0 {
-				continue
-			}
-			for _, id := range x.closureLocked(x.roleID(gi, g), nil) {
-				held[id] = true
-			}
-		}
-	}
+	add := func(gs []int32) { x.addHeldLocked(held, gs, t) }
 	p := x.people[person]
 	var o *org
 	if p != nil {
@@ -349,4 +343,85 @@ func (x *Index) MembershipConflict(person, group, orgID string, now time.Time) (
 		}
 	}
 	return authz.Exclusion{}, false
+}
+
+// addHeldLocked adds to held the roles grants gs give at t (with the roles
+// they include); scoped grants (a unit administrator's) give none here.
+func (x *Index) addHeldLocked(held map[string]bool, gs []int32, t int64) {
+	for _, gi := range gs {
+		g := x.node(gi)
+		if g.until != 0 && g.until <= t || g.scope != 0 {
+			continue
+		}
+		for _, id := range x.closureLocked(x.roleID(gi, g), nil) {
+			held[id] = true
+		}
+	}
+}
+
+// MoveConflict reports a separation-of-duty pair a person in org moved (or
+// below it) would hold both roles of once moved is placed under
+// newParent, and who (the smallest such person id): their own grants,
+// their groups', those of their org up to moved, and those of newParent
+// and every org above it (trial7 H1: a reorganisation gave the approvers
+// of a branch the clerk role of the branch it was moved under). Only the
+// exclusions with a role the new orgs above give are looked at; then every
+// person of the moved subtree.
+func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Exclusion, string, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	t := now.UnixNano()
+	m, np := x.orgs[moved], x.orgs[newParent]
+	if m == nil || np == nil {
+		return authz.Exclusion{}, "", false
+	}
+	above := map[string]bool{}
+	for o, d := np, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+		x.addHeldLocked(above, o.grants, t)
+	}
+	var excl []*authz.Exclusion
+	for _, e := range x.exclusions {
+		if above[e.RoleA] || above[e.RoleB] {
+			excl = append(excl, e)
+		}
+	}
+	if len(excl) == 0 {
+		return authz.Exclusion{}, "", false
+	}
+	slices.SortFunc(excl, func(a, b *authz.Exclusion) int { return strings.Compare(a.ID, b.ID) })
+	var found *authz.Exclusion
+	who := ""
+	for id, p := range x.people {
+		if p.disabled || p.org == nil || (who != "" && id >= who) {
+			continue
+		}
+		var chain []*org // p's org up to moved
+		for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+			chain = append(chain, o)
+			if o == m {
+				break
+			}
+		}
+		if chain[len(chain)-1] != m {
+			continue // not in the moved subtree
+		}
+		held := maps.Clone(above)
+		x.addHeldLocked(held, p.grants, t)
+		for _, g := range p.groups {
+			x.addHeldLocked(held, g.grants, t)
+		}
+		for _, o := range chain {
+			x.addHeldLocked(held, o.grants, t)
+		}
+		for _, e := range excl {
+			if held[e.RoleA] && held[e.RoleB] {
+				found, who = e, id
+				break
+			}
+		}
+	}
+	if found == nil {
+		return authz.Exclusion{}, "", false
+	}
+	return *found, who, true
 }

@@ -143,7 +143,7 @@ func (s *Server) CheckAdmin(ctx context.Context, r *authzv1.CheckAdminRequest) (
 	}
 	d, err := s.svc.CheckAdmin(ctx, index.AdminQuery{Person: r.GetPerson(), Resource: r.GetResource(), Operation: r.GetOperation(),
 		Orgs: r.GetOrgs(), Target: r.GetTargetPerson(), SystemAdminFlag: r.GetSystemAdminFlag(),
-		JoinGroup: r.GetJoinGroup(), JoinOrg: r.GetJoinOrg(), Listing: r.GetListing(), Probe: r.GetProbe()}, 0)
+		JoinGroup: r.GetJoinGroup(), JoinOrg: r.GetJoinOrg(), MoveOrg: r.GetMoveOrg(), Listing: r.GetListing(), Probe: r.GetProbe()}, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,8 @@ type need struct {
 	// joinGroup / joinOrg: the call makes target a member of the group
 	// / moves them to the org (separation of duty is checked).
 	joinGroup, joinOrg string
+	// moveOrg: the call moves this org under joinOrg
+	moveOrg string
 	// listing: a listing that names no org; an administrator of org
 	// subtrees gets what lies in them (identity.WithinOrgs).
 	listing bool
@@ -141,7 +143,7 @@ func (g *Guard) Decide(ctx context.Context, method string, req any) (context.Con
 		n.global = true
 	}
 	return ctx, g.Authz.Check(ctx, a, adminauth.Request{Perm: n.perm, Target: n.target, Orgs: n.orgs,
-		JoinGroup: n.joinGroup, JoinOrg: n.joinOrg})
+		JoinGroup: n.joinGroup, JoinOrg: n.joinOrg, MoveOrg: n.moveOrg})
 }
 
 // globalMethods need a permission of no org (applications, keys, the
@@ -220,6 +222,7 @@ func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error
 			var p string
 			p, err = g.orgParent(ctx, r.GetId())
 			n.perm, n.orgs = adminauth.OrgsWrite, []string{p, r.GetNewParentId()}
+			n.moveOrg, n.joinOrg = r.GetId(), r.GetNewParentId()
 		case *identityv1.SetOrgStatusRequest:
 			var p string
 			p, err = g.orgParent(ctx, r.GetId())

@@ -153,7 +153,11 @@ type CheckAdminRequest struct {
 	// probe: the component asks whether the administrator may, to show or
 	// hide something, not because they tried: a denial is not recorded as
 	// an attempt (admin.denied).
-	Probe         bool `protobuf:"varint,10,opt,name=probe" json:"probe,omitempty"`
+	Probe bool `protobuf:"varint,10,opt,name=probe" json:"probe,omitempty"`
+	// move_org: the action moves this org, with everything below it, under
+	// join_org. It is refused (FAILED_PRECONDITION SOD_CONFLICT) when a
+	// person in it would then hold both roles of a separation-of-duty pair.
+	MoveOrg       string `protobuf:"bytes,11,opt,name=move_org,json=moveOrg" json:"move_org,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -256,6 +260,13 @@ func (x *CheckAdminRequest) GetProbe() bool {
 		return x.Probe
 	}
 	return false
+}
+
+func (x *CheckAdminRequest) GetMoveOrg() string {
+	if x != nil {
+		return x.MoveOrg
+	}
+	return ""
 }
 
 type CheckAdminResponse struct {
@@ -2450,7 +2461,7 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\toperation\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\toperation\x12#\n" +
 	"\x06method\x18\x05 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x06method\x12 \n" +
 	"\x04path\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x04path\x123\n" +
-	"\x11at_least_revision\x18\a \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\"\xa5\x03\n" +
+	"\x11at_least_revision\x18\a \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\"\xce\x03\n" +
 	"\x11CheckAdminRequest\x12'\n" +
 	"\x06person\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06person\x12+\n" +
 	"\bresource\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xc6'\x01(\x80\x01R\bresource\x12,\n" +
@@ -2463,7 +2474,8 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\bjoin_org\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\ajoinOrg\x12\x18\n" +
 	"\alisting\x18\t \x01(\bR\alisting\x12\x14\n" +
 	"\x05probe\x18\n" +
-	" \x01(\bR\x05probe\"\xa4\x01\n" +
+	" \x01(\bR\x05probe\x12'\n" +
+	"\bmove_org\x18\v \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\amoveOrg\"\xa4\x01\n" +
 	"\x12CheckAdminResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x16\n" +
