@@ -228,6 +228,19 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 	if d.Global {
 		return nil
 	}
+	if g.Subject.Kind == authz.SubjectGroup && !revoke {
+		// a group's grant reaches its members wherever they are: a scoped
+		// administrator grants to a group whose every member is in their
+		// scope (trial7 H3: a project group homed in the branch, with
+		// members of other branches)
+		for _, m := range s.idx.GroupMembers(g.Subject.ID) {
+			o := s.idx.UserOrg(m)
+			if o == "" {
+				o = "unknown-org-of-" + m // in no scope
+			}
+			orgs = append(orgs, o)
+		}
+	}
 	for _, auth := range s.idx.AdminGrants(a.ID, "authz.grants", "write", s.now()) {
 		if auth.ScopeOrg == "" || !s.withinAll(orgs, auth.ScopeOrg) {
 			continue
@@ -236,7 +249,8 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 			return nil
 		}
 	}
-	why := "you may grant only the roles you were given to hand on (grantable_roles of your unit_admin grant)"
+	why := "you may grant only the roles you were given to hand on (grantable_roles of your unit_admin grant), " +
+		"to subjects inside your scope (a group's members too)"
 	if g.Role == authz.RoleUnitAdmin {
 		why = "you may appoint unit administrators only when your grant is delegable, strictly below your scope org, with a part of your grantable roles, not delegable"
 	}

@@ -402,3 +402,26 @@ func TestLastSystemAdminStays(t *testing.T) {
 	_, err = f.svc.RevokeGrant(as("dave"), g.ID)
 	wantDenied(t, "the last system administrator resigns", err, "appoint another system administrator first")
 }
+
+// A group's grant reaches its members wherever they are: a unit
+// administrator grants to a group only when every member is in their
+// scope, not because the group is homed there (trial7 H3).
+func TestUnitAdminGrantsToGroupsOfTheirScope(t *testing.T) {
+	f := newAdminFixture(t)
+	idx := f.svc.Index()
+	group := authz.Subject{Kind: authz.SubjectGroup, ID: "proj"}
+	idx.SetGroupOrg("proj", "east1")
+	idx.SetGroupMember("proj", "bob", true)   // east1a: in ea's scope
+	idx.SetGroupMember("proj", "carol", true) // west: outside
+	_, _, err := f.svc.CreateGrant(as("ea"), authz.Grant{Role: f.clerk, Subject: group})
+	wantDenied(t, "unit admin grants to a group with a member outside", err, "a group's members too")
+	idx.SetGroupMember("proj", "carol", false)
+	if _, _, err := f.svc.CreateGrant(as("ea"), authz.Grant{Role: f.clerk, Subject: group}); err != nil {
+		t.Fatalf("unit admin grants to a group of their scope: %v", err)
+	}
+	// the system administrator grants to any group
+	idx.SetGroupMember("proj", "carol", true)
+	if _, _, err := f.svc.CreateGrant(as("sys"), authz.Grant{Role: f.boss, Subject: group}); err != nil {
+		t.Fatalf("system admin grants to a group: %v", err)
+	}
+}
