@@ -425,3 +425,21 @@ func TestUnitAdminGrantsToGroupsOfTheirScope(t *testing.T) {
 		t.Fatalf("system admin grants to a group: %v", err)
 	}
 }
+
+// The same grant twice is refused: revoking "the" grant would leave the
+// other, and the permission with it (trial7 M3). Another period, scope or
+// subject is another grant.
+func TestSameGrantTwice(t *testing.T) {
+	f := newAdminFixture(t)
+	bob := authz.Subject{Kind: authz.SubjectUser, ID: "bob"}
+	g, _, err := f.svc.CreateGrant(as("sys"), authz.Grant{Role: f.boss, Subject: bob})
+	f.must(err)
+	_, _, err = f.svc.CreateGrant(as("sys"), authz.Grant{Role: f.boss, Subject: bob})
+	if ae, ok := apierr.As(err); !ok || ae.Code != apierr.AlreadyExists || !strings.Contains(ae.Message, g.ID) {
+		t.Fatalf("the same grant again: %v", err)
+	}
+	until := f.clock.now().Add(time.Hour)
+	if _, _, err := f.svc.CreateGrant(as("sys"), authz.Grant{Role: f.boss, Subject: bob, ValidUntil: until}); err != nil {
+		t.Fatalf("the role for another period: %v", err)
+	}
+}

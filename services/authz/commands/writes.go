@@ -252,6 +252,10 @@ func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (aut
 		if err := s.checkGrant(g); err != nil {
 			return authz.Change{}, err
 		}
+		if d, ok := s.sameGrant(g); ok {
+			// one grant of it: revoking "the" grant revokes it (trial7 M3)
+			return authz.Change{}, store.Conflict("the same grant exists already (" + d.ID + "): one is enough, and revoking it then revokes the role")
+		}
 		if s.appoint != nil && !appointed && g.Subject.Kind == authz.SubjectUser && s.administers(g.Role) {
 			// once, however often a stale write is tried again
 			pw, err := s.appoint(ctx, g.Subject.ID)
@@ -268,6 +272,18 @@ func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (aut
 		return g, 0, "", fmt.Errorf("%w (the person's password was replaced for the appointment: grant again for a new activation password)", err)
 	}
 	return g, ch.Rev, activation, err
+}
+
+// sameGrant returns a grant of the index equal to g in everything but its
+// id and creation (role, subject, period, scope and what it hands on).
+func (s *Service) sameGrant(g authz.Grant) (authz.Grant, bool) {
+	for _, h := range s.idx.Grants(index.GrantFilter{Subject: &g.Subject, Role: g.Role}) {
+		if h.ScopeOrg == g.ScopeOrg && h.ValidFrom.Equal(g.ValidFrom) && h.ValidUntil.Equal(g.ValidUntil) && h.Delegable == g.Delegable &&
+			slices.Equal(slices.Sorted(slices.Values(h.Grantable)), slices.Sorted(slices.Values(g.Grantable))) {
+			return h, true
+		}
+	}
+	return authz.Grant{}, false
 }
 
 // administers reports whether role makes its holder an administrator: it
