@@ -292,7 +292,21 @@ func TestMembershipSoD(t *testing.T) {
 	f := newAdminFixture(t)
 	idx := f.svc.Index()
 	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
-	_, _, err := f.svc.CreateExclusion(as("sys"), authz.Exclusion{RoleA: f.clerk, RoleB: f.boss, Name: "maker-checker"})
+	// a pair somebody holds both roles of already is refused, naming them
+	// (trial7 M4)
+	g1, _, err := f.svc.CreateGrant(as("sys"), authz.Grant{Role: f.clerk, Subject: user("dave")})
+	f.must(err)
+	g2, _, err := f.svc.CreateGrant(as("sys"), authz.Grant{Role: f.boss, Subject: user("dave")})
+	f.must(err)
+	_, _, err = f.svc.CreateExclusion(as("sys"), authz.Exclusion{RoleA: f.clerk, RoleB: f.boss, Name: "maker-checker"})
+	if ae, ok := apierr.As(err); !ok || ae.Reason != "SOD_CONFLICT" || !strings.Contains(ae.Message, "person dave holds both roles") {
+		t.Fatalf("an exclusion somebody breaks already: %v", err)
+	}
+	for _, g := range []string{g1.ID, g2.ID} {
+		_, err := f.svc.RevokeGrant(as("sys"), g)
+		f.must(err)
+	}
+	_, _, err = f.svc.CreateExclusion(as("sys"), authz.Exclusion{RoleA: f.clerk, RoleB: f.boss, Name: "maker-checker"})
 	f.must(err)
 	idx.SetGroupOrg("approvers", "east1")
 	_, _, err = f.svc.CreateGrant(as("sys"), authz.Grant{Role: f.boss, Subject: authz.Subject{Kind: authz.SubjectGroup, ID: "approvers"}})

@@ -392,6 +392,10 @@ func (s *Service) CreateExclusion(ctx context.Context, e authz.Exclusion) (authz
 				return authz.Change{}, sodErr(fmt.Sprintf("role %q already includes both roles", r.Code))
 			}
 		}
+		if who, ok := s.idx.HolderOfBoth(e.RoleA, e.RoleB, s.now()); ok {
+			return authz.Change{}, sodErr(fmt.Sprintf("person %s holds both roles already (by their grants, groups or orgs): "+
+				"revoke one first", who))
+		}
 		return put(authz.ObjExclusion, e.ID, e)
 	})
 	return e, ch.Rev, err

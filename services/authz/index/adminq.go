@@ -425,3 +425,30 @@ func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Excl
 	}
 	return *found, who, true
 }
+
+// HolderOfBoth returns a person (the smallest id) who holds both roles a
+// and b now, by their own grants, their groups' or their orgs' (a new
+// separation-of-duty pair would otherwise start out broken: trial7 M4).
+func (x *Index) HolderOfBoth(a, b string, now time.Time) (string, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	t := now.UnixNano()
+	who := ""
+	for id, p := range x.people {
+		if p.disabled || (who != "" && id >= who) {
+			continue
+		}
+		held := map[string]bool{}
+		x.addHeldLocked(held, p.grants, t)
+		for _, g := range p.groups {
+			x.addHeldLocked(held, g.grants, t)
+		}
+		for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+			x.addHeldLocked(held, o.grants, t)
+		}
+		if held[a] && held[b] {
+			who = id
+		}
+	}
+	return who, who != ""
+}
