@@ -457,3 +457,40 @@ func TestSameGrantTwice(t *testing.T) {
 		t.Fatalf("the role for another period: %v", err)
 	}
 }
+
+// A unit administrator reads the grants, permissions and subjects of
+// their subtrees only; a system administrator, the security auditor and
+// business systems read all (trial7 M1).
+func TestReadScope(t *testing.T) {
+	f := newAdminFixture(t)
+	admin := func(id string) context.Context { return adminauth.With(as(id), &adminauth.Admin{ID: id}) }
+	for _, who := range []context.Context{admin("sys"), admin("aud"), context.Background()} {
+		if f.svc.ReadScope(who) != nil {
+			t.Fatal("an unscoped reader is scoped")
+		}
+	}
+	keep := f.svc.ReadScope(admin("ea"))
+	if keep == nil {
+		t.Fatal("a unit administrator reads everything")
+	}
+	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
+	for sub, want := range map[authz.Subject]bool{user("bob"): true, user("carol"): false, user("sys"): false,
+		{Kind: authz.SubjectOrg, ID: "east1"}: true, {Kind: authz.SubjectOrg, ID: "west"}: false, user("nobody"): false} {
+		if keep(sub) != want {
+			t.Errorf("unit admin of east reads %v: %v, want %v", sub, !want, want)
+		}
+	}
+	if err := commands.MayReadPerson(keep, "carol"); err == nil {
+		t.Fatal("a unit administrator reads the permissions of a person of another branch")
+	}
+	gs, _, _, err := f.svc.ListGrants(index.GrantFilter{}, 0, "", keep)
+	f.must(err)
+	for _, g := range gs {
+		if !keep(g.Subject) {
+			t.Fatalf("listed outside the scope: %+v", g)
+		}
+	}
+	if len(gs) == 0 {
+		t.Fatal("the unit administrator's own subtree's grants are not listed")
+	}
+}

@@ -1,6 +1,9 @@
 package commands
 
 import (
+	"context"
+
+	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/authz"
 	"github.com/uias/uias/services/authz/index"
@@ -40,7 +43,7 @@ const (
 )
 
 // ListGrants lists grants by id, a page at a time.
-func (s *Service) ListGrants(f index.GrantFilter, size int, token string) ([]authz.Grant, string, int64, error) {
+func (s *Service) ListGrants(f index.GrantFilter, size int, token string, keep func(authz.Subject) bool) ([]authz.Grant, string, int64, error) {
 	if size <= 0 {
 		size = DefaultPageSize
 	}
@@ -54,6 +57,15 @@ func (s *Service) ListGrants(f index.GrantFilter, size int, token string) ([]aut
 	}
 	rev := s.idx.Revision()
 	all := s.idx.Grants(f)
+	if keep != nil {
+		kept := all[:0]
+		for _, g := range all {
+			if keep(g.Subject) {
+				kept = append(kept, g)
+			}
+		}
+		all = kept
+	}
 	i := 0
 	if after != "" {
 		for i < len(all) && all[i].ID <= after {
@@ -66,4 +78,52 @@ func (s *Service) ListGrants(f index.GrantFilter, size int, token string) ([]aut
 		next = store.PageToken(page[len(page)-1].ID)
 	}
 	return page, next, rev, nil
+}
+
+// ReadScope returns, for an administrator reading grants, permissions or
+// the subjects of a permission, whether a subject is theirs to read: all
+// of them (nil) for one allowed to read grants unscoped (a system
+// administrator, the security auditor) and for callers that are no
+// administrator (business systems ask about their own application); for
+// a unit administrator the people, groups and orgs inside the subtrees
+// they administer, as identity shows them (trial7 M1: they read every
+// grant of the deployment, who the system administrators are, and what a
+// person of another branch may do).
+func (s *Service) ReadScope(ctx context.Context) func(authz.Subject) bool {
+	a := adminauth.From(ctx)
+	if a == nil || a.SystemAdminFlag {
+		return nil
+	}
+	var scopes []string
+	for _, g := range s.idx.AdminGrants(a.ID, "authz.grants", "read", s.now()) {
+		if g.ScopeOrg == "" {
+			return nil
+		}
+		scopes = append(scopes, g.ScopeOrg)
+	}
+	return func(sub authz.Subject) bool {
+		if sub.Kind == authz.SubjectUser && sub.ID == a.ID {
+			return true // their own
+		}
+		orgs := s.subjectOrgs(sub)
+		for _, sc := range scopes {
+			if s.withinAll(orgs, sc) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// errOutsideScope refuses a unit administrator's read of a person outside
+// their subtrees.
+var errOutsideScope = adminauth.Denied("the person is outside the org subtrees you administer")
+
+// MayReadPerson refuses (ADMIN_NOT_ALLOWED) a read of person's grants or
+// permissions that keep (ReadScope) does not allow.
+func MayReadPerson(keep func(authz.Subject) bool, person string) error {
+	if keep != nil && !keep(authz.Subject{Kind: authz.SubjectUser, ID: person}) {
+		return errOutsideScope
+	}
+	return nil
 }

@@ -70,7 +70,10 @@ func (s *Server) reviewer(ctx context.Context, api string) error {
 	return s.svc.Authorize(ctx, api, adminauth.GrantsRead, true)
 }
 
-func queryOf(ctx context.Context, r *authzv1.CheckRequest) (index.Query, error) {
+func (s *Server) queryOf(ctx context.Context, r *authzv1.CheckRequest) (index.Query, error) {
+	if err := commands.MayReadPerson(s.svc.ReadScope(ctx), r.GetPerson()); err != nil {
+		return index.Query{}, err
+	}
 	app, err := appOf(ctx, r.GetApp())
 	return index.Query{Person: r.GetPerson(), App: app, Resource: r.GetResource(),
 		Operation: r.GetOperation(), Method: r.GetMethod(), Path: r.GetPath()}, err
@@ -81,7 +84,7 @@ func (s *Server) Check(ctx context.Context, r *authzv1.CheckRequest) (*authzv1.C
 	if err := s.reviewer(ctx, "check"); err != nil {
 		return nil, err
 	}
-	q, err := queryOf(ctx, r)
+	q, err := s.queryOf(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +102,7 @@ func (s *Server) BatchCheck(ctx context.Context, r *authzv1.BatchCheckRequest) (
 	}
 	qs := make([]index.Query, len(r.GetChecks()))
 	for i, c := range r.GetChecks() {
-		q, err := queryOf(ctx, c)
+		q, err := s.queryOf(ctx, c)
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +120,7 @@ func (s *Server) Explain(ctx context.Context, r *authzv1.CheckRequest) (*authzv1
 	if err := s.reviewer(ctx, "explain"); err != nil {
 		return nil, err
 	}
-	q, err := queryOf(ctx, r)
+	q, err := s.queryOf(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +179,9 @@ func (s *Server) ListPermissions(ctx context.Context, r *authzv1.ListPermissions
 	if err := s.reviewer(ctx, "permissions.list"); err != nil {
 		return nil, err
 	}
+	if err := commands.MayReadPerson(s.svc.ReadScope(ctx), r.GetPerson()); err != nil {
+		return nil, err
+	}
 	app, err := appOf(ctx, r.GetApp())
 	if err != nil {
 		return nil, err
@@ -205,7 +211,11 @@ func (s *Server) ListSubjects(ctx context.Context, r *authzv1.ListSubjectsReques
 		return nil, err
 	}
 	out := &authzv1.ListSubjectsResponse{Revision: rev}
+	keep := s.svc.ReadScope(ctx)
 	for _, x := range sg {
+		if keep != nil && !keep(x.Subject) {
+			continue
+		}
 		out.Subjects = append(out.Subjects, &authzv1.SubjectGrant{Subject: subjectPB(x.Subject), GrantId: x.Grant.ID, RoleId: x.Grant.Role})
 	}
 	return out, nil
@@ -308,7 +318,7 @@ func (s *Server) ListGrants(ctx context.Context, r *authzv1.ListGrantsRequest) (
 	if err := s.svc.Authorize(ctx, "grant.list", adminauth.GrantsRead, true); err != nil {
 		return nil, err
 	}
-	gs, next, rev, err := s.svc.ListGrants(f, int(r.GetPageSize()), r.GetPageToken())
+	gs, next, rev, err := s.svc.ListGrants(f, int(r.GetPageSize()), r.GetPageToken(), s.svc.ReadScope(ctx))
 	if err != nil {
 		return nil, err
 	}
