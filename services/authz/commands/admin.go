@@ -228,6 +228,12 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 	if d.Global {
 		return nil
 	}
+	if revoke && s.idx.SubjectReaches(g.Subject, a.ID) {
+		// what they could not grant (a grant reaching themselves) they do
+		// not revoke either (trial7 M5: a branch administrator revoked the
+		// system administrator's grant to their whole branch)
+		return denied("a grant reaching yourself (yours, your group's or your org's) is revoked by an administrator above you")
+	}
 	if g.Subject.Kind == authz.SubjectGroup && !revoke {
 		// a group's grant reaches its members wherever they are: a scoped
 		// administrator grants to a group whose every member is in their

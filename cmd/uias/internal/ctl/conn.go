@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 	"time"
 
 	"google.golang.org/grpc"
@@ -242,7 +243,8 @@ func (a *app) readSecretLine(what string) (string, error) {
 	return line, nil
 }
 
-// describe renders an error as "<message> (<code>)" for gRPC status errors.
+// describe renders an error as "<message> (<code>, <reason>)" for gRPC
+// status errors (the ErrorInfo reason, when there is one).
 func (a *app) describe(err error) string {
 	var se interface{ GRPCStatus() *status.Status }
 	if !errors.As(err, &se) {
@@ -282,6 +284,10 @@ func (a *app) describe(err error) string {
 		msg += a.flagOfField(st)
 	case codes.Unimplemented:
 		msg += servedBy(st.Message())
+	}
+	if info := apierr.Info(st); info != nil && info.GetReason() != "" && !plainReason(info.GetReason(), st.Code()) {
+		// the reason the docs' error tables are keyed by (trial7 L5)
+		return fmt.Sprintf("%s (%s, %s)", msg, st.Code(), info.GetReason())
 	}
 	return fmt.Sprintf("%s (%s)", msg, st.Code())
 }
@@ -376,4 +382,16 @@ func (s *session) wrap(err error) error {
 		return status.Error(codes.Unauthenticated, st.Message()+`; the stored token may have expired, run "uias ctl login"`)
 	}
 	return err
+}
+
+// plainReason: reason says no more than code (NOT_FOUND for NotFound).
+func plainReason(reason string, code codes.Code) bool {
+	var b strings.Builder
+	for i, r := range code.String() {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return reason == b.String()
 }
