@@ -255,7 +255,11 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 			return nil
 		}
 	}
-	why := "you may grant only the roles you were given to hand on (grantable_roles of your unit_admin grant), " +
+	verb := "grant"
+	if revoke {
+		verb = "revoke"
+	}
+	why := "you may " + verb + " only the roles you were given to hand on (grantable_roles of your unit_admin grant), " +
 		"to subjects inside your scope (a group's members too)"
 	if g.Role == authz.RoleUnitAdmin {
 		why = "you may appoint unit administrators only when your grant is delegable, strictly below your scope org, with a part of your grantable roles, not delegable"

@@ -33,8 +33,8 @@ const forgetBatch = 500
 // again, or on several replicas at once, it deletes what is left, nothing
 // when nothing is. It returns how many grants it deleted.
 func (s *Service) DeleteGrantsOf(ctx context.Context, sub authz.Subject, cause string) (int, error) {
-	if sub.ID == "" || (sub.Kind != authz.SubjectUser && sub.Kind != authz.SubjectGroup) {
-		return 0, badModel("only a person's or a group's grants go with them")
+	if sub.ID == "" || (sub.Kind != authz.SubjectUser && sub.Kind != authz.SubjectGroup && sub.Kind != authz.SubjectOrg) {
+		return 0, badModel("only a person's, a group's or an org's grants go with them")
 	}
 	deleted := 0
 	for attempt := 0; attempt < writeAttempts; {

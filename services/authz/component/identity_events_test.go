@@ -184,7 +184,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// Identity's user.deleted and group.deleted, as authz applies them from the
+// Identity's user.deleted, group.deleted and org.deleted, as authz applies them from the
 // CHANGES stream, delete the subject's grants from the store and the index:
 // Check, ListPermissions and Explain answer nothing for them. With the
 // store down the mirror still applies the event (the person holds nothing
@@ -264,6 +264,16 @@ func TestDeletedSubjectsTakeTheirGrants(t *testing.T) {
 	if p.allows(t, "u2", "docs", "approve") || !p.allows(t, "u2", "docs", "read") {
 		t.Fatal("after group.deleted: u2 approves through the group, or lost their own grant")
 	}
+
+	// org.deleted (an org is deleted empty): its grant goes too, not left
+	// for an org that never comes back (trial7 L7)
+	publish("org", "created", "west", map[string]any{"parent_id": ""})
+	grant(reader, authz.SubjectOrg, "west")
+	if storedGrants(t, st)["org:west"] != 1 {
+		t.Fatal("west's grant not stored")
+	}
+	publish("org", "deleted", "west", map[string]any{})
+	eventually(t, "west's grant gone from the store", func() bool { return storedGrants(t, st)["org:west"] == 0 })
 
 	// The store down: the event is applied to the mirror (u3 holds nothing
 	// at once), the grant stays stored and waits; it goes once the store

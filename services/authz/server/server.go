@@ -313,6 +313,13 @@ func (s *Server) CreateGrant(ctx context.Context, r *authzv1.Grant) (*authzv1.Gr
 func (s *Server) ListGrants(ctx context.Context, r *authzv1.ListGrantsRequest) (*authzv1.ListGrantsResponse, error) {
 	f := index.GrantFilter{Role: r.GetRoleId()}
 	if r.GetSubjectKind() != "" || r.GetSubjectId() != "" {
+		switch k := authz.SubjectKind(r.GetSubjectKind()); {
+		case k != authz.SubjectUser && k != authz.SubjectGroup && k != authz.SubjectOrg:
+			// a misspelt kind matched nothing: an empty page read as "no grants" (trial7 L3)
+			return nil, grpcx.BadRequest("subject_kind", "subject_kind must be user, group or org (with subject_id)")
+		case r.GetSubjectId() == "":
+			return nil, grpcx.BadRequest("subject_id", "subject_id is required with subject_kind")
+		}
 		f.Subject = &authz.Subject{Kind: authz.SubjectKind(r.GetSubjectKind()), ID: r.GetSubjectId()}
 	}
 	if err := s.svc.Authorize(ctx, "grant.list", adminauth.GrantsRead, true); err != nil {
