@@ -2,6 +2,8 @@ package commands_test
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -492,5 +494,60 @@ func TestReadScope(t *testing.T) {
 	}
 	if len(gs) == 0 {
 		t.Fatal("the unit administrator's own subtree's grants are not listed")
+	}
+}
+
+// A grant to a subject identity does not know is refused, naming it (a
+// login name typed for an id made a grant to nobody; trial7 M2); the
+// mirror's subjects are not asked about; identity not answering lets the
+// grant be made.
+func TestGrantToNobody(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	idx := index.New()
+	if err := idx.Apply(authz.BuiltinChanges()...); err != nil {
+		t.Fatal(err)
+	}
+	idx.SetOrgParent("east", "root")
+	idx.SetUserOrg("bob", "east")
+	var asked []string
+	down := false
+	svc := commands.New(commands.Deps{Store: sqlstore.New(db), Index: idx, MaxWait: 200 * time.Millisecond,
+		Exists: func(_ context.Context, sub authz.Subject) (bool, error) {
+			asked = append(asked, sub.String())
+			if down {
+				return false, errors.New("identity down")
+			}
+			return sub.ID == "carol", nil
+		}})
+	if err := svc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.PutResource(ctx, authz.Resource{App: "oa", Code: "oa", Kind: authz.KindModule, Operations: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := svc.CreateRole(ctx, authz.Role{App: "oa", Code: "clerk", Permissions: []authz.Permission{{App: "oa", Resource: "oa", Operation: "read"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := func(id string) authz.Grant { return authz.Grant{Role: r.ID, Subject: authz.Subject{Kind: authz.SubjectUser, ID: id}} }
+	_, _, err = svc.CreateGrant(ctx, user("alice"))
+	if ae, ok := apierr.As(err); !ok || ae.Code != apierr.NotFound || !strings.Contains(ae.Message, `identity has no user "alice"`) {
+		t.Fatalf("a grant to nobody: %v", err)
+	}
+	for _, id := range []string{"bob", "carol"} {
+		if _, _, err := svc.CreateGrant(ctx, user(id)); err != nil {
+			t.Fatalf("a grant to %s: %v", id, err)
+		}
+	}
+	if !slices.Equal(asked, []string{"user:alice", "user:carol"}) {
+		t.Fatalf("identity asked about %v (bob is in the mirror)", asked)
+	}
+	down = true
+	if _, _, err := svc.CreateGrant(ctx, user("dan")); err != nil {
+		t.Fatalf("identity not answering: %v", err)
 	}
 }

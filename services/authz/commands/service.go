@@ -62,6 +62,10 @@ type Deps struct {
 	// temporary password that replaced one someone else set ("" when theirs
 	// is their own). nil: nothing is asked.
 	Appoint func(ctx context.Context, userID string) (string, error)
+	// Exists asks identity whether the subject of a new grant exists (a
+	// person, group or org id; nil: not asked). A grant to nobody (a login
+	// name typed for an id) is refused instead of doing nothing.
+	Exists func(ctx context.Context, sub authz.Subject) (bool, error)
 }
 
 // Service runs the commands of one replica.
@@ -75,6 +79,7 @@ type Service struct {
 	auditor *audit.Builder
 	homes   *centre.Homes
 	appoint func(ctx context.Context, userID string) (string, error)
+	exists  func(ctx context.Context, sub authz.Subject) (bool, error)
 
 	// catchMu serialises reading changes from the store into the index.
 	catchMu sync.Mutex
@@ -86,7 +91,7 @@ type Service struct {
 // New returns the service. Load (or an empty store) must run before queries.
 func New(d Deps) *Service {
 	s := &Service{st: d.Store, idx: d.Index, log: d.Logger, kick: d.Kick, now: d.Now, maxWait: d.MaxWait,
-		advanced: make(chan struct{}), homes: d.Homes, appoint: d.Appoint}
+		advanced: make(chan struct{}), homes: d.Homes, appoint: d.Appoint, exists: d.Exists}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}

@@ -112,10 +112,14 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	homes := centre.FromConfig(env.Config)
 	sso := identityv1.NewSSOServiceClient(conn)
+	views := identityv1.NewViewServiceClient(conn)
 	svc := commands.New(commands.Deps{Store: st, Index: idx, Logger: log, Kick: relay.Kick, MaxWait: cfg.MaxWait,
 		Homes: homes, Appoint: func(ctx context.Context, userID string) (string, error) {
 			res, err := sso.PrepareAppointment(ctx, &identityv1.PrepareAppointmentRequest{UserId: userID})
 			return res.GetActivationPassword(), err
+		}, Exists: func(ctx context.Context, sub authz.Subject) (bool, error) {
+			res, err := views.GetViews(ctx, &identityv1.GetViewsRequest{Entity: string(sub.Kind), Ids: []string{sub.ID}})
+			return len(res.GetViews()) > 0, err
 		}})
 
 	// Changes committed by any replica (this one's too, applied already)

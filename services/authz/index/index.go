@@ -1166,3 +1166,24 @@ func (s roleSet) meets(ids []int32) bool {
 	}
 	return false
 }
+
+// Mirrored reports whether identity's events placed sub in the mirror (a
+// person or a group with an org, an org with a parent). false says
+// nothing for sure: identity is then asked (a new subject whose event is
+// on its way, the root org).
+func (x *Index) Mirrored(sub authz.Subject) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	switch sub.Kind {
+	case authz.SubjectUser:
+		p := x.people[sub.ID]
+		return p != nil && p.org != nil
+	case authz.SubjectGroup:
+		g := x.groups[sub.ID]
+		return g != nil && g.org != nil
+	case authz.SubjectOrg:
+		o := x.orgs[sub.ID]
+		return o != nil && o.parent != nil
+	}
+	return false
+}
