@@ -533,7 +533,9 @@ func TestGrantToNobody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	user := func(id string) authz.Grant { return authz.Grant{Role: r.ID, Subject: authz.Subject{Kind: authz.SubjectUser, ID: id}} }
+	user := func(id string) authz.Grant {
+		return authz.Grant{Role: r.ID, Subject: authz.Subject{Kind: authz.SubjectUser, ID: id}}
+	}
 	_, _, err = svc.CreateGrant(ctx, user("alice"))
 	if ae, ok := apierr.As(err); !ok || ae.Code != apierr.NotFound || !strings.Contains(ae.Message, `identity has no user "alice"`) {
 		t.Fatalf("a grant to nobody: %v", err)
