@@ -543,6 +543,8 @@ func findNoQueryRoutes() noQueryRoutes {
 	return out
 }
 
+// ruleRoute is the HTTP method and path template of rule r ("" when it
+// has none).
 func ruleRoute(r *annotations.HttpRule) (string, string) {
 	switch p := r.GetPattern().(type) {
 	case *annotations.HttpRule_Get:

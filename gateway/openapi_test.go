@@ -145,7 +145,7 @@ func httpRules(t *testing.T) map[string]string {
 				continue
 			}
 			for _, r := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
-				verb, path := ruleVerbPath(r)
+				verb, path := ruleRoute(r)
 				if strings.Contains(path, "=") || strings.Contains(path, "*") {
 					t.Fatalf("%s: path template %q has a pattern this test does not translate", m.FullName(), path)
 				}
@@ -157,24 +157,6 @@ func httpRules(t *testing.T) map[string]string {
 		t.Fatal("no google.api.http rules found")
 	}
 	return out
-}
-
-func ruleVerbPath(r *annotations.HttpRule) (string, string) {
-	switch p := r.GetPattern().(type) {
-	case *annotations.HttpRule_Get:
-		return http.MethodGet, p.Get
-	case *annotations.HttpRule_Post:
-		return http.MethodPost, p.Post
-	case *annotations.HttpRule_Put:
-		return http.MethodPut, p.Put
-	case *annotations.HttpRule_Patch:
-		return http.MethodPatch, p.Patch
-	case *annotations.HttpRule_Delete:
-		return http.MethodDelete, p.Delete
-	case *annotations.HttpRule_Custom:
-		return p.Custom.GetKind(), p.Custom.GetPath()
-	}
-	return "", ""
 }
 
 func fullMethod(m protoreflect.MethodDescriptor) string {
