@@ -548,6 +548,12 @@ func TestGrantToNobody(t *testing.T) {
 	if !slices.Equal(asked, []string{"user:alice", "user:carol"}) {
 		t.Fatalf("identity asked about %v (bob is in the mirror)", asked)
 	}
+	_, _, err = svc.CreateGrant(ctx, authz.Grant{Role: authz.RoleUnitAdmin, Subject: authz.Subject{Kind: authz.SubjectUser, ID: "bob"},
+		ScopeOrg: "ghostorg", Grantable: []string{r.ID}})
+	if ae, ok := apierr.As(err); !ok || ae.Code != apierr.NotFound || !strings.Contains(ae.Message, `identity has no org "ghostorg"`) {
+		t.Fatalf("a unit administrator of an org nobody has: %v", err)
+	}
+	asked = asked[:len(asked)-1]
 	down = true
 	if _, _, err := svc.CreateGrant(ctx, user("dan")); err != nil {
 		t.Fatalf("identity not answering: %v", err)

@@ -245,6 +245,13 @@ func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (aut
 	if err := s.subjectExists(ctx, g.Subject); err != nil {
 		return g, 0, "", err
 	}
+	if g.ScopeOrg != "" {
+		// a unit administrator of an org nobody has administers nothing
+		// (trial7 L4)
+		if err := s.subjectExists(ctx, authz.Subject{Kind: authz.SubjectOrg, ID: g.ScopeOrg}); err != nil {
+			return g, 0, "", err
+		}
+	}
 	activation, appointed := "", false
 	ch, err := s.write(ctx, "grant.create", g.Subject.String(), func() (authz.Change, error) {
 		if err := s.checkGrantShape(g); err != nil {
