@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/uias/uias/pkg/adminauth"
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/services/authz"
 	"github.com/uias/uias/services/authz/index"
@@ -41,6 +42,12 @@ func (s *Service) CheckAdmin(ctx context.Context, q index.AdminQuery, atLeast in
 	}
 	d := s.idx.CheckAdmin(q, s.now())
 	if d.Allowed && q.MoveOrg != "" && q.JoinOrg != "" {
+		if s.idx.MoveUnknown(q.MoveOrg, q.JoinOrg) {
+			// asked again by the component (adminauth.RetryFor) until the
+			// org's creation reaches the mirror
+			return index.AdminDecision{}, apierr.ErrUnavailable.WithMessage("authz has not yet learned of the orgs of this move " +
+				"(identity's change is on its way): try again in a moment")
+		}
 		if e, who, ok := s.idx.MoveConflict(q.MoveOrg, q.JoinOrg, s.now()); ok {
 			d.SoD = &e
 			s.appendRefusal(ctx, "admin.membership", "org:"+q.MoveOrg, SoDMessage(s.idx, e), start, map[string]string{
@@ -191,7 +198,7 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 		auditors := s.auditors("")
 		switch {
 		case auditors[a.ID]:
-			if revoke && len(s.auditors(g.ID)) == 0 {
+			if revoke && len(s.lasting(authz.RoleSecurityAuditor, g.ID)) == 0 {
 				return denied("the last security auditor's grant cannot be revoked: appoint another security auditor first")
 			}
 			return nil
@@ -201,7 +208,7 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 		// No security auditor yet (a database from before the first-start
 		// auditor): a system administrator appoints the first, below.
 	}
-	if revoke && g.Role == authz.RoleSystemAdmin && len(s.holders(authz.RoleSystemAdmin, g.ID)) == 0 {
+	if revoke && g.Role == authz.RoleSystemAdmin && len(s.lasting(authz.RoleSystemAdmin, g.ID)) == 0 {
 		// nobody could appoint one again: people, applications and roles
 		// would be managed by nobody for good (trial7 H4)
 		return denied("the last system administrator's grant cannot be revoked: appoint another system administrator first")
@@ -290,6 +297,23 @@ func (s *Service) holders(role, except string) map[string]bool {
 		held[g.Subject.ID] = true
 	}
 	return held
+}
+
+// lasting returns the people who hold role by a grant of their own other
+// than except that has no end, and whose account is active: those who
+// will still administer (review sec11 S2: a disabled holder, or one whose
+// grant ends tomorrow, let the last usable grant go).
+func (s *Service) lasting(role, except string) map[string]bool {
+	out := map[string]bool{}
+	now := s.now()
+	for _, g := range s.idx.Grants(index.GrantFilter{Role: role}) {
+		if g.ID == except || g.Subject.Kind != authz.SubjectUser || !g.ValidUntil.IsZero() || !g.ActiveAt(now) ||
+			!s.idx.PersonActive(g.Subject.ID) {
+			continue
+		}
+		out[g.Subject.ID] = true
+	}
+	return out
 }
 
 func (s *Service) withinAll(orgs []string, scope string) bool {

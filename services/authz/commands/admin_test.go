@@ -345,6 +345,13 @@ func TestMembershipSoD(t *testing.T) {
 	if _, _, ok := idx.MoveConflict("east1", "root", now); ok {
 		t.Fatal("east1 moved under root conflicts with nothing")
 	}
+	// a disabled person counts: enabled again they would hold both
+	// (review sec11 S3)
+	idx.SetPersonDisabled("bob", true)
+	if _, who, ok := idx.MoveConflict("east1", "west", now); !ok || who != "bob" {
+		t.Fatal("a disabled person below the moved org was left out")
+	}
+	idx.SetPersonDisabled("bob", false)
 	if _, _, ok := idx.MoveConflict("east1a", "east", now); ok {
 		t.Fatal("east1a moved under east conflicts with nothing")
 	}
@@ -376,6 +383,16 @@ func TestCheckNamesAPermission(t *testing.T) {
 		"empty segment":     {index.Query{Person: "bob", App: "oa", Path: "/pub//x"}, "path"},
 		"backslash":         {index.Query{Person: "bob", App: "oa", Path: "/pub/..\\api"}, "path"},
 		"query in the path": {index.Query{Person: "bob", App: "oa", Path: "/api/x?y=1"}, "path"},
+		// what routers read otherwise (review sec11 S1)
+		"dot-semicolon":      {index.Query{Person: "bob", App: "oa", Path: "/pub/..;/api/admin/users"}, "path"},
+		"path parameter":     {index.Query{Person: "bob", App: "oa", Path: "/api/admin;x/users"}, "path"},
+		"encoded semicolon":  {index.Query{Person: "bob", App: "oa", Path: "/api/admin%3b/users"}, "path"},
+		"encoded letter":     {index.Query{Person: "bob", App: "oa", Path: "/api/%61dmin/users"}, "path"},
+		"double encoding":    {index.Query{Person: "bob", App: "oa", Path: "/pub/%252e%252e/api"}, "path"},
+		"overlong dots":      {index.Query{Person: "bob", App: "oa", Path: "/pub/%c0%ae%c0%ae/api/admin"}, "path"},
+		"fullwidth dots":     {index.Query{Person: "bob", App: "oa", Path: "/pub/\uff0e\uff0e/api/admin"}, "path"},
+		"malformed encoding": {index.Query{Person: "bob", App: "oa", Path: "/pub/%zz"}, "path"},
+		"not UTF-8":          {index.Query{Person: "bob", App: "oa", Path: "/pub/\xff"}, "path"},
 	} {
 		_, _, err := f.svc.Check(ctx, c.q, 0)
 		ae, ok := apierr.As(err)
@@ -393,7 +410,7 @@ func TestCheckNamesAPermission(t *testing.T) {
 	if _, _, err := f.svc.Check(ctx, index.Query{Person: "bob", App: "oa", Resource: "oa", Operation: "read"}, 0); err != nil {
 		t.Fatalf("a well-formed check: %v", err)
 	}
-	for _, p := range []string{"/x", "/", "/api/contracts/42/", "/pub/a.b/..c/x%20y"} {
+	for _, p := range []string{"/x", "/", "/api/contracts/42/", "/pub/a.b/..c/x%20y", "/docs/%E6%96%87%E4%BB%B6", "/docs/文件", "/api/x%3Fy"} {
 		if _, _, err := f.svc.Check(ctx, index.Query{Person: "bob", App: "oa", Path: p}, 0); err != nil {
 			t.Fatalf("a URL check of %s: %v", p, err)
 		}
@@ -410,8 +427,21 @@ func TestLastSystemAdminStays(t *testing.T) {
 	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
 	_, err := f.svc.RevokeGrant(as("sys"), f.grants["sys"])
 	wantDenied(t, "the last system administrator resigns", err, "last system administrator")
+	// another whose grant ends, or who is disabled, will not administer
+	// (review sec11 S2)
+	ending, _, err := f.svc.CreateGrant(as("sys"), authz.Grant{Role: authz.RoleSystemAdmin, Subject: user("carol"),
+		ValidUntil: f.clock.now().Add(24 * time.Hour)})
+	f.must(err)
+	_, err = f.svc.RevokeGrant(as("sys"), f.grants["sys"])
+	wantDenied(t, "the last lasting system administrator resigns", err, "last system administrator")
+	_, err = f.svc.RevokeGrant(as("sys"), ending.ID)
+	f.must(err)
 	g, _, err := f.svc.CreateGrant(as("sys"), authz.Grant{Role: authz.RoleSystemAdmin, Subject: user("dave")})
 	f.must(err)
+	f.svc.Index().SetPersonDisabled("dave", true)
+	_, err = f.svc.RevokeGrant(as("sys"), f.grants["sys"])
+	wantDenied(t, "the last enabled system administrator resigns", err, "last system administrator")
+	f.svc.Index().SetPersonDisabled("dave", false)
 	if _, err := f.svc.RevokeGrant(as("dave"), f.grants["sys"]); err != nil {
 		t.Fatalf("a system administrator removes another, one staying: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/services/authz"
@@ -94,29 +95,65 @@ func checkQuery(q index.Query, prefix string) error {
 }
 
 // pathProblem says why a URL path may not be matched as given ("" when it
-// may): it starts with "/"; it has no dot segment ("." or ".."), no empty
-// segment ("//"), no percent-encoded dot, slash or backslash and no
-// backslash or control character. A path that resolves elsewhere than it
-// reads (/pub/../api/admin matched by /pub/**) would answer for one path
-// while the application's router serves another (trial7 H2); the CAS
-// service URLs are held to the same rule.
+// may). Resources match segment by segment, byte for byte, the most
+// specific winning, so a path the application's router reads otherwise
+// than it is written (/pub/../api/admin matched by /pub/**, and the like)
+// would answer for one path while the router serves another (trial7 H2,
+// review sec11 S1). So a path is taken only in one canonical spelling:
+// starting with "/"; no dot segment ("." or ".."), no empty segment
+// ("//"); no ";" (path parameters: Tomcat, Jetty and Spring serve
+// /pub/..;/api/admin as /api/admin); no backslash, control character, "?"
+// or "#"; a percent-encoding only of a byte that is not written plainly
+// (not of a letter, digit, "-", ".", "_" or "~", nor of "/", "\", ";" or
+// "%" itself: a router decoding it once or twice would read another
+// path); non-ASCII text as valid UTF-8 (decoded or percent-encoded), with
+// no fullwidth or lookalike dot or slash. The CAS service URLs are held to
+// the same rule.
 func pathProblem(p string) string {
 	if !strings.HasPrefix(p, "/") {
 		return "must start with /"
 	}
-	if i := strings.IndexAny(p, "?#"); i >= 0 {
-		return "is the path alone, without a query or fragment"
-	}
-	lower := strings.ToLower(p)
-	for _, enc := range []string{"%2e", "%2f", "%5c", "%00"} {
-		if strings.Contains(lower, enc) {
-			return "has an encoded dot, slash or backslash (" + enc + ")"
+	var enc []byte // the percent-decoded bytes of a run, checked as UTF-8
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c != '%' && len(enc) > 0 {
+			if !utf8.Valid(enc) {
+				return "has percent-encoded bytes that are not UTF-8 (an overlong dot?)"
+			}
+			enc = enc[:0]
 		}
-	}
-	for _, c := range p {
-		if c == '\\' || c < 0x20 || c == 0x7f {
+		switch {
+		case c == '%':
+			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+				return "has a malformed percent-encoding"
+			}
+			b := unhex(p[i+1])<<4 | unhex(p[i+2])
+			switch {
+			case b < 0x80 && (isUnreserved(b)):
+				return fmt.Sprintf("percent-encodes %q, which a canonical path writes plainly", string(rune(b)))
+			case b == '/' || b == '\\' || b == ';' || b == '%' || b < 0x20 || b == 0x7f:
+				return fmt.Sprintf("has an encoded %q", string(rune(b)))
+			}
+			if b >= 0x80 {
+				enc = append(enc, b)
+			}
+			i += 2
+		case c == ';':
+			return "has a path parameter (;)"
+		case c == '\\' || c < 0x20 || c == 0x7f:
 			return "has a backslash or a control character"
+		case c == '?' || c == '#':
+			return "is the path alone, without a query or fragment"
 		}
+	}
+	if len(enc) > 0 && !utf8.Valid(enc) {
+		return "has percent-encoded bytes that are not UTF-8 (an overlong dot?)"
+	}
+	if !utf8.ValidString(p) {
+		return "is not valid UTF-8"
+	}
+	if strings.ContainsAny(p, "\uff0e\u2024\ufe52\u3002\uff0f\u2215\u2044\uff3c\u29f5\u29f8") {
+		return "has a fullwidth or lookalike dot or slash"
 	}
 	segs := strings.Split(p[1:], "/")
 	for i, seg := range segs {
@@ -128,4 +165,22 @@ func pathProblem(p string) string {
 		}
 	}
 	return ""
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// isUnreserved: RFC 3986's unreserved characters, which a canonical URI
+// never percent-encodes.
+func isUnreserved(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '.' || b == '_' || b == '~'
 }

@@ -90,7 +90,7 @@ func (s *Service) ListGrants(f index.GrantFilter, size int, token string, keep f
 // grant of the deployment, who the system administrators are, and what a
 // person of another branch may do).
 func (s *Service) ReadScope(ctx context.Context) func(authz.Subject) bool {
-	a := adminauth.From(ctx)
+	a := actorOf(ctx) // the token's administrator, or the person a component acts for (review sec11 S8)
 	if a == nil || a.SystemAdminFlag {
 		return nil
 	}

@@ -242,17 +242,7 @@ func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (aut
 	g.ID = ids.New()
 	g.CreatedAt = s.now().UTC()
 	g.CreatedBy = caller.From(ctx).Actor()
-	if err := s.subjectExists(ctx, g.Subject); err != nil {
-		return g, 0, "", err
-	}
-	if g.ScopeOrg != "" {
-		// a unit administrator of an org nobody has administers nothing
-		// (trial7 L4)
-		if err := s.subjectExists(ctx, authz.Subject{Kind: authz.SubjectOrg, ID: g.ScopeOrg}); err != nil {
-			return g, 0, "", err
-		}
-	}
-	activation, appointed := "", false
+	activation, appointed, checked := "", false, false
 	ch, err := s.write(ctx, "grant.create", g.Subject.String(), func() (authz.Change, error) {
 		if err := s.checkGrantShape(g); err != nil {
 			return authz.Change{}, err
@@ -262,6 +252,21 @@ func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (aut
 		}
 		if err := s.checkGrant(g); err != nil {
 			return authz.Change{}, err
+		}
+		if !checked {
+			// after the authority check: only who may make the grant learns
+			// whether its subject exists (review sec11 S10)
+			if err := s.subjectExists(ctx, g.Subject); err != nil {
+				return authz.Change{}, err
+			}
+			if g.ScopeOrg != "" {
+				// a unit administrator of an org nobody has administers
+				// nothing (trial7 L4)
+				if err := s.subjectExists(ctx, authz.Subject{Kind: authz.SubjectOrg, ID: g.ScopeOrg}); err != nil {
+					return authz.Change{}, err
+				}
+			}
+			checked = true
 		}
 		if d, ok := s.sameGrant(g); ok {
 			// one grant of it: revoking "the" grant revokes it (trial7 M3)

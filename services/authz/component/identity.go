@@ -84,6 +84,9 @@ func (c identityChange) apply(idx *index.Index) bool {
 			idx.SetOrgDisabled(c.id, *c.status != statusActive)
 			return true
 		}
+	case "org.deleted":
+		idx.ForgetOrg(c.id)
+		return true
 	case "user.status_changed":
 		if c.status != nil {
 			idx.SetPersonDisabled(c.id, *c.status != statusActive)

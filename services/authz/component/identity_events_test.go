@@ -267,13 +267,16 @@ func TestDeletedSubjectsTakeTheirGrants(t *testing.T) {
 
 	// org.deleted (an org is deleted empty): its grant goes too, not left
 	// for an org that never comes back (trial7 L7)
-	publish("org", "created", "west", map[string]any{"parent_id": ""})
+	publish("org", "created", "west", map[string]any{"parent_id": "east"})
 	grant(reader, authz.SubjectOrg, "west")
 	if storedGrants(t, st)["org:west"] != 1 {
 		t.Fatal("west's grant not stored")
 	}
 	publish("org", "deleted", "west", map[string]any{})
 	eventually(t, "west's grant gone from the store", func() bool { return storedGrants(t, st)["org:west"] == 0 })
+	if p.idx.Mirrored(authz.Subject{Kind: authz.SubjectOrg, ID: "west"}) {
+		t.Fatal("a deleted org is still in the mirror (a new grant to it would not be checked with identity)")
+	}
 
 	// The store down: the event is applied to the mirror (u3 holds nothing
 	// at once), the grant stays stored and waits; it goes once the store

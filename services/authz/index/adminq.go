@@ -392,7 +392,9 @@ func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Excl
 	var found *authz.Exclusion
 	who := ""
 	for id, p := range x.people {
-		if p.disabled || p.org == nil || (who != "" && id >= who) {
+		// disabled people count: enabled again, they would hold both
+		// (review sec11 S3)
+		if p.org == nil || (who != "" && id >= who) {
 			continue
 		}
 		var chain []*org // p's org up to moved
@@ -435,7 +437,7 @@ func (x *Index) HolderOfBoth(a, b string, now time.Time) (string, bool) {
 	t := now.UnixNano()
 	who := ""
 	for id, p := range x.people {
-		if p.disabled || (who != "" && id >= who) {
+		if who != "" && id >= who { // disabled people count too (review sec11 S3)
 			continue
 		}
 		held := map[string]bool{}
@@ -451,4 +453,14 @@ func (x *Index) HolderOfBoth(a, b string, now time.Time) (string, bool) {
 		}
 	}
 	return who, who != ""
+}
+
+// MoveUnknown reports whether a move of org moved under newParent cannot
+// be judged yet: there are exclusions, and the mirror has not heard of
+// one of the two orgs (identity's event is on its way: an org just
+// created; review sec11 S6).
+func (x *Index) MoveUnknown(moved, newParent string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.exclusions) > 0 && (x.orgs[moved] == nil || x.orgs[newParent] == nil)
 }

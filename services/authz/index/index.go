@@ -823,6 +823,20 @@ func (x *Index) SetOrgParent(id, parent string) {
 	o.parent = x.orgOf(parent)
 }
 
+// ForgetOrg records that org id was deleted (it was empty): it leaves the
+// tree, so that no scope covers it and Mirrored no longer holds it for a
+// subject identity knows (review sec11 S4: a grant to a deleted org was
+// accepted and stayed).
+func (x *Index) ForgetOrg(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	defer x.gen.Add(1)
+	if o := x.orgs[id]; o != nil {
+		o.parent, o.disabled = nil, true
+		x.shape++
+	}
+}
+
 // SetUserOrg records the org of person id.
 func (x *Index) SetUserOrg(id, orgID string) {
 	x.mu.Lock()
@@ -1186,4 +1200,21 @@ func (x *Index) Mirrored(sub authz.Subject) bool {
 		return o != nil && o.parent != nil
 	}
 	return false
+}
+
+// PersonActive reports whether identity has person id enabled, in an org
+// none of whose orgs above is disabled.
+func (x *Index) PersonActive(id string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	p := x.people[id]
+	if p == nil || p.disabled || p.org == nil {
+		return false
+	}
+	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+		if o.disabled {
+			return false
+		}
+	}
+	return true
 }

@@ -325,7 +325,12 @@ func (s *Server) ListGrants(ctx context.Context, r *authzv1.ListGrantsRequest) (
 	if err := s.svc.Authorize(ctx, "grant.list", adminauth.GrantsRead, true); err != nil {
 		return nil, err
 	}
-	gs, next, rev, err := s.svc.ListGrants(f, int(r.GetPageSize()), r.GetPageToken(), s.svc.ReadScope(ctx))
+	keep := s.svc.ReadScope(ctx)
+	if f.Subject != nil && keep != nil && !keep(*f.Subject) {
+		// refused, not an empty page read as "no grants" (review sec11 S11)
+		return nil, commands.MayReadPerson(func(authz.Subject) bool { return false }, f.Subject.ID)
+	}
+	gs, next, rev, err := s.svc.ListGrants(f, int(r.GetPageSize()), r.GetPageToken(), keep)
 	if err != nil {
 		return nil, err
 	}
