@@ -236,7 +236,7 @@ func TestCtlOrgCommands(t *testing.T) {
 		t.Fatalf("after move, children of west: %v", list.GetOrgs())
 	}
 	stderr = c.fail(1, "", "org", "move", west.GetId(), "--parent", east.GetId())
-	if !strings.Contains(stderr, "own subtree") || !strings.Contains(stderr, "(FailedPrecondition)") {
+	if !strings.Contains(stderr, "own subtree") || !strings.Contains(stderr, "(FailedPrecondition, ORG_CYCLE)") {
 		t.Errorf("move under own subtree: %q", stderr)
 	}
 
@@ -846,7 +846,7 @@ func TestCtlSessionCommands(t *testing.T) {
 		t.Fatalf("token file mode: %v %v", fi.Mode(), err)
 	}
 	stderr := c.fail(1, "wrong-Password-1\n", "login", "--user", "admin", "--password-stdin")
-	if !strings.Contains(stderr, "invalid login name or password") || !strings.Contains(stderr, "(Unauthenticated)") {
+	if !strings.Contains(stderr, "invalid login name or password") || !strings.Contains(stderr, "(Unauthenticated, BAD_ADMIN_LOGIN)") {
 		t.Errorf("login with a wrong password: %q", stderr)
 	}
 
@@ -871,7 +871,7 @@ func TestCtlSessionCommands(t *testing.T) {
 		t.Errorf("command after logout: %q", stderr)
 	}
 	// logout revoked the token on the server too.
-	if stderr := c.fail(1, "", "--token", lr.GetToken(), "org", "list"); !strings.Contains(stderr, "(Unauthenticated)") {
+	if stderr := c.fail(1, "", "--token", lr.GetToken(), "org", "list"); !strings.Contains(stderr, "(Unauthenticated, BAD_ADMIN_TOKEN)") {
 		t.Errorf("the logged-out token: %q", stderr)
 	}
 	c.jsonOut(&lr, readmeAdminPassword+"\n", "login", "--user", "admin", "--password-stdin", "--print-token")
@@ -889,7 +889,7 @@ func TestCtlSessionCommands(t *testing.T) {
 	c.jsonOut(&orgs, "", "org", "list")
 	delete(c.env, "UIAS_TOKEN")
 	stderr = c.fail(1, "", "--token", "not-a-token", "org", "list")
-	if !strings.Contains(stderr, "(Unauthenticated)") || strings.Contains(stderr, "not-a-token") {
+	if !strings.Contains(stderr, "(Unauthenticated, BAD_ADMIN_TOKEN)") || strings.Contains(stderr, "not-a-token") {
 		t.Errorf("bad --token: %q", stderr)
 	}
 
@@ -1042,7 +1042,7 @@ func TestCtlUsageErrors(t *testing.T) {
 
 	// Server-side validation is exit 1 with the server's message.
 	stderr := c.fail(1, "", "user", "list", "--page-token", "not-a-token")
-	if stderr != "error: invalid page token (InvalidArgument)\n" {
+	if stderr != "error: invalid page token (InvalidArgument, INVALID_PAGE_TOKEN)\n" {
 		t.Errorf("user list --page-token not-a-token: %q", stderr)
 	}
 }
