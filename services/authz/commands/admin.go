@@ -42,9 +42,10 @@ func (s *Service) CheckAdmin(ctx context.Context, q index.AdminQuery, atLeast in
 	}
 	d := s.idx.CheckAdmin(q, s.now())
 	if d.Allowed && q.MoveOrg != "" && q.JoinOrg != "" {
-		if s.idx.MoveUnknown(q.MoveOrg, q.JoinOrg) {
+		if s.idx.MoveUnknown(q.MoveOrg, q.JoinOrg) && s.orgsExist(ctx, q.MoveOrg, q.JoinOrg) {
 			// asked again by the component (adminauth.RetryFor) until the
-			// org's creation reaches the mirror
+			// org's creation reaches the mirror; an org identity does not
+			// have is identity's to refuse (NOT_FOUND), at once
 			return index.AdminDecision{}, apierr.ErrUnavailable.WithMessage("authz has not yet learned of the orgs of this move " +
 				"(identity's change is on its way): try again in a moment")
 		}
@@ -297,6 +298,20 @@ func (s *Service) holders(role, except string) map[string]bool {
 		held[g.Subject.ID] = true
 	}
 	return held
+}
+
+// orgsExist reports whether identity has every one of ids (true when it
+// cannot be asked: the move then waits for the mirror).
+func (s *Service) orgsExist(ctx context.Context, ids ...string) bool {
+	if s.exists == nil {
+		return true
+	}
+	for _, id := range ids {
+		if ok, err := s.exists(ctx, authz.Subject{Kind: authz.SubjectOrg, ID: id}); err == nil && !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // lasting returns the people who hold role by a grant of their own other
