@@ -273,7 +273,13 @@ func TestAuthzTwoReplicas(t *testing.T) {
 	})
 	var delays []time.Duration
 	for i := range 20 {
-		person := fmt.Sprint("p", i)
+		// people identity has (a grant to nobody is refused)
+		u, err := one.admin.CreateUser(one.adm(), &identityv1.CreateUserRequest{LoginName: fmt.Sprint("p", i), DisplayName: fmt.Sprint("P", i),
+			OrgId: one.root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		person := u.GetId()
 		g, err := adm.CreateGrant(one.adm(), &authzv1.Grant{RoleId: clerk, Subject: &authzv1.Subject{Kind: "user", Id: person}})
 		if err != nil {
 			t.Fatal(err)
