@@ -46,7 +46,7 @@ func init() {
 		apierr.Reason{Name: ReasonNotAllowed, Code: apierr.PermissionDenied,
 			Doc: "The administrator's roles do not allow this action (here, or on this target: outside the org subtree they administer, a role they may not hand on, an administrator above them, their own grants). The message says which."},
 		apierr.Reason{Name: ReasonSoDConflict, Code: apierr.FailedPrecondition,
-			Doc: "The grant, role, group membership or move would let one person hold both roles of a separation-of-duty pair (authz exclusions; the three administrators are one built in)."},
+			Doc: "The grant, role, group membership, move of a person or of an org would let one person hold both roles of a separation-of-duty pair, or a new pair is already broken by somebody (authz exclusions; the three administrators are one built in)."},
 		apierr.Reason{Name: ReasonAuthzUnavailable, Code: apierr.Unavailable, Legacy: -6,
 			Doc: "An administrator's call could not be checked: the authorization service (authz) did not answer for 10 s (stopped, unreachable, still loading its index). Nothing was done; retry once authz is back (its /readyz, the edge's /readyz)."},
 	)
