@@ -242,11 +242,11 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 		// system administrator's grant to their whole branch)
 		return denied("a grant reaching yourself (yours, your group's or your org's) is revoked by an administrator above you")
 	}
-	if g.Subject.Kind == authz.SubjectGroup && !revoke {
+	if g.Subject.Kind == authz.SubjectGroup {
 		// a group's grant reaches its members wherever they are: a scoped
-		// administrator grants to a group whose every member is in their
-		// scope (trial7 H3: a project group homed in the branch, with
-		// members of other branches)
+		// administrator grants (and revokes: review sec11 S7) to a group
+		// whose every member is in their scope (trial7 H3: a project group
+		// homed in the branch, with members of other branches)
 		for _, m := range s.idx.GroupMembers(g.Subject.ID) {
 			o := s.idx.UserOrg(m)
 			if o == "" {

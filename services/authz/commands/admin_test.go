@@ -467,8 +467,17 @@ func TestUnitAdminGrantsToGroupsOfTheirScope(t *testing.T) {
 	}
 	// the system administrator grants to any group
 	idx.SetGroupMember("proj", "carol", true)
-	if _, _, err := f.svc.CreateGrant(as("sys"), authz.Grant{Role: f.boss, Subject: group}); err != nil {
+	sg, _, err := f.svc.CreateGrant(as("sys"), authz.Grant{Role: f.clerk, Subject: group, ValidUntil: f.clock.now().Add(time.Hour)})
+	if err != nil {
 		t.Fatalf("system admin grants to a group: %v", err)
+	}
+	// nor does the unit administrator revoke a grant to it while it has a
+	// member outside their scope (review sec11 S7)
+	_, err = f.svc.RevokeGrant(as("ea"), sg.ID)
+	wantDenied(t, "unit admin revokes a grant to a group with a member outside", err, "a group's members too")
+	idx.SetGroupMember("proj", "carol", false)
+	if _, err := f.svc.RevokeGrant(as("ea"), sg.ID); err != nil {
+		t.Fatalf("unit admin revokes a grant to a group of their scope: %v", err)
 	}
 }
 
