@@ -199,7 +199,7 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 		auditors := s.auditors("")
 		switch {
 		case auditors[a.ID]:
-			if revoke && len(s.lasting(authz.RoleSecurityAuditor, g.ID)) == 0 {
+			if revoke && len(s.holders(authz.RoleSecurityAuditor, g.ID, true)) == 0 {
 				return denied("the last security auditor's grant cannot be revoked: appoint another security auditor first")
 			}
 			return nil
@@ -209,7 +209,7 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 		// No security auditor yet (a database from before the first-start
 		// auditor): a system administrator appoints the first, below.
 	}
-	if revoke && g.Role == authz.RoleSystemAdmin && len(s.lasting(authz.RoleSystemAdmin, g.ID)) == 0 {
+	if revoke && g.Role == authz.RoleSystemAdmin && len(s.holders(authz.RoleSystemAdmin, g.ID, true)) == 0 {
 		// nobody could appoint one again: people, applications and roles
 		// would be managed by nobody for good (trial7 H4)
 		return denied("the last system administrator's grant cannot be revoked: appoint another system administrator first")
@@ -282,17 +282,20 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 // actions. So an auditor appoints and removes auditors, and the last one
 // stays.
 func (s *Service) auditors(except string) map[string]bool {
-	return s.holders(authz.RoleSecurityAuditor, except)
+	return s.holders(authz.RoleSecurityAuditor, except, false)
 }
 
 // holders returns the people holding role now by a grant of their own
-// (not through a group or an org) other than except.
-func (s *Service) holders(role, except string) map[string]bool {
+// (not through a group or an org) other than except; lasting: only those
+// who will still hold it (a grant without end, an active account: review
+// sec11 S2, a disabled holder, or one whose grant ends tomorrow, let the
+// last usable grant go).
+func (s *Service) holders(role, except string, lasting bool) map[string]bool {
 	now := s.now()
 	held := map[string]bool{}
 	for _, g := range s.idx.Grants(index.GrantFilter{Role: role}) {
-		if g.ID == except || g.Subject.Kind != authz.SubjectUser || !g.ValidFrom.IsZero() && g.ValidFrom.After(now) ||
-			!g.ValidUntil.IsZero() && !g.ValidUntil.After(now) {
+		if g.ID == except || g.Subject.Kind != authz.SubjectUser || !g.ActiveAt(now) ||
+			lasting && (!g.ValidUntil.IsZero() || !s.idx.PersonActive(g.Subject.ID)) {
 			continue
 		}
 		held[g.Subject.ID] = true
@@ -312,23 +315,6 @@ func (s *Service) orgsExist(ctx context.Context, ids ...string) bool {
 		}
 	}
 	return true
-}
-
-// lasting returns the people who hold role by a grant of their own other
-// than except that has no end, and whose account is active: those who
-// will still administer (review sec11 S2: a disabled holder, or one whose
-// grant ends tomorrow, let the last usable grant go).
-func (s *Service) lasting(role, except string) map[string]bool {
-	out := map[string]bool{}
-	now := s.now()
-	for _, g := range s.idx.Grants(index.GrantFilter{Role: role}) {
-		if g.ID == except || g.Subject.Kind != authz.SubjectUser || !g.ValidUntil.IsZero() || !g.ActiveAt(now) ||
-			!s.idx.PersonActive(g.Subject.ID) {
-			continue
-		}
-		out[g.Subject.ID] = true
-	}
-	return out
 }
 
 func (s *Service) withinAll(orgs []string, scope string) bool {

@@ -314,10 +314,7 @@ func (x *Index) MembershipConflict(person, group, orgID string, now time.Time) (
 	p := x.people[person]
 	var o *org
 	if p != nil {
-		add(p.grants)
-		for _, g := range p.groups {
-			add(g.grants)
-		}
+		x.addPersonLocked(held, p, t)
 		o = p.org
 	}
 	if group != "" {
@@ -356,6 +353,15 @@ func (x *Index) addHeldLocked(held map[string]bool, gs []int32, t int64) {
 		for _, id := range x.closureLocked(x.roleID(gi, g), nil) {
 			held[id] = true
 		}
+	}
+}
+
+// addPersonLocked adds to held the roles person p's own grants and their
+// groups' give at t.
+func (x *Index) addPersonLocked(held map[string]bool, p *person, t int64) {
+	x.addHeldLocked(held, p.grants, t)
+	for _, g := range p.groups {
+		x.addHeldLocked(held, g.grants, t)
 	}
 }
 
@@ -408,10 +414,7 @@ func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Excl
 			continue // not in the moved subtree
 		}
 		held := maps.Clone(above)
-		x.addHeldLocked(held, p.grants, t)
-		for _, g := range p.groups {
-			x.addHeldLocked(held, g.grants, t)
-		}
+		x.addPersonLocked(held, p, t)
 		for _, o := range chain {
 			x.addHeldLocked(held, o.grants, t)
 		}
@@ -441,10 +444,7 @@ func (x *Index) HolderOfBoth(a, b string, now time.Time) (string, bool) {
 			continue
 		}
 		held := map[string]bool{}
-		x.addHeldLocked(held, p.grants, t)
-		for _, g := range p.groups {
-			x.addHeldLocked(held, g.grants, t)
-		}
+		x.addPersonLocked(held, p, t)
 		for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
 			x.addHeldLocked(held, o.grants, t)
 		}
