@@ -472,12 +472,16 @@ func (s *Service) tokenRefused(ctx context.Context, subject, org, reason string,
 // revokeUserTokens revokes every administrator token of userID held at
 // this centre: the store's rows, what this instance keeps of them, and
 // (through the admin_token.revoked CHANGES event) what the other
-// instances keep (ForgetRevokedTokens).
+// instances keep (ForgetRevokedTokens). The user.admin_tokens_revoked
+// change travels to the centres holding the person as a replica, which
+// revoke the tokens the person holds there issued before it (ApplyReplica).
 // It is audited (admin.tokens_revoked, with why).
 func (s *Service) revokeUserTokens(ctx context.Context, u *User, why string, start time.Time) error {
 	defer s.adminTokens.dropUser(u.ID) // after the delete, as AdminLogout
 	evs := eventsOf(s.audit(ctx, "admin.tokens_revoked", "user:"+u.ID, u.OrgID, "success", why, start, nil))
-	evs = append(evs, s.change(ctx, adminTokenEntity, "revoked", u.ID, map[string]any{"user_id": u.ID}))
+	evs = append(evs, s.change(ctx, adminTokenEntity, "revoked", u.ID, map[string]any{"user_id": u.ID}),
+		s.changeWith(ctx, "user", "admin_tokens_revoked", u.ID, map[string]any{"reason": why},
+			tokensRecord{NotBefore: s.now().UTC()}))
 	if err := s.store.DeleteUserAdminTokens(ctx, u.ID, evs); err != nil {
 		return err
 	}

@@ -77,7 +77,8 @@ const (
 
 // ReplicaWrite is one change ApplyReplica hands the store.
 type ReplicaWrite struct {
-	// Kind is org, user, group, app or link; ID the object's id.
+	// Kind is org, user, group, app, link, lock, finger, totp, cert or
+	// admintokens; ID the object's id.
 	Kind, ID string
 	Origin   string
 	Version  uint64
@@ -116,6 +117,10 @@ type ReplicaWrite struct {
 	// TOTP (upsert: the authenticator app with its sealed secret; delete:
 	// the user), kind "totp", ID the person.
 	TOTP *UserTOTP
+	// TokensBefore (kind "admintokens", ID the person): the home centre
+	// revoked the person's administrator tokens at this time (an
+	// appointment): the tokens they hold here issued before it go too.
+	TokensBefore time.Time
 	// Cert (upsert: the binding; delete: the person's binding of the
 	// thumbprint), kind "cert", ID the origin and the thumbprint
 	// ("<origin>/<sha256>"): a centre replaces or removes only the
@@ -198,6 +203,12 @@ type sealedRecord struct {
 func withSealed(r userRecord, u *User) userRecord {
 	r.Sealed = &sealedRecord{IDNumberEnc: u.IDNumberEnc, PhoneEnc: u.PhoneEnc}
 	return r
+}
+
+// tokensRecord is the replica part of user.admin_tokens_revoked: when the
+// home centre revoked the person's administrator tokens.
+type tokensRecord struct {
+	NotBefore time.Time `json:"not_before"`
 }
 
 type groupRecord struct {
@@ -362,7 +373,7 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 	for j, oc := range res {
 		out[pos[j]] = mergeOutcome(out[pos[j]], oc)
 		switch ws[j].Kind {
-		case "user", "lock":
+		case "user", "lock", "admintokens":
 			s.ForgetUser(ws[j].ID)
 		case "app":
 			s.appAuth.Forget(ws[j].ID)
@@ -504,6 +515,18 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			}
 			w.Cert.NotAfter, w.Cert.CreatedAt = r.NotAfter, r.CreatedAt
 		}
+		return homed(s.replicaUserOf(ctx, origin, ev.ID, b))
+	case ev.Entity == "user" && ev.Op == "admin_tokens_revoked":
+		// The person was appointed at their home centre, which revoked
+		// every administrator token they held there: those they hold here
+		// go too, or one kept from an earlier appointment, powerless since
+		// that role was revoked, would work again with the new one (review
+		// sec10 M2).
+		var r tokensRecord
+		if !hasRep || !decoded(ev.Replica, &r) || r.NotBefore.IsZero() {
+			return w, ReplicaIgnored, nil
+		}
+		w.Kind, w.TokensBefore = "admintokens", r.NotBefore
 		return homed(s.replicaUserOf(ctx, origin, ev.ID, b))
 	case ev.Entity == "user" && ev.Op == "deleted":
 		// A person deleted at their home centre: the replica goes too (it

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -500,5 +501,89 @@ func TestReplicaOfADeletedApp(t *testing.T) {
 	again, err := svc1.ApplyReplica(ctx, "l2a", cs)
 	if err != nil || len(again) != 1 || again[0] == identity.ReplicaApplied {
 		t.Fatalf("redelivered deletion: %v %v", again, err)
+	}
+}
+
+// TestAppointmentRevokesTokensAtOtherCentres: an appointment at the
+// person's home centre revokes the administrator tokens they hold at the
+// centres holding them as a replica too (review sec10 M2): a token the
+// person took at level 1 before, powerless since an earlier role was
+// revoked, does not work again with the new one. A login after it works,
+// and a redelivered batch revokes nothing more.
+func TestAppointmentRevokesTokensAtOtherCentres(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-t", "Bureau T", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	// level 1's authz: the officer administers there (a replica never
+	// carries the legacy flag)
+	svc1.SetAdminGate(func(_ context.Context, u *identity.User) (bool, error) { return u.LoginName == "officer", nil })
+	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "officer", DisplayName: "Officer", OrgID: bureau.ID,
+		Password: "Harbour-Pass-1", IsAdmin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the officer makes the password their own at home
+	if _, _, _, err := svc2.AdminLoginNewPassword(from("10.0.0.5"), "officer", "Harbour-Pass-1", "Deckside-Own-22"); err != nil {
+		t.Fatal(err)
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	old, _, _, err := svc1.AdminLogin(from("10.0.1.5"), "officer", "Deckside-Own-22")
+	if err != nil {
+		t.Fatalf("administrator login at level 1: %v", err)
+	}
+	if _, err := svc1.AuthenticateAdmin(ctx, old); err != nil {
+		t.Fatalf("level 1's token before the appointment: %v", err)
+	}
+	_, mark, _ := l1.changes(t, 0)
+
+	if act, err := svc2.PrepareAppointment(ctx, u.ID); err != nil || act != "" {
+		t.Fatalf("appointment at home: %q %v", act, err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	var sent bool
+	for _, c := range cs {
+		sent = sent || c.Subject == "uias.changes.identity.user.admin_tokens_revoked"
+	}
+	if !sent {
+		t.Fatalf("the appointment sent no user.admin_tokens_revoked change: %+v", cs)
+	}
+	out, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(out, identity.ReplicaApplied) {
+		t.Fatalf("outcomes of the appointment's changes: %v", out)
+	}
+	if _, err := svc1.AuthenticateAdmin(ctx, old); reasonOf(err) != "BAD_ADMIN_TOKEN" {
+		t.Fatalf("level 1's token from before the appointment still works: %v", err)
+	}
+	local, _, _ := l1.changes(t, mark)
+	var localEv bool
+	for _, c := range local {
+		localEv = localEv || c.Subject == "uias.changes.identity.user.replica.admin_tokens_revoked"
+	}
+	if !localEv {
+		t.Fatalf("level 1's local events of the revocation: %+v", local)
+	}
+	fresh, _, _, err := svc1.AdminLogin(from("10.0.1.5"), "officer", "Deckside-Own-22")
+	if err != nil {
+		t.Fatalf("administrator login at level 1 after the appointment: %v", err)
+	}
+	// redelivered: nothing applied again, the new login stands
+	if again, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil || slices.Contains(again, identity.ReplicaApplied) {
+		t.Fatalf("redelivered batch: %v %v", again, err)
+	}
+	if _, err := svc1.AuthenticateAdmin(ctx, fresh); err != nil {
+		t.Fatalf("level 1's token after the appointment: %v", err)
 	}
 }

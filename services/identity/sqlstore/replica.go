@@ -137,6 +137,13 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 		return err
 	case w.Kind == "user" && w.User != nil:
 		return s.replicaUser(ctx, r, w)
+	case w.Kind == "admintokens":
+		// The tokens issued after the home's revocation are the person's
+		// new logins (this centre's clock against the home's; the same
+		// millisecond counts as before).
+		_, err := tx.ExecContext(ctx, s.q("DELETE FROM admin_tokens WHERE user_id = ? AND created_at <= ?"), w.ID,
+			store.UnixMS(w.TokensBefore))
+		return err
 	case w.Kind == "lock":
 		lock := store.UnixMS(w.Lock)
 		_, err := tx.ExecContext(ctx, s.q("UPDATE users SET locked_until = "+laterLock+" WHERE id = ?"), lock, lock, w.ID)

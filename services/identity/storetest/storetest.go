@@ -1433,6 +1433,29 @@ func testAdminTokens(t *testing.T, f *fixture) {
 	_, err = f.s.GetAdminToken(f.ctx, "h-o")
 	must(t, err)
 	f.expectEvents(1, func() { must(t, f.s.DeleteUserAdminTokens(f.ctx, u.ID, f.evs(1))) })
+
+	// An appointment at the person's home centre, applied as a replica,
+	// deletes their tokens issued up to its time (the same millisecond
+	// counts), not later ones, nor other people's.
+	for _, tk := range []*identity.AdminToken{{Hash: "h-r1", CreatedAt: base}, {Hash: "h-r2", CreatedAt: base.Add(time.Second)},
+		{Hash: "h-r3", CreatedAt: base.Add(time.Second + time.Millisecond)}} {
+		tk.UserID, tk.ExpiresAt = u.ID, base.Add(time.Hour)
+		must(t, f.s.CreateAdminToken(f.ctx, tk))
+	}
+	out, err := f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{{Kind: "admintokens", ID: u.ID, Origin: "peer", Version: 1,
+		EventID: "ev-admintokens", Op: identity.ReplicaUpsert, TokensBefore: base.Add(time.Second)}})
+	must(t, err)
+	if len(out) != 1 || out[0] != identity.ReplicaApplied {
+		t.Fatalf("tokens revoked as a replica: %v", out)
+	}
+	for h, gone := range map[string]bool{"h-r1": true, "h-r2": true, "h-r3": false, "h-o": false} {
+		_, err := f.s.GetAdminToken(f.ctx, h)
+		if gone {
+			isErr(t, err, identity.ErrNotFound)
+		} else {
+			must(t, err)
+		}
+	}
 }
 
 // testAdminTokensRevoked: a new password, a change of status or admin

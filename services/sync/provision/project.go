@@ -68,10 +68,12 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 	var mutate func() error
 	if kind == KindUser {
 		switch op {
-		case "finger_enrolled", "finger_deleted", "certificate_bound", "certificate_unbound", "totp_enrolled", "totp_removed":
-			// Fingerprints, certificate bindings and authenticator apps are
-			// identity's own (a position, a quality, a thumbprint, a sealed
-			// secret): not fields of the person a business system keeps.
+		case "finger_enrolled", "finger_deleted", "certificate_bound", "certificate_unbound", "totp_enrolled", "totp_removed",
+			"admin_tokens_revoked":
+			// Fingerprints, certificate bindings, authenticator apps and
+			// administrator tokens are identity's own (a position, a
+			// quality, a thumbprint, a sealed secret, a revocation): not
+			// fields of the person a business system keeps.
 			return 0, nil
 		case "password_changed":
 			// Only the person's field, not how the change came about.
