@@ -2,7 +2,6 @@ package commands_test
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +15,8 @@ import (
 	"github.com/uias/uias/services/authz/commands"
 	"github.com/uias/uias/services/authz/index"
 	"github.com/uias/uias/services/authz/sqlstore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // adminFixture: orgs root > east > east1 > east1a, root > west; people
@@ -327,6 +328,14 @@ func TestMembershipSoD(t *testing.T) {
 	if _, ok := idx.MembershipConflict("bob", "", "east", now); ok {
 		t.Fatal("bob moving to east conflicts with nothing")
 	}
+	// a unit administrator's scoped grant gives its role too: an exclusion
+	// naming it, somebody breaks already (review sec11 S12)
+	_, _, err = f.svc.CreateGrant(as("sys"), authz.Grant{Role: f.clerk, Subject: user("ea")})
+	f.must(err)
+	_, _, err = f.svc.CreateExclusion(as("sys"), authz.Exclusion{RoleA: authz.RoleUnitAdmin, RoleB: f.clerk, Name: "no-clerk-admins"})
+	if ae, ok := apierr.As(err); !ok || ae.Reason != "SOD_CONFLICT" || !strings.Contains(ae.Message, "person ea holds both roles") {
+		t.Fatalf("an exclusion a unit administrator breaks already: %v", err)
+	}
 	if _, ok := idx.MembershipConflict("dave", "approvers", "", now); ok {
 		t.Fatal("dave holds no clerk role")
 	}
@@ -521,8 +530,20 @@ func TestReadScope(t *testing.T) {
 			t.Errorf("unit admin of east reads %v: %v, want %v", sub, !want, want)
 		}
 	}
-	if err := commands.MayReadPerson(keep, "carol"); err == nil {
-		t.Fatal("a unit administrator reads the permissions of a person of another branch")
+	if err := f.svc.MayReadPerson(admin("ea"), "permissions.list", "carol"); !isReason(err, "ADMIN_NOT_ALLOWED") {
+		t.Fatalf("a unit administrator reads the permissions of a person of another branch: %v", err)
+	}
+	// the refusal is audited (review sec11 S11)
+	var audited bool
+	for _, p := range f.outbox("uias.audit.authz.") {
+		audited = audited || strings.Contains(p, `"api":"permissions.list"`) && strings.Contains(p, `"subject":"user:carol"`) &&
+			strings.Contains(p, `"result":"denied"`) && strings.Contains(p, `"reason":"ADMIN_NOT_ALLOWED"`)
+	}
+	if !audited {
+		t.Fatalf("the refused read is not audited: %v", f.outbox("uias.audit.authz."))
+	}
+	if err := f.svc.MayReadPerson(admin("ea"), "check", "bob"); err != nil {
+		t.Fatalf("a unit administrator reads a person of their branch: %v", err)
 	}
 	gs, _, _, err := f.svc.ListGrants(index.GrantFilter{}, 0, "", keep)
 	f.must(err)
@@ -553,12 +574,15 @@ func TestGrantToNobody(t *testing.T) {
 	idx.SetOrgParent("east", "root")
 	idx.SetUserOrg("bob", "east")
 	var asked []string
-	down := false
+	down, refusing := false, false
 	svc := commands.New(commands.Deps{Store: sqlstore.New(db), Index: idx, MaxWait: 200 * time.Millisecond,
 		Exists: func(_ context.Context, sub authz.Subject) (bool, error) {
 			asked = append(asked, sub.String())
-			if down {
-				return false, errors.New("identity down")
+			switch {
+			case refusing:
+				return false, status.Error(codes.PermissionDenied, "the caller is not a UIAS component")
+			case down:
+				return false, status.Error(codes.Unavailable, "identity down")
 			}
 			return sub.ID == "carol", nil
 		}})
@@ -596,5 +620,13 @@ func TestGrantToNobody(t *testing.T) {
 	down = true
 	if _, _, err := svc.CreateGrant(ctx, user("dan")); err != nil {
 		t.Fatalf("identity not answering: %v", err)
+	}
+	// identity refusing the question (authz not taken for a component)
+	// refuses the grant: the check would never run otherwise (review
+	// sec11 S10)
+	refusing = true
+	_, _, err = svc.CreateGrant(ctx, user("erin"))
+	if ae, ok := apierr.As(err); !ok || ae.Code != apierr.Unavailable || !strings.Contains(ae.Message, "the grant is not made") {
+		t.Fatalf("identity refusing the question: %v", err)
 	}
 }

@@ -119,11 +119,20 @@ func (s *Service) ReadScope(ctx context.Context) func(authz.Subject) bool {
 // their subtrees.
 var errOutsideScope = adminauth.Denied("the person is outside the org subtrees you administer")
 
-// MayReadPerson refuses (ADMIN_NOT_ALLOWED) a read of person's grants or
-// permissions that keep (ReadScope) does not allow.
-func MayReadPerson(keep func(authz.Subject) bool, person string) error {
-	if keep != nil && !keep(authz.Subject{Kind: authz.SubjectUser, ID: person}) {
-		return errOutsideScope
+// MayRead refuses (ADMIN_NOT_ALLOWED) a read, for the API api, of the
+// grants or permissions of sub that keep (ReadScope) does not allow; the
+// refusal is audited (admin.denied), as the administrators' other
+// refusals are: a unit administrator probing other branches' people leaves
+// a trace (review sec11 S11).
+func (s *Service) MayRead(ctx context.Context, api string, keep func(authz.Subject) bool, sub authz.Subject) error {
+	if keep == nil || keep(sub) {
+		return nil
 	}
-	return nil
+	s.appendRefusal(ctx, api, sub.String(), errOutsideScope, s.now(), nil)
+	return errOutsideScope
+}
+
+// MayReadPerson is MayRead of person, in the scope of the caller in ctx.
+func (s *Service) MayReadPerson(ctx context.Context, api, person string) error {
+	return s.MayRead(ctx, api, s.ReadScope(ctx), authz.Subject{Kind: authz.SubjectUser, ID: person})
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/uias/uias/pkg/adminauth"
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/ids"
 	"github.com/uias/uias/pkg/store"
@@ -294,17 +295,23 @@ func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (aut
 // (trial7 M2: "--user alice", a login name for an id, made a grant to
 // nobody, accepted and audited as a success). Subjects the mirror holds
 // are known; identity is asked about the others; when it cannot answer
-// the grant is made (it is identity's word that is missing, not the
-// subject) and the doubt logged.
+// for now (down, too slow) the grant is made (it is identity's word that
+// is missing, not the subject) and the doubt logged. Any other answer (a
+// refusal: authz not recognised as a component) refuses the grant: the
+// check would otherwise never run, unnoticed (review sec11 S10).
 func (s *Service) subjectExists(ctx context.Context, sub authz.Subject) error {
 	if s.exists == nil || s.idx.Mirrored(sub) {
 		return nil
 	}
 	ok, err := s.exists(ctx, sub)
 	switch {
-	case err != nil:
+	case err != nil && transient(err):
 		s.log.Warn("grant subject not checked with identity", zap.String("subject", sub.String()), zap.Error(err))
 		return nil
+	case err != nil:
+		s.log.Error("identity refused to say whether a grant's subject exists", zap.String("subject", sub.String()), zap.Error(err))
+		return apierr.ErrUnavailable.WithMessage(
+			"identity did not say whether the subject exists (it refused authz's question: see authz's log); the grant is not made")
 	case !ok:
 		return store.ErrNotFound.WithMessage(fmt.Sprintf("identity has no %s %q: grants name people, groups and orgs by id "+
 			"(uias ctl user list --query NAME finds a person's)", sub.Kind, sub.ID))
@@ -482,4 +489,18 @@ func (s *Service) modelWrite(ctx context.Context, app string) error {
 	}
 	_, err := s.authorize(ctx, adminauth.AuthzModel, "", nil, false)
 	return err
+}
+
+// transient reports whether err, from a call to another component, says
+// it could not answer for now (unavailable, out of time, canceled) rather
+// than refusing the question.
+func transient(err error) bool {
+	e, ok := apierr.FromStatus(err)
+	if !ok {
+		e, ok = apierr.As(err)
+	}
+	if !ok {
+		return true // not a status: the call did not get through
+	}
+	return e.Code == apierr.Unavailable || e.Code == apierr.DeadlineExceeded || e.Code == apierr.Canceled
 }

@@ -2,6 +2,7 @@ package dataset_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -213,4 +214,43 @@ func BenchmarkIndexGC(b *testing.B) {
 	b.ReportMetric(float64(s[0].Value.Uint64()), "objects")
 	b.ReportMetric(float64(s[1].Value.Uint64())/(1<<20), "live-MiB")
 	runtime.KeepAlive(idx)
+}
+
+// BenchmarkSoDScans times the separation-of-duty scans over every person
+// on the full data set, under the index's read lock (review sec11 S9): a
+// new exclusion's HolderOfBoth, and an org move's MoveConflict with an
+// exclusion naming a role an org above the new parent gives.
+func BenchmarkSoDScans(b *testing.B) {
+	d, idx := fullIndex(b)
+	now := time.Now()
+	b.Run("HolderOfBoth", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			idx.HolderOfBoth(dataset.RoleID(1), dataset.RoleID(2), now)
+		}
+	})
+	var og authz.Grant
+	for _, g := range d.Grants {
+		if g.Subject.Kind == authz.SubjectOrg {
+			og = g
+			break
+		}
+	}
+	if og.ID == "" {
+		b.Fatal("no org grant in the data set")
+	}
+	e := authz.Exclusion{ID: "bench-sod", RoleA: og.Role, RoleB: dataset.RoleID(3), Name: "bench"}
+	data, _ := json.Marshal(e)
+	if err := idx.Apply(authz.Change{Rev: idx.Revision() + 1, Obj: authz.ObjExclusion, Op: authz.OpPut, ID: e.ID, Data: data}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = idx.Apply(authz.Change{Rev: idx.Revision() + 1, Obj: authz.ObjExclusion, Op: authz.OpDelete, ID: e.ID})
+	})
+	b.Run("MoveConflict", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			idx.MoveConflict(dataset.OrgID(1), og.Subject.ID, now)
+		}
+	})
 }

@@ -260,17 +260,7 @@ func (x *Index) HeldRoles(s authz.Subject, now time.Time) map[string]bool {
 	defer x.mu.RUnlock()
 	t := now.UnixNano()
 	out := map[string]bool{}
-	add := func(gs []int32) {
-		for _, gi := range gs {
-			g := x.node(gi)
-			if g.until != 0 && g.until <= t {
-				continue
-			}
-			for _, id := range x.closureLocked(x.roleID(gi, g), nil) {
-				out[id] = true
-			}
-		}
-	}
+	add := func(gs []int32) { x.addHeldLocked(out, gs, t) }
 	upOrgs := func(o *org) {
 		for d := 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
 			add(o.grants)

@@ -304,29 +304,36 @@ func (x *Index) SetUserAdminFlag(id string, admin bool) {
 // MembershipConflict reports the separation-of-duty pair person would hold
 // both roles of after joining group (if not "") and moving to org (if not
 // ""): their own grants, their groups' (with group), and the grants of
-// their org (org, or the present one) and every org above it.
+// their org (org, or the present one) and every org above it. A pair the
+// person holds both roles of already is not the change's doing and is
+// left out (trial7 L1: a person in a conflict from before the exclusion
+// could join no group at all, told the join was at fault).
 func (x *Index) MembershipConflict(person, group, orgID string, now time.Time) (authz.Exclusion, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	t := now.UnixNano()
-	held := map[string]bool{}
-	add := func(gs []int32) { x.addHeldLocked(held, gs, t) }
+	before, after := map[string]bool{}, map[string]bool{}
 	p := x.people[person]
-	var o *org
+	var cur *org
 	if p != nil {
-		x.addPersonLocked(held, p, t)
-		o = p.org
+		x.addPersonLocked(before, p, t)
+		x.addPersonLocked(after, p, t)
+		cur = p.org
 	}
 	if group != "" {
 		if g := x.groups[group]; g != nil {
-			add(g.grants)
+			x.addHeldLocked(after, g.grants, t)
 		}
 	}
+	o := cur
 	if orgID != "" {
 		o = x.orgs[orgID]
 	}
 	for d := 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
-		add(o.grants)
+		x.addHeldLocked(after, o.grants, t)
+	}
+	for d := 0; cur != nil && d < maxOrgDepth; cur, d = cur.parent, d+1 {
+		x.addHeldLocked(before, cur.grants, t)
 	}
 	ids := make([]string, 0, len(x.exclusions))
 	for id := range x.exclusions {
@@ -335,7 +342,7 @@ func (x *Index) MembershipConflict(person, group, orgID string, now time.Time) (
 	slices.Sort(ids)
 	for _, id := range ids {
 		e := x.exclusions[id]
-		if held[e.RoleA] && held[e.RoleB] {
+		if after[e.RoleA] && after[e.RoleB] && !(before[e.RoleA] && before[e.RoleB]) {
 			return *e, true
 		}
 	}
@@ -343,11 +350,13 @@ func (x *Index) MembershipConflict(person, group, orgID string, now time.Time) (
 }
 
 // addHeldLocked adds to held the roles grants gs give at t (with the roles
-// they include); scoped grants (a unit administrator's) give none here.
+// they include). A scoped grant (a unit administrator's) gives its role as
+// any other does: separation of duty is about the roles a person holds,
+// whatever they reach (HeldRoles; review sec11 S12).
 func (x *Index) addHeldLocked(held map[string]bool, gs []int32, t int64) {
 	for _, gi := range gs {
 		g := x.node(gi)
-		if g.until != 0 && g.until <= t || g.scope != 0 {
+		if g.until != 0 && g.until <= t {
 			continue
 		}
 		for _, id := range x.closureLocked(x.roleID(gi, g), nil) {
@@ -373,6 +382,11 @@ func (x *Index) addPersonLocked(held map[string]bool, p *person, t int64) {
 // of a branch the clerk role of the branch it was moved under). Only the
 // exclusions with a role the new orgs above give are looked at; then every
 // person of the moved subtree.
+//
+// It scans every person under the read lock (a writer waiting behind it
+// holds up the checks that come after): what an org or group gives is
+// judged once per scan, not once per person, and a person with no grants
+// and groups of their own costs no allocation (review sec11 S9).
 func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Exclusion, string, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -381,9 +395,10 @@ func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Excl
 	if m == nil || np == nil {
 		return authz.Exclusion{}, "", false
 	}
+	sc := x.newScan(t)
 	above := map[string]bool{}
 	for o, d := np, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
-		x.addHeldLocked(above, o.grants, t)
+		sc.addHeld(above, o.grants)
 	}
 	var excl []*authz.Exclusion
 	for _, e := range x.exclusions {
@@ -395,6 +410,29 @@ func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Excl
 		return authz.Exclusion{}, "", false
 	}
 	slices.SortFunc(excl, func(a, b *authz.Exclusion) int { return strings.Compare(a.ID, b.ID) })
+	// below: the roles an org of the moved subtree and its orgs up to
+	// moved give (nil for an org outside the subtree), once per org
+	below := map[*org]map[string]bool{}
+	var chainOf func(o *org, d int) map[string]bool
+	chainOf = func(o *org, d int) map[string]bool {
+		if o == nil || d >= maxOrgDepth {
+			return nil
+		}
+		if h, ok := below[o]; ok {
+			return h
+		}
+		var h map[string]bool
+		if o == m {
+			h = map[string]bool{}
+		} else if up := chainOf(o.parent, d+1); up != nil {
+			h = maps.Clone(up)
+		}
+		if h != nil {
+			sc.addHeld(h, o.grants)
+		}
+		below[o] = h
+		return h
+	}
 	var found *authz.Exclusion
 	who := ""
 	for id, p := range x.people {
@@ -403,23 +441,14 @@ func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Excl
 		if p.org == nil || (who != "" && id >= who) {
 			continue
 		}
-		var chain []*org // p's org up to moved
-		for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
-			chain = append(chain, o)
-			if o == m {
-				break
-			}
-		}
-		if chain[len(chain)-1] != m {
+		chain := chainOf(p.org, 0)
+		if chain == nil {
 			continue // not in the moved subtree
 		}
-		held := maps.Clone(above)
-		x.addPersonLocked(held, p, t)
-		for _, o := range chain {
-			x.addHeldLocked(held, o.grants, t)
-		}
+		own := sc.personRoles(p)
+		has := func(r string) bool { return above[r] || chain[r] || own[r] }
 		for _, e := range excl {
-			if held[e.RoleA] && held[e.RoleB] {
+			if has(e.RoleA) && has(e.RoleB) {
 				found, who = e, id
 				break
 			}
@@ -434,25 +463,135 @@ func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Excl
 // HolderOfBoth returns a person (the smallest id) who holds both roles a
 // and b now, by their own grants, their groups' or their orgs' (a new
 // separation-of-duty pair would otherwise start out broken: trial7 M4).
+// It scans every person as MoveConflict does.
 func (x *Index) HolderOfBoth(a, b string, now time.Time) (string, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	t := now.UnixNano()
+	sc := x.newScan(now.UnixNano())
+	// which of the two a role includes (bit 1 a, bit 2 b; bit 4: worked
+	// out), by role number: a million grants name a few thousand roles
+	byNum := make([]uint8, len(x.roleTab))
+	roleBits := func(gi int32, g *grantNode) uint8 {
+		if g.role > 0 && int(g.role) < len(byNum) && byNum[g.role] != 0 {
+			return byNum[g.role] &^ 4
+		}
+		var v uint8 = 4
+		cl := sc.closureOf(x.roleID(gi, g))
+		if slices.Contains(cl, a) {
+			v |= 1
+		}
+		if slices.Contains(cl, b) {
+			v |= 2
+		}
+		if g.role > 0 && int(g.role) < len(byNum) {
+			byNum[g.role] = v
+		}
+		return v &^ 4
+	}
+	// what a holder's grants give of the two
+	gives := func(gs []int32) uint8 {
+		var v uint8
+		for _, gi := range gs {
+			g := x.node(gi)
+			if g.until != 0 && g.until <= sc.t {
+				continue
+			}
+			v |= roleBits(gi, g)
+		}
+		return v
+	}
+	orgBits := map[*org]uint8{}
+	var ofOrg func(o *org, d int) uint8
+	ofOrg = func(o *org, d int) uint8 {
+		if o == nil || d >= maxOrgDepth {
+			return 0
+		}
+		v, ok := orgBits[o]
+		if !ok {
+			v = gives(o.grants) | ofOrg(o.parent, d+1)
+			orgBits[o] = v
+		}
+		return v
+	}
+	groupBits := map[*group]uint8{}
 	who := ""
 	for id, p := range x.people {
 		if who != "" && id >= who { // disabled people count too (review sec11 S3)
 			continue
 		}
-		held := map[string]bool{}
-		x.addPersonLocked(held, p, t)
-		for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
-			x.addHeldLocked(held, o.grants, t)
+		v := ofOrg(p.org, 0) | gives(p.grants)
+		for _, g := range p.groups {
+			gv, ok := groupBits[g]
+			if !ok {
+				gv = gives(g.grants)
+				groupBits[g] = gv
+			}
+			v |= gv
 		}
-		if held[a] && held[b] {
+		if v == 3 {
 			who = id
 		}
 	}
 	return who, who != ""
+}
+
+// scan is what a scan over every person (MoveConflict, HolderOfBoth)
+// works out once: the roles each role includes, and what each group's
+// grants give.
+type scan struct {
+	x       *Index
+	t       int64
+	closure map[string][]string
+	groups  map[*group]map[string]bool
+}
+
+func (x *Index) newScan(t int64) *scan {
+	return &scan{x: x, t: t, closure: map[string][]string{}, groups: map[*group]map[string]bool{}}
+}
+
+// addHeld is addHeldLocked with the closures kept for the scan.
+func (sc *scan) addHeld(held map[string]bool, gs []int32) {
+	for _, gi := range gs {
+		g := sc.x.node(gi)
+		if g.until != 0 && g.until <= sc.t {
+			continue
+		}
+		for _, r := range sc.closureOf(sc.x.roleID(gi, g)) {
+			held[r] = true
+		}
+	}
+}
+
+// closureOf is closureLocked, worked out once per role in the scan.
+func (sc *scan) closureOf(id string) []string {
+	cl, ok := sc.closure[id]
+	if !ok {
+		cl = sc.x.closureLocked(id, nil)
+		sc.closure[id] = cl
+	}
+	return cl
+}
+
+// personRoles is what person p's own grants and their groups' give (nil,
+// with no allocation, when they have neither).
+func (sc *scan) personRoles(p *person) map[string]bool {
+	if len(p.grants) == 0 && len(p.groups) == 0 {
+		return nil
+	}
+	own := map[string]bool{}
+	sc.addHeld(own, p.grants)
+	for _, g := range p.groups {
+		gh, ok := sc.groups[g]
+		if !ok {
+			gh = map[string]bool{}
+			sc.addHeld(gh, g.grants)
+			sc.groups[g] = gh
+		}
+		for r := range gh {
+			own[r] = true
+		}
+	}
+	return own
 }
 
 // MoveUnknown reports whether a move of org moved under newParent cannot
