@@ -182,7 +182,10 @@ func TestQueryPage(t *testing.T) {
 			if want := []string{"i00", "i02", "i04", "i06"}; !slices.Equal(got, want) || pages != 2 {
 				t.Fatalf("pages %d, ids %v, want %v in 2 pages", pages, got, want)
 			}
-			for _, bad := range []string{"!!", "===", "a b"} {
+			// a key that decodes but that no page issued (trial7 L3), and a
+			// token whose check does not match its key
+			issued := store.PageToken("i03")
+			for _, bad := range []string{"!!", "===", "a b", "garbage", "Z2FyYmFnZQ", issued[:len(issued)-2] + "xx", "aTAz"} {
 				if _, _, err := store.QueryPage(ctx, db, "SELECT id, name, ref, at FROM items", &store.Where{}, "id", 2, bad, scanItem); !errors.Is(err, store.ErrBadPageToken) {
 					t.Errorf("token %q: error %v, want ErrBadPageToken", bad, err)
 				}

@@ -117,6 +117,30 @@ func TestAuthzInAll(t *testing.T) {
 	if code != http.StatusOK || out["allowed"] == true || out["reason"] != "NOT_GRANTED" {
 		t.Fatalf("REST explain: %d %v", code, out)
 	}
+	// The decisions are in the audit log (trial7 L6): each call's access
+	// record is its decision, under authz.check, authz.batch_check and
+	// authz.explain, naming the person, the permission and the answer.
+	eventually(t, "the decision records", func() bool {
+		seen := map[string]bool{}
+		for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.authz.") {
+			if ev["api"] == "uias.authz.v1.AuthzService/Check" || ev["api"] == "uias.authz.v1.AuthzService/BatchCheck" {
+				t.Fatalf("a check recorded under its gRPC method beside its decision: %v", ev["_raw"])
+			}
+			d, _ := ev["detail"].(map[string]any)
+			seen[fmt.Sprint(ev["_subject"], " ", ev["subject"], " ", ev["result"], " ", ev["reason"], " ", d["resource"], ":",
+				d["operation"], " ", d["checks"], " ", d["denied"], " ", d["method"] != nil)] = true
+		}
+		for _, want := range []string{
+			"uias.audit.authz.authz.check user:" + bob.GetId() + " success OK docs.contract:approve <nil> <nil> true",
+			"uias.audit.authz.authz.batch_check user:" + f.userID + " denied NOT_PERMITTED <nil>:<nil> 2 docs.contract:approve true",
+			"uias.audit.authz.authz.explain user:" + f.userID + " denied NOT_GRANTED docs.contract:approve <nil> <nil> true",
+		} {
+			if !seen[want] {
+				return false
+			}
+		}
+		return true
+	})
 	code, out, _ = e.rest("GET", "/v1/authz/subjects?resource=docs.contract&operation=approve", hdr, nil)
 	if code != http.StatusOK || len(out["subjects"].([]any)) != 1 {
 		t.Fatalf("REST subjects: %d %v", code, out)
@@ -130,6 +154,13 @@ func TestAuthzInAll(t *testing.T) {
 	wantCode(t, err, codes.Unauthenticated, "")
 	_, err = az.Check(f.ctx(), &authzv1.CheckRequest{Person: f.userID, Resource: "docs", Operation: "read", AtLeastRevision: 1 << 40})
 	wantCode(t, err, codes.FailedPrecondition, "REVISION_NOT_REACHED")
+	// a revision inside a batch's check was silently ignored; a page token
+	// no page issued answered an empty page (trial7 L3)
+	_, err = az.BatchCheck(f.ctx(), &authzv1.BatchCheckRequest{Checks: []*authzv1.CheckRequest{
+		{Person: f.userID, Resource: "docs", Operation: "read", AtLeastRevision: 5}}})
+	wantCode(t, err, codes.InvalidArgument, "BAD_REQUEST")
+	_, err = adm.ListGrants(e.adm(), &authzv1.ListGrantsRequest{PageToken: "Z2FyYmFnZQ"})
+	wantCode(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
 	// Another business system reads nothing of this one's model: its
 	// checks, explanations, permissions and subjects naming this
 	// application are refused (its own, app left empty, are answered).

@@ -3,10 +3,13 @@ package commands
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/services/authz"
 	"github.com/uias/uias/services/authz/index"
 )
@@ -23,7 +26,92 @@ func (s *Service) Check(ctx context.Context, q index.Query, atLeast int64) (bool
 		return false, 0, err
 	}
 	ok, rev := s.idx.Check(q, s.now())
+	s.recordDecision(ctx, APICheck, q, ok, "")
 	return ok, rev, nil
+}
+
+// Decision APIs: the access record of a check, a batch or an explanation
+// is its decision (recordDecision), found under these APIs.
+const (
+	APICheck      = "authz.check"
+	APIBatchCheck = "authz.batch_check"
+	APIExplain    = "authz.explain"
+)
+
+// ReasonNotPermitted is the reason of a decision record that refused.
+const ReasonNotPermitted = "NOT_PERMITTED"
+
+// recordDecision makes the decision on q the access record of the API call
+// served in ctx (audit.Builder.ForCall, as ticket's validations): whose
+// permission was asked (the subject), what (detail app, resource and
+// operation, or method and path) and the answer: result success when
+// allowed, denied (reason NOT_PERMITTED, or the explanation's why) when
+// not, so that an auditor finds who was refused a permission (trial7 L6).
+// Nothing is kept when the process keeps no access record of the call (a
+// call nested in another component's, or access records off).
+func (s *Service) recordDecision(ctx context.Context, api string, q index.Query, allowed bool, why string) {
+	a := audit.Action{API: api, Subject: "user:" + q.Person, Result: audit.ResultSuccess, Reason: "OK",
+		Fields: decisionFields(q, nil)}
+	if !allowed {
+		a.Result, a.Reason = audit.ResultDenied, ReasonNotPermitted
+		if why != "" {
+			a.Reason = why
+		}
+	}
+	s.auditor.ForCall(ctx, a, dropRecord)
+}
+
+// dropRecord is where a decision record goes when the process keeps no
+// access record of its call: nowhere (it is the call's access record).
+func dropRecord(events.Later) {}
+
+// decisionFields appends q's permission to fs as audit detail.
+func decisionFields(q index.Query, fs []events.DetailField) []events.DetailField {
+	fs = append(fs, events.DetailField{Key: "app", Value: q.App})
+	if q.Resource != "" {
+		return append(fs, events.DetailField{Key: "resource", Value: q.Resource},
+			events.DetailField{Key: "operation", Value: q.Operation})
+	}
+	fs = append(fs, events.DetailField{Key: "method", Value: q.Method}, events.DetailField{Key: "path", Value: q.Path})
+	if q.Operation != "" {
+		fs = append(fs, events.DetailField{Key: "operation", Value: q.Operation})
+	}
+	return fs
+}
+
+// recordBatch is recordDecision for a batch: one record, whose subject is
+// the person when the batch asks about one (as usual: an application asks
+// what one person may do), with how many checks it had and the permissions
+// refused ("resource:operation" or "METHOD path", comma-separated); its
+// result is denied when any was refused.
+func (s *Service) recordBatch(ctx context.Context, qs []index.Query, out []bool) {
+	a := audit.Action{API: APIBatchCheck, Result: audit.ResultSuccess, Reason: "OK"}
+	var denied strings.Builder
+	one := true
+	for i, q := range qs {
+		one = one && q.Person == qs[0].Person
+		if out[i] {
+			continue
+		}
+		if denied.Len() > 0 {
+			denied.WriteString(", ")
+		}
+		if q.Resource != "" {
+			denied.WriteString(q.Resource + ":" + q.Operation)
+		} else {
+			denied.WriteString(q.Method + " " + q.Path)
+		}
+	}
+	if len(qs) > 0 && one {
+		a.Subject = "user:" + qs[0].Person
+		a.Fields = append(a.Fields, events.DetailField{Key: "app", Value: qs[0].App})
+	}
+	a.Fields = append(a.Fields, events.DetailField{Key: "checks", Value: strconv.Itoa(len(qs))})
+	if denied.Len() > 0 {
+		a.Result, a.Reason = audit.ResultDenied, ReasonNotPermitted
+		a.Fields = append(a.Fields, events.DetailField{Key: "denied", Value: denied.String()})
+	}
+	s.auditor.ForCall(ctx, a, dropRecord)
 }
 
 // BatchCheck answers every query at one revision.
@@ -40,6 +128,7 @@ func (s *Service) BatchCheck(ctx context.Context, qs []index.Query, atLeast int6
 		return nil, 0, err
 	}
 	out, rev := s.idx.BatchCheck(qs, s.now())
+	s.recordBatch(ctx, qs, out)
 	return out, rev, nil
 }
 
@@ -51,7 +140,9 @@ func (s *Service) Explain(ctx context.Context, q index.Query, atLeast int64) (in
 	if err := s.WaitFor(ctx, atLeast); err != nil {
 		return index.Explanation{}, err
 	}
-	return s.idx.Explain(q, s.now()), nil
+	e := s.idx.Explain(q, s.now())
+	s.recordDecision(ctx, APIExplain, q, e.Allowed, e.Reason)
+	return e, nil
 }
 
 // ListPermissions lists what person may do in app.

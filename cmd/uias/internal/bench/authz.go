@@ -308,8 +308,8 @@ func (e *env) measureAuthz(ctx context.Context, o *options, log io.Writer, close
 	return r, nil
 }
 
-// apiCheck is the API of Check's access records.
-const apiCheck = "uias.authz.v1.AuthzService/Check"
+// apiCheck is the API of Check's access records (its decision records).
+const apiCheck = commands.APICheck
 
 func us(d time.Duration) string { return fmt.Sprintf("%.2f µs", float64(d)/float64(time.Microsecond)) }
 
