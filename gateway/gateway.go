@@ -145,7 +145,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		runtime.WithRoutingErrorHandler(g.routingErrorHandler),
 		runtime.WithDisableHTTPMethodOverride(),
 		strictQuery(),
-		runtime.WithMiddlewares(probeMiddleware, findNoQueryRoutes().routeMiddleware),
+		runtime.WithMiddlewares(probeMiddleware, findRouteRules().routeMiddleware),
 	)
 	for _, b := range o.Backends {
 		if err := b.REST(ctx, gw, b.Conn); err != nil {

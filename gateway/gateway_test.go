@@ -596,6 +596,29 @@ func TestBadParameters(t *testing.T) {
 			t.Errorf("%s: HTTP %d %s", path, r.code, got.raw)
 		}
 	}
+	// a body naming a path-bound field otherwise was answered as if it
+	// said the path's (review sec10 L3); the same value, or none, passes
+	for _, c := range []struct{ path, body, field string }{
+		{"/v1/users/u1", `{"id":"u2","display_name":"X"}`, "id"},
+		{"/v1/users/u1/fingers", `{"userId":"u2","position":1}`, "user_id"},
+		{"/v1/users/u1/fingers", `{"user_id":"u2","position":1}`, "user_id"},
+	} {
+		method := http.MethodPost
+		if !strings.Contains(c.path, "fingers") {
+			method = http.MethodPatch
+		}
+		r = e.do(t, method, c.path, strings.NewReader(c.body), nil)
+		if got := e.restError(t, r); r.code != http.StatusBadRequest || got.reason != "BAD_REQUEST" || got.field != c.field ||
+			!strings.Contains(got.message, "differs from the path's") {
+			t.Errorf("%s %s: HTTP %d %s", c.path, c.body, r.code, got.raw)
+		}
+	}
+	for _, body := range []string{`{"id":"u1","display_name":"X"}`, `{"display_name":"X"}`, `{"id":null}`} {
+		r = e.do(t, http.MethodPatch, "/v1/users/u1", strings.NewReader(body), nil)
+		if got := e.restError(t, r); r.code != http.StatusNotImplemented {
+			t.Errorf("body %s agreeing with the path: HTTP %d %s", body, r.code, got.raw)
+		}
+	}
 	for _, ok := range []string{"/v1/users?page_size=5&org_id=o1", "/v1/users?pageSize=5", "/v1/users/u1"} {
 		r = e.do(t, http.MethodGet, ok, nil, nil)
 		if got := e.restError(t, r); r.code != http.StatusNotImplemented {

@@ -181,8 +181,10 @@ func fixedRoute(route string, h http.Handler) http.Handler {
 }
 
 // routeMiddleware labels API requests with the matched path pattern and
-// answers for parameters that are not UTF-8 (see badUTF8Param).
-func (routes noQueryRoutes) routeMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
+// answers for parameters that are not UTF-8 (see badUTF8Param), query
+// parameters of a route that takes none (queryRefused) and a body that
+// names a path-bound field otherwise (bodyConflict).
+func (routes routeRules) routeMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		route := ""
 		if pat, ok := runtime.HTTPPattern(r.Context()); ok {
@@ -195,6 +197,9 @@ func (routes noQueryRoutes) routeMiddleware(next runtime.HandlerFunc) runtime.Ha
 		err := badUTF8Param(r, params)
 		if err == nil {
 			err = routes.queryRefused(r, route)
+		}
+		if err == nil {
+			err = routes.bodyConflict(r, route, params)
 		}
 		if err != nil {
 			writeStatusJSON(w, http.StatusBadRequest, status.Convert(err))
