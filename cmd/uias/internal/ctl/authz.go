@@ -267,11 +267,13 @@ func authzSubjectsCmd() command {
 }
 
 func authzResourcePutCmd() command {
-	return command{usage: "--app APP --code CODE --kind module|menu|url|entity --ops OP[,OP] [--parent CODE] [--name N] [--method M --path-pattern P]",
-		help: "Creates or replaces a resource of an application.",
+	return command{usage: "--app APP --code CODE --kind module|menu|url|entity --ops OP[,OP] [--parent CODE] [--move] [--name N] [--method M --path-pattern P]",
+		help: "Creates or replaces a resource of an application. Replacing one under another parent (or at the top, without " +
+			"--parent) moves it, with what permissions on the resources above it cover: that takes --move.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			r := &authzv1.Resource{}
 			var ops listFlag
+			move := fs.Bool("move", false, "allow a replacement to move the resource to another parent (or to the top)")
 			fs.StringVar(&r.App, "app", "", "application `App_ID`")
 			fs.StringVar(&r.Code, "code", "", "resource `code`")
 			fs.StringVar(&r.Kind, "kind", "", "`kind`: module, menu, url or entity")
@@ -289,7 +291,28 @@ func authzResourcePutCmd() command {
 				}
 				r.Operations = ops
 				return a.withSession(func(s *session) error {
-					out, err := authzv1.NewAuthzAdminServiceClient(s.conn).PutResource(s.ctx, r)
+					c := authzv1.NewAuthzAdminServiceClient(s.conn)
+					if !*move {
+						// a forgotten --parent moved the resource to the top:
+						// every permission on the resources it was under
+						// stopped covering it (trial7 L2)
+						have, err := c.ListResources(s.ctx, &authzv1.ListResourcesRequest{App: r.App})
+						if err != nil {
+							return err
+						}
+						for _, old := range have.GetResources() {
+							if old.GetCode() == r.Code && old.GetParent() != r.Parent {
+								where, keep := "at the top", "no --parent"
+								if old.GetParent() != "" {
+									where, keep = fmt.Sprintf("under %q", old.GetParent()), "--parent "+old.GetParent()
+								}
+								return usagef("resource %q is %s: give %s to keep it there, or --move to move it "+
+									"(permissions on the resources above it then cover it no more, or cover it anew)",
+									r.Code, where, keep)
+							}
+						}
+					}
+					out, err := c.PutResource(s.ctx, r)
 					if err != nil {
 						return err
 					}

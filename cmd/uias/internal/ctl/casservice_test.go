@@ -53,6 +53,14 @@ func TestServiceCommands(t *testing.T) {
 	}
 	h.mustRun("authz", "resource-put", "--app", appID, "--code", "docs", "--kind", "module", "--ops", "read")
 	h.mustRun("authz", "resource-put", "--app", appID, "--code", "docs.contract", "--parent", "docs", "--kind", "entity", "--ops", "read,approve")
+	// replaced without its --parent, it would move to the top: that takes
+	// --move (trial7 L2); the same parent replaces it
+	if code, _, errs := h.run("authz", "resource-put", "--app", appID, "--code", "docs.contract", "--kind", "entity",
+		"--ops", "read,approve"); code != 2 || !strings.Contains(errs, `resource "docs.contract" is under "docs": give --parent docs to keep it there, or --move`) {
+		t.Fatalf("resource-put moving a resource without --move: exit %d, %s", code, errs)
+	}
+	h.mustRun("authz", "resource-put", "--app", appID, "--code", "docs.contract", "--parent", "docs", "--kind", "entity", "--ops", "read,approve",
+		"--name", "Contracts")
 	out := h.mustRun("-o", "json", "service", "create", "--app", appID, "--name", "Ruled", "--url", "http://127.0.0.1:8081/app/",
 		"--require-link", "--require-permission", "docs.contract:approve")
 	if err := json.Unmarshal([]byte(out), &svc); err != nil || svc.ID == "" || !svc.RequireAccountLink ||
