@@ -130,7 +130,9 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 	case AuthFingerprint:
 		if len(req.Fingerprint) == 0 {
 			if req.Password == "" {
-				return badField("fingerprint_feature", "fingerprint_feature is required for auth type 2 (fingerprint)")
+				// the bypass is not known yet: say both (trial8 D7)
+				return badField("fingerprint_feature", "fingerprint_feature is required for auth type 2 (fingerprint); "+
+					"password instead while the application's fingerprint bypass is on")
 			}
 			req.probeErr = badField("fingerprint_feature", "fingerprint_feature is required for auth type 2 (fingerprint) unless the application's fingerprint bypass is on")
 		}
@@ -440,6 +442,13 @@ func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, ne
 func (s *Service) setPassword(ctx context.Context, u *User, pw string, set PasswordSet, checkHistory bool, api string, start time.Time,
 	keepSession string) error {
 	mustChange := set.MustChange
+	// A password is written at the person's home centre only, whoever
+	// changes it: one changed elsewhere (a person's own change through an
+	// application or the sign-in pages connected to level 1) would work
+	// there alone, the home keeping the old one (trial8 D1).
+	if err := s.ownUser(ctx, u); err != nil {
+		return err
+	}
 	if err := s.cfg.Policy.CheckPassword(pw, u.LoginName); err != nil {
 		return err
 	}

@@ -145,6 +145,11 @@ func (s *Service) EnrollFinger(ctx context.Context, userID string, position int,
 	if err != nil {
 		return nil, err
 	}
+	// at the person's home centre only: a finger enrolled elsewhere
+	// signed them in there without their home knowing (trial8 D4)
+	if err := s.ownUser(ctx, u); err != nil {
+		return nil, err
+	}
 	enc, err := s.sealer.Seal(record, fingerAAD(u.ID, position))
 	if err != nil {
 		return nil, err
@@ -189,6 +194,11 @@ func (s *Service) DeleteFinger(ctx context.Context, userID string, position int)
 	if err != nil {
 		return err
 	}
+	// at the person's home centre only: deleted elsewhere, the finger
+	// still signed them in at home (trial8 D4)
+	if err := s.ownUser(ctx, u); err != nil {
+		return err
+	}
 	return s.write(ctx, func(evs []events.Event) error { return s.store.DeleteFinger(ctx, u.ID, position, evs) },
 		s.change(ctx, "user", "finger_deleted", u.ID, map[string]any{"position": position}),
 		s.adminAudit(ctx, "finger.delete", "user:"+u.ID, u.OrgID, start))
@@ -223,9 +233,14 @@ func (s *Service) SetFingerprintBypass(ctx context.Context, appID string, enable
 	return b, nil
 }
 
+// reasonFingersUnusable is fingerVerdict's answer when fingers are held
+// but none opens here; callers answer it as ReasonNoFingerprint.
+const reasonFingersUnusable Reason = -100
+
 // fingerVerdict matches the probe of req against u's enrolled fingers:
-// ReasonOK (matched), ReasonBadCredentials (no match) or
-// ReasonNoFingerprint (nothing enrolled).
+// ReasonOK (matched), ReasonBadCredentials (no match),
+// ReasonNoFingerprint (nothing enrolled) or reasonFingersUnusable.
+
 func (s *Service) fingerVerdict(ctx context.Context, u *User, probe *finger.Template) (Reason, error) {
 	stored, err := s.store.ListFingers(ctx, u.ID)
 	if err != nil {
@@ -240,6 +255,14 @@ func (s *Service) fingerVerdict(ctx context.Context, u *User, probe *finger.Temp
 		if t := s.enrolledTemplate(u, f, now); t != nil {
 			gallery = append(gallery, t)
 		}
+	}
+	if len(gallery) == 0 {
+		// Fingers are held but none opens here (sealed at the person's
+		// home centre with its data keys): no finger to check here, as
+		// with none enrolled, never a wrong finger that counts towards
+		// the lockout (trial8 D2: a right finger at level 1 locked the
+		// person everywhere).
+		return reasonFingersUnusable, nil
 	}
 	if ok, _ := s.matcher.Match([]*finger.Template{probe}, gallery); ok {
 		return ReasonOK, nil
@@ -260,9 +283,10 @@ func (s *Service) enrolledTemplate(u *User, f *StoredFinger, now time.Time) *fin
 	}
 	rec, err := s.sealer.Open(f.TemplateEnc, fingerAAD(f.UserID, f.Position))
 	if err != nil {
-		// A template that does not open (a lost data key) cannot
-		// match; the others still may.
-		s.log.Error("enrolled finger does not decrypt", zap.String("user_id", u.ID), zapErr(err))
+		// A template that does not open (sealed at the person's home
+		// centre; a lost data key) cannot match; the others still may.
+		s.log.Warn("enrolled finger does not decrypt here", zap.String("user_id", u.ID), zap.Int("position", f.Position),
+			zapErr(err))
 		return nil
 	}
 	r, err := finger.Parse(rec)
@@ -341,6 +365,9 @@ func (s *Service) authenticateFinger(ctx context.Context, c *caller.Caller, req 
 		return 0, err
 	}
 	extra := map[string]string{"auth_type": strconv.Itoa(req.AuthType)}
+	if r == reasonFingersUnusable {
+		r, extra["fingers"] = ReasonNoFingerprint, "none opens at this centre"
+	}
 	switch {
 	case r == ReasonNoFingerprint:
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "user:"+u.ID, u.OrgID, "failure", ReasonNoFingerprint.String(), start, extra))

@@ -243,6 +243,17 @@ func TestReplicaAppliedIntoIdentity(t *testing.T) {
 	refused(err)
 	_, _, err = svc1.RotateAppSecret(admin1, app.ID, nil)
 	refused(err)
+	// the person's own password change too: made at level 1 it worked
+	// there alone, the home keeping the old one (trial8 D1); and their
+	// fingers are enrolled and deleted at home only (trial8 D4)
+	refused(svc1.ChangePassword(actx, "acct-sailor", pw2, "Bureau-Pass-3"))
+	if res, err := svc1.Authenticate(actx, identity.AuthRequest{AppUserID: "acct-sailor", Password: pw2, AuthType: identity.AuthPassword}); err != nil ||
+		res.Reason != identity.ReasonOK {
+		t.Fatalf("the refused change changed the password at level 1: %+v %v", res, err)
+	}
+	_, err = svc1.EnrollFinger(admin1, u.ID, 1, impression(3, 0))
+	refused(err)
+	refused(svc1.DeleteFinger(admin1, u.ID, 1))
 
 	// Equal replicas: the digests of the bureau's rows are equal.
 	d1, err := svc1.ReplicaDigest(ctx, "l2a")
@@ -585,5 +596,73 @@ func TestAppointmentRevokesTokensAtOtherCentres(t *testing.T) {
 	}
 	if _, err := svc1.AuthenticateAdmin(ctx, fresh); err != nil {
 		t.Fatalf("level 1's token after the appointment: %v", err)
+	}
+}
+
+// TestFingersSealedElsewhere: a person's fingers, sealed at their home
+// centre with its data keys, do not open at level 1 (its own key ring):
+// there the right finger answers NO_FINGERPRINT (-4), never a wrong
+// finger, and the tries count nothing towards the lockout (trial8 D2: five
+// tries locked the person at every centre).
+func TestFingersSealedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-f", "Bureau F", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "pilot", DisplayName: "Pilot", OrgID: bureau.ID, Password: "Harbour-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, secret, err := svc2.CreateApp(admin2, identity.NewApp{Type: "OA", Code: "quay", Name: "Quay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.CreateLink(admin2, u.ID, app.ID, "acct-pilot"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.EnrollFinger(admin2, u.ID, 2, withPosition(t, impression(4, 0), 2)); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	auth := func(svc *identity.Service) identity.Reason {
+		t.Helper()
+		ca, err := svc.AuthenticateApp(ctx, app.ID, secret, netip.MustParseAddr("10.0.0.9"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		actx := caller.With(ctx, &caller.Caller{App: ca, ClientIP: netip.MustParseAddr("10.0.0.9"), RequestID: "r"})
+		res, err := svc.Authenticate(actx, identity.AuthRequest{AppUserID: "acct-pilot", AuthType: identity.AuthFingerprint,
+			Fingerprint: withPosition(t, impression(4, 1), 2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Reason
+	}
+	if r := auth(svc2); r != identity.ReasonOK {
+		t.Fatalf("the right finger at home: %v", r)
+	}
+	for range 8 {
+		if r := auth(svc1); r != identity.ReasonNoFingerprint {
+			t.Fatalf("the right finger at level 1, where it does not open: %v", r)
+		}
+	}
+	got, err := svc1.GetUser(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.LockedUntil.IsZero() || got.FailedCount != 0 {
+		t.Fatalf("tries at level 1 counted: locked until %v, %d failures", got.LockedUntil, got.FailedCount)
+	}
+	if r := auth(svc2); r != identity.ReasonOK {
+		t.Fatalf("the right finger at home after the tries at level 1: %v", r)
 	}
 }
