@@ -37,6 +37,12 @@ const (
 	Stale     Outcome = "STALE"
 	// Invalid: the event does not name an object (recorded, not applied).
 	Invalid Outcome = "INVALID"
+	// Conflict: the component that owns the object (identity's replica)
+	// refused it: it collides with an object of this centre (a login name,
+	// an org code or an application type and code used here too). Recorded
+	// as skipped, so that the operator sees it (sync status, skipped
+	// changes), not applied to the replica either.
+	Conflict Outcome = "CONFLICT"
 )
 
 // Change is one change as the applier sees it.
@@ -59,6 +65,10 @@ type Change struct {
 	// which may carry hashes): the sync tables never keep them.
 	Subject string
 	Payload []byte
+	// Refused: the owning component refused the change (Conflict), set by
+	// the applier before the store sees it: the store records it as
+	// skipped with this reason.
+	Refused Outcome
 }
 
 // Object is the replica of one object.
@@ -89,7 +99,7 @@ type Cursor struct {
 	// Seq is the last sequence of the link's stream applied.
 	Seq uint64
 	// Applied counts the changes applied; Skipped those not applied as
-	// STALE or INVALID; Duplicates the replays of changes applied before
+	// STALE, INVALID or CONFLICT; Duplicates the replays of changes applied before
 	// (DUPLICATE: e.g. a stream source that copies its peer's changes again
 	// after its filters changed), recorded as skipped changes too, but no
 	// failure of any kind.

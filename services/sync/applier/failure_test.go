@@ -243,3 +243,58 @@ func TestApplierKilledMidBatch(t *testing.T) {
 	waitApplied(t, st, "l2a", n)
 	target.check(t, ids)
 }
+
+// conflictTarget is versionTarget answering CONFLICT for the changes of
+// one object (a login name used at this centre too).
+type conflictTarget struct {
+	*versionTarget
+	object string
+}
+
+func (c conflictTarget) Apply(ctx context.Context, origin string, cs []*usync.Change) ([]string, error) {
+	out, err := c.versionTarget.Apply(ctx, origin, cs)
+	for i, ch := range cs {
+		if err == nil && ch.ObjectID == c.object {
+			out[i] = "CONFLICT"
+		}
+	}
+	return out, err
+}
+
+// TestConflictIsAReportedSkip: a change the owning component refuses as
+// colliding with an object of this centre is recorded as a skipped change
+// (reason CONFLICT, in the link's status and the skipped list) and kept
+// out of the replica, where it was a log line and a metric only (trial8
+// D5: a level-2 person left out at level 1 behind a healthy status).
+func TestConflictIsAReportedSkip(t *testing.T) {
+	const n = 40
+	l1, _ := peerSetup(t, n)
+	_, js := l1.Connect(t)
+	st := newStore(t)
+	target := conflictTarget{versionTarget: newVersionTarget(), object: "u3"}
+	a := applier.New(js, st, []applier.Link{applier.PeerLink("l2a", applier.Up)},
+		applier.Options{Batch: 25, Logger: zaptest.NewLogger(t), Targets: []applier.Target{target}})
+	run(t, a)
+	eventually(t, "the link applies every change", func() error {
+		c, err := st.Cursor(context.Background(), "l2a")
+		if err != nil {
+			return err
+		}
+		if c.Applied != n-n/10 || c.Skipped != n/10 {
+			return fmt.Errorf("cursor %+v", c)
+		}
+		return nil
+	})
+	sk, _, err := st.ListSkipped(context.Background(), 100, "")
+	if err != nil || len(sk) != n/10 {
+		t.Fatalf("skipped %+v %v", sk, err)
+	}
+	for _, s := range sk {
+		if s.Reason != usync.Conflict || s.ObjectID != "u3" {
+			t.Fatalf("skipped change %+v", s)
+		}
+	}
+	if _, err := st.Object(context.Background(), "identity.user", "u3"); err == nil {
+		t.Fatal("the refused object is in the replica")
+	}
+}

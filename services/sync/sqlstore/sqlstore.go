@@ -164,6 +164,13 @@ func (b *applyBatch) decide(c usync.Change, nowMS int64) usync.Outcome {
 	}
 	k := objectKey{c.Kind, c.ObjectID}
 	cur := b.objects[k]
+	if c.Refused != "" {
+		var have uint64
+		if cur != nil {
+			have = cur.Version
+		}
+		return skip(c.Refused, have)
+	}
 	oc, next := usync.Decide(cur, b.seen[c.EventID], c)
 	if oc != usync.Applied {
 		var have uint64

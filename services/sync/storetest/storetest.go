@@ -56,6 +56,30 @@ func Run(t *testing.T, open func(t *testing.T) usync.Store) {
 		}
 	})
 
+	t.Run("ConflictIsRecordedNotApplied", func(t *testing.T) {
+		s := open(t)
+		refused := ch("e2", "identity.user", "u2", 6, `{"login_name":"zoe"}`)
+		refused.Refused = usync.Conflict
+		out, err := s.Apply(ctx, "l2a", []usync.Item{{Seq: 1, Change: ch("e1", "identity.user", "u1", 5, `{"n":1}`)},
+			{Seq: 2, Change: refused}}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(out) != "[APPLIED CONFLICT]" {
+			t.Fatalf("outcomes %v", out)
+		}
+		if _, err := s.Object(ctx, "identity.user", "u2"); err == nil {
+			t.Fatal("a change the owning component refused is in the replica")
+		}
+		sk, _, err := s.ListSkipped(ctx, 10, "")
+		if err != nil || len(sk) != 1 || sk[0].Reason != usync.Conflict || sk[0].EventID != "e2" || sk[0].ObjectID != "u2" {
+			t.Fatalf("skipped %+v %v", sk, err)
+		}
+		if c, _ := s.Cursor(ctx, "l2a"); c.Seq != 2 || c.Applied != 1 || c.Skipped != 1 {
+			t.Fatalf("cursor %+v", c)
+		}
+	})
+
 	t.Run("DuplicateAndStaleAreRecordedNotApplied", func(t *testing.T) {
 		s := open(t)
 		if _, err := s.Apply(ctx, "l2a", []usync.Item{{Seq: 1, Change: ch("e1", "identity.user", "u1", 5, `{"n":1}`)},
