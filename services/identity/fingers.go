@@ -233,15 +233,19 @@ func (s *Service) SetFingerprintBypass(ctx context.Context, appID string, enable
 	return b, nil
 }
 
-// reasonFingersUnusable is fingerVerdict's answer when fingers are held
-// but none opens here; callers answer it as ReasonNoFingerprint.
-const reasonFingersUnusable Reason = -100
+// fingerVerdict's answers besides the public reasons: fingers are held
+// but none opens here (answered as ReasonNoFingerprint); the probe is the
+// very record of an enrolled finger (a wrong finger, counted).
+const (
+	reasonFingersUnusable Reason = -100
+	reasonFingerCopied    Reason = -101
+)
 
 // fingerVerdict matches the probe of req against u's enrolled fingers:
 // ReasonOK (matched), ReasonBadCredentials (no match),
 // ReasonNoFingerprint (nothing enrolled) or reasonFingersUnusable.
 
-func (s *Service) fingerVerdict(ctx context.Context, u *User, probe *finger.Template) (Reason, error) {
+func (s *Service) fingerVerdict(ctx context.Context, u *User, probe *finger.Template, probeSum [sha256.Size]byte) (Reason, error) {
 	stored, err := s.store.ListFingers(ctx, u.ID)
 	if err != nil {
 		return 0, err
@@ -252,9 +256,16 @@ func (s *Service) fingerVerdict(ctx context.Context, u *User, probe *finger.Temp
 	gallery := make([]*finger.Template, 0, len(stored))
 	now := s.now()
 	for _, f := range stored {
-		if t := s.enrolledTemplate(u, f, now); t != nil {
-			gallery = append(gallery, t)
+		e, ok := s.enrolledTemplate(u, f, now)
+		if !ok {
+			continue
 		}
+		if e.sum == probeSum {
+			// the stored record itself: a leaked or copied template
+			// (a scanner never captures the same bytes twice; trial8 D6)
+			return reasonFingerCopied, nil
+		}
+		gallery = append(gallery, e.t)
 	}
 	if len(gallery) == 0 {
 		// Fingers are held but none opens here (sealed at the person's
@@ -270,16 +281,24 @@ func (s *Service) fingerVerdict(ctx context.Context, u *User, probe *finger.Temp
 	return ReasonBadCredentials, nil
 }
 
+// enrolledFinger is an enrolled finger as a match needs it: its template
+// prepared, and the digest of its record (a probe equal to it is a copy of
+// the stored template, never a capture: fingerVerdict).
+type enrolledFinger struct {
+	t   *finger.Template
+	sum [sha256.Size]byte
+}
+
 // enrolledTemplate is the prepared template of an enrolled finger: from
-// the in-memory cache, or opened, parsed and prepared (nil when it cannot
-// be). The cache key is the digest of the sealed template, so a finger
-// enrolled again or sealed again under a new key is prepared afresh, and
-// one deleted is never looked up again (its entry expires).
-func (s *Service) enrolledTemplate(u *User, f *StoredFinger, now time.Time) *finger.Template {
+// the in-memory cache, or opened, parsed and prepared (ok false when it
+// cannot be). The cache key is the digest of the sealed template, so a
+// finger enrolled again or sealed again under a new key is prepared afresh,
+// and one deleted is never looked up again (its entry expires).
+func (s *Service) enrolledTemplate(u *User, f *StoredFinger, now time.Time) (enrolledFinger, bool) {
 	sum := sha256.Sum256([]byte(f.TemplateEnc))
 	key := f.UserID + "\x00" + strconv.Itoa(f.Position) + "\x00" + string(sum[:])
-	if t, ok := s.fingers.Get(key, now); ok {
-		return t
+	if e, ok := s.fingers.Get(key, now); ok {
+		return e, true
 	}
 	rec, err := s.sealer.Open(f.TemplateEnc, fingerAAD(f.UserID, f.Position))
 	if err != nil {
@@ -287,19 +306,20 @@ func (s *Service) enrolledTemplate(u *User, f *StoredFinger, now time.Time) *fin
 		// centre; a lost data key) cannot match; the others still may.
 		s.log.Warn("enrolled finger does not decrypt here", zap.String("user_id", u.ID), zap.Int("position", f.Position),
 			zapErr(err))
-		return nil
+		return enrolledFinger{}, false
 	}
 	r, err := finger.Parse(rec)
 	if err != nil {
 		s.log.Error("enrolled finger does not parse", zap.String("user_id", u.ID), zapErr(err))
-		return nil
+		return enrolledFinger{}, false
 	}
 	t, err := finger.Prepare(r, 0)
 	if err != nil {
-		return nil
+		return enrolledFinger{}, false
 	}
-	s.fingers.Put(key, t, now)
-	return t
+	e := enrolledFinger{t: t, sum: sha256.Sum256(rec)}
+	s.fingers.Put(key, e, now)
+	return e, true
 }
 
 // checkFinger settles a fingerprint check the way checkPassword settles a
@@ -360,13 +380,16 @@ func (s *Service) authenticateFinger(ctx context.Context, c *caller.Caller, req 
 			return s.checkPassword(ctx, u, req.Password, "authenticate.finger_bypass", start, s.newAttempt(src, "authenticate"))
 		}
 	}
-	r, err := s.fingerVerdict(ctx, u, req.probe)
+	r, err := s.fingerVerdict(ctx, u, req.probe, sha256.Sum256(req.Fingerprint))
 	if err != nil {
 		return 0, err
 	}
 	extra := map[string]string{"auth_type": strconv.Itoa(req.AuthType)}
-	if r == reasonFingersUnusable {
+	switch r {
+	case reasonFingersUnusable:
 		r, extra["fingers"] = ReasonNoFingerprint, "none opens at this centre"
+	case reasonFingerCopied:
+		r, extra["probe"] = ReasonBadCredentials, "the record of an enrolled finger (a copy, not a capture)"
 	}
 	switch {
 	case r == ReasonNoFingerprint:

@@ -83,6 +83,14 @@ func TestFingerprintAuthenticate(t *testing.T) {
 	if r := w.mustAuthFinger(t, identity.AuthFingerprint, other, ""); r != identity.ReasonBadCredentials || r.LegacyCode() != -1 {
 		t.Fatalf("other finger: %v", r)
 	}
+	// The enrolled record itself, byte for byte: a copy of the stored
+	// template (leaked), never a capture: -1, counted (trial8 D6).
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(3, 0), ""); r != identity.ReasonBadCredentials {
+		t.Fatalf("the enrolled record as a probe: %v", r)
+	}
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(3, 4), ""); r != identity.ReasonOK {
+		t.Fatalf("a capture of the same finger after the copy: %v", r)
+	}
 	// Auth type 3: both needed.
 	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, genuine, "First-Pass-1"); r != identity.ReasonOK {
 		t.Fatalf("type 3, both right: %v", r)

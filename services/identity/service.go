@@ -144,7 +144,7 @@ type Service struct {
 	// matcher decides fingerprint matches (fingers.go); fingers holds
 	// enrolled templates prepared for it.
 	matcher *finger.Matcher
-	fingers *cache.TTL[*finger.Template]
+	fingers *cache.TTL[enrolledFinger]
 	// adminGate, when set (authz decides administrators), says whether a
 	// person without the legacy is_admin flag may hold an administrator
 	// token (callers.go).
@@ -241,11 +241,11 @@ func New(d Deps) (*Service, error) {
 	s.users = cache.NewTTL[cachedUser](c.UserCacheTTL, 0)
 	switch {
 	case c.FingerCache == 0:
-		s.fingers = cache.NewTTL[*finger.Template](FingerCacheTTL, DefaultFingerCache)
+		s.fingers = cache.NewTTL[enrolledFinger](FingerCacheTTL, DefaultFingerCache)
 	case c.FingerCache > 0:
-		s.fingers = cache.NewTTL[*finger.Template](FingerCacheTTL, c.FingerCache)
+		s.fingers = cache.NewTTL[enrolledFinger](FingerCacheTTL, c.FingerCache)
 	default:
-		s.fingers = cache.NewTTL[*finger.Template](0, 0) // caches nothing
+		s.fingers = cache.NewTTL[enrolledFinger](0, 0) // caches nothing
 	}
 	s.adminTokens = newAdminTokenCache(c.AdminTokenCacheTTL)
 	s.store = userCachingStore{Store: d.Store, c: s.users, tokens: s.adminTokens}
