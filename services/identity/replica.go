@@ -205,6 +205,10 @@ func withSealed(r userRecord, u *User) userRecord {
 	return r
 }
 
+// tokensClockAllowance is how far a centre's clock may run ahead of the
+// home's for the tokens a revocation reaches (see replicaWrite).
+const tokensClockAllowance = 30 * time.Second
+
 // tokensRecord is the replica part of user.admin_tokens_revoked: when the
 // home centre revoked the person's administrator tokens.
 type tokensRecord struct {
@@ -526,7 +530,12 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		if !hasRep || !decoded(ev.Replica, &r) || r.NotBefore.IsZero() {
 			return w, ReplicaIgnored, nil
 		}
-		w.Kind, w.TokensBefore = "admintokens", r.NotBefore
+		// The tokens are dated by this centre's clock, the revocation by
+		// the home's: those issued up to tokensClockAllowance after it go
+		// too (a token from just before the appointment would otherwise
+		// survive a clock running ahead; review sec12 #3). A login here
+		// in that moment is asked again.
+		w.Kind, w.TokensBefore = "admintokens", r.NotBefore.Add(tokensClockAllowance)
 		return homed(s.replicaUserOf(ctx, origin, ev.ID, b))
 	case ev.Entity == "user" && ev.Op == "deleted":
 		// A person deleted at their home centre: the replica goes too (it

@@ -128,12 +128,12 @@ func TestAuthzInAll(t *testing.T) {
 			}
 			d, _ := ev["detail"].(map[string]any)
 			seen[fmt.Sprint(ev["_subject"], " ", ev["subject"], " ", ev["result"], " ", ev["reason"], " ", d["resource"], ":",
-				d["operation"], " ", d["checks"], " ", d["denied"], " ", d["method"] != nil)] = true
+				d["operation"], " ", d["checks"], " ", d["denied"], " ", d["first_denied"], " ", d["method"] != nil)] = true
 		}
 		for _, want := range []string{
-			"uias.audit.authz.authz.check user:" + bob.GetId() + " success OK docs.contract:approve <nil> <nil> true",
-			"uias.audit.authz.authz.batch_check user:" + f.userID + " denied NOT_PERMITTED <nil>:<nil> 2 docs.contract:approve true",
-			"uias.audit.authz.authz.explain user:" + f.userID + " denied NOT_GRANTED docs.contract:approve <nil> <nil> true",
+			"uias.audit.authz.authz.check user:" + bob.GetId() + " success OK docs.contract:approve <nil> <nil> <nil> true",
+			"uias.audit.authz.authz.batch_check user:" + f.userID + " denied NOT_PERMITTED <nil>:<nil> 2 1 docs.contract:approve true",
+			"uias.audit.authz.authz.explain user:" + f.userID + " denied NOT_GRANTED docs.contract:approve <nil> <nil> <nil> true",
 		} {
 			if !seen[want] {
 				return false

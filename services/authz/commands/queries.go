@@ -10,6 +10,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/events"
+	ulog "github.com/uias/uias/pkg/log"
 	"github.com/uias/uias/services/authz"
 	"github.com/uias/uias/services/authz/index"
 )
@@ -72,7 +73,9 @@ func decisionFields(q index.Query, fs []events.DetailField) []events.DetailField
 		return append(fs, events.DetailField{Key: "resource", Value: q.Resource},
 			events.DetailField{Key: "operation", Value: q.Operation})
 	}
-	fs = append(fs, events.DetailField{Key: "method", Value: q.Method}, events.DetailField{Key: "path", Value: q.Path})
+	// a path may hold an account or ID number: masked when the record is
+	// made, before the detail's cut (review sec12 #4)
+	fs = append(fs, events.DetailField{Key: "method", Value: q.Method}, events.DetailField{Key: "path", Value: ulog.MaskText(q.Path)})
 	if q.Operation != "" {
 		fs = append(fs, events.DetailField{Key: "operation", Value: q.Operation})
 	}
@@ -81,35 +84,47 @@ func decisionFields(q index.Query, fs []events.DetailField) []events.DetailField
 
 // recordBatch is recordDecision for a batch: one record, whose subject is
 // the person when the batch asks about one (as usual: an application asks
-// what one person may do), with how many checks it had and the permissions
-// refused ("resource:operation" or "METHOD path", comma-separated); its
-// result is denied when any was refused.
+// what one person may do; otherwise detail.people counts them), with how
+// many checks it had, which were refused (detail.denied: their places in
+// the batch, "0,3"; a caller's text cannot forge them; review sec12 #5)
+// and the first refused permission (detail.first_denied); its result is
+// denied when any was refused.
 func (s *Service) recordBatch(ctx context.Context, qs []index.Query, out []bool) {
 	a := audit.Action{API: APIBatchCheck, Result: audit.ResultSuccess, Reason: "OK"}
-	var denied strings.Builder
-	one := true
+	var denied []byte
+	first := -1
+	people := map[string]bool{}
 	for i, q := range qs {
-		one = one && q.Person == qs[0].Person
+		people[q.Person] = true
 		if out[i] {
 			continue
 		}
-		if denied.Len() > 0 {
-			denied.WriteString(", ")
-		}
-		if q.Resource != "" {
-			denied.WriteString(q.Resource + ":" + q.Operation)
+		if first < 0 {
+			first = i
 		} else {
-			denied.WriteString(q.Method + " " + q.Path)
+			denied = append(denied, ',')
 		}
+		denied = strconv.AppendInt(denied, int64(i), 10)
 	}
-	if len(qs) > 0 && one {
+	if len(people) == 1 {
 		a.Subject = "user:" + qs[0].Person
 		a.Fields = append(a.Fields, events.DetailField{Key: "app", Value: qs[0].App})
+	} else {
+		a.Fields = append(a.Fields, events.DetailField{Key: "people", Value: strconv.Itoa(len(people))})
 	}
 	a.Fields = append(a.Fields, events.DetailField{Key: "checks", Value: strconv.Itoa(len(qs))})
-	if denied.Len() > 0 {
+	if first >= 0 {
+		q := qs[first]
+		perm := q.Resource + ":" + q.Operation
+		if q.Resource == "" {
+			perm = q.Method + " " + ulog.MaskText(q.Path)
+		}
 		a.Result, a.Reason = audit.ResultDenied, ReasonNotPermitted
-		a.Fields = append(a.Fields, events.DetailField{Key: "denied", Value: denied.String()})
+		a.Fields = append(a.Fields, events.DetailField{Key: "denied", Value: string(denied)},
+			events.DetailField{Key: "first_denied", Value: perm})
+		if len(people) > 1 {
+			a.Fields = append(a.Fields, events.DetailField{Key: "first_denied_person", Value: q.Person})
+		}
 	}
 	s.auditor.ForCall(ctx, a, dropRecord)
 }

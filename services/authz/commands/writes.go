@@ -309,9 +309,13 @@ func (s *Service) subjectExists(ctx context.Context, sub authz.Subject) error {
 		s.log.Warn("grant subject not checked with identity", zap.String("subject", sub.String()), zap.Error(err))
 		return nil
 	case err != nil:
-		s.log.Error("identity refused to say whether a grant's subject exists", zap.String("subject", sub.String()), zap.Error(err))
-		return apierr.ErrUnavailable.WithMessage(
-			"identity did not say whether the subject exists (it refused authz's question: see authz's log); the grant is not made")
+		code := "an error"
+		if e, ok := apierr.FromStatus(err); ok {
+			code = e.Code.String()
+		}
+		s.log.Error("identity did not answer whether a grant's subject exists", zap.String("subject", sub.String()), zap.Error(err))
+		return apierr.ErrUnavailable.WithMessage("identity could not confirm that the subject exists (it answered " + code +
+			"; a refusal is a deployment setting to fix, see authz's log): the grant is not made")
 	case !ok:
 		return store.ErrNotFound.WithMessage(fmt.Sprintf("identity has no %s %q: grants name people, groups and orgs by id "+
 			"(uias ctl user list --query NAME finds a person's)", sub.Kind, sub.ID))

@@ -1,7 +1,6 @@
 package index
 
 import (
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -410,27 +409,29 @@ func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Excl
 		return authz.Exclusion{}, "", false
 	}
 	slices.SortFunc(excl, func(a, b *authz.Exclusion) int { return strings.Compare(a.ID, b.ID) })
-	// below: the roles an org of the moved subtree and its orgs up to
-	// moved give (nil for an org outside the subtree), once per org
+	// below: the roles a person's org and the orgs above it up to moved
+	// give (nil for an org outside the subtree), once per org, walking up
+	// from it as a check does (maxOrgDepth levels; review sec12 #2)
 	below := map[*org]map[string]bool{}
-	var chainOf func(o *org, d int) map[string]bool
-	chainOf = func(o *org, d int) map[string]bool {
-		if o == nil || d >= maxOrgDepth {
-			return nil
-		}
-		if h, ok := below[o]; ok {
+	chainOf := func(start *org) map[string]bool {
+		if h, ok := below[start]; ok {
 			return h
 		}
+		var chain []*org
+		for o, d := start, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+			chain = append(chain, o)
+			if o == m {
+				break
+			}
+		}
 		var h map[string]bool
-		if o == m {
+		if len(chain) > 0 && chain[len(chain)-1] == m {
 			h = map[string]bool{}
-		} else if up := chainOf(o.parent, d+1); up != nil {
-			h = maps.Clone(up)
+			for _, o := range chain {
+				sc.addHeld(h, o.grants)
+			}
 		}
-		if h != nil {
-			sc.addHeld(h, o.grants)
-		}
-		below[o] = h
+		below[start] = h
 		return h
 	}
 	var found *authz.Exclusion
@@ -441,7 +442,7 @@ func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Excl
 		if p.org == nil || (who != "" && id >= who) {
 			continue
 		}
-		chain := chainOf(p.org, 0)
+		chain := chainOf(p.org)
 		if chain == nil {
 			continue // not in the moved subtree
 		}
@@ -500,17 +501,29 @@ func (x *Index) HolderOfBoth(a, b string, now time.Time) (string, bool) {
 		}
 		return v
 	}
-	orgBits := map[*org]uint8{}
-	var ofOrg func(o *org, d int) uint8
-	ofOrg = func(o *org, d int) uint8 {
-		if o == nil || d >= maxOrgDepth {
+	// what an org's own grants give, once per org; what a person's org
+	// and the orgs above it give, once per org, walking up from it as a
+	// check does (maxOrgDepth levels from the person's org: a memo of
+	// the parent's answer would count other levels in a deeper tree;
+	// review sec12 #2)
+	ownBits, orgBits := map[*org]uint8{}, map[*org]uint8{}
+	ofOrg := func(start *org) uint8 {
+		if start == nil {
 			return 0
 		}
-		v, ok := orgBits[o]
-		if !ok {
-			v = gives(o.grants) | ofOrg(o.parent, d+1)
-			orgBits[o] = v
+		if v, ok := orgBits[start]; ok {
+			return v
 		}
+		var v uint8
+		for o, d := start, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+			ov, ok := ownBits[o]
+			if !ok {
+				ov = gives(o.grants)
+				ownBits[o] = ov
+			}
+			v |= ov
+		}
+		orgBits[start] = v
 		return v
 	}
 	groupBits := map[*group]uint8{}
@@ -519,7 +532,7 @@ func (x *Index) HolderOfBoth(a, b string, now time.Time) (string, bool) {
 		if who != "" && id >= who { // disabled people count too (review sec11 S3)
 			continue
 		}
-		v := ofOrg(p.org, 0) | gives(p.grants)
+		v := ofOrg(p.org) | gives(p.grants)
 		for _, g := range p.groups {
 			gv, ok := groupBits[g]
 			if !ok {

@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ func sodIndex(t *testing.T) *index.Index {
 		"g3": {Role: "a", Subject: user("p2")}, "g4": {Role: "c", Subject: authz.Subject{Kind: authz.SubjectOrg, ID: "west"}},
 		"g5": {Role: "c", Subject: authz.Subject{Kind: authz.SubjectGroup, ID: "gc"}},
 		"g6": {Role: authz.RoleUnitAdmin, Subject: user("p3"), ScopeOrg: "east"},
+		"g8": {Role: "a", Subject: user("p0")},
 		"g7": {Role: "a", Subject: user("p3")},
 	} {
 		g.ID = id
@@ -51,6 +53,7 @@ func sodIndex(t *testing.T) *index.Index {
 	x.SetOrgParent("east", "root")
 	x.SetOrgParent("east1", "east")
 	x.SetOrgParent("west", "root")
+	x.SetUserOrg("p0", "east") // outside east1, holding a
 	x.SetUserOrg("p1", "east1")
 	x.SetUserOrg("p2", "east1")
 	x.SetUserOrg("p3", "west")
@@ -87,10 +90,62 @@ func TestSoDScans(t *testing.T) {
 	if who, ok := x.HolderOfBoth("b", "c", now); ok {
 		t.Fatalf("nobody holds b and c, got %q", who)
 	}
+	// p0 (east, holding a) is outside the moved subtree: not named
 	if e, who, ok := x.MoveConflict("east1", "west", now); !ok || who != "p1" || e.ID != "x-ac" {
 		t.Fatalf("east1 moved under west: %v %q %v", e, who, ok)
 	}
 	if _, who, ok := x.MoveConflict("east1", "root", now); ok {
 		t.Fatalf("east1 moved under root conflicts with nothing, got %q", who)
+	}
+}
+
+// The scans agree with a check however deep the org tree and whatever
+// order they meet people in (review sec12 #2: a memo of the parent's
+// answer counted other levels past maxOrgDepth, so a person was missed or
+// named by the order of a map): o0 > o1 > ... > o80, role a given to o0,
+// role b to y (in o30: a is 30 levels up) and to x (in o80: a is past the
+// levels a check walks, so x does not hold a).
+func TestSoDScansDeepTree(t *testing.T) {
+	x := index.New()
+	chs := authz.BuiltinChanges()
+	put := func(obj, id string, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chs = append(chs, authz.Change{Obj: obj, Op: authz.OpPut, ID: id, Data: b})
+	}
+	for _, r := range []string{"a", "b", "c"} {
+		put(authz.ObjRole, r, authz.Role{ID: r, App: "oa", Code: r})
+	}
+	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
+	for id, g := range map[string]authz.Grant{"g1": {Role: "a", Subject: authz.Subject{Kind: authz.SubjectOrg, ID: "o0"}},
+		"g2": {Role: "b", Subject: user("y")}, "g3": {Role: "b", Subject: user("x")},
+		"g4": {Role: "c", Subject: authz.Subject{Kind: authz.SubjectOrg, ID: "np"}}} {
+		g.ID = id
+		put(authz.ObjGrant, id, g)
+	}
+	put(authz.ObjExclusion, "x-bc", authz.Exclusion{ID: "x-bc", Name: "x-bc", RoleA: "b", RoleB: "c"})
+	if err := x.Apply(chs...); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 80; i++ {
+		x.SetOrgParent(fmt.Sprintf("o%d", i), fmt.Sprintf("o%d", i-1))
+	}
+	x.SetUserOrg("y", "o30")
+	x.SetUserOrg("x", "o80")
+	now := time.Now()
+	if held := x.HeldRoles(user("x"), now); held["a"] {
+		t.Fatal("the check's own walk reaches a from o80")
+	}
+	for range 50 { // people come in a map's order: many scans
+		if who, ok := x.HolderOfBoth("a", "b", now); !ok || who != "y" {
+			t.Fatalf("holder of a and b: %q %v, want y", who, ok)
+		}
+		// o1 moved under np (which gives c): y, 29 levels below o1,
+		// breaks b/c; x, 79 below, is past the levels a check walks
+		if _, who, ok := x.MoveConflict("o1", "np", now); !ok || who != "y" {
+			t.Fatalf("o1 moved under np: %q %v, want y", who, ok)
+		}
 	}
 }
