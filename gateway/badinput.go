@@ -699,10 +699,11 @@ func newBodyRoute(body, path string, md protoreflect.MessageDescriptor) bodyRout
 	for _, m := range pathAnyVarRE.FindAllStringSubmatch(path, -1) {
 		param, rest := m[1], m[1]
 		if body != "*" {
-			var inBody bool
-			if rest, inBody = strings.CutPrefix(param, body+"."); !inBody {
-				continue // a field beside the body's
-			}
+			// the body's own field ({resource.code}), or one of the
+			// request beside the body that the body's message has too
+			// (PUT /v1/sync/subscriptions/{id} with body subscription:
+			// its id; review sec12 #7)
+			rest, _ = strings.CutPrefix(param, body+".")
 		}
 		if strings.Contains(rest, ".") {
 			continue // deeper: left as it is

@@ -377,7 +377,14 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 	for j, oc := range res {
 		out[pos[j]] = mergeOutcome(out[pos[j]], oc)
 		switch ws[j].Kind {
-		case "user", "lock", "admintokens":
+		case "admintokens":
+			s.ForgetUser(ws[j].ID)
+			if oc == ReplicaApplied {
+				// audited here as at the home (review sec12 #9)
+				s.appendAudit(ctx, s.audit(ctx, "admin.tokens_revoked", "user:"+ws[j].ID, "", "success", "APPOINTMENT", s.now(),
+					map[string]string{"home_centre": origin}))
+			}
+		case "user", "lock":
 			s.ForgetUser(ws[j].ID)
 		case "app":
 			s.appAuth.Forget(ws[j].ID)

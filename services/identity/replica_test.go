@@ -578,13 +578,17 @@ func TestAppointmentRevokesTokensAtOtherCentres(t *testing.T) {
 	if _, err := svc1.AuthenticateAdmin(ctx, old); reasonOf(err) != "BAD_ADMIN_TOKEN" {
 		t.Fatalf("level 1's token from before the appointment still works: %v", err)
 	}
-	local, _, _ := l1.changes(t, mark)
-	var localEv bool
+	local, _, audits := l1.changes(t, mark)
+	var localEv, audited bool
 	for _, c := range local {
 		localEv = localEv || c.Subject == "uias.changes.identity.user.replica.admin_tokens_revoked"
 	}
-	if !localEv {
-		t.Fatalf("level 1's local events of the revocation: %+v", local)
+	for _, a := range audits {
+		audited = audited || bytes.Contains(a, []byte(`"api":"admin.tokens_revoked"`)) && bytes.Contains(a, []byte(`"subject":"user:`+u.ID+`"`)) &&
+			bytes.Contains(a, []byte(`"home_centre":"l2a"`))
+	}
+	if !localEv || !audited {
+		t.Fatalf("level 1's local events of the revocation: %+v; audited: %v", local, audited)
 	}
 	fresh, _, _, err := svc1.AdminLogin(from("10.0.1.5"), "officer", "Deckside-Own-22")
 	if err != nil {

@@ -229,6 +229,21 @@ func TestSyncProvisioningCommands(t *testing.T) {
 		t.Fatalf("subscriptions: %v %+v", err, subs)
 	}
 	id := subs.Subscriptions[0].Id
+	// over REST, a body naming another subscription is refused, not
+	// answered for the path's (review sec12 #7)
+	put, _ := http.NewRequest(http.MethodPut, "http://"+a.HTTPAddr()+"/v1/sync/subscriptions/"+id,
+		strings.NewReader(`{"id":"sub-other","name":"Renamed"}`))
+	put.Header.Set("Authorization", "Bearer "+token)
+	put.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(put); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "differs from the path") {
+			t.Fatalf("REST update naming another subscription: %d %s", resp.StatusCode, b)
+		}
+	}
 	out = h.mustRun("sync", "subscription-update", id, "--name", "CRM crew", "--on-leave", "disable")
 	if !strings.Contains(out, "CRM crew") || !strings.Contains(out, "on leave:") || !strings.Contains(out, "disable") ||
 		!strings.Contains(out, "orgs "+org.Id) || !strings.Contains(out, "set") {

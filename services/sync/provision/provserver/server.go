@@ -12,6 +12,7 @@ import (
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/events"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
@@ -136,6 +137,11 @@ func (s *Server) UpdateSubscription(ctx context.Context, r *syncv1.UpdateSubscri
 	start := time.Now()
 	if err := s.allow(ctx, PermWrite); err != nil {
 		return nil, err
+	}
+	if id := r.GetSubscription().GetId(); id != "" && id != r.GetId() {
+		// a body naming another subscription was answered for the id's
+		// (review sec12 #7)
+		return nil, grpcx.BadRequest("subscription.id", "subscription.id differs from id: give the same, or leave it out")
 	}
 	in := fromProto(r.GetSubscription())
 	in.ID = r.GetId()

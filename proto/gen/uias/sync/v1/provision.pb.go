@@ -455,7 +455,8 @@ func (x *GetSubscriptionRequest) GetId() string {
 
 type UpdateSubscriptionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// id names the subscription (subscription.id is ignored).
+	// id names the subscription (a subscription.id in the body must be the
+	// same, or left out).
 	Id            string        `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	Subscription  *Subscription `protobuf:"bytes,2,opt,name=subscription" json:"subscription,omitempty"`
 	unknownFields protoimpl.UnknownFields
