@@ -24,7 +24,7 @@ func TestBodyRouteKeys(t *testing.T) {
 	}
 	for _, c := range []struct {
 		body, path, msg string
-		want              []bodyKey
+		want            []bodyKey
 	}{
 		{"*", "/v1/users/{user_id}/fingers", "uias.identity.v1.EnrollFingerRequest",
 			[]bodyKey{{"user_id", "user_id"}, {"user_id", "userId"}}},

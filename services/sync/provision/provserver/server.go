@@ -12,9 +12,9 @@ import (
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
-	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/grpcx"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
 	"github.com/uias/uias/services/sync/provision"
 )
