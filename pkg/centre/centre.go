@@ -23,6 +23,10 @@ import (
 // home is another centre.
 const ReasonElsewhere = "HOME_CENTRE_ELSEWHERE"
 
+// MetaHome is the ErrorInfo metadata key of a HOME_CENTRE_ELSEWHERE
+// refusal that names the home centre.
+const MetaHome = "home_centre"
+
 func init() {
 	apierr.Register(apierr.Reason{Name: ReasonElsewhere, Code: apierr.FailedPrecondition, Legacy: -5,
 		Doc: "the org subtree, person or global object is homed at another centre (named in the message): make the change there"})
@@ -127,5 +131,5 @@ func (h *Homes) CheckHome(home, what string) error {
 func elsewhere(what, home, self string) error {
 	return apierr.New(apierr.FailedPrecondition, ReasonElsewhere,
 		fmt.Sprintf("%s is homed at centre %q, not at this centre (%q): make the change at %q; this centre holds a replica",
-			what, home, self, home))
+			what, home, self, home)).WithMeta(MetaHome, home)
 }

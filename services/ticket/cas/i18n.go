@@ -16,6 +16,9 @@ type texts struct {
 	LinkNoIDNumber, LinkNotSupported, LinkCSRF                                                            string
 	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch         string
 	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal        string
+	// PasswordElsewhere: a person homed at another centre changes their
+	// password there (the centre's name follows, when known).
+	PasswordElsewhere string
 	BackToApp, AccessDeniedHead, AccessDenied, AccessNoAccount, AccessNoPermission                        string
 	// certificate login (authentication level 2)
 	CertSignIn, CertOr, CertNone, CertNotRegistered, CertExpired, CertLocked, CertDisabled, CertPasswordOnly string
@@ -87,6 +90,7 @@ var languages = map[string]texts{
 		VerificationFailed:    "The login name or current password is not correct.",
 		PolicyFailed:          "The new password does not meet the password rules:",
 		CannotChange:          "Your password can only be changed by an administrator.",
+		PasswordElsewhere:     "Your account is managed by another data centre: change your password at its sign-in page, or ask your administrator. Your centre:",
 		Portal:                "Your applications",
 		BackToApp:             "Back to the application",
 		AccessDeniedHead:      "Access to this application denied",
@@ -204,6 +208,7 @@ var languages = map[string]texts{
 		VerificationFailed:    "登录名或当前密码不正确。",
 		PolicyFailed:          "新密码不符合密码规则：",
 		CannotChange:          "您的密码只能由管理员修改。",
+		PasswordElsewhere:     "您的账号由另一个数据中心管理：请在该中心的登录页修改密码，或联系管理员。您所属的中心：",
 		Portal:                "我的应用",
 		BackToApp:             "返回应用系统",
 		AccessDeniedHead:      "无权访问该应用",

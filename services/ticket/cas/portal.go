@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/centre"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
@@ -236,6 +238,14 @@ func (h *Handler) passwordPost(w http.ResponseWriter, r *http.Request) {
 			h.passwordPage(w, r, http.StatusUnauthorized, svc, login, signedIn, t.VerificationFailed, "")
 		case reason == "CANNOT_CHANGE_PASSWORD":
 			h.passwordPage(w, r, http.StatusForbidden, svc, login, signedIn, t.CannotChange, "")
+		case reason == centre.ReasonElsewhere:
+			// homed at another centre: the change is made there (it was
+			// shown as a password rule failing; trial9 D5)
+			msg := t.PasswordElsewhere
+			if ae, ok := apierr.FromStatus(err); ok && ae.Meta[centre.MetaHome] != "" {
+				msg += " " + ae.Meta[centre.MetaHome]
+			}
+			h.passwordPage(w, r, http.StatusConflict, svc, login, signedIn, msg, "")
 		case status.Code(err) == codes.InvalidArgument || status.Code(err) == codes.FailedPrecondition:
 			// The password policy's refusal says which rule failed.
 			h.passwordPage(w, r, http.StatusBadRequest, svc, login, signedIn, t.PolicyFailed+" "+status.Convert(err).Message(), "")

@@ -427,3 +427,30 @@ func TestPasswordPageAsksForTheCode(t *testing.T) {
 		t.Fatalf("with the code: %d %+v", resp.StatusCode, sso.reqs)
 	}
 }
+
+// elsewhereSSO answers ChangePassword as identity does at a centre that
+// holds the person as a replica.
+type elsewhereSSO struct{ identityv1.SSOServiceClient }
+
+func (elsewhereSSO) ChangePassword(context.Context, *identityv1.SSOChangePasswordRequest, ...grpc.CallOption) (*identityv1.SSOChangePasswordResponse, error) {
+	return nil, identityStatus(codes.FailedPrecondition, "HOME_CENTRE_ELSEWHERE",
+		`user u1 is homed at centre "l2a", not at this centre ("l1")`, "home_centre", "l2a")
+}
+
+// TestPasswordPageAtAnotherCentre: a person homed at another centre is
+// told to change their password there, naming it (409), not that the new
+// password breaks the rules (trial9 D5).
+func TestPasswordPageAtAnotherCentre(t *testing.T) {
+	srv := httptest.NewServer(New(Options{Tickets: &certTickets{sessions: map[string]int32{}}, SSO: elsewhereSSO{}}))
+	t.Cleanup(srv.Close)
+	c := certBrowser(t, srv, nil)
+	_, page := getPage(t, c, srv.URL+"/cas/password", "en")
+	csrf := csrfField.FindStringSubmatch(page)[1]
+	resp := postForm(t, c, srv.URL+"/cas/password", url.Values{"csrf": {csrf}, "username": {"mia"}, "old_password": {"Right-Pass-1"},
+		"new_password": {"New-Pass-12345"}, "new_password2": {"New-Pass-12345"}})
+	page = body(resp)
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(page, "managed by another data centre") ||
+		!strings.Contains(page, "l2a") || strings.Contains(page, "password rules") || strings.Contains(page, "u1") {
+		t.Fatalf("password change at another centre: %d\n%s", resp.StatusCode, page)
+	}
+}

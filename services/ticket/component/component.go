@@ -103,6 +103,11 @@ func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterf
 // UserChangesSubject matches identity's CHANGES events of users.
 const UserChangesSubject = "uias.changes.identity.user.>"
 
+// LockChangesSubject matches identity's CHANGES events of locks made at a
+// centre other than the person's home (identity/replica_lock.go), as that
+// centre writes them and as the home applies them.
+const LockChangesSubject = "uias.changes.identity.lock.>"
+
 // OrgChangesSubject matches identity's CHANGES events of orgs.
 const OrgChangesSubject = "uias.changes.identity.org.>"
 
@@ -178,6 +183,15 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		endSessionsOnChange(env.Context(), svc, log, m.Subject, m.Data)
 	})); err != nil {
 		return nil, fmt.Errorf("subscribe to user changes: %w", err)
+	}
+	// A person homed at another centre, locked here (lock.locked), or
+	// locked at a centre holding them as a replica and applied here, their
+	// home (lock.replica.locked): their sessions end as with a lock at
+	// home (trial9 D2: they kept their sessions at both centres).
+	if err := env.Subscribed(nc.QueueSubscribe(LockChangesSubject, "uias-ticket", func(m *nats.Msg) {
+		endSessionsOnChange(env.Context(), svc, log, m.Subject, m.Data)
+	})); err != nil {
+		return nil, fmt.Errorf("subscribe to lock changes: %w", err)
 	}
 	// An org disabled: the people below it lose their sessions (one
 	// instance handles each event).

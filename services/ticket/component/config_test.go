@@ -52,6 +52,10 @@ func TestEndReason(t *testing.T) {
 		"uias.changes.identity.user.certificate_bound":   {`{"id":"u","data":{"sha256":"ab01"}}`, ""},
 		"uias.changes.identity.user.updated":             {`{"id":"u"}`, ""},
 		"uias.changes.identity.user.unlocked":            {`{"id":"u"}`, ""},
+		// locked at a centre holding the person as a replica, and that
+		// lock applied at their home (trial9 D2)
+		"uias.changes.identity.lock.locked":         {`{"id":"u"}`, "USER_LOCKED"},
+		"uias.changes.identity.lock.replica.locked": {`{"id":"u"}`, "USER_LOCKED"},
 	} {
 		if got := EndReason(subject, []byte(tc.data)); got != tc.want {
 			t.Errorf("%s: %q, want %q", subject, got, tc.want)
