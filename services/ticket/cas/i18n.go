@@ -18,8 +18,8 @@ type texts struct {
 	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal        string
 	// PasswordElsewhere: a person homed at another centre changes their
 	// password there (the centre's name follows, when known).
-	PasswordElsewhere string
-	BackToApp, AccessDeniedHead, AccessDenied, AccessNoAccount, AccessNoPermission                        string
+	PasswordElsewhere                                                              string
+	BackToApp, AccessDeniedHead, AccessDenied, AccessNoAccount, AccessNoPermission string
 	// certificate login (authentication level 2)
 	CertSignIn, CertOr, CertNone, CertNotRegistered, CertExpired, CertLocked, CertDisabled, CertPasswordOnly string
 	CertOtherPerson, OtherPerson                                                                             string
