@@ -45,6 +45,11 @@ const (
 	ReplicaNotHomed ReplicaOutcome = "NOT_HOMED"
 	// ReplicaIgnored: the change carries nothing to apply.
 	ReplicaIgnored ReplicaOutcome = "IGNORED"
+	// ReplicaConflict: a grant that would give someone here both roles of
+	// a separation-of-duty pair (with what this centre holds and its home
+	// does not see: level 1's groups and org grants): not applied, and
+	// recorded by sync as a skipped change (CONFLICT).
+	ReplicaConflict ReplicaOutcome = "CONFLICT"
 )
 
 // ReplicaWrite is one change of another centre to commit.

@@ -143,6 +143,21 @@ func (s *Service) replicaWrites(ctx context.Context, rs authz.ReplicaStore, orig
 					if home, known := s.subjectHome(g.Subject); known && home != origin {
 						homed = false
 					}
+					// The home checked the pair with what it holds; this
+					// centre holds more (level 1's groups and org grants
+					// reach a level-2 person here): a grant that would give
+					// someone here both roles of a pair is left out, and
+					// shown to the operator (trial9 D1: one person was maker
+					// and checker at level 1).
+					if _, applied := s.idx.Grant(ch.ID); homed && !applied {
+						g.ID = ch.ID
+						if e, conflict := s.grantConflict(g); conflict {
+							s.log.Warn("a grant of a peer would break a separation-of-duty pair here; not applied",
+								zap.String("origin", origin), zap.String("grant", ch.ID), zap.String("exclusion", e.ID))
+							out[i] = authz.ReplicaConflict
+							continue
+						}
+					}
 				}
 			default:
 				out[i] = authz.ReplicaIgnored

@@ -363,6 +363,16 @@ func (s *Service) checkGrant(g authz.Grant) error {
 	if _, ok := s.idx.Role(g.Role); !ok {
 		return badModel("the role does not exist")
 	}
+	if e, ok := s.grantConflict(g); ok {
+		return sodConflict(s.idx, e)
+	}
+	return nil
+}
+
+// grantConflict returns a separation-of-duty pair grant g would give its
+// subject, or anyone it reaches (a group's members, the people below an
+// org), both roles of, with what they hold already.
+func (s *Service) grantConflict(g authz.Grant) (authz.Exclusion, bool) {
 	granted := s.idx.Closure(g.Role)
 	holders := []authz.Subject{g.Subject}
 	var people []string
@@ -382,11 +392,11 @@ func (s *Service) checkGrant(g authz.Grant) error {
 		}
 		for _, e := range s.idx.Exclusions() {
 			if held[e.RoleA] && held[e.RoleB] {
-				return sodConflict(s.idx, e)
+				return e, true
 			}
 		}
 	}
-	return nil
+	return authz.Exclusion{}, false
 }
 
 func sodConflict(x *index.Index, e authz.Exclusion) error {
