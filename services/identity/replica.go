@@ -144,6 +144,10 @@ type ReplicaStore interface {
 	// there is no such person: the one column a replica batch's home check
 	// reads of each person it names.
 	UserOrg(ctx context.Context, id string) (string, error)
+	// ReplicaOrigin returns the centre whose change of object (kind, id)
+	// was last recorded here (applied, or left out as a CONFLICT); ok
+	// false when none was.
+	ReplicaOrigin(ctx context.Context, kind, id string) (origin string, ok bool, err error)
 }
 
 // ---- the replica part of change events ----
@@ -465,7 +469,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 				// centre does not hold: it hangs under this centre's root.
 				w.AttachToRoot, path = true, "/"+ev.ID+"/"
 			default:
-				return homed(false, nil)
+				return s.orphanOutcome(ctx, w, origin, r.ParentID)
 			}
 		}
 		if s.homes.HomeOfPath(path) != origin {
@@ -559,6 +563,11 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			return w, ReplicaIgnored, nil
 		}
 		ok, err := s.replicaUserHomed(ctx, origin, ev.ID, r.OrgID, b)
+		if err == nil && !ok {
+			if _, held, perr := s.replicaOrgPath(ctx, r.OrgID, b); perr == nil && !held {
+				return s.orphanOutcome(ctx, w, origin, r.OrgID)
+			}
+		}
 		if err != nil || !ok {
 			return homed(ok, err)
 		}
@@ -711,6 +720,25 @@ func (s *Service) replicaOrgPath(ctx context.Context, id string, b *replicaBatch
 	}
 	b.orgs[id] = o.Path // read once per batch (a batch names a few orgs many times)
 	return o.Path, true, nil
+}
+
+// orphanOutcome is the outcome of w, whose org orgID this centre does not
+// hold: CONFLICT when the origin's change of that org was left out here (a
+// collision: what is in it collides with it, and is shown to the operator
+// as sync's skipped changes; trial9 D3), else NOT_HOMED (an org that is
+// not the origin's to send: a level-2 centre's own root).
+func (s *Service) orphanOutcome(ctx context.Context, w ReplicaWrite, origin, orgID string) (ReplicaWrite, ReplicaOutcome, error) {
+	if orgID == "" {
+		return w, ReplicaNotHomed, nil
+	}
+	from, ok, err := s.store.ReplicaOrigin(ctx, "org", orgID)
+	switch {
+	case err != nil:
+		return ReplicaWrite{}, "", err
+	case ok && from == origin:
+		return w, ReplicaConflict, nil
+	}
+	return w, ReplicaNotHomed, nil
 }
 
 // replicaOrgHomed reports whether org id is held here as origin's.

@@ -670,3 +670,62 @@ func TestFingersSealedElsewhere(t *testing.T) {
 		t.Fatalf("the right finger at home after the tries at level 1: %v", r)
 	}
 }
+
+// TestReplicaOfAPersonInAConflictingOrg: an org of level 2 whose code is
+// used at level 1 too is left out there (CONFLICT); the people and orgs
+// created in it are CONFLICT too, not NOT_HOMED, so that sync shows them as
+// skipped changes (trial9 D3: they vanished at level 1 without a trace).
+func TestReplicaOfAPersonInAConflictingOrg(t *testing.T) {
+	ctx := context.Background()
+	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	admin1, _ := adminCtx(t, l1.svc, "10.0.0.1", "l1")
+	bureau, err := l2.svc.CreateOrg(admin2, "bureau-c", "Bureau C", evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	// the same org code at level 1 (in its own part of the tree)
+	if _, err := svc1.CreateOrg(admin1, "dock", "Dock at level 1", evRoot(t, svc1).ID); err != nil {
+		t.Fatal(err)
+	}
+	dock, err := svc2.CreateOrg(admin2, "dock", "Dock", bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.CreateOrg(admin2, "dock-east", "Dock East", dock.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "stevedore", DisplayName: "Stevedore", OrgID: dock.ID}); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ := l2.changes(t, 0)
+	out, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]identity.ReplicaOutcome{}
+	for i, c := range cs {
+		var p struct {
+			Entity, Op, ID string
+			Data           map[string]any
+		}
+		_ = json.Unmarshal(c.Payload, &p)
+		switch {
+		case p.Entity == "org" && p.ID == dock.ID:
+			got["dock"] = out[i]
+		case p.Entity == "org" && p.Data["code"] == "dock-east":
+			got["dock-east"] = out[i]
+		case p.Entity == "user" && p.Data["login_name"] == "stevedore":
+			got["stevedore"] = out[i]
+		}
+	}
+	for what, want := range map[string]identity.ReplicaOutcome{"dock": identity.ReplicaConflict,
+		"dock-east": identity.ReplicaConflict, "stevedore": identity.ReplicaConflict} {
+		if got[what] != want {
+			t.Errorf("%s at level 1: %q, want %q (all: %v)", what, got[what], want, got)
+		}
+	}
+}

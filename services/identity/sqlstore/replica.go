@@ -384,3 +384,17 @@ func (s *Store) replicaApp(ctx context.Context, tx *sql.Tx, w *identity.ReplicaW
 	_, err = tx.ExecContext(ctx, s.q(q+" WHERE id = ?"), append(args, a.ID)...)
 	return err
 }
+
+// ReplicaOrigin returns the centre whose change of object (kind, id) was
+// last recorded here.
+func (s *Store) ReplicaOrigin(ctx context.Context, kind, id string) (string, bool, error) {
+	var origin string
+	err := s.stmts.QueryRowContext(ctx, s.q("SELECT origin FROM replica_versions WHERE kind = ? AND id = ?"), kind, id).Scan(&origin)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, classify(err, "replica origin", "")
+	}
+	return origin, true, nil
+}

@@ -61,6 +61,16 @@ func testApplyReplica(t *testing.T, f *fixture) {
 	if f.count != nil && f.outbox() != before {
 		t.Fatal("applying replicas wrote events")
 	}
+	// the origin of each change recorded, applied or in conflict; none
+	// for an object no change named
+	for _, k := range []struct{ kind, id string }{{"org", top.ID}, {"user", clash.ID}} {
+		if from, ok, err := f.s.ReplicaOrigin(f.ctx, k.kind, k.id); err != nil || !ok || from != "peer" {
+			t.Fatalf("replica origin of %s %s: %q %v %v", k.kind, k.id, from, ok, err)
+		}
+	}
+	if _, ok, err := f.s.ReplicaOrigin(f.ctx, "org", "no-such-org"); err != nil || ok {
+		t.Fatalf("replica origin of an org no change named: %v %v", ok, err)
+	}
 	o, err := f.s.GetOrg(f.ctx, top.ID)
 	must(t, err)
 	if o.ParentID != root.ID || o.Path != root.Path+top.ID+"/" {
