@@ -14,6 +14,8 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/events"
+
+	"go.uber.org/zap"
 )
 
 // Replicas of other centres (pkg/centre, docs/operators.md "Two-level
@@ -73,6 +75,11 @@ const (
 	ReplicaMemberAdd    = "member_add"
 	ReplicaMemberRemove = "member_remove"
 	ReplicaDelete       = "delete"
+	// ReplicaRefuse: the change is left out as a CONFLICT (its org is one
+	// this centre left out): nothing is written but its version, so that
+	// what is below it is known to be in conflict too, and a replay is
+	// STALE first.
+	ReplicaRefuse = "refuse"
 )
 
 // ReplicaWrite is one change ApplyReplica hands the store.
@@ -565,7 +572,28 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		ok, err := s.replicaUserHomed(ctx, origin, ev.ID, r.OrgID, b)
 		if err == nil && !ok {
 			if _, held, perr := s.replicaOrgPath(ctx, r.OrgID, b); perr == nil && !held {
-				return s.orphanOutcome(ctx, w, origin, r.OrgID)
+				ow, oc, oerr := s.orphanOutcome(ctx, w, origin, r.OrgID)
+				if oerr != nil || ow.Op != ReplicaRefuse {
+					return ow, oc, oerr
+				}
+				// A person held here, moved at home into an org left out
+				// here: the change still applies in the org they are in
+				// here, or a person disabled, locked or given a new
+				// password at home would keep signing in here with the
+				// old (review sec13 M4).
+				prev, perr := s.store.UserOrg(ctx, ev.ID)
+				if isNotFound(perr) {
+					return ow, oc, nil
+				}
+				if perr != nil {
+					return ReplicaWrite{}, "", perr
+				}
+				if ok, err = s.replicaOrgHomed(ctx, origin, prev, b); err != nil || !ok {
+					return ow, oc, err
+				}
+				s.log.Warn("a person moved at home into an org this centre left out (CONFLICT): the change applies in their org here",
+					zap.String("user_id", ev.ID), zap.String("org_id", prev))
+				r.OrgID = prev
 			}
 		}
 		if err != nil || !ok {
@@ -736,7 +764,10 @@ func (s *Service) orphanOutcome(ctx context.Context, w ReplicaWrite, origin, org
 	case err != nil:
 		return ReplicaWrite{}, "", err
 	case ok && from == origin:
-		return w, ReplicaConflict, nil
+		// to the store, which records its version (and answers a replay
+		// STALE) and CONFLICT (review sec13 M3, L1)
+		w.Op = ReplicaRefuse
+		return w, "", nil
 	}
 	return w, ReplicaNotHomed, nil
 }

@@ -695,16 +695,40 @@ func TestReplicaOfAPersonInAConflictingOrg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc2.CreateOrg(admin2, "dock-east", "Dock East", dock.ID); err != nil {
+	east, err := svc2.CreateOrg(admin2, "dock-east", "Dock East", dock.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.CreateOrg(admin2, "dock-east-1", "Dock East 1", east.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "stevedore", DisplayName: "Stevedore", OrgID: dock.ID}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "crane", DisplayName: "Crane", OrgID: east.ID}); err != nil {
+		t.Fatal(err)
+	}
+	// one change a batch (as a slow link delivers them): each finds the
+	// org above it left out in an earlier batch, two levels down (review
+	// sec13 M3)
 	cs, _, _ := l2.changes(t, 0)
-	out, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	out := make([]identity.ReplicaOutcome, len(cs))
+	for i, c := range cs {
+		o, err := svc1.ApplyReplica(ctx, "l2a", []identity.ReplicaChange{c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = o[0]
+	}
+	// a replay of them all is STALE, not a new conflict (review sec13 L1)
+	again, err := svc1.ApplyReplica(ctx, "l2a", cs)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i, oc := range again {
+		if oc == identity.ReplicaConflict || oc == identity.ReplicaApplied {
+			t.Errorf("replayed change %d (%s): %s", i, cs[i].Subject, oc)
+		}
 	}
 	got := map[string]identity.ReplicaOutcome{}
 	for i, c := range cs {
@@ -716,16 +740,47 @@ func TestReplicaOfAPersonInAConflictingOrg(t *testing.T) {
 		switch {
 		case p.Entity == "org" && p.ID == dock.ID:
 			got["dock"] = out[i]
-		case p.Entity == "org" && p.Data["code"] == "dock-east":
-			got["dock-east"] = out[i]
-		case p.Entity == "user" && p.Data["login_name"] == "stevedore":
-			got["stevedore"] = out[i]
+		case p.Entity == "org" && p.Data["code"] != nil:
+			got[p.Data["code"].(string)] = out[i]
+		case p.Entity == "user" && p.Data["login_name"] != nil:
+			got[p.Data["login_name"].(string)] = out[i]
 		}
 	}
 	for what, want := range map[string]identity.ReplicaOutcome{"dock": identity.ReplicaConflict,
-		"dock-east": identity.ReplicaConflict, "stevedore": identity.ReplicaConflict} {
+		"dock-east": identity.ReplicaConflict, "dock-east-1": identity.ReplicaConflict, "stevedore": identity.ReplicaConflict,
+		"crane": identity.ReplicaConflict} {
 		if got[what] != want {
 			t.Errorf("%s at level 1: %q, want %q (all: %v)", what, got[what], want, got)
 		}
+	}
+
+	// A person held at level 1, moved at home into the org level 1 left
+	// out, then disabled there: disabled at level 1 too, in the org they
+	// are in there (review sec13 M4: they kept signing in).
+	_, mark, _ := l2.changes(t, 0)
+	pilot, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "harbourpilot", DisplayName: "Pilot", OrgID: bureau.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, mark2, _ := l2.changes(t, mark)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.UpdateUser(admin2, pilot.ID, identity.UserUpdate{Mask: []string{"org_id"}, OrgID: dock.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.SetUserStatus(admin2, pilot.ID, identity.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, mark2)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := svc1.GetUser(ctx, pilot.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status != identity.StatusDisabled || rep.OrgID != bureau.ID {
+		t.Fatalf("the person at level 1: status %v org %s (want disabled, in the bureau)", rep.Status, rep.OrgID)
 	}
 }

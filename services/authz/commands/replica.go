@@ -53,19 +53,42 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 	if !ok {
 		return nil, 0, errNoReplicaStore
 	}
+	// A batch is applied in segments: a grant that needs the
+	// separation-of-duty check is judged against an index holding the
+	// batch's earlier changes (review sec13 M1: a revoke then a grant in
+	// one batch refused the grant; two grants in one batch passed).
+	out := make([]authz.ReplicaOutcome, len(cs))
+	rev := s.idx.Revision()
+	for start := 0; start < len(cs); {
+		n, r, err := s.applyReplicaSegment(ctx, rs, origin, cs[start:], out[start:])
+		if err != nil {
+			return nil, 0, err
+		}
+		start, rev = start+n, r
+	}
+	return out, rev, nil
+}
+
+// applyReplicaSegment applies the changes of cs up to the first grant that
+// needs the separation-of-duty check after other writes (replicaWrites),
+// filling their outcomes into out; it returns how many it took and the
+// revision.
+func (s *Service) applyReplicaSegment(ctx context.Context, rs authz.ReplicaStore, origin string, cs []ReplicaChange,
+	out []authz.ReplicaOutcome) (int, int64, error) {
 	for attempt := 0; attempt < writeAttempts; attempt++ {
 		if err := s.CatchUp(ctx); err != nil {
-			return nil, 0, err
+			return 0, 0, err
 		}
 		s.catchMu.Lock()
-		out, ws, pos, err := s.replicaWrites(ctx, rs, origin, cs)
+		seg, ws, pos, n, err := s.replicaWrites(ctx, rs, origin, cs)
 		if err != nil {
 			s.catchMu.Unlock()
-			return nil, 0, err
+			return 0, 0, err
 		}
+		copy(out, seg[:n])
 		if len(ws) == 0 {
 			s.catchMu.Unlock()
-			return out, s.idx.Revision(), nil
+			return n, s.idx.Revision(), nil
 		}
 		res, committed, err := rs.ApplyReplica(ctx, s.idx.Revision(), ws, s.replicaEvent(origin))
 		if errors.Is(err, authz.ErrStale) {
@@ -74,7 +97,7 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 		}
 		if err != nil {
 			s.catchMu.Unlock()
-			return nil, 0, err
+			return 0, 0, err
 		}
 		var aerr error
 		if len(committed) > 0 {
@@ -92,19 +115,21 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 			s.signal()
 			s.kick()
 		}
-		return out, rev, nil
+		return n, rev, nil
 	}
-	return nil, 0, authz.ErrStale
+	return 0, 0, authz.ErrStale
 }
 
 // replicaWrites decides, against the index, which changes of cs are homed
 // at origin, and returns the outcome of those that are not and the writes
 // (with their positions in cs) of those that are.
+//
+// It stops before a grant put that needs the separation-of-duty check when
+// writes are pending (n: how many changes of cs it took): the check reads
+// the index, which holds the pending writes only once they are applied.
 func (s *Service) replicaWrites(ctx context.Context, rs authz.ReplicaStore, origin string,
-	cs []ReplicaChange) ([]authz.ReplicaOutcome, []authz.ReplicaWrite, []int, error) {
-	out := make([]authz.ReplicaOutcome, len(cs))
-	var ws []authz.ReplicaWrite
-	var pos []int
+	cs []ReplicaChange) (out []authz.ReplicaOutcome, ws []authz.ReplicaWrite, pos []int, n int, err error) {
+	out = make([]authz.ReplicaOutcome, len(cs))
 	// held: the origin of objects the batch writes before they commit.
 	held := map[string]string{}
 	for i, c := range cs {
@@ -118,7 +143,7 @@ func (s *Service) replicaWrites(ctx context.Context, rs authz.ReplicaStore, orig
 		from, ok := held[key]
 		if !ok {
 			if from, ok, err = rs.ReplicaOrigin(ctx, ch.Obj, ch.ID); err != nil {
-				return nil, nil, nil, err
+				return nil, nil, nil, 0, err
 			}
 		}
 		homed := true
@@ -150,6 +175,9 @@ func (s *Service) replicaWrites(ctx context.Context, rs authz.ReplicaStore, orig
 					// shown to the operator (trial9 D1: one person was maker
 					// and checker at level 1).
 					if _, applied := s.idx.Grant(ch.ID); homed && !applied {
+						if len(ws) > 0 {
+							return out, ws, pos, i, nil // judged once the writes before it are in
+						}
 						g.ID = ch.ID
 						if e, conflict := s.grantConflict(g); conflict {
 							s.log.Warn("a grant of a peer would break a separation-of-duty pair here; not applied",
@@ -173,7 +201,7 @@ func (s *Service) replicaWrites(ctx context.Context, rs authz.ReplicaStore, orig
 		ws = append(ws, authz.ReplicaWrite{Change: ch, Origin: origin, Version: c.Version, EventID: c.EventID})
 		pos = append(pos, i)
 	}
-	return out, ws, pos, nil
+	return out, ws, pos, len(cs), nil
 }
 
 // heldHere reports whether the index holds the object ch changes (called

@@ -266,4 +266,39 @@ func TestReplicaGrantBreakingAPairHere(t *testing.T) {
 	if !check("bob", "write") {
 		t.Fatal("bob's grant, which breaks nothing, was not applied")
 	}
+
+	// In one batch, each grant is judged with the changes before it
+	// (review sec13 M1): bob's clerk grant revoked, then approver granted,
+	// applies; cid, then granted both roles at level 2 before level 2 has
+	// the exclusion (level 1 has), gets the first only.
+	l1.idx.SetUserOrg("cid", "bureau")
+	l2.idx.SetUserOrg("cid", "bureau")
+	bobs := l2.idx.Grants(index.GrantFilter{Subject: &authz.Subject{Kind: authz.SubjectUser, ID: "bob"}})
+	if len(bobs) != 1 {
+		t.Fatalf("bob's grants at level 2: %v", bobs)
+	}
+	if _, err := l2.svc.RevokeGrant(ctx, bobs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l2.svc.CreateGrant(ctx, authz.Grant{Role: approver, Subject: authz.Subject{Kind: authz.SubjectUser, ID: "bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	batch := l2.changes()
+	// cid's two grants as a level 2 without the exclusion would send them
+	for i, r := range []string{clerk, approver} {
+		id := fmt.Sprintf("g-cid-%d", i)
+		data, _ := json.Marshal(authz.Grant{ID: id, Role: r, Subject: authz.Subject{Kind: authz.SubjectUser, ID: "cid"}})
+		p, _ := json.Marshal(commands.ChangePayload{Change: authz.Change{Rev: 900 + int64(i), Obj: authz.ObjGrant, Op: authz.OpPut, ID: id, Data: data}})
+		batch = append(batch, commands.ReplicaChange{EventID: "ev-" + id, Subject: commands.ChangesSubjectPrefix + "grant.put",
+			Version: uint64(900 + i), Payload: p})
+	}
+	if got := outcomes(l1.apply("l2", batch)); got != "APPLIED,APPLIED,APPLIED,CONFLICT" {
+		t.Fatalf("revoke then grant, and two grants of a pair, in one batch at level 1: %s", got)
+	}
+	if check("bob", "write") || !check("bob", "approve") {
+		t.Fatal("bob at level 1: the revocation and the grant of one batch")
+	}
+	if check("cid", "write") && check("cid", "approve") {
+		t.Fatal("cid is maker and checker at level 1")
+	}
 }

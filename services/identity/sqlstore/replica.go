@@ -39,6 +39,14 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 			case err != nil && !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
+			if w.Op == identity.ReplicaRefuse {
+				// left out as a CONFLICT by the service: only its version
+				out[i] = identity.ReplicaConflict
+				if _, err := r.ps.ExecContext(ctx, record, w.Kind, w.ID, w.Origin, int64(w.Version), w.EventID); err != nil {
+					return err
+				}
+				continue
+			}
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT replica_write"); err != nil {
 				return err
 			}

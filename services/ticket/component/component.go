@@ -431,6 +431,18 @@ func EndReason(subject string, data []byte) string {
 	case "disabled":
 		return "USER_DISABLED"
 	case "locked":
+		if strings.Contains(subject, ".identity.lock.") {
+			// a lock from another centre that ended before it arrived (a
+			// cut link) ends nothing (review sec13 L2)
+			var ev struct {
+				Data struct {
+					LockedUntil time.Time `json:"locked_until"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(data, &ev) == nil && !ev.Data.LockedUntil.IsZero() && !ev.Data.LockedUntil.After(time.Now()) {
+				return ""
+			}
+		}
 		return "USER_LOCKED"
 	case "deleted":
 		return "USER_DELETED"

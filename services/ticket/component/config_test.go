@@ -54,12 +54,17 @@ func TestEndReason(t *testing.T) {
 		"uias.changes.identity.user.unlocked":            {`{"id":"u"}`, ""},
 		// locked at a centre holding the person as a replica, and that
 		// lock applied at their home (trial9 D2)
-		"uias.changes.identity.lock.locked":         {`{"id":"u"}`, "USER_LOCKED"},
-		"uias.changes.identity.lock.replica.locked": {`{"id":"u"}`, "USER_LOCKED"},
+		"uias.changes.identity.lock.locked":         {`{"id":"u","data":{"locked_until":"2999-01-01T00:00:00Z"}}`, "USER_LOCKED"},
+		"uias.changes.identity.lock.replica.locked": {`{"id":"u","data":{"locked_until":"2999-01-01T00:00:00Z"}}`, "USER_LOCKED"},
+		"uias.changes.identity.lock.expired":        {`{"id":"u"}`, ""},
 	} {
 		if got := EndReason(subject, []byte(tc.data)); got != tc.want {
 			t.Errorf("%s: %q, want %q", subject, got, tc.want)
 		}
+	}
+	// a lock from another centre that ended before it arrived ends nothing
+	if got := EndReason("uias.changes.identity.lock.replica.locked", []byte(`{"id":"u","data":{"locked_until":"2020-01-01T00:00:00Z"}}`)); got != "" {
+		t.Errorf("an expired lock: %q", got)
 	}
 	if got := EndReason("uias.changes.identity.user.status_changed", []byte(`{"id":"u","data":{"status":1}}`)); got != "" {
 		t.Errorf("re-enabled: %q", got)
