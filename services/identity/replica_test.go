@@ -327,15 +327,8 @@ func TestReplicaAppliedIntoIdentity(t *testing.T) {
 // sessions and leaves authz's mirror there.
 func TestReplicaOfADeletedPerson(t *testing.T) {
 	ctx := context.Background()
-	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
-	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
-	bureau, err := l2.svc.CreateOrg(admin2, "bureau-d", "Bureau D", evRoot(t, l2.svc).ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subtrees := map[string]string{bureau.ID: "l2a"}
-	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
-	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-d")
+	svc2, svc1 := l2.svc, l1.svc
 	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "deckhand", DisplayName: "Deckhand", OrgID: bureau.ID,
 		Password: "Harbour-Pass-1"})
 	if err != nil {
@@ -379,15 +372,8 @@ func TestReplicaOfADeletedPerson(t *testing.T) {
 // at their home centre are deleted at the centre holding their replicas.
 func TestReplicaOfDeletedGroupAndOrg(t *testing.T) {
 	ctx := context.Background()
-	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
-	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
-	bureau, err := l2.svc.CreateOrg(admin2, "bureau-g", "Bureau G", evRoot(t, l2.svc).ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subtrees := map[string]string{bureau.ID: "l2a"}
-	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
-	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-g")
+	svc2, svc1 := l2.svc, l1.svc
 	dock, err := svc2.CreateOrg(admin2, "dock", "Dock", bureau.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -446,15 +432,8 @@ func TestReplicaOfDeletedGroupAndOrg(t *testing.T) {
 // event (app.replica.deleted) for the components there.
 func TestReplicaOfADeletedApp(t *testing.T) {
 	ctx := context.Background()
-	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
-	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
-	bureau, err := l2.svc.CreateOrg(admin2, "bureau-a", "Bureau A", evRoot(t, l2.svc).ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subtrees := map[string]string{bureau.ID: "l2a"}
-	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
-	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-a")
+	svc2, svc1 := l2.svc, l1.svc
 	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "purser", DisplayName: "Purser", OrgID: bureau.ID,
 		Password: "Harbour-Pass-2"})
 	if err != nil {
@@ -523,15 +502,8 @@ func TestReplicaOfADeletedApp(t *testing.T) {
 // and a redelivered batch revokes nothing more.
 func TestAppointmentRevokesTokensAtOtherCentres(t *testing.T) {
 	ctx := context.Background()
-	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
-	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
-	bureau, err := l2.svc.CreateOrg(admin2, "bureau-t", "Bureau T", evRoot(t, l2.svc).ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subtrees := map[string]string{bureau.ID: "l2a"}
-	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
-	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-t")
+	svc2, svc1 := l2.svc, l1.svc
 	// level 1's authz: the officer administers there (a replica never
 	// carries the legacy flag)
 	svc1.SetAdminGate(func(_ context.Context, u *identity.User) (bool, error) { return u.LoginName == "officer", nil })
@@ -610,15 +582,8 @@ func TestAppointmentRevokesTokensAtOtherCentres(t *testing.T) {
 // tries locked the person at every centre).
 func TestFingersSealedElsewhere(t *testing.T) {
 	ctx := context.Background()
-	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
-	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
-	bureau, err := l2.svc.CreateOrg(admin2, "bureau-f", "Bureau F", evRoot(t, l2.svc).ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subtrees := map[string]string{bureau.ID: "l2a"}
-	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
-	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-f")
+	svc2, svc1 := l2.svc, l1.svc
 	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "pilot", DisplayName: "Pilot", OrgID: bureau.ID, Password: "Harbour-Pass-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -677,16 +642,9 @@ func TestFingersSealedElsewhere(t *testing.T) {
 // skipped changes (trial9 D3: they vanished at level 1 without a trace).
 func TestReplicaOfAPersonInAConflictingOrg(t *testing.T) {
 	ctx := context.Background()
-	l2, l1 := newReplicaCentre(t), newReplicaCentre(t)
-	admin2, _ := adminCtx(t, l2.svc, "10.0.0.2", "l2")
-	admin1, _ := adminCtx(t, l1.svc, "10.0.0.1", "l1")
-	bureau, err := l2.svc.CreateOrg(admin2, "bureau-c", "Bureau C", evRoot(t, l2.svc).ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subtrees := map[string]string{bureau.ID: "l2a"}
-	svc2 := l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
-	svc1 := l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-c")
+	svc2, svc1 := l2.svc, l1.svc
+	admin1, _ := adminCtx(t, svc1, "10.0.0.1", "l1")
 	// the same org code at level 1 (in its own part of the tree)
 	if _, err := svc1.CreateOrg(admin1, "dock", "Dock at level 1", evRoot(t, svc1).ID); err != nil {
 		t.Fatal(err)
@@ -783,4 +741,21 @@ func TestReplicaOfAPersonInAConflictingOrg(t *testing.T) {
 	if rep.Status != identity.StatusDisabled || rep.OrgID != bureau.ID {
 		t.Fatalf("the person at level 1: status %v org %s (want disabled, in the bureau)", rep.Status, rep.OrgID)
 	}
+}
+
+// newBureauCentres: a level-2 centre "l2a" homing the bureau org code,
+// created under its root, and level 1 ("l1"), each on its own store and
+// key ring with its centre settings; level 2's administrator context.
+func newBureauCentres(t *testing.T, code string) (l2, l1 *replicaCentre, admin2 context.Context, bureau *identity.Org) {
+	t.Helper()
+	l2, l1 = newReplicaCentre(t), newReplicaCentre(t)
+	admin2, _ = adminCtx(t, l2.svc, "10.0.0.2", "l2")
+	bureau, err := l2.svc.CreateOrg(admin2, code, "Bureau "+code, evRoot(t, l2.svc).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subtrees := map[string]string{bureau.ID: "l2a"}
+	l2.with(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
+	l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	return l2, l1, admin2, bureau
 }

@@ -18,38 +18,16 @@ import (
 // the checks would have it.
 func sodIndex(t *testing.T) *index.Index {
 	t.Helper()
-	x := index.New()
-	chs := authz.BuiltinChanges()
-	put := func(obj, id string, v any) {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		chs = append(chs, authz.Change{Obj: obj, Op: authz.OpPut, ID: id, Data: b})
-	}
-	for _, r := range []string{"a", "b", "c"} {
-		put(authz.ObjRole, r, authz.Role{ID: r, App: "oa", Code: r})
-	}
 	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
-	for id, g := range map[string]authz.Grant{
+	x := modelIndex(t, map[string]authz.Grant{
 		"g1": {Role: "a", Subject: user("p1")}, "g2": {Role: "b", Subject: user("p1")},
 		"g3": {Role: "a", Subject: user("p2")}, "g4": {Role: "c", Subject: authz.Subject{Kind: authz.SubjectOrg, ID: "west"}},
 		"g5": {Role: "c", Subject: authz.Subject{Kind: authz.SubjectGroup, ID: "gc"}},
 		"g6": {Role: authz.RoleUnitAdmin, Subject: user("p3"), ScopeOrg: "east"},
 		"g8": {Role: "a", Subject: user("p0")},
 		"g7": {Role: "a", Subject: user("p3")},
-	} {
-		g.ID = id
-		put(authz.ObjGrant, id, g)
-	}
-	for id, e := range map[string]authz.Exclusion{"x-ab": {RoleA: "a", RoleB: "b"}, "x-ac": {RoleA: "a", RoleB: "c"},
-		"x-ua": {RoleA: authz.RoleUnitAdmin, RoleB: "a"}} {
-		e.ID, e.Name = id, id
-		put(authz.ObjExclusion, id, e)
-	}
-	if err := x.Apply(chs...); err != nil {
-		t.Fatal(err)
-	}
+	}, map[string]authz.Exclusion{"x-ab": {RoleA: "a", RoleB: "b"}, "x-ac": {RoleA: "a", RoleB: "c"},
+		"x-ua": {RoleA: authz.RoleUnitAdmin, RoleB: "a"}})
 	x.SetOrgParent("east", "root")
 	x.SetOrgParent("east1", "east")
 	x.SetOrgParent("west", "root")
@@ -106,29 +84,11 @@ func TestSoDScans(t *testing.T) {
 // role b to y (in o30: a is 30 levels up) and to x (in o80: a is past the
 // levels a check walks, so x does not hold a).
 func TestSoDScansDeepTree(t *testing.T) {
-	x := index.New()
-	chs := authz.BuiltinChanges()
-	put := func(obj, id string, v any) {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		chs = append(chs, authz.Change{Obj: obj, Op: authz.OpPut, ID: id, Data: b})
-	}
-	for _, r := range []string{"a", "b", "c"} {
-		put(authz.ObjRole, r, authz.Role{ID: r, App: "oa", Code: r})
-	}
 	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
-	for id, g := range map[string]authz.Grant{"g1": {Role: "a", Subject: authz.Subject{Kind: authz.SubjectOrg, ID: "o0"}},
+	x := modelIndex(t, map[string]authz.Grant{"g1": {Role: "a", Subject: authz.Subject{Kind: authz.SubjectOrg, ID: "o0"}},
 		"g2": {Role: "b", Subject: user("y")}, "g3": {Role: "b", Subject: user("x")},
-		"g4": {Role: "c", Subject: authz.Subject{Kind: authz.SubjectOrg, ID: "np"}}} {
-		g.ID = id
-		put(authz.ObjGrant, id, g)
-	}
-	put(authz.ObjExclusion, "x-bc", authz.Exclusion{ID: "x-bc", Name: "x-bc", RoleA: "b", RoleB: "c"})
-	if err := x.Apply(chs...); err != nil {
-		t.Fatal(err)
-	}
+		"g4": {Role: "c", Subject: authz.Subject{Kind: authz.SubjectOrg, ID: "np"}}},
+		map[string]authz.Exclusion{"x-bc": {RoleA: "b", RoleB: "c"}})
 	for i := 1; i <= 80; i++ {
 		x.SetOrgParent(fmt.Sprintf("o%d", i), fmt.Sprintf("o%d", i-1))
 	}
@@ -148,4 +108,35 @@ func TestSoDScansDeepTree(t *testing.T) {
 			t.Fatalf("o1 moved under np: %q %v, want y", who, ok)
 		}
 	}
+}
+
+// modelIndex is an index of the built-in model, roles a, b and c (of
+// application oa), and grants and exclusions put straight in (data from
+// before the checks would have it; ids filled in from the keys).
+func modelIndex(t *testing.T, grants map[string]authz.Grant, excl map[string]authz.Exclusion) *index.Index {
+	t.Helper()
+	chs := authz.BuiltinChanges()
+	put := func(obj, id string, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chs = append(chs, authz.Change{Obj: obj, Op: authz.OpPut, ID: id, Data: b})
+	}
+	for _, r := range []string{"a", "b", "c"} {
+		put(authz.ObjRole, r, authz.Role{ID: r, App: "oa", Code: r})
+	}
+	for id, g := range grants {
+		g.ID = id
+		put(authz.ObjGrant, id, g)
+	}
+	for id, e := range excl {
+		e.ID, e.Name = id, id
+		put(authz.ObjExclusion, id, e)
+	}
+	x := index.New()
+	if err := x.Apply(chs...); err != nil {
+		t.Fatal(err)
+	}
+	return x
 }
