@@ -778,10 +778,52 @@ func (s *Service) LockUser(ctx context.Context, id string, d time.Duration) (*Us
 	if d > 0 {
 		until = s.now().Add(d)
 	}
+	if s.homes != nil && s.homes.Level == 1 {
+		u, err := s.loadUser(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !s.homedHere(ctx, u) {
+			return s.lockHeldReplica(ctx, u, until)
+		}
+	}
 	return s.mutateUser(ctx, id, "locked", map[string]any{"locked_until": until}, func(u *User) error {
 		u.LockedUntil, u.WriteGate = until, true
 		return nil
 	})
+}
+
+// lockHeldReplica locks person u, whom level 1 holds as a replica of
+// their level-2 home: level 1 manages every user (004 §2.1.1), and a
+// person must be stoppable there while their home may be unreachable. The
+// lock is written here (the later of it and any lock held) and travels to
+// the home as a lock change (replica_lock.go), which locks them there
+// until the same time; both centres end their SSO sessions (ticket hears
+// lock changes). Only the home unlocks them: an unlock here is refused,
+// naming it.
+func (s *Service) lockHeldReplica(ctx context.Context, u *User, until time.Time) (*User, error) {
+	start := s.now()
+	lock := until
+	err := s.store.UpdateLoginGate(ctx, u.ID, "", func(g LoginGate) (LoginGateWrite, bool) {
+		if g.LockedUntil.After(lock) {
+			lock = g.LockedUntil
+		}
+		w := LoginGateWrite{FailedCount: g.FailedCount, SourceFailures: g.SourceFailures, NextAttemptAt: g.NextAttemptAt,
+			LockedUntil: lock, Pending: g.Pending, PendingAt: g.PendingAt}
+		w.Events = []events.Event{
+			s.audit(ctx, "user.locked", "user:"+u.ID, u.OrgID, "success", "OK", start,
+				userChangeDetail(u, map[string]any{"locked_until": lock, "centre": s.homes.Self})),
+			s.lockChange(ctx, u, lock, false, "ADMIN_LOCKED")}
+		return w, true
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.ForgetUser(u.ID)
+	s.kick()
+	after := *u
+	after.LockedUntil = lock
+	return &after, nil
 }
 
 // DeleteUser removes a person for good, with their account links,

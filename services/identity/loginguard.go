@@ -809,7 +809,7 @@ func (a *loginAttempt) failed(ctx context.Context, u *User, evs []events.Event, 
 			w.Events = append(slices.Clip(evs),
 				a.s.audit(ctx, "account.lockout", "user:"+u.ID, u.OrgID, "locked", "TOO_MANY_FAILURES", start,
 					map[string]string{"locked_until": until}),
-				a.s.lockChange(ctx, u, lock, homedHere))
+				a.s.lockChange(ctx, u, lock, homedHere, "TOO_MANY_FAILURES"))
 		}
 		return w, true
 	})

@@ -36,8 +36,8 @@ type lockRecord struct {
 // lockChange is the change event of u locked until lock after failed
 // passwords: the person's own change when u is homed here (or on a single
 // centre), else a lock change for the home (see above).
-func (s *Service) lockChange(ctx context.Context, u *User, lock time.Time, homedHere bool) events.Event {
-	data := map[string]any{"locked_until": lock.UTC().Format(time.RFC3339), "reason": "TOO_MANY_FAILURES"}
+func (s *Service) lockChange(ctx context.Context, u *User, lock time.Time, homedHere bool, reason string) events.Event {
+	data := map[string]any{"locked_until": lock.UTC().Format(time.RFC3339), "reason": reason}
 	if homedHere {
 		return s.replicaChange(ctx, "user", "locked", u.ID, data, lockedReplica(u, lock))
 	}

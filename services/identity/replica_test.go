@@ -759,3 +759,50 @@ func newBureauCentres(t *testing.T, code string) (l2, l1 *replicaCentre, admin2 
 	l1.with(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
 	return l2, l1, admin2, bureau
 }
+
+// TestLevelOneLocksALevelTwoPerson: level 1 manages every user (004
+// §2.1.1): an administrator there locks a person homed at level 2 (an
+// emergency stop while the home may be unreachable); the lock holds at
+// level 1 at once and, as a lock change, at the home once it arrives; an
+// unlock is made at the home only.
+func TestLevelOneLocksALevelTwoPerson(t *testing.T) {
+	ctx := context.Background()
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-l")
+	svc2, svc1 := l2.svc, l1.svc
+	admin1, _ := adminCtx(t, svc1, "10.0.0.1", "l1")
+	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "bosun", DisplayName: "Bosun", OrgID: bureau.ID, Password: "Harbour-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	_, mark, _ := l1.changes(t, 0)
+	if _, err := svc1.LockUser(admin1, u.ID, time.Hour); err != nil {
+		t.Fatalf("level 1 locks a level-2 person: %v", err)
+	}
+	if got, err := svc1.GetUser(ctx, u.ID); err != nil || !got.Locked(time.Now()) {
+		t.Fatalf("the person at level 1: %+v %v", got, err)
+	}
+	down, _, _ := l1.changes(t, mark)
+	var locks []identity.ReplicaChange
+	for _, c := range down {
+		if c.Subject == "uias.changes.identity.lock.locked" {
+			locks = append(locks, c)
+		}
+	}
+	if len(locks) != 1 {
+		t.Fatalf("level 1's lock changes: %+v", down)
+	}
+	if out, err := svc2.ApplyReplica(ctx, "l1", locks); err != nil || out[0] != identity.ReplicaApplied {
+		t.Fatalf("the lock at the home: %v %v", out, err)
+	}
+	if got, err := svc2.GetUser(ctx, u.ID); err != nil || !got.Locked(time.Now()) {
+		t.Fatalf("the person at their home: %+v %v", got, err)
+	}
+	_, err = svc1.UnlockUser(admin1, u.ID)
+	if reasonOf(err) != centre.ReasonElsewhere {
+		t.Fatalf("an unlock at level 1: %v", err)
+	}
+}
