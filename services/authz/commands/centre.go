@@ -41,14 +41,12 @@ func (s *Service) ownChange(ctx context.Context, ch authz.Change) error {
 // grantNamed names the grant ch writes by its subject, as a refusal says
 // it (trial9 D7: a new grant's id, which nobody knows, was named).
 func (s *Service) grantNamed(ch authz.Change) string {
-	var g authz.Grant
-	if ch.Op == authz.OpPut && json.Unmarshal(ch.Data, &g) == nil && g.Subject.ID != "" {
-		if _, exists := s.idx.Grant(ch.ID); !exists {
-			return "a grant to " + g.Subject.String() + ", whose subject"
-		}
-	}
 	if old, ok := s.idx.Grant(ch.ID); ok {
 		return "grant " + ch.ID + " (to " + old.Subject.String() + ")"
+	}
+	var g authz.Grant
+	if ch.Op == authz.OpPut && json.Unmarshal(ch.Data, &g) == nil && g.Subject.ID != "" {
+		return "a grant to " + g.Subject.String() + ", whose subject"
 	}
 	return "grant " + ch.ID
 }

@@ -177,21 +177,17 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Principals:  principalClient{client: client, attempts: 3, wait: 200 * time.Millisecond},
 		Credentials: services, Sealer: credSealer})
 	// A person disabled, locked or deleted, whose password changed or one of
-	// whose certificates was unbound loses their sessions at once.
-	// One instance of the component handles each event (queue group).
-	if err := env.Subscribed(nc.QueueSubscribe(UserChangesSubject, "uias-ticket", func(m *nats.Msg) {
-		endSessionsOnChange(env.Context(), svc, log, m.Subject, m.Data)
-	})); err != nil {
-		return nil, fmt.Errorf("subscribe to user changes: %w", err)
-	}
-	// A person homed at another centre, locked here (lock.locked), or
+	// whose certificates was unbound loses their sessions at once; so does
+	// a person homed at another centre and locked here (lock.locked), or
 	// locked at a centre holding them as a replica and applied here, their
-	// home (lock.replica.locked): their sessions end as with a lock at
-	// home (trial9 D2: they kept their sessions at both centres).
-	if err := env.Subscribed(nc.QueueSubscribe(LockChangesSubject, "uias-ticket", func(m *nats.Msg) {
-		endSessionsOnChange(env.Context(), svc, log, m.Subject, m.Data)
-	})); err != nil {
-		return nil, fmt.Errorf("subscribe to lock changes: %w", err)
+	// home (lock.replica.locked; trial9 D2). One instance of the component
+	// handles each event (queue group).
+	for _, subject := range []string{UserChangesSubject, LockChangesSubject} {
+		if err := env.Subscribed(nc.QueueSubscribe(subject, "uias-ticket", func(m *nats.Msg) {
+			endSessionsOnChange(env.Context(), svc, log, m.Subject, m.Data)
+		})); err != nil {
+			return nil, fmt.Errorf("subscribe to %s: %w", subject, err)
+		}
 	}
 	// An org disabled: the people below it lose their sessions (one
 	// instance handles each event).
