@@ -377,7 +377,7 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 		}
 		u.PasswordHash, u.PasswordChangedAt, u.PasswordByOther = h, start, !n.OwnPassword
 	}
-	return u, []events.Event{s.replicaChange(ctx, "user", "created", u.ID, userView(u), withSealed(userReplica(u, true), u)),
+	return u, []events.Event{s.replicaChange(ctx, "user", "created", u.ID, userView(u), s.withSealed(userReplica(u, true), u)),
 		s.audit(ctx, "user.create", "user:"+u.ID, u.OrgID, "success", "OK", start, userChangeDetail(u, nil))}, nil
 }
 
@@ -704,7 +704,7 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 	}
 	u.UpdatedAt = start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
-		s.replicaChange(ctx, "user", "updated", u.ID, changed, withSealed(userReplica(u, false), u)),
+		s.replicaChange(ctx, "user", "updated", u.ID, changed, s.withSealed(userReplica(u, false), u)),
 		s.audit(ctx, api, "user:"+u.ID, u.OrgID, "success", "OK", start, changeDetail(changed)))
 	return u, err
 }

@@ -131,6 +131,9 @@ type Keys struct {
 	known map[string]DataKey
 	// lastUnknown is when ReloadForUnknown last read the data keys.
 	lastUnknown time.Time
+	// foreign: Sealers over other centres' data keys, by their wrapped
+	// form (resealArrived).
+	foreign map[string]*crypto.Sealer
 }
 
 // UnknownKeyReloadEvery is how often at most a key id named by what a
@@ -664,3 +667,114 @@ const (
 	aadIDNumber = "user.id_number"
 	aadPhone    = "user.phone"
 )
+
+// ---- sealed values between centres ----
+
+// A change that carries a sealed value (a person's ID and phone numbers, a
+// fingerprint template, an authenticator app's secret) carries beside it
+// the data keys that sealed it, wrapped by the home centre's master key
+// (wrappedFor). The ids of data keys are per database ("d1" here is not the
+// home's "d1"), so a centre whose key ring holds that master key opens the
+// value on arrival and seals it again with its own active data key
+// (resealArrived); from then on it is this centre's like any other value
+// (rotation, re-encryption). A centre whose ring does not hold the master
+// key keeps the value as it came: it opens at the home only.
+
+// maxForeignSealers bounds the data keys of other centres kept unwrapped.
+const maxForeignSealers = 64
+
+// wrappedFor returns the wrapped data keys, by id, that sealed values (nil
+// when there are none, or no data keys are managed here).
+func (k *Keys) wrappedFor(values ...string) map[string]string {
+	if k == nil {
+		return nil
+	}
+	var out map[string]string
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, v := range values {
+		id, err := crypto.KeyIDOf(v)
+		if err != nil {
+			continue
+		}
+		if dk, ok := k.known[id]; ok && dk.Purpose == KeyPurposeSeal {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[id] = dk.Wrapped
+		}
+	}
+	return out
+}
+
+// errForeignKey: a value of another centre came without the data key that
+// sealed it, or with one this centre's key ring does not open.
+var errForeignKey = errors.New("the data key that sealed it does not open with this centre's key ring")
+
+// resealArrived opens value, sealed at another centre with one of the
+// wrapped data keys (by id), and seals it with this centre's active data
+// key, binding aad as the home did. An empty value stays empty; a value
+// that does not open is returned as it came, with the error.
+func (k *Keys) resealArrived(value string, aad []byte, wrapped map[string]string) (string, error) {
+	if value == "" {
+		return "", nil
+	}
+	if k == nil {
+		return value, errForeignKey
+	}
+	id, err := crypto.KeyIDOf(value)
+	if err != nil {
+		return value, err
+	}
+	w, ok := wrapped[id]
+	if !ok {
+		return value, errForeignKey
+	}
+	s, err := k.foreignSealer(id, w)
+	if err != nil {
+		return value, err
+	}
+	pt, err := s.Open(value, aad)
+	if err != nil {
+		return value, err
+	}
+	defer clear(pt)
+	out, err := k.sealer.Seal(pt, aad)
+	if err != nil {
+		return value, err
+	}
+	return out, nil
+}
+
+// foreignSealer is a Sealer over another centre's data key id, wrapped as
+// w, kept for the changes after this one (the key wrapped the same way).
+func (k *Keys) foreignSealer(id, w string) (*crypto.Sealer, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s, ok := k.foreign[w]; ok {
+		return s, nil
+	}
+	if _, ok := k.ring.Master.Keys[mustKeyID(w)]; !ok {
+		return nil, errForeignKey
+	}
+	raw, err := k.ring.UnwrapKey(w, id)
+	if err != nil {
+		return nil, errForeignKey
+	}
+	defer clear(raw)
+	s, err := crypto.NewSealer(map[string][]byte{id: raw}, id)
+	if err != nil {
+		return nil, err
+	}
+	if k.foreign == nil || len(k.foreign) >= maxForeignSealers {
+		k.foreign = map[string]*crypto.Sealer{}
+	}
+	k.foreign[w] = s
+	return s, nil
+}
+
+// mustKeyID is the master key id of a wrapped data key ("" when it has none).
+func mustKeyID(wrapped string) string {
+	id, _ := crypto.KeyIDOf(wrapped)
+	return id
+}

@@ -45,7 +45,7 @@ func newTestClock() *clock { return &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0
 // test: a sealer of its own, no logging, the cheapest argon2id.
 func testService(t testing.TB, d identity.Deps) *identity.Service {
 	t.Helper()
-	if d.Sealer == nil {
+	if d.Sealer == nil && d.Keys == nil {
 		d.Sealer = testSealer(t)
 	}
 	if d.Logger == nil {

@@ -200,19 +200,26 @@ type userRecord struct {
 }
 
 // sealedRecord is a person's sealed personal data. It travels sealed with
-// the home centre's key ring, as fingerprint templates do: centres that
-// share the key ring open it (reveal, edit); one without the key keeps it
-// sealed and shows the masked copy.
+// the home centre's data keys, which travel beside it wrapped by the home's
+// master key (keys.go, resealArrived): a centre whose key ring holds that
+// master key opens it (reveal) and seals it again with its own; one without
+// keeps it sealed and shows the masked copy.
 type sealedRecord struct {
 	IDNumberEnc string `json:"id_number_enc"`
 	PhoneEnc    string `json:"phone_enc"`
+	// Keys: the wrapped data keys that sealed the values, by id (absent
+	// from centres of older versions).
+	Keys map[string]string `json:"keys,omitempty"`
 }
 
 // withSealed adds u's sealed personal data to r: on the events of writes
 // that seal it (a person created, updated or imported), whose u holds the
 // whole row.
-func withSealed(r userRecord, u *User) userRecord {
+func (s *Service) withSealed(r userRecord, u *User) userRecord {
 	r.Sealed = &sealedRecord{IDNumberEnc: u.IDNumberEnc, PhoneEnc: u.PhoneEnc}
+	if s.homes != nil {
+		r.Sealed.Keys = s.keys.wrappedFor(u.IDNumberEnc, u.PhoneEnc)
+	}
 	return r
 }
 
@@ -339,6 +346,20 @@ type replicaBatch struct {
 	users  map[string]string // user id -> org id
 	groups map[string]string // group id -> org id
 	apps   map[string]string // app id -> home
+	// unopened counts the sealed values that do not open here
+	// (arrivedSealed): kept as they came.
+	unopened int
+}
+
+// arrivedSealed is value, sealed at another centre, sealed again with this
+// centre's data key (keys.go, resealArrived), or as it came when it does
+// not open here (counted in b).
+func (s *Service) arrivedSealed(value string, aad []byte, keys map[string]string, b *replicaBatch) string {
+	out, err := s.keys.resealArrived(value, aad, keys)
+	if err != nil {
+		b.unopened++
+	}
+	return out
 }
 
 // ApplyReplica applies the identity changes of the centre origin (one
@@ -376,6 +397,12 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 		if imported && len(sub) == 0 {
 			out[i] = ReplicaIgnored
 		}
+	}
+	if b.unopened > 0 {
+		s.log.Warn("sealed values of another centre do not open with this centre's key ring: kept as they came; "+
+			"the fingerprint and authenticator app logins of those people, and their ID and phone numbers, "+
+			"work at their home centre only (docs/operators.md, \"Sealed data between centres\")",
+			zap.String("origin", origin), zap.Int("values", b.unopened))
 	}
 	if len(ws) == 0 {
 		return out, nil
@@ -499,6 +526,9 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			return w, ReplicaIgnored, nil
 		}
 		w.Kind, w.ID = "finger", fingerID(ev.ID, f.Position)
+		if w.Op == ReplicaUpsert {
+			f.TemplateEnc = s.arrivedSealed(f.TemplateEnc, fingerAAD(ev.ID, f.Position), f.Keys, b)
+		}
 		w.Finger = &StoredFinger{Finger: Finger{UserID: ev.ID, Position: f.Position, Quality: f.Quality, Format: f.Format,
 			Minutiae: f.Minutiae, CreatedAt: f.CreatedAt, UpdatedAt: f.UpdatedAt}, TemplateEnc: f.TemplateEnc}
 		return homed(s.replicaUserOf(ctx, origin, ev.ID, b))
@@ -513,7 +543,8 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			if !hasRep || !decoded(ev.Replica, &r) || r.SecretEnc == "" {
 				return w, ReplicaIgnored, nil
 			}
-			w.TOTP.SecretEnc, w.TOTP.LastStep, w.TOTP.CreatedAt = r.SecretEnc, r.LastStep, r.CreatedAt
+			w.TOTP.SecretEnc = s.arrivedSealed(r.SecretEnc, []byte(aadTOTPSecret+ev.ID), r.Keys, b)
+			w.TOTP.LastStep, w.TOTP.CreatedAt = r.LastStep, r.CreatedAt
 		}
 		return homed(s.replicaUserOf(ctx, origin, ev.ID, b))
 	case ev.Entity == "user" && (ev.Op == "certificate_bound" || ev.Op == "certificate_unbound"):
@@ -610,7 +641,9 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			w.User.PasswordByOther = r.Password.ByOther
 		}
 		if r.Sealed != nil {
-			w.WithSealed, w.User.IDNumberEnc, w.User.PhoneEnc = true, r.Sealed.IDNumberEnc, r.Sealed.PhoneEnc
+			w.WithSealed = true
+			w.User.IDNumberEnc = s.arrivedSealed(r.Sealed.IDNumberEnc, []byte(aadIDNumber), r.Sealed.Keys, b)
+			w.User.PhoneEnc = s.arrivedSealed(r.Sealed.PhoneEnc, []byte(aadPhone), r.Sealed.Keys, b)
 		}
 		w.Unlocked = ev.Op == "unlocked"
 		b.users[ev.ID] = r.OrgID
@@ -868,8 +901,9 @@ type ReplicaTableDigest struct {
 // ReplicaDigest returns a digest per table (orgs, users, user_fingers,
 // groups, group_members, apps, account_links) of the rows homed at centre home, as
 // this centre's settings see it, over what every centre holding them holds
-// alike: not the sealed personal data (a re-encryption under new data keys
-// re-seals it at one centre only; the masked copy is compared),
+// alike: not the sealed personal data nor the fingerprint templates (each
+// centre seals them with its own data keys; the masked copy and the
+// finger's description and times are compared),
 // the legacy administrator flag, the login gate, nor the parent of the top
 // of a subtree (each centre has its own root). Equal digests at two
 // centres: equal replicas.
@@ -916,7 +950,8 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 	}); err != nil {
 		return nil, err
 	}
-	// The fingers of those people (their templates sealed as stored).
+	// The fingers of those people (not their templates: sealed with each
+	// centre's own data keys).
 	userIDs := make([]string, 0, len(users))
 	for id := range users {
 		userIDs = append(userIDs, id)
@@ -928,7 +963,7 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 			return nil, err
 		}
 		for _, f := range fs {
-			add("user_fingers", f.UserID, f.Position, f.Quality, f.Format, f.Minutiae, f.TemplateEnc, ms(f.CreatedAt), ms(f.UpdatedAt))
+			add("user_fingers", f.UserID, f.Position, f.Quality, f.Format, f.Minutiae, ms(f.CreatedAt), ms(f.UpdatedAt))
 		}
 	}
 	var groups []string

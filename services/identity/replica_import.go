@@ -52,7 +52,7 @@ func (s *Service) importedChanges(ctx context.Context, kind, importID string, wr
 				add("org", it.Org.ID, orgReplica(it.Org))
 			case it.User != nil:
 				ids = append(ids, it.User.ID)
-				add("user", it.User.ID, withSealed(userReplica(it.User, true), it.User))
+				add("user", it.User.ID, s.withSealed(userReplica(it.User, true), it.User))
 				if it.Link != nil {
 					add("link", it.Link.ID, linkReplica(it.Link))
 				}
@@ -104,8 +104,10 @@ func expandImported(c ReplicaChange) ([]ReplicaChange, bool) {
 
 // Fingerprint templates reach other centres: an enrolment's event carries,
 // in its replica part, the finger with its template sealed as the home
-// centre stored it (centres that share the key ring open it; a centre
-// without the key keeps it sealed and it matches nothing there). The
+// centre stored it and the wrapped data key that sealed it (a centre whose
+// key ring holds the home's master key opens it and seals it again with its
+// own data key; one without keeps it sealed and it matches nothing there,
+// answering NO_FINGERPRINT). The
 // replica's object is the finger (kind "finger", id "<user id>/<position>").
 
 // fingerRecord is the replica part of a finger_enrolled event.
@@ -117,6 +119,9 @@ type fingerRecord struct {
 	TemplateEnc string    `json:"template_enc"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// Keys: the wrapped data key that sealed the template (keys.go,
+	// resealArrived; absent from centres of older versions).
+	Keys map[string]string `json:"keys,omitempty"`
 }
 
 func fingerReplica(f *StoredFinger) fingerRecord {
@@ -130,7 +135,9 @@ func (s *Service) fingerReplicaOf(f *StoredFinger) any {
 	if s.homes == nil {
 		return nil
 	}
-	return fingerReplica(f)
+	r := fingerReplica(f)
+	r.Keys = s.keys.wrappedFor(f.TemplateEnc)
+	return r
 }
 
 // totpRecord is the replica part of a totp_enrolled event: the
@@ -140,6 +147,9 @@ type totpRecord struct {
 	SecretEnc string    `json:"secret_enc"`
 	LastStep  int64     `json:"last_step"`
 	CreatedAt time.Time `json:"created_at"`
+	// Keys: the wrapped data key that sealed the secret (keys.go,
+	// resealArrived; absent from centres of older versions).
+	Keys map[string]string `json:"keys,omitempty"`
 }
 
 // totpReplicaOf is the replica part of t's enrolment event: only in a
@@ -148,7 +158,8 @@ func (s *Service) totpReplicaOf(t *UserTOTP) any {
 	if s.homes == nil {
 		return nil
 	}
-	return totpRecord{SecretEnc: t.SecretEnc, LastStep: t.LastStep, CreatedAt: t.CreatedAt.UTC()}
+	return totpRecord{SecretEnc: t.SecretEnc, LastStep: t.LastStep, CreatedAt: t.CreatedAt.UTC(),
+		Keys: s.keys.wrappedFor(t.SecretEnc)}
 }
 
 // certRecord is the replica part of a certificate_bound event (the

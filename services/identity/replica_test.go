@@ -3,6 +3,7 @@ package identity_test
 import (
 	"bytes"
 	"context"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -12,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
@@ -24,9 +28,16 @@ import (
 type replicaCentre struct {
 	db  *store.DB
 	svc *identity.Service
+	// keys: the centre's data keys under a key ring (newKeyedCentre);
+	// nil: a sealer of its own.
+	keys *identity.Keys
 }
 
-func newReplicaCentre(t *testing.T) *replicaCentre {
+func newReplicaCentre(t *testing.T) *replicaCentre { return newKeyedCentre(t, nil) }
+
+// newKeyedCentre is a centre whose data keys are wrapped by ring, as a
+// deployed centre's (nil: a sealer of its own, no data keys).
+func newKeyedCentre(t *testing.T, ring *crypto.Ring) *replicaCentre {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "identity.db"))
@@ -38,6 +49,11 @@ func newReplicaCentre(t *testing.T) *replicaCentre {
 		t.Fatal(err)
 	}
 	c := &replicaCentre{db: db}
+	if ring != nil {
+		if c.keys, err = identity.OpenKeys(ctx, sqlstore.New(db), ring, false, zap.NewNop()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c.svc = c.with(t, nil)
 	if _, _, err := c.svc.Bootstrap(ctx, evAdminPass); err != nil {
 		t.Fatal(err)
@@ -45,11 +61,11 @@ func newReplicaCentre(t *testing.T) *replicaCentre {
 	return c
 }
 
-// with returns the centre's identity with centre settings h (its own key
-// ring: centres do not share keys).
+// with returns the centre's identity with centre settings h (its own
+// keys: centres do not share data keys).
 func (c *replicaCentre) with(t *testing.T, h *centre.Homes) *identity.Service {
 	t.Helper()
-	svc := testService(t, identity.Deps{Store: sqlstore.New(c.db), Homes: h,
+	svc := testService(t, identity.Deps{Store: sqlstore.New(c.db), Homes: h, Keys: c.keys,
 		Sleep: func(context.Context, time.Duration) error { return nil }})
 	c.svc = svc
 	return svc
@@ -575,47 +591,176 @@ func TestAppointmentRevokesTokensAtOtherCentres(t *testing.T) {
 	}
 }
 
-// TestFingersSealedElsewhere: a person's fingers, sealed at their home
-// centre with its data keys, do not open at level 1 (its own key ring):
-// there the right finger answers NO_FINGERPRINT (-4), never a wrong
-// finger, and the tries count nothing towards the lockout (trial8 D2: five
-// tries locked the person at every centre).
-func TestFingersSealedElsewhere(t *testing.T) {
+// sealedPerson is a person of level 2 with everything that is sealed: ID
+// and phone numbers, finger 2 and an authenticator app; and an
+// application linked to them.
+type sealedPerson struct {
+	user        *identity.User
+	app         *identity.App
+	secret      string
+	totpKey     []byte
+	enrolStep   int64
+	browser     context.Context
+	fingerProbe []byte
+}
+
+func newSealedPerson(t *testing.T, svc2 *identity.Service, admin2 context.Context, bureau *identity.Org) *sealedPerson {
+	t.Helper()
+	p := &sealedPerson{browser: browserAt("192.0.2.45"), fingerProbe: withPosition(t, impression(4, 1), 2)}
+	var err error
+	p.user, err = svc2.CreateUser(admin2, identity.NewUser{LoginName: "pilot", DisplayName: "Pilot", OrgID: bureau.ID,
+		IDType: identity.IDTypeResidentID, IDNumber: evIDNumber, Phone: evPhone, Password: "Harbour-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.app, p.secret, err = svc2.CreateApp(admin2, identity.NewApp{Type: "OA", Code: "quay", Name: "Quay"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.CreateLink(admin2, p.user.ID, p.app.ID, "acct-pilot"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.EnrollFinger(admin2, p.user.ID, 2, withPosition(t, impression(4, 0), 2)); err != nil {
+		t.Fatal(err)
+	}
+	en, err := svc2.BeginTOTPEnrolment(p.browser, p.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.totpKey, _ = base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(en.Secret)
+	p.enrolStep = identity.TOTPStep(time.Now())
+	if _, err := svc2.ConfirmTOTPEnrolment(p.browser, p.user.ID, "Harbour-Pass-1", en.Token, identity.TOTPCode(p.totpKey, p.enrolStep)); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// finger is the verdict of svc on the person's right finger.
+func (p *sealedPerson) finger(t *testing.T, svc *identity.Service) identity.Reason {
+	t.Helper()
 	ctx := context.Background()
-	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-f")
+	ca, err := svc.AuthenticateApp(ctx, p.app.ID, p.secret, netip.MustParseAddr("10.0.0.9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx := caller.With(ctx, &caller.Caller{App: ca, ClientIP: netip.MustParseAddr("10.0.0.9"), RequestID: "r"})
+	res, err := svc.Authenticate(actx, identity.AuthRequest{AppUserID: "acct-pilot", AuthType: identity.AuthFingerprint,
+		Fingerprint: p.fingerProbe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Reason
+}
+
+// totpLogin is the verdict of svc on the person's password and then the
+// app's code of step.
+func (p *sealedPerson) totpLogin(t *testing.T, svc *identity.Service, step int64) identity.Reason {
+	t.Helper()
+	res, err := svc.SSOLoginBound(p.browser, "pilot", "Harbour-Pass-1", "b")
+	if err != nil || res.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("password: %+v %v", res, err)
+	}
+	res, err = svc.SSOLoginOTP(p.browser, res.OTPToken, identity.TOTPCode(p.totpKey, step), "b")
+	if err != nil {
+		t.Fatalf("code: %v", err)
+	}
+	return res.Reason
+}
+
+// TestSealedDataBetweenCentres: centres that share the master key ring
+// (each with data keys of its own) open what the other seals: a level-2
+// person's finger and authenticator app serve at level 1, and their ID
+// number opens there; level 1 holds them sealed with its own data key, so
+// its rotation and re-encryption move them like its own values; the
+// digests of both centres stay equal (trial8 D3).
+func TestSealedDataBetweenCentres(t *testing.T) {
+	ctx := context.Background()
+	ring, err := crypto.ParseRing(crypto.NewRingJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, l1, admin2, bureau := newKeyedBureauCentres(t, "bureau-s", ring, ring)
 	svc2, svc1 := l2.svc, l1.svc
-	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "pilot", DisplayName: "Pilot", OrgID: bureau.ID, Password: "Harbour-Pass-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, secret, err := svc2.CreateApp(admin2, identity.NewApp{Type: "OA", Code: "quay", Name: "Quay"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc2.CreateLink(admin2, u.ID, app.ID, "acct-pilot"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc2.EnrollFinger(admin2, u.ID, 2, withPosition(t, impression(4, 0), 2)); err != nil {
-		t.Fatal(err)
-	}
+	p := newSealedPerson(t, svc2, admin2, bureau)
 	cs, _, _ := l2.changes(t, 0)
 	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
 		t.Fatal(err)
 	}
-	auth := func(svc *identity.Service) identity.Reason {
-		t.Helper()
-		ca, err := svc.AuthenticateApp(ctx, app.ID, secret, netip.MustParseAddr("10.0.0.9"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		actx := caller.With(ctx, &caller.Caller{App: ca, ClientIP: netip.MustParseAddr("10.0.0.9"), RequestID: "r"})
-		res, err := svc.Authenticate(actx, identity.AuthRequest{AppUserID: "acct-pilot", AuthType: identity.AuthFingerprint,
-			Fingerprint: withPosition(t, impression(4, 1), 2)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res.Reason
+	if r := p.finger(t, svc1); r != identity.ReasonOK {
+		t.Fatalf("the right finger at level 1: %v", r)
 	}
+	if r := p.totpLogin(t, svc1, p.enrolStep+1); r != identity.ReasonOK {
+		t.Fatalf("the app's code at level 1: %v", r)
+	}
+	if n, err := svc1.PersonIDNumber(ctx, p.user.ID); err != nil || n != evIDNumber {
+		t.Fatalf("the ID number at level 1: %q %v", n, err)
+	}
+	d2, err := svc2.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, err := svc1.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(d1, d2) {
+		t.Fatalf("digests differ:\nlevel 1 %v\nlevel 2 %v", d1, d2)
+	}
+	// Level 1's own rotation and re-encryption move the person's values
+	// to its new key, and they still serve.
+	admin1, _ := adminCtx(t, svc1, "10.0.0.1", "l1")
+	st, err := svc1.RotateKeys(admin1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc1.ReencryptData(admin1, 0)
+	if err != nil || res.Failed != 0 || res.Remaining != 0 || res.Reencrypted == 0 {
+		t.Fatalf("re-encrypt at level 1 (active key %s): %+v %v", st.ActiveKeyID, res, err)
+	}
+	if r := p.finger(t, svc1); r != identity.ReasonOK {
+		t.Fatalf("the right finger at level 1 after its rotation: %v", r)
+	}
+	if n, err := svc1.PersonIDNumber(ctx, p.user.ID); err != nil || n != evIDNumber {
+		t.Fatalf("the ID number at level 1 after its rotation: %q %v", n, err)
+	}
+	if r := p.finger(t, svc2); r != identity.ReasonOK {
+		t.Fatalf("the right finger at home: %v", r)
+	}
+}
+
+// TestFingersSealedElsewhere: a person's fingers, sealed at their home
+// centre with its data keys, do not open at level 1 when its key ring is
+// another: there the right finger answers NO_FINGERPRINT (-4), never a
+// wrong finger, and the tries count nothing towards the lockout (trial8
+// D2: five tries locked the person at every centre); the authenticator
+// app's code and the ID number do not serve there either, with clear
+// errors.
+func TestFingersSealedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	ring2, err := crypto.ParseRing(crypto.NewRingJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring1, err := crypto.ParseRing(crypto.NewRingJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, l1, admin2, bureau := newKeyedBureauCentres(t, "bureau-f", ring2, ring1)
+	svc2, svc1 := l2.svc, l1.svc
+	p := newSealedPerson(t, svc2, admin2, bureau)
+	u := p.user
+	cs, _, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	auth := func(svc *identity.Service) identity.Reason { return p.finger(t, svc) }
+	_, err = svc1.PersonIDNumber(ctx, u.ID)
+	wantReason(t, "the ID number at level 1, whose key ring is another", err, apierr.FailedPrecondition, "PERSONAL_DATA_UNREADABLE")
+	res, err := svc1.SSOLoginBound(p.browser, "pilot", "Harbour-Pass-1", "b")
+	if err != nil || res.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("password at level 1: %+v %v", res, err)
+	}
+	_, err = svc1.SSOLoginOTP(p.browser, res.OTPToken, identity.TOTPCode(p.totpKey, p.enrolStep+1), "b")
+	wantReason(t, "the app's code at level 1, whose key ring is another", err, apierr.FailedPrecondition, "PERSONAL_DATA_UNREADABLE")
 	if r := auth(svc2); r != identity.ReasonOK {
 		t.Fatalf("the right finger at home: %v", r)
 	}
@@ -748,7 +893,14 @@ func TestReplicaOfAPersonInAConflictingOrg(t *testing.T) {
 // key ring with its centre settings; level 2's administrator context.
 func newBureauCentres(t *testing.T, code string) (l2, l1 *replicaCentre, admin2 context.Context, bureau *identity.Org) {
 	t.Helper()
-	l2, l1 = newReplicaCentre(t), newReplicaCentre(t)
+	return newKeyedBureauCentres(t, code, nil, nil)
+}
+
+// newKeyedBureauCentres is newBureauCentres with data keys under key
+// rings ring2 (level 2) and ring1 (level 1) (newKeyedCentre).
+func newKeyedBureauCentres(t *testing.T, code string, ring2, ring1 *crypto.Ring) (l2, l1 *replicaCentre, admin2 context.Context, bureau *identity.Org) {
+	t.Helper()
+	l2, l1 = newKeyedCentre(t, ring2), newKeyedCentre(t, ring1)
 	admin2, _ = adminCtx(t, l2.svc, "10.0.0.2", "l2")
 	bureau, err := l2.svc.CreateOrg(admin2, code, "Bureau "+code, evRoot(t, l2.svc).ID)
 	if err != nil {
