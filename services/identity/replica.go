@@ -349,6 +349,11 @@ type replicaBatch struct {
 	// unopened counts the sealed values that do not open here
 	// (arrivedSealed): kept as they came.
 	unopened int
+	// members: person id -> the groups they are in as the batch leaves
+	// them (replicaGroupsOf); refusals: the audit records of changes
+	// refused for separation of duty (replica_sod.go).
+	members  map[string]map[string]bool
+	refusals []events.Event
 }
 
 // arrivedSealed is value, sealed at another centre, sealed again with this
@@ -372,7 +377,8 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 		return nil, badRequest("a centre does not apply its own changes as a replica")
 	}
 	out := make([]ReplicaOutcome, len(cs))
-	b := &replicaBatch{orgs: map[string]string{}, users: map[string]string{}, groups: map[string]string{}, apps: map[string]string{}}
+	b := &replicaBatch{orgs: map[string]string{}, users: map[string]string{}, groups: map[string]string{}, apps: map[string]string{},
+		members: map[string]map[string]bool{}}
 	var (
 		ws  []ReplicaWrite
 		pos []int
@@ -411,6 +417,7 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 	if err != nil {
 		return nil, err
 	}
+	s.appendRefusals(ctx, b.refusals)
 	s.kick()
 	for j, oc := range res {
 		out[pos[j]] = mergeOutcome(out[pos[j]], oc)
@@ -477,6 +484,14 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		ppath, ok, err := s.replicaOrgPath(ctx, data.ParentID, b)
 		if err != nil || !ok || s.homes.HomeOfPath(ppath+ev.ID+"/") != origin {
 			return homed(false, err)
+		}
+		refused, err := s.replicaSeparation(ctx, origin, SeparationQuestion{MoveOrg: ev.ID, JoinOrg: data.ParentID}, b)
+		switch {
+		case err != nil:
+			return ReplicaWrite{}, "", err
+		case refused:
+			w.Op = ReplicaRefuse
+			return w, "", nil
 		}
 		b.orgs[ev.ID] = ppath + ev.ID + "/"
 		return w, "", nil
@@ -630,6 +645,21 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		if err != nil || !ok {
 			return homed(ok, err)
 		}
+		if prev, held, err := s.replicaPersonOrg(ctx, ev.ID, b); err != nil {
+			return ReplicaWrite{}, "", err
+		} else if held && prev != r.OrgID && s.separation != nil {
+			groups, _, err := s.replicaGroupsOf(ctx, ev.ID, b)
+			if err != nil {
+				return ReplicaWrite{}, "", err
+			}
+			refused, err := s.replicaSeparation(ctx, origin, SeparationQuestion{Person: ev.ID, Groups: groups, Org: prev, JoinOrg: r.OrgID}, b)
+			if err != nil {
+				return ReplicaWrite{}, "", err
+			}
+			if refused {
+				r.OrgID = prev // the rest of the change applies, in their org here
+			}
+		}
 		// A replica never carries the legacy system-administrator flag:
 		// administration of this centre is granted here.
 		w.User = &User{ID: ev.ID, LoginName: r.LoginName, DisplayName: r.DisplayName, IDType: r.IDType,
@@ -659,7 +689,10 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		if err != nil || !ok {
 			return homed(ok, err)
 		}
-		return homed(s.replicaOrgHomed(ctx, origin, org, b))
+		if ok, err = s.replicaOrgHomed(ctx, origin, org, b); err != nil || !ok {
+			return homed(ok, err)
+		}
+		return w, "", s.replicaMembership(ctx, origin, ev.ID, &w, b)
 	case ev.Entity == "group" && ev.Op == "deleted":
 		// A group deleted at its home centre goes here too (its
 		// memberships would still reach grants here).
@@ -839,17 +872,9 @@ func (s *Service) replicaUserHomed(ctx context.Context, origin, id, orgID string
 
 // replicaUserOf: user id is held here as origin's (for its account links).
 func (s *Service) replicaUserOf(ctx context.Context, origin, id string, b *replicaBatch) (bool, error) {
-	org, ok := b.users[id]
-	if !ok {
-		var err error
-		org, err = s.store.UserOrg(ctx, id)
-		if isNotFound(err) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		b.users[id] = org
+	org, held, err := s.replicaPersonOrg(ctx, id, b)
+	if err != nil || !held {
+		return false, err
 	}
 	return s.replicaOrgHomed(ctx, origin, org, b)
 }

@@ -958,3 +958,134 @@ func TestLevelOneLocksALevelTwoPerson(t *testing.T) {
 		t.Fatalf("an unlock at level 1: %v", err)
 	}
 }
+
+// TestReplicaMembershipsHeldToSeparation: before a membership, a person's
+// move or an org's move of level 2 is applied at level 1, level 1's
+// separation check (authz's CheckReplicaSeparation) is asked with the
+// person's groups and org as the batch leaves them; a change it finds
+// breaking a pair is not applied (a membership or org move: CONFLICT; a
+// person's move: the rest of the change applies, in their org here) and
+// is audited; a failing check fails the batch, which applies nothing
+// (review sec13 M2).
+func TestReplicaMembershipsHeldToSeparation(t *testing.T) {
+	ctx := context.Background()
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-d")
+	svc2, svc1 := l2.svc, l1.svc
+	org := func(code, parent string) *identity.Org {
+		o, err := svc2.CreateOrg(admin2, code, code, parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	east, west := org("east", bureau.ID), org("west", bureau.ID)
+	person := func(login, orgID string) *identity.User {
+		u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: login, DisplayName: login, OrgID: orgID, Password: "Harbour-Pass-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	ann, bob := person("ann", west.ID), person("bob", west.ID)
+	group := func(code string) *identity.Group {
+		g, err := svc2.CreateGroup(admin2, code, code, bureau.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	clerks, readers := group("clerks"), group("readers")
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, m := range []struct{ g, u string }{{clerks.ID, ann.ID}, {clerks.ID, bob.ID}, {readers.ID, ann.ID}} {
+		if _, err := svc2.SetGroupMember(admin2, m.g, m.u, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc2.UpdateUser(admin2, ann.ID, identity.UserUpdate{Mask: []string{"org_id", "display_name"}, OrgID: east.ID, DisplayName: "Ann East"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.MoveOrg(admin2, west.ID, east.ID); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+
+	// a check that fails (authz unreachable) fails the batch
+	svc1.SetSeparationCheck(func(context.Context, identity.SeparationQuestion) (identity.SeparationAnswer, error) {
+		return identity.SeparationAnswer{}, apierr.ErrUnavailable
+	})
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); !errors.Is(err, apierr.ErrUnavailable) {
+		t.Fatalf("a batch whose check fails: %v", err)
+	}
+	users1 := sqlstore.New(l1.db)
+	groupsOf := func(id string) []string {
+		gs, err := users1.UserGroups(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, g := range gs {
+			out = append(out, g.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := groupsOf(bob.ID); len(got) != 0 {
+		t.Fatalf("bob's groups at level 1 after the failed batch: %v", got)
+	}
+	// level 1's pairs: ann may not be a clerk, nor be in east; west may
+	// not go under east
+	var asked []identity.SeparationQuestion
+	svc1.SetSeparationCheck(func(_ context.Context, q identity.SeparationQuestion) (identity.SeparationAnswer, error) {
+		asked = append(asked, q)
+		conflict := q.Person == ann.ID && (q.JoinGroup == clerks.ID || q.JoinOrg == east.ID) ||
+			q.MoveOrg == west.ID && q.JoinOrg == east.ID
+		if !conflict {
+			return identity.SeparationAnswer{}, nil
+		}
+		return identity.SeparationAnswer{Conflict: `roles "clerk" and "approver" are mutually exclusive (maker-checker)`, Person: ann.ID}, nil
+	})
+	_, mark, _ := l1.changes(t, 0)
+	out, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []identity.ReplicaOutcome{identity.ReplicaConflict, identity.ReplicaApplied, identity.ReplicaApplied,
+		identity.ReplicaApplied, identity.ReplicaConflict}
+	if !slices.Equal(out, want) {
+		t.Fatalf("outcomes %v, want %v", out, want)
+	}
+	// what was asked: ann's groups as the batch left them (not clerks)
+	if len(asked) != 5 || len(asked[2].Groups) != 0 || asked[2].JoinGroup != readers.ID ||
+		!slices.Equal(asked[3].Groups, []string{readers.ID}) || asked[3].Org != west.ID || asked[3].JoinOrg != east.ID {
+		t.Fatalf("questions %+v", asked)
+	}
+	if got := groupsOf(ann.ID); !slices.Equal(got, []string{readers.ID}) {
+		t.Fatalf("ann's groups at level 1: %v", got)
+	}
+	if got := groupsOf(bob.ID); !slices.Equal(got, []string{clerks.ID}) {
+		t.Fatalf("bob's groups at level 1: %v", got)
+	}
+	a1, err := svc1.GetUser(ctx, ann.ID)
+	if err != nil || a1.OrgID != west.ID || a1.DisplayName != "Ann East" {
+		t.Fatalf("ann at level 1: %+v %v", a1, err)
+	}
+	w1, err := svc1.GetOrg(ctx, west.ID)
+	if err != nil || w1.ParentID != bureau.ID {
+		t.Fatalf("west at level 1: %+v %v", w1, err)
+	}
+	_, _, audits := l1.changes(t, mark)
+	n := 0
+	for _, a := range audits {
+		if bytes.Contains(a, []byte(`"api":"admin.membership"`)) && bytes.Contains(a, []byte(`"SOD_CONFLICT"`)) &&
+			bytes.Contains(a, []byte(`"home_centre":"l2a"`)) && bytes.Contains(a, []byte(`"subject":"user:`+ann.ID+`"`)) {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d refusals audited, want 3", n)
+	}
+}

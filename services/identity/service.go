@@ -151,6 +151,9 @@ type Service struct {
 	adminGate func(ctx context.Context, u *User) (bool, error)
 	// revealGate decides personal data in clear in exports (SetRevealGate).
 	revealGate func(ctx context.Context, u *User) (bool, error)
+	// separation judges the memberships and moves of other centres
+	// (SetSeparationCheck, replica_sod.go).
+	separation func(ctx context.Context, q SeparationQuestion) (SeparationAnswer, error)
 	// appointed, when set, is told of a new is_admin user (MigrateAdmins
 	// then makes them a system_admin in authz).
 	appointed func()

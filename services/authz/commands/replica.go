@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
 	"github.com/uias/uias/services/authz"
@@ -286,4 +287,66 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 		out = append(out, ReplicaTableDigest{Table: t.table, Rows: int64(len(rs)), SHA256: hex.EncodeToString(h.Sum(nil))})
 	}
 	return out, nil
+}
+
+// ReplicaSeparation is identity's question before it applies a change of
+// another centre that adds Person to JoinGroup, moves Person to JoinOrg,
+// or moves MoveOrg under JoinOrg (Groups and Org: the person's as
+// identity holds them before the change).
+type ReplicaSeparation struct {
+	Person    string
+	Groups    []string
+	Org       string
+	JoinGroup string
+	JoinOrg   string
+	MoveOrg   string
+}
+
+// SeparationVerdict is the answer to a ReplicaSeparation: Conflict names
+// the pair and Person who would hold both roles of it (nil: none).
+type SeparationVerdict struct {
+	Conflict *authz.Exclusion
+	Person   string
+	Message  string
+}
+
+// CheckReplicaSeparation answers q with this centre's grants and
+// exclusions (review sec13 M2: a membership or move of another centre
+// gave a person both roles of a pair here, as a grant put would have,
+// which is refused).
+func (s *Service) CheckReplicaSeparation(q ReplicaSeparation) (SeparationVerdict, error) {
+	if q.MoveOrg == "" && (q.Person == "" || (q.JoinGroup == "" && q.JoinOrg == "")) {
+		return SeparationVerdict{}, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest,
+			"name the person and the group they join or the org they move to, or the org moved and its new parent")
+	}
+	if q.MoveOrg != "" && q.JoinOrg == "" {
+		return SeparationVerdict{}, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest,
+			"join_org: the new parent of the moved org is missing").WithMeta(apierr.MetaField, "join_org")
+	}
+	var (
+		e   authz.Exclusion
+		who = q.Person
+		ok  bool
+	)
+	if q.MoveOrg != "" {
+		e, who, ok = s.idx.MoveConflict(q.MoveOrg, q.JoinOrg, s.now())
+	} else {
+		before := index.Membership{Groups: q.Groups, Org: q.Org}
+		after := before
+		if q.JoinGroup != "" {
+			after.Groups = append(slices.Clip(q.Groups), q.JoinGroup)
+		}
+		if q.JoinOrg != "" {
+			after.Org = q.JoinOrg
+		}
+		e, ok = s.idx.SeparationOf(q.Person, before, after, s.now())
+	}
+	if !ok {
+		return SeparationVerdict{}, nil
+	}
+	v := SeparationVerdict{Conflict: &e, Person: who}
+	if ae, ok := apierr.As(sodConflict(s.idx, e)); ok {
+		v.Message = ae.Message
+	}
+	return v, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/authz"
@@ -300,5 +301,82 @@ func TestReplicaGrantBreakingAPairHere(t *testing.T) {
 	}
 	if check("cid", "write") && check("cid", "approve") {
 		t.Fatal("cid is maker and checker at level 1")
+	}
+}
+
+// The separation-of-duty question identity asks before it applies another
+// centre's membership or move (review sec13 M2): judged with the groups
+// and org identity gives (authz's mirror learns of a batch's changes only
+// after they are applied), a pair held before is not the change's doing,
+// and an org move looks at every person of the moved subtree.
+func TestReplicaSeparationQuestion(t *testing.T) {
+	ctx := context.Background()
+	l1 := newCentre(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: map[string]string{"bureau": "l2"}})
+	x := l1.idx
+	x.SetOrgParent("bureau", "root")
+	x.SetOrgParent("east", "root")
+	x.SetOrgParent("team", "bureau")
+	x.SetUserOrg("ann", "team")
+	x.SetUserOrg("bob", "bureau")
+	if _, _, err := l1.svc.PutResource(ctx, authz.Resource{App: "oa", Code: "docs", Kind: authz.KindModule,
+		Operations: []string{"write", "approve"}}); err != nil {
+		t.Fatal(err)
+	}
+	role := func(code, op string) string {
+		r, _, err := l1.svc.CreateRole(ctx, authz.Role{App: "oa", Code: code, Permissions: []authz.Permission{{App: "oa", Resource: "docs", Operation: op}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.ID
+	}
+	clerk, approver := role("clerk", "write"), role("approver", "approve")
+	excl, _, err := l1.svc.CreateExclusion(ctx, authz.Exclusion{RoleA: clerk, RoleB: approver, Name: "maker-checker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.SetGroupOrg("clerks", "root")
+	x.SetGroupOrg("approvers", "root")
+	x.SetGroupMember("approvers", "ann", true) // for the org move (the mirror)
+	grant := func(r string, s authz.Subject) {
+		if _, _, err := l1.svc.CreateGrant(ctx, authz.Grant{Role: r, Subject: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(approver, authz.Subject{Kind: authz.SubjectGroup, ID: "approvers"})
+	grant(clerk, authz.Subject{Kind: authz.SubjectGroup, ID: "clerks"})
+	grant(clerk, authz.Subject{Kind: authz.SubjectOrg, ID: "east"})
+
+	for _, c := range []struct {
+		name string
+		q    commands.ReplicaSeparation
+		who  string // "" = no conflict
+	}{
+		{"ann joins the clerks", commands.ReplicaSeparation{Person: "ann", Groups: []string{"approvers"}, Org: "team", JoinGroup: "clerks"}, "ann"},
+		{"ann, out of the approvers by identity's word, joins the clerks",
+			commands.ReplicaSeparation{Person: "ann", Org: "team", JoinGroup: "clerks"}, ""},
+		{"bob joins the clerks", commands.ReplicaSeparation{Person: "bob", Org: "bureau", JoinGroup: "clerks"}, ""},
+		{"ann, in both groups by identity's word, joins another group",
+			commands.ReplicaSeparation{Person: "ann", Groups: []string{"approvers", "clerks"}, Org: "team", JoinGroup: "other"}, ""},
+		{"ann moves to east", commands.ReplicaSeparation{Person: "ann", Groups: []string{"approvers"}, Org: "team", JoinOrg: "east"}, "ann"},
+		{"bob moves to east", commands.ReplicaSeparation{Person: "bob", Org: "bureau", JoinOrg: "east"}, ""},
+		{"team moves under east", commands.ReplicaSeparation{MoveOrg: "team", JoinOrg: "east"}, "ann"},
+		{"bureau's other orgs: east moves under bureau", commands.ReplicaSeparation{MoveOrg: "east", JoinOrg: "bureau"}, ""},
+	} {
+		v, err := l1.svc.CheckReplicaSeparation(c.q)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		switch {
+		case c.who == "" && v.Conflict != nil:
+			t.Errorf("%s: conflict %+v", c.name, v)
+		case c.who != "" && (v.Conflict == nil || v.Conflict.ID != excl.ID || v.Person != c.who ||
+			!strings.Contains(v.Message, `"clerk"`) || !strings.Contains(v.Message, "maker-checker")):
+			t.Errorf("%s: %+v, want the pair for %s", c.name, v, c.who)
+		}
+	}
+	for _, q := range []commands.ReplicaSeparation{{}, {Person: "ann"}, {MoveOrg: "team"}} {
+		if _, err := l1.svc.CheckReplicaSeparation(q); reasonOf(err) != apierr.ReasonBadRequest {
+			t.Errorf("question %+v: %v", q, err)
+		}
 	}
 }

@@ -334,6 +334,12 @@ func (x *Index) MembershipConflict(person, group, orgID string, now time.Time) (
 	for d := 0; cur != nil && d < maxOrgDepth; cur, d = cur.parent, d+1 {
 		x.addHeldLocked(before, cur.grants, t)
 	}
+	return x.newPairLocked(before, after)
+}
+
+// newPairLocked is the first exclusion (by id) whose roles are both in
+// after and not both in before.
+func (x *Index) newPairLocked(before, after map[string]bool) (authz.Exclusion, bool) {
 	ids := make([]string, 0, len(x.exclusions))
 	for id := range x.exclusions {
 		ids = append(ids, id)
@@ -346,6 +352,41 @@ func (x *Index) MembershipConflict(person, group, orgID string, now time.Time) (
 		}
 	}
 	return authz.Exclusion{}, false
+}
+
+// Membership is a person's groups and org as identity holds them.
+type Membership struct {
+	Groups []string
+	Org    string
+}
+
+// SeparationOf is MembershipConflict for memberships given rather than
+// the index's mirror of identity: the pair person would hold both roles
+// of with the groups and org of after (their own grants, what those
+// groups give, what the org and every org above it give) and does not
+// with those of before. A change of another centre is judged so, with
+// what identity holds, before the index learns of the changes applied
+// with it.
+func (x *Index) SeparationOf(person string, before, after Membership, now time.Time) (authz.Exclusion, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	t := now.UnixNano()
+	held := func(m Membership) map[string]bool {
+		h := map[string]bool{}
+		if p := x.people[person]; p != nil {
+			x.addHeldLocked(h, p.grants, t)
+		}
+		for _, id := range m.Groups {
+			if g := x.groups[id]; g != nil {
+				x.addHeldLocked(h, g.grants, t)
+			}
+		}
+		for o, d := x.orgs[m.Org], 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+			x.addHeldLocked(h, o.grants, t)
+		}
+		return h
+	}
+	return x.newPairLocked(held(before), held(after))
 }
 
 // addHeldLocked adds to held the roles grants gs give at t (with the roles

@@ -61,3 +61,19 @@ func (s replicaServer) GetAuthzReplicaDigest(ctx context.Context, r *replicav1.D
 	}
 	return out, nil
 }
+
+// CheckReplicaSeparation implements AuthzReplicaService.
+func (s replicaServer) CheckReplicaSeparation(ctx context.Context, r *authzv1.CheckReplicaSeparationRequest) (*authzv1.CheckReplicaSeparationResponse, error) {
+	if !grpcx.FromComponent(ctx) {
+		return nil, errReplicaComponentsOnly
+	}
+	v, err := s.svc.CheckReplicaSeparation(commands.ReplicaSeparation{Person: r.GetPerson(), Groups: r.GetGroups(), Org: r.GetOrg(),
+		JoinGroup: r.GetJoinGroup(), JoinOrg: r.GetJoinOrg(), MoveOrg: r.GetMoveOrg()})
+	if err != nil {
+		return nil, err
+	}
+	if v.Conflict == nil {
+		return &authzv1.CheckReplicaSeparationResponse{}, nil
+	}
+	return &authzv1.CheckReplicaSeparationResponse{Conflict: true, ExclusionId: v.Conflict.ID, Person: v.Person, Message: v.Message}, nil
+}

@@ -419,6 +419,23 @@ func adminGuard(cfg *Config, env *module.Env, svc *identity.Service) (*server.Gu
 		}
 		return err == nil, err
 	})
+	// The memberships and moves of other centres are held to this
+	// centre's separation-of-duty pairs before they are applied
+	// (identity/replica_sod.go).
+	rep := authzv1.NewAuthzReplicaServiceClient(conn)
+	svc.SetSeparationCheck(func(ctx context.Context, q identity.SeparationQuestion) (identity.SeparationAnswer, error) {
+		r, err := rep.CheckReplicaSeparation(ctx, &authzv1.CheckReplicaSeparationRequest{Person: q.Person, Groups: q.Groups,
+			Org: q.Org, JoinGroup: q.JoinGroup, JoinOrg: q.JoinOrg, MoveOrg: q.MoveOrg})
+		if err != nil {
+			return identity.SeparationAnswer{}, apierr.ErrUnavailable.WithMessage(
+				"authz did not judge another centre's membership or move for separation of duty (the batch is applied again later): " +
+					status.Convert(err).Message())
+		}
+		if !r.GetConflict() {
+			return identity.SeparationAnswer{}, nil
+		}
+		return identity.SeparationAnswer{Conflict: r.GetMessage(), Person: r.GetPerson()}, nil
+	})
 	if len(cfg.PersonalDataAdmins) > 0 {
 		n, err := svc.AppointPersonalDataAdmins(env.Context(), cfg.PersonalDataAdmins)
 		if err != nil {

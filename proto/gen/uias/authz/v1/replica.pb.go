@@ -7,10 +7,13 @@
 package authzv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	v1 "github.com/uias/uias/proto/gen/uias/replica/v1"
+	_ "github.com/uias/uias/proto/gen/uias/validate/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
+	sync "sync"
 	unsafe "unsafe"
 )
 
@@ -21,28 +24,222 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type CheckReplicaSeparationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// person: the person who joins a group or moves (not with move_org).
+	Person string `protobuf:"bytes,1,opt,name=person" json:"person,omitempty"`
+	// groups: the person's groups here before the change (identity's).
+	Groups []string `protobuf:"bytes,2,rep,name=groups" json:"groups,omitempty"`
+	// org: the person's org here before the change.
+	Org string `protobuf:"bytes,3,opt,name=org" json:"org,omitempty"`
+	// join_group / join_org: the change adds the person to this group /
+	// moves them to this org.
+	JoinGroup string `protobuf:"bytes,4,opt,name=join_group,json=joinGroup" json:"join_group,omitempty"`
+	JoinOrg   string `protobuf:"bytes,5,opt,name=join_org,json=joinOrg" json:"join_org,omitempty"`
+	// move_org: the change moves this org, with everything below it, under
+	// join_org (person and groups unused).
+	MoveOrg       string `protobuf:"bytes,6,opt,name=move_org,json=moveOrg" json:"move_org,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckReplicaSeparationRequest) Reset() {
+	*x = CheckReplicaSeparationRequest{}
+	mi := &file_uias_authz_v1_replica_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckReplicaSeparationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckReplicaSeparationRequest) ProtoMessage() {}
+
+func (x *CheckReplicaSeparationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_authz_v1_replica_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckReplicaSeparationRequest.ProtoReflect.Descriptor instead.
+func (*CheckReplicaSeparationRequest) Descriptor() ([]byte, []int) {
+	return file_uias_authz_v1_replica_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CheckReplicaSeparationRequest) GetPerson() string {
+	if x != nil {
+		return x.Person
+	}
+	return ""
+}
+
+func (x *CheckReplicaSeparationRequest) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *CheckReplicaSeparationRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *CheckReplicaSeparationRequest) GetJoinGroup() string {
+	if x != nil {
+		return x.JoinGroup
+	}
+	return ""
+}
+
+func (x *CheckReplicaSeparationRequest) GetJoinOrg() string {
+	if x != nil {
+		return x.JoinOrg
+	}
+	return ""
+}
+
+func (x *CheckReplicaSeparationRequest) GetMoveOrg() string {
+	if x != nil {
+		return x.MoveOrg
+	}
+	return ""
+}
+
+type CheckReplicaSeparationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// conflict: the change would give a person both roles of a pair.
+	Conflict bool `protobuf:"varint,1,opt,name=conflict" json:"conflict,omitempty"`
+	// exclusion_id: the pair's exclusion; person: who would hold both
+	// (the asked person, or one of the moved org's subtree).
+	ExclusionId string `protobuf:"bytes,2,opt,name=exclusion_id,json=exclusionId" json:"exclusion_id,omitempty"`
+	Person      string `protobuf:"bytes,3,opt,name=person" json:"person,omitempty"`
+	// message: a sentence naming the pair.
+	Message       string `protobuf:"bytes,4,opt,name=message" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckReplicaSeparationResponse) Reset() {
+	*x = CheckReplicaSeparationResponse{}
+	mi := &file_uias_authz_v1_replica_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckReplicaSeparationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckReplicaSeparationResponse) ProtoMessage() {}
+
+func (x *CheckReplicaSeparationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_authz_v1_replica_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckReplicaSeparationResponse.ProtoReflect.Descriptor instead.
+func (*CheckReplicaSeparationResponse) Descriptor() ([]byte, []int) {
+	return file_uias_authz_v1_replica_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CheckReplicaSeparationResponse) GetConflict() bool {
+	if x != nil {
+		return x.Conflict
+	}
+	return false
+}
+
+func (x *CheckReplicaSeparationResponse) GetExclusionId() string {
+	if x != nil {
+		return x.ExclusionId
+	}
+	return ""
+}
+
+func (x *CheckReplicaSeparationResponse) GetPerson() string {
+	if x != nil {
+		return x.Person
+	}
+	return ""
+}
+
+func (x *CheckReplicaSeparationResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_uias_authz_v1_replica_proto protoreflect.FileDescriptor
 
 const file_uias_authz_v1_replica_proto_rawDesc = "" +
 	"\n" +
-	"\x1buias/authz/v1/replica.proto\x12\ruias.authz.v1\x1a\x1duias/replica/v1/replica.proto2\xc3\x01\n" +
+	"\x1buias/authz/v1/replica.proto\x12\ruias.authz.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1duias/replica/v1/replica.proto\x1a\x1cuias/validate/v1/rules.proto\"\x92\x02\n" +
+	"\x1dCheckReplicaSeparationRequest\x12$\n" +
+	"\x06person\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x06person\x12,\n" +
+	"\x06groups\x18\x02 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\x10\x90N\"\tr\a\xc8\xc6'\x01(\x80\x01R\x06groups\x12\x1e\n" +
+	"\x03org\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x03org\x12+\n" +
+	"\n" +
+	"join_group\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\tjoinGroup\x12'\n" +
+	"\bjoin_org\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\ajoinOrg\x12'\n" +
+	"\bmove_org\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\amoveOrg\"\x91\x01\n" +
+	"\x1eCheckReplicaSeparationResponse\x12\x1a\n" +
+	"\bconflict\x18\x01 \x01(\bR\bconflict\x12!\n" +
+	"\fexclusion_id\x18\x02 \x01(\tR\vexclusionId\x12\x16\n" +
+	"\x06person\x18\x03 \x01(\tR\x06person\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage2\xba\x02\n" +
 	"\x13AuthzReplicaService\x12R\n" +
 	"\x11ApplyAuthzReplica\x12\x1d.uias.replica.v1.ApplyRequest\x1a\x1e.uias.replica.v1.ApplyResponse\x12X\n" +
-	"\x15GetAuthzReplicaDigest\x12\x1e.uias.replica.v1.DigestRequest\x1a\x1f.uias.replica.v1.DigestResponseB;Z4github.com/uias/uias/proto/gen/uias/authz/v1;authzv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\x15GetAuthzReplicaDigest\x12\x1e.uias.replica.v1.DigestRequest\x1a\x1f.uias.replica.v1.DigestResponse\x12u\n" +
+	"\x16CheckReplicaSeparation\x12,.uias.authz.v1.CheckReplicaSeparationRequest\x1a-.uias.authz.v1.CheckReplicaSeparationResponseB;Z4github.com/uias/uias/proto/gen/uias/authz/v1;authzv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
+var (
+	file_uias_authz_v1_replica_proto_rawDescOnce sync.Once
+	file_uias_authz_v1_replica_proto_rawDescData []byte
+)
+
+func file_uias_authz_v1_replica_proto_rawDescGZIP() []byte {
+	file_uias_authz_v1_replica_proto_rawDescOnce.Do(func() {
+		file_uias_authz_v1_replica_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_uias_authz_v1_replica_proto_rawDesc), len(file_uias_authz_v1_replica_proto_rawDesc)))
+	})
+	return file_uias_authz_v1_replica_proto_rawDescData
+}
+
+var file_uias_authz_v1_replica_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_uias_authz_v1_replica_proto_goTypes = []any{
-	(*v1.ApplyRequest)(nil),   // 0: uias.replica.v1.ApplyRequest
-	(*v1.DigestRequest)(nil),  // 1: uias.replica.v1.DigestRequest
-	(*v1.ApplyResponse)(nil),  // 2: uias.replica.v1.ApplyResponse
-	(*v1.DigestResponse)(nil), // 3: uias.replica.v1.DigestResponse
+	(*CheckReplicaSeparationRequest)(nil),  // 0: uias.authz.v1.CheckReplicaSeparationRequest
+	(*CheckReplicaSeparationResponse)(nil), // 1: uias.authz.v1.CheckReplicaSeparationResponse
+	(*v1.ApplyRequest)(nil),                // 2: uias.replica.v1.ApplyRequest
+	(*v1.DigestRequest)(nil),               // 3: uias.replica.v1.DigestRequest
+	(*v1.ApplyResponse)(nil),               // 4: uias.replica.v1.ApplyResponse
+	(*v1.DigestResponse)(nil),              // 5: uias.replica.v1.DigestResponse
 }
 var file_uias_authz_v1_replica_proto_depIdxs = []int32{
-	0, // 0: uias.authz.v1.AuthzReplicaService.ApplyAuthzReplica:input_type -> uias.replica.v1.ApplyRequest
-	1, // 1: uias.authz.v1.AuthzReplicaService.GetAuthzReplicaDigest:input_type -> uias.replica.v1.DigestRequest
-	2, // 2: uias.authz.v1.AuthzReplicaService.ApplyAuthzReplica:output_type -> uias.replica.v1.ApplyResponse
-	3, // 3: uias.authz.v1.AuthzReplicaService.GetAuthzReplicaDigest:output_type -> uias.replica.v1.DigestResponse
-	2, // [2:4] is the sub-list for method output_type
-	0, // [0:2] is the sub-list for method input_type
+	2, // 0: uias.authz.v1.AuthzReplicaService.ApplyAuthzReplica:input_type -> uias.replica.v1.ApplyRequest
+	3, // 1: uias.authz.v1.AuthzReplicaService.GetAuthzReplicaDigest:input_type -> uias.replica.v1.DigestRequest
+	0, // 2: uias.authz.v1.AuthzReplicaService.CheckReplicaSeparation:input_type -> uias.authz.v1.CheckReplicaSeparationRequest
+	4, // 3: uias.authz.v1.AuthzReplicaService.ApplyAuthzReplica:output_type -> uias.replica.v1.ApplyResponse
+	5, // 4: uias.authz.v1.AuthzReplicaService.GetAuthzReplicaDigest:output_type -> uias.replica.v1.DigestResponse
+	1, // 5: uias.authz.v1.AuthzReplicaService.CheckReplicaSeparation:output_type -> uias.authz.v1.CheckReplicaSeparationResponse
+	3, // [3:6] is the sub-list for method output_type
+	0, // [0:3] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -59,12 +256,13 @@ func file_uias_authz_v1_replica_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_authz_v1_replica_proto_rawDesc), len(file_uias_authz_v1_replica_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   0,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_uias_authz_v1_replica_proto_goTypes,
 		DependencyIndexes: file_uias_authz_v1_replica_proto_depIdxs,
+		MessageInfos:      file_uias_authz_v1_replica_proto_msgTypes,
 	}.Build()
 	File_uias_authz_v1_replica_proto = out.File
 	file_uias_authz_v1_replica_proto_goTypes = nil

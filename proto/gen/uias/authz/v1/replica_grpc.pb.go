@@ -20,8 +20,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthzReplicaService_ApplyAuthzReplica_FullMethodName     = "/uias.authz.v1.AuthzReplicaService/ApplyAuthzReplica"
-	AuthzReplicaService_GetAuthzReplicaDigest_FullMethodName = "/uias.authz.v1.AuthzReplicaService/GetAuthzReplicaDigest"
+	AuthzReplicaService_ApplyAuthzReplica_FullMethodName      = "/uias.authz.v1.AuthzReplicaService/ApplyAuthzReplica"
+	AuthzReplicaService_GetAuthzReplicaDigest_FullMethodName  = "/uias.authz.v1.AuthzReplicaService/GetAuthzReplicaDigest"
+	AuthzReplicaService_CheckReplicaSeparation_FullMethodName = "/uias.authz.v1.AuthzReplicaService/CheckReplicaSeparation"
 )
 
 // AuthzReplicaServiceClient is the client API for AuthzReplicaService service.
@@ -47,6 +48,14 @@ type AuthzReplicaServiceClient interface {
 	// roles, exclusions, grants) of the objects homed at one centre, as this
 	// centre's settings see it: equal digests at two centres, equal replicas.
 	GetAuthzReplicaDigest(ctx context.Context, in *v1.DigestRequest, opts ...grpc.CallOption) (*v1.DigestResponse, error)
+	// CheckReplicaSeparation asks, before identity applies a change of
+	// another centre that adds a person to a group, moves a person to
+	// another org or moves an org, whether a person would then hold both
+	// roles of a separation-of-duty pair of this centre (a pair they do not
+	// hold both roles of already). Identity gives the person's groups and
+	// org as it holds them (authz's mirror of identity learns of the
+	// changes of the batch only after they are applied).
+	CheckReplicaSeparation(ctx context.Context, in *CheckReplicaSeparationRequest, opts ...grpc.CallOption) (*CheckReplicaSeparationResponse, error)
 }
 
 type authzReplicaServiceClient struct {
@@ -77,6 +86,16 @@ func (c *authzReplicaServiceClient) GetAuthzReplicaDigest(ctx context.Context, i
 	return out, nil
 }
 
+func (c *authzReplicaServiceClient) CheckReplicaSeparation(ctx context.Context, in *CheckReplicaSeparationRequest, opts ...grpc.CallOption) (*CheckReplicaSeparationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckReplicaSeparationResponse)
+	err := c.cc.Invoke(ctx, AuthzReplicaService_CheckReplicaSeparation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthzReplicaServiceServer is the server API for AuthzReplicaService service.
 // All implementations must embed UnimplementedAuthzReplicaServiceServer
 // for forward compatibility.
@@ -100,6 +119,14 @@ type AuthzReplicaServiceServer interface {
 	// roles, exclusions, grants) of the objects homed at one centre, as this
 	// centre's settings see it: equal digests at two centres, equal replicas.
 	GetAuthzReplicaDigest(context.Context, *v1.DigestRequest) (*v1.DigestResponse, error)
+	// CheckReplicaSeparation asks, before identity applies a change of
+	// another centre that adds a person to a group, moves a person to
+	// another org or moves an org, whether a person would then hold both
+	// roles of a separation-of-duty pair of this centre (a pair they do not
+	// hold both roles of already). Identity gives the person's groups and
+	// org as it holds them (authz's mirror of identity learns of the
+	// changes of the batch only after they are applied).
+	CheckReplicaSeparation(context.Context, *CheckReplicaSeparationRequest) (*CheckReplicaSeparationResponse, error)
 	mustEmbedUnimplementedAuthzReplicaServiceServer()
 }
 
@@ -115,6 +142,9 @@ func (UnimplementedAuthzReplicaServiceServer) ApplyAuthzReplica(context.Context,
 }
 func (UnimplementedAuthzReplicaServiceServer) GetAuthzReplicaDigest(context.Context, *v1.DigestRequest) (*v1.DigestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAuthzReplicaDigest not implemented")
+}
+func (UnimplementedAuthzReplicaServiceServer) CheckReplicaSeparation(context.Context, *CheckReplicaSeparationRequest) (*CheckReplicaSeparationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckReplicaSeparation not implemented")
 }
 func (UnimplementedAuthzReplicaServiceServer) mustEmbedUnimplementedAuthzReplicaServiceServer() {}
 func (UnimplementedAuthzReplicaServiceServer) testEmbeddedByValue()                             {}
@@ -173,6 +203,24 @@ func _AuthzReplicaService_GetAuthzReplicaDigest_Handler(srv interface{}, ctx con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthzReplicaService_CheckReplicaSeparation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckReplicaSeparationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthzReplicaServiceServer).CheckReplicaSeparation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthzReplicaService_CheckReplicaSeparation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthzReplicaServiceServer).CheckReplicaSeparation(ctx, req.(*CheckReplicaSeparationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthzReplicaService_ServiceDesc is the grpc.ServiceDesc for AuthzReplicaService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -187,6 +235,10 @@ var AuthzReplicaService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetAuthzReplicaDigest",
 			Handler:    _AuthzReplicaService_GetAuthzReplicaDigest_Handler,
+		},
+		{
+			MethodName: "CheckReplicaSeparation",
+			Handler:    _AuthzReplicaService_CheckReplicaSeparation_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
