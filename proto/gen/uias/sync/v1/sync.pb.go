@@ -404,8 +404,11 @@ type SkippedChange struct {
 	// CHANGES stream); applied_version the object's version when it came.
 	Version        uint64 `protobuf:"varint,5,opt,name=version" json:"version,omitempty"`
 	AppliedVersion uint64 `protobuf:"varint,6,opt,name=applied_version,json=appliedVersion" json:"applied_version,omitempty"`
-	// reason: DUPLICATE (the event id was applied before) or STALE (the
-	// object already has a later version).
+	// reason: DUPLICATE (the event id was applied before), STALE (the
+	// object already has a later version) or CONFLICT (left out: it
+	// collides with a row of this centre, such as a login name or code
+	// taken here, or would give a person both roles of a
+	// separation-of-duty pair here).
 	Reason        string                 `protobuf:"bytes,7,opt,name=reason" json:"reason,omitempty"`
 	Time          *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time" json:"time,omitempty"`
 	unknownFields protoimpl.UnknownFields
