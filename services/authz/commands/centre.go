@@ -17,8 +17,11 @@ import (
 //
 // Grants of the built-in administrator roles are each centre's own: a
 // centre appoints its administrators itself (as identity never replicates
-// the legacy administrator flag), so they are neither refused for their
-// subject's home nor sent to other centres' authz.
+// the legacy administrator flag), so they are not refused for their
+// subject's home, and other centres' authz leave them out, but for one:
+// a unit administrator level 1 appoints over a unit of a level-2 centre
+// is applied there too, held from level 1 (appointedFromAbove; 004
+// §2.1.6.2.1).
 
 // ownChange refuses ch unless this centre is the home of its object.
 func (s *Service) ownChange(ctx context.Context, ch authz.Change) error {
@@ -29,6 +32,18 @@ func (s *Service) ownChange(ctx context.Context, ch authz.Change) error {
 		return s.homes.CheckGlobal("the authorization model (resources, roles and exclusions)")
 	}
 	if s.adminGrant(ch) {
+		// a centre's own, but for a unit administrator level 1
+		// appointed for a unit of this centre (appointedFromAbove),
+		// changed at level 1 only
+		if rs, ok := s.st.(authz.ReplicaStore); ok {
+			origin, held, err := rs.ReplicaOrigin(ctx, ch.Obj, ch.ID)
+			if err != nil {
+				return err
+			}
+			if held {
+				return s.homes.CheckHome(origin, s.grantNamed(ch))
+			}
+		}
 		return nil
 	}
 	home, err := s.grantHome(ctx, ch)

@@ -161,12 +161,19 @@ func (s *Service) replicaWrites(ctx context.Context, rs authz.ReplicaStore, orig
 			case authz.ObjGrant:
 				if ch.Op == authz.OpPut {
 					var g authz.Grant
-					if json.Unmarshal(ch.Data, &g) != nil || authz.IsBuiltinRole(g.Role) {
-						// Administrators are appointed at each centre.
+					if json.Unmarshal(ch.Data, &g) != nil {
 						out[i] = authz.ReplicaIgnored
 						continue
 					}
-					if home, known := s.subjectHome(g.Subject); known && home != origin {
+					if authz.IsBuiltinRole(g.Role) {
+						// Administrators are appointed at each centre, but
+						// for the unit administrators level 1 appoints for
+						// this centre's units.
+						if !s.appointedFromAbove(origin, g) {
+							out[i] = authz.ReplicaIgnored
+							continue
+						}
+					} else if home, known := s.subjectHome(g.Subject); known && home != origin {
 						homed = false
 					}
 					// The home checked the pair with what it holds; this
@@ -175,7 +182,7 @@ func (s *Service) replicaWrites(ctx context.Context, rs authz.ReplicaStore, orig
 					// someone here both roles of a pair is left out, and
 					// shown to the operator (trial9 D1: one person was maker
 					// and checker at level 1).
-					if _, applied := s.idx.Grant(ch.ID); homed && !applied {
+					if _, applied := s.idx.Grant(ch.ID); homed && !applied && !authz.IsBuiltinRole(g.Role) {
 						if len(ws) > 0 {
 							return out, ws, pos, i, nil // judged once the writes before it are in
 						}
@@ -203,6 +210,20 @@ func (s *Service) replicaWrites(ctx context.Context, rs authz.ReplicaStore, orig
 		pos = append(pos, i)
 	}
 	return out, ws, pos, len(cs), nil
+}
+
+// appointedFromAbove reports whether g, a grant of a built-in role from
+// origin, is a unit administrator's appointment that level 1 made for a
+// unit (its scope org) homed at this centre: 004 §2.1.6.2.1 has the unit
+// administrators' rights assigned at level 1 and brought to the units by
+// synchronisation. It is applied here, held from level 1 (changed and
+// revoked there only).
+func (s *Service) appointedFromAbove(origin string, g authz.Grant) bool {
+	if g.Role != authz.RoleUnitAdmin || g.ScopeOrg == "" || origin != s.homes.Top() || origin == s.homes.Self {
+		return false
+	}
+	home, known := s.subjectHome(authz.Subject{Kind: authz.SubjectOrg, ID: g.ScopeOrg})
+	return known && home == s.homes.Self
 }
 
 // heldHere reports whether the index holds the object ch changes (called

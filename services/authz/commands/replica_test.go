@@ -380,3 +380,72 @@ func TestReplicaSeparationQuestion(t *testing.T) {
 		}
 	}
 }
+
+// A unit administrator level 1 appoints over a unit of a level-2 centre
+// administers it there too (004 §2.1.6.2.1: the unit administrators'
+// rights are assigned at level 1 and synchronised); the appointment is
+// held from level 1, which alone changes and revokes it. Other
+// administrator grants of level 1 stay level 1's.
+func TestUnitAdministratorAppointedAtLevelOne(t *testing.T) {
+	ctx := context.Background()
+	subtrees := map[string]string{"bureau": "l2"}
+	l1 := newCentre(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
+	l2 := newCentre(t, &centre.Homes{Self: "l2", Level: 2, Parent: "l1", Subtrees: subtrees})
+	for _, c := range []*centreSvc{l1, l2} {
+		c.idx.SetOrgParent("bureau", "root")
+		c.idx.SetOrgParent("dock", "bureau")
+		c.idx.SetOrgParent("hq", "root")
+		c.idx.SetUserOrg("ann", "dock")
+		c.idx.SetUserOrg("zoe", "hq")
+		c.idx.SetUserOrg("yan", "hq")
+	}
+	may := func(c *centreSvc, person, org string) bool {
+		return c.idx.CheckAdmin(index.AdminQuery{Person: person, Resource: "identity.users", Operation: "write", Orgs: []string{org}}, time.Now()).Allowed
+	}
+	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
+	unit, _, err := l1.svc.CreateGrant(ctx, authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("ann"), ScopeOrg: "dock"})
+	if err != nil {
+		t.Fatalf("level 1 appoints a level-2 person unit administrator of a level-2 unit: %v", err)
+	}
+	if _, _, err := l1.svc.CreateGrant(ctx, authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("zoe"), ScopeOrg: "hq"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l1.svc.CreateGrant(ctx, authz.Grant{Role: authz.RoleSystemAdmin, Subject: user("yan")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(l2.apply("l1", l1.changes())); got != "APPLIED,IGNORED,IGNORED" {
+		t.Fatalf("level 1's appointments at level 2: %s", got)
+	}
+	if !may(l2, "ann", "dock") || may(l2, "ann", "bureau") || may(l2, "zoe", "hq") || may(l2, "yan", "dock") {
+		t.Fatal("at level 2: ann administers dock only; zoe and yan nothing")
+	}
+	// Level 2 does not revoke level 1's appointment; its own are its own.
+	_, err = l2.svc.RevokeGrant(ctx, unit.ID)
+	if reasonOf(err) != centre.ReasonElsewhere || !strings.Contains(err.Error(), `"l1"`) {
+		t.Fatalf("level 2 revokes level 1's appointment: %v", err)
+	}
+	own, _, err := l2.svc.CreateGrant(ctx, authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("ann"), ScopeOrg: "bureau"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l2.svc.RevokeGrant(ctx, own.ID); err != nil {
+		t.Fatalf("level 2 revokes its own appointment: %v", err)
+	}
+	// (the revocation of a grant level 1 never held removes nothing)
+	if got := outcomes(l1.apply("l2", l2.changes())); got != "IGNORED,APPLIED" {
+		t.Fatalf("level 2's own appointment at level 1: %s", got)
+	}
+	if may(l1, "ann", "bureau") {
+		t.Fatal("level 2's own appointment administers at level 1")
+	}
+	// Level 1 revokes it: gone at level 2.
+	if _, err := l1.svc.RevokeGrant(ctx, unit.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(l2.apply("l1", l1.changes())); got != "APPLIED" {
+		t.Fatalf("level 1's revocation at level 2: %s", got)
+	}
+	if may(l2, "ann", "dock") {
+		t.Fatal("ann administers dock at level 2 after level 1 revoked it")
+	}
+}
