@@ -105,6 +105,12 @@ type ReplicaWrite struct {
 	// Group (upsert); Member (member_add, member_remove) the user id.
 	Group  *Group
 	Member string
+	// WithMembers (group upsert, a resend): the group's members here
+	// become Members (those of them held here); MemberEvents are the
+	// local events of the memberships that changes, written with Event.
+	WithMembers  bool
+	Members      []string
+	MemberEvents []events.Event
 	// App (upsert, with Home = Origin); WithSecrets also writes the
 	// secret hashes.
 	App         *App
@@ -238,6 +244,9 @@ type groupRecord struct {
 	Name      string    `json:"name"`
 	OrgID     string    `json:"org_id"`
 	CreatedAt time.Time `json:"created_at"`
+	// Members: the group's members, only in a resend (ResendOrg): the
+	// replica's membership becomes them (nil: left as it is).
+	Members *[]string `json:"members,omitempty"`
 }
 
 type appSecretsRecord struct {
@@ -723,6 +732,19 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			}
 		}
 		b.groups[ev.ID] = r.OrgID
+		if r.Members != nil {
+			keep, added, removed, err := s.replicaMemberSet(ctx, origin, ev.ID, *r.Members, b)
+			if err != nil {
+				return ReplicaWrite{}, "", err
+			}
+			w.WithMembers, w.Members = true, keep
+			for _, m := range added {
+				w.MemberEvents = append(w.MemberEvents, s.memberLocalEvent(origin, c.EventID, ev.ID, m, true))
+			}
+			for _, m := range removed {
+				w.MemberEvents = append(w.MemberEvents, s.memberLocalEvent(origin, c.EventID, ev.ID, m, false))
+			}
+		}
 		return w, "", nil
 	case ev.Entity == "app" && ev.Op == "deleted":
 		// An application deleted at its home centre: the replica goes too

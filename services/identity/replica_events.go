@@ -56,6 +56,22 @@ func (s *Service) replicaLocalEvent(origin string, c ReplicaChange) *events.Even
 		Type: strings.TrimPrefix(c.Subject, "uias.changes."), Time: t, Payload: payload}
 }
 
+// memberLocalEvent is the local event of a membership of group groupID
+// that a resend of origin (its event originEventID) added or removed here,
+// as a member_added or member_removed change of the home would write it.
+func (s *Service) memberLocalEvent(origin, originEventID, groupID, userID string, added bool) events.Event {
+	op := "member_removed"
+	if added {
+		op = "member_added"
+	}
+	t := s.now().UTC()
+	payload, _ := json.Marshal(map[string]any{"entity": "group", "op": op, "id": groupID, "time": t,
+		"data": map[string]string{"user_id": userID}, "origin": origin, "origin_event_id": originEventID})
+	subject := changesSubjectPrefix + "group." + op
+	return events.Event{ID: ids.New(), Subject: ReplicaSubject(subject), Type: strings.TrimPrefix(subject, "uias.changes."),
+		Time: t, Payload: payload}
+}
+
 // AttachedUnder records that w, the top of a subtree of its origin
 // (AttachToRoot), hangs here under this centre's root org root: the local
 // event says so (data.parent_id), not the parent it has at the origin,

@@ -66,12 +66,12 @@ func (s *Service) importedChanges(ctx context.Context, kind, importID string, wr
 	return out
 }
 
-// expandImported turns an imported event of another centre into one
-// created change per item (same event id and version: each names its own
+// expandImported turns an imported (or resent: replica_resend.go) event of
+// another centre into one created change per item (same event id and version: each names its own
 // object), or reports false for any other change.
 func expandImported(c ReplicaChange) ([]ReplicaChange, bool) {
 	var ev replicaEvent
-	if !decoded(c.Payload, &ev) || ev.Op != "imported" || len(ev.Replica) == 0 {
+	if !decoded(c.Payload, &ev) || (ev.Op != "imported" && ev.Op != "resent") || len(ev.Replica) == 0 {
 		return nil, false
 	}
 	var rep importedReplica
@@ -91,12 +91,21 @@ func expandImported(c ReplicaChange) ([]ReplicaChange, bool) {
 				data[k] = v
 			}
 		}
-		payload, err := json.Marshal(map[string]any{"entity": it.Entity, "op": "created", "id": it.ID, "data": data,
+		// A resend's fingers and authenticator apps are the person's
+		// enrolment changes.
+		entity, op := it.Entity, "created"
+		switch it.Entity {
+		case "finger":
+			entity, op = "user", "finger_enrolled"
+		case "totp":
+			entity, op = "user", "totp_enrolled"
+		}
+		payload, err := json.Marshal(map[string]any{"entity": entity, "op": op, "id": it.ID, "data": data,
 			"replica": it.Rec})
 		if err != nil {
 			continue
 		}
-		out = append(out, ReplicaChange{EventID: c.EventID, Subject: changesSubjectPrefix + it.Entity + ".created",
+		out = append(out, ReplicaChange{EventID: c.EventID, Subject: changesSubjectPrefix + entity + "." + op,
 			Version: c.Version, Payload: payload})
 	}
 	return out, true

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"maps"
 	"slices"
 
 	"go.uber.org/zap"
@@ -161,4 +162,56 @@ func (s *Service) appendRefusals(ctx context.Context, evs []events.Event) {
 	for _, ev := range evs {
 		s.appendAudit(ctx, ev)
 	}
+}
+
+// replicaMemberSet is the membership of group groupID a resend of origin
+// sets here: members, less those whose joining would break a pair here
+// (judged as a member_add each, refused ones audited); the batch's view of
+// each person's groups follows.
+func (s *Service) replicaMemberSet(ctx context.Context, origin, groupID string, members []string, b *replicaBatch) (keep, added, removed []string, err error) {
+	cur := map[string]bool{}
+	g, err := s.store.GetGroup(ctx, groupID)
+	switch {
+	case err == nil:
+		for _, m := range g.MemberIDs {
+			cur[m] = true
+		}
+	case !isNotFound(err):
+		return nil, nil, nil, err
+	}
+	keep = make([]string, 0, len(members))
+	seen := map[string]bool{}
+	for _, m := range members {
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		if !cur[m] {
+			if _, held, err := s.replicaPersonOrg(ctx, m, b); err != nil {
+				return nil, nil, nil, err
+			} else if !held {
+				continue // not held here (the home's only)
+			}
+			if s.separation != nil {
+				w := ReplicaWrite{Op: ReplicaMemberAdd, Member: m}
+				if err := s.replicaMembership(ctx, origin, groupID, &w, b); err != nil {
+					return nil, nil, nil, err
+				}
+				if w.Op == ReplicaRefuse {
+					continue
+				}
+			}
+			added = append(added, m)
+		}
+		keep = append(keep, m)
+	}
+	for _, m := range slices.Sorted(maps.Keys(cur)) {
+		if !seen[m] {
+			removed = append(removed, m)
+			if gs, ok := b.members[m]; ok {
+				delete(gs, groupID)
+			}
+		}
+	}
+	return keep, added, removed, nil
 }

@@ -1089,3 +1089,112 @@ func TestReplicaMembershipsHeldToSeparation(t *testing.T) {
 		t.Fatalf("%d refusals audited, want 3", n)
 	}
 }
+
+// TestResendAfterAConflict: a level-2 person whose login name level 1
+// also used is left out there (CONFLICT), with their finger, app, link
+// and membership; once level 1 mends the collision, level 2's resend of
+// its bureau brings them: they log in at level 1 with their password and
+// finger, belong to their group, and the digests agree. A resend is made
+// at the subtree's home only (004 §2.1.5.3, "事后同步").
+func TestResendAfterAConflict(t *testing.T) {
+	ctx := context.Background()
+	ring, err := crypto.ParseRing(crypto.NewRingJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, l1, admin2, bureau := newKeyedBureauCentres(t, "bureau-r", ring, ring)
+	svc2, svc1 := l2.svc, l1.svc
+	admin1, _ := adminCtx(t, svc1, "10.0.0.1", "l1")
+	taken, err := svc1.CreateUser(admin1, identity.NewUser{LoginName: "pilot", DisplayName: "Level 1 pilot",
+		OrgID: evRoot(t, svc1).ID, Password: "Level-One-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newSealedPerson(t, svc2, admin2, bureau)
+	crew, err := svc2.CreateGroup(admin2, "crew", "Crew", bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.SetGroupMember(admin2, crew.ID, p.user.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	cs, last, _ := l2.changes(t, 0)
+	out, err := svc1.ApplyReplica(ctx, "l2a", cs)
+	if err != nil || !slices.Contains(out, identity.ReplicaConflict) {
+		t.Fatalf("level 2's changes at level 1: %v %v", out, err)
+	}
+	if _, err := svc1.GetUser(ctx, p.user.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("the person left out at level 1: %v", err)
+	}
+
+	// A resend is the home's to make.
+	_, err = svc1.ResendOrg(admin1, bureau.ID)
+	wantReason(t, "a resend at level 1 of level 2's bureau", err, apierr.FailedPrecondition, centre.ReasonElsewhere)
+	if _, err := svc2.ResendOrg(admin2, "no-such-org"); !errors.Is(err, identity.ErrNotFound) && reasonOf(err) != "NOT_FOUND" {
+		t.Fatalf("a resend of an unknown org: %v", err)
+	}
+	single := newReplicaCentre(t)
+	_, err = single.svc.ResendOrg(ctx, evRoot(t, single.svc).ID)
+	wantReason(t, "a resend at a single centre", err, apierr.FailedPrecondition, "REPLICA_NOT_A_CENTRE")
+
+	// Level 1 mends the collision; level 2 resends its bureau.
+	if err := svc1.DeleteUser(admin1, taken.ID); err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc2.ResendOrg(admin2, bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Orgs != 1 || res.People != 1 || res.Groups != 1 || res.Links != 1 || res.Fingers != 1 || res.TOTPApps != 1 || res.Events != 1 {
+		t.Fatalf("resend: %+v", res)
+	}
+	cs, _, audits := l2.changes(t, last)
+	audited := false
+	for _, a := range audits {
+		audited = audited || bytes.Contains(a, []byte(`"api":"org.resend"`)) && bytes.Contains(a, []byte(`"resend_id":"`+res.ResendID+`"`))
+	}
+	if !audited {
+		t.Fatal("the resend is not audited at level 2")
+	}
+	for _, c := range cs {
+		if bytes.Contains(c.Payload, []byte(`"hash"`)) && bytes.Contains(c.Payload, []byte("Harbour-Pass-1")) {
+			t.Fatal("a clear password in the resend")
+		}
+	}
+	if out, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil || !slices.Equal(out, []identity.ReplicaOutcome{identity.ReplicaApplied}) {
+		t.Fatalf("the resend at level 1: %v %v", out, err)
+	}
+	if r, err := svc1.SSOLogin(browserAt("192.0.2.46"), "pilot", "Harbour-Pass-1"); err != nil || r.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("the person's password at level 1 after the resend: %+v %v", r, err)
+	}
+	if r := p.finger(t, svc1); r != identity.ReasonOK {
+		t.Fatalf("the person's finger at level 1 after the resend: %v", r)
+	}
+	gs, err := sqlstore.New(l1.db).UserGroups(ctx, p.user.ID)
+	if err != nil || len(gs) != 1 || gs[0].ID != crew.ID {
+		t.Fatalf("the person's groups at level 1: %v %v", gs, err)
+	}
+	d2, err := svc2.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, err := svc1.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(d1, d2) {
+		t.Fatalf("digests differ after the resend:\nlevel 1 %v\nlevel 2 %v", d1, d2)
+	}
+	// Sent again, nothing changes (every object already as the home's).
+	res, err = svc2.ResendOrg(admin2, bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs[len(cs)-res.Events:]); err != nil {
+		t.Fatal(err)
+	}
+	if d1b, err := svc1.ReplicaDigest(ctx, "l2a"); err != nil || !slices.Equal(d1b, d2) {
+		t.Fatalf("digest at level 1 after a second resend: %v %v", d1b, err)
+	}
+}

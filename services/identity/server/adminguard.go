@@ -215,6 +215,8 @@ func (g *Guard) needOf(ctx context.Context, method string, req any) (need, error
 			n.perm, n.orgs, n.listing = adminauth.OrgsRead, []string{r.GetParentId()}, true
 		case *identityv1.UpdateOrgRequest:
 			n.perm, n.orgs = adminauth.OrgsWrite, []string{r.GetId()}
+		case *identityv1.ResendOrgRequest:
+			n.perm, n.orgs = adminauth.OrgsWrite, []string{r.GetId()}
 		case *identityv1.MoveOrgRequest:
 			// The org leaves its parent (which must be administered: a unit
 			// administrator cannot move the top of their own subtree) for the

@@ -304,6 +304,17 @@ func (s *Server) UpdateOrg(ctx context.Context, r *identityv1.UpdateOrgRequest) 
 	return orgOut(s.svc.UpdateOrg(ctx, r.GetId(), r.GetName()))
 }
 
+// ResendOrg implements AdminService.
+func (s *Server) ResendOrg(ctx context.Context, r *identityv1.ResendOrgRequest) (*identityv1.ResendOrgResponse, error) {
+	res, err := s.svc.ResendOrg(ctx, r.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &identityv1.ResendOrgResponse{ResendId: res.ResendID, Orgs: int32(res.Orgs), People: int32(res.People),
+		Groups: int32(res.Groups), AccountLinks: int32(res.Links), Fingers: int32(res.Fingers),
+		AuthenticatorApps: int32(res.TOTPApps), Events: int32(res.Events)}, nil
+}
+
 // MoveOrg implements AdminService.
 func (s *Server) MoveOrg(ctx context.Context, r *identityv1.MoveOrgRequest) (*identityv1.Org, error) {
 	return orgOut(s.svc.MoveOrg(ctx, r.GetId(), r.GetNewParentId()))

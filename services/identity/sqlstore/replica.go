@@ -64,6 +64,7 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 				out[i] = identity.ReplicaConflict
 			} else if w.Event != nil {
 				evs = append(evs, *w.Event)
+				evs = append(evs, w.MemberEvents...)
 			}
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT replica_write"); err != nil {
 				return err
@@ -117,6 +118,16 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 	tx := r.tx
 	if w.Kind == "org" {
 		r.orgPaths = nil // a created or moved org changes paths
+	}
+	// A person's finger, app or certificate whose person is not held here
+	// (their creation was left out as a CONFLICT) is one too, not a
+	// failure of the batch.
+	if person := personOfWrite(w); person != "" {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?", person); err != nil {
+			return err
+		} else if !ok {
+			return store.NotFound("user")
+		}
 	}
 	switch {
 	case w.Kind == "org" && w.Op == identity.ReplicaDelete:
@@ -213,7 +224,20 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 			w.ID, w.Member)
 		return err
 	case w.Kind == "group" && w.Group != nil:
-		return s.replicaGroup(ctx, tx, w.Group)
+		if err := s.replicaGroup(ctx, tx, w.Group); err != nil || !w.WithMembers {
+			return err
+		}
+		// a resend: the home's members, those of them held here
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM group_members WHERE group_id = ?"), w.ID); err != nil {
+			return err
+		}
+		for _, m := range w.Members {
+			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO group_members (group_id, user_id) SELECT ?, id FROM users WHERE id = ?"),
+				w.ID, m); err != nil {
+				return err
+			}
+		}
+		return nil
 	case w.Kind == "app" && w.App != nil:
 		return s.replicaApp(ctx, tx, w)
 	case w.Kind == "link" && w.Op == identity.ReplicaDelete:
@@ -405,4 +429,21 @@ func (s *Store) ReplicaOrigin(ctx context.Context, kind, id string) (string, boo
 		return "", false, classify(err, "replica origin", "")
 	}
 	return origin, true, nil
+}
+
+// personOfWrite is the person whose row an upsert of a finger, an
+// authenticator app or a certificate binding needs ("" for other writes).
+func personOfWrite(w *identity.ReplicaWrite) string {
+	if w.Op == identity.ReplicaDelete {
+		return ""
+	}
+	switch {
+	case w.Kind == "finger" && w.Finger != nil:
+		return w.Finger.UserID
+	case w.Kind == "totp" && w.TOTP != nil:
+		return w.ID
+	case w.Kind == "cert" && w.Cert != nil:
+		return w.Cert.UserID
+	}
+	return ""
 }

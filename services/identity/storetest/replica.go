@@ -341,3 +341,44 @@ func testReplicaSearchAndEvents(t *testing.T, f *fixture) {
 	_, err = f.s.UserOrg(f.ctx, "no-such-person")
 	isErr(t, err, identity.ErrNotFound)
 }
+
+// testReplicaOfAnAbsentPerson: a finger, an authenticator app or a
+// certificate of a person not held here (their creation was left out as
+// a CONFLICT) is CONFLICT too, not a failure of the batch; a group's
+// member set (a resend) holds the members held here and writes their
+// events.
+func testReplicaOfAnAbsentPerson(t *testing.T, f *fixture) {
+	root := f.org("")
+	held := f.user(root.ID)
+	absent := f.id("usr")
+	g := &identity.Group{ID: f.id("grp"), Code: "resent-group", Name: "Resent", OrgID: root.ID, CreatedAt: base}
+	w := func(kind, id string, v uint64) identity.ReplicaWrite {
+		return identity.ReplicaWrite{Kind: kind, ID: id, Origin: "peer", Version: v, EventID: fmt.Sprintf("%s-%d", kind, v),
+			Op: identity.ReplicaUpsert}
+	}
+	finger, app, cert, group := w("finger", absent+"/2", 1), w("totp", absent, 2), w("cert", "peer/"+absent, 3), w("group", g.ID, 4)
+	finger.Finger = &identity.StoredFinger{Finger: identity.Finger{UserID: absent, Position: 2, Quality: 60, Format: "ISO",
+		Minutiae: 30, CreatedAt: base, UpdatedAt: base}, TemplateEnc: "k:sealed"}
+	app.TOTP = &identity.UserTOTP{UserID: absent, SecretEnc: "k:sealed", CreatedAt: base}
+	cert.Cert = &identity.UserCert{SHA256: fmt.Sprintf("%064d", 7), UserID: absent, NotAfter: base.Add(time.Hour), CreatedAt: base}
+	group.Group, group.WithMembers, group.Members = g, true, []string{absent, held.ID}
+	out, err := f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{finger, app, cert, group})
+	must(t, err)
+	want := []identity.ReplicaOutcome{identity.ReplicaConflict, identity.ReplicaConflict, identity.ReplicaConflict, identity.ReplicaApplied}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("outcomes %v, want %v", out, want)
+	}
+	got, err := f.s.GetGroup(f.ctx, g.ID)
+	must(t, err)
+	if !reflect.DeepEqual(got.MemberIDs, []string{held.ID}) {
+		t.Fatalf("members %v, want the held person only", got.MemberIDs)
+	}
+	// a later set replaces it
+	again := w("group", g.ID, 5)
+	again.Group, again.WithMembers = g, true
+	out, err = f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{again})
+	must(t, err)
+	if got, err := f.s.GetGroup(f.ctx, g.ID); err != nil || len(got.MemberIDs) != 0 || out[0] != identity.ReplicaApplied {
+		t.Fatalf("an empty member set: %v %+v %v", out, got, err)
+	}
+}

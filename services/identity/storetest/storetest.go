@@ -101,6 +101,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"ApplyReplica", testApplyReplica},
 		{"ReplicaLocksAndSealed", testReplicaLocksAndSealed},
 		{"ReplicaSearchAndEvents", testReplicaSearchAndEvents},
+		{"ReplicaOfAnAbsentPerson", testReplicaOfAnAbsentPerson},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -269,3 +269,25 @@ func TestEditOfHangingSubscriptionHoldsNoOther(t *testing.T) {
 		}
 	}
 }
+
+// A subtree resent to the other centres (identity's org.resent) is not
+// delivered to business systems: the next change still is.
+func TestResendIsNotProvisioned(t *testing.T) {
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
+	defer srv.Close()
+	env.Start()
+	sub := env.Subscribe(&provision.Subscription{App: "app1", Name: "x", Selection: provision.Selection{Orgs: []string{"o1"}},
+		Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+	users(env, 1)
+	env.Wait("the org and the person", func() bool { return env.Count(sub.ID, provision.Delivered) == 2 })
+	// (named by the org itself, so that as any other change of it it
+	// would be delivered)
+	env.Change("org", "resent", "o1", map[string]any{"resend_id": "rs1", "org_id": "o1", "objects": []string{"org:o1", "user:u000"}})
+	env.Change("user", "updated", "u000", map[string]any{"display_name": "Ann"})
+	env.Wait("the update", func() bool { return env.Count(sub.ID, provision.Delivered) == 3 })
+	if n := len(env.Deliveries(sub.ID)); n != 3 || got.Load() != 3 {
+		t.Fatalf("%d deliveries, %d requests: the resend was delivered", n, got.Load())
+	}
+}

@@ -42,8 +42,11 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 		return 0, nil
 	}
 	kind, op := parts[0]+"."+parts[1], parts[len(parts)-1]
-	if op == "imported" {
+	switch op {
+	case "imported":
 		return 0, nil // ids only: the engine reads the objects (Engine.imported)
+	case "resent":
+		return 0, nil // a subtree sent again to the other centres, not to business systems
 	}
 	var p struct {
 		ID   string          `json:"id"`

@@ -40,6 +40,7 @@ func commands() map[string]map[string]command {
 			"get":     orgGetCmd(),
 			"rename":  orgRenameCmd(),
 			"move":    orgMoveCmd(),
+			"resend":  orgResendCmd(),
 			"disable": orgStatusCmd(identityv1.Status_STATUS_DISABLED),
 			"enable":  orgStatusCmd(identityv1.Status_STATUS_ACTIVE),
 			"delete": deleteCmd("org", "Deletes an empty org (no orgs, people or groups under it; the root org stays).",
@@ -458,6 +459,14 @@ func orgMoveCmd() command {
 			}, nil
 		}
 	}, orgTable)
+}
+
+// orgResendCmd sends an org's subtree again to the other centres (at its
+// home centre), e.g. after a conflict there was mended.
+func orgResendCmd() command {
+	return idVerb(func(s *session, id string) (*identityv1.ResendOrgResponse, error) {
+		return s.client.ResendOrg(s.ctx, &identityv1.ResendOrgRequest{Id: id})
+	}, resendTable)
 }
 
 func orgStatusCmd(st identityv1.Status) command {

@@ -147,6 +147,19 @@ func orgTable(tw *tabwriter.Writer, o *identityv1.Org) {
 	)
 }
 
+func resendTable(tw *tabwriter.Writer, r *identityv1.ResendOrgResponse) {
+	fields(tw,
+		"Resend ID", r.GetResendId(),
+		"Orgs", strconv.Itoa(int(r.GetOrgs())),
+		"People", strconv.Itoa(int(r.GetPeople())),
+		"Groups", strconv.Itoa(int(r.GetGroups())),
+		"Account links", strconv.Itoa(int(r.GetAccountLinks())),
+		"Fingers", strconv.Itoa(int(r.GetFingers())),
+		"Authenticator apps", strconv.Itoa(int(r.GetAuthenticatorApps())),
+		"Change events", strconv.Itoa(int(r.GetEvents())),
+	)
+}
+
 func orgRows(tw *tabwriter.Writer, orgs []*identityv1.Org) {
 	row(tw, "ID", "CODE", "NAME", "PARENT", "STATUS")
 	for _, o := range orgs {

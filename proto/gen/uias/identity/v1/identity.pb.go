@@ -1407,6 +1407,153 @@ func (x *UpdateOrgRequest) GetName() string {
 	return ""
 }
 
+type ResendOrgRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResendOrgRequest) Reset() {
+	*x = ResendOrgRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendOrgRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendOrgRequest) ProtoMessage() {}
+
+func (x *ResendOrgRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendOrgRequest.ProtoReflect.Descriptor instead.
+func (*ResendOrgRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ResendOrgRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ResendOrgResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// resend_id names the resend in the change events (their data's
+	// resend_id) and the audit record.
+	ResendId          string `protobuf:"bytes,1,opt,name=resend_id,json=resendId" json:"resend_id,omitempty"`
+	Orgs              int32  `protobuf:"varint,2,opt,name=orgs" json:"orgs,omitempty"`
+	People            int32  `protobuf:"varint,3,opt,name=people" json:"people,omitempty"`
+	Groups            int32  `protobuf:"varint,4,opt,name=groups" json:"groups,omitempty"`
+	AccountLinks      int32  `protobuf:"varint,5,opt,name=account_links,json=accountLinks" json:"account_links,omitempty"`
+	Fingers           int32  `protobuf:"varint,6,opt,name=fingers" json:"fingers,omitempty"`
+	AuthenticatorApps int32  `protobuf:"varint,7,opt,name=authenticator_apps,json=authenticatorApps" json:"authenticator_apps,omitempty"`
+	// events: the change events written (at most 200 objects each).
+	Events        int32 `protobuf:"varint,8,opt,name=events" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResendOrgResponse) Reset() {
+	*x = ResendOrgResponse{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendOrgResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendOrgResponse) ProtoMessage() {}
+
+func (x *ResendOrgResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendOrgResponse.ProtoReflect.Descriptor instead.
+func (*ResendOrgResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ResendOrgResponse) GetResendId() string {
+	if x != nil {
+		return x.ResendId
+	}
+	return ""
+}
+
+func (x *ResendOrgResponse) GetOrgs() int32 {
+	if x != nil {
+		return x.Orgs
+	}
+	return 0
+}
+
+func (x *ResendOrgResponse) GetPeople() int32 {
+	if x != nil {
+		return x.People
+	}
+	return 0
+}
+
+func (x *ResendOrgResponse) GetGroups() int32 {
+	if x != nil {
+		return x.Groups
+	}
+	return 0
+}
+
+func (x *ResendOrgResponse) GetAccountLinks() int32 {
+	if x != nil {
+		return x.AccountLinks
+	}
+	return 0
+}
+
+func (x *ResendOrgResponse) GetFingers() int32 {
+	if x != nil {
+		return x.Fingers
+	}
+	return 0
+}
+
+func (x *ResendOrgResponse) GetAuthenticatorApps() int32 {
+	if x != nil {
+		return x.AuthenticatorApps
+	}
+	return 0
+}
+
+func (x *ResendOrgResponse) GetEvents() int32 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
 type MoveOrgRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
@@ -1417,7 +1564,7 @@ type MoveOrgRequest struct {
 
 func (x *MoveOrgRequest) Reset() {
 	*x = MoveOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1576,7 @@ func (x *MoveOrgRequest) String() string {
 func (*MoveOrgRequest) ProtoMessage() {}
 
 func (x *MoveOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1589,7 @@ func (x *MoveOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveOrgRequest.ProtoReflect.Descriptor instead.
 func (*MoveOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{16}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MoveOrgRequest) GetId() string {
@@ -1469,7 +1616,7 @@ type SetOrgStatusRequest struct {
 
 func (x *SetOrgStatusRequest) Reset() {
 	*x = SetOrgStatusRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1628,7 @@ func (x *SetOrgStatusRequest) String() string {
 func (*SetOrgStatusRequest) ProtoMessage() {}
 
 func (x *SetOrgStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1641,7 @@ func (x *SetOrgStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOrgStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetOrgStatusRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{17}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetOrgStatusRequest) GetId() string {
@@ -1562,7 +1709,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1721,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1734,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{18}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *User) GetId() string {
@@ -1781,7 +1928,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +1940,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +1953,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{19}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateUserRequest) GetLoginName() string {
@@ -1909,7 +2056,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2068,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2081,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{20}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetUserRequest) GetId() string {
@@ -1968,7 +2115,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2127,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2140,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{21}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -2055,7 +2202,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2214,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2227,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{22}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -2124,7 +2271,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2283,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2296,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{23}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpdateUserRequest) GetId() string {
@@ -2246,7 +2393,7 @@ type SetUserStatusRequest struct {
 
 func (x *SetUserStatusRequest) Reset() {
 	*x = SetUserStatusRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2258,7 +2405,7 @@ func (x *SetUserStatusRequest) String() string {
 func (*SetUserStatusRequest) ProtoMessage() {}
 
 func (x *SetUserStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2271,7 +2418,7 @@ func (x *SetUserStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetUserStatusRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{24}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SetUserStatusRequest) GetId() string {
@@ -2299,7 +2446,7 @@ type LockUserRequest struct {
 
 func (x *LockUserRequest) Reset() {
 	*x = LockUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2458,7 @@ func (x *LockUserRequest) String() string {
 func (*LockUserRequest) ProtoMessage() {}
 
 func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2471,7 @@ func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserRequest.ProtoReflect.Descriptor instead.
 func (*LockUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{25}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LockUserRequest) GetId() string {
@@ -2350,7 +2497,7 @@ type UnlockUserRequest struct {
 
 func (x *UnlockUserRequest) Reset() {
 	*x = UnlockUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2362,7 +2509,7 @@ func (x *UnlockUserRequest) String() string {
 func (*UnlockUserRequest) ProtoMessage() {}
 
 func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2375,7 +2522,7 @@ func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
 func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{26}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UnlockUserRequest) GetId() string {
@@ -2398,7 +2545,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +2557,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +2570,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{27}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetPasswordRequest) GetId() string {
@@ -2463,7 +2610,7 @@ type Group struct {
 
 func (x *Group) Reset() {
 	*x = Group{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2622,7 @@ func (x *Group) String() string {
 func (*Group) ProtoMessage() {}
 
 func (x *Group) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2635,7 @@ func (x *Group) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Group.ProtoReflect.Descriptor instead.
 func (*Group) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{28}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Group) GetId() string {
@@ -2544,7 +2691,7 @@ type CreateGroupRequest struct {
 
 func (x *CreateGroupRequest) Reset() {
 	*x = CreateGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2703,7 @@ func (x *CreateGroupRequest) String() string {
 func (*CreateGroupRequest) ProtoMessage() {}
 
 func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2716,7 @@ func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{29}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateGroupRequest) GetCode() string {
@@ -2602,7 +2749,7 @@ type GetGroupRequest struct {
 
 func (x *GetGroupRequest) Reset() {
 	*x = GetGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2614,7 +2761,7 @@ func (x *GetGroupRequest) String() string {
 func (*GetGroupRequest) ProtoMessage() {}
 
 func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2627,7 +2774,7 @@ func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{30}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetGroupRequest) GetId() string {
@@ -2649,7 +2796,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2661,7 +2808,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2674,7 +2821,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{31}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListGroupsRequest) GetPageSize() int32 {
@@ -2715,7 +2862,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2727,7 +2874,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2740,7 +2887,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{32}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*Group {
@@ -2767,7 +2914,7 @@ type GroupMemberRequest struct {
 
 func (x *GroupMemberRequest) Reset() {
 	*x = GroupMemberRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +2926,7 @@ func (x *GroupMemberRequest) String() string {
 func (*GroupMemberRequest) ProtoMessage() {}
 
 func (x *GroupMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +2939,7 @@ func (x *GroupMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMemberRequest.ProtoReflect.Descriptor instead.
 func (*GroupMemberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{33}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GroupMemberRequest) GetGroupId() string {
@@ -2855,7 +3002,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2867,7 +3014,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2880,7 +3027,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{34}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *App) GetId() string {
@@ -3014,7 +3161,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3026,7 +3173,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3039,7 +3186,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{35}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SigningKey) GetThumbprint() string {
@@ -3095,7 +3242,7 @@ type CreateAppRequest struct {
 
 func (x *CreateAppRequest) Reset() {
 	*x = CreateAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3107,7 +3254,7 @@ func (x *CreateAppRequest) String() string {
 func (*CreateAppRequest) ProtoMessage() {}
 
 func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3120,7 +3267,7 @@ func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppRequest.ProtoReflect.Descriptor instead.
 func (*CreateAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{36}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateAppRequest) GetAppType() string {
@@ -3204,7 +3351,7 @@ type CreateAppResponse struct {
 
 func (x *CreateAppResponse) Reset() {
 	*x = CreateAppResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3216,7 +3363,7 @@ func (x *CreateAppResponse) String() string {
 func (*CreateAppResponse) ProtoMessage() {}
 
 func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3229,7 +3376,7 @@ func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppResponse.ProtoReflect.Descriptor instead.
 func (*CreateAppResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{37}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateAppResponse) GetApp() *App {
@@ -3255,7 +3402,7 @@ type GetAppRequest struct {
 
 func (x *GetAppRequest) Reset() {
 	*x = GetAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3267,7 +3414,7 @@ func (x *GetAppRequest) String() string {
 func (*GetAppRequest) ProtoMessage() {}
 
 func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3280,7 +3427,7 @@ func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppRequest.ProtoReflect.Descriptor instead.
 func (*GetAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{38}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetAppRequest) GetId() string {
@@ -3308,7 +3455,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3320,7 +3467,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3333,7 +3480,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{39}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListAppsRequest) GetPageSize() int32 {
@@ -3388,7 +3535,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3400,7 +3547,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3413,7 +3560,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{40}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -3461,7 +3608,7 @@ type UpdateAppRequest struct {
 
 func (x *UpdateAppRequest) Reset() {
 	*x = UpdateAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3473,7 +3620,7 @@ func (x *UpdateAppRequest) String() string {
 func (*UpdateAppRequest) ProtoMessage() {}
 
 func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3486,7 +3633,7 @@ func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAppRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UpdateAppRequest) GetId() string {
@@ -3577,7 +3724,7 @@ type RotateAppSecretRequest struct {
 
 func (x *RotateAppSecretRequest) Reset() {
 	*x = RotateAppSecretRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3589,7 +3736,7 @@ func (x *RotateAppSecretRequest) String() string {
 func (*RotateAppSecretRequest) ProtoMessage() {}
 
 func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3602,7 +3749,7 @@ func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateAppSecretRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RotateAppSecretRequest) GetId() string {
@@ -3628,7 +3775,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3640,7 +3787,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3653,7 +3800,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteAppRequest) GetId() string {
@@ -3671,7 +3818,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3683,7 +3830,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3696,7 +3843,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
 }
 
 type AccountLink struct {
@@ -3714,7 +3861,7 @@ type AccountLink struct {
 
 func (x *AccountLink) Reset() {
 	*x = AccountLink{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3726,7 +3873,7 @@ func (x *AccountLink) String() string {
 func (*AccountLink) ProtoMessage() {}
 
 func (x *AccountLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3739,7 +3886,7 @@ func (x *AccountLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountLink.ProtoReflect.Descriptor instead.
 func (*AccountLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AccountLink) GetId() string {
@@ -3795,7 +3942,7 @@ type CreateAccountLinkRequest struct {
 
 func (x *CreateAccountLinkRequest) Reset() {
 	*x = CreateAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3807,7 +3954,7 @@ func (x *CreateAccountLinkRequest) String() string {
 func (*CreateAccountLinkRequest) ProtoMessage() {}
 
 func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3820,7 +3967,7 @@ func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*CreateAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateAccountLinkRequest) GetUserId() string {
@@ -3856,7 +4003,7 @@ type ListAccountLinksRequest struct {
 
 func (x *ListAccountLinksRequest) Reset() {
 	*x = ListAccountLinksRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3868,7 +4015,7 @@ func (x *ListAccountLinksRequest) String() string {
 func (*ListAccountLinksRequest) ProtoMessage() {}
 
 func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3881,7 +4028,7 @@ func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListAccountLinksRequest) GetPageSize() int32 {
@@ -3922,7 +4069,7 @@ type ListAccountLinksResponse struct {
 
 func (x *ListAccountLinksResponse) Reset() {
 	*x = ListAccountLinksResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3934,7 +4081,7 @@ func (x *ListAccountLinksResponse) String() string {
 func (*ListAccountLinksResponse) ProtoMessage() {}
 
 func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3947,7 +4094,7 @@ func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListAccountLinksResponse) GetLinks() []*AccountLink {
@@ -3973,7 +4120,7 @@ type DeleteAccountLinkRequest struct {
 
 func (x *DeleteAccountLinkRequest) Reset() {
 	*x = DeleteAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3985,7 +4132,7 @@ func (x *DeleteAccountLinkRequest) String() string {
 func (*DeleteAccountLinkRequest) ProtoMessage() {}
 
 func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3998,7 +4145,7 @@ func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DeleteAccountLinkRequest) GetId() string {
@@ -4016,7 +4163,7 @@ type DeleteAccountLinkResponse struct {
 
 func (x *DeleteAccountLinkResponse) Reset() {
 	*x = DeleteAccountLinkResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4028,7 +4175,7 @@ func (x *DeleteAccountLinkResponse) String() string {
 func (*DeleteAccountLinkResponse) ProtoMessage() {}
 
 func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4041,7 +4188,7 @@ func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
 }
 
 type DeleteUserRequest struct {
@@ -4053,7 +4200,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4065,7 +4212,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4078,7 +4225,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DeleteUserRequest) GetId() string {
@@ -4096,7 +4243,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4108,7 +4255,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4121,7 +4268,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
 }
 
 type ResetPasswordRequest struct {
@@ -4133,7 +4280,7 @@ type ResetPasswordRequest struct {
 
 func (x *ResetPasswordRequest) Reset() {
 	*x = ResetPasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4145,7 +4292,7 @@ func (x *ResetPasswordRequest) String() string {
 func (*ResetPasswordRequest) ProtoMessage() {}
 
 func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4158,7 +4305,7 @@ func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{53}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ResetPasswordRequest) GetId() string {
@@ -4180,7 +4327,7 @@ type ResetPasswordResponse struct {
 
 func (x *ResetPasswordResponse) Reset() {
 	*x = ResetPasswordResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4192,7 +4339,7 @@ func (x *ResetPasswordResponse) String() string {
 func (*ResetPasswordResponse) ProtoMessage() {}
 
 func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4205,7 +4352,7 @@ func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ResetPasswordResponse) GetUser() *User {
@@ -4231,7 +4378,7 @@ type DeleteOrgRequest struct {
 
 func (x *DeleteOrgRequest) Reset() {
 	*x = DeleteOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4243,7 +4390,7 @@ func (x *DeleteOrgRequest) String() string {
 func (*DeleteOrgRequest) ProtoMessage() {}
 
 func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4256,7 +4403,7 @@ func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgRequest.ProtoReflect.Descriptor instead.
 func (*DeleteOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{55}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DeleteOrgRequest) GetId() string {
@@ -4274,7 +4421,7 @@ type DeleteOrgResponse struct {
 
 func (x *DeleteOrgResponse) Reset() {
 	*x = DeleteOrgResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4286,7 +4433,7 @@ func (x *DeleteOrgResponse) String() string {
 func (*DeleteOrgResponse) ProtoMessage() {}
 
 func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4299,7 +4446,7 @@ func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgResponse.ProtoReflect.Descriptor instead.
 func (*DeleteOrgResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{56}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{58}
 }
 
 type DeleteGroupRequest struct {
@@ -4311,7 +4458,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4323,7 +4470,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4336,7 +4483,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{57}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DeleteGroupRequest) GetId() string {
@@ -4354,7 +4501,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4366,7 +4513,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4379,7 +4526,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{58}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{60}
 }
 
 type UpdateGroupRequest struct {
@@ -4392,7 +4539,7 @@ type UpdateGroupRequest struct {
 
 func (x *UpdateGroupRequest) Reset() {
 	*x = UpdateGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4404,7 +4551,7 @@ func (x *UpdateGroupRequest) String() string {
 func (*UpdateGroupRequest) ProtoMessage() {}
 
 func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4417,7 +4564,7 @@ func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateGroupRequest.ProtoReflect.Descriptor instead.
 func (*UpdateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{59}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *UpdateGroupRequest) GetId() string {
@@ -4452,7 +4599,7 @@ type UserCertificate struct {
 
 func (x *UserCertificate) Reset() {
 	*x = UserCertificate{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4464,7 +4611,7 @@ func (x *UserCertificate) String() string {
 func (*UserCertificate) ProtoMessage() {}
 
 func (x *UserCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4477,7 +4624,7 @@ func (x *UserCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserCertificate.ProtoReflect.Descriptor instead.
 func (*UserCertificate) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{60}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *UserCertificate) GetUserId() string {
@@ -4524,7 +4671,7 @@ type BindUserCertificateRequest struct {
 
 func (x *BindUserCertificateRequest) Reset() {
 	*x = BindUserCertificateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4536,7 +4683,7 @@ func (x *BindUserCertificateRequest) String() string {
 func (*BindUserCertificateRequest) ProtoMessage() {}
 
 func (x *BindUserCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4549,7 +4696,7 @@ func (x *BindUserCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindUserCertificateRequest.ProtoReflect.Descriptor instead.
 func (*BindUserCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{61}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *BindUserCertificateRequest) GetUserId() string {
@@ -4582,7 +4729,7 @@ type ListUserCertificatesRequest struct {
 
 func (x *ListUserCertificatesRequest) Reset() {
 	*x = ListUserCertificatesRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4594,7 +4741,7 @@ func (x *ListUserCertificatesRequest) String() string {
 func (*ListUserCertificatesRequest) ProtoMessage() {}
 
 func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4607,7 +4754,7 @@ func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListUserCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{62}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ListUserCertificatesRequest) GetUserId() string {
@@ -4626,7 +4773,7 @@ type ListUserCertificatesResponse struct {
 
 func (x *ListUserCertificatesResponse) Reset() {
 	*x = ListUserCertificatesResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4638,7 +4785,7 @@ func (x *ListUserCertificatesResponse) String() string {
 func (*ListUserCertificatesResponse) ProtoMessage() {}
 
 func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4651,7 +4798,7 @@ func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListUserCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{63}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListUserCertificatesResponse) GetCertificates() []*UserCertificate {
@@ -4671,7 +4818,7 @@ type UnbindUserCertificateRequest struct {
 
 func (x *UnbindUserCertificateRequest) Reset() {
 	*x = UnbindUserCertificateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4683,7 +4830,7 @@ func (x *UnbindUserCertificateRequest) String() string {
 func (*UnbindUserCertificateRequest) ProtoMessage() {}
 
 func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4696,7 +4843,7 @@ func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbindUserCertificateRequest.ProtoReflect.Descriptor instead.
 func (*UnbindUserCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{64}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *UnbindUserCertificateRequest) GetUserId() string {
@@ -4721,7 +4868,7 @@ type UnbindUserCertificateResponse struct {
 
 func (x *UnbindUserCertificateResponse) Reset() {
 	*x = UnbindUserCertificateResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4733,7 +4880,7 @@ func (x *UnbindUserCertificateResponse) String() string {
 func (*UnbindUserCertificateResponse) ProtoMessage() {}
 
 func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4746,7 +4893,7 @@ func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbindUserCertificateResponse.ProtoReflect.Descriptor instead.
 func (*UnbindUserCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{65}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{67}
 }
 
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
@@ -4832,7 +4979,18 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"X\n" +
 	"\x10UpdateOrgRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12#\n" +
-	"\x04name\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x04name\"f\n" +
+	"\x04name\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x04name\"3\n" +
+	"\x10ResendOrgRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xfa\x01\n" +
+	"\x11ResendOrgResponse\x12\x1b\n" +
+	"\tresend_id\x18\x01 \x01(\tR\bresendId\x12\x12\n" +
+	"\x04orgs\x18\x02 \x01(\x05R\x04orgs\x12\x16\n" +
+	"\x06people\x18\x03 \x01(\x05R\x06people\x12\x16\n" +
+	"\x06groups\x18\x04 \x01(\x05R\x06groups\x12#\n" +
+	"\raccount_links\x18\x05 \x01(\x05R\faccountLinks\x12\x18\n" +
+	"\afingers\x18\x06 \x01(\x05R\afingers\x12-\n" +
+	"\x12authenticator_apps\x18\a \x01(\x05R\x11authenticatorApps\x12\x16\n" +
+	"\x06events\x18\b \x01(\x05R\x06events\"f\n" +
 	"\x0eMoveOrgRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x123\n" +
 	"\rnew_parent_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\vnewParentId\"h\n" +
@@ -5138,7 +5296,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x14APP_STATUS_SUSPENDED\x10\x022\x8f\x02\n" +
 	"\vAuthService\x12z\n" +
 	"\fAuthenticate\x12%.uias.identity.v1.AuthenticateRequest\x1a&.uias.identity.v1.AuthenticateResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/authenticate\x12\x83\x01\n" +
-	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xef\"\n" +
+	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xe6#\n" +
 	"\fAdminService\x12s\n" +
 	"\n" +
 	"AdminLogin\x12#.uias.identity.v1.AdminLoginRequest\x1a$.uias.identity.v1.AdminLoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/login\x12w\n" +
@@ -5148,7 +5306,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\bListOrgs\x12!.uias.identity.v1.ListOrgsRequest\x1a\".uias.identity.v1.ListOrgsResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/v1/orgs\x12`\n" +
 	"\tUpdateOrg\x12\".uias.identity.v1.UpdateOrgRequest\x1a\x15.uias.identity.v1.Org\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*2\r/v1/orgs/{id}\x12a\n" +
-	"\aMoveOrg\x12 .uias.identity.v1.MoveOrgRequest\x1a\x15.uias.identity.v1.Org\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/orgs/{id}:move\x12k\n" +
+	"\aMoveOrg\x12 .uias.identity.v1.MoveOrgRequest\x1a\x15.uias.identity.v1.Org\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/orgs/{id}:move\x12u\n" +
+	"\tResendOrg\x12\".uias.identity.v1.ResendOrgRequest\x1a#.uias.identity.v1.ResendOrgResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/orgs/{id}:resend\x12k\n" +
 	"\tDeleteOrg\x12\".uias.identity.v1.DeleteOrgRequest\x1a#.uias.identity.v1.DeleteOrgResponse\"\x15\x82\xd3\xe4\x93\x02\x0f*\r/v1/orgs/{id}\x12p\n" +
 	"\fSetOrgStatus\x12%.uias.identity.v1.SetOrgStatusRequest\x1a\x15.uias.identity.v1.Org\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/orgs/{id}:setStatus\x12_\n" +
 	"\n" +
@@ -5203,7 +5362,7 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(AuthType)(0),                         // 0: uias.identity.v1.AuthType
 	(Reason)(0),                           // 1: uias.identity.v1.Reason
@@ -5227,105 +5386,107 @@ var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(*ListOrgsRequest)(nil),               // 19: uias.identity.v1.ListOrgsRequest
 	(*ListOrgsResponse)(nil),              // 20: uias.identity.v1.ListOrgsResponse
 	(*UpdateOrgRequest)(nil),              // 21: uias.identity.v1.UpdateOrgRequest
-	(*MoveOrgRequest)(nil),                // 22: uias.identity.v1.MoveOrgRequest
-	(*SetOrgStatusRequest)(nil),           // 23: uias.identity.v1.SetOrgStatusRequest
-	(*User)(nil),                          // 24: uias.identity.v1.User
-	(*CreateUserRequest)(nil),             // 25: uias.identity.v1.CreateUserRequest
-	(*GetUserRequest)(nil),                // 26: uias.identity.v1.GetUserRequest
-	(*ListUsersRequest)(nil),              // 27: uias.identity.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),             // 28: uias.identity.v1.ListUsersResponse
-	(*UpdateUserRequest)(nil),             // 29: uias.identity.v1.UpdateUserRequest
-	(*SetUserStatusRequest)(nil),          // 30: uias.identity.v1.SetUserStatusRequest
-	(*LockUserRequest)(nil),               // 31: uias.identity.v1.LockUserRequest
-	(*UnlockUserRequest)(nil),             // 32: uias.identity.v1.UnlockUserRequest
-	(*SetPasswordRequest)(nil),            // 33: uias.identity.v1.SetPasswordRequest
-	(*Group)(nil),                         // 34: uias.identity.v1.Group
-	(*CreateGroupRequest)(nil),            // 35: uias.identity.v1.CreateGroupRequest
-	(*GetGroupRequest)(nil),               // 36: uias.identity.v1.GetGroupRequest
-	(*ListGroupsRequest)(nil),             // 37: uias.identity.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),            // 38: uias.identity.v1.ListGroupsResponse
-	(*GroupMemberRequest)(nil),            // 39: uias.identity.v1.GroupMemberRequest
-	(*App)(nil),                           // 40: uias.identity.v1.App
-	(*SigningKey)(nil),                    // 41: uias.identity.v1.SigningKey
-	(*CreateAppRequest)(nil),              // 42: uias.identity.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),             // 43: uias.identity.v1.CreateAppResponse
-	(*GetAppRequest)(nil),                 // 44: uias.identity.v1.GetAppRequest
-	(*ListAppsRequest)(nil),               // 45: uias.identity.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),              // 46: uias.identity.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),              // 47: uias.identity.v1.UpdateAppRequest
-	(*RotateAppSecretRequest)(nil),        // 48: uias.identity.v1.RotateAppSecretRequest
-	(*DeleteAppRequest)(nil),              // 49: uias.identity.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),             // 50: uias.identity.v1.DeleteAppResponse
-	(*AccountLink)(nil),                   // 51: uias.identity.v1.AccountLink
-	(*CreateAccountLinkRequest)(nil),      // 52: uias.identity.v1.CreateAccountLinkRequest
-	(*ListAccountLinksRequest)(nil),       // 53: uias.identity.v1.ListAccountLinksRequest
-	(*ListAccountLinksResponse)(nil),      // 54: uias.identity.v1.ListAccountLinksResponse
-	(*DeleteAccountLinkRequest)(nil),      // 55: uias.identity.v1.DeleteAccountLinkRequest
-	(*DeleteAccountLinkResponse)(nil),     // 56: uias.identity.v1.DeleteAccountLinkResponse
-	(*DeleteUserRequest)(nil),             // 57: uias.identity.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),            // 58: uias.identity.v1.DeleteUserResponse
-	(*ResetPasswordRequest)(nil),          // 59: uias.identity.v1.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),         // 60: uias.identity.v1.ResetPasswordResponse
-	(*DeleteOrgRequest)(nil),              // 61: uias.identity.v1.DeleteOrgRequest
-	(*DeleteOrgResponse)(nil),             // 62: uias.identity.v1.DeleteOrgResponse
-	(*DeleteGroupRequest)(nil),            // 63: uias.identity.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),           // 64: uias.identity.v1.DeleteGroupResponse
-	(*UpdateGroupRequest)(nil),            // 65: uias.identity.v1.UpdateGroupRequest
-	(*UserCertificate)(nil),               // 66: uias.identity.v1.UserCertificate
-	(*BindUserCertificateRequest)(nil),    // 67: uias.identity.v1.BindUserCertificateRequest
-	(*ListUserCertificatesRequest)(nil),   // 68: uias.identity.v1.ListUserCertificatesRequest
-	(*ListUserCertificatesResponse)(nil),  // 69: uias.identity.v1.ListUserCertificatesResponse
-	(*UnbindUserCertificateRequest)(nil),  // 70: uias.identity.v1.UnbindUserCertificateRequest
-	(*UnbindUserCertificateResponse)(nil), // 71: uias.identity.v1.UnbindUserCertificateResponse
-	nil,                                   // 72: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),         // 73: google.protobuf.Timestamp
+	(*ResendOrgRequest)(nil),              // 22: uias.identity.v1.ResendOrgRequest
+	(*ResendOrgResponse)(nil),             // 23: uias.identity.v1.ResendOrgResponse
+	(*MoveOrgRequest)(nil),                // 24: uias.identity.v1.MoveOrgRequest
+	(*SetOrgStatusRequest)(nil),           // 25: uias.identity.v1.SetOrgStatusRequest
+	(*User)(nil),                          // 26: uias.identity.v1.User
+	(*CreateUserRequest)(nil),             // 27: uias.identity.v1.CreateUserRequest
+	(*GetUserRequest)(nil),                // 28: uias.identity.v1.GetUserRequest
+	(*ListUsersRequest)(nil),              // 29: uias.identity.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),             // 30: uias.identity.v1.ListUsersResponse
+	(*UpdateUserRequest)(nil),             // 31: uias.identity.v1.UpdateUserRequest
+	(*SetUserStatusRequest)(nil),          // 32: uias.identity.v1.SetUserStatusRequest
+	(*LockUserRequest)(nil),               // 33: uias.identity.v1.LockUserRequest
+	(*UnlockUserRequest)(nil),             // 34: uias.identity.v1.UnlockUserRequest
+	(*SetPasswordRequest)(nil),            // 35: uias.identity.v1.SetPasswordRequest
+	(*Group)(nil),                         // 36: uias.identity.v1.Group
+	(*CreateGroupRequest)(nil),            // 37: uias.identity.v1.CreateGroupRequest
+	(*GetGroupRequest)(nil),               // 38: uias.identity.v1.GetGroupRequest
+	(*ListGroupsRequest)(nil),             // 39: uias.identity.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),            // 40: uias.identity.v1.ListGroupsResponse
+	(*GroupMemberRequest)(nil),            // 41: uias.identity.v1.GroupMemberRequest
+	(*App)(nil),                           // 42: uias.identity.v1.App
+	(*SigningKey)(nil),                    // 43: uias.identity.v1.SigningKey
+	(*CreateAppRequest)(nil),              // 44: uias.identity.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),             // 45: uias.identity.v1.CreateAppResponse
+	(*GetAppRequest)(nil),                 // 46: uias.identity.v1.GetAppRequest
+	(*ListAppsRequest)(nil),               // 47: uias.identity.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),              // 48: uias.identity.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),              // 49: uias.identity.v1.UpdateAppRequest
+	(*RotateAppSecretRequest)(nil),        // 50: uias.identity.v1.RotateAppSecretRequest
+	(*DeleteAppRequest)(nil),              // 51: uias.identity.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),             // 52: uias.identity.v1.DeleteAppResponse
+	(*AccountLink)(nil),                   // 53: uias.identity.v1.AccountLink
+	(*CreateAccountLinkRequest)(nil),      // 54: uias.identity.v1.CreateAccountLinkRequest
+	(*ListAccountLinksRequest)(nil),       // 55: uias.identity.v1.ListAccountLinksRequest
+	(*ListAccountLinksResponse)(nil),      // 56: uias.identity.v1.ListAccountLinksResponse
+	(*DeleteAccountLinkRequest)(nil),      // 57: uias.identity.v1.DeleteAccountLinkRequest
+	(*DeleteAccountLinkResponse)(nil),     // 58: uias.identity.v1.DeleteAccountLinkResponse
+	(*DeleteUserRequest)(nil),             // 59: uias.identity.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),            // 60: uias.identity.v1.DeleteUserResponse
+	(*ResetPasswordRequest)(nil),          // 61: uias.identity.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),         // 62: uias.identity.v1.ResetPasswordResponse
+	(*DeleteOrgRequest)(nil),              // 63: uias.identity.v1.DeleteOrgRequest
+	(*DeleteOrgResponse)(nil),             // 64: uias.identity.v1.DeleteOrgResponse
+	(*DeleteGroupRequest)(nil),            // 65: uias.identity.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),           // 66: uias.identity.v1.DeleteGroupResponse
+	(*UpdateGroupRequest)(nil),            // 67: uias.identity.v1.UpdateGroupRequest
+	(*UserCertificate)(nil),               // 68: uias.identity.v1.UserCertificate
+	(*BindUserCertificateRequest)(nil),    // 69: uias.identity.v1.BindUserCertificateRequest
+	(*ListUserCertificatesRequest)(nil),   // 70: uias.identity.v1.ListUserCertificatesRequest
+	(*ListUserCertificatesResponse)(nil),  // 71: uias.identity.v1.ListUserCertificatesResponse
+	(*UnbindUserCertificateRequest)(nil),  // 72: uias.identity.v1.UnbindUserCertificateRequest
+	(*UnbindUserCertificateResponse)(nil), // 73: uias.identity.v1.UnbindUserCertificateResponse
+	nil,                                   // 74: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*timestamppb.Timestamp)(nil),         // 75: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	72, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	74, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
 	1,  // 2: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
 	9,  // 3: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	73, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	75, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	9,  // 5: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
 	2,  // 6: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	73, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	73, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	75, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	75, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
 	16, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
 	2,  // 11: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
 	3,  // 12: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 13: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	73, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	73, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	73, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	73, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	73, // 18: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
-	73, // 19: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	75, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	75, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	75, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	75, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	75, // 18: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
+	75, // 19: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
 	3,  // 20: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 21: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
-	24, // 22: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
+	26, // 22: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
 	3,  // 23: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,  // 24: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	73, // 25: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
-	34, // 26: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
+	75, // 25: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	36, // 26: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
 	5,  // 27: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	73, // 28: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	73, // 29: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	73, // 30: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
-	73, // 31: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
-	41, // 32: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
-	73, // 33: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
-	40, // 34: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	75, // 28: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	75, // 29: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	75, // 30: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
+	75, // 31: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
+	43, // 32: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
+	75, // 33: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
+	42, // 34: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
 	5,  // 35: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	40, // 36: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	42, // 36: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
 	5,  // 37: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
 	2,  // 38: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	73, // 39: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	51, // 40: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	24, // 41: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	73, // 42: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
-	73, // 43: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
-	66, // 44: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	75, // 39: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	53, // 40: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	26, // 41: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	75, // 42: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	75, // 43: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	68, // 44: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
 	7,  // 45: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
 	10, // 46: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
 	12, // 47: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
@@ -5334,82 +5495,84 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	18, // 50: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
 	19, // 51: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
 	21, // 52: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	22, // 53: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	61, // 54: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	23, // 55: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	25, // 56: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	26, // 57: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	27, // 58: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	29, // 59: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	30, // 60: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	31, // 61: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	32, // 62: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	57, // 63: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	33, // 64: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	59, // 65: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	35, // 66: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	63, // 67: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	65, // 68: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	36, // 69: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	37, // 70: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	39, // 71: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	39, // 72: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	42, // 73: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	44, // 74: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	45, // 75: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	47, // 76: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	48, // 77: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	49, // 78: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	52, // 79: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	53, // 80: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	55, // 81: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	67, // 82: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
-	68, // 83: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
-	70, // 84: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
-	6,  // 85: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
-	8,  // 86: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	11, // 87: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	13, // 88: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	15, // 89: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	16, // 90: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	16, // 91: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	20, // 92: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	16, // 93: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	16, // 94: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	62, // 95: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	16, // 96: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	24, // 97: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	24, // 98: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	28, // 99: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	24, // 100: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	24, // 101: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	24, // 102: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	24, // 103: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	58, // 104: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	24, // 105: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	60, // 106: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	34, // 107: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	64, // 108: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	34, // 109: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	34, // 110: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	38, // 111: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	34, // 112: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	34, // 113: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	43, // 114: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	40, // 115: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	46, // 116: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	40, // 117: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	43, // 118: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	50, // 119: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	51, // 120: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	54, // 121: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	56, // 122: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	66, // 123: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
-	69, // 124: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
-	71, // 125: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
-	24, // 126: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
-	86, // [86:127] is the sub-list for method output_type
-	45, // [45:86] is the sub-list for method input_type
+	24, // 53: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	22, // 54: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
+	63, // 55: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	25, // 56: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	27, // 57: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	28, // 58: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	29, // 59: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	31, // 60: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	32, // 61: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	33, // 62: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	34, // 63: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	59, // 64: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	35, // 65: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	61, // 66: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	37, // 67: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	65, // 68: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	67, // 69: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	38, // 70: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	39, // 71: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	41, // 72: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	41, // 73: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	44, // 74: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	46, // 75: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	47, // 76: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	49, // 77: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	50, // 78: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	51, // 79: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	54, // 80: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	55, // 81: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	57, // 82: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	69, // 83: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	70, // 84: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	72, // 85: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	6,  // 86: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
+	8,  // 87: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	11, // 88: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	13, // 89: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	15, // 90: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	16, // 91: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	16, // 92: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	20, // 93: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	16, // 94: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	16, // 95: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	23, // 96: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
+	64, // 97: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	16, // 98: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	26, // 99: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	26, // 100: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	30, // 101: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	26, // 102: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	26, // 103: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	26, // 104: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	26, // 105: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	60, // 106: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	26, // 107: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	62, // 108: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	36, // 109: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	66, // 110: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	36, // 111: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	36, // 112: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	40, // 113: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	36, // 114: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	36, // 115: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	45, // 116: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	42, // 117: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	48, // 118: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	42, // 119: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	45, // 120: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	52, // 121: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	53, // 122: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	56, // 123: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	58, // 124: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	68, // 125: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	71, // 126: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	73, // 127: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	26, // 128: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
+	87, // [87:129] is the sub-list for method output_type
+	45, // [45:87] is the sub-list for method input_type
 	45, // [45:45] is the sub-list for extension type_name
 	45, // [45:45] is the sub-list for extension extendee
 	0,  // [0:45] is the sub-list for field type_name
@@ -5426,7 +5589,7 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   67,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

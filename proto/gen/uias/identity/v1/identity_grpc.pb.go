@@ -186,6 +186,7 @@ const (
 	AdminService_ListOrgs_FullMethodName              = "/uias.identity.v1.AdminService/ListOrgs"
 	AdminService_UpdateOrg_FullMethodName             = "/uias.identity.v1.AdminService/UpdateOrg"
 	AdminService_MoveOrg_FullMethodName               = "/uias.identity.v1.AdminService/MoveOrg"
+	AdminService_ResendOrg_FullMethodName             = "/uias.identity.v1.AdminService/ResendOrg"
 	AdminService_DeleteOrg_FullMethodName             = "/uias.identity.v1.AdminService/DeleteOrg"
 	AdminService_SetOrgStatus_FullMethodName          = "/uias.identity.v1.AdminService/SetOrgStatus"
 	AdminService_CreateUser_FullMethodName            = "/uias.identity.v1.AdminService/CreateUser"
@@ -241,6 +242,15 @@ type AdminServiceClient interface {
 	ListOrgs(ctx context.Context, in *ListOrgsRequest, opts ...grpc.CallOption) (*ListOrgsResponse, error)
 	UpdateOrg(ctx context.Context, in *UpdateOrgRequest, opts ...grpc.CallOption) (*Org, error)
 	MoveOrg(ctx context.Context, in *MoveOrgRequest, opts ...grpc.CallOption) (*Org, error)
+	// ResendOrg sends an org's subtree again to the other centres of a
+	// two-level deployment, from the centre that is its home: every org,
+	// person (with their password hash, sealed personal data, fingers and
+	// authenticator app), group with its members and account link in it,
+	// as this centre holds them now. Another centre applies them as the
+	// newest changes of those objects: what it left out as a CONFLICT
+	// comes back once the collision is mended there. Nothing is removed
+	// there; business systems' provisioning is not sent anything.
+	ResendOrg(ctx context.Context, in *ResendOrgRequest, opts ...grpc.CallOption) (*ResendOrgResponse, error)
 	// DeleteOrg removes an empty org (no orgs, people or groups under it:
 	// move or delete them first; the root org stays). Business systems
 	// provisioned with it are told (CHANGES org.deleted).
@@ -396,6 +406,16 @@ func (c *adminServiceClient) MoveOrg(ctx context.Context, in *MoveOrgRequest, op
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Org)
 	err := c.cc.Invoke(ctx, AdminService_MoveOrg_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ResendOrg(ctx context.Context, in *ResendOrgRequest, opts ...grpc.CallOption) (*ResendOrgResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResendOrgResponse)
+	err := c.cc.Invoke(ctx, AdminService_ResendOrg_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -743,6 +763,15 @@ type AdminServiceServer interface {
 	ListOrgs(context.Context, *ListOrgsRequest) (*ListOrgsResponse, error)
 	UpdateOrg(context.Context, *UpdateOrgRequest) (*Org, error)
 	MoveOrg(context.Context, *MoveOrgRequest) (*Org, error)
+	// ResendOrg sends an org's subtree again to the other centres of a
+	// two-level deployment, from the centre that is its home: every org,
+	// person (with their password hash, sealed personal data, fingers and
+	// authenticator app), group with its members and account link in it,
+	// as this centre holds them now. Another centre applies them as the
+	// newest changes of those objects: what it left out as a CONFLICT
+	// comes back once the collision is mended there. Nothing is removed
+	// there; business systems' provisioning is not sent anything.
+	ResendOrg(context.Context, *ResendOrgRequest) (*ResendOrgResponse, error)
 	// DeleteOrg removes an empty org (no orgs, people or groups under it:
 	// move or delete them first; the root org stays). Business systems
 	// provisioned with it are told (CHANGES org.deleted).
@@ -854,6 +883,9 @@ func (UnimplementedAdminServiceServer) UpdateOrg(context.Context, *UpdateOrgRequ
 }
 func (UnimplementedAdminServiceServer) MoveOrg(context.Context, *MoveOrgRequest) (*Org, error) {
 	return nil, status.Error(codes.Unimplemented, "method MoveOrg not implemented")
+}
+func (UnimplementedAdminServiceServer) ResendOrg(context.Context, *ResendOrgRequest) (*ResendOrgResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResendOrg not implemented")
 }
 func (UnimplementedAdminServiceServer) DeleteOrg(context.Context, *DeleteOrgRequest) (*DeleteOrgResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteOrg not implemented")
@@ -1094,6 +1126,24 @@ func _AdminService_MoveOrg_Handler(srv interface{}, ctx context.Context, dec fun
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).MoveOrg(ctx, req.(*MoveOrgRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ResendOrg_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResendOrgRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ResendOrg(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ResendOrg_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ResendOrg(ctx, req.(*ResendOrgRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1708,6 +1758,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MoveOrg",
 			Handler:    _AdminService_MoveOrg_Handler,
+		},
+		{
+			MethodName: "ResendOrg",
+			Handler:    _AdminService_ResendOrg_Handler,
 		},
 		{
 			MethodName: "DeleteOrg",
