@@ -106,11 +106,14 @@ type ReplicaWrite struct {
 	Group  *Group
 	Member string
 	// WithMembers (group upsert, a resend): the group's members here
-	// become Members (those of them held here); MemberEvents are the
-	// local events of the memberships that changes, written with Event.
-	WithMembers  bool
-	Members      []string
-	MemberEvents []events.Event
+	// become Members (those of them held here).
+	WithMembers bool
+	Members     []string
+	// Events are written with Event, in the same transaction, also when
+	// the write is refused (ReplicaRefuse): a resend's membership events,
+	// the audit records of a refusal for separation of duty or of a
+	// token revocation.
+	Events []events.Event
 	// App (upsert, with Home = Origin); WithSecrets also writes the
 	// secret hashes.
 	App         *App
@@ -359,10 +362,8 @@ type replicaBatch struct {
 	// (arrivedSealed): kept as they came.
 	unopened int
 	// members: person id -> the groups they are in as the batch leaves
-	// them (replicaGroupsOf); refusals: the audit records of changes
-	// refused for separation of duty (replica_sod.go).
-	members  map[string]map[string]bool
-	refusals []events.Event
+	// them (replicaGroupsOf).
+	members map[string]map[string]bool
 }
 
 // arrivedSealed is value, sealed at another centre, sealed again with this
@@ -426,19 +427,11 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 	if err != nil {
 		return nil, err
 	}
-	s.appendRefusals(ctx, b.refusals)
 	s.kick()
 	for j, oc := range res {
 		out[pos[j]] = mergeOutcome(out[pos[j]], oc)
 		switch ws[j].Kind {
-		case "admintokens":
-			s.ForgetUser(ws[j].ID)
-			if oc == ReplicaApplied {
-				// audited here as at the home (review sec12 #9)
-				s.appendAudit(ctx, s.audit(ctx, "admin.tokens_revoked", "user:"+ws[j].ID, "", "success", "APPOINTMENT", s.now(),
-					map[string]string{"home_centre": origin}))
-			}
-		case "user", "lock":
+		case "admintokens", "user", "lock":
 			s.ForgetUser(ws[j].ID)
 		case "app":
 			s.appAuth.Forget(ws[j].ID)
@@ -494,7 +487,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		if err != nil || !ok || s.homes.HomeOfPath(ppath+ev.ID+"/") != origin {
 			return homed(false, err)
 		}
-		refused, err := s.replicaSeparation(ctx, origin, SeparationQuestion{MoveOrg: ev.ID, JoinOrg: data.ParentID}, b)
+		refused, err := s.replicaSeparation(ctx, origin, SeparationQuestion{MoveOrg: ev.ID, JoinOrg: data.ParentID}, &w)
 		switch {
 		case err != nil:
 			return ReplicaWrite{}, "", err
@@ -609,7 +602,25 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		// survive a clock running ahead; review sec12 #3). A login here
 		// in that moment is asked again.
 		w.Kind, w.TokensBefore = "admintokens", r.NotBefore.Add(tokensClockAllowance)
-		return homed(s.replicaUserOf(ctx, origin, ev.ID, b))
+		org, held, err := s.replicaPersonOrg(ctx, ev.ID, b)
+		if err != nil || !held {
+			return homed(false, err)
+		}
+		if ok, err := s.replicaOrgHomed(ctx, origin, org, b); err != nil || !ok {
+			return homed(ok, err)
+		}
+		// audited here as at the home (review sec12 #9), with the write
+		// (review sec13 L3)
+		var d struct {
+			Reason string `json:"reason"`
+		}
+		_ = json.Unmarshal(ev.Data, &d)
+		if d.Reason == "" {
+			d.Reason = "APPOINTMENT"
+		}
+		w.Events = append(w.Events, s.audit(ctx, "admin.tokens_revoked", "user:"+ev.ID, org, "success", d.Reason, s.now(),
+			map[string]string{"home_centre": origin}))
+		return w, "", nil
 	case ev.Entity == "user" && ev.Op == "deleted":
 		// A person deleted at their home centre: the replica goes too (it
 		// would still log in here).
@@ -661,7 +672,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			if err != nil {
 				return ReplicaWrite{}, "", err
 			}
-			refused, err := s.replicaSeparation(ctx, origin, SeparationQuestion{Person: ev.ID, Groups: groups, Org: prev, JoinOrg: r.OrgID}, b)
+			refused, err := s.replicaSeparation(ctx, origin, SeparationQuestion{Person: ev.ID, Groups: groups, Org: prev, JoinOrg: r.OrgID}, &w)
 			if err != nil {
 				return ReplicaWrite{}, "", err
 			}
@@ -733,16 +744,16 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		}
 		b.groups[ev.ID] = r.OrgID
 		if r.Members != nil {
-			keep, added, removed, err := s.replicaMemberSet(ctx, origin, ev.ID, *r.Members, b)
+			keep, added, removed, err := s.replicaMemberSet(ctx, origin, ev.ID, *r.Members, &w, b)
 			if err != nil {
 				return ReplicaWrite{}, "", err
 			}
 			w.WithMembers, w.Members = true, keep
 			for _, m := range added {
-				w.MemberEvents = append(w.MemberEvents, s.memberLocalEvent(origin, c.EventID, ev.ID, m, true))
+				w.Events = append(w.Events, s.memberLocalEvent(origin, c.EventID, ev.ID, m, true))
 			}
 			for _, m := range removed {
-				w.MemberEvents = append(w.MemberEvents, s.memberLocalEvent(origin, c.EventID, ev.ID, m, false))
+				w.Events = append(w.Events, s.memberLocalEvent(origin, c.EventID, ev.ID, m, false))
 			}
 		}
 		return w, "", nil

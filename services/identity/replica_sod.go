@@ -8,7 +8,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/audit"
-	"github.com/uias/uias/pkg/events"
 )
 
 // Separation of duty for the changes of other centres (review sec13 M2).
@@ -57,9 +56,9 @@ func (s *Service) SetSeparationCheck(check func(ctx context.Context, q Separatio
 }
 
 // replicaSeparation asks the separation check q for a change of origin;
-// on a conflict it logs it and keeps its audit record for after the
-// batch. It answers whether the change is refused.
-func (s *Service) replicaSeparation(ctx context.Context, origin string, q SeparationQuestion, b *replicaBatch) (bool, error) {
+// on a conflict it logs it and adds its audit record to w's events. It
+// answers whether the change is refused.
+func (s *Service) replicaSeparation(ctx context.Context, origin string, q SeparationQuestion, w *ReplicaWrite) (bool, error) {
 	if s.separation == nil {
 		return false, nil
 	}
@@ -81,7 +80,7 @@ func (s *Service) replicaSeparation(ctx context.Context, origin string, q Separa
 	s.log.Warn("a change of another centre would give a person both roles of a separation-of-duty pair here: not applied",
 		zap.String("origin", origin), zap.String("user_id", a.Person), zap.String("group_id", q.JoinGroup),
 		zap.String("org_id", q.JoinOrg), zap.String("moved_org_id", q.MoveOrg), zap.String("pair", a.Conflict))
-	b.refusals = append(b.refusals, s.auditor.Event(ctx, audit.Action{API: api, Subject: subject, Result: audit.ResultDenied,
+	w.Events = append(w.Events, s.auditor.Event(ctx, audit.Action{API: api, Subject: subject, Result: audit.ResultDenied,
 		Reason: "SOD_CONFLICT", Start: start, Detail: detail}))
 	return true, nil
 }
@@ -127,7 +126,7 @@ func (s *Service) replicaMembership(ctx context.Context, origin, groupID string,
 	if err != nil || !held {
 		return err
 	}
-	refused, err := s.replicaSeparation(ctx, origin, SeparationQuestion{Person: w.Member, Groups: groups, Org: org, JoinGroup: groupID}, b)
+	refused, err := s.replicaSeparation(ctx, origin, SeparationQuestion{Person: w.Member, Groups: groups, Org: org, JoinGroup: groupID}, w)
 	switch {
 	case err != nil:
 		return err
@@ -156,19 +155,11 @@ func (s *Service) replicaPersonOrg(ctx context.Context, id string, b *replicaBat
 	return org, true, nil
 }
 
-// appendRefusals writes the batch's refusal records (after the batch:
-// best effort, as the other audit records of applying a replica).
-func (s *Service) appendRefusals(ctx context.Context, evs []events.Event) {
-	for _, ev := range evs {
-		s.appendAudit(ctx, ev)
-	}
-}
-
 // replicaMemberSet is the membership of group groupID a resend of origin
 // sets here: members, less those whose joining would break a pair here
 // (judged as a member_add each, refused ones audited); the batch's view of
 // each person's groups follows.
-func (s *Service) replicaMemberSet(ctx context.Context, origin, groupID string, members []string, b *replicaBatch) (keep, added, removed []string, err error) {
+func (s *Service) replicaMemberSet(ctx context.Context, origin, groupID string, members []string, gw *ReplicaWrite, b *replicaBatch) (keep, added, removed []string, err error) {
 	cur := map[string]bool{}
 	g, err := s.store.GetGroup(ctx, groupID)
 	switch {
@@ -197,6 +188,7 @@ func (s *Service) replicaMemberSet(ctx context.Context, origin, groupID string, 
 				if err := s.replicaMembership(ctx, origin, groupID, &w, b); err != nil {
 					return nil, nil, nil, err
 				}
+				gw.Events = append(gw.Events, w.Events...)
 				if w.Op == ReplicaRefuse {
 					continue
 				}

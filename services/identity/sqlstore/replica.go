@@ -41,10 +41,12 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 			}
 			if w.Op == identity.ReplicaRefuse {
 				// left out as a CONFLICT by the service: only its version
+				// (and the events saying why)
 				out[i] = identity.ReplicaConflict
 				if _, err := r.ps.ExecContext(ctx, record, w.Kind, w.ID, w.Origin, int64(w.Version), w.EventID); err != nil {
 					return err
 				}
+				evs = append(evs, w.Events...)
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT replica_write"); err != nil {
@@ -62,9 +64,11 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 				}
 				r.reindex = r.reindex[:mark]
 				out[i] = identity.ReplicaConflict
-			} else if w.Event != nil {
-				evs = append(evs, *w.Event)
-				evs = append(evs, w.MemberEvents...)
+			} else {
+				if w.Event != nil {
+					evs = append(evs, *w.Event)
+				}
+				evs = append(evs, w.Events...)
 			}
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT replica_write"); err != nil {
 				return err
