@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -366,6 +367,46 @@ type replicaBatch struct {
 	members map[string]map[string]bool
 }
 
+// unopenedWarnEvery is how often at most the sealed values of one origin
+// that do not open here are warned of (centres with rings of their own
+// are a configuration, not an incident).
+const unopenedWarnEvery = time.Hour
+
+// unopenedWarnings counts, per origin, the sealed values that did not
+// open here since the last warning.
+type unopenedWarnings struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	n    map[string]int
+}
+
+// warnUnopened counts n values of origin that do not open here and warns
+// of them at most once every unopenedWarnEvery per origin.
+func (s *Service) warnUnopened(origin string, n int) {
+	if n == 0 {
+		return
+	}
+	u := &s.unopened
+	u.mu.Lock()
+	if u.last == nil {
+		u.last, u.n = map[string]time.Time{}, map[string]int{}
+	}
+	u.n[origin] += n
+	now := s.now()
+	due := u.last[origin].IsZero() || now.Sub(u.last[origin]) >= unopenedWarnEvery
+	total := u.n[origin]
+	if due {
+		u.last[origin], u.n[origin] = now, 0
+	}
+	u.mu.Unlock()
+	if due {
+		s.log.Warn("sealed values of another centre do not open with this centre's key ring: kept as they came; "+
+			"the fingerprint and authenticator app logins of those people, and their ID and phone numbers, "+
+			"work at their home centre only (docs/operators.md, \"Sealed data between centres\"; "+
+			"warned at most hourly per centre)", zap.String("origin", origin), zap.Int("values", total))
+	}
+}
+
 // arrivedSealed is value, sealed at another centre, sealed again with this
 // centre's data key (keys.go, resealArrived), or as it came when it does
 // not open here (counted in b).
@@ -414,12 +455,7 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 			out[i] = ReplicaIgnored
 		}
 	}
-	if b.unopened > 0 {
-		s.log.Warn("sealed values of another centre do not open with this centre's key ring: kept as they came; "+
-			"the fingerprint and authenticator app logins of those people, and their ID and phone numbers, "+
-			"work at their home centre only (docs/operators.md, \"Sealed data between centres\")",
-			zap.String("origin", origin), zap.Int("values", b.unopened))
-	}
+	s.warnUnopened(origin, b.unopened)
 	if len(ws) == 0 {
 		return out, nil
 	}

@@ -154,6 +154,9 @@ type Service struct {
 	// separation judges the memberships and moves of other centres
 	// (SetSeparationCheck, replica_sod.go).
 	separation func(ctx context.Context, q SeparationQuestion) (SeparationAnswer, error)
+	// unopened: when each origin's sealed values that do not open here
+	// were last warned of (warnUnopened).
+	unopened unopenedWarnings
 	// appointed, when set, is told of a new is_admin user (MigrateAdmins
 	// then makes them a system_admin in authz).
 	appointed func()

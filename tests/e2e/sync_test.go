@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -480,6 +481,67 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	lockAt(cut, r)
 	eventuallyWithin(t, 2*time.Minute, "level 1 refuses a person locked at l2a", lockedAt(l1, r))
 	converged("replicas converge after lockouts at both levels")
+
+	// Separation of duty holds at level 1 for memberships made at level 2
+	// (review sec13 M2): a level-1 group gives l2a's person the approver
+	// role; l2a, which does not see that group, adds them to its group
+	// holding the clerk role; level 1 leaves the membership out
+	// (CONFLICT, a skipped change) and the person is no clerk there.
+	if _, err := adm1.CreateExclusion(l1.e.adm(), &authzv1.Exclusion{RoleA: clerk, RoleB: approver, Name: "maker-checker"}); err != nil {
+		t.Fatal(err)
+	}
+	s := cut.f[2]
+	approvers, err := l1.e.admin.CreateGroup(l1.e.adm(), &identityv1.CreateGroupRequest{Code: "l1-approvers", Name: "Approvers", OrgId: root1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l1.e.admin.AddGroupMember(l1.e.adm(), &identityv1.GroupMemberRequest{GroupId: approvers.GetId(), UserId: s.userID}); err != nil {
+		t.Fatalf("level 1 adds a level-2 person to its group: %v", err)
+	}
+	if _, err := adm1.CreateGrant(l1.e.adm(), &authzv1.Grant{RoleId: approver, Subject: &authzv1.Subject{Kind: "group", Id: approvers.GetId()}}); err != nil {
+		t.Fatal(err)
+	}
+	clerks, err := cut.e.admin.CreateGroup(cut.e.adm(), &identityv1.CreateGroupRequest{Code: "l2a-clerks", Name: "Clerks", OrgId: cut.bureau})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm2.CreateGrant(cut.e.adm(), &authzv1.Grant{RoleId: clerk, Subject: &authzv1.Subject{Kind: "group", Id: clerks.GetId()}}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyWithin(t, 2*time.Minute, "l2a's group grant reaches level 1", func() bool {
+		return strings.Contains(l1.authzDigest(t, "l2a"), "grants:3:")
+	})
+	eventuallyWithin(t, 2*time.Minute, "the person is an approver at level 1", func() bool {
+		return portalCheck(l1, s.userID, "docs.contract", "approve")
+	})
+	if _, err := cut.e.admin.AddGroupMember(cut.e.adm(), &identityv1.GroupMemberRequest{GroupId: clerks.GetId(), UserId: s.userID}); err != nil {
+		t.Fatalf("l2a adds its person to its clerks: %v", err)
+	}
+	eventuallyWithin(t, 2*time.Minute, "level 1 leaves the membership out as a conflict", func() bool {
+		sk, err := l1.sync().ListSkippedChanges(l1.e.adm(), &syncv1.ListSkippedChangesRequest{PageSize: 500})
+		if err != nil {
+			return false
+		}
+		for _, c := range sk.GetChanges() {
+			if c.GetReason() == "CONFLICT" && c.GetObjectId() == clerks.GetId() && c.GetOrigin() == "l2a" {
+				return true
+			}
+		}
+		return false
+	})
+	members := func(c *syncCentre) []string {
+		g, err := c.e.admin.GetGroup(c.e.adm(), &identityv1.GetGroupRequest{Id: clerks.GetId()})
+		if err != nil {
+			t.Fatalf("the clerks at %s: %v", c.name, err)
+		}
+		return g.GetMemberIds()
+	}
+	if slices.Contains(members(l1), s.userID) || !slices.Contains(members(cut), s.userID) {
+		t.Fatalf("the clerks: %v at level 1 (without the person), %v at l2a (with them)", members(l1), members(cut))
+	}
+	if !portalCheck(cut, s.userID, "docs.inbox", "read") {
+		t.Fatal("the membership does not serve at l2a, its home")
+	}
 }
 
 // identityDigest is the digest of identity's tables of the rows homed at

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,13 @@ import (
 	"time"
 
 	"github.com/xuri/excelize/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
 )
 
 // "uias ctl sync subscribe|subscriptions|resync|retry|deliveries|report|
@@ -243,6 +251,23 @@ func TestSyncProvisioningCommands(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "differs from the path") {
 			t.Fatalf("REST update naming another subscription: %d %s", resp.StatusCode, b)
 		}
+	}
+	// over gRPC (no edge in front) the server refuses it itself (review
+	// sec13 L4)
+	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = syncv1.NewSyncProvisioningServiceClient(conn).UpdateSubscription(
+		metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token),
+		&syncv1.UpdateSubscriptionRequest{Id: id, Subscription: &syncv1.Subscription{Id: "sub-other", Name: "Renamed"}})
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "subscription.id differs from id") {
+		t.Fatalf("gRPC update naming another subscription: %v", err)
+	}
+	// org resend is for centres: a single centre says so
+	if code, _, errs := h.run("org", "resend", org.Id); code == 0 || !strings.Contains(errs, "single centre") {
+		t.Fatalf("org resend at a single centre: exit %d, %q", code, errs)
 	}
 	out = h.mustRun("sync", "subscription-update", id, "--name", "CRM crew", "--on-leave", "disable")
 	if !strings.Contains(out, "CRM crew") || !strings.Contains(out, "on leave:") || !strings.Contains(out, "disable") ||
