@@ -49,66 +49,77 @@ func (s *Service) ResendOrg(ctx context.Context, id string) (ResendResult, error
 		return ResendResult{}, err
 	}
 	res := ResendResult{ResendID: ids.New()}
-	var items []importedItem
-	add := func(entity, id string, rec any) {
+	// Objects are sent in the order a centre applies them (an org before
+	// what is in it, a person before what is theirs, groups last), written
+	// as they are read: importReplicaChunk objects an event,
+	// resendEventsPerTx events a transaction, so that a large subtree holds
+	// a few chunks in memory, not the subtree.
+	var (
+		items []importedItem
+		evs   []events.Event
+	)
+	flush := func(all bool) error {
+		for len(items) >= importReplicaChunk || all && len(items) > 0 {
+			chunk := items[:min(importReplicaChunk, len(items))]
+			objects := make([]string, len(chunk))
+			for i, it := range chunk {
+				objects[i] = it.Entity + ":" + it.ID
+			}
+			evs = append(evs, s.changeWith(ctx, "org", "resent", res.ResendID,
+				map[string]any{"resend_id": res.ResendID, "org_id": root.ID, "objects": objects}, importedReplica{Items: chunk}))
+			items = items[len(chunk):]
+		}
+		if len(evs) >= resendEventsPerTx || all && len(evs) > 0 {
+			if err := s.store.AppendEvents(ctx, evs); err != nil {
+				return err
+			}
+			res.Events += len(evs)
+			evs = nil
+			s.kick()
+		}
+		return nil
+	}
+	add := func(entity, id string, rec any) error {
 		b, _ := json.Marshal(rec)
 		items = append(items, importedItem{Entity: entity, ID: id, Rec: b})
+		return flush(false)
 	}
 	// orgs, parents first (the listing is by path)
-	add("org", root.ID, orgReplica(root))
-	res.Orgs++
 	orgs := map[string]bool{root.ID: true}
+	subtree := []*Org{root}
 	if err := eachPage(ctx, func(p Page) ([]*Org, string, error) {
 		return s.store.ListOrgs(ctx, OrgFilter{ParentID: root.ID, Subtree: true}, p)
 	}, func(o *Org) {
 		if !orgs[o.ID] && s.homes.Owns(o.Path) {
 			orgs[o.ID] = true
-			add("org", o.ID, orgReplica(o))
-			res.Orgs++
+			subtree = append(subtree, o)
 		}
 	}); err != nil {
 		return ResendResult{}, err
 	}
-	// people, with what is theirs
-	var people []*User
-	if err := eachPage(ctx, func(p Page) ([]*User, string, error) {
-		return s.store.ListUsers(ctx, UserFilter{OrgID: root.ID, Subtree: true}, p)
-	}, func(u *User) {
-		if orgs[u.OrgID] {
-			people = append(people, u)
-		}
-	}); err != nil {
-		return ResendResult{}, err
-	}
-	for _, u := range people {
-		add("user", u.ID, s.withSealed(userReplica(u, true), u))
-		res.People++
-	}
-	for _, u := range people {
-		if err := eachPage(ctx, func(p Page) ([]*AccountLink, string, error) {
-			return s.store.ListLinks(ctx, LinkFilter{UserID: u.ID}, p)
-		}, func(l *AccountLink) {
-			add("link", l.ID, linkReplica(l))
-			res.Links++
-		}); err != nil {
+	for _, o := range subtree {
+		if err := add("org", o.ID, orgReplica(o)); err != nil {
 			return ResendResult{}, err
 		}
-		fs, err := s.store.ListFingers(ctx, u.ID)
+		res.Orgs++
+	}
+	// people, each with what is theirs
+	for token := ""; ; {
+		people, next, err := s.store.ListUsers(ctx, UserFilter{OrgID: root.ID, Subtree: true}, Page{Size: 500, Token: token})
 		if err != nil {
 			return ResendResult{}, err
 		}
-		for _, f := range fs {
-			add("finger", u.ID, s.fingerReplicaOf(f))
-			res.Fingers++
+		for _, u := range people {
+			if orgs[u.OrgID] {
+				if err := s.resendPerson(ctx, u, add, &res); err != nil {
+					return ResendResult{}, err
+				}
+			}
 		}
-		t, err := s.getTOTP(ctx, u.ID)
-		if err != nil {
-			return ResendResult{}, err
+		if next == "" {
+			break
 		}
-		if t != nil {
-			add("totp", u.ID, s.totpReplicaOf(t))
-			res.TOTPApps++
-		}
+		token = next
 	}
 	// groups with their members (after the people)
 	var groups []string
@@ -129,30 +140,59 @@ func (s *Service) ResendOrg(ctx context.Context, id string) (ResendResult, error
 		r := groupReplica(g)
 		members := append([]string{}, g.MemberIDs...)
 		r.Members = &members
-		add("group", g.ID, r)
-		res.Groups++
-	}
-	// the events, importReplicaChunk objects each
-	var evs []events.Event
-	for from := 0; from < len(items); from += importReplicaChunk {
-		chunk := items[from:min(from+importReplicaChunk, len(items))]
-		ids := make([]string, len(chunk))
-		for i, it := range chunk {
-			ids[i] = it.Entity + ":" + it.ID
-		}
-		evs = append(evs, s.changeWith(ctx, "org", "resent", res.ResendID,
-			map[string]any{"resend_id": res.ResendID, "org_id": root.ID, "objects": ids}, importedReplica{Items: chunk}))
-	}
-	res.Events = len(evs)
-	for from := 0; from < len(evs); from += resendEventsPerTx {
-		if err := s.store.AppendEvents(ctx, evs[from:min(from+resendEventsPerTx, len(evs))]); err != nil {
+		if err := add("group", g.ID, r); err != nil {
 			return ResendResult{}, err
 		}
-		s.kick()
+		res.Groups++
+	}
+	if err := flush(true); err != nil {
+		return ResendResult{}, err
 	}
 	s.appendAudit(ctx, s.audit(ctx, "org.resend", "org:"+root.ID, root.ID, "success", "OK", start, map[string]string{
 		"resend_id": res.ResendID, "orgs": strconv.Itoa(res.Orgs), "people": strconv.Itoa(res.People),
 		"groups": strconv.Itoa(res.Groups), "account_links": strconv.Itoa(res.Links), "fingers": strconv.Itoa(res.Fingers),
 		"authenticator_apps": strconv.Itoa(res.TOTPApps), "events": strconv.Itoa(res.Events)}))
 	return res, nil
+}
+
+// resendPerson adds person u to a resend, with their account links,
+// fingers and authenticator app.
+func (s *Service) resendPerson(ctx context.Context, u *User, add func(entity, id string, rec any) error, res *ResendResult) error {
+	if err := add("user", u.ID, s.withSealed(userReplica(u, true), u)); err != nil {
+		return err
+	}
+	res.People++
+	var links []*AccountLink
+	if err := eachPage(ctx, func(p Page) ([]*AccountLink, string, error) {
+		return s.store.ListLinks(ctx, LinkFilter{UserID: u.ID}, p)
+	}, func(l *AccountLink) { links = append(links, l) }); err != nil {
+		return err
+	}
+	for _, l := range links {
+		if err := add("link", l.ID, linkReplica(l)); err != nil {
+			return err
+		}
+		res.Links++
+	}
+	fs, err := s.store.ListFingers(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	for _, f := range fs {
+		if err := add("finger", u.ID, s.fingerReplicaOf(f)); err != nil {
+			return err
+		}
+		res.Fingers++
+	}
+	t, err := s.getTOTP(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	if t != nil {
+		if err := add("totp", u.ID, s.totpReplicaOf(t)); err != nil {
+			return err
+		}
+		res.TOTPApps++
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -1196,5 +1197,40 @@ func TestResendAfterAConflict(t *testing.T) {
 	}
 	if d1b, err := svc1.ReplicaDigest(ctx, "l2a"); err != nil || !slices.Equal(d1b, d2) {
 		t.Fatalf("digest at level 1 after a second resend: %v %v", d1b, err)
+	}
+}
+
+// TestResendInChunks: a resend larger than one event (200 objects) is
+// written in several, which another centre that never had the subtree
+// applies into the same state as the home's.
+func TestResendInChunks(t *testing.T) {
+	ctx := context.Background()
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-k")
+	svc2, svc1 := l2.svc, l1.svc
+	for i := range 250 {
+		if _, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: fmt.Sprintf("deckhand%03d", i), DisplayName: "Deckhand",
+			OrgID: bureau.ID, Password: "Harbour-Pass-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, last, _ := l2.changes(t, 0)
+	res, err := svc2.ResendOrg(admin2, bureau.ID)
+	if err != nil || res.Events != 2 || res.People != 250 || res.Orgs != 1 {
+		t.Fatalf("resend: %+v %v", res, err)
+	}
+	cs, _, _ := l2.changes(t, last)
+	if len(cs) != 2 {
+		t.Fatalf("%d change events, want 2", len(cs))
+	}
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := svc2.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, err := svc1.ReplicaDigest(ctx, "l2a")
+	if err != nil || !slices.Equal(d1, d2) {
+		t.Fatalf("digests after the resend: level 1 %v (%v), level 2 %v", d1, err, d2)
 	}
 }
