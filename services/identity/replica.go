@@ -107,9 +107,11 @@ type ReplicaWrite struct {
 	Group  *Group
 	Member string
 	// WithMembers (group upsert, a resend): the group's members here
-	// become Members (those of them held here).
-	WithMembers bool
-	Members     []string
+	// become Members (those of them held here); with MembersAppend they
+	// are added to the members.
+	WithMembers   bool
+	Members       []string
+	MembersAppend bool
 	// Events are written with Event, in the same transaction, also when
 	// the write is refused (ReplicaRefuse): a resend's membership events,
 	// the audit records of a refusal for separation of duty or of a
@@ -249,8 +251,10 @@ type groupRecord struct {
 	OrgID     string    `json:"org_id"`
 	CreatedAt time.Time `json:"created_at"`
 	// Members: the group's members, only in a resend (ResendOrg): the
-	// replica's membership becomes them (nil: left as it is).
-	Members *[]string `json:"members,omitempty"`
+	// replica's membership becomes them (nil: left as it is), or, with
+	// MembersAppend (a large group's later items), gains them.
+	Members       *[]string `json:"members,omitempty"`
+	MembersAppend bool      `json:"members_append,omitempty"`
 }
 
 type appSecretsRecord struct {
@@ -780,11 +784,11 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		}
 		b.groups[ev.ID] = r.OrgID
 		if r.Members != nil {
-			keep, added, removed, err := s.replicaMemberSet(ctx, origin, ev.ID, *r.Members, &w, b)
+			keep, added, removed, err := s.replicaMemberSet(ctx, origin, ev.ID, *r.Members, r.MembersAppend, &w, b)
 			if err != nil {
 				return ReplicaWrite{}, "", err
 			}
-			w.WithMembers, w.Members = true, keep
+			w.WithMembers, w.Members, w.MembersAppend = true, keep, r.MembersAppend
 			for _, m := range added {
 				w.Events = append(w.Events, s.memberLocalEvent(origin, c.EventID, ev.ID, m, true))
 			}

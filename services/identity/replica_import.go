@@ -92,16 +92,24 @@ func expandImported(c ReplicaChange) ([]ReplicaChange, bool) {
 			}
 		}
 		// A resend's fingers and authenticator apps are the person's
-		// enrolment changes.
+		// enrolment changes, what it names gone the change deleting it.
 		entity, op := it.Entity, "created"
+		p := map[string]any{"id": it.ID, "data": data, "replica": it.Rec}
 		switch it.Entity {
 		case "finger":
 			entity, op = "user", "finger_enrolled"
 		case "totp":
 			entity, op = "user", "totp_enrolled"
+		case "gone":
+			var g goneItem
+			if !decoded(it.Rec, &g) || g.Entity == "" || g.Op == "" {
+				continue
+			}
+			entity, op = g.Entity, g.Op
+			p = map[string]any{"id": it.ID, "data": g.Data}
 		}
-		payload, err := json.Marshal(map[string]any{"entity": entity, "op": op, "id": it.ID, "data": data,
-			"replica": it.Rec})
+		p["entity"], p["op"] = entity, op
+		payload, err := json.Marshal(p)
 		if err != nil {
 			continue
 		}

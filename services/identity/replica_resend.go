@@ -2,8 +2,13 @@ package identity
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
@@ -49,42 +54,86 @@ func (s *Service) ResendOrg(ctx context.Context, id string) (ResendResult, error
 		return ResendResult{}, err
 	}
 	res := ResendResult{ResendID: ids.New()}
-	// Objects are sent in the order a centre applies them (an org before
-	// what is in it, a person before what is theirs, groups last), written
-	// as they are read: importReplicaChunk objects an event,
-	// resendEventsPerTx events a transaction, so that a large subtree holds
-	// a few chunks in memory, not the subtree.
-	var (
-		items []importedItem
-		evs   []events.Event
-	)
-	flush := func(all bool) error {
-		for len(items) >= importReplicaChunk || all && len(items) > 0 {
-			chunk := items[:min(importReplicaChunk, len(items))]
-			objects := make([]string, len(chunk))
-			for i, it := range chunk {
-				objects[i] = it.Entity + ":" + it.ID
-			}
-			evs = append(evs, s.changeWith(ctx, "org", "resent", res.ResendID,
-				map[string]any{"resend_id": res.ResendID, "org_id": root.ID, "objects": objects}, importedReplica{Items: chunk}))
-			items = items[len(chunk):]
-		}
-		if len(evs) >= resendEventsPerTx || all && len(evs) > 0 {
-			if err := s.store.AppendEvents(ctx, evs); err != nil {
-				return err
-			}
-			res.Events += len(evs)
-			evs = nil
-			s.kick()
-		}
-		return nil
-	}
-	add := func(entity, id string, rec any) error {
+	rw := &resendWriter{s: s, ctx: ctx, root: root.ID, res: &res}
+	// What was sent, by object: a change committed at home while the
+	// subtree is read would reach the other centres before the resend's
+	// older copy and be undone there (review sec14 H1). After the resend
+	// is written the subtree is read again: an object that changed
+	// meanwhile is sent again as it is now, one that is gone is sent as
+	// deleted, until a pass finds nothing (at most resendPasses).
+	sent := map[string][sha256.Size]byte{}
+	if err := s.resendWalk(ctx, root, func(key, entity, id string, rec any) error {
 		b, _ := json.Marshal(rec)
-		items = append(items, importedItem{Entity: entity, ID: id, Rec: b})
-		return flush(false)
+		sent[key] = sha256.Sum256(b)
+		rw.count(entity)
+		return rw.add(entity, id, b)
+	}); err != nil {
+		return ResendResult{}, err
 	}
-	// orgs, parents first (the listing is by path)
+	if err := rw.flush(true); err != nil {
+		return ResendResult{}, err
+	}
+	for range resendPasses {
+		seen := make(map[string]bool, len(sent))
+		again := 0
+		if err := s.resendWalk(ctx, root, func(key, entity, id string, rec any) error {
+			was, ok := sent[key]
+			if !ok {
+				return nil // new since: its own change follows the resend
+			}
+			seen[key] = true
+			b, _ := json.Marshal(rec)
+			if sum := sha256.Sum256(b); sum != was {
+				sent[key] = sum
+				again++
+				return rw.add(entity, id, b)
+			}
+			return nil
+		}); err != nil {
+			return ResendResult{}, err
+		}
+		for _, key := range slices.Sorted(maps.Keys(sent)) {
+			if !seen[key] {
+				delete(sent, key)
+				again++
+				if err := rw.addGone(key); err != nil {
+					return ResendResult{}, err
+				}
+			}
+		}
+		if err := rw.flush(true); err != nil {
+			return ResendResult{}, err
+		}
+		if again == 0 {
+			break
+		}
+	}
+	s.appendAudit(ctx, s.audit(ctx, "org.resend", "org:"+root.ID, root.ID, "success", "OK", start, map[string]string{
+		"resend_id": res.ResendID, "orgs": strconv.Itoa(res.Orgs), "people": strconv.Itoa(res.People),
+		"groups": strconv.Itoa(res.Groups), "account_links": strconv.Itoa(res.Links), "fingers": strconv.Itoa(res.Fingers),
+		"authenticator_apps": strconv.Itoa(res.TOTPApps), "events": strconv.Itoa(res.Events)}))
+	return res, nil
+}
+
+// resendPasses bounds the passes that send again what changed while a
+// resend was read.
+const resendPasses = 5
+
+// Bounds of one resend event: importReplicaChunk objects and
+// resendEventBytes of them (NATS refuses a message over its max_payload,
+// 1 MiB by default, and the outbox would stop at it: review sec14 H2); a
+// group's members travel resendMembersPerItem at a time.
+// (Variables so that tests may lower them.)
+var (
+	resendEventBytes     = 256 << 10
+	resendMembersPerItem = 4000
+)
+
+// resendWalk calls emit for every object of root's subtree homed here, in
+// the order a centre applies them: orgs (parents first), each person with
+// their account links, fingers and authenticator app, then groups with
+// their members. key names the object (kind and id) across walks.
+func (s *Service) resendWalk(ctx context.Context, root *Org, emit func(key, entity, id string, rec any) error) error {
 	orgs := map[string]bool{root.ID: true}
 	subtree := []*Org{root}
 	if err := eachPage(ctx, func(p Page) ([]*Org, string, error) {
@@ -95,24 +144,22 @@ func (s *Service) ResendOrg(ctx context.Context, id string) (ResendResult, error
 			subtree = append(subtree, o)
 		}
 	}); err != nil {
-		return ResendResult{}, err
+		return err
 	}
 	for _, o := range subtree {
-		if err := add("org", o.ID, orgReplica(o)); err != nil {
-			return ResendResult{}, err
+		if err := emit("org:"+o.ID, "org", o.ID, orgReplica(o)); err != nil {
+			return err
 		}
-		res.Orgs++
 	}
-	// people, each with what is theirs
 	for token := ""; ; {
 		people, next, err := s.store.ListUsers(ctx, UserFilter{OrgID: root.ID, Subtree: true}, Page{Size: 500, Token: token})
 		if err != nil {
-			return ResendResult{}, err
+			return err
 		}
 		for _, u := range people {
 			if orgs[u.OrgID] {
-				if err := s.resendPerson(ctx, u, add, &res); err != nil {
-					return ResendResult{}, err
+				if err := s.resendPerson(ctx, u, emit); err != nil {
+					return err
 				}
 			}
 		}
@@ -121,7 +168,6 @@ func (s *Service) ResendOrg(ctx context.Context, id string) (ResendResult, error
 		}
 		token = next
 	}
-	// groups with their members (after the people)
 	var groups []string
 	if err := eachPage(ctx, func(p Page) ([]*Group, string, error) {
 		return s.store.ListGroups(ctx, GroupFilter{Within: []string{root.ID}}, p)
@@ -130,38 +176,32 @@ func (s *Service) ResendOrg(ctx context.Context, id string) (ResendResult, error
 			groups = append(groups, g.ID)
 		}
 	}); err != nil {
-		return ResendResult{}, err
+		return err
 	}
 	for _, gid := range groups {
 		g, err := s.store.GetGroup(ctx, gid)
+		if isNotFound(err) {
+			continue // deleted meanwhile
+		}
 		if err != nil {
-			return ResendResult{}, err
+			return err
 		}
 		r := groupReplica(g)
 		members := append([]string{}, g.MemberIDs...)
 		r.Members = &members
-		if err := add("group", g.ID, r); err != nil {
-			return ResendResult{}, err
+		if err := emit("group:"+g.ID, "group", g.ID, r); err != nil {
+			return err
 		}
-		res.Groups++
 	}
-	if err := flush(true); err != nil {
-		return ResendResult{}, err
-	}
-	s.appendAudit(ctx, s.audit(ctx, "org.resend", "org:"+root.ID, root.ID, "success", "OK", start, map[string]string{
-		"resend_id": res.ResendID, "orgs": strconv.Itoa(res.Orgs), "people": strconv.Itoa(res.People),
-		"groups": strconv.Itoa(res.Groups), "account_links": strconv.Itoa(res.Links), "fingers": strconv.Itoa(res.Fingers),
-		"authenticator_apps": strconv.Itoa(res.TOTPApps), "events": strconv.Itoa(res.Events)}))
-	return res, nil
+	return nil
 }
 
-// resendPerson adds person u to a resend, with their account links,
-// fingers and authenticator app.
-func (s *Service) resendPerson(ctx context.Context, u *User, add func(entity, id string, rec any) error, res *ResendResult) error {
-	if err := add("user", u.ID, s.withSealed(userReplica(u, true), u)); err != nil {
+// resendPerson emits person u, with their account links, fingers and
+// authenticator app.
+func (s *Service) resendPerson(ctx context.Context, u *User, emit func(key, entity, id string, rec any) error) error {
+	if err := emit("user:"+u.ID, "user", u.ID, s.withSealed(userReplica(u, true), u)); err != nil {
 		return err
 	}
-	res.People++
 	var links []*AccountLink
 	if err := eachPage(ctx, func(p Page) ([]*AccountLink, string, error) {
 		return s.store.ListLinks(ctx, LinkFilter{UserID: u.ID}, p)
@@ -169,30 +209,149 @@ func (s *Service) resendPerson(ctx context.Context, u *User, add func(entity, id
 		return err
 	}
 	for _, l := range links {
-		if err := add("link", l.ID, linkReplica(l)); err != nil {
+		if err := emit("link:"+l.ID+"/"+u.ID, "link", l.ID, linkReplica(l)); err != nil {
 			return err
 		}
-		res.Links++
 	}
 	fs, err := s.store.ListFingers(ctx, u.ID)
 	if err != nil {
 		return err
 	}
 	for _, f := range fs {
-		if err := add("finger", u.ID, s.fingerReplicaOf(f)); err != nil {
+		if err := emit(fmt.Sprintf("finger:%s/%d", u.ID, f.Position), "finger", u.ID, s.fingerReplicaOf(f)); err != nil {
 			return err
 		}
-		res.Fingers++
 	}
 	t, err := s.getTOTP(ctx, u.ID)
 	if err != nil {
 		return err
 	}
 	if t != nil {
-		if err := add("totp", u.ID, s.totpReplicaOf(t)); err != nil {
+		return emit("totp:"+u.ID, "totp", u.ID, s.totpReplicaOf(t))
+	}
+	return nil
+}
+
+// goneItem is the Rec of a resend item of entity "gone": an object sent
+// earlier in the resend and deleted at home since, as the change that
+// deletes it at another centre (expandImported).
+type goneItem struct {
+	Entity string         `json:"entity"`
+	Op     string         `json:"op"`
+	Data   map[string]any `json:"data,omitempty"`
+}
+
+// resendWriter writes the items of a resend as events (bounded by count
+// and bytes) and the events resendEventsPerTx a transaction.
+type resendWriter struct {
+	s     *Service
+	ctx   context.Context
+	root  string
+	res   *ResendResult
+	items []importedItem
+	bytes int
+	evs   []events.Event
+}
+
+// count counts an object of entity in the result.
+func (w *resendWriter) count(entity string) {
+	switch entity {
+	case "org":
+		w.res.Orgs++
+	case "user":
+		w.res.People++
+	case "link":
+		w.res.Links++
+	case "finger":
+		w.res.Fingers++
+	case "totp":
+		w.res.TOTPApps++
+	case "group":
+		w.res.Groups++
+	}
+}
+
+// add adds an object; a group with many members goes as several items
+// (the first sets the members, the others add to them).
+func (w *resendWriter) add(entity, id string, rec []byte) error {
+	if entity == "group" {
+		var g groupRecord
+		if json.Unmarshal(rec, &g) == nil && g.Members != nil && len(*g.Members) > resendMembersPerItem {
+			all := *g.Members
+			for from := 0; from < len(all); from += resendMembersPerItem {
+				part := all[from:min(from+resendMembersPerItem, len(all))]
+				g.Members, g.MembersAppend = &part, from > 0
+				if from > 0 {
+					// another event: the group's items of one event would
+					// share a version, and the later be STALE
+					w.cut()
+				}
+				b, _ := json.Marshal(g)
+				if err := w.item(importedItem{Entity: entity, ID: id, Rec: b}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return w.item(importedItem{Entity: entity, ID: id, Rec: rec})
+}
+
+// addGone adds the deletion of the object key names.
+func (w *resendWriter) addGone(key string) error {
+	kind, id, _ := strings.Cut(key, ":")
+	g := goneItem{Entity: kind, Op: "deleted"}
+	switch kind {
+	case "finger":
+		user, pos, _ := strings.Cut(id, "/")
+		n, _ := strconv.Atoi(pos)
+		id, g = user, goneItem{Entity: "user", Op: "finger_deleted", Data: map[string]any{"position": n}}
+	case "totp":
+		g = goneItem{Entity: "user", Op: "totp_removed"}
+	case "link":
+		link, user, _ := strings.Cut(id, "/")
+		id, g.Data = link, map[string]any{"user_id": user}
+	}
+	b, _ := json.Marshal(g)
+	return w.item(importedItem{Entity: "gone", ID: id, Rec: b})
+}
+
+func (w *resendWriter) item(it importedItem) error {
+	if len(w.items) > 0 && (len(w.items) >= importReplicaChunk || w.bytes+len(it.Rec) > resendEventBytes) {
+		w.cut()
+	}
+	w.items = append(w.items, it)
+	w.bytes += len(it.Rec) + len(it.ID) + 32
+	return w.flush(false)
+}
+
+// cut makes the items so far one event.
+func (w *resendWriter) cut() {
+	if len(w.items) == 0 {
+		return
+	}
+	objects := make([]string, len(w.items))
+	for i, it := range w.items {
+		objects[i] = it.Entity + ":" + it.ID
+	}
+	w.evs = append(w.evs, w.s.changeWith(w.ctx, "org", "resent", w.res.ResendID,
+		map[string]any{"resend_id": w.res.ResendID, "org_id": w.root, "objects": objects}, importedReplica{Items: w.items}))
+	w.items, w.bytes = nil, 0
+}
+
+// flush writes the events made when there are resendEventsPerTx of them,
+// or all (with the items not yet an event) when all.
+func (w *resendWriter) flush(all bool) error {
+	if all {
+		w.cut()
+	}
+	if len(w.evs) >= resendEventsPerTx || all && len(w.evs) > 0 {
+		if err := w.s.store.AppendEvents(w.ctx, w.evs); err != nil {
 			return err
 		}
-		res.TOTPApps++
+		w.res.Events += len(w.evs)
+		w.evs = nil
+		w.s.kick()
 	}
 	return nil
 }

@@ -159,7 +159,8 @@ func (s *Service) replicaPersonOrg(ctx context.Context, id string, b *replicaBat
 // sets here: members, less those whose joining would break a pair here
 // (judged as a member_add each, refused ones audited); the batch's view of
 // each person's groups follows.
-func (s *Service) replicaMemberSet(ctx context.Context, origin, groupID string, members []string, gw *ReplicaWrite, b *replicaBatch) (keep, added, removed []string, err error) {
+func (s *Service) replicaMemberSet(ctx context.Context, origin, groupID string, members []string, appendOnly bool,
+	gw *ReplicaWrite, b *replicaBatch) (keep, added, removed []string, err error) {
 	cur := map[string]bool{}
 	g, err := s.store.GetGroup(ctx, groupID)
 	switch {
@@ -198,7 +199,7 @@ func (s *Service) replicaMemberSet(ctx context.Context, origin, groupID string, 
 		keep = append(keep, m)
 	}
 	for _, m := range slices.Sorted(maps.Keys(cur)) {
-		if !seen[m] {
+		if !seen[m] && !appendOnly {
 			removed = append(removed, m)
 			if gs, ok := b.members[m]; ok {
 				delete(gs, groupID)

@@ -1234,3 +1234,126 @@ func TestResendInChunks(t *testing.T) {
 		t.Fatalf("digests after the resend: level 1 %v (%v), level 2 %v", d1, err, d2)
 	}
 }
+
+// raceStore runs during, at the n-th ListLinks call, with the ids of the
+// people whose links were listed before it.
+type raceStore struct {
+	identity.Store
+	n      int
+	seen   []string
+	during func(seen []string)
+}
+
+func (r *raceStore) ListLinks(ctx context.Context, f identity.LinkFilter, p identity.Page) ([]*identity.AccountLink, string, error) {
+	r.seen = append(r.seen, f.UserID)
+	if len(r.seen) == r.n && r.during != nil {
+		r.during(r.seen[:len(r.seen)-1])
+	}
+	return r.Store.ListLinks(ctx, f, p)
+}
+
+// TestResendDuringChanges: people deleted or disabled at home while a
+// resend reads the subtree (after it read them) are not brought back or
+// re-enabled at the other centres: the resend reads the subtree again and
+// sends what changed meanwhile (review sec14 H1).
+func TestResendDuringChanges(t *testing.T) {
+	ctx := context.Background()
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-x")
+	svc2, svc1 := l2.svc, l1.svc
+	for _, login := range []string{"ann", "bob", "cid"} {
+		if _, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: login, DisplayName: login, OrgID: bureau.ID,
+			Password: "Harbour-Pass-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	race := &raceStore{Store: sqlstore.New(l2.db), n: 3}
+	var gone, disabled string
+	race.during = func(seen []string) {
+		gone, disabled = seen[0], seen[1]
+		if err := svc2.DeleteUser(admin2, gone); err != nil {
+			t.Error(err)
+		}
+		if _, err := svc2.SetUserStatus(admin2, disabled, identity.StatusDisabled); err != nil {
+			t.Error(err)
+		}
+	}
+	resender := testService(t, identity.Deps{Store: race, Homes: &centre.Homes{Self: "l2a", Level: 2, Parent: "l1",
+		Subtrees: map[string]string{bureau.ID: "l2a"}}})
+	if _, err := resender.ResendOrg(admin2, bureau.ID); err != nil {
+		t.Fatal(err)
+	}
+	if gone == "" {
+		t.Fatal("nothing happened during the resend")
+	}
+	cs, _, _ = l2.changes(t, last)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc1.GetUser(ctx, gone); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("the person deleted during the resend at level 1: %v", err)
+	}
+	if u, err := svc1.GetUser(ctx, disabled); err != nil || u.Status != identity.StatusDisabled {
+		t.Fatalf("the person disabled during the resend at level 1: %+v %v", u, err)
+	}
+	d2, err := svc2.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1, err := svc1.ReplicaDigest(ctx, "l2a"); err != nil || !slices.Equal(d1, d2) {
+		t.Fatalf("digests: level 1 %v (%v), level 2 %v", d1, err, d2)
+	}
+}
+
+// TestResendOfALargeGroup: a resend's events stay within their byte bound
+// (NATS refuses larger messages and the outbox would stop at one: review
+// sec14 H2), and a group's members travel a part an item: the first sets
+// them at the other centre, the rest add to them.
+func TestResendOfALargeGroup(t *testing.T) {
+	ctx := context.Background()
+	defer identity.ResendLimits(2048, 3)()
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-g")
+	svc2, svc1 := l2.svc, l1.svc
+	crew, err := svc2.CreateGroup(admin2, "crew", "Crew", bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: fmt.Sprintf("sailor%d", i), DisplayName: "Sailor",
+			OrgID: bureau.ID, Password: "Harbour-Pass-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc2.SetGroupMember(admin2, crew.ID, u.ID, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, last, _ := l2.changes(t, 0)
+	res, err := svc2.ResendOrg(admin2, bureau.ID)
+	if err != nil || res.Groups != 1 || res.People != 8 || res.Events < 3 {
+		t.Fatalf("resend: %+v %v", res, err)
+	}
+	cs, _, _ := l2.changes(t, last)
+	for _, c := range cs {
+		if len(c.Payload) > 2048+1024 {
+			t.Fatalf("a resend event of %d bytes", len(c.Payload))
+		}
+	}
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := svc2.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1, err := svc1.ReplicaDigest(ctx, "l2a"); err != nil || !slices.Equal(d1, d2) {
+		t.Fatalf("digests: level 1 %v (%v), level 2 %v", d1, err, d2)
+	}
+	g1, err := sqlstore.New(l1.db).GetGroup(ctx, crew.ID)
+	if err != nil || len(g1.MemberIDs) != 8 {
+		t.Fatalf("the crew at level 1: %+v %v", g1, err)
+	}
+}

@@ -231,13 +231,16 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 		if err := s.replicaGroup(ctx, tx, w.Group); err != nil || !w.WithMembers {
 			return err
 		}
-		// a resend: the home's members, those of them held here
-		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM group_members WHERE group_id = ?"), w.ID); err != nil {
-			return err
+		// a resend: the home's members, those of them held here (a large
+		// group's later items add to them)
+		if !w.MembersAppend {
+			if _, err := tx.ExecContext(ctx, s.q("DELETE FROM group_members WHERE group_id = ?"), w.ID); err != nil {
+				return err
+			}
 		}
 		for _, m := range w.Members {
-			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO group_members (group_id, user_id) SELECT ?, id FROM users WHERE id = ?"),
-				w.ID, m); err != nil {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO group_members (group_id, user_id) SELECT ?, id FROM users WHERE id = ?
+				ON CONFLICT DO NOTHING`), w.ID, m); err != nil {
 				return err
 			}
 		}
