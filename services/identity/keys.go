@@ -711,16 +711,28 @@ func (k *Keys) wrappedFor(values ...string) map[string]string {
 // sealed it, or with one this centre's key ring does not open.
 var errForeignKey = errors.New("the data key that sealed it does not open with this centre's key ring")
 
+// errOwnValue: a value of another centre opens with this centre's own data
+// keys: it was sealed here (for one of this centre's people, as the same
+// associated data binds an ID number or phone to no person) and sent back
+// as another person's, which would make this centre reveal it as theirs
+// (review sec14 M2).
+var errOwnValue = errors.New("it opens with this centre's own data keys")
+
 // resealArrived opens value, sealed at another centre with one of the
 // wrapped data keys (by id), and seals it with this centre's active data
 // key, binding aad as the home did. An empty value stays empty; a value
-// that does not open is returned as it came, with the error.
+// that does not open is returned as it came, with the error; one that
+// opens with this centre's own data keys is dropped ("", errOwnValue).
 func (k *Keys) resealArrived(value string, aad []byte, wrapped map[string]string) (string, error) {
 	if value == "" {
 		return "", nil
 	}
 	if k == nil {
 		return value, errForeignKey
+	}
+	if pt, err := k.sealer.Open(value, aad); err == nil {
+		clear(pt)
+		return "", errOwnValue
 	}
 	id, err := crypto.KeyIDOf(value)
 	if err != nil {

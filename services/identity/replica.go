@@ -67,6 +67,9 @@ type ReplicaChange struct {
 	// Version is the event's sequence in the origin's CHANGES stream.
 	Version uint64
 	Payload []byte
+	// Resent: an object of a resend (ResendOrg): its local event says so,
+	// and provisioning delivers nothing for it.
+	Resent bool
 }
 
 // Replica write operations.
@@ -364,8 +367,9 @@ type replicaBatch struct {
 	groups map[string]string // group id -> org id
 	apps   map[string]string // app id -> home
 	// unopened counts the sealed values that do not open here
-	// (arrivedSealed): kept as they came.
-	unopened int
+	// (arrivedSealed): kept as they came; ownValues those that open with
+	// this centre's own data keys: left out.
+	unopened, ownValues int
 	// members: person id -> the groups they are in as the batch leaves
 	// them (replicaGroupsOf).
 	members map[string]map[string]bool
@@ -416,7 +420,10 @@ func (s *Service) warnUnopened(origin string, n int) {
 // not open here (counted in b).
 func (s *Service) arrivedSealed(value string, aad []byte, keys map[string]string, b *replicaBatch) string {
 	out, err := s.keys.resealArrived(value, aad, keys)
-	if err != nil {
+	switch {
+	case errors.Is(err, errOwnValue):
+		b.ownValues++
+	case err != nil:
 		b.unopened++
 	}
 	return out
@@ -460,6 +467,11 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 		}
 	}
 	s.warnUnopened(origin, b.unopened)
+	if b.ownValues > 0 {
+		s.log.Warn("sealed values of another centre open with this centre's own data keys: left out (values sealed here "+
+			"sent back as another person's, or centres made from one copy of a database)",
+			zap.String("origin", origin), zap.Int("values", b.ownValues))
+	}
 	if len(ws) == 0 {
 		return out, nil
 	}

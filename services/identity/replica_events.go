@@ -47,6 +47,9 @@ func (s *Service) replicaLocalEvent(origin string, c ReplicaChange) *events.Even
 	}
 	p["origin"], _ = json.Marshal(origin)
 	p["origin_event_id"], _ = json.Marshal(c.EventID)
+	if c.Resent {
+		p["resent"] = json.RawMessage("true")
+	}
 	payload, err := json.Marshal(p)
 	if err != nil {
 		return nil
@@ -60,13 +63,14 @@ func (s *Service) replicaLocalEvent(origin string, c ReplicaChange) *events.Even
 // that a resend of origin (its event originEventID) added or removed here,
 // as a member_added or member_removed change of the home would write it.
 func (s *Service) memberLocalEvent(origin, originEventID, groupID, userID string, added bool) events.Event {
+	// (only a resend sets a member set)
 	op := "member_removed"
 	if added {
 		op = "member_added"
 	}
 	t := s.now().UTC()
 	payload, _ := json.Marshal(map[string]any{"entity": "group", "op": op, "id": groupID, "time": t,
-		"data": map[string]string{"user_id": userID}, "origin": origin, "origin_event_id": originEventID})
+		"data": map[string]string{"user_id": userID}, "origin": origin, "origin_event_id": originEventID, "resent": true})
 	subject := changesSubjectPrefix + "group." + op
 	return events.Event{ID: ids.New(), Subject: ReplicaSubject(subject), Type: strings.TrimPrefix(subject, "uias.changes."),
 		Time: t, Payload: payload}

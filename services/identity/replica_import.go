@@ -114,7 +114,7 @@ func expandImported(c ReplicaChange) ([]ReplicaChange, bool) {
 			continue
 		}
 		out = append(out, ReplicaChange{EventID: c.EventID, Subject: changesSubjectPrefix + entity + "." + op,
-			Version: c.Version, Payload: payload})
+			Version: c.Version, Payload: payload, Resent: ev.Op == "resent"})
 	}
 	return out, true
 }

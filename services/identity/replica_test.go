@@ -1357,3 +1357,53 @@ func TestResendOfALargeGroup(t *testing.T) {
 		t.Fatalf("the crew at level 1: %+v %v", g1, err)
 	}
 }
+
+// TestSealedValueSentBack: a peer that sends, as its own person's ID
+// number, a value level 1 sealed for one of its people (the associated
+// data binds an ID number to no person) does not get level 1 to reveal it:
+// a value that opens with level 1's own data keys is left out (review
+// sec14 M2).
+func TestSealedValueSentBack(t *testing.T) {
+	ctx := context.Background()
+	ring2, err := crypto.ParseRing(crypto.NewRingJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring1, err := crypto.ParseRing(crypto.NewRingJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, l1, admin2, bureau := newKeyedBureauCentres(t, "bureau-t", ring2, ring1)
+	svc2, svc1 := l2.svc, l1.svc
+	admin1, _ := adminCtx(t, svc1, "10.0.0.1", "l1")
+	own, err := svc1.CreateUser(admin1, identity.NewUser{LoginName: "chief", DisplayName: "Chief", OrgID: evRoot(t, svc1).ID,
+		IDType: identity.IDTypeResidentID, IDNumber: evIDNumber, Password: "Level-One-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stolen string
+	if err := l1.db.QueryRowContext(ctx, "SELECT id_number_enc FROM users WHERE id = ?", own.ID).Scan(&stolen); err != nil || stolen == "" {
+		t.Fatalf("level 1's sealed ID number: %q %v", stolen, err)
+	}
+	q, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "mole", DisplayName: "Mole", OrgID: bureau.ID,
+		IDType: identity.IDTypeResidentID, IDNumber: "11010519491231002X", Password: "Harbour-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ := l2.changes(t, 0)
+	for i, c := range cs {
+		var p map[string]any
+		if err := json.Unmarshal(c.Payload, &p); err != nil || p["id"] != q.ID || p["op"] != "created" {
+			continue
+		}
+		rep := p["replica"].(map[string]any)
+		rep["sealed"] = map[string]any{"id_number_enc": stolen, "phone_enc": ""}
+		cs[i].Payload, _ = json.Marshal(p)
+	}
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := svc1.PersonIDNumber(ctx, q.ID); err == nil && n == evIDNumber {
+		t.Fatal("level 1 revealed its own person's ID number as the peer's person's")
+	}
+}

@@ -100,9 +100,13 @@ func TestNATSPermissionsOfTicket(t *testing.T) {
 		t.Fatalf("publish an audit record: %v", err)
 	}
 
-	// It hears identity's changes that drop its cached attributes.
+	// It hears identity's changes that drop its cached attributes, and
+	// the people's changes and locks that end their sessions (review
+	// sec13 L2: the lock subject's permission was not checked).
 	ic, _ := p.connect(t, p.identity, "identity")
-	for _, subj := range ticketcomponent.AttributeChangesSubjects {
+	heard := append([]string{ticketcomponent.UserChangesSubject, ticketcomponent.LockChangesSubject},
+		ticketcomponent.AttributeChangesSubjects...)
+	for _, subj := range heard {
 		sub, err := tc.SubscribeSync(subj)
 		if err != nil {
 			t.Fatal(err)

@@ -219,7 +219,10 @@ func (s *Service) replicaWrites(ctx context.Context, rs authz.ReplicaStore, orig
 // synchronisation. It is applied here, held from level 1 (changed and
 // revoked there only).
 func (s *Service) appointedFromAbove(origin string, g authz.Grant) bool {
-	if g.Role != authz.RoleUnitAdmin || g.ScopeOrg == "" || origin != s.homes.Top() || origin == s.homes.Self {
+	// a person only (as administrator roles are granted; a peer's grant
+	// to an org or group would make everyone in it one: review sec14 L5)
+	if g.Role != authz.RoleUnitAdmin || g.ScopeOrg == "" || g.Subject.Kind != authz.SubjectUser ||
+		origin != s.homes.Top() || origin == s.homes.Self {
 		return false
 	}
 	home, known := s.subjectHome(authz.Subject{Kind: authz.SubjectOrg, ID: g.ScopeOrg})

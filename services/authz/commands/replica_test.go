@@ -414,7 +414,7 @@ func TestUnitAdministratorAppointedAtLevelOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := outcomes(l2.apply("l1", l1.changes())); got != "APPLIED,IGNORED,IGNORED" {
-		t.Fatalf("level 1's appointments at level 2: %s", got)
+		t.Fatalf("level 1's appointments at level 2 (ann's over dock, zoe's over hq, yan's system administrator): %s", got)
 	}
 	if !may(l2, "ann", "dock") || may(l2, "ann", "bureau") || may(l2, "zoe", "hq") || may(l2, "yan", "dock") {
 		t.Fatal("at level 2: ann administers dock only; zoe and yan nothing")

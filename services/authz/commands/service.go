@@ -81,6 +81,11 @@ type Service struct {
 	appoint func(ctx context.Context, userID string) (string, error)
 	exists  func(ctx context.Context, sub authz.Subject) (bool, error)
 
+	// breaches: the separation-of-duty breaches reported and lasting
+	// (ScanSeparation).
+	breachMu sync.Mutex
+	breaches map[SeparationBreach]bool
+
 	// catchMu serialises reading changes from the store into the index.
 	catchMu sync.Mutex
 	// advanced is closed and replaced whenever the index's revision moves.

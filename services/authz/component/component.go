@@ -211,6 +211,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	env.Go(func(ctx context.Context) {
 		followIdentity(ctx, js, idx, homes, log, identityLoaded, &mirrored, announce, forgetter.forget, appDeleted)
 	})
+	if cfg.SoDWatchEvery > 0 {
+		// people holding both roles of a pair (commands/sodwatch.go)
+		env.Go(func(ctx context.Context) { svc.WatchSeparation(ctx, loadedCh, cfg.SoDWatchEvery) })
+	}
 	env.Go(func(ctx context.Context) {
 		for _, c := range []chan struct{}{storeLoaded, identityLoaded} {
 			select {

@@ -290,4 +290,22 @@ func TestResendIsNotProvisioned(t *testing.T) {
 	if n := len(env.Deliveries(sub.ID)); n != 3 || got.Load() != 3 {
 		t.Fatalf("%d deliveries, %d requests: the resend was delivered", n, got.Load())
 	}
+	// At a centre receiving the resend: an object it holds unchanged is
+	// not delivered again, a new one is (review sec14 L1).
+	env.ResentReplica("user", "u000", map[string]any{"display_name": "Ann"})
+	env.ResentReplica("user", "u777", map[string]any{"login_name": "newcomer", "org_id": "o1"})
+	env.Change("user", "updated", "u000", map[string]any{"display_name": "Ann B"})
+	env.Wait("the newcomer and the next update", func() bool { return env.Count(sub.ID, provision.Delivered) >= 5 })
+	var ann, newcomer int
+	for _, d := range env.Deliveries(sub.ID) {
+		switch d.ObjectID {
+		case "u000":
+			ann++
+		case "u777":
+			newcomer++
+		}
+	}
+	if ann != 3 || newcomer != 1 {
+		t.Fatalf("deliveries of u000 %d (want 3: created, updated twice), of the newcomer %d", ann, newcomer)
+	}
 }

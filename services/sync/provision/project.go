@@ -53,6 +53,10 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 		Data json.RawMessage `json:"data"`
 		// authz changes
 		Obj string `json:"obj"`
+		// Resent: the local event of an object another centre resent
+		// (identity's ResendOrg): delivered only when it is new here or
+		// its data changed (review sec14 L1).
+		Resent bool `json:"resent"`
 	}
 	if json.Unmarshal(c.Payload, &p) != nil || p.ID == "" {
 		return 0, nil //nolint:nilerr // not a change provisioning understands: skipped, not a failure
@@ -92,7 +96,15 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 	}
 	switch kind {
 	case KindUser, KindOrg, KindGroup:
-		touched = append(touched, ref{kind, p.ID, true})
+		changed := true
+		if p.Resent && op != "member_added" && op != "member_removed" {
+			cur, err := tx.Object(kind, p.ID)
+			if err != nil {
+				return 0, err
+			}
+			changed = cur == nil || cur.Deleted || !bytes.Equal(usync.Merge(cur.Data, p.Data), cur.Data)
+		}
+		touched = append(touched, ref{kind, p.ID, changed})
 		if match && kind == KindOrg && op != "created" && hasKey(p.Data, "parent_id") {
 			// a moved org: the orgs, people and groups below it may enter
 			// or leave a selection with it

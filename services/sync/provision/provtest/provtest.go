@@ -159,6 +159,18 @@ func (e *Env) Change(entity, op, id string, data any) string {
 	return e.publish("uias.changes.identity."+entity+"."+op, payload)
 }
 
+// ResentReplica publishes the local event identity writes at a centre
+// that applies an object another centre resent (ResendOrg).
+func (e *Env) ResentReplica(entity, id string, data any) string {
+	e.T.Helper()
+	payload, err := json.Marshal(map[string]any{"entity": entity, "op": "created", "id": id, "time": time.Now().UTC(),
+		"data": data, "origin": "l2a", "origin_event_id": "ev-resend", "resent": true})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return e.publish("uias.changes.identity."+entity+".replica.created", payload)
+}
+
 // Grant publishes an authz grant change (put or delete) as authz writes it.
 func (e *Env) Grant(op, id, role, subjectKind, subjectID string) string {
 	e.T.Helper()

@@ -1,0 +1,104 @@
+package commands
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/authz"
+)
+
+// Watching separation of duty (review sec13 M2, sec14 M1). Every grant,
+// membership and move made here is judged before it is written, and so
+// are those of other centres; but a membership and a grant of another
+// centre that arrive together are judged each without the other, and can
+// give a person both roles of a pair. WatchSeparation looks for such
+// people now and then and reports each once: a warning in the log and an
+// audit record (authz.sod_breach), so that an administrator revokes one of
+// the roles.
+
+// SeparationBreach is a pair someone holds both roles of.
+type SeparationBreach struct {
+	Exclusion authz.Exclusion
+	Person    string
+}
+
+// SeparationBreaches returns, for each exclusion, a person holding both
+// of its roles (the first by id), if any.
+func (s *Service) SeparationBreaches() []SeparationBreach {
+	var out []SeparationBreach
+	now := s.now()
+	for _, e := range s.idx.Exclusions() {
+		if who, ok := s.idx.HolderOfBoth(e.RoleA, e.RoleB, now); ok {
+			out = append(out, SeparationBreach{Exclusion: e, Person: who})
+		}
+	}
+	return out
+}
+
+// DefaultSeparationWatch is how often WatchSeparation looks.
+const DefaultSeparationWatch = 5 * time.Minute
+
+// WatchSeparation runs ScanSeparation every every until ctx ends, once
+// ready is closed.
+func (s *Service) WatchSeparation(ctx context.Context, ready <-chan struct{}, every time.Duration) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-ready:
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		s.ScanSeparation(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ScanSeparation reports each breach (a pair and a person) not reported
+// since it began, and returns how many it reported.
+func (s *Service) ScanSeparation(ctx context.Context) int {
+	s.breachMu.Lock()
+	defer s.breachMu.Unlock()
+	now := map[SeparationBreach]bool{}
+	n := 0
+	for _, b := range s.SeparationBreaches() {
+		now[b] = s.breaches[b]
+		if !now[b] && s.reportBreach(ctx, b) {
+			now[b] = true
+			n++
+		}
+	}
+	s.breaches = now
+	return n
+}
+
+func (s *Service) reportBreach(ctx context.Context, b SeparationBreach) bool {
+	msg := "a separation-of-duty pair"
+	if ae, ok := apierr.As(sodConflict(s.idx, b.Exclusion)); ok {
+		msg = ae.Message
+	}
+	s.log.Warn("a person holds both roles of a separation-of-duty pair (a membership and a grant of another centre "+
+		"that arrived together, or an older breach): revoke one of the roles", zap.String("user_id", b.Person),
+		zap.String("exclusion", b.Exclusion.ID))
+	ev := s.auditor.Event(ctx, audit.Action{API: "authz.sod_breach", Subject: "user:" + b.Person, Result: audit.ResultFailure,
+		Reason: "SOD_CONFLICT", Start: s.now(), Detail: map[string]string{"exclusion": b.Exclusion.ID, "why": msg}})
+	if w, ok := s.st.(interface {
+		AppendEvents(ctx context.Context, evs []events.Event) error
+	}); ok {
+		if err := w.AppendEvents(ctx, []events.Event{ev}); err != nil {
+			s.log.Warn("audit record of a separation-of-duty breach not stored; reported again at the next scan", zap.Error(err))
+			return false
+		}
+	}
+	s.kick()
+	return true
+}
