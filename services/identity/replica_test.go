@@ -675,10 +675,7 @@ func (p *sealedPerson) totpLogin(t *testing.T, svc *identity.Service, step int64
 // digests of both centres stay equal (trial8 D3).
 func TestSealedDataBetweenCentres(t *testing.T) {
 	ctx := context.Background()
-	ring, err := crypto.ParseRing(crypto.NewRingJSON())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t)
 	l2, l1, admin2, bureau := newKeyedBureauCentres(t, "bureau-s", ring, ring)
 	svc2, svc1 := l2.svc, l1.svc
 	p := newSealedPerson(t, svc2, admin2, bureau)
@@ -695,17 +692,7 @@ func TestSealedDataBetweenCentres(t *testing.T) {
 	if n, err := svc1.PersonIDNumber(ctx, p.user.ID); err != nil || n != evIDNumber {
 		t.Fatalf("the ID number at level 1: %q %v", n, err)
 	}
-	d2, err := svc2.ReplicaDigest(ctx, "l2a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d1, err := svc1.ReplicaDigest(ctx, "l2a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(d1, d2) {
-		t.Fatalf("digests differ:\nlevel 1 %v\nlevel 2 %v", d1, d2)
-	}
+	wantSameDigests(t, "sealed data replicated", svc1, svc2)
 	// Level 1's own rotation and re-encryption move the person's values
 	// to its new key, and they still serve.
 	admin1, _ := adminCtx(t, svc1, "10.0.0.1", "l1")
@@ -737,14 +724,7 @@ func TestSealedDataBetweenCentres(t *testing.T) {
 // errors.
 func TestFingersSealedElsewhere(t *testing.T) {
 	ctx := context.Background()
-	ring2, err := crypto.ParseRing(crypto.NewRingJSON())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring1, err := crypto.ParseRing(crypto.NewRingJSON())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring2, ring1 := newRing(t), newRing(t)
 	l2, l1, admin2, bureau := newKeyedBureauCentres(t, "bureau-f", ring2, ring1)
 	svc2, svc1 := l2.svc, l1.svc
 	p := newSealedPerson(t, svc2, admin2, bureau)
@@ -754,7 +734,7 @@ func TestFingersSealedElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	auth := func(svc *identity.Service) identity.Reason { return p.finger(t, svc) }
-	_, err = svc1.PersonIDNumber(ctx, u.ID)
+	_, err := svc1.PersonIDNumber(ctx, u.ID)
 	wantReason(t, "the ID number at level 1, whose key ring is another", err, apierr.FailedPrecondition, "PERSONAL_DATA_UNREADABLE")
 	res, err := svc1.SSOLoginBound(p.browser, "pilot", "Harbour-Pass-1", "b")
 	if err != nil || res.Reason != identity.ReasonOTPRequired {
@@ -1099,10 +1079,7 @@ func TestReplicaMembershipsHeldToSeparation(t *testing.T) {
 // at the subtree's home only (004 §2.1.5.3, "事后同步").
 func TestResendAfterAConflict(t *testing.T) {
 	ctx := context.Background()
-	ring, err := crypto.ParseRing(crypto.NewRingJSON())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t)
 	l2, l1, admin2, bureau := newKeyedBureauCentres(t, "bureau-r", ring, ring)
 	svc2, svc1 := l2.svc, l1.svc
 	admin1, _ := adminCtx(t, svc1, "10.0.0.1", "l1")
@@ -1175,17 +1152,7 @@ func TestResendAfterAConflict(t *testing.T) {
 	if err != nil || len(gs) != 1 || gs[0].ID != crew.ID {
 		t.Fatalf("the person's groups at level 1: %v %v", gs, err)
 	}
-	d2, err := svc2.ReplicaDigest(ctx, "l2a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d1, err := svc1.ReplicaDigest(ctx, "l2a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(d1, d2) {
-		t.Fatalf("digests differ after the resend:\nlevel 1 %v\nlevel 2 %v", d1, d2)
-	}
+	wantSameDigests(t, "after the resend", svc1, svc2)
 	// Sent again, nothing changes (every object already as the home's).
 	res, err = svc2.ResendOrg(admin2, bureau.ID)
 	if err != nil {
@@ -1195,9 +1162,7 @@ func TestResendAfterAConflict(t *testing.T) {
 	if _, err := svc1.ApplyReplica(ctx, "l2a", cs[len(cs)-res.Events:]); err != nil {
 		t.Fatal(err)
 	}
-	if d1b, err := svc1.ReplicaDigest(ctx, "l2a"); err != nil || !slices.Equal(d1b, d2) {
-		t.Fatalf("digest at level 1 after a second resend: %v %v", d1b, err)
-	}
+	wantSameDigests(t, "after a second resend", svc1, svc2)
 }
 
 // TestResendInChunks: a resend larger than one event (200 objects) is
@@ -1225,14 +1190,7 @@ func TestResendInChunks(t *testing.T) {
 	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := svc2.ReplicaDigest(ctx, "l2a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d1, err := svc1.ReplicaDigest(ctx, "l2a")
-	if err != nil || !slices.Equal(d1, d2) {
-		t.Fatalf("digests after the resend: level 1 %v (%v), level 2 %v", d1, err, d2)
-	}
+	wantSameDigests(t, "after the resend", svc1, svc2)
 }
 
 // raceStore runs during, at the n-th ListLinks call, with the ids of the
@@ -1299,13 +1257,7 @@ func TestResendDuringChanges(t *testing.T) {
 	if u, err := svc1.GetUser(ctx, disabled); err != nil || u.Status != identity.StatusDisabled {
 		t.Fatalf("the person disabled during the resend at level 1: %+v %v", u, err)
 	}
-	d2, err := svc2.ReplicaDigest(ctx, "l2a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d1, err := svc1.ReplicaDigest(ctx, "l2a"); err != nil || !slices.Equal(d1, d2) {
-		t.Fatalf("digests: level 1 %v (%v), level 2 %v", d1, err, d2)
-	}
+	wantSameDigests(t, "after the resend", svc1, svc2)
 }
 
 // TestResendOfALargeGroup: a resend's events stay within their byte bound
@@ -1345,13 +1297,7 @@ func TestResendOfALargeGroup(t *testing.T) {
 	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := svc2.ReplicaDigest(ctx, "l2a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d1, err := svc1.ReplicaDigest(ctx, "l2a"); err != nil || !slices.Equal(d1, d2) {
-		t.Fatalf("digests: level 1 %v (%v), level 2 %v", d1, err, d2)
-	}
+	wantSameDigests(t, "after the resend", svc1, svc2)
 	g1, err := sqlstore.New(l1.db).GetGroup(ctx, crew.ID)
 	if err != nil || len(g1.MemberIDs) != 8 {
 		t.Fatalf("the crew at level 1: %+v %v", g1, err)
@@ -1365,14 +1311,7 @@ func TestResendOfALargeGroup(t *testing.T) {
 // sec14 M2).
 func TestSealedValueSentBack(t *testing.T) {
 	ctx := context.Background()
-	ring2, err := crypto.ParseRing(crypto.NewRingJSON())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring1, err := crypto.ParseRing(crypto.NewRingJSON())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring2, ring1 := newRing(t), newRing(t)
 	l2, l1, admin2, bureau := newKeyedBureauCentres(t, "bureau-t", ring2, ring1)
 	svc2, svc1 := l2.svc, l1.svc
 	admin1, _ := adminCtx(t, svc1, "10.0.0.1", "l1")
@@ -1405,5 +1344,29 @@ func TestSealedValueSentBack(t *testing.T) {
 	}
 	if n, err := svc1.PersonIDNumber(ctx, q.ID); err == nil && n == evIDNumber {
 		t.Fatal("level 1 revealed its own person's ID number as the peer's person's")
+	}
+}
+
+// newRing is a new key ring.
+func newRing(t *testing.T) *crypto.Ring {
+	t.Helper()
+	ring, err := crypto.ParseRing(crypto.NewRingJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring
+}
+
+// wantSameDigests: level 1 (l1) and level 2 (l2) hold the same replica of
+// l2a's objects.
+func wantSameDigests(t *testing.T, what string, l1, l2 *identity.Service) {
+	t.Helper()
+	ctx := context.Background()
+	d2, err := l2.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1, err := l1.ReplicaDigest(ctx, "l2a"); err != nil || !slices.Equal(d1, d2) {
+		t.Fatalf("%s: level 1 %v (%v), level 2 %v", what, d1, err, d2)
 	}
 }

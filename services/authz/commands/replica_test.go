@@ -46,6 +46,30 @@ func newCentre(t *testing.T, h *centre.Homes) *centreSvc {
 	return c
 }
 
+// makerChecker writes the model of application oa: module docs, roles
+// clerk (write) and approver (approve), exclusive (maker-checker).
+func (c *centreSvc) makerChecker() (clerk, approver string, excl authz.Exclusion) {
+	c.t.Helper()
+	ctx := context.Background()
+	if _, _, err := c.svc.PutResource(ctx, authz.Resource{App: "oa", Code: "docs", Kind: authz.KindModule,
+		Operations: []string{"write", "approve"}}); err != nil {
+		c.t.Fatal(err)
+	}
+	role := func(code, op string) string {
+		r, _, err := c.svc.CreateRole(ctx, authz.Role{App: "oa", Code: code, Permissions: []authz.Permission{{App: "oa", Resource: "docs", Operation: op}}})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		return r.ID
+	}
+	clerk, approver = role("clerk", "write"), role("approver", "approve")
+	excl, _, err := c.svc.CreateExclusion(ctx, authz.Exclusion{RoleA: clerk, RoleB: approver, Name: "maker-checker"})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return clerk, approver, excl
+}
+
 // changes are the centre's changes written here since the last call (and
 // since it last applied a replica), as
 // the CHANGES events a peer's sync hands over (version: the revision, in
@@ -222,21 +246,7 @@ func TestReplicaGrantBreakingAPairHere(t *testing.T) {
 		c.idx.SetUserOrg("ann", "bureau")
 		c.idx.SetUserOrg("bob", "bureau")
 	}
-	if _, _, err := l1.svc.PutResource(ctx, authz.Resource{App: "oa", Code: "docs", Kind: authz.KindModule,
-		Operations: []string{"write", "approve"}}); err != nil {
-		t.Fatal(err)
-	}
-	role := func(code, op string) string {
-		r, _, err := l1.svc.CreateRole(ctx, authz.Role{App: "oa", Code: code, Permissions: []authz.Permission{{App: "oa", Resource: "docs", Operation: op}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.ID
-	}
-	clerk, approver := role("clerk", "write"), role("approver", "approve")
-	if _, _, err := l1.svc.CreateExclusion(ctx, authz.Exclusion{RoleA: clerk, RoleB: approver, Name: "maker-checker"}); err != nil {
-		t.Fatal(err)
-	}
+	clerk, approver, _ := l1.makerChecker()
 	l2.apply("l1", l1.changes())
 	// level 1: ann is in a level-1 group that holds approver
 	l1.idx.SetGroupOrg("approvers", "root")
@@ -318,22 +328,7 @@ func TestReplicaSeparationQuestion(t *testing.T) {
 	x.SetOrgParent("team", "bureau")
 	x.SetUserOrg("ann", "team")
 	x.SetUserOrg("bob", "bureau")
-	if _, _, err := l1.svc.PutResource(ctx, authz.Resource{App: "oa", Code: "docs", Kind: authz.KindModule,
-		Operations: []string{"write", "approve"}}); err != nil {
-		t.Fatal(err)
-	}
-	role := func(code, op string) string {
-		r, _, err := l1.svc.CreateRole(ctx, authz.Role{App: "oa", Code: code, Permissions: []authz.Permission{{App: "oa", Resource: "docs", Operation: op}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.ID
-	}
-	clerk, approver := role("clerk", "write"), role("approver", "approve")
-	excl, _, err := l1.svc.CreateExclusion(ctx, authz.Exclusion{RoleA: clerk, RoleB: approver, Name: "maker-checker"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clerk, approver, excl := l1.makerChecker()
 	x.SetGroupOrg("clerks", "root")
 	x.SetGroupOrg("approvers", "root")
 	x.SetGroupMember("approvers", "ann", true) // for the org move (the mirror)
