@@ -223,7 +223,7 @@ func TestAdminLoginNeedsOwnPassword(t *testing.T) {
 	}
 	// the appointment replaces it: what its creator knows opens nothing,
 	// the activation password (the appointer's) is changed at login
-	act, err := w.svc.PrepareAppointment(ctx, mo.ID)
+	act, err := w.svc.PrepareAppointment(ctx, mo.ID, identity.RoleSystemAdmin)
 	if err != nil || act == "" {
 		t.Fatalf("appointment of a person whose password another set: %q %v", act, err)
 	}
@@ -233,7 +233,7 @@ func TestAdminLoginNeedsOwnPassword(t *testing.T) {
 	if tok, _, _, err := w.svc.AdminLoginNewPassword(ip, "mo", act, "Mine-Own-Pass-2"); err != nil || tok == "" {
 		t.Fatalf("the activation password replaced at login: %v", err)
 	}
-	if act, err := w.svc.PrepareAppointment(ctx, mo.ID); err != nil || act != "" {
+	if act, err := w.svc.PrepareAppointment(ctx, mo.ID, identity.RoleSystemAdmin); err != nil || act != "" {
 		t.Fatalf("appointment of a person whose password is their own: %q %v", act, err)
 	}
 	// a person without a password gets one to activate
@@ -241,7 +241,7 @@ func TestAdminLoginNeedsOwnPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if act, err := w.svc.PrepareAppointment(ctx, nopw.ID); err != nil || act == "" {
+	if act, err := w.svc.PrepareAppointment(ctx, nopw.ID, identity.RoleSystemAdmin); err != nil || act == "" {
 		t.Fatalf("appointment of a person without a password: %q %v", act, err)
 	}
 	// an administrator setting their own password sets their own

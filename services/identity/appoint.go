@@ -18,6 +18,10 @@ const (
 	// RolePersonalData: ID numbers and phone numbers in clear in exports
 	// (what identity.personal_data_admins named).
 	RolePersonalData = "personal_data_admin"
+	// RoleUnitAdmin: an administrator of an org subtree (granted with a
+	// scope org), the one role appointed at another centre than the
+	// person's home (PrepareAppointment).
+	RoleUnitAdmin = "unit_admin"
 )
 
 // Appointment is a person identity still has to make an administrator in

@@ -219,24 +219,31 @@ func (s *Service) AdminLoginOTP(ctx context.Context, login, password, newPasswor
 // security auditor appoints (three-administrator separation); the person
 // chooses their own at their first administrator login (the new one stays
 // marked as set by another until then). A password of the person's own is
-// left as it is (""). The appointment is made at the person's home centre
-// only (elsewhere it is refused, naming it).
+// left as it is (""). At another centre than the person's home only a
+// unit administrator (role) is appointed (see below).
 //
 // Every administrator token the person holds (at this centre) is revoked
 // first: rights granted anew are used from a new login, never by a token
 // issued before (one kept from an earlier appointment, powerless since
 // that role was revoked, would otherwise work again at once; trial5 D22).
-func (s *Service) PrepareAppointment(ctx context.Context, id string) (string, error) {
+func (s *Service) PrepareAppointment(ctx context.Context, id, role string) (string, error) {
 	start := s.now()
 	u, err := s.loadUser(ctx, id)
 	if err != nil {
 		return "", err
 	}
-	// only the home centre knows for sure whose password it is (a replica
-	// may lag behind a reset): a person homed elsewhere is appointed there
-	// (review sec9 L4)
 	if err := s.ownUser(ctx, u); err != nil {
-		return "", err
+		// Only the home knows for sure whose password it is (a replica
+		// may lag behind a reset; review sec9 L4): an administrator is
+		// appointed at their home, but for a unit administrator, whom
+		// level 1 appoints over a unit of a level-2 centre (004
+		// §2.1.6.2.1; trial10 H1). This centre sets them no password:
+		// their first administrator login replaces one another set, at
+		// their home centre (adminPasswordChange).
+		if role != RoleUnitAdmin {
+			return "", err
+		}
+		return "", s.revokeUserTokens(ctx, u, "APPOINTMENT", start)
 	}
 	if err := s.revokeUserTokens(ctx, u, "APPOINTMENT", start); err != nil {
 		return "", err

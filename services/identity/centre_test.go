@@ -82,7 +82,7 @@ func TestHomeCentreRefusesWritesElsewhere(t *testing.T) {
 		// Elsewhere: bureau B and the root are level 1's.
 		// An appointment is made at the person's home only (the replica's
 		// word on whose password it is may lag: review sec9 L4) ...
-		_, err = l2.PrepareAppointment(ctx, ub.ID)
+		_, err = l2.PrepareAppointment(ctx, ub.ID, identity.RoleSystemAdmin)
 		refused(t, err, "l1")
 		// ... and so is an administrator's first password change, which
 		// the login says (review sec8 R8)

@@ -460,6 +460,9 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 				continue
 			}
 			w.Event = s.replicaLocalEvent(origin, c)
+			if w.Kind == "user" && w.User != nil {
+				w.KeptInOrg(w.User.OrgID) // the org it is applied in
+			}
 			ws, pos = append(ws, w), append(pos, i)
 		}
 		if imported && len(sub) == 0 {

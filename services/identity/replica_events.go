@@ -83,7 +83,24 @@ func (s *Service) memberLocalEvent(origin, originEventID, groupID, userID string
 // mirror of the org tree) then place the subtree where it is here, so a
 // grant on this centre's root reaches the origin's people.
 func (w *ReplicaWrite) AttachedUnder(root string) {
-	if w.Event == nil || root == "" {
+	if root != "" {
+		w.setEventData("parent_id", root, false)
+	}
+}
+
+// KeptInOrg records that w, a person's change that moves them, was applied
+// with the person left in org (a move refused here for separation of duty
+// or into an org left out): the local event says so (data.org_id), so
+// that this centre's authz places them where identity holds them (trial10
+// H2: authz followed the home's org and gave the person both roles).
+func (w *ReplicaWrite) KeptInOrg(org string) {
+	w.setEventData("org_id", org, true)
+}
+
+// setEventData sets data.key of w's local event to v (onlyIfPresent: only
+// when the event's data names key).
+func (w *ReplicaWrite) setEventData(key string, v any, onlyIfPresent bool) {
+	if w.Event == nil {
 		return
 	}
 	var p map[string]json.RawMessage
@@ -94,10 +111,13 @@ func (w *ReplicaWrite) AttachedUnder(root string) {
 	if d, ok := p["data"]; ok {
 		_ = json.Unmarshal(d, &data) // data that is not an object is replaced
 	}
+	if _, ok := data[key]; !ok && onlyIfPresent {
+		return
+	}
 	if data == nil {
 		data = map[string]json.RawMessage{}
 	}
-	data["parent_id"], _ = json.Marshal(root)
+	data[key], _ = json.Marshal(v)
 	p["data"], _ = json.Marshal(data)
 	if b, err := json.Marshal(p); err == nil {
 		w.Event.Payload = b

@@ -546,7 +546,7 @@ func TestAppointmentRevokesTokensAtOtherCentres(t *testing.T) {
 	}
 	_, mark, _ := l1.changes(t, 0)
 
-	if act, err := svc2.PrepareAppointment(ctx, u.ID); err != nil || act != "" {
+	if act, err := svc2.PrepareAppointment(ctx, u.ID, identity.RoleSystemAdmin); err != nil || act != "" {
 		t.Fatalf("appointment at home: %q %v", act, err)
 	}
 	cs, _, _ = l2.changes(t, last)
@@ -1058,7 +1058,15 @@ func TestReplicaMembershipsHeldToSeparation(t *testing.T) {
 	if err != nil || w1.ParentID != bureau.ID {
 		t.Fatalf("west at level 1: %+v %v", w1, err)
 	}
-	_, _, audits := l1.changes(t, mark)
+	local, _, audits := l1.changes(t, mark)
+	// the local event of ann's change names the org she is kept in, which
+	// this centre's authz follows (trial10 H2)
+	for _, c := range local {
+		if strings.HasSuffix(c.Subject, ".user.replica.updated") && bytes.Contains(c.Payload, []byte(ann.ID)) &&
+			(bytes.Contains(c.Payload, []byte(east.ID)) || !bytes.Contains(c.Payload, []byte(`"org_id":"`+west.ID+`"`))) {
+			t.Fatalf("the local event of ann's refused move: %s", c.Payload)
+		}
+	}
 	n := 0
 	for _, a := range audits {
 		if bytes.Contains(a, []byte(`"api":"admin.membership"`)) && bytes.Contains(a, []byte(`"SOD_CONFLICT"`)) &&
@@ -1368,5 +1376,44 @@ func wantSameDigests(t *testing.T, what string, l1, l2 *identity.Service) {
 	}
 	if d1, err := l1.ReplicaDigest(ctx, "l2a"); err != nil || !slices.Equal(d1, d2) {
 		t.Fatalf("%s: level 1 %v (%v), level 2 %v", what, d1, err, d2)
+	}
+}
+
+// TestAppointedAtLevelOne: level 1 appoints a level-2 person a unit
+// administrator (004 §2.1.6.2.1: the units' administrators are appointed
+// at level 1): their tokens at level 1 are revoked, no password is set
+// there (their first administrator login replaces one another set, at
+// their home); any other administrator role is appointed at their home
+// only (trial10 H1).
+func TestAppointedAtLevelOne(t *testing.T) {
+	ctx := context.Background()
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-u")
+	svc2, svc1 := l2.svc, l1.svc
+	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "warden", DisplayName: "Warden", OrgID: bureau.ID,
+		Password: "Set-By-Admin-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc1.PrepareAppointment(ctx, u.ID, identity.RoleSystemAdmin)
+	wantReason(t, "a system administrator appointed at level 1", err, apierr.FailedPrecondition, centre.ReasonElsewhere)
+	_, mark, _ := l1.changes(t, 0)
+	if act, err := svc1.PrepareAppointment(ctx, u.ID, identity.RoleUnitAdmin); err != nil || act != "" {
+		t.Fatalf("a unit administrator appointed at level 1: %q %v", act, err)
+	}
+	got, err := svc1.GetUser(ctx, u.ID)
+	if err != nil || !got.PasswordByOther || got.PasswordHash == "" {
+		t.Fatalf("the person at level 1 after the appointment: %+v %v", got, err)
+	}
+	_, _, audits := l1.changes(t, mark)
+	revoked := false
+	for _, a := range audits {
+		revoked = revoked || bytes.Contains(a, []byte(`"api":"admin.tokens_revoked"`)) && bytes.Contains(a, []byte(u.ID))
+	}
+	if !revoked {
+		t.Fatal("the appointment did not revoke the person's tokens at level 1")
 	}
 }

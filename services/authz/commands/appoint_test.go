@@ -54,7 +54,7 @@ func TestAppointmentAskedOnce(t *testing.T) {
 			var asked []string
 			clk := &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 			svc := commands.New(commands.Deps{Store: &failingWrites{Store: sqlstore.New(db), n: tc.fails, err: tc.err}, Index: idx,
-				Now: clk.now, MaxWait: 200 * time.Millisecond, Appoint: func(_ context.Context, id string) (string, error) {
+				Now: clk.now, MaxWait: 200 * time.Millisecond, Appoint: func(_ context.Context, id, _ string) (string, error) {
 					asked = append(asked, id)
 					return fmt.Sprintf("pw%d", len(asked)), nil
 				}})

@@ -338,7 +338,12 @@ type SeparationVerdict struct {
 // exclusions (review sec13 M2: a membership or move of another centre
 // gave a person both roles of a pair here, as a grant put would have,
 // which is refused).
-func (s *Service) CheckReplicaSeparation(q ReplicaSeparation) (SeparationVerdict, error) {
+//
+// It reads first what other replicas of authz wrote to the store (the sync
+// component applies a batch's authz changes before its identity changes,
+// so that a grant and a membership of one batch are judged together here:
+// trial10 H3).
+func (s *Service) CheckReplicaSeparation(ctx context.Context, q ReplicaSeparation) (SeparationVerdict, error) {
 	if q.MoveOrg == "" && (q.Person == "" || (q.JoinGroup == "" && q.JoinOrg == "")) {
 		return SeparationVerdict{}, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest,
 			"name the person and the group they join or the org they move to, or the org moved and its new parent")
@@ -346,6 +351,9 @@ func (s *Service) CheckReplicaSeparation(q ReplicaSeparation) (SeparationVerdict
 	if q.MoveOrg != "" && q.JoinOrg == "" {
 		return SeparationVerdict{}, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest,
 			"join_org: the new parent of the moved org is missing").WithMeta(apierr.MetaField, "join_org")
+	}
+	if err := s.CatchUp(ctx); err != nil {
+		return SeparationVerdict{}, err
 	}
 	var (
 		e   authz.Exclusion

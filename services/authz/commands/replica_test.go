@@ -357,7 +357,7 @@ func TestReplicaSeparationQuestion(t *testing.T) {
 		{"team moves under east", commands.ReplicaSeparation{MoveOrg: "team", JoinOrg: "east"}, "ann"},
 		{"bureau's other orgs: east moves under bureau", commands.ReplicaSeparation{MoveOrg: "east", JoinOrg: "bureau"}, ""},
 	} {
-		v, err := l1.svc.CheckReplicaSeparation(c.q)
+		v, err := l1.svc.CheckReplicaSeparation(ctx, c.q)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -370,7 +370,7 @@ func TestReplicaSeparationQuestion(t *testing.T) {
 		}
 	}
 	for _, q := range []commands.ReplicaSeparation{{}, {Person: "ann"}, {MoveOrg: "team"}} {
-		if _, err := l1.svc.CheckReplicaSeparation(q); reasonOf(err) != apierr.ReasonBadRequest {
+		if _, err := l1.svc.CheckReplicaSeparation(ctx, q); reasonOf(err) != apierr.ReasonBadRequest {
 			t.Errorf("question %+v: %v", q, err)
 		}
 	}

@@ -61,7 +61,7 @@ type Deps struct {
 	// gives them one (identity's PrepareAppointment): it returns the
 	// temporary password that replaced one someone else set ("" when theirs
 	// is their own). nil: nothing is asked.
-	Appoint func(ctx context.Context, userID string) (string, error)
+	Appoint func(ctx context.Context, userID, role string) (string, error)
 	// Exists asks identity whether the subject of a new grant exists (a
 	// person, group or org id; nil: not asked). A grant to nobody (a login
 	// name typed for an id) is refused instead of doing nothing.
@@ -78,7 +78,7 @@ type Service struct {
 	maxWait time.Duration
 	auditor *audit.Builder
 	homes   *centre.Homes
-	appoint func(ctx context.Context, userID string) (string, error)
+	appoint func(ctx context.Context, userID, role string) (string, error)
 	exists  func(ctx context.Context, sub authz.Subject) (bool, error)
 
 	// breaches: the separation-of-duty breaches reported and lasting

@@ -275,7 +275,7 @@ func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (aut
 		}
 		if s.appoint != nil && !appointed && g.Subject.Kind == authz.SubjectUser && s.administers(g.Role) {
 			// once, however often a stale write is tried again
-			pw, err := s.appoint(ctx, g.Subject.ID)
+			pw, err := s.appoint(ctx, g.Subject.ID, g.Role)
 			if err != nil {
 				return authz.Change{}, err
 			}

@@ -114,8 +114,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	sso := identityv1.NewSSOServiceClient(conn)
 	views := identityv1.NewViewServiceClient(conn)
 	svc := commands.New(commands.Deps{Store: st, Index: idx, Logger: log, Kick: relay.Kick, MaxWait: cfg.MaxWait,
-		Homes: homes, Appoint: func(ctx context.Context, userID string) (string, error) {
-			res, err := sso.PrepareAppointment(ctx, &identityv1.PrepareAppointmentRequest{UserId: userID})
+		Homes: homes, Appoint: func(ctx context.Context, userID, role string) (string, error) {
+			res, err := sso.PrepareAppointment(ctx, &identityv1.PrepareAppointmentRequest{UserId: userID, Role: role})
 			return res.GetActivationPassword(), err
 		}, Exists: func(ctx context.Context, sub authz.Subject) (bool, error) {
 			res, err := views.GetViews(ctx, &identityv1.GetViewsRequest{Entity: string(sub.Kind), Ids: []string{sub.ID}})

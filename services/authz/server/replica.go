@@ -67,7 +67,7 @@ func (s replicaServer) CheckReplicaSeparation(ctx context.Context, r *authzv1.Ch
 	if !grpcx.FromComponent(ctx) {
 		return nil, errReplicaComponentsOnly
 	}
-	v, err := s.svc.CheckReplicaSeparation(commands.ReplicaSeparation{Person: r.GetPerson(), Groups: r.GetGroups(), Org: r.GetOrg(),
+	v, err := s.svc.CheckReplicaSeparation(ctx, commands.ReplicaSeparation{Person: r.GetPerson(), Groups: r.GetGroups(), Org: r.GetOrg(),
 		JoinGroup: r.GetJoinGroup(), JoinOrg: r.GetJoinOrg(), MoveOrg: r.GetMoveOrg()})
 	if err != nil {
 		return nil, err

@@ -100,7 +100,7 @@ func (s ssoServer) LinkAccount(ctx context.Context, r *identityv1.LinkAccountReq
 
 // PrepareAppointment implements SSOService.
 func (s ssoServer) PrepareAppointment(ctx context.Context, r *identityv1.PrepareAppointmentRequest) (*identityv1.PrepareAppointmentResponse, error) {
-	pw, err := s.svc.PrepareAppointment(ctx, r.GetUserId())
+	pw, err := s.svc.PrepareAppointment(ctx, r.GetUserId(), r.GetRole())
 	if err != nil {
 		return nil, err
 	}

@@ -96,10 +96,12 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		// Peers' identity changes go into this centre's identity
 		// (ReplicaService), so it logs their people in; their authz
 		// changes into its authz (AuthzReplicaService), so it checks
-		// their permissions.
+		// their permissions. authz first: identity then judges the
+		// batch's memberships and moves for separation of duty with the
+		// batch's grants (trial10 H3).
 		ap = applier.New(js, st, links, applier.Options{Batch: cfg.Batch, Retry: cfg.Retry, SourceRetry: cfg.SourceRetry,
 			Logger: env.Log.Named("applier"), Metrics: env.Metrics,
-			Targets: []applier.Target{identityReplicas(idc), authzReplicas(azc)}})
+			Targets: []applier.Target{authzReplicas(azc), identityReplicas(idc)}})
 		env.Go(ap.Run)
 	}
 	admins, err := adminauth.FromEnv(env)

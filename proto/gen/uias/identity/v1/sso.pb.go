@@ -1599,8 +1599,12 @@ func (x *InactivePeopleResponse) GetUserIds() []string {
 }
 
 type PrepareAppointmentRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	// role: the administrator role granted (a unit administrator may be
+	// appointed at another centre than the person's home: level 1 appoints
+	// the units' administrators).
+	Role          string `protobuf:"bytes,2,opt,name=role" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1638,6 +1642,13 @@ func (*PrepareAppointmentRequest) Descriptor() ([]byte, []int) {
 func (x *PrepareAppointmentRequest) GetUserId() string {
 	if x != nil {
 		return x.UserId
+	}
+	return ""
+}
+
+func (x *PrepareAppointmentRequest) GetRole() string {
+	if x != nil {
+		return x.Role
 	}
 	return ""
 }
@@ -2014,9 +2025,10 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x15InactivePeopleRequest\x12/\n" +
 	"\buser_ids\x18\x01 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\x10\xe8\a\"\tr\a\xc8\xc6'\x01(\x80\x01R\auserIds\"3\n" +
 	"\x16InactivePeopleResponse\x12\x19\n" +
-	"\buser_ids\x18\x01 \x03(\tR\auserIds\"E\n" +
+	"\buser_ids\x18\x01 \x03(\tR\auserIds\"f\n" +
 	"\x19PrepareAppointmentRequest\x12(\n" +
-	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"M\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12\x1f\n" +
+	"\x04role\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x04role\"M\n" +
 	"\x1aPrepareAppointmentResponse\x12/\n" +
 	"\x13activation_password\x18\x01 \x01(\tR\x12activationPassword\"A\n" +
 	"\x15PersonIdNumberRequest\x12(\n" +
