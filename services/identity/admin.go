@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
@@ -438,7 +436,7 @@ func (s *Service) openPersonal(ctx context.Context, u *User) (idNumber, phone st
 			b, err = s.sealer.Open(v, []byte(aad))
 		}
 		if err != nil {
-			s.log.Error("stored personal data cannot be decrypted with the data keys", zap.String("user_id", u.ID), zap.Error(err))
+			s.logUnreadable(ctx, u, "stored personal data cannot be decrypted with the data keys", err)
 			return "", apierr.Wrap(err, apierr.FailedPrecondition, "PERSONAL_DATA_UNREADABLE",
 				"the stored personal data of this user cannot be decrypted (key ring or data keys do not match); nothing was changed")
 		}

@@ -736,6 +736,30 @@ func TestFingersSealedElsewhere(t *testing.T) {
 	auth := func(svc *identity.Service) identity.Reason { return p.finger(t, svc) }
 	_, err := svc1.PersonIDNumber(ctx, u.ID)
 	wantReason(t, "the ID number at level 1, whose key ring is another", err, apierr.FailedPrecondition, "PERSONAL_DATA_UNREADABLE")
+	// an export in clear at level 1 still serves, with the other
+	// centre's person masked (trial10 M1)
+	svc1.SetRevealGate(func(context.Context, *identity.User) (bool, error) { return true, nil })
+	admin1, _ := adminCtx(t, svc1, "10.0.0.1", "l1")
+	var pilotRow []string
+	if _, err := svc1.Export(admin1, identity.ExportOptions{Kind: "users", Reveal: true}, func(vals []string) error {
+		if slices.Contains(vals, "pilot") {
+			pilotRow = append([]string(nil), vals...)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("an export in clear at level 1: %v", err)
+	}
+	if slices.Contains(pilotRow, evIDNumber) || !slices.Contains(pilotRow, u.IDNumberMask) {
+		t.Fatalf("the other centre's person in the export: %v (mask %q)", pilotRow, u.IDNumberMask)
+	}
+	// level 1's rotation and re-encryption keep them as they came, not
+	// failures (trial10 M2)
+	if _, err := svc1.RotateKeys(admin1); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := svc1.ReencryptData(admin1, 0); err != nil || res.Failed != 0 || res.Kept != 3 {
+		t.Fatalf("re-encrypt at level 1: %+v %v (want the ID number, finger and app secret kept)", res, err)
+	}
 	res, err := svc1.SSOLoginBound(p.browser, "pilot", "Harbour-Pass-1", "b")
 	if err != nil || res.Reason != identity.ReasonOTPRequired {
 		t.Fatalf("password at level 1: %+v %v", res, err)

@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
@@ -266,7 +264,9 @@ func (s *Service) openTOTPSecret(ctx context.Context, t *UserTOTP) ([]byte, erro
 		b, err = s.sealer.Open(t.SecretEnc, aad)
 	}
 	if err != nil {
-		s.log.Error("stored authenticator app secret cannot be decrypted with the data keys", zap.String("user_id", t.UserID), zap.Error(err))
+		if u, uerr := s.store.GetUser(ctx, t.UserID); uerr == nil {
+			s.logUnreadable(ctx, u, "stored authenticator app secret cannot be decrypted with the data keys", err)
+		}
 		return nil, apierr.Wrap(err, apierr.FailedPrecondition, "PERSONAL_DATA_UNREADABLE",
 			"the stored authenticator app secret of this user cannot be decrypted (key ring or data keys do not match)")
 	}

@@ -32,7 +32,7 @@ func (k keyServer) ReencryptData(ctx context.Context, r *identityv1.ReencryptDat
 		return nil, err
 	}
 	return &identityv1.ReencryptDataResponse{ActiveKeyId: res.ActiveKeyID, Reencrypted: int64(res.Reencrypted),
-		Failed: int64(res.Failed), Remaining: int64(res.Remaining)}, nil
+		Failed: int64(res.Failed), Remaining: int64(res.Remaining), Kept: int64(res.Kept)}, nil
 }
 
 func keyStatusOut(st *identity.KeyStatus, err error) (*identityv1.KeyStatus, error) {

@@ -106,13 +106,17 @@ func (a *app) reencrypt(s *session, batch int) error {
 		total.ActiveKeyId, total.Remaining = r.GetActiveKeyId(), r.GetRemaining()
 		total.Reencrypted += r.GetReencrypted()
 		total.Failed += r.GetFailed()
+		total.Kept += r.GetKept()
 		if r.GetRemaining() == 0 || r.GetReencrypted() == 0 {
 			break
 		}
 	}
 	if err := a.output(total, func(tw *tabwriter.Writer) {
-		fields(tw, "active key", total.GetActiveKeyId(), "re-encrypted (users, fingerprint templates)", strconv.FormatInt(total.GetReencrypted(), 10),
-			"failed", strconv.FormatInt(total.GetFailed(), 10), "values on older keys", strconv.FormatInt(total.GetRemaining(), 10))
+		fields(tw, "active key", total.GetActiveKeyId(),
+			"re-encrypted (users, fingerprint templates, authenticator apps)", strconv.FormatInt(total.GetReencrypted(), 10),
+			"failed", strconv.FormatInt(total.GetFailed(), 10),
+			"kept (other centres' people, their keys)", strconv.FormatInt(total.GetKept(), 10),
+			"values on older keys", strconv.FormatInt(total.GetRemaining(), 10))
 	}); err != nil {
 		return err
 	}

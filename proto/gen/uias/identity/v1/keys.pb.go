@@ -294,7 +294,13 @@ type ReencryptDataResponse struct {
 	// decrypt; they are left unchanged (see the identity log).
 	Failed int64 `protobuf:"varint,3,opt,name=failed" json:"failed,omitempty"`
 	// remaining counts the values still on older keys after this batch.
-	Remaining     int64 `protobuf:"varint,4,opt,name=remaining" json:"remaining,omitempty"`
+	Remaining int64 `protobuf:"varint,4,opt,name=remaining" json:"remaining,omitempty"`
+	// kept counts the values of people homed at another centre that do not
+	// decrypt here (sealed with that centre's data keys, which this
+	// centre's key ring does not open: docs/operators.md "Sealed data
+	// between centres"): left as they came, not failures (counted in
+	// remaining too).
+	Kept          int64 `protobuf:"varint,5,opt,name=kept" json:"kept,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -357,6 +363,13 @@ func (x *ReencryptDataResponse) GetRemaining() int64 {
 	return 0
 }
 
+func (x *ReencryptDataResponse) GetKept() int64 {
+	if x != nil {
+		return x.Kept
+	}
+	return 0
+}
+
 var File_uias_identity_v1_keys_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_keys_proto_rawDesc = "" +
@@ -377,12 +390,13 @@ const file_uias_identity_v1_keys_proto_rawDesc = "" +
 	"\x14values_on_older_keys\x18\x04 \x01(\x03R\x11valuesOnOlderKeys\"5\n" +
 	"\x14ReencryptDataRequest\x12\x1d\n" +
 	"\n" +
-	"batch_size\x18\x01 \x01(\x05R\tbatchSize\"\x93\x01\n" +
+	"batch_size\x18\x01 \x01(\x05R\tbatchSize\"\xa7\x01\n" +
 	"\x15ReencryptDataResponse\x12\"\n" +
 	"\ractive_key_id\x18\x01 \x01(\tR\vactiveKeyId\x12 \n" +
 	"\vreencrypted\x18\x02 \x01(\x03R\vreencrypted\x12\x16\n" +
 	"\x06failed\x18\x03 \x01(\x03R\x06failed\x12\x1c\n" +
-	"\tremaining\x18\x04 \x01(\x03R\tremaining2\x92\x02\n" +
+	"\tremaining\x18\x04 \x01(\x03R\tremaining\x12\x12\n" +
+	"\x04kept\x18\x05 \x01(\x03R\x04kept2\x92\x02\n" +
 	"\n" +
 	"KeyService\x12R\n" +
 	"\fGetKeyStatus\x12%.uias.identity.v1.GetKeyStatusRequest\x1a\x1b.uias.identity.v1.KeyStatus\x12N\n" +
