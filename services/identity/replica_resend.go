@@ -44,7 +44,8 @@ const resendEventsPerTx = 50
 func (s *Service) ResendOrg(ctx context.Context, id string) (ResendResult, error) {
 	start := s.now()
 	if s.homes == nil {
-		return ResendResult{}, ErrNotACentre
+		return ResendResult{}, ErrNotACentre.WithMessage("this deployment is a single centre (sync.centre is not set): " +
+			"there is no other centre to send to")
 	}
 	root, err := s.store.GetOrg(ctx, id)
 	if err != nil {
