@@ -94,12 +94,25 @@ func (s *Service) ResendOrg(ctx context.Context, id string) (ResendResult, error
 			return ResendResult{}, err
 		}
 		for _, key := range slices.Sorted(maps.Keys(sent)) {
-			if !seen[key] {
-				delete(sent, key)
-				again++
-				if err := rw.addGone(key); err != nil {
-					return ResendResult{}, err
-				}
+			if seen[key] {
+				continue
+			}
+			// not in the subtree any more: deleted, or moved out of it
+			// (then sent as it is now, never as deleted)
+			delete(sent, key)
+			again++
+			entity, id, rec, err := s.resendObject(ctx, key)
+			switch {
+			case err != nil:
+				return ResendResult{}, err
+			case rec == nil:
+				err = rw.addGone(key)
+			default:
+				b, _ := json.Marshal(rec)
+				err = rw.add(entity, id, b)
+			}
+			if err != nil {
+				return ResendResult{}, err
 			}
 		}
 		if err := rw.flush(true); err != nil {
@@ -231,6 +244,67 @@ func (s *Service) resendPerson(ctx context.Context, u *User, emit func(key, enti
 		return emit("totp:"+u.ID, "totp", u.ID, s.totpReplicaOf(t))
 	}
 	return nil
+}
+
+// resendObject reads the object key names as it is now (rec nil: it is
+// gone), for one that left the subtree while a resend read it.
+func (s *Service) resendObject(ctx context.Context, key string) (entity, id string, rec any, err error) {
+	kind, id, _ := strings.Cut(key, ":")
+	gone := func(err error) (string, string, any, error) {
+		if isNotFound(err) {
+			return kind, id, nil, nil
+		}
+		return "", "", nil, err
+	}
+	switch kind {
+	case "org":
+		o, err := s.store.GetOrg(ctx, id)
+		if err != nil {
+			return gone(err)
+		}
+		return kind, id, orgReplica(o), nil
+	case "user":
+		u, err := s.store.GetUser(ctx, id)
+		if err != nil {
+			return gone(err)
+		}
+		return kind, id, s.withSealed(userReplica(u, true), u), nil
+	case "group":
+		g, err := s.store.GetGroup(ctx, id)
+		if err != nil {
+			return gone(err)
+		}
+		r := groupReplica(g)
+		members := append([]string{}, g.MemberIDs...)
+		r.Members = &members
+		return kind, id, r, nil
+	case "link":
+		link, _, _ := strings.Cut(id, "/")
+		l, err := s.store.GetLink(ctx, link)
+		if err != nil {
+			return gone(err)
+		}
+		return kind, link, linkReplica(l), nil
+	case "finger":
+		user, pos, _ := strings.Cut(id, "/")
+		fs, err := s.store.ListFingers(ctx, user)
+		if err != nil {
+			return gone(err)
+		}
+		for _, f := range fs {
+			if strconv.Itoa(f.Position) == pos {
+				return kind, user, s.fingerReplicaOf(f), nil
+			}
+		}
+		return kind, id, nil, nil
+	case "totp":
+		t, err := s.getTOTP(ctx, id)
+		if err != nil || t == nil {
+			return kind, id, nil, err
+		}
+		return kind, id, s.totpReplicaOf(t), nil
+	}
+	return kind, id, nil, nil
 }
 
 // goneItem is the Rec of a resend item of entity "gone": an object sent

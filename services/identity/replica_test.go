@@ -1441,3 +1441,51 @@ func TestAppointedAtLevelOne(t *testing.T) {
 		t.Fatal("the appointment did not revoke the person's tokens at level 1")
 	}
 }
+
+// TestResendWhileAPersonMovesOut: a person moved out of the resent org
+// while the resend reads it is sent as they are now, in their new org,
+// never as deleted (review sec15).
+func TestResendWhileAPersonMovesOut(t *testing.T) {
+	ctx := context.Background()
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-m")
+	svc2, svc1 := l2.svc, l1.svc
+	dock, err := svc2.CreateOrg(admin2, "dock-m", "Dock", bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yard, err := svc2.CreateOrg(admin2, "yard-m", "Yard", bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, login := range []string{"ann", "bob", "cid"} {
+		if _, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: login, DisplayName: login, OrgID: dock.ID,
+			Password: "Harbour-Pass-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	race := &raceStore{Store: sqlstore.New(l2.db), n: 3}
+	var moved string
+	race.during = func(seen []string) {
+		moved = seen[0]
+		if _, err := svc2.UpdateUser(admin2, moved, identity.UserUpdate{Mask: []string{"org_id"}, OrgID: yard.ID}); err != nil {
+			t.Error(err)
+		}
+	}
+	resender := testService(t, identity.Deps{Store: race, Homes: &centre.Homes{Self: "l2a", Level: 2, Parent: "l1",
+		Subtrees: map[string]string{bureau.ID: "l2a"}}})
+	if _, err := resender.ResendOrg(admin2, dock.ID); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := svc1.GetUser(ctx, moved); err != nil || u.OrgID != yard.ID {
+		t.Fatalf("the person moved out during the resend, at level 1: %+v %v", u, err)
+	}
+	wantSameDigests(t, "after a resend during a move", svc1, svc2)
+}
