@@ -48,6 +48,10 @@ type Caller struct {
 	// key, a third party can check the signature later (non-repudiation).
 	// nil for an unsigned call.
 	Signed *SignedRequest
+	// Centre: the call applies changes of this other centre (the sync
+	// component's replica calls): the records it writes name the centre
+	// as their actor ("centre:<name>").
+	Centre string
 }
 
 type key struct{}
@@ -84,6 +88,8 @@ func (c *Caller) Actor() string {
 		return "user:" + c.Principal
 	case c.App != nil:
 		return "app:" + c.App.ID
+	case c.Centre != "":
+		return "centre:" + c.Centre
 	}
 	return "anonymous"
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/events"
 
 	"go.uber.org/zap"
@@ -438,6 +439,11 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 	if origin == s.homes.Self {
 		return nil, badRequest("a centre does not apply its own changes as a replica")
 	}
+	// what it writes is the origin's doing (trial10 L3: records of a
+	// refusal named no actor)
+	c := *caller.From(ctx)
+	c.Centre = origin
+	ctx = caller.With(ctx, &c)
 	out := make([]ReplicaOutcome, len(cs))
 	b := &replicaBatch{orgs: map[string]string{}, users: map[string]string{}, groups: map[string]string{}, apps: map[string]string{},
 		members: map[string]map[string]bool{}}

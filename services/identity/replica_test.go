@@ -1094,6 +1094,7 @@ func TestReplicaMembershipsHeldToSeparation(t *testing.T) {
 	n := 0
 	for _, a := range audits {
 		if bytes.Contains(a, []byte(`"api":"admin.membership"`)) && bytes.Contains(a, []byte(`"SOD_CONFLICT"`)) &&
+			bytes.Contains(a, []byte(`"centre:l2a"`)) &&
 			bytes.Contains(a, []byte(`"home_centre":"l2a"`)) && bytes.Contains(a, []byte(`"subject":"user:`+ann.ID+`"`)) {
 			n++
 		}
