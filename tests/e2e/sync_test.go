@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/uias/uias/cmd/uias/app"
 	"github.com/uias/uias/pkg/centre"
@@ -542,6 +543,38 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	if !portalCheck(cut, s.userID, "docs.inbox", "read") {
 		t.Fatal("the membership does not serve at l2a, its home")
 	}
+
+	// Level 1 appoints a person of l2a unit administrator of a unit of
+	// l2a (004 §2.1.6.2.1): at l2a they log in to the console (choosing
+	// their own password there) and administer that unit, and nothing
+	// outside it; l2a does not revoke level 1's appointment.
+	unit, err := cut.e.admin.CreateOrg(cut.e.adm(), &identityv1.CreateOrgRequest{Code: "l2a-unit", Name: "Unit", ParentId: cut.bureau})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ua := cut.f[0]
+	eventuallyWithin(t, 2*time.Minute, "level 1 holds the unit", func() bool {
+		_, err := l1.e.admin.GetOrg(l1.e.adm(), &identityv1.GetOrgRequest{Id: unit.GetId()})
+		return err == nil && len(az1.Index.OrgAncestors(unit.GetId())) > 1
+	})
+	appointed, err := adm1.CreateGrant(l1.e.adm(), &authzv1.Grant{RoleId: "unit_admin",
+		Subject: &authzv1.Subject{Kind: "user", Id: ua.userID}, ScopeOrg: unit.GetId()})
+	if err != nil {
+		t.Fatalf("level 1 appoints a person of l2a unit administrator of l2a's unit: %v", err)
+	}
+	var uaToken string
+	eventuallyWithin(t, 2*time.Minute, "the unit administrator logs in at l2a", func() bool {
+		uaToken, err = cut.e.firstAdminLogin(t, ua.login, ua.password)
+		return err == nil
+	})
+	uaCtx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+uaToken)
+	if _, err := cut.e.admin.CreateOrg(uaCtx, &identityv1.CreateOrgRequest{Code: "l2a-unit-1", Name: "Unit one", ParentId: unit.GetId()}); err != nil {
+		t.Fatalf("the unit administrator inside their unit at l2a: %v", err)
+	}
+	_, err = cut.e.admin.CreateOrg(uaCtx, &identityv1.CreateOrgRequest{Code: "l2a-other", Name: "Other", ParentId: cut.bureau})
+	wantCode(t, err, codes.PermissionDenied, "")
+	_, err = adm2.RevokeGrant(cut.e.adm(), &authzv1.RevokeGrantRequest{Id: appointed.GetGrant().GetId()})
+	wantCode(t, err, codes.FailedPrecondition, centre.ReasonElsewhere)
 }
 
 // identityDigest is the digest of identity's tables of the rows homed at
