@@ -434,7 +434,7 @@ type elsewhereSSO struct{ identityv1.SSOServiceClient }
 
 func (elsewhereSSO) ChangePassword(context.Context, *identityv1.SSOChangePasswordRequest, ...grpc.CallOption) (*identityv1.SSOChangePasswordResponse, error) {
 	return nil, identityStatus(codes.FailedPrecondition, "HOME_CENTRE_ELSEWHERE",
-		`user u1 is homed at centre "l2a", not at this centre ("l1")`, "home_centre", "l2a")
+		`user 01a24a-person-id is homed at centre "l2a", not at this centre ("l1")`, "home_centre", "l2a")
 }
 
 // TestPasswordPageAtAnotherCentre: a person homed at another centre is
@@ -450,7 +450,7 @@ func TestPasswordPageAtAnotherCentre(t *testing.T) {
 		"new_password": {"New-Pass-12345"}, "new_password2": {"New-Pass-12345"}})
 	page = body(resp)
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(page, "managed by another data centre") ||
-		!strings.Contains(page, "l2a") || strings.Contains(page, "password rules") || strings.Contains(page, "u1") {
+		!strings.Contains(page, "l2a") || strings.Contains(page, "password rules") || strings.Contains(page, "01a24a-person-id") {
 		t.Fatalf("password change at another centre: %d\n%s", resp.StatusCode, page)
 	}
 }
