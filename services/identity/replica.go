@@ -374,6 +374,9 @@ type replicaBatch struct {
 	// members: person id -> the groups they are in as the batch leaves
 	// them (replicaGroupsOf).
 	members map[string]map[string]bool
+	// unset: group id -> the members a resend's first part of the group
+	// removed in this batch (its later parts, adding them back, say so).
+	unset map[string]map[string]bool
 }
 
 // unopenedWarnEvery is how often at most the sealed values of one origin

@@ -66,6 +66,10 @@ func (s *Service) importedChanges(ctx context.Context, kind, importID string, wr
 	return out
 }
 
+// goneOps are the deletions a resend's "gone" items may stand for.
+var goneOps = map[string]bool{"org.deleted": true, "user.deleted": true, "group.deleted": true, "link.deleted": true,
+	"user.finger_deleted": true, "user.totp_removed": true}
+
 // expandImported turns an imported (or resent: replica_resend.go) event of
 // another centre into one created change per item (same event id and version: each names its own
 // object), or reports false for any other change.
@@ -102,8 +106,8 @@ func expandImported(c ReplicaChange) ([]ReplicaChange, bool) {
 			entity, op = "user", "totp_enrolled"
 		case "gone":
 			var g goneItem
-			if !decoded(it.Rec, &g) || g.Entity == "" || g.Op == "" {
-				continue
+			if !decoded(it.Rec, &g) || !goneOps[g.Entity+"."+g.Op] {
+				continue // a deletion of what a resend sends, nothing else (review sec15)
 			}
 			entity, op = g.Entity, g.Op
 			p = map[string]any{"id": it.ID, "data": g.Data}

@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
@@ -54,6 +57,12 @@ func (s *Service) ResendOrg(ctx context.Context, id string) (ResendResult, error
 	if err := s.homes.CheckOrg(root.Path, "org "+root.ID); err != nil {
 		return ResendResult{}, err
 	}
+	// Once begun, a resend is carried to its end, also when the caller
+	// stops waiting (ctl's default timeout is 10 s): its passes correct
+	// what changed while it read, and one cut short would leave older
+	// copies sent (review sec15 M1).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resendTimeout)
+	defer cancel()
 	res := ResendResult{ResendID: ids.New()}
 	rw := &resendWriter{s: s, ctx: ctx, root: root.ID, res: &res}
 	// What was sent, by object: a change committed at home while the
@@ -74,7 +83,12 @@ func (s *Service) ResendOrg(ctx context.Context, id string) (ResendResult, error
 	if err := rw.flush(true); err != nil {
 		return ResendResult{}, err
 	}
-	for range resendPasses {
+	for pass := 0; ; pass++ {
+		if pass == resendPasses {
+			s.log.Warn("a resend's subtree kept changing while it was sent: what changed after its last pass travels "+
+				"as its own changes", zap.String("resend_id", res.ResendID), zap.String("org_id", root.ID))
+			break
+		}
 		seen := make(map[string]bool, len(sent))
 		again := 0
 		if err := s.resendWalk(ctx, root, func(key, entity, id string, rec any) error {
@@ -130,8 +144,11 @@ func (s *Service) ResendOrg(ctx context.Context, id string) (ResendResult, error
 }
 
 // resendPasses bounds the passes that send again what changed while a
-// resend was read.
-const resendPasses = 5
+// resend was read; resendTimeout the whole resend.
+const (
+	resendPasses  = 5
+	resendTimeout = 30 * time.Minute
+)
 
 // Bounds of one resend event: importReplicaChunk objects and
 // resendEventBytes of them (NATS refuses a message over its max_payload,
@@ -326,6 +343,9 @@ type resendWriter struct {
 	items []importedItem
 	bytes int
 	evs   []events.Event
+	// in: the objects of items (an object's second item in one event
+	// would share its version and be STALE: review sec15 M1)
+	in map[string]bool
 }
 
 // count counts an object of entity in the result.
@@ -392,9 +412,14 @@ func (w *resendWriter) addGone(key string) error {
 }
 
 func (w *resendWriter) item(it importedItem) error {
-	if len(w.items) > 0 && (len(w.items) >= importReplicaChunk || w.bytes+len(it.Rec) > resendEventBytes) {
+	obj := it.Entity + ":" + it.ID
+	if len(w.items) > 0 && (len(w.items) >= importReplicaChunk || w.bytes+len(it.Rec) > resendEventBytes || w.in[obj]) {
 		w.cut()
 	}
+	if w.in == nil {
+		w.in = map[string]bool{}
+	}
+	w.in[obj] = true
 	w.items = append(w.items, it)
 	w.bytes += len(it.Rec) + len(it.ID) + 32
 	return w.flush(false)
@@ -412,6 +437,7 @@ func (w *resendWriter) cut() {
 	w.evs = append(w.evs, w.s.changeWith(w.ctx, "org", "resent", w.res.ResendID,
 		map[string]any{"resend_id": w.res.ResendID, "org_id": w.root, "objects": objects}, importedReplica{Items: w.items}))
 	w.items, w.bytes = nil, 0
+	clear(w.in)
 }
 
 // flush writes the events made when there are resendEventsPerTx of them,

@@ -178,6 +178,13 @@ func (s *Service) replicaMemberSet(ctx context.Context, origin, groupID string, 
 			continue
 		}
 		seen[m] = true
+		if cur[m] && appendOnly && b.unset[groupID][m] {
+			// removed by the group's first part in this batch, back now
+			delete(b.unset[groupID], m)
+			added = append(added, m)
+			keep = append(keep, m)
+			continue
+		}
 		if !cur[m] {
 			if _, held, err := s.replicaPersonOrg(ctx, m, b); err != nil {
 				return nil, nil, nil, err
@@ -201,6 +208,13 @@ func (s *Service) replicaMemberSet(ctx context.Context, origin, groupID string, 
 	for _, m := range slices.Sorted(maps.Keys(cur)) {
 		if !seen[m] && !appendOnly {
 			removed = append(removed, m)
+			if b.unset == nil {
+				b.unset = map[string]map[string]bool{}
+			}
+			if b.unset[groupID] == nil {
+				b.unset[groupID] = map[string]bool{}
+			}
+			b.unset[groupID][m] = true
 			if gs, ok := b.members[m]; ok {
 				delete(gs, groupID)
 			}

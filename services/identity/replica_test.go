@@ -1490,3 +1490,62 @@ func TestResendWhileAPersonMovesOut(t *testing.T) {
 	}
 	wantSameDigests(t, "after a resend during a move", svc1, svc2)
 }
+
+// TestResendOfALargeGroupHeld: a group level 1 holds, resent in parts and
+// applied in one batch, leaves every member in it, and its local events
+// (which authz's mirror follows) end with each member added, not removed
+// (review sec15 M3).
+func TestResendOfALargeGroupHeld(t *testing.T) {
+	ctx := context.Background()
+	defer identity.ResendLimits(2048, 3)()
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-h")
+	svc2, svc1 := l2.svc, l1.svc
+	crew, err := svc2.CreateGroup(admin2, "crew-h", "Crew", bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 7 {
+		u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: fmt.Sprintf("hand%d", i), DisplayName: "Hand",
+			OrgID: bureau.ID, Password: "Harbour-Pass-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc2.SetGroupMember(admin2, crew.ID, u.ID, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	_, mark, _ := l1.changes(t, 0)
+	if _, err := svc2.ResendOrg(admin2, bureau.ID); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	local, _, _ := l1.changes(t, mark)
+	lastOp := map[string]string{}
+	for _, c := range local {
+		var p struct {
+			Op   string `json:"op"`
+			Data struct {
+				UserID string `json:"user_id"`
+			} `json:"data"`
+		}
+		if strings.Contains(c.Subject, ".group.replica.member_") && json.Unmarshal(c.Payload, &p) == nil {
+			lastOp[p.Data.UserID] = p.Op
+		}
+	}
+	for who, op := range lastOp {
+		if op != "member_added" {
+			t.Fatalf("the last local event of %s: %s", who, op)
+		}
+	}
+	g1, err := sqlstore.New(l1.db).GetGroup(ctx, crew.ID)
+	if err != nil || len(g1.MemberIDs) != 7 {
+		t.Fatalf("the crew at level 1: %+v %v", g1, err)
+	}
+}

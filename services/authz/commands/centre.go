@@ -3,9 +3,12 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/services/authz"
 )
 
@@ -139,4 +142,27 @@ func grantOfAdminRole(data []byte) bool {
 		Role string `json:"role"`
 	}
 	return json.Unmarshal(data, &g) == nil && authz.IsBuiltinRole(g.Role)
+}
+
+// checkAppointedElsewhere: a person homed at another centre is appointed
+// an administrator here only as a unit administrator of an org of their
+// own centre (004 §2.1.6.2.1: level 1 appoints the units'
+// administrators), never over this centre's orgs, whose administrators'
+// passwords would then be another centre's to set (review sec15).
+func (s *Service) checkAppointedElsewhere(g authz.Grant) error {
+	if s.homes == nil || g.Subject.Kind != authz.SubjectUser || !authz.IsBuiltinRole(g.Role) {
+		return nil
+	}
+	home, known := s.subjectHome(g.Subject)
+	if !known || home == s.homes.Self {
+		return nil
+	}
+	if g.Role == authz.RoleUnitAdmin && g.ScopeOrg != "" {
+		if scope, ok := s.subjectHome(authz.Subject{Kind: authz.SubjectOrg, ID: g.ScopeOrg}); ok && scope == home {
+			return nil
+		}
+	}
+	return apierr.New(apierr.FailedPrecondition, centre.ReasonElsewhere, fmt.Sprintf("%s is homed at centre %q: "+
+		"appointed here only as a unit administrator of an org of that centre; any other administrator role is given there",
+		g.Subject, home)).WithMeta(centre.MetaHome, home)
 }

@@ -393,6 +393,7 @@ func TestUnitAdministratorAppointedAtLevelOne(t *testing.T) {
 		c.idx.SetUserOrg("ann", "dock")
 		c.idx.SetUserOrg("zoe", "hq")
 		c.idx.SetUserOrg("yan", "hq")
+		c.idx.SetUserOrg("bob", "dock")
 	}
 	may := func(c *centreSvc, person, org string) bool {
 		return c.idx.CheckAdmin(index.AdminQuery{Person: person, Resource: "identity.users", Operation: "write", Orgs: []string{org}}, time.Now()).Allowed
@@ -401,6 +402,13 @@ func TestUnitAdministratorAppointedAtLevelOne(t *testing.T) {
 	unit, _, err := l1.svc.CreateGrant(ctx, authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("ann"), ScopeOrg: "dock"})
 	if err != nil {
 		t.Fatalf("level 1 appoints a level-2 person unit administrator of a level-2 unit: %v", err)
+	}
+	// never over level 1's own orgs, nor to another administrator role
+	// (review sec15)
+	for _, g := range []authz.Grant{{Role: authz.RoleUnitAdmin, Subject: user("ann"), ScopeOrg: "hq"}, {Role: authz.RoleSystemAdmin, Subject: user("bob")}} {
+		if _, _, err := l1.svc.CreateGrant(ctx, g); reasonOf(err) != centre.ReasonElsewhere || !strings.Contains(err.Error(), `"l2"`) {
+			t.Fatalf("level 1 appoints a level-2 person %s over %q: %v", g.Role, g.ScopeOrg, err)
+		}
 	}
 	if _, _, err := l1.svc.CreateGrant(ctx, authz.Grant{Role: authz.RoleUnitAdmin, Subject: user("zoe"), ScopeOrg: "hq"}); err != nil {
 		t.Fatal(err)

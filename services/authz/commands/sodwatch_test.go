@@ -42,6 +42,16 @@ func TestSeparationWatch(t *testing.T) {
 	if n := f.svc.ScanSeparation(f.ctx); n != 1 {
 		t.Fatalf("first scan reported %d", n)
 	}
+	// a second person breaking the same pair is reported too, though the
+	// first still does (review sec15)
+	idx.SetUserOrg("aaron", "root")
+	_, _, err = f.svc.CreateGrant(f.ctx, authz.Grant{Role: approver, Subject: authz.Subject{Kind: authz.SubjectUser, ID: "aaron"}})
+	f.must(err)
+	idx.SetGroupMember("clerks", "aaron", true)
+	if n := f.svc.ScanSeparation(f.ctx); n != 1 {
+		t.Fatalf("a second breach of the pair: reported %d", n)
+	}
+	idx.SetGroupMember("clerks", "aaron", false)
 	if n := f.svc.ScanSeparation(f.ctx); n != 0 {
 		t.Fatalf("second scan reported %d again", n)
 	}

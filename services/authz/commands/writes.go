@@ -254,6 +254,9 @@ func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (aut
 		if err := s.checkGrant(g); err != nil {
 			return authz.Change{}, err
 		}
+		if err := s.checkAppointedElsewhere(g); err != nil {
+			return authz.Change{}, err
+		}
 		if !checked {
 			// after the authority check: only who may make the grant learns
 			// whether its subject exists (review sec11 S10)

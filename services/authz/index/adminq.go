@@ -507,6 +507,21 @@ func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Excl
 // separation-of-duty pair would otherwise start out broken: trial7 M4).
 // It scans every person as MoveConflict does.
 func (x *Index) HolderOfBoth(a, b string, now time.Time) (string, bool) {
+	who := x.holdersOfBoth(a, b, now, false)
+	if len(who) == 0 {
+		return "", false
+	}
+	return who[0], true
+}
+
+// HoldersOfBoth is every person HolderOfBoth would name, by id.
+func (x *Index) HoldersOfBoth(a, b string, now time.Time) []string {
+	return x.holdersOfBoth(a, b, now, true)
+}
+
+// holdersOfBoth is the people holding both roles a and b at now: every
+// one (all) or the first by id.
+func (x *Index) holdersOfBoth(a, b string, now time.Time, all bool) []string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	sc := x.newScan(now.UnixNano())
@@ -569,8 +584,9 @@ func (x *Index) HolderOfBoth(a, b string, now time.Time) (string, bool) {
 	}
 	groupBits := map[*group]uint8{}
 	who := ""
+	var holders []string
 	for id, p := range x.people {
-		if who != "" && id >= who { // disabled people count too (review sec11 S3)
+		if !all && who != "" && id >= who { // disabled people count too (review sec11 S3)
 			continue
 		}
 		v := ofOrg(p.org) | gives(p.grants)
@@ -584,9 +600,14 @@ func (x *Index) HolderOfBoth(a, b string, now time.Time) (string, bool) {
 		}
 		if v == 3 {
 			who = id
+			holders = append(holders, id)
 		}
 	}
-	return who, who != ""
+	if !all && who != "" {
+		return []string{who}
+	}
+	slices.Sort(holders)
+	return holders
 }
 
 // scan is what a scan over every person (MoveConflict, HolderOfBoth)

@@ -136,7 +136,17 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 	switch {
 	case w.Kind == "org" && w.Op == identity.ReplicaDelete:
 		// Deleted empty at its home: what is under it here came from there
-		// and went first (a conflict otherwise).
+		// and went first, but for what this centre kept in it (a person
+		// whose move it refused): a CONFLICT, never a failure of the batch,
+		// which would stall the link (review sec15 H2).
+		for _, q := range []string{"SELECT 1 FROM users WHERE org_id = ?", "SELECT 1 FROM orgs WHERE parent_id = ?",
+			"SELECT 1 FROM groups WHERE org_id = ?"} {
+			if held, err := s.db.Exists(ctx, tx, q, w.ID); err != nil {
+				return err
+			} else if held {
+				return store.Conflict("the org still holds people, orgs or groups here")
+			}
+		}
 		_, err := tx.ExecContext(ctx, s.q("DELETE FROM orgs WHERE id = ?"), w.ID)
 		return err
 	case w.Kind == "group" && w.Op == identity.ReplicaDelete:

@@ -382,3 +382,25 @@ func testReplicaOfAnAbsentPerson(t *testing.T, f *fixture) {
 		t.Fatalf("an empty member set: %v %+v %v", out, got, err)
 	}
 }
+
+// testReplicaDeleteOfAnOrgHeldHere: a peer's deletion of an org that
+// still holds a person here (one whose move this centre refused) is
+// CONFLICT, not a failure of the batch (which would stall the link); the
+// org and the person stay.
+func testReplicaDeleteOfAnOrgHeldHere(t *testing.T, f *fixture) {
+	root := f.org("")
+	o := f.org(root.ID)
+	u := f.user(o.ID)
+	del := identity.ReplicaWrite{Kind: "org", ID: o.ID, Origin: "peer", Version: 1, EventID: "org-del", Op: identity.ReplicaDelete}
+	out, err := f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{del})
+	must(t, err)
+	if out[0] != identity.ReplicaConflict {
+		t.Fatalf("outcome %v, want CONFLICT", out[0])
+	}
+	if _, err := f.s.GetOrg(f.ctx, o.ID); err != nil {
+		t.Fatalf("the org: %v", err)
+	}
+	if _, err := f.s.GetUser(f.ctx, u.ID); err != nil {
+		t.Fatalf("the person: %v", err)
+	}
+}

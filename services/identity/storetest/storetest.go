@@ -102,6 +102,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"ReplicaLocksAndSealed", testReplicaLocksAndSealed},
 		{"ReplicaSearchAndEvents", testReplicaSearchAndEvents},
 		{"ReplicaOfAnAbsentPerson", testReplicaOfAnAbsentPerson},
+		{"ReplicaDeleteOfAnOrgHeldHere", testReplicaDeleteOfAnOrgHeldHere},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
