@@ -730,16 +730,20 @@ var errOwnValue = errors.New("it opens with this centre's own data keys")
 // resealArrived opens value, sealed at another centre with one of the
 // wrapped data keys (by id), and seals it with this centre's active data
 // key, binding aad as the home did. An empty value stays empty; a value
-// that does not open is returned as it came, with the error; one that
-// opens with this centre's own data keys is dropped ("", errOwnValue).
-func (k *Keys) resealArrived(value string, aad []byte, wrapped map[string]string) (string, error) {
+// that does not open is returned as it came, with the error; one whose aad
+// binds no person (unbound) and that opens with this centre's own data
+// keys is dropped ("", errOwnValue).
+func (k *Keys) resealArrived(value string, aad []byte, wrapped map[string]string, unbound bool) (string, error) {
 	if value == "" {
 		return "", nil
 	}
 	if k == nil {
 		return value, errForeignKey
 	}
-	if pt, err := k.sealer.Open(value, aad); err == nil {
+	if pt, err := k.sealer.Open(value, aad); err == nil && unbound {
+		// (only for values whose associated data binds no person: a
+		// finger's or an app's names its person, and centres sharing a
+		// data key open each other's; review sec15 M4)
 		clear(pt)
 		return "", errOwnValue
 	}

@@ -423,14 +423,23 @@ func (s *Service) warnUnopened(origin string, n int) {
 // centre's data key (keys.go, resealArrived), or as it came when it does
 // not open here (counted in b).
 func (s *Service) arrivedSealed(value string, aad []byte, keys map[string]string, b *replicaBatch) string {
-	out, err := s.keys.resealArrived(value, aad, keys)
+	out, _ := s.arrivedSealedOwn(value, aad, keys, false, b)
+	return out
+}
+
+// arrivedSealedOwn is arrivedSealed for a value whose aad binds no person
+// when unbound: own reports a value that opens with this centre's own
+// data keys (left out).
+func (s *Service) arrivedSealedOwn(value string, aad []byte, keys map[string]string, unbound bool, b *replicaBatch) (out string, own bool) {
+	out, err := s.keys.resealArrived(value, aad, keys, unbound)
 	switch {
 	case errors.Is(err, errOwnValue):
 		b.ownValues++
+		return "", true
 	case err != nil:
 		b.unopened++
 	}
-	return out
+	return out, false
 }
 
 // ApplyReplica applies the identity changes of the centre origin (one
@@ -755,9 +764,12 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			w.User.PasswordByOther = r.Password.ByOther
 		}
 		if r.Sealed != nil {
-			w.WithSealed = true
-			w.User.IDNumberEnc = s.arrivedSealed(r.Sealed.IDNumberEnc, []byte(aadIDNumber), r.Sealed.Keys, b)
-			w.User.PhoneEnc = s.arrivedSealed(r.Sealed.PhoneEnc, []byte(aadPhone), r.Sealed.Keys, b)
+			var own1, own2 bool
+			w.User.IDNumberEnc, own1 = s.arrivedSealedOwn(r.Sealed.IDNumberEnc, []byte(aadIDNumber), r.Sealed.Keys, true, b)
+			w.User.PhoneEnc, own2 = s.arrivedSealedOwn(r.Sealed.PhoneEnc, []byte(aadPhone), r.Sealed.Keys, true, b)
+			// a value sent back is left out: the stored ones stay
+			// (review sec15 M4)
+			w.WithSealed = !own1 && !own2
 		}
 		w.Unlocked = ev.Op == "unlocked"
 		b.users[ev.ID] = r.OrgID
@@ -861,7 +873,9 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		b.apps[ev.ID] = origin
 		return w, "", nil
 	case ev.Entity == "link" && ev.Op == "deleted":
-		w.Op = ReplicaDelete
+		// the link of the person the change names, no other (review
+		// sec15 L7)
+		w.Op, w.Link = ReplicaDelete, &AccountLink{ID: ev.ID, UserID: data.UserID}
 		return homed(s.replicaUserOf(ctx, origin, data.UserID, b))
 	case ev.Entity == "link" && hasRep:
 		var r linkRecord

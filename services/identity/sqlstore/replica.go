@@ -258,7 +258,13 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 	case w.Kind == "app" && w.App != nil:
 		return s.replicaApp(ctx, tx, w)
 	case w.Kind == "link" && w.Op == identity.ReplicaDelete:
-		_, err := tx.ExecContext(ctx, s.q("DELETE FROM account_links WHERE id = ?"), w.ID)
+		// only the named person's link (a peer names its own people's;
+		// review sec15 L7)
+		q, args := "DELETE FROM account_links WHERE id = ?", []any{w.ID}
+		if w.Link != nil {
+			q, args = q+" AND user_id = ?", append(args, w.Link.UserID)
+		}
+		_, err := tx.ExecContext(ctx, s.q(q), args...)
 		return err
 	case w.Kind == "link" && w.Link != nil:
 		ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE id = ?", w.ID)
@@ -267,6 +273,11 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 				err = s.createLinkTx(ctx, tx, w.Link)
 			}
 			return err
+		}
+		if mine, err := s.db.Exists(ctx, tx, "SELECT 1 FROM account_links WHERE id = ? AND user_id = ?", w.ID, w.Link.UserID); err != nil {
+			return err
+		} else if !mine {
+			return store.Conflict("the account link is another person's here")
 		}
 		_, err = tx.ExecContext(ctx, s.q("UPDATE account_links SET app_account_id = ?, status = ? WHERE id = ?"),
 			w.Link.AppAccountID, int(w.Link.Status), w.ID)

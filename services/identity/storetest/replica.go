@@ -404,3 +404,26 @@ func testReplicaDeleteOfAnOrgHeldHere(t *testing.T, f *fixture) {
 		t.Fatalf("the person: %v", err)
 	}
 }
+
+// testReplicaLinkOfAnotherPerson: a peer's change of an account link names
+// its person; one naming another person than the link's here changes
+// nothing (an upsert is CONFLICT, a deletion deletes nothing).
+func testReplicaLinkOfAnotherPerson(t *testing.T, f *fixture) {
+	root := f.org("")
+	owner, other := f.user(root.ID), f.user(root.ID)
+	app := f.app("oa")
+	l := f.link(owner.ID, app.ID, "acct-owner")
+	up := identity.ReplicaWrite{Kind: "link", ID: l.ID, Origin: "peer", Version: 1, EventID: "link-up", Op: identity.ReplicaUpsert,
+		Link: &identity.AccountLink{ID: l.ID, UserID: other.ID, AppID: app.ID, AppAccountID: "stolen", Status: identity.StatusActive, CreatedAt: base}}
+	del := identity.ReplicaWrite{Kind: "link", ID: l.ID, Origin: "peer", Version: 2, EventID: "link-del", Op: identity.ReplicaDelete,
+		Link: &identity.AccountLink{ID: l.ID, UserID: other.ID}}
+	out, err := f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{up, del})
+	must(t, err)
+	if out[0] != identity.ReplicaConflict {
+		t.Fatalf("an upsert naming another person: %v", out[0])
+	}
+	got, err := f.s.GetLink(f.ctx, l.ID)
+	if err != nil || got.UserID != owner.ID || got.AppAccountID != "acct-owner" {
+		t.Fatalf("the link after a peer's changes naming another person: %+v %v", got, err)
+	}
+}

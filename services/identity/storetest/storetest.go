@@ -103,6 +103,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"ReplicaSearchAndEvents", testReplicaSearchAndEvents},
 		{"ReplicaOfAnAbsentPerson", testReplicaOfAnAbsentPerson},
 		{"ReplicaDeleteOfAnOrgHeldHere", testReplicaDeleteOfAnOrgHeldHere},
+		{"ReplicaLinkOfAnotherPerson", testReplicaLinkOfAnotherPerson},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
