@@ -1272,8 +1272,7 @@ func TestResendDuringChanges(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	resender := testService(t, identity.Deps{Store: race, Homes: &centre.Homes{Self: "l2a", Level: 2, Parent: "l1",
-		Subtrees: map[string]string{bureau.ID: "l2a"}}})
+	resender := resenderOver(t, race, bureau)
 	if _, err := resender.ResendOrg(admin2, bureau.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -1302,20 +1301,7 @@ func TestResendOfALargeGroup(t *testing.T) {
 	defer identity.ResendLimits(2048, 3)()
 	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-g")
 	svc2, svc1 := l2.svc, l1.svc
-	crew, err := svc2.CreateGroup(admin2, "crew", "Crew", bureau.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 8 {
-		u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: fmt.Sprintf("sailor%d", i), DisplayName: "Sailor",
-			OrgID: bureau.ID, Password: "Harbour-Pass-1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := svc2.SetGroupMember(admin2, crew.ID, u.ID, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	crew := newCrew(t, svc2, admin2, bureau, "crew", 8)
 	_, last, _ := l2.changes(t, 0)
 	res, err := svc2.ResendOrg(admin2, bureau.ID)
 	if err != nil || res.Groups != 1 || res.People != 8 || res.Events < 3 {
@@ -1476,8 +1462,7 @@ func TestResendWhileAPersonMovesOut(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	resender := testService(t, identity.Deps{Store: race, Homes: &centre.Homes{Self: "l2a", Level: 2, Parent: "l1",
-		Subtrees: map[string]string{bureau.ID: "l2a"}}})
+	resender := resenderOver(t, race, bureau)
 	if _, err := resender.ResendOrg(admin2, dock.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -1500,20 +1485,7 @@ func TestResendOfALargeGroupHeld(t *testing.T) {
 	defer identity.ResendLimits(2048, 3)()
 	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-h")
 	svc2, svc1 := l2.svc, l1.svc
-	crew, err := svc2.CreateGroup(admin2, "crew-h", "Crew", bureau.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 7 {
-		u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: fmt.Sprintf("hand%d", i), DisplayName: "Hand",
-			OrgID: bureau.ID, Password: "Harbour-Pass-1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := svc2.SetGroupMember(admin2, crew.ID, u.ID, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	crew := newCrew(t, svc2, admin2, bureau, "crew-h", 7)
 	cs, last, _ := l2.changes(t, 0)
 	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
 		t.Fatal(err)
@@ -1548,4 +1520,33 @@ func TestResendOfALargeGroupHeld(t *testing.T) {
 	if err != nil || len(g1.MemberIDs) != 7 {
 		t.Fatalf("the crew at level 1: %+v %v", g1, err)
 	}
+}
+
+// newCrew is a group of bureau with n new people of it (logins
+// "<code>-<i>").
+func newCrew(t *testing.T, svc *identity.Service, admin context.Context, bureau *identity.Org, code string, n int) *identity.Group {
+	t.Helper()
+	crew, err := svc.CreateGroup(admin, code, "Crew", bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		u, err := svc.CreateUser(admin, identity.NewUser{LoginName: fmt.Sprintf("%s-%d", code, i), DisplayName: "Crew",
+			OrgID: bureau.ID, Password: "Harbour-Pass-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.SetGroupMember(admin, crew.ID, u.ID, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return crew
+}
+
+// resenderOver is level 2's identity (homes as newBureauCentres sets
+// them) over store st.
+func resenderOver(t *testing.T, st identity.Store, bureau *identity.Org) *identity.Service {
+	t.Helper()
+	return testService(t, identity.Deps{Store: st, Homes: &centre.Homes{Self: "l2a", Level: 2, Parent: "l1",
+		Subtrees: map[string]string{bureau.ID: "l2a"}}})
 }
