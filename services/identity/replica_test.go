@@ -752,6 +752,14 @@ func TestFingersSealedElsewhere(t *testing.T) {
 	if slices.Contains(pilotRow, evIDNumber) || !slices.Contains(pilotRow, u.IDNumberMask) {
 		t.Fatalf("the other centre's person in the export: %v (mask %q)", pilotRow, u.IDNumberMask)
 	}
+	_, _, audits := l1.changes(t, 0)
+	counted := false
+	for _, a := range audits {
+		counted = counted || bytes.Contains(a, []byte(`"user.export"`)) && bytes.Contains(a, []byte(`"masked_other_centres":"1"`))
+	}
+	if !counted {
+		t.Fatal("the export's audit record does not count the person exported masked (review sec15 L5)")
+	}
 	// level 1's rotation and re-encryption keep them as they came, not
 	// failures (trial10 M2)
 	if _, err := svc1.RotateKeys(admin1); err != nil {
