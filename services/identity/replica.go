@@ -679,7 +679,11 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		if err != nil || !held {
 			return homed(false, err)
 		}
-		if ok, err := s.replicaOrgHomed(ctx, origin, org, b); err != nil || !ok {
+		// from the person's home, or from level 1, which appoints the
+		// units' administrators of level-2 centres: its appointment of a
+		// person of this centre revokes their tokens here too (a
+		// revocation only takes away; review sec15 L1)
+		if ok, err := s.replicaOrgHomed(ctx, origin, org, b); err != nil || !ok && origin != s.homes.Top() {
 			return homed(ok, err)
 		}
 		// audited here as at the home (review sec12 #9), with the write

@@ -1427,13 +1427,29 @@ func TestAppointedAtLevelOne(t *testing.T) {
 	if err != nil || !got.PasswordByOther || got.PasswordHash == "" {
 		t.Fatalf("the person at level 1 after the appointment: %+v %v", got, err)
 	}
-	_, _, audits := l1.changes(t, mark)
+	down, _, audits := l1.changes(t, mark)
 	revoked := false
 	for _, a := range audits {
 		revoked = revoked || bytes.Contains(a, []byte(`"api":"admin.tokens_revoked"`)) && bytes.Contains(a, []byte(u.ID))
 	}
 	if !revoked {
 		t.Fatal("the appointment did not revoke the person's tokens at level 1")
+	}
+	// the revocation reaches their home, which revokes theirs there too
+	// (review sec15 L1)
+	_, mark2, _ := l2.changes(t, 0)
+	out, err := svc2.ApplyReplica(ctx, "l1", down)
+	if err != nil || !slices.Contains(out, identity.ReplicaApplied) {
+		t.Fatalf("level 1's revocation at level 2: %v %v", out, err)
+	}
+	_, _, audits2 := l2.changes(t, mark2)
+	revoked = false
+	for _, a := range audits2 {
+		revoked = revoked || bytes.Contains(a, []byte(`"api":"admin.tokens_revoked"`)) && bytes.Contains(a, []byte(u.ID)) &&
+			bytes.Contains(a, []byte(`"home_centre":"l1"`))
+	}
+	if !revoked {
+		t.Fatal("level 1's appointment did not revoke the person's tokens at their home")
 	}
 }
 
