@@ -419,8 +419,12 @@ func (a *Applier) apply(ctx context.Context, l Link, batch []jetstream.Msg) erro
 // replicate hands the changes of a batch of peer link l to the targets
 // that own them, before the batch's cursor moves: nothing is lost if the
 // process stops between the two, and the targets' version check keeps a
-// redelivered change from being applied twice.
+// redelivered change from being applied twice. A target that fails does
+// not keep the others from applying their part (the batch comes again and
+// they answer it STALE): an authz outage does not hold back a person's
+// disabling at identity (review sec15 L2).
 func (a *Applier) replicate(ctx context.Context, l Link, items []usync.Item) error {
+	var failed error
 	for _, t := range a.o.Targets {
 		var cs []*usync.Change
 		for _, it := range items {
@@ -433,7 +437,10 @@ func (a *Applier) replicate(ctx context.Context, l Link, items []usync.Item) err
 		}
 		out, err := t.Apply(ctx, l.Origin, cs)
 		if err != nil {
-			return fmt.Errorf("sync: apply the changes of centre %s to %s: %w", l.Origin, t.Name(), err)
+			if failed == nil {
+				failed = fmt.Errorf("sync: apply the changes of centre %s to %s: %w", l.Origin, t.Name(), err)
+			}
+			continue
 		}
 		for i, oc := range out {
 			a.replicated.WithLabelValues(l.Name, t.Name(), oc).Inc()
@@ -449,7 +456,7 @@ func (a *Applier) replicate(ctx context.Context, l Link, items []usync.Item) err
 			}
 		}
 	}
-	return nil
+	return failed
 }
 
 // change reads the change a message carries; a message that names no

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,4 +298,53 @@ func TestConflictIsAReportedSkip(t *testing.T) {
 	if _, err := st.Object(context.Background(), "identity.user", "u3"); err == nil {
 		t.Fatal("the refused object is in the replica")
 	}
+}
+
+// failingTarget fails every batch while down is set.
+type failingTarget struct {
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+func (f *failingTarget) Name() string   { return "authz" }
+func (f *failingTarget) Prefix() string { return "uias.changes.identity." }
+func (f *failingTarget) Apply(_ context.Context, _ string, cs []*usync.Change) ([]string, error) {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return nil, errors.New("authz is unavailable")
+	}
+	out := make([]string, len(cs))
+	for i := range out {
+		out[i] = "APPLIED"
+	}
+	return out, nil
+}
+
+// TestOneTargetDownOthersApply: while one target fails (authz down), the
+// link waits, but the other targets apply their part of the batch (a
+// person disabled at home is disabled here at once); once it answers,
+// every change is applied once (review sec15 L2).
+func TestOneTargetDownOthersApply(t *testing.T) {
+	const n = 30
+	l1, ids := peerSetup(t, n)
+	_, js := l1.Connect(t)
+	st := newStore(t)
+	down := &failingTarget{}
+	down.down.Store(true)
+	target := newVersionTarget()
+	a := applier.New(js, st, []applier.Link{applier.PeerLink("l2a", applier.Up)},
+		applier.Options{Batch: 50, Retry: 20 * time.Millisecond, Logger: zaptest.NewLogger(t), Targets: []applier.Target{down, target}})
+	run(t, a)
+	eventually(t, "the other target applies the batch while the first fails", func() error {
+		if target.count() < n || down.calls.Load() < 2 {
+			return fmt.Errorf("%d applied, %d tries", target.count(), down.calls.Load())
+		}
+		return nil
+	})
+	if c, err := st.Cursor(context.Background(), "l2a"); err != nil || c.Applied != 0 {
+		t.Fatalf("the link moved while a target failed: %+v %v", c, err)
+	}
+	down.down.Store(false)
+	waitApplied(t, st, "l2a", n)
+	target.check(t, ids)
 }
