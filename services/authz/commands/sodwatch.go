@@ -36,9 +36,14 @@ const maxBreachesPerPair = 100
 // one person named per pair hid every later breach of it).
 func (s *Service) SeparationBreaches() []SeparationBreach {
 	var out []SeparationBreach
-	now := s.now()
-	for _, e := range s.idx.Exclusions() {
-		who := s.idx.HoldersOfBoth(e.RoleA, e.RoleB, now)
+	excls := s.idx.Exclusions()
+	pairs := make([][2]string, len(excls))
+	for i, e := range excls {
+		pairs[i] = [2]string{e.RoleA, e.RoleB}
+	}
+	holders := s.idx.HoldersOfPairs(pairs, s.now())
+	for i, e := range excls {
+		who := holders[i]
 		if len(who) > maxBreachesPerPair {
 			s.log.Warn("many people hold both roles of a separation-of-duty pair: the first are reported",
 				zap.String("exclusion", e.ID), zap.Int("people", len(who)), zap.Int("reported", maxBreachesPerPair))

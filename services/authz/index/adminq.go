@@ -678,3 +678,105 @@ func (x *Index) MoveUnknown(moved, newParent string) bool {
 	defer x.mu.RUnlock()
 	return len(x.exclusions) > 0 && (x.orgs[moved] == nil || x.orgs[newParent] == nil)
 }
+
+// HoldersOfPairs is HoldersOfBoth for several pairs of roles in one walk
+// over the people under one read lock (the separation watch asks every
+// exclusion at once; review sec15 L4): holders[i] are the people holding
+// both roles of pairs[i], by id. More than 64 roles in the pairs are asked
+// pair by pair.
+func (x *Index) HoldersOfPairs(pairs [][2]string, now time.Time) [][]string {
+	bit := map[string]uint64{}
+	for _, p := range pairs {
+		for _, r := range p {
+			if _, ok := bit[r]; !ok {
+				bit[r] = 1 << len(bit)
+			}
+		}
+	}
+	out := make([][]string, len(pairs))
+	if len(bit) > 64 {
+		for i, p := range pairs {
+			out[i] = x.HoldersOfBoth(p[0], p[1], now)
+		}
+		return out
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	sc := x.newScan(now.UnixNano())
+	// the roles of the pairs a role includes, by role number (as
+	// holdersOfBoth); known: worked out
+	byNum := make([]uint64, len(x.roleTab))
+	known := make([]bool, len(x.roleTab))
+	roleBits := func(gi int32, g *grantNode) uint64 {
+		if g.role > 0 && int(g.role) < len(byNum) && known[g.role] {
+			return byNum[g.role]
+		}
+		var v uint64
+		for _, r := range sc.closureOf(x.roleID(gi, g)) {
+			v |= bit[r]
+		}
+		if g.role > 0 && int(g.role) < len(byNum) {
+			byNum[g.role], known[g.role] = v, true
+		}
+		return v
+	}
+	gives := func(gs []int32) uint64 {
+		var v uint64
+		for _, gi := range gs {
+			g := x.node(gi)
+			if g.until != 0 && g.until <= sc.t {
+				continue
+			}
+			v |= roleBits(gi, g)
+		}
+		return v
+	}
+	ownBits, orgBits := map[*org]uint64{}, map[*org]uint64{}
+	ofOrg := func(start *org) uint64 {
+		if start == nil {
+			return 0
+		}
+		if v, ok := orgBits[start]; ok {
+			return v
+		}
+		var v uint64
+		for o, d := start, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
+			ov, ok := ownBits[o]
+			if !ok {
+				ov = gives(o.grants)
+				ownBits[o] = ov
+			}
+			v |= ov
+		}
+		orgBits[start] = v
+		return v
+	}
+	groupBits := map[*group]uint64{}
+	masks := make([]uint64, len(pairs))
+	for i, p := range pairs {
+		masks[i] = bit[p[0]] | bit[p[1]]
+	}
+	for id, p := range x.people { // disabled people count too (review sec11 S3)
+		v := ofOrg(p.org) | gives(p.grants)
+		for _, g := range p.groups {
+			gv, ok := groupBits[g]
+			if !ok {
+				gv = gives(g.grants)
+				groupBits[g] = gv
+			}
+			v |= gv
+		}
+		if v == 0 {
+			continue
+		}
+		for i, m := range masks {
+			if v&m == m {
+				out[i] = append(out[i], id)
+			}
+		}
+	}
+	for i := range out {
+		slices.Sort(out[i])
+	}
+	return out
+}

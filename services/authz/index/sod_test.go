@@ -3,6 +3,7 @@ package index_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -67,6 +68,18 @@ func TestSoDScans(t *testing.T) {
 	}
 	if who, ok := x.HolderOfBoth("b", "c", now); ok {
 		t.Fatalf("nobody holds b and c, got %q", who)
+	}
+	// every pair in one walk agrees with the pairs one by one (review
+	// sec15 L4)
+	pairs := [][2]string{{"a", "b"}, {authz.RoleUnitAdmin, "a"}, {"b", "c"}, {"a", "c"}}
+	all := x.HoldersOfPairs(pairs, now)
+	for i, p := range pairs {
+		if one := x.HoldersOfBoth(p[0], p[1], now); !slices.Equal(all[i], one) {
+			t.Fatalf("holders of %v: %v in one walk, %v alone", p, all[i], one)
+		}
+	}
+	if len(all[0]) == 0 || len(all[2]) != 0 {
+		t.Fatalf("holders in one walk: %v", all)
 	}
 	// p0 (east, holding a) is outside the moved subtree: not named
 	if e, who, ok := x.MoveConflict("east1", "west", now); !ok || who != "p1" || e.ID != "x-ac" {
