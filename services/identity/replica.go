@@ -968,19 +968,9 @@ func (s *Service) replicaUserHomed(ctx context.Context, origin, id, orgID string
 	if ok, err := s.replicaOrgHomed(ctx, origin, orgID, b); err != nil || !ok {
 		return false, err
 	}
-	prev, ok := b.users[id]
-	if !ok {
-		org, err := s.store.UserOrg(ctx, id)
-		if isNotFound(err) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		prev, b.users[id] = org, org
-	}
-	if prev == orgID {
-		return true, nil
+	prev, held, err := s.replicaPersonOrg(ctx, id, b)
+	if err != nil || !held || prev == orgID {
+		return err == nil, err
 	}
 	return s.replicaOrgHomed(ctx, origin, prev, b)
 }

@@ -1259,19 +1259,8 @@ func TestResendDuringChanges(t *testing.T) {
 	ctx := context.Background()
 	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-x")
 	svc2, svc1 := l2.svc, l1.svc
-	for _, login := range []string{"ann", "bob", "cid"} {
-		if _, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: login, DisplayName: login, OrgID: bureau.ID,
-			Password: "Harbour-Pass-1"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cs, last, _ := l2.changes(t, 0)
-	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
-		t.Fatal(err)
-	}
-	race := &raceStore{Store: sqlstore.New(l2.db), n: 3}
 	var gone, disabled string
-	race.during = func(seen []string) {
+	resendWhile(t, l2, l1, admin2, bureau, bureau, func(seen []string) {
 		gone, disabled = seen[0], seen[1]
 		if err := svc2.DeleteUser(admin2, gone); err != nil {
 			t.Error(err)
@@ -1279,18 +1268,7 @@ func TestResendDuringChanges(t *testing.T) {
 		if _, err := svc2.SetUserStatus(admin2, disabled, identity.StatusDisabled); err != nil {
 			t.Error(err)
 		}
-	}
-	resender := resenderOver(t, race, bureau)
-	if _, err := resender.ResendOrg(admin2, bureau.ID); err != nil {
-		t.Fatal(err)
-	}
-	if gone == "" {
-		t.Fatal("nothing happened during the resend")
-	}
-	cs, _, _ = l2.changes(t, last)
-	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if _, err := svc1.GetUser(ctx, gone); !errors.Is(err, identity.ErrNotFound) {
 		t.Fatalf("the person deleted during the resend at level 1: %v", err)
 	}
@@ -1468,32 +1446,13 @@ func TestResendWhileAPersonMovesOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, login := range []string{"ann", "bob", "cid"} {
-		if _, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: login, DisplayName: login, OrgID: dock.ID,
-			Password: "Harbour-Pass-1"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cs, last, _ := l2.changes(t, 0)
-	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
-		t.Fatal(err)
-	}
-	race := &raceStore{Store: sqlstore.New(l2.db), n: 3}
 	var moved string
-	race.during = func(seen []string) {
+	resendWhile(t, l2, l1, admin2, bureau, dock, func(seen []string) {
 		moved = seen[0]
 		if _, err := svc2.UpdateUser(admin2, moved, identity.UserUpdate{Mask: []string{"org_id"}, OrgID: yard.ID}); err != nil {
 			t.Error(err)
 		}
-	}
-	resender := resenderOver(t, race, bureau)
-	if _, err := resender.ResendOrg(admin2, dock.ID); err != nil {
-		t.Fatal(err)
-	}
-	cs, _, _ = l2.changes(t, last)
-	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if u, err := svc1.GetUser(ctx, moved); err != nil || u.OrgID != yard.ID {
 		t.Fatalf("the person moved out during the resend, at level 1: %+v %v", u, err)
 	}
@@ -1567,10 +1526,35 @@ func newCrew(t *testing.T, svc *identity.Service, admin context.Context, bureau 
 	return crew
 }
 
-// resenderOver is level 2's identity (homes as newBureauCentres sets
-// them) over store st.
-func resenderOver(t *testing.T, st identity.Store, bureau *identity.Org) *identity.Service {
+// resendWhile creates three people in org of level 2 (bureau's centre),
+// applies them at level 1, resends org from level 2 while during runs
+// (at the third person's read, with the people read before it) and
+// applies the resend at level 1.
+func resendWhile(t *testing.T, l2, l1 *replicaCentre, admin2 context.Context, bureau, org *identity.Org, during func(seen []string)) {
 	t.Helper()
-	return testService(t, identity.Deps{Store: st, Homes: &centre.Homes{Self: "l2a", Level: 2, Parent: "l1",
+	ctx := context.Background()
+	for _, login := range []string{"ann", "bob", "cid"} {
+		if _, err := l2.svc.CreateUser(admin2, identity.NewUser{LoginName: login, DisplayName: login, OrgID: org.ID,
+			Password: "Harbour-Pass-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := l1.svc.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	ran := false
+	race := &raceStore{Store: sqlstore.New(l2.db), n: 3, during: func(seen []string) { ran = true; during(seen) }}
+	resender := testService(t, identity.Deps{Store: race, Homes: &centre.Homes{Self: "l2a", Level: 2, Parent: "l1",
 		Subtrees: map[string]string{bureau.ID: "l2a"}}})
+	if _, err := resender.ResendOrg(admin2, org.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !ran {
+		t.Fatal("nothing happened during the resend")
+	}
+	cs, _, _ = l2.changes(t, last)
+	if _, err := l1.svc.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -46,6 +46,14 @@ func newCentre(t *testing.T, h *centre.Homes) *centreSvc {
 	return c
 }
 
+// newCentres are level 1 and level 2 (l2, home of org "bureau").
+func newCentres(t *testing.T) (l1, l2 *centreSvc) {
+	t.Helper()
+	subtrees := map[string]string{"bureau": "l2"}
+	return newCentre(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees}),
+		newCentre(t, &centre.Homes{Self: "l2", Level: 2, Parent: "l1", Subtrees: subtrees})
+}
+
 // makerChecker writes the model of application oa: module docs, roles
 // clerk (write) and approver (approve), exclusive (maker-checker).
 func (c *centreSvc) makerChecker() (clerk, approver string, excl authz.Exclusion) {
@@ -124,9 +132,7 @@ func outcomes(out []authz.ReplicaOutcome) string {
 // and ends with equal digests.
 func TestReplicasBetweenCentres(t *testing.T) {
 	ctx := context.Background()
-	subtrees := map[string]string{"bureau": "l2"}
-	l1 := newCentre(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
-	l2 := newCentre(t, &centre.Homes{Self: "l2", Level: 2, Parent: "l1", Subtrees: subtrees})
+	l1, l2 := newCentres(t)
 	// Identity's org tree as each mirrors it: l2's bureau hangs under its
 	// own root at l2 and under level 1's root at level 1.
 	l1.idx.SetOrgParent("bureau", "root1")
@@ -238,9 +244,7 @@ func TestReplicasBetweenCentres(t *testing.T) {
 // checker at level 1).
 func TestReplicaGrantBreakingAPairHere(t *testing.T) {
 	ctx := context.Background()
-	subtrees := map[string]string{"bureau": "l2"}
-	l1 := newCentre(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
-	l2 := newCentre(t, &centre.Homes{Self: "l2", Level: 2, Parent: "l1", Subtrees: subtrees})
+	l1, l2 := newCentres(t)
 	for _, c := range []*centreSvc{l1, l2} {
 		c.idx.SetOrgParent("bureau", "root")
 		c.idx.SetUserOrg("ann", "bureau")
@@ -383,9 +387,7 @@ func TestReplicaSeparationQuestion(t *testing.T) {
 // administrator grants of level 1 stay level 1's.
 func TestUnitAdministratorAppointedAtLevelOne(t *testing.T) {
 	ctx := context.Background()
-	subtrees := map[string]string{"bureau": "l2"}
-	l1 := newCentre(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
-	l2 := newCentre(t, &centre.Homes{Self: "l2", Level: 2, Parent: "l1", Subtrees: subtrees})
+	l1, l2 := newCentres(t)
 	for _, c := range []*centreSvc{l1, l2} {
 		c.idx.SetOrgParent("bureau", "root")
 		c.idx.SetOrgParent("dock", "bureau")

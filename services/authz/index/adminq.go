@@ -507,7 +507,7 @@ func (x *Index) MoveConflict(moved, newParent string, now time.Time) (authz.Excl
 // separation-of-duty pair would otherwise start out broken: trial7 M4).
 // It scans every person as MoveConflict does.
 func (x *Index) HolderOfBoth(a, b string, now time.Time) (string, bool) {
-	who := x.holdersOfBoth(a, b, now, false)
+	who := x.HoldersOfBoth(a, b, now)
 	if len(who) == 0 {
 		return "", false
 	}
@@ -516,98 +516,7 @@ func (x *Index) HolderOfBoth(a, b string, now time.Time) (string, bool) {
 
 // HoldersOfBoth is every person HolderOfBoth would name, by id.
 func (x *Index) HoldersOfBoth(a, b string, now time.Time) []string {
-	return x.holdersOfBoth(a, b, now, true)
-}
-
-// holdersOfBoth is the people holding both roles a and b at now: every
-// one (all) or the first by id.
-func (x *Index) holdersOfBoth(a, b string, now time.Time, all bool) []string {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	sc := x.newScan(now.UnixNano())
-	// which of the two a role includes (bit 1 a, bit 2 b; bit 4: worked
-	// out), by role number: a million grants name a few thousand roles
-	byNum := make([]uint8, len(x.roleTab))
-	roleBits := func(gi int32, g *grantNode) uint8 {
-		if g.role > 0 && int(g.role) < len(byNum) && byNum[g.role] != 0 {
-			return byNum[g.role] &^ 4
-		}
-		var v uint8 = 4
-		cl := sc.closureOf(x.roleID(gi, g))
-		if slices.Contains(cl, a) {
-			v |= 1
-		}
-		if slices.Contains(cl, b) {
-			v |= 2
-		}
-		if g.role > 0 && int(g.role) < len(byNum) {
-			byNum[g.role] = v
-		}
-		return v &^ 4
-	}
-	// what a holder's grants give of the two
-	gives := func(gs []int32) uint8 {
-		var v uint8
-		for _, gi := range gs {
-			g := x.node(gi)
-			if g.until != 0 && g.until <= sc.t {
-				continue
-			}
-			v |= roleBits(gi, g)
-		}
-		return v
-	}
-	// what an org's own grants give, once per org; what a person's org
-	// and the orgs above it give, once per org, walking up from it as a
-	// check does (maxOrgDepth levels from the person's org: a memo of
-	// the parent's answer would count other levels in a deeper tree;
-	// review sec12 #2)
-	ownBits, orgBits := map[*org]uint8{}, map[*org]uint8{}
-	ofOrg := func(start *org) uint8 {
-		if start == nil {
-			return 0
-		}
-		if v, ok := orgBits[start]; ok {
-			return v
-		}
-		var v uint8
-		for o, d := start, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
-			ov, ok := ownBits[o]
-			if !ok {
-				ov = gives(o.grants)
-				ownBits[o] = ov
-			}
-			v |= ov
-		}
-		orgBits[start] = v
-		return v
-	}
-	groupBits := map[*group]uint8{}
-	who := ""
-	var holders []string
-	for id, p := range x.people {
-		if !all && who != "" && id >= who { // disabled people count too (review sec11 S3)
-			continue
-		}
-		v := ofOrg(p.org) | gives(p.grants)
-		for _, g := range p.groups {
-			gv, ok := groupBits[g]
-			if !ok {
-				gv = gives(g.grants)
-				groupBits[g] = gv
-			}
-			v |= gv
-		}
-		if v == 3 {
-			who = id
-			holders = append(holders, id)
-		}
-	}
-	if !all && who != "" {
-		return []string{who}
-	}
-	slices.Sort(holders)
-	return holders
+	return x.HoldersOfPairs([][2]string{{a, b}}, now)[0]
 }
 
 // scan is what a scan over every person (MoveConflict, HolderOfBoth)
@@ -696,7 +605,7 @@ func (x *Index) HoldersOfPairs(pairs [][2]string, now time.Time) [][]string {
 	out := make([][]string, len(pairs))
 	if len(bit) > 64 {
 		for i, p := range pairs {
-			out[i] = x.HoldersOfBoth(p[0], p[1], now)
+			out[i] = x.HoldersOfBoth(p[0], p[1], now) // two roles: one walk each
 		}
 		return out
 	}
