@@ -437,7 +437,7 @@ func (s *Service) openPersonal(ctx context.Context, u *User) (idNumber, phone st
 		}
 		if err != nil {
 			s.logUnreadable(ctx, u, "stored personal data cannot be decrypted with the data keys", err)
-			return "", apierr.Wrap(err, apierr.FailedPrecondition, "PERSONAL_DATA_UNREADABLE",
+			return "", apierr.Wrap(err, apierr.FailedPrecondition, reasonPersonalDataUnreadable,
 				"the stored personal data of this user cannot be decrypted (key ring or data keys do not match); nothing was changed")
 		}
 		return string(b), nil

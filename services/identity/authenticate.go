@@ -72,7 +72,7 @@ var reasonMessages = map[Reason]string{
 	ReasonNoFingerprint: "no fingerprint enrolled for this user", ReasonAccountLocked: "account is locked",
 	ReasonAccountDisabled: "account is disabled", ReasonPasswordExpired: "password has expired; change it first",
 	ReasonOTPRequired: "password accepted; the authenticator app code is required next",
-	ReasonNoOTP:       "no authenticator app enrolled for this user",
+	ReasonNoOTP:       "no authenticator app enrolled for this user (or none usable at this centre)",
 	ReasonOTPExpired:  "the sign-in has expired or was already completed; sign in again",
 }
 

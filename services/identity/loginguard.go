@@ -886,6 +886,14 @@ func (a *loginAttempt) refund(ctx context.Context) {
 		a.s.sources.refund(a.src.gate, a.s.now())
 		a.admitted = false
 	}
+	a.refundAccount(ctx)
+}
+
+// refundAccount takes back the account's part of a check that was never
+// decided, and keeps the source's: the call still counts towards its
+// source's rate (a check that cannot be made here, repeated).
+func (a *loginAttempt) refundAccount(ctx context.Context) {
+	a.admitted = false
 	if a.acct.inMemory {
 		// Nothing was written for it.
 		a.acct.inMemory = false

@@ -16,6 +16,10 @@ const ReasonIDNumberTaken = "ID_NUMBER_TAKEN"
 // application's working secret at once (UpdateApp).
 const ReasonSecretLifetimeTooShort = "SECRET_LIFETIME_TOO_SHORT"
 
+// reasonPersonalDataUnreadable: a stored sealed value (ID or phone number,
+// authenticator app secret) does not open with this centre's data keys.
+const reasonPersonalDataUnreadable = "PERSONAL_DATA_UNREADABLE"
+
 // ErrIDNumberTaken is the error of a person whose ID type and number another
 // account of this centre has; it names neither account nor the number.
 var ErrIDNumberTaken = apierr.New(apierr.AlreadyExists, ReasonIDNumberTaken,
@@ -91,7 +95,7 @@ func init() {
 			Doc: "The user's or group's org is disabled or below a disabled org."},
 
 		// Personal data at rest and its keys (KeyService).
-		apierr.Reason{Name: "PERSONAL_DATA_UNREADABLE", Code: apierr.FailedPrecondition,
+		apierr.Reason{Name: reasonPersonalDataUnreadable, Code: apierr.FailedPrecondition,
 			Doc: "A user's stored ID number or phone does not decrypt with the data keys; the update was refused so nothing is erased."},
 		apierr.Reason{Name: "KEY_RING_MISMATCH", Code: apierr.FailedPrecondition,
 			Doc: "KeyService: the instance's key ring does not fit the stored data keys (see its log)."},
