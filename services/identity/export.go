@@ -152,18 +152,36 @@ func (s *Service) AppointPersonalDataAdmins(ctx context.Context, logins []string
 // read ends it with that error. A page is read as an administrator read
 // and emitted after it, so a slow reader of the file holds no read slot.
 func (s *Service) Export(ctx context.Context, opts ExportOptions, emit func(vals []string) error) (rows int, err error) {
+	res, err := s.ExportCounted(ctx, opts, emit)
+	return res.Rows, err
+}
+
+// ExportResult is what an export wrote.
+type ExportResult struct {
+	// Rows is the number of rows written.
+	Rows int
+	// MaskedOtherCentres counts the people of other centres written masked
+	// in an export in clear: their ID and phone numbers do not open at
+	// this centre (docs/operators.md "Sealed data between centres").
+	MaskedOtherCentres int
+}
+
+// ExportCounted is Export, answering what it wrote besides the rows.
+func (s *Service) ExportCounted(ctx context.Context, opts ExportOptions, emit func(vals []string) error) (res ExportResult, err error) {
 	start := s.now()
+	rows := 0
+	defer func() { res.Rows = rows }()
 	cols, ok := ExportColumns[opts.Kind]
 	if !ok {
-		return 0, badRequest("kind must be users, orgs or links")
+		return res, badRequest("kind must be users, orgs or links")
 	}
 	if opts.Reveal {
 		ok, err := s.mayRevealPersonal(ctx)
 		if err != nil {
-			return 0, err
+			return res, err
 		}
 		if !ok {
-			return 0, apierr.New(apierr.PermissionDenied, ReasonPersonalDataDenied,
+			return res, apierr.New(apierr.PermissionDenied, ReasonPersonalDataDenied,
 				"exporting ID numbers and phone numbers in clear is not allowed for this administrator (it needs the personal_data_admin role); export without it for masked values")
 		}
 	}
@@ -178,6 +196,7 @@ func (s *Service) Export(ctx context.Context, opts ExportOptions, emit func(vals
 		if page.masked > 0 {
 			detail["masked_other_centres"] = fmt.Sprint(page.masked)
 		}
+		res.MaskedOtherCentres = page.masked
 		ev := s.audit(ctx, strings.TrimSuffix(opts.Kind, "s")+".export", "export:"+opts.Kind, "", result, reason, start, detail)
 		if aerr := s.store.AppendEvents(context.WithoutCancel(ctx), []events.Event{ev}); aerr != nil && err == nil {
 			err = aerr
@@ -190,16 +209,16 @@ func (s *Service) Export(ctx context.Context, opts ExportOptions, emit func(vals
 			return s.readExportPage(ctx, opts, after, page)
 		})
 		if rerr != nil {
-			return rows, rerr
+			return res, rerr
 		}
 		for i := 0; i < len(page.vals); i += n {
 			if err := emit(page.vals[i : i+n : i+n]); err != nil {
-				return rows, err
+				return res, err
 			}
 			rows++
 		}
 		if page.read < ExportPageSize {
-			return rows, nil
+			return res, nil
 		}
 		after = page.last
 	}

@@ -27,7 +27,7 @@ func (s exportServer) Export(r *identityv1.ExportRequest, stream identityv1.Expo
 	kind, format := importKinds[r.GetKind()], importFormats[r.GetFormat()]
 	out := &chunker{send: func(b []byte) error { return stream.Send(&identityv1.ExportChunk{Data: b}) }}
 	var w *importfile.Writer
-	rows, err := s.svc.Export(stream.Context(), identity.ExportOptions{Kind: string(kind), Reveal: r.GetRevealPersonal()},
+	res, err := s.svc.ExportCounted(stream.Context(), identity.ExportOptions{Kind: string(kind), Reveal: r.GetRevealPersonal()},
 		func(vals []string) error {
 			if w == nil {
 				var err error
@@ -48,7 +48,8 @@ func (s exportServer) Export(r *identityv1.ExportRequest, stream identityv1.Expo
 	if err := w.Close(); err != nil {
 		return err
 	}
-	return stream.Send(&identityv1.ExportChunk{Data: out.buf, Rows: int64(rows), Done: true})
+	return stream.Send(&identityv1.ExportChunk{Data: out.buf, Rows: int64(res.Rows), Done: true,
+		MaskedOtherCentres: int64(res.MaskedOtherCentres)})
 }
 
 // chunker cuts what is written into pieces of exportChunk bytes; the rest

@@ -68,7 +68,7 @@ func exportCmd(kind identityv1.ImportKind) command {
 						}()
 						out = tmp
 					}
-					var rows int64
+					var rows, masked int64
 					for {
 						c, err := st.Recv()
 						if errors.Is(err, io.EOF) {
@@ -81,7 +81,7 @@ func exportCmd(kind identityv1.ImportKind) command {
 							return err
 						}
 						if c.GetDone() {
-							rows = c.GetRows()
+							rows, masked = c.GetRows(), c.GetMaskedOtherCentres()
 							break
 						}
 					}
@@ -95,9 +95,16 @@ func exportCmd(kind identityv1.ImportKind) command {
 						return err
 					}
 					tmp = nil
-					res, _ := structpb.NewStruct(map[string]any{"file": path, "rows": rows})
+					summary := map[string]any{"file": path, "rows": rows}
+					if masked > 0 {
+						summary["masked_other_centres"] = masked
+					}
+					res, _ := structpb.NewStruct(summary)
 					return a.output(res, func(tw *tabwriter.Writer) {
 						fmt.Fprintf(tw, "EXPORTED\t%d rows\nFILE\t%s\n", rows, path)
+						if masked > 0 {
+							fmt.Fprintf(tw, "MASKED\t%d people of other centres (their ID and phone numbers do not open here)\n", masked)
+						}
 					})
 				})
 			}

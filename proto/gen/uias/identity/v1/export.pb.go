@@ -93,9 +93,14 @@ type ExportChunk struct {
 	// rows is set on the last message: the number of data rows written.
 	Rows int64 `protobuf:"varint,2,opt,name=rows" json:"rows,omitempty"`
 	// done marks the last message.
-	Done          bool `protobuf:"varint,3,opt,name=done" json:"done,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Done bool `protobuf:"varint,3,opt,name=done" json:"done,omitempty"`
+	// masked_other_centres is set on the last message of an export in clear
+	// (reveal_personal): the people of other centres written masked, whose
+	// ID and phone numbers do not open at this centre (a key ring of their
+	// home's own); the audit record counts them too.
+	MaskedOtherCentres int64 `protobuf:"varint,4,opt,name=masked_other_centres,json=maskedOtherCentres" json:"masked_other_centres,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ExportChunk) Reset() {
@@ -149,6 +154,13 @@ func (x *ExportChunk) GetDone() bool {
 	return false
 }
 
+func (x *ExportChunk) GetMaskedOtherCentres() int64 {
+	if x != nil {
+		return x.MaskedOtherCentres
+	}
+	return 0
+}
+
 var File_uias_identity_v1_export_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_export_proto_rawDesc = "" +
@@ -157,11 +169,12 @@ const file_uias_identity_v1_export_proto_rawDesc = "" +
 	"\rExportRequest\x12=\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.uias.identity.v1.ImportKindB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\x04kind\x12C\n" +
 	"\x06format\x18\x02 \x01(\x0e2\x1e.uias.identity.v1.ImportFormatB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\x06format\x12'\n" +
-	"\x0freveal_personal\x18\x03 \x01(\bR\x0erevealPersonal\"I\n" +
+	"\x0freveal_personal\x18\x03 \x01(\bR\x0erevealPersonal\"{\n" +
 	"\vExportChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04rows\x18\x02 \x01(\x03R\x04rows\x12\x12\n" +
-	"\x04done\x18\x03 \x01(\bR\x04done2[\n" +
+	"\x04done\x18\x03 \x01(\bR\x04done\x120\n" +
+	"\x14masked_other_centres\x18\x04 \x01(\x03R\x12maskedOtherCentres2[\n" +
 	"\rExportService\x12J\n" +
 	"\x06Export\x12\x1f.uias.identity.v1.ExportRequest\x1a\x1d.uias.identity.v1.ExportChunk0\x01BAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
