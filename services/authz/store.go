@@ -1,7 +1,10 @@
 package authz
 
 import (
+	"cmp"
 	"context"
+	"strings"
+	"time"
 
 	"github.com/uias/uias/pkg/events"
 )
@@ -46,6 +49,25 @@ type Store interface {
 	// the objects are at, read consistently with them. A change's Data is
 	// valid only until fn returns (fn copies what it keeps).
 	Snapshot(ctx context.Context, fn func(Change) error) (int64, error)
+	// RecordBreaches records the separation-of-duty breaches that stand
+	// now (the whole set a scan found), so that each is reported once
+	// while it stands, whichever instance scans and across restarts: in
+	// one transaction it forgets the breaches recorded before that are not
+	// in now, records those of now not recorded yet, adds evs(b) of each
+	// of those to the events outbox, and returns them. Of two instances
+	// recording the same breach at once, one records it.
+	RecordBreaches(ctx context.Context, now []Breach, at time.Time, evs func(Breach) []events.Event) ([]Breach, error)
 	// Ping checks the store answers.
 	Ping(ctx context.Context) error
+}
+
+// Breach is a person holding both roles of a separation-of-duty pair
+// (the exclusion's id).
+type Breach struct {
+	Exclusion, Person string
+}
+
+// CompareBreaches orders breaches by exclusion, then person.
+func CompareBreaches(a, b Breach) int {
+	return cmp.Or(strings.Compare(a.Exclusion, b.Exclusion), strings.Compare(a.Person, b.Person))
 }

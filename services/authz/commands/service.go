@@ -81,10 +81,9 @@ type Service struct {
 	appoint func(ctx context.Context, userID, role string) (string, error)
 	exists  func(ctx context.Context, sub authz.Subject) (bool, error)
 
-	// breaches: the separation-of-duty breaches reported and lasting
-	// (ScanSeparation).
+	// breachMu serialises this instance's separation scans
+	// (ScanSeparation; the store keeps what was reported).
 	breachMu sync.Mutex
-	breaches map[SeparationBreach]bool
 
 	// catchMu serialises reading changes from the store into the index.
 	catchMu sync.Mutex

@@ -80,41 +80,45 @@ func (s *Service) WatchSeparation(ctx context.Context, ready <-chan struct{}, ev
 }
 
 // ScanSeparation reports each breach (a pair and a person) not reported
-// since it began, and returns how many it reported.
+// since it began, and returns how many it reported. What was reported is
+// kept in the store (RecordBreaches), so that the instances of authz
+// report a breach once between them, and not again after a restart; an
+// instance whose index is behind the others' may see a breach end early
+// and another report it again.
 func (s *Service) ScanSeparation(ctx context.Context) int {
 	s.breachMu.Lock()
 	defer s.breachMu.Unlock()
-	now := map[SeparationBreach]bool{}
-	n := 0
-	for _, b := range s.SeparationBreaches() {
-		now[b] = s.breaches[b]
-		if !now[b] && s.reportBreach(ctx, b) {
-			now[b] = true
-			n++
-		}
+	found := s.SeparationBreaches()
+	now := make([]authz.Breach, len(found))
+	byKey := make(map[authz.Breach]SeparationBreach, len(found))
+	for i, b := range found {
+		now[i] = authz.Breach{Exclusion: b.Exclusion.ID, Person: b.Person}
+		byKey[now[i]] = b
 	}
-	s.breaches = now
-	return n
+	added, err := s.st.RecordBreaches(ctx, now, s.now(), func(k authz.Breach) []events.Event {
+		return []events.Event{s.breachRecord(ctx, byKey[k])}
+	})
+	if err != nil {
+		s.log.Warn("separation-of-duty breaches not recorded; reported at the next scan", zap.Error(err))
+		return 0
+	}
+	for _, k := range added {
+		s.log.Warn("a person holds both roles of a separation-of-duty pair (a membership and a grant of another centre "+
+			"that arrived together, or an older breach): revoke one of the roles", zap.String("user_id", k.Person),
+			zap.String("exclusion", k.Exclusion))
+	}
+	if len(added) > 0 {
+		s.kick()
+	}
+	return len(added)
 }
 
-func (s *Service) reportBreach(ctx context.Context, b SeparationBreach) bool {
+// breachRecord is the audit record of breach b.
+func (s *Service) breachRecord(ctx context.Context, b SeparationBreach) events.Event {
 	msg := "a separation-of-duty pair"
 	if ae, ok := apierr.As(sodConflict(s.idx, b.Exclusion)); ok {
 		msg = ae.Message
 	}
-	s.log.Warn("a person holds both roles of a separation-of-duty pair (a membership and a grant of another centre "+
-		"that arrived together, or an older breach): revoke one of the roles", zap.String("user_id", b.Person),
-		zap.String("exclusion", b.Exclusion.ID))
-	ev := s.auditor.Event(ctx, audit.Action{API: "authz.sod_breach", Subject: "user:" + b.Person, Result: audit.ResultFailure,
+	return s.auditor.Event(ctx, audit.Action{API: "authz.sod_breach", Subject: "user:" + b.Person, Result: audit.ResultFailure,
 		Reason: "SOD_CONFLICT", Start: s.now(), Detail: map[string]string{"exclusion": b.Exclusion.ID, "why": msg}})
-	if w, ok := s.st.(interface {
-		AppendEvents(ctx context.Context, evs []events.Event) error
-	}); ok {
-		if err := w.AppendEvents(ctx, []events.Event{ev}); err != nil {
-			s.log.Warn("audit record of a separation-of-duty breach not stored; reported again at the next scan", zap.Error(err))
-			return false
-		}
-	}
-	s.kick()
-	return true
 }

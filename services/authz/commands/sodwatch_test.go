@@ -42,6 +42,19 @@ func TestSeparationWatch(t *testing.T) {
 	if n := f.svc.ScanSeparation(f.ctx); n != 1 {
 		t.Fatalf("first scan reported %d", n)
 	}
+	// another instance of authz on the same database, or this one after
+	// a restart, does not report it again (review sec15 L4)
+	other := f.replica()
+	oi := other.Index()
+	oi.SetGroupOrg("clerks", "root")
+	oi.SetUserOrg("ann", "root")
+	oi.SetGroupMember("clerks", "ann", true)
+	if bs := other.SeparationBreaches(); len(bs) != 1 {
+		t.Fatalf("the other instance sees %v", bs)
+	}
+	if n := other.ScanSeparation(f.ctx); n != 0 {
+		t.Fatalf("the other instance reported %d again", n)
+	}
 	// a second person breaking the same pair is reported too, though the
 	// first still does (review sec15)
 	idx.SetUserOrg("aaron", "root")

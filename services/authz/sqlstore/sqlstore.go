@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -192,6 +193,81 @@ func (s *Store) AppendEvents(ctx context.Context, evs []events.Event) error {
 		return nil
 	}
 	return classify(s.db.InTx(ctx, func(tx *sql.Tx) error { return addEvents(ctx, tx, s.db, evs) }), "append events")
+}
+
+// RecordBreaches implements authz.Store. SQLite transactions take the
+// write lock when they begin; on PostgreSQL the insert of a breach another
+// transaction records at once waits for it and then inserts nothing.
+func (s *Store) RecordBreaches(ctx context.Context, now []authz.Breach, at time.Time,
+	evs func(authz.Breach) []events.Event) ([]authz.Breach, error) {
+	var added []authz.Breach
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		added = added[:0]
+		standing := make(map[authz.Breach]bool, len(now))
+		for _, b := range now {
+			standing[b] = true
+		}
+		rows, err := tx.QueryContext(ctx, "SELECT exclusion, person FROM authz_sod_breaches")
+		if err != nil {
+			return err
+		}
+		recorded := map[authz.Breach]bool{}
+		for rows.Next() {
+			var b authz.Breach
+			if err := rows.Scan(&b.Exclusion, &b.Person); err != nil {
+				rows.Close()
+				return err
+			}
+			recorded[b] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// in one order (two instances on PostgreSQL take the rows' locks
+		// alike: no deadlock, review sec16 L5)
+		gone := make([]authz.Breach, 0, len(recorded))
+		for b := range recorded {
+			if !standing[b] {
+				gone = append(gone, b)
+			}
+		}
+		slices.SortFunc(gone, authz.CompareBreaches)
+		ordered := slices.SortedFunc(slices.Values(now), authz.CompareBreaches)
+		for _, b := range gone {
+			if _, err := tx.ExecContext(ctx, s.q("DELETE FROM authz_sod_breaches WHERE exclusion = ? AND person = ?"),
+				b.Exclusion, b.Person); err != nil {
+				return err
+			}
+		}
+		for _, b := range ordered {
+			if recorded[b] {
+				continue
+			}
+			res, err := tx.ExecContext(ctx, s.q(`INSERT INTO authz_sod_breaches (exclusion, person, reported_ms) VALUES (?, ?, ?)
+				ON CONFLICT (exclusion, person) DO NOTHING`), b.Exclusion, b.Person, store.UnixMS(at))
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				continue // recorded meanwhile (or listed twice)
+			}
+			recorded[b] = true
+			if err := addEvents(ctx, tx, s.db, evs(b)); err != nil {
+				return err
+			}
+			added = append(added, b)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, classify(err, "record breaches")
+	}
+	return added, nil
 }
 
 // Revision implements authz.Store.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
@@ -38,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"ConcurrentWritersGetEveryRevisionOnce", testConcurrent},
 		{"Replica", testReplica},
 		{"DeleteGrantsOf", testDeleteGrantsOf},
+		{"RecordBreaches", testRecordBreaches},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -372,5 +374,75 @@ func testDeleteGrantsOf(t *testing.T, s Subject) {
 	chs, err = s.Store.DeleteGrantsOf(ctx, 7, authz.Subject{Kind: authz.SubjectGroup, ID: "u1"}, []string{"g2", "g3"}, nil)
 	if err != nil || len(chs) != 1 || chs[0].ID != "g2" || chs[0].Rev != 8 {
 		t.Fatalf("group: %+v %v", chs, err)
+	}
+}
+
+// RecordBreaches reports a breach once while it stands: again only after
+// it ended; its record goes to the outbox in the same transaction (a
+// failing one records nothing); of two callers at once, one reports it.
+func testRecordBreaches(t *testing.T, s Subject) {
+	ctx := context.Background()
+	at := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	record := func(evs func(authz.Breach) []events.Event, now ...authz.Breach) ([]authz.Breach, error) {
+		return s.Store.RecordBreaches(ctx, now, at, evs)
+	}
+	one := func(authz.Breach) []events.Event { return []events.Event{ev("uias.audit.authz")} }
+	rec := func(now ...authz.Breach) []authz.Breach {
+		t.Helper()
+		got, err := record(one, now...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, authz.CompareBreaches)
+		return got
+	}
+	ann, bob := authz.Breach{Exclusion: "x1", Person: "ann"}, authz.Breach{Exclusion: "x1", Person: "bob"}
+	before := s.CountOutbox(t)
+	if got := rec(ann, bob); !slices.Equal(got, []authz.Breach{ann, bob}) {
+		t.Fatalf("first: %v", got)
+	}
+	if got := rec(bob, ann); len(got) != 0 {
+		t.Fatalf("standing breaches reported again: %v", got)
+	}
+	if got := rec(ann); len(got) != 0 {
+		t.Fatalf("one ended: %v", got)
+	}
+	if got := rec(ann, bob); !slices.Equal(got, []authz.Breach{bob}) {
+		t.Fatalf("an ended breach that came again: %v", got)
+	}
+	if n := s.CountOutbox(t) - before; n != 3 {
+		t.Fatalf("%d records in the outbox, want 3", n)
+	}
+	// the records fail: nothing recorded, reported at the next call
+	cy := authz.Breach{Exclusion: "x2", Person: "cy"}
+	dup := ev("uias.audit.authz")
+	if _, err := record(func(authz.Breach) []events.Event { return []events.Event{dup, dup} }, ann, bob, cy); err == nil {
+		t.Fatal("records with one event id twice: no error")
+	}
+	if got := rec(ann, bob, cy); !slices.Equal(got, []authz.Breach{cy}) {
+		t.Fatalf("after a failed call: %v", got)
+	}
+	// two callers at once
+	dee := authz.Breach{Exclusion: "x2", Person: "dee"}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	reported := 0
+	for range 2 {
+		wg.Go(func() {
+			got, err := record(one, ann, bob, cy, dee)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			reported += len(got)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if reported != 1 {
+		t.Fatalf("two callers at once reported %d, want 1", reported)
+	}
+	if got := rec(); len(got) != 0 {
+		t.Fatalf("none standing: %v", got)
 	}
 }
