@@ -116,6 +116,9 @@ type ReplicaWrite struct {
 	WithMembers   bool
 	Members       []string
 	MembersAppend bool
+	// HomeMembers: the members the home sent (a resend's group, this
+	// part of them), for the answer of each (memberOutcomes).
+	HomeMembers []string
 	// Events are written with Event, in the same transaction, also when
 	// the write is refused (ReplicaRefuse): a resend's membership events,
 	// the audit records of a refusal for separation of duty or of a
@@ -445,11 +448,33 @@ func (s *Service) arrivedSealedOwn(value string, aad []byte, keys map[string]str
 // ApplyReplica applies the identity changes of the centre origin (one
 // batch of a sync link, in the origin's order): one outcome per change.
 func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaChange) ([]ReplicaOutcome, error) {
+	out, _, err := s.ApplyReplicaObjects(ctx, origin, cs)
+	return out, err
+}
+
+// ReplicaObject is what ApplyReplicaObjects did with one object of a
+// change: APPLIED or CONFLICT.
+type ReplicaObject struct {
+	// Change is the index of the change.
+	Change int
+	// Key names the object: "<kind>:<id>", a part of it
+	// ("group:<id>/member:<user id>", "<kind>:<id>/place": a move), or
+	// "<kind>:<id>/*": the object whole with its parts, as an import or
+	// resend writes it, or its deletion (sync's ObjectOutcome.Key).
+	Key     string
+	Outcome ReplicaOutcome
+}
+
+// ApplyReplicaObjects is ApplyReplica answering besides what it did with
+// each object, so that sync records each one refused (a change of an
+// import or resend writes many) and resolves the conflicts that one
+// applied settles.
+func (s *Service) ApplyReplicaObjects(ctx context.Context, origin string, cs []ReplicaChange) ([]ReplicaOutcome, []ReplicaObject, error) {
 	if s.homes == nil {
-		return nil, ErrNotACentre
+		return nil, nil, ErrNotACentre
 	}
 	if origin == s.homes.Self {
-		return nil, badRequest("a centre does not apply its own changes as a replica")
+		return nil, nil, badRequest("a centre does not apply its own changes as a replica")
 	}
 	// what it writes is the origin's doing (trial10 L3: records of a
 	// refusal named no actor)
@@ -460,8 +485,11 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 	b := &replicaBatch{orgs: map[string]string{}, users: map[string]string{}, groups: map[string]string{}, apps: map[string]string{},
 		members: map[string]map[string]bool{}}
 	var (
-		ws  []ReplicaWrite
-		pos []int
+		ws    []ReplicaWrite
+		pos   []int
+		whole []bool   // the write is of an import or resend
+		subj  []string // the subject of its change
+		objs  []ReplicaObject
 	)
 	for i, c := range cs {
 		sub, imported := expandImported(c)
@@ -471,17 +499,27 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 		for _, c := range sub {
 			w, oc, err := s.replicaWrite(ctx, origin, c, b)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if oc != "" {
 				out[i] = mergeOutcome(out[i], oc)
+				if oc == ReplicaConflict && w.Kind != "" {
+					objs = append(objs, ReplicaObject{Change: i, Key: replicaKey(w, c.Subject, false), Outcome: oc})
+				}
+				if oc == ReplicaNotHomed {
+					// the deletion of an object not held here (left out
+					// as a conflict): nothing left to apply of it
+					for _, k := range goneKeys(c) {
+						objs = append(objs, ReplicaObject{Change: i, Key: k, Outcome: ReplicaApplied})
+					}
+				}
 				continue
 			}
 			w.Event = s.replicaLocalEvent(origin, c)
 			if w.Kind == "user" && w.User != nil {
 				w.KeptInOrg(w.User.OrgID) // the org it is applied in
 			}
-			ws, pos = append(ws, w), append(pos, i)
+			ws, pos, whole, subj = append(ws, w), append(pos, i), append(whole, imported), append(subj, c.Subject)
 		}
 		if imported && len(sub) == 0 {
 			out[i] = ReplicaIgnored
@@ -494,15 +532,29 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 			zap.String("origin", origin), zap.Int("values", b.ownValues))
 	}
 	if len(ws) == 0 {
-		return out, nil
+		return out, objs, nil
 	}
 	res, err := s.store.ApplyReplica(ctx, ws)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.kick()
 	for j, oc := range res {
 		out[pos[j]] = mergeOutcome(out[pos[j]], oc)
+		switch w := ws[j]; oc {
+		case ReplicaApplied:
+			objs = append(objs, ReplicaObject{Change: pos[j], Key: replicaKey(w, subj[j], whole[j] && wholeKinds[w.Kind] || w.Op == ReplicaDelete),
+				Outcome: oc})
+			if w.WithMembers {
+				mo, err := s.memberOutcomes(ctx, w, pos[j])
+				if err != nil {
+					return nil, nil, err
+				}
+				objs = append(objs, mo...)
+			}
+		case ReplicaConflict:
+			objs = append(objs, ReplicaObject{Change: pos[j], Key: replicaKey(w, subj[j], false), Outcome: oc})
+		}
 		switch ws[j].Kind {
 		case "admintokens", "user", "lock":
 			s.ForgetUser(ws[j].ID)
@@ -510,7 +562,83 @@ func (s *Service) ApplyReplica(ctx context.Context, origin string, cs []ReplicaC
 			s.appAuth.Forget(ws[j].ID)
 		}
 	}
+	return out, objs, nil
+}
+
+// wholeKinds are the kinds an import's or resend's upsert writes whole,
+// with all their parts: not an org (an org held here keeps its place:
+// a resend does not move it) nor a group (its members are answered one
+// by one: memberOutcomes).
+var wholeKinds = map[string]bool{"user": true, "finger": true, "totp": true, "link": true, "app": true}
+
+// memberOutcomes answers, for a group written with the home's members
+// (a resend's), each of them: APPLIED when a member here after the
+// write, else CONFLICT (refused for a separation-of-duty pair, or not
+// held here: their own creation was a conflict).
+func (s *Service) memberOutcomes(ctx context.Context, w ReplicaWrite, change int) ([]ReplicaObject, error) {
+	g, err := s.store.GetGroup(ctx, w.ID)
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(g.MemberIDs))
+	for _, m := range g.MemberIDs {
+		have[m] = true
+	}
+	out := make([]ReplicaObject, 0, len(w.HomeMembers))
+	for _, m := range w.HomeMembers {
+		oc := ReplicaApplied
+		if !have[m] {
+			oc = ReplicaConflict
+		}
+		out = append(out, ReplicaObject{Change: change, Key: "group:" + w.ID + "/member:" + m, Outcome: oc})
+	}
 	return out, nil
+}
+
+// goneKeys are the keys a deletion of an object not held here settles
+// (ReplicaObject.Key, whole): a person's deletion also their fingers and
+// authenticator app.
+func goneKeys(c ReplicaChange) []string {
+	var ev replicaEvent
+	if !decoded(c.Payload, &ev) || ev.ID == "" || strings.Contains(ev.ID, "*") {
+		return nil
+	}
+	switch ev.Entity + "." + ev.Op {
+	case "user.deleted":
+		return []string{"user:" + ev.ID + "/*", "finger:" + ev.ID + "/*", "totp:" + ev.ID + "/*"}
+	case "org.deleted", "group.deleted", "link.deleted", "app.deleted":
+		return []string{ev.Entity + ":" + ev.ID + "/*"}
+	case "user.totp_removed":
+		return []string{"totp:" + ev.ID + "/*"}
+	case "user.finger_deleted":
+		var d struct {
+			Position int `json:"position"`
+		}
+		if decoded(ev.Data, &d) && d.Position > 0 {
+			return []string{"finger:" + fingerID(ev.ID, d.Position) + "/*"}
+		}
+	}
+	return nil
+}
+
+// replicaKey is the key of what w, written for a change of subject,
+// writes (ReplicaObject.Key): whole, the object with all its parts; else
+// a membership's member or a move's place when the subject says so.
+func replicaKey(w ReplicaWrite, subject string, whole bool) string {
+	if strings.Contains(w.ID, "*") || strings.Contains(w.Member, "/") {
+		return "" // not an id this centre makes: names nothing (review sec16 L2)
+	}
+	key := w.Kind + ":" + w.ID
+	if whole {
+		return key + "/*"
+	}
+	switch subject[strings.LastIndexByte(subject, '.')+1:] {
+	case "member_added", "member_removed":
+		return key + "/member:" + w.Member
+	case "moved":
+		return key + "/place"
+	}
+	return key
 }
 
 // mergeOutcome is the outcome of a change that wrote several objects (an
@@ -828,7 +956,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			if err != nil {
 				return ReplicaWrite{}, "", err
 			}
-			w.WithMembers, w.Members, w.MembersAppend = true, keep, r.MembersAppend
+			w.WithMembers, w.Members, w.MembersAppend, w.HomeMembers = true, keep, r.MembersAppend, *r.Members
 			for _, m := range added {
 				w.Events = append(w.Events, s.memberLocalEvent(origin, c.EventID, ev.ID, m, true))
 			}

@@ -9,8 +9,10 @@ import (
 // the cursor of each link. Errors are pkg/store's classes (domain errors).
 type Store interface {
 	// Apply applies the items of link in order, in one transaction, with
-	// Decide, records the applied event ids and the skipped changes, and
-	// moves the link's cursor to the last item's Seq. Items at or below the
+	// Decide, records the applied event ids and the skipped changes (and
+	// each CONFLICT among a change's Objects), marks the open conflicts of
+	// the same origin that an applied change's APPLIED objects settle as
+	// resolved, and moves the link's cursor to the last item's Seq. Items at or below the
 	// cursor were applied before (a redelivery) and are left out. It
 	// returns the outcome of each item (empty for those left out).
 	Apply(ctx context.Context, link string, items []Item, now time.Time) ([]Outcome, error)
@@ -20,8 +22,11 @@ type Store interface {
 	Cursors(ctx context.Context) ([]Cursor, error)
 	// Object returns the replica of one object (store.ErrNotFound if none).
 	Object(ctx context.Context, kind, id string) (*Object, error)
-	// ListSkipped lists skipped changes, newest first, a page at a time.
-	ListSkipped(ctx context.Context, size int, token string) ([]Skipped, string, error)
+	// ListSkipped lists the skipped changes f selects, newest first, a
+	// page at a time.
+	ListSkipped(ctx context.Context, f SkippedFilter, size int, token string) ([]Skipped, string, error)
+	// OpenConflicts counts the conflicts not resolved, by origin.
+	OpenConflicts(ctx context.Context) (map[string]int64, error)
 	// Digest returns a digest of each replica table (objects, applied)
 	// over the rows f selects.
 	Digest(ctx context.Context, f DigestFilter) ([]TableDigest, error)

@@ -69,6 +69,53 @@ type Change struct {
 	// the applier before the store sees it: the store records it as
 	// skipped with this reason.
 	Refused Outcome
+	// Objects are what the owning component said of each object the
+	// change wrote or was refused (set by the applier; empty when it said
+	// nothing): a change of an import or a resend carries many. The store
+	// records each CONFLICT among them as a skipped change of its own (of
+	// a change applied otherwise too), and an APPLIED one resolves the
+	// open conflicts its key settles (Settles).
+	Objects []ObjectOutcome
+}
+
+// ObjectOutcome is the outcome of one object of a change, as the owning
+// component names it.
+type ObjectOutcome struct {
+	// Key names what was written or refused: "<kind>:<id>" (an object
+	// whole), "<kind>:<id>/<part>" (a part of it: a group's member, an
+	// org's or person's place), or "<kind>:<id>/*" (the object whole with
+	// all its parts, as a resend or import writes it, or its deletion).
+	Key     string
+	Outcome Outcome
+}
+
+// ChangeKey is the key of what change c writes when its owning component
+// names none (ObjectOutcome.Key): "<entity>:<id>" of its kind's entity
+// (authz.grant: "grant:<id>"), the object whole ("/*") for a deletion.
+func ChangeKey(c *Change) string {
+	_, entity, _ := strings.Cut(c.Kind, ".")
+	if entity == "" || c.ObjectID == "" {
+		return ""
+	}
+	key := entity + ":" + c.ObjectID
+	if isDelete(c.Op) {
+		key += "/*"
+	}
+	return key
+}
+
+// Settles reports whether writing key resolves an open conflict of
+// conflict: the same key, or key is an object with all its parts and
+// conflict is that object or one of its parts.
+func Settles(key, conflict string) bool {
+	if key == "" || conflict == "" {
+		return false
+	}
+	if key == conflict {
+		return true
+	}
+	obj, all := strings.CutSuffix(key, "/*")
+	return all && (conflict == obj || strings.HasPrefix(conflict, obj+"/"))
 }
 
 // Object is the replica of one object.
@@ -91,6 +138,18 @@ type Skipped struct {
 	Version, AppliedVersion         uint64
 	Reason                          Outcome
 	Time                            time.Time
+	// Object is the key of what the owning component refused (CONFLICT;
+	// ObjectOutcome.Key), empty when it named none.
+	Object string
+	// Resolved is when a later change of the same origin settled a
+	// CONFLICT (zero: still open), ResolvedBy that change's event id.
+	Resolved   time.Time
+	ResolvedBy string
+}
+
+// SkippedFilter selects skipped changes: Open, the conflicts not resolved.
+type SkippedFilter struct {
+	Open bool
 }
 
 // Cursor is how far a link has applied its stream.

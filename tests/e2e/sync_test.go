@@ -543,6 +543,53 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	if !portalCheck(cut, s.userID, "docs.inbox", "read") {
 		t.Fatal("the membership does not serve at l2a, its home")
 	}
+	// The conflict stays open (sync status counts it) until l2a mends it
+	// (here: takes the person out of the clerks); then it is listed as
+	// resolved by that change (trial10 L5).
+	membership := "group:" + clerks.GetId() + "/member:" + s.userID
+	openConflict := func() (*syncv1.SkippedChange, int64) {
+		sk, err := l1.sync().ListSkippedChanges(l1.e.adm(), &syncv1.ListSkippedChangesRequest{PageSize: 500, OpenOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := l1.sync().GetSyncStatus(l1.e.adm(), &syncv1.GetSyncStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, l := range st.GetLinks() {
+			if l.GetPeer() == "l2a" {
+				n = l.GetOpenConflicts()
+			}
+		}
+		for _, c := range sk.GetChanges() {
+			if c.GetObject() == membership {
+				return c, n
+			}
+		}
+		return nil, n
+	}
+	if c, n := openConflict(); c == nil || c.GetResolvedTime() != nil || n < 1 {
+		t.Fatalf("the membership's conflict is not open at level 1: %v (open conflicts of l2a: %d)", c, n)
+	}
+	if _, err := cut.e.admin.RemoveGroupMember(cut.e.adm(), &identityv1.GroupMemberRequest{GroupId: clerks.GetId(), UserId: s.userID}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyWithin(t, 2*time.Minute, "the membership's conflict is resolved at level 1", func() bool {
+		c, _ := openConflict()
+		return c == nil
+	})
+	all, err := l1.sync().ListSkippedChanges(l1.e.adm(), &syncv1.ListSkippedChangesRequest{PageSize: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved := false
+	for _, c := range all.GetChanges() {
+		resolved = resolved || c.GetObject() == membership && c.GetResolvedTime() != nil && c.GetResolvedByEventId() != ""
+	}
+	if !resolved {
+		t.Fatal("the membership's conflict is not listed as resolved at level 1")
+	}
 
 	// Level 1 appoints a person of l2a unit administrator of a unit of
 	// l2a (004 §2.1.6.2.1): at l2a they log in to the console (choosing

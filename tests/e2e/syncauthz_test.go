@@ -81,14 +81,14 @@ type authzTarget struct {
 func (*authzTarget) Name() string   { return "authz" }
 func (*authzTarget) Prefix() string { return commands.ChangesSubjectPrefix }
 
-func (a *authzTarget) Apply(ctx context.Context, origin string, cs []*usync.Change) ([]string, error) {
+func (a *authzTarget) Apply(ctx context.Context, origin string, cs []*usync.Change) (applier.Applied, error) {
 	rcs := make([]commands.ReplicaChange, len(cs))
 	for i, c := range cs {
 		rcs[i] = commands.ReplicaChange{EventID: c.EventID, Subject: c.Subject, Version: c.Version, Payload: c.Payload}
 	}
 	out, _, err := a.svc.ApplyReplica(ctx, origin, rcs)
 	if err != nil {
-		return nil, err
+		return applier.Applied{}, err
 	}
 	a.mu.Lock()
 	a.seen += len(cs)
@@ -97,9 +97,9 @@ func (a *authzTarget) Apply(ctx context.Context, origin string, cs []*usync.Chan
 	if after != nil {
 		after(seen)
 	}
-	res := make([]string, len(out))
+	res := applier.Applied{Outcomes: make([]string, len(out))}
 	for i, o := range out {
-		res[i] = string(o)
+		res.Outcomes[i] = string(o)
 	}
 	return res, nil
 }

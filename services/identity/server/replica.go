@@ -28,13 +28,16 @@ func (s replicaServer) ApplyReplica(ctx context.Context, r *replicav1.ApplyReque
 	for i, c := range r.GetChanges() {
 		cs[i] = identity.ReplicaChange{EventID: c.GetEventId(), Subject: c.GetSubject(), Version: c.GetVersion(), Payload: c.GetPayload()}
 	}
-	out, err := s.svc.ApplyReplica(ctx, r.GetOrigin(), cs)
+	out, objs, err := s.svc.ApplyReplicaObjects(ctx, r.GetOrigin(), cs)
 	if err != nil {
 		return nil, err
 	}
-	res := &replicav1.ApplyResponse{Outcomes: make([]string, len(out))}
+	res := &replicav1.ApplyResponse{Outcomes: make([]string, len(out)), Objects: make([]*replicav1.ObjectOutcome, len(objs))}
 	for i, oc := range out {
 		res.Outcomes[i] = string(oc)
+	}
+	for i, o := range objs {
+		res.Objects[i] = &replicav1.ObjectOutcome{Change: int32(o.Change), Key: o.Key, Outcome: string(o.Outcome)}
 	}
 	return res, nil
 }

@@ -159,8 +159,17 @@ type Target interface {
 	Prefix() string
 	// Apply applies cs (in order) as changes of centre origin and returns
 	// one outcome per change (APPLIED, STALE, NOT_HOMED, IGNORED,
-	// CONFLICT).
-	Apply(ctx context.Context, origin string, cs []*usync.Change) ([]string, error)
+	// CONFLICT), and what it said of each change's objects.
+	Apply(ctx context.Context, origin string, cs []*usync.Change) (Applied, error)
+}
+
+// Applied is what a target answered for a batch.
+type Applied struct {
+	// Outcomes: one per change.
+	Outcomes []string
+	// Objects[i]: the outcome of each object of change i the target named
+	// (nil or shorter: none named).
+	Objects [][]usync.ObjectOutcome
 }
 
 // Applier applies the links of a centre.
@@ -435,14 +444,25 @@ func (a *Applier) replicate(ctx context.Context, l Link, items []usync.Item) err
 		if len(cs) == 0 {
 			continue
 		}
-		out, err := t.Apply(ctx, l.Origin, cs)
+		res, err := t.Apply(ctx, l.Origin, cs)
 		if err != nil {
 			if failed == nil {
 				failed = fmt.Errorf("sync: apply the changes of centre %s to %s: %w", l.Origin, t.Name(), err)
 			}
 			continue
 		}
-		for i, oc := range out {
+		for i, objs := range res.Objects {
+			if i < len(cs) {
+				cs[i].Objects = objs
+			}
+		}
+		for i, oc := range res.Outcomes {
+			if i < len(cs) && len(cs[i].Objects) == 0 && (oc == string(usync.Applied) || oc == string(usync.Conflict)) {
+				// a target that names no objects (authz): the change's own
+				if key := usync.ChangeKey(cs[i]); key != "" {
+					cs[i].Objects = []usync.ObjectOutcome{{Key: key, Outcome: usync.Outcome(oc)}}
+				}
+			}
 			a.replicated.WithLabelValues(l.Name, t.Name(), oc).Inc()
 			if oc == string(usync.Conflict) && i < len(cs) {
 				// Names the change, never its content (it may carry hashes).

@@ -168,7 +168,7 @@ func TestSourcedChangesApplyOnceAndInOrderAcrossACut(t *testing.T) {
 		t.Fatalf("u3 at l1: %s", o.Data)
 	}
 	for _, st := range []*sqlstore.Store{st1, st2} {
-		if sk, _, _ := st.ListSkipped(context.Background(), 10, ""); len(sk) != 0 {
+		if sk, _, _ := st.ListSkipped(context.Background(), usync.SkippedFilter{}, 10, ""); len(sk) != 0 {
 			t.Fatalf("skipped changes without a replay: %+v", sk)
 		}
 	}
@@ -238,7 +238,7 @@ func TestReplayIsRecordedNotApplied(t *testing.T) {
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Fatalf("the replay changed the replica:\n%v\n%v", before, after)
 	}
-	sk, _, err := st.ListSkipped(context.Background(), 10, "")
+	sk, _, err := st.ListSkipped(context.Background(), usync.SkippedFilter{}, 10, "")
 	if err != nil || len(sk) != 5 {
 		t.Fatalf("skipped %+v %v", sk, err)
 	}

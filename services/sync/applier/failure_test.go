@@ -39,24 +39,25 @@ func newVersionTarget() *versionTarget {
 func (v *versionTarget) Name() string   { return "identity" }
 func (v *versionTarget) Prefix() string { return "uias.changes.identity." }
 
-func (v *versionTarget) Apply(_ context.Context, _ string, cs []*usync.Change) ([]string, error) {
+func (v *versionTarget) Apply(_ context.Context, _ string, cs []*usync.Change) (applier.Applied, error) {
 	v.mu.Lock()
-	out := make([]string, len(cs))
+	out := applier.Applied{Outcomes: make([]string, len(cs)), Objects: make([][]usync.ObjectOutcome, len(cs))}
 	for i, c := range cs {
 		if c.Version <= v.versions[c.ObjectID] {
-			out[i] = "STALE"
+			out.Outcomes[i] = "STALE"
 			continue
 		}
 		v.versions[c.ObjectID] = c.Version
 		v.applied[c.EventID]++
-		out[i] = "APPLIED"
+		out.Outcomes[i] = "APPLIED"
+		out.Objects[i] = []usync.ObjectOutcome{{Key: "user:" + c.ObjectID, Outcome: usync.Applied}}
 	}
 	v.seen += len(cs)
 	seen, after := v.seen, v.after
 	v.mu.Unlock()
 	if after != nil {
 		if err := after(seen); err != nil {
-			return nil, err
+			return applier.Applied{}, err
 		}
 	}
 	return out, nil
@@ -86,6 +87,13 @@ func (v *versionTarget) count() int {
 // peerSetup: l2a wrote n changes of 10 people; l1's SYNC_L2A stream holds
 // them all (sourced) before the applier runs.
 func peerSetup(t *testing.T, n int) (*synctest.Centre, []string) {
+	t.Helper()
+	l1, _, ids := peerSetupBoth(t, n)
+	return l1, ids
+}
+
+// peerSetupBoth is peerSetup answering level 2 too.
+func peerSetupBoth(t *testing.T, n int) (*synctest.Centre, *synctest.Centre, []string) {
 	t.Helper()
 	l1 := synctest.StartLevel1(t, "l1")
 	l2 := synctest.StartLevel2(t, "l2a", l1)
@@ -121,7 +129,7 @@ func peerSetup(t *testing.T, n int) (*synctest.Centre, []string) {
 		}
 		return nil
 	})
-	return l1, ids
+	return l1, l2, ids
 }
 
 func waitApplied(t *testing.T, st usync.Store, link string, n int64) {
@@ -246,17 +254,19 @@ func TestApplierKilledMidBatch(t *testing.T) {
 }
 
 // conflictTarget is versionTarget answering CONFLICT for the changes of
-// one object (a login name used at this centre too).
+// one object (a login name used at this centre too) until mended.
 type conflictTarget struct {
 	*versionTarget
 	object string
+	mended *atomic.Bool
 }
 
-func (c conflictTarget) Apply(ctx context.Context, origin string, cs []*usync.Change) ([]string, error) {
+func (c conflictTarget) Apply(ctx context.Context, origin string, cs []*usync.Change) (applier.Applied, error) {
 	out, err := c.versionTarget.Apply(ctx, origin, cs)
 	for i, ch := range cs {
-		if err == nil && ch.ObjectID == c.object {
-			out[i] = "CONFLICT"
+		if err == nil && ch.ObjectID == c.object && !c.mended.Load() {
+			out.Outcomes[i] = "CONFLICT"
+			out.Objects[i] = []usync.ObjectOutcome{{Key: "user:" + ch.ObjectID, Outcome: usync.Conflict}}
 		}
 	}
 	return out, err
@@ -269,10 +279,10 @@ func (c conflictTarget) Apply(ctx context.Context, origin string, cs []*usync.Ch
 // D5: a level-2 person left out at level 1 behind a healthy status).
 func TestConflictIsAReportedSkip(t *testing.T) {
 	const n = 40
-	l1, _ := peerSetup(t, n)
+	l1, l2, _ := peerSetupBoth(t, n)
 	_, js := l1.Connect(t)
 	st := newStore(t)
-	target := conflictTarget{versionTarget: newVersionTarget(), object: "u3"}
+	target := conflictTarget{versionTarget: newVersionTarget(), object: "u3", mended: &atomic.Bool{}}
 	a := applier.New(js, st, []applier.Link{applier.PeerLink("l2a", applier.Up)},
 		applier.Options{Batch: 25, Logger: zaptest.NewLogger(t), Targets: []applier.Target{target}})
 	run(t, a)
@@ -286,17 +296,48 @@ func TestConflictIsAReportedSkip(t *testing.T) {
 		}
 		return nil
 	})
-	sk, _, err := st.ListSkipped(context.Background(), 100, "")
+	sk, _, err := st.ListSkipped(context.Background(), usync.SkippedFilter{}, 100, "")
 	if err != nil || len(sk) != n/10 {
 		t.Fatalf("skipped %+v %v", sk, err)
 	}
 	for _, s := range sk {
-		if s.Reason != usync.Conflict || s.ObjectID != "u3" {
+		if s.Reason != usync.Conflict || s.ObjectID != "u3" || s.Object != "user:u3" || !s.Resolved.IsZero() {
 			t.Fatalf("skipped change %+v", s)
 		}
 	}
 	if _, err := st.Object(context.Background(), "identity.user", "u3"); err == nil {
 		t.Fatal("the refused object is in the replica")
+	}
+	if open, err := st.OpenConflicts(context.Background()); err != nil || open["l2a"] != n/10 {
+		t.Fatalf("open conflicts %v %v", open, err)
+	}
+	// mended here; the object's next change (or a resend) is applied and
+	// resolves its conflicts, which stay listed as resolved (trial10 L5)
+	target.mended.Store(true)
+	_, js2 := l2.Connect(t)
+	other := publish(t, js2, "uias.changes.identity.user.updated", "u4", map[string]any{"n": "other"})
+	fix := publish(t, js2, "uias.changes.identity.user.updated", "u3", map[string]any{"n": "mended"})
+	eventually(t, "the conflicts are resolved", func() error {
+		open, err := st.OpenConflicts(context.Background())
+		if err != nil {
+			return err
+		}
+		if len(open) != 0 {
+			return fmt.Errorf("open conflicts %v", open)
+		}
+		return nil
+	})
+	sk, _, err = st.ListSkipped(context.Background(), usync.SkippedFilter{}, 100, "")
+	if err != nil || len(sk) != n/10 {
+		t.Fatalf("skipped after the mend %+v %v", sk, err)
+	}
+	for _, s := range sk {
+		if s.Resolved.IsZero() || s.ResolvedBy != fix || s.ResolvedBy == other {
+			t.Fatalf("skipped change after the mend %+v (want resolved by %s)", s, fix)
+		}
+	}
+	if sk, _, err := st.ListSkipped(context.Background(), usync.SkippedFilter{Open: true}, 100, ""); err != nil || len(sk) != 0 {
+		t.Fatalf("open skipped changes after the mend %+v %v", sk, err)
 	}
 }
 
@@ -308,14 +349,14 @@ type failingTarget struct {
 
 func (f *failingTarget) Name() string   { return "authz" }
 func (f *failingTarget) Prefix() string { return "uias.changes.identity." }
-func (f *failingTarget) Apply(_ context.Context, _ string, cs []*usync.Change) ([]string, error) {
+func (f *failingTarget) Apply(_ context.Context, _ string, cs []*usync.Change) (applier.Applied, error) {
 	f.calls.Add(1)
 	if f.down.Load() {
-		return nil, errors.New("authz is unavailable")
+		return applier.Applied{}, errors.New("authz is unavailable")
 	}
-	out := make([]string, len(cs))
-	for i := range out {
-		out[i] = "APPLIED"
+	out := applier.Applied{Outcomes: make([]string, len(cs))}
+	for i := range out.Outcomes {
+		out.Outcomes[i] = "APPLIED"
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package component
 
 import (
 	"context"
+	"fmt"
 
 	"google.golang.org/grpc"
 
@@ -9,6 +10,7 @@ import (
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	replicav1 "github.com/uias/uias/proto/gen/uias/replica/v1"
 	usync "github.com/uias/uias/services/sync"
+	"github.com/uias/uias/services/sync/applier"
 )
 
 // replicas applies peers' changes of one component through its replica
@@ -41,8 +43,8 @@ func authzReplicas(conn grpc.ClientConnInterface) replicas {
 func (r replicas) Name() string   { return r.name }
 func (r replicas) Prefix() string { return r.prefix }
 
-func (r replicas) Apply(ctx context.Context, origin string, cs []*usync.Change) ([]string, error) {
-	out := make([]string, 0, len(cs))
+func (r replicas) Apply(ctx context.Context, origin string, cs []*usync.Change) (applier.Applied, error) {
+	out := applier.Applied{Outcomes: make([]string, 0, len(cs)), Objects: make([][]usync.ObjectOutcome, len(cs))}
 	req := &replicav1.ApplyRequest{Origin: origin}
 	size := 0
 	flush := func() error {
@@ -53,14 +55,23 @@ func (r replicas) Apply(ctx context.Context, origin string, cs []*usync.Change) 
 		if err != nil {
 			return err
 		}
-		out = append(out, res.GetOutcomes()...)
+		base := len(out.Outcomes)
+		if len(res.GetOutcomes()) != len(req.Changes) {
+			return fmt.Errorf("%s answered %d outcomes for %d changes", r.name, len(res.GetOutcomes()), len(req.Changes))
+		}
+		out.Outcomes = append(out.Outcomes, res.GetOutcomes()...)
+		for _, o := range res.GetObjects() {
+			if i := int(o.GetChange()); i >= 0 && i < len(req.Changes) {
+				out.Objects[base+i] = append(out.Objects[base+i], usync.ObjectOutcome{Key: o.GetKey(), Outcome: usync.Outcome(o.GetOutcome())})
+			}
+		}
 		req, size = &replicav1.ApplyRequest{Origin: origin}, 0
 		return nil
 	}
 	for _, c := range cs {
 		if len(req.Changes) >= replicaCallChanges || size+len(c.Payload) > replicaCallBytes {
 			if err := flush(); err != nil {
-				return nil, err
+				return applier.Applied{}, err
 			}
 		}
 		req.Changes = append(req.Changes, &replicav1.Change{EventId: c.EventID, Subject: c.Subject,
@@ -68,7 +79,7 @@ func (r replicas) Apply(ctx context.Context, origin string, cs []*usync.Change) 
 		size += len(c.Payload)
 	}
 	if err := flush(); err != nil {
-		return nil, err
+		return applier.Applied{}, err
 	}
 	return out, nil
 }

@@ -43,9 +43,16 @@ func (s *Server) GetSyncStatus(ctx context.Context, _ *syncv1.GetSyncStatusReque
 	if err != nil {
 		return nil, err
 	}
+	open, err := s.st.OpenConflicts(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for _, l := range links {
 		pl := &syncv1.Link{Peer: l.Origin, Stream: l.Stream, AppliedSeq: l.Cursor.Seq, LastSeq: l.LastSeq, Pending: l.Pending,
 			Applied: l.Cursor.Applied, Skipped: l.Cursor.Skipped, Duplicates: l.Cursor.Duplicates, Error: l.Err}
+		if l.Peer {
+			pl.OpenConflicts = open[l.Origin]
+		}
 		if !l.Cursor.LastApplied.IsZero() {
 			pl.LastAppliedTime = timestamppb.New(l.Cursor.LastApplied)
 		}
@@ -65,15 +72,19 @@ func (s *Server) ListSkippedChanges(ctx context.Context, r *syncv1.ListSkippedCh
 	if s.homes == nil {
 		return nil, usync.ErrNotACentre
 	}
-	sk, next, err := s.st.ListSkipped(ctx, int(r.GetPageSize()), r.GetPageToken())
+	sk, next, err := s.st.ListSkipped(ctx, usync.SkippedFilter{Open: r.GetOpenOnly()}, int(r.GetPageSize()), r.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
 	out := &syncv1.ListSkippedChangesResponse{NextPageToken: next}
 	for _, k := range sk {
-		out.Changes = append(out.Changes, &syncv1.SkippedChange{EventId: k.EventID, Origin: k.Origin, Kind: k.Kind,
+		c := &syncv1.SkippedChange{EventId: k.EventID, Origin: k.Origin, Kind: k.Kind,
 			ObjectId: k.ObjectID, Version: k.Version, AppliedVersion: k.AppliedVersion, Reason: string(k.Reason),
-			Time: timestamppb.New(k.Time)})
+			Time: timestamppb.New(k.Time), Object: k.Object, ResolvedByEventId: k.ResolvedBy}
+		if !k.Resolved.IsZero() {
+			c.ResolvedTime = timestamppb.New(k.Resolved)
+		}
+		out.Changes = append(out.Changes, c)
 	}
 	return out, nil
 }

@@ -103,17 +103,21 @@ func (s *Store) Apply(ctx context.Context, link string, items []usync.Item, now 
 		nowMS := store.UnixMS(now)
 		for _, i := range todo {
 			c := *items[i].Change
-			oc := b.decide(c, nowMS)
+			oc, rows := b.decide(c, nowMS)
 			out[i] = oc
 			switch oc {
 			case usync.Applied:
 				cur.Applied++
 				lastMS = nowMS
+				cur.Skipped += int64(rows) // objects of it refused
 			case usync.Duplicate:
 				cur.Duplicates++
 			default:
-				cur.Skipped++
+				cur.Skipped += int64(rows)
 			}
+		}
+		if err := s.resolveSettled(ctx, tx, b.settles, nowMS); err != nil {
+			return err
 		}
 		if err := s.writeBatch(ctx, tx, b, nowMS); err != nil {
 			return err
@@ -141,44 +145,106 @@ type applyBatch struct {
 	dirty   []objectKey
 	isDirty map[objectKey]bool
 	applied []any // rows of sync_applied (appliedCols values each)
-	skipped []any // rows of sync_skipped (skippedCols values each)
+	skipped []skippedRow
+	// settles: the keys of the objects applied, in order, with the event
+	// that applied each: the open conflicts of earlier batches they settle
+	// are resolved (resolveSettled); those of this batch at once.
+	settles []settle
 }
+
+// skippedRow is a row of sync_skipped to write.
+type skippedRow struct {
+	c          usync.Change
+	have       uint64
+	reason     usync.Outcome
+	object     string
+	resolvedBy string
+	resolvedMS int64
+	atMS       int64
+}
+
+// settle is an object applied: its key and the change's event id.
+type settle struct{ key, origin, eventID string }
 
 const (
 	appliedCols = 6
-	skippedCols = 8
+	skippedCols = 12
 	objectCols  = 9
 	// rowsPerStatement bounds the rows of one multi-row statement (under
 	// SQLite's and PostgreSQL's limits on bound values).
 	rowsPerStatement = 500
 )
 
-// decide decides change c against the batch so far and records its rows.
-func (b *applyBatch) decide(c usync.Change, nowMS int64) usync.Outcome {
-	skip := func(reason usync.Outcome, have uint64) usync.Outcome {
-		b.skipped = append(b.skipped, c.EventID, c.Origin, c.Kind, c.ObjectID, int64(c.Version), int64(have), string(reason), nowMS)
-		return reason
+// objectRoot is a key's object: up to its first "/".
+func objectRoot(key string) string {
+	root, _, _ := strings.Cut(key, "/")
+	return root
+}
+
+// conflicts records the CONFLICT objects of c (one row for c itself,
+// naming no object, when c is refused and names none); it returns how
+// many rows it recorded.
+func (b *applyBatch) conflicts(c usync.Change, have uint64, nowMS int64) int {
+	n := 0
+	for _, o := range c.Objects {
+		if o.Outcome == usync.Conflict {
+			b.skipped = append(b.skipped, skippedRow{c: c, have: have, reason: usync.Conflict, object: o.Key, atMS: nowMS})
+			n++
+		}
+	}
+	if n == 0 && c.Refused != "" {
+		b.skipped = append(b.skipped, skippedRow{c: c, have: have, reason: c.Refused, atMS: nowMS})
+		n++
+	}
+	return n
+}
+
+// settled resolves the open conflicts of this batch that the APPLIED
+// objects of c settle, and keeps their keys for those of earlier batches.
+func (b *applyBatch) settled(c usync.Change, nowMS int64) {
+	for _, o := range c.Objects {
+		if o.Outcome != usync.Applied || o.Key == "" {
+			continue
+		}
+		b.settles = append(b.settles, settle{key: o.Key, origin: c.Origin, eventID: c.EventID})
+		for i := range b.skipped {
+			k := &b.skipped[i]
+			if k.reason == usync.Conflict && k.resolvedMS == 0 && k.c.Origin == c.Origin && usync.Settles(o.Key, k.object) {
+				k.resolvedMS, k.resolvedBy = nowMS, c.EventID
+			}
+		}
+	}
+}
+
+// decide decides change c against the batch so far and records its rows;
+// it returns the outcome and the number of skipped rows it recorded.
+func (b *applyBatch) decide(c usync.Change, nowMS int64) (usync.Outcome, int) {
+	skip := func(reason usync.Outcome, have uint64) (usync.Outcome, int) {
+		b.skipped = append(b.skipped, skippedRow{c: c, have: have, reason: reason, atMS: nowMS})
+		return reason, 1
 	}
 	if c.ObjectID == "" || c.Kind == "" || c.EventID == "" {
 		return skip(usync.Invalid, 0)
 	}
 	k := objectKey{c.Kind, c.ObjectID}
 	cur := b.objects[k]
+	var have uint64
+	if cur != nil {
+		have = cur.Version
+	}
 	if c.Refused != "" {
-		var have uint64
-		if cur != nil {
-			have = cur.Version
-		}
-		return skip(c.Refused, have)
+		return c.Refused, b.conflicts(c, have, nowMS)
 	}
 	oc, next := usync.Decide(cur, b.seen[c.EventID], c)
 	if oc != usync.Applied {
-		var have uint64
-		if cur != nil {
-			have = cur.Version
-		}
 		return skip(oc, have)
 	}
+	// the objects it applied settle earlier conflicts; those of an
+	// import or resend the owning component refused are conflicts of
+	// their own (after: a group of a resend applied whole with a member
+	// left out leaves that membership open)
+	b.settled(c, nowMS)
+	n := b.conflicts(c, have, nowMS)
 	if !b.isDirty[k] {
 		b.isDirty[k] = true
 		b.dirty = append(b.dirty, k)
@@ -186,7 +252,7 @@ func (b *applyBatch) decide(c usync.Change, nowMS int64) usync.Outcome {
 	b.objects[k] = next
 	b.seen[c.EventID] = true
 	b.applied = append(b.applied, c.EventID, c.Origin, c.Kind, c.ObjectID, int64(c.Version), nowMS)
-	return usync.Applied
+	return usync.Applied, n
 }
 
 // readBatch reads, for the changes of items at todo, which event ids were
@@ -259,9 +325,83 @@ func (s *Store) readBatch(ctx context.Context, tx *sql.Tx, items []usync.Item, t
 	return b, nil
 }
 
+// resolveSettled marks the open conflicts of earlier batches that the
+// objects applied settle as resolved by the first change settling each.
+// Open conflicts are few (each is a collision an operator mends): they
+// are read by the objects' roots, and matched here.
+func (s *Store) resolveSettled(ctx context.Context, tx *sql.Tx, settles []settle, nowMS int64) error {
+	if len(settles) == 0 {
+		return nil
+	}
+	// mostly there are none (a catch-up applies thousands of changes a
+	// second): one look at the index of open conflicts
+	var one int
+	err := tx.QueryRowContext(ctx, "SELECT 1 FROM sync_skipped WHERE reason = 'CONFLICT' AND resolved_ms = 0 LIMIT 1").Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return classify(err, "look for open conflicts")
+	}
+	roots := map[string][]any{} // origin -> roots
+	seen := map[[2]string]bool{}
+	for _, st := range settles {
+		k := [2]string{st.origin, objectRoot(st.key)}
+		if !seen[k] {
+			seen[k] = true
+			roots[st.origin] = append(roots[st.origin], k[1])
+		}
+	}
+	type open struct {
+		seq            int64
+		origin, object string
+	}
+	var opens []open
+	for origin, rs := range roots {
+		for part := range slices.Chunk(rs, rowsPerStatement) {
+			rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT seq, object FROM sync_skipped
+				WHERE reason = 'CONFLICT' AND resolved_ms = 0 AND origin = ? AND object_root IN (`+store.Placeholders(len(part))+`)
+				ORDER BY seq`), append([]any{origin}, part...)...)
+			if err != nil {
+				return classify(err, "read open conflicts")
+			}
+			for rows.Next() {
+				o := open{origin: origin}
+				if err := rows.Scan(&o.seq, &o.object); err != nil {
+					rows.Close()
+					return classify(err, "read open conflicts")
+				}
+				opens = append(opens, o)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return classify(err, "read open conflicts")
+			}
+		}
+	}
+	for _, o := range opens {
+		for _, st := range settles {
+			if st.origin != o.origin || !usync.Settles(st.key, o.object) {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, s.db.Rebind("UPDATE sync_skipped SET resolved_ms = ?, resolved_by = ? WHERE seq = ?"),
+				nowMS, st.eventID, o.seq); err != nil {
+				return classify(err, "resolve conflict")
+			}
+			break
+		}
+	}
+	return nil
+}
+
 // writeBatch writes what decide recorded: each changed object's last
 // state, the applied event ids and the skipped changes.
 func (s *Store) writeBatch(ctx context.Context, tx *sql.Tx, b *applyBatch, nowMS int64) error {
+	skipped := make([]any, 0, skippedCols*len(b.skipped))
+	for _, k := range b.skipped {
+		skipped = append(skipped, k.c.EventID, k.c.Origin, k.c.Kind, k.c.ObjectID, int64(k.c.Version), int64(k.have),
+			string(k.reason), k.atMS, k.object, objectRoot(k.object), k.resolvedMS, k.resolvedBy)
+	}
 	objs := make([]any, 0, objectCols*len(b.dirty))
 	for _, k := range b.dirty {
 		o := b.objects[k]
@@ -277,8 +417,8 @@ func (s *Store) writeBatch(ctx context.Context, tx *sql.Tx, b *applyBatch, nowMS
 			op = excluded.op, deleted = excluded.deleted, data = excluded.data, updated_ms = excluded.updated_ms`, objectCols, objs},
 		{"record applied", "INSERT INTO sync_applied (event_id, origin, kind, object_id, version, applied_ms) VALUES ", "",
 			appliedCols, b.applied},
-		{"record skipped", `INSERT INTO sync_skipped (event_id, origin, kind, object_id, version, applied_version, reason, at_ms)
-			VALUES `, "", skippedCols, b.skipped},
+		{"record skipped", `INSERT INTO sync_skipped (event_id, origin, kind, object_id, version, applied_version, reason, at_ms,
+			object, object_root, resolved_ms, resolved_by) VALUES `, "", skippedCols, skipped},
 	} {
 		for part := range slices.Chunk(w.vals, w.cols*rowsPerStatement) {
 			row := "(" + store.Placeholders(w.cols) + ")"
@@ -367,11 +507,14 @@ func (s *Store) Cursors(ctx context.Context) ([]usync.Cursor, error) {
 }
 
 // ListSkipped implements sync.Store.
-func (s *Store) ListSkipped(ctx context.Context, size int, token string) ([]usync.Skipped, string, error) {
+func (s *Store) ListSkipped(ctx context.Context, f usync.SkippedFilter, size int, token string) ([]usync.Skipped, string, error) {
 	if size <= 0 {
 		size = 50
 	}
 	var w store.Where
+	if f.Open {
+		w.Add("reason = 'CONFLICT' AND resolved_ms = 0")
+	}
 	if token != "" {
 		after, err := store.PageAfter(token)
 		if err != nil {
@@ -383,8 +526,8 @@ func (s *Store) ListSkipped(ctx context.Context, size int, token string) ([]usyn
 		}
 		w.Add("seq < ?", n)
 	}
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT seq, event_id, origin, kind, object_id, version, applied_version, reason, at_ms
-		FROM sync_skipped`+w.SQL()+" ORDER BY seq DESC LIMIT ?"), append(w.Args(), size+1)...)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT seq, event_id, origin, kind, object_id, version, applied_version, reason, at_ms,
+		object, resolved_ms, resolved_by FROM sync_skipped`+w.SQL()+" ORDER BY seq DESC LIMIT ?"), append(w.Args(), size+1)...)
 	if err != nil {
 		return nil, "", classify(err, "list skipped")
 	}
@@ -393,12 +536,16 @@ func (s *Store) ListSkipped(ctx context.Context, size int, token string) ([]usyn
 	var seqs []int64
 	for rows.Next() {
 		var k usync.Skipped
-		var seq, v, av, at int64
+		var seq, v, av, at, resolved int64
 		var reason string
-		if err := rows.Scan(&seq, &k.EventID, &k.Origin, &k.Kind, &k.ObjectID, &v, &av, &reason, &at); err != nil {
+		if err := rows.Scan(&seq, &k.EventID, &k.Origin, &k.Kind, &k.ObjectID, &v, &av, &reason, &at,
+			&k.Object, &resolved, &k.ResolvedBy); err != nil {
 			return nil, "", classify(err, "list skipped")
 		}
 		k.Version, k.AppliedVersion, k.Reason, k.Time = uint64(v), uint64(av), usync.Outcome(reason), store.FromUnixMS(at)
+		if resolved != 0 {
+			k.Resolved = store.FromUnixMS(resolved)
+		}
 		out = append(out, k)
 		seqs = append(seqs, seq)
 	}
@@ -411,6 +558,26 @@ func (s *Store) ListSkipped(ctx context.Context, size int, token string) ([]usyn
 		next = store.PageToken(strconv.FormatInt(seqs[size-1], 10))
 	}
 	return out, next, nil
+}
+
+// OpenConflicts implements sync.Store.
+func (s *Store) OpenConflicts(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT origin, COUNT(*) FROM sync_skipped WHERE reason = 'CONFLICT' AND resolved_ms = 0
+		GROUP BY origin`)
+	if err != nil {
+		return nil, classify(err, "count open conflicts")
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var origin string
+		var n int64
+		if err := rows.Scan(&origin, &n); err != nil {
+			return nil, classify(err, "count open conflicts")
+		}
+		out[origin] = n
+	}
+	return out, classify(rows.Err(), "count open conflicts")
 }
 
 // Digest implements sync.Store: SHA-256 over the rows of each table in

@@ -71,12 +71,120 @@ func Run(t *testing.T, open func(t *testing.T) usync.Store) {
 		if _, err := s.Object(ctx, "identity.user", "u2"); err == nil {
 			t.Fatal("a change the owning component refused is in the replica")
 		}
-		sk, _, err := s.ListSkipped(ctx, 10, "")
+		sk, _, err := s.ListSkipped(ctx, usync.SkippedFilter{}, 10, "")
 		if err != nil || len(sk) != 1 || sk[0].Reason != usync.Conflict || sk[0].EventID != "e2" || sk[0].ObjectID != "u2" {
 			t.Fatalf("skipped %+v %v", sk, err)
 		}
 		if c, _ := s.Cursor(ctx, "l2a"); c.Seq != 2 || c.Applied != 1 || c.Skipped != 1 {
 			t.Fatalf("cursor %+v", c)
+		}
+	})
+
+	t.Run("ConflictsAreResolvedByWhatSettlesThem", func(t *testing.T) {
+		s := open(t)
+		obj := func(key string, oc usync.Outcome) []usync.ObjectOutcome {
+			return []usync.ObjectOutcome{{Key: key, Outcome: oc}}
+		}
+		refuse := func(c *usync.Change, key string) *usync.Change {
+			c.Refused, c.Objects = usync.Conflict, obj(key, usync.Conflict)
+			return c
+		}
+		settle := func(c *usync.Change, objs ...usync.ObjectOutcome) *usync.Change {
+			c.Objects = objs
+			return c
+		}
+		// earlier batch: a person, a membership and an org's move refused
+		if _, err := s.Apply(ctx, "l2a", []usync.Item{
+			{Seq: 1, Change: refuse(ch("e1", "identity.user", "u1", 1, `{}`), "user:u1")},
+			{Seq: 2, Change: refuse(ch("e2", "identity.group", "g1", 2, `{}`), "group:g1/member:u7")},
+			{Seq: 3, Change: refuse(ch("e3", "identity.group", "g1", 3, `{}`), "group:g1/member:u8")},
+			{Seq: 4, Change: refuse(ch("e4", "identity.org", "o1", 4, `{}`), "org:o1/place")},
+		}, now); err != nil {
+			t.Fatal(err)
+		}
+		// the same keys from another centre, and a refusal naming no object
+		if _, err := s.Apply(ctx, "l2b", []usync.Item{
+			{Seq: 1, Change: refuse(&usync.Change{EventID: "f1", Origin: "l2b", Kind: "identity.user", ObjectID: "u1", Version: 1,
+				Data: json.RawMessage(`{}`)}, "user:u1")},
+			{Seq: 2, Change: &usync.Change{EventID: "f2", Origin: "l2b", Kind: "identity.user", ObjectID: "u2", Version: 2,
+				Data: json.RawMessage(`{}`), Refused: usync.Conflict}},
+		}, now); err != nil {
+			t.Fatal(err)
+		}
+		openConflicts := func() map[string]int64 {
+			t.Helper()
+			o, err := s.OpenConflicts(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return o
+		}
+		if o := openConflicts(); o["l2a"] != 4 || o["l2b"] != 2 {
+			t.Fatalf("open conflicts %v", o)
+		}
+		later := now.Add(time.Minute)
+		out, err := s.Apply(ctx, "l2a", []usync.Item{
+			// another member of g1, and g1 itself: neither settles u7's
+			// membership
+			{Seq: 5, Change: settle(ch("e5", "identity.group", "g1", 5, `{}`), usync.ObjectOutcome{Key: "group:g1/member:u9", Outcome: usync.Applied})},
+			{Seq: 6, Change: settle(ch("e6", "identity.group", "g1", 6, `{}`), usync.ObjectOutcome{Key: "group:g1", Outcome: usync.Applied})},
+			// u8's membership is applied: settled
+			{Seq: 7, Change: settle(ch("e7", "identity.group", "g1", 7, `{}`), usync.ObjectOutcome{Key: "group:g1/member:u8", Outcome: usync.Applied})},
+			// a STALE target answer settles nothing
+			{Seq: 8, Change: settle(ch("e8", "identity.org", "o1", 8, `{}`), usync.ObjectOutcome{Key: "org:o1/place", Outcome: "STALE"})},
+			// a resend: u1 whole applied, a new object refused in it
+			{Seq: 9, Change: settle(ch("e9", "identity.org", "root2", 9, `{}`),
+				usync.ObjectOutcome{Key: "user:u1/*", Outcome: usync.Applied},
+				usync.ObjectOutcome{Key: "user:u5", Outcome: usync.Conflict},
+				usync.ObjectOutcome{Key: "user:u6", Outcome: usync.Applied})},
+			// and in the same batch, u5 settled by its next change
+			{Seq: 10, Change: settle(ch("e10", "identity.user", "u5", 10, `{}`), usync.ObjectOutcome{Key: "user:u5", Outcome: usync.Applied})},
+		}, later)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(out) != "[APPLIED APPLIED APPLIED APPLIED APPLIED APPLIED]" {
+			t.Fatalf("outcomes %v", out)
+		}
+		if o := openConflicts(); o["l2a"] != 2 || o["l2b"] != 2 {
+			t.Fatalf("open conflicts after the settling batch %v", o)
+		}
+		all, _, err := s.ListSkipped(ctx, usync.SkippedFilter{}, 50, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, k := range all {
+			state := "open"
+			if !k.Resolved.IsZero() {
+				state = k.ResolvedBy
+				if !k.Resolved.Equal(later) {
+					t.Fatalf("resolved at %v, want %v", k.Resolved, later)
+				}
+			}
+			got[k.Origin+" "+k.Object] = state
+		}
+		want := map[string]string{"l2a user:u1": "e9", "l2a group:g1/member:u7": "open", "l2a group:g1/member:u8": "e7",
+			"l2a org:o1/place": "open", "l2a user:u5": "e10", "l2b user:u1": "open", "l2b ": "open"}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("skipped changes\n got %v\nwant %v", got, want)
+		}
+		opens, _, err := s.ListSkipped(ctx, usync.SkippedFilter{Open: true}, 50, "")
+		if err != nil || len(opens) != 4 {
+			t.Fatalf("open listing %d %v", len(opens), err)
+		}
+		// the refused object of the resend counts as skipped besides the
+		// change applied
+		if c, _ := s.Cursor(ctx, "l2a"); c.Applied != 6 || c.Skipped != 5 {
+			t.Fatalf("cursor %+v", c)
+		}
+		// g1 whole (a resend of the group with its members) settles u7's
+		if _, err := s.Apply(ctx, "l2a", []usync.Item{{Seq: 11, Change: settle(ch("e11", "identity.group", "g1", 11, `{}`),
+			usync.ObjectOutcome{Key: "group:g1/*", Outcome: usync.Applied})}}, later); err != nil {
+			t.Fatal(err)
+		}
+		if o := openConflicts(); o["l2a"] != 1 {
+			t.Fatalf("open conflicts after g1 whole %v", o)
 		}
 	})
 
@@ -101,18 +209,18 @@ func Run(t *testing.T, open func(t *testing.T) usync.Store) {
 		if string(o.Data) != `{"n":2}` || o.Version != 7 {
 			t.Fatalf("object changed by a skipped change: %+v %s", o, o.Data)
 		}
-		sk, next, err := s.ListSkipped(ctx, 2, "")
+		sk, next, err := s.ListSkipped(ctx, usync.SkippedFilter{}, 2, "")
 		if err != nil || len(sk) != 2 || next == "" {
 			t.Fatalf("skipped page 1: %d %q %v", len(sk), next, err)
 		}
 		if sk[0].Reason != usync.Invalid || sk[1].Reason != usync.Stale || sk[1].AppliedVersion != 7 || sk[1].Version != 6 {
 			t.Fatalf("newest first: %+v", sk)
 		}
-		sk2, next2, err := s.ListSkipped(ctx, 2, next)
+		sk2, next2, err := s.ListSkipped(ctx, usync.SkippedFilter{}, 2, next)
 		if err != nil || len(sk2) != 1 || next2 != "" || sk2[0].Reason != usync.Duplicate || sk2[0].EventID != "e1" {
 			t.Fatalf("skipped page 2: %+v %q %v", sk2, next2, err)
 		}
-		if _, _, err := s.ListSkipped(ctx, 2, "!!"); !errors.Is(err, store.ErrBadPageToken) {
+		if _, _, err := s.ListSkipped(ctx, usync.SkippedFilter{}, 2, "!!"); !errors.Is(err, store.ErrBadPageToken) {
 			t.Fatalf("bad token: %v", err)
 		}
 		c, _ := s.Cursor(ctx, "l2a")
@@ -181,7 +289,7 @@ func Run(t *testing.T, open func(t *testing.T) usync.Store) {
 		if fmt.Sprint(out) != "[   APPLIED]" {
 			t.Fatalf("outcomes %q", out)
 		}
-		if sk, _, _ := s.ListSkipped(ctx, 10, ""); len(sk) != 0 {
+		if sk, _, _ := s.ListSkipped(ctx, usync.SkippedFilter{}, 10, ""); len(sk) != 0 {
 			t.Fatalf("a redelivery below the cursor was recorded: %+v", sk)
 		}
 		// Links have cursors of their own.

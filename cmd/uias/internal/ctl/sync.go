@@ -37,32 +37,42 @@ func syncStatusCmd() command {
 			}
 			fmt.Fprintf(tw, "centre %s\tlevel %d\tparent %s\thome subtrees %s\n", x.GetCentre(), x.GetLevel(),
 				dash(x.GetParent()), dash(strings.Join(x.GetHomeSubtrees(), ",")))
-			fmt.Fprintln(tw, "PEER\tSTREAM\tAPPLIED SEQ\tPENDING\tAPPLIED\tSKIPPED\tREPLAYED\tLAST APPLIED\tSOURCE\tERROR")
+			fmt.Fprintln(tw, "PEER\tSTREAM\tAPPLIED SEQ\tPENDING\tAPPLIED\tSKIPPED\tOPEN CONFLICTS\tREPLAYED\tLAST APPLIED\tSOURCE\tERROR")
 			for _, l := range x.GetLinks() {
 				last := "-"
 				if l.GetLastAppliedTime() != nil {
 					last = l.GetLastAppliedTime().AsTime().Local().Format(time.DateTime)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", l.GetPeer(), l.GetStream(), l.GetAppliedSeq(),
-					l.GetPending(), l.GetApplied(), l.GetSkipped(), l.GetDuplicates(), last, dash(l.GetSourceState()), dash(l.GetError()))
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", l.GetPeer(), l.GetStream(), l.GetAppliedSeq(),
+					l.GetPending(), l.GetApplied(), l.GetSkipped(), l.GetOpenConflicts(), l.GetDuplicates(), last,
+					dash(l.GetSourceState()), dash(l.GetError()))
 			}
 		})
 }
 
 func syncSkippedCmd() command {
-	return listVerb("", syncMaxPage, func(*app, *flag.FlagSet) pageFetch[*syncv1.SkippedChange] {
+	return listVerb("[--open]", syncMaxPage, func(_ *app, fs *flag.FlagSet) pageFetch[*syncv1.SkippedChange] {
+		open := fs.Bool("open", false, "only the conflicts not resolved yet")
 		return func(s *session, size int32, token string) ([]*syncv1.SkippedChange, string, error) {
 			r, err := syncv1.NewSyncAdminServiceClient(s.conn).ListSkippedChanges(s.ctx,
-				&syncv1.ListSkippedChangesRequest{PageSize: size, PageToken: token})
+				&syncv1.ListSkippedChangesRequest{PageSize: size, PageToken: token, OpenOnly: *open})
 			return r.GetChanges(), r.GetNextPageToken(), err
 		}
 	}, func(items []*syncv1.SkippedChange, next string) proto.Message {
 		return &syncv1.ListSkippedChangesResponse{Changes: items, NextPageToken: next}
 	}, func(tw *tabwriter.Writer, items []*syncv1.SkippedChange) {
-		fmt.Fprintln(tw, "TIME\tREASON\tORIGIN\tKIND\tOBJECT\tVERSION\tAPPLIED VERSION\tEVENT")
+		fmt.Fprintln(tw, "TIME\tREASON\tORIGIN\tKIND\tOBJECT\tVERSION\tAPPLIED VERSION\tEVENT\tREFUSED\tRESOLVED")
 		for _, k := range items {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", k.GetTime().AsTime().Local().Format(time.DateTime), k.GetReason(),
-				k.GetOrigin(), k.GetKind(), k.GetObjectId(), k.GetVersion(), k.GetAppliedVersion(), k.GetEventId())
+			resolved := "-"
+			switch {
+			case k.GetResolvedTime() != nil:
+				resolved = k.GetResolvedTime().AsTime().Local().Format(time.DateTime) + " by " + k.GetResolvedByEventId()
+			case k.GetReason() == "CONFLICT":
+				resolved = "open"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", k.GetTime().AsTime().Local().Format(time.DateTime), k.GetReason(),
+				k.GetOrigin(), k.GetKind(), k.GetObjectId(), k.GetVersion(), k.GetAppliedVersion(), k.GetEventId(),
+				dash(k.GetObject()), resolved)
 		}
 	})
 }

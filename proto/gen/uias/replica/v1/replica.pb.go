@@ -157,7 +157,12 @@ type ApplyResponse struct {
 	// taken here).
 	Outcomes []string `protobuf:"bytes,1,rep,name=outcomes" json:"outcomes,omitempty"`
 	// revision: authz's revision after the batch (identity: 0).
-	Revision      int64 `protobuf:"varint,2,opt,name=revision" json:"revision,omitempty"`
+	Revision int64 `protobuf:"varint,2,opt,name=revision" json:"revision,omitempty"`
+	// objects: what identity wrote or refused for each change, by object
+	// (a change of an import or resend writes many), so that sync records
+	// each refused one and resolves the earlier conflicts an applied one
+	// settles (sync.v1 SkippedChange.object).
+	Objects       []*ObjectOutcome `protobuf:"bytes,3,rep,name=objects" json:"objects,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -206,6 +211,80 @@ func (x *ApplyResponse) GetRevision() int64 {
 	return 0
 }
 
+func (x *ApplyResponse) GetObjects() []*ObjectOutcome {
+	if x != nil {
+		return x.Objects
+	}
+	return nil
+}
+
+// ObjectOutcome is the outcome of one object of a change.
+type ObjectOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// change: the index of the change in the request.
+	Change int32 `protobuf:"varint,1,opt,name=change" json:"change,omitempty"`
+	// key: "<kind>:<id>" (the object), "<kind>:<id>/<part>" (a part of it:
+	// a group's member, an org's or person's place) or "<kind>:<id>/*" (the
+	// object whole with all its parts: as an import or resend writes it, or
+	// its deletion).
+	Key string `protobuf:"bytes,2,opt,name=key" json:"key,omitempty"`
+	// outcome: APPLIED or CONFLICT.
+	Outcome       string `protobuf:"bytes,3,opt,name=outcome" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjectOutcome) Reset() {
+	*x = ObjectOutcome{}
+	mi := &file_uias_replica_v1_replica_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectOutcome) ProtoMessage() {}
+
+func (x *ObjectOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_replica_v1_replica_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectOutcome.ProtoReflect.Descriptor instead.
+func (*ObjectOutcome) Descriptor() ([]byte, []int) {
+	return file_uias_replica_v1_replica_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ObjectOutcome) GetChange() int32 {
+	if x != nil {
+		return x.Change
+	}
+	return 0
+}
+
+func (x *ObjectOutcome) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ObjectOutcome) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
 type DigestRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// home: the centre whose objects to digest.
@@ -216,7 +295,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_uias_replica_v1_replica_proto_msgTypes[3]
+	mi := &file_uias_replica_v1_replica_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -228,7 +307,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_replica_v1_replica_proto_msgTypes[3]
+	mi := &file_uias_replica_v1_replica_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -241,7 +320,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_uias_replica_v1_replica_proto_rawDescGZIP(), []int{3}
+	return file_uias_replica_v1_replica_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DigestRequest) GetHome() string {
@@ -260,7 +339,7 @@ type DigestResponse struct {
 
 func (x *DigestResponse) Reset() {
 	*x = DigestResponse{}
-	mi := &file_uias_replica_v1_replica_proto_msgTypes[4]
+	mi := &file_uias_replica_v1_replica_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -272,7 +351,7 @@ func (x *DigestResponse) String() string {
 func (*DigestResponse) ProtoMessage() {}
 
 func (x *DigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_replica_v1_replica_proto_msgTypes[4]
+	mi := &file_uias_replica_v1_replica_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -285,7 +364,7 @@ func (x *DigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestResponse.ProtoReflect.Descriptor instead.
 func (*DigestResponse) Descriptor() ([]byte, []int) {
-	return file_uias_replica_v1_replica_proto_rawDescGZIP(), []int{4}
+	return file_uias_replica_v1_replica_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DigestResponse) GetTables() []*TableDigest {
@@ -307,7 +386,7 @@ type TableDigest struct {
 
 func (x *TableDigest) Reset() {
 	*x = TableDigest{}
-	mi := &file_uias_replica_v1_replica_proto_msgTypes[5]
+	mi := &file_uias_replica_v1_replica_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -319,7 +398,7 @@ func (x *TableDigest) String() string {
 func (*TableDigest) ProtoMessage() {}
 
 func (x *TableDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_replica_v1_replica_proto_msgTypes[5]
+	mi := &file_uias_replica_v1_replica_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -332,7 +411,7 @@ func (x *TableDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableDigest.ProtoReflect.Descriptor instead.
 func (*TableDigest) Descriptor() ([]byte, []int) {
-	return file_uias_replica_v1_replica_proto_rawDescGZIP(), []int{5}
+	return file_uias_replica_v1_replica_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TableDigest) GetTable() string {
@@ -369,10 +448,15 @@ const file_uias_replica_v1_replica_proto_rawDesc = "" +
 	"\bevent_id\x18\x01 \x01(\tB\x0e\xbaH\vr\t\xc8\xc6'\x01\x10\x01(\x80\x01R\aeventId\x12(\n" +
 	"\asubject\x18\x02 \x01(\tB\x0e\xbaH\vr\t\xc8\xc6'\x01\x10\x01(\x80\x02R\asubject\x12!\n" +
 	"\aversion\x18\x03 \x01(\x04B\a\xbaH\x042\x02 \x00R\aversion\x12#\n" +
-	"\apayload\x18\x04 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x10R\apayload\"G\n" +
+	"\apayload\x18\x04 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x10R\apayload\"\x81\x01\n" +
 	"\rApplyResponse\x12\x1a\n" +
 	"\boutcomes\x18\x01 \x03(\tR\boutcomes\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"2\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x128\n" +
+	"\aobjects\x18\x03 \x03(\v2\x1e.uias.replica.v1.ObjectOutcomeR\aobjects\"S\n" +
+	"\rObjectOutcome\x12\x16\n" +
+	"\x06change\x18\x01 \x01(\x05R\x06change\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
+	"\aoutcome\x18\x03 \x01(\tR\aoutcome\"2\n" +
 	"\rDigestRequest\x12!\n" +
 	"\x04home\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\xc8\xc6'\x01\x10\x01(@R\x04home\"F\n" +
@@ -395,23 +479,25 @@ func file_uias_replica_v1_replica_proto_rawDescGZIP() []byte {
 	return file_uias_replica_v1_replica_proto_rawDescData
 }
 
-var file_uias_replica_v1_replica_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_uias_replica_v1_replica_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_uias_replica_v1_replica_proto_goTypes = []any{
 	(*ApplyRequest)(nil),   // 0: uias.replica.v1.ApplyRequest
 	(*Change)(nil),         // 1: uias.replica.v1.Change
 	(*ApplyResponse)(nil),  // 2: uias.replica.v1.ApplyResponse
-	(*DigestRequest)(nil),  // 3: uias.replica.v1.DigestRequest
-	(*DigestResponse)(nil), // 4: uias.replica.v1.DigestResponse
-	(*TableDigest)(nil),    // 5: uias.replica.v1.TableDigest
+	(*ObjectOutcome)(nil),  // 3: uias.replica.v1.ObjectOutcome
+	(*DigestRequest)(nil),  // 4: uias.replica.v1.DigestRequest
+	(*DigestResponse)(nil), // 5: uias.replica.v1.DigestResponse
+	(*TableDigest)(nil),    // 6: uias.replica.v1.TableDigest
 }
 var file_uias_replica_v1_replica_proto_depIdxs = []int32{
 	1, // 0: uias.replica.v1.ApplyRequest.changes:type_name -> uias.replica.v1.Change
-	5, // 1: uias.replica.v1.DigestResponse.tables:type_name -> uias.replica.v1.TableDigest
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3, // 1: uias.replica.v1.ApplyResponse.objects:type_name -> uias.replica.v1.ObjectOutcome
+	6, // 2: uias.replica.v1.DigestResponse.tables:type_name -> uias.replica.v1.TableDigest
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_uias_replica_v1_replica_proto_init() }
@@ -425,7 +511,7 @@ func file_uias_replica_v1_replica_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_replica_v1_replica_proto_rawDesc), len(file_uias_replica_v1_replica_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

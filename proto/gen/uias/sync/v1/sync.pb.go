@@ -172,7 +172,11 @@ type Link struct {
 	// duplicates counts replays of changes applied before (recorded as
 	// skipped changes with reason DUPLICATE, but not in skipped: no failure),
 	// e.g. a peer's changes copied again after the link's filters changed.
-	Duplicates    int64 `protobuf:"varint,11,opt,name=duplicates" json:"duplicates,omitempty"`
+	Duplicates int64 `protobuf:"varint,11,opt,name=duplicates" json:"duplicates,omitempty"`
+	// open_conflicts counts the peer's changes refused here (CONFLICT) that
+	// no later change settled yet (SkippedChange.resolved_time unset); 0 for
+	// the local link. skipped counts every skipped change since the start.
+	OpenConflicts int64 `protobuf:"varint,12,opt,name=open_conflicts,json=openConflicts" json:"open_conflicts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,12 +288,21 @@ func (x *Link) GetDuplicates() int64 {
 	return 0
 }
 
+func (x *Link) GetOpenConflicts() int64 {
+	if x != nil {
+		return x.OpenConflicts
+	}
+	return 0
+}
+
 type ListSkippedChangesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// page_size: 1-500, default 50.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
 	// page_token from the previous response.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	// open_only lists only the conflicts not resolved.
+	OpenOnly      bool `protobuf:"varint,3,opt,name=open_only,json=openOnly" json:"open_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -336,6 +349,13 @@ func (x *ListSkippedChangesRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListSkippedChangesRequest) GetOpenOnly() bool {
+	if x != nil {
+		return x.OpenOnly
+	}
+	return false
 }
 
 type ListSkippedChangesResponse struct {
@@ -409,10 +429,23 @@ type SkippedChange struct {
 	// collides with a row of this centre, such as a login name or code
 	// taken here, or would give a person both roles of a
 	// separation-of-duty pair here).
-	Reason        string                 `protobuf:"bytes,7,opt,name=reason" json:"reason,omitempty"`
-	Time          *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time" json:"time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Reason string                 `protobuf:"bytes,7,opt,name=reason" json:"reason,omitempty"`
+	Time   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time" json:"time,omitempty"`
+	// object names what the owning component refused (CONFLICT): the object
+	// ("user:<id>", "org:<id>", "group:<id>", "link:<id>", "finger:<user
+	// id>/<position>", "totp:<user id>", ...) or a part of it
+	// ("group:<id>/member:<user id>", "org:<id>/place"). A change of an
+	// import or resend carries many objects: each refused one is a skipped
+	// change of its own (kind and object_id are then the change's).
+	Object string `protobuf:"bytes,9,opt,name=object" json:"object,omitempty"`
+	// resolved_time is set when a later change of the same centre applied
+	// what the conflict left out (the same object or part, or the object
+	// whole as a resend or deletion writes it), resolved_by_event_id that
+	// change's event id. Unset: the conflict is open.
+	ResolvedTime      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=resolved_time,json=resolvedTime" json:"resolved_time,omitempty"`
+	ResolvedByEventId string                 `protobuf:"bytes,11,opt,name=resolved_by_event_id,json=resolvedByEventId" json:"resolved_by_event_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SkippedChange) Reset() {
@@ -499,6 +532,27 @@ func (x *SkippedChange) GetTime() *timestamppb.Timestamp {
 		return x.Time
 	}
 	return nil
+}
+
+func (x *SkippedChange) GetObject() string {
+	if x != nil {
+		return x.Object
+	}
+	return ""
+}
+
+func (x *SkippedChange) GetResolvedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResolvedTime
+	}
+	return nil
+}
+
+func (x *SkippedChange) GetResolvedByEventId() string {
+	if x != nil {
+		return x.ResolvedByEventId
+	}
+	return ""
 }
 
 type GetReplicaDigestRequest struct {
@@ -676,7 +730,7 @@ const file_uias_sync_v1_sync_proto_rawDesc = "" +
 	"\x05level\x18\x02 \x01(\x05R\x05level\x12\x16\n" +
 	"\x06parent\x18\x03 \x01(\tR\x06parent\x12#\n" +
 	"\rhome_subtrees\x18\x04 \x03(\tR\fhomeSubtrees\x12(\n" +
-	"\x05links\x18\x05 \x03(\v2\x12.uias.sync.v1.LinkR\x05links\"\xdd\x02\n" +
+	"\x05links\x18\x05 \x03(\v2\x12.uias.sync.v1.LinkR\x05links\"\x84\x03\n" +
 	"\x04Link\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\tR\x06stream\x12\x1f\n" +
@@ -692,15 +746,17 @@ const file_uias_sync_v1_sync_proto_rawDesc = "" +
 	" \x01(\tR\x05error\x12\x1e\n" +
 	"\n" +
 	"duplicates\x18\v \x01(\x03R\n" +
-	"duplicates\"q\n" +
+	"duplicates\x12%\n" +
+	"\x0eopen_conflicts\x18\f \x01(\x03R\ropenConflicts\"\x8e\x01\n" +
 	"\x19ListSkippedChangesRequest\x12'\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12+\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\tpageToken\"{\n" +
+	"page_token\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\tpageToken\x12\x1b\n" +
+	"\topen_only\x18\x03 \x01(\bR\bopenOnly\"{\n" +
 	"\x1aListSkippedChangesResponse\x125\n" +
 	"\achanges\x18\x01 \x03(\v2\x1b.uias.sync.v1.SkippedChangeR\achanges\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xfe\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x88\x03\n" +
 	"\rSkippedChange\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x12\n" +
@@ -709,7 +765,11 @@ const file_uias_sync_v1_sync_proto_rawDesc = "" +
 	"\aversion\x18\x05 \x01(\x04R\aversion\x12'\n" +
 	"\x0fapplied_version\x18\x06 \x01(\x04R\x0eappliedVersion\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12.\n" +
-	"\x04time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"m\n" +
+	"\x04time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06object\x18\t \x01(\tR\x06object\x12?\n" +
+	"\rresolved_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\fresolvedTime\x12/\n" +
+	"\x14resolved_by_event_id\x18\v \x01(\tR\x11resolvedByEventId\"m\n" +
 	"\x17GetReplicaDigestRequest\x12(\n" +
 	"\x05homes\x18\x01 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10@\"\br\x06\xc8\xc6'\x01(@R\x05homes\x12(\n" +
 	"\x05kinds\x18\x02 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10@\"\br\x06\xc8\xc6'\x01(@R\x05kinds\"B\n" +
@@ -754,18 +814,19 @@ var file_uias_sync_v1_sync_proto_depIdxs = []int32{
 	9, // 1: uias.sync.v1.Link.last_applied_time:type_name -> google.protobuf.Timestamp
 	5, // 2: uias.sync.v1.ListSkippedChangesResponse.changes:type_name -> uias.sync.v1.SkippedChange
 	9, // 3: uias.sync.v1.SkippedChange.time:type_name -> google.protobuf.Timestamp
-	8, // 4: uias.sync.v1.ReplicaDigest.tables:type_name -> uias.sync.v1.TableDigest
-	0, // 5: uias.sync.v1.SyncAdminService.GetSyncStatus:input_type -> uias.sync.v1.GetSyncStatusRequest
-	3, // 6: uias.sync.v1.SyncAdminService.ListSkippedChanges:input_type -> uias.sync.v1.ListSkippedChangesRequest
-	6, // 7: uias.sync.v1.SyncAdminService.GetReplicaDigest:input_type -> uias.sync.v1.GetReplicaDigestRequest
-	1, // 8: uias.sync.v1.SyncAdminService.GetSyncStatus:output_type -> uias.sync.v1.SyncStatus
-	4, // 9: uias.sync.v1.SyncAdminService.ListSkippedChanges:output_type -> uias.sync.v1.ListSkippedChangesResponse
-	7, // 10: uias.sync.v1.SyncAdminService.GetReplicaDigest:output_type -> uias.sync.v1.ReplicaDigest
-	8, // [8:11] is the sub-list for method output_type
-	5, // [5:8] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	9, // 4: uias.sync.v1.SkippedChange.resolved_time:type_name -> google.protobuf.Timestamp
+	8, // 5: uias.sync.v1.ReplicaDigest.tables:type_name -> uias.sync.v1.TableDigest
+	0, // 6: uias.sync.v1.SyncAdminService.GetSyncStatus:input_type -> uias.sync.v1.GetSyncStatusRequest
+	3, // 7: uias.sync.v1.SyncAdminService.ListSkippedChanges:input_type -> uias.sync.v1.ListSkippedChangesRequest
+	6, // 8: uias.sync.v1.SyncAdminService.GetReplicaDigest:input_type -> uias.sync.v1.GetReplicaDigestRequest
+	1, // 9: uias.sync.v1.SyncAdminService.GetSyncStatus:output_type -> uias.sync.v1.SyncStatus
+	4, // 10: uias.sync.v1.SyncAdminService.ListSkippedChanges:output_type -> uias.sync.v1.ListSkippedChangesResponse
+	7, // 11: uias.sync.v1.SyncAdminService.GetReplicaDigest:output_type -> uias.sync.v1.ReplicaDigest
+	9, // [9:12] is the sub-list for method output_type
+	6, // [6:9] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_uias_sync_v1_sync_proto_init() }

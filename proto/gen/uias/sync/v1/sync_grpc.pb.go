@@ -35,8 +35,10 @@ type SyncAdminServiceClient interface {
 	// it applies, how far it has applied and how many changes wait.
 	GetSyncStatus(ctx context.Context, in *GetSyncStatusRequest, opts ...grpc.CallOption) (*SyncStatus, error)
 	// ListSkippedChanges lists the changes that were received but not
-	// applied: a replay of an applied change (DUPLICATE) or a change older
-	// than the object's applied version (STALE), newest first.
+	// applied: a replay of an applied change (DUPLICATE), a change older
+	// than the object's applied version (STALE), or one the owning
+	// component refused (CONFLICT; open until a later change settles it),
+	// newest first.
 	ListSkippedChanges(ctx context.Context, in *ListSkippedChangesRequest, opts ...grpc.CallOption) (*ListSkippedChangesResponse, error)
 	// GetReplicaDigest returns a SHA-256 digest per replica table over the
 	// objects whose home is one of the centres given (all when none), so
@@ -93,8 +95,10 @@ type SyncAdminServiceServer interface {
 	// it applies, how far it has applied and how many changes wait.
 	GetSyncStatus(context.Context, *GetSyncStatusRequest) (*SyncStatus, error)
 	// ListSkippedChanges lists the changes that were received but not
-	// applied: a replay of an applied change (DUPLICATE) or a change older
-	// than the object's applied version (STALE), newest first.
+	// applied: a replay of an applied change (DUPLICATE), a change older
+	// than the object's applied version (STALE), or one the owning
+	// component refused (CONFLICT; open until a later change settles it),
+	// newest first.
 	ListSkippedChanges(context.Context, *ListSkippedChangesRequest) (*ListSkippedChangesResponse, error)
 	// GetReplicaDigest returns a SHA-256 digest per replica table over the
 	// objects whose home is one of the centres given (all when none), so
