@@ -27,6 +27,10 @@ type Store interface {
 	ListSkipped(ctx context.Context, f SkippedFilter, size int, token string) ([]Skipped, string, error)
 	// OpenConflicts counts the conflicts not resolved, by origin.
 	OpenConflicts(ctx context.Context) (map[string]int64, error)
+	// ResolveConflicts marks the open conflicts of event eventID (only
+	// the one of object when not empty) resolved at at by by, and returns
+	// how many (store.ErrNotFound when none).
+	ResolveConflicts(ctx context.Context, eventID, object, by string, at time.Time) (int64, error)
 	// Digest returns a digest of each replica table (objects, applied)
 	// over the rows f selects.
 	Digest(ctx context.Context, f DigestFilter) ([]TableDigest, error)

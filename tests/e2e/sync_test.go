@@ -590,6 +590,35 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	if !resolved {
 		t.Fatal("the membership's conflict is not listed as resolved at level 1")
 	}
+	// Refused again, it is resolved by hand at level 1 (the operator
+	// accepts that the person is a clerk at l2a only); audited.
+	if _, err := cut.e.admin.AddGroupMember(cut.e.adm(), &identityv1.GroupMemberRequest{GroupId: clerks.GetId(), UserId: s.userID}); err != nil {
+		t.Fatal(err)
+	}
+	var again *syncv1.SkippedChange
+	eventuallyWithin(t, 2*time.Minute, "the membership is refused again at level 1", func() bool {
+		again, _ = openConflict()
+		return again != nil
+	})
+	_, err = l1.sync().ResolveSkippedChanges(l1.e.adm(), &syncv1.ResolveSkippedChangesRequest{EventId: again.GetEventId(), Object: "user:nobody"})
+	wantCode(t, err, codes.NotFound, "")
+	byHand, err := l1.sync().ResolveSkippedChanges(l1.e.adm(), &syncv1.ResolveSkippedChangesRequest{EventId: again.GetEventId()})
+	if err != nil || byHand.GetResolved() != 1 {
+		t.Fatalf("resolving the conflict by hand: %v %v", byHand, err)
+	}
+	if c, _ := openConflict(); c != nil {
+		t.Fatalf("resolved by hand, still open: %v", c)
+	}
+	_, err = l1.sync().ResolveSkippedChanges(l1.e.adm(), &syncv1.ResolveSkippedChangesRequest{EventId: again.GetEventId()})
+	wantCode(t, err, codes.NotFound, "")
+	eventuallyWithin(t, time.Minute, "the resolution by hand is in level 1's audit log", func() bool {
+		for _, ev := range appEvents(t, l1.e.app, "AUDIT", "uias.audit.") {
+			if ev["api"] == "sync.skipped.resolve" && ev["subject"] == "change:"+again.GetEventId() && ev["result"] == "success" {
+				return true
+			}
+		}
+		return false
+	})
 
 	// Level 1 appoints a person of l2a unit administrator of a unit of
 	// l2a (004 §2.1.6.2.1): at l2a they log in to the console (choosing

@@ -12,6 +12,7 @@ import (
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
@@ -83,12 +84,16 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ap *applier.Applier
+	var (
+		ap      *applier.Applier
+		publish func(ctx context.Context, ev events.Event)
+	)
 	if links := cfg.Links(); len(links) > 0 {
 		_, js, err := env.NATS()
 		if err != nil {
 			return nil, err
 		}
+		publish = auditPublisher(js, env.Log.Named("admin"))
 		azc, err := env.Client("authz")
 		if err != nil {
 			return nil, err
@@ -112,7 +117,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	register := server.New(cfg.CentreHomes(), cfg.HomeSubtrees, st, ap).Register
+	register := server.New(cfg.CentreHomes(), cfg.HomeSubtrees, st, ap, publish).Register
 	return &module.Component{
 		Register: func(g grpc.ServiceRegistrar) { register(g); prov.server.Register(g) },
 		Auth:     server.CallerAuth(admins),

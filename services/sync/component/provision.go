@@ -65,13 +65,7 @@ func startProvision(env *module.Env, cfg *Config, db *store.DB, idc grpc.ClientC
 		return nil, err
 	}
 	log := env.Log.Named("provision")
-	publish := func(ctx context.Context, ev events.Event) {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := js.PublishMsg(pctx, events.Msg(ev), jetstream.WithMsgID(ev.ID)); err != nil {
-			log.Warn("audit event not published", zap.String("api", ev.Type), zap.Error(err))
-		}
-	}
+	publish := auditPublisher(js, log)
 	p := &Provisioning{Store: st}
 	if pc.Enabled {
 		auditor := audit.NewBuilder("sync", nil)
@@ -116,5 +110,17 @@ func identityViews(c identityv1.ViewServiceClient) func(ctx context.Context, ent
 			out[i] = provision.View{ID: v.GetId(), Data: v.GetData()}
 		}
 		return out, nil
+	}
+}
+
+// auditPublisher publishes audit records to AUDIT (a failure is logged:
+// the change they record is made).
+func auditPublisher(js jetstream.JetStream, log *zap.Logger) func(ctx context.Context, ev events.Event) {
+	return func(ctx context.Context, ev events.Event) {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := js.PublishMsg(pctx, events.Msg(ev), jetstream.WithMsgID(ev.ID)); err != nil {
+			log.Warn("audit event not published", zap.String("api", ev.Type), zap.Error(err))
+		}
 	}
 }

@@ -4,12 +4,17 @@ package server
 
 import (
 	"context"
+	"strconv"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/adminauth"
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/events"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
 	usync "github.com/uias/uias/services/sync"
 	"github.com/uias/uias/services/sync/applier"
@@ -23,11 +28,47 @@ type Server struct {
 	subtree []string
 	st      usync.Store
 	ap      *applier.Applier // nil on a single centre
+	publish func(ctx context.Context, ev events.Event)
+	auditor *audit.Builder
 }
 
 // New returns the server; ap is nil on a single centre (homes nil).
-func New(homes *centre.Homes, homeSubtrees []string, st usync.Store, ap *applier.Applier) *Server {
-	return &Server{homes: homes, subtree: homeSubtrees, st: st, ap: ap}
+// publish sends the audit records of administrators' changes.
+func New(homes *centre.Homes, homeSubtrees []string, st usync.Store, ap *applier.Applier,
+	publish func(ctx context.Context, ev events.Event)) *Server {
+	return &Server{homes: homes, subtree: homeSubtrees, st: st, ap: ap, publish: publish, auditor: audit.NewBuilder("sync", nil)}
+}
+
+// ResolveSkippedChanges implements SyncAdminService.
+func (s *Server) ResolveSkippedChanges(ctx context.Context, r *syncv1.ResolveSkippedChangesRequest) (*syncv1.ResolveSkippedChangesResponse, error) {
+	if s.homes == nil {
+		return nil, usync.ErrNotACentre
+	}
+	start := time.Now()
+	by := "admin"
+	if a := adminauth.From(ctx); a != nil {
+		by = "admin:" + a.ID
+	}
+	n, err := s.st.ResolveConflicts(ctx, r.GetEventId(), r.GetObject(), by, start)
+	if s.publish != nil {
+		res, reason := audit.ResultSuccess, "OK"
+		if err != nil {
+			res, reason = audit.ResultFailure, "ERROR"
+			if e, ok := apierr.As(err); ok {
+				reason = e.Reason
+			}
+		}
+		detail := map[string]string{"resolved": strconv.FormatInt(n, 10)}
+		if r.GetObject() != "" {
+			detail["object"] = r.GetObject()
+		}
+		s.publish(ctx, s.auditor.Event(ctx, audit.Action{API: "sync.skipped.resolve", Subject: "change:" + r.GetEventId(),
+			Result: res, Reason: reason, Start: start, Detail: detail}))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &syncv1.ResolveSkippedChangesResponse{Resolved: n}, nil
 }
 
 // Register adds the service to g.
@@ -108,9 +149,10 @@ func (s *Server) GetReplicaDigest(ctx context.Context, r *syncv1.GetReplicaDiges
 // Perms is the administrator permission of each sync method, asked of
 // authz before the handler runs (adminauth.CallerAuth).
 var Perms = map[string]adminauth.Perm{
-	syncv1.SyncAdminService_GetSyncStatus_FullMethodName:      adminauth.SyncRead,
-	syncv1.SyncAdminService_ListSkippedChanges_FullMethodName: adminauth.SyncRead,
-	syncv1.SyncAdminService_GetReplicaDigest_FullMethodName:   adminauth.SyncRead,
+	syncv1.SyncAdminService_GetSyncStatus_FullMethodName:         adminauth.SyncRead,
+	syncv1.SyncAdminService_ListSkippedChanges_FullMethodName:    adminauth.SyncRead,
+	syncv1.SyncAdminService_ResolveSkippedChanges_FullMethodName: adminauth.SyncWrite,
+	syncv1.SyncAdminService_GetReplicaDigest_FullMethodName:      adminauth.SyncRead,
 
 	// Provisioning (provserver asks the same permission again per handler).
 	syncv1.SyncProvisioningService_CreateSubscription_FullMethodName:    provserver.PermWrite,

@@ -560,6 +560,29 @@ func (s *Store) ListSkipped(ctx context.Context, f usync.SkippedFilter, size int
 	return out, next, nil
 }
 
+// ResolveConflicts implements sync.Store.
+func (s *Store) ResolveConflicts(ctx context.Context, eventID, object, by string, at time.Time) (int64, error) {
+	var w store.Where
+	w.Add("reason = 'CONFLICT' AND resolved_ms = 0")
+	w.Add("event_id = ?", eventID)
+	if object != "" {
+		w.Add("object = ?", object)
+	}
+	res, err := s.db.ExecContext(ctx, s.db.Rebind("UPDATE sync_skipped SET resolved_ms = ?, resolved_by = ?"+w.SQL()),
+		append([]any{store.UnixMS(at), by}, w.Args()...)...)
+	if err != nil {
+		return 0, classify(err, "resolve conflicts")
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, classify(err, "resolve conflicts")
+	}
+	if n == 0 {
+		return 0, store.NotFound("open conflict of change " + eventID)
+	}
+	return n, nil
+}
+
 // OpenConflicts implements sync.Store.
 func (s *Store) OpenConflicts(ctx context.Context) (map[string]int64, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT origin, COUNT(*) FROM sync_skipped WHERE reason = 'CONFLICT' AND resolved_ms = 0

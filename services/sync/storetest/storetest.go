@@ -186,6 +186,32 @@ func Run(t *testing.T, open func(t *testing.T) usync.Store) {
 		if o := openConflicts(); o["l2a"] != 1 {
 			t.Fatalf("open conflicts after g1 whole %v", o)
 		}
+		// by hand: one object of a change, or all of them; nothing open
+		// left of it is NOT_FOUND
+		if n, err := s.ResolveConflicts(ctx, "f1", "user:u9", "admin:a1", later); !errors.Is(err, store.ErrNotFound) || n != 0 {
+			t.Fatalf("resolving another object: %d %v", n, err)
+		}
+		if n, err := s.ResolveConflicts(ctx, "f1", "user:u1", "admin:a1", later); err != nil || n != 1 {
+			t.Fatalf("resolving by hand: %d %v", n, err)
+		}
+		if n, err := s.ResolveConflicts(ctx, "f1", "", "admin:a1", later); !errors.Is(err, store.ErrNotFound) || n != 0 {
+			t.Fatalf("resolving again: %d %v", n, err)
+		}
+		if n, err := s.ResolveConflicts(ctx, "e7", "", "admin:a1", later); !errors.Is(err, store.ErrNotFound) || n != 0 {
+			t.Fatalf("resolving a change applied: %d %v", n, err)
+		}
+		if o := openConflicts(); o["l2b"] != 1 {
+			t.Fatalf("open conflicts after the hand %v", o)
+		}
+		mine, _, err := s.ListSkipped(ctx, usync.SkippedFilter{}, 50, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range mine {
+			if k.EventID == "f1" && (k.ResolvedBy != "admin:a1" || !k.Resolved.Equal(later)) {
+				t.Fatalf("resolved by hand: %+v", k)
+			}
+		}
 	})
 
 	t.Run("DuplicateAndStaleAreRecordedNotApplied", func(t *testing.T) {

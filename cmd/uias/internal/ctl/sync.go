@@ -18,6 +18,7 @@ func syncCommands() map[string]command {
 	return map[string]command{
 		"status":  syncStatusCmd(),
 		"skipped": syncSkippedCmd(),
+		"resolve": syncResolveCmd(),
 		"digest":  syncDigestCmd(),
 	}
 }
@@ -75,6 +76,23 @@ func syncSkippedCmd() command {
 				dash(k.GetObject()), resolved)
 		}
 	})
+}
+
+func syncResolveCmd() command {
+	return verb("EVENT_ID [--object KEY]",
+		"Marks the open conflicts of a skipped change resolved by hand (what it left out was mended another way, "+
+			"or is no longer wanted): all of them, or the one of --object (as sync skipped lists it).",
+		[]string{"EVENT_ID"}, func(_ *app, fs *flag.FlagSet) prepared[*syncv1.ResolveSkippedChangesResponse] {
+			object := fs.String("object", "", "only the conflict of this object (e.g. user:ID, group:ID/member:ID)")
+			return func(args []string) (func(s *session) (*syncv1.ResolveSkippedChangesResponse, error), error) {
+				return func(s *session) (*syncv1.ResolveSkippedChangesResponse, error) {
+					return syncv1.NewSyncAdminServiceClient(s.conn).ResolveSkippedChanges(s.ctx,
+						&syncv1.ResolveSkippedChangesRequest{EventId: args[0], Object: *object})
+				}, nil
+			}
+		}, func(tw *tabwriter.Writer, x *syncv1.ResolveSkippedChangesResponse) {
+			fmt.Fprintf(tw, "RESOLVED\t%d\n", x.GetResolved())
+		})
 }
 
 func syncDigestCmd() command {

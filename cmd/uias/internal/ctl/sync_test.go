@@ -70,4 +70,11 @@ func TestSyncCommands(t *testing.T) {
 	if code, _, stderr := h.run("sync", "digest", "--kind"); code == 0 || !strings.Contains(stderr, "kind") {
 		t.Fatalf("a flag without its value: %d %s", code, stderr)
 	}
+	if code, _, stderr := h.run("sync", "resolve", "no-such-change", "--object", "user:u1"); code == 0 ||
+		!strings.Contains(stderr, "open conflict of change no-such-change not found") {
+		t.Fatalf("resolving a change with no open conflict: %d %s", code, stderr)
+	}
+	if code, _, stderr := h.run("sync", "resolve"); code == 0 || !strings.Contains(stderr, "EVENT_ID") {
+		t.Fatalf("resolve without the change: %d %s", code, stderr)
+	}
 }

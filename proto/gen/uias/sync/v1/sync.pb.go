@@ -555,6 +555,106 @@ func (x *SkippedChange) GetResolvedByEventId() string {
 	return ""
 }
 
+type ResolveSkippedChangesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// event_id: the change whose open conflicts to resolve.
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId" json:"event_id,omitempty"`
+	// object: only this one of them (SkippedChange.object); empty: all.
+	Object        string `protobuf:"bytes,2,opt,name=object" json:"object,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveSkippedChangesRequest) Reset() {
+	*x = ResolveSkippedChangesRequest{}
+	mi := &file_uias_sync_v1_sync_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveSkippedChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveSkippedChangesRequest) ProtoMessage() {}
+
+func (x *ResolveSkippedChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_sync_v1_sync_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveSkippedChangesRequest.ProtoReflect.Descriptor instead.
+func (*ResolveSkippedChangesRequest) Descriptor() ([]byte, []int) {
+	return file_uias_sync_v1_sync_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ResolveSkippedChangesRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ResolveSkippedChangesRequest) GetObject() string {
+	if x != nil {
+		return x.Object
+	}
+	return ""
+}
+
+type ResolveSkippedChangesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// resolved: the conflicts marked resolved (resolved_by_event_id is then
+	// "admin:<administrator's user id>").
+	Resolved      int64 `protobuf:"varint,1,opt,name=resolved" json:"resolved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveSkippedChangesResponse) Reset() {
+	*x = ResolveSkippedChangesResponse{}
+	mi := &file_uias_sync_v1_sync_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveSkippedChangesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveSkippedChangesResponse) ProtoMessage() {}
+
+func (x *ResolveSkippedChangesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_sync_v1_sync_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveSkippedChangesResponse.ProtoReflect.Descriptor instead.
+func (*ResolveSkippedChangesResponse) Descriptor() ([]byte, []int) {
+	return file_uias_sync_v1_sync_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ResolveSkippedChangesResponse) GetResolved() int64 {
+	if x != nil {
+		return x.Resolved
+	}
+	return 0
+}
+
 type GetReplicaDigestRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// homes restricts the digest to objects whose home is one of these
@@ -569,7 +669,7 @@ type GetReplicaDigestRequest struct {
 
 func (x *GetReplicaDigestRequest) Reset() {
 	*x = GetReplicaDigestRequest{}
-	mi := &file_uias_sync_v1_sync_proto_msgTypes[6]
+	mi := &file_uias_sync_v1_sync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +681,7 @@ func (x *GetReplicaDigestRequest) String() string {
 func (*GetReplicaDigestRequest) ProtoMessage() {}
 
 func (x *GetReplicaDigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_sync_v1_sync_proto_msgTypes[6]
+	mi := &file_uias_sync_v1_sync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +694,7 @@ func (x *GetReplicaDigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReplicaDigestRequest.ProtoReflect.Descriptor instead.
 func (*GetReplicaDigestRequest) Descriptor() ([]byte, []int) {
-	return file_uias_sync_v1_sync_proto_rawDescGZIP(), []int{6}
+	return file_uias_sync_v1_sync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetReplicaDigestRequest) GetHomes() []string {
@@ -621,7 +721,7 @@ type ReplicaDigest struct {
 
 func (x *ReplicaDigest) Reset() {
 	*x = ReplicaDigest{}
-	mi := &file_uias_sync_v1_sync_proto_msgTypes[7]
+	mi := &file_uias_sync_v1_sync_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +733,7 @@ func (x *ReplicaDigest) String() string {
 func (*ReplicaDigest) ProtoMessage() {}
 
 func (x *ReplicaDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_sync_v1_sync_proto_msgTypes[7]
+	mi := &file_uias_sync_v1_sync_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +746,7 @@ func (x *ReplicaDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaDigest.ProtoReflect.Descriptor instead.
 func (*ReplicaDigest) Descriptor() ([]byte, []int) {
-	return file_uias_sync_v1_sync_proto_rawDescGZIP(), []int{7}
+	return file_uias_sync_v1_sync_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReplicaDigest) GetTables() []*TableDigest {
@@ -669,7 +769,7 @@ type TableDigest struct {
 
 func (x *TableDigest) Reset() {
 	*x = TableDigest{}
-	mi := &file_uias_sync_v1_sync_proto_msgTypes[8]
+	mi := &file_uias_sync_v1_sync_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +781,7 @@ func (x *TableDigest) String() string {
 func (*TableDigest) ProtoMessage() {}
 
 func (x *TableDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_sync_v1_sync_proto_msgTypes[8]
+	mi := &file_uias_sync_v1_sync_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +794,7 @@ func (x *TableDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableDigest.ProtoReflect.Descriptor instead.
 func (*TableDigest) Descriptor() ([]byte, []int) {
-	return file_uias_sync_v1_sync_proto_rawDescGZIP(), []int{8}
+	return file_uias_sync_v1_sync_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TableDigest) GetTable() string {
@@ -769,7 +869,12 @@ const file_uias_sync_v1_sync_proto_rawDesc = "" +
 	"\x06object\x18\t \x01(\tR\x06object\x12?\n" +
 	"\rresolved_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\fresolvedTime\x12/\n" +
-	"\x14resolved_by_event_id\x18\v \x01(\tR\x11resolvedByEventId\"m\n" +
+	"\x14resolved_by_event_id\x18\v \x01(\tR\x11resolvedByEventId\"o\n" +
+	"\x1cResolveSkippedChangesRequest\x12)\n" +
+	"\bevent_id\x18\x01 \x01(\tB\x0e\xbaH\vr\t\xc8\xc6'\x01\x10\x01(\x80\x01R\aeventId\x12$\n" +
+	"\x06object\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xac\x02R\x06object\";\n" +
+	"\x1dResolveSkippedChangesResponse\x12\x1a\n" +
+	"\bresolved\x18\x01 \x01(\x03R\bresolved\"m\n" +
 	"\x17GetReplicaDigestRequest\x12(\n" +
 	"\x05homes\x18\x01 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10@\"\br\x06\xc8\xc6'\x01(@R\x05homes\x12(\n" +
 	"\x05kinds\x18\x02 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10@\"\br\x06\xc8\xc6'\x01(@R\x05kinds\"B\n" +
@@ -778,10 +883,11 @@ const file_uias_sync_v1_sync_proto_rawDesc = "" +
 	"\vTableDigest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
 	"\x04rows\x18\x02 \x01(\x03R\x04rows\x12\x16\n" +
-	"\x06sha256\x18\x03 \x01(\tR\x06sha2562\xf8\x02\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha2562\x90\x04\n" +
 	"\x10SyncAdminService\x12i\n" +
 	"\rGetSyncStatus\x12\".uias.sync.v1.GetSyncStatusRequest\x1a\x18.uias.sync.v1.SyncStatus\"\x1a\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/sync/status\x90\x02\x01\x12\x84\x01\n" +
-	"\x12ListSkippedChanges\x12'.uias.sync.v1.ListSkippedChangesRequest\x1a(.uias.sync.v1.ListSkippedChangesResponse\"\x1b\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/sync/skipped\x90\x02\x01\x12r\n" +
+	"\x12ListSkippedChanges\x12'.uias.sync.v1.ListSkippedChangesRequest\x1a(.uias.sync.v1.ListSkippedChangesResponse\"\x1b\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/sync/skipped\x90\x02\x01\x12\x95\x01\n" +
+	"\x15ResolveSkippedChanges\x12*.uias.sync.v1.ResolveSkippedChangesRequest\x1a+.uias.sync.v1.ResolveSkippedChangesResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/sync/skipped:resolve\x12r\n" +
 	"\x10GetReplicaDigest\x12%.uias.sync.v1.GetReplicaDigestRequest\x1a\x1b.uias.sync.v1.ReplicaDigest\"\x1a\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/sync/digest\x90\x02\x01B9Z2github.com/uias/uias/proto/gen/uias/sync/v1;syncv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
@@ -796,37 +902,41 @@ func file_uias_sync_v1_sync_proto_rawDescGZIP() []byte {
 	return file_uias_sync_v1_sync_proto_rawDescData
 }
 
-var file_uias_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_uias_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_uias_sync_v1_sync_proto_goTypes = []any{
-	(*GetSyncStatusRequest)(nil),       // 0: uias.sync.v1.GetSyncStatusRequest
-	(*SyncStatus)(nil),                 // 1: uias.sync.v1.SyncStatus
-	(*Link)(nil),                       // 2: uias.sync.v1.Link
-	(*ListSkippedChangesRequest)(nil),  // 3: uias.sync.v1.ListSkippedChangesRequest
-	(*ListSkippedChangesResponse)(nil), // 4: uias.sync.v1.ListSkippedChangesResponse
-	(*SkippedChange)(nil),              // 5: uias.sync.v1.SkippedChange
-	(*GetReplicaDigestRequest)(nil),    // 6: uias.sync.v1.GetReplicaDigestRequest
-	(*ReplicaDigest)(nil),              // 7: uias.sync.v1.ReplicaDigest
-	(*TableDigest)(nil),                // 8: uias.sync.v1.TableDigest
-	(*timestamppb.Timestamp)(nil),      // 9: google.protobuf.Timestamp
+	(*GetSyncStatusRequest)(nil),          // 0: uias.sync.v1.GetSyncStatusRequest
+	(*SyncStatus)(nil),                    // 1: uias.sync.v1.SyncStatus
+	(*Link)(nil),                          // 2: uias.sync.v1.Link
+	(*ListSkippedChangesRequest)(nil),     // 3: uias.sync.v1.ListSkippedChangesRequest
+	(*ListSkippedChangesResponse)(nil),    // 4: uias.sync.v1.ListSkippedChangesResponse
+	(*SkippedChange)(nil),                 // 5: uias.sync.v1.SkippedChange
+	(*ResolveSkippedChangesRequest)(nil),  // 6: uias.sync.v1.ResolveSkippedChangesRequest
+	(*ResolveSkippedChangesResponse)(nil), // 7: uias.sync.v1.ResolveSkippedChangesResponse
+	(*GetReplicaDigestRequest)(nil),       // 8: uias.sync.v1.GetReplicaDigestRequest
+	(*ReplicaDigest)(nil),                 // 9: uias.sync.v1.ReplicaDigest
+	(*TableDigest)(nil),                   // 10: uias.sync.v1.TableDigest
+	(*timestamppb.Timestamp)(nil),         // 11: google.protobuf.Timestamp
 }
 var file_uias_sync_v1_sync_proto_depIdxs = []int32{
-	2, // 0: uias.sync.v1.SyncStatus.links:type_name -> uias.sync.v1.Link
-	9, // 1: uias.sync.v1.Link.last_applied_time:type_name -> google.protobuf.Timestamp
-	5, // 2: uias.sync.v1.ListSkippedChangesResponse.changes:type_name -> uias.sync.v1.SkippedChange
-	9, // 3: uias.sync.v1.SkippedChange.time:type_name -> google.protobuf.Timestamp
-	9, // 4: uias.sync.v1.SkippedChange.resolved_time:type_name -> google.protobuf.Timestamp
-	8, // 5: uias.sync.v1.ReplicaDigest.tables:type_name -> uias.sync.v1.TableDigest
-	0, // 6: uias.sync.v1.SyncAdminService.GetSyncStatus:input_type -> uias.sync.v1.GetSyncStatusRequest
-	3, // 7: uias.sync.v1.SyncAdminService.ListSkippedChanges:input_type -> uias.sync.v1.ListSkippedChangesRequest
-	6, // 8: uias.sync.v1.SyncAdminService.GetReplicaDigest:input_type -> uias.sync.v1.GetReplicaDigestRequest
-	1, // 9: uias.sync.v1.SyncAdminService.GetSyncStatus:output_type -> uias.sync.v1.SyncStatus
-	4, // 10: uias.sync.v1.SyncAdminService.ListSkippedChanges:output_type -> uias.sync.v1.ListSkippedChangesResponse
-	7, // 11: uias.sync.v1.SyncAdminService.GetReplicaDigest:output_type -> uias.sync.v1.ReplicaDigest
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	2,  // 0: uias.sync.v1.SyncStatus.links:type_name -> uias.sync.v1.Link
+	11, // 1: uias.sync.v1.Link.last_applied_time:type_name -> google.protobuf.Timestamp
+	5,  // 2: uias.sync.v1.ListSkippedChangesResponse.changes:type_name -> uias.sync.v1.SkippedChange
+	11, // 3: uias.sync.v1.SkippedChange.time:type_name -> google.protobuf.Timestamp
+	11, // 4: uias.sync.v1.SkippedChange.resolved_time:type_name -> google.protobuf.Timestamp
+	10, // 5: uias.sync.v1.ReplicaDigest.tables:type_name -> uias.sync.v1.TableDigest
+	0,  // 6: uias.sync.v1.SyncAdminService.GetSyncStatus:input_type -> uias.sync.v1.GetSyncStatusRequest
+	3,  // 7: uias.sync.v1.SyncAdminService.ListSkippedChanges:input_type -> uias.sync.v1.ListSkippedChangesRequest
+	6,  // 8: uias.sync.v1.SyncAdminService.ResolveSkippedChanges:input_type -> uias.sync.v1.ResolveSkippedChangesRequest
+	8,  // 9: uias.sync.v1.SyncAdminService.GetReplicaDigest:input_type -> uias.sync.v1.GetReplicaDigestRequest
+	1,  // 10: uias.sync.v1.SyncAdminService.GetSyncStatus:output_type -> uias.sync.v1.SyncStatus
+	4,  // 11: uias.sync.v1.SyncAdminService.ListSkippedChanges:output_type -> uias.sync.v1.ListSkippedChangesResponse
+	7,  // 12: uias.sync.v1.SyncAdminService.ResolveSkippedChanges:output_type -> uias.sync.v1.ResolveSkippedChangesResponse
+	9,  // 13: uias.sync.v1.SyncAdminService.GetReplicaDigest:output_type -> uias.sync.v1.ReplicaDigest
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_uias_sync_v1_sync_proto_init() }
@@ -840,7 +950,7 @@ func file_uias_sync_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_sync_v1_sync_proto_rawDesc), len(file_uias_sync_v1_sync_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

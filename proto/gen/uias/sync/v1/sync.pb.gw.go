@@ -91,6 +91,33 @@ func local_request_SyncAdminService_ListSkippedChanges_0(ctx context.Context, ma
 	return msg, metadata, err
 }
 
+func request_SyncAdminService_ResolveSkippedChanges_0(ctx context.Context, marshaler runtime.Marshaler, client SyncAdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ResolveSkippedChangesRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ResolveSkippedChanges(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_SyncAdminService_ResolveSkippedChanges_0(ctx context.Context, marshaler runtime.Marshaler, server SyncAdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ResolveSkippedChangesRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ResolveSkippedChanges(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 var filter_SyncAdminService_GetReplicaDigest_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
 func request_SyncAdminService_GetReplicaDigest_0(ctx context.Context, marshaler runtime.Marshaler, client SyncAdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
@@ -171,6 +198,26 @@ func RegisterSyncAdminServiceHandlerServer(ctx context.Context, mux *runtime.Ser
 			return
 		}
 		forward_SyncAdminService_ListSkippedChanges_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_SyncAdminService_ResolveSkippedChanges_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/uias.sync.v1.SyncAdminService/ResolveSkippedChanges", runtime.WithHTTPPathPattern("/v1/sync/skipped:resolve"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_SyncAdminService_ResolveSkippedChanges_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SyncAdminService_ResolveSkippedChanges_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_SyncAdminService_GetReplicaDigest_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -266,6 +313,23 @@ func RegisterSyncAdminServiceHandlerClient(ctx context.Context, mux *runtime.Ser
 		}
 		forward_SyncAdminService_ListSkippedChanges_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_SyncAdminService_ResolveSkippedChanges_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/uias.sync.v1.SyncAdminService/ResolveSkippedChanges", runtime.WithHTTPPathPattern("/v1/sync/skipped:resolve"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SyncAdminService_ResolveSkippedChanges_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SyncAdminService_ResolveSkippedChanges_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_SyncAdminService_GetReplicaDigest_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -287,13 +351,15 @@ func RegisterSyncAdminServiceHandlerClient(ctx context.Context, mux *runtime.Ser
 }
 
 var (
-	pattern_SyncAdminService_GetSyncStatus_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "sync", "status"}, ""))
-	pattern_SyncAdminService_ListSkippedChanges_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "sync", "skipped"}, ""))
-	pattern_SyncAdminService_GetReplicaDigest_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "sync", "digest"}, ""))
+	pattern_SyncAdminService_GetSyncStatus_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "sync", "status"}, ""))
+	pattern_SyncAdminService_ListSkippedChanges_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "sync", "skipped"}, ""))
+	pattern_SyncAdminService_ResolveSkippedChanges_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "sync", "skipped"}, "resolve"))
+	pattern_SyncAdminService_GetReplicaDigest_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "sync", "digest"}, ""))
 )
 
 var (
-	forward_SyncAdminService_GetSyncStatus_0      = runtime.ForwardResponseMessage
-	forward_SyncAdminService_ListSkippedChanges_0 = runtime.ForwardResponseMessage
-	forward_SyncAdminService_GetReplicaDigest_0   = runtime.ForwardResponseMessage
+	forward_SyncAdminService_GetSyncStatus_0         = runtime.ForwardResponseMessage
+	forward_SyncAdminService_ListSkippedChanges_0    = runtime.ForwardResponseMessage
+	forward_SyncAdminService_ResolveSkippedChanges_0 = runtime.ForwardResponseMessage
+	forward_SyncAdminService_GetReplicaDigest_0      = runtime.ForwardResponseMessage
 )

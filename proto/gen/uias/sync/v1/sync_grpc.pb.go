@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SyncAdminService_GetSyncStatus_FullMethodName      = "/uias.sync.v1.SyncAdminService/GetSyncStatus"
-	SyncAdminService_ListSkippedChanges_FullMethodName = "/uias.sync.v1.SyncAdminService/ListSkippedChanges"
-	SyncAdminService_GetReplicaDigest_FullMethodName   = "/uias.sync.v1.SyncAdminService/GetReplicaDigest"
+	SyncAdminService_GetSyncStatus_FullMethodName         = "/uias.sync.v1.SyncAdminService/GetSyncStatus"
+	SyncAdminService_ListSkippedChanges_FullMethodName    = "/uias.sync.v1.SyncAdminService/ListSkippedChanges"
+	SyncAdminService_ResolveSkippedChanges_FullMethodName = "/uias.sync.v1.SyncAdminService/ResolveSkippedChanges"
+	SyncAdminService_GetReplicaDigest_FullMethodName      = "/uias.sync.v1.SyncAdminService/GetReplicaDigest"
 )
 
 // SyncAdminServiceClient is the client API for SyncAdminService service.
@@ -40,6 +41,11 @@ type SyncAdminServiceClient interface {
 	// component refused (CONFLICT; open until a later change settles it),
 	// newest first.
 	ListSkippedChanges(ctx context.Context, in *ListSkippedChangesRequest, opts ...grpc.CallOption) (*ListSkippedChangesResponse, error)
+	// ResolveSkippedChanges marks open conflicts resolved by hand, when what
+	// a change left out was mended another way or is no longer wanted: the
+	// open conflicts of the change event_id (all its objects, or the one
+	// named). NOT_FOUND when it has none open. Audited (sync.skipped.resolve).
+	ResolveSkippedChanges(ctx context.Context, in *ResolveSkippedChangesRequest, opts ...grpc.CallOption) (*ResolveSkippedChangesResponse, error)
 	// GetReplicaDigest returns a SHA-256 digest per replica table over the
 	// objects whose home is one of the centres given (all when none), so
 	// that two centres can compare what they hold.
@@ -74,6 +80,16 @@ func (c *syncAdminServiceClient) ListSkippedChanges(ctx context.Context, in *Lis
 	return out, nil
 }
 
+func (c *syncAdminServiceClient) ResolveSkippedChanges(ctx context.Context, in *ResolveSkippedChangesRequest, opts ...grpc.CallOption) (*ResolveSkippedChangesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolveSkippedChangesResponse)
+	err := c.cc.Invoke(ctx, SyncAdminService_ResolveSkippedChanges_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *syncAdminServiceClient) GetReplicaDigest(ctx context.Context, in *GetReplicaDigestRequest, opts ...grpc.CallOption) (*ReplicaDigest, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReplicaDigest)
@@ -100,6 +116,11 @@ type SyncAdminServiceServer interface {
 	// component refused (CONFLICT; open until a later change settles it),
 	// newest first.
 	ListSkippedChanges(context.Context, *ListSkippedChangesRequest) (*ListSkippedChangesResponse, error)
+	// ResolveSkippedChanges marks open conflicts resolved by hand, when what
+	// a change left out was mended another way or is no longer wanted: the
+	// open conflicts of the change event_id (all its objects, or the one
+	// named). NOT_FOUND when it has none open. Audited (sync.skipped.resolve).
+	ResolveSkippedChanges(context.Context, *ResolveSkippedChangesRequest) (*ResolveSkippedChangesResponse, error)
 	// GetReplicaDigest returns a SHA-256 digest per replica table over the
 	// objects whose home is one of the centres given (all when none), so
 	// that two centres can compare what they hold.
@@ -119,6 +140,9 @@ func (UnimplementedSyncAdminServiceServer) GetSyncStatus(context.Context, *GetSy
 }
 func (UnimplementedSyncAdminServiceServer) ListSkippedChanges(context.Context, *ListSkippedChangesRequest) (*ListSkippedChangesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSkippedChanges not implemented")
+}
+func (UnimplementedSyncAdminServiceServer) ResolveSkippedChanges(context.Context, *ResolveSkippedChangesRequest) (*ResolveSkippedChangesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolveSkippedChanges not implemented")
 }
 func (UnimplementedSyncAdminServiceServer) GetReplicaDigest(context.Context, *GetReplicaDigestRequest) (*ReplicaDigest, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetReplicaDigest not implemented")
@@ -180,6 +204,24 @@ func _SyncAdminService_ListSkippedChanges_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SyncAdminService_ResolveSkippedChanges_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolveSkippedChangesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SyncAdminServiceServer).ResolveSkippedChanges(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SyncAdminService_ResolveSkippedChanges_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SyncAdminServiceServer).ResolveSkippedChanges(ctx, req.(*ResolveSkippedChangesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SyncAdminService_GetReplicaDigest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetReplicaDigestRequest)
 	if err := dec(in); err != nil {
@@ -212,6 +254,10 @@ var SyncAdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSkippedChanges",
 			Handler:    _SyncAdminService_ListSkippedChanges_Handler,
+		},
+		{
+			MethodName: "ResolveSkippedChanges",
+			Handler:    _SyncAdminService_ResolveSkippedChanges_Handler,
 		},
 		{
 			MethodName: "GetReplicaDigest",
