@@ -60,6 +60,13 @@ const (
 	// ReplicaConflict: the change collides with a row of this centre (a
 	// login name, code or account taken here); its version is recorded.
 	ReplicaConflict ReplicaOutcome = "CONFLICT"
+	// ReplicaReplayed, ReplicaReplayedConflict: the store's answer to the
+	// very change it applied (or refused) before, delivered again (a batch
+	// redelivered after a failure): nothing written; ApplyReplica answers
+	// it STALE, and its object as it did then, so that sync records or
+	// resolves what it missed (review sec16 M2).
+	ReplicaReplayed         ReplicaOutcome = "REPLAYED"
+	ReplicaReplayedConflict ReplicaOutcome = "REPLAYED_CONFLICT"
 )
 
 // ReplicaChange is one identity CHANGES event of another centre.
@@ -540,11 +547,18 @@ func (s *Service) ApplyReplicaObjects(ctx context.Context, origin string, cs []R
 	}
 	s.kick()
 	for j, oc := range res {
+		was := oc
+		switch oc {
+		case ReplicaReplayed:
+			oc, was = ReplicaStale, ReplicaApplied
+		case ReplicaReplayedConflict:
+			oc, was = ReplicaStale, ReplicaConflict
+		}
 		out[pos[j]] = mergeOutcome(out[pos[j]], oc)
-		switch w := ws[j]; oc {
+		switch w := ws[j]; was {
 		case ReplicaApplied:
 			objs = append(objs, ReplicaObject{Change: pos[j], Key: replicaKey(w, subj[j], whole[j] && wholeKinds[w.Kind] || w.Op == ReplicaDelete),
-				Outcome: oc})
+				Outcome: was})
 			if w.WithMembers {
 				mo, err := s.memberOutcomes(ctx, w, pos[j])
 				if err != nil {
@@ -553,7 +567,7 @@ func (s *Service) ApplyReplicaObjects(ctx context.Context, origin string, cs []R
 				objs = append(objs, mo...)
 			}
 		case ReplicaConflict:
-			objs = append(objs, ReplicaObject{Change: pos[j], Key: replicaKey(w, subj[j], false), Outcome: oc})
+			objs = append(objs, ReplicaObject{Change: pos[j], Key: replicaKey(w, subj[j], false), Outcome: was})
 		}
 		switch ws[j].Kind {
 		case "admintokens", "user", "lock":

@@ -1235,6 +1235,19 @@ func TestResendAfterAConflict(t *testing.T) {
 			t.Fatalf("refused objects %v: no %s", refused, k)
 		}
 	}
+	// the same batch again (redelivered after a failure elsewhere): STALE,
+	// with what it did then, so that sync records the conflicts it missed
+	// (review sec16 M2)
+	again, againObjs, err := svc1.ApplyReplicaObjects(ctx, "l2a", cs)
+	if err != nil || slices.Contains(again, identity.ReplicaApplied) || slices.Contains(again, identity.ReplicaConflict) {
+		t.Fatalf("the batch again: %v %v", again, err)
+	}
+	for _, o := range objs {
+		// (an object written again later in the batch is STALE then)
+		if o.Outcome == identity.ReplicaConflict && !slices.Contains(againObjs, o) {
+			t.Fatalf("the batch again answers the objects %v, first %v", againObjs, objs)
+		}
+	}
 
 	// A resend is the home's to make.
 	_, err = svc1.ResendOrg(admin1, bureau.ID)

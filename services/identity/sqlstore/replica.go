@@ -23,16 +23,27 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 	err := s.inTx(ctx, "apply replica", "", func(tx *sql.Tx) error {
 		r := &replicaTx{tx: tx, ps: store.NewTxStmts(tx)}
 		defer r.ps.Close()
-		version := s.q("SELECT version FROM replica_versions WHERE kind = ? AND id = ?" + s.db.ForUpdate())
-		record := s.q(`INSERT INTO replica_versions (kind, id, origin, version, event_id)
-				VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET origin = excluded.origin,
-				version = excluded.version, event_id = excluded.event_id`)
+		version := s.q("SELECT version, event_id, refused FROM replica_versions WHERE kind = ? AND id = ?" + s.db.ForUpdate())
+		record := s.q(`INSERT INTO replica_versions (kind, id, origin, version, event_id, refused)
+				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET origin = excluded.origin,
+				version = excluded.version, event_id = excluded.event_id, refused = excluded.refused`)
 		var evs []events.Event
 		for i := range ws {
 			w := &ws[i]
-			var cur int64
-			err := r.ps.QueryRowContext(ctx, version, w.Kind, w.ID).Scan(&cur)
+			var (
+				cur     int64
+				curEv   string
+				refused int
+			)
+			err := r.ps.QueryRowContext(ctx, version, w.Kind, w.ID).Scan(&cur, &curEv, &refused)
 			switch {
+			case err == nil && uint64(cur) == w.Version && curEv == w.EventID:
+				// the very change again: what it did then
+				out[i] = identity.ReplicaReplayed
+				if refused != 0 {
+					out[i] = identity.ReplicaReplayedConflict
+				}
+				continue
 			case err == nil && uint64(cur) >= w.Version:
 				out[i] = identity.ReplicaStale
 				continue
@@ -43,7 +54,7 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 				// left out as a CONFLICT by the service: only its version
 				// (and the events saying why)
 				out[i] = identity.ReplicaConflict
-				if _, err := r.ps.ExecContext(ctx, record, w.Kind, w.ID, w.Origin, int64(w.Version), w.EventID); err != nil {
+				if _, err := r.ps.ExecContext(ctx, record, w.Kind, w.ID, w.Origin, int64(w.Version), w.EventID, 1); err != nil {
 					return err
 				}
 				evs = append(evs, w.Events...)
@@ -73,7 +84,11 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT replica_write"); err != nil {
 				return err
 			}
-			if _, err := r.ps.ExecContext(ctx, record, w.Kind, w.ID, w.Origin, int64(w.Version), w.EventID); err != nil {
+			refusedNow := 0
+			if out[i] == identity.ReplicaConflict {
+				refusedNow = 1
+			}
+			if _, err := r.ps.ExecContext(ctx, record, w.Kind, w.ID, w.Origin, int64(w.Version), w.EventID, refusedNow); err != nil {
 				return err
 			}
 		}

@@ -464,7 +464,9 @@ func (a *Applier) replicate(ctx context.Context, l Link, items []usync.Item) err
 				}
 			}
 			a.replicated.WithLabelValues(l.Name, t.Name(), oc).Inc()
-			if oc == string(usync.Conflict) && i < len(cs) {
+			// (a change refused before and delivered again is answered
+			// STALE with its objects refused: refused still)
+			if i < len(cs) && (oc == string(usync.Conflict) || allRefused(cs[i].Objects)) {
 				// Names the change, never its content (it may carry hashes).
 				a.o.Logger.Warn("sync: a change of a peer collides with an object of this centre; not applied",
 					zap.String("link", l.Name), zap.String("component", t.Name()), zap.String("event_id", cs[i].EventID),
@@ -477,6 +479,16 @@ func (a *Applier) replicate(ctx context.Context, l Link, items []usync.Item) err
 		}
 	}
 	return failed
+}
+
+// allRefused reports whether objs name objects and all were refused.
+func allRefused(objs []usync.ObjectOutcome) bool {
+	for _, o := range objs {
+		if o.Outcome != usync.Conflict {
+			return false
+		}
+	}
+	return len(objs) > 0
 }
 
 // change reads the change a message carries; a message that names no

@@ -1,0 +1,5 @@
+-- Whether the change recorded for a replicated object was refused (a
+-- CONFLICT), so that the very change delivered again (a batch redelivered
+-- after a failure) is answered with what it did then, not STALE alone
+-- (review sec16 M2: what sync missed of it is recorded or resolved).
+ALTER TABLE replica_versions ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
