@@ -146,6 +146,9 @@ type applyBatch struct {
 	isDirty map[objectKey]bool
 	applied []any // rows of sync_applied (appliedCols values each)
 	skipped []skippedRow
+	// openAt: the rows of skipped that are conflicts, by origin and
+	// object root (objectRoot), for settled to find without a scan
+	openAt map[[2]string][]int
 	// settles: the keys of the objects applied, in order, with the event
 	// that applied each: the open conflicts of earlier batches they settle
 	// are resolved (resolveSettled); those of this batch at once.
@@ -188,6 +191,11 @@ func (b *applyBatch) conflicts(c usync.Change, have uint64, nowMS int64) int {
 	n := 0
 	for _, o := range c.Objects {
 		if o.Outcome == usync.Conflict {
+			if b.openAt == nil {
+				b.openAt = map[[2]string][]int{}
+			}
+			at := [2]string{c.Origin, objectRoot(o.Key)}
+			b.openAt[at] = append(b.openAt[at], len(b.skipped))
 			b.skipped = append(b.skipped, skippedRow{c: c, have: have, reason: usync.Conflict, object: o.Key, atMS: nowMS})
 			n++
 		}
@@ -207,9 +215,8 @@ func (b *applyBatch) settled(c usync.Change, nowMS int64) {
 			continue
 		}
 		b.settles = append(b.settles, settle{key: o.Key, origin: c.Origin, eventID: c.EventID})
-		for i := range b.skipped {
-			k := &b.skipped[i]
-			if k.reason == usync.Conflict && k.resolvedMS == 0 && k.c.Origin == c.Origin && usync.Settles(o.Key, k.object) {
+		for _, i := range b.openAt[[2]string{c.Origin, objectRoot(o.Key)}] {
+			if k := &b.skipped[i]; k.resolvedMS == 0 && usync.Settles(o.Key, k.object) {
 				k.resolvedMS, k.resolvedBy = nowMS, c.EventID
 			}
 		}
