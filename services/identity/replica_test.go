@@ -636,15 +636,20 @@ func newSealedPerson(t *testing.T, svc2 *identity.Service, admin2 context.Contex
 }
 
 // finger is the verdict of svc on the person's right finger.
-func (p *sealedPerson) finger(t *testing.T, svc *identity.Service) identity.Reason {
+// appCtx is a call of the person's application to svc.
+func (p *sealedPerson) appCtx(t *testing.T, svc *identity.Service) context.Context {
 	t.Helper()
 	ctx := context.Background()
 	ca, err := svc.AuthenticateApp(ctx, p.app.ID, p.secret, netip.MustParseAddr("10.0.0.9"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	actx := caller.With(ctx, &caller.Caller{App: ca, ClientIP: netip.MustParseAddr("10.0.0.9"), RequestID: "r"})
-	res, err := svc.Authenticate(actx, identity.AuthRequest{AppUserID: "acct-pilot", AuthType: identity.AuthFingerprint,
+	return caller.With(ctx, &caller.Caller{App: ca, ClientIP: netip.MustParseAddr("10.0.0.9"), RequestID: "r"})
+}
+
+func (p *sealedPerson) finger(t *testing.T, svc *identity.Service) identity.Reason {
+	t.Helper()
+	res, err := svc.Authenticate(p.appCtx(t, svc), identity.AuthRequest{AppUserID: "acct-pilot", AuthType: identity.AuthFingerprint,
 		Fingerprint: p.fingerProbe})
 	if err != nil {
 		t.Fatal(err)
@@ -670,13 +675,7 @@ func (p *sealedPerson) totpLogin(t *testing.T, svc *identity.Service, step int64
 // passwordOTP is Authenticate with the password and the app's code otp.
 func (p *sealedPerson) passwordOTP(t *testing.T, svc *identity.Service, otp string) identity.Reason {
 	t.Helper()
-	ctx := context.Background()
-	ca, err := svc.AuthenticateApp(ctx, p.app.ID, p.secret, netip.MustParseAddr("10.0.0.9"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx := caller.With(ctx, &caller.Caller{App: ca, ClientIP: netip.MustParseAddr("10.0.0.9"), RequestID: "r"})
-	res, err := svc.Authenticate(actx, identity.AuthRequest{AppUserID: "acct-pilot", AuthType: identity.AuthPassword,
+	res, err := svc.Authenticate(p.appCtx(t, svc), identity.AuthRequest{AppUserID: "acct-pilot", AuthType: identity.AuthPassword,
 		Password: "Harbour-Pass-1", OTP: otp})
 	if err != nil {
 		t.Fatal(err)
