@@ -580,10 +580,10 @@ func (s *Service) ApplyReplicaObjects(ctx context.Context, origin string, cs []R
 }
 
 // wholeKinds are the kinds an import's or resend's upsert writes whole,
-// with all their parts: not an org (an org held here keeps its place:
-// a resend does not move it) nor a group (its members are answered one
-// by one: memberOutcomes).
-var wholeKinds = map[string]bool{"user": true, "finger": true, "totp": true, "link": true, "app": true}
+// with all their parts: not an org or a person (one held here keeps their
+// place: a resend does not move them, review sec16 H1, sec17 N3) nor a
+// group (its members are answered one by one: memberOutcomes).
+var wholeKinds = map[string]bool{"finger": true, "totp": true, "link": true, "app": true}
 
 // memberOutcomes answers, for a group written with the home's members
 // (a resend's), each of them: APPLIED when a member here after the

@@ -37,10 +37,11 @@ func (s *Store) ApplyReplica(ctx context.Context, ws []identity.ReplicaWrite) ([
 			)
 			err := r.ps.QueryRowContext(ctx, version, w.Kind, w.ID).Scan(&cur, &curEv, &refused)
 			switch {
-			case err == nil && uint64(cur) == w.Version && curEv == w.EventID:
-				// the very change again: what it did then
+			case err == nil && uint64(cur) == w.Version && curEv == w.EventID && refused >= 0:
+				// the very change again: what it did then (-1: recorded
+				// before that was kept, STALE alone)
 				out[i] = identity.ReplicaReplayed
-				if refused != 0 {
+				if refused == 1 {
 					out[i] = identity.ReplicaReplayedConflict
 				}
 				continue

@@ -139,6 +139,9 @@ type objectKey struct{ kind, id string }
 type applyBatch struct {
 	// seen: event ids applied before or earlier in the batch.
 	seen map[string]bool
+	// refusedBefore: event ids recorded as refused before (a stream copied
+	// again brings them once more: a replay, review sec17 N1).
+	refusedBefore map[string]bool
 	// objects: the objects the batch names, as the batch leaves them (nil:
 	// none yet); dirty the keys to write, in the order first changed.
 	objects map[objectKey]*usync.Object
@@ -240,6 +243,10 @@ func (b *applyBatch) decide(c usync.Change, nowMS int64) (usync.Outcome, int) {
 		have = cur.Version
 	}
 	if c.Refused != "" {
+		if b.refusedBefore[c.EventID] {
+			return skip(usync.Duplicate, have)
+		}
+		b.refusedBefore[c.EventID] = true
 		return c.Refused, b.conflicts(c, have, nowMS)
 	}
 	oc, next := usync.Decide(cur, b.seen[c.EventID], c)
@@ -265,14 +272,18 @@ func (b *applyBatch) decide(c usync.Change, nowMS int64) (usync.Outcome, int) {
 // readBatch reads, for the changes of items at todo, which event ids were
 // applied before and the current replica of each object they name.
 func (s *Store) readBatch(ctx context.Context, tx *sql.Tx, items []usync.Item, todo []int) (*applyBatch, error) {
-	b := &applyBatch{seen: map[string]bool{}, objects: map[objectKey]*usync.Object{}, isDirty: map[objectKey]bool{}}
-	var evs []any
+	b := &applyBatch{seen: map[string]bool{}, refusedBefore: map[string]bool{}, objects: map[objectKey]*usync.Object{},
+		isDirty: map[objectKey]bool{}}
+	var evs, refused []any
 	byKind := map[string][]any{}
 	want := map[objectKey]bool{}
 	for _, i := range todo {
 		c := items[i].Change
 		if c.EventID != "" {
 			evs = append(evs, c.EventID)
+			if c.Refused != "" {
+				refused = append(refused, c.EventID)
+			}
 		}
 		k := objectKey{c.Kind, c.ObjectID}
 		if c.Kind != "" && c.ObjectID != "" && !want[k] {
@@ -297,6 +308,25 @@ func (s *Store) readBatch(ctx context.Context, tx *sql.Tx, items []usync.Item, t
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return nil, classify(err, "read applied")
+		}
+	}
+	for part := range slices.Chunk(refused, rowsPerStatement) {
+		rows, err := tx.QueryContext(ctx, s.db.Rebind("SELECT DISTINCT event_id FROM sync_skipped WHERE reason = 'CONFLICT' AND event_id IN ("+
+			store.Placeholders(len(part))+")"), part...)
+		if err != nil {
+			return nil, classify(err, "read refused")
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, classify(err, "read refused")
+			}
+			b.refusedBefore[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, classify(err, "read refused")
 		}
 	}
 	kinds := make([]string, 0, len(byKind))

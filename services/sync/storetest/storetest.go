@@ -214,6 +214,39 @@ func Run(t *testing.T, open func(t *testing.T) usync.Store) {
 		}
 	})
 
+	t.Run("RefusedChangeCopiedAgainIsAReplay", func(t *testing.T) {
+		s := open(t)
+		refused := func(seq uint64) usync.Item {
+			c := ch("e1", "identity.user", "u1", 5, `{}`)
+			c.Refused, c.Objects = usync.Conflict, []usync.ObjectOutcome{{Key: "user:u1", Outcome: usync.Conflict}}
+			return usync.Item{Seq: seq, Change: c}
+		}
+		if out, err := s.Apply(ctx, "l2a", []usync.Item{refused(1)}, now); err != nil || fmt.Sprint(out) != "[CONFLICT]" {
+			t.Fatalf("first: %v %v", out, err)
+		}
+		// the peer's stream copied again (new sequences), twice in a batch
+		out, err := s.Apply(ctx, "l2a", []usync.Item{refused(2), refused(3)}, now)
+		if err != nil || fmt.Sprint(out) != "[DUPLICATE DUPLICATE]" {
+			t.Fatalf("copied again: %v %v", out, err)
+		}
+		if o, err := s.OpenConflicts(ctx); err != nil || o["l2a"] != 1 {
+			t.Fatalf("open conflicts %v %v", o, err)
+		}
+		// resolved by hand, it stays resolved when copied again
+		if _, err := s.ResolveConflicts(ctx, "e1", "", "admin:a1", now); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := s.Apply(ctx, "l2a", []usync.Item{refused(4)}, now); err != nil || fmt.Sprint(out) != "[DUPLICATE]" {
+			t.Fatalf("copied again after the hand: %v %v", out, err)
+		}
+		if o, err := s.OpenConflicts(ctx); err != nil || len(o) != 0 {
+			t.Fatalf("open conflicts after the hand %v %v", o, err)
+		}
+		if c, _ := s.Cursor(ctx, "l2a"); c.Skipped != 1 || c.Duplicates != 3 {
+			t.Fatalf("cursor %+v", c)
+		}
+	})
+
 	t.Run("DuplicateAndStaleAreRecordedNotApplied", func(t *testing.T) {
 		s := open(t)
 		if _, err := s.Apply(ctx, "l2a", []usync.Item{{Seq: 1, Change: ch("e1", "identity.user", "u1", 5, `{"n":1}`)},

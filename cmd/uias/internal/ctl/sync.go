@@ -62,7 +62,7 @@ func syncSkippedCmd() command {
 	}, func(items []*syncv1.SkippedChange, next string) proto.Message {
 		return &syncv1.ListSkippedChangesResponse{Changes: items, NextPageToken: next}
 	}, func(tw *tabwriter.Writer, items []*syncv1.SkippedChange) {
-		fmt.Fprintln(tw, "TIME\tREASON\tORIGIN\tKIND\tOBJECT\tVERSION\tAPPLIED VERSION\tEVENT\tREFUSED\tRESOLVED")
+		fmt.Fprintln(tw, "TIME\tREASON\tORIGIN\tKIND\tOBJECT ID\tVERSION\tAPPLIED VERSION\tEVENT\tREFUSED OBJECT\tRESOLVED")
 		for _, k := range items {
 			resolved := "-"
 			switch {
@@ -83,7 +83,8 @@ func syncResolveCmd() command {
 		"Marks the open conflicts of a skipped change resolved by hand (what it left out was mended another way, "+
 			"or is no longer wanted): all of them, or the one of --object (as sync skipped lists it).",
 		[]string{"EVENT_ID"}, func(_ *app, fs *flag.FlagSet) prepared[*syncv1.ResolveSkippedChangesResponse] {
-			object := fs.String("object", "", "only the conflict of this object (e.g. user:ID, group:ID/member:ID)")
+			object := fs.String("object", "", "only the conflict of this object, as sync skipped shows it under REFUSED OBJECT "+
+				"(e.g. user:ID, group:ID/member:ID)")
 			return func(args []string) (func(s *session) (*syncv1.ResolveSkippedChangesResponse, error), error) {
 				return func(s *session) (*syncv1.ResolveSkippedChangesResponse, error) {
 					return syncv1.NewSyncAdminServiceClient(s.conn).ResolveSkippedChanges(s.ctx,

@@ -157,8 +157,9 @@ type Link struct {
 	// last_seq is the stream's last sequence; pending = last_seq - applied_seq.
 	LastSeq uint64 `protobuf:"varint,4,opt,name=last_seq,json=lastSeq" json:"last_seq,omitempty"`
 	Pending uint64 `protobuf:"varint,5,opt,name=pending" json:"pending,omitempty"`
-	// applied and skipped (STALE, INVALID) count the changes of the link
-	// since the start.
+	// applied and skipped (STALE, INVALID, CONFLICT) count the changes of
+	// the link since the start; skipped counts each refused object of a
+	// change that carries many (an import's, a resend's) as one.
 	Applied int64 `protobuf:"varint,6,opt,name=applied" json:"applied,omitempty"`
 	Skipped int64 `protobuf:"varint,7,opt,name=skipped" json:"skipped,omitempty"`
 	// last_applied_time is when the link last applied a change.
