@@ -587,10 +587,18 @@ var wholeKinds = map[string]bool{"finger": true, "totp": true, "link": true, "ap
 
 // memberOutcomes answers, for a group written with the home's members
 // (a resend's), each of them: APPLIED when a member here after the
-// write, else CONFLICT (refused for a separation-of-duty pair, or not
-// held here: their own creation was a conflict).
+// batch, else CONFLICT (refused for a separation-of-duty pair, or not
+// held here: their own creation was a conflict). A member taken out by
+// a later change of the batch is answered CONFLICT, which that change
+// settles; one whose person is deleted later in the batch stays open
+// (resolve it by hand).
 func (s *Service) memberOutcomes(ctx context.Context, w ReplicaWrite, change int) ([]ReplicaObject, error) {
 	g, err := s.store.GetGroup(ctx, w.ID)
+	if isNotFound(err) {
+		// deleted by a later change of the batch (the members are read
+		// after the batch: review sec17 N4): nothing to answer of them
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
