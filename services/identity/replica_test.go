@@ -1186,6 +1186,34 @@ func TestDeletionOfAPersonLeftOut(t *testing.T) {
 	}
 }
 
+// TestResentGroupDeletedInTheSameBatch: a resend of a group and the
+// group's deletion reach level 1 in one batch: applied, no error after
+// the batch committed (review sec17 N4: the link retried it for ever).
+func TestResentGroupDeletedInTheSameBatch(t *testing.T) {
+	ctx := context.Background()
+	ring := newRing(t)
+	l2, l1, admin2, bureau := newKeyedBureauCentres(t, "bureau-g", ring, ring)
+	crew := newCrew(t, l2.svc, admin2, bureau, "crew-g", 2)
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := l1.svc.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l2.svc.ResendOrg(admin2, bureau.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.svc.DeleteGroup(admin2, crew.ID); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	out, _, err := l1.svc.ApplyReplicaObjects(ctx, "l2a", cs)
+	if err != nil {
+		t.Fatalf("a resent group deleted in the same batch: %v %v", out, err)
+	}
+	if _, err := l1.svc.GetGroup(ctx, crew.ID); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("the group at level 1: %v", err)
+	}
+}
+
 // TestResendAfterAConflict: a level-2 person whose login name level 1
 // also used is left out there (CONFLICT), with their finger, app, link
 // and membership; once level 1 mends the collision, level 2's resend of
