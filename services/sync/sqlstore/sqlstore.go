@@ -269,8 +269,33 @@ func (b *applyBatch) decide(c usync.Change, nowMS int64) (usync.Outcome, int) {
 	return usync.Applied, n
 }
 
+// readIDs runs query (its "%s" the placeholders) over ids, a chunk at a
+// time, and sets into[id] for each id it answers.
+func (s *Store) readIDs(ctx context.Context, tx *sql.Tx, query string, ids []any, into map[string]bool, op string) error {
+	for part := range slices.Chunk(ids, rowsPerStatement) {
+		rows, err := tx.QueryContext(ctx, s.db.Rebind(fmt.Sprintf(query, store.Placeholders(len(part)))), part...)
+		if err != nil {
+			return classify(err, op)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return classify(err, op)
+			}
+			into[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return classify(err, op)
+		}
+	}
+	return nil
+}
+
 // readBatch reads, for the changes of items at todo, which event ids were
-// applied before and the current replica of each object they name.
+// applied (or refused) before and the current replica of each object they
+// name.
 func (s *Store) readBatch(ctx context.Context, tx *sql.Tx, items []usync.Item, todo []int) (*applyBatch, error) {
 	b := &applyBatch{seen: map[string]bool{}, refusedBefore: map[string]bool{}, objects: map[objectKey]*usync.Object{},
 		isDirty: map[objectKey]bool{}}
@@ -291,43 +316,12 @@ func (s *Store) readBatch(ctx context.Context, tx *sql.Tx, items []usync.Item, t
 			byKind[c.Kind] = append(byKind[c.Kind], c.ObjectID)
 		}
 	}
-	for part := range slices.Chunk(evs, rowsPerStatement) {
-		rows, err := tx.QueryContext(ctx, s.db.Rebind("SELECT event_id FROM sync_applied WHERE event_id IN ("+
-			store.Placeholders(len(part))+")"), part...)
-		if err != nil {
-			return nil, classify(err, "read applied")
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, classify(err, "read applied")
-			}
-			b.seen[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, classify(err, "read applied")
-		}
+	if err := s.readIDs(ctx, tx, "SELECT event_id FROM sync_applied WHERE event_id IN (%s)", evs, b.seen, "read applied"); err != nil {
+		return nil, err
 	}
-	for part := range slices.Chunk(refused, rowsPerStatement) {
-		rows, err := tx.QueryContext(ctx, s.db.Rebind("SELECT DISTINCT event_id FROM sync_skipped WHERE reason = 'CONFLICT' AND event_id IN ("+
-			store.Placeholders(len(part))+")"), part...)
-		if err != nil {
-			return nil, classify(err, "read refused")
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, classify(err, "read refused")
-			}
-			b.refusedBefore[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, classify(err, "read refused")
-		}
+	if err := s.readIDs(ctx, tx, "SELECT DISTINCT event_id FROM sync_skipped WHERE reason = 'CONFLICT' AND event_id IN (%s)",
+		refused, b.refusedBefore, "read refused"); err != nil {
+		return nil, err
 	}
 	kinds := make([]string, 0, len(byKind))
 	for k := range byKind {
