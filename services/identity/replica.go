@@ -622,7 +622,7 @@ func (s *Service) memberOutcomes(ctx context.Context, w ReplicaWrite, change int
 // authenticator app.
 func goneKeys(c ReplicaChange) []string {
 	var ev replicaEvent
-	if !decoded(c.Payload, &ev) || ev.ID == "" || strings.Contains(ev.ID, "*") {
+	if !decoded(c.Payload, &ev) || !keyID(ev.Entity, ev.ID) {
 		return nil
 	}
 	switch ev.Entity + "." + ev.Op {
@@ -643,12 +643,27 @@ func goneKeys(c ReplicaChange) []string {
 	return nil
 }
 
+// keyID reports whether id, of an object of kind, can stand in a key:
+// never "*", and "/" only where a centre makes it (a finger's
+// "<user>/<position>", a certificate's "<origin>/<digest>"), so that a
+// peer's id cannot name a part or the whole of another of its objects
+// (review sec16 L2, sec17).
+func keyID(kind, id string) bool {
+	switch {
+	case id == "" || strings.Contains(id, "*"):
+		return false
+	case kind == "finger" || kind == "cert":
+		return true
+	}
+	return !strings.Contains(id, "/")
+}
+
 // replicaKey is the key of what w, written for a change of subject,
 // writes (ReplicaObject.Key): whole, the object with all its parts; else
 // a membership's member or a move's place when the subject says so.
 func replicaKey(w ReplicaWrite, subject string, whole bool) string {
-	if strings.Contains(w.ID, "*") || strings.Contains(w.Member, "/") {
-		return "" // not an id this centre makes: names nothing (review sec16 L2)
+	if !keyID(w.Kind, w.ID) || strings.Contains(w.Member, "/") {
+		return "" // not an id a centre makes: names nothing (review sec16 L2)
 	}
 	key := w.Kind + ":" + w.ID
 	if whole {
