@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
@@ -314,4 +315,17 @@ func encode(rec *events.AuditRecord, detail []events.DetailField) []byte {
 func (b *Builder) CallerDenied(ctx context.Context, appID, reason string, start time.Time) events.Event {
 	return b.Event(ctx, Action{API: APICallerDenied, Subject: "app:" + appID, Result: ResultDenied, Reason: reason,
 		Start: start, Detail: map[string]string{"app_id": appID}})
+}
+
+// ResultOf is the result and reason of an administrator's change that
+// ended with err: success and OK, or failure and the error's reason
+// (ERROR when it names none).
+func ResultOf(err error) (result, reason string) {
+	if err == nil {
+		return ResultSuccess, "OK"
+	}
+	if e, ok := apierr.As(err); ok && e.Reason != "" {
+		return ResultFailure, e.Reason
+	}
+	return ResultFailure, "ERROR"
 }

@@ -3,12 +3,14 @@ package audit_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/events"
@@ -117,5 +119,22 @@ func TestEventRecordsTheSigningKey(t *testing.T) {
 	rec, _ = decode(t, b.Event(unsigned, audit.Action{API: "authenticate", Result: audit.ResultSuccess, Start: time.Now()}))
 	if _, ok := rec.Detail["signed_key"]; ok {
 		t.Fatalf("unsigned call: detail %v", rec.Detail)
+	}
+}
+
+// ResultOf: an administrator's change that ended well, with a domain
+// error (its reason), or with another error.
+func TestResultOf(t *testing.T) {
+	for _, c := range []struct {
+		err            error
+		result, reason string
+	}{
+		{nil, audit.ResultSuccess, "OK"},
+		{apierr.New(apierr.NotFound, "NOT_FOUND", "no such thing"), audit.ResultFailure, "NOT_FOUND"},
+		{errors.New("disk on fire"), audit.ResultFailure, "ERROR"},
+	} {
+		if r, why := audit.ResultOf(c.err); r != c.result || why != c.reason {
+			t.Errorf("ResultOf(%v) = %s %s, want %s %s", c.err, r, why, c.result, c.reason)
+		}
 	}
 }

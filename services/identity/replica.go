@@ -168,10 +168,12 @@ type ReplicaWrite struct {
 type ReplicaStore interface {
 	// ApplyReplica applies ws in one transaction, in order. A write whose
 	// Version is not above the version applied to its object (Kind, ID) is
-	// STALE and left out; one that collides with a row (a unique key, a
-	// missing referenced row) is CONFLICT and left out; either way the
-	// object's version becomes the write's when higher. It returns one
-	// outcome per write.
+	// STALE and left out (REPLAYED or REPLAYED_CONFLICT when it is the very
+	// change recorded, by event id and version, and it was applied or
+	// refused then); one that collides with a row (a unique key, a missing
+	// referenced row) is CONFLICT and left out; either way the object's
+	// version becomes the write's when higher. It returns one outcome per
+	// write.
 	ApplyReplica(ctx context.Context, ws []ReplicaWrite) ([]ReplicaOutcome, error)
 	// UserOrg returns the org of person id ("" for none), ErrNotFound if
 	// there is no such person: the one column a replica batch's home check

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/adminauth"
-	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/events"
@@ -51,13 +50,7 @@ func (s *Server) ResolveSkippedChanges(ctx context.Context, r *syncv1.ResolveSki
 	}
 	n, err := s.st.ResolveConflicts(ctx, r.GetEventId(), r.GetObject(), by, start)
 	if s.publish != nil {
-		res, reason := audit.ResultSuccess, "OK"
-		if err != nil {
-			res, reason = audit.ResultFailure, "ERROR"
-			if e, ok := apierr.As(err); ok {
-				reason = e.Reason
-			}
-		}
+		res, reason := audit.ResultOf(err)
 		detail := map[string]string{"resolved": strconv.FormatInt(n, 10)}
 		if r.GetObject() != "" {
 			detail["object"] = r.GetObject()

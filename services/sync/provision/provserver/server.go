@@ -55,13 +55,7 @@ func (s *Server) record(ctx context.Context, api, subject string, start time.Tim
 	if s.audit == nil {
 		return
 	}
-	res, reason := audit.ResultSuccess, "OK"
-	if err != nil {
-		res, reason = audit.ResultFailure, "ERROR"
-		if e, ok := apierr.As(err); ok {
-			reason = e.Reason
-		}
-	}
+	res, reason := audit.ResultOf(err)
 	s.audit(ctx, s.auditor.Event(ctx, audit.Action{API: api, Subject: subject, Result: res, Reason: reason, Start: start, Detail: detail}))
 }
 
