@@ -100,6 +100,9 @@ type Ticket struct {
 	// session. Unguarded tickets (proxy tickets, tickets of an earlier
 	// version) are checked against the session at validation.
 	Guarded bool `json:"guarded,omitempty"`
+	// OIDC: the ticket is an OpenID Connect authorization code, redeemed
+	// only at the token endpoint by this client.
+	OIDC *OIDCBinding `json:"oidc,omitempty"`
 }
 
 // PGT is the record of a proxy-granting ticket.

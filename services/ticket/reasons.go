@@ -15,6 +15,16 @@ func init() {
 			Doc: "This TicketService call is made only by UIAS components (the CAS edge), not by applications."},
 		apierr.Reason{Name: "SESSION_NOT_OF_USER", Code: apierr.NotFound,
 			Doc: "RevokeUserSessions: the person has no live session with this id."},
+		apierr.Reason{Name: "OIDC_UNAVAILABLE", Code: apierr.FailedPrecondition,
+			Doc: "OpenID Connect is not available: the key ring has no keys to sign ID tokens with."},
+		apierr.Reason{Name: "OAUTH_REDIRECT_NOT_OF_CLIENT", Code: apierr.InvalidArgument,
+			Doc: "/cas/oidc/authorize: the redirect_uri is not a registered service of the client's application (or is one of the legacy interface): an error page, never a redirect."},
+		apierr.Reason{Name: "OAUTH_INVALID_CLIENT", Code: apierr.Unauthenticated,
+			Doc: "The token, introspection or revocation endpoint: the client's App_ID and secret are wrong or missing, or it called from an address not on its IP allow-list (OAuth invalid_client, HTTP 401)."},
+		apierr.Reason{Name: "OAUTH_INVALID_GRANT", Code: apierr.InvalidArgument,
+			Doc: "The token endpoint: the authorization code is unknown, expired or used, was issued to another client or redirect_uri, fails PKCE, or its session has ended (OAuth invalid_grant, HTTP 400)."},
+		apierr.Reason{Name: "OAUTH_INVALID_TOKEN", Code: apierr.Unauthenticated,
+			Doc: "The userinfo endpoint: the access token is unknown, expired or revoked, or its session has ended (HTTP 401 with WWW-Authenticate: Bearer error=\"invalid_token\")."},
 	)
 }
 

@@ -40,6 +40,12 @@ type Config struct {
 	TouchAfter time.Duration
 	// Centre is the code of the issuing centre, carried by every ticket.
 	Centre string
+	// CodeTTL is the lifetime of an OpenID Connect authorization code
+	// (default 60 s).
+	CodeTTL time.Duration
+	// AccessTTL is the lifetime of an OAuth access token (default 1 h;
+	// its session's end ends it sooner).
+	AccessTTL time.Duration
 }
 
 // Defaults as CAS.
@@ -50,6 +56,9 @@ const (
 	DefaultTGTHard = 8 * time.Hour
 	DefaultPGTTTL  = 2 * time.Hour
 	DefaultCentre  = "c1"
+	// DefaultCodeTTL and DefaultAccessTTL: OpenID Connect.
+	DefaultCodeTTL   = time.Minute
+	DefaultAccessTTL = time.Hour
 )
 
 func (c Config) withDefaults() Config {
@@ -63,6 +72,8 @@ func (c Config) withDefaults() Config {
 	def(&c.TGTIdle, DefaultTGTIdle)
 	def(&c.TGTHard, DefaultTGTHard)
 	def(&c.PGTTTL, DefaultPGTTTL)
+	def(&c.CodeTTL, DefaultCodeTTL)
+	def(&c.AccessTTL, DefaultAccessTTL)
 	def(&c.TouchAfter, c.TGTIdle/20)
 	if c.TouchAfter > c.TGTIdle/2 {
 		c.TouchAfter = c.TGTIdle / 2
@@ -107,22 +118,29 @@ type Deps struct {
 	// Access answers services' access rules (nil: a service with a rule
 	// issues no ticket; SetAccess sets it later).
 	Access AccessChecker
+	// IDTokens sign OpenID Connect ID tokens (nil: the OpenID Connect
+	// calls answer OIDC_UNAVAILABLE).
+	IDTokens *IDTokenKeys
+	// Profiles answer the claims of a person (nil: sub and login only).
+	Profiles ProfileSource
 }
 
 // Service is the ticket domain.
 type Service struct {
-	store   Store
-	mac     *crypto.Signer
-	sink    AuditSink
-	later   LaterSink // sink, when it builds events itself
-	log     *zap.Logger
-	now     func() time.Time
-	ended   Ending
-	reg     *Registry
-	cfg     Config
-	auditor *audit.Builder
-	legacy  LegacyDeps
-	access  AccessChecker // services' access rules (access.go); nil: none configured
+	store    Store
+	mac      *crypto.Signer
+	sink     AuditSink
+	later    LaterSink // sink, when it builds events itself
+	log      *zap.Logger
+	now      func() time.Time
+	ended    Ending
+	reg      *Registry
+	cfg      Config
+	auditor  *audit.Builder
+	legacy   LegacyDeps
+	access   AccessChecker // services' access rules (access.go); nil: none configured
+	idTokens *IDTokenKeys
+	profiles ProfileSource
 }
 
 // New returns a Service.
@@ -145,7 +163,8 @@ func New(d Deps) (*Service, error) {
 	}
 	later, _ := d.Audit.(LaterSink)
 	return &Service{store: d.Store, mac: d.MAC, sink: d.Audit, later: later, log: d.Logger, now: d.Now, ended: d.Ended,
-		reg: d.Registry, cfg: cfg, auditor: audit.NewBuilder("ticket", d.Now), access: d.Access}, nil
+		reg: d.Registry, cfg: cfg, auditor: audit.NewBuilder("ticket", d.Now), access: d.Access,
+		idTokens: d.IDTokens, profiles: d.Profiles}, nil
 }
 
 // Registry returns the service registry.
@@ -153,6 +172,9 @@ func (s *Service) Registry() *Registry { return s.reg }
 
 // Config returns the policy in force.
 func (s *Service) Config() Config { return s.cfg }
+
+// SetProfiles sets where the OpenID Connect claims of a person come from.
+func (s *Service) SetProfiles(p ProfileSource) { s.profiles = p }
 
 // SetEnding sets the hook told of ended sessions.
 func (s *Service) SetEnding(e Ending) { s.ended = e }
@@ -395,6 +417,12 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 // then refuses to keep a ticket of it; a copy that does not list this
 // instance makes the session write, which fails for an ended session.
 func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, fromNewLogin bool) (string, time.Time, error) {
+	return s.issueTicket(ctx, tgt, service, fromNewLogin, nil)
+}
+
+// issueTicket issues a service ticket, or with oidc an authorization code
+// (oidc.go): a service ticket bound to the client that asked for it.
+func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewLogin bool, oidc *OIDCBinding) (string, time.Time, error) {
 	start := s.now()
 	if !validTGT(tgt) {
 		return "", time.Time{}, ErrSessionNotFound
@@ -407,6 +435,15 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 		return "", time.Time{}, err
 	}
 	appID := rs.AppID
+	ttl, kind := s.cfg.STTTL, "ST"
+	if oidc != nil {
+		if err := oidcService(rs, oidc.ClientID); err != nil {
+			s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultDenied,
+				Reason: reasonOf(err), Start: start, Fields: detail("service", service, "app_id", appID, "client_id", oidc.ClientID)})
+			return "", time.Time{}, err
+		}
+		ttl, kind = s.cfg.CodeTTL, "CODE"
+	}
 	replica := s.store.Replica()
 	var (
 		st      string
@@ -440,7 +477,7 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 		now := s.now()
 		if st == "" {
 			// The ticket ends no later than the session as known here.
-			exp := now.Add(s.cfg.STTTL)
+			exp := now.Add(ttl)
 			if e := sess.Expiry(s.cfg.TGTIdle); e.Before(exp) {
 				exp = e
 			}
@@ -450,7 +487,7 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 			guarded = slices.Contains(sess.Issuers, replica) || len(sess.Issuers) < MaxIssuersPerSession
 			rec := &Ticket{Kind: KindST, Serial: sig.Serial, Service: service, AppID: appID, SessionID: id,
 				UserID: sess.UserID, Login: sess.Login, OrgID: sess.OrgID, AuthLevel: sess.AuthLevel, AuthMethod: sess.AuthMethod, FromNewLogin: fromNewLogin,
-				AuthTime: sess.CreatedAt, IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Guarded: guarded}
+				AuthTime: sess.CreatedAt, IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Guarded: guarded, OIDC: oidc}
 			if err := s.store.PutTicket(ctx, keyOf(st), rec, max(sig.Expires.Sub(now), time.Second)); err != nil {
 				if errors.Is(err, ErrNotFound) { // the session ended here meanwhile
 					err = ErrSessionNotFound
@@ -492,7 +529,7 @@ func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, f
 	}
 	// The service and the application's id came from outside (a caller,
 	// the registry's administrator): made safe; the rest was made here.
-	f := detail("service", service, "app_id", appID, "kind", "ST", "serial", sig.Serial, "session_id", id)
+	f := detail("service", service, "app_id", appID, "kind", kind, "serial", sig.Serial, "session_id", id)
 	s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + sess.UserID, Org: sess.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start, Fields: f[:2], Own: f[2:]})
 	return st, sig.Expires, nil
@@ -650,6 +687,10 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 		// its application deleted in identity), or whose application is
 		// suspended: it validates no more.
 		return refuse(CodeInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered, or its application is suspended", t)
+	}
+	if t.OIDC != nil {
+		return refuse(CodeInvalidTicketSpec, "AUTHORIZATION_CODE",
+			"the ticket is an OpenID Connect authorization code: redeem it at the token endpoint", t)
 	}
 	if prefix == PrefixPT && !v.AllowProxy {
 		return refuse(CodeInvalidTicketSpec, "PROXY_TICKET_NOT_ALLOWED", "proxy tickets are validated at proxyValidate", t)

@@ -101,7 +101,7 @@ func newFixture(t testing.TB, cfg ticket.Config) *fixture {
 	register(t, f.services, "l2", ticket.RegisteredService{AppID: "app4", URL: "https://strong.example.com/", MinAuthLevel: 2})
 	var err error
 	f.svc, err = ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute}), MAC: f.mac,
-		Audit: f.audit, Now: f.clock.now, Config: cfg, Registry: ticket.NewRegistry(f.services, 0, nil)})
+		Audit: f.audit, Now: f.clock.now, Config: cfg, Registry: ticket.NewRegistry(f.services, 0, nil), IDTokens: testIDKeys(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

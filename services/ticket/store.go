@@ -72,6 +72,13 @@ type Store interface {
 	GetPGT(ctx context.Context, key string) (*PGT, error)
 	// DeletePGT ends the proxy-granting ticket under key (none: no error).
 	DeletePGT(ctx context.Context, key string) error
+	// PutAccessToken stores an OAuth access token's record under key (a
+	// hash of the token), ending after ttl.
+	PutAccessToken(ctx context.Context, key string, t *AccessToken, ttl time.Duration) error
+	// GetAccessToken returns the access token record under key.
+	GetAccessToken(ctx context.Context, key string) (*AccessToken, error)
+	// DeleteAccessToken ends the access token under key (none: no error).
+	DeleteAccessToken(ctx context.Context, key string) error
 	// Ping checks that the backend answers.
 	Ping(ctx context.Context) error
 }

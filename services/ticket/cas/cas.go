@@ -74,6 +74,9 @@ type Options struct {
 	// client authentication). nil: any client certificate the edge
 	// verified (against tls.client_ca_file), as before that setting.
 	PeopleCAs *x509.CertPool
+	// OIDCIssuer is the OpenID Connect issuer (ticket.oidc_issuer); empty:
+	// the URL each request reached.
+	OIDCIssuer string
 }
 
 // Handler serves CAS.
@@ -125,6 +128,13 @@ func New(o Options) *Handler {
 		{"profile", map[string]http.HandlerFunc{"GET": h.profile, "POST": h.profilePost}, true},
 		{"profile/totp", map[string]http.HandlerFunc{"GET": h.totpForm, "POST": h.totpPost}, true},
 		{"ssoAuthService", map[string]http.HandlerFunc{"GET": h.ssoAuthService, "POST": h.ssoAuthService}, false},
+		{"oidc/.well-known/openid-configuration", map[string]http.HandlerFunc{"GET": h.oidcDiscovery}, true},
+		{"oidc/jwks", map[string]http.HandlerFunc{"GET": h.oidcJWKS}, true},
+		{"oidc/authorize", map[string]http.HandlerFunc{"GET": h.oidcAuthorize, "POST": h.oidcAuthorize}, false},
+		{"oidc/token", map[string]http.HandlerFunc{"POST": h.oidcToken}, false},
+		{"oidc/userinfo", map[string]http.HandlerFunc{"GET": h.oidcUserInfo, "POST": h.oidcUserInfo}, true},
+		{"oidc/introspect", map[string]http.HandlerFunc{"POST": h.oidcIntrospect}, false},
+		{"oidc/revoke", map[string]http.HandlerFunc{"POST": h.oidcRevoke}, false},
 	}
 	allowed := map[string]string{} // path -> Allow
 	for _, rt := range routes {
@@ -188,6 +198,9 @@ type pageData struct {
 	Heading, Message string
 	Link, LinkText   string
 	Ticket           string
+	// OIDC is the OpenID Connect authorization request a login form
+	// carries (its service is then empty).
+	OIDC string
 	// portal and password pages
 	Wide, SignedIn, HasLinked, HasAssociable bool
 	// CertLogin: the connection carries a verified client certificate
@@ -226,6 +239,9 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, code int, name st
 		// a page answering the login form (its service in the body): the
 		// switch shows the same page again, in the other language
 		q.Set("service", svc)
+	}
+	if o := r.PostForm.Get("oidc"); o != "" && q.Get("oidc") == "" && q.Get("client_id") == "" {
+		q.Set("oidc", o)
 	}
 	q.Set("locale", d.OtherLang)
 	d.SwitchQuery = template.URL("?" + q.Encode()) // #nosec G203 -- url.Values.Encode escapes every value
@@ -309,6 +325,10 @@ type loginParams struct {
 	// authenticator app's code (twofactor=1): a level-2 application's
 	// login page shows the password form then.
 	twoFactor bool
+	// oidc: the login answers an OpenID Connect authorization request
+	// (service is its redirect URI): an authorization code, not a service
+	// ticket, goes back.
+	oidc *oidcRequest
 }
 
 // nextPages are the pages a login may return to (next=...): those that
@@ -328,6 +348,17 @@ func paramsOf(v url.Values) loginParams {
 		twoFactor: truthy(v.Get("twofactor"))}
 	if n := v.Get("next"); p.service == "" && nextPages[n] {
 		p.next = n
+	}
+	if raw := v.Get("oidc"); raw != "" {
+		// The authorization request the login form carried, checked again
+		// (the ticket component checks the client and redirect URI); a bad
+		// one signs in without it (to the portal).
+		p.service = ""
+		if qv, err := url.ParseQuery(raw); err == nil {
+			if q, bad := parseOIDC(qv); bad == nil && q.clientID != "" && q.redirectURI != "" {
+				p.oidc, p.service = q, q.redirectURI
+			}
+		}
 	}
 	return p
 }
@@ -391,6 +422,12 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	h.login(w, r, p, rs)
+}
+
+// login answers a login request: a live session goes on to the service
+// (or the portal), else the login page.
+func (h *Handler) login(w http.ResponseWriter, r *http.Request, p loginParams, rs *ticketv1.RegisteredService) {
 	if tgt := tgcOf(r); tgt != "" && !p.renew {
 		ctx, cancel := h.ctx(r)
 		_, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: tgt})
@@ -409,8 +446,9 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 		h.clearTGC(w, r)
 	}
 	if p.gateway && rs != nil {
-		// CAS gateway: no login page; back to the service without a ticket.
-		http.Redirect(w, r, withoutTicket(p.service), http.StatusSeeOther)
+		// CAS gateway: no login page; back to the service without a ticket
+		// (OpenID Connect prompt=none: with login_required).
+		h.backWithout(w, r, p, "login_required")
 		return
 	}
 	h.loginPage(w, r, http.StatusOK, p, rs, "", "")
@@ -419,6 +457,9 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p loginParams, rs *ticketv1.RegisteredService, errMsg, username string, info ...string) {
 	d := pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "login", Service: p.service, Next: p.next, Renew: p.renew, Method: p.method,
 		Error: errMsg, Username: username, CertLogin: h.clientCert(r) != nil, TwoFactor: p.twoFactor}
+	if p.oidc != nil {
+		d.Service, d.OIDC = "", p.oidc.encode()
+	}
 	rejected := h.certRejected(r)
 	if len(info) > 0 {
 		d.Message = info[0]
@@ -438,7 +479,8 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 			// page offers the certificate, or says one is needed, and
 			// links to the password-and-code form (twofactor=1).
 			d.HidePassword = true
-			q := url.Values{"service": {p.service}, "twofactor": {"1"}}
+			q := p.query()
+			q.Set("twofactor", "1")
 			if p.renew {
 				q.Set("renew", "true")
 			}
@@ -582,7 +624,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	case identityv1.Reason_REASON_PASSWORD_EXPIRED:
 		// The change form follows at once (the current password is
 		// asked again there: nothing of this login is kept).
-		h.passwordPage(w, r, http.StatusOK, p.service, username, false, "", t.Expired)
+		h.passwordPage(w, r, http.StatusOK, p.casService(), username, false, "", t.Expired)
 		return
 	default:
 		// Unknown login, wrong password, and a locked or disabled account:
@@ -594,7 +636,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res.GetMustChangePassword() {
-		h.passwordPage(w, r, http.StatusOK, p.service, username, false, "", t.MustChange)
+		h.passwordPage(w, r, http.StatusOK, p.casService(), username, false, "", t.MustChange)
 		return
 	}
 	if old := tgcOf(r); old != "" {
@@ -728,10 +770,18 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 	// parameter is replaced: a client validates with that URL, less its
 	// ticket.
 	service := p.service
-	if rs.GetLegacyScheme() == 0 {
+	if rs.GetLegacyScheme() == 0 && p.oidc == nil {
 		service = withoutTicket(service)
 	}
-	st, err := h.o.Tickets.IssueServiceTicket(ctx, &ticketv1.IssueServiceTicketRequest{Tgt: tgt, Service: service, FromNewLogin: fresh})
+	var (
+		st  *ticketv1.IssueServiceTicketResponse
+		err error
+	)
+	if p.oidc != nil {
+		err = h.sendCode(w, r, tgt, p.oidc, fresh)
+	} else {
+		st, err = h.o.Tickets.IssueServiceTicket(ctx, &ticketv1.IssueServiceTicketRequest{Tgt: tgt, Service: service, FromNewLogin: fresh})
+	}
 	if err != nil {
 		t := h.texts(r)
 		switch reasonOf(err) {
@@ -739,7 +789,7 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 			if p.gateway {
 				// CAS gateway: never a page; back to the service without a
 				// ticket, as without a session.
-				http.Redirect(w, r, withoutTicket(p.service), http.StatusSeeOther)
+				h.backWithout(w, r, p, "interaction_required")
 				return
 			}
 			if len(passwordOnly) > 0 && passwordOnly[0] {
@@ -758,7 +808,9 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 			// Or the password again with an authenticator app's code
 			// (renew: the live session would send the browser straight
 			// back here); a login with the code raises the session.
-			q := url.Values{"service": {p.service}, "twofactor": {"1"}, "renew": {"true"}}
+			q := p.query()
+			q.Set("twofactor", "1")
+			q.Set("renew", "true")
 			if p.method != "" {
 				q.Set("method", p.method)
 			}
@@ -768,12 +820,12 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 		case "SESSION_NOT_FOUND":
 			h.clearTGC(w, r)
 			h.loginPage(w, r, http.StatusOK, p, rs, "", "")
-		case "SERVICE_NOT_REGISTERED":
+		case "SERVICE_NOT_REGISTERED", "OAUTH_REDIRECT_NOT_OF_CLIENT":
 			h.message(w, r, http.StatusForbidden, true, t.BadServiceHead, t.BadService, "", "")
 		case "SERVICE_ACCESS_DENIED":
 			if p.gateway {
 				// CAS gateway: never a page (as above).
-				http.Redirect(w, r, withoutTicket(p.service), http.StatusSeeOther)
+				h.backWithout(w, r, p, "access_denied")
 				return
 			}
 			// The service's access rule refused the person: they stay
@@ -789,6 +841,9 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 		}
 		return
 	}
+	if p.oidc != nil { // sent back with its code
+		return
+	}
 	if rs.GetLegacyScheme() != 0 {
 		// The ticket value has only A-Z, a-z, 0-9 and '-': nothing to escape.
 		http.Redirect(w, r, legacyLogin(p.service, st.GetTicket()), http.StatusFound)
@@ -799,6 +854,40 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 		return
 	}
 	http.Redirect(w, r, withTicket(p.service, st.GetTicket()), http.StatusFound)
+}
+
+// casService is the CAS service a page after the login (the password
+// change) goes on to: none for an OpenID Connect request, whose client
+// takes no service ticket (the person lands on the portal and comes back
+// through the client).
+func (p loginParams) casService() string {
+	if p.oidc != nil {
+		return ""
+	}
+	return p.service
+}
+
+// query is the login parameters of p that a link to the login page
+// carries.
+func (p loginParams) query() url.Values {
+	if p.oidc != nil {
+		return url.Values{"oidc": {p.oidc.encode()}}
+	}
+	q := url.Values{"service": {p.service}}
+	if p.method != "" {
+		q.Set("method", p.method)
+	}
+	return q
+}
+
+// backWithout sends the browser back to the service without a ticket (CAS
+// gateway), or to the OpenID Connect client with error oauthErr.
+func (h *Handler) backWithout(w http.ResponseWriter, r *http.Request, p loginParams, oauthErr string) {
+	if p.oidc != nil {
+		h.oidcBack(w, r, p.oidc, oauthError{code: oauthErr})
+		return
+	}
+	http.Redirect(w, r, withoutTicket(p.service), http.StatusSeeOther)
 }
 
 // withTicket sets the ticket parameter of a service URL: a ticket
@@ -866,6 +955,22 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		cancel()
 		if err == nil {
 			http.Redirect(w, r, svc, http.StatusSeeOther)
+			return
+		}
+	}
+	// OpenID Connect RP-initiated logout (the discovery's
+	// end_session_endpoint): back to post_logout_redirect_uri with state
+	// when it is a registered service (of client_id, when given).
+	if q := r.URL.Query(); q.Get("post_logout_redirect_uri") != "" {
+		back := q.Get("post_logout_redirect_uri")
+		ctx, cancel := h.ctx(r)
+		rs, err := h.o.Tickets.MatchService(ctx, &ticketv1.MatchServiceRequest{Service: back})
+		cancel()
+		if err == nil && rs.GetLegacyScheme() == 0 && (q.Get("client_id") == "" || q.Get("client_id") == rs.GetAppId()) {
+			if st := q.Get("state"); st != "" {
+				back = withParams(back, url.Values{"state": {st}}.Encode())
+			}
+			http.Redirect(w, r, back, http.StatusSeeOther)
 			return
 		}
 	}

@@ -7,15 +7,15 @@ import (
 
 // texts are the page strings of one language.
 type texts struct {
-	Title, SignIn, SigningInTo, Username, Password, SignInButton, Language, OtherLanguage, Continue       string
-	BadCredentials, Expired, MustChange, TryLater, Throttled, CSRF, BadService, BadServiceHead            string
-	FormTooLarge, FormUnreadable                                                                          string
-	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, ErrorHead        string
-	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword string
-	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad               string
-	LinkNoIDNumber, LinkNotSupported, LinkCSRF                                                            string
-	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch         string
-	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal        string
+	Title, SignIn, SigningInTo, Username, Password, SignInButton, Language, OtherLanguage, Continue         string
+	BadCredentials, Expired, MustChange, TryLater, Throttled, CSRF, BadService, BadServiceHead, OIDCMissing string
+	FormTooLarge, FormUnreadable                                                                            string
+	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, ErrorHead          string
+	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword   string
+	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad                 string
+	LinkNoIDNumber, LinkNotSupported, LinkCSRF                                                              string
+	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch           string
+	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal          string
 	// PasswordElsewhere: a person homed at another centre changes their
 	// password there (the centre's name follows, when known).
 	PasswordElsewhere                                                              string
@@ -62,6 +62,7 @@ var languages = map[string]texts{
 		FormTooLarge:   "The form sent is too large to be read. Send the form of this page, without attachments.",
 		FormUnreadable: "The form sent could not be read. Send the form of this page again.",
 		BadService:     "The application you came from is not registered to use single sign-on. You were not sent back to it. Contact the application's administrator.",
+		OIDCMissing:    "The application's sign-in request names no client_id or redirect_uri. Contact the application's administrator.",
 		BadServiceHead: "Application not authorised",
 		LoggedOut:      "You have signed out of every application of this session.", LoggedOutHead: "Signed out",
 		SignedIn: "You are signed in. You can now open your applications without typing your password again.", SignedInHead: "Signed in",
@@ -180,6 +181,7 @@ var languages = map[string]texts{
 		FormTooLarge:   "提交的表单过大，无法读取。请只提交本页的表单。",
 		FormUnreadable: "提交的表单无法读取，请重新提交本页的表单。",
 		BadService:     "您来自的应用未登记使用统一登录，系统没有将您跳转回该应用。请联系该应用的管理员。",
+		OIDCMissing:    "应用的登录请求缺少 client_id 或 redirect_uri，请联系该应用的管理员。",
 		BadServiceHead: "应用未获授权",
 		LoggedOut:      "您已退出本次会话中的所有应用。", LoggedOutHead: "已退出",
 		SignedIn: "您已登录，现在打开您的应用无需再次输入密码。", SignedInHead: "已登录",

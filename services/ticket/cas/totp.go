@@ -119,7 +119,7 @@ func (h *Handler) otpLoginPost(w http.ResponseWriter, r *http.Request, p loginPa
 		return
 	}
 	if res.GetMustChangePassword() {
-		h.passwordPage(w, r, http.StatusOK, p.service, res.GetLogin(), false, "", t.MustChange)
+		h.passwordPage(w, r, http.StatusOK, p.casService(), res.GetLogin(), false, "", t.MustChange)
 		return
 	}
 	// As a certificate login: the same person's session is raised (a new

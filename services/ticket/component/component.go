@@ -155,11 +155,16 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		}})
 	// The live sessions, in memory for TicketSessionsService.ListSessions.
 	env.Go(store.WatchSessions)
+	idKeys, err := idTokenKeys(ring)
+	if err != nil {
+		return nil, fmt.Errorf("ticket: key ring: %w", err)
+	}
 	aq := newAuditSink(js, log.Named("audit"))
 	env.Go(aq.run)
 	svc, err := ticket.New(ticket.Deps{Store: store, MAC: signer, Audit: aq, Logger: log, Registry: registry,
 		Config: ticket.Config{STTTL: cfg.STTTL, PTTTL: cfg.PTTTL, TGTIdle: cfg.TGTIdle, TGTHard: cfg.TGTHard,
-			PGTTTL: cfg.PGTTTL, Centre: cfg.Centre, TouchAfter: cfg.SessionTouch}})
+			PGTTTL: cfg.PGTTTL, Centre: cfg.Centre, TouchAfter: cfg.SessionTouch, CodeTTL: cfg.OIDCCodeTTL, AccessTTL: cfg.AccessTokenTTL},
+		IDTokens: idKeys})
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +232,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	// Services' access rules: account links as validations read them,
 	// permissions from authz (asked only for services with a rule).
+	svc.SetProfiles(profiles{attrs: attrs})
 	rules := accessRules{attrs: attrs}
 	var model server.Model
 	if azConn, err := env.Client("authz"); err == nil {
@@ -285,7 +291,8 @@ func pages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
 		return nil, err
 	}
 	return cas.New(cas.Options{Tickets: ticketv1.NewTicketServiceClient(tc), SSO: identityv1.NewSSOServiceClient(ic),
-		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes, PeopleCAs: people}), nil
+		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes, PeopleCAs: people,
+		OIDCIssuer: cfg.OIDCIssuer}), nil
 }
 
 // outboundClient makes the component's outbound HTTPS calls (pgtUrl

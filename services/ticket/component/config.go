@@ -3,8 +3,10 @@ package component
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/uias/uias/pkg/config"
@@ -73,6 +75,16 @@ type Config struct {
 	// kept for an instance that was stopped or cut off from NATS when they
 	// were published (5m; 0 turns it off).
 	InactiveSweep time.Duration `yaml:"inactive_sweep"`
+	// OIDCIssuer is the OpenID Connect issuer: the external URL of the
+	// edge's /cas/oidc (e.g. https://sso.example.gov/cas/oidc), the ID
+	// tokens' iss. Empty: the URL each request reached (its scheme and
+	// host as the edge sees them), which a client must then use as is.
+	OIDCIssuer string `yaml:"oidc_issuer"`
+	// OIDCCodeTTL is the lifetime of an authorization code (60s).
+	OIDCCodeTTL time.Duration `yaml:"oidc_code_ttl"`
+	// AccessTokenTTL is the lifetime of an OAuth access token (1h; the
+	// end of its session ends it sooner).
+	AccessTokenTTL time.Duration `yaml:"access_token_ttl"`
 }
 
 // Defaults returns the ticket defaults (CAS's).
@@ -80,7 +92,8 @@ func Defaults() *Config {
 	return &Config{STTTL: ticket.DefaultSTTTL, PTTTL: ticket.DefaultPTTTL, TGTIdle: ticket.DefaultTGTIdle,
 		TGTHard: ticket.DefaultTGTHard, PGTTTL: ticket.DefaultPGTTTL, Centre: ticket.DefaultCentre,
 		KVReplicas: 1, StoreTimeout: 2 * time.Second, RegistryRefresh: 5 * time.Second, CAS2Attributes: true,
-		SessionCache: time.Minute, AttributeCache: 5 * time.Second, InactiveSweep: 5 * time.Minute}
+		SessionCache: time.Minute, AttributeCache: 5 * time.Second, InactiveSweep: 5 * time.Minute,
+		OIDCCodeTTL: ticket.DefaultCodeTTL, AccessTokenTTL: ticket.DefaultAccessTTL}
 }
 
 // Bind implements config.Section.
@@ -102,6 +115,9 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.SessionTouch, "UIAS_TICKET_SESSION_TOUCH", "", "")
 	b.Duration(&c.AttributeCache, "UIAS_TICKET_ATTRIBUTE_CACHE", "", "")
 	b.Duration(&c.InactiveSweep, "UIAS_TICKET_INACTIVE_SWEEP", "", "")
+	b.String(&c.OIDCIssuer, "UIAS_TICKET_OIDC_ISSUER", "", "")
+	b.Duration(&c.OIDCCodeTTL, "UIAS_TICKET_OIDC_CODE_TTL", "", "")
+	b.Duration(&c.AccessTokenTTL, "UIAS_TICKET_ACCESS_TOKEN_TTL", "", "")
 }
 
 // Complete implements config.Section.
@@ -158,6 +174,14 @@ func (c *Config) Validate(*config.Config) error {
 	between("session_cache", c.SessionCache, 0, time.Hour)
 	between("session_touch", c.SessionTouch, 0, c.TGTIdle/2)
 	between("attribute_cache", c.AttributeCache, 0, time.Minute)
+	between("oidc_code_ttl", c.OIDCCodeTTL, time.Second, 10*time.Minute)
+	between("access_token_ttl", c.AccessTokenTTL, time.Minute, 24*time.Hour)
+	if c.OIDCIssuer != "" {
+		if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+			u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.OIDCIssuer, "/") {
+			bad("oidc_issuer", "must be an absolute https (or http) URL without query, fragment or trailing slash (e.g. https://sso.example.gov/cas/oidc), got %q", c.OIDCIssuer)
+		}
+	}
 	if c.InactiveSweep != 0 {
 		between("inactive_sweep", c.InactiveSweep, time.Second, 24*time.Hour)
 	}

@@ -29,6 +29,11 @@ func TestValidate(t *testing.T) {
 		"replicas":         {func(c *Config) { c.KVReplicas = 0 }, "ticket.kv_replicas"},
 		"store timeout":    {func(c *Config) { c.StoreTimeout = time.Hour }, "ticket.store_timeout"},
 		"touch over idle":  {func(c *Config) { c.SessionTouch = 90 * time.Minute }, "ticket.session_touch"},
+		"issuer relative":  {func(c *Config) { c.OIDCIssuer = "/cas/oidc" }, "ticket.oidc_issuer"},
+		"issuer slash":     {func(c *Config) { c.OIDCIssuer = "https://sso.example/cas/oidc/" }, "ticket.oidc_issuer"},
+		"issuer query":     {func(c *Config) { c.OIDCIssuer = "https://sso.example/cas/oidc?x=1" }, "ticket.oidc_issuer"},
+		"code ttl":         {func(c *Config) { c.OIDCCodeTTL = time.Hour }, "ticket.oidc_code_ttl"},
+		"access ttl":       {func(c *Config) { c.AccessTokenTTL = 0 }, "ticket.access_token_ttl"},
 	} {
 		c := Defaults()
 		tc.mod(c)

@@ -166,6 +166,9 @@ func userKey(userID, id string) string {
 }
 func pgtKey(key string) string { return "p." + key }
 
+// tokenKey is where an access token's record is (the tickets bucket).
+func tokenKey(key string) string { return "a." + key }
+
 // fail maps a backend error: missing keys to ticket.ErrNotFound, revision
 // mismatches to ticket.ErrConflict, the rest (timeouts, no connection, no
 // JetStream) to TICKET_STORE_UNAVAILABLE.
@@ -434,6 +437,55 @@ func (s *Store) DeletePGT(ctx context.Context, key string) error {
 		return err
 	}
 	err = s.fail(kv.Purge(ctx, pgtKey(key), jetstream.PurgeTTL(time.Second)))
+	if errors.Is(err, ticket.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// PutAccessToken implements ticket.Store.
+func (s *Store) PutAccessToken(ctx context.Context, key string, t *ticket.AccessToken, ttl time.Duration) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	if _, _, err := s.buckets(ctx); err != nil {
+		return err
+	}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	_, err = s.publish(ctx, BucketTickets, tokenKey(key), data, 0, ttl)
+	return s.fail(err)
+}
+
+// GetAccessToken implements ticket.Store.
+func (s *Store) GetAccessToken(ctx context.Context, key string) (*ticket.AccessToken, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	_, kv, err := s.buckets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e, err := kv.Get(ctx, tokenKey(key))
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	var t ticket.AccessToken
+	if err := json.Unmarshal(e.Value(), &t); err != nil {
+		return nil, fmt.Errorf("access token record: %w", err)
+	}
+	return &t, nil
+}
+
+// DeleteAccessToken implements ticket.Store.
+func (s *Store) DeleteAccessToken(ctx context.Context, key string) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	_, kv, err := s.buckets(ctx)
+	if err != nil {
+		return err
+	}
+	err = s.fail(kv.Purge(ctx, tokenKey(key), jetstream.PurgeTTL(time.Second)))
 	if errors.Is(err, ticket.ErrNotFound) {
 		return nil
 	}

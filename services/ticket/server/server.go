@@ -492,3 +492,69 @@ func adminContext(ctx context.Context) context.Context {
 	}
 	return metadata.NewOutgoingContext(ctx, out)
 }
+
+// IssueAuthorizationCode implements TicketService.
+func (s *Server) IssueAuthorizationCode(ctx context.Context, r *ticketv1.IssueAuthorizationCodeRequest) (*ticketv1.IssueAuthorizationCodeResponse, error) {
+	code, exp, err := s.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: r.GetTgt(), RedirectURI: r.GetRedirectUri(),
+		FromNewLogin: r.GetFromNewLogin(), Binding: ticket.OIDCBinding{ClientID: r.GetClientId(), Scope: r.GetScope(),
+			Nonce: r.GetNonce(), Challenge: r.GetCodeChallenge()}})
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.IssueAuthorizationCodeResponse{Code: code, ExpiresAt: ts(exp)}, nil
+}
+
+// oidcClient is the client a call names, with the address it called from
+// (the call's origin: the edge's client address).
+func oidcClient(ctx context.Context, id, secret string) ticket.Client {
+	c := ticket.Client{ID: id, Secret: secret}
+	if a := grpcx.ClientIP(ctx); a.IsValid() {
+		c.IP = a.String()
+	}
+	return c
+}
+
+// ExchangeAuthorizationCode implements TicketService.
+func (s *Server) ExchangeAuthorizationCode(ctx context.Context, r *ticketv1.ExchangeAuthorizationCodeRequest) (*ticketv1.TokenResponse, error) {
+	t, err := s.svc.ExchangeCode(ctx, ticket.Exchange{Client: oidcClient(ctx, r.GetClientId(), r.GetClientSecret()),
+		Code: r.GetCode(), RedirectURI: r.GetRedirectUri(), CodeVerifier: r.GetCodeVerifier(), Issuer: r.GetIssuer()})
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.TokenResponse{AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn, IdToken: t.IDToken, Scope: t.Scope}, nil
+}
+
+// UserInfo implements TicketService.
+func (s *Server) UserInfo(ctx context.Context, r *ticketv1.UserInfoRequest) (*ticketv1.UserInfoResponse, error) {
+	c, err := s.svc.UserInfo(ctx, r.GetAccessToken())
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.UserInfoResponse{Claims: string(c)}, nil
+}
+
+// IntrospectToken implements TicketService.
+func (s *Server) IntrospectToken(ctx context.Context, r *ticketv1.IntrospectTokenRequest) (*ticketv1.IntrospectTokenResponse, error) {
+	j, err := s.svc.Introspect(ctx, oidcClient(ctx, r.GetClientId(), r.GetClientSecret()), r.GetToken())
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.IntrospectTokenResponse{Json: string(j)}, nil
+}
+
+// RevokeToken implements TicketService.
+func (s *Server) RevokeToken(ctx context.Context, r *ticketv1.RevokeTokenRequest) (*ticketv1.RevokeTokenResponse, error) {
+	if err := s.svc.Revoke(ctx, oidcClient(ctx, r.GetClientId(), r.GetClientSecret()), r.GetToken()); err != nil {
+		return nil, err
+	}
+	return &ticketv1.RevokeTokenResponse{}, nil
+}
+
+// SigningKeys implements TicketService.
+func (s *Server) SigningKeys(context.Context, *ticketv1.SigningKeysRequest) (*ticketv1.SigningKeysResponse, error) {
+	j, err := s.svc.JWKS()
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.SigningKeysResponse{Jwks: string(j)}, nil
+}

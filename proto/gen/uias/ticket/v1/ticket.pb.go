@@ -2541,6 +2541,685 @@ func (x *PortalEntriesResponse) GetEntries() []*PortalEntry {
 	return nil
 }
 
+type IssueAuthorizationCodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Tgt   string                 `protobuf:"bytes,1,opt,name=tgt" json:"tgt,omitempty"`
+	// redirect_uri: a registered service URL of client_id's application.
+	RedirectUri string `protobuf:"bytes,2,opt,name=redirect_uri,json=redirectUri" json:"redirect_uri,omitempty"`
+	ClientId    string `protobuf:"bytes,3,opt,name=client_id,json=clientId" json:"client_id,omitempty"`
+	// scope: space-separated ("openid profile ...").
+	Scope string `protobuf:"bytes,4,opt,name=scope" json:"scope,omitempty"`
+	Nonce string `protobuf:"bytes,5,opt,name=nonce" json:"nonce,omitempty"`
+	// code_challenge: PKCE (RFC 7636), S256 only; empty: none.
+	CodeChallenge string `protobuf:"bytes,6,opt,name=code_challenge,json=codeChallenge" json:"code_challenge,omitempty"`
+	FromNewLogin  bool   `protobuf:"varint,7,opt,name=from_new_login,json=fromNewLogin" json:"from_new_login,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueAuthorizationCodeRequest) Reset() {
+	*x = IssueAuthorizationCodeRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueAuthorizationCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueAuthorizationCodeRequest) ProtoMessage() {}
+
+func (x *IssueAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueAuthorizationCodeRequest.ProtoReflect.Descriptor instead.
+func (*IssueAuthorizationCodeRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *IssueAuthorizationCodeRequest) GetTgt() string {
+	if x != nil {
+		return x.Tgt
+	}
+	return ""
+}
+
+func (x *IssueAuthorizationCodeRequest) GetRedirectUri() string {
+	if x != nil {
+		return x.RedirectUri
+	}
+	return ""
+}
+
+func (x *IssueAuthorizationCodeRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *IssueAuthorizationCodeRequest) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *IssueAuthorizationCodeRequest) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+func (x *IssueAuthorizationCodeRequest) GetCodeChallenge() string {
+	if x != nil {
+		return x.CodeChallenge
+	}
+	return ""
+}
+
+func (x *IssueAuthorizationCodeRequest) GetFromNewLogin() bool {
+	if x != nil {
+		return x.FromNewLogin
+	}
+	return false
+}
+
+type IssueAuthorizationCodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code" json:"code,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueAuthorizationCodeResponse) Reset() {
+	*x = IssueAuthorizationCodeResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueAuthorizationCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueAuthorizationCodeResponse) ProtoMessage() {}
+
+func (x *IssueAuthorizationCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueAuthorizationCodeResponse.ProtoReflect.Descriptor instead.
+func (*IssueAuthorizationCodeResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *IssueAuthorizationCodeResponse) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *IssueAuthorizationCodeResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type ExchangeAuthorizationCodeRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Code         string                 `protobuf:"bytes,1,opt,name=code" json:"code,omitempty"`
+	RedirectUri  string                 `protobuf:"bytes,2,opt,name=redirect_uri,json=redirectUri" json:"redirect_uri,omitempty"`
+	ClientId     string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId" json:"client_id,omitempty"`
+	ClientSecret string                 `protobuf:"bytes,4,opt,name=client_secret,json=clientSecret" json:"client_secret,omitempty"`
+	CodeVerifier string                 `protobuf:"bytes,5,opt,name=code_verifier,json=codeVerifier" json:"code_verifier,omitempty"`
+	// issuer is the edge's issuer URL, the ID token's iss.
+	Issuer        string `protobuf:"bytes,6,opt,name=issuer" json:"issuer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeAuthorizationCodeRequest) Reset() {
+	*x = ExchangeAuthorizationCodeRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeAuthorizationCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeAuthorizationCodeRequest) ProtoMessage() {}
+
+func (x *ExchangeAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeAuthorizationCodeRequest.ProtoReflect.Descriptor instead.
+func (*ExchangeAuthorizationCodeRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ExchangeAuthorizationCodeRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ExchangeAuthorizationCodeRequest) GetRedirectUri() string {
+	if x != nil {
+		return x.RedirectUri
+	}
+	return ""
+}
+
+func (x *ExchangeAuthorizationCodeRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ExchangeAuthorizationCodeRequest) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+func (x *ExchangeAuthorizationCodeRequest) GetCodeVerifier() string {
+	if x != nil {
+		return x.CodeVerifier
+	}
+	return ""
+}
+
+func (x *ExchangeAuthorizationCodeRequest) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+type TokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccessToken   string                 `protobuf:"bytes,1,opt,name=access_token,json=accessToken" json:"access_token,omitempty"`
+	TokenType     string                 `protobuf:"bytes,2,opt,name=token_type,json=tokenType" json:"token_type,omitempty"`
+	ExpiresIn     int64                  `protobuf:"varint,3,opt,name=expires_in,json=expiresIn" json:"expires_in,omitempty"`
+	IdToken       string                 `protobuf:"bytes,4,opt,name=id_token,json=idToken" json:"id_token,omitempty"`
+	Scope         string                 `protobuf:"bytes,5,opt,name=scope" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenResponse) Reset() {
+	*x = TokenResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenResponse) ProtoMessage() {}
+
+func (x *TokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenResponse.ProtoReflect.Descriptor instead.
+func (*TokenResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *TokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *TokenResponse) GetTokenType() string {
+	if x != nil {
+		return x.TokenType
+	}
+	return ""
+}
+
+func (x *TokenResponse) GetExpiresIn() int64 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+func (x *TokenResponse) GetIdToken() string {
+	if x != nil {
+		return x.IdToken
+	}
+	return ""
+}
+
+func (x *TokenResponse) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+type UserInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccessToken   string                 `protobuf:"bytes,1,opt,name=access_token,json=accessToken" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserInfoRequest) Reset() {
+	*x = UserInfoRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserInfoRequest) ProtoMessage() {}
+
+func (x *UserInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserInfoRequest.ProtoReflect.Descriptor instead.
+func (*UserInfoRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *UserInfoRequest) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+type UserInfoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// claims: the JSON object the userinfo endpoint answers.
+	Claims        string `protobuf:"bytes,1,opt,name=claims" json:"claims,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserInfoResponse) Reset() {
+	*x = UserInfoResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserInfoResponse) ProtoMessage() {}
+
+func (x *UserInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserInfoResponse.ProtoReflect.Descriptor instead.
+func (*UserInfoResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *UserInfoResponse) GetClaims() string {
+	if x != nil {
+		return x.Claims
+	}
+	return ""
+}
+
+type IntrospectTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
+	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId" json:"client_id,omitempty"`
+	ClientSecret  string                 `protobuf:"bytes,3,opt,name=client_secret,json=clientSecret" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntrospectTokenRequest) Reset() {
+	*x = IntrospectTokenRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntrospectTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntrospectTokenRequest) ProtoMessage() {}
+
+func (x *IntrospectTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntrospectTokenRequest.ProtoReflect.Descriptor instead.
+func (*IntrospectTokenRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *IntrospectTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *IntrospectTokenRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *IntrospectTokenRequest) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+type IntrospectTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// json: the RFC 7662 answer ({"active":false} for a token that is not).
+	Json          string `protobuf:"bytes,1,opt,name=json" json:"json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntrospectTokenResponse) Reset() {
+	*x = IntrospectTokenResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntrospectTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntrospectTokenResponse) ProtoMessage() {}
+
+func (x *IntrospectTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntrospectTokenResponse.ProtoReflect.Descriptor instead.
+func (*IntrospectTokenResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *IntrospectTokenResponse) GetJson() string {
+	if x != nil {
+		return x.Json
+	}
+	return ""
+}
+
+type RevokeTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
+	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId" json:"client_id,omitempty"`
+	ClientSecret  string                 `protobuf:"bytes,3,opt,name=client_secret,json=clientSecret" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *RevokeTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RevokeTokenRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *RevokeTokenRequest) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+type RevokeTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenResponse) Reset() {
+	*x = RevokeTokenResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenResponse) ProtoMessage() {}
+
+func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{45}
+}
+
+type SigningKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningKeysRequest) Reset() {
+	*x = SigningKeysRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningKeysRequest) ProtoMessage() {}
+
+func (x *SigningKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningKeysRequest.ProtoReflect.Descriptor instead.
+func (*SigningKeysRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{46}
+}
+
+type SigningKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// jwks: the JSON Web Key Set.
+	Jwks          string `protobuf:"bytes,1,opt,name=jwks" json:"jwks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningKeysResponse) Reset() {
+	*x = SigningKeysResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningKeysResponse) ProtoMessage() {}
+
+func (x *SigningKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningKeysResponse.ProtoReflect.Descriptor instead.
+func (*SigningKeysResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *SigningKeysResponse) GetJwks() string {
+	if x != nil {
+		return x.Jwks
+	}
+	return ""
+}
+
 var File_uias_ticket_v1_ticket_proto protoreflect.FileDescriptor
 
 const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
@@ -2738,7 +3417,52 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"associable\x18\x06 \x01(\bR\n" +
 	"associable\"N\n" +
 	"\x15PortalEntriesResponse\x125\n" +
-	"\aentries\x18\x01 \x03(\v2\x1b.uias.ticket.v1.PortalEntryR\aentries*~\n" +
+	"\aentries\x18\x01 \x03(\v2\x1b.uias.ticket.v1.PortalEntryR\aentries\"\xbe\x02\n" +
+	"\x1dIssueAuthorizationCodeRequest\x12\x1e\n" +
+	"\x03tgt\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x03tgt\x12/\n" +
+	"\fredirect_uri\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\vredirectUri\x12)\n" +
+	"\tclient_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\bclientId\x12\"\n" +
+	"\x05scope\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\x05scope\x12\"\n" +
+	"\x05nonce\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x04R\x05nonce\x123\n" +
+	"\x0ecode_challenge\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\rcodeChallenge\x12$\n" +
+	"\x0efrom_new_login\x18\a \x01(\bR\ffromNewLogin\"o\n" +
+	"\x1eIssueAuthorizationCodeResponse\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xac\x02\n" +
+	" ExchangeAuthorizationCodeRequest\x12 \n" +
+	"\x04code\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\x04code\x12/\n" +
+	"\fredirect_uri\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\vredirectUri\x12)\n" +
+	"\tclient_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\bclientId\x121\n" +
+	"\rclient_secret\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\fclientSecret\x121\n" +
+	"\rcode_verifier\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\fcodeVerifier\x12$\n" +
+	"\x06issuer\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x06issuer\"\xa1\x01\n" +
+	"\rTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
+	"\n" +
+	"token_type\x18\x02 \x01(\tR\ttokenType\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x03 \x01(\x03R\texpiresIn\x12\x19\n" +
+	"\bid_token\x18\x04 \x01(\tR\aidToken\x12\x14\n" +
+	"\x05scope\x18\x05 \x01(\tR\x05scope\"B\n" +
+	"\x0fUserInfoRequest\x12/\n" +
+	"\faccess_token\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\vaccessToken\"*\n" +
+	"\x10UserInfoResponse\x12\x16\n" +
+	"\x06claims\x18\x01 \x01(\tR\x06claims\"\x9a\x01\n" +
+	"\x16IntrospectTokenRequest\x12\"\n" +
+	"\x05token\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\x05token\x12)\n" +
+	"\tclient_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\bclientId\x121\n" +
+	"\rclient_secret\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\fclientSecret\"-\n" +
+	"\x17IntrospectTokenResponse\x12\x12\n" +
+	"\x04json\x18\x01 \x01(\tR\x04json\"\x96\x01\n" +
+	"\x12RevokeTokenRequest\x12\"\n" +
+	"\x05token\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\x05token\x12)\n" +
+	"\tclient_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\bclientId\x121\n" +
+	"\rclient_secret\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\fclientSecret\"\x15\n" +
+	"\x13RevokeTokenResponse\"\x14\n" +
+	"\x12SigningKeysRequest\")\n" +
+	"\x13SigningKeysResponse\x12\x12\n" +
+	"\x04jwks\x18\x01 \x01(\tR\x04jwks*~\n" +
 	"\n" +
 	"AuthMethod\x12\x1b\n" +
 	"\x17AUTH_METHOD_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -2754,7 +3478,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x17CAS_CODE_INVALID_TICKET\x10\x05\x12\x1c\n" +
 	"\x18CAS_CODE_INVALID_SERVICE\x10\x06\x12\x1b\n" +
 	"\x17CAS_CODE_INTERNAL_ERROR\x10\a\x12!\n" +
-	"\x1dCAS_CODE_UNAUTHORIZED_SERVICE\x10\b2\xf5\b\n" +
+	"\x1dCAS_CODE_UNAUTHORIZED_SERVICE\x10\b2\xbf\r\n" +
 	"\rTicketService\x12\\\n" +
 	"\rCreateSession\x12$.uias.ticket.v1.CreateSessionRequest\x1a%.uias.ticket.v1.CreateSessionResponse\x12H\n" +
 	"\n" +
@@ -2767,7 +3491,13 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\fMatchService\x12#.uias.ticket.v1.MatchServiceRequest\x1a!.uias.ticket.v1.RegisteredService\x12q\n" +
 	"\x14ValidateLegacyTicket\x12+.uias.ticket.v1.ValidateLegacyTicketRequest\x1a,.uias.ticket.v1.ValidateLegacyTicketResponse\x12e\n" +
 	"\x10AssociateAccount\x12'.uias.ticket.v1.AssociateAccountRequest\x1a(.uias.ticket.v1.AssociateAccountResponse\x12\\\n" +
-	"\rPortalEntries\x12$.uias.ticket.v1.PortalEntriesRequest\x1a%.uias.ticket.v1.PortalEntriesResponse2\xf0\x04\n" +
+	"\rPortalEntries\x12$.uias.ticket.v1.PortalEntriesRequest\x1a%.uias.ticket.v1.PortalEntriesResponse\x12w\n" +
+	"\x16IssueAuthorizationCode\x12-.uias.ticket.v1.IssueAuthorizationCodeRequest\x1a..uias.ticket.v1.IssueAuthorizationCodeResponse\x12l\n" +
+	"\x19ExchangeAuthorizationCode\x120.uias.ticket.v1.ExchangeAuthorizationCodeRequest\x1a\x1d.uias.ticket.v1.TokenResponse\x12M\n" +
+	"\bUserInfo\x12\x1f.uias.ticket.v1.UserInfoRequest\x1a .uias.ticket.v1.UserInfoResponse\x12b\n" +
+	"\x0fIntrospectToken\x12&.uias.ticket.v1.IntrospectTokenRequest\x1a'.uias.ticket.v1.IntrospectTokenResponse\x12V\n" +
+	"\vRevokeToken\x12\".uias.ticket.v1.RevokeTokenRequest\x1a#.uias.ticket.v1.RevokeTokenResponse\x12V\n" +
+	"\vSigningKeys\x12\".uias.ticket.v1.SigningKeysRequest\x1a#.uias.ticket.v1.SigningKeysResponse2\xf0\x04\n" +
 	"\x16ServiceRegistryService\x12u\n" +
 	"\rCreateService\x12$.uias.ticket.v1.CreateServiceRequest\x1a!.uias.ticket.v1.RegisteredService\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/cas/services\x12q\n" +
 	"\n" +
@@ -2792,7 +3522,7 @@ func file_uias_ticket_v1_ticket_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_ticket_v1_ticket_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(AuthMethod)(0),                           // 0: uias.ticket.v1.AuthMethod
 	(CasCode)(0),                              // 1: uias.ticket.v1.CasCode
@@ -2832,69 +3562,94 @@ var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(*PortalEntriesRequest)(nil),              // 35: uias.ticket.v1.PortalEntriesRequest
 	(*PortalEntry)(nil),                       // 36: uias.ticket.v1.PortalEntry
 	(*PortalEntriesResponse)(nil),             // 37: uias.ticket.v1.PortalEntriesResponse
-	(*timestamppb.Timestamp)(nil),             // 38: google.protobuf.Timestamp
+	(*IssueAuthorizationCodeRequest)(nil),     // 38: uias.ticket.v1.IssueAuthorizationCodeRequest
+	(*IssueAuthorizationCodeResponse)(nil),    // 39: uias.ticket.v1.IssueAuthorizationCodeResponse
+	(*ExchangeAuthorizationCodeRequest)(nil),  // 40: uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	(*TokenResponse)(nil),                     // 41: uias.ticket.v1.TokenResponse
+	(*UserInfoRequest)(nil),                   // 42: uias.ticket.v1.UserInfoRequest
+	(*UserInfoResponse)(nil),                  // 43: uias.ticket.v1.UserInfoResponse
+	(*IntrospectTokenRequest)(nil),            // 44: uias.ticket.v1.IntrospectTokenRequest
+	(*IntrospectTokenResponse)(nil),           // 45: uias.ticket.v1.IntrospectTokenResponse
+	(*RevokeTokenRequest)(nil),                // 46: uias.ticket.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),               // 47: uias.ticket.v1.RevokeTokenResponse
+	(*SigningKeysRequest)(nil),                // 48: uias.ticket.v1.SigningKeysRequest
+	(*SigningKeysResponse)(nil),               // 49: uias.ticket.v1.SigningKeysResponse
+	(*timestamppb.Timestamp)(nil),             // 50: google.protobuf.Timestamp
 }
 var file_uias_ticket_v1_ticket_proto_depIdxs = []int32{
-	38, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
-	38, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
+	50, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
+	50, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
 	3,  // 2: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
 	2,  // 3: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
 	3,  // 4: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
-	38, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	38, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	38, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	50, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	50, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	50, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 8: uias.ticket.v1.Session.auth_method:type_name -> uias.ticket.v1.AuthMethod
 	0,  // 9: uias.ticket.v1.CreateSessionRequest.auth_method:type_name -> uias.ticket.v1.AuthMethod
 	12, // 10: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
-	38, // 11: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
+	50, // 11: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 12: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	38, // 13: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
+	50, // 13: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
 	22, // 14: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
 	0,  // 15: uias.ticket.v1.ValidateServiceTicketResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
 	1,  // 16: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
 	12, // 17: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
 	36, // 18: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
-	13, // 19: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
-	15, // 20: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
-	16, // 21: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
-	18, // 22: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
-	20, // 23: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
-	23, // 24: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
-	24, // 25: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
-	4,  // 26: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
-	31, // 27: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
-	33, // 28: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
-	35, // 29: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
-	5,  // 30: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
-	6,  // 31: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
-	7,  // 32: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
-	9,  // 33: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
-	10, // 34: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
-	27, // 35: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
-	29, // 36: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
-	14, // 37: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
-	12, // 38: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
-	17, // 39: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
-	19, // 40: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
-	21, // 41: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
-	26, // 42: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
-	25, // 43: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
-	2,  // 44: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
-	32, // 45: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
-	34, // 46: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
-	37, // 47: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
-	2,  // 48: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
-	2,  // 49: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
-	8,  // 50: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
-	2,  // 51: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
-	11, // 52: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
-	28, // 53: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
-	30, // 54: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
-	37, // [37:55] is the sub-list for method output_type
-	19, // [19:37] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	50, // 19: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 20: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
+	15, // 21: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
+	16, // 22: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
+	18, // 23: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
+	20, // 24: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
+	23, // 25: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
+	24, // 26: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	4,  // 27: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
+	31, // 28: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
+	33, // 29: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
+	35, // 30: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
+	38, // 31: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
+	40, // 32: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	42, // 33: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
+	44, // 34: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
+	46, // 35: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
+	48, // 36: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
+	5,  // 37: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
+	6,  // 38: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
+	7,  // 39: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
+	9,  // 40: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
+	10, // 41: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
+	27, // 42: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
+	29, // 43: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
+	14, // 44: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
+	12, // 45: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
+	17, // 46: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
+	19, // 47: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
+	21, // 48: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
+	26, // 49: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
+	25, // 50: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	2,  // 51: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
+	32, // 52: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
+	34, // 53: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
+	37, // 54: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
+	39, // 55: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
+	41, // 56: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
+	43, // 57: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
+	45, // 58: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
+	47, // 59: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
+	49, // 60: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
+	2,  // 61: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
+	2,  // 62: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
+	8,  // 63: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
+	2,  // 64: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
+	11, // 65: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
+	28, // 66: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
+	30, // 67: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
+	44, // [44:68] is the sub-list for method output_type
+	20, // [20:44] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_uias_ticket_v1_ticket_proto_init() }
@@ -2908,7 +3663,7 @@ func file_uias_ticket_v1_ticket_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_ticket_v1_ticket_proto_rawDesc), len(file_uias_ticket_v1_ticket_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   36,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

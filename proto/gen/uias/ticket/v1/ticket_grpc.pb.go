@@ -30,6 +30,12 @@ const (
 	TicketService_ValidateLegacyTicket_FullMethodName      = "/uias.ticket.v1.TicketService/ValidateLegacyTicket"
 	TicketService_AssociateAccount_FullMethodName          = "/uias.ticket.v1.TicketService/AssociateAccount"
 	TicketService_PortalEntries_FullMethodName             = "/uias.ticket.v1.TicketService/PortalEntries"
+	TicketService_IssueAuthorizationCode_FullMethodName    = "/uias.ticket.v1.TicketService/IssueAuthorizationCode"
+	TicketService_ExchangeAuthorizationCode_FullMethodName = "/uias.ticket.v1.TicketService/ExchangeAuthorizationCode"
+	TicketService_UserInfo_FullMethodName                  = "/uias.ticket.v1.TicketService/UserInfo"
+	TicketService_IntrospectToken_FullMethodName           = "/uias.ticket.v1.TicketService/IntrospectToken"
+	TicketService_RevokeToken_FullMethodName               = "/uias.ticket.v1.TicketService/RevokeToken"
+	TicketService_SigningKeys_FullMethodName               = "/uias.ticket.v1.TicketService/SigningKeys"
 )
 
 // TicketServiceClient is the client API for TicketService service.
@@ -86,6 +92,31 @@ type TicketServiceClient interface {
 	// enter (their linked accounts with a registered service) and those
 	// that take account association.
 	PortalEntries(ctx context.Context, in *PortalEntriesRequest, opts ...grpc.CallOption) (*PortalEntriesResponse, error)
+	// IssueAuthorizationCode issues an OpenID Connect / OAuth 2.0
+	// authorization code from the session of tgt for redirect_uri, a
+	// registered service of the application client_id (the CAS edge's
+	// /cas/oidc/authorize). The code is a service ticket (same lifetime
+	// rules but oidc_code_ttl, level, access rule, single use and single
+	// logout) bound to the client, its scope, nonce and PKCE challenge.
+	IssueAuthorizationCode(ctx context.Context, in *IssueAuthorizationCodeRequest, opts ...grpc.CallOption) (*IssueAuthorizationCodeResponse, error)
+	// ExchangeAuthorizationCode is the token endpoint's authorization_code
+	// grant: it authenticates the client (App_ID and secret, IP
+	// allow-list), uses up the code and answers an access token and, for
+	// scope openid, an ID token signed with the key ring (RS256).
+	ExchangeAuthorizationCode(ctx context.Context, in *ExchangeAuthorizationCodeRequest, opts ...grpc.CallOption) (*TokenResponse, error)
+	// UserInfo answers the claims of the person of an access token while
+	// the token and its session live (UNAUTHENTICATED OAUTH_INVALID_TOKEN
+	// otherwise).
+	UserInfo(ctx context.Context, in *UserInfoRequest, opts ...grpc.CallOption) (*UserInfoResponse, error)
+	// IntrospectToken (RFC 7662) answers whether an access token is active,
+	// to the client it was issued to (another client: inactive).
+	IntrospectToken(ctx context.Context, in *IntrospectTokenRequest, opts ...grpc.CallOption) (*IntrospectTokenResponse, error)
+	// RevokeToken (RFC 7009) ends an access token of the calling client;
+	// an unknown or ended token is not an error.
+	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
+	// SigningKeys answers the public keys ID tokens are signed with, as a
+	// JSON Web Key Set.
+	SigningKeys(ctx context.Context, in *SigningKeysRequest, opts ...grpc.CallOption) (*SigningKeysResponse, error)
 }
 
 type ticketServiceClient struct {
@@ -206,6 +237,66 @@ func (c *ticketServiceClient) PortalEntries(ctx context.Context, in *PortalEntri
 	return out, nil
 }
 
+func (c *ticketServiceClient) IssueAuthorizationCode(ctx context.Context, in *IssueAuthorizationCodeRequest, opts ...grpc.CallOption) (*IssueAuthorizationCodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssueAuthorizationCodeResponse)
+	err := c.cc.Invoke(ctx, TicketService_IssueAuthorizationCode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) ExchangeAuthorizationCode(ctx context.Context, in *ExchangeAuthorizationCodeRequest, opts ...grpc.CallOption) (*TokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TokenResponse)
+	err := c.cc.Invoke(ctx, TicketService_ExchangeAuthorizationCode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) UserInfo(ctx context.Context, in *UserInfoRequest, opts ...grpc.CallOption) (*UserInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UserInfoResponse)
+	err := c.cc.Invoke(ctx, TicketService_UserInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) IntrospectToken(ctx context.Context, in *IntrospectTokenRequest, opts ...grpc.CallOption) (*IntrospectTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IntrospectTokenResponse)
+	err := c.cc.Invoke(ctx, TicketService_IntrospectToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeTokenResponse)
+	err := c.cc.Invoke(ctx, TicketService_RevokeToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) SigningKeys(ctx context.Context, in *SigningKeysRequest, opts ...grpc.CallOption) (*SigningKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SigningKeysResponse)
+	err := c.cc.Invoke(ctx, TicketService_SigningKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TicketServiceServer is the server API for TicketService service.
 // All implementations must embed UnimplementedTicketServiceServer
 // for forward compatibility.
@@ -260,6 +351,31 @@ type TicketServiceServer interface {
 	// enter (their linked accounts with a registered service) and those
 	// that take account association.
 	PortalEntries(context.Context, *PortalEntriesRequest) (*PortalEntriesResponse, error)
+	// IssueAuthorizationCode issues an OpenID Connect / OAuth 2.0
+	// authorization code from the session of tgt for redirect_uri, a
+	// registered service of the application client_id (the CAS edge's
+	// /cas/oidc/authorize). The code is a service ticket (same lifetime
+	// rules but oidc_code_ttl, level, access rule, single use and single
+	// logout) bound to the client, its scope, nonce and PKCE challenge.
+	IssueAuthorizationCode(context.Context, *IssueAuthorizationCodeRequest) (*IssueAuthorizationCodeResponse, error)
+	// ExchangeAuthorizationCode is the token endpoint's authorization_code
+	// grant: it authenticates the client (App_ID and secret, IP
+	// allow-list), uses up the code and answers an access token and, for
+	// scope openid, an ID token signed with the key ring (RS256).
+	ExchangeAuthorizationCode(context.Context, *ExchangeAuthorizationCodeRequest) (*TokenResponse, error)
+	// UserInfo answers the claims of the person of an access token while
+	// the token and its session live (UNAUTHENTICATED OAUTH_INVALID_TOKEN
+	// otherwise).
+	UserInfo(context.Context, *UserInfoRequest) (*UserInfoResponse, error)
+	// IntrospectToken (RFC 7662) answers whether an access token is active,
+	// to the client it was issued to (another client: inactive).
+	IntrospectToken(context.Context, *IntrospectTokenRequest) (*IntrospectTokenResponse, error)
+	// RevokeToken (RFC 7009) ends an access token of the calling client;
+	// an unknown or ended token is not an error.
+	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
+	// SigningKeys answers the public keys ID tokens are signed with, as a
+	// JSON Web Key Set.
+	SigningKeys(context.Context, *SigningKeysRequest) (*SigningKeysResponse, error)
 	mustEmbedUnimplementedTicketServiceServer()
 }
 
@@ -302,6 +418,24 @@ func (UnimplementedTicketServiceServer) AssociateAccount(context.Context, *Assoc
 }
 func (UnimplementedTicketServiceServer) PortalEntries(context.Context, *PortalEntriesRequest) (*PortalEntriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PortalEntries not implemented")
+}
+func (UnimplementedTicketServiceServer) IssueAuthorizationCode(context.Context, *IssueAuthorizationCodeRequest) (*IssueAuthorizationCodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IssueAuthorizationCode not implemented")
+}
+func (UnimplementedTicketServiceServer) ExchangeAuthorizationCode(context.Context, *ExchangeAuthorizationCodeRequest) (*TokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExchangeAuthorizationCode not implemented")
+}
+func (UnimplementedTicketServiceServer) UserInfo(context.Context, *UserInfoRequest) (*UserInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UserInfo not implemented")
+}
+func (UnimplementedTicketServiceServer) IntrospectToken(context.Context, *IntrospectTokenRequest) (*IntrospectTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IntrospectToken not implemented")
+}
+func (UnimplementedTicketServiceServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
+}
+func (UnimplementedTicketServiceServer) SigningKeys(context.Context, *SigningKeysRequest) (*SigningKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SigningKeys not implemented")
 }
 func (UnimplementedTicketServiceServer) mustEmbedUnimplementedTicketServiceServer() {}
 func (UnimplementedTicketServiceServer) testEmbeddedByValue()                       {}
@@ -522,6 +656,114 @@ func _TicketService_PortalEntries_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TicketService_IssueAuthorizationCode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueAuthorizationCodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).IssueAuthorizationCode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_IssueAuthorizationCode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).IssueAuthorizationCode(ctx, req.(*IssueAuthorizationCodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_ExchangeAuthorizationCode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExchangeAuthorizationCodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).ExchangeAuthorizationCode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_ExchangeAuthorizationCode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).ExchangeAuthorizationCode(ctx, req.(*ExchangeAuthorizationCodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_UserInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UserInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).UserInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_UserInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).UserInfo(ctx, req.(*UserInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_IntrospectToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IntrospectTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).IntrospectToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_IntrospectToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).IntrospectToken(ctx, req.(*IntrospectTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_RevokeToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).RevokeToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_RevokeToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).RevokeToken(ctx, req.(*RevokeTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_SigningKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SigningKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).SigningKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_SigningKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).SigningKeys(ctx, req.(*SigningKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TicketService_ServiceDesc is the grpc.ServiceDesc for TicketService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -572,6 +814,30 @@ var TicketService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PortalEntries",
 			Handler:    _TicketService_PortalEntries_Handler,
+		},
+		{
+			MethodName: "IssueAuthorizationCode",
+			Handler:    _TicketService_IssueAuthorizationCode_Handler,
+		},
+		{
+			MethodName: "ExchangeAuthorizationCode",
+			Handler:    _TicketService_ExchangeAuthorizationCode_Handler,
+		},
+		{
+			MethodName: "UserInfo",
+			Handler:    _TicketService_UserInfo_Handler,
+		},
+		{
+			MethodName: "IntrospectToken",
+			Handler:    _TicketService_IntrospectToken_Handler,
+		},
+		{
+			MethodName: "RevokeToken",
+			Handler:    _TicketService_RevokeToken_Handler,
+		},
+		{
+			MethodName: "SigningKeys",
+			Handler:    _TicketService_SigningKeys_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

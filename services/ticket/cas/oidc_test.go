@@ -1,0 +1,73 @@
+package cas
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestParseOIDC(t *testing.T) {
+	good := url.Values{"client_id": {"app1"}, "redirect_uri": {"https://a.example/cb"}, "response_type": {"code"},
+		"scope": {"openid  profile"}, "state": {"s"}, "nonce": {"n"},
+		"code_challenge": {strings.Repeat("A", 43)}, "code_challenge_method": {"S256"}}
+	q, bad := parseOIDC(good)
+	if bad != nil || q.scope != "openid profile" || q.challenge == "" {
+		t.Fatalf("a good request: %+v %+v", q, bad)
+	}
+	// What the login form carries reads back the same.
+	back, _ := url.ParseQuery(q.encode())
+	if q2, bad := parseOIDC(back); bad != nil || *q2 != *q {
+		t.Fatalf("round trip: %+v %+v", q2, bad)
+	}
+	for name, tc := range map[string]struct {
+		key, value, want string
+	}{
+		"implicit flow":       {"response_type", "token", "unsupported_response_type"},
+		"hybrid flow":         {"response_type", "code id_token", "unsupported_response_type"},
+		"plain PKCE":          {"code_challenge_method", "plain", "invalid_request"},
+		"short challenge":     {"code_challenge", "abc", "invalid_request"},
+		"challenge charset":   {"code_challenge", strings.Repeat("+", 43), "invalid_request"},
+		"request object":      {"request", "eyJ.x.y", "request_not_supported"},
+		"request_uri":         {"request_uri", "https://x/r", "request_not_supported"},
+		"form_post":           {"response_mode", "form_post", "invalid_request"},
+		"quote in scope":      {"scope", `openid "x"`, "invalid_scope"},
+		"long state":          {"state", strings.Repeat("s", 513), "invalid_request"},
+		"newline in nonce":    {"nonce", "a\nb", "invalid_request"},
+		"method no challenge": {"code_challenge", "", "invalid_request"},
+	} {
+		v := url.Values{}
+		for k, vs := range good {
+			v[k] = vs
+		}
+		v.Set(tc.key, tc.value)
+		if _, bad := parseOIDC(v); bad == nil || bad.code != tc.want {
+			t.Errorf("%s: %+v, want %s", name, bad, tc.want)
+		}
+	}
+}
+
+func TestClientOf(t *testing.T) {
+	req := func(basicID, basicSecret string, form url.Values) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/cas/oidc/token", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if basicID != "" {
+			r.SetBasicAuth(basicID, basicSecret)
+		}
+		_ = r.ParseForm()
+		return r
+	}
+	if id, s, ok := clientOf(req(url.QueryEscape("app:1"), url.QueryEscape("s%&+"), url.Values{})); !ok || id != "app:1" || s != "s%&+" {
+		t.Fatalf("basic, form-encoded: %q %q %v", id, s, ok)
+	}
+	if id, s, ok := clientOf(req("", "", url.Values{"client_id": {"a"}, "client_secret": {"b"}})); !ok || id != "a" || s != "b" {
+		t.Fatalf("post: %q %q %v", id, s, ok)
+	}
+	if _, _, ok := clientOf(req("a", "b", url.Values{"client_secret": {"b"}})); ok {
+		t.Fatal("two ways at once were taken")
+	}
+	if _, _, ok := clientOf(req("a", "b", url.Values{"client_id": {"other"}})); ok {
+		t.Fatal("two client ids were taken")
+	}
+}

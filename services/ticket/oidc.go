@@ -1,0 +1,391 @@
+package ticket
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/caller"
+)
+
+// OpenID Connect (authorization code flow, as Apereo CAS's /cas/oidc and
+// Keycloak serve it). An authorization code is a service ticket issued for
+// the redirect URI, a registered service of the client's application, and
+// bound to the client, its scope, nonce and PKCE challenge: the session's
+// level, the service's access rule, single use and single logout apply as
+// to any ticket. The token endpoint authenticates the client with its
+// App_ID and secret (and IP allow-list), uses the code up and answers an
+// opaque access token (its record kept by a hash, like every ticket) and an
+// ID token signed with keys derived from the key ring. An access token
+// lives while its session does (logout, a person disabled end it).
+
+// PrefixAT prefixes access tokens.
+const PrefixAT = "AT-"
+
+// OIDCBinding is what an authorization code is bound to.
+type OIDCBinding struct {
+	ClientID  string `json:"client_id"`
+	Scope     string `json:"scope,omitempty"`
+	Nonce     string `json:"nonce,omitempty"`
+	Challenge string `json:"challenge,omitempty"` // PKCE S256
+}
+
+// AccessToken is the record of an OAuth access token.
+type AccessToken struct {
+	SessionID string    `json:"session_id"`
+	UserID    string    `json:"user_id"`
+	Login     string    `json:"login"`
+	OrgID     string    `json:"org_id,omitempty"`
+	ClientID  string    `json:"client_id"`
+	Scope     string    `json:"scope,omitempty"`
+	Issuer    string    `json:"issuer,omitempty"`
+	AuthLevel int       `json:"auth_level"`
+	AuthTime  time.Time `json:"auth_time"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Profile is what the claims of a person say beyond their id.
+type Profile struct {
+	Login, Name, OrgID, OrgName, Account string
+	Groups                               []string
+}
+
+// ProfileSource answers a person's profile as an application sees it.
+type ProfileSource interface {
+	Profile(ctx context.Context, userID, appID string) (Profile, error)
+}
+
+// OpenID Connect errors (reasons registered in reasons.go); the CAS edge
+// answers each with its OAuth error code.
+var (
+	ErrOIDCUnavailable     = apierr.New(apierr.FailedPrecondition, "OIDC_UNAVAILABLE", "OpenID Connect is not available: the key ring has no keys to sign ID tokens with")
+	ErrRedirectNotOfClient = apierr.New(apierr.InvalidArgument, "OAUTH_REDIRECT_NOT_OF_CLIENT",
+		"the redirect_uri is not a registered service of the client's application")
+	ErrInvalidClient = apierr.New(apierr.Unauthenticated, "OAUTH_INVALID_CLIENT",
+		"client authentication failed: present the application's App_ID and secret, from an address on its IP allow-list")
+	ErrInvalidGrant = apierr.New(apierr.InvalidArgument, "OAUTH_INVALID_GRANT",
+		"the authorization code is invalid, expired, used, or was issued to another client or redirect_uri")
+	ErrInvalidToken = apierr.New(apierr.Unauthenticated, "OAUTH_INVALID_TOKEN",
+		"the access token is invalid, expired or revoked, or its session has ended")
+)
+
+// oidcService refuses a service that cannot receive authorization codes of
+// client: another application's, or one of the legacy interface.
+func oidcService(rs *RegisteredService, clientID string) error {
+	if rs.AppID != clientID {
+		return ErrRedirectNotOfClient
+	}
+	if rs.LegacyScheme != 0 {
+		return ErrRedirectNotOfClient.WithMessage("the redirect_uri is a service of the legacy ssoAuthService interface, which takes no authorization codes")
+	}
+	return nil
+}
+
+// AuthorizationRequest asks for an authorization code.
+type AuthorizationRequest struct {
+	TGT, RedirectURI string
+	Binding          OIDCBinding
+	FromNewLogin     bool
+}
+
+// IssueAuthorizationCode issues an authorization code from the session of
+// a.TGT for a.RedirectURI.
+func (s *Service) IssueAuthorizationCode(ctx context.Context, a AuthorizationRequest) (string, time.Time, error) {
+	if s.idTokens == nil {
+		return "", time.Time{}, ErrOIDCUnavailable
+	}
+	b := a.Binding
+	return s.issueTicket(ctx, a.TGT, a.RedirectURI, a.FromNewLogin, &b)
+}
+
+// Client is a client's credentials at the token, introspection and
+// revocation endpoints, and the address it called from.
+type Client struct {
+	ID, Secret, IP string
+}
+
+// authenticate checks c's App_ID, secret and address (identity): a refusal
+// is ErrInvalidClient (an expired secret says so), anything else a fault.
+func (s *Service) authenticate(ctx context.Context, c Client) error {
+	if c.ID == "" || c.Secret == "" {
+		return ErrInvalidClient
+	}
+	if s.legacy.Apps == nil {
+		return ErrOIDCUnavailable
+	}
+	err := s.legacy.Apps.VerifyApp(ctx, c.ID, c.Secret, c.IP)
+	if err == nil {
+		return nil
+	}
+	if ae, ok := refused(err); ok {
+		if ae.Reason == caller.ReasonAppSecretExpired {
+			return ErrInvalidClient.WithMessage(ae.Message)
+		}
+		return ErrInvalidClient
+	}
+	return err
+}
+
+// Exchange is a token request of the authorization_code grant.
+type Exchange struct {
+	Client
+	Code, RedirectURI, CodeVerifier string
+	// Issuer is the edge's issuer URL (the ID token's iss).
+	Issuer string
+}
+
+// Tokens answer a token request.
+type Tokens struct {
+	AccessToken string
+	ExpiresIn   int64
+	IDToken     string
+	Scope       string
+}
+
+// ExchangeCode redeems an authorization code.
+func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error) {
+	start := s.now()
+	if s.idTokens == nil {
+		return nil, ErrOIDCUnavailable
+	}
+	fail := func(err error, why string, t *Ticket) (*Tokens, error) {
+		a := audit.Action{API: "oidc.token", Subject: "client:" + x.ID, Result: audit.ResultDenied, Reason: reasonOf(err),
+			Start: start, Fields: detail("client_id", x.ID, "why", why)}
+		if t != nil {
+			a.Subject, a.Org = "user:"+t.UserID, t.OrgID
+		}
+		s.auditCall(ctx, a)
+		return nil, err
+	}
+	if err := s.authenticate(ctx, x.Client); err != nil {
+		if reasonOf(err) != ErrInvalidClient.Reason {
+			return nil, err
+		}
+		return fail(err, "client authentication", nil)
+	}
+	if !strings.HasPrefix(x.Code, PrefixST) {
+		return fail(ErrInvalidGrant, "unknown code", nil)
+	}
+	sig, err := parseSigned(s.mac, PrefixST, x.Code)
+	if err != nil {
+		return fail(ErrInvalidGrant, "forged or malformed code", nil)
+	}
+	if !s.now().Before(sig.Expires) {
+		return fail(ErrInvalidGrant, "expired code", nil)
+	}
+	// The registry is read before the code is used up (a fault of it
+	// leaves the code usable).
+	rs, err := s.reg.Match(ctx, x.RedirectURI)
+	if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+		return nil, err
+	}
+	t, err := s.store.ConsumeTicket(ctx, sig.Replica, keyOf(x.Code))
+	if errors.Is(err, ErrNotFound) {
+		return fail(ErrInvalidGrant, "unknown or used code", nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The code is used up from here on, whatever follows.
+	switch {
+	case t.OIDC == nil:
+		return fail(ErrInvalidGrant, "a service ticket, not an authorization code", t)
+	case t.OIDC.ClientID != x.ID:
+		return fail(ErrInvalidGrant, "code of another client", t)
+	case t.Service != x.RedirectURI:
+		return fail(ErrInvalidGrant, "another redirect_uri", t)
+	case rs == nil:
+		return fail(ErrInvalidGrant.WithMessage("the redirect_uri is no longer registered, or its application is suspended"), "service gone", t)
+	}
+	if t.OIDC.Challenge != "" || x.CodeVerifier != "" {
+		if t.OIDC.Challenge == "" || !pkceOK(x.CodeVerifier, t.OIDC.Challenge) {
+			return fail(ErrInvalidGrant.WithMessage("the code_verifier does not match the code_challenge (PKCE, S256)"), "pkce", t)
+		}
+	}
+	sess, _, err := s.liveSession(ctx, t.SessionID)
+	if errors.Is(err, ErrSessionNotFound) {
+		return fail(ErrInvalidGrant.WithMessage("the session the code came from has ended"), "session ended", t)
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	exp := now.Add(s.cfg.AccessTTL)
+	if sess.HardExpiry.Before(exp) {
+		exp = sess.HardExpiry
+	}
+	tok := newOpaque(PrefixAT, s.cfg.Centre)
+	rec := &AccessToken{SessionID: t.SessionID, UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, ClientID: x.ID,
+		Scope: t.OIDC.Scope, Issuer: x.Issuer, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC(), IssuedAt: now.UTC(), ExpiresAt: exp.UTC()}
+	if err := s.store.PutAccessToken(ctx, keyOf(tok), rec, max(exp.Sub(now), time.Second)); err != nil {
+		return nil, err
+	}
+	out := &Tokens{AccessToken: tok, ExpiresIn: int64(exp.Sub(now).Round(time.Second) / time.Second), Scope: t.OIDC.Scope}
+	if hasScope(t.OIDC.Scope, "openid") {
+		claims := s.claims(ctx, rec)
+		claims["iss"], claims["aud"], claims["azp"] = x.Issuer, x.ID, x.ID
+		claims["iat"], claims["exp"] = now.Unix(), exp.Unix()
+		claims["auth_time"], claims["sid"], claims["acr"] = t.AuthTime.Unix(), t.SessionID, strconv.Itoa(t.AuthLevel)
+		if t.OIDC.Nonce != "" {
+			claims["nonce"] = t.OIDC.Nonce
+		}
+		if out.IDToken, err = s.idTokens.Sign(claims); err != nil {
+			return nil, err
+		}
+	}
+	s.auditCall(ctx, audit.Action{API: "oidc.token", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
+		Reason: "OK", Start: start, Fields: detail("client_id", x.ID, "scope", t.OIDC.Scope), Own: detail("session_id", t.SessionID)})
+	return out, nil
+}
+
+// pkceOK checks an S256 code_verifier against its challenge (RFC 7636).
+func pkceOK(verifier, challenge string) bool {
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return false
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	got := base64.RawURLEncoding.EncodeToString(sum[:])
+	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
+}
+
+func hasScope(scope, s string) bool { return slices.Contains(strings.Fields(scope), s) }
+
+// claims are a token's person's claims: sub always; with scope profile
+// their login, name and org; with scope groups their groups.
+func (s *Service) claims(ctx context.Context, t *AccessToken) map[string]any {
+	c := map[string]any{"sub": t.UserID}
+	profile, groups := hasScope(t.Scope, "profile"), hasScope(t.Scope, "groups")
+	if !profile && !groups {
+		return c
+	}
+	p := Profile{Login: t.Login, OrgID: t.OrgID}
+	if s.profiles != nil {
+		// Identity not answering leaves the profile to what the session
+		// knows (logged by the source).
+		if got, err := s.profiles.Profile(ctx, t.UserID, t.ClientID); err == nil {
+			p = got
+		}
+	}
+	if profile {
+		c["preferred_username"] = p.Login
+		if p.Name != "" {
+			c["name"] = p.Name
+		}
+		if p.OrgID != "" {
+			c["org_id"] = p.OrgID
+		}
+		if p.OrgName != "" {
+			c["org_name"] = p.OrgName
+		}
+		if p.Account != "" {
+			c["app_account"] = p.Account
+		}
+	}
+	if groups {
+		c["groups"] = append([]string{}, p.Groups...)
+	}
+	return c
+}
+
+// liveToken returns the record of an access token whose session lives.
+func (s *Service) liveToken(ctx context.Context, token string) (*AccessToken, error) {
+	if !strings.HasPrefix(token, PrefixAT) || len(token) > MaxTicketLen {
+		return nil, ErrInvalidToken
+	}
+	t, err := s.store.GetAccessToken(ctx, keyOf(token))
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !s.now().Before(t.ExpiresAt) {
+		return nil, ErrInvalidToken
+	}
+	if _, _, err := s.liveSession(ctx, t.SessionID); err != nil {
+		if errors.Is(err, ErrSessionNotFound) {
+			return nil, ErrInvalidToken
+		}
+		return nil, err
+	}
+	return t, nil
+}
+
+// UserInfo answers the claims of the person of an access token (JSON).
+func (s *Service) UserInfo(ctx context.Context, token string) ([]byte, error) {
+	t, err := s.liveToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(s.claims(ctx, t))
+}
+
+// Introspect answers RFC 7662's JSON for token to client c: inactive for
+// a token of another client.
+func (s *Service) Introspect(ctx context.Context, c Client, token string) ([]byte, error) {
+	if err := s.authenticate(ctx, c); err != nil {
+		return nil, err
+	}
+	t, err := s.liveToken(ctx, token)
+	if errors.Is(err, ErrInvalidToken) || (err == nil && t.ClientID != c.ID) {
+		return []byte(`{"active":false}`), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{"active": true, "client_id": t.ClientID, "username": t.Login, "sub": t.UserID,
+		"token_type": "Bearer", "exp": t.ExpiresAt.Unix(), "iat": t.IssuedAt.Unix(), "aud": t.ClientID, "sid": t.SessionID}
+	if t.Scope != "" {
+		out["scope"] = t.Scope
+	}
+	if t.Issuer != "" {
+		out["iss"] = t.Issuer
+	}
+	return json.Marshal(out)
+}
+
+// Revoke ends an access token of client c (RFC 7009): a token unknown,
+// ended or of another client is left alone, without an error.
+func (s *Service) Revoke(ctx context.Context, c Client, token string) error {
+	start := s.now()
+	if err := s.authenticate(ctx, c); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(token, PrefixAT) || len(token) > MaxTicketLen {
+		return nil
+	}
+	t, err := s.store.GetAccessToken(ctx, keyOf(token))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if t.ClientID != c.ID {
+		return nil
+	}
+	if err := s.store.DeleteAccessToken(ctx, keyOf(token)); err != nil {
+		return err
+	}
+	s.audit(ctx, audit.Action{API: "oidc.revoke", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
+		Reason: "OK", Start: start, Fields: detail("client_id", c.ID), Own: detail("session_id", t.SessionID)})
+	return nil
+}
+
+// JWKS answers the ID token keys' JSON Web Key Set.
+func (s *Service) JWKS() ([]byte, error) {
+	if s.idTokens == nil {
+		return nil, ErrOIDCUnavailable
+	}
+	return s.idTokens.JWKS()
+}

@@ -1,0 +1,246 @@
+package ticket_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/services/ticket"
+)
+
+func testIDKeys(t testing.TB) *ticket.IDTokenKeys {
+	t.Helper()
+	k, err := ticket.NewIDTokenKeys("k2", map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef"),
+		"k2": []byte("fedcba9876543210fedcba9876543210")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// clientApps authenticates clients from a table (id -> secret); down
+// answers every call with an unavailable identity.
+type clientApps struct {
+	ticket.LegacyApps
+	secrets map[string]string
+	down    bool
+}
+
+func (c clientApps) VerifyApp(_ context.Context, id, secret, _ string) error {
+	if c.down {
+		return apierr.New(apierr.Unavailable, "IDENTITY_UNAVAILABLE", "identity is down")
+	}
+	if want, ok := c.secrets[id]; !ok || want != secret {
+		return apierr.New(apierr.Unauthenticated, "APP_AUTH_FAILED", "wrong App_ID or secret")
+	}
+	return nil
+}
+
+// verifyJWT checks a compact RS256 JWS against a JWKS and returns its claims.
+func verifyJWT(t *testing.T, jwks []byte, tok string) map[string]any {
+	t.Helper()
+	var set struct {
+		Keys []struct{ Kid, N, E string } `json:"keys"`
+	}
+	if err := json.Unmarshal(jwks, &set); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %q", tok)
+	}
+	b64 := base64.RawURLEncoding
+	var hdr struct{ Alg, Kid string }
+	hb, _ := b64.DecodeString(parts[0])
+	_ = json.Unmarshal(hb, &hdr)
+	if hdr.Alg != "RS256" || hdr.Kid != set.Keys[0].Kid {
+		t.Fatalf("header %+v, want RS256 with the active key %s", hdr, set.Keys[0].Kid)
+	}
+	n, _ := b64.DecodeString(set.Keys[0].N)
+	e, _ := b64.DecodeString(set.Keys[0].E)
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+	sig, _ := b64.DecodeString(parts[2])
+	h := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, h[:], sig); err != nil {
+		t.Fatalf("signature: %v", err)
+	}
+	var claims map[string]any
+	body, _ := b64.DecodeString(parts[1])
+	if err := json.Unmarshal(body, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims
+}
+
+func TestIDTokenKeysAreDerivedAlike(t *testing.T) {
+	a, b := testIDKeys(t), testIDKeys(t)
+	ja, err := a.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, _ := b.JWKS()
+	if string(ja) != string(jb) {
+		t.Fatal("the same ring gives other keys")
+	}
+	var set struct {
+		Keys []struct{ Kid, N string } `json:"keys"`
+	}
+	_ = json.Unmarshal(ja, &set)
+	if len(set.Keys) != 2 || set.Keys[0].Kid == set.Keys[1].Kid || set.Keys[0].N == set.Keys[1].N {
+		t.Fatalf("two ring keys, two distinct keys: %s", ja)
+	}
+	if n, _ := base64.RawURLEncoding.DecodeString(set.Keys[0].N); len(n)*8 != 2048 {
+		t.Fatalf("modulus of %d bits", len(n)*8)
+	}
+	if _, err := ticket.NewIDTokenKeys("missing", map[string][]byte{"k1": make([]byte, 32)}); err == nil {
+		t.Fatal("an active key not in the ring was taken")
+	}
+}
+
+func pkce() (verifier, challenge string) {
+	verifier = strings.Repeat("v", 50)
+	sum := sha256.Sum256([]byte(verifier))
+	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func TestAuthorizationCodeFlow(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, ticket.Config{})
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1", "app2": "s2"}}})
+	tgt := f.login(t, "u1")
+	verifier, challenge := pkce()
+	issue := func(t *testing.T) string {
+		t.Helper()
+		code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: svcA,
+			Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid profile", Nonce: "n1", Challenge: challenge}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	exchange := func(code, id, secret, verifier string) (*ticket.Tokens, error) {
+		return f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: id, Secret: secret}, Code: code,
+			RedirectURI: svcA, CodeVerifier: verifier, Issuer: "https://sso.example/cas/oidc"})
+	}
+	code := issue(t)
+	toks, err := exchange(code, "app1", "s1", verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, _ := f.svc.JWKS()
+	claims := verifyJWT(t, jwks, toks.IDToken)
+	if claims["sub"] != "u1" || claims["aud"] != "app1" || claims["nonce"] != "n1" || claims["iss"] != "https://sso.example/cas/oidc" ||
+		claims["preferred_username"] != "login-u1" || claims["acr"] != "1" || !strings.HasPrefix(toks.AccessToken, "AT-") {
+		t.Fatalf("ID token claims %v, access token %q", claims, toks.AccessToken)
+	}
+	if toks.ExpiresIn != int64(ticket.DefaultAccessTTL/time.Second) {
+		t.Fatalf("expires_in %d", toks.ExpiresIn)
+	}
+	ui, err := f.svc.UserInfo(ctx, toks.AccessToken)
+	if err != nil || !strings.Contains(string(ui), `"sub":"u1"`) {
+		t.Fatalf("userinfo: %s %v", ui, err)
+	}
+	if _, err := exchange(code, "app1", "s1", verifier); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("replayed code: %v", err)
+	}
+	if !f.audit.find("oidc.token", "success", "OK") || !f.audit.find("oidc.token", "denied", "OAUTH_INVALID_GRANT") {
+		t.Errorf("audit: %+v", f.audit.evs)
+	}
+
+	// Refusals, each with a fresh code.
+	for name, tc := range map[string]struct {
+		id, secret, verifier string
+		want                 error
+	}{
+		"wrong secret":       {"app1", "nope", verifier, ticket.ErrInvalidClient},
+		"no secret":          {"app1", "", verifier, ticket.ErrInvalidClient},
+		"another client":     {"app2", "s2", verifier, ticket.ErrInvalidGrant},
+		"no verifier":        {"app1", "s1", "", ticket.ErrInvalidGrant},
+		"wrong verifier":     {"app1", "s1", strings.Repeat("w", 50), ticket.ErrInvalidGrant},
+		"too short verifier": {"app1", "s1", "v", ticket.ErrInvalidGrant},
+	} {
+		c := issue(t)
+		if _, err := exchange(c, tc.id, tc.secret, tc.verifier); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	// A forged code: refused before any lookup.
+	if _, err := exchange("ST-0000-forged", "app1", "s1", verifier); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("forged code: %v", err)
+	}
+	// Identity down: a fault, not invalid_client, and the code stays.
+	c := issue(t)
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{down: true}})
+	if _, err := exchange(c, "app1", "s1", verifier); err == nil || errors.Is(err, ticket.ErrInvalidClient) {
+		t.Fatalf("identity down: %v", err)
+	}
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	if _, err := exchange(c, "app1", "s1", verifier); err != nil {
+		t.Fatalf("the code after identity came back: %v", err)
+	}
+	// Expired: past oidc_code_ttl (60s by default, not the ST's 10s).
+	c = issue(t)
+	f.clock.advance(30 * time.Second)
+	if _, err := exchange(c, "app1", "s1", verifier); err != nil {
+		t.Fatalf("a code of 30s: %v", err)
+	}
+	c = issue(t)
+	f.clock.advance(61 * time.Second)
+	if _, err := exchange(c, "app1", "s1", verifier); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("an expired code: %v", err)
+	}
+	// A code is not a service ticket.
+	c = issue(t)
+	if v := f.validate(t, c, svcA); v.Valid || v.Code != ticket.CodeInvalidTicketSpec {
+		t.Fatalf("a code at serviceValidate: %+v", v)
+	}
+	// Another application's service, or a service ticket at the token
+	// endpoint.
+	if _, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: "https://b.example.com/cb",
+		Binding: ticket.OIDCBinding{ClientID: "app1"}}); !errors.Is(err, ticket.ErrRedirectNotOfClient) {
+		t.Fatalf("another application's redirect_uri: %v", err)
+	}
+	if _, err := exchange(f.st(t, tgt, svcA), "app1", "s1", ""); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("a service ticket at the token endpoint: %v", err)
+	}
+	// Logout ends the access token.
+	if _, err := f.svc.DestroySession(ctx, tgt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); !errors.Is(err, ticket.ErrInvalidToken) {
+		t.Fatalf("userinfo after logout: %v", err)
+	}
+	if j, err := f.svc.Introspect(ctx, ticket.Client{ID: "app1", Secret: "s1"}, toks.AccessToken); err != nil || string(j) != `{"active":false}` {
+		t.Fatalf("introspect after logout: %s %v", j, err)
+	}
+}
+
+func TestAccessTokenStoreDown(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, ticket.Config{})
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	tgt := f.login(t, "u1")
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: svcA,
+		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: "app1", Secret: "s1"}, Code: code, RedirectURI: svcA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ns.Shutdown()
+	_, err = f.svc.UserInfo(ctx, toks.AccessToken)
+	if ae, ok := apierr.As(err); !ok || ae.Reason != "TICKET_STORE_UNAVAILABLE" {
+		t.Fatalf("userinfo with NATS down: %v, want TICKET_STORE_UNAVAILABLE (not an invalid token)", err)
+	}
+}

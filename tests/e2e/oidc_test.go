@@ -1,0 +1,296 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+)
+
+var oidcFieldRE = regexp.MustCompile(`name="oidc" value="([^"]+)"`)
+
+// oidcLogin fills the login page in body (an OpenID Connect
+// authorization's) with login and password.
+func (b *browser) oidcLogin(casBase, body, login, password string) (int, string, *url.URL) {
+	b.t.Helper()
+	m, o := csrfRE.FindStringSubmatch(body), oidcFieldRE.FindStringSubmatch(body)
+	if m == nil || o == nil {
+		b.t.Fatalf("no login form carrying the authorization request: %s", body)
+	}
+	return b.post(casBase+"login", url.Values{"username": {login}, "password": {password}, "csrf": {m[1]}, "oidc": {html.UnescapeString(o[1])}})
+}
+
+// oauthCode is the error of an oauth2 exchange (its OAuth error code).
+func oauthCode(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		return re.ErrorCode
+	}
+	return ""
+}
+
+// TestOIDCWithGoClient: the real Go OpenID Connect client (coreos/go-oidc
+// with golang.org/x/oauth2) discovers UIAS, sends a person through the
+// login page (authorization code with PKCE), redeems the code, verifies
+// the ID token against the published keys and reads the userinfo; a
+// second authorization in the same session asks no password. Then the
+// failure paths: a replayed code, a wrong secret, a PKCE mismatch, a
+// redirect URI not registered or of another client, prompt=none without a
+// session, bad tokens, a revoked token, and logout ending the tokens.
+func TestOIDCWithGoClient(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	casBase := e.http + "/cas/"
+	issuer := e.http + "/cas/oidc"
+	f := e.seed("oidca", "olivia", nil, nil)
+	other := e.seed("oidcb", "oscar", nil, nil)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "callback") }))
+	t.Cleanup(cb.Close)
+	otherCB := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "other") }))
+	t.Cleanup(otherCB.Close)
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	for _, s := range []*ticketv1.ServiceDefinition{{AppId: f.appID, Name: "OIDC app", Url: cb.URL + "/"},
+		{AppId: other.appID, Name: "Other app", Url: otherCB.URL + "/"}} {
+		if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, issuer)
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	conf := oauth2.Config{ClientID: f.appID, ClientSecret: f.secret, Endpoint: provider.Endpoint(),
+		RedirectURL: cb.URL + "/callback", Scopes: []string{oidc.ScopeOpenID, "profile", "groups"}}
+	verifier := provider.Verifier(&oidc.Config{ClientID: f.appID})
+
+	br := newBrowser(t)
+	pkce := oauth2.GenerateVerifier()
+	authURL := conf.AuthCodeURL("st-1", oidc.Nonce("n-1"), oauth2.S256ChallengeOption(pkce))
+	code, body, at := br.get(authURL)
+	if code != http.StatusOK || !strings.HasPrefix(at.String(), issuer+"/authorize") || !strings.Contains(body, "OIDC app") {
+		t.Fatalf("authorize without a session: %d at %s\n%s", code, at, body)
+	}
+	code, body, at = br.oidcLogin(casBase, body, "olivia", f.password)
+	if code != http.StatusOK || body != "callback" || at.Path != "/callback" || at.Query().Get("state") != "st-1" ||
+		at.Query().Get("iss") != issuer || at.Query().Get("code") == "" {
+		t.Fatalf("after login: %d at %s\n%s", code, at, body)
+	}
+	authCode := at.Query().Get("code")
+	tok, err := conf.Exchange(ctx, authCode, oauth2.VerifierOption(pkce))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := verifier.Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("ID token: %v", err)
+	}
+	var claims struct {
+		Nonce    string   `json:"nonce"`
+		Login    string   `json:"preferred_username"`
+		Name     string   `json:"name"`
+		Account  string   `json:"app_account"`
+		Groups   []string `json:"groups"`
+		Acr      string   `json:"acr"`
+		AuthTime int64    `json:"auth_time"`
+	}
+	if err := idt.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	if idt.Subject != f.userID || claims.Nonce != "n-1" || claims.Login != "olivia" || claims.Name != "User olivia" ||
+		claims.Account != "acct-olivia" || claims.Acr != "1" || claims.AuthTime == 0 {
+		t.Fatalf("ID token: sub %s, claims %+v", idt.Subject, claims)
+	}
+	ui, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil || ui.Subject != f.userID {
+		t.Fatalf("userinfo: %+v %v", ui, err)
+	}
+
+	t.Run("replayed code", func(t *testing.T) {
+		if _, err := conf.Exchange(ctx, authCode, oauth2.VerifierOption(pkce)); oauthCode(err) != "invalid_grant" {
+			t.Fatalf("replayed code: %v", err)
+		}
+	})
+	// A second authorization in the same session: no password.
+	nextCode := func(t *testing.T, challenge string) string {
+		t.Helper()
+		code, body, at := br.get(conf.AuthCodeURL("st-2", oauth2.S256ChallengeOption(challenge)))
+		if code != http.StatusOK || at.Path != "/callback" || at.Query().Get("code") == "" {
+			t.Fatalf("authorization in a live session: %d at %s\n%s", code, at, body)
+		}
+		return at.Query().Get("code")
+	}
+	t.Run("wrong secret", func(t *testing.T) {
+		c := nextCode(t, pkce)
+		bad := conf
+		bad.ClientSecret = "not-the-secret"
+		if _, err := bad.Exchange(ctx, c, oauth2.VerifierOption(pkce)); oauthCode(err) != "invalid_client" {
+			t.Fatalf("wrong secret: %v", err)
+		}
+		// The code was not used up by a client that failed to authenticate.
+		if _, err := conf.Exchange(ctx, c, oauth2.VerifierOption(pkce)); err != nil {
+			t.Fatalf("the code after a failed client authentication: %v", err)
+		}
+	})
+	t.Run("PKCE mismatch", func(t *testing.T) {
+		c := nextCode(t, pkce)
+		if _, err := conf.Exchange(ctx, c, oauth2.VerifierOption(oauth2.GenerateVerifier())); oauthCode(err) != "invalid_grant" {
+			t.Fatalf("PKCE mismatch: %v", err)
+		}
+	})
+	t.Run("code of another client", func(t *testing.T) {
+		c := nextCode(t, pkce)
+		oc := conf
+		oc.ClientID, oc.ClientSecret = other.appID, other.secret
+		if _, err := oc.Exchange(ctx, c, oauth2.VerifierOption(pkce)); oauthCode(err) != "invalid_grant" {
+			t.Fatalf("another client's code: %v", err)
+		}
+	})
+	t.Run("code at serviceValidate", func(t *testing.T) {
+		c := nextCode(t, pkce)
+		_, xml, _ := br.get(casBase + "serviceValidate?service=" + url.QueryEscape(cb.URL+"/callback") + "&ticket=" + c)
+		if !strings.Contains(xml, "authenticationFailure") {
+			t.Fatalf("an authorization code validated as a service ticket: %s", xml)
+		}
+	})
+	t.Run("redirect_uri not registered or of another client", func(t *testing.T) {
+		for _, ru := range []string{"https://evil.example/callback", otherCB.URL + "/cb"} {
+			q := url.Values{"client_id": {f.appID}, "redirect_uri": {ru}, "response_type": {"code"}, "scope": {"openid"}}
+			code, body, at := br.get(issuer + "/authorize?" + q.Encode())
+			if code < 400 || !strings.HasPrefix(at.String(), issuer) || strings.Contains(body, "other") {
+				t.Fatalf("redirect_uri %s: %d at %s\n%s", ru, code, at, body)
+			}
+		}
+		code, _, at := br.get(issuer + "/authorize?response_type=code")
+		if code != http.StatusBadRequest || !strings.HasPrefix(at.String(), issuer) {
+			t.Fatalf("no client_id: %d at %s", code, at)
+		}
+	})
+	t.Run("errors sent back to the client", func(t *testing.T) {
+		q := url.Values{"client_id": {f.appID}, "redirect_uri": {cb.URL + "/callback"}, "response_type": {"token"}, "state": {"s3"}}
+		_, _, at := br.get(issuer + "/authorize?" + q.Encode())
+		if at.Path != "/callback" || at.Query().Get("error") != "unsupported_response_type" || at.Query().Get("state") != "s3" {
+			t.Fatalf("response_type=token: at %s", at)
+		}
+		q.Set("response_type", "code")
+		q.Set("code_challenge", "short")
+		q.Set("code_challenge_method", "S256")
+		if _, _, at = br.get(issuer + "/authorize?" + q.Encode()); at.Query().Get("error") != "invalid_request" {
+			t.Fatalf("a bad code_challenge: at %s", at)
+		}
+		// prompt=none without a session: login_required, no page.
+		q.Del("code_challenge")
+		q.Del("code_challenge_method")
+		q.Set("prompt", "none")
+		if _, _, at = newBrowser(t).get(issuer + "/authorize?" + q.Encode()); at.Path != "/callback" || at.Query().Get("error") != "login_required" {
+			t.Fatalf("prompt=none without a session: at %s", at)
+		}
+	})
+	post := func(t *testing.T, path string, form url.Values, id, secret string) (int, map[string]any, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, issuer+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if id != "" {
+			req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out, resp.Header
+	}
+	t.Run("userinfo without or with a bad token", func(t *testing.T) {
+		resp, err := http.Get(issuer + "/userinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Fatalf("userinfo without a token: %d %v", resp.StatusCode, resp.Header)
+		}
+		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "AT-forged", TokenType: "Bearer"})); err == nil {
+			t.Fatal("userinfo with a forged token answered")
+		}
+	})
+	t.Run("introspection and revocation", func(t *testing.T) {
+		tk, err := conf.Exchange(ctx, nextCode(t, pkce), oauth2.VerifierOption(pkce))
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ := post(t, "/introspect", url.Values{"token": {tk.AccessToken}}, f.appID, f.secret)
+		if code != http.StatusOK || out["active"] != true || out["sub"] != f.userID || out["client_id"] != f.appID || out["username"] != "olivia" {
+			t.Fatalf("introspect: %d %v", code, out)
+		}
+		if code, out, _ = post(t, "/introspect", url.Values{"token": {tk.AccessToken}}, other.appID, other.secret); code != http.StatusOK || out["active"] != false {
+			t.Fatalf("introspect by another client: %d %v", code, out)
+		}
+		if code, out, hd := post(t, "/introspect", url.Values{"token": {tk.AccessToken}}, f.appID, "wrong"); code != http.StatusUnauthorized ||
+			out["error"] != "invalid_client" || hd.Get("WWW-Authenticate") == "" {
+			t.Fatalf("introspect with a wrong secret: %d %v", code, out)
+		}
+		// Another client cannot revoke it; its own client can.
+		if code, _, _ = post(t, "/revoke", url.Values{"token": {tk.AccessToken}}, other.appID, other.secret); code != http.StatusOK {
+			t.Fatalf("revoke by another client: %d", code)
+		}
+		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tk)); err != nil {
+			t.Fatalf("the token after another client's revocation: %v", err)
+		}
+		if code, _, _ = post(t, "/revoke", url.Values{"token": {tk.AccessToken}}, f.appID, f.secret); code != http.StatusOK {
+			t.Fatalf("revoke: %d", code)
+		}
+		if code, out, _ = post(t, "/introspect", url.Values{"token": {tk.AccessToken}}, f.appID, f.secret); out["active"] != false {
+			t.Fatalf("introspect after revocation: %d %v", code, out)
+		}
+		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tk)); err == nil {
+			t.Fatal("userinfo answered a revoked token")
+		}
+		if code, out, _ = post(t, "/token", url.Values{"grant_type": {"password"}}, f.appID, f.secret); code != http.StatusBadRequest || out["error"] != "unsupported_grant_type" {
+			t.Fatalf("grant_type=password: %d %v", code, out)
+		}
+	})
+	t.Run("logout ends the tokens", func(t *testing.T) {
+		// RP-initiated logout: back to a registered URI of the client, with state.
+		q := url.Values{"post_logout_redirect_uri": {cb.URL + "/bye"}, "client_id": {f.appID}, "state": {"s9"}}
+		if code, _, at := br.get(casBase + "logout?" + q.Encode()); code != http.StatusOK ||
+			at.Path != "/bye" || at.Query().Get("state") != "s9" {
+			t.Fatalf("logout: %d at %s", code, at)
+		}
+		var disc struct {
+			EndSession string `json:"end_session_endpoint"`
+		}
+		if err := provider.Claims(&disc); err != nil || disc.EndSession != casBase+"logout" {
+			t.Fatalf("end_session_endpoint %q %v", disc.EndSession, err)
+		}
+		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+			t.Fatal("userinfo answered the token of an ended session")
+		}
+		code, out, _ := post(t, "/introspect", url.Values{"token": {tok.AccessToken}}, f.appID, f.secret)
+		if code != http.StatusOK || out["active"] != false {
+			t.Fatalf("introspect after logout: %d %v", code, out)
+		}
+	})
+	eventually(t, "token audit records", func() bool {
+		ok, denied := false, false
+		for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.ticket.oidc.token") {
+			ok = ok || ev["result"] == "success"
+			denied = denied || ev["result"] == "denied"
+		}
+		return ok && denied
+	})
+}
