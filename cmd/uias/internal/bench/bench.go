@@ -46,7 +46,7 @@ import (
 )
 
 // phases in run order; --only selects a subset.
-var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger", "ticket", "access", "authz", "provision", "audit"}
+var allPhases = []string{"auth", "latency", "drain", "burst", "overload", "echo", "getuser", "rest", "sched", "finger", "ticket", "access", "authz", "provision", "audit", "oidc"}
 
 type options struct {
 	duration, warmup time.Duration
@@ -222,6 +222,7 @@ type round struct {
 	authz  *authzRound  // authorization checks (authz.go)
 	prov   *provRound   // provisioning into business systems (provision.go)
 	audit  *auditRound  // the audit log's ingest, verify and proofs (audit.go)
+	oidc   *oidcRound   // OpenID Connect code exchanges (oidc.go)
 
 	// the median wall and thread CPU times of the hashes of burstHashEst
 	// (0: not read)
@@ -493,6 +494,12 @@ func runRound(ctx context.Context, o *options, e *env, log io.Writer) (*round, e
 	if group("audit") != nil {
 		var err error
 		if r.audit, err = measureAudit(ctx, log); err != nil {
+			return nil, err
+		}
+	}
+	if group("oidc") != nil {
+		var err error
+		if r.oidc, err = e.measureOIDC(ctx, o, log, closed); err != nil {
 			return nil, err
 		}
 	}

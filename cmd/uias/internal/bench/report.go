@@ -458,6 +458,7 @@ func buildReport(o *options, rounds []*round, started time.Time, took time.Durat
 	rep.rows = append(rep.rows, authzRows(o, rounds)...)
 	rep.rows = append(rep.rows, provisionRows(rounds)...)
 	rep.rows = append(rep.rows, auditRows(rounds)...)
+	rep.rows = append(rep.rows, oidcRows(o, rounds)...)
 	return rep
 }
 
