@@ -59,12 +59,15 @@ func (k *IDTokenKeys) key(id string) (*derivedKey, error) {
 }
 
 // Sign returns the compact JWS (RS256) of claims.
-func (k *IDTokenKeys) Sign(claims any) (string, error) {
+func (k *IDTokenKeys) Sign(claims any) (string, error) { return k.SignTyped("JWT", claims) }
+
+// SignTyped is Sign with the header's typ.
+func (k *IDTokenKeys) SignTyped(typ string, claims any) (string, error) {
 	d, err := k.key(k.active)
 	if err != nil {
 		return "", err
 	}
-	hdr, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT", "kid": d.kid})
+	hdr, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": typ, "kid": d.kid})
 	body, err := json.Marshal(claims)
 	if err != nil {
 		return "", err

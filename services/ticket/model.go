@@ -49,6 +49,9 @@ type ServiceUse struct {
 	AppID   string    `json:"app_id,omitempty"`
 	Ticket  string    `json:"ticket"`
 	At      time.Time `json:"at"`
+	// Issuer: the ticket was an OpenID Connect authorization code of this
+	// issuer; the service's logout_url gets a back-channel logout token.
+	Issuer string `json:"issuer,omitempty"`
 }
 
 // MaxServicesPerSession bounds the single-logout list of a session (the

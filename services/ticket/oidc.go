@@ -37,6 +37,8 @@ type OIDCBinding struct {
 	Scope     string `json:"scope,omitempty"`
 	Nonce     string `json:"nonce,omitempty"`
 	Challenge string `json:"challenge,omitempty"` // PKCE S256
+	// Issuer is the edge's issuer URL (the logout token's iss).
+	Issuer string `json:"issuer,omitempty"`
 }
 
 // AccessToken is the record of an OAuth access token.
@@ -380,6 +382,19 @@ func (s *Service) Revoke(ctx context.Context, c Client, token string) error {
 	s.audit(ctx, audit.Action{API: "oidc.revoke", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
 		Reason: "OK", Start: start, Fields: detail("client_id", c.ID), Own: detail("session_id", t.SessionID)})
 	return nil
+}
+
+// LogoutToken is the OpenID Connect back-channel logout token of a session
+// that ended, for the client of use (an authorization code's: use.Issuer
+// set).
+func (s *Service) LogoutToken(sess *Session, use ServiceUse) (string, error) {
+	if s.idTokens == nil {
+		return "", ErrOIDCUnavailable
+	}
+	now := s.now()
+	return s.idTokens.SignTyped("logout+jwt", map[string]any{"iss": use.Issuer, "aud": use.AppID, "iat": now.Unix(),
+		"exp": now.Add(2 * time.Minute).Unix(), "jti": newOpaque("LT-", s.cfg.Centre), "sub": sess.UserID, "sid": sess.ID,
+		"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}})
 }
 
 // JWKS answers the ID token keys' JSON Web Key Set.

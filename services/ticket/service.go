@@ -499,6 +499,9 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 		}
 		newIssuer := guarded && !slices.Contains(sess.Issuers, replica)
 		use := ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()}
+		if oidc != nil {
+			use.Issuer = oidc.Issuer
+		}
 		if recorded(sess.Services, service) && now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter && slices.Contains(sess.Issuers, replica) {
 			// Not written: this instance remembers the service's newest
 			// ticket, handed over when the session ends (EndTickets asks

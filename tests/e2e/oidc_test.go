@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -56,12 +57,19 @@ func TestOIDCWithGoClient(t *testing.T) {
 	issuer := e.http + "/cas/oidc"
 	f := e.seed("oidca", "olivia", nil, nil)
 	other := e.seed("oidcb", "oscar", nil, nil)
-	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "callback") }))
+	logoutTokens := make(chan string, 8)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/backchannel" {
+			logoutTokens <- r.PostFormValue("logout_token")
+			return
+		}
+		_, _ = io.WriteString(w, "callback")
+	}))
 	t.Cleanup(cb.Close)
 	otherCB := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "other") }))
 	t.Cleanup(otherCB.Close)
 	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
-	for _, s := range []*ticketv1.ServiceDefinition{{AppId: f.appID, Name: "OIDC app", Url: cb.URL + "/"},
+	for _, s := range []*ticketv1.ServiceDefinition{{AppId: f.appID, Name: "OIDC app", Url: cb.URL + "/", LogoutUrl: cb.URL + "/backchannel"},
 		{AppId: other.appID, Name: "Other app", Url: otherCB.URL + "/"}} {
 		if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: s}); err != nil {
 			t.Fatal(err)
@@ -283,6 +291,32 @@ func TestOIDCWithGoClient(t *testing.T) {
 		code, out, _ := post(t, "/introspect", url.Values{"token": {tok.AccessToken}}, f.appID, f.secret)
 		if code != http.StatusOK || out["active"] != false {
 			t.Fatalf("introspect after logout: %d %v", code, out)
+		}
+		// Back-channel logout: a logout token signed with the published keys,
+		// naming the session of the ID token.
+		var lt string
+		select {
+		case lt = <-logoutTokens:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no back-channel logout token")
+		}
+		payload, err := oidc.NewRemoteKeySet(ctx, issuer+"/jwks").VerifySignature(ctx, lt)
+		if err != nil {
+			t.Fatalf("logout token: %v", err)
+		}
+		var lc struct {
+			Iss, Aud, Sub, Sid string
+			Nonce              *string
+			Events             map[string]any
+		}
+		if err := json.Unmarshal(payload, &lc); err != nil {
+			t.Fatal(err)
+		}
+		var idc struct{ Sid string }
+		_ = idt.Claims(&idc)
+		if lc.Iss != issuer || lc.Aud != f.appID || lc.Sub != f.userID || lc.Sid == "" || lc.Sid != idc.Sid || lc.Nonce != nil ||
+			lc.Events["http://schemas.openid.net/event/backchannel-logout"] == nil {
+			t.Fatalf("logout token claims %+v (ID token sid %q)", lc, idc.Sid)
 		}
 	})
 	eventually(t, "token audit records", func() bool {

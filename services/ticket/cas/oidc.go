@@ -168,7 +168,7 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, tgt string, q
 	ctx, cancel := h.ctx(r)
 	defer cancel()
 	res, err := h.o.Tickets.IssueAuthorizationCode(ctx, &ticketv1.IssueAuthorizationCodeRequest{Tgt: tgt, RedirectUri: q.redirectURI,
-		ClientId: q.clientID, Scope: q.scope, Nonce: q.nonce, CodeChallenge: q.challenge, FromNewLogin: fresh})
+		ClientId: q.clientID, Scope: q.scope, Nonce: q.nonce, CodeChallenge: q.challenge, FromNewLogin: fresh, Issuer: h.issuer(r)})
 	if err != nil {
 		return err
 	}
@@ -424,6 +424,8 @@ func (h *Handler) oidcDiscovery(w http.ResponseWriter, r *http.Request) {
 		"code_challenge_methods_supported":               []string{"S256"},
 		"prompt_values_supported":                        []string{"none", "login"},
 		"authorization_response_iss_parameter_supported": true,
+		"backchannel_logout_supported":                   true,
+		"backchannel_logout_session_supported":           true,
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 	}

@@ -64,10 +64,24 @@ func logoutRequest(login, ticketValue string, now time.Time) string {
 func (s *singleLogout) deliver(sess *ticket.Session, u ticket.ServiceUse) {
 	start := time.Now()
 	target := u.Service
-	if rs, err := s.svc.Registry().Match(s.ctx, u.Service); err == nil && rs.LogoutURL != "" {
+	rs, err := s.svc.Registry().Match(s.ctx, u.Service)
+	if err == nil && rs.LogoutURL != "" {
 		target = rs.LogoutURL
 	}
 	body := url.Values{"logoutRequest": {logoutRequest(sess.Login, u.Ticket, time.Now())}}.Encode()
+	if u.Issuer != "" {
+		// An OpenID Connect client: the back-channel logout token, to its
+		// logout_url only (its redirect URI takes no logout).
+		if err != nil || rs.LogoutURL == "" {
+			return
+		}
+		tok, err := s.svc.LogoutToken(sess, u)
+		if err != nil {
+			s.log.Warn("single logout: no logout token", zap.Error(err))
+			return
+		}
+		body = url.Values{"logout_token": {tok}}.Encode()
+	}
 	var lastErr string
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)

@@ -497,7 +497,7 @@ func adminContext(ctx context.Context) context.Context {
 func (s *Server) IssueAuthorizationCode(ctx context.Context, r *ticketv1.IssueAuthorizationCodeRequest) (*ticketv1.IssueAuthorizationCodeResponse, error) {
 	code, exp, err := s.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: r.GetTgt(), RedirectURI: r.GetRedirectUri(),
 		FromNewLogin: r.GetFromNewLogin(), Binding: ticket.OIDCBinding{ClientID: r.GetClientId(), Scope: r.GetScope(),
-			Nonce: r.GetNonce(), Challenge: r.GetCodeChallenge()}})
+			Nonce: r.GetNonce(), Challenge: r.GetCodeChallenge(), Issuer: r.GetIssuer()}})
 	if err != nil {
 		return nil, err
 	}

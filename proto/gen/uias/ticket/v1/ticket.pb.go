@@ -2553,6 +2553,9 @@ type IssueAuthorizationCodeRequest struct {
 	// code_challenge: PKCE (RFC 7636), S256 only; empty: none.
 	CodeChallenge string `protobuf:"bytes,6,opt,name=code_challenge,json=codeChallenge" json:"code_challenge,omitempty"`
 	FromNewLogin  bool   `protobuf:"varint,7,opt,name=from_new_login,json=fromNewLogin" json:"from_new_login,omitempty"`
+	// issuer is the edge's issuer URL: the iss of the back-channel logout
+	// token the client's logout_url receives when the session ends.
+	Issuer        string `protobuf:"bytes,8,opt,name=issuer" json:"issuer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2634,6 +2637,13 @@ func (x *IssueAuthorizationCodeRequest) GetFromNewLogin() bool {
 		return x.FromNewLogin
 	}
 	return false
+}
+
+func (x *IssueAuthorizationCodeRequest) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
 }
 
 type IssueAuthorizationCodeResponse struct {
@@ -3417,7 +3427,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"associable\x18\x06 \x01(\bR\n" +
 	"associable\"N\n" +
 	"\x15PortalEntriesResponse\x125\n" +
-	"\aentries\x18\x01 \x03(\v2\x1b.uias.ticket.v1.PortalEntryR\aentries\"\xbe\x02\n" +
+	"\aentries\x18\x01 \x03(\v2\x1b.uias.ticket.v1.PortalEntryR\aentries\"\xe4\x02\n" +
 	"\x1dIssueAuthorizationCodeRequest\x12\x1e\n" +
 	"\x03tgt\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x03tgt\x12/\n" +
 	"\fredirect_uri\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\vredirectUri\x12)\n" +
@@ -3425,7 +3435,8 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x05scope\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\x05scope\x12\"\n" +
 	"\x05nonce\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x04R\x05nonce\x123\n" +
 	"\x0ecode_challenge\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\rcodeChallenge\x12$\n" +
-	"\x0efrom_new_login\x18\a \x01(\bR\ffromNewLogin\"o\n" +
+	"\x0efrom_new_login\x18\a \x01(\bR\ffromNewLogin\x12$\n" +
+	"\x06issuer\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x06issuer\"o\n" +
 	"\x1eIssueAuthorizationCodeResponse\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x129\n" +
 	"\n" +
