@@ -28,8 +28,11 @@ import (
 // ID token signed with keys derived from the key ring. An access token
 // lives while its session does (logout, a person disabled end it).
 
-// PrefixAT prefixes access tokens.
-const PrefixAT = "AT-"
+// PrefixAT prefixes access tokens, PrefixRT refresh tokens.
+const (
+	PrefixAT = "AT-"
+	PrefixRT = "RT-"
+)
 
 // OIDCBinding is what an authorization code is bound to.
 type OIDCBinding struct {
@@ -54,6 +57,9 @@ type AccessToken struct {
 	AuthTime  time.Time `json:"auth_time"`
 	IssuedAt  time.Time `json:"issued_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Refresh: a refresh token's record (kept like an access token's,
+	// under the hash of its own value).
+	Refresh bool `json:"refresh,omitempty"`
 }
 
 // Profile is what the claims of a person say beyond their id.
@@ -79,6 +85,9 @@ var (
 		"the authorization code is invalid, expired, used, or was issued to another client or redirect_uri")
 	ErrInvalidToken = apierr.New(apierr.Unauthenticated, "OAUTH_INVALID_TOKEN",
 		"the access token is invalid, expired or revoked, or its session has ended")
+	ErrInvalidScope = apierr.New(apierr.InvalidArgument, "OAUTH_INVALID_SCOPE",
+		"the scope asked for at a refresh is not within the scope first granted")
+	ErrInvalidRefresh = ErrInvalidGrant.WithMessage("the refresh token is invalid, revoked or another client's, or its session has ended")
 )
 
 // oidcService refuses a service that cannot receive authorization codes of
@@ -148,10 +157,11 @@ type Exchange struct {
 
 // Tokens answer a token request.
 type Tokens struct {
-	AccessToken string
-	ExpiresIn   int64
-	IDToken     string
-	Scope       string
+	AccessToken  string
+	ExpiresIn    int64
+	IDToken      string
+	Scope        string
+	RefreshToken string
 }
 
 // ExchangeCode redeems an authorization code.
@@ -221,33 +231,163 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	if err != nil {
 		return nil, err
 	}
+	base := AccessToken{SessionID: t.SessionID, UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, ClientID: x.ID,
+		Scope: t.OIDC.Scope, Issuer: x.Issuer, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC()}
+	out, err := s.mint(ctx, base, sess, t.OIDC.Nonce, true)
+	if err != nil {
+		return nil, err
+	}
+	s.auditCall(ctx, audit.Action{API: "oidc.token", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
+		Reason: "OK", Start: start, Fields: detail("client_id", x.ID, "scope", t.OIDC.Scope), Own: detail("session_id", t.SessionID)})
+	return out, nil
+}
+
+// mint makes the tokens of a grant: an access token, with scope openid an
+// ID token (nonce: the authorization request's), and with refresh a
+// refresh token, which lives as long as the session can.
+func (s *Service) mint(ctx context.Context, base AccessToken, sess *Session, nonce string, refresh bool) (*Tokens, error) {
 	now := s.now()
 	exp := now.Add(s.cfg.AccessTTL)
 	if sess.HardExpiry.Before(exp) {
 		exp = sess.HardExpiry
 	}
+	rec := base
+	rec.IssuedAt, rec.ExpiresAt, rec.Refresh = now.UTC(), exp.UTC(), false
 	tok := newOpaque(PrefixAT, s.cfg.Centre)
-	rec := &AccessToken{SessionID: t.SessionID, UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, ClientID: x.ID,
-		Scope: t.OIDC.Scope, Issuer: x.Issuer, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC(), IssuedAt: now.UTC(), ExpiresAt: exp.UTC()}
-	if err := s.store.PutAccessToken(ctx, keyOf(tok), rec, max(exp.Sub(now), time.Second)); err != nil {
+	if err := s.store.PutAccessToken(ctx, keyOf(tok), &rec, max(exp.Sub(now), time.Second)); err != nil {
 		return nil, err
 	}
-	out := &Tokens{AccessToken: tok, ExpiresIn: int64(exp.Sub(now).Round(time.Second) / time.Second), Scope: t.OIDC.Scope}
-	if hasScope(t.OIDC.Scope, "openid") {
-		claims := s.claims(ctx, rec)
-		claims["iss"], claims["aud"], claims["azp"] = x.Issuer, x.ID, x.ID
-		claims["iat"], claims["exp"] = now.Unix(), exp.Unix()
-		claims["auth_time"], claims["sid"], claims["acr"] = t.AuthTime.Unix(), t.SessionID, strconv.Itoa(t.AuthLevel)
-		if t.OIDC.Nonce != "" {
-			claims["nonce"] = t.OIDC.Nonce
+	out := &Tokens{AccessToken: tok, ExpiresIn: int64(exp.Sub(now).Round(time.Second) / time.Second), Scope: base.Scope}
+	if refresh {
+		rr := base
+		rr.IssuedAt, rr.ExpiresAt, rr.Refresh = now.UTC(), sess.HardExpiry.UTC(), true
+		rt := newOpaque(PrefixRT, s.cfg.Centre)
+		if err := s.store.PutAccessToken(ctx, keyOf(rt), &rr, max(sess.HardExpiry.Sub(now), time.Second)); err != nil {
+			return nil, err
 		}
+		out.RefreshToken = rt
+	}
+	if hasScope(base.Scope, "openid") {
+		claims := s.claims(ctx, &rec)
+		claims["iss"], claims["aud"], claims["azp"] = base.Issuer, base.ClientID, base.ClientID
+		claims["iat"], claims["exp"] = now.Unix(), exp.Unix()
+		claims["auth_time"], claims["sid"], claims["acr"] = base.AuthTime.Unix(), base.SessionID, strconv.Itoa(base.AuthLevel)
+		if nonce != "" {
+			claims["nonce"] = nonce
+		}
+		var err error
 		if out.IDToken, err = s.idTokens.Sign(claims); err != nil {
 			return nil, err
 		}
 	}
-	s.auditCall(ctx, audit.Action{API: "oidc.token", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
-		Reason: "OK", Start: start, Fields: detail("client_id", x.ID, "scope", t.OIDC.Scope), Own: detail("session_id", t.SessionID)})
 	return out, nil
+}
+
+// RefreshRequest is a token request of the refresh_token grant.
+type RefreshRequest struct {
+	Client
+	RefreshToken string
+	// Scope: empty, or within the scope first granted (narrower tokens).
+	Scope  string
+	Issuer string
+}
+
+// Refresh answers new tokens for a refresh token (the refresh_token
+// grant) while its session lives, and moves the session's idle deadline
+// as using it in an application does. The refresh token is kept (not
+// rotated): it ends with the session, or when the client revokes it.
+func (s *Service) Refresh(ctx context.Context, x RefreshRequest) (*Tokens, error) {
+	start := s.now()
+	if s.idTokens == nil {
+		return nil, ErrOIDCUnavailable
+	}
+	fail := func(err error, why string, t *AccessToken) (*Tokens, error) {
+		a := audit.Action{API: "oidc.refresh", Subject: "client:" + x.ID, Result: audit.ResultDenied, Reason: reasonOf(err),
+			Start: start, Fields: detail("client_id", x.ID, "why", why)}
+		if t != nil {
+			a.Subject, a.Org = "user:"+t.UserID, t.OrgID
+		}
+		s.auditCall(ctx, a)
+		return nil, err
+	}
+	if err := s.authenticate(ctx, x.Client); err != nil {
+		if reasonOf(err) != ErrInvalidClient.Reason {
+			return nil, err
+		}
+		return fail(err, "client authentication", nil)
+	}
+	if !strings.HasPrefix(x.RefreshToken, PrefixRT) || len(x.RefreshToken) > MaxTicketLen {
+		return fail(ErrInvalidRefresh, "unknown refresh token", nil)
+	}
+	t, err := s.store.GetAccessToken(ctx, keyOf(x.RefreshToken))
+	if errors.Is(err, ErrNotFound) {
+		return fail(ErrInvalidRefresh, "unknown refresh token", nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !t.Refresh:
+		return fail(ErrInvalidRefresh, "not a refresh token", t)
+	case t.ClientID != x.ID:
+		return fail(ErrInvalidRefresh, "refresh token of another client", t)
+	case !s.now().Before(t.ExpiresAt):
+		return fail(ErrInvalidRefresh, "expired refresh token", t)
+	}
+	scope := t.Scope
+	if x.Scope != "" {
+		for _, sc := range strings.Fields(x.Scope) {
+			if !hasScope(t.Scope, sc) {
+				return fail(ErrInvalidScope, "scope beyond the grant", t)
+			}
+		}
+		scope = strings.Join(strings.Fields(x.Scope), " ")
+	}
+	sess, err := s.touchSession(ctx, t.SessionID)
+	if errors.Is(err, ErrSessionNotFound) {
+		return fail(ErrInvalidRefresh, "session ended", t)
+	}
+	if err != nil {
+		return nil, err
+	}
+	base := *t
+	base.Scope, base.Issuer = scope, x.Issuer
+	out, err := s.mint(ctx, base, sess, "", false)
+	if err != nil {
+		return nil, err
+	}
+	s.auditCall(ctx, audit.Action{API: "oidc.refresh", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
+		Reason: "OK", Start: start, Fields: detail("client_id", x.ID, "scope", scope), Own: detail("session_id", t.SessionID)})
+	return out, nil
+}
+
+// touchSession returns the live session id, its idle deadline moved when
+// it last moved TouchAfter ago or more (as issuing a ticket moves it): an
+// application refreshing its tokens keeps the person's session alive.
+func (s *Service) touchSession(ctx context.Context, id string) (*Session, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		sess, rev, err := s.sessionToUpdate(ctx, id, attempt > 0)
+		if err != nil {
+			return nil, err
+		}
+		now := s.now()
+		if now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter {
+			return sess, nil
+		}
+		sess.LastUsedAt = now.UTC()
+		err = s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(now))
+		switch {
+		case err == nil:
+			return sess, nil
+		case errors.Is(err, ErrNotFound):
+			return nil, ErrSessionNotFound
+		case !errors.Is(err, ErrConflict):
+			return nil, err
+		}
+	}
+	// Busy (other writers): the session lives, untouched this time.
+	sess, _, err := s.liveSession(ctx, id)
+	return sess, err
 }
 
 // pkceOK checks an S256 code_verifier against its challenge (RFC 7636).
@@ -299,9 +439,10 @@ func (s *Service) claims(ctx context.Context, t *AccessToken) map[string]any {
 	return c
 }
 
-// liveToken returns the record of an access token whose session lives.
-func (s *Service) liveToken(ctx context.Context, token string) (*AccessToken, error) {
-	if !strings.HasPrefix(token, PrefixAT) || len(token) > MaxTicketLen {
+// liveToken returns the record of an access token (with refresh, or a
+// refresh token) whose session lives.
+func (s *Service) liveToken(ctx context.Context, token string, refresh bool) (*AccessToken, error) {
+	if !(strings.HasPrefix(token, PrefixAT) || (refresh && strings.HasPrefix(token, PrefixRT))) || len(token) > MaxTicketLen {
 		return nil, ErrInvalidToken
 	}
 	t, err := s.store.GetAccessToken(ctx, keyOf(token))
@@ -311,7 +452,7 @@ func (s *Service) liveToken(ctx context.Context, token string) (*AccessToken, er
 	if err != nil {
 		return nil, err
 	}
-	if !s.now().Before(t.ExpiresAt) {
+	if !s.now().Before(t.ExpiresAt) || (t.Refresh && !refresh) {
 		return nil, ErrInvalidToken
 	}
 	if _, _, err := s.liveSession(ctx, t.SessionID); err != nil {
@@ -325,7 +466,7 @@ func (s *Service) liveToken(ctx context.Context, token string) (*AccessToken, er
 
 // UserInfo answers the claims of the person of an access token (JSON).
 func (s *Service) UserInfo(ctx context.Context, token string) ([]byte, error) {
-	t, err := s.liveToken(ctx, token)
+	t, err := s.liveToken(ctx, token, false)
 	if err != nil {
 		return nil, err
 	}
@@ -338,15 +479,19 @@ func (s *Service) Introspect(ctx context.Context, c Client, token string) ([]byt
 	if err := s.authenticate(ctx, c); err != nil {
 		return nil, err
 	}
-	t, err := s.liveToken(ctx, token)
+	t, err := s.liveToken(ctx, token, true)
 	if errors.Is(err, ErrInvalidToken) || (err == nil && t.ClientID != c.ID) {
 		return []byte(`{"active":false}`), nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	typ := "Bearer"
+	if t.Refresh {
+		typ = "Refresh"
+	}
 	out := map[string]any{"active": true, "client_id": t.ClientID, "username": t.Login, "sub": t.UserID,
-		"token_type": "Bearer", "exp": t.ExpiresAt.Unix(), "iat": t.IssuedAt.Unix(), "aud": t.ClientID, "sid": t.SessionID}
+		"token_type": typ, "exp": t.ExpiresAt.Unix(), "iat": t.IssuedAt.Unix(), "aud": t.ClientID, "sid": t.SessionID}
 	if t.Scope != "" {
 		out["scope"] = t.Scope
 	}
@@ -363,7 +508,7 @@ func (s *Service) Revoke(ctx context.Context, c Client, token string) error {
 	if err := s.authenticate(ctx, c); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(token, PrefixAT) || len(token) > MaxTicketLen {
+	if !(strings.HasPrefix(token, PrefixAT) || strings.HasPrefix(token, PrefixRT)) || len(token) > MaxTicketLen {
 		return nil
 	}
 	t, err := s.store.GetAccessToken(ctx, keyOf(token))

@@ -244,3 +244,93 @@ func TestAccessTokenStoreDown(t *testing.T) {
 		t.Fatalf("userinfo with NATS down: %v, want TICKET_STORE_UNAVAILABLE (not an invalid token)", err)
 	}
 }
+
+func TestRefreshTokens(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, ticket.Config{TGTIdle: 10 * time.Minute, TGTHard: time.Hour})
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1", "app2": "s2"}}})
+	tgt := f.login(t, "u1")
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: svcA,
+		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid profile", Nonce: "n1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: "app1", Secret: "s1"}, Code: code, RedirectURI: svcA, Issuer: "https://i"})
+	if err != nil || !strings.HasPrefix(toks.RefreshToken, ticket.PrefixRT) {
+		t.Fatalf("exchange: %+v %v", toks, err)
+	}
+	refresh := func(id, secret, scope string) (*ticket.Tokens, error) {
+		return f.svc.Refresh(ctx, ticket.RefreshRequest{Client: ticket.Client{ID: id, Secret: secret}, RefreshToken: toks.RefreshToken,
+			Scope: scope, Issuer: "https://i"})
+	}
+	// The session idles out after 10 minutes unless used: refreshing every
+	// 8 minutes keeps it (and the refresh token) alive.
+	for range 3 {
+		f.clock.advance(8 * time.Minute)
+		nt, err := refresh("app1", "s1", "")
+		if err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
+		if nt.AccessToken == toks.AccessToken || nt.RefreshToken != "" || nt.Scope != "openid profile" {
+			t.Fatalf("refreshed: %+v", nt)
+		}
+		jwks, _ := f.svc.JWKS()
+		if c := verifyJWT(t, jwks, nt.IDToken); c["sub"] != "u1" || c["nonce"] != nil || c["aud"] != "app1" {
+			t.Fatalf("refreshed ID token: %v", c)
+		}
+		if _, err := f.svc.UserInfo(ctx, nt.AccessToken); err != nil {
+			t.Fatalf("userinfo with a refreshed token: %v", err)
+		}
+	}
+	if nt, err := refresh("app1", "s1", "openid"); err != nil || nt.Scope != "openid" {
+		t.Fatalf("a narrower scope: %+v %v", nt, err)
+	}
+	if _, err := refresh("app1", "s1", "openid groups"); !errors.Is(err, ticket.ErrInvalidScope) {
+		t.Fatalf("a wider scope: %v", err)
+	}
+	if _, err := refresh("app2", "s2", ""); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("another client's refresh: %v", err)
+	}
+	if _, err := refresh("app1", "bad", ""); !errors.Is(err, ticket.ErrInvalidClient) {
+		t.Fatalf("a wrong secret: %v", err)
+	}
+	if _, err := f.svc.UserInfo(ctx, toks.RefreshToken); !errors.Is(err, ticket.ErrInvalidToken) {
+		t.Fatalf("a refresh token at userinfo: %v", err)
+	}
+	if _, err := f.svc.Refresh(ctx, ticket.RefreshRequest{Client: ticket.Client{ID: "app1", Secret: "s1"}, RefreshToken: toks.AccessToken}); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("an access token as a refresh token: %v", err)
+	}
+	// Introspection tells a refresh token; revocation ends it.
+	c1 := ticket.Client{ID: "app1", Secret: "s1"}
+	if j, err := f.svc.Introspect(ctx, c1, toks.RefreshToken); err != nil || !strings.Contains(string(j), `"token_type":"Refresh"`) {
+		t.Fatalf("introspect a refresh token: %s %v", j, err)
+	}
+	if err := f.svc.Revoke(ctx, ticket.Client{ID: "app2", Secret: "s2"}, toks.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refresh("app1", "s1", ""); err != nil {
+		t.Fatalf("after another client's revocation: %v", err)
+	}
+	if err := f.svc.Revoke(ctx, c1, toks.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refresh("app1", "s1", ""); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("a revoked refresh token: %v", err)
+	}
+	if !f.audit.find("oidc.refresh", "success", "OK") || !f.audit.find("oidc.refresh", "denied", "OAUTH_INVALID_GRANT") {
+		t.Errorf("audit: %+v", f.audit.evs)
+	}
+	// A session's end ends its refresh tokens.
+	code, _, _ = f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: svcA,
+		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid"}})
+	toks, err = f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: svcA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.DestroySession(ctx, tgt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refresh("app1", "s1", ""); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("refresh after logout: %v", err)
+	}
+}

@@ -23,6 +23,8 @@ func init() {
 			Doc: "The token, introspection or revocation endpoint: the client's App_ID and secret are wrong or missing, or it called from an address not on its IP allow-list (OAuth invalid_client, HTTP 401)."},
 		apierr.Reason{Name: "OAUTH_INVALID_GRANT", Code: apierr.InvalidArgument,
 			Doc: "The token endpoint: the authorization code is unknown, expired or used, was issued to another client or redirect_uri, fails PKCE, or its session has ended (OAuth invalid_grant, HTTP 400)."},
+		apierr.Reason{Name: "OAUTH_INVALID_SCOPE", Code: apierr.InvalidArgument,
+			Doc: "The token endpoint's refresh_token grant: the scope asked for is not within the scope first granted (OAuth invalid_scope, HTTP 400)."},
 		apierr.Reason{Name: "OAUTH_INVALID_TOKEN", Code: apierr.Unauthenticated,
 			Doc: "The userinfo endpoint: the access token is unknown, expired or revoked, or its session has ended (HTTP 401 with WWW-Authenticate: Bearer error=\"invalid_token\")."},
 	)

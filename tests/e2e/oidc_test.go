@@ -127,6 +127,27 @@ func TestOIDCWithGoClient(t *testing.T) {
 		t.Fatalf("userinfo: %+v %v", ui, err)
 	}
 
+	t.Run("refresh", func(t *testing.T) {
+		// The client's token source refreshes an expired access token.
+		old := *tok
+		old.Expiry = time.Now().Add(-time.Minute)
+		nt, err := conf.TokenSource(ctx, &old).Token()
+		if err != nil || nt.AccessToken == "" || nt.AccessToken == tok.AccessToken {
+			t.Fatalf("refresh: %+v %v", nt, err)
+		}
+		raw, _ := nt.Extra("id_token").(string)
+		if rid, err := verifier.Verify(ctx, raw); err != nil || rid.Subject != f.userID {
+			t.Fatalf("refreshed ID token: %v", err)
+		}
+		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(nt)); err != nil {
+			t.Fatalf("userinfo with the refreshed token: %v", err)
+		}
+		bad := conf
+		bad.ClientID, bad.ClientSecret = other.appID, other.secret
+		if _, err := bad.TokenSource(ctx, &old).Token(); oauthCode(err) != "invalid_grant" {
+			t.Fatalf("another client's refresh token: %v", err)
+		}
+	})
 	t.Run("replayed code", func(t *testing.T) {
 		if _, err := conf.Exchange(ctx, authCode, oauth2.VerifierOption(pkce)); oauthCode(err) != "invalid_grant" {
 			t.Fatalf("replayed code: %v", err)
@@ -287,6 +308,9 @@ func TestOIDCWithGoClient(t *testing.T) {
 		}
 		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
 			t.Fatal("userinfo answered the token of an ended session")
+		}
+		if code, out, _ := post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, f.appID, f.secret); code != http.StatusBadRequest || out["error"] != "invalid_grant" {
+			t.Fatalf("refresh after logout: %d %v", code, out)
 		}
 		code, out, _ := post(t, "/introspect", url.Values{"token": {tok.AccessToken}}, f.appID, f.secret)
 		if code != http.StatusOK || out["active"] != false {

@@ -213,6 +213,9 @@ func (h *Handler) oidcFault(w http.ResponseWriter, err error) {
 	case "OAUTH_INVALID_GRANT":
 		oidcFail(w, http.StatusBadRequest, "invalid_grant", msg)
 		return
+	case "OAUTH_INVALID_SCOPE":
+		oidcFail(w, http.StatusBadRequest, "invalid_scope", msg)
+		return
 	}
 	if status.Code(err) == codes.InvalidArgument {
 		oidcFail(w, http.StatusBadRequest, "invalid_request", msg)
@@ -261,16 +264,22 @@ func (h *Handler) oidcToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	if f.Get("grant_type") == "" {
+	switch f.Get("grant_type") {
+	case "":
 		oidcFail(w, http.StatusBadRequest, "invalid_request", "grant_type is required (a form body: application/x-www-form-urlencoded)")
 		return
-	}
-	if gt := f.Get("grant_type"); gt != "authorization_code" {
-		oidcFail(w, http.StatusBadRequest, "unsupported_grant_type", "only grant_type=authorization_code is supported")
-		return
-	}
-	if f.Get("code") == "" || f.Get("redirect_uri") == "" {
-		oidcFail(w, http.StatusBadRequest, "invalid_request", "code and redirect_uri are required")
+	case "authorization_code":
+		if f.Get("code") == "" || f.Get("redirect_uri") == "" {
+			oidcFail(w, http.StatusBadRequest, "invalid_request", "code and redirect_uri are required")
+			return
+		}
+	case "refresh_token":
+		if f.Get("refresh_token") == "" {
+			oidcFail(w, http.StatusBadRequest, "invalid_request", "refresh_token is required")
+			return
+		}
+	default:
+		oidcFail(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
 		return
 	}
 	if id == "" || secret == "" {
@@ -279,8 +288,17 @@ func (h *Handler) oidcToken(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	res, err := h.o.Tickets.ExchangeAuthorizationCode(ctx, &ticketv1.ExchangeAuthorizationCodeRequest{Code: f.Get("code"),
-		RedirectUri: f.Get("redirect_uri"), ClientId: id, ClientSecret: secret, CodeVerifier: f.Get("code_verifier"), Issuer: h.issuer(r)})
+	var (
+		res *ticketv1.TokenResponse
+		err error
+	)
+	if f.Get("grant_type") == "refresh_token" {
+		res, err = h.o.Tickets.RefreshAccessToken(ctx, &ticketv1.RefreshAccessTokenRequest{RefreshToken: f.Get("refresh_token"),
+			ClientId: id, ClientSecret: secret, Scope: f.Get("scope"), Issuer: h.issuer(r)})
+	} else {
+		res, err = h.o.Tickets.ExchangeAuthorizationCode(ctx, &ticketv1.ExchangeAuthorizationCodeRequest{Code: f.Get("code"),
+			RedirectUri: f.Get("redirect_uri"), ClientId: id, ClientSecret: secret, CodeVerifier: f.Get("code_verifier"), Issuer: h.issuer(r)})
+	}
 	if err != nil {
 		h.oidcFault(w, err)
 		return
@@ -291,6 +309,9 @@ func (h *Handler) oidcToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.GetScope() != "" {
 		out["scope"] = res.GetScope()
+	}
+	if res.GetRefreshToken() != "" {
+		out["refresh_token"] = res.GetRefreshToken()
 	}
 	b, _ := json.Marshal(out)
 	oidcJSON(w, http.StatusOK, b)
@@ -412,7 +433,7 @@ func (h *Handler) oidcDiscovery(w http.ResponseWriter, r *http.Request) {
 		"end_session_endpoint":                  strings.TrimSuffix(iss, "/oidc") + "/logout",
 		"response_types_supported":              []string{"code"},
 		"response_modes_supported":              []string{"query"},
-		"grant_types_supported":                 []string{"authorization_code"},
+		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		"scopes_supported":                      []string{"openid", "profile", "groups"},

@@ -521,7 +521,22 @@ func (s *Server) ExchangeAuthorizationCode(ctx context.Context, r *ticketv1.Exch
 	if err != nil {
 		return nil, err
 	}
-	return &ticketv1.TokenResponse{AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn, IdToken: t.IDToken, Scope: t.Scope}, nil
+	return tokenResponse(t), nil
+}
+
+func tokenResponse(t *ticket.Tokens) *ticketv1.TokenResponse {
+	return &ticketv1.TokenResponse{AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn, IdToken: t.IDToken,
+		Scope: t.Scope, RefreshToken: t.RefreshToken}
+}
+
+// RefreshAccessToken implements TicketService.
+func (s *Server) RefreshAccessToken(ctx context.Context, r *ticketv1.RefreshAccessTokenRequest) (*ticketv1.TokenResponse, error) {
+	t, err := s.svc.Refresh(ctx, ticket.RefreshRequest{Client: oidcClient(ctx, r.GetClientId(), r.GetClientSecret()),
+		RefreshToken: r.GetRefreshToken(), Scope: r.GetScope(), Issuer: r.GetIssuer()})
+	if err != nil {
+		return nil, err
+	}
+	return tokenResponse(t), nil
 }
 
 // UserInfo implements TicketService.

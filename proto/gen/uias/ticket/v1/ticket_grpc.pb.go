@@ -32,6 +32,7 @@ const (
 	TicketService_PortalEntries_FullMethodName             = "/uias.ticket.v1.TicketService/PortalEntries"
 	TicketService_IssueAuthorizationCode_FullMethodName    = "/uias.ticket.v1.TicketService/IssueAuthorizationCode"
 	TicketService_ExchangeAuthorizationCode_FullMethodName = "/uias.ticket.v1.TicketService/ExchangeAuthorizationCode"
+	TicketService_RefreshAccessToken_FullMethodName        = "/uias.ticket.v1.TicketService/RefreshAccessToken"
 	TicketService_UserInfo_FullMethodName                  = "/uias.ticket.v1.TicketService/UserInfo"
 	TicketService_IntrospectToken_FullMethodName           = "/uias.ticket.v1.TicketService/IntrospectToken"
 	TicketService_RevokeToken_FullMethodName               = "/uias.ticket.v1.TicketService/RevokeToken"
@@ -104,6 +105,10 @@ type TicketServiceClient interface {
 	// allow-list), uses up the code and answers an access token and, for
 	// scope openid, an ID token signed with the key ring (RS256).
 	ExchangeAuthorizationCode(ctx context.Context, in *ExchangeAuthorizationCodeRequest, opts ...grpc.CallOption) (*TokenResponse, error)
+	// RefreshAccessToken is the token endpoint's refresh_token grant: new
+	// tokens while the refresh token's session lives (it moves the
+	// session's idle deadline).
+	RefreshAccessToken(ctx context.Context, in *RefreshAccessTokenRequest, opts ...grpc.CallOption) (*TokenResponse, error)
 	// UserInfo answers the claims of the person of an access token while
 	// the token and its session live (UNAUTHENTICATED OAUTH_INVALID_TOKEN
 	// otherwise).
@@ -257,6 +262,16 @@ func (c *ticketServiceClient) ExchangeAuthorizationCode(ctx context.Context, in 
 	return out, nil
 }
 
+func (c *ticketServiceClient) RefreshAccessToken(ctx context.Context, in *RefreshAccessTokenRequest, opts ...grpc.CallOption) (*TokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TokenResponse)
+	err := c.cc.Invoke(ctx, TicketService_RefreshAccessToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ticketServiceClient) UserInfo(ctx context.Context, in *UserInfoRequest, opts ...grpc.CallOption) (*UserInfoResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UserInfoResponse)
@@ -363,6 +378,10 @@ type TicketServiceServer interface {
 	// allow-list), uses up the code and answers an access token and, for
 	// scope openid, an ID token signed with the key ring (RS256).
 	ExchangeAuthorizationCode(context.Context, *ExchangeAuthorizationCodeRequest) (*TokenResponse, error)
+	// RefreshAccessToken is the token endpoint's refresh_token grant: new
+	// tokens while the refresh token's session lives (it moves the
+	// session's idle deadline).
+	RefreshAccessToken(context.Context, *RefreshAccessTokenRequest) (*TokenResponse, error)
 	// UserInfo answers the claims of the person of an access token while
 	// the token and its session live (UNAUTHENTICATED OAUTH_INVALID_TOKEN
 	// otherwise).
@@ -424,6 +443,9 @@ func (UnimplementedTicketServiceServer) IssueAuthorizationCode(context.Context, 
 }
 func (UnimplementedTicketServiceServer) ExchangeAuthorizationCode(context.Context, *ExchangeAuthorizationCodeRequest) (*TokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExchangeAuthorizationCode not implemented")
+}
+func (UnimplementedTicketServiceServer) RefreshAccessToken(context.Context, *RefreshAccessTokenRequest) (*TokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RefreshAccessToken not implemented")
 }
 func (UnimplementedTicketServiceServer) UserInfo(context.Context, *UserInfoRequest) (*UserInfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UserInfo not implemented")
@@ -692,6 +714,24 @@ func _TicketService_ExchangeAuthorizationCode_Handler(srv interface{}, ctx conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TicketService_RefreshAccessToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefreshAccessTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).RefreshAccessToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_RefreshAccessToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).RefreshAccessToken(ctx, req.(*RefreshAccessTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TicketService_UserInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(UserInfoRequest)
 	if err := dec(in); err != nil {
@@ -822,6 +862,10 @@ var TicketService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExchangeAuthorizationCode",
 			Handler:    _TicketService_ExchangeAuthorizationCode_Handler,
+		},
+		{
+			MethodName: "RefreshAccessToken",
+			Handler:    _TicketService_RefreshAccessToken_Handler,
 		},
 		{
 			MethodName: "UserInfo",
