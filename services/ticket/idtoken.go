@@ -24,7 +24,7 @@ import (
 type IDTokenKeys struct {
 	active string
 	seeds  map[string][]byte
-	mu     sync.Mutex
+	mu     sync.RWMutex
 	keys   map[string]*derivedKey
 }
 
@@ -43,6 +43,12 @@ func NewIDTokenKeys(active string, seeds map[string][]byte) (*IDTokenKeys, error
 }
 
 func (k *IDTokenKeys) key(id string) (*derivedKey, error) {
+	k.mu.RLock()
+	d, ok := k.keys[id]
+	k.mu.RUnlock()
+	if ok {
+		return d, nil
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if d, ok := k.keys[id]; ok {
@@ -53,7 +59,7 @@ func (k *IDTokenKeys) key(id string) (*derivedKey, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(priv.N.Bytes())
-	d := &derivedKey{kid: base64.RawURLEncoding.EncodeToString(sum[:12]), key: priv}
+	d = &derivedKey{kid: base64.RawURLEncoding.EncodeToString(sum[:12]), key: priv}
 	k.keys[id] = d
 	return d, nil
 }

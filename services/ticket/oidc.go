@@ -147,6 +147,37 @@ func (s *Service) authenticate(ctx context.Context, c Client) error {
 	return err
 }
 
+// tokenRequest audits the refusals of a token endpoint call (api).
+type tokenRequest struct {
+	s      *Service
+	ctx    context.Context
+	api    string
+	client string
+	start  time.Time
+}
+
+// deny records a refusal (of the person userID, when known) and returns
+// err.
+func (r tokenRequest) deny(err error, why, userID, orgID string) error {
+	a := audit.Action{API: r.api, Subject: "client:" + r.client, Result: audit.ResultDenied, Reason: reasonOf(err),
+		Start: r.start, Fields: detail("client_id", r.client, "why", why)}
+	if userID != "" {
+		a.Subject, a.Org = "user:"+userID, orgID
+	}
+	r.s.auditCall(r.ctx, a)
+	return err
+}
+
+// authenticate checks the client: a refusal is recorded and answered
+// ErrInvalidClient; a fault passes as it is.
+func (r tokenRequest) authenticate(c Client) error {
+	err := r.s.authenticate(r.ctx, c)
+	if err != nil && reasonOf(err) == ErrInvalidClient.Reason {
+		return r.deny(err, "client authentication", "", "")
+	}
+	return err
+}
+
 // Exchange is a token request of the authorization_code grant.
 type Exchange struct {
 	Client
@@ -170,20 +201,15 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	if s.idTokens == nil {
 		return nil, ErrOIDCUnavailable
 	}
+	tr := tokenRequest{s: s, ctx: ctx, api: "oidc.token", client: x.ID, start: start}
 	fail := func(err error, why string, t *Ticket) (*Tokens, error) {
-		a := audit.Action{API: "oidc.token", Subject: "client:" + x.ID, Result: audit.ResultDenied, Reason: reasonOf(err),
-			Start: start, Fields: detail("client_id", x.ID, "why", why)}
 		if t != nil {
-			a.Subject, a.Org = "user:"+t.UserID, t.OrgID
+			return nil, tr.deny(err, why, t.UserID, t.OrgID)
 		}
-		s.auditCall(ctx, a)
-		return nil, err
+		return nil, tr.deny(err, why, "", "")
 	}
-	if err := s.authenticate(ctx, x.Client); err != nil {
-		if reasonOf(err) != ErrInvalidClient.Reason {
-			return nil, err
-		}
-		return fail(err, "client authentication", nil)
+	if err := tr.authenticate(x.Client); err != nil {
+		return nil, err
 	}
 	if !strings.HasPrefix(x.Code, PrefixST) {
 		return fail(ErrInvalidGrant, "unknown code", nil)
@@ -301,20 +327,15 @@ func (s *Service) Refresh(ctx context.Context, x RefreshRequest) (*Tokens, error
 	if s.idTokens == nil {
 		return nil, ErrOIDCUnavailable
 	}
+	tr := tokenRequest{s: s, ctx: ctx, api: "oidc.refresh", client: x.ID, start: start}
 	fail := func(err error, why string, t *AccessToken) (*Tokens, error) {
-		a := audit.Action{API: "oidc.refresh", Subject: "client:" + x.ID, Result: audit.ResultDenied, Reason: reasonOf(err),
-			Start: start, Fields: detail("client_id", x.ID, "why", why)}
 		if t != nil {
-			a.Subject, a.Org = "user:"+t.UserID, t.OrgID
+			return nil, tr.deny(err, why, t.UserID, t.OrgID)
 		}
-		s.auditCall(ctx, a)
-		return nil, err
+		return nil, tr.deny(err, why, "", "")
 	}
-	if err := s.authenticate(ctx, x.Client); err != nil {
-		if reasonOf(err) != ErrInvalidClient.Reason {
-			return nil, err
-		}
-		return fail(err, "client authentication", nil)
+	if err := tr.authenticate(x.Client); err != nil {
+		return nil, err
 	}
 	if !strings.HasPrefix(x.RefreshToken, PrefixRT) || len(x.RefreshToken) > MaxTicketLen {
 		return fail(ErrInvalidRefresh, "unknown refresh token", nil)

@@ -394,102 +394,92 @@ func (s *Store) UserSessions(ctx context.Context, userID string) ([]string, erro
 	return ids, nil
 }
 
-// PutPGT implements ticket.Store.
-func (s *Store) PutPGT(ctx context.Context, key string, p *ticket.PGT, ttl time.Duration) error {
+// putRecord stores v (JSON) under key of the tickets bucket, ending after ttl.
+func (s *Store) putRecord(ctx context.Context, key string, v any, ttl time.Duration) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	if _, _, err := s.buckets(ctx); err != nil {
 		return err
 	}
-	data, err := json.Marshal(p)
+	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	_, err = s.publish(ctx, BucketTickets, pgtKey(key), data, 0, ttl)
+	_, err = s.publish(ctx, BucketTickets, key, data, 0, ttl)
 	return s.fail(err)
 }
 
-// GetPGT implements ticket.Store.
-func (s *Store) GetPGT(ctx context.Context, key string) (*ticket.PGT, error) {
+// getRecord reads the record under key of the tickets bucket into v (what
+// names the record in an error).
+func (s *Store) getRecord(ctx context.Context, key, what string, v any) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	_, kv, err := s.buckets(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	e, err := kv.Get(ctx, pgtKey(key))
+	e, err := kv.Get(ctx, key)
 	if err != nil {
-		return nil, s.fail(err)
+		return s.fail(err)
 	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		return fmt.Errorf("%s record: %w", what, err)
+	}
+	return nil
+}
+
+// deleteRecord removes the record under key of the tickets bucket (none:
+// no error).
+func (s *Store) deleteRecord(ctx context.Context, key string) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	_, kv, err := s.buckets(ctx)
+	if err != nil {
+		return err
+	}
+	err = s.fail(kv.Purge(ctx, key, jetstream.PurgeTTL(time.Second)))
+	if errors.Is(err, ticket.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// PutPGT implements ticket.Store.
+func (s *Store) PutPGT(ctx context.Context, key string, p *ticket.PGT, ttl time.Duration) error {
+	return s.putRecord(ctx, pgtKey(key), p, ttl)
+}
+
+// GetPGT implements ticket.Store.
+func (s *Store) GetPGT(ctx context.Context, key string) (*ticket.PGT, error) {
 	var p ticket.PGT
-	if err := json.Unmarshal(e.Value(), &p); err != nil {
-		return nil, fmt.Errorf("pgt record: %w", err)
+	if err := s.getRecord(ctx, pgtKey(key), "pgt", &p); err != nil {
+		return nil, err
 	}
 	return &p, nil
 }
 
 // DeletePGT implements ticket.Store.
 func (s *Store) DeletePGT(ctx context.Context, key string) error {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	_, kv, err := s.buckets(ctx)
-	if err != nil {
-		return err
-	}
-	err = s.fail(kv.Purge(ctx, pgtKey(key), jetstream.PurgeTTL(time.Second)))
-	if errors.Is(err, ticket.ErrNotFound) {
-		return nil
-	}
-	return err
+	return s.deleteRecord(ctx, pgtKey(key))
 }
 
 // PutAccessToken implements ticket.Store.
 func (s *Store) PutAccessToken(ctx context.Context, key string, t *ticket.AccessToken, ttl time.Duration) error {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	if _, _, err := s.buckets(ctx); err != nil {
-		return err
-	}
-	data, err := json.Marshal(t)
-	if err != nil {
-		return err
-	}
-	_, err = s.publish(ctx, BucketTickets, tokenKey(key), data, 0, ttl)
-	return s.fail(err)
+	return s.putRecord(ctx, tokenKey(key), t, ttl)
 }
 
 // GetAccessToken implements ticket.Store.
 func (s *Store) GetAccessToken(ctx context.Context, key string) (*ticket.AccessToken, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	_, kv, err := s.buckets(ctx)
-	if err != nil {
-		return nil, err
-	}
-	e, err := kv.Get(ctx, tokenKey(key))
-	if err != nil {
-		return nil, s.fail(err)
-	}
 	var t ticket.AccessToken
-	if err := json.Unmarshal(e.Value(), &t); err != nil {
-		return nil, fmt.Errorf("access token record: %w", err)
+	if err := s.getRecord(ctx, tokenKey(key), "access token", &t); err != nil {
+		return nil, err
 	}
 	return &t, nil
 }
 
 // DeleteAccessToken implements ticket.Store.
 func (s *Store) DeleteAccessToken(ctx context.Context, key string) error {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	_, kv, err := s.buckets(ctx)
-	if err != nil {
-		return err
-	}
-	err = s.fail(kv.Purge(ctx, tokenKey(key), jetstream.PurgeTTL(time.Second)))
-	if errors.Is(err, ticket.ErrNotFound) {
-		return nil
-	}
-	return err
+	return s.deleteRecord(ctx, tokenKey(key))
 }
 
 // Ping implements ticket.Store.
