@@ -193,7 +193,7 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 		// its application deleted in identity).
 		return refuse(LegacyInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered, or its application is suspended", t)
 	}
-	if rs.LegacyScheme == 0 || rs.AppID != t.AppID {
+	if t.OIDC != nil || rs.LegacyScheme == 0 || rs.AppID != t.AppID {
 		return refuse(LegacyInvalidService, "NOT_A_LEGACY_SERVICE",
 			"the ticket was not issued to an application of the ssoAuthService interface (validate it with CAS)", t)
 	}

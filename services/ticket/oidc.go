@@ -46,11 +46,14 @@ type OIDCBinding struct {
 
 // AccessToken is the record of an OAuth access token.
 type AccessToken struct {
-	SessionID string    `json:"session_id"`
-	UserID    string    `json:"user_id"`
-	Login     string    `json:"login"`
-	OrgID     string    `json:"org_id,omitempty"`
-	ClientID  string    `json:"client_id"`
+	SessionID string `json:"session_id"`
+	UserID    string `json:"user_id"`
+	Login     string `json:"login"`
+	OrgID     string `json:"org_id,omitempty"`
+	ClientID  string `json:"client_id"`
+	// Service is the redirect URI the grant's code was issued for: a
+	// refresh checks it is still the client's registered service.
+	Service   string    `json:"service,omitempty"`
 	Scope     string    `json:"scope,omitempty"`
 	Issuer    string    `json:"issuer,omitempty"`
 	AuthLevel int       `json:"auth_level"`
@@ -91,15 +94,33 @@ var (
 )
 
 // oidcService refuses a service that cannot receive authorization codes of
-// client: another application's, or one of the legacy interface.
-func oidcService(rs *RegisteredService, clientID string) error {
+// client at redirect: another application's, one of the legacy interface,
+// or one whose URL is not redirect exactly (ExactRedirect).
+func oidcService(rs *RegisteredService, clientID, redirect string) error {
 	if rs.AppID != clientID {
 		return ErrRedirectNotOfClient
 	}
 	if rs.LegacyScheme != 0 {
 		return ErrRedirectNotOfClient.WithMessage("the redirect_uri is a service of the legacy ssoAuthService interface, which takes no authorization codes")
 	}
+	if !ExactRedirect(rs.URL, rs.Pattern, redirect) {
+		return ErrRedirectNotOfClient.WithMessage("the redirect_uri must be registered exactly, as the URL of a service of the " +
+			"client's application (no other path, no query; a service with a pattern takes no authorization codes)")
+	}
 	return nil
+}
+
+// ExactRedirect reports whether redirect is exactly the registered service
+// URL url (as normalised: scheme and host in lower case, the default port
+// implied), with no query: OAuth redirect URIs are compared exactly
+// (RFC 9700 §4.1.3), not as the CAS service prefix they also are. A service
+// with a pattern (pattern set) matches no redirect URI.
+func ExactRedirect(url, pattern, redirect string) bool {
+	if pattern != "" || url == "" || strings.Contains(redirect, "?") {
+		return false
+	}
+	u, ok := checkURL(redirect)
+	return ok && u.prefix() == url
 }
 
 // AuthorizationRequest asks for an authorization code.
@@ -257,8 +278,14 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	if err != nil {
 		return nil, err
 	}
-	base := AccessToken{SessionID: t.SessionID, UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, ClientID: x.ID,
-		Scope: t.OIDC.Scope, Issuer: x.Issuer, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC()}
+	// The issuer the browser was sent back from (bound to the code) is
+	// the ID token's, whatever name the client's back channel used.
+	iss := t.OIDC.Issuer
+	if iss == "" {
+		iss = x.Issuer
+	}
+	base := AccessToken{SessionID: t.SessionID, UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, ClientID: x.ID, Service: t.Service,
+		Scope: t.OIDC.Scope, Issuer: iss, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC()}
 	out, err := s.mint(ctx, base, sess, t.OIDC.Nonce, true)
 	if err != nil {
 		return nil, err
@@ -294,7 +321,12 @@ func (s *Service) mint(ctx context.Context, base AccessToken, sess *Session, non
 		out.RefreshToken = rt
 	}
 	if hasScope(base.Scope, "openid") {
-		claims := s.claims(ctx, &rec)
+		// The code is spent: an unanswered profile leaves its claims out
+		// of the ID token (userinfo answers them later), never guessed.
+		claims, perr := s.claims(ctx, &rec)
+		if perr != nil {
+			s.log.Warn("OpenID Connect: the person's profile was not read; the ID token carries sub, login and org id only", zapErr(perr))
+		}
 		claims["iss"], claims["aud"], claims["azp"] = base.Issuer, base.ClientID, base.ClientID
 		claims["iat"], claims["exp"] = now.Unix(), exp.Unix()
 		claims["auth_time"], claims["sid"], claims["acr"] = base.AuthTime.Unix(), base.SessionID, strconv.Itoa(base.AuthLevel)
@@ -319,9 +351,12 @@ type RefreshRequest struct {
 }
 
 // Refresh answers new tokens for a refresh token (the refresh_token
-// grant) while its session lives, and moves the session's idle deadline
-// as using it in an application does. The refresh token is kept (not
-// rotated): it ends with the session, or when the client revokes it.
+// grant) while its session lives and the client's service would still
+// issue it a code (registered, the session's level enough, its access rule
+// letting the person in). It does not move the session's idle deadline:
+// the person's own use of their applications does. The refresh token is
+// kept (not rotated): it ends with the session, or when the client
+// revokes it.
 func (s *Service) Refresh(ctx context.Context, x RefreshRequest) (*Tokens, error) {
 	start := s.now()
 	if s.idTokens == nil {
@@ -364,15 +399,37 @@ func (s *Service) Refresh(ctx context.Context, x RefreshRequest) (*Tokens, error
 		}
 		scope = strings.Join(strings.Fields(x.Scope), " ")
 	}
-	sess, err := s.touchSession(ctx, t.SessionID)
+	sess, _, err := s.liveSession(ctx, t.SessionID)
 	if errors.Is(err, ErrSessionNotFound) {
 		return fail(ErrInvalidRefresh, "session ended", t)
 	}
 	if err != nil {
 		return nil, err
 	}
+	rs, err := s.reg.Match(ctx, t.Service)
+	if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+		return nil, err
+	}
+	switch {
+	case rs == nil || oidcService(rs, x.ID, t.Service) != nil:
+		return fail(ErrInvalidRefresh.WithMessage("the client's redirect URI is no longer registered, or its application is suspended"), "service gone", t)
+	case sess.AuthLevel < rs.MinAuthLevel:
+		return fail(ErrInvalidRefresh.WithMessage("the application now needs a stronger login than the session's"), "level", t)
+	case rs.HasAccessRule():
+		denied, err := s.checkAccess(ctx, t.UserID, rs)
+		if denied != nil {
+			s.auditAccessDenied(ctx, "oidc.refresh", start, t.UserID, t.OrgID, t.Service, rs, denied)
+			return fail(ErrInvalidRefresh.WithMessage("the application's access rule no longer lets the person in"), "access rule", t)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	base := *t
-	base.Scope, base.Issuer = scope, x.Issuer
+	base.Scope = scope
+	if base.Issuer == "" {
+		base.Issuer = x.Issuer
+	}
 	out, err := s.mint(ctx, base, sess, "", false)
 	if err != nil {
 		return nil, err
@@ -380,35 +437,6 @@ func (s *Service) Refresh(ctx context.Context, x RefreshRequest) (*Tokens, error
 	s.auditCall(ctx, audit.Action{API: "oidc.refresh", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
 		Reason: "OK", Start: start, Fields: detail("client_id", x.ID, "scope", scope), Own: detail("session_id", t.SessionID)})
 	return out, nil
-}
-
-// touchSession returns the live session id, its idle deadline moved when
-// it last moved TouchAfter ago or more (as issuing a ticket moves it): an
-// application refreshing its tokens keeps the person's session alive.
-func (s *Service) touchSession(ctx context.Context, id string) (*Session, error) {
-	for attempt := 0; attempt < 3; attempt++ {
-		sess, rev, err := s.sessionToUpdate(ctx, id, attempt > 0)
-		if err != nil {
-			return nil, err
-		}
-		now := s.now()
-		if now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter {
-			return sess, nil
-		}
-		sess.LastUsedAt = now.UTC()
-		err = s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(now))
-		switch {
-		case err == nil:
-			return sess, nil
-		case errors.Is(err, ErrNotFound):
-			return nil, ErrSessionNotFound
-		case !errors.Is(err, ErrConflict):
-			return nil, err
-		}
-	}
-	// Busy (other writers): the session lives, untouched this time.
-	sess, _, err := s.liveSession(ctx, id)
-	return sess, err
 }
 
 // pkceOK checks an S256 code_verifier against its challenge (RFC 7636).
@@ -424,20 +452,29 @@ func pkceOK(verifier, challenge string) bool {
 func hasScope(scope, s string) bool { return slices.Contains(strings.Fields(scope), s) }
 
 // claims are a token's person's claims: sub always; with scope profile
-// their login, name and org; with scope groups their groups.
-func (s *Service) claims(ctx context.Context, t *AccessToken) map[string]any {
+// their login, name and org; with scope groups their groups. When identity
+// does not answer the profile, the error is returned with the claims the
+// session itself knows (sub, login, org id): never a claim that was not
+// read, such as an empty list of groups.
+func (s *Service) claims(ctx context.Context, t *AccessToken) (map[string]any, error) {
 	c := map[string]any{"sub": t.UserID}
 	profile, groups := hasScope(t.Scope, "profile"), hasScope(t.Scope, "groups")
 	if !profile && !groups {
-		return c
+		return c, nil
 	}
 	p := Profile{Login: t.Login, OrgID: t.OrgID}
 	if s.profiles != nil {
-		// Identity not answering leaves the profile to what the session
-		// knows (logged by the source).
-		if got, err := s.profiles.Profile(ctx, t.UserID, t.ClientID); err == nil {
-			p = got
+		got, err := s.profiles.Profile(ctx, t.UserID, t.ClientID)
+		if err != nil {
+			if profile {
+				c["preferred_username"] = t.Login
+				if t.OrgID != "" {
+					c["org_id"] = t.OrgID
+				}
+			}
+			return c, err
 		}
+		p = got
 	}
 	if profile {
 		c["preferred_username"] = p.Login
@@ -457,7 +494,7 @@ func (s *Service) claims(ctx context.Context, t *AccessToken) map[string]any {
 	if groups {
 		c["groups"] = append([]string{}, p.Groups...)
 	}
-	return c
+	return c, nil
 }
 
 // liveToken returns the record of an access token (with refresh, or a
@@ -491,7 +528,11 @@ func (s *Service) UserInfo(ctx context.Context, token string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(s.claims(ctx, t))
+	c, err := s.claims(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(c)
 }
 
 // Introspect answers RFC 7662's JSON for token to client c: inactive for

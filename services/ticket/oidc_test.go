@@ -10,6 +10,7 @@ import (
 	"errors"
 	"math/big"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,6 +107,18 @@ func TestIDTokenKeysAreDerivedAlike(t *testing.T) {
 	}
 }
 
+// oidcCB is the exact redirect URI the OpenID Connect tests register for
+// app1 (svcA is only under app1's prefix service).
+const oidcCB = "https://a.example.com/cb"
+
+func oidcFixture(t *testing.T, cfg ticket.Config) *fixture {
+	t.Helper()
+	f := newFixture(t, cfg)
+	register(t, f.services, "oa", ticket.RegisteredService{AppID: "app1", URL: oidcCB})
+	f.svc.Registry().Invalidate()
+	return f
+}
+
 func pkce() (verifier, challenge string) {
 	verifier = strings.Repeat("v", 50)
 	sum := sha256.Sum256([]byte(verifier))
@@ -114,13 +127,13 @@ func pkce() (verifier, challenge string) {
 
 func TestAuthorizationCodeFlow(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, ticket.Config{})
+	f := oidcFixture(t, ticket.Config{})
 	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1", "app2": "s2"}}})
 	tgt := f.login(t, "u1")
 	verifier, challenge := pkce()
 	issue := func(t *testing.T) string {
 		t.Helper()
-		code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: svcA,
+		code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
 			Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid profile", Nonce: "n1", Challenge: challenge}})
 		if err != nil {
 			t.Fatal(err)
@@ -129,7 +142,7 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	}
 	exchange := func(code, id, secret, verifier string) (*ticket.Tokens, error) {
 		return f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: id, Secret: secret}, Code: code,
-			RedirectURI: svcA, CodeVerifier: verifier, Issuer: "https://sso.example/cas/oidc"})
+			RedirectURI: oidcCB, CodeVerifier: verifier, Issuer: "https://sso.example/cas/oidc"})
 	}
 	code := issue(t)
 	toks, err := exchange(code, "app1", "s1", verifier)
@@ -200,7 +213,7 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	}
 	// A code is not a service ticket.
 	c = issue(t)
-	if v := f.validate(t, c, svcA); v.Valid || v.Code != ticket.CodeInvalidTicketSpec {
+	if v := f.validate(t, c, oidcCB); v.Valid || v.Code != ticket.CodeInvalidTicketSpec {
 		t.Fatalf("a code at serviceValidate: %+v", v)
 	}
 	// Another application's service, or a service ticket at the token
@@ -209,7 +222,7 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 		Binding: ticket.OIDCBinding{ClientID: "app1"}}); !errors.Is(err, ticket.ErrRedirectNotOfClient) {
 		t.Fatalf("another application's redirect_uri: %v", err)
 	}
-	if _, err := exchange(f.st(t, tgt, svcA), "app1", "s1", ""); !errors.Is(err, ticket.ErrInvalidGrant) {
+	if _, err := exchange(f.st(t, tgt, oidcCB), "app1", "s1", ""); !errors.Is(err, ticket.ErrInvalidGrant) {
 		t.Fatalf("a service ticket at the token endpoint: %v", err)
 	}
 	// Logout ends the access token.
@@ -226,15 +239,15 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 
 func TestAccessTokenStoreDown(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, ticket.Config{})
+	f := oidcFixture(t, ticket.Config{})
 	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
 	tgt := f.login(t, "u1")
-	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: svcA,
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
 		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: "app1", Secret: "s1"}, Code: code, RedirectURI: svcA})
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: "app1", Secret: "s1"}, Code: code, RedirectURI: oidcCB})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,15 +260,15 @@ func TestAccessTokenStoreDown(t *testing.T) {
 
 func TestRefreshTokens(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, ticket.Config{TGTIdle: 10 * time.Minute, TGTHard: time.Hour})
+	f := oidcFixture(t, ticket.Config{TGTIdle: 10 * time.Minute, TGTHard: time.Hour})
 	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1", "app2": "s2"}}})
 	tgt := f.login(t, "u1")
-	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: svcA,
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
 		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid profile", Nonce: "n1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: "app1", Secret: "s1"}, Code: code, RedirectURI: svcA, Issuer: "https://i"})
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: "app1", Secret: "s1"}, Code: code, RedirectURI: oidcCB, Issuer: "https://i"})
 	if err != nil || !strings.HasPrefix(toks.RefreshToken, ticket.PrefixRT) {
 		t.Fatalf("exchange: %+v %v", toks, err)
 	}
@@ -263,9 +276,7 @@ func TestRefreshTokens(t *testing.T) {
 		return f.svc.Refresh(ctx, ticket.RefreshRequest{Client: ticket.Client{ID: id, Secret: secret}, RefreshToken: toks.RefreshToken,
 			Scope: scope, Issuer: "https://i"})
 	}
-	// The session idles out after 10 minutes unless used: refreshing every
-	// 8 minutes keeps it (and the refresh token) alive.
-	for range 3 {
+	for range 1 {
 		f.clock.advance(8 * time.Minute)
 		nt, err := refresh("app1", "s1", "")
 		if err != nil {
@@ -320,17 +331,182 @@ func TestRefreshTokens(t *testing.T) {
 	if !f.audit.find("oidc.refresh", "success", "OK") || !f.audit.find("oidc.refresh", "denied", "OAUTH_INVALID_GRANT") {
 		t.Errorf("audit: %+v", f.audit.evs)
 	}
-	// A session's end ends its refresh tokens.
-	code, _, _ = f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: svcA,
-		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid"}})
-	toks, err = f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: svcA})
-	if err != nil {
-		t.Fatal(err)
+	// The client's service is checked again at each refresh.
+	fresh := func() {
+		t.Helper()
+		code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
+			Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if toks, err = f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	fresh()
+	register(t, f.services, "oa", ticket.RegisteredService{AppID: "app1", URL: oidcCB, MinAuthLevel: 2})
+	f.svc.Registry().Invalidate()
+	if _, err := refresh("app1", "s1", ""); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("refresh for an application now needing level 2: %v", err)
+	}
+	_ = f.services.DeleteService(ctx, "oa")
+	f.svc.Registry().Invalidate()
+	if _, err := refresh("app1", "s1", ""); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("refresh for a deleted service: %v", err)
+	}
+	register(t, f.services, "oa", ticket.RegisteredService{AppID: "app1", URL: oidcCB})
+	f.svc.Registry().Invalidate()
+	if _, err := refresh("app1", "s1", ""); err != nil {
+		t.Fatalf("refresh with the service back: %v", err)
+	}
+	// Refreshing does not keep the session alive: it idles out 10 minutes
+	// after the person last used it, and its refresh tokens with it.
+	f.clock.advance(11 * time.Minute)
+	if _, err := refresh("app1", "s1", ""); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("refresh after the session idled out: %v", err)
+	}
+	// A session's end ends its refresh tokens.
+	tgt = f.login(t, "u1")
+	fresh()
 	if _, err := f.svc.DestroySession(ctx, tgt); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := refresh("app1", "s1", ""); !errors.Is(err, ticket.ErrInvalidGrant) {
 		t.Fatalf("refresh after logout: %v", err)
+	}
+}
+
+// TestRedirectURIsAreExact: a redirect URI must be a registered service URL
+// of the client's application exactly (not a URL under a CAS prefix, no
+// query), and the token request must name the same one.
+func TestRedirectURIsAreExact(t *testing.T) {
+	ctx := context.Background()
+	f := oidcFixture(t, ticket.Config{})
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	tgt := f.login(t, "u1")
+	for _, ru := range []string{svcA, oidcCB + "/more", oidcCB + "?next=https://evil.example/", "https://A.example.com:443/cb?x"} {
+		if _, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: ru,
+			Binding: ticket.OIDCBinding{ClientID: "app1"}}); !errors.Is(err, ticket.ErrRedirectNotOfClient) {
+			t.Errorf("redirect_uri %s: %v", ru, err)
+		}
+	}
+	// The same URL in another case of scheme and host, with the default
+	// port written out, is the same URL.
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: "https://A.Example.com:443/cb",
+		Binding: ticket.OIDCBinding{ClientID: "app1"}})
+	if err != nil {
+		t.Fatalf("the registered URL, written otherwise: %v", err)
+	}
+	// The token request must name the redirect URI of the authorization
+	// request as it was sent.
+	if _, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: "app1", Secret: "s1"}, Code: code, RedirectURI: oidcCB}); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("another redirect_uri at the token endpoint: %v", err)
+	}
+	// A verifier for a code without a challenge: refused (no downgrade).
+	code, _, _ = f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB, Binding: ticket.OIDCBinding{ClientID: "app1"}})
+	if _, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: "app1", Secret: "s1"}, Code: code, RedirectURI: oidcCB,
+		CodeVerifier: strings.Repeat("v", 50)}); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("a verifier for a code without a challenge: %v", err)
+	}
+	// A code is no legacy ticket either, even if its service became one.
+	code, _, _ = f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB, Binding: ticket.OIDCBinding{ClientID: "app1"}})
+	register(t, f.services, "oa", ticket.RegisteredService{AppID: "app1", URL: oidcCB, LegacyScheme: 2})
+	f.svc.Registry().Invalidate()
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	if v, err := f.svc.ValidateLegacy(ctx, ticket.LegacyValidate{Ticket: code, AppID: "app1", AppSecret: "s1"}); err != nil || v.Result == ticket.LegacyOK {
+		t.Fatalf("a code at the legacy interface: %+v %v", v, err)
+	}
+}
+
+// TestStepUpLogsOIDCClientsOut: a raised session (a certificate or
+// authenticator app login over a password session) keeps its CAS
+// services signed in, but its OpenID Connect clients get a back-channel
+// logout naming the old sid (their tokens ended with it) and sign in again.
+func TestStepUpLogsOIDCClientsOut(t *testing.T) {
+	ctx := context.Background()
+	f := oidcFixture(t, ticket.Config{})
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	var ended []*ticket.Session
+	var mu sync.Mutex
+	f.svc.SetEnding(func(s *ticket.Session, _ string) { mu.Lock(); ended = append(ended, s); mu.Unlock() })
+	tgt := f.login(t, "u1")
+	_ = f.st(t, tgt, svcA)
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
+		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid", Issuer: "https://i"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: "app1", Secret: "s1"}, Code: code, RedirectURI: oidcCB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSid := ticket.SessionID(tgt)
+	_, sess, replaced, err := f.svc.RaiseSession(ctx, tgt, ticket.NewSession{UserID: "u1", Login: "login-u1", AuthLevel: 2})
+	if err != nil || !replaced {
+		t.Fatalf("raise: %v %v", replaced, err)
+	}
+	for _, u := range sess.Services {
+		if u.Issuer != "" {
+			t.Fatalf("the raised session kept an OpenID Connect use: %+v", sess.Services)
+		}
+	}
+	if len(sess.Services) != 1 || sess.Services[0].Service != svcA {
+		t.Fatalf("the CAS service did not pass on: %+v", sess.Services)
+	}
+	mu.Lock()
+	if len(ended) != 1 || ended[0].ID != oldSid || len(ended[0].Services) != 1 || ended[0].Services[0].Issuer != "https://i" {
+		t.Fatalf("back-channel logout of the old sid: %+v", ended)
+	}
+	lt, err := f.svc.LogoutToken(ended[0], ended[0].Services[0])
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, _ := f.svc.JWKS()
+	if c := verifyJWT(t, jwks, lt); c["sid"] != oldSid || c["aud"] != "app1" || c["iss"] != "https://i" {
+		t.Fatalf("logout token: %v", c)
+	}
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); !errors.Is(err, ticket.ErrInvalidToken) {
+		t.Fatalf("the old session's token after the raise: %v", err)
+	}
+	// The session record keeps no authorization code.
+	for _, u := range ended[0].Services {
+		if strings.HasPrefix(u.Ticket, "ST-") {
+			t.Fatalf("a code in the session record: %+v", u)
+		}
+	}
+}
+
+// failingProfiles answers no profile (identity down).
+type failingProfiles struct{}
+
+func (failingProfiles) Profile(context.Context, string, string) (ticket.Profile, error) {
+	return ticket.Profile{}, apierr.New(apierr.Unavailable, "IDENTITY_UNAVAILABLE", "identity is down")
+}
+
+// TestProfileOutage: without the person's profile the ID token carries
+// what the session knows (no guessed groups) and userinfo fails.
+func TestProfileOutage(t *testing.T) {
+	ctx := context.Background()
+	f := oidcFixture(t, ticket.Config{})
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	f.svc.SetProfiles(failingProfiles{})
+	tgt := f.login(t, "u1")
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
+		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid profile groups"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: "app1", Secret: "s1"}, Code: code, RedirectURI: oidcCB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, _ := f.svc.JWKS()
+	c := verifyJWT(t, jwks, toks.IDToken)
+	if _, has := c["groups"]; has || c["preferred_username"] != "login-u1" || c["name"] != nil {
+		t.Fatalf("ID token without a profile: %v", c)
+	}
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); err == nil || errors.Is(err, ticket.ErrInvalidToken) {
+		t.Fatalf("userinfo without a profile: %v", err)
 	}
 }

@@ -289,7 +289,17 @@ func (s *Service) RaiseSession(ctx context.Context, tgt string, n NewSession) (n
 	s.audit(ctx, audit.Action{API: "session.end", Subject: "user:" + old.UserID, Org: old.OrgID,
 		Result: audit.ResultSuccess, Reason: "RAISED", Start: start,
 		Fields: detail("session_id", old.ID, "services", fmt.Sprint(len(old.Services)))})
-	newTGT, sess, err = s.createSession(ctx, n, old.Services)
+	// The OpenID Connect clients of the old session are logged out of it
+	// (back-channel logout naming its sid, their tokens ended with it):
+	// they sign in again through the new session, whose sid their next
+	// ID token names. The CAS services pass on, signed in.
+	kept, oidcUses := splitOIDCUses(old.Services)
+	newTGT, sess, err = s.createSession(ctx, n, kept)
+	if err == nil && len(oidcUses) > 0 && s.ended != nil {
+		gone := *old
+		gone.Services = oidcUses
+		s.ended(&gone, "RAISED")
+	}
 	if err != nil {
 		// The person is signed out: their applications are told, as at
 		// logout, rather than left signed in with no session to end them.
@@ -299,6 +309,19 @@ func (s *Service) RaiseSession(ctx context.Context, tgt string, n NewSession) (n
 		return "", nil, false, err
 	}
 	return newTGT, sess, true, nil
+}
+
+// splitOIDCUses separates the uses of authorization codes (Issuer set)
+// from the others.
+func splitOIDCUses(list []ServiceUse) (cas, oidc []ServiceUse) {
+	for _, u := range list {
+		if u.Issuer != "" {
+			oidc = append(oidc, u)
+		} else {
+			cas = append(cas, u)
+		}
+	}
+	return cas, oidc
 }
 
 // validTGT reports whether t has the form of a TGT.
@@ -437,7 +460,7 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 	appID := rs.AppID
 	ttl, kind := s.cfg.STTTL, "ST"
 	if oidc != nil {
-		if err := oidcService(rs, oidc.ClientID); err != nil {
+		if err := oidcService(rs, oidc.ClientID, service); err != nil {
 			s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultDenied,
 				Reason: reasonOf(err), Start: start, Fields: detail("service", service, "app_id", appID, "client_id", oidc.ClientID)})
 			return "", time.Time{}, err
@@ -500,7 +523,9 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 		newIssuer := guarded && !slices.Contains(sess.Issuers, replica)
 		use := ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()}
 		if oidc != nil {
-			use.Issuer = oidc.Issuer
+			// The logout token names the session, not the code: the
+			// session record keeps the code's serial, never the code.
+			use.Issuer, use.Ticket = oidc.Issuer, sig.Serial
 		}
 		if recorded(sess.Services, service) && now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter && slices.Contains(sess.Issuers, replica) {
 			// Not written: this instance remembers the service's newest

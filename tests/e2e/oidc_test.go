@@ -69,7 +69,8 @@ func TestOIDCWithGoClient(t *testing.T) {
 	otherCB := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "other") }))
 	t.Cleanup(otherCB.Close)
 	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
-	for _, s := range []*ticketv1.ServiceDefinition{{AppId: f.appID, Name: "OIDC app", Url: cb.URL + "/", LogoutUrl: cb.URL + "/backchannel"},
+	for _, s := range []*ticketv1.ServiceDefinition{{AppId: f.appID, Name: "OIDC app", Url: cb.URL + "/callback", LogoutUrl: cb.URL + "/backchannel"},
+		{AppId: f.appID, Name: "OIDC app home", Url: cb.URL + "/"},
 		{AppId: other.appID, Name: "Other app", Url: otherCB.URL + "/"}} {
 		if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: s}); err != nil {
 			t.Fatal(err)
@@ -196,7 +197,7 @@ func TestOIDCWithGoClient(t *testing.T) {
 		}
 	})
 	t.Run("redirect_uri not registered or of another client", func(t *testing.T) {
-		for _, ru := range []string{"https://evil.example/callback", otherCB.URL + "/cb"} {
+		for _, ru := range []string{"https://evil.example/callback", otherCB.URL + "/cb", cb.URL + "/callback/more", cb.URL + "/callback?next=x"} {
 			q := url.Values{"client_id": {f.appID}, "redirect_uri": {ru}, "response_type": {"code"}, "scope": {"openid"}}
 			code, body, at := br.get(issuer + "/authorize?" + q.Encode())
 			if code < 400 || !strings.HasPrefix(at.String(), issuer) || strings.Contains(body, "other") {
@@ -294,10 +295,21 @@ func TestOIDCWithGoClient(t *testing.T) {
 		}
 	})
 	t.Run("logout ends the tokens", func(t *testing.T) {
-		// RP-initiated logout: back to a registered URI of the client, with state.
-		q := url.Values{"post_logout_redirect_uri": {cb.URL + "/bye"}, "client_id": {f.appID}, "state": {"s9"}}
+		// max_age: a sign-in older than it asks for the password again.
+		time.Sleep(1100 * time.Millisecond)
+		q := url.Values{"client_id": {f.appID}, "redirect_uri": {cb.URL + "/callback"}, "response_type": {"code"}, "max_age": {"1"}}
+		if _, body, at := br.get(issuer + "/authorize?" + q.Encode()); !strings.HasPrefix(at.String(), issuer) || !strings.Contains(body, `name="password"`) {
+			t.Fatalf("max_age passed: at %s", at)
+		}
+		// RP-initiated logout: back to a registered URI of the client, with
+		// state, only when the client is named.
+		q = url.Values{"post_logout_redirect_uri": {cb.URL + "/"}, "state": {"s9"}}
+		if code, _, at := newBrowser(t).get(casBase + "logout?" + q.Encode()); code != http.StatusOK || at.Path != "/cas/logout" {
+			t.Fatalf("logout without client_id: %d at %s", code, at)
+		}
+		q.Set("client_id", f.appID)
 		if code, _, at := br.get(casBase + "logout?" + q.Encode()); code != http.StatusOK ||
-			at.Path != "/bye" || at.Query().Get("state") != "s9" {
+			at.Host != strings.TrimPrefix(cb.URL, "http://") || at.Path != "/" || at.Query().Get("state") != "s9" {
 			t.Fatalf("logout: %d at %s", code, at)
 		}
 		var disc struct {

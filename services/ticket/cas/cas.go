@@ -33,6 +33,7 @@ import (
 	"github.com/uias/uias/pkg/x509cert"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
 )
 
 //go:embed templates/*.html
@@ -355,7 +356,7 @@ func paramsOf(v url.Values) loginParams {
 		// one signs in without it (to the portal).
 		p.service = ""
 		if qv, err := url.ParseQuery(raw); err == nil {
-			if q, bad := parseOIDC(qv); bad == nil && q.clientID != "" && q.redirectURI != "" {
+			if q, bad := parseOIDC(qv, true); bad == nil && q.clientID != "" && q.redirectURI != "" {
 				p.oidc, p.service = q, q.redirectURI
 			}
 		}
@@ -430,9 +431,11 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) login(w http.ResponseWriter, r *http.Request, p loginParams, rs *ticketv1.RegisteredService) {
 	if tgt := tgcOf(r); tgt != "" && !p.renew {
 		ctx, cancel := h.ctx(r)
-		_, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: tgt})
+		sess, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: tgt})
 		cancel()
 		switch {
+		case err == nil && p.oidc != nil && !h.oidcSessionOK(w, r, p, rs, sess):
+			return
 		case err == nil && rs != nil:
 			h.sendToService(w, r, tgt, p, rs, false)
 			return
@@ -639,14 +642,16 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 		h.passwordPage(w, r, http.StatusOK, p.casService(), username, false, "", t.MustChange)
 		return
 	}
-	if old := tgcOf(r); old != "" {
-		if h.signedInAsOther(ctx, w, r, old, res.GetUserId(), t.OtherPerson) {
-			return
-		}
-		_, _ = h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: old})
+	old := tgcOf(r)
+	if old != "" && h.signedInAsOther(ctx, w, r, old, res.GetUserId(), t.OtherPerson) {
+		return
 	}
+	// The same person signing in again over their live session (CAS
+	// renew, OpenID Connect prompt=login): the new session replaces it,
+	// their applications staying signed in (as Keycloak re-authenticates
+	// within the session), not a logout of everything.
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: 1, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD})
+		AuthLevel: 1, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD, ReplaceTgt: old})
 	if err != nil {
 		h.fault(w, r, err)
 		return
@@ -960,13 +965,14 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	// OpenID Connect RP-initiated logout (the discovery's
 	// end_session_endpoint): back to post_logout_redirect_uri with state
-	// when it is a registered service (of client_id, when given).
-	if q := r.URL.Query(); q.Get("post_logout_redirect_uri") != "" {
+	// when it is exactly a registered service URL of client_id (required).
+	if q := r.URL.Query(); q.Get("post_logout_redirect_uri") != "" && q.Get("client_id") != "" {
 		back := q.Get("post_logout_redirect_uri")
 		ctx, cancel := h.ctx(r)
 		rs, err := h.o.Tickets.MatchService(ctx, &ticketv1.MatchServiceRequest{Service: back})
 		cancel()
-		if err == nil && rs.GetLegacyScheme() == 0 && (q.Get("client_id") == "" || q.Get("client_id") == rs.GetAppId()) {
+		if err == nil && rs.GetLegacyScheme() == 0 && q.Get("client_id") == rs.GetAppId() &&
+			ticket.ExactRedirect(rs.GetUrl(), rs.GetPattern(), back) {
 			if st := q.Get("state"); st != "" {
 				back = withParams(back, url.Values{"state": {st}}.Encode())
 			}

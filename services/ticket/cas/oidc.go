@@ -1,11 +1,14 @@
 package cas
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/uias/uias/pkg/module"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
 )
 
 // OpenID Connect under <prefix>oidc (the issuer, as Apereo CAS's /cas/oidc):
@@ -24,6 +28,11 @@ import (
 // oidcRequest is a checked authorization request.
 type oidcRequest struct {
 	clientID, redirectURI, scope, state, nonce, challenge string
+	// maxAge: the request's max_age in seconds (-1: none); hintSub: the
+	// sub of its id_token_hint. Both weigh only on a live session (not
+	// carried by the login form: a login there is fresh).
+	maxAge  int64
+	hintSub string
 }
 
 // encode is the request as the login form carries it (the oidc field).
@@ -52,13 +61,26 @@ type oauthError struct{ code, desc string }
 // parseOIDC checks an authorization request's parameters other than the
 // client and redirect URI (checked against the registry by the caller):
 // a refusal is sent to the redirect URI.
-func parseOIDC(v url.Values) (*oidcRequest, *oauthError) {
+//
+// form: v is what the login form carried (encode), not the client's request.
+func parseOIDC(v url.Values, form bool) (*oidcRequest, *oauthError) {
 	q := &oidcRequest{clientID: v.Get("client_id"), redirectURI: v.Get("redirect_uri"), scope: strings.Join(strings.Fields(v.Get("scope")), " "),
-		state: v.Get("state"), nonce: v.Get("nonce"), challenge: v.Get("code_challenge")}
+		state: v.Get("state"), nonce: v.Get("nonce"), challenge: v.Get("code_challenge"), maxAge: -1, hintSub: hintSubject(v.Get("id_token_hint"))}
+	if ma := v.Get("max_age"); ma != "" {
+		n, err := strconv.ParseInt(ma, 10, 64)
+		if err != nil || n < 0 {
+			return q, &oauthError{"invalid_request", "max_age must be a number of seconds"}
+		}
+		q.maxAge = n
+	}
 	if v.Get("request") != "" || v.Get("request_uri") != "" {
 		return q, &oauthError{"request_not_supported", "request objects are not supported"}
 	}
-	if rt, ok := v["response_type"]; ok && (len(rt) != 1 || rt[0] != "code") {
+	if rt := v["response_type"]; len(rt) == 0 || rt[0] == "" {
+		if !form {
+			return q, &oauthError{"invalid_request", "response_type is required (code)"}
+		}
+	} else if len(rt) != 1 || rt[0] != "code" {
 		return q, &oauthError{"unsupported_response_type", "only response_type=code is supported"}
 	}
 	if m := v.Get("response_mode"); m != "" && m != "query" {
@@ -87,6 +109,26 @@ func parseOIDC(v url.Values) (*oidcRequest, *oauthError) {
 	return q, nil
 }
 
+// hintSubject is the sub of an id_token_hint (a JWT this server signed;
+// read, not verified: it can only make a prompt=none refuse), "" if none.
+func hintSubject(hint string) string {
+	parts := strings.Split(hint, ".")
+	if len(parts) != 3 || len(parts[1]) > 8192 {
+		return ""
+	}
+	body, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Sub string `json:"sub"`
+	}
+	if json.Unmarshal(body, &c) != nil {
+		return ""
+	}
+	return c.Sub
+}
+
 // issuer is the OpenID Connect issuer: the configured one, else this
 // request's scheme and host with the prefix.
 func (h *Handler) issuer(r *http.Request) string {
@@ -111,6 +153,7 @@ func (h *Handler) oidcBack(w http.ResponseWriter, r *http.Request, q *oidcReques
 		v.Set("state", q.state)
 	}
 	v.Set("iss", h.issuer(r))
+	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, withParams(q.redirectURI, v.Encode()), http.StatusFound)
 }
 
@@ -131,12 +174,12 @@ func (h *Handler) oidcAuthorize(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if rs.GetAppId() != v.Get("client_id") || rs.GetLegacyScheme() != 0 {
+	if rs.GetAppId() != v.Get("client_id") || rs.GetLegacyScheme() != 0 || !ticket.ExactRedirect(rs.GetUrl(), rs.GetPattern(), v.Get("redirect_uri")) {
 		h.o.Log.Info("OpenID Connect authorization refused: the redirect_uri is not the client's", zap.String("reason", "OAUTH_REDIRECT_NOT_OF_CLIENT"))
 		h.message(w, r, http.StatusBadRequest, true, t.BadServiceHead, t.BadService, "", "")
 		return
 	}
-	q, perr := parseOIDC(v)
+	q, perr := parseOIDC(v, false)
 	if perr != nil {
 		h.oidcBack(w, r, q, *perr)
 		return
@@ -176,8 +219,31 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, tgt string, q
 	if q.state != "" {
 		v.Set("state", q.state)
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, withParams(q.redirectURI, v.Encode()), http.StatusFound)
 	return nil
+}
+
+// oidcSessionOK answers (and reports false) when the live session sess may
+// not answer the OpenID Connect request of p as it is: older than its
+// max_age (a fresh login, or login_required with prompt=none), or another
+// person's than its id_token_hint names with prompt=none (login_required).
+func (h *Handler) oidcSessionOK(w http.ResponseWriter, r *http.Request, p loginParams, rs *ticketv1.RegisteredService, sess *ticketv1.Session) bool {
+	q := p.oidc
+	if q.hintSub != "" && q.hintSub != sess.GetUserId() && p.gateway {
+		h.oidcBack(w, r, q, oauthError{code: "login_required", desc: "another person is signed in"})
+		return false
+	}
+	if q.maxAge >= 0 && h.o.Now().Sub(sess.GetCreatedAt().AsTime()) > time.Duration(q.maxAge)*time.Second {
+		if p.gateway {
+			h.oidcBack(w, r, q, oauthError{code: "login_required", desc: "the sign-in is older than max_age"})
+			return false
+		}
+		p.renew = true
+		h.loginPage(w, r, http.StatusOK, p, rs, "", "")
+		return false
+	}
+	return true
 }
 
 // oidcJSON answers a JSON body that no cache keeps.

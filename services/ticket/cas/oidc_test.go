@@ -12,13 +12,13 @@ func TestParseOIDC(t *testing.T) {
 	good := url.Values{"client_id": {"app1"}, "redirect_uri": {"https://a.example/cb"}, "response_type": {"code"},
 		"scope": {"openid  profile"}, "state": {"s"}, "nonce": {"n"},
 		"code_challenge": {strings.Repeat("A", 43)}, "code_challenge_method": {"S256"}}
-	q, bad := parseOIDC(good)
+	q, bad := parseOIDC(good, false)
 	if bad != nil || q.scope != "openid profile" || q.challenge == "" {
 		t.Fatalf("a good request: %+v %+v", q, bad)
 	}
 	// What the login form carries reads back the same.
 	back, _ := url.ParseQuery(q.encode())
-	if q2, bad := parseOIDC(back); bad != nil || *q2 != *q {
+	if q2, bad := parseOIDC(back, true); bad != nil || *q2 != *q {
 		t.Fatalf("round trip: %+v %+v", q2, bad)
 	}
 	for name, tc := range map[string]struct {
@@ -36,14 +36,27 @@ func TestParseOIDC(t *testing.T) {
 		"long state":          {"state", strings.Repeat("s", 513), "invalid_request"},
 		"newline in nonce":    {"nonce", "a\nb", "invalid_request"},
 		"method no challenge": {"code_challenge", "", "invalid_request"},
+		"no response_type":    {"response_type", "", "invalid_request"},
+		"bad max_age":         {"max_age", "-1", "invalid_request"},
 	} {
 		v := url.Values{}
 		for k, vs := range good {
 			v[k] = vs
 		}
 		v.Set(tc.key, tc.value)
-		if _, bad := parseOIDC(v); bad == nil || bad.code != tc.want {
+		if _, bad := parseOIDC(v, false); bad == nil || bad.code != tc.want {
 			t.Errorf("%s: %+v, want %s", name, bad, tc.want)
+		}
+	}
+}
+
+func TestHintSubject(t *testing.T) {
+	if got := hintSubject("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1LTEyMyJ9.c2ln"); got != "u-123" {
+		t.Fatalf("sub %q", got)
+	}
+	for _, bad := range []string{"", "x", "a.b", "a.!!.c", "a.eyJ9.c"} {
+		if got := hintSubject(bad); got != "" {
+			t.Errorf("%q: sub %q", bad, got)
 		}
 	}
 }
