@@ -240,7 +240,7 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 		return fail(ErrInvalidGrant, "forged or malformed code", nil)
 	}
 	if !s.now().Before(sig.Expires) {
-		return fail(ErrInvalidGrant, "expired code", nil)
+		return fail(ErrInvalidGrant, s.replayed(ctx, x.Code, "expired code"), nil)
 	}
 	// The registry is read before the code is used up (a fault of it
 	// leaves the code usable).
@@ -250,7 +250,7 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	}
 	t, err := s.store.ConsumeTicket(ctx, sig.Replica, keyOf(x.Code))
 	if errors.Is(err, ErrNotFound) {
-		return fail(ErrInvalidGrant, "unknown or used code", nil)
+		return fail(ErrInvalidGrant, s.replayed(ctx, x.Code, "unknown or used code"), nil)
 	}
 	if err != nil {
 		return nil, err
@@ -289,6 +289,12 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	out, err := s.mint(ctx, base, sess, t.OIDC.Nonce, true)
 	if err != nil {
 		return nil, err
+	}
+	// What the code gave, kept while its tokens may live: presented
+	// again, the code ends them (RFC 6749 §4.1.2, RFC 9700 §4.5).
+	if err := s.store.PutCodeGrant(ctx, keyOf(x.Code), &CodeGrant{Access: keyOf(out.AccessToken), Refresh: keyOf(out.RefreshToken)},
+		max(sess.HardExpiry.Sub(s.now()), time.Second)); err != nil {
+		s.log.Warn("OpenID Connect: the record of a code's tokens was not kept; a replay of the code will not end them", zapErr(err))
 	}
 	s.auditCall(ctx, audit.Action{API: "oidc.token", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
 		Reason: "OK", Start: start, Fields: detail("client_id", x.ID, "scope", t.OIDC.Scope), Own: detail("session_id", t.SessionID)})
@@ -437,6 +443,34 @@ func (s *Service) Refresh(ctx context.Context, x RefreshRequest) (*Tokens, error
 	s.auditCall(ctx, audit.Action{API: "oidc.refresh", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
 		Reason: "OK", Start: start, Fields: detail("client_id", x.ID, "scope", scope), Own: detail("session_id", t.SessionID)})
 	return out, nil
+}
+
+// CodeGrant is what a redeemed authorization code gave: the keys of its
+// access and refresh tokens.
+type CodeGrant struct {
+	Access  string `json:"access"`
+	Refresh string `json:"refresh,omitempty"`
+}
+
+// replayed ends the tokens a genuine code gave when it is presented again
+// (a stolen code raced its client, or the client replays): why, and what
+// was done, for the refusal's record.
+func (s *Service) replayed(ctx context.Context, code, why string) string {
+	g, err := s.store.TakeCodeGrant(ctx, keyOf(code))
+	if err != nil {
+		return why
+	}
+	var errs []error
+	for _, k := range []string{g.Access, g.Refresh} {
+		if k != "" {
+			errs = append(errs, s.store.DeleteAccessToken(ctx, k))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.log.Warn("OpenID Connect: a replayed code's tokens were not all ended", zapErr(err))
+		return why + "; replayed: its tokens not all ended"
+	}
+	return why + "; replayed: its tokens ended"
 }
 
 // pkceOK checks an S256 code_verifier against its challenge (RFC 7636).

@@ -165,6 +165,17 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	if _, err := exchange(code, "app1", "s1", verifier); !errors.Is(err, ticket.ErrInvalidGrant) {
 		t.Fatalf("replayed code: %v", err)
 	}
+	// The replay ended the tokens the code gave.
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); !errors.Is(err, ticket.ErrInvalidToken) {
+		t.Fatalf("the access token of a replayed code: %v", err)
+	}
+	if _, err := f.svc.Refresh(ctx, ticket.RefreshRequest{Client: ticket.Client{ID: "app1", Secret: "s1"}, RefreshToken: toks.RefreshToken}); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("the refresh token of a replayed code: %v", err)
+	}
+	code = issue(t)
+	if toks, err = exchange(code, "app1", "s1", verifier); err != nil {
+		t.Fatal(err)
+	}
 	if !f.audit.find("oidc.token", "success", "OK") || !f.audit.find("oidc.token", "denied", "OAUTH_INVALID_GRANT") {
 		t.Errorf("audit: %+v", f.audit.evs)
 	}

@@ -79,6 +79,12 @@ type Store interface {
 	GetAccessToken(ctx context.Context, key string) (*AccessToken, error)
 	// DeleteAccessToken ends the access token under key (none: no error).
 	DeleteAccessToken(ctx context.Context, key string) error
+	// PutCodeGrant keeps what a redeemed authorization code gave under key
+	// (a hash of the code), ending after ttl.
+	PutCodeGrant(ctx context.Context, key string, g *CodeGrant, ttl time.Duration) error
+	// TakeCodeGrant returns and removes what the code under key gave
+	// (ErrNotFound: nothing kept).
+	TakeCodeGrant(ctx context.Context, key string) (*CodeGrant, error)
 	// Ping checks that the backend answers.
 	Ping(ctx context.Context) error
 }

@@ -153,6 +153,10 @@ func TestOIDCWithGoClient(t *testing.T) {
 		if _, err := conf.Exchange(ctx, authCode, oauth2.VerifierOption(pkce)); oauthCode(err) != "invalid_grant" {
 			t.Fatalf("replayed code: %v", err)
 		}
+		// The replay ended the tokens the code gave (RFC 9700 §4.5).
+		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+			t.Fatal("the access token of a replayed code still answers")
+		}
 	})
 	// A second authorization in the same session: no password.
 	nextCode := func(t *testing.T, challenge string) string {
@@ -295,6 +299,13 @@ func TestOIDCWithGoClient(t *testing.T) {
 		}
 	})
 	t.Run("logout ends the tokens", func(t *testing.T) {
+		var err error
+		if tok, err = conf.Exchange(ctx, nextCode(t, pkce), oauth2.VerifierOption(pkce)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err != nil {
+			t.Fatalf("userinfo before logout: %v", err)
+		}
 		// max_age: a sign-in older than it asks for the password again.
 		time.Sleep(1100 * time.Millisecond)
 		q := url.Values{"client_id": {f.appID}, "redirect_uri": {cb.URL + "/callback"}, "response_type": {"code"}, "max_age": {"1"}}

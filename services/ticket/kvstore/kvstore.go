@@ -169,6 +169,9 @@ func pgtKey(key string) string { return "p." + key }
 // tokenKey is where an access token's record is (the tickets bucket).
 func tokenKey(key string) string { return "a." + key }
 
+// grantKey is where a redeemed code's grant is (the tickets bucket).
+func grantKey(key string) string { return "g." + key }
+
 // fail maps a backend error: missing keys to ticket.ErrNotFound, revision
 // mismatches to ticket.ErrConflict, the rest (timeouts, no connection, no
 // JetStream) to TICKET_STORE_UNAVAILABLE.
@@ -480,6 +483,20 @@ func (s *Store) GetAccessToken(ctx context.Context, key string) (*ticket.AccessT
 // DeleteAccessToken implements ticket.Store.
 func (s *Store) DeleteAccessToken(ctx context.Context, key string) error {
 	return s.deleteRecord(ctx, tokenKey(key))
+}
+
+// PutCodeGrant implements ticket.Store.
+func (s *Store) PutCodeGrant(ctx context.Context, key string, g *ticket.CodeGrant, ttl time.Duration) error {
+	return s.putRecord(ctx, grantKey(key), g, ttl)
+}
+
+// TakeCodeGrant implements ticket.Store.
+func (s *Store) TakeCodeGrant(ctx context.Context, key string) (*ticket.CodeGrant, error) {
+	var g ticket.CodeGrant
+	if err := s.getRecord(ctx, grantKey(key), "code grant", &g); err != nil {
+		return nil, err
+	}
+	return &g, s.deleteRecord(ctx, grantKey(key))
 }
 
 // Ping implements ticket.Store.
