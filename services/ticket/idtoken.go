@@ -33,6 +33,34 @@ type derivedKey struct {
 	key *rsa.PrivateKey
 }
 
+// NewIDTokenKeysRSA returns keys of their own (ticket.oidc_key_file):
+// keys[0] signs, the others are published in the key set only (the keys
+// an ID token still alive may have been signed with).
+func NewIDTokenKeysRSA(keys []*rsa.PrivateKey) (*IDTokenKeys, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("ticket: no ID token key")
+	}
+	k := &IDTokenKeys{active: "f0", seeds: map[string][]byte{}, keys: map[string]*derivedKey{}}
+	for i, priv := range keys {
+		if priv.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("ticket: ID token key %d has %d bits: at least 2048", i+1, priv.N.BitLen())
+		}
+		if err := priv.Validate(); err != nil {
+			return nil, fmt.Errorf("ticket: ID token key %d: %w", i+1, err)
+		}
+		id := fmt.Sprintf("f%d", i)
+		k.seeds[id] = nil
+		k.keys[id] = &derivedKey{kid: kidOf(priv), key: priv}
+	}
+	return k, nil
+}
+
+// kidOf names a key in the key set: a hash of its modulus.
+func kidOf(priv *rsa.PrivateKey) string {
+	sum := sha256.Sum256(priv.N.Bytes())
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
 // NewIDTokenKeys returns the keys derived from seeds (ring key id -> key),
 // signing with seeds[active].
 func NewIDTokenKeys(active string, seeds map[string][]byte) (*IDTokenKeys, error) {
@@ -58,8 +86,7 @@ func (k *IDTokenKeys) key(id string) (*derivedKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(priv.N.Bytes())
-	d = &derivedKey{kid: base64.RawURLEncoding.EncodeToString(sum[:12]), key: priv}
+	d = &derivedKey{kid: kidOf(priv), key: priv}
 	k.keys[id] = d
 	return d, nil
 }

@@ -155,9 +155,12 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		}})
 	// The live sessions, in memory for TicketSessionsService.ListSessions.
 	env.Go(store.WatchSessions)
-	idKeys, err := idTokenKeys(ring)
+	idKeys, err := idTokenKeys(cfg, ring)
 	if err != nil {
-		return nil, fmt.Errorf("ticket: key ring: %w", err)
+		return nil, fmt.Errorf("ticket: ID token keys: %w", err)
+	}
+	if cfg.OIDCKeyFile == "" {
+		log.Info("OpenID Connect ID tokens are signed with a key derived from the key ring; set ticket.oidc_key_file for keys of their own")
 	}
 	aq := newAuditSink(js, log.Named("audit"))
 	env.Go(aq.run)

@@ -80,6 +80,13 @@ type Config struct {
 	// tokens' iss. Empty: the URL each request reached (its scheme and
 	// host as the edge sees them), which a client must then use as is.
 	OIDCIssuer string `yaml:"oidc_issuer"`
+	// OIDCKeyFile is a PEM file of RSA private keys (2048 bits or more)
+	// that sign ID tokens and logout tokens: the first signs, the others are
+	// only published in the key set (a rotation puts the new key first and
+	// keeps the old one until the tokens it signed have expired). Empty:
+	// keys derived from the key ring's signing keys (anyone holding the
+	// ring can then derive them). Mode 0600 unless key_file_allow_open_mode.
+	OIDCKeyFile string `yaml:"oidc_key_file"`
 	// OIDCCodeTTL is the lifetime of an authorization code (60s).
 	OIDCCodeTTL time.Duration `yaml:"oidc_code_ttl"`
 	// AccessTokenTTL is the lifetime of an OAuth access token (1h; the
@@ -116,6 +123,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.AttributeCache, "UIAS_TICKET_ATTRIBUTE_CACHE", "", "")
 	b.Duration(&c.InactiveSweep, "UIAS_TICKET_INACTIVE_SWEEP", "", "")
 	b.String(&c.OIDCIssuer, "UIAS_TICKET_OIDC_ISSUER", "", "")
+	b.String(&c.OIDCKeyFile, "UIAS_TICKET_OIDC_KEY_FILE", "", "")
 	b.Duration(&c.OIDCCodeTTL, "UIAS_TICKET_OIDC_CODE_TTL", "", "")
 	b.Duration(&c.AccessTokenTTL, "UIAS_TICKET_ACCESS_TOKEN_TTL", "", "")
 }

@@ -3,17 +3,30 @@ package component
 import (
 	"context"
 	"crypto/hkdf"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"os"
 
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/services/ticket"
 )
 
-// idTokenKeys are the ID token keys derived from the ring's signing keys
-// (from its master keys in a version-1 ring without a signing set, as the
-// tickets' own key).
-func idTokenKeys(r *crypto.Ring) (*ticket.IDTokenKeys, error) {
+// idTokenKeys are the ID token keys: those of ticket.oidc_key_file when set
+// (keys of their own, which the key ring's holders cannot derive), else
+// derived from the ring's signing keys (from its master keys in a
+// version-1 ring without a signing set, as the tickets' own key).
+func idTokenKeys(cfg *Config, r *crypto.Ring) (*ticket.IDTokenKeys, error) {
+	if cfg.OIDCKeyFile != "" {
+		keys, err := readRSAKeys(cfg.OIDCKeyFile, cfg.KeyFileAllowOpenMode)
+		if err != nil {
+			return nil, fmt.Errorf("ticket.oidc_key_file: %w", err)
+		}
+		return ticket.NewIDTokenKeysRSA(keys)
+	}
 	if len(r.Signing.Keys) > 0 {
 		return ticket.NewIDTokenKeys(r.Signing.Active, r.Signing.Keys)
 	}
@@ -29,6 +42,53 @@ func idTokenKeys(r *crypto.Ring) (*ticket.IDTokenKeys, error) {
 		seeds["m"+id] = dk
 	}
 	return ticket.NewIDTokenKeys("m"+r.Master.Active, seeds)
+}
+
+// readRSAKeys reads the RSA private keys of a PEM file (PKCS#8 or PKCS#1,
+// in order), refusing a file that others may read or group may write unless
+// allowOpen (group read is a Kubernetes Secret's mode 0440 for the pod's
+// fsGroup).
+func readRSAKeys(path string, allowOpen bool) ([]*rsa.PrivateKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o037 != 0 && !allowOpen {
+		return nil, fmt.Errorf("%s may be read by others or written by its group (mode %v): chmod 600 (or 440) it", path, fi.Mode().Perm())
+	}
+	data, err := os.ReadFile(path) // #nosec G304 -- the operator's configured key file
+	if err != nil {
+		return nil, err
+	}
+	var keys []*rsa.PrivateKey
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		var key any
+		switch b.Type {
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: key %d: %w", path, len(keys)+1, err)
+		}
+		rk, ok := key.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("%s: key %d is not an RSA key (ID tokens are signed RS256)", path, len(keys)+1)
+		}
+		keys = append(keys, rk)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s holds no PEM private key", path)
+	}
+	return keys, nil
 }
 
 // profiles answer the ID token's and userinfo's claims from the attributes
