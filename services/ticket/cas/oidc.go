@@ -519,5 +519,10 @@ func (h *Handler) oidcDiscovery(w http.ResponseWriter, r *http.Request) {
 	b, _ := json.Marshal(doc)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "max-age=300")
+	if h.o.OIDCIssuer == "" {
+		// The document names the host the request reached: a cache must
+		// not answer it for another.
+		w.Header().Set("Vary", "Host")
+	}
 	_, _ = w.Write(b)
 }

@@ -186,8 +186,9 @@ func (c *Config) Validate(*config.Config) error {
 	between("access_token_ttl", c.AccessTokenTTL, time.Minute, 24*time.Hour)
 	if c.OIDCIssuer != "" {
 		if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
-			u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.OIDCIssuer, "/") {
-			bad("oidc_issuer", "must be an absolute https (or http) URL without query, fragment or trailing slash (e.g. https://sso.example.gov/cas/oidc), got %q", c.OIDCIssuer)
+			u.RawQuery != "" || u.Fragment != "" || !strings.HasSuffix(u.Path, "/oidc") {
+			bad("oidc_issuer", "must be the absolute https (or http) URL of the edge's /cas/oidc as clients reach it, "+
+				"ending in /oidc, without query, fragment or trailing slash (e.g. https://sso.example.gov/cas/oidc), got %q", c.OIDCIssuer)
 		}
 	}
 	if c.InactiveSweep != 0 {

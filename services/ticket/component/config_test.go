@@ -32,6 +32,7 @@ func TestValidate(t *testing.T) {
 		"issuer relative":  {func(c *Config) { c.OIDCIssuer = "/cas/oidc" }, "ticket.oidc_issuer"},
 		"issuer slash":     {func(c *Config) { c.OIDCIssuer = "https://sso.example/cas/oidc/" }, "ticket.oidc_issuer"},
 		"issuer query":     {func(c *Config) { c.OIDCIssuer = "https://sso.example/cas/oidc?x=1" }, "ticket.oidc_issuer"},
+		"issuer path":      {func(c *Config) { c.OIDCIssuer = "https://sso.example" }, "ticket.oidc_issuer"},
 		"code ttl":         {func(c *Config) { c.OIDCCodeTTL = time.Hour }, "ticket.oidc_code_ttl"},
 		"access ttl":       {func(c *Config) { c.AccessTokenTTL = 0 }, "ticket.access_token_ttl"},
 	} {
