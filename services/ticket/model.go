@@ -10,7 +10,11 @@ import "time"
 // Session is an SSO session (the record behind a TGT). The TGT itself is
 // never stored: the session is found by a hash of it (ID).
 type Session struct {
-	ID        string `json:"id"`
+	ID string `json:"id"`
+	// SID is the session's OpenID Connect sid: its id when it began, kept
+	// by the sessions that replace it (a step-up, a re-login), so the ID
+	// tokens and the final logout token name the same sid ("": ID).
+	SID       string `json:"sid,omitempty"`
 	UserID    string `json:"user_id"`
 	Login     string `json:"login"`
 	OrgID     string `json:"org_id,omitempty"`
@@ -61,6 +65,14 @@ const MaxServicesPerSession = 64
 // MaxTicketsPerService bounds the tickets of one service a session's
 // single-logout list keeps (the latest).
 const MaxTicketsPerService = 4
+
+// OIDCSid is the sid of s in ID and logout tokens.
+func (s *Session) OIDCSid() string {
+	if s.SID != "" {
+		return s.SID
+	}
+	return s.ID
+}
 
 // Expiry is when s ends unless used again.
 func (s *Session) Expiry(idle time.Duration) time.Time {

@@ -47,10 +47,12 @@ type OIDCBinding struct {
 // AccessToken is the record of an OAuth access token.
 type AccessToken struct {
 	SessionID string `json:"session_id"`
-	UserID    string `json:"user_id"`
-	Login     string `json:"login"`
-	OrgID     string `json:"org_id,omitempty"`
-	ClientID  string `json:"client_id"`
+	// SID is the session's OpenID Connect sid (Session.SID).
+	SID      string `json:"sid,omitempty"`
+	UserID   string `json:"user_id"`
+	Login    string `json:"login"`
+	OrgID    string `json:"org_id,omitempty"`
+	ClientID string `json:"client_id"`
 	// Service is the redirect URI the grant's code was issued for: a
 	// refresh checks it is still the client's registered service.
 	Service   string    `json:"service,omitempty"`
@@ -63,6 +65,14 @@ type AccessToken struct {
 	// Refresh: a refresh token's record (kept like an access token's,
 	// under the hash of its own value).
 	Refresh bool `json:"refresh,omitempty"`
+}
+
+// sid is the token's session's OpenID Connect sid.
+func (t *AccessToken) sid() string {
+	if t.SID != "" {
+		return t.SID
+	}
+	return t.SessionID
 }
 
 // Profile is what the claims of a person say beyond their id.
@@ -240,7 +250,7 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 		return fail(ErrInvalidGrant, "forged or malformed code", nil)
 	}
 	if !s.now().Before(sig.Expires) {
-		return fail(ErrInvalidGrant, s.replayed(ctx, x.Code, "expired code"), nil)
+		return fail(ErrInvalidGrant, s.replayed(ctx, x.Code, x.ID, "expired code"), nil)
 	}
 	// The registry is read before the code is used up (a fault of it
 	// leaves the code usable).
@@ -250,7 +260,7 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	}
 	t, err := s.store.ConsumeTicket(ctx, sig.Replica, keyOf(x.Code))
 	if errors.Is(err, ErrNotFound) {
-		return fail(ErrInvalidGrant, s.replayed(ctx, x.Code, "unknown or used code"), nil)
+		return fail(ErrInvalidGrant, s.replayed(ctx, x.Code, x.ID, "unknown or used code"), nil)
 	}
 	if err != nil {
 		return nil, err
@@ -284,7 +294,7 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	if iss == "" {
 		iss = x.Issuer
 	}
-	base := AccessToken{SessionID: t.SessionID, UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, ClientID: x.ID, Service: t.Service,
+	base := AccessToken{SessionID: t.SessionID, SID: sess.OIDCSid(), UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, ClientID: x.ID, Service: t.Service,
 		Scope: t.OIDC.Scope, Issuer: iss, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC()}
 	out, err := s.mint(ctx, base, sess, t.OIDC.Nonce, true)
 	if err != nil {
@@ -292,7 +302,8 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	}
 	// What the code gave, kept while its tokens may live: presented
 	// again, the code ends them (RFC 6749 §4.1.2, RFC 9700 §4.5).
-	if err := s.store.PutCodeGrant(ctx, keyOf(x.Code), &CodeGrant{Access: keyOf(out.AccessToken), Refresh: keyOf(out.RefreshToken)},
+	if err := s.store.PutCodeGrant(ctx, keyOf(x.Code), &CodeGrant{Access: keyOf(out.AccessToken), Refresh: keyOf(out.RefreshToken),
+		ClientID: x.ID, UserID: t.UserID, OrgID: t.OrgID},
 		max(sess.HardExpiry.Sub(s.now()), time.Second)); err != nil {
 		s.log.Warn("OpenID Connect: the record of a code's tokens was not kept; a replay of the code will not end them", zapErr(err))
 	}
@@ -302,9 +313,12 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 }
 
 // mint makes the tokens of a grant: an access token, with scope openid an
-// ID token (nonce: the authorization request's), and with refresh a
-// refresh token, which lives as long as the session can.
-func (s *Service) mint(ctx context.Context, base AccessToken, sess *Session, nonce string, refresh bool) (*Tokens, error) {
+// ID token (nonce: the authorization request's), and for a code's grant
+// (codeGrant) a refresh token, which lives as long as the session can. An unanswered
+// profile fails a refresh (nothing is spent: the client retries); at a
+// code's exchange, whose code is spent, it leaves the profile's claims out
+// of the ID token (userinfo answers them later), never guessed.
+func (s *Service) mint(ctx context.Context, base AccessToken, sess *Session, nonce string, codeGrant bool) (*Tokens, error) {
 	now := s.now()
 	exp := now.Add(s.cfg.AccessTTL)
 	if sess.HardExpiry.Before(exp) {
@@ -312,30 +326,18 @@ func (s *Service) mint(ctx context.Context, base AccessToken, sess *Session, non
 	}
 	rec := base
 	rec.IssuedAt, rec.ExpiresAt, rec.Refresh = now.UTC(), exp.UTC(), false
-	tok := newOpaque(PrefixAT, s.cfg.Centre)
-	if err := s.store.PutAccessToken(ctx, keyOf(tok), &rec, max(exp.Sub(now), time.Second)); err != nil {
-		return nil, err
-	}
-	out := &Tokens{AccessToken: tok, ExpiresIn: int64(exp.Sub(now).Round(time.Second) / time.Second), Scope: base.Scope}
-	if refresh {
-		rr := base
-		rr.IssuedAt, rr.ExpiresAt, rr.Refresh = now.UTC(), sess.HardExpiry.UTC(), true
-		rt := newOpaque(PrefixRT, s.cfg.Centre)
-		if err := s.store.PutAccessToken(ctx, keyOf(rt), &rr, max(sess.HardExpiry.Sub(now), time.Second)); err != nil {
-			return nil, err
-		}
-		out.RefreshToken = rt
-	}
+	out := &Tokens{ExpiresIn: int64(exp.Sub(now).Round(time.Second) / time.Second), Scope: base.Scope}
 	if hasScope(base.Scope, "openid") {
-		// The code is spent: an unanswered profile leaves its claims out
-		// of the ID token (userinfo answers them later), never guessed.
 		claims, perr := s.claims(ctx, &rec)
 		if perr != nil {
+			if !codeGrant {
+				return nil, perr
+			}
 			s.log.Warn("OpenID Connect: the person's profile was not read; the ID token carries sub, login and org id only", zapErr(perr))
 		}
 		claims["iss"], claims["aud"], claims["azp"] = base.Issuer, base.ClientID, base.ClientID
 		claims["iat"], claims["exp"] = now.Unix(), exp.Unix()
-		claims["auth_time"], claims["sid"], claims["acr"] = base.AuthTime.Unix(), base.SessionID, strconv.Itoa(base.AuthLevel)
+		claims["auth_time"], claims["sid"], claims["acr"] = base.AuthTime.Unix(), base.sid(), strconv.Itoa(base.AuthLevel)
 		if nonce != "" {
 			claims["nonce"] = nonce
 		}
@@ -343,6 +345,20 @@ func (s *Service) mint(ctx context.Context, base AccessToken, sess *Session, non
 		if out.IDToken, err = s.idTokens.Sign(claims); err != nil {
 			return nil, err
 		}
+	}
+	tok := newOpaque(PrefixAT, s.cfg.Centre)
+	if err := s.store.PutAccessToken(ctx, keyOf(tok), &rec, max(exp.Sub(now), time.Second)); err != nil {
+		return nil, err
+	}
+	out.AccessToken = tok
+	if codeGrant {
+		rr := base
+		rr.IssuedAt, rr.ExpiresAt, rr.Refresh = now.UTC(), sess.HardExpiry.UTC(), true
+		rt := newOpaque(PrefixRT, s.cfg.Centre)
+		if err := s.store.PutAccessToken(ctx, keyOf(rt), &rr, max(sess.HardExpiry.Sub(now), time.Second)); err != nil {
+			return nil, err
+		}
+		out.RefreshToken = rt
 	}
 	return out, nil
 }
@@ -405,7 +421,7 @@ func (s *Service) Refresh(ctx context.Context, x RefreshRequest) (*Tokens, error
 		}
 		scope = strings.Join(strings.Fields(x.Scope), " ")
 	}
-	sess, _, err := s.liveSession(ctx, t.SessionID)
+	sess, _, err := s.followSession(ctx, t.SessionID)
 	if errors.Is(err, ErrSessionNotFound) {
 		return fail(ErrInvalidRefresh, "session ended", t)
 	}
@@ -448,18 +464,28 @@ func (s *Service) Refresh(ctx context.Context, x RefreshRequest) (*Tokens, error
 // CodeGrant is what a redeemed authorization code gave: the keys of its
 // access and refresh tokens.
 type CodeGrant struct {
-	Access  string `json:"access"`
-	Refresh string `json:"refresh,omitempty"`
+	Access   string `json:"access"`
+	Refresh  string `json:"refresh,omitempty"`
+	ClientID string `json:"client_id"`
+	UserID   string `json:"user_id"`
+	OrgID    string `json:"org_id,omitempty"`
 }
 
-// replayed ends the tokens a genuine code gave when it is presented again
-// (a stolen code raced its client, or the client replays): why, and what
-// was done, for the refusal's record.
-func (s *Service) replayed(ctx context.Context, code, why string) string {
-	g, err := s.store.TakeCodeGrant(ctx, keyOf(code))
-	if err != nil {
+// replayed ends the tokens a genuine code gave when its own client
+// presents it again (a stolen code raced its client, or the client
+// replays; another client cannot end them): why, and what was done, for
+// the refusal's record. The person's tokens ended are recorded too
+// (oidc.code.replayed).
+func (s *Service) replayed(ctx context.Context, code, clientID, why string) string {
+	g, err := s.store.GetCodeGrant(ctx, keyOf(code))
+	if err != nil || g.ClientID != clientID {
 		return why
 	}
+	if err := s.store.DeleteCodeGrant(ctx, keyOf(code)); err != nil {
+		return why
+	}
+	defer s.audit(ctx, audit.Action{API: "oidc.code.replayed", Subject: "user:" + g.UserID, Org: g.OrgID,
+		Result: audit.ResultSuccess, Reason: "CODE_REPLAYED", Start: s.now(), Fields: detail("client_id", clientID)})
 	var errs []error
 	for _, k := range []string{g.Access, g.Refresh} {
 		if k != "" {
@@ -547,7 +573,7 @@ func (s *Service) liveToken(ctx context.Context, token string, refresh bool) (*A
 	if !s.now().Before(t.ExpiresAt) || (t.Refresh && !refresh) {
 		return nil, ErrInvalidToken
 	}
-	if _, _, err := s.liveSession(ctx, t.SessionID); err != nil {
+	if _, _, err := s.followSession(ctx, t.SessionID); err != nil {
 		if errors.Is(err, ErrSessionNotFound) {
 			return nil, ErrInvalidToken
 		}
@@ -587,7 +613,7 @@ func (s *Service) Introspect(ctx context.Context, c Client, token string) ([]byt
 		typ = "Refresh"
 	}
 	out := map[string]any{"active": true, "client_id": t.ClientID, "username": t.Login, "sub": t.UserID,
-		"token_type": typ, "exp": t.ExpiresAt.Unix(), "iat": t.IssuedAt.Unix(), "aud": t.ClientID, "sid": t.SessionID}
+		"token_type": typ, "exp": t.ExpiresAt.Unix(), "iat": t.IssuedAt.Unix(), "aud": t.ClientID, "sid": t.sid()}
 	if t.Scope != "" {
 		out["scope"] = t.Scope
 	}
@@ -634,7 +660,7 @@ func (s *Service) LogoutToken(sess *Session, use ServiceUse) (string, error) {
 	}
 	now := s.now()
 	return s.idTokens.SignTyped("logout+jwt", map[string]any{"iss": use.Issuer, "aud": use.AppID, "iat": now.Unix(),
-		"exp": now.Add(2 * time.Minute).Unix(), "jti": newOpaque("LT-", s.cfg.Centre), "sub": sess.UserID, "sid": sess.ID,
+		"exp": now.Add(2 * time.Minute).Unix(), "jti": newOpaque("LT-", s.cfg.Centre), "sub": sess.UserID, "sid": sess.OIDCSid(),
 		"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}})
 }
 

@@ -429,11 +429,12 @@ func TestRedirectURIsAreExact(t *testing.T) {
 	}
 }
 
-// TestStepUpLogsOIDCClientsOut: a raised session (a certificate or
-// authenticator app login over a password session) keeps its CAS
-// services signed in, but its OpenID Connect clients get a back-channel
-// logout naming the old sid (their tokens ended with it) and sign in again.
-func TestStepUpLogsOIDCClientsOut(t *testing.T) {
+// TestStepUpKeepsOIDCClients: a raised session (a certificate or
+// authenticator app login over a password session, or a same-person
+// re-login) keeps its OpenID Connect sid: the clients' tokens follow it,
+// new ID tokens name the same sid, and the final logout's token names it
+// too. The old TGT opens nothing.
+func TestStepUpKeepsOIDCClients(t *testing.T) {
 	ctx := context.Background()
 	f := oidcFixture(t, ticket.Config{})
 	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
@@ -447,44 +448,73 @@ func TestStepUpLogsOIDCClientsOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: ticket.Client{ID: "app1", Secret: "s1"}, Code: code, RedirectURI: oidcCB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldSid := ticket.SessionID(tgt)
-	_, sess, replaced, err := f.svc.RaiseSession(ctx, tgt, ticket.NewSession{UserID: "u1", Login: "login-u1", AuthLevel: 2})
-	if err != nil || !replaced {
-		t.Fatalf("raise: %v %v", replaced, err)
-	}
-	for _, u := range sess.Services {
-		if u.Issuer != "" {
-			t.Fatalf("the raised session kept an OpenID Connect use: %+v", sess.Services)
-		}
-	}
-	if len(sess.Services) != 1 || sess.Services[0].Service != svcA {
-		t.Fatalf("the CAS service did not pass on: %+v", sess.Services)
-	}
-	mu.Lock()
-	if len(ended) != 1 || ended[0].ID != oldSid || len(ended[0].Services) != 1 || ended[0].Services[0].Issuer != "https://i" {
-		t.Fatalf("back-channel logout of the old sid: %+v", ended)
-	}
-	lt, err := f.svc.LogoutToken(ended[0], ended[0].Services[0])
-	mu.Unlock()
+	c1 := ticket.Client{ID: "app1", Secret: "s1"}
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB})
 	if err != nil {
 		t.Fatal(err)
 	}
 	jwks, _ := f.svc.JWKS()
-	if c := verifyJWT(t, jwks, lt); c["sid"] != oldSid || c["aud"] != "app1" || c["iss"] != "https://i" {
+	sid := verifyJWT(t, jwks, toks.IDToken)["sid"]
+	if sid != ticket.SessionID(tgt) {
+		t.Fatalf("ID token sid %v", sid)
+	}
+	// Two raises in a row.
+	newTGT, sess, replaced, err := f.svc.RaiseSession(ctx, tgt, ticket.NewSession{UserID: "u1", Login: "login-u1", AuthLevel: 2})
+	if err != nil || !replaced || sess.OIDCSid() != sid {
+		t.Fatalf("raise: %v %v", replaced, err)
+	}
+	newTGT, sess, replaced, err = f.svc.RaiseSession(ctx, newTGT, ticket.NewSession{UserID: "u1", Login: "login-u1", AuthLevel: 1})
+	if err != nil || !replaced || sess.OIDCSid() != sid || len(sess.Services) != 2 {
+		t.Fatalf("second raise: %v %v, sid %s, services %+v", replaced, err, sess.OIDCSid(), sess.Services)
+	}
+	mu.Lock()
+	if len(ended) != 0 {
+		t.Fatalf("a raise logged applications out: %+v", ended)
+	}
+	mu.Unlock()
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); err != nil {
+		t.Fatalf("the access token after the raises: %v", err)
+	}
+	nt, err := f.svc.Refresh(ctx, ticket.RefreshRequest{Client: c1, RefreshToken: toks.RefreshToken})
+	if err != nil {
+		t.Fatalf("refresh after the raises: %v", err)
+	}
+	if got := verifyJWT(t, jwks, nt.IDToken)["sid"]; got != sid {
+		t.Fatalf("refreshed ID token sid %v, want %v", got, sid)
+	}
+	if _, _, err := f.svc.IssueServiceTicket(ctx, tgt, svcA, false); !errors.Is(err, ticket.ErrSessionNotFound) {
+		t.Fatalf("the old TGT issued a ticket: %v", err)
+	}
+	// The final logout: the logout token names the sid the client knows.
+	if _, err := f.svc.DestroySession(ctx, newTGT); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(ended) != 1 {
+		t.Fatalf("logout: %+v", ended)
+	}
+	var use *ticket.ServiceUse
+	for i, u := range ended[0].Services {
+		if u.Issuer != "" {
+			use = &ended[0].Services[i]
+		}
+		if strings.HasPrefix(u.Ticket, "ST-") && u.Issuer != "" {
+			t.Fatalf("a code in the session record: %+v", u)
+		}
+	}
+	if use == nil {
+		t.Fatalf("the OpenID Connect use was not carried: %+v", ended[0].Services)
+	}
+	lt, err := f.svc.LogoutToken(ended[0], *use)
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := verifyJWT(t, jwks, lt); c["sid"] != sid || c["aud"] != "app1" || c["iss"] != "https://i" {
 		t.Fatalf("logout token: %v", c)
 	}
 	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); !errors.Is(err, ticket.ErrInvalidToken) {
-		t.Fatalf("the old session's token after the raise: %v", err)
-	}
-	// The session record keeps no authorization code.
-	for _, u := range ended[0].Services {
-		if strings.HasPrefix(u.Ticket, "ST-") {
-			t.Fatalf("a code in the session record: %+v", u)
-		}
+		t.Fatalf("the token after the final logout: %v", err)
 	}
 }
 
@@ -519,5 +549,120 @@ func TestProfileOutage(t *testing.T) {
 	}
 	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); err == nil || errors.Is(err, ticket.ErrInvalidToken) {
 		t.Fatalf("userinfo without a profile: %v", err)
+	}
+}
+
+// TestReplayByAnotherClient: a replayed code ends its tokens only when
+// its own client presents it again (another client presenting a stolen
+// code cannot end them), whether it is used or expired by then; the
+// person's record says their tokens ended.
+func TestReplayByAnotherClient(t *testing.T) {
+	ctx := context.Background()
+	f := oidcFixture(t, ticket.Config{})
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1", "app2": "s2"}}})
+	tgt := f.login(t, "u1")
+	c1, c2 := ticket.Client{ID: "app1", Secret: "s1"}, ticket.Client{ID: "app2", Secret: "s2"}
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB, Binding: ticket.OIDCBinding{ClientID: "app1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c2, Code: code, RedirectURI: oidcCB}); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("another client's replay: %v", err)
+	}
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); err != nil {
+		t.Fatalf("another client's replay ended the tokens: %v", err)
+	}
+	// Expired by now, presented by its own client: the tokens end.
+	f.clock.advance(2 * time.Minute)
+	if _, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB}); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("the client's replay of an expired code: %v", err)
+	}
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); !errors.Is(err, ticket.ErrInvalidToken) {
+		t.Fatalf("the tokens after the replay: %v", err)
+	}
+	if !f.audit.find("oidc.code.replayed", "success", "CODE_REPLAYED") {
+		t.Errorf("no record of the person's ended tokens: %+v", f.audit.evs)
+	}
+}
+
+// TestRefreshAccessRuleAndProfile: a refresh asks the service's access
+// rule again, and fails (nothing spent) when the profile cannot be read.
+func TestRefreshAccessRuleAndProfile(t *testing.T) {
+	ctx := context.Background()
+	f := oidcFixture(t, ticket.Config{})
+	register(t, f.services, "oa", ticket.RegisteredService{AppID: "app1", URL: oidcCB, RequiredPermission: "docs:read"})
+	f.svc.Registry().Invalidate()
+	a := &fakeAccess{links: map[string]bool{}, grants: map[string]bool{"u1/app1/docs:read": true}}
+	f.svc.SetAccess(a)
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	tgt := f.login(t, "u1")
+	c1 := ticket.Client{ID: "app1", Secret: "s1"}
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
+		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid profile"}})
+	if err != nil {
+		t.Fatalf("code for a permitted person: %v", err)
+	}
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refresh := func() error {
+		_, err := f.svc.Refresh(ctx, ticket.RefreshRequest{Client: c1, RefreshToken: toks.RefreshToken})
+		return err
+	}
+	if err := refresh(); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	f.svc.SetProfiles(failingProfiles{})
+	if err := refresh(); err == nil || errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("refresh without the profile: %v, want a fault", err)
+	}
+	f.svc.SetProfiles(nil)
+	a.mu.Lock()
+	a.grants = map[string]bool{}
+	a.mu.Unlock()
+	if err := refresh(); !errors.Is(err, ticket.ErrInvalidGrant) {
+		t.Fatalf("refresh after the permission was withdrawn: %v", err)
+	}
+	if !f.audit.find("oidc.refresh", "denied", ticket.ReasonServiceAccessDenied) {
+		t.Errorf("audit: %+v", f.audit.evs)
+	}
+}
+
+// TestProxyAfterRaise: a proxy-granting ticket of a session that a raise
+// replaced still issues proxy tickets (it follows the new session), and
+// none once the person has logged out.
+func TestProxyAfterRaise(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, ticket.Config{})
+	tgt := f.login(t, "u1")
+	st := f.st(t, tgt, svcA)
+	v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: svcA, IssuePGT: true, PGTURL: "https://a.example.com/pgt"})
+	if err != nil || !v.Valid || v.PGT == "" {
+		t.Fatalf("validate with a PGT: %+v %v", v, err)
+	}
+	if pt, code, msg, err := f.svc.IssueProxyTicket(ctx, v.PGT, "https://backend.example.com/api"); err != nil || pt == "" {
+		t.Fatalf("proxy ticket before the raise: %q %s %s %v", pt, code, msg, err)
+	}
+	newTGT, _, replaced, err := f.svc.RaiseSession(ctx, tgt, ticket.NewSession{UserID: "u1", Login: "login-u1", AuthLevel: 2})
+	if err != nil || !replaced {
+		t.Fatalf("raise: %v %v", replaced, err)
+	}
+	pt, code, msg, err := f.svc.IssueProxyTicket(ctx, v.PGT, "https://backend.example.com/api")
+	if err != nil || pt == "" {
+		t.Fatalf("proxy ticket after the raise: %q %s %s %v", pt, code, msg, err)
+	}
+	if pv, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: pt, Service: "https://backend.example.com/api", AllowProxy: true}); err != nil || !pv.Valid {
+		t.Fatalf("the proxy ticket after the raise: %+v %v", pv, err)
+	}
+	if _, err := f.svc.DestroySession(ctx, newTGT); err != nil {
+		t.Fatal(err)
+	}
+	if pt, _, _, err := f.svc.IssueProxyTicket(ctx, v.PGT, "https://backend.example.com/api"); err != nil || pt != "" {
+		t.Fatalf("proxy ticket after logout: %q %v", pt, err)
 	}
 }

@@ -214,12 +214,12 @@ type NewSession struct {
 
 // CreateSession starts a session and returns its TGT.
 func (s *Service) CreateSession(ctx context.Context, n NewSession) (string, *Session, error) {
-	return s.createSession(ctx, n, nil)
+	return s.createSession(ctx, n, nil, "")
 }
 
 // createSession starts a session that has received tickets for services
 // already (a raised session's).
-func (s *Service) createSession(ctx context.Context, n NewSession, services []ServiceUse) (string, *Session, error) {
+func (s *Service) createSession(ctx context.Context, n NewSession, services []ServiceUse, sid string) (string, *Session, error) {
 	start := s.now()
 	if n.AuthLevel < 1 {
 		n.AuthLevel = 1
@@ -227,7 +227,7 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 	tgt := newOpaque(PrefixTGT, s.cfg.Centre)
 	sess := &Session{ID: SessionID(tgt), UserID: n.UserID, Login: n.Login, OrgID: n.OrgID, AuthLevel: n.AuthLevel, AuthMethod: n.AuthMethod,
 		Centre: s.cfg.Centre, CreatedAt: start.UTC(), LastUsedAt: start.UTC(), HardExpiry: start.Add(s.cfg.TGTHard).UTC(),
-		ClientIP: n.ClientIP, Services: services}
+		ClientIP: n.ClientIP, Services: services, SID: sid}
 	if err := s.store.CreateSession(ctx, sess, sess.Expiry(s.cfg.TGTIdle).Sub(start)); err != nil {
 		s.audit(ctx, audit.Action{API: "session.create", Subject: "user:" + n.UserID, Org: n.OrgID,
 			Result: audit.ResultFailure, Reason: reasonOf(err), Start: start})
@@ -289,16 +289,15 @@ func (s *Service) RaiseSession(ctx context.Context, tgt string, n NewSession) (n
 	s.audit(ctx, audit.Action{API: "session.end", Subject: "user:" + old.UserID, Org: old.OrgID,
 		Result: audit.ResultSuccess, Reason: "RAISED", Start: start,
 		Fields: detail("session_id", old.ID, "services", fmt.Sprint(len(old.Services)))})
-	// The OpenID Connect clients of the old session are logged out of it
-	// (back-channel logout naming its sid, their tokens ended with it):
-	// they sign in again through the new session, whose sid their next
-	// ID token names. The CAS services pass on, signed in.
-	kept, oidcUses := splitOIDCUses(old.Services)
-	newTGT, sess, err = s.createSession(ctx, n, kept)
-	if err == nil && len(oidcUses) > 0 && s.ended != nil {
-		gone := *old
-		gone.Services = oidcUses
-		s.ended(&gone, "RAISED")
+	// The new session keeps the old one's OpenID Connect sid, and the old
+	// id names the new session for the tokens and proxy-granting tickets
+	// issued from it: the applications stay signed in with what they hold.
+	newTGT, sess, err = s.createSession(ctx, n, old.Services, old.OIDCSid())
+	if err == nil {
+		if ferr := s.store.PutSessionForward(ctx, old.ID, sess.ID, max(sess.HardExpiry.Sub(s.now()), time.Second)); ferr != nil {
+			s.log.Warn("a raised session's tokens and proxy-granting tickets were not pointed at the new session; they end with the old one",
+				zapErr(ferr))
+		}
 	}
 	if err != nil {
 		// The person is signed out: their applications are told, as at
@@ -309,19 +308,6 @@ func (s *Service) RaiseSession(ctx context.Context, tgt string, n NewSession) (n
 		return "", nil, false, err
 	}
 	return newTGT, sess, true, nil
-}
-
-// splitOIDCUses separates the uses of authorization codes (Issuer set)
-// from the others.
-func splitOIDCUses(list []ServiceUse) (cas, oidc []ServiceUse) {
-	for _, u := range list {
-		if u.Issuer != "" {
-			oidc = append(oidc, u)
-		} else {
-			cas = append(cas, u)
-		}
-	}
-	return cas, oidc
 }
 
 // validTGT reports whether t has the form of a TGT.
@@ -342,6 +328,27 @@ func (s *Service) liveSession(ctx context.Context, id string) (*Session, uint64,
 		return nil, 0, ErrSessionNotFound
 	}
 	return sess, rev, nil
+}
+
+// followSession is liveSession for what a session gave applications
+// (access and refresh tokens, proxy-granting tickets): a session replaced
+// by a raise answers as the session that replaced it (never for a TGT: the
+// old TGT opens nothing).
+func (s *Service) followSession(ctx context.Context, id string) (*Session, uint64, error) {
+	for hop := 0; ; hop++ {
+		sess, rev, err := s.liveSession(ctx, id)
+		if !errors.Is(err, ErrSessionNotFound) || hop >= 8 {
+			return sess, rev, err
+		}
+		next, ferr := s.store.GetSessionForward(ctx, id)
+		if errors.Is(ferr, ErrNotFound) {
+			return nil, 0, ErrSessionNotFound
+		}
+		if ferr != nil {
+			return nil, 0, ferr
+		}
+		id = next
+	}
 }
 
 // sessionToUpdate is liveSession for a caller that writes the session back
@@ -853,7 +860,7 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 	if err != nil {
 		return "", "", "", err
 	}
-	sess, rev, err := s.liveSession(ctx, p.SessionID)
+	sess, rev, err := s.followSession(ctx, p.SessionID)
 	if err != nil {
 		if errors.Is(err, ErrSessionNotFound) {
 			return refuse(CodeInvalidTicket, "SESSION_ENDED", fmt.Sprintf("ticket %s not recognized", shown(pgt)))
@@ -907,7 +914,8 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 	appID := rs.AppID
 	now := s.now()
 	pt, sig := newSigned(s.mac, PrefixPT, s.cfg.Centre, s.store.Replica(), now, now.Add(s.cfg.PTTTL))
-	rec := &Ticket{Kind: KindPT, Serial: sig.Serial, Service: target, AppID: appID, SessionID: p.SessionID,
+	// The session the PGT's now is (the one that replaced it, after a raise).
+	rec := &Ticket{Kind: KindPT, Serial: sig.Serial, Service: target, AppID: appID, SessionID: sess.ID,
 		UserID: p.UserID, Login: p.Login, OrgID: p.OrgID, AuthLevel: p.AuthLevel, AuthMethod: p.AuthMethod, AuthTime: p.AuthTime,
 		IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Proxies: p.Proxies}
 	if err := s.store.PutTicket(ctx, keyOf(pt), rec, s.cfg.PTTTL); err != nil {
@@ -928,7 +936,7 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 	s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + p.UserID, Org: p.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
 		Fields: detail("kind", "PT", "serial", sig.Serial, "service", target, "app_id", appID,
-			"session_id", p.SessionID)})
+			"session_id", sess.ID)})
 	return pt, "", "", nil
 }
 

@@ -82,9 +82,17 @@ type Store interface {
 	// PutCodeGrant keeps what a redeemed authorization code gave under key
 	// (a hash of the code), ending after ttl.
 	PutCodeGrant(ctx context.Context, key string, g *CodeGrant, ttl time.Duration) error
-	// TakeCodeGrant returns and removes what the code under key gave
-	// (ErrNotFound: nothing kept).
-	TakeCodeGrant(ctx context.Context, key string) (*CodeGrant, error)
+	// GetCodeGrant returns what the code under key gave (ErrNotFound:
+	// nothing kept); DeleteCodeGrant removes it (none: no error).
+	GetCodeGrant(ctx context.Context, key string) (*CodeGrant, error)
+	DeleteCodeGrant(ctx context.Context, key string) error
+	// PutSessionForward records that session oldID was replaced by newID
+	// (a raise), until ttl: tokens and proxy-granting tickets of the old
+	// session follow it (never a TGT).
+	PutSessionForward(ctx context.Context, oldID, newID string, ttl time.Duration) error
+	// GetSessionForward returns the session that replaced oldID
+	// (ErrNotFound: none).
+	GetSessionForward(ctx context.Context, oldID string) (string, error)
 	// Ping checks that the backend answers.
 	Ping(ctx context.Context) error
 }

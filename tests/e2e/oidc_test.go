@@ -81,6 +81,13 @@ func TestOIDCWithGoClient(t *testing.T) {
 	if err != nil {
 		t.Fatalf("discovery: %v", err)
 	}
+	// Without ticket.oidc_issuer the document names the host it was asked
+	// at: caches must key it by Host.
+	if resp, err := http.Get(issuer + "/.well-known/openid-configuration"); err != nil || resp.Header.Get("Vary") != "Host" {
+		t.Fatalf("discovery's Vary: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	conf := oauth2.Config{ClientID: f.appID, ClientSecret: f.secret, Endpoint: provider.Endpoint(),
 		RedirectURL: cb.URL + "/callback", Scopes: []string{oidc.ScopeOpenID, "profile", "groups"}}
 	verifier := provider.Verifier(&oidc.Config{ClientID: f.appID})
@@ -232,6 +239,59 @@ func TestOIDCWithGoClient(t *testing.T) {
 		if _, _, at = newBrowser(t).get(issuer + "/authorize?" + q.Encode()); at.Path != "/callback" || at.Query().Get("error") != "login_required" {
 			t.Fatalf("prompt=none without a session: at %s", at)
 		}
+		// prompt=none with a live session: never a page, even when the
+		// sign-in is older than max_age, or the hint names another person.
+		q.Set("max_age", "0")
+		if _, _, at = br.get(issuer + "/authorize?" + q.Encode()); at.Path != "/callback" || at.Query().Get("error") != "login_required" {
+			t.Fatalf("prompt=none with max_age=0: at %s", at)
+		}
+		q.Del("max_age")
+		q.Set("id_token_hint", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzb21lb25lLWVsc2UifQ.c2ln")
+		if _, _, at = br.get(issuer + "/authorize?" + q.Encode()); at.Path != "/callback" || at.Query().Get("error") != "login_required" {
+			t.Fatalf("prompt=none with another person's hint: at %s", at)
+		}
+		// An error for a redirect URI that is not registered exactly is a
+		// page, not a redirect.
+		q = url.Values{"client_id": {f.appID}, "redirect_uri": {cb.URL + "/callback/x"}, "response_type": {"token"}}
+		if code, _, at := br.get(issuer + "/authorize?" + q.Encode()); code < 400 || !strings.HasPrefix(at.String(), issuer) {
+			t.Fatalf("an error for a non-exact redirect_uri: %d at %s", code, at)
+		}
+	})
+	t.Run("a re-login keeps the applications signed in", func(t *testing.T) {
+		// prompt=login: the password again; the session is replaced, not
+		// ended: the client's tokens still answer, no logout token comes,
+		// and the new ID token names the same sid.
+		tk, err := conf.Exchange(ctx, nextCode(t, pkce), oauth2.VerifierOption(pkce))
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body, at := br.get(conf.AuthCodeURL("st-5", oauth2.S256ChallengeOption(pkce), oauth2.SetAuthURLParam("prompt", "login")))
+		if code != http.StatusOK || !strings.Contains(body, `name="password"`) {
+			t.Fatalf("prompt=login: %d at %s", code, at)
+		}
+		if _, _, at = br.oidcLogin(casBase, body, "olivia", f.password); at.Query().Get("code") == "" {
+			t.Fatalf("after the re-login: at %s", at)
+		}
+		nt, err := conf.Exchange(ctx, at.Query().Get("code"), oauth2.VerifierOption(pkce))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tk)); err != nil {
+			t.Fatalf("the token from before the re-login: %v", err)
+		}
+		select {
+		case lt := <-logoutTokens:
+			t.Fatalf("a logout token at the re-login: %s", lt)
+		case <-time.After(500 * time.Millisecond):
+		}
+		var a, b struct{ Sid string }
+		raw1, _ := tk.Extra("id_token").(string)
+		raw2, _ := nt.Extra("id_token").(string)
+		t1, err1 := verifier.Verify(ctx, raw1)
+		t2, err2 := verifier.Verify(ctx, raw2)
+		if err1 != nil || err2 != nil || t1.Claims(&a) != nil || t2.Claims(&b) != nil || a.Sid == "" || a.Sid != b.Sid {
+			t.Fatalf("sid before and after the re-login: %q %q (%v %v)", a.Sid, b.Sid, err1, err2)
+		}
 	})
 	post := func(t *testing.T, path string, form url.Values, id, secret string) (int, map[string]any, http.Header) {
 		t.Helper()
@@ -318,6 +378,22 @@ func TestOIDCWithGoClient(t *testing.T) {
 		if code, _, at := newBrowser(t).get(casBase + "logout?" + q.Encode()); code != http.StatusOK || at.Path != "/cas/logout" {
 			t.Fatalf("logout without client_id: %d at %s", code, at)
 		}
+		// The client named by the aud of id_token_hint (as Spring
+		// Security sends it), to a URI registered exactly for it only.
+		hint := q
+		hint.Set("id_token_hint", raw)
+		if _, _, at := newBrowser(t).get(casBase + "logout?" + hint.Encode()); at.Path != "/" || at.Query().Get("state") != "s9" {
+			t.Fatalf("logout with id_token_hint: at %s", at)
+		}
+		hint.Set("post_logout_redirect_uri", cb.URL+"/elsewhere")
+		if _, _, at := newBrowser(t).get(casBase + "logout?" + hint.Encode()); at.Path != "/cas/logout" {
+			t.Fatalf("logout to a URI not registered exactly: at %s", at)
+		}
+		hint.Set("post_logout_redirect_uri", otherCB.URL+"/")
+		if _, _, at := newBrowser(t).get(casBase + "logout?" + hint.Encode()); at.Path != "/cas/logout" {
+			t.Fatalf("logout to another client's URI: at %s", at)
+		}
+		q = url.Values{"post_logout_redirect_uri": {cb.URL + "/"}, "state": {"s9"}}
 		q.Set("client_id", f.appID)
 		if code, _, at := br.get(casBase + "logout?" + q.Encode()); code != http.StatusOK ||
 			at.Host != strings.TrimPrefix(cb.URL, "http://") || at.Path != "/" || at.Query().Get("state") != "s9" {

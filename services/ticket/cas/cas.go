@@ -965,13 +965,18 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	// OpenID Connect RP-initiated logout (the discovery's
 	// end_session_endpoint): back to post_logout_redirect_uri with state
-	// when it is exactly a registered service URL of client_id (required).
-	if q := r.URL.Query(); q.Get("post_logout_redirect_uri") != "" && q.Get("client_id") != "" {
-		back := q.Get("post_logout_redirect_uri")
+	// when it is exactly a registered service URL of the client, named by
+	// client_id or by the aud of id_token_hint (one is required).
+	q := r.URL.Query()
+	client := q.Get("client_id")
+	if client == "" {
+		client = hintAudience(q.Get("id_token_hint"))
+	}
+	if back := q.Get("post_logout_redirect_uri"); back != "" && client != "" {
 		ctx, cancel := h.ctx(r)
 		rs, err := h.o.Tickets.MatchService(ctx, &ticketv1.MatchServiceRequest{Service: back})
 		cancel()
-		if err == nil && rs.GetLegacyScheme() == 0 && q.Get("client_id") == rs.GetAppId() &&
+		if err == nil && rs.GetLegacyScheme() == 0 && client == rs.GetAppId() &&
 			ticket.ExactRedirect(rs.GetUrl(), rs.GetPattern(), back) {
 			if st := q.Get("state"); st != "" {
 				back = withParams(back, url.Values{"state": {st}}.Encode())

@@ -71,7 +71,7 @@ func parseOIDC(v url.Values, form bool) (*oidcRequest, *oauthError) {
 		if err != nil || n < 0 {
 			return q, &oauthError{"invalid_request", "max_age must be a number of seconds"}
 		}
-		q.maxAge = n
+		q.maxAge = min(n, 100*365*24*3600) // no overflow in a Duration
 	}
 	if v.Get("request") != "" || v.Get("request_uri") != "" {
 		return q, &oauthError{"request_not_supported", "request objects are not supported"}
@@ -109,21 +109,45 @@ func parseOIDC(v url.Values, form bool) (*oidcRequest, *oauthError) {
 	return q, nil
 }
 
+// hintAudience is the client (aud, one) of an id_token_hint, read and not
+// verified: it only chooses which client's registered URIs a logout may
+// return to. "" if none.
+func hintAudience(hint string) string {
+	var c struct {
+		Aud any `json:"aud"`
+	}
+	if !hintClaims(hint, &c) {
+		return ""
+	}
+	switch a := c.Aud.(type) {
+	case string:
+		return a
+	case []any:
+		if len(a) == 1 {
+			s, _ := a[0].(string)
+			return s
+		}
+	}
+	return ""
+}
+
+// hintClaims decodes the claims of a JWT (unverified) into v.
+func hintClaims(hint string, v any) bool {
+	parts := strings.Split(hint, ".")
+	if len(parts) != 3 || len(parts[1]) > 8192 {
+		return false
+	}
+	body, err := base64.RawURLEncoding.DecodeString(parts[1])
+	return err == nil && json.Unmarshal(body, v) == nil
+}
+
 // hintSubject is the sub of an id_token_hint (a JWT this server signed;
 // read, not verified: it can only make a prompt=none refuse), "" if none.
 func hintSubject(hint string) string {
-	parts := strings.Split(hint, ".")
-	if len(parts) != 3 || len(parts[1]) > 8192 {
-		return ""
-	}
-	body, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
 	var c struct {
 		Sub string `json:"sub"`
 	}
-	if json.Unmarshal(body, &c) != nil {
+	if !hintClaims(hint, &c) {
 		return ""
 	}
 	return c.Sub
@@ -198,10 +222,13 @@ func (h *Handler) oidcAuthorize(w http.ResponseWriter, r *http.Request) {
 		h.oidcBack(w, r, q, oauthError{"invalid_request", "prompt=none goes with no other prompt"})
 		return
 	}
-	if v.Get("max_age") == "0" {
-		p.renew = true
+	// prompt=none never shows a page, prompt=login always signs in again
+	// (so with both, nothing can answer); max_age weighs on a live
+	// session (oidcSessionOK).
+	if p.gateway && p.renew {
+		h.oidcBack(w, r, q, oauthError{"invalid_request", "prompt=none goes with no other prompt"})
+		return
 	}
-	p.gateway = p.gateway && !p.renew
 	h.login(w, r, p, rs)
 }
 

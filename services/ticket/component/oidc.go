@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/services/ticket"
@@ -74,7 +75,11 @@ func readRSAKeys(path string, allowOpen bool) ([]*rsa.PrivateKey, error) {
 		case "RSA PRIVATE KEY":
 			key, err = x509.ParsePKCS1PrivateKey(b.Bytes)
 		default:
-			continue
+			if strings.Contains(b.Type, "PRIVATE KEY") {
+				return nil, fmt.Errorf("%s: key %d is a %s: give RSA keys unencrypted, as PKCS#8 (PRIVATE KEY) or PKCS#1 (RSA PRIVATE KEY)",
+					path, len(keys)+1, b.Type)
+			}
+			continue // a certificate beside the keys
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: key %d: %w", path, len(keys)+1, err)

@@ -45,11 +45,15 @@ func TestOIDCKeyFile(t *testing.T) {
 		if err := os.WriteFile(p, all, mode); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chmod(p, mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
 		return p
 	}
 	pkcs1 := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k2)})
 	cfg := Defaults()
-	cfg.OIDCKeyFile = write("ok.pem", 0o600, pemOf(t, k1), pkcs1)
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}})
+	cfg.OIDCKeyFile = write("ok.pem", 0o440, pemOf(t, k1), cert, pkcs1)
 	keys, err := idTokenKeys(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -72,11 +76,13 @@ func TestOIDCKeyFile(t *testing.T) {
 	for name, tc := range map[string]struct {
 		path, want string
 	}{
-		"open mode": {write("open.pem", 0o644, pemOf(t, k1)), "chmod 600"},
-		"not RSA":   {write("ec.pem", 0o600, pemOf(t, ec)), "not an RSA key"},
-		"short":     {write("short.pem", 0o600, pemOf(t, short)), "at least 2048"},
-		"empty":     {write("empty.pem", 0o600, []byte("nothing here\n")), "no PEM private key"},
-		"missing":   {filepath.Join(dir, "none.pem"), "no such file"},
+		"open mode":    {write("open.pem", 0o644, pemOf(t, k1)), "chmod 600"},
+		"group writes": {write("gw.pem", 0o620, pemOf(t, k1)), "chmod 600"},
+		"encrypted":    {write("enc.pem", 0o600, pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{1}})), "unencrypted"},
+		"not RSA":      {write("ec.pem", 0o600, pemOf(t, ec)), "not an RSA key"},
+		"short":        {write("short.pem", 0o600, pemOf(t, short)), "at least 2048"},
+		"empty":        {write("empty.pem", 0o600, []byte("nothing here\n")), "no PEM private key"},
+		"missing":      {filepath.Join(dir, "none.pem"), "no such file"},
 	} {
 		c := Defaults()
 		c.OIDCKeyFile = tc.path

@@ -169,6 +169,10 @@ func pgtKey(key string) string { return "p." + key }
 // tokenKey is where an access token's record is (the tickets bucket).
 func tokenKey(key string) string { return "a." + key }
 
+// forwardKey is where the successor of a replaced session is named (the
+// tickets bucket).
+func forwardKey(id string) string { return "f." + id }
+
 // grantKey is where a redeemed code's grant is (the tickets bucket).
 func grantKey(key string) string { return "g." + key }
 
@@ -490,13 +494,37 @@ func (s *Store) PutCodeGrant(ctx context.Context, key string, g *ticket.CodeGran
 	return s.putRecord(ctx, grantKey(key), g, ttl)
 }
 
-// TakeCodeGrant implements ticket.Store.
-func (s *Store) TakeCodeGrant(ctx context.Context, key string) (*ticket.CodeGrant, error) {
+// GetCodeGrant implements ticket.Store.
+func (s *Store) GetCodeGrant(ctx context.Context, key string) (*ticket.CodeGrant, error) {
 	var g ticket.CodeGrant
 	if err := s.getRecord(ctx, grantKey(key), "code grant", &g); err != nil {
 		return nil, err
 	}
-	return &g, s.deleteRecord(ctx, grantKey(key))
+	return &g, nil
+}
+
+// DeleteCodeGrant implements ticket.Store.
+func (s *Store) DeleteCodeGrant(ctx context.Context, key string) error {
+	return s.deleteRecord(ctx, grantKey(key))
+}
+
+// sessionForward is the record of a replaced session.
+type sessionForward struct {
+	To string `json:"to"`
+}
+
+// PutSessionForward implements ticket.Store.
+func (s *Store) PutSessionForward(ctx context.Context, oldID, newID string, ttl time.Duration) error {
+	return s.putRecord(ctx, forwardKey(oldID), sessionForward{To: newID}, ttl)
+}
+
+// GetSessionForward implements ticket.Store.
+func (s *Store) GetSessionForward(ctx context.Context, oldID string) (string, error) {
+	var f sessionForward
+	if err := s.getRecord(ctx, forwardKey(oldID), "session forward", &f); err != nil {
+		return "", err
+	}
+	return f.To, nil
 }
 
 // Ping implements ticket.Store.
