@@ -154,12 +154,8 @@ func sessionPB(s *ticket.Session, idle time.Duration) *ticketv1.Session {
 
 // CreateSession implements TicketService.
 func (s *Server) CreateSession(ctx context.Context, r *ticketv1.CreateSessionRequest) (*ticketv1.CreateSessionResponse, error) {
-	ip := ""
-	if a := grpcx.ClientIP(ctx); a.IsValid() {
-		ip = a.String()
-	}
 	n := ticket.NewSession{UserID: r.GetUserId(), Login: r.GetLogin(), OrgID: r.GetOrgId(), AuthLevel: int(r.GetAuthLevel()),
-		AuthMethod: int(r.GetAuthMethod()), ClientIP: ip}
+		AuthMethod: int(r.GetAuthMethod()), ClientIP: clientIP(ctx)}
 	if r.GetReplaceTgt() != "" {
 		tgt, sess, replaced, err := s.svc.RaiseSession(ctx, r.GetReplaceTgt(), n)
 		if err != nil {
@@ -264,12 +260,8 @@ func (s *Server) RevokeProxyGrantingTicket(ctx context.Context, r *ticketv1.Revo
 // ValidateLegacyTicket implements TicketService. The calling application's
 // address is the call's origin (the edge's client address).
 func (s *Server) ValidateLegacyTicket(ctx context.Context, r *ticketv1.ValidateLegacyTicketRequest) (*ticketv1.ValidateLegacyTicketResponse, error) {
-	ip := ""
-	if a := grpcx.ClientIP(ctx); a.IsValid() {
-		ip = a.String()
-	}
 	v, err := s.svc.ValidateLegacy(ctx, ticket.LegacyValidate{Ticket: r.GetTicket(), AppID: r.GetAppId(),
-		AppSecret: r.GetAppSecret(), ClientIP: ip})
+		AppSecret: r.GetAppSecret(), ClientIP: clientIP(ctx)})
 	if err != nil {
 		return nil, err
 	}
@@ -507,11 +499,15 @@ func (s *Server) IssueAuthorizationCode(ctx context.Context, r *ticketv1.IssueAu
 // oidcClient is the client a call names, with the address it called from
 // (the call's origin: the edge's client address).
 func oidcClient(ctx context.Context, id, secret string) ticket.Client {
-	c := ticket.Client{ID: id, Secret: secret}
+	return ticket.Client{ID: id, Secret: secret, IP: clientIP(ctx)}
+}
+
+// clientIP is the call's origin address (the edge's client), "" if none.
+func clientIP(ctx context.Context) string {
 	if a := grpcx.ClientIP(ctx); a.IsValid() {
-		c.IP = a.String()
+		return a.String()
 	}
-	return c
+	return ""
 }
 
 // ExchangeAuthorizationCode implements TicketService.
