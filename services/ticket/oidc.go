@@ -65,6 +65,12 @@ type AccessToken struct {
 	// Refresh: a refresh token's record (kept like an access token's,
 	// under the hash of its own value).
 	Refresh bool `json:"refresh,omitempty"`
+	// Grant is the key of the code grant the token comes from (its
+	// code's, CodeGrant): the token lives only while that record does, so
+	// that ending the grant (a replayed code, a revoked refresh token)
+	// ends every token of it, those a refresh gave included (RFC 6749
+	// §4.1.2, RFC 7009 §2.1). Empty in records made before it was kept.
+	Grant string `json:"grant,omitempty"`
 }
 
 // sid is the token's session's OpenID Connect sid.
@@ -288,6 +294,27 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	if err != nil {
 		return nil, err
 	}
+	// What the code gives is recorded before any token is made (its
+	// tokens live only while the record does), and its own client's
+	// replay of the code that raced this exchange is looked for after
+	// (each side writes, then reads the other's: one of them sees it).
+	grant := keyOf(x.Code)
+	if err := s.store.PutCodeGrant(ctx, grant, &CodeGrant{ClientID: x.ID, UserID: t.UserID, OrgID: t.OrgID},
+		max(sess.HardExpiry.Sub(s.now()), time.Second)); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return fail(ErrInvalidGrant, "code replayed while it was redeemed", t)
+		}
+		return nil, err
+	}
+	if _, err := s.store.GetCodeGrant(ctx, replayKey(x.Code, x.ID)); !errors.Is(err, ErrNotFound) {
+		s.endGrant(ctx, grant)
+		if err == nil {
+			s.audit(ctx, audit.Action{API: "oidc.code.replayed", Subject: "user:" + t.UserID, Org: t.OrgID,
+				Result: audit.ResultSuccess, Reason: "CODE_REPLAYED", Start: s.now(), Fields: detail("client_id", x.ID)})
+			return fail(ErrInvalidGrant, "code replayed while it was redeemed; replayed: its tokens ended", t)
+		}
+		return nil, err
+	}
 	// The issuer the browser was sent back from (bound to the code) is
 	// the ID token's, whatever name the client's back channel used.
 	iss := t.OIDC.Issuer
@@ -295,17 +322,10 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 		iss = x.Issuer
 	}
 	base := AccessToken{SessionID: t.SessionID, SID: sess.OIDCSid(), UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, ClientID: x.ID, Service: t.Service,
-		Scope: t.OIDC.Scope, Issuer: iss, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC()}
+		Scope: t.OIDC.Scope, Issuer: iss, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC(), Grant: grant}
 	out, err := s.mint(ctx, base, sess, t.OIDC.Nonce, true)
 	if err != nil {
 		return nil, err
-	}
-	// What the code gave, kept while its tokens may live: presented
-	// again, the code ends them (RFC 6749 §4.1.2, RFC 9700 §4.5).
-	if err := s.store.PutCodeGrant(ctx, keyOf(x.Code), &CodeGrant{Access: keyOf(out.AccessToken), Refresh: keyOf(out.RefreshToken),
-		ClientID: x.ID, UserID: t.UserID, OrgID: t.OrgID},
-		max(sess.HardExpiry.Sub(s.now()), time.Second)); err != nil {
-		s.log.Warn("OpenID Connect: the record of a code's tokens was not kept; a replay of the code will not end them", zapErr(err))
 	}
 	s.auditCall(ctx, audit.Action{API: "oidc.token", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
 		Reason: "OK", Start: start, Fields: detail("client_id", x.ID, "scope", t.OIDC.Scope), Own: detail("session_id", t.SessionID)})
@@ -412,6 +432,12 @@ func (s *Service) Refresh(ctx context.Context, x RefreshRequest) (*Tokens, error
 	case !s.now().Before(t.ExpiresAt):
 		return fail(ErrInvalidRefresh, "expired refresh token", t)
 	}
+	if err := s.grantLives(ctx, t); err != nil {
+		if errors.Is(err, ErrInvalidToken) {
+			return fail(ErrInvalidRefresh, "its grant ended (the code replayed, or the refresh token revoked)", t)
+		}
+		return nil, err
+	}
 	scope := t.Scope
 	if x.Scope != "" {
 		for _, sc := range strings.Fields(x.Scope) {
@@ -461,32 +487,48 @@ func (s *Service) Refresh(ctx context.Context, x RefreshRequest) (*Tokens, error
 	return out, nil
 }
 
-// CodeGrant is what a redeemed authorization code gave: the keys of its
-// access and refresh tokens.
+// CodeGrant is the record of what a redeemed authorization code gave,
+// kept while its tokens may live (they carry its key, AccessToken.Grant):
+// ended, it ends them. Records made before that kept the keys of the
+// exchange's tokens instead (Access, Refresh).
 type CodeGrant struct {
-	Access   string `json:"access"`
+	Access   string `json:"access,omitempty"`
 	Refresh  string `json:"refresh,omitempty"`
 	ClientID string `json:"client_id"`
-	UserID   string `json:"user_id"`
+	UserID   string `json:"user_id,omitempty"`
 	OrgID    string `json:"org_id,omitempty"`
 }
+
+// replayKey is the key of the record that client presented code again
+// while it was perhaps being redeemed (a replay racing the exchange finds
+// no grant yet; the exchange, having written its grant, looks for it).
+func replayKey(code, client string) string { return keyOf("replayed\x00" + client + "\x00" + code) }
+
+// replayMarkTTL is how long the mark of a replay that found no grant is
+// kept: longer than any exchange in progress can take.
+const replayMarkTTL = 2 * time.Minute
 
 // replayed ends the tokens a genuine code gave when its own client
 // presents it again (a stolen code raced its client, or the client
 // replays; another client cannot end them): why, and what was done, for
 // the refusal's record. The person's tokens ended are recorded too
-// (oidc.code.replayed).
+// (oidc.code.replayed). A replay that finds no grant may be racing the
+// exchange: it leaves its mark (replayKey) and looks again.
 func (s *Service) replayed(ctx context.Context, code, clientID, why string) string {
-	g, err := s.store.GetCodeGrant(ctx, keyOf(code))
-	if err != nil || g.ClientID != clientID {
-		return why
+	grant := keyOf(code)
+	g, err := s.store.GetCodeGrant(ctx, grant)
+	if errors.Is(err, ErrNotFound) {
+		if err := s.store.PutCodeGrant(ctx, replayKey(code, clientID), &CodeGrant{ClientID: clientID}, replayMarkTTL); err != nil && !errors.Is(err, ErrConflict) {
+			return why
+		}
+		g, err = s.store.GetCodeGrant(ctx, grant)
 	}
-	if err := s.store.DeleteCodeGrant(ctx, keyOf(code)); err != nil {
+	if err != nil || g.ClientID != clientID {
 		return why
 	}
 	defer s.audit(ctx, audit.Action{API: "oidc.code.replayed", Subject: "user:" + g.UserID, Org: g.OrgID,
 		Result: audit.ResultSuccess, Reason: "CODE_REPLAYED", Start: s.now(), Fields: detail("client_id", clientID)})
-	var errs []error
+	errs := []error{s.store.DeleteCodeGrant(ctx, grant)}
 	for _, k := range []string{g.Access, g.Refresh} {
 		if k != "" {
 			errs = append(errs, s.store.DeleteAccessToken(ctx, k))
@@ -497,6 +539,26 @@ func (s *Service) replayed(ctx context.Context, code, clientID, why string) stri
 		return why + "; replayed: its tokens not all ended"
 	}
 	return why + "; replayed: its tokens ended"
+}
+
+// endGrant ends a code grant and so every token of it.
+func (s *Service) endGrant(ctx context.Context, grant string) {
+	if err := s.store.DeleteCodeGrant(ctx, grant); err != nil {
+		s.log.Warn("OpenID Connect: a code grant was not ended; its tokens live until they expire", zapErr(err))
+	}
+}
+
+// grantLives checks that the grant of token t has not ended
+// (ErrInvalidToken when it has).
+func (s *Service) grantLives(ctx context.Context, t *AccessToken) error {
+	if t.Grant == "" {
+		return nil
+	}
+	_, err := s.store.GetCodeGrant(ctx, t.Grant)
+	if errors.Is(err, ErrNotFound) {
+		return ErrInvalidToken
+	}
+	return err
 }
 
 // pkceOK checks an S256 code_verifier against its challenge (RFC 7636).
@@ -573,6 +635,9 @@ func (s *Service) liveToken(ctx context.Context, token string, refresh bool) (*A
 	if !s.now().Before(t.ExpiresAt) || (t.Refresh && !refresh) {
 		return nil, ErrInvalidToken
 	}
+	if err := s.grantLives(ctx, t); err != nil {
+		return nil, err
+	}
 	if _, _, err := s.followSession(ctx, t.SessionID); err != nil {
 		if errors.Is(err, ErrSessionNotFound) {
 			return nil, ErrInvalidToken
@@ -623,8 +688,10 @@ func (s *Service) Introspect(ctx context.Context, c Client, token string) ([]byt
 	return json.Marshal(out)
 }
 
-// Revoke ends an access token of client c (RFC 7009): a token unknown,
-// ended or of another client is left alone, without an error.
+// Revoke ends an access or refresh token of client c (RFC 7009; a
+// refresh token's grant ends with it, and so every access token of that
+// grant): a token unknown, ended or of another client is left alone,
+// without an error.
 func (s *Service) Revoke(ctx context.Context, c Client, token string) error {
 	start := s.now()
 	if err := s.authenticate(ctx, c); err != nil {
@@ -645,6 +712,12 @@ func (s *Service) Revoke(ctx context.Context, c Client, token string) error {
 	}
 	if err := s.store.DeleteAccessToken(ctx, keyOf(token)); err != nil {
 		return err
+	}
+	if t.Refresh && t.Grant != "" {
+		// the access tokens of the same grant end too (RFC 7009 §2.1)
+		if err := s.store.DeleteCodeGrant(ctx, t.Grant); err != nil {
+			return err
+		}
 	}
 	s.audit(ctx, audit.Action{API: "oidc.revoke", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
 		Reason: "OK", Start: start, Fields: detail("client_id", c.ID), Own: detail("session_id", t.SessionID)})

@@ -666,3 +666,167 @@ func TestProxyAfterRaise(t *testing.T) {
 		t.Fatalf("proxy ticket after logout: %q %v", pt, err)
 	}
 }
+
+// TestGrantEndsEveryToken: the tokens of a code's grant, those a refresh
+// gave included, end together when the code is replayed by its client or
+// its refresh token revoked (RFC 6749 §4.1.2, RFC 7009 §2.1); revoking an
+// access token ends that one alone (sec19 N4, L9).
+func TestGrantEndsEveryToken(t *testing.T) {
+	ctx := context.Background()
+	f := oidcFixture(t, ticket.Config{})
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	tgt := f.login(t, "u1")
+	c1 := ticket.Client{ID: "app1", Secret: "s1"}
+	grant := func(t *testing.T) (code string, toks *ticket.Tokens, refreshed string) {
+		t.Helper()
+		code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB, Binding: ticket.OIDCBinding{ClientID: "app1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if toks, err = f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB}); err != nil {
+			t.Fatal(err)
+		}
+		nt, err := f.svc.Refresh(ctx, ticket.RefreshRequest{Client: c1, RefreshToken: toks.RefreshToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, toks, nt.AccessToken
+	}
+	live := func(tok string) bool {
+		j, err := f.svc.Introspect(ctx, c1, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(string(j), `"active":true`)
+	}
+
+	t.Run("replay", func(t *testing.T) {
+		code, toks, refreshed := grant(t)
+		if !live(refreshed) || !live(toks.AccessToken) || !live(toks.RefreshToken) {
+			t.Fatal("tokens not active before the replay")
+		}
+		if _, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB}); !errors.Is(err, ticket.ErrInvalidGrant) {
+			t.Fatalf("replayed code: %v", err)
+		}
+		for name, tok := range map[string]string{"first access": toks.AccessToken, "refreshed access": refreshed, "refresh": toks.RefreshToken} {
+			if live(tok) {
+				t.Errorf("the %s token lives after the code's replay", name)
+			}
+		}
+		if _, err := f.svc.UserInfo(ctx, refreshed); !errors.Is(err, ticket.ErrInvalidToken) {
+			t.Fatalf("userinfo with a refreshed token after the replay: %v", err)
+		}
+	})
+	t.Run("revoke access token", func(t *testing.T) {
+		_, toks, refreshed := grant(t)
+		if err := f.svc.Revoke(ctx, c1, toks.AccessToken); err != nil {
+			t.Fatal(err)
+		}
+		if live(toks.AccessToken) || !live(refreshed) || !live(toks.RefreshToken) {
+			t.Fatal("revoking an access token: want that one ended, the others alive")
+		}
+	})
+	t.Run("revoke refresh token", func(t *testing.T) {
+		_, toks, refreshed := grant(t)
+		if err := f.svc.Revoke(ctx, c1, toks.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		if live(toks.AccessToken) || live(refreshed) || live(toks.RefreshToken) {
+			t.Fatal("revoking a refresh token left tokens of its grant alive")
+		}
+		if _, err := f.svc.Refresh(ctx, ticket.RefreshRequest{Client: c1, RefreshToken: toks.RefreshToken}); !errors.Is(err, ticket.ErrInvalidGrant) {
+			t.Fatalf("a revoked refresh token: %v", err)
+		}
+	})
+}
+
+// heldStore holds the first call of the method named at until released.
+type heldStore struct {
+	ticket.Store
+	at      string
+	reached chan struct{}
+	release chan struct{}
+	held    chan struct{}
+}
+
+func (h *heldStore) hold(name string) {
+	if name != h.at {
+		return
+	}
+	select {
+	case h.held <- struct{}{}: // the first call only
+		close(h.reached)
+		<-h.release
+	default:
+	}
+}
+
+func (h *heldStore) PutCodeGrant(ctx context.Context, key string, g *ticket.CodeGrant, ttl time.Duration) error {
+	if g.UserID != "" { // the exchange's grant, not a replay's mark
+		h.hold("PutCodeGrant")
+	}
+	return h.Store.PutCodeGrant(ctx, key, g, ttl)
+}
+
+func (h *heldStore) PutAccessToken(ctx context.Context, key string, t *ticket.AccessToken, ttl time.Duration) error {
+	h.hold("PutAccessToken")
+	return h.Store.PutAccessToken(ctx, key, t, ttl)
+}
+
+// TestReplayRacingExchange: a code presented again by its client while
+// its first exchange is under way ends what that exchange gives, whether
+// the replay comes before the exchange has recorded its grant (the
+// exchange is refused) or while it makes the tokens (they are dead on
+// arrival) (sec19 N3).
+func TestReplayRacingExchange(t *testing.T) {
+	for _, at := range []string{"PutCodeGrant", "PutAccessToken"} {
+		t.Run(at, func(t *testing.T) {
+			ctx := context.Background()
+			h := &heldStore{at: at, reached: make(chan struct{}), release: make(chan struct{}), held: make(chan struct{}, 1)}
+			f := newFixtureWith(t, ticket.Config{}, func(s ticket.Store) ticket.Store { h.Store = s; return h })
+			register(t, f.services, "oa", ticket.RegisteredService{AppID: "app1", URL: oidcCB})
+			f.svc.Registry().Invalidate()
+			f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+			tgt := f.login(t, "u1")
+			c1 := ticket.Client{ID: "app1", Secret: "s1"}
+			code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB, Binding: ticket.OIDCBinding{ClientID: "app1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				toks *ticket.Tokens
+				err  error
+			}
+			first := make(chan result, 1)
+			go func() {
+				toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB})
+				first <- result{toks, err}
+			}()
+			<-h.reached
+			if _, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB}); !errors.Is(err, ticket.ErrInvalidGrant) {
+				t.Fatalf("the replay: %v", err)
+			}
+			close(h.release)
+			r := <-first
+			switch {
+			case r.err != nil && !errors.Is(r.err, ticket.ErrInvalidGrant):
+				t.Fatalf("the first exchange: %v", r.err)
+			case r.err == nil:
+				for _, tok := range []string{r.toks.AccessToken, r.toks.RefreshToken} {
+					if j, err := f.svc.Introspect(ctx, c1, tok); err != nil || !strings.Contains(string(j), `"active":false`) {
+						t.Fatalf("a token of the raced exchange: %s %v", j, err)
+					}
+				}
+				if _, err := f.svc.Refresh(ctx, ticket.RefreshRequest{Client: c1, RefreshToken: r.toks.RefreshToken}); !errors.Is(err, ticket.ErrInvalidGrant) {
+					t.Fatalf("refresh with the raced exchange's token: %v", err)
+				}
+			}
+			if at == "PutCodeGrant" && r.err == nil {
+				t.Fatal("the exchange raced before its grant was recorded answered tokens")
+			}
+			if !f.audit.find("oidc.code.replayed", "success", "CODE_REPLAYED") {
+				t.Errorf("no record of the person's ended tokens: %+v", f.audit.evs)
+			}
+		})
+	}
+}

@@ -92,6 +92,12 @@ func signer(t testing.TB) *crypto.Signer {
 
 func newFixture(t testing.TB, cfg ticket.Config) *fixture {
 	t.Helper()
+	return newFixtureWith(t, cfg, nil)
+}
+
+// newFixtureWith is newFixture whose store is wrap's (nil: the kvstore).
+func newFixtureWith(t testing.TB, cfg ticket.Config, wrap func(ticket.Store) ticket.Store) *fixture {
+	t.Helper()
 	ns := eventstest.NATS(t)
 	nc, js := eventstest.Connect(t, ns, nats.ReconnectWait(100*time.Millisecond))
 	f := &fixture{ns: ns, nc: nc, audit: &recorder{}, clock: &clock{}, mac: signer(t), cfg: cfg, services: &memServices{}}
@@ -99,8 +105,12 @@ func newFixture(t testing.TB, cfg ticket.Config) *fixture {
 	register(t, f.services, "b", ticket.RegisteredService{AppID: "app2", URL: "https://b.example.com/"})
 	register(t, f.services, "be", ticket.RegisteredService{AppID: "app3", URL: "https://backend.example.com/"})
 	register(t, f.services, "l2", ticket.RegisteredService{AppID: "app4", URL: "https://strong.example.com/", MinAuthLevel: 2})
+	var st ticket.Store = kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute})
+	if wrap != nil {
+		st = wrap(st)
+	}
 	var err error
-	f.svc, err = ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second, SessionCache: time.Minute}), MAC: f.mac,
+	f.svc, err = ticket.New(ticket.Deps{Store: st, MAC: f.mac,
 		Audit: f.audit, Now: f.clock.now, Config: cfg, Registry: ticket.NewRegistry(f.services, 0, nil), IDTokens: testIDKeys(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -80,7 +80,8 @@ type Store interface {
 	// DeleteAccessToken ends the access token under key (none: no error).
 	DeleteAccessToken(ctx context.Context, key string) error
 	// PutCodeGrant keeps what a redeemed authorization code gave under key
-	// (a hash of the code), ending after ttl.
+	// (a hash of the code), ending after ttl; only once (ErrConflict when
+	// the key holds a record, or held one ended less than a second ago).
 	PutCodeGrant(ctx context.Context, key string, g *CodeGrant, ttl time.Duration) error
 	// GetCodeGrant returns what the code under key gave (ErrNotFound:
 	// nothing kept); DeleteCodeGrant removes it (none: no error).

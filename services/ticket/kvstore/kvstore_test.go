@@ -235,3 +235,45 @@ func TestOwnedTicketsAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestCodeGrantsAreCreateOnly: a code grant is written once (a second
+// write, as a replay's mark racing the exchange's grant, is a conflict),
+// read back whole and ended by its deletion; the tokens it ends read
+// not found after theirs.
+func TestCodeGrantsAreCreateOnly(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NATS(t))
+	st := kvstore.New(js, kvstore.Options{})
+	ctx := context.Background()
+	g := &ticket.CodeGrant{ClientID: "app1", UserID: "u1", OrgID: "o1"}
+	if err := st.PutCodeGrant(ctx, "g1", g, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutCodeGrant(ctx, "g1", &ticket.CodeGrant{ClientID: "app2"}, time.Hour); !errors.Is(err, ticket.ErrConflict) {
+		t.Fatalf("a second grant under the same key: %v, want ErrConflict", err)
+	}
+	got, err := st.GetCodeGrant(ctx, "g1")
+	if err != nil || *got != *g {
+		t.Fatalf("read back %+v %v, want %+v", got, err, g)
+	}
+	if err := st.PutAccessToken(ctx, "a1", &ticket.AccessToken{UserID: "u1", ClientID: "app1", Grant: "g1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := st.GetAccessToken(ctx, "a1"); err != nil || tok.Grant != "g1" {
+		t.Fatalf("token read back %+v %v", tok, err)
+	}
+	for _, del := range []func() error{
+		func() error { return st.DeleteCodeGrant(ctx, "g1") },
+		func() error { return st.DeleteCodeGrant(ctx, "g1") }, // gone: no error
+		func() error { return st.DeleteAccessToken(ctx, "a1") },
+	} {
+		if err := del(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.GetCodeGrant(ctx, "g1"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("an ended grant: %v", err)
+	}
+	if _, err := st.GetAccessToken(ctx, "a1"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("an ended token: %v", err)
+	}
+}
