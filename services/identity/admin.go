@@ -841,13 +841,48 @@ func (s *Service) DeleteUser(ctx context.Context, id string) error {
 	if err := notOwnAccount(ctx, id, "delete"); err != nil {
 		return err
 	}
+	parts, err := s.deletedParts(ctx, id)
+	if err != nil {
+		return err
+	}
+	parts["org_id"] = u.OrgID
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.DeleteUser(ctx, id, evs) },
-		s.change(ctx, "user", "deleted", id, map[string]any{"org_id": u.OrgID}),
+		s.change(ctx, "user", "deleted", id, parts),
 		s.audit(ctx, "user.delete", "user:"+id, u.OrgID, "success", "OK", start, userChangeDetail(u, nil)))
 	if err == nil {
 		s.ForgetUser(id)
 	}
 	return err
+}
+
+// deletedParts names, for the change of a person's deletion, what goes
+// with them that other centres keep objects of their own for: their
+// account links and the groups they are a member of (links, groups), so
+// that a centre that left one of them out as a conflict knows it settled
+// (review sec17 N6).
+func (s *Service) deletedParts(ctx context.Context, id string) (map[string]any, error) {
+	var links []string
+	if err := eachPage(ctx, func(p Page) ([]*AccountLink, string, error) {
+		return s.store.ListLinks(ctx, LinkFilter{UserID: id}, p)
+	}, func(l *AccountLink) { links = append(links, l.ID) }); err != nil {
+		return nil, err
+	}
+	gs, err := s.store.UserGroups(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	groups := make([]string, 0, len(gs))
+	for _, g := range gs {
+		groups = append(groups, g.ID)
+	}
+	out := map[string]any{}
+	if len(links) > 0 {
+		out["links"] = links
+	}
+	if len(groups) > 0 {
+		out["groups"] = groups
+	}
+	return out, nil
 }
 
 // notOwnAccount refuses an administrator disabling, locking or deleting (verb) their

@@ -561,6 +561,14 @@ func (s *Service) ApplyReplicaObjects(ctx context.Context, origin string, cs []R
 		case ReplicaApplied:
 			objs = append(objs, ReplicaObject{Change: pos[j], Key: replicaKey(w, subj[j], whole[j] && wholeKinds[w.Kind] || w.Op == ReplicaDelete),
 				Outcome: was})
+			if w.Kind == "user" && w.Op == ReplicaDelete {
+				var ev replicaEvent
+				if decoded(cs[pos[j]].Payload, &ev) {
+					for _, k := range personPartKeys(ev) {
+						objs = append(objs, ReplicaObject{Change: pos[j], Key: k, Outcome: was})
+					}
+				}
+			}
 			if w.WithMembers {
 				mo, err := s.memberOutcomes(ctx, w, pos[j])
 				if err != nil {
@@ -629,7 +637,7 @@ func goneKeys(c ReplicaChange) []string {
 	}
 	switch ev.Entity + "." + ev.Op {
 	case "user.deleted":
-		return []string{"user:" + ev.ID + "/*", "finger:" + ev.ID + "/*", "totp:" + ev.ID + "/*"}
+		return append([]string{"user:" + ev.ID + "/*", "finger:" + ev.ID + "/*", "totp:" + ev.ID + "/*"}, personPartKeys(ev)...)
 	case "org.deleted", "group.deleted", "link.deleted", "app.deleted":
 		return []string{ev.Entity + ":" + ev.ID + "/*"}
 	case "user.totp_removed":
@@ -643,6 +651,31 @@ func goneKeys(c ReplicaChange) []string {
 		}
 	}
 	return nil
+}
+
+// personPartKeys are the keys a person's deletion (ev) settles besides
+// the person's own: their account links and their memberships, as the
+// home named them (deletedParts; none from a centre that did not).
+func personPartKeys(ev replicaEvent) []string {
+	var d struct {
+		Links  []string `json:"links"`
+		Groups []string `json:"groups"`
+	}
+	if !decoded(ev.Data, &d) || !keyID("user", ev.ID) {
+		return nil
+	}
+	out := make([]string, 0, len(d.Links)+len(d.Groups))
+	for _, l := range d.Links {
+		if keyID("link", l) {
+			out = append(out, "link:"+l+"/*")
+		}
+	}
+	for _, g := range d.Groups {
+		if keyID("group", g) {
+			out = append(out, "group:"+g+"/member:"+ev.ID)
+		}
+	}
+	return out
 }
 
 // keyID reports whether id, of an object of kind, can stand in a key:

@@ -1161,9 +1161,28 @@ func TestDeletionOfAPersonLeftOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newSealedPerson(t, l2.svc, admin2, bureau)
-	cs, last, _ := l2.changes(t, 0)
-	if _, _, err := l1.svc.ApplyReplicaObjects(ctx, "l2a", cs); err != nil {
+	crew := newCrew(t, l2.svc, admin2, bureau, "crew-d", 1)
+	if _, err := l2.svc.SetGroupMember(admin2, crew.ID, p.user.ID, true); err != nil {
 		t.Fatal(err)
+	}
+	links, _, err := l2.svc.ListLinks(admin2, identity.LinkFilter{UserID: p.user.ID}, 10, "")
+	if err != nil || len(links) != 1 {
+		t.Fatalf("the person's links: %v %v", links, err)
+	}
+	cs, last, _ := l2.changes(t, 0)
+	_, objs, err := l1.svc.ApplyReplicaObjects(ctx, "l2a", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[string]bool{}
+	for _, o := range objs {
+		if o.Outcome == identity.ReplicaConflict {
+			refused[o.Key] = true
+		}
+	}
+	linkKey, memberKey := "link:"+links[0].ID, "group:"+crew.ID+"/member:"+p.user.ID
+	if !refused[linkKey] || !refused[memberKey] {
+		t.Fatalf("the left-out person's link and membership were not conflicts: %v", objs)
 	}
 	if err := l2.svc.DeleteUser(admin2, p.user.ID); err != nil {
 		t.Fatal(err)
@@ -1179,10 +1198,49 @@ func TestDeletionOfAPersonLeftOut(t *testing.T) {
 			done[o.Key] = true
 		}
 	}
-	for _, k := range []string{"user:" + p.user.ID + "/*", "totp:" + p.user.ID + "/*", "finger:" + p.user.ID + "/*"} {
+	// the deletion settles the person's link and membership conflicts
+	// too (review sec17 N6)
+	for _, k := range []string{"user:" + p.user.ID + "/*", "totp:" + p.user.ID + "/*", "finger:" + p.user.ID + "/*",
+		"link:" + links[0].ID + "/*", memberKey} {
 		if !done[k] {
 			t.Fatalf("the deletion of a person left out answered %v, objects %v: no %s", out, objs, k)
 		}
+	}
+}
+
+// TestDeletionOfAHeldMember: a person held here and deleted at home
+// answers their memberships done with besides themselves, which settles a
+// membership refused here (review sec17 N6).
+func TestDeletionOfAHeldMember(t *testing.T) {
+	ctx := context.Background()
+	ring := newRing(t)
+	l2, l1, admin2, bureau := newKeyedBureauCentres(t, "bureau-m", ring, ring)
+	crew := newCrew(t, l2.svc, admin2, bureau, "crew-m", 1)
+	cs, last, _ := l2.changes(t, 0)
+	if _, err := l1.svc.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	g, err := l2.svc.GetGroup(admin2, crew.ID)
+	if err != nil || len(g.MemberIDs) != 1 {
+		t.Fatalf("the crew: %+v %v", g, err)
+	}
+	member := g.MemberIDs[0]
+	if err := l2.svc.DeleteUser(admin2, member); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, last)
+	_, objs, err := l1.svc.ApplyReplicaObjects(ctx, "l2a", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := map[string]bool{}
+	for _, o := range objs {
+		if o.Outcome == identity.ReplicaApplied {
+			done[o.Key] = true
+		}
+	}
+	if !done["user:"+member+"/*"] || !done["group:"+crew.ID+"/member:"+member] {
+		t.Fatalf("the deletion of a held member answered %v", objs)
 	}
 }
 

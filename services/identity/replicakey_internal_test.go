@@ -35,6 +35,11 @@ func TestReplicaKeys(t *testing.T) {
 	if got := gone("user", "deleted", "u1"); len(got) != 3 || got[0] != "user:u1/*" {
 		t.Errorf("a person's deletion: %v", got)
 	}
+	b, _ := json.Marshal(map[string]any{"entity": "user", "op": "deleted", "id": "u1",
+		"data": map[string]any{"org_id": "o1", "links": []string{"l1", "l2/x"}, "groups": []string{"g1", "g*"}}})
+	if got := goneKeys(ReplicaChange{Payload: b}); len(got) != 5 || got[3] != "link:l1/*" || got[4] != "group:g1/member:u1" {
+		t.Errorf("a person's deletion naming their links and groups: %v", got)
+	}
 	if got := gone("user", "finger_deleted", "u1"); len(got) != 1 || got[0] != "finger:u1/3/*" {
 		t.Errorf("a finger's deletion: %v", got)
 	}
