@@ -3,6 +3,8 @@ package sync
 import (
 	"context"
 	"time"
+
+	"github.com/uias/uias/pkg/events"
 )
 
 // Store keeps the replica, the applied event ids, the skipped changes and
@@ -29,8 +31,10 @@ type Store interface {
 	OpenConflicts(ctx context.Context) (map[string]int64, error)
 	// ResolveConflicts marks the open conflicts of event eventID (only
 	// the one of object when not empty) resolved at at by by, and returns
-	// how many (store.ErrNotFound when none).
-	ResolveConflicts(ctx context.Context, eventID, object, by string, at time.Time) (int64, error)
+	// how many (store.ErrNotFound when none). The event record makes
+	// (nil: none) is kept in the same transaction, also when none was
+	// open (its audit record, relayed from the store's outbox).
+	ResolveConflicts(ctx context.Context, eventID, object, by string, at time.Time, record ResolveRecord) (int64, error)
 	// Digest returns a digest of each replica table (objects, applied)
 	// over the rows f selects.
 	Digest(ctx context.Context, f DigestFilter) ([]TableDigest, error)
@@ -45,3 +49,7 @@ type DigestFilter struct {
 	Homes        []string
 	KindPrefixes []string
 }
+
+// ResolveRecord makes the event that records a resolution by hand: n
+// conflicts resolved, or err (store.ErrNotFound: none open).
+type ResolveRecord func(n int64, err error) events.Event

@@ -12,7 +12,6 @@ import (
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/config"
-	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/store"
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
@@ -84,16 +83,14 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	var (
-		ap      *applier.Applier
-		publish func(ctx context.Context, ev events.Event)
-	)
+	_, js, err := env.NATS()
+	if err != nil {
+		return nil, err
+	}
+	// the audit records of administrators' changes, kept with them
+	relay := env.Relay(db, js)
+	var ap *applier.Applier
 	if links := cfg.Links(); len(links) > 0 {
-		_, js, err := env.NATS()
-		if err != nil {
-			return nil, err
-		}
-		publish = auditPublisher(js, env.Log.Named("admin"))
 		azc, err := env.Client("authz")
 		if err != nil {
 			return nil, err
@@ -113,11 +110,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	prov, err := startProvision(env, cfg, db, idc)
+	prov, err := startProvision(env, cfg, db, relay, idc)
 	if err != nil {
 		return nil, err
 	}
-	register := server.New(cfg.CentreHomes(), cfg.HomeSubtrees, st, ap, publish).Register
+	register := server.New(cfg.CentreHomes(), cfg.HomeSubtrees, st, ap, relay.Kick).Register
 	return &module.Component{
 		Register: func(g grpc.ServiceRegistrar) { register(g); prov.server.Register(g) },
 		Auth:     server.CallerAuth(admins),

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -49,7 +48,7 @@ type Provisioning struct {
 	server *provserver.Server
 }
 
-func startProvision(env *module.Env, cfg *Config, db *store.DB, idc grpc.ClientConnInterface) (*Provisioning, error) {
+func startProvision(env *module.Env, cfg *Config, db *store.DB, relay *events.Relay, idc grpc.ClientConnInterface) (*Provisioning, error) {
 	pc := cfg.Provision
 	ring, err := crypto.LoadRing(pc.RingSource(env.Config))
 	if err != nil {
@@ -65,7 +64,7 @@ func startProvision(env *module.Env, cfg *Config, db *store.DB, idc grpc.ClientC
 		return nil, err
 	}
 	log := env.Log.Named("provision")
-	publish := auditPublisher(js, log)
+	publish := auditPublisher(db, relay, log)
 	p := &Provisioning{Store: st}
 	if pc.Enabled {
 		auditor := audit.NewBuilder("sync", nil)
@@ -113,14 +112,17 @@ func identityViews(c identityv1.ViewServiceClient) func(ctx context.Context, ent
 	}
 }
 
-// auditPublisher publishes audit records to AUDIT (a failure is logged:
-// the change they record is made).
-func auditPublisher(js jetstream.JetStream, log *zap.Logger) func(ctx context.Context, ev events.Event) {
+// auditPublisher keeps audit records in sync's events outbox (in db),
+// whose relay sends them to AUDIT: kept while NATS is down; a failure to
+// keep one is logged (the change it records is made).
+func auditPublisher(db *store.DB, relay *events.Relay, log *zap.Logger) func(ctx context.Context, ev events.Event) {
 	return func(ctx context.Context, ev events.Event) {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, err := js.PublishMsg(pctx, events.Msg(ev), jetstream.WithMsgID(ev.ID)); err != nil {
-			log.Warn("audit event not published", zap.String("api", ev.Type), zap.Error(err))
+		if err := events.AddAllToOutbox(pctx, db, db, []events.Event{ev}); err != nil {
+			log.Error("audit event not kept", zap.String("api", ev.Type), zap.Error(err))
+			return
 		}
+		relay.Kick()
 	}
 }

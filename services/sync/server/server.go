@@ -27,15 +27,15 @@ type Server struct {
 	subtree []string
 	st      usync.Store
 	ap      *applier.Applier // nil on a single centre
-	publish func(ctx context.Context, ev events.Event)
+	kick    func()
 	auditor *audit.Builder
 }
 
 // New returns the server; ap is nil on a single centre (homes nil).
-// publish sends the audit records of administrators' changes.
-func New(homes *centre.Homes, homeSubtrees []string, st usync.Store, ap *applier.Applier,
-	publish func(ctx context.Context, ev events.Event)) *Server {
-	return &Server{homes: homes, subtree: homeSubtrees, st: st, ap: ap, publish: publish, auditor: audit.NewBuilder("sync", nil)}
+// The audit records of administrators' changes go into the store's
+// outbox with them; kick (nil: none) wakes its relay.
+func New(homes *centre.Homes, homeSubtrees []string, st usync.Store, ap *applier.Applier, kick func()) *Server {
+	return &Server{homes: homes, subtree: homeSubtrees, st: st, ap: ap, kick: kick, auditor: audit.NewBuilder("sync", nil)}
 }
 
 // ResolveSkippedChanges implements SyncAdminService.
@@ -48,15 +48,17 @@ func (s *Server) ResolveSkippedChanges(ctx context.Context, r *syncv1.ResolveSki
 	if a := adminauth.From(ctx); a != nil {
 		by = "admin:" + a.ID
 	}
-	n, err := s.st.ResolveConflicts(ctx, r.GetEventId(), r.GetObject(), by, start)
-	if s.publish != nil {
+	n, err := s.st.ResolveConflicts(ctx, r.GetEventId(), r.GetObject(), by, start, func(n int64, err error) events.Event {
 		res, reason := audit.ResultOf(err)
 		detail := map[string]string{"resolved": strconv.FormatInt(n, 10)}
 		if r.GetObject() != "" {
 			detail["object"] = r.GetObject()
 		}
-		s.publish(ctx, s.auditor.Event(ctx, audit.Action{API: "sync.skipped.resolve", Subject: "change:" + r.GetEventId(),
-			Result: res, Reason: reason, Start: start, Detail: detail}))
+		return s.auditor.Event(ctx, audit.Action{API: "sync.skipped.resolve", Subject: "change:" + r.GetEventId(),
+			Result: res, Reason: reason, Start: start, Detail: detail})
+	})
+	if s.kick != nil {
+		s.kick()
 	}
 	if err != nil {
 		return nil, err

@@ -10,12 +10,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
 	usync "github.com/uias/uias/services/sync"
 )
@@ -36,13 +36,13 @@ var _ usync.Store = (*Store)(nil)
 // New returns a Store on db. Run Migrate first.
 func New(db *store.DB) *Store { return &Store{db: db} }
 
-// Migrate brings the sync schema up to date.
+// outboxMigration is the migration that creates sync's events outbox
+// (the audit records of administrators' changes, sent by the relay).
+const outboxMigration = "0005_events_outbox.sql"
+
+// Migrate brings the sync schema (and its events outbox) up to date.
 func Migrate(ctx context.Context, db *store.DB) error {
-	dir, err := fs.Sub(migrationFiles, "migrations/"+db.Dialect.String())
-	if err != nil {
-		return fmt.Errorf("sync migrations: %w", err)
-	}
-	return store.Migrate(ctx, db, Component, dir)
+	return events.MigrateWithOutbox(ctx, db, Component, migrationFiles, outboxMigration)
 }
 
 func classify(err error, op string) error {
@@ -592,26 +592,37 @@ func (s *Store) ListSkipped(ctx context.Context, f usync.SkippedFilter, size int
 }
 
 // ResolveConflicts implements sync.Store.
-func (s *Store) ResolveConflicts(ctx context.Context, eventID, object, by string, at time.Time) (int64, error) {
+func (s *Store) ResolveConflicts(ctx context.Context, eventID, object, by string, at time.Time, record usync.ResolveRecord) (int64, error) {
 	var w store.Where
 	w.Add("reason = 'CONFLICT' AND resolved_ms = 0")
 	w.Add("event_id = ?", eventID)
 	if object != "" {
 		w.Add("object = ?", object)
 	}
-	res, err := s.db.ExecContext(ctx, s.db.Rebind("UPDATE sync_skipped SET resolved_ms = ?, resolved_by = ?"+w.SQL()),
-		append([]any{store.UnixMS(at), by}, w.Args()...)...)
+	var n int64
+	var none error
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Rebind("UPDATE sync_skipped SET resolved_ms = ?, resolved_by = ?"+w.SQL()),
+			append([]any{store.UnixMS(at), by}, w.Args()...)...)
+		if err != nil {
+			return classify(err, "resolve conflicts")
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return classify(err, "resolve conflicts")
+		}
+		if n == 0 {
+			none = store.NotFound("open conflict of change " + eventID)
+		}
+		if record == nil {
+			return nil
+		}
+		// the record of what was done (or refused), with it
+		return classify(events.AddAllToOutbox(ctx, tx, s.db, []events.Event{record(n, none)}), "record the resolution")
+	})
 	if err != nil {
-		return 0, classify(err, "resolve conflicts")
+		return 0, err
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, classify(err, "resolve conflicts")
-	}
-	if n == 0 {
-		return 0, store.NotFound("open conflict of change " + eventID)
-	}
-	return n, nil
+	return n, none
 }
 
 // OpenConflicts implements sync.Store.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
 	usync "github.com/uias/uias/services/sync"
 )
@@ -187,18 +188,28 @@ func Run(t *testing.T, open func(t *testing.T) usync.Store) {
 			t.Fatalf("open conflicts after g1 whole %v", o)
 		}
 		// by hand: one object of a change, or all of them; nothing open
-		// left of it is NOT_FOUND
-		if n, err := s.ResolveConflicts(ctx, "f1", "user:u9", "admin:a1", later); !errors.Is(err, store.ErrNotFound) || n != 0 {
+		// left of it is NOT_FOUND; the record is made of what was done,
+		// refusals included
+		var recorded []string
+		record := func(n int64, err error) events.Event {
+			recorded = append(recorded, fmt.Sprintf("%d %v", n, errors.Is(err, store.ErrNotFound)))
+			return events.Event{ID: fmt.Sprintf("r%d", len(recorded)), Subject: "uias.audit.sync", Type: "audit.sync.skipped.resolve",
+				Time: now, Payload: []byte(`{}`)}
+		}
+		if n, err := s.ResolveConflicts(ctx, "f1", "user:u9", "admin:a1", later, record); !errors.Is(err, store.ErrNotFound) || n != 0 {
 			t.Fatalf("resolving another object: %d %v", n, err)
 		}
-		if n, err := s.ResolveConflicts(ctx, "f1", "user:u1", "admin:a1", later); err != nil || n != 1 {
+		if n, err := s.ResolveConflicts(ctx, "f1", "user:u1", "admin:a1", later, record); err != nil || n != 1 {
 			t.Fatalf("resolving by hand: %d %v", n, err)
 		}
-		if n, err := s.ResolveConflicts(ctx, "f1", "", "admin:a1", later); !errors.Is(err, store.ErrNotFound) || n != 0 {
+		if n, err := s.ResolveConflicts(ctx, "f1", "", "admin:a1", later, record); !errors.Is(err, store.ErrNotFound) || n != 0 {
 			t.Fatalf("resolving again: %d %v", n, err)
 		}
-		if n, err := s.ResolveConflicts(ctx, "e7", "", "admin:a1", later); !errors.Is(err, store.ErrNotFound) || n != 0 {
+		if n, err := s.ResolveConflicts(ctx, "e7", "", "admin:a1", later, nil); !errors.Is(err, store.ErrNotFound) || n != 0 {
 			t.Fatalf("resolving a change applied: %d %v", n, err)
+		}
+		if got := strings.Join(recorded, ", "); got != "0 true, 1 false, 0 true" {
+			t.Fatalf("records made: %s", got)
 		}
 		if o := openConflicts(); o["l2b"] != 1 {
 			t.Fatalf("open conflicts after the hand %v", o)
@@ -233,7 +244,7 @@ func Run(t *testing.T, open func(t *testing.T) usync.Store) {
 			t.Fatalf("open conflicts %v %v", o, err)
 		}
 		// resolved by hand, it stays resolved when copied again
-		if _, err := s.ResolveConflicts(ctx, "e1", "", "admin:a1", now); err != nil {
+		if _, err := s.ResolveConflicts(ctx, "e1", "", "admin:a1", now, nil); err != nil {
 			t.Fatal(err)
 		}
 		if out, err := s.Apply(ctx, "l2a", []usync.Item{refused(4)}, now); err != nil || fmt.Sprint(out) != "[DUPLICATE]" {
