@@ -276,6 +276,14 @@ func (l *Log) checkpointIfDue(ctx context.Context, tx AppendTx, size int64, r tl
 	if size <= lastSize || (size-lastSize < l.policy.Every && now.Before(lastTime.Add(l.policy.Interval))) {
 		return nil, nil
 	}
+	if !l.extendsWitness(size, r) {
+		// Never a signed checkpoint of a log that does not extend the one
+		// kept in the witness file (its end cut off or rewritten): two
+		// signed, inconsistent views of the log. The witness pass reports
+		// the problem; signing resumes once the log extends it again
+		// (trial11 D1). The records are kept meanwhile.
+		return nil, nil
+	}
 	root, err := tlog.TreeHash(size, r)
 	if err != nil {
 		return nil, fmt.Errorf("tree hash of size %d: %w", size, err)
@@ -288,6 +296,24 @@ func (l *Log) checkpointIfDue(ctx context.Context, tx AppendTx, size int64, r tl
 		return nil, err
 	}
 	return &cp, nil
+}
+
+// extendsWitness reports whether the log of size (its tree hashes read
+// from r) extends the checkpoint kept by the log's witness (true when
+// there is none): at least as large, and the same root at its size.
+func (l *Log) extendsWitness(size int64, r tlog.HashReader) bool {
+	if l.witness == nil {
+		return true
+	}
+	c := l.witness.Latest()
+	if c == nil {
+		return true
+	}
+	if size < c.Size {
+		return false
+	}
+	root, err := tlog.TreeHash(c.Size, r)
+	return err == nil && root == c.Root
 }
 
 // storeReader is the store as a tlog.HashReader.
