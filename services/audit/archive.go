@@ -289,7 +289,7 @@ func VerifyArchive(r io.Reader, known note.Verifiers) (*ArchiveReport, error) {
 		for _, sig := range unverified.Note.UnverifiedSigs {
 			by = append(by, fmt.Sprintf("%s+%08x", sig.Name, sig.Hash))
 		}
-		rep.Problem = &Problem{Seq: -1, What: fmt.Sprintf("the archive's checkpoint is signed by %s, none of the verifier keys given: "+
+		rep.Problem = &Problem{Seq: -1, Unverified: true, What: fmt.Sprintf("the archive's checkpoint is signed by %s, none of the verifier keys given: "+
 			"pin the key that signs this log's checkpoints (the one whose name and hash those are), or the archive is not of this log",
 			strings.Join(by, ", "))}
 		return rep, nil
@@ -345,8 +345,11 @@ func VerifyArchive(r io.Reader, known note.Verifiers) (*ArchiveReport, error) {
 		return rep, nil //nolint:nilerr // a range the header cannot prove is the finding, reported in rep
 	}
 	if root != cp.Root {
-		rep.Problem = &Problem{Seq: h.From, Checkpoint: cp.Size, What: fmt.Sprintf(
-			"records %d to %d do not match the signed checkpoint of size %d: one was changed", h.From, h.To-1, cp.Size)}
+		// (an archive holds no tree hashes of its own: which record
+		// changed cannot be told, only that one did; trial11 D3)
+		rep.Problem = &Problem{Seq: -1, Checkpoint: cp.Size, What: fmt.Sprintf(
+			"records %d to %d do not match the signed checkpoint of size %d: one of them was changed (an archive cannot tell which: "+
+				"compare it with another copy)", h.From, h.To-1, cp.Size)}
 	}
 	return rep, nil
 }

@@ -42,6 +42,7 @@ type Signer struct {
 	active    note.Signer
 	verifiers note.Verifiers
 	vkeys     []string
+	signing   string // the verifier key of active
 }
 
 // NewSigner returns the signer of the log origin with keys.
@@ -70,6 +71,7 @@ func NewSigner(origin string, keys *crypto.Ed25519Keys) (*Signer, error) {
 		s.vkeys = append(s.vkeys, vkey)
 		if id == keys.Active {
 			s.active = &noteSigner{name: origin, hash: v.KeyHash(), key: priv}
+			s.signing = vkey
 		}
 	}
 	if s.active == nil {
@@ -85,6 +87,10 @@ func (s *Signer) Origin() string { return s.origin }
 // VerifierKeys are the public verifier keys (note format
 // "<origin>+<hash>+<key>") a witness needs to check checkpoints.
 func (s *Signer) VerifierKeys() []string { return slices.Clone(s.vkeys) }
+
+// SigningVerifierKey is the verifier key of the key that signs new
+// checkpoints (one of VerifierKeys; the others verify older ones).
+func (s *Signer) SigningVerifierKey() string { return s.signing }
 
 // Sign makes the signed checkpoint of a tree.
 func (s *Signer) Sign(size int64, root tlog.Hash, at time.Time) (Checkpoint, error) {
@@ -107,6 +113,16 @@ func (s *Signer) Open(msg []byte) (Checkpoint, error) {
 // verifiers and parses it.
 func OpenCheckpoint(msg []byte, origin string, known note.Verifiers) (Checkpoint, error) {
 	n, err := note.Open(msg, known)
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		// signed, by none of the keys known: say by which (trial11 D4)
+		var by []string
+		for _, sig := range unverified.Note.UnverifiedSigs {
+			by = append(by, fmt.Sprintf("%s+%08x", sig.Name, sig.Hash))
+		}
+		return Checkpoint{}, fmt.Errorf("checkpoint signature: signed by %s, none of the verifier keys given "+
+			"(pin every verifier key the log lists, or the one whose name and hash those are): %w", strings.Join(by, ", "), err)
+	}
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("checkpoint signature: %w", err)
 	}

@@ -340,7 +340,8 @@ func (l *Log) checkpoint(ctx context.Context, size int64) (*Checkpoint, error) {
 	}
 	cp, err := l.store.CheckpointAt(ctx, size)
 	if isNotFound(err) {
-		return nil, errNotCheckpointed.WithMessage(fmt.Sprintf("no checkpoint of size %d", size))
+		return nil, errNotCheckpointed.WithMessage(fmt.Sprintf("no checkpoint of size %d: a size is that of a signed checkpoint "+
+			"(one every audit.checkpoint_interval; uias ctl audit checkpoint shows the latest), not any record count", size))
 	}
 	return cp, err
 }

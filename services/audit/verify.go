@@ -48,6 +48,9 @@ type Problem struct {
 	Checkpoint int64
 	// What says it in words.
 	What string
+	// Unverified: no signature could be checked with the keys given (a
+	// key not pinned, or another log's): nothing is shown altered.
+	Unverified bool
 }
 
 func (p *Problem) Error() string { return p.What }
@@ -80,7 +83,7 @@ func Verify(ctx context.Context, st Store, origin string, known note.Verifiers) 
 		return nil, err
 	}
 
-	v := &verifier{st: st, cps: cps}
+	v := &verifier{st: st, cps: cps, size: size, ctx: ctx}
 	if pruned > 0 {
 		// The archived records are gone; their stored tree hashes stand
 		// for them, checked against the checkpoints that cover them (the
@@ -203,6 +206,17 @@ type verifier struct {
 	signed  int64
 	stack   []node
 	cur     *verifyChunk // the chunk of the records being checked
+	// size is the log's size read before the scan (the log is live: it
+	// may grow meanwhile); ctx reads it again.
+	size int64
+	ctx  context.Context
+}
+
+// grewTo reports whether the log's size, read again, now covers record n
+// (the log grew while it was read).
+func (v *verifier) grewTo(n int64) bool {
+	now, err := v.st.Size(v.ctx)
+	return err == nil && now > n
 }
 
 type node struct {
@@ -214,6 +228,11 @@ type node struct {
 func (v *verifier) record(seq int64, leafHash tlog.Hash) *Problem {
 	n := v.n
 	if seq != n {
+		if seq > n && n >= v.size && !v.grewTo(n) {
+			// past the end of the log: not a record missing but one
+			// written behind its back (trial11 D2)
+			return &Problem{Seq: seq, What: fmt.Sprintf("record %d is beyond the end of the log (its size is %d): it was inserted", seq, max(n, v.size))}
+		}
 		return &Problem{Seq: n, What: fmt.Sprintf("record %d is missing (the next stored record is %d)", n, seq)}
 	}
 	// the hashes record n adds: its leaf and every subtree it completes

@@ -233,7 +233,7 @@ func openSigner(ctx context.Context, cfg *Config, keyFile string, st *sqlstore.S
 		}
 	}
 	log.Info("audit log ready", zap.String("origin", cfg.Origin), zap.String("signing_key", keys.Active),
-		zap.Strings("verifier_keys", signer.VerifierKeys()))
+		zap.String("signing_verifier_key", signer.SigningVerifierKey()), zap.Strings("verifier_keys", signer.VerifierKeys()))
 	return signer, nil
 }
 

@@ -575,78 +575,83 @@ func testTampering(t *testing.T, open func(t *testing.T) Subject) {
 		// the first bad record Verify must name (-1: a checkpoint), and
 		// for changes hidden by recomputed hashes the checkpoint
 		seq, checkpoint int64
+		// what the problem must say (empty: not checked)
+		what string
 	}{
 		{"edit a field", func(t *testing.T, s Subject) {
 			s.Exec(t, "UPDATE audit_records SET result = 'success' WHERE seq = 23")
-		}, 23, 0},
+		}, 23, 0, ""},
 		{"edit the time", func(t *testing.T, s Subject) {
 			s.Exec(t, "UPDATE audit_records SET time_ms = time_ms + 1 WHERE seq = 7")
-		}, 7, 0},
+		}, 7, 0, ""},
 		{"edit the detail", func(t *testing.T, s Subject) {
 			s.Exec(t, `UPDATE audit_records SET detail = '{"n":"x"}' WHERE seq = 31`)
-		}, 31, 0},
+		}, 31, 0, ""},
 		{"delete a record", func(t *testing.T, s Subject) {
 			s.Exec(t, "DELETE FROM audit_records WHERE seq = 17")
-		}, 17, 0},
+		}, 17, 0, ""},
 		{"delete the first record", func(t *testing.T, s Subject) {
 			s.Exec(t, "DELETE FROM audit_records WHERE seq = 0")
-		}, 0, 0},
+		}, 0, 0, ""},
 		{"insert a record in the middle", func(t *testing.T, s Subject) {
 			s.Exec(t, "UPDATE audit_records SET seq = seq + 1000 WHERE seq >= 30")
 			s.Exec(t, "UPDATE audit_records SET seq = seq - 999 WHERE seq >= 1000")
 			s.Exec(t, forgedRow, 30)
-		}, 30, 0},
+		}, 30, 0, ""},
 		{"insert a record at the end", func(t *testing.T, s Subject) {
 			s.Exec(t, forgedRow, 50)
-		}, 50, 0},
+		}, 50, 0, ""},
+		{"insert a record far beyond the end", func(t *testing.T, s Subject) {
+			s.Exec(t, forgedRow, 1000000)
+		}, 1000000, 0, "record 1000000 is beyond the end of the log (its size is 50): it was inserted"},
 		{"replace a record", func(t *testing.T, s Subject) {
 			s.Exec(t, "DELETE FROM audit_records WHERE seq = 44")
 			s.Exec(t, forgedRow, 44)
-		}, 44, 0},
+		}, 44, 0, ""},
 		{"swap two records", func(t *testing.T, s Subject) {
 			s.Exec(t, "UPDATE audit_records SET seq = 1000 WHERE seq = 12")
 			s.Exec(t, "UPDATE audit_records SET seq = 12 WHERE seq = 13")
 			s.Exec(t, "UPDATE audit_records SET seq = 13 WHERE seq = 1000")
-		}, 12, 0},
+		}, 12, 0, ""},
 		{"swap two event ids", func(t *testing.T, s Subject) {
 			s.Exec(t, "UPDATE audit_records SET event_id = 'tmp' WHERE seq = 40")
 			s.Exec(t, "UPDATE audit_records SET event_id = 'ev-40' WHERE seq = 41")
 			s.Exec(t, "UPDATE audit_records SET event_id = 'ev-41' WHERE seq = 40")
-		}, 40, 0},
+		}, 40, 0, ""},
 		{"cut off the end", func(t *testing.T, s Subject) {
 			s.Exec(t, "DELETE FROM audit_records WHERE seq >= 40")
-		}, 40, 0},
+		}, 40, 0, ""},
 		{"cut off the end and the size", func(t *testing.T, s Subject) {
 			s.Exec(t, "DELETE FROM audit_records WHERE seq >= 35")
 			s.Exec(t, "DELETE FROM audit_tree WHERE seq >= 35")
 			s.Exec(t, "UPDATE audit_log SET size = 35")
-		}, 35, 0},
+		}, 35, 0, ""},
 		{"cut off everything", func(t *testing.T, s Subject) {
 			s.Exec(t, "DELETE FROM audit_records")
-		}, 0, 0},
+		}, 0, 0, ""},
 		{"delete a tree hash", func(t *testing.T, s Subject) {
 			s.Exec(t, "DELETE FROM audit_tree WHERE seq = 26")
-		}, 26, 0},
+		}, 26, 0, ""},
 		{"cut a record's tree hashes short", func(t *testing.T, s Subject) {
 			s.Exec(t, "UPDATE audit_tree SET hashes = ? WHERE seq = 31", make([]byte, 32))
-		}, 31, 0},
+		}, 31, 0, ""},
 		{"edit a record and rewrite its tree hashes", func(t *testing.T, s Subject) {
 			s.Exec(t, "UPDATE audit_records SET actor = 'someone else' WHERE seq = 23")
 			rewriteHashes(t, s)
-		}, 20, 30},
+		}, 20, 30, ""},
 		{"delete a record and rewrite the tree", func(t *testing.T, s Subject) {
 			s.Exec(t, "DELETE FROM audit_records WHERE seq = 5")
 			s.Exec(t, "UPDATE audit_records SET seq = seq - 1 WHERE seq > 5")
 			s.Exec(t, "UPDATE audit_log SET size = 49")
 			rewriteHashes(t, s)
-		}, 0, 10},
+		}, 0, 10, ""},
 		{"edit a checkpoint", func(t *testing.T, s Subject) {
 			s.Exec(t, "UPDATE audit_checkpoints SET size = 41 WHERE size = 40")
-		}, -1, 41},
+		}, -1, 41, ""},
 		{"edit two checkpoints: the first is reported", func(t *testing.T, s Subject) {
 			s.Exec(t, "UPDATE audit_checkpoints SET size = 41 WHERE size = 40")
 			s.Exec(t, "UPDATE audit_checkpoints SET note = 'x' || note WHERE size = 20")
-		}, -1, 20},
+		}, -1, 20, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -669,9 +674,10 @@ func testTampering(t *testing.T, open func(t *testing.T) Subject) {
 			if rep.OK() {
 				t.Fatalf("not caught: %+v", rep)
 			}
-			if rep.Problem.Seq != tc.seq || (tc.checkpoint != 0 && rep.Problem.Checkpoint != tc.checkpoint) {
-				t.Fatalf("problem at record %d (checkpoint %d): %s; want record %d (checkpoint %d)",
-					rep.Problem.Seq, rep.Problem.Checkpoint, rep.Problem.What, tc.seq, tc.checkpoint)
+			if rep.Problem.Seq != tc.seq || (tc.checkpoint != 0 && rep.Problem.Checkpoint != tc.checkpoint) ||
+				!strings.Contains(rep.Problem.What, tc.what) {
+				t.Fatalf("problem at record %d (checkpoint %d): %s; want record %d (checkpoint %d) %q",
+					rep.Problem.Seq, rep.Problem.Checkpoint, rep.Problem.What, tc.seq, tc.checkpoint, tc.what)
 			}
 			t.Logf("caught: %s", rep.Problem.What)
 		})

@@ -67,6 +67,20 @@ func openCP(cp *auditv1.Checkpoint, known note.Verifiers) (audit.Checkpoint, err
 	return c, nil
 }
 
+// signedBy is " (signed this checkpoint)" when the verifier key k checks
+// the signed note, else "" (the log lists its older keys too, for the
+// checkpoints they signed: pin them all).
+func signedBy(signed, k string) string {
+	v, err := note.NewVerifier(k)
+	if err != nil {
+		return ""
+	}
+	if _, err := note.Open([]byte(signed), note.VerifierList(v)); err != nil {
+		return ""
+	}
+	return " (signed this checkpoint)"
+}
+
 func auditCheckpointCmd() command {
 	return command{
 		usage: "[--size N] [--verifier-key KEY]...",
@@ -95,7 +109,7 @@ func auditCheckpointCmd() command {
 						fields(tw, "size", strconv.FormatInt(cp.GetSize(), 10), "root", tlog.Hash(cp.GetRootHash()).String(),
 							"time", cp.GetTime().AsTime().Format(time.RFC3339), "signature", "ok")
 						for _, k := range cp.GetVerifierKeys() {
-							fields(tw, "verifier key", k)
+							fields(tw, "verifier key", k+signedBy(cp.GetNote(), k))
 						}
 					})
 				})
@@ -161,9 +175,10 @@ func auditConsistencyCmd() command {
 		help: "Proves that the checkpoint of --new (default: the latest) extends the one of --old:\n" +
 			"nothing in the first N records was changed, removed or reordered. Checked here.\n" +
 			"Without --new the latest must also extend the checkpoint verified the time before\n" +
-			"(see audit verify), and is kept.",
+			"(see audit verify), and is kept. Both sizes are those of signed checkpoints (one\n" +
+			"every audit.checkpoint_interval): one you kept, or that audit checkpoint showed.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			oldSize := fs.Int64("old", 0, "tree size of the earlier checkpoint")
+			oldSize := fs.Int64("old", 0, "tree size of the earlier checkpoint (the size audit checkpoint showed then)")
 			newSize := fs.Int64("new", 0, "tree size of the later checkpoint (0: the latest)")
 			var pinned verifierFlag
 			fs.Var(&pinned, "verifier-key", "trusted verifier key (repeatable)")
@@ -295,7 +310,7 @@ func auditVerifyCmd() command {
 						if v.GetOk() {
 							fields(tw, "result", "ok")
 						} else {
-							fields(tw, "result", "TAMPERED", "first bad record", strconv.FormatInt(v.GetBadSeq(), 10), "problem", v.GetProblem())
+							verdict(tw, "TAMPERED", v.GetBadSeq(), v.GetBadCheckpoint(), v.GetProblem())
 						}
 					}); err != nil {
 						return err
@@ -413,10 +428,13 @@ func (a *app) verifyArchive(path string, pinned verifierFlag) error {
 	if err := a.output(out, func(tw *tabwriter.Writer) {
 		fields(tw, "archive", path, "log", h.Origin, "records", fmt.Sprintf("%d to %d", h.From, h.To-1),
 			"records checked", strconv.FormatInt(rep.Records, 10))
-		if rep.Problem == nil {
+		switch {
+		case rep.Problem == nil:
 			fields(tw, "result", "ok")
-		} else {
-			fields(tw, "result", "TAMPERED", "first bad record", strconv.FormatInt(rep.Problem.Seq, 10), "problem", rep.Problem.What)
+		case rep.Problem.Unverified:
+			fields(tw, "result", "NOT VERIFIED", "problem", rep.Problem.What)
+		default:
+			verdict(tw, "TAMPERED", rep.Problem.Seq, rep.Problem.Checkpoint, rep.Problem.What)
 		}
 	}); err != nil {
 		return err
@@ -425,6 +443,19 @@ func (a *app) verifyArchive(path string, pinned verifierFlag) error {
 		return fmt.Errorf("the archive does not verify: %s", rep.Problem.What)
 	}
 	return nil
+}
+
+// verdict prints a verification's failure: the first bad record when one
+// is named (seq -1: none can be), else the checkpoint concerned.
+func verdict(tw *tabwriter.Writer, result string, seq, checkpoint int64, problem string) {
+	fields(tw, "result", result)
+	switch {
+	case seq >= 0:
+		fields(tw, "first bad record", strconv.FormatInt(seq, 10))
+	case checkpoint > 0:
+		fields(tw, "checkpoint", "of size "+strconv.FormatInt(checkpoint, 10))
+	}
+	fields(tw, "problem", problem)
 }
 
 // actorShown is a record's actor for a person to read: the person's name

@@ -86,9 +86,24 @@ func TestAuditVerifyArchive(t *testing.T) {
 	for _, k := range osigner.VerifierKeys() {
 		opin = append(opin, "--verifier-key", k)
 	}
+	// with another log's key nothing is shown altered: not verified, no
+	// record named (trial11 D3)
 	if code, out, errs := h.run(append([]string{"audit", "verify", "--archive", arch[0].File}, opin...)...); code != 1 ||
-		!strings.Contains(out+errs, "none of the verifier keys given") {
+		!strings.Contains(out+errs, "none of the verifier keys given") || !strings.Contains(out, "NOT VERIFIED") ||
+		strings.Contains(out, "TAMPERED") || strings.Contains(out, "first bad record") {
 		t.Fatalf("archive verified with another log's key: exit %d\n%s%s", code, out, errs)
+	}
+	// a record's field changed: the archive cannot tell which record, so
+	// it names none (not record 0)
+	edited := filepath.Join(dir, "edited.jsonl")
+	lines := strings.Split(string(data), "\n")
+	lines[5] = strings.Replace(lines[5], `"seq":4,`, `"seq":4,"remark":"x",`, 1)
+	if err := os.WriteFile(edited, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := h.run(verify(edited)...); code != 1 || !strings.Contains(out, "TAMPERED") ||
+		strings.Contains(out, "first bad record") || !strings.Contains(out, "one of them was changed") {
+		t.Fatalf("an edited archive record: exit %d\n%s%s", code, out, errs)
 	}
 	if code, _, _ := h.run("audit", "verify", "--archive", filepath.Join(dir, "missing")); code == 0 {
 		t.Fatal("a missing file verified")

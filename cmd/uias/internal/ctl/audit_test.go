@@ -56,8 +56,27 @@ func TestAuditCommands(t *testing.T) {
 	}
 
 	out := h.mustRun("audit", "checkpoint")
-	if !strings.Contains(out, "signature:") || !strings.Contains(out, "ok") || !strings.Contains(out, "verifier key:") {
+	if !strings.Contains(out, "signature:") || !strings.Contains(out, "ok") || !strings.Contains(out, "verifier key:") ||
+		strings.Count(out, "(signed this checkpoint)") != 1 {
 		t.Fatalf("checkpoint:\n%s", out)
+	}
+	// the log's other verifier keys (older keys, for the checkpoints they
+	// signed) do not verify it alone: the refusal names the key that
+	// signed (trial11 D4)
+	others := 0
+	for _, line := range strings.Split(out, "\n") {
+		k, ok := strings.CutPrefix(strings.TrimSpace(line), "verifier key:")
+		if k = strings.TrimSpace(k); !ok || strings.HasSuffix(k, "(signed this checkpoint)") {
+			continue
+		}
+		others++
+		code, _, errs := h.run("audit", "checkpoint", "--verifier-key", k)
+		if code != exitError || !strings.Contains(errs, "signed by uias.audit") || !strings.Contains(errs, "none of the verifier keys given") {
+			t.Fatalf("checkpoint with a key that did not sign it: exit %d %s", code, errs)
+		}
+	}
+	if others == 0 {
+		t.Fatalf("the ring lists one verifier key only: %s", out)
 	}
 	out = h.mustRun("audit", "prove", "0")
 	if !strings.Contains(out, "proof:") || !strings.Contains(out, "org.create") {
