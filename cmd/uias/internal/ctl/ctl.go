@@ -39,7 +39,11 @@ sessions, the audit log, data keys, multi-centre sync and provisioning
 subscriptions, bulk import and export.
 
 Global flags (accepted before or after the noun):
-  --addr HOST:PORT      identity gRPC address (env UIAS_ADDR, default 127.0.0.1:9090)
+  --addr HOST:PORT      gRPC address of the component serving the command: with
+                        --target=all every one; else identity (org, user, group,
+                        app, link, keys, import, export, login), authz (authz),
+                        ticket (service, sessions), audit (audit), sync (sync)
+                        (env UIAS_ADDR, default 127.0.0.1:9090)
   --output, -o table|json
                         output format (default table); json prints the API response
   --timeout DURATION    deadline for the whole command (default 10s)
@@ -165,7 +169,7 @@ type globals struct {
 // addGlobals defines the global flags on fs with the current values of g as
 // defaults, so flags given before the noun survive a second parse.
 func (g *globals) addGlobals(fs *flag.FlagSet) {
-	fs.StringVar(&g.addr, "addr", g.addr, "identity gRPC `address` (env UIAS_ADDR)")
+	fs.StringVar(&g.addr, "addr", g.addr, "gRPC `address` of the component serving the command (env UIAS_ADDR)")
 	fs.StringVar(&g.output, "output", g.output, "output `format`: table or json")
 	fs.StringVar(&g.output, "o", g.output, "shorthand for --output")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "deadline for the whole command")
