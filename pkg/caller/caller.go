@@ -52,6 +52,9 @@ type Caller struct {
 	// component's replica calls): the records it writes name the centre
 	// as their actor ("centre:<name>").
 	Centre string
+	// System: the process acts of itself, for nobody who called (the
+	// first start's bootstrap): its records name "system:<System>".
+	System string
 }
 
 type key struct{}
@@ -81,7 +84,9 @@ func WithActor(ctx context.Context, actor string) context.Context {
 }
 
 // Actor names the caller in audit records and change events: "user:<id>"
-// for a person, "app:<App_ID>" for an application, else "anonymous".
+// for a person, "app:<App_ID>" for an application, "centre:<name>" for
+// another centre's changes, "system:<what>" for the process itself, else
+// "anonymous".
 func (c *Caller) Actor() string {
 	switch {
 	case c.Principal != "":
@@ -90,6 +95,8 @@ func (c *Caller) Actor() string {
 		return "app:" + c.App.ID
 	case c.Centre != "":
 		return "centre:" + c.Centre
+	case c.System != "":
+		return "system:" + c.System
 	}
 	return "anonymous"
 }

@@ -1471,7 +1471,8 @@ func (s *Service) Bootstrap(ctx context.Context, password string) (created bool,
 // but no user.
 func (s *Service) BootstrapAdmins(ctx context.Context, p FirstAdmins) (Bootstrapped, error) {
 	var res Bootstrapped
-	bctx := caller.With(ctx, &caller.Caller{RequestID: "bootstrap"})
+	// its records name the process, not an anonymous caller (trial11 D12)
+	bctx := caller.With(ctx, &caller.Caller{RequestID: "bootstrap", System: "bootstrap"})
 	var root *Org
 	n, err := s.store.CountOrgs(ctx)
 	if err != nil {
@@ -1563,13 +1564,30 @@ func checkPhone(p string) error {
 	if p == "" {
 		return nil
 	}
+	digits := 0
 	for i, r := range p {
-		if !(r >= '0' && r <= '9') && !(i == 0 && r == '+') && r != '-' {
-			return badField("phone", "phone may contain only digits, '-' and a leading '+'")
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case r == '+' && i == 0:
+		case r == '-' && i > 0 && i < len(p)-1 && p[i-1] != '-' && p[i-1] != '+':
+		default:
+			return badField("phone", "phone may contain only digits, single '-' between them and a leading '+'")
 		}
+	}
+	if digits < minPhoneDigits || digits > maxPhoneDigits {
+		// (E.164 numbers have at most 15 digits; trial11 D7)
+		return badField("phone", "phone must have %d to %d digits (a mainland mobile number has 11)", minPhoneDigits, maxPhoneDigits)
 	}
 	return nil
 }
+
+// The digits a phone number may have: an extension of a few digits at
+// least, E.164's 15 at most.
+const (
+	minPhoneDigits = 5
+	maxPhoneDigits = 15
+)
 
 func checkEmail(e string) error {
 	if e == "" {

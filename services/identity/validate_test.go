@@ -284,6 +284,16 @@ func TestDomainBadRequestsNameTheField(t *testing.T) {
 			t.Errorf("%+v: %v, want the field %s", r, err, c.field)
 		}
 	}
+	for _, p := range []string{"12a", "-", "+", "---", "1391234567890123", "139--12345678", "13912345678-", "+-13912345678", "1234"} {
+		if ae, ok := apierr.As(checkPhone(p)); !ok || ae.Meta[apierr.MetaField] != "phone" {
+			t.Errorf("phone %q: %v, want refused", p, checkPhone(p))
+		}
+	}
+	for _, p := range []string{"", "13912345678", "+8613912345678", "139-1234-5678", "010-12345678", "+86-10-12345678", "88001"} {
+		if err := checkPhone(p); err != nil {
+			t.Errorf("phone %q: %v", p, err)
+		}
+	}
 	for field, err := range map[string]error{
 		"email":     checkEmail("not an address"),
 		"phone":     checkPhone("12a"),
