@@ -215,8 +215,18 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 			// so it is told when it expired and what to do.
 			return refuse(LegacyCallerNotAllowed, ae.Reason, ae.Message, t)
 		} else if ok {
-			return refuse(LegacyCallerNotAllowed, "CALLER_REFUSED",
-				"the caller is not allowed: call from an address on the application's IP allow-list (with its App_ID and secret where required)", t)
+			// say which check refused (trial11 D8: a wrong secret was
+			// answered about the allow-list)
+			why := "the caller is not allowed: call from an address on the application's IP allow-list (with its App_ID and secret where required)"
+			switch ae.Reason {
+			case caller.ErrBadAppCredentials.Reason:
+				why = "the App_ID or App_Secret is wrong"
+			case caller.ErrAppSuspended.Reason:
+				why = "the application is suspended"
+			case caller.ErrIPNotAllowed.Reason:
+				why = "the caller is not allowed: calls from this address are not on the application's IP allow-list"
+			}
+			return refuse(LegacyCallerNotAllowed, "CALLER_REFUSED", why, t)
 		}
 		return nil, err
 	}

@@ -219,6 +219,11 @@ func TestOIDCWithGoClient(t *testing.T) {
 		if code != http.StatusBadRequest || !strings.HasPrefix(at.String(), issuer) {
 			t.Fatalf("no client_id: %d at %s", code, at)
 		}
+		// client_id or redirect_uri twice: which to send an error to? a page
+		q := url.Values{"client_id": {f.appID, f.appID}, "redirect_uri": {cb.URL + "/callback"}, "response_type": {"code"}}
+		if code, _, at := br.get(issuer + "/authorize?" + q.Encode()); code != http.StatusBadRequest || !strings.HasPrefix(at.String(), issuer) {
+			t.Fatalf("client_id twice: %d at %s", code, at)
+		}
 	})
 	t.Run("errors sent back to the client", func(t *testing.T) {
 		q := url.Values{"client_id": {f.appID}, "redirect_uri": {cb.URL + "/callback"}, "response_type": {"token"}, "state": {"s3"}}
@@ -227,6 +232,12 @@ func TestOIDCWithGoClient(t *testing.T) {
 			t.Fatalf("response_type=token: at %s", at)
 		}
 		q.Set("response_type", "code")
+		// another parameter twice (RFC 6749 §3.1): invalid_request
+		q["nonce"] = []string{"n1", "n2"}
+		if _, _, at = br.get(issuer + "/authorize?" + q.Encode()); at.Path != "/callback" || at.Query().Get("error") != "invalid_request" {
+			t.Fatalf("nonce twice: at %s", at)
+		}
+		q.Del("nonce")
 		q.Set("code_challenge", "short")
 		q.Set("code_challenge_method", "S256")
 		if _, _, at = br.get(issuer + "/authorize?" + q.Encode()); at.Query().Get("error") != "invalid_request" {
@@ -314,9 +325,12 @@ func TestOIDCWithGoClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
-			t.Fatalf("userinfo without a token: %d %v", resp.StatusCode, resp.Header)
+		// no credentials, no error code (RFC 6750 §3.1)
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer realm="uias"` ||
+			strings.Contains(string(body), `"error"`) {
+			t.Fatalf("userinfo without a token: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
 		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "AT-forged", TokenType: "Bearer"})); err == nil {
 			t.Fatal("userinfo with a forged token answered")

@@ -266,6 +266,13 @@ func TestLegacySSOAuthService(t *testing.T) {
 	if code, ans := legacyValidate(casBase, stub.last("c"), fa.appID, fa.secret); code != 403 || ans.Result != "RPC_CALLER_NOT_ALLOWED" {
 		t.Fatalf("A's credentials for C's ticket: %d %+v", code, ans)
 	}
+	// C's own App_ID with a wrong secret: the message says so, not
+	// something about addresses (trial11 D8)
+	_, _, _ = br.get(casBase + "login?service=" + url.QueryEscape(urlC))
+	if code, ans := legacyValidate(casBase, stub.last("c"), fc.appID, "wrong-secret"); code != 403 ||
+		ans.Result != "RPC_CALLER_NOT_ALLOWED" || !strings.Contains(ans.Message, "App_ID or App_Secret is wrong") {
+		t.Fatalf("C's App_ID with a wrong secret: %d %+v", code, ans)
+	}
 
 	// D: the person has no account linked there.
 	fd := e.seed("lgd", "dora", &identityv1.CreateAppRequest{IpAllowList: []string{"127.0.0.0/8"}}, nil)

@@ -3,9 +3,11 @@ package cas
 import (
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +68,12 @@ type oauthError struct{ code, desc string }
 func parseOIDC(v url.Values, form bool) (*oidcRequest, *oauthError) {
 	q := &oidcRequest{clientID: v.Get("client_id"), redirectURI: v.Get("redirect_uri"), scope: strings.Join(strings.Fields(v.Get("scope")), " "),
 		state: v.Get("state"), nonce: v.Get("nonce"), challenge: v.Get("code_challenge"), maxAge: -1, hintSub: hintSubject(v.Get("id_token_hint"))}
+	for _, k := range slices.Sorted(maps.Keys(v)) {
+		if len(v[k]) > 1 {
+			// RFC 6749 §3.1 (trial11 D9)
+			return q, &oauthError{"invalid_request", "the parameter " + k + " is given more than once"}
+		}
+	}
 	if ma := v.Get("max_age"); ma != "" {
 		n, err := strconv.ParseInt(ma, 10, 64)
 		if err != nil || n < 0 {
@@ -189,8 +197,9 @@ func (h *Handler) oidcAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	v := r.Form
 	t := h.texts(r)
-	if v.Get("client_id") == "" || v.Get("redirect_uri") == "" {
-		// Nowhere to send an error: a page (never a redirect).
+	if v.Get("client_id") == "" || v.Get("redirect_uri") == "" || len(v["client_id"]) > 1 || len(v["redirect_uri"]) > 1 {
+		// Nowhere to send an error (none, or which of two?): a page
+		// (never a redirect).
 		h.message(w, r, http.StatusBadRequest, true, t.BadServiceHead, t.OIDCMissing, "", "")
 		return
 	}
@@ -420,8 +429,9 @@ func (h *Handler) oidcUserInfo(w http.ResponseWriter, r *http.Request) {
 		token = r.PostForm.Get("access_token")
 	}
 	if token == "" {
+		// no credentials: no error code (RFC 6750 §3.1; trial11 D10)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="uias"`)
-		oidcJSON(w, http.StatusUnauthorized, []byte(`{"error":"invalid_request","error_description":"an access token is required"}`))
+		oidcJSON(w, http.StatusUnauthorized, []byte(`{"error_description":"an access token is required (Authorization: Bearer)"}`))
 		return
 	}
 	ctx, cancel := h.ctx(r)

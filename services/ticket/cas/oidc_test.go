@@ -48,6 +48,17 @@ func TestParseOIDC(t *testing.T) {
 			t.Errorf("%s: %+v, want %s", name, bad, tc.want)
 		}
 	}
+	// a parameter given twice (RFC 6749 §3.1; trial11 D9)
+	for _, k := range []string{"state", "scope", "nonce", "response_type", "code_challenge"} {
+		v := url.Values{}
+		for k, vs := range good {
+			v[k] = vs
+		}
+		v[k] = []string{"a", "b"}
+		if _, bad := parseOIDC(v, false); bad == nil || bad.code != "invalid_request" || !strings.Contains(bad.desc, k) {
+			t.Errorf("%s twice: %+v", k, bad)
+		}
+	}
 }
 
 func TestHintSubject(t *testing.T) {
