@@ -724,6 +724,50 @@ func (s *Service) Revoke(ctx context.Context, c Client, token string) error {
 	return nil
 }
 
+// EndSessionOfIDToken is RP-initiated logout without the browser's
+// session cookie: it ends the session an ID token signed here names (its
+// sid; expired tokens too, as OpenID Connect RP-Initiated Logout 1.0 §2
+// allows), when the token was issued to clientID (if given). It reports
+// whether a live session ended; a token not signed here, of another
+// client or naming no session is ErrInvalidToken.
+func (s *Service) EndSessionOfIDToken(ctx context.Context, hint, clientID string) (bool, error) {
+	if s.idTokens == nil {
+		return false, ErrOIDCUnavailable
+	}
+	claims, err := s.idTokens.Verify(hint)
+	if err != nil {
+		return false, ErrInvalidToken.WithMessage("the id_token_hint is not an ID token of this deployment: " + err.Error())
+	}
+	sid, _ := claims["sid"].(string)
+	sub, _ := claims["sub"].(string)
+	if sid == "" || sub == "" || (clientID != "" && !audienceHas(claims["aud"], clientID)) {
+		return false, ErrInvalidToken.WithMessage("the id_token_hint names no session, or was issued to another client")
+	}
+	sess, _, err := s.followSession(ctx, sid)
+	if errors.Is(err, ErrSessionNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return s.endSession(ctx, sess.ID, sub, "LOGOUT")
+}
+
+// audienceHas reports whether a JWT's aud (a string or an array) names id.
+func audienceHas(aud any, id string) bool {
+	switch a := aud.(type) {
+	case string:
+		return a == id
+	case []any:
+		for _, x := range a {
+			if x == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // LogoutToken is the OpenID Connect back-channel logout token of a session
 // that ended, for the client of use (an authorization code's: use.Issuer
 // set).

@@ -830,3 +830,52 @@ func TestReplayRacingExchange(t *testing.T) {
 		})
 	}
 }
+
+// TestEndSessionOfIDToken: RP-initiated logout without the session's
+// cookie ends the session an ID token signed here names, expired or not;
+// a token of another client, forged or not of this deployment ends
+// nothing (trial11 D11).
+func TestEndSessionOfIDToken(t *testing.T) {
+	ctx := context.Background()
+	f := oidcFixture(t, ticket.Config{})
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	tgt := f.login(t, "u1")
+	c1 := ticket.Client{ID: "app1", Secret: "s1"}
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
+		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(toks.IDToken, ".")
+	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"u1","sid":"x","aud":"app1"}`)) + "." + parts[2]
+	other, err := ticket.NewIDTokenKeys("k", map[string][]byte{"k": []byte("another deployment's seed, 32 bytes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, _ := other.Sign(map[string]any{"sub": "u1", "sid": ticket.SessionID(tgt), "aud": "app1"})
+	for name, hint := range map[string]string{"garbage": "x.y.z", "forged claims": forged, "another deployment's key": foreign} {
+		if _, err := f.svc.EndSessionOfIDToken(ctx, hint, ""); !errors.Is(err, ticket.ErrInvalidToken) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if _, err := f.svc.EndSessionOfIDToken(ctx, toks.IDToken, "app2"); !errors.Is(err, ticket.ErrInvalidToken) {
+		t.Fatalf("another client's ID token: %v", err)
+	}
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); err != nil {
+		t.Fatalf("the session ended by a refused hint: %v", err)
+	}
+	f.clock.advance(70 * time.Minute) // the ID token has expired: still a hint
+	if ok, err := f.svc.EndSessionOfIDToken(ctx, toks.IDToken, "app1"); err != nil || !ok {
+		t.Fatalf("logout by the ID token: %v %v", ok, err)
+	}
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); !errors.Is(err, ticket.ErrInvalidToken) {
+		t.Fatalf("the access token after the logout: %v", err)
+	}
+	if ok, err := f.svc.EndSessionOfIDToken(ctx, toks.IDToken, ""); err != nil || ok {
+		t.Fatalf("the same logout again: %v %v", ok, err)
+	}
+}

@@ -399,6 +399,11 @@ func TestOIDCWithGoClient(t *testing.T) {
 		if _, _, at := newBrowser(t).get(casBase + "logout?" + hint.Encode()); at.Path != "/" || at.Query().Get("state") != "s9" {
 			t.Fatalf("logout with id_token_hint: at %s", at)
 		}
+		// from a browser without the session's cookie, the hint's session
+		// ended (as Keycloak does; trial11 D11)
+		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+			t.Fatal("the session named by id_token_hint lives on after the logout")
+		}
 		hint.Set("post_logout_redirect_uri", cb.URL+"/elsewhere")
 		if _, _, at := newBrowser(t).get(casBase + "logout?" + hint.Encode()); at.Path != "/cas/logout" {
 			t.Fatalf("logout to a URI not registered exactly: at %s", at)

@@ -952,6 +952,23 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 			h.fault(w, r, err)
 			return
 		}
+	} else if hint := r.URL.Query().Get("id_token_hint"); hint != "" {
+		// RP-initiated logout from a browser without the session's
+		// cookie (another browser profile, the cookie cleared): the
+		// session the ID token names ends (trial11 D11). A hint that is
+		// not one of this deployment's ID tokens, or another client's,
+		// ends nothing and is logged.
+		ctx, cancel := h.ctx(r)
+		_, err := h.o.Tickets.EndSessionOfIDToken(ctx, &ticketv1.EndSessionOfIDTokenRequest{IdTokenHint: hint,
+			ClientId: r.URL.Query().Get("client_id")})
+		cancel()
+		switch {
+		case status.Code(err) == codes.Unauthenticated || status.Code(err) == codes.InvalidArgument:
+			h.o.Log.Info("logout: the id_token_hint ends no session", zap.String("reason", reasonOf(err)))
+		case err != nil && reasonOf(err) != "OIDC_UNAVAILABLE":
+			h.fault(w, r, err)
+			return
+		}
 	}
 	h.clearTGC(w, r)
 	if svc := r.URL.Query().Get("service"); svc != "" {

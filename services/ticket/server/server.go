@@ -569,3 +569,12 @@ func (s *Server) SigningKeys(context.Context, *ticketv1.SigningKeysRequest) (*ti
 	}
 	return &ticketv1.SigningKeysResponse{Jwks: string(j)}, nil
 }
+
+// EndSessionOfIDToken implements TicketService.
+func (s *Server) EndSessionOfIDToken(ctx context.Context, r *ticketv1.EndSessionOfIDTokenRequest) (*ticketv1.DestroySessionResponse, error) {
+	ok, err := s.svc.EndSessionOfIDToken(ctx, r.GetIdTokenHint(), r.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.DestroySessionResponse{Ended: ok}, nil
+}

@@ -37,6 +37,7 @@ const (
 	TicketService_IntrospectToken_FullMethodName           = "/uias.ticket.v1.TicketService/IntrospectToken"
 	TicketService_RevokeToken_FullMethodName               = "/uias.ticket.v1.TicketService/RevokeToken"
 	TicketService_SigningKeys_FullMethodName               = "/uias.ticket.v1.TicketService/SigningKeys"
+	TicketService_EndSessionOfIDToken_FullMethodName       = "/uias.ticket.v1.TicketService/EndSessionOfIDToken"
 )
 
 // TicketServiceClient is the client API for TicketService service.
@@ -122,6 +123,12 @@ type TicketServiceClient interface {
 	// SigningKeys answers the public keys ID tokens are signed with, as a
 	// JSON Web Key Set.
 	SigningKeys(ctx context.Context, in *SigningKeysRequest, opts ...grpc.CallOption) (*SigningKeysResponse, error)
+	// EndSessionOfIDToken is OpenID Connect RP-initiated logout without the
+	// browser's session cookie (/cas/logout?id_token_hint=...): it ends the
+	// session the ID token names (its sid), when the token was signed here
+	// (an expired one too) and, with client_id, issued to that client.
+	// UNAUTHENTICATED OAUTH_INVALID_TOKEN for a token that is not.
+	EndSessionOfIDToken(ctx context.Context, in *EndSessionOfIDTokenRequest, opts ...grpc.CallOption) (*DestroySessionResponse, error)
 }
 
 type ticketServiceClient struct {
@@ -312,6 +319,16 @@ func (c *ticketServiceClient) SigningKeys(ctx context.Context, in *SigningKeysRe
 	return out, nil
 }
 
+func (c *ticketServiceClient) EndSessionOfIDToken(ctx context.Context, in *EndSessionOfIDTokenRequest, opts ...grpc.CallOption) (*DestroySessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DestroySessionResponse)
+	err := c.cc.Invoke(ctx, TicketService_EndSessionOfIDToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TicketServiceServer is the server API for TicketService service.
 // All implementations must embed UnimplementedTicketServiceServer
 // for forward compatibility.
@@ -395,6 +412,12 @@ type TicketServiceServer interface {
 	// SigningKeys answers the public keys ID tokens are signed with, as a
 	// JSON Web Key Set.
 	SigningKeys(context.Context, *SigningKeysRequest) (*SigningKeysResponse, error)
+	// EndSessionOfIDToken is OpenID Connect RP-initiated logout without the
+	// browser's session cookie (/cas/logout?id_token_hint=...): it ends the
+	// session the ID token names (its sid), when the token was signed here
+	// (an expired one too) and, with client_id, issued to that client.
+	// UNAUTHENTICATED OAUTH_INVALID_TOKEN for a token that is not.
+	EndSessionOfIDToken(context.Context, *EndSessionOfIDTokenRequest) (*DestroySessionResponse, error)
 	mustEmbedUnimplementedTicketServiceServer()
 }
 
@@ -458,6 +481,9 @@ func (UnimplementedTicketServiceServer) RevokeToken(context.Context, *RevokeToke
 }
 func (UnimplementedTicketServiceServer) SigningKeys(context.Context, *SigningKeysRequest) (*SigningKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SigningKeys not implemented")
+}
+func (UnimplementedTicketServiceServer) EndSessionOfIDToken(context.Context, *EndSessionOfIDTokenRequest) (*DestroySessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EndSessionOfIDToken not implemented")
 }
 func (UnimplementedTicketServiceServer) mustEmbedUnimplementedTicketServiceServer() {}
 func (UnimplementedTicketServiceServer) testEmbeddedByValue()                       {}
@@ -804,6 +830,24 @@ func _TicketService_SigningKeys_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TicketService_EndSessionOfIDToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndSessionOfIDTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).EndSessionOfIDToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_EndSessionOfIDToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).EndSessionOfIDToken(ctx, req.(*EndSessionOfIDTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TicketService_ServiceDesc is the grpc.ServiceDesc for TicketService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -882,6 +926,10 @@ var TicketService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SigningKeys",
 			Handler:    _TicketService_SigningKeys_Handler,
+		},
+		{
+			MethodName: "EndSessionOfIDToken",
+			Handler:    _TicketService_EndSessionOfIDToken_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
