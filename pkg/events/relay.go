@@ -43,6 +43,13 @@ type RelayOptions struct {
 	// drains too, each round after db's. Write does not apply to them:
 	// their deletes run on them.
 	Also []*store.DB
+	// Subjects, when set, are the subject prefixes of the rows this relay
+	// publishes (of db's outbox; Also's are the component's own): the
+	// others are left to the relays of the components that wrote them.
+	// Components sharing one PostgreSQL database share its outbox table,
+	// and each may publish only its own subjects (its NATS user's
+	// permissions). Empty: every row.
+	Subjects []string
 	// GiveWay, when set, pauses the relay before each round of publishing
 	// while logins wait for a hash worker (at most its MaxPause a round):
 	// the rows wait in the outbox and go out together afterwards.
@@ -165,7 +172,8 @@ func (r *Relay) Pending(ctx context.Context) (int, error) {
 	total := 0
 	for _, o := range r.outs {
 		var n int
-		if err := o.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events_outbox`).Scan(&n); err != nil {
+		where, args := r.own(o)
+		if err := o.db.QueryRowContext(ctx, o.db.Rebind(`SELECT COUNT(*) FROM events_outbox`+where), args...).Scan(&n); err != nil {
 			return 0, fmt.Errorf("events: count outbox rows: %w", err)
 		}
 		total += n
@@ -420,16 +428,33 @@ func (r *Relay) deleteRows(ctx context.Context, o *outbox, q querier, rows []out
 	return nil
 }
 
+// own is the condition (with its arguments) that selects the rows of o
+// this relay publishes: those of RelayOptions.Subjects in db's outbox.
+func (r *Relay) own(o *outbox) (string, []any) {
+	if o.db != r.db || len(r.opts.Subjects) == 0 {
+		return "", nil
+	}
+	conds := make([]string, len(r.opts.Subjects))
+	args := make([]any, len(r.opts.Subjects))
+	for i, p := range r.opts.Subjects {
+		conds[i] = fmt.Sprintf("substr(subject, 1, %d) = ?", len(p))
+		args[i] = p
+	}
+	return " WHERE (" + strings.Join(conds, " OR ") + ")", args
+}
+
 func (r *Relay) readRows(ctx context.Context, o *outbox, q querier) ([]outboxRow, error) {
-	query := o.db.Rebind(`SELECT seq, id, subject, type, payload, created_at FROM events_outbox ORDER BY seq LIMIT ?`)
+	where, args := r.own(o)
+	query := o.db.Rebind(`SELECT seq, id, subject, type, payload, created_at FROM events_outbox` + where + ` ORDER BY seq LIMIT ?`)
+	args = append(args, r.opts.BatchSize)
 	var (
 		rs  *sql.Rows
 		err error
 	)
 	if o.stmts != nil && q == querier(o.db) {
-		rs, err = o.stmts.QueryPrepared(ctx, query, r.opts.BatchSize)
+		rs, err = o.stmts.QueryPrepared(ctx, query, args...)
 	} else {
-		rs, err = q.QueryContext(ctx, query, r.opts.BatchSize)
+		rs, err = q.QueryContext(ctx, query, args...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("events: read outbox: %w", err)

@@ -154,6 +154,11 @@ func (e *Env) Relay(db *store.DB, js jetstream.JetStream, opts ...events.RelayOp
 	if o.GiveWay == nil {
 		o.GiveWay = e.GiveWay()
 	}
+	if db != nil && db.Dialect == store.Postgres && len(o.Subjects) == 0 {
+		// the components share the database's outbox: each relays its
+		// own events (what its NATS user may publish)
+		o.Subjects = OwnSubjects(e.Name)
+	}
 	log := e.Log.Named("relay")
 	r := events.NewRelay(db, js, log, o)
 	e.Go(func(ctx context.Context) {
@@ -162,6 +167,12 @@ func (e *Env) Relay(db *store.DB, js jetstream.JetStream, opts ...events.RelayOp
 		}
 	})
 	return r
+}
+
+// OwnSubjects are the subject prefixes of the events a component named
+// name writes to its outbox: its changes and its audit records.
+func OwnSubjects(name string) []string {
+	return []string{"uias.changes." + name + ".", "uias.audit." + name + "."}
 }
 
 // GiveWay is the process's signal of logins waiting for a password hash
